@@ -1,0 +1,64 @@
+# Berth: `make up` runs the whole platform locally; `make test` runs every check CI runs.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= .berth
+PYTEST_ARGS ?=
+
+.PHONY: help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
+
+help:
+	@echo "make up          install what is missing and run the platform locally (data in $(DATA_DIR))"
+	@echo "make down        stop it (data is kept)"
+	@echo "make status      health of every component"
+	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
+	@echo "make test-fast   the tests not marked slow"
+	@echo "make bench       the benchmarks, results in benchmarks/results/*.json"
+	@echo "make lock        regenerate requirements.lock (names and versions only)"
+
+install:
+	@bash deploy/install.sh
+
+install-test:
+	@bash deploy/install.sh --test
+
+up:
+	@bash deploy/install.sh --docker
+	@$(BIN)/berth up --data-dir $(DATA_DIR)
+
+up-all-in-one:
+	@bash deploy/install.sh --docker
+	@$(BIN)/berth up --data-dir $(DATA_DIR) --all-in-one
+
+down:
+	@if [ -x $(BIN)/berth ]; then $(BIN)/berth down --data-dir $(DATA_DIR); fi
+
+status:
+	@$(BIN)/berth status --data-dir $(DATA_DIR)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check libs services cli
+
+typecheck: install
+	$(BIN)/mypy libs/common/src
+	$(BIN)/mypy services/api/src services/builder/src services/scheduler/src services/proxy-sync/src \
+		services/metrics/src services/notifier/src cli/src
+
+pytest: install-test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: install-test lint typecheck pytest
+
+test-fast: install-test
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m benchmarks.run
+
+lock:
+	$(BIN)/uv pip compile -q requirements.in -o requirements.lock
+	@! grep -n '://' requirements.lock || (echo "requirements.lock must not contain URLs" && false)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

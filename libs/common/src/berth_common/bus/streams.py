@@ -1,0 +1,101 @@
+"""Stream declarations, in one place. Declaring is idempotent and never overwrites a differing stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+CMD_STREAM = "BERTH_CMD"
+EVT_STREAM = "BERTH_EVT"
+LOG_STREAM = "BERTH_LOG"
+DLQ_STREAM = "BERTH_DLQ"
+DEAD_LETTER_PREFIX = "dlq."
+
+
+class StreamConflictError(RuntimeError):
+    """A stream exists with a configuration other than the declared one; Berth refuses to overwrite it."""
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    retention: RetentionPolicy
+    max_age_s: float = 0.0
+    storage: StorageType = StorageType.FILE
+    duplicate_window_s: float = 120.0
+    discard: DiscardPolicy = DiscardPolicy.OLD
+    max_bytes: int = -1
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            max_age=self.max_age_s or None,
+            storage=self.storage,
+            duplicate_window=self.duplicate_window_s,
+            discard=self.discard,
+            max_bytes=self.max_bytes,
+        )
+
+    def differences(self, actual: StreamConfig) -> list[str]:
+        """Fields in which ``actual`` differs from this declaration (empty when they agree)."""
+        diffs = []
+        if sorted(actual.subjects or []) != sorted(self.subjects):
+            diffs.append(f"subjects {actual.subjects} != {list(self.subjects)}")
+        if actual.retention != self.retention:
+            diffs.append(f"retention {actual.retention} != {self.retention}")
+        if abs(float(actual.max_age or 0) - self.max_age_s) > 1e-3:
+            diffs.append(f"max_age {actual.max_age} != {self.max_age_s}")
+        if actual.storage != self.storage:
+            diffs.append(f"storage {actual.storage} != {self.storage}")
+        if abs(float(actual.duplicate_window or 0) - self.duplicate_window_s) > 1e-3:
+            diffs.append(f"duplicate_window {actual.duplicate_window} != {self.duplicate_window_s}")
+        if actual.discard != self.discard:
+            diffs.append(f"discard {actual.discard} != {self.discard}")
+        if (actual.max_bytes or -1) != self.max_bytes:
+            diffs.append(f"max_bytes {actual.max_bytes} != {self.max_bytes}")
+        return diffs
+
+
+def default_streams(event_retention_days: float = 7.0, log_retention_hours: float = 24.0) -> list[StreamSpec]:
+    return [
+        StreamSpec(CMD_STREAM, ("cmd.>",), RetentionPolicy.WORK_QUEUE),
+        StreamSpec(EVT_STREAM, ("evt.>",), RetentionPolicy.LIMITS, max_age_s=event_retention_days * 86400),
+        StreamSpec(LOG_STREAM, ("log.>",), RetentionPolicy.LIMITS, max_age_s=log_retention_hours * 3600),
+        StreamSpec(DLQ_STREAM, (f"{DEAD_LETTER_PREFIX}>",), RetentionPolicy.LIMITS, max_age_s=30 * 86400),
+    ]
+
+
+async def _check(js: JetStreamContext, spec: StreamSpec) -> bool:
+    """True if the stream exists and agrees; raises on a conflict; False if it does not exist."""
+    try:
+        info = await js.stream_info(spec.name)
+    except NotFoundError:
+        return False
+    diffs = spec.differences(info.config)
+    if diffs:
+        log.error("stream config conflict", stream=spec.name, differences=diffs)
+        raise StreamConflictError(f"stream {spec.name} exists with another configuration: {'; '.join(diffs)}")
+    return True
+
+
+async def declare_streams(js: JetStreamContext, specs: list[StreamSpec]) -> None:
+    for spec in specs:
+        if await _check(js, spec):
+            continue
+        try:
+            await js.add_stream(spec.config())
+            log.info("stream created", stream=spec.name)
+        except BadRequestError:
+            # Created concurrently by another service: accept it only if it agrees with ours.
+            if not await _check(js, spec):
+                raise

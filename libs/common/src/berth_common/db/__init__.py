@@ -1,0 +1,7 @@
+"""Database base: one Postgres schema per service, its own role, migrations, idempotency and outbox."""
+
+from berth_common.db.engine import make_engine, make_sessionmaker
+from berth_common.db.migrate import run_migrations
+from berth_common.db.unit import Unit, idempotent
+
+__all__ = ["Unit", "idempotent", "make_engine", "make_sessionmaker", "run_migrations"]

@@ -1,0 +1,39 @@
+"""Async engines bound to one service schema (``search_path``)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def check_schema(schema: str) -> str:
+    if not SCHEMA_RE.fullmatch(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+def async_url(url: str) -> str:
+    """Normalise a Postgres URL to the asyncpg driver."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        u = u.set(drivername="postgresql+asyncpg")
+    return u.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, schema: str, *, pool_size: int = 5) -> AsyncEngine:
+    check_schema(schema)
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": schema, "application_name": f"berth-{schema}"}},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

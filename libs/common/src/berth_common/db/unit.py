@@ -1,0 +1,160 @@
+"""Idempotent handlers and the transactional outbox.
+
+A handler wrapped by :func:`idempotent` runs inside one transaction that also records the message id; a
+redelivered message finds its id and has no second effect. Messages a handler emits are written to the
+outbox in the same transaction and published after commit (and by the relay after a crash), each with a
+stable id, so JetStream de-duplicates a second publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.bus.client import Bus
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import Message
+from berth_common.db.tables import outbox, processed_messages
+from berth_common.envelope import Envelope
+from berth_common.logging import get_logger
+from berth_common.tracing import inject_headers
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Unit:
+    """One unit of work: a session inside a transaction, plus the messages to publish after it commits."""
+
+    session: AsyncSession
+    bus: Bus
+    delivery: Delivery | None = None
+    staged: list[tuple[str, Envelope, dict[str, str]]] = field(default_factory=list)
+
+    async def emit(self, message: Message, *, id: str | None = None, nats_subject: str | None = None) -> Envelope:
+        """Stage ``message`` in the outbox; it is published only if the transaction commits.
+
+        Without an explicit ``id`` the id is derived from the message being handled, so a retried
+        handler emits the same id and the publish is de-duplicated.
+        """
+        if id is None and self.delivery is not None:
+            id = f"{self.delivery.envelope.id}:{message.TYPE}:{len(self.staged)}"
+        env = self.bus.envelope(message, id=id)
+        subject = nats_subject or message.TYPE
+        headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
+        await self.session.execute(
+            insert(outbox)
+            .values(id=env.id, subject=subject, envelope=env.to_bytes(), headers=headers)
+            .on_conflict_do_nothing()
+        )
+        self.staged.append((subject, env, headers))
+        return env
+
+
+async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], unit: Unit) -> None:
+    """After commit: publish what the unit staged and mark it published (the relay covers failures)."""
+    for subject, env, headers in unit.staged:
+        try:
+            await bus.publish_envelope(subject, env, headers)
+        except Exception as exc:  # the relay will publish it
+            log.warning("outbox publish deferred", id=env.id, error=str(exc))
+            return
+        async with sessionmaker() as s, s.begin():
+            await s.execute(sa.update(outbox).where(outbox.c.id == env.id).values(published_at=sa.func.now()))
+
+
+async def run_unit(
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    body: Callable[[Unit], Awaitable[Any]],
+) -> Any:
+    """Run ``body`` in a transaction outside any message (e.g. an API request) with outbox semantics."""
+    async with sessionmaker() as session:
+        async with session.begin():
+            unit = Unit(session=session, bus=bus)
+            result = await body(unit)
+        await publish_staged(bus, sessionmaker, unit)
+    return result
+
+
+def idempotent(
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    handler: Callable[[Any, Unit], Awaitable[None]],
+) -> Callable[[Any, Delivery], Awaitable[None]]:
+    """Wrap ``handler(message, unit)`` so a message id is processed once per consumer."""
+
+    async def run(message: Any, delivery: Delivery) -> None:
+        async with sessionmaker() as session:
+            async with session.begin():
+                first = await session.execute(
+                    insert(processed_messages)
+                    .values(consumer=delivery.consumer, message_id=delivery.envelope.id)
+                    .on_conflict_do_nothing()
+                    .returning(processed_messages.c.message_id)
+                )
+                if first.first() is None:
+                    log.info("duplicate message skipped", consumer=delivery.consumer, id=delivery.envelope.id)
+                    return
+                unit = Unit(session=session, bus=bus, delivery=delivery)
+                await handler(message, unit)
+            await publish_staged(bus, sessionmaker, unit)
+
+    run.__name__ = getattr(handler, "__name__", "handler")
+    return run
+
+
+class OutboxRelay:
+    """Publishes outbox rows left unpublished by a crash between commit and publish."""
+
+    def __init__(self, bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], interval_s: float = 2.0) -> None:
+        self.bus = bus
+        self.sessionmaker = sessionmaker
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def relay_once(self, older_than_s: float = 1.0) -> int:
+        sent = 0
+        async with self.sessionmaker() as s, s.begin():
+            rows = (
+                await s.execute(
+                    sa.select(outbox.c.id, outbox.c.subject, outbox.c.envelope, outbox.c.headers)
+                    .where(outbox.c.published_at.is_(None))
+                    .where(outbox.c.created_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_s))
+                    .order_by(outbox.c.created_at)
+                    .limit(100)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await self.bus.js.publish(row.subject, row.envelope, headers=dict(row.headers))
+                await s.execute(sa.update(outbox).where(outbox.c.id == row.id).values(published_at=sa.func.now()))
+                sent += 1
+            await s.execute(
+                sa.delete(outbox).where(outbox.c.published_at < sa.func.now() - sa.text("interval '1 day'"))
+            )
+        return sent
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.relay_once()
+            except Exception as exc:
+                log.warning("outbox relay failed", error=str(exc))
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,169 @@
+"""The lifecycle every service shares: connect, migrate, wire handlers, serve health, stop gracefully.
+
+A service describes itself with a :class:`ServiceSpec`; :func:`serve` runs it until ``stop`` is set.
+Several specs can be served in one process (the all-in-one mode): each keeps its own NATS connection,
+database engine and health port, and they still talk only over NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from berth_common.bus import Bus
+from berth_common.bus.streams import default_streams
+from berth_common.catalogue import HealthReply
+from berth_common.db import make_engine, make_sessionmaker, run_migrations
+from berth_common.db.unit import OutboxRelay
+from berth_common.httpd import HealthServer
+from berth_common.logging import configure_logging, get_logger
+from berth_common.settings import BaseServiceSettings
+from berth_common.tracing import configure_tracing
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Context:
+    """What ``wire`` receives: the connected parts of a running service."""
+
+    settings: BaseServiceSettings
+    bus: Bus
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    extra: dict[str, Any] = field(default_factory=dict)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def ready(self) -> dict[str, bool]:
+        db_ok = True
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+        except Exception:
+            db_ok = False
+        return {"bus": self.bus.connected, "db": db_ok}
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    settings: BaseServiceSettings
+    versions_dir: Path
+    wire: Callable[[Context], Awaitable[None]]
+    # A service with its own HTTP app (the api) serves health itself and sets this to False.
+    health_server: bool = True
+    run_http: Callable[[Context, asyncio.Event], Awaitable[None]] | None = None
+
+
+async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bus:
+    bus = Bus(
+        settings.service_name,
+        settings.nats_url,
+        max_deliver=settings.max_deliver,
+        ack_wait_s=settings.ack_wait_s,
+        backoff_s=settings.nak_backoff_s,
+        rpc_timeout_s=settings.rpc_timeout_s,
+        streams=default_streams(settings.event_retention_days, settings.log_retention_hours),
+    )
+    delay = 0.2
+    while True:
+        try:
+            await bus.connect()
+            return bus
+        except Exception as exc:
+            if stop.is_set():
+                raise
+            log.warning("bus not reachable yet", url=settings.nats_url, error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _migrate(engine: AsyncEngine, schema: str, versions_dir: Path, stop: asyncio.Event) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await run_migrations(engine, schema, versions_dir)
+            return
+        except (OSError, ConnectionError) as exc:
+            if stop.is_set():
+                raise
+            log.warning("database not reachable yet", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
+    """Run one service until ``stop`` is set, then shut it down gracefully."""
+    settings = spec.settings
+    structlog.contextvars.bind_contextvars(service=spec.name)
+    engine = make_engine(settings.database_url.get_secret_value(), settings.schema_name)
+    await _migrate(engine, settings.schema_name, spec.versions_dir, stop)
+    bus = await _connect_bus(settings, stop)
+    ctx = Context(settings=settings, bus=bus, engine=engine, sessionmaker=make_sessionmaker(engine))
+    relay = OutboxRelay(bus, ctx.sessionmaker)
+
+    async def health(_: dict[str, Any]) -> HealthReply:
+        components = await ctx.ready()
+        return HealthReply(service=spec.name, ready=all(components.values()), components=components)
+
+    await bus.serve("health", health)
+    await spec.wire(ctx)
+    relay.start()
+    server: HealthServer | None = None
+    http_task: asyncio.Task[None] | None = None
+    if spec.health_server:
+        server = HealthServer(settings.http_host, settings.http_port, ctx.ready)
+        port = await server.start()
+        log.info("service ready", http=f"http://{settings.http_host}:{port}")
+    if spec.run_http is not None:
+        http_task = asyncio.create_task(spec.run_http(ctx, stop))
+    await stop.wait()
+    log.info("shutting down")
+    if http_task is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http_task, 30)
+    if server is not None:
+        await server.stop()
+    await relay.stop()
+    await bus.close()
+    for cleanup in reversed(ctx.cleanups):
+        with contextlib.suppress(Exception):
+            await cleanup()
+    await engine.dispose()
+    log.info("stopped")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def run(*specs: ServiceSpec) -> None:
+    """Process entry point: one spec (split mode) or all six (all-in-one)."""
+    first = specs[0].settings
+    name = specs[0].name if len(specs) == 1 else "all-in-one"
+    configure_logging(name, json=first.json_logs, level=first.log_level)
+    configure_tracing(name, first.otlp_endpoint)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        tasks = [asyncio.create_task(serve(s, stop), name=s.name) for s in specs]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            if t.exception() is not None:
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise t.exception()  # type: ignore[misc]
+
+    asyncio.run(main())

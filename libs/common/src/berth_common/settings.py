@@ -1,0 +1,87 @@
+"""Settings shared by every service: one pydantic-settings class per service on this base.
+
+All variables carry the ``BERTH_`` prefix. In production mode a service refuses to start while a secret
+still has its development default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+DEV_DB_PASSWORD = "berth-dev"
+
+
+class DefaultSecretError(ValueError):
+    """A production service was configured with a development default secret."""
+
+
+class BaseServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BERTH_", extra="ignore", env_file=None)
+
+    service_name: str = "berth"
+    env: Literal["development", "production", "test"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    data_dir: Path = Path(".berth")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: SecretStr = SecretStr(f"postgresql+asyncpg://berth:{DEV_DB_PASSWORD}@127.0.0.1:5432/berth")
+    db_schema: str = ""
+
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    otlp_endpoint: str | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535)
+
+    # Bus behaviour
+    max_deliver: int = Field(default=5, ge=1)
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    nak_backoff_s: list[float] = [0.5, 2.0, 5.0, 15.0]
+    rpc_timeout_s: float = Field(default=5.0, gt=0)
+    event_retention_days: float = Field(default=7.0, gt=0)
+    log_retention_hours: float = Field(default=24.0, gt=0)
+
+    @property
+    def schema_name(self) -> str:
+        return self.db_schema or self.service_name.replace("-", "_")
+
+    @model_validator(mode="after")
+    def _per_service_overrides(self) -> BaseServiceSettings:
+        """``BERTH_<SCHEMA>_DATABASE_URL`` / ``BERTH_<SCHEMA>_HTTP_PORT`` win over the shared variables.
+
+        This lets one environment (the all-in-one process) carry a role and a port per service.
+        """
+        prefix = f"BERTH_{self.schema_name.upper()}_"
+        if url := os.environ.get(prefix + "DATABASE_URL"):
+            self.database_url = SecretStr(url)
+        if port := os.environ.get(prefix + "HTTP_PORT"):
+            self.http_port = int(port)
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> BaseServiceSettings:
+        if self.env != "production":
+            return self
+        bad = []
+        if self.secret_key.get_secret_value() == DEV_SECRET:
+            bad.append("BERTH_SECRET_KEY")
+        if DEV_DB_PASSWORD in self.database_url.get_secret_value():
+            bad.append("BERTH_DATABASE_URL")
+        if bad:
+            raise DefaultSecretError(
+                f"refusing to start in production with development default secrets: {', '.join(bad)}"
+            )
+        return self
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format == "auto":
+            return self.env == "production"
+        return self.log_format == "json"

@@ -1,0 +1,1 @@
+"""Adapters of the api service: database, docker, files."""

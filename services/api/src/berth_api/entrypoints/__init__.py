@@ -1,0 +1,1 @@
+"""Entry points of the api service: bus consumers (and HTTP routes), thin."""

@@ -1,0 +1,1 @@
+"""Adapters of the builder service: database, docker, files."""

@@ -1,0 +1,1 @@
+"""Pure logic of the builder service: no I/O."""

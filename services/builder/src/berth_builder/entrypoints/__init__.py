@@ -1,0 +1,1 @@
+"""Entry points of the builder service: bus consumers (and HTTP routes), thin."""

@@ -1,0 +1,5 @@
+"""Handlers of the builder service: one async function per command or event it consumes."""
+
+from __future__ import annotations
+
+HANDLERS: dict[str, object] = {}

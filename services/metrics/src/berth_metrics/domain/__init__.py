@@ -1,0 +1,1 @@
+"""Pure logic of the metrics service: no I/O."""

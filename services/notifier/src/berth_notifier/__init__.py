@@ -1,0 +1,1 @@
+"""Berth notifier service."""

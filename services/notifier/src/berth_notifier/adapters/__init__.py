@@ -1,0 +1,1 @@
+"""Adapters of the notifier service: database, docker, files."""

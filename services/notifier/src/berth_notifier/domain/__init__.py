@@ -1,0 +1,1 @@
+"""Pure logic of the notifier service: no I/O."""

@@ -1,0 +1,1 @@
+"""Entry points of the notifier service: bus consumers (and HTTP routes), thin."""

@@ -1,0 +1,1 @@
+"""Berth proxy-sync service."""

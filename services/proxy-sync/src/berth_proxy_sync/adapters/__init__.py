@@ -1,0 +1,1 @@
+"""Adapters of the proxy-sync service: database, docker, files."""

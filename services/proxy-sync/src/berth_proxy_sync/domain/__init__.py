@@ -1,0 +1,1 @@
+"""Pure logic of the proxy-sync service: no I/O."""

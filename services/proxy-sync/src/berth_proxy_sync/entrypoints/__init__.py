@@ -1,0 +1,1 @@
+"""Entry points of the proxy-sync service: bus consumers (and HTTP routes), thin."""

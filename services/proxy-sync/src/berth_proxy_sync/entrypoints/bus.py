@@ -1,0 +1,9 @@
+"""Bus consumers of the proxy-sync service."""
+
+from __future__ import annotations
+
+from berth_common.runtime import Context
+
+
+async def register(ctx: Context) -> None:
+    """Subscribe the service's handlers (none consume messages yet)."""

@@ -1,0 +1,1 @@
+"""Adapters of the scheduler service: database, docker, files."""

@@ -1,0 +1,1 @@
+"""Entry points of the scheduler service: bus consumers (and HTTP routes), thin."""

@@ -1,0 +1,119 @@
+"""Start real infrastructure processes for tests (nats-server, Postgres) from the project's launchers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from berth_cli import components
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class Proc:
+    launch: components.Launch
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> Proc:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.launch.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.launch.env, **self.env},
+            start_new_session=True,
+            **self.launch.popen_kwargs(),  # type: ignore[arg-type]
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class NatsServer:
+    data_dir: Path
+    port: int = field(default_factory=components.free_port)
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        launch = components.nats_launch(self.data_dir, self.port)
+        self.proc = Proc(launch, self.data_dir / "nats.log").start()
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+
+@dataclass
+class Postgres:
+    data_dir: Path
+    password: str = "test-superuser-pw"
+    port: int = field(default_factory=components.free_port)
+    proc: Proc | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return components.pg_admin_url(self.port, self.password)
+
+    def start(self) -> Postgres:
+        launch = components.pg_launch(self.data_dir / "pg", self.port, self.password)
+        self.proc = Proc(launch, self.data_dir / "postgres.log").start()
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(signal.SIGINT)
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """A fresh database on the test server; returns its admin URL."""
+    import asyncpg
+
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def run_sync(coro: object) -> object:
+    return asyncio.get_event_loop().run_until_complete(coro)  # type: ignore[arg-type]
