@@ -41,9 +41,9 @@ lint: install
 	$(BIN)/ruff format --check libs services cli
 
 typecheck: install
-	$(BIN)/mypy libs/common/src
-	$(BIN)/mypy services/api/src services/builder/src services/scheduler/src services/proxy-sync/src \
-		services/metrics/src services/notifier/src cli/src
+	$(BIN)/mypy -p berth_common
+	$(BIN)/mypy -p berth_api -p berth_builder -p berth_scheduler -p berth_proxy_sync -p berth_metrics \
+		-p berth_notifier -p berth_cli
 
 pytest: install-test
 	$(BIN)/pytest $(PYTEST_ARGS)

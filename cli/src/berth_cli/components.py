@@ -54,6 +54,14 @@ def as_user(user: str | None) -> dict[str, object]:
     return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
 
 
+def run_as(argv: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to completion as ``user`` (uid, gid and groups dropped), capturing text output."""
+    if user is None:
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+    gid = pwd.getpwnam(user).pw_gid
+    return subprocess.run(argv, capture_output=True, text=True, check=False, user=user, group=gid, extra_groups=[])
+
+
 def nats_launch(data_dir: Path, port: int, host: str = "127.0.0.1", monitor_port: int | None = None) -> Launch:
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
@@ -130,14 +138,19 @@ def pg_init(pgdata: Path, superuser_password: str) -> str | None:
         entry = pwd.getpwnam(user)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
     try:
-        proc = subprocess.run(
+        proc = run_as(
             [
-                str(pg_bin("initdb")), "-D", str(pgdata), "-U", "postgres", "--encoding=UTF8",
-                "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+                str(pg_bin("initdb")),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
             ],
-            capture_output=True,
-            text=True,
-            **as_user(user),  # type: ignore[arg-type]
+            user,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"initdb failed: {proc.stderr.strip()[-2000:]}")
@@ -153,9 +166,23 @@ def pg_launch(pgdata: Path, port: int, superuser_password: str, host: str = "127
     if user:
         _chown_tree(sockdir, user)
     argv = [
-        str(pg_bin("postgres")), "-D", str(pgdata), "-h", host, "-p", str(port), "-k", str(sockdir),
-        "-c", "shared_buffers=32MB", "-c", "max_connections=200", "-c", "fsync=on",
-        "-c", "log_min_messages=warning",
+        str(pg_bin("postgres")),
+        "-D",
+        str(pgdata),
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-k",
+        str(sockdir),
+        "-c",
+        "shared_buffers=32MB",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "fsync=on",
+        "-c",
+        "log_min_messages=warning",
     ]
     return Launch("postgres", argv, user=user)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ class ServiceSpec:
     wire: Callable[[Context], Awaitable[None]]
     # A service with its own HTTP app (the api) serves health itself and sets this to False.
     health_server: bool = True
-    run_http: Callable[[Context, asyncio.Event], Awaitable[None]] | None = None
+    run_http: Callable[[Context, asyncio.Event], Coroutine[Any, Any, None]] | None = None
 
 
 async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bus:

@@ -58,7 +58,5 @@ def current_trace_id() -> str | None:
 def continue_trace(name: str, headers: Mapping[str, str] | None, **attributes: Any) -> Iterator[trace.Span]:
     """Start a consumer span that continues the trace carried in message ``headers``."""
     ctx = extract_context(headers)
-    with tracer().start_as_current_span(
-        name, context=ctx, kind=trace.SpanKind.CONSUMER, attributes=attributes
-    ) as span:
+    with tracer().start_as_current_span(name, context=ctx, kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
         yield span

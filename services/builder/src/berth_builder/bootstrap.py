@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berth_common.runtime import Context, ServiceSpec, run
-
 from berth_builder.entrypoints import bus
 from berth_builder.settings import BuilderSettings
+from berth_common.runtime import Context, ServiceSpec, run
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_common.runtime import Context, ServiceSpec, run
-
 from berth_notifier.entrypoints import bus
 from berth_notifier.settings import NotifierSettings
 

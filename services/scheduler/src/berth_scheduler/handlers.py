@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from berth_common.catalogue import PingService, ServicePinged
-from berth_common.db import Unit
 from sqlalchemy.dialects.postgresql import insert
 
+from berth_common.catalogue import PingService, ServicePinged
+from berth_common.db import Unit
 from berth_scheduler.adapters.tables import pings
 
 

@@ -125,7 +125,12 @@ class Bus:
         )
 
     async def publish(
-        self, message: Message, *, id: str | None = None, subject: str | None = None, nats_subject: str | None = None
+        self,
+        message: Message,
+        *,
+        id: str | None = None,
+        subject: str | None = None,
+        nats_subject: str | None = None,
     ) -> Envelope:
         """Publish to JetStream with ``Nats-Msg-Id`` = envelope id (the server drops duplicates).
 
@@ -224,8 +229,9 @@ class Bus:
         headers = inject_headers({})
         subject = rpc_subject(service, name)
         try:
-            resp = await self.nc.request(subject, env.to_bytes(), timeout=timeout or self.rpc_timeout_s,
-                                         headers=headers)
+            resp = await self.nc.request(
+                subject, env.to_bytes(), timeout=timeout or self.rpc_timeout_s, headers=headers
+            )
         except NoRespondersError:
             raise ServiceUnavailableError(f"service {service!r} is not running (no responder on {subject})") from None
         except (NatsTimeoutError, TimeoutError):

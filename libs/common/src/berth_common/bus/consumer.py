@@ -89,9 +89,7 @@ class Consumer:
             max_ack_pending=max(self.batch * 4, 64),
             deliver_policy=DeliverPolicy.NEW if self.deliver_new_only else DeliverPolicy.ALL,
         )
-        self._psub = await self.bus.js.pull_subscribe(
-            self.subject, durable=self.name, stream=self.stream, config=cfg
-        )
+        self._psub = await self.bus.js.pull_subscribe(self.subject, durable=self.name, stream=self.stream, config=cfg)
         self._idle.set()
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.name}")
         self._ready.set()
@@ -185,4 +183,3 @@ class Consumer:
         log.error("message dead-lettered", consumer=self.name, subject=msg.subject, attempt=attempt, reason=reason)
         await self.bus.dead_letter(msg, envelope, consumer=self.name, deliveries=attempt, reason=reason)
         await msg.ack_sync()
-

@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth_common.db.engine import check_schema
+
 ENV_DIR = Path(__file__).parent / "alembic_env"
 
 
@@ -26,6 +28,8 @@ def _config(schema: str, versions_dir: Path, connection: Connection | None = Non
 async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, revision: str = "head") -> None:
     """Upgrade ``schema`` to ``revision``. Serialised across processes by an advisory lock."""
 
+    check_schema(schema)
+
     def _upgrade(sync_conn: Connection) -> None:
         sync_conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"berth-migrate-{schema}"})
         exists = sync_conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
@@ -39,5 +43,6 @@ async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, r
 
 
 def current_revision(sync_conn: Connection, schema: str) -> str | None:
-    row = sync_conn.execute(text(f'SELECT version_num FROM "{schema}".alembic_version')).first()
+    table = f'"{check_schema(schema)}".alembic_version'
+    row = sync_conn.execute(text(f"SELECT version_num FROM {table}")).first()  # noqa: S608 - validated name
     return None if row is None else str(row[0])

@@ -19,7 +19,8 @@ SERVICES = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
 
 
 def schema_for(service: str) -> str:
-    return check_schema({"proxy-sync": "proxy"}.get(service, service.replace("-", "_")))
+    name: str = {"proxy-sync": "proxy"}.get(service, service.replace("-", "_"))
+    return check_schema(name)
 
 
 def role_for(service: str) -> str:

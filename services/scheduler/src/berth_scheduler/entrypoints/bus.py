@@ -5,7 +5,6 @@ from __future__ import annotations
 from berth_common.catalogue import PingService
 from berth_common.db import idempotent
 from berth_common.runtime import Context
-
 from berth_scheduler import handlers
 
 
