@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= .berth
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
+.PHONY: docs help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
 
 help:
 	@echo "make up          install what is missing and run the platform locally (data in $(DATA_DIR))"
@@ -14,6 +14,7 @@ help:
 	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests not marked slow"
 	@echo "make bench       the benchmarks, results in benchmarks/results/*.json"
+	@echo "make docs        regenerate the subjects table of docs/architecture.md from the catalogue"
 	@echo "make lock        regenerate requirements.lock (names and versions only)"
 
 install:
@@ -55,6 +56,9 @@ test-fast: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run
+
+docs: install
+	$(BIN)/python -m berth_common.subjects
 
 lock:
 	$(BIN)/uv pip compile -q requirements.in -o requirements.lock
