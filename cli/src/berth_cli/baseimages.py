@@ -1,0 +1,422 @@
+"""Local base images, made without a registry: busybox-static and debootstrap, then ``docker import``.
+
+No registry is reachable from a Berth machine (air-gapped installs and the test machines alike), so the
+images that applications start from are made here and cached by tag: a build is skipped when
+``docker image inspect NAME:TAG`` succeeds. Official image names in user configuration (``python:3.12-slim``)
+are mapped to these local images by the ``BERTH_IMAGE_MAP`` setting (:func:`image_map`, :func:`resolve_image`).
+
+Everything runs through the docker CLI with argv lists; no shell is involved. The Debian mirror for
+debootstrap is read from the machine's apt sources at run time and never written into the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DOCKER = "/usr/bin/docker"
+BUSYBOX_IMAGE = "berth/busybox:1"
+PYTHON_IMAGE = "berth/python:3-bookworm"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+DEFAULT_IMAGE_MAP: dict[str, str] = {
+    "busybox": BUSYBOX_IMAGE,
+    "python:3": PYTHON_IMAGE,
+    "python:3-slim": PYTHON_IMAGE,
+    "python:3-bookworm": PYTHON_IMAGE,
+    "python:3-slim-bookworm": PYTHON_IMAGE,
+    "python:3.11": PYTHON_IMAGE,
+    "python:3.11-slim": PYTHON_IMAGE,
+    "python:3.12": PYTHON_IMAGE,
+    "python:3.12-slim": PYTHON_IMAGE,
+    "python:3.13-slim": PYTHON_IMAGE,
+}
+
+# An image reference as docker accepts it (repository[:tag][@digest]); no spaces, no options.
+_REF_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$", re.IGNORECASE)
+_SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
+
+
+class BaseImageError(RuntimeError):
+    """A base image could not be made (missing tool, no mirror, a command failed)."""
+
+
+# --- the image map (pure) ----------------------------------------------------------------------------
+
+
+def check_ref(ref: str) -> str:
+    if not _REF_RE.fullmatch(ref) or ref.startswith("-"):
+        raise ValueError(f"invalid image reference {ref!r}")
+    return ref
+
+
+def parse_image_map(text: str) -> dict[str, str]:
+    """``BERTH_IMAGE_MAP``: a JSON object, or ``name=local,name=local`` pairs. Every side is validated."""
+    text = text.strip()
+    if not text:
+        return {}
+    pairs: dict[str, str] = {}
+    if text.startswith("{"):
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+            raise ValueError("BERTH_IMAGE_MAP: a JSON object of strings to strings is expected")
+        items: Iterable[tuple[str, str]] = raw.items()
+    else:
+        parsed = []
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            name, sep, local = part.partition("=")
+            if not sep:
+                raise ValueError(f"BERTH_IMAGE_MAP: {part.strip()!r} is not name=image")
+            parsed.append((name.strip(), local.strip()))
+        items = parsed
+    for name, local in items:
+        pairs[check_ref(name)] = check_ref(local)
+    return pairs
+
+
+def image_map(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The defaults, overridden and extended by ``BERTH_IMAGE_MAP``."""
+    env = os.environ if env is None else env
+    return {**DEFAULT_IMAGE_MAP, **parse_image_map(env.get("BERTH_IMAGE_MAP", ""))}
+
+
+def _normalise(ref: str) -> str:
+    """``docker.io/library/python:3`` -> ``python:3``; ``index.docker.io/x/y`` -> ``x/y``."""
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+            break
+    return ref.removeprefix("library/")
+
+
+def _repository(ref: str) -> str:
+    """The repository part of a reference: no digest, no tag (a ``:`` after the last ``/`` is a tag)."""
+    ref = ref.split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    return ref[:colon] if colon > slash else ref
+
+
+def resolve_image(ref: str, mapping: Mapping[str, str]) -> str:
+    """The local image for ``ref``: an exact entry first, then its repository's entry; else ``ref`` itself.
+
+    Keys and ``ref`` are compared after dropping the Docker Hub prefixes, so ``docker.io/library/busybox``
+    matches the key ``busybox``. A key without a tag maps every tag and digest of that repository.
+    """
+    table = {_normalise(k): v for k, v in mapping.items()}
+    norm = _normalise(ref)
+    untagged = norm.split("@", 1)[0]
+    for candidate in (norm, untagged, _repository(norm)):
+        if candidate in table:
+            return table[candidate]
+    return ref
+
+
+# --- apt sources (pure) --------------------------------------------------------------------------------
+
+
+def _deb822_stanzas(text: str) -> Iterable[dict[str, str]]:
+    stanza: dict[str, str] = {}
+    key = ""
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if stanza:
+                yield stanza
+            stanza, key = {}, ""
+        elif line[0] in " \t" and key:
+            stanza[key] += " " + line.strip()
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            stanza[key] = value.strip()
+
+
+def _http_uri(uri: str) -> str | None:
+    uri = uri.strip()
+    if re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-+]*)?", uri):
+        return uri.rstrip("/")
+    return None
+
+
+def mirror_from_sources(deb822: Iterable[str], one_line: Iterable[str], suite: str = "bookworm") -> str | None:
+    """The Debian mirror that serves ``suite``: ``URIs:`` of a deb822 ``.sources`` stanza, or a deb line.
+
+    Stanzas and lines that do not list ``suite`` itself (e.g. only ``bookworm-security``) are skipped.
+    """
+    for text in deb822:
+        for stanza in _deb822_stanzas(text):
+            if stanza.get("enabled", "yes").lower() == "no" or "deb" not in stanza.get("types", "").split():
+                continue
+            if suite not in stanza.get("suites", "").split():
+                continue
+            for uri in stanza.get("uris", "").split():
+                if found := _http_uri(uri):
+                    return found
+    for text in one_line:
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):  # options: [arch=amd64 signed-by=...]
+                while words and not words[0].endswith("]"):
+                    words = words[1:]
+                words = words[1:]
+            if len(words) >= 2 and words[1] == suite and (found := _http_uri(words[0])):
+                return found
+    return None
+
+
+def machine_mirror(suite: str = "bookworm", etc_apt: Path = Path("/etc/apt")) -> str:
+    """The mirror from this machine's apt sources, read at run time."""
+    listed = etc_apt / "sources.list.d"
+    deb822 = [p.read_text() for p in sorted(listed.glob("*.sources"))]
+    lists = [etc_apt / "sources.list", *sorted(listed.glob("*.list"))]
+    found = mirror_from_sources(deb822, [p.read_text() for p in lists if p.is_file()], suite)
+    if found is None:
+        raise BaseImageError(f"no apt source for {suite!r} in {etc_apt}; cannot debootstrap")
+    return found
+
+
+# --- docker --------------------------------------------------------------------------------------------
+
+
+def _run(argv: list[str], *, input: bytes | None = None, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, input=input, capture_output=True, timeout=timeout, check=False)
+
+
+def image_exists(tag: str) -> bool:
+    return _run([DOCKER, "image", "inspect", "--format", "{{.Id}}", check_ref(tag)], timeout=30).returncode == 0
+
+
+def _import_changes(env: Mapping[str, str], cmd: list[str]) -> list[str]:
+    argv = []
+    for key, value in env.items():
+        argv += ["--change", f"ENV {key}={value}"]
+    argv += ["--change", f"CMD {json.dumps(cmd)}"]
+    return argv
+
+
+def docker_import(tar_bytes: bytes, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
+    argv = [DOCKER, "import", *_import_changes(env, cmd), "-", check_ref(tag)]
+    proc = _run(argv, input=tar_bytes)
+    if proc.returncode != 0:
+        raise BaseImageError(f"docker import {tag} failed: {proc.stderr.decode(errors='replace').strip()[-2000:]}")
+
+
+def docker_import_dir(rootfs: Path, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
+    """``tar -C rootfs -c . | docker import - tag``, as two processes joined by a pipe (no shell)."""
+    argv = [DOCKER, "import", *_import_changes(env, cmd), "-", check_ref(tag)]
+    with subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as tar:
+        assert tar.stdout is not None
+        proc = subprocess.run(argv, stdin=tar.stdout, capture_output=True, timeout=900, check=False)
+        tar.stdout.close()
+        tar_err = tar.stderr.read().decode(errors="replace") if tar.stderr else ""
+        tar.wait(60)
+    if tar.returncode != 0 or proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace") + tar_err
+        raise BaseImageError(f"importing {rootfs} as {tag} failed: {err.strip()[-2000:]}")
+
+
+# --- busybox -------------------------------------------------------------------------------------------
+
+
+def _is_static_elf(path: Path) -> bool:
+    """True for an ELF64 executable without a PT_INTERP header (no dynamic loader needed)."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return False
+    order = "little" if data[5] == 1 else "big"
+    phoff = int.from_bytes(data[0x20:0x28], order)
+    phentsize = int.from_bytes(data[0x36:0x38], order)
+    phnum = int.from_bytes(data[0x38:0x3A], order)
+    for i in range(phnum):
+        start = phoff + i * phentsize
+        if int.from_bytes(data[start : start + 4], order) == 3:  # PT_INTERP
+            return False
+    return True
+
+
+def find_busybox(install: bool = True) -> Path:
+    """A statically linked busybox (Debian's busybox-static), installed with apt-get if missing."""
+    for candidate in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
+        if candidate.exists() and _is_static_elf(candidate):
+            return candidate
+    if install and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        proc = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "busybox-static"], capture_output=True, env=env, check=False, timeout=600
+        )
+        if proc.returncode == 0:
+            return find_busybox(install=False)
+    raise BaseImageError("a static busybox is needed: apt-get install busybox-static")
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """Applet paths relative to the root (``bin/sh``, ``usr/bin/wget``), from ``busybox --list-full``."""
+    proc = _run([str(busybox), "--list-full"], timeout=30)
+    paths = [p.strip().lstrip("/") for p in proc.stdout.decode().splitlines() if p.strip()]
+    if proc.returncode != 0 or not paths:
+        proc = _run([str(busybox), "--list"], timeout=30)
+        paths = [f"bin/{name.strip()}" for name in proc.stdout.decode().splitlines() if name.strip()]
+    ok = re.compile(r"^(bin|sbin|usr/bin|usr/sbin)/[A-Za-z0-9_.\[\]-]+$")
+    return sorted({p for p in paths if ok.fullmatch(p) and p != "bin/busybox"})
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+GROUP = "root:x:0:\nnogroup:x:65534:\n"
+
+
+def busybox_rootfs_tar(busybox: Path, applets: list[str]) -> bytes:
+    """The rootfs as an uncompressed tar: /bin/busybox, a symlink per applet, /tmp, /www, /etc."""
+    buf = io.BytesIO()
+
+    def add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 0
+        tar.addfile(info)
+
+    def add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), mode, 0
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "www", "root", "var", "proc", "sys", "dev"):
+            add_dir(tar, d, 0o700 if d == "root" else 0o755)
+        add_dir(tar, "tmp", 0o1777)
+        add_dir(tar, "var/tmp", 0o1777)
+        add_file(tar, "bin/busybox", busybox.read_bytes(), 0o755)
+        for path in applets:
+            info = tarfile.TarInfo(path)
+            info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, "/bin/busybox", 0o777, 0
+            tar.addfile(info)
+        add_file(tar, "etc/passwd", PASSWD.encode())
+        add_file(tar, "etc/group", GROUP.encode())
+    return buf.getvalue()
+
+
+def build_busybox(tag: str = BUSYBOX_IMAGE, *, force: bool = False) -> bool:
+    """Make the busybox image unless ``tag`` exists. Returns True when it was built now."""
+    if not force and image_exists(tag):
+        return False
+    busybox = find_busybox()
+    docker_import(busybox_rootfs_tar(busybox, busybox_applets(busybox)), tag, env={"PATH": DEFAULT_PATH}, cmd=["sh"])
+    return True
+
+
+# --- debootstrap ---------------------------------------------------------------------------------------
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()).rstrip("/") + "/"
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/mounts").read_text().splitlines()
+        return [m for line in lines if len(fields := line.split()) > 1 and (m := fields[1]).startswith(prefix)]
+    return []
+
+
+def debootstrap_image(
+    tag: str,
+    include: list[str],
+    *,
+    suite: str = "bookworm",
+    mirror: str | None = None,
+    cmd: list[str] | None = None,
+    force: bool = False,
+    workdir: Path | None = None,
+) -> bool:
+    """A Debian ``minbase`` image with ``include`` packages, imported as ``tag`` (skipped if it exists).
+
+    Used for the Python base image and, later, database images (``postgresql``, ``redis-server``).
+    """
+    if not force and image_exists(check_ref(tag)):
+        return False
+    if not _SUITE_RE.fullmatch(suite):
+        raise ValueError(f"invalid suite {suite!r}")
+    for pkg in include:
+        if not _PACKAGE_RE.fullmatch(pkg):
+            raise ValueError(f"invalid package name {pkg!r}")
+    mirror = mirror or machine_mirror(suite)
+    if not _http_uri(mirror):
+        raise ValueError("the mirror must be an http(s) URL")
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    if not Path(debootstrap).exists():
+        raise BaseImageError("debootstrap is not installed: apt-get install debootstrap")
+    tmp = Path(tempfile.mkdtemp(prefix="berth-rootfs-", dir=workdir))
+    rootfs = tmp / "rootfs"
+    try:
+        argv = [debootstrap, "--variant=minbase"]
+        if include:
+            argv.append("--include=" + ",".join(include))
+        proc = _run([*argv, suite, str(rootfs), mirror], timeout=1800)
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).decode(errors="replace").strip()[-2000:]
+            raise BaseImageError(f"debootstrap {suite} failed: {tail}")
+        for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
+            leftover.unlink()
+        for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
+            lists.unlink()
+        env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
+        docker_import_dir(rootfs, tag, env=env, cmd=cmd or ["bash"])
+    finally:
+        mounted = _mounts_under(tmp)
+        if mounted:  # never delete through a mount left behind by a failed debootstrap
+            raise BaseImageError(f"mounts left under {tmp}: {mounted}; unmount them and remove it")
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def build_python(tag: str = PYTHON_IMAGE, *, force: bool = False) -> bool:
+    return debootstrap_image(tag, ["python3"], cmd=["python3"], force=force)
+
+
+# --- all of them -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    tag: str
+    build: Callable[..., bool]
+    description: str
+
+
+BASE_IMAGES: dict[str, BaseImage] = {
+    BUSYBOX_IMAGE: BaseImage(BUSYBOX_IMAGE, build_busybox, "busybox-static: sh, httpd, wget (2 MB, seconds)"),
+    PYTHON_IMAGE: BaseImage(PYTHON_IMAGE, build_python, "Debian bookworm minbase with python3 (about 40 s)"),
+}
+_ALIASES = {"busybox": BUSYBOX_IMAGE, "python": PYTHON_IMAGE}
+
+
+def ensure_base_images(names: Iterable[str] | None = None, *, force: bool = False) -> dict[str, bool]:
+    """Make the named base images (all by default) that are missing; ``{tag: built_now}``.
+
+    A name is a local tag (``berth/busybox:1``), a short alias (``busybox``, ``python``) or an official
+    name the image map resolves to one of them (``python:3.12-slim``).
+    """
+    wanted: list[str] = []
+    mapping = image_map()
+    for name in list(BASE_IMAGES) if names is None else names:
+        tag = _ALIASES.get(name) or (name if name in BASE_IMAGES else resolve_image(name, mapping))
+        if tag not in BASE_IMAGES:
+            raise ValueError(f"unknown base image {name!r}; known: {', '.join([*BASE_IMAGES, *_ALIASES])}")
+        if tag not in wanted:
+            wanted.append(tag)
+    return {tag: BASE_IMAGES[tag].build(tag, force=force) for tag in wanted}

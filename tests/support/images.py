@@ -1,0 +1,96 @@
+"""Local base images for tests (no registry): built once per machine by ``berth_cli.baseimages``, cached by tag.
+
+``busybox_image()`` takes a second the first time; ``python_image()`` about 40 s (debootstrap), so tests
+that use it are marked slow. ``run_container`` starts a container that the caller's ``containers`` list
+owns, so the test removes exactly what it made.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from berth_cli import baseimages
+from berth_cli.components import free_port
+
+DOCKER = baseimages.DOCKER
+TEST_LABEL = "berth.test=1"
+
+
+@functools.cache
+def busybox_image() -> str:
+    """``berth/busybox:1``: sh, httpd, wget."""
+    baseimages.ensure_base_images([baseimages.BUSYBOX_IMAGE])
+    return baseimages.BUSYBOX_IMAGE
+
+
+@functools.cache
+def python_image() -> str:
+    """``berth/python:3-bookworm`` (Debian minbase + python3)."""
+    baseimages.ensure_base_images([baseimages.PYTHON_IMAGE])
+    return baseimages.PYTHON_IMAGE
+
+
+def docker(*args: str, timeout: float = 60) -> str:
+    proc = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"docker {args[0]} failed: {proc.stderr.strip()[-1000:]}")
+    return proc.stdout.strip()
+
+
+def remove_container(container_id: str) -> None:
+    subprocess.run([DOCKER, "rm", "-f", container_id], capture_output=True, timeout=60, check=False)
+
+
+def busybox_httpd(body: str, *, name: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """A busybox httpd container serving ``body`` at ``/`` on a published loopback port: (id, port)."""
+    port = port or free_port()
+    script = 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www'
+    cid = docker(
+        "run",
+        "-d",
+        "--name",
+        name or f"berth-test-{uuid.uuid4().hex[:10]}",
+        "--label",
+        TEST_LABEL,
+        "-e",
+        f"BODY={body}",
+        "-p",
+        f"127.0.0.1:{port}:8080",
+        busybox_image(),
+        "sh",
+        "-c",
+        script,
+    )
+    return cid, port
+
+
+def wait_http(url: str, timeout: float = 20.0, expect: int = 200) -> float:
+    """Seconds until ``url`` answers ``expect``; TimeoutError otherwise."""
+    start = time.monotonic()
+    last: object = None
+    while time.monotonic() - start < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # only loopback URLs in tests
+                if resp.status == expect:
+                    return time.monotonic() - start
+                last = resp.status
+        except Exception as exc:
+            last = exc
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer {expect} within {timeout}s (last: {last})")
+
+
+@contextmanager
+def container(body: str) -> Iterator[tuple[str, int]]:
+    """A busybox httpd for the duration of a ``with`` block, removed afterwards."""
+    cid, port = busybox_httpd(body)
+    try:
+        yield cid, port
+    finally:
+        remove_container(cid)
