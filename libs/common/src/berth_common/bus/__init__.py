@@ -1,13 +1,15 @@
 """The Berth bus on NATS JetStream: streams, publishing, durable consumers, dead letters, request/reply."""
 
-from berth_common.bus.client import Bus, ServiceUnavailableError
-from berth_common.bus.consumer import Delivery, PermanentError, TransientError
+from berth_common.bus.client import Bus, QueryFailedError, ServiceUnavailableError
+from berth_common.bus.consumer import ConsumerConflictError, Delivery, PermanentError, TransientError
 from berth_common.bus.streams import StreamConflictError, StreamSpec, declare_streams, default_streams
 
 __all__ = [
     "Bus",
+    "ConsumerConflictError",
     "Delivery",
     "PermanentError",
+    "QueryFailedError",
     "ServiceUnavailableError",
     "StreamConflictError",
     "StreamSpec",

@@ -40,6 +40,10 @@ class ServiceUnavailableError(RuntimeError):
     """A query found no service answering (down or not started) or it did not answer in time."""
 
 
+class QueryFailedError(RuntimeError):
+    """The service answered the query with an error (its handler raised)."""
+
+
 def rpc_subject(service: str, name: str) -> str:
     return f"rpc.{service}.{name}"
 
@@ -154,6 +158,8 @@ class Bus:
         msg_id = f"dlq-{consumer}-{envelope.id if envelope else msg.metadata.sequence.stream}"
         hdrs["Nats-Msg-Id"] = msg_id
         await self.js.publish(f"{DEAD_LETTER_PREFIX}{original}", msg.data, headers=hdrs)
+        if original == BusDeadLettered.TYPE:
+            return  # no event about a failed dead-letter event: its consumer would fail on it again, forever
         event = BusDeadLettered(
             original_subject=original,
             original_id=envelope.id if envelope else None,
@@ -238,7 +244,10 @@ class Bus:
             raise ServiceUnavailableError(
                 f"service {service!r} did not answer {subject} within {timeout or self.rpc_timeout_s}s"
             ) from None
-        body = json.loads(resp.data)
+        try:
+            body = json.loads(resp.data)
+        except ValueError:
+            raise QueryFailedError(f"{subject} answered with something that is not JSON") from None
         if not body.get("ok"):
-            raise RuntimeError(f"{subject} failed: {body.get('data', {}).get('data', {}).get('error')}")
+            raise QueryFailedError(f"{subject} failed: {body.get('data', {}).get('data', {}).get('error')}")
         return reply_model.model_validate(body["data"])

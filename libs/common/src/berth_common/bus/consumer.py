@@ -1,7 +1,11 @@
 """Durable pull consumers: ack after the handler commits, nak with backoff, dead-letter after N tries.
 
 One durable consumer per (service, message type), named after the owning service, so a failing handler
-never blocks another handler or another service. A long handler is kept alive with ``in_progress()``.
+never blocks another handler or another service. Messages of a fetched batch are handled one at a time,
+in order; while one runs, it and the ones still waiting are kept alive with ``in_progress()``, so a long
+handler is not redelivered to another instance. ``num_delivered`` (the server's count, including
+deliveries cut short by a crash or a shutdown) is the attempt number: after ``max_deliver`` the message
+is moved to ``dlq.<subject>`` and ``evt.bus.dead_lettered`` is published, then it is acked.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
+from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
 from berth_common.envelope import Envelope
 from berth_common.logging import bound, get_logger
@@ -34,6 +40,10 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """Never going to succeed: the message goes straight to the dead-letter subject."""
+
+
+class ConsumerConflictError(RuntimeError):
+    """Another service already consumes this command: a command has exactly one owner (work queue)."""
 
 
 @dataclass
@@ -73,29 +83,62 @@ class Consumer:
     deliver_new_only: bool = False
     _task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _idle: asyncio.Event = field(default_factory=asyncio.Event)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def name(self) -> str:
         return durable_name(self.service, self.subject)
 
-    async def start(self) -> None:
-        cfg = ConsumerConfig(
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=self.name,
             durable_name=self.name,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
+            # No server-side limit: Berth counts deliveries itself and dead-letters at max_deliver. A server
+            # limit would silently strand the message instead (never redelivered, never removed).
+            max_deliver=-1,
             filter_subject=self.subject,
             max_ack_pending=max(self.batch * 4, 64),
-            deliver_policy=DeliverPolicy.NEW if self.deliver_new_only else DeliverPolicy.ALL,
+            # A work queue only accepts "deliver all" (and a command must be handled anyway).
+            deliver_policy=DeliverPolicy.NEW
+            if self.deliver_new_only and self.stream != CMD_STREAM
+            else DeliverPolicy.ALL,
         )
-        self._psub = await self.bus.js.pull_subscribe(self.subject, durable=self.name, stream=self.stream, config=cfg)
-        self._idle.set()
+
+    async def _ensure(self) -> None:
+        """Create the durable consumer, or bring an existing one to the current settings.
+
+        ``pull_subscribe`` alone keeps an existing consumer as it is, so a changed ``ack_wait`` would
+        never apply. The deliver policy cannot change on a live consumer: the existing one is kept.
+        """
+        cfg = self.config()
+        try:
+            info = await self.bus.js.consumer_info(self.stream, self.name)
+        except NotFoundError:
+            info = None
+        if info is not None:
+            cur = info.config
+            cfg.deliver_policy = cur.deliver_policy
+            if (cur.ack_wait, cur.max_ack_pending, cur.max_deliver) == (cfg.ack_wait, cfg.max_ack_pending, -1):
+                return
+            log.info("updating consumer settings", consumer=self.name, ack_wait=cfg.ack_wait)
+        try:
+            await self.bus.js.add_consumer(self.stream, cfg)
+        except BadRequestError as exc:
+            if exc.err_code == 10100:  # filtered consumer not unique on workqueue stream
+                raise ConsumerConflictError(
+                    f"{self.subject} already has a consumer on the work queue {self.stream}: a command has "
+                    f"exactly one owning service ({exc})"
+                ) from exc
+            raise
+
+    async def start(self) -> None:
+        await self._ensure()
+        self._psub = await self.bus.js.pull_subscribe_bind(durable=self.name, stream=self.stream)
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.name}")
-        self._ready.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop fetching, let the in-flight handler finish, then unsubscribe."""
+        """Stop fetching, let the in-flight handler finish (nak the rest of its batch), then unsubscribe."""
         self._stopping.set()
         if self._task is not None:
             try:
@@ -107,35 +150,67 @@ class Consumer:
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 msgs = await self._psub.fetch(self.batch, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
                 continue
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # connection hiccups: the client reconnects by itself
                 if self._stopping.is_set():
                     break
                 log.warning("fetch failed", consumer=self.name, error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            for msg in msgs:
-                self._idle.clear()
+            await self._handle_batch(msgs)
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
+        """Handle a fetched batch in order; the messages not handled yet are kept alive meanwhile."""
+        waiting = list(msgs)
+        keepalive = asyncio.create_task(self._keepalive(waiting))
+        try:
+            while waiting:
+                if self._stopping.is_set():
+                    # Shutting down: hand the rest back at once instead of holding them until ack_wait.
+                    for msg in waiting:
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                    return
+                msg = waiting[0]
                 try:
                     await self._process(msg)
+                except asyncio.CancelledError:
+                    for other in waiting[1:]:
+                        with contextlib.suppress(Exception):
+                            await other.nak()
+                    raise
+                except Exception as exc:
+                    # Never let one message kill the loop: it comes back after ack_wait.
+                    log.error("message handling failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
                 finally:
-                    self._idle.set()
+                    waiting.pop(0)
+        finally:
+            keepalive.cancel()
 
-    async def _keepalive(self, msg: Msg) -> None:
-        interval = max(self.ack_wait_s / 3, 0.5)
+    async def _keepalive(self, waiting: list[Msg]) -> None:
+        """Tell the server every ack_wait/3 that the messages of the batch are still being worked on."""
+        interval = max(self.ack_wait_s / 3, 0.2)
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            for msg in list(waiting):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
     async def _process(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         headers = dict(msg.headers or {})
+        envelope: Envelope | None = None
         try:
             envelope = Envelope.from_bytes(msg.data)
             data: Any = envelope.data
@@ -144,14 +219,13 @@ class Consumer:
             elif envelope.type in REGISTRY:
                 data = model_for(envelope.type).model_validate(envelope.data)
         except (ValidationError, ValueError, KeyError) as exc:
-            await self._dead_letter(msg, None, attempt, f"unparseable message: {exc}")
+            await self._dead_letter(msg, envelope, attempt, f"unparseable message: {exc}")
             return
         if attempt > self.max_deliver:
             # Delivered more often than allowed without a verdict (the handler kept crashing the process).
             await self._dead_letter(msg, envelope, attempt, "exceeded max deliveries without completing")
             return
         delivery = Delivery(envelope=envelope, headers=headers, attempt=attempt, consumer=self.name, _msg=msg)
-        keepalive = asyncio.create_task(self._keepalive(msg))
         try:
             with (
                 bound(message_id=envelope.id, message_type=envelope.type),
@@ -170,16 +244,29 @@ class Consumer:
             if attempt >= self.max_deliver:
                 await self._dead_letter(msg, envelope, attempt, reason)
                 return
-            delay = self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)] if self.backoff_s else 1.0
+            delay = self._delay(attempt)
             log.warning("handler failed, retrying", consumer=self.name, attempt=attempt, delay=delay, error=reason)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=delay)
             return
-        finally:
-            keepalive.cancel()
         await msg.ack_sync()
 
+    def _delay(self, attempt: int) -> float:
+        return self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)] if self.backoff_s else 1.0
+
     async def _dead_letter(self, msg: Msg, envelope: Envelope | None, attempt: int, reason: str) -> None:
+        if self.stream == DLQ_STREAM:
+            # A consumer of dead letters failed in turn: stop here rather than build dlq.dlq.<subject>.
+            log.error("dead letter handling failed, dropped", consumer=self.name, subject=msg.subject, reason=reason)
+            await msg.term()
+            return
         log.error("message dead-lettered", consumer=self.name, subject=msg.subject, attempt=attempt, reason=reason)
-        await self.bus.dead_letter(msg, envelope, consumer=self.name, deliveries=attempt, reason=reason)
+        try:
+            await self.bus.dead_letter(msg, envelope, consumer=self.name, deliveries=attempt, reason=reason)
+        except Exception as exc:
+            # Not moved: keep it (both publishes carry stable ids, so a retry does not duplicate them).
+            log.error("dead-lettering failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self._delay(attempt))
+            return
         await msg.ack_sync()

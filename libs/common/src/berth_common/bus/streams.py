@@ -89,13 +89,20 @@ async def _check(js: JetStreamContext, spec: StreamSpec) -> bool:
 
 
 async def declare_streams(js: JetStreamContext, specs: list[StreamSpec]) -> None:
+    """Create the streams that do not exist; accept those that agree; refuse (raise) on any difference."""
     for spec in specs:
         if await _check(js, spec):
             continue
         try:
             await js.add_stream(spec.config())
             log.info("stream created", stream=spec.name)
-        except BadRequestError:
+        except BadRequestError as exc:
             # Created concurrently by another service: accept it only if it agrees with ours.
-            if not await _check(js, spec):
-                raise
+            if await _check(js, spec):
+                continue
+            if exc.err_code == 10065:  # subjects overlap with an existing stream
+                log.error("stream subjects taken", stream=spec.name, subjects=list(spec.subjects))
+                raise StreamConflictError(
+                    f"cannot create stream {spec.name}: another stream already holds {list(spec.subjects)}"
+                ) from exc
+            raise

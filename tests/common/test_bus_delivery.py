@@ -1,0 +1,187 @@
+"""Delivery guarantees of durable consumers: fan-out, isolation, graceful shutdown, keepalive, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from berth_common.bus import Delivery
+from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
+from berth_common.catalogue import PingService, ServicePinged
+from tests.support.bus_helpers import connected_bus, consumer_info, stream_messages, wait_until
+
+
+async def test_event_fans_out_and_a_failing_subscriber_does_not_block_others(nats_server):
+    producer = await connected_bus("scheduler", nats_server.url)
+    got: dict[str, list[str]] = {"api": [], "notifier": []}
+    failing_attempts: list[int] = []
+    buses = []
+    for name in got:
+        bus = await connected_bus(name, nats_server.url)
+
+        async def handler(msg: ServicePinged, d: Delivery, name: str = name) -> None:
+            got[name].append(msg.nonce)
+
+        await bus.consume(ServicePinged, handler)
+        buses.append(bus)
+    failing = await connected_bus("metrics", nats_server.url, max_deliver=50, backoff_s=[0.2])
+
+    async def broken(msg: ServicePinged, d: Delivery) -> None:
+        failing_attempts.append(d.attempt)
+        raise RuntimeError("subscriber bug")
+
+    await failing.consume(ServicePinged, broken)
+    try:
+        start = time.monotonic()
+        nonces = [f"n{i}" for i in range(20)]
+        for n in nonces:
+            await producer.publish(ServicePinged(nonce=n, service="scheduler"))
+        await wait_until(lambda: got["api"] == nonces and got["notifier"] == nonces, timeout=5)
+        assert time.monotonic() - start < 2.0  # promptly, not after the failing one's retries
+        # the failing subscriber keeps retrying every message meanwhile (nak with backoff)
+        await wait_until(lambda: max(failing_attempts, default=0) >= 3, timeout=5)
+        assert set(failing_attempts) >= {1, 2, 3}
+        info = await consumer_info(failing, EVT_STREAM, "metrics", ServicePinged.TYPE)
+        assert info.num_ack_pending == 20
+        for name in got:
+            info = await consumer_info(producer, EVT_STREAM, name, ServicePinged.TYPE)
+            assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert await stream_messages(producer, EVT_STREAM) == 20  # events are kept (limits retention)
+    finally:
+        for bus in [*buses, failing, producer]:
+            await bus.close(timeout=2)
+
+
+async def test_close_lets_a_slow_handler_finish_and_ack(nats_server):
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url, ack_wait_s=1.0)
+    started, finished = asyncio.Event(), asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(msg: PingService, d: Delivery) -> None:
+        seen.append(d.attempt)
+        started.set()
+        await asyncio.sleep(1.5)
+        finished.set()
+
+    await worker.consume(PingService, slow)
+    await api.publish(PingService(nonce="slow"))
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.close(timeout=10)
+    assert finished.is_set()
+    assert await stream_messages(api, CMD_STREAM) == 0  # acked: removed from the work queue
+
+    again = await connected_bus("scheduler", nats_server.url, ack_wait_s=1.0)
+    await again.consume(PingService, slow)
+    await asyncio.sleep(2.5)
+    assert seen == [1]
+    await again.close()
+    await api.close()
+
+
+async def test_close_cut_short_by_its_timeout_naks_for_redelivery(nats_server):
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url, ack_wait_s=30.0)
+    seen: list[int] = []
+
+    async def stuck(msg: PingService, d: Delivery) -> None:
+        seen.append(d.attempt)
+        if d.attempt == 1:
+            await asyncio.sleep(60)
+
+    await worker.consume(PingService, stuck)
+    await api.publish(PingService(nonce="stuck"))
+    await wait_until(lambda: seen == [1])
+    await worker.close(timeout=0.5)
+    again = await connected_bus("scheduler", nats_server.url, ack_wait_s=30.0)
+    await again.consume(PingService, stuck)
+    # nak'ed on cancellation: back at once, not after the 30 s ack_wait
+    await wait_until(lambda: seen == [1, 2], timeout=5)
+    await again.close()
+    assert await stream_messages(api, CMD_STREAM) == 0
+    await api.close()
+
+
+async def test_long_handler_is_kept_alive_beyond_ack_wait(nats_server):
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url, ack_wait_s=1.0)
+    seen: list[tuple[str, int]] = []
+
+    async def long(msg: PingService, d: Delivery) -> None:
+        seen.append((msg.nonce, d.attempt))
+        await asyncio.sleep(3.5)
+
+    await worker.consume(PingService, long)
+    await api.publish(PingService(nonce="long"))
+    await wait_until(lambda: len(seen) == 1)
+    await asyncio.sleep(3.0)
+    info = await consumer_info(api, CMD_STREAM, "scheduler", PingService.TYPE)
+    assert info.num_redelivered == 0
+    await worker.close()
+    assert seen == [("long", 1)]
+    assert await stream_messages(api, CMD_STREAM) == 0
+    await api.close()
+
+
+async def test_messages_waiting_behind_a_slow_handler_are_not_redelivered(nats_server):
+    """A fetched batch is handled one by one: the messages still waiting must be kept alive too, or a
+    second instance of the service gets them again after ack_wait while the first still holds them."""
+    api = await connected_bus("api", nats_server.url)
+    first = await connected_bus("scheduler", nats_server.url, ack_wait_s=1.0)
+    second = await connected_bus("scheduler", nats_server.url, ack_wait_s=1.0)
+    seen: list[tuple[str, int]] = []
+
+    async def slow(msg: PingService, d: Delivery) -> None:
+        seen.append((msg.nonce, d.attempt))
+        await asyncio.sleep(1.2)
+
+    for i in range(3):
+        await api.publish(PingService(nonce=f"m{i}"))
+    await first.consume(PingService, slow)  # fetches the three in one batch
+    await wait_until(lambda: len(seen) == 1)
+    await second.consume(PingService, slow)  # idle: would receive whatever is redelivered
+    await wait_until(lambda: len(seen) >= 3, timeout=15)
+    await asyncio.sleep(1.5)
+    await first.close()
+    await second.close()
+    assert seen == [("m0", 1), ("m1", 1), ("m2", 1)]
+    info = await consumer_info(api, CMD_STREAM, "scheduler", PingService.TYPE)
+    assert info.num_redelivered == 0
+    await api.close()
+
+
+async def test_changed_consumer_settings_are_applied_to_the_existing_durable(nats_server):
+    first = await connected_bus("scheduler", nats_server.url, ack_wait_s=30.0)
+
+    async def noop(msg: PingService, d: Delivery) -> None:
+        return None
+
+    await first.consume(PingService, noop)
+    await first.close()
+    second = await connected_bus("scheduler", nats_server.url, ack_wait_s=4.0)
+    await second.consume(PingService, noop)
+    info = await consumer_info(second, CMD_STREAM, "scheduler", PingService.TYPE)
+    assert info.config.ack_wait == 4.0
+    await second.close()
+
+
+async def test_consumer_survives_a_nats_server_restart(nats_server):
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url)
+    seen: list[str] = []
+
+    async def handler(msg: PingService, d: Delivery) -> None:
+        seen.append(msg.nonce)
+
+    await worker.consume(PingService, handler)
+    await api.publish(PingService(nonce="before"))
+    await wait_until(lambda: seen == ["before"])
+    nats_server.stop()
+    await asyncio.sleep(1.0)
+    nats_server.start()
+    await wait_until(lambda: api.connected and worker.connected, timeout=15)
+    await api.publish(PingService(nonce="after"))
+    await wait_until(lambda: seen == ["before", "after"], timeout=15)
+    await worker.close()
+    assert await stream_messages(api, CMD_STREAM) == 0
+    await api.close()

@@ -1,0 +1,77 @@
+"""Helpers for the bus and storage tests: connecting, polling, reading consumer and stream state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerInfo
+from nats.js.errors import NotFoundError
+
+from berth_common.bus import Bus
+from berth_common.bus.consumer import durable_name
+
+
+async def connected_bus(service: str, url: str, **kwargs: Any) -> Bus:
+    bus = Bus(service, url, **kwargs)
+    await bus.connect()
+    return bus
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> None:
+    """Poll ``check`` until it is true; fail with the time waited otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def consumer_info(bus: Bus, stream: str, service: str, subject: str) -> ConsumerInfo:
+    return await bus.js.consumer_info(stream, durable_name(service, subject))
+
+
+async def stream_messages(bus: Bus, stream: str) -> int:
+    try:
+        info = await bus.js.stream_info(stream)
+    except NotFoundError:
+        return 0
+    return int(info.state.messages)
+
+
+class Collector:
+    """A core NATS subscription gathering decoded envelopes (and headers) on one subject."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[dict[str, Any], dict[str, str]]] = []
+        self.nc: NATS | None = None
+
+    async def start(self, url: str, subject: str) -> Collector:
+        self.nc = await nats.connect(url)
+
+        async def on_msg(msg: Any) -> None:
+            try:
+                body = json.loads(msg.data)
+            except ValueError:
+                body = {"raw": msg.data.decode(errors="replace")}
+            self.items.append((body, dict(msg.headers or {})))
+
+        await self.nc.subscribe(subject, cb=on_msg)
+        await self.nc.flush()
+        return self
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
