@@ -1,0 +1,135 @@
+"""Database access for identity: users, teams, memberships and api tokens (api schema only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.tables import api_tokens, memberships, teams, users
+from berth_api.domain.identity import TokenRecord
+from berth_api.domain.roles import Role
+from berth_api.domain.tokens import NewToken
+from berth_common.envelope import new_id
+
+BOOTSTRAP_LOCK = "berth-api-bootstrap"
+
+
+async def lock_bootstrap(session: AsyncSession) -> None:
+    """Serialise first-start bootstrap across processes (held until the transaction ends)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": BOOTSTRAP_LOCK})
+
+
+async def any_user(session: AsyncSession) -> bool:
+    return (await session.execute(sa.select(sa.literal(1)).select_from(users).limit(1))).first() is not None
+
+
+async def create_user(session: AsyncSession, email: str, name: str) -> str:
+    user_id = new_id()
+    await session.execute(sa.insert(users).values(id=user_id, email=email.lower(), name=name))
+    return user_id
+
+
+async def create_team(session: AsyncSession, name: str) -> str:
+    team_id = new_id()
+    await session.execute(sa.insert(teams).values(id=team_id, name=name))
+    return team_id
+
+
+async def add_member(session: AsyncSession, user_id: str, team_id: str, role: Role) -> None:
+    await session.execute(sa.insert(memberships).values(user_id=user_id, team_id=team_id, role=role))
+
+
+async def insert_token(
+    session: AsyncSession, user_id: str, team_id: str, name: str, token: NewToken, expires_at: datetime | None
+) -> dict[str, Any]:
+    row = (
+        await session.execute(
+            sa.insert(api_tokens)
+            .values(
+                id=new_id(),
+                user_id=user_id,
+                team_id=team_id,
+                name=name,
+                prefix=token.prefix,
+                hash=token.hash,
+                expires_at=expires_at,
+            )
+            .returning(*_public_columns())
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+def _public_columns() -> list[sa.Column[Any]]:
+    c = api_tokens.c
+    return [c.id, c.name, c.prefix, c.user_id, c.created_at, c.expires_at, c.revoked_at, c.last_used_at]
+
+
+async def find_token(session: AsyncSession, prefix: str) -> TokenRecord | None:
+    """The token with this prefix, its user and team, and the user's current role in that team."""
+    t, u, tm, m = api_tokens.c, users.c, teams.c, memberships.c
+    query = (
+        sa.select(
+            t.id,
+            t.name,
+            t.hash,
+            t.expires_at,
+            t.revoked_at,
+            t.last_used_at,
+            u.id.label("user_id"),
+            u.email,
+            u.name.label("user_name"),
+            u.disabled_at,
+            tm.id.label("team_id"),
+            tm.name.label("team_name"),
+            m.role,
+        )
+        .select_from(
+            api_tokens.join(users, u.id == t.user_id)
+            .join(teams, tm.id == t.team_id)
+            .outerjoin(memberships, sa.and_(m.user_id == t.user_id, m.team_id == t.team_id))
+        )
+        .where(t.prefix == prefix)
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    return TokenRecord(
+        token_id=row.id,
+        token_name=row.name,
+        hash=row.hash,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+        user_id=row.user_id,
+        user_email=row.email,
+        user_name=row.user_name,
+        user_disabled=row.disabled_at is not None,
+        team_id=row.team_id,
+        team_name=row.team_name,
+        role=row.role,
+    )
+
+
+async def touch_token(session: AsyncSession, token_id: str, now: datetime) -> None:
+    await session.execute(sa.update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
+
+
+async def list_tokens(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
+    query = sa.select(*_public_columns()).where(api_tokens.c.team_id == team_id).order_by(api_tokens.c.created_at)
+    return [dict(r._mapping) for r in (await session.execute(query)).all()]
+
+
+async def revoke_token(session: AsyncSession, team_id: str, token_id: str, now: datetime) -> dict[str, Any] | None:
+    """Revoke a token of this team (idempotent: a revoked token keeps its first revocation time)."""
+    c = api_tokens.c
+    await session.execute(
+        sa.update(api_tokens)
+        .where(c.id == token_id, c.team_id == team_id, c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    row = (await session.execute(sa.select(*_public_columns()).where(c.id == token_id, c.team_id == team_id))).first()
+    return None if row is None else dict(row._mapping)

@@ -1,0 +1,127 @@
+"""Every error leaves as ``application/problem+json`` (RFC 9457); no stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from berth_api.domain.problems import MEDIA_TYPE, ProblemError, field_errors, problem_body
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ProblemResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> ProblemResponse:
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+async def _on_problem(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, ProblemError)
+    body = problem_body(exc.status, exc.detail, type_=exc.type, title=exc.title, instance=request.url.path)
+    return problem_response(exc.status, body, exc.headers)
+
+
+async def _on_http(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    body = problem_body(exc.status_code, detail, instance=request.url.path)
+    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+async def _on_validation(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = field_errors(exc.errors())
+    fields = ", ".join(e["loc"] for e in errors[:5])
+    body = problem_body(422, f"The request has invalid fields: {fields}.", instance=request.url.path, errors=errors)
+    return problem_response(422, body)
+
+
+async def _on_unhandled(request: Request, exc: Exception) -> ProblemResponse:
+    log.exception("unhandled error", method=request.method, path=request.url.path)
+    body = problem_body(500, "The server failed to handle this request; it has been logged.")
+    return problem_response(500, body)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(Exception, _on_unhandled)  # ServerErrorMiddleware: the catch-all 500
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
+
+
+class BodyLimitMiddleware:
+    """Reject bodies over ``limit`` bytes with 413: at once by Content-Length, else while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            await self._reject(scope, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLargeError(self.limit)  # FastAPI re-raises HTTPException from body reading
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if started:
+                raise
+            await self._reject(scope, send)
+
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        body = problem_body(413, f"The request body exceeds the limit of {self.limit} bytes.", instance=scope["path"])
+        raw = json.dumps(body).encode()
+        headers = [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(raw)).encode())]
+        headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

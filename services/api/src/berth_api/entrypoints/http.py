@@ -1,0 +1,99 @@
+"""The api's FastAPI application: /v1 routes, health and metrics, the OpenAPI and AsyncAPI documents."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from berth_api.entrypoints import v1
+from berth_api.entrypoints.auth import anonymous, declared_access
+from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
+from berth_api.entrypoints.state import ApiState, api_state
+from berth_api.settings import ApiSettings
+from berth_common.asyncapi import asyncapi_document
+from berth_common.httpd import health_response
+from berth_common.runtime import Context
+
+REQUESTS = Counter("berth_api_requests_total", "HTTP requests handled by the api", ["method", "route", "status"])
+LATENCY = Histogram(
+    "berth_api_request_seconds",
+    "Time to handle an HTTP request",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class MetricsMiddleware:
+    """Count requests by route template (never the raw path: bounded label values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        code = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(code)).inc()
+            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+async def _health(request: Request) -> Response:
+    state = api_state(request)
+    ctx = state.ctx
+
+    async def ready() -> dict[str, bool]:
+        return await ctx.ready() if ctx is not None else {"bus": False, "db": False}
+
+    code, ctype, body = await health_response(request.url.path, ready)
+    return Response(body, status_code=code, media_type=ctype, headers={"Cache-Control": "no-store"})
+
+
+def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
+    """Build the app. Without ``ctx`` it can be introspected (OpenAPI, routes) but not serve /v1."""
+    app = FastAPI(
+        title="Berth API",
+        version="0.1.0",
+        description="Self-hosted platform-as-a-service. Every error is application/problem+json (RFC 9457).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.api = ApiState(settings=settings, ctx=ctx)
+    install_error_handlers(app)
+    app.include_router(v1.router)
+
+    for path in ("/livez", "/readyz", "/metrics"):
+        app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])
+
+    bus_doc = asyncapi_document(settings.nats_url)
+
+    @app.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the bus", dependencies=[anonymous()])
+    async def asyncapi() -> dict[str, Any]:
+        return bus_doc
+
+    # Declare each route's access in the OpenAPI too (x-berth-role), for clients and the RBAC matrix.
+    for route in app.routes:
+        if isinstance(route, APIRoute) and (access := declared_access(route.dependant)) is not None:
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-berth-role": access}
+
+    # Outermost last: metrics see every answer, including a 413 from the body limit.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    return app

@@ -1,0 +1,57 @@
+"""Request and response bodies of the HTTP API (its public contract, documented in the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from berth_api.domain.roles import Role
+
+TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
+ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
+class TeamOut(BaseModel):
+    id: str
+    name: str
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="Public part of the token (berth_<prefix>_...), safe to show.")
+    user_id: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token. Shown once: only its hash is stored.")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=TOKEN_NAME_PATTERN)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="None: never expires.")
+
+
+class CurrentToken(BaseModel):
+    id: str
+    name: str
+
+
+class Me(BaseModel):
+    user: UserOut
+    team: TeamOut
+    role: Role
+    token: CurrentToken

@@ -1,0 +1,85 @@
+"""Serve the app with uvicorn inside the shared runtime, until the runtime's stop event.
+
+The socket is bound during ``wire`` so a taken port fails the service start (uvicorn would call
+``sys.exit`` instead). Signals stay with the runtime: uvicorn does not install handlers of its own.
+On stop, uvicorn stops accepting, lets in-flight requests finish (up to ``shutdown_grace_s``), and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from berth_api.settings import ApiSettings
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the runtime owns SIGTERM/SIGINT and sets the stop event
+
+
+class HttpServer:
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.sock: socket.socket | None = None
+
+    @property
+    def port(self) -> int:
+        if self.sock is None:
+            raise RuntimeError("not bound")
+        return int(self.sock.getsockname()[1])
+
+    def bind(self) -> int:
+        host, port = self.settings.http_host, self.settings.http_port
+        family, type_, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.sock = sock
+        return self.port
+
+    async def serve(self, app: FastAPI, stop: asyncio.Event) -> None:
+        if self.sock is None:
+            self.bind()
+        assert self.sock is not None
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=int(self.settings.shutdown_grace_s),
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[self.sock]), name="api-http")
+        stopping = asyncio.create_task(stop.wait())
+        log.info("api listening", url=f"http://{self.settings.http_host}:{self.port}")
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if serving.done() and not stop.is_set():
+                log.error("api http server stopped unexpectedly; stopping the service", error=str(serving.exception()))
+                stop.set()
+            server.should_exit = True
+            await serving
+        finally:
+            stopping.cancel()
+            self.sock = None
+        log.info("api http server stopped")

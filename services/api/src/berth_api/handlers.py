@@ -1,0 +1,120 @@
+"""The api's use cases: bootstrap the first admin, authenticate tokens, manage tokens, report status.
+
+Routes call these; these call the adapters. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_api.adapters import identity as repo
+from berth_api.adapters.secret_file import write_private_file
+from berth_api.domain import tokens
+from berth_api.domain.identity import Principal, needs_touch, principal_for
+from berth_api.domain.status import PlatformStatus, ServiceStatus, summarise
+from berth_common.bus import Bus, ServiceUnavailableError
+from berth_common.catalogue import HealthQuery, HealthReply
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_TEAM = "default"
+BOOTSTRAP_TOKEN_NAME = "bootstrap"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    row: dict[str, Any]
+    plaintext: str
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(id={self.row.get('id')!r})"
+
+
+async def bootstrap_admin(sessionmaker: async_sessionmaker[AsyncSession], email: str, token_path: Path) -> bool:
+    """On the very first start, create the admin, the ``default`` team and a token written to ``token_path``.
+
+    Serialised by an advisory lock, so concurrent first starts create one admin. The file is written
+    before the transaction commits: if the write fails nothing is created; if the commit fails the next
+    start writes a fresh token. Returns True when this call created the admin.
+    """
+    async with sessionmaker() as session, session.begin():
+        await repo.lock_bootstrap(session)
+        if await repo.any_user(session):
+            return False
+        user_id = await repo.create_user(session, email, "admin")
+        team_id = await repo.create_team(session, DEFAULT_TEAM)
+        await repo.add_member(session, user_id, team_id, "admin")
+        token = tokens.generate()
+        await repo.insert_token(session, user_id, team_id, BOOTSTRAP_TOKEN_NAME, token, None)
+        await asyncio.to_thread(write_private_file, token_path, token.plaintext + "\n")
+    log.info("bootstrap admin created", email=email, team=DEFAULT_TEAM, path=str(token_path))
+    return True
+
+
+async def authenticate(
+    sessionmaker: async_sessionmaker[AsyncSession], presented: str, touch_interval_s: float
+) -> Principal | None:
+    """The principal behind a presented token, or None (malformed, unknown, wrong, expired, revoked)."""
+    parsed = tokens.parse(presented)
+    if parsed is None:
+        return None
+    prefix, secret = parsed
+    now = datetime.now(UTC)
+    async with sessionmaker() as session, session.begin():
+        record = await repo.find_token(session, prefix)
+        principal = principal_for(record, secret, now)
+        if principal is not None and record is not None and needs_touch(record.last_used_at, now, touch_interval_s):
+            await repo.touch_token(session, record.token_id, now)
+    return principal
+
+
+async def issue_token(
+    sessionmaker: async_sessionmaker[AsyncSession], principal: Principal, name: str, expires_in_days: int | None
+) -> IssuedToken:
+    """A new token for the caller in the caller's team; its plaintext exists only in the return value."""
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    token = tokens.generate()
+    async with sessionmaker() as session, session.begin():
+        row = await repo.insert_token(session, principal.user_id, principal.team_id, name, token, expires_at)
+    log.info("api token issued", id=row["id"], prefix=token.prefix, team_id=principal.team_id)
+    return IssuedToken(row=row, plaintext=token.plaintext)
+
+
+async def list_tokens(sessionmaker: async_sessionmaker[AsyncSession], team_id: str) -> list[dict[str, Any]]:
+    async with sessionmaker() as session:
+        return await repo.list_tokens(session, team_id)
+
+
+async def revoke_token(
+    sessionmaker: async_sessionmaker[AsyncSession], team_id: str, token_id: str
+) -> dict[str, Any] | None:
+    """Revoke a token of the team; None when the team has no such token (another team's is "missing")."""
+    async with sessionmaker() as session, session.begin():
+        row = await repo.revoke_token(session, team_id, token_id, datetime.now(UTC))
+    if row is not None:
+        log.info("api token revoked", id=token_id, team_id=team_id)
+    return row
+
+
+async def service_health(bus: Bus, service: str, timeout_s: float) -> ServiceStatus:
+    try:
+        reply = await bus.request(service, "health", HealthQuery(), HealthReply, timeout=timeout_s)
+    except ServiceUnavailableError as exc:
+        return ServiceStatus(service=service, ready=False, error=str(exc))
+    except Exception as exc:
+        return ServiceStatus(service=service, ready=False, error=f"health query failed: {str(exc)[:300]}")
+    return ServiceStatus(service=service, ready=reply.ready, components=reply.components)
+
+
+async def platform_status(bus: Bus, timeout_s: float) -> PlatformStatus:
+    """Ask every service's health over the bus, concurrently; a silent one shows as not ready."""
+    services = HealthQuery.CONSUMERS
+    statuses = await asyncio.gather(*(service_health(bus, s, timeout_s) for s in services))
+    return summarise(list(statuses))

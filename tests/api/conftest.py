@@ -1,0 +1,146 @@
+"""Run the api in-process (the shared runtime's ``serve``) against the real nats-server and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from berth_api.adapters import identity as repo
+from berth_api.bootstrap import spec
+from berth_api.domain import tokens
+from berth_api.domain.roles import Role
+from berth_api.settings import ApiSettings
+from berth_cli.components import free_port
+from berth_common.db import make_engine, make_sessionmaker
+from berth_common.db.provision import provision
+from berth_common.runtime import serve
+
+
+@dataclass
+class RunningApi:
+    settings: ApiSettings
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.settings.admin_token_path
+
+    def admin_token(self) -> str:
+        return self.token_path.read_text().strip()
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 40)
+
+
+async def start_api(settings: ApiSettings, timeout: float = 30.0) -> RunningApi:
+    """Serve the api and wait until /readyz answers 200 (fails fast if the service task dies)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(spec(settings), stop), name="api-under-test")
+    running = RunningApi(settings=settings, stop=stop, task=task)
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(base_url=running.url, timeout=2) as client:
+        while True:
+            if task.done():
+                task.result()  # raises the service's error
+                raise RuntimeError("the api stopped before it was ready")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return running
+            if asyncio.get_running_loop().time() > deadline:
+                stop.set()
+                raise TimeoutError("the api did not become ready")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def api_urls(database: str) -> dict[str, str]:
+    """Per-service role URLs on a fresh database (the api connects with its own role)."""
+    return await provision(database, "test-secret")
+
+
+@pytest.fixture
+def api_settings(nats_server, api_urls, tmp_path: Path) -> ApiSettings:
+    return ApiSettings(
+        nats_url=nats_server.url,
+        database_url=api_urls["api"],
+        http_port=free_port(),
+        data_dir=tmp_path / "data",
+        status_timeout_s=1.0,
+        shutdown_grace_s=10,
+    )
+
+
+@pytest.fixture
+async def api(api_settings: ApiSettings) -> AsyncIterator[RunningApi]:
+    running = await start_api(api_settings)
+    yield running
+    if not running.task.done():
+        await running.shutdown()
+
+
+@pytest.fixture
+async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10) as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Identities:
+    """Make users, memberships and tokens straight in the api schema (as issue 4's invitations will)."""
+
+    def __init__(self, db_url: str) -> None:
+        self.engine = make_engine(db_url, "api")
+        self.sessionmaker = make_sessionmaker(self.engine)
+
+    async def member(self, email: str, role: Role, team: str = "default") -> str:
+        async with self.sessionmaker() as s, s.begin():
+            from sqlalchemy import select
+
+            from berth_api.adapters.tables import teams
+
+            team_id = (await s.execute(select(teams.c.id).where(teams.c.name == team))).scalar()
+            if team_id is None:
+                team_id = await repo.create_team(s, team)
+            user_id = await repo.create_user(s, email, email.split("@")[0])
+            await repo.add_member(s, user_id, team_id, role)
+        return user_id
+
+    async def token(
+        self, user_id: str, team: str = "default", *, name: str = "test", expires_at: datetime | None = None
+    ) -> tuple[str, str]:
+        """(plaintext, token id)."""
+        from sqlalchemy import select
+
+        from berth_api.adapters.tables import teams
+
+        new = tokens.generate()
+        async with self.sessionmaker() as s, s.begin():
+            team_id = (await s.execute(select(teams.c.id).where(teams.c.name == team))).scalar_one()
+            row = await repo.insert_token(s, user_id, team_id, name, new, expires_at)
+        return new.plaintext, row["id"]
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+@pytest.fixture
+async def identities(api_urls) -> AsyncIterator[Identities]:
+    ids = Identities(api_urls["api"])
+    yield ids
+    await ids.close()
