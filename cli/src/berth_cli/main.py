@@ -1,0 +1,171 @@
+"""The ``berth`` command.
+
+Local platform (data in one directory, default ``./.berth``):
+
+    berth up [--data-dir DIR] [--all-in-one] [--foreground]   start everything, print the API URL and token
+    berth status [--data-dir DIR] [--json]                    health of every component (exit 1 if any is down)
+    berth down [--data-dir DIR]                               stop everything (data is kept)
+
+Ports come from BERTH_NATS_PORT (4222), BERTH_NATS_MONITOR_PORT (8222), BERTH_PG_PORT (5433),
+BERTH_PROXY_PORT (8080, on BERTH_PROXY_HOST, 127.0.0.1), BERTH_TRAEFIK_API_PORT (8081), BERTH_API_PORT
+(8420) and BERTH_<SERVICE>_HTTP_PORT (8421-8425); BERTH_PORT_BASE=N moves them all to N, N+1, ...
+With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is used.
+
+Other commands:
+
+    berth bus spec                 the AsyncAPI document of every message, as JSON
+    berth images base              build the local base images
+    berth db provision             create the per-service roles and schemas (BERTH_DATABASE_URL, BERTH_SECRET_KEY)
+    berth service run NAME         run one service (containers: fills in its role from BERTH_SECRET_KEY)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+
+from berth_cli.layout import Paths
+
+
+def _click_help(doc: str) -> str:
+    """Keep the docstring's indented blocks as they are (click rewraps other paragraphs)."""
+    paras = doc.strip().split("\n\n")
+    return "\n\n".join("\b\n" + p if p.startswith("    ") or "\n    " in p else p for p in paras)
+
+
+app = typer.Typer(help=_click_help(__doc__ or ""), no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+bus_app = typer.Typer(help="The message bus.", no_args_is_help=True)
+images_app = typer.Typer(help="Container images.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+service_app = typer.Typer(help="Run one service.", no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+app.add_typer(images_app, name="images")
+app.add_typer(db_app, name="db")
+app.add_typer(service_app, name="service")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
+
+
+def _paths(data_dir: Path) -> Paths:
+    return Paths(data_dir.expanduser().resolve())
+
+
+@app.command()
+def up(
+    data_dir: DataDir = Path(".berth"),
+    all_in_one: Annotated[bool, typer.Option("--all-in-one", help="the six services in one process")] = False,
+    foreground: Annotated[bool, typer.Option("--foreground", help="run the supervisor in this terminal")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every component")] = 180.0,
+) -> None:
+    """Start the platform and wait until every component is ready."""
+    from berth_cli import platform
+
+    paths = _paths(data_dir)
+    if foreground:
+        from berth_cli.supervisor import run_supervisor
+
+        if platform.supervisor_pid(paths) is not None:
+            raise typer.BadParameter(f"a supervisor is already running for {paths.root}", param_hint="--data-dir")
+        busy = platform.busy_ports(dict(os.environ))
+        if busy:
+            typer.echo("ports already in use: " + ", ".join(busy), err=True)
+            raise typer.Exit(1)
+        run_supervisor(
+            paths.root, all_in_one, echo=True, on_ready=lambda s: typer.echo(platform.banner(paths, s["urls"]))
+        )
+        return
+    try:
+        status = platform.up(paths, all_in_one, timeout)
+    except (platform.PlatformError, ValueError) as exc:
+        typer.echo(f"berth up: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(platform.banner(paths, status.urls))
+
+
+@app.command()
+def down(data_dir: DataDir = Path(".berth")) -> None:
+    """Stop the supervisor and every component (the data is kept)."""
+    from berth_cli import platform
+
+    paths = _paths(data_dir)
+    running = platform.supervisor_pid(paths) is not None
+    stray = platform.down(paths)
+    if stray:
+        typer.echo(f"cleaned up {len(stray)} leftover process(es): {' '.join(map(str, stray))}")
+    left = platform.leftovers(paths.root)
+    if left:
+        typer.echo(f"still running: {' '.join(str(p.pid) for p in left)}", err=True)
+        raise typer.Exit(1)
+    typer.echo("berth stopped" if running else "berth was not running")
+
+
+@app.command()
+def status(
+    data_dir: DataDir = Path(".berth"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show whether every component is healthy; exit 1 if one is not."""
+    from berth_cli import platform
+
+    result = platform.platform_status(_paths(data_dir))
+    typer.echo(json.dumps(result.to_json(), indent=2) if as_json else platform.format_status(result))
+    if not result.healthy:
+        raise typer.Exit(1)
+
+
+@bus_app.command("spec")
+def bus_spec() -> None:
+    """Print the AsyncAPI 3.0 document generated from the message catalogue."""
+    from berth_common.asyncapi import asyncapi_document
+
+    typer.echo(json.dumps(asyncapi_document(), indent=2))
+
+
+@images_app.command("base")
+def images_base() -> None:
+    """Build the local base images (no registry needed); cached by tag."""
+    from berth_cli.baseimages import ensure_base_images
+
+    result = ensure_base_images()
+    if result is not None:
+        typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        typer.echo(f"{name} is not set", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+@db_app.command("provision")
+def db_provision() -> None:
+    """Create one role and schema per service (idempotent) with the admin URL in BERTH_DATABASE_URL."""
+    from berth_cli import provisioning
+
+    urls = asyncio.run(provisioning.provision_platform(_env("BERTH_DATABASE_URL"), _env("BERTH_SECRET_KEY")))
+    typer.echo(f"provisioned {len(urls)} roles: {', '.join(provisioning.roles())}")
+
+
+@service_app.command("run")
+def service_run(name: str) -> None:
+    """Run one service in this process. If BERTH_DATABASE_URL names no user, the service's own role and
+    its password (derived from BERTH_SECRET_KEY, as `berth db provision` made it) are filled in."""
+    from berth_cli import provisioning
+    from berth_cli.allinone import MODULES
+
+    modules = {m.split(".")[0].removeprefix("berth_").replace("_", "-"): m for m in MODULES}
+    if name not in modules:
+        raise typer.BadParameter(f"one of {', '.join(modules)}", param_hint="NAME")
+    url = _env("BERTH_DATABASE_URL")
+    if not urlsplit(url).username:
+        os.environ["BERTH_DATABASE_URL"] = provisioning.role_url(url, _env("BERTH_SECRET_KEY"), name)
+    importlib.import_module(modules[name]).main()

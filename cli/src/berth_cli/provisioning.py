@@ -1,0 +1,82 @@
+"""Database provisioning for the platform: one role and schema per service (``berth_common.db.provision``).
+
+The supervisor runs ``python -m berth_cli.provisioning`` as a one-shot child (so that SQLAlchemy never
+loads into the long-lived supervisor); it reads the admin URL and the secret from its environment and
+writes each service's URL as JSON on stdout, which is a pipe to the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+
+from berth_common.db.provision import SERVICES, provision, role_for, service_url
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def with_database(url: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def ensure_database(admin_url: str, database: str) -> str:
+    """Create ``database`` on the server of ``admin_url`` if it is missing; return its admin URL."""
+    if not _DB_NAME.match(database):
+        raise ValueError(f"invalid database name {database!r}")
+    import asyncpg
+
+    from berth_common.db.engine import async_url
+
+    dsn = async_url(admin_url).replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+    return with_database(admin_url, database)
+
+
+async def provision_platform(admin_url: str, secret_key: str, database: str | None = None) -> dict[str, str]:
+    if database:
+        admin_url = await ensure_database(admin_url, database)
+    return await provision(admin_url, secret_key)
+
+
+def role_url(base_url: str, secret_key: str, service: str) -> str:
+    """The URL a service connects with, from a URL naming only the server and database (compose)."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return service_url(base_url, secret_key, service)
+
+
+def roles() -> list[str]:
+    return [role_for(s) for s in SERVICES]
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise SystemExit(f"{name} is not set")
+    return value
+
+
+def main() -> None:
+    urls = asyncio.run(
+        provision_platform(
+            _required("BERTH_DATABASE_URL"),
+            _required("BERTH_SECRET_KEY"),
+            os.environ.get("BERTH_CREATE_DATABASE") or None,
+        )
+    )
+    sys.stdout.write(json.dumps(urls))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""The local platform's supervisor: one process that runs and restarts every component.
+
+Start order: Postgres and nats-server, then the database roles are provisioned, then Traefik, then the
+services (six processes, or one with ``--all-in-one``). A child that exits is restarted with exponential
+backoff; every start and exit is logged to ``<data>/logs/supervisor.log``, each child's output goes to
+``<data>/logs/<name>.log``. On SIGTERM or SIGINT everything stops in reverse order. The state (children,
+pids, ports, URLs; never a secret) is kept in ``<data>/supervisor.json`` for ``berth status`` and
+``berth down``.
+
+Run as ``python -m berth_cli.supervisor --data-dir DIR [--all-in-one]`` (``berth up`` does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from berth_cli import components
+from berth_cli.backoff import RestartPolicy
+from berth_cli.datadir import ensure_secret, rotate, write_json
+from berth_cli.layout import (
+    ALL_IN_ONE,
+    DATABASE,
+    ChildSpec,
+    Paths,
+    Probe,
+    check_host,
+    infra_probes,
+    platform_env,
+    resolve_ports,
+    scrub_env,
+    service_children,
+    service_probes,
+)
+from berth_cli.probes import check_all
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the supervisor dies, so nothing is left behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class _Tee:
+    def __init__(self, *files: IO[str]) -> None:
+        self.files = files
+
+    def write(self, text: str) -> None:
+        for f in self.files:
+            f.write(text)
+            f.flush()
+
+    def flush(self) -> None:
+        for f in self.files:
+            f.flush()
+
+
+def configure_logging(logfile: Path, echo: bool) -> Any:
+    out = logfile.open("a", encoding="utf-8")
+    sink = _Tee(out, sys.stderr) if echo else _Tee(out)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sink),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
+    return structlog.get_logger("supervisor")
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    state: str = "pending"
+    restarts: int = 0
+    failures: int = 0
+    started_at: float | None = None
+    last_exit: int | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            **self.spec.to_public(),
+            "pid": self.proc.pid if self.proc and self.proc.returncode is None else None,
+            "state": self.state,
+            "restarts": self.restarts,
+            "started_at": self.started_at,
+            "last_exit": self.last_exit,
+            "log": str(self.log_path),
+        }
+
+
+class Supervisor:
+    def __init__(
+        self,
+        data_dir: Path,
+        all_in_one: bool = False,
+        env: Mapping[str, str] | None = None,
+        policy: RestartPolicy | None = None,
+        echo: bool = False,
+        on_ready: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.paths = Paths(data_dir.resolve())
+        self.all_in_one = all_in_one
+        self.ports = resolve_ports(self.env)
+        self.proxy_host = check_host("BERTH_PROXY_HOST", self.env.get("BERTH_PROXY_HOST", "127.0.0.1"))
+        self.external_db = self.env.get("BERTH_DATABASE_URL") or None
+        self.policy = policy or RestartPolicy()
+        self.echo = echo
+        self.on_ready = on_ready
+        self.children: dict[str, Child] = {}
+        self.phase = "starting"
+        self.started_at = time.time()
+        self.log: Any = structlog.get_logger("supervisor")
+        self._stop = asyncio.Event()
+        if self.external_db:
+            parts = urlsplit(self.external_db)
+            self.pg_host, self.pg_port = parts.hostname or "127.0.0.1", parts.port or 5432
+        else:
+            self.pg_host, self.pg_port = "127.0.0.1", self.ports["postgres"]
+        self.probes: dict[str, Probe] = {
+            **infra_probes(self.ports, self.pg_host, self.pg_port),
+            **service_probes(self.ports),
+        }
+
+    # --- state file -----------------------------------------------------------------------------
+
+    def component_process(self, component: str) -> str | None:
+        if component == "postgres" and self.external_db:
+            return None
+        if component in ("postgres", "nats", "traefik"):
+            return component
+        return ALL_IN_ONE if self.all_in_one else component
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "mode": "all-in-one" if self.all_in_one else "split",
+            "data_dir": str(self.paths.root),
+            "phase": self.phase,
+            "started_at": self.started_at,
+            "ports": self.ports,
+            "urls": {
+                "api": f"http://127.0.0.1:{self.ports['api']}",
+                "proxy": f"http://{self.proxy_host}:{self.ports['proxy']}",
+                "nats": f"nats://127.0.0.1:{self.ports['nats']}",
+                "traefik_api": f"http://127.0.0.1:{self.ports['traefik_api']}",
+                "postgres": "external" if self.external_db else f"127.0.0.1:{self.pg_port}",
+            },
+            "components": {
+                name: {
+                    "probe": vars(probe),
+                    "process": self.component_process(name),
+                    "log": str(self.paths.log(self.component_process(name) or "supervisor")),
+                }
+                for name, probe in self.probes.items()
+            },
+            "children": {name: child.public() for name, child in self.children.items()},
+        }
+
+    def save(self) -> None:
+        write_json(self.paths.state, self.snapshot())
+
+    # --- children -------------------------------------------------------------------------------
+
+    async def _spawn(self, child: Child) -> asyncio.subprocess.Process:
+        spec = child.spec
+        rotate(child.log_path)
+        with child.log_path.open("ab") as out:
+            return await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**scrub_env(self.env), **spec.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                **components.as_user(spec.user),  # type: ignore[arg-type]
+            )
+
+    async def _run_child(self, child: Child) -> None:
+        name = child.spec.name
+        while not child.stop.is_set():
+            child.state = "starting"
+            try:
+                child.proc = await self._spawn(child)
+            except OSError as exc:
+                self.log.error("child failed to start", child=name, error=str(exc))
+                rc, uptime = -1, 0.0
+            else:
+                child.started_at = time.time()
+                child.state = "running"
+                if child.stop.is_set():  # stopped while it was being spawned
+                    child.proc.send_signal(getattr(signal, child.spec.stop_signal))
+                self.log.info("child started", child=name, pid=child.proc.pid, restarts=child.restarts)
+                self.save()
+                rc = await child.proc.wait()
+                uptime = time.time() - child.started_at
+            child.last_exit = rc
+            if child.stop.is_set():
+                self.log.info("child stopped", child=name, exit=rc)
+                break
+            child.failures = self.policy.failures_after_exit(child.failures, uptime)
+            delay = self.policy.delay(child.failures)
+            child.state = "backoff"
+            child.restarts += 1
+            self.log.warning(
+                "child exited, restarting", child=name, exit=rc, uptime_s=round(uptime, 1), restart_in_s=delay
+            )
+            self.save()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.stop.wait(), delay)
+        child.state = "stopped"
+
+    def start_child(self, spec: ChildSpec) -> Child:
+        child = Child(spec, self.paths.log(spec.name))
+        self.children[spec.name] = child
+        child.task = asyncio.create_task(self._run_child(child), name=spec.name)
+        return child
+
+    async def stop_child(self, child: Child) -> None:
+        child.stop.set()
+        proc = child.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(getattr(signal, child.spec.stop_signal))
+        assert child.task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(child.task), child.spec.stop_timeout_s)
+        except TimeoutError:
+            self.log.warning("child did not stop in time, killing", child=child.spec.name)
+        if proc is not None:
+            # the whole process group: helpers a child started die with it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        await child.task
+
+    # --- start-up -------------------------------------------------------------------------------
+
+    async def _wait_ready(self, names: list[str]) -> bool:
+        while not self._stop.is_set():
+            if all((await check_all({n: self.probes[n] for n in names}, 2.0)).values()):
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.3)
+        return False
+
+    async def _provision(self, secret: str, admin_url: str) -> dict[str, str] | None:
+        """Create the roles and schemas (a one-shot child); retried with backoff until it works."""
+        env = {**scrub_env(self.env), "BERTH_DATABASE_URL": admin_url, "BERTH_SECRET_KEY": secret}
+        if not self.external_db:
+            env["BERTH_CREATE_DATABASE"] = DATABASE
+        logfile = self.paths.log("provision")
+        failures = 0
+        while not self._stop.is_set():
+            with logfile.open("ab") as err:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "berth_cli.provisioning",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=err,
+                    env=env,
+                )
+            out, _ = await proc.communicate()
+            if proc.returncode == 0:
+                urls: dict[str, str] = json.loads(out)
+                self.log.info("database roles provisioned", services=sorted(urls))
+                return urls
+            failures += 1
+            delay = self.policy.delay(failures)
+            self.log.error("provisioning failed", exit=proc.returncode, retry_in_s=delay, log=str(logfile))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return None
+
+    async def _start(self) -> None:
+        paths = self.paths
+        secret = ensure_secret(paths.secret_key)
+        if self.external_db:
+            admin_url = self.external_db
+        else:
+            password = ensure_secret(paths.pg_password, 24)
+            launch = await asyncio.to_thread(components.pg_launch, paths.pgdata, self.ports["postgres"], password)
+            self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
+            admin_url = components.pg_admin_url(self.ports["postgres"], password)
+        nats = components.nats_launch(paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"])
+        self.start_child(ChildSpec("nats", nats.argv, nats.env))
+        self.save()
+        if not await self._wait_ready(["postgres", "nats"]):
+            return
+        self.log.info("postgres and nats ready")
+        urls = await self._provision(secret, admin_url)
+        if urls is None:
+            return
+        traefik = components.traefik_launch(paths.root, self.proxy_host, self.ports["proxy"], self.ports["traefik_api"])
+        self.start_child(ChildSpec("traefik", traefik.argv, traefik.env))
+        common = platform_env(paths, self.ports, secret, self.proxy_host)
+        bin_dir = Path(sys.executable).parent
+        for spec in service_children(bin_dir, self.ports, urls, common, self.all_in_one):
+            self.start_child(spec)
+        self.phase = "running"
+        self.save()
+        if await self._wait_ready(list(self.probes)):
+            self.log.info("platform ready", api=f"http://127.0.0.1:{self.ports['api']}")
+            if self.on_ready is not None:
+                self.on_ready(self.snapshot())
+
+    async def run(self) -> None:
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        self.log = configure_logging(self.paths.log("supervisor"), self.echo)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.log.info("supervisor starting", pid=os.getpid(), mode="all-in-one" if self.all_in_one else "split")
+        self.save()
+        starter = asyncio.create_task(self._start())
+        try:
+            await self._stop.wait()
+        finally:
+            self.phase = "stopping"
+            self.save()
+            self.log.info("stopping")
+            starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starter
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        """Stop the children in reverse start order: services together, then Traefik, nats, Postgres."""
+        services = [c for n, c in self.children.items() if n not in ("postgres", "nats", "traefik")]
+        await asyncio.gather(*(self.stop_child(c) for c in services))
+        for name in ("traefik", "nats", "postgres"):
+            if name in self.children:
+                await self.stop_child(self.children[name])
+        self.phase = "stopped"
+        self.save()
+        self.log.info("supervisor stopped")
+
+
+def acquire_pidfile(path: Path) -> IO[str]:
+    """Hold an exclusive lock on the pidfile for the life of the process (one supervisor per data dir)."""
+    f = path.open("a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise SystemExit(f"another supervisor is running for {path.parent}") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def run_supervisor(
+    data_dir: Path,
+    all_in_one: bool,
+    echo: bool = False,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = acquire_pidfile(Paths(data_dir).pidfile)
+    try:
+        asyncio.run(Supervisor(data_dir, all_in_one, echo=echo, on_ready=on_ready).run())
+    finally:
+        Paths(data_dir).pidfile.unlink(missing_ok=True)
+        lock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="berth-supervisor", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--all-in-one", action="store_true")
+    args = parser.parse_args(argv)
+    run_supervisor(args.data_dir, args.all_in_one)
+
+
+if __name__ == "__main__":
+    main()
