@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from berth_builder.adapters.docker import DockerClient
+from berth_builder.adapters.git import GitRunner
+from berth_builder.adapters.repo import BuildRepo
+from berth_builder.domain.dockerfile import image_map
 from berth_builder.entrypoints import bus
+from berth_builder.handlers import BuildHandler
+from berth_builder.pipeline import Pipeline
 from berth_builder.settings import BuilderSettings
 from berth_common.runtime import Context, ServiceSpec, run
 
@@ -12,7 +18,16 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 async def wire(ctx: Context) -> None:
-    await bus.register(ctx)
+    settings = ctx.settings
+    assert isinstance(settings, BuilderSettings)
+    docker = DockerClient(settings.docker_host, settings.docker_api_version)
+    repo = BuildRepo(ctx.sessionmaker, stale_after_s=settings.stale_after_s)
+    pipeline = Pipeline(settings, docker, GitRunner(), repo, image_map(settings.image_map))
+    handler = BuildHandler(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
+    ctx.extra["builder"] = handler
+    ctx.cleanups.append(docker.close)
+    settings.workspaces.mkdir(parents=True, exist_ok=True)
+    await bus.register(ctx, handler, settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

@@ -1,5 +1,210 @@
-"""Handlers of the builder service: one async function per command or event it consumes."""
+"""Handlers of the builder service: ``cmd.build.start``.
+
+At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
+result is emitted again, nothing is rebuilt), running here (wait for it), running elsewhere with a fresh
+heartbeat (wait, then take over if it goes stale) or free (claim it). The build runs outside any
+transaction; its result is recorded and emitted through ``berth_common.db.idempotent`` (the outbox).
+"""
 
 from __future__ import annotations
 
-HANDLERS: dict[str, object] = {}
+import asyncio
+import contextlib
+import re
+import time
+from typing import Any
+
+from berth_builder.adapters.docker import DockerUnavailable
+from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
+from berth_builder.domain.progress import Redactor
+from berth_builder.domain.source import InvalidInput, redact_url
+from berth_builder.pipeline import Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
+from berth_builder.settings import BuilderSettings
+from berth_common.bus import Bus, Delivery, TransientError
+from berth_common.catalogue import BuildFailed, BuildSucceeded, LogLine, StartBuild
+from berth_common.db import Unit, idempotent
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str, limit: int) -> str:
+    return _CONTROL.sub("?", text)[:limit]
+
+
+class BuildLog:
+    """Publishes a build's output as ``LogLine`` on ``log.<deployment_id>`` (best effort, redacted)."""
+
+    def __init__(self, bus: Bus, cmd: StartBuild, attempt: int, redact: Redactor) -> None:
+        self.bus = bus
+        self.cmd = cmd
+        self.attempt = attempt
+        self.redact = redact
+        self.seq = 0
+        self.subject = f"log.{cmd.deployment_id}" if _SUBJECT_TOKEN.fullmatch(cmd.deployment_id) else None
+
+    async def __call__(self, line: str) -> None:
+        if self.subject is None:
+            return
+        msg = LogLine(
+            deployment_id=self.cmd.deployment_id, stream="build", seq=self.seq, line=self.redact(line)[:16000]
+        )
+        self.seq += 1
+        try:
+            await self.bus.publish(msg, id=f"{self.cmd.build_id}.{self.attempt}.{msg.seq}", nats_subject=self.subject)
+        except Exception as exc:  # log lines are best effort: the build goes on
+            log.warning("log line not published", build_id=self.cmd.build_id, error=type(exc).__name__)
+
+
+class BuildHandler:
+    def __init__(
+        self, settings: BuilderSettings, bus: Bus, repo: BuildRepo, pipeline: Pipeline, sessionmaker: Any
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.repo = repo
+        self.pipeline = pipeline
+        self.sessionmaker = sessionmaker
+        self.slots = asyncio.Semaphore(settings.max_concurrent_builds)
+        self.active: dict[str, asyncio.Event] = {}
+
+    async def on_start_build(self, cmd: StartBuild, delivery: Delivery) -> None:
+        started = time.monotonic()
+        values = {
+            "build_id": cmd.build_id,
+            "deployment_id": cmd.deployment_id,
+            "application_id": cmd.application_id,
+            "repository": _printable(redact_url(cmd.source.repository), 2048),
+            "ref": _printable(cmd.source.ref, 255),
+            "image_tag": cmd.image_tag,
+        }
+        while True:
+            if cmd.build_id in self.active:  # the same build is running in this process
+                await self.active[cmd.build_id].wait()
+            state, row = await self.repo.claim(values)
+            if state == "finished":
+                log.info("build already finished, emitting its result again", build_id=cmd.build_id, status=row.status)
+                await self._emit(cmd, delivery, row, replay=True)
+                return
+            if state == "claimed":
+                break
+            await delivery.in_progress()
+            await asyncio.sleep(min(self.settings.heartbeat_s, 2.0))
+        done = asyncio.Event()
+        self.active[cmd.build_id] = done
+        try:
+            outcome = await self._build(cmd, delivery, row.attempts)
+        except (DockerUnavailable, OSError, ConnectionError) as exc:
+            await self.repo.release(cmd.build_id)
+            if delivery.attempt < self.settings.max_deliver:
+                raise TransientError(f"build {cmd.build_id}: {exc}") from exc
+            outcome = Failed("internal", f"the builder could not reach the Docker engine or its disk: {exc}")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.repo.release(cmd.build_id)
+            raise
+        finally:
+            done.set()
+            self.active.pop(cmd.build_id, None)
+        duration = round(time.monotonic() - started, 3)
+        result = await self._record(cmd, delivery, outcome, duration)
+        log.info("build finished", build_id=cmd.build_id, status=result.status, seconds=duration, reused=result.reused)
+
+    async def _build(self, cmd: StartBuild, delivery: Delivery, attempt: int) -> Outcome:
+        say = BuildLog(self.bus, cmd, attempt, Redactor(secrets_of(cmd)))
+        try:
+            inputs = validate(cmd, self.settings)
+        except InvalidInput as exc:
+            await say(f"rejected: {exc}")
+            return Failed("source", f"invalid {exc.field}: {exc.why}")
+        if self.slots.locked():
+            await say("waiting for a build slot (BERTH_MAX_CONCURRENT_BUILDS)")
+        async with self.slots:
+            beat = asyncio.create_task(self._heartbeat(cmd.build_id, delivery))
+            try:
+                outcome = await self.pipeline.run(cmd, say, inputs)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await beat
+        if isinstance(outcome, Failed):
+            for line in outcome.reason.splitlines()[:1]:
+                await say(f"build failed: {line}")
+        else:
+            await say(f"built {cmd.image_tag} = {outcome.image_id}" + (" (reused)" if outcome.reused else ""))
+        return outcome
+
+    async def _heartbeat(self, build_id: str, delivery: Delivery) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            with contextlib.suppress(Exception):
+                await self.repo.heartbeat(build_id)
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
+
+    async def _record(self, cmd: StartBuild, delivery: Delivery, outcome: Outcome, duration: float) -> BuildRow:
+        redact = Redactor(secrets_of(cmd))
+        if isinstance(outcome, Succeeded):
+            values: dict[str, Any] = {
+                "status": "succeeded",
+                "image_id": outcome.image_id,
+                "commit": outcome.commit,
+                "cache_key": outcome.cache_key,
+                "reused": outcome.reused,
+                "generated_dockerfile": outcome.generated_dockerfile,
+            }
+        else:
+            values = {"status": "failed", "stage": outcome.stage, "reason": redact(outcome.reason)[:4000]}
+            if outcome.commit:
+                values["commit"] = outcome.commit
+        values["duration_s"] = duration
+
+        async def body(_: StartBuild, unit: Unit) -> None:
+            await record_result(unit.session, cmd.build_id, values)
+            await unit.emit(_event(cmd, values), id=f"build-{cmd.build_id}-{values['status']}")
+
+        await idempotent(self.bus, self.sessionmaker, body)(cmd, delivery)
+        row = await self.repo.get(cmd.build_id)
+        assert row is not None
+        return row
+
+    async def _emit(self, cmd: StartBuild, delivery: Delivery, row: BuildRow, *, replay: bool) -> None:
+        values = {
+            "status": row.status,
+            "image_id": row.image_id or "",
+            "commit": row.commit or "",
+            "reused": row.reused,
+            "generated_dockerfile": row.generated_dockerfile,
+            "stage": row.stage or "internal",
+            "reason": row.reason or "",
+            "duration_s": row.duration_s or 0.0,
+        }
+        suffix = f"-replay-{delivery.envelope.id}" if replay else ""
+
+        async def body(_: StartBuild, unit: Unit) -> None:
+            await unit.emit(_event(cmd, values, row.image_tag), id=f"build-{cmd.build_id}-{row.status}{suffix}")
+
+        await idempotent(self.bus, self.sessionmaker, body)(cmd, delivery)
+
+
+def _event(cmd: StartBuild, v: dict[str, Any], image: str | None = None) -> BuildSucceeded | BuildFailed:
+    common = {"build_id": cmd.build_id, "deployment_id": cmd.deployment_id, "application_id": cmd.application_id}
+    if v["status"] == "succeeded":
+        return BuildSucceeded(
+            **common,
+            image=image or cmd.image_tag,
+            image_id=v.get("image_id") or "",
+            commit=v.get("commit") or "",
+            reused=bool(v.get("reused")),
+            generated_dockerfile=v.get("generated_dockerfile"),
+            duration_s=float(v.get("duration_s") or 0.0),
+        )
+    return BuildFailed(
+        **common,
+        reason=v.get("reason") or "the build failed",
+        stage=v.get("stage") or "internal",
+        commit=v.get("commit") or "",
+        duration_s=float(v.get("duration_s") or 0.0),
+    )

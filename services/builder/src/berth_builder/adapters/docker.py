@@ -1,0 +1,132 @@
+"""The one adapter that talks to the Docker Engine (API pinned to 1.41, dockerd 20.10) with aiodocker.
+
+It executes a :class:`~berth_builder.domain.request.BuildRequest` (the tar context streamed from disk),
+hands every JSON object of the progress stream to a callback, and inspects and tags images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from berth_builder.adapters.context import iter_chunks
+from berth_builder.adapters.session import SecretSession
+from berth_builder.domain.request import BuildRequest
+
+ObjectSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class DockerUnavailable(RuntimeError):
+    """The engine did not answer (a transient condition: the build is retried)."""
+
+
+class DockerClient:
+    def __init__(self, url: str, api_version: str = "v1.41") -> None:
+        self.url = url
+        self.api_version = api_version
+        self._docker: aiodocker.Docker | None = None
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.url, api_version=self.api_version)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def ping(self) -> bool:
+        try:
+            async with self.docker._query("_ping", versioned_api=False) as resp:
+                return resp.status == 200
+        except Exception:
+            return False
+
+    async def image_id(self, ref: str) -> str | None:
+        try:
+            info = await self.docker.images.inspect(ref)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(info["Id"])
+
+    async def image_labels(self, ref: str) -> dict[str, str]:
+        info = await self.docker.images.inspect(ref)
+        return dict((info.get("Config") or {}).get("Labels") or {})
+
+    async def tag(self, image: str, tag: str) -> None:
+        repo, _, version = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+        await self.docker.images.tag(image, repo, tag=version)
+
+    async def build(
+        self,
+        request: BuildRequest,
+        context: Path,
+        on_object: ObjectSink,
+        *,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        """POST /build and feed each progress object to ``on_object`` until the stream ends.
+
+        With secret names in the request, a BuildKit session serving ``secrets`` is open during the build.
+        """
+        if request.secret_names:
+            async with SecretSession(self.url, self.api_version, secrets or {}) as session:
+                query = {**request.query(), "session": session.id}
+                await self._post_build(query, context, on_object)
+        else:
+            await self._post_build(request.query(), context, on_object)
+
+    async def _post_build(self, query: dict[str, str], context: Path, on_object: ObjectSink) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in iter_chunks(context):
+                yield chunk
+                await asyncio.sleep(0)
+
+        try:
+            resp = await self.docker._do_query(
+                "build",
+                "POST",
+                params=query,
+                headers={"Content-Type": "application/x-tar"},
+                data=body(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            )
+        except aiodocker.DockerError as exc:
+            if exc.status == 900:  # aiodocker's "cannot connect"
+                raise DockerUnavailable(f"the Docker engine did not answer: {exc.message}") from exc
+            await on_object({"error": f"the Docker engine refused the build: {exc.message}"})
+            return
+        try:
+            buf = b""
+            async for chunk in resp.content.iter_any():
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    await _deliver(raw, on_object)
+            await _deliver(buf, on_object)
+        except aiohttp.ClientConnectionError as exc:
+            raise DockerUnavailable(f"the connection to the Docker engine broke during the build: {exc}") from exc
+        finally:
+            resp.close()
+
+
+async def _deliver(raw: bytes, on_object: ObjectSink) -> None:
+    raw = raw.strip()
+    if not raw:
+        return
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError:
+        obj = {"stream": raw.decode(errors="replace") + "\n"}
+    if isinstance(obj, dict):
+        await on_object(obj)

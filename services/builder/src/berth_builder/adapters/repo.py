@@ -1,0 +1,137 @@
+"""The builds table: claiming a build id, heartbeats, finishing, and the image cache by key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_builder.adapters.tables import builds
+
+Claim = Literal["claimed", "finished", "busy"]
+
+
+@dataclass(frozen=True)
+class BuildRow:
+    build_id: str
+    deployment_id: str
+    application_id: str
+    status: str
+    image_tag: str
+    commit: str | None
+    image_id: str | None
+    reused: bool
+    generated_dockerfile: str | None
+    stage: str | None
+    reason: str | None
+    duration_s: float | None
+    attempts: int
+    stale: bool
+
+    @classmethod
+    def from_row(cls, row: Any, stale: bool = False) -> BuildRow:
+        return cls(
+            build_id=row.build_id,
+            deployment_id=row.deployment_id,
+            application_id=row.application_id,
+            status=row.status,
+            image_tag=row.image_tag,
+            commit=row.commit,
+            image_id=row.image_id,
+            reused=row.reused,
+            generated_dockerfile=row.generated_dockerfile,
+            stage=row.stage,
+            reason=row.reason,
+            duration_s=row.duration_s,
+            attempts=row.attempts,
+            stale=stale,
+        )
+
+
+class BuildRepo:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], stale_after_s: float = 60.0) -> None:
+        self.sessionmaker = sessionmaker
+        self.stale_after_s = stale_after_s
+
+    async def claim(self, values: dict[str, Any]) -> tuple[Claim, BuildRow]:
+        """Take ``values['build_id']`` for this worker unless it is finished or another worker's heartbeat
+        is fresh. Returns what was found (``finished``/``busy``) or ``claimed`` with the updated row."""
+        stale_expr = builds.c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.stale_after_s)
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(insert(builds).values(status="retrying", **values).on_conflict_do_nothing())
+            row = (
+                await s.execute(
+                    sa.select(builds, stale_expr.label("stale"))
+                    .where(builds.c.build_id == values["build_id"])
+                    .with_for_update()
+                )
+            ).one()
+            if row.status in ("succeeded", "failed"):
+                return "finished", BuildRow.from_row(row)
+            if row.status == "running" and not row.stale:
+                return "busy", BuildRow.from_row(row, stale=False)
+            updated = (
+                await s.execute(
+                    sa.update(builds)
+                    .where(builds.c.build_id == values["build_id"])
+                    .values(status="running", attempts=builds.c.attempts + 1, heartbeat_at=sa.func.now())
+                    .returning(*builds.c)
+                )
+            ).one()
+            return "claimed", BuildRow.from_row(updated)
+
+    async def get(self, build_id: str) -> BuildRow | None:
+        stale_expr = builds.c.heartbeat_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, self.stale_after_s)
+        async with self.sessionmaker() as s:
+            row = (
+                await s.execute(sa.select(builds, stale_expr.label("stale")).where(builds.c.build_id == build_id))
+            ).first()
+        return None if row is None else BuildRow.from_row(row, stale=bool(row.stale))
+
+    async def heartbeat(self, build_id: str) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(
+                sa.update(builds)
+                .where(builds.c.build_id == build_id, builds.c.status == "running")
+                .values(heartbeat_at=sa.func.now())
+            )
+
+    async def release(self, build_id: str) -> None:
+        """A transient failure: the next delivery may claim the build again at once."""
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(
+                sa.update(builds)
+                .where(builds.c.build_id == build_id, builds.c.status == "running")
+                .values(status="retrying")
+            )
+
+    async def set_commit(self, build_id: str, commit: str, cache_key: str) -> None:
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(
+                sa.update(builds).where(builds.c.build_id == build_id).values(commit=commit, cache_key=cache_key)
+            )
+
+    async def reusable(self, cache_key: str) -> BuildRow | None:
+        """The latest successful build with this cache key."""
+        async with self.sessionmaker() as s:
+            row = (
+                await s.execute(
+                    sa.select(builds)
+                    .where(
+                        builds.c.cache_key == cache_key, builds.c.status == "succeeded", builds.c.image_id.is_not(None)
+                    )
+                    .order_by(builds.c.finished_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else BuildRow.from_row(row)
+
+
+async def record_result(session: AsyncSession, build_id: str, values: dict[str, Any]) -> None:
+    """Inside the finishing unit of work (with the event in the outbox)."""
+    await session.execute(
+        sa.update(builds).where(builds.c.build_id == build_id).values(finished_at=sa.func.now(), **values)
+    )

@@ -1,0 +1,164 @@
+"""A BuildKit session that serves secrets to ``RUN --mount=type=secret,id=NAME`` (Engine API ``/session``).
+
+The client opens ``POST /session`` with ``Upgrade: h2c``; after ``101 Switching Protocols`` the daemon
+speaks gRPC (HTTP/2) to us over that connection. We answer two unary methods:
+``/moby.buildkit.secrets.v1.Secrets/GetSecret`` (``GetSecretRequest{ID=1}`` -> ``GetSecretResponse{data=1}``)
+and ``/grpc.health.v1.Health/Check`` (``SERVING``); anything else gets ``UNIMPLEMENTED``. A secret's value
+travels only over this socket into a tmpfs mount of the one RUN step that asks for it: it is not a build
+arg, so it is in no layer and not in the image history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets as pysecrets
+import struct
+import urllib.parse
+from collections.abc import Mapping
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+from berth_builder.domain.progress import fields
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+GET_SECRET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+GRPC_OK, GRPC_NOT_FOUND, GRPC_UNIMPLEMENTED = "0", "5", "12"
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+def _encode_bytes_field(number: int, data: bytes) -> bytes:
+    out = bytearray([(number << 3) | 2])
+    n = len(data)
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            break
+    return bytes(out) + data
+
+
+def answer(path: str, request: bytes, secrets: Mapping[str, str]) -> tuple[str, bytes | None, str]:
+    """(grpc-status, reply message or None, grpc-message) for one unary call: the pure part of the server."""
+    if path == HEALTH_CHECK:
+        return GRPC_OK, b"\x08\x01", ""
+    if path == GET_SECRET:
+        ident = ""
+        for number, value in fields(request):
+            if number == 1 and isinstance(value, bytes):
+                ident = value.decode(errors="replace")
+        if ident in secrets:
+            return GRPC_OK, _encode_bytes_field(1, secrets[ident].encode()), ""
+        return GRPC_NOT_FOUND, None, f"secret {ident[:100]} not provided"
+    return GRPC_UNIMPLEMENTED, None, "method not implemented"
+
+
+async def _open(docker_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    u = urllib.parse.urlsplit(docker_url)
+    if u.scheme in ("unix", "http+unix"):
+        return await asyncio.open_unix_connection(u.path)
+    if u.scheme in ("tcp", "http"):
+        return await asyncio.open_connection(u.hostname, u.port or 2375)
+    raise SessionError(f"BuildKit sessions need a unix:// or tcp:// Docker host, not {u.scheme}://")
+
+
+class SecretSession:
+    """``async with SecretSession(url, api, secrets) as s:`` then build with ``session=s.id``."""
+
+    def __init__(self, docker_url: str, api_version: str, secrets: Mapping[str, str]) -> None:
+        self.docker_url = docker_url
+        self.api_version = api_version
+        self.secrets = dict(secrets)
+        self.id = pysecrets.token_hex(16)
+        self.served: list[str] = []  # secret ids asked for (names only)
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> SecretSession:
+        reader, writer = await _open(self.docker_url)
+        self._writer = writer
+        head = (
+            f"POST /{self.api_version}/session HTTP/1.1\r\n"
+            "Host: docker\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 0\r\n"
+            f"X-Docker-Expose-Session-Uuid: {self.id}\r\n"
+            "X-Docker-Expose-Session-Name: berth-builder\r\n"
+            f"X-Docker-Expose-Session-Sharedkey: {self.id}\r\n"
+            f"X-Docker-Expose-Session-Grpc-Method: {GET_SECRET}\r\n"
+            f"X-Docker-Expose-Session-Grpc-Method: {HEALTH_CHECK}\r\n\r\n"
+        )
+        writer.write(head.encode())
+        await writer.drain()
+        response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status = response.split(b"\r\n", 1)[0]
+        if b" 101 " not in status + b" ":
+            writer.close()
+            raise SessionError(f"the Docker engine refused a BuildKit session: {status.decode(errors='replace')}")
+        self._task = asyncio.create_task(self._serve(reader, writer), name=f"buildkit-session:{self.id[:8]}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        await writer.drain()
+        calls: dict[int, tuple[str, bytearray]] = {}
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                log.warning("buildkit session protocol error", error=str(exc))
+                return
+            for event in events:
+                if isinstance(event, h2.events.RequestReceived):
+                    headers = {str(k): str(v) for k, v in event.headers}
+                    calls[event.stream_id] = (headers.get(":path", ""), bytearray())
+                elif isinstance(event, h2.events.DataReceived):
+                    if event.stream_id in calls:
+                        calls[event.stream_id][1].extend(event.data)
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id in calls:
+                    path, body = calls.pop(event.stream_id)
+                    self._reply(conn, event.stream_id, path, bytes(body))
+                elif isinstance(event, h2.events.StreamReset):
+                    calls.pop(event.stream_id, None)
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+                await writer.drain()
+
+    def _reply(self, conn: h2.connection.H2Connection, stream_id: int, path: str, body: bytes) -> None:
+        message = body[5:] if len(body) >= 5 else b""  # gRPC frame: 1 byte compressed flag, 4 bytes length
+        status, reply, text = answer(path, message, self.secrets)
+        if path == GET_SECRET:
+            self.served.append(
+                next((v.decode(errors="replace") for n, v in fields(message) if n == 1 and isinstance(v, bytes)), "")
+            )
+        conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+        if reply is not None:
+            conn.send_data(stream_id, b"\x00" + struct.pack(">I", len(reply)) + reply)
+        trailers = [("grpc-status", status)]
+        if text:
+            trailers.append(("grpc-message", urllib.parse.quote(text)))
+        conn.send_headers(stream_id, trailers, end_stream=True)

@@ -1,0 +1,33 @@
+"""Tables of the builder schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+BUILD_STATUSES = ("running", "retrying", "succeeded", "failed")
+
+builds = sa.Table(
+    "builds",
+    metadata,
+    sa.Column("build_id", sa.String(64), primary_key=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("application_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("repository", sa.Text, nullable=False),  # credentials redacted
+    sa.Column("ref", sa.String(255), nullable=False),
+    sa.Column("image_tag", sa.String(255), nullable=False),
+    sa.Column("commit", sa.String(64), nullable=True),
+    sa.Column("cache_key", sa.String(64), nullable=True),
+    sa.Column("image_id", sa.String(100), nullable=True),
+    sa.Column("reused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("generated_dockerfile", sa.Text, nullable=True),
+    sa.Column("stage", sa.String(16), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,50 @@
+"""builder: builds (one row per build id: idempotency, results to re-emit, the image cache by key).
+
+Revision ID: builder_0002
+Revises: builder_0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "builder_0002"
+down_revision = "builder_0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "builds",
+        sa.Column("build_id", sa.String(64), primary_key=True),
+        sa.Column("deployment_id", sa.String(64), nullable=False),
+        sa.Column("application_id", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("repository", sa.Text, nullable=False),
+        sa.Column("ref", sa.String(255), nullable=False),
+        sa.Column("image_tag", sa.String(255), nullable=False),
+        sa.Column("commit", sa.String(64), nullable=True),
+        sa.Column("cache_key", sa.String(64), nullable=True),
+        sa.Column("image_id", sa.String(100), nullable=True),
+        sa.Column("reused", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("generated_dockerfile", sa.Text, nullable=True),
+        sa.Column("stage", sa.String(16), nullable=True),
+        sa.Column("reason", sa.Text, nullable=True),
+        sa.Column("duration_s", sa.Float, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("status IN ('running', 'retrying', 'succeeded', 'failed')", name="builds_status"),
+    )
+    op.create_index(
+        "builds_cache_key",
+        "builds",
+        ["cache_key", "finished_at"],
+        postgresql_where=sa.text("status = 'succeeded'"),
+    )
+    op.create_index("builds_deployment", "builds", ["deployment_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("builds")

@@ -1,0 +1,360 @@
+"""One build, start to end: validate, resolve, reuse or clone, detect, build, tag. Returns an outcome.
+
+Validation happens before anything else: no git process runs and no directory is made for a command
+with an invalid URL, ref, path, build arg, build id or image tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from berth_builder.adapters.context import ContextError, make_context, probe, read_file, safe_dir
+from berth_builder.adapters.docker import DockerClient
+from berth_builder.adapters.git import GitResult, GitRunner
+from berth_builder.adapters.repo import BuildRepo
+from berth_builder.domain import clone as cl
+from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
+from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
+from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
+from berth_builder.domain.request import Arg, SecretsNeedBuildKit, build_request, cache_key, image_labels
+from berth_builder.domain.source import (
+    GitRef,
+    GitUrl,
+    InvalidInput,
+    url_secrets,
+    validate_build_arg,
+    validate_build_id,
+    validate_git_url,
+    validate_image_tag,
+    validate_ref,
+    validate_relpath,
+)
+from berth_builder.settings import BuilderSettings
+from berth_common.catalogue import BuildFailureStage, StartBuild
+
+Say = Callable[[str], Awaitable[None]]
+MAX_SECRET_BYTES = 60000
+DEFAULT_DOCKERFILE = "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    image_id: str
+    commit: str
+    cache_key: str
+    reused: bool = False
+    generated_dockerfile: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    stage: BuildFailureStage
+    reason: str
+    commit: str = ""
+
+
+Outcome = Succeeded | Failed
+
+
+@dataclass(frozen=True)
+class Inputs:
+    url: GitUrl
+    ref: GitRef
+    subdirectory: str
+    dockerfile: str | None
+    args: tuple[Arg, ...]
+
+
+class Fail(Exception):
+    def __init__(self, stage: BuildFailureStage, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def secrets_of(cmd: StartBuild) -> list[str]:
+    values = [a.value.get_secret_value() for a in cmd.source.build_args if a.secret]
+    return [v for v in values if v] + url_secrets(cmd.source.repository)
+
+
+def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
+    """Every check of the command, pure; raises InvalidInput naming the field."""
+    validate_build_id(cmd.build_id)
+    for field, value in (("deployment_id", cmd.deployment_id), ("application_id", cmd.application_id)):
+        if not value.replace("-", "").replace("_", "").isalnum() or not value.isascii():
+            raise InvalidInput(field, "letters, digits, '-' and '_' only")
+    validate_image_tag(cmd.image_tag)
+    src = cmd.source
+    url = validate_git_url(src.repository, allow_local=settings.allow_local_git)
+    ref = validate_ref(src.ref)
+    subdir = validate_relpath(src.subdirectory, "source.subdirectory")
+    dockerfile = (
+        None if src.dockerfile is None else validate_relpath(src.dockerfile, "source.dockerfile", allow_empty=False)
+    )
+    args = []
+    seen = set()
+    for a in src.build_args:
+        value = a.value.get_secret_value()
+        validate_build_arg(a.name, value)
+        if a.name in seen:
+            raise InvalidInput(f"source.build_args.{a.name}", "given twice")
+        if a.secret and len(value.encode()) > MAX_SECRET_BYTES:
+            raise InvalidInput(f"source.build_args.{a.name}", f"a secret value is limited to {MAX_SECRET_BYTES} bytes")
+        seen.add(a.name)
+        args.append(Arg(a.name, value, a.secret))
+    return Inputs(url, ref, subdir, dockerfile, tuple(args))
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: BuilderSettings,
+        docker: DockerClient,
+        git: GitRunner,
+        repo: BuildRepo,
+        image_map: dict[str, str],
+    ) -> None:
+        self.settings = settings
+        self.docker = docker
+        self.git = git
+        self.repo = repo
+        self.image_map = image_map
+        self.key = settings.secret_key.get_secret_value().encode()
+
+    async def run(self, cmd: StartBuild, say: Say, inputs: Inputs) -> Outcome:
+        workspace = self.settings.workspaces / cmd.build_id
+        try:
+            return await self._run(cmd, say, inputs, workspace)
+        except Fail as exc:
+            return Failed(exc.stage, exc.reason)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
+
+    async def _git(
+        self, command: cl.GitCommand, plan_env: dict[str, str], deadline: float, say: Say | None
+    ) -> GitResult:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return GitResult(-1, "", "", timed_out=True)
+        return await self.git.run(command, plan_env, remaining, say)
+
+    def _clone_failure(self, result: GitResult, inputs: Inputs, redact: Redactor) -> Fail:
+        failure = cl.classify_git_failure(result.stderr, timed_out=result.timed_out)
+        reason = cl.failure_reason(
+            failure,
+            display_url=inputs.url.display,
+            ref=inputs.ref.value,
+            timeout_s=self.settings.clone_timeout_s,
+            stderr=redact(result.stderr),
+        )
+        return Fail("clone", reason)
+
+    async def _run(self, cmd: StartBuild, say: Say, inputs: Inputs, workspace: Path) -> Outcome:
+        redact = Redactor(secrets_of(cmd))
+        git = self.settings.git_binary
+        env = cl.git_env(inputs.url, os.environ)
+        deadline = time.monotonic() + self.settings.clone_timeout_s
+        ref_label = inputs.ref.value or "default branch"
+
+        # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
+        commit = inputs.ref.value if inputs.ref.kind == "commit" else ""
+        ref_found = True
+        resolve = cl.resolve_command(inputs.url, inputs.ref, git)
+        if resolve is not None:
+            await say(f"resolving {ref_label} of {inputs.url.display}")
+            result = await self._git(resolve, env, deadline, None)
+            if not result.ok:
+                raise self._clone_failure(result, inputs, redact)
+            commit = cl.parse_ls_remote(result.stdout, inputs.ref) or ""
+            if not commit and inputs.ref.kind != "short":
+                raise Fail(
+                    "clone",
+                    cl.failure_reason(
+                        "ref_not_found", display_url=inputs.url.display, ref=inputs.ref.value, timeout_s=0, stderr=""
+                    ),
+                )
+            ref_found = bool(commit)
+        if commit:
+            key = self._cache_key(inputs, commit)
+            await self.repo.set_commit(cmd.build_id, commit, key)
+            reused = await self._reuse(cmd, key, commit, say)
+            if reused is not None:
+                return reused
+
+        # 2. clone
+        await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
+        checkout = workspace / "src"
+        plan = cl.clone_plan(
+            inputs.url,
+            inputs.ref,
+            str(checkout),
+            timeout_s=self.settings.clone_timeout_s,
+            inherited_env=os.environ,
+            ref_found=ref_found,
+            git=git,
+        )
+        await say(f"cloning {inputs.url.display} ({ref_label})")
+
+        async def git_line(line: str) -> None:
+            await say(redact(line))
+
+        for i, step in enumerate(plan.steps):
+            result = await self._git(step, dict(plan.env), deadline, git_line)
+            if not result.ok and step.purpose == "fetch" and plan.fallback and not result.timed_out:
+                await say("the server refused a shallow fetch of the commit: fetching its branches instead")
+                for fb in plan.fallback:
+                    result = await self._git(fb, dict(plan.env), deadline, git_line)
+                    if not result.ok:
+                        raise self._clone_failure(result, inputs, redact)
+                break
+            if not result.ok:
+                raise self._clone_failure(result, inputs, redact)
+            if i == len(plan.steps) - 1:
+                break
+        head = await self._git(plan.head, dict(plan.env), deadline, None)
+        if not head.ok:
+            raise self._clone_failure(head, inputs, redact)
+        actual = head.stdout.strip()
+        if actual != commit:
+            commit = actual
+            key = self._cache_key(inputs, commit)
+            await self.repo.set_commit(cmd.build_id, commit, key)
+            reused = await self._reuse(cmd, key, commit, say)
+            if reused is not None:
+                return reused
+        key = self._cache_key(inputs, commit)
+        await say(f"checked out {commit}")
+
+        # 3. the Dockerfile: the repository's, or Berth's detection
+        try:
+            context = safe_dir(checkout, inputs.subdirectory)
+            dockerfile_path, text, generated = await self._dockerfile(context, inputs, say)
+        except ContextError as exc:
+            raise Fail("dockerfile", str(exc)) from None
+        text, changes = rewrite_from_lines(text, self.image_map)
+        for official, local in changes:
+            await say(f"base image {official} -> local image {local} (image map)")
+
+        # 4. the context tar, then the build
+        tar = workspace / "context.tar"
+        try:
+            info = await asyncio.to_thread(
+                make_context,
+                context,
+                tar,
+                dockerfile_path=dockerfile_path,
+                dockerfile_text=text,
+                max_bytes=self.settings.max_context_mb * 1024 * 1024,
+            )
+        except ContextError as exc:
+            raise Fail("dockerfile", str(exc)) from None
+        for skipped in info.skipped:
+            await say(f"left out of the build context: {skipped}")
+        await say(f"build context: {info.files} files, {info.bytes / 1024:.0f} KiB")
+        labels = image_labels(
+            build_id=cmd.build_id,
+            deployment_id=cmd.deployment_id,
+            application_id=cmd.application_id,
+            commit=commit,
+            cache_key=key,
+        )
+        try:
+            request = build_request(
+                tag=cmd.image_tag,
+                dockerfile=dockerfile_path,
+                args=inputs.args,
+                labels=labels,
+                engine=self.settings.build_engine,
+                nocache=cmd.no_cache,
+            )
+        except SecretsNeedBuildKit as exc:
+            raise Fail("source", str(exc)) from None
+        stream = BuildStream(redact)
+
+        async def on_object(obj: dict[str, Any]) -> None:
+            for line in stream.feed(obj):
+                await say(line)
+
+        timeout = cmd.timeout_s or self.settings.build_timeout_s
+        secrets = {a.name: a.value for a in inputs.args if a.secret}
+        await say(f"building {cmd.image_tag} ({self.settings.build_engine})")
+        try:
+            async with asyncio.timeout(timeout):
+                await self.docker.build(request, tar, on_object, secrets=secrets)
+        except TimeoutError:
+            raise Fail(
+                "build",
+                f"the build did not finish within {timeout:g}s: make it faster or raise "
+                "BERTH_BUILD_TIMEOUT_S.\nLast lines:\n" + "\n".join(list(stream.tail)[-15:]),
+            ) from None
+        for line in stream.flush():
+            await say(line)
+        if stream.error is not None or stream.image_id is None:
+            error = stream.error or "the build ended without an image"
+            raise Fail("build", build_failure_reason(error, stream.tail, base_images(text)))
+        image_id = await self.docker.image_id(cmd.image_tag)
+        if image_id is None:
+            raise Fail("build", f"the build reported {stream.image_id} but {cmd.image_tag} does not exist")
+        return Succeeded(
+            image_id=image_id, commit=commit, cache_key=key, generated_dockerfile=text if generated else None
+        )
+
+    def _cache_key(self, inputs: Inputs, commit: str) -> str:
+        return cache_key(
+            key=self.key,
+            repository=inputs.url.display,
+            commit=commit,
+            subdirectory=inputs.subdirectory,
+            dockerfile=inputs.dockerfile,
+            args=inputs.args,
+            image_map=self.image_map,
+            engine=self.settings.build_engine,
+        )
+
+    async def _reuse(self, cmd: StartBuild, key: str, commit: str, say: Say) -> Succeeded | None:
+        if cmd.no_cache:
+            return None
+        row = await self.repo.reusable(key)
+        if row is None or row.image_id is None or row.build_id == cmd.build_id:
+            return None
+        if await self.docker.image_id(row.image_id) is None:
+            await say(f"the image of build {row.build_id} is gone: building again")
+            return None
+        await self.docker.tag(row.image_id, cmd.image_tag)
+        await say(f"reusing {row.image_id[:19]} built by {row.build_id} from the same commit and inputs")
+        return Succeeded(
+            image_id=row.image_id,
+            commit=commit,
+            cache_key=key,
+            reused=True,
+            generated_dockerfile=row.generated_dockerfile,
+        )
+
+    async def _dockerfile(self, context: Path, inputs: Inputs, say: Say) -> tuple[str, str, bool]:
+        """(path in the context, text, generated?)"""
+        if inputs.dockerfile is not None:
+            text = await asyncio.to_thread(read_file, context, inputs.dockerfile, 1024 * 1024)
+            if text is not None:
+                return inputs.dockerfile, text, False
+            if inputs.dockerfile != DEFAULT_DOCKERFILE:
+                where = f" in {inputs.subdirectory!r}" if inputs.subdirectory else ""
+                raise Fail(
+                    "dockerfile",
+                    f"Dockerfile {inputs.dockerfile!r} not found{where}: check the path, or "
+                    "leave it empty to let Berth detect how to build the repository.",
+                )
+        try:
+            detection = detect(await asyncio.to_thread(probe, context))
+        except DetectionFailed as exc:
+            raise Fail("dockerfile", str(exc)) from None
+        await say(f"no Dockerfile: detected {detection.summary}; generated Dockerfile:")
+        for line in detection.dockerfile.splitlines():
+            await say(f"  {line}")
+        return GENERATED_PATH, detection.dockerfile, True
