@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
 from berth_common.catalogue import PingService
 from berth_common.db import make_engine
-from berth_common.db.tables import metadata
-from tests.support.bus_helpers import connected_bus, consumer_info, stream_messages, wait_until
+from tests.support.bus_helpers import connected_bus, consumer_info, prepare_schema, stream_messages, wait_until
 from tests.support.bus_worker import effects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,12 +23,7 @@ ACK_WAIT = 1.5
 
 
 async def _prepare_schema(db_url: str) -> None:
-    engine = make_engine(db_url, SCHEMA)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
-        await conn.run_sync(metadata.create_all)
-        await conn.run_sync(effects.create)
-    await engine.dispose()
+    await prepare_schema(db_url, SCHEMA, effects)
 
 
 class Worker:

@@ -75,3 +75,19 @@ class Collector:
     async def close(self) -> None:
         if self.nc is not None:
             await self.nc.close()
+
+
+async def prepare_schema(db_url: str, schema: str, *tables: Any) -> None:
+    """A service-like schema: the base tables every service has (processed ids, outbox) plus ``tables``."""
+    import sqlalchemy as sa
+
+    from berth_common.db import make_engine
+    from berth_common.db.tables import metadata
+
+    engine = make_engine(db_url, schema)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await conn.run_sync(metadata.create_all)
+        for table in tables:
+            await conn.run_sync(table.create)
+    await engine.dispose()

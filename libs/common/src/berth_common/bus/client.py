@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -42,6 +43,11 @@ class ServiceUnavailableError(RuntimeError):
 
 class QueryFailedError(RuntimeError):
     """The service answered the query with an error (its handler raised)."""
+
+
+def derived_id(*parts: str) -> str:
+    """A message id derived from what caused it: the same causes give the same id, always 32 hex chars."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
 def rpc_subject(service: str, name: str) -> str:
@@ -85,7 +91,12 @@ class Bus:
         )
         self._js = self._nc.jetstream()
         if declare:
-            await declare_streams(self._js, self.streams)
+            try:
+                await declare_streams(self._js, self.streams)
+            except BaseException:
+                await self._nc.close()
+                self._nc = self._js = None
+                raise
 
     @property
     def nc(self) -> NATS:
@@ -155,7 +166,9 @@ class Bus:
         original = msg.subject
         hdrs = {k: v for k, v in (msg.headers or {}).items() if k != "Nats-Msg-Id"}
         hdrs.update({"Berth-Dead-Letter-Reason": reason[:500].replace("\n", " "), "Berth-Consumer": consumer})
-        msg_id = f"dlq-{consumer}-{envelope.id if envelope else msg.metadata.sequence.stream}"
+        # Stable ids (a retried dead-lettering is de-duplicated) of bounded length, whatever the original's.
+        origin = envelope.id if envelope else f"seq:{msg.metadata.sequence.stream}"
+        msg_id = f"dlq-{derived_id(consumer, origin)}"
         hdrs["Nats-Msg-Id"] = msg_id
         await self.js.publish(f"{DEAD_LETTER_PREFIX}{original}", msg.data, headers=hdrs)
         if original == BusDeadLettered.TYPE:
@@ -220,6 +233,7 @@ class Bus:
                 await msg.respond(b'{"ok":false,"data":' + err.model_dump_json().encode() + b"}")
 
         sub = await self.nc.subscribe(rpc_subject(self.service, name), queue=self.service, cb=on_request)
+        await self.nc.flush()  # the server knows the responder when this returns (no "no responders" race)
         self._responders.append(sub)
 
     async def request(

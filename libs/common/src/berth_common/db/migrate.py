@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from berth_common.db.engine import check_schema
 
 ENV_DIR = Path(__file__).parent / "alembic_env"
+
+# Alembic's ``context`` and ``op`` are process-wide proxies. Migrations run through SQLAlchemy's async
+# bridge yield to the event loop at every statement, so two services migrating at once in one process
+# (the all-in-one mode) would run each other's operations on the wrong connection. One at a time.
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
 
 
 def _config(schema: str, versions_dir: Path, connection: Connection | None = None) -> Config:
@@ -26,7 +41,10 @@ def _config(schema: str, versions_dir: Path, connection: Connection | None = Non
 
 
 async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, revision: str = "head") -> None:
-    """Upgrade ``schema`` to ``revision``. Serialised across processes by an advisory lock."""
+    """Upgrade ``schema`` to ``revision``.
+
+    Serialised per schema across processes by an advisory lock, and within a process altogether.
+    """
 
     check_schema(schema)
 
@@ -38,7 +56,7 @@ async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, r
         sync_conn.execute(text(f'SET LOCAL search_path TO "{schema}"'))
         command.upgrade(_config(schema, versions_dir, sync_conn), revision)
 
-    async with engine.begin() as conn:
+    async with _process_lock(), engine.begin() as conn:
         await conn.run_sync(_upgrade)
 
 

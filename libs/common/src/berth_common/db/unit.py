@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth_common.bus.client import Bus
+from berth_common.bus.client import Bus, derived_id
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import Message
 from berth_common.db.tables import outbox, processed_messages
@@ -41,11 +41,13 @@ class Unit:
     async def emit(self, message: Message, *, id: str | None = None, nats_subject: str | None = None) -> Envelope:
         """Stage ``message`` in the outbox; it is published only if the transaction commits.
 
-        Without an explicit ``id`` the id is derived from the message being handled, so a retried
-        handler emits the same id and the publish is de-duplicated.
+        Without an explicit ``id`` the id is derived from the message being handled, the consumer
+        handling it and the position among what it emits, so a retried handler emits the same ids (the
+        publish is de-duplicated) while two services reacting to one event never collide. The id has a
+        fixed length however long the causal chain grows.
         """
         if id is None and self.delivery is not None:
-            id = f"{self.delivery.envelope.id}:{message.TYPE}:{len(self.staged)}"
+            id = derived_id(self.delivery.envelope.id, self.delivery.consumer, message.TYPE, str(len(self.staged)))
         env = self.bus.envelope(message, id=id)
         subject = nats_subject or message.TYPE
         headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
