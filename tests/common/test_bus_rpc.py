@@ -76,7 +76,7 @@ async def test_failing_query_handler_is_reported_as_such(nats_server):
         raise LookupError("no such build")
 
     await builder.serve("health", broken)
-    with pytest.raises(QueryFailedError, match="rpc.builder.health failed: no such build"):
+    with pytest.raises(QueryFailedError, match=r"rpc\.builder\.health failed: no such build"):
         await api.request("builder", "health", HealthQuery(), HealthReply)
     await builder.close()
     await api.close()
