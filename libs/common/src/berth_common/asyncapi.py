@@ -129,9 +129,22 @@ def _put(schemas: dict[str, Any], name: str, schema: Any) -> None:
     schemas[name] = schema
 
 
+def _asyncapi_schema(node: Any) -> Any:
+    """pydantic writes OpenAPI's ``discriminator`` object; an AsyncAPI schema takes the property name."""
+    if isinstance(node, dict):
+        out = {k: _asyncapi_schema(v) for k, v in node.items()}
+        disc = out.get("discriminator")
+        if isinstance(disc, dict) and isinstance(disc.get("propertyName"), str):
+            out["discriminator"] = disc["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_asyncapi_schema(v) for v in node]
+    return node
+
+
 def _hoist(model: type[BaseModel], schemas: dict[str, Any]) -> str:
     """Add the model's JSON schema (and its ``$defs``) to ``schemas``; return the ``$ref`` to it."""
-    schema = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+    schema = _asyncapi_schema(model.model_json_schema(ref_template=SCHEMAS + "{model}"))
     for name, sub in schema.pop("$defs", {}).items():
         _put(schemas, name, sub)
     _put(schemas, model.__name__, schema)
