@@ -281,6 +281,8 @@ class CancelDeployment(Command):
 
 @register
 class DeploymentQueued(Event):
+    """The api recorded a deployment and asked the scheduler to run it."""
+
     TYPE = "evt.deployment.queued"
     PRODUCERS = ("api",)
     CONSUMERS = ("notifier",)
@@ -315,6 +317,8 @@ class Replica(Spec):
 
 @register
 class DeploymentSucceeded(Event):
+    """The new version serves all traffic; the previous version's containers are stopped and removed."""
+
     TYPE = "evt.deployment.succeeded"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("api", "notifier")
@@ -344,6 +348,8 @@ class DeploymentFailed(Event):
 
 @register
 class DeploymentCancelled(Event):
+    """Cancelled before serving traffic: its containers are removed, the previous version keeps serving."""
+
     TYPE = "evt.deployment.cancelled"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("api", "notifier")
@@ -514,38 +520,600 @@ class RouteFailed(Event):
 
 
 # --- containers and alerts -------------------------------------------------------------------------
+# Produced by the metrics service from the Docker events stream and from its threshold rules; consumed by
+# the notifier. Container events carry the container's ``berth.*`` labels when it has them
+# (``application_id`` = ``berth.app``, ``service`` = ``berth.service``, ``deployment_id`` =
+# ``berth.deployment``, ``team_id`` = ``berth.team``; None for containers Berth did not start) and
+# ``server``, the name of the server it runs on. Times are UTC. Queries of the metrics service are on
+# ``rpc.metrics.<name>`` (name = TYPE without ``rpc.``); their replies carry ``problem`` (RFC 9457 shaped:
+# status 404/422 with the field) instead of raising, so the api maps them to problem+json as they are.
+
+from datetime import datetime as _datetime  # noqa: E402
+
+from pydantic import model_validator as _model_validator  # noqa: E402
+
+AlertTargetKind = Literal["container", "app", "server"]
+AlertMetric = Literal["cpu_pct", "mem_pct", "disk_pct", "restarts"]
+TARGET_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})$"
+
+
+class ContainerEvent(Event):
+    """Fields every ``evt.container.*`` event has (not a message by itself)."""
+
+    container_id: str  # the full Docker id
+    container_name: str = ""
+    image: str = ""
+    application_id: str | None = None  # berth.app
+    service: str | None = None  # berth.service
+    deployment_id: str | None = None  # berth.deployment
+    team_id: str | None = None  # berth.team
+    server: str = ""
+    reason: str = Field(default="", max_length=2000)  # what happened, in words
+    occurred_at: _datetime | None = None  # when the Docker engine reported it
 
 
 @register
-class ContainerCrashed(Event):
+class ContainerCrashed(ContainerEvent):
+    """A container stopped on its own: it exited with a non-zero code nobody asked for, or the kernel's OOM
+    killer ended it (``oom_killed``). A ``docker stop`` or a deploy replacing it is not a crash."""
+
     TYPE = "evt.container.crashed"
     PRODUCERS = ("metrics",)
     CONSUMERS = ("notifier",)
-    container_id: str
-    application_id: str | None = None
     exit_code: int | None = None
     oom_killed: bool = False
 
 
 @register
-class AlertRaised(Event):
-    TYPE = "evt.alert.raised"
+class ContainerRestarted(ContainerEvent):
+    """Docker's restart policy started a container again after it stopped on its own. ``looping`` when it
+    restarted ``loop_threshold`` times or more within ``window_s`` (a restart loop): notify on those."""
+
+    TYPE = "evt.container.restarted"
     PRODUCERS = ("metrics",)
     CONSUMERS = ("notifier",)
-    rule_id: str
-    target: str
-    value: float
-    threshold: float
+    restarts_in_window: int = Field(default=1, ge=0)
+    window_s: float = 300.0
+    loop_threshold: int = 3
+    looping: bool = False
 
 
 @register
-class AlertResolved(Event):
+class ContainerUnhealthy(ContainerEvent):
+    """A container's health check failed: its Docker health status became ``unhealthy``."""
+
+    TYPE = "evt.container.unhealthy"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    previous_health: str | None = None  # starting, healthy, or None when not seen before
+
+
+@register
+class ContainerHealthy(ContainerEvent):
+    """A container that was unhealthy passes its health check again (a start that is healthy is not news)."""
+
+    TYPE = "evt.container.healthy"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    previous_health: str | None = "unhealthy"
+
+
+class AlertEvent(Event):
+    """Fields every ``evt.alert.*`` event has (not a message by itself). One alert is one raise and one
+    resolve with the same ``alert_id``; a rule has at most one open alert per target."""
+
+    alert_id: str
+    rule_id: str
+    rule_name: str = ""
+    team_id: str | None = None  # the team owning the rule
+    target_kind: AlertTargetKind = "container"
+    target_id: str = ""  # the concrete target: a container name, an application id, a server name
+    target: str  # in words: "app web", "container web-1", "server vm1"
+    metric: AlertMetric = "cpu_pct"  # cpu_pct (100 = one core), mem_pct, disk_pct, restarts (in window_s)
+    threshold: float
+    server: str = ""
+    labels: dict[str, str] = {}  # app, service, container, mount, ... of the target
+    since: _datetime | None = None  # when the value went above the threshold
+    raised_at: _datetime | None = None
+    reason: str = Field(default="", max_length=2000)  # what happened, in words
+
+
+@register
+class AlertRaised(AlertEvent):
+    """A threshold rule fired: ``value`` stayed above ``threshold`` for ``for_s`` seconds (restarts: more than
+    ``threshold`` restarts within ``window_s``). It resolves only below ``resolve_below``."""
+
+    TYPE = "evt.alert.raised"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    value: float
+    for_s: float = 0.0
+    window_s: float | None = None
+    resolve_below: float | None = None  # the value must fall to this or lower (threshold - margin)
+
+
+@register
+class AlertResolved(AlertEvent):
+    """A raised alert is over: the value stayed at or below ``resolve_below`` for ``resolve_for_s`` seconds,
+    or its target is gone (``value`` None)."""
+
     TYPE = "evt.alert.resolved"
     PRODUCERS = ("metrics",)
     CONSUMERS = ("notifier",)
+    value: float | None = None
+    peak: float | None = None  # the highest reading while it was raised
+    resolve_below: float | None = None
+    resolved_at: _datetime | None = None
+    duration_s: float = 0.0  # raised_at to resolved_at
+
+
+class MetricsProblem(BaseModel):
+    """Why a metrics query was refused; ``status`` is the HTTP status the api should answer with."""
+
+    status: int
+    type: str  # a stable slug: not-found, invalid
+    title: str
+    field: str | None = None  # dotted path of the offending request field
+    detail: str = ""
+
+
+class SeriesData(BaseModel):
+    """One metric of one container, server or mount: ``points`` are ``[time, value]`` (bucket starts)."""
+
+    key: str  # container id, server name, or server:mount
+    kind: Literal["container", "server", "mount"]
+    name: str  # container name, server name, mount path
+    server: str
+    labels: dict[str, str] = {}  # app, service, deployment, team
+    metric: str
+    unit: str  # percent, bytes, count, load, state (health: 0 healthy, 1 starting, 2 unhealthy)
+    points: list[tuple[_datetime, float | None]]
+
+
+class MetricsReply(BaseModel):
+    resolution: Literal["raw", "1m", "1h"] = "raw"
+    step_s: float = 0.0
+    start: _datetime | None = None
+    end: _datetime | None = None
+    series: list[SeriesData] = []
+    problem: MetricsProblem | None = None
+
+
+@register
+class MetricsQuery(Query):
+    """``rpc.metrics.query``: time series of a container, an application's containers or a server, from the
+    finest stored resolution that covers ``start`` at ``step_s`` (raw samples, 1-minute or 1-hour rollups).
+    With ``team_id`` only containers labelled with that team are visible."""
+
+    TYPE = "rpc.query"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = MetricsReply
+    target_kind: AlertTargetKind
+    target_id: str = Field(pattern=TARGET_PATTERN.replace(r"\*|", ""))
+    team_id: str | None = Field(default=None, min_length=1, max_length=64)
+    start: _datetime
+    end: _datetime | None = None  # default: now
+    step_s: float = Field(default=60.0, ge=1.0, le=86400.0)
+    metrics: list[str] = Field(default=[], max_length=20)  # default: every metric of the target
+
+
+class AlertRuleSpec(BaseModel):
+    """A threshold rule: ``metric`` of ``target_kind``/``target_id`` (``*``: all of the team's) above
+    ``threshold`` for ``for_s`` raises; at or below ``threshold - margin`` for ``resolve_for_s`` resolves.
+    ``restarts`` counts restarts within ``window_s``. ``margin`` defaults to 10% of the threshold (restarts:
+    the threshold, so a restart alert resolves when the window is empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    target_kind: AlertTargetKind
+    target_id: str = Field(pattern=TARGET_PATTERN)
+    metric: AlertMetric
+    threshold: float = Field(gt=0, le=1e6)
+    margin: float | None = Field(default=None, gt=0)
+    for_s: float = Field(default=60.0, ge=0, le=86400)
+    resolve_for_s: float | None = Field(default=None, ge=0, le=86400)  # default: for_s
+    window_s: float = Field(default=300.0, gt=0, le=86400)
+    enabled: bool = True
+
+    @_model_validator(mode="after")
+    def _metric_fits_target(self) -> AlertRuleSpec:
+        allowed = {"disk_pct": ("server",), "restarts": ("container", "app")}.get(self.metric)
+        if allowed and self.target_kind not in allowed:
+            raise ValueError(f"metric {self.metric} applies to {' or '.join(allowed)} targets")
+        if self.margin is not None and self.margin > self.threshold:
+            raise ValueError("margin must not exceed the threshold")
+        return self
+
+
+class AlertRuleView(AlertRuleSpec):
+    id: str
+    team_id: str
+    created_at: _datetime
+    updated_at: _datetime
+
+
+class AlertRuleReply(BaseModel):
+    rule: AlertRuleView | None = None
+    problem: MetricsProblem | None = None
+
+
+class AlertRuleListReply(BaseModel):
+    rules: list[AlertRuleView] = []
+    problem: MetricsProblem | None = None
+
+
+class AlertRuleDeleteReply(BaseModel):
+    deleted: bool = False
+    problem: MetricsProblem | None = None
+
+
+class AlertView(BaseModel):
+    alert_id: str
     rule_id: str
-    target: str
-    value: float
+    team_id: str
+    target_kind: AlertTargetKind
+    target_id: str
+    metric: AlertMetric
+    status: Literal["firing", "resolved"]
+    value: float | None
+    peak: float | None
+    threshold: float
+    labels: dict[str, str] = {}
+    since: _datetime | None
+    raised_at: _datetime
+    resolved_at: _datetime | None = None
+
+
+class AlertListReply(BaseModel):
+    alerts: list[AlertView] = []
+    problem: MetricsProblem | None = None
+
+
+@register
+class AlertRuleCreate(Query):
+    """``rpc.metrics.alert_rule.create``: a team's threshold rule."""
+
+    TYPE = "rpc.alert_rule.create"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
+    team_id: str = Id
+    rule: AlertRuleSpec
+
+
+@register
+class AlertRuleUpdate(Query):
+    """``rpc.metrics.alert_rule.update``: replace a rule of the team (its open alerts are re-evaluated)."""
+
+    TYPE = "rpc.alert_rule.update"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
+    team_id: str = Id
+    rule_id: str = Id
+    rule: AlertRuleSpec
+
+
+@register
+class AlertRuleList(Query):
+    """``rpc.metrics.alert_rule.list``: the team's rules."""
+
+    TYPE = "rpc.alert_rule.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleListReply
+    team_id: str = Id
+
+
+@register
+class AlertRuleDelete(Query):
+    """``rpc.metrics.alert_rule.delete``: remove a rule of the team; its open alerts end without an event."""
+
+    TYPE = "rpc.alert_rule.delete"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleDeleteReply
+    team_id: str = Id
+    rule_id: str = Id
+
+
+@register
+class AlertList(Query):
+    """``rpc.metrics.alert.list``: the team's alerts, open ones first, newest first."""
+
+    TYPE = "rpc.alert.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertListReply
+    team_id: str = Id
+    open_only: bool = False
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+# --- notifications ---------------------------------------------------------------------------------
+# Queries of the notifier on ``rpc.notifier.<name>`` (name = TYPE without ``rpc.``). Every query carries
+# ``team_id`` and the notifier filters by it: another team's channel answers 404 exactly like a missing
+# one. Secret fields (webhook URLs, bot tokens, SMTP passwords, signing secrets) are write-only: stored
+# encrypted, never in a reply (only ``secrets_set`` and a ``target`` hint), an event or a log line. An
+# update that omits a secret field keeps the stored value. Replies carry ``problem`` (RFC 9457 shaped:
+# status 404/409/422 with the field) instead of raising, so the api maps them to problem+json as they are.
+
+from datetime import datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+NOTIFY_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+WRITE_ONLY: dict[str, Any] = {"writeOnly": True, "format": "password"}
+DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
+
+
+class NotifyTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SlackTarget(NotifyTarget):
+    """A Slack incoming webhook (Block Kit message)."""
+
+    kind: Literal["slack"] = "slack"
+    webhook_url: str | None = Field(default=None, max_length=2048, json_schema_extra=WRITE_ONLY)
+
+
+class DiscordTarget(NotifyTarget):
+    """A Discord channel webhook (embeds)."""
+
+    kind: Literal["discord"] = "discord"
+    webhook_url: str | None = Field(default=None, max_length=2048, json_schema_extra=WRITE_ONLY)
+    username: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+class EmailTarget(NotifyTarget):
+    """SMTP: ``starttls`` (port 587), ``tls`` (implicit, port 465) or ``plain`` (a local relay)."""
+
+    kind: Literal["email"] = "email"
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "plain"] = "starttls"
+    username: str | None = Field(default=None, max_length=256)
+    password: str | None = Field(default=None, max_length=1024, json_schema_extra=WRITE_ONLY)
+    from_addr: str = Field(min_length=3, max_length=254)
+    to_addrs: list[str] = Field(min_length=1, max_length=50)
+
+
+class TelegramTarget(NotifyTarget):
+    """The Telegram bot API ``sendMessage`` to one chat (numeric id or ``@channel``)."""
+
+    kind: Literal["telegram"] = "telegram"
+    bot_token: str | None = Field(default=None, max_length=128, json_schema_extra=WRITE_ONLY)
+    chat_id: str = Field(min_length=1, max_length=64)
+
+
+class WebhookTarget(NotifyTarget):
+    """A generic JSON webhook signed with ``X-Berth-Signature: sha256=<HMAC over "<timestamp>.<body>">``."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str | None = Field(default=None, max_length=2048, json_schema_extra=WRITE_ONLY)
+    signing_secret: str | None = Field(default=None, max_length=256, json_schema_extra=WRITE_ONLY)
+
+
+ChannelTarget = Annotated[
+    SlackTarget | DiscordTarget | EmailTarget | TelegramTarget | WebhookTarget, Field(discriminator="kind")
+]
+
+
+class NotifyProblem(BaseModel):
+    """Why a notifier query was refused; ``status`` is the HTTP status the api should answer with."""
+
+    status: int
+    type: str  # a stable slug: not-found, conflict, invalid
+    title: str
+    field: str | None = None  # dotted path of the offending request field
+    detail: str = ""
+
+
+class ChannelView(BaseModel):
+    id: str
+    team_id: str
+    name: str
+    kind: Literal["slack", "discord", "email", "telegram", "webhook"]
+    enabled: bool
+    settings: dict[str, Any]  # the non-secret part of the target
+    secrets_set: list[str]  # names of the secret fields that hold a value (never the values)
+    target: str  # a hint where messages go, without secrets: a host, an address, a chat
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionView(BaseModel):
+    id: str
+    team_id: str
+    channel_id: str
+    event_types: list[str]
+    project_id: str | None = None
+    application_id: str | None = None
+    created_at: datetime
+
+
+class DeliveryView(BaseModel):
+    id: str
+    team_id: str
+    channel_id: str
+    event_type: str
+    title: str
+    count: int  # events grouped into this message
+    test: bool
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None = None
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class ChannelReply(BaseModel):
+    channel: ChannelView | None = None
+    problem: NotifyProblem | None = None
+
+
+class ChannelListReply(BaseModel):
+    channels: list[ChannelView] = Field(default_factory=list)
+    problem: NotifyProblem | None = None
+
+
+class SubscriptionReply(BaseModel):
+    subscription: SubscriptionView | None = None
+    problem: NotifyProblem | None = None
+
+
+class SubscriptionListReply(BaseModel):
+    subscriptions: list[SubscriptionView] = Field(default_factory=list)
+    problem: NotifyProblem | None = None
+
+
+class DeliveryReply(BaseModel):
+    delivery: DeliveryView | None = None
+    problem: NotifyProblem | None = None
+
+
+class DeliveryListReply(BaseModel):
+    deliveries: list[DeliveryView] = Field(default_factory=list)
+    problem: NotifyProblem | None = None
+
+
+class DeletedReply(BaseModel):
+    deleted: bool = False
+    problem: NotifyProblem | None = None
+
+
+@register
+class ChannelCreate(Query):
+    """``rpc.notifier.channel.create``: a team's notification channel (secrets encrypted at rest)."""
+
+    TYPE = "rpc.channel.create"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = ChannelReply
+    team_id: str = Id
+    name: str = Field(pattern=NOTIFY_NAME_PATTERN)
+    target: ChannelTarget
+    enabled: bool = True
+
+
+@register
+class ChannelList(Query):
+    """``rpc.notifier.channel.list``: a team's channels, secrets masked."""
+
+    TYPE = "rpc.channel.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = ChannelListReply
+    team_id: str = Id
+
+
+@register
+class ChannelGet(Query):
+    """``rpc.notifier.channel.get``: one channel of the team, secrets masked."""
+
+    TYPE = "rpc.channel.get"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = ChannelReply
+    team_id: str = Id
+    channel_id: str = Id
+
+
+@register
+class ChannelUpdate(Query):
+    """``rpc.notifier.channel.update``: rename, enable/disable or reconfigure (same kind) a channel."""
+
+    TYPE = "rpc.channel.update"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = ChannelReply
+    team_id: str = Id
+    channel_id: str = Id
+    name: str | None = Field(default=None, pattern=NOTIFY_NAME_PATTERN)
+    enabled: bool | None = None
+    target: ChannelTarget | None = None
+
+
+@register
+class ChannelDelete(Query):
+    """``rpc.notifier.channel.delete``: remove a channel, its subscriptions and its delivery log."""
+
+    TYPE = "rpc.channel.delete"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = DeletedReply
+    team_id: str = Id
+    channel_id: str = Id
+
+
+@register
+class ChannelTest(Query):
+    """``rpc.notifier.channel.test``: send a test message now; waits up to ``wait_s`` for the outcome."""
+
+    TYPE = "rpc.channel.test"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = DeliveryReply
+    team_id: str = Id
+    channel_id: str = Id
+    wait_s: float = Field(default=3.0, ge=0, le=10)
+
+
+@register
+class SubscriptionCreate(Query):
+    """``rpc.notifier.subscription.create``: event types (``evt.x.y``, ``evt.x.*``, ``evt.x.>``) for a channel."""
+
+    TYPE = "rpc.subscription.create"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = SubscriptionReply
+    team_id: str = Id
+    channel_id: str = Id
+    event_types: list[str] = Field(min_length=1, max_length=32)
+    project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    application_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+@register
+class SubscriptionList(Query):
+    """``rpc.notifier.subscription.list``: a team's subscriptions, optionally of one channel."""
+
+    TYPE = "rpc.subscription.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = SubscriptionListReply
+    team_id: str = Id
+    channel_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+@register
+class SubscriptionDelete(Query):
+    """``rpc.notifier.subscription.delete``: stop sending these events to the channel."""
+
+    TYPE = "rpc.subscription.delete"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = DeletedReply
+    team_id: str = Id
+    subscription_id: str = Id
+
+
+@register
+class DeliveryList(Query):
+    """``rpc.notifier.delivery.list``: the delivery log, newest first (status, attempts, last error)."""
+
+    TYPE = "rpc.delivery.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    REPLY: ClassVar[type[BaseModel]] = DeliveryListReply
+    team_id: str = Id
+    channel_id: str | None = Field(default=None, min_length=1, max_length=64)
+    status: DeliveryStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    before: datetime | None = None  # page: deliveries created strictly before this time
 
 
 # --- log lines (short-retention stream) -------------------------------------------------------------

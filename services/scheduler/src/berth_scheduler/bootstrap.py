@@ -5,14 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_common.runtime import Context, ServiceSpec, run
+from berth_scheduler.adapters.docker import DockerExecutor
+from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
+from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
+from berth_scheduler.handlers import DeploymentHandlers
+from berth_scheduler.rollout.orchestrator import Orchestrator
+from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.settings import SchedulerSettings
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
+def runtime(ctx: Context, settings: SchedulerSettings) -> Runtime:
+    docker = DockerExecutor(settings.docker_url, api_version=settings.docker_api_version)
+    readiness = ReadinessChecker(
+        docker,
+        ReadinessConfig(
+            interval_s=settings.readiness_interval_s,
+            attempt_timeout_s=settings.readiness_attempt_timeout_s,
+            crash_restarts=settings.crash_restarts,
+            worker_settle_s=settings.worker_settle_s,
+        ),
+    )
+    sealer = Sealer(settings.secret_key.get_secret_value())
+    return Runtime(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness)
+
+
 async def wire(ctx: Context) -> None:
+    settings = ctx.settings
+    assert isinstance(settings, SchedulerSettings)
     await bus.register(ctx)
+    rt = runtime(ctx, settings)
+    orchestrator = Orchestrator(rt)
+    ctx.extra["orchestrator"] = orchestrator
+    ctx.extra["runtime"] = rt
+    await bus.register_deployments(ctx, DeploymentHandlers(settings, rt.sealer), orchestrator, rt)
+
+    async def cleanup() -> None:
+        await orchestrator.stop()
+        await rt.readiness.close()
+        await rt.docker.close()
+
+    ctx.cleanups.append(cleanup)
+    await orchestrator.start()
 
 
 def spec(settings: SchedulerSettings | None = None) -> ServiceSpec:

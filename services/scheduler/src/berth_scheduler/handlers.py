@@ -1,12 +1,43 @@
-"""Handlers of the scheduler service: one async function per command or event it consumes."""
+"""Handlers of the scheduler service: one async function per command or event it consumes.
+
+Each runs inside ``berth_common.db.idempotent`` (one transaction with the message id); deployment
+handlers only record the input in the persisted state machine. The rollout tasks do the long work, and
+the entry points wake them after the transaction commits.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import dataclass
+
 from sqlalchemy.dialects.postgresql import insert
 
-from berth_common.catalogue import PingService, ServicePinged
+from berth_common.bus import TransientError
+from berth_common.catalogue import (
+    BuildFailed,
+    BuildSucceeded,
+    CancelDeployment,
+    DeploymentProgressed,
+    ImageSource,
+    PingService,
+    RouteFailed,
+    RouteRemoved,
+    RoutesApplied,
+    ServicePinged,
+    StartDeployment,
+)
 from berth_common.db import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.tables import pings
+from berth_scheduler.domain import machine, names, queueing
+from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
+from berth_scheduler.rollout.apply import apply, emit_events, secrets_of
+from berth_scheduler.settings import SchedulerSettings
+
+log = get_logger(__name__)
 
 
 async def on_ping(msg: PingService, unit: Unit) -> None:
@@ -16,3 +47,105 @@ async def on_ping(msg: PingService, unit: Unit) -> None:
         stmt.on_conflict_do_update(index_elements=[pings.c.nonce], set_={"count": pings.c.count + 1})
     )
     await unit.emit(ServicePinged(nonce=msg.nonce, service="scheduler"))
+
+
+@dataclass
+class DeploymentHandlers:
+    settings: SchedulerSettings
+    sealer: Sealer
+
+    def timeouts(self, msg: StartDeployment) -> Timeouts:
+        o, s = msg.options, self.settings
+        return Timeouts(
+            build_s=o.build_timeout_s if o.build_timeout_s is not None else s.build_timeout_s,
+            readiness_s=o.readiness_timeout_s if o.readiness_timeout_s is not None else s.readiness_timeout_s,
+            route_s=s.route_timeout_s,
+            drain_grace_s=o.drain_grace_s if o.drain_grace_s is not None else s.drain_grace_s,
+        )
+
+    async def on_start(self, msg: StartDeployment, unit: Unit) -> None:
+        """Record the deployment as queued (the application's rollout task admits it when it is free)."""
+        now = time.time()
+        image = msg.spec.source.image if isinstance(msg.spec.source, ImageSource) else None
+        r = Rollout(
+            deployment_id=msg.deployment_id,
+            application_id=msg.application_id,
+            team_id=msg.team_id,
+            state=State.QUEUED,
+            needs_build=image is None,
+            timeouts=self.timeouts(msg),
+            created_at=now,
+            image=image,
+        )
+        names.container_name(msg.spec.name, msg.spec.services[0].name, msg.deployment_id, 1)  # validates
+        build_id = None if image else uuid.uuid4().hex
+        seq = await store.insert_deployment(unit.session, r, self.sealer.seal(msg.spec), build_id)
+        if seq is None:
+            log.info("deployment already known", deployment_id=msg.deployment_id)
+            return
+        entries = await store.queue_of(unit.session, msg.application_id)
+        me = queueing.QueueEntry(msg.deployment_id, State.QUEUED, seq)
+        if msg.options.when_busy == "replace_queued":
+            for old in queueing.replaced_by(me, entries):
+                await apply(
+                    unit, self.sealer, old.deployment_id, machine.Cancel(f"replaced by {msg.deployment_id}"), now
+                )
+            entries = await store.queue_of(unit.session, msg.application_id)
+        ahead = queueing.position(me, entries)
+        detail = f"{ahead} deployment(s) of this application ahead" if ahead else "next to run"
+        progressed = DeploymentProgressed(
+            deployment_id=r.deployment_id, application_id=r.application_id, state="queued", step="queued", detail=detail
+        )
+        await emit_events(unit, r.deployment_id, "v0", [progressed], [])
+
+    async def on_cancel(self, msg: CancelDeployment, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None:
+            # the start command may still be on its way (another consumer): try again later
+            raise TransientError(f"unknown deployment {msg.deployment_id}")
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.Cancel(msg.reason), time.time())
+        except RefusedError as exc:
+            r = store.rollout_of(row)
+            if r.terminal:
+                return
+            refused = DeploymentProgressed(
+                deployment_id=r.deployment_id,
+                application_id=r.application_id,
+                state=r.state.value,
+                step="cancel refused",
+                detail=str(exc),
+            )
+            tag = f"cancel-{unit.delivery.envelope.id if unit.delivery else uuid.uuid4().hex}"
+            await emit_events(unit, r.deployment_id, tag, [refused], [])
+
+    async def on_build_succeeded(self, msg: BuildSucceeded, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None or row.build_id != msg.build_id:
+            log.info("build result for no deployment of ours", deployment_id=msg.deployment_id, build_id=msg.build_id)
+            return
+        detail = " (reused an image built from the same commit)" if msg.reused else ""
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.BuildSucceeded(msg.image), time.time())
+        except RefusedError as exc:
+            log.info("late build result ignored", deployment_id=msg.deployment_id, detail=str(exc) + detail)
+
+    async def on_build_failed(self, msg: BuildFailed, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None or row.build_id != msg.build_id:
+            return
+        reason = names.redact(f"{msg.stage}: {msg.reason}", secrets_of(self.sealer, row))
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.BuildFailed(reason), time.time())
+        except RefusedError as exc:
+            log.info("late build failure ignored", deployment_id=msg.deployment_id, detail=str(exc))
+
+    async def on_route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
+        reason = None if msg.live else "the change was written but Traefik does not show it live"
+        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason)
+
+    async def on_route_removed(self, msg: RouteRemoved, unit: Unit) -> None:
+        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None)
+
+    async def on_route_failed(self, msg: RouteFailed, unit: Unit) -> None:
+        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason)

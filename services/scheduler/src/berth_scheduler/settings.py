@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from berth_common.settings import BaseServiceSettings
 
 
@@ -9,3 +11,16 @@ class SchedulerSettings(BaseServiceSettings):
     service_name: str = "scheduler"
     db_schema: str = "scheduler"
     http_port: int = 8422
+
+    docker_url: str | None = None  # BERTH_DOCKER_URL; default: DOCKER_HOST or the local socket
+    docker_api_version: str = "v1.41"
+    # Rollout defaults (a deployment's options override them).
+    drain_grace_s: float = Field(default=30.0, ge=0)  # in-flight requests finish on the old version
+    readiness_timeout_s: float = Field(default=120.0, gt=0)  # starting + verifying, per deployment
+    build_timeout_s: float = Field(default=1800.0, gt=0)
+    route_timeout_s: float = Field(default=30.0, gt=0)  # per route step, until proxy-sync confirms it live
+    # Readiness checks
+    readiness_interval_s: float = Field(default=0.25, gt=0)
+    readiness_attempt_timeout_s: float = Field(default=2.0, gt=0)
+    crash_restarts: int = Field(default=3, ge=1)
+    worker_settle_s: float = Field(default=1.0, ge=0)

@@ -13,3 +13,72 @@ pings = sa.Table(
     sa.Column("count", sa.Integer, nullable=False, server_default="1"),
     sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+# One row per deployment: the persisted state machine (times are epoch seconds, wall clock).
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.Column("application_id", sa.String(64), nullable=False),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # ApplicationSpec, secret values sealed
+    sa.Column("timeouts", sa.JSON, nullable=False),
+    sa.Column("needs_build", sa.Boolean, nullable=False),
+    sa.Column("build_id", sa.String(64), nullable=True),
+    sa.Column("image", sa.String(512), nullable=True),
+    sa.Column("previous_deployment_id", sa.String(64), nullable=True),
+    sa.Column("abort_outcome", sa.String(20), nullable=True),
+    sa.Column("abort_reason", sa.Text, nullable=True),
+    sa.Column("abort_state", sa.String(20), nullable=True),
+    sa.Column("route_plan", sa.JSON, nullable=True),
+    sa.Column("route_step", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deadline_at", sa.Float, nullable=True),
+    sa.Column("drain_until", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("log_seq", sa.Integer, nullable=False, server_default="0"),
+)
+
+# The containers a deployment created (the label berth.deployment finds them too).
+containers = sa.Table(
+    "containers",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False, index=True),
+    sa.Column("application_id", sa.String(64), nullable=False),
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("replica", sa.Integer, nullable=False),
+    sa.Column("host_port", sa.Integer, nullable=True),
+    sa.Column("docker_id", sa.String(80), nullable=True),
+    sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# Every route the scheduler put in place, as proxy-sync last confirmed it, and its generation counter.
+routes = sa.Table(
+    "routes",
+    metadata,
+    sa.Column("route_id", sa.String(64), primary_key=True),
+    sa.Column("application_id", sa.String(64), nullable=False, index=True),
+    sa.Column("hosts", sa.JSON, nullable=False),
+    sa.Column("upstreams", sa.JSON, nullable=False),  # empty: not routed
+    sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# Commands sent to proxy-sync, matched with its answers by (route_id, generation).
+route_ops = sa.Table(
+    "route_ops",
+    metadata,
+    sa.Column("route_id", sa.String(64), primary_key=True),
+    sa.Column("generation", sa.BigInteger, primary_key=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False, index=True),
+    sa.Column("step", sa.Integer, nullable=False),  # plan step index; -1: restoring after a failure
+    sa.Column("kind", sa.String(10), nullable=False),  # apply | remove
+    sa.Column("hosts", sa.JSON, nullable=False),
+    sa.Column("upstreams", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False, server_default="pending"),  # pending | done | failed
+    sa.Column("reason", sa.Text, nullable=True),
+)

@@ -1,0 +1,217 @@
+"""The one Docker executor: posts the domain's container specs to the local engine (API pinned to 1.41).
+
+Every call has a timeout; errors carry a message a person can act on. Not-found on stop/remove is
+success (the goal state holds), so every operation can be repeated after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from berth_scheduler.domain.containers import ContainerSpec
+
+API_VERSION = "v1.41"
+_PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
+
+
+class DockerUnavailableError(RuntimeError):
+    """The engine did not answer (not running, socket missing, or too slow)."""
+
+
+class DockerOperationError(RuntimeError):
+    """The engine refused an operation; the message says what and why."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PortInUseError(DockerOperationError):
+    """The chosen host port was taken between choosing it and starting the container."""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    state: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+class DockerExecutor:
+    def __init__(self, url: str | None = None, *, api_version: str = API_VERSION, call_timeout_s: float = 60.0) -> None:
+        self.url = url
+        self.api_version = api_version
+        self.call_timeout_s = call_timeout_s
+        self._docker: aiodocker.Docker | None = None
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.url, api_version=self.api_version)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def _call(self, what: str, coro: Any, timeout: float | None = None) -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
+        except DockerError as exc:
+            msg = f"docker {what}: {exc.message}"
+            if _PORT_IN_USE.search(exc.message or ""):
+                raise PortInUseError(msg, exc.status) from None
+            raise DockerOperationError(msg, exc.status) from None
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+            raise DockerUnavailableError(f"the Docker engine is not reachable ({what}): {exc}") from None
+        except TimeoutError:
+            raise DockerUnavailableError(f"the Docker engine did not answer {what} in time") from None
+
+    # --- engine ------------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("version", self.docker.version(), 10)
+        return result
+
+    async def image_exists(self, ref: str) -> bool:
+        try:
+            await self._call(f"inspect image {ref}", self.docker.images.inspect(ref))
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            await self._call(f"inspect network {name}", self.docker.networks.get(name))
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+            config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+            try:
+                await self._call(f"create network {name}", self.docker.networks.create(config))
+            except DockerOperationError as again:
+                if again.status != 409:
+                    raise
+
+    # --- containers --------------------------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> str:
+        """Create the container; an existing one of the same name is returned (a repeated step)."""
+        try:
+            container = await self._call(
+                f"create {spec.name}", self.docker.containers.create(spec.body, name=spec.name)
+            )
+            return str(container.id)
+        except DockerOperationError as exc:
+            if exc.status == 409:
+                info = await self.inspect(spec.name)
+                if info is not None:
+                    return str(info["Id"])
+            if exc.status == 404:
+                raise DockerOperationError(
+                    f"image {spec.body.get('Image')!r} is not on this server (build it or load it first)", 404
+                ) from None
+            raise
+
+    async def start(self, name: str) -> None:
+        await self._call(f"start {name}", self.docker.containers.container(name).start())
+
+    async def inspect(self, name: str) -> dict[str, Any] | None:
+        try:
+            container = await self._call(f"inspect {name}", self.docker.containers.get(name))
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data: dict[str, Any] = container._container
+        return data
+
+    async def stop(self, name: str, timeout_s: int | None = None, *, max_wait_s: float = 3600.0) -> None:
+        """SIGTERM (the image's stop signal), then SIGKILL after ``timeout_s`` (None: the container's own
+        ``StopTimeout``, set from the deployment that created it); gone or stopped is fine."""
+        container = self.docker.containers.container(name)
+        wait = (timeout_s if timeout_s is not None else max_wait_s) + self.call_timeout_s
+        try:
+            await self._call(f"stop {name}", container.stop(t=timeout_s), wait)
+        except DockerOperationError as exc:
+            if exc.status not in (304, 404):
+                raise
+
+    async def remove(self, name: str) -> None:
+        """Remove (killing it if it still runs); an absent container is already removed."""
+        try:
+            await self._call(f"remove {name}", self.docker.containers.container(name).delete(force=True, v=True))
+        except DockerOperationError as exc:
+            if exc.status == 404 or ("removal of container" in str(exc) and "already in progress" in str(exc)):
+                return
+            raise
+
+    async def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """Containers (running or not) carrying every label given."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        found = await self._call("list containers", self.docker.containers.list(all=True, filters=filters))
+        out = []
+        for c in found:
+            raw = c._container
+            names = [n.lstrip("/") for n in raw.get("Names") or []]
+            out.append(ContainerInfo(raw["Id"], names[0] if names else raw["Id"], raw.get("State", ""), raw["Labels"]))
+        return sorted(out, key=lambda i: i.name)
+
+    async def exec(self, name: str, argv: list[str], timeout_s: float) -> ExecResult:
+        """Run ``argv`` in the container (no shell unless the argv names one); exit code and output."""
+
+        async def run() -> ExecResult:
+            container = self.docker.containers.container(name)
+            ex = await container.exec(argv, stdout=True, stderr=True)
+            chunks: list[bytes] = []
+            async with ex.start(detach=False) as stream:
+                while (msg := await stream.read_out()) is not None:
+                    if sum(len(c) for c in chunks) < 8192:
+                        chunks.append(msg.data)
+            info = await ex.inspect()
+            while info.get("Running"):
+                await asyncio.sleep(0.02)
+                info = await ex.inspect()
+            code = info.get("ExitCode")
+            return ExecResult(int(code) if code is not None else -1, b"".join(chunks).decode(errors="replace"))
+
+        result: ExecResult = await self._call(f"exec in {name}", run(), timeout_s)
+        return result
+
+    async def logs(self, name: str, tail: int = 20) -> str:
+        try:
+            lines = await self._call(
+                f"logs of {name}",
+                self.docker.containers.container(name).log(stdout=True, stderr=True, tail=tail),
+                10,
+            )
+        except (DockerOperationError, DockerUnavailableError):
+            return ""
+        return "".join(lines)[-4000:]
+
+
+def host_port_of(info: dict[str, Any], container_port: int) -> int | None:
+    """The host port Docker bound for ``container_port`` (None while the container is not running)."""
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in ports.get(f"{container_port}/tcp") or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None

@@ -1,0 +1,133 @@
+"""Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
+
+A replica is ready only when the check passes; a container that keeps exiting (crash loop), or whose
+check does not pass before the deadline, is reported with what was seen last and its last log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, host_port_of
+from berth_scheduler.domain.containers import ContainerSpec
+
+
+class NotReadyError(Exception):
+    """The replica did not become ready; the message is meant for a person."""
+
+
+@dataclass(frozen=True)
+class ReadinessConfig:
+    interval_s: float = 0.25
+    attempt_timeout_s: float = 2.0
+    crash_restarts: int = 3  # this many restarts while verifying is a crash loop
+    worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart
+    exec_timeout_s: float = 10.0
+
+
+class ReadinessChecker:
+    def __init__(self, docker: DockerExecutor, config: ReadinessConfig | None = None) -> None:
+        self.docker = docker
+        self.config = config or ReadinessConfig()
+        self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def probe_http(self, host_port: int, path: str, timeout_s: float | None = None) -> tuple[bool, str]:
+        """One GET; (passed, what happened)."""
+        url = f"http://127.0.0.1:{host_port}{path}"
+        try:
+            resp = await self._http.get(url, timeout=timeout_s or self.config.attempt_timeout_s)
+        except httpx.TimeoutException:
+            return False, f"GET {path} timed out"
+        except httpx.HTTPError as exc:
+            return False, f"GET {path} failed: {type(exc).__name__}"
+        if 200 <= resp.status_code < 300:
+            return True, f"GET {path} answered {resp.status_code}"
+        return False, f"GET {path} answered {resp.status_code}"
+
+    def _crashed(self, info: dict[str, Any] | None) -> str | None:
+        """Why the container is not going to become ready (crash loop, exited), or None."""
+        if info is None:
+            return "the container disappeared"
+        state = info.get("State") or {}
+        restarts = int(info.get("RestartCount") or 0)
+        policy = ((info.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if restarts >= self.config.crash_restarts:
+            return f"the container keeps crashing (restarted {restarts} times, last exit code {state.get('ExitCode')})"
+        if state.get("Status") in ("exited", "dead") and (policy == "no" or state.get("OOMKilled")):
+            oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
+            return f"the container exited with code {state.get('ExitCode')}{oom}"
+        return None
+
+    async def _explain(self, spec: ContainerSpec, why: str) -> NotReadyError:
+        logs = (await self.docker.logs(spec.name, tail=15)).strip()
+        tail = f"; last log lines:\n{logs}" if logs else ""
+        return NotReadyError(f"replica {spec.name} ({spec.service} #{spec.replica}) is not ready: {why}{tail}")
+
+    async def wait_ready(self, spec: ContainerSpec, deadline: float) -> None:
+        """Return once the replica passes; raise :class:`NotReadyError` at ``deadline`` (wall clock)."""
+        if spec.kind == "web":
+            await self._wait_web(spec, deadline)
+        else:
+            await self._wait_worker(spec, deadline)
+
+    async def _wait_web(self, spec: ContainerSpec, deadline: float) -> None:
+        assert spec.health_path is not None and spec.container_port is not None
+        last = "not checked yet"
+        while True:
+            info = await self.docker.inspect(spec.name)
+            crash = self._crashed(info)
+            if crash:
+                raise await self._explain(spec, crash)
+            port = host_port_of(info or {}, spec.container_port) or spec.host_port
+            if port is not None and ((info or {}).get("State") or {}).get("Running"):
+                remaining = deadline - time.time()
+                ok, last = await self.probe_http(
+                    port, spec.health_path, min(self.config.attempt_timeout_s, max(remaining, 0.1))
+                )
+                if ok:
+                    return
+            else:
+                last = "the container is not running"
+            if time.time() >= deadline:
+                raise await self._explain(spec, f"no 2xx from GET {spec.health_path} before the deadline ({last})")
+            await asyncio.sleep(self.config.interval_s)
+
+    async def _wait_worker(self, spec: ContainerSpec, deadline: float) -> None:
+        settle_until = time.time() + self.config.worker_settle_s
+        last = "not checked yet"
+        while True:
+            found = await self.docker.inspect(spec.name)
+            crash = self._crashed(found)
+            if crash:
+                raise await self._explain(spec, crash)
+            info = found or {}
+            running = bool((info.get("State") or {}).get("Running"))
+            if running and spec.health_command is not None:
+                try:
+                    result = await self.docker.exec(
+                        spec.name,
+                        list(spec.health_command),
+                        min(self.config.exec_timeout_s, max(deadline - time.time(), 1.0)),
+                    )
+                    if result.exit_code == 0:
+                        return
+                    last = f"health command exited with {result.exit_code}: {result.output.strip()[-300:]}"
+                except DockerOperationError as exc:
+                    last = f"health command could not run: {exc}"
+            elif running:
+                if time.time() >= settle_until and int(info.get("RestartCount") or 0) == 0:
+                    return
+                last = "running, settling"
+            else:
+                last = "the container is not running"
+            if time.time() >= deadline:
+                raise await self._explain(spec, f"the health check did not pass before the deadline ({last})")
+            await asyncio.sleep(self.config.interval_s)

@@ -1,0 +1,211 @@
+"""The scheduler's persistence: deployments (the state machine), containers, routes and route ops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_scheduler.adapters.tables import containers, deployments, route_ops, routes
+from berth_scheduler.domain.machine import TERMINAL, Abort, Rollout, State, Timeouts
+from berth_scheduler.domain.queueing import QueueEntry
+from berth_scheduler.domain.routing import RouteOp, RoutePlan, RouteTarget
+
+UNFINISHED = sa.not_(deployments.c.state.in_([s.value for s in TERMINAL]))
+
+
+def rollout_of(row: Any) -> Rollout:
+    abort = None
+    if row.abort_outcome:
+        abort = Abort(row.abort_outcome, row.abort_reason or "", State(row.abort_state))
+    return Rollout(
+        deployment_id=row.id,
+        application_id=row.application_id,
+        team_id=row.team_id,
+        state=State(row.state),
+        needs_build=row.needs_build,
+        timeouts=Timeouts(**row.timeouts),
+        created_at=row.created_at,
+        image=row.image,
+        previous_deployment_id=row.previous_deployment_id,
+        abort=abort,
+        plan=RoutePlan.from_json(row.route_plan) if row.route_plan else None,
+        route_step=row.route_step,
+        deadline_at=row.deadline_at,
+        drain_until=row.drain_until,
+        finished_at=row.finished_at,
+        version=row.version,
+    )
+
+
+def _values(r: Rollout) -> dict[str, Any]:
+    return {
+        "state": r.state.value,
+        "image": r.image,
+        "previous_deployment_id": r.previous_deployment_id,
+        "abort_outcome": r.abort.outcome if r.abort else None,
+        "abort_reason": r.abort.reason if r.abort else None,
+        "abort_state": r.abort.in_state.value if r.abort else None,
+        "route_plan": r.plan.to_json() if r.plan else None,
+        "route_step": r.route_step,
+        "deadline_at": r.deadline_at,
+        "drain_until": r.drain_until,
+        "finished_at": r.finished_at,
+        "version": r.version,
+    }
+
+
+async def insert_deployment(s: AsyncSession, r: Rollout, spec: dict[str, Any], build_id: str | None) -> int | None:
+    """Record a new deployment; its arrival number, or None if it was known already."""
+    values = {
+        "id": r.deployment_id,
+        "application_id": r.application_id,
+        "team_id": r.team_id,
+        "spec": spec,
+        "timeouts": asdict(r.timeouts),
+        "needs_build": r.needs_build,
+        "build_id": build_id,
+        "created_at": r.created_at,
+        **_values(r),
+    }
+    res = await s.execute(insert(deployments).values(**values).on_conflict_do_nothing().returning(deployments.c.seq))
+    seq = res.scalar()
+    return int(seq) if seq is not None else None
+
+
+async def load(s: AsyncSession, deployment_id: str, *, lock: bool = False) -> Any | None:
+    q = sa.select(deployments).where(deployments.c.id == deployment_id)
+    if lock:
+        q = q.with_for_update()
+    return (await s.execute(q)).first()
+
+
+async def save(s: AsyncSession, r: Rollout) -> None:
+    await s.execute(sa.update(deployments).where(deployments.c.id == r.deployment_id).values(**_values(r)))
+
+
+async def take_log_seq(s: AsyncSession, deployment_id: str, count: int) -> int:
+    """Reserve ``count`` log line numbers; the first one."""
+    res = await s.execute(
+        sa.update(deployments)
+        .where(deployments.c.id == deployment_id)
+        .values(log_seq=deployments.c.log_seq + count)
+        .returning(deployments.c.log_seq)
+    )
+    return int(res.scalar_one()) - count
+
+
+async def queue_of(s: AsyncSession, application_id: str) -> list[QueueEntry]:
+    rows = await s.execute(
+        sa.select(deployments.c.id, deployments.c.state, deployments.c.seq)
+        .where(deployments.c.application_id == application_id)
+        .where(UNFINISHED)
+        .order_by(deployments.c.seq)
+    )
+    return [QueueEntry(r.id, State(r.state), int(r.seq)) for r in rows]
+
+
+async def unfinished_applications(s: AsyncSession) -> list[str]:
+    rows = await s.execute(sa.select(deployments.c.application_id).where(UNFINISHED).distinct())
+    return sorted(r.application_id for r in rows)
+
+
+async def last_succeeded(s: AsyncSession, application_id: str) -> Any | None:
+    return (
+        await s.execute(
+            sa.select(deployments)
+            .where(deployments.c.application_id == application_id)
+            .where(deployments.c.state == State.SUCCEEDED.value)
+            .order_by(deployments.c.finished_at.desc())
+            .limit(1)
+        )
+    ).first()
+
+
+# --- containers ------------------------------------------------------------------------------------
+
+
+async def record_container(s: AsyncSession, values: dict[str, Any]) -> None:
+    stmt = insert(containers).values(**values)
+    update = {k: stmt.excluded[k] for k in ("host_port", "docker_id")}
+    await s.execute(stmt.on_conflict_do_update(index_elements=[containers.c.name], set_=update))
+
+
+async def containers_of(s: AsyncSession, deployment_id: str) -> list[Any]:
+    rows = await s.execute(
+        sa.select(containers)
+        .where(containers.c.deployment_id == deployment_id)
+        .order_by(containers.c.service, containers.c.replica)
+    )
+    return list(rows)
+
+
+async def mark_ready(s: AsyncSession, name: str) -> None:
+    await s.execute(sa.update(containers).where(containers.c.name == name).values(ready=True))
+
+
+async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:
+    if names:
+        await s.execute(sa.delete(containers).where(containers.c.name.in_(list(names))))
+
+
+# --- routes ----------------------------------------------------------------------------------------
+
+
+async def routes_of(s: AsyncSession, application_id: str) -> list[RouteTarget]:
+    rows = await s.execute(sa.select(routes).where(routes.c.application_id == application_id))
+    return [RouteTarget(r.route_id, tuple(r.hosts), tuple(r.upstreams)) for r in rows]
+
+
+async def next_generation(s: AsyncSession, route_id: str, application_id: str) -> int:
+    stmt = insert(routes).values(route_id=route_id, application_id=application_id, hosts=[], upstreams=[], generation=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[routes.c.route_id], set_={"generation": routes.c.generation + 1})
+    res = await s.execute(stmt.returning(routes.c.generation))
+    return int(res.scalar_one())
+
+
+async def add_op(s: AsyncSession, deployment_id: str, step: int, op: RouteOp, generation: int) -> None:
+    await s.execute(
+        insert(route_ops).values(
+            route_id=op.route_id,
+            generation=generation,
+            deployment_id=deployment_id,
+            step=step,
+            kind=op.kind,
+            hosts=list(op.hosts),
+            upstreams=list(op.upstreams),
+        )
+    )
+
+
+async def ops_of(s: AsyncSession, deployment_id: str, step: int | None = None) -> list[Any]:
+    q = sa.select(route_ops).where(route_ops.c.deployment_id == deployment_id)
+    if step is not None:
+        q = q.where(route_ops.c.step == step)
+    return list(await s.execute(q.order_by(route_ops.c.route_id, route_ops.c.generation)))
+
+
+async def settle_op(s: AsyncSession, route_id: str, generation: int, ok: bool, reason: str | None) -> Any | None:
+    """Record proxy-sync's answer; on success the route's confirmed state follows. The op, if it is ours."""
+    op = (
+        await s.execute(
+            sa.select(route_ops)
+            .where(route_ops.c.route_id == route_id, route_ops.c.generation == generation)
+            .with_for_update()
+        )
+    ).first()
+    if op is None or op.status != "pending":
+        return op
+    await s.execute(
+        sa.update(route_ops)
+        .where(route_ops.c.route_id == route_id, route_ops.c.generation == generation)
+        .values(status="done" if ok else "failed", reason=reason)
+    )
+    if ok:
+        hosts, ups = (op.hosts, op.upstreams) if op.kind == "apply" else ([], [])
+        await s.execute(sa.update(routes).where(routes.c.route_id == route_id).values(hosts=hosts, upstreams=ups))
+    return op

@@ -1,0 +1,135 @@
+"""Container specs as data: the exact Docker Engine API (1.41) body that creates each replica.
+
+The executor (``adapters/docker.py``) posts these bodies unchanged; tests compare them exactly. Web
+replicas publish their port on 127.0.0.1 only, on a host port chosen before creation (an ephemeral port
+from the kernel, written into the spec so it survives container restarts: Docker re-allocates a
+``HostPort: ""`` binding on every restart, which would leave the proxy pointing at a dead port).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
+from berth_scheduler.domain import names
+
+NANO = 1_000_000_000
+MIB = 1024 * 1024
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One replica to create: its name, the create body, and what the scheduler needs to check it."""
+
+    name: str
+    service: str
+    kind: str  # "web" | "worker"
+    replica: int
+    body: dict[str, Any] = field(hash=False)
+    container_port: int | None = None
+    host_port: int | None = None
+    health_path: str | None = None
+    health_command: tuple[str, ...] | None = None
+
+    @property
+    def upstream(self) -> str | None:
+        return names.upstream(self.host_port) if self.host_port is not None else None
+
+
+def labels(application_id: str, service: str, deployment_id: str, replica: int, kind: str) -> dict[str, str]:
+    return {
+        names.LABEL_APP: application_id,
+        names.LABEL_SERVICE: service,
+        names.LABEL_DEPLOYMENT: deployment_id,
+        names.LABEL_REPLICA: str(replica),
+        names.LABEL_KIND: kind,
+        names.LABEL_MANAGED: "true",
+    }
+
+
+def environment(spec: ApplicationSpec, service: WebService | WorkerService) -> list[str]:
+    """``NAME=value`` in the snapshot's order; web services also get ``PORT`` unless the user set it."""
+    env = [f"{e.name}={e.value.get_secret_value()}" for e in spec.env]
+    if isinstance(service, WebService) and all(e.name != "PORT" for e in spec.env):
+        env.append(f"PORT={service.port}")
+    return env
+
+
+def restart_policy(policy: str) -> dict[str, Any]:
+    if policy == "on-failure":
+        return {"Name": "on-failure", "MaximumRetryCount": 5}
+    return {"Name": policy}
+
+
+def host_config(
+    limits: ResourceLimits, policy: str, port_bindings: dict[str, list[dict[str, str]]] | None
+) -> dict[str, Any]:
+    hc: dict[str, Any] = {
+        "RestartPolicy": restart_policy(policy),
+        "Init": True,  # docker-init forwards SIGTERM to the app and reaps zombies
+        "LogConfig": LOG_CONFIG,
+    }
+    if limits.cpus is not None:
+        hc["NanoCpus"] = round(limits.cpus * NANO)
+    if limits.memory_mb is not None:
+        hc["Memory"] = limits.memory_mb * MIB
+    if port_bindings:
+        hc["PortBindings"] = port_bindings
+    return hc
+
+
+def container_spec(
+    application_id: str,
+    deployment_id: str,
+    spec: ApplicationSpec,
+    service: WebService | WorkerService,
+    replica: int,
+    image: str,
+    host_port: int | None = None,
+) -> ContainerSpec:
+    """The create body of one replica. Web replicas need ``host_port`` (127.0.0.1 only)."""
+    name = names.container_name(spec.name, service.name, deployment_id, replica)
+    limits = service.limits or spec.limits
+    body: dict[str, Any] = {"Image": image}
+    if service.command is not None:
+        body["Cmd"] = list(service.command)
+    body["Env"] = environment(spec, service)
+    body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind)
+    body["StopTimeout"] = spec.stop_timeout_s
+    port_bindings = None
+    if isinstance(service, WebService):
+        if host_port is None:
+            raise ValueError(f"web replica {name} needs a host port")
+        names.upstream(host_port)  # validates the range
+        key = f"{service.port}/tcp"
+        body["ExposedPorts"] = {key: {}}
+        port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
+    body["HostConfig"] = host_config(limits, spec.restart_policy, port_bindings)
+    if spec.network is not None:
+        body["NetworkingConfig"] = {"EndpointsConfig": {spec.network: {"Aliases": [f"{service.name}.{spec.name}"]}}}
+    if isinstance(service, WebService):
+        return ContainerSpec(
+            name=name,
+            service=service.name,
+            kind="web",
+            replica=replica,
+            body=body,
+            container_port=service.port,
+            host_port=host_port,
+            health_path=service.health_path,
+        )
+    return ContainerSpec(
+        name=name,
+        service=service.name,
+        kind="worker",
+        replica=replica,
+        body=body,
+        health_command=tuple(service.health_command) if service.health_command is not None else None,
+    )
+
+
+def replica_slots(spec: ApplicationSpec) -> list[tuple[WebService | WorkerService, int]]:
+    """Every (service, replica number) a deployment of ``spec`` runs, in a stable order."""
+    return [(svc, n) for svc in spec.services for n in range(1, svc.replicas + 1)]

@@ -1,0 +1,42 @@
+"""One deployment at a time per application: who runs next, and which queued ones a newcomer replaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from berth_scheduler.domain.machine import State
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    deployment_id: str
+    state: State
+    seq: int  # arrival order
+
+
+def running(entries: Iterable[QueueEntry]) -> QueueEntry | None:
+    """The application's deployment that holds the application (started, not finished)."""
+    active = [e for e in entries if e.state not in (State.QUEUED, State.SUCCEEDED, State.FAILED, State.CANCELLED)]
+    return min(active, key=lambda e: e.seq) if active else None
+
+
+def next_to_admit(entries: Iterable[QueueEntry]) -> QueueEntry | None:
+    """The oldest queued deployment, if nothing else of the application is running."""
+    items = list(entries)
+    if running(items) is not None:
+        return None
+    queued = [e for e in items if e.state == State.QUEUED]
+    return min(queued, key=lambda e: e.seq) if queued else None
+
+
+def replaced_by(newcomer: QueueEntry, entries: Iterable[QueueEntry]) -> list[QueueEntry]:
+    """Deployments still queued before ``newcomer`` (``when_busy="replace_queued"`` cancels them)."""
+    return sorted((e for e in entries if e.state == State.QUEUED and e.seq < newcomer.seq), key=lambda e: e.seq)
+
+
+def position(entry: QueueEntry, entries: Iterable[QueueEntry]) -> int:
+    """How many deployments of the application run or wait before this one (0: it is next)."""
+    return sum(
+        1 for e in entries if e.seq < entry.seq and e.state not in (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    )

@@ -1,0 +1,1 @@
+"""Rollouts: tasks owned by the scheduler that drive each deployment from its persisted state."""

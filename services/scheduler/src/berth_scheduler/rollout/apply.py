@@ -1,0 +1,97 @@
+"""Apply one input to a persisted deployment: lock the row, run the pure transition, save, emit.
+
+Events get ids derived from the deployment and its version, so a retried transaction emits the same ids;
+each ``evt.deployment.progressed`` is mirrored as a deploy log line on ``log.<deployment_id>``. Every
+text that leaves the scheduler is redacted of the application's secret values first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_common.catalogue import (
+    DeploymentCancelled,
+    DeploymentFailed,
+    DeploymentProgressed,
+    Event,
+    GitSource,
+    LogLine,
+    StartBuild,
+)
+from berth_common.db import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.adapters.sealing import Sealer, UnsealError
+from berth_scheduler.domain import machine, names
+from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
+
+log = get_logger(__name__)
+
+
+def secrets_of(sealer: Sealer, row: Any) -> list[str]:
+    try:
+        return sealer.open(row.spec).secret_values()
+    except UnsealError:
+        return []
+
+
+def _redacted(event: Event, secrets: list[str]) -> Event:
+    if not secrets:
+        return event
+    if isinstance(event, DeploymentProgressed):
+        return event.model_copy(update={"detail": names.redact(event.detail, secrets)})
+    if isinstance(event, DeploymentFailed | DeploymentCancelled):
+        return event.model_copy(update={"reason": names.redact(event.reason, secrets)})
+    return event
+
+
+def _log_text(event: DeploymentProgressed) -> str:
+    return f"[{event.state}] {event.step}" + (f": {event.detail}" if event.detail else "")
+
+
+async def emit_events(unit: Unit, deployment_id: str, tag: str, events: list[Event], secrets: list[str]) -> None:
+    """Stage ``events`` (ids ``dep-<deployment>-<tag>-<n>``) and their deploy log lines."""
+    events = [_redacted(e, secrets) for e in events]
+    progressed = [e for e in events if isinstance(e, DeploymentProgressed)]
+    first_seq = await store.take_log_seq(unit.session, deployment_id, len(progressed)) if progressed else 0
+    for i, event in enumerate(events):
+        await unit.emit(event, id=f"dep-{deployment_id}-{tag}-{i}")
+    for i, event in enumerate(progressed):
+        line = LogLine(deployment_id=deployment_id, stream="deploy", seq=first_seq + i, line=_log_text(event))
+        await unit.emit(line, id=f"log-{deployment_id}-{first_seq + i}", nats_subject=f"log.{deployment_id}")
+
+
+def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
+    """``cmd.build.start`` for this deployment: its git source snapshot, tagged once per deployment."""
+    spec = sealer.open(row.spec)
+    assert isinstance(spec.source, GitSource)
+    return StartBuild(
+        build_id=row.build_id,
+        deployment_id=row.id,
+        application_id=row.application_id,
+        source=spec.source,
+        image_tag=names.image_tag(spec.name, row.id),
+        timeout_s=min(float(row.timeouts["build_s"]), 6 * 3600),
+    )
+
+
+async def apply(unit: Unit, sealer: Sealer, deployment_id: str, inp: Input, now: float) -> Rollout:
+    """Transition the deployment (raises :class:`RefusedError` without any change when it does not apply)."""
+    row = await store.load(unit.session, deployment_id, lock=True)
+    if row is None:
+        raise RefusedError(f"unknown deployment {deployment_id}")
+    before = store.rollout_of(row)
+    after, events = machine.transition(before, inp, now)
+    await store.save(unit.session, after)
+    await emit_events(unit, deployment_id, f"v{after.version}", events, secrets_of(sealer, row))
+    if after.state == State.BUILDING and before.state != State.BUILDING:
+        cmd = start_build_command(row, sealer)
+        await unit.emit(cmd, id=f"build-{row.build_id}")
+    log.info(
+        "deployment transition",
+        deployment_id=deployment_id,
+        input=type(inp).__name__,
+        state=after.state.value,
+        aborting=after.abort is not None,
+    )
+    return after

@@ -1,0 +1,206 @@
+"""Rollout tasks owned by the scheduler: one per application with unfinished deployments.
+
+Each task drives its application's deployments one at a time from the persisted state (admitting the
+oldest queued one when the application is free); bus handlers only record inputs and wake it. Long
+steps (readiness, drain) therefore never block the consumers, and a restart resumes every unfinished
+deployment from where its state says it was. A cancel interrupts the step in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from berth_common.db.unit import Unit, run_unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.adapters.docker import DockerUnavailableError
+from berth_scheduler.adapters.sealing import UnsealError
+from berth_scheduler.domain import machine, queueing
+from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
+from berth_scheduler.rollout import steps
+from berth_scheduler.rollout.apply import apply
+from berth_scheduler.rollout.routing import RouteStepper
+from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.rollout.undo import Undo
+
+log = get_logger(__name__)
+Step = Callable[[Runtime, Rollout, Any, steps.Waiter], Awaitable[None]]
+MAX_BACKOFF_S = 30.0
+
+
+class Orchestrator:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._interrupts: dict[str, asyncio.Event] = {}
+        self._stopping = False
+        self._steps: dict[State, Step] = {
+            State.BUILDING: steps.await_build,
+            State.STARTING: steps.start_replicas,
+            State.VERIFYING: steps.verify_replicas,
+            State.ROUTING: RouteStepper(),
+            State.DRAINING: steps.drain,
+            State.STOPPING_OLD: steps.stop_old,
+        }
+        self._undo = Undo()
+
+    # --- control -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every application with an unfinished deployment."""
+        async with self.rt.sessionmaker() as s:
+            apps = await store.unfinished_applications(s)
+        for app in apps:
+            self.kick(app)
+        log.info("rollouts resumed", applications=len(apps))
+
+    def kick(self, application_id: str) -> None:
+        if self._stopping:
+            return
+        self._wakes.setdefault(application_id, asyncio.Event()).set()
+        task = self._tasks.get(application_id)
+        if task is None or task.done():
+            self._tasks[application_id] = asyncio.create_task(
+                self._run_app(application_id), name=f"rollout:{application_id}"
+            )
+
+    def wake_all(self) -> None:
+        for ev in self._wakes.values():
+            ev.set()
+
+    def interrupt(self, deployment_id: str) -> None:
+        ev = self._interrupts.get(deployment_id)
+        if ev is not None:
+            ev.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no rollout task runs (tests)."""
+        while any(not t.done() for t in self._tasks.values()):
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # --- the per-application task ------------------------------------------------------------------
+
+    async def _next(self, application_id: str) -> str | None:
+        """The deployment that holds the application now, admitting the oldest queued one if it is free."""
+
+        async def body(unit: Unit) -> str | None:
+            entries = await store.queue_of(unit.session, application_id)
+            current = queueing.running(entries)
+            if current is not None:
+                return current.deployment_id
+            nxt = queueing.next_to_admit(entries)
+            if nxt is None:
+                return None
+            prev = await store.last_succeeded(unit.session, application_id)
+            await apply(
+                unit, self.rt.sealer, nxt.deployment_id, machine.Admit(prev.id if prev else None), self.rt.clock()
+            )
+            return nxt.deployment_id
+
+        result: str | None = await run_unit(self.rt.bus, self.rt.sessionmaker, body)
+        return result
+
+    async def _run_app(self, application_id: str) -> None:
+        wake = self._wakes.setdefault(application_id, asyncio.Event())
+        try:
+            while not self._stopping:
+                wake.clear()
+                try:
+                    deployment_id = await self._next(application_id)
+                except Exception as exc:
+                    log.warning("admission failed, retrying", application_id=application_id, error=str(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+                if deployment_id is None:
+                    if wake.is_set():
+                        continue
+                    return
+                await self._drive(application_id, deployment_id)
+        finally:
+            if self._tasks.get(application_id) is asyncio.current_task():
+                del self._tasks[application_id]
+
+    async def _wait(self, application_id: str, timeout: float) -> None:
+        wake = self._wakes.setdefault(application_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
+        wake.clear()
+
+    async def _interruptible(self, deployment_id: str, work: Awaitable[None]) -> None:
+        stop = self._interrupts.setdefault(deployment_id, asyncio.Event())
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.info("step interrupted", deployment_id=deployment_id)
+                stop.clear()
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    async def _drive(self, application_id: str, deployment_id: str) -> None:
+        backoff = 0.5
+
+        async def wait(timeout: float) -> None:
+            await self._wait(application_id, timeout)
+
+        try:
+            while True:
+                async with self.rt.sessionmaker() as s:
+                    row = await store.load(s, deployment_id)
+                if row is None:
+                    return
+                r = store.rollout_of(row)
+                if r.terminal:
+                    return
+                try:
+                    if r.compensating:
+                        await self._undo(self.rt, r, row, wait)
+                    else:
+                        await self._interruptible(deployment_id, self._steps[r.state](self.rt, r, row, wait))
+                    backoff = 0.5
+                except RefusedError as exc:
+                    log.info("state moved on", deployment_id=deployment_id, detail=str(exc))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    backoff = await self._on_error(r, exc, backoff)
+        finally:
+            self._interrupts.pop(deployment_id, None)
+
+    async def _on_error(self, r: Rollout, exc: Exception, backoff: float) -> float:
+        """A step failed: transient trouble is retried with backoff; anything else fails the deployment."""
+        transient = isinstance(exc, DockerUnavailableError | ConnectionError | OSError)
+        if r.compensating or r.state not in REVERSIBLE or transient:
+            log.warning(
+                "rollout step failed, retrying",
+                deployment_id=r.deployment_id,
+                state=r.state.value,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in=backoff,
+            )
+            await asyncio.sleep(backoff)
+            return min(backoff * 2, MAX_BACKOFF_S)
+        reason = str(exc) if isinstance(exc, UnsealError) else f"{r.state.value}: {exc}"
+        log.warning("rollout step failed", deployment_id=r.deployment_id, state=r.state.value, error=str(exc))
+        try:
+            await steps.transit(self.rt, r.deployment_id, machine.Fail(reason[:3500]))
+        except RefusedError:
+            pass
+        return 0.5

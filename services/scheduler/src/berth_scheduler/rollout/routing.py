@@ -1,0 +1,116 @@
+"""Route steps: send proxy-sync the commands of one plan step, wait until each is confirmed live.
+
+Each command carries the route's next generation (kept in ``routes``), so proxy-sync refuses a stale
+one; answers are matched by (route id, generation). After a restart, commands still unanswered are sent
+again with the same generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_common.catalogue import ApplyRoutes, Message, RemoveRoute
+from berth_common.db.unit import Unit, run_unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.domain import machine
+from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.rollout.steps import Waiter, read, transit
+
+log = get_logger(__name__)
+RESTORE_STEP = -1
+
+
+def command_for(op: RouteOp, generation: int) -> Message:
+    if op.kind == "apply":
+        return ApplyRoutes(
+            route_id=op.route_id, hosts=list(op.hosts), upstreams=list(op.upstreams), generation=generation
+        )
+    return RemoveRoute(route_id=op.route_id, generation=generation)
+
+
+def op_of(row: Any) -> RouteOp:
+    return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams))
+
+
+async def send_step(rt: Runtime, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> None:
+    """Record and send the commands of ``step`` once (in one transaction, through the outbox)."""
+
+    async def body(unit: Unit) -> None:
+        if await store.ops_of(unit.session, r.deployment_id, step):
+            return
+        for op in ops:
+            gen = await store.next_generation(unit.session, op.route_id, r.application_id)
+            await store.add_op(unit.session, r.deployment_id, step, op, gen)
+            await unit.emit(command_for(op, gen), id=f"route-{op.route_id}-g{gen}")
+
+    await run_unit(rt.bus, rt.sessionmaker, body)
+
+
+async def resend_pending(rt: Runtime, r: Rollout, step: int) -> int:
+    """Publish again the unanswered commands of ``step`` (same generation): after a scheduler restart."""
+    rows = [o for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
+    for o in rows:
+        await rt.bus.publish(command_for(op_of(o), o.generation), id=f"route-{o.route_id}-g{o.generation}-again")
+    return len(rows)
+
+
+def verdict(rows: list[Any]) -> tuple[bool, str | None]:
+    """(all confirmed, the first failure)."""
+    for o in rows:
+        if o.status == "failed":
+            what = "remove" if o.kind == "remove" else "apply"
+            return False, f"proxy-sync could not {what} route {o.route_id}: {o.reason or 'no reason given'}"
+    return all(o.status == "done" for o in rows) and bool(rows), None
+
+
+async def wait_step(rt: Runtime, r: Rollout, step: int, deadline: float, wait: Waiter) -> tuple[bool, str | None]:
+    """Wait for proxy-sync's answers to ``step``: (confirmed, failure reason or None)."""
+    while True:
+        done, failure = verdict(await read(rt, store.ops_of, r.deployment_id, step))
+        if done or failure:
+            return done, failure
+        remaining = deadline - rt.clock()
+        if remaining <= 0:
+            return False, None
+        await wait(min(remaining, 1.0))
+
+
+class RouteStepper:
+    """Runs the routing state; remembers which steps it re-sent since this process started."""
+
+    def __init__(self) -> None:
+        self._resumed: set[tuple[str, int]] = set()
+
+    async def __call__(self, rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+        plan = r.plan
+        assert plan is not None
+        if r.route_step >= len(plan.steps):
+            await transit(rt, r.deployment_id, machine.RouteStepConfirmed(r.route_step))
+            return
+        step = r.route_step
+        existing = await read(rt, store.ops_of, r.deployment_id, step)
+        if not existing:
+            await send_step(rt, r, step, plan.steps[step])
+        elif (r.deployment_id, step) not in self._resumed:
+            sent = await resend_pending(rt, r, step)
+            log.info("route step resumed", deployment_id=r.deployment_id, step=step, resent=sent)
+        self._resumed.add((r.deployment_id, step))
+        deadline = r.deadline_at or (rt.clock() + r.timeouts.route_s)
+        done, failure = await wait_step(rt, r, step, deadline, wait)
+        if done:
+            await transit(rt, r.deployment_id, machine.RouteStepConfirmed(step))
+        elif failure:
+            await transit(rt, r.deployment_id, machine.Fail(failure))
+        else:
+            pending = [o.route_id for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
+            await transit(
+                rt,
+                r.deployment_id,
+                machine.Fail(
+                    f"route(s) {', '.join(pending)} not confirmed live within {r.timeouts.route_s:g}s "
+                    "(is the proxy-sync service running and Traefik answering?)"
+                ),
+            )

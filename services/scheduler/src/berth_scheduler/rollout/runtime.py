@@ -1,0 +1,26 @@
+"""What the rollout code needs from the running service, in one object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.bus import Bus
+from berth_scheduler.adapters.docker import DockerExecutor
+from berth_scheduler.adapters.readiness import ReadinessChecker
+from berth_scheduler.adapters.sealing import Sealer
+from berth_scheduler.settings import SchedulerSettings
+
+
+@dataclass
+class Runtime:
+    settings: SchedulerSettings
+    bus: Bus
+    sessionmaker: async_sessionmaker[AsyncSession]
+    sealer: Sealer
+    docker: DockerExecutor
+    readiness: ReadinessChecker
+    clock: Callable[[], float] = field(default=time.time)

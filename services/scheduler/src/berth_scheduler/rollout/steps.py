@@ -1,0 +1,199 @@
+"""The work of each rollout state, done from the persisted state so that it can be repeated after a restart.
+
+starting: create and start every replica (an existing container of the same name is reused);
+verifying: Berth's readiness check on each; draining: wait out the grace period; stopping_old: SIGTERM
+then SIGKILL (after the stop timeout) for every other container of the application, then remove them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from berth_common.catalogue import ApplicationSpec, Replica, WebService
+from berth_common.db.unit import Unit, run_unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.adapters.docker import PortInUseError
+from berth_scheduler.adapters.ports import allocate_port
+from berth_scheduler.adapters.readiness import NotReadyError
+from berth_scheduler.domain import machine, names
+from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
+from berth_scheduler.domain.machine import Input, Rollout
+from berth_scheduler.domain.routing import RouteTarget, plan_routes
+from berth_scheduler.rollout.apply import apply
+from berth_scheduler.rollout.runtime import Runtime
+
+log = get_logger(__name__)
+Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
+
+
+async def transit(rt: Runtime, deployment_id: str, inp: Input) -> Rollout:
+    async def body(unit: Unit) -> Rollout:
+        return await apply(unit, rt.sealer, deployment_id, inp, rt.clock())
+
+    result: Rollout = await run_unit(rt.bus, rt.sessionmaker, body)
+    return result
+
+
+async def read(rt: Runtime, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async with rt.sessionmaker() as s:
+        return await fn(s, *args)
+
+
+async def write(rt: Runtime, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async with rt.sessionmaker() as s, s.begin():
+        return await fn(s, *args)
+
+
+def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[ContainerSpec]:
+    """The container specs of a deployment, from its recorded containers (host ports included)."""
+    by_name = {row.name: row for row in rows}
+    out = []
+    for svc, n in replica_slots(spec):
+        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
+        row = by_name.get(name)
+        port = row.host_port if row is not None else None
+        if isinstance(svc, WebService) and port is None:
+            continue
+        out.append(container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port))
+    return out
+
+
+async def start_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    spec = rt.sealer.open(row.spec)
+    if spec.network is not None:
+        await rt.docker.ensure_network(spec.network, {names.LABEL_MANAGED: "true"})
+    recorded = {c.name: c for c in await read(rt, store.containers_of, r.deployment_id)}
+    count = 0
+    for svc, n in replica_slots(spec):
+        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
+        web = isinstance(svc, WebService)
+        port = recorded[name].host_port if name in recorded else None
+        for attempt in range(5):
+            if web and port is None:
+                port = allocate_port()
+            cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port)
+            values = {
+                "name": name,
+                "deployment_id": r.deployment_id,
+                "application_id": r.application_id,
+                "service": svc.name,
+                "kind": svc.kind,
+                "replica": n,
+                "host_port": port,
+            }
+            await write(rt, store.record_container, values)  # recorded before it exists: found after a crash
+            info = await rt.docker.inspect(name)
+            if info is None:
+                await rt.docker.create(cs)
+                info = await rt.docker.inspect(name) or {}
+            if (info.get("State") or {}).get("Running"):
+                break
+            try:
+                await rt.docker.start(name)
+                break
+            except PortInUseError:
+                log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
+                await rt.docker.remove(name)
+                port = None
+        else:
+            raise RuntimeError(f"could not find a free host port for {name}")
+        count += 1
+    await transit(rt, r.deployment_id, machine.ContainersStarted(count))
+
+
+def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:
+    targets = []
+    for svc in spec.services:
+        if not isinstance(svc, WebService) or not svc.hosts:
+            continue
+        ups = tuple(c.upstream for c in sorted(ready, key=lambda c: c.replica) if c.service == svc.name and c.upstream)
+        hosts = tuple(sorted({h.lower() for h in svc.hosts}))
+        targets.append(RouteTarget(names.route_id(r.application_id, svc.name), hosts, ups))
+    return targets
+
+
+async def verify_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    spec = rt.sealer.open(row.spec)
+    rows = await read(rt, store.containers_of, r.deployment_id)
+    specs = specs_for(r, spec, rows)
+    if len(specs) != sum(s.replicas for s in spec.services):
+        await transit(rt, r.deployment_id, machine.Fail("a replica's container record is missing (scheduler data)"))
+        return
+    ready_before = {c.name for c in rows if c.ready}
+    deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
+
+    async def one(cs: ContainerSpec) -> None:
+        await rt.readiness.wait_ready(cs, deadline)
+        if cs.name not in ready_before:
+            await write(rt, store.mark_ready, cs.name)
+            await transit(rt, r.deployment_id, machine.ReplicaReady(cs.name))
+
+    tasks = [asyncio.create_task(one(cs), name=f"ready:{cs.name}") for cs in specs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in done:
+        exc = t.exception()
+        if isinstance(exc, NotReadyError):
+            await transit(rt, r.deployment_id, machine.Fail(str(exc)))
+            return
+        if exc is not None:
+            raise exc
+    before = await read(rt, store.routes_of, r.application_id)
+    plan = plan_routes(before, desired_routes(r, spec, specs))
+    await transit(rt, r.deployment_id, machine.ReplicasReady(plan))
+
+
+async def drain(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    remaining = (r.drain_until or 0.0) - rt.clock()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    await transit(rt, r.deployment_id, machine.Drained())
+
+
+async def remove_all(rt: Runtime, labels: dict[str, str], *, stop: bool, exclude_deployment: str | None = None) -> int:
+    """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label."""
+    found = [
+        c
+        for c in await rt.docker.list_containers(labels)
+        if exclude_deployment is None or c.labels.get(names.LABEL_DEPLOYMENT) != exclude_deployment
+    ]
+    if stop:
+        await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
+    await asyncio.gather(*(rt.docker.remove(c.name) for c in found))
+    await write(rt, store.forget_containers, [c.name for c in found])
+    return len(found)
+
+
+async def stop_old(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    stopped = await remove_all(rt, {names.LABEL_APP: r.application_id}, stop=True, exclude_deployment=r.deployment_id)
+    replicas = tuple(
+        Replica(
+            service=c.service,
+            kind=c.kind,
+            replica=c.replica,
+            container=c.name,
+            upstream=names.upstream(c.host_port) if c.host_port else None,
+        )
+        for c in await read(rt, store.containers_of, r.deployment_id)
+    )
+    await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
+
+
+async def await_build(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    """The builder answers on the bus (the handlers move the state); here only the deadline is watched."""
+    remaining = (r.deadline_at or 0.0) - rt.clock()
+    if remaining > 0:
+        await wait(min(remaining, 5.0))
+        return
+    await transit(
+        rt,
+        r.deployment_id,
+        machine.Fail(f"the build did not finish within {r.timeouts.build_s:g}s (is the builder service running?)"),
+    )

@@ -1,0 +1,48 @@
+"""Undo a failed or cancelled deployment: routes back as they were, new containers removed, then end it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import store
+from berth_scheduler.domain import machine, names
+from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.routing import restore_ops
+from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
+from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.rollout.steps import Waiter, read, remove_all, transit
+
+log = get_logger(__name__)
+
+
+async def restore_routes(rt: Runtime, r: Rollout, wait: Waiter, resumed: set[str]) -> str:
+    """Put back every route this deployment touched; a note for the reason if that was not confirmed."""
+    if r.plan is None:
+        return ""
+    touched = {o.route_id for o in await read(rt, store.ops_of, r.deployment_id) if o.step >= 0}
+    if not touched:
+        return ""
+    ops = restore_ops(r.plan, touched)
+    if not await read(rt, store.ops_of, r.deployment_id, RESTORE_STEP):
+        await send_step(rt, r, RESTORE_STEP, ops)
+    elif r.deployment_id not in resumed:
+        await resend_pending(rt, r, RESTORE_STEP)
+    resumed.add(r.deployment_id)
+    done, failure = await wait_step(rt, r, RESTORE_STEP, rt.clock() + r.timeouts.route_s, wait)
+    if done:
+        return "routes restored"
+    return f"routes NOT confirmed restored ({failure or 'no answer from proxy-sync'})"
+
+
+class Undo:
+    def __init__(self) -> None:
+        self._resumed: set[str] = set()
+
+    async def __call__(self, rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+        notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
+        removed = await remove_all(rt, {names.LABEL_DEPLOYMENT: r.deployment_id}, stop=False)
+        notes.append(f"{removed} new container(s) removed")
+        assert r.abort is not None
+        detail = f"{r.abort.reason} ({'; '.join(notes)})"
+        await transit(rt, r.deployment_id, machine.Compensated(detail))
