@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 DOCKER = "/usr/bin/docker"
 BUSYBOX_IMAGE = "berth/busybox:1"
@@ -204,35 +205,21 @@ def image_exists(tag: str) -> bool:
     return _run([DOCKER, "image", "inspect", "--format", "{{.Id}}", check_ref(tag)], timeout=30).returncode == 0
 
 
-def _import_changes(env: Mapping[str, str], cmd: list[str]) -> list[str]:
-    argv = []
-    for key, value in env.items():
-        argv += ["--change", f"ENV {key}={value}"]
-    argv += ["--change", f"CMD {json.dumps(cmd)}"]
-    return argv
-
-
-def docker_import(tar_bytes: bytes, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
-    argv = [DOCKER, "import", *_import_changes(env, cmd), "-", check_ref(tag)]
-    proc = _run(argv, input=tar_bytes)
-    if proc.returncode != 0:
-        raise BaseImageError(f"docker import {tag} failed: {proc.stderr.decode(errors='replace').strip()[-2000:]}")
-
-
-def docker_import_dir(rootfs: Path, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
-    """``tar -C rootfs -c . | docker import - tag``, as two processes joined by a pipe (no shell)."""
-    argv = [DOCKER, "import", *_import_changes(env, cmd), "-", check_ref(tag)]
-    with subprocess.Popen(
-        ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as tar:
-        assert tar.stdout is not None
-        proc = subprocess.run(argv, stdin=tar.stdout, capture_output=True, timeout=900, check=False)
-        tar.stdout.close()
-        tar_err = tar.stderr.read().decode(errors="replace") if tar.stderr else ""
-        tar.wait(60)
-    if tar.returncode != 0 or proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace") + tar_err
-        raise BaseImageError(f"importing {rootfs} as {tag} failed: {err.strip()[-2000:]}")
+def docker_import(source: bytes | Path, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
+    """``docker import - tag`` from a tar in memory, or from ``tar -C DIR -c .`` joined by a pipe (no shell)."""
+    argv = [DOCKER, "import", *(a for k, v in env.items() for a in ("--change", f"ENV {k}={v}"))]
+    argv += ["--change", f"CMD {json.dumps(cmd)}", "-", check_ref(tag)]
+    if isinstance(source, bytes):
+        proc, tar_rc, tar_err = _run(argv, input=source), 0, b""
+    else:
+        tar_argv = ["tar", "--numeric-owner", "-C", str(source), "-c", "."]
+        with subprocess.Popen(tar_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as tar:
+            proc = subprocess.run(argv, stdin=tar.stdout, capture_output=True, timeout=900, check=False)
+            _, tar_err = tar.communicate(timeout=60)
+            tar_rc = tar.returncode
+    if proc.returncode != 0 or tar_rc != 0:
+        err = (proc.stderr + tar_err).decode(errors="replace").strip()[-2000:]
+        raise BaseImageError(f"docker import {tag} failed: {err}")
 
 
 # --- busybox -------------------------------------------------------------------------------------------
@@ -243,7 +230,7 @@ def _is_static_elf(path: Path) -> bool:
     data = path.read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2:
         return False
-    order = "little" if data[5] == 1 else "big"
+    order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
     phoff = int.from_bytes(data[0x20:0x28], order)
     phentsize = int.from_bytes(data[0x36:0x38], order)
     phnum = int.from_bytes(data[0x38:0x3A], order)
@@ -375,7 +362,7 @@ def debootstrap_image(
         for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
             lists.unlink()
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
-        docker_import_dir(rootfs, tag, env=env, cmd=cmd or ["bash"])
+        docker_import(rootfs, tag, env=env, cmd=cmd or ["bash"])
     finally:
         mounted = _mounts_under(tmp)
         if mounted:  # never delete through a mount left behind by a failed debootstrap

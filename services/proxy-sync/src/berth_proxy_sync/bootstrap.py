@@ -5,14 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_common.runtime import Context, ServiceSpec, run
+from berth_proxy_sync.adapters.files import DynamicDir
+from berth_proxy_sync.adapters.traefik_api import TraefikApi
 from berth_proxy_sync.entrypoints import bus
+from berth_proxy_sync.handlers import RouteHandlers, reconcile
 from berth_proxy_sync.settings import ProxySyncSettings
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 async def wire(ctx: Context) -> None:
-    await bus.register(ctx)
+    settings = ctx.settings
+    assert isinstance(settings, ProxySyncSettings)
+    files = DynamicDir(settings.dynamic_dir)
+    traefik = TraefikApi(settings.traefik_api_url, poll_interval_s=settings.route_poll_interval_s)
+    ctx.cleanups.append(traefik.close)
+    # The files are derived from the database: rewrite them all before taking any command.
+    await reconcile(files, ctx.sessionmaker)
+    handlers = RouteHandlers(files, traefik, settings.route_live_timeout_s)
+    ctx.extra["route_handlers"] = handlers
+    await bus.register(ctx, handlers)
 
 
 def spec(settings: ProxySyncSettings | None = None) -> ServiceSpec:

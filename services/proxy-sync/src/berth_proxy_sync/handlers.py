@@ -1,5 +1,133 @@
-"""Handlers of the proxy-sync service: one async function per command or event it consumes."""
+"""Handlers of the proxy-sync service: one async function per command it consumes.
+
+Each runs inside the idempotent unit (message id + state change in one transaction) and holds a per-route
+advisory lock, so commands for one route apply one at a time. A change is written to the route's file,
+confirmed through Traefik's API, and only then persisted and answered with ``evt.route.applied`` /
+``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
+the database keeps the previous state and ``evt.route.failed`` says why.
+"""
 
 from __future__ import annotations
 
-HANDLERS: dict[str, object] = {}
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteRemoved, RoutesApplied
+from berth_common.db import Unit
+from berth_common.logging import get_logger
+from berth_proxy_sync.adapters import repo
+from berth_proxy_sync.adapters.files import DynamicDir
+from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+
+log = get_logger(__name__)
+Operation = Literal["apply", "remove"]
+
+
+@dataclass
+class RouteHandlers:
+    files: DynamicDir
+    traefik: TraefikApi
+    live_timeout_s: float = 10.0
+
+    async def _fail(self, unit: Unit, route_id: str, generation: int, operation: Operation, reason: str) -> None:
+        log.warning("route change failed", route_id=route_id, generation=generation, op=operation, reason=reason)
+        await unit.emit(
+            RouteFailed(route_id=route_id, generation=generation, operation=operation, reason=reason[:4000])
+        )
+
+    def _restore(self, route_id: str, previous: Route | None) -> None:
+        """Put the file back as the database has it (the last confirmed state)."""
+        try:
+            if previous is None:
+                self.files.delete(file_name(route_id))
+            else:
+                self.files.write(previous.file_name, render(previous))
+        except OSError as exc:  # the next start re-derives every file from the database
+            log.error("could not restore route file", route_id=route_id, error=str(exc))
+
+    async def on_apply(self, msg: ApplyRoutes, unit: Unit) -> None:
+        try:
+            route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
+        except RouteError as exc:
+            await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc))
+            return
+        session = unit.session
+        await repo.lock(session, route.route_id)
+        stored = await repo.load(session, route.route_id)
+        if stored is not None and route.generation < stored.generation:
+            reason = f"stale: generation {route.generation} is older than the route's {stored.generation}"
+            await self._fail(unit, route.route_id, route.generation, "apply", reason)
+            return
+        owners = await repo.host_owners(session, route.hosts, route.route_id)
+        if owners:
+            taken = ", ".join(f"{h} (route {r})" for h, r in sorted(owners.items()))
+            await self._fail(unit, route.route_id, route.generation, "apply", f"hosts already routed: {taken}")
+            return
+        previous = stored.active if stored else None
+        try:
+            self.files.write(route.file_name, render(route))
+            live_s = await self.traefik.wait_live(route, self.live_timeout_s)
+        except (NotLiveError, OSError) as exc:
+            self._restore(route.route_id, previous)
+            await self._fail(unit, route.route_id, route.generation, "apply", str(exc))
+            return
+        live_ms = round(live_s * 1000, 1)
+        await repo.save(session, route, live_ms)
+        log.info("route live", route_id=route.route_id, generation=route.generation, live_ms=live_ms)
+        await unit.emit(
+            RoutesApplied(
+                route_id=route.route_id,
+                generation=route.generation,
+                hosts=list(route.hosts),
+                upstreams=list(route.upstreams),
+                live=True,
+                live_ms=live_ms,
+            )
+        )
+
+    async def on_remove(self, msg: RemoveRoute, unit: Unit) -> None:
+        try:
+            route_id = check_route_id(msg.route_id)
+        except RouteError as exc:
+            await self._fail(unit, msg.route_id, msg.generation, "remove", str(exc))
+            return
+        session = unit.session
+        await repo.lock(session, route_id)
+        stored = await repo.load(session, route_id)
+        if stored is not None and msg.generation < stored.generation:
+            reason = f"stale: generation {msg.generation} is older than the route's {stored.generation}"
+            await self._fail(unit, route_id, msg.generation, "remove", reason)
+            return
+        previous = stored.active if stored else None
+        try:
+            self.files.delete(file_name(route_id))
+            gone_s = await self.traefik.wait_gone(route_id, self.live_timeout_s)
+        except (NotLiveError, OSError) as exc:
+            self._restore(route_id, previous)
+            await self._fail(unit, route_id, msg.generation, "remove", str(exc))
+            return
+        live_ms = round(gone_s * 1000, 1)
+        await repo.mark_removed(session, route_id, msg.generation, previous)
+        log.info("route removed", route_id=route_id, generation=msg.generation, live_ms=live_ms)
+        await unit.emit(RouteRemoved(route_id=route_id, generation=msg.generation, live_ms=live_ms))
+
+
+async def reconcile(files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    """At start: write every persisted route's file, delete managed files of routes that are gone.
+
+    The files are derived state; the database is the truth. Files without the managed marker (the
+    sentinel, an operator's own configuration) are left alone.
+    """
+    files.ensure()
+    cleaned = files.clean_temp_files()
+    async with sessionmaker() as session:
+        active = await repo.active_routes(session)
+    written = sum(files.write(r.file_name, render(r)) for r in active)
+    wanted = {r.file_name for r in active}
+    deleted = sum(files.delete(name) for name in files.managed_files() if name not in wanted)
+    counts = {"routes": len(active), "written": written, "deleted": deleted, "temp_cleaned": cleaned}
+    log.info("route files reconciled", **counts)
+    return counts

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
+
 from berth_common.settings import BaseServiceSettings
 
 
@@ -9,3 +13,15 @@ class ProxySyncSettings(BaseServiceSettings):
     service_name: str = "proxy-sync"
     db_schema: str = "proxy"
     http_port: int = 8423
+
+    # BERTH_TRAEFIK_DYNAMIC_DIR: the directory Traefik's file provider watches (default <data_dir>/traefik/dynamic)
+    traefik_dynamic_dir: Path | None = None
+    # BERTH_TRAEFIK_API_URL: Traefik's API entry point (loopback only in the default layout)
+    traefik_api_url: str = "http://127.0.0.1:8081"
+    # How long a change may take to show up in Traefik's API before the command fails (route left as before)
+    route_live_timeout_s: float = Field(default=10.0, gt=0)
+    route_poll_interval_s: float = Field(default=0.01, gt=0)
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.traefik_dynamic_dir or self.data_dir / "traefik" / "dynamic"

@@ -1,0 +1,109 @@
+"""The one writer of Traefik's dynamic directory: atomic writes and deletes of route files.
+
+A file is written to a temporary name that does not end in ``.yml`` (Traefik ignores it) in the same
+directory, fsynced, then renamed into place, so Traefik never reads half a file. A delete renames the file
+away to such a name first, then unlinks it. Names are validated and every path is checked to stay inside
+the dynamic directory; the sentinel file is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE
+
+FILE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?\.yml$")
+TEMP_PREFIX = ".berth-"
+
+
+class UnsafePathError(ValueError):
+    """A file name that is not a route file name, or a path outside the dynamic directory."""
+
+
+class DynamicDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def ensure(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        if not FILE_NAME_RE.fullmatch(name) or name == SENTINEL_FILE:
+            raise UnsafePathError(f"not a route file name: {name!r}")
+        root = self.directory.resolve()
+        path = (root / name).resolve()
+        if path.parent != root:
+            raise UnsafePathError(f"{name!r} resolves outside {root}")
+        return path
+
+    def _temp(self, name: str, kind: str) -> Path:
+        return self.directory.resolve() / f"{TEMP_PREFIX}{name}.{kind}-{secrets.token_hex(6)}"
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory.resolve(), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self.path(name).read_text()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, content: str) -> bool:
+        """Atomically replace ``name`` with ``content``; False (and no write) when it already has it."""
+        target = self.path(name)
+        if self.read(name) == content:
+            return False
+        tmp = self._temp(name, "tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._fsync_dir()
+        return True
+
+    def delete(self, name: str) -> bool:
+        """Rename ``name`` away (one event for Traefik), then unlink it; False when it was not there."""
+        target = self.path(name)
+        away = self._temp(name, "deleted")
+        try:
+            os.rename(target, away)
+        except FileNotFoundError:
+            return False
+        self._fsync_dir()
+        away.unlink(missing_ok=True)
+        return True
+
+    def managed_files(self) -> list[str]:
+        """Names of the route files this service wrote (they carry the marker line)."""
+        names = []
+        for entry in sorted(self.directory.iterdir()):
+            if not FILE_NAME_RE.fullmatch(entry.name) or entry.name == SENTINEL_FILE or not entry.is_file():
+                continue
+            with contextlib.suppress(OSError), entry.open() as fh:
+                if fh.readline() == MANAGED_MARKER:
+                    names.append(entry.name)
+        return names
+
+    def clean_temp_files(self) -> int:
+        """Remove temporary files a crash left behind (they never end in .yml, Traefik ignores them)."""
+        removed = 0
+        for entry in self.directory.iterdir():
+            if entry.name.startswith(TEMP_PREFIX) and entry.is_file() and not entry.name.endswith(".yml"):
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed

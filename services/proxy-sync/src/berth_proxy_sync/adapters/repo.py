@@ -1,0 +1,98 @@
+"""The desired routes in the proxy schema: the truth; the Traefik files are derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_proxy_sync.adapters.tables import route_hosts, routes
+from berth_proxy_sync.domain.routes import Route
+
+
+@dataclass(frozen=True)
+class StoredRoute:
+    route: Route
+    removed: bool
+
+    @property
+    def generation(self) -> int:
+        return self.route.generation
+
+    @property
+    def active(self) -> Route | None:
+        return None if self.removed else self.route
+
+
+def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
+    # Rows were validated on the way in; build without re-validating so a stored tombstone always loads.
+    return Route(
+        route_id=str(row.route_id),
+        hosts=tuple(row.hosts),
+        upstreams=tuple(row.upstreams),
+        entry_point=str(row.entry_point),
+        generation=int(row.generation),
+    )
+
+
+async def lock(session: AsyncSession, route_id: str) -> None:
+    """Serialise commands for one route (also for a route that has no row yet) until the transaction ends."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"berth-route:{route_id}"})
+
+
+async def load(session: AsyncSession, route_id: str) -> StoredRoute | None:
+    row = (await session.execute(sa.select(routes).where(routes.c.route_id == route_id))).first()
+    return None if row is None else StoredRoute(_to_route(row), bool(row.removed))
+
+
+async def active_routes(session: AsyncSession) -> list[Route]:
+    rows = await session.execute(sa.select(routes).where(routes.c.removed.is_(False)).order_by(routes.c.route_id))
+    return [_to_route(r) for r in rows]
+
+
+async def host_owners(session: AsyncSession, hosts: tuple[str, ...], route_id: str) -> dict[str, str]:
+    """Hosts among ``hosts`` that another route serves now: ``{host: route_id}``."""
+    rows = await session.execute(
+        sa.select(route_hosts.c.host, route_hosts.c.route_id)
+        .where(route_hosts.c.host.in_(hosts))
+        .where(route_hosts.c.route_id != route_id)
+    )
+    return {str(r.host): str(r.route_id) for r in rows}
+
+
+async def save(session: AsyncSession, route: Route, live_ms: float) -> None:
+    values = {
+        "hosts": list(route.hosts),
+        "upstreams": list(route.upstreams),
+        "entry_point": route.entry_point,
+        "generation": route.generation,
+        "removed": False,
+        "live_ms": live_ms,
+        "updated_at": sa.func.now(),
+    }
+    await session.execute(
+        insert(routes)
+        .values(route_id=route.route_id, **values)
+        .on_conflict_do_update(index_elements=[routes.c.route_id], set_=values)
+    )
+    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id == route.route_id))
+    await session.execute(insert(route_hosts), [{"host": h, "route_id": route.route_id} for h in route.hosts])
+
+
+async def mark_removed(session: AsyncSession, route_id: str, generation: int, previous: Route | None) -> None:
+    """Keep a tombstone with the removal's generation; free the hosts."""
+    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id == route_id))
+    values = {"removed": True, "generation": generation, "updated_at": sa.func.now()}
+    await session.execute(
+        insert(routes)
+        .values(
+            route_id=route_id,
+            hosts=list(previous.hosts) if previous else [],
+            upstreams=list(previous.upstreams) if previous else [],
+            entry_point=previous.entry_point if previous else "web",
+            **values,
+        )
+        .on_conflict_do_update(index_elements=[routes.c.route_id], set_=values)
+    )

@@ -1,0 +1,211 @@
+"""Routes and their Traefik dynamic configuration: pure data, validated, tested by exact comparison.
+
+One route is owned by one file, ``<route_id>.yml``, which defines exactly one router and one service, both
+named ``route-<route_id>``. Names never repeat across files (Traefik drops a name defined differently in two
+files), and never collide with the permanent sentinel router (``berth-sentinel`` in
+``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+SENTINEL_FILE = "000-berth-sentinel.yml"
+MANAGED_MARKER = "# managed by berth proxy-sync: derived from the proxy schema, rewritten at start\n"
+NAME_PREFIX = "route-"
+
+ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+ENTRY_POINT_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_HOSTS = 100
+MAX_UPSTREAMS = 256
+
+
+class RouteError(ValueError):
+    """A route that must never reach Traefik (bad host, upstream, id, or a host claimed twice)."""
+
+
+def check_hostname(host: str) -> str:
+    """An RFC 1123 host name, lowercased; anything else (wildcards, ports, backticks, a final dot) is refused."""
+    if not isinstance(host, str) or not host or len(host) > 253:
+        raise RouteError(f"invalid host name {host!r}: 1 to 253 characters")
+    lowered = host.lower()
+    labels = lowered.split(".")
+    for label in labels:
+        if not _LABEL_RE.fullmatch(label):
+            raise RouteError(
+                f"invalid host name {host!r}: each label is 1-63 letters, digits or '-', not starting or ending with '-'"
+            )
+    return lowered
+
+
+def check_route_id(route_id: str) -> str:
+    if not isinstance(route_id, str) or not ROUTE_ID_RE.fullmatch(route_id):
+        raise RouteError(f"invalid route id {route_id!r}: lowercase letters, digits, '-' and '_', 1-64 characters")
+    if file_name(route_id) == SENTINEL_FILE or route_id.startswith("000-berth"):
+        raise RouteError(f"route id {route_id!r} is reserved")
+    return route_id
+
+
+def check_entry_point(name: str) -> str:
+    if not isinstance(name, str) or not ENTRY_POINT_RE.fullmatch(name):
+        raise RouteError(f"invalid entry point {name!r}")
+    return name
+
+
+def check_upstream(url: str) -> str:
+    """``http(s)://host:port`` with an explicit port, no credentials, path, query or fragment; normalised."""
+    if not isinstance(url, str) or len(url) > 300 or any(c.isspace() or c in "`\\\"'" for c in url):
+        raise RouteError(f"invalid upstream {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RouteError(f"invalid upstream {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise RouteError(f"invalid upstream {url!r}: the scheme must be http or https")
+    if parts.username is not None or parts.password is not None:
+        raise RouteError(f"invalid upstream {url!r}: credentials are not allowed")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise RouteError(f"invalid upstream {url!r}: no path, query or fragment")
+    if port is None or not 1 <= port <= 65535:
+        raise RouteError(f"invalid upstream {url!r}: an explicit port is required")
+    host = parts.hostname or ""
+    try:
+        ip = ipaddress.ip_address(host)
+        host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+    except ValueError:
+        host = check_hostname(host)
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The desired state of one route: every host goes to the load-balanced upstream servers."""
+
+    route_id: str
+    hosts: tuple[str, ...]
+    upstreams: tuple[str, ...]
+    entry_point: str = "web"
+    generation: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        route_id: str,
+        hosts: Iterable[str],
+        upstreams: Iterable[str],
+        entry_point: str = "web",
+        generation: int = 0,
+    ) -> Route:
+        """Validate and normalise (hosts lowercased, sorted, de-duplicated; upstreams normalised, in order)."""
+        hosts_t = tuple(sorted(_unique(check_hostname(h) for h in hosts)))
+        ups_t = _unique(check_upstream(u) for u in upstreams)
+        if not hosts_t or len(hosts_t) > MAX_HOSTS:
+            raise RouteError(f"a route needs 1 to {MAX_HOSTS} hosts")
+        if not ups_t or len(ups_t) > MAX_UPSTREAMS:
+            raise RouteError(f"a route needs 1 to {MAX_UPSTREAMS} upstreams (remove the route to stop serving it)")
+        if generation < 0:
+            raise RouteError("generation must be >= 0")
+        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation)
+
+    @property
+    def name(self) -> str:
+        """The router and the service name (they live in different namespaces)."""
+        return router_name(self.route_id)
+
+    @property
+    def file_name(self) -> str:
+        return file_name(self.route_id)
+
+    @property
+    def rule(self) -> str:
+        return host_rule(self.hosts)
+
+    def same_target(self, other: Route | None) -> bool:
+        return other is not None and (self.hosts, self.upstreams, self.entry_point) == (
+            other.hosts,
+            other.upstreams,
+            other.entry_point,
+        )
+
+
+def router_name(route_id: str) -> str:
+    return NAME_PREFIX + route_id
+
+
+def file_name(route_id: str) -> str:
+    return f"{route_id}.yml"
+
+
+def host_rule(hosts: Iterable[str]) -> str:
+    return " || ".join(f"Host(`{check_hostname(h)}`)" for h in hosts)
+
+
+def route_config(route: Route) -> dict[str, Any]:
+    """The dynamic configuration of one route file."""
+    name = route.name
+    return {
+        "http": {
+            "routers": {
+                name: {"rule": route.rule, "service": name, "entryPoints": [route.entry_point]},
+            },
+            "services": {
+                name: {
+                    "loadBalancer": {
+                        "passHostHeader": True,
+                        "servers": [{"url": url} for url in route.upstreams],
+                    }
+                }
+            },
+        }
+    }
+
+
+def render(route: Route) -> str:
+    """The exact bytes (as text) of ``<route_id>.yml``: deterministic, so unchanged routes rewrite identically."""
+    return MANAGED_MARKER + yaml.safe_dump(route_config(route), sort_keys=True, default_flow_style=False)
+
+
+def check_host_conflicts(routes: Iterable[Route]) -> None:
+    """Refuse one host claimed by two routes (Traefik would pick one by rule length, silently)."""
+    owner: dict[str, str] = {}
+    for route in routes:
+        for host in route.hosts:
+            if owner.setdefault(host, route.route_id) != route.route_id:
+                raise RouteError(f"host {host!r} is claimed by routes {owner[host]!r} and {route.route_id!r}")
+
+
+def render_files(routes: Iterable[Route]) -> dict[str, dict[str, Any]]:
+    """The desired routes of one application environment as ``{file name: configuration}``."""
+    routes = list(routes)
+    ids = [r.route_id for r in routes]
+    if len(set(ids)) != len(ids):
+        raise RouteError("a route id appears twice")
+    check_host_conflicts(routes)
+    return {r.file_name: route_config(r) for r in sorted(routes, key=lambda r: r.route_id)}
+
+
+def route_id_of_file(name: str) -> str | None:
+    """The route id a managed file name stands for, or None (sentinel, temp files, anything else)."""
+    if name == SENTINEL_FILE or not name.endswith(".yml"):
+        return None
+    rid = name[: -len(".yml")]
+    try:
+        return check_route_id(rid)
+    except RouteError:
+        return None

