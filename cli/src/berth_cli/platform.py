@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 
 from berth_cli.datadir import read_json, tail
-from berth_cli.layout import Paths, check_host, mentions_path, resolve_ports
+from berth_cli.layout import INFRA, PORT_OFFSETS, SERVICE_NAMES, Paths, check_host, mentions_path, resolve_ports
 from berth_cli.probes import check_all, probe_from_dict
 
 
@@ -51,11 +51,24 @@ def busy_ports(env: dict[str, str]) -> list[str]:
             continue
         host = proxy_host if name == "proxy" else "127.0.0.1"
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is not busy
             try:
                 s.bind((host, port))
             except OSError:
                 busy.append(f"{name} {host}:{port}")
     return busy
+
+
+def free_port_base(low: int = 20000, high: int = 40000, attempts: int = 200) -> int:
+    """A BERTH_PORT_BASE whose whole range is free on 127.0.0.1 now (tests, benchmarks, a second platform)."""
+    import random
+
+    count = len(PORT_OFFSETS)
+    for _ in range(attempts):
+        base = random.randrange(low, high - count)  # noqa: S311 - not security relevant
+        if not busy_ports({"BERTH_PORT_BASE": str(base)}):
+            return base
+    raise PlatformError(f"no free range of {count} ports between {low} and {high}")
 
 
 # --- status ----------------------------------------------------------------------------------------
@@ -107,7 +120,8 @@ def platform_status(paths: Paths, timeout: float = 3.0) -> PlatformStatus:
     children: dict[str, dict[str, Any]] = state.get("children", {})
     results = asyncio.run(check_all({n: probe_from_dict(c["probe"]) for n, c in comps.items()}, timeout))
     rows = []
-    for name, comp in comps.items():
+    order = {name: i for i, name in enumerate((*INFRA, *SERVICE_NAMES))}
+    for name, comp in sorted(comps.items(), key=lambda item: order.get(item[0], len(order))):
         child = children.get(comp.get("process") or "", {})
         rows.append(
             ComponentStatus(

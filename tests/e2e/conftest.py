@@ -1,0 +1,83 @@
+"""Run `berth up` on a temporary data dir and a free port range (never the defaults: a developer's
+platform on this machine is left alone)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from berth_cli import components
+from berth_cli.layout import Paths, resolve_ports
+from berth_cli.platform import free_port_base, leftovers
+
+
+@dataclass
+class Platform:
+    paths: Paths
+    env: dict[str, str]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return resolve_ports(self.env)
+
+    def berth(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        argv = [components.bin_path("berth"), *args, "--data-dir", str(self.paths.root)]
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        proc = self.berth("up", *extra)
+        assert proc.returncode == 0, f"berth up failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def down(self) -> None:
+        proc = self.berth("down")
+        assert proc.returncode == 0, f"berth down failed:\n{proc.stdout}\n{proc.stderr}"
+
+    def status(self) -> tuple[int, dict]:
+        proc = self.berth("status", "--json", timeout=60)
+        return proc.returncode, json.loads(proc.stdout)
+
+    def state(self) -> dict:
+        return json.loads(self.paths.state.read_text())
+
+
+def platform_env(base: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("BERTH_") and (k.endswith("_PORT") or k.endswith("_URL") or k == "BERTH_PORT_BASE"))
+    }
+    env.pop("BERTH_DATA_DIR", None)
+    env["BERTH_PORT_BASE"] = str(base)
+    return env
+
+
+def make_platform(root: Path) -> Iterator[Platform]:
+    platform = Platform(Paths(root), platform_env(free_port_base()))
+    try:
+        yield platform
+    finally:
+        platform.berth("down")
+        for p in leftovers(root):  # never leave a process behind, even when a test failed
+            p.kill()
+
+
+@pytest.fixture(scope="module")
+def split_platform(tmp_root: Path) -> Iterator[Platform]:
+    root = tmp_root / "platform-split"
+    gen = make_platform(root)
+    platform = next(gen)
+    platform.up()
+    yield platform
+    gen.close()
+
+
+@pytest.fixture
+def fresh_platform(tmp_root: Path, unique: str) -> Iterator[Platform]:
+    yield from make_platform(tmp_root / f"platform-{unique}")

@@ -1,0 +1,81 @@
+"""docker-compose.yml (the production control plane) passes `docker-compose config` and demands its secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from berth_cli import components
+from berth_cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED = {"BERTH_SECRET_KEY": "k" * 64, "BERTH_POSTGRES_PASSWORD": "pg-secret-pw"}
+SERVICES = {"api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"}
+
+
+def compose(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [components.bin_path("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", *args]
+    # a clean environment: only what the test gives, so a developer's variables cannot make it pass
+    return subprocess.run(argv, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_config_passes_with_the_required_variables():
+    proc = compose(REQUIRED, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)
+    services = cfg["services"]
+    assert set(services) == {"nats", "postgres", "traefik", "provision", *SERVICES}
+    # one image for every Berth service, the service chosen by its command
+    images = {services[s]["image"] for s in {*SERVICES, "provision"}}
+    assert images == {"berth:latest"}
+    assert {services[s]["build"]["dockerfile"] for s in SERVICES} == {"deploy/Dockerfile"}
+    assert {s: services[s]["command"] for s in SERVICES} == {s: ["service", "run", s] for s in SERVICES}
+    assert services["provision"]["command"] == ["db", "provision"]
+    for name, svc in services.items():
+        if name != "provision":
+            assert svc["healthcheck"]["test"][0] == "CMD", name
+            assert svc["restart"] == "unless-stopped", name
+    for name in SERVICES:
+        deps = services[name]["depends_on"]
+        assert deps["provision"]["condition"] == "service_completed_successfully"
+        assert deps["nats"]["condition"] == "service_healthy"
+        env = services[name]["environment"]
+        # the superuser password reaches no service: each derives its own role from the secret key
+        assert "pg-secret-pw" not in json.dumps(services[name])
+        assert env["BERTH_SECRET_KEY"] == REQUIRED["BERTH_SECRET_KEY"]
+        assert env["BERTH_ENV"] == "production"
+    assert "pg-secret-pw" in services["provision"]["environment"]["BERTH_DATABASE_URL"]
+    assert {v["target"] for v in services["postgres"]["volumes"]} == {"/var/lib/postgresql/data"}
+    assert set(cfg["volumes"]) >= {"berth-data", "nats-data", "postgres-data", "traefik-dynamic"}
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_config_fails_naming_a_missing_secret(missing):
+    env = {k: v for k, v in REQUIRED.items() if k != missing}
+    proc = compose(env)
+    assert proc.returncode != 0
+    assert f"required variable {missing} is missing" in proc.stderr
+
+
+def test_the_traefik_config_and_dockerfile_it_references_exist():
+    assert (ROOT / "deploy" / "compose" / "traefik.yml").is_file()
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (ROOT / src).exists(), src
+    assert 'ENTRYPOINT ["berth"]' in dockerfile
+
+
+def test_every_compose_command_is_a_berth_command():
+    runner = CliRunner()
+    for service in sorted(SERVICES):
+        result = runner.invoke(app, ["service", "run", service, "--help"])
+        assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["db", "provision", "--help"]).exit_code == 0
+    bad = runner.invoke(app, ["service", "run", "nosuch"], env={"BERTH_DATABASE_URL": "postgresql://h/db"})
+    assert bad.exit_code != 0

@@ -1,0 +1,157 @@
+"""The whole local platform: `berth up` brings every component ready, `berth status` says so, a killed
+service comes back, `berth down` leaves nothing behind, and data survives a restart. Both modes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import stat
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import asyncpg
+import psutil
+import pytest
+
+from berth_cli.layout import SERVICE_NAMES
+from berth_cli.platform import leftovers
+from berth_common.bus import Bus
+from berth_common.catalogue import PingService
+from berth_common.db.provision import service_url
+
+pytestmark = pytest.mark.slow
+
+COMPONENTS = {"postgres", "nats", "traefik", *SERVICE_NAMES}
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def process_pids(state: dict) -> set[int]:
+    return {state["pid"], *(c["pid"] for c in state["children"].values() if c["pid"])}
+
+
+def assert_nothing_left(platform, pids: set[int]) -> None:
+    assert not platform.paths.pidfile.exists()
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert leftovers(platform.paths.root) == []
+
+
+def scheduler_url(platform) -> str:
+    secret = platform.paths.secret_key.read_text().strip()
+    server = f"postgresql+asyncpg://127.0.0.1:{platform.ports['postgres']}/berth"
+    return service_url(server, secret, "scheduler").replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def ping_count(platform, nonce: str) -> int | None:
+    conn = await asyncpg.connect(scheduler_url(platform))
+    try:
+        return await conn.fetchval("SELECT count FROM pings WHERE nonce = $1", nonce)
+    finally:
+        await conn.close()
+
+
+def test_every_component_is_ready_and_status_says_so(split_platform):
+    code, status = split_platform.status()
+    assert code == 0, status
+    assert status["mode"] == "split"
+    assert set(status["components"]) == COMPONENTS
+    assert all(c["healthy"] for c in status["components"].values())
+    ports = split_platform.ports
+    for name in SERVICE_NAMES:
+        assert http_status(f"http://127.0.0.1:{ports[name]}/readyz") == 200, name
+        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics") == 200, name
+    # the proxy entry point answers (Traefik: no route for this host)
+    assert http_status(f"http://127.0.0.1:{ports['proxy']}/") == 404
+    # one process per service, each a child of the one supervisor
+    state = split_platform.state()
+    pids = {status["components"][n]["pid"] for n in SERVICE_NAMES}
+    assert len(pids) == 6
+    supervisor = psutil.Process(state["pid"])
+    assert {p.pid for p in supervisor.children()} >= pids
+    # secrets: made private, and never written to the state file
+    paths = split_platform.paths
+    for private in (paths.secret_key, paths.pg_password, paths.admin_token):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    text = paths.state.read_text()
+    for private in (paths.secret_key, paths.pg_password, paths.admin_token):
+        assert private.read_text().strip() not in text
+
+
+def test_berth_up_prints_the_api_url_and_admin_token(split_platform):
+    proc = split_platform.up()  # already running: waits for readiness and prints again
+    token = split_platform.paths.admin_token.read_text().strip()
+    assert f"http://127.0.0.1:{split_platform.ports['api']}" in proc.stdout
+    assert f"admin token: {token}" in proc.stdout
+
+
+def test_a_killed_service_is_restarted(split_platform):
+    before = split_platform.state()["children"]["builder"]
+    psutil.Process(before["pid"]).send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        code, status = split_platform.status()
+        builder = status["components"]["builder"]
+        if code == 0 and builder["pid"] not in (None, before["pid"]):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert builder["restarts"] == before["restarts"] + 1
+    log = (split_platform.paths.logs / "supervisor.log").read_text()
+    assert "child exited, restarting" in log and "child=builder exit=-9" in log
+
+
+async def test_down_leaves_nothing_and_up_keeps_the_data(split_platform):
+    platform = split_platform
+    nonce = uuid.uuid4().hex
+    bus = Bus("e2e-test", f"nats://127.0.0.1:{platform.ports['nats']}")
+    await bus.connect()
+    try:
+        await bus.publish(PingService(nonce=nonce))
+    finally:
+        await bus.close()
+    deadline = time.monotonic() + 30
+    while await ping_count(platform, nonce) != 1:
+        assert time.monotonic() < deadline, "the scheduler did not record the ping"
+        await asyncio.sleep(0.2)
+    secret = platform.paths.secret_key.read_text()
+    token = platform.paths.admin_token.read_text()
+    pids = process_pids(platform.state())
+    assert len(pids) == 10  # supervisor, postgres, nats, traefik, six services
+
+    platform.down()
+    assert_nothing_left(platform, pids)
+    code, status = platform.status()
+    assert code == 1 and status["running"] is False
+
+    platform.up()
+    assert platform.paths.secret_key.read_text() == secret
+    assert platform.paths.admin_token.read_text() == token
+    assert await ping_count(platform, nonce) == 1
+    assert process_pids(platform.state()).isdisjoint(pids)
+
+
+def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
+    proc = fresh_platform.up("--all-in-one")
+    assert "admin token: berth_" in proc.stdout
+    code, status = fresh_platform.status()
+    assert code == 0, status
+    assert status["mode"] == "all-in-one"
+    [pid] = {status["components"][n]["pid"] for n in SERVICE_NAMES}
+    assert {status["components"][n]["process"] for n in SERVICE_NAMES} == {"allinone"}
+    for name in SERVICE_NAMES:
+        assert http_status(f"http://127.0.0.1:{fresh_platform.ports[name]}/readyz") == 200, name
+    state = fresh_platform.state()
+    assert set(state["children"]) == {"postgres", "nats", "traefik", "allinone"}
+    assert psutil.Process(pid).cmdline()[-1].endswith("berth-allinone")
+    pids = process_pids(state)
+    fresh_platform.down()
+    assert_nothing_left(fresh_platform, pids)

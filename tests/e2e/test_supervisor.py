@@ -1,0 +1,68 @@
+"""The supervisor's child handling with real (tiny) processes: restart with backoff, stop escalation."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import psutil
+
+from berth_cli.backoff import RestartPolicy
+from berth_cli.layout import ChildSpec
+from berth_cli.supervisor import Supervisor
+
+
+async def _until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def _supervisor(tmp_path) -> Supervisor:
+    sup = Supervisor(tmp_path, env={}, policy=RestartPolicy(initial_s=0.05, cap_s=0.2))
+    sup.paths.logs.mkdir(parents=True)
+    return sup
+
+
+async def test_a_crashing_child_is_restarted_with_growing_delays(tmp_path):
+    sup = _supervisor(tmp_path)
+    child = sup.start_child(ChildSpec("crasher", [sys.executable, "-c", "print('up'); raise SystemExit(3)"]))
+    await _until(lambda: child.restarts >= 4)
+    assert child.last_exit == 3
+    assert child.failures >= 4
+    await sup.stop_child(child)
+    assert child.state == "stopped"
+    assert (sup.paths.log("crasher")).read_text().count("up") >= 4
+
+
+async def test_a_child_ignoring_sigterm_is_killed_after_its_timeout(tmp_path):
+    sup = _supervisor(tmp_path)
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    spec = ChildSpec("stubborn", [sys.executable, "-c", code], stop_timeout_s=0.5)
+    child = sup.start_child(spec)
+    log = sup.paths.log("stubborn")
+    await _until(lambda: log.exists() and "ready" in log.read_text())
+    pid = child.proc.pid
+    started = time.monotonic()
+    await sup.stop_child(child)
+    assert time.monotonic() - started < 5
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert child.restarts == 0
+
+
+async def test_a_child_that_is_killed_comes_back_with_a_new_pid(tmp_path):
+    sup = _supervisor(tmp_path)
+    child = sup.start_child(ChildSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]))
+    await _until(lambda: child.state == "running")
+    first = child.proc.pid
+    psutil.Process(first).kill()
+    await _until(lambda: child.state == "running" and child.proc.pid != first)
+    assert child.restarts == 1 and child.last_exit == -9
+    state = sup.snapshot()["children"]["sleeper"]
+    assert state["pid"] == child.proc.pid and state["restarts"] == 1
+    await sup.stop_child(child)
+    assert not psutil.pid_exists(child.proc.pid)
