@@ -125,3 +125,25 @@ async def test_in_flight_request_finishes_on_stop(api):
             pass
         else:
             raise AssertionError("still serving after stop")
+
+
+async def test_readyz_follows_the_bus(client, api, nats_server):
+    """nats-server goes away: /readyz turns 503 naming the bus; it comes back: 200 again."""
+    nats_server.stop()
+    try:
+        for _ in range(100):
+            r = await client.get("/readyz")
+            if r.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 503
+        assert r.json() == {"status": "not ready", "components": {"bus": False, "db": True}}
+        assert (await client.get("/livez")).status_code == 200  # alive, just not ready
+    finally:
+        nats_server.start()
+    for _ in range(100):
+        r = await client.get("/readyz")
+        if r.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status_code == 200

@@ -20,7 +20,8 @@ class ApiSettings(BaseServiceSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # BERTH_MAX_BODY_BYTES
     status_timeout_s: float = Field(default=2.0, gt=0)  # per-service health query in GET /v1/status
-    shutdown_grace_s: float = Field(default=25.0, gt=0)  # in-flight requests may finish within this
+    # In-flight requests may finish within this on stop (the runtime waits at most 30 s for the http task).
+    shutdown_grace_s: int = Field(default=25, ge=1, le=29)
     token_touch_interval_s: float = Field(default=60.0, ge=0)  # last_used_at is written at most this often
 
     @property

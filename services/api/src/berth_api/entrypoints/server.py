@@ -66,7 +66,7 @@ class HttpServer:
             access_log=False,
             server_header=False,
             timeout_keep_alive=5,
-            timeout_graceful_shutdown=int(self.settings.shutdown_grace_s),
+            timeout_graceful_shutdown=self.settings.shutdown_grace_s,
         )
         server = _Server(config)
         serving = asyncio.create_task(server.serve(sockets=[self.sock]), name="api-http")
