@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
+from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints.auth import RoleGuard, declared_access
 from berth_api.entrypoints.http import create_app
 from berth_api.settings import ApiSettings
@@ -51,6 +52,9 @@ def test_openapi_carries_the_role_of_every_operation():
                 assert op["x-berth-role"] != "anonymous"
                 assert op["security"] == [{"token": []}]
                 assert "401" in op["responses"] and "403" in op["responses"]
+            for code, response in op["responses"].items():
+                if code == "default" or int(code) >= 400:
+                    assert set(response["content"]) == {MEDIA_TYPE}, (method, path, code)
 
 
 def test_the_walker_catches_an_undeclared_route():

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import v1
 from berth_api.entrypoints.auth import anonymous, declared_access
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
@@ -66,6 +67,29 @@ async def _health(request: Request) -> Response:
     return Response(body, status_code=code, media_type=ctype, headers={"Cache-Control": "no-store"})
 
 
+def _problems_in_openapi(app: FastAPI) -> None:
+    """Errors are documented as application/problem+json (not application/json), with a default for any other."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        for item in spec.get("paths", {}).values():
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                for response in responses.values():
+                    content = response.get("content", {})
+                    if MEDIA_TYPE in content and content.get("application/json") == problem:
+                        content[MEDIA_TYPE] = content.pop("application/json")
+                responses.setdefault("default", {"description": "Any other error", "content": {MEDIA_TYPE: problem}})
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     """Build the app. Without ``ctx`` it can be introspected (OpenAPI, routes) but not serve /v1."""
     app = FastAPI(
@@ -94,6 +118,8 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for route in app.routes:
         if isinstance(route, APIRoute) and (access := declared_access(route.dependant)) is not None:
             route.openapi_extra = {**(route.openapi_extra or {}), "x-berth-role": access}
+
+    _problems_in_openapi(app)
 
     # Outermost last: metrics see every answer, including a 413 from the body limit.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
