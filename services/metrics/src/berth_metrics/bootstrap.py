@@ -2,17 +2,104 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from berth_common.runtime import Context, ServiceSpec, run
+from berth_metrics.adapters.docker import DockerSource
+from berth_metrics.adapters.host import HostReader
+from berth_metrics.adapters.prom import LatestCollector, register
+from berth_metrics.adapters.retention import RetentionPolicy, run_retention
+from berth_metrics.adapters.store import SampleStore
+from berth_metrics.domain.lifecycle import LifecycleTracker
+from berth_metrics.domain.series import Retention
 from berth_metrics.entrypoints import bus
+from berth_metrics.entrypoints.timers import every, forever, utcnow
+from berth_metrics.handlers import Deps
+from berth_metrics.jobs.alerts import Evaluator
+from berth_metrics.jobs.collect import Collector
+from berth_metrics.jobs.lifecycle import EventWatcher
 from berth_metrics.settings import MetricsSettings
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
+def retention_of(s: MetricsSettings) -> RetentionPolicy:
+    return RetentionPolicy(
+        raw=timedelta(hours=s.metrics_raw_retention_h),
+        minute=timedelta(days=s.metrics_minute_retention_d),
+        hour=timedelta(days=s.metrics_hour_retention_d),
+        max_raw_rows_per_series=s.metrics_max_raw_rows_per_series,
+        max_series=s.metrics_max_series,
+        lag=timedelta(seconds=s.metrics_rollup_lag_s),
+    )
+
+
 async def wire(ctx: Context) -> None:
-    await bus.register(ctx)
+    s = cast(MetricsSettings, ctx.settings)
+    server = s.metrics_server_name
+    source = DockerSource(s.metrics_docker_url, s.metrics_docker_api_version, s.metrics_stats_timeout_s)
+    tracker = LifecycleTracker(
+        loop_count=s.metrics_restart_loop_count,
+        loop_window_s=s.metrics_restart_loop_window_s,
+        kill_grace_s=s.metrics_kill_grace_s,
+    )
+    collector = Collector(
+        source=source,
+        host=HostReader(s.metrics_proc_root, s.metrics_filesystems),
+        store=SampleStore(ctx.sessionmaker),
+        server=server,
+        concurrency=s.metrics_stats_concurrency,
+    )
+    evaluator = Evaluator(
+        bus=ctx.bus,
+        sessionmaker=ctx.sessionmaker,
+        tracker=tracker,
+        snapshot=lambda: collector.snapshot,
+        server=server,
+        margin_fraction=s.metrics_alert_margin_fraction,
+    )
+    await evaluator.load()
+    watcher = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, server, s.metrics_events_reconnect_max_s)
+    policy = retention_of(s)
+    deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
+    await bus.register(ctx, deps)
+    ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
+
+    async def collect_and_evaluate() -> None:
+        await collector.collect_once()
+        await evaluator.evaluate(utcnow())
+
+    async def retention() -> None:
+        await run_retention(ctx.sessionmaker, policy, utcnow())
+
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(forever("lifecycle", lambda: watcher.run(stop), stop), name="metrics-lifecycle"),
+        asyncio.create_task(every("collect", s.metrics_interval_s, collect_and_evaluate, stop), name="metrics-collect"),
+        asyncio.create_task(
+            every("retention", s.metrics_retention_interval_s, retention, stop), name="metrics-retention"
+        ),
+        asyncio.create_task(
+            every("rules", s.metrics_rules_refresh_s, evaluator.reload_rules, stop), name="metrics-rules"
+        ),
+    ]
+    unregister = register(LatestCollector(lambda: collector.snapshot, server))
+
+    async def shutdown() -> None:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        unregister()
+        await source.close()
+
+    ctx.cleanups.append(shutdown)
 
 
 def spec(settings: MetricsSettings | None = None) -> ServiceSpec:

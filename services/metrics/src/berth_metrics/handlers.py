@@ -1,5 +1,145 @@
-"""Handlers of the metrics service: one async function per command or event it consumes."""
+"""Handlers of the metrics service's queries (``rpc.metrics.<name>``): one async function per query.
+
+Bad input is answered with a ``problem`` naming the field (the api turns it into problem+json), never an
+exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found".
+"""
 
 from __future__ import annotations
 
-HANDLERS: dict[str, object] = {}
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.catalogue import (
+    AlertList,
+    AlertListReply,
+    AlertRuleCreate,
+    AlertRuleDelete,
+    AlertRuleDeleteReply,
+    AlertRuleList,
+    AlertRuleListReply,
+    AlertRuleReply,
+    AlertRuleUpdate,
+    MetricsProblem,
+    MetricsQuery,
+    MetricsReply,
+    SeriesData,
+)
+from berth_metrics.adapters import queries, rules_repo
+from berth_metrics.domain.series import ALL_METRICS, Retention, derive, metrics_for, pick_resolution
+from berth_metrics.jobs.alerts import Evaluator
+
+MAX_POINTS = 11000
+UNITS = {"cpu_pct": "percent", "mem_pct": "percent", "disk_pct": "percent", "restarts": "count", "health": "state"}
+UNITS |= {m: "load" for m in ("load1", "load5", "load15")}
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Deps:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    evaluator: Evaluator
+    retention: Retention
+    interval_s: float
+
+
+def problem(status: int, type_: str, title: str, field: str | None = None, detail: str = "") -> MetricsProblem:
+    return MetricsProblem(status=status, type=type_, title=title, field=field, detail=detail)
+
+
+def _parse(model: type[M], data: dict[str, Any]) -> M | MetricsProblem:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or None
+        return problem(422, "invalid", "invalid request", where, first["msg"])
+
+
+async def query(deps: Deps, data: dict[str, Any]) -> MetricsReply:
+    q = _parse(MetricsQuery, data)
+    if isinstance(q, MetricsProblem):
+        return MetricsReply(problem=q)
+    now = datetime.now(UTC)
+    end = q.end or now
+    if end <= q.start:
+        return MetricsReply(problem=problem(422, "invalid", "end must be after start", "end"))
+    unknown = [m for m in q.metrics if m not in ALL_METRICS]
+    if unknown:
+        detail = f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}"
+        return MetricsReply(problem=problem(422, "invalid", "unknown metric", "metrics", detail))
+    resolution, step_s = pick_resolution(q.start, q.step_s, now, deps.retention, deps.interval_s)
+    if (end - q.start).total_seconds() / step_s > MAX_POINTS:
+        detail = f"at most {MAX_POINTS} points per series: widen step_s or narrow the range"
+        return MetricsReply(problem=problem(422, "invalid", "too many points", "step_s", detail))
+    async with deps.sessionmaker() as session:
+        found = await queries.find_series(session, q.target_kind, q.target_id, q.team_id)
+        if not found:
+            title = f"no metrics for {q.target_kind} {q.target_id}"
+            return MetricsReply(problem=problem(404, "not-found", title, "target_id"))
+        data_by_id = await queries.buckets(session, resolution, [s.id for s in found], q.start, end, step_s)
+    out = []
+    for s in found:
+        for metric in metrics_for(s.kind, q.metrics or None):
+            points = [(bucket, derive(metric, values)) for bucket, values in data_by_id[s.id]]
+            unit = UNITS.get(metric, "bytes")
+            out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, labels=s.labels,
+                                  metric=metric, unit=unit, points=points))  # fmt: skip
+    return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out)
+
+
+def _not_found(rule_id: str) -> MetricsProblem:
+    return problem(404, "not-found", f"no alert rule {rule_id}", "rule_id")
+
+
+async def rule_create(deps: Deps, data: dict[str, Any]) -> AlertRuleReply:
+    q = _parse(AlertRuleCreate, data)
+    if isinstance(q, MetricsProblem):
+        return AlertRuleReply(problem=q)
+    async with deps.sessionmaker() as session, session.begin():
+        view = await rules_repo.create_rule(session, q.team_id, q.rule)
+    await deps.evaluator.reload_rules()
+    return AlertRuleReply(rule=view)
+
+
+async def rule_update(deps: Deps, data: dict[str, Any]) -> AlertRuleReply:
+    q = _parse(AlertRuleUpdate, data)
+    if isinstance(q, MetricsProblem):
+        return AlertRuleReply(problem=q)
+    async with deps.sessionmaker() as session, session.begin():
+        view = await rules_repo.update_rule(session, q.team_id, q.rule_id, q.rule)
+    if view is None:
+        return AlertRuleReply(problem=_not_found(q.rule_id))
+    await deps.evaluator.reload_rules()
+    return AlertRuleReply(rule=view)
+
+
+async def rule_list(deps: Deps, data: dict[str, Any]) -> AlertRuleListReply:
+    q = _parse(AlertRuleList, data)
+    if isinstance(q, MetricsProblem):
+        return AlertRuleListReply(problem=q)
+    async with deps.sessionmaker() as session:
+        return AlertRuleListReply(rules=await rules_repo.list_rules(session, q.team_id))
+
+
+async def rule_delete(deps: Deps, data: dict[str, Any]) -> AlertRuleDeleteReply:
+    q = _parse(AlertRuleDelete, data)
+    if isinstance(q, MetricsProblem):
+        return AlertRuleDeleteReply(problem=q)
+    async with deps.sessionmaker() as session, session.begin():
+        deleted = await rules_repo.delete_rule(session, q.team_id, q.rule_id)
+    if not deleted:
+        return AlertRuleDeleteReply(problem=_not_found(q.rule_id))
+    await deps.evaluator.reload_rules()
+    return AlertRuleDeleteReply(deleted=True)
+
+
+async def alert_list(deps: Deps, data: dict[str, Any]) -> AlertListReply:
+    q = _parse(AlertList, data)
+    if isinstance(q, MetricsProblem):
+        return AlertListReply(problem=q)
+    async with deps.sessionmaker() as session:
+        return AlertListReply(alerts=await rules_repo.list_alerts(session, q.team_id, q.open_only, q.limit))

@@ -1,0 +1,148 @@
+"""Collection: every interval, one reading of each running container (stats + inspect, concurrently with a
+bound) and of the server, written to the store and kept as the latest snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiodocker
+
+from berth_common.logging import get_logger
+from berth_metrics.adapters.docker import DockerSource
+from berth_metrics.adapters.host import HostReader
+from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
+from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef
+from berth_metrics.domain.host import HostSample
+from berth_metrics.domain.readings import ContainerReading, ServerReading, Snapshot
+from berth_metrics.domain.stats import (
+    ContainerInfo,
+    ContainerStats,
+    berth_labels,
+    container_cpu_percent,
+    parse_inspect,
+    parse_stats,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Collector:
+    source: DockerSource
+    host: HostReader
+    store: SampleStore
+    server: str
+    concurrency: int = 8
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    _previous: dict[str, ContainerStats] = field(default_factory=dict)
+
+    async def _read(self, entry: dict[str, Any], sem: asyncio.Semaphore, now: datetime) -> ContainerReading | None:
+        cid = str(entry.get("Id", ""))
+        async with sem:
+            try:
+                stats = parse_stats(await self.source.stats(cid))
+                info = parse_inspect(await self.source.inspect(cid))
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:  # 404: it went away between the listing and the reading
+                    COLLECT_ERRORS.labels("container").inc()
+                    log.warning("container reading failed", container=cid[:12], error=str(exc))
+                return None
+            except TimeoutError:
+                COLLECT_ERRORS.labels("container").inc()
+                log.warning("container reading timed out", container=cid[:12])
+                return None
+        cpu = container_cpu_percent(stats, self._previous.get(cid))
+        self._previous[cid] = stats
+        return reading(info, stats, cpu, now)
+
+    async def collect_once(self, now: datetime | None = None) -> Snapshot:
+        """Read everything once, store it, and make it the latest snapshot."""
+        started = time.perf_counter()
+        now = now or datetime.now(UTC)
+        listing = await self.source.running()
+        sem = asyncio.Semaphore(self.concurrency)
+        results = await asyncio.gather(*(self._read(e, sem, now) for e in listing))
+        containers = {r.container_id: r for r in results if r is not None}
+        for gone in set(self._previous) - {str(e.get("Id", "")) for e in listing}:
+            del self._previous[gone]
+        try:
+            server: ServerReading | None = server_reading(self.server, self.host.read(), now)
+        except (OSError, ValueError) as exc:
+            COLLECT_ERRORS.labels("server").inc()
+            log.warning("server reading failed", error=str(exc))
+            server = None
+        self.snapshot = Snapshot(containers=containers, server=server)
+        await self.store.write(rows(self.snapshot, self.server, now))
+        COLLECT_SECONDS.observe(time.perf_counter() - started)
+        return self.snapshot
+
+
+def reading(info: ContainerInfo, stats: ContainerStats, cpu: float | None, now: datetime) -> ContainerReading:
+    return ContainerReading(
+        container_id=info.container_id or stats.container_id,
+        name=info.name or stats.name,
+        image=info.image,
+        labels=berth_labels(info.labels),
+        at=now,
+        cpu_pct=cpu,
+        mem_used=stats.mem_used,
+        mem_limit=stats.mem_limit,
+        net_rx=stats.net_rx,
+        net_tx=stats.net_tx,
+        blk_read=stats.blk_read,
+        blk_write=stats.blk_write,
+        restarts=info.restart_count,
+        health=info.health,
+    )
+
+
+def server_reading(server: str, sample: HostSample, now: datetime) -> ServerReading:
+    return ServerReading(
+        server=server,
+        at=now,
+        cpu_pct=sample.cpu_pct,
+        mem_used=sample.mem_used,
+        mem_total=sample.mem_total,
+        load1=sample.load1,
+        load5=sample.load5,
+        load15=sample.load15,
+        disks=sample.disks,
+    )
+
+
+def rows(snapshot: Snapshot, server: str, now: datetime) -> list[SampleRow]:
+    """The rows one snapshot stores: one per container, one for the server, one per mount."""
+    out = []
+    for r in snapshot.containers.values():
+        ref = SeriesRef(r.container_id, "container", r.name, server, tuple(sorted(r.labels.items())))
+        values: dict[str, float | int | None] = {
+            "cpu_pct": r.cpu_pct,
+            "mem_used": r.mem_used,
+            "mem_limit": r.mem_limit,
+            "net_rx": r.net_rx,
+            "net_tx": r.net_tx,
+            "blk_read": r.blk_read,
+            "blk_write": r.blk_write,
+            "restarts": r.restarts,
+            "health": r.health_code,
+        }
+        out.append(SampleRow(ref, now, values))
+    s = snapshot.server
+    if s is not None:
+        host_values: dict[str, float | int | None] = {
+            "cpu_pct": s.cpu_pct,
+            "mem_used": s.mem_used,
+            "mem_limit": s.mem_total,
+            "load1": s.load1,
+            "load5": s.load5,
+            "load15": s.load15,
+        }
+        out.append(SampleRow(SeriesRef(server, "server", server, server), now, host_values))
+        for d in s.disks:
+            ref = SeriesRef(f"{server}:{d.path}", "mount", d.path, server)
+            out.append(SampleRow(ref, now, {"disk_used": d.used, "disk_total": d.total}))
+    return out
