@@ -1,0 +1,209 @@
+"""Sending one message to one channel: HTTP (Slack, Discord, Telegram, webhook) and SMTP.
+
+Every failure becomes a :class:`SendError` that says whether a retry can help. Error text is built here
+and passed through :func:`redact` with the channel's secrets, so a webhook URL or a bot token never
+reaches the delivery log, a reply or a log line. Redirects are not followed (a secret URL stays put).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosmtplib
+import httpx
+
+from berth_notifier.domain import chat, mail
+from berth_notifier.domain.notice import Notice
+from berth_notifier.domain.policy import retry_after
+
+MAX_BODY = 2048
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    timeout_s: float
+    allow_private: bool
+    telegram_api_url: str
+    smtp_ca_file: Path | None
+    max_retry_after_s: float
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+async def guard(url: str, allow_private: bool) -> None:
+    """Refuse targets on link-local/multicast/reserved addresses always, private ones unless allowed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SendError(f"cannot resolve the target host: {exc.strerror or exc}", retryable=True) from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+            raise SendError(f"target address {ip} is not allowed", retryable=False)
+        if (ip.is_private or ip.is_loopback) and not allow_private:
+            raise SendError(f"target address {ip} is private (notify_allow_private_targets is off)", retryable=False)
+
+
+def _retry_after_of(resp: httpx.Response, body: bytes, cfg: SendConfig) -> float | None:
+    found = retry_after(resp.headers.get("retry-after"), datetime.now(UTC), cfg.max_retry_after_s)
+    if found is not None:
+        return found
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        value = data.get("retry_after") or (data.get("parameters") or {}).get("retry_after")
+        if isinstance(value, (int, float)) and value >= 0:
+            return float(min(value, cfg.max_retry_after_s))
+    return None
+
+
+async def post(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], cfg: SendConfig
+) -> tuple[int, bytes]:
+    """POST and classify: 2xx returns; 408/425/429/5xx and network errors are retryable; other 4xx not."""
+    try:
+        async with asyncio.timeout(cfg.timeout_s):
+            async with client.stream("POST", url, content=body, headers=headers) as resp:
+                received = b""
+                async for chunk in resp.aiter_bytes():
+                    received += chunk
+                    if len(received) >= MAX_BODY:
+                        break
+    except TimeoutError:
+        raise SendError(f"no answer within {cfg.timeout_s:g} s", retryable=True) from None
+    except httpx.HTTPError as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}", retryable=True) from None
+    received = received[:MAX_BODY]
+    status = resp.status_code
+    if 200 <= status < 300:
+        return status, received
+    excerpt = " ".join(received[:300].decode("utf-8", "replace").split())
+    message = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    if status == 429:
+        raise SendError(message, retryable=True, retry_after_s=_retry_after_of(resp, received, cfg))
+    if status in (408, 425) or status >= 500:
+        raise SendError(message, retryable=True, retry_after_s=_retry_after_of(resp, received, cfg))
+    raise SendError(message, retryable=False)
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Berth-Notifier/1"}
+
+
+async def send(
+    attempt: int,
+    kind: str,
+    settings: dict[str, Any],
+    secrets: dict[str, str],
+    notice: Notice,
+    delivery_id: str,
+    client: httpx.AsyncClient,
+    cfg: SendConfig,
+) -> None:
+    try:
+        await _send(attempt, kind, settings, secrets, notice, delivery_id, client, cfg)
+    except SendError as exc:
+        exc.message = redact(exc.message, secrets.values())
+        raise
+    except Exception as exc:  # an unexpected failure: report its type and redacted text, retry
+        raise SendError(redact(f"{type(exc).__name__}: {exc}", secrets.values()), retryable=True) from None
+
+
+async def _send(
+    attempt: int,
+    kind: str,
+    settings: dict[str, Any],
+    secrets: dict[str, str],
+    notice: Notice,
+    delivery_id: str,
+    client: httpx.AsyncClient,
+    cfg: SendConfig,
+) -> None:
+    if kind == "slack":
+        await guard(secrets["webhook_url"], cfg.allow_private)
+        await post(client, secrets["webhook_url"], _json(chat.slack(notice)), JSON_HEADERS, cfg)
+    elif kind == "discord":
+        await guard(secrets["webhook_url"], cfg.allow_private)
+        payload = chat.discord(notice, settings.get("username"))
+        await post(client, secrets["webhook_url"], _json(payload), JSON_HEADERS, cfg)
+    elif kind == "telegram":
+        url = f"{cfg.telegram_api_url.rstrip('/')}/bot{secrets['bot_token']}/sendMessage"
+        _, body = await post(client, url, _json(chat.telegram(notice, settings["chat_id"])), JSON_HEADERS, cfg)
+        try:
+            ok = json.loads(body).get("ok") is True
+        except (ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise SendError("Telegram did not confirm the message", retryable=True)
+    elif kind == "webhook":
+        await guard(secrets["url"], cfg.allow_private)
+        body = mail.webhook_body(notice, delivery_id, attempt)
+        headers = mail.webhook_headers(secrets["signing_secret"], int(time.time()), body, notice, delivery_id)
+        await post(client, secrets["url"], body, headers, cfg)
+    elif kind == "email":
+        await send_email(settings, secrets, notice, cfg)
+    else:
+        raise SendError(f"unknown channel kind {kind}", retryable=False)
+
+
+async def send_email(settings: dict[str, Any], secrets: dict[str, str], notice: Notice, cfg: SendConfig) -> None:
+    message = mail.email_message(notice, settings["from_addr"], list(settings["to_addrs"]))
+    security = settings.get("security", "starttls")
+    try:
+        async with asyncio.timeout(cfg.timeout_s):
+            await aiosmtplib.send(
+                message,
+                hostname=settings["host"],
+                port=int(settings["port"]),
+                username=settings.get("username") or None,
+                password=secrets.get("password") or None,
+                use_tls=security == "tls",
+                start_tls=security == "starttls",
+                timeout=cfg.timeout_s,
+                cert_bundle=str(cfg.smtp_ca_file) if cfg.smtp_ca_file else None,
+            )
+    except TimeoutError:
+        raise SendError(f"SMTP server gave no answer within {cfg.timeout_s:g} s", retryable=True) from None
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        raise SendError(
+            f"SMTP refused every recipient ({codes})", retryable=all(400 <= c < 500 for c in codes)
+        ) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise SendError(f"SMTP {exc.code}: {exc.message[:200]}", retryable=400 <= exc.code < 500) from None
+    except aiosmtplib.SMTPException as exc:
+        raise SendError(f"SMTP: {type(exc).__name__}: {exc}", retryable=True) from None
+    except OSError as exc:
+        raise SendError(f"SMTP connection failed: {type(exc).__name__}: {exc}", retryable=True) from None
