@@ -205,7 +205,7 @@ class Pipeline:
         async def git_line(line: str) -> None:
             await say(redact(line))
 
-        for i, step in enumerate(plan.steps):
+        for step in plan.steps:
             result = await self._git(step, dict(plan.env), deadline, git_line)
             if not result.ok and step.purpose == "fetch" and plan.fallback and not result.timed_out:
                 await say("the server refused a shallow fetch of the commit: fetching its branches instead")
@@ -216,8 +216,6 @@ class Pipeline:
                 break
             if not result.ok:
                 raise self._clone_failure(result, inputs, redact)
-            if i == len(plan.steps) - 1:
-                break
         head = await self._git(plan.head, dict(plan.env), deadline, None)
         if not head.ok:
             raise self._clone_failure(head, inputs, redact)
@@ -238,6 +236,7 @@ class Pipeline:
             dockerfile_path, text, generated = await self._dockerfile(context, inputs, say)
         except ContextError as exc:
             raise Fail("dockerfile", str(exc)) from None
+        shown = text if generated else None  # the user sees official image names, not local ones
         text, changes = rewrite_from_lines(text, self.image_map)
         for official, local in changes:
             await say(f"base image {official} -> local image {local} (image map)")
@@ -302,9 +301,7 @@ class Pipeline:
         image_id = await self.docker.image_id(cmd.image_tag)
         if image_id is None:
             raise Fail("build", f"the build reported {stream.image_id} but {cmd.image_tag} does not exist")
-        return Succeeded(
-            image_id=image_id, commit=commit, cache_key=key, generated_dockerfile=text if generated else None
-        )
+        return Succeeded(image_id=image_id, commit=commit, cache_key=key, generated_dockerfile=shown)
 
     def _cache_key(self, inputs: Inputs, commit: str) -> str:
         return cache_key(
