@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from berth_common.catalogue import ApplyRoutes
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, Route, render
 from tests.proxy.support import ProxySync, Traefik
 from tests.support import images
@@ -143,3 +144,15 @@ async def test_route_to_busybox_containers(traefik, proxy_sync, routes, unique):
         assert (await routes.wait(rid, 2))["type"] == "evt.route.applied"
         assert traefik.get(host) == (200, b"version two")
     assert (traefik.dynamic_dir / f"{rid}.yml").read_text().startswith(MANAGED_MARKER)
+
+
+async def test_a_redelivered_command_has_no_second_effect(traefik, upstream, proxy_sync, routes, unique):
+    a = upstream("A")
+    rid = f"web-{unique}"
+    env = routes.bus.envelope(ApplyRoutes(route_id=rid, hosts=[f"{rid}.localhost"], upstreams=[a.url], generation=1))
+    await routes.bus.publish_envelope("cmd.route.apply", env, {"Nats-Msg-Id": "first"})
+    assert (await routes.wait(rid, 1))["type"] == "evt.route.applied"
+    await routes.bus.publish_envelope("cmd.route.apply", env, {"Nats-Msg-Id": "second"})  # same message again
+    await routes.apply(rid, [f"{rid}.localhost"], [a.url], generation=2)  # a later one is handled after it
+    assert (await routes.wait(rid, 2))["type"] == "evt.route.applied"
+    assert [e["data"]["generation"] for e in routes.events] == [1, 2]

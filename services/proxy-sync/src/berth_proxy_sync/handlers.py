@@ -20,7 +20,7 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.domain.routes import SENTINEL_FILE, Route, RouteError, check_route_id, file_name, render
 
 log = get_logger(__name__)
 Operation = Literal["apply", "remove"]
@@ -128,6 +128,9 @@ async def reconcile(files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSes
     written = sum(files.write(r.file_name, render(r)) for r in active)
     wanted = {r.file_name for r in active}
     deleted = sum(files.delete(name) for name in files.managed_files() if name not in wanted)
+    if not (files.directory / SENTINEL_FILE).exists():
+        # Without it, removing the last route leaves Traefik an empty configuration, which it ignores.
+        log.warning("the sentinel route file is missing", path=str(files.directory / SENTINEL_FILE))
     counts = {"routes": len(active), "written": written, "deleted": deleted, "temp_cleaned": cleaned}
     log.info("route files reconciled", **counts)
     return counts
