@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from berth_common.settings import BaseServiceSettings
 
@@ -25,3 +25,10 @@ class ProxySyncSettings(BaseServiceSettings):
     @property
     def dynamic_dir(self) -> Path:
         return self.traefik_dynamic_dir or self.data_dir / "traefik" / "dynamic"
+
+    @field_validator("traefik_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise ValueError("BERTH_TRAEFIK_API_URL must be an http(s) URL")
+        return value.rstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -93,13 +94,13 @@ class TraefikApi:
                 return Observation(False, f"{kind[:-1]} {name}@file still answers HTTP {status}")
         return Observation(True, "gone")
 
-    async def _poll(self, observe: Any, timeout_s: float, what: str) -> float:
+    async def _poll(self, observe: Callable[[], Awaitable[Observation]], timeout_s: float, what: str) -> float:
         start = time.monotonic()
         deadline = start + timeout_s
         last = "no answer from Traefik's API"
         while True:
             try:
-                obs: Observation = await observe()
+                obs = await observe()
                 if obs.ok:
                     return time.monotonic() - start
                 last = obs.detail
