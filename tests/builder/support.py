@@ -132,6 +132,9 @@ class Running:
             await asyncio.sleep(0.05)
         raise AssertionError(f"no build result for {build_id} within {timeout}s")
 
+    def line_times(self, deployment_id: str) -> list[tuple[float, str]]:
+        return [(m["received"], m["data"]["line"]) for m in self.logs.get(deployment_id, [])]
+
     def lines(self, deployment_id: str) -> list[str]:
         return [m["data"]["line"] for m in sorted(self.logs.get(deployment_id, []), key=lambda m: m["data"]["seq"])]
 
@@ -200,6 +203,7 @@ async def start_builder(nats_url: str, admin_db_url: str, data_dir: Path, **over
 
     async def on_log(msg: Any) -> None:
         body = json.loads(msg.data)
+        body["received"] = time.monotonic()
         running.logs.setdefault(body["data"]["deployment_id"], []).append(body)
 
     await nc.subscribe("evt.build.>", cb=on_event)
@@ -226,7 +230,7 @@ def http_get(port: int, path: str = "/", timeout: float = 15.0) -> tuple[int, st
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
                 return resp.status, resp.read().decode()
         except Exception as exc:
             last = exc

@@ -3,6 +3,7 @@ local path), the Docker engine. The built image is run on a loopback port and fe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from berth_builder.domain.detect import detect
 from berth_cli.components import free_port
-from tests.builder.support import commit, http_get, make_repo, publish_bare
+from tests.builder.support import build_command, commit, http_get, make_repo, publish_bare
 from tests.support.images import docker
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -230,3 +231,96 @@ async def test_secret_build_arg_reaches_the_step_but_no_layer_history_or_log(
         assert secret not in place
     saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True, timeout=120).stdout
     assert secret.encode() not in saved  # in no layer either
+
+
+async def test_auto_detected_python_app_builds_and_serves(
+    builder_factory, git_daemon, busybox, tmp_path, unique, images, containers
+):
+    from tests.support.images import python_image
+
+    python_image()  # berth/python:3-bookworm (debootstrap, cached by tag); python:3.12-slim maps to it by default
+    app = (
+        "import os\n"
+        "from http.server import BaseHTTPRequestHandler, HTTPServer\n\n\n"
+        "class H(BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        f"        body = b'python {unique}'\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n\n\n"
+        "HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n"
+    )
+    repo = tmp_path / "py"
+    make_repo(
+        repo, {"app.py": app, "requirements.txt": "# no dependencies\n", "Procfile": "web: exec python3 app.py\n"}
+    )
+    publish_bare(repo, git_daemon.base, "py.git")
+    b = await builder_factory()
+    tag = f"berth-test/py-{unique}:d1"
+    images.append(tag)
+    started = time.monotonic()
+    cmd = await b.start_build(
+        build_id=f"py-{unique}", repository=git_daemon.url("py.git"), image_tag=tag, dockerfile=None
+    )
+    evt = await b.result(cmd.build_id, timeout=300)
+    took = time.monotonic() - started
+    assert evt["type"] == "evt.build.succeeded", evt
+    assert evt["data"]["generated_dockerfile"].startswith("FROM python:3.12-slim\n")
+    assert evt["data"]["generated_dockerfile"].endswith('CMD ["/bin/sh", "-c", "exec python3 app.py"]\n')
+    port = serve_image(tag, containers)
+    assert http_get(port, timeout=30) == (200, f"python {unique}")
+    print(f"\nMEASURED auto-detected Python app build: {took:.2f}s")
+
+
+async def test_long_build_keeps_its_message_and_one_slot_at_a_time(builder_factory, busybox, tmp_path, unique, images):
+    """ack_wait 1 s and builds of about 3 s: the keepalive keeps the message (one result each, no second
+    build); with one build slot the second build starts only after the first one finished."""
+    repo = tmp_path / "slow"
+    make_repo(repo, {"Dockerfile": f"FROM {busybox}\nARG N\nRUN echo start-$N && sleep 3 && echo end-$N\n"})
+    b = await builder_factory(allow_local_git=True, ack_wait_s=1.0, max_concurrent_builds=1)
+    cmds = []
+    for n in (1, 2):
+        tag = f"berth-test/slow-{unique}:{n}"
+        images.append(tag)
+        cmds.append(
+            await b.start_build(
+                build_id=f"slow{n}-{unique}",
+                repository=str(repo),
+                image_tag=tag,
+                build_args=[("N", f"{n}-{unique}", False)],
+                no_cache=True,
+            )
+        )
+    first, second = [await b.result(c.build_id, timeout=120) for c in cmds]
+    assert first["type"] == second["type"] == "evt.build.succeeded"
+    await asyncio.sleep(2.5)  # more than twice ack_wait: a lost message would have come back by now
+    assert [e["data"]["build_id"] for e in b.events] == [cmds[0].build_id, cmds[1].build_id]
+    times = {}
+    for cmd in cmds:
+        for t, line in b.line_times(cmd.deployment_id):
+            if line.startswith("building "):
+                times[(cmd.build_id, "start")] = t
+            if line.startswith("built "):
+                times[(cmd.build_id, "end")] = t
+    a, c = cmds[0].build_id, cmds[1].build_id
+    ordered = sorted([(times[(a, "start")], times[(a, "end")]), (times[(c, "start")], times[(c, "end")])])
+    assert ordered[0][1] <= ordered[1][0], "two builds overlapped with one build slot"
+
+
+async def test_build_timeout(builder_factory, busybox, tmp_path, unique, images):
+    repo = tmp_path / "stuck"
+    make_repo(repo, {"Dockerfile": f"FROM {busybox}\nRUN echo going-to-sleep && sleep 60\n"})
+    b = await builder_factory(allow_local_git=True)
+    tag = f"berth-test/stuck-{unique}:1"
+    images.append(tag)
+    cmd = build_command(build_id=f"to-{unique}", repository=str(repo), image_tag=tag, no_cache=True)
+    cmd = cmd.model_copy(update={"timeout_s": 3.0})
+    started = time.monotonic()
+    await b.api.publish(cmd)
+    evt = await b.result(cmd.build_id, timeout=60)
+    took = time.monotonic() - started
+    assert evt["type"] == "evt.build.failed" and evt["data"]["stage"] == "build"
+    assert evt["data"]["reason"].startswith("the build did not finish within 3s")
+    assert "going-to-sleep" in evt["data"]["reason"]
+    assert took < 15, took
