@@ -22,6 +22,8 @@ class Message(BaseModel):
     SCHEMA_VERSION: ClassVar[int] = 1
     PRODUCERS: ClassVar[tuple[str, ...]] = ()
     CONSUMERS: ClassVar[tuple[str, ...]] = ()
+    # For queries: the model of the reply (documented in the AsyncAPI document).
+    REPLY: ClassVar[type[BaseModel] | None] = None
 
 
 class Command(Message):
@@ -92,11 +94,21 @@ class PingService(Command):
 
 @register
 class ServicePinged(Event):
+    """The scheduler handled a ping command (proves the work queue and the outbox end to end)."""
+
     TYPE = "evt.system.pinged"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("api",)
     nonce: str
     service: str
+
+
+class HealthReply(BaseModel):
+    """A service's readiness: bus and db connected, and any component of its own."""
+
+    service: str
+    ready: bool
+    components: dict[str, bool]
 
 
 @register
@@ -106,12 +118,7 @@ class HealthQuery(Query):
     TYPE = "rpc.health"
     PRODUCERS = ("api", "cli")
     CONSUMERS = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
-
-
-class HealthReply(BaseModel):
-    service: str
-    ready: bool
-    components: dict[str, bool]
+    REPLY = HealthReply
 
 
 # --- deployments -----------------------------------------------------------------------------------

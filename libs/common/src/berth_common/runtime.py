@@ -8,7 +8,6 @@ database engine and health port, and they still talk only over NATS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -102,44 +101,67 @@ async def _migrate(engine: AsyncEngine, schema: str, versions_dir: Path, stop: a
 
 
 async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
-    """Run one service until ``stop`` is set, then shut it down gracefully."""
+    """Run one service until ``stop`` is set, then shut it down gracefully.
+
+    A failure while starting (wiring, binding the HTTP port) or of the HTTP server while running stops the
+    service and is raised, after everything already opened has been closed.
+    """
     settings = spec.settings
     structlog.contextvars.bind_contextvars(service=spec.name)
     engine = make_engine(settings.database_url.get_secret_value(), settings.schema_name)
-    await _migrate(engine, settings.schema_name, spec.versions_dir, stop)
-    bus = await _connect_bus(settings, stop)
-    ctx = Context(settings=settings, bus=bus, engine=engine, sessionmaker=make_sessionmaker(engine))
-    relay = OutboxRelay(bus, ctx.sessionmaker)
-
-    async def health(_: dict[str, Any]) -> HealthReply:
-        components = await ctx.ready()
-        return HealthReply(service=spec.name, ready=all(components.values()), components=components)
-
-    await bus.serve("health", health)
-    await spec.wire(ctx)
-    relay.start()
+    bus: Bus | None = None
+    ctx: Context | None = None
+    relay: OutboxRelay | None = None
     server: HealthServer | None = None
     http_task: asyncio.Task[None] | None = None
-    if spec.health_server:
-        server = HealthServer(settings.http_host, settings.http_port, ctx.ready)
-        port = await server.start()
-        log.info("service ready", http=f"http://{settings.http_host}:{port}")
-    if spec.run_http is not None:
-        http_task = asyncio.create_task(spec.run_http(ctx, stop))
-    await stop.wait()
-    log.info("shutting down")
-    if http_task is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(http_task, 30)
-    if server is not None:
-        await server.stop()
-    await relay.stop()
-    await bus.close()
-    for cleanup in reversed(ctx.cleanups):
-        with contextlib.suppress(Exception):
-            await cleanup()
-    await engine.dispose()
-    log.info("stopped")
+    try:
+        await _migrate(engine, settings.schema_name, spec.versions_dir, stop)
+        bus = await _connect_bus(settings, stop)
+        ctx = Context(settings=settings, bus=bus, engine=engine, sessionmaker=make_sessionmaker(engine))
+        context = ctx
+
+        async def health(_: dict[str, Any]) -> HealthReply:
+            components = await context.ready()
+            return HealthReply(service=spec.name, ready=all(components.values()), components=components)
+
+        await bus.serve("health", health)
+        await spec.wire(ctx)
+        relay = OutboxRelay(bus, ctx.sessionmaker)
+        relay.start()
+        if spec.health_server:
+            server = HealthServer(settings.http_host, settings.http_port, ctx.ready)
+            port = await server.start()
+            log.info("service ready", http=f"http://{settings.http_host}:{port}")
+        if spec.run_http is not None:
+            http_task = asyncio.create_task(spec.run_http(ctx, stop), name=f"http:{spec.name}")
+        stop_wait = asyncio.create_task(stop.wait())
+        waiting: set[asyncio.Task[Any]] = {stop_wait, *([http_task] if http_task else [])}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if http_task is not None and http_task.done() and not stop.is_set():
+            stop.set()
+            exc = http_task.exception()
+            raise RuntimeError(f"{spec.name}: HTTP server ended unexpectedly") from exc
+        log.info("shutting down")
+    finally:
+        if http_task is not None and not http_task.done():
+            try:
+                await asyncio.wait_for(http_task, 30)
+            except Exception as exc:
+                log.warning("http server did not stop cleanly", error=str(exc))
+        if server is not None:
+            await server.stop()
+        if relay is not None:
+            await relay.stop()
+        if bus is not None:
+            await bus.close()
+        for cleanup in reversed(ctx.cleanups if ctx else []):
+            try:
+                await cleanup()
+            except Exception as exc:
+                log.warning("cleanup failed", error=str(exc))
+        await engine.dispose()
+        log.info("stopped")
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
