@@ -122,7 +122,7 @@ async def test_time_to_live_over_twenty_changes(traefik, upstream, proxy_sync, r
         last[rid] = text
         assert traefik.get(f"{rid}.localhost") == (200, ups[gen % 4].name.encode())
     report = {
-        "live_ms_p50": statistics.median(live_ms),
+        "live_ms_p50": round(statistics.median(live_ms), 1),
         "live_ms_max": max(live_ms),
         "command_to_event_ms_p50": round(statistics.median(roundtrip_ms), 1),
         "command_to_event_ms_max": round(max(roundtrip_ms), 1),
