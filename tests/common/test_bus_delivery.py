@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 
 from berth_common.bus import Delivery
@@ -165,6 +166,18 @@ async def test_changed_consumer_settings_are_applied_to_the_existing_durable(nat
     await second.close()
 
 
+async def _restart(server, buses, wipe: bool = False) -> None:
+    """Restart nats-server and wait until every bus has noticed and reconnected."""
+    before = [b.nc.stats["reconnects"] for b in buses]
+    server.stop()
+    if wipe:
+        shutil.rmtree(server.data_dir / "nats")
+    server.start()
+    await wait_until(
+        lambda: all(b.connected and b.nc.stats["reconnects"] > n for b, n in zip(buses, before)), timeout=15
+    )
+
+
 async def test_consumer_survives_a_nats_server_restart(nats_server):
     api = await connected_bus("api", nats_server.url)
     worker = await connected_bus("scheduler", nats_server.url)
@@ -176,12 +189,47 @@ async def test_consumer_survives_a_nats_server_restart(nats_server):
     await worker.consume(PingService, handler)
     await api.publish(PingService(nonce="before"))
     await wait_until(lambda: seen == ["before"])
-    nats_server.stop()
-    await asyncio.sleep(1.0)
-    nats_server.start()
-    await wait_until(lambda: api.connected and worker.connected, timeout=15)
+    await _restart(nats_server, [api, worker])
     await api.publish(PingService(nonce="after"))
     await wait_until(lambda: seen == ["before", "after"], timeout=15)
     await worker.close()
     assert await stream_messages(api, CMD_STREAM) == 0
+    await api.close()
+
+
+async def test_consumer_deleted_on_the_server_is_recreated(nats_server):
+    """An operator (or a lost server state) removes the durable: the service puts it back and goes on."""
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url)
+    seen: list[str] = []
+
+    async def handler(msg: PingService, d: Delivery) -> None:
+        seen.append(msg.nonce)
+
+    await worker.consume(PingService, handler)
+    await api.publish(PingService(nonce="one"))
+    await wait_until(lambda: seen == ["one"])
+    await api.js.delete_consumer(CMD_STREAM, "scheduler--cmd_system_ping")
+    await api.publish(PingService(nonce="two"))
+    await wait_until(lambda: seen == ["one", "two"], timeout=10)
+    await worker.close()
+    await api.close()
+
+
+async def test_server_that_lost_its_store_gets_streams_and_consumers_back(nats_server, tmp_path):
+    """nats-server restarted on an empty store: publishers declare the streams again, consumers recreate."""
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url)
+    seen: list[str] = []
+
+    async def handler(msg: PingService, d: Delivery) -> None:
+        seen.append(msg.nonce)
+
+    await worker.consume(PingService, handler)
+    await api.publish(PingService(nonce="before"))
+    await wait_until(lambda: seen == ["before"])
+    await _restart(nats_server, [api, worker], wipe=True)
+    await api.publish(PingService(nonce="after"))
+    await wait_until(lambda: seen == ["before", "after"], timeout=15)
+    await worker.close()
     await api.close()

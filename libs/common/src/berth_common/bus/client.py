@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel
 
 from berth_common.bus.consumer import Consumer, Handler
@@ -98,6 +99,10 @@ class Bus:
                 self._nc = self._js = None
                 raise
 
+    async def redeclare(self) -> None:
+        """Declare the streams again (after the server lost them); refuses a differing one as at start."""
+        await declare_streams(self.js, self.streams)
+
     @property
     def nc(self) -> NATS:
         if self._nc is None:
@@ -153,12 +158,36 @@ class Bus:
         """
         env = self.envelope(message, id=id, subject=subject)
         headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
-        await self.js.publish(nats_subject or message.TYPE, env.to_bytes(), headers=headers)
+        await self.publish_raw(nats_subject or message.TYPE, env.to_bytes(), headers)
         return env
 
     async def publish_envelope(self, subject: str, env: Envelope, headers: dict[str, str] | None = None) -> None:
         hdrs = {"Nats-Msg-Id": env.id, **(headers or {})}
-        await self.js.publish(subject, env.to_bytes(), headers=hdrs)
+        await self.publish_raw(subject, env.to_bytes(), hdrs)
+
+    async def publish_raw(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        """Publish bytes to JetStream as they are (``headers`` should carry ``Nats-Msg-Id``).
+
+        Retried once when the acknowledgement does not come (lost across a reconnect) and once when no
+        stream takes the subject (the server lost its streams: they are declared again). The message id
+        makes a retry safe: the server drops a second copy.
+        """
+        redeclared = timed_out = False
+        while True:
+            try:
+                await self.js.publish(subject, payload, headers=headers)
+                return
+            except NoStreamResponseError:
+                if redeclared:
+                    raise
+                redeclared = True
+                log.warning("no stream for subject, declaring streams again", subject=subject)
+                await self.redeclare()
+            except NatsTimeoutError:
+                if timed_out:
+                    raise
+                timed_out = True
+                log.warning("publish not acknowledged, retrying", subject=subject, id=headers.get("Nats-Msg-Id"))
 
     async def dead_letter(
         self, msg: Msg, envelope: Envelope | None, *, consumer: str, deliveries: int, reason: str
@@ -170,7 +199,7 @@ class Bus:
         origin = envelope.id if envelope else f"seq:{msg.metadata.sequence.stream}"
         msg_id = f"dlq-{derived_id(consumer, origin)}"
         hdrs["Nats-Msg-Id"] = msg_id
-        await self.js.publish(f"{DEAD_LETTER_PREFIX}{original}", msg.data, headers=hdrs)
+        await self.publish_raw(f"{DEAD_LETTER_PREFIX}{original}", msg.data, hdrs)
         if original == BusDeadLettered.TYPE:
             return  # no event about a failed dead-letter event: its consumer would fail on it again, forever
         event = BusDeadLettered(

@@ -98,7 +98,8 @@ class Consumer:
             # limit would silently strand the message instead (never redelivered, never removed).
             max_deliver=-1,
             filter_subject=self.subject,
-            max_ack_pending=max(self.batch * 4, 64),
+            # Messages nak'ed with a backoff count as pending: leave room so failures do not stall the rest.
+            max_ack_pending=max(self.batch * 4, 1000),
             # A work queue only accepts "deliver all" (and a command must be handled anyway).
             deliver_policy=DeliverPolicy.NEW
             if self.deliver_new_only and self.stream != CMD_STREAM
@@ -165,10 +166,29 @@ class Consumer:
             except Exception as exc:  # connection hiccups: the client reconnects by itself
                 if self._stopping.is_set():
                     break
-                log.warning("fetch failed", consumer=self.name, error=str(exc))
+                log.warning("fetch failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
+                await self._recover()
                 continue
             await self._handle_batch(msgs)
+
+    async def _recover(self) -> None:
+        """After a failed fetch: if the durable (or its stream) is gone from the server, put it back.
+
+        A deleted consumer, or a server that lost its store, would otherwise leave this service fetching
+        in vain forever while it reports itself ready.
+        """
+        if not self.bus.connected:
+            return  # the client reconnects by itself; nothing to repair yet
+        try:
+            try:
+                await self._ensure()
+            except NotFoundError:  # the stream itself is gone
+                await self.bus.redeclare()
+                await self._ensure()
+            log.info("consumer checked after a failed fetch", consumer=self.name)
+        except Exception as exc:
+            log.warning("consumer repair failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
         """Handle a fetched batch in order; the messages not handled yet are kept alive meanwhile."""

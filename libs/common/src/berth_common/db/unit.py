@@ -136,7 +136,7 @@ class OutboxRelay:
                 )
             ).all()
             for row in rows:
-                await self.bus.js.publish(row.subject, row.envelope, headers=dict(row.headers))
+                await self.bus.publish_raw(row.subject, row.envelope, dict(row.headers))
                 await s.execute(sa.update(outbox).where(outbox.c.id == row.id).values(published_at=sa.func.now()))
                 sent += 1
             await s.execute(
