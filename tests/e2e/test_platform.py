@@ -155,3 +155,29 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     pids = process_pids(state)
     fresh_platform.down()
     assert_nothing_left(fresh_platform, pids)
+
+
+def test_an_external_database_is_used_instead_of_starting_postgres(fresh_platform, database, postgres):
+    fresh_platform.env["BERTH_DATABASE_URL"] = database
+    fresh_platform.up("--all-in-one")
+    code, status = fresh_platform.status()
+    assert code == 0, status
+    assert status["components"]["postgres"] == {
+        "healthy": True,
+        "process": None,
+        "pid": None,
+        "restarts": 0,
+        "state": "external",
+        "log": str(fresh_platform.paths.log("supervisor")),
+    }
+    state = fresh_platform.state()
+    assert set(state["children"]) == {"nats", "traefik", "allinone"}
+    assert state["urls"]["postgres"] == "external"
+    assert not fresh_platform.paths.pgdata.exists()
+    # the services use their own roles on that server; the admin URL reached none of them
+    allinone = psutil.Process(state["children"]["allinone"]["pid"])
+    environ = allinone.environ()
+    assert "BERTH_DATABASE_URL" not in environ
+    assert environ["BERTH_SCHEDULER_DATABASE_URL"].startswith("postgresql+asyncpg://berth_scheduler:")
+    assert f":{postgres.port}/" in environ["BERTH_SCHEDULER_DATABASE_URL"]
+    fresh_platform.down()

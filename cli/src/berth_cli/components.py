@@ -168,7 +168,16 @@ def pg_init(pgdata: Path, superuser_password: str) -> str | None:
     return user
 
 
-def pg_launch(pgdata: Path, port: int, superuser_password: str, host: str = "127.0.0.1") -> Launch:
+def pg_launch(
+    pgdata: Path,
+    port: int,
+    superuser_password: str,
+    host: str = "127.0.0.1",
+    shared_buffers: str = "32MB",
+    max_connections: int = 200,
+) -> Launch:
+    """Postgres in the foreground. The local platform passes smaller settings (it idles on small machines);
+    the defaults suit the test fixture, which serves many databases at once."""
     user = pg_init(pgdata, superuser_password)
     sockdir = pgdata / "run"
     sockdir.mkdir(exist_ok=True)
@@ -185,9 +194,9 @@ def pg_launch(pgdata: Path, port: int, superuser_password: str, host: str = "127
         "-k",
         str(sockdir),
         "-c",
-        "shared_buffers=32MB",
+        f"shared_buffers={shared_buffers}",
         "-c",
-        "max_connections=200",
+        f"max_connections={int(max_connections)}",
         "-c",
         "fsync=on",
         "-c",

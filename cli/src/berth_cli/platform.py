@@ -157,7 +157,7 @@ def format_status(status: PlatformStatus) -> str:
 
 def spawn_supervisor(paths: Paths, all_in_one: bool) -> subprocess.Popen[bytes]:
     paths.logs.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "berth_cli.supervisor", "--data-dir", str(paths.root)]
+    argv = [sys.executable, "-m", "berth_cli.supervise", "--data-dir", str(paths.root)]
     if all_in_one:
         argv.append("--all-in-one")
     with (paths.logs / "supervisor.out").open("ab") as out:

@@ -7,7 +7,7 @@ backoff; every start and exit is logged to ``<data>/logs/supervisor.log``, each 
 pids, ports, URLs; never a secret) is kept in ``<data>/supervisor.json`` for ``berth status`` and
 ``berth down``.
 
-Run as ``python -m berth_cli.supervisor --data-dir DIR [--all-in-one]`` (``berth up`` does that).
+Run as ``python -m berth_cli.supervise --data-dir DIR [--all-in-one]`` (``berth up`` does that).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ from berth_cli.layout import (
 from berth_cli.probes import check_all
 
 _PR_SET_PDEATHSIG = 1
+# six services with a few pooled connections each, with room to spare
+PG_MAX_CONNECTIONS = 100
+PG_SHARED_BUFFERS = "16MB"
 
 
 def _die_with_parent() -> None:
@@ -304,7 +307,14 @@ class Supervisor:
             admin_url = self.external_db
         else:
             password = ensure_secret(paths.pg_password, 24)
-            launch = await asyncio.to_thread(components.pg_launch, paths.pgdata, self.ports["postgres"], password)
+            launch = await asyncio.to_thread(
+                components.pg_launch,
+                paths.pgdata,
+                self.ports["postgres"],
+                password,
+                shared_buffers=PG_SHARED_BUFFERS,
+                max_connections=PG_MAX_CONNECTIONS,
+            )
             self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
             admin_url = components.pg_admin_url(self.ports["postgres"], password)
         nats = components.nats_launch(paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"])
