@@ -70,6 +70,10 @@ def test_kill_long_before_a_die_does_not_hide_a_crash():
     base = {"Type": "container", "Actor": {"ID": "c1", "Attributes": {"name": "x"}}}
     t0 = 1_800_000_000_000_000_000
     tracker.feed(base | {"Action": "kill", "timeNano": t0})
-    out = tracker.feed(base | {"Action": "die", "timeNano": t0 + 60 * 10**9} | {"Actor": {"ID": "c1", "Attributes": {"name": "x", "exitCode": "1"}}})
+    out = tracker.feed(
+        base
+        | {"Action": "die", "timeNano": t0 + 60 * 10**9}
+        | {"Actor": {"ID": "c1", "Attributes": {"name": "x", "exitCode": "1"}}}
+    )
     assert [s.kind for s in out] == ["crashed"]
     assert tracker.feed({"Type": "network", "Action": "connect", "Actor": {"ID": "n"}}) == []

@@ -134,7 +134,9 @@ def test_parse_time():
 
 def test_proc_files_of_this_machine():
     proc = DATA / "proc"
-    assert parse_proc_stat((proc / "stat").read_text()) == CpuTimes(busy=71680 + 15725 + 915 + 91, total=71680 + 15725 + 915 + 91 + 157462 + 2255)
+    assert parse_proc_stat((proc / "stat").read_text()) == CpuTimes(
+        busy=71680 + 15725 + 915 + 91, total=71680 + 15725 + 915 + 91 + 157462 + 2255
+    )
     assert parse_meminfo((proc / "meminfo").read_text()) == Memory(total=24683656 * 1024, available=22943820 * 1024)
     assert parse_loadavg((proc / "loadavg").read_text()) == (7.35, 3.66, 1.66)
     # proc, cgroup, tmpfs, overlay layers of containers, nsfs are not disks; /var/lib/docker is the same device
@@ -143,7 +145,10 @@ def test_proc_files_of_this_machine():
 
 def test_mounts_with_escaped_paths_and_one_entry_per_device():
     text = "/dev/sdb1 /mnt/my\\040disk xfs rw 0 0\n/dev/sdb1 /srv/bind xfs rw 0 0\n/dev/sdc /data btrfs rw 0 0\n"
-    assert real_mounts(text, ("xfs", "btrfs")) == [Mount("/dev/sdb1", "/mnt/my disk", "xfs"), Mount("/dev/sdc", "/data", "btrfs")]
+    assert real_mounts(text, ("xfs", "btrfs")) == [
+        Mount("/dev/sdb1", "/mnt/my disk", "xfs"),
+        Mount("/dev/sdc", "/data", "btrfs"),
+    ]
     disk = disk_usage(Mount("/dev/sdc", "/data", "btrfs"), 4096, 1000, 250)
     assert disk == Disk("/data", "/dev/sdc", "btrfs", total=4096000, used=3072000)
     assert disk.percent == 75.0

@@ -23,7 +23,17 @@ SNAP = Snapshot(
         "c" * 64: container("c" * 64, "db-1", None, 70, app="db", team="t2"),
         "d" * 64: container("d" * 64, "loose", 5.0, 1),
     },
-    server=ServerReading("vm1", NOW, 12.5, 600, 1000, 0.5, 0.4, 0.3, (Disk("/", "/dev/a", "ext4", 100, 40), Disk("/data", "/dev/b", "xfs", 100, 85))),
+    server=ServerReading(
+        "vm1",
+        NOW,
+        12.5,
+        600,
+        1000,
+        0.5,
+        0.4,
+        0.3,
+        (Disk("/", "/dev/a", "ext4", 100, 40), Disk("/data", "/dev/b", "xfs", 100, 85)),
+    ),
 )
 RESTARTS = [
     Restart(NOW - timedelta(seconds=10), "c" * 64, "db-1", {"app": "db", "team": "t2"}),

@@ -13,7 +13,11 @@ from berth_metrics.domain.series import Retention
 from berth_metrics.handlers import Deps, query
 
 POLICY = RetentionPolicy(
-    raw=timedelta(hours=24), minute=timedelta(days=7), hour=timedelta(days=90), max_raw_rows_per_series=1000, max_series=100
+    raw=timedelta(hours=24),
+    minute=timedelta(days=7),
+    hour=timedelta(days=90),
+    max_raw_rows_per_series=1000,
+    max_series=100,
 )
 WEB = SeriesRef("f" * 64, "container", "web-1", "vm1", (("app", "web"), ("team", "t1")))
 
@@ -28,12 +32,18 @@ def row(ts: datetime, cpu: float, mem: int, rx: int) -> SampleRow:
 
 async def counts(sm) -> dict[str, int]:
     async with sm() as s:
-        return {t: (await s.execute(sa.text(f"SELECT count(*) FROM {t}"))).scalar_one() for t in ("samples", "rollup_1m", "rollup_1h")}
+        return {
+            t: (await s.execute(sa.text(f"SELECT count(*) FROM {t}"))).scalar_one()
+            for t in ("samples", "rollup_1m", "rollup_1h")
+        }
 
 
 async def rollup_row(sm, table: str, ts: datetime) -> dict:
     async with sm() as s:
-        r = await s.execute(sa.text(f"SELECT n, cpu_pct, cpu_pct_max, mem_used, mem_used_max, net_rx FROM {table} WHERE ts = :ts"), {"ts": ts})
+        r = await s.execute(
+            sa.text(f"SELECT n, cpu_pct, cpu_pct_max, mem_used, mem_used_max, net_rx FROM {table} WHERE ts = :ts"),
+            {"ts": ts},
+        )
         return dict(r.mappings().one())
 
 
@@ -47,7 +57,10 @@ async def test_old_samples_are_rolled_up_and_deleted(sessionmaker):
     rows = [row(ancient + timedelta(seconds=10 * i), 99, 1, 1) for i in range(3)]
     rows += [row(ten_days + timedelta(seconds=10 * i), 10, 100, 5 + i) for i in range(4)]
     rows += [row(ten_days + timedelta(minutes=1), 50, 600, 100)]
-    rows += [row(two_days + timedelta(seconds=10 * i), cpu, mem, 1000 + i) for i, (cpu, mem) in enumerate([(10, 100), (20, 200), (60, 300)])]
+    rows += [
+        row(two_days + timedelta(seconds=10 * i), cpu, mem, 1000 + i)
+        for i, (cpu, mem) in enumerate([(10, 100), (20, 200), (60, 300)])
+    ]
     rows += [row(recent + timedelta(seconds=10 * i), 5, 50, 7) for i in range(6)]
     assert await store.write(rows) == 17
 
@@ -67,7 +80,9 @@ async def test_old_samples_are_rolled_up_and_deleted(sessionmaker):
         "n": 5, "cpu_pct": 18.0, "cpu_pct_max": 50.0, "mem_used": 200, "mem_used_max": 600, "net_rx": 100,
     }  # fmt: skip
     async with sessionmaker() as s:
-        old_minutes = (await s.execute(sa.text("SELECT count(*) FROM rollup_1m WHERE ts < :t"), {"t": now - timedelta(days=7)})).scalar_one()
+        old_minutes = (
+            await s.execute(sa.text("SELECT count(*) FROM rollup_1m WHERE ts < :t"), {"t": now - timedelta(days=7)})
+        ).scalar_one()
         assert old_minutes == 0
 
     # a second run changes nothing
@@ -93,7 +108,15 @@ async def test_old_samples_are_rolled_up_and_deleted(sessionmaker):
     assert [(t, v) for t, v in cpu.points] == [(two_days, 30.0)]
     mem = next(s for s in reply.series if s.metric == "mem_pct")
     assert mem.points[0][1] == 20.0 and mem.unit == "percent" and mem.labels == {"app": "web", "team": "t1"}
-    reply = await query(deps, {"target_kind": "container", "target_id": "web-1", "start": (now - timedelta(days=30)).isoformat(), "step_s": 86400})
+    reply = await query(
+        deps,
+        {
+            "target_kind": "container",
+            "target_id": "web-1",
+            "start": (now - timedelta(days=30)).isoformat(),
+            "step_s": 86400,
+        },
+    )
     assert reply.resolution == "1h" and {s.metric for s in reply.series} >= {"cpu_pct", "net_rx", "health"}
 
 
@@ -104,12 +127,27 @@ async def test_caps_bound_rows_per_series_and_series(sessionmaker):
     mounts = [SeriesRef(f"vm1:/m{i}", "mount", f"/m{i}", "vm1") for i in range(12)]
     await store.write([SampleRow(m, now, {"disk_used": 1, "disk_total": 2}) for m in mounts])
     async with sessionmaker() as s, s.begin():
-        await s.execute(sa.text("UPDATE series SET last_seen_at = now() - make_interval(mins => 100 - cast(substr(key, 7) AS int)) WHERE kind = 'mount'"))
+        await s.execute(
+            sa.text(
+                "UPDATE series SET last_seen_at = now() - make_interval(mins => 100 - cast(substr(key, 7) AS int)) WHERE kind = 'mount'"
+            )
+        )
     policy = RetentionPolicy(POLICY.raw, POLICY.minute, POLICY.hour, max_raw_rows_per_series=10, max_series=11)
     report = await run_retention(sessionmaker, policy, now)
     assert report.capped_raw == 15 and report.deleted_series == 2
     async with sessionmaker() as s:
-        cpus = (await s.execute(sa.text("SELECT cpu_pct FROM samples s JOIN series r ON r.id = s.series_id WHERE r.key = :k ORDER BY ts"), {"k": WEB.key})).scalars().all()
+        cpus = (
+            (
+                await s.execute(
+                    sa.text(
+                        "SELECT cpu_pct FROM samples s JOIN series r ON r.id = s.series_id WHERE r.key = :k ORDER BY ts"
+                    ),
+                    {"k": WEB.key},
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert cpus == [float(i) for i in range(15, 25)]  # the newest stay
         left = (await s.execute(sa.text("SELECT key FROM series WHERE kind = 'mount' ORDER BY key"))).scalars().all()
         assert "vm1:/m0" not in left and "vm1:/m1" not in left and len(left) == 10

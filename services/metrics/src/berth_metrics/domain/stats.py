@@ -129,6 +129,8 @@ def _block_io(blkio: Any) -> tuple[int, int]:
 
 def parse_stats(doc: dict[str, Any]) -> ContainerStats:
     """Reduce one ``GET /containers/{id}/stats?stream=false`` document."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"a stats document is an object, not {type(doc).__name__}")
     memory = doc.get("memory_stats") or {}
     rx, tx = _network(doc.get("networks"))
     blk_read, blk_write = _block_io(doc.get("blkio_stats"))
@@ -168,6 +170,8 @@ def container_cpu_percent(stats: ContainerStats, previous: ContainerStats | None
 
 def parse_inspect(doc: dict[str, Any]) -> ContainerInfo:
     """Reduce one ``GET /containers/{id}/json`` document."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"an inspect document is an object, not {type(doc).__name__}")
     state = doc.get("State") or {}
     config = doc.get("Config") or {}
     health_status = (state.get("Health") or {}).get("Status")

@@ -55,6 +55,10 @@ class Collector:
                 COLLECT_ERRORS.labels("container").inc()
                 log.warning("container reading timed out", container=cid[:12])
                 return None
+            except (ValueError, TypeError, AttributeError) as exc:  # an answer that is not a document
+                COLLECT_ERRORS.labels("container").inc()
+                log.warning("container reading unreadable", container=cid[:12], error=repr(exc))
+                return None
         cpu = container_cpu_percent(stats, self._previous.get(cid))
         self._previous[cid] = stats
         return reading(info, stats, cpu, now)
