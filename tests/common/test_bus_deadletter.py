@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
-from berth_common.bus import Delivery, PermanentError
+from berth_common.bus import Delivery, PermanentError, TransientError
 from berth_common.bus.consumer import durable_name
 from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM, EVT_STREAM
 from berth_common.catalogue import BusDeadLettered, PingService, ServicePinged
@@ -190,5 +192,29 @@ async def test_dead_letter_subject_can_be_consumed(nats_server):
     assert got == [(PingService.TYPE, "bad")]
     info = await api.js.consumer_info(DLQ_STREAM, durable_name("api", "dlq.>"))
     assert info.config.filter_subject == "dlq.>" and info.num_ack_pending == 0
+    await worker.close()
+    await api.close()
+
+
+async def test_transient_failures_are_retried_after_the_backoff_then_acked(nats_server):
+    api = await connected_bus("api", nats_server.url)
+    worker = await connected_bus("scheduler", nats_server.url, max_deliver=5, backoff_s=[0.4, 0.8])
+    events = await Collector().start(nats_server.url, BusDeadLettered.TYPE)
+    times: list[float] = []
+
+    async def flaky(msg: PingService, d: Delivery) -> None:
+        times.append(time.monotonic())
+        if d.attempt < 3:
+            raise TransientError("registry busy")
+
+    await worker.consume(PingService, flaky)
+    await api.publish(PingService(nonce="flaky"))
+    await wait_until(lambda: len(times) == 3, timeout=10)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[0] >= 0.4 and gaps[1] >= 0.8, gaps  # nak delays honoured, in order
+    assert gaps[1] < 3.0  # and not stretched to some other timeout
+    await _assert_gone(api, times, 3)
+    assert events.items == []
+    await events.close()
     await worker.close()
     await api.close()
