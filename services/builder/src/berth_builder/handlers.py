@@ -42,7 +42,7 @@ class BuildLog:
         self.cmd = cmd
         self.attempt = attempt
         self.redact = redact
-        self.seq = 0
+        self.seq = (attempt - 1) * 1_000_000  # a retried build's lines sort after the earlier attempt's
         self.subject = f"log.{cmd.deployment_id}" if _SUBJECT_TOKEN.fullmatch(cmd.deployment_id) else None
 
     async def __call__(self, line: str) -> None:

@@ -130,6 +130,7 @@ class Pipeline:
 
     async def run(self, cmd: StartBuild, say: Say, inputs: Inputs) -> Outcome:
         workspace = self.settings.workspaces / cmd.build_id
+        await asyncio.to_thread(shutil.rmtree, workspace, True)  # left by an attempt that crashed
         try:
             return await self._run(cmd, say, inputs, workspace)
         except Fail as exc:

@@ -31,7 +31,7 @@ class BuilderSettings(BaseServiceSettings):
     image_map: str = ""
     workspace_dir: Path | None = None  # default: <data_dir>/builds
     heartbeat_s: float = Field(default=10.0, gt=0)
-    stale_after_s: float = Field(default=60.0, gt=0)  # a running build without heartbeat is taken over
+    stale_after_s: float = Field(default=30.0, gt=0)  # a running build without heartbeat is taken over
 
     @field_validator("image_map")
     @classmethod

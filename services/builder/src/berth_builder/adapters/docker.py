@@ -56,16 +56,17 @@ class DockerClient:
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 return None
+            _raise_if_unreachable(exc)
             raise
         return str(info["Id"])
 
-    async def image_labels(self, ref: str) -> dict[str, str]:
-        info = await self.docker.images.inspect(ref)
-        return dict((info.get("Config") or {}).get("Labels") or {})
-
     async def tag(self, image: str, tag: str) -> None:
         repo, _, version = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
-        await self.docker.images.tag(image, repo, tag=version)
+        try:
+            await self.docker.images.tag(image, repo, tag=version)
+        except aiodocker.DockerError as exc:
+            _raise_if_unreachable(exc)
+            raise
 
     async def build(
         self,
@@ -102,8 +103,7 @@ class DockerClient:
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
             )
         except aiodocker.DockerError as exc:
-            if exc.status == 900:  # aiodocker's "cannot connect"
-                raise DockerUnavailable(f"the Docker engine did not answer: {exc.message}") from exc
+            _raise_if_unreachable(exc)
             await on_object({"error": f"the Docker engine refused the build: {exc.message}"})
             return
         try:
@@ -118,6 +118,12 @@ class DockerClient:
             raise DockerUnavailable(f"the connection to the Docker engine broke during the build: {exc}") from exc
         finally:
             resp.close()
+
+
+def _raise_if_unreachable(exc: aiodocker.DockerError) -> None:
+    """aiodocker reports "cannot connect" as status 900: a transient condition, retried."""
+    if exc.status == 900:
+        raise DockerUnavailable(f"the Docker engine did not answer: {exc.message}") from exc
 
 
 async def _deliver(raw: bytes, on_object: ObjectSink) -> None:
