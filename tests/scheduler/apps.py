@@ -1,35 +1,50 @@
-"""Tiny test applications for the busybox image: argv lists (sh scripts), no image build needed."""
+"""Tiny test applications for the busybox image: argv lists (sh scripts), no image build needed.
+
+The web app serves ``/`` (its content), ``/cgi-bin/health`` (503 while warming up, then 200),
+``/cgi-bin/echo`` (POST: content and the body length) and ``/cgi-bin/slow`` (content after 1 s). While it
+warms up, ``/`` does not exist yet (404), so a request routed to it too early is an error the load sees.
+"""
 
 from __future__ import annotations
 
-CGI_HEADER = "#!/bin/sh\n"
+
+def _cgi(lines: list[str]) -> str:
+    return "#!/bin/sh\n" + "\n".join(lines) + "\n"
 
 
-def _health_cgi(warmup_s: int) -> str:
-    """A CGI health check answering 503 for ``warmup_s`` seconds after the container started, then 200."""
-    body = (
-        CGI_HEADER
-        + "if [ $(( $(date +%s) - $(cat /tmp/t0) )) -lt "
-        + str(warmup_s)
-        + " ]; then\n"
-        + '  printf "HTTP/1.0 503 Service Unavailable\\r\\nContent-Type: text/plain\\r\\n\\r\\nwarming up\\n"\n'
-        + "else\n"
-        + '  printf "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nok\\n"\n'
-        + "fi\n"
+def _ok(body: str) -> str:
+    """A complete response with Content-Length (without it a proxy reads to EOF, which a reset cuts short)."""
+    return (
+        f'b="{body}"; '
+        'printf "HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n%s" "${#b}" "$b"'
     )
-    return body
+
+
+def _health(warmup_s: int) -> str:
+    return _cgi(
+        [
+            f"if [ $(( $(date +%s) - $(cat /tmp/t0) )) -lt {warmup_s} ]; then",
+            '  printf "HTTP/1.0 503 Service Unavailable\\r\\nContent-Type: text/plain\\r\\n\\r\\nwarming up\\n"',
+            "else",
+            "  " + _ok("ok"),
+            "fi",
+        ]
+    )
 
 
 def web(content: str, *, warmup_s: int = 0, port: int = 8080, never_healthy: bool = False) -> list[str]:
-    """busybox httpd serving ``content`` at / and a health check at /cgi-bin/health."""
-    health = _health_cgi(10**6 if never_healthy else warmup_s)
+    health = _health(10**6 if never_healthy else warmup_s)
+    echo = _cgi(['n=$(head -c "${CONTENT_LENGTH:-0}" | wc -c)', _ok("$BERTH_TEST_CONTENT posted $n")])
+    slow = _cgi(["sleep 1", _ok("$BERTH_TEST_CONTENT slow")])
+    index_delay = max(warmup_s - 1, 0)
     script = (
         "set -e; mkdir -p /www/cgi-bin; date +%s > /tmp/t0; "
-        'printf "%s\\n" "$BERTH_TEST_CONTENT" > /www/index.html; '
-        'printf "%s" "$BERTH_TEST_HEALTH" > /www/cgi-bin/health; chmod +x /www/cgi-bin/health; '
+        'printf "%s" "$H" > /www/cgi-bin/health; printf "%s" "$E" > /www/cgi-bin/echo; '
+        'printf "%s" "$S" > /www/cgi-bin/slow; chmod +x /www/cgi-bin/*; '
+        f'(sleep {index_delay}; printf "%s\\n" "$BERTH_TEST_CONTENT" > /www/index.html) & '
         f"exec httpd -f -p {port} -h /www"
     )
-    return ["env", f"BERTH_TEST_CONTENT={content}", f"BERTH_TEST_HEALTH={health}", "sh", "-c", script]
+    return ["env", f"BERTH_TEST_CONTENT={content}", f"H={health}", f"E={echo}", f"S={slow}", "sh", "-c", script]
 
 
 def crash(code: int = 3) -> list[str]:

@@ -54,3 +54,44 @@ async def readiness(docker: DockerExecutor) -> AsyncIterator[ReadinessChecker]:
     checker = ReadinessChecker(docker, ReadinessConfig(interval_s=0.1, attempt_timeout_s=1.0, worker_settle_s=0.5))
     yield checker
     await checker.close()
+
+
+@pytest.fixture
+async def platform(nats_server, database, tmp_root, unique, busybox):
+    """Scheduler + proxy-sync (real) + Traefik (real) on a fresh bus and database."""
+    from berth_common.db.provision import provision
+    from berth_proxy_sync.settings import ProxySyncSettings
+    from berth_scheduler.settings import SchedulerSettings
+    from tests.proxy.support import ProxySync, Traefik
+    from tests.scheduler.platform import Platform, Scheduler
+
+    urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
+    root = tmp_root / f"traefik-sched-{unique}"
+    root.mkdir()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+        )
+    )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key="test-secret",
+            http_port=0,
+            drain_grace_s=1.5,
+            readiness_timeout_s=30,
+            route_timeout_s=15,
+            readiness_interval_s=0.1,
+            worker_settle_s=0.5,
+        )
+    )
+    p = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    yield p
+    await p.close()
+    traefik.stop()

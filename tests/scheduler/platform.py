@@ -1,0 +1,195 @@
+"""The scheduler with the real bus, Postgres, proxy-sync and Traefik, in-process, plus an api stand-in.
+
+``Platform`` publishes ``cmd.deployment.start``/``cancel`` as the api would and collects every
+``evt.deployment.*`` and deploy log line. ``Load`` sends steady traffic through Traefik from a thread
+(GET, POST with a body, slow requests) and records every status, body and connection error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from berth_common.bus import Bus
+from berth_common.catalogue import CancelDeployment, StartDeployment
+from berth_common.runtime import serve
+from berth_scheduler.bootstrap import spec as scheduler_spec
+from berth_scheduler.settings import SchedulerSettings
+from tests.proxy.support import ProxySync, Traefik
+
+TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
+
+
+@dataclass
+class Scheduler:
+    settings: SchedulerSettings
+    stop_event: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Scheduler:
+        self.stop_event = asyncio.Event()
+        self.task = asyncio.create_task(serve(scheduler_spec(self.settings), self.stop_event))
+        return self
+
+    async def stop(self) -> None:
+        if self.stop_event and self.task:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 60)
+            self.task = None
+
+
+@dataclass
+class Platform:
+    nats_url: str
+    traefik: Traefik
+    scheduler: Scheduler
+    proxy: ProxySync
+    api: Bus | None = None
+    nc: Any = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> Platform:
+        self.nc = await nats.connect(self.nats_url)
+
+        async def on_evt(msg: Any) -> None:
+            env = json.loads(msg.data)
+            env["_at"] = time.monotonic()
+            async with self._changed:
+                (self.logs if msg.subject.startswith("log.") else self.events).append(env)
+                self._changed.notify_all()
+
+        await self.nc.subscribe("evt.deployment.>", cb=on_evt)
+        await self.nc.subscribe("log.>", cb=on_evt)
+        await self.proxy.start()
+        await self.scheduler.start()
+        self.api = Bus("api", self.nats_url)
+        for _ in range(100):
+            try:
+                await self.api.connect()
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        return self
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.scheduler.stop()
+        with contextlib.suppress(Exception):
+            await self.proxy.stop()
+        if self.api:
+            await self.api.close()
+        if self.nc:
+            await self.nc.close()
+
+    async def deploy(
+        self, application_id: str, spec: dict[str, Any], *, deployment_id: str | None = None, **options: Any
+    ) -> str:
+        assert self.api is not None
+        dep = deployment_id or uuid.uuid4().hex
+        cmd = StartDeployment(
+            deployment_id=dep, application_id=application_id, team_id="team-1", spec=spec, options=options
+        )
+        await self.api.publish(cmd)
+        return dep
+
+    async def cancel(self, deployment_id: str) -> None:
+        assert self.api is not None
+        await self.api.publish(CancelDeployment(deployment_id=deployment_id))
+
+    def of(self, deployment_id: str, type_: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events
+            if e["data"].get("deployment_id") == deployment_id and (type_ is None or e["type"] == type_)
+        ]
+
+    async def wait(
+        self, deployment_id: str, types: tuple[str, ...] = TERMINAL, timeout: float = 60.0, **match: Any
+    ) -> dict[str, Any]:
+        """The first event of ``deployment_id`` with a type in ``types`` (and data matching ``match``)."""
+
+        def found() -> dict[str, Any] | None:
+            for e in self.of(deployment_id):
+                if e["type"] in types and all(e["data"].get(k) == v for k, v in match.items()):
+                    return e
+            return None
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(found), timeout)
+        result = found()
+        assert result is not None
+        return result
+
+    def steps(self, deployment_id: str) -> list[tuple[str, str]]:
+        return [(e["data"]["state"], e["data"]["step"]) for e in self.of(deployment_id, "evt.deployment.progressed")]
+
+    def route_file(self, route_id: str) -> bytes | None:
+        path = Path(self.traefik.dynamic_dir) / f"{route_id}.yml"
+        return path.read_bytes() if path.exists() else None
+
+
+@dataclass
+class Load:
+    """Constant traffic through Traefik for one host: GET /, POST /cgi-bin/echo, GET /cgi-bin/slow."""
+
+    port: int
+    host: str
+    results: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, status or -1, body or error)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def _one(self, kind: str) -> tuple[str, int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            if kind == "post":
+                conn.request("POST", "/cgi-bin/echo", body=b"x" * 2048, headers={"Host": self.host})
+            elif kind == "slow":
+                conn.request("GET", "/cgi-bin/slow", headers={"Host": self.host})
+            else:
+                conn.request("GET", "/", headers={"Host": self.host})
+            resp = conn.getresponse()
+            return kind, resp.status, resp.read().decode(errors="replace").strip()
+        except Exception as exc:
+            return kind, -1, f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+    def _loop(self, kinds: tuple[str, ...], pause: float) -> None:
+        i = 0
+        while not self._stop.is_set():
+            self.results.append(self._one(kinds[i % len(kinds)]))
+            i += 1
+            time.sleep(pause)
+
+    def start(self) -> Load:
+        for kinds, pause in ((("get", "post"), 0.01), (("slow",), 0.05)):
+            t = threading.Thread(target=self._loop, args=(kinds, pause), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> list[tuple[str, int, str]]:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+        return self.results
+
+    @property
+    def errors(self) -> list[tuple[str, int, str]]:
+        return [r for r in self.results if not 200 <= r[1] < 300]
+
+    def contents(self) -> list[str]:
+        """The version each answer came from, in order (first word of the body)."""
+        return [r[2].split()[0] for r in self.results if 200 <= r[1] < 300 and r[2]]

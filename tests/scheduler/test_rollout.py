@@ -1,0 +1,226 @@
+"""Rollouts end to end in-process: the scheduler, the real bus and Postgres, real proxy-sync and Traefik,
+real containers. The api is played by the test (it publishes the commands and reads the events)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+import pytest
+
+from berth_scheduler.domain import names
+from tests.scheduler import apps
+from tests.scheduler.platform import Load
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+
+def web_app(image: str, content: str, host: str, *, replicas: int = 1, **web) -> dict:
+    return {
+        "name": "shop",
+        "source": {"kind": "image", "image": image},
+        "services": [
+            {
+                "kind": "web",
+                "name": "web",
+                "port": 8080,
+                "replicas": replicas,
+                "health_path": "/cgi-bin/health",
+                "hosts": [host],
+                "command": apps.web(content, **web),
+            }
+        ],
+        "env": [{"name": "DB_PASSWORD", "value": "pw-never-shown", "secret": True}],
+        "stop_timeout_s": 5,
+    }
+
+
+def containers_of(app_id: str) -> list[tuple[str, str]]:
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=berth.app={app_id}",
+            "--format",
+            '{{.Names}} {{.Label "berth.deployment"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return sorted(tuple(line.split()) for line in out if line.strip())  # type: ignore[misc]
+
+
+async def wait_served(platform, host: str, content: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = await asyncio.to_thread(platform.traefik.get, host)
+        if status == 200 and body.decode().strip() == content:
+            return
+        assert time.monotonic() < deadline, (status, body)
+        await asyncio.sleep(0.05)
+
+
+async def test_deploy_image_to_a_live_url_then_redeploy_under_load(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, replicas=2))
+    done = await platform.wait(d1, timeout=60)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert done["data"]["image"] == busybox and len(done["data"]["replicas"]) == 2
+    status, body = await asyncio.to_thread(platform.traefik.get, host)
+    assert (status, body) == (200, b"v1\n")
+    assert [s for _, s in platform.steps(d1)] == [
+        "queued",
+        "starting replicas",
+        "replicas started",
+        "replica ready",
+        "replica ready",
+        "replicas ready",
+        "new version live",
+        "drained",
+        "succeeded",
+    ]
+
+    load = Load(platform.traefik.web_port, host).start()
+    await asyncio.sleep(1.0)
+    d2 = await platform.deploy(app_id, web_app(busybox, "v2", host, replicas=2, warmup_s=3))
+    done = await platform.wait(d2, timeout=60)
+    await asyncio.sleep(1.0)
+    results = await asyncio.to_thread(load.stop)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert load.errors == [], load.errors[:10]
+    versions = load.contents()
+    assert "v1" in versions and versions[-1] == "v2"
+    first_v2 = versions.index("v2")
+    assert set(versions[first_v2:]) <= {"v1", "v2"} and versions.count("v2") > 10
+    assert sum(1 for r in results if r[0] == "post") > 20 and sum(1 for r in results if r[0] == "slow") > 3
+    # only the new version's containers are left
+    assert {dep for _, dep in containers_of(app_id)} == {d2}
+    # the secret never left the scheduler
+    text = str(platform.events) + str(platform.logs)
+    assert "pw-never-shown" not in text
+    assert any(line["data"]["line"].startswith("[routing] replicas ready") for line in platform.logs)
+
+
+async def test_broken_versions_fail_in_time_and_the_old_one_keeps_serving(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host))
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    route_id = names.route_id(app_id, "web")
+    before = platform.route_file(route_id)
+    assert before is not None and b"Host(`" + host.encode() + b"`)" in before
+
+    load = Load(platform.traefik.web_port, host).start()
+    # never healthy: 503 on the health path forever
+    t0 = time.monotonic()
+    d2 = await platform.deploy(app_id, web_app(busybox, "v2", host, never_healthy=True), readiness_timeout_s=4)
+    failed = await platform.wait(d2, timeout=30)
+    took = time.monotonic() - t0
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert failed["data"]["failed_in"] == "verifying"
+    assert (
+        "no 2xx from GET /cgi-bin/health before the deadline (GET /cgi-bin/health answered 503)"
+        in failed["data"]["reason"]
+    )
+    assert 3.5 < took < 4 + 6, took
+    # crash loop: fails fast, with the container's own last words
+    d3 = await platform.deploy(
+        app_id,
+        {
+            **web_app(busybox, "v3", host),
+            "services": [{**web_app(busybox, "v3", host)["services"][0], "command": apps.crash()}],
+        },
+    )
+    crashed = await platform.wait(d3, timeout=60)
+    assert crashed["type"] == "evt.deployment.failed", crashed
+    assert (
+        "keeps crashing" in crashed["data"]["reason"] and "cannot connect to the database" in crashed["data"]["reason"]
+    )
+    # a missing image: a reason a person can act on
+    d4 = await platform.deploy(
+        app_id, {**web_app(busybox, "v4", host), "source": {"kind": "image", "image": "berth-test/absent:1"}}
+    )
+    missing = await platform.wait(d4, timeout=30)
+    assert missing["type"] == "evt.deployment.failed" and "is not on this server" in missing["data"]["reason"], missing
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(load.stop)
+
+    assert load.errors == [], load.errors[:10]
+    assert set(load.contents()) == {"v1"}
+    assert platform.route_file(route_id) == before  # byte-identical
+    assert {dep for _, dep in containers_of(app_id)} == {d1}
+    for dep in (d2, d3, d4):
+        assert platform.steps(dep)[-1][0] == "failed"
+        assert "new container(s) removed" in platform.steps(dep)[-1][1] or any(
+            "removed" in e["data"]["detail"] for e in platform.of(dep, "evt.deployment.progressed")
+        )
+
+
+async def test_one_at_a_time_per_application_queue_and_cancel(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, warmup_s=2))
+    await platform.wait(d1, ("evt.deployment.progressed",), state="verifying")
+    d2 = await platform.deploy(app_id, web_app(busybox, "v2", host))
+    d3 = await platform.deploy(app_id, web_app(busybox, "v3", host))
+    queued = await platform.wait(d3, ("evt.deployment.progressed",), state="queued")
+    assert queued["data"]["detail"] == "2 deployment(s) of this application ahead"
+    d4 = await platform.deploy(app_id, web_app(busybox, "v4", host), when_busy="replace_queued")
+    assert (await platform.wait(d2))["type"] == "evt.deployment.cancelled"
+    assert (await platform.wait(d3))["data"]["reason"] == f"replaced by {d4}"
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    assert (await platform.wait(d4))["type"] == "evt.deployment.succeeded"
+    # d4 was admitted only after d1 ended
+    d1_done = platform.of(d1, "evt.deployment.succeeded")[0]["_at"]
+    d4_started = next(
+        e["_at"] for e in platform.of(d4, "evt.deployment.progressed") if e["data"]["state"] == "starting"
+    )
+    assert d4_started >= d1_done
+    await wait_served(platform, host, "v4")
+    assert {dep for _, dep in containers_of(app_id)} == {d4}
+
+    # cancel one that is verifying: its containers go, the live version stays
+    d5 = await platform.deploy(app_id, web_app(busybox, "v5", host, warmup_s=30))
+    await platform.wait(d5, ("evt.deployment.progressed",), state="verifying")
+    await platform.cancel(d5)
+    cancelled = await platform.wait(d5, timeout=20)
+    assert cancelled["type"] == "evt.deployment.cancelled" and cancelled["data"]["cancelled_in"] == "verifying"
+    assert {dep for _, dep in containers_of(app_id)} == {d4}
+    await wait_served(platform, host, "v4")
+    # too late to cancel a finished one: nothing happens
+    await platform.cancel(d4)
+    await asyncio.sleep(1)
+    assert not platform.of(d4, "evt.deployment.cancelled")
+
+
+async def test_scheduler_restart_mid_deploy_resumes(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host))
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    load = Load(platform.traefik.web_port, host).start()
+    d2 = await platform.deploy(app_id, web_app(busybox, "v2", host, warmup_s=4, replicas=2))
+    await platform.wait(d2, ("evt.deployment.progressed",), state="verifying")
+    await platform.scheduler.stop()  # mid-verifying
+    await asyncio.sleep(1)
+    assert {dep for _, dep in containers_of(app_id)} == {d1, d2}
+    await platform.scheduler.start()
+    done = await platform.wait(d2, timeout=60)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(load.stop)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert load.errors == [], load.errors[:10]
+    assert load.contents()[-1] == "v2"
+    assert len(containers_of(app_id)) == 2 and {dep for _, dep in containers_of(app_id)} == {d2}
+
+    # down longer than the deadline: on resume it ends failed, the live version untouched
+    d3 = await platform.deploy(app_id, web_app(busybox, "v3", host, warmup_s=30), readiness_timeout_s=3)
+    await platform.wait(d3, ("evt.deployment.progressed",), state="verifying")
+    await platform.scheduler.stop()
+    await asyncio.sleep(3.5)
+    await platform.scheduler.start()
+    failed = await platform.wait(d3, timeout=30)
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert {dep for _, dep in containers_of(app_id)} == {d2}
+    await wait_served(platform, host, "v2")
