@@ -172,8 +172,11 @@ def wait_ready(paths: Paths, timeout: float, proc: subprocess.Popen[bytes] | Non
     status = PlatformStatus(running=False)
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = tail(paths.logs / "supervisor.out") or tail(paths.log("supervisor"))
-            raise PlatformError(f"the supervisor exited with code {proc.returncode}:\n{out}")
+            parts = [f"the supervisor exited with code {proc.returncode}"]
+            for log in (paths.log("supervisor"), paths.logs / "supervisor.out"):
+                if text := tail(log, 15):
+                    parts.append(f"--- {log} (last lines) ---\n{text}")
+            raise PlatformError("\n".join(parts))
         status = platform_status(paths, timeout=2.0)
         if status.healthy:
             return status

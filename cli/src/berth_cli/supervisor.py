@@ -136,6 +136,7 @@ class Supervisor:
         self.on_ready = on_ready
         self.children: dict[str, Child] = {}
         self.phase = "starting"
+        self.exit_code = 0
         self.started_at = time.time()
         self.log: Any = structlog.get_logger("supervisor")
         self._stop = asyncio.Event()
@@ -348,6 +349,7 @@ class Supervisor:
         self.log.info("supervisor starting", pid=os.getpid(), mode="all-in-one" if self.all_in_one else "split")
         self.save()
         starter = asyncio.create_task(self._start())
+        starter.add_done_callback(self._start_done)
         try:
             await self._stop.wait()
         finally:
@@ -358,6 +360,15 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starter
             await self.shutdown()
+
+    def _start_done(self, task: asyncio.Task[None]) -> None:
+        """A start-up that raised (initdb failed, a bad setting...) stops the supervisor, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.log.error("start-up failed, stopping", error=f"{type(exc).__name__}: {exc}")
+        self.exit_code = 1
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -398,11 +409,14 @@ def run_supervisor(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = acquire_pidfile(Paths(data_dir).pidfile)
+    supervisor = Supervisor(data_dir, all_in_one, echo=echo, on_ready=on_ready)
     try:
-        asyncio.run(Supervisor(data_dir, all_in_one, echo=echo, on_ready=on_ready).run())
+        asyncio.run(supervisor.run())
     finally:
         Paths(data_dir).pidfile.unlink(missing_ok=True)
         lock.close()
+    if supervisor.exit_code:
+        raise SystemExit(supervisor.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:
