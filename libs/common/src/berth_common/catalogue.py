@@ -422,6 +422,8 @@ class StartBuild(Command):
 
 @register
 class BuildSucceeded(Event):
+    """``image`` exists on the build host; ``reused``: tagged from an earlier build of the same inputs."""
+
     TYPE = "evt.build.succeeded"
     PRODUCERS = ("builder",)
     CONSUMERS = ("scheduler",)
