@@ -4,7 +4,8 @@ Each HTTP receiver accepts what the real API accepts and refuses the rest with t
 Slack incoming webhooks (Block Kit shape and limits), Discord webhooks (embed limits), the Telegram bot
 API ``sendMessage`` (token in the path, HTML parse mode with only the supported tags and entities) and a
 generic webhook that verifies ``X-Berth-Signature`` and the timestamp and rejects replays. A ``script`` of
-answers (status codes, or ``"hang"`` to never answer) is played before the normal answer.
+answers (status codes, ``(status, headers)``, or ``"hang"`` to never answer) is played before the normal
+answer.
 The SMTP receiver is a real aiosmtpd server (plain, STARTTLS or implicit TLS, optional AUTH).
 """
 
@@ -19,6 +20,7 @@ import ipaddress
 import json
 import ssl
 import time
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -57,7 +59,7 @@ def _is_url(value: Any) -> bool:
 class HttpReceiver:
     """A small aiohttp server; subclasses implement ``check`` (problems) and ``accept`` (the 2xx answer)."""
 
-    def __init__(self, script: list[int | str] | None = None) -> None:
+    def __init__(self, script: list[Any] | None = None) -> None:
         self.script = list(script or [])
         self.requests: list[Received] = []  # every request
         self.accepted: list[Received] = []  # requests answered with success
@@ -96,7 +98,8 @@ class HttpReceiver:
                 if step == HANG:
                     await self._release.wait()
                     return web.Response(status=504)
-                return web.Response(status=int(step), text=f"scripted failure for {request.path}")
+                status, headers = step if isinstance(step, tuple) else (int(step), {})
+                return web.Response(status=status, text=f"scripted failure for {request.path}", headers=headers)
             problems = self.check(request, body)
             if problems:
                 self.problems += problems
@@ -328,7 +331,7 @@ class DiscordReceiver(HttpReceiver):
 
     def __init__(
         self,
-        script: list[int | str] | None = None,
+        script: list[Any] | None = None,
         webhook_id: str = "123456789012345678",
         token: str = "discord-token",
     ) -> None:
@@ -442,7 +445,7 @@ def telegram_problems(data: dict[str, Any]) -> list[str]:
 class TelegramReceiver(HttpReceiver):
     """``POST /bot<token>/sendMessage`` like api.telegram.org: ``{"ok": true, "result": ...}``."""
 
-    def __init__(self, token: str, script: list[int | str] | None = None) -> None:
+    def __init__(self, token: str, script: list[Any] | None = None) -> None:
         super().__init__(script)
         self.token = token
 
@@ -468,7 +471,7 @@ class TelegramReceiver(HttpReceiver):
 class WebhookReceiver(HttpReceiver):
     """Verifies the HMAC over ``"<timestamp>.<body>"``, refuses stale timestamps and replayed signatures."""
 
-    def __init__(self, secret: str, script: list[int | str] | None = None, tolerance_s: float = 300) -> None:
+    def __init__(self, secret: str, script: list[Any] | None = None, tolerance_s: float = 300) -> None:
         super().__init__(script)
         self.secret, self.tolerance_s = secret, tolerance_s
         self.seen: set[str] = set()
@@ -549,7 +552,11 @@ class SmtpReceiver:
             # aiosmtpd only knows of STARTTLS sessions as secure; an implicit-TLS session is TLS from the start.
             kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=self.tls == "starttls")
         self.port = free_port()
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, ssl_context=ssl_ctx, **kwargs)
+        with warnings.catch_warnings():  # "AUTH without requiring TLS": implicit TLS is TLS
+            warnings.simplefilter("ignore", UserWarning)
+            self._controller = Controller(
+                Handler(), hostname="127.0.0.1", port=self.port, ssl_context=ssl_ctx, **kwargs
+            )
         self._controller.start()
         return self
 

@@ -30,9 +30,11 @@ async def wire(ctx: Context) -> None:
         [k.get_secret_value() for k in settings.notify_previous_secret_keys],
     )
     async with ctx.sessionmaker() as s, s.begin():
-        rotated = await store.rotate_secrets(s, box)
+        rotated, unreadable = await store.rotate_secrets(s, box)
     if rotated:
         log.info("channel secrets re-encrypted with the current key", channels=rotated)
+    if unreadable:
+        log.error("channel secrets no configured key decrypts", channel_ids=unreadable)
     dispatcher = Dispatcher(settings, ctx.sessionmaker, box)
     dispatcher.start()
     ctx.cleanups.append(dispatcher.stop)

@@ -45,6 +45,7 @@ class ChannelWorker:
         self.bucket = TokenBucket(burst=s.notify_burst, rate_per_s=s.notify_rate_per_minute / 60.0)
         self.woken = asyncio.Event()
         self.client: httpx.AsyncClient | None = None
+        self.paused_until = 0.0  # the endpoint said "slow down" (429 with Retry-After): the whole channel waits
         # Run in the service's context, not in that of the event that woke the channel first (its message
         # id and trace would be stamped on every later log line of this worker).
         self.task = asyncio.create_task(self._run(), name=f"notify:{channel_id}", context=dispatcher.context.copy())
@@ -64,7 +65,8 @@ class ChannelWorker:
         try:
             while True:
                 self.woken.clear()
-                wait = self.bucket.wait_time(time.monotonic())
+                now = time.monotonic()
+                wait = max(self.bucket.wait_time(now), self.paused_until - now)
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
@@ -158,6 +160,7 @@ class ChannelWorker:
             delay = backoff(row.attempts, s_.notify_backoff_base_s, s_.notify_backoff_max_s, random.random())  # noqa: S311
             if exc.retry_after_s is not None:
                 delay = max(delay, exc.retry_after_s)
+                self.paused_until = time.monotonic() + exc.retry_after_s
             retry_at = now_utc() + timedelta(seconds=delay)
         async with self.d.sessionmaker() as s, s.begin():
             status = await queue.mark_failed(s, row, exc.message, retry_at)

@@ -46,9 +46,25 @@ class SendConfig:
     max_retry_after_s: float
 
 
+def fragments(value: str) -> set[str]:
+    """A secret and the pieces of it an error text may quote: a URL's path, query, credentials and its
+    path segments that look like ids or tokens (a digit, or 10+ characters); a token's ``:`` parts."""
+    found = {value}
+    parts = urlsplit(value) if "://" in value else None
+    if parts is not None and parts.netloc:
+        found |= {parts.path, parts.query, parts.fragment, parts.netloc.rpartition("@")[0]}
+        found |= {seg for seg in parts.path.split("/") if any(c.isdigit() for c in seg) or len(seg) >= 10}
+    found |= {piece for piece in value.split(":") if len(piece) >= 10}
+    return {f for f in found if len(f) >= 4 and f != "/"}
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(value, "***")
+    pieces: set[str] = set()
+    for value in secrets:
+        if value:
+            pieces |= fragments(value)
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "***")
     return text
 
 

@@ -17,7 +17,7 @@ from berth_common.catalogue import (
     SubscriptionCreate,
     SubscriptionView,
 )
-from berth_notifier.adapters.secretbox import SecretBox
+from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.tables import applications, channels, subscriptions
 from berth_notifier.domain import channels as domain
 from berth_notifier.domain.policy import matches
@@ -230,14 +230,22 @@ async def application_context(session: AsyncSession, application_id: str) -> dic
     return found
 
 
-async def rotate_secrets(session: AsyncSession, box: SecretBox) -> int:
-    """Re-encrypt every channel secret not written with the current key; returns how many."""
-    rotated = 0
+async def rotate_secrets(session: AsyncSession, box: SecretBox) -> tuple[int, list[str]]:
+    """Re-encrypt every channel secret not written with the current key.
+
+    Returns how many were re-encrypted and the ids of channels no configured key can read (they stay as
+    they are: configure the old key in ``notify_previous_secret_keys``, or set their secrets again).
+    """
+    rotated, unreadable = 0, []
     rows = await session.execute(sa.select(channels.c.id, channels.c.team_id, channels.c.secret_blob).with_for_update())
     for row in rows.all():
         if box.is_current(row.secret_blob):
             continue
-        blob = box.rotate_blob(row.secret_blob, aad(row.team_id, row.id))
+        try:
+            blob = box.rotate_blob(row.secret_blob, aad(row.team_id, row.id))
+        except SecretUnavailableError:
+            unreadable.append(row.id)
+            continue
         await session.execute(sa.update(channels).where(channels.c.id == row.id).values(secret_blob=blob))
         rotated += 1
-    return rotated
+    return rotated, unreadable
