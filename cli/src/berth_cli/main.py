@@ -14,7 +14,7 @@ With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is
 Other commands:
 
     berth bus spec                 the AsyncAPI document of every message, as JSON
-    berth images base              build the local base images
+    berth images base [NAME...]    build the local base images (cached by tag)
     berth db provision             create the per-service roles and schemas (BERTH_DATABASE_URL, BERTH_SECRET_KEY)
     berth service run NAME         run one service (containers: fills in its role from BERTH_SECRET_KEY)
 """
@@ -129,13 +129,20 @@ def bus_spec() -> None:
 
 
 @images_app.command("base")
-def images_base() -> None:
+def images_base(
+    names: Annotated[list[str] | None, typer.Argument(help="images to make (default: all)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when the tag exists")] = False,
+) -> None:
     """Build the local base images (no registry needed); cached by tag."""
     from berth_cli.baseimages import ensure_base_images
 
-    result = ensure_base_images()
-    if result is not None:
-        typer.echo(json.dumps(result, indent=2, default=str))
+    try:
+        result = ensure_base_images(names or None, force=force)
+    except ValueError as exc:
+        typer.echo(f"berth images base: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for tag, built in result.items():
+        typer.echo(f"{tag}: {'built' if built else 'present'}")
 
 
 def _env(name: str) -> str:

@@ -1,10 +1,13 @@
-"""`berth db provision` (the compose one-shot) and the role URL `berth service run` derives, on real Postgres."""
+"""The berth command besides up/down/status: db provision (compose one-shot), bus spec, images base."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 
 import asyncpg
+import pytest
 from typer.testing import CliRunner
 
 from berth_cli.main import app
@@ -42,3 +45,26 @@ def test_db_provision_requires_its_variables():
     result = CliRunner().invoke(app, ["db", "provision"], env={"BERTH_DATABASE_URL": "", "BERTH_SECRET_KEY": "x"})
     assert result.exit_code == 2
     assert "BERTH_DATABASE_URL is not set" in result.output
+
+
+def test_bus_spec_prints_the_asyncapi_document():
+    result = CliRunner().invoke(app, ["bus", "spec"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["asyncapi"] == "3.0.0"
+    assert any(name.startswith("cmd.") for name in doc["channels"])
+    assert any(name.startswith("evt.") for name in doc["channels"])
+
+
+def test_images_base_refuses_an_unknown_image():
+    result = CliRunner().invoke(app, ["images", "base", "nosuch"])
+    assert result.exit_code == 2
+    assert "unknown base image 'nosuch'" in result.output
+
+
+@pytest.mark.docker
+def test_images_base_makes_or_finds_busybox():
+    result = CliRunner().invoke(app, ["images", "base", "busybox"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("berth/busybox:1: ")
+    assert subprocess.run(["docker", "image", "inspect", "berth/busybox:1"], capture_output=True).returncode == 0
