@@ -62,10 +62,15 @@ async def test_build_from_git_daemon_serves_and_streams_logs(
     port = serve_image(tag, containers)
     assert http_get(port) == (200, f"<h1>hello {unique}</h1>")
     lines = b.lines(cmd.deployment_id)
-    assert lines[0] == f"resolving main of {git_daemon.url('app.git')}"
+    assert lines[:3] == [
+        f"resolving main of {git_daemon.url('app.git')}",
+        f"cloning {git_daemon.url('app.git')} (main)",
+        "Cloning into 'src'...",
+    ]
     assert any(line.endswith(" step-output-marker") for line in lines), lines
     assert f"checked out {sha}" in lines
     assert lines[-1] == f"built {tag} = {data['image_id']}"
+    assert not (b.settings.workspaces / cmd.build_id).exists()  # the workspace is removed
     print(f"\nMEASURED build from git daemon (first, cold cache): {took:.2f}s (event duration {data['duration_s']}s)")
 
 

@@ -14,6 +14,7 @@ CASES = [
     ("repository", "ext::sh", "source.repository"),
     ("repository", "file:///etc", "source.repository"),
     ("repository", "/etc", "source.repository"),
+    ("repository", "../../etc", "source.repository"),
     ("repository", "ssh://-oProxyCommand=touch%20{marker}/x", "source.repository"),
     ("ref", "main\ntouch {marker}", "source.ref"),
     ("ref", "--upload-pack=touch {marker}", "source.ref"),
@@ -78,3 +79,31 @@ async def test_legacy_engine_refuses_secret_args_without_building(builder_factor
     assert evt["type"] == "evt.build.failed" and evt["data"]["stage"] == "source"
     assert "need BuildKit secret mounts" in evt["data"]["reason"]
     assert "hunter2-secret" not in str(evt) and "hunter2-secret" not in "\n".join(b.lines(cmd.deployment_id))
+
+
+async def test_symlinks_in_the_repository_cannot_reach_outside(builder_factory, unique, tmp_path):
+    from tests.builder.support import git, make_repo
+
+    repo = tmp_path / "repo"
+    make_repo(repo, {"app/index.html": "x"})
+    (repo / "web").symlink_to("/etc")
+    (repo / "app" / "Dockerfile").symlink_to("/etc/passwd")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "links", cwd=repo)
+    b = await builder_factory(allow_local_git=True)
+    via_dir = await b.start_build(
+        build_id=f"ld-{unique}", repository=str(repo), subdirectory="web", image_tag="berth-test/x:1"
+    )
+    via_file = await b.start_build(
+        build_id=f"lf-{unique}", repository=str(repo), subdirectory="app", image_tag="berth-test/x:1"
+    )
+    evt = await b.result(via_dir.build_id, timeout=30)
+    assert (evt["data"]["stage"], evt["data"]["reason"]) == (
+        "dockerfile",
+        "the subdirectory 'web' goes through a symlink ('web'): not allowed",
+    )
+    evt = await b.result(via_file.build_id, timeout=30)
+    assert evt["data"]["stage"] == "dockerfile"
+    assert evt["data"]["reason"].startswith("'Dockerfile' is a symlink or unreadable")
+    assert "root:" not in str(b.events) and "root:" not in "\n".join(b.lines(via_file.deployment_id))
+    assert not (b.settings.workspaces / via_dir.build_id).exists()

@@ -204,7 +204,7 @@ class Pipeline:
         await say(f"cloning {inputs.url.display} ({ref_label})")
 
         async def git_line(line: str) -> None:
-            await say(redact(line))
+            await say(redact(line.replace(str(checkout), "src")))  # no server paths in the user's log
 
         for step in plan.steps:
             result = await self._git(step, dict(plan.env), deadline, git_line)
