@@ -19,11 +19,11 @@ from berth_common.catalogue import (
     WebhookTarget,
 )
 from tests.notifier.conftest import wait_for
+from tests.notifier.smtp import SmtpReceiver
 from tests.support.receivers import (
     HANG,
     DiscordReceiver,
     SlackReceiver,
-    SmtpReceiver,
     TelegramReceiver,
     WebhookReceiver,
 )

@@ -9,6 +9,7 @@ import logging
 
 import asyncpg
 import nats
+import pytest
 import structlog
 
 from berth_common.catalogue import (
@@ -35,7 +36,8 @@ from berth_common.catalogue import (
     WebhookTarget,
 )
 from tests.notifier.conftest import wait_for
-from tests.support.receivers import DiscordReceiver, SlackReceiver, SmtpReceiver, TelegramReceiver, WebhookReceiver
+from tests.notifier.smtp import SmtpReceiver
+from tests.support.receivers import DiscordReceiver, SlackReceiver, TelegramReceiver, WebhookReceiver
 
 A, B = "team-a", "team-b"
 SLACK_TOKEN = "T0SECRET/B0SECRET/slackSecretToken42"
@@ -317,6 +319,7 @@ async def test_secrets_never_appear_in_replies_logs_bus_traffic_or_the_table(sta
         smtp.stop()
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # implicit TLS is TLS
 async def test_the_test_query_reports_the_outcome_of_one_attempt(start_notifier, tmp_path):
     ok = await SlackReceiver().start()
     refusing = await DiscordReceiver(token="other-token").start()

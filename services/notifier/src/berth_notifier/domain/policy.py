@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 FAMILIES = ("deployment", "build", "container", "alert", "backup", "server", "certificate")
 CONSUMED_SUBJECTS = tuple(f"evt.{family}.>" for family in FAMILIES)
 # Chatty types a wildcard subscription does not match (an exact subscription still does).
-QUIET_LAST_TOKENS = frozenset({"progressed", "started", "line"})
+QUIET_LAST_TOKENS = frozenset({"progressed", "queued", "started", "line"})
 TOKEN = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
