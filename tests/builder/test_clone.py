@@ -234,3 +234,6 @@ def test_timeout_wins_and_reasons_are_actionable():
     assert "has no branch, tag or commit 'v9'" in failure_reason(
         "ref_not_found", display_url="u", ref="v9", timeout_s=1, stderr=""
     )
+    assert failure_reason("ref_not_found", display_url="u", ref="", timeout_s=1, stderr="") == (
+        "the repository u has no default branch: is it empty?"
+    )

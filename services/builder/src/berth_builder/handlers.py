@@ -119,16 +119,16 @@ class BuildHandler:
         except InvalidInput as exc:
             await say(f"rejected: {exc}")
             return Failed("source", f"invalid {exc.field}: {exc.why}")
-        if self.slots.locked():
-            await say("waiting for a build slot (BERTH_MAX_CONCURRENT_BUILDS)")
-        async with self.slots:
-            beat = asyncio.create_task(self._heartbeat(cmd.build_id, delivery))
-            try:
+        beat = asyncio.create_task(self._heartbeat(cmd.build_id, delivery))
+        try:
+            if self.slots.locked():
+                await say("waiting for a build slot (BERTH_MAX_CONCURRENT_BUILDS)")
+            async with self.slots:
                 outcome = await self.pipeline.run(cmd, say, inputs)
-            finally:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await beat
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
         if isinstance(outcome, Failed):
             for line in outcome.reason.splitlines()[:1]:
                 await say(f"build failed: {line}")

@@ -225,7 +225,9 @@ def failure_reason(failure: Failure, *, display_url: str, ref: str, timeout_s: f
         "the builder, or raise BERTH_CLONE_TIMEOUT_S for a large repository.",
         "auth": f"cloning {display_url} needs credentials the builder does not have: make the repository "
         "public, or use a URL with an access token or an ssh key the builder can use.",
-        "ref_not_found": f"the repository {display_url} has no branch, tag or commit {ref!r}: check the ref.",
+        "ref_not_found": f"the repository {display_url} has no branch, tag or commit {ref!r}: check the ref."
+        if ref
+        else f"the repository {display_url} has no default branch: is it empty?",
         "repository_not_found": f"repository {display_url} not found: check the URL (and that it is exported "
         "or that the builder may read it).",
         "network": f"cannot reach the git server of {display_url}: check the host name and the network.",
