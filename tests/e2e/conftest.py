@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from berth_cli import components
-from berth_cli.layout import Paths, resolve_ports
+from berth_cli.layout import Paths, mentions_path, resolve_ports
 from berth_cli.platform import free_port_base, leftovers
 
 
@@ -47,6 +48,17 @@ class Platform:
         return json.loads(self.paths.state.read_text())
 
 
+def mentioning(root: Path) -> list[psutil.Process]:
+    """Every other process whose command line names the data dir (a wider net than `berth down` casts)."""
+    me = psutil.Process()
+    skip = {me.pid, *(p.pid for p in me.parents())}
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if p.pid not in skip and mentions_path(p.info["cmdline"] or [], root):
+            found.append(p)
+    return found
+
+
 def platform_env(base: int) -> dict[str, str]:
     env = {
         k: v
@@ -64,7 +76,7 @@ def make_platform(root: Path) -> Iterator[Platform]:
         yield platform
     finally:
         platform.berth("down")
-        for p in leftovers(root):  # never leave a process behind, even when a test failed
+        for p in {*leftovers(root), *mentioning(root)}:  # never leave a process behind, even when a test failed
             p.kill()
 
 

@@ -14,6 +14,7 @@ from berth_cli.layout import (
     DEFAULT_PORTS,
     ChildSpec,
     Paths,
+    is_supervisor,
     mentions_path,
     platform_env,
     resolve_ports,
@@ -139,8 +140,23 @@ def test_the_admin_url_never_reaches_a_service():
         "BERTH_BUILDER_HTTP_PORT": "1",
         "BERTH_PORT_BASE": "30000",
         "BERTH_LOG_LEVEL": "DEBUG",
+        "BERTH_SUPERVISED_BY": "/another/platform",
     }
     assert scrub_env(env) == {"PATH": "/bin", "BERTH_LOG_LEVEL": "DEBUG"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/v/bin/python", "-m", "berth_cli.supervise", "--data-dir", "/data/x", "--all-in-one"], True),
+        (["/v/bin/python", "-m", "berth_cli.supervise", "--data-dir", "/data/x2"], False),
+        (["make", "down", "DATA_DIR=/data/x"], False),
+        (["/v/bin/berth", "down", "--data-dir", "/data/x"], False),
+        (["/v/bin/python", "-m", "berth_cli.supervise", "--data-dir"], False),
+    ],
+)
+def test_is_supervisor(argv, expected):
+    assert is_supervisor(argv, Path("/data/x")) is expected
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from berth_cli.platform import leftovers
 from berth_common.bus import Bus
 from berth_common.catalogue import PingService
 from berth_common.db.provision import service_url
+from tests.e2e.conftest import mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +44,7 @@ def assert_nothing_left(platform, pids: set[int]) -> None:
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     assert leftovers(platform.paths.root) == []
+    assert mentioning(platform.paths.root) == []
 
 
 def scheduler_url(platform) -> str:
@@ -152,8 +154,15 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     state = fresh_platform.state()
     assert set(state["children"]) == {"postgres", "nats", "traefik", "allinone"}
     assert psutil.Process(pid).cmdline()[-1].endswith("berth-allinone")
+    # the supervisor dies hard: its children follow it (parent-death signal), `berth down` tidies up
     pids = process_pids(state)
-    fresh_platform.down()
+    psutil.Process(state["pid"]).kill()
+    children = [psutil.Process(p) for p in pids - {state["pid"]}]
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == []
+    proc = fresh_platform.berth("down")
+    assert proc.returncode == 0, proc.stderr
+    assert "berth was not running" in proc.stdout
     assert_nothing_left(fresh_platform, pids)
 
 

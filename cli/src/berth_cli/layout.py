@@ -22,6 +22,9 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
 SERVICE_NAMES = tuple(name for name, _, _ in SERVICES)
 INFRA = ("postgres", "nats", "traefik")
 ALL_IN_ONE = "allinone"
+# set by the supervisor on every process it starts (value: the data dir): how `berth down` finds strays
+SUPERVISED_BY = "BERTH_SUPERVISED_BY"
+SUPERVISOR_MODULE = "berth_cli.supervise"
 DATABASE = "berth"
 
 DEFAULT_PORTS: dict[str, int] = {
@@ -234,7 +237,7 @@ def service_children(
 def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
     """The supervisor's environment without what must not reach the services (the admin database URL,
     per-service overrides the supervisor sets itself)."""
-    drop = {"BERTH_DATABASE_URL", "BERTH_PORT_BASE", "BERTH_HTTP_PORT"}
+    drop = {"BERTH_DATABASE_URL", "BERTH_PORT_BASE", "BERTH_HTTP_PORT", SUPERVISED_BY}
     out = {}
     for key, value in env.items():
         if key in drop or (key.startswith("BERTH_") and key.endswith(("_DATABASE_URL", "_HTTP_PORT"))):
@@ -251,3 +254,13 @@ def mentions_path(cmdline: list[str], path: Path) -> bool:
             if part == root or part.startswith(root + "/"):
                 return True
     return False
+
+
+def is_supervisor(cmdline: list[str], root: Path) -> bool:
+    """Whether a process is the detached supervisor of the data dir ``root``."""
+    if SUPERVISOR_MODULE not in cmdline:
+        return False
+    try:
+        return cmdline[cmdline.index("--data-dir") + 1] == str(root)
+    except (ValueError, IndexError):
+        return False

@@ -17,7 +17,16 @@ from typing import Any
 import psutil
 
 from berth_cli.datadir import read_json, tail
-from berth_cli.layout import INFRA, PORT_OFFSETS, SERVICE_NAMES, Paths, check_host, mentions_path, resolve_ports
+from berth_cli.layout import (
+    INFRA,
+    PORT_OFFSETS,
+    SERVICE_NAMES,
+    SUPERVISED_BY,
+    Paths,
+    check_host,
+    is_supervisor,
+    resolve_ports,
+)
 from berth_cli.probes import check_all, probe_from_dict
 
 
@@ -231,14 +240,16 @@ def up(paths: Paths, all_in_one: bool, timeout: float) -> PlatformStatus:
 
 
 def leftovers(root: Path) -> list[psutil.Process]:
-    """Processes that belong to the data dir: they name it in their argv or carry it as BERTH_DATA_DIR."""
+    """Processes the supervisor of ``root`` started (they carry its marker variable), and the detached
+    supervisor itself. This process and its parents are never included (`make down` names the data dir)."""
     found = []
-    me = os.getpid()
+    me = psutil.Process()
+    skip = {me.pid, *(p.pid for p in me.parents())}
     for p in psutil.process_iter(["pid", "cmdline"]):
-        if p.pid == me:
+        if p.pid in skip:
             continue
         try:
-            if mentions_path(p.info["cmdline"] or [], root) or p.environ().get("BERTH_DATA_DIR") == str(root):
+            if is_supervisor(p.info["cmdline"] or [], root) or p.environ().get(SUPERVISED_BY) == str(root):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -282,4 +293,6 @@ def down(paths: Paths, timeout: float = 90.0) -> list[int]:
             pass
     stray = leftovers(paths.root)
     _terminate(stray, 10.0)
+    if supervisor_pid(paths) is None:
+        paths.pidfile.unlink(missing_ok=True)  # left by a supervisor that was killed (nobody holds its lock)
     return [p.pid for p in stray]

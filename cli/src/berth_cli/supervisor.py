@@ -36,6 +36,7 @@ from berth_cli.datadir import ensure_secret, rotate, write_json
 from berth_cli.layout import (
     ALL_IN_ONE,
     DATABASE,
+    SUPERVISED_BY,
     ChildSpec,
     Paths,
     Probe,
@@ -199,7 +200,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                env={**scrub_env(self.env), **spec.env},
+                env={**scrub_env(self.env), **spec.env, SUPERVISED_BY: str(self.paths.root)},
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
                 **components.as_user(spec.user),  # type: ignore[arg-type]
@@ -274,7 +275,12 @@ class Supervisor:
 
     async def _provision(self, secret: str, admin_url: str) -> dict[str, str] | None:
         """Create the roles and schemas (a one-shot child); retried with backoff until it works."""
-        env = {**scrub_env(self.env), "BERTH_DATABASE_URL": admin_url, "BERTH_SECRET_KEY": secret}
+        env = {
+            **scrub_env(self.env),
+            "BERTH_DATABASE_URL": admin_url,
+            "BERTH_SECRET_KEY": secret,
+            SUPERVISED_BY: str(self.paths.root),
+        }
         if not self.external_db:
             env["BERTH_CREATE_DATABASE"] = DATABASE
         logfile = self.paths.log("provision")
