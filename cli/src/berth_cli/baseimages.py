@@ -25,26 +25,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from berth_common.images import (
+    BUSYBOX_IMAGE,
+    DEFAULT_IMAGE_MAP,
+    PYTHON_IMAGE,
+    ImageMapError,
+    check_ref,
+    parse_image_map,
+    resolve_image,
+)
+from berth_common.images import image_map as common_image_map
+
+__all__ = [
+    "BUSYBOX_IMAGE",
+    "DEFAULT_IMAGE_MAP",
+    "PYTHON_IMAGE",
+    "BaseImageError",
+    "ImageMapError",
+    "check_ref",
+    "ensure_base_images",
+    "image_map",
+    "parse_image_map",
+    "resolve_image",
+]
+
 DOCKER = "/usr/bin/docker"
-BUSYBOX_IMAGE = "berth/busybox:1"
-PYTHON_IMAGE = "berth/python:3-bookworm"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-DEFAULT_IMAGE_MAP: dict[str, str] = {
-    "busybox": BUSYBOX_IMAGE,
-    "python:3": PYTHON_IMAGE,
-    "python:3-slim": PYTHON_IMAGE,
-    "python:3-bookworm": PYTHON_IMAGE,
-    "python:3-slim-bookworm": PYTHON_IMAGE,
-    "python:3.11": PYTHON_IMAGE,
-    "python:3.11-slim": PYTHON_IMAGE,
-    "python:3.12": PYTHON_IMAGE,
-    "python:3.12-slim": PYTHON_IMAGE,
-    "python:3.13-slim": PYTHON_IMAGE,
-}
-
-# An image reference as docker accepts it (repository[:tag][@digest]); no spaces, no options.
-_REF_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$", re.IGNORECASE)
 _SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
 
@@ -56,74 +63,10 @@ class BaseImageError(RuntimeError):
 # --- the image map (pure) ----------------------------------------------------------------------------
 
 
-def check_ref(ref: str) -> str:
-    if not _REF_RE.fullmatch(ref) or ref.startswith("-"):
-        raise ValueError(f"invalid image reference {ref!r}")
-    return ref
-
-
-def parse_image_map(text: str) -> dict[str, str]:
-    """``BERTH_IMAGE_MAP``: a JSON object, or ``name=local,name=local`` pairs. Every side is validated."""
-    text = text.strip()
-    if not text:
-        return {}
-    pairs: dict[str, str] = {}
-    if text.startswith("{"):
-        raw = json.loads(text)
-        if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-            raise ValueError("BERTH_IMAGE_MAP: a JSON object of strings to strings is expected")
-        items: Iterable[tuple[str, str]] = raw.items()
-    else:
-        parsed = []
-        for part in text.split(","):
-            if not part.strip():
-                continue
-            name, sep, local = part.partition("=")
-            if not sep:
-                raise ValueError(f"BERTH_IMAGE_MAP: {part.strip()!r} is not name=image")
-            parsed.append((name.strip(), local.strip()))
-        items = parsed
-    for name, local in items:
-        pairs[check_ref(name)] = check_ref(local)
-    return pairs
-
-
 def image_map(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The defaults, overridden and extended by ``BERTH_IMAGE_MAP``."""
+    """The defaults, overridden and extended by ``BERTH_IMAGE_MAP`` from ``env`` (the process environment)."""
     env = os.environ if env is None else env
-    return {**DEFAULT_IMAGE_MAP, **parse_image_map(env.get("BERTH_IMAGE_MAP", ""))}
-
-
-def _normalise(ref: str) -> str:
-    """``docker.io/library/python:3`` -> ``python:3``; ``index.docker.io/x/y`` -> ``x/y``."""
-    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
-        if ref.startswith(prefix):
-            ref = ref[len(prefix) :]
-            break
-    return ref.removeprefix("library/")
-
-
-def _repository(ref: str) -> str:
-    """The repository part of a reference: no digest, no tag (a ``:`` after the last ``/`` is a tag)."""
-    ref = ref.split("@", 1)[0]
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    return ref[:colon] if colon > slash else ref
-
-
-def resolve_image(ref: str, mapping: Mapping[str, str]) -> str:
-    """The local image for ``ref``: an exact entry first, then its repository's entry; else ``ref`` itself.
-
-    Keys and ``ref`` are compared after dropping the Docker Hub prefixes, so ``docker.io/library/busybox``
-    matches the key ``busybox``. A key without a tag maps every tag and digest of that repository.
-    """
-    table = {_normalise(k): v for k, v in mapping.items()}
-    norm = _normalise(ref)
-    untagged = norm.split("@", 1)[0]
-    for candidate in (norm, untagged, _repository(norm)):
-        if candidate in table:
-            return table[candidate]
-    return ref
+    return common_image_map(env.get("BERTH_IMAGE_MAP", ""))
 
 
 # --- apt sources (pure) --------------------------------------------------------------------------------
