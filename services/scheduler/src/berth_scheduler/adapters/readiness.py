@@ -23,7 +23,8 @@ class NotReadyError(Exception):
 
 @dataclass(frozen=True)
 class ReadinessConfig:
-    interval_s: float = 0.25
+    interval_s: float = 0.25  # between checks, reached from first_interval_s by growing 1.5x per check
+    first_interval_s: float = 0.05
     attempt_timeout_s: float = 2.0
     crash_restarts: int = 3  # this many restarts while verifying is a crash loop
     worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart
@@ -78,9 +79,13 @@ class ReadinessChecker:
         else:
             await self._wait_worker(spec, deadline)
 
+    def _next_pause(self, pause: float) -> float:
+        return min(pause * 1.5, self.config.interval_s)
+
     async def _wait_web(self, spec: ContainerSpec, deadline: float) -> None:
         assert spec.health_path is not None and spec.container_port is not None
         last = "not checked yet"
+        pause = min(self.config.first_interval_s, self.config.interval_s)
         while True:
             info = await self.docker.inspect(spec.name)
             crash = self._crashed(info)
@@ -98,11 +103,13 @@ class ReadinessChecker:
                 last = "the container is not running"
             if time.time() >= deadline:
                 raise await self._explain(spec, f"no 2xx from GET {spec.health_path} before the deadline ({last})")
-            await asyncio.sleep(self.config.interval_s)
+            await asyncio.sleep(pause)
+            pause = self._next_pause(pause)
 
     async def _wait_worker(self, spec: ContainerSpec, deadline: float) -> None:
         settle_until = time.time() + self.config.worker_settle_s
         last = "not checked yet"
+        pause = min(self.config.first_interval_s, self.config.interval_s)
         while True:
             found = await self.docker.inspect(spec.name)
             crash = self._crashed(found)
@@ -130,4 +137,5 @@ class ReadinessChecker:
                 last = "the container is not running"
             if time.time() >= deadline:
                 raise await self._explain(spec, f"the health check did not pass before the deadline ({last})")
-            await asyncio.sleep(self.config.interval_s)
+            await asyncio.sleep(pause)
+            pause = self._next_pause(pause)

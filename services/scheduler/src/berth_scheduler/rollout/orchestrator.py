@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
+
 from berth_common.db.unit import Unit, run_unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
@@ -112,6 +114,9 @@ class Orchestrator:
         return result
 
     async def _run_app(self, application_id: str) -> None:
+        # the task was created inside a handler: its log context is not this task's
+        structlog.contextvars.unbind_contextvars("message_id", "message_type", "trace_id", "span_id")
+        structlog.contextvars.bind_contextvars(application_id=application_id)
         wake = self._wakes.setdefault(application_id, asyncio.Event())
         try:
             while not self._stopping:

@@ -27,6 +27,7 @@ from berth_scheduler.rollout.runtime import Runtime
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
+START_CONCURRENCY = 4  # replicas created and started at once (the engine serialises much of it anyway)
 
 
 async def transit(rt: Runtime, deployment_id: str, inp: Input) -> Rollout:
@@ -61,47 +62,55 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
     return out
 
 
+async def _start_one(rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None) -> None:
+    """Create (or find) and start one replica; a host port taken meanwhile gets another one."""
+    name = names.container_name(spec.name, svc.name, r.deployment_id, n)
+    web = isinstance(svc, WebService)
+    for attempt in range(5):
+        if web and port is None:
+            port = allocate_port()
+        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port)
+        values = {
+            "name": name,
+            "deployment_id": r.deployment_id,
+            "application_id": r.application_id,
+            "service": svc.name,
+            "kind": svc.kind,
+            "replica": n,
+            "host_port": port,
+        }
+        await write(rt, store.record_container, values)  # recorded before it exists: found after a crash
+        info = await rt.docker.inspect(name)
+        if info is None:
+            await rt.docker.create(cs)
+            info = await rt.docker.inspect(name) or {}
+        if (info.get("State") or {}).get("Running"):
+            return
+        try:
+            await rt.docker.start(name)
+            return
+        except PortInUseError:
+            log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
+            await rt.docker.remove(name)
+            port = None
+    raise RuntimeError(f"could not find a free host port for {name}")
+
+
 async def start_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
     spec = rt.sealer.open(row.spec)
     if spec.network is not None:
         await rt.docker.ensure_network(spec.network, {names.LABEL_MANAGED: "true"})
-    recorded = {c.name: c for c in await read(rt, store.containers_of, r.deployment_id)}
-    count = 0
-    for svc, n in replica_slots(spec):
-        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
-        web = isinstance(svc, WebService)
-        port = recorded[name].host_port if name in recorded else None
-        for attempt in range(5):
-            if web and port is None:
-                port = allocate_port()
-            cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port)
-            values = {
-                "name": name,
-                "deployment_id": r.deployment_id,
-                "application_id": r.application_id,
-                "service": svc.name,
-                "kind": svc.kind,
-                "replica": n,
-                "host_port": port,
-            }
-            await write(rt, store.record_container, values)  # recorded before it exists: found after a crash
-            info = await rt.docker.inspect(name)
-            if info is None:
-                await rt.docker.create(cs)
-                info = await rt.docker.inspect(name) or {}
-            if (info.get("State") or {}).get("Running"):
-                break
-            try:
-                await rt.docker.start(name)
-                break
-            except PortInUseError:
-                log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
-                await rt.docker.remove(name)
-                port = None
-        else:
-            raise RuntimeError(f"could not find a free host port for {name}")
-        count += 1
-    await transit(rt, r.deployment_id, machine.ContainersStarted(count))
+    recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
+    limit = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def one(svc: Any, n: int) -> None:
+        async with limit:
+            port = recorded.get(names.container_name(spec.name, svc.name, r.deployment_id, n))
+            await _start_one(rt, r, spec, svc, n, port)
+
+    slots = replica_slots(spec)
+    await asyncio.gather(*(one(svc, n) for svc, n in slots))
+    await transit(rt, r.deployment_id, machine.ContainersStarted(len(slots)))
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:

@@ -1,0 +1,85 @@
+"""From a git repository to a live URL: the real builder (git daemon on loopback, Docker build), the
+scheduler, proxy-sync and Traefik, in-process on one bus; then a redeploy of a new commit under load."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from tests.builder.support import GitDaemon, commit, git, make_repo, publish_bare, start_builder, stop_builder
+from tests.scheduler.platform import Load
+from tests.scheduler.test_rollout import containers_of, wait_served
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+
+def dockerfile(base: str) -> str:
+    return "\n".join(
+        [
+            f"FROM {base}",
+            "COPY index.html /www/index.html",
+            'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+        ]
+    )
+
+
+def app(name: str, repository: str, host: str) -> dict:
+    return {
+        "name": name,
+        "source": {"kind": "git", "repository": repository, "ref": "main"},
+        "services": [{"kind": "web", "name": "web", "port": 8080, "health_path": "/", "hosts": [host]}],
+        "stop_timeout_s": 3,
+    }
+
+
+async def test_git_repository_to_live_url_and_redeploy(platform, database, busybox, app_id, unique, tmp_path):
+    daemon = GitDaemon(tmp_path / "served").start()
+    builder = await start_builder(platform.nats_url, database, tmp_path / "builder")
+    name = f"g{unique}"
+    host = f"web-{name}.localhost"
+    try:
+        repo = tmp_path / "repo"
+        make_repo(repo, {"Dockerfile": dockerfile(busybox), "index.html": "built v1\n"})
+        bare = publish_bare(repo, daemon.base, "app.git")
+        d1 = await platform.deploy(app_id, app(name, daemon.url("app.git"), host))
+        done = await platform.wait(d1, timeout=180)
+        assert done["type"] == "evt.deployment.succeeded", done
+        assert done["data"]["image"].startswith(f"berth/{name}:")
+        steps = [s for _, s in platform.steps(d1)]
+        assert steps[:3] == ["queued", "build requested", "build succeeded"]
+        await wait_served(platform, host, "built v1")
+        # the builder's lines and the scheduler's share the deployment's log subject
+        streams = {line["data"]["stream"] for line in platform.logs if line["data"]["deployment_id"] == d1}
+        assert streams == {"build", "deploy"}
+
+        commit(repo, {"index.html": "built v2\n"})
+        git("push", "-q", str(bare), "main", cwd=repo)
+        load = Load(platform.traefik.web_port, host).start()
+        d2 = await platform.deploy(app_id, app(name, daemon.url("app.git"), host))
+        done = await platform.wait(d2, timeout=180)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(load.stop)
+        assert done["type"] == "evt.deployment.succeeded", done
+        gets = [r for r in load.results if r[0] == "get"]
+        assert [r for r in gets if r[1] != 200] == [], gets[:5]
+        assert [r[2] for r in gets][-1] == "built v2"
+        assert {dep for _, dep in containers_of(app_id)} == {d2}
+
+        # a broken build fails the deployment with the builder's reason; v2 keeps serving
+        commit(repo, {"Dockerfile": dockerfile(busybox) + "\nRUN exit 42\n"})
+        git("push", "-q", str(bare), "main", cwd=repo)
+        d3 = await platform.deploy(app_id, app(name, daemon.url("app.git"), host))
+        failed = await platform.wait(d3, timeout=180)
+        assert failed["type"] == "evt.deployment.failed", failed
+        assert failed["data"]["failed_in"] == "building" and "build failed" in failed["data"]["reason"]
+        await wait_served(platform, host, "built v2")
+    finally:
+        await stop_builder(builder)
+        daemon.stop()
+        tags = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"], capture_output=True, text=True
+        ).stdout.split()
+        if tags:
+            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True)
