@@ -94,7 +94,24 @@ class Postgres:
         launch = components.pg_launch(self.data_dir / "pg", self.port, self.password)
         self.proc = Proc(launch, self.data_dir / "postgres.log").start()
         wait_port(self.port)
+        asyncio.run(self._wait_accepting())
         return self
+
+    async def _wait_accepting(self, timeout: float = 30.0) -> None:
+        """The port opens before Postgres accepts sessions ("the database system is starting up")."""
+        import asyncpg
+
+        dsn = self.admin_url.replace("postgresql+asyncpg://", "postgresql://")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=2)
+                await conn.close()
+                return
+            except (OSError, asyncpg.PostgresError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from berth_common.bus import Bus
@@ -49,7 +51,7 @@ class Context:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
         except Exception:
             db_ok = False
-        return {"bus": self.bus.connected, "db": db_ok}
+        return {"bus": self.bus.connected and self.bus.consumers_running, "db": db_ok}
 
 
 @dataclass
@@ -86,14 +88,34 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
             delay = min(delay * 2, 5.0)
 
 
+# SQLSTATE classes that mean "the database is not there for us yet": connection exceptions (08),
+# cannot connect now / starting up (57P03), invalid authorization (28: role not provisioned yet),
+# invalid catalog name (3D000: database not created yet).
+_UNAVAILABLE_SQLSTATES = ("08", "57P03", "28", "3D000")
+
+
+def _db_not_available(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError)):
+        return True
+    for err in (exc, getattr(exc, "orig", None), getattr(getattr(exc, "orig", None), "__cause__", None)):
+        if isinstance(err, (OSError, ConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+            return True
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 async def _migrate(engine: AsyncEngine, schema: str, versions_dir: Path, stop: asyncio.Event) -> None:
     delay = 0.2
     while True:
         try:
             await run_migrations(engine, schema, versions_dir)
             return
-        except (OSError, ConnectionError) as exc:
-            if stop.is_set():
+        except (OSError, ConnectionError, DBAPIError, asyncpg.PostgresError) as exc:
+            # Postgres still starting, not reachable, or the role not provisioned yet: keep trying (the
+            # service stays not ready, and the error is in the log). A failing migration is raised.
+            if stop.is_set() or not _db_not_available(exc):
                 raise
             log.warning("database not reachable yet", error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)

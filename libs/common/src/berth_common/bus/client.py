@@ -78,6 +78,7 @@ class Bus:
         self._js: JetStreamContext | None = None
         self._consumers: list[Consumer] = []
         self._responders: list[Any] = []
+        self._query_tasks: set[asyncio.Task[None]] = set()
 
     # --- connection --------------------------------------------------------------------------------
 
@@ -116,6 +117,11 @@ class Bus:
         return self._js
 
     @property
+    def consumers_running(self) -> bool:
+        """Every consumer's fetch loop is alive (readiness)."""
+        return all(c.running for c in self._consumers)
+
+    @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
@@ -123,6 +129,8 @@ class Bus:
         """Graceful shutdown: stop fetching, let in-flight handlers finish, drain the connection."""
         await asyncio.gather(*(c.stop(timeout) for c in self._consumers), return_exceptions=True)
         self._consumers.clear()
+        if self._query_tasks:  # queries being answered finish before the connection drains
+            await asyncio.wait(set(self._query_tasks), timeout=min(timeout, 10.0))
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
@@ -221,8 +229,15 @@ class Bus:
         durable_service: str | None = None,
         batch: int = 10,
         new_only: bool = False,
+        concurrency: int = 1,
     ) -> Consumer:
-        """Start a durable pull consumer for one message type (or a subject pattern) of this service."""
+        """Start a durable pull consumer for one message type (or a subject pattern) of this service.
+
+        ``concurrency`` > 1 runs up to that many handlers of a fetched batch at once (their order is then not
+        kept): for handlers that wait on something slow and are independent of each other.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         if isinstance(message_type, str):
             subject, model = message_type, None
         else:
@@ -238,8 +253,9 @@ class Bus:
             max_deliver=self.max_deliver,
             ack_wait_s=self.ack_wait_s,
             backoff_s=self.backoff_s,
-            batch=batch,
+            batch=max(batch, concurrency),
             deliver_new_only=new_only,
+            concurrency=concurrency,
         )
         await consumer.start()
         self._consumers.append(consumer)
@@ -247,10 +263,26 @@ class Bus:
 
     # --- request / reply ---------------------------------------------------------------------------
 
-    async def serve(self, name: str, handler: Callable[[dict[str, Any]], Awaitable[BaseModel]]) -> None:
-        """Answer queries on ``rpc.<this service>.<name>`` (core NATS, queue group per service)."""
+    async def serve(
+        self, name: str, handler: Callable[[dict[str, Any]], Awaitable[BaseModel]], *, concurrency: int = 32
+    ) -> None:
+        """Answer queries on ``rpc.<this service>.<name>`` (core NATS, queue group per service).
+
+        Each query is answered in its own task (at most ``concurrency`` at once), so one slow query never
+        holds up the others on the same subject.
+        """
+        limit = asyncio.Semaphore(concurrency)
 
         async def on_request(msg: Msg) -> None:
+            task = asyncio.create_task(answer(msg))
+            self._query_tasks.add(task)
+            task.add_done_callback(self._query_tasks.discard)
+
+        async def answer(msg: Msg) -> None:
+            async with limit:
+                await respond(msg)
+
+        async def respond(msg: Msg) -> None:
             try:
                 env = Envelope.from_bytes(msg.data)
                 with continue_trace(f"rpc {name}", msg.headers):

@@ -80,6 +80,7 @@ class Consumer:
     ack_wait_s: float
     backoff_s: list[float]
     batch: int = 10
+    concurrency: int = 1
     deliver_new_only: bool = False
     _task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -191,30 +192,43 @@ class Consumer:
             log.warning("consumer repair failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _handle_batch(self, msgs: list[Msg]) -> None:
-        """Handle a fetched batch in order; the messages not handled yet are kept alive meanwhile."""
+        """Handle a fetched batch (in order, or ``concurrency`` at a time); the messages not finished yet are
+        kept alive meanwhile, and handed back at once when the consumer stops."""
         waiting = list(msgs)
         keepalive = asyncio.create_task(self._keepalive(waiting))
-        try:
-            while waiting:
-                if self._stopping.is_set():
-                    # Shutting down: hand the rest back at once instead of holding them until ack_wait.
-                    for msg in waiting:
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(msg: Msg) -> None:
+            async with limit:
+                try:
+                    if self._stopping.is_set():
+                        # Shutting down: hand it back at once instead of holding it until ack_wait.
                         with contextlib.suppress(Exception):
                             await msg.nak()
-                    return
-                msg = waiting[0]
-                try:
+                        return
                     await self._process(msg)
                 except asyncio.CancelledError:
-                    for other in waiting[1:]:
-                        with contextlib.suppress(Exception):
-                            await other.nak()
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
                     raise
                 except Exception as exc:
                     # Never let one message kill the loop: it comes back after ack_wait.
                     log.error("message handling failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
                 finally:
-                    waiting.pop(0)
+                    with contextlib.suppress(ValueError):
+                        waiting.remove(msg)
+
+        try:
+            if self.concurrency == 1:
+                for msg in msgs:
+                    await one(msg)
+            else:
+                await asyncio.gather(*(one(msg) for msg in msgs))
+        except asyncio.CancelledError:
+            for msg in list(waiting):  # not started: hand back now rather than after ack_wait
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            raise
         finally:
             keepalive.cancel()
 
