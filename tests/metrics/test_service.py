@@ -104,14 +104,14 @@ async def test_query_matches_docker_stats_and_prometheus_exposes_it(nats_server,
         assert series["cpu_pct"].key == cid and series["cpu_pct"].labels["app"] == f"q-{unique}"
         # a point's CPU % covers the interval that ends at its time: take those inside the docker stats window
         cpu = [v for t, v in series["cpu_pct"].points if v is not None and started + timedelta(seconds=1) <= t <= ended]
-        mem = [v for _, v in series["mem_used"].points if v is not None]
+        mem = [v for t, v in series["mem_used"].points if v is not None and started <= t <= ended]
         assert len(cpu) >= 3
         ours, theirs = sum(cpu) / len(cpu), sum(e["cpu"] for e in expected) / len(expected)
         # a busy loop gets what the other load on the machine leaves it: over the same seconds both agree
         assert abs(ours - theirs) <= max(10.0, 0.2 * theirs), (cpu, expected)
         assert ours > 5.0  # it is busy (the share it gets depends on the rest of the machine)
         their_mem = sum(e["mem"] for e in expected) / len(expected)
-        assert abs(mem[-1] - their_mem) <= max(64 * 1024, 0.1 * their_mem), (mem, expected)
+        assert abs(sum(mem) / len(mem) - their_mem) <= max(256 * 1024, 0.1 * their_mem), (mem, expected)
         assert [v for _, v in series["mem_limit"].points][-1] == 256 * 1024**2 == expected[0]["limit"]
         assert [v for _, v in series["restarts"].points][-1] == 0.0
 

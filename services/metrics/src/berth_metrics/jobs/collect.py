@@ -12,7 +12,7 @@ from typing import Any
 import aiodocker
 
 from berth_common.logging import get_logger
-from berth_metrics.adapters.docker import DockerSource
+from berth_metrics.adapters.docker import DockerSource, DockerUnavailableError
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
 from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef
@@ -64,15 +64,27 @@ class Collector:
         return reading(info, stats, cpu, now)
 
     async def collect_once(self, now: datetime | None = None) -> Snapshot:
-        """Read everything once, store it, and make it the latest snapshot."""
+        """Read everything once, store it, and make it the latest snapshot.
+
+        When the engine does not answer, the server is still read and stored; the containers' last
+        readings stand (not stored again), so an engine restart neither raises nor resolves their alerts.
+        """
         started = time.perf_counter()
         now = now or datetime.now(UTC)
-        listing = await self.source.running()
-        sem = asyncio.Semaphore(self.concurrency)
-        results = await asyncio.gather(*(self._read(e, sem, now) for e in listing))
-        containers = {r.container_id: r for r in results if r is not None}
-        for gone in set(self._previous) - {str(e.get("Id", "")) for e in listing}:
-            del self._previous[gone]
+        try:
+            listing: list[dict[str, Any]] | None = await self.source.running()
+        except (DockerUnavailableError, aiodocker.DockerError, OSError, TimeoutError) as exc:
+            COLLECT_ERRORS.labels("engine").inc()
+            log.warning("docker engine not answering", error=str(exc))
+            listing = None
+        if listing is not None:
+            sem = asyncio.Semaphore(self.concurrency)
+            results = await asyncio.gather(*(self._read(e, sem, now) for e in listing))
+            containers = {r.container_id: r for r in results if r is not None}
+            for gone in set(self._previous) - {str(e.get("Id", "")) for e in listing}:
+                del self._previous[gone]
+        else:
+            containers = self.snapshot.containers
         try:
             server: ServerReading | None = server_reading(self.server, self.host.read(), now)
         except (OSError, ValueError) as exc:
@@ -80,7 +92,8 @@ class Collector:
             log.warning("server reading failed", error=str(exc))
             server = None
         self.snapshot = Snapshot(containers=containers, server=server)
-        await self.store.write(rows(self.snapshot, self.server, now))
+        stored = self.snapshot if listing is not None else Snapshot(server=server)
+        await self.store.write(rows(stored, self.server, now))
         COLLECT_SECONDS.observe(time.perf_counter() - started)
         return self.snapshot
 

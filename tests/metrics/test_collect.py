@@ -1,0 +1,62 @@
+"""One collection against the real engine and /proc, stored in a real Postgres; and an engine that is away."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from berth_metrics.adapters.docker import DockerSource
+from berth_metrics.adapters.host import HostReader
+from berth_metrics.adapters.store import SampleStore
+from berth_metrics.domain.readings import ContainerReading, Snapshot
+from berth_metrics.jobs.collect import Collector
+from berth_metrics.settings import REAL_FILESYSTEMS
+from tests.metrics.service import containers, run_busybox
+
+
+def collector(sessionmaker, url: str | None = None) -> Collector:
+    return Collector(
+        source=DockerSource(url, "v1.41", 5.0),
+        host=HostReader(Path("/proc"), REAL_FILESYSTEMS),
+        store=SampleStore(sessionmaker),
+        server="vm-t",
+        concurrency=4,
+    )
+
+
+async def rows_by_kind(sessionmaker) -> dict[str, int]:
+    async with sessionmaker() as s:
+        q = sa.text("SELECT r.kind, count(*) FROM samples s JOIN series r ON r.id = s.series_id GROUP BY r.kind")
+        return dict((await s.execute(q)).all())
+
+
+@pytest.mark.docker
+async def test_two_collections_read_containers_and_the_server(sessionmaker, unique):
+    c = collector(sessionmaker)
+    async with containers() as made:
+        cid = run_busybox(labels={"berth.app": f"c-{unique}", "berth.service": "web"}, command=["sleep", "600"])
+        made.append(cid)
+        first = await c.collect_once()
+        second = await c.collect_once()
+        await c.source.close()
+    assert first.containers[cid].cpu_pct is None  # no earlier reading to take a delta against
+    mine = second.containers[cid]
+    assert mine.cpu_pct is not None and 0.0 <= mine.cpu_pct < 50.0
+    assert mine.labels == {"app": f"c-{unique}", "service": "web"} and mine.health is None and mine.restarts == 0
+    assert mine.mem_used and mine.mem_limit and mine.mem_limit > mine.mem_used
+    assert second.server is not None and second.server.cpu_pct is not None and second.server.disks
+    kinds = await rows_by_kind(sessionmaker)
+    assert kinds["server"] == 2 and kinds["mount"] == 2 * len(second.server.disks) and kinds["container"] >= 2
+
+
+async def test_an_engine_that_does_not_answer_keeps_the_last_container_readings(sessionmaker, tmp_path):
+    c = collector(sessionmaker, f"unix://{tmp_path / 'no-engine.sock'}")
+    kept = ContainerReading("a" * 64, "web-1", "img", {}, None, 10.0, 1, 2, 0, 0, 0, 0, 0, None)  # type: ignore[arg-type]
+    c.snapshot = Snapshot(containers={kept.container_id: kept})
+    snap = await c.collect_once()
+    await c.source.close()
+    assert snap.containers == {kept.container_id: kept} and snap.server is not None
+    assert (await rows_by_kind(sessionmaker)).get("container") is None  # stale readings are not stored again
+    assert (await rows_by_kind(sessionmaker))["server"] == 1
