@@ -20,7 +20,7 @@ from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
 from berth_builder.pipeline import Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
 from berth_builder.settings import BuilderSettings
-from berth_common.bus import Bus, Delivery, TransientError
+from berth_common.bus import Bus, Delivery, TransientError, derived_id
 from berth_common.catalogue import BuildFailed, BuildSucceeded, LogLine, StartBuild
 from berth_common.db import Unit, idempotent
 from berth_common.logging import get_logger
@@ -181,10 +181,10 @@ class BuildHandler:
             "reason": row.reason or "",
             "duration_s": row.duration_s or 0.0,
         }
-        suffix = f"-replay-{delivery.envelope.id}" if replay else ""
+        causes = ("build", cmd.build_id, row.status, *(("replay", delivery.envelope.id) if replay else ()))
 
         async def body(_: StartBuild, unit: Unit) -> None:
-            await unit.emit(_event(cmd, values, row.image_tag), id=f"build-{cmd.build_id}-{row.status}{suffix}")
+            await unit.emit(_event(cmd, values, row.image_tag), id=derived_id(*causes))
 
         await idempotent(self.bus, self.sessionmaker, body)(cmd, delivery)
 
