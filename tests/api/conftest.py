@@ -144,3 +144,69 @@ async def identities(api_urls) -> AsyncIterator[Identities]:
     ids = Identities(api_urls["api"])
     yield ids
     await ids.close()
+
+
+@dataclass
+class Members:
+    """Bearer headers of the default team's admin, developer and viewer, and of another team's admin."""
+
+    admin: dict[str, str]
+    developer: dict[str, str]
+    viewer: dict[str, str]
+    other: dict[str, str]
+
+
+@pytest.fixture
+async def members(api: RunningApi, identities: Identities) -> Members:
+    async def make(email: str, role: Role, team: str = "default") -> dict[str, str]:
+        user = await identities.member(email, role, team=team)
+        token, _ = await identities.token(user, team=team)
+        return bearer(token)
+
+    return Members(
+        admin=bearer(api.admin_token()),
+        developer=await make("dev@example.com", "developer"),
+        viewer=await make("view@example.com", "viewer"),
+        other=await make("boss@other.example", "admin", team="other"),
+    )
+
+
+@pytest.fixture
+async def scheduler(nats_server, api: RunningApi):
+    """The scheduler's stand-in on the bus (started after the api, which declared the streams)."""
+    from tests.api.scheduler_double import SchedulerDouble
+
+    double = await SchedulerDouble(nats_server.url).start(serve_replicas=True)
+    yield double
+    await double.stop()
+
+
+WEB_APP: dict = {
+    "name": "shop",
+    "source": {"kind": "image", "image": "registry.example.com:5000/acme/shop:1.0"},
+    "services": [
+        {"kind": "web", "name": "web", "port": 8080, "replicas": 2, "health_path": "/healthz"},
+        {"kind": "worker", "name": "jobs", "command": ["python", "-m", "jobs"]},
+    ],
+    "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+    "limits": {"cpus": 0.5, "memory_mb": 256},
+}
+
+
+async def make_project(client: httpx.AsyncClient, headers: dict[str, str], name: str = "acme") -> dict:
+    r = await client.post("/v1/projects", headers=headers, json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def make_app(
+    client: httpx.AsyncClient, headers: dict[str, str], body: dict | None = None, project: str = "acme"
+) -> dict:
+    """A project (if needed) and an application in its production environment."""
+    projects = (await client.get("/v1/projects", headers=headers)).json()
+    found = [p for p in projects if p["name"] == project]
+    proj = found[0] if found else await make_project(client, headers, project)
+    env = proj["environments"][0]
+    r = await client.post(f"/v1/environments/{env['id']}/applications", headers=headers, json=body or WEB_APP)
+    assert r.status_code == 201, r.text
+    return r.json()

@@ -1,21 +1,29 @@
 """Wiring of the api service: the only place its parts are put together.
 
-The shared runtime connects the bus and the database and runs the migrations; ``wire`` binds the HTTP
-port and creates the bootstrap admin on the first start; ``run_http`` serves the app until stop.
+The shared runtime connects the bus and the database and runs the migrations; ``wire`` opens the secret
+key (created at the first start, mode 0600), binds the HTTP port, creates the bootstrap admin on the first
+start, starts the projection's consumers and the outbox sweeper; ``run_http`` serves the app until stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from berth_api import handlers
+from berth_api.adapters.secretbox import open_box
+from berth_api.entrypoints import bus
 from berth_api.entrypoints.http import create_app
 from berth_api.entrypoints.server import HttpServer
+from berth_api.entrypoints.state import SECRET_BOX
 from berth_api.settings import ApiSettings
+from berth_api.usecases import Deps
+from berth_api.usecases.deployments import purge_loop_once
 from berth_common.runtime import Context, ServiceSpec, run
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+SWEEP_INTERVAL_S = 30.0
 
 
 def spec(settings: ApiSettings | None = None) -> ServiceSpec:
@@ -23,8 +31,26 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
     http = HttpServer(settings)
 
     async def wire(ctx: Context) -> None:
+        box = await asyncio.to_thread(open_box, settings.secrets_key_path)
+        ctx.extra[SECRET_BOX] = box
         http.bind()
         await handlers.bootstrap_admin(ctx.sessionmaker, settings.admin_email, settings.admin_token_path)
+        await bus.register(ctx, handlers.DeploymentProjection(box))
+        deps = Deps(settings=settings, sessionmaker=ctx.sessionmaker, bus=ctx.bus, box=box)
+
+        async def sweep() -> None:  # published commands carrying secret values leave the outbox
+            while True:
+                await purge_loop_once(deps)
+                await asyncio.sleep(SWEEP_INTERVAL_S)
+
+        sweeper = asyncio.create_task(sweep(), name="api-outbox-sweeper")
+
+        async def stop_sweeper() -> None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+        ctx.cleanups.append(stop_sweeper)
 
     async def run_http(ctx: Context, stop: asyncio.Event) -> None:
         await http.serve(create_app(settings, ctx), stop)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from berth_api.domain.names import LABEL_RE
 from berth_common.settings import BaseServiceSettings
 
 
@@ -24,6 +25,31 @@ class ApiSettings(BaseServiceSettings):
     shutdown_grace_s: int = Field(default=25, ge=1, le=29)
     token_touch_interval_s: float = Field(default=60.0, ge=0)  # last_used_at is written at most this often
 
+    # Applications: generated hosts are <service>-<app>-<env>.<base_domain> (BERTH_BASE_DOMAIN)
+    base_domain: str = Field(default="localhost", min_length=1, max_length=200)
+    # file:// URLs and absolute paths as git repositories (BERTH_ALLOW_LOCAL_GIT, as the builder's): off
+    allow_local_git: bool = False
+    # AES-GCM key of secret variables, created at first start with mode 0600; default <data_dir>/api-secrets.key
+    secrets_key_file: Path | None = None  # BERTH_SECRETS_KEY_FILE
+    replicas_timeout_s: float = Field(default=1.0, gt=0, le=10)  # rpc.scheduler.replicas in GET /applications/{id}
+    # Logs as Server-Sent Events: a comment this often keeps proxies from closing an idle stream; the
+    # deployment's state is checked this often to end the stream when it finishes.
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_state_poll_s: float = Field(default=0.5, gt=0)
+
+    @field_validator("base_domain")
+    @classmethod
+    def _valid_base_domain(cls, value: str) -> str:
+        value = value.lower().removesuffix(".")
+        for label in value.split("."):
+            if not LABEL_RE.fullmatch(label):
+                raise ValueError(f"BERTH_BASE_DOMAIN: invalid DNS label {label!r}")
+        return value
+
     @property
     def admin_token_path(self) -> Path:
         return self.admin_token_file or self.data_dir / "admin.token"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.data_dir / "api-secrets.key"

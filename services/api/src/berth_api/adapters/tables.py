@@ -1,4 +1,4 @@
-"""Tables of the api schema: identity (users, teams, memberships, api tokens)."""
+"""Tables of the api schema: identity, then projects, environments, applications and deployments."""
 
 from __future__ import annotations
 
@@ -49,4 +49,99 @@ api_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# --- projects, environments, applications, deployments (api_0003) ----------------------------------
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="projects_team_name"),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("project_id", "name", name="environments_project_name"),
+)
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("environment_id", sa.String(32), sa.ForeignKey("environments.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),  # source, services, limits, restart policy (no values)
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("environment_id", "name", name="applications_environment_name"),
+)
+
+variables = sa.Table(
+    "variables",
+    metadata,
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),  # runtime | build
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("secret", sa.Boolean, nullable=False),
+    sa.Column("value", sa.Text, nullable=True),  # plain values only
+    sa.Column("sealed", sa.LargeBinary, nullable=True),  # secret values: AES-GCM
+    sa.CheckConstraint("kind IN ('runtime', 'build')", name="variables_kind"),
+    sa.CheckConstraint(
+        "(secret AND value IS NULL AND sealed IS NOT NULL) OR (NOT secret AND sealed IS NULL)",
+        name="variables_secret_sealed",
+    ),
+)
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    sa.Column("host", sa.String(253), primary_key=True),  # one owner per host name, platform-wide
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("service", sa.String(32), nullable=False),
+    sa.Column("generated", sa.Boolean, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # deploy | rollback
+    sa.Column("rollback_of", sa.String(32), nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("image", sa.String(255), nullable=True),
+    sa.Column("commit", sa.String(64), nullable=True),
+    sa.Column("generated_dockerfile", sa.Text, nullable=True),
+    sa.Column("previous_deployment_id", sa.String(64), nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("spec", sa.JSON, nullable=False),  # the snapshot sent, secret values sealed
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("application_id", "number", name="deployments_application_number"),
 )

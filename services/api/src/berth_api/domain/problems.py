@@ -61,9 +61,11 @@ class ProblemError(Exception):
         slug: str | None = None,
         title: str | None = None,
         headers: Mapping[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         default_slug, default_title = STANDARD.get(status, ("error", "Error"))
         self.status = status
+        self.errors = errors
         self.type = problem_type(slug or default_slug)
         self.title = title or default_title
         self.detail = detail
@@ -103,3 +105,11 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
         loc = [p for p in err.get("loc", ()) if isinstance(p, str | int)]
         out.append({"loc": json_pointer(loc), "detail": str(err.get("msg", "invalid")), "type": str(err.get("type"))})
     return out
+
+
+def invalid_field(loc: str, detail: str, *, status: int = 422, type_: str = "value_error") -> ProblemError:
+    """A 422 (or 409) naming one field by its JSON pointer, shaped like the request validation errors."""
+    what = "invalid" if status == 422 else "in conflict"
+    return ProblemError(
+        status, f"The request has {what} fields: {loc}.", errors=[{"loc": loc, "detail": detail, "type": type_}]
+    )

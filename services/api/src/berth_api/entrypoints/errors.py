@@ -27,7 +27,9 @@ def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] 
 
 async def _on_problem(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, ProblemError)
-    body = problem_body(exc.status, exc.detail, type_=exc.type, title=exc.title, instance=request.url.path)
+    body = problem_body(
+        exc.status, exc.detail, type_=exc.type, title=exc.title, instance=request.url.path, errors=exc.errors
+    )
     return problem_response(exc.status, body, exc.headers)
 
 

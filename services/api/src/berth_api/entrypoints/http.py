@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_api.domain.problems import MEDIA_TYPE
-from berth_api.entrypoints import v1
+from berth_api.entrypoints import routes_applications, routes_deployments, routes_projects, v1
 from berth_api.entrypoints.auth import anonymous, declared_access
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
@@ -103,7 +103,8 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     # The routers' routes are added as they are (full paths, responses already merged) rather than through
     # include_router, so app.routes lists every APIRoute for the access checks below and in the tests.
-    app.router.routes.extend(v1.router.routes)
+    for router in (v1.router, routes_projects.router, routes_applications.router, routes_deployments.router):
+        app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

@@ -1,26 +1,44 @@
-"""What routes reach through ``request.app.state``: the running service's context and settings."""
+"""What routes reach through ``request.app.state``: the running service's context, settings and use-case deps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from berth_api.adapters.secretbox import SecretBox
 from berth_api.settings import ApiSettings
+from berth_api.usecases import Deps
 from berth_common.runtime import Context
+
+SECRET_BOX = "secret_box"  # ctx.extra key, set by bootstrap.wire
 
 
 @dataclass
 class ApiState:
     settings: ApiSettings
     ctx: Context | None  # None only for an app built for introspection (OpenAPI export, route checks)
+    _deps: Deps | None = field(default=None, repr=False)
 
     def context(self) -> Context:
         if self.ctx is None:
             raise RuntimeError("the api app was built without a running service context")
         return self.ctx
 
+    def deps(self) -> Deps:
+        if self._deps is None:
+            ctx = self.context()
+            box = ctx.extra.get(SECRET_BOX)
+            if not isinstance(box, SecretBox):
+                raise RuntimeError("the api's secret box is not wired")
+            self._deps = Deps(settings=self.settings, sessionmaker=ctx.sessionmaker, bus=ctx.bus, box=box)
+        return self._deps
+
 
 def api_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
     return state
+
+
+def deps(request: Request) -> Deps:
+    return api_state(request).deps()

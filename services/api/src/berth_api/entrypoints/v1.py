@@ -24,14 +24,16 @@ from berth_api.entrypoints.schemas import (
 from berth_api.entrypoints.state import api_state
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description, "content": {MEDIA_TYPE: {}}}
 
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: _problem("No token, or an invalid, expired or revoked one"),
-    403: _problem("The token's role in its team is not enough"),
-    422: _problem("Invalid input; `errors` names each field"),
+Responses = dict[int | str, dict[str, Any]]
+
+PROBLEMS: Responses = {
+    401: problem_doc("No token, or an invalid, expired or revoked one"),
+    403: problem_doc("The token's role in its team is not enough"),
+    422: problem_doc("Invalid input; `errors` names each field"),
 }
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
@@ -78,7 +80,7 @@ async def create_token(
     "/tokens/{token_id}",
     response_model=TokenOut,
     summary="Revoke a token of this team",
-    responses={404: _problem("No such token in this team")},
+    responses={404: problem_doc("No such token in this team")},
 )
 async def revoke_token(
     request: Request,

@@ -1,0 +1,183 @@
+"""Database access for applications, their variables (secret values sealed) and their host names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.tables import applications, deployments, environments, hosts, variables
+from berth_api.domain.applications import VariableKind
+
+
+@dataclass(frozen=True)
+class StoredVariable:
+    """A variables row: plain ``value``, or ``sealed`` bytes for a secret."""
+
+    kind: VariableKind
+    name: str
+    secret: bool
+    value: str | None
+    sealed: bytes | None
+
+    def __repr__(self) -> str:
+        return f"StoredVariable({self.kind}, {self.name!r}, secret={self.secret})"
+
+
+@dataclass(frozen=True)
+class HostRow:
+    host: str
+    service: str
+    generated: bool
+
+
+def _app_columns() -> list[Any]:
+    return [*applications.c, environments.c.name.label("environment")]
+
+
+def _joined() -> Any:
+    return applications.join(environments, environments.c.id == applications.c.environment_id)
+
+
+async def insert_application(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(sa.insert(applications).values(**values))
+
+
+async def get_application(
+    session: AsyncSession, team_id: str, application_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    q = (
+        sa.select(*_app_columns())
+        .select_from(_joined())
+        .where(applications.c.id == application_id, applications.c.team_id == team_id)
+    )
+    if lock:
+        q = q.with_for_update(of=applications)
+    row = (await session.execute(q)).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def get_application_any(session: AsyncSession, application_id: str) -> dict[str, Any] | None:
+    """For bus handlers (the event names the application): no team scope."""
+    q = sa.select(*_app_columns()).select_from(_joined()).where(applications.c.id == application_id)
+    row = (await session.execute(q)).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def list_applications(
+    session: AsyncSession,
+    team_id: str,
+    *,
+    project_id: str | None = None,
+    environment_id: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    q = sa.select(*_app_columns()).select_from(_joined()).where(applications.c.team_id == team_id)
+    if project_id is not None:
+        q = q.where(applications.c.project_id == project_id)
+    if environment_id is not None:
+        q = q.where(applications.c.environment_id == environment_id)
+    q = q.order_by(applications.c.name, environments.c.name).limit(limit)
+    return [dict(r._mapping) for r in (await session.execute(q)).all()]
+
+
+async def update_application(session: AsyncSession, application_id: str, config: dict[str, Any]) -> None:
+    await session.execute(
+        sa.update(applications)
+        .where(applications.c.id == application_id)
+        .values(config=config, updated_at=sa.func.now())
+    )
+
+
+async def delete_application(session: AsyncSession, application_id: str) -> None:
+    await session.execute(sa.delete(applications).where(applications.c.id == application_id))
+
+
+async def blocking_deployments(session: AsyncSession, application_id: str) -> int:
+    """Deployments that may have containers running: not finished, or succeeded."""
+    q = (
+        sa.select(sa.func.count())
+        .select_from(deployments)
+        .where(
+            deployments.c.application_id == application_id,
+            deployments.c.state.notin_(("failed", "cancelled")),
+        )
+    )
+    return int((await session.execute(q)).scalar_one())
+
+
+# --- variables -------------------------------------------------------------------------------------
+
+
+async def variables_of(session: AsyncSession, application_ids: list[str]) -> dict[str, list[StoredVariable]]:
+    out: dict[str, list[StoredVariable]] = {a: [] for a in application_ids}
+    if not application_ids:
+        return out
+    v = variables.c
+    q = sa.select(variables).where(v.application_id.in_(application_ids)).order_by(v.application_id, v.kind, v.position)
+    for r in (await session.execute(q)).all():
+        out[r.application_id].append(StoredVariable(r.kind, r.name, r.secret, r.value, r.sealed))
+    return out
+
+
+async def replace_variables(
+    session: AsyncSession, application_id: str, kind: VariableKind, rows: list[StoredVariable]
+) -> None:
+    await session.execute(
+        sa.delete(variables).where(variables.c.application_id == application_id, variables.c.kind == kind)
+    )
+    if rows:
+        await session.execute(
+            sa.insert(variables),
+            [
+                {
+                    "application_id": application_id,
+                    "kind": kind,
+                    "name": r.name,
+                    "position": i,
+                    "secret": r.secret,
+                    "value": None if r.secret else r.value,
+                    "sealed": r.sealed if r.secret else None,
+                }
+                for i, r in enumerate(rows)
+            ],
+        )
+
+
+# --- hosts -----------------------------------------------------------------------------------------
+
+
+async def hosts_of(session: AsyncSession, application_ids: list[str]) -> dict[str, list[HostRow]]:
+    out: dict[str, list[HostRow]] = {a: [] for a in application_ids}
+    if not application_ids:
+        return out
+    q = (
+        sa.select(hosts)
+        .where(hosts.c.application_id.in_(application_ids))
+        .order_by(hosts.c.application_id, hosts.c.service, sa.desc(hosts.c.generated), hosts.c.host)
+    )
+    for r in (await session.execute(q)).all():
+        out[r.application_id].append(HostRow(r.host, r.service, r.generated))
+    return out
+
+
+async def hosts_taken(session: AsyncSession, names: list[str], application_id: str) -> set[str]:
+    """Which of ``names`` another application routes already."""
+    if not names:
+        return set()
+    q = sa.select(hosts.c.host).where(hosts.c.host.in_(names), hosts.c.application_id != application_id)
+    return {r.host for r in (await session.execute(q)).all()}
+
+
+async def replace_hosts(session: AsyncSession, application_id: str, rows: list[HostRow]) -> None:
+    await session.execute(sa.delete(hosts).where(hosts.c.application_id == application_id))
+    if rows:
+        await session.execute(
+            sa.insert(hosts),
+            [
+                {"host": r.host, "application_id": application_id, "service": r.service, "generated": r.generated}
+                for r in rows
+            ],
+        )

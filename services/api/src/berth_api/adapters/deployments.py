@@ -1,0 +1,134 @@
+"""Database access for deployments: what was asked (sealed snapshot) and the projection of its status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.tables import deployments
+from berth_api.domain.deployments import Projection
+from berth_common.catalogue import StartDeployment
+from berth_common.db.tables import outbox
+
+# Commands whose JSON carries secret values in the clear (the scheduler needs them): kept in the outbox
+# only until published.
+SECRET_SUBJECTS = (StartDeployment.TYPE,)
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return dict(r._mapping)
+
+
+async def next_number(session: AsyncSession, application_id: str) -> int:
+    """The application's next deployment number (call with the application row locked)."""
+    q = sa.select(sa.func.coalesce(sa.func.max(deployments.c.number), 0)).where(
+        deployments.c.application_id == application_id
+    )
+    return int((await session.execute(q)).scalar_one()) + 1
+
+
+async def insert_deployment(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    row = (await session.execute(sa.insert(deployments).values(**values).returning(*deployments.c))).one()
+    return _row(row)
+
+
+async def get_deployment(session: AsyncSession, team_id: str, deployment_id: str) -> dict[str, Any] | None:
+    q = sa.select(deployments).where(deployments.c.id == deployment_id, deployments.c.team_id == team_id)
+    row = (await session.execute(q)).first()
+    return None if row is None else _row(row)
+
+
+async def get_deployment_any(session: AsyncSession, deployment_id: str) -> dict[str, Any] | None:
+    row = (await session.execute(sa.select(deployments).where(deployments.c.id == deployment_id))).first()
+    return None if row is None else _row(row)
+
+
+async def lock_deployment(session: AsyncSession, deployment_id: str) -> dict[str, Any] | None:
+    """For bus handlers: the row, locked until the transaction ends (events of one deployment serialise)."""
+    q = sa.select(deployments).where(deployments.c.id == deployment_id).with_for_update()
+    row = (await session.execute(q)).first()
+    return None if row is None else _row(row)
+
+
+async def list_deployments(
+    session: AsyncSession, team_id: str, application_id: str, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    c = deployments.c
+    q = sa.select(deployments).where(c.application_id == application_id, c.team_id == team_id)
+    if before is not None:
+        q = q.where(c.number < before)
+    q = q.order_by(sa.desc(c.number)).limit(limit)
+    return [_row(r) for r in (await session.execute(q)).all()]
+
+
+async def succeeded(session: AsyncSession, application_id: str, limit: int = 2) -> list[dict[str, Any]]:
+    """The application's succeeded deployments, the most recently finished first (the first is live)."""
+    c = deployments.c
+    q = (
+        sa.select(deployments)
+        .where(c.application_id == application_id, c.state == "succeeded")
+        .order_by(sa.desc(c.finished_at), sa.desc(c.number))
+        .limit(limit)
+    )
+    return [_row(r) for r in (await session.execute(q)).all()]
+
+
+async def live_of(session: AsyncSession, application_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The live (last succeeded) deployment of each application that has one."""
+    if not application_ids:
+        return {}
+    c = deployments.c
+    q = (
+        sa.select(deployments)
+        .ext(distinct_on(c.application_id))
+        .where(c.application_id.in_(application_ids), c.state == "succeeded")
+        .order_by(c.application_id, sa.desc(c.finished_at), sa.desc(c.number))
+    )
+    return {r.application_id: _row(r) for r in (await session.execute(q)).all()}
+
+
+def projection_of(row: dict[str, Any]) -> Projection:
+    return Projection(
+        state=row["state"],
+        step=row["step"],
+        detail=row["detail"],
+        reason=row["reason"],
+        last_event_at=row["last_event_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+async def save_projection(session: AsyncSession, deployment_id: str, p: Projection, **extra: Any) -> None:
+    await session.execute(
+        sa.update(deployments)
+        .where(deployments.c.id == deployment_id)
+        .values(
+            state=p.state,
+            step=p.step,
+            detail=p.detail,
+            reason=p.reason,
+            last_event_at=p.last_event_at,
+            started_at=p.started_at,
+            finished_at=p.finished_at,
+            updated_at=sa.func.now(),
+            **extra,
+        )
+    )
+
+
+async def update_fields(session: AsyncSession, deployment_id: str, **values: Any) -> None:
+    await session.execute(
+        sa.update(deployments).where(deployments.c.id == deployment_id).values(**values, updated_at=sa.func.now())
+    )
+
+
+async def purge_published_secrets(session: AsyncSession) -> int:
+    """Delete published outbox rows of commands that carry secret values (they are on the bus now)."""
+    result = await session.execute(
+        sa.delete(outbox).where(outbox.c.subject.in_(SECRET_SUBJECTS), outbox.c.published_at.isnot(None))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,182 @@
+"""An application's desired state and the snapshot a deployment sends: pure, no I/O.
+
+The stored configuration (``config``) holds everything but variable values; runtime variables and build
+args are kept apart (secret values sealed). A deployment's snapshot is the catalogue's ``ApplicationSpec``;
+it is stored with every secret value sealed (``seal``) and shown with every secret value masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from berth_common.catalogue import ApplicationSpec
+
+VariableKind = Literal["runtime", "build"]
+Sealer = Callable[[str, str], str]  # (value, associated data) -> sealed text
+Opener = Callable[[str, str], str]  # (sealed text, associated data) -> value
+MASK = "**********"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A runtime variable or build arg; ``value`` is the plaintext (only ever in memory)."""
+
+    name: str
+    value: str
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        shown = MASK if self.secret else repr(self.value)
+        return f"Variable({self.name!r}, {shown}, secret={self.secret})"
+
+
+@dataclass(frozen=True)
+class VariableInput:
+    """A variable as a request gives it: ``value`` None keeps the stored value (how a secret is kept)."""
+
+    name: str
+    value: str | None
+    secret: bool
+
+    def __repr__(self) -> str:
+        return f"VariableInput({self.name!r}, secret={self.secret})"
+
+
+class MissingValueError(ValueError):
+    """A variable was given without a value where the stored one cannot be kept."""
+
+    def __init__(self, index: int, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+        self.index = index
+        self.name = name
+
+
+def check_kept_values(incoming: Iterable[VariableInput], stored_secret: Mapping[str, bool]) -> None:
+    """A variable without a value keeps the stored one: there must be one, and a secret stays secret
+    (turning it plain without a new value would reveal it). ``stored_secret``: name -> is secret."""
+    for i, var in enumerate(incoming):
+        if var.value is not None:
+            continue
+        if var.name not in stored_secret:
+            raise MissingValueError(i, var.name, "a value is required (only a stored variable may omit it)")
+        if stored_secret[var.name] and not var.secret:
+            raise MissingValueError(i, var.name, "a secret turns plain only with a new value")
+
+
+def git_ref(source: Mapping[str, Any]) -> str:
+    """What the builder checks out: the commit if pinned, else the branch, else the remote's HEAD."""
+    return str(source.get("commit") or source.get("branch") or "HEAD")
+
+
+def _service_spec(service: Mapping[str, Any], hosts: list[str]) -> dict[str, Any]:
+    common = {"kind": service["kind"], "name": service["name"], "replicas": service.get("replicas", 1)}
+    if service.get("limits"):
+        common["limits"] = service["limits"]
+    if service["kind"] == "web":
+        return {
+            **common,
+            "port": service["port"],
+            "health_path": service.get("health_path") or "/",
+            "command": service.get("command"),
+            "hosts": hosts,
+        }
+    return {**common, "command": service.get("command"), "health_command": service.get("health_command")}
+
+
+def _var_spec(v: Variable) -> dict[str, Any]:
+    return {"name": v.name, "value": v.value, "secret": v.secret}
+
+
+def application_spec(
+    *,
+    name: str,
+    environment: str,
+    config: Mapping[str, Any],
+    runtime: Iterable[Variable],
+    build: Iterable[Variable],
+    hosts: Mapping[str, list[str]],
+) -> ApplicationSpec:
+    """The snapshot of an application a deployment runs (raises pydantic's ValidationError if invalid)."""
+    src = config["source"]
+    if src["kind"] == "image":
+        source: dict[str, Any] = {"kind": "image", "image": src["image"]}
+    else:
+        source = {
+            "kind": "git",
+            "repository": src["repository"],
+            "ref": git_ref(src),
+            "subdirectory": src.get("subdirectory") or "",
+            "dockerfile": src.get("dockerfile"),
+            "build_args": [_var_spec(v) for v in build],
+        }
+    return ApplicationSpec.model_validate(
+        {
+            "name": name,
+            "environment": environment,
+            "source": source,
+            "services": [_service_spec(s, hosts.get(s["name"], [])) for s in config["services"]],
+            "env": [_var_spec(v) for v in runtime],
+            "limits": config.get("limits") or {},
+            "restart_policy": config.get("restart_policy", "unless-stopped"),
+            "stop_timeout_s": config.get("stop_timeout_s", 10),
+        }
+    )
+
+
+def with_image(spec: ApplicationSpec, image: str) -> ApplicationSpec:
+    """The same snapshot running a built image (a rollback: no rebuild)."""
+    return ApplicationSpec.model_validate({**_plain(spec), "source": {"kind": "image", "image": image}})
+
+
+def _plain(spec: ApplicationSpec) -> dict[str, Any]:
+    data: dict[str, Any] = spec.model_dump(mode="json")
+    return data
+
+
+def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any], aad: str) -> dict[str, Any]:
+    """Apply ``fn(entry, aad)`` to the value of every secret variable and build arg of a snapshot."""
+    out = dict(data)
+    out["env"] = [
+        {**e, "value": fn(e, f"{aad}:env:{e['name']}")} if e.get("secret") else e for e in data.get("env", [])
+    ]
+    source = dict(data["source"])
+    if source.get("kind") == "git":
+        source["build_args"] = [
+            {**e, "value": fn(e, f"{aad}:build:{e['name']}")} if e.get("secret") else e
+            for e in source.get("build_args", [])
+        ]
+    out["source"] = source
+    return out
+
+
+def snapshot_aad(deployment_id: str) -> str:
+    """Associated data of a deployment snapshot's sealed values (a value moved to another row does not open)."""
+    return f"deployment:{deployment_id}"
+
+
+def seal_spec(spec: ApplicationSpec, seal: Sealer, aad: str) -> dict[str, Any]:
+    """The snapshot as JSON with every secret value sealed (to store)."""
+    return _map_secrets(_plain(spec), lambda e, a: seal(str(e["value"]), a), aad)
+
+
+def open_spec(data: dict[str, Any], open_: Opener, aad: str) -> ApplicationSpec:
+    """A stored snapshot with its secret values opened again (for a rollback)."""
+    return ApplicationSpec.model_validate(_map_secrets(data, lambda e, a: open_(str(e["value"]), a), aad))
+
+
+def mask_spec(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored snapshot as it may be shown: every secret value replaced by None."""
+    return _map_secrets(data, lambda e, a: None, "")
+
+
+def secret_values(variables: Iterable[Variable]) -> list[str]:
+    return [v.value for v in variables if v.secret and v.value]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` (longest first, so none leaks as part of another)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text

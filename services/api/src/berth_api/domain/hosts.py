@@ -1,0 +1,27 @@
+"""Host names of web services: one generated per service, plus the custom ones a user adds."""
+
+from __future__ import annotations
+
+import hashlib
+
+from berth_api.domain.names import hostname
+
+MAX_LABEL = 63
+
+
+def generated_label(service: str, app: str, env: str) -> str:
+    """``<service>-<app>-<env>``; when longer than a DNS label allows, cut and made unique with a hash."""
+    label = f"{service}-{app}-{env}"
+    if len(label) <= MAX_LABEL:
+        return label
+    digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+    return f"{label[: MAX_LABEL - 9].rstrip('-')}-{digest}"
+
+
+def generated_host(service: str, app: str, env: str, base_domain: str) -> str:
+    return hostname(f"{generated_label(service, app, env)}.{base_domain}")
+
+
+def reserved_for_generated(host: str, base_domain: str) -> bool:
+    """Custom hosts may not take names under the base domain: those belong to generated hosts."""
+    return host == base_domain or host.endswith("." + base_domain)

@@ -1,0 +1,148 @@
+"""Routes of applications. Thin: role, input, use case, answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from berth_api.domain.applications import VariableInput
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas_apps import (
+    ApplicationCreate,
+    ApplicationDetail,
+    ApplicationOut,
+    ApplicationUpdate,
+    GitSourceIn,
+    ImageSourceIn,
+    VariableIn,
+)
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.views import application_detail, application_out
+from berth_api.usecases import applications as uc
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["applications"])
+NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
+ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
+EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def _inputs(variables: list[VariableIn]) -> list[VariableInput]:
+    return [VariableInput(v.name, v.value, v.secret) for v in variables]
+
+
+def _source(source: ImageSourceIn | GitSourceIn) -> dict[str, Any]:
+    return source.model_dump(mode="json", exclude={"build_args"})
+
+
+def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
+    return _inputs(source.build_args) if isinstance(source, GitSourceIn) else []
+
+
+@router.post(
+    "/environments/{environment_id}/applications",
+    response_model=ApplicationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an application in an environment",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def create_application(
+    body: ApplicationCreate,
+    request: Request,
+    environment_id: EnvironmentId,
+    principal: Principal = require_role("developer"),
+) -> ApplicationOut:
+    config = {
+        "source": _source(body.source),
+        "services": [s.model_dump(mode="json") for s in body.services],
+        "limits": body.limits.model_dump(mode="json"),
+        "restart_policy": body.restart_policy,
+        "stop_timeout_s": body.stop_timeout_s,
+    }
+    record = await uc.create_application(
+        deps(request), principal, environment_id, body.name, config, _inputs(body.env), _build_args(body.source)
+    )
+    return application_out(record)
+
+
+@router.get(
+    "/environments/{environment_id}/applications",
+    response_model=list[ApplicationOut],
+    summary="An environment's applications",
+    responses=NOT_FOUND,
+)
+async def list_environment_applications(
+    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+) -> list[ApplicationOut]:
+    records = await uc.list_applications(deps(request), principal, environment_id=environment_id)
+    return [application_out(r) for r in records]
+
+
+@router.get("/applications", response_model=list[ApplicationOut], summary="The team's applications")
+async def list_applications(
+    request: Request,
+    project_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    principal: Principal = require_role("viewer"),
+) -> list[ApplicationOut]:
+    records = await uc.list_applications(deps(request), principal, project_id=project_id)
+    return [application_out(r) for r in records]
+
+
+@router.get(
+    "/applications/{application_id}",
+    response_model=ApplicationDetail,
+    summary="An application: its configuration, live version, replicas and their health",
+    responses=NOT_FOUND,
+)
+async def get_application(
+    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
+) -> ApplicationDetail:
+    d = deps(request)
+    record, live = await uc.get_application(d, principal, application_id)
+    return application_detail(record, live, await uc.runtime_of(d, application_id))
+
+
+@router.patch(
+    "/applications/{application_id}",
+    response_model=ApplicationOut,
+    summary="Change an application (each field given replaces that field); applies at the next deployment",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_application(
+    body: ApplicationUpdate,
+    request: Request,
+    application_id: ApplicationId,
+    principal: Principal = require_role("developer"),
+) -> ApplicationOut:
+    changes: dict[str, Any] = {}
+    if body.source is not None:
+        changes["source"] = _source(body.source)
+    if body.services is not None:
+        changes["services"] = [s.model_dump(mode="json") for s in body.services]
+    if body.limits is not None:
+        changes["limits"] = body.limits.model_dump(mode="json")
+    if body.restart_policy is not None:
+        changes["restart_policy"] = body.restart_policy
+    if body.stop_timeout_s is not None:
+        changes["stop_timeout_s"] = body.stop_timeout_s
+    runtime = _inputs(body.env) if body.env is not None else None
+    build = _build_args(body.source) if body.source is not None else None
+    record = await uc.update_application(deps(request), principal, application_id, changes, runtime, build)
+    return application_out(record)
+
+
+@router.delete(
+    "/applications/{application_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an application that was never deployed successfully and runs nothing",
+    responses={**NOT_FOUND, 409: problem_doc("It has a live version or a deployment in progress")},
+)
+async def delete_application(
+    request: Request, application_id: ApplicationId, principal: Principal = require_role("admin")
+) -> Response:
+    await uc.delete_application(deps(request), principal, application_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,287 @@
+"""Bodies of projects, environments and applications (the public contract, documented in the OpenAPI).
+
+Every name, host, image, URL, ref and path is checked by its grammar (``berth_api.domain.names``) so a bad
+value is a 422 naming the field. Secret values are write-only: a response carries ``value: null`` for
+them, and a request that sends a secret back without a value keeps the stored one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from berth_api.domain import names
+from berth_common.catalogue import ENV_NAME_PATTERN, HEALTH_PATH_PATTERN, SLUG_PATTERN
+
+RESOURCE_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+
+ResourceName = Annotated[
+    str,
+    Field(min_length=1, max_length=63, json_schema_extra={"pattern": RESOURCE_PATTERN}),
+    AfterValidator(names.resource_name),
+]
+Slug = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"pattern": SLUG_PATTERN},
+        description="1-32 lowercase letters, digits or '-' (part of container names)",
+    ),
+    AfterValidator(names.slug),
+]
+EnvName = Annotated[
+    str,
+    Field(min_length=1, max_length=128, json_schema_extra={"pattern": ENV_NAME_PATTERN}),
+    AfterValidator(names.env_name),
+]
+EnvValue = Annotated[str, Field(max_length=names.MAX_VALUE), AfterValidator(names.env_value)]
+Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.hostname)]
+ImageRef = Annotated[
+    str, Field(min_length=1, max_length=names.MAX_IMAGE, examples=["nginx:1.27"]), AfterValidator(names.image_ref)
+]
+GitUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=names.MAX_URL, examples=["https://github.com/acme/shop.git"]),
+    AfterValidator(lambda v: names.git_url(v, allow_local=True)),  # local ones: checked against the settings
+]
+Branch = Annotated[str, Field(min_length=1, max_length=names.MAX_REF), AfterValidator(names.branch)]
+Commit = Annotated[str, Field(min_length=7, max_length=64), AfterValidator(names.commit)]
+RelPath = Annotated[str, Field(max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
+DockerfilePath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.dockerfile_path)]
+ArgvItem = Annotated[str, Field(max_length=names.MAX_ARG), AfterValidator(names.argv_item)]
+Command = Annotated[list[ArgvItem], Field(min_length=1, max_length=256)]
+HealthPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=HEALTH_PATH_PATTERN)]
+RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- projects and environments -----------------------------------------------------------------------
+
+
+class ProjectCreate(Strict):
+    name: ResourceName
+    description: str = Field(default="", max_length=500)
+
+
+class ProjectUpdate(Strict):
+    name: ResourceName | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class EnvironmentCreate(Strict):
+    name: Slug = Field(description="1-32 lowercase letters, digits or '-' (part of generated host names)")
+
+
+class EnvironmentOut(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    created_at: datetime
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    environments: list[EnvironmentOut]
+
+
+# --- applications --------------------------------------------------------------------------------------
+
+
+def _unique(items: list[Any], what: str) -> list[Any]:
+    seen = [getattr(i, "name", None) for i in items]
+    dupes = sorted({n for n in seen if n is not None and seen.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+    return items
+
+
+class VariableIn(Strict):
+    name: EnvName
+    value: EnvValue | None = Field(
+        default=None, description="Omit (or null) to keep the stored value: how a secret is sent back unchanged."
+    )
+    secret: bool = Field(default=False, description="Write-only: never returned after it is set, encrypted at rest.")
+
+
+class VariableOut(BaseModel):
+    name: str
+    value: str | None = Field(description="null for secrets: their value is never returned")
+    secret: bool
+
+
+Variables = Annotated[list[VariableIn], Field(max_length=500), AfterValidator(lambda v: _unique(v, "variable"))]
+BuildArgs = Annotated[list[VariableIn], Field(max_length=200), AfterValidator(lambda v: _unique(v, "build arg"))]
+
+
+class Limits(Strict):
+    cpus: float | None = Field(default=None, gt=0, le=512, description="CPU cores")
+    memory_mb: int | None = Field(default=None, ge=6, le=4_194_304, description="Memory in MB")
+
+
+class ImageSourceIn(Strict):
+    kind: Literal["image"]
+    image: ImageRef
+
+
+class GitSourceIn(Strict):
+    kind: Literal["git"]
+    repository: GitUrl
+    branch: Branch | None = Field(default=None, description="A branch or tag; neither this nor commit: HEAD")
+    commit: Commit | None = Field(default=None, description="A commit to build (7-64 hex digits)")
+    subdirectory: RelPath = ""
+    dockerfile: DockerfilePath | None = Field(
+        default="Dockerfile", description="Path inside the subdirectory; null: Berth detects how to build"
+    )
+    build_args: BuildArgs = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_ref(self) -> GitSourceIn:
+        if self.branch is not None and self.commit is not None:
+            raise ValueError("give a branch or a commit, not both")
+        return self
+
+
+Source = Annotated[ImageSourceIn | GitSourceIn, Field(discriminator="kind")]
+
+
+class WebServiceIn(Strict):
+    kind: Literal["web"]
+    name: Slug
+    port: int = Field(ge=1, le=65535, description="The port the container listens on")
+    replicas: int = Field(default=1, ge=1, le=64)
+    health_path: HealthPath = Field(default="/", description="Readiness: a GET here answers 2xx")
+    command: Command | None = Field(default=None, description="argv; null: the image's command")
+    domains: list[Host] = Field(default_factory=list, max_length=100, description="Custom host names")
+    limits: Limits | None = None
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> WebServiceIn:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError("domains must be unique")
+        return self
+
+
+class WorkerServiceIn(Strict):
+    kind: Literal["worker"]
+    name: Slug
+    replicas: int = Field(default=1, ge=1, le=64)
+    command: Command | None = None
+    health_command: Command | None = Field(default=None, description="argv run in the container; exit 0 = ready")
+    limits: Limits | None = None
+
+
+Service = Annotated[WebServiceIn | WorkerServiceIn, Field(discriminator="kind")]
+Services = Annotated[list[Service], Field(min_length=1, max_length=20), AfterValidator(lambda v: _unique(v, "service"))]
+
+
+class ApplicationCreate(Strict):
+    name: Slug
+    source: Source
+    services: Services
+    env: Variables = Field(default_factory=list, description="Runtime environment variables")
+    limits: Limits = Field(default_factory=Limits)
+    restart_policy: RestartPolicy = "unless-stopped"
+    stop_timeout_s: int = Field(default=10, ge=0, le=3600, description="SIGTERM, then SIGKILL after this")
+
+
+class ApplicationUpdate(Strict):
+    """Each field given replaces that field as a whole; the name is fixed (it is in hosts and containers)."""
+
+    source: Source | None = None
+    services: Services | None = None
+    env: Variables | None = None
+    limits: Limits | None = None
+    restart_policy: RestartPolicy | None = None
+    stop_timeout_s: int | None = Field(default=None, ge=0, le=3600)
+
+
+class ImageSourceOut(BaseModel):
+    kind: Literal["image"]
+    image: str
+
+
+class GitSourceOut(BaseModel):
+    kind: Literal["git"]
+    repository: str
+    branch: str | None
+    commit: str | None
+    subdirectory: str
+    dockerfile: str | None
+    build_args: list[VariableOut]
+
+
+class WebServiceOut(BaseModel):
+    kind: Literal["web"]
+    name: str
+    port: int
+    replicas: int
+    health_path: str
+    command: list[str] | None
+    domains: list[str]
+    hosts: list[str] = Field(description="Every host routed to it: the generated one first, then the domains")
+    limits: Limits | None
+
+
+class WorkerServiceOut(BaseModel):
+    kind: Literal["worker"]
+    name: str
+    replicas: int
+    command: list[str] | None
+    health_command: list[str] | None
+    limits: Limits | None
+
+
+class LiveVersion(BaseModel):
+    deployment_id: str
+    number: int
+    image: str | None
+    finished_at: datetime | None
+
+
+class ReplicaOut(BaseModel):
+    deployment_id: str
+    service: str
+    replica: int
+    container: str
+    state: str
+    health: str
+    restarts: int
+    upstream: str | None
+
+
+class RuntimeStatus(BaseModel):
+    available: bool = Field(description="False when the scheduler could not be asked (see error)")
+    error: str | None = None
+    live_deployment_id: str | None = None
+    replicas: list[ReplicaOut] = Field(default_factory=list)
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    environment_id: str
+    environment: str
+    source: Annotated[ImageSourceOut | GitSourceOut, Field(discriminator="kind")]
+    services: list[Annotated[WebServiceOut | WorkerServiceOut, Field(discriminator="kind")]]
+    env: list[VariableOut]
+    limits: Limits
+    restart_policy: RestartPolicy
+    stop_timeout_s: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApplicationDetail(ApplicationOut):
+    live: LiveVersion | None = Field(description="The last deployment that succeeded")
+    runtime: RuntimeStatus

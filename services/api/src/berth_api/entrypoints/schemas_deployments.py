@@ -1,0 +1,75 @@
+"""Bodies of deployments (the public contract, documented in the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from berth_api.domain.deployments import Status
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_common.catalogue import DeploymentState, RolloutOptions
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters (newline, tab, ...) are not allowed")
+    return value
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    options: RolloutOptions = Field(default_factory=RolloutOptions, description="Overrides of the scheduler's defaults")
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="A succeeded deployment of this application; default: the one before the live one",
+    )
+    options: RolloutOptions = Field(default_factory=RolloutOptions)
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)] = "cancelled by user"
+
+
+class SourceSummary(BaseModel):
+    kind: Literal["image", "git"]
+    image: str | None = None
+    repository: str | None = None
+    ref: str | None = None
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    application_id: str
+    number: int = Field(description="1, 2, ... per application")
+    kind: Literal["deploy", "rollback"]
+    rollback_of: str | None = Field(description="The deployment whose image a rollback runs")
+    status: Status = Field(description="queued, in_progress, succeeded, failed or cancelled")
+    state: DeploymentState = Field(description="The scheduler's state: queued, building, starting, ...")
+    step: str = Field(description="What happened last")
+    detail: str
+    reason: str | None = Field(description="Why it failed or was cancelled")
+    image: str | None = Field(description="The image run (for a git source: known once built)")
+    commit: str | None
+    generated_dockerfile: str | None = Field(description="The Dockerfile Berth generated, when it detected the build")
+    source: SourceSummary
+    spec: dict[str, Any] = Field(description="The snapshot sent to the scheduler; secret values are null")
+    options: dict[str, Any]
+    previous_deployment_id: str | None
+    duration_s: float | None
+    created_by: str | None
+    created_at: datetime = Field(description="When it was queued")
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None

@@ -1,0 +1,110 @@
+"""Records from the use cases -> response bodies. Secret values never get this far (null here anyway)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_api.adapters.applications import StoredVariable
+from berth_api.domain.deployments import status_of
+from berth_api.entrypoints.schemas_apps import (
+    ApplicationDetail,
+    ApplicationOut,
+    EnvironmentOut,
+    GitSourceOut,
+    ImageSourceOut,
+    LiveVersion,
+    ProjectOut,
+    ReplicaOut,
+    RuntimeStatus,
+    VariableOut,
+    WebServiceOut,
+    WorkerServiceOut,
+)
+from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
+from berth_api.usecases.applications import AppRecord, Runtime
+
+
+def project_out(row: dict[str, Any]) -> ProjectOut:
+    return ProjectOut(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        environments=[environment_out(e) for e in row["environments"]],
+    )
+
+
+def environment_out(row: dict[str, Any]) -> EnvironmentOut:
+    return EnvironmentOut(id=row["id"], project_id=row["project_id"], name=row["name"], created_at=row["created_at"])
+
+
+def _variables(stored: list[StoredVariable], kind: str) -> list[VariableOut]:
+    return [
+        VariableOut(name=v.name, value=None if v.secret else v.value, secret=v.secret) for v in stored if v.kind == kind
+    ]
+
+
+def application_out(rec: AppRecord) -> ApplicationOut:
+    row, cfg = rec.row, rec.row["config"]
+    src = cfg["source"]
+    source: ImageSourceOut | GitSourceOut
+    if src["kind"] == "image":
+        source = ImageSourceOut(kind="image", image=src["image"])
+    else:
+        source = GitSourceOut(
+            kind="git",
+            repository=src["repository"],
+            branch=src.get("branch"),
+            commit=src.get("commit"),
+            subdirectory=src.get("subdirectory") or "",
+            dockerfile=src.get("dockerfile"),
+            build_args=_variables(rec.variables, "build"),
+        )
+    services: list[WebServiceOut | WorkerServiceOut] = []
+    for svc in cfg["services"]:
+        if svc["kind"] == "web":
+            generated = [h.host for h in rec.hosts if h.service == svc["name"] and h.generated]
+            services.append(WebServiceOut.model_validate({**svc, "hosts": generated + list(svc.get("domains") or [])}))
+        else:
+            services.append(WorkerServiceOut.model_validate(svc))
+    return ApplicationOut.model_validate(
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "project_id": row["project_id"],
+            "environment_id": row["environment_id"],
+            "environment": row["environment"],
+            "source": source,
+            "services": services,
+            "env": _variables(rec.variables, "runtime"),
+            "limits": cfg.get("limits") or {},
+            "restart_policy": cfg.get("restart_policy", "unless-stopped"),
+            "stop_timeout_s": cfg.get("stop_timeout_s", 10),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+    )
+
+
+def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: Runtime) -> ApplicationDetail:
+    status = RuntimeStatus(available=runtime.available, error=runtime.error)
+    if runtime.reply is not None:
+        status.live_deployment_id = runtime.reply.live_deployment_id
+        status.replicas = [ReplicaOut.model_validate(r.model_dump()) for r in runtime.reply.replicas]
+    live_out = None
+    if live is not None:
+        live_out = LiveVersion(
+            deployment_id=live["id"], number=live["number"], image=live["image"], finished_at=live["finished_at"]
+        )
+    base = application_out(rec).model_dump()
+    return ApplicationDetail.model_validate({**base, "live": live_out, "runtime": status})
+
+
+def deployment_out(row: dict[str, Any]) -> DeploymentOut:
+    src = row["spec"]["source"]
+    if src["kind"] == "image":
+        source = SourceSummary(kind="image", image=src["image"])
+    else:
+        source = SourceSummary(kind="git", repository=src["repository"], ref=src.get("ref"))
+    return DeploymentOut.model_validate({**row, "status": status_of(row["state"]), "source": source})

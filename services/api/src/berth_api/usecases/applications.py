@@ -1,0 +1,310 @@
+"""Applications: desired state (configuration, variables with sealed secrets, host names) and its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters import applications as repo
+from berth_api.adapters import deployments as deployments_repo
+from berth_api.adapters import projects as projects_repo
+from berth_api.adapters.applications import HostRow, StoredVariable
+from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.domain import names
+from berth_api.domain.applications import (
+    MissingValueError,
+    Variable,
+    VariableInput,
+    VariableKind,
+    application_spec,
+    check_kept_values,
+)
+from berth_api.domain.hosts import generated_host, reserved_for_generated
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.usecases import Deps
+from berth_api.usecases.projects import environment_missing
+from berth_common.bus import QueryFailedError, ServiceUnavailableError
+from berth_common.catalogue import ApplicationSpec, ReplicasQuery, ReplicasReply
+from berth_common.envelope import new_id
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+VAR_LOC = {"runtime": "/body/env", "build": "/body/source/build_args"}
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    row: dict[str, Any]  # the applications row and its environment's name
+    variables: list[StoredVariable]
+    hosts: list[HostRow]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    available: bool
+    error: str | None = None
+    reply: ReplicasReply | None = None
+
+
+def application_missing(principal: Principal, application_id: str) -> ProblemError:
+    return ProblemError(404, f"No application {application_id} in team {principal.team_name}.")
+
+
+def _aad(application_id: str, kind: str, name: str) -> str:
+    return f"var:{application_id}:{kind}:{name}"
+
+
+def _check_source(deps: Deps, config: dict[str, Any]) -> None:
+    source = config["source"]
+    if source["kind"] == "git" and not deps.settings.allow_local_git:
+        try:
+            names.git_url(source["repository"], allow_local=False)
+        except ValueError as exc:
+            raise invalid_field("/body/source/repository", str(exc)) from None
+
+
+def _check_kept(incoming: list[VariableInput] | None, kind: VariableKind, stored: list[StoredVariable]) -> None:
+    if incoming is None:
+        return
+    try:
+        check_kept_values(incoming, {v.name: v.secret for v in stored if v.kind == kind})
+    except MissingValueError as exc:
+        raise invalid_field(f"{VAR_LOC[kind]}/{exc.index}/value", str(exc)) from None
+
+
+def _rows(
+    deps: Deps, app_id: str, kind: VariableKind, incoming: list[VariableInput], stored: list[StoredVariable]
+) -> list[StoredVariable]:
+    """Rows to store: new values (secrets sealed), or the stored value kept (a sealed one as it is)."""
+    old = {v.name: v for v in stored if v.kind == kind}
+    rows = []
+    for var in incoming:
+        value, kept = var.value, old.get(var.name)
+        if value is None and kept is not None and kept.secret and var.secret:
+            rows.append(kept)
+            continue
+        if value is None and kept is not None:
+            value = kept.value  # a plain stored value (check_kept_values refused revealing a secret)
+        assert value is not None
+        sealed = deps.box.seal(value, _aad(app_id, kind, var.name)) if var.secret else None
+        rows.append(StoredVariable(kind, var.name, var.secret, None if var.secret else value, sealed))
+    return rows
+
+
+def open_variables(deps: Deps, app_id: str, stored: list[StoredVariable]) -> dict[str, list[Variable]]:
+    """Plaintext variables by kind (for a deployment's snapshot): secrets opened from their seal."""
+    out: dict[str, list[Variable]] = {"runtime": [], "build": []}
+    for v in stored:
+        if v.secret:
+            assert v.sealed is not None
+            try:
+                value = deps.box.open(v.sealed, _aad(app_id, v.kind, v.name))
+            except SecretUnavailableError as exc:
+                raise ProblemError(500, f"The secret {v.name} cannot be read on this server: {exc}.") from None
+        else:
+            value = v.value or ""
+        out[v.kind].append(Variable(v.name, value, v.secret))
+    return out
+
+
+async def sync_hosts(
+    deps: Deps, s: AsyncSession, app_id: str, app: str, env: str, services: list[dict[str, Any]]
+) -> list[HostRow]:
+    """Claim the application's host names: one generated per web service, then its custom domains."""
+    base = deps.settings.base_domain
+    rows: list[tuple[HostRow, str]] = []
+    for i, svc in enumerate(services):
+        if svc["kind"] != "web":
+            continue
+        rows.append((HostRow(generated_host(svc["name"], app, env, base), svc["name"], True), "/body/name"))
+        for j, domain in enumerate(svc.get("domains") or []):
+            loc = f"/body/services/{i}/domains/{j}"
+            if reserved_for_generated(domain, base):
+                raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
+            rows.append((HostRow(domain, svc["name"], False), loc))
+    seen: set[str] = set()
+    for row, loc in rows:
+        if row.host in seen:
+            raise invalid_field(loc, f"{row.host} is used twice in this application")
+        seen.add(row.host)
+    taken = await repo.hosts_taken(s, [r.host for r, _ in rows], app_id)
+    for row, loc in rows:
+        if row.host in taken:
+            raise invalid_field(
+                loc, f"the host {row.host} is in use by another application", status=409, type_="conflict"
+            )
+    await repo.replace_hosts(s, app_id, [r for r, _ in rows])
+    return [r for r, _ in rows]
+
+
+def build_spec(
+    deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow], *, placeholders: bool = False
+) -> ApplicationSpec:
+    """The snapshot of the application (``placeholders``: secret values not opened, to check the shape)."""
+    if placeholders:
+        variables: dict[str, list[Variable]] = {"runtime": [], "build": []}
+        for v in stored:
+            variables[v.kind].append(Variable(v.name, v.value or "x", v.secret))
+    else:
+        variables = open_variables(deps, row["id"], stored)
+    by_service: dict[str, list[str]] = {}
+    for h in hosts:
+        by_service.setdefault(h.service, []).append(h.host)
+    return application_spec(
+        name=row["name"],
+        environment=row["environment"],
+        config=row["config"],
+        runtime=variables["runtime"],
+        build=variables["build"] if row["config"]["source"]["kind"] == "git" else [],
+        hosts=by_service,
+    )
+
+
+def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow]) -> None:
+    try:
+        build_spec(deps, row, stored, hosts, placeholders=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "/body/" + "/".join(str(p) for p in first["loc"])
+        raise invalid_field(loc, f"not accepted for a deployment: {first['msg']}") from None
+
+
+async def create_application(
+    deps: Deps,
+    principal: Principal,
+    environment_id: str,
+    name: str,
+    config: dict[str, Any],
+    runtime: list[VariableInput],
+    build: list[VariableInput],
+) -> AppRecord:
+    _check_source(deps, config)
+    _check_kept(runtime, "runtime", [])
+    _check_kept(build, "build", [])
+    app_id = new_id()
+    try:
+        async with deps.sessionmaker() as s, s.begin():
+            env = await projects_repo.get_environment(s, principal.team_id, environment_id)
+            if env is None:
+                raise environment_missing(principal, environment_id)
+            values = {"id": app_id, "team_id": principal.team_id, "project_id": env["project_id"]}
+            await repo.insert_application(
+                s, {**values, "environment_id": environment_id, "name": name, "config": config}
+            )
+            stored = _rows(deps, app_id, "runtime", runtime, []) + _rows(deps, app_id, "build", build, [])
+            await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
+            await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
+            hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
+            row = await repo.get_application(s, principal.team_id, app_id)
+            assert row is not None
+            _check_spec(deps, row, stored, hosts)
+    except IntegrityError:
+        raise invalid_field(
+            "/body/name", f"an application named {name!r} exists in this environment", status=409, type_="conflict"
+        ) from None
+    log.info("application created", application_id=app_id, team_id=principal.team_id)
+    return AppRecord(row, stored, hosts)
+
+
+async def update_application(
+    deps: Deps,
+    principal: Principal,
+    application_id: str,
+    changes: dict[str, Any],
+    runtime: list[VariableInput] | None,
+    build: list[VariableInput] | None,
+) -> AppRecord:
+    """``changes`` replace top-level configuration fields; ``runtime``/``build`` None: unchanged."""
+    async with deps.sessionmaker() as s, s.begin():
+        row = await repo.get_application(s, principal.team_id, application_id, lock=True)
+        if row is None:
+            raise application_missing(principal, application_id)
+        config = {**row["config"], **changes}
+        _check_source(deps, config)
+        stored = (await repo.variables_of(s, [application_id]))[application_id]
+        _check_kept(runtime, "runtime", stored)
+        if "source" in changes:
+            build = build if config["source"]["kind"] == "git" else []
+        _check_kept(build, "build", stored)
+        for kind, incoming in (("runtime", runtime), ("build", build)):
+            if incoming is not None:
+                rows = _rows(deps, application_id, kind, incoming, stored)  # type: ignore[arg-type]
+                await repo.replace_variables(s, application_id, kind, rows)  # type: ignore[arg-type]
+                stored = [v for v in stored if v.kind != kind] + rows
+        await repo.update_application(s, application_id, config)
+        hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+        row = await repo.get_application(s, principal.team_id, application_id)
+        assert row is not None
+        _check_spec(deps, row, stored, hosts)
+    log.info("application updated", application_id=application_id, fields=sorted(changes))
+    return AppRecord(row, stored, hosts)
+
+
+async def delete_application(deps: Deps, principal: Principal, application_id: str) -> None:
+    async with deps.sessionmaker() as s, s.begin():
+        row = await repo.get_application(s, principal.team_id, application_id, lock=True)
+        if row is None:
+            raise application_missing(principal, application_id)
+        if await repo.blocking_deployments(s, application_id):
+            raise ProblemError(
+                409,
+                "The application has a live version or a deployment in progress; its containers would be left "
+                "running. Removing a deployed application is not supported yet.",
+            )
+        await repo.delete_application(s, application_id)
+    log.info("application deleted", application_id=application_id)
+
+
+async def records(s: AsyncSession, rows: list[dict[str, Any]]) -> list[AppRecord]:
+    ids = [r["id"] for r in rows]
+    variables = await repo.variables_of(s, ids)
+    hosts = await repo.hosts_of(s, ids)
+    return [AppRecord(r, variables[r["id"]], hosts[r["id"]]) for r in rows]
+
+
+async def list_applications(
+    deps: Deps, principal: Principal, *, project_id: str | None = None, environment_id: str | None = None
+) -> list[AppRecord]:
+    async with deps.sessionmaker() as s:
+        if (
+            environment_id is not None
+            and await projects_repo.get_environment(s, principal.team_id, environment_id) is None
+        ):
+            raise environment_missing(principal, environment_id)
+        rows = await repo.list_applications(s, principal.team_id, project_id=project_id, environment_id=environment_id)
+        return await records(s, rows)
+
+
+async def get_application(
+    deps: Deps, principal: Principal, application_id: str
+) -> tuple[AppRecord, dict[str, Any] | None]:
+    """The application and its live (last succeeded) deployment."""
+    async with deps.sessionmaker() as s:
+        row = await repo.get_application(s, principal.team_id, application_id)
+        if row is None:
+            raise application_missing(principal, application_id)
+        (record,) = await records(s, [row])
+        live = (await deployments_repo.live_of(s, [application_id])).get(application_id)
+    return record, live
+
+
+async def runtime_of(deps: Deps, application_id: str) -> Runtime:
+    """The application's containers as the scheduler sees them; a silent scheduler is reported, not raised."""
+    query = ReplicasQuery(application_id=application_id)
+    try:
+        reply = await deps.bus.request(
+            "scheduler", "replicas", query, ReplicasReply, timeout=deps.settings.replicas_timeout_s
+        )
+    except ServiceUnavailableError as exc:
+        return Runtime(available=False, error=str(exc))
+    except QueryFailedError as exc:
+        return Runtime(available=False, error=str(exc)[:500])
+    except Exception as exc:
+        log.warning("replicas query failed", application_id=application_id, error=str(exc))
+        return Runtime(available=False, error="the scheduler could not be asked (the bus is unavailable)")
+    return Runtime(available=True, reply=reply)

@@ -1,0 +1,189 @@
+"""Deployments: record one (queued) and publish its command in the same unit of work; rollback; cancel.
+
+The command travels through the outbox (``Unit.emit``), so a crash between the commit and the publish
+loses nothing. Its JSON carries secret values in the clear for the scheduler: the outbox row is deleted as
+soon as it is published (and a sweeper removes any the relay published later).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from berth_api.adapters import applications as apps_repo
+from berth_api.adapters import deployments as repo
+from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, with_image
+from berth_api.domain.deployments import CANCELLABLE, TERMINAL
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError
+from berth_api.usecases import Deps
+from berth_api.usecases.applications import application_missing, build_spec, records, sync_hosts
+from berth_common.catalogue import (
+    ApplicationSpec,
+    CancelDeployment,
+    DeploymentQueued,
+    ImageSource,
+    RolloutOptions,
+    StartDeployment,
+)
+from berth_common.db import Unit
+from berth_common.db.unit import run_unit
+from berth_common.envelope import new_id
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def deployment_missing(principal: Principal, deployment_id: str) -> ProblemError:
+    return ProblemError(404, f"No deployment {deployment_id} in team {principal.team_name}.")
+
+
+def masked(row: dict[str, Any]) -> dict[str, Any]:
+    """A deployment row as it may be shown: the snapshot's secret values masked."""
+    return {**row, "spec": mask_spec(row["spec"])}
+
+
+async def _record(
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    app: dict[str, Any],
+    spec: ApplicationSpec,
+    options: RolloutOptions,
+    *,
+    kind: str = "deploy",
+    rollback_of: str | None = None,
+) -> dict[str, Any]:
+    deployment_id = new_id()
+    image = spec.source.image if isinstance(spec.source, ImageSource) else None
+    row = await repo.insert_deployment(
+        unit.session,
+        {
+            "id": deployment_id,
+            "team_id": principal.team_id,
+            "application_id": app["id"],
+            "number": await repo.next_number(unit.session, app["id"]),
+            "kind": kind,
+            "rollback_of": rollback_of,
+            "created_by": principal.user_id,
+            "state": "queued",
+            "step": "queued",
+            "detail": "",
+            "image": image,
+            "spec": seal_spec(spec, deps.box.seal_text, snapshot_aad(deployment_id)),
+            "options": options.model_dump(mode="json"),
+        },
+    )
+    command = StartDeployment(
+        deployment_id=deployment_id, application_id=app["id"], team_id=principal.team_id, spec=spec, options=options
+    )
+    await unit.emit(command, id=f"deployment-start-{deployment_id}")
+    queued = DeploymentQueued(deployment_id=deployment_id, application_id=app["id"], team_id=principal.team_id)
+    await unit.emit(queued, id=f"deployment-queued-{deployment_id}")
+    # The command's logged form: secret values print as '**********' (SecretStr), never in the clear.
+    log.info("deployment requested", deployment_id=deployment_id, kind=kind, command=repr(command))
+    return row
+
+
+async def _purge(deps: Deps) -> None:
+    try:
+        async with deps.sessionmaker() as s, s.begin():
+            await repo.purge_published_secrets(s)
+    except Exception as exc:  # the sweeper tries again
+        log.warning("outbox purge failed", error=str(exc))
+
+
+async def start(deps: Deps, principal: Principal, application_id: str, options: RolloutOptions) -> dict[str, Any]:
+    """Snapshot the application, record the deployment as queued, publish ``cmd.deployment.start``."""
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
+        if app is None:
+            raise application_missing(principal, application_id)
+        (record,) = await records(unit.session, [app])
+        hosts = await sync_hosts(
+            deps, unit.session, app["id"], app["name"], app["environment"], app["config"]["services"]
+        )
+        spec = build_spec(deps, app, record.variables, hosts)
+        return await _record(deps, unit, principal, app, spec, options)
+
+    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    await _purge(deps)
+    return masked(row)
+
+
+async def rollback(
+    deps: Deps, principal: Principal, application_id: str, target_id: str | None, options: RolloutOptions
+) -> dict[str, Any]:
+    """A new deployment of the application's current configuration running a succeeded deployment's image
+    (by default the one that succeeded before the live one): no build."""
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        s = unit.session
+        app = await apps_repo.get_application(s, principal.team_id, application_id, lock=True)
+        if app is None:
+            raise application_missing(principal, application_id)
+        if target_id is not None:
+            target = await repo.get_deployment(s, principal.team_id, target_id)
+            if target is None or target["application_id"] != application_id:
+                raise deployment_missing(principal, target_id)
+            if target["state"] != "succeeded" or not target["image"]:
+                raise ProblemError(409, f"Deployment {target_id} did not succeed: there is no image to roll back to.")
+        else:
+            done = await repo.succeeded(s, application_id, limit=2)
+            if len(done) < 2:
+                raise ProblemError(409, "There is no earlier successful deployment to roll back to.")
+            target = done[1]
+        (record,) = await records(s, [app])
+        hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
+        spec = with_image(build_spec(deps, app, record.variables, hosts), str(target["image"]))
+        return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
+
+    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    await _purge(deps)
+    return masked(row)
+
+
+async def cancel(deps: Deps, principal: Principal, deployment_id: str, reason: str) -> dict[str, Any]:
+    """Ask the scheduler to cancel (it answers with evt.deployment.cancelled, or refuses once live)."""
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        row = await repo.get_deployment(unit.session, principal.team_id, deployment_id)
+        if row is None:
+            raise deployment_missing(principal, deployment_id)
+        if row["state"] in TERMINAL:
+            raise ProblemError(409, f"Deployment {deployment_id} already {row['state']}.")
+        if row["state"] not in CANCELLABLE:
+            raise ProblemError(409, f"Too late to cancel: the new version already serves traffic ({row['state']}).")
+        await repo.update_fields(unit.session, deployment_id, cancel_requested_at=datetime.now(UTC))
+        command = CancelDeployment(deployment_id=deployment_id, reason=reason)
+        await unit.emit(command, id=f"deployment-cancel-{deployment_id}")
+        fresh = await repo.get_deployment(unit.session, principal.team_id, deployment_id)
+        assert fresh is not None
+        return fresh
+
+    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    log.info("deployment cancel requested", deployment_id=deployment_id)
+    return masked(row)
+
+
+async def get(deps: Deps, principal: Principal, deployment_id: str) -> dict[str, Any]:
+    async with deps.sessionmaker() as s:
+        row = await repo.get_deployment(s, principal.team_id, deployment_id)
+    if row is None:
+        raise deployment_missing(principal, deployment_id)
+    return masked(row)
+
+
+async def list_for(
+    deps: Deps, principal: Principal, application_id: str, limit: int, before: int | None
+) -> list[dict[str, Any]]:
+    async with deps.sessionmaker() as s:
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        rows = await repo.list_deployments(s, principal.team_id, application_id, limit, before)
+    return [masked(r) for r in rows]
+
+
+async def purge_loop_once(deps: Deps) -> None:
+    await _purge(deps)
