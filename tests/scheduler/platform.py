@@ -126,8 +126,15 @@ class Platform:
                     return e
             return None
 
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(found), timeout)
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(found), timeout)
+        except TimeoutError:
+            seen = [
+                (e["type"], e["data"].get("state"), e["data"].get("step"), e["data"].get("detail"))
+                for e in self.of(deployment_id)
+            ]
+            raise AssertionError(f"no {types} {match} for {deployment_id} within {timeout}s; seen: {seen}") from None
         result = found()
         assert result is not None
         return result

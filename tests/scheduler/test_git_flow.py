@@ -46,6 +46,7 @@ async def test_git_repository_to_live_url_and_redeploy(platform, database, busyb
         d1 = await platform.deploy(app_id, app(name, daemon.url("app.git"), host))
         done = await platform.wait(d1, timeout=180)
         assert done["type"] == "evt.deployment.succeeded", done
+        v1_image = done["data"]["image"]
         assert done["data"]["image"].startswith(f"berth/{name}:")
         steps = [s for _, s in platform.steps(d1)]
         assert steps[:3] == ["queued", "build requested", "build succeeded"]
@@ -75,11 +76,28 @@ async def test_git_repository_to_live_url_and_redeploy(platform, database, busyb
         assert failed["type"] == "evt.deployment.failed", failed
         assert failed["data"]["failed_in"] == "building" and "build failed" in failed["data"]["reason"]
         await wait_served(platform, host, "built v2")
+
+        # rollback: the api names the earlier deployment's image; no build, and the time is reported
+        rollback = {**app(name, daemon.url("app.git"), host), "source": {"kind": "image", "image": v1_image}}
+        load = Load(platform.traefik.web_port, host).start()
+        d4 = await platform.deploy(app_id, rollback)
+        done = await platform.wait(d4, timeout=60)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(load.stop)
+        assert done["type"] == "evt.deployment.succeeded", done
+        assert done["data"]["image"] == v1_image and done["data"]["previous_deployment_id"] == d2
+        assert 0 < done["data"]["duration_s"] < 30
+        assert "build requested" not in [s for _, s in platform.steps(d4)]
+        gets = [r for r in load.results if r[0] == "get"]
+        assert [r for r in gets if r[1] != 200] == [] and gets[-1][2] == "built v1"
+        print(f"\nMEASURED rollback (no build) {done['data']['duration_s']}s")
     finally:
         await stop_builder(builder)
         daemon.stop()
         tags = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"], capture_output=True, text=True
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"],
+            capture_output=True,
+            text=True,
         ).stdout.split()
         if tags:
             subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True)

@@ -247,7 +247,16 @@ class DockerEvents:
 
     def __init__(self, app_id: str) -> None:
         self.proc = subprocess.Popen(
-            ["docker", "events", "--filter", f"label=berth.app={app_id}", "--filter", "type=container", "--format", "{{json .}}"],
+            [
+                "docker",
+                "events",
+                "--filter",
+                f"label=berth.app={app_id}",
+                "--filter",
+                "type=container",
+                "--format",
+                "{{json .}}",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -273,7 +282,9 @@ async def test_worker_redeploy_old_worker_gets_sigterm_and_is_gone_within_the_gr
     assert done["type"] == "evt.deployment.succeeded", done
     assert [dep for _, dep in containers_of(app_id)] == [d2]  # one worker, the new version's
     mine = [e for e in seen if e["Actor"]["Attributes"].get("name") == old[0]]
-    actions = [(e["Action"], e["Actor"]["Attributes"].get("signal"), e["Actor"]["Attributes"].get("exitCode")) for e in mine]
+    actions = [
+        (e["Action"], e["Actor"]["Attributes"].get("signal"), e["Actor"]["Attributes"].get("exitCode")) for e in mine
+    ]
     kill = next(i for i, a in enumerate(actions) if a[0] == "kill")
     assert actions[kill] == ("kill", "15", None), actions  # SIGTERM first
     die = next(i for i, a in enumerate(actions) if a[0] == "die")
@@ -327,3 +338,46 @@ async def test_deploying_app_b_causes_no_error_for_app_a_and_replicas_are_report
         assert all(r.upstream and r.upstream.startswith("http://127.0.0.1:") for r in reply.replicas)
     finally:
         remove_labelled(f"berth.app={app_b}")
+
+
+async def test_proxy_sync_and_scheduler_restart_while_routing(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host))
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    load = Load(platform.traefik.web_port, host).start()
+    await platform.proxy.stop()  # route commands wait in the work queue
+    d2 = await platform.deploy(app_id, web_app(busybox, "v2", host))
+    await platform.wait(d2, ("evt.deployment.progressed",), state="routing")
+    await platform.scheduler.stop()
+    await platform.scheduler.start()  # resumes routing: the unanswered command is sent again
+    await asyncio.sleep(1)
+    await platform.proxy.start()
+    done = await platform.wait(d2, timeout=60)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(load.stop)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert load.errors == [], load.errors[:10]
+    assert load.contents()[0] == "v1" and load.contents()[-1] == "v2"
+    assert {dep for _, dep in containers_of(app_id)} == {d2}
+
+
+async def test_a_route_proxy_sync_refuses_fails_the_deployment_and_changes_nothing(platform, busybox, app_id, unique):
+    from tests.scheduler.conftest import remove_labelled
+
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host))
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    before = platform.route_file(names.route_id(app_id, "web"))
+    thief = f"{app_id}-thief"
+    try:
+        d2 = await platform.deploy(thief, {**web_app(busybox, "stolen", host), "name": "thief"})
+        failed = await platform.wait(d2, timeout=60)
+        assert failed["type"] == "evt.deployment.failed", failed
+        assert failed["data"]["failed_in"] == "routing"
+        assert f"proxy-sync could not apply route {names.route_id(thief, 'web')}" in failed["data"]["reason"]
+        assert containers_of(thief) == []
+        assert platform.route_file(names.route_id(thief, "web")) is None
+        assert platform.route_file(names.route_id(app_id, "web")) == before
+        await wait_served(platform, host, "v1")
+    finally:
+        remove_labelled(f"berth.app={thief}")
