@@ -130,7 +130,12 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
     """
     settings = spec.settings
     structlog.contextvars.bind_contextvars(service=spec.name)
-    engine = make_engine(settings.database_url.get_secret_value(), settings.schema_name)
+    engine = make_engine(
+        settings.database_url.get_secret_value(),
+        settings.schema_name,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     bus: Bus | None = None
     ctx: Context | None = None
     relay: OutboxRelay | None = None

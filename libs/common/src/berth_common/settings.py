@@ -33,6 +33,9 @@ class BaseServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     database_url: SecretStr = SecretStr(f"postgresql+asyncpg://berth:{DEV_DB_PASSWORD}@127.0.0.1:5432/berth")
     db_schema: str = ""
+    # Connections kept open while idle, and how many more a burst may open (closed when returned).
+    db_pool_size: int = Field(default=1, ge=0, le=100)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
 
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     otlp_endpoint: str | None = None

@@ -24,12 +24,17 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, schema: str, *, pool_size: int = 5) -> AsyncEngine:
+def make_engine(url: str, schema: str, *, pool_size: int = 1, max_overflow: int = 10) -> AsyncEngine:
+    """An engine whose sessions see only ``schema``.
+
+    Only ``pool_size`` connections are kept open while idle (each idle connection costs Postgres a backend
+    of a few MB); bursts open up to ``max_overflow`` more, closed again when returned.
+    """
     check_schema(schema)
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"berth-{schema}"}},
     )
