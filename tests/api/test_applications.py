@@ -69,6 +69,8 @@ async def test_create_and_read_an_image_application(client, members):
     ] == [app["id"]]
     by_project = (await client.get(f"/v1/applications?project_id={app['project_id']}", headers=members.viewer)).json()
     assert len(by_project) == 1
+    assert (await client.get("/v1/applications?offset=1", headers=members.viewer)).json() == []
+    assert (await client.get("/v1/applications?limit=0", headers=members.viewer)).status_code == 422
 
 
 async def test_git_application_secrets_are_masked_everywhere(client, members):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from berth_api.domain.problems import MEDIA_TYPE
 from tests.api.conftest import make_app, make_project
 
@@ -55,27 +53,28 @@ async def test_project_lifecycle(client, members):
     problem(await client.get(f"/v1/projects/{other['id']}", headers=h), 404)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "Acme",
-        "-acme",
-        "acme-",
-        "ac_me",
-        "ac me",
-        "a" * 64,
-        "acme\n",
-        "ácme",
-        "--upload-pack=x",
-        "../../x",
-        "x" * 5000,
-    ],
-)
-async def test_bad_project_names_are_422_naming_the_field(client, members, name):
-    body = problem(await client.post("/v1/projects", headers=members.developer, json={"name": name}), 422)
-    assert locs(body) == {"/body/name"}
-    assert body["type"] == "urn:berth:problem:validation-error"
+BAD_NAMES = [
+    "",
+    "Acme",
+    "-acme",
+    "acme-",
+    "ac_me",
+    "ac me",
+    "a" * 64,
+    "acme\n",
+    "ácme",
+    "--upload-pack=x",
+    "../../x",
+    "x" * 5000,
+]
+
+
+async def test_bad_project_names_are_422_naming_the_field(client, members):
+    for name in BAD_NAMES:
+        body = problem(await client.post("/v1/projects", headers=members.developer, json={"name": name}), 422)
+        assert locs(body) == {"/body/name"}, name
+        assert body["type"] == "urn:berth:problem:validation-error"
+    assert (await client.get("/v1/projects", headers=members.developer)).json() == []
 
 
 async def test_environment_names_fit_in_generated_hosts(client, members):

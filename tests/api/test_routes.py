@@ -73,3 +73,20 @@ def _walk(dependant):
     for dep in dependant.dependencies:
         yield dep
         yield from _walk(dep)
+
+
+def test_mutations_need_a_developer_and_deletions_an_admin():
+    """Viewers only read; deleting projects, environments and applications is for admins."""
+    spec = _app().openapi()
+    roles = {(m.upper(), p): op["x-berth-role"] for p, item in spec["paths"].items() for m, op in item.items()}
+    for (method, path), role in roles.items():
+        if not path.startswith("/v1"):
+            continue
+        if method != "GET":
+            assert role in ("developer", "admin"), (method, path, role)
+        if method == "DELETE":
+            assert role == "admin", (method, path, role)
+    assert roles[("POST", "/v1/applications/{application_id}/deployments")] == "developer"
+    assert roles[("GET", "/v1/deployments/{deployment_id}/logs")] == "viewer"
+    logs = spec["paths"]["/v1/deployments/{deployment_id}/logs"]["get"]["responses"]["200"]["content"]
+    assert set(logs) == {"text/plain", "text/event-stream"}

@@ -72,14 +72,15 @@ async def list_applications(
     *,
     project_id: str | None = None,
     environment_id: str | None = None,
-    limit: int = 500,
+    limit: int = 1000,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     q = sa.select(*_app_columns()).select_from(_joined()).where(applications.c.team_id == team_id)
     if project_id is not None:
         q = q.where(applications.c.project_id == project_id)
     if environment_id is not None:
         q = q.where(applications.c.environment_id == environment_id)
-    q = q.order_by(applications.c.name, environments.c.name).limit(limit)
+    q = q.order_by(applications.c.name, environments.c.name, applications.c.id).limit(limit).offset(offset)
     return [dict(r._mapping) for r in (await session.execute(q)).all()]
 
 

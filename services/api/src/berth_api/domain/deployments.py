@@ -70,6 +70,5 @@ def on_terminal(p: Projection, state: str, reason: str | None, at: datetime) -> 
         step=p.step if p.terminal else state,
         reason=reason if reason else p.reason,
         last_event_at=max(at, p.last_event_at) if p.last_event_at else at,
-        started_at=p.started_at or at,
         finished_at=p.finished_at or at,
     )

@@ -86,9 +86,11 @@ async def list_environment_applications(
 async def list_applications(
     request: Request,
     project_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     principal: Principal = require_role("viewer"),
 ) -> list[ApplicationOut]:
-    records = await uc.list_applications(deps(request), principal, project_id=project_id)
+    records = await uc.list_applications(deps(request), principal, project_id=project_id, limit=limit, offset=offset)
     return [application_out(r) for r in records]
 
 

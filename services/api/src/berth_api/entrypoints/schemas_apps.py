@@ -161,7 +161,7 @@ class WebServiceIn(Strict):
     replicas: int = Field(default=1, ge=1, le=64)
     health_path: HealthPath = Field(default="/", description="Readiness: a GET here answers 2xx")
     command: Command | None = Field(default=None, description="argv; null: the image's command")
-    domains: list[Host] = Field(default_factory=list, max_length=100, description="Custom host names")
+    domains: list[Host] = Field(default_factory=list, max_length=99, description="Custom host names")
     limits: Limits | None = None
 
     @model_validator(mode="after")

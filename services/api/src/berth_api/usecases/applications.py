@@ -220,6 +220,20 @@ async def update_application(
     build: list[VariableInput] | None,
 ) -> AppRecord:
     """``changes`` replace top-level configuration fields; ``runtime``/``build`` None: unchanged."""
+    try:
+        return await _update(deps, principal, application_id, changes, runtime, build)
+    except IntegrityError:  # a host claimed concurrently by another application
+        raise ProblemError(409, "A host name of this application was just taken by another application.") from None
+
+
+async def _update(
+    deps: Deps,
+    principal: Principal,
+    application_id: str,
+    changes: dict[str, Any],
+    runtime: list[VariableInput] | None,
+    build: list[VariableInput] | None,
+) -> AppRecord:
     async with deps.sessionmaker() as s, s.begin():
         row = await repo.get_application(s, principal.team_id, application_id, lock=True)
         if row is None:
@@ -268,7 +282,13 @@ async def records(s: AsyncSession, rows: list[dict[str, Any]]) -> list[AppRecord
 
 
 async def list_applications(
-    deps: Deps, principal: Principal, *, project_id: str | None = None, environment_id: str | None = None
+    deps: Deps,
+    principal: Principal,
+    *,
+    project_id: str | None = None,
+    environment_id: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
 ) -> list[AppRecord]:
     async with deps.sessionmaker() as s:
         if (
@@ -276,7 +296,9 @@ async def list_applications(
             and await projects_repo.get_environment(s, principal.team_id, environment_id) is None
         ):
             raise environment_missing(principal, environment_id)
-        rows = await repo.list_applications(s, principal.team_id, project_id=project_id, environment_id=environment_id)
+        rows = await repo.list_applications(
+            s, principal.team_id, project_id=project_id, environment_id=environment_id, limit=limit, offset=offset
+        )
         return await records(s, rows)
 
 
