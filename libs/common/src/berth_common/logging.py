@@ -36,6 +36,11 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    """Write to whatever ``sys.stderr`` is when the line is logged (it may be replaced, e.g. by tests)."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(service: str, *, json: bool, level: str = "INFO") -> None:
     """Configure structlog and the stdlib root logger once per process."""
     lvl = logging.getLevelName(level.upper())
@@ -54,7 +59,7 @@ def configure_logging(service: str, *, json: bool, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
