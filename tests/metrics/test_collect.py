@@ -60,3 +60,15 @@ async def test_an_engine_that_does_not_answer_keeps_the_last_container_readings(
     assert snap.containers == {kept.container_id: kept} and snap.server is not None
     assert (await rows_by_kind(sessionmaker)).get("container") is None  # stale readings are not stored again
     assert (await rows_by_kind(sessionmaker))["server"] == 1
+
+
+async def test_migration_and_table_definitions_agree(sessionmaker):
+    from berth_metrics.adapters.tables import metadata
+
+    async with sessionmaker() as s:
+        for table in metadata.sorted_tables:
+            q = sa.text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'metrics' AND table_name = :t"
+            )
+            in_db = set((await s.execute(q, {"t": table.name})).scalars())
+            assert in_db == {c.name for c in table.columns}, table.name

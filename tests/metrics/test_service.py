@@ -39,12 +39,13 @@ async def test_busy_container_raises_a_cpu_alert_that_resolves_when_it_stops(nat
     app = f"burn-{unique}"
     async with metrics_service(nats_server.url, database) as running, containers() as made:
         rule_id = await create_rule(running, "team-1", name="cpu hot", target_kind="app", target_id=app, metric="cpu_pct",
-                                    threshold=25.0, margin=15.0, for_s=3.0, resolve_for_s=2.0)  # fmt: skip
+                                    threshold=10.0, margin=7.0, for_s=3.0, resolve_for_s=2.0)  # fmt: skip
         cid = run_busybox(labels={"berth.app": app, "berth.team": "team-1"}, command=BURN)
         made.append(cid)
         raised = (await eventually(lambda: running.of_type("evt.alert.raised", rule_id=rule_id), 60))[0]
         assert raised["target_kind"] == "app" and raised["target_id"] == app and raised["metric"] == "cpu_pct"
-        assert raised["value"] > 25.0 and raised["threshold"] == 25.0 and raised["resolve_below"] == 10.0
+        # 10% of a core: a busy loop gets far more even on a loaded machine; an idle container stays under 3%
+        assert raised["value"] > 10.0 and raised["threshold"] == 10.0 and raised["resolve_below"] == 3.0
         assert raised["team_id"] == "team-1" and raised["server"] == "test-vm" and raised["labels"]["app"] == app
         since, at = datetime.fromisoformat(raised["since"]), datetime.fromisoformat(raised["raised_at"])
         assert at - since >= timedelta(seconds=3)
@@ -53,7 +54,7 @@ async def test_busy_container_raises_a_cpu_alert_that_resolves_when_it_stops(nat
         subprocess.run([DOCKER, "exec", cid, "touch", "/tmp/stop"], check=True, timeout=30)
         resolved = (await eventually(lambda: running.of_type("evt.alert.resolved", rule_id=rule_id), 60))[0]
         assert resolved["alert_id"] == raised["alert_id"]
-        assert resolved["value"] <= 10.0 and resolved["peak"] >= raised["value"]
+        assert resolved["value"] <= 3.0 and resolved["peak"] >= raised["value"]
         assert resolved["duration_s"] > 0 and resolved["reason"].startswith(f"cpu_pct of app {app} is")
         assert len(running.of_type("evt.alert.raised", rule_id=rule_id)) == 1
 
