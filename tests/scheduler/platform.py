@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from berth_common.runtime import serve
 from berth_scheduler.bootstrap import spec as scheduler_spec
 from berth_scheduler.settings import SchedulerSettings
 from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler import apps
 
 TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
 
@@ -200,3 +202,98 @@ class Load:
     def contents(self) -> list[str]:
         """The version each answer came from, in order (first word of the body)."""
         return [r[2].split()[0] for r in self.results if 200 <= r[1] < 300 and r[2]]
+
+
+# --- applications and checks shared by the rollout tests ---------------------------------------
+
+
+def web_app(image: str, content: str, host: str, *, replicas: int = 1, **web) -> dict:
+    return {
+        "name": "shop",
+        "source": {"kind": "image", "image": image},
+        "services": [
+            {
+                "kind": "web",
+                "name": "web",
+                "port": 8080,
+                "replicas": replicas,
+                "health_path": "/cgi-bin/health",
+                "hosts": [host],
+                "command": apps.web(content, **web),
+            }
+        ],
+        "env": [{"name": "DB_PASSWORD", "value": "pw-never-shown", "secret": True}],
+        "stop_timeout_s": 5,
+    }
+
+
+def containers_of(app_id: str) -> list[tuple[str, str]]:
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=berth.app={app_id}",
+            "--format",
+            '{{.Names}} {{.Label "berth.deployment"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return sorted(tuple(line.split()) for line in out if line.strip())  # type: ignore[misc]
+
+
+async def wait_served(platform, host: str, content: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = await asyncio.to_thread(platform.traefik.get, host)
+        if status == 200 and body.decode().strip() == content:
+            return
+        assert time.monotonic() < deadline, (status, body)
+        await asyncio.sleep(0.05)
+
+
+def worker_app(image: str, version: str, *, stop_timeout_s: int = 5, honour_term: bool = True) -> dict:
+    return {
+        "name": "jobs",
+        "source": {"kind": "image", "image": image},
+        "services": [
+            {
+                "kind": "worker",
+                "name": "worker",
+                "command": ["env", f"VERSION={version}", *apps.worker(ready_after_s=1, honour_term=honour_term)],
+                "health_command": apps.WORKER_HEALTH,
+            }
+        ],
+        "stop_timeout_s": stop_timeout_s,
+    }
+
+
+class DockerEvents:
+    """``docker events`` for one application's containers, collected from a background process."""
+
+    def __init__(self, app_id: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "docker",
+                "events",
+                "--filter",
+                f"label=berth.app={app_id}",
+                "--filter",
+                "type=container",
+                "--format",
+                "{{json .}}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> list[dict]:
+        import json
+
+        time.sleep(0.5)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -194,3 +194,20 @@ async def test_missing_image_is_reported_plainly(docker, busybox, app_id):
     cs = container_spec(app_id, DEP, spec, spec.services[0], 1, "berth-test/absent:nope")
     with pytest.raises(DockerOperationError, match="is not on this server"):
         await docker.create(cs)
+
+
+async def test_replicas_join_the_applications_network(docker, busybox, app_id, unique):
+    import subprocess
+
+    net = f"berth-test-{unique}"
+    spec = spec_of(busybox, [{"kind": "worker", "name": "jobs", "command": apps.worker()}], network=net)
+    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox)
+    try:
+        await docker.ensure_network(net, {"berth.test": "1"})
+        await docker.ensure_network(net, {"berth.test": "1"})  # idempotent
+        await run(docker, cs)
+        info = await docker.inspect(cs.name)
+        assert info["NetworkSettings"]["Networks"][net]["Aliases"][:1] == ["jobs.t"]
+    finally:
+        await docker.remove(cs.name)
+        subprocess.run(["docker", "network", "rm", net], capture_output=True, check=False)

@@ -9,8 +9,7 @@ import subprocess
 import pytest
 
 from tests.builder.support import GitDaemon, commit, git, make_repo, publish_bare, start_builder, stop_builder
-from tests.scheduler.platform import Load
-from tests.scheduler.test_rollout import containers_of, wait_served
+from tests.scheduler.platform import Load, containers_of, wait_served
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

@@ -4,64 +4,15 @@ real containers. The api is played by the test (it publishes the commands and re
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 
 import pytest
 
 from berth_scheduler.domain import names
 from tests.scheduler import apps
-from tests.scheduler.platform import Load
+from tests.scheduler.platform import Load, containers_of, wait_served, web_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
-
-
-def web_app(image: str, content: str, host: str, *, replicas: int = 1, **web) -> dict:
-    return {
-        "name": "shop",
-        "source": {"kind": "image", "image": image},
-        "services": [
-            {
-                "kind": "web",
-                "name": "web",
-                "port": 8080,
-                "replicas": replicas,
-                "health_path": "/cgi-bin/health",
-                "hosts": [host],
-                "command": apps.web(content, **web),
-            }
-        ],
-        "env": [{"name": "DB_PASSWORD", "value": "pw-never-shown", "secret": True}],
-        "stop_timeout_s": 5,
-    }
-
-
-def containers_of(app_id: str) -> list[tuple[str, str]]:
-    out = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-a",
-            "--filter",
-            f"label=berth.app={app_id}",
-            "--format",
-            '{{.Names}} {{.Label "berth.deployment"}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    return sorted(tuple(line.split()) for line in out if line.strip())  # type: ignore[misc]
-
-
-async def wait_served(platform, host: str, content: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = await asyncio.to_thread(platform.traefik.get, host)
-        if status == 200 and body.decode().strip() == content:
-            return
-        assert time.monotonic() < deadline, (status, body)
-        await asyncio.sleep(0.05)
 
 
 async def test_deploy_image_to_a_live_url_then_redeploy_under_load(platform, busybox, app_id, unique):
@@ -224,89 +175,6 @@ async def test_scheduler_restart_mid_deploy_resumes(platform, busybox, app_id, u
     assert failed["type"] == "evt.deployment.failed", failed
     assert {dep for _, dep in containers_of(app_id)} == {d2}
     await wait_served(platform, host, "v2")
-
-
-def worker_app(image: str, version: str, *, stop_timeout_s: int = 5, honour_term: bool = True) -> dict:
-    return {
-        "name": "jobs",
-        "source": {"kind": "image", "image": image},
-        "services": [
-            {
-                "kind": "worker",
-                "name": "worker",
-                "command": ["env", f"VERSION={version}", *apps.worker(ready_after_s=1, honour_term=honour_term)],
-                "health_command": apps.WORKER_HEALTH,
-            }
-        ],
-        "stop_timeout_s": stop_timeout_s,
-    }
-
-
-class DockerEvents:
-    """``docker events`` for one application's containers, collected from a background process."""
-
-    def __init__(self, app_id: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "docker",
-                "events",
-                "--filter",
-                f"label=berth.app={app_id}",
-                "--filter",
-                "type=container",
-                "--format",
-                "{{json .}}",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def stop(self) -> list[dict]:
-        import json
-
-        time.sleep(0.5)
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-async def test_worker_redeploy_old_worker_gets_sigterm_and_is_gone_within_the_grace(platform, busybox, app_id):
-    d1 = await platform.deploy(app_id, worker_app(busybox, "v1"))
-    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
-    old = [name for name, dep in containers_of(app_id) if dep == d1]
-    assert len(old) == 1
-    events = DockerEvents(app_id)
-    d2 = await platform.deploy(app_id, worker_app(busybox, "v2"))
-    done = await platform.wait(d2)
-    seen = await asyncio.to_thread(events.stop)
-    assert done["type"] == "evt.deployment.succeeded", done
-    assert [dep for _, dep in containers_of(app_id)] == [d2]  # one worker, the new version's
-    mine = [e for e in seen if e["Actor"]["Attributes"].get("name") == old[0]]
-    actions = [
-        (e["Action"], e["Actor"]["Attributes"].get("signal"), e["Actor"]["Attributes"].get("exitCode")) for e in mine
-    ]
-    kill = next(i for i, a in enumerate(actions) if a[0] == "kill")
-    assert actions[kill] == ("kill", "15", None), actions  # SIGTERM first
-    die = next(i for i, a in enumerate(actions) if a[0] == "die")
-    assert die > kill and actions[die][2] == "0", actions  # it exited by itself, no SIGKILL
-    grace = (mine[die]["timeNano"] - mine[kill]["timeNano"]) / 1e9
-    assert grace < 5, f"gone {grace:.2f}s after SIGTERM, the stop timeout is 5s"
-    assert ("destroy", None, None) in actions
-
-
-async def test_worker_that_ignores_sigterm_is_killed_at_the_stop_timeout(platform, busybox, app_id):
-    d1 = await platform.deploy(app_id, worker_app(busybox, "v1", stop_timeout_s=2, honour_term=False))
-    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
-    events = DockerEvents(app_id)
-    t0 = time.monotonic()
-    d2 = await platform.deploy(app_id, worker_app(busybox, "v2"))
-    assert (await platform.wait(d2))["type"] == "evt.deployment.succeeded"
-    took = time.monotonic() - t0
-    seen = await asyncio.to_thread(events.stop)
-    signals = [e["Actor"]["Attributes"].get("signal") for e in seen if e["Action"] == "kill"]
-    assert signals[:2] == ["15", "9"], signals  # SIGTERM, then SIGKILL after the 2 s stop timeout
-    assert took < 15
-    assert [dep for _, dep in containers_of(app_id)] == [d2]
 
 
 async def test_deploying_app_b_causes_no_error_for_app_a_and_replicas_are_reported(platform, busybox, app_id, unique):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.dialects.postgresql import insert
 
-from berth_common.bus import TransientError
+from berth_common.bus import PermanentError, TransientError
 from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
@@ -77,7 +77,12 @@ class DeploymentHandlers:
             created_at=now,
             image=image,
         )
-        names.container_name(msg.spec.name, msg.spec.services[0].name, msg.deployment_id, 1)  # validates
+        try:  # every name this deployment will give containers and routes
+            for svc in msg.spec.services:
+                names.container_name(msg.spec.name, svc.name, msg.deployment_id, svc.replicas)
+                names.route_id(msg.application_id, svc.name)
+        except names.InvalidNameError as exc:
+            raise PermanentError(str(exc)) from None
         build_id = None if image else uuid.uuid4().hex
         seq = await store.insert_deployment(unit.session, r, self.sealer.seal(msg.spec), build_id)
         if seq is None:
