@@ -10,6 +10,7 @@ import time
 import httpx
 
 from tests.api.conftest import bearer
+from tests.api.scheduler_double import SchedulerDouble
 from tests.api.test_applications import SECRETS
 from tests.api.test_deployments import _deploy, _git_app, _until
 
@@ -172,3 +173,42 @@ async def test_a_disconnected_client_leaves_no_consumer(client, members, schedul
     assert await consumers() == 0
     # The api still serves (and text logs still work) after the disconnect.
     assert (await client.get(f"/v1/deployments/{dep['id']}/logs", headers=bearer(api.admin_token()))).text == "hello\n"
+
+
+async def test_the_bus_down_is_said_not_a_500(client, members, scheduler, nats_server):
+    app = await _git_app(client, members)
+    dep = await _deploy(client, members.developer, app["id"])
+    await scheduler.stop()
+    nats_server.stop()
+    try:
+        for _ in range(50):  # until the api noticed
+            if (await client.get("/readyz")).status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        r = await client.get(f"/v1/deployments/{dep['id']}/logs", headers=members.viewer, timeout=20)
+        assert time.monotonic() - started < 1.0
+        assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json", r.text
+        assert "log stream is unavailable" in r.json()["detail"]
+        r = await client.get(f"/v1/applications/{app['id']}", headers=members.viewer, timeout=20)
+        assert r.status_code == 200 and r.json()["runtime"]["available"] is False
+        # Deployments are still recorded, at once: the command waits in the outbox until the bus is back.
+        started = time.monotonic()
+        r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer, timeout=30)
+        assert r.status_code == 202, r.text
+        assert time.monotonic() - started < 2.0
+        second = r.json()["id"]
+    finally:
+        nats_server.start()
+    double = SchedulerDouble(nats_server.url)
+    for _ in range(100):  # the api reconnects and redeclares; then the double can bind
+        try:
+            await double.start()
+            break
+        except Exception:
+            await asyncio.sleep(0.1)
+    try:
+        (cmd,) = await double.wait_for("cmd.deployment.start", timeout=20)
+        assert cmd.data["deployment_id"] == second
+    finally:
+        await double.stop()

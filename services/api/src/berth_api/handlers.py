@@ -163,10 +163,9 @@ class DeploymentProjection:
         if row is None:
             log.info("event for an unknown deployment ignored", deployment_id=msg.deployment_id, type=msg.TYPE)
             return
-        detail = redact(msg.detail, self._secrets(row))
-        new = projection.on_progressed(
-            deployments_repo.projection_of(row), msg.state, redact(msg.step, self._secrets(row)), detail, self._at(unit)
-        )
+        secrets = self._secrets(row)
+        step, detail = redact(msg.step, secrets), redact(msg.detail, secrets)
+        new = projection.on_progressed(deployments_repo.projection_of(row), msg.state, step, detail, self._at(unit))
         if new is None:
             log.info("stale progress ignored", deployment_id=msg.deployment_id, state=msg.state, current=row["state"])
             return

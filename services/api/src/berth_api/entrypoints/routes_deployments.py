@@ -122,6 +122,7 @@ LOG_DESCRIPTION = (
     responses={
         200: {"description": "The lines", "content": {"text/plain": {"schema": {"type": "string"}}, EVENT_STREAM: {}}},
         **NOT_FOUND,
+        503: problem_doc("The log stream cannot be read right now"),
     },
 )
 async def deployment_logs(
@@ -136,4 +137,5 @@ async def deployment_logs(
     if follow or EVENT_STREAM in request.headers.get("accept", ""):
         stream = logs.events(d, source, after=last_event_id or 0)
         return StreamingResponse(stream, media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-    return StreamingResponse(logs.text(d, source), media_type="text/plain; charset=utf-8", headers=STREAM_HEADERS)
+    lines = logs.text(d, source, await logs.newest(d, source))
+    return StreamingResponse(lines, media_type="text/plain; charset=utf-8", headers=STREAM_HEADERS)

@@ -318,6 +318,8 @@ async def get_application(
 async def runtime_of(deps: Deps, application_id: str) -> Runtime:
     """The application's containers as the scheduler sees them; a silent scheduler is reported, not raised."""
     query = ReplicasQuery(application_id=application_id)
+    if not deps.bus.connected:
+        return Runtime(available=False, error="the scheduler cannot be asked: the bus is unavailable")
     try:
         reply = await deps.bus.request(
             "scheduler", "replicas", query, ReplicasReply, timeout=deps.settings.replicas_timeout_s

@@ -7,6 +7,7 @@ soon as it is published (and a sweeper removes any the relay published later).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from berth_common.catalogue import (
     StartDeployment,
 )
 from berth_common.db import Unit
-from berth_common.db.unit import run_unit
+from berth_common.db.unit import publish_staged, run_unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
@@ -85,6 +86,21 @@ async def _record(
     return row
 
 
+async def _run(deps: Deps, body: Callable[[Unit], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """``run_unit``, except that a bus known to be down is not waited for: the relay publishes later."""
+    if deps.bus.connected:
+        result: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+        return result
+    async with deps.sessionmaker() as session:
+        async with session.begin():
+            unit = Unit(session=session, bus=deps.bus)
+            result = await body(unit)
+        if deps.bus.connected:  # it came back meanwhile
+            await publish_staged(deps.bus, deps.sessionmaker, unit)
+    log.warning("bus unavailable: the outbox relay will publish", ids=[env.id for _, env, _ in unit.staged])
+    return result
+
+
 async def _purge(deps: Deps) -> None:
     try:
         async with deps.sessionmaker() as s, s.begin():
@@ -107,7 +123,7 @@ async def start(deps: Deps, principal: Principal, application_id: str, options: 
         spec = build_spec(deps, app, record.variables, hosts)
         return await _record(deps, unit, principal, app, spec, options)
 
-    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    row = await _run(deps, body)
     await _purge(deps)
     return masked(row)
 
@@ -139,7 +155,7 @@ async def rollback(
         spec = with_image(build_spec(deps, app, record.variables, hosts), str(target["image"]))
         return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
 
-    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    row = await _run(deps, body)
     await _purge(deps)
     return masked(row)
 
@@ -162,7 +178,7 @@ async def cancel(deps: Deps, principal: Principal, deployment_id: str, reason: s
         assert fresh is not None
         return fresh
 
-    row: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+    row = await _run(deps, body)
     log.info("deployment cancel requested", deployment_id=deployment_id)
     return masked(row)
 

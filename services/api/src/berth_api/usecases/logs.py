@@ -21,6 +21,7 @@ from berth_api.adapters.logstream import Entry, LogReader, last_sequence
 from berth_api.domain.applications import open_spec, redact, snapshot_aad
 from berth_api.domain.deployments import TERMINAL, status_of
 from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import open_variables
 from berth_api.usecases.deployments import deployment_missing
@@ -58,9 +59,19 @@ async def open_source(deps: Deps, principal: Principal, deployment_id: str) -> L
     return LogSource(deployment_id, row["state"], tuple(secrets))
 
 
-async def text(deps: Deps, source: LogSource) -> AsyncIterator[str]:
-    """Every line published so far, in order, one per text line."""
-    last = await last_sequence(deps.bus.js, source.deployment_id)
+async def newest(deps: Deps, source: LogSource) -> int:
+    """The stream position of the newest line so far (0: none); 503 when the bus cannot be asked."""
+    try:
+        if not deps.bus.connected:
+            raise ConnectionError("not connected")
+        return await last_sequence(deps.bus.js, source.deployment_id)
+    except Exception as exc:
+        log.warning("log stream unavailable", deployment_id=source.deployment_id, error=f"{type(exc).__name__}: {exc}")
+        raise ProblemError(503, "The log stream is unavailable right now (the bus cannot be reached).") from None
+
+
+async def text(deps: Deps, source: LogSource, last: int) -> AsyncIterator[str]:
+    """Every line published up to stream position ``last`` (from :func:`newest`), in order, one per line."""
     if last == 0:
         return
     async with LogReader(deps.bus.js, source.deployment_id) as reader:
