@@ -249,3 +249,26 @@ async def test_a_route_proxy_sync_refuses_fails_the_deployment_and_changes_nothi
         await wait_served(platform, host, "v1")
     finally:
         remove_labelled(f"berth.app={thief}")
+
+
+async def test_a_second_scheduler_stands_by_and_takes_over(platform, busybox, app_id, unique):
+    from tests.scheduler.platform import Scheduler
+
+    host = f"web-shop-{unique}.localhost"
+    standby = await Scheduler(platform.scheduler.settings.model_copy(update={"http_port": 0})).start()
+    try:
+        d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, replicas=2))
+        assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+        assert len(containers_of(app_id)) == 2
+        # driven once, whichever instance handled the command (a second driver would repeat steps)
+        assert [s for _, s in platform.steps(d1)].count("replica ready") == 2
+        assert [s for _, s in platform.steps(d1)].count("replicas started") == 1
+        d2 = await platform.deploy(app_id, web_app(busybox, "v2", host, warmup_s=3))
+        await platform.wait(d2, ("evt.deployment.progressed",), state="verifying")
+        await platform.scheduler.stop()  # the leader goes away mid-deploy: the standby finishes it
+        done = await platform.wait(d2, timeout=60)
+        assert done["type"] == "evt.deployment.succeeded", done
+        assert {dep for _, dep in containers_of(app_id)} == {d2}
+        await wait_served(platform, host, "v2")
+    finally:
+        await standby.stop()

@@ -29,7 +29,7 @@ def runtime(ctx: Context, settings: SchedulerSettings) -> Runtime:
         ),
     )
     sealer = Sealer(settings.secret_key.get_secret_value())
-    return Runtime(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness)
+    return Runtime(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine)
 
 
 async def wire(ctx: Context) -> None:
@@ -48,7 +48,7 @@ async def wire(ctx: Context) -> None:
         await rt.docker.close()
 
     ctx.cleanups.append(cleanup)
-    await orchestrator.start()
+    orchestrator.start()
 
 
 def spec(settings: SchedulerSettings | None = None) -> ServiceSpec:

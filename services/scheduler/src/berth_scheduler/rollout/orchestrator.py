@@ -24,6 +24,7 @@ from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
 from berth_scheduler.rollout import steps
 from berth_scheduler.rollout.apply import apply
+from berth_scheduler.rollout.leader import Leadership
 from berth_scheduler.rollout.routing import RouteStepper
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.undo import Undo
@@ -49,21 +50,43 @@ class Orchestrator:
             State.STOPPING_OLD: steps.stop_old,
         }
         self._undo = Undo()
+        self._leadership: Leadership | None = None
+        self.sweep_s = 2.0
 
     # --- control -----------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Run rollouts once this instance holds the leadership (at once when it is the only one)."""
+        self._leadership = Leadership(
+            self.rt.engine, elected=self.resume, deposed=self._halt, tick=self.sweep, interval_s=self.sweep_s
+        )
+        self._leadership.start()
+
+    async def resume(self) -> None:
         """Resume every application with an unfinished deployment."""
+        apps = await self.sweep()
+        log.info("rollouts resumed", applications=len(apps))
+
+    async def sweep(self) -> list[str]:
+        """Start a task for every application with unfinished deployments that has none."""
         async with self.rt.sessionmaker() as s:
             apps = await store.unfinished_applications(s)
         for app in apps:
-            self.kick(app)
-        log.info("rollouts resumed", applications=len(apps))
+            task = self._tasks.get(app)
+            if task is None or task.done():
+                self.kick(app)
+        return apps
+
+    @property
+    def leading(self) -> bool:
+        return self._leadership is not None and self._leadership.leading
 
     def kick(self, application_id: str) -> None:
         if self._stopping:
             return
         self._wakes.setdefault(application_id, asyncio.Event()).set()
+        if not self.leading:
+            return  # inputs are recorded; the leader's sweep picks the deployment up
         task = self._tasks.get(application_id)
         if task is None or task.done():
             self._tasks[application_id] = asyncio.create_task(
@@ -79,12 +102,17 @@ class Orchestrator:
         if ev is not None:
             ev.set()
 
-    async def stop(self) -> None:
-        self._stopping = True
+    async def _halt(self) -> None:
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._halt()
+        if self._leadership is not None:
+            await self._leadership.stop()
 
     async def idle(self) -> None:
         """Wait until no rollout task runs (tests)."""

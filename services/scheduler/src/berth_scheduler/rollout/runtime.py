@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from berth_common.bus import Bus
 from berth_scheduler.adapters.docker import DockerExecutor
@@ -23,4 +23,5 @@ class Runtime:
     sealer: Sealer
     docker: DockerExecutor
     readiness: ReadinessChecker
+    engine: AsyncEngine
     clock: Callable[[], float] = field(default=time.time)
