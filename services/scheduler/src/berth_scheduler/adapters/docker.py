@@ -85,19 +85,6 @@ class DockerExecutor:
 
     # --- engine ------------------------------------------------------------------------------------
 
-    async def ping(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("version", self.docker.version(), 10)
-        return result
-
-    async def image_exists(self, ref: str) -> bool:
-        try:
-            await self._call(f"inspect image {ref}", self.docker.images.inspect(ref))
-        except DockerOperationError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         try:
             await self._call(f"inspect network {name}", self.docker.networks.get(name))

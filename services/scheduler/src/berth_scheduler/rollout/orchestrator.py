@@ -159,7 +159,11 @@ class Orchestrator:
                     if wake.is_set():
                         continue
                     return
-                await self._drive(application_id, deployment_id)
+                try:
+                    await self._drive(application_id, deployment_id)
+                except Exception as exc:  # the database went away mid-step: try again from the state
+                    log.warning("rollout interrupted, resuming", deployment_id=deployment_id, error=str(exc))
+                    await asyncio.sleep(1.0)
         finally:
             if self._tasks.get(application_id) is asyncio.current_task():
                 del self._tasks[application_id]
@@ -220,7 +224,8 @@ class Orchestrator:
     async def _on_error(self, r: Rollout, exc: Exception, backoff: float) -> float:
         """A step failed: transient trouble is retried with backoff; anything else fails the deployment."""
         transient = isinstance(exc, DockerUnavailableError | ConnectionError | OSError)
-        if r.compensating or r.state not in REVERSIBLE or transient:
+        overdue = r.deadline_at is not None and self.rt.clock() > r.deadline_at
+        if r.compensating or r.state not in REVERSIBLE or (transient and not overdue):
             log.warning(
                 "rollout step failed, retrying",
                 deployment_id=r.deployment_id,
