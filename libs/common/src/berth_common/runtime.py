@@ -24,6 +24,8 @@ from berth_common.bus import Bus
 from berth_common.bus.streams import default_streams
 from berth_common.catalogue import HealthReply
 from berth_common.db import make_engine, make_sessionmaker, run_migrations
+from berth_common.db.engine import db_not_available
+from berth_common.db.migrate_process import run_migrations_isolated
 from berth_common.db.unit import OutboxRelay
 from berth_common.httpd import HealthServer
 from berth_common.logging import configure_logging, get_logger
@@ -88,34 +90,20 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
             delay = min(delay * 2, 5.0)
 
 
-# SQLSTATE classes that mean "the database is not there for us yet": connection exceptions (08),
-# cannot connect now / starting up (57P03), invalid authorization (28: role not provisioned yet),
-# invalid catalog name (3D000: database not created yet).
-_UNAVAILABLE_SQLSTATES = ("08", "57P03", "28", "3D000")
-
-
-def _db_not_available(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, ConnectionError)):
-        return True
-    for err in (exc, getattr(exc, "orig", None), getattr(getattr(exc, "orig", None), "__cause__", None)):
-        if isinstance(err, (OSError, ConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError)):
-            return True
-        state = getattr(err, "sqlstate", None)
-        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-async def _migrate(engine: AsyncEngine, schema: str, versions_dir: Path, stop: asyncio.Event) -> None:
+async def _migrate(settings: BaseServiceSettings, engine: AsyncEngine, versions_dir: Path, stop: asyncio.Event) -> None:
+    schema = settings.schema_name
     delay = 0.2
     while True:
         try:
-            await run_migrations(engine, schema, versions_dir)
+            if settings.migrate_in_subprocess:
+                await run_migrations_isolated(settings.database_url.get_secret_value(), schema, versions_dir)
+            else:
+                await run_migrations(engine, schema, versions_dir)
             return
         except (OSError, ConnectionError, DBAPIError, asyncpg.PostgresError) as exc:
             # Postgres still starting, not reachable, or the role not provisioned yet: keep trying (the
             # service stays not ready, and the error is in the log). A failing migration is raised.
-            if stop.is_set() or not _db_not_available(exc):
+            if stop.is_set() or not db_not_available(exc):
                 raise
             log.warning("database not reachable yet", error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)
@@ -142,7 +130,7 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
     server: HealthServer | None = None
     http_task: asyncio.Task[None] | None = None
     try:
-        await _migrate(engine, settings.schema_name, spec.versions_dir, stop)
+        await _migrate(settings, engine, spec.versions_dir, stop)
         bus = await _connect_bus(settings, stop)
         ctx = Context(settings=settings, bus=bus, engine=engine, sessionmaker=make_sessionmaker(engine))
         context = ctx

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import Pool
 
 SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -24,17 +28,21 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, schema: str, *, pool_size: int = 1, max_overflow: int = 10) -> AsyncEngine:
+def make_engine(
+    url: str, schema: str, *, pool_size: int = 1, max_overflow: int = 10, poolclass: type[Pool] | None = None
+) -> AsyncEngine:
     """An engine whose sessions see only ``schema``.
 
     Only ``pool_size`` connections are kept open while idle (each idle connection costs Postgres a backend
     of a few MB); bursts open up to ``max_overflow`` more, closed again when returned.
     """
     check_schema(schema)
+    pool_args: dict[str, Any] = (
+        {"poolclass": poolclass} if poolclass is not None else {"pool_size": pool_size, "max_overflow": max_overflow}
+    )
     return create_async_engine(
         async_url(url),
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+        **pool_args,
         pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"berth-{schema}"}},
     )
@@ -42,3 +50,23 @@ def make_engine(url: str, schema: str, *, pool_size: int = 1, max_overflow: int 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# SQLSTATE classes that mean "the database is not there for us yet": connection exceptions (08),
+# cannot connect now / starting up (57P03), invalid authorization (28: role not provisioned yet),
+# invalid catalog name (3D000: database not created yet).
+_UNAVAILABLE_SQLSTATES = ("08", "57P03", "28", "3D000")
+
+
+def db_not_available(exc: BaseException) -> bool:
+    """True if ``exc`` means the database cannot be reached or used yet (worth waiting for), not a bug."""
+    if isinstance(exc, (OSError, ConnectionError)):
+        return True
+    orig = getattr(exc, "orig", None)
+    for err in (exc, orig, getattr(orig, "__cause__", None)):
+        if isinstance(err, (OSError, ConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+            return True
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -1,17 +1,23 @@
-"""Run a service's Alembic migrations at start, with its own version table in its own schema."""
+"""Run a service's Alembic migrations at start, with its own version table in its own schema.
+
+Alembic is imported only when migrations run: services run them in a short-lived child process
+(:mod:`berth_common.db.migrate_process`), so alembic and mako never stay resident in a service.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth_common.db.engine import check_schema
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ENV_DIR = Path(__file__).parent / "alembic_env"
 
@@ -30,6 +36,8 @@ def _process_lock() -> asyncio.Lock:
 
 
 def _config(schema: str, versions_dir: Path, connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(ENV_DIR))
     cfg.set_main_option("version_locations", str(versions_dir))
@@ -49,6 +57,8 @@ async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, r
     check_schema(schema)
 
     def _upgrade(sync_conn: Connection) -> None:
+        from alembic import command
+
         sync_conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"berth-migrate-{schema}"})
         exists = sync_conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
         if exists is None:  # provisioned deployments own theirs already; a plain URL creates it here
