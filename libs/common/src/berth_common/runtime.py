@@ -44,6 +44,9 @@ class Context:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     extra: dict[str, Any] = field(default_factory=dict)
+    # Run when the service stops, before its consumers and connection drain: stop background work that
+    # publishes (e.g. rollout tasks). Then the bus closes, then ``cleanups`` run (close clients, files).
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def ready(self) -> dict[str, bool]:
@@ -159,6 +162,11 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
             raise RuntimeError(f"{spec.name}: HTTP server ended unexpectedly") from exc
         log.info("shutting down")
     finally:
+        for stopper in reversed(ctx.on_stop if ctx else []):
+            try:
+                await stopper()
+            except Exception as exc:
+                log.warning("stopping background work failed", error=str(exc))
         if http_task is not None and not http_task.done():
             try:
                 await asyncio.wait_for(http_task, 30)

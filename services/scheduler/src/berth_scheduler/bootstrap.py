@@ -43,10 +43,10 @@ async def wire(ctx: Context) -> None:
     await bus.register_deployments(ctx, DeploymentHandlers(settings, rt.sealer), orchestrator, rt)
 
     async def cleanup() -> None:
-        await orchestrator.stop()
         await rt.readiness.close()
         await rt.docker.close()
 
+    ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)
     orchestrator.start()
 
