@@ -74,6 +74,10 @@ async def test_bad_project_names_are_422_naming_the_field(client, members):
         body = problem(await client.post("/v1/projects", headers=members.developer, json={"name": name}), 422)
         assert locs(body) == {"/body/name"}, name
         assert body["type"] == "urn:berth:problem:validation-error"
+    body = {"name": "ok", "description": "nul\x00byte"}
+    assert locs(problem(await client.post("/v1/projects", headers=members.developer, json=body), 422)) == {
+        "/body/description"
+    }
     assert (await client.get("/v1/projects", headers=members.developer)).json() == []
 
 

@@ -84,6 +84,13 @@ def env_value(value: str) -> str:
     return value
 
 
+def description(value: str) -> str:
+    """Free text for people: any character but the control ones (newline and tab are fine)."""
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):
+        raise ValueError("control characters (other than newline and tab) are not allowed")
+    return value
+
+
 def argv_item(value: str) -> str:
     """One element of a container command (an argv list: no shell ever parses it)."""
     if len(value) > MAX_ARG:

@@ -64,14 +64,17 @@ class Strict(BaseModel):
 # --- projects and environments -----------------------------------------------------------------------
 
 
+Description = Annotated[str, Field(max_length=500), AfterValidator(names.description)]
+
+
 class ProjectCreate(Strict):
     name: ResourceName
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
 
 
 class ProjectUpdate(Strict):
     name: ResourceName | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: Description | None = None
 
 
 class EnvironmentCreate(Strict):
