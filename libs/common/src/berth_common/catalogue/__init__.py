@@ -1,0 +1,18 @@
+"""The message catalogue: every command, event and query on the bus, as a pydantic model.
+
+Commands are imperative (``cmd.build.start``) and go to exactly one owning service through the work-queue
+stream; events are past tense (``evt.build.succeeded``) and fan out to every subscriber; queries are core
+NATS request/reply on ``rpc.<service>.<name>``. The AsyncAPI document is generated from this catalogue.
+One module per area; everything is re-exported here, so ``from berth_common.catalogue import X`` works.
+"""
+
+from berth_common.catalogue.base import *  # noqa: F403
+from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Query, model_for, register
+from berth_common.catalogue.builds import *  # noqa: F403
+from berth_common.catalogue.containers import *  # noqa: F403
+from berth_common.catalogue.deployments import *  # noqa: F403
+from berth_common.catalogue.notifications import *  # noqa: F403
+from berth_common.catalogue.platform import *  # noqa: F403
+from berth_common.catalogue.routes import *  # noqa: F403
+
+__all__ = ["REGISTRY", "Command", "Event", "Id", "Message", "Query", "model_for", "register"]

@@ -1,0 +1,58 @@
+"""The base of the catalogue: message kinds, the registry, and ``register``."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """Base for every catalogue entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    TYPE: ClassVar[str] = ""
+    KIND: ClassVar[Literal["command", "event", "query", "reply"]] = "event"
+    SCHEMA_VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = ()
+    CONSUMERS: ClassVar[tuple[str, ...]] = ()
+    # For queries: the model of the reply (documented in the AsyncAPI document).
+    REPLY: ClassVar[type[BaseModel] | None] = None
+
+
+class Command(Message):
+    KIND: ClassVar[Literal["command", "event", "query", "reply"]] = "command"
+
+
+class Event(Message):
+    KIND: ClassVar[Literal["command", "event", "query", "reply"]] = "event"
+
+
+class Query(Message):
+    KIND: ClassVar[Literal["command", "event", "query", "reply"]] = "query"
+
+
+REGISTRY: dict[str, type[Message]] = {}
+
+
+def register(cls: type[Message]) -> type[Message]:
+    if not cls.TYPE:
+        raise ValueError(f"{cls.__name__} has no TYPE")
+    prefix = {"command": "cmd.", "event": "evt.", "query": "rpc.", "reply": "rpc."}[cls.KIND]
+    if not cls.TYPE.startswith(prefix):
+        raise ValueError(f"{cls.__name__}: a {cls.KIND} type must start with {prefix!r}")
+    if cls.TYPE in REGISTRY:
+        raise ValueError(f"duplicate message type {cls.TYPE}")
+    REGISTRY[cls.TYPE] = cls
+    return cls
+
+
+def model_for(type_: str) -> type[Message]:
+    try:
+        return REGISTRY[type_]
+    except KeyError:
+        raise KeyError(f"unknown message type {type_!r}") from None
+
+
+Id = Field(min_length=1, max_length=64)

@@ -1,0 +1,69 @@
+"""Builds: the scheduler asks the builder for an image; the builder answers with one event."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.deployments import IMAGE_REF_PATTERN, GitSource
+
+# --- builds ----------------------------------------------------------------------------------------
+# The scheduler asks the builder for an image from a ``GitSource`` snapshot. The builder validates every
+# URL, ref and path before any git process runs, streams its output as ``LogLine`` on
+# ``log.<deployment_id>`` and answers with exactly one of the two events (a redelivered command for a
+# finished build re-emits the same result). Secret build args never reach a log line, an event or a layer.
+
+BUILD_FAILURE_STAGES = ("source", "clone", "dockerfile", "build", "internal")
+BuildFailureStage = Literal["source", "clone", "dockerfile", "build", "internal"]
+
+
+@register
+class StartBuild(Command):
+    """Clone ``source`` (shallow, with a timeout) and build it into ``image_tag`` through the Docker API."""
+
+    TYPE = "cmd.build.start"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("builder",)
+    build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    deployment_id: str = Id
+    application_id: str = Id
+    source: GitSource
+    image_tag: str = Field(pattern=IMAGE_REF_PATTERN)  # e.g. berth/<app>:<deployment>
+    no_cache: bool = False
+    timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)  # None: the builder's setting
+
+
+@register
+class BuildSucceeded(Event):
+    """``image`` exists on the build host; ``reused``: tagged from an earlier build of the same inputs."""
+
+    TYPE = "evt.build.succeeded"
+    PRODUCERS = ("builder",)
+    CONSUMERS = ("scheduler",)
+    build_id: str
+    deployment_id: str
+    application_id: str = ""
+    image: str  # the tag asked for (``image_tag``), now pointing at ``image_id``
+    image_id: str = ""
+    commit: str = ""  # the resolved commit sha
+    reused: bool = False  # an image built earlier from the same commit and inputs was tagged again
+    generated_dockerfile: str | None = Field(default=None, max_length=65536)  # Berth's detection, if used
+    duration_s: float = 0.0
+
+
+@register
+class BuildFailed(Event):
+    """``reason`` is for a person: what failed and what to do (never a secret, never a stack trace)."""
+
+    TYPE = "evt.build.failed"
+    PRODUCERS = ("builder",)
+    CONSUMERS = ("scheduler", "notifier")
+    build_id: str
+    deployment_id: str
+    application_id: str = ""
+    reason: str = Field(max_length=4000)
+    stage: BuildFailureStage = "internal"
+    commit: str = ""
+    duration_s: float = 0.0

@@ -1,0 +1,319 @@
+"""Containers and alerts: lifecycle events from the Docker engine, thresholds, metric queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from berth_common.catalogue.base import Event, Id, Query, register
+
+# --- containers and alerts -------------------------------------------------------------------------
+# Produced by the metrics service from the Docker events stream and from its threshold rules; consumed by
+# the notifier. Container events carry the container's ``berth.*`` labels when it has them
+# (``application_id`` = ``berth.app``, ``service`` = ``berth.service``, ``deployment_id`` =
+# ``berth.deployment``, ``team_id`` = ``berth.team``; None for containers Berth did not start) and
+# ``server``, the name of the server it runs on. Times are UTC. Queries of the metrics service are on
+# ``rpc.metrics.<name>`` (name = TYPE without ``rpc.``); their replies carry ``problem`` (RFC 9457 shaped:
+# status 404/422 with the field) instead of raising, so the api maps them to problem+json as they are.
+
+
+AlertTargetKind = Literal["container", "app", "server"]
+AlertMetric = Literal["cpu_pct", "mem_pct", "disk_pct", "restarts"]
+TARGET_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})$"
+
+
+class ContainerEvent(Event):
+    """Fields every ``evt.container.*`` event has (not a message by itself)."""
+
+    container_id: str  # the full Docker id
+    container_name: str = ""
+    image: str = ""
+    application_id: str | None = None  # berth.app
+    service: str | None = None  # berth.service
+    deployment_id: str | None = None  # berth.deployment
+    team_id: str | None = None  # berth.team
+    server: str = ""
+    reason: str = Field(default="", max_length=2000)  # what happened, in words
+    occurred_at: datetime | None = None  # when the Docker engine reported it
+
+
+@register
+class ContainerCrashed(ContainerEvent):
+    """A container stopped on its own: it exited with a non-zero code nobody asked for, or the kernel's OOM
+    killer ended it (``oom_killed``). A ``docker stop`` or a deploy replacing it is not a crash."""
+
+    TYPE = "evt.container.crashed"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+@register
+class ContainerRestarted(ContainerEvent):
+    """Docker's restart policy started a container again after it stopped on its own. ``looping`` when it
+    restarted ``loop_threshold`` times or more within ``window_s`` (a restart loop): notify on those."""
+
+    TYPE = "evt.container.restarted"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    restarts_in_window: int = Field(default=1, ge=0)
+    window_s: float = 300.0
+    loop_threshold: int = 3
+    looping: bool = False
+
+
+@register
+class ContainerUnhealthy(ContainerEvent):
+    """A container's health check failed: its Docker health status became ``unhealthy``."""
+
+    TYPE = "evt.container.unhealthy"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    previous_health: str | None = None  # starting, healthy, or None when not seen before
+
+
+@register
+class ContainerHealthy(ContainerEvent):
+    """A container that was unhealthy passes its health check again (a start that is healthy is not news)."""
+
+    TYPE = "evt.container.healthy"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    previous_health: str | None = "unhealthy"
+
+
+class AlertEvent(Event):
+    """Fields every ``evt.alert.*`` event has (not a message by itself). One alert is one raise and one
+    resolve with the same ``alert_id``; a rule has at most one open alert per target."""
+
+    alert_id: str
+    rule_id: str
+    rule_name: str = ""
+    team_id: str | None = None  # the team owning the rule
+    target_kind: AlertTargetKind = "container"
+    target_id: str = ""  # the concrete target: a container name, an application id, a server name
+    target: str  # in words: "app web", "container web-1", "server vm1"
+    metric: AlertMetric = "cpu_pct"  # cpu_pct (100 = one core), mem_pct, disk_pct, restarts (in window_s)
+    threshold: float
+    server: str = ""
+    labels: dict[str, str] = {}  # app, service, container, mount, ... of the target
+    since: datetime | None = None  # when the value went above the threshold
+    raised_at: datetime | None = None
+    reason: str = Field(default="", max_length=2000)  # what happened, in words
+
+
+@register
+class AlertRaised(AlertEvent):
+    """A threshold rule fired: ``value`` stayed above ``threshold`` for ``for_s`` seconds (restarts: more than
+    ``threshold`` restarts within ``window_s``). It resolves only below ``resolve_below``."""
+
+    TYPE = "evt.alert.raised"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    value: float
+    for_s: float = 0.0
+    window_s: float | None = None
+    resolve_below: float | None = None  # the value must fall to this or lower (threshold - margin)
+
+
+@register
+class AlertResolved(AlertEvent):
+    """A raised alert is over: the value stayed at or below ``resolve_below`` for ``resolve_for_s`` seconds,
+    or its target is gone (``value`` None)."""
+
+    TYPE = "evt.alert.resolved"
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
+    value: float | None = None
+    peak: float | None = None  # the highest reading while it was raised
+    resolve_below: float | None = None
+    resolved_at: datetime | None = None
+    duration_s: float = 0.0  # raised_at to resolved_at
+
+
+class MetricsProblem(BaseModel):
+    """Why a metrics query was refused; ``status`` is the HTTP status the api should answer with."""
+
+    status: int
+    type: str  # a stable slug: not-found, invalid
+    title: str
+    field: str | None = None  # dotted path of the offending request field
+    detail: str = ""
+
+
+class SeriesData(BaseModel):
+    """One metric of one container, server or mount: ``points`` are ``[time, value]`` (bucket starts)."""
+
+    key: str  # container id, server name, or server:mount
+    kind: Literal["container", "server", "mount"]
+    name: str  # container name, server name, mount path
+    server: str
+    labels: dict[str, str] = {}  # app, service, deployment, team
+    metric: str
+    unit: str  # percent, bytes, count, load, state (health: 0 healthy, 1 starting, 2 unhealthy)
+    points: list[tuple[datetime, float | None]]
+
+
+class MetricsReply(BaseModel):
+    resolution: Literal["raw", "1m", "1h"] = "raw"
+    step_s: float = 0.0
+    start: datetime | None = None
+    end: datetime | None = None
+    series: list[SeriesData] = []
+    problem: MetricsProblem | None = None
+
+
+@register
+class MetricsQuery(Query):
+    """``rpc.metrics.query``: time series of a container, an application's containers or a server, from the
+    finest stored resolution that covers ``start`` at ``step_s`` (raw samples, 1-minute or 1-hour rollups).
+    With ``team_id`` only containers labelled with that team are visible."""
+
+    TYPE = "rpc.query"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = MetricsReply
+    target_kind: AlertTargetKind
+    target_id: str = Field(pattern=TARGET_PATTERN.replace(r"\*|", ""))
+    team_id: str | None = Field(default=None, min_length=1, max_length=64)
+    start: datetime
+    end: datetime | None = None  # default: now
+    step_s: float = Field(default=60.0, ge=1.0, le=86400.0)
+    metrics: list[str] = Field(default=[], max_length=20)  # default: every metric of the target
+
+
+class AlertRuleSpec(BaseModel):
+    """A threshold rule: ``metric`` of ``target_kind``/``target_id`` (``*``: all of the team's) above
+    ``threshold`` for ``for_s`` raises; at or below ``threshold - margin`` for ``resolve_for_s`` resolves.
+    ``restarts`` counts restarts within ``window_s``. ``margin`` defaults to 10% of the threshold (restarts:
+    the threshold, so a restart alert resolves when the window is empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    target_kind: AlertTargetKind
+    target_id: str = Field(pattern=TARGET_PATTERN)
+    metric: AlertMetric
+    threshold: float = Field(gt=0, le=1e6)
+    margin: float | None = Field(default=None, gt=0)
+    for_s: float = Field(default=60.0, ge=0, le=86400)
+    resolve_for_s: float | None = Field(default=None, ge=0, le=86400)  # default: for_s
+    window_s: float = Field(default=300.0, gt=0, le=86400)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _metric_fits_target(self) -> AlertRuleSpec:
+        allowed = {"disk_pct": ("server",), "restarts": ("container", "app")}.get(self.metric)
+        if allowed and self.target_kind not in allowed:
+            raise ValueError(f"metric {self.metric} applies to {' or '.join(allowed)} targets")
+        if self.margin is not None and self.margin > self.threshold:
+            raise ValueError("margin must not exceed the threshold")
+        return self
+
+
+class AlertRuleView(AlertRuleSpec):
+    id: str
+    team_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertRuleReply(BaseModel):
+    rule: AlertRuleView | None = None
+    problem: MetricsProblem | None = None
+
+
+class AlertRuleListReply(BaseModel):
+    rules: list[AlertRuleView] = []
+    problem: MetricsProblem | None = None
+
+
+class AlertRuleDeleteReply(BaseModel):
+    deleted: bool = False
+    problem: MetricsProblem | None = None
+
+
+class AlertView(BaseModel):
+    alert_id: str
+    rule_id: str
+    team_id: str
+    target_kind: AlertTargetKind
+    target_id: str
+    metric: AlertMetric
+    status: Literal["firing", "resolved"]
+    value: float | None
+    peak: float | None
+    threshold: float
+    labels: dict[str, str] = {}
+    since: datetime | None
+    raised_at: datetime
+    resolved_at: datetime | None = None
+
+
+class AlertListReply(BaseModel):
+    alerts: list[AlertView] = []
+    problem: MetricsProblem | None = None
+
+
+@register
+class AlertRuleCreate(Query):
+    """``rpc.metrics.alert_rule.create``: a team's threshold rule."""
+
+    TYPE = "rpc.alert_rule.create"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
+    team_id: str = Id
+    rule: AlertRuleSpec
+
+
+@register
+class AlertRuleUpdate(Query):
+    """``rpc.metrics.alert_rule.update``: replace a rule of the team (its open alerts are re-evaluated)."""
+
+    TYPE = "rpc.alert_rule.update"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
+    team_id: str = Id
+    rule_id: str = Id
+    rule: AlertRuleSpec
+
+
+@register
+class AlertRuleList(Query):
+    """``rpc.metrics.alert_rule.list``: the team's rules."""
+
+    TYPE = "rpc.alert_rule.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleListReply
+    team_id: str = Id
+
+
+@register
+class AlertRuleDelete(Query):
+    """``rpc.metrics.alert_rule.delete``: remove a rule of the team; its open alerts end without an event."""
+
+    TYPE = "rpc.alert_rule.delete"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertRuleDeleteReply
+    team_id: str = Id
+    rule_id: str = Id
+
+
+@register
+class AlertList(Query):
+    """``rpc.metrics.alert.list``: the team's alerts, open ones first, newest first."""
+
+    TYPE = "rpc.alert.list"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    REPLY: ClassVar[type[BaseModel]] = AlertListReply
+    team_id: str = Id
+    open_only: bool = False
+    limit: int = Field(default=100, ge=1, le=500)

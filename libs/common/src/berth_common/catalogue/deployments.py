@@ -1,0 +1,278 @@
+"""Deployments: the api's desired-state snapshot, the scheduler's rollout commands and events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
+
+from berth_common.catalogue.base import Command, Event, Id, Query, register
+
+# --- deployments -----------------------------------------------------------------------------------
+# The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
+# the scheduler never reads the api's tables. Secret values (``EnvVar.secret``) print as ``**********`` in
+# repr, str, logs and python dumps; only the JSON that carries the command reveals them.
+
+
+DEPLOYMENT_STATES = (
+    "queued",
+    "building",
+    "starting",
+    "verifying",
+    "routing",
+    "draining",
+    "stopping_old",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+DeploymentState = Literal[
+    "queued",
+    "building",
+    "starting",
+    "verifying",
+    "routing",
+    "draining",
+    "stopping_old",
+    "succeeded",
+    "failed",
+    "cancelled",
+]
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+IMAGE_REF_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
+HEALTH_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$"
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvVar(Spec):
+    """A runtime variable or build argument; ``secret`` ones are never logged, emitted or shown."""
+
+    name: str = Field(pattern=ENV_NAME_PATTERN)
+    value: SecretStr = Field(max_length=65536)
+    secret: bool = False
+
+    @field_serializer("value", when_used="json")
+    def _reveal_on_the_wire(self, value: SecretStr) -> str:
+        return value.get_secret_value()
+
+
+class ImageSource(Spec):
+    """Run a prebuilt image (also how a rollback names a previous deployment's image: no rebuild)."""
+
+    kind: Literal["image"] = "image"
+    image: str = Field(pattern=IMAGE_REF_PATTERN)
+
+
+class GitSource(Spec):
+    """Build from a git repository (the builder validates the URL, ref and paths)."""
+
+    kind: Literal["git"] = "git"
+    repository: str = Field(min_length=1, max_length=2048)
+    ref: str = Field(min_length=1, max_length=255)
+    subdirectory: str = Field(default="", max_length=1024)
+    dockerfile: str | None = Field(default="Dockerfile", max_length=1024)  # None: Berth's own detection
+    build_args: list[EnvVar] = Field(default_factory=list, max_length=200)
+
+
+class ResourceLimits(Spec):
+    cpus: float | None = Field(default=None, gt=0, le=512)  # CPU cores -> HostConfig.NanoCpus
+    memory_mb: int | None = Field(default=None, ge=6, le=4_194_304)  # -> HostConfig.Memory (bytes)
+
+
+class WebService(Spec):
+    kind: Literal["web"] = "web"
+    name: str = Field(pattern=SLUG_PATTERN)
+    port: int = Field(ge=1, le=65535)
+    replicas: int = Field(default=1, ge=1, le=64)
+    health_path: str = Field(default="/", pattern=HEALTH_PATH_PATTERN)
+    command: list[str] | None = Field(default=None, max_length=256)  # None: the image's CMD
+    hosts: list[str] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
+    limits: ResourceLimits | None = None  # None: the application's
+
+
+class WorkerService(Spec):
+    kind: Literal["worker"] = "worker"
+    name: str = Field(pattern=SLUG_PATTERN)
+    replicas: int = Field(default=1, ge=1, le=64)
+    command: list[str] | None = Field(default=None, max_length=256)
+    health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
+    limits: ResourceLimits | None = None
+
+
+class ApplicationSpec(Spec):
+    """Snapshot of an application's desired state at the time of a deployment."""
+
+    name: str = Field(pattern=SLUG_PATTERN)  # used in container names: berth-<name>-<service>-<dep>-<n>
+    environment: str = Field(default="production", pattern=SLUG_PATTERN)
+    source: Annotated[ImageSource | GitSource, Field(discriminator="kind")]
+    services: list[Annotated[WebService | WorkerService, Field(discriminator="kind")]] = Field(
+        min_length=1, max_length=20
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=500)
+    limits: ResourceLimits = ResourceLimits()
+    restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    stop_timeout_s: int = Field(default=10, ge=0, le=3600)  # SIGTERM, then SIGKILL after this
+    network: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApplicationSpec:
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError("service names must be unique")
+        env_names = [e.name for e in self.env]
+        if len(set(env_names)) != len(env_names):
+            raise ValueError("environment variable names must be unique")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret value (runtime and build), to redact from any text the scheduler emits."""
+        found = [e.value.get_secret_value() for e in self.env if e.secret]
+        if isinstance(self.source, GitSource):
+            found += [a.value.get_secret_value() for a in self.source.build_args if a.secret]
+        return [v for v in found if v]
+
+
+class RolloutOptions(Spec):
+    """Per-deployment overrides of the scheduler's defaults (``None``: the scheduler setting)."""
+
+    drain_grace_s: float | None = Field(default=None, ge=0, le=3600)
+    readiness_timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    build_timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)
+    # A deployment arriving while another of the same application runs: wait behind it, or cancel the
+    # deployments still queued (not yet started) for that application and take their place.
+    when_busy: Literal["queue", "replace_queued"] = "queue"
+
+
+@register
+class StartDeployment(Command):
+    TYPE = "cmd.deployment.start"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    deployment_id: str = Id
+    application_id: str = Id
+    team_id: str = Id
+    spec: ApplicationSpec
+    options: RolloutOptions = RolloutOptions()
+
+
+@register
+class CancelDeployment(Command):
+    """Cancel a queued deployment, or one not yet serving traffic (building, starting, verifying, routing)."""
+
+    TYPE = "cmd.deployment.cancel"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    deployment_id: str = Id
+    reason: str = Field(default="cancelled by user", max_length=500)
+
+
+@register
+class DeploymentQueued(Event):
+    """The api recorded a deployment and asked the scheduler to run it."""
+
+    TYPE = "evt.deployment.queued"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+    deployment_id: str
+    application_id: str
+    team_id: str
+
+
+@register
+class DeploymentProgressed(Event):
+    """Every step of a rollout; ``state`` is the persisted state, ``step`` what just happened."""
+
+    TYPE = "evt.deployment.progressed"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api",)
+    deployment_id: str
+    application_id: str = ""
+    state: DeploymentState = "queued"
+    step: str
+    detail: str = Field(default="", max_length=4000)
+
+
+class Replica(Spec):
+    """One running container of a deployment (no environment, no secrets)."""
+
+    service: str
+    kind: Literal["web", "worker"]
+    replica: int
+    container: str  # the container name
+    upstream: str | None = None  # web: http://127.0.0.1:<host port>
+
+
+@register
+class DeploymentSucceeded(Event):
+    """The new version serves all traffic; the previous version's containers are stopped and removed."""
+
+    TYPE = "evt.deployment.succeeded"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api", "notifier")
+    deployment_id: str
+    application_id: str
+    team_id: str
+    image: str
+    previous_deployment_id: str | None = None
+    duration_s: float = 0.0  # from the start command's arrival to success (a rollback's time, too)
+    replicas: list[Replica] = Field(default_factory=list)
+
+
+@register
+class DeploymentFailed(Event):
+    """The new containers are removed, the routes are as before, the previous version keeps serving."""
+
+    TYPE = "evt.deployment.failed"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api", "notifier")
+    deployment_id: str
+    application_id: str
+    team_id: str
+    reason: str = Field(max_length=4000)
+    failed_in: DeploymentState | None = None  # the state the deployment was in when it failed
+    duration_s: float = 0.0
+
+
+@register
+class DeploymentCancelled(Event):
+    """Cancelled before serving traffic: its containers are removed, the previous version keeps serving."""
+
+    TYPE = "evt.deployment.cancelled"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api", "notifier")
+    deployment_id: str
+    application_id: str
+    team_id: str
+    reason: str = Field(default="", max_length=500)
+    cancelled_in: DeploymentState | None = None
+
+
+@register
+class ReplicasQuery(Query):
+    """``rpc.scheduler.replicas``: an application's containers as Docker sees them now."""
+
+    TYPE = "rpc.replicas"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    application_id: str = Id
+
+
+class ReplicaStatus(Spec):
+    deployment_id: str
+    service: str
+    replica: int
+    container: str
+    state: str  # docker's: running, restarting, exited, ...
+    health: Literal["ready", "unready", "unknown"] = "unknown"
+    restarts: int = 0
+    upstream: str | None = None
+
+
+class ReplicasReply(Spec):
+    application_id: str
+    live_deployment_id: str | None = None
+    replicas: list[ReplicaStatus] = Field(default_factory=list)
