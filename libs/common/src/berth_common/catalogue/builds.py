@@ -41,7 +41,7 @@ class BuildSucceeded(Event):
 
     TYPE = "evt.build.succeeded"
     PRODUCERS = ("builder",)
-    CONSUMERS = ("scheduler",)
+    CONSUMERS = ("scheduler", "api")
     build_id: str
     deployment_id: str
     application_id: str = ""
