@@ -24,3 +24,5 @@ class SchedulerSettings(BaseServiceSettings):
     readiness_attempt_timeout_s: float = Field(default=2.0, gt=0)
     crash_restarts: int = Field(default=3, ge=1)
     worker_settle_s: float = Field(default=1.0, ge=0)
+    # Built images kept per application for rollback: those of the last N successful deployments.
+    keep_images: int = Field(default=5, ge=1, le=1000)

@@ -7,7 +7,6 @@ success (the goal state holds), so every operation can be repeated after a resta
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +152,7 @@ class DockerExecutor:
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying every label given."""
-        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]}
         found = await self._call("list containers", self.docker.containers.list(all=True, filters=filters))
         out = []
         for c in found:
@@ -161,6 +160,25 @@ class DockerExecutor:
             names = [n.lstrip("/") for n in raw.get("Names") or []]
             out.append(ContainerInfo(raw["Id"], names[0] if names else raw["Id"], raw.get("State", ""), raw["Labels"]))
         return sorted(out, key=lambda i: i.name)
+
+    async def list_images(self, labels: dict[str, str]) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
+        """(image id, repo tags, labels) of the images carrying every label."""
+        filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]}
+        found = await self._call("list images", self.docker.images.list(filters=filters))
+        return [
+            (str(i["Id"]), tuple(t for t in (i.get("RepoTags") or []) if t != "<none>:<none>"), i.get("Labels") or {})
+            for i in found
+        ]
+
+    async def untag_image(self, tag: str) -> bool:
+        """Remove one tag (the image goes with its last tag). False if an existing container still uses it."""
+        try:
+            await self._call("remove image", self.docker.images.delete(tag, force=False, noprune=False))
+            return True
+        except DockerOperationError as exc:
+            if exc.status in (404, 409):
+                return exc.status == 404
+            raise
 
     async def exec(self, name: str, argv: list[str], timeout_s: float) -> ExecResult:
         """Run ``argv`` in the container (no shell unless the argv names one); exit code and output."""

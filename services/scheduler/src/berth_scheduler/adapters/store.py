@@ -126,6 +126,39 @@ async def last_succeeded(s: AsyncSession, application_id: str) -> Any | None:
     ).first()
 
 
+async def images_in_use(s: AsyncSession, application_id: str, keep: int) -> set[str]:
+    """The images of the last ``keep`` successful deployments and of every unfinished one."""
+    succeeded = (
+        await s.execute(
+            sa.select(deployments.c.image)
+            .where(deployments.c.application_id == application_id)
+            .where(deployments.c.state == State.SUCCEEDED.value)
+            .where(deployments.c.image.is_not(None))
+            .order_by(deployments.c.finished_at.desc())
+            .limit(keep)
+        )
+    ).scalars()
+    unfinished = (
+        await s.execute(
+            sa.select(deployments.c.image)
+            .where(deployments.c.application_id == application_id)
+            .where(UNFINISHED)
+            .where(deployments.c.image.is_not(None))
+        )
+    ).scalars()
+    return {str(i) for i in [*succeeded, *unfinished]}
+
+
+async def finished_deployments(s: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` that are known and in a terminal state."""
+    if not ids:
+        return set()
+    rows = await s.execute(
+        sa.select(deployments.c.id).where(deployments.c.id.in_(list(ids))).where(sa.not_(UNFINISHED))
+    )
+    return {str(r) for r in rows.scalars()}
+
+
 # --- containers ------------------------------------------------------------------------------------
 
 

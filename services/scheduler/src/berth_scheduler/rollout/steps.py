@@ -18,7 +18,7 @@ from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import machine, names
+from berth_scheduler.domain import machine, names, retention
 from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import RouteTarget, plan_routes
@@ -193,6 +193,32 @@ async def stop_old(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
         for c in await read(rt, store.containers_of, r.deployment_id)
     )
     await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
+    await prune_images(rt, r.application_id, row.image)
+
+
+async def prune_images(rt: Runtime, application_id: str, image: str | None) -> list[str]:
+    """Untag the application's built images that no kept deployment needs (best effort: never fails a
+    deployment). Returns the tags removed."""
+    if not image or not image.startswith("berth/"):
+        return []  # a prebuilt image the user named: not Berth's to remove
+    try:
+        keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
+        found = await rt.docker.list_images({retention.IMAGE_LABEL_APPLICATION: application_id})
+        built = [
+            retention.BuiltImage(id=i, tags=t, deployment=labels.get(retention.IMAGE_LABEL_DEPLOYMENT))
+            for i, t, labels in found
+        ]
+        finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
+        removed = []
+        for tag in retention.tags_to_remove(built, keep, image.rsplit(":", 1)[0], finished):
+            if await rt.docker.untag_image(tag):
+                removed.append(tag)
+        if removed:
+            log.info("old images pruned", application_id=application_id, removed=removed)
+        return removed
+    except Exception as exc:
+        log.warning("image pruning failed", application_id=application_id, error=str(exc))
+        return []
 
 
 async def await_build(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:

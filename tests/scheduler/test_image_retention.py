@@ -1,0 +1,89 @@
+"""Built images kept for rollback: the last N successful deployments' images stay, older tags go."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from berth_scheduler.domain.retention import BuiltImage, tags_to_remove
+from tests.scheduler.platform import web_app
+
+
+def test_tags_to_remove_keeps_the_named_images_and_every_tag_of_a_kept_image():
+    images = [
+        BuiltImage("sha:1", ("berth/shop:a1",)),
+        BuiltImage("sha:2", ("berth/shop:b2", "berth/shop:c3")),  # reused build: two deployments, one image
+        BuiltImage("sha:3", ("berth/shop:d4", "other/repo:keep")),
+        BuiltImage("sha:4", ()),
+    ]
+    assert tags_to_remove(images, {"berth/shop:c3"}, "berth/shop") == ["berth/shop:a1", "berth/shop:d4"]
+    assert tags_to_remove(images, {"berth/shop:a1", "berth/shop:b2", "berth/shop:d4"}, "berth/shop") == []
+    assert tags_to_remove(images, set(), "berth/other") == []
+
+
+def test_an_image_of_a_deployment_not_known_to_have_finished_is_kept():
+    images = [
+        BuiltImage("sha:1", ("berth/shop:a1",), deployment="d1"),  # finished (failed or older success)
+        BuiltImage("sha:2", ("berth/shop:b2",), deployment="d2"),  # just built, deployment not finished
+        BuiltImage("sha:3", ("berth/shop:c3",), deployment=None),  # no label: decided by tags alone
+    ]
+    assert tags_to_remove(images, set(), "berth/shop", finished={"d1"}) == ["berth/shop:a1", "berth/shop:c3"]
+
+
+def _docker(*args: str) -> str:
+    out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def labelled(busybox, app_id, unique):
+    """Makes images labelled as the application's builds (as the builder does), tagged berth/<name>:t<n>."""
+    repo = f"berth/ret{unique}"
+    cid = _docker("create", busybox, "true")
+    made: list[str] = []
+
+    def make(n: int, deployment: str) -> str:
+        tag = f"{repo}:t{n}"
+        label = f"LABEL berth.application={app_id} berth.deployment={deployment} n={n}"
+        _docker("commit", "--change", label, cid, tag)
+        made.append(tag)
+        return tag
+
+    yield repo, make
+    _docker("rm", cid)
+    subprocess.run(["docker", "rmi", "-f", *made], capture_output=True)
+
+
+def _tags(repo: str) -> set[str]:
+    return set(_docker("images", "--format", "{{.Repository}}:{{.Tag}}", repo).split())
+
+
+async def test_old_build_images_are_pruned_after_a_success(platform, labelled, app_id, unique):
+    repo, make = labelled
+    platform.scheduler.settings.keep_images = 2
+    host = f"web-ret{unique}.localhost"
+    failed = uuid.uuid4().hex
+    orphan = make(0, failed)  # built for a deployment that then failed
+    spec = {**web_app(orphan, "x", host, never_healthy=True), "name": f"ret{unique}"}
+    await platform.deploy(app_id, spec, deployment_id=failed, drain_grace_s=0, readiness_timeout_s=2)
+    assert (await platform.wait(failed, timeout=60))["type"] == "evt.deployment.failed"
+    deployed = []
+    for n in (1, 2, 3):
+        dep = uuid.uuid4().hex
+        tag = make(n, dep)  # built just before its deployment runs, as the builder does
+        spec = {**web_app(tag, tag, host), "name": f"ret{unique}"}
+        await platform.deploy(app_id, spec, deployment_id=dep, drain_grace_s=0)
+        done = await platform.wait(dep, timeout=90)
+        assert done["type"] == "evt.deployment.succeeded", done
+        deployed.append(tag)
+    # kept: the images of the last two successes; the oldest success's and the orphan build are gone
+    # (pruning runs right after the success event: give it a moment)
+    deadline = time.monotonic() + 15
+    while _tags(repo) != {deployed[1], deployed[2]} and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert _tags(repo) == {deployed[1], deployed[2]}
