@@ -49,6 +49,15 @@ async def database(postgres: Postgres) -> AsyncIterator[str]:
     yield await create_database(postgres.admin_url, name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sealing_key() -> None:
+    """Secret values travel sealed: the test process seals and opens them with this key (a service served
+    in-process configures its own at start, and values sealed with this one still open)."""
+    from berth_common import sealing
+
+    sealing.configure("berth-tests-sealing-key")
+
+
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]

@@ -23,14 +23,15 @@ SPEC = {
 }
 
 
-def test_secret_values_are_masked_everywhere_but_the_wire():
+def test_secret_values_are_masked_everywhere_and_sealed_on_the_wire():
     cmd = StartDeployment(deployment_id="d1", application_id="a1", team_id="t1", spec=SPEC)
     assert "s3cr3t-value" not in repr(cmd) and "s3cr3t-value" not in str(cmd)
     assert "s3cr3t-value" not in str(cmd.model_dump())
     wire = cmd.model_dump(mode="json")
-    assert wire["spec"]["env"][0]["value"] == "s3cr3t-value"
+    assert wire["spec"]["env"][0]["value"].startswith("sealed:v1:")  # tests/common/test_sealing.py: the rest
+    assert wire["spec"]["env"][1]["value"] == "prod"
     back = StartDeployment.model_validate(json.loads(json.dumps(wire)))
-    assert back.spec.env[0].value.get_secret_value() == "s3cr3t-value"
+    assert back.spec.env[0].reveal() == "s3cr3t-value"
     assert sorted(back.spec.secret_values()) == ["s3cr3t-value", "tok-123"]
 
 

@@ -8,6 +8,7 @@ database engine and health port, and they still talk only over NATS.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from typing import Any
 
 import asyncpg
 import structlog
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from berth_common import sealing
 from berth_common.bus import Bus
 from berth_common.bus.streams import default_streams
 from berth_common.catalogue import HealthReply
@@ -113,6 +116,22 @@ async def _migrate(settings: BaseServiceSettings, engine: AsyncEngine, versions_
             delay = min(delay * 2, 5.0)
 
 
+def configure_sealing(settings: BaseServiceSettings) -> None:
+    """Set the process-wide key that seals secret values on the bus, from ``BERTH_SECRET_KEY``.
+
+    Previous secret keys (kept after a rotation only to open values sealed with them) come from the
+    settings' ``previous_secret_keys`` if they define it, else from ``BERTH_PREVIOUS_SECRET_KEYS``
+    (comma-separated).
+    """
+    listed = getattr(settings, "previous_secret_keys", None)
+    if listed is None:
+        listed = os.environ.get("BERTH_PREVIOUS_SECRET_KEYS", "").split(",")
+    previous = [k.get_secret_value() if isinstance(k, SecretStr) else str(k).strip() for k in listed]
+    # keep_open: services served in one process (all-in-one, tests) seal with the last one's key, and
+    # what an earlier one sealed still opens.
+    sealing.configure(settings.secret_key.get_secret_value(), [k for k in previous if k], keep_open=True)
+
+
 async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
     """Run one service until ``stop`` is set, then shut it down gracefully.
 
@@ -121,6 +140,7 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
     """
     settings = spec.settings
     structlog.contextvars.bind_contextvars(service=spec.name)
+    configure_sealing(settings)
     engine = make_engine(
         settings.database_url.get_secret_value(),
         settings.schema_name,

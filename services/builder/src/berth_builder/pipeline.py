@@ -37,7 +37,9 @@ from berth_builder.domain.source import (
     validate_relpath,
 )
 from berth_builder.settings import BuilderSettings
+from berth_common import sealing
 from berth_common.catalogue import BuildFailureStage, StartBuild
+from berth_common.catalogue.deployments import revealed
 
 Say = Callable[[str], Awaitable[None]]
 MAX_SECRET_BYTES = 60000
@@ -80,8 +82,8 @@ class Fail(Exception):
 
 
 def secrets_of(cmd: StartBuild) -> list[str]:
-    values = [a.value.get_secret_value() for a in cmd.source.build_args if a.secret]
-    return [v for v in values if v] + url_secrets(cmd.source.repository)
+    """The plaintext secret values of a build (in memory only), to redact from its log lines and reasons."""
+    return revealed([a for a in cmd.source.build_args if a.secret]) + url_secrets(cmd.source.repository)
 
 
 def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
@@ -101,7 +103,10 @@ def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
     args = []
     seen = set()
     for a in src.build_args:
-        value = a.value.get_secret_value()
+        try:
+            value = a.reveal()  # a secret arrives sealed: opened here, served only through the secret mount
+        except sealing.UnsealError as exc:
+            raise InvalidInput(f"source.build_args.{a.name}", f"the secret value cannot be read: {exc}") from None
         validate_build_arg(a.name, value)
         if a.name in seen:
             raise InvalidInput(f"source.build_args.{a.name}", "given twice")

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, Query, register
 
 # --- deployments -----------------------------------------------------------------------------------
 # The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
 # the scheduler never reads the api's tables. Secret values (``EnvVar.secret``) print as ``**********`` in
-# repr, str, logs and python dumps; only the JSON that carries the command reveals them.
+# repr, str, logs and python dumps, and travel sealed in JSON (``berth_common.sealing``, AES-256-GCM bound
+# to the variable's purpose and name). A deserialised snapshot keeps the sealed token; the consumer calls
+# ``EnvVar.reveal()`` where the value is used (the container env, the BuildKit secret mount, redaction).
 
 
 DEPLOYMENT_STATES = (
@@ -48,16 +60,76 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_VALUE_CHARS = 65536
+MAX_SEALED_CHARS = sealing.sealed_length(4 * MAX_VALUE_CHARS)  # a token of the longest value (UTF-8)
+
+
 class EnvVar(Spec):
-    """A runtime variable or build argument; ``secret`` ones are never logged, emitted or shown."""
+    """A runtime variable; ``secret`` ones are never logged or shown, and sealed whenever serialised to JSON.
+
+    ``value`` holds the plaintext (as the api builds it) or a sealed token (as a consumer receives it);
+    :meth:`reveal` gives the plaintext either way. Two variables are equal when their plaintexts are.
+    """
+
+    PURPOSE: ClassVar[str] = "env"
 
     name: str = Field(pattern=ENV_NAME_PATTERN)
-    value: SecretStr = Field(max_length=65536)
+    value: SecretStr = Field(max_length=MAX_SEALED_CHARS)
     secret: bool = False
 
+    @field_validator("value")
+    @classmethod
+    def _value_length(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if len(raw) > MAX_VALUE_CHARS and not sealing.is_sealed(raw):
+            raise ValueError(f"a value is limited to {MAX_VALUE_CHARS} characters")
+        return value
+
+    @property
+    def aad(self) -> str:
+        """What a sealed value of this variable is bound to: its purpose and its name."""
+        return f"berth/{self.PURPOSE}/{self.name}"
+
+    @property
+    def sealed(self) -> bool:
+        """The value is held as a sealed token (a secret received from the bus)."""
+        return self.secret and sealing.is_sealed(self.value.get_secret_value())
+
+    def reveal(self) -> str:
+        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
+        raw = self.value.get_secret_value()
+        return sealing.unseal(raw, self.aad) if self.sealed else raw
+
     @field_serializer("value", when_used="json")
-    def _reveal_on_the_wire(self, value: SecretStr) -> str:
-        return value.get_secret_value()
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        raw = value.get_secret_value()
+        if not self.secret:
+            return raw
+        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
+
+    def _plain(self) -> str:
+        try:
+            return self.reveal()
+        except sealing.SealingError:
+            return self.value.get_secret_value()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EnvVar):
+            return NotImplemented
+        return (self.PURPOSE, self.name, self.secret) == (
+            other.PURPOSE,
+            other.name,
+            other.secret,
+        ) and self._plain() == other._plain()
+
+    def __hash__(self) -> int:
+        return hash((self.PURPOSE, self.name, self.secret))
+
+
+class BuildArg(EnvVar):
+    """A build argument; a secret one is sealed for its purpose (a runtime variable's token does not open here)."""
+
+    PURPOSE: ClassVar[str] = "build-arg"
 
 
 class ImageSource(Spec):
@@ -75,7 +147,20 @@ class GitSource(Spec):
     ref: str = Field(min_length=1, max_length=255)
     subdirectory: str = Field(default="", max_length=1024)
     dockerfile: str | None = Field(default="Dockerfile", max_length=1024)  # None: Berth's own detection
-    build_args: list[EnvVar] = Field(default_factory=list, max_length=200)
+    build_args: list[BuildArg] = Field(default_factory=list, max_length=200)
+
+    @field_validator("build_args", mode="before")
+    @classmethod
+    def _as_build_args(cls, value: Any) -> Any:
+        """Accept ``EnvVar`` objects (as callers build them) as build args."""
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            BuildArg(name=a.name, value=a.value, secret=a.secret)
+            if isinstance(a, EnvVar) and not isinstance(a, BuildArg)
+            else a
+            for a in value
+        ]
 
 
 class ResourceLimits(Spec):
@@ -130,10 +215,22 @@ class ApplicationSpec(Spec):
 
     def secret_values(self) -> list[str]:
         """Every secret value (runtime and build), to redact from any text the scheduler emits."""
-        found = [e.value.get_secret_value() for e in self.env if e.secret]
+        variables: list[EnvVar] = [e for e in self.env if e.secret]
         if isinstance(self.source, GitSource):
-            found += [a.value.get_secret_value() for a in self.source.build_args if a.secret]
-        return [v for v in found if v]
+            variables += [a for a in self.source.build_args if a.secret]
+        return revealed(variables)
+
+
+def revealed(variables: Iterable[EnvVar]) -> list[str]:
+    """The non-empty plaintexts of ``variables`` (to redact from text). A value that does not open is left
+    out: nothing here could have revealed it. Without a configured key this raises ``NoSealingKeyError``."""
+    found = []
+    for v in variables:
+        try:
+            found.append(v.reveal())
+        except sealing.UnsealError:
+            continue
+    return [v for v in found if v]
 
 
 class RolloutOptions(Spec):

@@ -50,8 +50,11 @@ def labels(application_id: str, service: str, deployment_id: str, replica: int, 
 
 
 def environment(spec: ApplicationSpec, service: WebService | WorkerService) -> list[str]:
-    """``NAME=value`` in the snapshot's order; web services also get ``PORT`` unless the user set it."""
-    env = [f"{e.name}={e.value.get_secret_value()}" for e in spec.env]
+    """``NAME=value`` in the snapshot's order; web services also get ``PORT`` unless the user set it.
+
+    Secret values arrive sealed; they are unsealed here, the one place the container needs them.
+    """
+    env = [f"{e.name}={e.reveal()}" for e in spec.env]
     if isinstance(service, WebService) and all(e.name != "PORT" for e in spec.env):
         env.append(f"PORT={service.port}")
     return env

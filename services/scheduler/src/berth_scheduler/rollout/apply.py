@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth_common import sealing
 from berth_common.catalogue import (
     DeploymentCancelled,
     DeploymentFailed,
@@ -29,9 +30,10 @@ log = get_logger(__name__)
 
 
 def secrets_of(sealer: Sealer, row: Any) -> list[str]:
+    """The plaintext secret values of a deployment, in memory only: to redact them from what it emits."""
     try:
         return sealer.open(row.spec).secret_values()
-    except UnsealError:
+    except (UnsealError, sealing.UnsealError):
         return []
 
 
