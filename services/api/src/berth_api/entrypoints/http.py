@@ -11,7 +11,14 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_api.domain.problems import MEDIA_TYPE
-from berth_api.entrypoints import routes_applications, routes_deployments, routes_projects, v1
+from berth_api.entrypoints import (
+    routes_applications,
+    routes_deployments,
+    routes_metrics,
+    routes_notifications,
+    routes_projects,
+    v1,
+)
 from berth_api.entrypoints.auth import anonymous, declared_access
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
@@ -103,7 +110,8 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     install_error_handlers(app)
     # The routers' routes are added as they are (full paths, responses already merged) rather than through
     # include_router, so app.routes lists every APIRoute for the access checks below and in the tests.
-    for router in (v1.router, routes_projects.router, routes_applications.router, routes_deployments.router):
+    routers = (v1, routes_projects, routes_applications, routes_deployments, routes_notifications, routes_metrics)
+    for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):

@@ -1,0 +1,190 @@
+"""Routes of metrics, alert rules and alerts: each asks the metrics service over the bus
+(``rpc.metrics.<name>``) for the caller's team. Thin: role, input, query, answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import Field
+
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas_metrics import (
+    METRIC_PATTERN,
+    SERVER_ID_PATTERN,
+    AlertRuleSpec,
+    AlertRuleView,
+    AlertView,
+    MetricsOut,
+)
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases import observability as uc
+from berth_api.usecases.observability import METRICS, ask
+from berth_common.catalogue import (
+    AlertList,
+    AlertListReply,
+    AlertRuleCreate,
+    AlertRuleDelete,
+    AlertRuleDeleteReply,
+    AlertRuleList,
+    AlertRuleListReply,
+    AlertRuleReply,
+    AlertRuleUpdate,
+    MetricsReply,
+)
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["metrics"])
+UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
+NOT_FOUND: Responses = {404: problem_doc("No such application, server or rule in this team"), **UNAVAILABLE}
+DEFAULT_SPAN = timedelta(hours=1)
+DEFAULT_POINTS = 120
+MIN_DEFAULT_STEP_S = 10.0
+RULE: dict[str, str] = {"rule": "/body", "rule_id": "/path/rule_id"}
+ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
+RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN, description="`local`: the server Berth runs on")]
+From = Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: an hour before `to`")]
+To = Annotated[datetime | None, Query(alias="to", description="RFC 3339; default: now")]
+Step = Annotated[
+    float | None,
+    Query(
+        ge=1, le=86400, description="Seconds per point (default: about 120 points); widened to the stored resolution"
+    ),
+]
+MetricName = Annotated[str, Field(pattern=METRIC_PATTERN)]
+Metrics = Annotated[
+    list[MetricName] | None,
+    Query(alias="metric", max_length=20, description="Only these metrics (repeat the parameter); default: all"),
+]
+
+
+def _query(
+    start: datetime | None, end: datetime | None, step: float | None, metrics: list[str] | None
+) -> dict[str, object]:
+    start, end = uc.window(start, end, DEFAULT_SPAN)
+    if step is None:
+        span = ((end or datetime.now(UTC)) - start).total_seconds()
+        step = min(86400.0, max(MIN_DEFAULT_STEP_S, float(round(span / DEFAULT_POINTS))))
+    return {"start": start, "end": end, "step_s": step, "metrics": metrics or []}
+
+
+def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
+    return MetricsOut.model_validate(
+        {"target_kind": kind, "target_id": target_id, **reply.model_dump(exclude={"problem"})}
+    )
+
+
+@router.get(
+    "/applications/{application_id}/metrics",
+    response_model=MetricsOut,
+    summary="Time series of the application's containers: CPU, memory, network, block I/O, restarts, health",
+    responses=NOT_FOUND,
+)
+async def application_metrics(
+    request: Request,
+    application_id: ApplicationId,
+    start: From = None,
+    end: To = None,
+    step: Step = None,
+    metrics: Metrics = None,
+    principal: Principal = require_role("viewer"),
+) -> MetricsOut:
+    query = _query(start, end, step, metrics)
+    reply = await uc.application_metrics(deps(request), principal, application_id, query)
+    return _out("app", application_id, reply)
+
+
+@router.get(
+    "/servers/{server_id}/metrics",
+    response_model=MetricsOut,
+    summary="Time series of a server (CPU, memory, load) and of each of its disks",
+    responses=NOT_FOUND,
+)
+async def server_metrics(
+    request: Request,
+    server_id: ServerId,
+    start: From = None,
+    end: To = None,
+    step: Step = None,
+    metrics: Metrics = None,
+    _: Principal = require_role("viewer"),
+) -> MetricsOut:
+    name, reply = await uc.server_metrics(deps(request), server_id, _query(start, end, step, metrics))
+    return _out("server", name, reply)
+
+
+@router.post(
+    "/alert-rules",
+    response_model=AlertRuleView,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a threshold rule: raise an alert when a metric stays above it, resolve below it (hysteresis)",
+    responses=UNAVAILABLE,
+)
+async def create_rule(
+    body: AlertRuleSpec, request: Request, principal: Principal = require_role("developer")
+) -> AlertRuleView:
+    d = deps(request)
+    spec = await uc.check_rule_target(d, principal, body)
+    reply = await ask(d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, fields=RULE)
+    assert reply.rule is not None
+    return reply.rule
+
+
+@router.get("/alert-rules", response_model=list[AlertRuleView], summary="The team's alert rules", responses=UNAVAILABLE)
+async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleView]:
+    q = AlertRuleList(team_id=principal.team_id)
+    return (await ask(deps(request), METRICS, q, AlertRuleListReply, fields=RULE)).rules
+
+
+@router.get("/alert-rules/{rule_id}", response_model=AlertRuleView, summary="An alert rule", responses=NOT_FOUND)
+async def get_rule(request: Request, rule_id: RuleId, principal: Principal = require_role("viewer")) -> AlertRuleView:
+    return await uc.rule_of(deps(request), principal, rule_id)
+
+
+@router.put(
+    "/alert-rules/{rule_id}",
+    response_model=AlertRuleView,
+    summary="Replace an alert rule (its open alerts are evaluated against the new one)",
+    responses=NOT_FOUND,
+)
+async def replace_rule(
+    body: AlertRuleSpec, request: Request, rule_id: RuleId, principal: Principal = require_role("developer")
+) -> AlertRuleView:
+    d = deps(request)
+    spec = await uc.check_rule_target(d, principal, body)
+    q = AlertRuleUpdate(team_id=principal.team_id, rule_id=rule_id, rule=spec)
+    reply = await ask(d, METRICS, q, AlertRuleReply, fields=RULE)
+    assert reply.rule is not None
+    return reply.rule
+
+
+@router.delete(
+    "/alert-rules/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an alert rule; its open alerts end without a resolve event",
+    responses=NOT_FOUND,
+)
+async def delete_rule(request: Request, rule_id: RuleId, principal: Principal = require_role("admin")) -> Response:
+    q = AlertRuleDelete(team_id=principal.team_id, rule_id=rule_id)
+    await ask(deps(request), METRICS, q, AlertRuleDeleteReply, fields=RULE)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/alerts",
+    response_model=list[AlertView],
+    summary="The team's alerts: firing ones first, newest first",
+    responses=UNAVAILABLE,
+)
+async def list_alerts(
+    request: Request,
+    open_only: Annotated[bool, Query(description="Only firing alerts")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    principal: Principal = require_role("viewer"),
+) -> list[AlertView]:
+    q = AlertList(team_id=principal.team_id, open_only=open_only, limit=limit)
+    return (await ask(deps(request), METRICS, q, AlertListReply, fields={})).alerts

@@ -1,0 +1,227 @@
+"""Routes of notification channels, subscriptions and the delivery log: each asks the notifier over the bus
+(``rpc.notifier.<name>``) for the caller's team. Thin: role, input, query, answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas_notifications import (
+    ChannelCreateIn,
+    ChannelTestIn,
+    ChannelUpdateIn,
+    ChannelView,
+    DeliveryView,
+    SubscriptionCreateIn,
+    SubscriptionView,
+)
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases.observability import NOTIFIER, Fields, ask, build, check_filters
+from berth_common.catalogue import (
+    ChannelCreate,
+    ChannelDelete,
+    ChannelGet,
+    ChannelList,
+    ChannelListReply,
+    ChannelReply,
+    ChannelTest,
+    ChannelUpdate,
+    DeletedReply,
+    DeliveryList,
+    DeliveryListReply,
+    DeliveryReply,
+    DeliveryStatus,
+    SubscriptionCreate,
+    SubscriptionDelete,
+    SubscriptionList,
+    SubscriptionListReply,
+    SubscriptionReply,
+)
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["notifications"])
+UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
+NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
+CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
+ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
+SubscriptionId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+# Where each query field came from in the HTTP request (the rest is the body).
+CHANNEL: Fields = {"channel_id": "/path/channel_id"}
+SUBSCRIPTION: Fields = {"subscription_id": "/path/subscription_id"}
+LISTING: Fields = {
+    "channel_id": "/query/channel_id",
+    "status": "/query/status",
+    "before": "/query/before",
+    "limit": "/query/limit",
+}
+
+
+@router.post(
+    "/notification-channels",
+    response_model=ChannelView,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a notification channel (Slack, Discord, email, Telegram or a signed webhook)",
+    responses={**CONFLICT, **UNAVAILABLE},
+)
+async def create_channel(
+    body: ChannelCreateIn, request: Request, principal: Principal = require_role("developer")
+) -> ChannelView:
+    q = build(ChannelCreate, CHANNEL, team_id=principal.team_id, **body.model_dump(exclude_unset=True))
+    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    assert reply.channel is not None
+    return reply.channel
+
+
+@router.get(
+    "/notification-channels",
+    response_model=list[ChannelView],
+    summary="The team's notification channels (secrets never shown)",
+    responses=UNAVAILABLE,
+)
+async def list_channels(request: Request, principal: Principal = require_role("viewer")) -> list[ChannelView]:
+    reply = await ask(deps(request), NOTIFIER, ChannelList(team_id=principal.team_id), ChannelListReply, fields={})
+    return reply.channels
+
+
+@router.get(
+    "/notification-channels/{channel_id}",
+    response_model=ChannelView,
+    summary="A notification channel (secrets never shown)",
+    responses=NOT_FOUND,
+)
+async def get_channel(
+    request: Request, channel_id: ChannelId, principal: Principal = require_role("viewer")
+) -> ChannelView:
+    q = ChannelGet(team_id=principal.team_id, channel_id=channel_id)
+    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    assert reply.channel is not None
+    return reply.channel
+
+
+@router.patch(
+    "/notification-channels/{channel_id}",
+    response_model=ChannelView,
+    summary="Rename, enable or disable, or reconfigure a channel (same kind; omitted secrets are kept)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_channel(
+    body: ChannelUpdateIn, request: Request, channel_id: ChannelId, principal: Principal = require_role("developer")
+) -> ChannelView:
+    values = body.model_dump(exclude_unset=True)
+    q = build(ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
+    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    assert reply.channel is not None
+    return reply.channel
+
+
+@router.delete(
+    "/notification-channels/{channel_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a channel, its subscriptions and its delivery log",
+    responses=NOT_FOUND,
+)
+async def delete_channel(
+    request: Request, channel_id: ChannelId, principal: Principal = require_role("admin")
+) -> Response:
+    q = ChannelDelete(team_id=principal.team_id, channel_id=channel_id)
+    await ask(deps(request), NOTIFIER, q, DeletedReply, fields=CHANNEL)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/notification-channels/{channel_id}/test",
+    response_model=DeliveryView,
+    summary="Send a test message now; answers with its delivery once it is delivered or failed (or wait_s passed)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def test_channel(
+    request: Request,
+    channel_id: ChannelId,
+    body: Annotated[ChannelTestIn | None, Body()] = None,
+    principal: Principal = require_role("developer"),
+) -> DeliveryView:
+    wait_s = (body or ChannelTestIn()).wait_s
+    q = ChannelTest(team_id=principal.team_id, channel_id=channel_id, wait_s=wait_s)
+    reply = await ask(deps(request), NOTIFIER, q, DeliveryReply, fields=CHANNEL, timeout=wait_s + 2.0)
+    assert reply.delivery is not None
+    return reply.delivery
+
+
+@router.post(
+    "/notification-channels/{channel_id}/subscriptions",
+    response_model=SubscriptionView,
+    status_code=status.HTTP_201_CREATED,
+    summary="Send these event types to the channel, optionally only those of one project or application",
+    responses=NOT_FOUND,
+)
+async def create_subscription(
+    body: SubscriptionCreateIn,
+    request: Request,
+    channel_id: ChannelId,
+    principal: Principal = require_role("developer"),
+) -> SubscriptionView:
+    d = deps(request)
+    await check_filters(d, principal, body.project_id, body.application_id)
+    values = body.model_dump(exclude_none=True)
+    q = build(SubscriptionCreate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
+    reply = await ask(d, NOTIFIER, q, SubscriptionReply, fields=CHANNEL)
+    assert reply.subscription is not None
+    return reply.subscription
+
+
+@router.get(
+    "/notification-subscriptions",
+    response_model=list[SubscriptionView],
+    summary="The team's subscriptions, optionally of one channel",
+    responses=UNAVAILABLE,
+)
+async def list_subscriptions(
+    request: Request,
+    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    principal: Principal = require_role("viewer"),
+) -> list[SubscriptionView]:
+    q = SubscriptionList(team_id=principal.team_id, channel_id=channel_id)
+    reply = await ask(deps(request), NOTIFIER, q, SubscriptionListReply, fields=LISTING)
+    return reply.subscriptions
+
+
+@router.delete(
+    "/notification-subscriptions/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Stop sending a subscription's events to its channel",
+    responses=NOT_FOUND,
+)
+async def delete_subscription(
+    request: Request, subscription_id: SubscriptionId, principal: Principal = require_role("admin")
+) -> Response:
+    q = SubscriptionDelete(team_id=principal.team_id, subscription_id=subscription_id)
+    await ask(deps(request), NOTIFIER, q, DeletedReply, fields=SUBSCRIPTION)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/notification-deliveries",
+    response_model=list[DeliveryView],
+    summary="The delivery log, newest first: status, attempts and last error of each message",
+    responses=UNAVAILABLE,
+)
+async def list_deliveries(
+    request: Request,
+    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+    before: Annotated[datetime | None, Query(description="Only deliveries created before this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    principal: Principal = require_role("viewer"),
+) -> list[DeliveryView]:
+    if before is not None and before.tzinfo is None:
+        before = before.replace(tzinfo=UTC)
+    values = {"channel_id": channel_id, "status": delivery_status, "before": before, "limit": limit}
+    q = build(DeliveryList, LISTING, team_id=principal.team_id, **values)
+    reply = await ask(deps(request), NOTIFIER, q, DeliveryListReply, fields=LISTING)
+    return reply.deliveries
