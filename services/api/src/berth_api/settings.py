@@ -25,6 +25,16 @@ class ApiSettings(BaseServiceSettings):
     shutdown_grace_s: int = Field(default=25, ge=1, le=29)
     token_touch_interval_s: float = Field(default=60.0, ge=0)  # last_used_at is written at most this often
 
+    # Brute force: failed authentications (and invitation codes) per source address and per token prefix
+    # within a sliding window, counted in memory per process; over the limit -> 429 with Retry-After.
+    # 0 disables a limit (BERTH_AUTH_FAILURES_PER_ADDRESS, BERTH_AUTH_FAILURES_PER_PREFIX).
+    auth_failures_per_address: int = Field(default=20, ge=0)
+    auth_failures_per_prefix: int = Field(default=10, ge=0)
+    auth_failure_window_s: float = Field(default=60.0, gt=0, le=86400)
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (BERTH_TRUSTED_PROXIES, a JSON list).
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+    invitation_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)  # single-use invitation codes
+
     # Applications: generated hosts are <service>-<app>-<env>.<base_domain> (BERTH_BASE_DOMAIN)
     base_domain: str = Field(default="localhost", min_length=1, max_length=200)
     # file:// URLs and absolute paths as git repositories (BERTH_ALLOW_LOCAL_GIT, as the builder's): off

@@ -65,8 +65,12 @@ async def insert_environment(session: AsyncSession, team_id: str, project_id: st
     return _row(row)
 
 
-async def get_environment(session: AsyncSession, team_id: str, environment_id: str) -> dict[str, Any] | None:
+async def get_environment(
+    session: AsyncSession, team_id: str, environment_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
     q = sa.select(environments).where(environments.c.id == environment_id, environments.c.team_id == team_id)
+    if lock:
+        q = q.with_for_update()
     row = (await session.execute(q)).first()
     return None if row is None else _row(row)
 

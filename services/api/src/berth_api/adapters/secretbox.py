@@ -3,7 +3,8 @@
 A sealed value is ``b"\\x01" | key id (8 bytes) | nonce (12 bytes) | ciphertext+tag``. The associated
 data binds it to where it belongs (an application's variable, a deployment's snapshot), so a value copied
 into another row or team does not open. The key id names the key that sealed it: older keys can be kept
-for reading while everything is re-sealed with the current one (key rotation).
+for reading while everything is re-sealed with the current one (key rotation: ``KeyRing``, and
+``berth_api.usecases.rotation``).
 """
 
 from __future__ import annotations
@@ -79,11 +80,23 @@ class SecretBox:
     """Seal and open single values. ``materials[0]`` is the current key, the others only open."""
 
     def __init__(self, materials: list[bytes]) -> None:
+        self._load(materials)
+
+    def _load(self, materials: list[bytes]) -> None:
         if not materials:
             raise ValueError("at least one key is needed")
         keys = [_derive(m) for m in materials]
         self._keys = {_key_id(k): k for k in reversed(keys)}
         self._current = _key_id(keys[0])
+
+    def sealed_with_text(self, text: str) -> bool:
+        """``sealed_with_current`` for a sealed text (False for anything that is not one)."""
+        if not text.startswith(TEXT_PREFIX):
+            return False
+        try:
+            return self.sealed_with_current(base64.b64decode(text[len(TEXT_PREFIX) :], validate=True))
+        except ValueError:
+            return False
 
     def __repr__(self) -> str:
         return f"SecretBox(keys={len(self._keys)})"
@@ -93,11 +106,18 @@ class SecretBox:
         sealed = AESGCM(self._keys[self._current]).encrypt(nonce, value.encode(), aad.encode())
         return VERSION + self._current + nonce + sealed
 
+    def _key(self, key_id: bytes) -> bytes | None:
+        return self._keys.get(key_id)
+
+    def sealed_with_current(self, blob: bytes) -> bool:
+        """Whether a sealed value was written with the current key (key rotation skips those)."""
+        return bytes(blob[1:9]) == self._current
+
     def open(self, blob: bytes, aad: str) -> str:
         blob = bytes(blob)
         if len(blob) < 1 + 8 + 12 + 16 or blob[:1] != VERSION:
             raise SecretUnavailableError("a sealed value has an unknown format")
-        key = self._keys.get(blob[1:9])
+        key = self._key(blob[1:9])
         if key is None:
             raise SecretUnavailableError("a sealed value was written with a key this server does not have")
         try:
@@ -118,6 +138,62 @@ class SecretBox:
         return self.open(blob, aad)
 
 
-def open_box(path: Path, previous: list[Path] | None = None) -> SecretBox:
-    """The box of the key file at ``path`` (created if missing), plus older key files for reading."""
-    return SecretBox([read_or_create_key(path), *(p.read_bytes().strip() for p in previous or [])])
+def backup_paths(path: Path) -> list[Path]:
+    """Dated backups of the key file that key rotation leaves (``<name>.<UTC time>.bak``), newest first."""
+    return sorted(path.parent.glob(f"{path.name}.*.bak"), reverse=True)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class KeyRing(SecretBox):
+    """A box whose keys are files: the key file (seals and opens) and its dated backups (open only).
+
+    ``refresh()`` re-reads them when the key file was replaced (``berth secrets rotate-key`` renames a new
+    one into place); a value sealed with a key this process does not know yet makes it re-read them once.
+    So a running api keeps opening values while and after they are re-sealed with a new key.
+    """
+
+    def __init__(self, path: Path, previous: list[Path] | None = None) -> None:
+        self.path = path
+        self.previous = list(previous or [])
+        self._seen: tuple[int, int, int] | None = None
+        self.reload(create=True)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(keys={len(self._keys)})"
+
+    def reload(self, *, create: bool = False) -> None:
+        current = read_or_create_key(self.path) if create else self.path.read_bytes().strip()
+        others = [p.read_bytes().strip() for p in [*backup_paths(self.path), *self.previous] if p.exists()]
+        self._load([current, *(m for m in others if len(m) >= 32)])
+        self._seen = _stamp(self.path)
+
+    def refresh(self) -> bool:
+        """Re-read the keys if the key file changed since the last read; whether it did."""
+        try:
+            if _stamp(self.path) == self._seen:
+                return False
+            self.reload()
+        except (OSError, ValueError) as exc:  # keep the keys in memory; say why the file cannot be read
+            log.error("secret key file unreadable; keeping the keys in memory", path=str(self.path), error=str(exc))
+            return False
+        log.info("secret keys reloaded", path=str(self.path), keys=len(self._keys))
+        return True
+
+    def _key(self, key_id: bytes) -> bytes | None:
+        key = self._keys.get(key_id)
+        if key is None:
+            try:
+                self.reload()
+            except (OSError, ValueError):
+                return None
+            key = self._keys.get(key_id)
+        return key
+
+
+def open_box(path: Path, previous: list[Path] | None = None) -> KeyRing:
+    """The box of the key file at ``path`` (created if missing), its backups and older key files for reading."""
+    return KeyRing(path, previous)

@@ -145,3 +145,84 @@ deployments = sa.Table(
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("application_id", "number", name="deployments_application_number"),
 )
+
+# --- invitations, audit log, environment variables and groups (api_0004) ----------------------------
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(32), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("accepted_by", sa.String(32), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(ROLE_CHECK, name="invitations_role"),
+)
+
+# No foreign keys: audit rows outlive what they name.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("token_id", sa.String(32), nullable=True),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("route", sa.String(300), nullable=False),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=True),  # top-level field names of the body, never values
+    sa.Column("source", sa.String(64), nullable=True),  # the client's address
+)
+
+env_groups = sa.Table(
+    "env_groups",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("redeploy_on_change", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="env_groups_team_name"),
+)
+
+group_attachments = sa.Table(
+    "group_attachments",
+    metadata,
+    sa.Column("group_id", sa.String(32), sa.ForeignKey("env_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),  # attach order = precedence among groups
+)
+
+
+def _variable_table(name: str, owner: str, owner_table: str) -> sa.Table:
+    """Variables of an environment or a group: like an application's, each runtime or build-time."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(owner, sa.String(32), sa.ForeignKey(f"{owner_table}.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("kind", sa.String(8), primary_key=True),
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("secret", sa.Boolean, nullable=False),
+        sa.Column("value", sa.Text, nullable=True),
+        sa.Column("sealed", sa.LargeBinary, nullable=True),
+        sa.CheckConstraint("kind IN ('runtime', 'build')", name=f"{name}_kind"),
+        sa.CheckConstraint(
+            "(secret AND value IS NULL AND sealed IS NOT NULL) OR (NOT secret AND sealed IS NULL)",
+            name=f"{name}_secret_sealed",
+        ),
+    )
+
+
+environment_variables = _variable_table("environment_variables", "environment_id", "environments")
+group_variables = _variable_table("group_variables", "group_id", "env_groups")

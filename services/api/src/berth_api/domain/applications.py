@@ -151,6 +151,14 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any],
     return out
 
 
+VARIABLE_AAD = {"application": "var", "environment": "envvar", "group": "groupvar"}
+
+
+def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
+    """Associated data of a stored variable's sealed value: bound to its scope, owner, kind and name."""
+    return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
+
+
 def snapshot_aad(deployment_id: str) -> str:
     """Associated data of a deployment snapshot's sealed values (a value moved to another row does not open)."""
     return f"deployment:{deployment_id}"
@@ -164,6 +172,11 @@ def seal_spec(spec: ApplicationSpec, seal: Sealer, aad: str) -> dict[str, Any]:
 def open_spec(data: dict[str, Any], open_: Opener, aad: str) -> ApplicationSpec:
     """A stored snapshot with its secret values opened again (for a rollback)."""
     return ApplicationSpec.model_validate(_map_secrets(data, lambda e, a: open_(str(e["value"]), a), aad))
+
+
+def reseal_spec(data: dict[str, Any], reseal: Callable[[str, str], str], aad: str) -> dict[str, Any]:
+    """A stored snapshot with every sealed value replaced by ``reseal(sealed, aad)`` (key rotation)."""
+    return _map_secrets(data, lambda e, a: reseal(str(e["value"]), a), aad)
 
 
 def mask_spec(data: dict[str, Any]) -> dict[str, Any]:

@@ -84,6 +84,25 @@ def env_value(value: str) -> str:
     return value
 
 
+_EMAIL_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+MAX_EMAIL = 254
+
+
+def email(value: str) -> str:
+    """An e-mail address (RFC 5321 dot-atom local part, RFC 1123 domain), lowercased; ASCII only."""
+    _ascii_printable(value, "email")
+    if not 3 <= len(value) <= MAX_EMAIL:
+        raise ValueError(f"an e-mail address has 3-{MAX_EMAIL} characters")
+    local, at, domain = value.rpartition("@")
+    if not at or not local or len(local) > 64 or not _EMAIL_LOCAL_RE.fullmatch(local):
+        raise ValueError("not an e-mail address (local@example.com)")
+    try:
+        domain = hostname(domain)
+    except ValueError as exc:
+        raise ValueError(f"the e-mail domain is invalid: {exc}") from None
+    return f"{local}@{domain}".lower()
+
+
 def description(value: str) -> str:
     """Free text for people: any character but the control ones (newline and tab are fine)."""
     if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in value):

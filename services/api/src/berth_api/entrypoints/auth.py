@@ -1,7 +1,11 @@
 """Authentication and authorization: declared once per route, checked here and nowhere else.
 
 Every route declares either ``require_role("viewer" | "developer" | "admin")`` or ``anonymous()``;
-``tests/api`` walks the routes and fails for any that declares neither.
+``tests/api`` walks the routes and fails for any that declares neither. A route may name a query flag
+that needs a higher role when it is set (``require_role("viewer", elevated=("reveal_secrets", "admin"))``).
+
+Failed authentications are counted per source address and per token prefix (``domain.ratelimit``); over
+the limit, the attempt is answered 429 with Retry-After before the token is even looked up.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from berth_api import handlers
+from berth_api.domain import tokens
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import Role, allows
 from berth_api.entrypoints.state import api_state
+from berth_api.settings import ApiSettings
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -32,33 +41,76 @@ def _unauthorized(detail: str, *, invalid: bool) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": challenge})
 
 
+def client_address(request: Request, settings: ApiSettings) -> str:
+    """The caller's address; behind a trusted proxy, the last X-Forwarded-For hop that is not a proxy."""
+    peer = request.client.host if request.client is not None else "unknown"
+    if peer not in settings.trusted_proxies:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in settings.trusted_proxies:
+            return hop[:64]
+    return peer
+
+
+def check_attempt(request: Request, prefix: str | None) -> None:
+    """429 (Retry-After) when the caller's address or the presented prefix failed too often lately."""
+    state = api_state(request)
+    wait = state.limiter.retry_after(client_address(request, state.settings), prefix)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            f"Too many failed authentications from this address or for this token; try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def record_failure(request: Request, prefix: str | None) -> None:
+    state = api_state(request)
+    address = client_address(request, state.settings)
+    state.limiter.failed(address, prefix)
+    log.warning("authentication failed", address=address, prefix=prefix, path=request.url.path)
+
+
 async def authenticate(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
     if credentials is None:
         raise _unauthorized("This endpoint needs an API token: Authorization: Bearer <token>.", invalid=False)
+    parsed = tokens.parse(credentials.credentials)
+    prefix = parsed[0] if parsed is not None else None
+    check_attempt(request, prefix)
     state = api_state(request)
     principal = await handlers.authenticate(
         state.context().sessionmaker, credentials.credentials, state.settings.token_touch_interval_s
     )
     if principal is None:
+        record_failure(request, prefix)
         # One answer for malformed, unknown, wrong, expired and revoked tokens.
         raise _unauthorized("The API token is invalid, expired or revoked.", invalid=True)
     request.state.principal = principal
     return principal
 
 
+TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+
+
 class RoleGuard:
-    """The dependency a route declares to require a team role (or higher)."""
+    """The dependency a route declares to require a team role (or higher); ``elevated`` names a query flag
+    and the role it needs when set."""
 
-    def __init__(self, role: Role) -> None:
+    def __init__(self, role: Role, elevated: tuple[str, Role] | None = None) -> None:
         self.role = role
+        self.elevated = elevated
 
-    async def __call__(self, principal: Principal = Depends(authenticate)) -> Principal:
-        if not allows(principal.role, self.role):
+    async def __call__(self, request: Request, principal: Principal = Depends(authenticate)) -> Principal:
+        needed = self.role
+        if self.elevated is not None and request.query_params.get(self.elevated[0], "").lower() in TRUE:
+            needed = self.elevated[1]
+        if not allows(principal.role, needed):
             raise ProblemError(
                 403,
-                f"This needs the {self.role} role in team {principal.team_name}; the token's role is {principal.role}.",
+                f"This needs the {needed} role in team {principal.team_name}; the token's role is {principal.role}.",
             )
         return principal
 
@@ -72,12 +124,23 @@ class Anonymous:
         return None
 
 
-def require_role(role: Role) -> Any:
-    return Depends(RoleGuard(role))
+def require_role(role: Role, *, elevated: tuple[str, Role] | None = None) -> Any:
+    return Depends(RoleGuard(role, elevated))
 
 
 def anonymous() -> Any:
     return Depends(Anonymous())
+
+
+def declared_elevation(dependant: Dependant) -> dict[str, str] | None:
+    """``{flag: role}`` when the route's guard asks more for a query flag (for the OpenAPI)."""
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, RoleGuard) and dep.call.elevated is not None:
+            return {f"{dep.call.elevated[0]}=true": dep.call.elevated[1]}
+        found = declared_elevation(dep)
+        if found is not None:
+            return found
+    return None
 
 
 def declared_access(dependant: Dependant) -> str | None:

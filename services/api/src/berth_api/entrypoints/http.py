@@ -13,13 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import (
     routes_applications,
+    routes_config,
     routes_deployments,
+    routes_members,
     routes_metrics,
     routes_notifications,
     routes_projects,
     v1,
 )
-from berth_api.entrypoints.auth import anonymous, declared_access
+from berth_api.entrypoints.audit import AuditMiddleware
+from berth_api.entrypoints.auth import anonymous, declared_access, declared_elevation
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
 from berth_api.settings import ApiSettings
@@ -113,6 +116,8 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     routers = (v1, routes_projects, routes_applications, routes_deployments, routes_notifications, routes_metrics)
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
+    for router in (routes_members.router, routes_config.router):
+        app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])
@@ -127,10 +132,13 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for route in app.routes:
         if isinstance(route, APIRoute) and (access := declared_access(route.dependant)) is not None:
             route.openapi_extra = {**(route.openapi_extra or {}), "x-berth-role": access}
+            if (elevated := declared_elevation(route.dependant)) is not None:
+                route.openapi_extra["x-berth-role-elevated"] = elevated
 
     _problems_in_openapi(app)
 
     # Outermost last: metrics see every answer, including a 413 from the body limit.
+    app.add_middleware(AuditMiddleware, api=app.state.api)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

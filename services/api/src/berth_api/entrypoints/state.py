@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from berth_api.adapters.secretbox import SecretBox
+from berth_api.domain.ratelimit import FailureLimiter
 from berth_api.settings import ApiSettings
 from berth_api.usecases import Deps
 from berth_common.runtime import Context
@@ -19,6 +20,11 @@ class ApiState:
     settings: ApiSettings
     ctx: Context | None  # None only for an app built for introspection (OpenAPI export, route checks)
     _deps: Deps | None = field(default=None, repr=False)
+    limiter: FailureLimiter = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.limiter = FailureLimiter(s.auth_failures_per_address, s.auth_failures_per_prefix, s.auth_failure_window_s)
 
     def context(self) -> Context:
         if self.ctx is None:

@@ -13,20 +13,13 @@ from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
-from berth_api.adapters.secretbox import SecretUnavailableError
-from berth_api.domain import names
-from berth_api.domain.applications import (
-    MissingValueError,
-    Variable,
-    VariableInput,
-    VariableKind,
-    application_spec,
-    check_kept_values,
-)
+from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.domain import layers, names
+from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, variables
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
 from berth_common.catalogue import ApplicationSpec, ReplicasQuery, ReplicasReply
@@ -55,10 +48,6 @@ def application_missing(principal: Principal, application_id: str) -> ProblemErr
     return ProblemError(404, f"No application {application_id} in team {principal.team_name}.")
 
 
-def _aad(application_id: str, kind: str, name: str) -> str:
-    return f"var:{application_id}:{kind}:{name}"
-
-
 def _check_source(deps: Deps, config: dict[str, Any]) -> None:
     source = config["source"]
     if source["kind"] == "git" and not deps.settings.allow_local_git:
@@ -69,47 +58,18 @@ def _check_source(deps: Deps, config: dict[str, Any]) -> None:
 
 
 def _check_kept(incoming: list[VariableInput] | None, kind: VariableKind, stored: list[StoredVariable]) -> None:
-    if incoming is None:
-        return
-    try:
-        check_kept_values(incoming, {v.name: v.secret for v in stored if v.kind == kind})
-    except MissingValueError as exc:
-        raise invalid_field(f"{VAR_LOC[kind]}/{exc.index}/value", str(exc)) from None
+    variables.check_kept(incoming, kind, stored, lambda i: f"{VAR_LOC[kind]}/{i}/value")
 
 
 def _rows(
     deps: Deps, app_id: str, kind: VariableKind, incoming: list[VariableInput], stored: list[StoredVariable]
 ) -> list[StoredVariable]:
-    """Rows to store: new values (secrets sealed), or the stored value kept (a sealed one as it is)."""
-    old = {v.name: v for v in stored if v.kind == kind}
-    rows = []
-    for var in incoming:
-        value, kept = var.value, old.get(var.name)
-        if value is None and kept is not None and kept.secret and var.secret:
-            rows.append(kept)
-            continue
-        if value is None and kept is not None:
-            value = kept.value  # a plain stored value (check_kept_values refused revealing a secret)
-        assert value is not None
-        sealed = deps.box.seal(value, _aad(app_id, kind, var.name)) if var.secret else None
-        rows.append(StoredVariable(kind, var.name, var.secret, None if var.secret else value, sealed))
-    return rows
+    return variables.seal_rows(deps.box, "application", app_id, kind, incoming, stored)
 
 
 def open_variables(deps: Deps, app_id: str, stored: list[StoredVariable]) -> dict[str, list[Variable]]:
     """Plaintext variables by kind (for a deployment's snapshot): secrets opened from their seal."""
-    out: dict[str, list[Variable]] = {"runtime": [], "build": []}
-    for v in stored:
-        if v.secret:
-            assert v.sealed is not None
-            try:
-                value = deps.box.open(v.sealed, _aad(app_id, v.kind, v.name))
-            except SecretUnavailableError as exc:
-                raise ProblemError(500, f"The secret {v.name} cannot be read on this server: {exc}.") from None
-        else:
-            value = v.value or ""
-        out[v.kind].append(Variable(v.name, value, v.secret))
-    return out
+    return variables.open_rows(deps.box, "application", app_id, stored)
 
 
 async def sync_hosts(
@@ -143,15 +103,26 @@ async def sync_hosts(
 
 
 def build_spec(
-    deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow], *, placeholders: bool = False
+    deps: Deps,
+    row: dict[str, Any],
+    stored: list[StoredVariable],
+    hosts: list[HostRow],
+    *,
+    placeholders: bool = False,
+    inherited: list[layers.Layer] | None = None,
 ) -> ApplicationSpec:
-    """The snapshot of the application (``placeholders``: secret values not opened, to check the shape)."""
+    """The snapshot of the application (``placeholders``: secret values not opened, to check the shape).
+
+    ``inherited``: the layers under the application's own variables (groups, then the environment); the
+    application's win (``domain.layers``).
+    """
     if placeholders:
-        variables: dict[str, list[Variable]] = {"runtime": [], "build": []}
+        own: dict[str, list[Variable]] = {"runtime": [], "build": []}
         for v in stored:
-            variables[v.kind].append(Variable(v.name, v.value or "x", v.secret))
+            own[v.kind].append(Variable(v.name, v.value or "x", v.secret))
     else:
-        variables = open_variables(deps, row["id"], stored)
+        own = open_variables(deps, row["id"], stored)
+    stack = [*(inherited or []), layers.Layer("application", own["runtime"], own["build"])]
     by_service: dict[str, list[str]] = {}
     for h in hosts:
         by_service.setdefault(h.service, []).append(h.host)
@@ -159,8 +130,8 @@ def build_spec(
         name=row["name"],
         environment=row["environment"],
         config=row["config"],
-        runtime=variables["runtime"],
-        build=variables["build"] if row["config"]["source"]["kind"] == "git" else [],
+        runtime=layers.merge(stack, "runtime"),
+        build=layers.merge(stack, "build") if row["config"]["source"]["kind"] == "git" else [],
         hosts=by_service,
     )
 
@@ -192,6 +163,8 @@ async def create_application(
             env = await projects_repo.get_environment(s, principal.team_id, environment_id)
             if env is None:
                 raise environment_missing(principal, environment_id)
+            if variables.needs_sealing(runtime) or variables.needs_sealing(build):
+                await hold_for_sealing(s, deps.box)
             values = {"id": app_id, "team_id": principal.team_id, "project_id": env["project_id"]}
             await repo.insert_application(
                 s, {**values, "environment_id": environment_id, "name": name, "config": config}
@@ -245,6 +218,8 @@ async def _update(
         if "source" in changes:
             build = build if config["source"]["kind"] == "git" else []
         _check_kept(build, "build", stored)
+        if variables.needs_sealing(runtime) or variables.needs_sealing(build):
+            await hold_for_sealing(s, deps.box)
         for kind, incoming in (("runtime", runtime), ("build", build)):
             if incoming is not None:
                 rows = _rows(deps, application_id, kind, incoming, stored)  # type: ignore[arg-type]
@@ -276,9 +251,9 @@ async def delete_application(deps: Deps, principal: Principal, application_id: s
 
 async def records(s: AsyncSession, rows: list[dict[str, Any]]) -> list[AppRecord]:
     ids = [r["id"] for r in rows]
-    variables = await repo.variables_of(s, ids)
+    stored = await repo.variables_of(s, ids)
     hosts = await repo.hosts_of(s, ids)
-    return [AppRecord(r, variables[r["id"]], hosts[r["id"]]) for r in rows]
+    return [AppRecord(r, stored[r["id"]], hosts[r["id"]]) for r in rows]
 
 
 async def list_applications(

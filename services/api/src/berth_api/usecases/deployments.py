@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import deployments as repo
+from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, with_image
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, layers
 from berth_api.usecases.applications import application_missing, build_spec, records, sync_hosts
 from berth_common.catalogue import (
     ApplicationSpec,
@@ -33,6 +36,7 @@ from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 def deployment_missing(principal: Principal, deployment_id: str) -> ProblemError:
@@ -86,10 +90,10 @@ async def _record(
     return row
 
 
-async def _run(deps: Deps, body: Callable[[Unit], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+async def run(deps: Deps, body: Callable[[Unit], Awaitable[T]]) -> T:
     """``run_unit``, except that a bus known to be down is not waited for: the relay publishes later."""
     if deps.bus.connected:
-        result: dict[str, Any] = await run_unit(deps.bus, deps.sessionmaker, body)
+        result: T = await run_unit(deps.bus, deps.sessionmaker, body)
         return result
     async with deps.sessionmaker() as session:
         async with session.begin():
@@ -101,7 +105,7 @@ async def _run(deps: Deps, body: Callable[[Unit], Awaitable[dict[str, Any]]]) ->
     return result
 
 
-async def _purge(deps: Deps) -> None:
+async def purge(deps: Deps) -> None:
     try:
         async with deps.sessionmaker() as s, s.begin():
             await repo.purge_published_secrets(s)
@@ -109,22 +113,45 @@ async def _purge(deps: Deps) -> None:
         log.warning("outbox purge failed", error=str(exc))
 
 
+async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationSpec:
+    """The application's snapshot: its configuration, hosts and variables merged over its groups' and its
+    environment's (``domain.layers``); the key lock is taken for the sealing that follows."""
+    s = unit.session
+    (record,) = await records(s, [app])
+    hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
+    stack = await layers.inherited(deps, s, app)
+    try:
+        spec = build_spec(deps, app, record.variables, hosts, inherited=stack)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "/".join(str(p) for p in first["loc"])
+        raise ProblemError(
+            422,
+            f"The merged configuration (groups, environment, application) is not deployable: {where}: {first['msg']}.",
+        ) from None
+    await hold_for_sealing(s, deps.box)
+    return spec
+
+
+async def start_in(
+    deps: Deps, unit: Unit, principal: Principal, application_id: str, options: RolloutOptions
+) -> dict[str, Any]:
+    """Inside ``unit``: snapshot the application, record the deployment (queued), stage its start command."""
+    app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
+    if app is None:
+        raise application_missing(principal, application_id)
+    spec = await _snapshot(deps, unit, app)
+    return await _record(deps, unit, principal, app, spec, options)
+
+
 async def start(deps: Deps, principal: Principal, application_id: str, options: RolloutOptions) -> dict[str, Any]:
     """Snapshot the application, record the deployment as queued, publish ``cmd.deployment.start``."""
 
     async def body(unit: Unit) -> dict[str, Any]:
-        app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
-        if app is None:
-            raise application_missing(principal, application_id)
-        (record,) = await records(unit.session, [app])
-        hosts = await sync_hosts(
-            deps, unit.session, app["id"], app["name"], app["environment"], app["config"]["services"]
-        )
-        spec = build_spec(deps, app, record.variables, hosts)
-        return await _record(deps, unit, principal, app, spec, options)
+        return await start_in(deps, unit, principal, application_id, options)
 
-    row = await _run(deps, body)
-    await _purge(deps)
+    row = await run(deps, body)
+    await purge(deps)
     return masked(row)
 
 
@@ -150,13 +177,11 @@ async def rollback(
             if len(done) < 2:
                 raise ProblemError(409, "There is no earlier successful deployment to roll back to.")
             target = done[1]
-        (record,) = await records(s, [app])
-        hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
-        spec = with_image(build_spec(deps, app, record.variables, hosts), str(target["image"]))
+        spec = with_image(await _snapshot(deps, unit, app), str(target["image"]))
         return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
 
-    row = await _run(deps, body)
-    await _purge(deps)
+    row = await run(deps, body)
+    await purge(deps)
     return masked(row)
 
 
@@ -178,7 +203,7 @@ async def cancel(deps: Deps, principal: Principal, deployment_id: str, reason: s
         assert fresh is not None
         return fresh
 
-    row = await _run(deps, body)
+    row = await run(deps, body)
     log.info("deployment cancel requested", deployment_id=deployment_id)
     return masked(row)
 
@@ -202,4 +227,4 @@ async def list_for(
 
 
 async def purge_loop_once(deps: Deps) -> None:
-    await _purge(deps)
+    await purge(deps)

@@ -1,0 +1,57 @@
+"""Database access for the audit log: one row per mutating request (and per secret export), never a value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.tables import audit_log
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    user_id: str | None = None
+    method: str | None = None
+    route: str | None = None
+    target_id: str | None = None
+    status_min: int | None = None
+    status_max: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> int:
+    row = (await session.execute(sa.insert(audit_log).values(**values).returning(audit_log.c.id))).one()
+    return int(row.id)
+
+
+async def list_rows(
+    session: AsyncSession, team_id: str, f: AuditFilter, limit: int, before: int | None
+) -> list[dict[str, Any]]:
+    """The team's rows, newest first; ``before`` is the id cursor of the previous page's last row."""
+    c = audit_log.c
+    q = sa.select(audit_log).where(c.team_id == team_id)
+    if before is not None:
+        q = q.where(c.id < before)
+    if f.user_id is not None:
+        q = q.where(c.user_id == f.user_id)
+    if f.method is not None:
+        q = q.where(c.method == f.method)
+    if f.route is not None:
+        q = q.where(c.route == f.route)
+    if f.target_id is not None:
+        q = q.where(c.target_id == f.target_id)
+    if f.status_min is not None:
+        q = q.where(c.status >= f.status_min)
+    if f.status_max is not None:
+        q = q.where(c.status <= f.status_max)
+    if f.since is not None:
+        q = q.where(c.at >= f.since)
+    if f.until is not None:
+        q = q.where(c.at < f.until)
+    q = q.order_by(sa.desc(c.id)).limit(limit)
+    return [dict(r._mapping) for r in (await session.execute(q)).all()]

@@ -1,0 +1,111 @@
+"""Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
+
+Sealed values live in ``variables``, ``environment_variables``, ``group_variables`` (the ``sealed`` column)
+and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
+exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
+from berth_api.adapters.tables import deployments, environment_variables, group_variables, variables
+from berth_api.domain.applications import reseal_spec, snapshot_aad, variable_aad
+
+KEY_LOCK = "berth-api-secrets-key"
+VARIABLE_TABLES = (
+    ("application", variables, "application_id"),
+    ("environment", environment_variables, "environment_id"),
+    ("group", group_variables, "group_id"),
+)
+
+
+async def hold_for_sealing(session: AsyncSession, box: SecretBox) -> None:
+    """Before sealing in this transaction: wait out a key rotation in progress, then use the newest key."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))"), {"k": KEY_LOCK})
+    if isinstance(box, KeyRing):
+        box.refresh()
+
+
+async def hold_for_rotation(session: AsyncSession) -> None:
+    """Exclusive: every sealing transaction has finished, and new ones wait until this one ends."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
+
+
+@dataclass
+class Resealed:
+    """Per place: values re-sealed, and values (snapshots, for deployments) already sealed with the new key."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    current: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
+    """Open every sealed value (with any key ``box`` has) and seal it again with ``box``'s current key.
+
+    Raises ``SecretUnavailableError`` (naming the row, never a value) if one does not open: then nothing
+    must be committed.
+    """
+    out = Resealed()
+    for scope, table, owner in VARIABLE_TABLES:
+        c = table.c
+        q = (
+            sa.select(c[owner], c.kind, c.name, c.sealed)
+            .where(c.sealed.isnot(None))
+            .order_by(c[owner], c.kind, c.name)
+            .with_for_update()
+        )
+        done = kept = 0
+        for r in (await session.execute(q)).all():
+            if box.sealed_with_current(r.sealed):
+                kept += 1
+                continue
+            aad = variable_aad(scope, r[0], r.kind, r.name)
+            sealed = box.seal(_open(box, r.sealed, aad, f"{table.name} {r[0]} {r.kind} {r.name}"), aad)
+            await session.execute(
+                sa.update(table).where(c[owner] == r[0], c.kind == r.kind, c.name == r.name).values(sealed=sealed)
+            )
+            done += 1
+        out.counts[table.name], out.current[table.name] = done, kept
+    done = kept = 0
+    dq = sa.select(deployments.c.id, deployments.c.spec).order_by(deployments.c.id).with_for_update()
+    for d in (await session.execute(dq)).all():
+        stale: list[str] = []
+
+        def reseal(text: str, aad: str, dep: str = d.id, stale: list[str] = stale) -> str:
+            if box.sealed_with_text(text):
+                return text
+            stale.append(aad)
+            return box.seal_text(_open_text(box, text, aad, f"deployment {dep}"), aad)
+
+        spec = reseal_spec(d.spec, reseal, snapshot_aad(d.id))
+        if stale:
+            await session.execute(sa.update(deployments).where(deployments.c.id == d.id).values(spec=spec))
+            done += len(stale)
+        else:
+            kept += 1
+    out.counts["deployments"], out.current["deployments"] = done, kept
+    return out
+
+
+def _open(box: SecretBox, blob: bytes, aad: str, where: str) -> str:
+    try:
+        return box.open(blob, aad)
+    except SecretUnavailableError as exc:
+        raise SecretUnavailableError(f"{where}: {exc}") from None
+
+
+def _open_text(box: SecretBox, text: str, aad: str, where: str) -> str:
+    try:
+        return box.open_text(text, aad)
+    except SecretUnavailableError as exc:
+        raise SecretUnavailableError(f"{where}: {exc}") from None

@@ -1,0 +1,325 @@
+"""Routes of configuration: environment variables, environment groups and their attachments, ``.env`` import
+and export. Thin: role, input, use case, answer.
+
+Exports mask secret values; ``?reveal_secrets=true`` needs the admin role (declared on the route, checked in
+``auth``) and is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from berth_api.adapters.applications import StoredVariable
+from berth_api.domain.applications import VariableInput
+from berth_api.domain.identity import Principal
+from berth_api.domain.roles import Role
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas_config import (
+    ApplicationVariables,
+    AttachedGroup,
+    DotenvImportIn,
+    EnvironmentVariables,
+    GroupChanged,
+    GroupCreate,
+    GroupOut,
+    GroupUpdate,
+    Kind,
+    ScopedVariableIn,
+    ScopedVariableOut,
+    VariablesPut,
+)
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases import configvars, groups
+from berth_api.usecases.configvars import DotenvImport, Scoped
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["configuration"])
+NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
+EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
+GroupId = Annotated[str, Path(pattern=ID_PATTERN)]
+Reveal = Annotated[bool, Query(description="Export secret values too (admin only; audited)")]
+KindQuery = Annotated[Kind, Query(description="runtime variables or build args")]
+REVEAL: tuple[str, Role] = ("reveal_secrets", "admin")
+DOTENV: Responses = {200: {"description": "A .env file", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+def _scoped(variables: list[ScopedVariableIn]) -> list[Scoped]:
+    return [(v.kind, VariableInput(v.name, v.value, v.secret)) for v in variables]
+
+
+def _out(stored: list[StoredVariable]) -> list[ScopedVariableOut]:
+    return [
+        ScopedVariableOut(name=v.name, value=None if v.secret else v.value, secret=v.secret, kind=v.kind)
+        for v in stored
+    ]
+
+
+def _import(body: DotenvImportIn) -> DotenvImport:
+    return DotenvImport(content=body.content, kind=body.kind, secret=body.secret, replace=body.replace)
+
+
+def _group_fields(rec: groups.GroupRecord) -> dict[str, Any]:
+    return {**rec.row, "variables": _out(rec.variables), "applications": rec.applications}
+
+
+def _group_out(rec: groups.GroupRecord) -> GroupOut:
+    return GroupOut.model_validate(_group_fields(rec))
+
+
+def _group_changed(rec: groups.GroupRecord) -> GroupChanged:
+    return GroupChanged.model_validate({**_group_fields(rec), "redeployed": rec.redeployed})
+
+
+def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextResponse:
+    if reveal:  # the audit middleware records this read
+        request.state.audit = True
+        request.state.audit_fields = ["reveal_secrets"]
+    return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
+
+
+# --- environments ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/environments/{environment_id}/variables",
+    response_model=EnvironmentVariables,
+    summary="An environment's variables (they apply to every application in it)",
+    responses=NOT_FOUND,
+)
+async def get_environment_variables(
+    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+) -> EnvironmentVariables:
+    stored = await configvars.environment_variables(deps(request), principal, environment_id)
+    return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
+
+
+@router.put(
+    "/environments/{environment_id}/variables",
+    response_model=EnvironmentVariables,
+    summary="Replace an environment's variables (applies at each application's next deployment)",
+    responses=NOT_FOUND,
+)
+async def put_environment_variables(
+    body: VariablesPut,
+    request: Request,
+    environment_id: EnvironmentId,
+    principal: Principal = require_role("developer"),
+) -> EnvironmentVariables:
+    d = deps(request)
+    stored = await configvars.put_environment_variables(d, principal, environment_id, _scoped(body.variables))
+    return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
+
+
+@router.post(
+    "/environments/{environment_id}/variables/import",
+    response_model=EnvironmentVariables,
+    summary="Import a .env file into an environment's variables",
+    responses=NOT_FOUND,
+)
+async def import_environment_variables(
+    body: DotenvImportIn,
+    request: Request,
+    environment_id: EnvironmentId,
+    principal: Principal = require_role("developer"),
+) -> EnvironmentVariables:
+    stored = await configvars.import_environment(deps(request), principal, environment_id, _import(body))
+    return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
+
+
+@router.get(
+    "/environments/{environment_id}/variables/export",
+    response_class=Response,
+    summary="An environment's variables as a .env file (secrets masked)",
+    responses={**DOTENV, **NOT_FOUND},
+)
+async def export_environment_variables(
+    request: Request,
+    environment_id: EnvironmentId,
+    kind: KindQuery = "runtime",
+    reveal_secrets: Reveal = False,
+    principal: Principal = require_role("viewer", elevated=REVEAL),
+) -> PlainTextResponse:
+    text = await configvars.export_environment(deps(request), principal, environment_id, kind, reveal_secrets)
+    return _dotenv(request, text, reveal_secrets)
+
+
+# --- applications --------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/applications/{application_id}/variables/import",
+    response_model=ApplicationVariables,
+    summary="Import a .env file into an application's runtime variables or build args",
+    responses=NOT_FOUND,
+)
+async def import_application_variables(
+    body: DotenvImportIn,
+    request: Request,
+    application_id: ApplicationId,
+    principal: Principal = require_role("developer"),
+) -> ApplicationVariables:
+    stored = await configvars.import_application(deps(request), principal, application_id, _import(body))
+    return ApplicationVariables(application_id=application_id, variables=_out(stored))
+
+
+@router.get(
+    "/applications/{application_id}/variables/export",
+    response_class=Response,
+    summary="An application's variables as a .env file (merged: what a deployment gets, with origins)",
+    responses={**DOTENV, **NOT_FOUND},
+)
+async def export_application_variables(
+    request: Request,
+    application_id: ApplicationId,
+    kind: KindQuery = "runtime",
+    reveal_secrets: Reveal = False,
+    merged: Annotated[bool, Query(description="Groups < environment < application, merged")] = False,
+    principal: Principal = require_role("viewer", elevated=REVEAL),
+) -> PlainTextResponse:
+    d = deps(request)
+    text = await configvars.export_application(d, principal, application_id, kind, reveal_secrets, merged)
+    return _dotenv(request, text, reveal_secrets)
+
+
+@router.get(
+    "/applications/{application_id}/env-groups",
+    response_model=list[AttachedGroup],
+    summary="The environment groups attached to an application, lowest precedence first",
+    responses=NOT_FOUND,
+)
+async def application_groups(
+    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
+) -> list[AttachedGroup]:
+    return [AttachedGroup.model_validate(g) for g in await groups.groups_of(deps(request), principal, application_id)]
+
+
+@router.put(
+    "/applications/{application_id}/env-groups/{group_id}",
+    response_model=list[AttachedGroup],
+    summary="Attach an environment group (it then wins over the groups attached before it)",
+    responses=NOT_FOUND,
+)
+async def attach_group(
+    request: Request,
+    application_id: ApplicationId,
+    group_id: GroupId,
+    principal: Principal = require_role("developer"),
+) -> list[AttachedGroup]:
+    rows = await groups.attach(deps(request), principal, group_id, application_id)
+    return [AttachedGroup.model_validate(g) for g in rows]
+
+
+@router.delete(
+    "/applications/{application_id}/env-groups/{group_id}",
+    response_model=list[AttachedGroup],
+    summary="Detach an environment group from an application (applies at its next deployment)",
+    responses=NOT_FOUND,
+)
+async def detach_group(
+    request: Request,
+    application_id: ApplicationId,
+    group_id: GroupId,
+    principal: Principal = require_role("developer"),
+) -> list[AttachedGroup]:
+    rows = await groups.detach(deps(request), principal, group_id, application_id)
+    return [AttachedGroup.model_validate(g) for g in rows]
+
+
+# --- groups --------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/env-groups",
+    response_model=GroupOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an environment group (shared variables for many applications)",
+    responses={409: problem_doc("The name is taken")},
+)
+async def create_group(
+    body: GroupCreate, request: Request, principal: Principal = require_role("developer")
+) -> GroupOut:
+    d = deps(request)
+    rec = await groups.create_group(d, principal, body.name, body.redeploy_on_change, _scoped(body.variables))
+    return _group_out(rec)
+
+
+@router.get("/env-groups", response_model=list[GroupOut], summary="The team's environment groups")
+async def list_groups(request: Request, principal: Principal = require_role("viewer")) -> list[GroupOut]:
+    return [_group_out(r) for r in await groups.list_groups(deps(request), principal)]
+
+
+@router.get("/env-groups/{group_id}", response_model=GroupOut, summary="An environment group", responses=NOT_FOUND)
+async def get_group(request: Request, group_id: GroupId, principal: Principal = require_role("viewer")) -> GroupOut:
+    return _group_out(await groups.get_group(deps(request), principal, group_id))
+
+
+@router.patch(
+    "/env-groups/{group_id}",
+    response_model=GroupOut,
+    summary="Rename a group or change redeploy_on_change",
+    responses={**NOT_FOUND, 409: problem_doc("The name is taken")},
+)
+async def update_group(
+    body: GroupUpdate, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+) -> GroupOut:
+    values = body.model_dump(exclude_none=True)
+    return _group_out(await groups.update_group(deps(request), principal, group_id, values))
+
+
+@router.delete(
+    "/env-groups/{group_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a group that is attached to no application",
+    responses={**NOT_FOUND, 409: problem_doc("It is still attached")},
+)
+async def delete_group(request: Request, group_id: GroupId, principal: Principal = require_role("admin")) -> Response:
+    await groups.delete_group(deps(request), principal, group_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/env-groups/{group_id}/variables",
+    response_model=GroupChanged,
+    summary="Replace a group's variables; with redeploy_on_change, redeploys the attached applications",
+    responses=NOT_FOUND,
+)
+async def put_group_variables(
+    body: VariablesPut, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+) -> GroupChanged:
+    rec = await groups.put_variables(deps(request), principal, group_id, _scoped(body.variables))
+    return _group_changed(rec)
+
+
+@router.post(
+    "/env-groups/{group_id}/variables/import",
+    response_model=GroupChanged,
+    summary="Import a .env file into a group's variables; with redeploy_on_change, redeploys",
+    responses=NOT_FOUND,
+)
+async def import_group_variables(
+    body: DotenvImportIn, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+) -> GroupChanged:
+    rec = await groups.import_variables(deps(request), principal, group_id, _import(body))
+    return _group_changed(rec)
+
+
+@router.get(
+    "/env-groups/{group_id}/variables/export",
+    response_class=Response,
+    summary="A group's variables as a .env file (secrets masked)",
+    responses={**DOTENV, **NOT_FOUND},
+)
+async def export_group_variables(
+    request: Request,
+    group_id: GroupId,
+    kind: KindQuery = "runtime",
+    reveal_secrets: Reveal = False,
+    principal: Principal = require_role("viewer", elevated=REVEAL),
+) -> PlainTextResponse:
+    text = await groups.export_variables(deps(request), principal, group_id, kind, reveal_secrets)
+    return _dotenv(request, text, reveal_secrets)

@@ -1,0 +1,173 @@
+"""Routes of a team's members, its invitations and its audit log. Thin: role, input, use case, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from berth_api.adapters.audit import AuditFilter
+from berth_api.domain import invitations
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import invalid_field
+from berth_api.entrypoints.auth import anonymous, check_attempt, record_failure, require_role
+from berth_api.entrypoints.schemas import ID_PATTERN, TokenCreated
+from berth_api.entrypoints.schemas_members import (
+    AuditEntry,
+    InvitationAccept,
+    InvitationAccepted,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationOut,
+    MemberOut,
+    MemberUpdate,
+    TeamMembership,
+)
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases import audit as audit_uc
+from berth_api.usecases import members as uc
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["members"])
+NOT_FOUND: Responses = {404: problem_doc("No such member or invitation in this team")}
+UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+InvitationId = Annotated[str, Path(pattern=ID_PATTERN)]
+ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
+
+
+@router.get("/me/teams", response_model=list[TeamMembership], summary="Every team you belong to, with your role")
+async def my_teams(request: Request, principal: Principal = require_role("viewer")) -> list[TeamMembership]:
+    return [TeamMembership.model_validate(t) for t in await uc.teams_of(deps(request), principal.user_id)]
+
+
+@router.get("/members", response_model=list[MemberOut], summary="The team's members and their roles")
+async def list_members(request: Request, principal: Principal = require_role("admin")) -> list[MemberOut]:
+    return [MemberOut.model_validate(m) for m in await uc.list_members(deps(request), principal)]
+
+
+@router.patch(
+    "/members/{user_id}",
+    response_model=MemberOut,
+    summary="Change a member's role",
+    responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
+)
+async def change_member(
+    body: MemberUpdate, request: Request, user_id: UserId, principal: Principal = require_role("admin")
+) -> MemberOut:
+    return MemberOut.model_validate(await uc.change_role(deps(request), principal, user_id, body.role))
+
+
+@router.delete(
+    "/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a member from the team (their tokens for this team are revoked)",
+    responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
+)
+async def remove_member(request: Request, user_id: UserId, principal: Principal = require_role("admin")) -> Response:
+    await uc.remove_member(deps(request), principal, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/invitations",
+    response_model=InvitationCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Invite someone to the team by e-mail address; the single-use code is shown once",
+    responses={409: problem_doc("Already a member, or an invitation is pending")},
+)
+async def create_invitation(
+    body: InvitationCreate, request: Request, principal: Principal = require_role("admin")
+) -> InvitationCreated:
+    invited = await uc.invite(deps(request), principal, body.email, body.role)
+    return InvitationCreated.model_validate({**invited.row, "code": invited.code})
+
+
+@router.get("/invitations", response_model=list[InvitationOut], summary="The team's invitations (never their codes)")
+async def list_invitations(request: Request, principal: Principal = require_role("admin")) -> list[InvitationOut]:
+    return [InvitationOut.model_validate(r) for r in await uc.list_invitations(deps(request), principal)]
+
+
+@router.delete(
+    "/invitations/{invitation_id}",
+    response_model=InvitationOut,
+    summary="Revoke a pending invitation",
+    responses=NOT_FOUND,
+)
+async def revoke_invitation(
+    request: Request, invitation_id: InvitationId, principal: Principal = require_role("admin")
+) -> InvitationOut:
+    return InvitationOut.model_validate(await uc.revoke_invitation(deps(request), principal, invitation_id))
+
+
+@router.post(
+    "/invitations/accept",
+    response_model=InvitationAccepted,
+    status_code=status.HTTP_201_CREATED,
+    summary="Join a team with an invitation code: makes your user (if new), membership and first API token",
+    description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address).",
+    responses={
+        404: problem_doc("No invitation has this code"),
+        409: problem_doc("The invitation was used already, or you are a member already"),
+        410: problem_doc("The invitation expired or was revoked"),
+        429: problem_doc("Too many failed attempts from this address; see Retry-After"),
+    },
+)
+async def accept_invitation(body: InvitationAccept, request: Request, _: None = anonymous()) -> InvitationAccepted:
+    parsed = invitations.parse(body.code)
+    prefix = parsed[0] if parsed is not None else None
+    check_attempt(request, prefix)
+    try:
+        joined = await uc.accept(deps(request), body.code, body.name, body.token_name)
+    except uc.InvalidInvitationError:
+        record_failure(request, prefix)
+        raise invalid_field("/body/code", "no invitation has this code", status=404, type_="not_found") from None
+    request.state.audit_actor = {
+        "user_id": joined.user["id"],
+        "team_id": joined.team["id"],
+        "token_id": joined.token["id"],
+    }
+    request.state.audit_target = joined.user["id"]
+    return InvitationAccepted(
+        user=joined.user,  # type: ignore[arg-type]
+        team=joined.team,  # type: ignore[arg-type]
+        role=joined.role,
+        token=TokenCreated.model_validate({**joined.token, "token": joined.plaintext}),
+    )
+
+
+@router.get(
+    "/audit",
+    response_model=list[AuditEntry],
+    summary="The team's audit log, newest first (page with before=<last id>)",
+    description="One entry per mutating request (and per export that revealed secret values): who, action "
+    "(method + route template), target, time, outcome. Bodies and values are never recorded.",
+)
+async def list_audit(
+    request: Request,
+    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, Query()] = None,
+    route: Annotated[str | None, Query(pattern=ROUTE_PATTERN, description="A route template")] = None,
+    target_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
+    outcome: Annotated[Literal["success", "failure"] | None, Query(description="2xx/3xx, or 4xx/5xx")] = None,
+    since: Annotated[datetime | None, Query(description="At or after this time (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only ids below this")] = None,
+    principal: Principal = require_role("admin"),
+) -> list[AuditEntry]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise invalid_field(f"/query/{name}", "a time with a zone is needed (e.g. 2025-01-01T00:00:00Z)")
+    f = AuditFilter(
+        user_id=user_id,
+        method=method,
+        route=route,
+        target_id=target_id,
+        status_min=400 if outcome == "failure" else None,
+        status_max=399 if outcome == "success" else None,
+        since=since,
+        until=until,
+    )
+    rows = await audit_uc.list_entries(deps(request), principal, f, limit, before)
+    return [AuditEntry.model_validate({**r, "action": f"{r['method']} {r['route']}"}) for r in rows]
