@@ -49,6 +49,7 @@ app.add_typer(bus_app, name="bus")
 app.add_typer(images_app, name="images")
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
+app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name="secrets")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
 
