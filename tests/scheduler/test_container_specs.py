@@ -166,3 +166,18 @@ def test_route_ids_are_stable_and_valid():
 
 def test_redact_replaces_longest_secret_first():
     assert names.redact("pw=hunter2 and hunter", ["hunter", "hunter2", ""]) == "pw=[redacted] and [redacted]"
+
+
+def test_team_label_scopes_the_container_for_team_wide_alert_rules():
+    from berth_scheduler.domain.containers import labels
+
+    assert labels("app-1", "web", DEP, 1, "web", "team-7") == {
+        "berth.team": "team-7",
+        "berth.app": "app-1",
+        "berth.service": "web",
+        "berth.deployment": DEP,
+        "berth.replica": "1",
+        "berth.kind": "web",
+        "berth.managed": "true",
+    }
+    assert "berth.team" not in labels("app-1", "web", DEP, 1, "web")

@@ -38,8 +38,12 @@ class ContainerSpec:
         return names.upstream(self.host_port) if self.host_port is not None else None
 
 
-def labels(application_id: str, service: str, deployment_id: str, replica: int, kind: str) -> dict[str, str]:
+def labels(
+    application_id: str, service: str, deployment_id: str, replica: int, kind: str, team_id: str | None = None
+) -> dict[str, str]:
+    team = {names.LABEL_TEAM: team_id} if team_id else {}
     return {
+        **team,
         names.LABEL_APP: application_id,
         names.LABEL_SERVICE: service,
         names.LABEL_DEPLOYMENT: deployment_id,
@@ -91,6 +95,7 @@ def container_spec(
     replica: int,
     image: str,
     host_port: int | None = None,
+    team_id: str | None = None,
 ) -> ContainerSpec:
     """The create body of one replica. Web replicas need ``host_port`` (127.0.0.1 only)."""
     name = names.container_name(spec.name, service.name, deployment_id, replica)
@@ -99,7 +104,7 @@ def container_spec(
     if service.command is not None:
         body["Cmd"] = list(service.command)
     body["Env"] = environment(spec, service)
-    body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind)
+    body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)
     body["StopTimeout"] = spec.stop_timeout_s
     port_bindings = None
     if isinstance(service, WebService):

@@ -12,6 +12,7 @@ LABEL_DEPLOYMENT = "berth.deployment"
 LABEL_REPLICA = "berth.replica"
 LABEL_KIND = "berth.kind"
 LABEL_MANAGED = "berth.managed"
+LABEL_TEAM = "berth.team"  # the metrics service scopes team-wide alert rules by it
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 CONTAINER_NAME_RE = re.compile(

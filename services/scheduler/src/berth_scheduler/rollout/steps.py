@@ -58,7 +58,7 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
         port = row.host_port if row is not None else None
         if isinstance(svc, WebService) and port is None:
             continue
-        out.append(container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port))
+        out.append(container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id))
     return out
 
 
@@ -69,7 +69,7 @@ async def _start_one(rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n
     for attempt in range(5):
         if web and port is None:
             port = allocate_port()
-        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port)
+        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id)
         values = {
             "name": name,
             "deployment_id": r.deployment_id,
