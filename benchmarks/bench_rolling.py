@@ -1,0 +1,137 @@
+"""Rolling deploys under steady load: errors and tail latency through Traefik while versions change.
+
+The platform runs as a user runs it (``berth up``). One web application (busybox httpd serving its
+``CONTENT`` variable) is deployed once; then a separate process sends a steady 200 requests/s through
+Traefik with its generated Host header (open loop, keep-alive connections) while the benchmark runs
+10 consecutive deploys of changed content via the REST API (``PATCH`` the variable, ``POST`` a
+deployment, wait for ``evt.deployment.succeeded``). After each deploy comes a quiet window of the same
+length (no deploy), so the baseline is measured interleaved with the deploys, under the same machine
+load, for the same total time. The drain grace of each deploy is 2 s (the requests take milliseconds).
+
+``errors``: answers that are not 200 (Traefik's 404/502/503, connection errors, skipped sends) in the
+deploy windows; ``p99_over_baseline_ms``: p99 latency in the deploy windows minus p99 in the quiet ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from typing import Any
+
+from benchmarks.support.events import EventLog
+from benchmarks.support.http import wait_status
+from benchmarks.support.load import LoadProcess
+from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+
+NAME = "rolling"
+GOALS = {"errors": ("<=", 0), "p99_over_baseline_ms": ("<=", 50.0)}
+DEPLOYS = 10
+RATE = 200.0
+DRAIN_GRACE_S = 2.0
+WARMUP_S = 2.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summarise(samples: list[list[Any]]) -> dict[str, Any]:
+    lat = [s[1] for s in samples if s[2] == 200]
+    bad = [s for s in samples if s[2] != 200]
+    kinds: dict[str, int] = {}
+    for s in bad:
+        key = str(s[2]) if s[2] > 0 else s[3][:60]
+        kinds[key] = kinds.get(key, 0) + 1
+    return {
+        "requests": len(samples),
+        "errors": len(bad),
+        "error_kinds": kinds,
+        "p50_ms": round(statistics.median(lat), 2) if lat else None,
+        "p99_ms": round(_pct(lat, 99), 2) if lat else None,
+        "max_ms": round(max(lat), 2) if lat else None,
+    }
+
+
+async def measure(platform: BerthUp) -> dict[str, Any]:
+    api = Api(platform)
+    events = await EventLog(platform.nats_url).start()
+    load: LoadProcess | None = None
+    try:
+        env_id = await api.environment(f"bench-rolling-{os.getpid()}")
+        app = await api.web_app(env_id, "roll", content="v0")
+        host = host_of(app)
+        await events.finished((await api.deploy(app["id"], drain_grace_s=DRAIN_GRACE_S))["id"])
+        await wait_status(platform.proxy_port, host, ok=lambda a: a.status == 200 and a.body.strip() == b"v0")
+
+        load = LoadProcess(platform.proxy_port, host, RATE).start()
+        await asyncio.sleep(WARMUP_S)
+        windows: list[tuple[str, float, float]] = []  # (kind, start, end), monotonic seconds
+        durations = []
+        for i in range(1, DEPLOYS + 1):
+            start = time.monotonic()
+            await api.set_content(app["id"], f"v{i}")
+            dep = await api.deploy(app["id"], drain_grace_s=DRAIN_GRACE_S)
+            await events.finished(dep["id"])
+            end = time.monotonic()
+            durations.append(end - start)
+            windows.append(("deploy", start, end))
+            await asyncio.sleep(end - start)
+            windows.append(("quiet", end, time.monotonic()))
+        result = await asyncio.to_thread(load.stop)
+        load = None
+    finally:
+        if load is not None:
+            load.kill()
+        await events.close()
+        await api.close()
+
+    by_kind: dict[str, list[list[Any]]] = {"deploy": [], "quiet": []}
+    for s in result["samples"]:
+        due = result["start_monotonic"] + s[0]
+        for kind, a, b in windows:
+            if a <= due < b:
+                by_kind[kind].append(s)
+                break
+    deploy, quiet = summarise(by_kind["deploy"]), summarise(by_kind["quiet"])
+    contents = [s[3] for s in result["samples"] if s[2] == 200]
+    return {
+        "requests": deploy["requests"],
+        "errors": deploy["errors"],
+        "error_kinds": deploy["error_kinds"],
+        "p50_ms": deploy["p50_ms"],
+        "p99_ms": deploy["p99_ms"],
+        "max_ms": deploy["max_ms"],
+        "baseline_requests": quiet["requests"],
+        "baseline_errors": quiet["errors"],
+        "baseline_p50_ms": quiet["p50_ms"],
+        "baseline_p99_ms": quiet["p99_ms"],
+        "baseline_max_ms": quiet["max_ms"],
+        "p99_over_baseline_ms": round(deploy["p99_ms"] - quiet["p99_ms"], 2),
+        "deploy_s_median": round(statistics.median(durations), 3),
+        "deploy_s": [round(d, 3) for d in durations],
+        "versions_seen": sorted(set(contents), key=lambda v: int(v[1:]) if v[1:].isdigit() else -1),
+        "last_version_served": contents[-1] if contents else None,
+        "total_requests": len(result["samples"]),
+    }
+
+
+async def run() -> dict[str, Any]:
+    busybox_image()
+    load_before = os.getloadavg()[0]
+    platform = await asyncio.to_thread(BerthUp().start)
+    try:
+        result = await measure(platform)
+    finally:
+        await asyncio.to_thread(platform.stop)
+    if result["last_version_served"] != f"v{DEPLOYS}":
+        raise RuntimeError(f"the last answer came from {result['last_version_served']}, not v{DEPLOYS}")
+    return {
+        **result,
+        "deploys": DEPLOYS,
+        "rate_per_s": RATE,
+        "drain_grace_s": DRAIN_GRACE_S,
+        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
