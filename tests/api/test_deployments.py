@@ -6,14 +6,36 @@ A small double plays the scheduler on the real bus (tests/api/scheduler_double.p
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import asyncpg
 
+from berth_common import sealing
 from berth_common.catalogue import DeploymentProgressed
 from tests.api.conftest import make_app, make_project
 from tests.api.test_applications import GIT_APP, SECRETS, no_secret_in
 from tests.api.test_projects import problem
+
+
+class SealedAs:
+    """Equal to a sealed token that opens to ``plain`` for ``aad`` (the api runs in this process: same key)."""
+
+    def __init__(self, plain: str, aad: str) -> None:
+        self.plain, self.aad = plain, aad
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, str) and other.startswith("sealed:v1:") and sealing.unseal(other, self.aad) == self.plain
+        )
+
+    def __repr__(self) -> str:
+        return f"SealedAs(<{len(self.plain)} chars>, {self.aad!r})"
+
+
+def opened(env: list[dict]) -> list[dict]:
+    """Runtime variables with their secret values unsealed (each serialisation seals with a fresh nonce)."""
+    return [{**e, "value": sealing.unseal(e["value"], f"berth/env/{e['name']}")} if e["secret"] else e for e in env]
 
 
 async def _git_app(client, members) -> dict:
@@ -70,7 +92,8 @@ async def test_deploy_publishes_exactly_one_start_command_with_the_snapshot(
         "build_timeout_s": None,
         "when_busy": "replace_queued",
     }
-    # The scheduler needs the values: the command's JSON carries them (and only the command).
+    # The scheduler needs the values: the command's JSON carries them sealed (berth_common.sealing), never plain.
+    no_secret_in(json.dumps(data))
     assert data["spec"] == {
         "name": "blog",
         "environment": "production",
@@ -82,7 +105,7 @@ async def test_deploy_publishes_exactly_one_start_command_with_the_snapshot(
             "dockerfile": "docker/Dockerfile",
             "build_args": [
                 {"name": "NODE_ENV", "value": "production", "secret": False},
-                {"name": "NPM_TOKEN", "value": "npm-s3cr3t-Tok", "secret": True},
+                {"name": "NPM_TOKEN", "value": SealedAs("npm-s3cr3t-Tok", "berth/build-arg/NPM_TOKEN"), "secret": True},
             ],
         },
         "services": [
@@ -98,7 +121,11 @@ async def test_deploy_publishes_exactly_one_start_command_with_the_snapshot(
             }
         ],
         "env": [
-            {"name": "DATABASE_URL", "value": "postgres://u:pg-s3cr3t-Pw@db/blog", "secret": True},
+            {
+                "name": "DATABASE_URL",
+                "value": SealedAs("postgres://u:pg-s3cr3t-Pw@db/blog", "berth/env/DATABASE_URL"),
+                "secret": True,
+            },
             {"name": "PORT", "value": "3000", "secret": False},
         ],
         "limits": {"cpus": None, "memory_mb": None},
@@ -264,7 +291,10 @@ async def test_rollback_runs_the_previous_image_without_a_build(client, members,
     cmds = await scheduler.wait_for("cmd.deployment.start", 3)
     spec = cmds[2].data["spec"]
     assert spec["source"] == {"kind": "image", "image": images[0]}  # an ImageSource: no build
-    assert spec["env"] == cmds[1].data["spec"]["env"] and spec["services"] == cmds[1].data["spec"]["services"]
+    assert (
+        opened(spec["env"]) == opened(cmds[1].data["spec"]["env"])
+        and spec["services"] == cmds[1].data["spec"]["services"]
+    )
 
     # Naming one: it must be a succeeded deployment of this application.
     r = await client.post(

@@ -3,11 +3,13 @@ after a restart with the same key, unreadable (a clear error, no value) with ano
 
 from __future__ import annotations
 
+import json
 import stat
 
 import asyncpg
 import httpx
 
+from berth_common import sealing
 from tests.api.conftest import bearer, start_api
 from tests.api.scheduler_double import SchedulerDouble
 from tests.api.test_applications import GIT_APP, SECRETS, no_secret_in
@@ -56,9 +58,11 @@ async def test_secrets_are_sealed_and_survive_a_restart(api_settings, api_urls, 
             assert r.status_code == 202, r.text
             no_secret_in(r.text)
         (cmd,) = await double.wait_for("cmd.deployment.start")
+        no_secret_in(json.dumps(cmd.data))  # sealed on the wire (berth_common.sealing), opened by the scheduler
         env = {e["name"]: e["value"] for e in cmd.data["spec"]["env"]}
-        assert env["DATABASE_URL"] == SECRET_URL
-        assert cmd.data["spec"]["source"]["build_args"][1]["value"] == SECRETS[0]
+        assert sealing.unseal(env["DATABASE_URL"], "berth/env/DATABASE_URL") == SECRET_URL
+        npm = cmd.data["spec"]["source"]["build_args"][1]
+        assert sealing.unseal(npm["value"], f"berth/build-arg/{npm['name']}") == SECRETS[0]
     finally:
         await double.stop()
         await api.shutdown()
