@@ -1,0 +1,252 @@
+"""Hostile strings, and valid bodies that carry every string field of the api's request schemas.
+
+A payload goes into one string field of an otherwise valid body at a time, so the answer can only be
+about that field. ``BASES`` has hand-made valid bodies (every optional field set, each union alternative
+in its own body) for the request schemas whose rules go beyond their JSON schema (git grammars, one of
+branch/commit, unique hosts); any other schema gets the minimal body generated from the OpenAPI, and
+its optional string fields are added to it one by one (``augment``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.security.spec import Spec, get, leaves, put, unique
+
+PWN = "/tmp/pwn"
+PATH_IDS = "__path_ids__"  # in a base body: path parameters of its own (not sent)
+
+
+def payloads(canary: str) -> dict[str, str]:
+    """name -> hostile value; ``canary`` is an absolute path outside the data dir that must stay unread."""
+    return {
+        "shell-semicolon": f"x; touch {PWN}",
+        "shell-subst": f"$(touch {PWN})",
+        "shell-backtick": f"`touch {PWN}`",
+        "shell-pipe-and": f"x | touch {PWN} && touch {PWN} &",
+        "env-expansion": "${HOME}$IFS",
+        "git-upload-pack": f"--upload-pack=touch {PWN}",
+        "ssh-proxycommand": f"-oProxyCommand=touch {PWN}",
+        "git-ext": "ext::sh -c touch%20/tmp/pwn",
+        "file-url": "file:///etc/passwd",
+        "traversal": "../../../../etc/passwd",
+        "traversal-canary": "../../../../../../../.." + canary,
+        "absolute-canary": canary,
+        "newline": "x\ny: 1",
+        "crlf": "x\r\nSet-Cookie: pwn=1",
+        "nul": "x\x00y",
+        "long": "a" * 10_000,
+        "cyrillic-a": "\u0430pp",  # Cyrillic small a, then "pp": looks like "app"
+        "fullwidth-ext": "\uff45\uff58\uff54::sh -c touch /tmp/pwn",  # fullwidth "ext::"
+    }
+
+
+def _app(source: dict[str, Any]) -> dict[str, Any]:
+    name = unique("a")
+    return {
+        "source": source,
+        "services": [
+            {
+                "kind": "web",
+                "name": "web",
+                "port": 8080,
+                "replicas": 1,
+                "health_path": "/healthz",
+                "command": ["python", "-m", "web"],
+                "domains": [f"{name}.example.com"],
+            },
+            {"kind": "worker", "name": "jobs", "command": ["python", "-m", "jobs"], "health_command": ["true"]},
+        ],
+        "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
+        "restart_policy": "always",
+    }
+
+
+IMAGE = {"kind": "image", "image": "registry.example.com:5000/acme/shop:1.0"}
+
+
+def _git(**ref: str) -> dict[str, Any]:
+    return {
+        "kind": "git",
+        "repository": "https://github.com/acme/shop.git",
+        **ref,
+        "subdirectory": "app",
+        "dockerfile": "docker/Dockerfile",
+        "build_args": [{"name": "NODE_ENV", "value": "production"}],
+    }
+
+
+def _sources() -> list[dict[str, Any]]:
+    return [IMAGE, _git(branch="main"), _git(commit="0123456789abcdef0123456789abcdef01234567")]
+
+
+def _channels() -> list[dict[str, Any]]:
+    hook = "http://127.0.0.1:9/hook"  # loopback; nothing is sent while no event is subscribed
+    targets = [
+        {"kind": "slack", "webhook_url": hook},
+        {"kind": "discord", "webhook_url": "http://127.0.0.1:9/api/webhooks/123/abc", "username": "berth"},
+        {
+            "kind": "email",
+            "host": "127.0.0.1",
+            "port": 2525,
+            "security": "plain",
+            "username": "berth",
+            "password": "pw",
+            "from_addr": "berth@example.com",
+            "to_addrs": ["ops@example.com"],
+        },
+        {"kind": "telegram", "bot_token": "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678", "chat_id": "42"},
+        {"kind": "webhook", "url": hook, "signing_secret": "x" * 32},
+    ]
+    return [{"name": unique("c"), "target": t, "enabled": True} for t in targets]
+
+
+@dataclass
+class Context:
+    """What a base body may need from the api: an admin's client (for single-use invitation codes)."""
+
+    client: httpx.Client
+    admin: dict[str, str]
+    ids: dict[str, str]  # real ids of the team's resources (tests.security.spec.Ids)
+
+    channels: dict[str, str] = field(default_factory=dict)  # kind -> id
+
+    def channel_of(self, kind: str) -> str:
+        """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
+        if kind not in self.channels:
+            body = next(c for c in _channels() if c["target"]["kind"] == kind)
+            r = self.client.post("/v1/notification-channels", headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            self.channels[kind] = r.json()["id"]
+        return self.channels[kind]
+
+    def invitation_code(self) -> str:
+        r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
+        assert r.status_code == 201, r.text
+        return str(r.json()["code"])
+
+
+def _email() -> str:
+    return f"{unique('u')}@example.com"
+
+
+def _variables() -> list[dict[str, Any]]:
+    return [
+        {"name": "LOG_LEVEL", "value": "debug", "kind": "runtime"},
+        {"name": "NODE_ENV", "value": "production", "kind": "build"},
+        {"name": "API_KEY", "value": "s3cret", "secret": True},
+    ]
+
+
+# request schema name -> factories of valid bodies (fresh names each call)
+BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
+    "ProjectCreate": lambda _: [{"name": unique("p"), "description": "a project"}],
+    "ProjectUpdate": lambda _: [{"name": unique("p"), "description": "a project"}],
+    "EnvironmentCreate": lambda _: [{"name": unique("e")}],
+    "ApplicationCreate": lambda _: [{"name": unique("a"), **_app(s)} for s in _sources()],
+    "ApplicationUpdate": lambda _: [_app(s) for s in _sources()],
+    "TokenCreate": lambda _: [{"name": "ci deploy", "expires_in_days": 30}],
+    "CancelRequest": lambda _: [{"reason": "superseded"}],
+    "ChannelCreateIn": lambda _: _channels(),
+    "ChannelUpdateIn": lambda ctx: [
+        {**c, PATH_IDS: {"channel_id": ctx.channel_of(c["target"]["kind"])}} for c in _channels()
+    ],
+    "SubscriptionCreateIn": lambda ctx: [
+        {
+            "event_types": ["evt.deployment.failed"],
+            "project_id": ctx.ids["project_id"],
+            "application_id": ctx.ids["application_id"],
+        }
+    ],
+    "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
+    "AlertRuleSpec": lambda _: [
+        {"name": "cpu", "target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0}
+    ],
+    "InvitationCreate": lambda _: [{"email": _email(), "role": "viewer"}],
+    "InvitationAccept": lambda ctx: [{"code": ctx.invitation_code(), "name": "Ada L", "token_name": "laptop"}],
+    "VariablesPut": lambda _: [{"variables": _variables()}],
+    "DotenvImportIn": lambda _: [{"content": "# comment\nA=1\nexport B='two words'\nC=\"x\\ny\"\n", "kind": "runtime"}],
+    "GroupCreate": lambda _: [{"name": unique("g"), "redeploy_on_change": False, "variables": _variables()}],
+    "GroupUpdate": lambda _: [{"name": unique("g")}],
+}
+
+
+def schema_name(spec: Spec, schema: dict[str, Any]) -> str:
+    for alt in [schema, *(schema.get("anyOf") or []), *(schema.get("oneOf") or [])]:
+        if "$ref" in alt:
+            return str(alt["$ref"].rsplit("/", 1)[-1])
+    return ""
+
+
+def string_paths(
+    spec: Spec, schema: dict[str, Any], path: tuple[Any, ...] = (), depth: int = 0
+) -> set[tuple[Any, ...]]:
+    """Every place a string can go in a body of ``schema`` (``*`` for list items; all union alternatives)."""
+    if depth > 12:
+        return set()
+    found: set[tuple[Any, ...]] = set()
+    for alt in spec.alternatives(schema):
+        if alt.get("type") == "string" and "const" not in alt and "enum" not in alt:
+            found.add(path)
+        for name, sub in alt.get("properties", {}).items():
+            found |= string_paths(spec, sub, (*path, name), depth + 1)
+        if "items" in alt:
+            found |= string_paths(spec, alt["items"], (*path, "*"), depth + 1)
+    return found
+
+
+def write_only(spec: Spec, schema: dict[str, Any], path: tuple[Any, ...]) -> bool:
+    """True when the field is documented as never returned (``writeOnly``)."""
+    current: list[dict[str, Any]] = [schema]
+    for key in path:
+        nxt = []
+        for s in current:
+            for alt in spec.alternatives(s):
+                if isinstance(key, int) and "items" in alt:
+                    nxt.append(alt["items"])
+                elif key in alt.get("properties", {}):
+                    nxt.append(alt["properties"][key])
+        current = nxt
+    return any(
+        spec.resolve(s).get("writeOnly") or any(a.get("writeOnly") for a in spec.alternatives(s)) for s in current
+    )
+
+
+def generic(path: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple("*" if isinstance(k, int) else k for k in path)
+
+
+def bases_for(spec: Spec, schema: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    name = schema_name(spec, schema)
+    if name in BASES:
+        return BASES[name](ctx)
+    return augment(spec, schema, spec.example(schema))
+
+
+def augment(spec: Spec, schema: dict[str, Any], minimal: Any) -> list[Any]:
+    """The minimal body, and one more body per optional top-level string field set to a plain value."""
+    bodies = [minimal]
+    if not isinstance(minimal, dict):
+        return bodies
+    props = spec.alternatives(schema)[0].get("properties", {})
+    for key, sub in props.items():
+        if key not in minimal and any(a.get("type") == "string" for a in spec.alternatives(sub)):
+            bodies.append({**minimal, key: spec.example(sub)})
+    return bodies
+
+
+def string_leaves(body: Any) -> list[tuple[Any, ...]]:
+    return [path for path, value in leaves(body) if isinstance(value, str) and path and path[-1] != "kind"]
+
+
+def secret_variable(body: Any, path: tuple[Any, ...]) -> bool:
+    """The value of a variable sent with ``"secret": true``: masked in answers by design."""
+    return bool(path and path[-1] == "value" and get(body, (*path[:-1], "secret")) is True)
+
+
+def with_value(body: Any, path: tuple[Any, ...], value: str) -> Any:
+    return put(body, path, value)
