@@ -157,13 +157,13 @@ class Infra:
 
     def _spawn(self, launch: components.Launch, log_name: str) -> None:
         with (self.root / log_name).open("ab") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # type: ignore[call-overload]
                 launch.argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **launch.env},
                 start_new_session=True,
-                **launch.popen_kwargs(),  # type: ignore[arg-type]
+                **launch.popen_kwargs(),
             )
         self.procs.append(proc)
 
@@ -196,6 +196,10 @@ class Infra:
                     raise
                 await asyncio.sleep(0.1)
         return (await provision(self.admin_url, self.secret_key, ("api",)))["api"]
+
+    @property
+    def postgres_pid(self) -> int:
+        return self.procs[1].pid
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
