@@ -47,6 +47,7 @@ from tests.security.payloads import (
 from tests.security.spec import Ids, Operation, Spec, leaves
 
 CONCURRENCY = 4
+pytestmark = pytest.mark.slow
 LEAKS = ("Traceback (most recent call last)", 'File "/', "root:x:0:0")
 
 

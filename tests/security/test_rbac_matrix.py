@@ -6,8 +6,8 @@ missing one):
 
 - no token, an expired or a revoked token: 401 (problem+json, ``WWW-Authenticate: Bearer``);
 - a role below the declared one, in the resource's own team: 403 (problem+json);
-- another team's admin on a path naming this team's resources: 404 (problem+json); on a collection:
-  an answer that names none of this team's ids;
+- another team's admin on a path naming this team's resources: 404 (problem+json), the very answer ids
+  that exist nowhere get (ids aside); on a collection: an answer that names none of this team's ids;
 - a role at or above the declared one: neither 401 nor 403 nor a 5xx, and not 404 (the ids are real);
 - a public operation (``anonymous``, e.g. accepting an invitation): neither 401 nor 403 for anyone.
 
@@ -18,6 +18,7 @@ refusal can only come from who is asking.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -90,6 +91,25 @@ def judge(
     return ""
 
 
+HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def same_as_missing(client: httpx.Client, spec: Spec, op: Operation, headers: dict[str, str], r: httpx.Response) -> str:
+    """'' when another team's resource is answered exactly like ids that exist nowhere (ids aside)."""
+    missing = client.request(
+        op.method,
+        op.fill({p: uuid.uuid4().hex for p in op.path_params}),
+        headers=headers,
+        params=op.query(spec),
+        json=spec.body(op),
+    )
+    if (missing.status_code, missing.headers.get("content-type")) != (r.status_code, r.headers.get("content-type")):
+        return f"another team's resource: {r.status_code}, a missing one: {missing.status_code}"
+    if HEX_ID.sub("<id>", missing.text) != HEX_ID.sub("<id>", r.text):
+        return f"another team's resource is told from a missing one: {r.text[:160]} vs {missing.text[:160]}"
+    return ""
+
+
 def excuse_invalid_bodies(cells: list[Cell]) -> None:
     """Another team's 422 is no leak when this team's admin got 422 for the same request: the body the
     matrix could make is invalid whoever sends it (validated before the resource is looked up)."""
@@ -158,6 +178,8 @@ def matrix(live_api: LiveApi) -> tuple[list[Cell], Ids]:
                     team_ids=team_ids,
                     gone=gone,
                 )
+                if not problem and identity == "other_team" and r.status_code == 404:
+                    problem = same_as_missing(client, spec, op, live_api.headers[identity], r)
                 gone = gone or (op.method == "DELETE" and r.is_success)
                 cells.append(Cell(op, identity, r.status_code, problem))
     excuse_invalid_bodies(cells)
@@ -255,3 +277,23 @@ def test_who_asks_is_checked_before_the_body_is_read(live_api: LiveApi):
                 if r.status_code != expected:
                     wrong.append(f"{op.label} as {identity}: {r.status_code}, expected {expected}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_foreign_resource_told_from_a_missing_one_is_caught():
+    """same_as_missing fails when the answer for another team's id differs from the one for a missing id."""
+    op = Operation("GET", "/v1/projects/{project_id}", "viewer", {})
+    spec = Spec({"paths": {}, "components": {"schemas": {}}})
+
+    def answer(body: str) -> httpx.Response:
+        return httpx.Response(404, headers={"content-type": MEDIA_TYPE}, text=body)
+
+    foreign = answer('{"detail": "No project 0123456789abcdef0123456789abcdef in team default."}')
+    with httpx.Client(
+        base_url="http://127.0.0.1", transport=httpx.MockTransport(lambda req: answer('{"detail": "No such project."}'))
+    ) as c:
+        assert "told from a missing one" in same_as_missing(c, spec, op, {}, foreign)
+    same = '{"detail": "No project %s."}'
+    with httpx.Client(
+        base_url="http://127.0.0.1", transport=httpx.MockTransport(lambda req: answer(same % req.url.path[-32:]))
+    ) as c:
+        assert same_as_missing(c, spec, op, {}, answer(same % ("a" * 32))) == ""
