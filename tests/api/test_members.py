@@ -102,6 +102,13 @@ async def test_invitation_conflicts_and_validation(client, members):
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "/body/role"
     for who in (members.developer, members.viewer):
         assert (await client.post("/v1/invitations", headers=who, json={"email": "y@example.com"})).status_code == 403
+    # The invitee's name is shown to people: no control characters; the code survives a refused body.
+    inv = await _invite(client, members.admin, "named@example.com")
+    for bad in ("line\nbreak", "tab\there", "   ", "x" * 101):
+        r = await _accept(client, inv["code"], name=bad)
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "/body/name", bad
+    r = await _accept(client, inv["code"], name="  Grace Hopper ")
+    assert r.status_code == 201 and r.json()["user"]["name"] == "Grace Hopper"
 
 
 async def test_a_user_in_two_teams_has_a_token_per_team(client, members):

@@ -96,3 +96,13 @@ def test_mutations_need_a_developer_and_deletions_an_admin():
     assert roles[("GET", "/v1/deployments/{deployment_id}/logs")] == "viewer"
     logs = spec["paths"]["/v1/deployments/{deployment_id}/logs"]["get"]["responses"]["200"]["content"]
     assert set(logs) == {"text/plain", "text/event-stream"}
+
+
+def test_revealing_secret_values_needs_an_admin_and_says_so():
+    spec = _app().openapi()
+    exports = [p for p in spec["paths"] if p.endswith("/variables/export")]
+    assert len(exports) == 3
+    for path in exports:
+        op = spec["paths"][path]["get"]
+        assert op["x-berth-role"] == "viewer"
+        assert op["x-berth-role-elevated"] == {"reveal_secrets=true": "admin"}

@@ -110,6 +110,16 @@ def description(value: str) -> str:
     return value
 
 
+def display_name(value: str) -> str:
+    """A person's name as shown: any printable characters (no control characters, no newline), trimmed."""
+    if not value.isprintable():
+        raise ValueError("control characters (newline, tab, ...) are not allowed in a name")
+    value = value.strip()
+    if not value:
+        raise ValueError("a name needs at least one visible character")
+    return value
+
+
 def argv_item(value: str) -> str:
     """One element of a container command (an argv list: no shell ever parses it)."""
     if len(value) > MAX_ARG:

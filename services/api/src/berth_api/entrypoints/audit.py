@@ -3,9 +3,9 @@ row: who (user, token), team, action (method + route template), target id, time,
 caller's address and the top-level field names of an accepted JSON body. Never a body, a value or a query.
 
 The row is written right after the request's own transaction, before the response leaves (a client that
-got its answer finds the row). A read that a route flags (``request.state.audit = True``: an export that
-reveals secret values) is audited the same way. Requests without a valid token are not attributable to a
-team: they are logged (and rate-limited) but not stored here.
+got its answer finds the row). Reads pass through untouched; a route that must audit a read (an export
+that reveals secret values) calls ``record_read``. Requests without a valid token are not attributable to
+a team: they are logged (and rate-limited) but not stored here.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_api.adapters import audit as repo
 from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError
 from berth_api.entrypoints.auth import client_address
-from berth_api.entrypoints.state import ApiState
+from berth_api.entrypoints.state import ApiState, api_state
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FLAG = "audit"  # request.state.audit = True: audit this read too
 ACTOR = "audit_actor"  # request.state.audit_actor = {user_id, team_id, token_id}: who, for anonymous routes
 TARGET = "audit_target"  # request.state.audit_target = id: what, when the path does not say
-EXTRA_FIELDS = "audit_fields"  # request.state.audit_fields = [names]: e.g. the query flag of a secret export
 MAX_BODY = 256 * 1024  # larger bodies are not parsed for field names
 MAX_FIELDS = 50
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -69,12 +68,11 @@ class AuditMiddleware:
         self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in MUTATING:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        mutating = scope["method"] in MUTATING
-        chunks: list[bytes] | None = [] if mutating else None
+        chunks: list[bytes] | None = []
         size = 0
         held: Message | None = None
         held_body: list[bytes] = []
@@ -98,16 +96,12 @@ class AuditMiddleware:
                 await send(message)
                 return
             if message["type"] == "http.response.start":
-                if not (mutating or state.get(FLAG)):
-                    done = True
-                    await send(message)
-                    return
                 status = int(message["status"])
                 if status in (201, 202) and _json_response(message):
                     held = message  # the created resource's id is in the body
                     return
                 done = True
-                await self.record(scope, state, status, None, chunks)
+                await write_row(self.api, scope, state, status, None, _field_names(chunks) if status < 400 else None)
                 await send(message)
                 return
             if message["type"] == "http.response.body" and held is not None:
@@ -116,51 +110,60 @@ class AuditMiddleware:
                     return
                 body = b"".join(held_body)
                 done = True
-                await self.record(scope, state, int(held["status"]), _created_id(body), chunks)
+                status = int(held["status"])
+                await write_row(self.api, scope, state, status, _created_id(body), _field_names(chunks))
                 await send(held)
                 await send({"type": "http.response.body", "body": body})
                 return
             await send(message)
 
         try:
-            await self.app(scope, tee if mutating else receive, audited_send)
+            await self.app(scope, tee, audited_send)
         except Exception:
-            if not done and (mutating or state.get(FLAG)):
-                await self.record(scope, state, 500, None, None)
+            if not done:
+                await write_row(self.api, scope, state, 500, None, None)
             raise
 
-    async def record(
-        self, scope: Scope, state: dict[str, Any], status: int, created: str | None, chunks: list[bytes] | None
-    ) -> None:
-        principal = state.get("principal")
-        actor: dict[str, Any] | None = state.get(ACTOR)
-        who: dict[str, Any]
-        if isinstance(principal, Principal):
-            who = {"team_id": principal.team_id, "user_id": principal.user_id, "token_id": principal.token_id}
-        elif actor is not None:
-            who = {k: actor.get(k) for k in ("team_id", "user_id", "token_id")}
-        else:
-            return
-        ctx = self.api.ctx
-        if ctx is None or not who["team_id"]:
-            return
-        params: dict[str, Any] = scope.get("path_params") or {}
-        target = state.get(TARGET) or created or (str(list(params.values())[-1])[:64] if params else None)
-        fields = _field_names(chunks) if status < 400 else None
-        extra = state.get(EXTRA_FIELDS)
-        if extra:
-            fields = sorted({*(fields or []), *extra})
-        values = {
-            **who,
-            "method": scope["method"],
-            "route": getattr(scope.get("route"), "path", "unmatched")[:300],
-            "target_id": target,
-            "status": status,
-            "fields": fields,
-            "source": client_address(Request(scope), self.api.settings)[:64],
-        }
-        try:
-            async with ctx.sessionmaker() as s, s.begin():
-                await repo.insert(s, values)
-        except Exception as exc:  # the change itself is done; say loudly that its record is missing
-            log.error("audit row not written", method=values["method"], route=values["route"], error=str(exc)[:300])
+
+async def record_read(request: Request, fields: list[str]) -> None:
+    """Audit a read that a route must account for (it answers 200 right after); fails closed: 503 if the
+    row cannot be written."""
+    if not await write_row(api_state(request), request.scope, request.scope.setdefault("state", {}), 200, None, fields):
+        raise ProblemError(503, "The audit log cannot be written right now; secret values are not revealed without it.")
+
+
+async def write_row(
+    api: ApiState, scope: Scope, state: dict[str, Any], status: int, created: str | None, fields: list[str] | None
+) -> bool:
+    """One audit row for the request of ``scope`` (nothing without a principal or an actor to name); whether
+    it was written."""
+    principal = state.get("principal")
+    actor: dict[str, Any] | None = state.get(ACTOR)
+    who: dict[str, Any]
+    if isinstance(principal, Principal):
+        who = {"team_id": principal.team_id, "user_id": principal.user_id, "token_id": principal.token_id}
+    elif actor is not None:
+        who = {k: actor.get(k) for k in ("team_id", "user_id", "token_id")}
+    else:
+        return False
+    ctx = api.ctx
+    if ctx is None or not who["team_id"]:
+        return False
+    params: dict[str, Any] = scope.get("path_params") or {}
+    target = state.get(TARGET) or created or (str(list(params.values())[-1])[:64] if params else None)
+    values = {
+        **who,
+        "method": scope["method"],
+        "route": getattr(scope.get("route"), "path", "unmatched")[:300],
+        "target_id": target,
+        "status": status,
+        "fields": fields,
+        "source": client_address(Request(scope), api.settings)[:64],
+    }
+    try:
+        async with ctx.sessionmaker() as s, s.begin():
+            await repo.insert(s, values)
+    except Exception as exc:  # the change itself is done; say loudly that its record is missing
+        log.error("audit row not written", method=values["method"], route=values["route"], error=str(exc)[:300])
+        return False
+    return True

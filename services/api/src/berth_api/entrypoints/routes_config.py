@@ -16,6 +16,7 @@ from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
 from berth_api.domain.roles import Role
+from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_config import (
@@ -75,10 +76,9 @@ def _group_changed(rec: groups.GroupRecord) -> GroupChanged:
     return GroupChanged.model_validate({**_group_fields(rec), "redeployed": rec.redeployed})
 
 
-def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextResponse:
-    if reveal:  # the audit middleware records this read
-        request.state.audit = True
-        request.state.audit_fields = ["reveal_secrets"]
+async def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextResponse:
+    if reveal:
+        await record_read(request, ["reveal_secrets"])
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
@@ -145,7 +145,7 @@ async def export_environment_variables(
     principal: Principal = require_role("viewer", elevated=REVEAL),
 ) -> PlainTextResponse:
     text = await configvars.export_environment(deps(request), principal, environment_id, kind, reveal_secrets)
-    return _dotenv(request, text, reveal_secrets)
+    return await _dotenv(request, text, reveal_secrets)
 
 
 # --- applications --------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ async def export_application_variables(
 ) -> PlainTextResponse:
     d = deps(request)
     text = await configvars.export_application(d, principal, application_id, kind, reveal_secrets, merged)
-    return _dotenv(request, text, reveal_secrets)
+    return await _dotenv(request, text, reveal_secrets)
 
 
 @router.get(
@@ -322,4 +322,4 @@ async def export_group_variables(
     principal: Principal = require_role("viewer", elevated=REVEAL),
 ) -> PlainTextResponse:
     text = await groups.export_variables(deps(request), principal, group_id, kind, reveal_secrets)
-    return _dotenv(request, text, reveal_secrets)
+    return await _dotenv(request, text, reveal_secrets)
