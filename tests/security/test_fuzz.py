@@ -91,6 +91,8 @@ def fuzz_target(live_api: LiveApi) -> Iterator[tuple[Any, dict[str, str]]]:
 
 
 def _prepare(case: Any) -> None:
+    if isinstance(case.body, dict) and isinstance(case.body.get("wait_s"), int | float) and case.body["wait_s"] > 0.5:
+        case.body = {**case.body, "wait_s": 0.5}  # a channel test waits that long for its outcome: keep it short
     if case.operation.path.endswith("/logs"):
         # a log stream of a deployment that never ends would be read forever: ask for the text form
         case.query = {**(case.query or {}), "follow": False}
