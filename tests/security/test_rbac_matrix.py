@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -297,3 +298,51 @@ def test_a_foreign_resource_told_from_a_missing_one_is_caught():
         base_url="http://127.0.0.1", transport=httpx.MockTransport(lambda req: answer(same % req.url.path[-32:]))
     ) as c:
         assert same_as_missing(c, spec, op, {}, answer(same % ("a" * 32))) == ""
+
+
+def test_another_teams_ids_are_refused_wherever_they_go(live_api: LiveApi):
+    """Another team's admin, working on its own resources, names one of this team's ids: in a path next to
+    its own ids (attach this team's env group to its app), in a body (subscribe to this team's project,
+    roll back to this team's deployment), in a query (list by this team's project). Paths and bodies are
+    refused (404/422); a query answers nothing of this team."""
+    wrong, tried = [], 0
+    with live_api.client() as client:
+        spec = Spec(client.get("/openapi.json").json())
+        ours = Ids(spec, client, live_api.admin, ids=dict(live_api.seeds))
+        theirs = Ids(spec, client, live_api.headers["other_team"], ids={"server_id": "local"})
+        ops = [op for op in spec.operations() if op.role in RANK]
+        for op in ops:
+            ours.fill(op)
+            theirs.fill(op)
+        team_ids = ours.team_ids() | live_api.team_user_ids
+        them = live_api.headers["other_team"]
+
+        def ask(op: Operation, path_ids: dict[str, str], body: Any, params: dict[str, str]) -> httpx.Response:
+            return client.request(op.method, op.fill(path_ids), headers=them, json=body, params=params)
+
+        for op in order(ops, theirs):
+            body, own = spec.body(op), {**theirs.ids}
+            for param in op.path_params:  # one of ours among theirs
+                if len(op.path_params) > 1 and param in ours.ids and param not in PLATFORM_PARAMS:
+                    tried += 1
+                    r = ask(op, {**own, param: ours.ids[param]}, body, op.query(spec))
+                    if r.status_code != 404:
+                        wrong.append(f"{op.label} with our {param}: {r.status_code} {r.text[:120]}")
+            schema = spec.resolve(op.body_schema() or {})
+            for prop in (spec.alternatives(schema)[0].get("properties") or {}) if isinstance(body, dict) else {}:
+                if prop in ours.ids and prop not in PLATFORM_PARAMS:
+                    tried += 1
+                    r = ask(op, own, {**body, prop: ours.ids[prop]}, op.query(spec))
+                    if r.status_code not in (404, 422):
+                        wrong.append(f"{op.label} with our {prop} in the body: {r.status_code} {r.text[:120]}")
+            if op.method == "GET":
+                for p in op.spec.get("parameters", []):
+                    if p.get("in") == "query" and p["name"] in ours.ids and p["name"] not in PLATFORM_PARAMS:
+                        tried += 1
+                        r = ask(op, own, None, {p["name"]: ours.ids[p["name"]]})
+                        leaked = sorted(i for i in team_ids if i in r.text) if r.is_success else []
+                        if r.status_code >= 500 or leaked or r.status_code in (401, 403):
+                            wrong.append(f"{op.label}?{p['name']}=ours: {r.status_code}, names {leaked}")
+    print(f"\ncross-team references: {tried} requests, {len(wrong)} wrong")
+    assert tried >= 5, "nothing was tried: no operation takes two ids, an id in its body or in its query"
+    assert not wrong, "\n".join(wrong)
