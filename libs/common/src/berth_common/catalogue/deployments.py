@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -26,18 +26,6 @@ from berth_common.catalogue.base import Command, Event, Id, Query, register
 # ``EnvVar.reveal()`` where the value is used (the container env, the BuildKit secret mount, redaction).
 
 
-DEPLOYMENT_STATES = (
-    "queued",
-    "building",
-    "starting",
-    "verifying",
-    "routing",
-    "draining",
-    "stopping_old",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
 DeploymentState = Literal[
     "queued",
     "building",
@@ -50,6 +38,7 @@ DeploymentState = Literal[
     "failed",
     "cancelled",
 ]
+DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 IMAGE_REF_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
