@@ -24,7 +24,7 @@ async def wire(ctx: Context) -> None:
     await reconcile(files, ctx.sessionmaker)
     handlers = RouteHandlers(files, traefik, settings.route_live_timeout_s)
     ctx.extra["route_handlers"] = handlers
-    await bus.register(ctx, handlers)
+    await bus.register(ctx, handlers, settings.route_concurrency)
 
 
 def spec(settings: ProxySyncSettings | None = None) -> ServiceSpec:

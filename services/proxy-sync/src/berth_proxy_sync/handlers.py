@@ -1,7 +1,8 @@
 """Handlers of the proxy-sync service: one async function per command it consumes.
 
 Each runs inside the idempotent unit (message id + state change in one transaction) and holds a per-route
-advisory lock, so commands for one route apply one at a time. A change is written to the route's file,
+advisory lock (and one per host it claims), so commands for one route apply one at a time while commands
+for different routes run concurrently. A change is written to the route's file,
 confirmed through Traefik's API, and only then persisted and answered with ``evt.route.applied`` /
 ``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
 the database keeps the previous state and ``evt.route.failed`` says why.
@@ -9,6 +10,7 @@ the database keeps the previous state and ``evt.route.failed`` says why.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +58,7 @@ class RouteHandlers:
             return
         session = unit.session
         await repo.lock(session, route.route_id)
+        await repo.lock_hosts(session, route.hosts)
         stored = await repo.load(session, route.route_id)
         if stored is not None and route.generation < stored.generation:
             reason = f"stale: generation {route.generation} is older than the route's {stored.generation}"
@@ -68,7 +71,8 @@ class RouteHandlers:
             return
         previous = stored.active if stored else None
         try:
-            self.files.write(route.file_name, render(route))
+            # fsync (file and directory) off the event loop: the other routes' handlers keep running
+            await asyncio.to_thread(self.files.write, route.file_name, render(route))
             live_s = await self.traefik.wait_live(route, self.live_timeout_s)
         except (NotLiveError, OSError) as exc:
             self._restore(route.route_id, previous)
@@ -103,7 +107,7 @@ class RouteHandlers:
             return
         previous = stored.active if stored else None
         try:
-            self.files.delete(file_name(route_id))
+            await asyncio.to_thread(self.files.delete, file_name(route_id))
             gone_s = await self.traefik.wait_gone(route_id, self.live_timeout_s)
         except (NotLiveError, OSError) as exc:
             self._restore(route_id, previous)

@@ -21,6 +21,12 @@ class ProxySyncSettings(BaseServiceSettings):
     # How long a change may take to show up in Traefik's API before the command fails (route left as before)
     route_live_timeout_s: float = Field(default=10.0, gt=0)
     route_poll_interval_s: float = Field(default=0.01, gt=0)
+    # Route commands handled at once (BERTH_ROUTE_CONCURRENCY): changes written together are confirmed by
+    # one Traefik reload. Commands for one route still apply one at a time (advisory lock, generations).
+    route_concurrency: int = Field(default=16, ge=1, le=64)
+    # Each handler holds a transaction while Traefik confirms its change: room for all of them and their
+    # outbox updates. Connections above db_pool_size are closed when returned (no cost while idle).
+    db_max_overflow: int = Field(default=40, ge=0, le=1000)
 
     @property
     def dynamic_dir(self) -> Path:

@@ -42,6 +42,15 @@ async def lock(session: AsyncSession, route_id: str) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"berth-route:{route_id}"})
 
 
+async def lock_hosts(session: AsyncSession, hosts: tuple[str, ...]) -> None:
+    """Serialise claims of one host by different routes (their handlers run concurrently): without it two
+    routes could both find a host free and both write their file, the second failing only at commit with
+    its file already live. Taken after the route's lock, in sorted order, so handlers never wait in a cycle.
+    """
+    for host in sorted(set(hosts)):
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"berth-host:{host}"})
+
+
 async def load(session: AsyncSession, route_id: str) -> StoredRoute | None:
     row = (await session.execute(sa.select(routes).where(routes.c.route_id == route_id))).first()
     return None if row is None else StoredRoute(_to_route(row), bool(row.removed))
