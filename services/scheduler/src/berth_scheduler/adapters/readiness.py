@@ -24,7 +24,9 @@ class NotReadyError(Exception):
 @dataclass(frozen=True)
 class ReadinessConfig:
     interval_s: float = 0.25  # between checks, reached from first_interval_s by growing 1.5x per check
-    first_interval_s: float = 0.05
+    # Most servers listen within tens of milliseconds of their start: look again soon (a check is one
+    # inspect and one GET on loopback), then less and less often.
+    first_interval_s: float = 0.02
     attempt_timeout_s: float = 2.0
     crash_restarts: int = 3  # this many restarts while verifying is a crash loop
     worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart

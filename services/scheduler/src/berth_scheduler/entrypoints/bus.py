@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import event
+
 from berth_common.bus import Delivery
 from berth_common.catalogue import (
     BuildFailed,
@@ -31,9 +33,26 @@ async def register(ctx: Context) -> None:
 
 
 def _then(
-    ctx: Context, handler: Callable[[Any, Unit], Awaitable[None]], after: Callable[[Any], None]
+    ctx: Context,
+    handler: Callable[[Any, Unit], Awaitable[None]],
+    after: Callable[[Any], None],
+    *,
+    at_commit: bool = False,
 ) -> Callable[[Any, Delivery], Awaitable[None]]:
-    """Run ``handler`` idempotently; once its transaction committed, call ``after(message)``."""
+    """Run ``handler`` idempotently; once its transaction committed, call ``after(message)``.
+
+    ``at_commit``: also call it at the commit itself, before the handler's events are published (for an
+    ``after`` that may run twice): a new deployment starts without waiting for those round trips.
+    """
+    if at_commit:
+        inner = handler
+
+        async def hooked(message: Any, unit: Unit) -> None:
+            await inner(message, unit)
+            event.listen(unit.session.sync_session, "after_commit", lambda _: after(message), once=True)
+
+        hooked.__name__ = getattr(handler, "__name__", "handler")
+        handler = hooked
     run = idempotent(ctx.bus, ctx.sessionmaker, handler)
 
     async def wrapped(message: Any, delivery: Delivery) -> None:
@@ -58,7 +77,7 @@ async def register_deployments(
         orchestrator.wake_all()
 
     bus = ctx.bus
-    await bus.consume(StartDeployment, _then(ctx, h.on_start, kick))
+    await bus.consume(StartDeployment, _then(ctx, h.on_start, kick, at_commit=True))
     await bus.consume(CancelDeployment, _then(ctx, h.on_cancel, cancelled))
     await bus.consume(BuildSucceeded, _then(ctx, h.on_build_succeeded, wake))
     await bus.consume(BuildFailed, _then(ctx, h.on_build_failed, wake))

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from berth_common.db.unit import Unit, run_unit
+from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import DockerUnavailableError
@@ -28,6 +28,7 @@ from berth_scheduler.rollout.leader import Leadership
 from berth_scheduler.rollout.routing import RouteStepper
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.undo import Undo
+from berth_scheduler.rollout.verify import verify_replicas
 
 log = get_logger(__name__)
 Step = Callable[[Runtime, Rollout, Any, steps.Waiter], Awaitable[None]]
@@ -44,7 +45,7 @@ class Orchestrator:
         self._steps: dict[State, Step] = {
             State.BUILDING: steps.await_build,
             State.STARTING: steps.start_replicas,
-            State.VERIFYING: steps.verify_replicas,
+            State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
             State.STOPPING_OLD: steps.stop_old,
@@ -113,6 +114,7 @@ class Orchestrator:
         await self._halt()
         if self._leadership is not None:
             await self._leadership.stop()
+        await self.rt.units.flush()  # the events of the last steps go out before the bus drains
 
     async def idle(self) -> None:
         """Wait until no rollout task runs (tests)."""
@@ -138,7 +140,7 @@ class Orchestrator:
             )
             return nxt.deployment_id
 
-        result: str | None = await run_unit(self.rt.bus, self.rt.sessionmaker, body)
+        result: str | None = await self.rt.units.run(body)
         return result
 
     async def _run_app(self, application_id: str) -> None:
@@ -220,6 +222,7 @@ class Orchestrator:
                     backoff = await self._on_error(r, exc, backoff)
         finally:
             self._interrupts.pop(deployment_id, None)
+            self.rt.sent_steps = {k for k in self.rt.sent_steps if k[0] != deployment_id}
 
     async def _on_error(self, r: Rollout, exc: Exception, backoff: float) -> float:
         """A step failed: transient trouble is retried with backoff; anything else fails the deployment."""

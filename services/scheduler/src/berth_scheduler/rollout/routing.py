@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from berth_common.catalogue import ApplyRoutes, Message, RemoveRoute
-from berth_common.db.unit import Unit, run_unit
+from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine
@@ -35,18 +35,25 @@ def op_of(row: Any) -> RouteOp:
     return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams))
 
 
+async def stage_step(unit: Unit, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> bool:
+    """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already."""
+    if await store.ops_of(unit.session, r.deployment_id, step):
+        return False
+    for op in ops:
+        gen = await store.next_generation(unit.session, op.route_id, r.application_id)
+        await store.add_op(unit.session, r.deployment_id, step, op, gen)
+        await unit.emit(command_for(op, gen), id=f"route-{op.route_id}-g{gen}")
+    return True
+
+
 async def send_step(rt: Runtime, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> None:
     """Record and send the commands of ``step`` once (in one transaction, through the outbox)."""
 
-    async def body(unit: Unit) -> None:
-        if await store.ops_of(unit.session, r.deployment_id, step):
-            return
-        for op in ops:
-            gen = await store.next_generation(unit.session, op.route_id, r.application_id)
-            await store.add_op(unit.session, r.deployment_id, step, op, gen)
-            await unit.emit(command_for(op, gen), id=f"route-{op.route_id}-g{gen}")
+    async def body(unit: Unit) -> bool:
+        return await stage_step(unit, r, step, ops)
 
-    await run_unit(rt.bus, rt.sessionmaker, body)
+    await rt.units.run(body)
+    rt.sent_steps.add((r.deployment_id, step))
 
 
 async def resend_pending(rt: Runtime, r: Rollout, step: int) -> int:
@@ -94,7 +101,7 @@ class RouteStepper:
         existing = await read(rt, store.ops_of, r.deployment_id, step)
         if not existing:
             await send_step(rt, r, step, plan.steps[step])
-        elif (r.deployment_id, step) not in self._resumed:
+        elif (r.deployment_id, step) not in self._resumed and (r.deployment_id, step) not in rt.sent_steps:
             sent = await resend_pending(rt, r, step)
             log.info("route step resumed", deployment_id=r.deployment_id, step=step, resent=sent)
         self._resumed.add((r.deployment_id, step))

@@ -1,8 +1,9 @@
 """The work of each rollout state, done from the persisted state so that it can be repeated after a restart.
 
 starting: create and start every replica (an existing container of the same name is reused);
-verifying: Berth's readiness check on each; draining: wait out the grace period; stopping_old: SIGTERM
-then SIGKILL (after the stop timeout) for every other container of the application, then remove them.
+verifying (``verify.py``): Berth's readiness check on each; draining: wait out the grace period;
+stopping_old: SIGTERM then SIGKILL (after the stop timeout) for every other container of the
+application, then remove them.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from berth_common.catalogue import ApplicationSpec, Replica, WebService
-from berth_common.db.unit import Unit, run_unit
+from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain import machine, names, retention
 from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
 from berth_scheduler.domain.machine import Input, Rollout
-from berth_scheduler.domain.routing import RouteTarget, plan_routes
+from berth_scheduler.domain.routing import RouteTarget
 from berth_scheduler.rollout.apply import apply
 from berth_scheduler.rollout.runtime import Runtime
 
@@ -34,7 +34,7 @@ async def transit(rt: Runtime, deployment_id: str, inp: Input) -> Rollout:
     async def body(unit: Unit) -> Rollout:
         return await apply(unit, rt.sealer, deployment_id, inp, rt.clock())
 
-    result: Rollout = await run_unit(rt.bus, rt.sessionmaker, body)
+    result: Rollout = await rt.units.run(body)
     return result
 
 
@@ -122,41 +122,6 @@ def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]
         hosts = tuple(sorted({h.lower() for h in svc.hosts}))
         targets.append(RouteTarget(names.route_id(r.application_id, svc.name), hosts, ups))
     return targets
-
-
-async def verify_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
-    spec = rt.sealer.open(row.spec)
-    rows = await read(rt, store.containers_of, r.deployment_id)
-    specs = specs_for(r, spec, rows)
-    if len(specs) != sum(s.replicas for s in spec.services):
-        await transit(rt, r.deployment_id, machine.Fail("a replica's container record is missing (scheduler data)"))
-        return
-    ready_before = {c.name for c in rows if c.ready}
-    deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
-
-    async def one(cs: ContainerSpec) -> None:
-        await rt.readiness.wait_ready(cs, deadline)
-        if cs.name not in ready_before:
-            await write(rt, store.mark_ready, cs.name)
-            await transit(rt, r.deployment_id, machine.ReplicaReady(cs.name))
-
-    tasks = [asyncio.create_task(one(cs), name=f"ready:{cs.name}") for cs in specs]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for t in done:
-        exc = t.exception()
-        if isinstance(exc, NotReadyError):
-            await transit(rt, r.deployment_id, machine.Fail(str(exc)))
-            return
-        if exc is not None:
-            raise exc
-    before = await read(rt, store.routes_of, r.application_id)
-    plan = plan_routes(before, desired_routes(r, spec, specs))
-    await transit(rt, r.deployment_id, machine.ReplicasReady(plan))
 
 
 async def drain(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
