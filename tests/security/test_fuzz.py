@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -52,7 +53,7 @@ CHECKS = [
 # it is not one), and unknown query parameters are ignored by design; the injection sweep covers refusals.
 MIN_CASES = 1000
 # Generate only: a replay (shrinking) of a scenario meets a different api state, which Hypothesis reports as
-# a flaky strategy rather than the failure; the failing sequence is printed as it ran.
+# a flaky strategy rather than the failure; the failing check is recorded as it ran.
 STATEFUL = settings(
     max_examples=25,
     stateful_step_count=6,
@@ -134,6 +135,7 @@ def test_stateful_links(fuzz_target, live_api: LiveApi):
     schema, _ = fuzz_target
     machine = schema.as_state_machine()
     steps = Counter[str]()
+    failures: list[str] = []
 
     class Workflow(machine):  # type: ignore[misc,valid-type]
         def before_call(self, case: Any) -> None:
@@ -144,11 +146,21 @@ def test_stateful_links(fuzz_target, live_api: LiveApi):
             return {"headers": live_api.admin, "timeout": 20}
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
-            case.validate_response(response, checks=CHECKS, headers=live_api.admin)
+            try:
+                case.validate_response(response, checks=CHECKS, headers=live_api.admin)
+            except FailureGroup as exc:
+                failures.append(f"{case.operation.label}: {exc}")
+                raise
 
-    Workflow.run(settings=STATEFUL)
+    try:
+        Workflow.run(settings=STATEFUL)
+    except Flaky:
+        # The api's state moved on between scenarios, so Hypothesis saw a rule's availability change (an
+        # empty bundle); schemathesis' own runner counts that as a pass too. A check failure was recorded.
+        pass
     COUNTS["stateful"] += sum(steps.values())
     print(f"\nstateful: {sum(steps.values())} calls over {len(steps)} operations")
+    assert not failures, "\n\n".join(failures)
     assert len(steps) > 1, "no links were followed"
 
 
