@@ -211,3 +211,21 @@ async def test_rotation_under_concurrent_writes_loses_nothing(api, client, membe
     # The last deployment carries the last value written.
     (*_, last) = await scheduler.wait_for("cmd.deployment.start", 21)
     assert _env_of(last)["W"] == "w-1-4" or _env_of(last)["W"] == "w-2-4"
+
+
+def test_the_command_finds_the_database_of_a_data_dir(tmp_path, monkeypatch):
+    """Without --database-url: the data dir's own Postgres, as the api's role (password from its secret)."""
+    from berth_cli.secrets_cmd import api_database_url
+    from berth_common.db.provision import role_password
+
+    (tmp_path / "secret.key").write_text("platform-secret\n")
+    (tmp_path / "postgres.password").write_text("pg-pw\n")
+    monkeypatch.delenv("BERTH_SECRET_KEY", raising=False)
+    monkeypatch.setenv("BERTH_PG_PORT", "6123")
+    url = api_database_url(tmp_path, None)
+    assert url == f"postgresql+asyncpg://berth_api:{role_password('platform-secret', 'api')}@127.0.0.1:6123/berth"
+    # A URL without a user gets the api's role; one with a user is taken as it is.
+    assert api_database_url(tmp_path, "postgresql://db.internal:5432/berth").startswith(
+        "postgresql+asyncpg://berth_api:"
+    )
+    assert api_database_url(tmp_path, "postgresql://me:pw@db/berth") == "postgresql://me:pw@db/berth"

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from berth_api.adapters.tables import audit_log
 
@@ -22,6 +22,13 @@ class AuditFilter:
     status_max: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+async def insert_now(engine: AsyncEngine, values: dict[str, Any]) -> None:
+    """One row in its own single-statement transaction (autocommit: one round trip, not three)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.insert(audit_log).values(**values))
 
 
 async def insert(session: AsyncSession, values: dict[str, Any]) -> int:
