@@ -34,6 +34,7 @@ PROBLEMS: Responses = {
     401: problem_doc("No token, or an invalid, expired or revoked one"),
     403: problem_doc("The token's role in its team is not enough"),
     422: problem_doc("Invalid input; `errors` names each field"),
+    429: problem_doc("Too many failed authentications from this address or for this token; see Retry-After"),
 }
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
