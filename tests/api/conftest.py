@@ -45,7 +45,7 @@ class RunningApi:
         await asyncio.wait_for(self.task, 40)
 
 
-async def start_api(settings: ApiSettings, timeout: float = 30.0) -> RunningApi:
+async def start_api(settings: ApiSettings, timeout: float = 90.0) -> RunningApi:
     """Serve the api and wait until /readyz answers 200 (fails fast if the service task dies)."""
     stop = asyncio.Event()
     task = asyncio.create_task(serve(spec(settings), stop), name="api-under-test")
