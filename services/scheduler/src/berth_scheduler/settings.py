@@ -12,6 +12,11 @@ class SchedulerSettings(BaseServiceSettings):
     db_schema: str = "scheduler"
     http_port: int = 8422
 
+    # A rollout step, the event publisher and the bus handlers use the database at the same time (and the
+    # leadership lock holds one connection of its own): with one idle connection most steps opened a new
+    # one (10-15 ms each, several per deploy). Three stay open (a few MB of Postgres memory).
+    db_pool_size: int = Field(default=3, ge=0, le=100)
+
     docker_url: str | None = None  # BERTH_DOCKER_URL; default: DOCKER_HOST or the local socket
     docker_api_version: str = "v1.41"
     # Rollout defaults (a deployment's options override them).
