@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.support.http import Conn, HttpError
 
-MAX_IN_FLIGHT = 64
+MAX_IN_FLIGHT = 256
 REPO = Path(__file__).resolve().parents[2]
 DRAIN_S = 10.0
 
