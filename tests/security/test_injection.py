@@ -21,7 +21,6 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,41 +195,10 @@ async def swept(live_api: LiveApi):
         shutil.rmtree(canary_dir, ignore_errors=True)
 
 
-# Wrong answers the api gives today, reported to its owner: excluded from the sweep's verdict and checked
-# one by one below as strict xfails (when one is fixed its xfail passes, fails the run, and goes).
-KNOWN_BUGS: dict[str, tuple[Callable[[Outcome], bool], str]] = {
-    "relative-paths-rewritten": (
-        lambda o: (
-            o.label.split(" #")[0] in APP_BODIES
-            and o.label.endswith(("source/subdirectory file-url", "source/dockerfile file-url"))
-        ),
-        "api bug: source.subdirectory / source.dockerfile are stored normalised, not as given: "
-        "'file:///etc/passwd' is accepted and returned as 'file:/etc/passwd' (names.relative_path returns "
-        "posixpath.normpath(value)); reject a path that is not already normal (or that holds ':') instead",
-    ),
-}
-APP_BODIES = ("POST /v1/environments/{environment_id}/applications", "PATCH /v1/applications/{application_id}")
-
-
-def _known(o: Outcome) -> bool:
-    return any(match(o) for match, _ in KNOWN_BUGS.values())
-
-
 def test_every_answer_is_a_rejection_or_stored_inert(swept):
     sweep = swept[0]
     assert sweep.outcomes, "nothing was injected"
-    unexpected = [o for o in sweep.violations if not _known(o)]
-    assert not unexpected, sweep.summary()
-
-
-@pytest.mark.parametrize(
-    "bug",
-    [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why)) for name, (_, why) in KNOWN_BUGS.items()],
-)
-def test_known_api_bug(swept, bug):
-    match, _ = KNOWN_BUGS[bug]
-    hits = [o for o in swept[0].violations if match(o)]
-    assert not hits, "\n".join(f"{o.label} -> {o.status}: {o.verdict}" for o in hits)
+    assert not sweep.violations, sweep.summary()
 
 
 def test_every_string_field_of_every_body_was_exercised(swept):

@@ -288,12 +288,15 @@ def commit(value: str) -> str:
 
 
 def relative_path(value: str) -> str:
-    """A path inside the repository: relative, normalised, no '..', no backslash, no leading '-'."""
+    """A path inside the repository, stored as given: relative, already normal, no '..', no backslash, no
+    component starting with '-'; '' is the repository root."""
     if len(value) > MAX_PATH:
         raise ValueError(f"a path is at most {MAX_PATH} characters")
     _ascii_printable(value, "path")
-    if value in ("", ".", "./"):
+    if value == "":
         return ""
+    if value == ".":
+        raise ValueError("the repository root is written '' (an empty string), not '.'")
     if "\\" in value:
         raise ValueError("backslashes are not allowed; use '/'")
     if value.startswith("/"):
@@ -301,9 +304,12 @@ def relative_path(value: str) -> str:
     if any(part == ".." for part in value.split("/")):
         raise ValueError("'..' is not allowed")
     norm = posixpath.normpath(value)
-    if norm.startswith("-") or any(part.startswith("-") for part in norm.split("/")):
+    if norm != value:
+        # Stored exactly as given or refused: never rewritten ('a//b', './a', 'a/' and '.' are refused).
+        raise ValueError(f"must be a normal path (no empty, '.' or trailing components): write {norm!r}")
+    if any(part.startswith("-") for part in value.split("/")):
         raise ValueError("a path component may not start with '-'")
-    return "" if norm == "." else norm
+    return value
 
 
 def dockerfile_path(value: str) -> str:
