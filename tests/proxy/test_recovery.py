@@ -9,6 +9,7 @@ import time
 import pytest
 
 from berth_common.catalogue import ApplyRoutes
+from berth_proxy_sync.domain.certificate import DEFAULT_CERT_FILE
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, Route, render
 from tests.proxy.support import ProxySync, Traefik
 from tests.support import images
@@ -36,7 +37,7 @@ async def test_restart_rewrites_files_from_the_database(traefik, upstream, proxy
     for rid, gen in ((f"one-{unique}", 1), (f"two-{unique}", 1), (f"three-{unique}", 1), (f"three-{unique}", 2)):
         await routes.wait(rid, gen)
     before = snapshot(traefik)
-    assert sorted(before) == sorted([SENTINEL_FILE, f"one-{unique}.yml", f"two-{unique}.yml"])
+    assert sorted(before) == sorted([DEFAULT_CERT_FILE, SENTINEL_FILE, f"one-{unique}.yml", f"two-{unique}.yml"])
     await svc.stop()
 
     # While it is down, the derived files drift: one lost, one edited, a stale managed file, crash leftovers.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from berth_proxy_sync.domain.certificate import DEFAULT_CERT_FILE
 from berth_proxy_sync.domain.routes import SENTINEL_FILE
 
 
@@ -33,7 +34,7 @@ async def test_apply_routes_host_to_upstream(traefik, upstream, proxy_sync, rout
     assert 0 < evt["data"]["live_ms"] < 10_000
     assert traefik.get(host) == (200, b"A")
     assert traefik.get(f"alias-{unique}.localhost", method="POST", body=b"x" * 1000) == (200, b"A")
-    assert files(traefik) == [SENTINEL_FILE, f"{rid}.yml"]
+    assert files(traefik) == [DEFAULT_CERT_FILE, SENTINEL_FILE, f"{rid}.yml"]
 
 
 async def test_applied_event_only_after_route_is_live(traefik, upstream, proxy_sync, routes, unique):
@@ -131,7 +132,7 @@ async def test_remove_route_gives_404_and_keeps_the_sentinel(traefik, upstream, 
     evt = await routes.wait(rid, 2)
     assert evt["type"] == "evt.route.removed"
     assert evt["_probe"][0] == 404  # already gone when the event arrives
-    assert files(traefik) == [SENTINEL_FILE]
+    assert files(traefik) == [DEFAULT_CERT_FILE, SENTINEL_FILE]
     # removing the last route must not leave Traefik with the old config: the host stays unrouted
     await asyncio.sleep(0.3)
     assert traefik.get(host)[0] == 404
@@ -164,7 +165,7 @@ async def test_invalid_host_is_never_written(traefik, upstream, proxy_sync, rout
     for e in (evt, evt_new):
         assert e["type"] == "evt.route.failed"
         assert "invalid host name" in e["data"]["reason"]
-    assert seen == {(SENTINEL_FILE, f"{rid}.yml")}
+    assert seen == {(DEFAULT_CERT_FILE, SENTINEL_FILE, f"{rid}.yml")}
     assert (traefik.dynamic_dir / f"{rid}.yml").read_bytes() == before
     assert traefik.get(host_for(unique)) == (200, b"A")
 

@@ -21,7 +21,7 @@ async def wire(ctx: Context) -> None:
     traefik = TraefikApi(settings.traefik_api_url, poll_interval_s=settings.route_poll_interval_s)
     ctx.cleanups.append(traefik.close)
     # The files are derived from the database: rewrite them all before taking any command.
-    await reconcile(files, ctx.sessionmaker)
+    await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert)
     handlers = RouteHandlers(files, traefik, settings.route_live_timeout_s)
     ctx.extra["route_handlers"] = handlers
     await bus.register(ctx, handlers, settings.route_concurrency)

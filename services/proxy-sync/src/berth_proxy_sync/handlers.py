@@ -22,6 +22,7 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.routes import SENTINEL_FILE, Route, RouteError, check_route_id, file_name, render
 
 log = get_logger(__name__)
@@ -119,14 +120,30 @@ class RouteHandlers:
         await unit.emit(RouteRemoved(route_id=route_id, generation=msg.generation, live_ms=live_ms))
 
 
-async def reconcile(files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
+    """Write Traefik's default certificate unless a good one of ours is there (or remove ours when not
+    ``wanted``: an operator's own default certificate); True when the file changed."""
+    if not wanted:
+        return certificate.is_ours(files.read(certificate.DEFAULT_CERT_FILE)) and files.delete(
+            certificate.DEFAULT_CERT_FILE
+        )
+    if certificate.still_good(files.read(certificate.DEFAULT_CERT_FILE)):
+        return False
+    return files.write(certificate.DEFAULT_CERT_FILE, certificate.render_certificate(*certificate.self_signed()))
+
+
+async def reconcile(
+    files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSession], *, default_certificate: bool = True
+) -> dict[str, int]:
     """At start: write every persisted route's file, delete managed files of routes that are gone.
 
     The files are derived state; the database is the truth. Files without the managed marker (the
-    sentinel, an operator's own configuration) are left alone.
+    sentinel, an operator's own configuration) are left alone. Traefik's default certificate is written
+    when missing (``domain/certificate.py``: without it every reload costs Traefik a new RSA key).
     """
     files.ensure()
     cleaned = files.clean_temp_files()
+    cert_written = ensure_default_certificate(files, default_certificate)
     async with sessionmaker() as session:
         active = await repo.active_routes(session)
     written = sum(files.write(r.file_name, render(r)) for r in active)
@@ -135,6 +152,12 @@ async def reconcile(files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSes
     if not (files.directory / SENTINEL_FILE).exists():
         # Without it, removing the last route leaves Traefik an empty configuration, which it ignores.
         log.warning("the sentinel route file is missing", path=str(files.directory / SENTINEL_FILE))
-    counts = {"routes": len(active), "written": written, "deleted": deleted, "temp_cleaned": cleaned}
+    counts = {
+        "routes": len(active),
+        "written": written,
+        "deleted": deleted,
+        "temp_cleaned": cleaned,
+        "certificate_written": int(cert_written),
+    }
     log.info("route files reconciled", **counts)
     return counts

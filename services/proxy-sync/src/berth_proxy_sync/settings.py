@@ -21,6 +21,9 @@ class ProxySyncSettings(BaseServiceSettings):
     # How long a change may take to show up in Traefik's API before the command fails (route left as before)
     route_live_timeout_s: float = Field(default=10.0, gt=0)
     route_poll_interval_s: float = Field(default=0.01, gt=0)
+    # BERTH_TRAEFIK_DEFAULT_CERT: give Traefik a default certificate (domain/certificate.py); false when the
+    # operator configures their own default store
+    traefik_default_cert: bool = True
     # Route commands handled at once (BERTH_ROUTE_CONCURRENCY): changes written together are confirmed by
     # one Traefik reload. Commands for one route still apply one at a time (advisory lock, generations).
     route_concurrency: int = Field(default=16, ge=1, le=64)
