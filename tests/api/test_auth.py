@@ -144,3 +144,21 @@ async def test_last_used_is_recorded_cheaply(api, client, identities, api_urls):
     for _ in range(3):  # within the touch interval: no further writes
         assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     assert await last_used() == first
+
+
+async def test_who_asks_is_checked_before_the_body_is_read(api, client, identities):
+    """A body that is not JSON, or far from valid, gets 401 without a token and 403 for a role too low: the
+    guard runs before the body is parsed. With the role it takes, the same body is a 422."""
+    viewer = bearer((await identities.token(await identities.member("v@example.com", "viewer")))[0])
+    broken = {"content-type": "application/json"}
+    for path in ("/v1/tokens", "/v1/projects"):
+        for body in (b'{"name": ', b"not json at all", b'{"name": 42, "unknown": true}'):
+            assert_401(await client.post(path, headers=broken, content=body))
+            assert_401(await client.post(path, headers={**broken, **bearer("berth_x")}, content=body))
+            refused = await client.post(path, headers={**broken, **viewer}, content=body)
+            assert refused.status_code == 403 and refused.json()["type"] == "urn:berth:problem:forbidden"
+            admitted = await client.post(path, headers={**broken, **bearer(api.admin_token())}, content=body)
+            assert admitted.status_code == 422, admitted.text
+    # The elevated role of a query flag is checked before the route runs too.
+    r = await client.get("/v1/environments/" + "0" * 32 + "/variables/export?reveal_secrets=true", headers=viewer)
+    assert r.status_code == 403 and "admin" in r.json()["detail"]

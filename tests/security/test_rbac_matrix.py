@@ -251,14 +251,6 @@ def test_the_judge_catches_violations():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api bug: a body that is not JSON is answered 422 before the token and role are checked (no token "
-    "-> 422 instead of 401, a viewer on a developer route -> 422 instead of 403): FastAPI's request handler "
-    "decodes the JSON body before it solves the dependencies that hold RoleGuard; authenticate before the "
-    "body is read (an APIRoute subclass or an ASGI middleware that authenticates /v1, RoleGuard then reads "
-    "the principal from request.state)",
-)
 def test_who_asks_is_checked_before_the_body_is_read(live_api: LiveApi):
     """A body that is not JSON gets the refusal a valid body gets: 401 without a valid token, 403 for a role
     too low. (Otherwise an unauthenticated client learns how each route parses, and gets the server to.)"""

@@ -15,7 +15,7 @@ from berth_api import handlers
 from berth_api.adapters.secretbox import open_box
 from berth_api.entrypoints import bus
 from berth_api.entrypoints.http import create_app
-from berth_api.entrypoints.server import HttpServer
+from berth_api.entrypoints.server import HttpServer, use_uvloop
 from berth_api.entrypoints.state import SECRET_BOX
 from berth_api.settings import ApiSettings
 from berth_api.usecases import Deps
@@ -66,4 +66,6 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
 
 
 def main() -> None:
-    run(spec())
+    settings = ApiSettings()
+    use_uvloop(settings)
+    run(spec(settings))

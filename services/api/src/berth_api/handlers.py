@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import identity as repo
+from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.secret_file import write_private_file
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain import deployments as projection
@@ -71,21 +72,33 @@ async def bootstrap_admin(sessionmaker: async_sessionmaker[AsyncSession], email:
     return True
 
 
-async def authenticate(
-    sessionmaker: async_sessionmaker[AsyncSession], presented: str, touch_interval_s: float
-) -> Principal | None:
-    """The principal behind a presented token, or None (malformed, unknown, wrong, expired, revoked)."""
+@dataclass(frozen=True)
+class Authenticated:
+    """A verified token's principal, and its team's revision (what the application list is cached by)."""
+
+    principal: Principal
+    revision: int
+
+
+async def authenticate(pool: ReadPool, presented: str, touch_interval_s: float) -> Authenticated | None:
+    """The principal behind a presented token, or None (malformed, unknown, wrong, expired, revoked).
+
+    One statement (token, user, team, role, revision), no cache: a revocation holds at the next request,
+    in every api process. last_used_at is written at most once per ``touch_interval_s``.
+    """
     parsed = tokens.parse(presented)
     if parsed is None:
         return None
     prefix, secret = parsed
     now = datetime.now(UTC)
-    async with sessionmaker() as session, session.begin():
-        record = await repo.find_token(session, prefix)
-        principal = principal_for(record, secret, now)
-        if principal is not None and record is not None and needs_touch(record.last_used_at, now, touch_interval_s):
-            await repo.touch_token(session, record.token_id, now)
-    return principal
+    found = await repo.check_token(pool, prefix)
+    record, revision = found if found is not None else (None, 0)
+    principal = principal_for(record, secret, now)
+    if principal is None or record is None:
+        return None
+    if needs_touch(record.last_used_at, now, touch_interval_s):
+        await repo.touch_token_now(pool, record.token_id, now)
+    return Authenticated(principal, revision)
 
 
 async def issue_token(

@@ -24,6 +24,14 @@ class ApiSettings(BaseServiceSettings):
     # In-flight requests may finish within this on stop (the runtime waits at most 30 s for the http task).
     shutdown_grace_s: int = Field(default=25, ge=1, le=29)
     token_touch_interval_s: float = Field(default=60.0, ge=0)  # last_used_at is written at most this often
+    # asyncpg connections for the statements of the request path (the token check, a list page); opened on
+    # demand, closed after a minute unused (BERTH_READ_POOL_SIZE)
+    read_pool_size: int = Field(default=4, ge=1, le=64)
+    # The api process's event loop on uvloop when it is installed (BERTH_UVLOOP=false: asyncio's own)
+    uvloop: bool = True
+    # Serialised pages of GET /v1/applications kept per process, by team revision (BERTH_LIST_CACHE_BYTES;
+    # 0 disables the cache)
+    list_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     # Brute force: failed authentications (and invitation codes) per source address and per token prefix
     # within a sliding window, counted in memory per process; over the limit -> 429 with Retry-After.

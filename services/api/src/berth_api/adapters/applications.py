@@ -84,6 +84,13 @@ async def list_applications(
     return [dict(r._mapping) for r in (await session.execute(q)).all()]
 
 
+async def count_applications(session: AsyncSession, team_id: str, *, project_id: str | None = None) -> int:
+    q = sa.select(sa.func.count()).select_from(applications).where(applications.c.team_id == team_id)
+    if project_id is not None:
+        q = q.where(applications.c.project_id == project_id)
+    return int((await session.execute(q)).scalar_one())
+
+
 async def update_application(session: AsyncSession, application_id: str, config: dict[str, Any]) -> None:
     await session.execute(
         sa.update(applications)

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.tables import api_tokens, memberships, teams, users
 from berth_api.domain.identity import TokenRecord
 from berth_api.domain.roles import Role
@@ -68,54 +69,47 @@ def _public_columns() -> list[sa.Column[Any]]:
     return [c.id, c.name, c.prefix, c.user_id, c.created_at, c.expires_at, c.revoked_at, c.last_used_at]
 
 
-async def find_token(session: AsyncSession, prefix: str) -> TokenRecord | None:
-    """The token with this prefix, its user and team, and the user's current role in that team."""
-    t, u, tm, m = api_tokens.c, users.c, teams.c, memberships.c
-    query = (
-        sa.select(
-            t.id,
-            t.name,
-            t.hash,
-            t.expires_at,
-            t.revoked_at,
-            t.last_used_at,
-            u.id.label("user_id"),
-            u.email,
-            u.name.label("user_name"),
-            u.disabled_at,
-            tm.id.label("team_id"),
-            tm.name.label("team_name"),
-            m.role,
-        )
-        .select_from(
-            api_tokens.join(users, u.id == t.user_id)
-            .join(teams, tm.id == t.team_id)
-            .outerjoin(memberships, sa.and_(m.user_id == t.user_id, m.team_id == t.team_id))
-        )
-        .where(t.prefix == prefix)
-    )
-    row = (await session.execute(query)).first()
+# The token check of every request, in one statement on the read pool: the token, its user, its team with
+# the team's revision (the application list's cache key, api_0005) and the user's role in that team.
+TOKEN_QUERY = """
+SELECT t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
+       u.id AS user_id, u.email, u.name AS user_name, u.disabled_at,
+       tm.id AS team_id, tm.name AS team_name, tm.revision, m.role
+FROM api_tokens t
+JOIN users u ON u.id = t.user_id
+JOIN teams tm ON tm.id = t.team_id
+LEFT JOIN memberships m ON m.user_id = t.user_id AND m.team_id = t.team_id
+WHERE t.prefix = $1
+"""
+TOUCH_QUERY = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1"
+
+
+async def check_token(pool: ReadPool, prefix: str) -> tuple[TokenRecord, int] | None:
+    """The token with this prefix, its user and team, the user's current role in that team (None if no
+    longer a member) and the team's revision: one round trip, no session."""
+    row = await pool.fetchrow(TOKEN_QUERY, prefix)
     if row is None:
         return None
-    return TokenRecord(
-        token_id=row.id,
-        token_name=row.name,
-        hash=row.hash,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        last_used_at=row.last_used_at,
-        user_id=row.user_id,
-        user_email=row.email,
-        user_name=row.user_name,
-        user_disabled=row.disabled_at is not None,
-        team_id=row.team_id,
-        team_name=row.team_name,
-        role=row.role,
+    record = TokenRecord(
+        token_id=row["id"],
+        token_name=row["name"],
+        hash=row["hash"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+        user_id=row["user_id"],
+        user_email=row["email"],
+        user_name=row["user_name"],
+        user_disabled=row["disabled_at"] is not None,
+        team_id=row["team_id"],
+        team_name=row["team_name"],
+        role=row["role"],
     )
+    return record, int(row["revision"])
 
 
-async def touch_token(session: AsyncSession, token_id: str, now: datetime) -> None:
-    await session.execute(sa.update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
+async def touch_token_now(pool: ReadPool, token_id: str, now: datetime) -> None:
+    await pool.execute(TOUCH_QUERY, token_id, now)
 
 
 async def list_tokens(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:

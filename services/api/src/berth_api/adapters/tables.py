@@ -24,6 +24,8 @@ teams = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(63), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    # Bumped by triggers (api_0005) with every write that changes what the application list shows.
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 memberships = sa.Table(

@@ -4,17 +4,28 @@ Every route declares either ``require_role("viewer" | "developer" | "admin")`` o
 ``tests/api`` walks the routes and fails for any that declares neither. A route may name a query flag
 that needs a higher role when it is set (``require_role("viewer", elevated=("reveal_secrets", "admin"))``).
 
+The check runs before the request's body is read: ``check_before_body`` (called by ``create_app``) puts
+each route's own ``RoleGuard`` in front of the route, so a caller without a valid token, or with a role
+too low, is refused (401/403) whatever the body holds, and the body is not parsed for it. The guard, as
+the route's dependency, then finds the principal already verified in ``request.state`` (one token check
+per request).
+
 Failed authentications are counted per source address and per token prefix (``domain.ratelimit``); over
 the limit, the attempt is answered 429 with Retry-After before the token is even looked up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from berth_api import handlers
 from berth_api.domain import tokens
@@ -72,24 +83,41 @@ def record_failure(request: Request, prefix: str | None) -> None:
     log.warning("authentication failed", address=address, prefix=prefix, path=request.url.path)
 
 
-async def authenticate(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
-) -> Principal:
-    if credentials is None:
+def _bearer_token(request: Request) -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header (as ``HTTPBearer`` reads them), else None."""
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+async def verify(request: Request) -> Principal:
+    """The request's principal: its bearer token checked once per request (then kept in request.state,
+    with the team's revision as ``team_revision``); 401 for a missing, malformed, unknown, wrong, expired
+    or revoked token, 429 when the caller failed too often."""
+    known = request.scope.get("state", {}).get("principal")
+    if isinstance(known, Principal):
+        return known
+    presented = _bearer_token(request)
+    if presented is None:
         raise _unauthorized("This endpoint needs an API token: Authorization: Bearer <token>.", invalid=False)
-    parsed = tokens.parse(credentials.credentials)
+    parsed = tokens.parse(presented)
     prefix = parsed[0] if parsed is not None else None
     check_attempt(request, prefix)
     state = api_state(request)
-    principal = await handlers.authenticate(
-        state.context().sessionmaker, credentials.credentials, state.settings.token_touch_interval_s
-    )
-    if principal is None:
+    found = await handlers.authenticate(state.read_pool, presented, state.settings.token_touch_interval_s)
+    if found is None:
         record_failure(request, prefix)
         # One answer for malformed, unknown, wrong, expired and revoked tokens.
         raise _unauthorized("The API token is invalid, expired or revoked.", invalid=True)
-    request.state.principal = principal
-    return principal
+    request.state.principal = found.principal
+    request.state.team_revision = found.revision
+    return found.principal
+
+
+async def authenticate(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # the OpenAPI's security scheme
+) -> Principal:
+    return await verify(request)
 
 
 TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
@@ -103,7 +131,8 @@ class RoleGuard:
         self.role = role
         self.elevated = elevated
 
-    async def __call__(self, request: Request, principal: Principal = Depends(authenticate)) -> Principal:
+    async def check(self, request: Request) -> Principal:
+        principal = await verify(request)
         needed = self.role
         if self.elevated is not None and request.query_params.get(self.elevated[0], "").lower() in TRUE:
             needed = self.elevated[1]
@@ -113,6 +142,9 @@ class RoleGuard:
                 f"This needs the {needed} role in team {principal.team_name}; the token's role is {principal.role}.",
             )
         return principal
+
+    async def __call__(self, request: Request, principal: Principal = Depends(authenticate)) -> Principal:
+        return await self.check(request)  # already verified before the body when the route is guarded
 
 
 class Anonymous:
@@ -130,6 +162,54 @@ def require_role(role: Role, *, elevated: tuple[str, Role] | None = None) -> Any
 
 def anonymous() -> Any:
     return Depends(Anonymous())
+
+
+def declared_guard(dependant: Dependant) -> RoleGuard | None:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, RoleGuard):
+            return dep.call
+        found = declared_guard(dep)
+        if found is not None:
+            return found
+    return None
+
+
+Lean = Callable[[Request, Principal], Awaitable[Response | None]]
+LEAN = "berth_lean"  # endpoint attribute: the route's handler for plain requests (``lean_handler``)
+
+
+def lean_handler(lean: Lean) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a route a handler for its plain requests, run after its guard without FastAPI's request handling
+    (dependencies solved anew, parameters validated by pydantic): ``lean(request, principal)`` answers, or
+    returns None for anything it does not take as it is (a parameter to validate, repeated, malformed):
+    then the route's FastAPI handler answers, with its validation errors. For a route on the hot path."""
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(endpoint, LEAN, lean)
+        return endpoint
+
+    return mark
+
+
+def _guarded(guard: RoleGuard, app: ASGIApp, lean: Lean | None) -> ASGIApp:
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        principal = await guard.check(request)  # raises 401/403/429, answered by the app's error handlers
+        if lean is not None:
+            response = await lean(request, principal)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def check_before_body(routes: list[BaseRoute]) -> None:
+    """Put each route's declared RoleGuard in front of it: who asks is checked before the body is read."""
+    for route in routes:
+        if isinstance(route, APIRoute) and (guard := declared_guard(route.dependant)) is not None:
+            route.app = _guarded(guard, route.app, getattr(route.endpoint, LEAN, None))
 
 
 def declared_elevation(dependant: Dependant) -> dict[str, str] | None:

@@ -81,9 +81,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > self.limit:
             await self._reject(scope, send)
+            return
+        if not chunked:  # no body, or one the server delivers only up to its declared length: nothing to watch
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False
@@ -119,11 +122,17 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": raw})
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or not a number) and whether the body is chunked (or
+    framed any way other than by a valid Content-Length, which the server enforces)."""
+    length: int | None = None
+    chunked = False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                chunked = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked

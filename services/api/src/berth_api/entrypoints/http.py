@@ -22,7 +22,7 @@ from berth_api.entrypoints import (
     v1,
 )
 from berth_api.entrypoints.audit import AuditMiddleware
-from berth_api.entrypoints.auth import anonymous, declared_access, declared_elevation
+from berth_api.entrypoints.auth import anonymous, check_before_body, declared_access, declared_elevation
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
 from berth_api.settings import ApiSettings
@@ -109,7 +109,9 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.api = ApiState(settings=settings, ctx=ctx)
+    app.state.api = state = ApiState(settings=settings, ctx=ctx)
+    if ctx is not None:
+        ctx.cleanups.append(state.read_pool.close)
     install_error_handlers(app)
     # The routers' routes are added as they are (full paths, responses already merged) rather than through
     # include_router, so app.routes lists every APIRoute for the access checks below and in the tests.
@@ -135,6 +137,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
             if (elevated := declared_elevation(route.dependant)) is not None:
                 route.openapi_extra["x-berth-role-elevated"] = elevated
 
+    check_before_body(app.routes)
     _problems_in_openapi(app)
 
     # Outermost last: metrics see every answer, including a 413 from the body limit.

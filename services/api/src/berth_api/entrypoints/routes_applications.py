@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
-from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.auth import lean_handler, require_role
+from berth_api.entrypoints.page_cache import not_modified
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
@@ -21,7 +23,7 @@ from berth_api.entrypoints.schemas_apps import (
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
-from berth_api.entrypoints.views import application_detail, application_out
+from berth_api.entrypoints.views import application_detail, application_out, list_page
 from berth_api.usecases import applications as uc
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["applications"])
@@ -82,16 +84,69 @@ async def list_environment_applications(
     return [application_out(r) for r in records]
 
 
-@router.get("/applications", response_model=list[ApplicationOut], summary="The team's applications")
+LIST_DESCRIPTION = """The team's applications, ordered by name, environment and id: `limit` of them (200 unless
+given, at most 1000) from `offset`. `X-Total-Count` says how many the team has (in the project when
+`project_id` is given) and `Link: <...>; rel="next"` gives the next page while there is one.
+
+The answer carries a strong `ETag`; send it back in `If-None-Match` and an unchanged page is answered
+`304 Not Modified` with no body. Pages are cached per team and invalidated by every change to the team's
+applications, their variables and host names, environments and projects."""
+PAGE_HEADERS = {
+    "ETag": {"description": "A strong validator of this page", "schema": {"type": "string"}},
+    "X-Total-Count": {"description": "How many applications match (all pages)", "schema": {"type": "integer"}},
+    "Link": {"description": 'The next page, `<url>; rel="next"`, while there is one', "schema": {"type": "string"}},
+}
+
+
+async def _page_response(
+    request: Request, principal: Principal, project_id: str | None, limit: int, offset: int
+) -> Response:
+    page = await list_page(request, principal, project_id, limit, offset)
+    headers = {"ETag": page.etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
+    if not_modified(request.headers.get("if-none-match"), page.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(page.body, media_type="application/json", headers={**headers, **dict(page.headers)})
+
+
+PLAIN_LIMIT = re.compile(r"^[0-9]{1,4}$")
+PLAIN_OFFSET = re.compile(r"^[0-9]{1,7}$")
+PLAIN_ID = re.compile(ID_PATTERN)
+
+
+async def _plain_list(request: Request, principal: Principal) -> Response | None:
+    """The list's plain requests (each parameter given once, in its canonical form, in range) without
+    FastAPI's request handling; None for anything else, which the route below answers (and validates)."""
+    items = request.query_params.multi_items()
+    query = dict(items)
+    if len(query) != len(items):
+        return None
+    limit, offset, project_id = query.get("limit", "200"), query.get("offset", "0"), query.get("project_id")
+    if not (PLAIN_LIMIT.match(limit) and PLAIN_OFFSET.match(offset)) or not 1 <= int(limit) <= 1000:
+        return None
+    if int(offset) > 1_000_000 or (project_id is not None and not PLAIN_ID.match(project_id)):
+        return None
+    return await _page_response(request, principal, project_id, int(limit), int(offset))
+
+
+@router.get(
+    "/applications",
+    response_model=list[ApplicationOut],
+    summary="The team's applications",
+    description=LIST_DESCRIPTION,
+    responses={
+        200: {"description": "A page of the team's applications", "headers": PAGE_HEADERS},
+        304: {"description": "Not modified: the page still has the ETag sent in If-None-Match"},
+    },
+)
+@lean_handler(_plain_list)
 async def list_applications(
     request: Request,
     project_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     principal: Principal = require_role("viewer"),
-) -> list[ApplicationOut]:
-    records = await uc.list_applications(deps(request), principal, project_id=project_id, limit=limit, offset=offset)
-    return [application_out(r) for r in records]
+) -> Response:
+    return await _page_response(request, principal, project_id, limit, offset)
 
 
 @router.get(

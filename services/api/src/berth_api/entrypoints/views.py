@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from pydantic import TypeAdapter
 
 from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.deployments import status_of
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.page_cache import Page
 from berth_api.entrypoints.schemas_apps import (
     ApplicationDetail,
     ApplicationOut,
@@ -21,7 +27,11 @@ from berth_api.entrypoints.schemas_apps import (
     WorkerServiceOut,
 )
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
+from berth_api.entrypoints.state import api_state, deps
+from berth_api.usecases import applications as uc
 from berth_api.usecases.applications import AppRecord, Runtime
+
+APPLICATIONS = TypeAdapter(list[ApplicationOut])  # what FastAPI's response_model=list[ApplicationOut] dumps with
 
 
 def project_out(row: dict[str, Any]) -> ProjectOut:
@@ -108,3 +118,21 @@ def deployment_out(row: dict[str, Any]) -> DeploymentOut:
     else:
         source = SourceSummary(kind="git", repository=src["repository"], ref=src.get("ref"))
     return DeploymentOut.model_validate({**row, "status": status_of(row["state"]), "source": source})
+
+
+async def list_page(request: Request, principal: Principal, project_id: str | None, limit: int, offset: int) -> Page:
+    """A page of ``GET /v1/applications`` as JSON bytes, from the cache while the team's revision holds."""
+
+    async def build() -> Page:
+        records, total = await uc.list_page(deps(request), principal, project_id=project_id, limit=limit, offset=offset)
+        body = APPLICATIONS.dump_json([application_out(r) for r in records], by_alias=True)
+        headers = [("X-Total-Count", str(total))]
+        if offset + limit < total:
+            query = {**({"project_id": project_id} if project_id else {}), "limit": limit, "offset": offset + limit}
+            headers.append(("Link", f'<{request.url.path}?{urlencode(query)}>; rel="next"'))
+        return Page.of(body, tuple(headers))
+
+    revision = getattr(request.state, "team_revision", None)
+    if revision is None:  # not authenticated by the guard (cannot happen on a guarded route): no cache
+        return await build()
+    return await api_state(request).pages.get((principal.team_id, revision, (project_id, limit, offset)), build)

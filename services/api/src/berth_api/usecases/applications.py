@@ -277,6 +277,16 @@ async def list_applications(
         return await records(s, rows)
 
 
+async def list_page(
+    deps: Deps, principal: Principal, *, project_id: str | None, limit: int, offset: int
+) -> tuple[list[AppRecord], int]:
+    """A page of the team's applications (by name, environment, id) and how many the team has in all."""
+    async with deps.sessionmaker() as s:
+        rows = await repo.list_applications(s, principal.team_id, project_id=project_id, limit=limit, offset=offset)
+        total = await repo.count_applications(s, principal.team_id, project_id=project_id)
+        return await records(s, rows), total
+
+
 async def get_application(
     deps: Deps, principal: Principal, application_id: str
 ) -> tuple[AppRecord, dict[str, Any] | None]:
