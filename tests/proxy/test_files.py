@@ -102,3 +102,23 @@ def test_managed_files_and_temp_cleanup(dyn):
     assert dyn.managed_files() == ["web-a.yml"]
     assert dyn.clean_temp_files() == 1
     assert sorted(p.name for p in dyn.directory.iterdir()) == [SENTINEL_FILE, "operator-tls.yml", "web-a.yml"]
+
+
+def test_a_route_change_is_flushed_after_the_rename_not_before(dyn, monkeypatch):
+    """``durable=False`` renames first (Traefik may read it at once) and leaves the fsyncs to ``sync``."""
+    calls: list[str] = []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "rename", lambda a, b: (calls.append("rename"), real_rename(a, b))[1])
+    assert dyn.write("web-a.yml", "one", durable=False) is True
+    assert calls == ["rename"] and dyn.read("web-a.yml") == "one"
+    dyn.sync("web-a.yml")
+    assert calls == ["rename", "fsync", "fsync"]  # the file, then the directory
+    calls.clear()
+    assert dyn.delete("web-a.yml", durable=False) is True
+    assert calls == ["rename"]
+    dyn.sync("web-a.yml")  # gone: only the directory
+    assert calls == ["rename", "fsync"]
+    calls.clear()
+    dyn.write("web-b.yml", "two")  # the default stays durable before the rename
+    assert calls == ["fsync", "rename", "fsync"]

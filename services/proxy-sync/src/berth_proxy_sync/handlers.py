@@ -2,15 +2,16 @@
 
 Each runs inside the idempotent unit (message id + state change in one transaction) and holds a per-route
 advisory lock (and one per host it claims), so commands for one route apply one at a time while commands
-for different routes run concurrently. A change is written to the route's file,
-confirmed through Traefik's API, and only then persisted and answered with ``evt.route.applied`` /
-``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
+for different routes run concurrently. A change is written to the route's file (flushed to disk while
+Traefik picks it up), confirmed through Traefik's API, and only then persisted and answered with
+``evt.route.applied`` / ``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
 the database keeps the previous state and ``evt.route.failed`` says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,6 +52,18 @@ class RouteHandlers:
         except OSError as exc:  # the next start re-derives every file from the database
             log.error("could not restore route file", route_id=route_id, error=str(exc))
 
+    async def _confirmed(self, confirm: Awaitable[float], name: str | None) -> float:
+        """Wait for Traefik's confirmation while the change is flushed to disk (fsync of the file and the
+        directory, off the event loop): the file is renamed into place first, Traefik reads it from the page
+        cache at once, and neither waits for the other. Both must succeed before the change is recorded."""
+        flushed = asyncio.create_task(asyncio.to_thread(self.files.sync, name))
+        try:
+            seconds = await confirm
+        finally:
+            await asyncio.wait({flushed})  # never left running behind a failed confirmation
+        flushed.result()  # a flush error fails the change like a write error
+        return seconds
+
     async def on_apply(self, msg: ApplyRoutes, unit: Unit) -> None:
         try:
             route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
@@ -58,8 +71,7 @@ class RouteHandlers:
             await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc))
             return
         session = unit.session
-        await repo.lock(session, route.route_id)
-        await repo.lock_hosts(session, route.hosts)
+        await repo.lock(session, route.route_id, route.hosts)
         stored = await repo.load(session, route.route_id)
         if stored is not None and route.generation < stored.generation:
             reason = f"stale: generation {route.generation} is older than the route's {stored.generation}"
@@ -72,9 +84,8 @@ class RouteHandlers:
             return
         previous = stored.active if stored else None
         try:
-            # fsync (file and directory) off the event loop: the other routes' handlers keep running
-            await asyncio.to_thread(self.files.write, route.file_name, render(route))
-            live_s = await self.traefik.wait_live(route, self.live_timeout_s)
+            self.files.write(route.file_name, render(route), durable=False)
+            live_s = await self._confirmed(self.traefik.wait_live(route, self.live_timeout_s), route.file_name)
         except (NotLiveError, OSError) as exc:
             self._restore(route.route_id, previous)
             await self._fail(unit, route.route_id, route.generation, "apply", str(exc))
@@ -108,8 +119,8 @@ class RouteHandlers:
             return
         previous = stored.active if stored else None
         try:
-            await asyncio.to_thread(self.files.delete, file_name(route_id))
-            gone_s = await self.traefik.wait_gone(route_id, self.live_timeout_s)
+            self.files.delete(file_name(route_id), durable=False)
+            gone_s = await self._confirmed(self.traefik.wait_gone(route_id, self.live_timeout_s), None)
         except (NotLiveError, OSError) as exc:
             self._restore(route_id, previous)
             await self._fail(unit, route_id, msg.generation, "remove", str(exc))

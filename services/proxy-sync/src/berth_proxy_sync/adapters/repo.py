@@ -37,18 +37,20 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
     )
 
 
-async def lock(session: AsyncSession, route_id: str) -> None:
-    """Serialise commands for one route (also for a route that has no row yet) until the transaction ends."""
-    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"berth-route:{route_id}"})
+# One statement takes every lock of a command, in array order (a function scan evaluates its rows in
+# order): the route's first, then its hosts sorted, so handlers never wait for each other in a cycle.
+_LOCK_ALL = sa.text(
+    "SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i)"
+)
 
 
-async def lock_hosts(session: AsyncSession, hosts: tuple[str, ...]) -> None:
-    """Serialise claims of one host by different routes (their handlers run concurrently): without it two
-    routes could both find a host free and both write their file, the second failing only at commit with
-    its file already live. Taken after the route's lock, in sorted order, so handlers never wait in a cycle.
-    """
-    for host in sorted(set(hosts)):
-        await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"berth-host:{host}"})
+async def lock(session: AsyncSession, route_id: str, hosts: tuple[str, ...] = ()) -> None:
+    """Serialise commands for one route (also for a route that has no row yet) until the transaction ends,
+    and claims of each of ``hosts`` by different routes (their handlers run concurrently): without the host
+    locks two routes could both find a host free and both write their file, the second failing only at
+    commit with its file already live."""
+    keys = [f"berth-route:{route_id}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
+    await session.execute(_LOCK_ALL, {"keys": keys})
 
 
 async def load(session: AsyncSession, route_id: str) -> StoredRoute | None:
