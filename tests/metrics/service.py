@@ -28,7 +28,7 @@ class Running:
     ctx: Context
     bus: Bus  # a client bus ("api") to query the service
     port: int
-    events: list[dict[str, Any]] = field(default_factory=list)  # every evt.container.* / evt.alert.* envelope
+    events: list[dict[str, Any]] = field(default_factory=list)  # every evt.container/alert/server.* envelope
 
     def of_type(self, type_: str, **data: Any) -> list[dict[str, Any]]:
         return [
@@ -73,6 +73,7 @@ async def metrics_service(nats_url: str, database: str, **overrides: Any) -> Asy
 
         await nc.subscribe("evt.container.>", cb=on_event)
         await nc.subscribe("evt.alert.>", cb=on_event)
+        await nc.subscribe("evt.server.>", cb=on_event)
         yield running
     finally:
         stop.set()

@@ -9,52 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from berth_metrics.adapters.docker import DockerSource, follow_events
+from tests.metrics.relay import Relay
 from tests.metrics.service import containers, eventually, run_busybox
 from tests.support.images import DOCKER
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
-
-
-class Relay:
-    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
-        self.path, self.target = path, target
-        self.refuse = False
-        self.accepted = 0
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refuse:
-            writer.close()
-            return
-        self.accepted += 1
-        up_reader, up_writer = await asyncio.open_unix_connection(self.target)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
-
-    def cut(self) -> None:
-        for w in list(self._writers):
-            w.close()
-
-    async def stop(self) -> None:
-        self.cut()
-        self._server.close()
 
 
 async def test_events_survive_a_dropped_stream(tmp_path):

@@ -2,33 +2,78 @@
 
 One deploy is one trace: the api starts a span, the trace context travels in the ``traceparent`` header of
 every message, and each consumer continues it.
+
+Without an OTLP endpoint nothing is exported, so the OpenTelemetry SDK (and its exporter, about 5 MB per
+process with what they import) is not loaded: a light provider from the API alone gives every span its
+own ids (a new trace id at a root, the parent's trace id otherwise) so trace ids still reach logs and
+``traceparent`` headers. With an endpoint the SDK's provider records spans and exports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
 _configured = False
 
 
-def configure_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider:
-    """Install a tracer provider; export over OTLP/HTTP only when an endpoint is configured."""
+def _random_id(bits: int) -> int:
+    value = 0
+    while value == 0:  # 0 is the invalid id
+        value = random.getrandbits(bits)
+    return value
+
+
+class IdOnlyTracer(trace.NoOpTracer):
+    """Spans that record nothing but carry real ids (what the SDK's default sampler would have given)."""
+
+    def start_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
+        else:
+            trace_id, flags, state = _random_id(128), trace.TraceFlags(trace.TraceFlags.SAMPLED), None
+        span_context = trace.SpanContext(trace_id, _random_id(64), False, flags, state)
+        return trace.NonRecordingSpan(span_context)
+
+
+class IdOnlyTracerProvider(trace.NoOpTracerProvider):
+    def get_tracer(self, *_: Any, **__: Any) -> trace.Tracer:
+        return IdOnlyTracer()
+
+
+def configure_tracing(service: str, otlp_endpoint: str | None) -> trace.TracerProvider:
+    """Install a tracer provider: the SDK's, exporting over OTLP/HTTP, only when an endpoint is configured."""
     global _configured
-    provider = TracerProvider(resource=Resource.create({"service.name": f"berth-{service}"}))
+    provider: trace.TracerProvider
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        sdk = TracerProvider(resource=Resource.create({"service.name": f"berth-{service}"}))
+        sdk.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        provider = sdk
+    else:
+        provider = IdOnlyTracerProvider()
     if not _configured:
         trace.set_tracer_provider(provider)
         _configured = True

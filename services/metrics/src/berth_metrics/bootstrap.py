@@ -10,11 +10,13 @@ from typing import cast
 
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_metrics.adapters.docker import DockerSource
+from berth_metrics.adapters.heap import release_free_memory
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import LatestCollector, register
 from berth_metrics.adapters.retention import RetentionPolicy, run_retention
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.lifecycle import LifecycleTracker
+from berth_metrics.domain.reachability import Limits
 from berth_metrics.domain.series import Retention
 from berth_metrics.entrypoints import bus
 from berth_metrics.entrypoints.timers import every, forever, utcnow
@@ -22,6 +24,7 @@ from berth_metrics.handlers import Deps
 from berth_metrics.jobs.alerts import Evaluator
 from berth_metrics.jobs.collect import Collector
 from berth_metrics.jobs.lifecycle import EventWatcher
+from berth_metrics.jobs.reachability import ReachabilityWatch
 from berth_metrics.settings import MetricsSettings
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -41,7 +44,9 @@ def retention_of(s: MetricsSettings) -> RetentionPolicy:
 async def wire(ctx: Context) -> None:
     s = cast(MetricsSettings, ctx.settings)
     server = s.metrics_server_name
-    source = DockerSource(s.metrics_docker_url, s.metrics_docker_api_version, s.metrics_stats_timeout_s)
+    source = DockerSource(
+        s.metrics_docker_url, s.metrics_docker_api_version, s.metrics_stats_timeout_s, s.metrics_stats_concurrency
+    )
     tracker = LifecycleTracker(
         loop_count=s.metrics_restart_loop_count,
         loop_window_s=s.metrics_restart_loop_window_s,
@@ -63,15 +68,25 @@ async def wire(ctx: Context) -> None:
         margin_fraction=s.metrics_alert_margin_fraction,
     )
     await evaluator.load()
+    limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
+    reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
+    await reachability.load()
     watcher = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, server, s.metrics_events_reconnect_max_s)
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
     await bus.register(ctx, deps)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
+    ctx.extra.update(reachability=reachability)
 
     async def collect_and_evaluate() -> None:
         await collector.collect_once()
-        await evaluator.evaluate(utcnow())
+        now = utcnow()
+        try:
+            await evaluator.evaluate(now)
+        finally:
+            answered, error = collector.engine_answered, collector.engine_error
+            await reachability.observe(server, answered, now, collector.teams(), error)
+            release_free_memory()
 
     async def retention() -> None:
         await run_retention(ctx.sessionmaker, policy, utcnow())

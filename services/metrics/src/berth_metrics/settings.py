@@ -35,6 +35,10 @@ class MetricsSettings(BaseServiceSettings):
     metrics_proc_root: Path = Path("/proc")  # /host/proc when the service runs in a container
     metrics_filesystems: tuple[str, ...] = REAL_FILESYSTEMS
 
+    # --- server reachability ---
+    metrics_server_down_after: int = Field(default=3, ge=1)  # collections the engine misses in a row: unreachable
+    metrics_server_up_after: int = Field(default=1, ge=1)  # collections it answers in a row again: back
+
     # --- lifecycle ---
     metrics_restart_loop_count: int = Field(default=3, ge=1)  # this many restarts ...
     metrics_restart_loop_window_s: float = Field(default=300.0, gt=0)  # ... in this window is a loop

@@ -1,8 +1,8 @@
 """The Docker Engine, read-only: running containers, one-shot stats, inspect, and the events stream.
 
-aiodocker carries the HTTP (unix socket, API version pinned); the stats call uses its raw query so that
-it can ask for ``one-shot`` (API >= 1.41: the engine answers at once instead of waiting a second for a
-second reading; the CPU delta is then taken against our previous sample).
+The HTTP is :mod:`berth_metrics.adapters.engine_http` (API version pinned). The stats call asks for
+``one-shot`` (API >= 1.41: the engine answers at once instead of waiting a second for a second reading;
+the CPU delta is then taken against our previous sample).
 """
 
 from __future__ import annotations
@@ -13,44 +13,23 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiodocker
-import aiohttp
-
 from berth_common.logging import get_logger
+from berth_metrics.adapters.engine_http import DockerUnavailableError, EngineClient, EngineError, endpoint
 from berth_metrics.domain.lifecycle import EVENT_ACTIONS
 
+__all__ = ["DockerSource", "DockerUnavailableError", "EngineError", "follow_events"]
 log = get_logger(__name__)
 
 
-class DockerUnavailableError(RuntimeError):
-    """The engine did not answer (down, or the socket is missing)."""
-
-
 class DockerSource:
-    def __init__(self, url: str | None, api_version: str, timeout_s: float) -> None:
-        self._url = url
-        self._api_version = api_version
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._docker: aiodocker.Docker | None = None
-
-    @property
-    def docker(self) -> aiodocker.Docker:
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self._url, api_version=self._api_version)
-        return self._docker
+    def __init__(self, url: str | None, api_version: str, timeout_s: float, max_idle: int = 32) -> None:
+        self.client = EngineClient(endpoint(url), api_version, timeout_s, max_idle)
 
     async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        await self.client.close()
 
     async def _json(self, path: str, params: dict[str, str] | None = None) -> Any:
-        try:
-            return await self.docker._query_json(path, params=params, timeout=self._timeout)
-        except aiodocker.DockerError as exc:
-            if exc.status == 900:
-                raise DockerUnavailableError(str(exc)) from exc
-            raise
+        return await self.client.get_json(path, params)
 
     async def running(self) -> list[dict[str, Any]]:
         """``GET /containers/json``: id, names, labels, state of every running container."""
@@ -75,18 +54,9 @@ class DockerSource:
             "filters": json.dumps({"type": ["container"], "event": list(EVENT_ACTIONS)}),
             "since": f"{since_ns // 10**9}.{since_ns % 10**9:09d}",
         }
-        try:
-            async with self.docker._query("events", params=params, timeout=aiohttp.ClientTimeout()) as response:
-                while True:
-                    line = await response.content.readline()
-                    if not line:
-                        return
-                    if line.strip():
-                        yield json.loads(line)
-        except aiodocker.DockerError as exc:
-            if exc.status == 900:
-                raise DockerUnavailableError(str(exc)) from exc
-            raise
+        async for line in self.client.stream_lines("events", params):
+            if line.strip():
+                yield json.loads(line)
 
 
 async def follow_events(
@@ -112,7 +82,7 @@ async def follow_events(
                 delay = 0.2
                 yield doc
             log.warning("docker events stream ended, reconnecting")
-        except (DockerUnavailableError, aiohttp.ClientError, aiodocker.DockerError, OSError) as exc:
+        except (DockerUnavailableError, EngineError, OSError, ValueError) as exc:
             log.warning("docker events stream failed, reconnecting", error=str(exc), retry_in=delay)
         except TimeoutError:
             log.warning("docker events stream timed out, reconnecting")

@@ -111,3 +111,20 @@ alerts = sa.Table(
     sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
 )
+
+# Whether each server's Docker engine answers (domain.reachability): one row per server, kept across
+# restarts so an outage is announced once and its end once.
+server_health = sa.Table(
+    "server_health",
+    metadata,
+    sa.Column("server", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("successes", sa.Integer, nullable=False),
+    sa.Column("failing_since", sa.DateTime(timezone=True)),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True)),
+    sa.Column("outage_id", sa.String(64)),
+    sa.Column("team_ids", sa.JSON, nullable=False),
+    sa.Column("error", sa.String(500), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)

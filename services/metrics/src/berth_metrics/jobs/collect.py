@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiodocker
-
 from berth_common.logging import get_logger
-from berth_metrics.adapters.docker import DockerSource, DockerUnavailableError
+from berth_metrics.adapters.docker import DockerSource, DockerUnavailableError, EngineError
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
 from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef
@@ -38,6 +36,8 @@ class Collector:
     server: str
     concurrency: int = 8
     snapshot: Snapshot = field(default_factory=Snapshot)
+    engine_answered: bool = True  # whether the engine answered the last collection's listing
+    engine_error: str = ""
     _previous: dict[str, ContainerStats] = field(default_factory=dict)
 
     async def _read(self, entry: dict[str, Any], sem: asyncio.Semaphore, now: datetime) -> ContainerReading | None:
@@ -46,8 +46,8 @@ class Collector:
             try:
                 stats = parse_stats(await self.source.stats(cid))
                 info = parse_inspect(await self.source.inspect(cid))
-            except aiodocker.DockerError as exc:
-                if exc.status != 404:  # 404: it went away between the listing and the reading
+            except (EngineError, DockerUnavailableError) as exc:
+                if getattr(exc, "status", None) != 404:  # 404: it went away between the listing and the reading
                     COLLECT_ERRORS.labels("container").inc()
                     log.warning("container reading failed", container=cid[:12], error=str(exc))
                 return None
@@ -73,10 +73,12 @@ class Collector:
         now = now or datetime.now(UTC)
         try:
             listing: list[dict[str, Any]] | None = await self.source.running()
-        except (DockerUnavailableError, aiodocker.DockerError, OSError, TimeoutError) as exc:
+        except (DockerUnavailableError, EngineError, OSError, TimeoutError) as exc:
             COLLECT_ERRORS.labels("engine").inc()
             log.warning("docker engine not answering", error=str(exc))
             listing = None
+            self.engine_error = str(exc) or type(exc).__name__
+        self.engine_answered = listing is not None
         if listing is not None:
             sem = asyncio.Semaphore(self.concurrency)
             results = await asyncio.gather(*(self._read(e, sem, now) for e in listing))
@@ -96,6 +98,10 @@ class Collector:
         await self.store.write(rows(stored, self.server, now))
         COLLECT_SECONDS.observe(time.perf_counter() - started)
         return self.snapshot
+
+    def teams(self) -> tuple[str, ...]:
+        """Teams with containers in the last reading (``berth.team``): who a server outage concerns."""
+        return tuple(sorted({t for r in self.snapshot.containers.values() if (t := r.labels.get("team"))}))
 
 
 def reading(info: ContainerInfo, stats: ContainerStats, cpu: float | None, now: datetime) -> ContainerReading:
