@@ -77,7 +77,21 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def run_wrk(wrk: str, url: str, token: str, concurrency: int, duration_s: int, threads: int = 2) -> dict[str, Any]:
+def run_wrk(
+    wrk: str,
+    url: str,
+    token: str,
+    concurrency: int,
+    duration_s: int,
+    threads: int = 2,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> dict[str, Any]:
+    """wrk's numbers; ``headers``: more request headers (``If-None-Match``); ``script``: a wrk Lua script
+    (``rotating_tokens``). wrk counts 4xx/5xx answers as errors."""
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+    if script is not None:
+        extra += ["-s", str(script)]
     argv = [
         wrk,
         f"-t{threads}",
@@ -88,10 +102,26 @@ def run_wrk(wrk: str, url: str, token: str, concurrency: int, duration_s: int, t
         "10s",
         "-H",
         f"Authorization: Bearer {token}",
+        *extra,
         url,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60, check=True)
     return parse_wrk(done.stdout)
+
+
+def rotating_tokens(path: Path, tokens: list[str]) -> Path:
+    """A wrk script that sends each request with the next of ``tokens`` (per wrk thread), so that the requests
+    in flight at one time carry different tokens."""
+    listed = ", ".join(json.dumps(f"Bearer {t}") for t in tokens)
+    path.write_text(
+        f"local tokens = {{{listed}}}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        "  return wrk.format(nil, nil, {Authorization = tokens[n % #tokens + 1]})\n"
+        "end\n"
+    )
+    return path
 
 
 def run_python(port: int, path: str, token: str, concurrency: int, duration_s: int) -> dict[str, Any]:

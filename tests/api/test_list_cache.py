@@ -4,6 +4,7 @@ pagination headers, and the plain-request path agrees with FastAPI's."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import asyncpg
@@ -175,3 +176,36 @@ async def test_another_api_process_sees_writes_and_revocations_at_once(api, clie
             assert (await other.get("/v1/applications", headers=token)).status_code == 401
     finally:
         await second.shutdown()
+
+
+async def test_token_checks_share_statements_but_never_an_earlier_one(api, identities, api_urls):
+    """Concurrent token checks go in one statement; a check asked while a statement runs is answered by the
+    next one, sent after it was asked: a revocation committed in between is seen."""
+    from berth_api.adapters.identity import token_lookup
+    from berth_api.adapters.readpool import ReadPool
+
+    user = await identities.member("many@example.com", "viewer")
+    (first, first_id), (second, _) = await identities.token(user), await identities.token(user)
+    prefixes = [t.split("_")[1] for t in (first, second)] + ["0123456789ab"]
+    pool = ReadPool(api_urls["api"], "api", max_size=2)
+    lookup = token_lookup(pool)
+    try:
+        rows = await asyncio.gather(*(lookup.get(prefixes[i % 3]) for i in range(60)))
+        assert [r["key"] if r else None for r in rows[:3]] == [prefixes[0], prefixes[1], None]
+        assert all((r["key"] if r else None) == (prefixes[i % 3] if i % 3 < 2 else None) for i, r in enumerate(rows))
+        assert lookup.statements == 1
+
+        asked = asyncio.create_task(lookup.get(prefixes[0]))
+        while lookup.inflight == 0:  # the statement is sent
+            await asyncio.sleep(0)
+        conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
+        try:
+            await conn.execute("UPDATE api.api_tokens SET revoked_at = now() WHERE id = $1", first_id)
+        finally:
+            await conn.close()
+        later = await lookup.get(prefixes[0])
+        assert later is not None and later["revoked_at"] is not None
+        await asked
+        assert lookup.statements == 3
+    finally:
+        await pool.close()

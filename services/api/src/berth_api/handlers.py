@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import identity as repo
-from berth_api.adapters.readpool import ReadPool
+from berth_api.adapters.readpool import BatchedLookup, ReadPool
 from berth_api.adapters.secret_file import write_private_file
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain import deployments as projection
@@ -80,18 +80,21 @@ class Authenticated:
     revision: int
 
 
-async def authenticate(pool: ReadPool, presented: str, touch_interval_s: float) -> Authenticated | None:
+async def authenticate(
+    pool: ReadPool, lookup: BatchedLookup, presented: str, touch_interval_s: float
+) -> Authenticated | None:
     """The principal behind a presented token, or None (malformed, unknown, wrong, expired, revoked).
 
-    One statement (token, user, team, role, revision), no cache: a revocation holds at the next request,
-    in every api process. last_used_at is written at most once per ``touch_interval_s``.
+    One statement (token, user, team, role, revision; shared with the requests waiting at the same time,
+    sent after this one came), no cache: a revocation holds at the next request, in every api process.
+    last_used_at is written at most once per ``touch_interval_s``.
     """
     parsed = tokens.parse(presented)
     if parsed is None:
         return None
     prefix, secret = parsed
     now = datetime.now(UTC)
-    found = await repo.check_token(pool, prefix)
+    found = await repo.check_token(lookup, prefix)
     record, revision = found if found is not None else (None, 0)
     principal = principal_for(record, secret, now)
     if principal is None or record is None:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_api.adapters.readpool import ReadPool
+from berth_api.adapters.readpool import BatchedLookup, ReadPool
 from berth_api.adapters.tables import api_tokens, memberships, teams, users
 from berth_api.domain.identity import TokenRecord
 from berth_api.domain.roles import Role
@@ -70,24 +70,29 @@ def _public_columns() -> list[sa.Column[Any]]:
 
 
 # The token check of every request, in one statement on the read pool: the token, its user, its team with
-# the team's revision (the application list's cache key, api_0005) and the user's role in that team.
+# the team's revision (the application list's cache key, api_0005) and the user's role in that team; the
+# tokens of the requests waiting at the same time in one statement (``TokenLookup``).
 TOKEN_QUERY = """
-SELECT t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
+SELECT t.prefix AS key, t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
        u.id AS user_id, u.email, u.name AS user_name, u.disabled_at,
        tm.id AS team_id, tm.name AS team_name, tm.revision, m.role
 FROM api_tokens t
 JOIN users u ON u.id = t.user_id
 JOIN teams tm ON tm.id = t.team_id
 LEFT JOIN memberships m ON m.user_id = t.user_id AND m.team_id = t.team_id
-WHERE t.prefix = $1
+WHERE t.prefix = ANY($1::text[])
 """
 TOUCH_QUERY = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1"
 
 
-async def check_token(pool: ReadPool, prefix: str) -> tuple[TokenRecord, int] | None:
+def token_lookup(pool: ReadPool) -> BatchedLookup:
+    return BatchedLookup(pool, TOKEN_QUERY)
+
+
+async def check_token(lookup: BatchedLookup, prefix: str) -> tuple[TokenRecord, int] | None:
     """The token with this prefix, its user and team, the user's current role in that team (None if no
-    longer a member) and the team's revision: one round trip, no session."""
-    row = await pool.fetchrow(TOKEN_QUERY, prefix)
+    longer a member) and the team's revision: read after the call, no session."""
+    row = await lookup.get(prefix)
     if row is None:
         return None
     record = TokenRecord(

@@ -103,7 +103,7 @@ async def verify(request: Request) -> Principal:
     prefix = parsed[0] if parsed is not None else None
     check_attempt(request, prefix)
     state = api_state(request)
-    found = await handlers.authenticate(state.read_pool, presented, state.settings.token_touch_interval_s)
+    found = await handlers.authenticate(state.read_pool, state.tokens, presented, state.settings.token_touch_interval_s)
     if found is None:
         record_failure(request, prefix)
         # One answer for malformed, unknown, wrong, expired and revoked tokens.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Iterator
 
@@ -83,6 +84,11 @@ class HttpServer:
             timeout_graceful_shutdown=self.settings.shutdown_grace_s,
         )
         server = _Server(config)
+        # Everything built so far (the app, its schemas and routes, the modules) lives as long as the process:
+        # keep it out of the garbage collector's full passes, which otherwise scan it all (60-80 ms pauses
+        # under load, the whole tail of the request latency).
+        gc.collect()
+        gc.freeze()
         serving = asyncio.create_task(server.serve(sockets=[self.sock]), name="api-http")
         stopping = asyncio.create_task(stop.wait())
         log.info("api listening", url=f"http://{self.settings.http_host}:{self.port}")

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from berth_api.adapters.readpool import ReadPool
+from berth_api.adapters.identity import token_lookup
+from berth_api.adapters.readpool import BatchedLookup, ReadPool
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain.ratelimit import FailureLimiter
 from berth_api.entrypoints.page_cache import PageCache
@@ -24,12 +25,14 @@ class ApiState:
     _deps: Deps | None = field(default=None, repr=False)
     limiter: FailureLimiter = field(init=False, repr=False)
     read_pool: ReadPool = field(init=False, repr=False)  # the request path's statements (no session)
+    tokens: BatchedLookup = field(init=False, repr=False)  # the token checks
     pages: PageCache = field(init=False, repr=False)  # serialised pages of the application list
 
     def __post_init__(self) -> None:
         s = self.settings
         self.limiter = FailureLimiter(s.auth_failures_per_address, s.auth_failures_per_prefix, s.auth_failure_window_s)
         self.read_pool = ReadPool(s.database_url.get_secret_value(), s.schema_name, max_size=s.read_pool_size)
+        self.tokens = token_lookup(self.read_pool)
         self.pages = PageCache(s.list_cache_bytes)
 
     def context(self) -> Context:
