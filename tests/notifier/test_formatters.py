@@ -265,3 +265,33 @@ def test_grouped_and_other_events_read_well():
     )
     assert (other.title, other.severity, other.url) == ("Server disk full", "info", "https://b.example/servers/vm%201")
     assert "api_token" not in other.facts
+
+
+def test_server_and_certificate_events_read_well():
+    """The catalogue's own models, dumped as the bus carries them, rendered."""
+    from berth_common.catalogue import CertificateExpiring, ServerBack, ServerUnreachable
+
+    since = T - timedelta(minutes=3)
+    common = {"server": "vm1", "outage_id": "o1", "team_ids": ["t"], "down_since": since, "last_seen_at": since}
+    down = ServerUnreachable(**common, failed_checks=3, reason="the engine did not answer", error="refused")
+    back = ServerBack(**common, failed_checks=9, back_at=T, down_for_s=180.0, reason="it answers again")
+    cert = CertificateExpiring(domain="shop.example.com", expires_at=T + timedelta(days=2), days_left=2.0, team_id="t")
+
+    def notice(model, context=None):
+        data = model.model_dump(mode="json")
+        return render(model.TYPE, data, event_id="x", time=T, public_url="https://b.example", context=context)
+
+    n = notice(down, {"team_id": "t"})
+    assert (n.title, n.severity, n.team_id) == ("Server unreachable", "error", "t")
+    assert n.summary == "Server vm1 is unreachable: its Docker engine does not answer (3 checks in a row)"
+    assert n.reason == "the engine did not answer" and n.facts == {"server": "vm1", "failed_checks": 3}
+    n = notice(back, {"team_id": "t"})
+    assert (n.title, n.severity, n.summary) == (
+        "Server reachable again",
+        "success",
+        "Server vm1 answers again after 3 min",
+    )
+    n = notice(cert)
+    assert (n.title, n.severity) == ("Certificate expiring", "warning")
+    assert n.summary == "The certificate of shop.example.com expires in 2 days"
+    assert chat.slack(n)["blocks"][0]["text"]["text"] == "Certificate expiring"

@@ -86,35 +86,47 @@ async def on_event(deps: Deps, envelope: Envelope, unit: Unit) -> list[str]:
         await store.remember_application(session, app_id, team_id, _str(data.get("project_id")))
     context = await store.application_context(session, app_id) if app_id else {}
     team_id = team_id or context.get("team_id")
-    if not team_id:
+    # An event of one team names it; a server event names every team with containers on that server.
+    teams = [team_id] if team_id else _teams(data.get("team_ids"))
+    if not teams:
         if app_id:  # its deployment event may simply not be processed yet (another consumer)
             raise TeamUnknownError(f"no team known for application {app_id}")
         log.info("event names no team; nobody to notify", event_type=event_type, event_id=envelope.id)
         return []
     project_id = _str(data.get("project_id")) or context.get("project_id")
-    channel_ids = await store.matching_channels(session, team_id, event_type, project_id, app_id)
-    if not channel_ids:
-        return []
-    notice = render(
-        event_type,
-        data,
-        event_id=envelope.id,
-        time=envelope.time,
-        public_url=deps.settings.public_url,
-        context=context,
-    )
     key, groupable = group_key(event_type, data, envelope.id)
     group = Grouping(key, groupable, deps.settings.notify_group_wait_s, deps.settings.notify_group_interval_s)
-    await queue.enqueue(
-        session,
-        team_id=team_id,
-        channel_ids=channel_ids,
-        notice=notice,
-        group=group,
-        max_attempts=deps.settings.notify_max_attempts,
-        now=now,
-    )
-    return channel_ids
+    woken: list[str] = []
+    for team in teams:
+        channel_ids = await store.matching_channels(session, team, event_type, project_id, app_id)
+        if not channel_ids:
+            continue
+        notice = render(
+            event_type,
+            data,
+            event_id=envelope.id,
+            time=envelope.time,
+            public_url=deps.settings.public_url,
+            context={**context, "team_id": team},
+        )
+        await queue.enqueue(
+            session,
+            team_id=team,
+            channel_ids=channel_ids,
+            notice=notice,
+            group=group,
+            max_attempts=deps.settings.notify_max_attempts,
+            now=now,
+        )
+        woken += channel_ids
+    return woken
+
+
+def _teams(value: Any, limit: int = 100) -> list[str]:
+    """The distinct team ids of a ``team_ids`` list (anything else: none)."""
+    if not isinstance(value, list):
+        return []
+    return list(dict.fromkeys(t for t in value if isinstance(t, str) and t))[:limit]
 
 
 # --- queries ------------------------------------------------------------------------------------------

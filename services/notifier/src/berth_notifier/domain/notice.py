@@ -53,6 +53,11 @@ HIDDEN_FACTS = frozenset(
         "window_s",
         "resolve_below",
         "for_s",
+        "outage_id",
+        "down_since",
+        "last_seen_at",
+        "back_at",
+        "expires_at",
     }
 )
 METRIC_WORDS = {
@@ -211,7 +216,24 @@ def _sentence(event_type: str, data: dict[str, Any], title: str, app: str | None
         return _container_sentence(event_type, data, of_app, title)
     if event_type.startswith("evt.alert."):
         return _alert_sentence(event_type, data)
+    if event_type in ("evt.server.unreachable", "evt.server.back"):
+        return _server_sentence(event_type, data)
+    if event_type == "evt.certificate.expiring" and data.get("domain"):
+        days = data.get("days_left")
+        left = f" in {days:.0f} days" if _num(days) and days >= 1 else " within a day" if _num(days) else " soon"
+        return f"The certificate of {data['domain']}{of_app} expires{left}"
     return f"{title}{of_app}" if app else title
+
+
+def _server_sentence(event_type: str, data: dict[str, Any]) -> str:
+    server = data.get("server") or data.get("server_id") or "?"
+    if event_type == "evt.server.back":
+        down_for = data.get("down_for_s")
+        after = f" after {_duration(down_for)}" if _num(down_for) else ""
+        return f"Server {server} answers again{after}"
+    checks = data.get("failed_checks")
+    line = f"Server {server} is unreachable: its Docker engine does not answer"
+    return line + (f" ({checks:g} checks in a row)" if _num(checks) and checks > 0 else "")
 
 
 def _container_sentence(event_type: str, data: dict[str, Any], of_app: str, title: str) -> str:
