@@ -153,3 +153,41 @@ async def test_caps_bound_rows_per_series_and_series(sessionmaker):
         assert "vm1:/m0" not in left and "vm1:/m1" not in left and len(left) == 10
     # the store registers a series again after retention deleted it
     await store.write([SampleRow(mounts[0], now + timedelta(seconds=1), {"disk_used": 1, "disk_total": 2})])
+
+
+async def test_a_coarse_step_over_recent_hours_reads_what_is_not_rolled_up_yet(sessionmaker):
+    """step=1h over the last hours: complete rolled hours from the hour rollup, the rest of the range from
+    the minute rollup and raw samples (weighted by sample count), whatever retention has reached."""
+    start = hour_start(datetime.now(UTC)) - timedelta(hours=3)
+    store = SampleStore(sessionmaker)
+
+    def cpu_at(minute: int) -> float:  # hour 0: 10, hour 1: 50, hour 2: 20 then 40 from :30, hour 3: 70
+        return (10.0, 50.0, 20.0 if minute % 60 < 30 else 40.0, 70.0)[minute // 60]
+
+    rows = [row(start + timedelta(seconds=30 * i), cpu_at(i // 2), 100, i) for i in range(2 * (3 * 60 + 10))]
+    await store.write(rows)  # two samples a minute, up to 10 minutes into hour 3
+    deps = Deps(sessionmaker, None, Retention(POLICY.raw, POLICY.minute, POLICY.hour), 10.0)  # type: ignore[arg-type]
+    body = {"target_kind": "app", "target_id": "web", "start": start.isoformat(), "end": (start + timedelta(hours=4)).isoformat(),
+            "step_s": 3600, "metrics": ["cpu_pct"]}  # fmt: skip
+    expected = [(start + timedelta(hours=h), v) for h, v in enumerate([10.0, 50.0, 30.0, 70.0])]
+
+    async def hourly() -> list[tuple[datetime, float | None]]:
+        reply = await query(deps, body)
+        assert reply.problem is None and reply.resolution == "1h" and reply.step_s == 3600
+        return [(t, round(v, 6) if v is not None else None) for t, v in reply.series[0].points]
+
+    assert await hourly() == expected  # nothing rolled up yet: all from raw samples
+    # rolled up to 2h30: hours 0-1 from the hour rollup, 2h00-2h30 from minutes (n=2 each), the rest raw;
+    # hour 2 is (30*2*20 + 60*40) / 120 = 30 only if the minute rows weigh their two samples
+    await run_retention(sessionmaker, POLICY, start + timedelta(hours=2, minutes=30) + POLICY.lag)
+    async with sessionmaker() as s:
+        marks = dict((await s.execute(sa.text("SELECT resolution, done_until FROM rollup_state"))).all())
+    assert marks == {"1m": start + timedelta(hours=2, minutes=30), "1h": start + timedelta(hours=2)}
+    assert await hourly() == expected
+    await run_retention(sessionmaker, POLICY, start + timedelta(hours=3, minutes=5) + POLICY.lag)
+    assert await hourly() == expected
+    # a minute step right after the minute watermark: the last rolled minute and the first raw one
+    body |= {"start": (start + timedelta(hours=3, minutes=4)).isoformat(), "step_s": 60,
+             "end": (start + timedelta(hours=3, minutes=6)).isoformat()}  # fmt: skip
+    reply = await query(deps, body)
+    assert reply.resolution == "1m" and [v for _, v in reply.series[0].points] == [70.0, 70.0]

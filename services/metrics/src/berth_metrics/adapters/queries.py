@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_metrics.adapters.store import EPOCH
 from berth_metrics.adapters.tables import series
-from berth_metrics.domain.series import COLUMNS, Resolution, SeriesKind
+from berth_metrics.domain.series import COLUMN_NAMES, COLUMNS, Resolution, SeriesKind
 
 MAX_SERIES = 100
-_TABLE: dict[Resolution, str] = {"raw": "samples", "1m": "rollup_1m", "1h": "rollup_1h"}
 
 
 @dataclass(frozen=True)
@@ -54,22 +54,48 @@ async def find_series(session: AsyncSession, kind: str, target_id: str, team_id:
     return out
 
 
+def _segment(table: str, lo: str | None, hi: str | None) -> str:
+    """The rows of one table inside the range (and inside [lo, hi) when given), as (series, ts, n, columns)."""
+    n = "1" if table == "samples" else "n"
+    bounds = (f" AND ts >= :{lo}" if lo else "") + (f" AND ts < :{hi}" if hi else "")
+    return (
+        f"SELECT series_id, ts, {n} AS n, {', '.join(COLUMN_NAMES)} FROM {table} "  # noqa: S608 - fixed names
+        f"WHERE series_id = ANY(:ids) AND ts >= :start AND ts < :end{bounds}"
+    )
+
+
+# Where each resolution reads from. A rollup is complete only up to its watermark (``rollup_state``): what
+# lies after it (the current hour, the last minutes) is read from the next finer data, so a coarse step
+# over a recent range still has its recent buckets. ``hour``/``minute`` are the watermarks (hour <= minute).
+SEGMENTS: dict[Resolution, tuple[tuple[str, str | None, str | None], ...]] = {
+    "raw": (("samples", None, None),),
+    "1m": (("rollup_1m", None, "minute"), ("samples", "minute", None)),
+    "1h": (("rollup_1h", None, "hour"), ("rollup_1m", "hour", "minute"), ("samples", "minute", None)),
+}
+
+
 def bucket_sql(resolution: Resolution) -> str:
-    """Aggregate every stored column per (series, bucket of :step seconds from :origin)."""
-    weighted = resolution != "raw"
+    """Aggregate every stored column per (series, bucket of :step seconds from :origin), weighting rollup
+    rows by their sample count, over the segments the resolution reads."""
     parts = []
     for c in COLUMNS:
         if c.aggregate == "max":
             parts.append(f"max({c.name}) AS {c.name}")
-        elif weighted:
-            parts.append(f"sum({c.name} * n) / nullif(sum(n) FILTER (WHERE {c.name} IS NOT NULL), 0) AS {c.name}")
         else:
-            parts.append(f"avg({c.name}) AS {c.name}")
+            parts.append(f"sum({c.name} * n) / nullif(sum(n) FILTER (WHERE {c.name} IS NOT NULL), 0) AS {c.name}")
+    source = " UNION ALL ".join(_segment(*segment) for segment in SEGMENTS[resolution])
     return (
         f"SELECT series_id, date_bin(make_interval(secs => :step), ts, :origin) AS bucket, {', '.join(parts)} "  # noqa: S608 - names from COLUMNS
-        f"FROM {_TABLE[resolution]} WHERE series_id = ANY(:ids) AND ts >= :start AND ts < :end "
-        "GROUP BY series_id, bucket ORDER BY series_id, bucket"
+        f"FROM ({source}) AS src GROUP BY series_id, bucket ORDER BY series_id, bucket"
     )
+
+
+async def watermarks(session: AsyncSession) -> tuple[datetime, datetime]:
+    """(hour, minute): every 1-hour bucket before ``hour`` and every minute before ``minute`` is rolled up."""
+    result = await session.execute(sa.text("SELECT resolution, done_until FROM rollup_state"))
+    rows: dict[str, datetime | None] = {r[0]: r[1] for r in result.all()}
+    minute = rows.get("1m") or EPOCH
+    return min(rows.get("1h") or EPOCH, minute), minute
 
 
 async def buckets(
@@ -78,9 +104,9 @@ async def buckets(
     out: dict[int, list[tuple[datetime, dict[str, Any]]]] = {i: [] for i in ids}
     if not ids:
         return out
-    rows = await session.execute(
-        sa.text(bucket_sql(resolution)), {"ids": ids, "start": start, "end": end, "step": step_s, "origin": start}
-    )
+    hour, minute = await watermarks(session) if resolution != "raw" else (EPOCH, EPOCH)
+    params = {"ids": ids, "start": start, "end": end, "step": step_s, "origin": start, "hour": hour, "minute": minute}
+    rows = await session.execute(sa.text(bucket_sql(resolution)), params)
     for row in rows.mappings():
         values = {c.name: (float(row[c.name]) if row[c.name] is not None else None) for c in COLUMNS}
         out[row["series_id"]].append((row["bucket"], values))
