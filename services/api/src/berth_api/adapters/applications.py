@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.tables import applications, deployments, environments, hosts, variables
 from berth_api.domain.applications import VariableKind
 
@@ -84,11 +86,44 @@ async def list_applications(
     return [dict(r._mapping) for r in (await session.execute(q)).all()]
 
 
-async def count_applications(session: AsyncSession, team_id: str, *, project_id: str | None = None) -> int:
-    q = sa.select(sa.func.count()).select_from(applications).where(applications.c.team_id == team_id)
-    if project_id is not None:
-        q = q.where(applications.c.project_id == project_id)
-    return int((await session.execute(q)).scalar_one())
+# A page of the team's list in one statement on the read pool: the applications (ordered as
+# ``list_applications``), their variables (never a secret's value: not even its seal is read) and host
+# names aggregated per application, and how many match in all.
+PAGE_QUERY = """
+SELECT a.id, a.name, a.project_id, a.environment_id, e.name AS environment, a.config, a.created_at,
+       a.updated_at, count(*) OVER () AS total,
+       (SELECT coalesce(json_agg(json_build_array(v.kind, v.name, v.secret,
+                                                  CASE WHEN v.secret THEN NULL ELSE v.value END)
+                                 ORDER BY v.kind, v.position), '[]')
+          FROM variables v WHERE v.application_id = a.id) AS variables,
+       (SELECT coalesce(json_agg(json_build_array(h.host, h.service, h.generated)
+                                 ORDER BY h.service, h.generated DESC, h.host), '[]')
+          FROM hosts h WHERE h.application_id = a.id) AS hosts
+FROM applications a JOIN environments e ON e.id = a.environment_id
+WHERE a.team_id = $1 AND ($2::varchar IS NULL OR a.project_id = $2)
+ORDER BY a.name, e.name, a.id
+LIMIT $3 OFFSET $4
+"""
+COUNT_QUERY = "SELECT count(*) FROM applications WHERE team_id = $1 AND ($2::varchar IS NULL OR project_id = $2)"
+PageRow = tuple[dict[str, Any], list[StoredVariable], list[HostRow]]
+
+
+async def page_of(
+    pool: ReadPool, team_id: str, project_id: str | None, limit: int, offset: int
+) -> tuple[list[PageRow], int]:
+    """A page of the team's applications with their variables (secret values None) and hosts, and the total."""
+    rows = await pool.fetch(PAGE_QUERY, team_id, project_id, limit, offset)
+    if not rows:
+        total = 0 if offset == 0 else int(await pool.fetchval(COUNT_QUERY, team_id, project_id))
+        return [], total
+    page: list[PageRow] = []
+    for r in rows:
+        row = {k: r[k] for k in ("id", "name", "project_id", "environment_id", "environment", "created_at")}
+        row["updated_at"], row["config"] = r["updated_at"], json.loads(r["config"])
+        stored = [StoredVariable(k, n, secret, value, None) for k, n, secret, value in json.loads(r["variables"])]
+        hosts = [HostRow(host, service, generated) for host, service, generated in json.loads(r["hosts"])]
+        page.append((row, stored, hosts))
+    return page, int(rows[0]["total"])
 
 
 async def update_application(session: AsyncSession, application_id: str, config: dict[str, Any]) -> None:

@@ -68,6 +68,13 @@ class ReadPool:
             rows = await pool.fetch(query, *args)
         return rows
 
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        pool = await self._get()
+        try:
+            return await pool.fetchval(query, *args)
+        except RETRIED:
+            return await pool.fetchval(query, *args)
+
     async def execute(self, query: str, *args: Any) -> None:
         pool = await self._get()
         try:

@@ -16,18 +16,13 @@ from berth_api.entrypoints.schemas_apps import (
     ApplicationDetail,
     ApplicationOut,
     EnvironmentOut,
-    GitSourceOut,
-    ImageSourceOut,
     LiveVersion,
     ProjectOut,
     ReplicaOut,
     RuntimeStatus,
-    VariableOut,
-    WebServiceOut,
-    WorkerServiceOut,
 )
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
-from berth_api.entrypoints.state import api_state, deps
+from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
 from berth_api.usecases.applications import AppRecord, Runtime
 
@@ -49,52 +44,55 @@ def environment_out(row: dict[str, Any]) -> EnvironmentOut:
     return EnvironmentOut(id=row["id"], project_id=row["project_id"], name=row["name"], created_at=row["created_at"])
 
 
-def _variables(stored: list[StoredVariable], kind: str) -> list[VariableOut]:
+def _variables(stored: list[StoredVariable], kind: str) -> list[dict[str, Any]]:
     return [
-        VariableOut(name=v.name, value=None if v.secret else v.value, secret=v.secret) for v in stored if v.kind == kind
+        {"name": v.name, "value": None if v.secret else v.value, "secret": v.secret} for v in stored if v.kind == kind
     ]
 
 
-def application_out(rec: AppRecord) -> ApplicationOut:
+def application_fields(rec: AppRecord) -> dict[str, Any]:
+    """An application as the plain data ``ApplicationOut`` validates (a page validates them all at once)."""
     row, cfg = rec.row, rec.row["config"]
     src = cfg["source"]
-    source: ImageSourceOut | GitSourceOut
+    source: dict[str, Any]
     if src["kind"] == "image":
-        source = ImageSourceOut(kind="image", image=src["image"])
+        source = {"kind": "image", "image": src["image"]}
     else:
-        source = GitSourceOut(
-            kind="git",
-            repository=src["repository"],
-            branch=src.get("branch"),
-            commit=src.get("commit"),
-            subdirectory=src.get("subdirectory") or "",
-            dockerfile=src.get("dockerfile"),
-            build_args=_variables(rec.variables, "build"),
-        )
-    services: list[WebServiceOut | WorkerServiceOut] = []
+        source = {
+            "kind": "git",
+            "repository": src["repository"],
+            "branch": src.get("branch"),
+            "commit": src.get("commit"),
+            "subdirectory": src.get("subdirectory") or "",
+            "dockerfile": src.get("dockerfile"),
+            "build_args": _variables(rec.variables, "build"),
+        }
+    services: list[dict[str, Any]] = []
     for svc in cfg["services"]:
         if svc["kind"] == "web":
             generated = [h.host for h in rec.hosts if h.service == svc["name"] and h.generated]
-            services.append(WebServiceOut.model_validate({**svc, "hosts": generated + list(svc.get("domains") or [])}))
+            services.append({**svc, "hosts": generated + list(svc.get("domains") or [])})
         else:
-            services.append(WorkerServiceOut.model_validate(svc))
-    return ApplicationOut.model_validate(
-        {
-            "id": row["id"],
-            "name": row["name"],
-            "project_id": row["project_id"],
-            "environment_id": row["environment_id"],
-            "environment": row["environment"],
-            "source": source,
-            "services": services,
-            "env": _variables(rec.variables, "runtime"),
-            "limits": cfg.get("limits") or {},
-            "restart_policy": cfg.get("restart_policy", "unless-stopped"),
-            "stop_timeout_s": cfg.get("stop_timeout_s", 10),
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-        }
-    )
+            services.append(svc)
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "project_id": row["project_id"],
+        "environment_id": row["environment_id"],
+        "environment": row["environment"],
+        "source": source,
+        "services": services,
+        "env": _variables(rec.variables, "runtime"),
+        "limits": cfg.get("limits") or {},
+        "restart_policy": cfg.get("restart_policy", "unless-stopped"),
+        "stop_timeout_s": cfg.get("stop_timeout_s", 10),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def application_out(rec: AppRecord) -> ApplicationOut:
+    return ApplicationOut.model_validate(application_fields(rec))
 
 
 def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: Runtime) -> ApplicationDetail:
@@ -124,8 +122,10 @@ async def list_page(request: Request, principal: Principal, project_id: str | No
     """A page of ``GET /v1/applications`` as JSON bytes, from the cache while the team's revision holds."""
 
     async def build() -> Page:
-        records, total = await uc.list_page(deps(request), principal, project_id=project_id, limit=limit, offset=offset)
-        body = APPLICATIONS.dump_json([application_out(r) for r in records], by_alias=True)
+        pool = api_state(request).read_pool
+        records, total = await uc.list_page(pool, principal, project_id=project_id, limit=limit, offset=offset)
+        models = APPLICATIONS.validate_python([application_fields(r) for r in records])
+        body = APPLICATIONS.dump_json(models, by_alias=True)
         headers = [("X-Total-Count", str(total))]
         if offset + limit < total:
             query = {**({"project_id": project_id} if project_id else {}), "limit": limit, "offset": offset + limit}

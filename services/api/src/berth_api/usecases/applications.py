@@ -13,6 +13,7 @@ from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
+from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import layers, names
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
@@ -278,13 +279,12 @@ async def list_applications(
 
 
 async def list_page(
-    deps: Deps, principal: Principal, *, project_id: str | None, limit: int, offset: int
+    pool: ReadPool, principal: Principal, *, project_id: str | None, limit: int, offset: int
 ) -> tuple[list[AppRecord], int]:
-    """A page of the team's applications (by name, environment, id) and how many the team has in all."""
-    async with deps.sessionmaker() as s:
-        rows = await repo.list_applications(s, principal.team_id, project_id=project_id, limit=limit, offset=offset)
-        total = await repo.count_applications(s, principal.team_id, project_id=project_id)
-        return await records(s, rows), total
+    """A page of the team's applications (by name, environment, id), secret values left out, and how many
+    the team has in all (in the project): one statement."""
+    page, total = await repo.page_of(pool, principal.team_id, project_id, limit, offset)
+    return [AppRecord(row, stored, hosts) for row, stored, hosts in page], total
 
 
 async def get_application(
