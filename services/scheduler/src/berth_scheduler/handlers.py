@@ -1,7 +1,8 @@
 """Handlers of the scheduler service: one async function per command or event it consumes.
 
-Each runs inside ``berth_common.db.idempotent`` (one transaction with the message id); deployment
-handlers only record the input in the persisted state machine. The rollout tasks do the long work, and
+Each runs in one transaction with its message id (``UnitRunner.run(..., delivery=...)``, the scheduler's
+form of ``berth_common.db.idempotent``); deployment handlers only record the input in the persisted state
+machine (a new deployment of a free application is also admitted there). The rollout tasks do the long work, and
 the entry points wake them after the transaction commits.
 """
 
@@ -34,6 +35,7 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.tables import pings
 from berth_scheduler.domain import machine, names, queueing
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
+from berth_scheduler.rollout.admission import admit_next, lock_application
 from berth_scheduler.rollout.apply import apply, emit_events, secrets_of
 from berth_scheduler.settings import SchedulerSettings
 
@@ -53,6 +55,9 @@ async def on_ping(msg: PingService, unit: Unit) -> None:
 class DeploymentHandlers:
     settings: SchedulerSettings
     sealer: Sealer
+    # A new deployment of a free application is admitted by its start command's handler (one commit); off,
+    # the rollout task admits it in a transaction of its own.
+    admit_at_start: bool = True
 
     def timeouts(self, msg: StartDeployment) -> Timeouts:
         o, s = msg.options, self.settings
@@ -88,6 +93,7 @@ class DeploymentHandlers:
         if seq is None:
             log.info("deployment already known", deployment_id=msg.deployment_id)
             return
+        await lock_application(unit, msg.application_id)
         entries = await store.queue_of(unit.session, msg.application_id)
         me = queueing.QueueEntry(msg.deployment_id, State.QUEUED, seq)
         if msg.options.when_busy == "replace_queued":
@@ -102,6 +108,8 @@ class DeploymentHandlers:
             deployment_id=r.deployment_id, application_id=r.application_id, state="queued", step="queued", detail=detail
         )
         await emit_events(unit, r.deployment_id, "v0", [progressed], [])
+        if self.admit_at_start and not ahead:  # the application is free: it starts in this transaction
+            await admit_next(unit, self.sealer, msg.application_id, now, entries)
 
     async def on_cancel(self, msg: CancelDeployment, unit: Unit) -> None:
         row = await store.load(unit.session, msg.deployment_id, lock=True)

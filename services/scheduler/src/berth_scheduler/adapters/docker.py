@@ -117,6 +117,25 @@ class DockerExecutor:
                 ) from None
             raise
 
+    async def create_or_find(self, spec: ContainerSpec) -> dict[str, Any] | None:
+        """Create the container: None when it is new, or the inspection of the one that already had this
+        name (a repeated step). One engine call on the usual path."""
+        for _ in range(3):
+            try:
+                await self._call(f"create {spec.name}", self.docker.containers.create(spec.body, name=spec.name))
+                return None
+            except DockerOperationError as exc:
+                if exc.status == 404:
+                    raise DockerOperationError(
+                        f"image {spec.body.get('Image')!r} is not on this server (build it or load it first)", 404
+                    ) from None
+                if exc.status != 409:
+                    raise
+            info = await self.inspect(spec.name)
+            if info is not None:
+                return info
+        raise DockerOperationError(f"docker create {spec.name}: the name is taken by a container that keeps going away")
+
     async def start(self, name: str) -> None:
         await self._call(f"start {name}", self.docker.containers.container(name).start())
 

@@ -84,8 +84,15 @@ async def load(s: AsyncSession, deployment_id: str, *, lock: bool = False) -> An
     return (await s.execute(q)).first()
 
 
-async def save(s: AsyncSession, r: Rollout) -> None:
-    await s.execute(sa.update(deployments).where(deployments.c.id == r.deployment_id).values(**_values(r)))
+async def save(s: AsyncSession, r: Rollout, log_lines: int = 0) -> int:
+    """Write the new state and reserve ``log_lines`` deploy log numbers in the same statement; the first."""
+    res = await s.execute(
+        sa.update(deployments)
+        .where(deployments.c.id == r.deployment_id)
+        .values(**_values(r), log_seq=deployments.c.log_seq + log_lines)
+        .returning(deployments.c.log_seq)
+    )
+    return int(res.scalar_one()) - log_lines
 
 
 async def take_log_seq(s: AsyncSession, deployment_id: str, count: int) -> int:
@@ -162,8 +169,9 @@ async def finished_deployments(s: AsyncSession, ids: Sequence[str]) -> set[str]:
 # --- containers ------------------------------------------------------------------------------------
 
 
-async def record_container(s: AsyncSession, values: dict[str, Any]) -> None:
-    stmt = insert(containers).values(**values)
+async def record_container(s: AsyncSession, values: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Record one container (or several, one statement) before it is created; a known name gets the new port."""
+    stmt = insert(containers).values(values)
     update = {k: stmt.excluded[k] for k in ("host_port", "docker_id")}
     await s.execute(stmt.on_conflict_do_update(index_elements=[containers.c.name], set_=update))
 
@@ -177,8 +185,9 @@ async def containers_of(s: AsyncSession, deployment_id: str) -> list[Any]:
     return list(rows)
 
 
-async def mark_ready(s: AsyncSession, name: str) -> None:
-    await s.execute(sa.update(containers).where(containers.c.name == name).values(ready=True))
+async def mark_ready(s: AsyncSession, names: Sequence[str]) -> None:
+    if names:
+        await s.execute(sa.update(containers).where(containers.c.name.in_(list(names))).values(ready=True))
 
 
 async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import event
-
 from berth_common.bus import Delivery
 from berth_common.catalogue import (
     BuildFailed,
@@ -33,30 +31,26 @@ async def register(ctx: Context) -> None:
 
 
 def _then(
-    ctx: Context,
+    rt: Runtime,
     handler: Callable[[Any, Unit], Awaitable[None]],
     after: Callable[[Any], None],
     *,
     at_commit: bool = False,
 ) -> Callable[[Any, Delivery], Awaitable[None]]:
-    """Run ``handler`` idempotently; once its transaction committed, call ``after(message)``.
+    """Run ``handler`` once per message id (its transaction records the id); once it committed, call
+    ``after(message)``. Its commands are published at the commit, its events by the rollouts' background
+    publisher (``UnitRunner``), so neither the ack nor the rollout it wakes waits for them.
 
-    ``at_commit``: also call it at the commit itself, before the handler's events are published (for an
-    ``after`` that may run twice): a new deployment starts without waiting for those round trips.
+    ``at_commit``: also call it at the commit itself, before anything is published (for an ``after`` that
+    may run twice): a new deployment starts without waiting for those round trips.
     """
-    if at_commit:
-        inner = handler
-
-        async def hooked(message: Any, unit: Unit) -> None:
-            await inner(message, unit)
-            event.listen(unit.session.sync_session, "after_commit", lambda _: after(message), once=True)
-
-        hooked.__name__ = getattr(handler, "__name__", "handler")
-        handler = hooked
-    run = idempotent(ctx.bus, ctx.sessionmaker, handler)
 
     async def wrapped(message: Any, delivery: Delivery) -> None:
-        await run(message, delivery)
+        async def body(unit: Unit) -> None:
+            await handler(message, unit)
+
+        hook = (lambda: after(message)) if at_commit else None
+        await rt.units.run(body, delivery=delivery, on_commit=hook)
         after(message)
 
     wrapped.__name__ = getattr(handler, "__name__", "handler")
@@ -77,13 +71,13 @@ async def register_deployments(
         orchestrator.wake_all()
 
     bus = ctx.bus
-    await bus.consume(StartDeployment, _then(ctx, h.on_start, kick, at_commit=True))
-    await bus.consume(CancelDeployment, _then(ctx, h.on_cancel, cancelled))
-    await bus.consume(BuildSucceeded, _then(ctx, h.on_build_succeeded, wake))
-    await bus.consume(BuildFailed, _then(ctx, h.on_build_failed, wake))
-    await bus.consume(RoutesApplied, _then(ctx, h.on_route_applied, wake))
-    await bus.consume(RouteRemoved, _then(ctx, h.on_route_removed, wake))
-    await bus.consume(RouteFailed, _then(ctx, h.on_route_failed, wake))
+    await bus.consume(StartDeployment, _then(rt, h.on_start, kick, at_commit=True))
+    await bus.consume(CancelDeployment, _then(rt, h.on_cancel, cancelled))
+    await bus.consume(BuildSucceeded, _then(rt, h.on_build_succeeded, wake))
+    await bus.consume(BuildFailed, _then(rt, h.on_build_failed, wake))
+    await bus.consume(RoutesApplied, _then(rt, h.on_route_applied, wake))
+    await bus.consume(RouteRemoved, _then(rt, h.on_route_removed, wake))
+    await bus.consume(RouteFailed, _then(rt, h.on_route_failed, wake))
 
     async def replicas(data: dict[str, Any]) -> Any:
         return await replicas_of(rt, ReplicasQuery.model_validate(data).application_id)

@@ -17,14 +17,19 @@ from berth_common.catalogue import (
     Event,
     GitSource,
     LogLine,
+    Message,
     StartBuild,
+    WebService,
 )
 from berth_common.db import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
+from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import machine, names
+from berth_scheduler.domain.containers import replica_slots
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
+from berth_scheduler.rollout.units import emit_all
 
 log = get_logger(__name__)
 
@@ -51,16 +56,22 @@ def _log_text(event: DeploymentProgressed) -> str:
     return f"[{event.state}] {event.step}" + (f": {event.detail}" if event.detail else "")
 
 
-async def emit_events(unit: Unit, deployment_id: str, tag: str, events: list[Event], secrets: list[str]) -> None:
-    """Stage ``events`` (ids ``dep-<deployment>-<tag>-<n>``) and their deploy log lines."""
+async def emit_events(
+    unit: Unit, deployment_id: str, tag: str, events: list[Event], secrets: list[str], first_seq: int | None = None
+) -> None:
+    """Stage ``events`` (ids ``dep-<deployment>-<tag>-<n>``) and their deploy log lines, in one outbox insert.
+    ``first_seq``: the log numbers already reserved (by ``store.save``), else they are reserved here."""
     events = [_redacted(e, secrets) for e in events]
     progressed = [e for e in events if isinstance(e, DeploymentProgressed)]
-    first_seq = await store.take_log_seq(unit.session, deployment_id, len(progressed)) if progressed else 0
-    for i, event in enumerate(events):
-        await unit.emit(event, id=f"dep-{deployment_id}-{tag}-{i}")
+    if first_seq is None:
+        first_seq = await store.take_log_seq(unit.session, deployment_id, len(progressed)) if progressed else 0
+    items: list[tuple[Message, str, str | None]] = [
+        (event, f"dep-{deployment_id}-{tag}-{i}", None) for i, event in enumerate(events)
+    ]
     for i, event in enumerate(progressed):
         line = LogLine(deployment_id=deployment_id, stream="deploy", seq=first_seq + i, line=_log_text(event))
-        await unit.emit(line, id=f"log-{deployment_id}-{first_seq + i}", nats_subject=f"log.{deployment_id}")
+        items.append((line, f"log-{deployment_id}-{first_seq + i}", f"log.{deployment_id}"))
+    await emit_all(unit, items)
 
 
 def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
@@ -79,21 +90,51 @@ def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
 
 async def apply(unit: Unit, sealer: Sealer, deployment_id: str, inp: Input, now: float) -> Rollout:
     """Transition the deployment (raises :class:`RefusedError` without any change when it does not apply)."""
+    return await apply_all(unit, sealer, deployment_id, [inp], now)
+
+
+async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list[Input], now: float) -> Rollout:
+    """Several inputs in a row, with one read and one write of the row (a refused one refuses them all)."""
     row = await store.load(unit.session, deployment_id, lock=True)
     if row is None:
         raise RefusedError(f"unknown deployment {deployment_id}")
     before = store.rollout_of(row)
-    after, events = machine.transition(before, inp, now)
-    await store.save(unit.session, after)
-    await emit_events(unit, deployment_id, f"v{after.version}", events, secrets_of(sealer, row))
+    after, events = before, []
+    for inp in inputs:
+        after, more = machine.transition(after, inp, now)
+        events += more
+    progressed = sum(1 for e in events if isinstance(e, DeploymentProgressed))
+    first_seq = await store.save(unit.session, after, progressed)
+    await emit_events(unit, deployment_id, f"v{after.version}", events, secrets_of(sealer, row), first_seq)
     if after.state == State.BUILDING and before.state != State.BUILDING:
         cmd = start_build_command(row, sealer)
         await unit.emit(cmd, id=f"build-{row.build_id}")
+    if after.state == State.STARTING and before.state != State.STARTING:
+        await record_replicas(unit, sealer, row)
     log.info(
         "deployment transition",
         deployment_id=deployment_id,
-        input=type(inp).__name__,
+        input=",".join(type(i).__name__ for i in inputs),
         state=after.state.value,
         aborting=after.abort is not None,
     )
     return after
+
+
+async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
+    """Entering ``starting``: every replica's container recorded, web ones with their host port, in the
+    transaction of the transition (before any exists: found after a crash, and no write left for the step)."""
+    spec = sealer.open(row.spec)
+    values = [
+        {
+            "name": names.container_name(spec.name, svc.name, row.id, n),
+            "deployment_id": row.id,
+            "application_id": row.application_id,
+            "service": svc.name,
+            "kind": svc.kind,
+            "replica": n,
+            "host_port": allocate_port() if isinstance(svc, WebService) else None,
+        }
+        for svc, n in replica_slots(spec)
+    ]
+    await store.record_container(unit.session, values)

@@ -23,12 +23,12 @@ from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
 from berth_scheduler.rollout import steps
-from berth_scheduler.rollout.apply import apply
+from berth_scheduler.rollout.admission import admit_next, lock_application
 from berth_scheduler.rollout.leader import Leadership
 from berth_scheduler.rollout.routing import RouteStepper
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.undo import Undo
-from berth_scheduler.rollout.verify import verify_replicas
+from berth_scheduler.rollout.verify import start_and_verify, verify_replicas
 
 log = get_logger(__name__)
 Step = Callable[[Runtime, Rollout, Any, steps.Waiter], Awaitable[None]]
@@ -44,7 +44,7 @@ class Orchestrator:
         self._stopping = False
         self._steps: dict[State, Step] = {
             State.BUILDING: steps.await_build,
-            State.STARTING: steps.start_replicas,
+            State.STARTING: start_and_verify,
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
@@ -124,21 +124,21 @@ class Orchestrator:
     # --- the per-application task ------------------------------------------------------------------
 
     async def _next(self, application_id: str) -> str | None:
-        """The deployment that holds the application now, admitting the oldest queued one if it is free."""
+        """The deployment that holds the application now, admitting the oldest queued one if it is free.
+
+        A plain read first: a deployment that holds the application (often admitted by its start command's
+        handler) keeps it until this task finishes it, so only an admission needs the lock."""
+        async with self.rt.sessionmaker() as s:
+            entries = await store.queue_of(s, application_id)
+        current = queueing.running(entries)
+        if current is not None:
+            return current.deployment_id
+        if queueing.next_to_admit(entries) is None:
+            return None
 
         async def body(unit: Unit) -> str | None:
-            entries = await store.queue_of(unit.session, application_id)
-            current = queueing.running(entries)
-            if current is not None:
-                return current.deployment_id
-            nxt = queueing.next_to_admit(entries)
-            if nxt is None:
-                return None
-            prev = await store.last_succeeded(unit.session, application_id)
-            await apply(
-                unit, self.rt.sealer, nxt.deployment_id, machine.Admit(prev.id if prev else None), self.rt.clock()
-            )
-            return nxt.deployment_id
+            await lock_application(unit, application_id)
+            return await admit_next(unit, self.rt.sealer, application_id, self.rt.clock())
 
         result: str | None = await self.rt.units.run(body)
         return result

@@ -35,9 +35,10 @@ def op_of(row: Any) -> RouteOp:
     return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams))
 
 
-async def stage_step(unit: Unit, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> bool:
-    """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already."""
-    if await store.ops_of(unit.session, r.deployment_id, step):
+async def stage_step(unit: Unit, r: Rollout, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False) -> bool:
+    """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already
+    (``fresh``: the caller's transaction just made the plan, nothing of it can exist yet)."""
+    if not fresh and await store.ops_of(unit.session, r.deployment_id, step):
         return False
     for op in ops:
         gen = await store.next_generation(unit.session, op.route_id, r.application_id)

@@ -1,7 +1,9 @@
 """The work of each rollout state, done from the persisted state so that it can be repeated after a restart.
 
-starting: create and start every replica (an existing container of the same name is reused);
-verifying (``verify.py``): Berth's readiness check on each; draining: wait out the grace period;
+starting: create and start every replica (an existing container of the same name is reused; the records
+and host ports were written when the deployment entered the state), then on to verifying (``verify.py``)
+without going back to the database: Berth's readiness check on each, begun as soon as each replica runs;
+draining: wait out the grace period;
 stopping_old: SIGTERM then SIGKILL (after the stop timeout) for every other container of the
 application, then remove them.
 """
@@ -62,33 +64,35 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
     return out
 
 
-async def _start_one(rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None) -> None:
-    """Create (or find) and start one replica; a host port taken meanwhile gets another one."""
+async def _start_one(
+    rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None, recorded: bool
+) -> ContainerSpec:
+    """Create (or find) and start one replica; a host port taken meanwhile gets another one. ``recorded``:
+    the container's record (and port) was written when the deployment entered ``starting``."""
     name = names.container_name(spec.name, svc.name, r.deployment_id, n)
     web = isinstance(svc, WebService)
     for attempt in range(5):
         if web and port is None:
-            port = allocate_port()
+            port, recorded = allocate_port(), False
         cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id)
-        values = {
-            "name": name,
-            "deployment_id": r.deployment_id,
-            "application_id": r.application_id,
-            "service": svc.name,
-            "kind": svc.kind,
-            "replica": n,
-            "host_port": port,
-        }
-        await write(rt, store.record_container, values)  # recorded before it exists: found after a crash
-        info = await rt.docker.inspect(name)
-        if info is None:
-            await rt.docker.create(cs)
-            info = await rt.docker.inspect(name) or {}
-        if (info.get("State") or {}).get("Running"):
-            return
+        if not recorded:  # recorded before it exists: found after a crash
+            values = {
+                "name": name,
+                "deployment_id": r.deployment_id,
+                "application_id": r.application_id,
+                "service": svc.name,
+                "kind": svc.kind,
+                "replica": n,
+                "host_port": port,
+            }
+            await write(rt, store.record_container, values)
+            recorded = True
+        existing = await rt.docker.create_or_find(cs)
+        if existing is not None and (existing.get("State") or {}).get("Running"):
+            return cs
         try:
             await rt.docker.start(name)
-            return
+            return cs
         except PortInUseError:
             log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
             await rt.docker.remove(name)
@@ -96,7 +100,10 @@ async def _start_one(rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n
     raise RuntimeError(f"could not find a free host port for {name}")
 
 
-async def start_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+async def start_replicas(
+    rt: Runtime, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
+) -> Rollout:
+    """Start every replica (``on_started`` is told of each as soon as it runs), then record the state."""
     spec = rt.sealer.open(row.spec)
     if spec.network is not None:
         await rt.docker.ensure_network(spec.network, {names.LABEL_MANAGED: "true"})
@@ -104,13 +111,15 @@ async def start_replicas(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> Non
     limit = asyncio.Semaphore(START_CONCURRENCY)
 
     async def one(svc: Any, n: int) -> None:
+        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
         async with limit:
-            port = recorded.get(names.container_name(spec.name, svc.name, r.deployment_id, n))
-            await _start_one(rt, r, spec, svc, n, port)
+            cs = await _start_one(rt, r, spec, svc, n, recorded.get(name), name in recorded)
+        if on_started is not None:
+            on_started(cs)
 
     slots = replica_slots(spec)
     await asyncio.gather(*(one(svc, n) for svc, n in slots))
-    await transit(rt, r.deployment_id, machine.ContainersStarted(len(slots)))
+    return await transit(rt, r.deployment_id, machine.ContainersStarted(len(slots)))
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:
