@@ -45,3 +45,25 @@ async def test_first_route_step_is_sent_once_with_the_switch(platform, busybox, 
     ]
     status, body = await asyncio.to_thread(platform.traefik.get, host)
     assert (status, body) == (200, b"v2\n")
+    # ready at once: started, ready and the switch in one commit (event ids carry the commit's version)
+    assert len(commits(platform, d1, "replicas started", "replica ready", "replicas ready")) == 1
+
+
+def commits(platform, dep: str, *steps: str) -> set[str]:
+    """The versions (commits) the progress events of ``steps`` were staged in."""
+    return {
+        e["id"].split("-")[2]
+        for e in platform.of(dep, "evt.deployment.progressed")
+        if e["data"]["step"] in steps and e["id"].startswith(f"dep-{dep}-v")
+    }
+
+
+async def test_a_slow_replica_has_replicas_started_recorded_before_it_is_ready(platform, busybox, app_id, unique):
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, warmup_s=2))
+    started = await platform.wait(d1, ("evt.deployment.progressed",), step="replicas started")
+    assert not [e for e in platform.of(d1, "evt.deployment.progressed") if e["data"]["step"] == "replica ready"]
+    assert (await platform.wait(d1, timeout=60))["type"] == "evt.deployment.succeeded"
+    ready = next(e for e in platform.of(d1, "evt.deployment.progressed") if e["data"]["step"] == "replicas ready")
+    assert ready["_at"] - started["_at"] > 0.5  # its own commit, long before the replica passed
+    assert len(commits(platform, d1, "replicas started", "replicas ready")) == 2

@@ -123,16 +123,16 @@ class Orchestrator:
 
     # --- the per-application task ------------------------------------------------------------------
 
-    async def _next(self, application_id: str) -> str | None:
+    async def _next(self, application_id: str) -> tuple[str, Any] | None:
         """The deployment that holds the application now, admitting the oldest queued one if it is free.
 
         A plain read first: a deployment that holds the application (often admitted by its start command's
         handler) keeps it until this task finishes it, so only an admission needs the lock."""
         async with self.rt.sessionmaker() as s:
             entries = await store.queue_of(s, application_id)
-        current = queueing.running(entries)
-        if current is not None:
-            return current.deployment_id
+            current = queueing.running(entries)
+            if current is not None:
+                return current.deployment_id, await store.load(s, current.deployment_id)
         if queueing.next_to_admit(entries) is None:
             return None
 
@@ -140,8 +140,8 @@ class Orchestrator:
             await lock_application(unit, application_id)
             return await admit_next(unit, self.rt.sealer, application_id, self.rt.clock())
 
-        result: str | None = await self.rt.units.run(body)
-        return result
+        admitted: str | None = await self.rt.units.run(body)
+        return None if admitted is None else (admitted, None)
 
     async def _run_app(self, application_id: str) -> None:
         # the task was created inside a handler: its log context is not this task's
@@ -152,17 +152,18 @@ class Orchestrator:
             while not self._stopping:
                 wake.clear()
                 try:
-                    deployment_id = await self._next(application_id)
+                    found = await self._next(application_id)
                 except Exception as exc:
                     log.warning("admission failed, retrying", application_id=application_id, error=str(exc))
                     await asyncio.sleep(1.0)
                     continue
-                if deployment_id is None:
+                if found is None:
                     if wake.is_set():
                         continue
                     return
+                deployment_id, row = found
                 try:
-                    await self._drive(application_id, deployment_id)
+                    await self._drive(application_id, deployment_id, row)
                 except Exception as exc:  # the database went away mid-step: try again from the state
                     log.warning("rollout interrupted, resuming", deployment_id=deployment_id, error=str(exc))
                     await asyncio.sleep(1.0)
@@ -193,7 +194,8 @@ class Orchestrator:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
 
-    async def _drive(self, application_id: str, deployment_id: str) -> None:
+    async def _drive(self, application_id: str, deployment_id: str, row: Any = None) -> None:
+        """Run the deployment's steps until it ends (``row``: its row as just read, for the first step)."""
         backoff = 0.5
 
         async def wait(timeout: float) -> None:
@@ -201,18 +203,21 @@ class Orchestrator:
 
         try:
             while True:
-                async with self.rt.sessionmaker() as s:
-                    row = await store.load(s, deployment_id)
-                if row is None:
+                current, row = row, None  # every later step reads the row again
+                if current is None:
+                    async with self.rt.sessionmaker() as s:
+                        current = await store.load(s, deployment_id)
+                if current is None:
                     return
-                r = store.rollout_of(row)
+                r = store.rollout_of(current)
                 if r.terminal:
                     return
                 try:
                     if r.compensating:
-                        await self._undo(self.rt, r, row, wait)
+                        await self._undo(self.rt, r, current, wait)
                     else:
-                        await self._interruptible(deployment_id, self._steps[r.state](self.rt, r, row, wait))
+                        step = self._steps[r.state](self.rt, r, current, wait)
+                        await self._interruptible(deployment_id, step)
                     backoff = 0.5
                 except RefusedError as exc:
                     log.info("state moved on", deployment_id=deployment_id, detail=str(exc))

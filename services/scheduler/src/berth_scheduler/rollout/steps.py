@@ -102,24 +102,24 @@ async def _start_one(
 
 async def start_replicas(
     rt: Runtime, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
-) -> Rollout:
-    """Start every replica (``on_started`` is told of each as soon as it runs), then record the state."""
+) -> list[ContainerSpec]:
+    """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
+    The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
     if spec.network is not None:
         await rt.docker.ensure_network(spec.network, {names.LABEL_MANAGED: "true"})
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
     limit = asyncio.Semaphore(START_CONCURRENCY)
 
-    async def one(svc: Any, n: int) -> None:
+    async def one(svc: Any, n: int) -> ContainerSpec:
         name = names.container_name(spec.name, svc.name, r.deployment_id, n)
         async with limit:
             cs = await _start_one(rt, r, spec, svc, n, recorded.get(name), name in recorded)
         if on_started is not None:
             on_started(cs)
+        return cs
 
-    slots = replica_slots(spec)
-    await asyncio.gather(*(one(svc, n) for svc, n in slots))
-    return await transit(rt, r.deployment_id, machine.ContainersStarted(len(slots)))
+    return list(await asyncio.gather(*(one(svc, n) for svc, n in replica_slots(spec))))
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:

@@ -1,15 +1,17 @@
 """The verifying state: Berth's own readiness check on every replica, then the switch to routing.
 
 A deployment that starts its replicas goes on to verify them in the same step (``start_and_verify``), and
-each replica's check begins the moment Docker reports it started, while the ``replicas started``
-transition is committed: most servers listen within tens of milliseconds of their start, and that time no
-longer waits behind the database. A replica is still recorded ready only once the deployment is verifying.
+each replica's check begins the moment Docker reports it started: most servers listen within tens of
+milliseconds of their start, and that time no longer waits behind the database. When every replica passed
+within ``QUICK_READY_S``, one transaction records ``replicas started``, each ``replica ready`` and the
+switch; otherwise ``replicas started`` is committed and the checks go on (as after a restart, which
+resumes in ``verify_replicas``). A replica is recorded ready only with or after ``replicas started``.
 
 Each replica is checked on its own; one that passes while others are still being checked is recorded
 ready at once (``replica ready``). The last one is recorded in the same transaction that computes the
 route plan, moves the deployment to routing and stages the commands of its first route step, so
 proxy-sync gets the route as soon as the last replica passed: one commit, one read and one write of the
-deployment for both transitions. A server reaches Traefik only after its replica passed: the route
+deployment for all the transitions. A server reaches Traefik only after its replica passed: the route
 commands name only ready replicas.
 """
 
@@ -33,9 +35,17 @@ from berth_scheduler.rollout.routing import stage_step
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
 
+# Replicas that all pass their readiness check this soon after starting (most servers listen within tens of
+# milliseconds) save the separate commit of ``replicas started``: the switch records it too. A slower one
+# only has its ``replicas started`` recorded this much later.
+QUICK_READY_S = 0.2
+
 
 async def start_and_verify(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
-    """starting, then verifying: each replica's readiness check starts as soon as it runs."""
+    """starting, then verifying: each replica's readiness check starts as soon as it runs. When every
+    replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
+    and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
+    goes on as after a restart."""
     deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
     early: dict[str, asyncio.Task[None]] = {}
 
@@ -43,10 +53,45 @@ async def start_and_verify(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> N
         early[cs.name] = asyncio.create_task(rt.readiness.wait_ready(cs, deadline), name=f"ready:{cs.name}")
 
     try:
-        after = await start_replicas(rt, r, row, wait, started)
+        specs = await start_replicas(rt, r, row, wait, started)
+        started_input = machine.ContainersStarted(len(specs))
+        if await _all_passed(list(early.values()), QUICK_READY_S):
+            await _switch(rt, r, rt.sealer.open(row.spec), specs, [cs.name for cs in specs], [started_input])
+            return
+        after = await transit(rt, r.deployment_id, started_input)
         await verify_replicas(rt, after, row, wait, early=early)
     finally:
         await _cancel(early.values())
+
+
+async def _all_passed(checks: list[asyncio.Task[None]], within_s: float) -> bool:
+    if not checks:
+        return False
+    done, pending = await asyncio.wait(checks, timeout=within_s)
+    return not pending and all(not t.cancelled() and t.exception() is None for t in done)
+
+
+async def _switch(
+    rt: Runtime,
+    r: Rollout,
+    spec: ApplicationSpec,
+    specs: list[ContainerSpec],
+    last_ready: list[str],
+    first: list[machine.Input] | None = None,
+) -> None:
+    """One commit: ``first`` inputs, the replicas that passed last recorded ready, the route plan, routing,
+    and the first route step's commands staged (sent at the commit)."""
+
+    async def body(unit: Unit) -> bool:
+        await store.mark_ready(unit.session, last_ready)
+        before = await store.routes_of(unit.session, r.application_id)
+        plan = plan_routes(before, desired_routes(r, spec, specs))
+        inputs = [*(first or []), *(machine.ReplicaReady(name) for name in last_ready), machine.ReplicasReady(plan)]
+        after = await apply_all(unit, rt.sealer, r.deployment_id, inputs, rt.clock())
+        return bool(plan.steps) and await stage_step(unit, after, 0, plan.steps[0], fresh=True)
+
+    if await rt.units.run(body):
+        rt.sent_steps.add((r.deployment_id, 0))
 
 
 async def _cancel(tasks: Any) -> None:
@@ -101,13 +146,4 @@ async def verify_replicas(
         if exc is not None:
             raise exc
 
-    async def switch(unit: Unit) -> bool:
-        await store.mark_ready(unit.session, last_ready)
-        before = await store.routes_of(unit.session, r.application_id)
-        plan = plan_routes(before, desired_routes(r, spec, specs))
-        inputs: list[machine.Input] = [machine.ReplicaReady(name) for name in last_ready]
-        after = await apply_all(unit, rt.sealer, r.deployment_id, [*inputs, machine.ReplicasReady(plan)], rt.clock())
-        return bool(plan.steps) and await stage_step(unit, after, 0, plan.steps[0], fresh=True)
-
-    if await rt.units.run(switch):
-        rt.sent_steps.add((r.deployment_id, 0))
+    await _switch(rt, r, spec, specs, last_ready)
