@@ -6,8 +6,12 @@ containers (``sleep``, labelled as 10 apps), and the metrics service as its own 
 process is measured with psutil for about 60 s: ``cpu_pct`` is its CPU time (user + system) over the
 wall time, in percent of one core; ``rss_mb`` is the largest resident set seen (sampled each second).
 ``rss_floor_mb`` is the resident set of a process that only imports the service (the shared runtime:
-pydantic, SQLAlchemy, asyncpg, nats, alembic, OpenTelemetry), measured in the same run, and
-``rss_mb_over_floor`` what collecting adds to it.
+pydantic, SQLAlchemy, asyncpg, nats, structlog, prometheus_client, cryptography), measured in the same
+run, and ``rss_mb_over_floor`` what running and collecting add to it (negative: the service hands freed
+heap back after each collection, which a process that only imported does not). ``rss_anon_mb`` and
+``rss_file_mb`` split the service's resident set at the end (``/proc/<pid>/smaps_rollup``): its own
+memory, and the pages of shared libraries and extension modules it maps (libpython, pydantic-core,
+cryptography's and OpenSSL's libraries...).
 The Prometheus endpoint of the service is read at the end to check that it really read every container
 (``collected``) and how long one collection takes (``collect_s_mean``). Everything is removed afterwards.
 """
@@ -133,6 +137,16 @@ def _floor_rss_mb() -> float:
         proc.wait()
 
 
+def _smaps_rollup_mb(pid: int) -> dict[str, float]:
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1]) / 1024
+    return out
+
+
 def run() -> dict[str, Any]:
     from berth_common.db.provision import provision
 
@@ -179,6 +193,7 @@ def run() -> dict[str, Any]:
             time.sleep(1.0)
         cpu1, t1 = proc.cpu_times(), time.monotonic()
         engine1 = engine.cpu_times() if engine else None
+        split = _smaps_rollup_mb(service.pid)
         text = _scrape(http_port)
         count1, sum1 = _collections(text)
         busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -192,6 +207,8 @@ def run() -> dict[str, Any]:
             "rss_mb_mean": round(sum(rss) / len(rss) / MB, 1),
             "rss_floor_mb": round(floor, 1),
             "rss_mb_over_floor": round(max(rss) / MB - floor, 1),
+            "rss_anon_mb": round(split["Anonymous"], 1),
+            "rss_file_mb": round(split["Rss"] - split["Anonymous"], 1),
             "containers": CONTAINERS,
             "collected": collected,
             "interval_s": INTERVAL_S,
