@@ -73,7 +73,7 @@ class Collector:
         now = now or datetime.now(UTC)
         try:
             listing: list[dict[str, Any]] | None = await self.source.running()
-        except (DockerUnavailableError, EngineError, OSError, TimeoutError) as exc:
+        except (DockerUnavailableError, EngineError, OSError, TimeoutError, ValueError) as exc:
             COLLECT_ERRORS.labels("engine").inc()
             log.warning("docker engine not answering", error=str(exc))
             listing = None
