@@ -67,3 +67,32 @@ class BuildFailed(Event):
     stage: BuildFailureStage = "internal"
     commit: str = ""
     duration_s: float = 0.0
+
+
+@register
+class CancelBuild(Command):
+    """Stop build ``build_id`` (its deployment was cancelled or failed while building): git and the Docker
+    build are killed, what the build made is removed, and the builder answers with ``evt.build.cancelled``.
+    A build that has not started never starts; one that already finished is left as it is, except that an
+    image it tagged for the cancelled deployment is untagged."""
+
+    TYPE = "cmd.build.cancel"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("builder",)
+    build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    deployment_id: str = Id
+    reason: str = Field(default="cancelled", max_length=500)
+
+
+@register
+class BuildCancelled(Event):
+    """The build was stopped before its end by ``cmd.build.cancel``; no image of it is left."""
+
+    TYPE = "evt.build.cancelled"
+    PRODUCERS = ("builder",)
+    CONSUMERS = ("scheduler",)
+    build_id: str
+    deployment_id: str
+    application_id: str = ""
+    reason: str = Field(default="", max_length=500)
+    duration_s: float = 0.0
