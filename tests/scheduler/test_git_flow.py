@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import pytest
 
@@ -100,3 +101,41 @@ async def test_git_repository_to_live_url_and_redeploy(platform, database, busyb
         ).stdout.split()
         if tags:
             subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True)
+
+
+async def test_cancelling_a_deployment_stops_its_build(platform, database, busybox, app_id, unique, tmp_path):
+    from tests.builder.test_cancel import processes_with, wait_for
+
+    marker = f"mk{unique}dep"
+    builder = await start_builder(platform.nats_url, database, tmp_path / "builder", allow_local_git=True)
+    name = f"c{unique}"
+    try:
+        repo = tmp_path / "repo"
+        make_repo(repo, {"Dockerfile": f"FROM {busybox}\nRUN sleep 300 && echo {marker}\n"})
+        dep = await platform.deploy(app_id, app(name, str(repo), f"web-{name}.localhost"))
+        await platform.wait(dep, ("evt.deployment.progressed",), step="build requested")
+        await wait_for(lambda: processes_with(marker), 120, "the slow RUN step")
+        t0 = time.monotonic()
+        await platform.cancel(dep)
+        cancelled = await platform.wait(dep, timeout=10)
+        ended = time.monotonic() - t0
+        assert cancelled["type"] == "evt.deployment.cancelled", cancelled
+        assert cancelled["data"]["cancelled_in"] == "building"
+        stopped = await wait_for(lambda: not processes_with(marker), 10, "the build's end")
+        await wait_for(
+            lambda: any(
+                e["type"] == "evt.build.cancelled" and e["data"]["deployment_id"] == dep for e in builder.events
+            ),
+            10,
+            "the builder's answer",
+        )
+        assert ended < 5.0 and ended + stopped < 5.0, (ended, stopped)
+        assert not [e for e in builder.events if e["type"] == "evt.build.succeeded"]
+        images = subprocess.run(
+            ["docker", "images", "-q", f"berth/{name}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert images == [] and containers_of(app_id) == []
+        assert any(line == "build cancelled: cancelled by user" for line in builder.lines(dep))
+        print(f"\nMEASURED cancel while building: deployment cancelled {ended:.2f}s, build gone {ended + stopped:.2f}s")
+    finally:
+        await stop_builder(builder)

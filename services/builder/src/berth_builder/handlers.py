@@ -1,9 +1,14 @@
-"""Handlers of the builder service: ``cmd.build.start``.
+"""Handlers of the builder service: ``cmd.build.start`` and ``cmd.build.cancel``.
 
 At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
 result is emitted again, nothing is rebuilt), running here (wait for it), running elsewhere with a fresh
 heartbeat (wait, then take over if it goes stale) or free (claim it). The build runs outside any
 transaction; its result is recorded and emitted through ``berth_common.db.idempotent`` (the outbox).
+
+A cancel stops the build's task: the git process group is killed, the Docker build request is closed
+(the engine stops the build, BuildKit or legacy), what the build tagged or labelled is removed, and the
+build ends ``cancelled`` with ``evt.build.cancelled``. The request is recorded first, so a build running
+in another builder process stops within ``BERTH_CANCEL_POLL_S`` and one not started yet never starts.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from berth_builder.adapters.docker import DockerUnavailable
 from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
-from berth_builder.pipeline import Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
+from berth_builder.pipeline import Cancelled, Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
 from berth_builder.settings import BuilderSettings
 from berth_common.bus import Bus, Delivery, TransientError, derived_id
-from berth_common.catalogue import BuildFailed, BuildSucceeded, LogLine, StartBuild
+from berth_common.catalogue import BuildCancelled, BuildFailed, BuildSucceeded, CancelBuild, LogLine, StartBuild
 from berth_common.db import Unit, idempotent
 from berth_common.logging import get_logger
 
@@ -69,6 +74,8 @@ class BuildHandler:
         self.sessionmaker = sessionmaker
         self.slots = asyncio.Semaphore(settings.max_concurrent_builds)
         self.active: dict[str, asyncio.Event] = {}
+        self.running: dict[str, asyncio.Task[Outcome]] = {}  # build id -> the work that a cancel stops
+        self.cancel_reasons: dict[str, str] = {}
 
     async def on_start_build(self, cmd: StartBuild, delivery: Delivery) -> None:
         started = time.monotonic()
@@ -87,6 +94,11 @@ class BuildHandler:
             if state == "finished":
                 log.info("build already finished, emitting its result again", build_id=cmd.build_id, status=row.status)
                 await self._emit(cmd, delivery, row, replay=True)
+                return
+            if state == "cancelled":
+                reason = await self.repo.cancel_reason(cmd.build_id) or "cancelled"
+                await self._record(cmd, delivery, Cancelled(reason), round(time.monotonic() - started, 3))
+                log.info("build cancelled before it started", build_id=cmd.build_id)
                 return
             if state == "claimed":
                 break
@@ -110,6 +122,8 @@ class BuildHandler:
             self.active.pop(cmd.build_id, None)
         duration = round(time.monotonic() - started, 3)
         result = await self._record(cmd, delivery, outcome, duration)
+        if isinstance(outcome, Succeeded) and await self.repo.cancel_reason(cmd.build_id) is not None:
+            await self.pipeline.docker.untag(cmd.image_tag)  # cancelled just as it finished: nobody wants it
         log.info("build finished", build_id=cmd.build_id, status=result.status, seconds=duration, reused=result.reused)
 
     async def _build(self, cmd: StartBuild, delivery: Delivery, attempt: int) -> Outcome:
@@ -120,21 +134,75 @@ class BuildHandler:
             await say(f"rejected: {exc}")
             return Failed("source", f"invalid {exc.field}: {exc.why}")
         beat = asyncio.create_task(self._heartbeat(cmd.build_id, delivery))
-        try:
+
+        async def work() -> Outcome:
             if self.slots.locked():
                 await say("waiting for a build slot (BERTH_MAX_CONCURRENT_BUILDS)")
             async with self.slots:
-                outcome = await self.pipeline.run(cmd, say, inputs)
+                return await self.pipeline.run(cmd, say, inputs)
+
+        task = asyncio.create_task(work(), name=f"build:{cmd.build_id}")
+        self.running[cmd.build_id] = task
+        watch = asyncio.create_task(self._watch_cancel(cmd.build_id, task))
+        try:
+            outcome = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the service itself is stopping: the build is released, not cancelled
+            outcome = await self._stopped(cmd, say)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beat
+            self.running.pop(cmd.build_id, None)
+            for t in (beat, watch):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        if isinstance(outcome, Cancelled):
+            return outcome
         if isinstance(outcome, Failed):
             for line in outcome.reason.splitlines()[:1]:
                 await say(f"build failed: {line}")
         else:
             await say(f"built {cmd.image_tag} = {outcome.image_id}" + (" (reused)" if outcome.reused else ""))
         return outcome
+
+    async def _stopped(self, cmd: StartBuild, say: BuildLog) -> Cancelled:
+        """The build was cancelled (git and the Docker build went with its task): remove what it made."""
+        reason = self.cancel_reasons.pop(cmd.build_id, "cancelled")
+        removed: list[str] = []
+        try:
+            removed = await self.pipeline.docker.remove_build(cmd.build_id, cmd.image_tag)
+        except Exception as exc:  # recorded as cancelled all the same; the image is pruned later
+            log.warning("could not remove what a cancelled build left", build_id=cmd.build_id, error=str(exc))
+        await say(f"build cancelled: {reason}" + (f" (removed {', '.join(removed)})" if removed else ""))
+        return Cancelled(reason, tuple(removed))
+
+    async def _watch_cancel(self, build_id: str, task: asyncio.Task[Outcome]) -> None:
+        """Stop the build when another builder process recorded a cancel request for it."""
+        while not task.done():
+            await asyncio.sleep(self.settings.cancel_poll_s)
+            with contextlib.suppress(Exception):
+                reason = await self.repo.cancel_reason(build_id)
+                if reason is not None and not task.done():
+                    self.cancel_reasons[build_id] = reason
+                    task.cancel()
+                    return
+
+    async def on_cancel_build(self, cmd: CancelBuild, delivery: Delivery) -> None:
+        """Record the request (a start command still to come never builds; another process running the build
+        sees it within ``cancel_poll_s``) and stop the build if it runs here. A build already finished for
+        the cancelled deployment keeps its result; the image it tagged for that deployment is untagged."""
+        reason = cmd.reason or "cancelled"
+        row = await self.repo.request_cancel(cmd.build_id, cmd.deployment_id, reason)
+        task = self.running.get(cmd.build_id)
+        if task is not None and not task.done():
+            self.cancel_reasons[cmd.build_id] = reason
+            task.cancel()
+            log.info("build cancel requested", build_id=cmd.build_id, reason=reason)
+        elif row is not None and row.status == "succeeded":
+            if await self.pipeline.docker.image_id(row.image_tag) == row.image_id:
+                await self.pipeline.docker.untag(row.image_tag)
+            log.info("build had finished: its tag for the cancelled deployment removed", build_id=cmd.build_id)
 
     async def _heartbeat(self, build_id: str, delivery: Delivery) -> None:
         while True:
@@ -146,8 +214,10 @@ class BuildHandler:
 
     async def _record(self, cmd: StartBuild, delivery: Delivery, outcome: Outcome, duration: float) -> BuildRow:
         redact = Redactor(secrets_of(cmd))
-        if isinstance(outcome, Succeeded):
-            values: dict[str, Any] = {
+        if isinstance(outcome, Cancelled):
+            values: dict[str, Any] = {"status": "cancelled", "stage": "cancelled", "reason": redact(outcome.reason)}
+        elif isinstance(outcome, Succeeded):
+            values = {
                 "status": "succeeded",
                 "image_id": outcome.image_id,
                 "commit": outcome.commit,
@@ -189,8 +259,14 @@ class BuildHandler:
         await idempotent(self.bus, self.sessionmaker, body)(cmd, delivery)
 
 
-def _event(cmd: StartBuild, v: dict[str, Any], image: str | None = None) -> BuildSucceeded | BuildFailed:
+def _event(
+    cmd: StartBuild, v: dict[str, Any], image: str | None = None
+) -> BuildSucceeded | BuildFailed | BuildCancelled:
     common = {"build_id": cmd.build_id, "deployment_id": cmd.deployment_id, "application_id": cmd.application_id}
+    if v["status"] == "cancelled":
+        return BuildCancelled(
+            **common, reason=(v.get("reason") or "cancelled")[:500], duration_s=float(v.get("duration_s") or 0.0)
+        )
     if v["status"] == "succeeded":
         return BuildSucceeded(
             **common,

@@ -62,7 +62,15 @@ class Failed:
     commit: str = ""
 
 
-Outcome = Succeeded | Failed
+@dataclass(frozen=True)
+class Cancelled:
+    """Stopped by ``cmd.build.cancel`` (the handler's outcome; the pipeline itself is simply cancelled)."""
+
+    reason: str
+    removed: tuple[str, ...] = ()
+
+
+Outcome = Succeeded | Failed | Cancelled
 
 
 @dataclass(frozen=True)

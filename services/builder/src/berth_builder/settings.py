@@ -32,6 +32,8 @@ class BuilderSettings(BaseServiceSettings):
     workspace_dir: Path | None = None  # default: <data_dir>/builds
     heartbeat_s: float = Field(default=10.0, gt=0)
     stale_after_s: float = Field(default=30.0, gt=0)  # a running build without heartbeat is taken over
+    # how often a running build looks for a cancel request recorded by another builder process
+    cancel_poll_s: float = Field(default=1.0, gt=0)
 
     @field_validator("image_map")
     @classmethod

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from berth_common.bus import PermanentError, TransientError
 from berth_common.catalogue import (
+    BuildCancelled,
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
@@ -152,6 +153,11 @@ class DeploymentHandlers:
             await apply(unit, self.sealer, msg.deployment_id, machine.BuildFailed(reason), time.time())
         except RefusedError as exc:
             log.info("late build failure ignored", deployment_id=msg.deployment_id, detail=str(exc))
+
+    async def on_build_cancelled(self, msg: BuildCancelled, unit: Unit) -> None:
+        """The builder stopped a build this scheduler asked it to stop: nothing left to change (the deployment
+        was cancelled or failed when the cancel was sent); recorded for the logs."""
+        log.info("build stopped", deployment_id=msg.deployment_id, build_id=msg.build_id, seconds=msg.duration_s)
 
     async def on_route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
         reason = None if msg.live else "the change was written but Traefik does not show it live"

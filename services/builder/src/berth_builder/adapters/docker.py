@@ -68,6 +68,35 @@ class DockerClient:
             _raise_if_unreachable(exc)
             raise
 
+    async def untag(self, tag: str) -> bool:
+        """Remove ``tag`` (the image goes with its last tag unless a container uses it); False if absent."""
+        try:
+            await self.docker.images.delete(tag, force=False, noprune=False)
+            return True
+        except aiodocker.DockerError as exc:
+            if exc.status in (404, 409):
+                return False
+            _raise_if_unreachable(exc)
+            raise
+
+    async def remove_build(self, build_id: str, tag: str) -> list[str]:
+        """Remove what a stopped build left: images labelled with its build id (they are its own: an image
+        reused from another build carries that build's id), then ``tag`` if it still names an image. What
+        was removed (image ids, the tag)."""
+        removed: list[str] = []
+        try:
+            found = await self.docker.images.list(filters={"label": [f"berth.build={build_id}"]})
+            for image in found:
+                await self.docker.images.delete(str(image["Id"]), force=True)
+                removed.append(str(image["Id"]))
+            if await self.untag(tag):
+                removed.append(tag)
+        except aiodocker.DockerError as exc:
+            if exc.status not in (404, 409):  # gone already, or in use by a container: left alone
+                _raise_if_unreachable(exc)
+                raise
+        return removed
+
     async def build(
         self,
         request: BuildRequest,

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth_builder.adapters.tables import builds
+from berth_builder.adapters.tables import builds, cancels
 
-Claim = Literal["claimed", "finished", "busy"]
+Claim = Literal["claimed", "finished", "busy", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,12 @@ class BuildRepo:
                     .with_for_update()
                 )
             ).one()
-            if row.status in ("succeeded", "failed"):
+            if row.status in FINISHED:
                 return "finished", BuildRow.from_row(row)
             if row.status == "running" and not row.stale:
                 return "busy", BuildRow.from_row(row, stale=False)
+            if await _cancel_reason(s, values["build_id"]) is not None:
+                return "cancelled", BuildRow.from_row(row)  # cancelled before it started: it never does
             updated = (
                 await s.execute(
                     sa.update(builds)
@@ -108,6 +111,21 @@ class BuildRepo:
                 .values(status="retrying")
             )
 
+    async def request_cancel(self, build_id: str, deployment_id: str, reason: str) -> BuildRow | None:
+        """Record that ``build_id`` is to be stopped (kept for a start command still to come, or for the
+        process running it); the build as it stands, if known."""
+        async with self.sessionmaker() as s, s.begin():
+            await s.execute(
+                insert(cancels)
+                .values(build_id=build_id, deployment_id=deployment_id, reason=reason)
+                .on_conflict_do_nothing()
+            )
+        return await self.get(build_id)
+
+    async def cancel_reason(self, build_id: str) -> str | None:
+        async with self.sessionmaker() as s:
+            return await _cancel_reason(s, build_id)
+
     async def set_commit(self, build_id: str, commit: str, cache_key: str) -> None:
         async with self.sessionmaker() as s, s.begin():
             await s.execute(
@@ -135,3 +153,8 @@ async def record_result(session: AsyncSession, build_id: str, values: dict[str, 
     await session.execute(
         sa.update(builds).where(builds.c.build_id == build_id).values(finished_at=sa.func.now(), **values)
     )
+
+
+async def _cancel_reason(session: AsyncSession, build_id: str) -> str | None:
+    reason = (await session.execute(sa.select(cancels.c.reason).where(cancels.c.build_id == build_id))).scalar()
+    return None if reason is None else str(reason)

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-BUILD_STATUSES = ("running", "retrying", "succeeded", "failed")
+BUILD_STATUSES = ("running", "retrying", "succeeded", "failed", "cancelled")
 
 builds = sa.Table(
     "builds",
@@ -30,4 +30,15 @@ builds = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# A cancel request (``cmd.build.cancel``) for a build that may run in another builder process, or whose
+# start command has not arrived yet: the process running it looks here every second, a claim refuses it.
+cancels = sa.Table(
+    "cancels",
+    metadata,
+    sa.Column("build_id", sa.String(64), primary_key=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth_builder.handlers import BuildHandler
-from berth_common.catalogue import StartBuild
+from berth_common.catalogue import CancelBuild, StartBuild
 from berth_common.runtime import Context
 
 
@@ -12,3 +12,5 @@ async def register(ctx: Context, handler: BuildHandler, consumers: int) -> None:
     time: a build never waits in a fetched batch (where its ack deadline would run) behind another."""
     for _ in range(consumers):
         await ctx.bus.consume(StartBuild, handler.on_start_build, batch=1)
+    # cancels never wait behind builds: their own consumer, handled at once (recording a request is idempotent)
+    await ctx.bus.consume(CancelBuild, handler.on_cancel_build)

@@ -7,6 +7,7 @@ from typing import Any
 
 from berth_common.bus import Delivery
 from berth_common.catalogue import (
+    BuildCancelled,
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
@@ -75,6 +76,7 @@ async def register_deployments(
     await bus.consume(CancelDeployment, _then(rt, h.on_cancel, cancelled))
     await bus.consume(BuildSucceeded, _then(rt, h.on_build_succeeded, wake))
     await bus.consume(BuildFailed, _then(rt, h.on_build_failed, wake))
+    await bus.consume(BuildCancelled, _then(rt, h.on_build_cancelled, wake))
     await bus.consume(RoutesApplied, _then(rt, h.on_route_applied, wake))
     await bus.consume(RouteRemoved, _then(rt, h.on_route_removed, wake))
     await bus.consume(RouteFailed, _then(rt, h.on_route_failed, wake))

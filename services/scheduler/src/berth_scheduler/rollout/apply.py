@@ -11,6 +11,7 @@ from typing import Any
 
 from berth_common import sealing
 from berth_common.catalogue import (
+    CancelBuild,
     DeploymentCancelled,
     DeploymentFailed,
     DeploymentProgressed,
@@ -109,6 +110,12 @@ async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list
     if after.state == State.BUILDING and before.state != State.BUILDING:
         cmd = start_build_command(row, sealer)
         await unit.emit(cmd, id=f"build-{row.build_id}")
+    if _stops_build(before, after, inputs) and row.build_id:
+        reason = after.abort.reason if after.abort else "cancelled"
+        cancel = CancelBuild(
+            build_id=row.build_id, deployment_id=row.id, reason=names.redact(reason, secrets_of(sealer, row))[:500]
+        )
+        await unit.emit(cancel, id=f"build-{row.build_id}-cancel")
     if after.state == State.STARTING and before.state != State.STARTING:
         await record_replicas(unit, sealer, row)
     log.info(
@@ -119,6 +126,17 @@ async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list
         aborting=after.abort is not None,
     )
     return after
+
+
+def _stops_build(before: Rollout, after: Rollout, inputs: list[Input]) -> bool:
+    """A deployment cancelled or failed while its build runs: the builder is told to stop it (a build that
+    failed or succeeded on its own needs no telling)."""
+    return (
+        before.state == State.BUILDING
+        and before.abort is None
+        and after.abort is not None
+        and any(isinstance(i, machine.Cancel | machine.Fail) for i in inputs)
+    )
 
 
 async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
