@@ -137,3 +137,67 @@ async def test_git_to_live_url_redeploy_and_rollback(platform, tmp_path: Path):
     finally:
         await api.aclose()
         await proxy.aclose()
+
+
+async def test_cancel_through_the_api_stops_the_build(platform, tmp_path: Path):
+    """POST /v1/deployments/{id}/cancel while the build runs: the deployment ends cancelled within seconds, the
+    build's process is gone, and no image or container of it is left."""
+    import psutil
+
+    base = busybox_image()
+    marker = f"e2e-cancel-{tmp_path.name[-12:]}"
+    repo = tmp_path / "slow"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "Dockerfile").write_text(f"FROM {base}\nRUN sleep 300 && echo {marker}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "slow")
+
+    def building() -> bool:
+        return any(marker in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+
+    token = platform.paths.admin_token.read_text().strip()
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    try:
+        r = await api.post("/v1/projects", json={"name": "slow"})
+        env_id = r.json()["environments"][0]["id"]
+        r = await api.post(
+            f"/v1/environments/{env_id}/applications",
+            json={
+                "name": "slowapp",
+                "source": {"kind": "git", "repository": str(repo), "branch": "main"},
+                "services": [{"kind": "web", "name": "web", "port": 8080, "health_path": "/"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        app = r.json()
+        r = await api.post(f"/v1/applications/{app['id']}/deployments", json={})
+        dep_id = r.json()["id"]
+        deadline = time.monotonic() + 120
+        while not building():
+            assert time.monotonic() < deadline, "the build's slow step never started"
+            await asyncio.sleep(0.1)
+        t0 = time.monotonic()
+        r = await api.post(f"/v1/deployments/{dep_id}/cancel", json={"reason": "not this one"})
+        assert r.status_code == 202, r.text
+        dep = await wait_deployment(api, dep_id, timeout=15)
+        took = time.monotonic() - t0
+        assert dep["status"] == "cancelled", dep
+        while building():
+            assert time.monotonic() - t0 < 10, "the build still runs"
+            await asyncio.sleep(0.1)
+        assert took < 5.0, took
+        leftovers = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=berth.app={app['id']}"], capture_output=True, text=True
+        ).stdout.split()
+        images = subprocess.run(
+            ["docker", "images", "-q", "--filter", f"label=berth.deployment={dep_id}"], capture_output=True, text=True
+        ).stdout.split()
+        assert leftovers == [] and images == []
+        logs = (await api.get(f"/v1/deployments/{dep_id}/logs")).text
+        assert "build cancelled: not this one" in logs, logs[-2000:]
+        print(f"\nMEASURED cancel through the API while building: cancelled after {took:.2f}s")
+    finally:
+        await api.aclose()
