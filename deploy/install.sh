@@ -44,7 +44,7 @@ if [ ! -x .venv/bin/uv ]; then .venv/bin/python -m pip install -q --disable-pip-
 stamp=.venv/.berth-installed
 if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ -n "$(find . -name pyproject.toml -newer "$stamp" -not -path './.venv/*' | head -1)" ]; then
   say "installing the workspace (requirements.lock)"
-  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q -r requirements.lock
+  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q --compile-bytecode -r requirements.lock
   touch "$stamp"
 fi
 

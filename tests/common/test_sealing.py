@@ -281,3 +281,15 @@ def test_the_runtime_configures_the_key_from_the_settings(monkeypatch):
         assert len(sealing.keyring().keys) == 3
     finally:
         sealing.install(before)
+
+
+def test_the_key_derivation_equals_cryptographys_hkdf():
+    """derive_key is RFC 5869 HKDF-SHA256 written with the standard library: the same key as cryptography's."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for secret in ("x", SECRET_KEY, "gr\u00fc\u00dfe" * 40):
+        expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"berth sealing v1").derive(
+            secret.encode()
+        )
+        assert sealing.derive_key(secret) == expected

@@ -19,15 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PREFIX = "sealed:v1:"
 HKDF_INFO = b"berth sealing v1"
@@ -53,7 +49,10 @@ def derive_key(secret_key: str) -> bytes:
     """The 32-byte AES key derived from a secret key (HKDF-SHA256, no salt, info ``berth sealing v1``)."""
     if not secret_key:
         raise ValueError("the secret key is empty")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(secret_key.encode())
+    # RFC 5869 with the standard library (cryptography's HKDF gives the same key; tests/common checks it):
+    # extract with an all-zero salt, then one expand block (32 bytes is one SHA-256 output).
+    prk = hmac.new(b"\x00" * 32, secret_key.encode(), hashlib.sha256).digest()
+    return hmac.new(prk, HKDF_INFO + b"\x01", hashlib.sha256).digest()
 
 
 def key_id_of(key: bytes) -> str:
@@ -109,6 +108,8 @@ class Keyring:
         return f"Keyring(current={self.current!r}, keys={len(self.keys)})"
 
     def seal(self, plaintext: str, aad: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # loaded on first use: 6 MB resident
+
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(self.keys[self.current]).encrypt(nonce, plaintext.encode(), aad.encode())
         body = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
@@ -125,6 +126,9 @@ class Keyring:
                 f"sealed with key {kid}, which is not configured here (BERTH_SECRET_KEY changed without keeping "
                 "the previous one)"
             )
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             plain = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad.encode())
         except InvalidTag:
