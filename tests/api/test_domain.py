@@ -114,11 +114,11 @@ def test_good_paths_are_kept_exactly(path):
     assert names.relative_path(path) == path
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["..", "../x", "a/../../x", "a/..", "/etc", "a\\b", "-x", "a/-b", "a\nb", "x" * 2000]
-    + [".", "a/b/", "./a", "a/./b", "a//b", "file:///etc/passwd"],
-)
+BAD_PATHS = ["..", "../x", "a/../../x", "a/..", "/etc", "a\\b", "-x", "a/-b", "a\nb", "x" * 2000]
+NOT_NORMAL = [".", "a/b/", "./a", "a/./b", "a//b", "file:///etc/passwd"]  # refused, never rewritten
+
+
+@pytest.mark.parametrize("path", [*BAD_PATHS, *NOT_NORMAL])
 def test_bad_paths(path):
     with pytest.raises(ValueError):
         names.relative_path(path)
