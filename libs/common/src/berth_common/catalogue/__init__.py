@@ -6,6 +6,7 @@ NATS request/reply on ``rpc.<service>.<name>``. The AsyncAPI document is generat
 One module per area; everything is re-exported here, so ``from berth_common.catalogue import X`` works.
 """
 
+from berth_common.catalogue.applications import *  # noqa: F403
 from berth_common.catalogue.base import *  # noqa: F403
 from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Query, model_for, register
 from berth_common.catalogue.builds import *  # noqa: F403
