@@ -1,5 +1,6 @@
-"""A small stand-in for the scheduler on the real bus: it takes the deployment commands off the work queue,
-answers with the scheduler's events and log lines when a test tells it to, and can serve replicas queries.
+"""A small stand-in for the scheduler on the real bus: it takes the deployment and application-removal commands
+off the work queue, answers with the scheduler's events and log lines when a test tells it to, and can serve
+replicas queries.
 
 The real scheduler is tested on its own; this double lets the api's tests drive every event order they need.
 """
@@ -18,6 +19,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from berth_common.bus import Bus
 from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import (
+    ApplicationRemovalFailed,
+    ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
     DeploymentFailed,
@@ -28,6 +31,12 @@ from berth_common.catalogue import (
     ReplicaStatus,
 )
 from berth_common.envelope import Envelope, new_id
+
+SUBJECTS = ("cmd.deployment.start", "cmd.deployment.cancel", "cmd.application.remove")
+
+
+def durable(subject: str) -> str:
+    return "double--" + subject.replace(".", "_")
 
 
 @dataclass
@@ -56,8 +65,8 @@ class SchedulerDouble:
     async def start(self, *, serve_replicas: bool = False) -> SchedulerDouble:
         self.bus = Bus("scheduler", self.url)
         await self.bus.connect()
-        for subject in ("cmd.deployment.start", "cmd.deployment.cancel"):
-            name = "double--" + subject.replace(".", "_")
+        for subject in SUBJECTS:
+            name = durable(subject)
             await self.bus.js.add_consumer(
                 CMD_STREAM,
                 ConsumerConfig(name=name, durable_name=name, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT),
@@ -115,6 +124,22 @@ class SchedulerDouble:
                 await asyncio.wait_for(self.arrived.wait(), remaining)
         return self.of(subject)
 
+    async def settled(self, subject: str, timeout: float = 10.0) -> list[Received]:
+        """What arrived of ``subject`` once the stream has nothing more for the double (none pending, none
+        unacknowledged, every delivered one recorded): a count read after this is the stream's count."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            info = await self.bus.js.consumer_info(CMD_STREAM, durable(subject))
+            if (
+                info.num_pending == 0
+                and info.num_ack_pending == 0
+                and info.delivered.consumer_seq == len(self.of(subject))
+            ):
+                return self.of(subject)
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{subject}: the double's consumer did not settle: {info}")
+            await asyncio.sleep(0.05)
+
     # --- answering ---------------------------------------------------------------------------------
 
     async def progressed(
@@ -149,6 +174,21 @@ class SchedulerDouble:
             generated_dockerfile=dockerfile,
         )
         return (await self.bus.publish(event)).id
+
+    async def removed(self, app: str, team: str, *, id: str | None = None) -> str:
+        event = ApplicationRemoved(
+            application_id=app, team_id=team, routes_removed=1, containers_removed=2, images_removed=1, duration_s=0.4
+        )
+        return (await self.bus.publish(event, id=id)).id
+
+    async def removal_failed(self, app: str, team: str, reason: str, *, id: str | None = None) -> str:
+        event = ApplicationRemovalFailed(application_id=app, team_id=team, reason=reason)
+        return (await self.bus.publish(event, id=id)).id
+
+    async def answer_removal(self, command: Received, reason: str | None = None) -> str:
+        """Answer a ``cmd.application.remove``: removed, or removal_failed with ``reason``."""
+        app, team = command.data["application_id"], command.data["team_id"]
+        return await (self.removed(app, team) if reason is None else self.removal_failed(app, team, reason))
 
     async def log(self, dep: str, line: str, stream: str = "deploy") -> None:
         seq = self._log_seq.get(dep, 0)

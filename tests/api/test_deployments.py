@@ -229,8 +229,11 @@ async def test_failure_reason_is_recorded_and_redacted(client, members, schedule
     await scheduler.progressed(dep["id"], app["id"], "routing", "replicas ready")
     await asyncio.sleep(0.8)
     assert (await client.get(f"/v1/deployments/{dep['id']}", headers=members.viewer)).json()["state"] == "failed"
-    # A failed application with no live version may be deleted.
-    assert (await client.delete(f"/v1/applications/{app['id']}", headers=members.admin)).status_code == 204
+    # Deleting it goes through the scheduler (a failed deployment may have left an image): being removed.
+    r = await client.delete(f"/v1/applications/{app['id']}", headers=members.admin)
+    assert r.status_code == 202 and r.json()["state"] == "removing"
+    (remove,) = await scheduler.wait_for("cmd.application.remove")
+    assert remove.data["application_id"] == app["id"]
 
 
 async def test_cancel(client, members, scheduler):
@@ -319,8 +322,9 @@ async def test_rollback_runs_the_previous_image_without_a_build(client, members,
         ),
         422,
     )
-    # A deployed application keeps its containers: it cannot simply be deleted.
-    problem(await client.delete(f"/v1/applications/{aid}", headers=members.admin), 409)
+    # A deployed application is taken down by the scheduler (tests/api/test_application_removal.py).
+    r = await client.delete(f"/v1/applications/{aid}", headers=members.admin)
+    assert r.status_code == 202 and r.json()["state"] == "removing"
 
 
 async def test_live_version_replicas_and_a_silent_scheduler(client, members, scheduler):

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import identity as repo
 from berth_api.adapters.readpool import BatchedLookup, ReadPool
@@ -25,6 +26,8 @@ from berth_api.domain.identity import Principal, needs_touch, principal_for
 from berth_api.domain.status import PlatformStatus, ServiceStatus, summarise
 from berth_common.bus import Bus, ServiceUnavailableError
 from berth_common.catalogue import (
+    ApplicationRemovalFailed,
+    ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
     DeploymentFailed,
@@ -163,7 +166,7 @@ class DeploymentProjection:
 
     box: SecretBox
 
-    def _secrets(self, row: dict[str, Any]) -> list[str]:
+    def secrets_of(self, row: dict[str, Any]) -> list[str]:
         try:
             spec = open_spec(row["spec"], self.box.open_text, snapshot_aad(row["id"]))
         except Exception:  # an unreadable snapshot must not block the projection
@@ -179,7 +182,7 @@ class DeploymentProjection:
         if row is None:
             log.info("event for an unknown deployment ignored", deployment_id=msg.deployment_id, type=msg.TYPE)
             return
-        secrets = self._secrets(row)
+        secrets = self.secrets_of(row)
         step, detail = redact(msg.step, secrets), redact(msg.detail, secrets)
         new = projection.on_progressed(deployments_repo.projection_of(row), msg.state, step, detail, self._at(unit))
         if new is None:
@@ -192,7 +195,7 @@ class DeploymentProjection:
         if row is None:
             log.info("event for an unknown deployment ignored", deployment_id=deployment_id, state=state)
             return
-        reason = redact(reason, self._secrets(row)) if reason else None
+        reason = redact(reason, self.secrets_of(row)) if reason else None
         new = projection.on_terminal(deployments_repo.projection_of(row), state, reason, self._at(unit))
         if new is None:
             log.warning("conflicting end ignored", deployment_id=deployment_id, state=state, current=row["state"])
@@ -220,3 +223,50 @@ class DeploymentProjection:
         if not row["image"] and msg.image:
             values["image"] = msg.image
         await deployments_repo.update_fields(unit.session, msg.deployment_id, **values)
+
+
+# --- removing an application (the scheduler's answers to cmd.application.remove) ---------------------
+
+
+@dataclass
+class ApplicationRemoval:
+    """Applies the scheduler's answer to ``cmd.application.remove`` (each inside ``idempotent``).
+
+    ``removed``: the application's rows go (variables, host names, deployments: cascades), freeing its host
+    names; ``removal_failed``: it is ``active`` again, with the reason (redacted of the secret values of its
+    recent deployments) until the next ``DELETE``. An application already gone, of another team or not being
+    removed is left alone.
+    """
+
+    projection: DeploymentProjection
+
+    async def _removing(self, application_id: str, team_id: str, unit: Unit, what: str) -> dict[str, Any] | None:
+        """The application's row, locked, when it is being removed; else None (the event is ignored)."""
+        row = await apps_repo.get_application(unit.session, team_id, application_id, lock=True)
+        if row is None or row["state"] != "removing":
+            state = None if row is None else row["state"]
+            log.info("removal answer ignored", application_id=application_id, type=what, state=state)
+            return None
+        return row
+
+    async def on_removed(self, msg: ApplicationRemoved, unit: Unit) -> None:
+        if await self._removing(msg.application_id, msg.team_id, unit, msg.TYPE) is None:
+            return
+        await apps_repo.delete_application(unit.session, msg.application_id)
+        log.info(
+            "application removed",
+            application_id=msg.application_id,
+            routes=msg.routes_removed,
+            containers=msg.containers_removed,
+            images=msg.images_removed,
+            duration_s=msg.duration_s,
+        )
+
+    async def on_removal_failed(self, msg: ApplicationRemovalFailed, unit: Unit) -> None:
+        if await self._removing(msg.application_id, msg.team_id, unit, msg.TYPE) is None:
+            return
+        recent = await deployments_repo.list_deployments(unit.session, msg.team_id, msg.application_id, 5)
+        secrets = [value for row in recent for value in self.projection.secrets_of(row)]
+        reason = redact(msg.reason, secrets) or "the removal failed"
+        await apps_repo.set_state(unit.session, msg.application_id, "active", reason)
+        log.warning("application removal failed", application_id=msg.application_id, reason=reason)

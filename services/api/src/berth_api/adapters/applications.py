@@ -91,7 +91,7 @@ async def list_applications(
 # names aggregated per application, and how many match in all.
 PAGE_QUERY = """
 SELECT a.id, a.name, a.project_id, a.environment_id, e.name AS environment, a.config, a.created_at,
-       a.updated_at, count(*) OVER () AS total,
+       a.updated_at, a.state, a.removal_error, count(*) OVER () AS total,
        (SELECT coalesce(json_agg(json_build_array(v.kind, v.name, v.secret,
                                                   CASE WHEN v.secret THEN NULL ELSE v.value END)
                                  ORDER BY v.kind, v.position), '[]')
@@ -118,7 +118,8 @@ async def page_of(
         return [], total
     page: list[PageRow] = []
     for r in rows:
-        row = {k: r[k] for k in ("id", "name", "project_id", "environment_id", "environment", "created_at")}
+        keys = ("id", "name", "project_id", "environment_id", "environment", "created_at", "state", "removal_error")
+        row = {k: r[k] for k in keys}
         row["updated_at"], row["config"] = r["updated_at"], json.loads(r["config"])
         stored = [StoredVariable(k, n, secret, value, None) for k, n, secret, value in json.loads(r["variables"])]
         hosts = [HostRow(host, service, generated) for host, service, generated in json.loads(r["hosts"])]
@@ -138,17 +139,27 @@ async def delete_application(session: AsyncSession, application_id: str) -> None
     await session.execute(sa.delete(applications).where(applications.c.id == application_id))
 
 
-async def blocking_deployments(session: AsyncSession, application_id: str) -> int:
-    """Deployments that may have containers running: not finished, or succeeded."""
-    q = (
-        sa.select(sa.func.count())
-        .select_from(deployments)
-        .where(
-            deployments.c.application_id == application_id,
-            deployments.c.state.notin_(("failed", "cancelled")),
-        )
+async def set_state(session: AsyncSession, application_id: str, state: str, removal_error: str | None) -> None:
+    """``active`` | ``removing``; an UPDATE of the row, so the team's revision is bumped (api_0005)."""
+    await session.execute(
+        sa.update(applications)
+        .where(applications.c.id == application_id)
+        .values(state=state, removal_error=removal_error)
     )
-    return int((await session.execute(q)).scalar_one())
+
+
+async def removing_among(session: AsyncSession, application_ids: list[str]) -> set[str]:
+    """Which of the applications are being removed."""
+    if not application_ids:
+        return set()
+    q = sa.select(applications.c.id).where(applications.c.id.in_(application_ids), applications.c.state == "removing")
+    return {r.id for r in (await session.execute(q)).all()}
+
+
+async def has_deployments(session: AsyncSession, application_id: str) -> bool:
+    """Whether the application was ever deployed (whatever became of it: the scheduler may hold its images)."""
+    q = sa.select(sa.exists().where(deployments.c.application_id == application_id))
+    return bool((await session.execute(q)).scalar_one())
 
 
 # --- variables -------------------------------------------------------------------------------------

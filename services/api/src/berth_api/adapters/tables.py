@@ -89,7 +89,10 @@ applications = sa.Table(
     sa.Column("config", sa.JSON, nullable=False),  # source, services, limits, restart policy (no values)
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("state", sa.String(16), server_default=sa.text("'active'"), nullable=False),  # active | removing
+    sa.Column("removal_error", sa.Text, nullable=True),  # why the last removal failed (until the next DELETE)
     sa.UniqueConstraint("environment_id", "name", name="applications_environment_name"),
+    sa.CheckConstraint("state IN ('active', 'removing')", name="applications_state"),
 )
 
 variables = sa.Table(

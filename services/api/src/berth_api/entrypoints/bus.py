@@ -1,9 +1,12 @@
-"""Bus consumers of the api: the deployment projection (thin: each runs a handler idempotently)."""
+"""Bus consumers of the api: the deployment projection and the answers to removing an application (thin:
+each runs a handler idempotently)."""
 
 from __future__ import annotations
 
-from berth_api.handlers import DeploymentProjection
+from berth_api.handlers import ApplicationRemoval, DeploymentProjection
 from berth_common.catalogue import (
+    ApplicationRemovalFailed,
+    ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
     DeploymentFailed,
@@ -21,3 +24,6 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(DeploymentFailed, idempotent(bus, sm, projection.on_failed))
     await bus.consume(DeploymentCancelled, idempotent(bus, sm, projection.on_cancelled))
     await bus.consume(BuildSucceeded, idempotent(bus, sm, projection.on_build_succeeded))
+    removal = ApplicationRemoval(projection)
+    await bus.consume(ApplicationRemoved, idempotent(bus, sm, removal.on_removed))
+    await bus.consume(ApplicationRemovalFailed, idempotent(bus, sm, removal.on_removal_failed))

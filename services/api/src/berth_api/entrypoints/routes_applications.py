@@ -25,6 +25,7 @@ from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
 from berth_api.entrypoints.views import application_detail, application_out, list_page
 from berth_api.usecases import applications as uc
+from berth_api.usecases import removal
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["applications"])
 NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
@@ -167,7 +168,7 @@ async def get_application(
     "/applications/{application_id}",
     response_model=ApplicationOut,
     summary="Change an application (each field given replaces that field); applies at the next deployment",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, 409: problem_doc("A host name is taken, or the application is being removed")},
 )
 async def update_application(
     body: ApplicationUpdate,
@@ -192,14 +193,36 @@ async def update_application(
     return application_out(record)
 
 
+DELETE_DESCRIPTION = """An application that was never deployed is deleted at once (204). A deployed one (it may have
+containers, routes and images) is handed to the scheduler: it is marked `removing` and `cmd.application.remove`
+is sent in the same transaction; the answer is 202 with the application (`state: removing`). While it is being
+removed it is neither changed nor deployed (409). Once the scheduler removed its routes, containers and images
+it is gone (404) and its host names are free; if the scheduler could not, it is `active` again with
+`removal_error`. A DELETE while it is being removed answers 202 again and sends nothing more."""
+
+
 @router.delete(
     "/applications/{application_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete an application that was never deployed successfully and runs nothing",
-    responses={**NOT_FOUND, 409: problem_doc("It has a live version or a deployment in progress")},
+    summary="Delete an application; a deployed one is taken down by the scheduler first",
+    description=DELETE_DESCRIPTION,
+    responses={
+        202: {"model": ApplicationOut, "description": "Being removed: the scheduler takes it down"},
+        204: {"description": "Deleted (it was never deployed)"},
+        **NOT_FOUND,
+    },
 )
 async def delete_application(
-    request: Request, application_id: ApplicationId, principal: Principal = require_role("admin")
+    request: Request,
+    application_id: ApplicationId,
+    drain_grace_s: Annotated[
+        float | None,
+        Query(ge=0, le=3600, description="Seconds in-flight requests get to finish (default: the scheduler's)"),
+    ] = None,
+    principal: Principal = require_role("admin"),
 ) -> Response:
-    await uc.delete_application(deps(request), principal, application_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    record = await removal.remove_application(deps(request), principal, application_id, drain_grace_s)
+    if record is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    body = application_out(record).model_dump_json(by_alias=True)
+    return Response(body, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")

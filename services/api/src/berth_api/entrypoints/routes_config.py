@@ -40,6 +40,7 @@ from berth_api.usecases.configvars import DotenvImport, Scoped
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["configuration"])
 NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+APP_CHANGE: Responses = {**NOT_FOUND, 409: problem_doc("The application is being removed")}
 ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
 EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
 GroupId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -155,7 +156,7 @@ async def export_environment_variables(
     "/applications/{application_id}/variables/import",
     response_model=ApplicationVariables,
     summary="Import a .env file into an application's runtime variables or build args",
-    responses=NOT_FOUND,
+    responses=APP_CHANGE,
 )
 async def import_application_variables(
     body: DotenvImportIn,
@@ -202,7 +203,7 @@ async def application_groups(
     "/applications/{application_id}/env-groups/{group_id}",
     response_model=list[AttachedGroup],
     summary="Attach an environment group (it then wins over the groups attached before it)",
-    responses=NOT_FOUND,
+    responses=APP_CHANGE,
 )
 async def attach_group(
     request: Request,
@@ -218,7 +219,7 @@ async def attach_group(
     "/applications/{application_id}/env-groups/{group_id}",
     response_model=list[AttachedGroup],
     summary="Detach an environment group from an application (applies at its next deployment)",
-    responses=NOT_FOUND,
+    responses=APP_CHANGE,
 )
 async def detach_group(
     request: Request,

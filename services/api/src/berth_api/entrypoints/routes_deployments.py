@@ -30,7 +30,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
     response_model=DeploymentOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, 409: problem_doc("The application is being removed")},
 )
 async def start_deployment(
     request: Request,
@@ -64,7 +64,12 @@ async def list_deployments(
     response_model=DeploymentOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy a previous successful deployment's image again, without a build",
-    responses={**NOT_FOUND, 409: problem_doc("No earlier successful deployment, or the one named did not succeed")},
+    responses={
+        **NOT_FOUND,
+        409: problem_doc(
+            "No earlier successful deployment, the one named did not succeed, or the application is being removed"
+        ),
+    },
 )
 async def rollback(
     request: Request,

@@ -269,6 +269,9 @@ class RuntimeStatus(BaseModel):
     replicas: list[ReplicaOut] = Field(default_factory=list)
 
 
+ApplicationState = Literal["active", "removing"]
+
+
 class ApplicationOut(BaseModel):
     id: str
     name: str
@@ -283,6 +286,12 @@ class ApplicationOut(BaseModel):
     stop_timeout_s: int
     created_at: datetime
     updated_at: datetime
+    state: ApplicationState = Field(
+        description="`removing` from a DELETE of a deployed application until the scheduler took it down "
+        "(it is then gone) or could not (then `active` again, with `removal_error`); while removing it is "
+        "neither changed nor deployed"
+    )
+    removal_error: str | None = Field(description="Why the last removal failed, until the next DELETE")
 
 
 class ApplicationDetail(ApplicationOut):

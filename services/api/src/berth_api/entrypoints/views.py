@@ -88,6 +88,8 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
         "stop_timeout_s": cfg.get("stop_timeout_s", 10),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "state": row.get("state", "active"),
+        "removal_error": row.get("removal_error"),
     }
 
 

@@ -49,6 +49,20 @@ def application_missing(principal: Principal, application_id: str) -> ProblemErr
     return ProblemError(404, f"No application {application_id} in team {principal.team_name}.")
 
 
+REMOVING_SLUG = "application-removing"
+
+
+def refuse_if_removing(row: dict[str, Any]) -> None:
+    """An application being removed is neither changed nor deployed (409, type ``...:application-removing``)."""
+    if row.get("state") == "removing":
+        raise ProblemError(
+            409,
+            f"Application {row['id']} is being removed: it can be neither changed nor deployed.",
+            slug=REMOVING_SLUG,
+            title="Application being removed",
+        )
+
+
 def _check_source(deps: Deps, config: dict[str, Any]) -> None:
     source = config["source"]
     if source["kind"] == "git" and not deps.settings.allow_local_git:
@@ -212,6 +226,7 @@ async def _update(
         row = await repo.get_application(s, principal.team_id, application_id, lock=True)
         if row is None:
             raise application_missing(principal, application_id)
+        refuse_if_removing(row)
         config = {**row["config"], **changes}
         _check_source(deps, config)
         stored = (await repo.variables_of(s, [application_id]))[application_id]
@@ -233,21 +248,6 @@ async def _update(
         _check_spec(deps, row, stored, hosts)
     log.info("application updated", application_id=application_id, fields=sorted(changes))
     return AppRecord(row, stored, hosts)
-
-
-async def delete_application(deps: Deps, principal: Principal, application_id: str) -> None:
-    async with deps.sessionmaker() as s, s.begin():
-        row = await repo.get_application(s, principal.team_id, application_id, lock=True)
-        if row is None:
-            raise application_missing(principal, application_id)
-        if await repo.blocking_deployments(s, application_id):
-            raise ProblemError(
-                409,
-                "The application has a live version or a deployment in progress; its containers would be left "
-                "running. Removing a deployed application is not supported yet.",
-            )
-        await repo.delete_application(s, application_id)
-    log.info("application deleted", application_id=application_id)
 
 
 async def records(s: AsyncSession, rows: list[dict[str, Any]]) -> list[AppRecord]:

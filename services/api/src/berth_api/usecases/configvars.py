@@ -22,7 +22,7 @@ from berth_api.domain.applications import VariableInput, VariableKind
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, variables
-from berth_api.usecases.applications import application_missing
+from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_api.usecases.layers import inherited
 from berth_api.usecases.projects import environment_missing
 from berth_common.logging import get_logger
@@ -117,6 +117,7 @@ async def import_application(
         app = await apps_repo.get_application(s, principal.team_id, application_id, lock=True)
         if app is None:
             raise application_missing(principal, application_id)
+        refuse_if_removing(app)
         if imp.kind == "build" and app["config"]["source"]["kind"] != "git":
             raise invalid_field("/body/kind", "build args are for applications built from git")
         stored = (await apps_repo.variables_of(s, [application_id]))[application_id]

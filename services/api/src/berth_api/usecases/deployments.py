@@ -21,7 +21,13 @@ from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.usecases import Deps, layers
-from berth_api.usecases.applications import application_missing, build_spec, records, sync_hosts
+from berth_api.usecases.applications import (
+    application_missing,
+    build_spec,
+    records,
+    refuse_if_removing,
+    sync_hosts,
+)
 from berth_common.catalogue import (
     ApplicationSpec,
     CancelDeployment,
@@ -140,6 +146,7 @@ async def start_in(
     app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
     if app is None:
         raise application_missing(principal, application_id)
+    refuse_if_removing(app)
     spec = await _snapshot(deps, unit, app)
     return await _record(deps, unit, principal, app, spec, options)
 
@@ -166,6 +173,7 @@ async def rollback(
         app = await apps_repo.get_application(s, principal.team_id, application_id, lock=True)
         if app is None:
             raise application_missing(principal, application_id)
+        refuse_if_removing(app)
         if target_id is not None:
             target = await repo.get_deployment(s, principal.team_id, target_id)
             if target is None or target["application_id"] != application_id:

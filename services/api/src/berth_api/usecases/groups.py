@@ -21,7 +21,7 @@ from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, deployments
-from berth_api.usecases.applications import application_missing
+from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_api.usecases.configvars import DotenvImport, Scoped, export_text, import_scope, replace_scope
 from berth_common.catalogue import RolloutOptions
 from berth_common.db import Unit
@@ -110,13 +110,15 @@ async def delete_group(deps: Deps, principal: Principal, group_id: str) -> None:
 
 
 async def _redeploy(deps: Deps, unit: Unit, principal: Principal, row: dict[str, Any], apps: list[str]) -> list[str]:
-    """Start a deployment of every attached application with a live version (when the group opted in)."""
+    """Start a deployment of every attached application with a live version (when the group opted in), but
+    not of one being removed."""
     if not row["redeploy_on_change"] or not apps:
         return []
     live = await deployments_repo.live_of(unit.session, apps)
+    removing = await apps_repo.removing_among(unit.session, apps)
     started = []
     for app_id in apps:
-        if app_id in live:
+        if app_id in live and app_id not in removing:
             dep = await deployments.start_in(deps, unit, principal, app_id, RolloutOptions())
             started.append(str(dep["id"]))
     return started
@@ -165,8 +167,10 @@ async def _both(s: AsyncSession, principal: Principal, group_id: str, applicatio
     group = await repo.get_group(s, principal.team_id, group_id, lock=True)
     if group is None:
         raise group_missing(principal, group_id)
-    if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+    app = await apps_repo.get_application(s, principal.team_id, application_id)
+    if app is None:
         raise application_missing(principal, application_id)
+    refuse_if_removing(app)
     return group
 
 
