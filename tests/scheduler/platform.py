@@ -22,7 +22,7 @@ from typing import Any
 import nats
 
 from berth_common.bus import Bus
-from berth_common.catalogue import CancelDeployment, StartDeployment
+from berth_common.catalogue import CancelDeployment, RemoveApplication, StartDeployment
 from berth_common.runtime import serve
 from berth_scheduler.bootstrap import spec as scheduler_spec
 from berth_scheduler.settings import SchedulerSettings
@@ -74,6 +74,7 @@ class Platform:
 
         await self.nc.subscribe("evt.deployment.>", cb=on_evt)
         await self.nc.subscribe("log.>", cb=on_evt)
+        await self.nc.subscribe("evt.application.>", cb=on_evt)
         await self.proxy.start()
         await self.scheduler.start()
         self.api = Bus("api", self.nats_url)
@@ -109,6 +110,33 @@ class Platform:
     async def cancel(self, deployment_id: str) -> None:
         assert self.api is not None
         await self.api.publish(CancelDeployment(deployment_id=deployment_id))
+
+    async def remove(self, application_id: str, *, drain_grace_s: float | None = None, id: str | None = None) -> str:
+        """``cmd.application.remove`` as the api sends it; its message id."""
+        assert self.api is not None
+        msg_id = id or uuid.uuid4().hex
+        cmd = RemoveApplication(application_id=application_id, team_id="team-1", drain_grace_s=drain_grace_s)
+        await self.api.publish(cmd, id=msg_id)
+        return msg_id
+
+    def of_app(self, application_id: str) -> list[dict[str, Any]]:
+        """The ``evt.application.*`` events of ``application_id``, in arrival order."""
+        return [
+            e
+            for e in self.events
+            if e["type"].startswith("evt.application.") and e["data"].get("application_id") == application_id
+        ]
+
+    async def wait_app(self, application_id: str, count: int = 1, timeout: float = 60.0) -> dict[str, Any]:
+        """The ``count``-th ``evt.application.*`` event of ``application_id``."""
+        try:
+            async with self._changed:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: len(self.of_app(application_id)) >= count), timeout
+                )
+        except TimeoutError:
+            raise AssertionError(f"no application event #{count} for {application_id} within {timeout}s") from None
+        return self.of_app(application_id)[count - 1]
 
     def of(self, deployment_id: str, type_: str | None = None) -> list[dict[str, Any]]:
         return [

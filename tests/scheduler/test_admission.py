@@ -15,7 +15,7 @@ from berth_common.catalogue import StartDeployment
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.adapters.tables import containers, deployments, route_ops, routes
+from berth_scheduler.adapters.tables import containers, deployments, removals, route_ops, routes
 from berth_scheduler.handlers import DeploymentHandlers
 from berth_scheduler.settings import SchedulerSettings
 from tests.support.bus_helpers import prepare_schema
@@ -25,7 +25,7 @@ SCHEMA = "sched_admission"
 
 @pytest.fixture
 async def sessionmaker(database):
-    await prepare_schema(database, SCHEMA, deployments, containers, routes, route_ops)
+    await prepare_schema(database, SCHEMA, deployments, containers, routes, route_ops, removals)
     engine = make_engine(database, SCHEMA, pool_size=4)
     yield make_sessionmaker(engine)
     await engine.dispose()

@@ -23,6 +23,7 @@ from berth_common.catalogue import (
     DeploymentProgressed,
     ImageSource,
     PingService,
+    RemoveApplication,
     RouteFailed,
     RouteRemoved,
     RoutesApplied,
@@ -31,13 +32,14 @@ from berth_common.catalogue import (
 )
 from berth_common.db import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.tables import pings
-from berth_scheduler.domain import machine, names, queueing
+from berth_scheduler.domain import machine, names, queueing, removal
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
 from berth_scheduler.rollout.admission import admit_next, lock_application
 from berth_scheduler.rollout.apply import apply, emit_events, secrets_of
+from berth_scheduler.rollout.removal import cancel_deployments, record
 from berth_scheduler.settings import SchedulerSettings
 
 log = get_logger(__name__)
@@ -95,6 +97,10 @@ class DeploymentHandlers:
             log.info("deployment already known", deployment_id=msg.deployment_id)
             return
         await lock_application(unit, msg.application_id)
+        refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id))
+        if refusal is not None:  # ends failed at once, as a deployment that cannot start
+            await apply(unit, self.sealer, msg.deployment_id, machine.Fail(refusal), now)
+            return
         entries = await store.queue_of(unit.session, msg.application_id)
         me = queueing.QueueEntry(msg.deployment_id, State.QUEUED, seq)
         if msg.options.when_busy == "replace_queued":
@@ -111,6 +117,30 @@ class DeploymentHandlers:
         await emit_events(unit, r.deployment_id, "v0", [progressed], [])
         if self.admit_at_start and not ahead:  # the application is free: it starts in this transaction
             await admit_next(unit, self.sealer, msg.application_id, now, entries)
+
+    async def on_remove(self, msg: RemoveApplication, unit: Unit) -> list[str]:
+        """Record the removal (the application's rollout task carries it out) and cancel the deployments that
+        can still be cancelled; the ids of those the rollout task has to undo (to interrupt their step).
+
+        Already removed: answered removed again; being removed: nothing more to do; never seen (no
+        deployment, no route): removed at once with zero counts; failed before: a new attempt."""
+        app, now = msg.application_id, time.time()
+        await lock_application(unit, app)
+        previous = await removals.load(unit.session, app, lock=True)
+        if previous is not None and previous.phase == removal.Phase.REMOVED:
+            tag = unit.delivery.envelope.id if unit.delivery else uuid.uuid4().hex
+            await unit.emit(removal.removed_event(previous), id=f"{previous.deployment_id}-again-{tag}")
+            return []
+        if previous is not None and previous.active:
+            log.info("removal already in progress", application_id=app, phase=previous.phase.value)
+            return []
+        if not await removals.application_known(unit.session, app):
+            gone, event = removal.never_seen(app, msg.team_id, now, previous)
+            await record(unit, gone, [event])
+            return []
+        grace = msg.drain_grace_s if msg.drain_grace_s is not None else self.settings.drain_grace_s
+        await record(unit, removal.requested(app, msg.team_id, grace, now, previous), [])
+        return await cancel_deployments(unit, self.sealer, app, now)
 
     async def on_cancel(self, msg: CancelDeployment, unit: Unit) -> None:
         row = await store.load(unit.session, msg.deployment_id, lock=True)

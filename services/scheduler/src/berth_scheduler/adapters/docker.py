@@ -189,6 +189,13 @@ class DockerExecutor:
             for i in found
         ]
 
+    async def image_tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository`` on this server (``<repository>:<tag>``)."""
+        filters = {"reference": [repository]}
+        found = await self._call("list images", self.docker.images.list(filters=filters))
+        prefix = f"{repository}:"
+        return sorted({t for i in found for t in (i.get("RepoTags") or []) if t.startswith(prefix)})
+
     async def untag_image(self, tag: str) -> bool:
         """Remove one tag (the image goes with its last tag). False if an existing container still uses it."""
         try:

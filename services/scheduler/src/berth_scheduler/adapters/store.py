@@ -247,7 +247,12 @@ async def settle_op(s: AsyncSession, route_id: str, generation: int, ok: bool, r
         .where(route_ops.c.route_id == route_id, route_ops.c.generation == generation)
         .values(status="done" if ok else "failed", reason=reason)
     )
-    if ok:
+    if ok:  # unless a later generation of the route was confirmed first (answers of two commands crossed)
         hosts, ups = (op.hosts, op.upstreams) if op.kind == "apply" else ([], [])
-        await s.execute(sa.update(routes).where(routes.c.route_id == route_id).values(hosts=hosts, upstreams=ups))
+        newer = sa.exists().where(
+            route_ops.c.route_id == route_id, route_ops.c.generation > generation, route_ops.c.status == "done"
+        )
+        await s.execute(
+            sa.update(routes).where(routes.c.route_id == route_id, sa.not_(newer)).values(hosts=hosts, upstreams=ups)
+        )
     return op

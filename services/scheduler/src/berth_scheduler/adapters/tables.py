@@ -82,3 +82,26 @@ route_ops = sa.Table(
     sa.Column("status", sa.String(10), nullable=False, server_default="pending"),  # pending | done | failed
     sa.Column("reason", sa.Text, nullable=True),
 )
+
+# One row per application the api asked to take down: the persisted removal (``domain/removal.py``).
+removals = sa.Table(
+    "removals",
+    metadata,
+    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("phase", sa.String(20), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("drain_grace_s", sa.Float, nullable=False),
+    sa.Column("route_plan", sa.JSON, nullable=True),
+    sa.Column("deadline_at", sa.Float, nullable=True),
+    sa.Column("drain_until", sa.Float, nullable=True),
+    sa.Column("containers", sa.JSON, nullable=False),
+    sa.Column("images", sa.JSON, nullable=False),
+    sa.Column("routes_removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("containers_removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("images_removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+)

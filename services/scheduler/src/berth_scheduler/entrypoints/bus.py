@@ -13,6 +13,7 @@ from berth_common.catalogue import (
     CancelDeployment,
     Message,
     PingService,
+    RemoveApplication,
     ReplicasQuery,
     RouteFailed,
     RouteRemoved,
@@ -80,6 +81,20 @@ async def register_deployments(
     await bus.consume(RoutesApplied, _then(rt, h.on_route_applied, wake))
     await bus.consume(RouteRemoved, _then(rt, h.on_route_removed, wake))
     await bus.consume(RouteFailed, _then(rt, h.on_route_failed, wake))
+
+    async def remove(msg: RemoveApplication, delivery: Delivery) -> None:
+        """Record the removal; then interrupt the steps of the deployments it cancelled and wake the
+        application's rollout task, which carries the removal out."""
+
+        async def body(unit: Unit) -> list[str]:
+            return await h.on_remove(msg, unit)
+
+        cancelled = await rt.units.run(body, delivery=delivery)
+        for deployment_id in cancelled or []:
+            orchestrator.interrupt(deployment_id)
+        orchestrator.kick(msg.application_id)
+
+    await bus.consume(RemoveApplication, remove)
 
     async def replicas(data: dict[str, Any]) -> Any:
         return await replicas_of(rt, ReplicasQuery.model_validate(data).application_id)

@@ -17,7 +17,7 @@ import structlog
 
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import DockerUnavailableError
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
@@ -25,6 +25,7 @@ from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, St
 from berth_scheduler.rollout import steps
 from berth_scheduler.rollout.admission import admit_next, lock_application
 from berth_scheduler.rollout.leader import Leadership
+from berth_scheduler.rollout.removal import RemovalDriver
 from berth_scheduler.rollout.routing import RouteStepper
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.undo import Undo
@@ -51,6 +52,7 @@ class Orchestrator:
             State.STOPPING_OLD: steps.stop_old,
         }
         self._undo = Undo()
+        self._removal = RemovalDriver()
         self._leadership: Leadership | None = None
         self.sweep_s = 2.0
 
@@ -69,9 +71,9 @@ class Orchestrator:
         log.info("rollouts resumed", applications=len(apps))
 
     async def sweep(self) -> list[str]:
-        """Start a task for every application with unfinished deployments that has none."""
+        """Start a task for every application with unfinished deployments or removal that has none."""
         async with self.rt.sessionmaker() as s:
-            apps = await store.unfinished_applications(s)
+            apps = sorted({*await store.unfinished_applications(s), *await removals.active_applications(s)})
         for app in apps:
             task = self._tasks.get(app)
             if task is None or task.done():
@@ -158,6 +160,13 @@ class Orchestrator:
                     await asyncio.sleep(1.0)
                     continue
                 if found is None:
+                    try:  # the application is free: its removal, if one was asked for
+                        if await self._removal(self.rt, application_id, lambda t: self._wait(application_id, t)):
+                            continue
+                    except Exception as exc:
+                        log.warning("removal interrupted, resuming", application_id=application_id, error=str(exc))
+                        await asyncio.sleep(1.0)
+                        continue
                     if wake.is_set():
                         continue
                     return

@@ -7,7 +7,7 @@ again with the same generation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from berth_common.catalogue import ApplyRoutes, Message, RemoveRoute
 from berth_common.db.unit import Unit
@@ -23,6 +23,16 @@ log = get_logger(__name__)
 RESTORE_STEP = -1
 
 
+class RouteOwner(Protocol):
+    """What sends route commands: a deployment (``Rollout``) or an application's removal."""
+
+    @property
+    def deployment_id(self) -> str: ...
+
+    @property
+    def application_id(self) -> str: ...
+
+
 def command_for(op: RouteOp, generation: int) -> Message:
     if op.kind == "apply":
         return ApplyRoutes(
@@ -35,7 +45,7 @@ def op_of(row: Any) -> RouteOp:
     return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams))
 
 
-async def stage_step(unit: Unit, r: Rollout, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False) -> bool:
+async def stage_step(unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False) -> bool:
     """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already
     (``fresh``: the caller's transaction just made the plan, nothing of it can exist yet)."""
     if not fresh and await store.ops_of(unit.session, r.deployment_id, step):
@@ -57,7 +67,7 @@ async def send_step(rt: Runtime, r: Rollout, step: int, ops: tuple[RouteOp, ...]
     rt.sent_steps.add((r.deployment_id, step))
 
 
-async def resend_pending(rt: Runtime, r: Rollout, step: int) -> int:
+async def resend_pending(rt: Runtime, r: RouteOwner, step: int) -> int:
     """Publish again the unanswered commands of ``step`` (same generation): after a scheduler restart."""
     rows = [o for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
     for o in rows:
@@ -74,7 +84,7 @@ def verdict(rows: list[Any]) -> tuple[bool, str | None]:
     return all(o.status == "done" for o in rows) and bool(rows), None
 
 
-async def wait_step(rt: Runtime, r: Rollout, step: int, deadline: float, wait: Waiter) -> tuple[bool, str | None]:
+async def wait_step(rt: Runtime, r: RouteOwner, step: int, deadline: float, wait: Waiter) -> tuple[bool, str | None]:
     """Wait for proxy-sync's answers to ``step``: (confirmed, failure reason or None)."""
     while True:
         done, failure = verdict(await read(rt, store.ops_of, r.deployment_id, step))

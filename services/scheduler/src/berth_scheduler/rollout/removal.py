@@ -1,0 +1,213 @@
+"""Taking an application down, driven by the application's rollout task from the persisted removal.
+
+Each phase is done from the ``removals`` row, so a restart (or another scheduler taking over the
+rollouts) resumes it: cancelling waits for the application's deployments to end (the command's handler
+cancelled those it could; one past its switch finishes first), then one commit plans the route removals
+and stages their commands; routes wait for proxy-sync's confirmations (refused or not confirmed in time:
+the routes already removed are put back and the removal ends failed); draining waits out the grace
+period; stopping gives every container with the application's label SIGTERM, SIGKILL after its stop
+timeout, and removes it; images removes the tags of the application's builds (without force: an image
+another tag still uses is only untagged). The names found are recorded before they are removed, so the
+counts in ``evt.application.removed`` hold across a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from berth_common.db.unit import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters.sealing import Sealer
+from berth_scheduler.domain import machine, names, removal, retention
+from berth_scheduler.domain.machine import REVERSIBLE, State
+from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
+from berth_scheduler.domain.routing import restore_ops
+from berth_scheduler.rollout.admission import lock_application
+from berth_scheduler.rollout.apply import apply
+from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, stage_step, wait_step
+from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.rollout.steps import Waiter, read, write
+from berth_scheduler.rollout.units import emit_all
+
+log = get_logger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+async def record(unit: Unit, r: Removal, events: list[Any]) -> None:
+    """Save the removal and stage its events (ids derived from the attempt and version)."""
+    await removals.save(unit.session, r)
+    await emit_all(unit, [(e, f"{r.deployment_id}-v{r.version}-{i}", None) for i, e in enumerate(events)])
+
+
+async def cancel_deployments(unit: Unit, sealer: Sealer, application_id: str, now: float) -> list[str]:
+    """Cancel every unfinished deployment of the application that can still be cancelled (queued ones end
+    at once; those starting something are undone by the rollout task). The ids of the latter."""
+    running = []
+    for entry in await store.queue_of(unit.session, application_id):
+        row = await store.load(unit.session, entry.deployment_id, lock=True)
+        if row is None:
+            continue
+        r = store.rollout_of(row)
+        if r.terminal or r.abort is not None or r.state not in REVERSIBLE:
+            continue
+        await apply(unit, sealer, r.deployment_id, machine.Cancel(removal.BEING_REMOVED), now)
+        if r.state != State.QUEUED:
+            running.append(r.deployment_id)
+    return running
+
+
+async def transit(rt: Runtime, application_id: str, inp: removal.Input) -> Removal:
+    async def body(unit: Unit) -> Removal:
+        r = await removals.load(unit.session, application_id, lock=True)
+        if r is None:
+            raise RemovalRefusedError(f"no removal of {application_id}")
+        nxt, events = removal.transition(r, inp, rt.clock())
+        await record(unit, nxt, events)
+        log.info("removal transition", application_id=application_id, input=type(inp).__name__, phase=nxt.phase.value)
+        return nxt
+
+    result: Removal = await rt.units.run(body)
+    return result
+
+
+class RemovalDriver:
+    """Runs an application's removal; remembers which route steps it re-sent since this process started."""
+
+    def __init__(self) -> None:
+        self._resumed: set[tuple[str, int]] = set()
+
+    async def __call__(self, rt: Runtime, application_id: str, wait: Waiter) -> bool:
+        """Drive the application's active removal until it ends or has to wait for a deployment to end
+        (True), or do nothing (False: no active removal)."""
+        backoff = 0.5
+        drove = False
+        while True:
+            r = await read(rt, removals.load, application_id)
+            if r is None or not r.active:
+                return drove
+            drove = True
+            try:
+                if not await self._step(rt, r, wait):
+                    return True  # a deployment of the application has to end first
+                backoff = 0.5
+            except RemovalRefusedError as exc:
+                log.info("removal moved on", application_id=application_id, detail=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Docker or the database went away: try again from the persisted phase
+                log.warning("removal step failed, retrying", application_id=application_id, error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _step(self, rt: Runtime, r: Removal, wait: Waiter) -> bool:
+        match r.phase:
+            case Phase.CANCELLING:
+                return await self._plan(rt, r, wait)
+            case Phase.ROUTES:
+                await self._routes(rt, r, wait)
+            case Phase.RESTORING:
+                await self._restore(rt, r, wait)
+            case Phase.DRAINING:
+                remaining = (r.drain_until or 0.0) - rt.clock()
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
+                await transit(rt, r.application_id, removal.Drained())
+            case Phase.STOPPING:
+                await self._stop(rt, r)
+            case Phase.IMAGES:
+                await self._images(rt, r)
+        return True
+
+    async def _plan(self, rt: Runtime, r: Removal, wait: Waiter) -> bool:
+        """No unfinished deployment left: plan the route removals and stage their commands in one commit."""
+
+        async def body(unit: Unit) -> bool:
+            await lock_application(unit, r.application_id)
+            now = rt.clock()
+            await cancel_deployments(unit, rt.sealer, r.application_id, now)
+            if await store.queue_of(unit.session, r.application_id):
+                return False
+            current = await removals.load(unit.session, r.application_id, lock=True)
+            assert current is not None
+            routes = tuple(await store.routes_of(unit.session, r.application_id))
+            nxt, events = removal.transition(current, removal.RoutesPlanned(routes, rt.settings.route_timeout_s), now)
+            await record(unit, nxt, events)
+            if nxt.plan is not None and nxt.plan.steps:
+                await stage_step(unit, nxt, 0, nxt.plan.steps[0], fresh=True)
+            return True
+
+        planned: bool = await rt.units.run(body)
+        if planned:
+            self._resumed.add((r.deployment_id, 0))
+        else:
+            await wait(0.5)
+        return planned
+
+    async def _routes(self, rt: Runtime, r: Removal, wait: Waiter) -> None:
+        if (r.deployment_id, 0) not in self._resumed:
+            sent = await resend_pending(rt, r, 0)
+            log.info("route removals resumed", application_id=r.application_id, resent=sent)
+            self._resumed.add((r.deployment_id, 0))
+        deadline = r.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
+        done, failure = await wait_step(rt, r, 0, deadline, wait)
+        if done:
+            await transit(rt, r.application_id, removal.RoutesRemoved())
+            return
+        if failure is None:
+            pending = [o.route_id for o in await read(rt, store.ops_of, r.deployment_id, 0) if o.status == "pending"]
+            failure = (
+                f"route(s) {', '.join(pending)} not confirmed removed within {rt.settings.route_timeout_s:g}s "
+                "(is the proxy-sync service running and Traefik answering?)"
+            )
+        await transit(rt, r.application_id, removal.RoutesRefused(failure, rt.settings.route_timeout_s))
+
+    async def _restore(self, rt: Runtime, r: Removal, wait: Waiter) -> None:
+        """Put back every route this attempt touched, as it was; containers were not touched."""
+        assert r.plan is not None
+        touched = {o.route_id for o in await read(rt, store.ops_of, r.deployment_id, 0)}
+        note = ""
+        if touched:
+            ops = restore_ops(r.plan, touched)
+
+            async def body(unit: Unit) -> bool:
+                return await stage_step(unit, r, RESTORE_STEP, ops)
+
+            if await rt.units.run(body):
+                self._resumed.add((r.deployment_id, RESTORE_STEP))
+            elif (r.deployment_id, RESTORE_STEP) not in self._resumed:
+                await resend_pending(rt, r, RESTORE_STEP)
+                self._resumed.add((r.deployment_id, RESTORE_STEP))
+            deadline = r.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
+            done, failure = await wait_step(rt, r, RESTORE_STEP, deadline, wait)
+            note = "routes restored" if done else f"routes NOT confirmed restored ({failure or 'no answer'})"
+        await transit(rt, r.application_id, removal.Restored(note))
+
+    async def _stop(self, rt: Runtime, r: Removal) -> None:
+        found = await rt.docker.list_containers({names.LABEL_APP: r.application_id})
+        if any(c.name not in r.containers for c in found):
+            await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
+        await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
+        await asyncio.gather(*(rt.docker.remove(c.name) for c in found))
+        await write(rt, removals.forget_containers, r.application_id)
+        await transit(rt, r.application_id, removal.ContainersRemoved())
+        log.info("application containers removed", application_id=r.application_id, count=len(found))
+
+    async def _images(self, rt: Runtime, r: Removal) -> None:
+        built, app_names = await read(rt, removals.built_images, r.application_id)
+        repos = removal.repositories(app_names)
+        labelled = [
+            retention.BuiltImage(id=i, tags=t, deployment=labels.get(retention.IMAGE_LABEL_DEPLOYMENT))
+            for i, t, labels in await rt.docker.list_images({retention.IMAGE_LABEL_APPLICATION: r.application_id})
+        ]
+        present = [t for repo in sorted(repos) for t in await rt.docker.image_tags(repo)]
+        tags = removal.images_to_remove(labelled, built, present, repos)
+        if any(t not in r.images for t in tags):
+            r = await transit(rt, r.application_id, removal.ImagesFound(tuple(tags)))
+        kept = []
+        for tag in r.images:
+            if not await rt.docker.untag_image(tag):  # a container outside the application still uses it
+                kept.append(tag)
+        await transit(rt, r.application_id, removal.ImagesRemoved(tuple(kept)))
+        log.info("application images removed", application_id=r.application_id, tags=r.images, kept=kept)
