@@ -4,9 +4,11 @@ end to end with the real bus, Postgres, proxy-sync, Traefik and Docker (the api 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -324,3 +326,55 @@ async def test_a_route_removal_not_confirmed_fails_the_removal_and_leaves_the_ap
     assert succeeded["type"] == "evt.deployment.succeeded" and succeeded["_at"] < done["_at"]
     assert [done["data"][k] for k in ("routes_removed", "containers_removed", "images_removed")] == [1, 1, 0]
     assert containers_of(app_id) == [] and await _status(platform, host) == 404
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+async def test_a_route_removal_proxy_sync_refuses_puts_back_the_routes_already_removed(
+    platform, busybox, app_id, unique
+):
+    from berth_common.catalogue import ApplyRoutes
+
+    host, admin_host = f"web-shop-{unique}.localhost", f"admin-shop-{unique}.localhost"
+    spec = web_app(busybox, "v1", host)
+    admin = {**spec["services"][0], "name": "admin", "hosts": [admin_host]}
+    d1 = await platform.deploy(app_id, {**spec, "services": [*spec["services"], admin]})
+    done = await platform.wait(d1)
+    assert done["type"] == "evt.deployment.succeeded", done
+    await wait_served(platform, host, "v1")
+    await wait_served(platform, admin_host, "v1")
+    # someone else moved the admin route to a later generation: the scheduler's removal of it is stale
+    route_events: list[tuple[str, str, int]] = []
+    applied = asyncio.Event()
+
+    async def on_route(msg: Any) -> None:
+        data = json.loads(msg.data)["data"]
+        route_events.append((msg.subject, data["route_id"], data.get("generation", 0)))
+        if data.get("generation") == 99:
+            applied.set()
+
+    sub = await platform.nc.subscribe("evt.route.>", cb=on_route)
+    upstream = next(r["upstream"] for r in done["data"]["replicas"] if r["service"] == "admin")
+    admin_route, web_route = names.route_id(app_id, "admin"), names.route_id(app_id, "web")
+    await platform.api.publish(
+        ApplyRoutes(route_id=admin_route, hosts=[admin_host], upstreams=[upstream], generation=99)
+    )
+    await asyncio.wait_for(applied.wait(), 15)
+
+    await platform.remove(app_id, drain_grace_s=0.5)
+    failed = await platform.wait_app(app_id, timeout=30)
+    assert failed["type"] == "evt.application.removal_failed", failed
+    assert failed["data"]["reason"].startswith(f"proxy-sync could not remove route {admin_route}: stale"), failed
+    assert failed["data"]["reason"].endswith("(routes restored)"), failed
+    # the web route, removed meanwhile, is back; nothing was stopped
+    await wait_served(platform, host, "v1")
+    await wait_served(platform, admin_host, "v1")
+    assert {dep for _, dep in containers_of(app_id)} == {d1} and _running(app_id) == 2
+    await sub.unsubscribe()  # the failure came after every answer to the restore
+    web = [(subject, gen) for subject, rid, gen in route_events if rid == web_route]
+    assert [subject for subject, _ in web] == ["evt.route.removed", "evt.route.applied"], route_events
+    assert web[1][1] == web[0][1] + 1  # put back at the next generation
+    assert [(subject, gen) for subject, rid, gen in route_events if rid == admin_route] == [
+        ("evt.route.applied", 99),
+        ("evt.route.failed", web[0][1]),  # refused, left as it was: not put back
+    ]

@@ -26,7 +26,7 @@ from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.rollout.admission import lock_application
 from berth_scheduler.rollout.apply import apply
-from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, stage_step, wait_step
+from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.steps import Waiter, read, write
 from berth_scheduler.rollout.units import emit_all
@@ -164,9 +164,11 @@ class RemovalDriver:
         await transit(rt, r.application_id, removal.RoutesRefused(failure, rt.settings.route_timeout_s))
 
     async def _restore(self, rt: Runtime, r: Removal, wait: Waiter) -> None:
-        """Put back every route this attempt touched, as it was; containers were not touched."""
+        """Put back, as they were, the routes this attempt removed or may still remove (a refused removal
+        left its route as it was); containers were not touched. Waits for every answer (or the deadline)."""
         assert r.plan is not None
-        touched = {o.route_id for o in await read(rt, store.ops_of, r.deployment_id, 0)}
+        ops0 = await read(rt, store.ops_of, r.deployment_id, 0)
+        touched = {o.route_id for o in ops0 if o.status != "failed"}
         note = ""
         if touched:
             ops = restore_ops(r.plan, touched)
@@ -180,7 +182,12 @@ class RemovalDriver:
                 await resend_pending(rt, r, RESTORE_STEP)
                 self._resumed.add((r.deployment_id, RESTORE_STEP))
             deadline = r.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
-            done, failure = await wait_step(rt, r, RESTORE_STEP, deadline, wait)
+            while True:
+                rows = await read(rt, store.ops_of, r.deployment_id, RESTORE_STEP)
+                if all(o.status != "pending" for o in rows) or rt.clock() >= deadline:
+                    break
+                await wait(min(deadline - rt.clock(), 1.0))
+            done, failure = verdict(rows)
             note = "routes restored" if done else f"routes NOT confirmed restored ({failure or 'no answer'})"
         await transit(rt, r.application_id, removal.Restored(note))
 
