@@ -157,9 +157,11 @@ async def reconcile(
     cert_written = ensure_default_certificate(files, default_certificate)
     async with sessionmaker() as session:
         active = await repo.active_routes(session)
-    written = sum(files.write(r.file_name, render(r)) for r in active)
+    # Stale files go first: Traefik re-reads the whole directory on each change, so once the last route
+    # written is live, none of the deleted ones is served any more.
     wanted = {r.file_name for r in active}
     deleted = sum(files.delete(name) for name in files.managed_files() if name not in wanted)
+    written = sum(files.write(r.file_name, render(r)) for r in active)
     if not (files.directory / SENTINEL_FILE).exists():
         # Without it, removing the last route leaves Traefik an empty configuration, which it ignores.
         log.warning("the sentinel route file is missing", path=str(files.directory / SENTINEL_FILE))
