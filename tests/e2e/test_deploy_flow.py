@@ -1,6 +1,7 @@
 """The whole platform, driven only through its REST API: from a git repository to a live URL through Traefik,
-a redeploy that switches content with no failed request, and a rollback with no build (issue 3, guarantees 1,
-2 (lightly) and 5, across the real processes of `berth up`)."""
+a redeploy that switches content with no failed request, a rollback with no build (issue 3, guarantees 1,
+2 (lightly) and 5, across the real processes of `berth up`), and taking the application down (DELETE: routes,
+containers and built images gone, name and host free again)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,15 @@ def platform(tmp_root: Path):
     gen.close()
 
 
+def docker_lines(*args: str) -> list[str]:
+    out = subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def site_tags() -> list[str]:
+    return docker_lines("images", "--format", "{{.Repository}}:{{.Tag}}", "berth/site")
+
+
 async def wait_deployment(api: httpx.AsyncClient, dep_id: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -57,6 +67,7 @@ async def wait_deployment(api: httpx.AsyncClient, dep_id: str, timeout: float = 
 
 async def test_git_to_live_url_redeploy_and_rollback(platform, tmp_path: Path):
     base = busybox_image()
+    tags_before = set(site_tags())  # other applications named site (earlier runs on this engine)
     repo = tmp_path / "site"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -134,6 +145,29 @@ async def test_git_to_live_url_redeploy_and_rollback(platform, tmp_path: Path):
 
         shown = (await api.get(f"/v1/applications/{app['id']}")).json()
         assert str(back["id"]) in str(shown)
+        built = set(site_tags()) - tags_before
+        assert len(built) == 2, built  # the two builds (the rollback built nothing)
+
+        # taking it down: routes, containers and built images gone, the name and host free again
+        r = await api.delete(f"/v1/applications/{app['id']}", params={"drain_grace_s": 0.2})
+        assert r.status_code == 202 and r.json()["state"] == "removing", r.text
+        deadline = time.monotonic() + 60
+        while (await api.get(f"/v1/applications/{app['id']}")).status_code != 404:
+            assert time.monotonic() < deadline, "the application was not removed in 60 s"
+            await asyncio.sleep(0.3)
+        assert (await proxy.get("/", headers={"Host": host})).status_code == 404
+        assert docker_lines("ps", "-aq", "--filter", f"label=berth.app={app['id']}") == []
+        assert set(site_tags()) == tags_before  # its builds gone, other applications' tags of the name kept
+        r = await api.post(
+            f"/v1/environments/{env_id}/applications",
+            json={
+                "name": "site",
+                "source": {"kind": "image", "image": base},
+                "services": [{"kind": "web", "name": "web", "port": 8080, "health_path": "/"}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert host in str(r.json())
     finally:
         await api.aclose()
         await proxy.aclose()
