@@ -72,3 +72,32 @@ async def test_migration_and_table_definitions_agree(sessionmaker):
             )
             in_db = set((await s.execute(q, {"t": table.name})).scalars())
             assert in_db == {c.name for c in table.columns}, table.name
+
+
+class GoneAfterListing(DockerSource):
+    """The real engine answers the listing, then the engine is gone (a dead socket) for the readings."""
+
+    def __init__(self, dead_url: str) -> None:
+        super().__init__(dead_url, "v1.41", 5.0)
+        self.live = DockerSource(None, "v1.41", 5.0)
+
+    async def running(self):  # type: ignore[no-untyped-def]
+        return await self.live.running()
+
+
+@pytest.mark.docker
+async def test_an_engine_gone_after_the_listing_keeps_the_last_readings(sessionmaker, unique, tmp_path):
+    c = collector(sessionmaker)
+    async with containers() as made:
+        cid = run_busybox(labels={"berth.team": f"t-{unique}"}, command=["sleep", "600"])
+        made.append(cid)
+        first = await c.collect_once()
+        assert f"t-{unique}" in c.teams()
+        await c.source.close()
+        source = GoneAfterListing(f"unix://{tmp_path / 'gone.sock'}")
+        c.source = source
+        snap = await c.collect_once()
+        await source.live.close()
+        await source.close()
+    assert not c.engine_answered and c.engine_error
+    assert snap.containers == first.containers and f"t-{unique}" in c.teams()  # not "no containers any more"

@@ -39,6 +39,7 @@ class Collector:
     engine_answered: bool = True  # whether the engine answered the last collection's listing
     engine_error: str = ""
     _previous: dict[str, ContainerStats] = field(default_factory=dict)
+    _lost: str = ""  # set when a container reading found the engine gone
 
     async def _read(self, entry: dict[str, Any], sem: asyncio.Semaphore, now: datetime) -> ContainerReading | None:
         cid = str(entry.get("Id", ""))
@@ -46,7 +47,10 @@ class Collector:
             try:
                 stats = parse_stats(await self.source.stats(cid))
                 info = parse_inspect(await self.source.inspect(cid))
-            except (EngineError, DockerUnavailableError) as exc:
+            except DockerUnavailableError as exc:  # the engine went away after the listing
+                self._lost = str(exc) or type(exc).__name__
+                return None
+            except EngineError as exc:
                 if getattr(exc, "status", None) != 404:  # 404: it went away between the listing and the reading
                     COLLECT_ERRORS.labels("container").inc()
                     log.warning("container reading failed", container=cid[:12], error=str(exc))
@@ -78,10 +82,16 @@ class Collector:
             log.warning("docker engine not answering", error=str(exc))
             listing = None
             self.engine_error = str(exc) or type(exc).__name__
-        self.engine_answered = listing is not None
         if listing is not None:
             sem = asyncio.Semaphore(self.concurrency)
+            self._lost = ""
             results = await asyncio.gather(*(self._read(e, sem, now) for e in listing))
+            if self._lost:  # gone between the listing and the readings: as if it had not answered at all
+                COLLECT_ERRORS.labels("engine").inc()
+                log.warning("docker engine not answering", error=self._lost)
+                listing, self.engine_error = None, self._lost
+        self.engine_answered = listing is not None
+        if listing is not None:
             containers = {r.container_id: r for r in results if r is not None}
             for gone in set(self._previous) - {str(e.get("Id", "")) for e in listing}:
                 del self._previous[gone]
