@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= .berth
 PYTEST_ARGS ?=
+# Two workers, a test file per worker at a time (files share module fixtures: a platform, a Traefik); 0: serial.
+PYTEST_WORKERS ?= 2
 
 .PHONY: docs help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
 
@@ -47,12 +49,12 @@ typecheck: install
 		-p berth_notifier -p berth_cli
 
 pytest: install-test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: install-test lint typecheck pytest
 
 test-fast: install-test
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run

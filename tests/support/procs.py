@@ -14,15 +14,28 @@ from pathlib import Path
 from berth_cli import components
 
 
-def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0, proc: Proc | None = None) -> None:
+    """Wait until ``port`` accepts connections; with ``proc``, it must be that process listening (one that
+    exited lost the port to another process: ``PortTakenError``, so the caller starts it on another)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
+            raise PortTakenError(f"{proc.launch.name} exited before listening on {host}:{port}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                pass
         except OSError:
             time.sleep(0.05)
+            continue
+        time.sleep(0.05)  # a process that could not bind exits at once: make sure ours is still there
+        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
+            raise PortTakenError(f"{proc.launch.name} exited; {host}:{port} is another process's")
+        return
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+class PortTakenError(RuntimeError):
+    pass
 
 
 @dataclass
@@ -68,10 +81,18 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> NatsServer:
-        launch = components.nats_launch(self.data_dir, self.port)
-        self.proc = Proc(launch, self.data_dir / "nats.log").start()
-        wait_port(self.port)
+    def start(self, attempts: int = 3) -> NatsServer:
+        """Start on ``port``; when another process took it meanwhile (parallel test workers), on a new one."""
+        for attempt in range(attempts):
+            launch = components.nats_launch(self.data_dir, self.port)
+            self.proc = Proc(launch, self.data_dir / "nats.log").start()
+            try:
+                wait_port(self.port, proc=self.proc)
+                return self
+            except PortTakenError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = components.free_port()
         return self
 
     def stop(self) -> None:
@@ -90,10 +111,17 @@ class Postgres:
     def admin_url(self) -> str:
         return components.pg_admin_url(self.port, self.password)
 
-    def start(self) -> Postgres:
-        launch = components.pg_launch(self.data_dir / "pg", self.port, self.password)
-        self.proc = Proc(launch, self.data_dir / "postgres.log").start()
-        wait_port(self.port)
+    def start(self, attempts: int = 3) -> Postgres:
+        for attempt in range(attempts):
+            launch = components.pg_launch(self.data_dir / "pg", self.port, self.password)
+            self.proc = Proc(launch, self.data_dir / "postgres.log").start()
+            try:
+                wait_port(self.port, proc=self.proc, timeout=60)
+                break
+            except PortTakenError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = components.free_port()
         asyncio.run(self._wait_accepting())
         return self
 

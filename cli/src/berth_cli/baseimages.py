@@ -12,6 +12,7 @@ debootstrap is read from the machine's apt sources at run time and never written
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -349,4 +350,9 @@ def ensure_base_images(names: Iterable[str] | None = None, *, force: bool = Fals
             raise ValueError(f"unknown base image {name!r}; known: {', '.join([*BASE_IMAGES, *_ALIASES])}")
         if tag not in wanted:
             wanted.append(tag)
-    return {tag: BASE_IMAGES[tag].build(tag, force=force) for tag in wanted}
+    # One maker at a time on this machine (parallel test workers, two `berth images base`): the second
+    # waits and then finds the image made.
+    lock_path = Path(tempfile.gettempdir()) / "berth-base-images.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return {tag: BASE_IMAGES[tag].build(tag, force=force) for tag in wanted}
