@@ -2,7 +2,7 @@
 
 The shared runtime connects the bus and the database and runs the migrations; ``wire`` opens the secret
 key (created at the first start, mode 0600), binds the HTTP port, creates the bootstrap admin on the first
-start, starts the projection's consumers and the outbox sweeper; ``run_http`` serves the app until stop.
+start, starts the projection's consumers, the outbox sweeper and the audit log's retention purge; ``run_http`` serves the app until stop.
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ from berth_api.entrypoints.server import HttpServer, use_uvloop
 from berth_api.entrypoints.state import SECRET_BOX
 from berth_api.settings import ApiSettings
 from berth_api.usecases import Deps
+from berth_api.usecases.audit import retention_loop
 from berth_api.usecases.deployments import purge_loop_once
 from berth_common.runtime import Context, ServiceSpec, run
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 SWEEP_INTERVAL_S = 30.0
+AUDIT_RETENTION_TASK = "api-audit-retention"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def spec(settings: ApiSettings | None = None) -> ServiceSpec:
@@ -44,13 +52,10 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
                 await asyncio.sleep(SWEEP_INTERVAL_S)
 
         sweeper = asyncio.create_task(sweep(), name="api-outbox-sweeper")
-
-        async def stop_sweeper() -> None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-
-        ctx.cleanups.append(stop_sweeper)
+        ctx.cleanups.append(lambda: _cancel(sweeper))
+        if settings.audit_retention_days > 0:  # 0: audit rows are kept forever
+            purger = asyncio.create_task(retention_loop(settings, ctx.sessionmaker), name=AUDIT_RETENTION_TASK)
+            ctx.on_stop.append(lambda: _cancel(purger))
 
     async def run_http(ctx: Context, stop: asyncio.Event) -> None:
         await http.serve(create_app(settings, ctx), stop)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from berth_api.domain import retention
 from berth_api.domain.names import LABEL_RE
 from berth_common.settings import BaseServiceSettings
 
@@ -42,6 +43,11 @@ class ApiSettings(BaseServiceSettings):
     # Addresses of reverse proxies whose X-Forwarded-For is believed (BERTH_TRUSTED_PROXIES, a JSON list).
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     invitation_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)  # single-use invitation codes
+    # Audit rows older than this many days are deleted (BERTH_AUDIT_RETENTION_DAYS; 0 keeps them forever), by
+    # a purge run this long after start (BERTH_AUDIT_PURGE_DELAY_S) and then every BERTH_AUDIT_PURGE_INTERVAL_S.
+    audit_retention_days: int = retention.DEFAULT_DAYS
+    audit_purge_delay_s: float = Field(default=30.0, ge=0, le=86400)
+    audit_purge_interval_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
 
     # Applications: generated hosts are <service>-<app>-<env>.<base_domain> (BERTH_BASE_DOMAIN)
     base_domain: str = Field(default="localhost", min_length=1, max_length=200)
@@ -63,6 +69,11 @@ class ApiSettings(BaseServiceSettings):
             if not LABEL_RE.fullmatch(label):
                 raise ValueError(f"BERTH_BASE_DOMAIN: invalid DNS label {label!r}")
         return value
+
+    @field_validator("audit_retention_days", mode="before")
+    @classmethod
+    def _valid_audit_retention(cls, value: object) -> int:
+        return retention.parse_days(value)
 
     @property
     def admin_token_path(self) -> Path:

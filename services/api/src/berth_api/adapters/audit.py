@@ -36,6 +36,29 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> int:
     return int(row.id)
 
 
+RETENTION_LOCK = "berth-api:audit-retention"
+
+
+async def db_now(session: AsyncSession) -> datetime:
+    """The database's clock (the one that stamped the rows)."""
+    return (await session.execute(sa.select(sa.func.now()))).scalar_one()
+
+
+async def delete_batch(session: AsyncSession, before: datetime, limit: int) -> int | None:
+    """In the caller's transaction: delete at most ``limit`` of the oldest rows recorded before ``before``;
+    how many. None when another purge holds the retention lock (taken for the transaction, never waited
+    for)."""
+    got = (
+        await session.execute(sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": RETENTION_LOCK})
+    ).scalar_one()
+    if not got:
+        return None
+    c = audit_log.c
+    oldest = sa.select(c.id).where(c.at < before).order_by(c.at).limit(limit).scalar_subquery()
+    result = await session.execute(sa.delete(audit_log).where(c.id.in_(oldest)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def list_rows(
     session: AsyncSession, team_id: str, f: AuditFilter, limit: int, before: int | None
 ) -> list[dict[str, Any]]:
