@@ -26,6 +26,7 @@ from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
 from berth_common.envelope import Envelope
 from berth_common.logging import bound, get_logger
+from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import continue_trace
 
 if TYPE_CHECKING:
@@ -146,9 +147,7 @@ class Consumer:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await cancel_and_wait(self._task)
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
 

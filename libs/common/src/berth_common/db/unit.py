@@ -9,7 +9,6 @@ stable id, so JetStream de-duplicates a second publish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from berth_common.catalogue import Message
 from berth_common.db.tables import outbox, processed_messages
 from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
+from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import inject_headers
 
 log = get_logger(__name__)
@@ -156,7 +156,4 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._loop(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth_common.logging import get_logger
+from berth_common.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 LOCK_KEY = "berth-scheduler-rollouts"
@@ -44,10 +45,7 @@ class Leadership:
         self._task = asyncio.create_task(self._run(), name="scheduler-leadership")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)  # also when a wait_for in the loop swallowed the cancel (3.11)
         await self._release()
 
     async def _release(self) -> None:
