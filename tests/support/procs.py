@@ -38,6 +38,27 @@ class PortTakenError(RuntimeError):
     pass
 
 
+def wait_healthz(monitor_port: int, proc: Proc, timeout: float = 20.0) -> None:
+    """Wait until nats-server's ``/healthz`` answers 200 (the server, JetStream included, is ready)."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{monitor_port}/healthz"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc is not None and proc.proc.poll() is not None:
+            raise PortTakenError(f"nats-server exited before it was ready (monitor port {monitor_port})")
+        try:
+            with opener.open(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"nats-server not ready ({url}) after {timeout}s")
+
+
 @dataclass
 class Proc:
     launch: components.Launch
@@ -82,14 +103,21 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, attempts: int = 3) -> NatsServer:
-        """Start on ``port``; when another process took it meanwhile (parallel test workers), on a new one."""
+        """Start on ``port``; when another process took it meanwhile (parallel test workers), on a new one.
+
+        Ready means ``/healthz`` answers 200, as the platform's probe has it: the client port opens before
+        the server has finished starting (a query answered "no responders" although its responder had
+        subscribed and flushed, under load)."""
         for attempt in range(attempts):
-            launch = components.nats_launch(self.data_dir, self.port)
+            monitor = components.free_port()
+            launch = components.nats_launch(self.data_dir, self.port, monitor_port=monitor)
             self.proc = Proc(launch, self.data_dir / "nats.log").start()
             try:
                 wait_port(self.port, proc=self.proc)
+                wait_healthz(monitor, self.proc)
                 return self
             except PortTakenError:
+                self.proc.stop()
                 if attempt == attempts - 1:
                     raise
                 self.port = components.free_port()
