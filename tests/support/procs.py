@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0, proc: P
 
 class PortTakenError(RuntimeError):
     pass
+
+
+def start_on_a_free_port(launch: Callable[[int], None], port: int, attempts: int = 3) -> int:
+    """``launch(port)``; when another process took the port meanwhile (parallel test workers: ours exited,
+    ``PortTakenError``), again on a new one. The port it runs on."""
+    for _ in range(attempts - 1):
+        try:
+            launch(port)
+            return port
+        except PortTakenError:
+            port = components.free_port()
+    launch(port)
+    return port
 
 
 def wait_healthz(monitor_port: int, proc: Proc, timeout: float = 20.0) -> None:
@@ -108,19 +122,16 @@ class NatsServer:
         Ready means ``/healthz`` answers 200, as the platform's probe has it: the client port opens before
         the server has finished starting (a query answered "no responders" although its responder had
         subscribed and flushed, under load)."""
-        for attempt in range(attempts):
+
+        def launch(port: int) -> None:
             monitor = components.free_port()
-            launch = components.nats_launch(self.data_dir, self.port, monitor_port=monitor)
-            self.proc = Proc(launch, self.data_dir / "nats.log").start()
-            try:
-                wait_port(self.port, proc=self.proc)
-                wait_healthz(monitor, self.proc)
-                return self
-            except PortTakenError:
-                self.proc.stop()
-                if attempt == attempts - 1:
-                    raise
-                self.port = components.free_port()
+            self.proc = Proc(
+                components.nats_launch(self.data_dir, port, monitor_port=monitor), self.data_dir / "nats.log"
+            )
+            wait_port(port, proc=self.proc.start())
+            wait_healthz(monitor, self.proc)
+
+        self.port = start_on_a_free_port(launch, self.port, attempts)
         return self
 
     def stop(self) -> None:
@@ -140,16 +151,13 @@ class Postgres:
         return components.pg_admin_url(self.port, self.password)
 
     def start(self, attempts: int = 3) -> Postgres:
-        for attempt in range(attempts):
-            launch = components.pg_launch(self.data_dir / "pg", self.port, self.password)
-            self.proc = Proc(launch, self.data_dir / "postgres.log").start()
-            try:
-                wait_port(self.port, proc=self.proc, timeout=60)
-                break
-            except PortTakenError:
-                if attempt == attempts - 1:
-                    raise
-                self.port = components.free_port()
+        def launch(port: int) -> None:
+            self.proc = Proc(
+                components.pg_launch(self.data_dir / "pg", port, self.password), self.data_dir / "postgres.log"
+            )
+            wait_port(port, proc=self.proc.start(), timeout=60)
+
+        self.port = start_on_a_free_port(launch, self.port, attempts)
         asyncio.run(self._wait_accepting())
         return self
 
