@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from berth_common.asyncapi import asyncapi_document, reply_model
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import REGISTRY, HealthReply, PingService
 from tests.api.conftest import bearer
 
@@ -139,6 +139,7 @@ async def test_document_describes_what_is_on_the_wire(doc, nats_server, unique):
         got.put_nowait(m)
 
     await nc.subscribe("cmd.system.ping", cb=on_msg)
+    await subscriptions_confirmed(nc)
     bus = Bus("api", nats_server.url)
     await bus.connect()
     try:

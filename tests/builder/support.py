@@ -20,7 +20,7 @@ from berth_builder.bootstrap import spec
 from berth_builder.handlers import BuildHandler
 from berth_builder.settings import BuilderSettings
 from berth_cli.components import free_port
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import EnvVar, GitSource, StartBuild
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
@@ -208,7 +208,7 @@ async def start_builder(nats_url: str, admin_db_url: str, data_dir: Path, **over
 
     await nc.subscribe("evt.build.>", cb=on_event)
     await nc.subscribe("log.>", cb=on_log)
-    await nc.flush()
+    await subscriptions_confirmed(nc)
     for _ in range(400):  # until the consumers are bound
         if holder or task.done():
             break

@@ -6,9 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+import nats
 import pytest
 
-from berth_common.bus import QueryFailedError, ServiceUnavailableError
+from berth_common.bus import QueryFailedError, ServiceUnavailableError, subscriptions_confirmed
 from berth_common.catalogue import HealthQuery, HealthReply
 from tests.support.bus_helpers import connected_bus
 
@@ -99,3 +100,21 @@ async def test_replicas_share_the_queries(nats_server):
     assert len(answered) == 20 and set(answered) == {0, 1}
     for bus in [*replicas, api]:
         await bus.close()
+
+
+async def test_a_confirmed_subscription_is_known_to_the_server(nats_server):
+    """nats-py's flush() can see its PONG before the SUB left the client; subscriptions_confirmed cannot."""
+    responder = await nats.connect(nats_server.url)
+    asker = await nats.connect(nats_server.url)
+
+    async def echo(msg: Any) -> None:
+        await msg.respond(msg.data)
+
+    try:
+        for i in range(300):
+            await responder.subscribe(f"rpc.probe.n{i}", queue="probe", cb=echo)
+            await subscriptions_confirmed(responder)
+            assert (await asker.request(f"rpc.probe.n{i}", b"x", timeout=2)).data == b"x", i
+    finally:
+        await responder.close()
+        await asker.close()

@@ -8,7 +8,7 @@ import json
 import asyncpg
 import nats
 
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import PingService
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
@@ -29,6 +29,7 @@ async def test_ping_roundtrip(nats_server, database, unique):
         events.put_nowait(json.loads(msg.data))
 
     await nc.subscribe("evt.system.pinged", cb=on_evt)
+    await subscriptions_confirmed(nc)
     api = Bus("api", nats_server.url)
     for _ in range(100):
         try:

@@ -15,7 +15,7 @@ import nats
 from nats.aio.client import Client as NATS
 
 from berth_cli.components import free_port
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.db.provision import provision
 from berth_common.runtime import Context, serve
 from berth_metrics.bootstrap import spec
@@ -74,6 +74,7 @@ async def metrics_service(nats_url: str, database: str, **overrides: Any) -> Asy
         await nc.subscribe("evt.container.>", cb=on_event)
         await nc.subscribe("evt.alert.>", cb=on_event)
         await nc.subscribe("evt.server.>", cb=on_event)
+        await subscriptions_confirmed(nc)
         yield running
     finally:
         stop.set()

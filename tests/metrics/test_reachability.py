@@ -15,6 +15,7 @@ from typing import Any
 import nats
 import pytest
 
+from berth_common.bus import subscriptions_confirmed
 from berth_metrics.domain.reachability import Limits, ServerHealth, observe
 from tests.metrics.relay import Relay
 from tests.metrics.service import containers, eventually, metrics_service, run_busybox
@@ -81,6 +82,7 @@ class ServerEvents:
             self.events.append(json.loads(msg.data))
 
         await self.nc.subscribe("evt.server.>", cb=on)
+        await subscriptions_confirmed(self.nc)
         return self
 
     def of(self, type_: str) -> list[dict[str, Any]]:

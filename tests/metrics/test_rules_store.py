@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import nats
 
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.readings import ContainerReading, Snapshot
 from berth_metrics.domain.series import Retention
@@ -72,6 +72,7 @@ async def test_alert_state_survives_a_restart_without_a_second_raise(sessionmake
         got.append(json.loads(msg.data))
 
     await nc.subscribe("evt.alert.>", cb=on)
+    await subscriptions_confirmed(nc)
     cpu = [95.0]
     first = evaluator(sessionmaker, bus, cpu)
     deps = Deps(sessionmaker, first, Retention(timedelta(1), timedelta(7), timedelta(90)), 10)

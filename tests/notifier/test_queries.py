@@ -12,6 +12,7 @@ import nats
 import pytest
 import structlog
 
+from berth_common.bus import subscriptions_confirmed
 from berth_common.catalogue import (
     ChannelCreate,
     ChannelDelete,
@@ -226,6 +227,7 @@ async def test_secrets_never_appear_in_replies_logs_bus_traffic_or_the_table(sta
         traffic.append((msg.subject, msg.data))
 
     await spy.subscribe(">", cb=record)
+    await subscriptions_confirmed(spy)
     try:
         events = ["evt.deployment.failed"]
         channels = [

@@ -23,7 +23,7 @@ from typing import Any
 import nats
 
 from berth_cli import components
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_common.runtime import serve
 from berth_proxy_sync.bootstrap import spec
@@ -174,6 +174,7 @@ class RouteClient:
                 self._arrived.notify_all()
 
         await self.nc.subscribe("evt.route.>", cb=on_msg)
+        await subscriptions_confirmed(self.nc)
         self.bus = Bus("scheduler", self.nats_url)
         for _ in range(100):
             try:

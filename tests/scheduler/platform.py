@@ -21,7 +21,7 @@ from typing import Any
 
 import nats
 
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import CancelDeployment, RemoveApplication, StartDeployment
 from berth_common.runtime import serve
 from berth_scheduler.bootstrap import spec as scheduler_spec
@@ -75,6 +75,7 @@ class Platform:
         await self.nc.subscribe("evt.deployment.>", cb=on_evt)
         await self.nc.subscribe("log.>", cb=on_evt)
         await self.nc.subscribe("evt.application.>", cb=on_evt)
+        await subscriptions_confirmed(self.nc)
         await self.proxy.start()
         await self.scheduler.start()
         self.api = Bus("api", self.nats_url)

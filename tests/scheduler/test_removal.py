@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from berth_common.bus import subscriptions_confirmed
 from berth_common.catalogue import ApplicationRemovalFailed, ApplicationRemoved, RemoveApplication
 from berth_scheduler.domain import names, removal
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
@@ -354,6 +355,7 @@ async def test_a_route_removal_proxy_sync_refuses_puts_back_the_routes_already_r
             applied.set()
 
     sub = await platform.nc.subscribe("evt.route.>", cb=on_route)
+    await subscriptions_confirmed(platform.nc)
     upstream = next(r["upstream"] for r in done["data"]["replicas"] if r["service"] == "admin")
     admin_route, web_route = names.route_id(app_id, "admin"), names.route_id(app_id, "web")
     await platform.api.publish(

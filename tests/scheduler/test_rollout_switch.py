@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from berth_common.bus import subscriptions_confirmed
 from berth_scheduler.domain import names
 from tests.scheduler.platform import web_app
 
@@ -21,6 +22,7 @@ async def test_first_route_step_is_sent_once_with_the_switch(platform, busybox, 
         sent.append({"id": json.loads(msg.data)["id"], **json.loads(msg.data)["data"]})
 
     await platform.nc.subscribe("cmd.route.>", cb=on_cmd)
+    await subscriptions_confirmed(platform.nc)
     host = f"web-shop-{unique}.localhost"
     d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, replicas=2))
     assert (await platform.wait(d1, timeout=60))["type"] == "evt.deployment.succeeded"

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from berth_common.bus import subscriptions_confirmed
 from berth_common.catalogue import ApplicationSpec, GitSource, StartBuild, StartDeployment
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import names
@@ -275,6 +276,7 @@ async def test_secrets_are_plain_only_in_the_container(nats_server, database, un
     wire = Wire()
     spy = await nats.connect(nats_server.url)
     await spy.subscribe(">", cb=wire.on_message)
+    await subscriptions_confirmed(spy)
     daemon = GitDaemon(tmp_path / "served").start()
     scheduler = api = builder = None
     try:

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
-from berth_common.bus import Bus
+from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.bus.consumer import durable_name
 
 
@@ -69,7 +69,7 @@ class Collector:
             self.items.append((body, dict(msg.headers or {})))
 
         await self.nc.subscribe(subject, cb=on_msg)
-        await self.nc.flush()
+        await subscriptions_confirmed(self.nc)
         return self
 
     async def close(self) -> None:

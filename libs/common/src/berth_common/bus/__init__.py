@@ -1,6 +1,12 @@
 """The Berth bus on NATS JetStream: streams, publishing, durable consumers, dead letters, request/reply."""
 
-from berth_common.bus.client import Bus, QueryFailedError, ServiceUnavailableError, derived_id
+from berth_common.bus.client import (
+    Bus,
+    QueryFailedError,
+    ServiceUnavailableError,
+    derived_id,
+    subscriptions_confirmed,
+)
 from berth_common.bus.consumer import ConsumerConflictError, Delivery, PermanentError, TransientError
 from berth_common.bus.streams import StreamConflictError, StreamSpec, declare_streams, default_streams
 
@@ -17,4 +23,5 @@ __all__ = [
     "declare_streams",
     "default_streams",
     "derived_id",
+    "subscriptions_confirmed",
 ]
