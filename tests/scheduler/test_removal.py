@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from berth_common.bus import subscriptions_confirmed
-from berth_common.catalogue import ApplicationRemovalFailed, ApplicationRemoved, RemoveApplication
+from berth_common.catalogue import (
+    ApplicationRemovalFailed,
+    ApplicationRemoved,
+    RemoveApplication,
+    ReplicasQuery,
+    ReplicasReply,
+)
 from berth_scheduler.domain import names, removal
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.retention import BuiltImage
@@ -209,6 +215,11 @@ async def test_a_deployed_web_and_worker_application_is_removed_and_its_neighbou
         assert set(load.contents()) == {"b1"}
         await wait_served(platform, host_b, "b1")
         assert {dep for _, dep in containers_of(app_b)} == {d_b}
+        query = ReplicasQuery(application_id=app_id)
+        gone = await platform.api.request("scheduler", "replicas", query, ReplicasReply)
+        assert (gone.live_deployment_id, gone.replicas) == (None, [])  # nothing of it is live any more
+        query_b = ReplicasQuery(application_id=app_b)
+        assert (await platform.api.request("scheduler", "replicas", query_b, ReplicasReply)).live_deployment_id == d_b
 
         # the same command delivered again (same message id): no second effect, no second answer
         env = platform.api.envelope(RemoveApplication(application_id=app_id, team_id="team-1"), id=first)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from berth_common.catalogue import ReplicasReply, ReplicaStatus
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
 from berth_scheduler.domain import names
+from berth_scheduler.domain.removal import Phase
 from berth_scheduler.rollout.runtime import Runtime
 
 
@@ -41,11 +42,18 @@ async def _status(rt: Runtime, c: ContainerInfo, health_paths: dict[str, str]) -
     )
 
 
+# once a removal has taken the routes down, no deployment of the application is live any more
+_NOT_LIVE = frozenset({Phase.DRAINING, Phase.STOPPING, Phase.IMAGES, Phase.REMOVED})
+
+
 async def replicas_of(rt: Runtime, application_id: str) -> ReplicasReply:
     found = await rt.docker.list_containers({names.LABEL_APP: application_id})
     health_paths: dict[str, str] = {}
     async with rt.sessionmaker() as s:
         live = await store.last_succeeded(s, application_id)
+        removal = await removals.load(s, application_id)
+        if removal is not None and removal.phase in _NOT_LIVE:
+            live = None
         for dep in {c.labels.get(names.LABEL_DEPLOYMENT, "") for c in found}:
             row = await store.load(s, dep)
             if row is None:
