@@ -20,6 +20,7 @@ from berth_common.bus import Bus
 from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import (
     ApplicationRemovalFailed,
+    ApplicationRemovalProgressed,
     ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
@@ -180,6 +181,10 @@ class SchedulerDouble:
             application_id=app, team_id=team, routes_removed=1, containers_removed=2, images_removed=1, duration_s=0.4
         )
         return (await self.bus.publish(event, id=id)).id
+
+    async def removal_progressed(self, app: str, team: str, phase: str, version: int) -> str:
+        event = ApplicationRemovalProgressed(application_id=app, team_id=team, phase=phase, version=version)  # type: ignore[arg-type]
+        return (await self.bus.publish(event)).id
 
     async def removal_failed(self, app: str, team: str, reason: str, *, id: str | None = None) -> str:
         event = ApplicationRemovalFailed(application_id=app, team_id=team, reason=reason)

@@ -227,6 +227,44 @@ async def test_a_failed_removal_leaves_it_active_with_the_reason(client, members
     assert (await _until(client, members.viewer, aid, lambda b: True))["state"] == "removing"
 
 
+async def test_the_removal_phase_follows_the_schedulers_progress_and_never_goes_back(client, members, scheduler):
+    app = await _deployed(client, members, scheduler)
+    aid, team = app["id"], await _team(client, members.admin)
+    detail = await _until(client, members.viewer, aid, lambda b: True)
+    assert (detail["state"], detail["removal_phase"]) == ("active", None)
+    r = await _delete(client, members.admin, aid)
+    assert r.status_code == 202 and (r.json()["state"], r.json()["removal_phase"]) == ("removing", "cancelling")
+
+    await scheduler.removal_progressed(aid, team, "routes", 3)
+    await _until(client, members.viewer, aid, lambda b: b["removal_phase"] == "routes")
+    await scheduler.removal_progressed(aid, team, "stopping", 6)
+    await _until(client, members.viewer, aid, lambda b: b["removal_phase"] == "stopping")
+    # an earlier step arriving late (the consumers run side by side) does not move it back; another team's
+    # event is ignored; the list shows the phase too
+    await scheduler.removal_progressed(aid, team, "draining", 4)
+    await scheduler.removal_progressed(aid, "0" * 32, "images", 9)
+    await scheduler.removal_progressed(aid, team, "images", 8)
+    await _until(client, members.viewer, aid, lambda b: b["removal_phase"] == "images")
+    (listed, _, _) = await _listed(client, members.viewer)
+    assert {a["id"]: a["removal_phase"] for a in listed}[aid] == "images"
+
+    # failed: active again, no phase; a late progress event of that attempt changes nothing
+    await scheduler.removal_failed(aid, team, "a container would not stop")
+    body = await _until(client, members.viewer, aid, lambda b: b["state"] == "active")
+    assert body["removal_phase"] is None
+    await scheduler.removal_progressed(aid, team, "images", 10)
+    other = await _deployed(client, members, scheduler, name="blog")
+    assert (await _delete(client, members.admin, other["id"])).status_code == 202
+    await scheduler.removal_progressed(other["id"], team, "routes", 1)  # after it on the same consumer
+    await _until(client, members.viewer, other["id"], lambda b: b["removal_phase"] == "routes")
+    body = await _until(client, members.viewer, aid, lambda b: True)
+    assert (body["state"], body["removal_phase"]) == ("active", None)
+    # a new attempt starts again at cancelling, and its steps (later versions) move it on
+    assert (await _delete(client, members.admin, aid)).json()["removal_phase"] == "cancelling"
+    await scheduler.removal_progressed(aid, team, "draining", 12)
+    await _until(client, members.viewer, aid, lambda b: b["removal_phase"] == "draining")
+
+
 async def test_a_redelivered_removed_event_has_no_second_effect(client, members, scheduler, api_urls):
     app = await _deployed(client, members, scheduler)
     aid, team = app["id"], await _team(client, members.admin)

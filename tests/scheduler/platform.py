@@ -120,12 +120,15 @@ class Platform:
         await self.api.publish(cmd, id=msg_id)
         return msg_id
 
-    def of_app(self, application_id: str) -> list[dict[str, Any]]:
-        """The ``evt.application.*`` events of ``application_id``, in arrival order."""
+    def of_app(self, application_id: str, *, progress: bool = False) -> list[dict[str, Any]]:
+        """The outcomes (``removed``, ``removal_failed``) of removals of ``application_id`` in arrival order,
+        or with ``progress`` its ``evt.application.removal_progressed`` events."""
         return [
             e
             for e in self.events
-            if e["type"].startswith("evt.application.") and e["data"].get("application_id") == application_id
+            if e["type"].startswith("evt.application.")
+            and (e["type"] == "evt.application.removal_progressed") == progress
+            and e["data"].get("application_id") == application_id
         ]
 
     async def wait_app(self, application_id: str, count: int = 1, timeout: float = 60.0) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 from berth_common.bus import subscriptions_confirmed
 from berth_common.catalogue import (
     ApplicationRemovalFailed,
+    ApplicationRemovalProgressed,
     ApplicationRemoved,
     RemoveApplication,
     ReplicasQuery,
@@ -65,18 +66,28 @@ def test_images_to_remove_are_the_applications_builds_in_its_repositories_only()
     assert removal.images_to_remove([], set(), ["berth/shop:user-tag", "busybox:latest"], repos) == []
 
 
+def progress(phase: str, version: int, **counts: int) -> ApplicationRemovalProgressed:
+    return ApplicationRemovalProgressed(
+        application_id="app-a", team_id="team-1", phase=phase, version=version, **counts
+    )
+
+
 def test_a_removal_goes_through_its_phases_and_counts_what_it_removed():
     r = removal.requested("app-a", "team-1", 2.0, now=100.0)
     assert r == Removal("app-a", "team-1", Phase.CANCELLING, 2.0, 100.0)
     r, ev = removal.transition(r, removal.RoutesPlanned((WEB, ADMIN), route_timeout_s=15), 101.0)
-    assert (r.phase, r.deadline_at, ev) == (Phase.ROUTES, 116.0, [])
+    assert (r.phase, r.deadline_at, ev) == (Phase.ROUTES, 116.0, [progress("routes", 1)])
     r, ev = removal.transition(r, removal.RoutesRemoved(), 102.0)
-    assert (r.phase, r.routes_removed, r.drain_until, r.deadline_at, ev) == (Phase.DRAINING, 2, 104.0, None, [])
-    r, _ = removal.transition(r, removal.Drained(), 104.5)
-    r, _ = removal.transition(r, removal.ContainersFound(("c2", "c1")), 104.6)
+    assert (r.phase, r.routes_removed, r.drain_until, r.deadline_at) == (Phase.DRAINING, 2, 104.0, None)
+    assert ev == [progress("draining", 2, routes_removed=2)]
+    r, ev = removal.transition(r, removal.Drained(), 104.5)
+    assert ev == [progress("stopping", 3, routes_removed=2)]
+    r, ev = removal.transition(r, removal.ContainersFound(("c2", "c1")), 104.6)
+    assert ev == []  # a step inside the phase is not reported
     r, _ = removal.transition(r, removal.ContainersFound(("c3", "c1")), 104.7)  # resumed: found again
     assert (r.phase, r.containers) == (Phase.STOPPING, ("c1", "c2", "c3"))
-    r, _ = removal.transition(r, removal.ContainersRemoved(), 105.0)
+    r, ev = removal.transition(r, removal.ContainersRemoved(), 105.0)
+    assert ev == [progress("images", 6, routes_removed=2, containers_removed=3)]
     r, _ = removal.transition(r, removal.ImagesFound(("berth/a:1", "berth/a:2")), 105.1)
     r, ev = removal.transition(r, removal.ImagesRemoved(kept=("berth/a:2",)), 106.25)
     assert (r.phase, r.containers_removed, r.images_removed, r.finished_at) == (Phase.REMOVED, 3, 1, 106.25)
@@ -97,15 +108,16 @@ def test_a_removal_goes_through_its_phases_and_counts_what_it_removed():
 
 def test_nothing_routed_skips_to_the_containers_without_draining():
     r = removal.requested("app-a", "team-1", 30.0, now=10.0)
-    r, _ = removal.transition(r, removal.RoutesPlanned((UNROUTED,), route_timeout_s=15), 11.0)
+    r, ev = removal.transition(r, removal.RoutesPlanned((UNROUTED,), route_timeout_s=15), 11.0)
     assert (r.phase, r.drain_until, r.routes_removed) == (Phase.DRAINING, 11.0, 0)
+    assert [(e.phase, e.application_id) for e in ev] == [("draining", "app-a")]  # type: ignore[attr-defined]
 
 
 def test_a_refused_route_restores_and_fails_then_a_new_command_is_a_new_attempt():
     r = removal.requested("app-a", "team-1", 1.0, now=0.0)
     r, _ = removal.transition(r, removal.RoutesPlanned((WEB,), route_timeout_s=5), 1.0)
     r, ev = removal.transition(r, removal.RoutesRefused("proxy-sync could not remove route app-a-web: x", 5), 2.0)
-    assert (r.phase, r.deadline_at, ev) == (Phase.RESTORING, 7.0, [])
+    assert (r.phase, r.deadline_at, ev) == (Phase.RESTORING, 7.0, [progress("restoring", 2)])
     r, ev = removal.transition(r, removal.Restored("routes restored"), 3.0)
     reason = "proxy-sync could not remove route app-a-web: x (routes restored)"
     assert (r.phase, r.reason, r.deadline_at) == (Phase.FAILED, reason, None)
@@ -205,6 +217,8 @@ async def test_a_deployed_web_and_worker_application_is_removed_and_its_neighbou
             "images_removed": 1,
         }
         assert 0.5 <= done["data"]["duration_s"] <= took
+        steps = sorted((e["data"]["version"], e["data"]["phase"]) for e in platform.of_app(app_id, progress=True))
+        assert [phase for _, phase in steps] == ["routes", "draining", "stopping", "images"], steps
         assert await _status(platform, host) == 404
         assert platform.route_file(names.route_id(app_id, "web")) is None
         assert containers_of(app_id) == []

@@ -27,6 +27,7 @@ from berth_api.domain.status import PlatformStatus, ServiceStatus, summarise
 from berth_common.bus import Bus, ServiceUnavailableError
 from berth_common.catalogue import (
     ApplicationRemovalFailed,
+    ApplicationRemovalProgressed,
     ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
@@ -234,8 +235,8 @@ class ApplicationRemoval:
 
     ``removed``: the application's rows go (variables, host names, deployments: cascades), freeing its host
     names; ``removal_failed``: it is ``active`` again, with the reason (redacted of the secret values of its
-    recent deployments) until the next ``DELETE``. An application already gone, of another team or not being
-    removed is left alone.
+    recent deployments) until the next ``DELETE``; ``removal_progressed``: its ``removal_phase`` moves on. An
+    application already gone, of another team or not being removed is left alone.
     """
 
     projection: DeploymentProjection
@@ -261,6 +262,12 @@ class ApplicationRemoval:
             images=msg.images_removed,
             duration_s=msg.duration_s,
         )
+
+    async def on_removal_progressed(self, msg: ApplicationRemovalProgressed, unit: Unit) -> None:
+        if await self._removing(msg.application_id, msg.team_id, unit, msg.TYPE) is None:
+            return
+        if await apps_repo.set_removal_phase(unit.session, msg.application_id, msg.phase, msg.version):
+            log.info("application removal progressed", application_id=msg.application_id, phase=msg.phase)
 
     async def on_removal_failed(self, msg: ApplicationRemovalFailed, unit: Unit) -> None:
         if await self._removing(msg.application_id, msg.team_id, unit, msg.TYPE) is None:

@@ -3,10 +3,13 @@
 ``DELETE /v1/applications/{id}`` of an application that has deployments sends ``cmd.application.remove``;
 the api keeps the application (state ``removing``, refusing deploys and changes) until the scheduler answers
 ``evt.application.removed`` (then it deletes its rows) or ``evt.application.removal_failed`` (then the
-application is ``active`` again, with the reason).
+application is ``active`` again, with the reason); ``evt.application.removal_progressed`` reports each
+phase on the way.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -30,6 +33,28 @@ class RemoveApplication(Command):
     application_id: str = Id
     team_id: str = Id
     drain_grace_s: float | None = Field(default=None, ge=0, le=3600)
+
+
+RemovalPhase = Literal["routes", "restoring", "draining", "stopping", "images"]
+
+
+@register
+class ApplicationRemovalProgressed(Event):
+    """The removal entered ``phase``: ``routes`` (Traefik is removing the hosts), ``draining`` (no host
+    routes to it any more; in-flight requests finish), ``stopping`` (its containers get SIGTERM, then
+    SIGKILL), ``images`` (its built images are removed), or ``restoring`` (a route removal was refused:
+    the routes removed are put back, then ``removal_failed``). ``version`` grows with every step of every
+    attempt, so a consumer keeps the highest it saw."""
+
+    TYPE = "evt.application.removal_progressed"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api",)
+    application_id: str
+    team_id: str
+    phase: RemovalPhase
+    version: int = Field(ge=0)
+    routes_removed: int = 0
+    containers_removed: int = 0
 
 
 @register

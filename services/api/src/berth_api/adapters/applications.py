@@ -91,7 +91,7 @@ async def list_applications(
 # names aggregated per application, and how many match in all.
 PAGE_QUERY = """
 SELECT a.id, a.name, a.project_id, a.environment_id, e.name AS environment, a.config, a.created_at,
-       a.updated_at, a.state, a.removal_error, count(*) OVER () AS total,
+       a.updated_at, a.state, a.removal_error, a.removal_phase, count(*) OVER () AS total,
        (SELECT coalesce(json_agg(json_build_array(v.kind, v.name, v.secret,
                                                   CASE WHEN v.secret THEN NULL ELSE v.value END)
                                  ORDER BY v.kind, v.position), '[]')
@@ -105,6 +105,17 @@ ORDER BY a.name, e.name, a.id
 LIMIT $3 OFFSET $4
 """
 COUNT_QUERY = "SELECT count(*) FROM applications WHERE team_id = $1 AND ($2::varchar IS NULL OR project_id = $2)"
+PAGE_KEYS = (
+    "id",
+    "name",
+    "project_id",
+    "environment_id",
+    "environment",
+    "created_at",
+    "state",
+    "removal_error",
+    "removal_phase",
+)
 PageRow = tuple[dict[str, Any], list[StoredVariable], list[HostRow]]
 
 
@@ -118,8 +129,7 @@ async def page_of(
         return [], total
     page: list[PageRow] = []
     for r in rows:
-        keys = ("id", "name", "project_id", "environment_id", "environment", "created_at", "state", "removal_error")
-        row = {k: r[k] for k in keys}
+        row = {k: r[k] for k in PAGE_KEYS}
         row["updated_at"], row["config"] = r["updated_at"], json.loads(r["config"])
         stored = [StoredVariable(k, n, secret, value, None) for k, n, secret, value in json.loads(r["variables"])]
         hosts = [HostRow(host, service, generated) for host, service, generated in json.loads(r["hosts"])]
@@ -140,12 +150,28 @@ async def delete_application(session: AsyncSession, application_id: str) -> None
 
 
 async def set_state(session: AsyncSession, application_id: str, state: str, removal_error: str | None) -> None:
-    """``active`` | ``removing``; an UPDATE of the row, so the team's revision is bumped (api_0005)."""
+    """``active`` | ``removing`` (in the phase ``cancelling``); an UPDATE of the row, so the team's revision is
+    bumped (api_0005)."""
+    phase = "cancelling" if state == "removing" else None
     await session.execute(
         sa.update(applications)
         .where(applications.c.id == application_id)
-        .values(state=state, removal_error=removal_error)
+        .values(state=state, removal_error=removal_error, removal_phase=phase)
     )
+
+
+async def set_removal_phase(session: AsyncSession, application_id: str, phase: str, version: int) -> bool:
+    """Move a ``removing`` application to ``phase`` unless a later step (``version``) was applied already."""
+    result = await session.execute(
+        sa.update(applications)
+        .where(
+            applications.c.id == application_id,
+            applications.c.state == "removing",
+            sa.or_(applications.c.removal_version.is_(None), applications.c.removal_version < version),
+        )
+        .values(removal_phase=phase, removal_version=version)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def removing_among(session: AsyncSession, application_ids: list[str]) -> set[str]:

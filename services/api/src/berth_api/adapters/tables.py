@@ -91,6 +91,8 @@ applications = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("state", sa.String(16), server_default=sa.text("'active'"), nullable=False),  # active | removing
     sa.Column("removal_error", sa.Text, nullable=True),  # why the last removal failed (until the next DELETE)
+    sa.Column("removal_phase", sa.String(16), nullable=True),  # while removing: cancelling, routes, draining...
+    sa.Column("removal_version", sa.Integer, nullable=True),  # of the last removal_progressed applied
     sa.UniqueConstraint("environment_id", "name", name="applications_environment_name"),
     sa.CheckConstraint("state IN ('active', 'removing')", name="applications_state"),
 )

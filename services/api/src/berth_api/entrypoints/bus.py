@@ -6,6 +6,7 @@ from __future__ import annotations
 from berth_api.handlers import ApplicationRemoval, DeploymentProjection
 from berth_common.catalogue import (
     ApplicationRemovalFailed,
+    ApplicationRemovalProgressed,
     ApplicationRemoved,
     BuildSucceeded,
     DeploymentCancelled,
@@ -27,3 +28,4 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     removal = ApplicationRemoval(projection)
     await bus.consume(ApplicationRemoved, idempotent(bus, sm, removal.on_removed))
     await bus.consume(ApplicationRemovalFailed, idempotent(bus, sm, removal.on_removal_failed))
+    await bus.consume(ApplicationRemovalProgressed, idempotent(bus, sm, removal.on_removal_progressed))

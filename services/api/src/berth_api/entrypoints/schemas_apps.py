@@ -270,6 +270,7 @@ class RuntimeStatus(BaseModel):
 
 
 ApplicationState = Literal["active", "removing"]
+RemovalPhase = Literal["cancelling", "routes", "restoring", "draining", "stopping", "images"]
 
 
 class ApplicationOut(BaseModel):
@@ -292,6 +293,13 @@ class ApplicationOut(BaseModel):
         "neither changed nor deployed"
     )
     removal_error: str | None = Field(description="Why the last removal failed, until the next DELETE")
+    removal_phase: RemovalPhase | None = Field(
+        default=None,
+        description="While `removing`: `cancelling` (unfinished deployments end first), `routes` (Traefik "
+        "removes its hosts), `draining` (in-flight requests finish), `stopping` (its containers stop), `images` "
+        "(its built images go), or `restoring` (a route removal was refused: the routes are put back, then it "
+        "is `active` with `removal_error`); null otherwise",
+    )
 
 
 class ApplicationDetail(ApplicationOut):

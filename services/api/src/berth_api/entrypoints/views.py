@@ -90,6 +90,7 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "state": row.get("state", "active"),
         "removal_error": row.get("removal_error"),
+        "removal_phase": row.get("removal_phase") if row.get("state") == "removing" else None,
     }
 
 

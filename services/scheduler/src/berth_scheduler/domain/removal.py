@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from berth_common.catalogue import ApplicationRemovalFailed, ApplicationRemoved, Event
+from berth_common.catalogue import ApplicationRemovalFailed, ApplicationRemovalProgressed, ApplicationRemoved, Event
 from berth_scheduler.domain.retention import BuiltImage
 from berth_scheduler.domain.routing import RouteOp, RoutePlan, RouteTarget
 
@@ -192,8 +192,27 @@ def _go(r: Removal, phase: Phase, **changes: object) -> Removal:
     return replace(r, phase=phase, version=r.version + 1, **changes)  # type: ignore[arg-type]
 
 
+def progressed_event(r: Removal) -> ApplicationRemovalProgressed:
+    return ApplicationRemovalProgressed(
+        application_id=r.application_id,
+        team_id=r.team_id,
+        phase=r.phase.value,  # type: ignore[arg-type]
+        version=r.version,
+        routes_removed=r.routes_removed,
+        containers_removed=r.containers_removed,
+    )
+
+
 def transition(r: Removal, inp: Input, now: float) -> tuple[Removal, list[Event]]:
-    """Apply ``inp`` to ``r``; raise :class:`RemovalRefusedError` when it does not apply."""
+    """Apply ``inp`` to ``r``; raise :class:`RemovalRefusedError` when it does not apply. Entering a phase
+    that is not the end is reported by ``evt.application.removal_progressed``."""
+    nxt, events = _transition(r, inp, now)
+    if nxt.phase != r.phase and nxt.active:
+        return nxt, [progressed_event(nxt), *events]
+    return nxt, events
+
+
+def _transition(r: Removal, inp: Input, now: float) -> tuple[Removal, list[Event]]:
     match inp:
         case RoutesPlanned(routes, route_timeout_s):
             _expect(r, inp, Phase.CANCELLING)
