@@ -215,12 +215,19 @@ def pg_admin_url(port: int, password: str, host: str = "127.0.0.1", db: str = "p
 def traefik_static_config(
     dynamic_dir: Path, web_host: str, web_port: int, api_host: str, api_port: int
 ) -> dict[str, object]:
-    """Traefik's static configuration: file provider on a watched directory, API on loopback."""
+    """Traefik's static configuration: file provider on a watched directory, API on loopback.
+
+    Both entry points delete request headers whose name aliases another (``X.Forwarded.For``,
+    ``X~Real~Ip``): backends that read headers as CGI variables (WSGI, PHP, NGINX...) would take them for
+    the header Traefik set (Traefik's default keeps them). Encoded characters in paths keep Traefik's
+    defaults: Berth routes by host only, so there is no path rule for an encoding to slip past.
+    """
+    http = {"aliasHeadersStrategy": "delete"}
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {
-            "web": {"address": f"{web_host}:{web_port}"},
-            "traefik": {"address": f"{api_host}:{api_port}"},
+            "web": {"address": f"{web_host}:{web_port}", "http": dict(http)},
+            "traefik": {"address": f"{api_host}:{api_port}", "http": dict(http)},
         },
         "providers": {
             "providersThrottleDuration": "50ms",
