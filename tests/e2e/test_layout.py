@@ -210,3 +210,13 @@ def test_state_file_carries_no_secret(tmp_path):
         "process": "api",
         "log": str(tmp_path.resolve() / "logs" / "api.log"),
     }
+
+
+def test_the_local_postgres_settings_reach_its_command_line_and_nothing_else_does():
+    from berth_cli.components import pg_setting_args
+    from berth_cli.supervisor import PG_SMALL
+
+    assert pg_setting_args(PG_SMALL) == ["-c", "io_method=sync", "-c", "max_logical_replication_workers=0"]
+    for bad in ({"io_method": "sync -c x=1"}, {"shared_buffers": "16MB\n"}, {"a=b": "1"}, {"": "1"}):
+        with pytest.raises(ValueError, match="not a Postgres setting"):
+            pg_setting_args(bad)

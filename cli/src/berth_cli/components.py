@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +170,20 @@ def pg_init(pgdata: Path, superuser_password: str) -> str | None:
     return user
 
 
+_PG_SETTING_NAME = re.compile(r"[a-z_]{1,63}")
+_PG_SETTING_VALUE = re.compile(r"[A-Za-z0-9_.]{1,32}")
+
+
+def pg_setting_args(settings: Mapping[str, str]) -> list[str]:
+    """``-c name=value`` for each setting; a name or value that is not a plain word is refused."""
+    args = []
+    for name, value in settings.items():
+        if not _PG_SETTING_NAME.fullmatch(name) or not _PG_SETTING_VALUE.fullmatch(value):
+            raise ValueError(f"not a Postgres setting: {name}={value!r}")
+        args += ["-c", f"{name}={value}"]
+    return args
+
+
 def pg_launch(
     pgdata: Path,
     port: int,
@@ -175,9 +191,11 @@ def pg_launch(
     host: str = "127.0.0.1",
     shared_buffers: str = "32MB",
     max_connections: int = 200,
+    settings: Mapping[str, str] | None = None,
 ) -> Launch:
     """Postgres in the foreground. The local platform passes smaller settings (it idles on small machines);
-    the defaults suit the test fixture, which serves many databases at once."""
+    the defaults suit the test fixture, which serves many databases at once. ``settings``: more ``-c``
+    options (names and values checked: they reach the command line)."""
     user = pg_init(pgdata, superuser_password)
     sockdir = pgdata / "run"
     sockdir.mkdir(exist_ok=True)
@@ -202,7 +220,7 @@ def pg_launch(
         "-c",
         "log_min_messages=warning",
     ]
-    return Launch("postgres", argv, user=user)
+    return Launch("postgres", argv + pg_setting_args(settings or {}), user=user)
 
 
 def pg_admin_url(port: int, password: str, host: str = "127.0.0.1", db: str = "postgres") -> str:

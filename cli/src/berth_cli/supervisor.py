@@ -51,6 +51,9 @@ from berth_cli.probes import check_all
 # six services with a few pooled connections each, with room to spare
 PG_MAX_CONNECTIONS = 100
 PG_SHARED_BUFFERS = "16MB"
+# An idle control plane needs neither Postgres 18's three I/O worker processes (about 5 MB: reads and writes
+# are done by the backends themselves, as before 18) nor the logical replication launcher.
+PG_SMALL = {"io_method": "sync", "max_logical_replication_workers": "0"}
 
 
 class Supervisor:
@@ -258,6 +261,7 @@ class Supervisor:
                 password,
                 shared_buffers=PG_SHARED_BUFFERS,
                 max_connections=PG_MAX_CONNECTIONS,
+                settings=PG_SMALL,
             )
             self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
             admin_url = components.pg_admin_url(self.ports["postgres"], password)
