@@ -18,10 +18,14 @@ from berth_cli import components
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0, proc: Proc | None = None) -> None:
     """Wait until ``port`` accepts connections; with ``proc``, it must be that process listening (one that
     exited lost the port to another process: ``PortTakenError``, so the caller starts it on another)."""
+
+    def exited() -> bool:
+        return proc is not None and proc.proc is not None and proc.proc.poll() is not None
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
-            raise PortTakenError(f"{proc.launch.name} exited before listening on {host}:{port}")
+        if exited():
+            raise PortTakenError(f"{proc.launch.name if proc else ''} exited before listening on {host}:{port}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 pass
@@ -29,8 +33,8 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0, proc: P
             time.sleep(0.05)
             continue
         time.sleep(0.05)  # a process that could not bind exits at once: make sure ours is still there
-        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
-            raise PortTakenError(f"{proc.launch.name} exited; {host}:{port} is another process's")
+        if exited():
+            raise PortTakenError(f"{proc.launch.name if proc else ''} exited; {host}:{port} is another process's")
         return
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
@@ -53,7 +57,8 @@ def start_on_a_free_port(launch: Callable[[int], None], port: int, attempts: int
 
 
 def wait_healthz(monitor_port: int, proc: Proc, timeout: float = 20.0) -> None:
-    """Wait until nats-server's ``/healthz`` answers 200 (the server, JetStream included, is ready)."""
+    """Wait until nats-server's ``/healthz`` answers 200 (the server, JetStream included, is ready). Blocking
+    (the platform's probe is async, and tests restart servers from inside their event loop)."""
     import urllib.error
     import urllib.request
 
@@ -119,9 +124,7 @@ class NatsServer:
     def start(self, attempts: int = 3) -> NatsServer:
         """Start on ``port``; when another process took it meanwhile (parallel test workers), on a new one.
 
-        Ready means ``/healthz`` answers 200, as the platform's probe has it: the client port opens before
-        the server has finished starting (a query answered "no responders" although its responder had
-        subscribed and flushed, under load)."""
+        Ready means ``/healthz`` answers 200 (JetStream included), as the platform's probe has it."""
 
         def launch(port: int) -> None:
             monitor = components.free_port()

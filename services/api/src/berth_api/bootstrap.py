@@ -2,13 +2,13 @@
 
 The shared runtime connects the bus and the database and runs the migrations; ``wire`` opens the secret
 key (created at the first start, mode 0600), binds the HTTP port, creates the bootstrap admin on the first
-start, starts the projection's consumers, the outbox sweeper and the audit log's retention purge; ``run_http`` serves the app until stop.
+start, starts the projection's consumers, the outbox sweeper and the audit log's retention purge;
+``run_http`` serves the app until stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from berth_api import handlers
@@ -22,16 +22,11 @@ from berth_api.usecases import Deps
 from berth_api.usecases.audit import retention_loop
 from berth_api.usecases.deployments import purge_loop_once
 from berth_common.runtime import Context, ServiceSpec, run
+from berth_common.tasks import cancel_and_wait
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 SWEEP_INTERVAL_S = 30.0
 AUDIT_RETENTION_TASK = "api-audit-retention"
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def spec(settings: ApiSettings | None = None) -> ServiceSpec:
@@ -52,10 +47,10 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
                 await asyncio.sleep(SWEEP_INTERVAL_S)
 
         sweeper = asyncio.create_task(sweep(), name="api-outbox-sweeper")
-        ctx.cleanups.append(lambda: _cancel(sweeper))
+        ctx.cleanups.append(lambda: cancel_and_wait(sweeper))
         if settings.audit_retention_days > 0:  # 0: audit rows are kept forever
             purger = asyncio.create_task(retention_loop(settings, ctx.sessionmaker), name=AUDIT_RETENTION_TASK)
-            ctx.on_stop.append(lambda: _cancel(purger))
+            ctx.on_stop.append(lambda: cancel_and_wait(purger))
 
     async def run_http(ctx: Context, stop: asyncio.Event) -> None:
         await http.serve(create_app(settings, ctx), stop)
