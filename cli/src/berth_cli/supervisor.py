@@ -263,6 +263,9 @@ class Supervisor:
                 max_connections=PG_MAX_CONNECTIONS,
                 settings=PG_SMALL,
             )
+            cluster = Path(launch.argv[launch.argv.index("-D") + 1])
+            if cluster != paths.pgdata:
+                self.log.info("postgres cluster outside the data dir: its parents are private", cluster=str(cluster))
             self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
             admin_url = components.pg_admin_url(self.ports["postgres"], password)
         nats = components.nats_launch(paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"])
