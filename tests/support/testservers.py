@@ -1,0 +1,293 @@
+"""Test servers: network namespaces that behave as remote hosts, each with its own address, dockerd and sshd.
+
+A test server is reached only at the address the tests gave it, inside a /24 the tests made (``10.77.N.0``,
+N chosen under a machine-wide lock so parallel workers never share one). Its sshd runs in a mount namespace
+where ``/var/run/docker.sock`` is that server's own engine, so ``ssh root@ADDR docker ps`` lists only its
+containers, as on a real machine. Everything is torn down by pid and ``ip netns del``.
+
+The recipe is the one verified on these machines (shared/REFERENCE.md): ``nsenter --net`` (``ip netns exec``
+remounts /sys and dockerd then fails), sshd with ``AllowStreamLocalForwarding yes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+LOCK = Path("/tmp/berth-testservers.lock")
+NET_PREFIX = "10.77"
+SSHD = "/usr/sbin/sshd"
+
+
+def _run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} {' '.join(argv[1:4])} failed: {proc.stderr.strip()[-500:]}")
+    return proc
+
+
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    with LOCK.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _used_subnets() -> set[int]:
+    out = _run("ip", "-o", "-4", "addr", "show").stdout
+    used = set()
+    for line in out.splitlines():
+        for word in line.split():
+            if word.startswith(NET_PREFIX + "."):
+                used.add(int(word.split(".")[2]))
+    return used
+
+
+def _netns_exists(name: str) -> bool:
+    return Path("/var/run/netns", name).exists()
+
+
+@dataclass
+class TestServer:
+    """One namespace server. ``address`` is its own; ``gateway`` is the main namespace's end of the link."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    subnet: int
+    root: Path
+    client_key: asyncssh.SSHKey
+    host_key: asyncssh.SSHKey
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"{NET_PREFIX}.{self.subnet}.2"
+
+    @property
+    def gateway(self) -> str:
+        return f"{NET_PREFIX}.{self.subnet}.1"
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_sock}"
+
+    @property
+    def private_key_pem(self) -> str:
+        return self.client_key.export_private_key("openssh").decode()
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        return str(self.host_key.get_fingerprint("sha256"))
+
+    def docker(self, *args: str, timeout: float = 120) -> str:
+        """The docker CLI against this server's engine (tests only; Berth itself speaks the Engine API)."""
+        return _run("docker", "-H", self.docker_host, *args, timeout=timeout).stdout
+
+    def load_image(self, tag: str) -> None:
+        """Copy a local image to this server (``docker save | docker load``), skipped when it is there."""
+        if _run("docker", "-H", self.docker_host, "image", "inspect", tag, check=False).returncode == 0:
+            return
+        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
+        load = subprocess.run(
+            ["docker", "-H", self.docker_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300
+        )
+        save.wait(timeout=60)
+        if load.returncode != 0 or save.returncode != 0:
+            raise RuntimeError(f"loading {tag} into {self.name} failed: {load.stderr.decode()[-300:]}")
+
+    def stop_dockerd(self) -> None:
+        """Kill this server's engine (SIGKILL, like a crash); its containers die with their shims."""
+        pid = self.pids.pop("dockerd", None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _sshd_config(server: TestServer) -> str:
+    return "\n".join(
+        [
+            f"ListenAddress {server.address}",
+            "Port 22",
+            f"HostKey {server.root / 'ssh_host_ed25519_key'}",
+            f"AuthorizedKeysFile {server.root / 'authorized_keys'}",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "AllowStreamLocalForwarding yes",
+            "AllowTcpForwarding yes",
+            "StrictModes no",
+            "UsePAM no",
+            f"PidFile {server.root / 'sshd.pid'}",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
+def start_server(index: int = 0, *, with_sshd: bool = True) -> TestServer:
+    """Make a namespace server with its own dockerd (and sshd). Call :func:`stop_server` to remove it."""
+    with _machine_lock():
+        used = _used_subnets()
+        subnet = next(n for n in range(10, 250) if n not in used and not _netns_exists(f"berth-t{n}"))
+        name = f"berth-t{subnet}"
+        host_veth, ns_veth = f"bt{subnet}", f"bt{subnet}i"
+        _run("ip", "netns", "add", name)
+        _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", ns_veth)
+        _run("ip", "link", "set", ns_veth, "netns", name)
+        _run("ip", "addr", "add", f"{NET_PREFIX}.{subnet}.1/24", "dev", host_veth)
+        _run("ip", "link", "set", host_veth, "up")
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    root.chmod(0o755)
+    server = TestServer(
+        name,
+        subnet,
+        root,
+        client_key=asyncssh.generate_private_key("ssh-ed25519"),
+        host_key=asyncssh.generate_private_key("ssh-ed25519"),
+    )
+    try:
+        ns = f"/var/run/netns/{name}"
+        for argv in (
+            ["ip", "addr", "add", f"{server.address}/24", "dev", ns_veth],
+            ["ip", "link", "set", ns_veth, "up"],
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "route", "add", "default", "via", server.gateway],
+        ):
+            _run("nsenter", f"--net={ns}", *argv)
+        (root / "data").mkdir()
+        (root / "exec").mkdir()
+        log = (root / "dockerd.log").open("ab")
+        dockerd = subprocess.Popen(
+            [
+                "nsenter",
+                f"--net={ns}",
+                "dockerd",
+                "--data-root",
+                str(root / "data"),
+                "--exec-root",
+                str(root / "exec"),
+                "--pidfile",
+                str(root / "docker.pid"),
+                "-H",
+                server.docker_host,
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        server.pids["dockerd"] = dockerd.pid
+        _wait(
+            lambda: _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0,
+            f"{name} dockerd",
+        )
+        if with_sshd:
+            _start_sshd(server, ns)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def _start_sshd(server: TestServer, ns: str) -> None:
+    root = server.root
+    key_file = root / "ssh_host_ed25519_key"
+    key_file.write_bytes(server.host_key.export_private_key("openssh"))
+    key_file.chmod(0o600)
+    (root / "authorized_keys").write_bytes(server.client_key.export_public_key("openssh"))
+    (root / "sshd_config").write_text(_sshd_config(server))
+    Path("/run/sshd").mkdir(exist_ok=True)
+    log = (root / "sshd.log").open("ab")
+    # sshd forks into the background once it listens: its own pid is read from the PidFile
+    _run(
+        "nsenter",
+        f"--net={ns}",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$1" /var/run/docker.sock && exec "$2" -f "$3" -E "$4"',
+        "sh",
+        str(server.docker_sock),
+        SSHD,
+        str(root / "sshd_config"),
+        str(root / "sshd.log"),
+    )
+    log.close()
+    _wait(lambda: (root / "sshd.pid").exists(), f"{server.name} sshd")
+    server.pids["sshd"] = int((root / "sshd.pid").read_text().split()[0])
+    _wait(lambda: _port_open(server.address, 22), f"{server.name} sshd port")
+
+
+def stop_server(server: TestServer) -> None:
+    """Stop everything the server runs (by pid, then whatever is left in its namespace) and remove it."""
+    ns = server.name
+    for what in ("sshd", "dockerd"):
+        pid = server.pids.pop(what, None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = _run("ip", "netns", "pids", ns, check=False).stdout.split()
+        if not left:
+            break
+        if time.monotonic() > deadline - 10:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.2)
+    # the engine's mounts (overlay, netns files) live under its data and exec roots
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(server.root))), reverse=True):
+        _run("umount", "-l", mount, check=False)
+    _run("ip", "link", "del", f"bt{server.subnet}", check=False)
+    _run("ip", "netns", "del", ns, check=False)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_servers(count: int, *, with_sshd: bool = True) -> Iterator[list[TestServer]]:
+    servers: list[TestServer] = []
+    try:
+        for i in range(count):
+            servers.append(start_server(i, with_sshd=with_sshd))
+        yield servers
+    finally:
+        for server in servers:
+            stop_server(server)
