@@ -158,8 +158,10 @@ def _sshd_config(server: TestServer) -> str:
     )
 
 
-def start_server(index: int = 0, *, with_sshd: bool = True) -> TestServer:
-    """Make a namespace server with its own dockerd (and sshd). Call :func:`stop_server` to remove it."""
+def start_server(index: int = 0, *, with_sshd: bool = True, with_docker: bool = True) -> TestServer:
+    """Make a namespace server with its own dockerd (and sshd). Call :func:`stop_server` to remove it.
+
+    ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket)."""
     with _machine_lock():
         used = _used_subnets()
         subnet = next(n for n in range(10, 250) if n not in used and not _netns_exists(f"berth-t{n}"))
@@ -188,38 +190,46 @@ def start_server(index: int = 0, *, with_sshd: bool = True) -> TestServer:
             ["ip", "route", "add", "default", "via", server.gateway],
         ):
             _run("nsenter", f"--net={ns}", *argv)
-        (root / "data").mkdir()
-        (root / "exec").mkdir()
-        log = (root / "dockerd.log").open("ab")
-        dockerd = subprocess.Popen(
-            [
-                "nsenter",
-                f"--net={ns}",
-                "dockerd",
-                "--data-root",
-                str(root / "data"),
-                "--exec-root",
-                str(root / "exec"),
-                "--pidfile",
-                str(root / "docker.pid"),
-                "-H",
-                server.docker_host,
-            ],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        server.pids["dockerd"] = dockerd.pid
-        _wait(
-            lambda: _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0,
-            f"{name} dockerd",
-        )
+        if with_docker:
+            _start_dockerd(server, ns)
+        else:
+            server.docker_sock.write_text("")
         if with_sshd:
             _start_sshd(server, ns)
     except BaseException:
         stop_server(server)
         raise
     return server
+
+
+def _start_dockerd(server: TestServer, ns: str) -> None:
+    root = server.root
+    (root / "data").mkdir()
+    (root / "exec").mkdir()
+    log = (root / "dockerd.log").open("ab")
+    dockerd = subprocess.Popen(
+        [
+            "nsenter",
+            f"--net={ns}",
+            "dockerd",
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "--pidfile",
+            str(root / "docker.pid"),
+            "-H",
+            server.docker_host,
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    server.pids["dockerd"] = dockerd.pid
+    _wait(
+        lambda: _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0,
+        f"{server.name} dockerd",
+    )
 
 
 def _start_sshd(server: TestServer, ns: str) -> None:
@@ -282,11 +292,11 @@ def stop_server(server: TestServer) -> None:
 
 
 @contextlib.contextmanager
-def running_servers(count: int, *, with_sshd: bool = True) -> Iterator[list[TestServer]]:
+def running_servers(count: int, *, with_sshd: bool = True, with_docker: bool = True) -> Iterator[list[TestServer]]:
     servers: list[TestServer] = []
     try:
         for i in range(count):
-            servers.append(start_server(i, with_sshd=with_sshd))
+            servers.append(start_server(i, with_sshd=with_sshd, with_docker=with_docker))
         yield servers
     finally:
         for server in servers:

@@ -35,14 +35,17 @@ _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class SshError(Exception):
-    """A connection to a server failed; ``reason`` is for a person, ``kind`` for code."""
+ErrorKind = Literal["ssh", "unreachable", "authentication", "host_key_changed"]
 
-    kind = "ssh"
+
+class SshError(Exception):
+    """A connection to a server failed; the message is for a person, ``kind`` for code."""
+
+    kind: ErrorKind = "ssh"
 
 
 class ServerUnreachable(SshError):
-    kind = "unreachable"
+    kind: ErrorKind = "unreachable"
 
     def __init__(self, how: Unreachable, detail: str) -> None:
         super().__init__(detail)
@@ -50,11 +53,11 @@ class ServerUnreachable(SshError):
 
 
 class AuthenticationFailed(SshError):
-    kind = "authentication"
+    kind: ErrorKind = "authentication"
 
 
 class HostKeyChanged(SshError):
-    kind = "host_key_changed"
+    kind: ErrorKind = "host_key_changed"
 
     def __init__(self, expected: str, detail: str) -> None:
         super().__init__(detail)
