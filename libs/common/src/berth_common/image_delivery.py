@@ -1,0 +1,101 @@
+"""Deliver an image from one Docker engine to another without a registry (``docker save | docker load``).
+
+The source engine's ``GET /images/{name}/get`` tar stream is sent as it arrives to the target engine's
+``POST /images/load``: nothing is written to disk and memory stays at one chunk whatever the image's size.
+Either engine is a unix socket path: the local engine's, or a remote one forwarded over SSH
+(:class:`berth_common.ssh.SshPool`). This is how an image built on one server reaches the servers that run
+it when the team has no registry (air-gapped sites included).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import aiohttp
+
+from berth_common.images import check_ref
+
+API = "/v1.41"
+CHUNK = 1 << 20
+
+
+class DeliveryError(RuntimeError):
+    """The image could not be read from the source or loaded into the target; the message says which."""
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """One Engine API request as data (tested by exact comparison; executed by :func:`deliver_image`)."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    content_type: str | None = None
+
+
+def save_call(ref: str) -> EngineCall:
+    return EngineCall("GET", f"{API}/images/{quote(check_ref(ref), safe='')}/get")
+
+
+def load_call() -> EngineCall:
+    return EngineCall("POST", f"{API}/images/load", (("quiet", "1"),), "application/x-tar")
+
+
+def load_result(body: str) -> str:
+    """What the target engine said after a load: the loaded image line, or :class:`DeliveryError`."""
+    loaded = ""
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        if item.get("error") or item.get("errorDetail"):
+            detail = item.get("errorDetail") or {}
+            message = detail.get("message") if isinstance(detail, dict) else None
+            raise DeliveryError(f"the target engine refused the image: {message or item.get('error')}")
+        stream = str(item.get("stream") or "").strip()
+        if stream:
+            loaded = stream
+    return loaded
+
+
+def _session(socket_path: str, timeout: float | None) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=socket_path),
+        timeout=aiohttp.ClientTimeout(total=timeout, sock_read=300),
+    )
+
+
+async def deliver_image(source_socket: str, target_socket: str, ref: str, *, timeout: float | None = 3600) -> int:
+    """Stream image ``ref`` from the source engine into the target engine; returns the bytes sent."""
+    save, load = save_call(ref), load_call()
+    sent = 0
+    async with _session(source_socket, timeout) as src, _session(target_socket, timeout) as dst:
+        async with src.request(save.method, f"http://docker{save.path}") as resp:
+            if resp.status != 200:
+                raise DeliveryError(
+                    f"the source engine has no image {ref} ({resp.status}: {(await resp.text())[:200]})"
+                )
+
+            async def chunks() -> AsyncIterator[bytes]:
+                nonlocal sent
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    sent += len(chunk)
+                    yield chunk
+
+            headers = {"Content-Type": load.content_type or "application/x-tar"}
+            async with dst.request(
+                load.method, f"http://docker{load.path}", params=dict(load.params), data=chunks(), headers=headers
+            ) as loaded:
+                body = await loaded.text()
+                if loaded.status != 200:
+                    raise DeliveryError(f"the target engine refused the image ({loaded.status}: {body[:200]})")
+                load_result(body)
+    return sent
