@@ -1,7 +1,8 @@
 """Test servers: network namespaces that behave as remote hosts, each with its own address, dockerd and sshd.
 
-A test server is reached only at the address the tests gave it, inside a /24 the tests made (``10.77.N.0``,
-N chosen under a machine-wide lock so parallel workers never share one). Its sshd runs in a mount namespace
+A test server is reached only at the address the tests gave it, inside a /24 the tests made (``10.77.N.0``
+on a bridge of ours, N chosen under a machine-wide lock so parallel workers never share one); servers on
+one network reach each other (a Swarm's nodes do). Its sshd runs in a mount namespace
 where ``/var/run/docker.sock`` is that server's own engine, so ``ssh root@ADDR docker ps`` lists only its
 containers, as on a real machine. Everything is torn down by pid and ``ip netns del``.
 
@@ -70,6 +71,7 @@ class TestServer:
 
     name: str
     subnet: int
+    host: int
     root: Path
     client_key: asyncssh.SSHKey
     host_key: asyncssh.SSHKey
@@ -77,7 +79,7 @@ class TestServer:
 
     @property
     def address(self) -> str:
-        return f"{NET_PREFIX}.{self.subnet}.2"
+        return f"{NET_PREFIX}.{self.subnet}.{self.host}"
 
     @property
     def gateway(self) -> str:
@@ -114,6 +116,13 @@ class TestServer:
         save.wait(timeout=60)
         if load.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"loading {tag} into {self.name} failed: {load.stderr.decode()[-300:]}")
+
+    def crash(self) -> None:
+        """The machine dies: every process in its namespace (engine, containers, sshd) gets SIGKILL."""
+        self.pids.clear()
+        for pid in _run("ip", "netns", "pids", self.name, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
 
     def stop_dockerd(self) -> None:
         """Kill this server's engine (SIGKILL, like a crash); its containers die with their shims."""
@@ -158,25 +167,56 @@ def _sshd_config(server: TestServer) -> str:
     )
 
 
-def start_server(index: int = 0, *, with_sshd: bool = True, with_docker: bool = True) -> TestServer:
-    """Make a namespace server with its own dockerd (and sshd). Call :func:`stop_server` to remove it.
+@dataclass
+class TestNet:
+    """A /24 on a Linux bridge in the main namespace (``.1`` is ours): its servers reach each other and us."""
 
-    ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket)."""
+    __test__ = False
+
+    subnet: int
+
+    @property
+    def bridge(self) -> str:
+        return f"btb{self.subnet}"
+
+
+def make_net() -> TestNet:
+    """A new test network: a free ``10.77.N.0/24`` (chosen under the machine-wide lock) on its own bridge,
+    with bridged traffic between its servers accepted (Docker's FORWARD policy drops it otherwise)."""
     with _machine_lock():
         used = _used_subnets()
-        subnet = next(n for n in range(10, 250) if n not in used and not _netns_exists(f"berth-t{n}"))
-        name = f"berth-t{subnet}"
-        host_veth, ns_veth = f"bt{subnet}", f"bt{subnet}i"
-        _run("ip", "netns", "add", name)
-        _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", ns_veth)
-        _run("ip", "link", "set", ns_veth, "netns", name)
-        _run("ip", "addr", "add", f"{NET_PREFIX}.{subnet}.1/24", "dev", host_veth)
-        _run("ip", "link", "set", host_veth, "up")
+        subnet = next(n for n in range(10, 250) if n not in used and not _netns_exists(f"berth-t{n}-2"))
+        net = TestNet(subnet)
+        _run("ip", "link", "add", net.bridge, "type", "bridge")
+        _run("ip", "addr", "add", f"{NET_PREFIX}.{subnet}.1/24", "dev", net.bridge)
+        _run("ip", "link", "set", net.bridge, "up")
+    _run("iptables", "-I", "FORWARD", "-i", net.bridge, "-o", net.bridge, "-j", "ACCEPT", check=False)
+    return net
+
+
+def remove_net(net: TestNet) -> None:
+    _run("iptables", "-D", "FORWARD", "-i", net.bridge, "-o", net.bridge, "-j", "ACCEPT", check=False)
+    _run("ip", "link", "del", net.bridge, check=False)
+
+
+def start_server(net: TestNet, host: int = 2, *, with_sshd: bool = True, with_docker: bool = True) -> TestServer:
+    """Make a namespace server at ``10.77.<net>.<host>`` with its own dockerd (and sshd).
+    Call :func:`stop_server` to remove it.
+
+    ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket)."""
+    name = f"berth-t{net.subnet}-{host}"
+    host_veth, ns_veth = f"bt{net.subnet}x{host}", f"bt{net.subnet}y{host}"
+    _run("ip", "netns", "add", name)
+    _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", ns_veth)
+    _run("ip", "link", "set", ns_veth, "netns", name)
+    _run("ip", "link", "set", host_veth, "master", net.bridge)
+    _run("ip", "link", "set", host_veth, "up")
     root = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     root.chmod(0o755)
     server = TestServer(
         name,
-        subnet,
+        net.subnet,
+        host,
         root,
         client_key=asyncssh.generate_private_key("ssh-ed25519"),
         host_key=asyncssh.generate_private_key("ssh-ed25519"),
@@ -286,18 +326,21 @@ def stop_server(server: TestServer) -> None:
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith(str(server.root))), reverse=True):
         _run("umount", "-l", mount, check=False)
-    _run("ip", "link", "del", f"bt{server.subnet}", check=False)
+    _run("ip", "link", "del", f"bt{server.subnet}x{server.host}", check=False)
     _run("ip", "netns", "del", ns, check=False)
     shutil.rmtree(server.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def running_servers(count: int, *, with_sshd: bool = True, with_docker: bool = True) -> Iterator[list[TestServer]]:
+    """``count`` servers on one new test network (``.2``, ``.3``, ...), all removed at the end."""
+    net = make_net()
     servers: list[TestServer] = []
     try:
         for i in range(count):
-            servers.append(start_server(i, with_sshd=with_sshd, with_docker=with_docker))
+            servers.append(start_server(net, 2 + i, with_sshd=with_sshd, with_docker=with_docker))
         yield servers
     finally:
         for server in servers:
             stop_server(server)
+        remove_net(net)

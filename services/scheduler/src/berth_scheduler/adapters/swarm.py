@@ -1,0 +1,74 @@
+"""The Swarm executor: posts :mod:`berth_scheduler.domain.swarm` bodies to a manager's (or joining node's)
+Engine API at a unix socket (the local engine's, or a server's forwarded over SSH)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+API = "/v1.41"
+
+
+class SwarmError(RuntimeError):
+    """The engine refused a Swarm operation; the message carries its reason."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SwarmEngine:
+    def __init__(self, socket_path: str, timeout: float = 60.0) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+
+    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        connector = aiohttp.UnixConnector(path=self.socket_path)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            async with http.request(method, f"http://docker{API}{path}", json=body, params=params) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    try:
+                        message = json.loads(text).get("message", text)
+                    except (ValueError, AttributeError):
+                        message = text
+                    raise SwarmError(f"{method} {path}: {message}", resp.status)
+                return json.loads(text) if text.strip() else None
+
+    async def init(self, body: dict[str, Any]) -> str:
+        """Make this engine the first manager; returns its node id."""
+        return str(await self._call("POST", "/swarm/init", body))
+
+    async def join_token(self) -> str:
+        swarm = await self._call("GET", "/swarm")
+        return str(swarm["JoinTokens"]["Worker"])
+
+    async def join(self, body: dict[str, Any]) -> None:
+        await self._call("POST", "/swarm/join", body)
+
+    async def leave(self, force: bool = True) -> None:
+        await self._call("POST", "/swarm/leave", params={"force": "1" if force else "0"})
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return list(await self._call("GET", "/nodes"))
+
+    async def create_network(self, body: dict[str, Any]) -> str:
+        return str((await self._call("POST", "/networks/create", body))["Id"])
+
+    async def create_service(self, body: dict[str, Any]) -> str:
+        return str((await self._call("POST", "/services/create", body))["ID"])
+
+    async def remove_service(self, name: str) -> None:
+        try:
+            await self._call("DELETE", f"/services/{quote(name, safe='')}")
+        except SwarmError as exc:
+            if exc.status != 404:
+                raise
+
+    async def tasks(self, service: str) -> list[dict[str, Any]]:
+        filters = json.dumps({"service": [service]})
+        return list(await self._call("GET", "/tasks", params={"filters": filters}))

@@ -1,0 +1,121 @@
+"""Docker Swarm as data: the Engine API (1.41) bodies that form a Swarm and run a service version on it.
+
+On a Swarm, Berth runs each service version as one Swarm service and lets Swarm place and restart its
+tasks, while keeping its own readiness gate and Traefik switch (start the new service, wait until its tasks
+are ready, switch routes, drain, remove the old one). The routing mesh and service VIPs are not used: the
+services use DNS round-robin endpoints (``dnsrr``) on an attachable overlay network, and Traefik on that
+network routes to task addresses. Everything here is pure; the adapter posts these bodies unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from berth_scheduler.domain.containers import NANO, ContainerSpec
+
+SWARM_PORT = 2377
+OVERLAY_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_ADDRESS = re.compile(r"^[0-9a-fA-F:.]{2,45}$")  # an IP address (the advertise address of a node)
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f"not an IP address: {value!r}")
+    return value
+
+
+def init_body(advertise_addr: str) -> dict[str, Any]:
+    """``POST /swarm/init`` on the first manager."""
+    addr = _address(advertise_addr)
+    return {"ListenAddr": f"0.0.0.0:{SWARM_PORT}", "AdvertiseAddr": f"{addr}:{SWARM_PORT}", "ForceNewCluster": False}
+
+
+def join_body(advertise_addr: str, manager_addr: str, token: str) -> dict[str, Any]:
+    """``POST /swarm/join`` on a node joining the manager at ``manager_addr``."""
+    if not re.fullmatch(r"SWMTKN-1-[a-z0-9]+-[a-z0-9]+", token):
+        raise ValueError("not a Swarm join token")
+    return {
+        "ListenAddr": f"0.0.0.0:{SWARM_PORT}",
+        "AdvertiseAddr": f"{_address(advertise_addr)}:{SWARM_PORT}",
+        "RemoteAddrs": [f"{_address(manager_addr)}:{SWARM_PORT}"],
+        "JoinToken": token,
+    }
+
+
+def overlay_body(name: str) -> dict[str, Any]:
+    """``POST /networks/create``: the attachable overlay network Berth's services and Traefik share."""
+    if not OVERLAY_NAME.fullmatch(name):
+        raise ValueError(f"not a network name: {name!r}")
+    return {
+        "Name": name,
+        "Driver": "overlay",
+        "Attachable": True,
+        "CheckDuplicate": True,
+        "Labels": {"berth.managed": "true"},
+    }
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    """One service version on a Swarm: its name, the create body, and what readiness needs."""
+
+    name: str
+    body: dict[str, Any]
+    container_port: int | None
+    health_path: str | None
+
+
+def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmService:
+    """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
+
+    The container body's image, command, environment, labels, stop timeout and limits carry over; host port
+    bindings do not (tasks are reached on the overlay network at their own addresses)."""
+    if replicas < 0:
+        raise ValueError("replicas must be >= 0")
+    if not OVERLAY_NAME.fullmatch(network):
+        raise ValueError(f"not a network name: {network!r}")
+    body = replica.body
+    labels = {k: v for k, v in body.get("Labels", {}).items() if k != "berth.replica"}
+    container: dict[str, Any] = {"Image": body["Image"], "Env": list(body.get("Env", [])), "Labels": labels}
+    if "Cmd" in body:
+        container["Args"] = list(body["Cmd"])
+    container["Init"] = True
+    container["StopGracePeriod"] = int(body.get("StopTimeout", 10)) * NANO
+    host = body.get("HostConfig", {})
+    limits: dict[str, int] = {}
+    if "NanoCpus" in host:
+        limits["NanoCPUs"] = host["NanoCpus"]
+    if "Memory" in host:
+        limits["MemoryBytes"] = host["Memory"]
+    name = replica.name.rsplit("-", 1)[0]  # the container name less its replica number
+    service = {
+        "Name": name,
+        "Labels": labels,
+        "TaskTemplate": {
+            "ContainerSpec": container,
+            "Resources": {"Limits": limits},
+            "RestartPolicy": {"Condition": "any", "Delay": NANO, "MaxAttempts": 0},
+            "Networks": [{"Target": network, "Aliases": [f"{replica.service}"]}],
+            "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m", "max-file": "3"}},
+        },
+        "Mode": {"Replicated": {"Replicas": replicas}},
+        "EndpointSpec": {"Mode": "dnsrr"},
+    }
+    return SwarmService(name, service, replica.container_port, replica.health_path)
+
+
+def running_tasks(tasks: list[dict[str, Any]], network: str) -> list[dict[str, str]]:
+    """(node id, address on ``network``) of every task that runs and should, from ``GET /tasks``."""
+    out = []
+    for task in tasks:
+        status = task.get("Status") or {}
+        if status.get("State") != "running" or (task.get("DesiredState") not in (None, "running")):
+            continue
+        for attachment in task.get("NetworksAttachments") or []:
+            if ((attachment.get("Network") or {}).get("Spec") or {}).get("Name") != network:
+                continue
+            for address in attachment.get("Addresses") or []:
+                out.append({"node": str(task.get("NodeID", "")), "address": str(address).split("/", 1)[0]})
+    return out
