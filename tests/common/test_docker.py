@@ -84,6 +84,8 @@ def test_engines_by_server_id():
         DockerEngines(local_engine(None, env={})).engine("s1")  # no resolver: only the local engine
     with pytest.raises(ValueError):
         DockerEngines(remote)
+    with pytest.raises(ValueError):
+        DockerEngines(local_engine(None, env={}), lambda sid: remote).engine("s2")  # the wrong server's engine
 
 
 async def test_one_shared_client_per_engine_pinned_to_its_version():
@@ -100,6 +102,21 @@ async def test_one_shared_client_per_engine_pinned_to_its_version():
     finally:
         await engines.close()
     assert engines.client() is not local  # closed: the next use makes a new client
+    await engines.close()
+
+
+async def test_an_added_engine_and_a_changed_description():
+    engines = DockerEngines(local_engine(None, env={}))
+    first = Engine(Endpoint(unix_path="/run/berth/engines/s2.sock"), "v1.41", "s2")
+    await engines.add(first)
+    client = engines.client("s2")
+    await engines.add(first)  # the same description: the same client
+    assert engines.engine("s2") is first and engines.client("s2") is client
+    moved = Engine(Endpoint(unix_path="/run/berth/engines/s2-b.sock"), "v1.41", "s2")
+    await engines.add(moved)  # reconnected elsewhere: a new client for the new socket
+    assert engines.engine("s2") == moved and engines.client("s2") is not client
+    with pytest.raises(ValueError):
+        await engines.add(Engine(Endpoint(), "v1.41", LOCAL))
     await engines.close()
 
 
@@ -131,23 +148,32 @@ async def test_the_local_engine_answers_through_the_factory():
         await engines.close()
 
 
-async def test_an_absent_socket_raises_docker_unavailable(tmp_path):
-    engines = DockerEngines(local_engine(f"unix://{tmp_path / 'no-docker.sock'}"))
+async def free_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
+
+
+async def test_an_engine_that_never_answers_raises_docker_unavailable(tmp_path):
+    silent = await asyncio.start_unix_server(lambda r, w: None, path=str(tmp_path / "silent.sock"))
+    engines = DockerEngines(local_engine(f"unix://{tmp_path / 'silent.sock'}", env={}))
     try:
-        with pytest.raises(DockerUnavailable):
-            await engines.version()
-        with pytest.raises(DockerUnavailable):
-            await engines.open_stream()
+        with pytest.raises(DockerUnavailable, match=r"did not answer in 0\.5 s"):
+            await engines.version(timeout_s=0.5)
     finally:
         await engines.close()
+        silent.close()
 
 
-async def test_an_engine_that_does_not_listen_raises_docker_unavailable():
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()  # the port is free again: nothing listens there
-    engines = DockerEngines(local_engine(f"tcp://127.0.0.1:{port}", env={}))
+@pytest.mark.parametrize("where", ["absent socket", "closed port"])
+async def test_an_engine_that_is_not_there_raises_docker_unavailable(where, tmp_path):
+    url = (
+        f"unix://{tmp_path / 'no-docker.sock'}" if where == "absent socket" else f"tcp://127.0.0.1:{await free_port()}"
+    )
+    engines = DockerEngines(local_engine(url, env={}))
     try:
         with pytest.raises(DockerUnavailable):
             await engines.version()

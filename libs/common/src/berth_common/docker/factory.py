@@ -3,8 +3,9 @@
 For each engine it makes, on first use, one aiodocker client that every caller of the service shares
 (pinned to the engine's API version), and it opens raw streams to the same endpoint for the callers that
 speak HTTP themselves (the metrics service's small client, the builder's BuildKit session). The local
-engine is given; any other server id is looked up through ``resolve`` (for a remote server, the endpoint
-its SSH forwarder serves). An engine that does not answer raises :class:`DockerUnavailable`.
+engine is given; another server's engine is added when its connection is set up (for a remote server,
+the unix socket its SSH forwarder serves) or looked up on first use through ``resolve``. An engine that
+does not answer raises :class:`DockerUnavailable`.
 
 aiodocker (and with it aiohttp) is imported only when a client is first asked for, so a service that
 only opens streams does not load it.
@@ -54,10 +55,20 @@ class DockerEngines:
         if found is None and self._resolve is not None:
             found = self._resolve(server_id)
             if found is not None:
+                if found.server_id != server_id:
+                    raise ValueError(f"asked for the engine of {server_id!r}, resolved that of {found.server_id!r}")
                 self._engines[server_id] = found
         if found is None:
             raise DockerUnavailable(f"no Docker engine is known for the server {server_id!r}")
         return found
+
+    async def add(self, engine: Engine) -> None:
+        """Know a server's engine; a new description of a known server closes the client made for the old one."""
+        if engine.server_id == LOCAL:
+            raise ValueError("the local engine is given when the factory is made, not added")
+        if self._engines.get(engine.server_id) not in (None, engine):
+            await self.close(engine.server_id)
+        self._engines[engine.server_id] = engine
 
     def _ssl(self, server_id: str) -> ssl.SSLContext | None:
         if server_id not in self._tls:
@@ -90,10 +101,13 @@ class DockerEngines:
         except OSError as exc:
             raise DockerUnavailable(f"cannot reach the Docker engine of {server_id!r}: {exc}") from exc
 
-    async def version(self, server_id: str = LOCAL) -> dict[str, Any]:
+    async def version(self, server_id: str = LOCAL, timeout_s: float = 10.0) -> dict[str, Any]:
         """``GET /version`` of the server's engine (its version, API version, OS and architecture)."""
         try:
-            answer: dict[str, Any] = await self.client(server_id).version()
+            async with asyncio.timeout(timeout_s):
+                answer: dict[str, Any] = await self.client(server_id).version()
+        except TimeoutError as exc:
+            raise DockerUnavailable(f"the Docker engine of {server_id!r} did not answer in {timeout_s:g} s") from exc
         except Exception as exc:
             if unreachable(exc):
                 raise DockerUnavailable(f"the Docker engine of {server_id!r} did not answer: {exc}") from exc
@@ -101,7 +115,8 @@ class DockerEngines:
         return answer
 
     async def close(self, server_id: str | None = None) -> None:
-        """Close the client of one server (made again from a fresh description on next use), or of all."""
+        """Close every client; or forget one server: its client is closed and its description dropped (the
+        local engine's stays), so a server removed or reconnected is added or resolved afresh."""
         for sid in [server_id] if server_id is not None else list(self._clients):
             docker = self._clients.pop(sid, None)
             if docker is not None:
