@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from berth_common.docker import DockerEngines, local_engine
 from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.store import SampleStore
@@ -18,7 +19,7 @@ from tests.metrics.service import containers, run_busybox
 
 def collector(sessionmaker, url: str | None = None) -> Collector:
     return Collector(
-        source=DockerSource(url, "v1.41", 5.0),
+        source=DockerSource(DockerEngines(local_engine(url, "v1.41")), 5.0),
         host=HostReader(Path("/proc"), REAL_FILESYSTEMS),
         store=SampleStore(sessionmaker),
         server="vm-t",
@@ -78,8 +79,8 @@ class GoneAfterListing(DockerSource):
     """The real engine answers the listing, then the engine is gone (a dead socket) for the readings."""
 
     def __init__(self, dead_url: str) -> None:
-        super().__init__(dead_url, "v1.41", 5.0)
-        self.live = DockerSource(None, "v1.41", 5.0)
+        super().__init__(DockerEngines(local_engine(dead_url, "v1.41")), 5.0)
+        self.live = DockerSource(DockerEngines(local_engine(None, "v1.41")), 5.0)
 
     async def running(self):  # type: ignore[no-untyped-def]
         return await self.live.running()

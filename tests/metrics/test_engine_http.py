@@ -1,5 +1,5 @@
 """The metrics service's HTTP client of the Docker Engine API against the real engine, through a relay
-that counts connections and can cut or refuse them; and where the engine is, from URLs and environment."""
+that counts connections and can cut or refuse them. Where the engine is: tests/common/test_docker.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from berth_metrics.adapters.engine_http import DockerUnavailableError, EngineClient, EngineError, endpoint
+from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
+from berth_metrics.adapters.engine_http import EngineClient, EngineError
 from tests.metrics.relay import Relay
 
 pytestmark = pytest.mark.docker
@@ -23,31 +24,9 @@ def sock_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_where_the_engine_is():
-    assert endpoint(None, {}).unix_path == "/var/run/docker.sock"
-    assert (
-        endpoint(None, {"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}).unix_path == "/run/user/1000/docker.sock"
-    )
-    tcp = endpoint("tcp://10.0.0.5:2375", {})
-    assert (tcp.unix_path, tcp.host, tcp.port, tcp.tls, tcp.host_header) == (
-        None,
-        "10.0.0.5",
-        2375,
-        None,
-        "10.0.0.5:2375",
-    )
-    assert endpoint("http://engine", {}).port == 2375
-    tls = endpoint("tcp://engine", {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/nonexistent"})
-    assert tls.port == 2376 and tls.tls is not None
-    assert endpoint("https://engine:8443", {}).tls is not None
-    for bad in ("ssh://user@host", "npipe:////./pipe/docker_engine", "tcp://"):
-        with pytest.raises(ValueError):
-            endpoint(bad, {})
-
-
 async def test_answers_errors_and_kept_alive_connections(sock_dir):
     relay = await Relay(sock_dir / "docker.sock").start()
-    client = EngineClient(endpoint(relay.url), "v1.41", timeout_s=10)
+    client = EngineClient(DockerEngines(local_engine(relay.url, "v1.41")), timeout_s=10)
     try:
         version = await client.get_json("version")
         assert version["ApiVersion"] and isinstance(await client.get_json("containers/json"), list)
@@ -63,7 +42,7 @@ async def test_answers_errors_and_kept_alive_connections(sock_dir):
         assert relay.accepted == 2
 
         await relay.stop()
-        with pytest.raises(DockerUnavailableError):
+        with pytest.raises(DockerUnavailable):
             await client.get_json("version")
         await relay.start()
         assert (await client.get_json("version"))["ApiVersion"]
@@ -75,9 +54,9 @@ async def test_answers_errors_and_kept_alive_connections(sock_dir):
 async def test_an_engine_that_hangs_up_without_answering(sock_dir):
     relay = await Relay(sock_dir / "docker.sock").start()
     relay.refuse = True  # accepts, then closes at once
-    client = EngineClient(endpoint(relay.url), "v1.41", timeout_s=5)
+    client = EngineClient(DockerEngines(local_engine(relay.url, "v1.41")), timeout_s=5)
     try:
-        with pytest.raises(DockerUnavailableError):
+        with pytest.raises(DockerUnavailable):
             await client.get_json("version")
     finally:
         await client.close()

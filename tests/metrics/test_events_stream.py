@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from berth_common.docker import DockerEngines, local_engine
 from berth_metrics.adapters.docker import DockerSource, follow_events
 from tests.metrics.relay import Relay
 from tests.metrics.service import containers, eventually, run_busybox
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 async def test_events_survive_a_dropped_stream(tmp_path):
     relay = Relay(tmp_path / "docker.sock")
     await relay.start()
-    source = DockerSource(f"unix://{relay.path}", "v1.41", 10)
+    source = DockerSource(DockerEngines(local_engine(f"unix://{relay.path}", "v1.41")), 10)
     stop = asyncio.Event()
     seen: list[tuple[str, str]] = []
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from berth_common.docker import DockerEngines, local_engine
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from tests.scheduler.images import busybox_image
@@ -44,9 +45,9 @@ def app_id(unique: str, busybox: str):
 
 @pytest.fixture
 async def docker() -> AsyncIterator[DockerExecutor]:
-    ex = DockerExecutor()
+    ex = DockerExecutor(DockerEngines(local_engine(None)))
     yield ex
-    await ex.close()
+    await ex.engines.close()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from berth_builder.entrypoints import bus
 from berth_builder.handlers import BuildHandler
 from berth_builder.pipeline import Pipeline
 from berth_builder.settings import BuilderSettings
+from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -20,12 +21,13 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 async def wire(ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, BuilderSettings)
-    docker = DockerClient(settings.docker_host, settings.docker_api_version)
+    engines = DockerEngines(local_engine(settings.docker_host, settings.docker_api_version))
+    docker = DockerClient(engines)
     repo = BuildRepo(ctx.sessionmaker, stale_after_s=settings.stale_after_s)
     pipeline = Pipeline(settings, docker, GitRunner(), repo, image_map(settings.image_map))
     handler = BuildHandler(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
     ctx.extra["builder"] = handler
-    ctx.cleanups.append(docker.close)
+    ctx.cleanups.append(engines.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
     await bus.register(ctx, handler, settings.max_concurrent_builds)
 

@@ -19,7 +19,6 @@ import re
 import time
 from typing import Any
 
-from berth_builder.adapters.docker import DockerUnavailable
 from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
@@ -28,6 +27,7 @@ from berth_builder.settings import BuilderSettings
 from berth_common.bus import Bus, Delivery, TransientError, derived_id
 from berth_common.catalogue import BuildCancelled, BuildFailed, BuildSucceeded, CancelBuild, LogLine, StartBuild
 from berth_common.db import Unit, idempotent
+from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)

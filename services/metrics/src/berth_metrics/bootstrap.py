@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
+from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.heap import release_free_memory
@@ -44,9 +45,8 @@ def retention_of(s: MetricsSettings) -> RetentionPolicy:
 async def wire(ctx: Context) -> None:
     s = cast(MetricsSettings, ctx.settings)
     server = s.metrics_server_name
-    source = DockerSource(
-        s.metrics_docker_url, s.metrics_docker_api_version, s.metrics_stats_timeout_s, s.metrics_stats_concurrency
-    )
+    engines = DockerEngines(local_engine(s.metrics_docker_url, s.metrics_docker_api_version))
+    source = DockerSource(engines, s.metrics_stats_timeout_s, s.metrics_stats_concurrency)
     tracker = LifecycleTracker(
         loop_count=s.metrics_restart_loop_count,
         loop_window_s=s.metrics_restart_loop_window_s,
@@ -113,6 +113,7 @@ async def wire(ctx: Context) -> None:
                 await task
         unregister()
         await source.close()
+        await engines.close()
 
     ctx.cleanups.append(shutdown)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
@@ -18,7 +19,7 @@ VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 def runtime(ctx: Context, settings: SchedulerSettings) -> Runtime:
-    docker = DockerExecutor(settings.docker_url, api_version=settings.docker_api_version)
+    docker = DockerExecutor(DockerEngines(local_engine(settings.docker_url, settings.docker_api_version)))
     readiness = ReadinessChecker(
         docker,
         ReadinessConfig(
@@ -44,7 +45,7 @@ async def wire(ctx: Context) -> None:
 
     async def cleanup() -> None:
         await rt.readiness.close()
-        await rt.docker.close()
+        await rt.docker.engines.close()
 
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)

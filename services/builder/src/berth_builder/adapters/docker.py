@@ -1,4 +1,4 @@
-"""The one adapter that talks to the Docker Engine (API pinned to 1.41, dockerd 20.10) with aiodocker.
+"""The one adapter that talks to the Docker Engine, through the client of :class:`DockerEngines`.
 
 It executes a :class:`~berth_builder.domain.request.BuildRequest` (the tar context streamed from disk),
 hands every JSON object of the progress stream to a callback, and inspects and tags images.
@@ -18,30 +18,22 @@ import aiohttp
 from berth_builder.adapters.context import iter_chunks
 from berth_builder.adapters.session import SecretSession
 from berth_builder.domain.request import BuildRequest
+from berth_common import labels
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, unreachable
 
 ObjectSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class DockerUnavailable(RuntimeError):
-    """The engine did not answer (a transient condition: the build is retried)."""
-
-
 class DockerClient:
-    def __init__(self, url: str, api_version: str = "v1.41") -> None:
-        self.url = url
-        self.api_version = api_version
-        self._docker: aiodocker.Docker | None = None
+    """Builds on one server's engine (an engine that does not answer raises DockerUnavailable: retried)."""
+
+    def __init__(self, engines: DockerEngines, server_id: str = LOCAL) -> None:
+        self.engines = engines
+        self.server_id = server_id
 
     @property
     def docker(self) -> aiodocker.Docker:
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.url, api_version=self.api_version)
-        return self._docker
-
-    async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        return self.engines.client(self.server_id)
 
     async def ping(self) -> bool:
         try:
@@ -85,7 +77,7 @@ class DockerClient:
         was removed (image ids, the tag)."""
         removed: list[str] = []
         try:
-            found = await self.docker.images.list(filters={"label": [f"berth.build={build_id}"]})
+            found = await self.docker.images.list(filters=labels.label_filter({labels.BUILD: build_id}))
             for image in found:
                 await self.docker.images.delete(str(image["Id"]), force=True)
                 removed.append(str(image["Id"]))
@@ -110,7 +102,7 @@ class DockerClient:
         With secret names in the request, a BuildKit session serving ``secrets`` is open during the build.
         """
         if request.secret_names:
-            async with SecretSession(self.url, self.api_version, secrets or {}) as session:
+            async with SecretSession(self.engines, self.server_id, secrets or {}) as session:
                 query = {**request.query(), "session": session.id}
                 await self._post_build(query, context, on_object)
         else:
@@ -150,8 +142,8 @@ class DockerClient:
 
 
 def _raise_if_unreachable(exc: aiodocker.DockerError) -> None:
-    """aiodocker reports "cannot connect" as status 900: a transient condition, retried."""
-    if exc.status == 900:
+    """An engine that did not answer is a transient condition: the build is retried."""
+    if unreachable(exc):
         raise DockerUnavailable(f"the Docker engine did not answer: {exc.message}") from exc
 
 

@@ -23,6 +23,7 @@ import h2.events
 import h2.exceptions
 
 from berth_builder.domain.progress import fields
+from berth_common.docker import DockerEngines
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -62,21 +63,12 @@ def answer(path: str, request: bytes, secrets: Mapping[str, str]) -> tuple[str, 
     return GRPC_UNIMPLEMENTED, None, "method not implemented"
 
 
-async def _open(docker_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    u = urllib.parse.urlsplit(docker_url)
-    if u.scheme in ("unix", "http+unix"):
-        return await asyncio.open_unix_connection(u.path)
-    if u.scheme in ("tcp", "http"):
-        return await asyncio.open_connection(u.hostname, u.port or 2375)
-    raise SessionError(f"BuildKit sessions need a unix:// or tcp:// Docker host, not {u.scheme}://")
-
-
 class SecretSession:
-    """``async with SecretSession(url, api, secrets) as s:`` then build with ``session=s.id``."""
+    """``async with SecretSession(engines, server_id, secrets) as s:`` then build with ``session=s.id``."""
 
-    def __init__(self, docker_url: str, api_version: str, secrets: Mapping[str, str]) -> None:
-        self.docker_url = docker_url
-        self.api_version = api_version
+    def __init__(self, engines: DockerEngines, server_id: str, secrets: Mapping[str, str]) -> None:
+        self.engines = engines
+        self.server_id = server_id
         self.secrets = dict(secrets)
         self.id = pysecrets.token_hex(16)
         self.served: list[str] = []  # secret ids asked for (names only)
@@ -84,11 +76,12 @@ class SecretSession:
         self._writer: asyncio.StreamWriter | None = None
 
     async def __aenter__(self) -> SecretSession:
-        reader, writer = await _open(self.docker_url)
+        engine = self.engines.engine(self.server_id)
+        reader, writer = await self.engines.open_stream(self.server_id)
         self._writer = writer
         head = (
-            f"POST /{self.api_version}/session HTTP/1.1\r\n"
-            "Host: docker\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 0\r\n"
+            f"POST /{engine.api_version}/session HTTP/1.1\r\n"
+            f"Host: {engine.where.host_header}\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 0\r\n"
             f"X-Docker-Expose-Session-Uuid: {self.id}\r\n"
             "X-Docker-Expose-Session-Name: berth-builder\r\n"
             f"X-Docker-Expose-Session-Sharedkey: {self.id}\r\n"

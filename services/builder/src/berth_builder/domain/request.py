@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from berth_common import labels as label
+
 Engine = Literal["buildkit", "legacy"]
-LABEL_PREFIX = "berth."
 
 
 class SecretsNeedBuildKit(ValueError):
@@ -90,11 +91,11 @@ def image_labels(
     *, build_id: str, deployment_id: str, application_id: str, commit: str, cache_key: str
 ) -> dict[str, str]:
     return {
-        f"{LABEL_PREFIX}build": build_id,
-        f"{LABEL_PREFIX}deployment": deployment_id,
-        f"{LABEL_PREFIX}application": application_id,
-        f"{LABEL_PREFIX}commit": commit,
-        f"{LABEL_PREFIX}cache-key": cache_key,
+        label.BUILD: build_id,
+        label.DEPLOYMENT: deployment_id,
+        label.APPLICATION: application_id,
+        label.COMMIT: commit,
+        label.CACHE_KEY: cache_key,
     }
 
 

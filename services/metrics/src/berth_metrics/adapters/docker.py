@@ -1,6 +1,6 @@
 """The Docker Engine, read-only: running containers, one-shot stats, inspect, and the events stream.
 
-The HTTP is :mod:`berth_metrics.adapters.engine_http` (API version pinned). The stats call asks for
+The HTTP is :mod:`berth_metrics.adapters.engine_http` (API version pinned by the engine's description). The stats call asks for
 ``one-shot`` (API >= 1.41: the engine answers at once instead of waiting a second for a second reading;
 the CPU delta is then taken against our previous sample).
 """
@@ -13,17 +13,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable
 from berth_common.logging import get_logger
-from berth_metrics.adapters.engine_http import DockerUnavailableError, EngineClient, EngineError, endpoint
+from berth_metrics.adapters.engine_http import EngineClient, EngineError
 from berth_metrics.domain.lifecycle import EVENT_ACTIONS
 
-__all__ = ["DockerSource", "DockerUnavailableError", "EngineError", "follow_events"]
+__all__ = ["DockerSource", "EngineError", "follow_events"]
 log = get_logger(__name__)
 
 
 class DockerSource:
-    def __init__(self, url: str | None, api_version: str, timeout_s: float, max_idle: int = 32) -> None:
-        self.client = EngineClient(endpoint(url), api_version, timeout_s, max_idle)
+    """What the metrics service reads from one server's engine."""
+
+    def __init__(self, engines: DockerEngines, timeout_s: float, max_idle: int = 32, server_id: str = LOCAL) -> None:
+        self.client = EngineClient(engines, timeout_s, max_idle, server_id)
 
     async def close(self) -> None:
         await self.client.close()
@@ -82,7 +85,7 @@ async def follow_events(
                 delay = 0.2
                 yield doc
             log.warning("docker events stream ended, reconnecting")
-        except (DockerUnavailableError, EngineError, OSError, ValueError) as exc:
+        except (DockerUnavailable, EngineError, OSError, ValueError) as exc:
             log.warning("docker events stream failed, reconnecting", error=str(exc), retry_in=delay)
         except TimeoutError:
             log.warning("docker events stream timed out, reconnecting")

@@ -6,30 +6,22 @@ built on asyncio streams alone (no aiohttp: about 8 MB less per process). Connec
 reused; a reused connection the engine closed meanwhile is retried once on a new one (every request is a
 GET, so a retry is harmless).
 
-Where the engine is: ``unix:///path/docker.sock``, ``tcp://host:port`` or ``http://host:port``, and
-``https://host:port`` (or ``tcp://`` with ``DOCKER_TLS_VERIFY=1``) with the client certificate, key and CA
-from ``DOCKER_CERT_PATH`` (default ``~/.docker``), as the docker CLI does. Without a URL: ``DOCKER_HOST``,
-else the local socket.
+Where the engine is, and the connections to it, come from :class:`~berth_common.docker.DockerEngines`
+(the same description the other services' clients are made from).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-DEFAULT_SOCKET = "/var/run/docker.sock"
-Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, Stream
 
-
-class DockerUnavailableError(RuntimeError):
-    """The engine did not answer (down, the socket missing, or the connection broke)."""
+Conn = Stream
 
 
 class EngineError(Exception):
@@ -39,44 +31,6 @@ class EngineError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    unix_path: str | None = None
-    host: str = "localhost"
-    port: int = 2375
-    tls: ssl.SSLContext | None = None
-
-    @property
-    def host_header(self) -> str:
-        return "docker" if self.unix_path else f"{self.host}:{self.port}"
-
-
-def _tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
-    certs = Path(env.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
-    ca = certs / "ca.pem"
-    context = ssl.create_default_context(cafile=str(ca) if ca.exists() else None)
-    if (certs / "cert.pem").exists():
-        context.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
-    return context
-
-
-def endpoint(url: str | None, env: Mapping[str, str] | None = None) -> Endpoint:
-    """Where the engine listens, from a URL (or ``DOCKER_HOST``, or the local socket)."""
-    env = os.environ if env is None else env
-    url = url or env.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        path = (parts.netloc + parts.path) or DEFAULT_SOCKET
-        return Endpoint(unix_path=path)
-    if parts.scheme in ("tcp", "http", "https"):
-        if not parts.hostname:
-            raise ValueError(f"no host in the Docker URL {url!r}")
-        tls = parts.scheme == "https" or (parts.scheme == "tcp" and env.get("DOCKER_TLS_VERIFY") == "1")
-        port = parts.port or (2376 if tls else 2375)
-        return Endpoint(host=parts.hostname, port=port, tls=_tls_context(env) if tls else None)
-    raise ValueError(f"unsupported Docker URL {url!r} (unix://, tcp://, http:// or https://)")
 
 
 @dataclass
@@ -144,21 +98,20 @@ def _error(status: int, body: bytes) -> EngineError:
 
 
 class EngineClient:
-    def __init__(self, where: Endpoint, api_version: str, timeout_s: float, max_idle: int = 32) -> None:
-        self.where = where
-        self.api_version = api_version.strip("/")
+    """GET requests to one server's engine over kept-alive connections."""
+
+    def __init__(self, engines: DockerEngines, timeout_s: float, max_idle: int = 32, server_id: str = LOCAL) -> None:
+        self.engines = engines
+        self.server_id = server_id
+        engine = engines.engine(server_id)
+        self.api_version = engine.api_version
+        self.host_header = engine.where.host_header
         self.timeout_s = timeout_s
         self.max_idle = max_idle
         self._idle: list[Conn] = []
 
     async def _connect(self) -> Conn:
-        w = self.where
-        try:
-            if w.unix_path is not None:
-                return await asyncio.open_unix_connection(w.unix_path)
-            return await asyncio.open_connection(w.host, w.port, ssl=w.tls, server_hostname=w.host if w.tls else None)
-        except OSError as exc:
-            raise DockerUnavailableError(f"cannot reach the Docker engine: {exc}") from exc
+        return await self.engines.open_stream(self.server_id)
 
     def _take_idle(self) -> Conn | None:
         while self._idle:
@@ -177,7 +130,7 @@ class EngineClient:
     def _request(self, path: str, params: Mapping[str, str] | None) -> bytes:
         query = f"?{urlencode(params)}" if params else ""
         return (
-            f"GET /{self.api_version}/{path.lstrip('/')}{query} HTTP/1.1\r\nHost: {self.where.host_header}\r\n"
+            f"GET /{self.api_version}/{path.lstrip('/')}{query} HTTP/1.1\r\nHost: {self.host_header}\r\n"
             "User-Agent: berth-metrics\r\nAccept: application/json\r\n\r\n"
         ).encode("latin-1")
 
@@ -202,7 +155,7 @@ class EngineClient:
                     conn[1].close()
                     if reused is not None:
                         continue  # closed by the engine while idle: once more on a new connection
-                    raise DockerUnavailableError(f"the Docker engine dropped the connection: {exc}") from exc
+                    raise DockerUnavailable(f"the Docker engine dropped the connection: {exc}") from exc
                 except BaseException:  # timeout or cancel: the connection is mid-answer, never reuse it
                     conn[1].close()
                     raise
@@ -239,7 +192,7 @@ class EngineClient:
                 if pending:
                     yield pending
             except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                raise DockerUnavailableError(f"the Docker engine dropped the stream: {exc}") from exc
+                raise DockerUnavailable(f"the Docker engine dropped the stream: {exc}") from exc
         finally:
             writer.close()
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from berth_common import labels as label
+
 Health = Literal["starting", "healthy", "unhealthy"]
 HEALTH_CODES: dict[str, int] = {"healthy": 0, "starting": 1, "unhealthy": 2}  # larger is worse
 _TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
-BERTH_LABELS = {"berth.app": "app", "berth.service": "service", "berth.deployment": "deployment", "berth.team": "team"}
+BERTH_LABELS = {label.APP: "app", label.SERVICE: "service", label.DEPLOYMENT: "deployment", label.TEAM: "team"}
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
-from berth_metrics.adapters.docker import DockerSource, DockerUnavailableError, EngineError
+from berth_metrics.adapters.docker import DockerSource, EngineError
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
 from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef

@@ -1,4 +1,5 @@
-"""The one Docker executor: posts the domain's container specs to the local engine (API pinned to 1.41).
+"""The one Docker executor: posts the domain's container specs to a server's engine, through the client
+of :class:`DockerEngines`.
 
 Every call has a timeout; errors carry a message a person can act on. Not-found on stop/remove is
 success (the goal state holds), so every operation can be repeated after a restart.
@@ -15,14 +16,11 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable
+from berth_common.labels import label_filter
 from berth_scheduler.domain.containers import ContainerSpec
 
-API_VERSION = "v1.41"
 _PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
-
-
-class DockerUnavailableError(RuntimeError):
-    """The engine did not answer (not running, socket missing, or too slow)."""
 
 
 class DockerOperationError(RuntimeError):
@@ -52,22 +50,16 @@ class ExecResult:
 
 
 class DockerExecutor:
-    def __init__(self, url: str | None = None, *, api_version: str = API_VERSION, call_timeout_s: float = 60.0) -> None:
-        self.url = url
-        self.api_version = api_version
+    """The container operations on one server's engine; the engine not answering raises DockerUnavailable."""
+
+    def __init__(self, engines: DockerEngines, server_id: str = LOCAL, *, call_timeout_s: float = 60.0) -> None:
+        self.engines = engines
+        self.server_id = server_id
         self.call_timeout_s = call_timeout_s
-        self._docker: aiodocker.Docker | None = None
 
     @property
     def docker(self) -> aiodocker.Docker:
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.url, api_version=self.api_version)
-        return self._docker
-
-    async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        return self.engines.client(self.server_id)
 
     async def _call(self, what: str, coro: Any, timeout: float | None = None) -> Any:
         try:
@@ -78,9 +70,9 @@ class DockerExecutor:
                 raise PortInUseError(msg, exc.status) from None
             raise DockerOperationError(msg, exc.status) from None
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
-            raise DockerUnavailableError(f"the Docker engine is not reachable ({what}): {exc}") from None
+            raise DockerUnavailable(f"the Docker engine is not reachable ({what}): {exc}") from None
         except TimeoutError:
-            raise DockerUnavailableError(f"the Docker engine did not answer {what} in time") from None
+            raise DockerUnavailable(f"the Docker engine did not answer {what} in time") from None
 
     # --- engine ------------------------------------------------------------------------------------
 
@@ -171,8 +163,7 @@ class DockerExecutor:
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying every label given."""
-        filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]}
-        found = await self._call("list containers", self.docker.containers.list(all=True, filters=filters))
+        found = await self._call("list containers", self.docker.containers.list(all=True, filters=label_filter(labels)))
         out = []
         for c in found:
             raw = c._container
@@ -182,8 +173,7 @@ class DockerExecutor:
 
     async def list_images(self, labels: dict[str, str]) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
         """(image id, repo tags, labels) of the images carrying every label."""
-        filters = {"label": [f"{k}={v}" for k, v in sorted(labels.items())]}
-        found = await self._call("list images", self.docker.images.list(filters=filters))
+        found = await self._call("list images", self.docker.images.list(filters=label_filter(labels)))
         return [
             (str(i["Id"]), tuple(t for t in (i.get("RepoTags") or []) if t != "<none>:<none>"), i.get("Labels") or {})
             for i in found
@@ -234,7 +224,7 @@ class DockerExecutor:
                 self.docker.containers.container(name).log(stdout=True, stderr=True, tail=tail),
                 10,
             )
-        except (DockerOperationError, DockerUnavailableError):
+        except (DockerOperationError, DockerUnavailable):
             return ""
         return "".join(lines)[-4000:]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_scheduler.domain import names
 
@@ -41,15 +42,15 @@ class ContainerSpec:
 def labels(
     application_id: str, service: str, deployment_id: str, replica: int, kind: str, team_id: str | None = None
 ) -> dict[str, str]:
-    team = {names.LABEL_TEAM: team_id} if team_id else {}
+    team = {label.TEAM: team_id} if team_id else {}
     return {
         **team,
-        names.LABEL_APP: application_id,
-        names.LABEL_SERVICE: service,
-        names.LABEL_DEPLOYMENT: deployment_id,
-        names.LABEL_REPLICA: str(replica),
-        names.LABEL_KIND: kind,
-        names.LABEL_MANAGED: "true",
+        label.APP: application_id,
+        label.SERVICE: service,
+        label.DEPLOYMENT: deployment_id,
+        label.REPLICA: str(replica),
+        label.KIND: kind,
+        label.MANAGED: "true",
     }
 
 

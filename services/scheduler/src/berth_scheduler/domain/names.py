@@ -1,4 +1,4 @@
-"""Names the scheduler gives things on the server: containers, labels, routes, images. Pure and validated."""
+"""Names the scheduler gives things on the server: containers, routes, images. Pure and validated."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-LABEL_APP = "berth.app"
-LABEL_SERVICE = "berth.service"
-LABEL_DEPLOYMENT = "berth.deployment"
-LABEL_REPLICA = "berth.replica"
-LABEL_KIND = "berth.kind"
-LABEL_MANAGED = "berth.managed"
-LABEL_TEAM = "berth.team"  # the metrics service scopes team-wide alert rules by it
+from berth_common import labels
+
+# The label keys are berth_common.labels; these names stay for the rollout modules that read them here.
+LABEL_APP = labels.APP
+LABEL_SERVICE = labels.SERVICE
+LABEL_DEPLOYMENT = labels.DEPLOYMENT
+LABEL_REPLICA = labels.REPLICA
+LABEL_KIND = labels.KIND
+LABEL_MANAGED = labels.MANAGED
+LABEL_TEAM = labels.TEAM
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 CONTAINER_NAME_RE = re.compile(

@@ -7,8 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-IMAGE_LABEL_APPLICATION = "berth.application"  # set by the builder on every image it builds
-IMAGE_LABEL_DEPLOYMENT = "berth.deployment"
+from berth_common import labels
+
+# The image label keys are berth_common.labels; these names stay for the rollout modules that read them here.
+IMAGE_LABEL_APPLICATION = labels.APPLICATION
+IMAGE_LABEL_DEPLOYMENT = labels.DEPLOYMENT
 
 
 @dataclass(frozen=True)

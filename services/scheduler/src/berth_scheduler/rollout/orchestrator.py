@@ -16,9 +16,9 @@ from typing import Any
 import structlog
 
 from berth_common.db.unit import Unit
+from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
-from berth_scheduler.adapters.docker import DockerUnavailableError
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
