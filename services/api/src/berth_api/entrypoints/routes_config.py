@@ -248,36 +248,46 @@ async def application_groups(
     return [AttachedGroup.model_validate(g) for g in await groups.groups_of(deps(request), principal, application_id)]
 
 
-@router.put(
-    "/applications/{application_id}/env-groups/{group_id}",
-    response_model=list[AttachedGroup],
-    summary="Attach an environment group (it then wins over the groups attached before it)",
-    responses=APP_CHANGE,
-)
-async def attach_group(
-    request: Request,
-    application_id: ApplicationId,
-    group_id: GroupId,
-    principal: Principal = require_role("developer"),
-) -> list[AttachedGroup]:
-    rows = await groups.attach(deps(request), principal, group_id, application_id)
-    return [AttachedGroup.model_validate(g) for g in rows]
+def _attachment_route(
+    method: str,
+    name: str,
+    summary: str,
+    change: Callable[[Deps, Principal, str, str], Awaitable[list[dict[str, Any]]]],
+) -> None:
+    """Attaching and detaching a group: the same route but for the method and the change."""
+
+    async def endpoint(
+        request: Request,
+        application_id: ApplicationId,
+        group_id: GroupId,
+        principal: Principal = require_role("developer"),
+    ) -> list[AttachedGroup]:
+        rows = await change(deps(request), principal, group_id, application_id)
+        return [AttachedGroup.model_validate(g) for g in rows]
+
+    router.add_api_route(
+        "/applications/{application_id}/env-groups/{group_id}",
+        endpoint,
+        methods=[method],
+        name=name,
+        response_model=list[AttachedGroup],
+        summary=summary,
+        responses=APP_CHANGE,
+    )
 
 
-@router.delete(
-    "/applications/{application_id}/env-groups/{group_id}",
-    response_model=list[AttachedGroup],
-    summary="Detach an environment group from an application (applies at its next deployment)",
-    responses=APP_CHANGE,
+_attachment_route(
+    "PUT",
+    "attach_group",
+    "Attach an environment group (it then wins over the groups attached before it)",
+    groups.attach,
 )
-async def detach_group(
-    request: Request,
-    application_id: ApplicationId,
-    group_id: GroupId,
-    principal: Principal = require_role("developer"),
-) -> list[AttachedGroup]:
-    rows = await groups.detach(deps(request), principal, group_id, application_id)
-    return [AttachedGroup.model_validate(g) for g in rows]
+_attachment_route(
+    "DELETE",
+    "detach_group",
+    "Detach an environment group from an application (applies at its next deployment)",
+    groups.detach,
+)
 
 
 # --- groups --------------------------------------------------------------------------------------------
