@@ -151,6 +151,12 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     assert {status["components"][n]["process"] for n in SERVICE_NAMES} == {"allinone"}
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{fresh_platform.ports[name]}/readyz") == 200, name
+    # proxy-sync wrote the sentinel route file at its start, and Traefik loaded it
+    traefik_api = f"http://127.0.0.1:{fresh_platform.ports['traefik_api']}"
+    deadline = time.monotonic() + 10  # Traefik loads a new file within its 50 ms throttle
+    while http_status(f"{traefik_api}/api/http/routers/berth-sentinel@file") != 200:
+        assert time.monotonic() < deadline, "Traefik never loaded the sentinel"
+        time.sleep(0.05)
     state = fresh_platform.state()
     assert set(state["children"]) == {"postgres", "nats", "traefik", "allinone"}
     assert psutil.Process(pid).cmdline()[-1].endswith("berth-allinone")

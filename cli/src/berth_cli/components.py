@@ -204,6 +204,9 @@ def traefik_static_config(
 ) -> dict[str, object]:
     """Traefik's static configuration: file provider on a watched directory, API on loopback.
 
+    The one definition of it: ``deploy/compose/traefik.yml`` is this with docker-compose's addresses and
+    directory (``tests/proxy/test_traefik_static.py`` keeps them equal).
+
     Both entry points delete request headers whose name aliases another (``X.Forwarded.For``,
     ``X~Real~Ip``): backends that read headers as CGI variables (WSGI, PHP, NGINX...) would take them for
     the header Traefik set (Traefik's default keeps them). Encoded characters in paths keep Traefik's
@@ -226,33 +229,16 @@ def traefik_static_config(
     }
 
 
-SENTINEL_ROUTER = {
-    "http": {
-        "routers": {
-            "berth-sentinel": {
-                "rule": "Host(`berth-sentinel.invalid`)",
-                "service": "berth-sentinel",
-                "entryPoints": ["web"],
-            }
-        },
-        "services": {"berth-sentinel": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
-    }
-}
-
-
 def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) -> Launch:
+    """Traefik on ``<data_dir>/traefik``. The dynamic directory is made here (Traefik's file provider needs
+    it) and left empty: proxy-sync is its one writer (route files, the sentinel, the default certificate)."""
     import json
 
     tdir = data_dir / "traefik"
     dynamic = tdir / "dynamic"
     dynamic.mkdir(parents=True, exist_ok=True)
-    static = tdir / "static.json"
     # Traefik reads YAML; JSON is valid YAML and needs no extra dependency here.
     static_yml = tdir / "static.yml"
     cfg = traefik_static_config(dynamic, web_host, web_port, "127.0.0.1", api_port)
     static_yml.write_text(json.dumps(cfg, indent=2))
-    static.unlink(missing_ok=True)
-    sentinel = dynamic / "000-berth-sentinel.yml"
-    if not sentinel.exists():
-        sentinel.write_text(json.dumps(SENTINEL_ROUTER, indent=2))
     return Launch("traefik", [bin_path("traefik"), f"--configFile={static_yml}"])

@@ -24,7 +24,7 @@ from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
 from berth_proxy_sync.domain import certificate
-from berth_proxy_sync.domain.routes import SENTINEL_FILE, Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render, render_sentinel
 
 log = get_logger(__name__)
 Operation = Literal["apply", "remove"]
@@ -146,14 +146,18 @@ def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
 async def reconcile(
     files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSession], *, default_certificate: bool = True
 ) -> dict[str, int]:
-    """At start: write every persisted route's file, delete managed files of routes that are gone.
+    """At start: write the sentinel, then every persisted route's file; delete managed files of routes that
+    are gone.
 
-    The files are derived state; the database is the truth. Files without the managed marker (the
-    sentinel, an operator's own configuration) are left alone. Traefik's default certificate is written
-    when missing (``domain/certificate.py``: without it every reload costs Traefik a new RSA key).
+    The files are derived state; the database is the truth. The sentinel goes first: it keeps Traefik's
+    configuration non-empty once the last route file is deleted (Traefik ignores an empty configuration
+    and would keep serving the deleted routes). Files without the managed marker (an operator's own
+    configuration) are left alone. Traefik's default certificate is written when missing
+    (``domain/certificate.py``: without it every reload costs Traefik a new RSA key).
     """
     files.ensure()
     cleaned = files.clean_temp_files()
+    sentinel_written = files.write_sentinel(render_sentinel())
     cert_written = ensure_default_certificate(files, default_certificate)
     async with sessionmaker() as session:
         active = await repo.active_routes(session)
@@ -162,14 +166,12 @@ async def reconcile(
     wanted = {r.file_name for r in active}
     deleted = sum(files.delete(name) for name in files.managed_files() if name not in wanted)
     written = sum(files.write(r.file_name, render(r)) for r in active)
-    if not (files.directory / SENTINEL_FILE).exists():
-        # Without it, removing the last route leaves Traefik an empty configuration, which it ignores.
-        log.warning("the sentinel route file is missing", path=str(files.directory / SENTINEL_FILE))
     counts = {
         "routes": len(active),
         "written": written,
         "deleted": deleted,
         "temp_cleaned": cleaned,
+        "sentinel_written": int(sentinel_written),
         "certificate_written": int(cert_written),
     }
     log.info("route files reconciled", **counts)

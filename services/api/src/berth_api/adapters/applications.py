@@ -210,20 +210,25 @@ async def replace_variables(
     )
     if rows:
         await session.execute(
-            sa.insert(variables),
-            [
-                {
-                    "application_id": application_id,
-                    "kind": kind,
-                    "name": r.name,
-                    "position": i,
-                    "secret": r.secret,
-                    "value": None if r.secret else r.value,
-                    "sealed": r.sealed if r.secret else None,
-                }
-                for i, r in enumerate(rows)
-            ],
+            sa.insert(variables), variable_rows({"application_id": application_id, "kind": kind}, rows)
         )
+
+
+def variable_rows(owner: dict[str, Any], rows: list[StoredVariable]) -> list[dict[str, Any]]:
+    """``rows`` as rows of a variables table, in order, with the owner's columns (which win over the rows'
+    own ``kind``): a secret keeps only its sealed text, a plain value only its value."""
+    return [
+        {
+            "kind": r.kind,
+            "name": r.name,
+            "position": i,
+            "secret": r.secret,
+            "value": None if r.secret else r.value,
+            "sealed": r.sealed if r.secret else None,
+            **owner,
+        }
+        for i, r in enumerate(rows)
+    ]
 
 
 # --- hosts -----------------------------------------------------------------------------------------

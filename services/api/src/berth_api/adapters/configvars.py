@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_api.adapters.applications import StoredVariable
+from berth_api.adapters.applications import StoredVariable, variable_rows
 from berth_api.adapters.tables import (
     applications,
     env_groups,
@@ -42,21 +42,7 @@ async def replace_variables(session: AsyncSession, scope: str, owner_id: str, ro
     table, owner = TABLES[scope]
     await session.execute(sa.delete(table).where(table.c[owner] == owner_id))
     if rows:
-        await session.execute(
-            sa.insert(table),
-            [
-                {
-                    owner: owner_id,
-                    "kind": r.kind,
-                    "name": r.name,
-                    "position": i,
-                    "secret": r.secret,
-                    "value": None if r.secret else r.value,
-                    "sealed": r.sealed if r.secret else None,
-                }
-                for i, r in enumerate(rows)
-            ],
-        )
+        await session.execute(sa.insert(table), variable_rows({owner: owner_id}, rows))
 
 
 # --- groups ----------------------------------------------------------------------------------------

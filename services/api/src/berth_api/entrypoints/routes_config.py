@@ -7,10 +7,13 @@ Exports mask secret values; ``?reveal_secrets=true`` needs the admin role (decla
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from pydantic import AliasChoices, BaseModel
 
 from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.applications import VariableInput
@@ -35,7 +38,7 @@ from berth_api.entrypoints.schemas_config import (
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
-from berth_api.usecases import configvars, groups
+from berth_api.usecases import Deps, configvars, groups
 from berth_api.usecases.configvars import DotenvImport, Scoped
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["configuration"])
@@ -44,6 +47,10 @@ APP_CHANGE: Responses = {**NOT_FOUND, 409: problem_doc("The application is being
 ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
 EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
 GroupId = Annotated[str, Path(pattern=ID_PATTERN)]
+# The owner of variables in a route shared by environments, applications and groups: named as in its path.
+OwnerId = Annotated[
+    str, Path(pattern=ID_PATTERN, validation_alias=AliasChoices("environment_id", "application_id", "group_id"))
+]
 Reveal = Annotated[bool, Query(description="Export secret values too (admin only; audited)")]
 KindQuery = Annotated[Kind, Query(description="runtime variables or build args")]
 REVEAL: tuple[str, Role] = ("reveal_secrets", "admin")
@@ -83,6 +90,66 @@ async def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextRespons
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
+@dataclass(frozen=True)
+class VariableOwner:
+    """What the ``.env`` import and export routes of one kind of owner (environment, application, group)
+    differ in; :func:`dotenv_routes` writes the two routes once for all of them."""
+
+    path: str  # the owner's path, its id parameter named as in ``OwnerId``
+    noun: str  # in the route names (``import_<noun>_variables``), so in the OpenAPI operation ids
+    imported: type[BaseModel]
+    import_summary: str
+    import_responses: Responses
+    export_summary: str
+    import_variables: Callable[[Deps, Principal, str, DotenvImport], Awaitable[BaseModel]]
+    export_variables: Callable[..., Awaitable[str]]  # (deps, principal, id, kind, reveal, **options)
+    export_options: Callable[..., dict[str, Any]]  # a dependency: the owner's own query parameters
+
+
+def _no_options() -> dict[str, Any]:
+    return {}
+
+
+def dotenv_routes(owner: VariableOwner) -> None:
+    """``POST <owner>/variables/import`` (developer) and ``GET <owner>/variables/export`` (viewer; admin to
+    reveal secrets, audited)."""
+
+    async def import_variables(
+        body: DotenvImportIn, request: Request, owner_id: OwnerId, principal: Principal = require_role("developer")
+    ) -> BaseModel:
+        return await owner.import_variables(deps(request), principal, owner_id, _import(body))
+
+    async def export_variables(
+        request: Request,
+        owner_id: OwnerId,
+        kind: KindQuery = "runtime",
+        reveal_secrets: Reveal = False,
+        options: dict[str, Any] = Depends(owner.export_options),
+        principal: Principal = require_role("viewer", elevated=REVEAL),
+    ) -> PlainTextResponse:
+        text = await owner.export_variables(deps(request), principal, owner_id, kind, reveal_secrets, **options)
+        return await _dotenv(request, text, reveal_secrets)
+
+    router.add_api_route(
+        f"{owner.path}/variables/import",
+        import_variables,
+        methods=["POST"],
+        name=f"import_{owner.noun}_variables",
+        response_model=owner.imported,
+        summary=owner.import_summary,
+        responses=owner.import_responses,
+    )
+    router.add_api_route(
+        f"{owner.path}/variables/export",
+        export_variables,
+        methods=["GET"],
+        name=f"export_{owner.noun}_variables",
+        response_class=Response,
+        summary=owner.export_summary,
+        responses={**DOTENV, **NOT_FOUND},
+    )
+
+
 # --- environments ------------------------------------------------------------------------------------
 
 
@@ -116,75 +183,57 @@ async def put_environment_variables(
     return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
 
 
-@router.post(
-    "/environments/{environment_id}/variables/import",
-    response_model=EnvironmentVariables,
-    summary="Import a .env file into an environment's variables",
-    responses=NOT_FOUND,
-)
-async def import_environment_variables(
-    body: DotenvImportIn,
-    request: Request,
-    environment_id: EnvironmentId,
-    principal: Principal = require_role("developer"),
+async def _import_environment(
+    d: Deps, principal: Principal, environment_id: str, imp: DotenvImport
 ) -> EnvironmentVariables:
-    stored = await configvars.import_environment(deps(request), principal, environment_id, _import(body))
+    stored = await configvars.import_environment(d, principal, environment_id, imp)
     return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
 
 
-@router.get(
-    "/environments/{environment_id}/variables/export",
-    response_class=Response,
-    summary="An environment's variables as a .env file (secrets masked)",
-    responses={**DOTENV, **NOT_FOUND},
+dotenv_routes(
+    VariableOwner(
+        path="/environments/{environment_id}",
+        noun="environment",
+        imported=EnvironmentVariables,
+        import_summary="Import a .env file into an environment's variables",
+        import_responses=NOT_FOUND,
+        export_summary="An environment's variables as a .env file (secrets masked)",
+        import_variables=_import_environment,
+        export_variables=configvars.export_environment,
+        export_options=_no_options,
+    )
 )
-async def export_environment_variables(
-    request: Request,
-    environment_id: EnvironmentId,
-    kind: KindQuery = "runtime",
-    reveal_secrets: Reveal = False,
-    principal: Principal = require_role("viewer", elevated=REVEAL),
-) -> PlainTextResponse:
-    text = await configvars.export_environment(deps(request), principal, environment_id, kind, reveal_secrets)
-    return await _dotenv(request, text, reveal_secrets)
 
 
 # --- applications --------------------------------------------------------------------------------------
 
 
-@router.post(
-    "/applications/{application_id}/variables/import",
-    response_model=ApplicationVariables,
-    summary="Import a .env file into an application's runtime variables or build args",
-    responses=APP_CHANGE,
-)
-async def import_application_variables(
-    body: DotenvImportIn,
-    request: Request,
-    application_id: ApplicationId,
-    principal: Principal = require_role("developer"),
+async def _import_application(
+    d: Deps, principal: Principal, application_id: str, imp: DotenvImport
 ) -> ApplicationVariables:
-    stored = await configvars.import_application(deps(request), principal, application_id, _import(body))
+    stored = await configvars.import_application(d, principal, application_id, imp)
     return ApplicationVariables(application_id=application_id, variables=_out(stored))
 
 
-@router.get(
-    "/applications/{application_id}/variables/export",
-    response_class=Response,
-    summary="An application's variables as a .env file (merged: what a deployment gets, with origins)",
-    responses={**DOTENV, **NOT_FOUND},
-)
-async def export_application_variables(
-    request: Request,
-    application_id: ApplicationId,
-    kind: KindQuery = "runtime",
-    reveal_secrets: Reveal = False,
+def _merged(
     merged: Annotated[bool, Query(description="Groups < environment < application, merged")] = False,
-    principal: Principal = require_role("viewer", elevated=REVEAL),
-) -> PlainTextResponse:
-    d = deps(request)
-    text = await configvars.export_application(d, principal, application_id, kind, reveal_secrets, merged)
-    return await _dotenv(request, text, reveal_secrets)
+) -> dict[str, Any]:
+    return {"merged": merged}
+
+
+dotenv_routes(
+    VariableOwner(
+        path="/applications/{application_id}",
+        noun="application",
+        imported=ApplicationVariables,
+        import_summary="Import a .env file into an application's runtime variables or build args",
+        import_responses=APP_CHANGE,
+        export_summary="An application's variables as a .env file (merged: what a deployment gets, with origins)",
+        import_variables=_import_application,
+        export_variables=configvars.export_application,
+        export_options=_merged,
+    )
+)
 
 
 @router.get(
@@ -199,36 +248,46 @@ async def application_groups(
     return [AttachedGroup.model_validate(g) for g in await groups.groups_of(deps(request), principal, application_id)]
 
 
-@router.put(
-    "/applications/{application_id}/env-groups/{group_id}",
-    response_model=list[AttachedGroup],
-    summary="Attach an environment group (it then wins over the groups attached before it)",
-    responses=APP_CHANGE,
-)
-async def attach_group(
-    request: Request,
-    application_id: ApplicationId,
-    group_id: GroupId,
-    principal: Principal = require_role("developer"),
-) -> list[AttachedGroup]:
-    rows = await groups.attach(deps(request), principal, group_id, application_id)
-    return [AttachedGroup.model_validate(g) for g in rows]
+def _attachment_route(
+    method: str,
+    name: str,
+    summary: str,
+    change: Callable[[Deps, Principal, str, str], Awaitable[list[dict[str, Any]]]],
+) -> None:
+    """Attaching and detaching a group: the same route but for the method and the change."""
+
+    async def endpoint(
+        request: Request,
+        application_id: ApplicationId,
+        group_id: GroupId,
+        principal: Principal = require_role("developer"),
+    ) -> list[AttachedGroup]:
+        rows = await change(deps(request), principal, group_id, application_id)
+        return [AttachedGroup.model_validate(g) for g in rows]
+
+    router.add_api_route(
+        "/applications/{application_id}/env-groups/{group_id}",
+        endpoint,
+        methods=[method],
+        name=name,
+        response_model=list[AttachedGroup],
+        summary=summary,
+        responses=APP_CHANGE,
+    )
 
 
-@router.delete(
-    "/applications/{application_id}/env-groups/{group_id}",
-    response_model=list[AttachedGroup],
-    summary="Detach an environment group from an application (applies at its next deployment)",
-    responses=APP_CHANGE,
+_attachment_route(
+    "PUT",
+    "attach_group",
+    "Attach an environment group (it then wins over the groups attached before it)",
+    groups.attach,
 )
-async def detach_group(
-    request: Request,
-    application_id: ApplicationId,
-    group_id: GroupId,
-    principal: Principal = require_role("developer"),
-) -> list[AttachedGroup]:
-    rows = await groups.detach(deps(request), principal, group_id, application_id)
-    return [AttachedGroup.model_validate(g) for g in rows]
+_attachment_route(
+    "DELETE",
+    "detach_group",
+    "Detach an environment group from an application (applies at its next deployment)",
+    groups.detach,
+)
 
 
 # --- groups --------------------------------------------------------------------------------------------
@@ -296,31 +355,20 @@ async def put_group_variables(
     return _group_changed(rec)
 
 
-@router.post(
-    "/env-groups/{group_id}/variables/import",
-    response_model=GroupChanged,
-    summary="Import a .env file into a group's variables; with redeploy_on_change, redeploys",
-    responses=NOT_FOUND,
-)
-async def import_group_variables(
-    body: DotenvImportIn, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
-) -> GroupChanged:
-    rec = await groups.import_variables(deps(request), principal, group_id, _import(body))
-    return _group_changed(rec)
+async def _import_group(d: Deps, principal: Principal, group_id: str, imp: DotenvImport) -> GroupChanged:
+    return _group_changed(await groups.import_variables(d, principal, group_id, imp))
 
 
-@router.get(
-    "/env-groups/{group_id}/variables/export",
-    response_class=Response,
-    summary="A group's variables as a .env file (secrets masked)",
-    responses={**DOTENV, **NOT_FOUND},
+dotenv_routes(
+    VariableOwner(
+        path="/env-groups/{group_id}",
+        noun="group",
+        imported=GroupChanged,
+        import_summary="Import a .env file into a group's variables; with redeploy_on_change, redeploys",
+        import_responses=NOT_FOUND,
+        export_summary="A group's variables as a .env file (secrets masked)",
+        import_variables=_import_group,
+        export_variables=groups.export_variables,
+        export_options=_no_options,
+    )
 )
-async def export_group_variables(
-    request: Request,
-    group_id: GroupId,
-    kind: KindQuery = "runtime",
-    reveal_secrets: Reveal = False,
-    principal: Principal = require_role("viewer", elevated=REVEAL),
-) -> PlainTextResponse:
-    text = await groups.export_variables(deps(request), principal, group_id, kind, reveal_secrets)
-    return await _dotenv(request, text, reveal_secrets)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.rpc_routes import delete_route
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
@@ -29,7 +30,6 @@ from berth_common.catalogue import (
     AlertListReply,
     AlertRuleCreate,
     AlertRuleDelete,
-    AlertRuleDeleteReply,
     AlertRuleList,
     AlertRuleListReply,
     AlertRuleReply,
@@ -162,16 +162,16 @@ async def replace_rule(
     return reply.rule
 
 
-@router.delete(
+delete_route(
+    router,
     "/alert-rules/{rule_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
+    name="delete_rule",
+    service=METRICS,
+    query=AlertRuleDelete,
+    fields=RULE,
     summary="Delete an alert rule; its open alerts end without a resolve event",
     responses=NOT_FOUND,
 )
-async def delete_rule(request: Request, rule_id: RuleId, principal: Principal = require_role("admin")) -> Response:
-    q = AlertRuleDelete(team_id=principal.team_id, rule_id=rule_id)
-    await ask(deps(request), METRICS, q, AlertRuleDeleteReply, fields=RULE)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, status
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.rpc_routes import delete_route
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
@@ -23,33 +24,13 @@ from berth_api.entrypoints.schemas_notifications import (
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
 from berth_api.usecases.observability import NOTIFIER, Fields, ask, build, check_filters
-from berth_common.catalogue import (
-    ChannelCreate,
-    ChannelDelete,
-    ChannelGet,
-    ChannelList,
-    ChannelListReply,
-    ChannelReply,
-    ChannelTest,
-    ChannelUpdate,
-    DeletedReply,
-    DeliveryList,
-    DeliveryListReply,
-    DeliveryReply,
-    DeliveryStatus,
-    SubscriptionCreate,
-    SubscriptionDelete,
-    SubscriptionList,
-    SubscriptionListReply,
-    SubscriptionReply,
-)
+from berth_common import catalogue as cat
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["notifications"])
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
 ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
-SubscriptionId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 # Where each query field came from in the HTTP request (the rest is the body).
 CHANNEL: Fields = {"channel_id": "/path/channel_id"}
@@ -72,8 +53,8 @@ LISTING: Fields = {
 async def create_channel(
     body: ChannelCreateIn, request: Request, principal: Principal = require_role("developer")
 ) -> ChannelView:
-    q = build(ChannelCreate, CHANNEL, team_id=principal.team_id, **body.model_dump(exclude_unset=True))
-    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    q = build(cat.ChannelCreate, CHANNEL, team_id=principal.team_id, **body.model_dump(exclude_unset=True))
+    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
     assert reply.channel is not None
     return reply.channel
 
@@ -85,7 +66,9 @@ async def create_channel(
     responses=UNAVAILABLE,
 )
 async def list_channels(request: Request, principal: Principal = require_role("viewer")) -> list[ChannelView]:
-    reply = await ask(deps(request), NOTIFIER, ChannelList(team_id=principal.team_id), ChannelListReply, fields={})
+    reply = await ask(
+        deps(request), NOTIFIER, cat.ChannelList(team_id=principal.team_id), cat.ChannelListReply, fields={}
+    )
     return reply.channels
 
 
@@ -98,8 +81,8 @@ async def list_channels(request: Request, principal: Principal = require_role("v
 async def get_channel(
     request: Request, channel_id: ChannelId, principal: Principal = require_role("viewer")
 ) -> ChannelView:
-    q = ChannelGet(team_id=principal.team_id, channel_id=channel_id)
-    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    q = cat.ChannelGet(team_id=principal.team_id, channel_id=channel_id)
+    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
     assert reply.channel is not None
     return reply.channel
 
@@ -114,24 +97,22 @@ async def update_channel(
     body: ChannelUpdateIn, request: Request, channel_id: ChannelId, principal: Principal = require_role("developer")
 ) -> ChannelView:
     values = body.model_dump(exclude_unset=True)
-    q = build(ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(deps(request), NOTIFIER, q, ChannelReply, fields=CHANNEL)
+    q = build(cat.ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
+    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
     assert reply.channel is not None
     return reply.channel
 
 
-@router.delete(
+delete_route(
+    router,
     "/notification-channels/{channel_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
+    name="delete_channel",
+    service=NOTIFIER,
+    query=cat.ChannelDelete,
+    fields=CHANNEL,
     summary="Delete a channel, its subscriptions and its delivery log",
     responses=NOT_FOUND,
 )
-async def delete_channel(
-    request: Request, channel_id: ChannelId, principal: Principal = require_role("admin")
-) -> Response:
-    q = ChannelDelete(team_id=principal.team_id, channel_id=channel_id)
-    await ask(deps(request), NOTIFIER, q, DeletedReply, fields=CHANNEL)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
@@ -147,8 +128,8 @@ async def test_channel(
     principal: Principal = require_role("developer"),
 ) -> DeliveryView:
     wait_s = (body or ChannelTestIn()).wait_s
-    q = ChannelTest(team_id=principal.team_id, channel_id=channel_id, wait_s=wait_s)
-    reply = await ask(deps(request), NOTIFIER, q, DeliveryReply, fields=CHANNEL, timeout=wait_s + 2.0)
+    q = cat.ChannelTest(team_id=principal.team_id, channel_id=channel_id, wait_s=wait_s)
+    reply = await ask(deps(request), NOTIFIER, q, cat.DeliveryReply, fields=CHANNEL, timeout=wait_s + 2.0)
     assert reply.delivery is not None
     return reply.delivery
 
@@ -169,8 +150,8 @@ async def create_subscription(
     d = deps(request)
     await check_filters(d, principal, body.project_id, body.application_id)
     values = body.model_dump(exclude_none=True)
-    q = build(SubscriptionCreate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(d, NOTIFIER, q, SubscriptionReply, fields=CHANNEL)
+    q = build(cat.SubscriptionCreate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
+    reply = await ask(d, NOTIFIER, q, cat.SubscriptionReply, fields=CHANNEL)
     assert reply.subscription is not None
     return reply.subscription
 
@@ -186,23 +167,21 @@ async def list_subscriptions(
     channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     principal: Principal = require_role("viewer"),
 ) -> list[SubscriptionView]:
-    q = SubscriptionList(team_id=principal.team_id, channel_id=channel_id)
-    reply = await ask(deps(request), NOTIFIER, q, SubscriptionListReply, fields=LISTING)
+    q = cat.SubscriptionList(team_id=principal.team_id, channel_id=channel_id)
+    reply = await ask(deps(request), NOTIFIER, q, cat.SubscriptionListReply, fields=LISTING)
     return reply.subscriptions
 
 
-@router.delete(
+delete_route(
+    router,
     "/notification-subscriptions/{subscription_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
+    name="delete_subscription",
+    service=NOTIFIER,
+    query=cat.SubscriptionDelete,
+    fields=SUBSCRIPTION,
     summary="Stop sending a subscription's events to its channel",
     responses=NOT_FOUND,
 )
-async def delete_subscription(
-    request: Request, subscription_id: SubscriptionId, principal: Principal = require_role("admin")
-) -> Response:
-    q = SubscriptionDelete(team_id=principal.team_id, subscription_id=subscription_id)
-    await ask(deps(request), NOTIFIER, q, DeletedReply, fields=SUBSCRIPTION)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
@@ -214,7 +193,7 @@ async def delete_subscription(
 async def list_deliveries(
     request: Request,
     channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+    delivery_status: Annotated[cat.DeliveryStatus | None, Query(alias="status")] = None,
     before: Annotated[datetime | None, Query(description="Only deliveries created before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     principal: Principal = require_role("viewer"),
@@ -222,6 +201,6 @@ async def list_deliveries(
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=UTC)
     values = {"channel_id": channel_id, "status": delivery_status, "before": before, "limit": limit}
-    q = build(DeliveryList, LISTING, team_id=principal.team_id, **values)
-    reply = await ask(deps(request), NOTIFIER, q, DeliveryListReply, fields=LISTING)
+    q = build(cat.DeliveryList, LISTING, team_id=principal.team_id, **values)
+    reply = await ask(deps(request), NOTIFIER, q, cat.DeliveryListReply, fields=LISTING)
     return reply.deliveries

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,46 +210,42 @@ async def update_application(
     build: list[VariableInput] | None,
 ) -> AppRecord:
     """``changes`` replace top-level configuration fields; ``runtime``/``build`` None: unchanged."""
+    with _host_taken_meanwhile():
+        async with deps.sessionmaker() as s, s.begin():
+            row = await repo.get_application(s, principal.team_id, application_id, lock=True)
+            if row is None:
+                raise application_missing(principal, application_id)
+            refuse_if_removing(row)
+            config = {**row["config"], **changes}
+            _check_source(deps, config)
+            stored = (await repo.variables_of(s, [application_id]))[application_id]
+            _check_kept(runtime, "runtime", stored)
+            if "source" in changes:
+                build = build if config["source"]["kind"] == "git" else []
+            _check_kept(build, "build", stored)
+            if variables.needs_sealing(runtime) or variables.needs_sealing(build):
+                await hold_for_sealing(s, deps.box)
+            for kind, incoming in (("runtime", runtime), ("build", build)):
+                if incoming is not None:
+                    rows = _rows(deps, application_id, kind, incoming, stored)  # type: ignore[arg-type]
+                    await repo.replace_variables(s, application_id, kind, rows)  # type: ignore[arg-type]
+                    stored = [v for v in stored if v.kind != kind] + rows
+            await repo.update_application(s, application_id, config)
+            hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+            row = await repo.get_application(s, principal.team_id, application_id)
+            assert row is not None
+            _check_spec(deps, row, stored, hosts)
+        log.info("application updated", application_id=application_id, fields=sorted(changes))
+        return AppRecord(row, stored, hosts)
+
+
+@contextmanager
+def _host_taken_meanwhile() -> Iterator[None]:
+    """A host of the change claimed concurrently by another application (the unique index refuses it)."""
     try:
-        return await _update(deps, principal, application_id, changes, runtime, build)
-    except IntegrityError:  # a host claimed concurrently by another application
+        yield
+    except IntegrityError:
         raise ProblemError(409, "A host name of this application was just taken by another application.") from None
-
-
-async def _update(
-    deps: Deps,
-    principal: Principal,
-    application_id: str,
-    changes: dict[str, Any],
-    runtime: list[VariableInput] | None,
-    build: list[VariableInput] | None,
-) -> AppRecord:
-    async with deps.sessionmaker() as s, s.begin():
-        row = await repo.get_application(s, principal.team_id, application_id, lock=True)
-        if row is None:
-            raise application_missing(principal, application_id)
-        refuse_if_removing(row)
-        config = {**row["config"], **changes}
-        _check_source(deps, config)
-        stored = (await repo.variables_of(s, [application_id]))[application_id]
-        _check_kept(runtime, "runtime", stored)
-        if "source" in changes:
-            build = build if config["source"]["kind"] == "git" else []
-        _check_kept(build, "build", stored)
-        if variables.needs_sealing(runtime) or variables.needs_sealing(build):
-            await hold_for_sealing(s, deps.box)
-        for kind, incoming in (("runtime", runtime), ("build", build)):
-            if incoming is not None:
-                rows = _rows(deps, application_id, kind, incoming, stored)  # type: ignore[arg-type]
-                await repo.replace_variables(s, application_id, kind, rows)  # type: ignore[arg-type]
-                stored = [v for v in stored if v.kind != kind] + rows
-        await repo.update_application(s, application_id, config)
-        hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
-        row = await repo.get_application(s, principal.team_id, application_id)
-        assert row is not None
-        _check_spec(deps, row, stored, hosts)
-    log.info("application updated", application_id=application_id, fields=sorted(changes))
-    return AppRecord(row, stored, hosts)
 
 
 async def records(s: AsyncSession, rows: list[dict[str, Any]]) -> list[AppRecord]:

@@ -1,19 +1,18 @@
-"""The one writer of Traefik's dynamic directory: atomic writes and deletes of route files.
+"""The one writer of Traefik's dynamic directory: atomic writes and deletes of route files and the sentinel.
 
 A file is written to a temporary name that does not end in ``.yml`` (Traefik ignores it), then renamed
-into place, so Traefik never reads half a file; it is fsynced (file and directory) before the rename, or,
-for route changes (``durable=False`` then :meth:`DynamicDir.sync`), while Traefik already reads it: the
-disk flush (3-30 ms on a busy machine) is then off the path to the route being live. A delete renames the file away to such a name
+into place, so Traefik never reads half a file. It is fsynced (file and directory) before the rename or,
+for route changes (``durable=False`` then :meth:`DynamicDir.sync`), while Traefik already reads it, so the
+disk flush is not on the path to the route being live. A delete renames the file away to such a name
 first, then unlinks it. Names are validated and every path is checked to stay inside the dynamic
-directory; the sentinel file is never touched.
+directory; the sentinel file is written only by :meth:`DynamicDir.write_sentinel` and never deleted.
 
 Temporary files live in a staging directory next to the dynamic one (``.<name>.berth-staging``, same
 filesystem, so the rename stays atomic), not in it: Traefik rebuilds its configuration on every event in
 the directory it watches and throttles what follows, so a temporary file created there would open the
-throttle window and hold the real change back (measured: about 50 ms more per change with the default
-50 ms throttle). A change is then exactly one event in the watched directory. When the staging directory
-cannot be made on the same filesystem (the dynamic directory is a mount point), temporary files go into
-the dynamic directory as before.
+throttle window and hold the real change back. A change is then exactly one event in the watched
+directory. When the staging directory cannot be made on the same filesystem (the dynamic directory is a
+mount point), temporary files go into the dynamic directory.
 """
 
 from __future__ import annotations
@@ -63,7 +62,12 @@ class DynamicDir:
         return self._staging
 
     def path(self, name: str) -> Path:
-        if not FILE_NAME_RE.fullmatch(name) or name == SENTINEL_FILE:
+        if name == SENTINEL_FILE:
+            raise UnsafePathError(f"not a route file name: {name!r}")
+        return self._inside(name)
+
+    def _inside(self, name: str) -> Path:
+        if not FILE_NAME_RE.fullmatch(name):
             raise UnsafePathError(f"not a route file name: {name!r}")
         root = self.directory.resolve()
         path = (root / name).resolve()
@@ -93,10 +97,19 @@ class DynamicDir:
         ``durable=False`` renames the file into place without waiting for the disk (Traefik reads it from
         the page cache at once, whole); call :meth:`sync` before relying on it surviving a power loss.
         """
-        target = self.path(name)
-        if self.read(name) == content:
-            return False
-        tmp = self._temp(name, "tmp")
+        return self._replace(self.path(name), content, durable=durable)
+
+    def write_sentinel(self, content: str) -> bool:
+        """Make the sentinel file hold ``content`` (durably); False when it already does."""
+        return self._replace(self._inside(SENTINEL_FILE), content, durable=True)
+
+    def _replace(self, target: Path, content: str, *, durable: bool) -> bool:
+        try:
+            if target.read_text() == content:
+                return False
+        except FileNotFoundError:
+            pass
+        tmp = self._temp(target.name, "tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "w") as fh:
@@ -154,7 +167,7 @@ class DynamicDir:
 
     def clean_temp_files(self) -> int:
         """Remove temporary files a crash left behind (they never end in .yml, Traefik ignores them), in the
-        staging directory and in the dynamic directory (where earlier versions wrote them)."""
+        staging directory and in the dynamic directory (where they go when there is no staging directory)."""
         removed = 0
         for folder in dict.fromkeys((self.directory.resolve(), self.staging)):
             for entry in folder.iterdir():

@@ -1,10 +1,9 @@
 """Traefik's default TLS certificate, given to it once instead of made again on every reload.
 
 Without a default certificate in its ``default`` TLS store, Traefik generates a self-signed one (an RSA
-2048 key) each time it applies a configuration: measured here, 55-65 ms of CPU per reload out of 65-70,
-whatever the number of routes, on a 2-core machine where every route change is a reload. Given one, a
-reload costs 8 ms and a new route is served 15-25 ms after its file is renamed into place instead of
-85-120 ms. The certificate is self-signed (P-256, ten years) and only ever presented where Traefik would
+2048 key) each time it applies a configuration, and every route change is a reload: the key is most of
+the reload's CPU time, whatever the number of routes, and delays the new route being served (figures in
+benchmarks/README.md). The certificate is self-signed (P-256, ten years) and only ever presented where Traefik would
 have presented its own generated one (a TLS entry point and no certificate matching the SNI); its
 PEM text is inlined in the file (Traefik reads a value that is not a path as the content), so the file
 works wherever the directory is mounted.

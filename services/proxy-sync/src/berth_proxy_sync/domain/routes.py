@@ -3,12 +3,14 @@
 One route is owned by one file, ``<route_id>.yml``, which defines exactly one router and one service, both
 named ``route-<route_id>``. Names never repeat across files (Traefik drops a name defined differently in two
 files), and never collide with the permanent sentinel router (``berth-sentinel`` in
-``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed.
+``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed:
+Traefik ignores an empty configuration and would go on serving the removed route.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import yaml
 SENTINEL_FILE = "000-berth-sentinel.yml"
 MANAGED_MARKER = "# managed by berth proxy-sync: derived from the proxy schema, rewritten at start\n"
 NAME_PREFIX = "route-"
+SENTINEL_NAME = "berth-sentinel"
 
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 ENTRY_POINT_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -136,13 +139,6 @@ class Route:
     def rule(self) -> str:
         return host_rule(self.hosts)
 
-    def same_target(self, other: Route | None) -> bool:
-        return other is not None and (self.hosts, self.upstreams, self.entry_point) == (
-            other.hosts,
-            other.upstreams,
-            other.entry_point,
-        )
-
 
 def router_name(route_id: str) -> str:
     return NAME_PREFIX + route_id
@@ -179,6 +175,27 @@ def route_config(route: Route) -> dict[str, Any]:
 def render(route: Route) -> str:
     """The exact bytes (as text) of ``<route_id>.yml``: deterministic, so unchanged routes rewrite identically."""
     return MANAGED_MARKER + yaml.safe_dump(route_config(route), sort_keys=True, default_flow_style=False)
+
+
+def sentinel_config() -> dict[str, Any]:
+    """The sentinel: a router for a host that cannot exist (``.invalid``) to a closed port, on ``web``."""
+    return {
+        "http": {
+            "routers": {
+                SENTINEL_NAME: {
+                    "rule": f"Host(`{SENTINEL_NAME}.invalid`)",
+                    "service": SENTINEL_NAME,
+                    "entryPoints": ["web"],
+                }
+            },
+            "services": {SENTINEL_NAME: {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
+        }
+    }
+
+
+def render_sentinel() -> str:
+    """The exact text of ``000-berth-sentinel.yml`` (JSON, which Traefik reads as YAML)."""
+    return json.dumps(sentinel_config(), indent=2)
 
 
 def check_host_conflicts(routes: Iterable[Route]) -> None:

@@ -1,0 +1,32 @@
+"""One source for Traefik's static configuration: ``berth_cli.components.traefik_static_config``. The local
+platform writes it as it is; docker-compose's ``deploy/compose/traefik.yml`` is the same with compose's
+addresses and directory. Traefik's dynamic directory starts empty: proxy-sync is its one writer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from berth_cli import components
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_compose_configuration_is_the_local_one_with_compose_addresses():
+    compose = yaml.safe_load((ROOT / "deploy" / "compose" / "traefik.yml").read_text())
+    # docker-compose.yml: web on :80 (published), the API on :8081 (BERTH_TRAEFIK_API_URL), the shared volume
+    expected = components.traefik_static_config(Path("/traefik/dynamic"), "", 80, "", 8081)
+    assert compose == expected
+
+
+def test_the_local_platform_writes_the_static_configuration_and_nothing_dynamic(tmp_path):
+    launch = components.traefik_launch(tmp_path, "127.0.0.1", 18080, 18081)
+    static = tmp_path / "traefik" / "static.yml"
+    assert launch.argv[1:] == [f"--configFile={static}"]
+    dynamic = tmp_path / "traefik" / "dynamic"
+    expected = components.traefik_static_config(dynamic, "127.0.0.1", 18080, "127.0.0.1", 18081)
+    assert static.read_text() == json.dumps(expected, indent=2)
+    assert dynamic.is_dir() and list(dynamic.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "traefik").iterdir()) == ["dynamic", "static.yml"]
