@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-if TYPE_CHECKING:
-    from alembic.operations import Operations
+Operations = Any
+"""alembic's ``op`` (the module a revision imports) or an ``alembic.operations.Operations``."""
 
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 _WORD = re.compile(r'"([^"]+)"|([A-Za-z_][A-Za-z0-9_]*)')
 
 
-def _columns(table: sa.Table, names: Iterable[str]) -> list[sa.Column[Any]]:
+Names = str | Sequence[str]
+"""Column names: a sequence, or one string of names separated by white space."""
+
+
+def _names(names: Names) -> list[str]:
+    return names.split() if isinstance(names, str) else list(names)
+
+
+def _columns(table: sa.Table, names: Sequence[str]) -> list[sa.Column[Any]]:
     unknown = [n for n in names if n not in table.c]
     if unknown:
         raise KeyError(f"table {table.name!r} defines no column {', '.join(unknown)}")
@@ -122,34 +130,34 @@ def _create_index(op: Operations, table: sa.Table, index: sa.Index) -> None:
     )
 
 
-def create_table(op: Operations, table: sa.Table, columns: Sequence[str], *, omit: Iterable[str] = ()) -> None:
+def create_table(op: Operations, table: sa.Table, columns: Names, *, omit: Iterable[str] = ()) -> None:
     """Create ``table`` with the named columns (in this order) as the definition describes them, and its
     constraints and indexes on these columns only (except those named in ``omit``)."""
-    chosen = _columns(table, columns)
-    names, leave_out = set(columns), set(omit)
+    names = _names(columns)
+    chosen, leave_out = _columns(table, names), set(omit)
     constraints = [
         _copy_constraint(c)
         for c in _own_constraints(table)
-        if c.name not in leave_out and named_columns(c, table) <= names
+        if c.name not in leave_out and named_columns(c, table) <= set(names)
     ]
     op.create_table(table.name, *[c._copy() for c in chosen], *constraints)
     for index in _own_indexes(table):
-        if index.name not in leave_out and named_columns(index, table) <= names:
+        if index.name not in leave_out and named_columns(index, table) <= set(names):
             _create_index(op, table, index)
 
 
-def add_columns(op: Operations, table: sa.Table, columns: Sequence[str], *, omit: Iterable[str] = ()) -> None:
+def add_columns(op: Operations, table: sa.Table, columns: Names, *, omit: Iterable[str] = ()) -> None:
     """Add the named columns to ``table`` as the definition describes them, then the constraints and indexes
     that name one of them (except those named in ``omit``)."""
-    chosen = _columns(table, columns)
-    names, leave_out = set(columns), set(omit)
+    names = _names(columns)
+    chosen, leave_out = _columns(table, names), set(omit)
     for column in chosen:
         op.add_column(table.name, column._copy())
     for c in _own_constraints(table):
-        if c.name not in leave_out and named_columns(c, table) & names:
+        if c.name not in leave_out and named_columns(c, table) & set(names):
             add_constraint(op, table, c)
     for index in _own_indexes(table):
-        if index.name not in leave_out and named_columns(index, table) & names:
+        if index.name not in leave_out and named_columns(index, table) & set(names):
             _create_index(op, table, index)
 
 
@@ -176,7 +184,7 @@ def drop_tables(op: Operations, *tables: sa.Table) -> None:
         op.drop_table(table.name)
 
 
-def drop_columns(op: Operations, table: sa.Table, columns: Sequence[str]) -> None:
+def drop_columns(op: Operations, table: sa.Table, columns: Names) -> None:
     """Drop columns (with the constraints and indexes on them), in the reverse order of ``columns``."""
-    for column in reversed(_columns(table, columns)):
+    for column in reversed(_columns(table, _names(columns))):
         op.drop_column(table.name, column.name)

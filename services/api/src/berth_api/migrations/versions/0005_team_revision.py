@@ -50,7 +50,7 @@ TRIGGERS = {
 
 
 def upgrade() -> None:
-    add_columns(op, t.teams, ["revision"])
+    add_columns(op, t.teams, "revision")
     op.execute(FUNCTION)
     for table, (owner, events) in TRIGGERS.items():
         op.execute(
@@ -63,4 +63,4 @@ def downgrade() -> None:
     for table in TRIGGERS:
         op.execute(f"DROP TRIGGER {table}_bump_team_revision ON {table}")
     op.execute("DROP FUNCTION bump_team_revision()")
-    drop_columns(op, t.teams, ["revision"])
+    drop_columns(op, t.teams, "revision")

@@ -20,9 +20,9 @@ down_revision = "api_0005"
 
 
 def upgrade() -> None:
-    add_columns(op, t.applications, ["state", "removal_error"])
+    add_columns(op, t.applications, "state removal_error")
 
 
 def downgrade() -> None:
     op.drop_constraint("applications_state", "applications", type_="check")
-    drop_columns(op, t.applications, ["state", "removal_error"])
+    drop_columns(op, t.applications, "state removal_error")

@@ -19,8 +19,8 @@ down_revision = "api_0007"
 
 
 def upgrade() -> None:
-    add_columns(op, t.applications, ["removal_phase", "removal_version"])
+    add_columns(op, t.applications, "removal_phase removal_version")
 
 
 def downgrade() -> None:
-    drop_columns(op, t.applications, ["removal_phase", "removal_version"])
+    drop_columns(op, t.applications, "removal_phase removal_version")
