@@ -10,7 +10,7 @@ from berth_metrics.domain.series import COLUMNS
 
 metadata = sa.MetaData()
 _TYPES: dict[str, Any] = {
-    "real": sa.Float(24),
+    "real": sa.REAL(),
     "bigint": sa.BigInteger(),
     "integer": sa.Integer(),
     "smallint": sa.SmallInteger(),
