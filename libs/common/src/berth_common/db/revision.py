@@ -11,6 +11,8 @@ Which constraints and indexes come along: those of the definition whose columns 
 the revision creates (:func:`create_table`), or that name a column it adds (:func:`add_columns`). A CHECK
 written as SQL text names the table's columns that appear in it outside quoted literals. ``omit`` leaves
 out, by name, a constraint or index that a later revision adds or that this revision had in another form.
+What the definition no longer has (a column dropped or renamed since) a revision spells with alembic's own
+operations, as history.
 """
 
 from __future__ import annotations
@@ -58,16 +60,17 @@ def named_columns(item: sa.Constraint | sa.Index, table: sa.Table) -> set[str]:
 
 
 def _own_constraints(table: sa.Table) -> list[sa.Constraint]:
-    """Constraints of the definition that a copied column does not bring by itself (through its flags)."""
-    flagged = sa.PrimaryKeyConstraint
+    """Table-level constraints that a copied column does not bring by itself: not an unnamed primary key (the
+    columns' ``primary_key`` flags make it) nor a constraint made by a column's ``unique`` flag."""
     return [
         c
         for c in sorted(table.constraints, key=lambda c: str(c.name or ""))
-        if not (isinstance(c, flagged) and c.name is None) and not getattr(c, "_column_flag", False)
+        if not (isinstance(c, sa.PrimaryKeyConstraint) and c.name is None) and not getattr(c, "_column_flag", False)
     ]
 
 
 def _own_indexes(table: sa.Table) -> list[sa.Index]:
+    """Indexes declared on the table, not by a column's ``index`` flag (a copied column brings those)."""
     return [i for i in sorted(table.indexes, key=lambda i: str(i.name)) if not i._column_flag]
 
 

@@ -1,4 +1,4 @@
-"""Tables of the metrics schema (the migration metrics_0002 creates the same)."""
+"""Tables of the metrics schema (the migrations create them from these definitions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of the notifier schema (the migration ``notifier_0002`` creates them)."""
+"""Tables of the notifier schema (the migration ``notifier_0002`` creates them from these definitions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tables of the proxy schema (created by migrations/versions/0002_routes.py)."""
+"""Tables of the proxy schema (``migrations/versions/0002_routes.py`` creates them from these definitions)."""
 
 from __future__ import annotations
 
