@@ -25,7 +25,7 @@ teams = sa.Table(
     sa.Column("name", sa.String(63), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     # Bumped by triggers (api_0005) with every write that changes what the application list shows.
-    sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default=sa.text("0")),
 )
 
 memberships = sa.Table(
@@ -150,6 +150,11 @@ deployments = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(
+        "state IN ('queued', 'building', 'starting', 'verifying', 'routing', 'draining', 'stopping_old', "
+        "'succeeded', 'failed', 'cancelled')",
+        name="deployments_state",
+    ),
     sa.UniqueConstraint("application_id", "number", name="deployments_application_number"),
 )
 

@@ -30,6 +30,7 @@ builds = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(f"status IN ({', '.join(repr(s) for s in BUILD_STATUSES)})", name="builds_status"),
 )
 
 # A cancel request (``cmd.build.cancel``) for a build that may run in another builder process, or whose

@@ -1,4 +1,4 @@
-"""Tables of the metrics schema (the migration metrics_0002 creates the same)."""
+"""Tables of the metrics schema (the migrations create them from these definitions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from berth_metrics.domain.series import COLUMNS
 
 metadata = sa.MetaData()
 _TYPES: dict[str, Any] = {
-    "real": sa.Float(24),
+    "real": sa.REAL(),
     "bigint": sa.BigInteger(),
     "integer": sa.Integer(),
     "smallint": sa.SmallInteger(),

@@ -1,4 +1,4 @@
-"""Tables of the notifier schema (the migration ``notifier_0002`` creates them)."""
+"""Tables of the notifier schema (the migration ``notifier_0002`` creates them from these definitions)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ channels = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("team_id", "name", name="channels_team_name"),
+    sa.CheckConstraint("kind IN ('slack', 'discord', 'email', 'telegram', 'webhook')", name="channels_kind"),
 )
 
 subscriptions = sa.Table(
@@ -71,6 +72,7 @@ deliveries = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("channel_id", "first_event_id", name="deliveries_channel_event"),
+    sa.CheckConstraint("status IN ('pending', 'sending', 'delivered', 'failed')", name="deliveries_status"),
 )
 sa.Index(
     "deliveries_due",

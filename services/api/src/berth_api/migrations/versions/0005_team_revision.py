@@ -12,10 +12,11 @@ Revises: api_0004
 
 from alembic import op
 
+from berth_api.adapters import tables as t
+from berth_common.db.revision import add_columns, drop_columns
+
 revision = "api_0005"
 down_revision = "api_0004"
-branch_labels = None
-depends_on = None
 
 FUNCTION = """
 CREATE FUNCTION bump_team_revision() RETURNS trigger
@@ -49,7 +50,7 @@ TRIGGERS = {
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE teams ADD COLUMN revision bigint NOT NULL DEFAULT 0")
+    add_columns(op, t.teams, "revision")
     op.execute(FUNCTION)
     for table, (owner, events) in TRIGGERS.items():
         op.execute(
@@ -62,4 +63,4 @@ def downgrade() -> None:
     for table in TRIGGERS:
         op.execute(f"DROP TRIGGER {table}_bump_team_revision ON {table}")
     op.execute("DROP FUNCTION bump_team_revision()")
-    op.execute("ALTER TABLE teams DROP COLUMN revision")
+    drop_columns(op, t.teams, "revision")

@@ -10,22 +10,19 @@ Revision ID: api_0006
 Revises: api_0005
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_api.adapters import tables as t
+from berth_common.db.revision import add_columns, drop_columns
 
 revision = "api_0006"
 down_revision = "api_0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("applications", sa.Column("state", sa.String(16), nullable=False, server_default=sa.text("'active'")))
-    op.add_column("applications", sa.Column("removal_error", sa.Text, nullable=True))
-    op.create_check_constraint("applications_state", "applications", "state IN ('active', 'removing')")
+    add_columns(op, t.applications, "state removal_error")
 
 
 def downgrade() -> None:
     op.drop_constraint("applications_state", "applications", type_="check")
-    op.drop_column("applications", "removal_error")
-    op.drop_column("applications", "state")
+    drop_columns(op, t.applications, "state removal_error")

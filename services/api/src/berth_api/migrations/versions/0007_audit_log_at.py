@@ -12,8 +12,6 @@ from alembic import op
 
 revision = "api_0007"
 down_revision = "api_0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -9,20 +9,18 @@ Revision ID: api_0008
 Revises: api_0007
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_api.adapters import tables as t
+from berth_common.db.revision import add_columns, drop_columns
 
 revision = "api_0008"
 down_revision = "api_0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("applications", sa.Column("removal_phase", sa.String(16), nullable=True))
-    op.add_column("applications", sa.Column("removal_version", sa.Integer, nullable=True))
+    add_columns(op, t.applications, "removal_phase removal_version")
 
 
 def downgrade() -> None:
-    op.drop_column("applications", "removal_version")
-    op.drop_column("applications", "removal_phase")
+    drop_columns(op, t.applications, "removal_phase removal_version")

@@ -7,36 +7,22 @@ Revises: builder_0001
 import sqlalchemy as sa
 from alembic import op
 
+from berth_builder.adapters import tables as t
+from berth_common.db.revision import create_table, drop_tables
+
 revision = "builder_0002"
 down_revision = "builder_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "builds",
-        sa.Column("build_id", sa.String(64), primary_key=True),
-        sa.Column("deployment_id", sa.String(64), nullable=False),
-        sa.Column("application_id", sa.String(64), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("repository", sa.Text, nullable=False),
-        sa.Column("ref", sa.String(255), nullable=False),
-        sa.Column("image_tag", sa.String(255), nullable=False),
-        sa.Column("commit", sa.String(64), nullable=True),
-        sa.Column("cache_key", sa.String(64), nullable=True),
-        sa.Column("image_id", sa.String(100), nullable=True),
-        sa.Column("reused", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("generated_dockerfile", sa.Text, nullable=True),
-        sa.Column("stage", sa.String(16), nullable=True),
-        sa.Column("reason", sa.Text, nullable=True),
-        sa.Column("duration_s", sa.Float, nullable=True),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("status IN ('running', 'retrying', 'succeeded', 'failed')", name="builds_status"),
+    create_table(
+        op,
+        t.builds,
+        """build_id deployment_id application_id status repository ref image_tag commit cache_key image_id reused
+        generated_dockerfile stage reason duration_s attempts created_at heartbeat_at finished_at""",
+        omit=["builds_status"],
     )
+    op.create_check_constraint("builds_status", "builds", "status IN ('running', 'retrying', 'succeeded', 'failed')")
     op.create_index(
         "builds_cache_key",
         "builds",
@@ -47,4 +33,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("builds")
+    drop_tables(op, t.builds)

@@ -4,31 +4,23 @@ Revision ID: builder_0003
 Revises: builder_0002
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_builder.adapters import tables as t
+from berth_common.db.revision import add_constraint, create_table, drop_tables
 
 revision = "builder_0003"
 down_revision = "builder_0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
     op.drop_constraint("builds_status", "builds", type_="check")
-    op.create_check_constraint(
-        "builds_status", "builds", "status IN ('running', 'retrying', 'succeeded', 'failed', 'cancelled')"
-    )
-    op.create_table(
-        "cancels",
-        sa.Column("build_id", sa.String(64), primary_key=True),
-        sa.Column("deployment_id", sa.String(64), nullable=False),
-        sa.Column("reason", sa.Text, nullable=False),
-        sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    )
+    add_constraint(op, t.builds, "builds_status")
+    create_table(op, t.cancels, "build_id deployment_id reason requested_at")
 
 
 def downgrade() -> None:
-    op.drop_table("cancels")
+    drop_tables(op, t.cancels)
     op.execute("DELETE FROM builds WHERE status = 'cancelled'")
     op.drop_constraint("builds_status", "builds", type_="check")
     op.create_check_constraint("builds_status", "builds", "status IN ('running', 'retrying', 'succeeded', 'failed')")

@@ -4,93 +4,32 @@ Revision ID: notifier_0002
 Revises: notifier_0001
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_common.db.revision import create_table, drop_tables
+from berth_notifier.adapters import tables as t
 
 revision = "notifier_0002"
 down_revision = "notifier_0001"
-branch_labels = None
-depends_on = None
-
-
-def _ts(name: str, nullable: bool = False, now: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable, server_default=sa.func.now() if now else None)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "channels",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("team_id", sa.String(64), nullable=False),
-        sa.Column("name", sa.String(63), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
-        sa.Column("settings", sa.JSON, nullable=False),
-        sa.Column("secret_blob", sa.LargeBinary, nullable=False),
-        sa.Column("secrets_set", sa.JSON, nullable=False),
-        sa.Column("target", sa.String(300), nullable=False),
-        _ts("created_at", now=True),
-        _ts("updated_at", now=True),
-        sa.UniqueConstraint("team_id", "name", name="channels_team_name"),
-        sa.CheckConstraint("kind IN ('slack', 'discord', 'email', 'telegram', 'webhook')", name="channels_kind"),
+    create_table(
+        op,
+        t.channels,
+        "id team_id name kind enabled settings secret_blob secrets_set target created_at updated_at",
     )
-    op.create_table(
-        "subscriptions",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("team_id", sa.String(64), nullable=False),
-        sa.Column("channel_id", sa.String(64), sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("event_types", sa.JSON, nullable=False),
-        sa.Column("project_id", sa.String(64), nullable=True),
-        sa.Column("application_id", sa.String(64), nullable=True),
-        _ts("created_at", now=True),
-    )
-    op.create_index("ix_subscriptions_team_id", "subscriptions", ["team_id"])
+    create_table(op, t.subscriptions, "id team_id channel_id event_types project_id application_id created_at")
     op.create_index("ix_subscriptions_channel_id", "subscriptions", ["channel_id"])
-    op.create_table(
-        "applications",
-        sa.Column("application_id", sa.String(64), primary_key=True),
-        sa.Column("team_id", sa.String(64), nullable=False),
-        sa.Column("project_id", sa.String(64), nullable=True),
-        _ts("updated_at", now=True),
+    create_table(op, t.applications, "application_id team_id project_id updated_at")
+    create_table(
+        op,
+        t.deliveries,
+        """id team_id channel_id event_type group_key first_event_id last_event_id notice count first_at last_at
+        is_test status attempts max_attempts last_error next_attempt_at claimed_at delivered_at created_at
+        updated_at""",
     )
-    op.create_table(
-        "deliveries",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("team_id", sa.String(64), nullable=False),
-        sa.Column("channel_id", sa.String(64), sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("group_key", sa.String(256), nullable=False),
-        sa.Column("first_event_id", sa.String(128), nullable=False),
-        sa.Column("last_event_id", sa.String(128), nullable=False),
-        sa.Column("notice", sa.JSON, nullable=False),
-        sa.Column("count", sa.Integer, nullable=False, server_default="1"),
-        _ts("first_at"),
-        _ts("last_at"),
-        sa.Column("is_test", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("max_attempts", sa.Integer, nullable=False),
-        sa.Column("last_error", sa.String(500), nullable=True),
-        _ts("next_attempt_at", nullable=True),
-        _ts("claimed_at", nullable=True),
-        _ts("delivered_at", nullable=True),
-        _ts("created_at", now=True),
-        _ts("updated_at", now=True),
-        sa.UniqueConstraint("channel_id", "first_event_id", name="deliveries_channel_event"),
-        sa.CheckConstraint("status IN ('pending', 'sending', 'delivered', 'failed')", name="deliveries_status"),
-    )
-    op.create_index(
-        "deliveries_due",
-        "deliveries",
-        ["channel_id", "next_attempt_at"],
-        postgresql_where=sa.text("status = 'pending'"),
-    )
-    op.create_index("deliveries_group", "deliveries", ["channel_id", "group_key", "created_at"])
-    op.create_index("deliveries_log", "deliveries", ["team_id", "created_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("deliveries")
-    op.drop_table("applications")
-    op.drop_table("subscriptions")
-    op.drop_table("channels")
+    drop_tables(op, t.deliveries, t.applications, t.subscriptions, t.channels)

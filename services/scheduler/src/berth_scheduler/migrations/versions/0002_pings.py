@@ -4,23 +4,18 @@ Revision ID: scheduler_0002
 Revises: scheduler_0001
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_common.db.revision import create_table, drop_tables
+from berth_scheduler.adapters import tables as t
 
 revision = "scheduler_0002"
 down_revision = "scheduler_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "pings",
-        sa.Column("nonce", sa.String(64), primary_key=True),
-        sa.Column("count", sa.Integer, nullable=False, server_default="1"),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-    )
+    create_table(op, t.pings, "nonce count received_at")
 
 
 def downgrade() -> None:
-    op.drop_table("pings")
+    drop_tables(op, t.pings)

@@ -7,32 +7,19 @@ Revises: scheduler_0003
 import sqlalchemy as sa
 from alembic import op
 
+from berth_common.db.revision import create_table, drop_tables
+from berth_scheduler.adapters import tables as t
+
 revision = "scheduler_0004"
 down_revision = "scheduler_0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "removals",
-        sa.Column("application_id", sa.String(64), primary_key=True),
-        sa.Column("team_id", sa.String(64), nullable=False),
-        sa.Column("phase", sa.String(20), nullable=False),
-        sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
-        sa.Column("drain_grace_s", sa.Float, nullable=False),
-        sa.Column("route_plan", sa.JSON, nullable=True),
-        sa.Column("deadline_at", sa.Float, nullable=True),
-        sa.Column("drain_until", sa.Float, nullable=True),
-        sa.Column("containers", sa.JSON, nullable=False),
-        sa.Column("images", sa.JSON, nullable=False),
-        sa.Column("routes_removed", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("containers_removed", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("images_removed", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("reason", sa.Text, nullable=True),
-        sa.Column("requested_at", sa.Float, nullable=False),
-        sa.Column("finished_at", sa.Float, nullable=True),
-        sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    create_table(
+        op,
+        t.removals,
+        """application_id team_id phase attempt drain_grace_s route_plan deadline_at drain_until containers images
+        routes_removed containers_removed images_removed reason requested_at finished_at version""",
     )
     op.create_index(
         "removals_active",
@@ -43,4 +30,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("removals")
+    drop_tables(op, t.removals)
