@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from berth_common import sealing
 from berth_common.catalogue import ApplicationSpec
 from berth_common.keyfile import KeyFile, read_or_create_key, write_private_file
+from tests.scheduler.test_snapshot import SPEC
 
 PLAIN = "pa55-w0rd/with+base64=chars \U0001f512"
 
@@ -117,19 +118,7 @@ def test_the_notifiers_stored_channels_open():
 def test_the_schedulers_fernet_rows_open():
     from berth_scheduler.adapters.sealing import Sealer, UnsealError
 
-    spec = ApplicationSpec.model_validate(
-        {
-            "name": "shop",
-            "source": {
-                "kind": "git",
-                "repository": "https://example.invalid/shop.git",
-                "ref": "main",
-                "build_args": [{"name": "NPM_TOKEN", "value": "tok-123", "secret": True}],
-            },
-            "services": [{"kind": "web", "name": "web", "port": 8080}],
-            "env": [{"name": "API_KEY", "value": PLAIN, "secret": True}, {"name": "MODE", "value": "prod"}],
-        }
-    )
+    spec = ApplicationSpec.model_validate(SPEC)
     data = spec.model_dump(mode="json")  # as the former Sealer.seal stored it
     for item in (*data["env"], *data["source"]["build_args"]):
         if item["secret"]:
@@ -170,7 +159,8 @@ def test_a_key_file_is_private_created_once_and_a_short_one_refused(tmp_path):
         t.join()
     assert len(set(keys)) == 1 and len(keys[0]) == 64
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert [p.name for p in path.parent.iterdir()] == ["svc.key"]
+    assert [p.name for p in path.parent.iterdir()] == ["svc.key"]  # no temp files left
+    assert read_or_create_key(path) == keys[0]
     short = tmp_path / "short.key"
     short.write_bytes(b"0123456789abcdef\n")
     with pytest.raises(ValueError, match="fewer than 32 bytes"):

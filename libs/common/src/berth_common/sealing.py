@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -222,13 +222,22 @@ class Keyring:
         """The plaintext of a sealed text (this format or one stored before it)."""
         parsed = _parse(token)
         if parsed is None:
-            from berth_common.sealing_legacy import open_legacy_text
-
-            plain = open_legacy_text(self, token, aad)
-            if plain is None:
-                raise UnsealError(f"not a sealed value (expected {PREFIX}<key id>:<data>)")
-            return plain
+            return self._unseal_legacy(token, aad)
         return self._open(parsed[0], parsed[1], aad)
+
+    def _unseal_legacy(self, token: str, aad: str) -> str:
+        """A text in a format stored before the current one (``berth_common.sealing_legacy``)."""
+        from berth_common import sealing_legacy as legacy
+
+        blob = legacy.api_text_blob(token)
+        if blob is not None:
+            return self.unseal_bytes(blob, aad)
+        if self.fernet and legacy.is_fernet_text(token):
+            plain = legacy.open_fernet(self.fernet, token)
+            if plain is None:
+                raise UnsealError(f"a sealed value does not open with any configured key ({self.purpose.missing_key})")
+            return plain
+        raise UnsealError(f"not a sealed value (expected {PREFIX}<key id>:<data>)")
 
     def unseal_bytes(self, blob: bytes, aad: str) -> str:
         """The plaintext of sealed bytes; a sealed text stored as bytes opens too."""
@@ -293,21 +302,19 @@ class Box:
     def seal_text(self, plaintext: str, aad: str) -> str:
         return self.keyring().seal(plaintext, aad)
 
-    def open_bytes(self, blob: bytes, aad: str) -> str:
+    def _opened(self, unseal: Callable[[Keyring], str]) -> str:
         try:
-            return self.keyring().unseal_bytes(blob, aad)
+            return unseal(self.keyring())
         except UnknownKeyError:
             if not self._retry():
                 raise
-        return self.keyring().unseal_bytes(blob, aad)
+        return unseal(self.keyring())
+
+    def open_bytes(self, blob: bytes, aad: str) -> str:
+        return self._opened(lambda ring: ring.unseal_bytes(blob, aad))
 
     def open_text(self, text: str, aad: str) -> str:
-        try:
-            return self.keyring().unseal(text, aad)
-        except UnknownKeyError:
-            if not self._retry():
-                raise
-        return self.keyring().unseal(text, aad)
+        return self._opened(lambda ring: ring.unseal(text, aad))
 
     def is_current(self, sealed: str | bytes) -> bool:
         return self.keyring().is_current(sealed)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berth_common.keyfile import KeyFile, backup_paths, read_or_create_key
+from berth_common.keyfile import KeyFile
 from berth_common.sealing import API_SECRETS, Box, Keyring, UnsealError
-
-__all__ = ["KeyRing", "SecretBox", "SecretUnavailableError", "backup_paths", "open_box", "read_or_create_key"]
 
 SecretUnavailableError = UnsealError  # a sealed value does not open; the message never holds a value
 
