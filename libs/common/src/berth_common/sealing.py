@@ -240,10 +240,8 @@ class Keyring:
         raise UnsealError(f"not a sealed value (expected {PREFIX}<key id>:<data>)")
 
     def unseal_bytes(self, blob: bytes, aad: str) -> str:
-        """The plaintext of sealed bytes; a sealed text stored as bytes opens too."""
+        """The plaintext of sealed bytes."""
         blob = bytes(blob)
-        if blob.startswith(PREFIX.encode()):
-            return self.unseal(blob.decode("ascii", errors="replace"), aad)
         if len(blob) < MIN_BLOB or blob[:1] != VERSION:
             raise UnsealError("a sealed value has an unknown format")
         return self._open(blob[1 : 1 + KEY_ID_BYTES].hex(), blob[1 + KEY_ID_BYTES :], aad)
