@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import stat
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from berth_api.adapters.secretbox import SecretBox, SecretUnavailableError, read_or_create_key
+from berth_api.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_api.domain import names
 from berth_api.domain.applications import Variable, application_spec, mask_spec, open_spec, seal_spec, with_image
 from berth_api.domain.deployments import Projection, on_progressed, on_terminal, status_of
@@ -286,17 +284,3 @@ def test_secret_box_keys():
         SecretBox([old]).open(tampered, "aad")
     with pytest.raises(SecretUnavailableError):
         SecretBox([old]).open_text("sealed:v1:!!!", "aad")
-
-
-def test_key_file_is_private_and_created_once(tmp_path):
-    path = tmp_path / "data" / "api-secrets.key"
-    keys: list[bytes] = []
-    threads = [threading.Thread(target=lambda: keys.append(read_or_create_key(path))) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(set(keys)) == 1 and len(keys[0]) == 64
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in path.parent.iterdir()] == ["api-secrets.key"]  # no temp files left
-    assert read_or_create_key(path) == keys[0]

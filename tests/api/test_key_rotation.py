@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import stat
 import subprocess
@@ -229,3 +230,50 @@ def test_the_command_finds_the_database_of_a_data_dir(tmp_path, monkeypatch):
         "postgresql+asyncpg://berth_api:"
     )
     assert api_database_url(tmp_path, "postgresql://me:pw@db/berth") == "postgresql://me:pw@db/berth"
+
+
+async def test_rotation_reseals_snapshots_stored_in_the_former_format(api, client, members, api_urls):
+    """Deployment snapshots sealed by the former api code (``sealed:v1:`` + standard base64) still open, and
+    a rotation re-seals them in the current format (berth_common.sealing)."""
+    from berth_api.domain.applications import reseal_spec, snapshot_aad
+    from berth_common import sealing
+    from tests.common.test_sealing_legacy import api_seal_text
+
+    key_path = api.settings.secrets_key_path
+    await _setup(client, members)
+    material = _key(key_path)
+    box = SecretBox([material])
+    conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
+    engine = make_engine(api_urls["api"], "api")
+    try:
+
+        def former(text: str, aad: str) -> str:
+            return api_seal_text(material, box.open_text(text, aad), aad)
+
+        async def snapshot_texts() -> list[str]:
+            texts: list[str] = []
+
+            def collect(text: str, aad: str) -> str:
+                texts.append(text)
+                return text
+
+            for r in await conn.fetch("SELECT id, spec FROM api.deployments"):
+                reseal_spec(json.loads(r["spec"]), collect, snapshot_aad(r["id"]))
+            return texts
+
+        for r in await conn.fetch("SELECT id, spec FROM api.deployments"):
+            spec = reseal_spec(json.loads(r["spec"]), former, snapshot_aad(r["id"]))
+            await conn.execute("UPDATE api.deployments SET spec = $1::json WHERE id = $2", json.dumps(spec), r["id"])
+        texts = await snapshot_texts()
+        assert len(texts) == 4 and not any(sealing.is_sealed(t) for t in texts)
+        assert all(t.startswith("sealed:v1:") for t in texts)
+        assert await _opens_with(api_urls, material) == 8  # the former texts open with the key
+
+        done = await rotate(make_sessionmaker(engine), key_path)
+        assert done.resealed.counts["deployments"] == 4
+        texts = await snapshot_texts()
+        assert len(texts) == 4 and all(sealing.is_sealed(t) for t in texts)
+        assert await _opens_with(api_urls, _key(key_path)) == 8
+    finally:
+        await conn.close()
+        await engine.dispose()

@@ -3,7 +3,8 @@
     berth secrets rotate-key [--data-dir DIR] [--key-file PATH] [--database-url URL] [--keep-backup]
 
 A new key replaces the key file and every sealed value in the api schema is re-sealed with it, in one
-transaction (``berth_api.usecases.rotation``). The api may keep running: it waits for the rotation to
+transaction, by the api package's own command (``berth-api-rotate-key``, run with argv only; the cli
+imports no service package). The api may keep running: it waits for the rotation to
 commit before sealing anything, and re-reads the key file when it changes.
 
 The database: ``--database-url`` (or BERTH_DATABASE_URL) names the server and database; without a user
@@ -13,8 +14,10 @@ the data dir's own Postgres (``berth up``) is used.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -52,18 +55,29 @@ def api_database_url(data_dir: Path, database_url: str | None) -> str:
     return provisioning.role_url(provisioning.with_database(admin, DATABASE), _secret_key(data_dir), "api")
 
 
-async def _rotate(url: str, key_file: Path, keep_backup: bool) -> str:
-    from berth_api.usecases.rotation import rotate
-    from berth_common.db import make_engine, make_sessionmaker
+ROTATE = "berth-api-rotate-key"  # the api package's own command (berth_api.entrypoints.rotate_key)
 
-    engine = make_engine(url, "api")
-    try:
-        done = await rotate(make_sessionmaker(engine), key_file, keep_backup=keep_backup)
-    finally:
-        await engine.dispose()
-    counts = ", ".join(f"{n} in {table}" for table, n in done.resealed.counts.items())
-    kept = f"; the old key is kept in {done.backup} (0600): delete it once you no longer need it" if done.backup else ""
-    return f"new key in {done.key_path}; re-sealed {done.resealed.total} value(s): {counts}{kept}"
+
+def _rotate_command() -> str:
+    beside = Path(sys.executable).parent / ROTATE
+    found = str(beside) if beside.is_file() else shutil.which(ROTATE)
+    if found is None:
+        typer.echo(f"berth secrets rotate-key: {ROTATE} not found (the api package is not installed here)", err=True)
+        raise typer.Exit(1)
+    return found
+
+
+def _rotate(url: str, key_file: Path, keep_backup: bool) -> int:
+    """Run the api's rotation command (argv only; the URL, which holds a password, in its environment)."""
+    argv = [_rotate_command(), "--key-file", str(key_file), *(["--keep-backup"] if keep_backup else [])]
+    proc = subprocess.run(argv, env={**os.environ, "BERTH_DATABASE_URL": url}, capture_output=True, text=True)
+    if proc.stdout:
+        typer.echo(proc.stdout, nl=False)
+    for line in proc.stderr.splitlines():
+        if line.startswith(f"{ROTATE}: "):
+            line = "berth secrets rotate-key: " + line[len(ROTATE) + 2 :]
+        typer.echo(line, err=True)
+    return proc.returncode
 
 
 @secrets_app.command("rotate-key")
@@ -78,9 +92,6 @@ def rotate_key(
     keep_backup: Annotated[bool, typer.Option("--keep-backup", help="keep the old key file after success")] = False,
 ) -> None:
     """Generate a new api secret key and re-encrypt every sealed value with it (one transaction)."""
-    from berth_api.adapters.secretbox import SecretUnavailableError
-    from berth_api.usecases.rotation import RotationError
-
     root = data_dir.expanduser().resolve()
     path = key_file or (
         Path(os.environ["BERTH_SECRETS_KEY_FILE"])
@@ -88,9 +99,6 @@ def rotate_key(
         else root / "api-secrets.key"
     )
     url = api_database_url(root, database_url)
-    try:
-        message = asyncio.run(_rotate(url, path.expanduser().resolve(), keep_backup))
-    except (RotationError, SecretUnavailableError) as exc:
-        typer.echo(f"berth secrets rotate-key: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(message)
+    code = _rotate(url, path.expanduser().resolve(), keep_backup)
+    if code:
+        raise typer.Exit(code)

@@ -17,7 +17,6 @@ from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import identity as repo
 from berth_api.adapters.readpool import BatchedLookup, ReadPool
-from berth_api.adapters.secret_file import write_private_file
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain import deployments as projection
 from berth_api.domain import tokens
@@ -38,6 +37,7 @@ from berth_common.catalogue import (
     HealthReply,
 )
 from berth_common.db import Unit
+from berth_common.keyfile import write_private_file
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)

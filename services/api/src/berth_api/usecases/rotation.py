@@ -23,8 +23,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_api.adapters.sealed import Resealed, hold_for_rotation, reseal_all
-from berth_api.adapters.secret_file import write_private_file
-from berth_api.adapters.secretbox import SecretBox, backup_paths
+from berth_api.adapters.secretbox import SecretBox
+from berth_common.keyfile import backup_paths, write_private_file
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)

@@ -1,20 +1,21 @@
 """Secret values at rest: the scheduler stores a deployment's snapshot with secret values sealed.
 
-The key is derived from ``BERTH_SECRET_KEY``; rotating that key makes sealed values of unfinished
-deployments unreadable (they then end failed with a reason saying so, never started half-configured).
+Sealed with ``berth_common.sealing`` for the scheduler's purpose, the key derived from
+``BERTH_SECRET_KEY``; each value is bound to its field and name. Rows written in the format stored before
+(Fernet tokens) still open. Rotating that key without keeping the previous one makes sealed values of
+unfinished deployments unreadable (they then end failed with a reason saying so, never started
+half-configured).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from collections.abc import Iterable
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-
+from berth_common import sealing
 from berth_common.catalogue import ApplicationSpec
 
-PREFIX = "sealed:"
+PREFIX = "sealed:"  # every sealed value stored by the scheduler, in the current format or the one before
 
 
 class UnsealError(ValueError):
@@ -22,24 +23,28 @@ class UnsealError(ValueError):
 
 
 class Sealer:
-    def __init__(self, secret_key: str) -> None:
-        digest = hashlib.sha256(b"berth-scheduler-spec-v1:" + secret_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+    def __init__(self, secret_key: str, previous: Iterable[str] = ()) -> None:
+        self._ring = sealing.Keyring.from_secrets(secret_key, [p for p in previous if p], sealing.SCHEDULER_SPECS)
 
-    def _seal_list(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def __repr__(self) -> str:
+        return f"Sealer({self._ring!r})"
+
+    def _seal_list(self, items: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
         return [
-            {**e, "value": PREFIX + self._fernet.encrypt(str(e["value"]).encode()).decode()} if e.get("secret") else e
+            {**e, "value": self._ring.seal(str(e["value"]), f"berth-scheduler/{field}/{e['name']}")}
+            if e.get("secret")
+            else e
             for e in items
         ]
 
-    def _open_list(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _open_list(self, items: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
         out = []
         for e in items:
             value = e.get("value")
             if e.get("secret") and isinstance(value, str) and value.startswith(PREFIX):
                 try:
-                    value = self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
-                except InvalidToken:
+                    value = self._ring.unseal(value, f"berth-scheduler/{field}/{e.get('name')}")
+                except sealing.UnsealError:
                     raise UnsealError(
                         f"the secret value of {e.get('name')!r} cannot be read: BERTH_SECRET_KEY changed"
                     ) from None
@@ -48,15 +53,15 @@ class Sealer:
 
     def seal(self, spec: ApplicationSpec) -> dict[str, Any]:
         data = spec.model_dump(mode="json")
-        data["env"] = self._seal_list(data["env"])
+        data["env"] = self._seal_list(data["env"], "env")
         if data["source"].get("kind") == "git":
-            data["source"]["build_args"] = self._seal_list(data["source"]["build_args"])
+            data["source"]["build_args"] = self._seal_list(data["source"]["build_args"], "build-arg")
         return data
 
     def open(self, data: dict[str, Any]) -> ApplicationSpec:
-        data = {**data, "env": self._open_list(list(data.get("env", [])))}
+        data = {**data, "env": self._open_list(list(data.get("env", [])), "env")}
         source = dict(data["source"])
         if source.get("kind") == "git":
-            source["build_args"] = self._open_list(list(source.get("build_args", [])))
+            source["build_args"] = self._open_list(list(source.get("build_args", [])), "build-arg")
         data["source"] = source
         return ApplicationSpec.model_validate(data)
