@@ -28,6 +28,7 @@ from berth_common.envelope import Envelope
 from berth_common.logging import bound, get_logger
 from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import continue_trace
+from berth_common.values import RECEIVED
 
 if TYPE_CHECKING:
     from berth_common.bus.client import Bus
@@ -248,9 +249,9 @@ class Consumer:
             envelope = Envelope.from_bytes(msg.data)
             data: Any = envelope.data
             if self.message_type is not None:
-                data = self.message_type.model_validate(envelope.data)
+                data = self.message_type.model_validate(envelope.data, context=RECEIVED)
             elif envelope.type in REGISTRY:
-                data = model_for(envelope.type).model_validate(envelope.data)
+                data = model_for(envelope.type).model_validate(envelope.data, context=RECEIVED)
         except (ValidationError, ValueError, KeyError) as exc:
             await self._dead_letter(msg, envelope, attempt, f"unparseable message: {exc}")
             return

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
-from berth_common.catalogue.deployments import IMAGE_REF_PATTERN, GitSource
+from berth_common.catalogue.deployments import GitSource
+from berth_common.values import ImageTag
 
 # --- builds ----------------------------------------------------------------------------------------
 # The scheduler asks the builder for an image from a ``GitSource`` snapshot. The builder validates every
@@ -30,7 +31,7 @@ class StartBuild(Command):
     deployment_id: str = Id
     application_id: str = Id
     source: GitSource
-    image_tag: str = Field(pattern=IMAGE_REF_PATTERN)  # e.g. berth/<app>:<deployment>
+    image_tag: ImageTag  # e.g. berth/<app>:<deployment>
     no_cache: bool = False
     timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)  # None: the builder's setting
 
@@ -45,7 +46,7 @@ class BuildSucceeded(Event):
     build_id: str
     deployment_id: str
     application_id: str = ""
-    image: str  # the tag asked for (``image_tag``), now pointing at ``image_id``
+    image: ImageTag  # the tag asked for (``image_tag``), now pointing at ``image_id``
     image_id: str = ""
     commit: str = ""  # the resolved commit sha
     reused: bool = False  # an image built earlier from the same commit and inputs was tagged again

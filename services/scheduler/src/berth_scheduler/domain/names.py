@@ -6,6 +6,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+from berth_common import values
+
 LABEL_APP = "berth.app"
 LABEL_SERVICE = "berth.service"
 LABEL_DEPLOYMENT = "berth.deployment"
@@ -14,9 +16,9 @@ LABEL_KIND = "berth.kind"
 LABEL_MANAGED = "berth.managed"
 LABEL_TEAM = "berth.team"  # the metrics service scopes team-wide alert rules by it
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+SLUG_RE = values.SLUG_RE
 CONTAINER_NAME_RE = re.compile(
-    r"^berth-(?P<app>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)-(?P<service>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)"
+    rf"^berth-(?P<app>{values.SLUG})-(?P<service>{values.SLUG})"
     r"-(?P<deployment>[a-z0-9]{8})-(?P<replica>[1-9][0-9]{0,2})$"
 )
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
