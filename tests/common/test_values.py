@@ -183,7 +183,7 @@ GOOD_URLS = [
 @pytest.mark.parametrize(("url", "transport", "git_gets"), GOOD_URLS)
 def test_git_url_accepted(url, transport, git_gets):
     where = values.git_location(url)
-    assert (where.transport, where.url, where.shown, where.local) == (transport, git_gets, url, False)
+    assert (where.transport, where.url, where.display, where.local) == (transport, git_gets, url, False)
     assert values.git_url(url) == url
     assert TypeAdapter(values.GitUrl).validate_python(url) == url
 
@@ -248,7 +248,7 @@ def test_git_url_refused(url, why):
 
 def test_local_repositories_only_when_allowed():
     where = values.git_location("/srv/git/app.git", allow_local=True)
-    assert (where.transport, where.url, where.shown, where.local) == (
+    assert (where.transport, where.url, where.display, where.local) == (
         "file",
         "file:///srv/git/app.git",
         "/srv/git/app.git",

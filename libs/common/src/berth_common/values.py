@@ -142,11 +142,11 @@ def image_tag(value: str) -> str:
 @dataclass(frozen=True)
 class GitLocation:
     """A checked repository location: ``url`` is what git receives (a local repository as a ``file://``
-    URL), ``shown`` what may be printed (a local repository's path, else the URL as given)."""
+    URL), ``display`` what may be printed (a local repository's path, else the URL as given)."""
 
     transport: GitTransport
     url: str
-    shown: str
+    display: str
 
     @property
     def local(self) -> bool:

@@ -24,8 +24,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _BUILD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-Transport = values.GitTransport
-
 
 class InvalidInput(ValueError):
     """A field of the build command is unacceptable; ``field`` names it, ``str()`` says why."""
@@ -36,17 +34,8 @@ class InvalidInput(ValueError):
         self.why = why
 
 
-@dataclass(frozen=True)
-class GitUrl:
-    """A validated repository location: ``url`` is what git receives, ``display`` is safe to print."""
-
-    transport: Transport
-    url: str
-    display: str
-
-    @property
-    def local(self) -> bool:
-        return self.transport == "file"
+# A validated repository location: ``url`` is what git receives, ``display`` is safe to print.
+GitUrl = values.GitLocation
 
 
 @dataclass(frozen=True)
@@ -100,10 +89,9 @@ def validate_git_url(url: str, *, allow_local: bool = False, field: str = "sourc
     """The repository by the shared rule (``berth_common.values.git_location``): https://, http://, git://,
     ssh:// and scp-like ``user@host:path``; file:// and absolute local paths only when ``allow_local``."""
     try:
-        where = values.git_location(url, allow_local=allow_local)
+        return values.git_location(url, allow_local=allow_local)
     except ValueError as exc:
         raise InvalidInput(field, str(exc)) from None
-    return GitUrl(where.transport, where.url, where.shown)
 
 
 def validate_ref(ref: str, field: str = "source.ref") -> GitRef:
