@@ -9,7 +9,16 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from berth_common import values
-from berth_common.catalogue import ApplyRoutes, ChannelCreate, GitSource, ImageSource, StartBuild, StartDeployment
+from berth_common.bus.consumer import parse_received
+from berth_common.catalogue import (
+    REGISTRY,
+    ApplyRoutes,
+    ChannelCreate,
+    GitSource,
+    ImageSource,
+    StartBuild,
+    StartDeployment,
+)
 
 # --- DNS labels, host names, slugs, variable names ---------------------------------------------------------
 
@@ -395,20 +404,26 @@ def test_bad_hosts_and_names_cannot_be_built():
     ]
 
 
-def test_a_received_message_leaves_the_shared_rules_to_its_consumer():
-    """Parsed with ``context=RECEIVED`` (as the bus consumer does), a bad URL, ref or host reaches the
-    service that checks it and answers with its failure event; the field constraints still hold."""
-    data = {"repository": "--upload-pack=x", "ref": "a..b"}
-    received = GitSource.model_validate(data, context=values.RECEIVED)
-    assert (received.repository, received.ref) == ("--upload-pack=x", "a..b")
+def test_a_received_message_leaves_the_shared_rules_to_a_consumer_that_checks_them():
+    """As the bus consumer parses: a bad URL, ref or host reaches the builder or proxy-sync, which check it
+    and answer with their failure event; any other consumer refuses it (the message is dead-lettered).
+    The field constraints hold either way."""
+    bad_source = {"kind": "git", "repository": "--upload-pack=x", "ref": "a..b"}
+    build = {"build_id": "b1", "deployment_id": "d1", "application_id": "a1", "image_tag": "berth/a:d1"}
+    received = parse_received(StartBuild, {**build, "source": bad_source})
+    assert isinstance(received, StartBuild)
+    assert (received.source.repository, received.source.ref) == ("--upload-pack=x", "a..b")
     with pytest.raises(ValidationError):
-        GitSource.model_validate(data)
-    with pytest.raises(ValidationError):
-        GitSource.model_validate({"repository": "x" * 2049, "ref": "main"}, context=values.RECEIVED)
-    routes = {"route_id": "r", "hosts": ["bad_host.localhost"], "upstreams": ["http://127.0.0.1:1"]}
-    assert ApplyRoutes.model_validate(routes, context=values.RECEIVED).hosts == ["bad_host.localhost"]
+        parse_received(StartBuild, {**build, "source": {**bad_source, "repository": "x" * 2049}})
     with pytest.raises(ValidationError):  # a pattern holds on receipt too
-        ImageSource.model_validate({"image": "-rm"}, context=values.RECEIVED)
+        parse_received(StartBuild, {**build, "source": {**bad_source, "repository": "x"}, "image_tag": "-rm"})
+    routes = {"route_id": "r", "hosts": ["bad_host.localhost"], "upstreams": ["http://127.0.0.1:1"]}
+    assert parse_received(ApplyRoutes, routes).hosts == ["bad_host.localhost"]
+    deploy = {"deployment_id": "d1", "application_id": "a1", "team_id": "t1"}
+    spec = {"name": "shop", "source": bad_source, "services": [{"kind": "worker", "name": "w"}]}
+    with pytest.raises(ValidationError):
+        parse_received(StartDeployment, {**deploy, "spec": spec})
+    assert [m.TYPE for m in REGISTRY.values() if m.CONSUMER_CHECKS_VALUES] == ["cmd.build.start", "cmd.route.apply"]
 
 
 def test_the_rules_show_in_the_json_schema():

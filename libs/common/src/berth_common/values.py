@@ -7,11 +7,11 @@ use, so a producer cannot build a message carrying a bad value. Whatever passes 
 (as one argv element), a file path, a Traefik rule or the Docker API, so the rules are strict: ASCII only,
 no control characters, bounded lengths, nothing git could read as an option or a remote helper.
 
-A consumer parses a received message with ``context=RECEIVED``: then a type checks only its field
-constraints (length, pattern), not the rest of its rule. The service that uses such a value checks it
-again with the same function here (the builder a repository URL and ref, proxy-sync a host name) and
-answers a bad one with its own failure event naming the field, instead of the bus dead-lettering the
-command unanswered.
+A received message that breaks a rule is dead-lettered by the bus consumer, unless its consumer checks
+the values itself (``CONSUMER_CHECKS_VALUES`` in the catalogue: the builder a build's source and tag,
+proxy-sync a route's hosts) and answers a bad one with its own failure event naming the field. Such a
+message is parsed with ``context=RECEIVED``: then a type checks only its field constraints (length,
+pattern) and leaves the rest of its rule to that consumer, which calls the same function here.
 """
 
 from __future__ import annotations

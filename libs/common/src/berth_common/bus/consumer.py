@@ -66,6 +66,12 @@ class Delivery:
 Handler = Callable[[Any, Delivery], Awaitable[None]]
 
 
+def parse_received(model: type[Message], data: Any) -> Message:
+    """A received message. One whose consumer checks the shared value rules itself
+    (``CONSUMER_CHECKS_VALUES``) keeps a bad value for that check (``berth_common.values.RECEIVED``)."""
+    return model.model_validate(data, context=RECEIVED if model.CONSUMER_CHECKS_VALUES else None)
+
+
 def durable_name(service: str, type_: str) -> str:
     return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
 
@@ -249,9 +255,9 @@ class Consumer:
             envelope = Envelope.from_bytes(msg.data)
             data: Any = envelope.data
             if self.message_type is not None:
-                data = self.message_type.model_validate(envelope.data, context=RECEIVED)
+                data = parse_received(self.message_type, envelope.data)
             elif envelope.type in REGISTRY:
-                data = model_for(envelope.type).model_validate(envelope.data, context=RECEIVED)
+                data = parse_received(model_for(envelope.type), envelope.data)
         except (ValidationError, ValueError, KeyError) as exc:
             await self._dead_letter(msg, envelope, attempt, f"unparseable message: {exc}")
             return

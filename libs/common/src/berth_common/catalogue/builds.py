@@ -27,6 +27,7 @@ class StartBuild(Command):
     TYPE = "cmd.build.start"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("builder",)
+    CONSUMER_CHECKS_VALUES = True  # a bad source or tag is answered with evt.build.failed (stage "source")
     build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     deployment_id: str = Id
     application_id: str = Id

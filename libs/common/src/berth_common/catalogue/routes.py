@@ -25,6 +25,7 @@ class ApplyRoutes(Command):
     TYPE = "cmd.route.apply"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("proxy-sync",)
+    CONSUMER_CHECKS_VALUES = True  # a bad host is answered with evt.route.failed
     route_id: str = Id
     hosts: list[HostName] = Field(min_length=1, max_length=100)
     upstreams: list[str] = Field(min_length=1, max_length=256)
