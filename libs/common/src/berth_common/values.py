@@ -21,11 +21,12 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from types import MappingProxyType
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo
 
-RECEIVED: Final[dict[str, Any]] = {"berth_received": True}
+RECEIVED: Final[Mapping[str, bool]] = MappingProxyType({"berth_received": True})
 
 MAX_HOST = 253
 MAX_IMAGE = 255
@@ -64,6 +65,7 @@ _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:\[\]]+|\[[0-9A-Fa-f:.]
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 GitTransport = Literal["https", "http", "git", "ssh", "file"]
+_REMOTE: dict[str, GitTransport] = {"https": "https", "http": "http", "git": "git", "ssh": "ssh"}
 
 
 def printable_ascii(value: str, what: str) -> None:
@@ -204,7 +206,8 @@ def _url(value: str, allow_local: bool) -> GitLocation:
         if not allow_local:
             raise ValueError("file:// repositories are not allowed on this server (BERTH_ALLOW_LOCAL_GIT)")
         return _local(urllib.parse.unquote(value[len("file://") :]))
-    if scheme not in ("https", "http", "git", "ssh"):
+    transport = _REMOTE.get(scheme)
+    if transport is None:
         raise ValueError(f"scheme {scheme[:20]!r} is not allowed; use https, http, git or ssh")
     try:
         parts = urllib.parse.urlsplit(value)
@@ -227,7 +230,7 @@ def _url(value: str, allow_local: bool) -> GitLocation:
         raise ValueError("the repository path may not start with '-'")
     if parts.fragment or "#" in value:
         raise ValueError("a repository URL has no fragment ('#')")
-    return GitLocation(scheme, value, value)  # type: ignore[arg-type]  # one of the four checked above
+    return GitLocation(transport, value, value)
 
 
 def _git_host(host: str) -> None:
@@ -297,7 +300,7 @@ def _ref_problem(name: str) -> str | None:
 
 
 def _rule(check: Callable[[str], str]) -> AfterValidator:
-    """``check`` as a validator, applied unless the message is being received (``context=RECEIVED``)."""
+    """``check`` as a validator, skipped when a message is parsed with ``context=RECEIVED``."""
 
     def validate(value: str, info: ValidationInfo) -> str:
         if isinstance(info.context, Mapping) and info.context.get("berth_received"):
