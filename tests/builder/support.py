@@ -24,6 +24,7 @@ from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import EnvVar, GitSource, StartBuild
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
+from berth_common.values import RECEIVED
 from tests.support.procs import wait_port
 
 GIT_ENV = {
@@ -155,12 +156,17 @@ def build_command(
         build_id=build_id,
         deployment_id=deployment_id or f"dep-{build_id}",
         application_id="app-1",
-        source=GitSource(
-            repository=repository,
-            ref=ref,
-            subdirectory=subdirectory,
-            dockerfile=dockerfile,
-            build_args=[EnvVar(name=n, value=v, secret=s) for n, v, s in (build_args or [])],  # type: ignore[arg-type]
+        # Parsed as the builder receives it (the shared URL and ref rules left to the builder): the tests send
+        # bad values on purpose, as a producer that skips the catalogue's checks could.
+        source=GitSource.model_validate(
+            {
+                "repository": repository,
+                "ref": ref,
+                "subdirectory": subdirectory,
+                "dockerfile": dockerfile,
+                "build_args": [EnvVar(name=n, value=v, secret=s) for n, v, s in (build_args or [])],  # type: ignore[arg-type]
+            },
+            context=RECEIVED,
         ),
         image_tag=image_tag,
         no_cache=no_cache,

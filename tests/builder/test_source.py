@@ -29,8 +29,8 @@ from berth_builder.domain.source import (
         ("ssh://git@example.com:2222/acme/app.git", "ssh"),
         ("git@github.com:acme/app.git", "ssh"),
         ("example.com:acme/app.git", "ssh"),
-        ("https://user:tok3n@example.com/acme/app.git", "https"),
         ("https://[::1]:8443/app.git", "https"),
+        ("git@[::1]:acme/app.git", "ssh"),
     ],
 )
 def test_accepted_urls(url, transport):
@@ -75,6 +75,11 @@ def test_accepted_urls(url, transport):
         ("https://example.com/-x", "'-'"),
         ("https://example.com:99999/x", "port"),
         ("https://example.com/" + "a" * 2048, "longer than"),
+        ("https://user:tok3n@example.com/acme/app.git", "credentials"),
+        ("https://ghp_tok@example.com/acme/app.git", "credentials"),
+        ("ssh://git:pw@example.com/acme/app.git", "credentials"),
+        ("https://example.com/app.git#main", "fragment"),
+        ("https://ex\u00e4mple.com/app.git", "ascii"),
     ],
 )
 def test_rejected_urls(url, why):
@@ -104,7 +109,8 @@ def test_local_repositories_only_when_allowed():
 
 
 def test_credentials_are_redacted_for_display():
-    assert validate_git_url("https://bob:s3cr3t@example.com/x.git").display == "https://bob:***@example.com/x.git"
+    """Credentials are refused in a repository URL (above); a refused one is still shown redacted."""
+    assert redact_url("https://bob:s3cr3t@example.com/x.git") == "https://bob:***@example.com/x.git"
     assert redact_url("https://ghp_abcdef@example.com/x.git") == "https://***@example.com/x.git"
     assert redact_url("ssh://git@example.com/x.git") == "ssh://git@example.com/x.git"
     assert redact_url("ssh://git:pw@example.com/x.git") == "ssh://git:***@example.com/x.git"

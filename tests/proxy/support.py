@@ -27,6 +27,7 @@ from berth_cli import components
 from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_common.runtime import serve
+from berth_common.values import RECEIVED
 from berth_proxy_sync.bootstrap import spec
 from berth_proxy_sync.settings import ProxySyncSettings
 from tests.support.procs import Proc
@@ -193,7 +194,10 @@ class RouteClient:
 
     async def apply(self, route_id: str, hosts: list[str], upstreams: list[str], generation: int = 0) -> str:
         assert self.bus is not None
-        msg = ApplyRoutes(route_id=route_id, hosts=hosts, upstreams=upstreams, generation=generation)
+        # Parsed as proxy-sync receives it (host names left to its own check): the tests send bad hosts on
+        # purpose, as a producer that skips the catalogue's checks could.
+        fields = {"route_id": route_id, "hosts": hosts, "upstreams": upstreams, "generation": generation}
+        msg = ApplyRoutes.model_validate(fields, context=RECEIVED)
         return (await self.bus.publish(msg)).id
 
     async def remove(self, route_id: str, generation: int = 0) -> str:

@@ -28,6 +28,7 @@ from berth_common.envelope import Envelope
 from berth_common.logging import bound, get_logger
 from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import continue_trace
+from berth_common.values import RECEIVED
 
 if TYPE_CHECKING:
     from berth_common.bus.client import Bus
@@ -63,6 +64,12 @@ class Delivery:
 
 
 Handler = Callable[[Any, Delivery], Awaitable[None]]
+
+
+def parse_received(model: type[Message], data: Any) -> Message:
+    """A received message. One whose consumer checks the shared value rules itself
+    (``CONSUMER_CHECKS_VALUES``) keeps a bad value for that check (``berth_common.values.RECEIVED``)."""
+    return model.model_validate(data, context=RECEIVED if model.CONSUMER_CHECKS_VALUES else None)
 
 
 def durable_name(service: str, type_: str) -> str:
@@ -248,9 +255,9 @@ class Consumer:
             envelope = Envelope.from_bytes(msg.data)
             data: Any = envelope.data
             if self.message_type is not None:
-                data = self.message_type.model_validate(envelope.data)
+                data = parse_received(self.message_type, envelope.data)
             elif envelope.type in REGISTRY:
-                data = model_for(envelope.type).model_validate(envelope.data)
+                data = parse_received(model_for(envelope.type), envelope.data)
         except (ValidationError, ValueError, KeyError) as exc:
             await self._dead_letter(msg, envelope, attempt, f"unparseable message: {exc}")
             return

@@ -20,6 +20,9 @@ class Message(BaseModel):
     CONSUMERS: ClassVar[tuple[str, ...]] = ()
     # For queries: the model of the reply (documented in the AsyncAPI document).
     REPLY: ClassVar[type[BaseModel] | None] = None
+    # The consumer checks the shared value rules of its fields itself and answers a bad value with its own
+    # failure event: it parses a received message with ``berth_common.values.RECEIVED`` (see there).
+    CONSUMER_CHECKS_VALUES: ClassVar[bool] = False
 
 
 class Command(Message):

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
-from berth_common.catalogue.deployments import IMAGE_REF_PATTERN, GitSource
+from berth_common.catalogue.deployments import GitSource
+from berth_common.values import ImageTag
 
 # --- builds ----------------------------------------------------------------------------------------
 # The scheduler asks the builder for an image from a ``GitSource`` snapshot. The builder validates every
@@ -26,11 +27,12 @@ class StartBuild(Command):
     TYPE = "cmd.build.start"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("builder",)
+    CONSUMER_CHECKS_VALUES = True  # a bad source or tag is answered with evt.build.failed (stage "source")
     build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     deployment_id: str = Id
     application_id: str = Id
     source: GitSource
-    image_tag: str = Field(pattern=IMAGE_REF_PATTERN)  # e.g. berth/<app>:<deployment>
+    image_tag: ImageTag  # e.g. berth/<app>:<deployment>
     no_cache: bool = False
     timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)  # None: the builder's setting
 
@@ -45,7 +47,7 @@ class BuildSucceeded(Event):
     build_id: str
     deployment_id: str
     application_id: str = ""
-    image: str  # the tag asked for (``image_tag``), now pointing at ``image_id``
+    image: ImageTag  # the tag asked for (``image_tag``), now pointing at ``image_id``
     image_id: str = ""
     commit: str = ""  # the resolved commit sha
     reused: bool = False  # an image built earlier from the same commit and inputs was tagged again

@@ -17,6 +17,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, Query, register
+from berth_common.values import EnvVarName, GitRef, GitUrl, HostName, ImageRef, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
 # The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
@@ -39,9 +40,6 @@ DeploymentState = Literal[
     "cancelled",
 ]
 DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-IMAGE_REF_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
 HEALTH_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$"
 
 
@@ -62,7 +60,7 @@ class EnvVar(Spec):
 
     PURPOSE: ClassVar[str] = "env"
 
-    name: str = Field(pattern=ENV_NAME_PATTERN)
+    name: EnvVarName
     value: SecretStr = Field(max_length=MAX_SEALED_CHARS)
     secret: bool = False
 
@@ -125,15 +123,15 @@ class ImageSource(Spec):
     """Run a prebuilt image (also how a rollback names a previous deployment's image: no rebuild)."""
 
     kind: Literal["image"] = "image"
-    image: str = Field(pattern=IMAGE_REF_PATTERN)
+    image: ImageRef
 
 
 class GitSource(Spec):
     """Build from a git repository (the builder validates the URL, ref and paths)."""
 
     kind: Literal["git"] = "git"
-    repository: str = Field(min_length=1, max_length=2048)
-    ref: str = Field(min_length=1, max_length=255)
+    repository: GitUrl
+    ref: GitRef
     subdirectory: str = Field(default="", max_length=1024)
     dockerfile: str | None = Field(default="Dockerfile", max_length=1024)  # None: Berth's own detection
     build_args: list[BuildArg] = Field(default_factory=list, max_length=200)
@@ -159,18 +157,18 @@ class ResourceLimits(Spec):
 
 class WebService(Spec):
     kind: Literal["web"] = "web"
-    name: str = Field(pattern=SLUG_PATTERN)
+    name: Slug
     port: int = Field(ge=1, le=65535)
     replicas: int = Field(default=1, ge=1, le=64)
     health_path: str = Field(default="/", pattern=HEALTH_PATH_PATTERN)
     command: list[str] | None = Field(default=None, max_length=256)  # None: the image's CMD
-    hosts: list[str] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
+    hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
 
 
 class WorkerService(Spec):
     kind: Literal["worker"] = "worker"
-    name: str = Field(pattern=SLUG_PATTERN)
+    name: Slug
     replicas: int = Field(default=1, ge=1, le=64)
     command: list[str] | None = Field(default=None, max_length=256)
     health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
@@ -180,8 +178,8 @@ class WorkerService(Spec):
 class ApplicationSpec(Spec):
     """Snapshot of an application's desired state at the time of a deployment."""
 
-    name: str = Field(pattern=SLUG_PATTERN)  # used in container names: berth-<name>-<service>-<dep>-<n>
-    environment: str = Field(default="production", pattern=SLUG_PATTERN)
+    name: Slug  # used in container names: berth-<name>-<service>-<dep>-<n>
+    environment: Slug = "production"
     source: Annotated[ImageSource | GitSource, Field(discriminator="kind")]
     services: list[Annotated[WebService | WorkerService, Field(discriminator="kind")]] = Field(
         min_length=1, max_length=20
@@ -285,7 +283,7 @@ class DeploymentProgressed(Event):
 class Replica(Spec):
     """One running container of a deployment (no environment, no secrets)."""
 
-    service: str
+    service: Slug
     kind: Literal["web", "worker"]
     replica: int
     container: str  # the container name

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth_common.catalogue.base import Id, Query, register
+from berth_common.values import DNS_LABEL_PATTERN, DnsLabel
 
 # --- notifications ---------------------------------------------------------------------------------
 # Queries of the notifier on ``rpc.notifier.<name>`` (name = TYPE without ``rpc.``). Every query carries
@@ -18,7 +19,7 @@ from berth_common.catalogue.base import Id, Query, register
 # status 404/409/422 with the field) instead of raising, so the api maps them to problem+json as they are.
 
 
-NOTIFY_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+NOTIFY_NAME_PATTERN = DNS_LABEL_PATTERN
 WRITE_ONLY: dict[str, Any] = {"writeOnly": True, "format": "password"}
 DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
 
@@ -169,7 +170,7 @@ class ChannelCreate(Query):
     CONSUMERS = ("notifier",)
     REPLY: ClassVar[type[BaseModel]] = ChannelReply
     team_id: str = Id
-    name: str = Field(pattern=NOTIFY_NAME_PATTERN)
+    name: DnsLabel
     target: ChannelTarget
     enabled: bool = True
 
@@ -207,7 +208,7 @@ class ChannelUpdate(Query):
     REPLY: ClassVar[type[BaseModel]] = ChannelReply
     team_id: str = Id
     channel_id: str = Id
-    name: str | None = Field(default=None, pattern=NOTIFY_NAME_PATTERN)
+    name: DnsLabel | None = None
     enabled: bool | None = None
     target: ChannelTarget | None = None
 

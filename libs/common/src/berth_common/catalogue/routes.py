@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.values import HostName
 
 # --- routes ----------------------------------------------------------------------------------------
 
@@ -24,8 +25,9 @@ class ApplyRoutes(Command):
     TYPE = "cmd.route.apply"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("proxy-sync",)
+    CONSUMER_CHECKS_VALUES = True  # a bad host is answered with evt.route.failed
     route_id: str = Id
-    hosts: list[str] = Field(min_length=1, max_length=100)
+    hosts: list[HostName] = Field(min_length=1, max_length=100)
     upstreams: list[str] = Field(min_length=1, max_length=256)
     generation: int = Field(default=0, ge=0)
     entry_point: str = Field(default="web", min_length=1, max_length=32)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from berth_common.catalogue import ENV_NAME_PATTERN
+from berth_common.values import ENV_NAME_PATTERN
 
 NAME_RE = re.compile(ENV_NAME_PATTERN)
 _SAFE_RE = re.compile(r"^[A-Za-z0-9_./:@%+,=-]+$")

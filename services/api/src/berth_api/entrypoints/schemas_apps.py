@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
-from berth_common.catalogue import ENV_NAME_PATTERN, HEALTH_PATH_PATTERN, SLUG_PATTERN
-
-RESOURCE_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+from berth_common.catalogue import HEALTH_PATH_PATTERN
+from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
 ResourceName = Annotated[
     str,
-    Field(min_length=1, max_length=63, json_schema_extra={"pattern": RESOURCE_PATTERN}),
+    Field(min_length=1, max_length=63, json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
     AfterValidator(names.resource_name),
 ]
 Slug = Annotated[

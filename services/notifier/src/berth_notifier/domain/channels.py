@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter
 
 from berth_common.catalogue import ChannelTarget
+from berth_common.values import HOST_NAME_RE
 
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "slack": ("webhook_url",),
@@ -28,9 +29,7 @@ REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
     "telegram": ("bot_token",),
     "webhook": ("url", "signing_secret"),
 }
-HOST_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
+HOST_RE = HOST_NAME_RE
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 TELEGRAM_TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
 TELEGRAM_CHAT_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{3,63})$")

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from berth_common.values import DNS_LABEL_RE
+
 SENTINEL_FILE = "000-berth-sentinel.yml"
 MANAGED_MARKER = "# managed by berth proxy-sync: derived from the proxy schema, rewritten at start\n"
 NAME_PREFIX = "route-"
@@ -26,7 +28,7 @@ SENTINEL_NAME = "berth-sentinel"
 
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 ENTRY_POINT_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL_RE = DNS_LABEL_RE
 MAX_HOSTS = 100
 MAX_UPSTREAMS = 256
 

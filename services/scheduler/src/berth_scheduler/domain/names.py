@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from berth_common import labels
+from berth_common import labels, values
 
 # The label keys are berth_common.labels; these names stay for the rollout modules that read them here.
 LABEL_APP = labels.APP
@@ -17,9 +17,9 @@ LABEL_KIND = labels.KIND
 LABEL_MANAGED = labels.MANAGED
 LABEL_TEAM = labels.TEAM
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+SLUG_RE = values.SLUG_RE
 CONTAINER_NAME_RE = re.compile(
-    r"^berth-(?P<app>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)-(?P<service>[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)"
+    rf"^berth-(?P<app>{values.SLUG})-(?P<service>{values.SLUG})"
     r"-(?P<deployment>[a-z0-9]{8})-(?P<replica>[1-9][0-9]{0,2})$"
 )
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
