@@ -14,7 +14,7 @@ from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.readings import ContainerReading, Snapshot
 from berth_metrics.domain.series import Retention
 from berth_metrics.handlers import Deps, alert_list, rule_create, rule_delete, rule_list, rule_update
-from berth_metrics.jobs.alerts import Evaluator
+from berth_metrics.usecases.alerts import Evaluator
 
 NOW = datetime.now(UTC)
 RULE = {

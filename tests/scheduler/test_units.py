@@ -11,7 +11,7 @@ from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import ApplyRoutes, ServicePinged
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_common.db.tables import outbox
-from berth_scheduler.rollout.units import UnitRunner
+from berth_scheduler.usecases.rollout.units import UnitRunner
 from tests.support.bus_helpers import Collector, connected_bus, prepare_schema, stream_messages, wait_until
 
 SCHEMA = "sched_units"

@@ -10,7 +10,7 @@ from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.dockerfile import image_map
 from berth_builder.entrypoints import bus
 from berth_builder.handlers import BuildHandler
-from berth_builder.pipeline import Pipeline
+from berth_builder.usecases.build import Pipeline
 from berth_builder.settings import BuilderSettings
 from berth_common.runtime import Context, ServiceSpec, run
 

@@ -30,7 +30,7 @@ from berth_common.catalogue import (
 )
 from berth_metrics.adapters import queries, rules_repo
 from berth_metrics.domain.series import ALL_METRICS, Retention, derive, metrics_for, pick_resolution
-from berth_metrics.jobs.alerts import Evaluator
+from berth_metrics.usecases.alerts import Evaluator
 
 MAX_POINTS = 11000
 UNITS = {"cpu_pct": "percent", "mem_pct": "percent", "disk_pct": "percent", "restarts": "count", "health": "state"}

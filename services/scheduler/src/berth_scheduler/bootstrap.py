@@ -10,8 +10,8 @@ from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.handlers import DeploymentHandlers
-from berth_scheduler.rollout.orchestrator import Orchestrator
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.rollout.runtime import Runtime
 from berth_scheduler.settings import SchedulerSettings
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"

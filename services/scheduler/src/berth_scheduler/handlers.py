@@ -37,9 +37,9 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.tables import pings
 from berth_scheduler.domain import machine, names, queueing, removal
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
-from berth_scheduler.rollout.admission import admit_next, lock_application
-from berth_scheduler.rollout.apply import apply, emit_events, secrets_of
-from berth_scheduler.rollout.removal import cancel_deployments, record
+from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
+from berth_scheduler.usecases.rollout.apply import apply, emit_events, secrets_of
+from berth_scheduler.usecases.rollout.removal import cancel_deployments, record
 from berth_scheduler.settings import SchedulerSettings
 
 log = get_logger(__name__)

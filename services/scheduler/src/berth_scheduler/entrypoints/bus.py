@@ -23,9 +23,9 @@ from berth_common.catalogue import (
 from berth_common.db import Unit, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
-from berth_scheduler.rollout.orchestrator import Orchestrator
-from berth_scheduler.rollout.replicas import replicas_of
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.rollout.replicas import replicas_of
+from berth_scheduler.usecases.rollout.runtime import Runtime
 
 
 async def register(ctx: Context) -> None:

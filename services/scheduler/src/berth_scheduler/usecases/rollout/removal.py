@@ -24,12 +24,12 @@ from berth_scheduler.domain import machine, names, removal, retention
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import restore_ops
-from berth_scheduler.rollout.admission import lock_application
-from berth_scheduler.rollout.apply import apply
-from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, write
-from berth_scheduler.rollout.units import emit_all
+from berth_scheduler.usecases.rollout.admission import lock_application
+from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
+from berth_scheduler.usecases.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.steps import Waiter, read, write
+from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
 MAX_BACKOFF_S = 30.0

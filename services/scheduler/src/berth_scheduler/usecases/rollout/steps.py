@@ -24,8 +24,8 @@ from berth_scheduler.domain import machine, names, retention
 from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import RouteTarget
-from berth_scheduler.rollout.apply import apply
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.runtime import Runtime
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds

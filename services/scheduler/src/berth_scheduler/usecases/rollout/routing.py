@@ -16,8 +16,8 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RouteOp
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, transit
+from berth_scheduler.usecases.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.steps import Waiter, read, transit
 
 log = get_logger(__name__)
 RESTORE_STEP = -1

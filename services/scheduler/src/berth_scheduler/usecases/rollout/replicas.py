@@ -9,7 +9,7 @@ from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
 from berth_scheduler.domain import names
 from berth_scheduler.domain.removal import Phase
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.runtime import Runtime
 
 
 async def _status(rt: Runtime, c: ContainerInfo, health_paths: dict[str, str]) -> ReplicaStatus:

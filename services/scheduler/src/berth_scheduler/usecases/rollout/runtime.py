@@ -12,7 +12,7 @@ from berth_common.bus import Bus
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.rollout.units import UnitRunner
+from berth_scheduler.usecases.rollout.units import UnitRunner
 from berth_scheduler.settings import SchedulerSettings
 
 

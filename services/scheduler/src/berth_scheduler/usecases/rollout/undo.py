@@ -9,9 +9,9 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine, names
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
-from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, remove_all, transit
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
+from berth_scheduler.usecases.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, transit
 
 log = get_logger(__name__)
 

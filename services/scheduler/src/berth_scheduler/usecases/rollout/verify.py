@@ -30,10 +30,10 @@ from berth_scheduler.domain import machine
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
-from berth_scheduler.rollout.apply import apply, apply_all
-from berth_scheduler.rollout.routing import stage_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
+from berth_scheduler.usecases.rollout.apply import apply, apply_all
+from berth_scheduler.usecases.rollout.routing import stage_step
+from berth_scheduler.usecases.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
 
 # Replicas that all pass their readiness check this soon after starting (most servers listen within tens of
 # milliseconds) save the separate commit of ``replicas started``: the switch records it too. A slower one

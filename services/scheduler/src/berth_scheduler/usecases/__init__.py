@@ -1,0 +1,1 @@
+"""The scheduler's use cases: deployments, their rollouts and application removals."""
