@@ -1,9 +1,10 @@
 """Bus consumers of the api: the deployment projection and the answers to removing an application (thin:
-each runs a handler idempotently)."""
+each is one use case run once per message, ``berth_common.db.consume_once``)."""
 
 from __future__ import annotations
 
-from berth_api.handlers import ApplicationRemoval, DeploymentProjection
+from berth_api.usecases.projection import DeploymentProjection
+from berth_api.usecases.removal import ApplicationRemoval
 from berth_common.catalogue import (
     ApplicationRemovalFailed,
     ApplicationRemovalProgressed,
@@ -14,18 +15,18 @@ from berth_common.catalogue import (
     DeploymentProgressed,
     DeploymentSucceeded,
 )
-from berth_common.db import idempotent
+from berth_common.db import Transactions, consume_once
 from berth_common.runtime import Context
 
 
 async def register(ctx: Context, projection: DeploymentProjection) -> None:
-    bus, sm = ctx.bus, ctx.sessionmaker
-    await bus.consume(DeploymentProgressed, idempotent(bus, sm, projection.on_progressed))
-    await bus.consume(DeploymentSucceeded, idempotent(bus, sm, projection.on_succeeded))
-    await bus.consume(DeploymentFailed, idempotent(bus, sm, projection.on_failed))
-    await bus.consume(DeploymentCancelled, idempotent(bus, sm, projection.on_cancelled))
-    await bus.consume(BuildSucceeded, idempotent(bus, sm, projection.on_build_succeeded))
+    bus, transactions = ctx.bus, Transactions(ctx.bus, ctx.sessionmaker)
+    await bus.consume(DeploymentProgressed, consume_once(transactions, projection.on_progressed))
+    await bus.consume(DeploymentSucceeded, consume_once(transactions, projection.on_succeeded))
+    await bus.consume(DeploymentFailed, consume_once(transactions, projection.on_failed))
+    await bus.consume(DeploymentCancelled, consume_once(transactions, projection.on_cancelled))
+    await bus.consume(BuildSucceeded, consume_once(transactions, projection.on_build_succeeded))
     removal = ApplicationRemoval(projection)
-    await bus.consume(ApplicationRemoved, idempotent(bus, sm, removal.on_removed))
-    await bus.consume(ApplicationRemovalFailed, idempotent(bus, sm, removal.on_removal_failed))
-    await bus.consume(ApplicationRemovalProgressed, idempotent(bus, sm, removal.on_removal_progressed))
+    await bus.consume(ApplicationRemoved, consume_once(transactions, removal.on_removed))
+    await bus.consume(ApplicationRemovalFailed, consume_once(transactions, removal.on_removal_failed))
+    await bus.consume(ApplicationRemovalProgressed, consume_once(transactions, removal.on_removal_progressed))
