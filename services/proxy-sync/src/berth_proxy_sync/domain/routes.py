@@ -136,13 +136,6 @@ class Route:
     def rule(self) -> str:
         return host_rule(self.hosts)
 
-    def same_target(self, other: Route | None) -> bool:
-        return other is not None and (self.hosts, self.upstreams, self.entry_point) == (
-            other.hosts,
-            other.upstreams,
-            other.entry_point,
-        )
-
 
 def router_name(route_id: str) -> str:
     return NAME_PREFIX + route_id
