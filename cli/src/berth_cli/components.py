@@ -277,12 +277,10 @@ def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) 
     tdir = data_dir / "traefik"
     dynamic = tdir / "dynamic"
     dynamic.mkdir(parents=True, exist_ok=True)
-    static = tdir / "static.json"
     # Traefik reads YAML; JSON is valid YAML and needs no extra dependency here.
     static_yml = tdir / "static.yml"
     cfg = traefik_static_config(dynamic, web_host, web_port, "127.0.0.1", api_port)
     static_yml.write_text(json.dumps(cfg, indent=2))
-    static.unlink(missing_ok=True)
     sentinel = dynamic / "000-berth-sentinel.yml"
     if not sentinel.exists():
         sentinel.write_text(json.dumps(SENTINEL_ROUTER, indent=2))
