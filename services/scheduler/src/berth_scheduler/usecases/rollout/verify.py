@@ -2,7 +2,7 @@
 
 A deployment that starts its replicas goes on to verify them in the same step (``start_and_verify``), and
 each replica's check begins the moment Docker reports it started: most servers listen within tens of
-milliseconds of their start, and that time no longer waits behind the database. When every replica passed
+milliseconds of their start, and that time does not wait behind the database. When every replica passed
 within ``QUICK_READY_S``, one transaction records ``replicas started``, each ``replica ready`` and the
 switch; otherwise ``replicas started`` is committed and the checks go on (as after a restart, which
 resumes in ``verify_replicas``). A replica is recorded ready only with or after ``replicas started``.
