@@ -1,5 +1,7 @@
 """One build, start to end: validate, resolve, reuse or clone, detect, build, tag. Returns an outcome.
 
+The work of a ``cmd.build.start`` (``builds.py`` claims the build, runs this and records the outcome).
+
 Validation happens before anything else: no git process runs and no directory is made for a command
 with an invalid URL, ref, path, build arg, build id or image tag.
 """
