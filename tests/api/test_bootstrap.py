@@ -9,9 +9,9 @@ import stat
 import asyncpg
 import httpx
 
-from berth_api import handlers
 from berth_api.adapters.secret_file import write_private_file
 from berth_api.domain import tokens
+from berth_api.usecases import identity
 from berth_common.db import make_engine, make_sessionmaker
 from tests.api.conftest import bearer, start_api
 
@@ -91,7 +91,7 @@ async def test_concurrent_first_starts_create_one_admin(api_urls, tmp_path):
         await run_migrations(engines[0], "api", VERSIONS)
         path = tmp_path / "admin.token"
         results = await asyncio.gather(
-            *(handlers.bootstrap_admin(make_sessionmaker(e), "admin@localhost", path) for e in engines)
+            *(identity.bootstrap_admin(make_sessionmaker(e), "admin@localhost", path) for e in engines)
         )
     finally:
         for e in engines:

@@ -17,8 +17,8 @@ from typing import Any
 import nats
 
 from berth_builder.bootstrap import spec
-from berth_builder.handlers import BuildHandler
 from berth_builder.settings import BuilderSettings
+from berth_builder.usecases.builds import Builds
 from berth_cli.components import free_port
 from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import EnvVar, GitSource, StartBuild
@@ -113,10 +113,10 @@ class Running:
     nc: Any
     events: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    holder: dict[str, BuildHandler] = field(default_factory=dict)
+    holder: dict[str, Builds] = field(default_factory=dict)
 
     @property
-    def handler(self) -> BuildHandler:
+    def handler(self) -> Builds:
         return self.holder["handler"]
 
     async def start_build(self, **kwargs: Any) -> StartBuild:
@@ -185,7 +185,7 @@ async def start_builder(nats_url: str, admin_db_url: str, data_dir: Path, **over
     )
     service = spec(settings)
     original_wire = service.wire
-    holder: dict[str, BuildHandler] = {}
+    holder: dict[str, Builds] = {}
 
     async def wire(ctx: Any) -> None:
         await original_wire(ctx)

@@ -12,8 +12,8 @@ from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.readings import ContainerReading, Snapshot
-from berth_metrics.jobs.collect import Collector
 from berth_metrics.settings import REAL_FILESYSTEMS
+from berth_metrics.usecases.collect import Collector
 from tests.metrics.service import containers, run_busybox
 
 

@@ -144,7 +144,7 @@ async def test_an_answering_engine_writes_no_state(sessionmaker):
     import sqlalchemy as sa
 
     from berth_common.bus import Bus
-    from berth_metrics.jobs.reachability import ReachabilityWatch
+    from berth_metrics.usecases.reachability import ReachabilityWatch
 
     watch = ReachabilityWatch(Bus("metrics", "nats://127.0.0.1:1"), sessionmaker, Limits(down_after=2), 10.0)
     await watch.load()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from berth_metrics.adapters.retention import RetentionPolicy, run_retention
 from berth_metrics.adapters.store import EPOCH, SampleRow, SampleStore, SeriesRef
 from berth_metrics.domain.series import Retention
-from berth_metrics.handlers import Deps, query
+from berth_metrics.usecases.queries import Deps, query
 
 POLICY = RetentionPolicy(
     raw=timedelta(hours=24),

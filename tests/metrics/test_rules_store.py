@@ -13,8 +13,8 @@ from berth_common.bus import Bus, subscriptions_confirmed
 from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.readings import ContainerReading, Snapshot
 from berth_metrics.domain.series import Retention
-from berth_metrics.handlers import Deps, alert_list, rule_create, rule_delete, rule_list, rule_update
-from berth_metrics.jobs.alerts import Evaluator
+from berth_metrics.usecases.alerts import Evaluator
+from berth_metrics.usecases.queries import Deps, alert_list, rule_create, rule_delete, rule_list, rule_update
 
 NOW = datetime.now(UTC)
 RULE = {

@@ -15,7 +15,7 @@ from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.certificate import CERT_MARKER, DEFAULT_CERT_FILE
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, Route, render, route_id_of_file
-from berth_proxy_sync.handlers import ensure_default_certificate
+from berth_proxy_sync.usecases.routes import ensure_default_certificate
 
 
 def test_the_file_is_one_default_store_with_inline_pem():

@@ -16,8 +16,8 @@ from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.tables import containers, deployments, removals, route_ops, routes
-from berth_scheduler.handlers import DeploymentHandlers
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.deployments import Deployments
 from tests.support.bus_helpers import prepare_schema
 
 SCHEMA = "sched_admission"
@@ -32,8 +32,8 @@ async def sessionmaker(database):
 
 
 @pytest.fixture
-def handlers() -> DeploymentHandlers:
-    return DeploymentHandlers(SchedulerSettings(secret_key="test-secret"), Sealer("test-secret"))
+def handlers() -> Deployments:
+    return Deployments(SchedulerSettings(secret_key="test-secret"), Sealer("test-secret"))
 
 
 def start(app: str, replicas: int = 2) -> StartDeployment:
@@ -48,12 +48,12 @@ def start(app: str, replicas: int = 2) -> StartDeployment:
     return StartDeployment(deployment_id=uuid.uuid4().hex, application_id=app, team_id="team-1", spec=spec)
 
 
-async def handle(h: DeploymentHandlers, sessionmaker, msg: StartDeployment) -> list[str]:
-    """``on_start`` in a transaction of its own (the bus is only used to build envelopes: nothing is sent)."""
+async def handle(h: Deployments, sessionmaker, msg: StartDeployment) -> list[str]:
+    """``Deployments.start`` in a transaction of its own (the bus is only used to build envelopes: nothing is sent)."""
     bus = Bus("scheduler", "nats://127.0.0.1:1")
     async with sessionmaker() as s, s.begin():
         unit = Unit(session=s, bus=bus)
-        await h.on_start(msg, unit)
+        await h.start(msg, unit)
     return [env.data.get("step", env.type) for _, env, _ in unit.staged if env.type == "evt.deployment.progressed"]
 
 
@@ -89,7 +89,7 @@ async def test_a_free_application_starts_in_the_start_commands_transaction(handl
 
     # with admission left to the rollout task, a free application's deployment stays queued here
     other = f"adm2-{unique}"
-    later = DeploymentHandlers(handlers.settings, handlers.sealer, admit_at_start=False)
+    later = Deployments(handlers.settings, handlers.sealer, admit_at_start=False)
     d3 = start(other)
     assert await handle(later, sessionmaker, d3) == ["queued"]
     assert await states(sessionmaker, other) == {d3.deployment_id: "queued"}

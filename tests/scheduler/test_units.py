@@ -11,7 +11,7 @@ from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import ApplyRoutes, ServicePinged
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_common.db.tables import outbox
-from berth_scheduler.rollout.units import UnitRunner
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
 from tests.support.bus_helpers import Collector, connected_bus, prepare_schema, stream_messages, wait_until
 
 SCHEMA = "sched_units"
@@ -34,7 +34,7 @@ async def test_commands_at_the_commit_events_after_in_order(nats_server, session
     bus = await connected_bus("scheduler", nats_server.url)
     events = await Collector().start(nats_server.url, ServicePinged.TYPE)
     commands = await Collector().start(nats_server.url, ApplyRoutes.TYPE)
-    runner = UnitRunner(bus, sessionmaker)
+    runner = RolloutTransactions(bus, sessionmaker)
     try:
 
         async def body(unit: Unit) -> str:
@@ -76,7 +76,7 @@ async def test_commands_at_the_commit_events_after_in_order(nats_server, session
 
 async def test_unpublished_events_stay_in_the_outbox_for_the_relay(nats_server, sessionmaker):
     bus = await connected_bus("scheduler", nats_server.url)
-    runner = UnitRunner(bus, sessionmaker)
+    runner = RolloutTransactions(bus, sessionmaker)
     await bus.nc.close()  # the bus is gone between the commit and the publish
 
     async def body(unit: Unit) -> None:

@@ -32,7 +32,7 @@ from berth_common.catalogue import ApplicationSpec, GitSource, StartBuild, Start
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import names
 from berth_scheduler.domain.containers import container_spec
-from berth_scheduler.rollout.apply import secrets_of, start_build_command
+from berth_scheduler.usecases.rollout.apply import secrets_of, start_build_command
 
 RUNTIME_SECRET = "rt-s3cr3t-" + uuid.uuid4().hex
 BUILD_SECRET = "bt-s3cr3t-" + uuid.uuid4().hex
@@ -99,9 +99,9 @@ def test_the_scheduler_redacts_with_the_unsealed_values_and_forwards_build_args_
 
 def test_the_builder_serves_the_plaintext_to_the_secret_mount_only():
     from berth_builder.domain.request import build_request
-    from berth_builder.pipeline import secrets_of as build_secrets
-    from berth_builder.pipeline import validate
     from berth_builder.settings import BuilderSettings
+    from berth_builder.usecases.build import secrets_of as build_secrets
+    from berth_builder.usecases.build import validate
 
     source = ApplicationSpec.model_validate(spec_dict("https://example.com/shop.git")).source
     assert isinstance(source, GitSource)
@@ -123,8 +123,8 @@ def test_the_builder_serves_the_plaintext_to_the_secret_mount_only():
 
 def test_the_builder_refuses_a_build_arg_that_does_not_open():
     from berth_builder.domain.source import InvalidInput
-    from berth_builder.pipeline import validate
     from berth_builder.settings import BuilderSettings
+    from berth_builder.usecases.build import validate
 
     source = ApplicationSpec.model_validate(spec_dict("https://example.com/shop.git")).source
     wire = StartBuild(

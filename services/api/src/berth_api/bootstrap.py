@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from berth_api import handlers
 from berth_api.adapters.secretbox import open_box
 from berth_api.entrypoints import bus
 from berth_api.entrypoints.http import create_app
 from berth_api.entrypoints.server import HttpServer, use_uvloop
 from berth_api.entrypoints.state import SECRET_BOX
 from berth_api.settings import ApiSettings
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, identity
 from berth_api.usecases.audit import retention_loop
 from berth_api.usecases.deployments import purge_loop_once
+from berth_api.usecases.projection import DeploymentProjection
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_common.tasks import cancel_and_wait
 
@@ -37,8 +37,8 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
         box = await asyncio.to_thread(open_box, settings.secrets_key_path)
         ctx.extra[SECRET_BOX] = box
         http.bind()
-        await handlers.bootstrap_admin(ctx.sessionmaker, settings.admin_email, settings.admin_token_path)
-        await bus.register(ctx, handlers.DeploymentProjection(box))
+        await identity.bootstrap_admin(ctx.sessionmaker, settings.admin_email, settings.admin_token_path)
+        await bus.register(ctx, DeploymentProjection(box))
         deps = Deps(settings=settings, sessionmaker=ctx.sessionmaker, bus=ctx.bus, box=box)
 
         async def sweep() -> None:  # published commands carrying secret values leave the outbox

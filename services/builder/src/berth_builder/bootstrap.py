@@ -9,9 +9,9 @@ from berth_builder.adapters.git import GitRunner
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.dockerfile import image_map
 from berth_builder.entrypoints import bus
-from berth_builder.handlers import BuildHandler
-from berth_builder.pipeline import Pipeline
 from berth_builder.settings import BuilderSettings
+from berth_builder.usecases.build import Pipeline
+from berth_builder.usecases.builds import Builds
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 
@@ -25,11 +25,11 @@ async def wire(ctx: Context) -> None:
     docker = DockerClient(engines)
     repo = BuildRepo(ctx.sessionmaker, stale_after_s=settings.stale_after_s)
     pipeline = Pipeline(settings, docker, GitRunner(), repo, image_map(settings.image_map))
-    handler = BuildHandler(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
-    ctx.extra["builder"] = handler
+    builds = Builds(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
+    ctx.extra["builder"] = builds
     ctx.cleanups.append(engines.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
-    await bus.register(ctx, handler, settings.max_concurrent_builds)
+    await bus.register(ctx, builds, settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

@@ -21,12 +21,12 @@ from berth_metrics.domain.reachability import Limits
 from berth_metrics.domain.series import Retention
 from berth_metrics.entrypoints import bus
 from berth_metrics.entrypoints.timers import every, forever, utcnow
-from berth_metrics.handlers import Deps
-from berth_metrics.jobs.alerts import Evaluator
-from berth_metrics.jobs.collect import Collector
-from berth_metrics.jobs.lifecycle import EventWatcher
-from berth_metrics.jobs.reachability import ReachabilityWatch
 from berth_metrics.settings import MetricsSettings
+from berth_metrics.usecases.alerts import Evaluator
+from berth_metrics.usecases.collect import Collector
+from berth_metrics.usecases.lifecycle import EventWatcher
+from berth_metrics.usecases.queries import Deps
+from berth_metrics.usecases.reachability import ReachabilityWatch
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 

@@ -8,8 +8,8 @@ from berth_common.runtime import Context, ServiceSpec, run
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
 from berth_proxy_sync.entrypoints import bus
-from berth_proxy_sync.handlers import RouteHandlers, reconcile
 from berth_proxy_sync.settings import ProxySyncSettings
+from berth_proxy_sync.usecases.routes import Routes, reconcile
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -22,9 +22,8 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(traefik.close)
     # The files are derived from the database: rewrite them all before taking any command.
     await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert)
-    handlers = RouteHandlers(files, traefik, settings.route_live_timeout_s)
-    ctx.extra["route_handlers"] = handlers
-    await bus.register(ctx, handlers, settings.route_concurrency)
+    routes = Routes(files, traefik, settings.route_live_timeout_s)
+    await bus.register(ctx, routes, settings.route_concurrency)
 
 
 def spec(settings: ProxySyncSettings | None = None) -> ServiceSpec:

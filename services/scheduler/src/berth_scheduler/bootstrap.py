@@ -10,15 +10,16 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
-from berth_scheduler.handlers import DeploymentHandlers
-from berth_scheduler.rollout.orchestrator import Orchestrator
-from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.deployments import Deployments
+from berth_scheduler.usecases.removals import Removals
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
-def runtime(ctx: Context, settings: SchedulerSettings) -> Runtime:
+def rollout_context(ctx: Context, settings: SchedulerSettings) -> RolloutContext:
     docker = DockerExecutor(DockerEngines(local_engine(settings.docker_url, settings.docker_api_version)))
     readiness = ReadinessChecker(
         docker,
@@ -30,18 +31,20 @@ def runtime(ctx: Context, settings: SchedulerSettings) -> Runtime:
         ),
     )
     sealer = Sealer(settings.secret_key.get_secret_value())
-    return Runtime(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine)
+    return RolloutContext(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine)
 
 
 async def wire(ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, SchedulerSettings)
     await bus.register(ctx)
-    rt = runtime(ctx, settings)
+    rt = rollout_context(ctx, settings)
     orchestrator = Orchestrator(rt)
     ctx.extra["orchestrator"] = orchestrator
-    ctx.extra["runtime"] = rt
-    await bus.register_deployments(ctx, DeploymentHandlers(settings, rt.sealer), orchestrator, rt)
+    ctx.extra["rollouts"] = rt
+    deployments = Deployments(settings, rt.sealer)
+    removals = Removals(rt.sealer, settings.drain_grace_s)
+    await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
 
     async def cleanup() -> None:
         await rt.readiness.close()

@@ -68,9 +68,3 @@ async def run_migrations(engine: AsyncEngine, schema: str, versions_dir: Path, r
 
     async with _process_lock(), engine.begin() as conn:
         await conn.run_sync(_upgrade)
-
-
-def current_revision(sync_conn: Connection, schema: str) -> str | None:
-    table = f'"{check_schema(schema)}".alembic_version'
-    row = sync_conn.execute(text(f"SELECT version_num FROM {table}")).first()  # noqa: S608 - validated name
-    return None if row is None else str(row[0])

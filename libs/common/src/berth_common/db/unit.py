@@ -1,9 +1,10 @@
-"""Idempotent handlers and the transactional outbox.
+"""Units of work and the transactional outbox.
 
-A handler wrapped by :func:`idempotent` runs inside one transaction that also records the message id; a
-redelivered message finds its id and has no second effect. Messages a handler emits are written to the
-outbox in the same transaction and published after commit (and by the relay after a crash), each with a
-stable id, so JetStream de-duplicates a second publish.
+A unit is one transaction. Messages it emits are written to the outbox in that transaction and published
+after the commit (and by the relay after a crash), each with a stable id, so JetStream de-duplicates a
+second publish. Run for a message (``Transactions.run(..., delivery=...)``), the transaction also records
+the message id, and a redelivered message finds its id and has no second effect
+(``berth_common.db.consume`` builds bus handlers on this).
 """
 
 from __future__ import annotations
@@ -72,45 +73,66 @@ async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession
             await s.execute(sa.update(outbox).where(outbox.c.id == env.id).values(published_at=sa.func.now()))
 
 
+async def first_time(session: AsyncSession, delivery: Delivery) -> bool:
+    """Record the delivered message id for its consumer; False when it was recorded before (a redelivery)."""
+    first = await session.execute(
+        insert(processed_messages)
+        .values(consumer=delivery.consumer, message_id=delivery.envelope.id)
+        .on_conflict_do_nothing()
+        .returning(processed_messages.c.message_id)
+    )
+    return first.first() is not None
+
+
+class Transactions:
+    """Runs units of work: one transaction each, then what it staged is published.
+
+    How the staged messages go out after the commit is :meth:`publish`'s (here: each at once, in order); a
+    service that wants them sent differently (the scheduler's rollouts send events from a background task)
+    overrides it.
+    """
+
+    def __init__(self, bus: Bus, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.bus = bus
+        self.sessionmaker = sessionmaker
+
+    async def run(
+        self,
+        body: Callable[[Unit], Awaitable[Any]],
+        *,
+        delivery: Delivery | None = None,
+        on_commit: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run ``body`` in a transaction; after the commit call ``on_commit(result)``, then publish what it
+        staged.
+
+        With a ``delivery`` (a bus handler): its message id is recorded in the same transaction, and a
+        message already recorded is skipped (``body`` does not run, ``on_commit`` is not called; returns
+        None). When ``body`` raises, the transaction rolls back and nothing is called or published.
+        """
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                if delivery is not None and not await first_time(session, delivery):
+                    log.info("duplicate message skipped", consumer=delivery.consumer, id=delivery.envelope.id)
+                    return None
+                unit = Unit(session=session, bus=self.bus, delivery=delivery)
+                result = await body(unit)
+        if on_commit is not None:
+            on_commit(result)
+        await self.publish(unit)
+        return result
+
+    async def publish(self, unit: Unit) -> None:
+        await publish_staged(self.bus, self.sessionmaker, unit)
+
+
 async def run_unit(
     bus: Bus,
     sessionmaker: async_sessionmaker[AsyncSession],
     body: Callable[[Unit], Awaitable[Any]],
 ) -> Any:
     """Run ``body`` in a transaction outside any message (e.g. an API request) with outbox semantics."""
-    async with sessionmaker() as session:
-        async with session.begin():
-            unit = Unit(session=session, bus=bus)
-            result = await body(unit)
-        await publish_staged(bus, sessionmaker, unit)
-    return result
-
-
-def idempotent(
-    bus: Bus,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    handler: Callable[[Any, Unit], Awaitable[None]],
-) -> Callable[[Any, Delivery], Awaitable[None]]:
-    """Wrap ``handler(message, unit)`` so a message id is processed once per consumer."""
-
-    async def run(message: Any, delivery: Delivery) -> None:
-        async with sessionmaker() as session:
-            async with session.begin():
-                first = await session.execute(
-                    insert(processed_messages)
-                    .values(consumer=delivery.consumer, message_id=delivery.envelope.id)
-                    .on_conflict_do_nothing()
-                    .returning(processed_messages.c.message_id)
-                )
-                if first.first() is None:
-                    log.info("duplicate message skipped", consumer=delivery.consumer, id=delivery.envelope.id)
-                    return
-                unit = Unit(session=session, bus=bus, delivery=delivery)
-                await handler(message, unit)
-            await publish_staged(bus, sessionmaker, unit)
-
-    run.__name__ = getattr(handler, "__name__", "handler")
-    return run
+    return await Transactions(bus, sessionmaker).run(body)
 
 
 class OutboxRelay:

@@ -61,13 +61,6 @@ async def get_application(
     return None if row is None else dict(row._mapping)
 
 
-async def get_application_any(session: AsyncSession, application_id: str) -> dict[str, Any] | None:
-    """For bus handlers (the event names the application): no team scope."""
-    q = sa.select(*_app_columns()).select_from(_joined()).where(applications.c.id == application_id)
-    row = (await session.execute(q)).first()
-    return None if row is None else dict(row._mapping)
-
-
 async def list_applications(
     session: AsyncSession,
     team_id: str,

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.applications import StoredVariable, variable_rows
 from berth_api.adapters.tables import (
-    applications,
     env_groups,
     environment_variables,
     group_attachments,
@@ -128,10 +127,3 @@ async def detach(session: AsyncSession, group_id: str, application_id: str) -> b
         sa.delete(group_attachments).where(a.group_id == group_id, a.application_id == application_id)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def team_application_ids(session: AsyncSession, team_id: str, ids: list[str]) -> list[str]:
-    if not ids:
-        return []
-    q = sa.select(applications.c.id).where(applications.c.id.in_(ids), applications.c.team_id == team_id)
-    return [r.id for r in (await session.execute(q)).all()]

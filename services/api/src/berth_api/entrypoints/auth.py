@@ -27,13 +27,13 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from berth_api import handlers
 from berth_api.domain import tokens
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import Role, allows
 from berth_api.entrypoints.state import api_state
 from berth_api.settings import ApiSettings
+from berth_api.usecases import identity
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -103,7 +103,7 @@ async def verify(request: Request) -> Principal:
     prefix = parsed[0] if parsed is not None else None
     check_attempt(request, prefix)
     state = api_state(request)
-    found = await handlers.authenticate(state.read_pool, state.tokens, presented, state.settings.token_touch_interval_s)
+    found = await identity.authenticate(state.read_pool, state.tokens, presented, state.settings.token_touch_interval_s)
     if found is None:
         record_failure(request, prefix)
         # One answer for malformed, unknown, wrong, expired and revoked tokens.

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request, status
 
-from berth_api import handlers
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import MEDIA_TYPE, Problem, ProblemError
 from berth_api.domain.status import PlatformStatus
@@ -22,6 +21,8 @@ from berth_api.entrypoints.schemas import (
     UserOut,
 )
 from berth_api.entrypoints.state import api_state
+from berth_api.usecases import identity
+from berth_api.usecases.status import platform_status as ask_platform_status
 
 
 def problem_doc(description: str) -> dict[str, Any]:
@@ -53,12 +54,12 @@ async def me(principal: Principal = require_role("viewer")) -> Me:
 @router.get("/status", response_model=PlatformStatus, summary="Health of every service, asked over the bus")
 async def platform_status(request: Request, _: Principal = require_role("viewer")) -> PlatformStatus:
     state = api_state(request)
-    return await handlers.platform_status(state.context().bus, state.settings.status_timeout_s)
+    return await ask_platform_status(state.context().bus, state.settings.status_timeout_s)
 
 
 @router.get("/tokens", response_model=list[TokenOut], summary="The team's API tokens (never their secrets)")
 async def list_tokens(request: Request, principal: Principal = require_role("admin")) -> list[TokenOut]:
-    rows = await handlers.list_tokens(api_state(request).context().sessionmaker, principal.team_id)
+    rows = await identity.list_tokens(api_state(request).context().sessionmaker, principal.team_id)
     return [TokenOut.model_validate(r) for r in rows]
 
 
@@ -71,7 +72,7 @@ async def list_tokens(request: Request, principal: Principal = require_role("adm
 async def create_token(
     body: TokenCreate, request: Request, principal: Principal = require_role("admin")
 ) -> TokenCreated:
-    issued = await handlers.issue_token(
+    issued = await identity.issue_token(
         api_state(request).context().sessionmaker, principal, body.name, body.expires_in_days
     )
     return TokenCreated.model_validate({**issued.row, "token": issued.plaintext})
@@ -88,7 +89,7 @@ async def revoke_token(
     token_id: str = Path(pattern=ID_PATTERN),
     principal: Principal = require_role("admin"),
 ) -> TokenOut:
-    row = await handlers.revoke_token(api_state(request).context().sessionmaker, principal.team_id, token_id)
+    row = await identity.revoke_token(api_state(request).context().sessionmaker, principal.team_id, token_id)
     if row is None:
         raise ProblemError(404, f"No token {token_id} in team {principal.team_name}.")
     return TokenOut.model_validate(row)

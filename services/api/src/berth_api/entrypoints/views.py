@@ -24,7 +24,7 @@ from berth_api.entrypoints.schemas_apps import (
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
-from berth_api.usecases.applications import AppRecord, Runtime
+from berth_api.usecases.applications import AppRecord, ReplicasAnswer
 
 APPLICATIONS = TypeAdapter(list[ApplicationOut])  # what FastAPI's response_model=list[ApplicationOut] dumps with
 
@@ -98,7 +98,7 @@ def application_out(rec: AppRecord) -> ApplicationOut:
     return ApplicationOut.model_validate(application_fields(rec))
 
 
-def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: Runtime) -> ApplicationDetail:
+def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: ReplicasAnswer) -> ApplicationDetail:
     status = RuntimeStatus(available=runtime.available, error=runtime.error)
     if runtime.reply is not None:
         status.live_deployment_id = runtime.reply.live_deployment_id

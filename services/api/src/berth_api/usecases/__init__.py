@@ -1,5 +1,6 @@
-"""Use cases behind the HTTP routes: projects, applications, deployments, logs. Nothing here knows HTTP
-beyond raising ``ProblemError``; routes shape the answers."""
+"""Use cases behind the HTTP routes (projects, applications, deployments, logs, identity) and the bus
+consumers (``projection``, ``removal``). Nothing here knows HTTP beyond raising ``ProblemError``; routes
+shape the answers."""
 
 from __future__ import annotations
 

@@ -41,7 +41,9 @@ class AppRecord:
 
 
 @dataclass(frozen=True)
-class Runtime:
+class ReplicasAnswer:
+    """The scheduler's answer about an application's containers (the detail's ``runtime``), or why none came."""
+
     available: bool
     error: str | None = None
     reply: ReplicasReply | None = None
@@ -298,20 +300,20 @@ async def get_application(
     return record, live
 
 
-async def runtime_of(deps: Deps, application_id: str) -> Runtime:
+async def runtime_of(deps: Deps, application_id: str) -> ReplicasAnswer:
     """The application's containers as the scheduler sees them; a silent scheduler is reported, not raised."""
     query = ReplicasQuery(application_id=application_id)
     if not deps.bus.connected:
-        return Runtime(available=False, error="the scheduler cannot be asked: the bus is unavailable")
+        return ReplicasAnswer(available=False, error="the scheduler cannot be asked: the bus is unavailable")
     try:
         reply = await deps.bus.request(
             "scheduler", "replicas", query, ReplicasReply, timeout=deps.settings.replicas_timeout_s
         )
     except ServiceUnavailableError as exc:
-        return Runtime(available=False, error=str(exc))
+        return ReplicasAnswer(available=False, error=str(exc))
     except QueryFailedError as exc:
-        return Runtime(available=False, error=str(exc)[:500])
+        return ReplicasAnswer(available=False, error=str(exc)[:500])
     except Exception as exc:
         log.warning("replicas query failed", application_id=application_id, error=str(exc))
-        return Runtime(available=False, error="the scheduler could not be asked (the bus is unavailable)")
-    return Runtime(available=True, reply=reply)
+        return ReplicasAnswer(available=False, error="the scheduler could not be asked (the bus is unavailable)")
+    return ReplicasAnswer(available=True, reply=reply)

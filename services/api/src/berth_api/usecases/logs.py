@@ -4,7 +4,8 @@ The event stream answers at once (a comment and ``event: ready``), then sends th
 lines as they are published (one ``event: log`` each, its ``id`` the stream sequence, so a client that
 reconnects with ``Last-Event-ID`` misses nothing), a keep-alive comment when idle, and ``event: end`` once
 the deployment finished and its last line was sent. Every line is redacted of the application's secret
-values (those of the deployment's snapshot and the current ones) before it leaves.
+values (those of the deployment's snapshot and the current ones) before it leaves. The lines are the
+``evt.log.line`` messages on ``log.<deployment_id>``, read from the log stream (``adapters/logstream.py``).
 """
 
 from __future__ import annotations

@@ -5,16 +5,16 @@ from __future__ import annotations
 from functools import partial
 
 from berth_common.runtime import Context
-from berth_metrics import handlers
-from berth_metrics.handlers import Deps
+from berth_metrics.usecases import queries
+from berth_metrics.usecases.queries import Deps
 
 QUERIES = {
-    "query": handlers.query,
-    "alert_rule.create": handlers.rule_create,
-    "alert_rule.update": handlers.rule_update,
-    "alert_rule.list": handlers.rule_list,
-    "alert_rule.delete": handlers.rule_delete,
-    "alert.list": handlers.alert_list,
+    "query": queries.query,
+    "alert_rule.create": queries.rule_create,
+    "alert_rule.update": queries.rule_update,
+    "alert_rule.list": queries.rule_list,
+    "alert_rule.delete": queries.rule_delete,
+    "alert.list": queries.alert_list,
 }
 
 

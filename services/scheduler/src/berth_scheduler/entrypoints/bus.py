@@ -1,11 +1,15 @@
-"""Bus consumers of the scheduler service: thin wrappers that run a handler idempotently, then wake rollouts."""
+"""Bus consumers of the scheduler service: each runs one use case once per message, then wakes rollouts.
+
+A use case runs in the scheduler's rollout transactions (``RolloutTransactions``: its commands are
+published at the commit, its events by a background publisher), so neither the ack nor the rollout it
+wakes waits for them. Waking happens after the commit (``consume_once``'s ``after``): the rollout task then
+finds what the message changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from berth_common.bus import Delivery
 from berth_common.catalogue import (
     BuildCancelled,
     BuildFailed,
@@ -20,81 +24,51 @@ from berth_common.catalogue import (
     RoutesApplied,
     StartDeployment,
 )
-from berth_common.db import Unit, idempotent
+from berth_common.db import consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
-from berth_scheduler.rollout.orchestrator import Orchestrator
-from berth_scheduler.rollout.replicas import replicas_of
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.deployments import Deployments
+from berth_scheduler.usecases.removals import Removals
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.rollout.replicas import replicas_of
 
 
 async def register(ctx: Context) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
 
 
-def _then(
-    rt: Runtime,
-    handler: Callable[[Any, Unit], Awaitable[None]],
-    after: Callable[[Any], None],
-    *,
-    at_commit: bool = False,
-) -> Callable[[Any, Delivery], Awaitable[None]]:
-    """Run ``handler`` once per message id (its transaction records the id); once it committed, call
-    ``after(message)``. Its commands are published at the commit, its events by the rollouts' background
-    publisher (``UnitRunner``), so neither the ack nor the rollout it wakes waits for them.
-
-    ``at_commit``: also call it at the commit itself, before anything is published (for an ``after`` that
-    may run twice): a new deployment starts without waiting for those round trips.
-    """
-
-    async def wrapped(message: Any, delivery: Delivery) -> None:
-        async def body(unit: Unit) -> None:
-            await handler(message, unit)
-
-        hook = (lambda: after(message)) if at_commit else None
-        await rt.units.run(body, delivery=delivery, on_commit=hook)
-        after(message)
-
-    wrapped.__name__ = getattr(handler, "__name__", "handler")
-    return wrapped
-
-
 async def register_deployments(
-    ctx: Context, h: handlers.DeploymentHandlers, orchestrator: Orchestrator, rt: Runtime
+    ctx: Context, deployments: Deployments, removals: Removals, orchestrator: Orchestrator, rt: RolloutContext
 ) -> None:
-    def kick(msg: StartDeployment) -> None:
+    def kick(msg: StartDeployment, _: None) -> None:
         orchestrator.kick(msg.application_id)
 
-    def cancelled(msg: CancelDeployment) -> None:
+    def cancelled(msg: CancelDeployment, _: None) -> None:
         orchestrator.interrupt(msg.deployment_id)
         orchestrator.wake_all()
 
-    def wake(_: Message) -> None:
+    def wake(_: Message, __: None) -> None:
         orchestrator.wake_all()
 
-    bus = ctx.bus
-    await bus.consume(StartDeployment, _then(rt, h.on_start, kick, at_commit=True))
-    await bus.consume(CancelDeployment, _then(rt, h.on_cancel, cancelled))
-    await bus.consume(BuildSucceeded, _then(rt, h.on_build_succeeded, wake))
-    await bus.consume(BuildFailed, _then(rt, h.on_build_failed, wake))
-    await bus.consume(BuildCancelled, _then(rt, h.on_build_cancelled, wake))
-    await bus.consume(RoutesApplied, _then(rt, h.on_route_applied, wake))
-    await bus.consume(RouteRemoved, _then(rt, h.on_route_removed, wake))
-    await bus.consume(RouteFailed, _then(rt, h.on_route_failed, wake))
-
-    async def remove(msg: RemoveApplication, delivery: Delivery) -> None:
-        """Record the removal; then interrupt the steps of the deployments it cancelled and wake the
-        application's rollout task, which carries the removal out."""
-
-        async def body(unit: Unit) -> list[str]:
-            return await h.on_remove(msg, unit)
-
-        cancelled = await rt.units.run(body, delivery=delivery)
-        for deployment_id in cancelled or []:
+    def removing(msg: RemoveApplication, undo: list[str] | None) -> None:
+        """Interrupt the steps of the deployments the removal cancelled; the application's rollout task then
+        carries the removal out."""
+        for deployment_id in undo or []:
             orchestrator.interrupt(deployment_id)
         orchestrator.kick(msg.application_id)
 
-    await bus.consume(RemoveApplication, remove)
+    bus, units = ctx.bus, rt.units
+    # kicked at the commit too: a new deployment starts without waiting for its messages' round trips
+    await bus.consume(StartDeployment, consume_once(units, deployments.start, kick, after_at_commit=True))
+    await bus.consume(CancelDeployment, consume_once(units, deployments.cancel, cancelled))
+    await bus.consume(BuildSucceeded, consume_once(units, deployments.build_succeeded, wake))
+    await bus.consume(BuildFailed, consume_once(units, deployments.build_failed, wake))
+    await bus.consume(BuildCancelled, consume_once(units, deployments.build_cancelled, wake))
+    await bus.consume(RoutesApplied, consume_once(units, deployments.route_applied, wake))
+    await bus.consume(RouteRemoved, consume_once(units, deployments.route_removed, wake))
+    await bus.consume(RouteFailed, consume_once(units, deployments.route_failed, wake))
+    await bus.consume(RemoveApplication, consume_once(units, removals.request, removing))
 
     async def replicas(data: dict[str, Any]) -> Any:
         return await replicas_of(rt, ReplicasQuery.model_validate(data).application_id)

@@ -1,34 +1,33 @@
 """Units of work of the rollouts: one transaction, then what it emitted goes out without holding up the step.
 
-Like ``berth_common.db.run_unit`` (messages staged in the outbox, in the transaction), but after the
-commit only the commands are published at once (they start work elsewhere: proxy-sync waits for its
-route command). Events and deploy log lines are handed to one background publisher that sends them in
-commit order (pipelined: sent together, their acknowledgements awaited together) and marks them published
-with one update per burst, so a rollout step no longer waits for a round trip to the bus and one to the
-database per event (measured: about 10 ms per state change, five
-of them between a container's start and its route being written). What the publisher has not sent when
-the process dies stays in the outbox and the relay publishes it.
+Like ``berth_common.db.Transactions`` (messages staged in the outbox, in the transaction), but after the
+commit only the commands are published at once: they start work elsewhere (proxy-sync waits for its route
+command). Events and deploy log lines are handed to one background publisher that sends them in commit
+order (pipelined: sent together, their acknowledgements awaited together) and marks them published with
+one update per burst, so a rollout step never waits for a round trip to the bus or to the database per
+event. What the publisher has not sent when the process dies stays in the outbox and the relay publishes
+it.
 
-The scheduler's bus handlers run the same way (``run(..., delivery=...)``: the message id recorded in the
-transaction, as ``berth_common.db.idempotent`` does), so a handler's events never hold up its ack or the
-rollout it wakes, and ``emit_all`` stages several messages with one outbox insert.
+The scheduler's bus handlers run in the same transactions (``berth_common.db.consume_once``: the message
+id recorded in the transaction), so a handler's events never hold up its ack or the rollout it wakes, and
+``emit_all`` stages several messages with one outbox insert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth_common.bus import Bus, Delivery
+from berth_common.bus import Bus
 from berth_common.catalogue import Message
-from berth_common.db.tables import outbox, processed_messages
-from berth_common.db.unit import Unit
+from berth_common.db.tables import outbox
+from berth_common.db.unit import Transactions, Unit
 from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
 from berth_common.tracing import inject_headers
@@ -36,16 +35,6 @@ from berth_common.tracing import inject_headers
 log = get_logger(__name__)
 Staged = list[tuple[str, Envelope, dict[str, str]]]
 ACK_TIMEOUT_S = 5.0
-
-
-async def _first_time(session: AsyncSession, delivery: Delivery) -> bool:
-    first = await session.execute(
-        insert(processed_messages)
-        .values(consumer=delivery.consumer, message_id=delivery.envelope.id)
-        .on_conflict_do_nothing()
-        .returning(processed_messages.c.message_id)
-    )
-    return first.first() is not None
 
 
 async def emit_all(unit: Unit, items: Sequence[tuple[Message, str, str | None]]) -> None:
@@ -61,36 +50,16 @@ async def emit_all(unit: Unit, items: Sequence[tuple[Message, str, str | None]])
         await unit.session.execute(insert(outbox).values(rows).on_conflict_do_nothing())
 
 
-class UnitRunner:
+class RolloutTransactions(Transactions):
+    """Transactions whose commands are published at the commit and whose events go out in the background."""
+
     def __init__(self, bus: Bus, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.bus = bus
-        self.sessionmaker = sessionmaker
+        super().__init__(bus, sessionmaker)
         self._queue: asyncio.Queue[Staged] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    async def run(
-        self,
-        body: Callable[[Unit], Awaitable[Any]],
-        *,
-        delivery: Delivery | None = None,
-        on_commit: Callable[[], None] | None = None,
-    ) -> Any:
-        """Run ``body`` in a transaction; after the commit publish its commands, queue its events.
-
-        With a ``delivery`` (a bus handler): its message id is recorded in the same transaction, and a
-        message already recorded is skipped (``body`` does not run; returns None), like
-        ``berth_common.db.idempotent``. ``on_commit`` runs once the transaction committed, before any
-        publish.
-        """
-        async with self.sessionmaker() as session:
-            async with session.begin():
-                if delivery is not None and not await _first_time(session, delivery):
-                    log.info("duplicate message skipped", consumer=delivery.consumer, id=delivery.envelope.id)
-                    return None
-                unit = Unit(session=session, bus=self.bus, delivery=delivery)
-                result = await body(unit)
-        if on_commit is not None:
-            on_commit()
+    async def publish(self, unit: Unit) -> None:
+        """Publish the unit's commands now; queue its events for the background publisher."""
         commands = [m for m in unit.staged if m[1].type.startswith("cmd.")]
         events = [m for m in unit.staged if not m[1].type.startswith("cmd.")]
         if commands:
@@ -99,7 +68,6 @@ class UnitRunner:
             self._queue.put_nowait(events)
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._loop(), name="rollout-event-publisher")
-        return result
 
     async def _publish(self, staged: Staged, *, pipelined: bool = False) -> None:
         sent = await self._send_pipelined(staged) if pipelined else []

@@ -1,4 +1,7 @@
-"""Handlers of the metrics service's queries (``rpc.metrics.<name>``): one async function per query.
+"""The metrics service's queries: one async function per query it answers.
+
+Answers ``rpc.metrics.query`` (time series), ``rpc.metrics.alert_rule.create``, ``rpc.metrics.alert_rule.update``,
+``rpc.metrics.alert_rule.list``, ``rpc.metrics.alert_rule.delete`` and ``rpc.metrics.alert.list``.
 
 Bad input is answered with a ``problem`` naming the field (the api turns it into problem+json), never an
 exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found".
@@ -30,7 +33,7 @@ from berth_common.catalogue import (
 )
 from berth_metrics.adapters import queries, rules_repo
 from berth_metrics.domain.series import ALL_METRICS, Retention, derive, metrics_for, pick_resolution
-from berth_metrics.jobs.alerts import Evaluator
+from berth_metrics.usecases.alerts import Evaluator
 
 MAX_POINTS = 11000
 UNITS = {"cpu_pct": "percent", "mem_pct": "percent", "disk_pct": "percent", "restarts": "count", "health": "state"}

@@ -24,12 +24,12 @@ from berth_scheduler.domain import machine, names, removal, retention
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import restore_ops
-from berth_scheduler.rollout.admission import lock_application
-from berth_scheduler.rollout.apply import apply
-from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, write
-from berth_scheduler.rollout.units import emit_all
+from berth_scheduler.usecases.rollout.admission import lock_application
+from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
+from berth_scheduler.usecases.rollout.steps import Waiter, read, write
+from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
 MAX_BACKOFF_S = 30.0
@@ -58,7 +58,7 @@ async def cancel_deployments(unit: Unit, sealer: Sealer, application_id: str, no
     return running
 
 
-async def transit(rt: Runtime, application_id: str, inp: removal.Input) -> Removal:
+async def transit(rt: RolloutContext, application_id: str, inp: removal.Input) -> Removal:
     async def body(unit: Unit) -> Removal:
         r = await removals.load(unit.session, application_id, lock=True)
         if r is None:
@@ -78,7 +78,7 @@ class RemovalDriver:
     def __init__(self) -> None:
         self._resumed: set[tuple[str, int]] = set()
 
-    async def __call__(self, rt: Runtime, application_id: str, wait: Waiter) -> bool:
+    async def __call__(self, rt: RolloutContext, application_id: str, wait: Waiter) -> bool:
         """Drive the application's active removal until it ends or has to wait for a deployment to end
         (True), or do nothing (False: no active removal)."""
         backoff = 0.5
@@ -101,7 +101,7 @@ class RemovalDriver:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _step(self, rt: Runtime, r: Removal, wait: Waiter) -> bool:
+    async def _step(self, rt: RolloutContext, r: Removal, wait: Waiter) -> bool:
         match r.phase:
             case Phase.CANCELLING:
                 return await self._plan(rt, r, wait)
@@ -120,7 +120,7 @@ class RemovalDriver:
                 await self._images(rt, r)
         return True
 
-    async def _plan(self, rt: Runtime, r: Removal, wait: Waiter) -> bool:
+    async def _plan(self, rt: RolloutContext, r: Removal, wait: Waiter) -> bool:
         """No unfinished deployment left: plan the route removals and stage their commands in one commit."""
 
         async def body(unit: Unit) -> bool:
@@ -145,7 +145,7 @@ class RemovalDriver:
             await wait(0.5)
         return planned
 
-    async def _routes(self, rt: Runtime, r: Removal, wait: Waiter) -> None:
+    async def _routes(self, rt: RolloutContext, r: Removal, wait: Waiter) -> None:
         if (r.deployment_id, 0) not in self._resumed:
             sent = await resend_pending(rt, r, 0)
             log.info("route removals resumed", application_id=r.application_id, resent=sent)
@@ -163,7 +163,7 @@ class RemovalDriver:
             )
         await transit(rt, r.application_id, removal.RoutesRefused(failure, rt.settings.route_timeout_s))
 
-    async def _restore(self, rt: Runtime, r: Removal, wait: Waiter) -> None:
+    async def _restore(self, rt: RolloutContext, r: Removal, wait: Waiter) -> None:
         """Put back, as they were, the routes this attempt removed or may still remove (a refused removal
         left its route as it was); containers were not touched. Waits for every answer (or the deadline)."""
         assert r.plan is not None
@@ -191,7 +191,7 @@ class RemovalDriver:
             note = "routes restored" if done else f"routes NOT confirmed restored ({failure or 'no answer'})"
         await transit(rt, r.application_id, removal.Restored(note))
 
-    async def _stop(self, rt: Runtime, r: Removal) -> None:
+    async def _stop(self, rt: RolloutContext, r: Removal) -> None:
         found = await rt.docker.list_containers({names.LABEL_APP: r.application_id})
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
@@ -201,7 +201,7 @@ class RemovalDriver:
         await transit(rt, r.application_id, removal.ContainersRemoved())
         log.info("application containers removed", application_id=r.application_id, count=len(found))
 
-    async def _images(self, rt: Runtime, r: Removal) -> None:
+    async def _images(self, rt: RolloutContext, r: Removal) -> None:
         built, app_names = await read(rt, removals.built_images, r.application_id)
         repos = removal.repositories(app_names)
         labelled = [

@@ -1,6 +1,8 @@
-"""Handlers of the proxy-sync service: one async function per command it consumes.
+"""Routes: Traefik's dynamic directory kept as the database says, one route change at a time per route.
 
-Each runs inside the idempotent unit (message id + state change in one transaction) and holds a per-route
+Carries out ``cmd.route.apply`` and ``cmd.route.remove``, answered with ``evt.route.applied``,
+``evt.route.removed`` or ``evt.route.failed``. Each runs inside ``berth_common.db.consume_once`` (message
+id + state change in one transaction) and holds a per-route
 advisory lock (and one per host it claims), so commands for one route apply one at a time while commands
 for different routes run concurrently. A change is written to the route's file (flushed to disk while
 Traefik picks it up), confirmed through Traefik's API, and only then persisted and answered with
@@ -31,7 +33,7 @@ Operation = Literal["apply", "remove"]
 
 
 @dataclass
-class RouteHandlers:
+class Routes:
     files: DynamicDir
     traefik: TraefikApi
     live_timeout_s: float = 10.0
@@ -64,7 +66,7 @@ class RouteHandlers:
         flushed.result()  # a flush error fails the change like a write error
         return seconds
 
-    async def on_apply(self, msg: ApplyRoutes, unit: Unit) -> None:
+    async def apply(self, msg: ApplyRoutes, unit: Unit) -> None:
         try:
             route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
         except RouteError as exc:
@@ -104,7 +106,7 @@ class RouteHandlers:
             )
         )
 
-    async def on_remove(self, msg: RemoveRoute, unit: Unit) -> None:
+    async def remove(self, msg: RemoveRoute, unit: Unit) -> None:
         try:
             route_id = check_route_id(msg.route_id)
         except RouteError as exc:

@@ -30,7 +30,7 @@ from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import machine, names
 from berth_scheduler.domain.containers import replica_slots
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
-from berth_scheduler.rollout.units import emit_all
+from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
 

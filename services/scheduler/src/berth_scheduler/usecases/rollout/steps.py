@@ -24,15 +24,15 @@ from berth_scheduler.domain import machine, names, retention
 from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import RouteTarget
-from berth_scheduler.rollout.apply import apply
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.context import RolloutContext
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
 START_CONCURRENCY = 4  # replicas created and started at once (the engine serialises much of it anyway)
 
 
-async def transit(rt: Runtime, deployment_id: str, inp: Input) -> Rollout:
+async def transit(rt: RolloutContext, deployment_id: str, inp: Input) -> Rollout:
     async def body(unit: Unit) -> Rollout:
         return await apply(unit, rt.sealer, deployment_id, inp, rt.clock())
 
@@ -40,12 +40,12 @@ async def transit(rt: Runtime, deployment_id: str, inp: Input) -> Rollout:
     return result
 
 
-async def read(rt: Runtime, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+async def read(rt: RolloutContext, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     async with rt.sessionmaker() as s:
         return await fn(s, *args)
 
 
-async def write(rt: Runtime, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+async def write(rt: RolloutContext, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     async with rt.sessionmaker() as s, s.begin():
         return await fn(s, *args)
 
@@ -65,7 +65,7 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
 
 
 async def _start_one(
-    rt: Runtime, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None, recorded: bool
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None, recorded: bool
 ) -> ContainerSpec:
     """Create (or find) and start one replica; a host port taken meanwhile gets another one. ``recorded``:
     the container's record (and port) was written when the deployment entered ``starting``."""
@@ -101,7 +101,7 @@ async def _start_one(
 
 
 async def start_replicas(
-    rt: Runtime, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
+    rt: RolloutContext, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
     The caller records ``ContainersStarted``."""
@@ -133,14 +133,16 @@ def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]
     return targets
 
 
-async def drain(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+async def drain(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     remaining = (r.drain_until or 0.0) - rt.clock()
     if remaining > 0:
         await asyncio.sleep(remaining)
     await transit(rt, r.deployment_id, machine.Drained())
 
 
-async def remove_all(rt: Runtime, labels: dict[str, str], *, stop: bool, exclude_deployment: str | None = None) -> int:
+async def remove_all(
+    rt: RolloutContext, labels: dict[str, str], *, stop: bool, exclude_deployment: str | None = None
+) -> int:
     """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label."""
     found = [
         c
@@ -154,7 +156,7 @@ async def remove_all(rt: Runtime, labels: dict[str, str], *, stop: bool, exclude
     return len(found)
 
 
-async def stop_old(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     stopped = await remove_all(rt, {names.LABEL_APP: r.application_id}, stop=True, exclude_deployment=r.deployment_id)
     replicas = tuple(
         Replica(
@@ -170,7 +172,7 @@ async def stop_old(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
     await prune_images(rt, r.application_id, row.image)
 
 
-async def prune_images(rt: Runtime, application_id: str, image: str | None) -> list[str]:
+async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
     """Untag the application's built images that no kept deployment needs (best effort: never fails a
     deployment). Returns the tags removed."""
     if not image or not image.startswith("berth/"):
@@ -195,7 +197,7 @@ async def prune_images(rt: Runtime, application_id: str, image: str | None) -> l
         return []
 
 
-async def await_build(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     """The builder answers on the bus (the handlers move the state); here only the deadline is watched."""
     remaining = (r.deadline_at or 0.0) - rt.clock()
     if remaining > 0:

@@ -22,22 +22,22 @@ from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
-from berth_scheduler.rollout import steps
-from berth_scheduler.rollout.admission import admit_next, lock_application
-from berth_scheduler.rollout.leader import Leadership
-from berth_scheduler.rollout.removal import RemovalDriver
-from berth_scheduler.rollout.routing import RouteStepper
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.undo import Undo
-from berth_scheduler.rollout.verify import start_and_verify, verify_replicas
+from berth_scheduler.usecases.rollout import steps
+from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.leader import Leadership
+from berth_scheduler.usecases.rollout.removal import RemovalDriver
+from berth_scheduler.usecases.rollout.routing import RouteStepper
+from berth_scheduler.usecases.rollout.undo import Undo
+from berth_scheduler.usecases.rollout.verify import start_and_verify, verify_replicas
 
 log = get_logger(__name__)
-Step = Callable[[Runtime, Rollout, Any, steps.Waiter], Awaitable[None]]
+Step = Callable[[RolloutContext, Rollout, Any, steps.Waiter], Awaitable[None]]
 MAX_BACKOFF_S = 30.0
 
 
 class Orchestrator:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: RolloutContext) -> None:
         self.rt = rt
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}

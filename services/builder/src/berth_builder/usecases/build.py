@@ -1,5 +1,7 @@
 """One build, start to end: validate, resolve, reuse or clone, detect, build, tag. Returns an outcome.
 
+The work of a ``cmd.build.start`` (``builds.py`` claims the build, runs this and records the outcome).
+
 Validation happens before anything else: no git process runs and no directory is made for a command
 with an invalid URL, ref, path, build arg, build id or image tag.
 """
@@ -19,7 +21,7 @@ from berth_builder.adapters.context import ContextError, make_context, probe, re
 from berth_builder.adapters.docker import DockerClient
 from berth_builder.adapters.git import GitResult, GitRunner
 from berth_builder.adapters.repo import BuildRepo
-from berth_builder.domain import clone as cl
+from berth_builder.domain import clone
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
 from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
@@ -152,7 +154,7 @@ class Pipeline:
             await asyncio.to_thread(shutil.rmtree, workspace, True)
 
     async def _git(
-        self, command: cl.GitCommand, plan_env: dict[str, str], deadline: float, say: Say | None
+        self, command: clone.GitCommand, plan_env: dict[str, str], deadline: float, say: Say | None
     ) -> GitResult:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -160,8 +162,8 @@ class Pipeline:
         return await self.git.run(command, plan_env, remaining, say)
 
     def _clone_failure(self, result: GitResult, inputs: Inputs, redact: Redactor) -> Fail:
-        failure = cl.classify_git_failure(result.stderr, timed_out=result.timed_out)
-        reason = cl.failure_reason(
+        failure = clone.classify_git_failure(result.stderr, timed_out=result.timed_out)
+        reason = clone.failure_reason(
             failure,
             display_url=inputs.url.display,
             ref=inputs.ref.value,
@@ -173,24 +175,24 @@ class Pipeline:
     async def _run(self, cmd: StartBuild, say: Say, inputs: Inputs, workspace: Path) -> Outcome:
         redact = Redactor(secrets_of(cmd))
         git = self.settings.git_binary
-        env = cl.git_env(inputs.url, os.environ)
+        env = clone.git_env(inputs.url, os.environ)
         deadline = time.monotonic() + self.settings.clone_timeout_s
         ref_label = inputs.ref.value or "default branch"
 
         # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
         commit = inputs.ref.value if inputs.ref.kind == "commit" else ""
         ref_found = True
-        resolve = cl.resolve_command(inputs.url, inputs.ref, git)
+        resolve = clone.resolve_command(inputs.url, inputs.ref, git)
         if resolve is not None:
             await say(f"resolving {ref_label} of {inputs.url.display}")
             result = await self._git(resolve, env, deadline, None)
             if not result.ok:
                 raise self._clone_failure(result, inputs, redact)
-            commit = cl.parse_ls_remote(result.stdout, inputs.ref) or ""
+            commit = clone.parse_ls_remote(result.stdout, inputs.ref) or ""
             if not commit and inputs.ref.kind != "short":
                 raise Fail(
                     "clone",
-                    cl.failure_reason(
+                    clone.failure_reason(
                         "ref_not_found", display_url=inputs.url.display, ref=inputs.ref.value, timeout_s=0, stderr=""
                     ),
                 )
@@ -205,7 +207,7 @@ class Pipeline:
         # 2. clone
         await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
         checkout = workspace / "src"
-        plan = cl.clone_plan(
+        plan = clone.clone_plan(
             inputs.url,
             inputs.ref,
             str(checkout),

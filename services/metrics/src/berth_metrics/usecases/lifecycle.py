@@ -1,4 +1,5 @@
-"""Lifecycle watching: the Docker events stream, through the tracker, out as ``evt.container.*`` events
+"""Lifecycle watching: the Docker events stream, through the tracker, out as ``evt.container.crashed``,
+``evt.container.restarted``, ``evt.container.unhealthy`` and ``evt.container.healthy``
 (through the outbox, each with an id derived from the Docker event, so a replay publishes nothing twice)."""
 
 from __future__ import annotations

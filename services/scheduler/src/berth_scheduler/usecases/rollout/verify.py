@@ -2,7 +2,7 @@
 
 A deployment that starts its replicas goes on to verify them in the same step (``start_and_verify``), and
 each replica's check begins the moment Docker reports it started: most servers listen within tens of
-milliseconds of their start, and that time no longer waits behind the database. When every replica passed
+milliseconds of their start, and that time does not wait behind the database. When every replica passed
 within ``QUICK_READY_S``, one transaction records ``replicas started``, each ``replica ready`` and the
 switch; otherwise ``replicas started`` is committed and the checks go on (as after a restart, which
 resumes in ``verify_replicas``). A replica is recorded ready only with or after ``replicas started``.
@@ -30,10 +30,10 @@ from berth_scheduler.domain import machine
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
-from berth_scheduler.rollout.apply import apply, apply_all
-from berth_scheduler.rollout.routing import stage_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
+from berth_scheduler.usecases.rollout.apply import apply, apply_all
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.routing import stage_step
+from berth_scheduler.usecases.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
 
 # Replicas that all pass their readiness check this soon after starting (most servers listen within tens of
 # milliseconds) save the separate commit of ``replicas started``: the switch records it too. A slower one
@@ -41,7 +41,7 @@ from berth_scheduler.rollout.steps import Waiter, desired_routes, read, specs_fo
 QUICK_READY_S = 0.2
 
 
-async def start_and_verify(rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+async def start_and_verify(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     """starting, then verifying: each replica's readiness check starts as soon as it runs. When every
     replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
     and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
@@ -72,7 +72,7 @@ async def _all_passed(checks: list[asyncio.Task[None]], within_s: float) -> bool
 
 
 async def _switch(
-    rt: Runtime,
+    rt: RolloutContext,
     r: Rollout,
     spec: ApplicationSpec,
     specs: list[ContainerSpec],
@@ -103,7 +103,7 @@ async def _cancel(tasks: Any) -> None:
 
 
 async def verify_replicas(
-    rt: Runtime, r: Rollout, row: Any, wait: Waiter, *, early: dict[str, asyncio.Task[None]] | None = None
+    rt: RolloutContext, r: Rollout, row: Any, wait: Waiter, *, early: dict[str, asyncio.Task[None]] | None = None
 ) -> None:
     spec: ApplicationSpec = rt.sealer.open(row.spec)
     rows = await read(rt, store.containers_of, r.deployment_id)

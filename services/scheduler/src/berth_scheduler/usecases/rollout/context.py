@@ -12,12 +12,12 @@ from berth_common.bus import Bus
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.rollout.units import UnitRunner
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
 
 
 @dataclass
-class Runtime:
+class RolloutContext:
     settings: SchedulerSettings
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -26,9 +26,9 @@ class Runtime:
     readiness: ReadinessChecker
     engine: AsyncEngine
     clock: Callable[[], float] = field(default=time.time)
-    units: UnitRunner = field(init=False)  # transactions of the rollouts (events published in the background)
+    units: RolloutTransactions = field(init=False)  # transactions of the rollouts (events published in the background)
     # (deployment, route step) whose commands this process sent: nothing to send again when resuming
     sent_steps: set[tuple[str, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.units = UnitRunner(self.bus, self.sessionmaker)
+        self.units = RolloutTransactions(self.bus, self.sessionmaker)

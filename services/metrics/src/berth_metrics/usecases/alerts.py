@@ -1,5 +1,6 @@
 """Alert evaluation: after every collection each enabled rule's targets take one hysteresis step; a raise
-or a resolve is stored with its event in one transaction (outbox), so it is announced exactly once."""
+or a resolve is stored with its event (``evt.alert.raised``, ``evt.alert.resolved``) in one transaction
+(outbox), so it is announced exactly once."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Server reachability: after every collection, whether each server's engine answered goes through
-``domain.reachability``; an outage and its end are stored with their event in one transaction (outbox),
+``domain.reachability``; an outage and its end are stored with their event (``evt.server.unreachable``,
+``evt.server.back``) in one transaction (outbox),
 so each is announced once, also across a restart of the service."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.queueing import QueueEntry
-from berth_scheduler.rollout.apply import apply
+from berth_scheduler.usecases.rollout.apply import apply
 
 
 async def lock_application(unit: Unit, application_id: str) -> None:

@@ -16,8 +16,8 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RouteOp
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, transit
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.steps import Waiter, read, transit
 
 log = get_logger(__name__)
 RESTORE_STEP = -1
@@ -57,7 +57,7 @@ async def stage_step(unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, .
     return True
 
 
-async def send_step(rt: Runtime, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> None:
+async def send_step(rt: RolloutContext, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> None:
     """Record and send the commands of ``step`` once (in one transaction, through the outbox)."""
 
     async def body(unit: Unit) -> bool:
@@ -67,7 +67,7 @@ async def send_step(rt: Runtime, r: Rollout, step: int, ops: tuple[RouteOp, ...]
     rt.sent_steps.add((r.deployment_id, step))
 
 
-async def resend_pending(rt: Runtime, r: RouteOwner, step: int) -> int:
+async def resend_pending(rt: RolloutContext, r: RouteOwner, step: int) -> int:
     """Publish again the unanswered commands of ``step`` (same generation): after a scheduler restart."""
     rows = [o for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
     for o in rows:
@@ -84,7 +84,9 @@ def verdict(rows: list[Any]) -> tuple[bool, str | None]:
     return all(o.status == "done" for o in rows) and bool(rows), None
 
 
-async def wait_step(rt: Runtime, r: RouteOwner, step: int, deadline: float, wait: Waiter) -> tuple[bool, str | None]:
+async def wait_step(
+    rt: RolloutContext, r: RouteOwner, step: int, deadline: float, wait: Waiter
+) -> tuple[bool, str | None]:
     """Wait for proxy-sync's answers to ``step``: (confirmed, failure reason or None)."""
     while True:
         done, failure = verdict(await read(rt, store.ops_of, r.deployment_id, step))
@@ -102,7 +104,7 @@ class RouteStepper:
     def __init__(self) -> None:
         self._resumed: set[tuple[str, int]] = set()
 
-    async def __call__(self, rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
         plan = r.plan
         assert plan is not None
         if r.route_step >= len(plan.steps):

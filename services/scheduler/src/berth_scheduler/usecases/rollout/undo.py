@@ -9,14 +9,14 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine, names
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
-from berth_scheduler.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
-from berth_scheduler.rollout.runtime import Runtime
-from berth_scheduler.rollout.steps import Waiter, read, remove_all, transit
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
+from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, transit
 
 log = get_logger(__name__)
 
 
-async def restore_routes(rt: Runtime, r: Rollout, wait: Waiter, resumed: set[str]) -> str:
+async def restore_routes(rt: RolloutContext, r: Rollout, wait: Waiter, resumed: set[str]) -> str:
     """Put back every route this deployment touched; a note for the reason if that was not confirmed."""
     if r.plan is None:
         return ""
@@ -39,7 +39,7 @@ class Undo:
     def __init__(self) -> None:
         self._resumed: set[str] = set()
 
-    async def __call__(self, rt: Runtime, r: Rollout, row: Any, wait: Waiter) -> None:
+    async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
         notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
         removed = await remove_all(rt, {names.LABEL_DEPLOYMENT: r.deployment_id}, stop=False)
         notes.append(f"{removed} new container(s) removed")

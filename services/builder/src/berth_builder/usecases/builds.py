@@ -1,9 +1,12 @@
-"""Handlers of the builder service: ``cmd.build.start`` and ``cmd.build.cancel``.
+"""Builds as the builder's commands ask for them: each claimed once, run, cancelled, recorded.
 
-At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
+Carries out ``cmd.build.start`` (answered ``evt.build.succeeded``, ``evt.build.failed`` or
+``evt.build.cancelled``, the build's output on ``log.<deployment_id>``) and ``cmd.build.cancel``; the
+steps of one build are ``usecases/build.py``'s. At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
 result is emitted again, nothing is rebuilt), running here (wait for it), running elsewhere with a fresh
 heartbeat (wait, then take over if it goes stale) or free (claim it). The build runs outside any
-transaction; its result is recorded and emitted through ``berth_common.db.idempotent`` (the outbox).
+transaction; its result is recorded and emitted through ``berth_common.db.idempotent`` (once per
+message id, through the outbox).
 
 A cancel stops the build's task: the git process group is killed, the Docker build request is closed
 (the engine stops the build, BuildKit or legacy), what the build tagged or labelled is removed, and the
@@ -22,8 +25,8 @@ from typing import Any
 from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
-from berth_builder.pipeline import Cancelled, Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
 from berth_builder.settings import BuilderSettings
+from berth_builder.usecases.build import Cancelled, Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
 from berth_common.bus import Bus, Delivery, TransientError, derived_id
 from berth_common.catalogue import BuildCancelled, BuildFailed, BuildSucceeded, CancelBuild, LogLine, StartBuild
 from berth_common.db import Unit, idempotent
@@ -63,7 +66,7 @@ class BuildLog:
             log.warning("log line not published", build_id=self.cmd.build_id, error=type(exc).__name__)
 
 
-class BuildHandler:
+class Builds:
     def __init__(
         self, settings: BuilderSettings, bus: Bus, repo: BuildRepo, pipeline: Pipeline, sessionmaker: Any
     ) -> None:
@@ -77,7 +80,7 @@ class BuildHandler:
         self.running: dict[str, asyncio.Task[Outcome]] = {}  # build id -> the work that a cancel stops
         self.cancel_reasons: dict[str, str] = {}
 
-    async def on_start_build(self, cmd: StartBuild, delivery: Delivery) -> None:
+    async def start(self, cmd: StartBuild, delivery: Delivery) -> None:
         started = time.monotonic()
         values = {
             "build_id": cmd.build_id,
@@ -188,7 +191,7 @@ class BuildHandler:
                     task.cancel()
                     return
 
-    async def on_cancel_build(self, cmd: CancelBuild, delivery: Delivery) -> None:
+    async def cancel(self, cmd: CancelBuild, delivery: Delivery) -> None:
         """Record the request (a start command still to come never builds; another process running the build
         sees it within ``cancel_poll_s``) and stop the build if it runs here. A build already finished for
         the cancelled deployment keeps its result; the image it tagged for that deployment is untagged."""

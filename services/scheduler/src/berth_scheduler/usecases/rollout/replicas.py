@@ -9,10 +9,10 @@ from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
 from berth_scheduler.domain import names
 from berth_scheduler.domain.removal import Phase
-from berth_scheduler.rollout.runtime import Runtime
+from berth_scheduler.usecases.rollout.context import RolloutContext
 
 
-async def _status(rt: Runtime, c: ContainerInfo, health_paths: dict[str, str]) -> ReplicaStatus:
+async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, str]) -> ReplicaStatus:
     info = await rt.docker.inspect(c.name) or {}
     state = (info.get("State") or {}).get("Status") or c.state
     restarts = int(info.get("RestartCount") or 0)
@@ -46,7 +46,7 @@ async def _status(rt: Runtime, c: ContainerInfo, health_paths: dict[str, str]) -
 _NOT_LIVE = frozenset({Phase.DRAINING, Phase.STOPPING, Phase.IMAGES, Phase.REMOVED})
 
 
-async def replicas_of(rt: Runtime, application_id: str) -> ReplicasReply:
+async def replicas_of(rt: RolloutContext, application_id: str) -> ReplicasReply:
     found = await rt.docker.list_containers({names.LABEL_APP: application_id})
     health_paths: dict[str, str] = {}
     async with rt.sessionmaker() as s:

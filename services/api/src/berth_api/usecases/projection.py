@@ -1,0 +1,97 @@
+"""The deployment projection: each deployment's status kept current from the scheduler's and builder's events.
+
+Carries out ``evt.deployment.progressed``, ``evt.deployment.succeeded``, ``evt.deployment.failed``,
+``evt.deployment.cancelled`` and ``evt.build.succeeded`` for the api's ``deployments`` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from berth_api.adapters import deployments as deployments_repo
+from berth_api.adapters.secretbox import SecretBox
+from berth_api.domain import deployments as projection
+from berth_api.domain.applications import open_spec, redact, snapshot_aad
+from berth_common.catalogue import (
+    BuildSucceeded,
+    DeploymentCancelled,
+    DeploymentFailed,
+    DeploymentProgressed,
+    DeploymentSucceeded,
+)
+from berth_common.db import Unit
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class DeploymentProjection:
+    """Keeps each deployment's status current from the scheduler's and the builder's events.
+
+    Each handler runs inside ``berth_common.db.consume_once`` (the message id is recorded with the change);
+    the deployment row is locked, so events of one deployment apply one at a time, and the pure rules of
+    ``domain.deployments`` drop stale ones. Texts are redacted of the deployment's secret values.
+    """
+
+    box: SecretBox
+
+    def secrets_of(self, row: dict[str, Any]) -> list[str]:
+        try:
+            spec = open_spec(row["spec"], self.box.open_text, snapshot_aad(row["id"]))
+        except Exception:  # an unreadable snapshot must not block the projection
+            return []
+        return spec.secret_values()
+
+    @staticmethod
+    def _at(unit: Unit) -> datetime:
+        return unit.delivery.envelope.time if unit.delivery is not None else datetime.now(UTC)
+
+    async def on_progressed(self, msg: DeploymentProgressed, unit: Unit) -> None:
+        row = await deployments_repo.lock_deployment(unit.session, msg.deployment_id)
+        if row is None:
+            log.info("event for an unknown deployment ignored", deployment_id=msg.deployment_id, type=msg.TYPE)
+            return
+        secrets = self.secrets_of(row)
+        step, detail = redact(msg.step, secrets), redact(msg.detail, secrets)
+        new = projection.on_progressed(deployments_repo.projection_of(row), msg.state, step, detail, self._at(unit))
+        if new is None:
+            log.info("stale progress ignored", deployment_id=msg.deployment_id, state=msg.state, current=row["state"])
+            return
+        await deployments_repo.save_projection(unit.session, msg.deployment_id, new)
+
+    async def _terminal(self, deployment_id: str, state: str, reason: str | None, unit: Unit, **extra: Any) -> None:
+        row = await deployments_repo.lock_deployment(unit.session, deployment_id)
+        if row is None:
+            log.info("event for an unknown deployment ignored", deployment_id=deployment_id, state=state)
+            return
+        reason = redact(reason, self.secrets_of(row)) if reason else None
+        new = projection.on_terminal(deployments_repo.projection_of(row), state, reason, self._at(unit))
+        if new is None:
+            log.warning("conflicting end ignored", deployment_id=deployment_id, state=state, current=row["state"])
+            return
+        await deployments_repo.save_projection(unit.session, deployment_id, new, **extra)
+
+    async def on_succeeded(self, msg: DeploymentSucceeded, unit: Unit) -> None:
+        extra: dict[str, Any] = {"duration_s": msg.duration_s, "previous_deployment_id": msg.previous_deployment_id}
+        if msg.image:
+            extra["image"] = msg.image
+        await self._terminal(msg.deployment_id, "succeeded", None, unit, **extra)
+
+    async def on_failed(self, msg: DeploymentFailed, unit: Unit) -> None:
+        await self._terminal(msg.deployment_id, "failed", msg.reason, unit, duration_s=msg.duration_s)
+
+    async def on_cancelled(self, msg: DeploymentCancelled, unit: Unit) -> None:
+        await self._terminal(msg.deployment_id, "cancelled", msg.reason or "cancelled", unit)
+
+    async def on_build_succeeded(self, msg: BuildSucceeded, unit: Unit) -> None:
+        """The commit built and, when Berth detected how to build, the Dockerfile it generated."""
+        row = await deployments_repo.lock_deployment(unit.session, msg.deployment_id)
+        if row is None:
+            return
+        values: dict[str, Any] = {"commit": msg.commit or None, "generated_dockerfile": msg.generated_dockerfile}
+        if not row["image"] and msg.image:
+            values["image"] = msg.image
+        await deployments_repo.update_fields(unit.session, msg.deployment_id, **values)

@@ -1,2 +1,0 @@
-"""What the metrics service does on its own, driven by a timer or the Docker events stream: collect,
-watch container lifecycles, evaluate alert rules, roll up and expire samples."""

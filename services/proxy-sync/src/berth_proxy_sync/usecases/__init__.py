@@ -1,0 +1,1 @@
+"""The proxy-sync service's use cases: its routes, applied to Traefik's dynamic directory."""

@@ -1,1 +1,0 @@
-"""Rollouts: tasks owned by the scheduler that drive each deployment from its persisted state."""

@@ -1,0 +1,170 @@
+"""Deployments as the scheduler's messages change them: each records its input in the persisted machine.
+
+Carries out ``cmd.deployment.start`` (the deployment is recorded as queued and, when its application is
+free, admitted in the same transaction), ``cmd.deployment.cancel``, and applies ``evt.build.succeeded``,
+``evt.build.failed``, ``evt.build.cancelled``, ``evt.route.applied``, ``evt.route.removed`` and
+``evt.route.failed`` to the deployment or route step they answer. Each runs inside the consumed message's
+transaction (``berth_common.db.consume_once``); the application's rollout task does the long work once
+the entry point wakes it after the commit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from berth_common.bus import PermanentError, TransientError
+from berth_common.catalogue import (
+    BuildCancelled,
+    BuildFailed,
+    BuildSucceeded,
+    CancelDeployment,
+    DeploymentProgressed,
+    ImageSource,
+    RouteFailed,
+    RouteRemoved,
+    RoutesApplied,
+    StartDeployment,
+)
+from berth_common.db import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters.sealing import Sealer
+from berth_scheduler.domain import machine, names, queueing, removal
+from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
+from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
+from berth_scheduler.usecases.rollout.apply import apply, emit_events, secrets_of
+
+log = get_logger(__name__)
+
+
+def check_names(msg: StartDeployment) -> None:
+    """Every name this deployment will give containers and routes is valid, or the command is refused."""
+    try:
+        for svc in msg.spec.services:
+            names.container_name(msg.spec.name, svc.name, msg.deployment_id, svc.replicas)
+            names.route_id(msg.application_id, svc.name)
+    except names.InvalidNameError as exc:
+        raise PermanentError(str(exc)) from None
+
+
+@dataclass
+class Deployments:
+    settings: SchedulerSettings
+    sealer: Sealer
+    # A new deployment of a free application is admitted in its start command's transaction (one commit);
+    # off, the rollout task admits it in a transaction of its own.
+    admit_at_start: bool = True
+
+    def timeouts(self, msg: StartDeployment) -> Timeouts:
+        o, s = msg.options, self.settings
+        return Timeouts(
+            build_s=o.build_timeout_s if o.build_timeout_s is not None else s.build_timeout_s,
+            readiness_s=o.readiness_timeout_s if o.readiness_timeout_s is not None else s.readiness_timeout_s,
+            route_s=s.route_timeout_s,
+            drain_grace_s=o.drain_grace_s if o.drain_grace_s is not None else s.drain_grace_s,
+        )
+
+    def rollout_of(self, msg: StartDeployment, now: float) -> Rollout:
+        image = msg.spec.source.image if isinstance(msg.spec.source, ImageSource) else None
+        return Rollout(
+            deployment_id=msg.deployment_id,
+            application_id=msg.application_id,
+            team_id=msg.team_id,
+            state=State.QUEUED,
+            needs_build=image is None,
+            timeouts=self.timeouts(msg),
+            created_at=now,
+            image=image,
+        )
+
+    async def start(self, msg: StartDeployment, unit: Unit) -> None:
+        """Record the deployment as queued; it fails at once when its application is being removed, replaces
+        the queued ones when asked to, and starts here when nothing of its application is ahead of it."""
+        now = time.time()
+        check_names(msg)
+        r = self.rollout_of(msg, now)
+        build_id = None if r.image else uuid.uuid4().hex
+        seq = await store.insert_deployment(unit.session, r, self.sealer.seal(msg.spec), build_id)
+        if seq is None:
+            log.info("deployment already known", deployment_id=msg.deployment_id)
+            return
+        await lock_application(unit, msg.application_id)
+        refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id))
+        if refusal is not None:  # ends failed at once, as a deployment that cannot start
+            await apply(unit, self.sealer, msg.deployment_id, machine.Fail(refusal), now)
+            return
+        me = queueing.QueueEntry(msg.deployment_id, State.QUEUED, seq)
+        entries = await store.queue_of(unit.session, msg.application_id)
+        if msg.options.when_busy == "replace_queued":
+            for old in queueing.replaced_by(me, entries):
+                cancel = machine.Cancel(f"replaced by {msg.deployment_id}")
+                await apply(unit, self.sealer, old.deployment_id, cancel, now)
+            entries = await store.queue_of(unit.session, msg.application_id)
+        ahead = queueing.position(me, entries)
+        detail = f"{ahead} deployment(s) of this application ahead" if ahead else "next to run"
+        progressed = DeploymentProgressed(
+            deployment_id=r.deployment_id, application_id=r.application_id, state="queued", step="queued", detail=detail
+        )
+        await emit_events(unit, r.deployment_id, "v0", [progressed], [])
+        if self.admit_at_start and not ahead:  # the application is free: it starts in this transaction
+            await admit_next(unit, self.sealer, msg.application_id, now, entries)
+
+    async def cancel(self, msg: CancelDeployment, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None:
+            # the start command may still be on its way (another consumer): try again later
+            raise TransientError(f"unknown deployment {msg.deployment_id}")
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.Cancel(msg.reason), time.time())
+        except RefusedError as exc:
+            r = store.rollout_of(row)
+            if r.terminal:
+                return
+            refused = DeploymentProgressed(
+                deployment_id=r.deployment_id,
+                application_id=r.application_id,
+                state=r.state.value,
+                step="cancel refused",
+                detail=str(exc),
+            )
+            tag = f"cancel-{unit.delivery.envelope.id if unit.delivery else uuid.uuid4().hex}"
+            await emit_events(unit, r.deployment_id, tag, [refused], [])
+
+    async def build_succeeded(self, msg: BuildSucceeded, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None or row.build_id != msg.build_id:
+            log.info("build result for no deployment of ours", deployment_id=msg.deployment_id, build_id=msg.build_id)
+            return
+        detail = " (reused an image built from the same commit)" if msg.reused else ""
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.BuildSucceeded(msg.image), time.time())
+        except RefusedError as exc:
+            log.info("late build result ignored", deployment_id=msg.deployment_id, detail=str(exc) + detail)
+
+    async def build_failed(self, msg: BuildFailed, unit: Unit) -> None:
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is None or row.build_id != msg.build_id:
+            return
+        reason = names.redact(f"{msg.stage}: {msg.reason}", secrets_of(self.sealer, row))
+        try:
+            await apply(unit, self.sealer, msg.deployment_id, machine.BuildFailed(reason), time.time())
+        except RefusedError as exc:
+            log.info("late build failure ignored", deployment_id=msg.deployment_id, detail=str(exc))
+
+    async def build_cancelled(self, msg: BuildCancelled, unit: Unit) -> None:
+        """The builder stopped a build this scheduler asked it to stop: nothing left to change (the deployment
+        was cancelled or failed when the cancel was sent); recorded for the logs."""
+        log.info("build stopped", deployment_id=msg.deployment_id, build_id=msg.build_id, seconds=msg.duration_s)
+
+    async def route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
+        reason = None if msg.live else "the change was written but Traefik does not show it live"
+        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason)
+
+    async def route_removed(self, msg: RouteRemoved, unit: Unit) -> None:
+        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None)
+
+    async def route_failed(self, msg: RouteFailed, unit: Unit) -> None:
+        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason)
