@@ -9,10 +9,10 @@ import stat
 import asyncpg
 import httpx
 
-from berth_api.adapters.secret_file import write_private_file
 from berth_api.domain import tokens
 from berth_api.usecases import identity
 from berth_common.db import make_engine, make_sessionmaker
+from berth_common.keyfile import write_private_file
 from tests.api.conftest import bearer, start_api
 
 
