@@ -112,3 +112,22 @@ async def test_the_pool_forwards_the_docker_socket_and_reconnects(server: TestSe
     finally:
         await pool.close()
     assert not (tmp_path / "sockets").exists()
+
+
+@pytest.mark.slow
+async def test_a_remote_engine_is_reached_through_the_connection_factory(server: TestServer, tmp_path) -> None:
+    from berth_common.docker import DockerEngines, local_engine
+    from berth_common.docker.remote import connect_server
+
+    engines = DockerEngines(local_engine(None))
+    pool = ssh.SshPool(tmp_path / "sockets")
+    try:
+        engine = await connect_server(engines, pool, "srv-2", _target(server))
+        assert engine.server_id == "srv-2" and engine.where.unix_path == str(tmp_path / "sockets" / "srv-2.sock")
+        info = await engines.client("srv-2").system.info()
+        assert info["DockerRootDir"] == str(server.root / "data")
+        local = await engines.client().system.info()
+        assert local["DockerRootDir"] != info["DockerRootDir"]
+    finally:
+        await engines.close()
+        await pool.close()
