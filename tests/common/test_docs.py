@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from berth_common.catalogue import REGISTRY, Event
-from berth_common.subjects import BEGIN, END, markdown_table
+from berth_common.subjects import BEGIN, END, PICTURE_BEGIN, PICTURE_END, markdown_table, mermaid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +16,14 @@ def test_subjects_table_matches_catalogue():
     section = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.DOTALL)
     assert section, "docs/architecture.md lost its subjects markers"
     assert section.group(1) == markdown_table(), "run `make docs` to regenerate the subjects table"
+
+
+def test_the_picture_matches_catalogue():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = re.search(re.escape(PICTURE_BEGIN) + r"\n(.*?)\n" + re.escape(PICTURE_END), text, re.DOTALL)
+    assert section, "docs/architecture.md lost its picture markers"
+    assert section.group(1) == mermaid(), "run `make docs` to regenerate the picture"
+    assert 'scheduler -->|"cmd.build.{cancel, start}"| builder' in section.group(1)
 
 
 def test_every_message_is_documented_with_producer_and_consumer():
