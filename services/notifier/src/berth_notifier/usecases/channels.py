@@ -12,18 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from berth_common.catalogue import (
-    ChannelCreate,
-    ChannelDelete,
-    ChannelGet,
-    ChannelList,
-    ChannelListReply,
-    ChannelReply,
-    ChannelTest,
-    ChannelUpdate,
-    DeletedReply,
-    DeliveryReply,
-)
+from berth_common import catalogue
 from berth_common.envelope import new_id
 from berth_notifier.adapters import queue, store
 from berth_notifier.adapters.queue import Grouping
@@ -32,48 +21,48 @@ from berth_notifier.domain.problems import not_found
 from berth_notifier.usecases.deps import Deps
 
 
-async def create(deps: Deps, req: ChannelCreate) -> ChannelReply:
+async def create(deps: Deps, req: catalogue.ChannelCreate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
-        return ChannelReply(channel=await store.create_channel(s, deps.box, req))
+        return catalogue.ChannelReply(channel=await store.create_channel(s, deps.box, req))
 
 
-async def list_all(deps: Deps, req: ChannelList) -> ChannelListReply:
+async def list_all(deps: Deps, req: catalogue.ChannelList) -> catalogue.ChannelListReply:
     async with deps.sessionmaker() as s:
-        return ChannelListReply(channels=await store.list_channels(s, req.team_id))
+        return catalogue.ChannelListReply(channels=await store.list_channels(s, req.team_id))
 
 
-async def get(deps: Deps, req: ChannelGet) -> ChannelReply:
+async def get(deps: Deps, req: catalogue.ChannelGet) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s:
         row = await store.get_channel(s, req.team_id, req.channel_id)
     if row is None:
-        return ChannelReply(problem=not_found("channel_id", "channel"))
-    return ChannelReply(channel=store.channel_view(row))
+        return catalogue.ChannelReply(problem=not_found("channel_id", "channel"))
+    return catalogue.ChannelReply(channel=store.channel_view(row))
 
 
-async def update(deps: Deps, req: ChannelUpdate) -> ChannelReply:
+async def update(deps: Deps, req: catalogue.ChannelUpdate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
         view = await store.update_channel(s, deps.box, req)
     if view is None:
-        return ChannelReply(problem=not_found("channel_id", "channel"))
-    return ChannelReply(channel=view)
+        return catalogue.ChannelReply(problem=not_found("channel_id", "channel"))
+    return catalogue.ChannelReply(channel=view)
 
 
-async def delete(deps: Deps, req: ChannelDelete) -> DeletedReply:
+async def delete(deps: Deps, req: catalogue.ChannelDelete) -> catalogue.DeletedReply:
     async with deps.sessionmaker() as s, s.begin():
         deleted = await store.delete_channel(s, req.team_id, req.channel_id)
     if not deleted:
-        return DeletedReply(problem=not_found("channel_id", "channel"))
-    return DeletedReply(deleted=True)
+        return catalogue.DeletedReply(problem=not_found("channel_id", "channel"))
+    return catalogue.DeletedReply(deleted=True)
 
 
-async def send_test(deps: Deps, req: ChannelTest) -> DeliveryReply:
+async def send_test(deps: Deps, req: catalogue.ChannelTest) -> catalogue.DeliveryReply:
     """Queue a test message (one attempt, not grouped), wake the channel, wait for the outcome."""
     now = datetime.now(UTC)
     event_id = f"test-{new_id()}"
     async with deps.sessionmaker() as s, s.begin():
         row = await store.get_channel(s, req.team_id, req.channel_id)
         if row is None:
-            return DeliveryReply(problem=not_found("channel_id", "channel"))
+            return catalogue.DeliveryReply(problem=not_found("channel_id", "channel"))
         notice = probe_notice(
             event_id=event_id,
             time=now,
@@ -98,5 +87,5 @@ async def send_test(deps: Deps, req: ChannelTest) -> DeliveryReply:
         async with deps.sessionmaker() as s:
             view = await queue.get_delivery(s, req.team_id, ids[0])
         if view is None or view.status in ("delivered", "failed") or loop.time() >= deadline:
-            return DeliveryReply(delivery=view)
+            return catalogue.DeliveryReply(delivery=view)
         await asyncio.sleep(0.05)
