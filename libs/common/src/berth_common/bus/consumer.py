@@ -63,6 +63,10 @@ class Delivery:
 Handler = Callable[[Any, Delivery], Awaitable[None]]
 
 
+def durable_name(service: str, type_: str) -> str:
+    return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
+
+
 class ConsumerHost(Protocol):
     """What a consumer needs from the bus that runs it (``Bus`` is one): so this module does not import it."""
 
@@ -79,10 +83,6 @@ class ConsumerHost(Protocol):
         self, msg: Msg, envelope: Envelope | None, *, consumer: str, deliveries: int, reason: str
     ) -> None:
         """Move ``msg`` to ``dlq.<subject>`` and announce it with ``evt.bus.dead_lettered``."""
-
-
-def durable_name(service: str, type_: str) -> str:
-    return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
 
 
 @dataclass
