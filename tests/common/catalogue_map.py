@@ -9,9 +9,10 @@ What the code does is read from its source with ``ast``:
   call whose argument cannot be read that way is itself a failure: the map must be readable.
 - **sends**: a catalogue class called, ``X(...)`` (then emitted, published or asked). A class counts when
   it is imported from ``berth_common.catalogue`` or named through it (``catalogue.X``).
-- **handles**: ``X.model_validate(...)``, or ``X`` handed to a helper as its first argument
-  (``build(X, values)`` in a sender, ``_parse(X, data)`` in a receiver): the party must be named on one
-  side of ``X``, and it counts as the evidence for whichever side names it.
+- **handles**: any other mention of ``X`` but in an annotation, an ``isinstance`` check or a read of its
+  metadata (``X.TYPE``): ``X.model_validate(...)``, ``X`` handed to a helper (``build(X, values)`` in a
+  sender, ``_parse(X, data)`` in a receiver, ``query=X``) or put in a table. The party must be named on
+  one side of ``X``, and it counts as the evidence for whichever side names it.
 
 Code in ``libs/common`` (the bus, the runtime) runs in every service: what it sends or receives counts for
 each of them (``evt.bus.dead_lettered``, ``rpc.<service>.health``).
@@ -204,41 +205,75 @@ def _is_bus(expr: ast.expr) -> bool:
     return name.endswith("bus")
 
 
+METADATA = frozenset({"TYPE", "KIND", "SCHEMA_VERSION", "PRODUCERS", "CONSUMERS", "REPLY"})
+
+
+def _not_mentions(tree: ast.AST) -> set[ast.AST]:
+    """Nodes where a catalogue class is named without handling its messages: annotations, ``isinstance``
+    and ``issubclass`` checks, reads of its metadata (``X.TYPE``, ``X.CONSUMERS``)."""
+    skip: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+                if arg is not None and arg.annotation is not None:
+                    skip.update(ast.walk(arg.annotation))
+            if node.returns is not None:
+                skip.update(ast.walk(node.returns))
+        elif isinstance(node, ast.AnnAssign):
+            skip.update(ast.walk(node.annotation))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("isinstance", "issubclass")
+        ):
+            for arg in node.args:
+                skip.update(ast.walk(arg))
+        elif isinstance(node, ast.Attribute) and node.attr in METADATA:
+            skip.add(node.value)
+    return skip
+
+
 def read_source(source: str, where: str, table: Mapping[str, Entry]) -> Uses:
-    """What one module sends and receives."""
+    """What one module sends, receives and handles."""
     module = _Module(source, where, table)
     types = {e.type for e in table.values()}
     uses = Uses()
+    skip = _not_mentions(module.tree)
     for node in ast.walk(module.tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
         method = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if isinstance(func, ast.Attribute) and (method == "consume" or (method == "serve" and _is_bus(func.value))):
-            if not node.args:
-                uses.unreadable.append(f"{module.at(node)}: {method}() without a positional argument")
-                continue
-            found = module.values(node.args[0], node)
-            if found is None:
-                uses.unreadable.append(f"{module.at(node)}: cannot tell what this {method}() receives")
-                continue
-            for value in found:
-                type_ = value.removeprefix("type:") if value.startswith("type:") else None
-                if type_ is None:
-                    type_ = value if method == "consume" else f"rpc.{value}"
-                if type_ not in types:
-                    uses.unreadable.append(f"{module.at(node)}: {method}({value!r}) is no catalogue message")
-                else:
-                    uses.receives.add(type_)
-            continue
-        if isinstance(func, ast.Attribute) and method in ("model_validate", "model_validate_json"):
-            if (type_ := module.message(func.value)) is not None:
-                uses.handles.add(type_)
-            continue
         if (type_ := module.message(func)) is not None:
             uses.sends.add(type_)
-        elif method not in ("isinstance", "issubclass") and node.args:
-            if (type_ := module.message(node.args[0])) is not None:
+            skip.add(func)
+            continue
+        if not isinstance(func, ast.Attribute) or not (
+            method == "consume" or (method == "serve" and _is_bus(func.value))
+        ):
+            continue
+        if not node.args:
+            uses.unreadable.append(f"{module.at(node)}: {method}() without a positional argument")
+            continue
+        skip.update(ast.walk(node.args[0]))
+        found = module.values(node.args[0], node)
+        if found is None:
+            uses.unreadable.append(f"{module.at(node)}: cannot tell what this {method}() receives")
+            continue
+        for value in found:
+            type_ = value.removeprefix("type:") if value.startswith("type:") else None
+            if type_ is None:
+                type_ = value if method == "consume" else f"rpc.{value}"
+            if type_ not in types:
+                uses.unreadable.append(f"{module.at(node)}: {method}({value!r}) is no catalogue message")
+            else:
+                uses.receives.add(type_)
+    # Any other mention: handed to a helper (``build(X, values)``, ``query=X``), parsed
+    # (``X.model_validate(data)``), or put in a table.
+    for node in ast.walk(module.tree):
+        if node not in skip and isinstance(node, (ast.Name, ast.Attribute)):
+            if (type_ := module.message(node)) is not None:
                 uses.handles.add(type_)
     return uses
 

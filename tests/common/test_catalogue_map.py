@@ -73,7 +73,8 @@ def test_a_wrong_table_fails():
 
 SAMPLE = """
 from berth_common import catalogue
-from berth_common.catalogue import AlertList, ApplyRoutes as Apply, BuildFailed, RemoveRoute, StartBuild
+from berth_common.catalogue import AlertList, ApplyRoutes as Apply, BuildFailed, MetricsQuery, RemoveRoute
+from berth_common.catalogue import StartBuild
 
 TABLE = ((RemoveRoute, "x"), (catalogue.RoutesApplied, "y"))
 QUERIES = {"alert.list": 1}
@@ -92,6 +93,8 @@ async def register(bus, names):
     await unit.emit(catalogue.BuildCancelled(build_id="b"))
     catalogue.LogLine.model_validate(data)
     machine.BuildSucceeded("an input of a state machine, not the event")
+    delete_route(router, query=MetricsQuery, fields=FIELDS)
+    def typed(x: StartBuild) -> BuildFailed: ...
     isinstance(x, StartBuild)
     await bus.consume("evt.build.>", handler)
     for name in names:
@@ -106,10 +109,10 @@ def test_the_reader_follows_tables_loops_and_lookups():
         "cmd.build.cancel",
     }
     assert uses.sends == {"evt.build.failed", "evt.build.cancelled"}
-    assert uses.handles == {"evt.log.line"}
+    assert uses.handles == {"evt.log.line", "cmd.route.remove", "evt.route.applied", "rpc.query"}
     assert uses.unreadable == [
-        "sample.py:23: consume('evt.build.>') is no catalogue message",
-        "sample.py:25: cannot tell what this serve() receives",
+        "sample.py:26: consume('evt.build.>') is no catalogue message",
+        "sample.py:28: cannot tell what this serve() receives",
     ]
 
 
