@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from berth_common.catalogue import REGISTRY, HealthReply, Message
+from berth_common.catalogue import REGISTRY, SERVICES, HealthReply, Message
 from berth_common.envelope import Envelope
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -45,6 +45,11 @@ _KIND_TEXT = {
     "event": "Event on the JetStream events stream (`evt.>`): every subscribing service receives it.",
     "query": "Query over core NATS request/reply; the answer goes to the requester's inbox.",
     "reply": "Reply to a query.",
+}
+
+_PARTY_TEXT = {
+    "cli": "the `berth` command",
+    "operator": "a person or a tool outside Berth's services (monitoring, the `nats` command)",
 }
 
 
@@ -322,7 +327,10 @@ def _operation(action: str, service: str, cls: type[Message], key: str, reply: d
         "summary": f"{service} {verb} {cls.TYPE}",
         "tags": [{"name": service}, {"name": cls.KIND}],
     }
-    if cls.KIND in ("command", "event") and action == "receive":
+    if service not in SERVICES:
+        text = _PARTY_TEXT.get(service, "a party outside Berth's services")
+        operation["description"] = f"`{service}`: {text}."
+    elif cls.KIND in ("command", "event") and action == "receive":
         operation["description"] = (
             f"Durable pull consumer of `{service}`; acknowledged after the handler's transaction commits."
         )

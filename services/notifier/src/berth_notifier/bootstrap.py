@@ -7,11 +7,11 @@ from pathlib import Path
 
 from berth_common.logging import get_logger
 from berth_common.runtime import Context, ServiceSpec, run
-from berth_notifier import handlers
 from berth_notifier.adapters import secretbox, store
-from berth_notifier.adapters.dispatcher import Dispatcher
 from berth_notifier.entrypoints import bus
 from berth_notifier.settings import NotifierSettings
+from berth_notifier.usecases.delivery import Dispatcher
+from berth_notifier.usecases.deps import Deps
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 log = get_logger(__name__)
@@ -38,7 +38,7 @@ async def wire(ctx: Context) -> None:
     dispatcher = Dispatcher(settings, ctx.sessionmaker, box)
     dispatcher.start()
     ctx.cleanups.append(dispatcher.stop)
-    await bus.register(ctx, handlers.Deps(settings, ctx.sessionmaker, box, dispatcher))
+    await bus.register(ctx, Deps(settings, ctx.sessionmaker, box, dispatcher))
 
 
 def spec(settings: NotifierSettings | None = None) -> ServiceSpec:

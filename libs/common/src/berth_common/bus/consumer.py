@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
@@ -29,9 +30,6 @@ from berth_common.logging import bound, get_logger
 from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import continue_trace
 from berth_common.values import RECEIVED
-
-if TYPE_CHECKING:
-    from berth_common.bus.client import Bus
 
 log = get_logger(__name__)
 
@@ -76,9 +74,27 @@ def durable_name(service: str, type_: str) -> str:
     return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
 
 
+class ConsumerHost(Protocol):
+    """What a consumer needs from the bus that runs it (``Bus`` is one): so this module does not import it."""
+
+    @property
+    def js(self) -> JetStreamContext: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def redeclare(self) -> None:
+        """Declare the streams again (the server lost them)."""
+
+    async def dead_letter(
+        self, msg: Msg, envelope: Envelope | None, *, consumer: str, deliveries: int, reason: str
+    ) -> None:
+        """Move ``msg`` to ``dlq.<subject>`` and announce it with ``evt.bus.dead_lettered``."""
+
+
 @dataclass
 class Consumer:
-    bus: Bus
+    bus: ConsumerHost
     service: str
     subject: str
     stream: str

@@ -3,6 +3,7 @@
 Commands are imperative (``cmd.build.start``) and go to exactly one owning service through the work-queue
 stream; events are past tense (``evt.build.succeeded``) and fan out to every subscriber; queries are core
 NATS request/reply on ``rpc.<service>.<name>``. The AsyncAPI document is generated from this catalogue.
+``PRODUCERS`` and ``CONSUMERS`` name who sends and who receives each message (``parties``).
 One module per area; everything is re-exported here, so ``from berth_common.catalogue import X`` works.
 """
 
@@ -13,6 +14,7 @@ from berth_common.catalogue.builds import *  # noqa: F403
 from berth_common.catalogue.containers import *  # noqa: F403
 from berth_common.catalogue.deployments import *  # noqa: F403
 from berth_common.catalogue.notifications import *  # noqa: F403
+from berth_common.catalogue.parties import *  # noqa: F403
 from berth_common.catalogue.platform import *  # noqa: F403
 from berth_common.catalogue.routes import *  # noqa: F403
 from berth_common.catalogue.servers import *  # noqa: F403

@@ -233,6 +233,13 @@ class RolloutOptions(Spec):
 
 @register
 class StartDeployment(Command):
+    """Deploy a new version of an application from ``spec``, the api's snapshot of its desired state.
+
+    The scheduler builds it (git source), starts the new containers, waits until they are ready, moves the
+    routes and stops the previous version; it answers with ``evt.deployment.succeeded``,
+    ``evt.deployment.failed`` or ``evt.deployment.cancelled``.
+    """
+
     TYPE = "cmd.deployment.start"
     PRODUCERS = ("api",)
     CONSUMERS = ("scheduler",)

@@ -17,7 +17,7 @@ class BusDeadLettered(Event):
 
     TYPE = "evt.bus.dead_lettered"
     PRODUCERS = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("operator",)
     original_subject: str
     original_id: str | None = None
     consumer: str
@@ -33,7 +33,7 @@ class PingService(Command):
     """Liveness probe through the work queue: the owning service records it and answers with an event."""
 
     TYPE = "cmd.system.ping"
-    PRODUCERS = ("api",)
+    PRODUCERS = ("operator",)
     CONSUMERS = ("scheduler",)
     nonce: str = Field(min_length=1, max_length=64)
 
@@ -44,7 +44,7 @@ class ServicePinged(Event):
 
     TYPE = "evt.system.pinged"
     PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api",)
+    CONSUMERS = ("operator",)
     nonce: str
     service: str
 
@@ -62,7 +62,7 @@ class HealthQuery(Query):
     """``rpc.<service>.health``: a service answers with its component readiness."""
 
     TYPE = "rpc.health"
-    PRODUCERS = ("api", "cli")
+    PRODUCERS = ("api",)
     CONSUMERS = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
     REPLY = HealthReply
 

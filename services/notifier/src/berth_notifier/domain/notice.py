@@ -75,7 +75,6 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.deployment.succeeded": ("Deployment succeeded", "success"),
     "evt.deployment.failed": ("Deployment failed", "error"),
     "evt.deployment.cancelled": ("Deployment cancelled", "warning"),
-    "evt.deployment.rolled_back": ("Deployment rolled back", "warning"),
     "evt.build.failed": ("Build failed", "error"),
     "evt.container.crashed": ("Container crashed", "error"),
     "evt.container.restarted": ("Container restarted", "warning"),
@@ -83,14 +82,12 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.container.healthy": ("Container healthy again", "success"),
     "evt.alert.raised": ("Alert raised", "warning"),
     "evt.alert.resolved": ("Alert resolved", "success"),
-    "evt.backup.succeeded": ("Backup succeeded", "success"),
-    "evt.backup.failed": ("Backup failed", "error"),
     "evt.server.unreachable": ("Server unreachable", "error"),
     "evt.server.back": ("Server reachable again", "success"),
     "evt.certificate.expiring": ("Certificate expiring", "warning"),
 }
 _BAD = ("failed", "crashed", "unreachable", "error", "killed", "expired")
-_WARN = ("raised", "unhealthy", "restarted", "expiring", "cancelled", "rolled_back", "degraded")
+_WARN = ("raised", "unhealthy", "restarted", "expiring", "cancelled", "degraded")
 _GOOD = ("succeeded", "resolved", "back", "healthy", "recovered", "renewed")
 
 

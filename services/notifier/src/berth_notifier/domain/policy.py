@@ -1,4 +1,4 @@
-"""Delivery policy (pure): which events are notifiable, subscription patterns, grouping, backoff, rate."""
+"""Delivery policy (pure): which events are notified, subscription patterns, grouping, backoff, rate."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-# Families of events the notifier consumes: one durable consumer per subject pattern.
-FAMILIES = ("deployment", "build", "container", "alert", "backup", "server", "certificate")
-CONSUMED_SUBJECTS = tuple(f"evt.{family}.>" for family in FAMILIES)
+from berth_common.catalogue import consumed_by
+
+# The events the notifier receives are those the catalogue names it a consumer of; subscriptions may
+# select them by family (``evt.<family>.*``).
+NOTIFIED = tuple(model.TYPE for model in consumed_by("notifier"))
+FAMILIES = tuple(dict.fromkeys(event_type.split(".")[1] for event_type in NOTIFIED))
 # Chatty types a wildcard subscription does not match (an exact subscription still does).
 QUIET_LAST_TOKENS = frozenset({"progressed", "queued", "started", "line"})
 TOKEN = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -49,11 +52,6 @@ def matches(pattern: str, event_type: str) -> bool:
         if i >= len(t) or (tok != "*" and tok != t[i]):
             return False
     return len(p) == len(t)
-
-
-def notifiable(event_type: str) -> bool:
-    parts = event_type.split(".")
-    return len(parts) >= 3 and parts[0] == "evt" and parts[1] in FAMILIES
 
 
 def worth_notifying(event_type: str, data: dict[str, object]) -> bool:

@@ -1,6 +1,6 @@
-"""Per-channel delivery workers: one asyncio task, one HTTP client and one rate bucket per channel.
+"""Sending what is queued: one asyncio task, one HTTP client and one rate bucket per channel.
 
-A worker sends its channel's due deliveries one at a time, so a dead or slow endpoint only ever holds up
+The deliveries ``notify`` and ``rpc.notifier.channel.test`` queue are sent here. A worker sends its channel's due deliveries one at a time, so a dead or slow endpoint only ever holds up
 its own channel; every request has a total timeout. The enqueue path wakes the channel's worker after
 commit; a sweeper wakes channels with due rows (retries, grouped rows, rows another process queued),
 gives back claims left by a crashed process and prunes the old log.
