@@ -51,6 +51,10 @@ class Sealer:
         data["env"] = self._seal_list(data["env"])
         if data["source"].get("kind") == "git":
             data["source"]["build_args"] = self._seal_list(data["source"]["build_args"])
+        if data["source"].get("auth"):  # a registry password or token, like a secret variable
+            auth = data["source"]["auth"]
+            (sealed,) = self._seal_list([{"name": "registry", "value": auth["password"], "secret": True}])
+            data["source"]["auth"] = {**auth, "password": sealed["value"]}
         return data
 
     def open(self, data: dict[str, Any]) -> ApplicationSpec:
@@ -58,5 +62,11 @@ class Sealer:
         source = dict(data["source"])
         if source.get("kind") == "git":
             source["build_args"] = self._open_list(list(source.get("build_args", [])))
+        if source.get("auth"):
+            auth = source["auth"]
+            (opened,) = self._open_list(
+                [{"name": f"registry {auth.get('registry')}", "value": auth["password"], "secret": True}]
+            )
+            source["auth"] = {**auth, "password": opened["value"]}
         data["source"] = source
         return ApplicationSpec.model_validate(data)

@@ -25,11 +25,12 @@ from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, St
 from berth_scheduler.rollout import steps
 from berth_scheduler.rollout.admission import admit_next, lock_application
 from berth_scheduler.rollout.leader import Leadership
+from berth_scheduler.rollout.pull import pull_then_start
 from berth_scheduler.rollout.removal import RemovalDriver
 from berth_scheduler.rollout.routing import RouteStepper
 from berth_scheduler.rollout.runtime import Runtime
 from berth_scheduler.rollout.undo import Undo
-from berth_scheduler.rollout.verify import start_and_verify, verify_replicas
+from berth_scheduler.rollout.verify import verify_replicas
 
 log = get_logger(__name__)
 Step = Callable[[Runtime, Rollout, Any, steps.Waiter], Awaitable[None]]
@@ -45,7 +46,7 @@ class Orchestrator:
         self._stopping = False
         self._steps: dict[State, Step] = {
             State.BUILDING: steps.await_build,
-            State.STARTING: start_and_verify,
+            State.STARTING: pull_then_start,
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
