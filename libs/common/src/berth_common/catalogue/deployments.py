@@ -10,11 +10,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     field_serializer,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -166,13 +163,8 @@ class ImageSource(Spec):
 
     kind: Literal["image"] = "image"
     image: str = Field(pattern=IMAGE_REF_PATTERN)
-    pull_policy: PullPolicy | None = None
-    auth: RegistryAuth | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_unset(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if not (k in ("pull_policy", "auth") and v is None)}
+    pull_policy: PullPolicy | None = Field(default=None, exclude_if=lambda v: v is None)
+    auth: RegistryAuth | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class GitSource(Spec):
