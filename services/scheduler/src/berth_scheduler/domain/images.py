@@ -71,6 +71,15 @@ def progress_line(message: dict[str, Any]) -> str | None:
     return f"pull: {layer}: {status}" if layer else f"pull: {status}"
 
 
+_STREAM_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$")
+
+
+def stream_digest(ref: ImageRef, message: dict[str, Any]) -> str | None:
+    """``<name>@sha256:...`` when a pull stream message reports the digest of what was pulled."""
+    found = _STREAM_DIGEST.match(str(message.get("status") or "").strip())
+    return f"{ref.name}@{found.group(1)}" if found else None
+
+
 def stream_error(message: dict[str, Any]) -> str | None:
     """The error a pull stream reports in-band (the call itself answered 200)."""
     detail = message.get("errorDetail")
@@ -134,15 +143,14 @@ def failure_reason(ref: ImageRef, error: str, *, with_credentials: bool, present
 
 
 def digest_of(ref: ImageRef, repo_digests: list[str]) -> str | None:
-    """The ``repo@sha256:...`` of the image (``RepoDigests``) for the repository ``ref`` names; another
-    repository's digest of the same image if none matches; None for an image never pulled or pushed."""
+    """The ``repo@sha256:...`` of the image (``RepoDigests``) for the repository ``ref`` names; None when it
+    has none (never pulled from or pushed to that repository: another repository's digest would make a
+    rollback pull from somewhere else)."""
     if not repo_digests:
         return None
     wanted = {ref.name}
     if ref.registry == DOCKER_HUB:  # the engine lists Docker Hub images by their short name
         short = ref.name.split("/", 1)[1] if ref.name.split("/", 1)[0] in ("docker.io", "index.docker.io") else ref.name
         wanted |= {short, short.removeprefix("library/")}
-    for d in repo_digests:
-        if d.rsplit("@", 1)[0] in wanted:
-            return d
-    return sorted(repo_digests)[0]
+    found = sorted(d for d in repo_digests if d.rsplit("@", 1)[0] in wanted)
+    return found[0] if found else None

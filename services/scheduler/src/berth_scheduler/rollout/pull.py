@@ -91,9 +91,11 @@ async def ensure_image(rt: Runtime, r: Rollout, row: Any) -> Rollout | None:
         + (f", as {auth.username})" if auth else ", anonymous)")
     ]
     last_flush = time.monotonic()
+    pulled: list[str] = []  # the digest the registry reported
 
     async def on_message(message: dict[str, Any]) -> None:
         nonlocal last_flush
+        pulled.extend(d for d in [images.stream_digest(ref, message)] if d)
         line = images.progress_line(message)
         if line is not None:
             pending.append(f"[starting] {names.redact(line, secrets)}")
@@ -112,7 +114,7 @@ async def ensure_image(rt: Runtime, r: Rollout, row: Any) -> Rollout | None:
         await transit(rt, r.deployment_id, machine.Fail(names.redact(why, secrets)[:3500]))
         return None
     await log_lines(rt, r.deployment_id, pending)
-    digest = images.digest_of(ref, await registry.local(r.image) or [])
+    digest = pulled[-1] if pulled else images.digest_of(ref, await registry.local(r.image) or [])
     detail = f"pulled {r.image} from {ref.registry} in {time.monotonic() - started:.1f}s" + (
         f" ({digest})" if digest else ""
     )
