@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian/Ubuntu machine lacks for Berth, then the workspace into .venv.
 #   deploy/install.sh            python venv + workspace (from requirements.lock)
-#   deploy/install.sh --test     also the system tools the tests use (git, busybox-static, debootstrap, ...)
+#   deploy/install.sh --test     also the system tools the tests use (git, busybox-static, debootstrap,
+#                                docker-registry and htpasswd for the registry tests, ...)
 #   deploy/install.sh --docker   also make sure a Docker engine answers (installs docker.io as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +51,7 @@ fi
 
 # 3. System tools the tests use
 if [ $want_test = 1 ]; then
-  apt_install git busybox-static debootstrap ca-certificates iproute2 procps
+  apt_install git busybox-static debootstrap ca-certificates iproute2 procps docker-registry apache2-utils
 fi
 
 # 4. A Docker engine that answers
