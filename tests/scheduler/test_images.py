@@ -188,3 +188,29 @@ def test_registry_credentials_travel_sealed_and_are_redacted():
         {"name": "shop", "source": {"kind": "image", "image": "nginx"}, "services": [{"kind": "worker", "name": "j"}]}
     )
     assert plain.model_dump(mode="json")["source"] == {"kind": "image", "image": "nginx"}  # unset: left out
+
+
+def test_image_ready_records_the_digest_restarts_the_readiness_deadline_and_reaches_success():
+    from berth_scheduler.domain import machine as m
+    from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts, transition
+
+    t = Timeouts(build_s=600, readiness_s=60, route_s=30, drain_grace_s=5)
+    r = Rollout("d1", "a1", "t1", State.QUEUED, False, t, created_at=100.0, image="127.0.0.1:5000/app:v1")
+    r, _ = transition(r, m.Admit(), 110.0)
+    assert r.deadline_at == 170.0 and r.image_digest is None
+    pinned = f"127.0.0.1:5000/app@{DIGEST}"
+    r, events = transition(r, m.ImageReady(pinned, "pulled"), 150.0)
+    assert (r.state, r.image_digest, r.deadline_at) == (State.STARTING, pinned, 210.0)
+    assert [(e.step, e.detail, e.image_digest) for e in events] == [("image ready", "pulled", pinned)]
+    with pytest.raises(RefusedError):
+        transition(r, m.ImageReady(pinned), 151.0)  # once
+    r, _ = transition(r, m.ContainersStarted(1), 152.0)
+    assert r.image_digest == pinned
+    with pytest.raises(RefusedError):
+        transition(r, m.ImageReady(pinned), 154.0)  # only while starting
+    done = Rollout("d2", "a1", "t1", State.STOPPING_OLD, False, t, created_at=100.0, image="img:1", image_digest=pinned)
+    _, events = transition(done, m.OldStopped(0, ()), 160.0)
+    assert events[-1].image_digest == pinned
+    local = Rollout("d3", "a1", "t1", State.STOPPING_OLD, False, t, created_at=100.0, image="img:1", image_digest="")
+    _, events = transition(local, m.OldStopped(0, ()), 160.0)
+    assert events[-1].image_digest is None  # found on the server with no registry digest
