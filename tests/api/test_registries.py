@@ -136,3 +136,20 @@ async def test_deployments_carry_the_credentials_sealed_record_the_digest_and_ro
     await _deploy(client, members.developer, app["id"])
     cmds = await scheduler.wait_for("cmd.deployment.start", 4)
     assert "auth" not in cmds[3].data["spec"]["source"]
+
+
+async def test_key_rotation_reseals_registry_passwords(api, client, members, scheduler, api_urls):
+    from berth_api.usecases.rotation import rotate
+    from berth_common.db import make_engine, make_sessionmaker
+
+    await client.post("/v1/registries", headers=members.developer, json=BODY)
+    app = await make_app(client, members.developer)
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        done = await rotate(make_sessionmaker(engine), api.settings.secrets_key_path)
+    finally:
+        await engine.dispose()
+    assert done.resealed.counts["registries"] == 1
+    await _deploy(client, members.developer, app["id"])  # the password opens with the new key
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start")
+    assert cmd.data["spec"]["source"]["auth"]["password"] == SealedAs(PASSWORD, f"berth/registry/{HOST}")

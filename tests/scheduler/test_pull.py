@@ -98,6 +98,15 @@ async def test_pull_from_an_open_registry_records_the_digest_and_logs_progress(
         platform, d3
     )
 
+    # A name the registry does not have: said so.
+    absent = f"{open_registry.host}/berth-test/absent-{unique}:v1"
+    d_absent = await platform.deploy(app_id, _spec(absent, host, "absent"))
+    failed = await platform.wait(d_absent, timeout=60)
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert failed["data"]["reason"].startswith(
+        f"image {absent!r} is not on this server and could not be pulled: {open_registry.host} has no such image"
+    ), failed["data"]["reason"]
+
     # if-missing with the image on the server: no registry is contacted (it is stopped now).
     open_registry.stop()
     d4 = await platform.deploy(app_id, _spec(pinned, host, "v4"))
