@@ -50,9 +50,10 @@ async def test_registries_are_team_resources_and_never_show_the_password(client,
     problem(await client.get(f"/v1/registries/{created['id']}", headers=members.other), 404)
     problem(await client.delete(f"/v1/registries/{created['id']}", headers=members.other), 404)
     problem(await client.delete(f"/v1/registries/{created['id']}", headers=members.viewer), 403)
-    assert (await client.delete(f"/v1/registries/{created['id']}", headers=members.developer)).status_code == 204
+    problem(await client.delete(f"/v1/registries/{created['id']}", headers=members.developer), 403)
+    assert (await client.delete(f"/v1/registries/{created['id']}", headers=members.admin)).status_code == 204
     problem(await client.get(f"/v1/registries/{created['id']}", headers=members.viewer), 404)
-    problem(await client.delete(f"/v1/registries/{created['id']}", headers=members.developer), 404)
+    problem(await client.delete(f"/v1/registries/{created['id']}", headers=members.admin), 404)
 
 
 async def _succeed(scheduler, dep: str, app: str, team: str, image: str, digest: str) -> None:
@@ -132,7 +133,7 @@ async def test_deployments_carry_the_credentials_sealed_record_the_digest_and_ro
     assert all(PASSWORD not in row["spec"] for row in snapshots)
 
     # Without an entry for its host, an image travels without credentials.
-    assert (await client.delete(f"/v1/registries/{registry['id']}", headers=members.developer)).status_code == 204
+    assert (await client.delete(f"/v1/registries/{registry['id']}", headers=members.admin)).status_code == 204
     await _deploy(client, members.developer, app["id"])
     cmds = await scheduler.wait_for("cmd.deployment.start", 4)
     assert "auth" not in cmds[3].data["spec"]["source"]

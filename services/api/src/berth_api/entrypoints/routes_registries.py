@@ -1,5 +1,6 @@
 """Routes of image registries: a team's credentials for pulling prebuilt images. Thin: role, input, use
-case, answer. The password or token is write-only: no answer carries it."""
+case, answer. The password or token is write-only: no answer carries it. Like every deletion, forgetting
+one is for admins."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ async def get_registry(
     responses=NOT_FOUND,
 )
 async def delete_registry(
-    request: Request, registry_id: RegistryId, principal: Principal = require_role("developer")
+    request: Request, registry_id: RegistryId, principal: Principal = require_role("admin")
 ) -> Response:
     await uc.delete(deps(request), principal, registry_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
