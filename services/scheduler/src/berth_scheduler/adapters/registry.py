@@ -3,7 +3,7 @@
 The engine contacts the registry itself (``X-Registry-Auth`` carries a team's credentials for that one
 call); what the registry answers comes back either as the call's error or in-band in the stream. Both
 become :class:`PullError` with the engine's words; the engine itself not answering is
-``DockerUnavailableError`` (retried like any step).
+:class:`EngineUnreachableError` (a ``ConnectionError``: retried like any step).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiodocker.exceptions import DockerError
 
-from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, DockerUnavailableError
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.domain.images import PullCall, stream_error
 
 OnMessage = Callable[[dict[str, Any]], Awaitable[None]]
@@ -24,6 +24,10 @@ OnMessage = Callable[[dict[str, Any]], Awaitable[None]]
 
 class PullError(RuntimeError):
     """The registry (through the engine) refused or failed the pull; the message is the engine's."""
+
+
+class EngineUnreachableError(ConnectionError):
+    """The engine itself did not answer (a ``ConnectionError``: the rollout retries the step)."""
 
 
 class ImageRegistry:
@@ -40,9 +44,9 @@ class ImageRegistry:
                 return None
             raise DockerOperationError(f"docker inspect image {image}: {exc.message}", exc.status) from None
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
-            raise DockerUnavailableError(f"the Docker engine is not reachable (inspect image): {exc}") from None
+            raise EngineUnreachableError(f"the Docker engine is not reachable (inspect image): {exc}") from None
         except TimeoutError:
-            raise DockerUnavailableError("the Docker engine did not answer inspect image in time") from None
+            raise EngineUnreachableError("the Docker engine did not answer inspect image in time") from None
         return [str(d) for d in info.get("RepoDigests") or []]
 
     async def pull(self, call: PullCall, on_message: OnMessage, timeout_s: float) -> None:
@@ -72,9 +76,9 @@ class ImageRegistry:
             await asyncio.wait_for(run(), timeout_s)
         except DockerError as exc:
             if exc.status == 900:  # aiodocker's code for "cannot connect to the engine"
-                raise DockerUnavailableError(f"the Docker engine is not reachable (pull): {exc.message}") from None
+                raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc.message}") from None
             raise PullError(str(exc.message)) from None
         except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
-            raise DockerUnavailableError(f"the Docker engine is not reachable (pull): {exc}") from None
+            raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc}") from None
         except TimeoutError:
             raise PullError(f"the pull did not finish within {timeout_s:g}s (timed out)") from None
