@@ -1,4 +1,4 @@
-"""RBAC of the members, invitations, audit and configuration routes, generated from the route walk: every such
+"""RBAC of the members, invitations, audit, configuration and registry routes, generated from the route walk: every such
 route x {no token, expired, revoked, another team's admin, viewer, developer, admin} against the role it
 declares (``x-berth-role``). A route added to these routers is walked too (and fails until it has a body
 sample, if it takes one)."""
@@ -11,7 +11,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from berth_api.domain.roles import allows
-from berth_api.entrypoints import routes_config, routes_members
+from berth_api.entrypoints import routes_config, routes_members, routes_registries
 from berth_api.entrypoints.auth import declared_access
 from tests.api.conftest import bearer, make_app
 
@@ -27,6 +27,7 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PATCH", "/v1/env-groups/{group_id}"): {"redeploy_on_change": False},
     ("PUT", "/v1/env-groups/{group_id}/variables"): {"variables": [{"name": "A", "value": "1"}]},
     ("POST", "/v1/env-groups/{group_id}/variables/import"): {"content": "A=1\n"},
+    ("POST", "/v1/registries"): {"name": "walked", "host": "walk.example.com", "username": "u", "password": "p"},
 }
 
 
@@ -38,7 +39,7 @@ def api_settings(api_settings):
 
 def _operations() -> list[tuple[str, str, str, APIRoute]]:
     ops = []
-    for router in (routes_members.router, routes_config.router):
+    for router in (routes_members.router, routes_config.router, routes_registries.router):
         for route in router.routes:
             assert isinstance(route, APIRoute)
             access = declared_access(route.dependant)
@@ -58,6 +59,13 @@ async def test_rbac_matrix_of_the_new_routes(client, members, identities):
     app = await make_app(client, members.developer)
     group = (await client.post("/v1/env-groups", headers=members.developer, json={"name": "matrix"})).json()
     inv = (await client.post("/v1/invitations", headers=members.admin, json={"email": "inv@example.com"})).json()
+    registry = (
+        await client.post(
+            "/v1/registries",
+            headers=members.developer,
+            json={"name": "matrix", "host": "matrix.example.com", "username": "u", "password": "p"},
+        )
+    ).json()
     throwaway = await identities.member("spare@example.com", "viewer")
     ids = {
         "user_id": throwaway,
@@ -65,6 +73,7 @@ async def test_rbac_matrix_of_the_new_routes(client, members, identities):
         "environment_id": app["environment_id"],
         "application_id": app["id"],
         "group_id": group["id"],
+        "registry_id": registry["id"],
     }
     dev_user = (await client.get("/v1/me", headers=members.developer)).json()["user"]["id"]
     expired, _ = await identities.token(dev_user, expires_at=datetime.now(UTC) - timedelta(seconds=1))

@@ -172,6 +172,9 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "DotenvImportIn": lambda _: [{"content": "# comment\nA=1\nexport B='two words'\nC=\"x\\ny\"\n", "kind": "runtime"}],
     "GroupCreate": lambda _: [{"name": unique("g"), "redeploy_on_change": False, "variables": _variables()}],
     "GroupUpdate": lambda _: [{"name": unique("g")}],
+    "RegistryCreate": lambda _: [
+        {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"}
+    ],
 }
 
 

@@ -23,6 +23,7 @@ class SchedulerSettings(BaseServiceSettings):
     drain_grace_s: float = Field(default=30.0, ge=0)  # in-flight requests finish on the old version
     readiness_timeout_s: float = Field(default=120.0, gt=0)  # starting + verifying, per deployment
     build_timeout_s: float = Field(default=1800.0, gt=0)
+    pull_timeout_s: float = Field(default=1800.0, gt=0)  # a prebuilt image's pull from its registry
     route_timeout_s: float = Field(default=30.0, gt=0)  # per route step, until proxy-sync confirms it live
     # Readiness checks
     readiness_interval_s: float = Field(default=0.25, gt=0)

@@ -17,6 +17,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, Query, register
+from berth_common.registries import HOST_PATTERN
 from berth_common.values import EnvVarName, GitRef, GitUrl, HostName, ImageRef, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
@@ -119,11 +120,49 @@ class BuildArg(EnvVar):
     PURPOSE: ClassVar[str] = "build-arg"
 
 
+class RegistryAuth(Spec):
+    """Credentials for pulling from one registry (a team's ``registries`` entry whose host the image names).
+
+    ``password`` (a password or token) is sealed whenever serialised to JSON, like a secret variable, bound
+    to the registry host; the scheduler sends it to the engine as ``X-Registry-Auth`` for that pull only.
+    """
+
+    PURPOSE: ClassVar[str] = "registry"
+
+    registry: str = Field(pattern=HOST_PATTERN, max_length=255)
+    username: str = Field(min_length=1, max_length=255)
+    password: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+
+    @property
+    def aad(self) -> str:
+        return f"berth/{self.PURPOSE}/{self.registry}"
+
+    def reveal(self) -> str:
+        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
+        raw = self.password.get_secret_value()
+        return sealing.unseal(raw, self.aad) if sealing.is_sealed(raw) else raw
+
+    @field_serializer("password", when_used="json")
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        raw = value.get_secret_value()
+        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
+
+
+PullPolicy = Literal["always", "if-missing"]
+
+
 class ImageSource(Spec):
-    """Run a prebuilt image (also how a rollback names a previous deployment's image: no rebuild)."""
+    """Run a prebuilt image (also how a rollback names a previous deployment's image: no rebuild).
+
+    ``pull_policy``: ``always`` asks the registry before every deployment, ``if-missing`` uses the image on
+    the server when it is there (None: ``if-missing`` for a digest, ``always`` for a tag). ``auth``: the
+    team's credentials for the image's registry, if it has some. Both are left out of a dump when unset.
+    """
 
     kind: Literal["image"] = "image"
     image: ImageRef
+    pull_policy: PullPolicy | None = Field(default=None, exclude_if=lambda v: v is None)
+    auth: RegistryAuth | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class GitSource(Spec):
@@ -205,7 +244,13 @@ class ApplicationSpec(Spec):
         variables: list[EnvVar] = [e for e in self.env if e.secret]
         if isinstance(self.source, GitSource):
             variables += [a for a in self.source.build_args if a.secret]
-        return revealed(variables)
+        found = revealed(variables)
+        if isinstance(self.source, ImageSource) and self.source.auth is not None:
+            try:
+                found += [p for p in [self.source.auth.reveal()] if p]
+            except sealing.UnsealError:
+                pass
+        return found
 
 
 def revealed(variables: Iterable[EnvVar]) -> list[str]:
@@ -285,6 +330,8 @@ class DeploymentProgressed(Event):
     state: DeploymentState = "queued"
     step: str
     detail: str = Field(default="", max_length=4000)
+    # ``repo@sha256:...`` of the image pulled or found (on the step that pulled it): what a rollback runs
+    image_digest: str | None = None
 
 
 class Replica(Spec):
@@ -308,6 +355,7 @@ class DeploymentSucceeded(Event):
     application_id: str
     team_id: str
     image: str
+    image_digest: str | None = None  # ``repo@sha256:...`` of a pulled image; None for an image built here
     previous_deployment_id: str | None = None
     duration_s: float = 0.0  # from the start command's arrival to success (a rollback's time, too)
     replicas: list[Replica] = Field(default_factory=list)

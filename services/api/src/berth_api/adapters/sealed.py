@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
-Sealed values live in ``variables``, ``environment_variables``, ``group_variables`` (the ``sealed`` column)
-and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries`` (the
+``sealed`` column) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters import registries as registries_repo
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import deployments, environment_variables, group_variables, variables
 from berth_api.domain.applications import reseal_spec, snapshot_aad, variable_aad
@@ -76,6 +77,17 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
             )
             done += 1
         out.counts[table.name], out.current[table.name] = done, kept
+    done = kept = 0
+    for reg in await registries_repo.sealed_rows(session):  # registry passwords and tokens
+        if box.sealed_with_current(reg["sealed"]):
+            kept += 1
+            continue
+        aad = f"registry:{reg['id']}"
+        opened = _open(box, reg["sealed"], aad, f"registry {reg['id']}")
+        await registries_repo.set_sealed(session, reg["id"], box.seal(opened, aad))
+        done += 1
+    if done or kept:  # a place is counted once it holds values
+        out.counts["registries"], out.current["registries"] = done, kept
     done = kept = 0
     dq = sa.select(deployments.c.id, deployments.c.spec).order_by(deployments.c.id).with_for_update()
     for d in (await session.execute(dq)).all():

@@ -138,6 +138,7 @@ deployments = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("image", sa.String(255), nullable=True),
+    sa.Column("image_digest", sa.String(512), nullable=True),  # repo@sha256:... of a pulled image (api_0009)
     sa.Column("commit", sa.String(64), nullable=True),
     sa.Column("generated_dockerfile", sa.Text, nullable=True),
     sa.Column("previous_deployment_id", sa.String(64), nullable=True),
@@ -238,3 +239,22 @@ def _variable_table(name: str, owner: str, owner_table: str) -> sa.Table:
 
 environment_variables = _variable_table("environment_variables", "environment_id", "environments")
 group_variables = _variable_table("group_variables", "group_id", "env_groups")
+
+# --- registries (api_0009) ---------------------------------------------------------------------------
+
+# A team's credentials for one image registry; the password or token sealed (``SecretBox``, aad
+# ``registry:<id>``), never returned.
+registries = sa.Table(
+    "registries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="registries_team_name"),
+    sa.UniqueConstraint("team_id", "host", name="registries_team_host"),
+)

@@ -102,6 +102,8 @@ def application_spec(
     src = config["source"]
     if src["kind"] == "image":
         source: dict[str, Any] = {"kind": "image", "image": src["image"]}
+        if src.get("pull_policy"):
+            source["pull_policy"] = src["pull_policy"]
     else:
         source = {
             "kind": "git",
@@ -125,9 +127,14 @@ def application_spec(
     )
 
 
-def with_image(spec: ApplicationSpec, image: str) -> ApplicationSpec:
-    """The same snapshot running a built image (a rollback: no rebuild)."""
-    return ApplicationSpec.model_validate({**_plain(spec), "source": {"kind": "image", "image": image}})
+def with_image(spec: ApplicationSpec, image: str, *, keep_policy: bool = False) -> ApplicationSpec:
+    """The same snapshot running a built or pulled image (a rollback: no rebuild). ``keep_policy``: the
+    snapshot's pull policy goes with it (a digest needs none: the registry can only give that image)."""
+    source: dict[str, Any] = {"kind": "image", "image": image}
+    policy = getattr(spec.source, "pull_policy", None)
+    if keep_policy and policy:
+        source["pull_policy"] = policy
+    return ApplicationSpec.model_validate({**_plain(spec), "source": source})
 
 
 def _plain(spec: ApplicationSpec) -> dict[str, Any]:
@@ -147,6 +154,9 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any],
             {**e, "value": fn(e, f"{aad}:build:{e['name']}")} if e.get("secret") else e
             for e in source.get("build_args", [])
         ]
+    if source.get("kind") == "image" and source.get("auth"):  # a registry password or token
+        auth = source["auth"]
+        source["auth"] = {**auth, "password": fn({"value": auth["password"]}, f"{aad}:registry:{auth['registry']}")}
     out["source"] = source
     return out
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
-from berth_common.catalogue import HEALTH_PATH_PATTERN
+from berth_common.catalogue import HEALTH_PATH_PATTERN, PullPolicy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
 ResourceName = Annotated[
@@ -130,9 +130,16 @@ class Limits(Strict):
     memory_mb: int | None = Field(default=None, ge=6, le=4_194_304, description="Memory in MB")
 
 
+PULL_POLICY = (
+    "always: ask the registry at every deployment; if-missing: use the image on the server when it is there "
+    "(no registry contacted). Default: if-missing for a digest (name@sha256:...), always for a tag"
+)
+
+
 class ImageSourceIn(Strict):
     kind: Literal["image"]
     image: ImageRef
+    pull_policy: PullPolicy | None = Field(default=None, description=PULL_POLICY)
 
 
 class GitSourceIn(Strict):
@@ -210,6 +217,7 @@ class ApplicationUpdate(Strict):
 class ImageSourceOut(BaseModel):
     kind: Literal["image"]
     image: str
+    pull_policy: PullPolicy | None = Field(default=None, description=PULL_POLICY, exclude_if=lambda v: v is None)
 
 
 class GitSourceOut(BaseModel):

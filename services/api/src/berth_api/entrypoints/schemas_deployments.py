@@ -60,6 +60,9 @@ class DeploymentOut(BaseModel):
     detail: str
     reason: str | None = Field(description="Why it failed or was cancelled")
     image: str | None = Field(description="The image run (for a git source: known once built)")
+    image_digest: str | None = Field(
+        default=None, description="repo@sha256:... of a pulled image, once pulled: what a rollback to it runs"
+    )
     commit: str | None
     generated_dockerfile: str | None = Field(description="The Dockerfile Berth generated, when it detected the build")
     source: SourceSummary

@@ -56,7 +56,7 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
     src = cfg["source"]
     source: dict[str, Any]
     if src["kind"] == "image":
-        source = {"kind": "image", "image": src["image"]}
+        source = {"kind": "image", "image": src["image"], "pull_policy": src.get("pull_policy")}
     else:
         source = {
             "kind": "git",

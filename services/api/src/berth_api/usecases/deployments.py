@@ -20,7 +20,7 @@ from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, wi
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
-from berth_api.usecases import Deps, layers
+from berth_api.usecases import Deps, layers, registries
 from berth_api.usecases.applications import (
     application_missing,
     build_spec,
@@ -66,6 +66,7 @@ async def _record(
     rollback_of: str | None = None,
 ) -> dict[str, Any]:
     deployment_id = new_id()
+    spec = await registries.with_credentials(deps, unit.session, principal.team_id, spec)
     image = spec.source.image if isinstance(spec.source, ImageSource) else None
     row = await repo.insert_deployment(
         unit.session,
@@ -166,7 +167,8 @@ async def rollback(
     deps: Deps, principal: Principal, application_id: str, target_id: str | None, options: RolloutOptions
 ) -> dict[str, Any]:
     """A new deployment of the application's current configuration running a succeeded deployment's image
-    (by default the one that succeeded before the live one): no build."""
+    (by default the one that succeeded before the live one): no build; a pulled image by its recorded
+    digest (``repo@sha256:...``)."""
 
     async def body(unit: Unit) -> dict[str, Any]:
         s = unit.session
@@ -185,7 +187,8 @@ async def rollback(
             if len(done) < 2:
                 raise ProblemError(409, "There is no earlier successful deployment to roll back to.")
             target = done[1]
-        spec = with_image(await _snapshot(deps, unit, app), str(target["image"]))
+        digest = target.get("image_digest")  # a pulled image runs by digest: a moved tag cannot change it
+        spec = with_image(await _snapshot(deps, unit, app), str(digest or target["image"]), keep_policy=not digest)
         return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
 
     row = await run(deps, body)

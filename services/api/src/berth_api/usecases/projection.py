@@ -60,7 +60,8 @@ class DeploymentProjection:
         if new is None:
             log.info("stale progress ignored", deployment_id=msg.deployment_id, state=msg.state, current=row["state"])
             return
-        await deployments_repo.save_projection(unit.session, msg.deployment_id, new)
+        digest = {"image_digest": msg.image_digest} if msg.image_digest else {}
+        await deployments_repo.save_projection(unit.session, msg.deployment_id, new, **digest)
 
     async def _terminal(self, deployment_id: str, state: str, reason: str | None, unit: Unit, **extra: Any) -> None:
         row = await deployments_repo.lock_deployment(unit.session, deployment_id)
@@ -78,6 +79,8 @@ class DeploymentProjection:
         extra: dict[str, Any] = {"duration_s": msg.duration_s, "previous_deployment_id": msg.previous_deployment_id}
         if msg.image:
             extra["image"] = msg.image
+        if msg.image_digest:
+            extra["image_digest"] = msg.image_digest
         await self._terminal(msg.deployment_id, "succeeded", None, unit, **extra)
 
     async def on_failed(self, msg: DeploymentFailed, unit: Unit) -> None:

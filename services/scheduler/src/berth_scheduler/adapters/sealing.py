@@ -56,6 +56,10 @@ class Sealer:
         data["env"] = self._seal_list(data["env"], "env")
         if data["source"].get("kind") == "git":
             data["source"]["build_args"] = self._seal_list(data["source"]["build_args"], "build-arg")
+        if data["source"].get("auth"):  # a registry password or token, like a secret variable
+            auth = data["source"]["auth"]
+            (sealed,) = self._seal_list([{"name": "password", "value": auth["password"], "secret": True}], "registry")
+            data["source"]["auth"] = {**auth, "password": sealed["value"]}
         return data
 
     def open(self, data: dict[str, Any]) -> ApplicationSpec:
@@ -63,5 +67,9 @@ class Sealer:
         source = dict(data["source"])
         if source.get("kind") == "git":
             source["build_args"] = self._open_list(list(source.get("build_args", [])), "build-arg")
+        if source.get("auth"):
+            auth = source["auth"]
+            (opened,) = self._open_list([{"name": "password", "value": auth["password"], "secret": True}], "registry")
+            source["auth"] = {**auth, "password": opened["value"]}
         data["source"] = source
         return ApplicationSpec.model_validate(data)

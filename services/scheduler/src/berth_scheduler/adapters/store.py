@@ -31,6 +31,7 @@ def rollout_of(row: Any) -> Rollout:
         timeouts=Timeouts(**row.timeouts),
         created_at=row.created_at,
         image=row.image,
+        image_digest=row.image_digest,
         previous_deployment_id=row.previous_deployment_id,
         abort=abort,
         plan=RoutePlan.from_json(row.route_plan) if row.route_plan else None,
@@ -46,6 +47,7 @@ def _values(r: Rollout) -> dict[str, Any]:
     return {
         "state": r.state.value,
         "image": r.image,
+        "image_digest": r.image_digest,
         "previous_deployment_id": r.previous_deployment_id,
         "abort_outcome": r.abort.outcome if r.abort else None,
         "abort_reason": r.abort.reason if r.abort else None,

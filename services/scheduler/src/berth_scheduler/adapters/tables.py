@@ -28,6 +28,7 @@ deployments = sa.Table(
     sa.Column("needs_build", sa.Boolean, nullable=False),
     sa.Column("build_id", sa.String(64), nullable=True),
     sa.Column("image", sa.String(512), nullable=True),
+    sa.Column("image_digest", sa.String(512), nullable=True),  # "": a prebuilt image with no registry digest
     sa.Column("previous_deployment_id", sa.String(64), nullable=True),
     sa.Column("abort_outcome", sa.String(20), nullable=True),
     sa.Column("abort_reason", sa.Text, nullable=True),

@@ -74,6 +74,9 @@ class Rollout:
     timeouts: Timeouts
     created_at: float
     image: str | None = None
+    # A prebuilt image's ``repo@sha256:...`` once it was pulled or found ("": found, no registry digest);
+    # None: not looked at yet (a built image never is)
+    image_digest: str | None = None
     previous_deployment_id: str | None = None
     abort: Abort | None = None
     plan: RoutePlan | None = None
@@ -110,6 +113,15 @@ class BuildSucceeded:
 @dataclass(frozen=True)
 class BuildFailed:
     reason: str
+
+
+@dataclass(frozen=True)
+class ImageReady:
+    """The prebuilt image is on the server (pulled, or there already): ``digest`` ("" when it has none);
+    the readiness deadline starts now, not before a long pull."""
+
+    digest: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,7 @@ Input = (
     Admit
     | BuildSucceeded
     | BuildFailed
+    | ImageReady
     | ContainersStarted
     | ReplicaReady
     | ReplicasReady
@@ -179,13 +192,14 @@ Input = (
 # --- transitions -----------------------------------------------------------------------------------
 
 
-def _progress(r: Rollout, step: str, detail: str = "") -> DeploymentProgressed:
+def _progress(r: Rollout, step: str, detail: str = "", image_digest: str | None = None) -> DeploymentProgressed:
     return DeploymentProgressed(
         deployment_id=r.deployment_id,
         application_id=r.application_id,
         state=r.state.value,
         step=step,
         detail=detail[:4000],
+        image_digest=image_digest,
     )
 
 
@@ -263,6 +277,12 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
         case BuildFailed(reason):
             _expect(r, inp, State.BUILDING)
             return _abort(r, "failed", f"build failed: {reason}", now)
+        case ImageReady(digest, detail):
+            _expect(r, inp, State.STARTING)
+            if r.image_digest is not None:
+                raise RefusedError("the image was already made ready")
+            nxt = replace(r, image_digest=digest, deadline_at=now + t.readiness_s, version=r.version + 1)
+            return nxt, [_progress(nxt, "image ready", detail, image_digest=digest or None)]
         case ContainersStarted(count):
             _expect(r, inp, State.STARTING)
             nxt = _go(r, State.VERIFYING, now)
@@ -300,6 +320,7 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                     application_id=r.application_id,
                     team_id=r.team_id,
                     image=r.image or "",
+                    image_digest=r.image_digest or None,
                     previous_deployment_id=r.previous_deployment_id,
                     duration_s=round(max(0.0, now - r.created_at), 3),
                     replicas=list(replicas),

@@ -26,10 +26,11 @@ from berth_scheduler.usecases.rollout import steps
 from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.leader import Leadership
+from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.removal import RemovalDriver
 from berth_scheduler.usecases.rollout.routing import RouteStepper
 from berth_scheduler.usecases.rollout.undo import Undo
-from berth_scheduler.usecases.rollout.verify import start_and_verify, verify_replicas
+from berth_scheduler.usecases.rollout.verify import verify_replicas
 
 log = get_logger(__name__)
 Step = Callable[[RolloutContext, Rollout, Any, steps.Waiter], Awaitable[None]]
@@ -45,7 +46,7 @@ class Orchestrator:
         self._stopping = False
         self._steps: dict[State, Step] = {
             State.BUILDING: steps.await_build,
-            State.STARTING: start_and_verify,
+            State.STARTING: pull_then_start,
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,

@@ -1,0 +1,83 @@
+"""Image references and registry hosts: which registry an image comes from, by Docker's own rules.
+
+The api matches a team's registry credentials to an image by its registry host, and the scheduler pulls
+from that host with them: both read a reference the same way, here. The first component of a reference
+names a registry when it holds a ``.`` or a ``:`` or is ``localhost``; otherwise the image is on Docker
+Hub (``docker.io``). Docker Hub's other host names are the same registry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DOCKER_HUB = "docker.io"
+HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# A registry host as Docker names it: DNS labels (or an IPv4 address), an optional port; lowercase.
+HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?$"
+_HOST = re.compile(HOST_PATTERN)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class InvalidReferenceError(ValueError):
+    """An image reference or a registry host is malformed (the message names it)."""
+
+
+def normalize_host(host: str) -> str:
+    """A registry host in the form Berth compares: lowercase, Docker Hub's aliases as ``docker.io``.
+    Raises :class:`InvalidReferenceError` for anything that is not a host with an optional port (no scheme,
+    no path, no user)."""
+    value = host.strip().lower()
+    if not _HOST.fullmatch(value):
+        raise InvalidReferenceError(f"{host!r} is not a registry host (a host name or address, optionally :port)")
+    if ":" in value:
+        port = int(value.rsplit(":", 1)[1])
+        if not 0 < port < 65536:
+            raise InvalidReferenceError(f"{host!r} has no valid port")
+    return DOCKER_HUB if value in HUB_ALIASES else value
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """``name[:tag][@digest]`` taken apart. ``name`` is the reference as given without tag and digest
+    (what Docker's ``fromImage`` takes); ``registry`` the host it is pulled from."""
+
+    name: str
+    registry: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Named by digest: the registry cannot give anything else for it."""
+        return self.digest is not None
+
+    def __str__(self) -> str:
+        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+def parse(reference: str) -> ImageRef:
+    """Take an image reference apart (raises :class:`InvalidReferenceError` if it is not one)."""
+    name, _, digest = reference.partition("@")
+    if digest and not _DIGEST.fullmatch(digest):
+        raise InvalidReferenceError(f"{reference!r} has a malformed digest (sha256:<64 hex digits>)")
+    slash = name.rfind("/")
+    tag = None
+    if ":" in name[slash + 1 :]:
+        name, tag = name.rsplit(":", 1)
+        if not tag:
+            raise InvalidReferenceError(f"{reference!r} has an empty tag")
+    if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+        raise InvalidReferenceError(f"{reference!r} is not an image reference")
+    first, has_path, _ = name.partition("/")
+    if has_path and ("." in first or ":" in first or first == "localhost"):
+        registry = normalize_host(first)
+    else:
+        registry = DOCKER_HUB
+    return ImageRef(name=name, registry=registry, tag=tag, digest=digest or None)
+
+
+def registry_of(reference: str) -> str:
+    """The registry host an image is pulled from (``docker.io`` for Docker Hub)."""
+    return parse(reference).registry

@@ -1,0 +1,112 @@
+"""Routes of image registries: a team's credentials for pulling prebuilt images. Thin: role, input, use
+case, answer. The password or token is write-only: no answer carries it. Like every deletion, forgetting
+one is for admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+from berth_api.domain import names
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases import registries as uc
+from berth_common.registries import InvalidReferenceError, normalize_host
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["registries"])
+NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+CONFLICT: Responses = {409: problem_doc("The name is taken, or the team has credentials for this host already")}
+RegistryId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def _host(value: str) -> str:
+    try:
+        return normalize_host(value)
+    except InvalidReferenceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters (newline, tab, ...) are not allowed")
+    return value
+
+
+def _secret(value: SecretStr) -> SecretStr:
+    _printable(value.get_secret_value())
+    return value
+
+
+class RegistryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=63, examples=["ghcr"]), AfterValidator(names.resource_name)]
+    host: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=255,
+            examples=["registry.example.com:5000"],
+            description="The registry's host, optionally :port (docker.io for Docker Hub; no scheme, no path)",
+        ),
+        AfterValidator(_host),
+    ]
+    username: Annotated[str, Field(min_length=1, max_length=255, examples=["deploy"]), AfterValidator(_printable)]
+    password: Annotated[
+        SecretStr,
+        Field(min_length=1, max_length=8192, description="A password or an access token; never shown again"),
+        AfterValidator(_secret),
+    ]
+
+
+class RegistryOut(BaseModel):
+    id: str
+    name: str
+    host: str = Field(description="Images whose reference names this host are pulled with these credentials")
+    username: str
+    created_at: datetime
+
+
+@router.post(
+    "/registries",
+    response_model=RegistryOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add credentials for a private image registry (the password or token is never shown again)",
+    responses=CONFLICT,
+)
+async def create_registry(
+    body: RegistryCreate, request: Request, principal: Principal = require_role("developer")
+) -> RegistryOut:
+    given = uc.RegistryInput(body.name, body.host, body.username, body.password.get_secret_value())
+    return RegistryOut.model_validate(await uc.create(deps(request), principal, given))
+
+
+@router.get("/registries", response_model=list[RegistryOut], summary="The team's image registries")
+async def list_registries(request: Request, principal: Principal = require_role("viewer")) -> list[RegistryOut]:
+    return [RegistryOut.model_validate(r) for r in await uc.list_all(deps(request), principal)]
+
+
+@router.get("/registries/{registry_id}", response_model=RegistryOut, summary="An image registry", responses=NOT_FOUND)
+async def get_registry(
+    request: Request, registry_id: RegistryId, principal: Principal = require_role("viewer")
+) -> RegistryOut:
+    return RegistryOut.model_validate(await uc.get(deps(request), principal, registry_id))
+
+
+@router.delete(
+    "/registries/{registry_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget an image registry's credentials",
+    responses=NOT_FOUND,
+)
+async def delete_registry(
+    request: Request, registry_id: RegistryId, principal: Principal = require_role("admin")
+) -> Response:
+    await uc.delete(deps(request), principal, registry_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

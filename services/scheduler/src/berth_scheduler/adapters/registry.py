@@ -1,0 +1,84 @@
+"""Image pulls through the engine: executes the pure ``domain.images.PullCall`` and reads its progress stream.
+
+The engine contacts the registry itself (``X-Registry-Auth`` carries a team's credentials for that one
+call); what the registry answers comes back either as the call's error or in-band in the stream. Both
+become :class:`PullError` with the engine's words; the engine itself not answering is
+:class:`EngineUnreachableError` (a ``ConnectionError``: retried like any step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.domain.images import PullCall, stream_error
+
+OnMessage = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PullError(RuntimeError):
+    """The registry (through the engine) refused or failed the pull; the message is the engine's."""
+
+
+class EngineUnreachableError(ConnectionError):
+    """The engine itself did not answer (a ``ConnectionError``: the rollout retries the step)."""
+
+
+class ImageRegistry:
+    def __init__(self, docker: DockerExecutor, *, call_timeout_s: float = 60.0) -> None:
+        self.docker = docker
+        self.call_timeout_s = call_timeout_s
+
+    async def local(self, image: str) -> list[str] | None:
+        """The image's ``RepoDigests`` when it is on this server (possibly empty), None when it is not."""
+        try:
+            info = await asyncio.wait_for(self.docker.docker.images.inspect(image), self.call_timeout_s)
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise DockerOperationError(f"docker inspect image {image}: {exc.message}", exc.status) from None
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+            raise EngineUnreachableError(f"the Docker engine is not reachable (inspect image): {exc}") from None
+        except TimeoutError:
+            raise EngineUnreachableError("the Docker engine did not answer inspect image in time") from None
+        return [str(d) for d in info.get("RepoDigests") or []]
+
+    async def pull(self, call: PullCall, on_message: OnMessage, timeout_s: float) -> None:
+        """Run the pull, handing every stream message to ``on_message``; raises :class:`PullError`."""
+
+        async def run() -> None:
+            cm = self.docker.docker._query(
+                call.path, call.method, params=dict(call.params), headers=dict(call.headers), timeout=None
+            )
+            async with cm as response:
+                async for raw in response.content:
+                    line = raw.strip()
+                    if not line:
+                        continue
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        continue
+                    if not isinstance(message, dict):
+                        continue
+                    error = stream_error(message)
+                    if error is not None:
+                        raise PullError(error)
+                    await on_message(message)
+
+        try:
+            await asyncio.wait_for(run(), timeout_s)
+        except DockerError as exc:
+            if exc.status == 900:  # aiodocker's code for "cannot connect to the engine"
+                raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc.message}") from None
+            raise PullError(str(exc.message)) from None
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+            raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc}") from None
+        except TimeoutError:
+            raise PullError(f"the pull did not finish within {timeout_s:g}s (timed out)") from None

@@ -1,0 +1,156 @@
+"""Pulling prebuilt images: the pull policy, the engine call as data, progress lines, failures in words a
+person can act on, and the digest a deployment records. Pure: ``adapters/registry.py`` executes it.
+
+Policy: ``always`` asks the registry before every deployment (a moved tag is followed); ``if-missing``
+uses the image on the server when it is there, without contacting a registry. Unset, a digest reference
+is ``if-missing`` (the registry can only give the same image) and a tag ``always``. Images in Berth's own
+namespace (``berth/<app>:<deployment>`` built here, ``berth/busybox`` and the other base images made
+locally) are never pulled: a registry image of that name is not what Berth made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from berth_common.registries import DOCKER_HUB, ImageRef
+
+Policy = Literal["always", "if-missing", "never"]
+LOCAL_NAMESPACE = "berth/"
+# Per-layer states that change many times a second: not worth a log line each.
+_CHATTY = frozenset({"Downloading", "Extracting", "Waiting", "Verifying Checksum"})
+FailureKind = Literal["unauthorized", "not_found", "unreachable", "other"]
+
+
+def effective_policy(ref: ImageRef, asked: str | None) -> Policy:
+    """The policy a deployment follows for its image (``asked``: the application's, None when unset)."""
+    if ref.registry == DOCKER_HUB and ref.name.startswith(LOCAL_NAMESPACE):
+        return "never"
+    if asked in ("always", "if-missing"):
+        return asked  # type: ignore[return-value]
+    return "if-missing" if ref.pinned else "always"
+
+
+def must_pull(policy: Policy, present: bool) -> bool:
+    """Whether the registry is asked: ``always`` does, ``if-missing`` only for an absent image."""
+    return policy == "always" or (policy == "if-missing" and not present)
+
+
+def registry_auth_header(registry: str, username: str, password: str) -> str:
+    """``X-Registry-Auth``: base64url of the JSON the engine expects (never logged: it holds the secret)."""
+    body = json.dumps({"username": username, "password": password, "serveraddress": registry}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode()
+
+
+@dataclass(frozen=True)
+class PullCall:
+    """``POST /images/create?fromImage=..&tag=..`` with its headers; ``tag`` is a tag or a digest."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+
+
+def pull_call(ref: ImageRef, auth_header: str | None = None) -> PullCall:
+    """The engine call that pulls ``ref`` (the engine takes a digest in ``tag`` too; no tag: ``latest``)."""
+    params = {"fromImage": ref.name, "tag": ref.digest or ref.tag or "latest"}
+    headers = {"X-Registry-Auth": auth_header} if auth_header else {}
+    return PullCall("POST", "images/create", params, headers)
+
+
+def progress_line(message: dict[str, Any]) -> str | None:
+    """A deploy log line for one message of the engine's pull stream (None: too fine-grained to show)."""
+    status = str(message.get("status") or "").strip()
+    if not status or status in _CHATTY:
+        return None
+    layer = str(message.get("id") or "").strip()
+    return f"pull: {layer}: {status}" if layer else f"pull: {status}"
+
+
+_STREAM_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$")
+
+
+def stream_digest(ref: ImageRef, message: dict[str, Any]) -> str | None:
+    """``<name>@sha256:...`` when a pull stream message reports the digest of what was pulled."""
+    found = _STREAM_DIGEST.match(str(message.get("status") or "").strip())
+    return f"{ref.name}@{found.group(1)}" if found else None
+
+
+def stream_error(message: dict[str, Any]) -> str | None:
+    """The error a pull stream reports in-band (the call itself answered 200)."""
+    detail = message.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"])
+    error = message.get("error")
+    return str(error) if error else None
+
+
+_UNAUTHORIZED = re.compile(
+    r"unauthorized|authentication required|no basic auth credentials|access to the resource is denied|"
+    r"pull access denied|\b401\b|incorrect username or password",
+    re.IGNORECASE,
+)
+_NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|no such image|does not exist|\b404\b", re.IGNORECASE)
+_UNREACHABLE = re.compile(
+    r"connection refused|no such host|dial tcp|i/o timeout|timeout|timed out|no route to host|"
+    r"network is unreachable|server misbehaving|connection reset|\bEOF\b|deadline exceeded|server gave HTTP response to HTTPS client|"
+    r"certificate|tls:|temporary failure in name resolution",
+    re.IGNORECASE,
+)
+
+
+def failure_kind(error: str) -> FailureKind:
+    # Docker Hub answers 'pull access denied ... repository does not exist or may require docker login' for
+    # both: 'unauthorized' below, with the advice naming both causes.
+    if _UNAUTHORIZED.search(error):
+        return "unauthorized"
+    if _NOT_FOUND.search(error):
+        return "not_found"
+    if _UNREACHABLE.search(error):
+        return "unreachable"
+    return "other"
+
+
+def failure_reason(ref: ImageRef, error: str, *, with_credentials: bool, present: bool) -> str:
+    """Why the deployment failed, with what to do (``error``: the engine's words, kept at the end)."""
+    head = (
+        f"could not pull {str(ref)!r}"
+        if present
+        else f"image {str(ref)!r} is not on this server and could not be pulled"
+    )
+    kind = failure_kind(error)
+    if kind == "unauthorized" and with_credentials:
+        why = f"{ref.registry} refused the credentials of its registry entry (check the username and password or token)"
+    elif kind == "unauthorized":
+        why = (
+            f"{ref.registry} refused an anonymous pull: the image does not exist there or is private "
+            f"(check the name, or add the registry with credentials: POST /v1/registries)"
+        )
+    elif kind == "not_found":
+        why = f"{ref.registry} has no such image (check the repository name and the tag or digest)"
+    elif kind == "unreachable":
+        why = (
+            f"the registry {ref.registry} could not be reached from this server (check its address, the "
+            f"server's network and DNS; or load the image and set the pull policy to if-missing)"
+        )
+    else:
+        why = f"{ref.registry} answered with an error"
+    return f"{head}: {why}: {error.strip()[:1000]}"
+
+
+def digest_of(ref: ImageRef, repo_digests: list[str]) -> str | None:
+    """The ``repo@sha256:...`` of the image (``RepoDigests``) for the repository ``ref`` names; None when it
+    has none (never pulled from or pushed to that repository: another repository's digest would make a
+    rollback pull from somewhere else)."""
+    if not repo_digests:
+        return None
+    wanted = {ref.name}
+    if ref.registry == DOCKER_HUB:  # the engine lists Docker Hub images by their short name
+        short = ref.name.split("/", 1)[1] if ref.name.split("/", 1)[0] in ("docker.io", "index.docker.io") else ref.name
+        wanted |= {short, short.removeprefix("library/")}
+    found = sorted(d for d in repo_digests if d.rsplit("@", 1)[0] in wanted)
+    return found[0] if found else None
