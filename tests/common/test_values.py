@@ -433,3 +433,17 @@ def test_the_rules_show_in_the_json_schema():
     assert schema["properties"]["image_tag"]["pattern"] == values.IMAGE_TAG_PATTERN
     hosts = ApplyRoutes.model_json_schema()["properties"]["hosts"]["items"]
     assert hosts["format"] == "hostname"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("10.77.3.2", "10.77.3.2"), ("Web-1.Example.com", "web-1.example.com"), ("::1", "::1"), ("fe80::1", "fe80::1")],
+)
+def test_server_addresses_accepted(given: str, expected: str) -> None:
+    assert values.server_address(given) == expected
+
+
+@pytest.mark.parametrize("given", ["-oProxyCommand=x", "a b", "host;id", "host:22", "[::1]", "", "h\nx", "ssh://h"])
+def test_server_addresses_refused(given: str) -> None:
+    with pytest.raises(ValueError):
+        values.server_address(given)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from berth_common import ssh
+from berth_common import ssh, ssh_keys
 from berth_scheduler.adapters.server_probe import probe
 from berth_scheduler.domain import servers as dom
 from tests.support.testservers import TestServer, running_servers
@@ -134,7 +134,7 @@ async def test_real_failures_are_named(servers, tmp_path) -> None:
         assert (no_engine.state, no_engine.checks[-1].name) == ("invalid", "docker")
         denied = dom.evaluate(await probe(pool, "b", _target(server, NO_DOCKER_USER)))
         assert (denied.state, denied.checks[-1].name) == ("invalid", "docker_socket")
-        other_key = ssh.generate_key_pair()[1]
+        other_key = ssh_keys.generate_key_pair()[1]
         changed = dom.evaluate(await probe(pool, "c", _target(server, host_key=other_key)))
         assert (changed.state, changed.checks[0].name) == ("unreachable", "host_key")
         refused = dom.evaluate(

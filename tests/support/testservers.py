@@ -117,6 +117,22 @@ class TestServer:
         if load.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"loading {tag} into {self.name} failed: {load.stderr.decode()[-300:]}")
 
+    def replace_host_key(self, key: asyncssh.SSHKey) -> None:
+        """The server is reinstalled: sshd restarts with a new host key."""
+        self.host_key = key
+        pid = self.pids.pop("sshd", None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            _wait(lambda: not _port_open(self.address, 22), f"{self.name} sshd stop")
+        (self.root / "sshd.pid").unlink(missing_ok=True)
+        _start_sshd(self, f"/var/run/netns/{self.name}")
+
+    def authorize(self, public_key: str) -> None:
+        """Install a public key in the server's authorized_keys."""
+        with (self.root / "authorized_keys").open("a") as f:
+            f.write(public_key.strip() + "\n")
+
     def crash(self) -> None:
         """The machine dies: every process in its namespace (engine, containers, sshd) gets SIGKILL."""
         self.pids.clear()

@@ -29,6 +29,8 @@ from typing import Literal
 
 import asyncssh
 
+from berth_common.ssh_keys import fingerprint
+
 Unreachable = Literal["dns", "refused", "timeout", "network"]
 
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -93,21 +95,6 @@ def remote_command(argv: Sequence[str]) -> str:
         if _CONTROL.search(arg):
             raise ValueError(f"control character in argument {arg!r}")
     return shlex.join(argv)
-
-
-def fingerprint(public_key: str) -> str:
-    """The SHA-256 fingerprint of an OpenSSH public key line, as ``ssh-keygen -l`` shows it."""
-    return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
-
-
-def generate_key_pair() -> tuple[str, str]:
-    """A new ed25519 key pair: (private key PEM, public key line to install in authorized_keys)."""
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="berth")
-    return key.export_private_key("openssh").decode(), key.export_public_key("openssh").decode().strip()
-
-
-def public_key_of(private_key: str) -> str:
-    return asyncssh.import_private_key(private_key).export_public_key("openssh").decode().strip()
 
 
 def _classify(exc: BaseException, target: SshTarget) -> SshError:

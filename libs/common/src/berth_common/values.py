@@ -100,6 +100,21 @@ def host_name(value: str) -> str:
     return host
 
 
+def server_address(value: str) -> str:
+    """Where a server answers SSH: a host name (see :func:`host_name`) or an IPv4/IPv6 address."""
+    import ipaddress
+
+    printable_ascii(value, "a server address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    return host_name(value)
+
+
+SSH_USER_PATTERN = r"^[a-z_][a-z0-9_.-]{0,31}$"
+
+
 def slug(value: str) -> str:
     """Applications and services: like a DNS label, but at most 32 (they end up in container names)."""
     if not SLUG_RE.fullmatch(value):
@@ -318,6 +333,8 @@ HostName = Annotated[
     Field(min_length=1, max_length=MAX_HOST, json_schema_extra={"format": "hostname"}),
     _rule(host_name),
 ]
+ServerAddress = Annotated[str, Field(min_length=1, max_length=MAX_HOST), _rule(server_address)]
+SshUser = Annotated[str, Field(pattern=SSH_USER_PATTERN, max_length=32)]
 ImageRef = Annotated[str, Field(max_length=MAX_IMAGE, pattern=IMAGE_REF_PATTERN), _rule(image_ref)]
 ImageTag = Annotated[str, Field(max_length=MAX_IMAGE, pattern=IMAGE_TAG_PATTERN), _rule(image_tag)]
 GitUrl = Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from berth_common.db import Transactions
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_scheduler.adapters.docker import DockerExecutor
@@ -15,6 +16,7 @@ from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.servers import Servers
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -37,7 +39,8 @@ def rollout_context(ctx: Context, settings: SchedulerSettings) -> RolloutContext
 async def wire(ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, SchedulerSettings)
-    await bus.register(ctx)
+    servers = Servers(Transactions(ctx.bus, ctx.sessionmaker), settings.ssh_timeout_s)
+    await bus.register(ctx, servers)
     rt = rollout_context(ctx, settings)
     orchestrator = Orchestrator(rt)
     ctx.extra["orchestrator"] = orchestrator
@@ -49,6 +52,7 @@ async def wire(ctx: Context) -> None:
     async def cleanup() -> None:
         await rt.readiness.close()
         await rt.docker.engines.close()
+        await servers.close()
 
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)

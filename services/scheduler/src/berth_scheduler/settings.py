@@ -19,6 +19,7 @@ class SchedulerSettings(BaseServiceSettings):
 
     docker_url: str | None = None  # BERTH_DOCKER_URL; default: DOCKER_HOST or the local socket
     docker_api_version: str = "v1.41"
+    ssh_timeout_s: float = Field(default=10.0, gt=0, le=120)  # connecting to a server, and each command on it
     # Rollout defaults (a deployment's options override them).
     drain_grace_s: float = Field(default=30.0, ge=0)  # in-flight requests finish on the old version
     readiness_timeout_s: float = Field(default=120.0, gt=0)  # starting + verifying, per deployment

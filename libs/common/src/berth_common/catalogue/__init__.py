@@ -13,6 +13,7 @@ from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Q
 from berth_common.catalogue.builds import *  # noqa: F403
 from berth_common.catalogue.containers import *  # noqa: F403
 from berth_common.catalogue.deployments import *  # noqa: F403
+from berth_common.catalogue.fleet import *  # noqa: F403
 from berth_common.catalogue.notifications import *  # noqa: F403
 from berth_common.catalogue.parties import *  # noqa: F403
 from berth_common.catalogue.platform import *  # noqa: F403

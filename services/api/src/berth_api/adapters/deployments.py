@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.tables import deployments
 from berth_api.domain.deployments import Projection
-from berth_common.catalogue import StartDeployment
+from berth_common.catalogue import StartDeployment, ValidateServer
 from berth_common.db.tables import outbox
 
 # Commands whose JSON carries secret values in the clear (the scheduler needs them): kept in the outbox
 # only until published.
-SECRET_SUBJECTS = (StartDeployment.TYPE,)
+SECRET_SUBJECTS = (StartDeployment.TYPE, ValidateServer.TYPE)
 
 
 def _row(r: Any) -> dict[str, Any]:

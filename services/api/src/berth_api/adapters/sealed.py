@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import registries as registries_repo
+from berth_api.adapters import servers as servers_repo
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import deployments, environment_variables, group_variables, variables
 from berth_api.domain.applications import reseal_spec, snapshot_aad, variable_aad
@@ -36,6 +37,9 @@ async def hold_for_sealing(session: AsyncSession, box: SecretBox) -> None:
 async def hold_for_rotation(session: AsyncSession) -> None:
     """Exclusive: every sealing transaction has finished, and new ones wait until this one ends."""
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
+
+
+ROW_AAD = {"registries": "registry", "servers": "server"}  # the aad of a row's value: "<kind>:<id>"
 
 
 @dataclass
@@ -77,17 +81,19 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
             )
             done += 1
         out.counts[table.name], out.current[table.name] = done, kept
-    done = kept = 0
-    for reg in await registries_repo.sealed_rows(session):  # registry passwords and tokens
-        if box.sealed_with_current(reg["sealed"]):
-            kept += 1
-            continue
-        aad = f"registry:{reg['id']}"
-        opened = _open(box, reg["sealed"], aad, f"registry {reg['id']}")
-        await registries_repo.set_sealed(session, reg["id"], box.seal(opened, aad))
-        done += 1
-    if done or kept:  # a place is counted once it holds values
-        out.counts["registries"], out.current["registries"] = done, kept
+    for place, repo in (("registries", registries_repo), ("servers", servers_repo)):
+        # registry passwords and tokens, servers' private keys: one sealed value per row, bound to it
+        done = kept = 0
+        for row in await repo.sealed_rows(session):
+            if box.sealed_with_current(row["sealed"]):
+                kept += 1
+                continue
+            aad = f"{ROW_AAD[place]}:{row['id']}"
+            opened = _open(box, row["sealed"], aad, f"{ROW_AAD[place]} {row['id']}")
+            await repo.set_sealed(session, row["id"], box.seal(opened, aad))
+            done += 1
+        if done or kept:  # a place is counted once it holds values
+            out.counts[place], out.current[place] = done, kept
     done = kept = 0
     dq = sa.select(deployments.c.id, deployments.c.spec).order_by(deployments.c.id).with_for_update()
     for d in (await session.execute(dq)).all():

@@ -258,3 +258,36 @@ registries = sa.Table(
     sa.UniqueConstraint("team_id", "name", name="registries_team_name"),
     sa.UniqueConstraint("team_id", "host", name="registries_team_host"),
 )
+
+# --- servers (api_0010) ------------------------------------------------------------------------------
+
+# A team's servers reached over SSH: the private key sealed (``SecretBox``, aad ``server:<id>``), never
+# returned; the host key pinned at first contact; what the last validation found (``attempt`` orders the
+# answers).
+SERVER_STATES = "state IN ('validating', 'ready', 'unreachable', 'invalid')"
+servers = sa.Table(
+    "servers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("host", sa.String(253), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("user", sa.String(32), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("host_key", sa.Text, nullable=True),
+    sa.Column("offered_host_key", sa.Text, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="validating"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("docker_version", sa.String(64), nullable=True),
+    sa.Column("architecture", sa.String(32), nullable=True),
+    sa.Column("free_bytes", sa.BigInteger, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("validated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="servers_team_name"),
+    sa.CheckConstraint(SERVER_STATES, name="servers_state"),
+)

@@ -11,7 +11,7 @@ import json
 
 import aiohttp
 
-from berth_common import ssh
+from berth_common import ssh, ssh_keys
 from berth_scheduler.domain import servers as dom
 
 
@@ -41,7 +41,7 @@ async def probe(pool: ssh.SshPool, server_id: str, target: ssh.SshTarget, *, tim
         facts.error_kind = exc.kind
         return facts
     facts.host_key = target.host_key
-    facts.fingerprint = ssh.fingerprint(target.host_key or "")
+    facts.fingerprint = ssh_keys.fingerprint(target.host_key or "")
     present, writable = dom.socket_commands()
     facts.socket_present = (await pool.run(server_id, target, present, timeout))[0] == 0
     if not facts.socket_present:

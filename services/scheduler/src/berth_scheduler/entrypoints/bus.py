@@ -23,6 +23,7 @@ from berth_common.catalogue import (
     RouteRemoved,
     RoutesApplied,
     StartDeployment,
+    ValidateServer,
 )
 from berth_common.db import consume_once, idempotent
 from berth_common.runtime import Context
@@ -32,10 +33,12 @@ from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.replicas import replicas_of
+from berth_scheduler.usecases.servers import Servers
 
 
-async def register(ctx: Context) -> None:
+async def register(ctx: Context, servers: Servers) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
+    await ctx.bus.consume(ValidateServer, servers.validate)
 
 
 async def register_deployments(

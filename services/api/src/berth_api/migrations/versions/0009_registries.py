@@ -9,32 +9,20 @@ Revision ID: api_0009
 Revises: api_0008
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_api.adapters import tables as t
+from berth_common.db.revision import add_columns, create_table, drop_columns, drop_tables
 
 revision = "api_0009"
 down_revision = "api_0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "registries",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("name", sa.String(63), nullable=False),
-        sa.Column("host", sa.String(255), nullable=False),
-        sa.Column("username", sa.String(255), nullable=False),
-        sa.Column("sealed", sa.LargeBinary, nullable=False),
-        sa.Column("created_by", sa.String(32), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.UniqueConstraint("team_id", "name", name="registries_team_name"),
-        sa.UniqueConstraint("team_id", "host", name="registries_team_host"),
-    )
-    op.add_column("deployments", sa.Column("image_digest", sa.String(512), nullable=True))
+    create_table(op, t.registries, "id team_id name host username sealed created_by created_at")
+    add_columns(op, t.deployments, "image_digest")
 
 
 def downgrade() -> None:
-    op.drop_column("deployments", "image_digest")
-    op.drop_table("registries")
+    drop_columns(op, t.deployments, "image_digest")
+    drop_tables(op, t.registries)

@@ -4,18 +4,18 @@ Revision ID: scheduler_0005
 Revises: scheduler_0004
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from berth_common.db.revision import add_columns, drop_columns
+from berth_scheduler.adapters import tables as t
 
 revision = "scheduler_0005"
 down_revision = "scheduler_0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("deployments", sa.Column("image_digest", sa.String(512), nullable=True))
+    add_columns(op, t.deployments, "image_digest")
 
 
 def downgrade() -> None:
-    op.drop_column("deployments", "image_digest")
+    drop_columns(op, t.deployments, "image_digest")

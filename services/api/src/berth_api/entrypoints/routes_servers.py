@@ -1,0 +1,163 @@
+"""Routes of servers: add one over SSH (with a key given or generated), see what validation found,
+validate again, accept a changed host key, forget one. Thin: role, input, use case, answer. The private key
+is write-only: no answer carries it. Servers hold keys to whole machines: changing them is for admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+from berth_api.domain import names
+from berth_api.domain.identity import Principal
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.usecases import servers as uc
+from berth_common import ssh_keys
+from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
+
+router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["servers"])
+NOT_FOUND: Responses = {404: problem_doc("No such server in this team")}
+CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in server cannot be changed")}
+SERVER_ID_PATTERN = r"^(local|[0-9a-f]{32})$"
+ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN)]
+FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
+
+
+def _key(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and any(ord(c) < 32 and c not in "\r\n\t" for c in value.get_secret_value()):
+        raise ValueError("control characters other than line breaks are not allowed")
+    return value
+
+
+class ServerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=63, examples=["web-1"]), AfterValidator(names.resource_name)]
+    host: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_HOST, examples=["203.0.113.7"], description="Host name or IP address"),
+        AfterValidator(server_address),
+    ]
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(default="root", pattern=SSH_USER_PATTERN, max_length=32, description="The SSH user")
+    private_key: Annotated[
+        SecretStr | None,
+        Field(
+            default=None,
+            max_length=20000,
+            description="An SSH private key (OpenSSH or PEM, no passphrase); never shown again. "
+            "Leave it out to have Berth generate an ed25519 key pair and show the public key to install",
+        ),
+        AfterValidator(_key),
+    ]
+
+
+class HostKeyAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: str = Field(pattern=FINGERPRINT_PATTERN, description="The offered key's SHA-256 fingerprint")
+
+
+class CheckOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ServerOut(BaseModel):
+    id: str
+    name: str
+    builtin: bool = Field(default=False, description="The control plane's own engine (owned by the platform)")
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    public_key: str | None = Field(default=None, description="Install it in the user's ~/.ssh/authorized_keys")
+    host_key_fingerprint: str | None = Field(default=None, description="The pinned host key (first contact)")
+    offered_host_key_fingerprint: str | None = Field(
+        default=None, description="A different host key the server showed: accept it only if you expected it"
+    )
+    state: Literal["validating", "ready", "unreachable", "invalid"]
+    reason: str = Field(default="", description="What to fix when the server is not ready")
+    checks: list[CheckOut] = []
+    docker_version: str | None = None
+    architecture: str | None = None
+    free_bytes: int | None = None
+    validated_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+def server_out(row: dict[str, Any]) -> ServerOut:
+    data = {k: v for k, v in row.items() if k in ServerOut.model_fields}
+    if row.get("host_key"):
+        data["host_key_fingerprint"] = ssh_keys.fingerprint(row["host_key"])
+    if row.get("offered_host_key"):
+        data["offered_host_key_fingerprint"] = ssh_keys.fingerprint(row["offered_host_key"])
+    return ServerOut.model_validate(data)
+
+
+@router.post(
+    "/servers",
+    response_model=ServerOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a server reached over SSH; it is validated at once (state: validating, then the result)",
+    responses=CONFLICT,
+)
+async def create_server(
+    body: ServerCreate, request: Request, principal: Principal = require_role("admin")
+) -> ServerOut:
+    key = body.private_key.get_secret_value() if body.private_key is not None else None
+    given = uc.ServerInput(body.name, body.host, body.port, body.user, key)
+    return server_out(await uc.create(deps(request), principal, given))
+
+
+@router.get("/servers", response_model=list[ServerOut], summary="The team's servers, the built-in one first")
+async def list_servers(request: Request, principal: Principal = require_role("viewer")) -> list[ServerOut]:
+    return [server_out(r) for r in await uc.list_all(deps(request), principal)]
+
+
+@router.get("/servers/{server_id}", response_model=ServerOut, summary="A server", responses=NOT_FOUND)
+async def get_server(request: Request, server_id: ServerId, principal: Principal = require_role("viewer")) -> ServerOut:
+    return server_out(await uc.get(deps(request), principal, server_id))
+
+
+@router.post(
+    "/servers/{server_id}/validate",
+    response_model=ServerOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Validate a server again (state: validating, then the result)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def validate_server(
+    request: Request, server_id: ServerId, principal: Principal = require_role("admin")
+) -> ServerOut:
+    return server_out(await uc.validate(deps(request), principal, server_id))
+
+
+@router.post(
+    "/servers/{server_id}/host-key",
+    response_model=ServerOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
+    responses={**NOT_FOUND, 409: problem_doc("No other host key was offered, or the built-in server")},
+)
+async def accept_host_key(
+    body: HostKeyAccept, request: Request, server_id: ServerId, principal: Principal = require_role("admin")
+) -> ServerOut:
+    return server_out(await uc.accept_host_key(deps(request), principal, server_id, body.fingerprint))
+
+
+@router.delete(
+    "/servers/{server_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget a server and its key",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def delete_server(
+    request: Request, server_id: ServerId, principal: Principal = require_role("admin")
+) -> Response:
+    await uc.delete(deps(request), principal, server_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

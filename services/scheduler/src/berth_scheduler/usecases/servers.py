@@ -1,0 +1,103 @@
+"""Validating servers: carries out ``cmd.server.validate`` and answers ``evt.server.validated``.
+
+The probe (SSH, the Docker socket, the engine, the disk) runs before the transaction, so no database
+connection waits on a slow server; the answer is then emitted in the transaction that records the
+command's id, so a redelivered command probes again (harmless) but answers once. When the pinned host key
+is refused, the key the server now shows is read once more at first contact and reported as offered, for
+an admin to compare and accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from berth_common import sealing, ssh_keys
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import ServerCheck, ServerValidated, ValidateServer, sealed_key_aad
+from berth_common.db import Transactions, Unit
+from berth_common.logging import get_logger
+from berth_scheduler.domain import servers as dom
+
+if TYPE_CHECKING:
+    from berth_common.ssh import SshPool
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Servers:
+    """The SSH client (asyncssh) is loaded with the first validation: a scheduler that manages no server
+    does not carry it."""
+
+    transactions: Transactions
+    timeout_s: float = 10.0
+    _pool: SshPool | None = field(default=None, init=False)
+
+    @property
+    def pool(self) -> SshPool:
+        if self._pool is None:
+            from berth_common.ssh import SshPool
+
+            self._pool = SshPool()
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def validate(self, msg: ValidateServer, delivery: Delivery) -> None:
+        answer = await self.check(msg)
+
+        async def record(unit: Unit) -> None:
+            await unit.emit(answer, id=f"server-validated-{msg.server_id}-{msg.attempt}")
+
+        await self.transactions.run(record, delivery=delivery)
+
+    async def check(self, msg: ValidateServer) -> ServerValidated:
+        """Probe the server and say what was found (never raises for a server that is down or wrong)."""
+        from berth_common import ssh
+        from berth_scheduler.adapters.server_probe import probe
+
+        try:
+            private_key = sealing.unseal(msg.private_key, sealed_key_aad(msg.server_id))
+            target = ssh.SshTarget(msg.host, msg.port, msg.user, private_key, msg.host_key)
+        except (sealing.SealingError, ValueError) as exc:
+            return self._answer(
+                msg, dom.ServerValidation("unreachable", [dom.Check("authentication", False, str(exc))])
+            )
+        # one connection per validation: a server is validated with the key and host key of this command
+        self.pool.forget(msg.server_id)
+        try:
+            facts = await probe(self.pool, msg.server_id, target, timeout=self.timeout_s)
+        finally:
+            self.pool.forget(msg.server_id)
+        offered: str | None = None
+        if facts.error_kind == "host_key_changed" and msg.host_key is not None:
+            try:
+                offered = await ssh.first_contact(
+                    ssh.SshTarget(msg.host, msg.port, msg.user, private_key), timeout=self.timeout_s
+                )
+            except ssh.SshError:
+                offered = None
+        validation = dom.evaluate(facts)
+        log.info("server validated", server_id=msg.server_id, state=validation.state, reason=validation.reason)
+        return self._answer(msg, validation, offered)
+
+    @staticmethod
+    def _answer(msg: ValidateServer, v: dom.ServerValidation, offered: str | None = None) -> ServerValidated:
+        return ServerValidated(
+            server_id=msg.server_id,
+            team_id=msg.team_id,
+            attempt=msg.attempt,
+            state=v.state,
+            reason=v.reason,
+            checks=[ServerCheck(name=c.name, ok=c.ok, detail=c.detail) for c in v.checks],
+            host_key=v.host_key,
+            fingerprint=v.fingerprint,
+            offered_host_key=offered,
+            offered_fingerprint=ssh_keys.fingerprint(offered) if offered else None,
+            docker_version=v.docker_version,
+            architecture=v.architecture,
+            free_bytes=v.free_bytes,
+        )
