@@ -52,10 +52,16 @@ fi
 # 3. System tools the tests use
 if [ $want_test = 1 ]; then
   had_registry=0; dpkg -s docker-registry >/dev/null 2>&1 && had_registry=1
-  apt_install git busybox-static debootstrap ca-certificates iproute2 procps docker-registry apache2-utils
+  had_sshd=0; dpkg -s openssh-server >/dev/null 2>&1 && had_sshd=1
+  apt_install git busybox-static debootstrap ca-certificates iproute2 procps docker-registry apache2-utils \
+    openssh-server iptables util-linux
   # The registry tests start their own on 127.0.0.1; the service the package starts (on :5000) is not wanted.
   if [ $had_registry = 0 ] && is_root && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+  # sshd is for the tests' namespace servers (each starts its own); the machine's own one is not wanted.
+  if [ $had_sshd = 0 ] && is_root && command -v systemctl >/dev/null; then
+    systemctl disable --now ssh ssh.socket >/dev/null 2>&1 || true
   fi
 fi
 

@@ -36,9 +36,9 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def _free_port(bind: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((bind, 0))
         return int(s.getsockname()[1])
 
 
@@ -48,14 +48,16 @@ class Registry:
     users: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    bind: str = "127.0.0.1"  # or a test network's own address (a namespace server's engine pulls from it)
+    storage: Path | None = None  # another registry's storage: the same images served at a second address
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Registry:
         self.root.mkdir(parents=True, exist_ok=True)
-        storage = self.root / "storage"
+        storage = self.storage or self.root / "storage"
         storage.mkdir(exist_ok=True)
         auth = ""
         if self.users:
@@ -69,13 +71,13 @@ class Registry:
             htpasswd.write_text("\n".join(lines) + "\n")
             auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
         for _ in range(5):
-            self.port = _free_port()
+            self.port = _free_port(self.bind)
             config = self.root / "config.yml"
             config.write_text(
                 "version: 0.1\n"
                 "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
                 f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-                f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: {secrets.token_hex(16)}\n" + auth
+                f"http:\n  addr: {self.bind}:{self.port}\n  secret: {secrets.token_hex(16)}\n" + auth
             )
             log = open(self.root / "registry.log", "ab")
             self.proc = subprocess.Popen([BINARY, "serve", str(config)], stdout=log, stderr=log)

@@ -192,6 +192,10 @@ class TestNet:
     subnet: int
 
     @property
+    def gateway(self) -> str:
+        return f"{NET_PREFIX}.{self.subnet}.1"
+
+    @property
     def bridge(self) -> str:
         return f"btb{self.subnet}"
 
@@ -215,11 +219,20 @@ def remove_net(net: TestNet) -> None:
     _run("ip", "link", "del", net.bridge, check=False)
 
 
-def start_server(net: TestNet, host: int = 2, *, with_sshd: bool = True, with_docker: bool = True) -> TestServer:
+def start_server(
+    net: TestNet,
+    host: int = 2,
+    *,
+    with_sshd: bool = True,
+    with_docker: bool = True,
+    insecure_registries: tuple[str, ...] = (),
+) -> TestServer:
     """Make a namespace server at ``10.77.<net>.<host>`` with its own dockerd (and sshd).
     Call :func:`stop_server` to remove it.
 
-    ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket)."""
+    ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket).
+    ``insecure_registries``: ``host:port`` of plain-HTTP registries the engine may pull from (on the
+    network's ``.1``, which the engine does not count as loopback)."""
     name = f"berth-t{net.subnet}-{host}"
     host_veth, ns_veth = f"bt{net.subnet}x{host}", f"bt{net.subnet}y{host}"
     _run("ip", "netns", "add", name)
@@ -247,7 +260,7 @@ def start_server(net: TestNet, host: int = 2, *, with_sshd: bool = True, with_do
         ):
             _run("nsenter", f"--net={ns}", *argv)
         if with_docker:
-            _start_dockerd(server, ns)
+            _start_dockerd(server, ns, insecure_registries)
         else:
             server.docker_sock.write_text("")
         if with_sshd:
@@ -258,7 +271,7 @@ def start_server(net: TestNet, host: int = 2, *, with_sshd: bool = True, with_do
     return server
 
 
-def _start_dockerd(server: TestServer, ns: str) -> None:
+def _start_dockerd(server: TestServer, ns: str, insecure_registries: tuple[str, ...] = ()) -> None:
     root = server.root
     (root / "data").mkdir()
     (root / "exec").mkdir()
@@ -276,6 +289,7 @@ def _start_dockerd(server: TestServer, ns: str) -> None:
             str(root / "docker.pid"),
             "-H",
             server.docker_host,
+            *(f"--insecure-registry={r}" for r in insecure_registries),
         ],
         stdout=log,
         stderr=log,
