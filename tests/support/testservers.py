@@ -176,6 +176,7 @@ def _sshd_config(server: TestServer) -> str:
             "AllowTcpForwarding yes",
             "StrictModes no",
             "UsePAM no",
+            "Subsystem sftp internal-sftp",
             f"PidFile {server.root / 'sshd.pid'}",
             "LogLevel ERROR",
             "",

