@@ -47,6 +47,9 @@ class SshError(Exception):
 
 
 class ServerUnreachable(SshError):
+    """The server was not reached; ``how`` says why: its name does not resolve, it refused, it did not
+    answer in time, or the network failed."""
+
     kind: ErrorKind = "unreachable"
 
     def __init__(self, how: Unreachable, detail: str) -> None:
@@ -55,15 +58,15 @@ class ServerUnreachable(SshError):
 
 
 class AuthenticationFailed(SshError):
+    """The server refused the key for the user."""
+
     kind: ErrorKind = "authentication"
 
 
 class HostKeyChanged(SshError):
-    kind: ErrorKind = "host_key_changed"
+    """The server showed a host key other than the pinned one, or none is pinned yet."""
 
-    def __init__(self, expected: str, detail: str) -> None:
-        super().__init__(detail)
-        self.expected = expected
+    kind: ErrorKind = "host_key_changed"
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,6 @@ def _classify(exc: BaseException, target: SshTarget) -> SshError:
         return exc
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         return HostKeyChanged(
-            target.host_key or "",
             f"the host key of {where} is not the one pinned for this server "
             f"({fingerprint(target.host_key) if target.host_key else 'none'}): if the server was reinstalled, "
             "an admin can accept the new key",
@@ -126,7 +128,7 @@ def _classify(exc: BaseException, target: SshTarget) -> SshError:
 async def connect(target: SshTarget, *, timeout: float = 10.0) -> asyncssh.SSHClientConnection:
     """A connection that accepts only the pinned host key (none pinned: refused, use :func:`first_contact`)."""
     if target.host_key is None:
-        raise HostKeyChanged("", f"no host key is pinned for {target.host}: validate the server first")
+        raise HostKeyChanged(f"no host key is pinned for {target.host}: validate the server first")
     pinned = asyncssh.import_public_key(target.host_key)
     try:
         return await asyncssh.connect(

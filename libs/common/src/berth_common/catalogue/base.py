@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,4 +59,24 @@ def model_for(type_: str) -> type[Message]:
         raise KeyError(f"unknown message type {type_!r}") from None
 
 
-Id = Field(min_length=1, max_length=64)
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+"""The id of a team, an application, a deployment, a channel, ...: 1 to 64 characters."""
+
+
+class TeamQuery(Query):
+    """Fields every query about a team's own items has (not a message by itself): the service answers for
+    ``team_id`` only, so another team's item is not found, exactly like a missing one."""
+
+    team_id: Id
+
+
+class Problem(BaseModel):
+    """Why a query was refused (RFC 9457 shaped); ``status`` is the HTTP status the api should answer with.
+
+    A service's replies carry it instead of raising, so the api maps them to problem+json as they are."""
+
+    status: int
+    type: str  # a stable slug: not-found, conflict, invalid
+    title: str
+    field: str | None = None  # dotted path of the offending request field
+    detail: str = ""
