@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncssh
 
@@ -125,45 +125,36 @@ def _classify(exc: BaseException, target: SshTarget) -> SshError:
     return SshError(f"SSH to {where} failed: {exc}")
 
 
-async def connect(target: SshTarget, *, timeout: float = 10.0) -> asyncssh.SSHClientConnection:
-    """A connection that accepts only the pinned host key (none pinned: refused, use :func:`first_contact`)."""
-    if target.host_key is None:
-        raise HostKeyChanged(f"no host key is pinned for {target.host}: validate the server first")
-    pinned = asyncssh.import_public_key(target.host_key)
+async def _open(target: SshTarget, timeout: float, **options: Any) -> asyncssh.SSHClientConnection:
+    """A connection to ``target`` with its key only (no agent, no ``~/.ssh/config``); errors classified."""
     try:
         return await asyncssh.connect(
             target.host,
             target.port,
             username=target.user,
             client_keys=[asyncssh.import_private_key(target.private_key)],
-            known_hosts=([pinned], [], []),
             connect_timeout=timeout,
-            keepalive_interval=15,
-            keepalive_count_max=3,
             agent_path=None,
             config=None,
+            **options,
         )
     except Exception as exc:
         raise _classify(exc, target) from None
+
+
+async def connect(target: SshTarget, *, timeout: float = 10.0) -> asyncssh.SSHClientConnection:
+    """A connection that accepts only the pinned host key (none pinned: refused, use :func:`first_contact`)."""
+    if target.host_key is None:
+        raise HostKeyChanged(f"no host key is pinned for {target.host}: validate the server first")
+    pinned = asyncssh.import_public_key(target.host_key)
+    return await _open(target, timeout, known_hosts=([pinned], [], []), keepalive_interval=15, keepalive_count_max=3)
 
 
 async def first_contact(target: SshTarget, *, timeout: float = 10.0) -> str:
     """Connect once accepting any host key and return it (an OpenSSH public key line) to be pinned.
 
     Authentication is still checked: a server that refuses the key raises :class:`AuthenticationFailed`."""
-    try:
-        conn = await asyncssh.connect(
-            target.host,
-            target.port,
-            username=target.user,
-            client_keys=[asyncssh.import_private_key(target.private_key)],
-            known_hosts=None,
-            connect_timeout=timeout,
-            agent_path=None,
-            config=None,
-        )
-    except Exception as exc:
-        raise _classify(exc, target) from None
+    conn = await _open(target, timeout, known_hosts=None)
     try:
         key = conn.get_server_host_key()
     finally:
