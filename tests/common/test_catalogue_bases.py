@@ -84,3 +84,13 @@ def test_every_refusal_is_a_problem():
         "field": "rule_id",
         "detail": "",
     }
+
+
+def test_a_value_type_used_as_a_default_is_refused():
+    class Wrong(catalogue.Event):
+        TYPE = "evt.test.wrong"
+        team_id: str = catalogue.Id  # the mistake: the type as the default value
+
+    with pytest.raises(TypeError, match="team_id: Id"):
+        catalogue.register(Wrong)
+    assert "evt.test.wrong" not in REGISTRY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,9 @@ def register(cls: type[Message]) -> type[Message]:
         raise ValueError(f"{cls.__name__}: a {cls.KIND} type must start with {prefix!r}")
     if cls.TYPE in REGISTRY:
         raise ValueError(f"duplicate message type {cls.TYPE}")
+    for name, field in cls.model_fields.items():
+        if get_origin(field.default) is Annotated:  # ``x: str = Id`` would make a type the default value
+            raise TypeError(f"{cls.__name__}.{name}: a type is its default; annotate it instead (``{name}: Id``)")
     REGISTRY[cls.TYPE] = cls
     return cls
 
