@@ -21,3 +21,15 @@ def test_no_cli_module_imports_a_service_package():
                 names = [node.module]
             found += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in SERVICES]
     assert found == []
+
+
+def test_the_cli_finds_every_service_through_its_entry_point():
+    from berth_cli.allinone import installed
+    from berth_cli.layout import SERVICE_NAMES
+
+    services = installed()
+    assert list(services) == list(SERVICE_NAMES)
+    for name, entry_point in services.items():
+        assert entry_point.value == f"berth_{name.replace('-', '_')}.bootstrap"
+        bootstrap = entry_point.load()
+        assert callable(bootstrap.spec) and callable(bootstrap.main), name

@@ -168,12 +168,12 @@ def service_run(name: str) -> None:
     """Run one service in this process. If BERTH_DATABASE_URL names no user, the service's own role and
     its password (derived from BERTH_SECRET_KEY, as `berth db provision` made it) are filled in."""
     from berth_cli import provisioning
-    from berth_cli.allinone import MODULES
+    from berth_cli.allinone import installed
 
-    modules = {m.split(".")[0].removeprefix("berth_").replace("_", "-"): m for m in MODULES}
-    if name not in modules:
-        raise typer.BadParameter(f"one of {', '.join(modules)}", param_hint="NAME")
+    services = installed()
+    if name not in services:
+        raise typer.BadParameter(f"one of {', '.join(services)}", param_hint="NAME")
     url = _env("BERTH_DATABASE_URL")
     if not urlsplit(url).username:
         os.environ["BERTH_DATABASE_URL"] = provisioning.role_url(url, _env("BERTH_SECRET_KEY"), name)
-    importlib.import_module(modules[name]).main()
+    services[name].load().main()

@@ -182,11 +182,7 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
             raise RuntimeError(f"{spec.name}: HTTP server ended unexpectedly") from exc
         log.info("shutting down")
     finally:
-        for stopper in reversed(ctx.on_stop if ctx else []):
-            try:
-                await stopper()
-            except Exception as exc:
-                log.warning("stopping background work failed", error=str(exc))
+        await _each_newest_first(ctx.on_stop if ctx else [], "stopping background work failed")
         if http_task is not None and not http_task.done():
             try:
                 await asyncio.wait_for(http_task, 30)
@@ -198,13 +194,18 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
             await relay.stop()
         if bus is not None:
             await bus.close()
-        for cleanup in reversed(ctx.cleanups if ctx else []):
-            try:
-                await cleanup()
-            except Exception as exc:
-                log.warning("cleanup failed", error=str(exc))
+        await _each_newest_first(ctx.cleanups if ctx else [], "cleanup failed")
         await engine.dispose()
         log.info("stopped")
+
+
+async def _each_newest_first(callbacks: list[Callable[[], Awaitable[None]]], failure: str) -> None:
+    """Await every callback, the last added first; one that fails is logged as ``failure`` and the rest run."""
+    for callback in reversed(callbacks):
+        try:
+            await callback()
+        except Exception as exc:
+            log.warning(failure, error=str(exc))
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

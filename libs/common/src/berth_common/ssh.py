@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncssh
 
@@ -47,6 +47,9 @@ class SshError(Exception):
 
 
 class ServerUnreachable(SshError):
+    """The server was not reached; ``how`` says why: its name does not resolve, it refused, it did not
+    answer in time, or the network failed."""
+
     kind: ErrorKind = "unreachable"
 
     def __init__(self, how: Unreachable, detail: str) -> None:
@@ -55,15 +58,15 @@ class ServerUnreachable(SshError):
 
 
 class AuthenticationFailed(SshError):
+    """The server refused the key for the user."""
+
     kind: ErrorKind = "authentication"
 
 
 class HostKeyChanged(SshError):
-    kind: ErrorKind = "host_key_changed"
+    """The server showed a host key other than the pinned one, or none is pinned yet."""
 
-    def __init__(self, expected: str, detail: str) -> None:
-        super().__init__(detail)
-        self.expected = expected
+    kind: ErrorKind = "host_key_changed"
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,6 @@ def _classify(exc: BaseException, target: SshTarget) -> SshError:
         return exc
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         return HostKeyChanged(
-            target.host_key or "",
             f"the host key of {where} is not the one pinned for this server "
             f"({fingerprint(target.host_key) if target.host_key else 'none'}): if the server was reinstalled, "
             "an admin can accept the new key",
@@ -123,45 +125,36 @@ def _classify(exc: BaseException, target: SshTarget) -> SshError:
     return SshError(f"SSH to {where} failed: {exc}")
 
 
-async def connect(target: SshTarget, *, timeout: float = 10.0) -> asyncssh.SSHClientConnection:
-    """A connection that accepts only the pinned host key (none pinned: refused, use :func:`first_contact`)."""
-    if target.host_key is None:
-        raise HostKeyChanged("", f"no host key is pinned for {target.host}: validate the server first")
-    pinned = asyncssh.import_public_key(target.host_key)
+async def _open(target: SshTarget, timeout: float, **options: Any) -> asyncssh.SSHClientConnection:
+    """A connection to ``target`` with its key only (no agent, no ``~/.ssh/config``); errors classified."""
     try:
         return await asyncssh.connect(
             target.host,
             target.port,
             username=target.user,
             client_keys=[asyncssh.import_private_key(target.private_key)],
-            known_hosts=([pinned], [], []),
             connect_timeout=timeout,
-            keepalive_interval=15,
-            keepalive_count_max=3,
             agent_path=None,
             config=None,
+            **options,
         )
     except Exception as exc:
         raise _classify(exc, target) from None
+
+
+async def connect(target: SshTarget, *, timeout: float = 10.0) -> asyncssh.SSHClientConnection:
+    """A connection that accepts only the pinned host key (none pinned: refused, use :func:`first_contact`)."""
+    if target.host_key is None:
+        raise HostKeyChanged(f"no host key is pinned for {target.host}: validate the server first")
+    pinned = asyncssh.import_public_key(target.host_key)
+    return await _open(target, timeout, known_hosts=([pinned], [], []), keepalive_interval=15, keepalive_count_max=3)
 
 
 async def first_contact(target: SshTarget, *, timeout: float = 10.0) -> str:
     """Connect once accepting any host key and return it (an OpenSSH public key line) to be pinned.
 
     Authentication is still checked: a server that refuses the key raises :class:`AuthenticationFailed`."""
-    try:
-        conn = await asyncssh.connect(
-            target.host,
-            target.port,
-            username=target.user,
-            client_keys=[asyncssh.import_private_key(target.private_key)],
-            known_hosts=None,
-            connect_timeout=timeout,
-            agent_path=None,
-            config=None,
-        )
-    except Exception as exc:
-        raise _classify(exc, target) from None
+    conn = await _open(target, timeout, known_hosts=None)
     try:
         key = conn.get_server_host_key()
     finally:

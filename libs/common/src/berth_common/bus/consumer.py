@@ -74,6 +74,13 @@ def durable_name(service: str, type_: str) -> str:
     return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
 
 
+async def _hand_back(msg: Msg, delay: float | None = None) -> None:
+    """Give ``msg`` back for another delivery (after ``delay`` seconds); when the connection is gone, the
+    server redelivers it after ack_wait anyway."""
+    with contextlib.suppress(Exception):
+        await msg.nak(delay=delay)
+
+
 class ConsumerHost(Protocol):
     """What a consumer needs from the bus that runs it (``Bus`` is one): so this module does not import it."""
 
@@ -225,13 +232,11 @@ class Consumer:
                 try:
                     if self._stopping.is_set():
                         # Shutting down: hand it back at once instead of holding it until ack_wait.
-                        with contextlib.suppress(Exception):
-                            await msg.nak()
+                        await _hand_back(msg)
                         return
                     await self._process(msg)
                 except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
+                    await _hand_back(msg)
                     raise
                 except Exception as exc:
                     # Never let one message kill the loop: it comes back after ack_wait.
@@ -248,8 +253,7 @@ class Consumer:
                 await asyncio.gather(*(one(msg) for msg in msgs))
         except asyncio.CancelledError:
             for msg in list(waiting):  # not started: hand back now rather than after ack_wait
-                with contextlib.suppress(Exception):
-                    await msg.nak()
+                await _hand_back(msg)
             raise
         finally:
             keepalive.cancel()
@@ -292,8 +296,7 @@ class Consumer:
             await self._dead_letter(msg, envelope, attempt, str(exc) or type(exc).__name__)
             return
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await msg.nak()
+            await _hand_back(msg)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -302,8 +305,7 @@ class Consumer:
                 return
             delay = self._delay(attempt)
             log.warning("handler failed, retrying", consumer=self.name, attempt=attempt, delay=delay, error=reason)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=delay)
+            await _hand_back(msg, delay)
             return
         await msg.ack_sync()
 
@@ -322,7 +324,6 @@ class Consumer:
         except Exception as exc:
             # Not moved: keep it (both publishes carry stable ids, so a retry does not duplicate them).
             log.error("dead-lettering failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=self._delay(attempt))
+            await _hand_back(msg, self._delay(attempt))
             return
         await msg.ack_sync()

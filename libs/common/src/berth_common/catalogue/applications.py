@@ -30,16 +30,26 @@ class RemoveApplication(Command):
     TYPE = "cmd.application.remove"
     PRODUCERS = ("api",)
     CONSUMERS = ("scheduler",)
-    application_id: str = Id
-    team_id: str = Id
+    application_id: Id
+    team_id: Id
     drain_grace_s: float | None = Field(default=None, ge=0, le=3600)
 
 
 RemovalPhase = Literal["routes", "restoring", "draining", "stopping", "images"]
 
 
+class ApplicationRemovalEvent(Event):
+    """Fields every ``evt.application.*`` event has (not a message by itself): the scheduler tells the api
+    about the removal of one application."""
+
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api",)
+    application_id: str
+    team_id: str
+
+
 @register
-class ApplicationRemovalProgressed(Event):
+class ApplicationRemovalProgressed(ApplicationRemovalEvent):
     """The removal entered ``phase``: ``routes`` (Traefik is removing the hosts), ``draining`` (no host
     routes to it any more; in-flight requests finish), ``stopping`` (its containers get SIGTERM, then
     SIGKILL), ``images`` (its built images are removed), or ``restoring`` (a route removal was refused:
@@ -47,10 +57,6 @@ class ApplicationRemovalProgressed(Event):
     attempt, so a consumer keeps the highest it saw."""
 
     TYPE = "evt.application.removal_progressed"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api",)
-    application_id: str
-    team_id: str
     phase: RemovalPhase
     version: int = Field(ge=0)
     routes_removed: int = 0
@@ -58,14 +64,10 @@ class ApplicationRemovalProgressed(Event):
 
 
 @register
-class ApplicationRemoved(Event):
+class ApplicationRemoved(ApplicationRemovalEvent):
     """No route, container or image of the application is left; its host names are free."""
 
     TYPE = "evt.application.removed"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api",)
-    application_id: str
-    team_id: str
     routes_removed: int = 0
     containers_removed: int = 0
     images_removed: int = 0
@@ -73,13 +75,9 @@ class ApplicationRemoved(Event):
 
 
 @register
-class ApplicationRemovalFailed(Event):
+class ApplicationRemovalFailed(ApplicationRemovalEvent):
     """The application could not be taken down (``reason`` says what to fix); what is still running keeps
     running and routed as before the command, and a new ``cmd.application.remove`` tries again."""
 
     TYPE = "evt.application.removal_failed"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api",)
-    application_id: str
-    team_id: str
     reason: str = Field(max_length=4000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,9 @@ def register(cls: type[Message]) -> type[Message]:
         raise ValueError(f"{cls.__name__}: a {cls.KIND} type must start with {prefix!r}")
     if cls.TYPE in REGISTRY:
         raise ValueError(f"duplicate message type {cls.TYPE}")
+    for name, field in cls.model_fields.items():
+        if get_origin(field.default) is Annotated:  # ``x: str = Id`` would make a type the default value
+            raise TypeError(f"{cls.__name__}.{name}: a type is its default; annotate it instead (``{name}: Id``)")
     REGISTRY[cls.TYPE] = cls
     return cls
 
@@ -59,4 +62,24 @@ def model_for(type_: str) -> type[Message]:
         raise KeyError(f"unknown message type {type_!r}") from None
 
 
-Id = Field(min_length=1, max_length=64)
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+"""The id of a team, an application, a deployment, a channel, ...: 1 to 64 characters."""
+
+
+class TeamQuery(Query):
+    """Fields every query about a team's own items has (not a message by itself): the service answers for
+    ``team_id`` only, so another team's item is not found, exactly like a missing one."""
+
+    team_id: Id
+
+
+class Problem(BaseModel):
+    """Why a query was refused (RFC 9457 shaped); ``status`` is the HTTP status the api should answer with.
+
+    A service's replies carry it instead of raising, so the api maps them to problem+json as they are."""
+
+    status: int
+    type: str  # a stable slug: not-found, conflict, invalid
+    title: str
+    field: str | None = None  # dotted path of the offending request field
+    detail: str = ""

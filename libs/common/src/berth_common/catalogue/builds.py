@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -18,19 +18,34 @@ from berth_common.values import ImageTag
 
 BUILD_FAILURE_STAGES = ("source", "clone", "dockerfile", "build", "internal")
 BuildFailureStage = Literal["source", "clone", "dockerfile", "build", "internal"]
+BuildId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class BuildCommand(Command):
+    """Fields every ``cmd.build.*`` command has (not a message by itself): the build and its deployment."""
+
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("builder",)
+    build_id: BuildId
+    deployment_id: Id
+
+
+class BuildEvent(Event):
+    """Fields every ``evt.build.*`` event has (not a message by itself): the build and its deployment."""
+
+    PRODUCERS = ("builder",)
+    build_id: str
+    deployment_id: str
+    application_id: str = ""
 
 
 @register
-class StartBuild(Command):
+class StartBuild(BuildCommand):
     """Clone ``source`` (shallow, with a timeout) and build it into ``image_tag`` through the Docker API."""
 
     TYPE = "cmd.build.start"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("builder",)
     CONSUMER_CHECKS_VALUES = True  # a bad source or tag is answered with evt.build.failed (stage "source")
-    build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    deployment_id: str = Id
-    application_id: str = Id
+    application_id: Id
     source: GitSource
     image_tag: ImageTag  # e.g. berth/<app>:<deployment>
     no_cache: bool = False
@@ -38,15 +53,11 @@ class StartBuild(Command):
 
 
 @register
-class BuildSucceeded(Event):
+class BuildSucceeded(BuildEvent):
     """``image`` exists on the build host; ``reused``: tagged from an earlier build of the same inputs."""
 
     TYPE = "evt.build.succeeded"
-    PRODUCERS = ("builder",)
     CONSUMERS = ("scheduler", "api")
-    build_id: str
-    deployment_id: str
-    application_id: str = ""
     image: ImageTag  # the tag asked for (``image_tag``), now pointing at ``image_id``
     image_id: str = ""
     commit: str = ""  # the resolved commit sha
@@ -56,15 +67,11 @@ class BuildSucceeded(Event):
 
 
 @register
-class BuildFailed(Event):
+class BuildFailed(BuildEvent):
     """``reason`` is for a person: what failed and what to do (never a secret, never a stack trace)."""
 
     TYPE = "evt.build.failed"
-    PRODUCERS = ("builder",)
     CONSUMERS = ("scheduler", "notifier")
-    build_id: str
-    deployment_id: str
-    application_id: str = ""
     reason: str = Field(max_length=4000)
     stage: BuildFailureStage = "internal"
     commit: str = ""
@@ -72,29 +79,21 @@ class BuildFailed(Event):
 
 
 @register
-class CancelBuild(Command):
+class CancelBuild(BuildCommand):
     """Stop build ``build_id`` (its deployment was cancelled or failed while building): git and the Docker
     build are killed, what the build made is removed, and the builder answers with ``evt.build.cancelled``.
     A build that has not started never starts; one that already finished is left as it is, except that an
     image it tagged for the cancelled deployment is untagged."""
 
     TYPE = "cmd.build.cancel"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("builder",)
-    build_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    deployment_id: str = Id
     reason: str = Field(default="cancelled", max_length=500)
 
 
 @register
-class BuildCancelled(Event):
+class BuildCancelled(BuildEvent):
     """The build was stopped before its end by ``cmd.build.cancel``; no image of it is left."""
 
     TYPE = "evt.build.cancelled"
-    PRODUCERS = ("builder",)
     CONSUMERS = ("scheduler",)
-    build_id: str
-    deployment_id: str
-    application_id: str = ""
     reason: str = Field(default="", max_length=500)
     duration_s: float = 0.0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from berth_common.catalogue.base import Event, Id, Query, register
+from berth_common.catalogue.base import Event, Id, Problem, Query, TeamQuery, register
 
 # --- containers and alerts -------------------------------------------------------------------------
 # Produced by the metrics service from the Docker events stream and from its threshold rules; consumed by
@@ -27,6 +27,8 @@ TARGET_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})$"
 class ContainerEvent(Event):
     """Fields every ``evt.container.*`` event has (not a message by itself)."""
 
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
     container_id: str  # the full Docker id
     container_name: str = ""
     image: str = ""
@@ -45,8 +47,6 @@ class ContainerCrashed(ContainerEvent):
     killer ended it (``oom_killed``). A ``docker stop`` or a deploy replacing it is not a crash."""
 
     TYPE = "evt.container.crashed"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     exit_code: int | None = None
     oom_killed: bool = False
 
@@ -57,8 +57,6 @@ class ContainerRestarted(ContainerEvent):
     restarted ``loop_threshold`` times or more within ``window_s`` (a restart loop): notify on those."""
 
     TYPE = "evt.container.restarted"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     restarts_in_window: int = Field(default=1, ge=0)
     window_s: float = 300.0
     loop_threshold: int = 3
@@ -70,8 +68,6 @@ class ContainerUnhealthy(ContainerEvent):
     """A container's health check failed: its Docker health status became ``unhealthy``."""
 
     TYPE = "evt.container.unhealthy"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     previous_health: str | None = None  # starting, healthy, or None when not seen before
 
 
@@ -80,8 +76,6 @@ class ContainerHealthy(ContainerEvent):
     """A container that was unhealthy passes its health check again (a start that is healthy is not news)."""
 
     TYPE = "evt.container.healthy"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     previous_health: str | None = "unhealthy"
 
 
@@ -89,6 +83,8 @@ class AlertEvent(Event):
     """Fields every ``evt.alert.*`` event has (not a message by itself). One alert is one raise and one
     resolve with the same ``alert_id``; a rule has at most one open alert per target."""
 
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
     alert_id: str
     rule_id: str
     rule_name: str = ""
@@ -111,8 +107,6 @@ class AlertRaised(AlertEvent):
     ``threshold`` restarts within ``window_s``). It resolves only below ``resolve_below``."""
 
     TYPE = "evt.alert.raised"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     value: float
     for_s: float = 0.0
     window_s: float | None = None
@@ -125,8 +119,6 @@ class AlertResolved(AlertEvent):
     or its target is gone (``value`` None)."""
 
     TYPE = "evt.alert.resolved"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     value: float | None = None
     peak: float | None = None  # the highest reading while it was raised
     resolve_below: float | None = None
@@ -134,14 +126,8 @@ class AlertResolved(AlertEvent):
     duration_s: float = 0.0  # raised_at to resolved_at
 
 
-class MetricsProblem(BaseModel):
+class MetricsProblem(Problem):
     """Why a metrics query was refused; ``status`` is the HTTP status the api should answer with."""
-
-    status: int
-    type: str  # a stable slug: not-found, invalid
-    title: str
-    field: str | None = None  # dotted path of the offending request field
-    detail: str = ""
 
 
 class SeriesData(BaseModel):
@@ -175,10 +161,10 @@ class MetricsQuery(Query):
     TYPE = "rpc.query"
     PRODUCERS = ("api",)
     CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = MetricsReply
+    REPLY = MetricsReply
     target_kind: AlertTargetKind
     target_id: str = Field(pattern=TARGET_PATTERN.replace(r"\*|", ""))
-    team_id: str | None = Field(default=None, min_length=1, max_length=64)
+    team_id: Id | None = None
     start: datetime
     end: datetime | None = None  # default: now
     step_s: float = Field(default=60.0, ge=1.0, le=86400.0)
@@ -258,62 +244,54 @@ class AlertListReply(BaseModel):
     problem: MetricsProblem | None = None
 
 
+class AlertQuery(TeamQuery):
+    """A query of the metrics service about a team's alert rules or alerts (not a message by itself)."""
+
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+
+
 @register
-class AlertRuleCreate(Query):
+class AlertRuleCreate(AlertQuery):
     """``rpc.metrics.alert_rule.create``: a team's threshold rule."""
 
     TYPE = "rpc.alert_rule.create"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
-    team_id: str = Id
+    REPLY = AlertRuleReply
     rule: AlertRuleSpec
 
 
 @register
-class AlertRuleUpdate(Query):
+class AlertRuleUpdate(AlertQuery):
     """``rpc.metrics.alert_rule.update``: replace a rule of the team (its open alerts are re-evaluated)."""
 
     TYPE = "rpc.alert_rule.update"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = AlertRuleReply
-    team_id: str = Id
-    rule_id: str = Id
+    REPLY = AlertRuleReply
+    rule_id: Id
     rule: AlertRuleSpec
 
 
 @register
-class AlertRuleList(Query):
+class AlertRuleList(AlertQuery):
     """``rpc.metrics.alert_rule.list``: the team's rules."""
 
     TYPE = "rpc.alert_rule.list"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = AlertRuleListReply
-    team_id: str = Id
+    REPLY = AlertRuleListReply
 
 
 @register
-class AlertRuleDelete(Query):
+class AlertRuleDelete(AlertQuery):
     """``rpc.metrics.alert_rule.delete``: remove a rule of the team; its open alerts end without an event."""
 
     TYPE = "rpc.alert_rule.delete"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = AlertRuleDeleteReply
-    team_id: str = Id
-    rule_id: str = Id
+    REPLY = AlertRuleDeleteReply
+    rule_id: Id
 
 
 @register
-class AlertList(Query):
+class AlertList(AlertQuery):
     """``rpc.metrics.alert.list``: the team's alerts, open ones first, newest first."""
 
     TYPE = "rpc.alert.list"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("metrics",)
-    REPLY: ClassVar[type[BaseModel]] = AlertListReply
-    team_id: str = Id
+    REPLY = AlertListReply
     open_only: bool = False
     limit: int = Field(default=100, ge=1, le=500)

@@ -276,8 +276,16 @@ class RolloutOptions(Spec):
     when_busy: Literal["queue", "replace_queued"] = "queue"
 
 
+class DeploymentCommand(Command):
+    """Fields every ``cmd.deployment.*`` command has (not a message by itself): the deployment it is about."""
+
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    deployment_id: Id
+
+
 @register
-class StartDeployment(Command):
+class StartDeployment(DeploymentCommand):
     """Deploy a new version of an application from ``spec``, the api's snapshot of its desired state.
 
     The scheduler builds it (git source), starts the new containers, waits until they are ready, moves the
@@ -286,36 +294,44 @@ class StartDeployment(Command):
     """
 
     TYPE = "cmd.deployment.start"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler",)
-    deployment_id: str = Id
-    application_id: str = Id
-    team_id: str = Id
+    application_id: Id
+    team_id: Id
     spec: ApplicationSpec
     options: RolloutOptions = RolloutOptions()
 
 
 @register
-class CancelDeployment(Command):
+class CancelDeployment(DeploymentCommand):
     """Cancel a queued deployment, or one not yet serving traffic (building, starting, verifying, routing)."""
 
     TYPE = "cmd.deployment.cancel"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler",)
-    deployment_id: str = Id
     reason: str = Field(default="cancelled by user", max_length=500)
 
 
+class DeploymentEvent(Event):
+    """Fields of the events that record a deployment and end it (not a message by itself): the deployment,
+    its application and its team."""
+
+    deployment_id: str
+    application_id: str
+    team_id: str
+
+
+class DeploymentOutcome(DeploymentEvent):
+    """Fields of the events that end a deployment (not a message by itself): one of them answers every
+    ``cmd.deployment.start``, for the api and the notifier."""
+
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api", "notifier")
+
+
 @register
-class DeploymentQueued(Event):
+class DeploymentQueued(DeploymentEvent):
     """The api recorded a deployment and asked the scheduler to run it."""
 
     TYPE = "evt.deployment.queued"
     PRODUCERS = ("api",)
     CONSUMERS = ("notifier",)
-    deployment_id: str
-    application_id: str
-    team_id: str
 
 
 @register
@@ -345,15 +361,10 @@ class Replica(Spec):
 
 
 @register
-class DeploymentSucceeded(Event):
+class DeploymentSucceeded(DeploymentOutcome):
     """The new version serves all traffic; the previous version's containers are stopped and removed."""
 
     TYPE = "evt.deployment.succeeded"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api", "notifier")
-    deployment_id: str
-    application_id: str
-    team_id: str
     image: str
     image_digest: str | None = None  # ``repo@sha256:...`` of a pulled image; None for an image built here
     previous_deployment_id: str | None = None
@@ -362,30 +373,20 @@ class DeploymentSucceeded(Event):
 
 
 @register
-class DeploymentFailed(Event):
+class DeploymentFailed(DeploymentOutcome):
     """The new containers are removed, the routes are as before, the previous version keeps serving."""
 
     TYPE = "evt.deployment.failed"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api", "notifier")
-    deployment_id: str
-    application_id: str
-    team_id: str
     reason: str = Field(max_length=4000)
     failed_in: DeploymentState | None = None  # the state the deployment was in when it failed
     duration_s: float = 0.0
 
 
 @register
-class DeploymentCancelled(Event):
+class DeploymentCancelled(DeploymentOutcome):
     """Cancelled before serving traffic: its containers are removed, the previous version keeps serving."""
 
     TYPE = "evt.deployment.cancelled"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("api", "notifier")
-    deployment_id: str
-    application_id: str
-    team_id: str
     reason: str = Field(default="", max_length=500)
     cancelled_in: DeploymentState | None = None
 
@@ -397,7 +398,7 @@ class ReplicasQuery(Query):
     TYPE = "rpc.replicas"
     PRODUCERS = ("api",)
     CONSUMERS = ("scheduler",)
-    application_id: str = Id
+    application_id: Id
 
 
 class ReplicaStatus(Spec):

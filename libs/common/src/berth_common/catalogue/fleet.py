@@ -44,8 +44,8 @@ class ValidateServer(Command):
     TYPE = "cmd.server.validate"
     PRODUCERS = ("api",)
     CONSUMERS = ("scheduler",)
-    server_id: str = Id
-    team_id: str = Id
+    server_id: Id
+    team_id: Id
     host: ServerAddress
     port: int = Field(default=22, ge=1, le=65535)
     user: SshUser = "root"
@@ -65,8 +65,8 @@ class ServerValidated(Event):
     TYPE = "evt.server.validated"
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("api",)
-    server_id: str = Id
-    team_id: str = Id
+    server_id: Id
+    team_id: Id
     attempt: int = Field(ge=1)
     state: ServerState
     reason: str = Field(default="", max_length=2000)

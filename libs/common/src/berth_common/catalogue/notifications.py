@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berth_common.catalogue.base import Id, Query, register
+from berth_common.catalogue.base import Id, Problem, TeamQuery, register
 from berth_common.values import DNS_LABEL_PATTERN, DnsLabel
 
 # --- notifications ---------------------------------------------------------------------------------
@@ -77,14 +77,8 @@ ChannelTarget = Annotated[
 ]
 
 
-class NotifyProblem(BaseModel):
+class NotifyProblem(Problem):
     """Why a notifier query was refused; ``status`` is the HTTP status the api should answer with."""
-
-    status: int
-    type: str  # a stable slug: not-found, conflict, invalid
-    title: str
-    field: str | None = None  # dotted path of the offending request field
-    detail: str = ""
 
 
 class ChannelView(BaseModel):
@@ -161,132 +155,110 @@ class DeletedReply(BaseModel):
     problem: NotifyProblem | None = None
 
 
+class NotifierQuery(TeamQuery):
+    """A query of the notifier about a team's channels, subscriptions or deliveries (not a message by itself)."""
+
+    PRODUCERS = ("api",)
+    CONSUMERS = ("notifier",)
+
+
+class ChannelQuery(NotifierQuery):
+    """Fields every query about one channel has (not a message by itself)."""
+
+    channel_id: Id
+
+
 @register
-class ChannelCreate(Query):
+class ChannelCreate(NotifierQuery):
     """``rpc.notifier.channel.create``: a team's notification channel (secrets encrypted at rest)."""
 
     TYPE = "rpc.channel.create"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = ChannelReply
-    team_id: str = Id
+    REPLY = ChannelReply
     name: DnsLabel
     target: ChannelTarget
     enabled: bool = True
 
 
 @register
-class ChannelList(Query):
+class ChannelList(NotifierQuery):
     """``rpc.notifier.channel.list``: a team's channels, secrets masked."""
 
     TYPE = "rpc.channel.list"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = ChannelListReply
-    team_id: str = Id
+    REPLY = ChannelListReply
 
 
 @register
-class ChannelGet(Query):
+class ChannelGet(ChannelQuery):
     """``rpc.notifier.channel.get``: one channel of the team, secrets masked."""
 
     TYPE = "rpc.channel.get"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = ChannelReply
-    team_id: str = Id
-    channel_id: str = Id
+    REPLY = ChannelReply
 
 
 @register
-class ChannelUpdate(Query):
+class ChannelUpdate(ChannelQuery):
     """``rpc.notifier.channel.update``: rename, enable/disable or reconfigure (same kind) a channel."""
 
     TYPE = "rpc.channel.update"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = ChannelReply
-    team_id: str = Id
-    channel_id: str = Id
+    REPLY = ChannelReply
     name: DnsLabel | None = None
     enabled: bool | None = None
     target: ChannelTarget | None = None
 
 
 @register
-class ChannelDelete(Query):
+class ChannelDelete(ChannelQuery):
     """``rpc.notifier.channel.delete``: remove a channel, its subscriptions and its delivery log."""
 
     TYPE = "rpc.channel.delete"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = DeletedReply
-    team_id: str = Id
-    channel_id: str = Id
+    REPLY = DeletedReply
 
 
 @register
-class ChannelTest(Query):
+class ChannelTest(ChannelQuery):
     """``rpc.notifier.channel.test``: send a test message now; waits up to ``wait_s`` for the outcome."""
 
     TYPE = "rpc.channel.test"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = DeliveryReply
-    team_id: str = Id
-    channel_id: str = Id
+    REPLY = DeliveryReply
     wait_s: float = Field(default=3.0, ge=0, le=10)
 
 
 @register
-class SubscriptionCreate(Query):
+class SubscriptionCreate(ChannelQuery):
     """``rpc.notifier.subscription.create``: event types (``evt.x.y``, ``evt.x.*``, ``evt.x.>``) for a channel."""
 
     TYPE = "rpc.subscription.create"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = SubscriptionReply
-    team_id: str = Id
-    channel_id: str = Id
+    REPLY = SubscriptionReply
     event_types: list[str] = Field(min_length=1, max_length=32)
-    project_id: str | None = Field(default=None, min_length=1, max_length=64)
-    application_id: str | None = Field(default=None, min_length=1, max_length=64)
+    project_id: Id | None = None
+    application_id: Id | None = None
 
 
 @register
-class SubscriptionList(Query):
+class SubscriptionList(NotifierQuery):
     """``rpc.notifier.subscription.list``: a team's subscriptions, optionally of one channel."""
 
     TYPE = "rpc.subscription.list"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = SubscriptionListReply
-    team_id: str = Id
-    channel_id: str | None = Field(default=None, min_length=1, max_length=64)
+    REPLY = SubscriptionListReply
+    channel_id: Id | None = None
 
 
 @register
-class SubscriptionDelete(Query):
+class SubscriptionDelete(NotifierQuery):
     """``rpc.notifier.subscription.delete``: stop sending these events to the channel."""
 
     TYPE = "rpc.subscription.delete"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = DeletedReply
-    team_id: str = Id
-    subscription_id: str = Id
+    REPLY = DeletedReply
+    subscription_id: Id
 
 
 @register
-class DeliveryList(Query):
+class DeliveryList(NotifierQuery):
     """``rpc.notifier.delivery.list``: the delivery log, newest first (status, attempts, last error)."""
 
     TYPE = "rpc.delivery.list"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("notifier",)
-    REPLY: ClassVar[type[BaseModel]] = DeliveryListReply
-    team_id: str = Id
-    channel_id: str | None = Field(default=None, min_length=1, max_length=64)
+    REPLY = DeliveryListReply
+    channel_id: Id | None = None
     status: DeliveryStatus | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before: datetime | None = None  # page: deliveries created strictly before this time

@@ -12,8 +12,26 @@ from berth_common.values import HostName
 # --- routes ----------------------------------------------------------------------------------------
 
 
+class RouteCommand(Command):
+    """Fields every ``cmd.route.*`` command has (not a message by itself): the route it changes."""
+
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("proxy-sync",)
+    route_id: Id
+
+
+class RouteEvent(Event):
+    """Fields every ``evt.route.*`` event has (not a message by itself): the route and the command's
+    ``generation``."""
+
+    PRODUCERS = ("proxy-sync",)
+    CONSUMERS = ("scheduler",)
+    route_id: str
+    generation: int = 0
+
+
 @register
-class ApplyRoutes(Command):
+class ApplyRoutes(RouteCommand):
     """Set the full upstream list of one route: every host goes to the load-balanced upstreams.
 
     Answered by ``evt.route.applied`` once Traefik's API shows the change live, or ``evt.route.failed``.
@@ -23,10 +41,7 @@ class ApplyRoutes(Command):
     """
 
     TYPE = "cmd.route.apply"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("proxy-sync",)
     CONSUMER_CHECKS_VALUES = True  # a bad host is answered with evt.route.failed
-    route_id: str = Id
     hosts: list[HostName] = Field(min_length=1, max_length=100)
     upstreams: list[str] = Field(min_length=1, max_length=256)
     generation: int = Field(default=0, ge=0)
@@ -34,25 +49,18 @@ class ApplyRoutes(Command):
 
 
 @register
-class RemoveRoute(Command):
+class RemoveRoute(RouteCommand):
     """Stop routing a route's hosts; answered by ``evt.route.removed`` once Traefik no longer has it."""
 
     TYPE = "cmd.route.remove"
-    PRODUCERS = ("scheduler",)
-    CONSUMERS = ("proxy-sync",)
-    route_id: str = Id
     generation: int = Field(default=0, ge=0)
 
 
 @register
-class RoutesApplied(Event):
+class RoutesApplied(RouteEvent):
     """Traefik's API shows the route's hosts going to exactly ``upstreams`` (``live_ms`` after the write)."""
 
     TYPE = "evt.route.applied"
-    PRODUCERS = ("proxy-sync",)
-    CONSUMERS = ("scheduler",)
-    route_id: str
-    generation: int = 0
     hosts: list[str] = []
     upstreams: list[str] = []
     live: bool = True
@@ -60,25 +68,17 @@ class RoutesApplied(Event):
 
 
 @register
-class RouteRemoved(Event):
+class RouteRemoved(RouteEvent):
     """Traefik's API no longer has the route's router or service."""
 
     TYPE = "evt.route.removed"
-    PRODUCERS = ("proxy-sync",)
-    CONSUMERS = ("scheduler",)
-    route_id: str
-    generation: int = 0
     live_ms: float = 0.0
 
 
 @register
-class RouteFailed(Event):
+class RouteFailed(RouteEvent):
     """The route is as it was before the command (invalid input, a stale generation, or not confirmed live)."""
 
     TYPE = "evt.route.failed"
-    PRODUCERS = ("proxy-sync",)
-    CONSUMERS = ("scheduler",)
-    route_id: str
-    generation: int = 0
     operation: Literal["apply", "remove"]
     reason: str = Field(max_length=4000)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from berth_common.catalogue.base import Event, register
+from berth_common.catalogue.base import Event, Id, register
 
 # --- servers -------------------------------------------------------------------------------------------
 # Produced by the metrics service, which reads every server's Docker engine each collection; consumed by
@@ -19,9 +19,11 @@ from berth_common.catalogue.base import Event, register
 class ServerEvent(Event):
     """Fields every ``evt.server.*`` event has (not a message by itself)."""
 
+    PRODUCERS = ("metrics",)
+    CONSUMERS = ("notifier",)
     server: str = Field(min_length=1, max_length=128)  # the server's name
     server_id: str | None = None  # the server's id when Berth manages several (None: the local server)
-    outage_id: str = Field(min_length=1, max_length=64)
+    outage_id: Id
     team_ids: list[str] = []  # teams with containers on the server at the last reading
     down_since: datetime  # the first collection the engine did not answer
     last_seen_at: datetime | None = None  # the last collection it answered (None: never since start)
@@ -35,8 +37,6 @@ class ServerUnreachable(ServerEvent):
     its containers can no longer be watched or managed. Sent once per outage."""
 
     TYPE = "evt.server.unreachable"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     error: str = Field(default="", max_length=500)  # the last error talking to the engine
 
 
@@ -46,8 +46,6 @@ class ServerBack(ServerEvent):
     ``evt.server.unreachable``."""
 
     TYPE = "evt.server.back"
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
     back_at: datetime
     down_for_s: float = Field(default=0.0, ge=0)  # down_since to back_at
 
