@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from berth_common import ssh_keys
 from tests.security.spec import Spec, get, leaves, put, unique
 
 PWN = "/tmp/pwn"
@@ -134,6 +135,11 @@ def _email() -> str:
     return f"{unique('u')}@example.com"
 
 
+def _ssh_key() -> str:
+    """A real private key: the api reads it (a placeholder string is refused before any field is looked at)."""
+    return ssh_keys.generate_key_pair()[0]
+
+
 def _variables() -> list[dict[str, Any]]:
     return [
         {"name": "LOG_LEVEL", "value": "debug", "kind": "runtime"},
@@ -172,6 +178,10 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "DotenvImportIn": lambda _: [{"content": "# comment\nA=1\nexport B='two words'\nC=\"x\\ny\"\n", "kind": "runtime"}],
     "GroupCreate": lambda _: [{"name": unique("g"), "redeploy_on_change": False, "variables": _variables()}],
     "GroupUpdate": lambda _: [{"name": unique("g")}],
+    "ServerCreate": lambda _: [
+        {"name": unique("s"), "host": "server.example.com", "port": 2222, "user": "deploy", "private_key": _ssh_key()},
+        {"name": unique("s"), "host": "192.0.2.10"},
+    ],
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"}
     ],
