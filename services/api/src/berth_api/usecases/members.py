@@ -26,13 +26,9 @@ class InvalidInvitationError(Exception):
     """A code that is malformed, unknown or whose secret does not match (one answer for all three)."""
 
 
-@dataclass(frozen=True)
-class Invited:
-    row: dict[str, Any]
+@dataclass(frozen=True, repr=False)
+class Invited(tokens.ShownOnce):
     code: str
-
-    def __repr__(self) -> str:
-        return f"Invited(id={self.row.get('id')!r})"
 
 
 @dataclass(frozen=True)
