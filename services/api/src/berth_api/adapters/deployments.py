@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows, as_dict, first_row, one_row
 from berth_api.adapters.tables import deployments
 from berth_api.domain.deployments import Projection
-from berth_api.domain.records import from_fields
 from berth_common.catalogue import StartDeployment, ValidateServer
 from berth_common.db.tables import outbox
+from berth_common.records import record_of
 
 # Commands whose JSON carries secret values in the clear (the scheduler needs them): kept in the outbox
 # only until published.
@@ -86,7 +86,7 @@ async def live_of(session: AsyncSession, application_ids: list[str]) -> dict[str
 
 
 def projection_of(row: dict[str, Any]) -> Projection:
-    return from_fields(Projection, row)
+    return record_of(Projection, row)
 
 
 async def save_projection(session: AsyncSession, deployment_id: str, p: Projection, **extra: Any) -> None:

@@ -12,10 +12,10 @@ from berth_api.adapters.readpool import BatchedLookup, ReadPool
 from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import api_tokens, memberships, teams, users
 from berth_api.domain.identity import TokenRecord
-from berth_api.domain.records import from_fields
 from berth_api.domain.roles import Role
 from berth_api.domain.tokens import NewToken
 from berth_common.envelope import new_id
+from berth_common.records import record_of
 
 BOOTSTRAP_LOCK = "berth-api-bootstrap"
 
@@ -91,7 +91,7 @@ async def check_token(lookup: BatchedLookup, prefix: str) -> tuple[TokenRecord, 
     row = await lookup.get(prefix)
     if row is None:
         return None
-    return from_fields(TokenRecord, row), int(row["revision"])
+    return record_of(TokenRecord, dict(row.items())), int(row["revision"])
 
 
 async def touch_token_now(pool: ReadPool, token_id: str, now: datetime) -> None:

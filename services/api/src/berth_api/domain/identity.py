@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from berth_api.domain import tokens
-from berth_api.domain.records import from_fields
 from berth_api.domain.roles import Role, is_role
+from berth_common.records import record_of
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def principal_for(record: TokenRecord | None, secret: str, now: datetime) -> Pri
     role = record.role
     if record.user_disabled or role is None or not is_role(role):
         return None
-    return from_fields(Principal, vars(record), role=role)
+    return record_of(Principal, record, role=role)
 
 
 def needs_touch(last_used_at: datetime | None, now: datetime, interval_s: float) -> bool:

@@ -114,3 +114,8 @@ def invalid_field(loc: str, detail: str, *, status: int = 422, type_: str = "val
     return ProblemError(
         status, f"The request has {what} fields: {loc}.", errors=[{"loc": loc, "detail": detail, "type": type_}]
     )
+
+
+def not_in_team(what: str, item_id: str, team_name: str) -> ProblemError:
+    """The 404 for an id the caller's team does not have (another team's is answered the same)."""
+    return ProblemError(404, f"No {what} {item_id} in team {team_name}.")

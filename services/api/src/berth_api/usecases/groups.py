@@ -19,7 +19,7 @@ from berth_api.adapters import configvars as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps, deployments
 from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_api.usecases.configvars import DotenvImport, Scoped, export_text, import_scope, replace_scope
@@ -39,7 +39,7 @@ class GroupRecord:
 
 
 def group_missing(principal: Principal, group_id: str) -> ProblemError:
-    return ProblemError(404, f"No environment group {group_id} in team {principal.team_name}.")
+    return not_in_team("environment group", group_id, principal.team_name)
 
 
 def _name_taken(name: str) -> ProblemError:

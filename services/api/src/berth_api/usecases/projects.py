@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import projects as repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps
 from berth_common.logging import get_logger
 
@@ -18,11 +19,18 @@ DEFAULT_ENVIRONMENT = "production"
 
 
 def project_missing(principal: Principal, project_id: str) -> ProblemError:
-    return ProblemError(404, f"No project {project_id} in team {principal.team_name}.")
+    return not_in_team("project", project_id, principal.team_name)
 
 
 def environment_missing(principal: Principal, environment_id: str) -> ProblemError:
-    return ProblemError(404, f"No environment {environment_id} in team {principal.team_name}.")
+    return not_in_team("environment", environment_id, principal.team_name)
+
+
+async def _refuse_if_used(s: AsyncSession, what: str, **scope: str) -> None:
+    """A project or an environment is deleted only once it holds no application."""
+    apps = await repo.count_applications(s, **scope)
+    if apps:
+        raise ProblemError(409, f"The {what} still has {apps} application(s); delete them first.")
 
 
 def _name_taken(what: str, name: str) -> ProblemError:
@@ -76,9 +84,7 @@ async def delete_project(deps: Deps, principal: Principal, project_id: str) -> N
     async with deps.sessionmaker() as s, s.begin():
         if await repo.get_project(s, principal.team_id, project_id) is None:
             raise project_missing(principal, project_id)
-        apps = await repo.count_applications(s, project_id=project_id)
-        if apps:
-            raise ProblemError(409, f"The project still has {apps} application(s); delete them first.")
+        await _refuse_if_used(s, "project", project_id=project_id)
         await repo.delete_project(s, principal.team_id, project_id)
     log.info("project deleted", project_id=project_id, team_id=principal.team_id)
 
@@ -109,7 +115,5 @@ async def delete_environment(deps: Deps, principal: Principal, environment_id: s
     async with deps.sessionmaker() as s, s.begin():
         if await repo.get_environment(s, principal.team_id, environment_id) is None:
             raise environment_missing(principal, environment_id)
-        apps = await repo.count_applications(s, environment_id=environment_id)
-        if apps:
-            raise ProblemError(409, f"The environment still has {apps} application(s); delete them first.")
+        await _refuse_if_used(s, "environment", environment_id=environment_id)
         await repo.delete_environment(s, principal.team_id, environment_id)

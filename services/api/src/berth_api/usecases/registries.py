@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import registries as repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps
 from berth_common.catalogue import ApplicationSpec, ImageSource, RegistryAuth
 from berth_common.envelope import new_id
@@ -46,7 +46,7 @@ def registry_aad(registry_id: str) -> str:
 
 
 def registry_missing(principal: Principal, registry_id: str) -> ProblemError:
-    return ProblemError(404, f"No registry {registry_id} in team {principal.team_name}.")
+    return not_in_team("registry", registry_id, principal.team_name)
 
 
 async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict[str, Any]:

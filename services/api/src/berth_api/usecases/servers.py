@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from berth_api.adapters import servers as repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import run
 from berth_common import sealing, ssh_keys
@@ -52,7 +52,7 @@ def server_aad(server_id: str) -> str:
 
 
 def server_missing(principal: Principal, server_id: str) -> ProblemError:
-    return ProblemError(404, f"No server {server_id} in team {principal.team_name}.")
+    return not_in_team("server", server_id, principal.team_name)
 
 
 def local_server() -> dict[str, Any]:
