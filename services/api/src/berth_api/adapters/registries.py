@@ -40,13 +40,3 @@ async def credentials_for(session: AsyncSession, team_id: str, host: str) -> dic
     """The team's registry for ``host`` with its sealed password (for a deployment's snapshot only)."""
     q = sa.select(registries).where(registries.c.team_id == team_id, registries.c.host == host)
     return await first_row(session, q)
-
-
-async def sealed_rows(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every registry's id and sealed password, locked (key rotation)."""
-    q = sa.select(registries.c.id, registries.c.sealed).order_by(registries.c.id).with_for_update()
-    return await all_rows(session, q)
-
-
-async def set_sealed(session: AsyncSession, registry_id: str, sealed: bytes) -> None:
-    await session.execute(sa.update(registries).where(registries.c.id == registry_id).values(sealed=sealed))

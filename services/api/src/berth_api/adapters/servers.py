@@ -45,13 +45,3 @@ async def lock_for_answer(session: AsyncSession, server_id: str, team_id: str) -
     """The server an answer of the scheduler concerns (any team's; the answer names it), locked."""
     q = sa.select(*SHOWN).where(servers.c.id == server_id, servers.c.team_id == team_id).with_for_update()
     return await first_row(session, q)
-
-
-async def sealed_rows(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every server's id and sealed private key, locked (key rotation)."""
-    q = sa.select(servers.c.id, servers.c.sealed).order_by(servers.c.id).with_for_update()
-    return await all_rows(session, q)
-
-
-async def set_sealed(session: AsyncSession, server_id: str, sealed: bytes) -> None:
-    await session.execute(sa.update(servers).where(servers.c.id == server_id).values(sealed=sealed))

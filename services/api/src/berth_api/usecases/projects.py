@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import projects as repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
+from berth_api.domain.problems import ProblemError, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_common.logging import get_logger
 
@@ -33,17 +33,13 @@ async def _refuse_if_used(s: AsyncSession, what: str, **scope: str) -> None:
         raise ProblemError(409, f"The {what} still has {apps} application(s); delete them first.")
 
 
-def _name_taken(what: str, name: str) -> ProblemError:
-    return invalid_field("/body/name", f"a {what} named {name!r} exists already", status=409, type_="conflict")
-
-
 async def create_project(deps: Deps, principal: Principal, name: str, description: str) -> dict[str, Any]:
     try:
         async with deps.sessionmaker() as s, s.begin():
             row = await repo.insert_project(s, principal.team_id, name, description)
             env = await repo.insert_environment(s, principal.team_id, row["id"], DEFAULT_ENVIRONMENT)
     except IntegrityError:
-        raise _name_taken("project", name) from None
+        raise name_taken("project", name) from None
     log.info("project created", project_id=row["id"], team_id=principal.team_id)
     return {**row, "environments": [env]}
 
@@ -76,7 +72,7 @@ async def update_project(deps: Deps, principal: Principal, project_id: str, valu
                 raise project_missing(principal, project_id)
             envs = await repo.environments_of(s, [project_id])
     except IntegrityError:
-        raise _name_taken("project", str(values.get("name"))) from None
+        raise name_taken("project", str(values.get("name"))) from None
     return {**row, "environments": envs[project_id]}
 
 
@@ -96,7 +92,7 @@ async def create_environment(deps: Deps, principal: Principal, project_id: str, 
                 raise project_missing(principal, project_id)
             return await repo.insert_environment(s, principal.team_id, project_id, name)
     except IntegrityError:
-        raise _name_taken("environment", name) from None
+        raise name_taken("environment", name) from None
 
 
 async def list_environments(deps: Deps, principal: Principal, project_id: str) -> list[dict[str, Any]]:

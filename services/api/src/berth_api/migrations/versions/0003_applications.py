@@ -1,7 +1,7 @@
 """api: projects, environments, applications (variables sealed, hosts), deployments and their projection."""
 
 from berth_api.adapters import tables as t
-from berth_common.db.revision import index, steps, table
+from berth_common.db.revision import steps, table
 
 revision = "api_0003"
 down_revision = "api_0002"
@@ -12,13 +12,8 @@ last_event_at cancel_requested_at"""
 upgrade, downgrade = steps(
     table(t.projects, "id team_id name description created_at updated_at"),
     table(t.environments, "id team_id project_id name created_at"),
-    index("environments_team", t.environments, "team_id"),
     table(t.applications, "id team_id project_id environment_id name config created_at updated_at"),
-    index("applications_team", t.applications, "team_id name"),
     table(t.variables, "application_id kind name position secret value sealed"),
     table(t.hosts, "host application_id service generated"),
-    index("hosts_application", t.hosts, "application_id"),
     table(t.deployments, DEPLOYMENTS),
-    index("deployments_app_created", t.deployments, "application_id created_at"),
-    index("deployments_app_finished", t.deployments, "application_id state finished_at"),
 )
