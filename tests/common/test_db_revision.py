@@ -16,10 +16,16 @@ from berth_common.db import make_engine
 from berth_common.db.revision import (
     add_columns,
     add_constraint,
+    check,
+    columns,
     create_table,
     drop_columns,
     drop_tables,
+    index,
     named_columns,
+    sql,
+    steps,
+    table,
 )
 
 metadata = sa.MetaData()
@@ -132,3 +138,35 @@ def test_an_unknown_column_or_constraint_is_refused():
         create_table(None, children, "id colour")
     with pytest.raises(KeyError, match="no constraint 'nope'"):
         add_constraint(None, children, "nope")
+
+
+# A revision declared as data: its downgrade takes the steps back, last first.
+declared_upgrade, declared_downgrade = steps(
+    table(parents, "id name"),
+    table(children, "id parent_id kind", omit=["children_kind"]),
+    check("children_kind", children, "kind IN ('a', 'b')"),
+    index("children_kind_id", children, "kind id", postgresql_where=sa.text("kind = 'a'")),
+    columns(children, "state note"),
+    sql("CREATE VIEW kinds AS SELECT DISTINCT kind FROM children", "DROP VIEW kinds"),
+)
+
+
+def declared(action: Callable[[], None]) -> Callable[[Any], Any]:
+    """``action`` run as alembic runs a revision (``alembic.op`` bound to the connection of ``op``)."""
+
+    def run_it(op: Any) -> Any:
+        with Operations.context(op.migration_context):
+            action()
+        i = sa.inspect(op.get_bind())
+        return {name: shape(op, name) for name in i.get_table_names()}, i.get_view_names()
+
+    return run_it
+
+
+async def test_a_revision_declared_as_steps_upgrades_in_order_and_downgrades_in_reverse(database):
+    tables, views = await run(database, declared(declared_upgrade))
+    assert views == ["kinds"] and set(tables) == {"parents", "children"}
+    assert tables["children"]["columns"] == ["id", "parent_id", "kind", "state", "note"]
+    assert tables["children"]["checks"] == ["children_kind", "children_state"]
+    assert {"children_kind_id", "children_state_note", "ix_children_parent_id"} <= set(tables["children"]["indexes"])
+    assert await run(database, declared(declared_downgrade)) == ({}, [])

@@ -13,12 +13,16 @@ written as SQL text names the table's columns that appear in it outside quoted l
 out, by name, a constraint or index that a later revision adds or that this revision had in another form.
 What the definition no longer has (a column dropped or renamed since) a revision spells with alembic's own
 operations, as history.
+
+A revision is declared as data: ``upgrade, downgrade = steps(table(...), index(...), columns(...))``; each
+step knows how to take itself back, and the downgrade takes the steps back in the reverse order.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -191,3 +195,72 @@ def drop_columns(op: Operations, table: sa.Table, columns: Names) -> None:
     """Drop columns (with the constraints and indexes on them), in the reverse order of ``columns``."""
     for column in reversed(_columns(table, _names(columns))):
         op.drop_column(table.name, column.name)
+
+
+# --- a revision declared as data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change a revision makes (``up``) and how a downgrade takes it back (``down``)."""
+
+    up: Callable[[Operations], None]
+    down: Callable[[Operations], None]
+
+
+def steps(*changes: Step) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A revision's ``upgrade`` (the changes in order) and ``downgrade`` (each taken back, last first):
+    ``upgrade, downgrade = steps(table(...), index(...))``."""
+
+    def upgrade() -> None:
+        from alembic import op
+
+        for change in changes:
+            change.up(op)
+
+    def downgrade() -> None:
+        from alembic import op
+
+        for change in reversed(changes):
+            change.down(op)
+
+    return upgrade, downgrade
+
+
+def table(definition: sa.Table, columns: Names, *, omit: Iterable[str] = ()) -> Step:
+    """Create a table with the named columns (:func:`create_table`); taken back by dropping it."""
+    return Step(
+        lambda op: create_table(op, definition, columns, omit=omit),
+        lambda op: drop_tables(op, definition),
+    )
+
+
+def columns(definition: sa.Table, names: Names, *, omit: Iterable[str] = ()) -> Step:
+    """Add the named columns to an existing table (:func:`add_columns`); taken back by dropping them."""
+    return Step(
+        lambda op: add_columns(op, definition, names, omit=omit),
+        lambda op: drop_columns(op, definition, names),
+    )
+
+
+def index(name: str, definition: sa.Table, columns: Names, **options: Any) -> Step:
+    """An index the definition does not declare (``options`` as for ``op.create_index``, such as
+    ``postgresql_where``); taken back by dropping it."""
+    return Step(
+        lambda op: op.create_index(name, definition.name, _names(columns), **options),
+        lambda op: op.drop_index(name, table_name=definition.name),
+    )
+
+
+def sql(up: str, down: str) -> Step:
+    """A statement written as SQL (a function, a trigger), and the one that takes it back."""
+    return Step(lambda op: op.execute(up), lambda op: op.execute(down))
+
+
+def check(name: str, definition: sa.Table, condition: str) -> Step:
+    """A CHECK constraint as this revision had it (the definition may hold a later form); taken back by
+    dropping it."""
+    return Step(
+        lambda op: op.create_check_constraint(name, definition.name, condition),
+        lambda op: op.drop_constraint(name, definition.name, type_="check"),
+    )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.readpool import ReadPool
+from berth_api.adapters.rows import all_rows, first_row
 from berth_api.adapters.tables import applications, deployments, environments, hosts, variables
 from berth_api.domain.applications import VariableKind
 
@@ -57,8 +58,7 @@ async def get_application(
     )
     if lock:
         q = q.with_for_update(of=applications)
-    row = (await session.execute(q)).first()
-    return None if row is None else dict(row._mapping)
+    return await first_row(session, q)
 
 
 async def list_applications(
@@ -76,7 +76,7 @@ async def list_applications(
     if environment_id is not None:
         q = q.where(applications.c.environment_id == environment_id)
     q = q.order_by(applications.c.name, environments.c.name, applications.c.id).limit(limit).offset(offset)
-    return [dict(r._mapping) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 # A page of the team's list in one statement on the read pool: the applications (ordered as

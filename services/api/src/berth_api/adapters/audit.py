@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from berth_api.adapters.rows import all_rows
 from berth_api.adapters.tables import audit_log
 
 
@@ -84,4 +85,4 @@ async def list_rows(
     if f.until is not None:
         q = q.where(c.at < f.until)
     q = q.order_by(sa.desc(c.id)).limit(limit)
-    return [dict(r._mapping) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.applications import StoredVariable, variable_rows
+from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import (
     env_groups,
     environment_variables,
@@ -18,10 +19,6 @@ from berth_api.adapters.tables import (
 from berth_common.envelope import new_id
 
 TABLES = {"environment": (environment_variables, "environment_id"), "group": (group_variables, "group_id")}
-
-
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
 
 
 async def variables_of(session: AsyncSession, scope: str, owner_ids: list[str]) -> dict[str, list[StoredVariable]]:
@@ -53,20 +50,19 @@ async def insert_group(session: AsyncSession, team_id: str, name: str, redeploy:
         .values(id=new_id(), team_id=team_id, name=name, redeploy_on_change=redeploy)
         .returning(*env_groups.c)
     )
-    return _row((await session.execute(q)).one())
+    return await one_row(session, q)
 
 
 async def get_group(session: AsyncSession, team_id: str, group_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     q = sa.select(env_groups).where(env_groups.c.id == group_id, env_groups.c.team_id == team_id)
     if lock:
         q = q.with_for_update()
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def list_groups(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     q = sa.select(env_groups).where(env_groups.c.team_id == team_id).order_by(env_groups.c.name)
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def update_group(session: AsyncSession, group_id: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +72,7 @@ async def update_group(session: AsyncSession, group_id: str, values: dict[str, A
         .values(**values, updated_at=sa.func.now())
         .returning(*env_groups.c)
     )
-    return _row((await session.execute(q)).one())
+    return await one_row(session, q)
 
 
 async def delete_group(session: AsyncSession, group_id: str) -> None:
@@ -107,7 +103,7 @@ async def groups_of(session: AsyncSession, application_id: str) -> list[dict[str
         .where(a.application_id == application_id)
         .order_by(a.seq)
     )
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def attach(session: AsyncSession, group_id: str, application_id: str) -> bool:

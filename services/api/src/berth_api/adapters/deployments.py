@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.rows import all_rows, as_dict, first_row, one_row
 from berth_api.adapters.tables import deployments
 from berth_api.domain.deployments import Projection
 from berth_common.catalogue import StartDeployment, ValidateServer
 from berth_common.db.tables import outbox
+from berth_common.records import record_of
 
 # Commands whose JSON carries secret values in the clear (the scheduler needs them): kept in the outbox
 # only until published.
 SECRET_SUBJECTS = (StartDeployment.TYPE, ValidateServer.TYPE)
-
-
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
 
 
 async def next_number(session: AsyncSession, application_id: str) -> int:
@@ -31,26 +30,22 @@ async def next_number(session: AsyncSession, application_id: str) -> int:
 
 
 async def insert_deployment(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
-    row = (await session.execute(sa.insert(deployments).values(**values).returning(*deployments.c))).one()
-    return _row(row)
+    return await one_row(session, sa.insert(deployments).values(**values).returning(*deployments.c))
 
 
 async def get_deployment(session: AsyncSession, team_id: str, deployment_id: str) -> dict[str, Any] | None:
     q = sa.select(deployments).where(deployments.c.id == deployment_id, deployments.c.team_id == team_id)
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def get_deployment_any(session: AsyncSession, deployment_id: str) -> dict[str, Any] | None:
-    row = (await session.execute(sa.select(deployments).where(deployments.c.id == deployment_id))).first()
-    return None if row is None else _row(row)
+    return await first_row(session, sa.select(deployments).where(deployments.c.id == deployment_id))
 
 
 async def lock_deployment(session: AsyncSession, deployment_id: str) -> dict[str, Any] | None:
     """For bus handlers: the row, locked until the transaction ends (events of one deployment serialise)."""
     q = sa.select(deployments).where(deployments.c.id == deployment_id).with_for_update()
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def list_deployments(
@@ -61,7 +56,7 @@ async def list_deployments(
     if before is not None:
         q = q.where(c.number < before)
     q = q.order_by(sa.desc(c.number)).limit(limit)
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def succeeded(session: AsyncSession, application_id: str, limit: int = 2) -> list[dict[str, Any]]:
@@ -73,7 +68,7 @@ async def succeeded(session: AsyncSession, application_id: str, limit: int = 2) 
         .order_by(sa.desc(c.finished_at), sa.desc(c.number))
         .limit(limit)
     )
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def live_of(session: AsyncSession, application_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -87,36 +82,18 @@ async def live_of(session: AsyncSession, application_ids: list[str]) -> dict[str
         .where(c.application_id.in_(application_ids), c.state == "succeeded")
         .order_by(c.application_id, sa.desc(c.finished_at), sa.desc(c.number))
     )
-    return {r.application_id: _row(r) for r in (await session.execute(q)).all()}
+    return {r.application_id: as_dict(r) for r in (await session.execute(q)).all()}
 
 
 def projection_of(row: dict[str, Any]) -> Projection:
-    return Projection(
-        state=row["state"],
-        step=row["step"],
-        detail=row["detail"],
-        reason=row["reason"],
-        last_event_at=row["last_event_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )
+    return record_of(Projection, row)
 
 
 async def save_projection(session: AsyncSession, deployment_id: str, p: Projection, **extra: Any) -> None:
     await session.execute(
         sa.update(deployments)
         .where(deployments.c.id == deployment_id)
-        .values(
-            state=p.state,
-            step=p.step,
-            detail=p.detail,
-            reason=p.reason,
-            last_event_at=p.last_event_at,
-            started_at=p.started_at,
-            finished_at=p.finished_at,
-            updated_at=sa.func.now(),
-            **extra,
-        )
+        .values(**asdict(p), updated_at=sa.func.now(), **extra)
     )
 
 

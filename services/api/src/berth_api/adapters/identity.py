@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.readpool import BatchedLookup, ReadPool
+from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import api_tokens, memberships, teams, users
 from berth_api.domain.identity import TokenRecord
 from berth_api.domain.roles import Role
 from berth_api.domain.tokens import NewToken
 from berth_common.envelope import new_id
+from berth_common.records import record_of
 
 BOOTSTRAP_LOCK = "berth-api-bootstrap"
 
@@ -46,22 +48,16 @@ async def add_member(session: AsyncSession, user_id: str, team_id: str, role: Ro
 async def insert_token(
     session: AsyncSession, user_id: str, team_id: str, name: str, token: NewToken, expires_at: datetime | None
 ) -> dict[str, Any]:
-    row = (
-        await session.execute(
-            sa.insert(api_tokens)
-            .values(
-                id=new_id(),
-                user_id=user_id,
-                team_id=team_id,
-                name=name,
-                prefix=token.prefix,
-                hash=token.hash,
-                expires_at=expires_at,
-            )
-            .returning(*_public_columns())
-        )
-    ).one()
-    return dict(row._mapping)
+    q = sa.insert(api_tokens).values(
+        id=new_id(),
+        user_id=user_id,
+        team_id=team_id,
+        name=name,
+        prefix=token.prefix,
+        hash=token.hash,
+        expires_at=expires_at,
+    )
+    return await one_row(session, q.returning(*_public_columns()))
 
 
 def _public_columns() -> list[sa.Column[Any]]:
@@ -73,9 +69,9 @@ def _public_columns() -> list[sa.Column[Any]]:
 # the team's revision (the application list's cache key, api_0005) and the user's role in that team; the
 # tokens of the requests waiting at the same time in one statement (``TokenLookup``).
 TOKEN_QUERY = """
-SELECT t.prefix AS key, t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
-       u.id AS user_id, u.email, u.name AS user_name, u.disabled_at,
-       tm.id AS team_id, tm.name AS team_name, tm.revision, m.role
+SELECT t.prefix AS key, t.id AS token_id, t.name AS token_name, t.hash, t.expires_at, t.revoked_at,
+       t.last_used_at, u.id AS user_id, u.email AS user_email, u.name AS user_name,
+       u.disabled_at IS NOT NULL AS user_disabled, tm.id AS team_id, tm.name AS team_name, tm.revision, m.role
 FROM api_tokens t
 JOIN users u ON u.id = t.user_id
 JOIN teams tm ON tm.id = t.team_id
@@ -95,22 +91,7 @@ async def check_token(lookup: BatchedLookup, prefix: str) -> tuple[TokenRecord, 
     row = await lookup.get(prefix)
     if row is None:
         return None
-    record = TokenRecord(
-        token_id=row["id"],
-        token_name=row["name"],
-        hash=row["hash"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
-        user_id=row["user_id"],
-        user_email=row["email"],
-        user_name=row["user_name"],
-        user_disabled=row["disabled_at"] is not None,
-        team_id=row["team_id"],
-        team_name=row["team_name"],
-        role=row["role"],
-    )
-    return record, int(row["revision"])
+    return record_of(TokenRecord, dict(row.items())), int(row["revision"])
 
 
 async def touch_token_now(pool: ReadPool, token_id: str, now: datetime) -> None:
@@ -119,7 +100,7 @@ async def touch_token_now(pool: ReadPool, token_id: str, now: datetime) -> None:
 
 async def list_tokens(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     query = sa.select(*_public_columns()).where(api_tokens.c.team_id == team_id).order_by(api_tokens.c.created_at)
-    return [dict(r._mapping) for r in (await session.execute(query)).all()]
+    return await all_rows(session, query)
 
 
 async def revoke_token(session: AsyncSession, team_id: str, token_id: str, now: datetime) -> dict[str, Any] | None:
@@ -130,5 +111,4 @@ async def revoke_token(session: AsyncSession, team_id: str, token_id: str, now: 
         .where(c.id == token_id, c.team_id == team_id, c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    row = (await session.execute(sa.select(*_public_columns()).where(c.id == token_id, c.team_id == team_id))).first()
-    return None if row is None else dict(row._mapping)
+    return await first_row(session, sa.select(*_public_columns()).where(c.id == token_id, c.team_id == team_id))

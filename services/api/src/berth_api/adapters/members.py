@@ -8,13 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import api_tokens, invitations, memberships, teams, users
 from berth_api.domain.roles import Role
 from berth_common.envelope import new_id
-
-
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
 
 
 def _member_columns() -> list[Any]:
@@ -29,7 +26,7 @@ async def list_members(session: AsyncSession, team_id: str) -> list[dict[str, An
         .where(memberships.c.team_id == team_id)
         .order_by(users.c.email)
     )
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def get_member(session: AsyncSession, team_id: str, user_id: str) -> dict[str, Any] | None:
@@ -38,8 +35,7 @@ async def get_member(session: AsyncSession, team_id: str, user_id: str) -> dict[
         .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
         .where(memberships.c.team_id == team_id, memberships.c.user_id == user_id)
     )
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def lock_admins(session: AsyncSession, team_id: str) -> list[str]:
@@ -74,8 +70,7 @@ async def is_member(session: AsyncSession, team_id: str, user_id: str) -> bool:
 
 
 async def user_by_email(session: AsyncSession, email: str) -> dict[str, Any] | None:
-    row = (await session.execute(sa.select(users).where(users.c.email == email.lower()))).first()
-    return None if row is None else _row(row)
+    return await first_row(session, sa.select(users).where(users.c.email == email.lower()))
 
 
 async def teams_of(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
@@ -87,7 +82,7 @@ async def teams_of(session: AsyncSession, user_id: str) -> list[dict[str, Any]]:
         .where(m.user_id == user_id)
         .order_by(tm.name)
     )
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 # --- invitations -----------------------------------------------------------------------------------
@@ -100,7 +95,7 @@ def _invitation_columns() -> list[Any]:
 
 async def insert_invitation(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
     q = sa.insert(invitations).values(id=new_id(), **values).returning(*_invitation_columns())
-    return _row((await session.execute(q)).one())
+    return await one_row(session, q)
 
 
 async def pending_for(session: AsyncSession, team_id: str, email: str, now: datetime) -> bool:
@@ -122,7 +117,7 @@ async def list_invitations(session: AsyncSession, team_id: str) -> list[dict[str
         .order_by(sa.desc(invitations.c.created_at))
         .limit(500)
     )
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def revoke_invitation(
@@ -135,10 +130,9 @@ async def revoke_invitation(
         .where(c.id == invitation_id, c.team_id == team_id, c.accepted_at.is_(None), c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    row = (
-        await session.execute(sa.select(*_invitation_columns()).where(c.id == invitation_id, c.team_id == team_id))
-    ).first()
-    return None if row is None else _row(row)
+    return await first_row(
+        session, sa.select(*_invitation_columns()).where(c.id == invitation_id, c.team_id == team_id)
+    )
 
 
 async def lock_invitation(session: AsyncSession, prefix: str) -> dict[str, Any] | None:
@@ -150,8 +144,7 @@ async def lock_invitation(session: AsyncSession, prefix: str) -> dict[str, Any] 
         .where(c.prefix == prefix)
         .with_for_update(of=invitations)
     )
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def mark_accepted(session: AsyncSession, invitation_id: str, user_id: str, now: datetime) -> None:

@@ -7,34 +7,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.rows import all_rows, as_dict, first_row, one_row
 from berth_api.adapters.tables import applications, environments, projects
 from berth_common.envelope import new_id
 
 
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
-
-
 async def insert_project(session: AsyncSession, team_id: str, name: str, description: str) -> dict[str, Any]:
-    row = (
-        await session.execute(
-            sa.insert(projects)
-            .values(id=new_id(), team_id=team_id, name=name, description=description)
-            .returning(*projects.c)
-        )
-    ).one()
-    return _row(row)
+    q = sa.insert(projects).values(id=new_id(), team_id=team_id, name=name, description=description)
+    return await one_row(session, q.returning(*projects.c))
 
 
 async def get_project(session: AsyncSession, team_id: str, project_id: str) -> dict[str, Any] | None:
     q = sa.select(projects).where(projects.c.id == project_id, projects.c.team_id == team_id)
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def list_projects(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     q = sa.select(projects).where(projects.c.team_id == team_id).order_by(projects.c.name)
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def update_project(
@@ -46,8 +36,7 @@ async def update_project(
         .values(**values, updated_at=sa.func.now())
         .returning(*projects.c)
     )
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def delete_project(session: AsyncSession, team_id: str, project_id: str) -> None:
@@ -55,14 +44,8 @@ async def delete_project(session: AsyncSession, team_id: str, project_id: str) -
 
 
 async def insert_environment(session: AsyncSession, team_id: str, project_id: str, name: str) -> dict[str, Any]:
-    row = (
-        await session.execute(
-            sa.insert(environments)
-            .values(id=new_id(), team_id=team_id, project_id=project_id, name=name)
-            .returning(*environments.c)
-        )
-    ).one()
-    return _row(row)
+    q = sa.insert(environments).values(id=new_id(), team_id=team_id, project_id=project_id, name=name)
+    return await one_row(session, q.returning(*environments.c))
 
 
 async def get_environment(
@@ -71,8 +54,7 @@ async def get_environment(
     q = sa.select(environments).where(environments.c.id == environment_id, environments.c.team_id == team_id)
     if lock:
         q = q.with_for_update()
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def environments_of(session: AsyncSession, project_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -83,7 +65,7 @@ async def environments_of(session: AsyncSession, project_ids: list[str]) -> dict
     order = sa.case((environments.c.name == "production", 0), else_=1)
     q = sa.select(environments).where(environments.c.project_id.in_(project_ids)).order_by(order, environments.c.name)
     for r in (await session.execute(q)).all():
-        out[r.project_id].append(_row(r))
+        out[r.project_id].append(as_dict(r))
     return out
 
 

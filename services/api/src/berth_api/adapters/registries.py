@@ -7,28 +7,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import registries
 
 SHOWN = [c for c in registries.c if c.name != "sealed"]  # every column but the sealed password
 
 
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
-
-
 async def insert_registry(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
-    return _row((await session.execute(sa.insert(registries).values(**values).returning(*SHOWN))).one())
+    return await one_row(session, sa.insert(registries).values(**values).returning(*SHOWN))
 
 
 async def list_registries(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     q = sa.select(*SHOWN).where(registries.c.team_id == team_id).order_by(registries.c.name)
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def get_registry(session: AsyncSession, team_id: str, registry_id: str) -> dict[str, Any] | None:
     q = sa.select(*SHOWN).where(registries.c.team_id == team_id, registries.c.id == registry_id)
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def delete_registry(session: AsyncSession, team_id: str, registry_id: str) -> bool:
@@ -43,15 +39,4 @@ async def delete_registry(session: AsyncSession, team_id: str, registry_id: str)
 async def credentials_for(session: AsyncSession, team_id: str, host: str) -> dict[str, Any] | None:
     """The team's registry for ``host`` with its sealed password (for a deployment's snapshot only)."""
     q = sa.select(registries).where(registries.c.team_id == team_id, registries.c.host == host)
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
-
-
-async def sealed_rows(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every registry's id and sealed password, locked (key rotation)."""
-    q = sa.select(registries.c.id, registries.c.sealed).order_by(registries.c.id).with_for_update()
-    return [_row(r) for r in (await session.execute(q)).all()]
-
-
-async def set_sealed(session: AsyncSession, registry_id: str, sealed: bytes) -> None:
-    await session.execute(sa.update(registries).where(registries.c.id == registry_id).values(sealed=sealed))
+    return await first_row(session, q)

@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
-Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries`` (the
-``sealed`` column) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries`` and
+``servers`` (their ``sealed`` column) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_api.adapters import registries as registries_repo
-from berth_api.adapters import servers as servers_repo
+from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
-from berth_api.adapters.tables import deployments, environment_variables, group_variables, variables
-from berth_api.domain.applications import reseal_spec, snapshot_aad, variable_aad
+from berth_api.adapters.tables import (
+    deployments,
+    environment_variables,
+    group_variables,
+    registries,
+    servers,
+    variables,
+)
+from berth_api.domain.applications import ROW_AAD, reseal_spec, row_aad, snapshot_aad, variable_aad
 
 KEY_LOCK = "berth-api-secrets-key"
 VARIABLE_TABLES = (
@@ -39,7 +45,7 @@ async def hold_for_rotation(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
 
 
-ROW_AAD = {"registries": "registry", "servers": "server"}  # the aad of a row's value: "<kind>:<id>"
+ROW_SEALED = (registries, servers)  # one sealed value per row (``row_aad``)
 
 
 @dataclass
@@ -81,19 +87,20 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
             )
             done += 1
         out.counts[table.name], out.current[table.name] = done, kept
-    for place, repo in (("registries", registries_repo), ("servers", servers_repo)):
-        # registry passwords and tokens, servers' private keys: one sealed value per row, bound to it
+    for table in ROW_SEALED:
         done = kept = 0
-        for row in await repo.sealed_rows(session):
+        q = sa.select(table.c.id, table.c.sealed).order_by(table.c.id).with_for_update()
+        for row in await all_rows(session, q):
             if box.sealed_with_current(row["sealed"]):
                 kept += 1
                 continue
-            aad = f"{ROW_AAD[place]}:{row['id']}"
-            opened = _open(box, row["sealed"], aad, f"{ROW_AAD[place]} {row['id']}")
-            await repo.set_sealed(session, row["id"], box.seal(opened, aad))
+            aad = row_aad(table.name, row["id"])
+            opened = _open(box, row["sealed"], aad, f"{ROW_AAD[table.name]} {row['id']}")
+            sealed = box.seal(opened, aad)
+            await session.execute(sa.update(table).where(table.c.id == row["id"]).values(sealed=sealed))
             done += 1
         if done or kept:  # a place is counted once it holds values
-            out.counts[place], out.current[place] = done, kept
+            out.counts[table.name], out.current[table.name] = done, kept
     done = kept = 0
     dq = sa.select(deployments.c.id, deployments.c.spec).order_by(deployments.c.id).with_for_update()
     for d in (await session.execute(dq)).all():

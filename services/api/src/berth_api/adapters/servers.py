@@ -7,22 +7,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import servers
 
 SHOWN = [c for c in servers.c if c.name != "sealed"]  # every column but the sealed private key
 
 
-def _row(r: Any) -> dict[str, Any]:
-    return dict(r._mapping)
-
-
 async def insert_server(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
-    return _row((await session.execute(sa.insert(servers).values(**values).returning(*SHOWN))).one())
+    return await one_row(session, sa.insert(servers).values(**values).returning(*SHOWN))
 
 
 async def list_servers(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     q = sa.select(*SHOWN).where(servers.c.team_id == team_id).order_by(servers.c.name)
-    return [_row(r) for r in (await session.execute(q)).all()]
+    return await all_rows(session, q)
 
 
 async def get_server(
@@ -31,13 +28,12 @@ async def get_server(
     q = sa.select(*(servers.c if with_key else SHOWN)).where(servers.c.team_id == team_id, servers.c.id == server_id)
     if lock:
         q = q.with_for_update()
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
+    return await first_row(session, q)
 
 
 async def update_server(session: AsyncSession, server_id: str, values: dict[str, Any]) -> dict[str, Any]:
     q = sa.update(servers).where(servers.c.id == server_id).values(**values).returning(*SHOWN)
-    return _row((await session.execute(q)).one())
+    return await one_row(session, q)
 
 
 async def delete_server(session: AsyncSession, team_id: str, server_id: str) -> bool:
@@ -48,15 +44,4 @@ async def delete_server(session: AsyncSession, team_id: str, server_id: str) -> 
 async def lock_for_answer(session: AsyncSession, server_id: str, team_id: str) -> dict[str, Any] | None:
     """The server an answer of the scheduler concerns (any team's; the answer names it), locked."""
     q = sa.select(*SHOWN).where(servers.c.id == server_id, servers.c.team_id == team_id).with_for_update()
-    row = (await session.execute(q)).first()
-    return None if row is None else _row(row)
-
-
-async def sealed_rows(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every server's id and sealed private key, locked (key rotation)."""
-    q = sa.select(servers.c.id, servers.c.sealed).order_by(servers.c.id).with_for_update()
-    return [_row(r) for r in (await session.execute(q)).all()]
-
-
-async def set_sealed(session: AsyncSession, server_id: str, sealed: bytes) -> None:
-    await session.execute(sa.update(servers).where(servers.c.id == server_id).values(sealed=sealed))
+    return await first_row(session, q)

@@ -36,6 +36,7 @@ memberships = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.CheckConstraint(ROLE_CHECK, name="memberships_role"),
+    sa.Index("memberships_team", "team_id"),
 )
 
 api_tokens = sa.Table(
@@ -51,6 +52,8 @@ api_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("api_tokens_team", "team_id"),
+    sa.Index("api_tokens_user", "user_id"),
 )
 
 # --- projects, environments, applications, deployments (api_0003) ----------------------------------
@@ -76,6 +79,7 @@ environments = sa.Table(
     sa.Column("name", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("project_id", "name", name="environments_project_name"),
+    sa.Index("environments_team", "team_id"),
 )
 
 applications = sa.Table(
@@ -95,6 +99,7 @@ applications = sa.Table(
     sa.Column("removal_version", sa.Integer, nullable=True),  # of the last removal_progressed applied
     sa.UniqueConstraint("environment_id", "name", name="applications_environment_name"),
     sa.CheckConstraint("state IN ('active', 'removing')", name="applications_state"),
+    sa.Index("applications_team", "team_id", "name"),
 )
 
 variables = sa.Table(
@@ -121,6 +126,7 @@ hosts = sa.Table(
     sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
     sa.Column("service", sa.String(32), nullable=False),
     sa.Column("generated", sa.Boolean, nullable=False),
+    sa.Index("hosts_application", "application_id"),
 )
 
 deployments = sa.Table(
@@ -157,6 +163,8 @@ deployments = sa.Table(
         name="deployments_state",
     ),
     sa.UniqueConstraint("application_id", "number", name="deployments_application_number"),
+    sa.Index("deployments_app_created", "application_id", "created_at"),
+    sa.Index("deployments_app_finished", "application_id", "state", "finished_at"),
 )
 
 # --- invitations, audit log, environment variables and groups (api_0004) ----------------------------
@@ -177,6 +185,7 @@ invitations = sa.Table(
     sa.Column("accepted_by", sa.String(32), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(ROLE_CHECK, name="invitations_role"),
+    sa.Index("invitations_team", "team_id", "created_at"),
 )
 
 # No foreign keys: audit rows outlive what they name.
@@ -194,6 +203,8 @@ audit_log = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("fields", sa.JSON, nullable=True),  # top-level field names of the body, never values
     sa.Column("source", sa.String(64), nullable=True),  # the client's address
+    sa.Index("audit_log_team", "team_id", "id"),
+    sa.Index("audit_log_at", "at"),  # the retention purge finds the oldest rows (api_0007)
 )
 
 env_groups = sa.Table(
@@ -214,6 +225,7 @@ group_attachments = sa.Table(
     sa.Column("group_id", sa.String(32), sa.ForeignKey("env_groups.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),  # attach order = precedence among groups
+    sa.Index("group_attachments_application", "application_id", "seq"),
 )
 
 

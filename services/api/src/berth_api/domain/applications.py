@@ -169,6 +169,15 @@ def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
     return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
 
 
+ROW_AAD = {"registries": "registry", "servers": "server"}
+
+
+def row_aad(table: str, row_id: str) -> str:
+    """Associated data of the one sealed value of a row (a registry's password or token, a server's private
+    key): bound to that row."""
+    return f"{ROW_AAD[table]}:{row_id}"
+
+
 def snapshot_aad(deployment_id: str) -> str:
     """Associated data of a deployment snapshot's sealed values (a value moved to another row does not open)."""
     return f"deployment:{deployment_id}"

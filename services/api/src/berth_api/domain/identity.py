@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from berth_api.domain import tokens
 from berth_api.domain.roles import Role, is_role
+from berth_common.records import record_of
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,7 @@ def principal_for(record: TokenRecord | None, secret: str, now: datetime) -> Pri
     role = record.role
     if record.user_disabled or role is None or not is_role(role):
         return None
-    return Principal(
-        user_id=record.user_id,
-        user_email=record.user_email,
-        user_name=record.user_name,
-        team_id=record.team_id,
-        team_name=record.team_name,
-        role=role,
-        token_id=record.token_id,
-        token_name=record.token_name,
-    )
+    return record_of(Principal, record, role=role)
 
 
 def needs_touch(last_used_at: datetime | None, now: datetime, interval_s: float) -> bool:

@@ -36,13 +36,19 @@ git_url = values.git_url
 branch = values.git_ref
 
 
-def env_value(value: str) -> str:
-    """Values are passed to Docker as data (never through a shell); only NUL cannot be carried."""
-    if len(value) > MAX_VALUE:
-        raise ValueError(f"a value is at most {MAX_VALUE} characters")
+def _carried(value: str, limit: int, what: str, where: str) -> str:
+    """Text passed to Docker as data (never through a shell): up to ``limit`` characters, and no NUL, the one
+    character that cannot be carried."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is at most {limit} characters")
     if "\x00" in value:
-        raise ValueError("NUL characters are not allowed in a value")
+        raise ValueError(f"NUL characters are not allowed in {where}")
     return value
+
+
+def env_value(value: str) -> str:
+    """A variable's value."""
+    return _carried(value, MAX_VALUE, "a value", "a value")
 
 
 _EMAIL_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
@@ -83,11 +89,7 @@ def display_name(value: str) -> str:
 
 def argv_item(value: str) -> str:
     """One element of a container command (an argv list: no shell ever parses it)."""
-    if len(value) > MAX_ARG:
-        raise ValueError(f"a command argument is at most {MAX_ARG} characters")
-    if "\x00" in value:
-        raise ValueError("NUL characters are not allowed in a command")
-    return value
+    return _carried(value, MAX_ARG, "a command argument", "a command")
 
 
 def hostname(value: str) -> str:

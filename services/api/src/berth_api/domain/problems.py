@@ -114,3 +114,13 @@ def invalid_field(loc: str, detail: str, *, status: int = 422, type_: str = "val
     return ProblemError(
         status, f"The request has {what} fields: {loc}.", errors=[{"loc": loc, "detail": detail, "type": type_}]
     )
+
+
+def name_taken(what: str, name: str) -> ProblemError:
+    """The 409 for a name the team gives another of its ``what`` already."""
+    return invalid_field("/body/name", f"a {what} named {name!r} exists already", status=409, type_="conflict")
+
+
+def not_in_team(what: str, item_id: str, team_name: str) -> ProblemError:
+    """The 404 for an id the caller's team does not have (another team's is answered the same)."""
+    return ProblemError(404, f"No {what} {item_id} in team {team_name}.")

@@ -11,6 +11,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 SCHEME = "berth"
 PREFIX_BYTES = 6  # 12 hex characters
@@ -30,6 +31,17 @@ class NewToken:
 
     def __repr__(self) -> str:  # never print the secret by accident
         return f"NewToken(prefix={self.prefix!r})"
+
+
+@dataclass(frozen=True)
+class ShownOnce:
+    """A row just created with a secret that is shown this once; its repr names the row, never the secret
+    (a subclass adds the secret's field, declared with ``repr=False`` so that this repr stays)."""
+
+    row: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.row.get('id')!r})"
 
 
 def hash_secret(secret: str) -> str:

@@ -21,7 +21,7 @@ from berth_api.domain import layers, names
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps, variables
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -50,7 +50,7 @@ class ReplicasAnswer:
 
 
 def application_missing(principal: Principal, application_id: str) -> ProblemError:
-    return ProblemError(404, f"No application {application_id} in team {principal.team_name}.")
+    return not_in_team("application", application_id, principal.team_name)
 
 
 REMOVING_SLUG = "application-removing"

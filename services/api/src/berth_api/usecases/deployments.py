@@ -19,7 +19,7 @@ from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, with_image
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError
+from berth_api.domain.problems import ProblemError, not_in_team
 from berth_api.usecases import Deps, layers, registries
 from berth_api.usecases.applications import (
     application_missing,
@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 
 def deployment_missing(principal: Principal, deployment_id: str) -> ProblemError:
-    return ProblemError(404, f"No deployment {deployment_id} in team {principal.team_name}.")
+    return not_in_team("deployment", deployment_id, principal.team_name)
 
 
 def masked(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from berth_api.adapters import configvars as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, name_taken, not_in_team
 from berth_api.usecases import Deps, deployments
 from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_api.usecases.configvars import DotenvImport, Scoped, export_text, import_scope, replace_scope
@@ -39,11 +39,7 @@ class GroupRecord:
 
 
 def group_missing(principal: Principal, group_id: str) -> ProblemError:
-    return ProblemError(404, f"No environment group {group_id} in team {principal.team_name}.")
-
-
-def _name_taken(name: str) -> ProblemError:
-    return invalid_field("/body/name", f"a group named {name!r} exists already", status=409, type_="conflict")
+    return not_in_team("environment group", group_id, principal.team_name)
 
 
 async def _record(s: AsyncSession, row: dict[str, Any]) -> GroupRecord:
@@ -67,7 +63,7 @@ async def create_group(
             row = await repo.insert_group(s, principal.team_id, name, redeploy)
             stored = await replace_scope(deps, s, "group", row["id"], incoming, [])
     except IntegrityError:
-        raise _name_taken(name) from None
+        raise name_taken("group", name) from None
     log.info("environment group created", group_id=row["id"], team_id=principal.team_id)
     return GroupRecord(row, stored, [])
 
@@ -96,7 +92,7 @@ async def update_group(deps: Deps, principal: Principal, group_id: str, values: 
             row = await repo.update_group(s, group_id, values) if values else await _locked(s, principal, group_id)
             return await _record(s, row)
     except IntegrityError:
-        raise _name_taken(str(values.get("name"))) from None
+        raise name_taken("group", str(values.get("name"))) from None
 
 
 async def delete_group(deps: Deps, principal: Principal, group_id: str) -> None:

@@ -26,13 +26,9 @@ DEFAULT_TEAM = "default"
 BOOTSTRAP_TOKEN_NAME = "bootstrap"
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    row: dict[str, Any]
+@dataclass(frozen=True, repr=False)
+class IssuedToken(tokens.ShownOnce):
     plaintext: str
-
-    def __repr__(self) -> str:
-        return f"IssuedToken(id={self.row.get('id')!r})"
 
 
 async def bootstrap_admin(sessionmaker: async_sessionmaker[AsyncSession], email: str, token_path: Path) -> bool:

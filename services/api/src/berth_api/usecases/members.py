@@ -14,7 +14,7 @@ from berth_api.adapters import identity as identity_repo
 from berth_api.adapters import members as repo
 from berth_api.domain import invitations, tokens
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.domain.roles import Role
 from berth_api.usecases import Deps
 from berth_common.logging import get_logger
@@ -26,13 +26,9 @@ class InvalidInvitationError(Exception):
     """A code that is malformed, unknown or whose secret does not match (one answer for all three)."""
 
 
-@dataclass(frozen=True)
-class Invited:
-    row: dict[str, Any]
+@dataclass(frozen=True, repr=False)
+class Invited(tokens.ShownOnce):
     code: str
-
-    def __repr__(self) -> str:
-        return f"Invited(id={self.row.get('id')!r})"
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class Joined:
 
 
 def member_missing(principal: Principal, user_id: str) -> ProblemError:
-    return ProblemError(404, f"No member {user_id} in team {principal.team_name}.")
+    return not_in_team("member", user_id, principal.team_name)
 
 
 def _last_admin(principal: Principal) -> ProblemError:
@@ -134,7 +130,7 @@ async def revoke_invitation(deps: Deps, principal: Principal, invitation_id: str
     async with deps.sessionmaker() as s, s.begin():
         row = await repo.revoke_invitation(s, principal.team_id, invitation_id, datetime.now(UTC))
     if row is None:
-        raise ProblemError(404, f"No invitation {invitation_id} in team {principal.team_name}.")
+        raise not_in_team("invitation", invitation_id, principal.team_name)
     log.info("invitation revoked", id=invitation_id, team_id=principal.team_id)
     return invitation_out(row)
 

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import projects as projects_repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import STANDARD, ProblemError, field_errors, invalid_field, json_pointer
+from berth_api.domain.problems import STANDARD, ProblemError, field_errors, invalid_field, json_pointer, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -257,4 +257,4 @@ async def rule_of(deps: Deps, principal: Principal, rule_id: str) -> AlertRuleVi
     for rule in listed.rules:
         if rule.id == rule_id:
             return rule
-    raise ProblemError(404, f"No alert rule {rule_id} in team {principal.team_name}.")
+    raise not_in_team("alert rule", rule_id, principal.team_name)

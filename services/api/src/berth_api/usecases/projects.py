@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import projects as repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_common.logging import get_logger
 
@@ -18,15 +19,18 @@ DEFAULT_ENVIRONMENT = "production"
 
 
 def project_missing(principal: Principal, project_id: str) -> ProblemError:
-    return ProblemError(404, f"No project {project_id} in team {principal.team_name}.")
+    return not_in_team("project", project_id, principal.team_name)
 
 
 def environment_missing(principal: Principal, environment_id: str) -> ProblemError:
-    return ProblemError(404, f"No environment {environment_id} in team {principal.team_name}.")
+    return not_in_team("environment", environment_id, principal.team_name)
 
 
-def _name_taken(what: str, name: str) -> ProblemError:
-    return invalid_field("/body/name", f"a {what} named {name!r} exists already", status=409, type_="conflict")
+async def _refuse_if_used(s: AsyncSession, what: str, **scope: str) -> None:
+    """A project or an environment is deleted only once it holds no application."""
+    apps = await repo.count_applications(s, **scope)
+    if apps:
+        raise ProblemError(409, f"The {what} still has {apps} application(s); delete them first.")
 
 
 async def create_project(deps: Deps, principal: Principal, name: str, description: str) -> dict[str, Any]:
@@ -35,7 +39,7 @@ async def create_project(deps: Deps, principal: Principal, name: str, descriptio
             row = await repo.insert_project(s, principal.team_id, name, description)
             env = await repo.insert_environment(s, principal.team_id, row["id"], DEFAULT_ENVIRONMENT)
     except IntegrityError:
-        raise _name_taken("project", name) from None
+        raise name_taken("project", name) from None
     log.info("project created", project_id=row["id"], team_id=principal.team_id)
     return {**row, "environments": [env]}
 
@@ -68,7 +72,7 @@ async def update_project(deps: Deps, principal: Principal, project_id: str, valu
                 raise project_missing(principal, project_id)
             envs = await repo.environments_of(s, [project_id])
     except IntegrityError:
-        raise _name_taken("project", str(values.get("name"))) from None
+        raise name_taken("project", str(values.get("name"))) from None
     return {**row, "environments": envs[project_id]}
 
 
@@ -76,9 +80,7 @@ async def delete_project(deps: Deps, principal: Principal, project_id: str) -> N
     async with deps.sessionmaker() as s, s.begin():
         if await repo.get_project(s, principal.team_id, project_id) is None:
             raise project_missing(principal, project_id)
-        apps = await repo.count_applications(s, project_id=project_id)
-        if apps:
-            raise ProblemError(409, f"The project still has {apps} application(s); delete them first.")
+        await _refuse_if_used(s, "project", project_id=project_id)
         await repo.delete_project(s, principal.team_id, project_id)
     log.info("project deleted", project_id=project_id, team_id=principal.team_id)
 
@@ -90,7 +92,7 @@ async def create_environment(deps: Deps, principal: Principal, project_id: str, 
                 raise project_missing(principal, project_id)
             return await repo.insert_environment(s, principal.team_id, project_id, name)
     except IntegrityError:
-        raise _name_taken("environment", name) from None
+        raise name_taken("environment", name) from None
 
 
 async def list_environments(deps: Deps, principal: Principal, project_id: str) -> list[dict[str, Any]]:
@@ -109,7 +111,5 @@ async def delete_environment(deps: Deps, principal: Principal, environment_id: s
     async with deps.sessionmaker() as s, s.begin():
         if await repo.get_environment(s, principal.team_id, environment_id) is None:
             raise environment_missing(principal, environment_id)
-        apps = await repo.count_applications(s, environment_id=environment_id)
-        if apps:
-            raise ProblemError(409, f"The environment still has {apps} application(s); delete them first.")
+        await _refuse_if_used(s, "environment", environment_id=environment_id)
         await repo.delete_environment(s, principal.team_id, environment_id)

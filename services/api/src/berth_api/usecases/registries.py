@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import registries as repo
 from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_common.catalogue import ApplicationSpec, ImageSource, RegistryAuth
 from berth_common.envelope import new_id
@@ -40,13 +41,8 @@ class RegistryInput:
         return f"RegistryInput({self.name!r}, {self.host!r}, {self.username!r}, password=**********)"
 
 
-def registry_aad(registry_id: str) -> str:
-    """Associated data of a registry's sealed password: bound to its entry."""
-    return f"registry:{registry_id}"
-
-
 def registry_missing(principal: Principal, registry_id: str) -> ProblemError:
-    return ProblemError(404, f"No registry {registry_id} in team {principal.team_name}.")
+    return not_in_team("registry", registry_id, principal.team_name)
 
 
 async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict[str, Any]:
@@ -62,7 +58,7 @@ async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict
                     "name": given.name,
                     "host": given.host,
                     "username": given.username,
-                    "sealed": deps.box.seal(given.password, registry_aad(registry_id)),
+                    "sealed": deps.box.seal(given.password, row_aad("registries", registry_id)),
                     "created_by": principal.user_id,
                 },
             )
@@ -71,9 +67,7 @@ async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict
             raise invalid_field(
                 "/body/host", f"the team has credentials for {given.host} already", status=409, type_="conflict"
             ) from None
-        raise invalid_field(
-            "/body/name", f"a registry named {given.name!r} exists already", status=409, type_="conflict"
-        ) from None
+        raise name_taken("registry", given.name) from None
     log.info("registry added", registry_id=registry_id, host=given.host, team_id=principal.team_id)
     return row
 
@@ -112,6 +106,6 @@ async def with_credentials(deps: Deps, s: AsyncSession, team_id: str, spec: Appl
     row = await repo.credentials_for(s, team_id, host)
     if row is None:
         return spec.model_copy(update={"source": source.model_copy(update={"auth": None})})
-    password = SecretStr(deps.box.open(row["sealed"], registry_aad(row["id"])))
+    password = SecretStr(deps.box.open(row["sealed"], row_aad("registries", row["id"])))
     auth = RegistryAuth(registry=host, username=row["username"], password=password)
     return spec.model_copy(update={"source": source.model_copy(update={"auth": auth})})

@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 
 from berth_api.adapters import servers as repo
 from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import run
 from berth_common import sealing, ssh_keys
@@ -46,13 +47,8 @@ class ServerInput:
         return f"ServerInput({self.name!r}, {self.user}@{self.host}:{self.port}, private_key=**********)"
 
 
-def server_aad(server_id: str) -> str:
-    """Associated data of a server's sealed private key at rest: bound to its row."""
-    return f"server:{server_id}"
-
-
 def server_missing(principal: Principal, server_id: str) -> ProblemError:
-    return ProblemError(404, f"No server {server_id} in team {principal.team_name}.")
+    return not_in_team("server", server_id, principal.team_name)
 
 
 def local_server() -> dict[str, Any]:
@@ -101,7 +97,7 @@ async def create(deps: Deps, principal: Principal, given: ServerInput) -> dict[s
                 "host": given.host,
                 "port": given.port,
                 "user": given.user,
-                "sealed": deps.box.seal(private_key, server_aad(server_id)),
+                "sealed": deps.box.seal(private_key, row_aad("servers", server_id)),
                 "public_key": public_key,
                 "checks": [],
                 "created_by": principal.user_id,
@@ -113,9 +109,7 @@ async def create(deps: Deps, principal: Principal, given: ServerInput) -> dict[s
     try:
         row = await run(deps, body)
     except IntegrityError:
-        raise invalid_field(
-            "/body/name", f"a server named {given.name!r} exists already", status=409, type_="conflict"
-        ) from None
+        raise name_taken("server", given.name) from None
     log.info("server added", server_id=server_id, host=given.host, team_id=principal.team_id)
     return row
 
@@ -142,7 +136,7 @@ async def _revalidate(deps: Deps, unit: Unit, principal: Principal, server_id: s
     row = {**row, **changes, "attempt": row["attempt"] + 1}
     values = {**changes, "attempt": row["attempt"], "state": "validating", "reason": ""}
     updated = await repo.update_server(unit.session, server_id, values)
-    await _send_validation(deps, unit, row, deps.box.open(row["sealed"], server_aad(server_id)))
+    await _send_validation(deps, unit, row, deps.box.open(row["sealed"], row_aad("servers", server_id)))
     return updated
 
 

@@ -1,8 +1,4 @@
-"""api schema: base tables (processed message ids, outbox).
-
-Revision ID: api_0001
-Revises:
-"""
+"""api schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 

@@ -5,15 +5,10 @@ list is valid while the team's revision is the one it was cached under. Triggers
 transaction as the write (whoever writes: a use case, an import, a future route), on applications,
 environments, projects, an application's variables (not when only the sealed value of a secret changes:
 the list shows no secret value, and a key rotation re-seals every one) and its host names.
-
-Revision ID: api_0005
-Revises: api_0004
 """
 
-from alembic import op
-
 from berth_api.adapters import tables as t
-from berth_common.db.revision import add_columns, drop_columns
+from berth_common.db.revision import columns, sql, steps
 
 revision = "api_0005"
 down_revision = "api_0004"
@@ -49,18 +44,15 @@ TRIGGERS = {
 }
 
 
-def upgrade() -> None:
-    add_columns(op, t.teams, "revision")
-    op.execute(FUNCTION)
-    for table, (owner, events) in TRIGGERS.items():
-        op.execute(
+upgrade, downgrade = steps(
+    columns(t.teams, "revision"),
+    sql(FUNCTION, "DROP FUNCTION bump_team_revision()"),
+    *(
+        sql(
             f"CREATE TRIGGER {table}_bump_team_revision AFTER {events} ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION bump_team_revision('{owner}')"
+            f"FOR EACH ROW EXECUTE FUNCTION bump_team_revision('{owner}')",
+            f"DROP TRIGGER {table}_bump_team_revision ON {table}",
         )
-
-
-def downgrade() -> None:
-    for table in TRIGGERS:
-        op.execute(f"DROP TRIGGER {table}_bump_team_revision ON {table}")
-    op.execute("DROP FUNCTION bump_team_revision()")
-    drop_columns(op, t.teams, "revision")
+        for table, (owner, events) in TRIGGERS.items()
+    ),
+)

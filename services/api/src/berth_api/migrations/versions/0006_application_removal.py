@@ -5,24 +5,11 @@ transaction, through the outbox); ``evt.application.removed`` deletes its rows, 
 ``active`` again with ``removal_error``. An UPDATE of ``applications`` bumps the team's revision (the
 ``applications_bump_team_revision`` trigger of api_0005 fires on every UPDATE), so the cached application
 list shows the state change at once.
-
-Revision ID: api_0006
-Revises: api_0005
 """
 
-from alembic import op
-
 from berth_api.adapters import tables as t
-from berth_common.db.revision import add_columns, drop_columns
+from berth_common.db.revision import columns, steps
 
 revision = "api_0006"
 down_revision = "api_0005"
-
-
-def upgrade() -> None:
-    add_columns(op, t.applications, "state removal_error")
-
-
-def downgrade() -> None:
-    op.drop_constraint("applications_state", "applications", type_="check")
-    drop_columns(op, t.applications, "state removal_error")
+upgrade, downgrade = steps(columns(t.applications, "state removal_error"))

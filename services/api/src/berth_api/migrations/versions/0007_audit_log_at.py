@@ -3,20 +3,11 @@ without reading the whole table.
 
 On an installation with a large audit log the index is built once, at the upgrade (writes of audit rows
 wait for it).
-
-Revision ID: api_0007
-Revises: api_0006
 """
 
-from alembic import op
+from berth_api.adapters import tables as t
+from berth_common.db.revision import index, steps
 
 revision = "api_0007"
 down_revision = "api_0006"
-
-
-def upgrade() -> None:
-    op.create_index("audit_log_at", "audit_log", ["at"])
-
-
-def downgrade() -> None:
-    op.drop_index("audit_log_at", table_name="audit_log")
+upgrade, downgrade = steps(index("audit_log_at", t.audit_log, "at"))

@@ -1,8 +1,4 @@
-"""builder schema: base tables (processed message ids, outbox).
-
-Revision ID: builder_0001
-Revises:
-"""
+"""builder schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 

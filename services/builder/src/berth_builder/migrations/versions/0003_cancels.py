@@ -1,8 +1,4 @@
-"""builder: cancelled builds (a status, and the cancel requests a builder process may have to pick up).
-
-Revision ID: builder_0003
-Revises: builder_0002
-"""
+"""builder: cancelled builds (a status, and the cancel requests a builder process may have to pick up)."""
 
 from alembic import op
 

@@ -1,8 +1,4 @@
-"""metrics schema: base tables (processed message ids, outbox).
-
-Revision ID: metrics_0001
-Revises:
-"""
+"""metrics schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 

@@ -1,8 +1,4 @@
-"""notifier schema: base tables (processed message ids, outbox).
-
-Revision ID: notifier_0001
-Revises:
-"""
+"""notifier schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 

@@ -1,8 +1,4 @@
-"""proxy-sync schema: base tables (processed message ids, outbox).
-
-Revision ID: proxy_0001
-Revises:
-"""
+"""proxy-sync schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 

@@ -1,8 +1,4 @@
-"""scheduler schema: base tables (processed message ids, outbox).
-
-Revision ID: scheduler_0001
-Revises:
-"""
+"""scheduler schema: base tables (processed message ids, outbox)."""
 
 from berth_common.db.base_revision import downgrade, upgrade
 
