@@ -163,3 +163,26 @@ async def test_private_registry_pulls_with_credentials_and_fails_clearly_without
     # the password is in no event and no log line
     for e in [*platform.events, *platform.logs]:
         assert PASSWORD not in str(e) and "not-the-password" not in str(e)
+
+
+@pytest.fixture
+async def mirrored(open_registry, busybox, unique, monkeypatch):
+    """``nginx:1.27`` mapped (BERTH_IMAGE_MAP, read by the scheduler the platform starts) to an image pushed
+    to the test registry, as an air-gapped site maps official names to its mirror."""
+    image = await reg.push(busybox, open_registry, f"mirror/nginx-{unique}", "1.27")
+    monkeypatch.setenv("BERTH_IMAGE_MAP", f"nginx:1.27={image}")
+    yield image
+    reg.remove_local(image)
+
+
+async def test_the_image_map_sends_a_pull_to_the_mirror(mirrored, platform, app_id, unique, open_registry):
+    host = f"mirror-{unique}.localhost"
+    d1 = await platform.deploy(app_id, _spec("nginx:1.27", host, "from the mirror"))
+    done = await platform.wait(d1, timeout=90)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert done["data"]["image"] == mirrored
+    assert await asyncio.to_thread(platform.traefik.get, host) == (200, b"from the mirror\n")
+    assert f"[starting] pull: {mirrored} from {open_registry.host} (pull policy always, anonymous)" in _logs(
+        platform, d1
+    )
+    remove_labelled(f"berth.app={app_id}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from berth_common.images import parse_image_map
 from berth_common.settings import BaseServiceSettings
 
 
@@ -19,6 +20,9 @@ class SchedulerSettings(BaseServiceSettings):
 
     docker_url: str | None = None  # BERTH_DOCKER_URL; default: DOCKER_HOST or the local socket
     docker_api_version: str = "v1.41"
+    # BERTH_IMAGE_MAP (as the builder's): official names -> mirrors or local images, applied to every image
+    # a deployment runs (so pulls go to the mirror: air-gapped sites, registry mirrors).
+    image_map: str = ""
     ssh_timeout_s: float = Field(default=10.0, gt=0, le=120)  # connecting to a server, and each command on it
     # Rollout defaults (a deployment's options override them).
     drain_grace_s: float = Field(default=30.0, ge=0)  # in-flight requests finish on the old version
@@ -33,3 +37,9 @@ class SchedulerSettings(BaseServiceSettings):
     worker_settle_s: float = Field(default=1.0, ge=0)
     # Built images kept per application for rollback: those of the last N successful deployments.
     keep_images: int = Field(default=5, ge=1, le=1000)
+
+    @field_validator("image_map")
+    @classmethod
+    def _valid_image_map(cls, value: str) -> str:
+        parse_image_map(value)
+        return value

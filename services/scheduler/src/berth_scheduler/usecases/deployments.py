@@ -28,6 +28,7 @@ from berth_common.catalogue import (
     StartDeployment,
 )
 from berth_common.db import Unit
+from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import Sealer
@@ -68,7 +69,14 @@ class Deployments:
         )
 
     def rollout_of(self, msg: StartDeployment, now: float) -> Rollout:
-        image = msg.spec.source.image if isinstance(msg.spec.source, ImageSource) else None
+        """The deployment as the state machine holds it. A prebuilt image goes through the image map
+        (``BERTH_IMAGE_MAP``, without the defaults the builder adds for its base images): the mapped reference
+        is what is pulled and run."""
+        image = (
+            resolve_image(msg.spec.source.image, image_map(self.settings.image_map, defaults={}))
+            if isinstance(msg.spec.source, ImageSource)
+            else None
+        )
         return Rollout(
             deployment_id=msg.deployment_id,
             application_id=msg.application_id,
