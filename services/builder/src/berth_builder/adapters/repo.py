@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_builder.adapters.tables import builds, cancels
-from berth_common.db.rows import record_of
+from berth_common.records import record_of
 
 Claim = Literal["claimed", "finished", "busy", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")

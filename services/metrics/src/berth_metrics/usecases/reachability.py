@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from berth_common.bus import Bus
 from berth_common.catalogue import ServerBack, ServerUnreachable
 from berth_common.db import Unit
-from berth_common.db.rows import record_of
 from berth_common.db.unit import run_unit
 from berth_common.logging import get_logger
+from berth_common.records import record_of
 from berth_metrics.adapters.tables import server_health
 from berth_metrics.domain.reachability import Limits, ServerHealth, Transition, observe
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common.catalogue import DeliveryList, DeliveryView
-from berth_common.db.rows import record_of
+from berth_common.records import record_of
 from berth_notifier.adapters.store import new_id
 from berth_notifier.adapters.tables import deliveries
 from berth_notifier.domain.notice import Notice

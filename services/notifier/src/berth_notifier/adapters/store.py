@@ -17,7 +17,7 @@ from berth_common.catalogue import (
     SubscriptionCreate,
     SubscriptionView,
 )
-from berth_common.db.rows import record_of
+from berth_common.records import record_of
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.tables import applications, channels, subscriptions
 from berth_notifier.domain import channels as domain

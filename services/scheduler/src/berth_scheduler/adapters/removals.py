@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_common.db.rows import record_of
+from berth_common.records import record_of
 from berth_scheduler.adapters.tables import containers, deployments, removals, routes
 from berth_scheduler.domain.removal import FINISHED, Phase, Removal
 from berth_scheduler.domain.routing import RoutePlan

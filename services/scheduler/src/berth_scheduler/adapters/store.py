@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_common.db.rows import record_of
+from berth_common.records import record_of
 from berth_scheduler.adapters.tables import containers, deployments, route_ops, routes
 from berth_scheduler.domain.machine import TERMINAL, Abort, Rollout, State, Timeouts
 from berth_scheduler.domain.queueing import QueueEntry

@@ -1,4 +1,4 @@
-"""``record_of``: dataclasses and pydantic models read from result rows and from row mappings."""
+"""``record_of``: dataclasses and pydantic models read from result rows, mappings and dataclasses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from berth_common.db.rows import field_names, record_of
+from berth_common.records import field_names, record_of, values_of
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,18 @@ def test_given_values_win_and_missing_columns_keep_defaults() -> None:
 
 def test_a_mapping_reads_like_a_row() -> None:
     assert record_of(Record, {"id": "b", "name": "two", "unused": 1}) == Record(id="b", name="two")
+
+
+def test_a_dataclass_gives_its_fields() -> None:
+    source = Record(id="c", name="three", tags=("y",), note="kept")
+    assert record_of(View, source, tags=list(source.tags)) == View(id="c", name="three", tags=["y"], note="kept")
+
+
+def test_what_holds_no_values_by_name_is_refused() -> None:
+    with pytest.raises(TypeError):
+        values_of(42)
+    with pytest.raises(TypeError):
+        values_of(Record)
 
 
 def test_field_names_in_declared_order() -> None:
