@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
+from berth_common import labels
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.adapters.docker import DockerOperationError, host_port_of
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import names
 from berth_scheduler.domain.containers import container_spec
 from tests.scheduler import apps
 
@@ -51,10 +51,10 @@ async def test_web_replica_starts_on_loopback_and_passes_readiness(docker, readi
     info = await docker.inspect(cs.name)
     assert host_port_of(info, 8080) == cs.host_port
     assert info["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(cs.host_port)}]}
-    assert info["Config"]["Labels"][names.LABEL_DEPLOYMENT] == DEP
+    assert info["Config"]["Labels"][labels.DEPLOYMENT] == DEP
     async with httpx.AsyncClient(trust_env=False) as c:
         assert (await c.get(f"{cs.upstream}/")).text == "hello v1\n"
-    listed = await docker.list_containers({names.LABEL_APP: app_id})
+    listed = await docker.list_containers({labels.APP: app_id})
     assert [(c.name, c.state) for c in listed] == [(cs.name, "running")]
     assert elapsed < 10, elapsed
     # a repeated create (a step resumed after a restart) finds the same container

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_builder.adapters.tables import builds, cancels
+from berth_common.records import record_of
 
 Claim = Literal["claimed", "finished", "busy", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -34,22 +35,7 @@ class BuildRow:
 
     @classmethod
     def from_row(cls, row: Any, stale: bool = False) -> BuildRow:
-        return cls(
-            build_id=row.build_id,
-            deployment_id=row.deployment_id,
-            application_id=row.application_id,
-            status=row.status,
-            image_tag=row.image_tag,
-            commit=row.commit,
-            image_id=row.image_id,
-            reused=row.reused,
-            generated_dockerfile=row.generated_dockerfile,
-            stage=row.stage,
-            reason=row.reason,
-            duration_s=row.duration_s,
-            attempts=row.attempts,
-            stale=stale,
-        )
+        return record_of(cls, row, stale=stale)
 
 
 class BuildRepo:

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,9 @@ def secrets_of(cmd: StartBuild) -> list[str]:
 def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
     """Every check of the command, pure; raises InvalidInput naming the field."""
     validate_build_id(cmd.build_id)
-    for field, value in (("deployment_id", cmd.deployment_id), ("application_id", cmd.application_id)):
+    for name, value in (("deployment_id", cmd.deployment_id), ("application_id", cmd.application_id)):
         if not value.replace("-", "").replace("_", "").isalnum() or not value.isascii():
-            raise InvalidInput(field, "letters, digits, '-' and '_' only")
+            raise InvalidInput(name, "letters, digits, '-' and '_' only")
     validate_image_tag(cmd.image_tag)
     src = cmd.source
     url = validate_git_url(src.repository, allow_local=settings.allow_local_git)
@@ -127,21 +127,17 @@ def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
     return Inputs(url, ref, subdir, dockerfile, tuple(args))
 
 
+@dataclass(eq=False)
 class Pipeline:
-    def __init__(
-        self,
-        settings: BuilderSettings,
-        docker: DockerClient,
-        git: GitRunner,
-        repo: BuildRepo,
-        image_map: dict[str, str],
-    ) -> None:
-        self.settings = settings
-        self.docker = docker
-        self.git = git
-        self.repo = repo
-        self.image_map = image_map
-        self.key = settings.secret_key.get_secret_value().encode()
+    settings: BuilderSettings
+    docker: DockerClient
+    git: GitRunner
+    repo: BuildRepo
+    image_map: dict[str, str]
+    key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = self.settings.secret_key.get_secret_value().encode()
 
     async def run(self, cmd: StartBuild, say: Say, inputs: Inputs) -> Outcome:
         workspace = self.settings.workspaces / cmd.build_id

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
@@ -66,19 +67,21 @@ class BuildLog:
             log.warning("log line not published", build_id=self.cmd.build_id, error=type(exc).__name__)
 
 
+@dataclass(eq=False)
 class Builds:
-    def __init__(
-        self, settings: BuilderSettings, bus: Bus, repo: BuildRepo, pipeline: Pipeline, sessionmaker: Any
-    ) -> None:
-        self.settings = settings
-        self.bus = bus
-        self.repo = repo
-        self.pipeline = pipeline
-        self.sessionmaker = sessionmaker
-        self.slots = asyncio.Semaphore(settings.max_concurrent_builds)
-        self.active: dict[str, asyncio.Event] = {}
-        self.running: dict[str, asyncio.Task[Outcome]] = {}  # build id -> the work that a cancel stops
-        self.cancel_reasons: dict[str, str] = {}
+    settings: BuilderSettings
+    bus: Bus
+    repo: BuildRepo
+    pipeline: Pipeline
+    sessionmaker: Any
+    slots: asyncio.Semaphore = field(init=False)
+    active: dict[str, asyncio.Event] = field(init=False, default_factory=dict)
+    # build id -> the work that a cancel stops
+    running: dict[str, asyncio.Task[Outcome]] = field(init=False, default_factory=dict)
+    cancel_reasons: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.settings.max_concurrent_builds)
 
     async def start(self, cmd: StartBuild, delivery: Delivery) -> None:
         started = time.monotonic()

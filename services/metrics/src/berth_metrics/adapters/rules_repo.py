@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_common.catalogue import AlertRuleSpec, AlertRuleView, AlertView
+from berth_common.catalogue import AlertRaised, AlertRuleSpec, AlertRuleView, AlertView
+from berth_common.records import record_of
 from berth_metrics.adapters.tables import alert_states, alerts, rules
 from berth_metrics.domain.rules import AlertState
 
@@ -107,8 +108,15 @@ async def save_state(
     await session.execute(stmt.on_conflict_do_update(index_elements=["rule_id", "instance"], set_=values))
 
 
-async def record_raised(session: AsyncSession, **row: Any) -> None:
-    await session.execute(insert(alerts).values(**row).on_conflict_do_nothing())
+# The columns of the alerts table that hold the raised event's field of the same name.
+RAISED_COLUMNS = ("rule_id", "team_id", "target_kind", "metric", "threshold", "value", "labels", "since", "raised_at")
+
+
+async def record_raised(session: AsyncSession, alert: AlertRaised, peak: float | None) -> None:
+    """The row of a raised alert: what its event says, and the peak so far (kept once per alert id)."""
+    said = alert.model_dump(include={*RAISED_COLUMNS})
+    row = insert(alerts).values(id=alert.alert_id, instance=alert.target_id, peak=peak, **said)
+    await session.execute(row.on_conflict_do_nothing())
 
 
 async def record_resolved(
@@ -125,21 +133,6 @@ async def list_alerts(session: AsyncSession, team_id: str, open_only: bool, limi
         query = query.where(alerts.c.resolved_at.is_(None))
     query = query.order_by(alerts.c.resolved_at.is_(None).desc(), alerts.c.raised_at.desc()).limit(limit)
     return [
-        AlertView(
-            alert_id=r.id,
-            rule_id=r.rule_id,
-            team_id=r.team_id,
-            target_kind=r.target_kind,
-            target_id=r.instance,
-            metric=r.metric,
-            status="resolved" if r.resolved_at else "firing",
-            value=r.value,
-            peak=r.peak,
-            threshold=r.threshold,
-            labels=r.labels,
-            since=r.since,
-            raised_at=r.raised_at,
-            resolved_at=r.resolved_at,
-        )
+        record_of(AlertView, r, alert_id=r.id, target_id=r.instance, status="resolved" if r.resolved_at else "firing")
         for r in await session.execute(query)
     ]

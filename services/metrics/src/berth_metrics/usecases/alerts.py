@@ -144,21 +144,6 @@ class Evaluator:
             assert tr.value is not None
             window = f" within {spec.window_s:g}s" if metric == "restarts" else f" for {spec.for_s:g}s"
             reason = f"{metric} of {what} is {_fmt(tr.value, metric)}, above {_fmt(spec.threshold, metric)}{window}"
-            await rules_repo.record_raised(
-                unit.session,
-                id=aid,
-                rule_id=rule.id,
-                team_id=rule.team_id,
-                instance=target.instance,
-                target_kind=spec.target_kind,
-                metric=metric,
-                threshold=spec.threshold,
-                value=tr.value,
-                peak=tr.peak,
-                labels=target.labels,
-                since=tr.since,
-                raised_at=tr.raised_at,
-            )
             event = AlertRaised(
                 **common,
                 value=tr.value,
@@ -166,6 +151,7 @@ class Evaluator:
                 window_s=spec.window_s if metric == "restarts" else None,
                 reason=reason,
             )
+            await rules_repo.record_raised(unit.session, event, peak=tr.peak)
             await unit.emit(event, id=f"alert-raised-{aid}")
             log.info("alert raised", rule=rule.id, target=what, value=tr.value)
         else:

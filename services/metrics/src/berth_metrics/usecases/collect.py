@@ -11,6 +11,7 @@ from typing import Any
 
 from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
+from berth_common.records import record_of
 from berth_metrics.adapters.docker import DockerSource, EngineError
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
@@ -116,36 +117,23 @@ class Collector:
 
 
 def reading(info: ContainerInfo, stats: ContainerStats, cpu: float | None, now: datetime) -> ContainerReading:
-    return ContainerReading(
+    """The container's reading: the memory, network and block counters as the stats give them."""
+    return record_of(
+        ContainerReading,
+        stats,
         container_id=info.container_id or stats.container_id,
         name=info.name or stats.name,
         image=info.image,
         labels=berth_labels(info.labels),
         at=now,
         cpu_pct=cpu,
-        mem_used=stats.mem_used,
-        mem_limit=stats.mem_limit,
-        net_rx=stats.net_rx,
-        net_tx=stats.net_tx,
-        blk_read=stats.blk_read,
-        blk_write=stats.blk_write,
         restarts=info.restart_count,
         health=info.health,
     )
 
 
 def server_reading(server: str, sample: HostSample, now: datetime) -> ServerReading:
-    return ServerReading(
-        server=server,
-        at=now,
-        cpu_pct=sample.cpu_pct,
-        mem_used=sample.mem_used,
-        mem_total=sample.mem_total,
-        load1=sample.load1,
-        load5=sample.load5,
-        load15=sample.load15,
-        disks=sample.disks,
-    )
+    return record_of(ServerReading, sample, server=server, at=now)
 
 
 def rows(snapshot: Snapshot, server: str, now: datetime) -> list[SampleRow]:

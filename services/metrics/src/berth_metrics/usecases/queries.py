@@ -9,8 +9,10 @@ exception. Rules and alerts are always filtered by ``team_id``: another team's r
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import wraps
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -38,7 +40,8 @@ from berth_metrics.usecases.alerts import Evaluator
 MAX_POINTS = 11000
 UNITS = {"cpu_pct": "percent", "mem_pct": "percent", "disk_pct": "percent", "restarts": "count", "health": "state"}
 UNITS |= {m: "load" for m in ("load1", "load5", "load15")}
-M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 
 @dataclass
@@ -53,19 +56,30 @@ def problem(status: int, type_: str, title: str, field: str | None = None, detai
     return MetricsProblem(status=status, type=type_, title=title, field=field, detail=detail)
 
 
-def _parse(model: type[M], data: dict[str, Any]) -> M | MetricsProblem:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        return problem(422, "invalid", "invalid request", where, first["msg"])
+def _answers(
+    request: type[Q], reply: Callable[..., R]
+) -> Callable[[Callable[[Deps, Q], Awaitable[R]]], Callable[[Deps, dict[str, Any]], Awaitable[R]]]:
+    """The query reads its data as a ``request``; data that does not validate is answered with a ``reply``
+    whose problem names the first bad field, and the query does not run."""
+
+    def wrap(run: Callable[[Deps, Q], Awaitable[R]]) -> Callable[[Deps, dict[str, Any]], Awaitable[R]]:
+        @wraps(run)
+        async def answer(deps: Deps, data: dict[str, Any]) -> R:
+            try:
+                q = request.model_validate(data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or None
+                return reply(problem=problem(422, "invalid", "invalid request", where, first["msg"]))
+            return await run(deps, q)
+
+        return answer
+
+    return wrap
 
 
-async def query(deps: Deps, data: dict[str, Any]) -> MetricsReply:
-    q = _parse(MetricsQuery, data)
-    if isinstance(q, MetricsProblem):
-        return MetricsReply(problem=q)
+@_answers(MetricsQuery, MetricsReply)
+async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
     now = datetime.now(UTC)
     end = q.end or now
     if end <= q.start:
@@ -98,20 +112,16 @@ def _not_found(rule_id: str) -> MetricsProblem:
     return problem(404, "not-found", f"no alert rule {rule_id}", "rule_id")
 
 
-async def rule_create(deps: Deps, data: dict[str, Any]) -> AlertRuleReply:
-    q = _parse(AlertRuleCreate, data)
-    if isinstance(q, MetricsProblem):
-        return AlertRuleReply(problem=q)
+@_answers(AlertRuleCreate, AlertRuleReply)
+async def rule_create(deps: Deps, q: AlertRuleCreate) -> AlertRuleReply:
     async with deps.sessionmaker() as session, session.begin():
         view = await rules_repo.create_rule(session, q.team_id, q.rule)
     await deps.evaluator.reload_rules()
     return AlertRuleReply(rule=view)
 
 
-async def rule_update(deps: Deps, data: dict[str, Any]) -> AlertRuleReply:
-    q = _parse(AlertRuleUpdate, data)
-    if isinstance(q, MetricsProblem):
-        return AlertRuleReply(problem=q)
+@_answers(AlertRuleUpdate, AlertRuleReply)
+async def rule_update(deps: Deps, q: AlertRuleUpdate) -> AlertRuleReply:
     async with deps.sessionmaker() as session, session.begin():
         view = await rules_repo.update_rule(session, q.team_id, q.rule_id, q.rule)
     if view is None:
@@ -120,18 +130,14 @@ async def rule_update(deps: Deps, data: dict[str, Any]) -> AlertRuleReply:
     return AlertRuleReply(rule=view)
 
 
-async def rule_list(deps: Deps, data: dict[str, Any]) -> AlertRuleListReply:
-    q = _parse(AlertRuleList, data)
-    if isinstance(q, MetricsProblem):
-        return AlertRuleListReply(problem=q)
+@_answers(AlertRuleList, AlertRuleListReply)
+async def rule_list(deps: Deps, q: AlertRuleList) -> AlertRuleListReply:
     async with deps.sessionmaker() as session:
         return AlertRuleListReply(rules=await rules_repo.list_rules(session, q.team_id))
 
 
-async def rule_delete(deps: Deps, data: dict[str, Any]) -> AlertRuleDeleteReply:
-    q = _parse(AlertRuleDelete, data)
-    if isinstance(q, MetricsProblem):
-        return AlertRuleDeleteReply(problem=q)
+@_answers(AlertRuleDelete, AlertRuleDeleteReply)
+async def rule_delete(deps: Deps, q: AlertRuleDelete) -> AlertRuleDeleteReply:
     async with deps.sessionmaker() as session, session.begin():
         deleted = await rules_repo.delete_rule(session, q.team_id, q.rule_id)
     if not deleted:
@@ -140,9 +146,7 @@ async def rule_delete(deps: Deps, data: dict[str, Any]) -> AlertRuleDeleteReply:
     return AlertRuleDeleteReply(deleted=True)
 
 
-async def alert_list(deps: Deps, data: dict[str, Any]) -> AlertListReply:
-    q = _parse(AlertList, data)
-    if isinstance(q, MetricsProblem):
-        return AlertListReply(problem=q)
+@_answers(AlertList, AlertListReply)
+async def alert_list(deps: Deps, q: AlertList) -> AlertListReply:
     async with deps.sessionmaker() as session:
         return AlertListReply(alerts=await rules_repo.list_alerts(session, q.team_id, q.open_only, q.limit))

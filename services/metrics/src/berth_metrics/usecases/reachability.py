@@ -18,6 +18,7 @@ from berth_common.catalogue import ServerBack, ServerUnreachable
 from berth_common.db import Unit
 from berth_common.db.unit import run_unit
 from berth_common.logging import get_logger
+from berth_common.records import record_of
 from berth_metrics.adapters.tables import server_health
 from berth_metrics.domain.reachability import Limits, ServerHealth, Transition, observe
 
@@ -78,16 +79,7 @@ class ReachabilityWatch:
         # A streak of failures below the count does not survive a restart ("in a row" was broken by it);
         # an announced outage does: its end is still announced, and it is not announced again.
         self.states = {
-            r["server"]: ServerHealth(
-                status=r["status"],
-                failures=r["failures"],
-                successes=r["successes"],
-                failing_since=r["failing_since"],
-                last_seen_at=r["last_seen_at"],
-                outage_id=r["outage_id"],
-                team_ids=tuple(r["team_ids"] or ()),
-                error=r["error"],
-            )
+            r["server"]: record_of(ServerHealth, r, team_ids=tuple(r["team_ids"] or ()))
             for r in rows
             if r["status"] == "down"
         }

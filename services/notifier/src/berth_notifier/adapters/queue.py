@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common.catalogue import DeliveryList, DeliveryView
+from berth_common.records import record_of
 from berth_notifier.adapters.store import new_id
 from berth_notifier.adapters.tables import deliveries
 from berth_notifier.domain.notice import Notice
@@ -31,20 +32,12 @@ class Grouping:
 
 
 def delivery_view(row: Any) -> DeliveryView:
-    return DeliveryView(
-        id=row.id,
-        team_id=row.team_id,
-        channel_id=row.channel_id,
-        event_type=row.event_type,
+    return record_of(
+        DeliveryView,
+        row,
         title=notice_of(row).headline(),
-        count=row.count,
         test=row.is_test,
-        status=row.status,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        created_at=row.created_at,
         next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
-        delivered_at=row.delivered_at,
     )
 
 

@@ -149,49 +149,36 @@ async def send(
     cfg: SendConfig,
 ) -> None:
     try:
-        await _send(attempt, kind, settings, secrets, notice, delivery_id, client, cfg)
+        if kind == "slack":
+            await guard(secrets["webhook_url"], cfg.allow_private)
+            await post(client, secrets["webhook_url"], _json(chat.slack(notice)), JSON_HEADERS, cfg)
+        elif kind == "discord":
+            await guard(secrets["webhook_url"], cfg.allow_private)
+            payload = chat.discord(notice, settings.get("username"))
+            await post(client, secrets["webhook_url"], _json(payload), JSON_HEADERS, cfg)
+        elif kind == "telegram":
+            url = f"{cfg.telegram_api_url.rstrip('/')}/bot{secrets['bot_token']}/sendMessage"
+            _, body = await post(client, url, _json(chat.telegram(notice, settings["chat_id"])), JSON_HEADERS, cfg)
+            try:
+                ok = json.loads(body).get("ok") is True
+            except (ValueError, AttributeError):
+                ok = False
+            if not ok:
+                raise SendError("Telegram did not confirm the message", retryable=True)
+        elif kind == "webhook":
+            await guard(secrets["url"], cfg.allow_private)
+            body = mail.webhook_body(notice, delivery_id, attempt)
+            headers = mail.webhook_headers(secrets["signing_secret"], int(time.time()), body, notice, delivery_id)
+            await post(client, secrets["url"], body, headers, cfg)
+        elif kind == "email":
+            await send_email(settings, secrets, notice, cfg)
+        else:
+            raise SendError(f"unknown channel kind {kind}", retryable=False)
     except SendError as exc:
         exc.message = redact(exc.message, secrets.values())
         raise
     except Exception as exc:  # an unexpected failure: report its type and redacted text, retry
         raise SendError(redact(f"{type(exc).__name__}: {exc}", secrets.values()), retryable=True) from None
-
-
-async def _send(
-    attempt: int,
-    kind: str,
-    settings: dict[str, Any],
-    secrets: dict[str, str],
-    notice: Notice,
-    delivery_id: str,
-    client: httpx.AsyncClient,
-    cfg: SendConfig,
-) -> None:
-    if kind == "slack":
-        await guard(secrets["webhook_url"], cfg.allow_private)
-        await post(client, secrets["webhook_url"], _json(chat.slack(notice)), JSON_HEADERS, cfg)
-    elif kind == "discord":
-        await guard(secrets["webhook_url"], cfg.allow_private)
-        payload = chat.discord(notice, settings.get("username"))
-        await post(client, secrets["webhook_url"], _json(payload), JSON_HEADERS, cfg)
-    elif kind == "telegram":
-        url = f"{cfg.telegram_api_url.rstrip('/')}/bot{secrets['bot_token']}/sendMessage"
-        _, body = await post(client, url, _json(chat.telegram(notice, settings["chat_id"])), JSON_HEADERS, cfg)
-        try:
-            ok = json.loads(body).get("ok") is True
-        except (ValueError, AttributeError):
-            ok = False
-        if not ok:
-            raise SendError("Telegram did not confirm the message", retryable=True)
-    elif kind == "webhook":
-        await guard(secrets["url"], cfg.allow_private)
-        body = mail.webhook_body(notice, delivery_id, attempt)
-        headers = mail.webhook_headers(secrets["signing_secret"], int(time.time()), body, notice, delivery_id)
-        await post(client, secrets["url"], body, headers, cfg)
-    elif kind == "email":
-        await send_email(settings, secrets, notice, cfg)
-    else:
-        raise SendError(f"unknown channel kind {kind}", retryable=False)
 
 
 async def send_email(settings: dict[str, Any], secrets: dict[str, str], notice: Notice, cfg: SendConfig) -> None:

@@ -17,6 +17,7 @@ from berth_common.catalogue import (
     SubscriptionCreate,
     SubscriptionView,
 )
+from berth_common.records import record_of
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.tables import applications, channels, subscriptions
 from berth_notifier.domain import channels as domain
@@ -39,30 +40,11 @@ def aad(team_id: str, channel_id: str) -> str:
 
 
 def channel_view(row: Any) -> ChannelView:
-    return ChannelView(
-        id=row.id,
-        team_id=row.team_id,
-        name=row.name,
-        kind=row.kind,
-        enabled=row.enabled,
-        settings=dict(row.settings),
-        secrets_set=list(row.secrets_set),
-        target=row.target,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return record_of(ChannelView, row)
 
 
 def subscription_view(row: Any) -> SubscriptionView:
-    return SubscriptionView(
-        id=row.id,
-        team_id=row.team_id,
-        channel_id=row.channel_id,
-        event_types=list(row.event_types),
-        project_id=row.project_id,
-        application_id=row.application_id,
-        created_at=row.created_at,
-    )
+    return record_of(SubscriptionView, row)
 
 
 async def get_channel(session: AsyncSession, team_id: str, channel_id: str, *, lock: bool = False) -> Any | None:

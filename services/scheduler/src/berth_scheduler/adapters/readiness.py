@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,54 +104,54 @@ class ReadinessChecker:
         return info, ok, seen
 
     async def _wait_web(self, spec: ContainerSpec, deadline: float) -> None:
-        last = "not checked yet"
-        pause = min(self.config.first_interval_s, self.config.interval_s)
-        while True:
+        async def look() -> str | None:
             info, ok, seen = await self._look(spec, deadline)
             crash = self._crashed(info)
             if crash:
                 raise await self._explain(spec, crash)
-            if ((info or {}).get("State") or {}).get("Running"):
-                if ok:  # passed while Docker reports it running (and not crashing)
-                    return
-                last = seen
-            else:
-                last = "the container is not running"
-            if time.time() >= deadline:
-                raise await self._explain(spec, f"no 2xx from GET {spec.health_path} before the deadline ({last})")
-            await asyncio.sleep(pause)
-            pause = self._next_pause(pause)
+            if not ((info or {}).get("State") or {}).get("Running"):
+                return "the container is not running"
+            return None if ok else seen  # passed only while Docker reports it running (and not crashing)
+
+        await self._poll(spec, deadline, look, f"no 2xx from GET {spec.health_path}")
 
     async def _wait_worker(self, spec: ContainerSpec, deadline: float) -> None:
         settle_until = time.time() + self.config.worker_settle_s
-        last = "not checked yet"
-        pause = min(self.config.first_interval_s, self.config.interval_s)
-        while True:
+
+        async def look() -> str | None:
             found = await self.docker.inspect(spec.name)
             crash = self._crashed(found)
             if crash:
                 raise await self._explain(spec, crash)
             info = found or {}
-            running = bool((info.get("State") or {}).get("Running"))
-            if running and spec.health_command is not None:
-                try:
-                    result = await self.docker.exec(
-                        spec.name,
-                        list(spec.health_command),
-                        min(self.config.exec_timeout_s, max(deadline - time.time(), 1.0)),
-                    )
-                    if result.exit_code == 0:
-                        return
-                    last = f"health command exited with {result.exit_code}: {result.output.strip()[-300:]}"
-                except DockerOperationError as exc:
-                    last = f"health command could not run: {exc}"
-            elif running:
+            if not (info.get("State") or {}).get("Running"):
+                return "the container is not running"
+            if spec.health_command is None:
                 if time.time() >= settle_until and int(info.get("RestartCount") or 0) == 0:
-                    return
-                last = "running, settling"
-            else:
-                last = "the container is not running"
+                    return None
+                return "running, settling"
+            try:
+                result = await self.docker.exec(
+                    spec.name,
+                    list(spec.health_command),
+                    min(self.config.exec_timeout_s, max(deadline - time.time(), 1.0)),
+                )
+            except DockerOperationError as exc:
+                return f"health command could not run: {exc}"
+            if result.exit_code == 0:
+                return None
+            return f"health command exited with {result.exit_code}: {result.output.strip()[-300:]}"
+
+        await self._poll(spec, deadline, look, "the health check did not pass")
+
+    async def _poll(
+        self, spec: ContainerSpec, deadline: float, look: Callable[[], Awaitable[str | None]], failed: str
+    ) -> None:
+        """Look, with growing pauses, until ``look`` passes (None) or the deadline passes; then fail with
+        ``failed`` and what the last look saw."""
+        pause = min(self.config.first_interval_s, self.config.interval_s)
+        while (last := await look()) is not None:
             if time.time() >= deadline:
-                raise await self._explain(spec, f"the health check did not pass before the deadline ({last})")
+                raise await self._explain(spec, f"{failed} before the deadline ({last})")
             await asyncio.sleep(pause)
             pause = self._next_pause(pause)

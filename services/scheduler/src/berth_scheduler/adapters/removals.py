@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_common.records import record_of
 from berth_scheduler.adapters.tables import containers, deployments, removals, routes
 from berth_scheduler.domain.removal import FINISHED, Phase, Removal
 from berth_scheduler.domain.routing import RoutePlan
@@ -16,24 +17,13 @@ ACTIVE = sa.not_(removals.c.phase.in_([p.value for p in FINISHED]))
 
 
 def removal_of(row: Any) -> Removal:
-    return Removal(
-        application_id=row.application_id,
-        team_id=row.team_id,
+    return record_of(
+        Removal,
+        row,
         phase=Phase(row.phase),
-        drain_grace_s=row.drain_grace_s,
-        requested_at=row.requested_at,
-        attempt=row.attempt,
         plan=RoutePlan.from_json(row.route_plan) if row.route_plan else None,
-        deadline_at=row.deadline_at,
-        drain_until=row.drain_until,
         containers=tuple(row.containers or ()),
         images=tuple(row.images or ()),
-        routes_removed=row.routes_removed,
-        containers_removed=row.containers_removed,
-        images_removed=row.images_removed,
-        reason=row.reason,
-        finished_at=row.finished_at,
-        version=row.version,
     )
 
 

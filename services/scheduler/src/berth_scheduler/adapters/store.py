@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_common.records import record_of
 from berth_scheduler.adapters.tables import containers, deployments, route_ops, routes
 from berth_scheduler.domain.machine import TERMINAL, Abort, Rollout, State, Timeouts
 from berth_scheduler.domain.queueing import QueueEntry
@@ -22,24 +23,14 @@ def rollout_of(row: Any) -> Rollout:
     abort = None
     if row.abort_outcome:
         abort = Abort(row.abort_outcome, row.abort_reason or "", State(row.abort_state))
-    return Rollout(
+    return record_of(
+        Rollout,
+        row,
         deployment_id=row.id,
-        application_id=row.application_id,
-        team_id=row.team_id,
         state=State(row.state),
-        needs_build=row.needs_build,
         timeouts=Timeouts(**row.timeouts),
-        created_at=row.created_at,
-        image=row.image,
-        image_digest=row.image_digest,
-        previous_deployment_id=row.previous_deployment_id,
         abort=abort,
         plan=RoutePlan.from_json(row.route_plan) if row.route_plan else None,
-        route_step=row.route_step,
-        deadline_at=row.deadline_at,
-        drain_until=row.drain_until,
-        finished_at=row.finished_at,
-        version=row.version,
     )
 
 

@@ -8,7 +8,7 @@ from the kernel, written into the spec so it survives container restarts: Docker
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth_common import labels as label
@@ -118,25 +118,11 @@ def container_spec(
     body["HostConfig"] = host_config(limits, spec.restart_policy, port_bindings)
     if spec.network is not None:
         body["NetworkingConfig"] = {"EndpointsConfig": {spec.network: {"Aliases": [f"{service.name}.{spec.name}"]}}}
+    replica_spec = ContainerSpec(name=name, service=service.name, kind=service.kind, replica=replica, body=body)
     if isinstance(service, WebService):
-        return ContainerSpec(
-            name=name,
-            service=service.name,
-            kind="web",
-            replica=replica,
-            body=body,
-            container_port=service.port,
-            host_port=host_port,
-            health_path=service.health_path,
-        )
-    return ContainerSpec(
-        name=name,
-        service=service.name,
-        kind="worker",
-        replica=replica,
-        body=body,
-        health_command=tuple(service.health_command) if service.health_command is not None else None,
-    )
+        return replace(replica_spec, container_port=service.port, host_port=host_port, health_path=service.health_path)
+    health_command = tuple(service.health_command) if service.health_command is not None else None
+    return replace(replica_spec, health_command=health_command)
 
 
 def replica_slots(spec: ApplicationSpec) -> list[tuple[WebService | WorkerService, int]]:

@@ -6,16 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from berth_common import labels, values
-
-# The label keys are berth_common.labels; these names stay for the rollout modules that read them here.
-LABEL_APP = labels.APP
-LABEL_SERVICE = labels.SERVICE
-LABEL_DEPLOYMENT = labels.DEPLOYMENT
-LABEL_REPLICA = labels.REPLICA
-LABEL_KIND = labels.KIND
-LABEL_MANAGED = labels.MANAGED
-LABEL_TEAM = labels.TEAM
+from berth_common import values
 
 SLUG_RE = values.SLUG_RE
 CONTAINER_NAME_RE = re.compile(
@@ -37,6 +28,13 @@ def check_slug(value: str, what: str) -> str:
     return value
 
 
+def _matching(name: str, pattern: re.Pattern[str], what: str) -> str:
+    """``name`` when the whole of it matches ``pattern``; a name built from checked parts still is checked."""
+    if not pattern.fullmatch(name):
+        raise InvalidNameError(f"invalid {what} {name!r}")
+    return name
+
+
 def short_id(deployment_id: str) -> str:
     """Eight lowercase letters/digits that identify a deployment in names (from its id, or its hash)."""
     cleaned = re.sub(r"[^a-z0-9]", "", deployment_id.lower())
@@ -51,10 +49,7 @@ def container_name(app: str, service: str, deployment_id: str, replica: int) -> 
     check_slug(service, "service name")
     if not 1 <= replica <= MAX_REPLICAS:
         raise InvalidNameError(f"invalid replica number {replica}")
-    name = f"berth-{app}-{service}-{short_id(deployment_id)}-{replica}"
-    if not CONTAINER_NAME_RE.fullmatch(name):
-        raise InvalidNameError(f"invalid container name {name!r}")
-    return name
+    return _matching(f"berth-{app}-{service}-{short_id(deployment_id)}-{replica}", CONTAINER_NAME_RE, "container name")
 
 
 def route_id(application_id: str, service: str) -> str:
@@ -63,10 +58,7 @@ def route_id(application_id: str, service: str) -> str:
     app = re.sub(r"[^a-z0-9]", "", application_id.lower())
     if not app or app != application_id.lower().replace("-", "") or len(app) > 40:
         app = hashlib.sha256(application_id.encode()).hexdigest()[:24]
-    rid = f"app-{app}-{service}"
-    if not ROUTE_ID_RE.fullmatch(rid):
-        raise InvalidNameError(f"invalid route id {rid!r}")
-    return rid
+    return _matching(f"app-{app}-{service}", ROUTE_ID_RE, "route id")
 
 
 def image_tag(app: str, deployment_id: str) -> str:

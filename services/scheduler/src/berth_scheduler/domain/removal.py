@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from berth_common.catalogue import ApplicationRemovalFailed, ApplicationRemovalProgressed, ApplicationRemoved, Event
+from berth_common.records import record_of
 from berth_scheduler.domain.retention import BuiltImage
 from berth_scheduler.domain.routing import RouteOp, RoutePlan, RouteTarget
 
@@ -160,14 +161,7 @@ def requested(
 
 def removed_event(r: Removal, now: float | None = None) -> ApplicationRemoved:
     end = r.finished_at if now is None else now
-    return ApplicationRemoved(
-        application_id=r.application_id,
-        team_id=r.team_id,
-        routes_removed=r.routes_removed,
-        containers_removed=r.containers_removed,
-        images_removed=r.images_removed,
-        duration_s=round(max(0.0, (end or r.requested_at) - r.requested_at), 3),
-    )
+    return record_of(ApplicationRemoved, r, duration_s=round(max(0.0, (end or r.requested_at) - r.requested_at), 3))
 
 
 def never_seen(application_id: str, team_id: str, now: float, previous: Removal | None = None) -> tuple[Removal, Event]:
@@ -193,14 +187,7 @@ def _go(r: Removal, phase: Phase, **changes: object) -> Removal:
 
 
 def progressed_event(r: Removal) -> ApplicationRemovalProgressed:
-    return ApplicationRemovalProgressed(
-        application_id=r.application_id,
-        team_id=r.team_id,
-        phase=r.phase.value,  # type: ignore[arg-type]
-        version=r.version,
-        routes_removed=r.routes_removed,
-        containers_removed=r.containers_removed,
-    )
+    return record_of(ApplicationRemovalProgressed, r, phase=r.phase.value)
 
 
 def transition(r: Removal, inp: Input, now: float) -> tuple[Removal, list[Event]]:

@@ -9,16 +9,17 @@ from dataclasses import dataclass
 
 from berth_common import labels
 
-# The image label keys are berth_common.labels; these names stay for the rollout modules that read them here.
-IMAGE_LABEL_APPLICATION = labels.APPLICATION
-IMAGE_LABEL_DEPLOYMENT = labels.DEPLOYMENT
-
 
 @dataclass(frozen=True)
 class BuiltImage:
     id: str
     tags: tuple[str, ...]
     deployment: str | None = None  # the deployment it was built for (image label)
+
+
+def built_images(listed: Iterable[tuple[str, tuple[str, ...], dict[str, str]]]) -> list[BuiltImage]:
+    """The images Docker lists (id, tags, labels) with the deployment each was built for."""
+    return [BuiltImage(id=i, tags=t, deployment=found.get(labels.DEPLOYMENT)) for i, t, found in listed]
 
 
 def tags_to_remove(

@@ -17,6 +17,7 @@ from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import ServerCheck, ServerValidated, ValidateServer, sealed_key_aad
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
+from berth_common.records import record_of
 from berth_scheduler.domain import servers as dom
 
 if TYPE_CHECKING:
@@ -86,18 +87,14 @@ class Servers:
 
     @staticmethod
     def _answer(msg: ValidateServer, v: dom.ServerValidation, offered: str | None = None) -> ServerValidated:
-        return ServerValidated(
+        return record_of(
+            ServerValidated,
+            v,
             server_id=msg.server_id,
             team_id=msg.team_id,
             attempt=msg.attempt,
-            state=v.state,
             reason=v.reason,
             checks=[ServerCheck(name=c.name, ok=c.ok, detail=c.detail) for c in v.checks],
-            host_key=v.host_key,
-            fingerprint=v.fingerprint,
             offered_host_key=offered,
             offered_fingerprint=ssh_keys.fingerprint(offered) if offered else None,
-            docker_version=v.docker_version,
-            architecture=v.architecture,
-            free_bytes=v.free_bytes,
         )

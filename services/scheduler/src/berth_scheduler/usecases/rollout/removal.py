@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from berth_common import labels
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import machine, names, removal, retention
+from berth_scheduler.domain import machine, removal, retention
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import restore_ops
@@ -192,7 +193,7 @@ class RemovalDriver:
         await transit(rt, r.application_id, removal.Restored(note))
 
     async def _stop(self, rt: RolloutContext, r: Removal) -> None:
-        found = await rt.docker.list_containers({names.LABEL_APP: r.application_id})
+        found = await rt.docker.list_containers({labels.APP: r.application_id})
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
         await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
@@ -204,10 +205,7 @@ class RemovalDriver:
     async def _images(self, rt: RolloutContext, r: Removal) -> None:
         built, app_names = await read(rt, removals.built_images, r.application_id)
         repos = removal.repositories(app_names)
-        labelled = [
-            retention.BuiltImage(id=i, tags=t, deployment=labels.get(retention.IMAGE_LABEL_DEPLOYMENT))
-            for i, t, labels in await rt.docker.list_images({retention.IMAGE_LABEL_APPLICATION: r.application_id})
-        ]
+        labelled = retention.built_images(await rt.docker.list_images({labels.APPLICATION: r.application_id}))
         present = [t for repo in sorted(repos) for t in await rt.docker.image_tags(repo)]
         tags = removal.images_to_remove(labelled, built, present, repos)
         if any(t not in r.images for t in tags):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from berth_common import labels
 from berth_common.catalogue import ReplicasReply, ReplicaStatus
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
@@ -16,7 +17,7 @@ async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, 
     info = await rt.docker.inspect(c.name) or {}
     state = (info.get("State") or {}).get("Status") or c.state
     restarts = int(info.get("RestartCount") or 0)
-    service = c.labels.get(names.LABEL_SERVICE, "")
+    service = c.labels.get(labels.SERVICE, "")
     upstream = None
     health = "unknown"
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
@@ -24,16 +25,16 @@ async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, 
     port = host_port_of(info, container_port) if container_port is not None else None
     if port is not None:
         upstream = names.upstream(port)
-        path = health_paths.get(f"{c.labels.get(names.LABEL_DEPLOYMENT)}/{service}")
+        path = health_paths.get(f"{c.labels.get(labels.DEPLOYMENT)}/{service}")
         if path is not None and state == "running":
             ok, _ = await rt.readiness.probe_http(port, path, 1.0)
             health = "ready" if ok else "unready"
     elif state != "running":
         health = "unready"
     return ReplicaStatus(
-        deployment_id=c.labels.get(names.LABEL_DEPLOYMENT, ""),
+        deployment_id=c.labels.get(labels.DEPLOYMENT, ""),
         service=service,
-        replica=int(c.labels.get(names.LABEL_REPLICA, "0") or 0),
+        replica=int(c.labels.get(labels.REPLICA, "0") or 0),
         container=c.name,
         state=state,
         health=health,  # type: ignore[arg-type]
@@ -47,14 +48,14 @@ _NOT_LIVE = frozenset({Phase.DRAINING, Phase.STOPPING, Phase.IMAGES, Phase.REMOV
 
 
 async def replicas_of(rt: RolloutContext, application_id: str) -> ReplicasReply:
-    found = await rt.docker.list_containers({names.LABEL_APP: application_id})
+    found = await rt.docker.list_containers({labels.APP: application_id})
     health_paths: dict[str, str] = {}
     async with rt.sessionmaker() as s:
         live = await store.last_succeeded(s, application_id)
         removal = await removals.load(s, application_id)
         if removal is not None and removal.phase in _NOT_LIVE:
             live = None
-        for dep in {c.labels.get(names.LABEL_DEPLOYMENT, "") for c in found}:
+        for dep in {c.labels.get(labels.DEPLOYMENT, "") for c in found}:
             row = await store.load(s, dep)
             if row is None:
                 continue

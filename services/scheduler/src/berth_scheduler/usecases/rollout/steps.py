@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from berth_common import labels
 from berth_common.catalogue import ApplicationSpec, Replica, WebService
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
@@ -107,7 +108,7 @@ async def start_replicas(
     The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
     if spec.network is not None:
-        await rt.docker.ensure_network(spec.network, {names.LABEL_MANAGED: "true"})
+        await rt.docker.ensure_network(spec.network, {labels.MANAGED: "true"})
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
     limit = asyncio.Semaphore(START_CONCURRENCY)
 
@@ -141,13 +142,13 @@ async def drain(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
 
 
 async def remove_all(
-    rt: RolloutContext, labels: dict[str, str], *, stop: bool, exclude_deployment: str | None = None
+    rt: RolloutContext, selector: dict[str, str], *, stop: bool, exclude_deployment: str | None = None
 ) -> int:
     """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label."""
     found = [
         c
-        for c in await rt.docker.list_containers(labels)
-        if exclude_deployment is None or c.labels.get(names.LABEL_DEPLOYMENT) != exclude_deployment
+        for c in await rt.docker.list_containers(selector)
+        if exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment
     ]
     if stop:
         await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
@@ -157,7 +158,7 @@ async def remove_all(
 
 
 async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
-    stopped = await remove_all(rt, {names.LABEL_APP: r.application_id}, stop=True, exclude_deployment=r.deployment_id)
+    stopped = await remove_all(rt, {labels.APP: r.application_id}, stop=True, exclude_deployment=r.deployment_id)
     replicas = tuple(
         Replica(
             service=c.service,
@@ -179,11 +180,7 @@ async def prune_images(rt: RolloutContext, application_id: str, image: str | Non
         return []  # a prebuilt image the user named: not Berth's to remove
     try:
         keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
-        found = await rt.docker.list_images({retention.IMAGE_LABEL_APPLICATION: application_id})
-        built = [
-            retention.BuiltImage(id=i, tags=t, deployment=labels.get(retention.IMAGE_LABEL_DEPLOYMENT))
-            for i, t, labels in found
-        ]
+        built = retention.built_images(await rt.docker.list_images({labels.APPLICATION: application_id}))
         finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
         removed = []
         for tag in retention.tags_to_remove(built, keep, image.rsplit(":", 1)[0], finished):

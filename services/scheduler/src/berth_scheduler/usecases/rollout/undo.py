@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth_common import labels
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
-from berth_scheduler.domain import machine, names
+from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -41,7 +42,7 @@ class Undo:
 
     async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
         notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
-        removed = await remove_all(rt, {names.LABEL_DEPLOYMENT: r.deployment_id}, stop=False)
+        removed = await remove_all(rt, {labels.DEPLOYMENT: r.deployment_id}, stop=False)
         notes.append(f"{removed} new container(s) removed")
         assert r.abort is not None
         detail = f"{r.abort.reason} ({'; '.join(notes)})"
