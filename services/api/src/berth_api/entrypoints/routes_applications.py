@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import lean_handler, require_role
 from berth_api.entrypoints.page_cache import not_modified
+from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, v1_router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
@@ -22,16 +23,13 @@ from berth_api.entrypoints.schemas_apps import (
     VariableIn,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import application_detail, application_out, list_page
 from berth_api.usecases import applications as uc
 from berth_api.usecases import removal
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["applications"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+router = v1_router("applications")
 CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _inputs(variables: list[VariableIn]) -> list[VariableInput]:
@@ -56,7 +54,7 @@ def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
 async def create_application(
     body: ApplicationCreate,
     request: Request,
-    environment_id: EnvironmentId,
+    environment_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ApplicationOut:
     config = {
@@ -79,7 +77,7 @@ async def create_application(
     responses=NOT_FOUND,
 )
 async def list_environment_applications(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+    request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
 ) -> list[ApplicationOut]:
     records = await uc.list_applications(deps(request), principal, environment_id=environment_id)
     return [application_out(r) for r in records]
@@ -142,7 +140,7 @@ async def _plain_list(request: Request, principal: Principal) -> Response | None
 @lean_handler(_plain_list)
 async def list_applications(
     request: Request,
-    project_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    project_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     principal: Principal = require_role("viewer"),
@@ -157,7 +155,7 @@ async def list_applications(
     responses=NOT_FOUND,
 )
 async def get_application(
-    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
+    request: Request, application_id: PathId, principal: Principal = require_role("viewer")
 ) -> ApplicationDetail:
     d = deps(request)
     record, live = await uc.get_application(d, principal, application_id)
@@ -173,7 +171,7 @@ async def get_application(
 async def update_application(
     body: ApplicationUpdate,
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ApplicationOut:
     changes: dict[str, Any] = {}
@@ -214,7 +212,7 @@ it is gone (404) and its host names are free; if the scheduler could not, it is 
 )
 async def delete_application(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     drain_grace_s: Annotated[
         float | None,
         Query(ge=0, le=3600, description="Seconds in-flight requests get to finish (default: the scheduler's)"),

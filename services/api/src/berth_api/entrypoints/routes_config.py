@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AliasChoices, BaseModel
 
@@ -21,6 +21,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.roles import Role
 from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, v1_router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_config import (
     ApplicationVariables,
@@ -37,16 +38,12 @@ from berth_api.entrypoints.schemas_config import (
     VariablesPut,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import Deps, configvars, groups
 from berth_api.usecases.configvars import DotenvImport, Scoped
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["configuration"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+router = v1_router("configuration")
 APP_CHANGE: Responses = {**NOT_FOUND, 409: problem_doc("The application is being removed")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
-GroupId = Annotated[str, Path(pattern=ID_PATTERN)]
 # The owner of variables in a route shared by environments, applications and groups: named as in its path.
 OwnerId = Annotated[
     str, Path(pattern=ID_PATTERN, validation_alias=AliasChoices("environment_id", "application_id", "group_id"))
@@ -150,6 +147,10 @@ def dotenv_routes(owner: VariableOwner) -> None:
     )
 
 
+attached = Resource(router, AttachedGroup)
+env_groups = Resource(router, GroupOut, _group_out)
+
+
 # --- environments ------------------------------------------------------------------------------------
 
 
@@ -160,7 +161,7 @@ def dotenv_routes(owner: VariableOwner) -> None:
     responses=NOT_FOUND,
 )
 async def get_environment_variables(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+    request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
 ) -> EnvironmentVariables:
     stored = await configvars.environment_variables(deps(request), principal, environment_id)
     return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
@@ -175,7 +176,7 @@ async def get_environment_variables(
 async def put_environment_variables(
     body: VariablesPut,
     request: Request,
-    environment_id: EnvironmentId,
+    environment_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> EnvironmentVariables:
     d = deps(request)
@@ -236,16 +237,12 @@ dotenv_routes(
 )
 
 
-@router.get(
+attached.listing(
     "/applications/{application_id}/env-groups",
-    response_model=list[AttachedGroup],
-    summary="The environment groups attached to an application, lowest precedence first",
-    responses=NOT_FOUND,
+    "application_groups",
+    groups.groups_of,
+    "The environment groups attached to an application, lowest precedence first",
 )
-async def application_groups(
-    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
-) -> list[AttachedGroup]:
-    return [AttachedGroup.model_validate(g) for g in await groups.groups_of(deps(request), principal, application_id)]
 
 
 def _attachment_route(
@@ -258,8 +255,8 @@ def _attachment_route(
 
     async def endpoint(
         request: Request,
-        application_id: ApplicationId,
-        group_id: GroupId,
+        application_id: PathId,
+        group_id: PathId,
         principal: Principal = require_role("developer"),
     ) -> list[AttachedGroup]:
         rows = await change(deps(request), principal, group_id, application_id)
@@ -308,14 +305,8 @@ async def create_group(
     return _group_out(rec)
 
 
-@router.get("/env-groups", response_model=list[GroupOut], summary="The team's environment groups")
-async def list_groups(request: Request, principal: Principal = require_role("viewer")) -> list[GroupOut]:
-    return [_group_out(r) for r in await groups.list_groups(deps(request), principal)]
-
-
-@router.get("/env-groups/{group_id}", response_model=GroupOut, summary="An environment group", responses=NOT_FOUND)
-async def get_group(request: Request, group_id: GroupId, principal: Principal = require_role("viewer")) -> GroupOut:
-    return _group_out(await groups.get_group(deps(request), principal, group_id))
+env_groups.listing("/env-groups", "list_groups", groups.list_groups, "The team's environment groups")
+env_groups.get("/env-groups/{group_id}", "get_group", groups.get_group, "An environment group")
 
 
 @router.patch(
@@ -325,21 +316,19 @@ async def get_group(request: Request, group_id: GroupId, principal: Principal = 
     responses={**NOT_FOUND, 409: problem_doc("The name is taken")},
 )
 async def update_group(
-    body: GroupUpdate, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+    body: GroupUpdate, request: Request, group_id: PathId, principal: Principal = require_role("developer")
 ) -> GroupOut:
     values = body.model_dump(exclude_none=True)
     return _group_out(await groups.update_group(deps(request), principal, group_id, values))
 
 
-@router.delete(
+env_groups.delete(
     "/env-groups/{group_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a group that is attached to no application",
-    responses={**NOT_FOUND, 409: problem_doc("It is still attached")},
+    "delete_group",
+    groups.delete_group,
+    "Delete a group that is attached to no application",
+    {**NOT_FOUND, 409: problem_doc("It is still attached")},
 )
-async def delete_group(request: Request, group_id: GroupId, principal: Principal = require_role("admin")) -> Response:
-    await groups.delete_group(deps(request), principal, group_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put(
@@ -349,7 +338,7 @@ async def delete_group(request: Request, group_id: GroupId, principal: Principal
     responses=NOT_FOUND,
 )
 async def put_group_variables(
-    body: VariablesPut, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+    body: VariablesPut, request: Request, group_id: PathId, principal: Principal = require_role("developer")
 ) -> GroupChanged:
     rec = await groups.put_variables(deps(request), principal, group_id, _scoped(body.variables))
     return _group_changed(rec)

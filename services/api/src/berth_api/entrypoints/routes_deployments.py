@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, status
+from fastapi import Body, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, v1_router
 from berth_api.entrypoints.schemas_deployments import CancelRequest, DeploymentOut, DeployRequest, RollbackRequest
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import problem_doc
 from berth_api.entrypoints.views import deployment_out
 from berth_api.usecases import deployments as uc
 from berth_api.usecases import logs
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["deployments"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-DeploymentId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = v1_router("deployments")
 EVENT_STREAM = "text/event-stream"
+deployments = Resource(router, DeploymentOut, deployment_out)
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
 
@@ -34,7 +32,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 )
 async def start_deployment(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     body: Annotated[DeployRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -50,7 +48,7 @@ async def start_deployment(
 )
 async def list_deployments(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only numbers below this")] = None,
     principal: Principal = require_role("viewer"),
@@ -73,7 +71,7 @@ async def list_deployments(
 )
 async def rollback(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     body: Annotated[RollbackRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -82,16 +80,12 @@ async def rollback(
     return deployment_out(row)
 
 
-@router.get(
+deployments.get(
     "/deployments/{deployment_id}",
-    response_model=DeploymentOut,
-    summary="A deployment: status, state, step, timestamps, image, reason",
-    responses=NOT_FOUND,
+    "get_deployment",
+    uc.get,
+    "A deployment: status, state, step, timestamps, image, reason",
 )
-async def get_deployment(
-    request: Request, deployment_id: DeploymentId, principal: Principal = require_role("viewer")
-) -> DeploymentOut:
-    return deployment_out(await uc.get(deps(request), principal, deployment_id))
 
 
 @router.post(
@@ -103,7 +97,7 @@ async def get_deployment(
 )
 async def cancel_deployment(
     request: Request,
-    deployment_id: DeploymentId,
+    deployment_id: PathId,
     body: Annotated[CancelRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -132,7 +126,7 @@ LOG_DESCRIPTION = (
 )
 async def deployment_logs(
     request: Request,
-    deployment_id: DeploymentId,
+    deployment_id: PathId,
     follow: Annotated[bool, Query(description="Stream as Server-Sent Events")] = False,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
     principal: Principal = require_role("viewer"),

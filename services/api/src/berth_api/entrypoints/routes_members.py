@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Query, Request, status
 
 from berth_api.adapters.audit import AuditFilter
 from berth_api.domain import invitations
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import invalid_field
 from berth_api.entrypoints.auth import anonymous, check_attempt, record_failure, require_role
-from berth_api.entrypoints.schemas import ID_PATTERN, TokenCreated
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, v1_router
+from berth_api.entrypoints.schemas import TokenCreated
 from berth_api.entrypoints.schemas_members import (
     AuditEntry,
     InvitationAccept,
@@ -25,14 +26,14 @@ from berth_api.entrypoints.schemas_members import (
     TeamMembership,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import audit as audit_uc
 from berth_api.usecases import members as uc
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["members"])
+router = v1_router("members")
 NOT_FOUND: Responses = {404: problem_doc("No such member or invitation in this team")}
-UserId = Annotated[str, Path(pattern=ID_PATTERN)]
-InvitationId = Annotated[str, Path(pattern=ID_PATTERN)]
+members = Resource(router, MemberOut, not_found=NOT_FOUND)
+invites = Resource(router, InvitationOut, not_found=NOT_FOUND)
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
 
 
@@ -41,9 +42,7 @@ async def my_teams(request: Request, principal: Principal = require_role("viewer
     return [TeamMembership.model_validate(t) for t in await uc.teams_of(deps(request), principal.user_id)]
 
 
-@router.get("/members", response_model=list[MemberOut], summary="The team's members and their roles")
-async def list_members(request: Request, principal: Principal = require_role("admin")) -> list[MemberOut]:
-    return [MemberOut.model_validate(m) for m in await uc.list_members(deps(request), principal)]
+members.listing("/members", "list_members", uc.list_members, "The team's members and their roles", role="admin")
 
 
 @router.patch(
@@ -53,20 +52,18 @@ async def list_members(request: Request, principal: Principal = require_role("ad
     responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
 )
 async def change_member(
-    body: MemberUpdate, request: Request, user_id: UserId, principal: Principal = require_role("admin")
+    body: MemberUpdate, request: Request, user_id: PathId, principal: Principal = require_role("admin")
 ) -> MemberOut:
     return MemberOut.model_validate(await uc.change_role(deps(request), principal, user_id, body.role))
 
 
-@router.delete(
+members.delete(
     "/members/{user_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member from the team (their tokens for this team are revoked)",
-    responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
+    "remove_member",
+    uc.remove_member,
+    "Remove a member from the team (their tokens for this team are revoked)",
+    {**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
 )
-async def remove_member(request: Request, user_id: UserId, principal: Principal = require_role("admin")) -> Response:
-    await uc.remove_member(deps(request), principal, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
@@ -83,21 +80,17 @@ async def create_invitation(
     return InvitationCreated.model_validate({**invited.row, "code": invited.code})
 
 
-@router.get("/invitations", response_model=list[InvitationOut], summary="The team's invitations (never their codes)")
-async def list_invitations(request: Request, principal: Principal = require_role("admin")) -> list[InvitationOut]:
-    return [InvitationOut.model_validate(r) for r in await uc.list_invitations(deps(request), principal)]
-
-
-@router.delete(
-    "/invitations/{invitation_id}",
-    response_model=InvitationOut,
-    summary="Revoke a pending invitation",
-    responses=NOT_FOUND,
+invites.listing(
+    "/invitations", "list_invitations", uc.list_invitations, "The team's invitations (never their codes)", role="admin"
 )
-async def revoke_invitation(
-    request: Request, invitation_id: InvitationId, principal: Principal = require_role("admin")
-) -> InvitationOut:
-    return InvitationOut.model_validate(await uc.revoke_invitation(deps(request), principal, invitation_id))
+invites.action(
+    "DELETE",
+    "/invitations/{invitation_id}",
+    "revoke_invitation",
+    uc.revoke_invitation,
+    "Revoke a pending invitation",
+    role="admin",
+)
 
 
 @router.post(
@@ -145,7 +138,7 @@ async def accept_invitation(body: InvitationAccept, request: Request, _: None = 
 )
 async def list_audit(
     request: Request,
-    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    user_id: IdFilter = None,
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, Query()] = None,
     route: Annotated[str | None, Query(pattern=ROUTE_PATTERN, description="A route template")] = None,
     target_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,

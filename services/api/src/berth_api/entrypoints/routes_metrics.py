@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import Path, Query, Request, status
 from pydantic import Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import PathId, v1_router
 from berth_api.entrypoints.rpc_routes import delete_route
-from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
@@ -22,7 +22,7 @@ from berth_api.entrypoints.schemas_metrics import (
     MetricsOut,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import observability as uc
 from berth_api.usecases.observability import METRICS, ask
 from berth_common.catalogue import (
@@ -37,15 +37,14 @@ from berth_common.catalogue import (
     MetricsReply,
 )
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["metrics"])
+router = v1_router("metrics")
 UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such application, server or rule in this team"), **UNAVAILABLE}
 DEFAULT_SPAN = timedelta(hours=1)
 DEFAULT_POINTS = 120
 MIN_DEFAULT_STEP_S = 10.0
 RULE: dict[str, str] = {"rule": "/body", "rule_id": "/path/rule_id"}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN, description="`local`: the server Berth runs on")]
 From = Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: an hour before `to`")]
 To = Annotated[datetime | None, Query(alias="to", description="RFC 3339; default: now")]
@@ -86,7 +85,7 @@ def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
 )
 async def application_metrics(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     start: From = None,
     end: To = None,
     step: Step = None,
@@ -141,7 +140,7 @@ async def list_rules(request: Request, principal: Principal = require_role("view
 
 
 @router.get("/alert-rules/{rule_id}", response_model=AlertRuleView, summary="An alert rule", responses=NOT_FOUND)
-async def get_rule(request: Request, rule_id: RuleId, principal: Principal = require_role("viewer")) -> AlertRuleView:
+async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleView:
     return await uc.rule_of(deps(request), principal, rule_id)
 
 
@@ -152,7 +151,7 @@ async def get_rule(request: Request, rule_id: RuleId, principal: Principal = req
     responses=NOT_FOUND,
 )
 async def replace_rule(
-    body: AlertRuleSpec, request: Request, rule_id: RuleId, principal: Principal = require_role("developer")
+    body: AlertRuleSpec, request: Request, rule_id: PathId, principal: Principal = require_role("developer")
 ) -> AlertRuleView:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import Body, Query, Request, status
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import IdFilter, PathId, v1_router
 from berth_api.entrypoints.rpc_routes import delete_route
-from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
     ChannelTestIn,
@@ -22,15 +22,14 @@ from berth_api.entrypoints.schemas_notifications import (
     SubscriptionView,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases.observability import NOTIFIER, Fields, ask, build, check_filters
 from berth_common import catalogue as cat
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["notifications"])
+router = v1_router("notifications")
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
-ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 # Where each query field came from in the HTTP request (the rest is the body).
 CHANNEL: Fields = {"channel_id": "/path/channel_id"}
@@ -79,7 +78,7 @@ async def list_channels(request: Request, principal: Principal = require_role("v
     responses=NOT_FOUND,
 )
 async def get_channel(
-    request: Request, channel_id: ChannelId, principal: Principal = require_role("viewer")
+    request: Request, channel_id: PathId, principal: Principal = require_role("viewer")
 ) -> ChannelView:
     q = cat.ChannelGet(team_id=principal.team_id, channel_id=channel_id)
     reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
@@ -94,7 +93,7 @@ async def get_channel(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_channel(
-    body: ChannelUpdateIn, request: Request, channel_id: ChannelId, principal: Principal = require_role("developer")
+    body: ChannelUpdateIn, request: Request, channel_id: PathId, principal: Principal = require_role("developer")
 ) -> ChannelView:
     values = body.model_dump(exclude_unset=True)
     q = build(cat.ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
@@ -123,7 +122,7 @@ delete_route(
 )
 async def test_channel(
     request: Request,
-    channel_id: ChannelId,
+    channel_id: PathId,
     body: Annotated[ChannelTestIn | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeliveryView:
@@ -144,7 +143,7 @@ async def test_channel(
 async def create_subscription(
     body: SubscriptionCreateIn,
     request: Request,
-    channel_id: ChannelId,
+    channel_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> SubscriptionView:
     d = deps(request)
@@ -164,7 +163,7 @@ async def create_subscription(
 )
 async def list_subscriptions(
     request: Request,
-    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    channel_id: IdFilter = None,
     principal: Principal = require_role("viewer"),
 ) -> list[SubscriptionView]:
     q = cat.SubscriptionList(team_id=principal.team_id, channel_id=channel_id)
@@ -192,7 +191,7 @@ delete_route(
 )
 async def list_deliveries(
     request: Request,
-    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    channel_id: IdFilter = None,
     delivery_status: Annotated[cat.DeliveryStatus | None, Query(alias="status")] = None,
     before: Annotated[datetime | None, Query(description="Only deliveries created before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
