@@ -46,7 +46,6 @@ def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
 
 @router.post(
     "/environments/{environment_id}/applications",
-    response_model=ApplicationOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create an application in an environment",
     responses={**NOT_FOUND, **CONFLICT},
@@ -72,7 +71,6 @@ async def create_application(
 
 @router.get(
     "/environments/{environment_id}/applications",
-    response_model=list[ApplicationOut],
     summary="An environment's applications",
     responses=NOT_FOUND,
 )
@@ -150,7 +148,6 @@ async def list_applications(
 
 @router.get(
     "/applications/{application_id}",
-    response_model=ApplicationDetail,
     summary="An application: its configuration, live version, replicas and their health",
     responses=NOT_FOUND,
 )
@@ -164,7 +161,6 @@ async def get_application(
 
 @router.patch(
     "/applications/{application_id}",
-    response_model=ApplicationOut,
     summary="Change an application (each field given replaces that field); applies at the next deployment",
     responses={**NOT_FOUND, 409: problem_doc("A host name is taken, or the application is being removed")},
 )

@@ -156,7 +156,6 @@ env_groups = Resource(router, GroupOut, _group_out)
 
 @router.get(
     "/environments/{environment_id}/variables",
-    response_model=EnvironmentVariables,
     summary="An environment's variables (they apply to every application in it)",
     responses=NOT_FOUND,
 )
@@ -169,7 +168,6 @@ async def get_environment_variables(
 
 @router.put(
     "/environments/{environment_id}/variables",
-    response_model=EnvironmentVariables,
     summary="Replace an environment's variables (applies at each application's next deployment)",
     responses=NOT_FOUND,
 )
@@ -292,7 +290,6 @@ _attachment_route(
 
 @router.post(
     "/env-groups",
-    response_model=GroupOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create an environment group (shared variables for many applications)",
     responses={409: problem_doc("The name is taken")},
@@ -311,7 +308,6 @@ env_groups.get("/env-groups/{group_id}", "get_group", groups.get_group, "An envi
 
 @router.patch(
     "/env-groups/{group_id}",
-    response_model=GroupOut,
     summary="Rename a group or change redeploy_on_change",
     responses={**NOT_FOUND, 409: problem_doc("The name is taken")},
 )
@@ -333,7 +329,6 @@ env_groups.delete(
 
 @router.put(
     "/env-groups/{group_id}/variables",
-    response_model=GroupChanged,
     summary="Replace a group's variables; with redeploy_on_change, redeploys the attached applications",
     responses=NOT_FOUND,
 )

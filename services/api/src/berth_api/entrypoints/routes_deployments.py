@@ -25,7 +25,6 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 
 @router.post(
     "/applications/{application_id}/deployments",
-    response_model=DeploymentOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
     responses={**NOT_FOUND, 409: problem_doc("The application is being removed")},
@@ -42,7 +41,6 @@ async def start_deployment(
 
 @router.get(
     "/applications/{application_id}/deployments",
-    response_model=list[DeploymentOut],
     summary="The application's deployments, newest first",
     responses=NOT_FOUND,
 )
@@ -59,7 +57,6 @@ async def list_deployments(
 
 @router.post(
     "/applications/{application_id}/rollback",
-    response_model=DeploymentOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy a previous successful deployment's image again, without a build",
     responses={
@@ -90,7 +87,6 @@ deployments.get(
 
 @router.post(
     "/deployments/{deployment_id}/cancel",
-    response_model=DeploymentOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Ask the scheduler to cancel a deployment that does not serve traffic yet",
     responses={**NOT_FOUND, 409: problem_doc("The deployment already ended, or already serves traffic")},

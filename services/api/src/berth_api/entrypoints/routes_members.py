@@ -37,7 +37,7 @@ invites = Resource(router, InvitationOut, not_found=NOT_FOUND)
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
 
 
-@router.get("/me/teams", response_model=list[TeamMembership], summary="Every team you belong to, with your role")
+@router.get("/me/teams", summary="Every team you belong to, with your role")
 async def my_teams(request: Request, principal: Principal = require_role("viewer")) -> list[TeamMembership]:
     return [TeamMembership.model_validate(t) for t in await uc.teams_of(deps(request), principal.user_id)]
 
@@ -47,7 +47,6 @@ members.listing("/members", "list_members", uc.list_members, "The team's members
 
 @router.patch(
     "/members/{user_id}",
-    response_model=MemberOut,
     summary="Change a member's role",
     responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
 )
@@ -68,7 +67,6 @@ members.delete(
 
 @router.post(
     "/invitations",
-    response_model=InvitationCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Invite someone to the team by e-mail address; the single-use code is shown once",
     responses={409: problem_doc("Already a member, or an invitation is pending")},
@@ -95,7 +93,6 @@ invites.action(
 
 @router.post(
     "/invitations/accept",
-    response_model=InvitationAccepted,
     status_code=status.HTTP_201_CREATED,
     summary="Join a team with an invitation code: makes your user (if new), membership and first API token",
     description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address).",
@@ -131,7 +128,6 @@ async def accept_invitation(body: InvitationAccept, request: Request, _: None = 
 
 @router.get(
     "/audit",
-    response_model=list[AuditEntry],
     summary="The team's audit log, newest first (page with before=<last id>)",
     description="One entry per mutating request (and per export that revealed secret values): who, action "
     "(method + route template), target, time, outcome. Bodies and values are never recorded.",

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import PathId, v1_router
-from berth_api.entrypoints.rpc_routes import delete_route
+from berth_api.entrypoints.resources import PathId, Resource, v1_router
+from berth_api.entrypoints.rpc_routes import relayed_delete
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
@@ -79,7 +79,6 @@ def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
 
 @router.get(
     "/applications/{application_id}/metrics",
-    response_model=MetricsOut,
     summary="Time series of the application's containers: CPU, memory, network, block I/O, restarts, health",
     responses=NOT_FOUND,
 )
@@ -99,7 +98,6 @@ async def application_metrics(
 
 @router.get(
     "/servers/{server_id}/metrics",
-    response_model=MetricsOut,
     summary="Time series of a server (CPU, memory, load) and of each of its disks",
     responses=NOT_FOUND,
 )
@@ -118,7 +116,6 @@ async def server_metrics(
 
 @router.post(
     "/alert-rules",
-    response_model=AlertRuleView,
     status_code=status.HTTP_201_CREATED,
     summary="Create a threshold rule: raise an alert when a metric stays above it, resolve below it (hysteresis)",
     responses=UNAVAILABLE,
@@ -133,20 +130,19 @@ async def create_rule(
     return reply.rule
 
 
-@router.get("/alert-rules", response_model=list[AlertRuleView], summary="The team's alert rules", responses=UNAVAILABLE)
+@router.get("/alert-rules", summary="The team's alert rules", responses=UNAVAILABLE)
 async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleView]:
     q = AlertRuleList(team_id=principal.team_id)
     return (await ask(deps(request), METRICS, q, AlertRuleListReply, fields=RULE)).rules
 
 
-@router.get("/alert-rules/{rule_id}", response_model=AlertRuleView, summary="An alert rule", responses=NOT_FOUND)
+@router.get("/alert-rules/{rule_id}", summary="An alert rule", responses=NOT_FOUND)
 async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleView:
     return await uc.rule_of(deps(request), principal, rule_id)
 
 
 @router.put(
     "/alert-rules/{rule_id}",
-    response_model=AlertRuleView,
     summary="Replace an alert rule (its open alerts are evaluated against the new one)",
     responses=NOT_FOUND,
 )
@@ -161,21 +157,16 @@ async def replace_rule(
     return reply.rule
 
 
-delete_route(
-    router,
+Resource(router, not_found=NOT_FOUND).delete(
     "/alert-rules/{rule_id}",
-    name="delete_rule",
-    service=METRICS,
-    query=AlertRuleDelete,
-    fields=RULE,
-    summary="Delete an alert rule; its open alerts end without a resolve event",
-    responses=NOT_FOUND,
+    "delete_rule",
+    relayed_delete(METRICS, AlertRuleDelete),
+    "Delete an alert rule; its open alerts end without a resolve event",
 )
 
 
 @router.get(
     "/alerts",
-    response_model=list[AlertView],
     summary="The team's alerts: firing ones first, newest first",
     responses=UNAVAILABLE,
 )

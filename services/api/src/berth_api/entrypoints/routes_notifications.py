@@ -10,8 +10,8 @@ from fastapi import Body, Query, Request, status
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import IdFilter, PathId, v1_router
-from berth_api.entrypoints.rpc_routes import delete_route
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, v1_router
+from berth_api.entrypoints.rpc_routes import relayed_delete
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
     ChannelTestIn,
@@ -30,10 +30,10 @@ router = v1_router("notifications")
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
+relayed = Resource(router, not_found=NOT_FOUND)
 
 # Where each query field came from in the HTTP request (the rest is the body).
 CHANNEL: Fields = {"channel_id": "/path/channel_id"}
-SUBSCRIPTION: Fields = {"subscription_id": "/path/subscription_id"}
 LISTING: Fields = {
     "channel_id": "/query/channel_id",
     "status": "/query/status",
@@ -44,7 +44,6 @@ LISTING: Fields = {
 
 @router.post(
     "/notification-channels",
-    response_model=ChannelView,
     status_code=status.HTTP_201_CREATED,
     summary="Create a notification channel (Slack, Discord, email, Telegram or a signed webhook)",
     responses={**CONFLICT, **UNAVAILABLE},
@@ -60,7 +59,6 @@ async def create_channel(
 
 @router.get(
     "/notification-channels",
-    response_model=list[ChannelView],
     summary="The team's notification channels (secrets never shown)",
     responses=UNAVAILABLE,
 )
@@ -73,7 +71,6 @@ async def list_channels(request: Request, principal: Principal = require_role("v
 
 @router.get(
     "/notification-channels/{channel_id}",
-    response_model=ChannelView,
     summary="A notification channel (secrets never shown)",
     responses=NOT_FOUND,
 )
@@ -88,7 +85,6 @@ async def get_channel(
 
 @router.patch(
     "/notification-channels/{channel_id}",
-    response_model=ChannelView,
     summary="Rename, enable or disable, or reconfigure a channel (same kind; omitted secrets are kept)",
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -102,21 +98,8 @@ async def update_channel(
     return reply.channel
 
 
-delete_route(
-    router,
-    "/notification-channels/{channel_id}",
-    name="delete_channel",
-    service=NOTIFIER,
-    query=cat.ChannelDelete,
-    fields=CHANNEL,
-    summary="Delete a channel, its subscriptions and its delivery log",
-    responses=NOT_FOUND,
-)
-
-
 @router.post(
     "/notification-channels/{channel_id}/test",
-    response_model=DeliveryView,
     summary="Send a test message now; answers with its delivery once it is delivered or failed (or wait_s passed)",
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -135,7 +118,6 @@ async def test_channel(
 
 @router.post(
     "/notification-channels/{channel_id}/subscriptions",
-    response_model=SubscriptionView,
     status_code=status.HTTP_201_CREATED,
     summary="Send these event types to the channel, optionally only those of one project or application",
     responses=NOT_FOUND,
@@ -157,7 +139,6 @@ async def create_subscription(
 
 @router.get(
     "/notification-subscriptions",
-    response_model=list[SubscriptionView],
     summary="The team's subscriptions, optionally of one channel",
     responses=UNAVAILABLE,
 )
@@ -171,21 +152,24 @@ async def list_subscriptions(
     return reply.subscriptions
 
 
-delete_route(
-    router,
+relayed.delete(
+    "/notification-channels/{channel_id}",
+    "delete_channel",
+    relayed_delete(NOTIFIER, cat.ChannelDelete),
+    "Delete a channel, its subscriptions and its delivery log",
+)
+
+
+relayed.delete(
     "/notification-subscriptions/{subscription_id}",
-    name="delete_subscription",
-    service=NOTIFIER,
-    query=cat.SubscriptionDelete,
-    fields=SUBSCRIPTION,
-    summary="Stop sending a subscription's events to its channel",
-    responses=NOT_FOUND,
+    "delete_subscription",
+    relayed_delete(NOTIFIER, cat.SubscriptionDelete),
+    "Stop sending a subscription's events to its channel",
 )
 
 
 @router.get(
     "/notification-deliveries",
-    response_model=list[DeliveryView],
     summary="The delivery log, newest first: status, attempts and last error of each message",
     responses=UNAVAILABLE,
 )

@@ -27,7 +27,6 @@ environments = Resource(router, EnvironmentOut, environment_out)
 
 @router.post(
     "/projects",
-    response_model=ProjectOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create a project (with its production environment)",
     responses=CONFLICT,
@@ -44,7 +43,6 @@ projects.get("/projects/{project_id}", "get_project", uc.get_project, "A project
 
 @router.patch(
     "/projects/{project_id}",
-    response_model=ProjectOut,
     summary="Rename a project or change its description",
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -69,7 +67,6 @@ projects.delete(
 
 @router.post(
     "/projects/{project_id}/environments",
-    response_model=EnvironmentOut,
     status_code=status.HTTP_201_CREATED,
     summary="Add an environment to a project",
     responses={**NOT_FOUND, **CONFLICT},

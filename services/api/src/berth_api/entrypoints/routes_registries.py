@@ -76,7 +76,6 @@ registries = Resource(router, RegistryOut)
 
 @router.post(
     "/registries",
-    response_model=RegistryOut,
     status_code=status.HTTP_201_CREATED,
     summary="Add credentials for a private image registry (the password or token is never shown again)",
     responses=CONFLICT,

@@ -105,7 +105,6 @@ servers = Resource(router, ServerOut, server_out, NOT_FOUND, SERVER_ID_PATTERN)
 
 @router.post(
     "/servers",
-    response_model=ServerOut,
     status_code=status.HTTP_201_CREATED,
     summary="Add a server reached over SSH; it is validated at once (state: validating, then the result)",
     responses=CONFLICT,
@@ -134,7 +133,6 @@ servers.action(
 
 @router.post(
     "/servers/{server_id}/host-key",
-    response_model=ServerOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
     responses={**NOT_FOUND, 409: problem_doc("No other host key was offered, or the built-in server")},

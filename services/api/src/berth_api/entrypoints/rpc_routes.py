@@ -1,38 +1,27 @@
 """Routes that only relay to another service over the bus (``rpc.<service>.<name>``), written once for the
-notification and metrics routes: role, the caller's team and the path's id into the query, answer."""
+notification and metrics routes: the caller's team and the path's id into the query, the reply."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from berth_api.domain.identity import Principal
-from berth_api.entrypoints.resources import Resource, path_parameters
-from berth_api.entrypoints.v1 import Responses
+from berth_api.entrypoints.resources import UseCase
 from berth_api.usecases import Deps
-from berth_api.usecases.observability import Fields, ask
+from berth_api.usecases.observability import ask
 from berth_common.catalogue import Query
 
 
-def delete_route(
-    router: APIRouter,
-    path: str,
-    *,
-    name: str,
-    service: str,
-    query: type[Query],
-    fields: Fields,
-    summary: str,
-    responses: Responses,
-) -> None:
-    """``DELETE path`` (admin): ``service`` deletes the caller's team's item named by the path's last
-    parameter (``query`` has ``team_id`` and a field of that name); 204, or the service's refusal."""
-    id_name = path_parameters(path)[-1]
+def relayed_delete(service: str, query: type[Query]) -> UseCase:
+    """The use case of a deletion ``service`` carries out (a :meth:`Resource.delete` answers 204): ``query``
+    holds the caller's team and the item's id, its one other field, named as the route's path parameter
+    (so a refusal naming it points into the path)."""
+    (id_name,) = (name for name in query.model_fields if name != "team_id")
     reply = query.REPLY
     if reply is None:
         raise TypeError(f"{query.__name__} declares no REPLY")
+    fields = {id_name: f"/path/{id_name}"}
 
     async def delete(d: Deps, principal: Principal, item_id: str) -> None:
         q = query.model_validate({"team_id": principal.team_id, id_name: item_id})
         await ask(d, service, q, reply, fields=fields)
 
-    Resource(router).delete(path, name, delete, summary, responses)
+    return delete
