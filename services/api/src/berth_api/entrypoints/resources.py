@@ -9,7 +9,7 @@ name a type made inside :meth:`Resource.action`.
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -35,9 +35,23 @@ def path_parameters(path: str) -> list[str]:
     return _PATH_PARAMETER.findall(path)
 
 
-def v1_router(tag: str) -> APIRouter:
-    """The router of one tag's routes under /v1, each documenting the problems any /v1 route may answer."""
-    return APIRouter(prefix="/v1", responses=PROBLEMS, tags=[tag])
+class V1Router(APIRouter):
+    """One tag's routes under /v1: each documents the problems any /v1 route may answer, and a route whose
+    path names a resource documents ``not_found`` too (unless it documents its own 404)."""
+
+    def __init__(self, tag: str, not_found: Responses) -> None:
+        super().__init__(prefix="/v1", responses=PROBLEMS, tags=[tag])
+        self.missing = not_found
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        responses: Responses = options.get("responses") or {}
+        if path_parameters(path) and 404 not in responses:
+            options["responses"] = {**self.missing, **responses}
+        super().add_api_route(path, endpoint, **options)
+
+
+def v1_router(tag: str, not_found: Responses = NOT_FOUND) -> V1Router:
+    return V1Router(tag, not_found)
 
 
 @dataclass(frozen=True)
@@ -45,12 +59,11 @@ class Resource:
     """The routes of one kind of resource that take nothing but the ids in their path: ``call(deps,
     principal[, id])`` with the path's last parameter, whose record (or each record of a list) ``view``
     turns into ``answer`` (its own validation when no view is given). A deletion answers 204 and is for
-    admins; a route with an id in its path documents ``not_found``."""
+    admins."""
 
     router: APIRouter
     answer: type[BaseModel] | None = None
     view: Callable[[Any], Any] | None = None
-    not_found: Responses = field(default_factory=lambda: NOT_FOUND)
     id_pattern: str = ID_PATTERN
 
     def listing(self, path: str, name: str, call: UseCase, summary: str, *, role: Role = "viewer") -> None:
@@ -117,5 +130,5 @@ class Resource:
             response_model=answer_model,
             status_code=status_code,
             summary=summary,
-            responses=(self.not_found if params else {}) if responses is None else responses,
+            responses=responses or {},
         )

@@ -48,7 +48,7 @@ def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
     "/environments/{environment_id}/applications",
     status_code=status.HTTP_201_CREATED,
     summary="Create an application in an environment",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def create_application(
     body: ApplicationCreate,
@@ -72,7 +72,6 @@ async def create_application(
 @router.get(
     "/environments/{environment_id}/applications",
     summary="An environment's applications",
-    responses=NOT_FOUND,
 )
 async def list_environment_applications(
     request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
@@ -149,7 +148,6 @@ async def list_applications(
 @router.get(
     "/applications/{application_id}",
     summary="An application: its configuration, live version, replicas and their health",
-    responses=NOT_FOUND,
 )
 async def get_application(
     request: Request, application_id: PathId, principal: Principal = require_role("viewer")
@@ -162,7 +160,7 @@ async def get_application(
 @router.patch(
     "/applications/{application_id}",
     summary="Change an application (each field given replaces that field); applies at the next deployment",
-    responses={**NOT_FOUND, 409: problem_doc("A host name is taken, or the application is being removed")},
+    responses={409: problem_doc("A host name is taken, or the application is being removed")},
 )
 async def update_application(
     body: ApplicationUpdate,

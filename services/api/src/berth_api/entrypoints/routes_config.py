@@ -8,7 +8,7 @@ Exports mask secret values; ``?reveal_secrets=true`` needs the admin role (decla
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
@@ -21,7 +21,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.roles import Role
 from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, v1_router
+from berth_api.entrypoints.resources import PathId, Resource, path_parameters, v1_router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_config import (
     ApplicationVariables,
@@ -43,7 +43,7 @@ from berth_api.usecases import Deps, configvars, groups
 from berth_api.usecases.configvars import DotenvImport, Scoped
 
 router = v1_router("configuration")
-APP_CHANGE: Responses = {**NOT_FOUND, 409: problem_doc("The application is being removed")}
+APP_CHANGE: Responses = {409: problem_doc("The application is being removed")}
 # The owner of variables in a route shared by environments, applications and groups: named as in its path.
 OwnerId = Annotated[
     str, Path(pattern=ID_PATTERN, validation_alias=AliasChoices("environment_id", "application_id", "group_id"))
@@ -87,24 +87,29 @@ async def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextRespons
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
+def _no_options() -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class VariableOwner:
     """What the ``.env`` import and export routes of one kind of owner (environment, application, group)
     differ in; :func:`dotenv_routes` writes the two routes once for all of them."""
 
     path: str  # the owner's path, its id parameter named as in ``OwnerId``
-    noun: str  # in the route names (``import_<noun>_variables``), so in the OpenAPI operation ids
     imported: type[BaseModel]
     import_summary: str
-    import_responses: Responses
     export_summary: str
     import_variables: Callable[[Deps, Principal, str, DotenvImport], Awaitable[BaseModel]]
     export_variables: Callable[..., Awaitable[str]]  # (deps, principal, id, kind, reveal, **options)
-    export_options: Callable[..., dict[str, Any]]  # a dependency: the owner's own query parameters
+    export_options: Callable[..., dict[str, Any]] = _no_options  # a dependency: the owner's query parameters
+    import_responses: Responses = field(default_factory=dict)
 
-
-def _no_options() -> dict[str, Any]:
-    return {}
+    @property
+    def noun(self) -> str:
+        """In the route names (``import_<noun>_variables``), so in the OpenAPI operation ids: the path's id
+        parameter without ``_id``."""
+        return path_parameters(self.path)[-1].removesuffix("_id")
 
 
 def dotenv_routes(owner: VariableOwner) -> None:
@@ -143,7 +148,7 @@ def dotenv_routes(owner: VariableOwner) -> None:
         name=f"export_{owner.noun}_variables",
         response_class=Response,
         summary=owner.export_summary,
-        responses={**DOTENV, **NOT_FOUND},
+        responses=DOTENV,
     )
 
 
@@ -157,7 +162,6 @@ env_groups = Resource(router, GroupOut, _group_out)
 @router.get(
     "/environments/{environment_id}/variables",
     summary="An environment's variables (they apply to every application in it)",
-    responses=NOT_FOUND,
 )
 async def get_environment_variables(
     request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
@@ -169,7 +173,6 @@ async def get_environment_variables(
 @router.put(
     "/environments/{environment_id}/variables",
     summary="Replace an environment's variables (applies at each application's next deployment)",
-    responses=NOT_FOUND,
 )
 async def put_environment_variables(
     body: VariablesPut,
@@ -192,14 +195,11 @@ async def _import_environment(
 dotenv_routes(
     VariableOwner(
         path="/environments/{environment_id}",
-        noun="environment",
         imported=EnvironmentVariables,
         import_summary="Import a .env file into an environment's variables",
-        import_responses=NOT_FOUND,
         export_summary="An environment's variables as a .env file (secrets masked)",
         import_variables=_import_environment,
         export_variables=configvars.export_environment,
-        export_options=_no_options,
     )
 )
 
@@ -223,7 +223,6 @@ def _merged(
 dotenv_routes(
     VariableOwner(
         path="/applications/{application_id}",
-        noun="application",
         imported=ApplicationVariables,
         import_summary="Import a .env file into an application's runtime variables or build args",
         import_responses=APP_CHANGE,
@@ -309,7 +308,7 @@ env_groups.get("/env-groups/{group_id}", "get_group", groups.get_group, "An envi
 @router.patch(
     "/env-groups/{group_id}",
     summary="Rename a group or change redeploy_on_change",
-    responses={**NOT_FOUND, 409: problem_doc("The name is taken")},
+    responses={409: problem_doc("The name is taken")},
 )
 async def update_group(
     body: GroupUpdate, request: Request, group_id: PathId, principal: Principal = require_role("developer")
@@ -323,14 +322,13 @@ env_groups.delete(
     "delete_group",
     groups.delete_group,
     "Delete a group that is attached to no application",
-    {**NOT_FOUND, 409: problem_doc("It is still attached")},
+    {409: problem_doc("It is still attached")},
 )
 
 
 @router.put(
     "/env-groups/{group_id}/variables",
     summary="Replace a group's variables; with redeploy_on_change, redeploys the attached applications",
-    responses=NOT_FOUND,
 )
 async def put_group_variables(
     body: VariablesPut, request: Request, group_id: PathId, principal: Principal = require_role("developer")
@@ -346,13 +344,10 @@ async def _import_group(d: Deps, principal: Principal, group_id: str, imp: Doten
 dotenv_routes(
     VariableOwner(
         path="/env-groups/{group_id}",
-        noun="group",
         imported=GroupChanged,
         import_summary="Import a .env file into a group's variables; with redeploy_on_change, redeploys",
-        import_responses=NOT_FOUND,
         export_summary="A group's variables as a .env file (secrets masked)",
         import_variables=_import_group,
         export_variables=groups.export_variables,
-        export_options=_no_options,
     )
 )

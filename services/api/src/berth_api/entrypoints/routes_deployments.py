@@ -27,7 +27,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
     "/applications/{application_id}/deployments",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
-    responses={**NOT_FOUND, 409: problem_doc("The application is being removed")},
+    responses={409: problem_doc("The application is being removed")},
 )
 async def start_deployment(
     request: Request,
@@ -42,7 +42,6 @@ async def start_deployment(
 @router.get(
     "/applications/{application_id}/deployments",
     summary="The application's deployments, newest first",
-    responses=NOT_FOUND,
 )
 async def list_deployments(
     request: Request,
@@ -60,7 +59,6 @@ async def list_deployments(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy a previous successful deployment's image again, without a build",
     responses={
-        **NOT_FOUND,
         409: problem_doc(
             "No earlier successful deployment, the one named did not succeed, or the application is being removed"
         ),
@@ -89,7 +87,7 @@ deployments.get(
     "/deployments/{deployment_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Ask the scheduler to cancel a deployment that does not serve traffic yet",
-    responses={**NOT_FOUND, 409: problem_doc("The deployment already ended, or already serves traffic")},
+    responses={409: problem_doc("The deployment already ended, or already serves traffic")},
 )
 async def cancel_deployment(
     request: Request,

@@ -12,7 +12,7 @@ from pydantic import Field
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, v1_router
-from berth_api.entrypoints.rpc_routes import relayed_delete
+from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
@@ -37,9 +37,9 @@ from berth_common.catalogue import (
     MetricsReply,
 )
 
-router = v1_router("metrics")
 UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such application, server or rule in this team"), **UNAVAILABLE}
+router = v1_router("metrics", NOT_FOUND)
 DEFAULT_SPAN = timedelta(hours=1)
 DEFAULT_POINTS = 120
 MIN_DEFAULT_STEP_S = 10.0
@@ -80,7 +80,6 @@ def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
 @router.get(
     "/applications/{application_id}/metrics",
     summary="Time series of the application's containers: CPU, memory, network, block I/O, restarts, health",
-    responses=NOT_FOUND,
 )
 async def application_metrics(
     request: Request,
@@ -99,7 +98,6 @@ async def application_metrics(
 @router.get(
     "/servers/{server_id}/metrics",
     summary="Time series of a server (CPU, memory, load) and of each of its disks",
-    responses=NOT_FOUND,
 )
 async def server_metrics(
     request: Request,
@@ -125,9 +123,9 @@ async def create_rule(
 ) -> AlertRuleView:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
-    reply = await ask(d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, fields=RULE)
-    assert reply.rule is not None
-    return reply.rule
+    return await answer_of(
+        d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, lambda r: r.rule, fields=RULE
+    )
 
 
 @router.get("/alert-rules", summary="The team's alert rules", responses=UNAVAILABLE)
@@ -136,7 +134,7 @@ async def list_rules(request: Request, principal: Principal = require_role("view
     return (await ask(deps(request), METRICS, q, AlertRuleListReply, fields=RULE)).rules
 
 
-@router.get("/alert-rules/{rule_id}", summary="An alert rule", responses=NOT_FOUND)
+@router.get("/alert-rules/{rule_id}", summary="An alert rule")
 async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleView:
     return await uc.rule_of(deps(request), principal, rule_id)
 
@@ -144,7 +142,6 @@ async def get_rule(request: Request, rule_id: PathId, principal: Principal = req
 @router.put(
     "/alert-rules/{rule_id}",
     summary="Replace an alert rule (its open alerts are evaluated against the new one)",
-    responses=NOT_FOUND,
 )
 async def replace_rule(
     body: AlertRuleSpec, request: Request, rule_id: PathId, principal: Principal = require_role("developer")
@@ -152,12 +149,10 @@ async def replace_rule(
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
     q = AlertRuleUpdate(team_id=principal.team_id, rule_id=rule_id, rule=spec)
-    reply = await ask(d, METRICS, q, AlertRuleReply, fields=RULE)
-    assert reply.rule is not None
-    return reply.rule
+    return await answer_of(d, METRICS, q, AlertRuleReply, lambda r: r.rule, fields=RULE)
 
 
-Resource(router, not_found=NOT_FOUND).delete(
+Resource(router).delete(
     "/alert-rules/{rule_id}",
     "delete_rule",
     relayed_delete(METRICS, AlertRuleDelete),

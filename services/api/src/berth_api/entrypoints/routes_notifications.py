@@ -11,7 +11,7 @@ from fastapi import Body, Query, Request, status
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import IdFilter, PathId, Resource, v1_router
-from berth_api.entrypoints.rpc_routes import relayed_delete
+from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
     ChannelTestIn,
@@ -26,11 +26,11 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases.observability import NOTIFIER, Fields, ask, build, check_filters
 from berth_common import catalogue as cat
 
-router = v1_router("notifications")
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
+router = v1_router("notifications", NOT_FOUND)
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
-relayed = Resource(router, not_found=NOT_FOUND)
+relayed = Resource(router)
 
 # Where each query field came from in the HTTP request (the rest is the body).
 CHANNEL: Fields = {"channel_id": "/path/channel_id"}
@@ -52,9 +52,7 @@ async def create_channel(
     body: ChannelCreateIn, request: Request, principal: Principal = require_role("developer")
 ) -> ChannelView:
     q = build(cat.ChannelCreate, CHANNEL, team_id=principal.team_id, **body.model_dump(exclude_unset=True))
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.get(
@@ -72,36 +70,31 @@ async def list_channels(request: Request, principal: Principal = require_role("v
 @router.get(
     "/notification-channels/{channel_id}",
     summary="A notification channel (secrets never shown)",
-    responses=NOT_FOUND,
 )
 async def get_channel(
     request: Request, channel_id: PathId, principal: Principal = require_role("viewer")
 ) -> ChannelView:
     q = cat.ChannelGet(team_id=principal.team_id, channel_id=channel_id)
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.patch(
     "/notification-channels/{channel_id}",
     summary="Rename, enable or disable, or reconfigure a channel (same kind; omitted secrets are kept)",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def update_channel(
     body: ChannelUpdateIn, request: Request, channel_id: PathId, principal: Principal = require_role("developer")
 ) -> ChannelView:
     values = body.model_dump(exclude_unset=True)
     q = build(cat.ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.post(
     "/notification-channels/{channel_id}/test",
     summary="Send a test message now; answers with its delivery once it is delivered or failed (or wait_s passed)",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def test_channel(
     request: Request,
@@ -111,16 +104,15 @@ async def test_channel(
 ) -> DeliveryView:
     wait_s = (body or ChannelTestIn()).wait_s
     q = cat.ChannelTest(team_id=principal.team_id, channel_id=channel_id, wait_s=wait_s)
-    reply = await ask(deps(request), NOTIFIER, q, cat.DeliveryReply, fields=CHANNEL, timeout=wait_s + 2.0)
-    assert reply.delivery is not None
-    return reply.delivery
+    return await answer_of(
+        deps(request), NOTIFIER, q, cat.DeliveryReply, lambda r: r.delivery, fields=CHANNEL, timeout=wait_s + 2.0
+    )
 
 
 @router.post(
     "/notification-channels/{channel_id}/subscriptions",
     status_code=status.HTTP_201_CREATED,
     summary="Send these event types to the channel, optionally only those of one project or application",
-    responses=NOT_FOUND,
 )
 async def create_subscription(
     body: SubscriptionCreateIn,
@@ -132,9 +124,7 @@ async def create_subscription(
     await check_filters(d, principal, body.project_id, body.application_id)
     values = body.model_dump(exclude_none=True)
     q = build(cat.SubscriptionCreate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(d, NOTIFIER, q, cat.SubscriptionReply, fields=CHANNEL)
-    assert reply.subscription is not None
-    return reply.subscription
+    return await answer_of(d, NOTIFIER, q, cat.SubscriptionReply, lambda r: r.subscription, fields=CHANNEL)
 
 
 @router.get(

@@ -6,7 +6,7 @@ from fastapi import Request, status
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, v1_router
+from berth_api.entrypoints.resources import PathId, Resource, v1_router
 from berth_api.entrypoints.schemas_apps import (
     EnvironmentCreate,
     EnvironmentOut,
@@ -44,7 +44,7 @@ projects.get("/projects/{project_id}", "get_project", uc.get_project, "A project
 @router.patch(
     "/projects/{project_id}",
     summary="Rename a project or change its description",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def update_project(
     body: ProjectUpdate,
@@ -61,7 +61,7 @@ projects.delete(
     "delete_project",
     uc.delete_project,
     "Delete a project without applications",
-    {**NOT_FOUND, **CONFLICT},
+    CONFLICT,
 )
 
 
@@ -69,7 +69,7 @@ projects.delete(
     "/projects/{project_id}/environments",
     status_code=status.HTTP_201_CREATED,
     summary="Add an environment to a project",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def create_environment(
     body: EnvironmentCreate,
@@ -89,5 +89,5 @@ environments.delete(
     "delete_environment",
     uc.delete_environment,
     "Delete an environment without applications",
-    {**NOT_FOUND, **CONFLICT},
+    CONFLICT,
 )

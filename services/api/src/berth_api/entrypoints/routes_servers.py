@@ -20,8 +20,7 @@ from berth_api.usecases import servers as uc
 from berth_common import ssh_keys
 from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
 
-router = v1_router("servers")
-NOT_FOUND: Responses = {404: problem_doc("No such server in this team")}
+router = v1_router("servers", {404: problem_doc("No such server in this team")})
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in server cannot be changed")}
 SERVER_ID_PATTERN = r"^(local|[0-9a-f]{32})$"
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN)]
@@ -100,7 +99,7 @@ def server_out(row: dict[str, Any]) -> ServerOut:
     return ServerOut.model_validate(data)
 
 
-servers = Resource(router, ServerOut, server_out, NOT_FOUND, SERVER_ID_PATTERN)
+servers = Resource(router, ServerOut, server_out, SERVER_ID_PATTERN)
 
 
 @router.post(
@@ -127,7 +126,7 @@ servers.action(
     "Validate a server again (state: validating, then the result)",
     role="admin",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 
 
@@ -135,7 +134,7 @@ servers.action(
     "/servers/{server_id}/host-key",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
-    responses={**NOT_FOUND, 409: problem_doc("No other host key was offered, or the built-in server")},
+    responses={409: problem_doc("No other host key was offered, or the built-in server")},
 )
 async def accept_host_key(
     body: HostKeyAccept, request: Request, server_id: ServerId, principal: Principal = require_role("admin")
@@ -143,6 +142,4 @@ async def accept_host_key(
     return server_out(await uc.accept_host_key(deps(request), principal, server_id, body.fingerprint))
 
 
-servers.delete(
-    "/servers/{server_id}", "delete_server", uc.delete, "Forget a server and its key", {**NOT_FOUND, **CONFLICT}
-)
+servers.delete("/servers/{server_id}", "delete_server", uc.delete, "Forget a server and its key", CONFLICT)

@@ -3,11 +3,36 @@ notification and metrics routes: the caller's team and the path's id into the qu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.resources import UseCase
 from berth_api.usecases import Deps
-from berth_api.usecases.observability import ask
+from berth_api.usecases.observability import Fields, ask
 from berth_common.catalogue import Query
+
+R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
+
+
+async def answer_of(
+    d: Deps,
+    service: str,
+    query: Query,
+    reply: type[R],
+    answer: Callable[[R], T | None],
+    *,
+    fields: Fields,
+    timeout: float | None = None,
+) -> T:
+    """The ``answer`` of ``service``'s reply to ``query``: a reply without a problem carries it (a refusal
+    is raised by ``ask``)."""
+    found = answer(await ask(d, service, query, reply, fields=fields, timeout=timeout))
+    assert found is not None
+    return found
 
 
 def relayed_delete(service: str, query: type[Query]) -> UseCase:
