@@ -1,7 +1,7 @@
-"""What the /v1 resource routes share, written once: a tag's router, the ids in paths and queries, the
-404 answer, and the routes that take nothing but the ids in their path (read, list, act on, delete).
-
-Such a route is a declaration on a :class:`Resource`: its path, name, use case and summary.
+"""What the /v1 routes share, written once: the ids in paths and queries; a tag's router, which documents
+the problems every /v1 route may answer and the 404 of a route whose path names a resource, and answers a
+creation 201 and started work 202; and the routes that take nothing but the id in their path (read, list,
+act on, delete), each a one-line declaration on a :class:`Resource`: path, name, use case, summary.
 
 No ``from __future__ import annotations`` here: FastAPI reads the routes' parameter annotations, which
 name a type made inside :meth:`Resource.action`.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.types import DecoratedCallable
 from pydantic import AliasChoices, BaseModel
 
 from berth_api.domain.identity import Principal
@@ -39,19 +40,23 @@ class V1Router(APIRouter):
     """One tag's routes under /v1: each documents the problems any /v1 route may answer, and a route whose
     path names a resource documents ``not_found`` too (unless it documents its own 404)."""
 
-    def __init__(self, tag: str, not_found: Responses) -> None:
+    def __init__(self, tag: str, not_found: Responses = NOT_FOUND) -> None:
         super().__init__(prefix="/v1", responses=PROBLEMS, tags=[tag])
-        self.missing = not_found
+        self.not_found_doc = not_found
+
+    def create(self, path: str, **options: Any) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        """``POST path`` that creates something: answered 201 Created."""
+        return self.post(path, status_code=status.HTTP_201_CREATED, **options)
+
+    def start(self, path: str, **options: Any) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        """``POST path`` that starts work the answer does not wait for: answered 202 Accepted."""
+        return self.post(path, status_code=status.HTTP_202_ACCEPTED, **options)
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         responses: Responses = options.get("responses") or {}
         if path_parameters(path) and 404 not in responses:
-            options["responses"] = {**self.missing, **responses}
+            options["responses"] = {**self.not_found_doc, **responses}
         super().add_api_route(path, endpoint, **options)
-
-
-def v1_router(tag: str, not_found: Responses = NOT_FOUND) -> V1Router:
-    return V1Router(tag, not_found)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import lean_handler, require_role
 from berth_api.entrypoints.page_cache import not_modified
-from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, v1_router
+from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, V1Router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
@@ -28,7 +28,7 @@ from berth_api.entrypoints.views import application_detail, application_out, lis
 from berth_api.usecases import applications as uc
 from berth_api.usecases import removal
 
-router = v1_router("applications")
+router = V1Router("applications")
 CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
 
 
@@ -44,9 +44,8 @@ def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
     return _inputs(source.build_args) if isinstance(source, GitSourceIn) else []
 
 
-@router.post(
+@router.create(
     "/environments/{environment_id}/applications",
-    status_code=status.HTTP_201_CREATED,
     summary="Create an application in an environment",
     responses=CONFLICT,
 )

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AliasChoices, BaseModel
 
@@ -21,7 +21,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.roles import Role
 from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import PathId, Resource, path_parameters, v1_router
+from berth_api.entrypoints.resources import PathId, Resource, V1Router, path_parameters
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_config import (
     ApplicationVariables,
@@ -42,7 +42,7 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import Deps, configvars, groups
 from berth_api.usecases.configvars import DotenvImport, Scoped
 
-router = v1_router("configuration")
+router = V1Router("configuration")
 APP_CHANGE: Responses = {409: problem_doc("The application is being removed")}
 # The owner of variables in a route shared by environments, applications and groups: named as in its path.
 OwnerId = Annotated[
@@ -287,9 +287,8 @@ _attachment_route(
 # --- groups --------------------------------------------------------------------------------------------
 
 
-@router.post(
+@router.create(
     "/env-groups",
-    status_code=status.HTTP_201_CREATED,
     summary="Create an environment group (shared variables for many applications)",
     responses={409: problem_doc("The name is taken")},
 )

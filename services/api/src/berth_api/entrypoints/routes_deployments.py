@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Body, Header, Query, Request, status
+from fastapi import Body, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, v1_router
+from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_deployments import CancelRequest, DeploymentOut, DeployRequest, RollbackRequest
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
@@ -17,15 +17,14 @@ from berth_api.entrypoints.views import deployment_out
 from berth_api.usecases import deployments as uc
 from berth_api.usecases import logs
 
-router = v1_router("deployments")
+router = V1Router("deployments")
 EVENT_STREAM = "text/event-stream"
 deployments = Resource(router, DeploymentOut, deployment_out)
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
 
-@router.post(
+@router.start(
     "/applications/{application_id}/deployments",
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
     responses={409: problem_doc("The application is being removed")},
 )
@@ -54,9 +53,8 @@ async def list_deployments(
     return [deployment_out(r) for r in rows]
 
 
-@router.post(
+@router.start(
     "/applications/{application_id}/rollback",
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy a previous successful deployment's image again, without a build",
     responses={
         409: problem_doc(
@@ -83,9 +81,8 @@ deployments.get(
 )
 
 
-@router.post(
+@router.start(
     "/deployments/{deployment_id}/cancel",
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Ask the scheduler to cancel a deployment that does not serve traffic yet",
     responses={409: problem_doc("The deployment already ended, or already serves traffic")},
 )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Query, Request, status
+from fastapi import Query, Request
 
 from berth_api.adapters.audit import AuditFilter
 from berth_api.domain import invitations
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import invalid_field
 from berth_api.entrypoints.auth import anonymous, check_attempt, record_failure, require_role
-from berth_api.entrypoints.resources import IdFilter, PathId, Resource, v1_router
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
 from berth_api.entrypoints.schemas import TokenCreated
 from berth_api.entrypoints.schemas_members import (
     AuditEntry,
@@ -30,7 +30,7 @@ from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import audit as audit_uc
 from berth_api.usecases import members as uc
 
-router = v1_router("members", {404: problem_doc("No such member or invitation in this team")})
+router = V1Router("members", {404: problem_doc("No such member or invitation in this team")})
 members = Resource(router, MemberOut)
 invites = Resource(router, InvitationOut)
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
@@ -64,9 +64,8 @@ members.delete(
 )
 
 
-@router.post(
+@router.create(
     "/invitations",
-    status_code=status.HTTP_201_CREATED,
     summary="Invite someone to the team by e-mail address; the single-use code is shown once",
     responses={409: problem_doc("Already a member, or an invitation is pending")},
 )
@@ -90,9 +89,8 @@ invites.action(
 )
 
 
-@router.post(
+@router.create(
     "/invitations/accept",
-    status_code=status.HTTP_201_CREATED,
     summary="Join a team with an invitation code: makes your user (if new), membership and first API token",
     description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address).",
     responses={

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Path, Query, Request, status
+from fastapi import Path, Query, Request
 from pydantic import Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import PathId, Resource, v1_router
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
@@ -39,7 +39,7 @@ from berth_common.catalogue import (
 
 UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such application, server or rule in this team"), **UNAVAILABLE}
-router = v1_router("metrics", NOT_FOUND)
+router = V1Router("metrics", NOT_FOUND)
 DEFAULT_SPAN = timedelta(hours=1)
 DEFAULT_POINTS = 120
 MIN_DEFAULT_STEP_S = 10.0
@@ -112,9 +112,8 @@ async def server_metrics(
     return _out("server", name, reply)
 
 
-@router.post(
+@router.create(
     "/alert-rules",
-    status_code=status.HTTP_201_CREATED,
     summary="Create a threshold rule: raise an alert when a metric stays above it, resolve below it (hysteresis)",
     responses=UNAVAILABLE,
 )

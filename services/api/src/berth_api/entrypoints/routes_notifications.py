@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Body, Query, Request, status
+from fastapi import Body, Query, Request
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import IdFilter, PathId, Resource, v1_router
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
 from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
@@ -28,7 +28,7 @@ from berth_common import catalogue as cat
 
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
-router = v1_router("notifications", NOT_FOUND)
+router = V1Router("notifications", NOT_FOUND)
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
 relayed = Resource(router)
 
@@ -42,9 +42,8 @@ LISTING: Fields = {
 }
 
 
-@router.post(
+@router.create(
     "/notification-channels",
-    status_code=status.HTTP_201_CREATED,
     summary="Create a notification channel (Slack, Discord, email, Telegram or a signed webhook)",
     responses={**CONFLICT, **UNAVAILABLE},
 )
@@ -109,9 +108,8 @@ async def test_channel(
     )
 
 
-@router.post(
+@router.create(
     "/notification-channels/{channel_id}/subscriptions",
-    status_code=status.HTTP_201_CREATED,
     summary="Send these event types to the channel, optionally only those of one project or application",
 )
 async def create_subscription(

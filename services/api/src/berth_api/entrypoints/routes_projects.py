@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Request, status
+from fastapi import Request
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import PathId, Resource, v1_router
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_apps import (
     EnvironmentCreate,
     EnvironmentOut,
@@ -19,15 +19,14 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import environment_out, project_out
 from berth_api.usecases import projects as uc
 
-router = v1_router("projects")
+router = V1Router("projects")
 CONFLICT: Responses = {409: problem_doc("A name is taken, or the resource still holds applications")}
 projects = Resource(router, ProjectOut, project_out)
 environments = Resource(router, EnvironmentOut, environment_out)
 
 
-@router.post(
+@router.create(
     "/projects",
-    status_code=status.HTTP_201_CREATED,
     summary="Create a project (with its production environment)",
     responses=CONFLICT,
 )
@@ -65,9 +64,8 @@ projects.delete(
 )
 
 
-@router.post(
+@router.create(
     "/projects/{project_id}/environments",
-    status_code=status.HTTP_201_CREATED,
     summary="Add an environment to a project",
     responses=CONFLICT,
 )

@@ -7,19 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Request, status
+from fastapi import Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import Resource, v1_router
+from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
 from berth_common.registries import InvalidReferenceError, normalize_host
 
-router = v1_router("registries")
+router = V1Router("registries")
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the team has credentials for this host already")}
 
 
@@ -74,9 +74,8 @@ class RegistryOut(BaseModel):
 registries = Resource(router, RegistryOut)
 
 
-@router.post(
+@router.create(
     "/registries",
-    status_code=status.HTTP_201_CREATED,
     summary="Add credentials for a private image registry (the password or token is never shown again)",
     responses=CONFLICT,
 )

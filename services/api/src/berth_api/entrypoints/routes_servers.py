@@ -13,14 +13,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import Resource, v1_router
+from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import servers as uc
 from berth_common import ssh_keys
 from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
 
-router = v1_router("servers", {404: problem_doc("No such server in this team")})
+router = V1Router("servers", {404: problem_doc("No such server in this team")})
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in server cannot be changed")}
 SERVER_ID_PATTERN = r"^(local|[0-9a-f]{32})$"
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN)]
@@ -102,9 +102,8 @@ def server_out(row: dict[str, Any]) -> ServerOut:
 servers = Resource(router, ServerOut, server_out, SERVER_ID_PATTERN)
 
 
-@router.post(
+@router.create(
     "/servers",
-    status_code=status.HTTP_201_CREATED,
     summary="Add a server reached over SSH; it is validated at once (state: validating, then the result)",
     responses=CONFLICT,
 )
@@ -130,9 +129,8 @@ servers.action(
 )
 
 
-@router.post(
+@router.start(
     "/servers/{server_id}/host-key",
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
     responses={409: problem_doc("No other host key was offered, or the built-in server")},
 )
