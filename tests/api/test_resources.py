@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -154,3 +154,26 @@ async def test_a_relayed_deletion_asks_for_the_callers_team_and_names_the_path_o
             {"channel_id": "/path/channel_id"},
         )
     ]
+
+
+def test_a_bad_id_is_a_422_naming_the_path_parameter(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from berth_api.entrypoints.auth import RoleGuard
+    from berth_api.entrypoints.errors import install_error_handlers
+
+    async def anyone(self: RoleGuard, request: Request) -> str:
+        return "caller"
+
+    anyone.__annotations__ = {"request": Request, "return": str}  # read by FastAPI, which resolves no strings here
+
+    monkeypatch.setattr(resources, "deps", lambda request: "deps")
+    monkeypatch.setattr(RoleGuard, "__call__", anyone)
+    app, _ = _app()
+    install_error_handlers(app)
+    with TestClient(app) as client:
+        bad = client.get("/v1/things/NOT-AN-ID")
+        good = client.get(f"/v1/things/{'a' * 32}")
+    assert bad.status_code == 422
+    assert [e["loc"] for e in bad.json()["errors"]] == ["/path/thing_id"]
+    assert good.status_code == 200 and good.json() == {"id": "a" * 32, "name": "one"}

@@ -26,13 +26,14 @@ from berth_api.entrypoints.schemas_members import (
     TeamMembership,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import audit as audit_uc
 from berth_api.usecases import members as uc
 
 router = V1Router("members", {404: problem_doc("No such member or invitation in this team")})
 members = Resource(router, MemberOut)
 invites = Resource(router, InvitationOut)
+LAST_ADMIN: Responses = {409: problem_doc("The team would have no admin left")}
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
 
 
@@ -47,7 +48,7 @@ members.listing("/members", "list_members", uc.list_members, "The team's members
 @router.patch(
     "/members/{user_id}",
     summary="Change a member's role",
-    responses={409: problem_doc("The team would have no admin left")},
+    responses=LAST_ADMIN,
 )
 async def change_member(
     body: MemberUpdate, request: Request, user_id: PathId, principal: Principal = require_role("admin")
@@ -60,7 +61,7 @@ members.delete(
     "remove_member",
     uc.remove_member,
     "Remove a member from the team (their tokens for this team are revoked)",
-    {409: problem_doc("The team would have no admin left")},
+    LAST_ADMIN,
 )
 
 
