@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import lean_handler, require_role
 from berth_api.entrypoints.page_cache import not_modified
+from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, V1Router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
@@ -22,16 +23,13 @@ from berth_api.entrypoints.schemas_apps import (
     VariableIn,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import application_detail, application_out, list_page
 from berth_api.usecases import applications as uc
 from berth_api.usecases import removal
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["applications"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+router = V1Router("applications")
 CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _inputs(variables: list[VariableIn]) -> list[VariableInput]:
@@ -46,17 +44,15 @@ def _build_args(source: ImageSourceIn | GitSourceIn) -> list[VariableInput]:
     return _inputs(source.build_args) if isinstance(source, GitSourceIn) else []
 
 
-@router.post(
+@router.create(
     "/environments/{environment_id}/applications",
-    response_model=ApplicationOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Create an application in an environment",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def create_application(
     body: ApplicationCreate,
     request: Request,
-    environment_id: EnvironmentId,
+    environment_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ApplicationOut:
     config = {
@@ -74,12 +70,10 @@ async def create_application(
 
 @router.get(
     "/environments/{environment_id}/applications",
-    response_model=list[ApplicationOut],
     summary="An environment's applications",
-    responses=NOT_FOUND,
 )
 async def list_environment_applications(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+    request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
 ) -> list[ApplicationOut]:
     records = await uc.list_applications(deps(request), principal, environment_id=environment_id)
     return [application_out(r) for r in records]
@@ -142,7 +136,7 @@ async def _plain_list(request: Request, principal: Principal) -> Response | None
 @lean_handler(_plain_list)
 async def list_applications(
     request: Request,
-    project_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    project_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     principal: Principal = require_role("viewer"),
@@ -152,12 +146,10 @@ async def list_applications(
 
 @router.get(
     "/applications/{application_id}",
-    response_model=ApplicationDetail,
     summary="An application: its configuration, live version, replicas and their health",
-    responses=NOT_FOUND,
 )
 async def get_application(
-    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
+    request: Request, application_id: PathId, principal: Principal = require_role("viewer")
 ) -> ApplicationDetail:
     d = deps(request)
     record, live = await uc.get_application(d, principal, application_id)
@@ -166,14 +158,13 @@ async def get_application(
 
 @router.patch(
     "/applications/{application_id}",
-    response_model=ApplicationOut,
     summary="Change an application (each field given replaces that field); applies at the next deployment",
-    responses={**NOT_FOUND, 409: problem_doc("A host name is taken, or the application is being removed")},
+    responses={409: problem_doc("A host name is taken, or the application is being removed")},
 )
 async def update_application(
     body: ApplicationUpdate,
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ApplicationOut:
     changes: dict[str, Any] = {}
@@ -214,7 +205,7 @@ it is gone (404) and its host names are free; if the scheduler could not, it is 
 )
 async def delete_application(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     drain_grace_s: Annotated[
         float | None,
         Query(ge=0, le=3600, description="Seconds in-flight requests get to finish (default: the scheduler's)"),

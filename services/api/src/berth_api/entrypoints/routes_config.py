@@ -8,10 +8,10 @@ Exports mask secret values; ``?reveal_secrets=true`` needs the admin role (decla
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import AliasChoices, BaseModel
 
@@ -21,6 +21,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.roles import Role
 from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import PathId, Resource, V1Router, path_parameters
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_config import (
     ApplicationVariables,
@@ -37,16 +38,12 @@ from berth_api.entrypoints.schemas_config import (
     VariablesPut,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import Deps, configvars, groups
 from berth_api.usecases.configvars import DotenvImport, Scoped
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["configuration"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
-APP_CHANGE: Responses = {**NOT_FOUND, 409: problem_doc("The application is being removed")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
-GroupId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = V1Router("configuration")
+APP_CHANGE: Responses = {409: problem_doc("The application is being removed")}
 # The owner of variables in a route shared by environments, applications and groups: named as in its path.
 OwnerId = Annotated[
     str, Path(pattern=ID_PATTERN, validation_alias=AliasChoices("environment_id", "application_id", "group_id"))
@@ -90,24 +87,29 @@ async def _dotenv(request: Request, text: str, reveal: bool) -> PlainTextRespons
     return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
 
+def _no_options() -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class VariableOwner:
     """What the ``.env`` import and export routes of one kind of owner (environment, application, group)
     differ in; :func:`dotenv_routes` writes the two routes once for all of them."""
 
     path: str  # the owner's path, its id parameter named as in ``OwnerId``
-    noun: str  # in the route names (``import_<noun>_variables``), so in the OpenAPI operation ids
     imported: type[BaseModel]
     import_summary: str
-    import_responses: Responses
     export_summary: str
     import_variables: Callable[[Deps, Principal, str, DotenvImport], Awaitable[BaseModel]]
     export_variables: Callable[..., Awaitable[str]]  # (deps, principal, id, kind, reveal, **options)
-    export_options: Callable[..., dict[str, Any]]  # a dependency: the owner's own query parameters
+    export_options: Callable[..., dict[str, Any]] = _no_options  # a dependency: the owner's query parameters
+    import_responses: Responses = field(default_factory=dict)
 
-
-def _no_options() -> dict[str, Any]:
-    return {}
+    @property
+    def noun(self) -> str:
+        """In the route names (``import_<noun>_variables``), so in the OpenAPI operation ids: the path's id
+        parameter without ``_id``."""
+        return path_parameters(self.path)[-1].removesuffix("_id")
 
 
 def dotenv_routes(owner: VariableOwner) -> None:
@@ -146,8 +148,12 @@ def dotenv_routes(owner: VariableOwner) -> None:
         name=f"export_{owner.noun}_variables",
         response_class=Response,
         summary=owner.export_summary,
-        responses={**DOTENV, **NOT_FOUND},
+        responses=DOTENV,
     )
+
+
+attached = Resource(router, AttachedGroup)
+env_groups = Resource(router, GroupOut, _group_out)
 
 
 # --- environments ------------------------------------------------------------------------------------
@@ -155,12 +161,10 @@ def dotenv_routes(owner: VariableOwner) -> None:
 
 @router.get(
     "/environments/{environment_id}/variables",
-    response_model=EnvironmentVariables,
     summary="An environment's variables (they apply to every application in it)",
-    responses=NOT_FOUND,
 )
 async def get_environment_variables(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
+    request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
 ) -> EnvironmentVariables:
     stored = await configvars.environment_variables(deps(request), principal, environment_id)
     return EnvironmentVariables(environment_id=environment_id, variables=_out(stored))
@@ -168,14 +172,12 @@ async def get_environment_variables(
 
 @router.put(
     "/environments/{environment_id}/variables",
-    response_model=EnvironmentVariables,
     summary="Replace an environment's variables (applies at each application's next deployment)",
-    responses=NOT_FOUND,
 )
 async def put_environment_variables(
     body: VariablesPut,
     request: Request,
-    environment_id: EnvironmentId,
+    environment_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> EnvironmentVariables:
     d = deps(request)
@@ -193,14 +195,11 @@ async def _import_environment(
 dotenv_routes(
     VariableOwner(
         path="/environments/{environment_id}",
-        noun="environment",
         imported=EnvironmentVariables,
         import_summary="Import a .env file into an environment's variables",
-        import_responses=NOT_FOUND,
         export_summary="An environment's variables as a .env file (secrets masked)",
         import_variables=_import_environment,
         export_variables=configvars.export_environment,
-        export_options=_no_options,
     )
 )
 
@@ -224,7 +223,6 @@ def _merged(
 dotenv_routes(
     VariableOwner(
         path="/applications/{application_id}",
-        noun="application",
         imported=ApplicationVariables,
         import_summary="Import a .env file into an application's runtime variables or build args",
         import_responses=APP_CHANGE,
@@ -236,16 +234,12 @@ dotenv_routes(
 )
 
 
-@router.get(
+attached.listing(
     "/applications/{application_id}/env-groups",
-    response_model=list[AttachedGroup],
-    summary="The environment groups attached to an application, lowest precedence first",
-    responses=NOT_FOUND,
+    "application_groups",
+    groups.groups_of,
+    "The environment groups attached to an application, lowest precedence first",
 )
-async def application_groups(
-    request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
-) -> list[AttachedGroup]:
-    return [AttachedGroup.model_validate(g) for g in await groups.groups_of(deps(request), principal, application_id)]
 
 
 def _attachment_route(
@@ -258,8 +252,8 @@ def _attachment_route(
 
     async def endpoint(
         request: Request,
-        application_id: ApplicationId,
-        group_id: GroupId,
+        application_id: PathId,
+        group_id: PathId,
         principal: Principal = require_role("developer"),
     ) -> list[AttachedGroup]:
         rows = await change(deps(request), principal, group_id, application_id)
@@ -293,10 +287,8 @@ _attachment_route(
 # --- groups --------------------------------------------------------------------------------------------
 
 
-@router.post(
+@router.create(
     "/env-groups",
-    response_model=GroupOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Create an environment group (shared variables for many applications)",
     responses={409: problem_doc("The name is taken")},
 )
@@ -308,48 +300,37 @@ async def create_group(
     return _group_out(rec)
 
 
-@router.get("/env-groups", response_model=list[GroupOut], summary="The team's environment groups")
-async def list_groups(request: Request, principal: Principal = require_role("viewer")) -> list[GroupOut]:
-    return [_group_out(r) for r in await groups.list_groups(deps(request), principal)]
-
-
-@router.get("/env-groups/{group_id}", response_model=GroupOut, summary="An environment group", responses=NOT_FOUND)
-async def get_group(request: Request, group_id: GroupId, principal: Principal = require_role("viewer")) -> GroupOut:
-    return _group_out(await groups.get_group(deps(request), principal, group_id))
+env_groups.listing("/env-groups", "list_groups", groups.list_groups, "The team's environment groups")
+env_groups.get("/env-groups/{group_id}", "get_group", groups.get_group, "An environment group")
 
 
 @router.patch(
     "/env-groups/{group_id}",
-    response_model=GroupOut,
     summary="Rename a group or change redeploy_on_change",
-    responses={**NOT_FOUND, 409: problem_doc("The name is taken")},
+    responses={409: problem_doc("The name is taken")},
 )
 async def update_group(
-    body: GroupUpdate, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+    body: GroupUpdate, request: Request, group_id: PathId, principal: Principal = require_role("developer")
 ) -> GroupOut:
     values = body.model_dump(exclude_none=True)
     return _group_out(await groups.update_group(deps(request), principal, group_id, values))
 
 
-@router.delete(
+env_groups.delete(
     "/env-groups/{group_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a group that is attached to no application",
-    responses={**NOT_FOUND, 409: problem_doc("It is still attached")},
+    "delete_group",
+    groups.delete_group,
+    "Delete a group that is attached to no application",
+    {409: problem_doc("It is still attached")},
 )
-async def delete_group(request: Request, group_id: GroupId, principal: Principal = require_role("admin")) -> Response:
-    await groups.delete_group(deps(request), principal, group_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put(
     "/env-groups/{group_id}/variables",
-    response_model=GroupChanged,
     summary="Replace a group's variables; with redeploy_on_change, redeploys the attached applications",
-    responses=NOT_FOUND,
 )
 async def put_group_variables(
-    body: VariablesPut, request: Request, group_id: GroupId, principal: Principal = require_role("developer")
+    body: VariablesPut, request: Request, group_id: PathId, principal: Principal = require_role("developer")
 ) -> GroupChanged:
     rec = await groups.put_variables(deps(request), principal, group_id, _scoped(body.variables))
     return _group_changed(rec)
@@ -362,13 +343,10 @@ async def _import_group(d: Deps, principal: Principal, group_id: str, imp: Doten
 dotenv_routes(
     VariableOwner(
         path="/env-groups/{group_id}",
-        noun="group",
         imported=GroupChanged,
         import_summary="Import a .env file into a group's variables; with redeploy_on_change, redeploys",
-        import_responses=NOT_FOUND,
         export_summary="A group's variables as a .env file (secrets masked)",
         import_variables=_import_group,
         export_variables=groups.export_variables,
-        export_options=_no_options,
     )
 )

@@ -4,37 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, status
+from fastapi import Body, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import NOT_FOUND, PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_deployments import CancelRequest, DeploymentOut, DeployRequest, RollbackRequest
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import problem_doc
 from berth_api.entrypoints.views import deployment_out
 from berth_api.usecases import deployments as uc
 from berth_api.usecases import logs
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["deployments"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-DeploymentId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = V1Router("deployments")
 EVENT_STREAM = "text/event-stream"
+deployments = Resource(router, DeploymentOut, deployment_out)
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
 
-@router.post(
+@router.start(
     "/applications/{application_id}/deployments",
-    response_model=DeploymentOut,
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
-    responses={**NOT_FOUND, 409: problem_doc("The application is being removed")},
+    responses={409: problem_doc("The application is being removed")},
 )
 async def start_deployment(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     body: Annotated[DeployRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -44,13 +40,11 @@ async def start_deployment(
 
 @router.get(
     "/applications/{application_id}/deployments",
-    response_model=list[DeploymentOut],
     summary="The application's deployments, newest first",
-    responses=NOT_FOUND,
 )
 async def list_deployments(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only numbers below this")] = None,
     principal: Principal = require_role("viewer"),
@@ -59,13 +53,10 @@ async def list_deployments(
     return [deployment_out(r) for r in rows]
 
 
-@router.post(
+@router.start(
     "/applications/{application_id}/rollback",
-    response_model=DeploymentOut,
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Deploy a previous successful deployment's image again, without a build",
     responses={
-        **NOT_FOUND,
         409: problem_doc(
             "No earlier successful deployment, the one named did not succeed, or the application is being removed"
         ),
@@ -73,7 +64,7 @@ async def list_deployments(
 )
 async def rollback(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     body: Annotated[RollbackRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -82,28 +73,22 @@ async def rollback(
     return deployment_out(row)
 
 
-@router.get(
+deployments.get(
     "/deployments/{deployment_id}",
-    response_model=DeploymentOut,
-    summary="A deployment: status, state, step, timestamps, image, reason",
-    responses=NOT_FOUND,
+    "get_deployment",
+    uc.get,
+    "A deployment: status, state, step, timestamps, image, reason",
 )
-async def get_deployment(
-    request: Request, deployment_id: DeploymentId, principal: Principal = require_role("viewer")
-) -> DeploymentOut:
-    return deployment_out(await uc.get(deps(request), principal, deployment_id))
 
 
-@router.post(
+@router.start(
     "/deployments/{deployment_id}/cancel",
-    response_model=DeploymentOut,
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Ask the scheduler to cancel a deployment that does not serve traffic yet",
-    responses={**NOT_FOUND, 409: problem_doc("The deployment already ended, or already serves traffic")},
+    responses={409: problem_doc("The deployment already ended, or already serves traffic")},
 )
 async def cancel_deployment(
     request: Request,
-    deployment_id: DeploymentId,
+    deployment_id: PathId,
     body: Annotated[CancelRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
@@ -132,7 +117,7 @@ LOG_DESCRIPTION = (
 )
 async def deployment_logs(
     request: Request,
-    deployment_id: DeploymentId,
+    deployment_id: PathId,
     follow: Annotated[bool, Query(description="Stream as Server-Sent Events")] = False,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**63 - 1)] = None,
     principal: Principal = require_role("viewer"),

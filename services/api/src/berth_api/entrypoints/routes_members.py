@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Query, Request
 
 from berth_api.adapters.audit import AuditFilter
 from berth_api.domain import invitations
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import invalid_field
 from berth_api.entrypoints.auth import anonymous, check_attempt, record_failure, require_role
-from berth_api.entrypoints.schemas import ID_PATTERN, TokenCreated
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
+from berth_api.entrypoints.schemas import TokenCreated
 from berth_api.entrypoints.schemas_members import (
     AuditEntry,
     InvitationAccept,
@@ -25,54 +26,47 @@ from berth_api.entrypoints.schemas_members import (
     TeamMembership,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import audit as audit_uc
 from berth_api.usecases import members as uc
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["members"])
-NOT_FOUND: Responses = {404: problem_doc("No such member or invitation in this team")}
-UserId = Annotated[str, Path(pattern=ID_PATTERN)]
-InvitationId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = V1Router("members", {404: problem_doc("No such member or invitation in this team")})
+members = Resource(router, MemberOut)
+invites = Resource(router, InvitationOut)
+LAST_ADMIN: Responses = {409: problem_doc("The team would have no admin left")}
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
 
 
-@router.get("/me/teams", response_model=list[TeamMembership], summary="Every team you belong to, with your role")
+@router.get("/me/teams", summary="Every team you belong to, with your role")
 async def my_teams(request: Request, principal: Principal = require_role("viewer")) -> list[TeamMembership]:
     return [TeamMembership.model_validate(t) for t in await uc.teams_of(deps(request), principal.user_id)]
 
 
-@router.get("/members", response_model=list[MemberOut], summary="The team's members and their roles")
-async def list_members(request: Request, principal: Principal = require_role("admin")) -> list[MemberOut]:
-    return [MemberOut.model_validate(m) for m in await uc.list_members(deps(request), principal)]
+members.listing("/members", "list_members", uc.list_members, "The team's members and their roles", role="admin")
 
 
 @router.patch(
     "/members/{user_id}",
-    response_model=MemberOut,
     summary="Change a member's role",
-    responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
+    responses=LAST_ADMIN,
 )
 async def change_member(
-    body: MemberUpdate, request: Request, user_id: UserId, principal: Principal = require_role("admin")
+    body: MemberUpdate, request: Request, user_id: PathId, principal: Principal = require_role("admin")
 ) -> MemberOut:
     return MemberOut.model_validate(await uc.change_role(deps(request), principal, user_id, body.role))
 
 
-@router.delete(
+members.delete(
     "/members/{user_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member from the team (their tokens for this team are revoked)",
-    responses={**NOT_FOUND, 409: problem_doc("The team would have no admin left")},
+    "remove_member",
+    uc.remove_member,
+    "Remove a member from the team (their tokens for this team are revoked)",
+    LAST_ADMIN,
 )
-async def remove_member(request: Request, user_id: UserId, principal: Principal = require_role("admin")) -> Response:
-    await uc.remove_member(deps(request), principal, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
+@router.create(
     "/invitations",
-    response_model=InvitationCreated,
-    status_code=status.HTTP_201_CREATED,
     summary="Invite someone to the team by e-mail address; the single-use code is shown once",
     responses={409: problem_doc("Already a member, or an invitation is pending")},
 )
@@ -83,27 +77,21 @@ async def create_invitation(
     return InvitationCreated.model_validate({**invited.row, "code": invited.code})
 
 
-@router.get("/invitations", response_model=list[InvitationOut], summary="The team's invitations (never their codes)")
-async def list_invitations(request: Request, principal: Principal = require_role("admin")) -> list[InvitationOut]:
-    return [InvitationOut.model_validate(r) for r in await uc.list_invitations(deps(request), principal)]
-
-
-@router.delete(
-    "/invitations/{invitation_id}",
-    response_model=InvitationOut,
-    summary="Revoke a pending invitation",
-    responses=NOT_FOUND,
+invites.listing(
+    "/invitations", "list_invitations", uc.list_invitations, "The team's invitations (never their codes)", role="admin"
 )
-async def revoke_invitation(
-    request: Request, invitation_id: InvitationId, principal: Principal = require_role("admin")
-) -> InvitationOut:
-    return InvitationOut.model_validate(await uc.revoke_invitation(deps(request), principal, invitation_id))
+invites.action(
+    "DELETE",
+    "/invitations/{invitation_id}",
+    "revoke_invitation",
+    uc.revoke_invitation,
+    "Revoke a pending invitation",
+    role="admin",
+)
 
 
-@router.post(
+@router.create(
     "/invitations/accept",
-    response_model=InvitationAccepted,
-    status_code=status.HTTP_201_CREATED,
     summary="Join a team with an invitation code: makes your user (if new), membership and first API token",
     description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address).",
     responses={
@@ -138,14 +126,13 @@ async def accept_invitation(body: InvitationAccept, request: Request, _: None = 
 
 @router.get(
     "/audit",
-    response_model=list[AuditEntry],
     summary="The team's audit log, newest first (page with before=<last id>)",
     description="One entry per mutating request (and per export that revealed secret values): who, action "
     "(method + route template), target, time, outcome. Bodies and values are never recorded.",
 )
 async def list_audit(
     request: Request,
-    user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    user_id: IdFilter = None,
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, Query()] = None,
     route: Annotated[str | None, Query(pattern=ROUTE_PATTERN, description="A route template")] = None,
     target_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,

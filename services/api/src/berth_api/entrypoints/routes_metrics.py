@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import Path, Query, Request
 from pydantic import Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.rpc_routes import delete_route
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
+from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
@@ -22,7 +22,7 @@ from berth_api.entrypoints.schemas_metrics import (
     MetricsOut,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import observability as uc
 from berth_api.usecases.observability import METRICS, ask
 from berth_common.catalogue import (
@@ -37,15 +37,14 @@ from berth_common.catalogue import (
     MetricsReply,
 )
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["metrics"])
 UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such application, server or rule in this team"), **UNAVAILABLE}
+router = V1Router("metrics", NOT_FOUND)
 DEFAULT_SPAN = timedelta(hours=1)
 DEFAULT_POINTS = 120
 MIN_DEFAULT_STEP_S = 10.0
 RULE: dict[str, str] = {"rule": "/body", "rule_id": "/path/rule_id"}
-ApplicationId = Annotated[str, Path(pattern=ID_PATTERN)]
-RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN, description="`local`: the server Berth runs on")]
 From = Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: an hour before `to`")]
 To = Annotated[datetime | None, Query(alias="to", description="RFC 3339; default: now")]
@@ -80,13 +79,11 @@ def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
 
 @router.get(
     "/applications/{application_id}/metrics",
-    response_model=MetricsOut,
     summary="Time series of the application's containers: CPU, memory, network, block I/O, restarts, health",
-    responses=NOT_FOUND,
 )
 async def application_metrics(
     request: Request,
-    application_id: ApplicationId,
+    application_id: PathId,
     start: From = None,
     end: To = None,
     step: Step = None,
@@ -100,9 +97,7 @@ async def application_metrics(
 
 @router.get(
     "/servers/{server_id}/metrics",
-    response_model=MetricsOut,
     summary="Time series of a server (CPU, memory, load) and of each of its disks",
-    responses=NOT_FOUND,
 )
 async def server_metrics(
     request: Request,
@@ -117,10 +112,8 @@ async def server_metrics(
     return _out("server", name, reply)
 
 
-@router.post(
+@router.create(
     "/alert-rules",
-    response_model=AlertRuleView,
-    status_code=status.HTTP_201_CREATED,
     summary="Create a threshold rule: raise an alert when a metric stays above it, resolve below it (hysteresis)",
     responses=UNAVAILABLE,
 )
@@ -129,54 +122,45 @@ async def create_rule(
 ) -> AlertRuleView:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
-    reply = await ask(d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, fields=RULE)
-    assert reply.rule is not None
-    return reply.rule
+    return await answer_of(
+        d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, lambda r: r.rule, fields=RULE
+    )
 
 
-@router.get("/alert-rules", response_model=list[AlertRuleView], summary="The team's alert rules", responses=UNAVAILABLE)
+@router.get("/alert-rules", summary="The team's alert rules", responses=UNAVAILABLE)
 async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleView]:
     q = AlertRuleList(team_id=principal.team_id)
     return (await ask(deps(request), METRICS, q, AlertRuleListReply, fields=RULE)).rules
 
 
-@router.get("/alert-rules/{rule_id}", response_model=AlertRuleView, summary="An alert rule", responses=NOT_FOUND)
-async def get_rule(request: Request, rule_id: RuleId, principal: Principal = require_role("viewer")) -> AlertRuleView:
+@router.get("/alert-rules/{rule_id}", summary="An alert rule")
+async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleView:
     return await uc.rule_of(deps(request), principal, rule_id)
 
 
 @router.put(
     "/alert-rules/{rule_id}",
-    response_model=AlertRuleView,
     summary="Replace an alert rule (its open alerts are evaluated against the new one)",
-    responses=NOT_FOUND,
 )
 async def replace_rule(
-    body: AlertRuleSpec, request: Request, rule_id: RuleId, principal: Principal = require_role("developer")
+    body: AlertRuleSpec, request: Request, rule_id: PathId, principal: Principal = require_role("developer")
 ) -> AlertRuleView:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
     q = AlertRuleUpdate(team_id=principal.team_id, rule_id=rule_id, rule=spec)
-    reply = await ask(d, METRICS, q, AlertRuleReply, fields=RULE)
-    assert reply.rule is not None
-    return reply.rule
+    return await answer_of(d, METRICS, q, AlertRuleReply, lambda r: r.rule, fields=RULE)
 
 
-delete_route(
-    router,
+Resource(router).delete(
     "/alert-rules/{rule_id}",
-    name="delete_rule",
-    service=METRICS,
-    query=AlertRuleDelete,
-    fields=RULE,
-    summary="Delete an alert rule; its open alerts end without a resolve event",
-    responses=NOT_FOUND,
+    "delete_rule",
+    relayed_delete(METRICS, AlertRuleDelete),
+    "Delete an alert rule; its open alerts end without a resolve event",
 )
 
 
 @router.get(
     "/alerts",
-    response_model=list[AlertView],
     summary="The team's alerts: firing ones first, newest first",
     responses=UNAVAILABLE,
 )

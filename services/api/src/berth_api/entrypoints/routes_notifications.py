@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import Body, Query, Request
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.rpc_routes import delete_route
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
+from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
     ChannelTestIn,
@@ -22,19 +22,18 @@ from berth_api.entrypoints.schemas_notifications import (
     SubscriptionView,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases.observability import NOTIFIER, Fields, ask, build, check_filters
 from berth_common import catalogue as cat
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["notifications"])
 UNAVAILABLE: Responses = {503: problem_doc("The notifier cannot be reached (down, or no answer in time)")}
 NOT_FOUND: Responses = {404: problem_doc("No such channel or subscription in this team"), **UNAVAILABLE}
+router = V1Router("notifications", NOT_FOUND)
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the channel's secrets cannot be read")}
-ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
+relayed = Resource(router)
 
 # Where each query field came from in the HTTP request (the rest is the body).
 CHANNEL: Fields = {"channel_id": "/path/channel_id"}
-SUBSCRIPTION: Fields = {"subscription_id": "/path/subscription_id"}
 LISTING: Fields = {
     "channel_id": "/query/channel_id",
     "status": "/query/status",
@@ -43,10 +42,8 @@ LISTING: Fields = {
 }
 
 
-@router.post(
+@router.create(
     "/notification-channels",
-    response_model=ChannelView,
-    status_code=status.HTTP_201_CREATED,
     summary="Create a notification channel (Slack, Discord, email, Telegram or a signed webhook)",
     responses={**CONFLICT, **UNAVAILABLE},
 )
@@ -54,14 +51,11 @@ async def create_channel(
     body: ChannelCreateIn, request: Request, principal: Principal = require_role("developer")
 ) -> ChannelView:
     q = build(cat.ChannelCreate, CHANNEL, team_id=principal.team_id, **body.model_dump(exclude_unset=True))
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.get(
     "/notification-channels",
-    response_model=list[ChannelView],
     summary="The team's notification channels (secrets never shown)",
     responses=UNAVAILABLE,
 )
@@ -74,97 +68,71 @@ async def list_channels(request: Request, principal: Principal = require_role("v
 
 @router.get(
     "/notification-channels/{channel_id}",
-    response_model=ChannelView,
     summary="A notification channel (secrets never shown)",
-    responses=NOT_FOUND,
 )
 async def get_channel(
-    request: Request, channel_id: ChannelId, principal: Principal = require_role("viewer")
+    request: Request, channel_id: PathId, principal: Principal = require_role("viewer")
 ) -> ChannelView:
     q = cat.ChannelGet(team_id=principal.team_id, channel_id=channel_id)
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.patch(
     "/notification-channels/{channel_id}",
-    response_model=ChannelView,
     summary="Rename, enable or disable, or reconfigure a channel (same kind; omitted secrets are kept)",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def update_channel(
-    body: ChannelUpdateIn, request: Request, channel_id: ChannelId, principal: Principal = require_role("developer")
+    body: ChannelUpdateIn, request: Request, channel_id: PathId, principal: Principal = require_role("developer")
 ) -> ChannelView:
     values = body.model_dump(exclude_unset=True)
     q = build(cat.ChannelUpdate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(deps(request), NOTIFIER, q, cat.ChannelReply, fields=CHANNEL)
-    assert reply.channel is not None
-    return reply.channel
-
-
-delete_route(
-    router,
-    "/notification-channels/{channel_id}",
-    name="delete_channel",
-    service=NOTIFIER,
-    query=cat.ChannelDelete,
-    fields=CHANNEL,
-    summary="Delete a channel, its subscriptions and its delivery log",
-    responses=NOT_FOUND,
-)
+    return await answer_of(deps(request), NOTIFIER, q, cat.ChannelReply, lambda r: r.channel, fields=CHANNEL)
 
 
 @router.post(
     "/notification-channels/{channel_id}/test",
-    response_model=DeliveryView,
     summary="Send a test message now; answers with its delivery once it is delivered or failed (or wait_s passed)",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def test_channel(
     request: Request,
-    channel_id: ChannelId,
+    channel_id: PathId,
     body: Annotated[ChannelTestIn | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeliveryView:
     wait_s = (body or ChannelTestIn()).wait_s
     q = cat.ChannelTest(team_id=principal.team_id, channel_id=channel_id, wait_s=wait_s)
-    reply = await ask(deps(request), NOTIFIER, q, cat.DeliveryReply, fields=CHANNEL, timeout=wait_s + 2.0)
-    assert reply.delivery is not None
-    return reply.delivery
+    return await answer_of(
+        deps(request), NOTIFIER, q, cat.DeliveryReply, lambda r: r.delivery, fields=CHANNEL, timeout=wait_s + 2.0
+    )
 
 
-@router.post(
+@router.create(
     "/notification-channels/{channel_id}/subscriptions",
-    response_model=SubscriptionView,
-    status_code=status.HTTP_201_CREATED,
     summary="Send these event types to the channel, optionally only those of one project or application",
-    responses=NOT_FOUND,
 )
 async def create_subscription(
     body: SubscriptionCreateIn,
     request: Request,
-    channel_id: ChannelId,
+    channel_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> SubscriptionView:
     d = deps(request)
     await check_filters(d, principal, body.project_id, body.application_id)
     values = body.model_dump(exclude_none=True)
     q = build(cat.SubscriptionCreate, CHANNEL, team_id=principal.team_id, channel_id=channel_id, **values)
-    reply = await ask(d, NOTIFIER, q, cat.SubscriptionReply, fields=CHANNEL)
-    assert reply.subscription is not None
-    return reply.subscription
+    return await answer_of(d, NOTIFIER, q, cat.SubscriptionReply, lambda r: r.subscription, fields=CHANNEL)
 
 
 @router.get(
     "/notification-subscriptions",
-    response_model=list[SubscriptionView],
     summary="The team's subscriptions, optionally of one channel",
     responses=UNAVAILABLE,
 )
 async def list_subscriptions(
     request: Request,
-    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    channel_id: IdFilter = None,
     principal: Principal = require_role("viewer"),
 ) -> list[SubscriptionView]:
     q = cat.SubscriptionList(team_id=principal.team_id, channel_id=channel_id)
@@ -172,27 +140,30 @@ async def list_subscriptions(
     return reply.subscriptions
 
 
-delete_route(
-    router,
+relayed.delete(
+    "/notification-channels/{channel_id}",
+    "delete_channel",
+    relayed_delete(NOTIFIER, cat.ChannelDelete),
+    "Delete a channel, its subscriptions and its delivery log",
+)
+
+
+relayed.delete(
     "/notification-subscriptions/{subscription_id}",
-    name="delete_subscription",
-    service=NOTIFIER,
-    query=cat.SubscriptionDelete,
-    fields=SUBSCRIPTION,
-    summary="Stop sending a subscription's events to its channel",
-    responses=NOT_FOUND,
+    "delete_subscription",
+    relayed_delete(NOTIFIER, cat.SubscriptionDelete),
+    "Stop sending a subscription's events to its channel",
 )
 
 
 @router.get(
     "/notification-deliveries",
-    response_model=list[DeliveryView],
     summary="The delivery log, newest first: status, attempts and last error of each message",
     responses=UNAVAILABLE,
 )
 async def list_deliveries(
     request: Request,
-    channel_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    channel_id: IdFilter = None,
     delivery_status: Annotated[cat.DeliveryStatus | None, Query(alias="status")] = None,
     before: Annotated[datetime | None, Query(description="Only deliveries created before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Request
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_apps import (
     EnvironmentCreate,
     EnvironmentOut,
@@ -17,21 +15,18 @@ from berth_api.entrypoints.schemas_apps import (
     ProjectUpdate,
 )
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import environment_out, project_out
 from berth_api.usecases import projects as uc
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["projects"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+router = V1Router("projects")
 CONFLICT: Responses = {409: problem_doc("A name is taken, or the resource still holds applications")}
-ProjectId = Annotated[str, Path(pattern=ID_PATTERN)]
-EnvironmentId = Annotated[str, Path(pattern=ID_PATTERN)]
+projects = Resource(router, ProjectOut, project_out)
+environments = Resource(router, EnvironmentOut, environment_out)
 
 
-@router.post(
+@router.create(
     "/projects",
-    response_model=ProjectOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Create a project (with its production environment)",
     responses=CONFLICT,
 )
@@ -41,92 +36,56 @@ async def create_project(
     return project_out(await uc.create_project(deps(request), principal, body.name, body.description))
 
 
-@router.get("/projects", response_model=list[ProjectOut], summary="The team's projects")
-async def list_projects(request: Request, principal: Principal = require_role("viewer")) -> list[ProjectOut]:
-    return [project_out(r) for r in await uc.list_projects(deps(request), principal)]
-
-
-@router.get("/projects/{project_id}", response_model=ProjectOut, summary="A project", responses=NOT_FOUND)
-async def get_project(
-    request: Request, project_id: ProjectId, principal: Principal = require_role("viewer")
-) -> ProjectOut:
-    return project_out(await uc.get_project(deps(request), principal, project_id))
+projects.listing("/projects", "list_projects", uc.list_projects, "The team's projects")
+projects.get("/projects/{project_id}", "get_project", uc.get_project, "A project")
 
 
 @router.patch(
     "/projects/{project_id}",
-    response_model=ProjectOut,
     summary="Rename a project or change its description",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def update_project(
     body: ProjectUpdate,
     request: Request,
-    project_id: ProjectId,
+    project_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ProjectOut:
     values = body.model_dump(exclude_none=True)
     return project_out(await uc.update_project(deps(request), principal, project_id, values))
 
 
-@router.delete(
+projects.delete(
     "/projects/{project_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a project without applications",
-    responses={**NOT_FOUND, **CONFLICT},
+    "delete_project",
+    uc.delete_project,
+    "Delete a project without applications",
+    CONFLICT,
 )
-async def delete_project(
-    request: Request, project_id: ProjectId, principal: Principal = require_role("admin")
-) -> Response:
-    await uc.delete_project(deps(request), principal, project_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
+@router.create(
     "/projects/{project_id}/environments",
-    response_model=EnvironmentOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Add an environment to a project",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def create_environment(
     body: EnvironmentCreate,
     request: Request,
-    project_id: ProjectId,
+    project_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> EnvironmentOut:
     return environment_out(await uc.create_environment(deps(request), principal, project_id, body.name))
 
 
-@router.get(
-    "/projects/{project_id}/environments",
-    response_model=list[EnvironmentOut],
-    summary="A project's environments",
-    responses=NOT_FOUND,
+environments.listing(
+    "/projects/{project_id}/environments", "list_environments", uc.list_environments, "A project's environments"
 )
-async def list_environments(
-    request: Request, project_id: ProjectId, principal: Principal = require_role("viewer")
-) -> list[EnvironmentOut]:
-    return [environment_out(e) for e in await uc.list_environments(deps(request), principal, project_id)]
-
-
-@router.get(
-    "/environments/{environment_id}", response_model=EnvironmentOut, summary="An environment", responses=NOT_FOUND
-)
-async def get_environment(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("viewer")
-) -> EnvironmentOut:
-    return environment_out(await uc.get_environment(deps(request), principal, environment_id))
-
-
-@router.delete(
+environments.get("/environments/{environment_id}", "get_environment", uc.get_environment, "An environment")
+environments.delete(
     "/environments/{environment_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete an environment without applications",
-    responses={**NOT_FOUND, **CONFLICT},
+    "delete_environment",
+    uc.delete_environment,
+    "Delete an environment without applications",
+    CONFLICT,
 )
-async def delete_environment(
-    request: Request, environment_id: EnvironmentId, principal: Principal = require_role("admin")
-) -> Response:
-    await uc.delete_environment(deps(request), principal, environment_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,22 +7,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
 from berth_common.registries import InvalidReferenceError, normalize_host
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["registries"])
-NOT_FOUND: Responses = {404: problem_doc("No such resource in this team")}
+router = V1Router("registries")
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the team has credentials for this host already")}
-RegistryId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _host(value: str) -> str:
@@ -73,10 +71,11 @@ class RegistryOut(BaseModel):
     created_at: datetime
 
 
-@router.post(
+registries = Resource(router, RegistryOut)
+
+
+@router.create(
     "/registries",
-    response_model=RegistryOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Add credentials for a private image registry (the password or token is never shown again)",
     responses=CONFLICT,
 )
@@ -87,26 +86,6 @@ async def create_registry(
     return RegistryOut.model_validate(await uc.create(deps(request), principal, given))
 
 
-@router.get("/registries", response_model=list[RegistryOut], summary="The team's image registries")
-async def list_registries(request: Request, principal: Principal = require_role("viewer")) -> list[RegistryOut]:
-    return [RegistryOut.model_validate(r) for r in await uc.list_all(deps(request), principal)]
-
-
-@router.get("/registries/{registry_id}", response_model=RegistryOut, summary="An image registry", responses=NOT_FOUND)
-async def get_registry(
-    request: Request, registry_id: RegistryId, principal: Principal = require_role("viewer")
-) -> RegistryOut:
-    return RegistryOut.model_validate(await uc.get(deps(request), principal, registry_id))
-
-
-@router.delete(
-    "/registries/{registry_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Forget an image registry's credentials",
-    responses=NOT_FOUND,
-)
-async def delete_registry(
-    request: Request, registry_id: RegistryId, principal: Principal = require_role("admin")
-) -> Response:
-    await uc.delete(deps(request), principal, registry_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+registries.listing("/registries", "list_registries", uc.list_all, "The team's image registries")
+registries.get("/registries/{registry_id}", "get_registry", uc.get, "An image registry")
+registries.delete("/registries/{registry_id}", "delete_registry", uc.delete, "Forget an image registry's credentials")

@@ -7,20 +7,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import PROBLEMS, Responses, problem_doc
+from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import servers as uc
 from berth_common import ssh_keys
 from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, tags=["servers"])
-NOT_FOUND: Responses = {404: problem_doc("No such server in this team")}
+router = V1Router("servers", {404: problem_doc("No such server in this team")})
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in server cannot be changed")}
 SERVER_ID_PATTERN = r"^(local|[0-9a-f]{32})$"
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN)]
@@ -99,10 +99,11 @@ def server_out(row: dict[str, Any]) -> ServerOut:
     return ServerOut.model_validate(data)
 
 
-@router.post(
+servers = Resource(router, ServerOut, server_out, SERVER_ID_PATTERN)
+
+
+@router.create(
     "/servers",
-    response_model=ServerOut,
-    status_code=status.HTTP_201_CREATED,
     summary="Add a server reached over SSH; it is validated at once (state: validating, then the result)",
     responses=CONFLICT,
 )
@@ -114,35 +115,24 @@ async def create_server(
     return server_out(await uc.create(deps(request), principal, given))
 
 
-@router.get("/servers", response_model=list[ServerOut], summary="The team's servers, the built-in one first")
-async def list_servers(request: Request, principal: Principal = require_role("viewer")) -> list[ServerOut]:
-    return [server_out(r) for r in await uc.list_all(deps(request), principal)]
-
-
-@router.get("/servers/{server_id}", response_model=ServerOut, summary="A server", responses=NOT_FOUND)
-async def get_server(request: Request, server_id: ServerId, principal: Principal = require_role("viewer")) -> ServerOut:
-    return server_out(await uc.get(deps(request), principal, server_id))
-
-
-@router.post(
+servers.listing("/servers", "list_servers", uc.list_all, "The team's servers, the built-in one first")
+servers.get("/servers/{server_id}", "get_server", uc.get, "A server")
+servers.action(
+    "POST",
     "/servers/{server_id}/validate",
-    response_model=ServerOut,
+    "validate_server",
+    uc.validate,
+    "Validate a server again (state: validating, then the result)",
+    role="admin",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Validate a server again (state: validating, then the result)",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
-async def validate_server(
-    request: Request, server_id: ServerId, principal: Principal = require_role("admin")
-) -> ServerOut:
-    return server_out(await uc.validate(deps(request), principal, server_id))
 
 
-@router.post(
+@router.start(
     "/servers/{server_id}/host-key",
-    response_model=ServerOut,
-    status_code=status.HTTP_202_ACCEPTED,
     summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
-    responses={**NOT_FOUND, 409: problem_doc("No other host key was offered, or the built-in server")},
+    responses={409: problem_doc("No other host key was offered, or the built-in server")},
 )
 async def accept_host_key(
     body: HostKeyAccept, request: Request, server_id: ServerId, principal: Principal = require_role("admin")
@@ -150,14 +140,4 @@ async def accept_host_key(
     return server_out(await uc.accept_host_key(deps(request), principal, server_id, body.fingerprint))
 
 
-@router.delete(
-    "/servers/{server_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Forget a server and its key",
-    responses={**NOT_FOUND, **CONFLICT},
-)
-async def delete_server(
-    request: Request, server_id: ServerId, principal: Principal = require_role("admin")
-) -> Response:
-    await uc.delete(deps(request), principal, server_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+servers.delete("/servers/{server_id}", "delete_server", uc.delete, "Forget a server and its key", CONFLICT)

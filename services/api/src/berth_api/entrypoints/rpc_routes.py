@@ -1,57 +1,52 @@
 """Routes that only relay to another service over the bus (``rpc.<service>.<name>``), written once for the
-notification and metrics routes: role, the caller's team and the path's id into the query, answer.
+notification and metrics routes: the caller's team and the path's id into the query, the reply."""
 
-No ``from __future__ import annotations`` here: FastAPI reads the routes' parameter annotations, which
-name a type made inside :func:`delete_route`.
-"""
+from __future__ import annotations
 
-import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import TypeVar
 
-from fastapi import APIRouter, Path, Request, Response, status
-from pydantic import AliasChoices
+from pydantic import BaseModel
 
 from berth_api.domain.identity import Principal
-from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.schemas import ID_PATTERN
-from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import Responses
+from berth_api.entrypoints.resources import UseCase
+from berth_api.usecases import Deps
 from berth_api.usecases.observability import Fields, ask
 from berth_common.catalogue import Query
 
-_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 
 
-def delete_route(
-    router: APIRouter,
-    path: str,
-    *,
-    name: str,
+async def answer_of(
+    d: Deps,
     service: str,
-    query: type[Query],
+    query: Query,
+    reply: type[R],
+    answer: Callable[[R], T | None],
+    *,
     fields: Fields,
-    summary: str,
-    responses: Responses,
-) -> None:
-    """``DELETE path`` (admin): ``service`` deletes the caller's team's item named by the path's last
-    parameter (``query`` has ``team_id`` and a field of that name); 204, or the service's refusal."""
-    id_name = _PATH_PARAMETER.findall(path)[-1]
+    timeout: float | None = None,
+) -> T:
+    """The ``answer`` of ``service``'s reply to ``query``: a reply without a problem carries it (a refusal
+    is raised by ``ask``)."""
+    found = answer(await ask(d, service, query, reply, fields=fields, timeout=timeout))
+    assert found is not None
+    return found
+
+
+def relayed_delete(service: str, query: type[Query]) -> UseCase:
+    """The use case of a deletion ``service`` carries out (a :meth:`Resource.delete` answers 204): ``query``
+    holds the caller's team and the item's id, its one other field, named as the route's path parameter
+    (so a refusal naming it points into the path)."""
+    (id_name,) = (name for name in query.model_fields if name != "team_id")
     reply = query.REPLY
     if reply is None:
         raise TypeError(f"{query.__name__} declares no REPLY")
-    ItemId = Annotated[str, Path(pattern=ID_PATTERN, validation_alias=AliasChoices(id_name))]
+    fields = {id_name: f"/path/{id_name}"}
 
-    async def delete(request: Request, item_id: ItemId, principal: Principal = require_role("admin")) -> Response:
+    async def delete(d: Deps, principal: Principal, item_id: str) -> None:
         q = query.model_validate({"team_id": principal.team_id, id_name: item_id})
-        await ask(deps(request), service, q, reply, fields=fields)
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+        await ask(d, service, q, reply, fields=fields)
 
-    router.add_api_route(
-        path,
-        delete,
-        methods=["DELETE"],
-        name=name,
-        status_code=status.HTTP_204_NO_CONTENT,
-        summary=summary,
-        responses=responses,
-    )
+    return delete

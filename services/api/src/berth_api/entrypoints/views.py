@@ -30,18 +30,11 @@ APPLICATIONS = TypeAdapter(list[ApplicationOut])  # what FastAPI's response_mode
 
 
 def project_out(row: dict[str, Any]) -> ProjectOut:
-    return ProjectOut(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        environments=[environment_out(e) for e in row["environments"]],
-    )
+    return ProjectOut.model_validate({**row, "environments": [environment_out(e) for e in row["environments"]]})
 
 
 def environment_out(row: dict[str, Any]) -> EnvironmentOut:
-    return EnvironmentOut(id=row["id"], project_id=row["project_id"], name=row["name"], created_at=row["created_at"])
+    return EnvironmentOut.model_validate(row)
 
 
 def _variables(stored: list[StoredVariable], kind: str) -> list[dict[str, Any]]:
