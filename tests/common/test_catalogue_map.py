@@ -20,7 +20,7 @@ from tests.common.catalogue_map import (
 )
 
 # Services whose ``usecases/`` modules name, in their docstrings, every subject the service carries out.
-USECASES_NAME_THEIR_SUBJECTS = ("notifier",)
+USECASES_NAME_THEIR_SUBJECTS = SERVICES
 
 
 def test_the_catalogue_agrees_with_the_code():
