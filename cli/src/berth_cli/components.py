@@ -19,7 +19,6 @@ from pathlib import Path
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
-from berth_common import traefik
 
 
 def bin_path(name: str) -> str:
@@ -205,6 +204,8 @@ def traefik_static_config(
 ) -> dict[str, object]:
     """Traefik's static configuration for the local platform: ``berth_common.traefik.static_config``, the
     one definition every Traefik Berth runs shares."""
+    from berth_common import traefik  # the cli's supervisor does not load berth_common for one function
+
     return traefik.static_config(dynamic_dir, web_host, web_port, api_host, api_port)
 
 

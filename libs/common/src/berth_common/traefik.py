@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import tarfile
 
 IMAGE_REPOSITORY = "berth/traefik"
 BINARY_IN_IMAGE = "/usr/local/bin/traefik"
@@ -69,6 +71,8 @@ def image_tag(version: str) -> str:
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.type, info.mode = tarfile.DIRTYPE, mode
     tar.addfile(info)
@@ -77,6 +81,8 @@ def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
 def rootfs_tar(binary: Path, out: Path) -> Path:
     """Write the image's root file system to ``out``: the binary, its configuration folder, /tmp, and the
     CA certificates of this machine (so ACME and HTTPS upstreams can be verified), nothing else."""
+    import tarfile  # with its compression modules: only when an image is made
+
     with tarfile.open(out, "w") as tar:
         for name in ("etc", "etc/ssl", "etc/ssl/certs", "usr", "usr/local", "usr/local/bin", CONFIG_DIR.strip("/")):
             _add_dir(tar, name)

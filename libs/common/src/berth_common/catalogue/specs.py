@@ -1,0 +1,265 @@
+"""What a deployment deploys: the application's spec (source, services, variables, limits) as the api
+sends it in ``cmd.deployment.start``, secret values sealed on the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from berth_common import sealing
+from berth_common.registries import HOST_PATTERN
+from berth_common.values import EnvVarName, GitRef, GitUrl, HostName, ImageRef, Slug
+
+# --- deployments -----------------------------------------------------------------------------------
+# The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
+# the scheduler never reads the api's tables. Secret values (``EnvVar.secret``) print as ``**********`` in
+# repr, str, logs and python dumps, and travel sealed in JSON (``berth_common.sealing``, AES-256-GCM bound
+# to the variable's purpose and name). A deserialised snapshot keeps the sealed token; the consumer calls
+# ``EnvVar.reveal()`` where the value is used (the container env, the BuildKit secret mount, redaction).
+
+
+DeploymentState = Literal[
+    "queued",
+    "building",
+    "starting",
+    "verifying",
+    "routing",
+    "draining",
+    "stopping_old",
+    "succeeded",
+    "failed",
+    "cancelled",
+]
+DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
+HEALTH_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$"
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MAX_VALUE_CHARS = 65536
+MAX_SEALED_CHARS = sealing.sealed_length(4 * MAX_VALUE_CHARS)  # a token of the longest value (UTF-8)
+
+
+class EnvVar(Spec):
+    """A runtime variable; ``secret`` ones are never logged or shown, and sealed whenever serialised to JSON.
+
+    ``value`` holds the plaintext (as the api builds it) or a sealed token (as a consumer receives it);
+    :meth:`reveal` gives the plaintext either way. Two variables are equal when their plaintexts are.
+    """
+
+    PURPOSE: ClassVar[str] = "env"
+
+    name: EnvVarName
+    value: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+    secret: bool = False
+
+    @field_validator("value")
+    @classmethod
+    def _value_length(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if len(raw) > MAX_VALUE_CHARS and not sealing.is_sealed(raw):
+            raise ValueError(f"a value is limited to {MAX_VALUE_CHARS} characters")
+        return value
+
+    @property
+    def aad(self) -> str:
+        """What a sealed value of this variable is bound to: its purpose and its name."""
+        return f"berth/{self.PURPOSE}/{self.name}"
+
+    @property
+    def sealed(self) -> bool:
+        """The value is held as a sealed token (a secret received from the bus)."""
+        return self.secret and sealing.is_sealed(self.value.get_secret_value())
+
+    def reveal(self) -> str:
+        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
+        raw = self.value.get_secret_value()
+        return sealing.unseal(raw, self.aad) if self.sealed else raw
+
+    @field_serializer("value", when_used="json")
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        raw = value.get_secret_value()
+        if not self.secret:
+            return raw
+        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
+
+    def _plain(self) -> str:
+        try:
+            return self.reveal()
+        except sealing.SealingError:
+            return self.value.get_secret_value()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EnvVar):
+            return NotImplemented
+        return (self.PURPOSE, self.name, self.secret) == (
+            other.PURPOSE,
+            other.name,
+            other.secret,
+        ) and self._plain() == other._plain()
+
+    def __hash__(self) -> int:
+        return hash((self.PURPOSE, self.name, self.secret))
+
+
+class BuildArg(EnvVar):
+    """A build argument; a secret one is sealed for its purpose (a runtime variable's token does not open here)."""
+
+    PURPOSE: ClassVar[str] = "build-arg"
+
+
+class RegistryAuth(Spec):
+    """Credentials for pulling from one registry (a team's ``registries`` entry whose host the image names).
+
+    ``password`` (a password or token) is sealed whenever serialised to JSON, like a secret variable, bound
+    to the registry host; the scheduler sends it to the engine as ``X-Registry-Auth`` for that pull only.
+    """
+
+    PURPOSE: ClassVar[str] = "registry"
+
+    registry: str = Field(pattern=HOST_PATTERN, max_length=255)
+    username: str = Field(min_length=1, max_length=255)
+    password: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+
+    @property
+    def aad(self) -> str:
+        return f"berth/{self.PURPOSE}/{self.registry}"
+
+    def reveal(self) -> str:
+        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
+        raw = self.password.get_secret_value()
+        return sealing.unseal(raw, self.aad) if sealing.is_sealed(raw) else raw
+
+    @field_serializer("password", when_used="json")
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        raw = value.get_secret_value()
+        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
+
+
+PullPolicy = Literal["always", "if-missing"]
+
+
+class ImageSource(Spec):
+    """Run a prebuilt image (also how a rollback names a previous deployment's image: no rebuild).
+
+    ``pull_policy``: ``always`` asks the registry before every deployment, ``if-missing`` uses the image on
+    the server when it is there (None: ``if-missing`` for a digest, ``always`` for a tag). ``auth``: the
+    team's credentials for the image's registry, if it has some. Both are left out of a dump when unset.
+    """
+
+    kind: Literal["image"] = "image"
+    image: ImageRef
+    pull_policy: PullPolicy | None = Field(default=None, exclude_if=lambda v: v is None)
+    auth: RegistryAuth | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+class GitSource(Spec):
+    """Build from a git repository (the builder validates the URL, ref and paths)."""
+
+    kind: Literal["git"] = "git"
+    repository: GitUrl
+    ref: GitRef
+    subdirectory: str = Field(default="", max_length=1024)
+    dockerfile: str | None = Field(default="Dockerfile", max_length=1024)  # None: Berth's own detection
+    build_args: list[BuildArg] = Field(default_factory=list, max_length=200)
+
+    @field_validator("build_args", mode="before")
+    @classmethod
+    def _as_build_args(cls, value: Any) -> Any:
+        """Accept ``EnvVar`` objects (as callers build them) as build args."""
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            BuildArg(name=a.name, value=a.value, secret=a.secret)
+            if isinstance(a, EnvVar) and not isinstance(a, BuildArg)
+            else a
+            for a in value
+        ]
+
+
+class ResourceLimits(Spec):
+    cpus: float | None = Field(default=None, gt=0, le=512)  # CPU cores -> HostConfig.NanoCpus
+    memory_mb: int | None = Field(default=None, ge=6, le=4_194_304)  # -> HostConfig.Memory (bytes)
+
+
+class WebService(Spec):
+    kind: Literal["web"] = "web"
+    name: Slug
+    port: int = Field(ge=1, le=65535)
+    replicas: int = Field(default=1, ge=1, le=64)
+    health_path: str = Field(default="/", pattern=HEALTH_PATH_PATTERN)
+    command: list[str] | None = Field(default=None, max_length=256)  # None: the image's CMD
+    hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
+    limits: ResourceLimits | None = None  # None: the application's
+
+
+class WorkerService(Spec):
+    kind: Literal["worker"] = "worker"
+    name: Slug
+    replicas: int = Field(default=1, ge=1, le=64)
+    command: list[str] | None = Field(default=None, max_length=256)
+    health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
+    limits: ResourceLimits | None = None
+
+
+class ApplicationSpec(Spec):
+    """Snapshot of an application's desired state at the time of a deployment."""
+
+    name: Slug  # used in container names: berth-<name>-<service>-<dep>-<n>
+    environment: Slug = "production"
+    source: Annotated[ImageSource | GitSource, Field(discriminator="kind")]
+    services: list[Annotated[WebService | WorkerService, Field(discriminator="kind")]] = Field(
+        min_length=1, max_length=20
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=500)
+    limits: ResourceLimits = ResourceLimits()
+    restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    stop_timeout_s: int = Field(default=10, ge=0, le=3600)  # SIGTERM, then SIGKILL after this
+    network: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApplicationSpec:
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError("service names must be unique")
+        env_names = [e.name for e in self.env]
+        if len(set(env_names)) != len(env_names):
+            raise ValueError("environment variable names must be unique")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret value (runtime and build), to redact from any text the scheduler emits."""
+        variables: list[EnvVar] = [e for e in self.env if e.secret]
+        if isinstance(self.source, GitSource):
+            variables += [a for a in self.source.build_args if a.secret]
+        found = revealed(variables)
+        if isinstance(self.source, ImageSource) and self.source.auth is not None:
+            try:
+                found += [p for p in [self.source.auth.reveal()] if p]
+            except sealing.UnsealError:
+                pass
+        return found
+
+
+def revealed(variables: Iterable[EnvVar]) -> list[str]:
+    """The non-empty plaintexts of ``variables`` (to redact from text). A value that does not open is left
+    out: nothing here could have revealed it. Without a configured key this raises ``NoSealingKeyError``."""
+    found = []
+    for v in variables:
+        try:
+            found.append(v.reveal())
+        except sealing.UnsealError:
+            continue
+    return [v for v in found if v]
