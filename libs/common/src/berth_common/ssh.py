@@ -30,10 +30,11 @@ from typing import Any, Literal
 import asyncssh
 
 from berth_common.ssh_keys import fingerprint
+from berth_common.values import SSH_USER_PATTERN
 
 Unreachable = Literal["dns", "refused", "timeout", "network"]
 
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_USER = re.compile(SSH_USER_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

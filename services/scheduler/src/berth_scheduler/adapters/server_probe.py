@@ -1,35 +1,54 @@
 """Probe a server over SSH for :func:`berth_scheduler.domain.servers.evaluate`.
 
 Connects (pinning the host key at first contact), asks whether the Docker socket exists and is usable,
-reads the engine's version and architecture through the forwarded socket, and the free disk space under
+reads the engine's version and architecture through the connection factory (the forwarded socket), and the free disk space under
 the engine's data root. Every remote command is argv from the domain, quoted by ``berth_common.ssh``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 
-import aiohttp
+from aiodocker.exceptions import DockerError
 
 from berth_common import ssh, ssh_keys
+from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
+from berth_common.docker.remote import connect_server
 from berth_scheduler.domain import servers as dom
 
 
-async def _engine_get(socket_path: str, path: str, timeout: float) -> dict[str, object]:
-    connector = aiohttp.UnixConnector(path=socket_path)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async with http.get(f"http://docker/v1.41{path}") as resp:
-            body = await resp.text()
-            if resp.status != 200:
-                raise RuntimeError(f"the engine answered {resp.status} to GET {path}: {body[:200]}")
-            data = json.loads(body)
-            if not isinstance(data, dict):
-                raise RuntimeError(f"the engine answered GET {path} with no object")
-            return data
+async def _engine_facts(
+    engines: DockerEngines, pool: ssh.SshPool, server_id: str, target: ssh.SshTarget, timeout: float
+) -> tuple[dict[str, object], dict[str, object]]:
+    """(``/version``, ``/info``) of the server's engine, reached through the connection factory."""
+    await connect_server(engines, pool, server_id, target)
+    version = await engines.version(server_id, timeout)
+    async with asyncio.timeout(timeout):
+        info: dict[str, object] = dict(await engines.client(server_id).system.info())
+    return version, info
 
 
-async def probe(pool: ssh.SshPool, server_id: str, target: ssh.SshTarget, *, timeout: float = 10.0) -> dom.ServerFacts:
-    """What the server has. With no pinned key, the key seen at first contact is pinned for the rest."""
+async def probe(
+    pool: ssh.SshPool,
+    server_id: str,
+    target: ssh.SshTarget,
+    *,
+    timeout: float = 10.0,
+    engines: DockerEngines | None = None,
+) -> dom.ServerFacts:
+    """What the server has. With no pinned key, the key seen at first contact is pinned for the rest.
+    The engine is asked through ``engines`` (a factory of its own, closed after, when none is given)."""
+    own = engines is None
+    engines = engines or DockerEngines(local_engine(None))
+    try:
+        return await _probe(pool, engines, server_id, target, timeout)
+    finally:
+        await engines.close(None if own else server_id)
+
+
+async def _probe(
+    pool: ssh.SshPool, engines: DockerEngines, server_id: str, target: ssh.SshTarget, timeout: float
+) -> dom.ServerFacts:
     facts = dom.ServerFacts(address=f"{target.host}:{target.port}")
     try:
         if target.host_key is None:
@@ -50,10 +69,8 @@ async def probe(pool: ssh.SshPool, server_id: str, target: ssh.SshTarget, *, tim
     if not facts.socket_usable:
         return facts
     try:
-        path = await pool.docker_socket(server_id, target, dom.DOCKER_SOCKET)
-        version = await _engine_get(path, "/version", timeout)
-        info = await _engine_get(path, "/info", timeout)
-    except (ssh.SshError, OSError, RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
+        version, info = await _engine_facts(engines, pool, server_id, target, timeout)
+    except (ssh.SshError, DockerUnavailable, DockerError, OSError, TimeoutError) as exc:
         facts.socket_usable, facts.socket_error = False, str(exc) or type(exc).__name__
         return facts
     facts.docker_version = str(version.get("Version") or "") or None
