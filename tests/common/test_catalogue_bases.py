@@ -47,7 +47,7 @@ def test_every_message_names_its_sender_and_receiver():
         (catalogue.BuildFailed, ["build_id", "deployment_id", "application_id", "reason"]),
         (catalogue.StartBuild, ["build_id", "deployment_id", "application_id", "source"]),
         (catalogue.DeploymentSucceeded, ["deployment_id", "application_id", "team_id", "image"]),
-        (catalogue.RouteFailed, ["route_id", "generation", "operation"]),
+        (catalogue.RouteFailed, ["route_id", "generation", "server_id", "operation"]),
         (catalogue.ChannelTest, ["team_id", "channel_id", "wait_s"]),
         (catalogue.AlertRuleUpdate, ["team_id", "rule_id", "rule"]),
     ],

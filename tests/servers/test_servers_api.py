@@ -14,11 +14,12 @@ import pytest
 
 from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
-from berth_common import ssh_keys
+from berth_common import sealing, ssh_keys
 from berth_common.db.provision import provision
 from berth_scheduler.settings import SchedulerSettings
 from tests.api.conftest import Identities, bearer, start_api
 from tests.scheduler.platform import Scheduler
+from tests.support.bus_helpers import Collector
 from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
@@ -76,8 +77,9 @@ def _key(server: TestServer) -> str:
     return server.private_key_pem
 
 
-async def test_servers_are_added_validated_and_explained(platform, namespace_servers) -> None:
+async def test_servers_are_added_validated_and_explained(platform, namespace_servers, nats_server) -> None:
     client, admin, others = platform
+    announced = await Collector().start(nats_server.url, "evt.server.changed")
     good, no_docker = namespace_servers
 
     listed = (await client.get("/v1/servers", headers=admin)).json()
@@ -177,3 +179,13 @@ async def test_servers_are_added_validated_and_explained(platform, namespace_ser
     body_lines = [line for line in _key(good).splitlines() if line and "PRIVATE KEY" not in line]
     assert "PRIVATE KEY" not in everything and not any(line in everything for line in body_lines)
     assert ssh_keys.public_key_of(_key(good)).split()[1] in everything  # the public key is shown
+
+    # every change went out as evt.server.changed, the key sealed, each revision higher than the last
+    await announced.close()
+    changes = [body["data"] for body, _ in announced.items]
+    first = [c for c in changes if c["server_id"] == created["id"]]
+    assert [c["revision"] for c in first] == sorted({c["revision"] for c in first})
+    assert [c["state"] for c in first][:2] == ["validating", "ready"] and first[-1]["state"] == "ready"
+    assert first[-1]["host_key"] and first[-1]["private_key"] and sealing.is_sealed(first[-1]["private_key"])
+    assert [c["state"] for c in changes if c["server_id"] == gone["id"]][-1] == "removed"
+    assert not any(line in str(changes) for line in body_lines)

@@ -16,6 +16,7 @@ from berth_common.catalogue.base import Command, Event, Id, register
 from berth_common.values import ServerAddress, SshUser
 
 ServerState = Literal["ready", "unreachable", "invalid"]
+DirectoryState = Literal["validating", "ready", "unreachable", "invalid", "draining", "removed"]
 SEALED_KEY_AAD = "berth/server/{server_id}/ssh-key"
 
 
@@ -78,3 +79,27 @@ class ServerValidated(Event):
     docker_version: str | None = Field(default=None, max_length=64)
     architecture: str | None = Field(default=None, max_length=32)
     free_bytes: int | None = Field(default=None, ge=0)
+
+
+@register
+class ServerChanged(Event):
+    """A team's server as the api now has it: the directory every service that works on servers keeps
+    (``berth_common.fleet``), so none of them reads the api's tables. Sent when a server is added, validated,
+    its host key accepted, drained, or removed (``state`` ``removed``: forget it). ``revision`` grows with
+    every change of one server; a consumer keeps the highest it saw, so a late redelivery never brings back
+    an older state. ``private_key`` is sealed (``sealed_key_aad``); ``host_key`` is the pinned key (None until
+    the first contact pinned one: nothing may connect yet)."""
+
+    TYPE = "evt.server.changed"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    server_id: Id
+    team_id: Id
+    name: str = Field(min_length=1, max_length=63)
+    host: ServerAddress
+    port: int = Field(default=22, ge=1, le=65535)
+    user: SshUser = "root"
+    private_key: str | None = Field(default=None, max_length=20000)
+    host_key: str | None = Field(default=None, max_length=16000)
+    state: DirectoryState
+    revision: int = Field(ge=1)

@@ -18,6 +18,9 @@ class RouteCommand(Command):
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("proxy-sync",)
     route_id: Id
+    # the server whose Traefik serves the route (``local``: the control plane's own); a route id names one
+    # route on one server
+    server_id: Id = "local"
 
 
 class RouteEvent(Event):
@@ -28,6 +31,7 @@ class RouteEvent(Event):
     CONSUMERS = ("scheduler",)
     route_id: str
     generation: int = 0
+    server_id: str = "local"
 
 
 @register

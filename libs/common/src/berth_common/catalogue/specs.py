@@ -42,6 +42,15 @@ DeploymentState = Literal[
 ]
 DEPLOYMENT_STATES: tuple[str, ...] = get_args(DeploymentState)
 HEALTH_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,1023}$"
+LOCAL_SERVER = "local"
+# The servers a service runs on, by id (the api resolves the names a user gives); empty: the built-in
+# server ``local``. Each one runs at least one replica; the replicas are spread over them in turn.
+Servers = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)]
+
+
+def servers_of(service: WebService | WorkerService) -> list[str]:
+    """The servers ``service`` runs on, in order (``local`` when it names none)."""
+    return list(service.servers) or [LOCAL_SERVER]
 
 
 class Spec(BaseModel):
@@ -203,6 +212,7 @@ class WebService(Spec):
     command: list[str] | None = Field(default=None, max_length=256)  # None: the image's CMD
     hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
+    servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
 
 
 class WorkerService(Spec):
@@ -212,6 +222,7 @@ class WorkerService(Spec):
     command: list[str] | None = Field(default=None, max_length=256)
     health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
     limits: ResourceLimits | None = None
+    servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
 
 
 class ApplicationSpec(Spec):

@@ -45,3 +45,14 @@ async def lock_for_answer(session: AsyncSession, server_id: str, team_id: str) -
     """The server an answer of the scheduler concerns (any team's; the answer names it), locked."""
     q = sa.select(*SHOWN).where(servers.c.id == server_id, servers.c.team_id == team_id).with_for_update()
     return await first_row(session, q)
+
+
+async def next_revision(session: AsyncSession, server_id: str) -> dict[str, Any] | None:
+    """Take the server's next announcement revision; the row with its sealed key (None: removed meanwhile)."""
+    q = (
+        sa.update(servers)
+        .where(servers.c.id == server_id)
+        .values(revision=servers.c.revision + 1)
+        .returning(*servers.c)
+    )
+    return await first_row(session, q)

@@ -298,6 +298,8 @@ servers = sa.Table(
     sa.Column("free_bytes", sa.BigInteger, nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Column("validated_at", sa.DateTime(timezone=True), nullable=True),
+    # grows with every change announced in ``evt.server.changed`` (the other services keep the highest)
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("created_by", sa.String(32), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.UniqueConstraint("team_id", "name", name="servers_team_name"),

@@ -3,6 +3,8 @@ each is one use case run once per message, ``berth_common.db.consume_once``)."""
 
 from __future__ import annotations
 
+import functools
+
 from berth_api.usecases import servers
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
@@ -22,4 +24,6 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.ApplicationRemoved, consume_once(transactions, removal.on_removed))
     await bus.consume(cat.ApplicationRemovalFailed, consume_once(transactions, removal.on_removal_failed))
     await bus.consume(cat.ApplicationRemovalProgressed, consume_once(transactions, removal.on_removal_progressed))
-    await bus.consume(cat.ServerValidated, consume_once(transactions, servers.on_validated))
+    await bus.consume(
+        cat.ServerValidated, consume_once(transactions, functools.partial(servers.on_validated, projection.box))
+    )

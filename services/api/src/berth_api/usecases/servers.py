@@ -20,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 
 from berth_api.adapters import servers as repo
 from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import run
 from berth_common import sealing, ssh_keys
-from berth_common.catalogue import ServerValidated, ValidateServer, sealed_key_aad
+from berth_common.catalogue import ServerChanged, ServerValidated, ValidateServer, sealed_key_aad
 from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
@@ -75,6 +76,28 @@ async def _send_validation(deps: Deps, unit: Unit, row: dict[str, Any], private_
     await unit.emit(command, id=f"server-validate-{row['id']}-{row['attempt']}")
 
 
+async def announce(box: SecretBox, unit: Unit, server_id: str, *, removed: bool = False) -> None:
+    """Send ``evt.server.changed`` with the server as the row now has it (its key sealed for the bus), in the
+    transaction that changed it: the services that work on servers keep their directory from it."""
+    row = await repo.next_revision(unit.session, server_id)
+    if row is None:
+        return
+    private_key = box.open(row["sealed"], row_aad("servers", server_id))
+    changed = ServerChanged(
+        server_id=server_id,
+        team_id=row["team_id"],
+        name=row["name"],
+        host=row["host"],
+        port=row["port"],
+        user=row["user"],
+        private_key=None if removed else sealing.seal(private_key, sealed_key_aad(server_id)),
+        host_key=row["host_key"],
+        state="removed" if removed else row["state"],
+        revision=row["revision"],
+    )
+    await unit.emit(changed, id=f"server-changed-{server_id}-{row['revision']}")
+
+
 async def create(deps: Deps, principal: Principal, given: ServerInput) -> dict[str, Any]:
     if given.private_key is None:
         private_key, public_key = ssh_keys.generate_key_pair()
@@ -104,6 +127,7 @@ async def create(deps: Deps, principal: Principal, given: ServerInput) -> dict[s
             },
         )
         await _send_validation(deps, unit, row, private_key)
+        await announce(deps.box, unit, server_id)
         return row
 
     try:
@@ -137,6 +161,7 @@ async def _revalidate(deps: Deps, unit: Unit, principal: Principal, server_id: s
     values = {**changes, "attempt": row["attempt"], "state": "validating", "reason": ""}
     updated = await repo.update_server(unit.session, server_id, values)
     await _send_validation(deps, unit, row, deps.box.open(row["sealed"], row_aad("servers", server_id)))
+    await announce(deps.box, unit, server_id)
     return updated
 
 
@@ -174,13 +199,18 @@ async def accept_host_key(deps: Deps, principal: Principal, server_id: str, fing
 async def delete(deps: Deps, principal: Principal, server_id: str) -> None:
     """Forget a server. Applications are not placed on added servers yet, so nothing can run there."""
     _refuse_local(server_id, "removed")
-    async with deps.sessionmaker() as s, s.begin():
-        if not await repo.delete_server(s, principal.team_id, server_id):
+
+    async def body(unit: Unit) -> None:
+        if await repo.get_server(unit.session, principal.team_id, server_id, lock=True) is None:
             raise server_missing(principal, server_id)
+        await announce(deps.box, unit, server_id, removed=True)
+        await repo.delete_server(unit.session, principal.team_id, server_id)
+
+    await run(deps, body)
     log.info("server removed", server_id=server_id, team_id=principal.team_id)
 
 
-async def on_validated(msg: ServerValidated, unit: Unit) -> None:
+async def on_validated(box: SecretBox, msg: ServerValidated, unit: Unit) -> None:
     """Show what the scheduler found; pin the host key at first contact. An answer to an older attempt
     (the server was validated again meanwhile) or for a server removed since is ignored."""
     row = await repo.lock_for_answer(unit.session, msg.server_id, msg.team_id)
@@ -200,4 +230,5 @@ async def on_validated(msg: ServerValidated, unit: Unit) -> None:
     if row["host_key"] is None and msg.host_key is not None:
         values["host_key"] = msg.host_key
     await repo.update_server(unit.session, msg.server_id, values)
+    await announce(box, unit, msg.server_id)
     log.info("server validation recorded", server_id=msg.server_id, state=msg.state)

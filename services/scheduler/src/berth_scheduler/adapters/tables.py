@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from berth_common.fleet import servers_table
+
 metadata = sa.MetaData()
 
 pings = sa.Table(
@@ -106,3 +108,6 @@ removals = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
 )
+
+# The servers the scheduler may run containers on, as the api announces them (``evt.server.changed``).
+servers = servers_table(metadata)

@@ -22,10 +22,11 @@ from berth_common.catalogue import (
     RouteFailed,
     RouteRemoved,
     RoutesApplied,
+    ServerChanged,
     StartDeployment,
     ValidateServer,
 )
-from berth_common.db import consume_once, idempotent
+from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
 from berth_scheduler.usecases.deployments import Deployments
@@ -39,6 +40,7 @@ from berth_scheduler.usecases.servers import Servers
 async def register(ctx: Context, servers: Servers) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
     await ctx.bus.consume(ValidateServer, servers.validate)
+    await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
 
 
 async def register_deployments(

@@ -1,4 +1,5 @@
-"""Validating servers: carries out ``cmd.server.validate`` and answers ``evt.server.validated``.
+"""Servers: validates them (``cmd.server.validate``, answered by ``evt.server.validated``) and keeps the
+directory of the servers rollouts run on from ``evt.server.changed`` (``berth_common.fleet``).
 
 The probe (SSH, the Docker socket, the engine, the disk) runs before the transaction, so no database
 connection waits on a slow server; the answer is then emitted in the transaction that records the
@@ -12,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from berth_common import sealing, ssh_keys
+from berth_common import fleet, sealing, ssh_keys
 from berth_common.bus.consumer import Delivery
-from berth_common.catalogue import ServerCheck, ServerValidated, ValidateServer, sealed_key_aad
+from berth_common.catalogue import ServerChanged, ServerCheck, ServerValidated, ValidateServer, sealed_key_aad
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
 from berth_common.records import record_of
+from berth_scheduler.adapters import tables
 from berth_scheduler.domain import servers as dom
 
 if TYPE_CHECKING:
@@ -46,6 +48,14 @@ class Servers:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+    async def changed(self, msg: ServerChanged, unit: Unit) -> None:
+        """Keep the directory: the latest revision of each server (a connection made with an older key or
+        address is dropped, the next use connects with the new one)."""
+        if await fleet.record_change(unit.session, tables.servers, msg):
+            if self._pool is not None:
+                self._pool.forget(msg.server_id)
+            log.info("server directory updated", server_id=msg.server_id, state=msg.state, revision=msg.revision)
 
     async def validate(self, msg: ValidateServer, delivery: Delivery) -> None:
         answer = await self.check(msg)
