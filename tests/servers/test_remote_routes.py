@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -174,6 +175,7 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         traefik_api_url=local.api_url,
         route_live_timeout_s=10.0,
         server_traefik_root=str(remote_root),
+        server_connect_timeout_s=3.0,
     )
     svc = await ProxySync(settings).start()
     client = await RouteClient(nats_server.url).start()
@@ -239,6 +241,17 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         # a server proxy-sync never heard of
         evt = await _apply(client, "shop-web", ["shop.test"], ["http://x:1"], 9, "nosuchserver")
         assert evt["type"] == "evt.route.failed" and "nosuchserver" in evt["data"]["reason"], evt
+        # a server that does not answer (nobody has its address)
+        far = replace(server, host=250)
+        await bus.publish(_changed(far, "far", 1))
+        for _ in range(50):
+            evt = await _apply(client, "shop-web", ["shop.test"], [f"http://{app}:8080"], 11, "far")
+            if "not known" not in evt["data"]["reason"]:
+                break
+            client.events.clear()
+            await asyncio.sleep(0.2)
+        assert evt["type"] == "evt.route.failed" and "edge-1 (far) is not reachable" in evt["data"]["reason"], evt
+        assert await _until(server.address, "shop.test", 200) == "served on the server"  # the others are as they were
 
         # removed: its routes are forgotten (the hosts are free for another route id), commands refused
         await bus.publish(_changed(server, sid, 2, state="removed"))

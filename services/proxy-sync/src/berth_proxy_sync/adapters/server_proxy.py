@@ -106,6 +106,8 @@ async def ensure(
         log.info("server network made", server_id=server_id, network=tr.SERVER_NETWORK)
     status, _ = await call(client, sp.image_inspect(image), ok=(200, 404))
     if status == 404:
+        if not image.startswith(tr.IMAGE_REPOSITORY + ":"):
+            raise sp.ServerProxyError(f"the server has no image {image} (BERTH_SERVER_TRAEFIK_IMAGE): load it there")
         log.info("making the Traefik image on the server", server_id=server_id, image=image)
         await _import_image(client, image, binary)
     host_dir = sp.server_dir(root, server_id)
