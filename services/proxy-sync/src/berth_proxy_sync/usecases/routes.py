@@ -57,6 +57,14 @@ class Routes:
             )
         )
 
+    async def _site(self, unit: Unit, msg: ApplyRoutes | RemoveRoute, operation: Operation) -> Site | None:
+        """The site of the command's server; None (answered with evt.route.failed) when it has none now."""
+        try:
+            return await self.sites.site(msg.server_id, unit.session)
+        except SiteUnavailable as exc:
+            await self._fail(unit, msg.route_id, msg.generation, operation, str(exc), msg.server_id)
+            return None
+
     async def _restore(self, site: Site, route_id: str, previous: Route | None) -> None:
         """Put the file back as the database has it (the last confirmed state)."""
         try:
@@ -64,7 +72,7 @@ class Routes:
                 await site.files.delete(file_name(route_id))
             else:
                 await site.files.write(previous.file_name, render(previous))
-        except Exception as exc:  # the next start (or the site's next use) re-derives every file from the database
+        except OSError as exc:  # the next start (a server's: its next use) re-derives every file from the database
             log.error("could not restore route file", route_id=route_id, error=str(exc))
 
     async def _confirmed(self, site: Site, confirm: Awaitable[float], name: str | None) -> float:
@@ -86,10 +94,7 @@ class Routes:
             await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc), msg.server_id)
             return
         session, server_id = unit.session, msg.server_id
-        try:
-            site = await self.sites.site(server_id, session)
-        except SiteUnavailable as exc:
-            await self._fail(unit, route.route_id, route.generation, "apply", str(exc), server_id)
+        if (site := await self._site(unit, msg, "apply")) is None:
             return
         await repo.lock(session, route.route_id, route.hosts, server_id)
         stored = await repo.load(session, route.route_id, server_id)
@@ -136,10 +141,7 @@ class Routes:
             await self._fail(unit, msg.route_id, msg.generation, "remove", str(exc), msg.server_id)
             return
         session, server_id = unit.session, msg.server_id
-        try:
-            site = await self.sites.site(server_id, session)
-        except SiteUnavailable as exc:
-            await self._fail(unit, route_id, msg.generation, "remove", str(exc), server_id)
+        if (site := await self._site(unit, msg, "remove")) is None:
             return
         await repo.lock(session, route_id, (), server_id)
         stored = await repo.load(session, route_id, server_id)
