@@ -24,6 +24,7 @@ from berth_common.db.provision import provision
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, render
 from berth_proxy_sync.settings import ProxySyncSettings
+from berth_proxy_sync.usecases.sites import RECHECK_S
 from tests.proxy.support import ProxySync, RouteClient, Traefik
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
@@ -236,6 +237,13 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         assert not (dynamic / stale.file_name).exists() and (dynamic / "operator.yml").exists()
         await _until(server.address, "gone.test", 404)
         assert await _until(server.address, "api.shop.test", 200) == "served on the server"
+        assert await _until(server.address, "shop.test", 200) == "served on the server"
+
+        # the server's Traefik container is gone: the next command finds its API silent and sets it up again
+        server.docker("rm", "-f", "berth-traefik")
+        await asyncio.sleep(RECHECK_S + 0.5)
+        evt = await _apply(client, "shop-api", ["api.shop.test"], [f"http://{app}:8080"], 2, sid)
+        assert evt["type"] == "evt.route.applied", evt
         assert await _until(server.address, "shop.test", 200) == "served on the server"
 
         # a server proxy-sync never heard of

