@@ -20,7 +20,7 @@ from berth_common import sealing
 from berth_common import traefik as tr
 from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes, RemoveRoute, ServerChanged, sealed_key_aad
-from berth_common.db.provision import provision
+from berth_common.db.provision import provision, schema_for
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, render
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -97,6 +97,47 @@ def test_the_server_folder_and_the_container_found_are_checked() -> None:
     assert sp.container_problem(info, IMAGE, "/d", 80) == "is not on the berth network"
     with pytest.raises(sp.ServerProxyError):
         sp.api_address(info)
+
+
+# --- the schema: routes of one installation before servers keep being routed locally ----------------------
+
+
+async def test_routes_stored_before_servers_are_local_routes(database) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from berth_common.db import make_engine, run_migrations
+    from berth_proxy_sync.adapters import repo
+    from berth_proxy_sync.bootstrap import VERSIONS
+
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    schema = schema_for("proxy-sync")
+    engine = make_engine(urls["proxy-sync"], schema)
+    try:
+        await run_migrations(engine, schema, VERSIONS, "proxy_0002")
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO routes (route_id, hosts, upstreams, generation) "
+                """VALUES ('web', '["a.test"]', '["http://10.0.0.1:80"]', 4)"""
+            )
+            await conn.exec_driver_sql("INSERT INTO route_hosts (host, route_id) VALUES ('a.test', 'web')")
+        await run_migrations(engine, schema, VERSIONS)
+        async with async_sessionmaker(engine)() as session:
+            stored = await repo.load(session, "web")
+            assert stored is not None and stored.generation == 4 and stored.route.hosts == ("a.test",)
+            assert await repo.load(session, "web", "srv1") is None
+            assert [r.route_id for r in await repo.active_routes(session)] == ["web"]
+            assert await repo.active_routes(session, "srv1") == []
+            assert await repo.host_owners(session, ("a.test",), "other") == {"a.test": "web"}
+            assert await repo.host_owners(session, ("a.test",), "web") == {}
+            # the same route id on another server, then that server removed: its routes and hosts go
+            await repo.save(session, Route.create("web", ["a.test"], ["http://10.0.0.2:80"], "web", 1), 1.0, "srv1")
+            assert [r.upstreams for r in await repo.active_routes(session, "srv1")] == [("http://10.0.0.2:80",)]
+            assert await repo.forget_server(session, "srv1") == 1
+            assert await repo.active_routes(session, "srv1") == []
+            assert [r.route_id for r in await repo.active_routes(session)] == ["web"]
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 # --- end to end ----------------------------------------------------------------------------------------
