@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 RECHECK_S = 5.0  # a site's API answered within this long: used without asking again
+RETRY_S = 5.0  # a server whose site could not be opened is not tried again for this long (same answer)
 
 
 class SiteUnavailable(Exception):
@@ -49,6 +50,7 @@ class Sites:
     _open: dict[str, Site] = field(default_factory=dict)
     _reconciled: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # server -> address reconciled at
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # server -> (when, why) it last failed
 
     async def site(self, server_id: str, session: AsyncSession) -> Site:
         """The site of ``server_id``, opened (and reconciled) on first use; SiteUnavailable when none."""
@@ -69,6 +71,9 @@ class Sites:
             if site is not None:
                 self._open.pop(server_id, None)
                 await site.close()
+            failed = self._failed.get(server_id)
+            if failed is not None and time.monotonic() - failed[0] < RETRY_S:
+                raise SiteUnavailable(failed[1])  # commands queued behind a failed attempt do not each wait
             site = None
             try:
                 async with asyncio.timeout(self.setup_timeout_s):
@@ -79,7 +84,10 @@ class Sites:
             except Exception as exc:
                 if site is not None:
                     await site.close()
-                raise SiteUnavailable(_reason(record.name, server_id, exc)) from None
+                reason = _reason(record.name, server_id, exc)
+                self._failed[server_id] = (time.monotonic(), reason)
+                raise SiteUnavailable(reason) from None
+            self._failed.pop(server_id, None)
             self._open[server_id] = site
             return site
 
@@ -98,6 +106,7 @@ class Sites:
         or it was removed)."""
         async with self._locks.setdefault(server_id, asyncio.Lock()):
             site = self._open.pop(server_id, None)
+            self._failed.pop(server_id, None)
             if removed:
                 self._reconciled.pop(server_id, None)
             if site is not None:
