@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 STATIC_NAME = "traefik.yml"
-CONTAINER = "berth-traefik"
 
 
 async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
@@ -115,18 +114,18 @@ async def ensure(
     files = RemoteDynamicDir(conn, host_dir + "/dynamic")
     await files.ensure()
     static_changed = await folder.write(STATIC_NAME, tr.server_static_config(web_port=80))
-    status, info = await call(client, sp.container_inspect(CONTAINER), ok=(200, 404))
+    status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
     if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port)):
         log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
-        await call(client, sp.container_remove(CONTAINER), ok=(204, 404))
+        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
         status = 404
     if status == 404:
         await call(client, sp.container_create(image, host_dir, web_port), ok=(201,))
-        await call(client, sp.container_start(CONTAINER))
+        await call(client, sp.container_start(sp.CONTAINER))
         log.info("server Traefik started", server_id=server_id, image=image)
     elif not sp.running(info):
-        await call(client, sp.container_start(CONTAINER))
+        await call(client, sp.container_start(sp.CONTAINER))
     elif static_changed:
-        await call(client, sp.container_restart(CONTAINER))
-    _, info = await call(client, sp.container_inspect(CONTAINER))
+        await call(client, sp.container_restart(sp.CONTAINER))
+    _, info = await call(client, sp.container_inspect(sp.CONTAINER))
     return sp.api_address(info), files

@@ -18,6 +18,7 @@ from berth_common import labels
 from berth_common import traefik as tr
 
 API = "/v1.41"
+CONTAINER = "berth-traefik"  # the server's Traefik container
 SERVER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -65,7 +66,7 @@ def container_inspect(name: str) -> Call:
 
 
 def container_create(image: str, host_dir: str, web_port: int, network: str = tr.SERVER_NETWORK) -> Call:
-    name, body = tr.server_container(image, network, host_dir, web_port=web_port)
+    name, body = tr.server_container(image, network, host_dir, web_port=web_port, name=CONTAINER)
     return Call("POST", f"{API}/containers/create?name={quote(name, safe='')}", body)
 
 
