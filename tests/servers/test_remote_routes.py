@@ -290,6 +290,16 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         # a server proxy-sync never heard of
         evt = await _apply(client, "shop-web", ["shop.test"], ["http://x:1"], 9, "nosuchserver")
         assert evt["type"] == "evt.route.failed" and "nosuchserver" in evt["data"]["reason"], evt
+        # a server not validated yet: nothing connects to it
+        fresh = _changed(server, "fresh", 1, state="validating").model_copy(update={"host_key": None})
+        await bus.publish(fresh)
+        for _ in range(50):
+            evt = await _apply(client, "shop-web", ["shop.test"], [f"http://{app}:8080"], 12, "fresh")
+            if "not known" not in evt["data"]["reason"]:
+                break
+            client.events.clear()
+            await asyncio.sleep(0.2)
+        assert evt["type"] == "evt.route.failed" and "edge-1 (fresh) is validating" in evt["data"]["reason"], evt
         # a server that does not answer (nobody has its address)
         far = replace(server, host=250)
         await bus.publish(_changed(far, "far", 1))
