@@ -77,7 +77,7 @@ async def wire(ctx: Context) -> None:
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
     await bus.register(ctx, deps)
-    autoscaler = Autoscaler(ctx.bus, ctx.sessionmaker, lambda: collector.snapshot)
+    autoscaler = Autoscaler(ctx.bus, ctx.sessionmaker, lambda: collector.snapshot, s.metrics_autoscale_window_s)
     await autoscale.register(ctx, autoscaler)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
     ctx.extra.update(reachability=reachability, autoscaler=autoscaler)

@@ -24,19 +24,19 @@ from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 from berth_metrics.adapters import autoscale_repo
 from berth_metrics.adapters.autoscale_repo import StoredPolicy
-from berth_metrics.domain.autoscale import Decision, Observation, Policy, decide
+from berth_metrics.domain.autoscale import WINDOW_S, Decision, Observation, Policy, decide
 from berth_metrics.domain.readings import Snapshot
 
 log = get_logger(__name__)
 Key = tuple[str, str]  # (application id, service)
 
 
-def policy_of(stored: dict[str, object]) -> Policy:
+def policy_of(stored: dict[str, object], window_s: float = WINDOW_S) -> Policy:
     p = AutoscalePolicy.model_validate(stored)
     if p.cpu_percent is not None:
-        return Policy(p.min, p.max, "cpu", p.cpu_percent, p.cooldown_s)
+        return Policy(p.min, p.max, "cpu", p.cpu_percent, p.cooldown_s, window_s=window_s)
     assert p.memory_percent is not None
-    return Policy(p.min, p.max, "memory", p.memory_percent, p.cooldown_s)
+    return Policy(p.min, p.max, "memory", p.memory_percent, p.cooldown_s, window_s=window_s)
 
 
 def observe(snapshot: Snapshot, application_id: str, service: str, metric: str, now: float) -> Observation | None:
@@ -57,6 +57,7 @@ class Autoscaler:
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     snapshot: Callable[[], Snapshot]
+    window_s: float = WINDOW_S
     history: dict[Key, list[Observation]] = field(default_factory=dict)
 
     async def changed(self, msg: AutoscaleChanged, unit: Unit) -> None:
@@ -77,7 +78,7 @@ class Autoscaler:
             del self.history[gone]
         snapshot, sent = self.snapshot(), []
         for p in stored:
-            policy = policy_of(p.policy)
+            policy = policy_of(p.policy, self.window_s)
             seen = observe(snapshot, p.application_id, p.service, policy.metric, now)
             key = (p.application_id, p.service)
             if seen is None or seen.replicas == 0:
