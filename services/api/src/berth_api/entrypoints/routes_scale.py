@@ -28,6 +28,9 @@ class ScaleIn(BaseModel):
         min_length=1, max_length=20, description="Replicas per service (1 to 64)", examples=[{"web": 3}]
     )
     reason: str = Field(default="", max_length=MAX_SCALE_REASON, description="Why (shown in the notifications)")
+    drain_grace_s: float | None = Field(
+        default=None, ge=0, le=3600, description="Seconds removed replicas drain (default: the scheduler's)"
+    )
 
 
 class ScaleOut(BaseModel):
@@ -54,7 +57,9 @@ application's `runtime` shows the replicas. 409: no live deployment, or the appl
 async def scale_application(
     body: ScaleIn, request: Request, application_id: PathId, principal: Principal = require_role("developer")
 ) -> ScaleOut:
-    sent = await uc.scale(deps(request), principal, application_id, dict(body.services), body.reason)
+    sent = await uc.scale(
+        deps(request), principal, application_id, dict(body.services), body.reason, body.drain_grace_s
+    )
     return ScaleOut.model_validate(sent)
 
 

@@ -36,7 +36,12 @@ async def _locked_app(unit: Unit, principal: Principal, application_id: str) -> 
 
 
 async def scale(
-    deps: Deps, principal: Principal, application_id: str, services: dict[str, int], reason: str
+    deps: Deps,
+    principal: Principal,
+    application_id: str,
+    services: dict[str, int],
+    reason: str,
+    drain_grace_s: float | None = None,
 ) -> dict[str, Any]:
     """Record the replicas and send ``cmd.application.scale``; the command as sent (with its request id)."""
 
@@ -58,6 +63,7 @@ async def scale(
             services=services,
             trigger="manual",
             reason=reason or f"asked by {principal.user_email}",
+            drain_grace_s=drain_grace_s,
         )
         await unit.emit(command, id=f"application-scale-{command.request_id}")
         return command.model_dump(mode="json")
