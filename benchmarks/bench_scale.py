@@ -10,7 +10,10 @@ its generated Host header while the benchmark scales it through the REST API
 ``one_replica_s``: the median time from the scale request to its ``evt.application.scaled`` for one new
 replica; ``up_1_to_10_s``: the same for nine new replicas at once (the goal: within 1.5 times one replica,
 since they start side by side); ``errors``: answers that are not 200 (Traefik's 404/502/503, connection
-errors) over the whole run, out of ``requests``.
+errors) over the whole run, out of ``requests``. The engine's own floor, under the same load in the same
+run: ``docker_run_1_s`` (``docker run -d`` of the same image until its first 200) and ``docker_run_9_s``
+(nine at once, until all of them answer); ``docker_9_over_1`` is the ratio no scheduler can beat on
+this engine.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from typing import Any
 
 from benchmarks.bench_rolling import summarise
+from benchmarks.support.docker_run import DockerRuns
 from benchmarks.support.events import Event, EventLog
 from benchmarks.support.http import wait_status
 from benchmarks.support.load import LoadProcess
@@ -50,6 +54,21 @@ async def scale(api: Api, events: EventLog, app_id: str, replicas: int) -> float
     return event.made - start
 
 
+async def engine_floor(image: str) -> tuple[float, float]:
+    """(one ``docker run`` until 200, the median of 3; nine at once until all answer)."""
+    runs = DockerRuns(image)
+    try:
+        one = []
+        for i in range(3):
+            one.append(await runs.run_until_200(f"e{i}"))
+            runs.cleanup()
+        t0 = time.monotonic()
+        await asyncio.gather(*(runs.run_until_200(f"n{i}") for i in range(9)))
+        return statistics.median(one), time.monotonic() - t0
+    finally:
+        runs.cleanup()
+
+
 async def measure(platform: BerthUp) -> dict[str, Any]:
     api = Api(platform)
     events = await EventLog(platform.nats_url).start()
@@ -71,6 +90,7 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         down = await scale(api, events, app["id"], 1)
         await asyncio.sleep(1.0)
+        engine_1, engine_9 = await engine_floor(busybox_image())
         result = await asyncio.to_thread(load.stop)
         load = None
     finally:
@@ -87,6 +107,9 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
         "down_10_to_1_s": round(down, 3),
         "one_replica_runs_s": [round(x, 3) for x in one],
         "one_replica_down_s": [round(x, 3) for x in one_down],
+        "docker_run_1_s": round(engine_1, 3),
+        "docker_run_9_s": round(engine_9, 3),
+        "docker_9_over_1": round(engine_9 / engine_1, 3),
         "errors": served["errors"],
         "error_kinds": served["error_kinds"],
         "requests": served["requests"],

@@ -42,11 +42,13 @@ from berth_scheduler.domain.scaling import (
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import resend_pending, stage_step, wait_step
-from berth_scheduler.usecases.rollout.steps import START_CONCURRENCY, Waiter, read, write
+from berth_scheduler.usecases.rollout.steps import Waiter, read, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
+# new replicas created and started at once: all of a scale's together, so nine start in about the time of one
+SCALE_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class ScaleDriver:
             return await _record(unit, scale.moved(phase, deadline_at=deadline, **planned))
 
         result: Scale = await rt.units.run(body)
+        if result.phase == Phase.ROUTING:
+            rt.sent_steps.add((result.owner_id, 0))
         return result
 
     # --- starting ----------------------------------------------------------------------------------
@@ -152,7 +156,7 @@ class ScaleDriver:
         r = store.rollout_of(live)
         recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, scale.deployment_id)}
         deadline = scale.deadline_at or (rt.clock() + r.timeouts.readiness_s)
-        limit = asyncio.Semaphore(START_CONCURRENCY)
+        limit = asyncio.Semaphore(SCALE_CONCURRENCY)
 
         async def one(service: str, replica: int) -> ContainerSpec:
             name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
@@ -166,6 +170,7 @@ class ScaleDriver:
         tasks = [asyncio.create_task(one(slot.service, slot.replica)) for slot in scale.add]
         try:
             started = list(await asyncio.gather(*tasks))
+            log.info("new replicas ready", request_id=scale.id, count=len(started))
         except NotReadyError as exc:
             for t in tasks:
                 t.cancel()
