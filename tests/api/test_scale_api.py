@@ -85,7 +85,9 @@ async def test_scale_records_replicas_and_sends_one_command(client, members, sch
 
     # a service not named keeps its replicas; the reason given is sent
     r = await client.post(
-        f"/v1/applications/{app['id']}/scale", headers=members.admin, json={"services": {"web": 1}, "reason": "night"}
+        f"/v1/applications/{app['id']}/scale",
+        headers=members.admin,
+        json={"services": {"web": 1}, "reason": "night", "drain_grace_s": 5},
     )
     assert r.status_code == 202, r.text
     shown = (await client.get(f"/v1/applications/{app['id']}", headers=members.viewer)).json()
@@ -93,6 +95,8 @@ async def test_scale_records_replicas_and_sends_one_command(client, members, sch
     (second,) = [c for c in await _taken(scheduler, SCALE) if c["request_id"] == r.json()["request_id"]]
     assert second["services"] == {"web": 1}
     assert second["reason"] == "night"
+    assert second["drain_grace_s"] == 5
+    assert sent["drain_grace_s"] is None  # none given: the scheduler's
 
 
 async def test_scale_refusals(client, members, scheduler) -> None:

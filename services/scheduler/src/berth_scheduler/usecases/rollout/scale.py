@@ -12,8 +12,8 @@ stopping gives the removed replicas SIGTERM (SIGKILL after the stop timeout) and
 replica that is not ready, or a route change not confirmed, fails the scale: the new replicas are
 removed and the routes stay as they were.
 
-Replicas are started on the local server; a service that names servers is scaled on them only once the
-rollout code places replicas on several servers.
+Replicas are started on the local server: a service that names other servers is not scaled (the scale
+fails saying so) until the rollout code places replicas on several servers.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue.specs import LOCAL_SERVER, servers_of
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, scales, store
@@ -127,6 +128,12 @@ class ScaleDriver:
             current: dict[str, list[int]] = {svc.name: [] for svc in spec.services}
             for c in await store.containers_of(s, live.id):
                 current.setdefault(c.service, []).append(int(c.replica))
+            placed = sorted(
+                n for n in scale.targets if n in current and servers_of(_service(spec, n)) != [LOCAL_SERVER]
+            )
+            if placed:
+                why = f"service(s) {', '.join(placed)} run on named servers: scaling runs replicas on local only"
+                return await _record(unit, _failed(scale, why, now))
             try:
                 add, remove = plan_slots(scale.targets, current)
             except UnknownServiceError as exc:
