@@ -161,7 +161,8 @@ async def test_autoscale_policy(client, members, scheduler) -> None:
     assert locs(body) == {"/path/service"}
     problem(await client.put(url.replace("/web/", "/nope/"), headers=members.developer, json=policy), 404)
 
-    assert (await client.delete(url, headers=members.developer)).status_code == 204
+    problem(await client.delete(url, headers=members.developer), 403)  # deletions need an admin
+    assert (await client.delete(url, headers=members.admin)).status_code == 204
     assert (await client.get(url, headers=members.viewer)).json() is None
 
     await asyncio.sleep(0.2)

@@ -95,7 +95,7 @@ async def set_autoscale(
     summary="Stop autoscaling a web service (its replicas stay as they are)",
 )
 async def delete_autoscale(
-    request: Request, application_id: PathId, service: ServiceName, principal: Principal = require_role("developer")
+    request: Request, application_id: PathId, service: ServiceName, principal: Principal = require_role("admin")
 ) -> Response:
     await uc.set_autoscale(deps(request), principal, application_id, service, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
