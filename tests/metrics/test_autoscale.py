@@ -88,10 +88,12 @@ def test_bounded_step_and_limits() -> None:
     assert decide(low, steady(1.0, replicas=2), 1000.0, None) is None
 
 
-def test_outside_min_max_is_corrected_at_once_even_in_cooldown() -> None:
+def test_outside_min_max_is_corrected_without_waiting_for_a_window_but_after_the_cooldown() -> None:
     policy = Policy(min=3, max=5, metric="cpu", target=50.0, cooldown_s=600.0, window_s=60.0)
     now = [Observation(1000.0, 1, 50.0)]
-    assert decide(policy, now, 1000.0, last_change_at=990.0) == Decision(3, "1 replica(s) < min 3")
+    assert decide(policy, now, 1000.0, last_change_at=None) == Decision(3, "1 replica(s) < min 3")
+    assert decide(policy, now, 1000.0, last_change_at=390.0) == Decision(3, "1 replica(s) < min 3")
+    assert decide(policy, now, 1000.0, last_change_at=990.0) is None  # a scale that failed is not repeated at once
     assert decide(policy, [Observation(1000.0, 7, None)], 1000.0, None) == Decision(5, "7 replica(s) > max 5")
 
 

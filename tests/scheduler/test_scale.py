@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from berth_common.catalogue import ScaleApplication
+from berth_common.catalogue import ReplicasQuery, ReplicasReply, ScaleApplication
 from tests.scheduler.platform import Load, containers_of, web_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -83,6 +83,12 @@ async def test_scale_1_to_3_to_1_under_load(platform, busybox, app_id, unique):
     assert event["failure"] is None
     assert len(set(upstreams(platform, route))) == 3
     assert [dep for _, dep in containers_of(app_id)] == [d1, d1, d1]  # the live version: nothing redeployed
+    # what the api shows: the current replicas, all of the live version and ready
+    reply = await platform.api.request("scheduler", "replicas", ReplicasQuery(application_id=app_id), ReplicasReply)
+    assert reply.live_deployment_id == d1
+    assert sorted((r.deployment_id, r.service, r.replica, r.state, r.health) for r in reply.replicas) == [
+        (d1, "web", n, "running", "ready") for n in (1, 2, 3)
+    ]
     await asyncio.sleep(1.0)
 
     down = await scale(platform, app_id, {"web": 1})

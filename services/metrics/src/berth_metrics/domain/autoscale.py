@@ -6,7 +6,8 @@ when the last ``window_s`` seconds of observations all lie on one side of the hy
 the target (above ``target * (1 + band)``: up; below ``target * (1 - band)``: down), the replica count
 did not change in that window, and the last change is ``cooldown_s`` old. The new count is the one that
 brings the average to the target (``ceil(replicas * average / target)``), at most ``max_step`` replicas
-away and within ``min`` and ``max``. A service outside ``min``..``max`` is brought back at once.
+away and within ``min`` and ``max``. A service outside ``min``..``max`` is brought back at its first
+observation past the cooldown (a scale that keeps failing is asked again only once per cooldown).
 """
 
 from __future__ import annotations
@@ -65,12 +66,12 @@ def decide(policy: Policy, history: Sequence[Observation], now: float, last_chan
         return None
     current = history[-1]
     n = current.replicas
+    if last_change_at is not None and now - last_change_at < policy.cooldown_s:
+        return None
     if n < policy.min:
         return Decision(policy.min, f"{n} replica(s) < min {policy.min}")
     if n > policy.max:
         return Decision(policy.max, f"{n} replica(s) > max {policy.max}")
-    if last_change_at is not None and now - last_change_at < policy.cooldown_s:
-        return None
     seen = _window(history, now, policy.window_s)
     if seen is None or any(o.value is None or o.replicas != n for o in seen):
         return None
