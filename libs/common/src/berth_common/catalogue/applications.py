@@ -1,4 +1,5 @@
-"""Applications: taking a deployed application down (the api asks, the scheduler does it and answers).
+"""Applications: taking a deployed application down (the api asks, the scheduler does it and answers), and
+scaling its live version (the api or the metrics service's autoscaler asks, the scheduler does it).
 
 ``DELETE /v1/applications/{id}`` of an application that has deployments sends ``cmd.application.remove``;
 the api keeps the application (state ``removing``, refusing deploys and changes) until the scheduler answers
