@@ -10,13 +10,12 @@ locally) are never pulled: a registry image of that name is not what Berth made.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from berth_common.registries import DOCKER_HUB, ImageRef
+from berth_common.registries import registry_auth_header as registry_auth_header  # shared with the builder
 
 Policy = Literal["always", "if-missing", "never"]
 LOCAL_NAMESPACE = "berth/"
@@ -37,12 +36,6 @@ def effective_policy(ref: ImageRef, asked: str | None) -> Policy:
 def must_pull(policy: Policy, present: bool) -> bool:
     """Whether the registry is asked: ``always`` does, ``if-missing`` only for an absent image."""
     return policy == "always" or (policy == "if-missing" and not present)
-
-
-def registry_auth_header(registry: str, username: str, password: str) -> str:
-    """``X-Registry-Auth``: base64url of the JSON the engine expects (never logged: it holds the secret)."""
-    body = json.dumps({"username": username, "password": password, "serveraddress": registry}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(body.encode()).decode()
 
 
 @dataclass(frozen=True)
