@@ -272,7 +272,7 @@ registries = sa.Table(
     sa.Column("namespace", sa.String(200), nullable=True),
     sa.UniqueConstraint("team_id", "name", name="registries_team_name"),
     sa.UniqueConstraint("team_id", "host", name="registries_team_host"),
-    sa.Index("registries_team_push", "team_id", unique=True, postgresql_where=sa.text("push")),
+    sa.Index("registries_team_push", "team_id", "push", unique=True, postgresql_where=sa.text("push")),
 )
 
 # --- servers (api_0010) ------------------------------------------------------------------------------

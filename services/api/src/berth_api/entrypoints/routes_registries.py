@@ -83,8 +83,8 @@ class RegistryOut(BaseModel):
     name: str
     host: str = Field(description="Images whose reference names this host are pulled with these credentials")
     username: str
-    push: bool = Field(default=False, description="The push target of the team's builds")
-    namespace: str | None = None
+    push: bool = Field(default=False, description="The push target of the team's builds", exclude_if=lambda v: not v)
+    namespace: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: datetime
 
 
