@@ -102,12 +102,13 @@ class DockerClient:
     ) -> None:
         """POST /build and feed each progress object to ``on_object`` until the stream ends.
 
-        With secret names in the request, or credentials for base image registries (``registries``: host ->
-        (user, password)) on BuildKit, a BuildKit session serving them is open during the build; the legacy
-        builder takes the credentials as ``registry_config`` (``X-Registry-Config``).
+        With secret names in the request, or ``registries`` given (host -> (user, password): the credentials
+        for the registries mapped base images come from; BuildKit pulls a base only through a session, with
+        them or anonymously) on BuildKit, a BuildKit session serving them is open during the build; the
+        legacy builder takes the credentials as ``registry_config`` (``X-Registry-Config``).
         """
         headers = {"X-Registry-Config": registry_config} if registry_config else {}
-        if request.secret_names or (registries and request.engine == "buildkit"):
+        if request.secret_names or (registries is not None and request.engine == "buildkit"):
             async with SecretSession(self.engines, self.server_id, secrets or {}, registries) as session:
                 query = {**request.query(), "session": session.id}
                 await self._post_build(query, context, on_object, headers)

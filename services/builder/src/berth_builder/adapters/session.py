@@ -112,7 +112,7 @@ class SecretSession:
         self.engines = engines
         self.server_id = server_id
         self.secrets = dict(secrets)
-        self.registries = dict(registries) if registries else None
+        self.registries = dict(registries) if registries is not None else None
         self.id = pysecrets.token_hex(16)
         self.served: list[str] = []  # secret ids asked for (names only)
         self._task: asyncio.Task[None] | None = None
@@ -130,7 +130,7 @@ class SecretSession:
             f"X-Docker-Expose-Session-Sharedkey: {self.id}\r\n"
             f"X-Docker-Expose-Session-Grpc-Method: {GET_SECRET}\r\n"
             f"X-Docker-Expose-Session-Grpc-Method: {HEALTH_CHECK}\r\n"
-            + (f"X-Docker-Expose-Session-Grpc-Method: {CREDENTIALS}\r\n" if self.registries else "")
+            + (f"X-Docker-Expose-Session-Grpc-Method: {CREDENTIALS}\r\n" if self.registries is not None else "")
             + "\r\n"
         )
         writer.write(head.encode())

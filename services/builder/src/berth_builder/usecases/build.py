@@ -329,7 +329,14 @@ class Pipeline:
         await say(f"building {cmd.image_tag} ({self.settings.build_engine})")
         try:
             async with asyncio.timeout(timeout):
-                await docker.build(request, tar, on_object, secrets=secrets, registries=bases, registry_config=config)
+                await docker.build(
+                    request,
+                    tar,
+                    on_object,
+                    secrets=secrets,
+                    registries=bases if changes else None,  # mapped bases: asked for through the session
+                    registry_config=config,
+                )
         except TimeoutError:
             raise Fail(
                 "build",
