@@ -6,13 +6,11 @@ image, and for the base images of a build)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from berth_api.settings import ApiSettings
-from berth_cli.components import free_port
 from tests.api.conftest import make_app
 from tests.api.test_deployments import SealedAs, _deploy
 from tests.api.test_projects import problem
@@ -25,16 +23,9 @@ SERVICES = [{"kind": "web", "name": "web", "port": 8080}]
 
 
 @pytest.fixture
-def api_settings(nats_server, api_urls, tmp_path: Path) -> ApiSettings:
-    return ApiSettings(
-        nats_url=nats_server.url,
-        database_url=api_urls["api"],
-        http_port=free_port(),
-        data_dir=tmp_path / "data",
-        status_timeout_s=1.0,
-        shutdown_grace_s=10,
-        image_map=json.dumps(IMAGE_MAP),
-    )
+def api_settings(api_settings: ApiSettings) -> ApiSettings:
+    """The api of ``tests/api/conftest.py`` with an image map (BERTH_IMAGE_MAP)."""
+    return api_settings.model_copy(update={"image_map": json.dumps(IMAGE_MAP)})
 
 
 def registry(name: str, host: str, password: str, **more: object) -> dict:

@@ -53,3 +53,17 @@ def test_a_git_source_carries_its_build_server_and_registries_only_when_set() ->
     assert source.model_dump()["build_server"] == "srv1"
     assert registry_auths(source) == [auth, mirror]
     assert source.push is not None and source.push.repository("shop") == "registry.example.com/acme/shop"
+
+
+def test_engine_streams_are_read_the_same_for_pulls_and_pushes() -> None:
+    quiet = frozenset({"Downloading"})
+    assert r.progress_line({"status": "Downloading", "id": "a1"}, "pull", quiet) is None
+    assert r.progress_line({"status": "Pull complete", "id": "a1"}, "pull", quiet) == "pull: a1: Pull complete"
+    assert r.progress_line({"status": "Pushed", "id": "a1"}, "push", quiet) == "push: a1: Pushed"
+    assert r.progress_line({"status": "done"}, "push", quiet) == "push: done"
+    assert r.progress_line({"aux": {}}, "push", quiet) is None
+    assert r.stream_error({"errorDetail": {"message": "denied"}, "error": "x"}) == "denied"
+    assert r.stream_error({"error": "broken"}) == "broken"
+    assert r.stream_error({"status": "ok"}) is None
+    header = r.registry_auth_header("ghcr.io", "u", "p")
+    assert header == "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InAiLCJzZXJ2ZXJhZGRyZXNzIjoiZ2hjci5pbyJ9"

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from berth_common.images import resolve_image
 
@@ -97,6 +97,25 @@ def registry_auth_header(registry: str, username: str, password: str) -> str:
     holds the secret)."""
     body = json.dumps({"username": username, "password": password, "serveraddress": registry}, separators=(",", ":"))
     return base64.urlsafe_b64encode(body.encode()).decode()
+
+
+def stream_error(message: Mapping[str, Any]) -> str | None:
+    """The error an engine's pull or push stream reports in-band (the call itself answered 200)."""
+    detail = message.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"])
+    error = message.get("error")
+    return str(error) if error else None
+
+
+def progress_line(message: Mapping[str, Any], verb: str, quiet: frozenset[str]) -> str | None:
+    """A log line (``<verb>: <layer>: <status>``) for one message of a pull or push stream; None for the
+    per-layer states in ``quiet``, which change many times a second."""
+    status = str(message.get("status") or "").strip()
+    if not status or status in quiet:
+        return None
+    layer = str(message.get("id") or "").strip()
+    return f"{verb}: {layer}: {status}" if layer else f"{verb}: {status}"
 
 
 class _HasRegistry(Protocol):

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth_common import registries
 from berth_common.catalogue import PushTarget, RegistryAuth
 from berth_common.registries import registry_auth_header
+from berth_common.registries import stream_error as stream_error
 
 # Per-layer states that change many times a second: not worth a build log line each.
 _CHATTY = frozenset({"Pushing", "Preparing", "Waiting"})
@@ -80,11 +82,7 @@ def registry_config_header(auths: Mapping[str, tuple[str, str]]) -> str:
 
 def progress_line(message: Mapping[str, Any]) -> str | None:
     """A build log line for one message of the engine's push stream (None: too fine-grained to show)."""
-    status = str(message.get("status") or "").strip()
-    if not status or status in _CHATTY:
-        return None
-    layer = str(message.get("id") or "").strip()
-    return f"push: {layer}: {status}" if layer else f"push: {status}"
+    return registries.progress_line(message, "push", _CHATTY)
 
 
 def stream_digest(message: Mapping[str, Any]) -> str | None:
@@ -94,15 +92,6 @@ def stream_digest(message: Mapping[str, Any]) -> str | None:
         return str(aux["Digest"])
     found = _DIGEST.search(str(message.get("status") or ""))
     return found.group(1) if found else None
-
-
-def stream_error(message: Mapping[str, Any]) -> str | None:
-    """The error a push stream reports in-band (the call itself answered 200)."""
-    detail = message.get("errorDetail")
-    if isinstance(detail, dict) and detail.get("message"):
-        return str(detail["message"])
-    error = message.get("error")
-    return str(error) if error else None
 
 
 _UNAUTHORIZED = re.compile(
