@@ -123,3 +123,28 @@ async def make_app_raw(client, headers, body: dict):
     projects = (await client.get("/v1/projects", headers=headers)).json()
     env = projects[0]["environments"][0]
     return await client.post(f"/v1/environments/{env['id']}/applications", headers=headers, json=body)
+
+
+async def test_a_registry_is_made_the_push_target_and_unmarked(client, members):
+    dev = members.developer
+    first = (await client.post("/v1/registries", headers=dev, json=registry("one", "one.example.com", "pw1"))).json()
+    second = (await client.post("/v1/registries", headers=dev, json=registry("two", "two.example.com", "pw2"))).json()
+    r = await client.patch(f"/v1/registries/{first['id']}", headers=dev, json={"push": True, "namespace": "team-a"})
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("push", "namespace", "host")} == {
+        "push": True,
+        "namespace": "team-a",
+        "host": "one.example.com",
+    }
+    taken = await client.patch(f"/v1/registries/{second['id']}", headers=dev, json={"push": True})
+    assert problem(taken, 409)["errors"][0]["loc"] == "/body/push"
+    assert (await client.patch(f"/v1/registries/{first['id']}", headers=dev, json={"push": False})).status_code == 200
+    moved = await client.patch(f"/v1/registries/{second['id']}", headers=dev, json={"push": True})
+    assert moved.status_code == 200 and moved.json()["push"] is True
+    listed = {x["name"]: x.get("push", False) for x in (await client.get("/v1/registries", headers=dev)).json()}
+    assert listed == {"one": False, "two": True}
+    bad = await client.patch(f"/v1/registries/{first['id']}", headers=dev, json={"namespace": "Bad Name"})
+    assert problem(bad, 422)["errors"][0]["loc"] == "/body/namespace"
+    missing = await client.patch("/v1/registries/" + "0" * 32, headers=dev, json={"push": True})
+    assert missing.status_code == 404
+    assert (await client.patch(f"/v1/registries/{first['id']}", headers=members.viewer, json={})).status_code == 403

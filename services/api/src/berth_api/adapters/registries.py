@@ -27,6 +27,18 @@ async def get_registry(session: AsyncSession, team_id: str, registry_id: str) ->
     return await first_row(session, q)
 
 
+async def update_registry(
+    session: AsyncSession, team_id: str, registry_id: str, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    q = (
+        sa.update(registries)
+        .where(registries.c.team_id == team_id, registries.c.id == registry_id)
+        .values(**values)
+        .returning(*SHOWN)
+    )
+    return await first_row(session, q)
+
+
 async def delete_registry(session: AsyncSession, team_id: str, registry_id: str) -> bool:
     q = (
         sa.delete(registries)

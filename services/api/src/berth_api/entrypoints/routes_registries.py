@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import Resource, V1Router
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
@@ -88,6 +88,15 @@ class RegistryOut(BaseModel):
     created_at: datetime
 
 
+class RegistryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    push: bool | None = Field(default=None, description="Make it the push target of the team's builds, or not")
+    namespace: str | None = Field(
+        default=None, max_length=200, pattern=NAMESPACE_PATTERN, description="The repository path built images go under"
+    )
+
+
 registries = Resource(router, RegistryOut)
 
 
@@ -103,6 +112,18 @@ async def create_registry(
         body.name, body.host, body.username, body.password.get_secret_value(), body.push, body.namespace
     )
     return RegistryOut.model_validate(await uc.create(deps(request), principal, given))
+
+
+@router.patch(
+    "/registries/{registry_id}",
+    summary="Make a registry the push target of the team's builds (or not), or change its namespace",
+    responses={409: problem_doc("The team has a push registry already")},
+)
+async def update_registry(
+    body: RegistryUpdate, request: Request, registry_id: PathId, principal: Principal = require_role("developer")
+) -> RegistryOut:
+    values = body.model_dump(exclude_none=True)
+    return RegistryOut.model_validate(await uc.update(deps(request), principal, registry_id, values))
 
 
 registries.listing("/registries", "list_registries", uc.list_all, "The team's image registries")

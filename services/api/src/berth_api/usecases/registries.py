@@ -77,9 +77,7 @@ async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict
             )
     except IntegrityError as exc:
         if "registries_team_push" in str(exc.orig):
-            raise invalid_field(
-                "/body/push", "the team has a push registry already (remove it first)", status=409, type_="conflict"
-            ) from None
+            raise _push_taken() from None
         if "registries_team_host" in str(exc.orig):
             raise invalid_field(
                 "/body/host", f"the team has credentials for {given.host} already", status=409, type_="conflict"
@@ -100,6 +98,29 @@ async def get(deps: Deps, principal: Principal, registry_id: str) -> dict[str, A
     if row is None:
         raise registry_missing(principal, registry_id)
     return row
+
+
+async def update(deps: Deps, principal: Principal, registry_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Make the registry the team's push target or not (``push``), or change its ``namespace``; the
+    credentials are changed by adding the registry again."""
+    try:
+        async with deps.sessionmaker() as s, s.begin():
+            if values:
+                row = await repo.update_registry(s, principal.team_id, registry_id, values)
+            else:
+                row = await repo.get_registry(s, principal.team_id, registry_id)
+    except IntegrityError:
+        raise _push_taken() from None
+    if row is None:
+        raise registry_missing(principal, registry_id)
+    log.info("registry updated", registry_id=registry_id, fields=sorted(values), team_id=principal.team_id)
+    return row
+
+
+def _push_taken() -> ProblemError:
+    return invalid_field(
+        "/body/push", "the team has a push registry already (unmark it first)", status=409, type_="conflict"
+    )
 
 
 async def delete(deps: Deps, principal: Principal, registry_id: str) -> None:
