@@ -96,6 +96,14 @@ async def test_a_build_runs_on_the_build_servers_engine(
     assert evt2["type"] == "evt.build.succeeded" and evt2["data"]["reused"] is True, evt2
     assert server.docker("image", "inspect", "--format", "{{.Id}}", f"{tag}-again").strip() == remote_id
 
+    # A newer revision of the server (here: a port nothing listens on) drops the connection made before.
+    await announce(b, server, server_id, port=1, revision=2)
+    moved = on_server(build_command(build_id=f"rb3-{unique}", repository=str(repo), image_tag=f"{tag}-3"), server_id)
+    await b.api.publish(moved)
+    evt3 = await b.result(moved.build_id, timeout=60)
+    assert evt3["type"] == "evt.build.failed", evt3
+    assert "could not be reached over SSH" in evt3["data"]["reason"]
+
 
 async def test_an_unusable_build_server_fails_the_build_clearly(
     builder_factory: Any, server: TestServer, tmp_path: Any, unique: str

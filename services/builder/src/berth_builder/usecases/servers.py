@@ -60,7 +60,7 @@ class BuildServers:
         """Keep the directory: the latest revision of each server. A connection made with an older key or
         address is dropped; the next build on the server connects with the new one."""
         if await fleet.record_change(unit.session, tables.servers, msg):
-            self._forget(msg.server_id)
+            await self.lost(msg.server_id)
             log.info("server directory updated", server_id=msg.server_id, state=msg.state, revision=msg.revision)
 
     def _forget(self, server_id: str) -> None:
@@ -108,7 +108,7 @@ class BuildServers:
             return client
 
     async def lost(self, server_id: str) -> None:
-        """The server's connection broke during a build: the next use connects afresh."""
+        """The server changed, or its connection broke during a build: the next use connects afresh."""
         if server_id != LOCAL:
             self._forget(server_id)
             await self.engines.close(server_id)
