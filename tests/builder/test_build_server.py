@@ -6,6 +6,7 @@ reached fails the build with a reason that names it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -130,3 +131,35 @@ async def test_an_unusable_build_server_fails_the_build_clearly(
     evt = await b.result(unknown.build_id, timeout=60)
     assert evt["type"] == "evt.build.failed"
     assert evt["data"]["reason"].startswith("the build server 'nowhere' is not known to the builder")
+
+
+async def test_a_secret_build_arg_reaches_a_step_on_the_build_server(
+    builder_factory: Any, server: TestServer, busybox: str, tmp_path: Any, unique: str
+) -> None:
+    """The BuildKit session that serves secrets is opened on the build server's engine, over the same SSH
+    connection."""
+    server.load_image(busybox)
+    secret = f"remote-{unique}-secret"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    repo = tmp_path / "repo"
+    make_repo(
+        repo,
+        {
+            "Dockerfile": f"FROM {busybox}\n"
+            "RUN --mount=type=secret,id=API_TOKEN "
+            f'test "$(sha256sum < /run/secrets/API_TOKEN | cut -c1-64)" = "{digest}" && echo secret-ok\n'
+        },
+    )
+    b = await builder_factory(allow_local_git=True)
+    server_id = f"sec-{unique}"
+    await announce(b, server, server_id)
+    tag = f"berth-test/remote-secret-{unique}:d1"
+    cmd = build_command(
+        build_id=f"sb-{unique}", repository=str(repo), image_tag=tag, build_args=[("API_TOKEN", secret, True)]
+    )
+    await b.api.publish(on_server(cmd, server_id))
+    evt = await b.result(cmd.build_id, timeout=180)
+    assert evt["type"] == "evt.build.succeeded", evt
+    lines = b.lines(cmd.deployment_id)
+    assert any(line.endswith(" secret-ok") for line in lines), lines
+    assert secret not in server.docker("image", "history", "--no-trunc", tag) and not local_has(tag)
