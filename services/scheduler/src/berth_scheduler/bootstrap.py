@@ -17,6 +17,7 @@ from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.servers import Servers
+from berth_scheduler.usecases.swarms import Swarms
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -42,6 +43,8 @@ async def wire(ctx: Context) -> None:
     servers = Servers(Transactions(ctx.bus, ctx.sessionmaker), settings.ssh_timeout_s)
     await bus.register(ctx, servers)
     rt = rollout_context(ctx, settings)
+    swarms = Swarms(Transactions(ctx.bus, ctx.sessionmaker), rt.sealer, servers, rt.docker.engines)
+    await bus.register_swarms(ctx, swarms)
     orchestrator = Orchestrator(rt)
     ctx.extra["orchestrator"] = orchestrator
     ctx.extra["rollouts"] = rt
