@@ -341,3 +341,58 @@ async def _route_upstreams(cluster: Cluster) -> list[str]:
     async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
         r = await client.get(f"{cluster.api}/api/http/services/shop-web@file")
         return [s["url"] for s in r.json()["loadBalancer"]["servers"]]
+
+
+def test_forming_decisions_are_read_from_the_engines() -> None:
+    inactive = sw.standing({"Swarm": {"LocalNodeState": "inactive"}})
+    manager = sw.standing(
+        {
+            "Swarm": {
+                "LocalNodeState": "active",
+                "NodeID": "m1",
+                "NodeAddr": "10.0.0.2",
+                "ControlAvailable": True,
+                "Cluster": {"ID": "c1"},
+            }
+        }
+    )
+    worker = sw.standing({"Swarm": {"LocalNodeState": "active", "NodeID": "w1", "ControlAvailable": False}})
+    assert manager == sw.Standing("active", "m1", "c1", True, "10.0.0.2")
+    assert sw.manager_step("m", inactive, adopt=False) == "init"
+    assert sw.manager_step("m", manager, adopt=False) == "use" and sw.manager_step("m", manager, adopt=True) == "use"
+    with pytest.raises(sw.SwarmProblem, match="nothing to adopt"):
+        sw.manager_step("m", inactive, adopt=True)
+    with pytest.raises(sw.SwarmProblem, match="is a Swarm worker"):
+        sw.manager_step("w", worker, adopt=True)
+    assert sw.worker_step("w", inactive, {"m1"}) == "join"
+    assert sw.worker_step("w", worker, {"m1", "w1"}) == "keep"
+    with pytest.raises(sw.SwarmProblem, match="another Swarm"):
+        sw.worker_step("w", worker, {"m1"})
+    assert sw.advertise_address("10.0.0.3") == "10.0.0.3"
+    with pytest.raises(sw.SwarmProblem):
+        sw.advertise_address("host.example")
+    nodes = [
+        {
+            "ID": "w1",
+            "Spec": {"Role": "worker", "Availability": "active"},
+            "Description": {"Hostname": "b"},
+            "Status": {"State": "down", "Addr": "10.0.0.3"},
+        },
+        {
+            "ID": "m1",
+            "Spec": {"Role": "manager", "Availability": "active"},
+            "Description": {"Hostname": "z"},
+            "Status": {"State": "ready", "Addr": "0.0.0.0"},
+            "ManagerStatus": {"Addr": "10.0.0.2:2377"},
+        },
+    ]
+    assert sw.nodes_view(nodes, {"10.0.0.2": "s-m"}) == [
+        {"node_id": "m1", "server_id": "s-m", "hostname": "z", "address": "10.0.0.2", "role": "manager",
+         "state": "ready", "availability": "active"},
+        {"node_id": "w1", "server_id": None, "hostname": "b", "address": "10.0.0.3", "role": "worker",
+         "state": "down", "availability": "active"},
+    ]  # fmt: skip
+    assert sw.network_problem(None, "berth") is None
+    assert sw.network_problem({"Driver": "overlay", "Attachable": True}, "berth") is None
+    assert "not an attachable overlay" in (sw.network_problem({"Driver": "bridge"}, "berth") or "")
+    assert sw.scrub("join failed: SWMTKN-1-abc-def refused", "SWMTKN-1-abc-def") == "join failed: ********** refused"

@@ -3,8 +3,8 @@ the Swarm's nodes as Berth shows them. Pure; the use case asks the engines and c
 
 A node's standing comes from ``GET /info`` (its ``Swarm`` part): not in a Swarm (``inactive``), a manager
 or a worker of a cluster (``active``), or on its way in (``pending``). Forming is idempotent: a worker
-already in the manager's cluster is left as it is, one in another cluster is refused (it must leave that
-one first, which Berth never does on its own).
+the manager already lists is left as it is, one in another Swarm is refused (it must leave that one
+first, which Berth never does on its own).
 """
 
 from __future__ import annotations
@@ -59,11 +59,12 @@ def manager_step(name: str, s: Standing, adopt: bool) -> Literal["init", "use"]:
     return "use"
 
 
-def worker_step(name: str, s: Standing, cluster_id: str) -> Literal["join", "keep"]:
-    """What to do with worker server ``name`` for the Swarm ``cluster_id``: join it, or keep it as it is."""
+def worker_step(name: str, s: Standing, member_ids: set[str]) -> Literal["join", "keep"]:
+    """What to do with worker server ``name`` for the Swarm whose nodes are ``member_ids`` (a worker's own
+    ``/info`` does not name its cluster: it is in this Swarm when the manager lists its node id)."""
     if s.state == "inactive":
         return "join"
-    if s.state == "active" and s.cluster_id == cluster_id:
+    if s.state == "active" and s.node_id in member_ids:
         return "keep"
     if s.state == "active":
         raise SwarmProblem(f"server {name} is already in another Swarm: make it leave that one first")

@@ -59,8 +59,8 @@ class Swarms:
     async def engine(self, record: fleet.ServerRecord) -> SwarmEngine:
         """The server's engine through the connection factory, on its SSH-forwarded socket."""
         engine = await connect_server(self.engines, self.servers.pool, record.id, fleet.target_of(record))
-        assert engine.endpoint.unix_path is not None
-        return SwarmEngine(engine.endpoint.unix_path)
+        assert engine.where.unix_path is not None
+        return SwarmEngine(engine.where.unix_path)
 
     async def _records(self, team_id: str, ids: list[str]) -> list[fleet.ServerRecord]:
         async with self.transactions.sessionmaker() as s:
@@ -100,9 +100,10 @@ class Swarms:
         token = await mgr.join_token()
         manager_addr = where.node_addr or dom.advertise_address(manager.host)
         try:
+            members = {str(n.get("ID")) for n in await mgr.nodes()}
             for worker in workers:
                 engine = await self.engine(worker)
-                if dom.worker_step(worker.name, dom.standing(await engine.info()), where.cluster_id) == "join":
+                if dom.worker_step(worker.name, dom.standing(await engine.info()), members) == "join":
                     body = bodies.join_body(dom.advertise_address(worker.host), manager_addr, token)
                     await engine.join(body)
                     log.info("swarm worker joined", swarm_id=msg.swarm_id, server_id=worker.id)
