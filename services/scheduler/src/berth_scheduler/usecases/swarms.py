@@ -154,13 +154,13 @@ class Swarms:
         except dom.SwarmProblem as exc:
             records = []
             log.info("swarm dissolved in part", swarm_id=msg.swarm_id, reason=str(exc))
-        for record in records:
+        for server in records:
             try:
-                await (await self.engine(record)).leave(force=True)
+                await (await self.engine(server)).leave(force=True)
             except FAILURES as exc:
-                log.info("swarm node not left", swarm_id=msg.swarm_id, server_id=record.id, reason=str(exc))
+                log.info("swarm node not left", swarm_id=msg.swarm_id, server_id=server.id, reason=str(exc))
 
-        async def record(unit: Unit) -> None:
+        async def forget(unit: Unit) -> None:
             await unit.session.execute(sa.delete(tables.swarms).where(tables.swarms.c.id == msg.swarm_id))
 
-        await self.transactions.run(record, delivery=delivery)
+        await self.transactions.run(forget, delivery=delivery)
