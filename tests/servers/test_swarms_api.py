@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
@@ -21,6 +22,7 @@ from berth_common import sealing
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases import swarm_placement
 from tests.api.conftest import Identities, bearer, start_api
 from tests.scheduler.platform import Scheduler
 from tests.support.bus_helpers import Collector
@@ -100,6 +102,12 @@ async def _add_server(client: httpx.AsyncClient, admin: dict, server: TestServer
     return str(ready["id"])
 
 
+async def _team_of(session, server_id: str) -> str:  # type: ignore[no-untyped-def]
+    return str(
+        (await session.execute(sa.text("SELECT team_id FROM servers WHERE id = :i"), {"i": server_id})).scalar_one()
+    )
+
+
 def _swarm_state(server: TestServer) -> tuple[str, str]:
     info = json.loads(server.docker("info", "--format", "{{json .Swarm}}"))
     return info["LocalNodeState"], (info.get("Cluster") or {}).get("ID", "")
@@ -150,6 +158,23 @@ async def test_a_swarm_is_formed_shown_adopted_and_dissolved(platform, three, na
     assert overlay["Driver"] == "overlay" and overlay["Attachable"] is True
     token = manager.docker("swarm", "join-token", "-q", "worker").strip()
     assert token.startswith("SWMTKN-1-")
+
+    # a service placed on the manager runs on this Swarm; the readiness check reaches each node over SSH
+    engine = make_engine(scheduler_db, "scheduler")
+    try:
+        async with async_sessionmaker(engine)() as s:
+            team_id = await _team_of(s, manager_id)
+            place = await swarm_placement.swarm_of(s, team_id, [manager_id])
+            assert place is not None and place.swarm_id == swarm_id and place.network == "berth"
+            assert place.manager_server_id == manager_id and len(place.nodes) == 3
+            assert await swarm_placement.swarm_of(s, team_id, [worker_ids[0]]) is None
+            assert await swarm_placement.swarm_of(s, team_id, [manager_id, worker_ids[0]]) is None
+            assert await swarm_placement.swarm_of(s, "another-team", [manager_id]) is None
+            targets = await swarm_placement.node_targets(s, place)
+            assert {server_id for server_id, _ in targets.values()} == {manager_id, *worker_ids}
+            assert {t.host for _, t in targets.values()} == {srv.address for srv in three}
+    finally:
+        await engine.dispose()
 
     # seen by the team only; a server is in one Swarm at a time
     assert (await client.get(f"/v1/swarms/{swarm_id}", headers=others["viewer"])).status_code == 200
