@@ -19,29 +19,44 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from berth_common import sealing, ssh
 from berth_common.bus import Bus
-from berth_common.catalogue import ServerChanged, sealed_key_aad
+from berth_common.catalogue import (
+    ApplicationSpec,
+    EnvVar,
+    FormSwarm,
+    ImageSource,
+    RolloutOptions,
+    ServerChanged,
+    StartDeployment,
+    WebService,
+    sealed_key_aad,
+)
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.adapters.swarm import SwarmEngine
 from berth_scheduler.adapters.swarm_probe import NodeProbe
+from berth_scheduler.domain import names
 from berth_scheduler.domain import swarm as bodies
 from berth_scheduler.domain import swarm_rollout as dom
 from berth_scheduler.domain import swarms as sw
-from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.rollout.units import RolloutTransactions
 from berth_scheduler.usecases.swarm_rollout import RouteNotLive, SwarmRollout, SwarmRolloutFailed
 from berth_scheduler.usecases.swarm_routes import BusRoutes
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Scheduler
+from tests.support.bus_helpers import Collector
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
 
 SECRET = "test-secret"
+TEAM = "team1"
 SCRIPT = 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www'
 HOST = "shop.swarm.test"
+APP = "shopswarm"
+TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
 NETWORK = "berth"
 
 
@@ -148,8 +163,8 @@ async def cluster(three: list[TestServer], tmp_path_factory) -> AsyncIterator[Cl
 def _changed(server: TestServer, server_id: str) -> ServerChanged:
     return ServerChanged(
         server_id=server_id,
-        team_id="team1",
-        name="swarm-manager",
+        team_id=TEAM,
+        name=f"swarm-{server_id[:20]}",
         host=server.address,
         private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
         host_key=server.host_key.export_public_key("openssh").decode().strip(),
@@ -178,6 +193,8 @@ class Platform:
     routes: Recorded
     manager_id: str
     dynamic: Path  # the manager's Traefik dynamic folder, as proxy-sync writes it
+    server_ids: list[str]  # the three servers, manager first, as the directory has them
+    api: Bus  # publishes as the api does
 
 
 @pytest.fixture
@@ -209,9 +226,11 @@ async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, uniq
     engine = make_engine(urls["scheduler"], "scheduler")
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     manager_id = f"mgr{unique}"
+    server_ids = [manager_id, f"wa{unique}", f"wb{unique}"]
     try:
         await _migrated(sessions)
-        await api.publish(_changed(cluster.servers[0], manager_id))
+        for server, server_id in zip(cluster.servers, server_ids, strict=True):
+            await api.publish(_changed(server, server_id))
         routes = Recorded(BusRoutes(RolloutTransactions(bus, sessions), sessions, "swarm-a1", "a1", timeout_s=120))
         deadline = time.monotonic() + 180
         while True:  # proxy-sync learns the server from the event, then makes its Traefik there on first use
@@ -221,7 +240,7 @@ async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, uniq
             except RouteNotLive as exc:
                 assert "not known" in str(exc) and time.monotonic() < deadline, exc
                 await asyncio.sleep(0.5)
-        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic")
+        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic", server_ids, api)
     finally:
         await engine.dispose()
         await bus.close()
@@ -250,6 +269,7 @@ class Load:
     """Requests through the manager's Traefik, a few at a time, until stopped: what each answered."""
 
     url: str
+    host: str = HOST
     ok: int = 0
     bodies: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -260,7 +280,7 @@ class Load:
             async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
                 while not stop.is_set():
                     try:
-                        r = await client.get(self.url, headers={"Host": HOST})
+                        r = await client.get(self.url, headers={"Host": self.host})
                         if r.status_code == 200:
                             self.ok += 1
                             self.bodies[r.text] = self.bodies.get(r.text, 0) + 1
@@ -274,12 +294,12 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-async def _served(url: str, body: str, timeout: float = 20) -> None:
+async def _served(url: str, body: str, timeout: float = 20, host: str = HOST) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
         while True:
             try:
-                r = await client.get(url, headers={"Host": HOST})
+                r = await client.get(url, headers={"Host": host})
                 if r.status_code == 200 and r.text == body:
                     return
             except httpx.HTTPError:
@@ -288,57 +308,138 @@ async def _served(url: str, body: str, timeout: float = 20) -> None:
             await asyncio.sleep(0.1)
 
 
+async def _deployed(nats_url: str, api: Bus, cmd: StartDeployment, timeout: float = 180) -> dict:
+    """Send ``cmd.deployment.start`` as the api does; the deployment's last event."""
+    events = await Collector().start(nats_url, "evt.deployment.>")
+    try:
+        await api.publish(cmd)
+        deadline = time.monotonic() + timeout
+        while True:
+            for body, _ in events.items:
+                if body["data"].get("deployment_id") == cmd.deployment_id and body["type"] in TERMINAL:
+                    return body
+            assert time.monotonic() < deadline, [b["data"].get("step") for b, _ in events.items]
+            await asyncio.sleep(0.2)
+    finally:
+        await events.close()
+
+
+def _start(deployment_id: str, body: str, manager_id: str) -> StartDeployment:
+    spec = ApplicationSpec(
+        name="shop",
+        source=ImageSource(image=busybox_image()),
+        env=[EnvVar(name="BODY", value=body)],
+        services=[
+            WebService(
+                name="web", port=8080, replicas=3, command=["sh", "-c", SCRIPT], hosts=[HOST],
+                servers=[manager_id],
+            )
+        ],
+        stop_timeout_s=2,
+    )  # fmt: skip
+    return StartDeployment(
+        deployment_id=deployment_id,
+        application_id=APP,
+        team_id=TEAM,
+        spec=spec,
+        options=RolloutOptions(drain_grace_s=1),
+    )
+
+
+def _deployed_version(cmd: StartDeployment) -> dom.SwarmVersion:
+    """The Swarm version the scheduler runs for ``cmd`` (as ``rollout/swarm_step.py`` makes it)."""
+    svc = cmd.spec.services[0]
+    assert isinstance(svc, WebService)
+    replica = container_spec(APP, cmd.deployment_id, cmd.spec, svc, 1, busybox_image(), svc.port, TEAM)
+    return dom.SwarmVersion(APP, replica, svc.replicas, names.route_id(APP, "web"), (HOST,), NETWORK)
+
+
+async def _formed(platform: Platform, nats_url: str) -> dict:
+    """``cmd.swarm.form`` as the api sends it; the scheduler's answer."""
+    answers = await Collector().start(nats_url, "evt.swarm.>")
+    try:
+        command = FormSwarm(
+            swarm_id="swarm1", team_id=TEAM, attempt=1, manager_server_id=platform.server_ids[0],
+            worker_server_ids=platform.server_ids[1:],
+        )  # fmt: skip
+        await platform.api.publish(command)
+        deadline = time.monotonic() + 60
+        while not answers.items:
+            assert time.monotonic() < deadline, "no answer to cmd.swarm.form"
+            await asyncio.sleep(0.2)
+    finally:
+        await answers.close()
+    return answers.items[0][0]
+
+
 @pytest.mark.slow
-async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_dead_worker(
-    cluster: Cluster, platform: Platform
+async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follow_a_dead_worker(
+    cluster: Cluster, platform: Platform, nats_server
 ) -> None:
+    """The scheduler's path: the Swarm formed by ``cmd.swarm.form`` (its servers already in it: formed again,
+    the same Swarm); ``cmd.deployment.start`` of a web service placed on its manager, then a second version
+    under load through the manager's Traefik: zero errors. Then a worker dies."""
     manager = cluster.servers[0]
+    answer = await _formed(platform, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+    assert answer["data"]["cluster_id"] == (await cluster.manager.info())["Swarm"]["Cluster"]["ID"]
+    assert {n["server_id"] for n in answer["data"]["nodes"]} == set(platform.server_ids)
+
     url = f"http://{manager.address}/"
-    routes, mid = platform.routes, platform.manager_id
-    probe = NodeProbe(cluster.pool, lambda: cluster.nodes, timeout_s=2)
-    rollout = SwarmRollout(cluster.manager, mid, routes, probe, ready_timeout_s=120, drain_s=2, interval_s=0.3)
+    first = await _deployed(nats_server.url, platform.api, _start("dep-one", "deployed one", platform.manager_id))
+    assert first["type"] == "evt.deployment.succeeded", first
+    await _served(url, "deployed one")
+    family = {"berth.app": APP, "berth.service": "web"}
+    (one,) = [s["Spec"]["Name"] for s in await cluster.manager.services(family)]
+    assert one == _deployed_version(_start("dep-one", "", platform.manager_id)).service.name
+    assert len(dom.running(await cluster.manager.tasks(one), NETWORK)) == 3
+    route_file = (platform.dynamic / f"{names.route_id(APP, 'web')}.yml").read_text()
+    for task in dom.running(await cluster.manager.tasks(one), NETWORK):  # proxy-sync routes to the task addresses
+        assert f"http://{task.address}:8080" in route_file
 
-    first = await rollout.run(_version("d1", "v1"))
-    assert len(first) == 3 and routes.last["shop-web"] == first
-    route_file = (platform.dynamic / "shop-web.yml").read_text()
-    assert all(u in route_file for u in first)  # proxy-sync wrote the task addresses for the manager's Traefik
-    await _served(url, "v1")
-
-    # a version whose tasks never pass the check: not routed, removed, v1 keeps serving
-    with pytest.raises(SwarmRolloutFailed, match="tasks of shop-web-dbad ready"):
-        await SwarmRollout(cluster.manager, mid, routes, probe, ready_timeout_s=5, interval_s=0.3).run(
-            _version("dbad", "bad", replicas=2, health="/missing")
-        )
-    assert await cluster.manager.service("shop-web-dbad") is None
-    assert routes.last["shop-web"] == first
-    await _served(url, "v1")
-
-    # v1 -> v2 under load: zero errors, and v2 only once it is switched
+    # the next version under load: zero errors, the old service removed
     stop = asyncio.Event()
     load = Load(url)
     running = asyncio.create_task(load.run(stop))
-    await asyncio.sleep(1.5)
-    second = await rollout.run(_version("d2", "v2"))
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1)
+    cmd = _start("dep-two", "deployed two", platform.manager_id)
+    second = await _deployed(nats_server.url, platform.api, cmd)
+    await asyncio.sleep(1)
     stop.set()
     await running
+    assert second["type"] == "evt.deployment.succeeded", second
     assert load.errors == [], load.errors[:10]
-    assert load.bodies.get("v1", 0) > 0 and load.bodies.get("v2", 0) > 0, load.bodies
-    assert set(load.bodies) == {"v1", "v2"}
-    assert await cluster.manager.service("shop-web-d1") is None  # the old version's service is gone
-    assert len(second) == 3 and not set(second) & set(first) and routes.last["shop-web"] == second
-    # running the same version again (a restart) changes nothing
-    assert await rollout.run(_version("d2", "v2")) == second
+    assert set(load.bodies) == {"deployed one", "deployed two"}, load.bodies
+    version = _deployed_version(cmd)
+    assert [s["Spec"]["Name"] for s in await cluster.manager.services(family)] == [version.service.name]
+
+    # the same version again (a scheduler restart halfway): the same service, the same route
+    routes = Recorded(
+        BusRoutes(platform.routes.inner.units, platform.routes.inner.sessionmaker, "swarm-follow", APP, timeout_s=60)
+    )
+    probe = NodeProbe(cluster.pool, lambda: cluster.nodes, timeout_s=2)
+    rollout = SwarmRollout(cluster.manager, platform.manager_id, routes, probe, drain_s=1, interval_s=0.3)
+    serving = await rollout.run(version)
+    assert sorted(serving) == sorted(
+        dom.upstreams(dom.running(await cluster.manager.tasks(version.service.name), NETWORK), 8080)
+    )
+
+    # a version whose tasks never pass the check: not routed, removed; the deployed one keeps serving
+    with pytest.raises(SwarmRolloutFailed, match="tasks of shop-web-dbad ready"):
+        await SwarmRollout(cluster.manager, platform.manager_id, routes, probe, ready_timeout_s=5, interval_s=0.3).run(
+            _version("dbad", "bad", replicas=2, health="/missing")
+        )
+    assert await cluster.manager.service("shop-web-dbad") is None
+    await _served(url, "deployed two")
 
     # a worker dies: Swarm reschedules its tasks, the route follows the running tasks, it keeps serving
-    version = _version("d2", "v2")
     tasks = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
-    names = {node: name for node, (name, _) in cluster.nodes.items()}
-    victim_name = next(names[t.node_id] for t in tasks if names[t.node_id] != manager.name)
+    names_of = {node: name for node, (name, _) in cluster.nodes.items()}
+    victim_name = next(names_of[t.node_id] for t in tasks if names_of[t.node_id] != manager.name)
     victim = next(s for s in cluster.servers if s.name == victim_name)
-    victim_node = next(node for node, name in names.items() if name == victim_name)
+    victim_node = next(node for node, name in names_of.items() if name == victim_name)
     following = asyncio.Event()
-    follower = asyncio.create_task(rollout.follow(version, following, second))
+    follower = asyncio.create_task(rollout.follow(version, following, serving))
     stop = asyncio.Event()
     load = Load(url)
     running = asyncio.create_task(load.run(stop))
@@ -349,7 +450,7 @@ async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_d
     while True:
         moved = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
         if len(moved) == 3 and victim_node not in {t.node_id for t in moved}:
-            if sorted(routes.last["shop-web"]) == sorted(dom.upstreams(moved, 8080)):
+            if sorted(routes.last.get(version.route_id, [])) == sorted(dom.upstreams(moved, 8080)):
                 break
         assert time.monotonic() < deadline, f"tasks not rescheduled and routed: {moved}"
         await asyncio.sleep(1)
@@ -358,14 +459,14 @@ async def test_a_version_switch_under_load_has_zero_errors_and_routes_follow_a_d
     await running
     following.set()
     await follower
-    assert load.bodies == {"v2": load.ok}
+    assert load.bodies == {"deployed two": load.ok}
     # still serving all along: an answer in every 3-second window after the crash
     assert load.times_ok
     window, t = 3.0, killed_at
     while t + window < load.times_ok[-1]:
         assert any(t <= x < t + window for x in load.times_ok), f"nothing served {t - killed_at:.0f}s after the crash"
         t += window
-    await _served(url, "v2")
+    await _served(url, "deployed two")
 
 
 def test_forming_decisions_are_read_from_the_engines() -> None:

@@ -16,6 +16,7 @@ from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
 
@@ -45,7 +46,7 @@ async def wire(ctx: Context) -> None:
     rt = rollout_context(ctx, settings)
     swarms = Swarms(Transactions(ctx.bus, ctx.sessionmaker), rt.sealer, servers, rt.docker.engines)
     await bus.register_swarms(ctx, swarms)
-    orchestrator = Orchestrator(rt)
+    orchestrator = Orchestrator(rt, starting=SwarmStarting(swarms))
     ctx.extra["orchestrator"] = orchestrator
     ctx.extra["rollouts"] = rt
     deployments = Deployments(settings, rt.sealer)
