@@ -16,6 +16,7 @@ from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
 from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
@@ -46,7 +47,9 @@ async def wire(ctx: Context) -> None:
     rt = rollout_context(ctx, settings)
     swarms = Swarms(Transactions(ctx.bus, ctx.sessionmaker), rt.sealer, servers, rt.docker.engines)
     await bus.register_swarms(ctx, swarms)
-    orchestrator = Orchestrator(rt, starting=SwarmStarting(swarms))
+    starting = SwarmStarting(swarms)
+    orchestrator = Orchestrator(rt, starting=starting)
+    follower = SwarmFollower(rt, starting, lambda: orchestrator.leading)
     ctx.extra["orchestrator"] = orchestrator
     ctx.extra["rollouts"] = rt
     deployments = Deployments(settings, rt.sealer)
@@ -58,9 +61,11 @@ async def wire(ctx: Context) -> None:
         await rt.docker.engines.close()
         await servers.close()
 
+    ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)
     orchestrator.start()
+    follower.start()
 
 
 def spec(settings: SchedulerSettings | None = None) -> ServiceSpec:

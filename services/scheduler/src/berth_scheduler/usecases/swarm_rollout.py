@@ -8,10 +8,9 @@ not ready in time or the route is not confirmed, the new service is removed and 
 Every step looks before it acts (a service of that name is the same service, a removed one is gone), so
 running the same version again after a restart gives the same result.
 
-``SwarmRollout.follow``: while a version serves, keep its route on the tasks that run and pass the check:
-when a worker dies, its tasks fail the check and leave the route at once, and the tasks Swarm starts
-elsewhere join it once ready. Routing-mesh ports are not used: Traefik on the manager is on the overlay
-network and routes to task addresses. Routes go through a ``RouteSwitch`` (``cmd.route.apply`` with the
+While a version serves, ``rollout/swarm_follow.py`` keeps its route on the tasks that run and pass the
+check (``ready_tasks``). Routing-mesh ports are not used: Traefik on the manager is on the overlay network
+and routes to task addresses. Routes go through a ``RouteSwitch`` (``cmd.route.apply`` with the
 manager's ``server_id`` through proxy-sync, ``usecases/swarm_routes.py``).
 """
 
@@ -96,23 +95,3 @@ class SwarmRollout:
             await self.manager.remove_service(name)
             log.info("swarm service removed", service=name, replaced_by=svc.name)
         return upstreams
-
-    async def follow(self, version: dom.SwarmVersion, stop: asyncio.Event, upstreams: Sequence[str] = ()) -> None:
-        """Keep the route on the version's ready tasks until ``stop`` is set (a route never goes empty: with
-        no task ready it keeps the last ones, which Swarm is then replacing)."""
-        port = version.replica.container_port
-        assert port is not None, "a web service has a port"
-        current = list(upstreams)
-        while not stop.is_set():
-            try:
-                wanted = dom.upstreams(await self.ready_tasks(version), port)
-                if wanted and wanted != current:
-                    await self.routes.apply(self.manager_server_id, version.route_id, version.hosts, wanted)
-                    log.info("swarm route follows its tasks", route_id=version.route_id, upstreams=len(wanted))
-                    current = wanted
-            except (RouteNotLive, OSError) as exc:
-                log.info("swarm route not followed yet", route_id=version.route_id, reason=str(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), self.interval_s)
-            except TimeoutError:
-                pass

@@ -64,6 +64,13 @@ class SwarmStarting:
     async def _roll_out(
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
     ) -> None:
+        rollout, version = await self.rollout_of(rt, r, spec, svc, place)
+        await rollout.run(version)
+
+    async def rollout_of(
+        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
+    ) -> tuple[SwarmRollout, SwarmVersion]:
+        """The Swarm rollout of ``svc``'s version of deployment ``r``, and that version."""
         async with rt.sessionmaker() as s:
             manager = await fleet.server_of(s, tables.servers, place.manager_server_id)
             targets = await node_targets(s, place)
@@ -86,4 +93,4 @@ class SwarmStarting:
             ready_timeout_s=r.timeouts.readiness_s,
             drain_s=r.timeouts.drain_grace_s,
         )
-        await rollout.run(version)
+        return rollout, version
