@@ -139,6 +139,13 @@ async def test_a_swarm_is_formed_shown_adopted_and_dissolved(platform, three, na
     failed = await _until(client, admin, f"/v1/swarms/{r.json()['id']}", "state", ("ready", "failed"))
     assert failed["state"] == "failed" and "not in a Swarm" in failed["reason"], failed
     assert (await client.delete(f"/v1/swarms/{failed['id']}", headers=admin)).status_code == 204
+    # a server not validated (no host key pinned): failed, naming it
+    r = await client.post("/v1/servers", headers=admin, json={"name": "unvalidated", "host": "192.0.2.30"})
+    unvalidated = r.json()["id"]
+    r = await client.post("/v1/swarms", headers=admin, json={"name": "early", "manager_server_id": unvalidated})
+    early = await _until(client, admin, f"/v1/swarms/{r.json()['id']}", "state", ("ready", "failed"))
+    assert early["state"] == "failed" and "unvalidated" in early["reason"], early
+    assert (await client.delete(f"/v1/swarms/{early['id']}", headers=admin)).status_code == 204
 
     r = await client.post("/v1/swarms", headers=admin, json=body)
     assert r.status_code == 201, r.text

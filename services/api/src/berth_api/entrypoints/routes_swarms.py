@@ -20,7 +20,7 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import swarms as uc
 
 router = V1Router("swarms", {404: problem_doc("No such Swarm in this team")})
-CONFLICT: Responses = {409: problem_doc("The name is taken, a server is not ready or is in another Swarm")}
+CONFLICT: Responses = {409: problem_doc("The name is taken, or a server is in another Swarm")}
 ServerRef = Annotated[str, Field(pattern=ID_PATTERN, description="The id of one of the team's servers")]
 
 

@@ -4,8 +4,9 @@ a Swarm; forming it again; forgetting it (the Swarm keeps running unless asked t
 Creating and forming again send ``cmd.swarm.form`` through the outbox in the same transaction as the row;
 carries out ``evt.swarm.formed`` and ``evt.swarm.failed`` (the scheduler's answers, ordered by ``attempt``:
 an answer to an older attempt is ignored). Join tokens never reach the api: the scheduler reads them from
-the manager and keeps them sealed. Every server named must be one of the team's, validated ``ready``, and
-in no other of its Swarms; another team's Swarm is a 404 like a missing one.
+the manager and keeps them sealed. Every server named must be one of the team's and in no other of its
+Swarms (whether it can be reached is the scheduler's to find: a server not validated yet fails the forming,
+with its name); another team's Swarm is a 404 like a missing one.
 """
 
 from __future__ import annotations
@@ -62,11 +63,8 @@ async def _check_servers(unit: Unit, principal: Principal, given: SwarmInput) ->
         if server_id in seen:
             raise invalid_field(loc, f"server {server_id} is named twice")
         seen.add(server_id)
-        row = await server_repo.get_server(unit.session, principal.team_id, server_id)
-        if row is None:
+        if await server_repo.get_server(unit.session, principal.team_id, server_id) is None:
             raise invalid_field(loc, f"no server {server_id} in team {principal.team_name}")
-        if row["state"] != "ready":
-            raise invalid_field(loc, f"server {row['name']} is {row['state']}: validate it first", status=409)
     for other in await repo.swarms_with_servers(unit.session, principal.team_id):
         taken = seen & {other["manager_server_id"], *other["worker_server_ids"]}
         if taken:
