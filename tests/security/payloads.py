@@ -130,6 +130,13 @@ class Context:
             self.channels[kind] = r.json()["id"]
         return self.channels[kind]
 
+    def server(self) -> str:
+        """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
+        body = {"name": unique("s"), "host": "192.0.2.20"}
+        r = self.client.post("/v1/servers", headers=self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
         assert r.status_code == 201, r.text
@@ -183,6 +190,9 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "DotenvImportIn": lambda _: [{"content": "# comment\nA=1\nexport B='two words'\nC=\"x\\ny\"\n", "kind": "runtime"}],
     "GroupCreate": lambda _: [{"name": unique("g"), "redeploy_on_change": False, "variables": _variables()}],
     "GroupUpdate": lambda _: [{"name": unique("g")}],
+    "SwarmCreate": lambda ctx: [
+        {"name": unique("w"), "manager_server_id": ctx.server(), "worker_server_ids": [ctx.server()]}
+    ],
     "ServerCreate": lambda _: [
         {"name": unique("s"), "host": "server.example.com", "port": 2222, "user": "deploy", "private_key": _ssh_key()},
         {"name": unique("s"), "host": "192.0.2.10"},

@@ -18,7 +18,10 @@ from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.scaling import Scaling
+from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
+from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
 from berth_scheduler.usecases.servers import Servers
+from berth_scheduler.usecases.swarms import Swarms
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -44,7 +47,11 @@ async def wire(ctx: Context) -> None:
     servers = Servers(Transactions(ctx.bus, ctx.sessionmaker), settings.ssh_timeout_s)
     await bus.register(ctx, servers)
     rt = rollout_context(ctx, settings)
-    orchestrator = Orchestrator(rt)
+    swarms = Swarms(Transactions(ctx.bus, ctx.sessionmaker), rt.sealer, servers, rt.docker.engines)
+    await bus.register_swarms(ctx, swarms)
+    starting = SwarmStarting(swarms)
+    orchestrator = Orchestrator(rt, starting=starting)
+    follower = SwarmFollower(rt, starting, lambda: orchestrator.leading)
     ctx.extra["orchestrator"] = orchestrator
     ctx.extra["rollouts"] = rt
     deployments = Deployments(settings, rt.sealer)
@@ -57,9 +64,11 @@ async def wire(ctx: Context) -> None:
         await rt.docker.engines.close()
         await servers.close()
 
+    ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)
     orchestrator.start()
+    follower.start()
 
 
 def spec(settings: SchedulerSettings | None = None) -> ServiceSpec:

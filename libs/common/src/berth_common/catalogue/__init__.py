@@ -19,5 +19,6 @@ from berth_common.catalogue.parties import *  # noqa: F403
 from berth_common.catalogue.platform import *  # noqa: F403
 from berth_common.catalogue.routes import *  # noqa: F403
 from berth_common.catalogue.servers import *  # noqa: F403
+from berth_common.catalogue.swarms import *  # noqa: F403
 
 __all__ = ["REGISTRY", "Command", "Event", "Id", "Message", "Query", "model_for", "register"]

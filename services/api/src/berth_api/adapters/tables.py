@@ -309,3 +309,29 @@ servers = sa.Table(
     sa.UniqueConstraint("team_id", "name", name="servers_team_name"),
     sa.CheckConstraint(SERVER_STATES, name="servers_state"),
 )
+
+# A team's Swarms (``/v1/swarms``): a manager server and worker servers of the team (or an adopted Swarm);
+# the scheduler forms it and answers with its nodes (``attempt`` orders the answers). Join tokens are never
+# here: the scheduler keeps them sealed.
+SWARM_STATES = "state IN ('forming', 'ready', 'failed')"
+swarms = sa.Table(
+    "swarms",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("manager_server_id", sa.String(32), nullable=False),
+    sa.Column("worker_server_ids", sa.JSON, nullable=False),
+    sa.Column("adopt", sa.Boolean, nullable=False),
+    sa.Column("network", sa.String(63), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="forming"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("cluster_id", sa.String(64), nullable=True),
+    sa.Column("nodes", sa.JSON, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("formed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="swarms_team_name"),
+    sa.CheckConstraint(SWARM_STATES, name="swarms_state"),
+)

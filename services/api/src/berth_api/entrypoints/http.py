@@ -22,6 +22,7 @@ from berth_api.entrypoints import (
     routes_registries,
     routes_scale,
     routes_servers,
+    routes_swarms,
     v1,
 )
 from berth_api.entrypoints.audit import AuditMiddleware
@@ -121,7 +122,13 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     routers = (v1, routes_projects, routes_applications, routes_deployments, routes_notifications, routes_metrics)
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
-    for router in (routes_members.router, routes_config.router, routes_registries.router, routes_servers.router):
+    for router in (
+        routes_members.router,
+        routes_config.router,
+        routes_registries.router,
+        routes_servers.router,
+        routes_swarms.router,
+    ):
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router,):
         app.router.routes.extend(router.routes)

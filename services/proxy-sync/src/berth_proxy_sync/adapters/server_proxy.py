@@ -99,7 +99,7 @@ async def ensure(
     web_port: int,
 ) -> tuple[str, RemoteDynamicDir]:
     """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory)."""
-    status, _ = await call(client, sp.network_inspect(), ok=(200, 404))
+    status, network = await call(client, sp.network_inspect(), ok=(200, 404))
     if status == 404:
         await call(client, sp.network_create(), ok=(201, 409))
         log.info("server network made", server_id=server_id, network=tr.SERVER_NETWORK)
@@ -128,4 +128,7 @@ async def ensure(
     elif static_changed:
         await call(client, sp.container_restart(sp.CONTAINER))
     _, info = await call(client, sp.container_inspect(sp.CONTAINER))
+    if sp.on_overlay(network):  # a Swarm manager: the host reaches the container on docker_gwbridge only
+        _, gateway = await call(client, sp.network_inspect(sp.GATEWAY_NETWORK))
+        return sp.gateway_address(gateway, str(info.get("Id", ""))), files
     return sp.api_address(info), files

@@ -20,6 +20,7 @@ from berth_common import traefik as tr
 API = "/v1.41"
 CONTAINER = "berth-traefik"  # the server's Traefik container
 SERVER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GATEWAY_NETWORK = "docker_gwbridge"  # the bridge a container on an overlay network also has, on its host
 
 
 class ServerProxyError(RuntimeError):
@@ -109,3 +110,19 @@ def api_address(info: dict[str, Any]) -> str:
     if not address:
         raise ServerProxyError(f"the Traefik container has no address on the {tr.SERVER_NETWORK} network")
     return str(address)
+
+
+def on_overlay(network: dict[str, Any] | None) -> bool:
+    """Whether the server's Berth network (``GET /networks/berth``) is a Swarm's overlay network (a Swarm
+    manager's Traefik routes to task addresses on it)."""
+    return bool(network) and (network or {}).get("Driver") == "overlay"
+
+
+def gateway_address(network: dict[str, Any] | None, container_id: str) -> str:
+    """The container's address on ``docker_gwbridge`` (``GET /networks/docker_gwbridge``): where the host,
+    and so a connection forwarded over SSH, reaches a container whose Berth network is an overlay."""
+    entry = ((network or {}).get("Containers") or {}).get(container_id) or {}
+    address = str(entry.get("IPv4Address") or "").split("/", 1)[0]
+    if not address:
+        raise ServerProxyError(f"the Traefik container has no address on {GATEWAY_NETWORK}")
+    return address

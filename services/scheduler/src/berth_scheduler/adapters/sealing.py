@@ -51,6 +51,16 @@ class Sealer:
             out.append({**e, "value": value})
         return out
 
+    def seal_value(self, value: str, place: str) -> str:
+        """One secret value at rest, bound to ``place`` (``swarm/<id>/worker-token``)."""
+        return self._ring.seal(value, f"berth-scheduler/{place}")
+
+    def open_value(self, token: str, place: str) -> str:
+        try:
+            return self._ring.unseal(token, f"berth-scheduler/{place}")
+        except sealing.UnsealError:
+            raise UnsealError(f"the sealed value of {place} cannot be read: BERTH_SECRET_KEY changed") from None
+
     def seal(self, spec: ApplicationSpec) -> dict[str, Any]:
         data = spec.model_dump(mode="json")
         data["env"] = self._seal_list(data["env"], "env")

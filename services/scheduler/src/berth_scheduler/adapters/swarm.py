@@ -39,6 +39,32 @@ class SwarmEngine:
                     raise SwarmError(f"{method} {path}: {message}", resp.status)
                 return json.loads(text) if text.strip() else None
 
+    async def _found(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+        """The answer, or None when the engine has no such thing (404)."""
+        try:
+            return await self._call(method, path, params=params)
+        except SwarmError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def info(self) -> dict[str, Any]:
+        """``GET /info``: its ``Swarm`` part says where this engine stands in a Swarm."""
+        return dict(await self._call("GET", "/info"))
+
+    async def network(self, name: str) -> dict[str, Any] | None:
+        found = await self._found("GET", f"/networks/{quote(name, safe='')}")
+        return None if found is None else dict(found)
+
+    async def service(self, name: str) -> dict[str, Any] | None:
+        found = await self._found("GET", f"/services/{quote(name, safe='')}")
+        return None if found is None else dict(found)
+
+    async def services(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Every service with all of ``labels``."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        return list(await self._call("GET", "/services", params={"filters": filters}))
+
     async def init(self, body: dict[str, Any]) -> str:
         """Make this engine the first manager; returns its node id."""
         return str(await self._call("POST", "/swarm/init", body))
@@ -60,7 +86,14 @@ class SwarmEngine:
         return str((await self._call("POST", "/networks/create", body))["Id"])
 
     async def create_service(self, body: dict[str, Any]) -> str:
-        return str((await self._call("POST", "/services/create", body))["ID"])
+        """Create the service; one of that name already there is the same service (a retry): its id."""
+        try:
+            return str((await self._call("POST", "/services/create", body))["ID"])
+        except SwarmError as exc:
+            existing = await self.service(str(body.get("Name", ""))) if exc.status == 409 else None
+            if existing is None:
+                raise
+            return str(existing["ID"])
 
     async def remove_service(self, name: str) -> None:
         try:

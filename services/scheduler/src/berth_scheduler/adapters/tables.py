@@ -136,3 +136,20 @@ scales = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
 )
+
+# Swarms the scheduler formed or adopted (``cmd.swarm.form``): the manager's worker join token sealed
+# (``Sealer.seal_value``), the nodes as last seen, which server each Berth-managed node is.
+swarms = sa.Table(
+    "swarms",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("manager_server_id", sa.String(64), nullable=False),
+    sa.Column("worker_server_ids", sa.JSON, nullable=False),
+    sa.Column("cluster_id", sa.String(64), nullable=False),
+    sa.Column("manager_node_id", sa.String(64), nullable=False),
+    sa.Column("network", sa.String(63), nullable=False),
+    sa.Column("worker_token", sa.Text, nullable=False),  # sealed, never sent anywhere
+    sa.Column("nodes", sa.JSON, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+)

@@ -15,6 +15,8 @@ from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
+    DissolveSwarm,
+    FormSwarm,
     Message,
     PingService,
     RemoveApplication,
@@ -35,12 +37,18 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.replicas import replicas_of
 from berth_scheduler.usecases.servers import Servers
+from berth_scheduler.usecases.swarms import Swarms
 
 
 async def register(ctx: Context, servers: Servers) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
     await ctx.bus.consume(ValidateServer, servers.validate)
     await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
+
+
+async def register_swarms(ctx: Context, swarms: Swarms) -> None:
+    await ctx.bus.consume(FormSwarm, swarms.form)
+    await ctx.bus.consume(DissolveSwarm, swarms.dissolve)
 
 
 async def register_deployments(

@@ -39,7 +39,7 @@ MAX_BACKOFF_S = 30.0
 
 
 class Orchestrator:
-    def __init__(self, rt: RolloutContext) -> None:
+    def __init__(self, rt: RolloutContext, starting: Step = pull_then_start) -> None:
         self.rt = rt
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
@@ -47,7 +47,7 @@ class Orchestrator:
         self._stopping = False
         self._steps: dict[State, Step] = {
             State.BUILDING: steps.await_build,
-            State.STARTING: pull_then_start,
+            State.STARTING: starting,  # bootstrap: a Swarm-aware start (rollout/swarm_step.py)
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,

@@ -1,0 +1,94 @@
+"""A service version on a Swarm, as data: which tasks serve, what the route's upstreams are, which services a
+new version replaces, and the readiness check's request and answer. Pure; ``usecases/swarm_rollout.py``
+carries the sequence out (start the new service, wait until its tasks run and pass the check, switch the
+route, drain, remove the old service) and keeps the route on the tasks that run.
+
+A task is reached on the overlay network at its own address (Traefik on the manager is on that network),
+and by Berth's readiness check on its node's ``docker_gwbridge`` address, over that node's SSH connection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.swarm import SwarmService, service_body
+
+_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+_STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
+
+
+@dataclass(frozen=True)
+class SwarmVersion:
+    """One version of one web service to run on a Swarm: ``replica`` describes a task (its image, command,
+    environment, labels, limits, port and health path), ``replicas`` how many, ``route_id`` and ``hosts``
+    the route that serves it on the manager's Traefik."""
+
+    application_id: str
+    replica: ContainerSpec
+    replicas: int
+    route_id: str
+    hosts: tuple[str, ...]
+    network: str
+
+    @property
+    def service(self) -> SwarmService:
+        return service_body(self.replica, self.replicas, self.network)
+
+    @property
+    def family(self) -> dict[str, str]:
+        """The labels every version of this service has (its older versions are found by them)."""
+        return {"berth.app": self.application_id, "berth.service": self.replica.service}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task that runs and should: where it runs and how it is reached."""
+
+    task_id: str
+    node_id: str
+    address: str  # on the overlay network
+    container_id: str
+
+
+def running(tasks: list[dict[str, Any]], network: str) -> list[Task]:
+    """The tasks of ``GET /tasks`` that run and should, with their address on ``network``, by address."""
+    out = []
+    for task in tasks:
+        status = task.get("Status") or {}
+        if status.get("State") != "running" or task.get("DesiredState") not in (None, "running"):
+            continue
+        container = str((status.get("ContainerStatus") or {}).get("ContainerID") or "")
+        for attachment in task.get("NetworksAttachments") or []:
+            if ((attachment.get("Network") or {}).get("Spec") or {}).get("Name") != network:
+                continue
+            for address in attachment.get("Addresses") or []:
+                out.append(Task(str(task.get("ID", "")), str(task.get("NodeID", "")), address.split("/")[0], container))
+    return sorted(out, key=lambda t: (t.address, t.task_id))
+
+
+def upstreams(tasks: list[Task], port: int) -> list[str]:
+    """The route's upstreams: every task's overlay address, in address order."""
+    return [f"http://{t.address}:{port}" for t in sorted(tasks, key=lambda t: t.address)]
+
+
+def older(services: list[dict[str, Any]], current: str) -> list[str]:
+    """The names of the services of one family other than ``current`` (the versions it replaces)."""
+    return sorted(
+        str((s.get("Spec") or {}).get("Name")) for s in services if (s.get("Spec") or {}).get("Name") != current
+    )
+
+
+def probe_request(path: str, host: str = "berth-readiness") -> bytes:
+    """The readiness check's HTTP/1.0 GET of ``path`` (one request, the connection closes after it)."""
+    if not _PATH.fullmatch(path):
+        raise ValueError(f"not a request path: {path!r}")
+    return f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: berth-readiness\r\n\r\n".encode()
+
+
+def probe_status(first_line: bytes) -> int | None:
+    """The status code of an answer's first line (None: not an HTTP answer)."""
+    m = _STATUS.match(first_line)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,96 @@
+"""starting, for a deployment whose services are placed on a Swarm (``usecases/swarm_placement.py``): each web
+service's new version is rolled out as a Swarm service (``usecases/swarm_rollout.py``: started, its tasks
+ready, its route switched on the manager's Traefik, the old version drained and removed), then the machine
+moves on with an empty route plan (the routes are switched already) and no container of its own, so routing,
+draining and stopping the old containers pass through to ``succeeded``. Any other deployment starts as
+always (``pull_then_start``). Running it again after a restart gives the same result: every step of the
+Swarm rollout looks before it acts.
+
+The image must be on the Swarm's nodes (Swarm pulls it from a registry it can reach, or it was loaded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common import fleet
+from berth_common.catalogue import ApplicationSpec, WebService
+from berth_scheduler.adapters import tables
+from berth_scheduler.adapters.swarm_probe import NodeProbe
+from berth_scheduler.domain import machine, names
+from berth_scheduler.domain.containers import container_spec
+from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.routing import RoutePlan
+from berth_scheduler.domain.swarm_rollout import SwarmVersion
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.pull import pull_then_start
+from berth_scheduler.usecases.rollout.steps import Waiter, transit
+from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarm_of
+from berth_scheduler.usecases.swarm_rollout import SwarmRollout, SwarmRolloutFailed
+from berth_scheduler.usecases.swarm_routes import BusRoutes
+from berth_scheduler.usecases.swarms import Swarms
+
+
+async def places_of(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> dict[str, SwarmPlace | None]:
+    """The Swarm each service runs on (None: none); no query when no service is placed on one server."""
+    if not any(len(svc.servers) == 1 for svc in spec.services):
+        return {svc.name: None for svc in spec.services}
+    async with rt.sessionmaker() as s:
+        return {svc.name: await swarm_of(s, r.team_id, list(svc.servers)) for svc in spec.services}
+
+
+@dataclass
+class SwarmStarting:
+    swarms: Swarms
+
+    async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
+        spec = rt.sealer.open(row.spec)
+        places = await places_of(rt, r, spec)
+        if not any(places.values()):
+            await pull_then_start(rt, r, row, wait)
+            return
+        for svc in spec.services:
+            place = places[svc.name]
+            if place is None or not isinstance(svc, WebService) or not svc.hosts:
+                raise SwarmRolloutFailed(
+                    f"service {svc.name}: on a Swarm, every service of the application is a web service with a "
+                    "host, placed on the Swarm's manager"
+                )
+            await self._roll_out(rt, r, spec, svc, place)
+        await transit(rt, r.deployment_id, machine.ContainersStarted(0))
+        await transit(rt, r.deployment_id, machine.ReplicasReady(RoutePlan((), ())))
+
+    async def _roll_out(
+        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
+    ) -> None:
+        rollout, version = await self.rollout_of(rt, r, spec, svc, place)
+        await rollout.run(version)
+
+    async def rollout_of(
+        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
+    ) -> tuple[SwarmRollout, SwarmVersion]:
+        """The Swarm rollout of ``svc``'s version of deployment ``r``, and that version."""
+        async with rt.sessionmaker() as s:
+            manager = await fleet.server_of(s, tables.servers, place.manager_server_id)
+            targets = await node_targets(s, place)
+        if manager is None:
+            raise SwarmRolloutFailed(f"the Swarm's manager {place.manager_server_id} is not in the directory")
+        engine = await self.swarms.engine(manager)
+        # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
+        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.image or "", svc.port, r.team_id)
+        hosts = tuple(sorted({h.lower() for h in svc.hosts}))
+        version = SwarmVersion(
+            r.application_id, replica, svc.replicas, names.route_id(r.application_id, svc.name), hosts, place.network
+        )
+        routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s)
+        probe = NodeProbe(self.swarms.servers.pool, lambda: targets)
+        rollout = SwarmRollout(
+            engine,
+            place.manager_server_id,
+            routes,
+            probe,
+            ready_timeout_s=r.timeouts.readiness_s,
+            drain_s=r.timeouts.drain_grace_s,
+        )
+        return rollout, version

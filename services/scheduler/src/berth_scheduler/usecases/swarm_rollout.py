@@ -1,0 +1,97 @@
+"""Rollouts on a Swarm, Berth's own sequence: one service version runs as one Swarm service, and Swarm places
+and restarts its tasks while Berth keeps its readiness gate and Traefik switch.
+
+``SwarmRollout.run``: start the new version's service; wait until ``replicas`` of its tasks run and pass
+Berth's readiness check; switch the route on the manager's Traefik to exactly those tasks (confirmed live);
+drain (the old tasks finish what they were sent); remove the older versions' services. If the new tasks are
+not ready in time or the route is not confirmed, the new service is removed and the old one keeps serving.
+Every step looks before it acts (a service of that name is the same service, a removed one is gone), so
+running the same version again after a restart gives the same result.
+
+While a version serves, ``rollout/swarm_follow.py`` keeps its route on the tasks that run and pass the
+check (``ready_tasks``). Routing-mesh ports are not used: Traefik on the manager is on the overlay network
+and routes to task addresses. Routes go through a ``RouteSwitch`` (``cmd.route.apply`` with the
+manager's ``server_id`` through proxy-sync, ``usecases/swarm_routes.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from berth_common.logging import get_logger
+from berth_scheduler.adapters.swarm import SwarmEngine
+from berth_scheduler.domain import swarm_rollout as dom
+
+log = get_logger(__name__)
+
+
+class RouteSwitch(Protocol):
+    async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
+        """Set the route on ``server_id``'s Traefik; return once it is live (raise ``RouteNotLive`` if not)."""
+
+
+class TaskProbe(Protocol):
+    async def ready(self, task: dom.Task, port: int, path: str) -> bool: ...
+
+
+class RouteNotLive(Exception):
+    """The route change was refused or not confirmed live; the message says why."""
+
+
+class SwarmRolloutFailed(Exception):
+    """The new version does not serve; the old one keeps serving. The message is for a person."""
+
+
+@dataclass
+class SwarmRollout:
+    manager: SwarmEngine
+    manager_server_id: str
+    routes: RouteSwitch
+    probe: TaskProbe
+    ready_timeout_s: float = 120.0
+    drain_s: float = 2.0
+    interval_s: float = 0.5
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    async def ready_tasks(self, version: dom.SwarmVersion) -> list[dom.Task]:
+        """The version's tasks that run and pass the readiness check now (checked together)."""
+        port, path = version.replica.container_port, version.replica.health_path or "/"
+        assert port is not None, "a web service has a port"
+        tasks = dom.running(await self.manager.tasks(version.service.name), version.network)
+        checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in tasks))
+        return [t for t, ok in zip(tasks, checks, strict=True) if ok]
+
+    async def run(self, version: dom.SwarmVersion) -> list[str]:
+        """Roll ``version`` out; the upstreams it serves on."""
+        svc = version.service
+        port = version.replica.container_port
+        assert port is not None, "a web service has a port"
+        await self.manager.create_service(svc.body)
+        log.info("swarm service started", service=svc.name, replicas=version.replicas)
+        deadline = self.clock() + self.ready_timeout_s
+        while len(ready := await self.ready_tasks(version)) < version.replicas:
+            if self.clock() > deadline:
+                await self.manager.remove_service(svc.name)
+                raise SwarmRolloutFailed(
+                    f"{len(ready)} of {version.replicas} tasks of {svc.name} ready after {self.ready_timeout_s:g}s "
+                    "(the previous version keeps serving)"
+                )
+            await asyncio.sleep(self.interval_s)
+        upstreams = dom.upstreams(ready, port)
+        try:
+            await self.routes.apply(self.manager_server_id, version.route_id, version.hosts, upstreams)
+        except RouteNotLive as exc:
+            await self.manager.remove_service(svc.name)
+            raise SwarmRolloutFailed(f"route {version.route_id} not switched: {exc}") from None
+        log.info("swarm route switched", service=svc.name, upstreams=len(upstreams))
+        olds = dom.older(await self.manager.services(version.family), svc.name)
+        if olds:
+            await asyncio.sleep(self.drain_s)
+        for name in olds:
+            await self.manager.remove_service(name)
+            log.info("swarm service removed", service=name, replaced_by=svc.name)
+        return upstreams

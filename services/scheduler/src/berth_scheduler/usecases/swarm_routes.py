@@ -1,0 +1,58 @@
+"""The route switch of Swarm rollouts through proxy-sync: ``cmd.route.apply`` with the manager's
+``server_id``, answered by ``evt.route.applied`` / ``evt.route.failed`` on that server's Traefik.
+
+Each change takes the route's next generation and is recorded in ``route_ops`` (owner: the Swarm rollout,
+step: the generation) in the transaction that stages the command, exactly like a deployment's route steps;
+the scheduler's route answer consumers settle it, and this waits for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.catalogue import ApplyRoutes
+from berth_common.db.unit import Unit
+from berth_scheduler.adapters import store
+from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
+from berth_scheduler.usecases.swarm_rollout import RouteNotLive
+
+
+@dataclass
+class BusRoutes:
+    units: RolloutTransactions  # the rollouts' transactions (``RolloutContext.units``)
+    sessionmaker: async_sessionmaker[AsyncSession]
+    owner_id: str  # the deployment (or follower) the route changes belong to
+    application_id: str
+    timeout_s: float = 30.0
+    poll_s: float = 0.1
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
+        op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams))
+
+        async def stage(unit: Unit) -> int:
+            gen = await store.next_generation(unit.session, route_id, self.application_id)
+            await store.add_op(unit.session, self.owner_id, gen, op, gen)
+            command = ApplyRoutes(
+                route_id=route_id, hosts=list(hosts), upstreams=list(upstreams), generation=gen, server_id=server_id
+            )
+            await unit.emit(command, id=f"route-{route_id}-g{gen}")
+            return gen
+
+        gen = await self.units.run(stage)
+        deadline = self.clock() + self.timeout_s
+        while self.clock() < deadline:
+            async with self.sessionmaker() as s:
+                rows = [o for o in await store.ops_of(s, self.owner_id, gen) if o.generation == gen]
+            if rows and rows[0].status == "done":
+                return
+            if rows and rows[0].status == "failed":
+                raise RouteNotLive(rows[0].reason or "proxy-sync refused the change")
+            await asyncio.sleep(self.poll_s)
+        raise RouteNotLive(f"not confirmed live within {self.timeout_s:g}s (is proxy-sync running?)")

@@ -1,0 +1,514 @@
+"""Rollouts on a Swarm of three namespace servers, Berth's own sequence (``usecases/swarm_rollout.py``), routed
+by the real proxy-sync on the manager's own Traefik (``cmd.route.apply`` with the manager's ``server_id``): a
+version switch under load through that Traefik (on the overlay network, routing to task addresses) has zero
+errors; a worker dies, Swarm reschedules its tasks, the route follows the running tasks and the application
+keeps serving. The readiness check reaches each task on its own node over SSH."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from berth_common import sealing, ssh
+from berth_common.bus import Bus
+from berth_common.catalogue import (
+    ApplicationSpec,
+    EnvVar,
+    FormSwarm,
+    ImageSource,
+    RolloutOptions,
+    ServerChanged,
+    StartDeployment,
+    WebService,
+    sealed_key_aad,
+)
+from berth_common.db import make_engine
+from berth_common.db.provision import provision
+from berth_proxy_sync.domain import server_proxy as sp
+from berth_proxy_sync.settings import ProxySyncSettings
+from berth_scheduler.adapters.swarm import SwarmEngine
+from berth_scheduler.adapters.swarm_probe import NodeProbe
+from berth_scheduler.domain import names
+from berth_scheduler.domain import swarm as bodies
+from berth_scheduler.domain import swarm_rollout as dom
+from berth_scheduler.domain import swarms as sw
+from berth_scheduler.domain.containers import ContainerSpec, container_spec
+from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.rollout.units import RolloutTransactions
+from berth_scheduler.usecases.swarm_rollout import RouteNotLive, SwarmRollout, SwarmRolloutFailed
+from berth_scheduler.usecases.swarm_routes import BusRoutes
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Scheduler
+from tests.support.bus_helpers import Collector
+from tests.support.images import busybox_image
+from tests.support.testservers import TestServer, running_servers
+
+SECRET = "test-secret"
+TEAM = "team1"
+SCRIPT = 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www'
+HOST = "shop.swarm.test"
+APP = "shopswarm"
+TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
+NETWORK = "berth"
+
+
+def _replica(deployment: str, body: str, image: str = "berth/busybox:1", health: str = "/") -> ContainerSpec:
+    spec = {
+        "Image": image,
+        "Cmd": ["sh", "-c", SCRIPT],
+        "Env": [f"BODY={body}"],
+        "Labels": {"berth.app": "a1", "berth.service": "web", "berth.deployment": deployment, "berth.replica": "1"},
+        "StopTimeout": 5,
+    }
+    return ContainerSpec(f"shop-web-{deployment}-1", "web", "web", 1, spec, container_port=8080, health_path=health)
+
+
+def _version(deployment: str, body: str, replicas: int = 3, **kw: str) -> dom.SwarmVersion:
+    return dom.SwarmVersion(
+        "a1", _replica(deployment, body, busybox_image(), **kw), replicas, "shop-web", (HOST,), NETWORK
+    )
+
+
+def test_the_pure_parts_are_exact() -> None:
+    version = dom.SwarmVersion("a1", _replica("d2", "v2"), 2, "shop-web", (HOST,), NETWORK)
+    assert version.service.name == "shop-web-d2"
+    assert version.family == {"berth.app": "a1", "berth.service": "web"}
+
+    def task(tid: str, state: str, desired: str, addr: str, net: str = NETWORK) -> dict:
+        return {
+            "ID": tid,
+            "NodeID": "n1",
+            "DesiredState": desired,
+            "Status": {"State": state, "ContainerStatus": {"ContainerID": f"c-{tid}"}},
+            "NetworksAttachments": [{"Network": {"Spec": {"Name": net}}, "Addresses": [addr]}],
+        }
+
+    tasks = [
+        task("t2", "running", "running", "10.0.1.9/24"),
+        task("t1", "running", "running", "10.0.1.10/24"),
+        task("t3", "running", "shutdown", "10.0.1.11/24"),
+        task("t4", "running", "running", "10.0.0.4/24", net="ingress"),
+    ]
+    running = dom.running(tasks, NETWORK)
+    assert running == [dom.Task("t1", "n1", "10.0.1.10", "c-t1"), dom.Task("t2", "n1", "10.0.1.9", "c-t2")]
+    assert dom.upstreams(running, 8080) == ["http://10.0.1.10:8080", "http://10.0.1.9:8080"]
+    services = [{"Spec": {"Name": "shop-web-d2"}}, {"Spec": {"Name": "shop-web-d1"}}, {"Spec": {"Name": "shop-web-d0"}}]
+    assert dom.older(services, "shop-web-d2") == ["shop-web-d0", "shop-web-d1"]
+    assert dom.probe_request("/health?x=1") == (
+        b"GET /health?x=1 HTTP/1.0\r\nHost: berth-readiness\r\nUser-Agent: berth-readiness\r\n\r\n"
+    )
+    for bad in ("health", "/a b", "/x\r\nHost: evil"):
+        with pytest.raises(ValueError):
+            dom.probe_request(bad)
+    assert dom.probe_status(b"HTTP/1.1 204 No Content\r\n") == 204
+    assert dom.probe_status(b"SSH-2.0-OpenSSH\r\n") is None
+    gw = {"Containers": {"c-t1": {"IPv4Address": "172.18.0.4/16"}}}
+    assert sw.gateway_address(gw, "c-t1") == "172.18.0.4" and sw.gateway_address(gw, "c-t9") is None
+    # proxy-sync reaches the API of a Swarm manager's Traefik (on the overlay) at its docker_gwbridge address
+    assert sp.on_overlay({"Driver": "overlay"}) and not sp.on_overlay({"Driver": "bridge"}) and not sp.on_overlay(None)
+    assert sp.gateway_address(gw, "c-t1") == "172.18.0.4"
+    with pytest.raises(sp.ServerProxyError):
+        sp.gateway_address(gw, "c-t9")
+
+
+@dataclass
+class Cluster:
+    servers: list[TestServer]
+    pool: ssh.SshPool
+    manager: SwarmEngine
+    nodes: dict[str, tuple[str, ssh.SshTarget]]  # node id -> (server name, target)
+
+
+def _target(server: TestServer) -> ssh.SshTarget:
+    key = server.host_key.export_public_key("openssh").decode().strip()
+    return ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
+
+
+@pytest.fixture(scope="module")
+def three() -> Iterator[list[TestServer]]:
+    with running_servers(3) as servers:
+        for server in servers:
+            server.load_image(busybox_image())
+        yield servers
+
+
+@pytest.fixture(scope="module")
+async def cluster(three: list[TestServer], tmp_path_factory) -> AsyncIterator[Cluster]:
+    """The three servers as one Swarm with its overlay network ``berth`` (the manager's Traefik joins it)."""
+    manager_server, *workers = three
+    pool = ssh.SshPool(tmp_path_factory.mktemp("s"))
+    try:
+        engines = [SwarmEngine(await pool.docker_socket(s.name, _target(s))) for s in three]
+        mgr = engines[0]
+        await mgr.init(bodies.init_body(manager_server.address))
+        token = await mgr.join_token()
+        for server, engine in zip(workers, engines[1:], strict=True):
+            await engine.join(bodies.join_body(server.address, manager_server.address, token))
+        await mgr.create_network(bodies.overlay_body(NETWORK))
+        by_address = {s.address: s for s in three}
+        nodes = {n["ID"]: by_address[sw.node_address(n)] for n in await mgr.nodes()}
+        yield Cluster(three, pool, mgr, {node: (s.name, _target(s)) for node, s in nodes.items()})
+    finally:
+        await pool.close()
+
+
+def _changed(server: TestServer, server_id: str) -> ServerChanged:
+    return ServerChanged(
+        server_id=server_id,
+        team_id=TEAM,
+        name=f"swarm-{server_id[:20]}",
+        host=server.address,
+        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
+        host_key=server.host_key.export_public_key("openssh").decode().strip(),
+        state="ready",
+        revision=1,
+    )
+
+
+@dataclass
+class Platform:
+    """proxy-sync (routes on the manager's own Traefik, which it runs there) and the scheduler (settles the
+    route answers), in-process; the route switch of the Swarm rollouts goes through them."""
+
+    routes: BusRoutes
+    manager_id: str
+    dynamic: Path  # the manager's Traefik dynamic folder, as proxy-sync writes it
+    server_ids: list[str]  # the three servers, manager first, as the directory has them
+    api: Bus  # publishes as the api does
+
+
+@pytest.fixture
+async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, unique: str) -> AsyncIterator[Platform]:
+    urls = await provision(database, SECRET, ("proxy-sync", "scheduler"))
+    local = Traefik(tmp_root / f"local-traefik-{unique}")
+    local.root.mkdir()
+    local.start()
+    remote_root = tmp_root / f"servers-{unique}"
+    proxy = await ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=local.dynamic_dir,
+            traefik_api_url=local.api_url,
+            route_live_timeout_s=10.0,
+            server_traefik_root=str(remote_root),
+            server_connect_timeout_s=5.0,
+        )
+    ).start()
+    scheduler = await Scheduler(
+        SchedulerSettings(nats_url=nats_server.url, database_url=urls["scheduler"], secret_key=SECRET, http_port=0)
+    ).start()
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    bus = Bus("scheduler", nats_server.url)
+    await bus.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    manager_id = f"mgr{unique}"
+    server_ids = [manager_id, f"wa{unique}", f"wb{unique}"]
+    try:
+        await _migrated(sessions)
+        for server, server_id in zip(cluster.servers, server_ids, strict=True):
+            await api.publish(_changed(server, server_id))
+        routes = BusRoutes(RolloutTransactions(bus, sessions), sessions, "swarm-warmup", "a1", timeout_s=120)
+        deadline = time.monotonic() + 180
+        while True:  # proxy-sync learns the server from the event, then makes its Traefik there on first use
+            try:
+                await routes.apply(manager_id, "warmup", ["warmup.swarm.test"], ["http://127.0.0.1:9"])
+                break
+            except RouteNotLive as exc:
+                assert "not known" in str(exc) and time.monotonic() < deadline, exc
+                await asyncio.sleep(0.5)
+        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic", server_ids, api)
+    finally:
+        await engine.dispose()
+        await bus.close()
+        await api.close()
+        await scheduler.stop()
+        await proxy.stop()
+        local.stop()
+        cluster.servers[0].docker("rm", "-f", "berth-traefik")
+
+
+async def _migrated(sessions: async_sessionmaker, timeout: float = 60) -> None:
+    """Wait until the scheduler started in the background made its tables."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with sessions() as s:
+                await s.execute(sa.text("SELECT 1 FROM route_ops LIMIT 1"))
+            return
+        except sa.exc.ProgrammingError:
+            assert time.monotonic() < deadline, "the scheduler did not migrate its schema"
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class Load:
+    """Requests through the manager's Traefik, a few at a time, until stopped: what each answered."""
+
+    url: str
+    host: str = HOST
+    ok: int = 0
+    bodies: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    times_ok: list[float] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event, workers: int = 4) -> None:
+        async def worker() -> None:
+            async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
+                while not stop.is_set():
+                    try:
+                        r = await client.get(self.url, headers={"Host": self.host})
+                        if r.status_code == 200:
+                            self.ok += 1
+                            self.bodies[r.text] = self.bodies.get(r.text, 0) + 1
+                            self.times_ok.append(time.monotonic())
+                        else:
+                            self.errors.append(f"{r.status_code}")
+                    except httpx.HTTPError as exc:
+                        self.errors.append(type(exc).__name__)
+                    await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def _served(url: str, body: str, timeout: float = 20, host: str = HOST) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2, trust_env=False) as client:
+        while True:
+            try:
+                r = await client.get(url, headers={"Host": host})
+                if r.status_code == 200 and r.text == body:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{body!r} not served through the manager's Traefik"
+            await asyncio.sleep(0.1)
+
+
+async def _deployed(nats_url: str, api: Bus, cmd: StartDeployment, timeout: float = 180) -> dict:
+    """Send ``cmd.deployment.start`` as the api does; the deployment's last event."""
+    events = await Collector().start(nats_url, "evt.deployment.>")
+    try:
+        await api.publish(cmd)
+        deadline = time.monotonic() + timeout
+        while True:
+            for body, _ in events.items:
+                if body["data"].get("deployment_id") == cmd.deployment_id and body["type"] in TERMINAL:
+                    return body
+            assert time.monotonic() < deadline, [b["data"].get("step") for b, _ in events.items]
+            await asyncio.sleep(0.2)
+    finally:
+        await events.close()
+
+
+def _start(deployment_id: str, body: str, manager_id: str) -> StartDeployment:
+    spec = ApplicationSpec(
+        name="shop",
+        source=ImageSource(image=busybox_image()),
+        env=[EnvVar(name="BODY", value=body)],
+        services=[
+            WebService(
+                name="web", port=8080, replicas=3, command=["sh", "-c", SCRIPT], hosts=[HOST],
+                servers=[manager_id],
+            )
+        ],
+        stop_timeout_s=2,
+    )  # fmt: skip
+    return StartDeployment(
+        deployment_id=deployment_id,
+        application_id=APP,
+        team_id=TEAM,
+        spec=spec,
+        options=RolloutOptions(drain_grace_s=1),
+    )
+
+
+def _deployed_version(cmd: StartDeployment) -> dom.SwarmVersion:
+    """The Swarm version the scheduler runs for ``cmd`` (as ``rollout/swarm_step.py`` makes it)."""
+    svc = cmd.spec.services[0]
+    assert isinstance(svc, WebService)
+    replica = container_spec(APP, cmd.deployment_id, cmd.spec, svc, 1, busybox_image(), svc.port, TEAM)
+    return dom.SwarmVersion(APP, replica, svc.replicas, names.route_id(APP, "web"), (HOST,), NETWORK)
+
+
+def _upstreams_in(route_file: str) -> list[str]:
+    """The upstream URLs of a route file proxy-sync wrote (JSON or YAML: every ``url`` value)."""
+    return sorted(re.findall(r'"?url"?:\s*"?(http://[0-9.]+:[0-9]+)', route_file))
+
+
+async def _formed(platform: Platform, nats_url: str) -> dict:
+    """``cmd.swarm.form`` as the api sends it; the scheduler's answer."""
+    answers = await Collector().start(nats_url, "evt.swarm.>")
+    try:
+        command = FormSwarm(
+            swarm_id="swarm1", team_id=TEAM, attempt=1, manager_server_id=platform.server_ids[0],
+            worker_server_ids=platform.server_ids[1:],
+        )  # fmt: skip
+        await platform.api.publish(command)
+        deadline = time.monotonic() + 60
+        while not answers.items:
+            assert time.monotonic() < deadline, "no answer to cmd.swarm.form"
+            await asyncio.sleep(0.2)
+    finally:
+        await answers.close()
+    return answers.items[0][0]
+
+
+@pytest.mark.slow
+async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follow_a_dead_worker(
+    cluster: Cluster, platform: Platform, nats_server
+) -> None:
+    """The scheduler's path: the Swarm formed by ``cmd.swarm.form`` (its servers already in it: formed again,
+    the same Swarm); ``cmd.deployment.start`` of a web service placed on its manager, then a second version
+    under load through the manager's Traefik: zero errors. Then a worker dies."""
+    manager = cluster.servers[0]
+    answer = await _formed(platform, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+    assert answer["data"]["cluster_id"] == (await cluster.manager.info())["Swarm"]["Cluster"]["ID"]
+    assert {n["server_id"] for n in answer["data"]["nodes"]} == set(platform.server_ids)
+
+    url = f"http://{manager.address}/"
+    first = await _deployed(nats_server.url, platform.api, _start("dep-one", "deployed one", platform.manager_id))
+    assert first["type"] == "evt.deployment.succeeded", first
+    await _served(url, "deployed one")
+    family = {"berth.app": APP, "berth.service": "web"}
+    (one,) = [s["Spec"]["Name"] for s in await cluster.manager.services(family)]
+    assert one == _deployed_version(_start("dep-one", "", platform.manager_id)).service.name
+    assert len(dom.running(await cluster.manager.tasks(one), NETWORK)) == 3
+    route_file = (platform.dynamic / f"{names.route_id(APP, 'web')}.yml").read_text()
+    for task in dom.running(await cluster.manager.tasks(one), NETWORK):  # proxy-sync routes to the task addresses
+        assert f"http://{task.address}:8080" in route_file
+
+    # the next version under load: zero errors, the old service removed
+    stop = asyncio.Event()
+    load = Load(url)
+    running = asyncio.create_task(load.run(stop))
+    await asyncio.sleep(1)
+    cmd = _start("dep-two", "deployed two", platform.manager_id)
+    second = await _deployed(nats_server.url, platform.api, cmd)
+    await asyncio.sleep(1)
+    stop.set()
+    await running
+    assert second["type"] == "evt.deployment.succeeded", second
+    assert load.errors == [], load.errors[:10]
+    assert set(load.bodies) == {"deployed one", "deployed two"}, load.bodies
+    version = _deployed_version(cmd)
+    assert [s["Spec"]["Name"] for s in await cluster.manager.services(family)] == [version.service.name]
+
+    # the same version again (a scheduler restart halfway): the same service, the same route
+    routes = BusRoutes(platform.routes.units, platform.routes.sessionmaker, "swarm-again", APP, timeout_s=60)
+    probe = NodeProbe(cluster.pool, lambda: cluster.nodes, timeout_s=2)
+    rollout = SwarmRollout(cluster.manager, platform.manager_id, routes, probe, drain_s=1, interval_s=0.3)
+    serving = await rollout.run(version)
+    assert sorted(serving) == sorted(
+        dom.upstreams(dom.running(await cluster.manager.tasks(version.service.name), NETWORK), 8080)
+    )
+
+    # a version whose tasks never pass the check: not routed, removed; the deployed one keeps serving
+    with pytest.raises(SwarmRolloutFailed, match="tasks of shop-web-dbad ready"):
+        await SwarmRollout(cluster.manager, platform.manager_id, routes, probe, ready_timeout_s=5, interval_s=0.3).run(
+            _version("dbad", "bad", replicas=2, health="/missing")
+        )
+    assert await cluster.manager.service("shop-web-dbad") is None
+    await _served(url, "deployed two")
+
+    # a worker dies: Swarm reschedules its tasks, the scheduler's route follows the running tasks, it keeps serving
+    tasks = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
+    names_of = {node: name for node, (name, _) in cluster.nodes.items()}
+    victim_name = next(names_of[t.node_id] for t in tasks if names_of[t.node_id] != manager.name)
+    victim = next(s for s in cluster.servers if s.name == victim_name)
+    victim_node = next(node for node, name in names_of.items() if name == victim_name)
+    route_file = platform.dynamic / f"{version.route_id}.yml"
+    stop = asyncio.Event()
+    load = Load(url)
+    running = asyncio.create_task(load.run(stop))
+    await asyncio.sleep(1)
+    killed_at = time.monotonic()
+    victim.crash()
+    deadline = time.monotonic() + 150
+    while True:
+        moved = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
+        if len(moved) == 3 and victim_node not in {t.node_id for t in moved}:
+            routed = _upstreams_in(route_file.read_text())
+            if routed == sorted(dom.upstreams(moved, 8080)):
+                break
+        assert time.monotonic() < deadline, f"tasks not rescheduled and routed: {moved}"
+        await asyncio.sleep(1)
+    await asyncio.sleep(2)
+    stop.set()
+    await running
+    assert load.bodies == {"deployed two": load.ok}
+    # still serving all along: an answer in every 3-second window after the crash
+    assert load.times_ok
+    window, t = 3.0, killed_at
+    while t + window < load.times_ok[-1]:
+        assert any(t <= x < t + window for x in load.times_ok), f"nothing served {t - killed_at:.0f}s after the crash"
+        t += window
+    await _served(url, "deployed two")
+
+
+def test_forming_decisions_are_read_from_the_engines() -> None:
+    inactive = sw.standing({"Swarm": {"LocalNodeState": "inactive"}})
+    manager = sw.standing(
+        {
+            "Swarm": {
+                "LocalNodeState": "active",
+                "NodeID": "m1",
+                "NodeAddr": "10.0.0.2",
+                "ControlAvailable": True,
+                "Cluster": {"ID": "c1"},
+            }
+        }
+    )
+    worker = sw.standing({"Swarm": {"LocalNodeState": "active", "NodeID": "w1", "ControlAvailable": False}})
+    assert manager == sw.Standing("active", "m1", "c1", True, "10.0.0.2")
+    assert sw.manager_step("m", inactive, adopt=False) == "init"
+    assert sw.manager_step("m", manager, adopt=False) == "use" and sw.manager_step("m", manager, adopt=True) == "use"
+    with pytest.raises(sw.SwarmProblem, match="nothing to adopt"):
+        sw.manager_step("m", inactive, adopt=True)
+    with pytest.raises(sw.SwarmProblem, match="is a Swarm worker"):
+        sw.manager_step("w", worker, adopt=True)
+    assert sw.worker_step("w", inactive, {"m1"}) == "join"
+    assert sw.worker_step("w", worker, {"m1", "w1"}) == "keep"
+    with pytest.raises(sw.SwarmProblem, match="another Swarm"):
+        sw.worker_step("w", worker, {"m1"})
+    assert sw.advertise_address("10.0.0.3") == "10.0.0.3"
+    with pytest.raises(sw.SwarmProblem):
+        sw.advertise_address("host.example")
+    nodes = [
+        {
+            "ID": "w1",
+            "Spec": {"Role": "worker", "Availability": "active"},
+            "Description": {"Hostname": "b"},
+            "Status": {"State": "down", "Addr": "10.0.0.3"},
+        },
+        {
+            "ID": "m1",
+            "Spec": {"Role": "manager", "Availability": "active"},
+            "Description": {"Hostname": "z"},
+            "Status": {"State": "ready", "Addr": "0.0.0.0"},
+            "ManagerStatus": {"Addr": "10.0.0.2:2377"},
+        },
+    ]
+    assert sw.nodes_view(nodes, {"10.0.0.2": "s-m"}) == [
+        {"node_id": "m1", "server_id": "s-m", "hostname": "z", "address": "10.0.0.2", "role": "manager",
+         "state": "ready", "availability": "active"},
+        {"node_id": "w1", "server_id": None, "hostname": "b", "address": "10.0.0.3", "role": "worker",
+         "state": "down", "availability": "active"},
+    ]  # fmt: skip
+    assert sw.network_problem(None, "berth") is None
+    assert sw.network_problem({"Driver": "overlay", "Attachable": True}, "berth") is None
+    assert "not an attachable overlay" in (sw.network_problem({"Driver": "bridge"}, "berth") or "")
+    assert sw.scrub("join failed: SWMTKN-1-abc-def refused", "SWMTKN-1-abc-def") == "join failed: ********** refused"
