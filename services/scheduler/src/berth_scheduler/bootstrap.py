@@ -17,9 +17,9 @@ from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
-from berth_scheduler.usecases.scaling import Scaling
 from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
 from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
+from berth_scheduler.usecases.scaling import Scaling
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
 
