@@ -9,6 +9,7 @@ from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
 from berth_proxy_sync.entrypoints import bus
 from berth_proxy_sync.settings import ProxySyncSettings
+from berth_proxy_sync.usecases.route_batch import Site
 from berth_proxy_sync.usecases.routes import Routes, reconcile
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -22,7 +23,9 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(traefik.close)
     # The files are derived from the database: rewrite them all before taking any command.
     await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert)
-    routes = Routes(files, traefik, settings.route_live_timeout_s)
+    local = Site(files, traefik)
+    routes = Routes(lambda server_id: local, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s)
+    ctx.cleanups.append(routes.close)
     await bus.register(ctx, routes, settings.route_concurrency)
 
 

@@ -10,7 +10,7 @@ the message id, and a redelivered message finds its id and has no second effect
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,37 @@ async def first_time(session: AsyncSession, delivery: Delivery) -> bool:
         .returning(processed_messages.c.message_id)
     )
     return first.first() is not None
+
+
+async def first_times(session: AsyncSession, deliveries: Sequence[Delivery]) -> set[tuple[str, str]]:
+    """``first_time`` for several deliveries in one statement (a consumer handling messages in batches): the
+    ``(consumer, message id)`` pairs recorded now; the others were recorded before (redeliveries)."""
+    if not deliveries:
+        return set()
+    rows = {(d.consumer, d.envelope.id): None for d in deliveries}
+    first = await session.execute(
+        insert(processed_messages)
+        .values([{"consumer": c, "message_id": m} for c, m in rows])
+        .on_conflict_do_nothing()
+        .returning(processed_messages.c.consumer, processed_messages.c.message_id)
+    )
+    return {(str(r.consumer), str(r.message_id)) for r in first}
+
+
+async def publish_units(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], units: Sequence[Unit]) -> None:
+    """After one commit of several units (one transaction shared by a batch): publish what they staged, in
+    order, then mark it all published in one statement (the relay covers what a failure leaves)."""
+    sent: list[str] = []
+    try:
+        for unit in units:
+            for subject, env, headers in unit.staged:
+                await bus.publish_envelope(subject, env, headers)
+                sent.append(env.id)
+    except Exception as exc:  # the relay will publish the rest
+        log.warning("outbox publish deferred", error=str(exc), published=len(sent))
+    if sent:
+        async with sessionmaker() as s, s.begin():
+            await s.execute(sa.update(outbox).where(outbox.c.id.in_(sent)).values(published_at=sa.func.now()))
 
 
 class Transactions:

@@ -37,25 +37,30 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
     )
 
 
-# One statement takes every lock of a command, in array order (a function scan evaluates its rows in
-# order): the route's first, then its hosts sorted, so handlers never wait for each other in a cycle.
-_LOCK_ALL = sa.text(
-    "SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i)"
+# One statement tries every lock of a batch, in array order, without waiting: a command whose route or
+# host is locked by another transaction waits for a later batch instead of holding up the others.
+_TRY_LOCKS = sa.text(
+    "SELECT pg_try_advisory_xact_lock(hashtext(k)) AS got "
+    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i) ORDER BY i"
 )
 
 
-async def lock(session: AsyncSession, route_id: str, hosts: tuple[str, ...] = ()) -> None:
-    """Serialise commands for one route (also for a route that has no row yet) until the transaction ends,
-    and claims of each of ``hosts`` by different routes (their handlers run concurrently): without the host
-    locks two routes could both find a host free and both write their file, the second failing only at
-    commit with its file already live."""
-    keys = [f"berth-route:{route_id}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
-    await session.execute(_LOCK_ALL, {"keys": keys})
+async def try_locks(session: AsyncSession, keys: list[str]) -> list[bool]:
+    """Take each of ``keys`` as a transaction-scoped advisory lock if free; whether each was taken.
+
+    The locks serialise commands for one route (also a route that has no row yet) and claims of one host
+    with any other transaction working on them (another proxy-sync, or a batch of another site)."""
+    if not keys:
+        return []
+    rows = await session.execute(_TRY_LOCKS, {"keys": keys})
+    return [bool(r.got) for r in rows]
 
 
-async def load(session: AsyncSession, route_id: str) -> StoredRoute | None:
-    row = (await session.execute(sa.select(routes).where(routes.c.route_id == route_id))).first()
-    return None if row is None else StoredRoute(_to_route(row), bool(row.removed))
+async def load_many(session: AsyncSession, route_ids: list[str]) -> dict[str, StoredRoute]:
+    if not route_ids:
+        return {}
+    rows = await session.execute(sa.select(routes).where(routes.c.route_id.in_(route_ids)))
+    return {str(r.route_id): StoredRoute(_to_route(r), bool(r.removed)) for r in rows}
 
 
 async def active_routes(session: AsyncSession) -> list[Route]:
@@ -63,47 +68,65 @@ async def active_routes(session: AsyncSession) -> list[Route]:
     return [_to_route(r) for r in rows]
 
 
-async def host_owners(session: AsyncSession, hosts: tuple[str, ...], route_id: str) -> dict[str, str]:
-    """Hosts among ``hosts`` that another route serves now: ``{host: route_id}``."""
+async def host_owners(session: AsyncSession, hosts: list[str]) -> dict[str, str]:
+    """The route serving each of ``hosts`` now (hosts nobody serves are absent): ``{host: route_id}``."""
+    if not hosts:
+        return {}
     rows = await session.execute(
-        sa.select(route_hosts.c.host, route_hosts.c.route_id)
-        .where(route_hosts.c.host.in_(hosts))
-        .where(route_hosts.c.route_id != route_id)
+        sa.select(route_hosts.c.host, route_hosts.c.route_id).where(route_hosts.c.host.in_(hosts))
     )
     return {str(r.host): str(r.route_id) for r in rows}
 
 
-async def save(session: AsyncSession, route: Route, live_ms: float) -> None:
-    values = {
-        "hosts": list(route.hosts),
-        "upstreams": list(route.upstreams),
-        "entry_point": route.entry_point,
-        "generation": route.generation,
-        "removed": False,
-        "live_ms": live_ms,
-        "updated_at": sa.func.now(),
-    }
+async def save_many(session: AsyncSession, applied: list[tuple[Route, float]]) -> None:
+    """Record routes confirmed live (``(route, live_ms)``) and their hosts, in a few statements."""
+    if not applied:
+        return
+    rows = [
+        {
+            "route_id": route.route_id,
+            "hosts": list(route.hosts),
+            "upstreams": list(route.upstreams),
+            "entry_point": route.entry_point,
+            "generation": route.generation,
+            "removed": False,
+            "live_ms": live_ms,
+        }
+        for route, live_ms in applied
+    ]
+    stmt = insert(routes).values(rows)
+    updated = {c: stmt.excluded[c] for c in ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms")}
     await session.execute(
-        insert(routes)
-        .values(route_id=route.route_id, **values)
-        .on_conflict_do_update(index_elements=[routes.c.route_id], set_=values)
+        stmt.on_conflict_do_update(index_elements=[routes.c.route_id], set_={**updated, "updated_at": sa.func.now()})
     )
-    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id == route.route_id))
-    await session.execute(insert(route_hosts), [{"host": h, "route_id": route.route_id} for h in route.hosts])
-
-
-async def mark_removed(session: AsyncSession, route_id: str, generation: int, previous: Route | None) -> None:
-    """Keep a tombstone with the removal's generation; free the hosts."""
-    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id == route_id))
-    values = {"removed": True, "generation": generation, "updated_at": sa.func.now()}
+    ids = [route.route_id for route, _ in applied]
+    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id.in_(ids)))
     await session.execute(
-        insert(routes)
-        .values(
-            route_id=route_id,
-            hosts=list(previous.hosts) if previous else [],
-            upstreams=list(previous.upstreams) if previous else [],
-            entry_point=previous.entry_point if previous else "web",
-            **values,
+        insert(route_hosts), [{"host": h, "route_id": route.route_id} for route, _ in applied for h in route.hosts]
+    )
+
+
+async def mark_removed_many(session: AsyncSession, removed: list[tuple[str, int, Route | None]]) -> None:
+    """Keep a tombstone with each removal's generation (``(route_id, generation, previous)``); free the hosts."""
+    if not removed:
+        return
+    ids = [route_id for route_id, _, _ in removed]
+    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id.in_(ids)))
+    rows = [
+        {
+            "route_id": route_id,
+            "hosts": list(previous.hosts) if previous else [],
+            "upstreams": list(previous.upstreams) if previous else [],
+            "entry_point": previous.entry_point if previous else "web",
+            "removed": True,
+            "generation": generation,
+        }
+        for route_id, generation, previous in removed
+    ]
+    stmt = insert(routes).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[routes.c.route_id],
+            set_={"removed": True, "generation": stmt.excluded.generation, "updated_at": sa.func.now()},
         )
-        .on_conflict_do_update(index_elements=[routes.c.route_id], set_=values)
     )

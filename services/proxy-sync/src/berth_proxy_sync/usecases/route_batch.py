@@ -1,0 +1,284 @@
+"""One batch of route changes on one site: checked, written, confirmed, recorded and answered together.
+
+A batch is one transaction (``RouteBatch.run``):
+
+1. Every command's advisory locks (its route's, then each host it claims) are tried without waiting; a
+   command whose route or host another transaction holds goes back to wait for a later batch.
+2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
+   giving the host up); a claim of a host another route keeps is refused.
+3. The message ids are recorded (``berth_common.db.unit.first_times``, what ``consume_once`` does for one
+   message): a redelivered message has no second effect. Invalid input, a stale generation and a claimed
+   host are answered ``evt.route.failed`` with nothing written.
+4. Every change is written (renamed into place without waiting for the disk), then one wait on Traefik's
+   API covers them all (its poller checks every waiting route in the same look) while the files and the
+   directory are flushed to disk.
+5. A change Traefik did not confirm (or whose write failed) gets its previous file back and
+   ``evt.route.failed``; the others are recorded and answered ``evt.route.applied`` / ``evt.route.removed``.
+
+Each command has its own ``Unit`` on the batch's session, so what it emits carries ids derived from its own
+message. When the transaction fails (the database), every file of the batch is put back as the database
+has it and every command of the batch fails with the error (its message is delivered again). A crash
+between the write and the commit leaves files the database does not have: the next start rewrites every
+file from the database (``reconcile``) and the unacknowledged messages are delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from berth_common.bus import Bus
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteRemoved, RoutesApplied
+from berth_common.db import Unit
+from berth_common.db.unit import first_times
+from berth_common.logging import get_logger
+from berth_proxy_sync.adapters import repo
+from berth_proxy_sync.adapters.files import DynamicDir
+from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+from berth_proxy_sync.domain.batches import claim_conflicts, lock_keys, stale_reason, waits_for_batch
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+
+log = get_logger(__name__)
+Operation = Literal["apply", "remove"]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where one server's routes live: the dynamic directory its Traefik reads and that Traefik's API."""
+
+    files: DynamicDir
+    traefik: TraefikApi
+
+
+@dataclass(eq=False)
+class Command:
+    """A route command waiting for its batch; ``done`` is resolved once it is answered (or raises when
+    the batch's transaction failed)."""
+
+    msg: ApplyRoutes | RemoveRoute
+    delivery: Delivery
+    seq: int
+    route: Route | None = None
+    error: str | None = None
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @classmethod
+    def of(cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int) -> Command:
+        """The command with its input checked (a bad one is kept, to be answered as failed)."""
+        cmd = cls(msg, delivery, seq)
+        try:
+            if isinstance(msg, ApplyRoutes):
+                cmd.route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
+            else:
+                check_route_id(msg.route_id)
+        except RouteError as exc:
+            cmd.error = str(exc)
+        return cmd
+
+    @property
+    def operation(self) -> Operation:
+        return "apply" if isinstance(self.msg, ApplyRoutes) else "remove"
+
+    @property
+    def route_id(self) -> str:
+        return self.route.route_id if self.route else self.msg.route_id
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return self.route.hosts if self.route else ()
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+    @property
+    def generation(self) -> int:
+        return self.msg.generation
+
+
+@dataclass(eq=False)
+class _Change:
+    cmd: Command
+    unit: Unit
+    previous: Route | None
+    written: bool = False
+    seconds: float = 0.0
+    problem: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a batch did: the commands that wait for a later batch, and the units to publish (in order)
+    once the transaction committed."""
+
+    deferred: list[Command] = field(default_factory=list)
+    answered: list[Command] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    written: int = 0  # route files written or deleted
+
+
+@dataclass
+class RouteBatch:
+    site: Site
+    bus: Bus
+    sessionmaker: async_sessionmaker[AsyncSession]
+    live_timeout_s: float
+
+    async def run(self, batch: list[Command]) -> Outcome:
+        """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
+        files were put back as the database has them."""
+        out = Outcome()
+        changes: list[_Change] = []
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                await self._run(session, batch, out, changes)
+        except BaseException:
+            for ch in changes:
+                if ch.written:
+                    self._restore(ch.cmd.route_id, ch.previous)
+            raise
+        return out
+
+    async def _run(self, session: AsyncSession, batch: list[Command], out: Outcome, changes: list[_Change]) -> None:
+        valid = [c for c in batch if c.valid]
+        keys = [lock_keys(c.route_id, c.hosts) for c in valid]
+        got = iter(await repo.try_locks(session, [k for ks in keys for k in ks]))
+        locked = {id(c) for c, ks in zip(valid, keys, strict=True) if all([next(got) for _ in ks])}
+        out.deferred = [c for c in valid if id(c) not in locked]
+        live = [c for c in batch if not c.valid or id(c) in locked]
+        stored = await repo.load_many(session, sorted({c.route_id for c in live if c.valid}))
+        owners = await repo.host_owners(session, sorted({h for c in live for h in c.hosts}))
+        changing = {c.route_id for c in live if c.valid}
+        conflicts = {id(c): claim_conflicts(c.route_id, c.hosts, owners) for c in live}
+        waiting = [c for c in live if waits_for_batch(conflicts[id(c)], changing - {c.route_id})]
+        out.deferred += waiting
+        live = [c for c in live if c not in waiting]
+
+        first = await first_times(session, [c.delivery for c in live])
+        for cmd in live:
+            out.answered.append(cmd)
+            if (cmd.delivery.consumer, cmd.delivery.envelope.id) not in first:
+                log.info("duplicate message skipped", consumer=cmd.delivery.consumer, id=cmd.delivery.envelope.id)
+                continue
+            unit = Unit(session=session, bus=self.bus, delivery=cmd.delivery)
+            out.units.append(unit)
+            current = stored.get(cmd.route_id)
+            reason = cmd.error or stale_reason(cmd.generation, current.generation if current else None)
+            if reason is None and conflicts[id(cmd)]:
+                taken = ", ".join(f"{h} (route {r})" for h, r in sorted(conflicts[id(cmd)].items()))
+                reason = f"hosts already routed: {taken}"
+            if reason is not None:
+                await self._fail(unit, cmd, reason)
+            else:
+                changes.append(_Change(cmd, unit, current.active if current else None))
+
+        await self._write_and_confirm(changes)
+        await repo.save_many(
+            session, [(ch.cmd.route, ch.seconds * 1000) for ch in changes if not ch.problem and ch.cmd.route]
+        )
+        await repo.mark_removed_many(
+            session,
+            [
+                (ch.cmd.route_id, ch.cmd.generation, ch.previous)
+                for ch in changes
+                if not ch.problem and not ch.cmd.route
+            ],
+        )
+        for ch in changes:
+            if ch.problem is not None:
+                self._restore(ch.cmd.route_id, ch.previous)
+                await self._fail(ch.unit, ch.cmd, ch.problem)
+            else:
+                await self._answer(ch)
+        out.written = sum(1 for ch in changes if ch.written)
+        if out.written:
+            log.info("route batch", changes=out.written, failed=sum(1 for ch in changes if ch.problem))
+
+    async def _write_and_confirm(self, changes: list[_Change]) -> None:
+        """Write every change, then wait for Traefik to show all of them (one poller for the batch) while
+        the files are flushed; each change gets its seconds to live or its problem."""
+        files, traefik = self.site.files, self.site.traefik
+        waits: list[asyncio.Task[float]] = []
+        waiting: list[_Change] = []
+        for ch in changes:
+            route = ch.cmd.route
+            try:
+                if route is not None:
+                    files.write(route.file_name, render(route), durable=False)
+                else:
+                    files.delete(file_name(ch.cmd.route_id), durable=False)
+            except OSError as exc:
+                ch.written, ch.problem = True, str(exc)  # restored with the others that fail
+                continue
+            ch.written = True
+            what = traefik.wait_live(route, self.live_timeout_s) if route else None
+            waits.append(asyncio.ensure_future(what or traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
+            waiting.append(ch)
+        if not waiting:
+            return
+        names = [ch.cmd.route.file_name for ch in waiting if ch.cmd.route]
+        flushed = asyncio.create_task(asyncio.to_thread(files.sync, *names))
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        await asyncio.wait({flushed})
+        flush_error = flushed.exception()
+        for ch, result in zip(waiting, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, NotLiveError | OSError):
+                    raise result
+                ch.problem = str(result)
+            elif flush_error is not None:  # a flush error fails the change like a write error
+                ch.problem = f"{type(flush_error).__name__}: {flush_error}"
+            else:
+                ch.seconds = result
+
+    def _restore(self, route_id: str, previous: Route | None) -> None:
+        """Put the file back as the database has it (the last confirmed state)."""
+        try:
+            if previous is None:
+                self.site.files.delete(file_name(route_id))
+            else:
+                self.site.files.write(previous.file_name, render(previous))
+        except OSError as exc:  # the next start re-derives every file from the database
+            log.error("could not restore route file", route_id=route_id, error=str(exc))
+
+    async def _fail(self, unit: Unit, cmd: Command, reason: str) -> None:
+        log.warning(
+            "route change failed", route_id=cmd.route_id, generation=cmd.generation, op=cmd.operation, reason=reason
+        )
+        await unit.emit(
+            RouteFailed(
+                route_id=cmd.msg.route_id,
+                generation=cmd.generation,
+                server_id=cmd.msg.server_id,
+                operation=cmd.operation,
+                reason=reason[:4000],
+            )
+        )
+
+    async def _answer(self, ch: _Change) -> None:
+        cmd, live_ms = ch.cmd, round(ch.seconds * 1000, 1)
+        if cmd.route is None:
+            log.info("route removed", route_id=cmd.route_id, generation=cmd.generation, live_ms=live_ms)
+            await ch.unit.emit(
+                RouteRemoved(
+                    route_id=cmd.route_id, generation=cmd.generation, server_id=cmd.msg.server_id, live_ms=live_ms
+                )
+            )
+            return
+        route = cmd.route
+        log.info("route live", route_id=route.route_id, generation=route.generation, live_ms=live_ms)
+        await ch.unit.emit(
+            RoutesApplied(
+                route_id=route.route_id,
+                generation=route.generation,
+                server_id=cmd.msg.server_id,
+                hosts=list(route.hosts),
+                upstreams=list(route.upstreams),
+                live=True,
+                live_ms=live_ms,
+            )
+        )
