@@ -26,7 +26,7 @@ class ProxySyncSettings(BaseServiceSettings):
     traefik_default_cert: bool = True
     # Route commands in flight per command type (BERTH_ROUTE_CONCURRENCY): those of one site that arrive
     # while a batch is applied go together in the next one (one transaction, one Traefik reload).
-    route_concurrency: int = Field(default=64, ge=1, le=256)
+    route_concurrency: int = Field(default=256, ge=1, le=1024)
     # A batch holds one transaction while Traefik confirms it, the answers are marked published in another,
     # and the outbox relay has its own. Connections above db_pool_size are closed when returned.
     db_max_overflow: int = Field(default=40, ge=0, le=1000)

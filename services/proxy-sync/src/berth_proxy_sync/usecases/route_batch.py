@@ -39,7 +39,7 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
-from berth_proxy_sync.domain.batches import claim_conflicts, lock_keys, stale_reason, waits_for_batch
+from berth_proxy_sync.domain.batches import Batch, claim_conflicts, lock_keys, stale_reason, waits_for_batch
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
 
 log = get_logger(__name__)
@@ -119,6 +119,7 @@ class Outcome:
     answered: list[Command] = field(default_factory=list)
     units: list[Unit] = field(default_factory=list)
     written: int = 0  # route files written or deleted
+    stale: int = 0  # older commands answered stale once their route's newer change was live
 
 
 @dataclass
@@ -128,7 +129,7 @@ class RouteBatch:
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float
 
-    async def run(self, batch: list[Command]) -> Outcome:
+    async def run(self, batch: Batch[Command]) -> Outcome:
         """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
         files were put back as the database has them."""
         out = Outcome()
@@ -143,13 +144,13 @@ class RouteBatch:
             raise
         return out
 
-    async def _run(self, session: AsyncSession, batch: list[Command], out: Outcome, changes: list[_Change]) -> None:
-        valid = [c for c in batch if c.valid]
+    async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
+        valid = [c for c in batch.changes if c.valid]
         keys = [lock_keys(c.route_id, c.hosts) for c in valid]
         got = iter(await repo.try_locks(session, [k for ks in keys for k in ks]))
         locked = {id(c) for c, ks in zip(valid, keys, strict=True) if all([next(got) for _ in ks])}
         out.deferred = [c for c in valid if id(c) not in locked]
-        live = [c for c in batch if not c.valid or id(c) in locked]
+        live = [c for c in batch.changes if not c.valid or id(c) in locked]
         stored = await repo.load_many(session, sorted({c.route_id for c in live if c.valid}))
         owners = await repo.host_owners(session, sorted({h for c in live for h in c.hosts}))
         changing = {c.route_id for c in live if c.valid}
@@ -194,9 +195,29 @@ class RouteBatch:
                 await self._fail(ch.unit, ch.cmd, ch.problem)
             else:
                 await self._answer(ch)
+        await self._answer_riders(session, batch, changes, out)
         out.written = sum(1 for ch in changes if ch.written)
         if out.written:
-            log.info("route batch", changes=out.written, failed=sum(1 for ch in changes if ch.problem))
+            failed = sum(1 for ch in changes if ch.problem)
+            log.info("route batch", changes=out.written, failed=failed, stale=out.stale, deferred=len(out.deferred))
+
+    async def _answer_riders(
+        self, session: AsyncSession, batch: Batch[Command], changes: list[_Change], out: Outcome
+    ) -> None:
+        """The older commands of a route whose change is now live are stale: recorded and answered so. Those
+        of a route whose change did not happen wait for the next batch (as if they arrived after it)."""
+        live = {ch.cmd.route_id: ch.cmd.generation for ch in changes if ch.problem is None}
+        riding = [r for rid, rs in batch.riders.items() if rid in live for r in rs]
+        out.deferred += [r for rid, rs in batch.riders.items() if rid not in live for r in rs]
+        first = await first_times(session, [r.delivery for r in riding])
+        for cmd in riding:
+            out.answered.append(cmd)
+            if (cmd.delivery.consumer, cmd.delivery.envelope.id) not in first:
+                continue
+            unit = Unit(session=session, bus=self.bus, delivery=cmd.delivery)
+            out.units.append(unit)
+            await self._fail(unit, cmd, stale_reason(cmd.generation, live[cmd.route_id]) or "stale", quiet=True)
+        out.stale = len(riding)
 
     async def _write_and_confirm(self, changes: list[_Change]) -> None:
         """Write every change, then wait for Traefik to show all of them (one poller for the batch) while
@@ -211,8 +232,8 @@ class RouteBatch:
                     files.write(route.file_name, render(route), durable=False)
                 else:
                     files.delete(file_name(ch.cmd.route_id), durable=False)
-            except OSError as exc:
-                ch.written, ch.problem = True, str(exc)  # restored with the others that fail
+            except OSError as exc:  # nothing was renamed into place: the previous file is still there
+                ch.problem = str(exc)
                 continue
             ch.written = True
             what = traefik.wait_live(route, self.live_timeout_s) if route else None
@@ -245,10 +266,11 @@ class RouteBatch:
         except OSError as exc:  # the next start re-derives every file from the database
             log.error("could not restore route file", route_id=route_id, error=str(exc))
 
-    async def _fail(self, unit: Unit, cmd: Command, reason: str) -> None:
-        log.warning(
-            "route change failed", route_id=cmd.route_id, generation=cmd.generation, op=cmd.operation, reason=reason
-        )
+    async def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
+        if not quiet:  # riders of a live change are counted in the batch's log line instead
+            log.warning(
+                "route change failed", route_id=cmd.route_id, generation=cmd.generation, op=cmd.operation, reason=reason
+            )
         await unit.emit(
             RouteFailed(
                 route_id=cmd.msg.route_id,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from berth_common.tasks import cancel_and_wait
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
-from berth_proxy_sync.domain.batches import next_batch
+from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
 from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch, Site
 
@@ -98,7 +99,10 @@ class Routes:
         queue.waiting.append(cmd)
         queue.wake.set()
         if queue.task is None or queue.task.done():
-            queue.task = asyncio.create_task(self._batcher(msg.server_id, queue), name=f"routes:{msg.server_id}")
+            # a context of its own: not the log and trace context of the message that happened to start it
+            queue.task = asyncio.create_task(
+                self._batcher(msg.server_id, queue), name=f"routes:{msg.server_id}", context=contextvars.Context()
+            )
         try:
             await asyncio.shield(cmd.done)
         except asyncio.CancelledError:
@@ -110,33 +114,37 @@ class Routes:
             await queue.wake.wait()
             queue.wake.clear()
             while queue.waiting:
-                pending = [c for c in queue.waiting if not c.done.done()]
-                batch, queue.waiting = next_batch(pending, self.max_batch)
+                batch = next_batch([c for c in queue.waiting if not c.done.done()], self.max_batch)
+                queue.waiting = batch.left
+                size = len(batch.changes) + sum(len(rs) for rs in batch.riders.values())
                 deferred = await self._run(server_id, batch)
                 if deferred:
                     queue.waiting = sorted([*deferred, *queue.waiting], key=lambda c: c.seq)
-                if deferred and len(deferred) == len(batch):  # all locked elsewhere: wait for news or a while
+                if deferred and len(deferred) == size:  # all locked elsewhere: wait for news or a while
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(queue.wake.wait(), self.retry_s)
                     queue.wake.clear()
 
-    async def _run(self, server_id: str, batch: list[Command]) -> list[Command]:
+    async def _run(self, server_id: str, batch: Batch[Command]) -> list[Command]:
         """One batch; the commands that wait for a later one."""
-        if not batch:
+        if not batch.changes:
             return []
         try:
             run = RouteBatch(self.site_of(server_id), self.bus, self.sessionmaker, self.live_timeout_s)
             out = await run.run(batch)
         except Exception as exc:
-            log.error("route batch failed", server_id=server_id, size=len(batch), error=f"{type(exc).__name__}: {exc}")
-            for cmd in batch:
+            size = len(batch.changes)
+            log.error("route batch failed", server_id=server_id, size=size, error=f"{type(exc).__name__}: {exc}")
+            for cmd in [*batch.changes, *(r for rs in batch.riders.values() for r in rs)]:
                 if not cmd.done.done():
                     cmd.done.set_exception(exc)
             return []
         if out.written:
             self.batches += 1
         previous = self._published
-        self._published = asyncio.create_task(self._publish(previous, out), name=f"routes-publish:{server_id}")
+        self._published = asyncio.create_task(
+            self._publish(previous, out), name=f"routes-publish:{server_id}", context=contextvars.Context()
+        )
         return out.deferred
 
     async def _publish(self, previous: asyncio.Task[None] | None, out: Outcome) -> None:
