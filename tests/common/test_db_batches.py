@@ -1,5 +1,6 @@
-"""Several messages in one transaction (``first_times``, ``publish_units``): each id recorded once, a
-redelivery found among new ones, and what every unit staged published after the commit and marked."""
+"""Several messages in one transaction (``first_times``, ``Unit.stage``, ``write_outbox``,
+``publish_units``): each id recorded once, a redelivery found among new ones, the outbox rows of several
+units written together, and what every unit staged published after the commit and marked."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from berth_common.bus import Delivery
 from berth_common.catalogue import PingService, ServicePinged
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_common.db.tables import outbox
-from berth_common.db.unit import first_times, publish_units
+from berth_common.db.unit import first_times, publish_units, write_outbox
 from tests.support.bus_helpers import Collector, connected_bus, prepare_schema, wait_until
 
 SCHEMA = "svc_batches"
@@ -38,14 +39,19 @@ async def test_a_batch_records_each_id_once_and_publishes_what_its_units_staged(
             # a is a redelivery for "tester"; b twice in one batch counts once; "other" never saw a
             assert await first_times(s, ds) == {("tester", "msg-b"), ("other", "msg-a")}
             assert await first_times(s, []) == set()
-            for d in ds[1:3]:
-                unit = Unit(session=s, bus=bus, delivery=d)
-                await unit.emit(ServicePinged(nonce=d.envelope.data["nonce"], service="tester"))
-                units.append(unit)
+            emitted = Unit(session=s, bus=bus, delivery=ds[1])
+            await emitted.emit(ServicePinged(nonce="b", service="tester"))  # its row written at once
+            staged = Unit(session=s, bus=bus, delivery=ds[3])
+            staged.stage(ServicePinged(nonce="a1", service="tester"))  # rows written together below
+            staged.stage(ServicePinged(nonce="a2", service="tester"))
+            await write_outbox(s, [emitted, staged])  # the row already written is kept
+            units += [emitted, staged]
         await publish_units(bus, sessionmaker, units)
-        await wait_until(lambda: len(seen.items) == 2)
+        await wait_until(lambda: len(seen.items) == 3)
         ids = [env["id"] for env, _ in seen.items]
-        assert ids == [u.staged[0][1].id for u in units] and len(set(ids)) == 2  # in order, ids per message
+        assert sorted(ids) == sorted(m[1].id for u in units for m in u.staged) and len(set(ids)) == 3
+        nonces = [env["data"]["nonce"] for env, _ in seen.items]
+        assert nonces.index("a1") < nonces.index("a2")  # one unit's messages in order
         async with sessionmaker() as s:
             unpublished = await s.scalar(
                 sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))

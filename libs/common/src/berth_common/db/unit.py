@@ -47,18 +47,28 @@ class Unit:
         publish is de-duplicated) while two services reacting to one event never collide. The id has a
         fixed length however long the causal chain grows.
         """
+        env = self.stage(message, id=id, nats_subject=nats_subject)
+        await write_outbox(self.session, [self], last_only=True)
+        return env
+
+    def stage(self, message: Message, *, id: str | None = None, nats_subject: str | None = None) -> Envelope:
+        """``emit`` without writing the outbox row yet: ``write_outbox`` writes the rows of several units
+        in one statement, which must happen before the commit."""
         if id is None and self.delivery is not None:
             id = derived_id(self.delivery.envelope.id, self.delivery.consumer, message.TYPE, str(len(self.staged)))
         env = self.bus.envelope(message, id=id)
         subject = nats_subject or message.TYPE
         headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
-        await self.session.execute(
-            insert(outbox)
-            .values(id=env.id, subject=subject, envelope=env.to_bytes(), headers=headers)
-            .on_conflict_do_nothing()
-        )
         self.staged.append((subject, env, headers))
         return env
+
+
+async def write_outbox(session: AsyncSession, units: Sequence[Unit], *, last_only: bool = False) -> None:
+    """Write the outbox rows of what ``units`` staged (rows already written are kept as they are)."""
+    staged = [s for u in units for s in (u.staged[-1:] if last_only else u.staged)]
+    if staged:
+        rows = [{"id": e.id, "subject": sub, "envelope": e.to_bytes(), "headers": h} for sub, e, h in staged]
+        await session.execute(insert(outbox).values(rows).on_conflict_do_nothing())
 
 
 async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], unit: Unit) -> None:
@@ -100,16 +110,19 @@ async def first_times(session: AsyncSession, deliveries: Sequence[Delivery]) -> 
 
 
 async def publish_units(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], units: Sequence[Unit]) -> None:
-    """After one commit of several units (one transaction shared by a batch): publish what they staged, in
-    order, then mark it all published in one statement (the relay covers what a failure leaves)."""
+    """After one commit of several units (one transaction shared by a batch): publish what they staged (the
+    units at once, each unit's messages in order), then mark it all published in one statement (the relay
+    covers what a failure leaves)."""
     sent: list[str] = []
-    try:
-        for unit in units:
-            for subject, env, headers in unit.staged:
-                await bus.publish_envelope(subject, env, headers)
-                sent.append(env.id)
-    except Exception as exc:  # the relay will publish the rest
-        log.warning("outbox publish deferred", error=str(exc), published=len(sent))
+    rounds = max((len(u.staged) for u in units), default=0)
+    for i in range(rounds):
+        wave = [u.staged[i] for u in units if len(u.staged) > i]
+        results = await asyncio.gather(*(bus.publish_envelope(*s) for s in wave), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        sent += [s[1].id for s, r in zip(wave, results, strict=True) if not isinstance(r, BaseException)]
+        if failed:  # the relay will publish the rest
+            log.warning("outbox publish deferred", error=str(failed[0]), published=len(sent))
+            break
     if sent:
         async with sessionmaker() as s, s.begin():
             await s.execute(sa.update(outbox).where(outbox.c.id.in_(sent)).values(published_at=sa.func.now()))

@@ -34,7 +34,7 @@ from berth_common.bus import Bus
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteRemoved, RoutesApplied
 from berth_common.db import Unit
-from berth_common.db.unit import first_times
+from berth_common.db.unit import first_times, write_outbox
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
@@ -118,6 +118,7 @@ class Outcome:
     deferred: list[Command] = field(default_factory=list)
     answered: list[Command] = field(default_factory=list)
     units: list[Unit] = field(default_factory=list)
+    rider_units: list[Unit] = field(default_factory=list)  # published after ``units``: stale after live
     written: int = 0  # route files written or deleted
     stale: int = 0  # older commands answered stale once their route's newer change was live
 
@@ -173,7 +174,7 @@ class RouteBatch:
                 taken = ", ".join(f"{h} (route {r})" for h, r in sorted(conflicts[id(cmd)].items()))
                 reason = f"hosts already routed: {taken}"
             if reason is not None:
-                await self._fail(unit, cmd, reason)
+                self._fail(unit, cmd, reason)
             else:
                 changes.append(_Change(cmd, unit, current.active if current else None))
 
@@ -192,10 +193,11 @@ class RouteBatch:
         for ch in changes:
             if ch.problem is not None:
                 self._restore(ch.cmd.route_id, ch.previous)
-                await self._fail(ch.unit, ch.cmd, ch.problem)
+                self._fail(ch.unit, ch.cmd, ch.problem)
             else:
-                await self._answer(ch)
+                self._answer(ch)
         await self._answer_riders(session, batch, changes, out)
+        await write_outbox(session, [*out.units, *out.rider_units])
         out.written = sum(1 for ch in changes if ch.written)
         if out.written:
             failed = sum(1 for ch in changes if ch.problem)
@@ -215,8 +217,8 @@ class RouteBatch:
             if (cmd.delivery.consumer, cmd.delivery.envelope.id) not in first:
                 continue
             unit = Unit(session=session, bus=self.bus, delivery=cmd.delivery)
-            out.units.append(unit)
-            await self._fail(unit, cmd, stale_reason(cmd.generation, live[cmd.route_id]) or "stale", quiet=True)
+            out.rider_units.append(unit)
+            self._fail(unit, cmd, stale_reason(cmd.generation, live[cmd.route_id]) or "stale", quiet=True)
         out.stale = len(riding)
 
     async def _write_and_confirm(self, changes: list[_Change]) -> None:
@@ -266,12 +268,12 @@ class RouteBatch:
         except OSError as exc:  # the next start re-derives every file from the database
             log.error("could not restore route file", route_id=route_id, error=str(exc))
 
-    async def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
+    def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
         if not quiet:  # riders of a live change are counted in the batch's log line instead
             log.warning(
                 "route change failed", route_id=cmd.route_id, generation=cmd.generation, op=cmd.operation, reason=reason
             )
-        await unit.emit(
+        unit.stage(
             RouteFailed(
                 route_id=cmd.msg.route_id,
                 generation=cmd.generation,
@@ -281,11 +283,11 @@ class RouteBatch:
             )
         )
 
-    async def _answer(self, ch: _Change) -> None:
+    def _answer(self, ch: _Change) -> None:
         cmd, live_ms = ch.cmd, round(ch.seconds * 1000, 1)
         if cmd.route is None:
             log.info("route removed", route_id=cmd.route_id, generation=cmd.generation, live_ms=live_ms)
-            await ch.unit.emit(
+            ch.unit.stage(
                 RouteRemoved(
                     route_id=cmd.route_id, generation=cmd.generation, server_id=cmd.msg.server_id, live_ms=live_ms
                 )
@@ -293,7 +295,7 @@ class RouteBatch:
             return
         route = cmd.route
         log.info("route live", route_id=route.route_id, generation=route.generation, live_ms=live_ms)
-        await ch.unit.emit(
+        ch.unit.stage(
             RoutesApplied(
                 route_id=route.route_id,
                 generation=route.generation,

@@ -17,9 +17,12 @@ Why this keeps the guarantees of one command per transaction:
   handler returns (the consumer acks) only after that transaction committed and its answer was published
   (or left to the outbox relay). A failed transaction fails every command of the batch: each is delivered
   again.
-- One route's commands in order, one host claimed once: a batch changes a route at most once and gives a
-  host to one route; a later command for the same route or host waits for the next batch. A batch is one
-  task per site, so no two batches of a site overlap; the advisory locks of each route and host are still
+- One route's commands in order, one host claimed once: a batch changes a route once and gives a host to
+  one route. Commands of one route in one window coalesce by generation: the newest is written, the older
+  ones are answered stale once it is live (what they would get arriving after it; when it fails they wait
+  for the next batch, as if they did); a second command of the same generation, or a claim of a host the
+  batch gives to another route, waits for the next batch. A batch is one task per site, so no two batches
+  of a site overlap; the advisory locks of each route and host are still
   taken (tried, never waited for: a locked command waits for a later batch without holding up the others),
   so another transaction working on the same route (another proxy-sync, another site's batch) never
   interleaves with it.
@@ -113,17 +116,28 @@ class Routes:
         while True:
             await queue.wake.wait()
             queue.wake.clear()
-            while queue.waiting:
-                batch = next_batch([c for c in queue.waiting if not c.done.done()], self.max_batch)
-                queue.waiting = batch.left
-                size = len(batch.changes) + sum(len(rs) for rs in batch.riders.values())
-                deferred = await self._run(server_id, batch)
-                if deferred:
-                    queue.waiting = sorted([*deferred, *queue.waiting], key=lambda c: c.seq)
-                if deferred and len(deferred) == size:  # all locked elsewhere: wait for news or a while
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(queue.wake.wait(), self.retry_s)
-                    queue.wake.clear()
+            try:
+                await self._drain(server_id, queue)
+            except Exception as exc:  # never leave a handler waiting for a batcher that is gone
+                log.error("route batcher failed", server_id=server_id, error=f"{type(exc).__name__}: {exc}")
+                waiting, queue.waiting = queue.waiting, []
+                for cmd in waiting:
+                    if not cmd.done.done():
+                        cmd.done.set_exception(exc)
+
+    async def _drain(self, server_id: str, queue: _Queue) -> None:
+        """Apply batches until nothing waits."""
+        while queue.waiting:
+            batch = next_batch([c for c in queue.waiting if not c.done.done()], self.max_batch)
+            queue.waiting = batch.left
+            size = len(batch.changes) + sum(len(rs) for rs in batch.riders.values())
+            deferred = await self._run(server_id, batch)
+            if deferred:
+                queue.waiting = sorted([*deferred, *queue.waiting], key=lambda c: c.seq)
+            if deferred and len(deferred) == size:  # all locked elsewhere: wait for news or a while
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.wake.wait(), self.retry_s)
+                queue.wake.clear()
 
     async def _run(self, server_id: str, batch: Batch[Command]) -> list[Command]:
         """One batch; the commands that wait for a later one."""
@@ -154,6 +168,9 @@ class Routes:
             await asyncio.wait({previous})
         try:
             await publish_units(self.bus, self.sessionmaker, out.units)
+            await publish_units(self.bus, self.sessionmaker, out.rider_units)
+        except Exception as exc:  # committed: the outbox relay publishes what is left
+            log.warning("route answers left to the outbox relay", error=f"{type(exc).__name__}: {exc}")
         finally:
             for cmd in out.answered:
                 if not cmd.done.done():
