@@ -25,6 +25,7 @@ file from the database (``reconcile``) and the unacknowledged messages are deliv
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -135,6 +136,7 @@ class RouteBatch:
         files were put back as the database has them."""
         out = Outcome()
         changes: list[_Change] = []
+        started = time.monotonic()
         try:
             async with self.sessionmaker() as session, session.begin():
                 await self._run(session, batch, out, changes)
@@ -143,6 +145,15 @@ class RouteBatch:
                 if ch.written:
                     self._restore(ch.cmd.route_id, ch.previous)
             raise
+        if out.written:
+            log.info(
+                "route batch",
+                changes=out.written,
+                failed=sum(1 for ch in changes if ch.problem),
+                stale=out.stale,
+                deferred=len(out.deferred),
+                took_ms=round((time.monotonic() - started) * 1000, 1),
+            )
         return out
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
@@ -199,9 +210,6 @@ class RouteBatch:
         await self._answer_riders(session, batch, changes, out)
         await write_outbox(session, [*out.units, *out.rider_units])
         out.written = sum(1 for ch in changes if ch.written)
-        if out.written:
-            failed = sum(1 for ch in changes if ch.problem)
-            log.info("route batch", changes=out.written, failed=failed, stale=out.stale, deferred=len(out.deferred))
 
     async def _answer_riders(
         self, session: AsyncSession, batch: Batch[Command], changes: list[_Change], out: Outcome

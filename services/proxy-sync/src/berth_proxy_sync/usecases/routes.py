@@ -13,10 +13,11 @@ answered. A command alone starts a batch at once, so a single change waits for n
 
 Why this keeps the guarantees of one command per transaction:
 
-- At-least-once: a command's message id is recorded in the transaction that records its change, and its
-  handler returns (the consumer acks) only after that transaction committed and its answer was published
-  (or left to the outbox relay). A failed transaction fails every command of the batch: each is delivered
-  again.
+- At-least-once: a command's message id is recorded in the transaction that records its change and
+  stages its answer in the outbox, and its handler returns (the consumer acks) only after that transaction
+  committed. The answers are then published in order while the next batch gathers (what a stop or a crash
+  cuts short, the outbox relay publishes). A failed transaction fails every command of the batch: each is
+  delivered again.
 - One route's commands in order, one host claimed once: a batch changes a route once and gives a host to
   one route. Commands of one route in one window coalesce by generation: the newest is written, the older
   ones are answered stale once it is live (what they would get arriving after it; when it fails they wait
@@ -155,6 +156,9 @@ class Routes:
             return []
         if out.written:
             self.batches += 1
+        for cmd in out.answered:  # committed: its handler returns and the consumer acks it
+            if not cmd.done.done():
+                cmd.done.set_result(None)
         previous = self._published
         self._published = asyncio.create_task(
             self._publish(previous, out), name=f"routes-publish:{server_id}", context=contextvars.Context()
@@ -163,7 +167,7 @@ class Routes:
 
     async def _publish(self, previous: asyncio.Task[None] | None, out: Outcome) -> None:
         """After the commit: publish the batch's answers (after the previous batch's, so one route's events
-        keep their order), then let its handlers return."""
+        keep their order) while the next batch is gathered."""
         if previous is not None:
             await asyncio.wait({previous})
         try:
@@ -171,10 +175,6 @@ class Routes:
             await publish_units(self.bus, self.sessionmaker, out.rider_units)
         except Exception as exc:  # committed: the outbox relay publishes what is left
             log.warning("route answers left to the outbox relay", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            for cmd in out.answered:
-                if not cmd.done.done():
-                    cmd.done.set_result(None)
 
     async def close(self) -> None:
         """Stop the batchers (the consumers stopped first, so none is in a batch) and wait for the answers
