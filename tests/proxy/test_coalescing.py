@@ -5,14 +5,11 @@ a bad command failing alone, and a killed service losing nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from berth_common.catalogue import ApplyRoutes
 from berth_proxy_sync import bootstrap
 from berth_proxy_sync.usecases.routes import Routes
 from tests.proxy.support import ProxySync, RouteClient
+from tests.proxy.test_concurrent_routes import servers
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -51,14 +49,6 @@ async def coalescing(proxy_settings, made_routes) -> AsyncIterator[Routes]:
         await asyncio.sleep(0.02)
     yield made_routes[0]
     await svc.stop()
-
-
-def servers(traefik, rid: str) -> list[str] | None:
-    try:
-        with urllib.request.urlopen(f"{traefik.api_url}/api/http/services/route-{rid}@file", timeout=5) as r:
-            return sorted(s["url"] for s in json.loads(r.read())["loadBalancer"]["servers"])
-    except urllib.error.HTTPError:
-        return None
 
 
 def answers(routes: RouteClient, rid: str, gen: int) -> list[dict[str, Any]]:
@@ -268,17 +258,23 @@ async def test_a_killed_service_loses_nothing(traefik, upstream, proxy_settings,
         assert (await routes.wait(probe, 1, timeout=60))["type"] == "evt.route.applied"
 
         ids = [f"k{k}-{unique}" for k in range(30)]
-        keys = [(rid, gen) for gen in range(1, 6) for rid in ids]
-        last = {}
-        for rid, gen in keys:
-            last[rid] = [ups[(gen + len(rid)) % 3].url]
-            await routes.apply(rid, [f"{rid}.localhost"], last[rid], generation=gen)
+        keys = [(rid, gen) for gen in range(1, 9) for rid in ids]
+        last = {rid: [ups[(8 + k) % 3].url] for k, rid in enumerate(ids)}
+
+        async def publish() -> None:
+            for rid, gen in keys:
+                k = ids.index(rid)
+                await routes.apply(rid, [f"{rid}.localhost"], [ups[(gen + k) % 3].url], generation=gen)
+                await asyncio.sleep(0.003)
+
+        publishing = asyncio.create_task(publish())
         deadline = time.monotonic() + 30
-        while sum(1 for k in keys if answers(routes, *k)) < 20:  # killed in the middle of the burst
+        while not any(answers(routes, *k) for k in keys):  # killed once the burst is being applied
             assert time.monotonic() < deadline, (tmp_path / "proxy-sync.out").read_text()[-3000:]
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        await publishing  # the rest of the burst waits in the queue
         answered_before = sum(1 for k in keys if answers(routes, *k))
         assert answered_before < len(keys), "the burst was over before the kill: nothing tested"
 
@@ -291,7 +287,7 @@ async def test_a_killed_service_loses_nothing(traefik, upstream, proxy_settings,
             assert got[0]["type"] == "evt.route.applied" or d["reason"].startswith("stale"), d
         for rid in ids:  # every route at its last generation, in Traefik and in its file
             assert servers(traefik, rid) == last[rid]
-            assert answers(routes, rid, 5)[0]["type"] == "evt.route.applied"
+            assert answers(routes, rid, 8)[0]["type"] == "evt.route.applied"
             assert last[rid][0] in (traefik.dynamic_dir / f"{rid}.yml").read_text()
         assert not [p for p in traefik.dynamic_dir.iterdir() if p.name.startswith(".berth-")]
     finally:
