@@ -68,7 +68,7 @@ async def write_outbox(session: AsyncSession, units: Sequence[Unit], *, last_onl
     staged = [s for u in units for s in (u.staged[-1:] if last_only else u.staged)]
     if staged:
         rows = [{"id": e.id, "subject": sub, "envelope": e.to_bytes(), "headers": h} for sub, e, h in staged]
-        await session.execute(insert(outbox).values(rows).on_conflict_do_nothing())
+        await session.execute(insert(outbox).on_conflict_do_nothing(), rows)
 
 
 async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], unit: Unit) -> None:
@@ -99,12 +99,12 @@ async def first_times(session: AsyncSession, deliveries: Sequence[Delivery]) -> 
     ``(consumer, message id)`` pairs recorded now; the others were recorded before (redeliveries)."""
     if not deliveries:
         return set()
-    rows = {(d.consumer, d.envelope.id): None for d in deliveries}
-    first = await session.execute(
+    rows = [{"consumer": c, "message_id": m} for c, m in dict.fromkeys((d.consumer, d.envelope.id) for d in deliveries)]
+    first = await session.execute(  # executemany form: one compiled statement, sent as multi-row inserts
         insert(processed_messages)
-        .values([{"consumer": c, "message_id": m} for c, m in rows])
         .on_conflict_do_nothing()
-        .returning(processed_messages.c.consumer, processed_messages.c.message_id)
+        .returning(processed_messages.c.consumer, processed_messages.c.message_id),
+        rows,
     )
     return {(str(r.consumer), str(r.message_id)) for r in first}
 
