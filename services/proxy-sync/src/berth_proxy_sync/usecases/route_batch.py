@@ -14,6 +14,8 @@ A batch is one transaction (``RouteBatch.run``):
    directory are flushed to disk.
 5. A change Traefik did not confirm (or whose write failed) gets its previous file back and
    ``evt.route.failed``; the others are recorded and answered ``evt.route.applied`` / ``evt.route.removed``.
+6. The older commands that rode along with a route's change (``domain/batches.py``) are recorded and
+   answered stale once that change is live; when it is not, they go back to wait for a later batch.
 
 Each command has its own ``Unit`` on the batch's session, so what it emits carries ids derived from its own
 message. When the transaction fails (the database), every file of the batch is put back as the database
@@ -246,8 +248,10 @@ class RouteBatch:
                 ch.problem = str(exc)
                 continue
             ch.written = True
-            what = traefik.wait_live(route, self.live_timeout_s) if route else None
-            waits.append(asyncio.ensure_future(what or traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
+            if route is not None:
+                waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s)))
+            else:
+                waits.append(asyncio.ensure_future(traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
             waiting.append(ch)
         if not waiting:
             return
