@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], dict] = {
     ("PUT", "/v1/env-groups/{group_id}/variables"): {"variables": [{"name": "A", "value": "1"}]},
     ("POST", "/v1/env-groups/{group_id}/variables/import"): {"content": "A=1\n"},
     ("POST", "/v1/registries"): {"name": "walked", "host": "walk.example.com", "username": "u", "password": "p"},
+    ("PATCH", "/v1/registries/{registry_id}"): {"namespace": "walked"},
 }
 
 

@@ -107,6 +107,7 @@ def test_the_reader_follows_tables_loops_and_lookups():
     assert uses.receives == {"cmd.route.apply", "cmd.route.remove", "evt.route.applied", "rpc.alert.list"} | {
         "cmd.build.start",
         "cmd.build.cancel",
+        "evt.server.changed",
     }
     assert uses.sends == {"evt.build.failed", "evt.build.cancelled"}
     assert uses.handles == {"evt.log.line", "cmd.route.remove", "evt.route.applied", "rpc.query"}

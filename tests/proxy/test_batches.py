@@ -59,6 +59,9 @@ def test_invalid_commands_always_go_and_the_limit_counts_route_changes():
 
 def test_keys_conflicts_and_staleness():
     assert lock_keys("r", ["b.x", "a.x", "a.x"]) == ["berth-route:r", "berth-host:a.x", "berth-host:b.x"]
+    # a route on another server has its own key (the route id alone on the local one); a host's is the same
+    assert lock_keys("r", ["a.x"], "srv1") == ["berth-route:srv1/r", "berth-host:a.x"]
+    assert lock_keys("r", (), "local") == ["berth-route:r"]
     owners = {"a.x": "r", "b.x": "other", "c.x": "third"}
     assert claim_conflicts("r", ["a.x", "b.x", "d.x"], owners) == {"b.x": "other"}
     assert waits_for_batch({"b.x": "other"}, {"other", "x"}) is True

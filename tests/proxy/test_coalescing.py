@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from berth_common.catalogue import ApplyRoutes
+from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_proxy_sync import bootstrap
 from berth_proxy_sync.usecases.routes import Routes
 from tests.proxy.support import ProxySync, RouteClient
@@ -121,7 +121,7 @@ async def test_a_burst_is_applied_in_a_few_batches_each_answered_once(traefik, u
     steady = f"steady-{unique}"
     await routes.apply(steady, [f"{steady}.localhost"], [ups[0].url], generation=1)
     assert (await routes.wait(steady, 1))["type"] == "evt.route.applied"
-    site = coalescing.site_of("local")
+    site = coalescing.sites.local
     batches_before, polls_before = coalescing.batches, site.traefik.polls
 
     ids = [f"b{k}-{unique}" for k in range(40)]
@@ -231,6 +231,40 @@ async def test_a_bad_command_in_a_batch_fails_alone(traefik, upstream, coalescin
         assert not (traefik.dynamic_dir / f"{rid}.yml").exists()
     assert traefik.get(f"{owner}.localhost") == (200, b"A")
     assert coalescing.batches - batches_before <= 5  # 17 commands
+
+
+async def test_a_server_without_a_site_fails_every_command_of_its_batches(
+    traefik, upstream, coalescing, routes, unique
+):
+    a = upstream("A")
+    server = f"nosuch-{unique}"
+    ids = [f"n{k}-{unique}" for k in range(10)]
+    assert routes.bus is not None
+    keys: list[tuple[str, int]] = []
+    for gen in (1, 2):  # back to back: batches with riders
+        for rid in ids:
+            msg = ApplyRoutes(
+                route_id=rid, hosts=[f"{rid}.localhost"], upstreams=[a.url], generation=gen, server_id=server
+            )
+            await routes.bus.publish(msg)
+            keys.append((rid, gen))
+    await routes.bus.publish(RemoveRoute(route_id=ids[0], generation=3, server_id=server))
+    keys.append((ids[0], 3))
+    await all_answered(routes, keys)
+    for rid, gen in keys:
+        got = answers(routes, rid, gen)
+        assert len(got) == 1, got
+        d = got[0]["data"]
+        assert got[0]["type"] == "evt.route.failed" and d["server_id"] == server, d
+        assert f"server {server} is not known" in d["reason"], d
+    for rid in ids:  # nothing written: no file, nothing served, the hosts still free for the local server
+        assert not (traefik.dynamic_dir / f"{rid}.yml").exists()
+        assert traefik.get(f"{rid}.localhost")[0] == 404
+    here = f"here-{unique}"
+    await routes.apply(here, [f"{ids[0]}.localhost"], [a.url], generation=1)
+    evt = await routes.wait(here, 1)
+    assert evt["type"] == "evt.route.applied" and evt["data"]["server_id"] == "local", evt
+    assert traefik.get(f"{ids[0]}.localhost") == (200, b"A")
 
 
 def _service_env(settings, data_dir: Path) -> dict[str, str]:

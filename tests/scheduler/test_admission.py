@@ -15,7 +15,7 @@ from berth_common.catalogue import StartDeployment
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.adapters.tables import containers, deployments, removals, route_ops, routes
+from berth_scheduler.adapters.tables import containers, deployments, removals, route_ops, routes, scales
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.deployments import Deployments
 from tests.support.bus_helpers import prepare_schema
@@ -25,7 +25,7 @@ SCHEMA = "sched_admission"
 
 @pytest.fixture
 async def sessionmaker(database):
-    await prepare_schema(database, SCHEMA, deployments, containers, routes, route_ops, removals)
+    await prepare_schema(database, SCHEMA, deployments, containers, routes, route_ops, removals, scales)
     engine = make_engine(database, SCHEMA, pool_size=4)
     yield make_sessionmaker(engine)
     await engine.dispose()

@@ -82,7 +82,12 @@ def _git(**ref: str) -> dict[str, Any]:
 
 
 def _sources() -> list[dict[str, Any]]:
-    return [IMAGE, _git(branch="main"), _git(commit="0123456789abcdef0123456789abcdef01234567")]
+    return [
+        IMAGE,
+        _git(branch="main"),
+        _git(commit="0123456789abcdef0123456789abcdef01234567"),
+        {**_git(branch="main"), "build_server": "local"},
+    ]
 
 
 def _channels() -> list[dict[str, Any]]:
@@ -183,7 +188,14 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         {"name": unique("s"), "host": "192.0.2.10"},
     ],
     "RegistryCreate": lambda _: [
-        {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"}
+        {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
+        {
+            "name": unique("r"),
+            "host": f"{unique('r')}.example.com:5000",
+            "username": "deploy",
+            "password": "token",
+            "namespace": "acme/builds",
+        },
     ],
 }
 

@@ -1,15 +1,24 @@
 """Image references and registry hosts: which registry an image comes from, by Docker's own rules.
 
 The api matches a team's registry credentials to an image by its registry host, and the scheduler pulls
-from that host with them: both read a reference the same way, here. The first component of a reference
+from that host with them: both read a reference the same way, here. An image the image map
+(``BERTH_IMAGE_MAP``) sends to a mirror is pulled from the mirror's host, so the credentials are the ones
+for that host (:func:`pull_host`, :func:`credentials_for`): the api picks them by this rule, the scheduler
+and the builder use them by it. The first component of a reference
 names a registry when it holds a ``.`` or a ``:`` or is ``localhost``; otherwise the image is on Docker
 Hub (``docker.io``). Docker Hub's other host names are the same registry.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from berth_common.images import resolve_image
 
 DOCKER_HUB = "docker.io"
 HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
@@ -81,3 +90,68 @@ def parse(reference: str) -> ImageRef:
 def registry_of(reference: str) -> str:
     """The registry host an image is pulled from (``docker.io`` for Docker Hub)."""
     return parse(reference).registry
+
+
+def registry_auth_header(registry: str, username: str, password: str) -> str:
+    """``X-Registry-Auth`` of a pull or a push: base64url of the JSON the engine expects (never logged: it
+    holds the secret)."""
+    body = json.dumps({"username": username, "password": password, "serveraddress": registry}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode()
+
+
+def stream_error(message: Mapping[str, Any]) -> str | None:
+    """The error an engine's pull or push stream reports in-band (the call itself answered 200)."""
+    detail = message.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"])
+    error = message.get("error")
+    return str(error) if error else None
+
+
+def progress_line(message: Mapping[str, Any], verb: str, quiet: frozenset[str]) -> str | None:
+    """A log line (``<verb>: <layer>: <status>``) for one message of a pull or push stream; None for the
+    per-layer states in ``quiet``, which change many times a second."""
+    status = str(message.get("status") or "").strip()
+    if not status or status in quiet:
+        return None
+    layer = str(message.get("id") or "").strip()
+    return f"{verb}: {layer}: {status}" if layer else f"{verb}: {status}"
+
+
+class _HasRegistry(Protocol):
+    @property
+    def registry(self) -> str: ...
+
+
+A = TypeVar("A", bound=_HasRegistry)
+
+
+def pull_host(reference: str, image_map: Mapping[str, str]) -> str:
+    """The registry host ``reference`` is pulled from once the image map rewrote it (a mirror's host)."""
+    return registry_of(resolve_image(reference, image_map))
+
+
+def mirror_hosts(image_map: Mapping[str, str]) -> list[str]:
+    """The registry hosts the image map sends images to (where base images of builds come from), sorted."""
+    hosts = set()
+    for target in image_map.values():
+        try:
+            hosts.add(registry_of(target))
+        except InvalidReferenceError:
+            continue
+    return sorted(hosts)
+
+
+def credentials_for(host: str, auths: Iterable[A]) -> A | None:
+    """The credentials among ``auths`` for the registry ``host`` (Docker Hub's names are one host), or None."""
+    try:
+        wanted = normalize_host(host)
+    except InvalidReferenceError:
+        return None
+    for auth in auths:
+        try:
+            if normalize_host(auth.registry) == wanted:
+                return auth
+        except InvalidReferenceError:
+            continue
+    return None

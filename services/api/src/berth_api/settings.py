@@ -8,10 +8,17 @@ from pydantic import Field, field_validator
 
 from berth_api.domain import retention
 from berth_api.domain.names import LABEL_RE
+from berth_common.images import parse_image_map
 from berth_common.settings import BaseServiceSettings
 
 
 class ApiSettings(BaseServiceSettings):
+    @field_validator("image_map")
+    @classmethod
+    def _valid_image_map(cls, value: str) -> str:
+        parse_image_map(value)
+        return value
+
     service_name: str = "api"
     db_schema: str = "api"
     http_port: int = 8420
@@ -53,6 +60,9 @@ class ApiSettings(BaseServiceSettings):
     base_domain: str = Field(default="localhost", min_length=1, max_length=200)
     # file:// URLs and absolute paths as git repositories (BERTH_ALLOW_LOCAL_GIT, as the builder's): off
     allow_local_git: bool = False
+    # The image map (BERTH_IMAGE_MAP, as the builder's and the scheduler's): a deployment carries the team's
+    # credentials for the registry an image is pulled from once mapped (a mirror's host)
+    image_map: str = ""
     # AES-GCM key of secret variables, created at first start with mode 0600; default <data_dir>/api-secrets.key
     secrets_key_file: Path | None = None  # BERTH_SECRETS_KEY_FILE
     replicas_timeout_s: float = Field(default=1.0, gt=0, le=10)  # rpc.scheduler.replicas in GET /applications/{id}

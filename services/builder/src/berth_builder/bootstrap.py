@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berth_builder.adapters.docker import DockerClient
 from berth_builder.adapters.git import GitRunner
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.dockerfile import image_map
@@ -12,6 +11,7 @@ from berth_builder.entrypoints import bus
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build import Pipeline
 from berth_builder.usecases.builds import Builds
+from berth_builder.usecases.servers import BuildServers
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 
@@ -22,14 +22,15 @@ async def wire(ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, BuilderSettings)
     engines = DockerEngines(local_engine(settings.docker_host, settings.docker_api_version))
-    docker = DockerClient(engines)
+    servers = BuildServers(engines, ctx.sessionmaker, settings.ssh_timeout_s)
     repo = BuildRepo(ctx.sessionmaker, stale_after_s=settings.stale_after_s)
-    pipeline = Pipeline(settings, docker, GitRunner(), repo, image_map(settings.image_map))
+    pipeline = Pipeline(settings, servers, GitRunner(), repo, image_map(settings.image_map))
     builds = Builds(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
     ctx.extra["builder"] = builds
     ctx.cleanups.append(engines.close)
+    ctx.cleanups.append(servers.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
-    await bus.register(ctx, builds, settings.max_concurrent_builds)
+    await bus.register(ctx, builds, servers, settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

@@ -34,6 +34,7 @@ class BuilderSettings(BaseServiceSettings):
     stale_after_s: float = Field(default=30.0, gt=0)  # a running build without heartbeat is taken over
     # how often a running build looks for a cancel request recorded by another builder process
     cancel_poll_s: float = Field(default=1.0, gt=0)
+    ssh_timeout_s: float = Field(default=10.0, gt=0)  # connecting to a build server over SSH
 
     @field_validator("image_map")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -19,10 +20,11 @@ from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.reachability import Limits
 from berth_metrics.domain.series import Retention
-from berth_metrics.entrypoints import bus
+from berth_metrics.entrypoints import autoscale, bus
 from berth_metrics.entrypoints.timers import every, forever, utcnow
 from berth_metrics.settings import MetricsSettings
 from berth_metrics.usecases.alerts import Evaluator
+from berth_metrics.usecases.autoscale import Autoscaler
 from berth_metrics.usecases.collect import Collector
 from berth_metrics.usecases.lifecycle import EventWatcher
 from berth_metrics.usecases.queries import Deps
@@ -75,14 +77,17 @@ async def wire(ctx: Context) -> None:
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
     await bus.register(ctx, deps)
+    autoscaler = Autoscaler(ctx.bus, ctx.sessionmaker, lambda: collector.snapshot, s.metrics_autoscale_window_s)
+    await autoscale.register(ctx, autoscaler)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
-    ctx.extra.update(reachability=reachability)
+    ctx.extra.update(reachability=reachability, autoscaler=autoscaler)
 
     async def collect_and_evaluate() -> None:
         await collector.collect_once()
         now = utcnow()
         try:
             await evaluator.evaluate(now)
+            await autoscaler.evaluate(time.time())
         finally:
             answered, error = collector.engine_answered, collector.engine_error
             await reachability.observe(server, answered, now, collector.teams(), error)

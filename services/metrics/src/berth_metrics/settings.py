@@ -57,3 +57,5 @@ class MetricsSettings(BaseServiceSettings):
     # --- alerts ---
     metrics_alert_margin_fraction: float = Field(default=0.1, gt=0, lt=1)  # default hysteresis margin
     metrics_rules_refresh_s: float = Field(default=30.0, gt=0)
+    # how long an autoscaled service's readings must stay outside the band around its target
+    metrics_autoscale_window_s: float = Field(default=60.0, gt=0, le=3600)

@@ -11,11 +11,13 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
+from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+from berth_scheduler.usecases.scaling import Scaling
 from berth_scheduler.usecases.servers import Servers
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -48,6 +50,7 @@ async def wire(ctx: Context) -> None:
     deployments = Deployments(settings, rt.sealer)
     removals = Removals(rt.sealer, settings.drain_grace_s)
     await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
+    await scaling_bus.register(ctx, Scaling(settings.drain_grace_s), orchestrator, rt)
 
     async def cleanup() -> None:
         await rt.readiness.close()

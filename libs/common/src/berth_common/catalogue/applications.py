@@ -1,4 +1,5 @@
-"""Applications: taking a deployed application down (the api asks, the scheduler does it and answers).
+"""Applications: taking a deployed application down (the api asks, the scheduler does it and answers), and
+scaling its live version (the api or the metrics service's autoscaler asks, the scheduler does it).
 
 ``DELETE /v1/applications/{id}`` of an application that has deployments sends ``cmd.application.remove``;
 the api keeps the application (state ``removing``, refusing deploys and changes) until the scheduler answers
@@ -9,11 +10,12 @@ phase on the way.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.values import Slug
 
 # --- applications ----------------------------------------------------------------------------------
 
@@ -81,3 +83,92 @@ class ApplicationRemovalFailed(ApplicationRemovalEvent):
 
     TYPE = "evt.application.removal_failed"
     reason: str = Field(max_length=4000)
+
+
+# --- scaling ---------------------------------------------------------------------------------------
+# ``POST /v1/applications/{id}/scale`` (trigger ``manual``) and the metrics service's autoscaler (trigger
+# ``auto``) ask the scheduler to change how many replicas of the live version run; it answers with one
+# ``evt.application.scaled`` per service it changed (or could not change).
+
+ScaleTrigger = Literal["manual", "auto"]
+ReplicaCount = Annotated[int, Field(ge=1, le=64)]
+MAX_SCALE_REASON = 500
+
+
+@register
+class ScaleApplication(Command):
+    """Run ``services[name]`` replicas of each named service of the application's live version: new replicas
+    start from the live deployment's image and spec and join the routes once ready; removed ones leave the
+    routes first (confirmed), drain (``drain_grace_s``, default the scheduler's setting), then stop. Nothing
+    is built or redeployed; a running deployment finishes first (and a deployment waits for a running
+    scale). Persisted and resumed after a restart; ``request_id`` makes a repeated command a no-op."""
+
+    TYPE = "cmd.application.scale"
+    PRODUCERS = ("api", "metrics")
+    CONSUMERS = ("scheduler",)
+    application_id: Id
+    team_id: Id
+    request_id: Id
+    services: dict[Slug, ReplicaCount] = Field(min_length=1, max_length=32)
+    trigger: ScaleTrigger = "manual"
+    reason: str = Field(default="", max_length=MAX_SCALE_REASON)
+    drain_grace_s: float | None = Field(default=None, ge=0, le=3600)
+
+
+@register
+class ApplicationScaled(Event):
+    """One service of the application runs ``to_replicas`` replicas of its live version instead of
+    ``from_replicas`` (``outcome`` ``scaled``), or the scale was given up (``failed``: ``failure`` says why,
+    and the service runs ``to_replicas``, what is left serving). ``reason`` is why it was asked (an
+    autoscaler's decision in words, or what the person gave)."""
+
+    TYPE = "evt.application.scaled"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("notifier",)
+    application_id: str
+    team_id: str
+    request_id: str
+    service: str
+    from_replicas: int = Field(ge=0)
+    to_replicas: int = Field(ge=0)
+    trigger: ScaleTrigger
+    reason: str = Field(default="", max_length=MAX_SCALE_REASON)
+    outcome: Literal["scaled", "failed"] = "scaled"
+    failure: str | None = Field(default=None, max_length=4000)
+
+
+class AutoscalePolicy(BaseModel):
+    """Autoscaling of one web service: between ``min`` and ``max`` replicas, keeping the average CPU
+    (``cpu_percent``, 100 = one core) or memory use (``memory_percent`` of the container's limit) of its
+    replicas near the target; at most one change per ``cooldown_s``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: ReplicaCount = 1
+    max: ReplicaCount = 10
+    cpu_percent: float | None = Field(default=None, gt=0, le=6400)
+    memory_percent: float | None = Field(default=None, gt=0, le=100)
+    cooldown_s: float = Field(default=120.0, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AutoscalePolicy:
+        if (self.cpu_percent is None) == (self.memory_percent is None):
+            raise ValueError("give exactly one target: cpu_percent or memory_percent")
+        if self.min > self.max:
+            raise ValueError("min must not be above max")
+        return self
+
+
+@register
+class AutoscaleChanged(Event):
+    """The autoscaling of one web service as the api now has it (``policy`` None: off). ``revision`` grows
+    with every change; a consumer keeps the highest it saw."""
+
+    TYPE = "evt.application.autoscale_changed"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("metrics",)
+    application_id: Id
+    team_id: Id
+    service: Slug
+    policy: AutoscalePolicy | None = None
+    revision: int = Field(ge=0)

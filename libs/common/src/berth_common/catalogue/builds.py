@@ -16,8 +16,10 @@ from berth_common.values import ImageTag
 # ``log.<deployment_id>`` and answers with exactly one of the two events (a redelivered command for a
 # finished build re-emits the same result). Secret build args never reach a log line, an event or a layer.
 
-BUILD_FAILURE_STAGES = ("source", "clone", "dockerfile", "build", "internal")
-BuildFailureStage = Literal["source", "clone", "dockerfile", "build", "internal"]
+BUILD_FAILURE_STAGES = ("source", "clone", "dockerfile", "build", "push", "internal")
+BuildFailureStage = Literal["source", "clone", "dockerfile", "build", "push", "internal"]
+# ``<registry host>/<repository>@sha256:<64 hex>``: an image a registry serves, named by its digest.
+PushedRef = Annotated[str, Field(max_length=512, pattern=r"^[a-z0-9][a-z0-9._:/-]{0,400}@sha256:[0-9a-f]{64}$")]
 BuildId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -41,7 +43,13 @@ class BuildEvent(Event):
 
 @register
 class StartBuild(BuildCommand):
-    """Clone ``source`` (shallow, with a timeout) and build it into ``image_tag`` through the Docker API."""
+    """Clone ``source`` (shallow, with a timeout) and build it into ``image_tag`` through the Docker API.
+
+    The build runs on the engine of ``source.build_server`` (``local``: the control plane's; another server's
+    engine through its SSH-forwarded socket, the builder's server directory saying how to reach it). With
+    ``source.push`` (the team's push registry, its credentials sealed) the image is then pushed to
+    ``<registry>/<namespace>/<application>:<deployment tag>``; ``source.base_auths`` are the team's
+    credentials for the registries the image map sends ``FROM`` bases to."""
 
     TYPE = "cmd.build.start"
     CONSUMER_CHECKS_VALUES = True  # a bad source or tag is answered with evt.build.failed (stage "source")
@@ -54,7 +62,12 @@ class StartBuild(BuildCommand):
 
 @register
 class BuildSucceeded(BuildEvent):
-    """``image`` exists on the build host; ``reused``: tagged from an earlier build of the same inputs."""
+    """``image`` exists on the build host; ``reused``: tagged from an earlier build of the same inputs.
+
+    ``pushed_ref`` (``<registry>/<namespace>/<application>@sha256:...``) is set when the build pushed the
+    image to the team's push registry (``StartBuild.source.push``): the scheduler then pulls exactly that on
+    every target server, with the push registry's credentials. None: the image is only on the build server
+    (the scheduler streams it to the target servers over SSH, ``docker save | docker load``)."""
 
     TYPE = "evt.build.succeeded"
     CONSUMERS = ("scheduler", "api")
@@ -64,6 +77,7 @@ class BuildSucceeded(BuildEvent):
     reused: bool = False  # an image built earlier from the same commit and inputs was tagged again
     generated_dockerfile: str | None = Field(default=None, max_length=65536)  # Berth's detection, if used
     duration_s: float = 0.0
+    pushed_ref: PushedRef | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 @register

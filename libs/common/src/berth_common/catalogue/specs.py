@@ -158,6 +158,19 @@ class RegistryAuth(Spec):
 
 
 PullPolicy = Literal["always", "if-missing"]
+NAMESPACE_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*){0,3}$"
+
+
+class PushTarget(Spec):
+    """Where a build's image is pushed: the team's registry marked as the push target for builds. The image
+    goes to ``<auth.registry>/<namespace>/<application>:<deployment tag>``; ``auth`` is sealed on the wire."""
+
+    auth: RegistryAuth
+    namespace: str = Field(default="berth", max_length=200, pattern=NAMESPACE_PATTERN)
+
+    def repository(self, application: str) -> str:
+        """``<registry host>/<namespace>/<application>``: the repository a build of ``application`` goes to."""
+        return f"{self.auth.registry}/{self.namespace}/{application}"
 
 
 class ImageSource(Spec):
@@ -183,6 +196,12 @@ class GitSource(Spec):
     subdirectory: str = Field(default="", max_length=1024)
     dockerfile: str | None = Field(default="Dockerfile", max_length=1024)  # None: Berth's own detection
     build_args: list[BuildArg] = Field(default_factory=list, max_length=200)
+    # The server whose engine builds the image (a server id; ``local``: the control plane's engine).
+    build_server: str = Field(default=LOCAL_SERVER, min_length=1, max_length=64, exclude_if=lambda v: v == LOCAL_SERVER)
+    # The team's push registry for builds: the built image is pushed there and pulled from there.
+    push: PushTarget | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The team's credentials for the registries the image map sends base images to (``FROM`` lines).
+    base_auths: list[RegistryAuth] = Field(default_factory=list, max_length=20, exclude_if=lambda v: not v)
 
     @field_validator("build_args", mode="before")
     @classmethod
@@ -256,12 +275,19 @@ class ApplicationSpec(Spec):
         if isinstance(self.source, GitSource):
             variables += [a for a in self.source.build_args if a.secret]
         found = revealed(variables)
-        if isinstance(self.source, ImageSource) and self.source.auth is not None:
+        for auth in registry_auths(self.source):
             try:
-                found += [p for p in [self.source.auth.reveal()] if p]
+                found += [p for p in [auth.reveal()] if p]
             except sealing.UnsealError:
                 pass
         return found
+
+
+def registry_auths(source: ImageSource | GitSource) -> list[RegistryAuth]:
+    """Every registry credential a source carries (to redact its passwords)."""
+    if isinstance(source, ImageSource):
+        return [source.auth] if source.auth is not None else []
+    return ([source.push.auth] if source.push is not None else []) + list(source.base_auths)
 
 
 def revealed(variables: Iterable[EnvVar]) -> list[str]:

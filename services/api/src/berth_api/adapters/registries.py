@@ -27,6 +27,18 @@ async def get_registry(session: AsyncSession, team_id: str, registry_id: str) ->
     return await first_row(session, q)
 
 
+async def update_registry(
+    session: AsyncSession, team_id: str, registry_id: str, values: dict[str, Any]
+) -> dict[str, Any] | None:
+    q = (
+        sa.update(registries)
+        .where(registries.c.team_id == team_id, registries.c.id == registry_id)
+        .values(**values)
+        .returning(*SHOWN)
+    )
+    return await first_row(session, q)
+
+
 async def delete_registry(session: AsyncSession, team_id: str, registry_id: str) -> bool:
     q = (
         sa.delete(registries)
@@ -34,6 +46,20 @@ async def delete_registry(session: AsyncSession, team_id: str, registry_id: str)
         .returning(registries.c.id)
     )
     return (await session.execute(q)).first() is not None
+
+
+async def push_registry(session: AsyncSession, team_id: str) -> dict[str, Any] | None:
+    """The team's push target for builds with its sealed password, if it marked one."""
+    q = sa.select(registries).where(registries.c.team_id == team_id, registries.c.push.is_(True))
+    return await first_row(session, q)
+
+
+async def credentials_among(session: AsyncSession, team_id: str, hosts: list[str]) -> list[dict[str, Any]]:
+    """The team's registries for any of ``hosts`` with their sealed passwords (a build's base images)."""
+    if not hosts:
+        return []
+    q = sa.select(registries).where(registries.c.team_id == team_id, registries.c.host.in_(hosts))
+    return await all_rows(session, q.order_by(registries.c.host))
 
 
 async def credentials_for(session: AsyncSession, team_id: str, host: str) -> dict[str, Any] | None:

@@ -31,6 +31,15 @@ async def get_server(
     return await first_row(session, q)
 
 
+async def find_server(session: AsyncSession, team_id: str, id_or_name: str) -> dict[str, Any] | None:
+    """The team's server with this id, or else with this name."""
+    q = sa.select(*SHOWN).where(
+        servers.c.team_id == team_id, sa.or_(servers.c.id == id_or_name, servers.c.name == id_or_name)
+    )
+    rows = await all_rows(session, q.order_by((servers.c.id == id_or_name).desc()))
+    return rows[0] if rows else None
+
+
 async def update_server(session: AsyncSession, server_id: str, values: dict[str, Any]) -> dict[str, Any]:
     q = sa.update(servers).where(servers.c.id == server_id).values(**values).returning(*SHOWN)
     return await one_row(session, q)

@@ -267,8 +267,12 @@ registries = sa.Table(
     sa.Column("sealed", sa.LargeBinary, nullable=False),
     sa.Column("created_by", sa.String(32), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    # api_0012: the team's push target for builds (at most one), and the namespace its images go under
+    sa.Column("push", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("namespace", sa.String(200), nullable=True),
     sa.UniqueConstraint("team_id", "name", name="registries_team_name"),
     sa.UniqueConstraint("team_id", "host", name="registries_team_host"),
+    sa.Index("registries_team_push", "team_id", "push", unique=True, postgresql_where=sa.text("push")),
 )
 
 # --- servers (api_0010) ------------------------------------------------------------------------------

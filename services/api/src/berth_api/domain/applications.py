@@ -112,6 +112,7 @@ def application_spec(
             "subdirectory": src.get("subdirectory") or "",
             "dockerfile": src.get("dockerfile"),
             "build_args": [_var_spec(v) for v in build],
+            **({"build_server": src["build_server"]} if src.get("build_server") else {}),
         }
     return ApplicationSpec.model_validate(
         {
@@ -142,6 +143,10 @@ def _plain(spec: ApplicationSpec) -> dict[str, Any]:
     return data
 
 
+def _map_auth(auth: dict[str, Any], fn: Callable[[dict[str, Any], str], Any], aad: str) -> dict[str, Any]:
+    return {**auth, "password": fn({"value": auth["password"]}, f"{aad}:registry:{auth['registry']}")}
+
+
 def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any], aad: str) -> dict[str, Any]:
     """Apply ``fn(entry, aad)`` to the value of every secret variable and build arg of a snapshot."""
     out = dict(data)
@@ -155,8 +160,11 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any],
             for e in source.get("build_args", [])
         ]
     if source.get("kind") == "image" and source.get("auth"):  # a registry password or token
-        auth = source["auth"]
-        source["auth"] = {**auth, "password": fn({"value": auth["password"]}, f"{aad}:registry:{auth['registry']}")}
+        source["auth"] = _map_auth(source["auth"], fn, aad)
+    if source.get("kind") == "git" and source.get("push"):  # the push registry's
+        source["push"] = {**source["push"], "auth": _map_auth(source["push"]["auth"], fn, aad)}
+    if source.get("kind") == "git" and source.get("base_auths"):  # the mirrors' of base images
+        source["base_auths"] = [_map_auth(a, fn, aad) for a in source["base_auths"]]
     out["source"] = source
     return out
 

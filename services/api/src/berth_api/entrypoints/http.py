@@ -20,6 +20,7 @@ from berth_api.entrypoints import (
     routes_notifications,
     routes_projects,
     routes_registries,
+    routes_scale,
     routes_servers,
     v1,
 )
@@ -121,6 +122,8 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for router in (module.router for module in routers):
         app.router.routes.extend(router.routes)
     for router in (routes_members.router, routes_config.router, routes_registries.router, routes_servers.router):
+        app.router.routes.extend(router.routes)
+    for router in (routes_scale.router,):
         app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):

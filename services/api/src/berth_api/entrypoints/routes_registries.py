@@ -1,4 +1,5 @@
-"""Routes of image registries: a team's credentials for pulling prebuilt images. Thin: role, input, use
+"""Routes of image registries: a team's credentials for pulling prebuilt images, and the registry its builds
+are pushed to (``push``, at most one per team). Thin: role, input, use
 case, answer. The password or token is write-only: no answer carries it. Like every deletion, forgetting
 one is for admins."""
 
@@ -13,14 +14,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
-from berth_api.entrypoints.resources import Resource, V1Router
+from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
+from berth_common.catalogue import NAMESPACE_PATTERN
 from berth_common.registries import InvalidReferenceError, normalize_host
 
 router = V1Router("registries")
-CONFLICT: Responses = {409: problem_doc("The name is taken, or the team has credentials for this host already")}
+CONFLICT: Responses = {
+    409: problem_doc("The name is taken, the team has credentials for this host already, or a push registry")
+}
 
 
 def _host(value: str) -> str:
@@ -61,6 +65,17 @@ class RegistryCreate(BaseModel):
         Field(min_length=1, max_length=8192, description="A password or an access token; never shown again"),
         AfterValidator(_secret),
     ]
+    push: bool = Field(
+        default=False,
+        description="Push the images built from git here (at most one per team); servers then pull them from here",
+    )
+    namespace: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=NAMESPACE_PATTERN,
+        examples=["acme"],
+        description="The repository path built images go under: <host>/<namespace>/<application> (default berth)",
+    )
 
 
 class RegistryOut(BaseModel):
@@ -68,7 +83,18 @@ class RegistryOut(BaseModel):
     name: str
     host: str = Field(description="Images whose reference names this host are pulled with these credentials")
     username: str
+    push: bool = Field(default=False, description="The push target of the team's builds", exclude_if=lambda v: not v)
+    namespace: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: datetime
+
+
+class RegistryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    push: bool | None = Field(default=None, description="Make it the push target of the team's builds, or not")
+    namespace: str | None = Field(
+        default=None, max_length=200, pattern=NAMESPACE_PATTERN, description="The repository path built images go under"
+    )
 
 
 registries = Resource(router, RegistryOut)
@@ -82,8 +108,22 @@ registries = Resource(router, RegistryOut)
 async def create_registry(
     body: RegistryCreate, request: Request, principal: Principal = require_role("developer")
 ) -> RegistryOut:
-    given = uc.RegistryInput(body.name, body.host, body.username, body.password.get_secret_value())
+    given = uc.RegistryInput(
+        body.name, body.host, body.username, body.password.get_secret_value(), body.push, body.namespace
+    )
     return RegistryOut.model_validate(await uc.create(deps(request), principal, given))
+
+
+@router.patch(
+    "/registries/{registry_id}",
+    summary="Make a registry the push target of the team's builds (or not), or change its namespace",
+    responses={409: problem_doc("The team has a push registry already")},
+)
+async def update_registry(
+    body: RegistryUpdate, request: Request, registry_id: PathId, principal: Principal = require_role("developer")
+) -> RegistryOut:
+    values = body.model_dump(exclude_none=True)
+    return RegistryOut.model_validate(await uc.update(deps(request), principal, registry_id, values))
 
 
 registries.listing("/registries", "list_registries", uc.list_all, "The team's image registries")

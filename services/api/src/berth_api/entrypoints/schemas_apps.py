@@ -152,6 +152,14 @@ class GitSourceIn(Strict):
         default="Dockerfile", description="Path inside the subdirectory; null: Berth detects how to build"
     )
     build_args: BuildArgs = Field(default_factory=list)
+    build_server: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="The server whose Docker engine builds the image (a server id or name); null: local",
+        exclude_if=lambda v: v is None,
+    )
 
     @model_validator(mode="after")
     def _one_ref(self) -> GitSourceIn:
@@ -228,6 +236,7 @@ class GitSourceOut(BaseModel):
     subdirectory: str
     dockerfile: str | None
     build_args: list[VariableOut]
+    build_server: str | None = Field(default=None, exclude_if=lambda v: v is None, description="A server id")
 
 
 class WebServiceOut(BaseModel):

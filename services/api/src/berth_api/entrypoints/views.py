@@ -59,6 +59,7 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
             "subdirectory": src.get("subdirectory") or "",
             "dockerfile": src.get("dockerfile"),
             "build_args": _variables(rec.variables, "build"),
+            "build_server": src.get("build_server"),
         }
     services: list[dict[str, Any]] = []
     for svc in cfg["services"]:

@@ -17,6 +17,7 @@ import aiohttp
 
 from berth_builder.adapters.context import iter_chunks
 from berth_builder.adapters.session import SecretSession
+from berth_builder.domain.push import EngineCall
 from berth_builder.domain.request import BuildRequest
 from berth_common import labels
 from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, unreachable
@@ -96,19 +97,52 @@ class DockerClient:
         on_object: ObjectSink,
         *,
         secrets: Mapping[str, str] | None = None,
+        registries: Mapping[str, tuple[str, str]] | None = None,
+        registry_config: str | None = None,
     ) -> None:
         """POST /build and feed each progress object to ``on_object`` until the stream ends.
 
-        With secret names in the request, a BuildKit session serving ``secrets`` is open during the build.
+        With secret names in the request, or ``registries`` given (host -> (user, password): the credentials
+        for the registries mapped base images come from; BuildKit pulls a base only through a session, with
+        them or anonymously) on BuildKit, a BuildKit session serving them is open during the build; the
+        legacy builder takes the credentials as ``registry_config`` (``X-Registry-Config``).
         """
-        if request.secret_names:
-            async with SecretSession(self.engines, self.server_id, secrets or {}) as session:
+        headers = {"X-Registry-Config": registry_config} if registry_config else {}
+        if request.secret_names or (registries is not None and request.engine == "buildkit"):
+            async with SecretSession(self.engines, self.server_id, secrets or {}, registries) as session:
                 query = {**request.query(), "session": session.id}
-                await self._post_build(query, context, on_object)
+                await self._post_build(query, context, on_object, headers)
         else:
-            await self._post_build(request.query(), context, on_object)
+            await self._post_build(request.query(), context, on_object, headers)
 
-    async def _post_build(self, query: dict[str, str], context: Path, on_object: ObjectSink) -> None:
+    async def stream(self, call: EngineCall, on_object: ObjectSink) -> None:
+        """Run an engine call that answers with a JSON progress stream (a push), each object to ``on_object``."""
+        try:
+            resp = await self.docker._do_query(
+                call.path,
+                call.method,
+                params=call.params,
+                headers=call.headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            )
+        except aiodocker.DockerError as exc:
+            _raise_if_unreachable(exc)
+            await on_object({"error": str(exc.message)})
+            return
+        await self._read_stream(resp, on_object)
+
+    async def call(self, call: EngineCall) -> None:
+        """Run an engine call without a body worth reading (tag); raises aiodocker's error on refusal."""
+        try:
+            async with self.docker._query(call.path, call.method, params=call.params, headers=call.headers):
+                pass
+        except aiodocker.DockerError as exc:
+            _raise_if_unreachable(exc)
+            raise
+
+    async def _post_build(
+        self, query: dict[str, str], context: Path, on_object: ObjectSink, headers: Mapping[str, str]
+    ) -> None:
         async def body() -> AsyncIterator[bytes]:
             for chunk in iter_chunks(context):
                 yield chunk
@@ -119,7 +153,7 @@ class DockerClient:
                 "build",
                 "POST",
                 params=query,
-                headers={"Content-Type": "application/x-tar"},
+                headers={"Content-Type": "application/x-tar", **headers},
                 data=body(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
             )
@@ -127,6 +161,9 @@ class DockerClient:
             _raise_if_unreachable(exc)
             await on_object({"error": f"the Docker engine refused the build: {exc.message}"})
             return
+        await self._read_stream(resp, on_object)
+
+    async def _read_stream(self, resp: Any, on_object: ObjectSink) -> None:
         try:
             buf = b""
             async for chunk in resp.content.iter_any():
@@ -136,7 +173,7 @@ class DockerClient:
                     await _deliver(raw, on_object)
             await _deliver(buf, on_object)
         except aiohttp.ClientConnectionError as exc:
-            raise DockerUnavailable(f"the connection to the Docker engine broke during the build: {exc}") from exc
+            raise DockerUnavailable(f"the connection to the Docker engine broke: {exc}") from exc
         finally:
             resp.close()
 

@@ -32,6 +32,8 @@ class BuildRow:
     duration_s: float | None
     attempts: int
     stale: bool
+    server_id: str = "local"
+    pushed_ref: str | None = None
 
     @classmethod
     def from_row(cls, row: Any, stale: bool = False) -> BuildRow:
@@ -118,14 +120,17 @@ class BuildRepo:
                 sa.update(builds).where(builds.c.build_id == build_id).values(commit=commit, cache_key=cache_key)
             )
 
-    async def reusable(self, cache_key: str) -> BuildRow | None:
-        """The latest successful build with this cache key."""
+    async def reusable(self, cache_key: str, server_id: str) -> BuildRow | None:
+        """The latest successful build with this cache key on this build server."""
         async with self.sessionmaker() as s:
             row = (
                 await s.execute(
                     sa.select(builds)
                     .where(
-                        builds.c.cache_key == cache_key, builds.c.status == "succeeded", builds.c.image_id.is_not(None)
+                        builds.c.cache_key == cache_key,
+                        builds.c.status == "succeeded",
+                        builds.c.image_id.is_not(None),
+                        builds.c.server_id == server_id,
                     )
                     .order_by(builds.c.finished_at.desc())
                     .limit(1)

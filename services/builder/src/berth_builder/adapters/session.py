@@ -3,7 +3,10 @@
 The client opens ``POST /session`` with ``Upgrade: h2c``; after ``101 Switching Protocols`` the daemon
 speaks gRPC (HTTP/2) to us over that connection. We answer two unary methods:
 ``/moby.buildkit.secrets.v1.Secrets/GetSecret`` (``GetSecretRequest{ID=1}`` -> ``GetSecretResponse{data=1}``)
-and ``/grpc.health.v1.Health/Check`` (``SERVING``); anything else gets ``UNIMPLEMENTED``. A secret's value
+``/grpc.health.v1.Health/Check`` (``SERVING``) and, with registry credentials given,
+``/moby.filesync.v1.Auth/Credentials`` (``CredentialsRequest{Host=1}`` -> ``CredentialsResponse{Username=1,
+Secret=2}``: the team's credentials for a mirror a ``FROM`` base is pulled from); anything else gets
+``UNIMPLEMENTED`` (BuildKit then falls back from token authorities to plain credentials). A secret's value
 travels only over this socket into a tmpfs mount of the one RUN step that asks for it: it is not a build
 arg, so it is in no layer and not in the image history.
 """
@@ -16,6 +19,7 @@ import secrets as pysecrets
 import struct
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import h2.config
 import h2.connection
@@ -25,16 +29,25 @@ import h2.exceptions
 from berth_builder.domain.progress import fields
 from berth_common.docker import DockerEngines
 from berth_common.logging import get_logger
+from berth_common.registries import credentials_for
 
 log = get_logger(__name__)
 
 GET_SECRET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 GRPC_OK, GRPC_NOT_FOUND, GRPC_UNIMPLEMENTED = "0", "5", "12"
 
 
 class SessionError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class _Host:
+    registry: str
+    user: str
+    password: str = field(repr=False)
 
 
 def _encode_bytes_field(number: int, data: bytes) -> bytes:
@@ -48,10 +61,33 @@ def _encode_bytes_field(number: int, data: bytes) -> bytes:
     return bytes(out) + data
 
 
-def answer(path: str, request: bytes, secrets: Mapping[str, str]) -> tuple[str, bytes | None, str]:
-    """(grpc-status, reply message or None, grpc-message) for one unary call: the pure part of the server."""
+def _string_field(request: bytes, number: int) -> str:
+    for n, value in fields(request):
+        if n == number and isinstance(value, bytes):
+            return value.decode(errors="replace")
+    return ""
+
+
+def answer(
+    path: str,
+    request: bytes,
+    secrets: Mapping[str, str],
+    registries: Mapping[str, tuple[str, str]] | None = None,
+) -> tuple[str, bytes | None, str]:
+    """(grpc-status, reply message or None, grpc-message) for one unary call: the pure part of the server.
+    ``registries``: registry host -> (user, password); a host without credentials gets an empty answer
+    (an anonymous pull)."""
     if path == HEALTH_CHECK:
         return GRPC_OK, b"\x08\x01", ""
+    if path == CREDENTIALS and registries is not None:
+        found = credentials_for(_string_field(request, 1), [_Host(h, *c) for h, c in registries.items()])
+        if found is None:
+            return GRPC_OK, b"", ""
+        return (
+            GRPC_OK,
+            _encode_bytes_field(1, found.user.encode()) + _encode_bytes_field(2, found.password.encode()),
+            "",
+        )
     if path == GET_SECRET:
         ident = ""
         for number, value in fields(request):
@@ -66,10 +102,17 @@ def answer(path: str, request: bytes, secrets: Mapping[str, str]) -> tuple[str, 
 class SecretSession:
     """``async with SecretSession(engines, server_id, secrets) as s:`` then build with ``session=s.id``."""
 
-    def __init__(self, engines: DockerEngines, server_id: str, secrets: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        engines: DockerEngines,
+        server_id: str,
+        secrets: Mapping[str, str],
+        registries: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.engines = engines
         self.server_id = server_id
         self.secrets = dict(secrets)
+        self.registries = dict(registries) if registries is not None else None
         self.id = pysecrets.token_hex(16)
         self.served: list[str] = []  # secret ids asked for (names only)
         self._task: asyncio.Task[None] | None = None
@@ -86,7 +129,9 @@ class SecretSession:
             "X-Docker-Expose-Session-Name: berth-builder\r\n"
             f"X-Docker-Expose-Session-Sharedkey: {self.id}\r\n"
             f"X-Docker-Expose-Session-Grpc-Method: {GET_SECRET}\r\n"
-            f"X-Docker-Expose-Session-Grpc-Method: {HEALTH_CHECK}\r\n\r\n"
+            f"X-Docker-Expose-Session-Grpc-Method: {HEALTH_CHECK}\r\n"
+            + (f"X-Docker-Expose-Session-Grpc-Method: {CREDENTIALS}\r\n" if self.registries is not None else "")
+            + "\r\n"
         )
         writer.write(head.encode())
         await writer.drain()
@@ -143,7 +188,7 @@ class SecretSession:
 
     def _reply(self, conn: h2.connection.H2Connection, stream_id: int, path: str, body: bytes) -> None:
         message = body[5:] if len(body) >= 5 else b""  # gRPC frame: 1 byte compressed flag, 4 bytes length
-        status, reply, text = answer(path, message, self.secrets)
+        status, reply, text = answer(path, message, self.secrets, self.registries)
         if path == GET_SECRET:
             self.served.append(
                 next((v.decode(errors="replace") for n, v in fields(message) if n == 1 and isinstance(v, bytes)), "")

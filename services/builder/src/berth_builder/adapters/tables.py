@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from berth_common.fleet import servers_table
+
 metadata = sa.MetaData()
 
 BUILD_STATUSES = ("running", "retrying", "succeeded", "failed", "cancelled")
@@ -27,6 +29,8 @@ builds = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("server_id", sa.String(64), nullable=False, server_default="local"),  # whose engine built it
+    sa.Column("pushed_ref", sa.String(512), nullable=True),  # <registry>/<ns>/<app>@sha256:.. when pushed
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -43,3 +47,6 @@ cancels = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+# The server directory (``berth_common.fleet``), kept from ``evt.server.changed``: the build servers.
+servers = servers_table(metadata)

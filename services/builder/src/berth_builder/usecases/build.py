@@ -1,6 +1,8 @@
-"""One build, start to end: validate, resolve, reuse or clone, detect, build, tag. Returns an outcome.
+"""One build, start to end: validate, resolve, reuse or clone, detect, build, tag, push. Returns an outcome.
 
-The work of a ``cmd.build.start`` (``builds.py`` claims the build, runs this and records the outcome).
+The work of a ``cmd.build.start`` (``builds.py`` claims the build, runs this and records the outcome). The
+build runs on the engine of the command's build server (``servers.py``): the context is streamed to it as
+to the local one, and the image is made there; with a push registry it is then pushed (``push.py``).
 
 Validation happens before anything else: no git process runs and no directory is made for a command
 with an invalid URL, ref, path, build arg, build id or image tag.
@@ -9,6 +11,7 @@ with an invalid URL, ref, path, build arg, build id or image tag.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import time
@@ -25,6 +28,7 @@ from berth_builder.domain import clone
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
 from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
+from berth_builder.domain.push import registry_config_header
 from berth_builder.domain.request import Arg, SecretsNeedBuildKit, build_request, cache_key, image_labels
 from berth_builder.domain.source import (
     GitRef,
@@ -39,9 +43,11 @@ from berth_builder.domain.source import (
     validate_relpath,
 )
 from berth_builder.settings import BuilderSettings
-from berth_common import sealing
+from berth_builder.usecases.push import PushFailed, push_image
+from berth_builder.usecases.servers import BuildServers, BuildServerUnusable
+from berth_common import registries, sealing
 from berth_common.catalogue import BuildFailureStage, StartBuild
-from berth_common.catalogue.deployments import revealed
+from berth_common.catalogue.deployments import registry_auths, revealed
 
 Say = Callable[[str], Awaitable[None]]
 MAX_SECRET_BYTES = 60000
@@ -55,6 +61,7 @@ class Succeeded:
     cache_key: str
     reused: bool = False
     generated_dockerfile: str | None = None
+    pushed_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,13 @@ class Fail(Exception):
 
 def secrets_of(cmd: StartBuild) -> list[str]:
     """The plaintext secret values of a build (in memory only), to redact from its log lines and reasons."""
-    return revealed([a for a in cmd.source.build_args if a.secret]) + url_secrets(cmd.source.repository)
+    found = revealed([a for a in cmd.source.build_args if a.secret]) + url_secrets(cmd.source.repository)
+    for auth in registry_auths(cmd.source):
+        try:
+            found += [p for p in [auth.reveal()] if p]
+        except sealing.UnsealError:
+            continue
+    return found
 
 
 def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
@@ -130,7 +143,7 @@ def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
 @dataclass(eq=False)
 class Pipeline:
     settings: BuilderSettings
-    docker: DockerClient
+    servers: BuildServers
     git: GitRunner
     repo: BuildRepo
     image_map: dict[str, str]
@@ -143,7 +156,21 @@ class Pipeline:
         workspace = self.settings.workspaces / cmd.build_id
         await asyncio.to_thread(shutil.rmtree, workspace, True)  # left by an attempt that crashed
         try:
-            return await self._run(cmd, say, inputs, workspace)
+            docker = await self.servers.docker(cmd.source.build_server)
+        except BuildServerUnusable as exc:
+            return Failed("source", str(exc))
+        if cmd.source.build_server != "local":
+            await say(f"building on server {cmd.source.build_server}")
+        try:
+            outcome = await self._run(cmd, say, inputs, workspace, docker)
+            if cmd.source.push is None:
+                return outcome
+            try:
+                pushed = await push_image(docker, cmd.image_tag, cmd.source.push, say)
+            except PushFailed as exc:
+                await docker.untag(cmd.image_tag)  # a build that failed leaves no image for its deployment
+                return Failed("push", str(exc), outcome.commit)
+            return dataclasses.replace(outcome, pushed_ref=pushed)
         except Fail as exc:
             return Failed(exc.stage, exc.reason)
         finally:
@@ -168,7 +195,7 @@ class Pipeline:
         )
         return Fail("clone", reason)
 
-    async def _run(self, cmd: StartBuild, say: Say, inputs: Inputs, workspace: Path) -> Outcome:
+    async def _run(self, cmd: StartBuild, say: Say, inputs: Inputs, workspace: Path, docker: DockerClient) -> Succeeded:
         redact = Redactor(secrets_of(cmd))
         git = self.settings.git_binary
         env = clone.git_env(inputs.url, os.environ)
@@ -196,7 +223,7 @@ class Pipeline:
         if commit:
             key = self._cache_key(inputs, commit)
             await self.repo.set_commit(cmd.build_id, commit, key)
-            reused = await self._reuse(cmd, key, commit, say)
+            reused = await self._reuse(cmd, key, commit, say, docker)
             if reused is not None:
                 return reused
 
@@ -236,7 +263,7 @@ class Pipeline:
             commit = actual
             key = self._cache_key(inputs, commit)
             await self.repo.set_commit(cmd.build_id, commit, key)
-            reused = await self._reuse(cmd, key, commit, say)
+            reused = await self._reuse(cmd, key, commit, say, docker)
             if reused is not None:
                 return reused
         key = self._cache_key(inputs, commit)
@@ -295,10 +322,21 @@ class Pipeline:
 
         timeout = cmd.timeout_s or self.settings.build_timeout_s
         secrets = {a.name: a.value for a in inputs.args if a.secret}
+        bases = self._base_credentials(cmd, changes)
+        config = registry_config_header(bases) if bases else None
+        for host, (user, _) in sorted(bases.items()):
+            await say(f"base images from {host}: as {user} (the team's registry credentials)")
         await say(f"building {cmd.image_tag} ({self.settings.build_engine})")
         try:
             async with asyncio.timeout(timeout):
-                await self.docker.build(request, tar, on_object, secrets=secrets)
+                await docker.build(
+                    request,
+                    tar,
+                    on_object,
+                    secrets=secrets,
+                    registries=bases if changes else None,  # mapped bases: asked for through the session
+                    registry_config=config,
+                )
         except TimeoutError:
             raise Fail(
                 "build",
@@ -310,7 +348,7 @@ class Pipeline:
         if stream.error is not None or stream.image_id is None:
             error = stream.error or "the build ended without an image"
             raise Fail("build", build_failure_reason(error, stream.tail, base_images(text)))
-        image_id = await self.docker.image_id(cmd.image_tag)
+        image_id = await docker.image_id(cmd.image_tag)
         if image_id is None:
             raise Fail("build", f"the build reported {stream.image_id} but {cmd.image_tag} does not exist")
         return Succeeded(image_id=image_id, commit=commit, cache_key=key, generated_dockerfile=shown)
@@ -327,16 +365,33 @@ class Pipeline:
             engine=self.settings.build_engine,
         )
 
-    async def _reuse(self, cmd: StartBuild, key: str, commit: str, say: Say) -> Succeeded | None:
+    def _base_credentials(self, cmd: StartBuild, changes: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        """host -> (user, password): the team's credentials for the registries the image map sent a ``FROM``
+        base to (by the shared rule, ``berth_common.registries``); a password that does not open is left out."""
+        found: dict[str, tuple[str, str]] = {}
+        for _, local in changes:
+            try:
+                host = registries.registry_of(local)
+            except registries.InvalidReferenceError:
+                continue
+            auth = registries.credentials_for(host, cmd.source.base_auths)
+            if auth is not None and host not in found:
+                try:
+                    found[host] = (auth.username, auth.reveal())
+                except sealing.UnsealError:
+                    continue
+        return found
+
+    async def _reuse(self, cmd: StartBuild, key: str, commit: str, say: Say, docker: DockerClient) -> Succeeded | None:
         if cmd.no_cache:
             return None
-        row = await self.repo.reusable(key)
+        row = await self.repo.reusable(key, cmd.source.build_server)
         if row is None or row.image_id is None or row.build_id == cmd.build_id:
             return None
-        if await self.docker.image_id(row.image_id) is None:
+        if await docker.image_id(row.image_id) is None:
             await say(f"the image of build {row.build_id} is gone: building again")
             return None
-        await self.docker.tag(row.image_id, cmd.image_tag)
+        await docker.tag(row.image_id, cmd.image_tag)
         await say(f"reusing {row.image_id[:19]} built by {row.build_id} from the same commit and inputs")
         return Succeeded(
             image_id=row.image_id,

@@ -2,7 +2,8 @@
 
 Carries out ``cmd.build.start`` (answered ``evt.build.succeeded``, ``evt.build.failed`` or
 ``evt.build.cancelled``, the build's output on ``log.<deployment_id>``) and ``cmd.build.cancel``; the
-steps of one build are ``usecases/build.py``'s. At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
+steps of one build are ``usecases/build.py``'s (on the build server ``usecases/servers.py`` connects to, then
+pushed by ``usecases/push.py`` when the team has a push registry). At-least-once delivery, a build id claimed once: the ``builds`` row says whether a build is finished (its
 result is emitted again, nothing is rebuilt), running here (wait for it), running elsewhere with a fresh
 heartbeat (wait, then take over if it goes stale) or free (claim it). The build runs outside any
 transaction; its result is recorded and emitted through ``berth_common.db.idempotent`` (once per
@@ -28,6 +29,7 @@ from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build import Cancelled, Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
+from berth_builder.usecases.servers import BuildServerUnusable
 from berth_common.bus import Bus, Delivery, TransientError, derived_id
 from berth_common.catalogue import BuildCancelled, BuildFailed, BuildSucceeded, CancelBuild, LogLine, StartBuild
 from berth_common.db import Unit, idempotent
@@ -92,6 +94,7 @@ class Builds:
             "repository": _printable(redact_url(cmd.source.repository), 2048),
             "ref": _printable(cmd.source.ref, 255),
             "image_tag": cmd.image_tag,
+            "server_id": cmd.source.build_server,
         }
         while True:
             if cmd.build_id in self.active:  # the same build is running in this process
@@ -116,6 +119,7 @@ class Builds:
             outcome = await self._build(cmd, delivery, row.attempts)
         except (DockerUnavailable, OSError, ConnectionError) as exc:
             await self.repo.release(cmd.build_id)
+            await self.pipeline.servers.lost(cmd.source.build_server)
             if delivery.attempt < self.settings.max_deliver:
                 raise TransientError(f"build {cmd.build_id}: {exc}") from exc
             outcome = Failed("internal", f"the builder could not reach the Docker engine or its disk: {exc}")
@@ -129,7 +133,8 @@ class Builds:
         duration = round(time.monotonic() - started, 3)
         result = await self._record(cmd, delivery, outcome, duration)
         if isinstance(outcome, Succeeded) and await self.repo.cancel_reason(cmd.build_id) is not None:
-            await self.pipeline.docker.untag(cmd.image_tag)  # cancelled just as it finished: nobody wants it
+            docker = await self.pipeline.servers.docker(cmd.source.build_server)
+            await docker.untag(cmd.image_tag)  # cancelled just as it finished: nobody wants it
         log.info("build finished", build_id=cmd.build_id, status=result.status, seconds=duration, reused=result.reused)
 
     async def _build(self, cmd: StartBuild, delivery: Delivery, attempt: int) -> Outcome:
@@ -177,7 +182,8 @@ class Builds:
         reason = self.cancel_reasons.pop(cmd.build_id, "cancelled")
         removed: list[str] = []
         try:
-            removed = await self.pipeline.docker.remove_build(cmd.build_id, cmd.image_tag)
+            docker = await self.pipeline.servers.docker(cmd.source.build_server)
+            removed = await docker.remove_build(cmd.build_id, cmd.image_tag)
         except Exception as exc:  # recorded as cancelled all the same; the image is pruned later
             log.warning("could not remove what a cancelled build left", build_id=cmd.build_id, error=str(exc))
         await say(f"build cancelled: {reason}" + (f" (removed {', '.join(removed)})" if removed else ""))
@@ -206,8 +212,15 @@ class Builds:
             task.cancel()
             log.info("build cancel requested", build_id=cmd.build_id, reason=reason)
         elif row is not None and row.status == "succeeded":
-            if await self.pipeline.docker.image_id(row.image_tag) == row.image_id:
-                await self.pipeline.docker.untag(row.image_tag)
+            try:
+                docker = await self.pipeline.servers.docker(row.server_id)
+            except BuildServerUnusable as exc:  # nothing can be untagged there now; the cancel is recorded
+                log.warning(
+                    "the build server of a cancelled build is not usable", build_id=cmd.build_id, error=str(exc)
+                )
+                return
+            if await docker.image_id(row.image_tag) == row.image_id:
+                await docker.untag(row.image_tag)
             log.info("build had finished: its tag for the cancelled deployment removed", build_id=cmd.build_id)
 
     async def _heartbeat(self, build_id: str, delivery: Delivery) -> None:
@@ -230,6 +243,7 @@ class Builds:
                 "cache_key": outcome.cache_key,
                 "reused": outcome.reused,
                 "generated_dockerfile": outcome.generated_dockerfile,
+                "pushed_ref": outcome.pushed_ref,
             }
         else:
             values = {"status": "failed", "stage": outcome.stage, "reason": redact(outcome.reason)[:4000]}
@@ -256,6 +270,7 @@ class Builds:
             "stage": row.stage or "internal",
             "reason": row.reason or "",
             "duration_s": row.duration_s or 0.0,
+            "pushed_ref": row.pushed_ref,
         }
         causes = ("build", cmd.build_id, row.status, *(("replay", delivery.envelope.id) if replay else ()))
 
@@ -282,6 +297,7 @@ def _event(
             reused=bool(v.get("reused")),
             generated_dockerfile=v.get("generated_dockerfile"),
             duration_s=float(v.get("duration_s") or 0.0),
+            pushed_ref=v.get("pushed_ref") or None,
         )
     return BuildFailed(
         **common,

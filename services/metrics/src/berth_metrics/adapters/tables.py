@@ -128,3 +128,15 @@ server_health = sa.Table(
     sa.Column("error", sa.String(500), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+# The autoscaling policy of each web service, as the api announces it (``evt.application.autoscale_changed``).
+autoscale_policies = sa.Table(
+    "autoscale_policies",
+    metadata,
+    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("service", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("policy", sa.JSON(none_as_null=True), nullable=True),  # AutoscalePolicy; NULL: off
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("last_change_at", sa.Float, nullable=True),  # epoch seconds of the last scale it asked for
+)

@@ -85,6 +85,7 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.server.unreachable": ("Server unreachable", "error"),
     "evt.server.back": ("Server reachable again", "success"),
     "evt.certificate.expiring": ("Certificate expiring", "warning"),
+    "evt.application.scaled": ("Application scaled", "info"),
 }
 _BAD = ("failed", "crashed", "unreachable", "error", "killed", "expired")
 _WARN = ("raised", "unhealthy", "restarted", "expiring", "cancelled", "degraded")
@@ -215,6 +216,12 @@ def _sentence(event_type: str, data: dict[str, Any], title: str, app: str | None
         return _alert_sentence(event_type, data)
     if event_type in ("evt.server.unreachable", "evt.server.back"):
         return _server_sentence(event_type, data)
+    if event_type == "evt.application.scaled":
+        service, trigger = data.get("service", "?"), "autoscaling" if data.get("trigger") == "auto" else "by hand"
+        before, after = data.get("from_replicas", "?"), data.get("to_replicas", "?")
+        if data.get("outcome") == "failed":
+            return f"Service {service}{of_app} could not be scaled ({trigger}): it runs {after} replica(s)"
+        return f"Service {service}{of_app} scaled from {before} to {after} replica(s) ({trigger})"
     if event_type == "evt.certificate.expiring" and data.get("domain"):
         days = data.get("days_left")
         left = f" in {days:.0f} days" if _num(days) and days >= 1 else " within a day" if _num(days) else " soon"
@@ -314,6 +321,8 @@ def render(
     if not merged.get("application_id") and merged.get("target_kind") == "app" and merged.get("target_id"):
         merged["application_id"] = merged["target_id"]  # an alert on an application
     title, severity = KNOWN.get(event_type, (humanize(event_type), severity_of(event_type)))
+    if event_type == "evt.application.scaled" and merged.get("outcome") == "failed":
+        title, severity = "Scaling failed", "error"
     app = _place(merged, "application")
     facts: dict[str, str | int | float | bool] = {}
     ordered = [k for k in FIRST_FACTS if k in merged] + [k for k in merged if k not in FIRST_FACTS]

@@ -1,7 +1,12 @@
-"""The desired routes in the proxy schema: the truth; the Traefik files are derived from it."""
+"""The desired routes in the proxy schema: the truth; the Traefik files are derived from it.
+
+A route is (server_id, route_id): one route on one server's Traefik (``local``: the control plane's own).
+A batch of route changes is on one server; its functions take that server's id. A host is claimed by one
+route id on any server (the same route id may serve it on several servers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -10,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_proxy_sync.adapters.tables import route_hosts, routes
 from berth_proxy_sync.domain.routes import Route
+
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -46,44 +53,69 @@ _TRY_LOCKS = sa.text(
 
 
 async def try_locks(session: AsyncSession, keys: list[str]) -> list[bool]:
-    """Take each of ``keys`` as a transaction-scoped advisory lock if free; whether each was taken.
+    """Take each of ``keys`` (``domain/batches.py lock_keys``) as a transaction-scoped advisory lock if free;
+    whether each was taken.
 
-    The locks serialise commands for one route (also a route that has no row yet) and claims of one host
-    with any other transaction working on them (another proxy-sync, or a batch of another site)."""
+    The locks serialise commands for one route of one server (also a route that has no row yet) and claims
+    of one host with any other transaction working on them (another proxy-sync, or another server's batch)."""
     if not keys:
         return []
     rows = await session.execute(_TRY_LOCKS, {"keys": keys})
     return [bool(r.got) for r in rows]
 
 
-async def load_many(session: AsyncSession, route_ids: list[str]) -> dict[str, StoredRoute]:
+async def load_many(session: AsyncSession, server_id: str, route_ids: list[str]) -> dict[str, StoredRoute]:
+    """The stored routes (tombstones too) of ``server_id`` among ``route_ids``: ``{route_id: stored}``."""
     if not route_ids:
         return {}
-    rows = await session.execute(sa.select(routes).where(routes.c.route_id.in_(route_ids)))
+    rows = await session.execute(
+        sa.select(routes).where(routes.c.server_id == server_id, routes.c.route_id.in_(route_ids))
+    )
     return {str(r.route_id): StoredRoute(_to_route(r), bool(r.removed)) for r in rows}
 
 
-async def active_routes(session: AsyncSession) -> list[Route]:
-    rows = await session.execute(sa.select(routes).where(routes.c.removed.is_(False)).order_by(routes.c.route_id))
+async def load(session: AsyncSession, route_id: str, server_id: str = LOCAL) -> StoredRoute | None:
+    return (await load_many(session, server_id, [route_id])).get(route_id)
+
+
+async def active_routes(session: AsyncSession, server_id: str = LOCAL) -> list[Route]:
+    rows = await session.execute(
+        sa.select(routes)
+        .where(routes.c.server_id == server_id, routes.c.removed.is_(False))
+        .order_by(routes.c.route_id)
+    )
     return [_to_route(r) for r in rows]
 
 
-async def host_owners(session: AsyncSession, hosts: list[str]) -> dict[str, str]:
-    """The route serving each of ``hosts`` now (hosts nobody serves are absent): ``{host: route_id}``."""
+async def forget_server(session: AsyncSession, server_id: str) -> int:
+    """Drop every route of a removed server (its hosts are freed); the number of routes it had."""
+    if server_id == LOCAL:
+        raise ValueError("the local server is never removed")
+    result = await session.execute(sa.delete(routes).where(routes.c.server_id == server_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def host_owners(session: AsyncSession, hosts: Sequence[str], route_id: str | None = None) -> dict[str, str]:
+    """The route id serving each of ``hosts`` now, on any server (hosts nobody serves are absent; with
+    ``route_id``, hosts only that route id serves are absent too): ``{host: route_id}``. The same route id
+    may serve a host on several servers (one application service running on many)."""
     if not hosts:
         return {}
-    rows = await session.execute(
-        sa.select(route_hosts.c.host, route_hosts.c.route_id).where(route_hosts.c.host.in_(hosts))
-    )
+    query = sa.select(route_hosts.c.host, route_hosts.c.route_id).where(route_hosts.c.host.in_(hosts))
+    if route_id is not None:
+        query = query.where(route_hosts.c.route_id != route_id)
+    rows = await session.execute(query)
     return {str(r.host): str(r.route_id) for r in rows}
 
 
-async def save_many(session: AsyncSession, applied: list[tuple[Route, float]]) -> None:
-    """Record routes confirmed live (``(route, live_ms)``) and their hosts, in a few statements."""
+async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[Route, float]]) -> None:
+    """Record routes of ``server_id`` confirmed live (``(route, live_ms)``) and their hosts, in a few
+    statements."""
     if not applied:
         return
     rows = [
         {
+            "server_id": server_id,
             "route_id": route.route_id,
             "hosts": list(route.hosts),
             "upstreams": list(route.upstreams),
@@ -97,23 +129,38 @@ async def save_many(session: AsyncSession, applied: list[tuple[Route, float]]) -
     stmt = insert(routes).values(rows)
     updated = {c: stmt.excluded[c] for c in ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms")}
     await session.execute(
-        stmt.on_conflict_do_update(index_elements=[routes.c.route_id], set_={**updated, "updated_at": sa.func.now()})
+        stmt.on_conflict_do_update(
+            index_elements=[routes.c.server_id, routes.c.route_id], set_={**updated, "updated_at": sa.func.now()}
+        )
     )
-    ids = [route.route_id for route, _ in applied]
-    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id.in_(ids)))
+    await _free_hosts(session, server_id, [route.route_id for route, _ in applied])
     await session.execute(
-        insert(route_hosts), [{"host": h, "route_id": route.route_id} for route, _ in applied for h in route.hosts]
+        insert(route_hosts),
+        [{"host": h, "server_id": server_id, "route_id": route.route_id} for route, _ in applied for h in route.hosts],
     )
 
 
-async def mark_removed_many(session: AsyncSession, removed: list[tuple[str, int, Route | None]]) -> None:
-    """Keep a tombstone with each removal's generation (``(route_id, generation, previous)``); free the hosts."""
+async def save(session: AsyncSession, route: Route, live_ms: float, server_id: str = LOCAL) -> None:
+    await save_many(session, server_id, [(route, live_ms)])
+
+
+async def _free_hosts(session: AsyncSession, server_id: str, route_ids: list[str]) -> None:
+    await session.execute(
+        sa.delete(route_hosts).where(route_hosts.c.server_id == server_id, route_hosts.c.route_id.in_(route_ids))
+    )
+
+
+async def mark_removed_many(
+    session: AsyncSession, server_id: str, removed: list[tuple[str, int, Route | None]]
+) -> None:
+    """Keep a tombstone with each removal's generation (``(route_id, generation, previous)``) on
+    ``server_id``; free the hosts."""
     if not removed:
         return
-    ids = [route_id for route_id, _, _ in removed]
-    await session.execute(sa.delete(route_hosts).where(route_hosts.c.route_id.in_(ids)))
+    await _free_hosts(session, server_id, [route_id for route_id, _, _ in removed])
     rows = [
         {
+            "server_id": server_id,
             "route_id": route_id,
             "hosts": list(previous.hosts) if previous else [],
             "upstreams": list(previous.upstreams) if previous else [],
@@ -126,7 +173,7 @@ async def mark_removed_many(session: AsyncSession, removed: list[tuple[str, int,
     stmt = insert(routes).values(rows)
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[routes.c.route_id],
+            index_elements=[routes.c.server_id, routes.c.route_id],
             set_={"removed": True, "generation": stmt.excluded.generation, "updated_at": sa.func.now()},
         )
     )

@@ -1,4 +1,4 @@
-"""Route change batches: which waiting commands of one site go into its next batch (pure).
+"""Route change batches: which waiting commands of one server go into its next batch (pure).
 
 The changes of a batch are written together, confirmed by the same Traefik reload and recorded in one
 transaction, so they must not depend on each other: a batch changes each route once and gives each host
@@ -88,9 +88,11 @@ def next_batch(waiting: Sequence[P], limit: int) -> Batch[P]:
     return out
 
 
-def lock_keys(route_id: str, hosts: Iterable[str] = ()) -> list[str]:
-    """The advisory lock keys of a command: its route's, then each host it claims (sorted)."""
-    return [f"berth-route:{route_id}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
+def lock_keys(route_id: str, hosts: Iterable[str] = (), server_id: str = "local") -> list[str]:
+    """The advisory lock keys of a command: its route's (the route id on ``local``, ``<server>/<route>`` on
+    another server), then each host it claims (sorted; a host is claimed on every server alike)."""
+    route_key = route_id if server_id == "local" else f"{server_id}/{route_id}"
+    return [f"berth-route:{route_key}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
 
 
 def claim_conflicts(route_id: str, hosts: Iterable[str], owners: Mapping[str, str]) -> dict[str, str]:

@@ -1,7 +1,11 @@
-"""One batch of route changes on one site: checked, written, confirmed, recorded and answered together.
+"""One batch of route changes on one server's site: checked, written, confirmed, recorded and answered together.
 
 A batch is one transaction (``RouteBatch.run``):
 
+0. The server's site is taken from ``usecases/sites.py`` (a remote one opened and reconciled on first use).
+   When the server has none now (:class:`SiteUnavailable`: unknown, removed, not usable, not reachable),
+   every command of the batch is recorded and answered ``evt.route.failed`` naming the server, and nothing
+   is written.
 1. Every command's advisory locks (its route's, then each host it claims) are tried without waiting; a
    command whose route or host another transaction holds goes back to wait for a later batch.
 2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
@@ -21,7 +25,8 @@ Each command has its own ``Unit`` on the batch's session, so what it emits carri
 message. When the transaction fails (the database), every file of the batch is put back as the database
 has it and every command of the batch fails with the error (its message is delivered again). A crash
 between the write and the commit leaves files the database does not have: the next start rewrites every
-file from the database (``reconcile``) and the unacknowledged messages are delivered again.
+local file from the database (``reconcile``), a server's on its site's first use, and the unacknowledged
+messages are delivered again.
 """
 
 from __future__ import annotations
@@ -40,21 +45,14 @@ from berth_common.db import Unit
 from berth_common.db.unit import first_times, write_outbox
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
-from berth_proxy_sync.adapters.files import DynamicDir
-from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+from berth_proxy_sync.adapters.sites import Site
+from berth_proxy_sync.adapters.traefik_api import NotLiveError
 from berth_proxy_sync.domain.batches import Batch, claim_conflicts, lock_keys, stale_reason, waits_for_batch
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
 log = get_logger(__name__)
 Operation = Literal["apply", "remove"]
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where one server's routes live: the dynamic directory its Traefik reads and that Traefik's API."""
-
-    files: DynamicDir
-    traefik: TraefikApi
 
 
 @dataclass(eq=False)
@@ -128,10 +126,12 @@ class Outcome:
 
 @dataclass
 class RouteBatch:
-    site: Site
+    sites: Sites
+    server_id: str
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float
+    site: Site | None = field(default=None, init=False)  # the server's site, taken at the batch's start
 
     async def run(self, batch: Batch[Command]) -> Outcome:
         """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
@@ -141,15 +141,21 @@ class RouteBatch:
         started = time.monotonic()
         try:
             async with self.sessionmaker() as session, session.begin():
-                await self._run(session, batch, out, changes)
+                try:
+                    self.site = await self.sites.site(self.server_id, session)
+                except SiteUnavailable as exc:
+                    await self._unavailable(session, batch, out, str(exc))
+                else:
+                    await self._run(session, batch, out, changes)
         except BaseException:
             for ch in changes:
                 if ch.written:
-                    self._restore(ch.cmd.route_id, ch.previous)
+                    await self._restore(ch.cmd.route_id, ch.previous)
             raise
         if out.written:
             log.info(
                 "route batch",
+                server_id=self.server_id,
                 changes=out.written,
                 failed=sum(1 for ch in changes if ch.problem),
                 stale=out.stale,
@@ -160,12 +166,12 @@ class RouteBatch:
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
         valid = [c for c in batch.changes if c.valid]
-        keys = [lock_keys(c.route_id, c.hosts) for c in valid]
+        keys = [lock_keys(c.route_id, c.hosts, self.server_id) for c in valid]
         got = iter(await repo.try_locks(session, [k for ks in keys for k in ks]))
         locked = {id(c) for c, ks in zip(valid, keys, strict=True) if all([next(got) for _ in ks])}
         out.deferred = [c for c in valid if id(c) not in locked]
         live = [c for c in batch.changes if not c.valid or id(c) in locked]
-        stored = await repo.load_many(session, sorted({c.route_id for c in live if c.valid}))
+        stored = await repo.load_many(session, self.server_id, sorted({c.route_id for c in live if c.valid}))
         owners = await repo.host_owners(session, sorted({h for c in live for h in c.hosts}))
         changing = {c.route_id for c in live if c.valid}
         conflicts = {id(c): claim_conflicts(c.route_id, c.hosts, owners) for c in live}
@@ -193,10 +199,13 @@ class RouteBatch:
 
         await self._write_and_confirm(changes)
         await repo.save_many(
-            session, [(ch.cmd.route, ch.seconds * 1000) for ch in changes if not ch.problem and ch.cmd.route]
+            session,
+            self.server_id,
+            [(ch.cmd.route, ch.seconds * 1000) for ch in changes if not ch.problem and ch.cmd.route],
         )
         await repo.mark_removed_many(
             session,
+            self.server_id,
             [
                 (ch.cmd.route_id, ch.cmd.generation, ch.previous)
                 for ch in changes
@@ -205,13 +214,29 @@ class RouteBatch:
         )
         for ch in changes:
             if ch.problem is not None:
-                self._restore(ch.cmd.route_id, ch.previous)
+                await self._restore(ch.cmd.route_id, ch.previous)
                 self._fail(ch.unit, ch.cmd, ch.problem)
             else:
                 self._answer(ch)
         await self._answer_riders(session, batch, changes, out)
         await write_outbox(session, [*out.units, *out.rider_units])
         out.written = sum(1 for ch in changes if ch.written)
+
+    async def _unavailable(self, session: AsyncSession, batch: Batch[Command], out: Outcome, reason: str) -> None:
+        """The server has no site now: every command of the batch (riders too) is recorded and answered
+        ``evt.route.failed`` with the reason, which names the server (invalid input with its own error);
+        nothing is written."""
+        commands = [*batch.changes, *(r for rs in batch.riders.values() for r in rs)]
+        log.warning("route batch refused: no site", server_id=self.server_id, commands=len(commands), reason=reason)
+        first = await first_times(session, [c.delivery for c in commands])
+        for cmd in commands:
+            out.answered.append(cmd)
+            if (cmd.delivery.consumer, cmd.delivery.envelope.id) not in first:
+                continue
+            unit = Unit(session=session, bus=self.bus, delivery=cmd.delivery)
+            out.units.append(unit)
+            self._fail(unit, cmd, cmd.error or reason, quiet=True)
+        await write_outbox(session, out.units)
 
     async def _answer_riders(
         self, session: AsyncSession, batch: Batch[Command], changes: list[_Change], out: Outcome
@@ -234,6 +259,7 @@ class RouteBatch:
     async def _write_and_confirm(self, changes: list[_Change]) -> None:
         """Write every change, then wait for Traefik to show all of them (one poller for the batch) while
         the files are flushed; each change gets its seconds to live or its problem."""
+        assert self.site is not None
         files, traefik = self.site.files, self.site.traefik
         waits: list[asyncio.Task[float]] = []
         waiting: list[_Change] = []
@@ -241,9 +267,9 @@ class RouteBatch:
             route = ch.cmd.route
             try:
                 if route is not None:
-                    files.write(route.file_name, render(route), durable=False)
+                    await files.write(route.file_name, render(route), durable=False)
                 else:
-                    files.delete(file_name(ch.cmd.route_id), durable=False)
+                    await files.delete(file_name(ch.cmd.route_id), durable=False)
             except OSError as exc:  # nothing was renamed into place: the previous file is still there
                 ch.problem = str(exc)
                 continue
@@ -256,7 +282,7 @@ class RouteBatch:
         if not waiting:
             return
         names = [ch.cmd.route.file_name for ch in waiting if ch.cmd.route]
-        flushed = asyncio.create_task(asyncio.to_thread(files.sync, *names))
+        flushed = asyncio.create_task(files.sync(*names))
         results = await asyncio.gather(*waits, return_exceptions=True)
         await asyncio.wait({flushed})
         flush_error = flushed.exception()
@@ -270,20 +296,26 @@ class RouteBatch:
             else:
                 ch.seconds = result
 
-    def _restore(self, route_id: str, previous: Route | None) -> None:
+    async def _restore(self, route_id: str, previous: Route | None) -> None:
         """Put the file back as the database has it (the last confirmed state)."""
+        assert self.site is not None
         try:
             if previous is None:
-                self.site.files.delete(file_name(route_id))
+                await self.site.files.delete(file_name(route_id))
             else:
-                self.site.files.write(previous.file_name, render(previous))
-        except OSError as exc:  # the next start re-derives every file from the database
-            log.error("could not restore route file", route_id=route_id, error=str(exc))
+                await self.site.files.write(previous.file_name, render(previous))
+        except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
+            log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
 
     def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
         if not quiet:  # riders of a live change are counted in the batch's log line instead
             log.warning(
-                "route change failed", route_id=cmd.route_id, generation=cmd.generation, op=cmd.operation, reason=reason
+                "route change failed",
+                route_id=cmd.route_id,
+                server_id=self.server_id,
+                generation=cmd.generation,
+                op=cmd.operation,
+                reason=reason,
             )
         unit.stage(
             RouteFailed(
@@ -298,7 +330,13 @@ class RouteBatch:
     def _answer(self, ch: _Change) -> None:
         cmd, live_ms = ch.cmd, round(ch.seconds * 1000, 1)
         if cmd.route is None:
-            log.info("route removed", route_id=cmd.route_id, generation=cmd.generation, live_ms=live_ms)
+            log.info(
+                "route removed",
+                route_id=cmd.route_id,
+                server_id=self.server_id,
+                generation=cmd.generation,
+                live_ms=live_ms,
+            )
             ch.unit.stage(
                 RouteRemoved(
                     route_id=cmd.route_id, generation=cmd.generation, server_id=cmd.msg.server_id, live_ms=live_ms
@@ -306,7 +344,13 @@ class RouteBatch:
             )
             return
         route = cmd.route
-        log.info("route live", route_id=route.route_id, generation=route.generation, live_ms=live_ms)
+        log.info(
+            "route live",
+            route_id=route.route_id,
+            server_id=self.server_id,
+            generation=route.generation,
+            live_ms=live_ms,
+        )
         ch.unit.stage(
             RoutesApplied(
                 route_id=route.route_id,

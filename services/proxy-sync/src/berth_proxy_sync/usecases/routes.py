@@ -1,15 +1,18 @@
-"""Routes: Traefik's dynamic directory kept as the database says; route changes coalesced per site.
+"""Routes: Traefik's dynamic directory kept as the database says; route changes coalesced per server.
 
 Carries out ``cmd.route.apply`` and ``cmd.route.remove``, answered with ``evt.route.applied``,
 ``evt.route.removed`` or ``evt.route.failed``. A route change costs Traefik a reload of its whole
 configuration and proxy-sync a wait for Traefik's API to show it; a burst of changes (many previews
-opening, a server drained) handled one at a time would wait for one reload each. So the commands of one site
-(the ``server_id`` they name: one dynamic directory, one Traefik) are coalesced: each handler hands its
-command to the site's batcher and waits for its answer. One batcher task per site takes every command
-that arrived while the previous batch was being applied (``domain/batches.py``) and applies them as one
-batch (``usecases/route_batch.py``): written together, reloaded and confirmed together (one poll of
-Traefik's API checks every route of the batch), recorded in one transaction with their message ids, then
-answered. A command alone starts a batch at once, so a single change waits for nothing but its own reload.
+opening, a server drained) handled one at a time would wait for one reload each. A route is (server_id,
+route_id), and the commands of one server (its site: one dynamic directory, one Traefik; the local one or
+the server's own, ``usecases/sites.py``) are coalesced: each handler hands its command to the server's
+batcher and waits for its answer. One batcher task per server takes every command that arrived while the
+previous batch was being applied (``domain/batches.py``) and applies them as one batch
+(``usecases/route_batch.py``): the server's site taken at its start (a server without one now answers
+every command of the batch ``evt.route.failed``, nothing written), the changes written together, reloaded
+and confirmed together (one poll of Traefik's API checks every route of the batch), recorded in one
+transaction with their message ids, then answered. A command alone starts a batch at once, so a single
+change waits for nothing but its own reload.
 
 Why this keeps the guarantees of one command per transaction:
 
@@ -22,17 +25,18 @@ Why this keeps the guarantees of one command per transaction:
   one route. Commands of one route in one window coalesce by generation: the newest is written, the older
   ones are answered stale once it is live (what they would get arriving after it; when it fails they wait
   for the next batch, as if they did); a second command of the same generation, or a claim of a host the
-  batch gives to another route, waits for the next batch. A batch is one task per site, so no two batches
-  of a site overlap; the advisory locks of each route and host are still
-  taken (tried, never waited for: a locked command waits for a later batch without holding up the others),
-  so another transaction working on the same route (another proxy-sync, another site's batch) never
+  batch gives to another route, waits for the next batch. A batch is one task per server, so no two
+  batches of a server overlap; the advisory locks of each route and host are still taken (tried, never
+  waited for: a locked command waits for a later batch without holding up the others), so another
+  transaction working on the same route or host (another proxy-sync, another server's batch) never
   interleaves with it.
 - Generations: a command older than the route's recorded generation is refused as stale, inside the batch
   as before.
 - One failure fails one route: a change Traefik does not confirm gets its previous file back and its own
   ``evt.route.failed``; the others of the batch are recorded and answered.
 - Crash: files are derived state. Until the commit, the database keeps the previous routes; the next start
-  rewrites every file from it (``reconcile``) and the unacknowledged commands are delivered again.
+  rewrites every local file from it (``reconcile``), a server's site its files on first use
+  (``usecases/sites.py``), and the unacknowledged commands are delivered again.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ import asyncio
 import contextlib
 import contextvars
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -57,7 +60,8 @@ from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
-from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch, Site
+from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch
+from berth_proxy_sync.usecases.sites import Sites
 
 log = get_logger(__name__)
 MAX_BATCH = 512  # route changes in one batch (one transaction, one reload)
@@ -65,7 +69,7 @@ MAX_BATCH = 512  # route changes in one batch (one transaction, one reload)
 
 @dataclass(eq=False)
 class _Queue:
-    """The commands of one site waiting for a batch, in arrival order, and its batcher task."""
+    """The commands of one server waiting for a batch, in arrival order, and its batcher task."""
 
     waiting: list[Command] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -74,10 +78,10 @@ class _Queue:
 
 @dataclass
 class Routes:
-    """The route commands' use case: one batcher per site (``site_of(server_id)`` says where a site's files
-    and Traefik are)."""
+    """The route commands' use case: one batcher per server (``sites`` says where a server's files and
+    Traefik are)."""
 
-    site_of: Callable[[str], Site]
+    sites: Sites
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float = 10.0
@@ -95,7 +99,7 @@ class Routes:
         await self._submit(msg, delivery)
 
     async def _submit(self, msg: ApplyRoutes | RemoveRoute, delivery: Delivery) -> None:
-        """Hand the command to its site's batcher; return once it is answered (raise when its batch's
+        """Hand the command to its server's batcher; return once it is answered (raise when its batch's
         transaction failed: the message is delivered again)."""
         cmd = Command.of(msg, delivery, next(self._seq))
         cmd.done.add_done_callback(_retrieved)
@@ -145,7 +149,7 @@ class Routes:
         if not batch.changes:
             return []
         try:
-            run = RouteBatch(self.site_of(server_id), self.bus, self.sessionmaker, self.live_timeout_s)
+            run = RouteBatch(self.sites, server_id, self.bus, self.sessionmaker, self.live_timeout_s)
             out = await run.run(batch)
         except Exception as exc:
             size = len(batch.changes)

@@ -111,3 +111,28 @@ removals = sa.Table(
 
 # The servers the scheduler may run containers on, as the api announces them (``evt.server.changed``).
 servers = servers_table(metadata)
+
+# One row per scale command: the persisted scale of an application's live version (``domain/scaling.py``).
+scales = sa.Table(
+    "scales",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the command's request id
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.Column("application_id", sa.String(64), nullable=False),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(10), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),  # {service: replicas}
+    sa.Column("drain_grace_s", sa.Float, nullable=False),
+    sa.Column("phase", sa.String(12), nullable=False),
+    sa.Column("deployment_id", sa.String(64), nullable=True),
+    sa.Column("before", sa.JSON, nullable=False),  # {service: replicas} when it began
+    sa.Column("add", sa.JSON, nullable=False),  # [[service, replica], ...]
+    sa.Column("remove", sa.JSON, nullable=False),
+    sa.Column("deadline_at", sa.Float, nullable=True),
+    sa.Column("drain_until", sa.Float, nullable=True),
+    sa.Column("failure", sa.Text, nullable=True),
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+)

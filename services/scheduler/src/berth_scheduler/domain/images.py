@@ -10,13 +10,14 @@ locally) are never pulled: a registry image of that name is not what Berth made.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from berth_common import registries
 from berth_common.registries import DOCKER_HUB, ImageRef
+from berth_common.registries import registry_auth_header as registry_auth_header  # shared with the builder
+from berth_common.registries import stream_error as stream_error
 
 Policy = Literal["always", "if-missing", "never"]
 LOCAL_NAMESPACE = "berth/"
@@ -39,12 +40,6 @@ def must_pull(policy: Policy, present: bool) -> bool:
     return policy == "always" or (policy == "if-missing" and not present)
 
 
-def registry_auth_header(registry: str, username: str, password: str) -> str:
-    """``X-Registry-Auth``: base64url of the JSON the engine expects (never logged: it holds the secret)."""
-    body = json.dumps({"username": username, "password": password, "serveraddress": registry}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(body.encode()).decode()
-
-
 @dataclass(frozen=True)
 class PullCall:
     """``POST /images/create?fromImage=..&tag=..`` with its headers; ``tag`` is a tag or a digest."""
@@ -64,11 +59,7 @@ def pull_call(ref: ImageRef, auth_header: str | None = None) -> PullCall:
 
 def progress_line(message: dict[str, Any]) -> str | None:
     """A deploy log line for one message of the engine's pull stream (None: too fine-grained to show)."""
-    status = str(message.get("status") or "").strip()
-    if not status or status in _CHATTY:
-        return None
-    layer = str(message.get("id") or "").strip()
-    return f"pull: {layer}: {status}" if layer else f"pull: {status}"
+    return registries.progress_line(message, "pull", _CHATTY)
 
 
 _STREAM_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$")
@@ -78,15 +69,6 @@ def stream_digest(ref: ImageRef, message: dict[str, Any]) -> str | None:
     """``<name>@sha256:...`` when a pull stream message reports the digest of what was pulled."""
     found = _STREAM_DIGEST.match(str(message.get("status") or "").strip())
     return f"{ref.name}@{found.group(1)}" if found else None
-
-
-def stream_error(message: dict[str, Any]) -> str | None:
-    """The error a pull stream reports in-band (the call itself answered 200)."""
-    detail = message.get("errorDetail")
-    if isinstance(detail, dict) and detail.get("message"):
-        return str(detail["message"])
-    error = message.get("error")
-    return str(error) if error else None
 
 
 _UNAUTHORIZED = re.compile(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from berth_common.db.unit import Unit
-from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.queueing import QueueEntry
@@ -39,6 +39,8 @@ async def admit_next(
     nxt = queueing.next_to_admit(entries)
     if nxt is None or await removals.is_active(unit.session, application_id):
         return None  # an application being removed admits nothing (its queued deployments are cancelled)
+    if await scales.is_active(unit.session, application_id):
+        return None  # a scale of the live version goes first (the rollout task admits it afterwards)
     prev = await store.last_succeeded(unit.session, application_id)
     await apply(unit, sealer, nxt.deployment_id, machine.Admit(prev.id if prev else None), now)
     return nxt.deployment_id

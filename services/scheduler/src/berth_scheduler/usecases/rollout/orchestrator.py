@@ -18,7 +18,7 @@ import structlog
 from berth_common.db.unit import Unit
 from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
@@ -29,6 +29,7 @@ from berth_scheduler.usecases.rollout.leader import Leadership
 from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.removal import RemovalDriver
 from berth_scheduler.usecases.rollout.routing import RouteStepper
+from berth_scheduler.usecases.rollout.scale import ScaleDriver
 from berth_scheduler.usecases.rollout.undo import Undo
 from berth_scheduler.usecases.rollout.verify import verify_replicas
 
@@ -54,6 +55,7 @@ class Orchestrator:
         }
         self._undo = Undo()
         self._removal = RemovalDriver()
+        self._scale = ScaleDriver()
         self._leadership: Leadership | None = None
         self.sweep_s = 2.0
 
@@ -74,7 +76,13 @@ class Orchestrator:
     async def sweep(self) -> list[str]:
         """Start a task for every application with unfinished deployments or removal that has none."""
         async with self.rt.sessionmaker() as s:
-            apps = sorted({*await store.unfinished_applications(s), *await removals.active_applications(s)})
+            apps = sorted(
+                {
+                    *await store.unfinished_applications(s),
+                    *await removals.active_applications(s),
+                    *await scales.active_applications(s),
+                }
+            )
         for app in apps:
             task = self._tasks.get(app)
             if task is None or task.done():
@@ -161,7 +169,14 @@ class Orchestrator:
                     await asyncio.sleep(1.0)
                     continue
                 if found is None:
-                    try:  # the application is free: its removal, if one was asked for
+                    try:  # the application is free: its scales first (a removal fails those not begun)
+                        if await self._scale(self.rt, application_id, lambda t: self._wait(application_id, t)):
+                            continue
+                    except Exception as exc:
+                        log.warning("scale interrupted, resuming", application_id=application_id, error=str(exc))
+                        await asyncio.sleep(1.0)
+                        continue
+                    try:  # then its removal, if one was asked for
                         if await self._removal(self.rt, application_id, lambda t: self._wait(application_id, t)):
                             continue
                     except Exception as exc:

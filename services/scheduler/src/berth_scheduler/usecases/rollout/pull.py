@@ -16,7 +16,7 @@ from typing import Any
 from berth_common.catalogue import ImageSource, LogLine, Message
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_common.registries import InvalidReferenceError, parse
+from berth_common.registries import InvalidReferenceError, credentials_for, parse
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
 from berth_scheduler.domain import images, machine, names
@@ -82,7 +82,7 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
         detail = f"image {r.image} is on this server (pull policy {policy}: no registry contacted)"
         return await transit(rt, r.deployment_id, machine.ImageReady(digest or "", detail))
 
-    auth = source.auth if source.auth is not None and source.auth.registry == ref.registry else None
+    auth = credentials_for(ref.registry, [source.auth] if source.auth is not None else [])  # a mirror's host
     header = images.registry_auth_header(ref.registry, auth.username, auth.reveal()) if auth else None
     secrets = spec.secret_values()
     started = time.monotonic()

@@ -1,0 +1,275 @@
+"""Scaling the live version, driven by the application's rollout task from the persisted scale.
+
+Carries out what ``cmd.application.scale`` recorded (``usecases/scaling.py``) and publishes
+``evt.application.scaled``. The rollout task runs it only when no deployment of the application runs, and
+admission starts no deployment while a scale is unfinished, so the two never overlap. Each phase is done
+from the ``scales`` row, so a restart resumes it: pending plans the replicas to add and remove from the
+live deployment's recorded containers; starting creates the new replicas from the live deployment's
+spec and image (recorded first, under the live deployment, so a restart finds them) and checks each one's
+readiness; routing sends every touched route its confirmed upstreams without the removed replicas and
+with the ready new ones, and waits for proxy-sync's confirmation; draining waits out the grace period;
+stopping gives the removed replicas SIGTERM (SIGKILL after the stop timeout) and removes them. A new
+replica that is not ready, or a route change not confirmed, fails the scale: the new replicas are
+removed and the routes stay as they were.
+
+Replicas are started on the local server: a service that names other servers is not scaled (the scale
+fails saying so) until the rollout code places replicas on several servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common import labels
+from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue.specs import LOCAL_SERVER, servers_of
+from berth_common.db.unit import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import removals, scales, store
+from berth_scheduler.adapters.readiness import NotReadyError
+from berth_scheduler.domain import names
+from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.domain.scaling import (
+    Phase,
+    Scale,
+    UnknownServiceError,
+    merged_upstreams,
+    plan_slots,
+    scaled_events,
+)
+from berth_scheduler.usecases.rollout.admission import lock_application
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.routing import resend_pending, stage_step, wait_step
+from berth_scheduler.usecases.rollout.steps import Waiter, read, write
+from berth_scheduler.usecases.rollout.steps import _start_one as start_one
+from berth_scheduler.usecases.rollout.units import emit_all
+
+log = get_logger(__name__)
+# new replicas created and started at once: all of a scale's together, so nine start in about the time of one
+SCALE_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class ScaleOwner:
+    """The owner of a scale's route commands (``routing.RouteOwner``)."""
+
+    deployment_id: str
+    application_id: str
+
+
+async def _record(unit: Unit, scale: Scale) -> Scale:
+    await scales.save(unit.session, scale)
+    if scale.finished:
+        events = scaled_events(scale)
+        await emit_all(unit, [(e, f"scaled-{scale.id}-{e.service}", None) for e in events])
+        log.info("scale finished", request_id=scale.id, phase=scale.phase.value, failure=scale.failure)
+    return scale
+
+
+async def _save(rt: RolloutContext, scale: Scale) -> Scale:
+    async def body(unit: Unit) -> Scale:
+        return await _record(unit, scale)
+
+    result: Scale = await rt.units.run(body)
+    return result
+
+
+def _service(spec: ApplicationSpec, name: str) -> Any:
+    return next(s for s in spec.services if s.name == name)
+
+
+class ScaleDriver:
+    """Runs an application's scales; remembers which route steps it re-sent since this process started."""
+
+    def __init__(self) -> None:
+        self._resumed: set[str] = set()
+
+    async def __call__(self, rt: RolloutContext, application_id: str, wait: Waiter) -> bool:
+        """Carry out the application's unfinished scales; False when there is none."""
+        scale = await read(rt, scales.current, application_id)
+        if scale is None:
+            return False
+        while not scale.finished:
+            scale = await self._step(rt, scale, wait)
+        return True
+
+    async def _step(self, rt: RolloutContext, scale: Scale, wait: Waiter) -> Scale:
+        if scale.phase == Phase.PENDING:
+            return await self._plan(rt, scale)
+        if scale.phase == Phase.STARTING:
+            return await self._start(rt, scale)
+        if scale.phase == Phase.ROUTING:
+            return await self._route(rt, scale, wait)
+        if scale.phase == Phase.DRAINING:
+            remaining = (scale.drain_until or 0.0) - rt.clock()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            return await _save(rt, scale.moved(Phase.STOPPING))
+        return await self._stop(rt, scale)
+
+    # --- pending -----------------------------------------------------------------------------------
+
+    async def _plan(self, rt: RolloutContext, scale: Scale) -> Scale:
+        """One commit: the live deployment and the replicas to add and remove (or the reason there is none)."""
+        now = rt.clock()
+
+        async def body(unit: Unit) -> Scale:
+            s = unit.session
+            await lock_application(unit, scale.application_id)
+            if await removals.is_active(s, scale.application_id):
+                return await _record(unit, _failed(scale, "the application is being removed", now))
+            live = await store.last_succeeded(s, scale.application_id)
+            if live is None:
+                return await _record(unit, _failed(scale, "the application has no live deployment to scale", now))
+            spec: ApplicationSpec = rt.sealer.open(live.spec)
+            current: dict[str, list[int]] = {svc.name: [] for svc in spec.services}
+            for c in await store.containers_of(s, live.id):
+                current.setdefault(c.service, []).append(int(c.replica))
+            placed = sorted(
+                n for n in scale.targets if n in current and servers_of(_service(spec, n)) != [LOCAL_SERVER]
+            )
+            if placed:
+                why = f"service(s) {', '.join(placed)} run on named servers: scaling runs replicas on local only"
+                return await _record(unit, _failed(scale, why, now))
+            try:
+                add, remove = plan_slots(scale.targets, current)
+            except UnknownServiceError as exc:
+                return await _record(unit, _failed(scale, str(exc), now))
+            before = {svc: len(current[svc]) for svc in scale.targets}
+            planned = {"deployment_id": live.id, "before": before, "add": add, "remove": remove}
+            if not add and not remove:
+                return await _record(unit, scale.moved(Phase.DONE, finished_at=now, **planned))
+            deadline = now + float(store.rollout_of(live).timeouts.readiness_s)
+            phase = Phase.STARTING if add else Phase.ROUTING
+            if phase == Phase.ROUTING:
+                return await self._stage_routes(unit, rt, scale.moved(phase, **planned), [], now)
+            return await _record(unit, scale.moved(phase, deadline_at=deadline, **planned))
+
+        result: Scale = await rt.units.run(body)
+        if result.phase == Phase.ROUTING:
+            rt.sent_steps.add((result.owner_id, 0))
+        return result
+
+    # --- starting ----------------------------------------------------------------------------------
+
+    async def _start(self, rt: RolloutContext, scale: Scale) -> Scale:
+        """Start every new replica and check its readiness; all ready: the route step, in one commit."""
+        assert scale.deployment_id is not None
+        live = await read(rt, store.load, scale.deployment_id)
+        spec: ApplicationSpec = rt.sealer.open(live.spec)
+        r = store.rollout_of(live)
+        recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, scale.deployment_id)}
+        deadline = scale.deadline_at or (rt.clock() + r.timeouts.readiness_s)
+        limit = asyncio.Semaphore(SCALE_CONCURRENCY)
+
+        async def one(service: str, replica: int) -> ContainerSpec:
+            name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
+            async with limit:
+                cs = await start_one(
+                    rt, r, spec, _service(spec, service), replica, recorded.get(name), name in recorded
+                )
+            await rt.readiness.wait_ready(cs, deadline)
+            return cs
+
+        tasks = [asyncio.create_task(one(slot.service, slot.replica)) for slot in scale.add]
+        try:
+            started = list(await asyncio.gather(*tasks))
+            log.info("new replicas ready", request_id=scale.id, count=len(started))
+        except NotReadyError as exc:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._remove_added(rt, scale)
+            return await _save(rt, _failed(scale, f"a new replica is not ready: {exc}", rt.clock()))
+        now = rt.clock()
+
+        async def body(unit: Unit) -> Scale:
+            await store.mark_ready(unit.session, [cs.name for cs in started])
+            return await self._stage_routes(unit, rt, scale.moved(Phase.ROUTING), started, now)
+
+        result: Scale = await rt.units.run(body)
+        rt.sent_steps.add((scale.owner_id, 0))
+        return result
+
+    async def _stage_routes(
+        self, unit: Unit, rt: RolloutContext, scale: Scale, started: list[ContainerSpec], now: float
+    ) -> Scale:
+        """In ``unit``: the merged upstream list of every touched route staged for proxy-sync, and the
+        scale saved in ``routing`` (or past it when no route is touched)."""
+        ops = await self._route_ops(unit, scale, started)
+        if ops:
+            await stage_step(unit, ScaleOwner(scale.owner_id, scale.application_id), 0, tuple(ops))
+            return await _record(unit, scale.moved(Phase.ROUTING, deadline_at=now + rt.settings.route_timeout_s))
+        return await _record(unit, _after_routes(scale, now))
+
+    async def _route_ops(self, unit: Unit, scale: Scale, started: list[ContainerSpec]) -> list[RouteOp]:
+        assert scale.deployment_id is not None
+        rows = await store.containers_of(unit.session, scale.deployment_id)
+        by_slot = {(c.service, int(c.replica)): c for c in rows}
+        confirmed = {t.route_id: t for t in await store.routes_of(unit.session, scale.application_id)}
+        ops = []
+        for service in sorted({s.service for s in (*scale.add, *scale.remove)}):
+            route = confirmed.get(names.route_id(scale.application_id, service))
+            if route is None or not route.upstreams:
+                continue  # not routed (a worker, or a web service without hosts)
+            removed = [
+                names.upstream(by_slot[(s.service, s.replica)].host_port)
+                for s in scale.remove
+                if s.service == service
+                and by_slot.get((s.service, s.replica)) is not None
+                and by_slot[(s.service, s.replica)].host_port
+            ]
+            added = [cs.upstream for cs in sorted(started, key=lambda c: c.replica) if cs.service == service]
+            upstreams = merged_upstreams(route.upstreams, removed, [u for u in added if u])
+            ops.append(RouteOp("apply", route.route_id, route.hosts, upstreams))
+        return ops
+
+    # --- routing -----------------------------------------------------------------------------------
+
+    async def _route(self, rt: RolloutContext, scale: Scale, wait: Waiter) -> Scale:
+        owner = ScaleOwner(scale.owner_id, scale.application_id)
+        if scale.owner_id not in self._resumed and (scale.owner_id, 0) not in rt.sent_steps:
+            resent = await resend_pending(rt, owner, 0)
+            log.info("scale route step resumed", request_id=scale.id, resent=resent)
+        self._resumed.add(scale.owner_id)
+        deadline = scale.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
+        done, failure = await wait_step(rt, owner, 0, deadline, wait)
+        if done:
+            return await _save(rt, _after_routes(scale, rt.clock()))
+        why = failure or f"the route change was not confirmed live within {rt.settings.route_timeout_s:g}s"
+        await self._remove_added(rt, scale)
+        return await _save(rt, _failed(scale, why, rt.clock()))
+
+    # --- stopping ----------------------------------------------------------------------------------
+
+    async def _stop(self, rt: RolloutContext, scale: Scale) -> Scale:
+        await self._stop_slots(rt, scale, scale.remove)
+        return await _save(rt, scale.moved(Phase.DONE, finished_at=rt.clock()))
+
+    async def _remove_added(self, rt: RolloutContext, scale: Scale) -> None:
+        await self._stop_slots(rt, scale, scale.add)
+
+    async def _stop_slots(self, rt: RolloutContext, scale: Scale, slots: tuple[Any, ...]) -> None:
+        assert scale.deployment_id is not None
+        rows = await read(rt, store.containers_of, scale.deployment_id)
+        wanted = {(s.service, s.replica) for s in slots}
+        doomed = [c.name for c in rows if (c.service, int(c.replica)) in wanted]
+        found = {c.name: c for c in await rt.docker.list_containers({labels.DEPLOYMENT: scale.deployment_id})}
+        running = [n for n in doomed if n in found and found[n].state in ("running", "restarting")]
+        await asyncio.gather(*(rt.docker.stop(n) for n in running))
+        await asyncio.gather(*(rt.docker.remove(n) for n in doomed if n in found))
+        await write(rt, store.forget_containers, doomed)
+
+
+def _failed(scale: Scale, why: str, now: float) -> Scale:
+    return scale.moved(Phase.FAILED, failure=why, finished_at=now)
+
+
+def _after_routes(scale: Scale, now: float) -> Scale:
+    """Routes confirmed: drain the removed replicas (if any), else done."""
+    if scale.remove:
+        return scale.moved(Phase.DRAINING, drain_until=now + scale.drain_grace_s)
+    return scale.moved(Phase.DONE, finished_at=now)
