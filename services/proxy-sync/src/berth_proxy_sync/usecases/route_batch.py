@@ -1,11 +1,11 @@
 """One batch of route changes on one server's site: checked, written, confirmed, recorded and answered together.
 
-A batch is one transaction (``RouteBatch.run``):
+First the server's site is taken from ``usecases/sites.py`` (a remote one opened and reconciled on first
+use), in a session of its own: opening a server's site can take minutes, and no transaction stays open
+for it. When the server has none now (:class:`SiteUnavailable`: unknown, removed, not usable, not
+reachable), every command of the batch is recorded and answered ``evt.route.failed`` naming the server, in
+one transaction, and nothing is written. Otherwise the batch is one transaction (``RouteBatch.run``):
 
-0. The server's site is taken from ``usecases/sites.py`` (a remote one opened and reconciled on first use).
-   When the server has none now (:class:`SiteUnavailable`: unknown, removed, not usable, not reachable),
-   every command of the batch is recorded and answered ``evt.route.failed`` naming the server, and nothing
-   is written.
 1. Every command's advisory locks (its route's, then each host it claims) are tried without waiting; a
    command whose route or host another transaction holds goes back to wait for a later batch.
 2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
@@ -139,12 +139,11 @@ class RouteBatch:
         out = Outcome()
         changes: list[_Change] = []
         started = time.monotonic()
+        unavailable = await self._take_site()
         try:
             async with self.sessionmaker() as session, session.begin():
-                try:
-                    self.site = await self.sites.site(self.server_id, session)
-                except SiteUnavailable as exc:
-                    await self._unavailable(session, batch, out, str(exc))
+                if unavailable is not None:
+                    await self._unavailable(session, batch, out, unavailable)
                 else:
                     await self._run(session, batch, out, changes)
         except BaseException:
@@ -163,6 +162,15 @@ class RouteBatch:
                 took_ms=round((time.monotonic() - started) * 1000, 1),
             )
         return out
+
+    async def _take_site(self) -> str | None:
+        """Take the server's site (``self.site``); why it has none now, when it has none."""
+        async with self.sessionmaker() as session:
+            try:
+                self.site = await self.sites.site(self.server_id, session)
+            except SiteUnavailable as exc:
+                return str(exc)
+        return None
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
         valid = [c for c in batch.changes if c.valid]
