@@ -33,7 +33,8 @@ async def wire(ctx: Context) -> None:
     )
     sites = Sites(local_site(files, traefik), remote, settings.server_setup_timeout_s)
     ctx.cleanups.append(sites.close)
-    routes = Routes(sites, settings.route_live_timeout_s)
+    routes = Routes(sites, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s)
+    ctx.cleanups.append(routes.close)  # cleanups run newest first: the batchers stop before the sites close
     await bus.register(ctx, routes, sites, settings.route_concurrency)
 
 

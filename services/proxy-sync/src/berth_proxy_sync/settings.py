@@ -24,12 +24,11 @@ class ProxySyncSettings(BaseServiceSettings):
     # BERTH_TRAEFIK_DEFAULT_CERT: give Traefik a default certificate (domain/certificate.py); false when the
     # operator configures their own default store
     traefik_default_cert: bool = True
-    # Route commands handled at once (BERTH_ROUTE_CONCURRENCY): changes written together are confirmed by
-    # one Traefik reload. Commands for one route still apply one at a time (advisory lock, generations).
-    route_concurrency: int = Field(default=16, ge=1, le=64)
-    # Each handler holds a transaction while Traefik confirms its change: room for all of them and their
-    # outbox updates. Connections above db_pool_size are closed when returned; two stay open, so a route
-    # change does not wait for a new connection (10-15 ms) behind the previous change's outbox update.
+    # Route commands in flight per command type (BERTH_ROUTE_CONCURRENCY): those of one site that arrive
+    # while a batch is applied go together in the next one (one transaction, one Traefik reload).
+    route_concurrency: int = Field(default=256, ge=1, le=1024)
+    # A batch holds one transaction while Traefik confirms it, the answers are marked published in another,
+    # and the outbox relay has its own. Connections above db_pool_size are closed when returned.
     db_max_overflow: int = Field(default=40, ge=0, le=1000)
     db_pool_size: int = Field(default=2, ge=0, le=100)
 

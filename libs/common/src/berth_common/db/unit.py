@@ -10,7 +10,7 @@ the message id, and a redelivered message finds its id and has no second effect
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,18 +47,28 @@ class Unit:
         publish is de-duplicated) while two services reacting to one event never collide. The id has a
         fixed length however long the causal chain grows.
         """
+        env = self.stage(message, id=id, nats_subject=nats_subject)
+        await write_outbox(self.session, [self], last_only=True)
+        return env
+
+    def stage(self, message: Message, *, id: str | None = None, nats_subject: str | None = None) -> Envelope:
+        """``emit`` without writing the outbox row yet: ``write_outbox`` writes the rows of several units
+        in one statement, which must happen before the commit."""
         if id is None and self.delivery is not None:
             id = derived_id(self.delivery.envelope.id, self.delivery.consumer, message.TYPE, str(len(self.staged)))
         env = self.bus.envelope(message, id=id)
         subject = nats_subject or message.TYPE
         headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
-        await self.session.execute(
-            insert(outbox)
-            .values(id=env.id, subject=subject, envelope=env.to_bytes(), headers=headers)
-            .on_conflict_do_nothing()
-        )
         self.staged.append((subject, env, headers))
         return env
+
+
+async def write_outbox(session: AsyncSession, units: Sequence[Unit], *, last_only: bool = False) -> None:
+    """Write the outbox rows of what ``units`` staged (rows already written are kept as they are)."""
+    staged = [s for u in units for s in (u.staged[-1:] if last_only else u.staged)]
+    if staged:
+        rows = [{"id": e.id, "subject": sub, "envelope": e.to_bytes(), "headers": h} for sub, e, h in staged]
+        await session.execute(insert(outbox).on_conflict_do_nothing(), rows)
 
 
 async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], unit: Unit) -> None:
@@ -82,6 +92,40 @@ async def first_time(session: AsyncSession, delivery: Delivery) -> bool:
         .returning(processed_messages.c.message_id)
     )
     return first.first() is not None
+
+
+async def first_times(session: AsyncSession, deliveries: Sequence[Delivery]) -> set[tuple[str, str]]:
+    """``first_time`` for several deliveries in one statement (a consumer handling messages in batches): the
+    ``(consumer, message id)`` pairs recorded now; the others were recorded before (redeliveries)."""
+    if not deliveries:
+        return set()
+    rows = [{"consumer": c, "message_id": m} for c, m in dict.fromkeys((d.consumer, d.envelope.id) for d in deliveries)]
+    first = await session.execute(  # executemany form: one compiled statement, sent as multi-row inserts
+        insert(processed_messages)
+        .on_conflict_do_nothing()
+        .returning(processed_messages.c.consumer, processed_messages.c.message_id),
+        rows,
+    )
+    return {(str(r.consumer), str(r.message_id)) for r in first}
+
+
+async def publish_units(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession], units: Sequence[Unit]) -> None:
+    """After one commit of several units (one transaction shared by a batch): publish what they staged (the
+    units at once, each unit's messages in order), then mark it all published in one statement (the relay
+    covers what a failure leaves)."""
+    sent: list[str] = []
+    rounds = max((len(u.staged) for u in units), default=0)
+    for i in range(rounds):
+        wave = [u.staged[i] for u in units if len(u.staged) > i]
+        results = await asyncio.gather(*(bus.publish_envelope(*s) for s in wave), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        sent += [s[1].id for s, r in zip(wave, results, strict=True) if not isinstance(r, BaseException)]
+        if failed:  # the relay will publish the rest
+            log.warning("outbox publish deferred", error=str(failed[0]), published=len(sent))
+            break
+    if sent:
+        async with sessionmaker() as s, s.begin():
+            await s.execute(sa.update(outbox).where(outbox.c.id.in_(sent)).values(published_at=sa.func.now()))
 
 
 class Transactions:

@@ -126,18 +126,19 @@ class DynamicDir:
             self._fsync_dir()
         return True
 
-    def sync(self, name: str | None = None) -> None:
-        """Flush ``name`` (if given and present) and the directory entry to disk."""
-        if name is not None:
+    def sync(self, *names: str | None) -> None:
+        """Flush each of ``names`` (those given and present) and the directory entry to disk."""
+        for name in names:
+            if name is None:
+                continue
             try:
                 fd = os.open(self.path(name), os.O_RDONLY)
             except FileNotFoundError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         self._fsync_dir()
 
     def delete(self, name: str, *, durable: bool = True) -> bool:

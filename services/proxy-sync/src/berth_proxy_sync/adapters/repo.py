@@ -1,7 +1,12 @@
-"""The desired routes in the proxy schema: the truth; the Traefik files are derived from it."""
+"""The desired routes in the proxy schema: the truth; the Traefik files are derived from it.
+
+A route is (server_id, route_id): one route on one server's Traefik (``local``: the control plane's own).
+A batch of route changes is on one server; its functions take that server's id. A host is claimed by one
+route id on any server (the same route id may serve it on several servers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -39,30 +44,38 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
     )
 
 
-# One statement takes every lock of a command, in array order (a function scan evaluates its rows in
-# order): the route's first, then its hosts sorted, so handlers never wait for each other in a cycle.
-_LOCK_ALL = sa.text(
-    "SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i)"
+# One statement tries every lock of a batch, in array order, without waiting: a command whose route or
+# host is locked by another transaction waits for a later batch instead of holding up the others.
+_TRY_LOCKS = sa.text(
+    "SELECT pg_try_advisory_xact_lock(hashtext(k)) AS got "
+    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i) ORDER BY i"
 )
 
 
-async def lock(session: AsyncSession, route_id: str, hosts: tuple[str, ...] = (), server_id: str = LOCAL) -> None:
-    """Serialise commands for one route (also for a route that has no row yet) until the transaction ends,
-    and claims of each of ``hosts`` by different routes (their handlers run concurrently): without the host
-    locks two routes could both find a host free and both write their file, the second failing only at
-    commit with its file already live."""
-    route_key = route_id if server_id == LOCAL else f"{server_id}/{route_id}"
-    keys = [f"berth-route:{route_key}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
-    await session.execute(_LOCK_ALL, {"keys": keys})
+async def try_locks(session: AsyncSession, keys: list[str]) -> list[bool]:
+    """Take each of ``keys`` (``domain/batches.py lock_keys``) as a transaction-scoped advisory lock if free;
+    whether each was taken.
+
+    The locks serialise commands for one route of one server (also a route that has no row yet) and claims
+    of one host with any other transaction working on them (another proxy-sync, or another server's batch)."""
+    if not keys:
+        return []
+    rows = await session.execute(_TRY_LOCKS, {"keys": keys})
+    return [bool(r.got) for r in rows]
 
 
-def _key(server_id: str, route_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(routes.c.server_id == server_id, routes.c.route_id == route_id)
+async def load_many(session: AsyncSession, server_id: str, route_ids: list[str]) -> dict[str, StoredRoute]:
+    """The stored routes (tombstones too) of ``server_id`` among ``route_ids``: ``{route_id: stored}``."""
+    if not route_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(routes).where(routes.c.server_id == server_id, routes.c.route_id.in_(route_ids))
+    )
+    return {str(r.route_id): StoredRoute(_to_route(r), bool(r.removed)) for r in rows}
 
 
 async def load(session: AsyncSession, route_id: str, server_id: str = LOCAL) -> StoredRoute | None:
-    row = (await session.execute(sa.select(routes).where(_key(server_id, route_id)))).first()
-    return None if row is None else StoredRoute(_to_route(row), bool(row.removed))
+    return (await load_many(session, server_id, [route_id])).get(route_id)
 
 
 async def active_routes(session: AsyncSession, server_id: str = LOCAL) -> list[Route]:
@@ -82,59 +95,85 @@ async def forget_server(session: AsyncSession, server_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def host_owners(session: AsyncSession, hosts: tuple[str, ...], route_id: str) -> dict[str, str]:
-    """Hosts among ``hosts`` that another route id serves now, on any server: ``{host: route_id}`` (the same
-    route id may serve them on several servers: one application service running on many)."""
-    rows = await session.execute(
-        sa.select(route_hosts.c.host, route_hosts.c.route_id)
-        .where(route_hosts.c.host.in_(hosts))
-        .where(route_hosts.c.route_id != route_id)
-    )
+async def host_owners(session: AsyncSession, hosts: Sequence[str], route_id: str | None = None) -> dict[str, str]:
+    """The route id serving each of ``hosts`` now, on any server (hosts nobody serves are absent; with
+    ``route_id``, hosts only that route id serves are absent too): ``{host: route_id}``. The same route id
+    may serve a host on several servers (one application service running on many)."""
+    if not hosts:
+        return {}
+    query = sa.select(route_hosts.c.host, route_hosts.c.route_id).where(route_hosts.c.host.in_(hosts))
+    if route_id is not None:
+        query = query.where(route_hosts.c.route_id != route_id)
+    rows = await session.execute(query)
     return {str(r.host): str(r.route_id) for r in rows}
 
 
-async def save(session: AsyncSession, route: Route, live_ms: float, server_id: str = LOCAL) -> None:
-    values = {
-        "hosts": list(route.hosts),
-        "upstreams": list(route.upstreams),
-        "entry_point": route.entry_point,
-        "generation": route.generation,
-        "removed": False,
-        "live_ms": live_ms,
-        "updated_at": sa.func.now(),
-    }
+async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[Route, float]]) -> None:
+    """Record routes of ``server_id`` confirmed live (``(route, live_ms)``) and their hosts, in a few
+    statements."""
+    if not applied:
+        return
+    rows = [
+        {
+            "server_id": server_id,
+            "route_id": route.route_id,
+            "hosts": list(route.hosts),
+            "upstreams": list(route.upstreams),
+            "entry_point": route.entry_point,
+            "generation": route.generation,
+            "removed": False,
+            "live_ms": live_ms,
+        }
+        for route, live_ms in applied
+    ]
+    stmt = insert(routes).values(rows)
+    updated = {c: stmt.excluded[c] for c in ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms")}
     await session.execute(
-        insert(routes)
-        .values(server_id=server_id, route_id=route.route_id, **values)
-        .on_conflict_do_update(index_elements=[routes.c.server_id, routes.c.route_id], set_=values)
-    )
-    await _free_hosts(session, server_id, route.route_id)
-    await session.execute(
-        insert(route_hosts), [{"host": h, "server_id": server_id, "route_id": route.route_id} for h in route.hosts]
-    )
-
-
-async def _free_hosts(session: AsyncSession, server_id: str, route_id: str) -> None:
-    await session.execute(
-        sa.delete(route_hosts).where(route_hosts.c.server_id == server_id, route_hosts.c.route_id == route_id)
-    )
-
-
-async def mark_removed(
-    session: AsyncSession, route_id: str, generation: int, previous: Route | None, server_id: str = LOCAL
-) -> None:
-    """Keep a tombstone with the removal's generation; free the hosts."""
-    await _free_hosts(session, server_id, route_id)
-    values = {"removed": True, "generation": generation, "updated_at": sa.func.now()}
-    await session.execute(
-        insert(routes)
-        .values(
-            server_id=server_id,
-            route_id=route_id,
-            hosts=list(previous.hosts) if previous else [],
-            upstreams=list(previous.upstreams) if previous else [],
-            entry_point=previous.entry_point if previous else "web",
-            **values,
+        stmt.on_conflict_do_update(
+            index_elements=[routes.c.server_id, routes.c.route_id], set_={**updated, "updated_at": sa.func.now()}
         )
-        .on_conflict_do_update(index_elements=[routes.c.server_id, routes.c.route_id], set_=values)
+    )
+    await _free_hosts(session, server_id, [route.route_id for route, _ in applied])
+    await session.execute(
+        insert(route_hosts),
+        [{"host": h, "server_id": server_id, "route_id": route.route_id} for route, _ in applied for h in route.hosts],
+    )
+
+
+async def save(session: AsyncSession, route: Route, live_ms: float, server_id: str = LOCAL) -> None:
+    await save_many(session, server_id, [(route, live_ms)])
+
+
+async def _free_hosts(session: AsyncSession, server_id: str, route_ids: list[str]) -> None:
+    await session.execute(
+        sa.delete(route_hosts).where(route_hosts.c.server_id == server_id, route_hosts.c.route_id.in_(route_ids))
+    )
+
+
+async def mark_removed_many(
+    session: AsyncSession, server_id: str, removed: list[tuple[str, int, Route | None]]
+) -> None:
+    """Keep a tombstone with each removal's generation (``(route_id, generation, previous)``) on
+    ``server_id``; free the hosts."""
+    if not removed:
+        return
+    await _free_hosts(session, server_id, [route_id for route_id, _, _ in removed])
+    rows = [
+        {
+            "server_id": server_id,
+            "route_id": route_id,
+            "hosts": list(previous.hosts) if previous else [],
+            "upstreams": list(previous.upstreams) if previous else [],
+            "entry_point": previous.entry_point if previous else "web",
+            "removed": True,
+            "generation": generation,
+        }
+        for route_id, generation, previous in removed
+    ]
+    stmt = insert(routes).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[routes.c.server_id, routes.c.route_id],
+            set_={"removed": True, "generation": stmt.excluded.generation, "updated_at": sa.func.now()},
+        )
     )

@@ -4,7 +4,7 @@ The local site is the control plane's own Traefik (``DynamicDir`` + ``TraefikApi
 server's Traefik container: its directory written over SFTP (``RemoteDynamicDir``), its API reached through
 a port forwarded over the server's one SSH connection (on loopback of this process, to the container's API
 entry point on the server's Berth network: the API is never published). Both offer the same ``files``
-(async: write, delete, sync) and ``traefik`` (``TraefikApi``), so a route change is carried out the same
+(async: write, delete, sync of several names) and ``traefik`` (``TraefikApi``), so a route change is carried out the same
 way on either.
 
 asyncssh, aiodocker and ``berth_common.traefik`` are loaded when the first remote site opens: a proxy-sync
@@ -38,7 +38,8 @@ class SiteFiles(Protocol):
 
     async def delete(self, name: str, *, durable: bool = True) -> bool: ...
 
-    async def sync(self, name: str | None = None) -> None: ...
+    async def sync(self, *names: str | None) -> None:
+        """Flush each of ``names`` (those given and present) and the directory to disk."""
 
 
 @dataclass
@@ -54,8 +55,8 @@ class LocalFiles:
     async def delete(self, name: str, *, durable: bool = True) -> bool:
         return self.directory.delete(name, durable=durable)
 
-    async def sync(self, name: str | None = None) -> None:
-        await asyncio.to_thread(self.directory.sync, name)
+    async def sync(self, *names: str | None) -> None:
+        await asyncio.to_thread(self.directory.sync, *names)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class RemoteFiles:
         except asyncssh.Error as exc:
             raise OSError(f"deleting {name} on the server failed: {exc.reason}") from exc
 
-    async def sync(self, name: str | None = None) -> None:
+    async def sync(self, *names: str | None) -> None:
         return None
 
 

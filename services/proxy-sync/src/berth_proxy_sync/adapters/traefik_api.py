@@ -118,6 +118,7 @@ class TraefikApi:
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self.rawdata_reads = 0  # how often one read answered for several waiters (observability, tests)
+        self.polls = 0  # looks at Traefik for the waiting changes, one per tick (observability, tests)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -155,6 +156,7 @@ class TraefikApi:
 
     async def _tick(self, waiters: list[_Waiter]) -> None:
         """One look at Traefik for every waiter; resolves those that see what they wait for."""
+        self.polls += 1
         try:
             lookup = self._get if len(waiters) <= PER_ROUTE_MAX else await self._rawdata()
             for w in waiters:

@@ -1,10 +1,10 @@
-"""Bus consumers of the proxy-sync service: route commands, each run once per message, several at once; the
-server directory (``evt.server.changed``).
+"""Bus consumers of the proxy-sync service: route commands, many in flight at once, coalesced per server;
+the server directory (``evt.server.changed``), each message run once.
 
-Commands of different routes run concurrently (up to ``route_concurrency``): each spends most of its time
-waiting for Traefik to show its change, and changes written together are confirmed by the same reload.
-Commands for one route never overlap: the use case holds that route's advisory lock (and the locks of the
-hosts it claims) for its whole transaction, and a generation older than the stored one is refused.
+Up to ``route_concurrency`` commands of each route consumer are in flight: each handler hands its command to
+the use case, which applies the commands of one server in batches (one transaction with their message ids,
+one Traefik reload; ``usecases/routes.py`` says why that keeps the guarantees of ``consume_once``) and
+returns once its command is answered, so the consumer acks it only after its change committed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,6 @@ from berth_proxy_sync.usecases.sites import Sites
 
 async def register(ctx: Context, routes: Routes, sites: Sites, concurrency: int = 1) -> None:
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
-    await ctx.bus.consume(ApplyRoutes, consume_once(transactions, routes.apply), concurrency=concurrency)
-    await ctx.bus.consume(RemoveRoute, consume_once(transactions, routes.remove), concurrency=concurrency)
+    await ctx.bus.consume(ApplyRoutes, routes.apply, concurrency=concurrency)
+    await ctx.bus.consume(RemoveRoute, routes.remove, concurrency=concurrency)
     await ctx.bus.consume(ServerChanged, consume_once(transactions, sites.changed))

@@ -1,168 +1,199 @@
-"""Routes: Traefik's dynamic directory kept as the database says, one route change at a time per route.
+"""Routes: Traefik's dynamic directory kept as the database says; route changes coalesced per server.
 
 Carries out ``cmd.route.apply`` and ``cmd.route.remove``, answered with ``evt.route.applied``,
-``evt.route.removed`` or ``evt.route.failed``. Each runs inside ``berth_common.db.consume_once`` (message
-id + state change in one transaction) and holds a per-route
-advisory lock (and one per host it claims), so commands for one route apply one at a time while commands
-for different routes run concurrently. A change is written to the route's file (flushed to disk while
-Traefik picks it up), confirmed through Traefik's API, and only then persisted and answered with
-``evt.route.applied`` / ``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
-the database keeps the previous state and ``evt.route.failed`` says why. A route is (server_id, route_id):
-the command goes to its server's site (``usecases/sites.py``: the local Traefik or a server's own).
+``evt.route.removed`` or ``evt.route.failed``. A route change costs Traefik a reload of its whole
+configuration and proxy-sync a wait for Traefik's API to show it; a burst of changes (many previews
+opening, a server drained) handled one at a time would wait for one reload each. A route is (server_id,
+route_id), and the commands of one server (its site: one dynamic directory, one Traefik; the local one or
+the server's own, ``usecases/sites.py``) are coalesced: each handler hands its command to the server's
+batcher and waits for its answer. One batcher task per server takes every command that arrived while the
+previous batch was being applied (``domain/batches.py``) and applies them as one batch
+(``usecases/route_batch.py``): the server's site taken at its start (a server without one now answers
+every command of the batch ``evt.route.failed``, nothing written), the changes written together, reloaded
+and confirmed together (one poll of Traefik's API checks every route of the batch), recorded in one
+transaction with their message ids, then answered. A command alone starts a batch at once, so a single
+change waits for nothing but its own reload.
+
+Why this keeps the guarantees of one command per transaction:
+
+- At-least-once: a command's message id is recorded in the transaction that records its change and
+  stages its answer in the outbox, and its handler returns (the consumer acks) only after that transaction
+  committed. The answers are then published in order while the next batch gathers (what a stop or a crash
+  cuts short, the outbox relay publishes). A failed transaction fails every command of the batch: each is
+  delivered again.
+- One route's commands in order, one host claimed once: a batch changes a route once and gives a host to
+  one route. Commands of one route in one window coalesce by generation: the newest is written, the older
+  ones are answered stale once it is live (what they would get arriving after it; when it fails they wait
+  for the next batch, as if they did); a second command of the same generation, or a claim of a host the
+  batch gives to another route, waits for the next batch. A batch is one task per server, so no two
+  batches of a server overlap; the advisory locks of each route and host are still taken (tried, never
+  waited for: a locked command waits for a later batch without holding up the others), so another
+  transaction working on the same route or host (another proxy-sync, another server's batch) never
+  interleaves with it.
+- Generations: a command older than the route's recorded generation is refused as stale, inside the batch
+  as before.
+- One failure fails one route: a change Traefik does not confirm gets its previous file back and its own
+  ``evt.route.failed``; the others of the batch are recorded and answered.
+- Crash: files are derived state. Until the commit, the database keeps the previous routes; the next start
+  rewrites every local file from it (``reconcile``), a server's site its files on first use
+  (``usecases/sites.py``), and the unacknowledged commands are delivered again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from dataclasses import dataclass
-from typing import Literal
+import contextlib
+import contextvars
+import itertools
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteRemoved, RoutesApplied
-from berth_common.db import Unit
+from berth_common.bus import Bus
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import ApplyRoutes, RemoveRoute
+from berth_common.db.unit import publish_units
 from berth_common.logging import get_logger
+from berth_common.tasks import cancel_and_wait
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
-from berth_proxy_sync.adapters.sites import Site
-from berth_proxy_sync.adapters.traefik_api import NotLiveError
 from berth_proxy_sync.domain import certificate
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render, render_sentinel
-from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
+from berth_proxy_sync.domain.batches import Batch, next_batch
+from berth_proxy_sync.domain.routes import render, render_sentinel
+from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch
+from berth_proxy_sync.usecases.sites import Sites
 
 log = get_logger(__name__)
-Operation = Literal["apply", "remove"]
+MAX_BATCH = 512  # route changes in one batch (one transaction, one reload)
+
+
+@dataclass(eq=False)
+class _Queue:
+    """The commands of one server waiting for a batch, in arrival order, and its batcher task."""
+
+    waiting: list[Command] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
 class Routes:
+    """The route commands' use case: one batcher per server (``sites`` says where a server's files and
+    Traefik are)."""
+
     sites: Sites
+    bus: Bus
+    sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float = 10.0
+    retry_s: float = 0.05  # a batch whose every command found its route locked: look again after this
+    max_batch: int = MAX_BATCH
+    batches: int = 0  # batches that wrote files (observability, tests)
+    _queues: dict[str, _Queue] = field(default_factory=dict)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _published: asyncio.Task[None] | None = None
 
-    async def _fail(
-        self, unit: Unit, route_id: str, generation: int, operation: Operation, reason: str, server_id: str = "local"
-    ) -> None:
-        log.warning(
-            "route change failed",
-            route_id=route_id,
-            server_id=server_id,
-            generation=generation,
-            op=operation,
-            reason=reason,
-        )
-        await unit.emit(
-            RouteFailed(
-                route_id=route_id, server_id=server_id, generation=generation, operation=operation, reason=reason[:4000]
+    async def apply(self, msg: ApplyRoutes, delivery: Delivery) -> None:
+        await self._submit(msg, delivery)
+
+    async def remove(self, msg: RemoveRoute, delivery: Delivery) -> None:
+        await self._submit(msg, delivery)
+
+    async def _submit(self, msg: ApplyRoutes | RemoveRoute, delivery: Delivery) -> None:
+        """Hand the command to its server's batcher; return once it is answered (raise when its batch's
+        transaction failed: the message is delivered again)."""
+        cmd = Command.of(msg, delivery, next(self._seq))
+        cmd.done.add_done_callback(_retrieved)
+        queue = self._queues.setdefault(msg.server_id, _Queue())
+        queue.waiting.append(cmd)
+        queue.wake.set()
+        if queue.task is None or queue.task.done():
+            # a context of its own: not the log and trace context of the message that happened to start it
+            queue.task = asyncio.create_task(
+                self._batcher(msg.server_id, queue), name=f"routes:{msg.server_id}", context=contextvars.Context()
             )
+        try:
+            await asyncio.shield(cmd.done)
+        except asyncio.CancelledError:
+            cmd.done.cancel()  # not taken into a batch any more (one already running still finishes)
+            raise
+
+    async def _batcher(self, server_id: str, queue: _Queue) -> None:
+        while True:
+            await queue.wake.wait()
+            queue.wake.clear()
+            try:
+                await self._drain(server_id, queue)
+            except Exception as exc:  # never leave a handler waiting for a batcher that is gone
+                log.error("route batcher failed", server_id=server_id, error=f"{type(exc).__name__}: {exc}")
+                waiting, queue.waiting = queue.waiting, []
+                for cmd in waiting:
+                    if not cmd.done.done():
+                        cmd.done.set_exception(exc)
+
+    async def _drain(self, server_id: str, queue: _Queue) -> None:
+        """Apply batches until nothing waits."""
+        while queue.waiting:
+            batch = next_batch([c for c in queue.waiting if not c.done.done()], self.max_batch)
+            queue.waiting = batch.left
+            size = len(batch.changes) + sum(len(rs) for rs in batch.riders.values())
+            deferred = await self._run(server_id, batch)
+            if deferred:
+                queue.waiting = sorted([*deferred, *queue.waiting], key=lambda c: c.seq)
+            if deferred and len(deferred) == size:  # all locked elsewhere: wait for news or a while
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.wake.wait(), self.retry_s)
+                queue.wake.clear()
+
+    async def _run(self, server_id: str, batch: Batch[Command]) -> list[Command]:
+        """One batch; the commands that wait for a later one."""
+        if not batch.changes:
+            return []
+        try:
+            run = RouteBatch(self.sites, server_id, self.bus, self.sessionmaker, self.live_timeout_s)
+            out = await run.run(batch)
+        except Exception as exc:
+            size = len(batch.changes)
+            log.error("route batch failed", server_id=server_id, size=size, error=f"{type(exc).__name__}: {exc}")
+            for cmd in [*batch.changes, *(r for rs in batch.riders.values() for r in rs)]:
+                if not cmd.done.done():
+                    cmd.done.set_exception(exc)
+            return []
+        if out.written:
+            self.batches += 1
+        for cmd in out.answered:  # committed: its handler returns and the consumer acks it
+            if not cmd.done.done():
+                cmd.done.set_result(None)
+        previous = self._published
+        self._published = asyncio.create_task(
+            self._publish(previous, out), name=f"routes-publish:{server_id}", context=contextvars.Context()
         )
+        return out.deferred
 
-    async def _site(self, unit: Unit, msg: ApplyRoutes | RemoveRoute, operation: Operation) -> Site | None:
-        """The site of the command's server; None (answered with evt.route.failed) when it has none now."""
+    async def _publish(self, previous: asyncio.Task[None] | None, out: Outcome) -> None:
+        """After the commit: publish the batch's answers (after the previous batch's, so one route's events
+        keep their order) while the next batch is gathered."""
+        if previous is not None:
+            await asyncio.wait({previous})
         try:
-            return await self.sites.site(msg.server_id, unit.session)
-        except SiteUnavailable as exc:
-            await self._fail(unit, msg.route_id, msg.generation, operation, str(exc), msg.server_id)
-            return None
+            await publish_units(self.bus, self.sessionmaker, out.units)
+            await publish_units(self.bus, self.sessionmaker, out.rider_units)
+        except Exception as exc:  # committed: the outbox relay publishes what is left
+            log.warning("route answers left to the outbox relay", error=f"{type(exc).__name__}: {exc}")
 
-    async def _restore(self, site: Site, route_id: str, previous: Route | None) -> None:
-        """Put the file back as the database has it (the last confirmed state)."""
-        try:
-            if previous is None:
-                await site.files.delete(file_name(route_id))
-            else:
-                await site.files.write(previous.file_name, render(previous))
-        except OSError as exc:  # the next start (a server's: its next use) re-derives every file from the database
-            log.error("could not restore route file", route_id=route_id, error=str(exc))
+    async def close(self) -> None:
+        """Stop the batchers (the consumers stopped first, so none is in a batch) and wait for the answers
+        being published."""
+        for queue in self._queues.values():
+            await cancel_and_wait(queue.task)
+        if self._published is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._published), 10)
 
-    async def _confirmed(self, site: Site, confirm: Awaitable[float], name: str | None) -> float:
-        """Wait for Traefik's confirmation while the change is flushed to disk (fsync of the file and the
-        directory, off the event loop): the file is renamed into place first, Traefik reads it from the page
-        cache at once, and neither waits for the other. Both must succeed before the change is recorded."""
-        flushed = asyncio.create_task(site.files.sync(name))
-        try:
-            seconds = await confirm
-        finally:
-            await asyncio.wait({flushed})  # never left running behind a failed confirmation
-        flushed.result()  # a flush error fails the change like a write error
-        return seconds
 
-    async def apply(self, msg: ApplyRoutes, unit: Unit) -> None:
-        try:
-            route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
-        except RouteError as exc:
-            await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc), msg.server_id)
-            return
-        session, server_id = unit.session, msg.server_id
-        if (site := await self._site(unit, msg, "apply")) is None:
-            return
-        await repo.lock(session, route.route_id, route.hosts, server_id)
-        stored = await repo.load(session, route.route_id, server_id)
-        if stored is not None and route.generation < stored.generation:
-            reason = f"stale: generation {route.generation} is older than the route's {stored.generation}"
-            await self._fail(unit, route.route_id, route.generation, "apply", reason, server_id)
-            return
-        owners = await repo.host_owners(session, route.hosts, route.route_id)
-        if owners:
-            taken = ", ".join(f"{h} (route {r})" for h, r in sorted(owners.items()))
-            await self._fail(
-                unit, route.route_id, route.generation, "apply", f"hosts already routed: {taken}", server_id
-            )
-            return
-        previous = stored.active if stored else None
-        try:
-            await site.files.write(route.file_name, render(route), durable=False)
-            live_s = await self._confirmed(site, site.traefik.wait_live(route, self.live_timeout_s), route.file_name)
-        except (NotLiveError, OSError) as exc:
-            await self._restore(site, route.route_id, previous)
-            await self._fail(unit, route.route_id, route.generation, "apply", str(exc), server_id)
-            return
-        live_ms = round(live_s * 1000, 1)
-        await repo.save(session, route, live_ms, server_id)
-        log.info(
-            "route live", route_id=route.route_id, server_id=server_id, generation=route.generation, live_ms=live_ms
-        )
-        await unit.emit(
-            RoutesApplied(
-                route_id=route.route_id,
-                server_id=server_id,
-                generation=route.generation,
-                hosts=list(route.hosts),
-                upstreams=list(route.upstreams),
-                live=True,
-                live_ms=live_ms,
-            )
-        )
-
-    async def remove(self, msg: RemoveRoute, unit: Unit) -> None:
-        try:
-            route_id = check_route_id(msg.route_id)
-        except RouteError as exc:
-            await self._fail(unit, msg.route_id, msg.generation, "remove", str(exc), msg.server_id)
-            return
-        session, server_id = unit.session, msg.server_id
-        if (site := await self._site(unit, msg, "remove")) is None:
-            return
-        await repo.lock(session, route_id, (), server_id)
-        stored = await repo.load(session, route_id, server_id)
-        if stored is not None and msg.generation < stored.generation:
-            reason = f"stale: generation {msg.generation} is older than the route's {stored.generation}"
-            await self._fail(unit, route_id, msg.generation, "remove", reason, server_id)
-            return
-        previous = stored.active if stored else None
-        try:
-            await site.files.delete(file_name(route_id), durable=False)
-            gone_s = await self._confirmed(site, site.traefik.wait_gone(route_id, self.live_timeout_s), None)
-        except (NotLiveError, OSError) as exc:
-            await self._restore(site, route_id, previous)
-            await self._fail(unit, route_id, msg.generation, "remove", str(exc), server_id)
-            return
-        live_ms = round(gone_s * 1000, 1)
-        await repo.mark_removed(session, route_id, msg.generation, previous, server_id)
-        log.info("route removed", route_id=route_id, server_id=server_id, generation=msg.generation, live_ms=live_ms)
-        await unit.emit(
-            RouteRemoved(route_id=route_id, server_id=server_id, generation=msg.generation, live_ms=live_ms)
-        )
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Mark a command's failure as seen when its handler is gone (it was cancelled)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
