@@ -169,10 +169,10 @@ class Deployments:
 
     async def route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
         reason = None if msg.live else "the change was written but Traefik does not show it live"
-        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason, msg.server_id)
 
     async def route_removed(self, msg: RouteRemoved, unit: Unit) -> None:
-        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None, msg.server_id)
 
     async def route_failed(self, msg: RouteFailed, unit: Unit) -> None:
-        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason, msg.server_id)
