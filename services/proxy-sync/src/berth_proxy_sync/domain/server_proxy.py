@@ -1,0 +1,110 @@
+"""A remote server's Traefik as data: where its files live, the Docker calls that make it, and whether the
+container found on the server is the one wanted.
+
+Each server runs its own Traefik container (``berth_common.traefik.server_container``) on the server's Berth
+network, published on the server's web port; its API is reached only over SSH, on that network. Every call
+is built here and executed by ``adapters/server_proxy.py``; tests compare them exactly.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from berth_common import labels
+from berth_common import traefik as tr
+
+API = "/v1.41"
+SERVER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ServerProxyError(RuntimeError):
+    """The server's Traefik could not be set up or reached; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Engine API request: method, path (with its query), JSON body."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+def server_dir(root: str, server_id: str) -> str:
+    """The folder on the server holding its Traefik's static file and dynamic directory: one per server id
+    under ``root`` (servers sharing a file system never mix their routes)."""
+    if not posixpath.isabs(root) or ".." in root.split("/"):
+        raise ValueError(f"not an absolute directory: {root!r}")
+    if not SERVER_ID_RE.fullmatch(server_id):
+        raise ValueError(f"not a server id: {server_id!r}")
+    return posixpath.join(root.rstrip("/") or "/", server_id)
+
+
+def network_create(name: str = tr.SERVER_NETWORK) -> Call:
+    return Call(
+        "POST",
+        f"{API}/networks/create",
+        {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": {labels.MANAGED: "true"}},
+    )
+
+
+def network_inspect(name: str = tr.SERVER_NETWORK) -> Call:
+    return Call("GET", f"{API}/networks/{quote(name, safe='')}")
+
+
+def image_inspect(tag: str) -> Call:
+    return Call("GET", f"{API}/images/{quote(tag, safe='')}/json")
+
+
+def container_inspect(name: str) -> Call:
+    return Call("GET", f"{API}/containers/{quote(name, safe='')}/json")
+
+
+def container_create(image: str, host_dir: str, web_port: int, network: str = tr.SERVER_NETWORK) -> Call:
+    name, body = tr.server_container(image, network, host_dir, web_port=web_port)
+    return Call("POST", f"{API}/containers/create?name={quote(name, safe='')}", body)
+
+
+def container_start(name: str) -> Call:
+    return Call("POST", f"{API}/containers/{quote(name, safe='')}/start")
+
+
+def container_restart(name: str) -> Call:
+    return Call("POST", f"{API}/containers/{quote(name, safe='')}/restart?t=5")
+
+
+def container_remove(name: str) -> Call:
+    return Call("DELETE", f"{API}/containers/{quote(name, safe='')}?force=true")
+
+
+def container_problem(info: dict[str, Any], image: str, host_dir: str, web_port: int) -> str | None:
+    """Why the container found (``GET /containers/{name}/json``) is not the wanted one (it is then made
+    again), or None when it is: same image, binds, published port and network."""
+    _, wanted = tr.server_container(image, tr.SERVER_NETWORK, host_dir, web_port=web_port)
+    config, host = info.get("Config") or {}, info.get("HostConfig") or {}
+    if config.get("Image") != image:
+        return f"runs image {config.get('Image')!r}, not {image!r}"
+    if sorted(host.get("Binds") or []) != sorted(wanted["HostConfig"]["Binds"]):
+        return "its folders are not the server's Berth folders"
+    if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
+        return f"is not published on port {web_port}"
+    if tr.SERVER_NETWORK not in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
+        return f"is not on the {tr.SERVER_NETWORK} network"
+    return None
+
+
+def running(info: dict[str, Any]) -> bool:
+    return bool((info.get("State") or {}).get("Running"))
+
+
+def api_address(info: dict[str, Any]) -> str:
+    """The container's address on the server's Berth network (where its API entry point listens)."""
+    network = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(tr.SERVER_NETWORK) or {}
+    address = network.get("IPAddress")
+    if not address:
+        raise ServerProxyError(f"the Traefik container has no address on the {tr.SERVER_NETWORK} network")
+    return str(address)

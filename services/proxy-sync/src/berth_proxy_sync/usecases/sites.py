@@ -1,0 +1,173 @@
+"""Sites: which Traefik a route command goes to, and the server directory that says how to reach it.
+
+Carries out ``evt.server.changed``: proxy-sync keeps the directory of servers (``berth_common.fleet``); a
+removed server's routes are forgotten (its hosts freed) and its connection closed; a server whose address
+or key changed is connected to afresh on its next use.
+
+A route command names its server: ``local`` is the control plane's own Traefik; any other server's site is
+opened on first use (SSH connection, its Traefik container ensured, its API forwarded over SSH) and kept.
+The first time a server's site is used after start (or after its address changed) its files are
+reconciled from the database, as the local ones are at start: the sentinel, every active route's file,
+managed files of routes that are gone deleted. A server unknown here, removed, not usable yet, or not
+reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_common import fleet
+from berth_common.catalogue import ServerChanged
+from berth_common.db import Unit
+from berth_common.logging import get_logger
+from berth_proxy_sync.adapters import repo, tables
+from berth_proxy_sync.adapters.sites import RemoteSites, Site
+from berth_proxy_sync.domain import certificate
+from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, render, render_sentinel
+
+if TYPE_CHECKING:
+    from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+
+log = get_logger(__name__)
+RECHECK_S = 5.0  # a site's API answered within this long: used without asking again
+RETRY_S = 5.0  # a server whose site could not be opened is not tried again for this long (same answer)
+
+
+class SiteUnavailable(Exception):
+    """No route change can be made on this server now; the message says why, for a person."""
+
+
+@dataclass
+class Sites:
+    local: Site
+    remote: RemoteSites
+    setup_timeout_s: float = 300.0
+    _open: dict[str, Site] = field(default_factory=dict)
+    _reconciled: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # server -> address reconciled at
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # server -> (when, why) it last failed
+
+    async def site(self, server_id: str, session: AsyncSession) -> Site:
+        """The site of ``server_id``, opened (and reconciled) on first use; SiteUnavailable when none."""
+        if server_id == fleet.LOCAL:
+            return self.local
+        record = await fleet.server_of(session, tables.servers, server_id)
+        if record is None:
+            raise SiteUnavailable(f"server {server_id} is not known to proxy-sync (no evt.server.changed named it)")
+        try:
+            target = fleet.target_of(record)
+        except fleet.ServerNotUsable as exc:
+            raise SiteUnavailable(str(exc)) from None
+        address = (record.host, record.port, record.user)
+        async with self._locks.setdefault(server_id, asyncio.Lock()):
+            site = self._open.get(server_id)
+            if site is not None and site.alive and await _answers(site):
+                return site
+            if site is not None:
+                self._open.pop(server_id, None)
+                await site.close()
+            failed = self._failed.get(server_id)
+            if failed is not None and time.monotonic() - failed[0] < RETRY_S:
+                raise SiteUnavailable(failed[1])  # commands queued behind a failed attempt do not each wait
+            site = None
+            try:
+                async with asyncio.timeout(self.setup_timeout_s):
+                    site = await self.remote.open(server_id, target)
+                    if self._reconciled.get(server_id) != address:
+                        await reconcile_remote(site, session)
+                        self._reconciled[server_id] = address
+            except Exception as exc:
+                if site is not None:
+                    await site.close()
+                reason = _reason(record.name, server_id, exc)
+                self._failed[server_id] = (time.monotonic(), reason)
+                raise SiteUnavailable(reason) from None
+            self._failed.pop(server_id, None)
+            self._open[server_id] = site
+            return site
+
+    async def changed(self, msg: ServerChanged, unit: Unit) -> None:
+        """Keep the directory; forget a removed server's routes; reconnect a changed one on next use."""
+        if not await fleet.record_change(unit.session, tables.servers, msg):
+            return
+        if msg.state == "removed":
+            forgotten = await repo.forget_server(unit.session, msg.server_id)
+            log.info("server removed: its routes are forgotten", server_id=msg.server_id, routes=forgotten)
+        await self.forget(msg.server_id, removed=msg.state == "removed")
+        log.info("server directory updated", server_id=msg.server_id, state=msg.state, revision=msg.revision)
+
+    async def forget(self, server_id: str, *, removed: bool = False) -> None:
+        """Close the server's site; the next use opens it again (and reconciles it when its address changed
+        or it was removed)."""
+        async with self._locks.setdefault(server_id, asyncio.Lock()):
+            site = self._open.pop(server_id, None)
+            self._failed.pop(server_id, None)
+            if removed:
+                self._reconciled.pop(server_id, None)
+            if site is not None:
+                await site.close()
+            await self.remote.forget(server_id)
+
+    async def close(self) -> None:
+        for site in list(self._open.values()):
+            await site.close()
+        self._open.clear()
+        await self.remote.close()
+        await self.local.close()
+
+
+async def _answers(site: Site) -> bool:
+    """Whether the server's Traefik API answered within ``RECHECK_S`` or answers now: a Traefik container
+    that was restarted may have another address, and its site is then opened again."""
+    now = time.monotonic()
+    if now - site.checked_at < RECHECK_S:
+        return True
+    if await site.traefik.ping():
+        site.checked_at = now
+        return True
+    log.warning("a server's Traefik API does not answer: opening its site again", server_id=site.server_id)
+    return False
+
+
+def _reason(name: str, server_id: str, exc: BaseException) -> str:
+    from berth_common.docker import DockerUnavailable
+    from berth_common.ssh import SshError
+
+    if isinstance(exc, TimeoutError):
+        return f"server {name} ({server_id}): its Traefik was not set up in time"
+    if isinstance(exc, SshError):
+        return f"server {name} ({server_id}) is not reachable: {exc}"
+    if isinstance(exc, DockerUnavailable):
+        return f"server {name} ({server_id}): its Docker engine did not answer: {exc}"
+    return f"server {name} ({server_id}): its Traefik could not be set up: {type(exc).__name__}: {exc}"
+
+
+async def reconcile_remote(site: Site, session: AsyncSession) -> dict[str, int]:
+    """A server's files as the database says (see the module's docstring); the sentinel goes first."""
+    files = site.remote
+    assert files is not None
+    sentinel_written = await files.write(SENTINEL_FILE, render_sentinel(), sentinel=True)
+    if not certificate.still_good(await files.read(certificate.DEFAULT_CERT_FILE)):
+        await files.write(certificate.DEFAULT_CERT_FILE, certificate.render_certificate(*certificate.self_signed()))
+    active = await repo.active_routes(session, site.server_id)
+    wanted = {r.file_name for r in active}
+    deleted = 0
+    for name in await files.names():
+        if name not in wanted and await _managed(files, name):
+            deleted += await files.delete(name)
+    written = 0
+    for route in active:
+        written += await files.write(route.file_name, render(route))
+    counts = {"routes": len(active), "written": written, "deleted": deleted, "sentinel_written": int(sentinel_written)}
+    log.info("server route files reconciled", server_id=site.server_id, **counts)
+    return counts
+
+
+async def _managed(files: RemoteDynamicDir, name: str) -> bool:
+    text = await files.read(name)
+    return text is not None and text.startswith(MANAGED_MARKER)
