@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from berth_common import sealing
 from berth_common.bus import Bus
-from berth_common.catalogue import ServerChanged, sealed_key_aad
+from berth_common.catalogue import ReplicasQuery, ReplicasReply, ServerChanged, sealed_key_aad
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -203,6 +203,12 @@ async def test_an_app_on_two_servers_redeploys_under_load_and_survives_a_dead_en
     assert all(u.startswith("http://berth-shop-web-") and u.endswith(":8080") for u in upstreams), upstreams
     for server in servers:
         await _served(server.address, "v0")
+    assert platform.api is not None  # the application's replicas, as the api asks for them: one on each server
+    query = ReplicasQuery(application_id=app_id)
+    reply = await platform.api.request("scheduler", "replicas", query, ReplicasReply, timeout=20)
+    assert sorted((r.state, r.health, r.upstream) for r in reply.replicas) == [
+        ("running", "ready", u) for u in upstreams
+    ]
 
     loads = [ServerLoad(s.address).start() for s in servers]
     try:

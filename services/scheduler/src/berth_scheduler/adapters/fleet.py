@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common import fleet
 from berth_common.docker import LOCAL, DockerUnavailable
-from berth_common.docker.remote import connect_server
 from berth_scheduler.adapters import tables
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
@@ -79,6 +78,7 @@ class Fleet:
         """The server's executor, its SSH connection and forwarded socket made (again) if needed."""
         if server_id == LOCAL:
             return self.local
+        from berth_common.docker.remote import connect_server
         from berth_common.ssh import ServerUnreachable, SshError
 
         target = await self._target(server_id)
