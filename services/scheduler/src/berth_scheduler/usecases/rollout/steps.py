@@ -144,10 +144,27 @@ async def start_replicas(
             if on_started is not None:
                 on_started(cs)
 
-        await asyncio.gather(*(one(slot) for slot in slots if slot.server_id == server))
+        await together([one(slot) for slot in slots if slot.server_id == server])
 
-    await asyncio.gather(*(on_server(server) for server in placement.servers_in(spec)))
+    await together([on_server(server) for server in placement.servers_in(spec)])
     return [started[names.container_name(spec.name, s.service.name, r.deployment_id, s.replica)] for s in slots]
+
+
+async def together(work: list[Awaitable[None]]) -> None:
+    """Run ``work`` at once; the first failure cancels the rest (nothing keeps starting replicas behind a
+    failed step) and is raised."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    if not tasks:
+        return
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
 
 
 async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
