@@ -1,7 +1,7 @@
 """Placement on two servers end to end: the real scheduler and proxy-sync, two namespace test servers (each
 its own dockerd, sshd and Traefik made by proxy-sync), an image application spread over both. Load goes
-through both servers' Traefiks during five redeploys: zero errors, each server serving the new version
-after each. Then one server's engine dies mid-deploy: the deployment ends cleanly (failed at its deadline,
+through both servers' Traefiks during five redeploys (the scheduler restarted in the middle of one): zero
+errors, each server serving the new version after each. Then one server's engine dies mid-deploy: the deployment ends cleanly (failed at its deadline,
 its new replicas removed where the engine answers), and the other server keeps serving the old version
 without an error."""
 
@@ -214,6 +214,11 @@ async def test_an_app_on_two_servers_redeploys_under_load_and_survives_a_dead_en
     try:
         for n in range(1, 6):
             dep = await platform.deploy(app_id, _spec(f"v{n}", ids))
+            if n == 3:  # the scheduler restarts mid-deploy: it resumes from the persisted state on both servers
+                await platform.wait(dep, ("evt.deployment.progressed",), timeout=60, step="starting replicas")
+                await platform.scheduler.stop()
+                assert not platform.of(dep, "evt.deployment.succeeded"), "it ended before the restart"
+                await platform.scheduler.start()
             done = await platform.wait(dep, timeout=120)
             assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(dep))
             for server in servers:
