@@ -13,7 +13,6 @@ import time
 from berth_common.catalogue import LogLine, Message
 from berth_common.db.unit import Unit
 from berth_common.docker import LOCAL
-from berth_common.image_delivery import deliver_image
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.registry import ImageRegistry
@@ -56,6 +55,8 @@ async def image_on_server(rt: RolloutContext, r: Rollout, server_id: str, image:
         return
     if not (r.needs_build or image.startswith("berth/")):  # Berth's own images are built here, never pulled
         raise ImageMissingError(f"image {image} is not on server {server_id} (it was not pulled there)")
+    from berth_common.image_delivery import deliver_image  # loaded when an image first goes to a server
+
     started = time.monotonic()
     source, target = await rt.fleet.socket(LOCAL), await rt.fleet.socket(server_id)
     sent = await deliver_image(source, target, image, timeout=rt.settings.pull_timeout_s)
