@@ -59,6 +59,7 @@ def _app(source: dict[str, Any]) -> dict[str, Any]:
                 "health_path": "/healthz",
                 "command": ["python", "-m", "web"],
                 "domains": [f"{name}.example.com"],
+                "servers": ["local"],
             },
             {"kind": "worker", "name": "jobs", "command": ["python", "-m", "jobs"], "health_command": ["true"]},
         ],

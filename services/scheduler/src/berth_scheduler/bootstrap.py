@@ -26,7 +26,7 @@ from berth_scheduler.usecases.swarms import Swarms
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
-def rollout_context(ctx: Context, settings: SchedulerSettings) -> RolloutContext:
+def rollout_context(ctx: Context, settings: SchedulerSettings, servers: Servers | None = None) -> RolloutContext:
     docker = DockerExecutor(DockerEngines(local_engine(settings.docker_url, settings.docker_api_version)))
     readiness = ReadinessChecker(
         docker,
@@ -38,7 +38,8 @@ def rollout_context(ctx: Context, settings: SchedulerSettings) -> RolloutContext
         ),
     )
     sealer = Sealer(settings.secret_key.get_secret_value())
-    return RolloutContext(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine)
+    pool = (lambda: servers.pool) if servers is not None else None
+    return RolloutContext(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine, pool=pool)
 
 
 async def wire(ctx: Context) -> None:
@@ -46,7 +47,7 @@ async def wire(ctx: Context) -> None:
     assert isinstance(settings, SchedulerSettings)
     servers = Servers(Transactions(ctx.bus, ctx.sessionmaker), settings.ssh_timeout_s)
     await bus.register(ctx, servers)
-    rt = rollout_context(ctx, settings)
+    rt = rollout_context(ctx, settings, servers)
     swarms = Swarms(Transactions(ctx.bus, ctx.sessionmaker), rt.sealer, servers, rt.docker.engines)
     await bus.register_swarms(ctx, swarms)
     starting = SwarmStarting(swarms)
@@ -61,6 +62,7 @@ async def wire(ctx: Context) -> None:
 
     async def cleanup() -> None:
         await rt.readiness.close()
+        await rt.fleet.close()
         await rt.docker.engines.close()
         await servers.close()
 

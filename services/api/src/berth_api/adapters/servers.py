@@ -65,3 +65,11 @@ async def next_revision(session: AsyncSession, server_id: str) -> dict[str, Any]
         .returning(*servers.c)
     )
     return await first_row(session, q)
+
+
+async def servers_named(session: AsyncSession, team_id: str, refs: list[str]) -> list[dict[str, Any]]:
+    """The team's servers whose id or name is one of ``refs`` (each row's id, name and state)."""
+    q = sa.select(servers.c.id, servers.c.name, servers.c.state).where(
+        servers.c.team_id == team_id, sa.or_(servers.c.id.in_(refs), servers.c.name.in_(refs))
+    )
+    return await all_rows(session, q)

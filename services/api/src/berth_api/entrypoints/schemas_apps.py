@@ -54,6 +54,15 @@ ArgvItem = Annotated[str, Field(max_length=names.MAX_ARG), AfterValidator(names.
 Command = Annotated[list[ArgvItem], Field(min_length=1, max_length=256)]
 HealthPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=HEALTH_PATH_PATTERN)]
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
+ServerRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+PLACEMENT = (
+    "The servers it runs on: names or ids of the team's servers, or `local` (the control plane's engine); "
+    "empty: `local`. Each runs at least one replica; the replicas are spread over them in turn."
+)
+ServerRefs = Annotated[
+    list[ServerRef],
+    Field(default_factory=list, max_length=32, description=PLACEMENT, exclude_if=lambda v: not v),
+]
 
 
 class Strict(BaseModel):
@@ -180,6 +189,7 @@ class WebServiceIn(Strict):
     command: Command | None = Field(default=None, description="argv; null: the image's command")
     domains: list[Host] = Field(default_factory=list, max_length=99, description="Custom host names")
     limits: Limits | None = None
+    servers: ServerRefs
 
     @model_validator(mode="after")
     def _unique_domains(self) -> WebServiceIn:
@@ -195,6 +205,7 @@ class WorkerServiceIn(Strict):
     command: Command | None = None
     health_command: Command | None = Field(default=None, description="argv run in the container; exit 0 = ready")
     limits: Limits | None = None
+    servers: ServerRefs
 
 
 Service = Annotated[WebServiceIn | WorkerServiceIn, Field(discriminator="kind")]
@@ -249,6 +260,9 @@ class WebServiceOut(BaseModel):
     domains: list[str]
     hosts: list[str] = Field(description="Every host routed to it: the generated one first, then the domains")
     limits: Limits | None
+    servers: list[str] = Field(
+        default_factory=list, description="The ids of the servers it runs on (empty: local)", exclude_if=lambda v: not v
+    )
 
 
 class WorkerServiceOut(BaseModel):
@@ -258,6 +272,9 @@ class WorkerServiceOut(BaseModel):
     command: list[str] | None
     health_command: list[str] | None
     limits: Limits | None
+    servers: list[str] = Field(
+        default_factory=list, description="The ids of the servers it runs on (empty: local)", exclude_if=lambda v: not v
+    )
 
 
 class LiveVersion(BaseModel):

@@ -23,6 +23,7 @@ from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps, build_servers, variables
+from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
 from berth_common.catalogue import ApplicationSpec, ReplicasQuery, ReplicasReply
@@ -183,6 +184,7 @@ async def create_application(
             if env is None:
                 raise environment_missing(principal, environment_id)
             await build_servers.resolve(s, principal, config)
+            await resolve_servers(s, principal.team_id, principal.team_name, config["services"])
             if variables.needs_sealing(runtime) or variables.needs_sealing(build):
                 await hold_for_sealing(s, deps.box)
             values = {"id": app_id, "team_id": principal.team_id, "project_id": env["project_id"]}
@@ -223,6 +225,8 @@ async def update_application(
             _check_source(deps, config)
             if "source" in changes:
                 await build_servers.resolve(s, principal, config)
+            if "services" in changes:
+                await resolve_servers(s, principal.team_id, principal.team_name, config["services"])
             stored = (await repo.variables_of(s, [application_id]))[application_id]
             _check_kept(runtime, "runtime", stored)
             if "source" in changes:

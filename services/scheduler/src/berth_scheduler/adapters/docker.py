@@ -65,6 +65,8 @@ class DockerExecutor:
         try:
             return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
         except DockerError as exc:
+            if exc.status == 900:  # aiodocker's code for "cannot connect to the engine"
+                raise DockerUnavailable(f"the Docker engine is not reachable ({what}): {exc.message}") from None
             msg = f"docker {what}: {exc.message}"
             if _PORT_IN_USE.search(exc.message or ""):
                 raise PortInUseError(msg, exc.status) from None

@@ -178,6 +178,14 @@ async def containers_of(s: AsyncSession, deployment_id: str) -> list[Any]:
     return list(rows)
 
 
+async def servers_of_application(s: AsyncSession, application_id: str) -> list[str]:
+    """Every server a recorded container of the application runs on (``local`` always among them)."""
+    rows = await s.execute(
+        sa.select(containers.c.server_id).where(containers.c.application_id == application_id).distinct()
+    )
+    return sorted({"local", *(r.server_id for r in rows)})
+
+
 async def mark_ready(s: AsyncSession, names: Sequence[str]) -> None:
     if names:
         await s.execute(sa.update(containers).where(containers.c.name.in_(list(names))).values(ready=True))
@@ -193,12 +201,16 @@ async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:
 
 async def routes_of(s: AsyncSession, application_id: str) -> list[RouteTarget]:
     rows = await s.execute(sa.select(routes).where(routes.c.application_id == application_id))
-    return [RouteTarget(r.route_id, tuple(r.hosts), tuple(r.upstreams)) for r in rows]
+    return [RouteTarget(r.route_id, tuple(r.hosts), tuple(r.upstreams), r.server_id) for r in rows]
 
 
-async def next_generation(s: AsyncSession, route_id: str, application_id: str) -> int:
-    stmt = insert(routes).values(route_id=route_id, application_id=application_id, hosts=[], upstreams=[], generation=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[routes.c.route_id], set_={"generation": routes.c.generation + 1})
+async def next_generation(s: AsyncSession, route_id: str, application_id: str, server_id: str = "local") -> int:
+    stmt = insert(routes).values(
+        route_id=route_id, application_id=application_id, hosts=[], upstreams=[], generation=1, server_id=server_id
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[routes.c.route_id, routes.c.server_id], set_={"generation": routes.c.generation + 1}
+    )
     res = await s.execute(stmt.returning(routes.c.generation))
     return int(res.scalar_one())
 
@@ -206,6 +218,7 @@ async def next_generation(s: AsyncSession, route_id: str, application_id: str) -
 async def add_op(s: AsyncSession, deployment_id: str, step: int, op: RouteOp, generation: int) -> None:
     await s.execute(
         insert(route_ops).values(
+            server_id=op.server_id,
             route_id=op.route_id,
             generation=generation,
             deployment_id=deployment_id,
@@ -221,31 +234,30 @@ async def ops_of(s: AsyncSession, deployment_id: str, step: int | None = None) -
     q = sa.select(route_ops).where(route_ops.c.deployment_id == deployment_id)
     if step is not None:
         q = q.where(route_ops.c.step == step)
-    return list(await s.execute(q.order_by(route_ops.c.route_id, route_ops.c.generation)))
+    return list(await s.execute(q.order_by(route_ops.c.route_id, route_ops.c.server_id, route_ops.c.generation)))
 
 
-async def settle_op(s: AsyncSession, route_id: str, generation: int, ok: bool, reason: str | None) -> Any | None:
+async def settle_op(
+    s: AsyncSession, route_id: str, generation: int, ok: bool, reason: str | None, server_id: str = "local"
+) -> Any | None:
     """Record proxy-sync's answer; on success the route's confirmed state follows. The op, if it is ours."""
+    this_op = (route_ops.c.server_id == server_id, route_ops.c.route_id == route_id)
     op = (
-        await s.execute(
-            sa.select(route_ops)
-            .where(route_ops.c.route_id == route_id, route_ops.c.generation == generation)
-            .with_for_update()
-        )
+        await s.execute(sa.select(route_ops).where(*this_op, route_ops.c.generation == generation).with_for_update())
     ).first()
     if op is None or op.status != "pending":
         return op
     await s.execute(
         sa.update(route_ops)
-        .where(route_ops.c.route_id == route_id, route_ops.c.generation == generation)
+        .where(*this_op, route_ops.c.generation == generation)
         .values(status="done" if ok else "failed", reason=reason)
     )
     if ok:  # unless a later generation of the route was confirmed first (answers of two commands crossed)
         hosts, ups = (op.hosts, op.upstreams) if op.kind == "apply" else ([], [])
-        newer = sa.exists().where(
-            route_ops.c.route_id == route_id, route_ops.c.generation > generation, route_ops.c.status == "done"
-        )
+        newer = sa.exists().where(*this_op, route_ops.c.generation > generation, route_ops.c.status == "done")
         await s.execute(
-            sa.update(routes).where(routes.c.route_id == route_id, sa.not_(newer)).values(hosts=hosts, upstreams=ups)
+            sa.update(routes)
+            .where(routes.c.server_id == server_id, routes.c.route_id == route_id, sa.not_(newer))
+            .values(hosts=hosts, upstreams=ups)
         )
     return op

@@ -58,9 +58,11 @@ containers = sa.Table(
     sa.Column("host_port", sa.Integer, nullable=True),
     sa.Column("docker_id", sa.String(80), nullable=True),
     sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("server_id", sa.String(64), nullable=False, server_default="local"),  # where it runs
 )
 
-# Every route the scheduler put in place, as proxy-sync last confirmed it, and its generation counter.
+# Every route the scheduler put in place, as proxy-sync last confirmed it, and its generation counter; a
+# route is (server, route id): each server's Traefik has its own.
 routes = sa.Table(
     "routes",
     metadata,
@@ -69,9 +71,10 @@ routes = sa.Table(
     sa.Column("hosts", sa.JSON, nullable=False),
     sa.Column("upstreams", sa.JSON, nullable=False),  # empty: not routed
     sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("server_id", sa.String(64), primary_key=True, server_default="local"),
 )
 
-# Commands sent to proxy-sync, matched with its answers by (route_id, generation).
+# Commands sent to proxy-sync, matched with its answers by (server, route_id, generation).
 route_ops = sa.Table(
     "route_ops",
     metadata,
@@ -84,6 +87,7 @@ route_ops = sa.Table(
     sa.Column("upstreams", sa.JSON, nullable=False),
     sa.Column("status", sa.String(10), nullable=False, server_default="pending"),  # pending | done | failed
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("server_id", sa.String(64), primary_key=True, server_default="local"),
 )
 
 # One row per application the api asked to take down: the persisted removal (``domain/removal.py``).

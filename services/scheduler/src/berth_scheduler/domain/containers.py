@@ -4,6 +4,10 @@ The executor (``adapters/docker.py``) posts these bodies unchanged; tests compar
 replicas publish their port on 127.0.0.1 only, on a host port chosen before creation (an ephemeral port
 from the kernel, written into the spec so it survives container restarts: Docker re-allocates a
 ``HostPort: ""`` binding on every restart, which would leave the proxy pointing at a dead port).
+
+A replica on a remote server publishes no port: it joins the server's Berth network (``SERVER_NETWORK``,
+shared with that server's Traefik) with its container name as DNS alias, and its upstream is
+``http://<container name>:<port>`` on that network.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any
 
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
-from berth_scheduler.domain import names
+from berth_common.traefik import SERVER_NETWORK
+from berth_scheduler.domain import names, placement
+from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
 MIB = 1024 * 1024
@@ -33,9 +39,16 @@ class ContainerSpec:
     host_port: int | None = None
     health_path: str | None = None
     health_command: tuple[str, ...] | None = None
+    server_id: str = LOCAL
+
+    @property
+    def remote(self) -> bool:
+        return self.server_id != LOCAL
 
     @property
     def upstream(self) -> str | None:
+        if self.remote:
+            return names.network_upstream(self.name, self.container_port) if self.container_port else None
         return names.upstream(self.host_port) if self.host_port is not None else None
 
 
@@ -97,8 +110,10 @@ def container_spec(
     image: str,
     host_port: int | None = None,
     team_id: str | None = None,
+    server_id: str = LOCAL,
 ) -> ContainerSpec:
-    """The create body of one replica. Web replicas need ``host_port`` (127.0.0.1 only)."""
+    """The create body of one replica. Web replicas on ``local`` need ``host_port`` (127.0.0.1 only); on
+    another server they publish nothing and are reached on its Berth network by their name."""
     name = names.container_name(spec.name, service.name, deployment_id, replica)
     limits = service.limits or spec.limits
     body: dict[str, Any] = {"Image": image}
@@ -108,17 +123,25 @@ def container_spec(
     body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)
     body["StopTimeout"] = spec.stop_timeout_s
     port_bindings = None
+    remote = server_id != LOCAL
     if isinstance(service, WebService):
-        if host_port is None:
-            raise ValueError(f"web replica {name} needs a host port")
-        names.upstream(host_port)  # validates the range
         key = f"{service.port}/tcp"
         body["ExposedPorts"] = {key: {}}
-        port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
+        if remote:
+            host_port = None
+        elif host_port is None:
+            raise ValueError(f"web replica {name} needs a host port")
+        else:
+            names.upstream(host_port)  # validates the range
+            port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
     body["HostConfig"] = host_config(limits, spec.restart_policy, port_bindings)
-    if spec.network is not None:
+    if remote:
+        body["NetworkingConfig"] = {"EndpointsConfig": {SERVER_NETWORK: {"Aliases": [name]}}}
+    elif spec.network is not None:
         body["NetworkingConfig"] = {"EndpointsConfig": {spec.network: {"Aliases": [f"{service.name}.{spec.name}"]}}}
-    replica_spec = ContainerSpec(name=name, service=service.name, kind=service.kind, replica=replica, body=body)
+    replica_spec = ContainerSpec(
+        name=name, service=service.name, kind=service.kind, replica=replica, body=body, server_id=server_id
+    )
     if isinstance(service, WebService):
         return replace(replica_spec, container_port=service.port, host_port=host_port, health_path=service.health_path)
     health_command = tuple(service.health_command) if service.health_command is not None else None
@@ -126,5 +149,6 @@ def container_spec(
 
 
 def replica_slots(spec: ApplicationSpec) -> list[tuple[WebService | WorkerService, int]]:
-    """Every (service, replica number) a deployment of ``spec`` runs, in a stable order."""
-    return [(svc, n) for svc in spec.services for n in range(1, svc.replicas + 1)]
+    """Every (service, replica number) a deployment of ``spec`` runs, in a stable order (``placement``
+    says on which server each runs)."""
+    return [(slot.service, slot.replica) for slot in placement.slots(spec)]

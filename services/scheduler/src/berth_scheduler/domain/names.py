@@ -73,6 +73,14 @@ def upstream(host_port: int) -> str:
     return f"http://127.0.0.1:{host_port}"
 
 
+def network_upstream(container: str, port: int) -> str:
+    """The upstream of a replica on a remote server: its name on that server's Berth network."""
+    _matching(container, CONTAINER_NAME_RE, "container name")
+    if not 1 <= port <= 65535:
+        raise InvalidNameError(f"invalid port {port}")
+    return f"http://{container}:{port}"
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret value in ``text`` (longest first, so no secret leaks as part of another)."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):

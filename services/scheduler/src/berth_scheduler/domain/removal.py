@@ -172,8 +172,8 @@ def never_seen(application_id: str, team_id: str, now: float, previous: Removal 
 
 def route_plan(routes: Iterable[RouteTarget]) -> RoutePlan:
     """One step that removes every route the application has routed (none: no step)."""
-    before = tuple(sorted((t for t in routes if t.upstreams), key=lambda t: t.route_id))
-    ops = tuple(RouteOp("remove", t.route_id) for t in before)
+    before = tuple(sorted((t for t in routes if t.upstreams), key=lambda t: (t.route_id, t.server_id)))
+    ops = tuple(RouteOp("remove", t.route_id, server_id=t.server_id) for t in before)
     return RoutePlan(before=before, steps=(ops,) if ops else ())
 
 

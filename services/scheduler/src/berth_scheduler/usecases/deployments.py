@@ -32,7 +32,7 @@ from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import machine, names, queueing, removal
+from berth_scheduler.domain import machine, names, placement, queueing, removal
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
@@ -45,7 +45,7 @@ def check_names(msg: StartDeployment) -> None:
     """Every name this deployment will give containers and routes is valid, or the command is refused."""
     try:
         for svc in msg.spec.services:
-            names.container_name(msg.spec.name, svc.name, msg.deployment_id, svc.replicas)
+            names.container_name(msg.spec.name, svc.name, msg.deployment_id, placement.replica_count(svc))
             names.route_id(msg.application_id, svc.name)
     except names.InvalidNameError as exc:
         raise PermanentError(str(exc)) from None
@@ -169,10 +169,10 @@ class Deployments:
 
     async def route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
         reason = None if msg.live else "the change was written but Traefik does not show it live"
-        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, msg.live, reason, msg.server_id)
 
     async def route_removed(self, msg: RouteRemoved, unit: Unit) -> None:
-        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, True, None, msg.server_id)
 
     async def route_failed(self, msg: RouteFailed, unit: Unit) -> None:
-        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason)
+        await store.settle_op(unit.session, msg.route_id, msg.generation, False, msg.reason, msg.server_id)

@@ -27,9 +27,9 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
-from berth_scheduler.domain import machine, names
-from berth_scheduler.domain.containers import replica_slots
+from berth_scheduler.domain import machine, names, placement
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
+from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
@@ -140,19 +140,21 @@ def _stops_build(before: Rollout, after: Rollout, inputs: list[Input]) -> bool:
 
 
 async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
-    """Entering ``starting``: every replica's container recorded, web ones with their host port, in the
-    transaction of the transition (before any exists: found after a crash, and no write left for the step)."""
+    """Entering ``starting``: every replica's container recorded with its server, web ones on ``local`` with
+    their host port, in the transaction of the transition (before any exists: found after a crash, and no
+    write left for the step)."""
     spec = sealer.open(row.spec)
     values = [
         {
-            "name": names.container_name(spec.name, svc.name, row.id, n),
+            "name": names.container_name(spec.name, slot.service.name, row.id, slot.replica),
             "deployment_id": row.id,
             "application_id": row.application_id,
-            "service": svc.name,
-            "kind": svc.kind,
-            "replica": n,
-            "host_port": allocate_port() if isinstance(svc, WebService) else None,
+            "service": slot.service.name,
+            "kind": slot.service.kind,
+            "replica": slot.replica,
+            "host_port": allocate_port() if isinstance(slot.service, WebService) and slot.server_id == LOCAL else None,
+            "server_id": slot.server_id,
         }
-        for svc, n in replica_slots(spec)
+        for slot in placement.slots(spec)
     ]
     await store.record_container(unit.session, values)

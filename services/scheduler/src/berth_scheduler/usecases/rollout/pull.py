@@ -6,24 +6,27 @@ without contacting a registry. The pull's progress goes to the deployment log as
 (``RepoDigests``) is recorded with ``ImageReady`` (which also starts the readiness deadline), so a restart
 does not pull again and a rollback can run exactly this image. A failed pull fails the deployment with the
 registry's reason in words a person can act on; nothing was started, so nothing is undone.
+
+A deployment on several servers pulls on each of them at once (each through its own engine); the image is
+ready when every server has it, and the digest recorded is the first server's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from berth_common.catalogue import ImageSource, LogLine, Message
-from berth_common.db.unit import Unit
+from berth_common.catalogue import ApplicationSpec, ImageSource
+from berth_common.docker import LOCAL
 from berth_common.logging import get_logger
 from berth_common.registries import InvalidReferenceError, credentials_for, parse
-from berth_scheduler.adapters import store
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
-from berth_scheduler.domain import images, machine, names
+from berth_scheduler.domain import images, machine, names, placement
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.delivery import log_lines
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
-from berth_scheduler.usecases.rollout.units import emit_all
 from berth_scheduler.usecases.rollout.verify import start_and_verify
 
 log = get_logger(__name__)
@@ -41,26 +44,6 @@ async def pull_then_start(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter
     await start_and_verify(rt, r, row, wait)
 
 
-async def log_lines(rt: RolloutContext, deployment_id: str, lines: list[str]) -> None:
-    """Deploy log lines on ``log.<deployment_id>``, numbered after the ones the deployment already has."""
-    if not lines:
-        return
-
-    async def body(unit: Unit) -> None:
-        first = await store.take_log_seq(unit.session, deployment_id, len(lines))
-        items: list[tuple[Message, str, str | None]] = [
-            (
-                LogLine(deployment_id=deployment_id, stream="deploy", seq=first + i, line=text[:16000]),
-                f"log-{deployment_id}-{first + i}",
-                f"log.{deployment_id}",
-            )
-            for i, text in enumerate(lines)
-        ]
-        await emit_all(unit, items)
-
-    await rt.units.run(body)
-
-
 async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
     """Pull or find the deployment's image and record ``ImageReady``; None when the deployment failed.
     An image in Berth's own namespace is left to the container's creation (it is never pulled)."""
@@ -75,19 +58,47 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
     policy = images.effective_policy(ref, source.pull_policy)
     if policy == "never":
         return r
-    registry = ImageRegistry(rt.docker)
+    servers = placement.servers_in(spec)
+    outcomes = await asyncio.gather(
+        *(_ready_on(rt, r, spec, ref, policy, server) for server in servers), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, _PullFailedError):
+            await transit(rt, r.deployment_id, machine.Fail(str(outcome)[:3500]))
+            return None
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    ready = [o for o in outcomes if isinstance(o, tuple)]
+    digest = next((d for d, _ in ready if d), "")
+    detail = "; ".join(d for _, d in ready)
+    return await transit(rt, r.deployment_id, machine.ImageReady(digest, detail))
+
+
+class _PullFailedError(RuntimeError):
+    """A pull failed on a server; the message is the reason for a person (secrets redacted)."""
+
+
+async def _ready_on(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, ref: Any, policy: images.Policy, server: str
+) -> tuple[str, str]:
+    """Pull or find the image on one server: (digest or "", what happened)."""
+    assert r.image and isinstance(spec.source, ImageSource)
+    source = spec.source
+    where = "this server" if server == LOCAL else f"server {server}"
+    prefix = "[starting] " if server == LOCAL else f"[starting] server {server}: "
+    registry = ImageRegistry(await rt.fleet.docker(server))
     present = await registry.local(r.image)
     if not images.must_pull(policy, present is not None):
         digest = images.digest_of(ref, present or [])
-        detail = f"image {r.image} is on this server (pull policy {policy}: no registry contacted)"
-        return await transit(rt, r.deployment_id, machine.ImageReady(digest or "", detail))
+        return digest or "", f"image {r.image} is on {where} (pull policy {policy}: no registry contacted)"
 
     auth = credentials_for(ref.registry, [source.auth] if source.auth is not None else [])  # a mirror's host
     header = images.registry_auth_header(ref.registry, auth.username, auth.reveal()) if auth else None
     secrets = spec.secret_values()
     started = time.monotonic()
     pending = [
-        f"[starting] pull: {r.image} from {ref.registry} (pull policy {policy}"
+        f"{prefix}pull: {r.image} from {ref.registry} (pull policy {policy}"
         + (f", as {auth.username})" if auth else ", anonymous)")
     ]
     last_flush = time.monotonic()
@@ -98,7 +109,7 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
         pulled.extend(d for d in [images.stream_digest(ref, message)] if d)
         line = images.progress_line(message)
         if line is not None:
-            pending.append(f"[starting] {names.redact(line, secrets)}")
+            pending.append(f"{prefix}{names.redact(line, secrets)}")
         if pending and time.monotonic() - last_flush >= FLUSH_S:
             batch = pending[:]
             pending.clear()
@@ -110,12 +121,12 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
     except PullError as exc:
         await log_lines(rt, r.deployment_id, pending)
         why = images.failure_reason(ref, str(exc), with_credentials=auth is not None, present=present is not None)
+        why = why if server == LOCAL else f"server {server}: {why}"
         log.info("image pull failed", deployment_id=r.deployment_id, image=r.image, kind=images.failure_kind(str(exc)))
-        await transit(rt, r.deployment_id, machine.Fail(names.redact(why, secrets)[:3500]))
-        return None
+        raise _PullFailedError(names.redact(why, secrets)) from None
     await log_lines(rt, r.deployment_id, pending)
     digest = pulled[-1] if pulled else images.digest_of(ref, await registry.local(r.image) or [])
     detail = f"pulled {r.image} from {ref.registry} in {time.monotonic() - started:.1f}s" + (
         f" ({digest})" if digest else ""
     )
-    return await transit(rt, r.deployment_id, machine.ImageReady(digest or "", detail))
+    return digest or "", detail if server == LOCAL else f"server {server}: {detail}"

@@ -28,7 +28,14 @@ from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, verdict, wait_step
+from berth_scheduler.usecases.rollout.routing import (
+    RESTORE_STEP,
+    resend_pending,
+    route_name,
+    stage_step,
+    verdict,
+    wait_step,
+)
 from berth_scheduler.usecases.rollout.steps import Waiter, read, write
 from berth_scheduler.usecases.rollout.units import emit_all
 
@@ -157,7 +164,7 @@ class RemovalDriver:
             await transit(rt, r.application_id, removal.RoutesRemoved())
             return
         if failure is None:
-            pending = [o.route_id for o in await read(rt, store.ops_of, r.deployment_id, 0) if o.status == "pending"]
+            pending = [route_name(o) for o in await read(rt, store.ops_of, r.deployment_id, 0) if o.status == "pending"]
             failure = (
                 f"route(s) {', '.join(pending)} not confirmed removed within {rt.settings.route_timeout_s:g}s "
                 "(is the proxy-sync service running and Traefik answering?)"
@@ -169,7 +176,7 @@ class RemovalDriver:
         left its route as it was); containers were not touched. Waits for every answer (or the deadline)."""
         assert r.plan is not None
         ops0 = await read(rt, store.ops_of, r.deployment_id, 0)
-        touched = {o.route_id for o in ops0 if o.status != "failed"}
+        touched = {(o.server_id, o.route_id) for o in ops0 if o.status != "failed"}
         note = ""
         if touched:
             ops = restore_ops(r.plan, touched)
@@ -193,11 +200,16 @@ class RemovalDriver:
         await transit(rt, r.application_id, removal.Restored(note))
 
     async def _stop(self, rt: RolloutContext, r: Removal) -> None:
-        found = await rt.docker.list_containers({labels.APP: r.application_id})
+        """Every container of the application, on every server it has containers on."""
+        on = []
+        for server in await read(rt, store.servers_of_application, r.application_id):
+            docker = await rt.fleet.docker(server)
+            on += [(docker, c) for c in await docker.list_containers({labels.APP: r.application_id})]
+        found = [c for _, c in on]
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
-        await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
-        await asyncio.gather(*(rt.docker.remove(c.name) for c in found))
+        await asyncio.gather(*(d.stop(c.name) for d, c in on if c.state in ("running", "restarting")))
+        await asyncio.gather(*(d.remove(c.name) for d, c in on))
         await write(rt, removals.forget_containers, r.application_id)
         await transit(rt, r.application_id, removal.ContainersRemoved())
         log.info("application containers removed", application_id=r.application_id, count=len(found))

@@ -1,4 +1,6 @@
-"""``rpc.scheduler.replicas``: an application's containers as Docker sees them, with a live readiness probe."""
+"""``rpc.scheduler.replicas``: an application's containers as Docker sees them, with a live readiness probe,
+on every server the application has containers on (a remote replica is probed through its server's SSH
+connection; a server that does not answer shows none of its replicas)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,22 @@ import asyncio
 
 from berth_common import labels
 from berth_common.catalogue import ReplicasReply, ReplicaStatus
+from berth_common.docker import LOCAL, DockerUnavailable
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
+from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.adapters.remote_readiness import RemoteReadiness, address_of
 from berth_scheduler.domain import names
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.steps import read
 
 
-async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, str]) -> ReplicaStatus:
+async def _status(
+    rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, str], server: str = LOCAL
+) -> ReplicaStatus:
+    if server != LOCAL:
+        return await _remote_status(rt, c, health_paths, server)
     info = await rt.docker.inspect(c.name) or {}
     state = (info.get("State") or {}).get("Status") or c.state
     restarts = int(info.get("RestartCount") or 0)
@@ -31,9 +41,13 @@ async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, 
             health = "ready" if ok else "unready"
     elif state != "running":
         health = "unready"
+    return _reply(c, state, health, restarts, upstream)
+
+
+def _reply(c: ContainerInfo, state: str, health: str, restarts: int, upstream: str | None) -> ReplicaStatus:
     return ReplicaStatus(
         deployment_id=c.labels.get(labels.DEPLOYMENT, ""),
-        service=service,
+        service=c.labels.get(labels.SERVICE, ""),
         replica=int(c.labels.get(labels.REPLICA, "0") or 0),
         container=c.name,
         state=state,
@@ -43,12 +57,47 @@ async def _status(rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, 
     )
 
 
+async def _remote_status(
+    rt: RolloutContext, c: ContainerInfo, health_paths: dict[str, str], server: str
+) -> ReplicaStatus:
+    checker = await rt.fleet.readiness(server)
+    info = await checker.docker.inspect(c.name) or {}
+    state = (info.get("State") or {}).get("Status") or c.state
+    service = c.labels.get(labels.SERVICE, "")
+    ports = (info.get("Config") or {}).get("ExposedPorts") or {}
+    port = next((int(k.split("/")[0]) for k in ports if k.endswith("/tcp")), None)
+    path = health_paths.get(f"{c.labels.get(labels.DEPLOYMENT)}/{service}")
+    health = "unknown" if state == "running" else "unready"
+    address = address_of(info)
+    if port is not None and path is not None and address is not None and state == "running":
+        assert isinstance(checker, RemoteReadiness)
+        ok, _ = await checker.probe_remote(address, port, path, 1.0)
+        health = "ready" if ok else "unready"
+    upstream = names.network_upstream(c.name, port) if port is not None else None
+    return _reply(c, state, health, int(info.get("RestartCount") or 0), upstream)
+
+
+async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, ContainerInfo]]:
+    """(server, container) of the application on every server it has containers on."""
+    servers = await read(rt, store.servers_of_application, application_id)
+    out: list[tuple[str, ContainerInfo]] = []
+    for server in servers:
+        try:
+            docker = await rt.fleet.docker(server)
+            out += [(server, c) for c in await docker.list_containers({labels.APP: application_id})]
+        except (DockerUnavailable, ServerRefusedError):
+            if server == LOCAL:
+                raise
+    return out
+
+
 # once a removal has taken the routes down, no deployment of the application is live any more
 _NOT_LIVE = frozenset({Phase.DRAINING, Phase.STOPPING, Phase.IMAGES, Phase.REMOVED})
 
 
 async def replicas_of(rt: RolloutContext, application_id: str) -> ReplicasReply:
-    found = await rt.docker.list_containers({labels.APP: application_id})
+    placed = await _found(rt, application_id)
+    found = [c for _, c in placed]
     health_paths: dict[str, str] = {}
     async with rt.sessionmaker() as s:
         live = await store.last_succeeded(s, application_id)
@@ -62,7 +111,7 @@ async def replicas_of(rt: RolloutContext, application_id: str) -> ReplicasReply:
             for svc in row.spec.get("services", []):
                 if svc.get("kind") == "web":
                     health_paths[f"{dep}/{svc['name']}"] = svc.get("health_path", "/")
-    statuses = await asyncio.gather(*(_status(rt, c, health_paths) for c in found))
+    statuses = await asyncio.gather(*(_status(rt, c, health_paths, server) for server, c in placed))
     return ReplicasReply(
         application_id=application_id,
         live_deployment_id=live.id if live is not None else None,

@@ -15,7 +15,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
-from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.domain.routing import LOCAL, RouteOp
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.steps import Waiter, read, transit
 
@@ -36,13 +36,28 @@ class RouteOwner(Protocol):
 def command_for(op: RouteOp, generation: int) -> Message:
     if op.kind == "apply":
         return ApplyRoutes(
-            route_id=op.route_id, hosts=list(op.hosts), upstreams=list(op.upstreams), generation=generation
+            route_id=op.route_id,
+            hosts=list(op.hosts),
+            upstreams=list(op.upstreams),
+            generation=generation,
+            server_id=op.server_id,
         )
-    return RemoveRoute(route_id=op.route_id, generation=generation)
+    return RemoveRoute(route_id=op.route_id, generation=generation, server_id=op.server_id)
+
+
+def command_id(op: RouteOp, generation: int) -> str:
+    """The message id of a route command: one per (server, route, generation)."""
+    where = "" if op.server_id == LOCAL else f"{op.server_id}-"
+    return f"route-{where}{op.route_id}-g{generation}"
 
 
 def op_of(row: Any) -> RouteOp:
-    return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams))
+    return RouteOp(row.kind, row.route_id, tuple(row.hosts), tuple(row.upstreams), row.server_id)
+
+
+def route_name(row: Any) -> str:
+    """A route as a person reads it in a reason: its id, and its server unless it is ``local``."""
+    return row.route_id if row.server_id == LOCAL else f"{row.route_id} on server {row.server_id}"
 
 
 async def stage_step(unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False) -> bool:
@@ -51,9 +66,9 @@ async def stage_step(unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, .
     if not fresh and await store.ops_of(unit.session, r.deployment_id, step):
         return False
     for op in ops:
-        gen = await store.next_generation(unit.session, op.route_id, r.application_id)
+        gen = await store.next_generation(unit.session, op.route_id, r.application_id, op.server_id)
         await store.add_op(unit.session, r.deployment_id, step, op, gen)
-        await unit.emit(command_for(op, gen), id=f"route-{op.route_id}-g{gen}")
+        await unit.emit(command_for(op, gen), id=command_id(op, gen))
     return True
 
 
@@ -71,7 +86,7 @@ async def resend_pending(rt: RolloutContext, r: RouteOwner, step: int) -> int:
     """Publish again the unanswered commands of ``step`` (same generation): after a scheduler restart."""
     rows = [o for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
     for o in rows:
-        await rt.bus.publish(command_for(op_of(o), o.generation), id=f"route-{o.route_id}-g{o.generation}-again")
+        await rt.bus.publish(command_for(op_of(o), o.generation), id=f"{command_id(op_of(o), o.generation)}-again")
     return len(rows)
 
 
@@ -80,7 +95,7 @@ def verdict(rows: list[Any]) -> tuple[bool, str | None]:
     for o in rows:
         if o.status == "failed":
             what = "remove" if o.kind == "remove" else "apply"
-            return False, f"proxy-sync could not {what} route {o.route_id}: {o.reason or 'no reason given'}"
+            return False, f"proxy-sync could not {what} route {route_name(o)}: {o.reason or 'no reason given'}"
     return all(o.status == "done" for o in rows) and bool(rows), None
 
 
@@ -125,7 +140,9 @@ class RouteStepper:
         elif failure:
             await transit(rt, r.deployment_id, machine.Fail(failure))
         else:
-            pending = [o.route_id for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
+            pending = [
+                route_name(o) for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"
+            ]
             await transit(
                 rt,
                 r.deployment_id,

@@ -29,7 +29,7 @@ from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import names
+from berth_scheduler.domain import names, placement
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.routing import RouteOp
 from berth_scheduler.domain.scaling import (
@@ -168,9 +168,8 @@ class ScaleDriver:
         async def one(service: str, replica: int) -> ContainerSpec:
             name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
             async with limit:
-                cs = await start_one(
-                    rt, r, spec, _service(spec, service), replica, recorded.get(name), name in recorded
-                )
+                slot = placement.Slot(_service(spec, service), replica, LOCAL_SERVER)
+                cs = await start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
             await rt.readiness.wait_ready(cs, deadline)
             return cs
 

@@ -11,22 +11,25 @@ application, then remove them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import ApplicationSpec, Replica, WebService
 from berth_common.db.unit import Unit
+from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
+from berth_common.traefik import SERVER_NETWORK
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import machine, names, retention
-from berth_scheduler.domain.containers import ContainerSpec, container_spec, replica_slots
+from berth_scheduler.domain import machine, names, placement, retention
+from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
-from berth_scheduler.domain.routing import RouteTarget
+from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.delivery import image_on_server
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
@@ -55,27 +58,43 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
     """The container specs of a deployment, from its recorded containers (host ports included)."""
     by_name = {row.name: row for row in rows}
     out = []
-    for svc, n in replica_slots(spec):
+    for slot in placement.slots(spec):
+        svc, n = slot.service, slot.replica
         name = names.container_name(spec.name, svc.name, r.deployment_id, n)
         row = by_name.get(name)
         port = row.host_port if row is not None else None
-        if isinstance(svc, WebService) and port is None:
+        if isinstance(svc, WebService) and port is None and slot.server_id == LOCAL:
             continue
-        out.append(container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id))
+        if row is None and slot.server_id != LOCAL:
+            continue
+        out.append(
+            container_spec(
+                r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id, slot.server_id
+            )
+        )
     return out
 
 
+async def wait_ready(rt: RolloutContext, cs: ContainerSpec, deadline: float) -> None:
+    """Berth's readiness check of one replica, on the server it runs on."""
+    checker = await rt.fleet.readiness(cs.server_id)
+    await checker.wait_ready(cs, deadline)
+
+
 async def _start_one(
-    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: Any, n: int, port: int | None, recorded: bool
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, slot: placement.Slot, port: int | None, recorded: bool
 ) -> ContainerSpec:
-    """Create (or find) and start one replica; a host port taken meanwhile gets another one. ``recorded``:
-    the container's record (and port) was written when the deployment entered ``starting``."""
+    """Create (or find) and start one replica; a host port taken meanwhile gets another one (a replica on a
+    remote server has none). ``recorded``: the container's record (and port) was written when the deployment
+    entered ``starting``."""
+    svc, n, server = slot.service, slot.replica, slot.server_id
     name = names.container_name(spec.name, svc.name, r.deployment_id, n)
-    web = isinstance(svc, WebService)
+    web = isinstance(svc, WebService) and server == LOCAL
+    docker = await rt.fleet.docker(server)
     for attempt in range(5):
         if web and port is None:
             port, recorded = allocate_port(), False
-        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id)
+        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id, server)
         if not recorded:  # recorded before it exists: found after a crash
             values = {
                 "name": name,
@@ -85,18 +104,19 @@ async def _start_one(
                 "kind": svc.kind,
                 "replica": n,
                 "host_port": port,
+                "server_id": server,
             }
             await write(rt, store.record_container, values)
             recorded = True
-        existing = await rt.docker.create_or_find(cs)
+        existing = await docker.create_or_find(cs)
         if existing is not None and (existing.get("State") or {}).get("Running"):
             return cs
         try:
-            await rt.docker.start(name)
+            await docker.start(name)
             return cs
         except PortInUseError:
             log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
-            await rt.docker.remove(name)
+            await docker.remove(name)
             port = None
     raise RuntimeError(f"could not find a free host port for {name}")
 
@@ -105,32 +125,73 @@ async def start_replicas(
     rt: RolloutContext, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
-    The caller records ``ContainersStarted``."""
+    The servers are prepared (image, network) and started in parallel. The caller records
+    ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
-    if spec.network is not None:
-        await rt.docker.ensure_network(spec.network, {labels.MANAGED: "true"})
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
-    limit = asyncio.Semaphore(START_CONCURRENCY)
+    slots = placement.slots(spec)
+    started: dict[str, ContainerSpec] = {}
 
-    async def one(svc: Any, n: int) -> ContainerSpec:
-        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
-        async with limit:
-            cs = await _start_one(rt, r, spec, svc, n, recorded.get(name), name in recorded)
-        if on_started is not None:
-            on_started(cs)
-        return cs
+    async def on_server(server: str) -> None:
+        await prepare_server(rt, r, spec, server)
+        limit = asyncio.Semaphore(START_CONCURRENCY)
 
-    return list(await asyncio.gather(*(one(svc, n) for svc, n in replica_slots(spec))))
+        async def one(slot: placement.Slot) -> None:
+            name = names.container_name(spec.name, slot.service.name, r.deployment_id, slot.replica)
+            async with limit:
+                cs = await _start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
+            started[name] = cs
+            if on_started is not None:
+                on_started(cs)
+
+        await together([one(slot) for slot in slots if slot.server_id == server])
+
+    await together([on_server(server) for server in placement.servers_in(spec)])
+    return [started[names.container_name(spec.name, s.service.name, r.deployment_id, s.replica)] for s in slots]
+
+
+async def together(work: list[Awaitable[None]]) -> None:
+    """Run ``work`` at once; the first failure cancels the rest (nothing keeps starting replicas behind a
+    failed step) and is raised."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    if not tasks:
+        return
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
+
+
+async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
+    """What a server needs before its replicas start: the networks they join, and on a remote server the
+    deployment's image (a built one is delivered from the control plane's engine)."""
+    docker = await rt.fleet.docker(server)
+    if server == LOCAL:
+        if spec.network is not None:
+            await docker.ensure_network(spec.network, {labels.MANAGED: "true"})
+        return
+    await docker.ensure_network(SERVER_NETWORK, {labels.MANAGED: "true"})
+    if r.image:
+        await image_on_server(rt, r, server, r.image)
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:
+    """Each web service's route on every server that runs one of its replicas: that server's Traefik sends
+    the service's hosts to the replicas on that server."""
     targets = []
     for svc in spec.services:
         if not isinstance(svc, WebService) or not svc.hosts:
             continue
-        ups = tuple(c.upstream for c in sorted(ready, key=lambda c: c.replica) if c.service == svc.name and c.upstream)
         hosts = tuple(sorted({h.lower() for h in svc.hosts}))
-        targets.append(RouteTarget(names.route_id(r.application_id, svc.name), hosts, ups))
+        mine = sorted((c for c in ready if c.service == svc.name and c.upstream), key=lambda c: c.replica)
+        for server in dict.fromkeys(c.server_id for c in mine):
+            ups = tuple(c.upstream for c in mine if c.server_id == server and c.upstream)
+            targets.append(RouteTarget(names.route_id(r.application_id, svc.name), hosts, ups, server))
     return targets
 
 
@@ -141,36 +202,77 @@ async def drain(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     await transit(rt, r.deployment_id, machine.Drained())
 
 
+async def servers_of(rt: RolloutContext, application_id: str, spec: ApplicationSpec | None) -> list[str]:
+    """The servers that may hold the application's containers: where any was recorded, and where ``spec``
+    places its replicas."""
+    found = await read(rt, store.servers_of_application, application_id)
+    return list(dict.fromkeys([*found, *(placement.servers_in(spec) if spec is not None else [])]))
+
+
 async def remove_all(
-    rt: RolloutContext, selector: dict[str, str], *, stop: bool, exclude_deployment: str | None = None
+    rt: RolloutContext,
+    selector: dict[str, str],
+    *,
+    stop: bool,
+    exclude_deployment: str | None = None,
+    servers: Sequence[str] = (LOCAL,),
+    unreachable: list[str] | None = None,
 ) -> int:
-    """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label."""
-    found = [
-        c
-        for c in await rt.docker.list_containers(selector)
-        if exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment
-    ]
-    if stop:
-        await asyncio.gather(*(rt.docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
-    await asyncio.gather(*(rt.docker.remove(c.name) for c in found))
-    await write(rt, store.forget_containers, [c.name for c in found])
-    return len(found)
+    """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label, on every
+    server given. A server that does not answer is skipped when ``unreachable`` collects it (its records
+    stay, so a later rollout finds them), and raises otherwise."""
+
+    async def on(server: str) -> int:
+        try:
+            docker = await rt.fleet.docker(server)
+            found = [
+                c
+                for c in await docker.list_containers(selector)
+                if exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment
+            ]
+            if stop:
+                await asyncio.gather(*(docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
+            await asyncio.gather(*(docker.remove(c.name) for c in found))
+        except DockerUnavailable as exc:
+            if unreachable is None or server == LOCAL:
+                raise
+            log.warning("server skipped: it does not answer", server_id=server, error=str(exc))
+            unreachable.append(server)
+            return 0
+        await write(rt, store.forget_containers, [c.name for c in found])
+        return len(found)
+
+    return sum(await asyncio.gather(*(on(server) for server in servers)))
 
 
 async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
-    stopped = await remove_all(rt, {labels.APP: r.application_id}, stop=True, exclude_deployment=r.deployment_id)
+    spec = rt.sealer.open(row.spec)
+    servers = await servers_of(rt, r.application_id, spec)
+    skipped: list[str] = []
+    selector = {labels.APP: r.application_id}
+    stopped = await remove_all(
+        rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped
+    )
+    ports = {svc.name: svc.port for svc in spec.services if isinstance(svc, WebService)}
     replicas = tuple(
         Replica(
             service=c.service,
             kind=c.kind,
             replica=c.replica,
             container=c.name,
-            upstream=names.upstream(c.host_port) if c.host_port else None,
+            upstream=replica_upstream(c, ports.get(c.service)),
         )
         for c in await read(rt, store.containers_of, r.deployment_id)
     )
     await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
     await prune_images(rt, r.application_id, row.image)
+
+
+def replica_upstream(row: Any, port: int | None) -> str | None:
+    """A recorded replica's upstream: its host port on ``local``, its name on a remote server's network."""
+    if row.server_id != LOCAL:
+        return names.network_upstream(row.name, port) if port else None
+    return names.upstream(row.host_port) if row.host_port else None
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:

@@ -12,7 +12,7 @@ from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
-from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, transit
+from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, servers_of, transit
 
 log = get_logger(__name__)
 
@@ -21,7 +21,7 @@ async def restore_routes(rt: RolloutContext, r: Rollout, wait: Waiter, resumed: 
     """Put back every route this deployment touched; a note for the reason if that was not confirmed."""
     if r.plan is None:
         return ""
-    touched = {o.route_id for o in await read(rt, store.ops_of, r.deployment_id) if o.step >= 0}
+    touched = {(o.server_id, o.route_id) for o in await read(rt, store.ops_of, r.deployment_id) if o.step >= 0}
     if not touched:
         return ""
     ops = restore_ops(r.plan, touched)
@@ -42,8 +42,13 @@ class Undo:
 
     async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
         notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
-        removed = await remove_all(rt, {labels.DEPLOYMENT: r.deployment_id}, stop=False)
+        servers = await servers_of(rt, r.application_id, rt.sealer.open(row.spec))
+        skipped: list[str] = []
+        selector = {labels.DEPLOYMENT: r.deployment_id}
+        removed = await remove_all(rt, selector, stop=False, servers=servers, unreachable=skipped)
         notes.append(f"{removed} new container(s) removed")
+        if skipped:
+            notes.append(f"server(s) {', '.join(skipped)} did not answer: their new containers are left there")
         assert r.abort is not None
         detail = f"{r.abort.reason} ({'; '.join(notes)})"
         await transit(rt, r.deployment_id, machine.Compensated(detail))

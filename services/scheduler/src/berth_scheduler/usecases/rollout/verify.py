@@ -26,14 +26,22 @@ from berth_common.catalogue import ApplicationSpec
 from berth_common.db.unit import Unit
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import machine
+from berth_scheduler.domain import machine, placement
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
 from berth_scheduler.usecases.rollout.apply import apply, apply_all
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import stage_step
-from berth_scheduler.usecases.rollout.steps import Waiter, desired_routes, read, specs_for, start_replicas, transit
+from berth_scheduler.usecases.rollout.steps import (
+    Waiter,
+    desired_routes,
+    read,
+    specs_for,
+    start_replicas,
+    transit,
+    wait_ready,
+)
 
 # Replicas that all pass their readiness check this soon after starting (most servers listen within tens of
 # milliseconds) save the separate commit of ``replicas started``: the switch records it too. A slower one
@@ -50,7 +58,7 @@ async def start_and_verify(rt: RolloutContext, r: Rollout, row: Any, wait: Waite
     early: dict[str, asyncio.Task[None]] = {}
 
     def started(cs: ContainerSpec) -> None:
-        early[cs.name] = asyncio.create_task(rt.readiness.wait_ready(cs, deadline), name=f"ready:{cs.name}")
+        early[cs.name] = asyncio.create_task(wait_ready(rt, cs, deadline), name=f"ready:{cs.name}")
 
     try:
         specs = await start_replicas(rt, r, row, wait, started)
@@ -108,7 +116,7 @@ async def verify_replicas(
     spec: ApplicationSpec = rt.sealer.open(row.spec)
     rows = await read(rt, store.containers_of, r.deployment_id)
     specs = specs_for(r, spec, rows)
-    if len(specs) != sum(s.replicas for s in spec.services):
+    if len(specs) != len(placement.slots(spec)):
         await transit(rt, r.deployment_id, machine.Fail("a replica's container record is missing (scheduler data)"))
         return
     ready_before = {c.name for c in rows if c.ready}
@@ -118,7 +126,7 @@ async def verify_replicas(
     early = early or {}
 
     async def one(cs: ContainerSpec) -> None:
-        check: Awaitable[None] = early.get(cs.name) or rt.readiness.wait_ready(cs, deadline)
+        check: Awaitable[None] = early.get(cs.name) or wait_ready(rt, cs, deadline)
         await check
         waiting.discard(cs.name)
         if cs.name in ready_before:
