@@ -18,12 +18,14 @@ from berth_metrics.adapters.retention import RetentionPolicy, run_retention
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.reachability import Limits
+from berth_metrics.domain.readings import Snapshot
 from berth_metrics.domain.series import Retention
 from berth_metrics.entrypoints import bus
 from berth_metrics.entrypoints.timers import every, forever, utcnow
 from berth_metrics.settings import MetricsSettings
 from berth_metrics.usecases.alerts import Evaluator
 from berth_metrics.usecases.collect import Collector
+from berth_metrics.usecases.fleet import Fleet
 from berth_metrics.usecases.lifecycle import EventWatcher
 from berth_metrics.usecases.queries import Deps
 from berth_metrics.usecases.reachability import ReachabilityWatch
@@ -52,34 +54,53 @@ async def wire(ctx: Context) -> None:
         loop_window_s=s.metrics_restart_loop_window_s,
         kill_grace_s=s.metrics_kill_grace_s,
     )
+    store = SampleStore(ctx.sessionmaker)
     collector = Collector(
         source=source,
         host=HostReader(s.metrics_proc_root, s.metrics_filesystems),
-        store=SampleStore(ctx.sessionmaker),
+        store=store,
         server=server,
         concurrency=s.metrics_stats_concurrency,
     )
+    limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
+    reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
+    await reachability.load()
+    fleet = Fleet(
+        engines,
+        ctx.sessionmaker,
+        store,
+        reachability,
+        s.metrics_stats_timeout_s,
+        s.metrics_stats_concurrency,
+        s.metrics_ssh_timeout_s,
+        s.metrics_docker_api_version,
+    )
+
+    def every_container() -> Snapshot:
+        """The local snapshot with the added servers' containers: the rules see every server's."""
+        local = collector.snapshot
+        remote = fleet.containers()
+        return Snapshot(containers={**remote, **local.containers}, server=local.server) if remote else local
+
     evaluator = Evaluator(
         bus=ctx.bus,
         sessionmaker=ctx.sessionmaker,
         tracker=tracker,
-        snapshot=lambda: collector.snapshot,
+        snapshot=every_container,
         server=server,
         margin_fraction=s.metrics_alert_margin_fraction,
     )
     await evaluator.load()
-    limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
-    reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
-    await reachability.load()
     watcher = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, server, s.metrics_events_reconnect_max_s)
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
-    await bus.register(ctx, deps)
+    await bus.register(ctx, deps, fleet)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
-    ctx.extra.update(reachability=reachability)
+    ctx.extra.update(reachability=reachability, fleet=fleet)
 
     async def collect_and_evaluate() -> None:
-        await collector.collect_once()
+        now = utcnow()
+        await asyncio.gather(collector.collect_once(now), fleet.collect_once(now))
         now = utcnow()
         try:
             await evaluator.evaluate(now)
@@ -112,6 +133,7 @@ async def wire(ctx: Context) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         unregister()
+        await fleet.close()
         await source.close()
         await engines.close()
 

@@ -92,7 +92,7 @@ class ServerChanged(Event):
 
     TYPE = "evt.server.changed"
     PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler",)
+    CONSUMERS = ("scheduler", "metrics")
     server_id: Id
     team_id: Id
     name: str = Field(min_length=1, max_length=63)

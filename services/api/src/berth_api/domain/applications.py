@@ -74,6 +74,8 @@ def _service_spec(service: Mapping[str, Any], hosts: list[str]) -> dict[str, Any
     common = {"kind": service["kind"], "name": service["name"], "replicas": service.get("replicas", 1)}
     if service.get("limits"):
         common["limits"] = service["limits"]
+    if service.get("servers"):
+        common["servers"] = service["servers"]
     if service["kind"] == "web":
         return {
             **common,

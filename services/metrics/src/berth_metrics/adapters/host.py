@@ -45,6 +45,10 @@ class HostReader:
             disks=tuple(self._disks()),
         )
 
+    async def sample(self) -> HostSample:
+        """:meth:`read`, as every server reader is asked (a remote one reads over SSH)."""
+        return self.read()
+
     def _disks(self) -> list[Disk]:
         disks = []
         for mount in real_mounts((self.proc_root / "mounts").read_text(), self.filesystems):

@@ -4,7 +4,8 @@ Answers ``rpc.metrics.query`` (time series), ``rpc.metrics.alert_rule.create``, 
 ``rpc.metrics.alert_rule.list``, ``rpc.metrics.alert_rule.delete`` and ``rpc.metrics.alert.list``.
 
 Bad input is answered with a ``problem`` naming the field (the api turns it into problem+json), never an
-exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found".
+exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found", and
+another team's server (one it neither owns nor runs containers on) has "no metrics".
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
         detail = f"at most {MAX_POINTS} points per series: widen step_s or narrow the range"
         return MetricsReply(problem=problem(422, "invalid", "too many points", "step_s", detail))
     async with deps.sessionmaker() as session:
-        found = await queries.find_series(session, q.target_kind, q.target_id, q.team_id)
+        hidden = q.target_kind == "server" and q.team_id is not None
+        if hidden and q.team_id is not None and await queries.server_visible(session, q.target_id, q.team_id):
+            hidden = False
+        found = [] if hidden else await queries.find_series(session, q.target_kind, q.target_id, q.team_id, q.server_id)
         if not found:
             title = f"no metrics for {q.target_kind} {q.target_id}"
             return MetricsReply(problem=problem(404, "not-found", title, "target_id"))
@@ -103,8 +107,8 @@ async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
         for metric in metrics_for(s.kind, q.metrics or None):
             points = [(bucket, derive(metric, values)) for bucket, values in data_by_id[s.id]]
             unit = UNITS.get(metric, "bytes")
-            out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, labels=s.labels,
-                                  metric=metric, unit=unit, points=points))  # fmt: skip
+            out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, server_id=s.server_id,
+                                  labels=s.labels, metric=metric, unit=unit, points=points))  # fmt: skip
     return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out)
 
 
