@@ -1,10 +1,11 @@
 """Draining a server: its applications move to other servers with the normal zero-downtime rollout.
 
 ``POST /v1/servers/{id}/drain`` puts the server in state ``draining`` (announced in ``evt.server.changed``:
-no new placement goes there), then, for every application whose desired state places a service on it,
-replaces the server in that service's ``servers`` (by the ``to`` servers; without them by the service's
-other servers; with none left by ``local``) and starts a deployment of that desired state through the
-normal deploy path (``cmd.deployment.start``), all in one transaction. The scheduler rolls each out; the
+no new placement goes there), then, for every application placed on it (by its desired state, a running
+or its live deployment), replaces the server in each service's ``servers`` of its desired state (by the
+``to`` servers; without them by the service's other servers; with none left by ``local``) and starts a
+deployment of that desired state through the normal deploy path (``cmd.deployment.start``), all in one
+transaction. The scheduler rolls each out; the
 server shows what is still placed on it (a deployment still running or live there) until they succeeded,
 and then it can be removed.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import servers as repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.placements import drained_config, services_on
+from berth_api.domain.placements import drained_config
 from berth_api.domain.problems import invalid_field
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import _record, _snapshot, purge, run
@@ -47,11 +48,9 @@ async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[s
             row = await repo.update_server(s, server_id, {"state": "draining"})
             await announce(deps.box, unit, server_id)
         started = []
-        for app in await apps_repo.list_applications(s, principal.team_id):
-            if app.get("state") == "removing" or not services_on(app["config"]["services"], server_id):
-                continue
-            locked = await apps_repo.get_application(s, principal.team_id, app["id"], lock=True)
-            if locked is None:
+        for app in await placed(s, principal.team_id, server_id):
+            locked = await apps_repo.get_application(s, principal.team_id, app.application_id, lock=True)
+            if locked is None or locked["state"] == "removing":
                 continue
             config = drained_config(locked["config"], server_id, targets)
             await apps_repo.update_application(s, locked["id"], config)
