@@ -207,10 +207,10 @@ async def application_metrics(
 async def server_metrics(
     deps: Deps, principal: Principal, server_id: str, query: dict[str, Any]
 ) -> tuple[str, MetricsReply]:
-    """Series of a server and its mounts; ``local`` names the machine Berth runs on (the platform's, seen by
-    every team). An added server's are seen only by the team that owns it or runs containers on it: for
+    """Series of a server and its mounts; ``local`` (or its name) is the machine Berth runs on (the
+    platform's, seen by every team). An added server's are seen only by the team that owns it or runs containers on it: for
     another team it is missing."""
-    local = server_id == LOCAL_SERVER
+    local = server_id in (LOCAL_SERVER, local_server_name())
     name = local_server_name() if local else server_id
     fields = {**QUERY_FIELDS, "target_id": "/path/server_id"}
     team = None if local else principal.team_id
