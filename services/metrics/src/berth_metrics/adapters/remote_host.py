@@ -6,16 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from berth_metrics.domain.host import (
-    READ_PROC_FILES,
-    CpuTimes,
-    HostSample,
-    host_cpu_percent,
-    parse_loadavg,
-    parse_meminfo,
-    parse_proc_stat,
-    split_files,
-)
+from berth_metrics.domain.host import PROC_FILES, READ_PROC_FILES, CpuTimes, HostSample, host_sample, split_files
 
 Run = Callable[[Sequence[str]], Awaitable[tuple[int, str, str]]]  # argv -> (exit status, stdout, stderr)
 
@@ -36,17 +27,6 @@ class RemoteHostReader:
         if status != 0:
             raise OSError(f"reading /proc over SSH failed ({status}): {err.strip()[:200]}")
         files = split_files(out)
-        cpu = parse_proc_stat(files["/proc/stat"])
-        pct = host_cpu_percent(cpu, self._prev_cpu)
-        self._prev_cpu = cpu
-        memory = parse_meminfo(files["/proc/meminfo"])
-        load1, load5, load15 = parse_loadavg(files["/proc/loadavg"])
-        return HostSample(
-            cpu_pct=pct,
-            mem_used=memory.used,
-            mem_total=memory.total,
-            load1=load1,
-            load5=load5,
-            load15=load15,
-            disks=(),
-        )
+        stat, meminfo, loadavg = (files[name] for name in PROC_FILES)
+        sample, self._prev_cpu = host_sample(stat, meminfo, loadavg, self._prev_cpu)
+        return sample
