@@ -109,6 +109,7 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
             return [s for s in reply.series if s.metric == "mem_used" and any(v for _, v in s.points)]
 
         (own,) = await eventually(lambda: server_read(OWNER), 30)
+        assert (await query(running, target_kind="server", target_id=server_id, team_id=OWNER)).server_status
         assert own.kind == "server" and own.key == server_id and own.server_id == server_id
         assert await server_read(USER)  # it runs containers there
         hidden = await query(running, target_kind="server", target_id=server_id, team_id=OTHER)
@@ -121,10 +122,14 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
         assert down["server"] == "ns-metrics"
         assert set(down["team_ids"]) == {OWNER, USER}
         assert not running.of_type("evt.server.unreachable", server="test-vm")  # the local engine still answers
+        status = (await query(running, target_kind="server", target_id=server_id, team_id=OWNER)).server_status
+        assert status is not None and status.status == "down" and status.failures >= 2 and status.error
 
         restart(server)
         (back,) = await eventually(lambda: running.of_type("evt.server.back", server_id=server_id), 90)
         assert back["outage_id"] == down["outage_id"] and set(back["team_ids"]) == {OWNER, USER}
+        status = (await query(running, target_kind="server", target_id=server_id, team_id=USER)).server_status
+        assert status is not None and status.status == "up"
 
         # removed: the server is no longer read, and nothing more is said about it
         await running.bus.publish(announce(server, server_id, revision=2, state="removed"))

@@ -144,12 +144,24 @@ class SeriesData(BaseModel):
     points: list[tuple[datetime, float | None]]
 
 
+class ServerStatus(BaseModel):
+    """Whether a server's Docker engine answers the metrics service's collections: ``down`` once it missed
+    the configured number in a row (``evt.server.unreachable``), ``up`` again when it answers."""
+
+    status: Literal["up", "down"]
+    failures: int = 0  # collections in a row it did not answer
+    failing_since: datetime | None = None  # the first of them
+    last_seen_at: datetime | None = None  # the last collection it answered (since the service started)
+    error: str = ""  # the last error talking to it
+
+
 class MetricsReply(BaseModel):
     resolution: Literal["raw", "1m", "1h"] = "raw"
     step_s: float = 0.0
     start: datetime | None = None
     end: datetime | None = None
     series: list[SeriesData] = []
+    server_status: ServerStatus | None = None  # a server's query: whether its engine answers
     problem: MetricsProblem | None = None
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_metrics.adapters.store import EPOCH
-from berth_metrics.adapters.tables import series, servers
+from berth_metrics.adapters.tables import series, server_health, servers
 from berth_metrics.domain.series import COLUMN_NAMES, COLUMNS, Resolution, SeriesKind
 
 MAX_SERIES = 100
@@ -41,6 +41,13 @@ async def server_visible(session: AsyncSession, server: str, team_id: str) -> bo
         return True
     used = sa.select(series.c.id).where(series.c.kind == "container", series.c.team == team_id, _on_server(server))
     return (await session.execute(used.limit(1))).first() is not None
+
+
+async def server_status(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    """The stored reachability of a server (the local one by its name, an added one by its id); None while
+    it never missed a collection."""
+    row = (await session.execute(sa.select(server_health).where(server_health.c.server == key))).mappings().first()
+    return None if row is None else dict(row)
 
 
 async def find_series(

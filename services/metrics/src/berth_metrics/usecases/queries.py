@@ -33,6 +33,7 @@ from berth_common.catalogue import (
     MetricsQuery,
     MetricsReply,
     SeriesData,
+    ServerStatus,
 )
 from berth_metrics.adapters import queries, rules_repo
 from berth_metrics.domain.series import ALL_METRICS, Retention, derive, metrics_for, pick_resolution
@@ -102,6 +103,7 @@ async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
             title = f"no metrics for {q.target_kind} {q.target_id}"
             return MetricsReply(problem=problem(404, "not-found", title, "target_id"))
         data_by_id = await queries.buckets(session, resolution, [s.id for s in found], q.start, end, step_s)
+        status = await _status(session, q.target_id) if q.target_kind == "server" else None
     out = []
     for s in found:
         for metric in metrics_for(s.kind, q.metrics or None):
@@ -109,7 +111,20 @@ async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
             unit = UNITS.get(metric, "bytes")
             out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, server_id=s.server_id,
                                   labels=s.labels, metric=metric, unit=unit, points=points))  # fmt: skip
-    return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out)
+    return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out, server_status=status)
+
+
+async def _status(session: AsyncSession, server: str) -> ServerStatus:
+    row = await queries.server_status(session, server)
+    if row is None:
+        return ServerStatus(status="up")
+    return ServerStatus(
+        status="down" if row["status"] == "down" else "up",
+        failures=row["failures"],
+        failing_since=row["failing_since"],
+        last_seen_at=row["last_seen_at"],
+        error=row["error"],
+    )
 
 
 def _not_found(rule_id: str) -> MetricsProblem:
