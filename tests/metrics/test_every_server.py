@@ -1,11 +1,12 @@
 """Metrics on every server: a namespace test server announced in ``evt.server.changed`` is read over SSH like
 the local engine. A container there is read with the server's id; the server itself (its /proc, over the
-same connection) is read too; its engine crashing is ``evt.server.unreachable`` for that server and its
+same connection) is read too; a container crashing there is ``evt.container.crashed`` naming the server; its engine crashing is ``evt.server.unreachable`` for that server and its
 coming back ``evt.server.back``, both to the teams with containers there and its owner; a team that
 neither owns the server nor runs containers on it sees neither the server nor those containers."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -52,10 +53,14 @@ def restart(server: TestServer) -> None:
     argv = ["nsenter", f"--net={ns}", "dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec")]
     argv += ["--pidfile", str(root / "docker.pid"), "-H", server.docker_host]
     server.pids["dockerd"] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True).pid
-    _wait(
-        lambda: _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0,
-        f"{server.name} dockerd",
-    )
+
+    def answers() -> bool:
+        try:
+            return _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:  # still restoring what it had
+            return False
+
+    _wait(answers, f"{server.name} dockerd", timeout=90)
     (root / "sshd.pid").unlink(missing_ok=True)
     _start_sshd(server, ns)
 
@@ -108,6 +113,12 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
             reply = await query(running, target_kind="server", target_id=server_id, team_id=team)
             return [s for s in reply.series if s.metric == "mem_used" and any(v for _, v in s.points)]
 
+        # its engine's events are watched: a container that stops on its own there is a crash on that server
+        crasher = f"berth-mt-{uuid.uuid4().hex[:8]}"
+        server.docker("run", "-d", "--name", crasher, *labels, busybox_image(), "sh", "-c", "sleep 1; exit 3")
+        (crash,) = await eventually(lambda: running.of_type("evt.container.crashed", container_name=crasher), 30)
+        assert crash["server"] == "ns-metrics" and crash["exit_code"] == 3 and crash["team_id"] == USER
+
         (own,) = await eventually(lambda: server_read(OWNER), 30)
         assert (await query(running, target_kind="server", target_id=server_id, team_id=OWNER)).server_status
         assert own.kind == "server" and own.key == server_id and own.server_id == server_id
@@ -125,7 +136,7 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
         status = (await query(running, target_kind="server", target_id=server_id, team_id=OWNER)).server_status
         assert status is not None and status.status == "down" and status.failures >= 2 and status.error
 
-        restart(server)
+        await asyncio.to_thread(restart, server)  # the service keeps collecting meanwhile
         (back,) = await eventually(lambda: running.of_type("evt.server.back", server_id=server_id), 90)
         assert back["outage_id"] == down["outage_id"] and set(back["team_ids"]) == {OWNER, USER}
         status = (await query(running, target_kind="server", target_id=server_id, team_id=USER)).server_status

@@ -65,6 +65,13 @@ async def wire(ctx: Context) -> None:
     limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
     reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
     await reachability.load()
+    stop = asyncio.Event()
+
+    def watch(source: DockerSource, name: str) -> asyncio.Task[None]:
+        """Watch an added server's engine events as the local one's (restarted when the stream ends)."""
+        remote = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, name, s.metrics_events_reconnect_max_s)
+        return asyncio.create_task(forever(f"lifecycle {name}", lambda: remote.run(stop), stop), name=f"watch-{name}")
+
     fleet = Fleet(
         engines,
         ctx.sessionmaker,
@@ -74,6 +81,7 @@ async def wire(ctx: Context) -> None:
         s.metrics_stats_concurrency,
         s.metrics_ssh_timeout_s,
         s.metrics_docker_api_version,
+        watch=watch,
     )
 
     def every_container() -> Snapshot:
@@ -112,7 +120,6 @@ async def wire(ctx: Context) -> None:
     async def retention() -> None:
         await run_retention(ctx.sessionmaker, policy, utcnow())
 
-    stop = asyncio.Event()
     tasks = [
         asyncio.create_task(forever("lifecycle", lambda: watcher.run(stop), stop), name="metrics-lifecycle"),
         asyncio.create_task(every("collect", s.metrics_interval_s, collect_and_evaluate, stop), name="metrics-collect"),

@@ -3,7 +3,8 @@ and each added server read like the local one.
 
 Carries out ``evt.server.changed``. Each collection, every usable added server's Docker engine is read
 through the Docker connection factory (its socket forwarded over SSH, one pooled connection per server)
-and its /proc over the same connection; every reading records the server's id. Whether each engine
+and its /proc over the same connection; every reading records the server's id. Its engine's events
+are watched like the local one's (``watch``: ``evt.container.*`` naming the server). Whether each engine
 answered goes to reachability, so ``evt.server.unreachable`` and ``evt.server.back`` are sent per server,
 to the teams with containers there and the server's owner. A server that did not answer is connected
 again at the next collection (a dropped SSH connection is made anew).
@@ -14,6 +15,8 @@ The SSH client (asyncssh) is loaded with the first added server: a platform with
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -47,6 +50,7 @@ class Remote:
     record: fleet.ServerRecord
     collector: Collector | None = None
     connected: bool = False
+    watching: asyncio.Task[None] | None = None  # its engine's events
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Fleet:
     concurrency: int
     ssh_timeout_s: float = 10.0
     api_version: str = "v1.41"
+    watch: Callable[[DockerSource, str], asyncio.Task[None]] | None = None  # (source, server name) -> watcher
     servers: dict[str, Remote] = field(default_factory=dict)
     _stale: bool = True  # the directory changed since it was last read
     _pool: SshPool | None = None
@@ -100,6 +105,10 @@ class Fleet:
     async def _drop(self, server_id: str) -> None:
         """Forget a server's connection (removed, or changed: the next collection connects anew)."""
         remote = self.servers.pop(server_id)
+        if remote.watching is not None:
+            remote.watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await remote.watching
         if remote.collector is not None:
             await remote.collector.source.close()
         await self.engines.close(server_id)
@@ -121,6 +130,8 @@ class Fleet:
                 concurrency=self.concurrency,
                 server_id=record.id,
             )
+            if self.watch is not None:
+                remote.watching = self.watch(remote.collector.source, record.name)
         remote.connected = True
         return remote.collector
 
