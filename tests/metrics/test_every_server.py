@@ -49,6 +49,10 @@ def restart(server: TestServer) -> None:
     server.crash()
     ns = f"/var/run/netns/{server.name}"
     root = server.root
+    # the killed engine may not be reaped yet: a pid file naming it would stop (or stall) the new one
+    (root / "docker.pid").unlink(missing_ok=True)
+    for stale in (root / "exec").glob("**/*.pid"):
+        stale.unlink(missing_ok=True)
     log = (root / "dockerd.log").open("ab")
     argv = ["nsenter", f"--net={ns}", "dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec")]
     argv += ["--pidfile", str(root / "docker.pid"), "-H", server.docker_host]
