@@ -96,8 +96,9 @@ class ServerOut(BaseModel):
     free_bytes: int | None = None
     validated_at: datetime | None = None
     created_at: datetime | None = None
-    placed: list[PlacedOut] = Field(
-        default=[], description="The applications placed on it (shown for one server; none: it can be removed)"
+    placed: list[PlacedOut] | None = Field(
+        default=None,
+        description="The applications placed on it (read one server to see them; empty: it can be removed)",
     )
 
 
