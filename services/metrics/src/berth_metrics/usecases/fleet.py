@@ -90,10 +90,14 @@ class Fleet:
     async def _refresh(self) -> None:
         if not self._stale:
             return
-        self._stale = False
-        async with self.sessionmaker() as session:
-            records = {r.id: r for r in await fleet.servers_in(session, tables.servers)}
-            removed = [r.id for r in await fleet.servers_in(session, tables.servers, states=("removed",))]
+        self._stale = False  # a change committed while this reads sets it again
+        try:
+            async with self.sessionmaker() as session:
+                records = {r.id: r for r in await fleet.servers_in(session, tables.servers)}
+                removed = [r.id for r in await fleet.servers_in(session, tables.servers, states=("removed",))]
+        except BaseException:
+            self._stale = True  # read again at the next collection
+            raise
         for sid in [s for s in self.servers if s not in records or records[s] != self.servers[s].record]:
             await self._drop(sid)
         for sid in removed:
