@@ -197,8 +197,8 @@ async def test_a_server_is_drained_onto_other_servers_then_removed(platform: dic
         # a target that is not a server of the team, or the drained one itself: refused, nothing changes
         bad = await client.post(f"/v1/servers/{a}/drain", headers=admin, json={"to": ["nowhere"]})
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/to/0", bad.text
-        bad = await client.post(f"/v1/servers/{a}/drain", headers=admin, json={"to": ["local", a]})
-        assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/to/1", bad.text
+        bad = await client.post(f"/v1/servers/{a}/drain", headers=admin, json={"to": ["local", "local", "edge-a"]})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/to/2", bad.text
         assert (await client.get(f"/v1/servers/{a}", headers=admin)).json()["state"] != "draining"
         assert (await client.post("/v1/servers/local/drain", headers=admin)).status_code == 409
 

@@ -33,7 +33,8 @@ log = get_logger(__name__)
 
 async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[str]) -> dict[str, Any]:
     """Drain the server; the answer is the server (``placed``: what still runs there) with the ids of the
-    deployments started (none when nothing was placed on it, or it was drained before)."""
+    deployments started (none when nothing was placed on it). Draining again starts a deployment for each
+    application still placed on it."""
     _refuse_local(server_id, "drained")
 
     async def body(unit: Unit) -> dict[str, Any]:
@@ -43,7 +44,8 @@ async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[s
             raise server_missing(principal, server_id)
         targets = await placement_targets(s, principal, to, "/body/to")
         if server_id in targets:
-            raise invalid_field(f"/body/to/{targets.index(server_id)}", "the server being drained")
+            at = next(i for i, v in enumerate(to) if v in (server_id, row["name"]))
+            raise invalid_field(f"/body/to/{at}", "the server being drained")
         if row["state"] != "draining":
             row = await repo.update_server(s, server_id, {"state": "draining"})
             await announce(deps.box, unit, server_id)
