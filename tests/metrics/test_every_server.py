@@ -11,19 +11,28 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from berth_api.settings import ApiSettings
+from berth_cli.components import free_port
 from berth_common import sealing
 from berth_common.catalogue import MetricsQuery, MetricsReply, ServerChanged, sealed_key_aad
+from berth_common.db.provision import provision
 from berth_metrics.domain.host import READ_PROC_FILES, split_files
+from berth_scheduler.settings import SchedulerSettings
+from tests.api.conftest import Identities, bearer, start_api
 from tests.metrics.service import eventually, metrics_service
+from tests.scheduler.platform import Scheduler
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, _run, _start_sshd, _wait, running_servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 OWNER, USER, OTHER = "team-owner", "team-user", "team-other"
+SECRET = "test-secret"
 
 
 def test_proc_files_are_read_in_one_command_and_split_back() -> None:
@@ -150,3 +159,57 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
         await running.bus.publish(announce(server, server_id, revision=2, state="removed"))
         fleet = running.ctx.extra["fleet"]
         await eventually(lambda: server_id not in fleet.servers and not fleet._stale, 30)
+
+
+async def test_a_server_added_through_the_api_is_read_and_shown_to_its_team_only(
+    server: TestServer, nats_server: Any, database: str, tmp_path: Path
+) -> None:
+    """The whole path: the api announces the server, the scheduler validates it (its host key pinned), the
+    metrics service reads it from the announcement, and ``GET /v1/servers/{id}/metrics`` answers its team."""
+    urls = await provision(database, SECRET)
+    api = await start_api(
+        ApiSettings(
+            nats_url=nats_server.url,
+            database_url=urls["api"],
+            http_port=free_port(),
+            data_dir=tmp_path / "data",
+            secret_key=SECRET,
+            shutdown_grace_s=10,
+        )
+    )
+    scheduler = await Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url, database_url=urls["scheduler"], secret_key=SECRET, http_port=0, ssh_timeout_s=5
+        )
+    ).start()
+    ids = Identities(urls["api"])
+    try:
+        other_user = await ids.member("boss@other.example", "admin", team="other")
+        other = bearer((await ids.token(other_user, team="other"))[0])
+        admin = bearer(api.admin_token())
+        async with (
+            metrics_service(nats_server.url, database, secret_key=SECRET) as running,
+            httpx.AsyncClient(base_url=api.url, timeout=10) as client,
+        ):
+            body = {"name": "ns-api", "host": server.address, "private_key": server.private_key_pem}
+            r = await client.post("/v1/servers", headers=admin, json=body)
+            assert r.status_code == 201, r.text
+            server_id = r.json()["id"]
+            missing = await client.get(f"/v1/servers/{server_id}/metrics", headers=admin)
+            assert missing.status_code == 404 and "yet" in missing.json()["detail"]  # its own: not read yet
+
+            async def read() -> Any:
+                r = await client.get(f"/v1/servers/{server_id}/metrics", headers=admin, params={"metric": "load1"})
+                return r.json() if r.status_code == 200 and r.json()["series"] else None
+
+            shown = await eventually(read, 60)
+            (series,) = shown["series"]
+            assert series["server_id"] == server_id and series["name"] == "ns-api" and series["kind"] == "server"
+            assert shown["server_status"]["status"] == "up"
+            hidden = await client.get(f"/v1/servers/{server_id}/metrics", headers=other)
+            assert hidden.status_code == 404 and "ns-api" not in hidden.text and "load" not in hidden.text
+            assert server_id in running.ctx.extra["fleet"].servers
+    finally:
+        await ids.close()
+        await scheduler.stop()
+        await api.shutdown()

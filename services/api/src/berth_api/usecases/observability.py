@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import projects as projects_repo
+from berth_api.adapters import servers as servers_repo
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import STANDARD, ProblemError, field_errors, invalid_field, json_pointer, not_in_team
 from berth_api.usecases import Deps
@@ -219,10 +220,15 @@ async def server_metrics(
         return name, await ask(deps, METRICS, q, MetricsReply, fields=fields)
     except ProblemError as exc:
         if exc.status == 404:
-            if not local:
+            if not local and not await _owns_server(deps, principal, server_id):
                 raise not_in_team("server", server_id, principal.team_name) from None
             raise ProblemError(404, f"No metrics of a server {server_id} (yet).") from None
         raise
+
+
+async def _owns_server(deps: Deps, principal: Principal, server_id: str) -> bool:
+    async with deps.sessionmaker() as s:
+        return await servers_repo.get_server(s, principal.team_id, server_id) is not None
 
 
 async def check_rule_target(deps: Deps, principal: Principal, spec: AlertRuleSpec) -> AlertRuleSpec:
