@@ -17,16 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from berth_api.settings import ApiSettings
-from berth_cli.components import free_port
 from berth_common import sealing
 from berth_common.catalogue import MetricsQuery, MetricsReply, ServerChanged, sealed_key_aad
 from berth_common.db.provision import provision
 from berth_metrics.domain.host import READ_PROC_FILES, split_files
 from berth_scheduler.settings import SchedulerSettings
-from tests.api.conftest import Identities, bearer, start_api
+from tests.api.conftest import Identities, bearer
 from tests.metrics.service import eventually, metrics_service
 from tests.scheduler.platform import Scheduler
+from tests.support.fleet_platform import api_on, other_team_admin
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, _run, _start_sshd, _wait, running_servers
 
@@ -167,16 +166,7 @@ async def test_a_server_added_through_the_api_is_read_and_shown_to_its_team_only
     """The whole path: the api announces the server, the scheduler validates it (its host key pinned), the
     metrics service reads it from the announcement, and ``GET /v1/servers/{id}/metrics`` answers its team."""
     urls = await provision(database, SECRET)
-    api = await start_api(
-        ApiSettings(
-            nats_url=nats_server.url,
-            database_url=urls["api"],
-            http_port=free_port(),
-            data_dir=tmp_path / "data",
-            secret_key=SECRET,
-            shutdown_grace_s=10,
-        )
-    )
+    api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET)
     scheduler = await Scheduler(
         SchedulerSettings(
             nats_url=nats_server.url, database_url=urls["scheduler"], secret_key=SECRET, http_port=0, ssh_timeout_s=5
@@ -184,8 +174,7 @@ async def test_a_server_added_through_the_api_is_read_and_shown_to_its_team_only
     ).start()
     ids = Identities(urls["api"])
     try:
-        other_user = await ids.member("boss@other.example", "admin", team="other")
-        other = bearer((await ids.token(other_user, team="other"))[0])
+        other = await other_team_admin(ids)
         admin = bearer(api.admin_token())
         async with (
             metrics_service(nats_server.url, database, secret_key=SECRET) as running,

@@ -21,15 +21,15 @@ import httpx
 import pytest
 
 from berth_api.domain.placements import Placed, drained_config, placed_on, replaced
-from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
 from berth_common.bus.streams import CMD_STREAM
 from berth_common.db.provision import provision
 from berth_scheduler.settings import SchedulerSettings
-from tests.api.conftest import Identities, bearer, make_app, start_api
+from tests.api.conftest import Identities, bearer, make_app
 from tests.api.scheduler_double import SUBJECTS, SchedulerDouble, durable
 from tests.scheduler.platform import Scheduler
 from tests.support.bus_helpers import Collector
+from tests.support.fleet_platform import api_on, other_team_admin
 from tests.support.images import busybox_image
 
 SECRET = "test-secret"
@@ -59,24 +59,15 @@ def test_a_server_is_in_use_by_the_desired_state_a_running_or_the_live_deploymen
 @pytest.fixture
 async def platform(nats_server: Any, database: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     urls = await provision(database, SECRET)
-    settings = ApiSettings(
-        nats_url=nats_server.url,
-        database_url=urls["api"],
-        http_port=free_port(),
-        data_dir=tmp_path / "data",
-        secret_key=SECRET,
-        shutdown_grace_s=10,
-    )
-    api = await start_api(settings)
+    api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET)
     ids = Identities(urls["api"])
-    other_user = await ids.member("boss@other.example", "admin", team="other")
-    other, _ = await ids.token(other_user, team="other")
+    other = await other_team_admin(ids)
     try:
         async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
             yield {
                 "client": client,
                 "admin": bearer(api.admin_token()),
-                "other": bearer(other),
+                "other": other,
                 "db": urls["api"].replace("+asyncpg", ""),
                 "scheduler_db": urls["scheduler"],
                 "nats": nats_server.url,
