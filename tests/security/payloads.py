@@ -182,6 +182,7 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
+    "DrainIn": lambda _: [{"to": ["local"]}],  # 409: the path names the built-in server, never drained
     "AlertRuleSpec": lambda _: [
         {"name": "cpu", "target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0}
     ],

@@ -19,6 +19,7 @@ from berth_metrics.adapters.retention import RetentionPolicy, run_retention
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.lifecycle import LifecycleTracker
 from berth_metrics.domain.reachability import Limits
+from berth_metrics.domain.readings import Snapshot
 from berth_metrics.domain.series import Retention
 from berth_metrics.entrypoints import autoscale, bus
 from berth_metrics.entrypoints.timers import every, forever, utcnow
@@ -26,6 +27,7 @@ from berth_metrics.settings import MetricsSettings
 from berth_metrics.usecases.alerts import Evaluator
 from berth_metrics.usecases.autoscale import Autoscaler
 from berth_metrics.usecases.collect import Collector
+from berth_metrics.usecases.fleet import Fleet
 from berth_metrics.usecases.lifecycle import EventWatcher
 from berth_metrics.usecases.queries import Deps
 from berth_metrics.usecases.reachability import ReachabilityWatch
@@ -54,36 +56,63 @@ async def wire(ctx: Context) -> None:
         loop_window_s=s.metrics_restart_loop_window_s,
         kill_grace_s=s.metrics_kill_grace_s,
     )
+    store = SampleStore(ctx.sessionmaker)
     collector = Collector(
         source=source,
         host=HostReader(s.metrics_proc_root, s.metrics_filesystems),
-        store=SampleStore(ctx.sessionmaker),
+        store=store,
         server=server,
         concurrency=s.metrics_stats_concurrency,
     )
+    limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
+    reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
+    await reachability.load()
+    stop = asyncio.Event()
+
+    def watch(source: DockerSource, name: str) -> asyncio.Task[None]:
+        """Watch an added server's engine events as the local one's (restarted when the stream ends)."""
+        remote = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, name, s.metrics_events_reconnect_max_s)
+        return asyncio.create_task(forever(f"lifecycle {name}", lambda: remote.run(stop), stop), name=f"watch-{name}")
+
+    fleet = Fleet(
+        engines,
+        ctx.sessionmaker,
+        store,
+        reachability,
+        s.metrics_stats_timeout_s,
+        s.metrics_stats_concurrency,
+        s.metrics_ssh_timeout_s,
+        s.metrics_docker_api_version,
+        watch=watch,
+    )
+
+    def every_container() -> Snapshot:
+        """The local snapshot with the added servers' containers: the rules see every server's."""
+        local = collector.snapshot
+        remote = fleet.containers()
+        return Snapshot(containers={**remote, **local.containers}, server=local.server) if remote else local
+
     evaluator = Evaluator(
         bus=ctx.bus,
         sessionmaker=ctx.sessionmaker,
         tracker=tracker,
-        snapshot=lambda: collector.snapshot,
+        snapshot=every_container,
         server=server,
         margin_fraction=s.metrics_alert_margin_fraction,
     )
     await evaluator.load()
-    limits = Limits(down_after=s.metrics_server_down_after, up_after=s.metrics_server_up_after)
-    reachability = ReachabilityWatch(ctx.bus, ctx.sessionmaker, limits, s.metrics_interval_s)
-    await reachability.load()
     watcher = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, server, s.metrics_events_reconnect_max_s)
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
-    await bus.register(ctx, deps)
+    await bus.register(ctx, deps, fleet)
     autoscaler = Autoscaler(ctx.bus, ctx.sessionmaker, lambda: collector.snapshot, s.metrics_autoscale_window_s)
     await autoscale.register(ctx, autoscaler)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
-    ctx.extra.update(reachability=reachability, autoscaler=autoscaler)
+    ctx.extra.update(reachability=reachability, autoscaler=autoscaler, fleet=fleet)
 
     async def collect_and_evaluate() -> None:
-        await collector.collect_once()
+        now = utcnow()
+        await asyncio.gather(collector.collect_once(now), fleet.collect_once(now))
         now = utcnow()
         try:
             await evaluator.evaluate(now)
@@ -96,7 +125,6 @@ async def wire(ctx: Context) -> None:
     async def retention() -> None:
         await run_retention(ctx.sessionmaker, policy, utcnow())
 
-    stop = asyncio.Event()
     tasks = [
         asyncio.create_task(forever("lifecycle", lambda: watcher.run(stop), stop), name="metrics-lifecycle"),
         asyncio.create_task(every("collect", s.metrics_interval_s, collect_and_evaluate, stop), name="metrics-collect"),
@@ -117,6 +145,7 @@ async def wire(ctx: Context) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         unregister()
+        await fleet.close()
         await source.close()
         await engines.close()
 

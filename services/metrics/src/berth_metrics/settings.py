@@ -32,6 +32,7 @@ class MetricsSettings(BaseServiceSettings):
     metrics_docker_url: str | None = None  # default: DOCKER_HOST or the local socket
     metrics_docker_api_version: str = "v1.41"
     metrics_server_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    metrics_ssh_timeout_s: float = Field(default=10.0, gt=0)  # connecting to an added server over SSH
     metrics_proc_root: Path = Path("/proc")  # /host/proc when the service runs in a container
     metrics_filesystems: tuple[str, ...] = REAL_FILESYSTEMS
 

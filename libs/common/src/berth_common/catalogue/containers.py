@@ -137,10 +137,22 @@ class SeriesData(BaseModel):
     kind: Literal["container", "server", "mount"]
     name: str  # container name, server name, mount path
     server: str
+    server_id: str = "local"  # the server the reading was taken on (``local``: the control plane's engine)
     labels: dict[str, str] = {}  # app, service, deployment, team
     metric: str
     unit: str  # percent, bytes, count, load, state (health: 0 healthy, 1 starting, 2 unhealthy)
     points: list[tuple[datetime, float | None]]
+
+
+class ServerStatus(BaseModel):
+    """Whether a server's Docker engine answers the metrics service's collections: ``down`` once it missed
+    the configured number in a row (``evt.server.unreachable``), ``up`` again when it answers."""
+
+    status: Literal["up", "down"]
+    failures: int = 0  # collections in a row it did not answer
+    failing_since: datetime | None = None  # the first of them
+    last_seen_at: datetime | None = None  # the last collection it answered (since the service started)
+    error: str = ""  # the last error talking to it
 
 
 class MetricsReply(BaseModel):
@@ -149,6 +161,7 @@ class MetricsReply(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     series: list[SeriesData] = []
+    server_status: ServerStatus | None = None  # a server's query: whether its engine answers
     problem: MetricsProblem | None = None
 
 
@@ -156,7 +169,9 @@ class MetricsReply(BaseModel):
 class MetricsQuery(Query):
     """``rpc.metrics.query``: time series of a container, an application's containers or a server, from the
     finest stored resolution that covers ``start`` at ``step_s`` (raw samples, 1-minute or 1-hour rollups).
-    With ``team_id`` only containers labelled with that team are visible."""
+    With ``team_id`` only containers labelled with that team are visible, and a server added to Berth only to
+    the team that owns it or has containers on it (another team is answered 404, as for a missing server).
+    A server is named by its id (``local``: the control plane, named by its host name) or its name."""
 
     TYPE = "rpc.query"
     PRODUCERS = ("api",)
@@ -165,6 +180,7 @@ class MetricsQuery(Query):
     target_kind: AlertTargetKind
     target_id: str = Field(pattern=TARGET_PATTERN.replace(r"\*|", ""))
     team_id: Id | None = None
+    server_id: str | None = Field(default=None, max_length=64)  # only what was read on this server
     start: datetime
     end: datetime | None = None  # default: now
     step_s: float = Field(default=60.0, ge=1.0, le=86400.0)

@@ -92,7 +92,7 @@ class ServerChanged(Event):
 
     TYPE = "evt.server.changed"
     PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler", "proxy-sync", "builder")
+    CONSUMERS = ("scheduler", "proxy-sync", "builder", "metrics")
     server_id: Id
     team_id: Id
     name: str = Field(min_length=1, max_length=63)

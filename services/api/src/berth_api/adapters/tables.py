@@ -280,7 +280,7 @@ registries = sa.Table(
 # A team's servers reached over SSH: the private key sealed (``SecretBox``, aad ``server:<id>``), never
 # returned; the host key pinned at first contact; what the last validation found (``attempt`` orders the
 # answers).
-SERVER_STATES = "state IN ('validating', 'ready', 'unreachable', 'invalid')"
+SERVER_STATES = "state IN ('validating', 'ready', 'unreachable', 'invalid', 'draining')"
 servers = sa.Table(
     "servers",
     metadata,

@@ -55,6 +55,10 @@ Step = Annotated[
     ),
 ]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN)]
+OnServer = Annotated[
+    str | None,
+    Query(pattern=SERVER_ID_PATTERN, description="Only the containers on this server (its id, or `local`)"),
+]
 Metrics = Annotated[
     list[MetricName] | None,
     Query(alias="metric", max_length=20, description="Only these metrics (repeat the parameter); default: all"),
@@ -88,10 +92,11 @@ async def application_metrics(
     end: To = None,
     step: Step = None,
     metrics: Metrics = None,
+    server: OnServer = None,
     principal: Principal = require_role("viewer"),
 ) -> MetricsOut:
     query = _query(start, end, step, metrics)
-    reply = await uc.application_metrics(deps(request), principal, application_id, query)
+    reply = await uc.application_metrics(deps(request), principal, application_id, query, server)
     return _out("app", application_id, reply)
 
 
@@ -106,9 +111,9 @@ async def server_metrics(
     end: To = None,
     step: Step = None,
     metrics: Metrics = None,
-    _: Principal = require_role("viewer"),
+    principal: Principal = require_role("viewer"),
 ) -> MetricsOut:
-    name, reply = await uc.server_metrics(deps(request), server_id, _query(start, end, step, metrics))
+    name, reply = await uc.server_metrics(deps(request), principal, server_id, _query(start, end, step, metrics))
     return _out("server", name, reply)
 
 

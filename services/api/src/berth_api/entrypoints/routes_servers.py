@@ -1,11 +1,11 @@
-"""Routes of servers: add one over SSH (with a key given or generated), see what validation found,
-validate again, accept a changed host key, forget one. Thin: role, input, use case, answer. The private key
+"""Routes of servers: add one over SSH (with a key given or generated), see what validation found and
+what is placed on it, validate again, accept a changed host key, drain one, forget one. Thin: role, input, use case, answer. The private key
 is write-only: no answer carries it. Servers hold keys to whole machines: changing them is for admins."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Path, Request, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -16,6 +16,7 @@ from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
+from berth_api.usecases import drain
 from berth_api.usecases import servers as uc
 from berth_common import ssh_keys
 from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
@@ -25,6 +26,7 @@ CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in serv
 SERVER_ID_PATTERN = r"^(local|[0-9a-f]{32})$"
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN)]
 FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
+Out = TypeVar("Out", bound=BaseModel)
 
 
 def _key(value: SecretStr | None) -> SecretStr | None:
@@ -62,6 +64,12 @@ class HostKeyAccept(BaseModel):
     fingerprint: str = Field(pattern=FINGERPRINT_PATTERN, description="The offered key's SHA-256 fingerprint")
 
 
+class PlacedOut(BaseModel):
+    application_id: str
+    name: str
+    services: list[str]
+
+
 class CheckOut(BaseModel):
     name: str
     ok: bool
@@ -80,7 +88,7 @@ class ServerOut(BaseModel):
     offered_host_key_fingerprint: str | None = Field(
         default=None, description="A different host key the server showed: accept it only if you expected it"
     )
-    state: Literal["validating", "ready", "unreachable", "invalid"]
+    state: Literal["validating", "ready", "unreachable", "invalid", "draining"]
     reason: str = Field(default="", description="What to fix when the server is not ready")
     checks: list[CheckOut] = []
     docker_version: str | None = None
@@ -88,15 +96,41 @@ class ServerOut(BaseModel):
     free_bytes: int | None = None
     validated_at: datetime | None = None
     created_at: datetime | None = None
+    placed: list[PlacedOut] | None = Field(
+        default=None,
+        description="The applications placed on it (read one server to see them; empty: it can be removed)",
+    )
+
+
+class DrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default=[],
+        max_length=32,
+        description="Servers (ids or names, `local`) that take its place; default: each service's other "
+        "servers, or `local` when it has none",
+    )
+
+
+class DrainOut(ServerOut):
+    deployments: list[str] = Field(default=[], description="The deployments started to move its applications")
 
 
 def server_out(row: dict[str, Any]) -> ServerOut:
-    data = {k: v for k, v in row.items() if k in ServerOut.model_fields}
+    return _out(ServerOut, row)
+
+
+def _out(model: type[Out], row: dict[str, Any]) -> Out:
+    data = {k: v for k, v in row.items() if k in model.model_fields}
+    if "placed" in row:
+        data["placed"] = [{"application_id": p.application_id, "name": p.name, "services": p.services}
+                          for p in row["placed"]]  # fmt: skip
     if row.get("host_key"):
         data["host_key_fingerprint"] = ssh_keys.fingerprint(row["host_key"])
     if row.get("offered_host_key"):
         data["offered_host_key_fingerprint"] = ssh_keys.fingerprint(row["offered_host_key"])
-    return ServerOut.model_validate(data)
+    return model.model_validate(data)
 
 
 servers = Resource(router, ServerOut, server_out, SERVER_ID_PATTERN)
@@ -140,4 +174,22 @@ async def accept_host_key(
     return server_out(await uc.accept_host_key(deps(request), principal, server_id, body.fingerprint))
 
 
-servers.delete("/servers/{server_id}", "delete_server", uc.delete, "Forget a server and its key", CONFLICT)
+@router.start(
+    "/servers/{server_id}/drain",
+    summary="Drain a server: no new placement there; its applications are deployed to other servers",
+    responses={409: problem_doc("The built-in server cannot be drained")},
+)
+async def drain_server(
+    request: Request, server_id: ServerId, body: DrainIn | None = None, principal: Principal = require_role("admin")
+) -> DrainOut:
+    d = await drain.drain(deps(request), principal, server_id, body.to if body is not None else [])
+    return _out(DrainOut, d)
+
+
+servers.delete(
+    "/servers/{server_id}",
+    "delete_server",
+    uc.delete,
+    "Forget a server and its key; refused while applications are placed on it",
+    {409: problem_doc("Applications are placed on it (named), or the built-in server")},
+)

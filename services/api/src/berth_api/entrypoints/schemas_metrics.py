@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from berth_common.catalogue import AlertRuleSpec, AlertRuleView, AlertView, SeriesData
+from berth_common.catalogue import AlertRuleSpec, AlertRuleView, AlertView, SeriesData, ServerStatus
 
-__all__ = ["AlertRuleSpec", "AlertRuleView", "AlertView", "MetricsOut", "SeriesData"]
+__all__ = ["AlertRuleSpec", "AlertRuleView", "AlertView", "MetricsOut", "SeriesData", "ServerStatus"]
 
 METRIC_PATTERN = r"^[a-z0-9_]{1,32}$"
 SERVER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -27,4 +27,7 @@ class MetricsOut(BaseModel):
     end: datetime | None
     series: list[SeriesData] = Field(
         description="One per metric of each container (or of the server and each of its mounts)"
+    )
+    server_status: ServerStatus | None = Field(
+        default=None, description="A server's: whether its Docker engine answers the metrics collections"
     )

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import projects as projects_repo
+from berth_api.adapters import servers as servers_repo
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import STANDARD, ProblemError, field_errors, invalid_field, json_pointer, not_in_team
 from berth_api.usecases import Deps
@@ -188,13 +189,14 @@ def window(start: datetime | None, end: datetime | None, default_span: timedelta
 
 
 async def application_metrics(
-    deps: Deps, principal: Principal, application_id: str, query: dict[str, Any]
+    deps: Deps, principal: Principal, application_id: str, query: dict[str, Any], server_id: str | None = None
 ) -> MetricsReply:
     """Series of the application's containers (those labelled ``berth.app=<id>``); none yet: empty."""
     if not await owned_applications(deps, principal, [application_id]):
         raise application_missing(principal, application_id)
     fields = {**QUERY_FIELDS, "target_id": "/path/application_id"}
-    q = build(MetricsQuery, fields, target_kind="app", target_id=application_id, **query)
+    fields["server_id"] = "/query/server"
+    q = build(MetricsQuery, fields, target_kind="app", target_id=application_id, server_id=server_id, **query)
     try:
         return await ask(deps, METRICS, q, MetricsReply, fields=fields)
     except ProblemError as exc:
@@ -203,17 +205,30 @@ async def application_metrics(
         return MetricsReply(start=q.start, end=q.end or datetime.now(UTC), step_s=q.step_s)
 
 
-async def server_metrics(deps: Deps, server_id: str, query: dict[str, Any]) -> tuple[str, MetricsReply]:
-    """Series of a server and its mounts; ``local`` names the machine Berth runs on."""
-    name = local_server_name() if server_id == LOCAL_SERVER else server_id
+async def server_metrics(
+    deps: Deps, principal: Principal, server_id: str, query: dict[str, Any]
+) -> tuple[str, MetricsReply]:
+    """Series of a server and its mounts; ``local`` (or its name) is the machine Berth runs on (the
+    platform's, seen by every team). An added server's are seen only by the team that owns it or runs containers on it: for
+    another team it is missing."""
+    local = server_id in (LOCAL_SERVER, local_server_name())
+    name = local_server_name() if local else server_id
     fields = {**QUERY_FIELDS, "target_id": "/path/server_id"}
-    q = build(MetricsQuery, fields, target_kind="server", target_id=name, **query)
+    team = None if local else principal.team_id
+    q = build(MetricsQuery, fields, target_kind="server", target_id=name, team_id=team, **query)
     try:
         return name, await ask(deps, METRICS, q, MetricsReply, fields=fields)
     except ProblemError as exc:
         if exc.status == 404:
+            if not local and not await _owns_server(deps, principal, server_id):
+                raise not_in_team("server", server_id, principal.team_name) from None
             raise ProblemError(404, f"No metrics of a server {server_id} (yet).") from None
         raise
+
+
+async def _owns_server(deps: Deps, principal: Principal, server_id: str) -> bool:
+    async with deps.sessionmaker() as s:
+        return await servers_repo.get_server(s, principal.team_id, server_id) is not None
 
 
 async def check_rule_target(deps: Deps, principal: Principal, spec: AlertRuleSpec) -> AlertRuleSpec:

@@ -7,7 +7,8 @@ with the api's key (``SecretBox``, bound to the server) and sent sealed for the 
 event carries it. The host key is pinned from the first validation's answer; later validations accept
 only it, and a changed key is shown (``offered_host_key_fingerprint``) until an admin accepts it by
 fingerprint. Another team's server is a 404 like a missing one. The control plane's own engine is the
-built-in server ``local``, owned by the platform: listed for every team, never changed or removed here.
+built-in server ``local``, owned by the platform: listed for every team, never changed or removed here. A
+server is shown with the applications placed on it, and removed only when none is (409 naming them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import run
+from berth_api.usecases.placements import naming, placed
 from berth_common import sealing, ssh_keys
 from berth_common.catalogue import ServerChanged, ServerValidated, ValidateServer, sealed_key_aad
 from berth_common.db import Unit
@@ -148,9 +150,9 @@ async def get(deps: Deps, principal: Principal, server_id: str) -> dict[str, Any
         return local_server()
     async with deps.sessionmaker() as s:
         row = await repo.get_server(s, principal.team_id, server_id)
-    if row is None:
-        raise server_missing(principal, server_id)
-    return row
+        if row is None:
+            raise server_missing(principal, server_id)
+        return {**row, "placed": await placed(s, principal.team_id, server_id)}
 
 
 async def _revalidate(deps: Deps, unit: Unit, principal: Principal, server_id: str, **changes: Any) -> dict[str, Any]:
@@ -158,7 +160,8 @@ async def _revalidate(deps: Deps, unit: Unit, principal: Principal, server_id: s
     if row is None:
         raise server_missing(principal, server_id)
     row = {**row, **changes, "attempt": row["attempt"] + 1}
-    values = {**changes, "attempt": row["attempt"], "state": "validating", "reason": ""}
+    state = "draining" if row["state"] == "draining" else "validating"  # a drained server stays drained
+    values = {**changes, "attempt": row["attempt"], "state": state, "reason": ""}
     updated = await repo.update_server(unit.session, server_id, values)
     await _send_validation(deps, unit, row, deps.box.open(row["sealed"], row_aad("servers", server_id)))
     await announce(deps.box, unit, server_id)
@@ -197,12 +200,21 @@ async def accept_host_key(deps: Deps, principal: Principal, server_id: str, fing
 
 
 async def delete(deps: Deps, principal: Principal, server_id: str) -> None:
-    """Forget a server. Applications are not placed on added servers yet, so nothing can run there."""
+    """Forget a server; refused (409, naming them) while applications are placed on it: their desired
+    state, a running deployment or the live one names it (drain it first)."""
     _refuse_local(server_id, "removed")
 
     async def body(unit: Unit) -> None:
-        if await repo.get_server(unit.session, principal.team_id, server_id, lock=True) is None:
+        row = await repo.get_server(unit.session, principal.team_id, server_id, lock=True)
+        if row is None:
             raise server_missing(principal, server_id)
+        apps = await placed(unit.session, principal.team_id, server_id)
+        if apps:
+            raise ProblemError(
+                409,
+                f"Server {row['name']} still runs applications: {naming(apps)}. "
+                f"Drain it (POST /v1/servers/{server_id}/drain) or place them elsewhere first.",
+            )
         await announce(deps.box, unit, server_id, removed=True)
         await repo.delete_server(unit.session, principal.team_id, server_id)
 
@@ -227,6 +239,8 @@ async def on_validated(box: SecretBox, msg: ServerValidated, unit: Unit) -> None
         "offered_host_key": msg.offered_host_key,
         "validated_at": datetime.now(UTC),
     }
+    if row["state"] == "draining":
+        values["state"] = "draining"  # what validation found is in the checks; no placement goes there
     if row["host_key"] is None and msg.host_key is not None:
         values["host_key"] = msg.host_key
     await repo.update_server(unit.session, msg.server_id, values)

@@ -7,17 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berth_common.logging import get_logger
-from berth_metrics.domain.host import (
-    CpuTimes,
-    Disk,
-    HostSample,
-    disk_usage,
-    host_cpu_percent,
-    parse_loadavg,
-    parse_meminfo,
-    parse_proc_stat,
-    real_mounts,
-)
+from berth_metrics.domain.host import CpuTimes, Disk, HostSample, disk_usage, host_sample, real_mounts
 
 log = get_logger(__name__)
 
@@ -30,20 +20,13 @@ class HostReader:
 
     def read(self) -> HostSample:
         """One reading: CPU % since the previous reading (None the first time), memory, load, disks."""
-        cpu = parse_proc_stat((self.proc_root / "stat").read_text())
-        pct = host_cpu_percent(cpu, self._prev_cpu)
-        self._prev_cpu = cpu
-        memory = parse_meminfo((self.proc_root / "meminfo").read_text())
-        load1, load5, load15 = parse_loadavg((self.proc_root / "loadavg").read_text())
-        return HostSample(
-            cpu_pct=pct,
-            mem_used=memory.used,
-            mem_total=memory.total,
-            load1=load1,
-            load5=load5,
-            load15=load15,
-            disks=tuple(self._disks()),
-        )
+        stat, meminfo, loadavg = ((self.proc_root / name).read_text() for name in ("stat", "meminfo", "loadavg"))
+        sample, self._prev_cpu = host_sample(stat, meminfo, loadavg, self._prev_cpu, tuple(self._disks()))
+        return sample
+
+    async def sample(self) -> HostSample:
+        """:meth:`read`, as every server reader is asked (a remote one reads over SSH)."""
+        return self.read()
 
     def _disks(self) -> list[Disk]:
         disks = []

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_metrics.adapters.store import EPOCH
-from berth_metrics.adapters.tables import series
+from berth_metrics.adapters.tables import series, server_health, servers
 from berth_metrics.domain.series import COLUMN_NAMES, COLUMNS, Resolution, SeriesKind
 
 MAX_SERIES = 100
@@ -24,15 +24,42 @@ class SeriesRow:
     name: str
     server: str
     labels: dict[str, str]
+    server_id: str = "local"
 
 
-async def find_series(session: AsyncSession, kind: str, target_id: str, team_id: str | None) -> list[SeriesRow]:
+def _on_server(server: str) -> sa.ColumnElement[bool]:
+    """Series read on a server named by its id, or (the local server) by its name."""
+    return sa.or_(series.c.server_id == server, sa.and_(series.c.server_id == "local", series.c.server == server))
+
+
+async def server_visible(session: AsyncSession, server: str, team_id: str) -> bool:
+    """Whether the team owns the added server ``server`` (its id) or has containers read on it."""
+    owned = sa.select(servers.c.id).where(
+        servers.c.id == server, servers.c.team_id == team_id, servers.c.state != "removed"
+    )
+    if (await session.execute(owned)).first() is not None:
+        return True
+    used = sa.select(series.c.id).where(series.c.kind == "container", series.c.team == team_id, _on_server(server))
+    return (await session.execute(used.limit(1))).first() is not None
+
+
+async def server_status(session: AsyncSession, key: str) -> dict[str, Any] | None:
+    """The stored reachability of a server (the local one by its name, an added one by its id); None while
+    it never missed a collection."""
+    row = (await session.execute(sa.select(server_health).where(server_health.c.server == key))).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def find_series(
+    session: AsyncSession, kind: str, target_id: str, team_id: str | None, server_id: str | None = None
+) -> list[SeriesRow]:
     """The series a target names: a container (name, id or id prefix of 12+), an app's containers, or a
-    server and its mounts. With ``team_id`` containers must carry that team's label."""
+    server (its id; the local one: its name) and its mounts. With ``team_id`` containers must carry that
+    team's label; with ``server_id`` only what was read on that server is found."""
     if kind == "server":
         where = sa.or_(
             sa.and_(series.c.kind == "server", series.c.key == target_id),
-            sa.and_(series.c.kind == "mount", series.c.server == target_id),
+            sa.and_(series.c.kind == "mount", _on_server(target_id)),
         )
     else:
         if kind == "app":
@@ -44,13 +71,15 @@ async def find_series(session: AsyncSession, kind: str, target_id: str, team_id:
         where = sa.and_(series.c.kind == "container", match)
         if team_id is not None:
             where = sa.and_(where, series.c.team == team_id)
+    if server_id is not None:
+        where = sa.and_(where, series.c.server_id == server_id)
     rows = await session.execute(
         sa.select(series).where(where).order_by(series.c.last_seen_at.desc(), series.c.id).limit(MAX_SERIES)
     )
     out = []
     for r in rows.mappings():
         labels = {k: r[k] for k in ("app", "service", "deployment", "team") if r[k]}
-        out.append(SeriesRow(r["id"], r["kind"], r["key"], r["name"], r["server"], labels))
+        out.append(SeriesRow(r["id"], r["kind"], r["key"], r["name"], r["server"], labels, r["server_id"]))
     return out
 
 

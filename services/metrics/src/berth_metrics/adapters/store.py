@@ -23,11 +23,12 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # bucket origin: minutes and hours in 
 
 @dataclass(frozen=True)
 class SeriesRef:
-    key: str  # container id, server name, server:mount
+    key: str  # container id, server name (an added server: its id), server:mount
     kind: SeriesKind
     name: str
     server: str
     labels: tuple[tuple[str, str], ...] = ()  # app, service, deployment, team
+    server_id: str = "local"  # the server the reading was taken on
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -57,6 +58,7 @@ class SampleStore:
                     "key": ref.key,
                     "name": ref.name[:300],
                     "server": ref.server,
+                    "server_id": ref.server_id,
                     **{k: labels.get(k) for k in ("app", "service", "deployment", "team")},
                 }
             )

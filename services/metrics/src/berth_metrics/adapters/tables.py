@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from berth_common.fleet import servers_table
 from berth_metrics.domain.series import COLUMNS
 
 metadata = sa.MetaData()
@@ -24,6 +25,8 @@ series = sa.Table(
     sa.Column("key", sa.String(300), nullable=False, unique=True),
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("server", sa.String(128), nullable=False),
+    # the server's id (``local``: the control plane's engine); ``server`` is its name as shown
+    sa.Column("server_id", sa.String(64), nullable=False, server_default="local"),
     sa.Column("app", sa.String(128)),
     sa.Column("service", sa.String(128)),
     sa.Column("deployment", sa.String(128)),
@@ -140,3 +143,7 @@ autoscale_policies = sa.Table(
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("last_change_at", sa.Float, nullable=True),  # epoch seconds of the last scale it asked for
 )
+
+# The server directory (``berth_common.fleet``), kept from ``evt.server.changed``: the servers whose engines
+# are read besides the local one, and which team owns each.
+servers = servers_table(metadata)

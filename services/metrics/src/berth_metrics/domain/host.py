@@ -127,3 +127,38 @@ def disk_usage(mount: Mount, f_frsize: int, f_blocks: int, f_bfree: int) -> Disk
     """From ``os.statvfs``: total = blocks, used = blocks - free (as df)."""
     total = f_blocks * f_frsize
     return Disk(path=mount.path, device=mount.device, fstype=mount.fstype, total=total, used=total - f_bfree * f_frsize)
+
+
+def host_sample(
+    stat: str, meminfo: str, loadavg: str, prev_cpu: CpuTimes | None, disks: tuple[Disk, ...] = ()
+) -> tuple[HostSample, CpuTimes]:
+    """One reading from the texts of /proc/stat, /proc/meminfo and /proc/loadavg (CPU % since ``prev_cpu``;
+    None the first time), and the CPU times to compare the next reading with."""
+    cpu = parse_proc_stat(stat)
+    memory = parse_meminfo(meminfo)
+    load1, load5, load15 = parse_loadavg(loadavg)
+    sample = HostSample(
+        cpu_pct=host_cpu_percent(cpu, prev_cpu),
+        mem_used=memory.used,
+        mem_total=memory.total,
+        load1=load1,
+        load5=load5,
+        load15=load15,
+        disks=disks,
+    )
+    return sample, cpu
+
+
+PROC_FILES = ("/proc/stat", "/proc/meminfo", "/proc/loadavg")
+READ_PROC_FILES = ("grep", "-H", "", *PROC_FILES)  # every line of each file, prefixed with the file's name
+"""The command that reads a remote server's /proc files in one round trip (argv; no shell)."""
+
+
+def split_files(text: str, names: tuple[str, ...] = PROC_FILES) -> dict[str, str]:
+    """The output of :data:`READ_PROC_FILES` back into one text per file (a file with no line: empty)."""
+    out: dict[str, list[str]] = {name: [] for name in names}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        if sep and name in out:
+            out[name].append(rest)
+    return {name: "\n".join(lines) + "\n" for name, lines in out.items()}

@@ -1,5 +1,6 @@
 """Collection: every interval, one reading of each running container (stats + inspect, concurrently with a
-bound) and of the server, written to the store and kept as the latest snapshot."""
+bound) and of the server, written to the store and kept as the latest snapshot. One collector reads one
+server's engine (``server_id``; ``local``: the control plane's), and every reading records that server."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_common.docker import LOCAL
 from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
 from berth_common.records import record_of
 from berth_metrics.adapters.docker import DockerSource, EngineError
 from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
+from berth_metrics.adapters.remote_host import RemoteHostReader
 from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef
 from berth_metrics.domain.host import HostSample
 from berth_metrics.domain.readings import ContainerReading, ServerReading, Snapshot
@@ -33,10 +36,11 @@ log = get_logger(__name__)
 @dataclass
 class Collector:
     source: DockerSource
-    host: HostReader
+    host: HostReader | RemoteHostReader | None  # None: the server itself is not read
     store: SampleStore
-    server: str
+    server: str  # the server's name
     concurrency: int = 8
+    server_id: str = LOCAL
     snapshot: Snapshot = field(default_factory=Snapshot)
     engine_answered: bool = True  # whether the engine answered the last collection's listing
     engine_error: str = ""
@@ -99,15 +103,16 @@ class Collector:
                 del self._previous[gone]
         else:
             containers = self.snapshot.containers
+        server: ServerReading | None = None
         try:
-            server: ServerReading | None = server_reading(self.server, self.host.read(), now)
+            if self.host is not None:
+                server = server_reading(self.server, await self.host.sample(), now)
         except (OSError, ValueError) as exc:
             COLLECT_ERRORS.labels("server").inc()
             log.warning("server reading failed", error=str(exc))
-            server = None
         self.snapshot = Snapshot(containers=containers, server=server)
         stored = self.snapshot if listing is not None else Snapshot(server=server)
-        await self.store.write(rows(stored, self.server, now))
+        await self.store.write(rows(stored, self.server, now, self.server_id))
         COLLECT_SECONDS.observe(time.perf_counter() - started)
         return self.snapshot
 
@@ -136,11 +141,14 @@ def server_reading(server: str, sample: HostSample, now: datetime) -> ServerRead
     return record_of(ServerReading, sample, server=server, at=now)
 
 
-def rows(snapshot: Snapshot, server: str, now: datetime) -> list[SampleRow]:
-    """The rows one snapshot stores: one per container, one for the server, one per mount."""
+def rows(snapshot: Snapshot, server: str, now: datetime, server_id: str = LOCAL) -> list[SampleRow]:
+    """The rows one snapshot stores: one per container, one for the server, one per mount. The local server's
+    series is keyed by its name, an added server's by its id (names are unique within a team only)."""
     out = []
+    key = server if server_id == LOCAL else server_id
     for r in snapshot.containers.values():
-        ref = SeriesRef(r.container_id, "container", r.name, server, tuple(sorted(r.labels.items())))
+        labels = tuple(sorted(r.labels.items()))
+        ref = SeriesRef(r.container_id, "container", r.name, server, labels, server_id)
         values: dict[str, float | int | None] = {
             "cpu_pct": r.cpu_pct,
             "mem_used": r.mem_used,
@@ -163,8 +171,8 @@ def rows(snapshot: Snapshot, server: str, now: datetime) -> list[SampleRow]:
             "load5": s.load5,
             "load15": s.load15,
         }
-        out.append(SampleRow(SeriesRef(server, "server", server, server), now, host_values))
+        out.append(SampleRow(SeriesRef(key, "server", server, server, (), server_id), now, host_values))
         for d in s.disks:
-            ref = SeriesRef(f"{server}:{d.path}", "mount", d.path, server)
+            ref = SeriesRef(f"{key}:{d.path}", "mount", d.path, server, (), server_id)
             out.append(SampleRow(ref, now, {"disk_used": d.used, "disk_total": d.total}))
     return out

@@ -4,7 +4,8 @@ Answers ``rpc.metrics.query`` (time series), ``rpc.metrics.alert_rule.create``, 
 ``rpc.metrics.alert_rule.list``, ``rpc.metrics.alert_rule.delete`` and ``rpc.metrics.alert.list``.
 
 Bad input is answered with a ``problem`` naming the field (the api turns it into problem+json), never an
-exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found".
+exception. Rules and alerts are always filtered by ``team_id``: another team's rule is "not found", and
+another team's server (one it neither owns nor runs containers on) has "no metrics".
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from berth_common.catalogue import (
     MetricsQuery,
     MetricsReply,
     SeriesData,
+    ServerStatus,
 )
 from berth_metrics.adapters import queries, rules_repo
 from berth_metrics.domain.series import ALL_METRICS, Retention, derive, metrics_for, pick_resolution
@@ -93,19 +95,36 @@ async def query(deps: Deps, q: MetricsQuery) -> MetricsReply:
         detail = f"at most {MAX_POINTS} points per series: widen step_s or narrow the range"
         return MetricsReply(problem=problem(422, "invalid", "too many points", "step_s", detail))
     async with deps.sessionmaker() as session:
-        found = await queries.find_series(session, q.target_kind, q.target_id, q.team_id)
+        hidden = q.target_kind == "server" and q.team_id is not None
+        if hidden and q.team_id is not None and await queries.server_visible(session, q.target_id, q.team_id):
+            hidden = False
+        found = [] if hidden else await queries.find_series(session, q.target_kind, q.target_id, q.team_id, q.server_id)
         if not found:
             title = f"no metrics for {q.target_kind} {q.target_id}"
             return MetricsReply(problem=problem(404, "not-found", title, "target_id"))
         data_by_id = await queries.buckets(session, resolution, [s.id for s in found], q.start, end, step_s)
+        status = await _status(session, q.target_id) if q.target_kind == "server" else None
     out = []
     for s in found:
         for metric in metrics_for(s.kind, q.metrics or None):
             points = [(bucket, derive(metric, values)) for bucket, values in data_by_id[s.id]]
             unit = UNITS.get(metric, "bytes")
-            out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, labels=s.labels,
-                                  metric=metric, unit=unit, points=points))  # fmt: skip
-    return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out)
+            out.append(SeriesData(key=s.key, kind=s.kind, name=s.name, server=s.server, server_id=s.server_id,
+                                  labels=s.labels, metric=metric, unit=unit, points=points))  # fmt: skip
+    return MetricsReply(resolution=resolution, step_s=step_s, start=q.start, end=end, series=out, server_status=status)
+
+
+async def _status(session: AsyncSession, server: str) -> ServerStatus:
+    row = await queries.server_status(session, server)
+    if row is None:
+        return ServerStatus(status="up")
+    return ServerStatus(
+        status="down" if row["status"] == "down" else "up",
+        failures=row["failures"],
+        failing_since=row["failing_since"],
+        last_seen_at=row["last_seen_at"],
+        error=row["error"],
+    )
 
 
 def _not_found(rule_id: str) -> MetricsProblem:

@@ -1,7 +1,8 @@
 """Server reachability: after every collection, whether each server's engine answered goes through
 ``domain.reachability``; an outage and its end are stored with their event (``evt.server.unreachable``,
 ``evt.server.back``) in one transaction (outbox),
-so each is announced once, also across a restart of the service."""
+so each is announced once, also across a restart of the service. The local server's state is kept under its
+name, an added server's under its id (its events carry both)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ def _duration(seconds: float) -> str:
     return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
-def message_for(server: str, tr: Transition, interval_s: float) -> ServerUnreachable | ServerBack:
+def message_for(
+    server: str, tr: Transition, interval_s: float, server_id: str | None = None
+) -> ServerUnreachable | ServerBack:
     common: dict[str, Any] = {
         "server": server,
+        "server_id": server_id,
         "outage_id": tr.outage_id,
         "team_ids": list(tr.team_ids),
         "down_since": tr.down_since,
@@ -85,28 +89,45 @@ class ReachabilityWatch:
         }
 
     async def observe(
-        self, server: str, answered: bool, now: datetime, teams: tuple[str, ...] = (), error: str = ""
+        self,
+        server: str,
+        answered: bool,
+        now: datetime,
+        teams: tuple[str, ...] = (),
+        error: str = "",
+        *,
+        server_id: str | None = None,
     ) -> Transition | None:
-        """One collection's outcome for ``server``; stored (and announced) when it changes the state."""
-        old = self.states.get(server, ServerHealth())
-        new, transition = observe(server, old, answered, now, self.limits, teams, error)
+        """One collection's outcome for ``server`` (its name; ``server_id`` for an added server); stored
+        (and announced) when it changes the state."""
+        key = server_id or server
+        old = self.states.get(key, ServerHealth())
+        new, transition = observe(key, old, answered, now, self.limits, teams, error)
         if transition is None and _same_but_time(old, new):
-            self.states[server] = new  # only last_seen_at moved: nothing worth a write
+            self.states[key] = new  # only last_seen_at moved: nothing worth a write
             return None
 
         async def body(unit: Unit) -> None:
-            stmt = insert(server_health).values(_row(server, new))
-            update = {k: stmt.excluded[k] for k in _row(server, new) if k != "server"}
+            stmt = insert(server_health).values(_row(key, new))
+            update = {k: stmt.excluded[k] for k in _row(key, new) if k != "server"}
             await unit.session.execute(stmt.on_conflict_do_update(index_elements=["server"], set_=update))
             if transition is not None:
-                message = message_for(server, transition, self.interval_s)
+                message = message_for(server, transition, self.interval_s, server_id)
                 await unit.emit(message, id=f"server-{transition.kind}-{transition.outage_id}")
 
         await run_unit(self.bus, self.sessionmaker, body)
-        self.states[server] = new
+        self.states[key] = new
         if transition is not None:
-            log.warning("server " + transition.kind, server=server, checks=transition.failed_checks)
+            log.warning(
+                "server " + transition.kind, server=server, server_id=server_id, checks=transition.failed_checks
+            )
         return transition
+
+    async def forget(self, server_id: str) -> None:
+        """A removed server: its state goes (an outage it was in is never announced as over)."""
+        self.states.pop(server_id, None)
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(sa.delete(server_health).where(server_health.c.server == server_id))
 
 
 def _same_but_time(a: ServerHealth, b: ServerHealth) -> bool:

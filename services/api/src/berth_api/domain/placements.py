@@ -1,0 +1,65 @@
+"""Where an application's services are placed, and how a drained server is replaced (pure).
+
+A service names the servers it runs on in its ``servers`` list (empty: the built-in server ``local``), in
+the application's desired state and in every deployment's snapshot. A server is in use while any of them
+names it: the desired state (what the next deployment places), a deployment still running, or the live one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An application with services placed on a server."""
+
+    application_id: str
+    name: str
+    services: tuple[str, ...]
+
+
+def services_on(services: Iterable[Mapping[str, Any]], server_id: str) -> set[str]:
+    """The names of ``services`` (a config's or a snapshot's) that name ``server_id``."""
+    return {str(s["name"]) for s in services if server_id in (s.get("servers") or [])}
+
+
+def replaced(servers: Sequence[str], drained: str, to: Sequence[str]) -> list[str]:
+    """A service's servers with ``drained`` replaced by ``to`` where it stood (without ``to``: its other
+    servers); when none is left, ``local``."""
+    out: list[str] = []
+    for server in servers:
+        for s in to if server == drained else [server]:
+            if s != drained and s not in out:
+                out.append(s)
+    return out or [LOCAL]
+
+
+def drained_config(config: Mapping[str, Any], drained: str, to: Sequence[str]) -> dict[str, Any]:
+    """The application's desired state with ``drained`` replaced in every service that names it."""
+    services = [
+        {**s, "servers": replaced(s["servers"], drained, to)} if drained in (s.get("servers") or []) else dict(s)
+        for s in config["services"]
+    ]
+    return {**config, "services": services}
+
+
+def placed_on(
+    server_id: str,
+    apps: Iterable[Mapping[str, Any]],
+    snapshots: Mapping[str, Iterable[Mapping[str, Any]]],
+) -> list[Placed]:
+    """The applications placed on ``server_id``: by their desired state (``apps``: id, name, config) or by a
+    deployment's snapshot that still runs or is live (``snapshots``: application id -> specs), by name."""
+    out = []
+    for app in apps:
+        names = services_on(app["config"]["services"], server_id)
+        for spec in snapshots.get(app["id"], ()):
+            names |= services_on(spec.get("services") or [], server_id)
+        if names:
+            out.append(Placed(app["id"], app["name"], tuple(sorted(names))))
+    return sorted(out, key=lambda p: p.name)
