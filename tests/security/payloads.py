@@ -182,7 +182,11 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
-    "DrainIn": lambda _: [{"to": ["local"]}],  # 409: the path names the built-in server, never drained
+    "DrainIn": lambda _: [{"to": ["local"]}],
+    "AutoscalePolicy": lambda _: [
+        {"min": 1, "max": 4, "cpu_percent": 70.0, "cooldown_s": 60.0},
+        {"min": 2, "max": 3, "memory_percent": 80.0, "cooldown_s": 30.0},
+    ],  # 409: the path names the built-in server, never drained
     "AlertRuleSpec": lambda _: [
         {"name": "cpu", "target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0}
     ],

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth_common.catalogue import ApplyRoutes
 from berth_common.db.unit import Unit
 from berth_scheduler.adapters import store
 from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.usecases.rollout.routing import command_for, command_id
 from berth_scheduler.usecases.rollout.units import RolloutTransactions
 from berth_scheduler.usecases.swarm_rollout import RouteNotLive
 
@@ -34,22 +34,20 @@ class BusRoutes:
     clock: Callable[[], float] = field(default=time.monotonic)
 
     async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
-        op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams))
+        op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams), server_id)
 
         async def stage(unit: Unit) -> int:
-            gen = await store.next_generation(unit.session, route_id, self.application_id)
+            gen = await store.next_generation(unit.session, route_id, self.application_id, server_id)
             await store.add_op(unit.session, self.owner_id, gen, op, gen)
-            command = ApplyRoutes(
-                route_id=route_id, hosts=list(hosts), upstreams=list(upstreams), generation=gen, server_id=server_id
-            )
-            await unit.emit(command, id=f"route-{route_id}-g{gen}")
+            await unit.emit(command_for(op, gen), id=command_id(op, gen))
             return gen
 
         gen = await self.units.run(stage)
         deadline = self.clock() + self.timeout_s
         while self.clock() < deadline:
             async with self.sessionmaker() as s:
-                rows = [o for o in await store.ops_of(s, self.owner_id, gen) if o.generation == gen]
+                ops = await store.ops_of(s, self.owner_id, gen)
+                rows = [o for o in ops if o.generation == gen and o.server_id == server_id]
             if rows and rows[0].status == "done":
                 return
             if rows and rows[0].status == "failed":
