@@ -6,10 +6,13 @@ for it. When the server has none now (:class:`SiteUnavailable`: unknown, removed
 reachable), every command of the batch is recorded and answered ``evt.route.failed`` naming the server, in
 one transaction, and nothing is written. Otherwise the batch is one transaction (``RouteBatch.run``):
 
-1. Every command's advisory locks (its route's, then each host it claims) are tried without waiting; a
-   command whose route or host another transaction holds goes back to wait for a later batch.
+1. Every command's advisory locks (its route's, then each host it claims or gives up, shared when its route
+   id keeps owning the host, exclusive when that ownership begins or ends: ``domain/batches.py``) are tried
+   without waiting; a command whose route or host another transaction holds goes back to wait for a later
+   batch.
 2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
-   giving the host up); a claim of a host another route keeps is refused.
+   giving the host up), and so does a claim under a shared lock of a host nobody owns any more (it is
+   claimed exclusively then); a claim of a host another route keeps is refused.
 3. The message ids are recorded (``berth_common.db.unit.first_times``, what ``consume_once`` does for one
    message): a redelivered message has no second effect. Invalid input, a stale generation and a claimed
    host are answered ``evt.route.failed`` with nothing written.
@@ -47,7 +50,15 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.adapters.traefik_api import NotLiveError
-from berth_proxy_sync.domain.batches import Batch, claim_conflicts, lock_keys, stale_reason, waits_for_batch
+from berth_proxy_sync.domain.batches import (
+    Batch,
+    claim_conflicts,
+    command_locks,
+    host_lock_modes,
+    lost_shared_claims,
+    stale_reason,
+    waits_for_batch,
+)
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
@@ -174,16 +185,24 @@ class RouteBatch:
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
         valid = [c for c in batch.changes if c.valid]
-        keys = [lock_keys(c.route_id, c.hosts, self.server_id) for c in valid]
-        got = iter(await repo.try_locks(session, [k for ks in keys for k in ks]))
-        locked = {id(c) for c, ks in zip(valid, keys, strict=True) if all([next(got) for _ in ks])}
+        held = await repo.held_hosts(session, sorted({c.route_id for c in valid}))
+        modes = {id(c): host_lock_modes(c.hosts, held.get(c.route_id, {}), self.server_id) for c in valid}
+        locks = [command_locks(c.route_id, modes[id(c)], self.server_id) for c in valid]
+        flat = [lock for ls in locks for lock in ls]
+        got = iter(await repo.try_locks(session, [k for k, _ in flat], [shared for _, shared in flat]))
+        locked = {id(c) for c, ls in zip(valid, locks, strict=True) if all([next(got) for _ in ls])}
         out.deferred = [c for c in valid if id(c) not in locked]
         live = [c for c in batch.changes if not c.valid or id(c) in locked]
         stored = await repo.load_many(session, self.server_id, sorted({c.route_id for c in live if c.valid}))
         owners = await repo.host_owners(session, sorted({h for c in live for h in c.hosts}))
         changing = {c.route_id for c in live if c.valid}
         conflicts = {id(c): claim_conflicts(c.route_id, c.hosts, owners) for c in live}
-        waiting = [c for c in live if waits_for_batch(conflicts[id(c)], changing - {c.route_id})]
+        waiting = [
+            c
+            for c in live
+            if waits_for_batch(conflicts[id(c)], changing - {c.route_id})
+            or (c.valid and lost_shared_claims(c.route_id, c.hosts, modes[id(c)], owners))
+        ]
         out.deferred += waiting
         live = [c for c in live if c not in waiting]
 
