@@ -76,6 +76,7 @@ class Command:
     seq: int
     route: Route | None = None
     error: str | None = None
+    arrived: float = field(default_factory=time.monotonic)  # when its handler handed it over
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @classmethod
@@ -132,6 +133,7 @@ class Outcome:
     units: list[Unit] = field(default_factory=list)
     rider_units: list[Unit] = field(default_factory=list)  # published after ``units``: stale after live
     written: int = 0  # route files written or deleted
+    phases_ms: dict[str, float] = field(default_factory=dict)  # where the batch's time went (its log line)
     stale: int = 0  # older commands answered stale once their route's newer change was live
 
 
@@ -151,6 +153,7 @@ class RouteBatch:
         changes: list[_Change] = []
         started = time.monotonic()
         unavailable = await self._take_site()
+        out.phases_ms["site_ms"] = _ms_since(started)
         try:
             async with self.sessionmaker() as session, session.begin():
                 if unavailable is not None:
@@ -170,7 +173,9 @@ class RouteBatch:
                 failed=sum(1 for ch in changes if ch.problem),
                 stale=out.stale,
                 deferred=len(out.deferred),
-                took_ms=round((time.monotonic() - started) * 1000, 1),
+                took_ms=_ms_since(started),
+                queued_ms=round((started - min(c.arrived for c in batch.changes)) * 1000, 1),
+                **out.phases_ms,
             )
         return out
 
@@ -184,6 +189,7 @@ class RouteBatch:
         return None
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
+        started = time.monotonic()
         valid = [c for c in batch.changes if c.valid]
         held = await repo.held_hosts(session, sorted({c.route_id for c in valid}))
         modes = {id(c): host_lock_modes(c.hosts, held.get(c.route_id, {}), self.server_id) for c in valid}
@@ -224,7 +230,10 @@ class RouteBatch:
             else:
                 changes.append(_Change(cmd, unit, current.active if current else None))
 
+        checked = time.monotonic()
+        out.phases_ms["checks_ms"] = _ms_since(started)  # the locks, the stored routes, the claims
         await self._write_and_confirm(changes)
+        out.phases_ms["confirm_ms"] = _ms_since(checked)
         await repo.save_many(
             session,
             self.server_id,
@@ -389,3 +398,7 @@ class RouteBatch:
                 live_ms=live_ms,
             )
         )
+
+
+def _ms_since(t: float) -> float:
+    return round((time.monotonic() - t) * 1000, 1)
