@@ -44,24 +44,46 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
     )
 
 
-# One statement tries every lock of a batch, in array order, without waiting: a command whose route or
-# host is locked by another transaction waits for a later batch instead of holding up the others.
+# One statement tries every lock of a batch, in array order, without waiting, each shared or exclusive: a
+# command whose route or host is locked by another transaction waits for a later batch instead of holding
+# up the others.
 _TRY_LOCKS = sa.text(
-    "SELECT pg_try_advisory_xact_lock(hashtext(k)) AS got "
-    "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, i) ORDER BY i"
+    "SELECT CASE WHEN s THEN pg_try_advisory_xact_lock_shared(hashtext(k)) "
+    "ELSE pg_try_advisory_xact_lock(hashtext(k)) END AS got "
+    "FROM unnest(CAST(:keys AS text[]), CAST(:shared AS boolean[])) WITH ORDINALITY AS t(k, s, i) ORDER BY i"
 )
 
 
-async def try_locks(session: AsyncSession, keys: list[str]) -> list[bool]:
-    """Take each of ``keys`` (``domain/batches.py lock_keys``) as a transaction-scoped advisory lock if free;
-    whether each was taken.
+async def try_locks(session: AsyncSession, keys: list[str], shared: Sequence[bool] = ()) -> list[bool]:
+    """Take each of ``keys`` (``domain/batches.py command_locks``) as a transaction-scoped advisory lock if
+    free, shared where ``shared`` says so (exclusive by default); whether each was taken.
 
-    The locks serialise commands for one route of one server (also a route that has no row yet) and claims
-    of one host with any other transaction working on them (another proxy-sync, or another server's batch)."""
+    The locks serialise commands for one route of one server (also a route that has no row yet), and a
+    host's change of owner with any other transaction working on that host (another proxy-sync, or another
+    server's batch); commands of the route id that keeps owning a host share its lock."""
     if not keys:
         return []
-    rows = await session.execute(_TRY_LOCKS, {"keys": keys})
+    flags = list(shared) or [False] * len(keys)
+    if len(flags) != len(keys):
+        raise ValueError("one lock mode per key")
+    rows = await session.execute(_TRY_LOCKS, {"keys": keys, "shared": flags})
     return [bool(r.got) for r in rows]
+
+
+async def held_hosts(session: AsyncSession, route_ids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+    """The hosts each of ``route_ids`` serves now, on any server, with the servers it serves each on:
+    ``{route_id: {host: {server_id}}}`` (``domain/batches.py host_lock_modes``)."""
+    if not route_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(route_hosts.c.route_id, route_hosts.c.host, route_hosts.c.server_id).where(
+            route_hosts.c.route_id.in_(route_ids)
+        )
+    )
+    held: dict[str, dict[str, set[str]]] = {}
+    for r in rows:
+        held.setdefault(str(r.route_id), {}).setdefault(str(r.host), set()).add(str(r.server_id))
+    return held
 
 
 async def load_many(session: AsyncSession, server_id: str, route_ids: list[str]) -> dict[str, StoredRoute]:

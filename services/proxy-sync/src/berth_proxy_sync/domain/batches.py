@@ -8,13 +8,46 @@ as stale, exactly as they would be if they arrived after it (when it fails, they
 as if they arrived after it). A second command of the same generation, and a command whose hosts another
 route of the batch claims, waits for a later batch, in arrival order, so a host goes to the route that
 asked first. Invalid commands are never written (they are answered as failed) and take part in every batch.
+
+Host locks (``host_lock_modes``). A host is owned by at most one route id across all servers; the same route
+id may own it on several servers (one application service on many). A command takes an advisory lock on
+every host it touches, in one of two modes:
+
+- shared, when its route id owns the host before and after the command: a host it claims again (the route
+  id has it on this or another server now), or one it gives up here while keeping it on another server.
+  The same route changed on several servers at once holds these together, so it does not wait for itself.
+- exclusive, when the route id's ownership begins (a new claim) or ends (the host given up on its last
+  server: a removal, or an apply that drops the host).
+
+Every claim is checked after its lock is held, against what is committed then (``claim_conflicts``), and a
+claim made under a shared lock also needs its route id to still own the host then (``lost_shared_claims``);
+when nobody owns it any more, the command waits for a later batch, which claims it exclusively. So while
+anyone holds a host's lock shared, its owner is that route id or nobody: an exclusive lock cannot be taken
+meanwhile, and a shared claim by another route id finds that it does not own the host. A host therefore
+passes to a new route id only under an exclusive lock, whose check sees every claim committed before it.
+The mode is chosen from what is stored before the locks are taken; a stale choice is caught by that check.
+
+The races this covers:
+
+- Route Y claims a host while route X removes it from its last server: the removal holds the host
+  exclusively. Whichever locks first goes first; when it is Y, Y's check still finds X owning the host and
+  the claim is refused (as when X kept it); when it is the removal, Y waits for a later batch and then
+  finds the host free.
+- Route X re-claims a host it owns on server A (shared) while X's removal on A commits: X's check on server
+  B still finds the host owned by X (A's row if the removal had not committed, otherwise nobody: X waits
+  and claims it exclusively). A claim by Y meanwhile cannot take the lock exclusively while X holds it
+  shared, and cannot take it shared since Y does not own the host.
+- A new claim by X on server A while Y claims the same host on server B: both are exclusive, so one of
+  them waits for a later batch; its check then finds the other owning the host and refuses the claim.
+- X claims the same new host on servers A and B at once: both exclusive, one waits for a later batch and
+  then re-claims it shared (X owns it now).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 
 class Pending(Protocol):
@@ -93,6 +126,40 @@ def lock_keys(route_id: str, hosts: Iterable[str] = (), server_id: str = "local"
     another server), then each host it claims (sorted; a host is claimed on every server alike)."""
     route_key = route_id if server_id == "local" else f"{server_id}/{route_id}"
     return [f"berth-route:{route_key}", *(f"berth-host:{h}" for h in sorted(set(hosts)))]
+
+
+LockMode = Literal["shared", "exclusive"]
+
+
+def host_lock_modes(
+    claims: Iterable[str], held: Mapping[str, Collection[str]], server_id: str = "local"
+) -> dict[str, LockMode]:
+    """The hosts a command of one route id on ``server_id`` locks, with the mode of each lock (sorted by
+    host; see the module's docstring). ``claims``: the hosts the command gives its route (none for a
+    removal); ``held``: the hosts its route id has now, each with the servers it has it on."""
+    wanted = set(claims)
+    owned = {h for h, servers in held.items() if servers}
+    modes: dict[str, LockMode] = {h: "shared" if h in owned else "exclusive" for h in wanted}
+    for host, servers in held.items():
+        if host not in wanted and server_id in servers:  # given up here: kept on another server or freed
+            modes[host] = "shared" if set(servers) - {server_id} else "exclusive"
+    return dict(sorted(modes.items()))
+
+
+def command_locks(route_id: str, modes: Mapping[str, LockMode], server_id: str = "local") -> list[tuple[str, bool]]:
+    """The advisory locks of a command, in the order they are taken: ``(key, shared)``, its route's first
+    (exclusive), then each host's in ``modes`` (``host_lock_modes``)."""
+    route_key, *host_keys = lock_keys(route_id, modes, server_id)
+    return [(route_key, False), *((k, modes[h] == "shared") for k, h in zip(host_keys, sorted(modes), strict=True))]
+
+
+def lost_shared_claims(
+    route_id: str, claims: Iterable[str], modes: Mapping[str, LockMode], owners: Mapping[str, str]
+) -> list[str]:
+    """Hosts among ``claims`` locked shared whose owner, once the lock is held (``owners``: host -> route),
+    is nobody: the route id gave them up meanwhile, so the command claims them anew, exclusively, in a
+    later batch. (A host another route owns now is a conflict: ``claim_conflicts``.)"""
+    return sorted(h for h in set(claims) if modes.get(h) == "shared" and h not in owners)
 
 
 def claim_conflicts(route_id: str, hosts: Iterable[str], owners: Mapping[str, str]) -> dict[str, str]:

@@ -6,10 +6,13 @@ for it. When the server has none now (:class:`SiteUnavailable`: unknown, removed
 reachable), every command of the batch is recorded and answered ``evt.route.failed`` naming the server, in
 one transaction, and nothing is written. Otherwise the batch is one transaction (``RouteBatch.run``):
 
-1. Every command's advisory locks (its route's, then each host it claims) are tried without waiting; a
-   command whose route or host another transaction holds goes back to wait for a later batch.
+1. Every command's advisory locks (its route's, then each host it claims or gives up, shared when its route
+   id keeps owning the host, exclusive when that ownership begins or ends: ``domain/batches.py``) are tried
+   without waiting; a command whose route or host another transaction holds goes back to wait for a later
+   batch.
 2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
-   giving the host up); a claim of a host another route keeps is refused.
+   giving the host up), and so does a claim under a shared lock of a host nobody owns any more (it is
+   claimed exclusively then); a claim of a host another route keeps is refused.
 3. The message ids are recorded (``berth_common.db.unit.first_times``, what ``consume_once`` does for one
    message): a redelivered message has no second effect. Invalid input, a stale generation and a claimed
    host are answered ``evt.route.failed`` with nothing written.
@@ -47,7 +50,15 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.adapters.traefik_api import NotLiveError
-from berth_proxy_sync.domain.batches import Batch, claim_conflicts, lock_keys, stale_reason, waits_for_batch
+from berth_proxy_sync.domain.batches import (
+    Batch,
+    claim_conflicts,
+    command_locks,
+    host_lock_modes,
+    lost_shared_claims,
+    stale_reason,
+    waits_for_batch,
+)
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
@@ -65,6 +76,7 @@ class Command:
     seq: int
     route: Route | None = None
     error: str | None = None
+    arrived: float = field(default_factory=time.monotonic)  # when its handler handed it over
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @classmethod
@@ -121,6 +133,7 @@ class Outcome:
     units: list[Unit] = field(default_factory=list)
     rider_units: list[Unit] = field(default_factory=list)  # published after ``units``: stale after live
     written: int = 0  # route files written or deleted
+    phases_ms: dict[str, float] = field(default_factory=dict)  # where the batch's time went (its log line)
     stale: int = 0  # older commands answered stale once their route's newer change was live
 
 
@@ -140,6 +153,7 @@ class RouteBatch:
         changes: list[_Change] = []
         started = time.monotonic()
         unavailable = await self._take_site()
+        out.phases_ms["site_ms"] = _ms_since(started)
         try:
             async with self.sessionmaker() as session, session.begin():
                 if unavailable is not None:
@@ -159,7 +173,9 @@ class RouteBatch:
                 failed=sum(1 for ch in changes if ch.problem),
                 stale=out.stale,
                 deferred=len(out.deferred),
-                took_ms=round((time.monotonic() - started) * 1000, 1),
+                took_ms=_ms_since(started),
+                queued_ms=round((started - min(c.arrived for c in batch.changes)) * 1000, 1),
+                **out.phases_ms,
             )
         return out
 
@@ -173,17 +189,26 @@ class RouteBatch:
         return None
 
     async def _run(self, session: AsyncSession, batch: Batch[Command], out: Outcome, changes: list[_Change]) -> None:
+        started = time.monotonic()
         valid = [c for c in batch.changes if c.valid]
-        keys = [lock_keys(c.route_id, c.hosts, self.server_id) for c in valid]
-        got = iter(await repo.try_locks(session, [k for ks in keys for k in ks]))
-        locked = {id(c) for c, ks in zip(valid, keys, strict=True) if all([next(got) for _ in ks])}
+        held = await repo.held_hosts(session, sorted({c.route_id for c in valid}))
+        modes = {id(c): host_lock_modes(c.hosts, held.get(c.route_id, {}), self.server_id) for c in valid}
+        locks = [command_locks(c.route_id, modes[id(c)], self.server_id) for c in valid]
+        flat = [lock for ls in locks for lock in ls]
+        got = iter(await repo.try_locks(session, [k for k, _ in flat], [shared for _, shared in flat]))
+        locked = {id(c) for c, ls in zip(valid, locks, strict=True) if all([next(got) for _ in ls])}
         out.deferred = [c for c in valid if id(c) not in locked]
         live = [c for c in batch.changes if not c.valid or id(c) in locked]
         stored = await repo.load_many(session, self.server_id, sorted({c.route_id for c in live if c.valid}))
         owners = await repo.host_owners(session, sorted({h for c in live for h in c.hosts}))
         changing = {c.route_id for c in live if c.valid}
         conflicts = {id(c): claim_conflicts(c.route_id, c.hosts, owners) for c in live}
-        waiting = [c for c in live if waits_for_batch(conflicts[id(c)], changing - {c.route_id})]
+        waiting = [
+            c
+            for c in live
+            if waits_for_batch(conflicts[id(c)], changing - {c.route_id})
+            or (c.valid and lost_shared_claims(c.route_id, c.hosts, modes[id(c)], owners))
+        ]
         out.deferred += waiting
         live = [c for c in live if c not in waiting]
 
@@ -205,7 +230,10 @@ class RouteBatch:
             else:
                 changes.append(_Change(cmd, unit, current.active if current else None))
 
+        checked = time.monotonic()
+        out.phases_ms["checks_ms"] = _ms_since(started)  # the locks, the stored routes, the claims
         await self._write_and_confirm(changes)
+        out.phases_ms["confirm_ms"] = _ms_since(checked)
         await repo.save_many(
             session,
             self.server_id,
@@ -370,3 +398,7 @@ class RouteBatch:
                 live_ms=live_ms,
             )
         )
+
+
+def _ms_since(t: float) -> float:
+    return round((time.monotonic() - t) * 1000, 1)

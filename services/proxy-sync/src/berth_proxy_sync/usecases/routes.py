@@ -29,7 +29,8 @@ Why this keeps the guarantees of one command per transaction:
   batches of a server overlap; the advisory locks of each route and host are still taken (tried, never
   waited for: a locked command waits for a later batch without holding up the others), so another
   transaction working on the same route or host (another proxy-sync, another server's batch) never
-  interleaves with it.
+  interleaves with it; the same route id's batches on several servers share the locks of the hosts it keeps
+  (``domain/batches.py``).
 - Generations: a command older than the route's recorded generation is refused as stale, inside the batch
   as before.
 - One failure fails one route: a change Traefik does not confirm gets its previous file back and its own
