@@ -2,7 +2,8 @@
 proxy-sync, two namespace test servers (each its own dockerd, sshd and Traefik made by proxy-sync).
 
 Without a push registry the image is built once on the control plane's engine and streamed over SSH to
-both servers (``docker save | docker load``), and both servers' Traefiks serve it. With the team's push
+both servers (``docker save | docker load``), and both servers' Traefiks serve it; built on one of the
+servers (``build_server``), it is streamed from that server's engine to the other one. With the team's push
 registry (Debian's docker-registry with htpasswd on the test network's gateway, which the test servers'
 engines take as an insecure registry) the image is built on one of the servers, pushed, and both servers
 pull exactly ``pushed_ref`` with the registry's credentials; the deployment records it, and a rollback to
@@ -110,13 +111,11 @@ async def test_a_git_app_built_once_is_streamed_to_both_servers_and_served_by_bo
             assert _images_of(server, app_id) == [image]  # the one replica there runs the streamed image
     finally:
         await stop_builder(builder)
-        tags = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if tags:
-            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True)
+        built = set(
+            subprocess.run(["docker", "images", "-q", f"berth/{name}"], capture_output=True, text=True).stdout.split()
+        )
+        for image_id in built:  # the build's tags on the control plane
+            subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
 
 
 async def _announce_to_builder(b: Running, server: TestServer, server_id: str) -> None:
@@ -130,6 +129,38 @@ async def _announce_to_builder(b: Running, server: TestServer, server_id: str) -
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the builder did not record server {server_id}")
+
+
+async def test_built_on_one_server_the_image_is_streamed_from_there_to_the_other(
+    placed, servers, database, tmp_path, unique, daemon
+):
+    platform, ids = placed
+    builds_on, other = ids
+    servers[0].load_image(busybox_image())  # the base image is on the build server (no registry for it)
+    builder = await start_builder(platform.nats_url, database, tmp_path / "builder")
+    name = f"r{unique}"
+    app_id = f"r{unique}"
+    try:
+        await _announce_to_builder(builder, servers[0], builds_on)
+        repo = tmp_path / "repo"
+        make_repo(repo, {"Dockerfile": dockerfile(busybox_image()), "index.html": "remote v1\n"})
+        publish_bare(repo, daemon.base, "app.git")
+        d1 = await platform.deploy(app_id, _spec(name, daemon.url("app.git"), ids, build_server=builds_on))
+        done = await platform.wait(d1, timeout=300)
+        assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(d1))
+        image = done["data"]["image"]
+        delivered = [line for line in _lines(platform, d1) if " delivered " in line]
+        assert len(delivered) == 1, delivered  # the build server has it; only the other server gets it
+        assert delivered[0].startswith(
+            f"[starting] image {image} delivered from server {builds_on} to server {other} in "
+        )
+        for server in servers:
+            await _served(server.address, "remote v1")
+            assert _images_of(server, app_id) == [image]
+        local = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+        assert local.returncode != 0  # never on the control plane's engine
+    finally:
+        await stop_builder(builder)
 
 
 async def test_with_a_push_registry_both_servers_pull_the_pushed_ref_and_a_rollback_runs_it_again(
