@@ -93,7 +93,8 @@ class DeploymentProgressed(Event):
     state: DeploymentState = "queued"
     step: str
     detail: str = Field(default="", max_length=4000)
-    # ``repo@sha256:...`` of the image pulled or found (on the step that pulled it): what a rollback runs
+    # ``repo@sha256:...`` of the image pulled or found (on the step that pulled it), or of a build pushed to
+    # the team's push registry (on ``build succeeded``): what a rollback runs
     image_digest: str | None = None
 
 
@@ -113,7 +114,8 @@ class DeploymentSucceeded(DeploymentOutcome):
 
     TYPE = "evt.deployment.succeeded"
     image: str
-    image_digest: str | None = None  # ``repo@sha256:...`` of a pulled image; None for an image built here
+    # ``repo@sha256:...`` of a pulled image or of a build's ``pushed_ref``; None for a build kept on its servers
+    image_digest: str | None = None
     previous_deployment_id: str | None = None
     duration_s: float = 0.0  # from the start command's arrival to success (a rollback's time, too)
     replicas: list[Replica] = Field(default_factory=list)

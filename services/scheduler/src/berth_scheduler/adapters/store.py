@@ -39,6 +39,7 @@ def _values(r: Rollout) -> dict[str, Any]:
         "state": r.state.value,
         "image": r.image,
         "image_digest": r.image_digest,
+        "pushed_ref": r.pushed_ref,
         "previous_deployment_id": r.previous_deployment_id,
         "abort_outcome": r.abort.outcome if r.abort else None,
         "abort_reason": r.abort.reason if r.abort else None,

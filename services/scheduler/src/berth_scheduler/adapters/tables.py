@@ -31,6 +31,7 @@ deployments = sa.Table(
     sa.Column("build_id", sa.String(64), nullable=True),
     sa.Column("image", sa.String(512), nullable=True),
     sa.Column("image_digest", sa.String(512), nullable=True),  # "": a prebuilt image with no registry digest
+    sa.Column("pushed_ref", sa.String(512), nullable=True),  # a built image in the team's push registry
     sa.Column("previous_deployment_id", sa.String(64), nullable=True),
     sa.Column("abort_outcome", sa.String(20), nullable=True),
     sa.Column("abort_reason", sa.Text, nullable=True),

@@ -6,6 +6,8 @@ uses the image on the server when it is there, without contacting a registry. Un
 is ``if-missing`` (the registry can only give the same image) and a tag ``always``. Images in Berth's own
 namespace (``berth/<app>:<deployment>`` built here, ``berth/busybox`` and the other base images made
 locally) are never pulled: a registry image of that name is not what Berth made.
+
+A built image reaches the servers a deployment runs on by :func:`image_delivery`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from berth_common import registries
 from berth_common.registries import DOCKER_HUB, ImageRef
 from berth_common.registries import registry_auth_header as registry_auth_header  # shared with the builder
 from berth_common.registries import stream_error as stream_error
+from berth_scheduler.domain.routing import LOCAL
 
 Policy = Literal["always", "if-missing", "never"]
 LOCAL_NAMESPACE = "berth/"
@@ -136,3 +139,30 @@ def digest_of(ref: ImageRef, repo_digests: list[str]) -> str | None:
         wanted |= {short, short.removeprefix("library/")}
     found = sorted(d for d in repo_digests if d.rsplit("@", 1)[0] in wanted)
     return found[0] if found else None
+
+
+ImageWay = Literal["present", "pull", "stream", "check"]
+
+
+@dataclass(frozen=True)
+class ImageDelivery:
+    """How a deployment's image reaches one server: it is there already (``present``: the build server,
+    or a prebuilt image ``pull.py`` pulled on the control plane), the server pulls ``image`` (a built image
+    pushed to the team's push registry), it is streamed from ``source`` (``docker save | docker load`` over
+    SSH, no registry), or it must be there (``check``: a prebuilt image pulled on that server)."""
+
+    way: ImageWay
+    image: str
+    source: str = LOCAL
+
+
+def image_delivery(image: str, pushed_ref: str | None, *, built: bool, build_server: str, server: str) -> ImageDelivery:
+    """How ``image`` reaches ``server``. A pushed build is pulled by its reference on every server; a build
+    without a push registry is streamed from its build server to every other server; Berth's own images
+    (``berth/...``, a rollback of a build) are streamed from the control plane's engine."""
+    if pushed_ref:
+        return ImageDelivery("pull", pushed_ref)
+    if built or image.startswith(LOCAL_NAMESPACE):
+        origin = build_server if built else LOCAL
+        return ImageDelivery("present" if server == origin else "stream", image, origin)
+    return ImageDelivery("present" if server == LOCAL else "check", image)

@@ -77,6 +77,9 @@ class Rollout:
     # A prebuilt image's ``repo@sha256:...`` once it was pulled or found ("": found, no registry digest);
     # None: not looked at yet (a built image never is)
     image_digest: str | None = None
+    # A built image the builder pushed to the team's push registry (``<repo>@sha256:...``): every server
+    # pulls and runs exactly that; None: the image is on the build server only (streamed to the others)
+    pushed_ref: str | None = None
     previous_deployment_id: str | None = None
     abort: Abort | None = None
     plan: RoutePlan | None = None
@@ -89,6 +92,12 @@ class Rollout:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def run_image(self) -> str:
+        """The image the replicas run: a pushed build by its digest in the push registry (the same image on
+        every server), else the image as built or named."""
+        return self.pushed_ref or self.image or ""
 
     @property
     def compensating(self) -> bool:
@@ -108,6 +117,7 @@ class Admit:
 @dataclass(frozen=True)
 class BuildSucceeded:
     image: str
+    pushed_ref: str | None = None  # the image in the team's push registry, by digest
 
 
 @dataclass(frozen=True)
@@ -270,10 +280,11 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 return nxt, [_progress(nxt, "build requested")]
             nxt = _go(r, State.STARTING, now, previous_deployment_id=previous, deadline_at=now + t.readiness_s)
             return nxt, [_progress(nxt, "starting replicas", f"image {r.image}")]
-        case BuildSucceeded(image):
+        case BuildSucceeded(image, pushed_ref):
             _expect(r, inp, State.BUILDING)
-            nxt = _go(r, State.STARTING, now, image=image, deadline_at=now + t.readiness_s)
-            return nxt, [_progress(nxt, "build succeeded", f"image {image}")]
+            nxt = _go(r, State.STARTING, now, image=image, pushed_ref=pushed_ref, deadline_at=now + t.readiness_s)
+            detail = f"image {image}" + (f", pushed as {pushed_ref}" if pushed_ref else "")
+            return nxt, [_progress(nxt, "build succeeded", detail, image_digest=pushed_ref)]
         case BuildFailed(reason):
             _expect(r, inp, State.BUILDING)
             return _abort(r, "failed", f"build failed: {reason}", now)
@@ -320,7 +331,7 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                     application_id=r.application_id,
                     team_id=r.team_id,
                     image=r.image or "",
-                    image_digest=r.image_digest or None,
+                    image_digest=r.image_digest or r.pushed_ref or None,
                     previous_deployment_id=r.previous_deployment_id,
                     duration_s=round(max(0.0, now - r.created_at), 3),
                     replicas=list(replicas),

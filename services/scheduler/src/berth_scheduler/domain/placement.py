@@ -25,6 +25,11 @@ class Slot:
     server_id: str
 
 
+def server_of(servers: Sequence[str], replica: int) -> str:
+    """The server replica number ``replica`` (from 1) runs on: the servers in turn."""
+    return servers[(replica - 1) % len(servers)]
+
+
 def spread(servers: Sequence[str], replicas: int) -> list[str]:
     """The server of each replica, in replica order: at least one per server, then in turn."""
     if not servers:
@@ -32,7 +37,7 @@ def spread(servers: Sequence[str], replicas: int) -> list[str]:
     if len(set(servers)) != len(servers):
         raise ValueError(f"a server is named twice: {list(servers)}")
     count = max(replicas, len(servers))
-    return [servers[i % len(servers)] for i in range(count)]
+    return [server_of(servers, n) for n in range(1, count + 1)]
 
 
 def replica_count(service: WebService | WorkerService) -> int:

@@ -2,18 +2,25 @@
 
 A scale is persisted phase by phase (``pending``, ``starting``, ``routing``, ``draining``, ``stopping``,
 then ``done`` or ``failed``), so a restart resumes it. New replicas take the lowest free replica numbers of
-their service; removed ones are the highest numbered. Routes change once: every route of a touched web
-service gets its confirmed upstreams without the removed replicas and with the new (ready) ones, so a new
-replica is routed only after its readiness check and a removed one leaves the route before it stops.
+their service; removed ones are the highest numbered. A service that names servers keeps the placement
+rule of its deployments (``domain/placement.py``): replica ``n`` runs on the servers in turn, and every
+named server keeps at least one replica (a smaller target is raised to one per server). Routes change
+once: on every server a touched web service runs on, its route (a route is (server, route id)) gets the
+confirmed upstreams there without the removed replicas and with the new (ready) ones, so a new replica is
+routed only after its readiness check and a removed one leaves the route before it stops. A server that
+gets its first replica of the service gets the route applied; a server left with none has its route
+removed in the same step, before the drain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from berth_common.catalogue import ApplicationScaled, ScaleTrigger
+from berth_scheduler.domain.placement import server_of
+from berth_scheduler.domain.routing import LOCAL, RouteOp
 
 
 class Phase(StrEnum):
@@ -31,18 +38,20 @@ FINISHED = frozenset({Phase.DONE, Phase.FAILED})
 
 @dataclass(frozen=True)
 class Slot:
-    """One replica of a service: its service name and replica number."""
+    """One replica of a service: its service name, replica number and server."""
 
     service: str
     replica: int
+    server_id: str = LOCAL
 
     def to_json(self) -> list[str | int]:
-        return [self.service, self.replica]
+        where: list[str | int] = [] if self.server_id == LOCAL else [self.server_id]
+        return [self.service, self.replica, *where]
 
     @classmethod
     def from_json(cls, data: Iterable[str | int]) -> Slot:
-        service, replica = list(data)
-        return cls(str(service), int(replica))
+        service, replica, *where = list(data)
+        return cls(str(service), int(replica), str(where[0]) if where else LOCAL)
 
 
 @dataclass(frozen=True)
@@ -86,23 +95,56 @@ class UnknownServiceError(ValueError):
 
 
 def plan_slots(
-    targets: Mapping[str, int], current: Mapping[str, Iterable[int]]
+    targets: Mapping[str, int],
+    current: Mapping[str, Iterable[int]],
+    servers: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[tuple[Slot, ...], tuple[Slot, ...]]:
     """(replicas to add, replicas to remove) to go from ``current`` (replica numbers per service) to
-    ``targets``. A service in ``targets`` that ``current`` does not have raises ``UnknownServiceError``."""
+    ``targets``, each on its server by the placement rule over the servers the service names (``servers``;
+    none: ``local``). A service in ``targets`` that ``current`` does not have raises ``UnknownServiceError``."""
     add: list[Slot] = []
     remove: list[Slot] = []
     for service in sorted(targets):
         if service not in current:
             raise UnknownServiceError(f"the live version has no service {service!r}")
+        named = list((servers or {}).get(service) or [LOCAL])
         have = sorted(set(current[service]))
-        want = targets[service]
+        want = max(targets[service], len(named))
         if want > len(have):
             free = (n for n in range(1, 65 + len(have)) if n not in have)
-            add += [Slot(service, next(free)) for _ in range(want - len(have))]
+            add += [Slot(service, n, server_of(named, n)) for n in (next(free) for _ in range(want - len(have)))]
         elif want < len(have):
-            remove += [Slot(service, n) for n in have[want:]]
+            remove += [Slot(service, n, server_of(named, n)) for n in have[want:]]
     return tuple(add), tuple(remove)
+
+
+def route_ops(
+    route_id: str,
+    hosts: tuple[str, ...],
+    servers: Sequence[str],
+    confirmed: Mapping[str, tuple[str, ...]],
+    removed: Iterable[tuple[str, str]],
+    added: Iterable[tuple[str, str]],
+) -> list[RouteOp]:
+    """The commands of a scale for one web service's route on each of its ``servers`` (in that order) that
+    gains or loses a replica. ``confirmed``: the route's confirmed upstreams per server; ``removed`` and
+    ``added``: (server, upstream) of the replicas going and the new ready ones. A server left with no
+    upstream has its route removed (if it had one)."""
+    gone = list(removed)
+    new = list(added)
+    ops = []
+    for server in servers:
+        out = [u for where, u in gone if where == server]
+        into = [u for where, u in new if where == server]
+        if not out and not into:
+            continue
+        before = confirmed.get(server, ())
+        upstreams = merged_upstreams(before, out, into)
+        if upstreams:
+            ops.append(RouteOp("apply", route_id, hosts, upstreams, server))
+        elif before:
+            ops.append(RouteOp("remove", route_id, server_id=server))
+    return ops
 
 
 def merged_upstreams(confirmed: Iterable[str], removed: Iterable[str], added: Iterable[str]) -> tuple[str, ...]:

@@ -148,7 +148,9 @@ class Deployments:
             return
         detail = " (reused an image built from the same commit)" if msg.reused else ""
         try:
-            await apply(unit, self.sealer, msg.deployment_id, machine.BuildSucceeded(msg.image), time.time())
+            await apply(
+                unit, self.sealer, msg.deployment_id, machine.BuildSucceeded(msg.image, msg.pushed_ref), time.time()
+            )
         except RefusedError as exc:
             log.info("late build result ignored", deployment_id=msg.deployment_id, detail=str(exc) + detail)
 

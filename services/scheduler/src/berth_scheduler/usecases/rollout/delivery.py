@@ -1,65 +1,76 @@
-"""The deployment's image on each server it runs on, and the deploy log lines that say so.
+"""The deployment's image on each server it runs on (``domain.images.image_delivery`` decides how).
 
-A built image exists on the control plane's engine (where the builder made it); a remote server that
-does not have it yet gets it streamed from that engine (``docker save`` into ``docker load`` over the
-forwarded sockets, ``berth_common.image_delivery``), which needs no registry. A prebuilt image is pulled
-on each server by ``pull.py`` before the replicas start.
+A build the builder pushed to the team's push registry (``pushed_ref``) is pulled by that reference on
+every server, with the push registry's credentials, and the replicas run exactly it. Without a push
+registry, a built image exists on its build server's engine (``GitSource.build_server``, the control
+plane's by default) and every other server that does not have it yet gets it streamed from there
+(``docker save`` into ``docker load`` over the forwarded sockets, ``berth_common.image_delivery``), which
+needs no registry. A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
 """
 
 from __future__ import annotations
 
 import time
 
-from berth_common.catalogue import LogLine, Message
-from berth_common.db.unit import Unit
-from berth_common.docker import LOCAL
+from berth_common.catalogue import ApplicationSpec, GitSource
+from berth_common.catalogue.specs import LOCAL_SERVER
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_common.registries import credentials_for, parse
 from berth_scheduler.adapters.registry import ImageRegistry
+from berth_scheduler.domain import images
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.units import emit_all
+from berth_scheduler.usecases.rollout.image_pull import log_lines, pull_on
 
 log = get_logger(__name__)
-
-
-async def log_lines(rt: RolloutContext, deployment_id: str, lines: list[str]) -> None:
-    """Deploy log lines on ``log.<deployment_id>``, numbered after the ones the deployment already has."""
-    if not lines:
-        return
-
-    async def body(unit: Unit) -> None:
-        first = await store.take_log_seq(unit.session, deployment_id, len(lines))
-        items: list[tuple[Message, str, str | None]] = [
-            (
-                LogLine(deployment_id=deployment_id, stream="deploy", seq=first + i, line=text[:16000]),
-                f"log-{deployment_id}-{first + i}",
-                f"log.{deployment_id}",
-            )
-            for i, text in enumerate(lines)
-        ]
-        await emit_all(unit, items)
-
-    await rt.units.run(body)
 
 
 class ImageMissingError(RuntimeError):
     """A prebuilt image is not on a server the deployment runs on (and is not Berth's to deliver)."""
 
 
-async def image_on_server(rt: RolloutContext, r: Rollout, server_id: str, image: str) -> None:
-    """Make sure ``image`` is on the remote server ``server_id``: an image Berth built is delivered from the
-    control plane's engine; a prebuilt one must have been pulled there already."""
-    docker = await rt.fleet.docker(server_id)
-    if await ImageRegistry(docker).local(image) is not None:
+def delivery_to(r: Rollout, spec: ApplicationSpec, server_id: str) -> images.ImageDelivery:
+    """How the deployment's image reaches ``server_id``."""
+    source = spec.source
+    build_server = source.build_server if isinstance(source, GitSource) else LOCAL_SERVER
+    return images.image_delivery(
+        r.image or "", r.pushed_ref, built=r.needs_build, build_server=build_server, server=server_id
+    )
+
+
+async def image_on_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server_id: str) -> None:
+    """Make sure the image the deployment's replicas run is on ``server_id``: pulled from the push
+    registry, streamed from the build server (or the control plane's engine for Berth's own images), or,
+    for a prebuilt image, found where ``pull.py`` pulled it."""
+    how = delivery_to(r, spec, server_id)
+    if how.way == "present":
         return
-    if not (r.needs_build or image.startswith("berth/")):  # Berth's own images are built here, never pulled
-        raise ImageMissingError(f"image {image} is not on server {server_id} (it was not pulled there)")
+    if how.way == "pull":
+        await _pull_pushed(rt, r, spec, how.image, server_id)
+        return
+    docker = await rt.fleet.docker(server_id)
+    if await ImageRegistry(docker).local(how.image) is not None:
+        return
+    if how.way == "check":
+        raise ImageMissingError(f"image {how.image} is not on server {server_id} (it was not pulled there)")
     from berth_common.image_delivery import deliver_image  # loaded when an image first goes to a server
 
     started = time.monotonic()
-    source, target = await rt.fleet.socket(LOCAL), await rt.fleet.socket(server_id)
-    sent = await deliver_image(source, target, image, timeout=rt.settings.pull_timeout_s)
+    source, target = await rt.fleet.socket(how.source), await rt.fleet.socket(server_id)
+    sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
     took = time.monotonic() - started
-    log.info("image delivered", server_id=server_id, image=image, bytes=sent, seconds=round(took, 2))
-    await log_lines(rt, r.deployment_id, [f"[starting] image {image} delivered to server {server_id} in {took:.1f}s"])
+    origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
+    log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))
+    await log_lines(
+        rt, r.deployment_id, [f"[starting] image {how.image} delivered{origin} to server {server_id} in {took:.1f}s"]
+    )
+
+
+async def _pull_pushed(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, pushed_ref: str, server_id: str) -> None:
+    """The build's image pulled from the team's push registry by digest (``if-missing``: a server that has
+    it is not asked again), with that registry's credentials."""
+    ref = parse(pushed_ref)
+    push = spec.source.push if isinstance(spec.source, GitSource) else None
+    auth = credentials_for(ref.registry, [push.auth] if push is not None else [])
+    _, detail = await pull_on(rt, r.deployment_id, pushed_ref, ref, "if-missing", auth, spec.secret_values(), server_id)
+    await log_lines(rt, r.deployment_id, [f"[starting] {detail}"])

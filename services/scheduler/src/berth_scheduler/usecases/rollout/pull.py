@@ -14,23 +14,19 @@ ready when every server has it, and the digest recorded is the first server's.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from berth_common.catalogue import ApplicationSpec, ImageSource
-from berth_common.docker import LOCAL
 from berth_common.logging import get_logger
 from berth_common.registries import InvalidReferenceError, credentials_for, parse
-from berth_scheduler.adapters.registry import ImageRegistry, PullError
-from berth_scheduler.domain import images, machine, names, placement
+from berth_scheduler.domain import images, machine, placement
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.delivery import log_lines
+from berth_scheduler.usecases.rollout.image_pull import PullFailedError, pull_on
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
 from berth_scheduler.usecases.rollout.verify import start_and_verify
 
 log = get_logger(__name__)
-FLUSH_S = 0.5  # progress lines are sent in batches at most this often
 
 
 async def pull_then_start(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
@@ -63,7 +59,7 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
         *(_ready_on(rt, r, spec, ref, policy, server) for server in servers), return_exceptions=True
     )
     for outcome in outcomes:
-        if isinstance(outcome, _PullFailedError):
+        if isinstance(outcome, PullFailedError):
             await transit(rt, r.deployment_id, machine.Fail(str(outcome)[:3500]))
             return None
     for outcome in outcomes:
@@ -75,58 +71,11 @@ async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | No
     return await transit(rt, r.deployment_id, machine.ImageReady(digest, detail))
 
 
-class _PullFailedError(RuntimeError):
-    """A pull failed on a server; the message is the reason for a person (secrets redacted)."""
-
-
 async def _ready_on(
     rt: RolloutContext, r: Rollout, spec: ApplicationSpec, ref: Any, policy: images.Policy, server: str
 ) -> tuple[str, str]:
     """Pull or find the image on one server: (digest or "", what happened)."""
     assert r.image and isinstance(spec.source, ImageSource)
     source = spec.source
-    where = "this server" if server == LOCAL else f"server {server}"
-    prefix = "[starting] " if server == LOCAL else f"[starting] server {server}: "
-    registry = ImageRegistry(await rt.fleet.docker(server))
-    present = await registry.local(r.image)
-    if not images.must_pull(policy, present is not None):
-        digest = images.digest_of(ref, present or [])
-        return digest or "", f"image {r.image} is on {where} (pull policy {policy}: no registry contacted)"
-
     auth = credentials_for(ref.registry, [source.auth] if source.auth is not None else [])  # a mirror's host
-    header = images.registry_auth_header(ref.registry, auth.username, auth.reveal()) if auth else None
-    secrets = spec.secret_values()
-    started = time.monotonic()
-    pending = [
-        f"{prefix}pull: {r.image} from {ref.registry} (pull policy {policy}"
-        + (f", as {auth.username})" if auth else ", anonymous)")
-    ]
-    last_flush = time.monotonic()
-    pulled: list[str] = []  # the digest the registry reported
-
-    async def on_message(message: dict[str, Any]) -> None:
-        nonlocal last_flush
-        pulled.extend(d for d in [images.stream_digest(ref, message)] if d)
-        line = images.progress_line(message)
-        if line is not None:
-            pending.append(f"{prefix}{names.redact(line, secrets)}")
-        if pending and time.monotonic() - last_flush >= FLUSH_S:
-            batch = pending[:]
-            pending.clear()
-            last_flush = time.monotonic()
-            await log_lines(rt, r.deployment_id, batch)
-
-    try:
-        await registry.pull(images.pull_call(ref, header), on_message, rt.settings.pull_timeout_s)
-    except PullError as exc:
-        await log_lines(rt, r.deployment_id, pending)
-        why = images.failure_reason(ref, str(exc), with_credentials=auth is not None, present=present is not None)
-        why = why if server == LOCAL else f"server {server}: {why}"
-        log.info("image pull failed", deployment_id=r.deployment_id, image=r.image, kind=images.failure_kind(str(exc)))
-        raise _PullFailedError(names.redact(why, secrets)) from None
-    await log_lines(rt, r.deployment_id, pending)
-    digest = pulled[-1] if pulled else images.digest_of(ref, await registry.local(r.image) or [])
-    detail = f"pulled {r.image} from {ref.registry} in {time.monotonic() - started:.1f}s" + (
-        f" ({digest})" if digest else ""
-    )
-    return digest or "", detail if server == LOCAL else f"server {server}: {detail}"
+    return await pull_on(rt, r.deployment_id, r.image, ref, policy, auth, spec.secret_values(), server)

@@ -12,8 +12,11 @@ stopping gives the removed replicas SIGTERM (SIGKILL after the stop timeout) and
 replica that is not ready, or a route change not confirmed, fails the scale: the new replicas are
 removed and the routes stay as they were.
 
-Replicas are started on the local server: a service that names other servers is not scaled (the scale
-fails saying so) until the rollout code places replicas on several servers.
+A service that names servers is scaled on them by the placement rule of its deployments
+(``domain/scaling.py``): each new replica is started on its server through that server's engine
+(``rt.fleet``), its image made present there as for a deployment (``steps.prepare_server``), and its
+readiness checked on that server; the route of each server that gains or loses a replica is changed on
+that server's Traefik.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common import labels
-from berth_common.catalogue import ApplicationSpec
-from berth_common.catalogue.specs import LOCAL_SERVER, servers_of
+from berth_common.catalogue import ApplicationSpec, WebService
+from berth_common.catalogue.specs import servers_of
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, scales, store
@@ -36,14 +39,14 @@ from berth_scheduler.domain.scaling import (
     Phase,
     Scale,
     UnknownServiceError,
-    merged_upstreams,
     plan_slots,
+    route_ops,
     scaled_events,
 )
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import resend_pending, stage_step, wait_step
-from berth_scheduler.usecases.rollout.steps import Waiter, read, write
+from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
 
@@ -128,14 +131,9 @@ class ScaleDriver:
             current: dict[str, list[int]] = {svc.name: [] for svc in spec.services}
             for c in await store.containers_of(s, live.id):
                 current.setdefault(c.service, []).append(int(c.replica))
-            placed = sorted(
-                n for n in scale.targets if n in current and servers_of(_service(spec, n)) != [LOCAL_SERVER]
-            )
-            if placed:
-                why = f"service(s) {', '.join(placed)} run on named servers: scaling runs replicas on local only"
-                return await _record(unit, _failed(scale, why, now))
+            servers = {svc.name: servers_of(svc) for svc in spec.services}
             try:
-                add, remove = plan_slots(scale.targets, current)
+                add, remove = plan_slots(scale.targets, current, servers)
             except UnknownServiceError as exc:
                 return await _record(unit, _failed(scale, str(exc), now))
             before = {svc: len(current[svc]) for svc in scale.targets}
@@ -165,15 +163,22 @@ class ScaleDriver:
         deadline = scale.deadline_at or (rt.clock() + r.timeouts.readiness_s)
         limit = asyncio.Semaphore(SCALE_CONCURRENCY)
 
-        async def one(service: str, replica: int) -> ContainerSpec:
+        prepared = {server: asyncio.Lock() for server in {slot.server_id for slot in scale.add}}
+        ready_servers: set[str] = set()
+
+        async def one(service: str, replica: int, server: str) -> ContainerSpec:
             name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
+            async with prepared[server]:  # the server's network and image, once per scale
+                if server not in ready_servers:
+                    await prepare_server(rt, r, spec, server)
+                    ready_servers.add(server)
             async with limit:
-                slot = placement.Slot(_service(spec, service), replica, LOCAL_SERVER)
+                slot = placement.Slot(_service(spec, service), replica, server)
                 cs = await start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
-            await rt.readiness.wait_ready(cs, deadline)
+            await wait_ready(rt, cs, deadline)
             return cs
 
-        tasks = [asyncio.create_task(one(slot.service, slot.replica)) for slot in scale.add]
+        tasks = [asyncio.create_task(one(slot.service, slot.replica, slot.server_id)) for slot in scale.add]
         try:
             started = list(await asyncio.gather(*tasks))
             log.info("new replicas ready", request_id=scale.id, count=len(started))
@@ -198,32 +203,51 @@ class ScaleDriver:
     ) -> Scale:
         """In ``unit``: the merged upstream list of every touched route staged for proxy-sync, and the
         scale saved in ``routing`` (or past it when no route is touched)."""
-        ops = await self._route_ops(unit, scale, started)
+        ops = await self._route_ops(unit, rt, scale, started)
         if ops:
             await stage_step(unit, ScaleOwner(scale.owner_id, scale.application_id), 0, tuple(ops))
             return await _record(unit, scale.moved(Phase.ROUTING, deadline_at=now + rt.settings.route_timeout_s))
         return await _record(unit, _after_routes(scale, now))
 
-    async def _route_ops(self, unit: Unit, scale: Scale, started: list[ContainerSpec]) -> list[RouteOp]:
+    async def _route_ops(
+        self, unit: Unit, rt: RolloutContext, scale: Scale, started: list[ContainerSpec]
+    ) -> list[RouteOp]:
+        """Per touched web service with hosts, the command for each of its servers that gains or loses a
+        replica: that server's confirmed upstreams without the removed replicas, with the new ones."""
         assert scale.deployment_id is not None
+        live = await store.load(unit.session, scale.deployment_id)
+        assert live is not None
+        spec: ApplicationSpec = rt.sealer.open(live.spec)
         rows = await store.containers_of(unit.session, scale.deployment_id)
         by_slot = {(c.service, int(c.replica)): c for c in rows}
-        confirmed = {t.route_id: t for t in await store.routes_of(unit.session, scale.application_id)}
-        ops = []
-        for service in sorted({s.service for s in (*scale.add, *scale.remove)}):
-            route = confirmed.get(names.route_id(scale.application_id, service))
-            if route is None or not route.upstreams:
-                continue  # not routed (a worker, or a web service without hosts)
+        confirmed = {t.key: t for t in await store.routes_of(unit.session, scale.application_id)}
+        ops: list[RouteOp] = []
+        for name in sorted({s.service for s in (*scale.add, *scale.remove)}):
+            svc = _service(spec, name)
+            if not isinstance(svc, WebService) or not svc.hosts:
+                continue  # not routed
+            route_id = names.route_id(scale.application_id, name)
+            servers = servers_of(svc)
+            here = {server: confirmed.get((server, route_id)) for server in servers}
+            hosts = next((t.hosts for t in here.values() if t is not None and t.hosts), None)
             removed = [
-                names.upstream(by_slot[(s.service, s.replica)].host_port)
+                (row.server_id, up)
                 for s in scale.remove
-                if s.service == service
-                and by_slot.get((s.service, s.replica)) is not None
-                and by_slot[(s.service, s.replica)].host_port
+                if s.service == name
+                and (row := by_slot.get((s.service, s.replica))) is not None
+                and (up := replica_upstream(row, svc.port))
             ]
-            added = [cs.upstream for cs in sorted(started, key=lambda c: c.replica) if cs.service == service]
-            upstreams = merged_upstreams(route.upstreams, removed, [u for u in added if u])
-            ops.append(RouteOp("apply", route.route_id, route.hosts, upstreams))
+            added = [
+                (cs.server_id, cs.upstream) for cs in sorted(started, key=lambda c: c.replica) if cs.service == name
+            ]
+            ops += route_ops(
+                route_id,
+                hosts or tuple(sorted({h.lower() for h in svc.hosts})),
+                servers,
+                {server: t.upstreams for server, t in here.items() if t is not None},
+                removed,
+                [(server, up) for server, up in added if up],
+            )
         return ops
 
     # --- routing -----------------------------------------------------------------------------------
@@ -252,15 +276,22 @@ class ScaleDriver:
         await self._stop_slots(rt, scale, scale.add)
 
     async def _stop_slots(self, rt: RolloutContext, scale: Scale, slots: tuple[Any, ...]) -> None:
+        """Stop and remove the replicas of ``slots`` on the servers they were recorded on, then forget them."""
         assert scale.deployment_id is not None
         rows = await read(rt, store.containers_of, scale.deployment_id)
         wanted = {(s.service, s.replica) for s in slots}
-        doomed = [c.name for c in rows if (c.service, int(c.replica)) in wanted]
-        found = {c.name: c for c in await rt.docker.list_containers({labels.DEPLOYMENT: scale.deployment_id})}
-        running = [n for n in doomed if n in found and found[n].state in ("running", "restarting")]
-        await asyncio.gather(*(rt.docker.stop(n) for n in running))
-        await asyncio.gather(*(rt.docker.remove(n) for n in doomed if n in found))
-        await write(rt, store.forget_containers, doomed)
+        doomed = [c for c in rows if (c.service, int(c.replica)) in wanted]
+
+        async def on(server: str) -> None:
+            docker = await rt.fleet.docker(server)
+            found = {c.name: c for c in await docker.list_containers({labels.DEPLOYMENT: scale.deployment_id or ""})}
+            mine = [c.name for c in doomed if c.server_id == server]
+            running = [n for n in mine if n in found and found[n].state in ("running", "restarting")]
+            await asyncio.gather(*(docker.stop(n) for n in running))
+            await asyncio.gather(*(docker.remove(n) for n in mine if n in found))
+
+        await asyncio.gather(*(on(server) for server in dict.fromkeys(c.server_id for c in doomed)))
+        await write(rt, store.forget_containers, [c.name for c in doomed])
 
 
 def _failed(scale: Scale, why: str, now: float) -> Scale:

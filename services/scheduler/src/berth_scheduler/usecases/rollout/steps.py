@@ -69,7 +69,7 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
             continue
         out.append(
             container_spec(
-                r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id, slot.server_id
+                r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, slot.server_id
             )
         )
     return out
@@ -94,7 +94,7 @@ async def _start_one(
     for attempt in range(5):
         if web and port is None:
             port, recorded = allocate_port(), False
-        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.image or "", port, r.team_id, server)
+        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, server)
         if not recorded:  # recorded before it exists: found after a crash
             values = {
                 "name": name,
@@ -168,16 +168,16 @@ async def together(work: list[Awaitable[None]]) -> None:
 
 
 async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
-    """What a server needs before its replicas start: the networks they join, and on a remote server the
-    deployment's image (a built one is delivered from the control plane's engine)."""
+    """What a server needs before its replicas start: the networks they join, and the deployment's image
+    (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     docker = await rt.fleet.docker(server)
     if server == LOCAL:
         if spec.network is not None:
             await docker.ensure_network(spec.network, {labels.MANAGED: "true"})
-        return
-    await docker.ensure_network(SERVER_NETWORK, {labels.MANAGED: "true"})
+    else:
+        await docker.ensure_network(SERVER_NETWORK, {labels.MANAGED: "true"})
     if r.image:
-        await image_on_server(rt, r, server, r.image)
+        await image_on_server(rt, r, spec, server)
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:

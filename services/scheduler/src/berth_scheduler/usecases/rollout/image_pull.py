@@ -1,0 +1,108 @@
+"""One image pulled on one server through its engine, with its progress in the deployment log.
+
+Shared by the prebuilt images of ``pull.py`` (the application's image and pull policy) and the built
+images a push registry holds (``delivery.py``: the build's ``pushed_ref``, with the push registry's
+credentials). The engine contacts the registry itself; the credentials go with that one call
+(``X-Registry-Auth``). A failed pull raises :class:`PullFailedError` with the registry's reason in words a
+person can act on, secret values redacted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from berth_common.catalogue import LogLine, Message, RegistryAuth
+from berth_common.db.unit import Unit
+from berth_common.docker import LOCAL
+from berth_common.logging import get_logger
+from berth_common.registries import ImageRef
+from berth_scheduler.adapters import store
+from berth_scheduler.adapters.registry import ImageRegistry, PullError
+from berth_scheduler.domain import images, names
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.units import emit_all
+
+log = get_logger(__name__)
+FLUSH_S = 0.5  # progress lines are sent in batches at most this often
+
+
+async def log_lines(rt: RolloutContext, deployment_id: str, lines: list[str]) -> None:
+    """Deploy log lines on ``log.<deployment_id>``, numbered after the ones the deployment already has."""
+    if not lines:
+        return
+
+    async def body(unit: Unit) -> None:
+        first = await store.take_log_seq(unit.session, deployment_id, len(lines))
+        items: list[tuple[Message, str, str | None]] = [
+            (
+                LogLine(deployment_id=deployment_id, stream="deploy", seq=first + i, line=text[:16000]),
+                f"log-{deployment_id}-{first + i}",
+                f"log.{deployment_id}",
+            )
+            for i, text in enumerate(lines)
+        ]
+        await emit_all(unit, items)
+
+    await rt.units.run(body)
+
+
+class PullFailedError(RuntimeError):
+    """A pull failed on a server; the message is the reason for a person (secrets redacted)."""
+
+
+async def pull_on(
+    rt: RolloutContext,
+    deployment_id: str,
+    image: str,
+    ref: ImageRef,
+    policy: images.Policy,
+    auth: RegistryAuth | None,
+    secrets: list[str],
+    server: str,
+) -> tuple[str, str]:
+    """Pull or find ``image`` (``ref``: it taken apart) on one server by ``policy``: (digest or "", what
+    happened)."""
+    where = "this server" if server == LOCAL else f"server {server}"
+    prefix = "[starting] " if server == LOCAL else f"[starting] server {server}: "
+    registry = ImageRegistry(await rt.fleet.docker(server))
+    present = await registry.local(image)
+    if not images.must_pull(policy, present is not None):
+        digest = images.digest_of(ref, present or [])
+        return digest or "", f"image {image} is on {where} (pull policy {policy}: no registry contacted)"
+
+    header = images.registry_auth_header(ref.registry, auth.username, auth.reveal()) if auth else None
+    started = time.monotonic()
+    pending = [
+        f"{prefix}pull: {image} from {ref.registry} (pull policy {policy}"
+        + (f", as {auth.username})" if auth else ", anonymous)")
+    ]
+    last_flush = time.monotonic()
+    pulled: list[str] = []  # the digest the registry reported
+
+    async def on_message(message: dict[str, Any]) -> None:
+        nonlocal last_flush
+        pulled.extend(d for d in [images.stream_digest(ref, message)] if d)
+        line = images.progress_line(message)
+        if line is not None:
+            pending.append(f"{prefix}{names.redact(line, secrets)}")
+        if pending and time.monotonic() - last_flush >= FLUSH_S:
+            batch = pending[:]
+            pending.clear()
+            last_flush = time.monotonic()
+            await log_lines(rt, deployment_id, batch)
+
+    try:
+        await registry.pull(images.pull_call(ref, header), on_message, rt.settings.pull_timeout_s)
+    except PullError as exc:
+        await log_lines(rt, deployment_id, pending)
+        why = images.failure_reason(ref, str(exc), with_credentials=auth is not None, present=present is not None)
+        why = why if server == LOCAL else f"server {server}: {why}"
+        log.info("image pull failed", deployment_id=deployment_id, image=image, kind=images.failure_kind(str(exc)))
+        raise PullFailedError(names.redact(why, secrets)) from None
+    await log_lines(rt, deployment_id, pending)
+    digest = pulled[-1] if pulled else images.digest_of(ref, await registry.local(image) or [])
+    detail = f"pulled {image} from {ref.registry} in {time.monotonic() - started:.1f}s" + (
+        f" ({digest})" if digest else ""
+    )
+    return digest or "", detail if server == LOCAL else f"server {server}: {detail}"
