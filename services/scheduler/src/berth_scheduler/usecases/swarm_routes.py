@@ -1,7 +1,8 @@
 """The route switch of Swarm rollouts through proxy-sync: ``cmd.route.apply`` with the manager's
 ``server_id``, answered by ``evt.route.applied`` / ``evt.route.failed`` on that server's Traefik.
 
-Each change takes the route's next generation and is recorded in ``route_ops`` (owner: the Swarm rollout,
+Each change takes the next generation of the route on that server (a route is (server, route id), so a
+removal of the application plans its removal there) and is recorded in ``route_ops`` (owner: the Swarm rollout,
 step: the generation) in the transaction that stages the command, exactly like a deployment's route steps;
 the scheduler's route answer consumers settle it, and this waits for that.
 """
@@ -34,10 +35,10 @@ class BusRoutes:
     clock: Callable[[], float] = field(default=time.monotonic)
 
     async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
-        op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams))
+        op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams), server_id)
 
         async def stage(unit: Unit) -> int:
-            gen = await store.next_generation(unit.session, route_id, self.application_id)
+            gen = await store.next_generation(unit.session, route_id, self.application_id, server_id)
             await store.add_op(unit.session, self.owner_id, gen, op, gen)
             command = ApplyRoutes(
                 route_id=route_id, hosts=list(hosts), upstreams=list(upstreams), generation=gen, server_id=server_id
