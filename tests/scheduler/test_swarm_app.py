@@ -58,6 +58,13 @@ def test_a_registry_image_service_carries_the_applications_credentials_for_its_r
 
 
 def test_services_and_tasks_are_read_exactly() -> None:
+    specs = [
+        {"services": [{"name": "web", "servers": ["mgr"]}, {"name": "jobs", "servers": ["s1", "s2"]}]},
+        {"services": [{"name": "web"}]},
+        {"services": [{"name": "web", "servers": ["mgr2"]}]},
+        {},
+    ]
+    assert dom.placed_alone(specs) == {"mgr", "mgr2"}
     assert dom.app_labels("a1") == {"berth.app": "a1"}
     assert dom.swarm_task({"berth.app": "a1", "com.docker.swarm.task.id": "t1"})
     assert not dom.swarm_task({"berth.app": "a1", "berth.replica": "1"})

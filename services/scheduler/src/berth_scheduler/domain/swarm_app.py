@@ -10,7 +10,7 @@ registry image is pulled by each node itself, with the credentials the service w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from berth_common import labels
@@ -46,6 +46,18 @@ def service_auth(image: str, source: object) -> str | None:
         return None
     auth = credentials_for(ref.registry, [source.auth])
     return None if auth is None else registry_auth_header(ref.registry, auth.username, auth.reveal())
+
+
+def placed_alone(specs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The servers a service of the application was placed on alone (``servers`` of one), from its
+    deployments' stored specs: a Swarm whose manager is among them may run services of the application."""
+    out = set()
+    for spec in specs:
+        for svc in spec.get("services") or []:
+            servers = svc.get("servers") or []
+            if len(servers) == 1:
+                out.add(str(servers[0]))
+    return out
 
 
 def app_labels(application_id: str) -> dict[str, str]:

@@ -58,11 +58,23 @@ class SwarmServices:
             log.info("swarm service removed", service=name)
 
 
-async def services_of(rt: RolloutContext, team_id: str, application_id: str) -> SwarmServices:
-    """The application's Swarm services on every Swarm of the team (looked up by label each time, so a
-    removal resumed after a restart finds what is left)."""
+async def swarms_of_application(rt: RolloutContext, team_id: str, application_id: str) -> list[SwarmPlace]:
+    """The team's Swarms a deployment of the application was placed on (by its manager); none is asked
+    about an application that never ran on one."""
+    d = tables.deployments
     async with rt.sessionmaker() as s:
         places = await swarms_of_team(s, team_id)
+        if not places:
+            return []
+        specs = (await s.execute(sa.select(d.c.spec).where(d.c.application_id == application_id))).scalars()
+        placed = dom.placed_alone(spec for spec in specs if isinstance(spec, dict))
+    return [p for p in places if p.manager_server_id in placed]
+
+
+async def services_of(rt: RolloutContext, team_id: str, application_id: str) -> SwarmServices:
+    """The application's services on the Swarms it was placed on (looked up by label each time, so a
+    removal resumed after a restart finds what is left)."""
+    places = await swarms_of_application(rt, team_id, application_id)
     found: list[tuple[SwarmEngine, str]] = []
     servers: set[str] = set()
     for place in places:
@@ -97,10 +109,10 @@ async def swarm_replicas(rt: RolloutContext, application_id: str) -> list[Replic
     """Every current task of the application's Swarm services: its node, state and readiness (checked now
     on its node over SSH)."""
     team = await _team_of(rt, application_id)
-    if team is None:
+    places = [] if team is None else await swarms_of_application(rt, team, application_id)
+    if not places:
         return []
     async with rt.sessionmaker() as s:
-        places = await swarms_of_team(s, team)
         targets = {p.swarm_id: await node_targets(s, p) for p in places}
     out: list[ReplicaStatus] = []
     for place in places:
