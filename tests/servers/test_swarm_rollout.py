@@ -28,6 +28,7 @@ from berth_common.catalogue import (
     EnvVar,
     FormSwarm,
     ImageSource,
+    RegistryAuth,
     RemoveApplication,
     ReplicasQuery,
     ReplicasReply,
@@ -54,9 +55,10 @@ from berth_scheduler.usecases.swarm_rollout import RouteNotLive, SwarmRollout, S
 from berth_scheduler.usecases.swarm_routes import BusRoutes
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Scheduler
+from tests.support import registry as reg
 from tests.support.bus_helpers import Collector
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
+from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
 
 SECRET = "test-secret"
 TEAM = "team1"
@@ -65,6 +67,7 @@ HOST = "shop.swarm.test"
 APP = "shopswarm"
 TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
 NETWORK = "berth"
+REG_USER, REG_PASSWORD = "swarm-puller", "pw-swarm-never-shown"
 
 
 def _replica(deployment: str, body: str, image: str = "berth/busybox:1", health: str = "/") -> ContainerSpec:
@@ -139,12 +142,45 @@ def _target(server: TestServer) -> ssh.SshTarget:
     return ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
 
 
+@dataclass
+class Site:
+    """The three servers on their test network, and a registry with users that their engines pull from
+    (``served``: at the network's gateway; ``pushed``: the same storage on 127.0.0.1, pushed to by the test)."""
+
+    servers: list[TestServer]
+    pushed: reg.Registry
+    served: reg.Registry
+
+
 @pytest.fixture(scope="module")
-def three() -> Iterator[list[TestServer]]:
-    """Three servers without the test image: Berth delivers it from the control plane's engine."""
-    busybox_image()  # on the control plane's engine only
-    with running_servers(3) as servers:
-        yield servers
+def site(tmp_path_factory) -> Iterator[Site]:
+    if reg.available() is not None:
+        pytest.skip(reg.available() or "")
+    busybox_image()  # on the control plane's engine only: Berth delivers it to the servers
+    root = tmp_path_factory.mktemp("registry")
+    net = make_net()
+    servers: list[TestServer] = []
+    pushed = reg.Registry(root / "pushed", users={REG_USER: REG_PASSWORD}).start()
+    served = reg.Registry(
+        root / "served", users={REG_USER: REG_PASSWORD}, bind=net.gateway, storage=root / "pushed" / "storage"
+    )
+    try:
+        served.start()
+        for i in range(3):
+            servers.append(start_server(net, 2 + i, insecure_registries=(served.host,)))
+        yield Site(servers, pushed, served)
+    finally:
+        for server in servers:
+            stop_server(server)
+        remove_net(net)
+        served.stop()
+        pushed.stop()
+
+
+@pytest.fixture(scope="module")
+def three(site: Site) -> list[TestServer]:
+    """Three servers without the test image."""
+    return site.servers
 
 
 @pytest.fixture(scope="module")
@@ -321,11 +357,17 @@ async def _deployed(nats_url: str, api: Bus, cmd: StartDeployment, timeout: floa
 
 
 def _start(
-    deployment_id: str, body: str, manager_id: str, app: str = APP, host: str = HOST, name: str = "shop"
+    deployment_id: str,
+    body: str,
+    manager_id: str,
+    app: str = APP,
+    host: str = HOST,
+    name: str = "shop",
+    source: ImageSource | None = None,
 ) -> StartDeployment:
     spec = ApplicationSpec(
         name=name,
-        source=ImageSource(image=busybox_image()),
+        source=source or ImageSource(image=busybox_image()),
         env=[EnvVar(name="BODY", value=body)],
         services=[
             WebService(
@@ -490,6 +532,35 @@ async def test_an_application_on_the_swarm_gets_its_image_shows_its_tasks_and_is
 def _node_servers(cluster: Cluster) -> dict[str, TestServer]:
     by_name = {s.name: s for s in cluster.servers}
     return {node: by_name[name] for node, (name, _) in cluster.nodes.items()}
+
+
+@pytest.mark.slow
+async def test_a_registry_image_is_pulled_by_the_nodes_with_the_applications_credentials(
+    cluster: Cluster, site: Site, platform: Platform, nats_server
+) -> None:
+    """A registry that wants credentials: an anonymous pull on a node is refused; the service is created with
+    the application's credentials (``X-Registry-Auth``), so every node that runs a task pulls the image."""
+    await reg.push(busybox_image(), site.pushed, "team/shopreg", "1")
+    image = f"{site.served.host}/team/shopreg:1"
+    manager = cluster.servers[0]
+    with pytest.raises(RuntimeError, match=r"no basic auth credentials|unauthorized|authentication required"):
+        manager.docker("pull", image)
+    answer = await _formed(platform, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+    auth = RegistryAuth(registry=site.served.host, username=REG_USER, password=REG_PASSWORD)
+    source = ImageSource(image=image, auth=auth)
+    cmd = _start("dep-reg", "pulled", platform.manager_id, app="shopreg", host="reg.swarm.test", source=source)
+    done = await _deployed(nats_server.url, platform.api, cmd)
+    assert done["type"] == "evt.deployment.succeeded", done
+    await _served(f"http://{manager.address}/", "pulled", host="reg.swarm.test")
+    (service,) = await cluster.manager.services({"berth.app": "shopreg"})
+    nodes = _node_servers(cluster)
+    runs_on = {
+        nodes[t.node_id].name for t in dom.running(await cluster.manager.tasks(service["Spec"]["Name"]), NETWORK)
+    }
+    assert runs_on and all(_has_image(s, image) for s in cluster.servers if s.name in runs_on)
+    assert REG_PASSWORD not in str(service)  # the engine keeps the credentials to itself
+    await cluster.manager.remove_service(service["Spec"]["Name"])
 
 
 @pytest.mark.slow
