@@ -2,7 +2,10 @@
 by the real proxy-sync on the manager's own Traefik (``cmd.route.apply`` with the manager's ``server_id``): a
 version switch under load through that Traefik (on the overlay network, routing to task addresses) has zero
 errors; a worker dies, Swarm reschedules its tasks, the route follows the running tasks and the application
-keeps serving. The readiness check reaches each task on its own node over SSH."""
+keeps serving. The readiness check reaches each task on its own node over SSH. Berth delivers the image to
+every node (the servers start without it); ``rpc.scheduler.replicas`` shows the tasks with their nodes; the
+removal of an application on the Swarm takes its route down on the manager's Traefik, drains, then removes
+its Swarm service and every task container."""
 
 from __future__ import annotations
 
@@ -25,6 +28,10 @@ from berth_common.catalogue import (
     EnvVar,
     FormSwarm,
     ImageSource,
+    RegistryAuth,
+    RemoveApplication,
+    ReplicasQuery,
+    ReplicasReply,
     RolloutOptions,
     ServerChanged,
     StartDeployment,
@@ -48,9 +55,10 @@ from berth_scheduler.usecases.swarm_rollout import RouteNotLive, SwarmRollout, S
 from berth_scheduler.usecases.swarm_routes import BusRoutes
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Scheduler
+from tests.support import registry as reg
 from tests.support.bus_helpers import Collector
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
+from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
 
 SECRET = "test-secret"
 TEAM = "team1"
@@ -59,6 +67,7 @@ HOST = "shop.swarm.test"
 APP = "shopswarm"
 TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
 NETWORK = "berth"
+REG_USER, REG_PASSWORD = "swarm-puller", "pw-swarm-never-shown"
 
 
 def _replica(deployment: str, body: str, image: str = "berth/busybox:1", health: str = "/") -> ContainerSpec:
@@ -133,12 +142,45 @@ def _target(server: TestServer) -> ssh.SshTarget:
     return ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
 
 
+@dataclass
+class Site:
+    """The three servers on their test network, and a registry with users that their engines pull from
+    (``served``: at the network's gateway; ``pushed``: the same storage on 127.0.0.1, pushed to by the test)."""
+
+    servers: list[TestServer]
+    pushed: reg.Registry
+    served: reg.Registry
+
+
 @pytest.fixture(scope="module")
-def three() -> Iterator[list[TestServer]]:
-    with running_servers(3) as servers:
+def site(tmp_path_factory) -> Iterator[Site]:
+    if reg.available() is not None:
+        pytest.skip(reg.available() or "")
+    busybox_image()  # on the control plane's engine only: Berth delivers it to the servers
+    root = tmp_path_factory.mktemp("registry")
+    net = make_net()
+    servers: list[TestServer] = []
+    pushed = reg.Registry(root / "pushed", users={REG_USER: REG_PASSWORD}).start()
+    served = reg.Registry(
+        root / "served", users={REG_USER: REG_PASSWORD}, bind=net.gateway, storage=root / "pushed" / "storage"
+    )
+    try:
+        served.start()
+        for i in range(3):
+            servers.append(start_server(net, 2 + i, insecure_registries=(served.host,)))
+        yield Site(servers, pushed, served)
+    finally:
         for server in servers:
-            server.load_image(busybox_image())
-        yield servers
+            stop_server(server)
+        remove_net(net)
+        served.stop()
+        pushed.stop()
+
+
+@pytest.fixture(scope="module")
+def three(site: Site) -> list[TestServer]:
+    """Three servers without the test image."""
+    return site.servers
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +226,7 @@ class Platform:
     dynamic: Path  # the manager's Traefik dynamic folder, as proxy-sync writes it
     server_ids: list[str]  # the three servers, manager first, as the directory has them
     api: Bus  # publishes as the api does
+    scheduler: Scheduler  # may be stopped and started again (a restart)
 
 
 @pytest.fixture
@@ -229,7 +272,7 @@ async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, uniq
             except RouteNotLive as exc:
                 assert "not known" in str(exc) and time.monotonic() < deadline, exc
                 await asyncio.sleep(0.5)
-        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic", server_ids, api)
+        yield Platform(routes, manager_id, remote_root / manager_id / "dynamic", server_ids, api, scheduler)
     finally:
         await engine.dispose()
         await bus.close()
@@ -313,14 +356,22 @@ async def _deployed(nats_url: str, api: Bus, cmd: StartDeployment, timeout: floa
         await events.close()
 
 
-def _start(deployment_id: str, body: str, manager_id: str) -> StartDeployment:
+def _start(
+    deployment_id: str,
+    body: str,
+    manager_id: str,
+    app: str = APP,
+    host: str = HOST,
+    name: str = "shop",
+    source: ImageSource | None = None,
+) -> StartDeployment:
     spec = ApplicationSpec(
-        name="shop",
-        source=ImageSource(image=busybox_image()),
+        name=name,
+        source=source or ImageSource(image=busybox_image()),
         env=[EnvVar(name="BODY", value=body)],
         services=[
             WebService(
-                name="web", port=8080, replicas=3, command=["sh", "-c", SCRIPT], hosts=[HOST],
+                name="web", port=8080, replicas=3, command=["sh", "-c", SCRIPT], hosts=[host],
                 servers=[manager_id],
             )
         ],
@@ -328,7 +379,7 @@ def _start(deployment_id: str, body: str, manager_id: str) -> StartDeployment:
     )  # fmt: skip
     return StartDeployment(
         deployment_id=deployment_id,
-        application_id=APP,
+        application_id=app,
         team_id=TEAM,
         spec=spec,
         options=RolloutOptions(drain_grace_s=1),
@@ -364,6 +415,152 @@ async def _formed(platform: Platform, nats_url: str) -> dict:
     finally:
         await answers.close()
     return answers.items[0][0]
+
+
+GONE_APP = "shopgone"
+GONE_HOST = "gone.swarm.test"
+
+
+def _has_image(server: TestServer, image: str) -> bool:
+    return image in server.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split()
+
+
+def _app_containers(server: TestServer, app: str) -> list[str]:
+    return server.docker("ps", "-a", "--filter", f"label=berth.app={app}", "--format", "{{.Names}}").split()
+
+
+@pytest.mark.slow
+async def test_an_application_on_the_swarm_gets_its_image_shows_its_tasks_and_is_removed_after_a_drain(
+    cluster: Cluster, platform: Platform, nats_server
+) -> None:
+    """Runs before the test that kills a worker. The servers start without the image: the scheduler delivers
+    it to every node before it creates the service. ``rpc.scheduler.replicas`` shows the three tasks with
+    their nodes. ``cmd.application.remove``: the route on the manager's Traefik goes first (confirmed by
+    proxy-sync), requests drain (the scheduler restarts meanwhile and resumes), then the Swarm service and
+    every task container go; evt.application.removed counts them. No request that reached the route failed."""
+    manager = cluster.servers[0]
+    image = busybox_image()
+    assert not any(_has_image(s, image) for s in cluster.servers), "the servers must start without the image"
+    answer = await _formed(platform, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+
+    url = f"http://{manager.address}/"
+    cmd = _start("dep-gone", "to be removed", platform.manager_id, app=GONE_APP, host=GONE_HOST, name="gone")
+    done = await _deployed(nats_server.url, platform.api, cmd)
+    assert done["type"] == "evt.deployment.succeeded", done
+    assert all(_has_image(s, image) for s in cluster.servers)  # delivered by Berth to every node
+    await _served(url, "to be removed", host=GONE_HOST)
+    family = {"berth.app": GONE_APP}
+    (service,) = [s["Spec"]["Name"] for s in await cluster.manager.services(family)]
+    tasks = dom.running(await cluster.manager.tasks(service), NETWORK)
+    assert len(tasks) == 3
+
+    # the replicas are the Swarm tasks: node (the server), state, readiness, address
+    reply = await platform.api.request("scheduler", "replicas", ReplicasQuery(application_id=GONE_APP), ReplicasReply)
+    node_server = {node: platform.server_ids[cluster.servers.index(s)] for node, s in _node_servers(cluster).items()}
+    assert reply.live_deployment_id == "dep-gone"
+    shown = sorted(
+        ((r.node, r.state, r.health, r.upstream, r.deployment_id, r.service) for r in reply.replicas), key=repr
+    )
+    expected = [
+        (node_server[t.node_id], "running", "ready", f"http://{t.address}:8080", "dep-gone", "web") for t in tasks
+    ]
+    assert shown == sorted(expected, key=repr), [r.model_dump() for r in reply.replicas]
+    assert sorted(r.replica for r in reply.replicas) == [1, 2, 3]
+
+    # the removal, under load: the route goes first, the service only after the drain
+    route_file = platform.dynamic / f"{names.route_id(GONE_APP, 'web')}.yml"
+    assert route_file.exists()
+    seen: dict[str, float] = {}
+
+    async def watch(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if "route" not in seen and not route_file.exists():
+                seen["route"] = time.monotonic()
+            if "service" not in seen and not await cluster.manager.services(family):
+                seen["service"] = time.monotonic()
+            await asyncio.sleep(0.1)
+
+    task_containers = sorted(c for s in cluster.servers for c in _app_containers(s, GONE_APP))
+    assert len(task_containers) >= 3
+    events = await Collector().start(nats_server.url, "evt.application.>")
+    stop = asyncio.Event()
+    load = Load(url, host=GONE_HOST)
+    running = [asyncio.create_task(load.run(stop)), asyncio.create_task(watch(stop))]
+    try:
+        await asyncio.sleep(1)
+        await platform.api.publish(RemoveApplication(application_id=GONE_APP, team_id=TEAM, drain_grace_s=3))
+        deadline = time.monotonic() + 120
+        restarted = False
+        while not any(
+            b["type"] in ("evt.application.removed", "evt.application.removal_failed") for b, _ in events.items
+        ):
+            assert time.monotonic() < deadline, [b["type"] for b, _ in events.items]
+            phases = [b["data"].get("phase") for b, _ in events.items]
+            if not restarted and "draining" in phases:  # the scheduler restarts mid-drain; the removal resumes
+                await platform.scheduler.stop()
+                await platform.scheduler.start()
+                restarted = True
+            await asyncio.sleep(0.2)
+        assert restarted
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+        await events.close()
+    (removed,) = [
+        b for b, _ in events.items if b["type"] in ("evt.application.removed", "evt.application.removal_failed")
+    ]
+    assert removed["type"] == "evt.application.removed", removed
+    assert {k: removed["data"][k] for k in ("routes_removed", "containers_removed")} == {
+        "routes_removed": 1,
+        "containers_removed": len(task_containers),
+    }
+    assert not route_file.exists() and await cluster.manager.services(family) == []
+    # the drain grace lies between the route and the service (less what one watch pass may have noticed late)
+    assert seen["service"] - seen["route"] >= 2.8, seen
+    assert load.bodies == {"to be removed": load.ok} and load.ok > 0
+    assert set(load.errors) <= {"404"}, load.errors[:10]  # after the route went: not routed, never a 502
+    deadline = time.monotonic() + 60
+    while any(_app_containers(s, GONE_APP) for s in cluster.servers):  # Swarm's task containers, on every node
+        assert time.monotonic() < deadline, {s.name: _app_containers(s, GONE_APP) for s in cluster.servers}
+        await asyncio.sleep(1)
+    reply = await platform.api.request("scheduler", "replicas", ReplicasQuery(application_id=GONE_APP), ReplicasReply)
+    assert (reply.live_deployment_id, reply.replicas) == (None, [])
+
+
+def _node_servers(cluster: Cluster) -> dict[str, TestServer]:
+    by_name = {s.name: s for s in cluster.servers}
+    return {node: by_name[name] for node, (name, _) in cluster.nodes.items()}
+
+
+@pytest.mark.slow
+async def test_a_registry_image_is_pulled_by_the_nodes_with_the_applications_credentials(
+    cluster: Cluster, site: Site, platform: Platform, nats_server
+) -> None:
+    """A registry that wants credentials: an anonymous pull on a node is refused; the service is created with
+    the application's credentials (``X-Registry-Auth``), so every node that runs a task pulls the image."""
+    await reg.push(busybox_image(), site.pushed, "team/shopreg", "1")
+    image = f"{site.served.host}/team/shopreg:1"
+    manager = cluster.servers[0]
+    with pytest.raises(RuntimeError, match=r"no basic auth credentials|unauthorized|authentication required"):
+        manager.docker("pull", image)
+    answer = await _formed(platform, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+    auth = RegistryAuth(registry=site.served.host, username=REG_USER, password=REG_PASSWORD)
+    source = ImageSource(image=image, auth=auth)
+    cmd = _start("dep-reg", "pulled", platform.manager_id, app="shopreg", host="reg.swarm.test", source=source)
+    done = await _deployed(nats_server.url, platform.api, cmd)
+    assert done["type"] == "evt.deployment.succeeded", done
+    await _served(f"http://{manager.address}/", "pulled", host="reg.swarm.test")
+    (service,) = await cluster.manager.services({"berth.app": "shopreg"})
+    nodes = _node_servers(cluster)
+    runs_on = {
+        nodes[t.node_id].name for t in dom.running(await cluster.manager.tasks(service["Spec"]["Name"]), NETWORK)
+    }
+    assert runs_on and all(_has_image(s, image) for s in cluster.servers if s.name in runs_on)
+    assert REG_PASSWORD not in str(service)  # the engine keeps the credentials to itself
+    await cluster.manager.remove_service(service["Spec"]["Name"])
 
 
 @pytest.mark.slow

@@ -142,7 +142,8 @@ class DeploymentCancelled(DeploymentOutcome):
 
 @register
 class ReplicasQuery(Query):
-    """``rpc.scheduler.replicas``: an application's containers as Docker sees them now."""
+    """``rpc.scheduler.replicas``: an application's containers as Docker sees them now (on a Swarm: its
+    services' current tasks, each with the node it runs on)."""
 
     TYPE = "rpc.replicas"
     PRODUCERS = ("api",)
@@ -159,6 +160,7 @@ class ReplicaStatus(Spec):
     health: Literal["ready", "unready", "unknown"] = "unknown"
     restarts: int = 0
     upstream: str | None = None
+    node: str | None = None  # a Swarm task's node: its server id when Berth manages it (else the node id)
 
 
 class ReplicasReply(Spec):

@@ -52,6 +52,10 @@ class Fleet:
     def engines(self) -> Any:
         return self.local.engines
 
+    def pool(self) -> SshPool:
+        """The service's SSH pool (one connection per server), made on first use."""
+        return self._pool()
+
     async def _target(self, server_id: str) -> SshTarget:
         async with self.sessionmaker() as s:
             record = await fleet.server_of(s, tables.servers, server_id)

@@ -25,11 +25,19 @@ class SwarmEngine:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         connector = aiohttp.UnixConnector(path=self.socket_path)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            async with http.request(method, f"http://docker{API}{path}", json=body, params=params) as resp:
+            url = f"http://docker{API}{path}"
+            async with http.request(method, url, json=body, params=params, headers=headers) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
                     try:
@@ -85,10 +93,12 @@ class SwarmEngine:
     async def create_network(self, body: dict[str, Any]) -> str:
         return str((await self._call("POST", "/networks/create", body))["Id"])
 
-    async def create_service(self, body: dict[str, Any]) -> str:
-        """Create the service; one of that name already there is the same service (a retry): its id."""
+    async def create_service(self, body: dict[str, Any], registry_auth: str | None = None) -> str:
+        """Create the service; one of that name already there is the same service (a retry): its id.
+        ``registry_auth`` (``X-Registry-Auth``) is kept by Swarm for its nodes' pulls of the image."""
+        headers = {"X-Registry-Auth": registry_auth} if registry_auth else None
         try:
-            return str((await self._call("POST", "/services/create", body))["ID"])
+            return str((await self._call("POST", "/services/create", body, headers=headers))["ID"])
         except SwarmError as exc:
             existing = await self.service(str(body.get("Name", ""))) if exc.status == 409 else None
             if existing is None:

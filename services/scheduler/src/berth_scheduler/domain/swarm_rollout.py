@@ -10,7 +10,7 @@ and by Berth's readiness check on its node's ``docker_gwbridge`` address, over t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth_scheduler.domain.containers import ContainerSpec
@@ -24,7 +24,8 @@ _STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
 class SwarmVersion:
     """One version of one web service to run on a Swarm: ``replica`` describes a task (its image, command,
     environment, labels, limits, port and health path), ``replicas`` how many, ``route_id`` and ``hosts``
-    the route that serves it on the manager's Traefik."""
+    the route that serves it on the manager's Traefik, ``registry_auth`` the ``X-Registry-Auth`` the
+    service is created with (its nodes pull a registry image with it; None: anonymous or delivered)."""
 
     application_id: str
     replica: ContainerSpec
@@ -32,6 +33,7 @@ class SwarmVersion:
     route_id: str
     hosts: tuple[str, ...]
     network: str
+    registry_auth: str | None = field(default=None, repr=False)
 
     @property
     def service(self) -> SwarmService:

@@ -10,7 +10,7 @@ Berth does not manage (an adopted Swarm's) has none, so its tasks are routed onl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,10 +40,18 @@ async def swarm_of(session: AsyncSession, team_id: str, server_ids: list[str]) -
     row = (
         await session.execute(sa.select(t).where(t.c.team_id == team_id, t.c.manager_server_id == server_ids[0]))
     ).first()
-    if row is None:
-        return None
+    return None if row is None else _place(row)
+
+
+def _place(row: Any) -> SwarmPlace:
     nodes = tuple((str(n["node_id"]), n.get("server_id")) for n in row.nodes)
     return SwarmPlace(row.id, row.manager_server_id, row.network, nodes)
+
+
+async def swarms_of_team(session: AsyncSession, team_id: str) -> list[SwarmPlace]:
+    """Every Swarm of the team the scheduler formed or adopted (where its applications may run), by id."""
+    t = tables.swarms
+    return [_place(row) for row in await session.execute(sa.select(t).where(t.c.team_id == team_id).order_by(t.c.id))]
 
 
 async def node_targets(session: AsyncSession, place: SwarmPlace) -> dict[str, tuple[str, SshTarget]]:

@@ -70,7 +70,7 @@ class SwarmRollout:
         svc = version.service
         port = version.replica.container_port
         assert port is not None, "a web service has a port"
-        await self.manager.create_service(svc.body)
+        await self.manager.create_service(svc.body, version.registry_auth)
         log.info("swarm service started", service=svc.name, replicas=version.replicas)
         deadline = self.clock() + self.ready_timeout_s
         while len(ready := await self.ready_tasks(version)) < version.replicas:

@@ -1,7 +1,8 @@
 """The route switch of Swarm rollouts through proxy-sync: ``cmd.route.apply`` with the manager's
 ``server_id``, answered by ``evt.route.applied`` / ``evt.route.failed`` on that server's Traefik.
 
-Each change takes the route's next generation and is recorded in ``route_ops`` (owner: the Swarm rollout,
+Each change takes the next generation of the route on that server (a route is (server, route id), so a
+removal of the application plans its removal there) and is recorded in ``route_ops`` (owner: the Swarm rollout,
 step: the generation) in the transaction that stages the command, exactly like a deployment's route steps;
 the scheduler's route answer consumers settle it, and this waits for that.
 """

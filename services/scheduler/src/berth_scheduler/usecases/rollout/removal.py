@@ -5,8 +5,9 @@ rollouts) resumes it: cancelling waits for the application's deployments to end 
 cancelled those it could; one past its switch finishes first), then one commit plans the route removals
 and stages their commands; routes wait for proxy-sync's confirmations (refused or not confirmed in time:
 the routes already removed are put back and the removal ends failed); draining waits out the grace
-period; stopping gives every container with the application's label SIGTERM, SIGKILL after its stop
-timeout, and removes it; images removes the tags of the application's builds (without force: an image
+period; stopping removes the application's Swarm services on its team's Swarms (their tasks stop with their
+grace period) and gives every container with the application's label (on the servers it has containers
+on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it; images removes the tags of the application's builds (without force: an image
 another tag still uses is only untagged). The names found are recorded before they are removed, so the
 counts in ``evt.application.removed`` hold across a restart.
 """
@@ -200,14 +201,19 @@ class RemovalDriver:
         await transit(rt, r.application_id, removal.Restored(note))
 
     async def _stop(self, rt: RolloutContext, r: Removal) -> None:
-        """Every container of the application, on every server it has containers on."""
+        """Every Swarm service and container of the application, on every server it has containers on."""
+        from berth_scheduler.usecases.swarm_app import services_of  # Swarm modules load only when used
+
+        swarm = await services_of(rt, r.team_id, r.application_id)
         on = []
-        for server in await read(rt, store.servers_of_application, r.application_id):
+        servers = {*await read(rt, store.servers_of_application, r.application_id), *swarm.servers}
+        for server in sorted(servers):
             docker = await rt.fleet.docker(server)
             on += [(docker, c) for c in await docker.list_containers({labels.APP: r.application_id})]
         found = [c for _, c in on]
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
+        await swarm.remove()  # first: Swarm would start a task again in place of a container stopped here
         await asyncio.gather(*(d.stop(c.name) for d, c in on if c.state in ("running", "restarting")))
         await asyncio.gather(*(d.remove(c.name) for d, c in on))
         await write(rt, removals.forget_containers, r.application_id)

@@ -1,6 +1,7 @@
 """``rpc.scheduler.replicas``: an application's containers as Docker sees them, with a live readiness probe,
 on every server the application has containers on (a remote replica is probed through its server's SSH
-connection; a server that does not answer shows none of its replicas)."""
+connection; a server that does not answer shows none of its replicas), and on its team's Swarms the current
+tasks of its Swarm services, with their nodes (``usecases/swarm_app.py``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.remote_readiness import RemoteReadiness, address_of
+from berth_scheduler.adapters.swarm import SwarmError
 from berth_scheduler.domain import names
 from berth_scheduler.domain.removal import Phase
+from berth_scheduler.domain.swarm_app import swarm_task
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.steps import read
 
@@ -84,7 +87,8 @@ async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, Con
     for server in servers:
         try:
             docker = await rt.fleet.docker(server)
-            out += [(server, c) for c in await docker.list_containers({labels.APP: application_id})]
+            found = await docker.list_containers({labels.APP: application_id})
+            out += [(server, c) for c in found if not swarm_task(c.labels)]  # a Swarm task is shown as a task
         except (DockerUnavailable, ServerRefusedError):
             if server == LOCAL:
                 raise
@@ -112,8 +116,19 @@ async def replicas_of(rt: RolloutContext, application_id: str) -> ReplicasReply:
                 if svc.get("kind") == "web":
                     health_paths[f"{dep}/{svc['name']}"] = svc.get("health_path", "/")
     statuses = await asyncio.gather(*(_status(rt, c, health_paths, server) for server, c in placed))
+    tasks = await _swarm_tasks(rt, application_id)
     return ReplicasReply(
         application_id=application_id,
         live_deployment_id=live.id if live is not None else None,
-        replicas=list(statuses),
+        replicas=[*statuses, *tasks],
     )
+
+
+async def _swarm_tasks(rt: RolloutContext, application_id: str) -> list[ReplicaStatus]:
+    """The application's Swarm tasks (none when a Swarm's manager does not answer)."""
+    from berth_scheduler.usecases.swarm_app import swarm_replicas  # Swarm modules load only when asked
+
+    try:
+        return await swarm_replicas(rt, application_id)
+    except (DockerUnavailable, ServerRefusedError, OSError, SwarmError):
+        return []

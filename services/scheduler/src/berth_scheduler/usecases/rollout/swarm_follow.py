@@ -75,9 +75,12 @@ class SwarmFollower:
                     log.info("swarm route follows its tasks", route_id=version.route_id, upstreams=len(wanted))
 
     async def _busy(self, application_id: str) -> bool:
-        """Whether a deployment of the application started meanwhile (its rollout then owns the route)."""
+        """Whether a deployment of the application started meanwhile (its rollout then owns the route), or
+        its removal (which takes the route down)."""
         async with self.rt.sessionmaker() as s:
-            return application_id in await store.unfinished_applications(s)
+            return application_id in await store.unfinished_applications(s) or await removals.is_active(
+                s, application_id
+            )
 
     async def _loop(self) -> None:
         while True:

@@ -6,7 +6,10 @@ draining and stopping the old containers pass through to ``succeeded``. Any othe
 always (``pull_then_start``). Running it again after a restart gives the same result: every step of the
 Swarm rollout looks before it acts.
 
-The image must be on the Swarm's nodes (Swarm pulls it from a registry it can reach, or it was loaded).
+Before a service is created its image is made available to every node that may run a task: an image Berth
+built (or in Berth's namespace) is delivered to each ready node Berth manages, from the control plane's
+engine over the node's SSH-forwarded socket; a registry image is pulled by the nodes themselves, with the
+application's credentials for its registry carried by the service (``X-Registry-Auth``).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from berth_scheduler.domain import machine, names
 from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RoutePlan
+from berth_scheduler.domain.swarm_app import service_auth
 from berth_scheduler.domain.swarm_rollout import SwarmVersion
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
+from berth_scheduler.usecases.swarm_app import image_on_nodes
 from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarm_of
 from berth_scheduler.usecases.swarm_rollout import SwarmRollout, SwarmRolloutFailed
 from berth_scheduler.usecases.swarm_routes import BusRoutes
@@ -65,6 +70,7 @@ class SwarmStarting:
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
+        await image_on_nodes(rt, r, place, rollout.manager)
         await rollout.run(version)
 
     async def rollout_of(
@@ -80,9 +86,9 @@ class SwarmStarting:
         # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
         replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.image or "", svc.port, r.team_id)
         hosts = tuple(sorted({h.lower() for h in svc.hosts}))
-        version = SwarmVersion(
-            r.application_id, replica, svc.replicas, names.route_id(r.application_id, svc.name), hosts, place.network
-        )
+        auth = service_auth(r.image or "", spec.source)
+        route_id = names.route_id(r.application_id, svc.name)
+        version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
         routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s)
         probe = NodeProbe(self.swarms.servers.pool, lambda: targets)
         rollout = SwarmRollout(

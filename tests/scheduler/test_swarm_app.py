@@ -1,0 +1,130 @@
+"""An application on a Swarm besides its rollouts, as data (``domain/swarm_app.py``): which nodes get its image,
+the registry credentials its service is created with (sent as ``X-Registry-Auth`` by the Swarm adapter), the
+services a removal finds, and its tasks as replicas. The end-to-end runs are in
+``tests/servers/test_swarm_rollout.py``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from aiohttp import web
+
+from berth_common.catalogue import ImageSource, RegistryAuth, ReplicaStatus
+from berth_scheduler.adapters.swarm import SwarmEngine
+from berth_scheduler.domain import swarm_app as dom
+from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.swarm_rollout import SwarmVersion
+
+
+def test_berth_delivers_its_own_images_and_leaves_registry_images_to_the_nodes() -> None:
+    assert dom.berth_delivers("berth/busybox:1", needs_build=False)
+    assert dom.berth_delivers("berth/shop:abc", needs_build=True)
+    assert dom.berth_delivers("registry.example:5000/shop:abc", needs_build=True)  # built here, pushed nowhere
+    assert not dom.berth_delivers("registry.example:5000/shop:1", needs_build=False)
+    assert not dom.berth_delivers("nginx:1.27", needs_build=False)
+
+
+def test_the_image_goes_to_every_ready_node_berth_manages() -> None:
+    nodes = [
+        {"ID": "n3", "Status": {"State": "down"}},
+        {"ID": "n1", "Status": {"State": "ready"}},
+        {"ID": "n2", "Status": {"State": "ready"}},
+        {"ID": "n4", "Status": {"State": "ready"}},  # not one of Berth's servers (an adopted Swarm's)
+    ]
+    managed = [("n1", "srv-b"), ("n2", "srv-a"), ("n3", "srv-c"), ("n4", None), ("n5", "srv-gone")]
+    assert dom.ready_servers(nodes, managed) == ["srv-a", "srv-b"]
+    assert dom.ready_servers([], managed) == []
+
+
+def test_a_registry_image_service_carries_the_applications_credentials_for_its_registry() -> None:
+    auth = RegistryAuth(registry="registry.example:5000", username="deploy", password="s3cret")
+    source = ImageSource(image="registry.example:5000/team/shop:1", auth=auth)
+    header = dom.service_auth("registry.example:5000/team/shop:1", source)
+    assert header is not None
+    assert json.loads(base64.urlsafe_b64decode(header)) == {
+        "username": "deploy",
+        "password": "s3cret",
+        "serveraddress": "registry.example:5000",
+    }
+    assert dom.service_auth("other.example/team/shop:1", source) is None  # not that registry's credentials
+    assert dom.service_auth("berth/shop:1", source) is None  # Berth's own: delivered, never pulled
+    assert dom.service_auth("registry.example:5000/team/shop:1", ImageSource(image="x:1")) is None
+    assert dom.service_auth("registry.example:5000/team/shop:1", None) is None
+    replica = ContainerSpec("shop-web-d1-1", "web", "web", 1, {"Image": "registry.example:5000/team/shop:1"})
+    version = SwarmVersion("a1", replica, 1, "shop-web", ("h",), "berth", header)
+    assert "s3cret" not in repr(version) and header not in repr(version)
+
+
+def test_services_and_tasks_are_read_exactly() -> None:
+    specs = [
+        {"services": [{"name": "web", "servers": ["mgr"]}, {"name": "jobs", "servers": ["s1", "s2"]}]},
+        {"services": [{"name": "web"}]},
+        {"services": [{"name": "web", "servers": ["mgr2"]}]},
+        {},
+    ]
+    assert dom.placed_alone(specs) == {"mgr", "mgr2"}
+    assert dom.app_labels("a1") == {"berth.app": "a1"}
+    assert dom.swarm_task({"berth.app": "a1", "com.docker.swarm.task.id": "t1"})
+    assert not dom.swarm_task({"berth.app": "a1", "berth.replica": "1"})
+    assert dom.service_names([{"Spec": {"Name": "shop-web-d2"}}, {"Spec": {"Name": "shop-web-d1"}}]) == [
+        "shop-web-d1",
+        "shop-web-d2",
+    ]
+    service = {"Spec": {"Name": "shop-web-d2", "Labels": {"berth.deployment": "d2", "berth.service": "web"}}}
+
+    def task(tid: str, slot: int, node: str, state: str, desired: str = "running") -> dict:
+        return {"ID": tid, "Slot": slot, "NodeID": node, "DesiredState": desired, "Status": {"State": state}}
+
+    history = [
+        task("t2", 2, "n2", "running"),
+        task("t1", 1, "n1", "running"),
+        task("t0", 1, "n9", "failed", desired="shutdown"),  # slot 1's first task, on a dead worker
+        task("t3", 3, "n9", "pending"),
+    ]
+    current = dom.current_tasks(history)
+    assert [t["ID"] for t in current] == ["t1", "t2", "t3"]
+    nodes = {"n1": "srv-a", "n2": "srv-b", "n9": None}
+    views = [
+        dom.task_view(service, current[0], history, nodes, True, "10.0.1.5", 8080),
+        dom.task_view(service, current[1], history, nodes, False, "10.0.1.6", 8080),
+        dom.task_view(service, current[2], history, nodes, None, None, 8080),
+    ]
+    assert views == [
+        {"deployment_id": "d2", "service": "web", "replica": 1, "container": "shop-web-d2.1.t1", "state": "running",
+         "health": "ready", "restarts": 1, "upstream": "http://10.0.1.5:8080", "node": "srv-a"},
+        {"deployment_id": "d2", "service": "web", "replica": 2, "container": "shop-web-d2.2.t2", "state": "running",
+         "health": "unready", "restarts": 0, "upstream": "http://10.0.1.6:8080", "node": "srv-b"},
+        {"deployment_id": "d2", "service": "web", "replica": 3, "container": "shop-web-d2.3.t3", "state": "pending",
+         "health": "unready", "restarts": 0, "upstream": None, "node": "n9"},
+    ]  # fmt: skip
+    assert ReplicaStatus(**views[0]).node == "srv-a"
+    unchecked = dom.task_view(service, current[0], history, nodes, None, "10.0.1.5", 8080)
+    assert unchecked["health"] == "unknown"
+
+
+async def test_the_service_is_created_with_the_registry_auth_header(tmp_path: Path) -> None:
+    """The Swarm adapter sends ``X-Registry-Auth`` on ``POST /services/create`` (and no header without it)."""
+    seen: list[tuple[str, str | None, dict]] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append((request.path, request.headers.get("X-Registry-Auth"), await request.json()))
+        return web.json_response({"ID": f"svc{len(seen)}"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/v1.41/services/create", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = str(tmp_path / "docker.sock")
+    await web.UnixSite(runner, sock).start()
+    try:
+        engine = SwarmEngine(sock)
+        assert await engine.create_service({"Name": "s1"}, "eyJhIjoiYiJ9") == "svc1"
+        assert await engine.create_service({"Name": "s2"}) == "svc2"
+    finally:
+        await runner.cleanup()
+    assert seen == [
+        ("/v1.41/services/create", "eyJhIjoiYiJ9", {"Name": "s1"}),
+        ("/v1.41/services/create", None, {"Name": "s2"}),
+    ]
