@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from berth_common import labels
-from berth_common.catalogue import ReplicaStatus
+from berth_common.catalogue import ApplicationSpec, ReplicaStatus
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, tables
 from berth_scheduler.adapters.swarm import SwarmEngine
@@ -34,14 +34,16 @@ async def manager_of(rt: RolloutContext, place: SwarmPlace) -> SwarmEngine:
     return SwarmEngine(await rt.fleet.socket(place.manager_server_id))
 
 
-async def image_on_nodes(rt: RolloutContext, r: Rollout, place: SwarmPlace, manager: SwarmEngine) -> list[str]:
+async def image_on_nodes(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, place: SwarmPlace, manager: SwarmEngine
+) -> list[str]:
     """Deliver the deployment's image (one Berth built, or in Berth's namespace) to every node Berth manages
-    that is ready, at once; a registry image is left to the nodes' pulls. The servers it is on now."""
+    that is ready, at once, the way it reaches any server (a pushed build pulled by its digest, else streamed
+    from the build server); a registry image is left to the nodes' pulls. The servers it is on now."""
     if not r.image or not dom.berth_delivers(r.image, r.needs_build):
         return []
     servers = dom.ready_servers(await manager.nodes(), place.nodes)
-    image = r.image
-    await asyncio.gather(*(image_on_server(rt, r, server, image) for server in servers))
+    await asyncio.gather(*(image_on_server(rt, r, spec, server) for server in servers))
     return servers
 
 

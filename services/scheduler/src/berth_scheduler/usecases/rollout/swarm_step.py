@@ -70,7 +70,7 @@ class SwarmStarting:
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
-        await image_on_nodes(rt, r, place, rollout.manager)
+        await image_on_nodes(rt, r, spec, place, rollout.manager)
         await rollout.run(version)
 
     async def rollout_of(
@@ -84,7 +84,7 @@ class SwarmStarting:
             raise SwarmRolloutFailed(f"the Swarm's manager {place.manager_server_id} is not in the directory")
         engine = await self.swarms.engine(manager)
         # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
-        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.image or "", svc.port, r.team_id)
+        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.run_image, svc.port, r.team_id)
         hosts = tuple(sorted({h.lower() for h in svc.hosts}))
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
