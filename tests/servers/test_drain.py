@@ -77,18 +77,6 @@ async def platform(nats_server: Any, database: str, tmp_path: Path) -> AsyncIter
         await api.shutdown()
 
 
-async def _place(db: str, app_id: str, servers: list[str]) -> None:
-    """Place every service of the application on ``servers`` in its desired state, as the api stores it."""
-    conn = await asyncpg.connect(db)
-    try:
-        config = json.loads(await conn.fetchval("SELECT config FROM api.applications WHERE id = $1", app_id))
-        for service in config["services"]:
-            service["servers"] = servers
-        await conn.execute("UPDATE api.applications SET config = $2 WHERE id = $1", app_id, json.dumps(config))
-    finally:
-        await conn.close()
-
-
 async def _placement(db: str, app_id: str) -> list[Any]:
     """Each service's servers in the application's desired state."""
     conn = await asyncpg.connect(db)
@@ -142,10 +130,11 @@ async def test_a_server_is_drained_onto_other_servers_then_removed(platform: dic
         servers[name] = r.json()["id"]
     a, b = servers["edge-a"], servers["edge-b"]
 
-    shop = await make_app(client, admin, {"name": "shop", "source": source, "services": [worker]})
-    wiki = await make_app(client, admin, {"name": "wiki", "source": source, "services": [worker]})
-    await _place(db, shop["id"], [a])
-    await _place(db, wiki["id"], [b])
+    shop = await make_app(client, admin, {"name": "shop", "source": source, "services": [{**worker, "servers": [a]}]})
+    wiki = await make_app(
+        client, admin, {"name": "wiki", "source": source, "services": [{**worker, "servers": ["edge-b"]}]}
+    )
+    assert await _placement(db, shop["id"]) == [[a]] and await _placement(db, wiki["id"]) == [[b]]  # names -> ids
 
     # the first deployments, played by the double: their snapshots place the services on the servers
     double = await SchedulerDouble(platform["nats"]).start()
@@ -205,6 +194,9 @@ async def test_a_server_is_drained_onto_other_servers_then_removed(platform: dic
         # nothing new is placed on a draining server
         bad = await client.post(f"/v1/servers/{b}/drain", headers=admin, json={"to": ["edge-a"]})
         assert bad.status_code == 422 and "being drained" in bad.json()["errors"][0]["detail"], bad.text
+        services = [{**worker, "servers": ["edge-b", "edge-a"]}]
+        bad = await client.patch(f"/v1/applications/{wiki['id']}", headers=admin, json={"services": services})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/services/0/servers/1", bad.text
         assert (await client.get(f"/v1/servers/{b}", headers=admin)).json()["state"] != "draining"
 
         moved = await client.get(f"/v1/deployments/{dep}", headers=admin)

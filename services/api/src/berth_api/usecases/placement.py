@@ -25,24 +25,37 @@ def refusal(row: dict[str, Any]) -> str | None:
     return None if why is None else f"the server {row['name']} {why}: no new replicas are placed on it"
 
 
+LOCAL_ROW = {"id": LOCAL_ID, "name": LOCAL_ID, "state": "ready"}
+
+
+def target_row(ref: str, by_id: dict[str, Any], by_name: dict[str, Any], team_name: str, loc: str) -> dict[str, Any]:
+    """The server a user names (id, name or ``local``) as a placement target; a 422 at ``loc`` when the team
+    has no such server or no new replica may go there."""
+    row = LOCAL_ROW if ref == LOCAL_ID else by_id.get(ref) or by_name.get(ref)
+    if row is None:
+        raise invalid_field(loc, f"no server {ref!r} in team {team_name}")
+    why = refusal(row)
+    if why is not None:
+        raise invalid_field(loc, why)
+    return row
+
+
+async def rows_named(s: AsyncSession, team_id: str, refs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The team's servers among ``refs`` (ids or names): (by id, by name)."""
+    wanted = sorted({ref for ref in refs if ref != LOCAL_ID})
+    rows = await repo.servers_named(s, team_id, wanted) if wanted else []
+    return {r["id"]: r for r in rows}, {r["name"]: r for r in rows}
+
+
 async def resolve_servers(s: AsyncSession, team_id: str, team_name: str, services: list[dict[str, Any]]) -> None:
     """Replace each service's ``servers`` (names or ids) with the servers' ids, in place; a 422 naming the
     first server that cannot run it."""
-    refs = sorted({ref for svc in services for ref in svc.get("servers") or [] if ref != LOCAL_ID})
-    rows = await repo.servers_named(s, team_id, refs) if refs else []
-    by_id = {r["id"]: r for r in rows}
-    by_name = {r["name"]: r for r in rows}
+    by_id, by_name = await rows_named(s, team_id, [ref for svc in services for ref in svc.get("servers") or []])
     for i, svc in enumerate(services):
         ids: list[str] = []
         for j, ref in enumerate(svc.get("servers") or []):
             loc = f"/body/services/{i}/servers/{j}"
-            row = {"id": LOCAL_ID, "name": LOCAL_ID, "state": "ready"} if ref == LOCAL_ID else None
-            row = row or by_id.get(ref) or by_name.get(ref)
-            if row is None:
-                raise invalid_field(loc, f"no server {ref!r} in team {team_name}")
-            why = refusal(row)
-            if why is not None:
-                raise invalid_field(loc, why)
+            row = target_row(ref, by_id, by_name, team_name, loc)
             if row["id"] in ids:
                 raise invalid_field(loc, f"the server {row['name']} is named twice")
             ids.append(row["id"])

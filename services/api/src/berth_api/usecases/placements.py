@@ -1,6 +1,6 @@
-"""Which applications are placed on a server (``domain.placements``), and which servers may be chosen as a
-new placement: a server of the team (or ``local``) that is not being drained. Used by removing and draining
-a server, and by whatever sets a service's ``servers``."""
+"""Which applications are placed on a server (``domain.placements``), and the servers a drain moves them to
+(chosen by the one rule of ``usecases.placement``: a server of the team, or ``local``, that is not being
+drained). Used by removing and draining a server."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_api.adapters import servers as repo
 from berth_api.adapters.placements import placements_of
 from berth_api.domain.identity import Principal
-from berth_api.domain.placements import LOCAL, Placed, placed_on
-from berth_api.domain.problems import invalid_field
+from berth_api.domain.placements import Placed, placed_on
+from berth_api.usecases import placement
 
 
 async def placed(session: AsyncSession, team_id: str, server_id: str) -> list[Placed]:
@@ -29,22 +28,12 @@ def naming(apps: Sequence[Placed]) -> str:
 async def placement_targets(
     session: AsyncSession, principal: Principal, given: Sequence[str], pointer: str
 ) -> list[str]:
-    """The server ids ``given`` (ids or names) names, in order; a 422 at ``pointer/<i>`` for one that is not
-    the team's (or ``local``), or that is being drained: no new placement goes there."""
+    """The server ids ``given`` (ids or names) names, in order, each once; a 422 at ``pointer/<i>`` for one
+    that is not the team's (or ``local``), or where no new replica may go (``placement.target_row``)."""
+    by_id, by_name = await placement.rows_named(session, principal.team_id, list(given))
     out: list[str] = []
-    rows = await repo.list_servers(session, principal.team_id)
-    by_id = {r["id"]: r for r in rows}
-    by_name = {r["name"]: r for r in rows}
     for i, value in enumerate(given):
-        if value == LOCAL:
-            server_id = LOCAL
-        else:
-            row = by_id.get(value) or by_name.get(value)
-            if row is None:
-                raise invalid_field(f"{pointer}/{i}", f"no server {value} in team {principal.team_name}")
-            if row["state"] == "draining":
-                raise invalid_field(f"{pointer}/{i}", f"server {row['name']} is being drained: nothing new goes there")
-            server_id = row["id"]
-        if server_id not in out:
-            out.append(server_id)
+        row = placement.target_row(value, by_id, by_name, principal.team_name, f"{pointer}/{i}")
+        if row["id"] not in out:
+            out.append(row["id"])
     return out
