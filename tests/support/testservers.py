@@ -330,7 +330,8 @@ def _start_sshd(server: TestServer, ns: str) -> None:
         str(root / "sshd.log"),
     )
     log.close()
-    _wait(lambda: (root / "sshd.pid").exists(), f"{server.name} sshd")
+    # sshd creates its pid file before it writes the pid: wait for the number, not the file
+    _wait(lambda: (root / "sshd.pid").exists() and (root / "sshd.pid").read_text().strip() != "", f"{server.name} sshd")
     server.pids["sshd"] = int((root / "sshd.pid").read_text().split()[0])
     _wait(lambda: _port_open(server.address, 22), f"{server.name} sshd port")
 
