@@ -27,7 +27,6 @@ CONFIG_DIR = "/etc/traefik"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 STATIC_FILE = "/etc/traefik/traefik.yml"
 API_PORT = 8081  # the API entry point inside the container: reached on the server's Berth network only
-SERVER_NETWORK = "berth"  # the Docker network on a remote server shared by its Traefik and the replicas
 
 
 def static_config(

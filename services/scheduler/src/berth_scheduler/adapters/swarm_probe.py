@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from berth_common.ssh import SshError, SshPool, SshTarget
 from berth_scheduler.adapters.swarm import SwarmEngine, SwarmError
 from berth_scheduler.domain import swarm_rollout as dom
 from berth_scheduler.domain.swarms import GATEWAY_NETWORK, gateway_address
 
-NodeTargets = Callable[[], Mapping[str, tuple[str, SshTarget]]]  # node id -> (server id, how to reach it)
+if TYPE_CHECKING:  # asyncssh is loaded with the first Swarm, not at start
+    from berth_common.ssh import SshPool, SshTarget
+
+NodeTargets = Callable[[], Mapping[str, tuple[str, "SshTarget"]]]  # node id -> (server id, how to reach it)
 
 
 class NodeProbe:
@@ -29,10 +32,10 @@ class NodeProbe:
         """Whether the task answers ``GET path`` with a 2xx now."""
         try:
             return await asyncio.wait_for(self._check(task, port, path), self.timeout_s)
-        except (TimeoutError, OSError, SshError, SwarmError, ConnectionError):
+        except (TimeoutError, OSError, SwarmError, ConnectionError):
             return False
-        except Exception as exc:  # asyncssh's channel errors: the task is not reachable
-            if type(exc).__module__.startswith("asyncssh"):
+        except Exception as exc:  # SSH failures (berth_common.ssh) and asyncssh's channel errors: not reachable
+            if type(exc).__module__.startswith(("asyncssh", "berth_common.ssh")):
                 return False
             raise
 

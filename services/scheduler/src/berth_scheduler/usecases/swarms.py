@@ -23,9 +23,7 @@ from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import DissolveSwarm, FormSwarm, SwarmFailed, SwarmFormed, SwarmNode
 from berth_common.db import Transactions, Unit
 from berth_common.docker import DockerEngines, DockerUnavailable
-from berth_common.docker.remote import connect_server
 from berth_common.logging import get_logger
-from berth_common.ssh import SshError
 from berth_scheduler.adapters import tables
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.swarm import SwarmEngine, SwarmError
@@ -34,7 +32,20 @@ from berth_scheduler.domain import swarms as dom
 from berth_scheduler.usecases.servers import Servers
 
 log = get_logger(__name__)
-FAILURES = (SwarmError, DockerUnavailable, SshError, fleet.ServerNotUsable, dom.SwarmProblem, OSError)
+# SSH failures are ``berth_common.ssh.SshError`` (asyncssh is loaded with the first Swarm, not at start)
+FAILURES: tuple[type[BaseException], ...] = (
+    SwarmError,
+    DockerUnavailable,
+    fleet.ServerNotUsable,
+    dom.SwarmProblem,
+    OSError,
+)
+
+
+def failures() -> tuple[type[BaseException], ...]:
+    from berth_common.ssh import SshError
+
+    return (*FAILURES, SshError)
 
 
 def token_place(swarm_id: str) -> str:
@@ -58,6 +69,8 @@ class Swarms:
 
     async def engine(self, record: fleet.ServerRecord) -> SwarmEngine:
         """The server's engine through the connection factory, on its SSH-forwarded socket."""
+        from berth_common.docker.remote import connect_server
+
         engine = await connect_server(self.engines, self.servers.pool, record.id, fleet.target_of(record))
         assert engine.where.unix_path is not None
         return SwarmEngine(engine.where.unix_path)
@@ -78,7 +91,7 @@ class Swarms:
             formed = await self.carry_out(msg)
             answer: SwarmFormed | SwarmFailed = formed.answer
             token = formed.token
-        except FAILURES as exc:
+        except failures() as exc:
             reason = dom.scrub(str(exc), token) or type(exc).__name__
             answer = SwarmFailed(swarm_id=msg.swarm_id, team_id=msg.team_id, attempt=msg.attempt, reason=reason)
             log.info("swarm not formed", swarm_id=msg.swarm_id, reason=reason)
@@ -157,7 +170,7 @@ class Swarms:
         for server in records:
             try:
                 await (await self.engine(server)).leave(force=True)
-            except FAILURES as exc:
+            except failures() as exc:
                 log.info("swarm node not left", swarm_id=msg.swarm_id, server_id=server.id, reason=str(exc))
 
         async def forget(unit: Unit) -> None:
