@@ -216,7 +216,9 @@ def test_the_local_postgres_settings_reach_its_command_line_and_nothing_else_doe
     from berth_cli.components import pg_setting_args
     from berth_cli.supervisor import PG_SMALL
 
-    assert pg_setting_args(PG_SMALL) == ["-c", "io_method=sync", "-c", "max_logical_replication_workers=0"]
+    assert pg_setting_args(PG_SMALL) == [
+        "-c", "io_method=sync", "-c", "max_logical_replication_workers=0", "-c", "bgwriter_lru_maxpages=0"
+    ]  # fmt: skip
     for bad in ({"io_method": "sync -c x=1"}, {"shared_buffers": "16MB\n"}, {"a=b": "1"}, {"": "1"}):
         with pytest.raises(ValueError, match="not a Postgres setting"):
             pg_setting_args(bad)

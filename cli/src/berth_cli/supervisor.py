@@ -52,8 +52,10 @@ from berth_cli.probes import check_all
 PG_MAX_CONNECTIONS = 100
 PG_SHARED_BUFFERS = "16MB"
 # An idle control plane needs neither Postgres 18's three I/O worker processes (about 5 MB: reads and writes
-# are done by the backends themselves, as before 18) nor the logical replication launcher.
-PG_SMALL = {"io_method": "sync", "max_logical_replication_workers": "0"}
+# are done by the backends themselves, as before 18) nor the logical replication launcher. Nor the background
+# writer's scans ahead of the clock sweep: every shared buffer it visits becomes its own resident page (7-8 MB of
+# the 16 MB); dirty buffers are written by the checkpointer, and by a backend that needs the buffer.
+PG_SMALL = {"io_method": "sync", "max_logical_replication_workers": "0", "bgwriter_lru_maxpages": "0"}
 
 
 class Supervisor:
