@@ -100,8 +100,8 @@ def test_the_scheduler_redacts_with_the_unsealed_values_and_forwards_build_args_
 def test_the_builder_serves_the_plaintext_to_the_secret_mount_only():
     from berth_builder.domain.request import build_request
     from berth_builder.settings import BuilderSettings
-    from berth_builder.usecases.build import secrets_of as build_secrets
-    from berth_builder.usecases.build import validate
+    from berth_builder.usecases.build_inputs import secrets_of as build_secrets
+    from berth_builder.usecases.build_inputs import validate
 
     source = ApplicationSpec.model_validate(spec_dict("https://example.com/shop.git")).source
     assert isinstance(source, GitSource)
@@ -124,7 +124,7 @@ def test_the_builder_serves_the_plaintext_to_the_secret_mount_only():
 def test_the_builder_refuses_a_build_arg_that_does_not_open():
     from berth_builder.domain.source import InvalidInput
     from berth_builder.settings import BuilderSettings
-    from berth_builder.usecases.build import validate
+    from berth_builder.usecases.build_inputs import validate
 
     source = ApplicationSpec.model_validate(spec_dict("https://example.com/shop.git")).source
     wire = StartBuild(

@@ -28,7 +28,8 @@ from berth_builder.adapters.repo import BuildRepo, BuildRow, record_result
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, redact_url
 from berth_builder.settings import BuilderSettings
-from berth_builder.usecases.build import Cancelled, Failed, Outcome, Pipeline, Succeeded, secrets_of, validate
+from berth_builder.usecases.build import Cancelled, Failed, Outcome, Pipeline, Succeeded
+from berth_builder.usecases.build_inputs import secrets_of, validate
 from berth_builder.usecases.servers import BuildServerUnusable
 from berth_common.bus import Bus, Delivery, TransientError, derived_id
 from berth_common.catalogue import BuildCancelled, BuildFailed, BuildSucceeded, CancelBuild, LogLine, StartBuild
