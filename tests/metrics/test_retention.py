@@ -48,12 +48,14 @@ async def rollup_row(sm, table: str, ts: datetime) -> dict:
 
 
 async def test_old_samples_are_rolled_up_and_deleted(sessionmaker):
-    now = datetime.now(UTC)
+    # half past an hour: the hour of the recent samples has ended longer ago than the roll-up's lag (in the
+    # first seconds of an hour it has not, and it is not rolled up yet)
+    now = hour_start(datetime.now(UTC)) - timedelta(minutes=30)
     store = SampleStore(sessionmaker)
     ancient = hour_start(now - timedelta(days=100))
     ten_days = hour_start(now - timedelta(days=10))  # two minutes of one hour: 4 samples and 1 sample
     two_days = hour_start(now - timedelta(days=2)) + timedelta(minutes=5)  # one minute: 3 samples
-    recent = hour_start(now) - timedelta(minutes=30)  # 30-90 minutes ago, six samples within one minute
+    recent = hour_start(now) - timedelta(minutes=30)  # an hour before now, six samples within one minute
     rows = [row(ancient + timedelta(seconds=10 * i), 99, 1, 1) for i in range(3)]
     rows += [row(ten_days + timedelta(seconds=10 * i), 10, 100, 5 + i) for i in range(4)]
     rows += [row(ten_days + timedelta(minutes=1), 50, 600, 100)]

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from berth_common import labels, sealing
+from berth_common import fleet, sealing
 from berth_common import traefik as tr
 from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes, RemoveRoute, ServerChanged, sealed_key_aad
@@ -69,7 +69,7 @@ def test_the_server_traefik_calls_are_exact_data() -> None:
             "NetworkingConfig": {"EndpointsConfig": {"berth": {"Aliases": ["traefik"]}}},
         },
     )
-    assert labels.SERVER_NETWORK == "berth"
+    assert fleet.SERVER_NETWORK == "berth"
 
 
 def test_the_server_folder_and_the_container_found_are_checked() -> None:

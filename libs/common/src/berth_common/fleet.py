@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from berth_common.ssh import SshTarget
 
 LOCAL = "local"
+SERVER_NETWORK = "berth"  # the Docker network on a remote server shared by its Traefik and the replicas
 USABLE = ("ready", "unreachable", "draining")  # states in which a server may be connected to
 
 

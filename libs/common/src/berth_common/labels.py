@@ -20,10 +20,6 @@ KIND = "berth.kind"  # web or worker
 MANAGED = "berth.managed"  # "true" on every container and network Berth manages
 TEAM = "berth.team"  # the owning team: who a metric, an alert or a server outage concerns
 
-# The Docker network on a remote server shared by its Traefik and the replicas (named here, in a module every
-# service loads anyway, so naming it loads nothing of ``berth_common.traefik``).
-SERVER_NETWORK = "berth"
-
 # On images (set by the builder).
 BUILD = "berth.build"  # the build id: what a stopped build's clean-up removes
 APPLICATION = "berth.application"  # the application id: what image retention looks at

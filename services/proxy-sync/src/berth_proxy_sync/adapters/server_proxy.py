@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from berth_common import labels
+from berth_common import fleet
 from berth_common import traefik as tr
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
@@ -103,7 +103,7 @@ async def ensure(
     status, network = await call(client, sp.network_inspect(), ok=(200, 404))
     if status == 404:
         await call(client, sp.network_create(), ok=(201, 409))
-        log.info("server network made", server_id=server_id, network=labels.SERVER_NETWORK)
+        log.info("server network made", server_id=server_id, network=fleet.SERVER_NETWORK)
     status, _ = await call(client, sp.image_inspect(image), ok=(200, 404))
     if status == 404:
         if not image.startswith(tr.IMAGE_REPOSITORY + ":"):

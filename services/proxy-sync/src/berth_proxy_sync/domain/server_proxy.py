@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from berth_common import labels
+from berth_common import fleet, labels
 from berth_common import traefik as tr
 
 API = "/v1.41"
@@ -46,7 +46,7 @@ def server_dir(root: str, server_id: str) -> str:
     return posixpath.join(root.rstrip("/") or "/", server_id)
 
 
-def network_create(name: str = labels.SERVER_NETWORK) -> Call:
+def network_create(name: str = fleet.SERVER_NETWORK) -> Call:
     return Call(
         "POST",
         f"{API}/networks/create",
@@ -54,7 +54,7 @@ def network_create(name: str = labels.SERVER_NETWORK) -> Call:
     )
 
 
-def network_inspect(name: str = labels.SERVER_NETWORK) -> Call:
+def network_inspect(name: str = fleet.SERVER_NETWORK) -> Call:
     return Call("GET", f"{API}/networks/{quote(name, safe='')}")
 
 
@@ -66,7 +66,7 @@ def container_inspect(name: str) -> Call:
     return Call("GET", f"{API}/containers/{quote(name, safe='')}/json")
 
 
-def container_create(image: str, host_dir: str, web_port: int, network: str = labels.SERVER_NETWORK) -> Call:
+def container_create(image: str, host_dir: str, web_port: int, network: str = fleet.SERVER_NETWORK) -> Call:
     name, body = tr.server_container(image, network, host_dir, web_port=web_port, name=CONTAINER)
     return Call("POST", f"{API}/containers/create?name={quote(name, safe='')}", body)
 
@@ -86,7 +86,7 @@ def container_remove(name: str) -> Call:
 def container_problem(info: dict[str, Any], image: str, host_dir: str, web_port: int) -> str | None:
     """Why the container found (``GET /containers/{name}/json``) is not the wanted one (it is then made
     again), or None when it is: same image, binds, published port and network."""
-    _, wanted = tr.server_container(image, labels.SERVER_NETWORK, host_dir, web_port=web_port)
+    _, wanted = tr.server_container(image, fleet.SERVER_NETWORK, host_dir, web_port=web_port)
     config, host = info.get("Config") or {}, info.get("HostConfig") or {}
     if config.get("Image") != image:
         return f"runs image {config.get('Image')!r}, not {image!r}"
@@ -94,8 +94,8 @@ def container_problem(info: dict[str, Any], image: str, host_dir: str, web_port:
         return "its folders are not the server's Berth folders"
     if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
         return f"is not published on port {web_port}"
-    if labels.SERVER_NETWORK not in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
-        return f"is not on the {labels.SERVER_NETWORK} network"
+    if fleet.SERVER_NETWORK not in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
+        return f"is not on the {fleet.SERVER_NETWORK} network"
     return None
 
 
@@ -105,10 +105,10 @@ def running(info: dict[str, Any]) -> bool:
 
 def api_address(info: dict[str, Any]) -> str:
     """The container's address on the server's Berth network (where its API entry point listens)."""
-    network = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(labels.SERVER_NETWORK) or {}
+    network = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(fleet.SERVER_NETWORK) or {}
     address = network.get("IPAddress")
     if not address:
-        raise ServerProxyError(f"the Traefik container has no address on the {labels.SERVER_NETWORK} network")
+        raise ServerProxyError(f"the Traefik container has no address on the {fleet.SERVER_NETWORK} network")
     return str(address)
 
 

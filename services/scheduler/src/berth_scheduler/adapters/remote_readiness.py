@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from berth_common.labels import SERVER_NETWORK
+from berth_common.fleet import SERVER_NETWORK
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.domain.containers import ContainerSpec

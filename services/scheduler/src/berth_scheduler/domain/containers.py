@@ -17,7 +17,7 @@ from typing import Any
 
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
-from berth_common.labels import SERVER_NETWORK
+from berth_common.fleet import SERVER_NETWORK
 from berth_scheduler.domain import names, placement
 from berth_scheduler.domain.routing import LOCAL
 

@@ -18,7 +18,7 @@ from berth_common import labels
 from berth_common.catalogue import ApplicationSpec, Replica, WebService
 from berth_common.db.unit import Unit
 from berth_common.docker import DockerUnavailable
-from berth_common.labels import SERVER_NETWORK
+from berth_common.fleet import SERVER_NETWORK
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
