@@ -83,9 +83,11 @@ def test_the_server_folder_and_the_container_found_are_checked() -> None:
         "Config": {"Image": IMAGE},
         "HostConfig": body["HostConfig"],
         "State": {"Running": True},
-        "NetworkSettings": {"Networks": {"berth": {"IPAddress": "172.20.0.2"}}},
+        "NetworkSettings": {"Networks": {"berth": {"IPAddress": "172.20.0.2", "NetworkID": "n1"}}},
     }
     assert sp.container_problem(info, IMAGE, "/d", 80) is None
+    assert sp.container_problem(info, IMAGE, "/d", 80, "n1") is None
+    assert sp.container_problem(info, IMAGE, "/d", 80, "n2") == "is on an earlier berth network"
     assert sp.running(info) and sp.api_address(info) == "172.20.0.2"
     assert (
         sp.container_problem(info, "berth/traefik:3.8.0", "/d", 80)

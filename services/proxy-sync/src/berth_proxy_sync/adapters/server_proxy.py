@@ -104,6 +104,7 @@ async def ensure(
     if status == 404:
         await call(client, sp.network_create(), ok=(201, 409))
         log.info("server network made", server_id=server_id, network=fleet.SERVER_NETWORK)
+        _, network = await call(client, sp.network_inspect())
     status, _ = await call(client, sp.image_inspect(image), ok=(200, 404))
     if status == 404:
         if not image.startswith(tr.IMAGE_REPOSITORY + ":"):
@@ -116,7 +117,8 @@ async def ensure(
     await files.ensure()
     static_changed = await folder.write(STATIC_NAME, tr.server_static_config(web_port=80))
     status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
-    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port)):
+    network_id = str((network or {}).get("Id") or "") or None
+    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port, network_id)):
         log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
         await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
         status = 404

@@ -83,9 +83,13 @@ def container_remove(name: str) -> Call:
     return Call("DELETE", f"{API}/containers/{quote(name, safe='')}?force=true")
 
 
-def container_problem(info: dict[str, Any], image: str, host_dir: str, web_port: int) -> str | None:
+def container_problem(
+    info: dict[str, Any], image: str, host_dir: str, web_port: int, network_id: str | None = None
+) -> str | None:
     """Why the container found (``GET /containers/{name}/json``) is not the wanted one (it is then made
-    again), or None when it is: same image, binds, published port and network."""
+    again), or None when it is: same image, binds, published port and network. ``network_id``: the Berth
+    network's id now; a container joined to an earlier network of that name (removed and made again, as when
+    the server forms a Swarm) could not start again."""
     _, wanted = tr.server_container(image, fleet.SERVER_NETWORK, host_dir, web_port=web_port)
     config, host = info.get("Config") or {}, info.get("HostConfig") or {}
     if config.get("Image") != image:
@@ -94,8 +98,11 @@ def container_problem(info: dict[str, Any], image: str, host_dir: str, web_port:
         return "its folders are not the server's Berth folders"
     if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
         return f"is not published on port {web_port}"
-    if fleet.SERVER_NETWORK not in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
+    joined = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(fleet.SERVER_NETWORK)
+    if joined is None:
         return f"is not on the {fleet.SERVER_NETWORK} network"
+    if network_id and joined.get("NetworkID") and joined["NetworkID"] != network_id:
+        return f"is on an earlier {fleet.SERVER_NETWORK} network"
     return None
 
 
