@@ -364,31 +364,13 @@ class RouteBatch:
         )
 
     def _answer(self, ch: _Change) -> None:
+        """``evt.route.removed`` or ``evt.route.applied`` for a change Traefik confirmed."""
         cmd, live_ms = ch.cmd, round(ch.seconds * 1000, 1)
-        if cmd.route is None:
-            log.info(
-                "route removed",
-                route_id=cmd.route_id,
-                server_id=self.server_id,
-                generation=cmd.generation,
-                live_ms=live_ms,
-            )
-            ch.unit.stage(
-                RouteRemoved(
-                    route_id=cmd.route_id, generation=cmd.generation, server_id=cmd.msg.server_id, live_ms=live_ms
-                )
-            )
-            return
         route = cmd.route
-        log.info(
-            "route live",
-            route_id=route.route_id,
-            server_id=self.server_id,
-            generation=route.generation,
-            live_ms=live_ms,
-        )
-        ch.unit.stage(
-            RoutesApplied(
+        event: RouteRemoved | RoutesApplied = (
+            RouteRemoved(route_id=cmd.route_id, generation=cmd.generation, server_id=cmd.msg.server_id, live_ms=live_ms)
+            if route is None
+            else RoutesApplied(
                 route_id=route.route_id,
                 generation=route.generation,
                 server_id=cmd.msg.server_id,
@@ -398,6 +380,9 @@ class RouteBatch:
                 live_ms=live_ms,
             )
         )
+        what = "route removed" if route is None else "route live"
+        log.info(what, route_id=event.route_id, server_id=self.server_id, generation=event.generation, live_ms=live_ms)
+        ch.unit.stage(event)
 
 
 def _ms_since(t: float) -> float:
