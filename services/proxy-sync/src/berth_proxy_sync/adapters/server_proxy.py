@@ -89,6 +89,22 @@ async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> Non
         tr.remove_tar(tar)
 
 
+async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_port: int) -> None:
+    """Make and start the container; while its start finds no network (a Swarm's overlay made moments
+    before), remove it, wait and make it again, a bounded number of times."""
+    for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
+        await call(client, sp.container_create(image, host_dir, web_port), ok=(201,))
+        try:
+            await call(client, sp.container_start(sp.CONTAINER))
+            return
+        except sp.ServerProxyError as exc:
+            if delay is None or not sp.network_settling(str(exc)):
+                raise
+            log.info("server network not attachable yet", why=str(exc), retry_in_s=delay)
+        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
+        await asyncio.sleep(delay)
+
+
 async def ensure(
     client: aiodocker.Docker,
     conn: asyncssh.SSHClientConnection,
@@ -122,12 +138,12 @@ async def ensure(
         log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
         await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
         status = 404
+    if status == 200 and not sp.running(info):  # made again: a start of it could find an earlier network
+        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
+        status = 404
     if status == 404:
-        await call(client, sp.container_create(image, host_dir, web_port), ok=(201,))
-        await call(client, sp.container_start(sp.CONTAINER))
+        await _start_new(client, image, host_dir, web_port)
         log.info("server Traefik started", server_id=server_id, image=image)
-    elif not sp.running(info):
-        await call(client, sp.container_start(sp.CONTAINER))
     elif static_changed:
         await call(client, sp.container_restart(sp.CONTAINER))
     _, info = await call(client, sp.container_inspect(sp.CONTAINER))

@@ -106,6 +106,17 @@ def container_problem(
     return None
 
 
+# Waits before making the container again when its start found no network: a Swarm's overlay network made
+# moments before is known by name at once but attachable only once the manager has allocated it.
+NETWORK_SETTLE_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def network_settling(message: str) -> bool:
+    """Whether a failed start (the engine's answer) says the container's network is not there (yet)."""
+    text = message.lower()
+    return "network" in text and "not found" in text
+
+
 def running(info: dict[str, Any]) -> bool:
     return bool((info.get("State") or {}).get("Running"))
 
