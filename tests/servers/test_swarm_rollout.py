@@ -128,7 +128,9 @@ def test_the_pure_parts_are_exact() -> None:
     with pytest.raises(sp.ServerProxyError):
         sp.gateway_address(gw, "c-t9")
     # a start that finds no network (an overlay not yet allocated) is tried again; other refusals are not
-    assert sp.network_settling("POST /v1.41/containers/berth-traefik/start: Docker answered 404: network wngr not found")
+    assert sp.network_settling(
+        "POST /v1.41/containers/berth-traefik/start: Docker answered 404: network wngr not found"
+    )
     assert not sp.network_settling("POST /v1.41/containers/berth-traefik/start: Docker answered 500: port in use")
 
 
