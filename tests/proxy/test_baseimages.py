@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -25,7 +26,8 @@ from tests.support import images
         ("python:3", "berth/python:3-bookworm"),
         ("docker.io/library/python:3.12-slim", "berth/python:3-bookworm"),
         ("python:2.7", "python:2.7"),  # no entry for this tag, and no untagged "python" key
-        ("postgres:16", "postgres:16"),
+        ("postgres:16", "postgres:16"),  # Debian bookworm's PostgreSQL is 15: no stand-in for 16
+        ("postgres:15", "berth/postgres:15-bookworm"),
         ("example.test:5000/team/app:v1", "example.test:5000/team/app:v1"),
     ],
 )
@@ -144,9 +146,39 @@ def test_python_image_runs_python3():
     assert baseimages.ensure_base_images(["python:3.12-slim"]) == {tag: False}
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_postgres_image_keeps_the_official_contract(unique):
+    """``POSTGRES_PASSWORD``/``USER``/``DB`` make the user and database on first start; a password login over
+    TCP works, a wrong password does not; the data directory is ``PGDATA``."""
+    tag = images.postgres_image()
+    name = f"berth-test-pg-{unique}"
+    env = ["-e", "POSTGRES_PASSWORD=pw-" + unique, "-e", "POSTGRES_USER=shop", "-e", "POSTGRES_DB=orders"]
+    images.docker("run", "-d", "--label", images.TEST_LABEL, "--name", name, *env, tag)
+    try:
+
+        def psql(password: str) -> subprocess.CompletedProcess[str]:
+            argv = ["exec", "-e", f"PGPASSWORD={password}", name, "psql", "-h", "127.0.0.1", "-U", "shop", "-d"]
+            argv += ["orders", "-tAc", "SELECT current_user || '@' || current_database()"]
+            return subprocess.run([images.DOCKER, *argv], capture_output=True, text=True, timeout=30)
+
+        deadline = time.monotonic() + 60
+        while (got := psql("pw-" + unique)).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert got.stdout.strip() == "shop@orders", got.stderr
+        wrong = psql("not-the-password")
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+        pgdata = images.docker("exec", name, "sh", "-c", 'echo "$PGDATA"; ls "$PGDATA"')
+        assert pgdata.startswith("/var/lib/postgresql/data\n") and "PG_VERSION" in pgdata
+    finally:
+        images.remove_container(name)
+
+
 def test_ensure_base_images_rejects_unknown_names():
     with pytest.raises(ValueError):
         baseimages.ensure_base_images(["postgres:16"])
+    with pytest.raises(ValueError):
+        baseimages.ensure_base_images(["mysql:8"])
 
 
 @pytest.mark.docker

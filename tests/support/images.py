@@ -36,6 +36,13 @@ def python_image() -> str:
     return baseimages.PYTHON_IMAGE
 
 
+@functools.cache
+def postgres_image() -> str:
+    """``berth/postgres:15-bookworm`` (Debian's PostgreSQL 15, the official image's entry point contract)."""
+    baseimages.ensure_base_images([baseimages.POSTGRES_IMAGE])
+    return baseimages.POSTGRES_IMAGE
+
+
 def docker(*args: str, timeout: float = 60) -> str:
     proc = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:

@@ -29,6 +29,7 @@ from typing import Literal
 from berth_common.images import (
     BUSYBOX_IMAGE,
     DEFAULT_IMAGE_MAP,
+    POSTGRES_IMAGE,
     PYTHON_IMAGE,
     ImageMapError,
     check_ref,
@@ -40,6 +41,7 @@ from berth_common.images import image_map as common_image_map
 __all__ = [
     "BUSYBOX_IMAGE",
     "DEFAULT_IMAGE_MAP",
+    "POSTGRES_IMAGE",
     "PYTHON_IMAGE",
     "BaseImageError",
     "ImageMapError",
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 DOCKER = "/usr/bin/docker"
+IMAGE_FILES = Path(__file__).parent / "imagefiles"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -149,9 +152,13 @@ def image_exists(tag: str) -> bool:
     return _run([DOCKER, "image", "inspect", "--format", "{{.Id}}", check_ref(tag)], timeout=30).returncode == 0
 
 
-def docker_import(source: bytes | Path, tag: str, *, env: Mapping[str, str], cmd: list[str]) -> None:
+def docker_import(
+    source: bytes | Path, tag: str, *, env: Mapping[str, str], cmd: list[str], entrypoint: list[str] | None = None
+) -> None:
     """``docker import - tag`` from a tar in memory, or from ``tar -C DIR -c .`` joined by a pipe (no shell)."""
     argv = [DOCKER, "import", *(a for k, v in env.items() for a in ("--change", f"ENV {k}={v}"))]
+    if entrypoint:
+        argv += ["--change", f"ENTRYPOINT {json.dumps(entrypoint)}"]
     argv += ["--change", f"CMD {json.dumps(cmd)}", "-", check_ref(tag)]
     if isinstance(source, bytes):
         proc, tar_rc, tar_err = _run(argv, input=source), 0, b""
@@ -273,10 +280,14 @@ def debootstrap_image(
     cmd: list[str] | None = None,
     force: bool = False,
     workdir: Path | None = None,
+    entrypoint: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> bool:
     """A Debian ``minbase`` image with ``include`` packages, imported as ``tag`` (skipped if it exists).
 
-    Used for the Python base image and, later, database images (``postgresql``, ``redis-server``).
+    Used for the Python base image and the database images. ``entrypoint``: the name of a script in
+    ``berth_cli/imagefiles`` installed as ``/usr/local/bin/docker-entrypoint.sh`` and made the entry point
+    (the official images' contract, so that the image map can stand in for them).
     """
     if not force and image_exists(check_ref(tag)):
         return False
@@ -305,8 +316,14 @@ def debootstrap_image(
             leftover.unlink()
         for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
             lists.unlink()
-        env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
-        docker_import(rootfs, tag, env=env, cmd=cmd or ["bash"])
+        entry: list[str] | None = None
+        if entrypoint:
+            script = rootfs / "usr/local/bin/docker-entrypoint.sh"
+            script.write_bytes((IMAGE_FILES / entrypoint).read_bytes())
+            script.chmod(0o755)
+            entry = ["/usr/local/bin/docker-entrypoint.sh"]
+        image_env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **(env or {})}
+        docker_import(rootfs, tag, env=image_env, cmd=cmd or ["bash"], entrypoint=entry)
     finally:
         mounted = _mounts_under(tmp)
         if mounted:  # never delete through a mount left behind by a failed debootstrap
@@ -317,6 +334,18 @@ def debootstrap_image(
 
 def build_python(tag: str = PYTHON_IMAGE, *, force: bool = False) -> bool:
     return debootstrap_image(tag, ["python3"], cmd=["python3"], force=force)
+
+
+def build_postgres(tag: str = POSTGRES_IMAGE, *, force: bool = False) -> bool:
+    """Debian's PostgreSQL with the official image's entry point (POSTGRES_PASSWORD, POSTGRES_USER, ...)."""
+    return debootstrap_image(
+        tag,
+        ["postgresql"],
+        cmd=["postgres"],
+        force=force,
+        entrypoint="postgres-entrypoint.sh",
+        env={"PGDATA": "/var/lib/postgresql/data"},
+    )
 
 
 # --- all of them -------------------------------------------------------------------------------------
@@ -332,8 +361,9 @@ class BaseImage:
 BASE_IMAGES: dict[str, BaseImage] = {
     BUSYBOX_IMAGE: BaseImage(BUSYBOX_IMAGE, build_busybox, "busybox-static: sh, httpd, wget (2 MB, seconds)"),
     PYTHON_IMAGE: BaseImage(PYTHON_IMAGE, build_python, "Debian bookworm minbase with python3 (about 40 s)"),
+    POSTGRES_IMAGE: BaseImage(POSTGRES_IMAGE, build_postgres, "Debian bookworm's PostgreSQL 15 (about 60 s)"),
 }
-_ALIASES = {"busybox": BUSYBOX_IMAGE, "python": PYTHON_IMAGE}
+_ALIASES = {"busybox": BUSYBOX_IMAGE, "python": PYTHON_IMAGE, "postgres": POSTGRES_IMAGE}
 
 
 def ensure_base_images(names: Iterable[str] | None = None, *, force: bool = False) -> dict[str, bool]:

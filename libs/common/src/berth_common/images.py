@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 BUSYBOX_IMAGE = "berth/busybox:1"
 PYTHON_IMAGE = "berth/python:3-bookworm"
+POSTGRES_IMAGE = "berth/postgres:15-bookworm"
 
 DEFAULT_IMAGE_MAP: dict[str, str] = {
     "busybox": BUSYBOX_IMAGE,
@@ -22,6 +23,7 @@ DEFAULT_IMAGE_MAP: dict[str, str] = {
         f"python:{v}": PYTHON_IMAGE
         for v in ("3", "3-slim", "3-bookworm", "3-slim-bookworm", "3.11", "3.11-slim", "3.12", "3.12-slim", "3.13-slim")
     },
+    **{f"postgres:{v}": POSTGRES_IMAGE for v in ("15", "15-bookworm")},
 }
 
 # An image reference as docker accepts it (repository[:tag][@digest]); no spaces, no options.
