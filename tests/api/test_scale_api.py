@@ -12,6 +12,7 @@ from typing import Any
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
+from berth_common.catalogue import ApplicationScaled
 from berth_common.envelope import Envelope
 from tests.api.conftest import make_app
 from tests.api.test_application_removal import _body, _deployed, _team
@@ -171,3 +172,54 @@ async def test_autoscale_policy(client, members, scheduler) -> None:
     assert [(e["service"], e["policy"]) for e in mine] == [("web", expected), ("web", None)]
     assert mine[0]["revision"] < mine[1]["revision"]
     assert mine[0]["team_id"] == await _team(client, members.developer)
+
+
+async def _replicas(client, members, app_id: str) -> dict[str, int]:
+    shown = (await client.get(f"/v1/applications/{app_id}", headers=members.viewer)).json()
+    return {s["name"]: s["replicas"] for s in shown["services"]}
+
+
+async def _until_replicas(client, members, app_id: str, wanted: dict[str, int], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (got := await _replicas(client, members, app_id)) != wanted:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.1)
+
+
+async def test_the_autoscalers_changes_become_the_desired_replicas(client, members, scheduler) -> None:
+    """``evt.application.scaled`` from the autoscaler is recorded (compare and set on ``from_replicas``), so the
+    next deployment runs the autoscaled count; a person's scale, a failed scale and a stale answer are not."""
+    app = await _deployed(client, members, scheduler)
+    team = await _team(client, members.developer)
+    assert await _replicas(client, members, app["id"]) == {"web": 2, "jobs": 1}
+
+    def scaled(request: str, frm: int, to: int, **kw: Any) -> ApplicationScaled:
+        fields: dict[str, Any] = {"trigger": "auto", "reason": "cpu 90% > 70% target for 60s"} | kw
+        return ApplicationScaled(
+            application_id=app["id"],
+            team_id=team,
+            request_id=request,
+            service="web",
+            from_replicas=frm,
+            to_replicas=to,
+            **fields,
+        )
+
+    await scheduler.bus.publish(scaled("a1", 2, 4))
+    await _until_replicas(client, members, app["id"], {"web": 4, "jobs": 1})
+    # seen again (a redelivery under a new id) after the newer change 4 -> 3: it no longer applies
+    await scheduler.bus.publish(scaled("a2", 4, 3))
+    await _until_replicas(client, members, app["id"], {"web": 3, "jobs": 1})
+    await scheduler.bus.publish(scaled("a1", 2, 4))
+    # a person's scale and a failed autoscale are not written back (the api recorded the person's already)
+    await scheduler.bus.publish(scaled("m1", 3, 7, trigger="manual"))
+    await scheduler.bus.publish(scaled("a3", 3, 5, outcome="failed", failure="route not confirmed"))
+    # a later change that applies shows the ones before it were handled (and left the replicas alone)
+    await scheduler.bus.publish(scaled("a4", 3, 2))
+    await _until_replicas(client, members, app["id"], {"web": 2, "jobs": 1})
+
+    before = len(scheduler.of("cmd.deployment.start"))
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    start = (await scheduler.wait_for("cmd.deployment.start", before + 1))[-1]
+    assert {s["name"]: s["replicas"] for s in start.data["spec"]["services"]} == {"web": 2, "jobs": 1}

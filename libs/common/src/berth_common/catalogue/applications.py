@@ -124,7 +124,7 @@ class ApplicationScaled(Event):
 
     TYPE = "evt.application.scaled"
     PRODUCERS = ("scheduler",)
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("api", "notifier")
     application_id: str
     team_id: str
     request_id: str

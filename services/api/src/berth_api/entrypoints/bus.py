@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from berth_api.usecases import servers, swarms
+from berth_api.usecases import scaling, servers, swarms
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
 from berth_common import catalogue as cat
@@ -29,3 +29,4 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     )
     await bus.consume(cat.SwarmFormed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.SwarmFailed, consume_once(transactions, swarms.on_answer))
+    await bus.consume(cat.ApplicationScaled, consume_once(transactions, scaling.on_scaled))

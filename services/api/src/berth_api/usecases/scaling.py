@@ -2,7 +2,7 @@
 
 ``scale`` records the replicas on the application (the next deployment keeps them) and stages
 ``cmd.application.scale`` in the same transaction; the scheduler changes the live version and answers
-with ``evt.application.scaled``. ``set_autoscale`` records a web service's policy and announces it in
+with ``evt.application.scaled`` (``on_scaled`` records an autoscaler's change). ``set_autoscale`` records a web service's policy and announces it in
 ``evt.application.autoscale_changed`` (the metrics service keeps the policies and sends the scale
 commands, trigger ``auto``).
 """
@@ -19,7 +19,7 @@ from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_api.usecases.deployments import run
-from berth_common.catalogue import AutoscaleChanged, AutoscalePolicy, ScaleApplication
+from berth_common.catalogue import ApplicationScaled, AutoscaleChanged, AutoscalePolicy, ScaleApplication
 from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
@@ -115,3 +115,32 @@ async def set_autoscale(
 
     await run(deps, body)
     log.info("autoscale set", application_id=application_id, service=service, on=policy is not None)
+
+
+async def on_scaled(msg: ApplicationScaled, unit: Unit) -> None:
+    """Keep the autoscaler's replicas as the application's desired state, so that the next deployment runs
+    them: a change by the autoscaler (``trigger`` ``auto``) that ended ``scaled`` is recorded when the service
+    still wants ``from_replicas`` (compare and set). A person's scale recorded meanwhile, or an answer seen
+    again after a newer change, leaves the recorded replicas as they are."""
+    if msg.trigger != "auto" or msg.outcome != "scaled":
+        return
+    row = await repo.get_application(unit.session, msg.team_id, msg.application_id, lock=True)
+    if row is None or row.get("state") == "removing":
+        return
+    config = row["config"]
+    services = [dict(svc) for svc in config["services"]]
+    for svc in services:
+        if svc["name"] == msg.service:
+            if svc.get("replicas", 1) != msg.from_replicas:
+                log.info(
+                    "autoscaled replicas not recorded: the desired replicas changed meanwhile",
+                    application_id=msg.application_id,
+                    service=msg.service,
+                    desired=svc.get("replicas", 1),
+                    from_replicas=msg.from_replicas,
+                )
+                return
+            svc["replicas"] = msg.to_replicas
+            await repo.update_application(unit.session, msg.application_id, {**config, "services": services})
+            log.info("autoscaled replicas recorded", application_id=msg.application_id, service=msg.service)
+            return
