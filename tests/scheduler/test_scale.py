@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from berth_common.catalogue import ReplicasQuery, ReplicasReply, ScaleApplication
+from berth_scheduler.domain import names
 from tests.scheduler.platform import Load, containers_of, web_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -175,3 +176,38 @@ async def test_scheduler_restart_mid_scale_resumes_and_deployments_wait(platform
     await asyncio.to_thread(load.stop)
     assert load.errors == [], load.errors[:10]
     assert load.contents()[-1] == "v3"
+
+
+async def test_a_scale_whose_route_change_is_not_confirmed_puts_the_routes_back(platform, busybox, app_id, unique):
+    """proxy-sync away: the scale fails after the route timeout, sends the routes as they were (recorded with
+    the step, newer generations) and removes the added replicas. When proxy-sync comes back it applies the
+    late step and the restore, newest last: the route ends with the one replica still running, never the
+    removed ones, and it serves without errors."""
+    host = f"web-shop-{unique}.localhost"
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host))
+    assert (await platform.wait(d1))["type"] == "evt.deployment.succeeded"
+    route_id = names.route_id(app_id, "web")
+    before = upstreams(platform, route_id)
+    assert len(before) == 1
+    platform.scheduler.settings.route_timeout_s = 1.5
+    await platform.proxy.stop()
+    try:
+        up = await scale(platform, app_id, {"web": 3})
+        event = await wait_scaled(platform, app_id, up, timeout=60)
+        assert (event["outcome"], event["to_replicas"]) == ("failed", 1), event
+        assert "not confirmed live within 1.5s" in event["failure"], event
+        assert "routes NOT confirmed restored" in event["failure"] and "added replicas removed" in event["failure"]
+        assert len(replicas(app_id)) == 1
+    finally:
+        platform.scheduler.settings.route_timeout_s = 15
+        await platform.proxy.start()
+    deadline = time.monotonic() + 20
+    while upstreams(platform, route_id) != before:  # the restore outranks the late step
+        assert time.monotonic() < deadline, upstreams(platform, route_id)
+        await asyncio.sleep(0.1)
+    load = Load(platform.traefik.web_port, host).start()
+    await asyncio.sleep(1.5)
+    await asyncio.to_thread(load.stop)
+    assert upstreams(platform, route_id) == before
+    assert load.errors == [], load.errors[:10]
+    assert load.contents()[-1] == "v1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from berth_scheduler.domain.placement import spread
 from berth_scheduler.domain.routing import RouteOp
-from berth_scheduler.domain.scaling import Slot, plan_slots, route_ops
+from berth_scheduler.domain.scaling import Slot, plan_slots, restore_ops, route_ops
 
 AB = {"web": ["a", "b"]}
 HOSTS = ("shop.example",)
@@ -79,3 +79,17 @@ def test_a_first_replica_on_a_server_applies_the_route_and_the_last_one_removes_
     ]
     # a server with nothing confirmed and nothing left: no command at all
     assert route_ops("r1", HOSTS, ["a", "b"], {}, [("b", "http://shop-web-2:8080")], []) == []
+
+
+def test_what_puts_the_routes_back_after_a_step_that_was_not_confirmed() -> None:
+    step = [
+        RouteOp("apply", "r", ("a.test",), ("u1", "u2", "u3"), "s1"),  # grew on s1
+        RouteOp("apply", "r", ("a.test",), ("u4",), "s2"),  # first replica on s2
+        RouteOp("remove", "r", server_id="s3"),  # last replica on s3 left
+    ]
+    before = {("s1", "r"): (("a.test",), ("u1",)), ("s3", "r"): (("a.test",), ("u9",)), ("s9", "x"): ((), ("u",))}
+    assert restore_ops(step, before) == (
+        RouteOp("apply", "r", ("a.test",), ("u1",), "s1"),
+        RouteOp("remove", "r", server_id="s2"),
+        RouteOp("apply", "r", ("a.test",), ("u9",), "s3"),
+    )

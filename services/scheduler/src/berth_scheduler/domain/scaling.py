@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from berth_common.catalogue import ApplicationScaled, ScaleTrigger
 from berth_scheduler.domain.placement import server_of
-from berth_scheduler.domain.routing import LOCAL, RouteOp
+from berth_scheduler.domain.routing import LOCAL, RouteKey, RouteOp
 
 
 class Phase(StrEnum):
@@ -187,3 +187,19 @@ def scaled_events(scale: Scale, counts: Mapping[str, int] | None = None) -> list
         )
         for service in sorted(scale.targets)
     ]
+
+
+def restore_ops(
+    ops: Iterable[RouteOp], before: Mapping[RouteKey, tuple[tuple[str, ...], tuple[str, ...]]]
+) -> tuple[RouteOp, ...]:
+    """What puts back every route a scale's step changes, should the step not be confirmed in time: the
+    hosts and upstreams confirmed before it (``before``, by (server, route)), or the route's removal on a
+    server where the step made it (the server's first replica of the service)."""
+    out = []
+    for op in ops:
+        hosts, upstreams = before.get(op.key, ((), ()))
+        if upstreams:
+            out.append(RouteOp("apply", op.route_id, hosts, upstreams, op.server_id))
+        else:
+            out.append(RouteOp("remove", op.route_id, server_id=op.server_id))
+    return tuple(out)

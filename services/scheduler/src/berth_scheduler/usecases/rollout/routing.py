@@ -60,15 +60,20 @@ def route_name(row: Any) -> str:
     return row.route_id if row.server_id == LOCAL else f"{row.route_id} on server {row.server_id}"
 
 
-async def stage_step(unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False) -> bool:
+async def stage_step(
+    unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False, send: bool = True
+) -> bool:
     """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already
-    (``fresh``: the caller's transaction just made the plan, nothing of it can exist yet)."""
+    (``fresh``: the caller's transaction just made the plan, nothing of it can exist yet). ``send=False``
+    records them only, with their generations, to be sent later by ``resend_pending`` if ever needed (what
+    puts routes back after a step that was not confirmed)."""
     if not fresh and await store.ops_of(unit.session, r.deployment_id, step):
         return False
     for op in ops:
         gen = await store.next_generation(unit.session, op.route_id, r.application_id, op.server_id)
         await store.add_op(unit.session, r.deployment_id, step, op, gen)
-        await unit.emit(command_for(op, gen), id=command_id(op, gen))
+        if send:
+            await unit.emit(command_for(op, gen), id=command_id(op, gen))
     return True
 
 

@@ -34,18 +34,19 @@ from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain import names, placement
 from berth_scheduler.domain.containers import ContainerSpec
-from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.domain.routing import RouteKey, RouteOp
 from berth_scheduler.domain.scaling import (
     Phase,
     Scale,
     UnknownServiceError,
     plan_slots,
+    restore_ops,
     route_ops,
     scaled_events,
 )
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import resend_pending, stage_step, wait_step
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
@@ -203,17 +204,20 @@ class ScaleDriver:
     ) -> Scale:
         """In ``unit``: the merged upstream list of every touched route staged for proxy-sync, and the
         scale saved in ``routing`` (or past it when no route is touched)."""
-        ops = await self._route_ops(unit, rt, scale, started)
+        ops, before = await self._route_ops(unit, rt, scale, started)
         if ops:
-            await stage_step(unit, ScaleOwner(scale.owner_id, scale.application_id), 0, tuple(ops))
+            owner = ScaleOwner(scale.owner_id, scale.application_id)
+            await stage_step(unit, owner, 0, tuple(ops))
+            await stage_step(unit, owner, RESTORE_STEP, restore_ops(ops, before), send=False)
             return await _record(unit, scale.moved(Phase.ROUTING, deadline_at=now + rt.settings.route_timeout_s))
         return await _record(unit, _after_routes(scale, now))
 
     async def _route_ops(
         self, unit: Unit, rt: RolloutContext, scale: Scale, started: list[ContainerSpec]
-    ) -> list[RouteOp]:
+    ) -> tuple[list[RouteOp], dict[RouteKey, tuple[tuple[str, ...], tuple[str, ...]]]]:
         """Per touched web service with hosts, the command for each of its servers that gains or loses a
-        replica: that server's confirmed upstreams without the removed replicas, with the new ones."""
+        replica: that server's confirmed upstreams without the removed replicas, with the new ones; and the
+        confirmed (hosts, upstreams) of every route before the change (to put back)."""
         assert scale.deployment_id is not None
         live = await store.load(unit.session, scale.deployment_id)
         assert live is not None
@@ -221,6 +225,7 @@ class ScaleDriver:
         rows = await store.containers_of(unit.session, scale.deployment_id)
         by_slot = {(c.service, int(c.replica)): c for c in rows}
         confirmed = {t.key: t for t in await store.routes_of(unit.session, scale.application_id)}
+        before = {key: (t.hosts, t.upstreams) for key, t in confirmed.items()}
         ops: list[RouteOp] = []
         for name in sorted({s.service for s in (*scale.add, *scale.remove)}):
             svc = _service(spec, name)
@@ -248,7 +253,7 @@ class ScaleDriver:
                 removed,
                 [(server, up) for server, up in added if up],
             )
-        return ops
+        return ops, before
 
     # --- routing -----------------------------------------------------------------------------------
 
@@ -263,8 +268,19 @@ class ScaleDriver:
         if done:
             return await _save(rt, _after_routes(scale, rt.clock()))
         why = failure or f"the route change was not confirmed live within {rt.settings.route_timeout_s:g}s"
+        note = await self._restore(rt, owner, wait)
         await self._remove_added(rt, scale)
-        return await _save(rt, _failed(scale, why, rt.clock()))
+        return await _save(rt, _failed(scale, f"{why} ({note}; the added replicas removed)", rt.clock()))
+
+    async def _restore(self, rt: RolloutContext, owner: ScaleOwner, wait: Waiter) -> str:
+        """Send the routes as they were before the step (recorded with it, not sent until now) and wait for
+        them; a late confirmation of the step itself is then outranked by their newer generations."""
+        resent = await resend_pending(rt, owner, RESTORE_STEP)
+        log.info("scale routes being restored", request_id=owner.deployment_id, commands=resent)
+        done, failure = await wait_step(rt, owner, RESTORE_STEP, rt.clock() + rt.settings.route_timeout_s, wait)
+        if done:
+            return "routes restored"
+        return f"routes NOT confirmed restored ({failure or 'no answer from proxy-sync'})"
 
     # --- stopping ----------------------------------------------------------------------------------
 
