@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,20 @@ def test_the_local_postgres_settings_reach_its_command_line_and_nothing_else_doe
     for bad in ({"io_method": "sync -c x=1"}, {"shared_buffers": "16MB\n"}, {"a=b": "1"}, {"": "1"}):
         with pytest.raises(ValueError, match="not a Postgres setting"):
             pg_setting_args(bad)
+
+
+def test_the_supervisor_process_loads_neither_openssl_nor_what_it_has_no_use_for():
+    """``python -m berth_cli.supervise`` keeps rich, greenlet and ssl out, and its own modules do not load
+    OpenSSL's libcrypto (``_hashlib``): resident memory of the one process that runs all the time."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['berth_cli.supervise', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('berth_cli.supervise', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('_hashlib', '_ssl', 'rich', 'greenlet', 'structlog') if sys.modules.get(m)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "['structlog']"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ def ensure_secret(path: Path, nbytes: int = 48) -> str:
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
             return value
-    value = secrets.token_urlsafe(nbytes)
+    # what secrets.token_urlsafe does, without importing it: it loads OpenSSL's libcrypto (through hmac),
+    # a few MB resident in the long-lived supervisor that has no other use for it
+    value = base64.urlsafe_b64encode(os.urandom(nbytes)).rstrip(b"=").decode("ascii")
     write_private(path, value + "\n")
     return value
 

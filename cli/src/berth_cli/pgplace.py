@@ -18,7 +18,6 @@ Nothing here changes the mode of a directory that Berth did not create.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import shutil
@@ -26,6 +25,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_SYSTEM_USER = "berth-postgres"
 SYSTEM_HOME = Path(os.environ.get("BERTH_PG_SYSTEM_HOME", "/var/lib/berth/postgres"))
@@ -43,6 +43,19 @@ class PgPlace:
 
     def bin(self, name: str) -> Path:
         return self.install / "bin" / name
+
+
+def _sha256(data: bytes) -> Any:
+    """SHA-256 from Python's built-in module where there is one: ``hashlib`` loads OpenSSL's libcrypto, a
+    few MB of resident memory in the long-lived supervisor, which needs no other use of it."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # Python 3.11
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    return sha256(data)
 
 
 def wheel_install() -> Path:
@@ -84,7 +97,8 @@ def can_traverse(user: str, directory: Path) -> bool:
 
 
 def home_key(data_dir: Path) -> str:
-    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    digest: str = _sha256(str(data_dir.resolve()).encode()).hexdigest()
+    return digest[:16]
 
 
 def system_home(data_dir: Path) -> Path:
