@@ -109,6 +109,23 @@ async def test_a_git_app_built_once_is_streamed_to_both_servers_and_served_by_bo
         for server in servers:
             await _served(server.address, "built v1")
             assert _images_of(server, app_id) == [image]  # the one replica there runs the streamed image
+
+        # old builds are pruned on the servers too: with one image kept for rollback, the servers end with
+        # the live image and the one before it, nothing older
+        platform.scheduler.settings.keep_images = 1
+        bare = daemon.base / "app.git"
+        images = [image]
+        for version in ("v2", "v3"):
+            commit(repo, {"index.html": f"built {version}\n"})
+            git("push", "-q", str(bare), "main", cwd=repo)
+            dep = await platform.deploy(app_id, _spec(name, daemon.url("app.git"), ids))
+            done = await platform.wait(dep, timeout=300)
+            assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(dep))
+            images.append(done["data"]["image"])
+        for server in servers:
+            await _served(server.address, "built v3")
+            tags = server.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}").split()
+            assert sorted(tags) == sorted(images[1:]), (tags, images)
     finally:
         await stop_builder(builder)
         built = set(

@@ -276,24 +276,31 @@ def replica_upstream(row: Any, port: int | None) -> str | None:
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
-    """Untag the application's built images that no kept deployment needs (best effort: never fails a
-    deployment). Returns the tags removed."""
+    """Untag the application's built images that no kept deployment needs, on every server that held its
+    containers (best effort: never fails a deployment; a server that does not answer is skipped until the
+    next deployment). Returns the tags removed (on remote servers as ``<server>:<tag>``)."""
     if not image or not image.startswith("berth/"):
         return []  # a prebuilt image the user named: not Berth's to remove
     try:
         keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
-        built = retention.built_images(await rt.docker.list_images({labels.APPLICATION: application_id}))
-        finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
-        removed = []
-        for tag in retention.tags_to_remove(built, keep, image.rsplit(":", 1)[0], finished):
-            if await rt.docker.untag_image(tag):
-                removed.append(tag)
-        if removed:
-            log.info("old images pruned", application_id=application_id, removed=removed)
-        return removed
+        servers = await servers_of(rt, application_id, None)
     except Exception as exc:
         log.warning("image pruning failed", application_id=application_id, error=str(exc))
         return []
+    removed: list[str] = []
+    for server in dict.fromkeys([LOCAL, *servers]):
+        try:
+            docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
+            built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
+            finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
+            for tag in retention.tags_to_remove(built, keep, image.rsplit(":", 1)[0], finished):
+                if await docker.untag_image(tag):
+                    removed.append(tag if server == LOCAL else f"{server}:{tag}")
+        except Exception as exc:
+            log.warning("image pruning failed", application_id=application_id, server_id=server, error=str(exc))
+    if removed:
+        log.info("old images pruned", application_id=application_id, removed=removed)
+    return removed
 
 
 async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
