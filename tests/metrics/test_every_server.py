@@ -20,7 +20,7 @@ import pytest
 from berth_common import sealing
 from berth_common.catalogue import MetricsQuery, MetricsReply, ServerChanged, sealed_key_aad
 from berth_common.db.provision import provision
-from berth_metrics.domain.host import READ_PROC_FILES, split_files
+from berth_metrics.domain.host import READ_PROC_FILES, Disk, df_argv, parse_df, real_mounts, split_files
 from berth_scheduler.settings import SchedulerSettings
 from tests.api.conftest import Identities, bearer
 from tests.metrics.service import eventually, metrics_service
@@ -35,13 +35,32 @@ SECRET = "test-secret"
 
 
 def test_proc_files_are_read_in_one_command_and_split_back() -> None:
-    assert READ_PROC_FILES == ("grep", "-H", "", "/proc/stat", "/proc/meminfo", "/proc/loadavg")
+    assert READ_PROC_FILES == ("grep", "-H", "", "/proc/stat", "/proc/meminfo", "/proc/loadavg", "/proc/mounts")
     out = "/proc/stat:cpu  1 2 3 4\n/proc/meminfo:MemTotal: 10 kB\n/proc/loadavg:0.1 0.2 0.3 1/2 3\n"
     assert split_files(out) == {
         "/proc/stat": "cpu  1 2 3 4\n",
         "/proc/meminfo": "MemTotal: 10 kB\n",
         "/proc/loadavg": "0.1 0.2 0.3 1/2 3\n",
+        "/proc/mounts": "\n",
     }
+
+
+def test_the_disks_of_a_remote_server_are_read_with_posix_df() -> None:
+    mounts = real_mounts(
+        "/dev/vda / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/vdb /srv/my\\040data xfs rw 0 0\n/dev/vdc /gone ext4 rw 0 0\n",
+        ("ext4", "xfs"),
+    )
+    assert df_argv(mounts) == ("df", "-P", "-k", "--", "/", "/srv/my data", "/gone")
+    out = (
+        "Filesystem     1024-blocks     Used Available Capacity Mounted on\n"
+        "/dev/vdb          2000000  500000   1500000      25% /srv/my data\n"
+        "/dev/vda        264212084 34552692  71838220      33% /\n"
+    )  # /gone: df could not read it (unmounted meanwhile)
+    assert parse_df(out, mounts) == (
+        Disk("/", "/dev/vda", "ext4", total=264212084 * 1024, used=34552692 * 1024),
+        Disk("/srv/my data", "/dev/vdb", "xfs", total=2000000 * 1024, used=500000 * 1024),
+    )
+    assert parse_df("df: /gone: No such file or directory\n", mounts) == ()
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +154,16 @@ async def test_a_remote_server_is_read_watched_and_shown_only_to_its_teams(
         assert (await query(running, target_kind="server", target_id=server_id, team_id=OWNER)).server_status
         assert own.kind == "server" and own.key == server_id and own.server_id == server_id
         assert await server_read(USER)  # it runs containers there
+
+        async def disks_read() -> Any:  # its disks, read with df over SSH
+            reply = await query(running, target_kind="server", target_id=server_id, team_id=OWNER)
+            return [s for s in reply.series if s.metric in ("disk_used", "disk_total") and any(v for _, v in s.points)]
+
+        disks = await eventually(disks_read, 30)
+        used = {s.name: max(v for _, v in s.points if v) for s in disks if s.metric == "disk_used"}
+        total = {s.name: max(v for _, v in s.points if v) for s in disks if s.metric == "disk_total"}
+        assert used and set(used) == set(total) and all(0 < used[m] <= total[m] for m in used), disks
+        assert {s.kind for s in disks} == {"mount"} and {s.server_id for s in disks} == {server_id}
         hidden = await query(running, target_kind="server", target_id=server_id, team_id=OTHER)
         assert hidden.problem is not None and hidden.problem.status == 404 and not hidden.series
         theirs = await query(running, target_kind="app", target_id=app, team_id=OTHER)

@@ -84,6 +84,7 @@ async def wire(ctx: Context) -> None:
         s.metrics_ssh_timeout_s,
         s.metrics_docker_api_version,
         watch=watch,
+        filesystems=tuple(s.metrics_filesystems),
     )
 
     def every_container() -> Snapshot:

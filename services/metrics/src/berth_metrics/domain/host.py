@@ -149,9 +149,31 @@ def host_sample(
     return sample, cpu
 
 
-PROC_FILES = ("/proc/stat", "/proc/meminfo", "/proc/loadavg")
+PROC_FILES = ("/proc/stat", "/proc/meminfo", "/proc/loadavg", "/proc/mounts")
 READ_PROC_FILES = ("grep", "-H", "", *PROC_FILES)  # every line of each file, prefixed with the file's name
 """The command that reads a remote server's /proc files in one round trip (argv; no shell)."""
+
+
+def df_argv(mounts: list[Mount]) -> tuple[str, ...]:
+    """The command that gives the use of a remote server's disks (POSIX ``df``: 1024-byte blocks, one line
+    each; argv, no shell)."""
+    return ("df", "-P", "-k", "--", *(m.path for m in mounts))
+
+
+def parse_df(text: str, mounts: list[Mount]) -> tuple[Disk, ...]:
+    """The output of :func:`df_argv` as disks (total = 1024-blocks, used as ``df`` counts it), in the
+    order of ``mounts``; a mount ``df`` did not report is left out."""
+    by_path = {m.path: m for m in mounts}
+    found: dict[str, Disk] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split(None, 5)
+        if len(fields) < 6 or not fields[1].isdigit() or not fields[2].isdigit():
+            continue
+        mount = by_path.get(fields[5])
+        if mount is not None:
+            total, used = int(fields[1]) * 1024, int(fields[2]) * 1024
+            found[mount.path] = Disk(mount.path, mount.device, mount.fstype, total=total, used=used)
+    return tuple(found[m.path] for m in mounts if m.path in found)
 
 
 def split_files(text: str, names: tuple[str, ...] = PROC_FILES) -> dict[str, str]:

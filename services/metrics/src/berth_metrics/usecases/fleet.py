@@ -34,6 +34,7 @@ from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.remote_host import RemoteHostReader
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.readings import ContainerReading
+from berth_metrics.settings import REAL_FILESYSTEMS
 from berth_metrics.usecases.collect import Collector
 from berth_metrics.usecases.reachability import ReachabilityWatch
 
@@ -64,6 +65,7 @@ class Fleet:
     ssh_timeout_s: float = 10.0
     api_version: str = "v1.41"
     watch: Callable[[DockerSource, str], asyncio.Task[None]] | None = None  # (source, server name) -> watcher
+    filesystems: tuple[str, ...] = REAL_FILESYSTEMS  # the filesystems whose disks are reported
     servers: dict[str, Remote] = field(default_factory=dict)
     _stale: bool = True  # the directory changed since it was last read
     _pool: SshPool | None = None
@@ -128,7 +130,9 @@ class Fleet:
         if remote.collector is None:
             remote.collector = Collector(
                 source=DockerSource(self.engines, self.stats_timeout_s, self.concurrency, record.id),
-                host=RemoteHostReader(partial(self.pool.run, record.id, target, timeout=self.stats_timeout_s)),
+                host=RemoteHostReader(
+                    partial(self.pool.run, record.id, target, timeout=self.stats_timeout_s), self.filesystems
+                ),
                 store=self.store,
                 server=record.name,
                 concurrency=self.concurrency,
