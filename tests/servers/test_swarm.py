@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -72,6 +73,17 @@ def test_bodies_are_exact() -> None:
     }
     with pytest.raises(ValueError):
         dom.service_body(_replica(), 1, "bad network")
+    # a worker's health command: Swarm runs it (a task counts as running once it passes)
+    worker = replace(
+        _replica(), kind="worker", container_port=None, health_path=None, health_command=("test", "-f", "/ok")
+    )
+    assert dom.service_body(worker, 2, "berth-overlay").body["TaskTemplate"]["ContainerSpec"]["HealthCheck"] == {
+        "Test": ["CMD", "test", "-f", "/ok"],
+        "Interval": 1_000_000_000,
+        "Timeout": 10_000_000_000,
+        "Retries": 3,
+        "StartPeriod": 0,
+    }
 
 
 def test_running_tasks_are_read_on_the_overlay_only() -> None:

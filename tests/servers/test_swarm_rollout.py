@@ -36,6 +36,7 @@ from berth_common.catalogue import (
     ServerChanged,
     StartDeployment,
     WebService,
+    WorkerService,
     sealed_key_aad,
 )
 from berth_common.db import make_engine
@@ -369,7 +370,9 @@ def _start(
     host: str = HOST,
     name: str = "shop",
     source: ImageSource | None = None,
+    worker: bool = False,
 ) -> StartDeployment:
+    jobs = WorkerService(name="jobs", replicas=2, command=["sleep", "3600"], servers=[manager_id])
     spec = ApplicationSpec(
         name=name,
         source=source or ImageSource(image=busybox_image()),
@@ -378,7 +381,8 @@ def _start(
             WebService(
                 name="web", port=8080, replicas=3, command=["sh", "-c", SCRIPT], hosts=[host],
                 servers=[manager_id],
-            )
+            ),
+            *([jobs] if worker else []),
         ],
         stop_timeout_s=2,
     )  # fmt: skip
@@ -582,7 +586,9 @@ async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follo
     assert {n["server_id"] for n in answer["data"]["nodes"]} == set(platform.server_ids)
 
     url = f"http://{manager.address}/"
-    first = await _deployed(nats_server.url, platform.api, _start("dep-one", "deployed one", platform.manager_id))
+    first = await _deployed(
+        nats_server.url, platform.api, _start("dep-one", "deployed one", platform.manager_id, worker=True)
+    )
     assert first["type"] == "evt.deployment.succeeded", first
     await _served(url, "deployed one")
     family = {"berth.app": APP, "berth.service": "web"}
@@ -598,7 +604,7 @@ async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follo
     load = Load(url)
     running = asyncio.create_task(load.run(stop))
     await asyncio.sleep(1)
-    cmd = _start("dep-two", "deployed two", platform.manager_id)
+    cmd = _start("dep-two", "deployed two", platform.manager_id, worker=True)
     second = await _deployed(nats_server.url, platform.api, cmd)
     await asyncio.sleep(1)
     stop.set()
@@ -608,6 +614,12 @@ async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follo
     assert set(load.bodies) == {"deployed one", "deployed two"}, load.bodies
     version = _deployed_version(cmd)
     assert [s["Spec"]["Name"] for s in await cluster.manager.services(family)] == [version.service.name]
+    # the worker service of each version runs as a Swarm service too, without a route: the new one replaced
+    # the old one once its two tasks ran
+    (jobs,) = [s["Spec"]["Name"] for s in await cluster.manager.services({"berth.app": APP, "berth.service": "jobs"})]
+    assert jobs == names.container_name("shop", "jobs", "dep-two", 1).rsplit("-", 1)[0]
+    assert len(dom.running(await cluster.manager.tasks(jobs), NETWORK)) == 2
+    assert not (platform.dynamic / f"{names.route_id(APP, 'jobs')}.yml").exists()
 
     # the same version again (a scheduler restart halfway): the same service, the same route
     routes = BusRoutes(platform.routes.units, platform.routes.sessionmaker, "swarm-again", APP, timeout_s=60)

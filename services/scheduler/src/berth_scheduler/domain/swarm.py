@@ -82,6 +82,14 @@ def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmSe
     if "Cmd" in body:
         container["Args"] = list(body["Cmd"])
     container["Init"] = True
+    if replica.health_command:  # a worker's health command: Swarm runs it, a task runs once it passes
+        container["HealthCheck"] = {
+            "Test": ["CMD", *replica.health_command],
+            "Interval": NANO,
+            "Timeout": 10 * NANO,
+            "Retries": 3,
+            "StartPeriod": 0,
+        }
     container["StopGracePeriod"] = int(body.get("StopTimeout", 10)) * NANO
     host = body.get("HostConfig", {})
     limits: dict[str, int] = {}

@@ -3,7 +3,9 @@ and restarts its tasks while Berth keeps its readiness gate and Traefik switch.
 
 ``SwarmRollout.run``: start the new version's service; wait until ``replicas`` of its tasks run and pass
 Berth's readiness check; switch the route on the manager's Traefik to exactly those tasks (confirmed live);
-drain (the old tasks finish what they were sent); remove the older versions' services. If the new tasks are
+drain (the old tasks finish what they were sent); remove the older versions' services. A worker, or a web
+service without a host, has no route: its tasks are ready when they run (and, for web, pass the check),
+then the older versions go. If the new tasks are
 not ready in time or the route is not confirmed, the new service is removed and the old one keeps serving.
 Every step looks before it acts (a service of that name is the same service, a removed one is gone), so
 running the same version again after a restart gives the same result.
@@ -58,18 +60,19 @@ class SwarmRollout:
     clock: Callable[[], float] = field(default=time.monotonic)
 
     async def ready_tasks(self, version: dom.SwarmVersion) -> list[dom.Task]:
-        """The version's tasks that run and pass the readiness check now (checked together)."""
+        """The version's tasks that run and pass the readiness check now (checked together). A worker's
+        task is ready when it runs (Swarm runs its health command, if it has one, before that)."""
         port, path = version.replica.container_port, version.replica.health_path or "/"
-        assert port is not None, "a web service has a port"
         tasks = dom.running(await self.manager.tasks(version.service.name), version.network)
+        if port is None:
+            return tasks
         checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in tasks))
         return [t for t, ok in zip(tasks, checks, strict=True) if ok]
 
     async def run(self, version: dom.SwarmVersion) -> list[str]:
-        """Roll ``version`` out; the upstreams it serves on."""
+        """Roll ``version`` out; the upstreams it serves on (none for a service without a route)."""
         svc = version.service
         port = version.replica.container_port
-        assert port is not None, "a web service has a port"
         await self.manager.create_service(svc.body, version.registry_auth)
         log.info("swarm service started", service=svc.name, replicas=version.replicas)
         deadline = self.clock() + self.ready_timeout_s
@@ -81,13 +84,14 @@ class SwarmRollout:
                     "(the previous version keeps serving)"
                 )
             await asyncio.sleep(self.interval_s)
-        upstreams = dom.upstreams(ready, port)
-        try:
-            await self.routes.apply(self.manager_server_id, version.route_id, version.hosts, upstreams)
-        except RouteNotLive as exc:
-            await self.manager.remove_service(svc.name)
-            raise SwarmRolloutFailed(f"route {version.route_id} not switched: {exc}") from None
-        log.info("swarm route switched", service=svc.name, upstreams=len(upstreams))
+        upstreams = dom.upstreams(ready, port) if port is not None and version.hosts else []
+        if upstreams:
+            try:
+                await self.routes.apply(self.manager_server_id, version.route_id, version.hosts, upstreams)
+            except RouteNotLive as exc:
+                await self.manager.remove_service(svc.name)
+                raise SwarmRolloutFailed(f"route {version.route_id} not switched: {exc}") from None
+            log.info("swarm route switched", service=svc.name, upstreams=len(upstreams))
         olds = dom.older(await self.manager.services(version.family), svc.name)
         if olds:
             await asyncio.sleep(self.drain_s)

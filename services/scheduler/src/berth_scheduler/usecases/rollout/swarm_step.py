@@ -1,5 +1,5 @@
-"""starting, for a deployment whose services are placed on a Swarm (``usecases/swarm_placement.py``): each web
-service's new version is rolled out as a Swarm service (``usecases/swarm_rollout.py``: started, its tasks
+"""starting, for a deployment whose services are placed on a Swarm (``usecases/swarm_placement.py``): each
+service's new version (web or worker) is rolled out as a Swarm service (``usecases/swarm_rollout.py``: started, its tasks
 ready, its route switched on the manager's Traefik, the old version drained and removed), then the machine
 moves on with an empty route plan (the routes are switched already) and no container of its own, so routing,
 draining and stopping the old containers pass through to ``succeeded``. Any other deployment starts as
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common import fleet
-from berth_common.catalogue import ApplicationSpec, WebService
+from berth_common.catalogue import ApplicationSpec, WebService, WorkerService
 from berth_scheduler.adapters import tables
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import machine, names
@@ -57,24 +57,23 @@ class SwarmStarting:
             return
         for svc in spec.services:
             place = places[svc.name]
-            if place is None or not isinstance(svc, WebService) or not svc.hosts:
+            if place is None:
                 raise SwarmRolloutFailed(
-                    f"service {svc.name}: on a Swarm, every service of the application is a web service with a "
-                    "host, placed on the Swarm's manager"
+                    f"service {svc.name}: on a Swarm, every service of the application is placed on the Swarm's manager"
                 )
             await self._roll_out(rt, r, spec, svc, place)
         await transit(rt, r.deployment_id, machine.ContainersStarted(0))
         await transit(rt, r.deployment_id, machine.ReplicasReady(RoutePlan((), ())))
 
     async def _roll_out(
-        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
+        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
         await image_on_nodes(rt, r, spec, place, rollout.manager)
         await rollout.run(version)
 
     async def rollout_of(
-        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService, place: SwarmPlace
+        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
     ) -> tuple[SwarmRollout, SwarmVersion]:
         """The Swarm rollout of ``svc``'s version of deployment ``r``, and that version."""
         async with rt.sessionmaker() as s:
@@ -84,8 +83,9 @@ class SwarmStarting:
             raise SwarmRolloutFailed(f"the Swarm's manager {place.manager_server_id} is not in the directory")
         engine = await self.swarms.engine(manager)
         # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
-        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.run_image, svc.port, r.team_id)
-        hosts = tuple(sorted({h.lower() for h in svc.hosts}))
+        port = svc.port if isinstance(svc, WebService) else None
+        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.run_image, port, r.team_id)
+        hosts = tuple(sorted({h.lower() for h in svc.hosts})) if isinstance(svc, WebService) else ()
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
         version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
