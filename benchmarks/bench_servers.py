@@ -10,6 +10,11 @@ redeployed ``REPS`` times, interleaved; a deployment's time is from the API's 20
 
 - ``deploy_1_s``, ``deploy_2_s``, ``deploy_4_s``: median redeploy time on 1, 2 and 4 servers.
 - ``ratio_4_to_1``: ``deploy_4_s / deploy_1_s``; goal <= 1.3 (four servers take about as long as one).
+- ``floor_4_to_1``: the engines' own floor in the same run, without Berth: one plain container started on
+  each of 1 and 4 servers at once (``docker run`` against each server's engine) until its first HTTP 200, as
+  a ratio of the medians. The test servers share the machine's cores, so four engines starting containers at
+  once are slower than one by this much whatever the control plane does; ``ratio_over_floor`` is
+  ``ratio_4_to_1 / floor_4_to_1``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import asyncio
 import statistics
 import tempfile
 import time
+import urllib.request
+import uuid
 from typing import Any
 
 from benchmarks.support.platform import SERVE_CONTENT, Api, BerthUp, busybox_image
@@ -84,6 +91,42 @@ async def _deploy(api: Api, app_id: str, timeout: float = 300) -> float:
         await asyncio.sleep(0.02)
 
 
+FLOOR_PORT = 18090
+
+
+def _plain_start(server: TestServer, image: str, timeout: float = 60) -> None:
+    """``docker run`` one busybox httpd on ``server``'s engine, published on its address, until a 200."""
+    name = f"berth-bench-floor-{uuid.uuid4().hex[:8]}"
+    server.docker(
+        "run", "-d", "--name", name, "-p", f"{FLOOR_PORT}:8080", "-e", "CONTENT=floor", image, "sh", "-c", SERVE_CONTENT
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{server.address}:{FLOOR_PORT}/", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the plain container on {server.name} did not answer")
+            time.sleep(0.02)
+    finally:
+        server.docker("rm", "-f", name)
+
+
+async def _floor(servers: list[TestServer], image: str) -> dict[int, float]:
+    """Median seconds to start one plain container on each of the first n servers at once."""
+    times: dict[int, list[float]] = {n: [] for n in SIZES}
+    for _ in range(REPS):
+        for n in SIZES:
+            t0 = time.monotonic()
+            await asyncio.gather(*(asyncio.to_thread(_plain_start, s, image) for s in servers[:n]))
+            times[n].append(time.monotonic() - t0)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
 async def _measure(platform: BerthUp, servers: list[TestServer]) -> dict[str, Any]:
     api = Api(platform)
     try:
@@ -97,12 +140,17 @@ async def _measure(platform: BerthUp, servers: list[TestServer]) -> dict[str, An
                 times[n].append(await _deploy(api, apps[n]["id"]))
     finally:
         await api.close()
+    floor = await _floor(servers, busybox_image())
     med = {n: statistics.median(t) for n, t in times.items()}
+    ratio, floor_ratio = med[4] / med[1], floor[4] / floor[1]
     return {
         "deploy_1_s": round(med[1], 3),
         "deploy_2_s": round(med[2], 3),
         "deploy_4_s": round(med[4], 3),
-        "ratio_4_to_1": round(med[4] / med[1], 3),
+        "ratio_4_to_1": round(ratio, 3),
+        "floor_s": {str(n): round(t, 3) for n, t in floor.items()},
+        "floor_4_to_1": round(floor_ratio, 3),
+        "ratio_over_floor": round(ratio / floor_ratio, 3),
         "first_deploy_s": {str(n): w for n, w in warm.items()},
         "runs_s": {str(n): [round(x, 3) for x in t] for n, t in times.items()},
     }
