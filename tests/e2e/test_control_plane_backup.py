@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from berth_cli import backup_archive as fmt
+from berth_cli.backup_pg import existing_cluster
 from tests.e2e.conftest import make_platform
 
 PASSPHRASE = "correct horse battery staple"
@@ -48,7 +49,12 @@ def test_the_secret_files_and_the_traefik_files_kept():
         ".secret.key.tmp",
         "notes.txt",
     ]
-    assert fmt.key_files(top) == ["admin.token", "api-secrets.key", "api-secrets.key.20261201T000000Z.bak", "secret.key"]
+    assert fmt.key_files(top) == [
+        "admin.token",
+        "api-secrets.key",
+        "api-secrets.key.20261201T000000Z.bak",
+        "secret.key",
+    ]
     traefik = [
         "static.yml",
         "dynamic/000-berth-default-cert.yml",
@@ -132,11 +138,11 @@ def test_the_manifest_opens_with_the_passphrase_only_and_holds_no_key():
 def test_members_must_be_exactly_those_of_the_manifest():
     expected = {"database.dump": "a" * 64, "keys.sealed": "b" * 64}
     fmt.compare_members(expected, dict(expected))
-    with pytest.raises(fmt.BackupError, match="keys.sealed missing"):
+    with pytest.raises(fmt.BackupError, match=r"keys\.sealed missing"):
         fmt.compare_members(expected, {"database.dump": "a" * 64})
     with pytest.raises(fmt.BackupError, match="evil not in the manifest"):
         fmt.compare_members(expected, {**expected, "evil": "c" * 64})
-    with pytest.raises(fmt.BackupError, match="database.dump does not match its sha256"):
+    with pytest.raises(fmt.BackupError, match=r"database\.dump does not match its sha256"):
         fmt.compare_members(expected, {**expected, "database.dump": "c" * 64})
 
 
@@ -198,9 +204,8 @@ def backed_up(tmp_root: Path):
         r = api.post(f"/v1/environments/{env_id}/applications", json=body)
         assert r.status_code == 201, r.text
         app_id = r.json()["id"]
-        r = api.put(
-            f"/v1/applications/{app_id}/variables",
-            json={"variables": [{"name": "API_KEY", "value": APP_SECRET, "secret": True}]},
+        r = api.post(
+            f"/v1/applications/{app_id}/variables/import", json={"content": f"API_KEY={APP_SECRET}\n", "secret": True}
         )
         assert r.status_code == 200, r.text
         registry = {"name": "private", "host": "registry.example.com", "username": "u", "password": REGISTRY_PASSWORD}
@@ -212,7 +217,8 @@ def backed_up(tmp_root: Path):
     proc = source.berth("backup", "--output", str(archive), "--passphrase-file", str(pfile))
     assert proc.returncode == 0, proc.stderr
     secrets = {
-        name: (source.paths.root / name).read_text().strip() for name in ("secret.key", "api-secrets.key", "admin.token")
+        name: (source.paths.root / name).read_text().strip()
+        for name in ("secret.key", "api-secrets.key", "admin.token")
     }
     source.down()
     yield {"source": source, "archive": archive, "pfile": pfile, "app_id": app_id, "out": proc, "secrets": secrets}
@@ -226,7 +232,7 @@ def test_the_archive_is_a_gzip_tar_of_the_database_sealed_keys_and_traefik_files
     assert raw[:2] == b"\x1f\x8b"  # what .tar.gz says
     assert archive.stat().st_mode & 0o077 == 0
     members = _members(archive)
-    assert list(members)[0] == "manifest.json"
+    assert next(iter(members)) == "manifest.json"
     manifest = json.loads(members["manifest.json"])
     assert set(members) == {"manifest.json", *manifest["members"]}
     assert {"database.dump", "keys.sealed", "traefik/dynamic/000-berth-default-cert.yml"} <= set(members)
@@ -281,9 +287,22 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
             rotated = target.berth("secrets", "rotate-key")
             assert rotated.returncode == 0, rotated.stderr
             assert f"API_KEY={APP_SECRET}" in api.get(export, params={"reveal_secrets": "true"}).text
-        # the data directory now holds a database: a second restore is refused
-        again = target.berth("restore", str(backed_up["archive"]), "--passphrase-file", str(backed_up["pfile"]))
+        restore = ("restore", str(backed_up["archive"]), "--passphrase-file", str(backed_up["pfile"]))
+        running = target.berth(*restore)
+        assert running.returncode == 1 and "a platform is running" in running.stderr
+        target.down()
+        # the data directory now holds a database: a restore is refused, unless forced (the old one kept aside)
+        again = target.berth(*restore)
         assert again.returncode == 1 and "already holds a database" in again.stderr
+        forced = target.berth(*restore, "--force")
+        assert forced.returncode == 0, forced.stderr
+        aside = list(target.paths.root.glob("replaced-*"))
+        assert len(aside) == 1 and (aside[0] / "secret.key").is_file()
+        cluster = existing_cluster(target.paths)
+        assert cluster is not None and list(cluster.parent.glob(f"{cluster.name}.replaced-*/PG_VERSION"))
+        target.up("--all-in-one")
+        with _client(target) as api:
+            assert [p["name"] for p in api.get("/v1/projects").json()] == ["alpha"]
     finally:
         gen.close()
 
@@ -305,7 +324,9 @@ def test_a_tampered_archive_is_refused_and_nothing_is_written(backed_up, tmp_roo
         # the checksum changed with the member: the manifest's HMAC tells
         manifest = json.loads(members["manifest.json"])
         manifest["members"]["database.dump"]["sha256"] = fmt.sha256_hex(bytes(dump))
-        _write_archive(tampered, {**members, "manifest.json": json.dumps(manifest).encode(), "database.dump": bytes(dump)})
+        _write_archive(
+            tampered, {**members, "manifest.json": json.dumps(manifest).encode(), "database.dump": bytes(dump)}
+        )
         proc = target.berth("restore", str(tampered), "--passphrase-file", str(backed_up["pfile"]))
         assert proc.returncode == 1 and "manifest was altered" in proc.stderr
         assert not target.paths.root.exists()

@@ -260,7 +260,9 @@ def compare_members(expected: Mapping[str, str], found: Mapping[str, str]) -> No
         raise BackupError(f"archive refused: {', '.join(extra)} not in the manifest (tampered)")
     for name in sorted(expected):
         if not hmac.compare_digest(expected[name], found[name]):
-            raise BackupError(f"archive refused: {name} does not match its sha256 in the manifest (damaged or tampered)")
+            raise BackupError(
+                f"archive refused: {name} does not match its sha256 in the manifest (damaged or tampered)"
+            )
 
 
 def authenticate(manifest: Mapping[str, Any], passphrase: str) -> Keys:

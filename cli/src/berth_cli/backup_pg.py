@@ -66,14 +66,18 @@ async def _connect(conn: PgConn, database: str | None = None):  # type: ignore[n
     )
 
 
+async def _ping(conn: PgConn) -> None:
+    c = await _connect(conn, "postgres")
+    await c.close()
+
+
 def _wait_ready(cluster: Cluster, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         try:
-            c = asyncio.run(_connect(cluster.conn, "postgres"))
-            asyncio.run(c.close())
+            asyncio.run(_ping(cluster.conn))
             return
-        except Exception as exc:  # noqa: BLE001 - not accepting connections yet
+        except Exception as exc:  # not accepting connections yet
             if cluster.proc is not None and cluster.proc.poll() is not None:
                 raise BackupError(f"postgres did not start: {tail(log, 10)}") from None
             if time.monotonic() > deadline:
@@ -87,7 +91,7 @@ def start_cluster(paths: Paths, password: str, log: Path) -> Cluster:
     launch = components.pg_launch(paths.pgdata, port, password, shared_buffers="16MB", max_connections=20)
     data = Path(launch.argv[launch.argv.index("-D") + 1])
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argv from components.pg_launch
+        proc = subprocess.Popen(  # argv from components.pg_launch
             launch.argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -154,7 +158,8 @@ async def _heads(conn: PgConn) -> tuple[dict[str, dict[str, str | None]], str]:
         for service, schema, _ in SERVICES:
             exists = await c.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.alembic_version")
             # ``schema`` is one of the fixed names of berth_cli.layout.SERVICES
-            head = await c.fetchval(f'SELECT version_num FROM "{schema}".alembic_version LIMIT 1') if exists else None
+            query = f'SELECT version_num FROM "{schema}".alembic_version LIMIT 1'  # noqa: S608
+            head = await c.fetchval(query) if exists else None
             heads[service] = {"schema": schema, "head": head}
         return heads, version
     finally:

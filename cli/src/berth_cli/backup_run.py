@@ -197,37 +197,54 @@ def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
 
 @dataclass
 class Changes:
-    """What a restore made in the data directory (removed if it fails) and what it moved aside."""
+    """What a restore made (removed again if it fails), what it moved aside (put back), and the entries
+    the data directory held before (any other entry it holds after a failure is removed)."""
 
+    root: Path
+    before: set[str] | None = None
     made: list[Path] = field(default_factory=list)
     moved: list[tuple[Path, Path]] = field(default_factory=list)
 
     def undo(self) -> None:
         for path in reversed(self.made):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            _remove(path)
         for original, aside in reversed(self.moved):
             if aside.exists() and not original.exists():
                 os.replace(aside, original)
+        if self.before is None:
+            _remove(self.root)
+        elif self.root.is_dir():
+            for entry in self.root.iterdir():
+                if entry.name not in self.before:
+                    _remove(entry)
 
 
-def _move_aside(paths: Paths, cluster: Path, stamp: str, changes: Changes) -> Path:
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move_aside(paths: Paths, cluster: Path | None, stamp: str, changes: Changes) -> Path:
     """The data directory's cluster, key files and Traefik files moved to ``replaced-<stamp>`` places."""
     aside_dir = paths.root / f"replaced-{stamp}"
     aside_dir.mkdir(mode=0o700)
-    changes.made.append(aside_dir)
-    cluster_aside = cluster.with_name(f"{cluster.name}.replaced-{stamp}")
-    os.replace(cluster, cluster_aside)
-    changes.moved.append((cluster, cluster_aside))
-    names = fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file())
-    for name in [*names, paths.pg_password.name, "traefik"]:
+    if cluster is not None:
+        cluster_aside = cluster.with_name(f"{cluster.name}.replaced-{stamp}")
+        os.replace(cluster, cluster_aside)
+        changes.moved.append((cluster, cluster_aside))
+    for name in [*_occupied(paths), paths.pg_password.name, "traefik"]:
         src = paths.root / name
         if src.exists():
             os.replace(src, aside_dir / name)
             changes.moved.append((src, aside_dir / name))
     return aside_dir
+
+
+def _occupied(paths: Paths) -> list[str]:
+    """The key files the data directory holds already."""
+    return fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file()) if paths.root.is_dir() else []
 
 
 @dataclass
@@ -245,22 +262,25 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
     if platform.supervisor_pid(paths) is not None:
         raise fmt.BackupError(f"a platform is running on {paths.root}: stop it first (berth down)")
     cluster = pg.existing_cluster(paths)
-    if cluster is not None and not force:
-        raise fmt.BackupError(f"{paths.root} already holds a database ({cluster}); restore onto a new data "
-                              "directory, or give --force to replace it (the old one is kept aside)")
+    held = f"a database ({cluster})" if cluster is not None else ", ".join(_occupied(paths))
+    if held and not force:
+        raise fmt.BackupError(
+            f"{paths.root} already holds {held}; restore onto a new data directory, or give --force to "
+            "replace it (the old one is kept aside)"
+        )
     if not archive.is_file():
         raise fmt.BackupError(f"no such archive: {archive}")
     parent = paths.root.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".berth-restore-", dir=parent))
-    changes = Changes()
+    existed = paths.root.is_dir()
+    changes = Changes(paths.root, {entry.name for entry in paths.root.iterdir()} if existed else None)
     try:
         verified = verify_archive(archive, passphrase, staging)
-        if not paths.root.exists():
-            paths.root.mkdir(mode=0o700)
-            changes.made.append(paths.root)
+        if not existed:
+            paths.root.mkdir()  # as `berth up` makes it: the cluster inside it when Postgres's user can reach it
         replaced = None
-        if cluster is not None:
+        if held:
             replaced = _move_aside(paths, cluster, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), changes)
         heads = _restore_database(paths, verified, changes)
         for name, data in sorted(verified.keys.items()):
@@ -268,7 +288,7 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
             changes.made.append(target)
             write_private(target, data.decode())
         traefik = sorted(n for n in verified.manifest["members"] if n.startswith(fmt.TRAEFIK_PREFIX))
-        if traefik:
+        if traefik and not (paths.root / "traefik").exists():
             changes.made.append(paths.root / "traefik")
         for name in traefik:
             target = paths.root / name
@@ -288,7 +308,9 @@ def _restore_database(paths: Paths, verified: Verified, changes: Changes) -> dic
     password = ensure_secret(paths.pg_password, 24)
     database = verified.manifest["database"].get("name") or DATABASE
     if database != DATABASE:
-        raise fmt.BackupError(f"the archive's database is {database!r}: only {DATABASE!r} restores onto a data directory")
+        raise fmt.BackupError(
+            f"the archive's database is {database!r}: only {DATABASE!r} restores onto a data directory"
+        )
     secret = verified.keys["secret.key"].decode().strip()
     cluster = pg.start_cluster(paths, password, verified.staging / "postgres.log")
     assert cluster.data is not None
