@@ -91,13 +91,13 @@ def start_cluster(paths: Paths, password: str, log: Path) -> Cluster:
     launch = components.pg_launch(paths.pgdata, port, password, shared_buffers="16MB", max_connections=20)
     data = Path(launch.argv[launch.argv.index("-D") + 1])
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # argv from components.pg_launch
+        proc = subprocess.Popen(  # type: ignore[call-overload]  # argv from components.pg_launch
             launch.argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **launch.popen_kwargs(),  # type: ignore[arg-type]
+            **launch.popen_kwargs(),
         )
     cluster = Cluster(PgConn("127.0.0.1", port, "postgres", password, "postgres"), proc, data)
     try:
