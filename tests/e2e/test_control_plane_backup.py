@@ -16,7 +16,7 @@ import pytest
 
 from berth_cli import backup_archive as fmt
 from berth_cli.backup_pg import existing_cluster
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import make_platform, mentioning
 
 PASSPHRASE = "correct horse battery staple"
 APP_SECRET = "s3cret-value-9f41c2"
@@ -250,6 +250,20 @@ def test_the_archive_is_a_gzip_tar_of_the_database_sealed_keys_and_traefik_files
         assert secret.encode() not in plain
         assert secret not in out
     assert str(archive) in out
+
+
+@pytest.mark.slow
+def test_a_stopped_platform_is_backed_up_from_its_cluster_started_for_the_time_of_it(backed_up, tmp_root: Path):
+    source = backed_up["source"]
+    out = tmp_root / "cp-out" / "stopped.tar.gz"
+    proc = source.berth("backup", "--output", str(out), "--passphrase-file", str(backed_up["pfile"]))
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(_members(backed_up["archive"])["manifest.json"])
+    second = json.loads(_members(out)["manifest.json"])
+    assert second["database"]["schemas"] == first["database"]["schemas"]
+    assert second["keys"]["files"] == first["keys"]["files"]
+    assert mentioning(source.paths.root) == []  # the Postgres it started is stopped again
+    assert not list(out.parent.glob(".berth-backup-*")) and not list(out.parent.glob("*.partial"))
 
 
 @pytest.mark.slow

@@ -42,12 +42,17 @@ def run_tool(argv: list[str], conn: PgConn, what: str) -> None:
         raise BackupError(f"{what} failed (exit {proc.returncode}): {detail}")
 
 
-def existing_cluster(paths: Paths) -> Path | None:
-    """The cluster directory of this data directory if one was made (in place, or in the system home a
-    root-run Postgres uses when the data directory is private)."""
+def cluster_places(paths: Paths) -> tuple[Path, Path]:
+    """Where this data directory's cluster lives: in place, or in the system home a root-run Postgres uses
+    when the data directory is private (:mod:`berth_cli.pgplace`)."""
     from berth_cli import pgplace
 
-    for candidate in (paths.pgdata, pgplace.system_home(paths.root) / "data"):
+    return paths.pgdata, pgplace.system_home(paths.root) / "data"
+
+
+def existing_cluster(paths: Paths) -> Path | None:
+    """The cluster directory of this data directory if one was made."""
+    for candidate in cluster_places(paths):
         if (candidate / "PG_VERSION").exists():
             return candidate
     return None
@@ -166,9 +171,18 @@ async def _heads(conn: PgConn) -> tuple[dict[str, dict[str, str | None]], str]:
         await c.close()
 
 
+def _database_error(what: str, exc: Exception) -> BackupError:
+    """The server's own message (a driver's wrapper may quote the statement, which can hold a password)."""
+    cause = getattr(exc, "orig", None) or exc
+    return BackupError(f"{what} failed: {type(cause).__name__}: {cause}")
+
+
 def schema_heads(conn: PgConn) -> tuple[dict[str, dict[str, str | None]], str]:
     """Each service's schema and migration head, and the server's version."""
-    return asyncio.run(_heads(conn))
+    try:
+        return asyncio.run(_heads(conn))
+    except Exception as exc:
+        raise _database_error("reading the schema heads", exc) from None
 
 
 async def _prepare(conn: PgConn, database: str, secret_key: str) -> None:
@@ -190,4 +204,9 @@ async def _prepare(conn: PgConn, database: str, secret_key: str) -> None:
 
 def prepare_database(conn: PgConn, database: str, secret_key: str) -> None:
     """A new database with every service's role (passwords derived from the restored key) and empty schema."""
-    asyncio.run(_prepare(conn, database, secret_key))
+    try:
+        asyncio.run(_prepare(conn, database, secret_key))
+    except BackupError:
+        raise
+    except Exception as exc:
+        raise _database_error("creating the database and its roles", exc) from None

@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -303,22 +303,18 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
 
 
 def _restore_database(paths: Paths, verified: Verified, changes: Changes) -> dict[str, Any]:
-    """A new cluster in the data directory, its roles, and the dump restored into its database."""
-    changes.made.append(paths.pg_password)
+    """A new cluster in the data directory, its roles, and the dump restored into its database (the
+    platform's database, whatever the database's name where the backup was taken)."""
+    if not paths.pg_password.exists():
+        changes.made.append(paths.pg_password)
     password = ensure_secret(paths.pg_password, 24)
-    database = verified.manifest["database"].get("name") or DATABASE
-    if database != DATABASE:
-        raise fmt.BackupError(
-            f"the archive's database is {database!r}: only {DATABASE!r} restores onto a data directory"
-        )
+    for candidate in pg.cluster_places(paths):  # initdb makes one of them: removed if anything fails
+        if not candidate.exists():
+            changes.made.append(candidate)
     secret = verified.keys["secret.key"].decode().strip()
     cluster = pg.start_cluster(paths, password, verified.staging / "postgres.log")
-    assert cluster.data is not None
-    changes.made.append(cluster.data)
     try:
         pg.prepare_database(cluster.conn, DATABASE, secret)
-        from dataclasses import replace
-
         conn = replace(cluster.conn, database=DATABASE)
         dump = str(verified.member(fmt.DATABASE_MEMBER))
         pg.run_tool(fmt.pg_restore_argv(str(_pg_bin("pg_restore")), conn, dump), conn, "pg_restore")
