@@ -10,10 +10,13 @@ it moved aside is put back).
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -47,8 +50,6 @@ def _hash_file(path: Path) -> tuple[str, int]:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
-    import io
-
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o600, int(mtime)
     tar.addfile(info, io.BytesIO(data))
@@ -70,6 +71,8 @@ def make_backup(
     now = now or datetime.now(UTC)
     if not paths.secret_key.is_file():
         raise fmt.BackupError(f"no secret.key in {paths.root}: not a Berth data directory")
+    if output.exists():
+        raise fmt.BackupError(f"{output} exists already: give another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".berth-backup-", dir=output.parent))
     partial = output.with_name(output.name + ".partial")
@@ -78,14 +81,10 @@ def make_backup(
         with pg.platform_database(paths, env, staging / "postgres.log") as conn:
             heads, server_version = pg.schema_heads(conn)
             pg.run_tool(fmt.pg_dump_argv(str(_pg_bin("pg_dump")), conn, str(dump)), conn, "pg_dump")
-        names = fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file())
-        secrets_ = {name: (paths.root / name).read_bytes() for name in names}
+        secret_files, traefik = _data_dir_files(paths)
         kdf = fmt.Kdf.new()
         keys = fmt.Keys.derive(passphrase, kdf)
-        sealed = fmt.seal_files(secrets_, keys)
-        tdir = paths.root / "traefik"
-        rels = [p.relative_to(tdir).as_posix() for p in tdir.rglob("*") if p.is_file()] if tdir.is_dir() else []
-        traefik = {fmt.TRAEFIK_PREFIX + rel: (tdir / rel).read_bytes() for rel in fmt.traefik_files(rels)}
+        sealed = fmt.seal_files(secret_files, keys)
         members = {fmt.DATABASE_MEMBER: _hash_file(dump), fmt.KEYS_MEMBER: (fmt.sha256_hex(sealed), len(sealed))}
         members.update({name: (fmt.sha256_hex(data), len(data)) for name, data in traefik.items()})
         manifest = fmt.build_manifest(
@@ -94,27 +93,13 @@ def make_backup(
             database=conn.database,
             heads=heads,
             server_version=server_version,
-            key_names=names,
+            key_names=secret_files,
             kdf=kdf,
             keys=keys,
             members=members,
         )
-        import json
-
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-            mtime = now.timestamp()
-            _add_bytes(tar, fmt.MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), mtime)
-            info = tarfile.TarInfo(fmt.DATABASE_MEMBER)
-            info.size, info.mode, info.mtime = members[fmt.DATABASE_MEMBER][1], 0o600, int(mtime)
-            with dump.open("rb") as f:
-                tar.addfile(info, f)
-            _add_bytes(tar, fmt.KEYS_MEMBER, sealed, mtime)
-            for name, data in sorted(traefik.items()):
-                _add_bytes(tar, name, data, mtime)
-            raw.flush()
-        with partial.open("rb") as f:
-            os.fsync(f.fileno())
+        small = {fmt.MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode(), fmt.KEYS_MEMBER: sealed}
+        _write_archive(partial, small, dump, traefik, now.timestamp())
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -122,6 +107,36 @@ def make_backup(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BackupResult(output, output.stat().st_size, len(members) + 1, heads)
+
+
+def _data_dir_files(paths: Paths) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The data directory's secret files, and Traefik's files by member name."""
+    names = fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file())
+    secret_files = {name: (paths.root / name).read_bytes() for name in names}
+    tdir = paths.root / "traefik"
+    rels = [p.relative_to(tdir).as_posix() for p in tdir.rglob("*") if p.is_file()] if tdir.is_dir() else []
+    traefik = {fmt.TRAEFIK_PREFIX + rel: (tdir / rel).read_bytes() for rel in fmt.traefik_files(rels)}
+    return secret_files, traefik
+
+
+def _write_archive(
+    path: Path, small: Mapping[str, bytes], dump: Path, traefik: Mapping[str, bytes], mtime: float
+) -> None:
+    """The archive at ``path`` (mode 0600 from its first byte, on disk when this returns): the manifest
+    first, then the dump, the sealed keys and Traefik's files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as raw:
+        with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, fmt.MANIFEST, small[fmt.MANIFEST], mtime)
+            info = tarfile.TarInfo(fmt.DATABASE_MEMBER)
+            info.size, info.mode, info.mtime = dump.stat().st_size, 0o600, int(mtime)
+            with dump.open("rb") as f:
+                tar.addfile(info, f)
+            _add_bytes(tar, fmt.KEYS_MEMBER, small[fmt.KEYS_MEMBER], mtime)
+            for name, data in sorted(traefik.items()):
+                _add_bytes(tar, name, data, mtime)
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def _pg_bin(name: str) -> Path:
@@ -180,9 +195,9 @@ def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
                 f = tar.extractfile(info)
                 assert f is not None
                 found[name] = _copy(f, staging / "members" / name)
-    except (OSError, EOFError, tarfile.TarError, Exception) as exc:
-        if isinstance(exc, fmt.BackupError):
-            raise
+    except fmt.BackupError:
+        raise
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise fmt.BackupError(f"archive refused: it is damaged or truncated ({type(exc).__name__})") from None
     if manifest_bytes is None:
         raise fmt.BackupError("archive refused: it has no manifest.json")
