@@ -5,6 +5,8 @@ a tampered archive, a wrong passphrase and a restore failing midway leave nothin
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
 import io
 import json
 import tarfile
@@ -185,6 +187,18 @@ def _write_archive(path: Path, members: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+def _broken_archive(good: Path, path: Path) -> Path:
+    """An authentic archive (made with the passphrase) whose dump does not restore."""
+    members = _members(good)
+    manifest = json.loads(members["manifest.json"])
+    broken = b"PGDMP" + b"\x00" * 64
+    keys = fmt.authenticate(manifest, PASSPHRASE)
+    manifest["members"]["database.dump"] = {"sha256": fmt.sha256_hex(broken), "size": len(broken)}
+    manifest["mac"] = hmac.new(keys.mac, fmt.canonical(manifest), hashlib.sha256).hexdigest()
+    _write_archive(path, {**members, "manifest.json": json.dumps(manifest).encode(), "database.dump": broken})
+    return path
+
+
 @pytest.fixture(scope="module")
 def backed_up(tmp_root: Path):
     """A platform with a project, an application with a secret variable and a registry credential, backed
@@ -308,6 +322,15 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
         # the data directory now holds a database: a restore is refused, unless forced (the old one kept aside)
         again = target.berth(*restore)
         assert again.returncode == 1 and "already holds a database" in again.stderr
+        # a forced restore that fails puts everything back as it was
+        cluster = existing_cluster(target.paths)
+        before = sorted(p.name for p in target.paths.root.iterdir())
+        broken = _broken_archive(backed_up["archive"], tmp_root / "cp-broken-force.tar.gz")
+        failed = target.berth("restore", str(broken), "--passphrase-file", str(backed_up["pfile"]), "--force")
+        assert failed.returncode == 1 and "pg_restore failed" in failed.stderr, failed.stderr
+        assert sorted(p.name for p in target.paths.root.iterdir()) == before
+        assert existing_cluster(target.paths) == cluster and not list(cluster.parent.glob("*.replaced-*"))
+        assert (target.paths.root / "secret.key").read_text().strip() == backed_up["secrets"]["secret.key"]
         forced = target.berth(*restore, "--force")
         assert forced.returncode == 0, forced.stderr
         aside = list(target.paths.root.glob("replaced-*"))
@@ -375,17 +398,7 @@ def test_a_wrong_passphrase_is_a_clear_error_and_nothing_is_written(backed_up, t
 def test_a_restore_that_fails_midway_leaves_nothing_behind(backed_up, tmp_root: Path):
     """An archive that is authentic (made with the passphrase) but whose dump does not restore: the new
     cluster, the keys and the files restore made are removed again."""
-    members = _members(backed_up["archive"])
-    manifest = json.loads(members["manifest.json"])
-    broken = b"PGDMP" + b"\x00" * 64
-    keys = fmt.authenticate(manifest, PASSPHRASE)
-    manifest["members"]["database.dump"] = {"sha256": fmt.sha256_hex(broken), "size": len(broken)}
-    import hashlib
-    import hmac
-
-    manifest["mac"] = hmac.new(keys.mac, fmt.canonical(manifest), hashlib.sha256).hexdigest()
-    archive = tmp_root / "cp-broken.tar.gz"
-    _write_archive(archive, {**members, "manifest.json": json.dumps(manifest).encode(), "database.dump": broken})
+    archive = _broken_archive(backed_up["archive"], tmp_root / "cp-broken.tar.gz")
     gen = make_platform(tmp_root / "cp-broken")
     target = next(gen)
     try:
