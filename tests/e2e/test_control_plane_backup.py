@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 
 from berth_cli import backup_archive as fmt
 from berth_cli.backup_pg import existing_cluster
+from berth_cli.backup_run import Changes, restore_backup
+from berth_cli.layout import Paths
 from tests.e2e.conftest import make_platform, mentioning
 
 PASSPHRASE = "correct horse battery staple"
@@ -162,6 +165,42 @@ def test_key_derivation_parameters_out_of_range_are_refused():
     for bad in ({**good, "n": 2**30}, {**good, "n": 3000}, {**good, "name": "md5"}, {"name": "scrypt"}):
         with pytest.raises(fmt.BackupError):
             fmt.Kdf.from_json(bad)
+
+
+def test_a_failed_restore_removes_what_it_made_and_puts_back_what_it_moved(tmp_path: Path):
+    root = tmp_path / "data"
+    (root / "traefik").mkdir(parents=True)
+    (root / "secret.key").write_text("old")
+    (root / "keep.txt").write_text("mine")
+    outside = tmp_path / "cluster"  # a cluster in the system home, outside the data directory
+    changes = Changes(root, {p.name for p in root.iterdir()})
+    aside = root / "replaced-1"
+    aside.mkdir()
+    for name in ("secret.key", "traefik"):
+        os.replace(root / name, aside / name)
+        changes.moved.append((root / name, aside / name))
+    (root / "secret.key").write_text("new")
+    changes.made += [root / "secret.key", outside]
+    outside.mkdir()
+    (root / "pgsoft").mkdir()  # made by a step that does not say so
+    changes.undo()
+    assert sorted(p.name for p in root.iterdir()) == ["keep.txt", "secret.key", "traefik"]
+    assert (root / "secret.key").read_text() == "old" and not outside.exists()
+    fresh = Changes(tmp_path / "new", None)
+    (tmp_path / "new").mkdir()
+    fresh.undo()
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_data_directory_holding_keys_is_refused_without_force(tmp_path: Path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "secret.key").write_text("k")
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(b"")
+    with pytest.raises(fmt.BackupError, match=r"already holds secret\.key"):
+        restore_backup(Paths(root), archive, PASSPHRASE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "data"]
 
 
 # --- end to end ----------------------------------------------------------------------------------------
