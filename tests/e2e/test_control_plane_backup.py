@@ -406,6 +406,11 @@ def test_a_tampered_archive_is_refused_and_nothing_is_written(backed_up, tmp_roo
         proc = target.berth("restore", str(tampered), "--passphrase-file", str(backed_up["pfile"]))
         assert proc.returncode == 1 and "manifest was altered" in proc.stderr
         assert not target.paths.root.exists()
+        # a member the manifest does not list is not even unpacked
+        _write_archive(tampered, {**members, "traefik/dynamic/evil.yml": b"http: {}\n"})
+        proc = target.berth("restore", str(tampered), "--passphrase-file", str(backed_up["pfile"]))
+        assert proc.returncode == 1 and "traefik/dynamic/evil.yml not in the manifest" in proc.stderr, proc.stderr
+        assert not target.paths.root.exists()
         # cut short (a copy that did not finish)
         raw = backed_up["archive"].read_bytes()
         tampered.write_bytes(raw[: len(raw) * 2 // 3])

@@ -172,26 +172,31 @@ def _copy(src: IO[bytes], dst: Path) -> str:
 
 
 def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
-    """Unpack ``archive`` into ``staging``, checking each member against the manifest, then the passphrase."""
+    """Unpack ``archive`` into ``staging``, checking each member against the manifest (its first member:
+    nothing it does not list, or lists with another size, is unpacked), then the passphrase and the
+    manifest's HMAC, then open the sealed keys."""
     found: dict[str, str] = {}
-    manifest_bytes: bytes | None = None
     try:
         tar = tarfile.open(archive, mode="r:gz")
     except (OSError, tarfile.TarError) as exc:
         raise fmt.BackupError(f"archive refused: not a readable .tar.gz ({type(exc).__name__})") from None
     try:
         with tar:
-            for info in tar:
-                if info.name == fmt.MANIFEST and info.isfile() and manifest_bytes is None:
-                    if info.size > MAX_MANIFEST:
-                        raise fmt.BackupError("archive refused: manifest.json is too large")
-                    f = tar.extractfile(info)
-                    assert f is not None
-                    manifest_bytes = f.read()
+            first = tar.next()
+            if first is None or first.name != fmt.MANIFEST or not first.isfile():
+                raise fmt.BackupError("archive refused: it does not begin with manifest.json")
+            if first.size > MAX_MANIFEST:
+                raise fmt.BackupError("archive refused: manifest.json is too large")
+            manifest = fmt.parse_manifest(_read(tar, first))
+            sizes = {name: info.get("size") for name, info in manifest["members"].items()}
+            for info in tar:  # from the first member again
+                if info is first:
                     continue
                 name = fmt.check_member_name(info.name)
-                if not info.isfile() or name in found:
-                    raise fmt.BackupError(f"archive refused: {name} is not one regular file (tampered)")
+                if name not in sizes:
+                    raise fmt.BackupError(f"archive refused: {name} not in the manifest (tampered)")
+                if not info.isfile() or name in found or info.size != sizes[name]:
+                    raise fmt.BackupError(f"archive refused: {name} is not the file the manifest lists (tampered)")
                 f = tar.extractfile(info)
                 assert f is not None
                 found[name] = _copy(f, staging / "members" / name)
@@ -199,15 +204,18 @@ def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
         raise
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise fmt.BackupError(f"archive refused: it is damaged or truncated ({type(exc).__name__})") from None
-    if manifest_bytes is None:
-        raise fmt.BackupError("archive refused: it has no manifest.json")
-    manifest = fmt.parse_manifest(manifest_bytes)
     fmt.compare_members(fmt.expected_members(manifest), found)
     keys = fmt.authenticate(manifest, passphrase)
     opened = fmt.open_files((staging / "members" / fmt.KEYS_MEMBER).read_bytes(), keys)
     if sorted(opened) != sorted(manifest["keys"].get("files", [])) or "secret.key" not in opened:
         raise fmt.BackupError("archive refused: the sealed keys are not those the manifest lists")
     return Verified(manifest, staging, opened)
+
+
+def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(info)
+    assert f is not None
+    return f.read()
 
 
 @dataclass
