@@ -123,13 +123,11 @@ class Kdf:
 
     @classmethod
     def from_json(cls, data: Any) -> Kdf:
+        if not isinstance(data, dict) or data.get("name") != "scrypt":
+            raise BackupError("archive refused: the manifest names no key derivation this Berth knows")
         try:
-            if data["name"] != "scrypt":
-                raise BackupError(f"archive refused: unknown key derivation {data['name']!r}")
             kdf = cls(bytes.fromhex(data["salt"]), int(data["n"]), int(data["r"]), int(data["p"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, BackupError):
-                raise
+        except (KeyError, TypeError, ValueError):
             raise BackupError("archive refused: the manifest's key derivation is malformed") from None
         if kdf.n < 2**14 or kdf.n > 2**20 or kdf.n & (kdf.n - 1) or not 1 <= kdf.r <= 32 or not 1 <= kdf.p <= 16:
             raise BackupError("archive refused: the manifest's key derivation parameters are out of range")
