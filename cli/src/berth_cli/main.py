@@ -17,6 +17,8 @@ Other commands:
     berth images base [NAME...]    build the local base images (cached by tag)
     berth db provision             create the per-service roles and schemas (BERTH_DATABASE_URL, BERTH_SECRET_KEY)
     berth service run NAME         run one service (containers: fills in its role from BERTH_SECRET_KEY)
+    berth backup [-o FILE]         the control plane in one archive (schemas, sealed keys, Traefik files)
+    berth restore FILE [--force]   rebuild a data directory from such an archive
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ app.add_typer(images_app, name="images")
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
 app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name="secrets")
+_backup_cmd = importlib.import_module("berth_cli.backup_cmd")
+app.command("backup")(_backup_cmd.backup)
+app.command("restore")(_backup_cmd.restore)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
 
