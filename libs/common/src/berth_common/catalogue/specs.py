@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -222,6 +223,97 @@ class ResourceLimits(Spec):
     memory_mb: int | None = Field(default=None, ge=6, le=4_194_304)  # -> HostConfig.Memory (bytes)
 
 
+# --- volumes ---------------------------------------------------------------------------------------
+# A named volume is made on every server that runs the service (``berth-<application id>-<name>``, labelled
+# ``berth.team``, ``berth.app``, ``berth.volume``) and outlives deployments, rollbacks and scaling; only an
+# explicit removal deletes it. A host bind mount names a directory of the server (the api accepts only the
+# paths its administrator allows). A single-writer volume is never mounted by two running containers: its
+# service runs one replica and deploys with ``strategy: recreate`` (the old replica stops first).
+
+MAX_MOUNT_PATH = 4096
+MAX_VOLUME_MB = 16 * 1024 * 1024  # a size hint of at most 16 TiB
+Strategy = Literal["rolling", "recreate"]
+
+
+def mount_path(value: str) -> str:
+    """An absolute path without ``..``, ``:`` or control characters, not ``/`` itself, no trailing ``/``:
+    safe as a Docker mount's ``Target`` or ``Source``."""
+    if not value.startswith("/"):
+        raise ValueError("a mount path must be absolute (start with /)")
+    if value == "/":
+        raise ValueError("a mount path cannot be / itself")
+    if ":" in value:
+        raise ValueError("a mount path cannot contain ':'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a mount path cannot contain control characters")
+    parts = value.split("/")[1:]
+    if any(p == ".." for p in parts):
+        raise ValueError("a mount path cannot contain '..'")
+    if any(p in ("", ".") for p in parts):
+        raise ValueError("a mount path cannot contain '//', '/./' or end with '/'")
+    return value
+
+
+MountPath = Annotated[str, Field(min_length=2, max_length=MAX_MOUNT_PATH), AfterValidator(mount_path)]
+
+
+class VolumeMount(Spec):
+    """A named volume mounted at ``path``; ``size_mb``: a hint shown with it (Docker's local driver does not
+    limit a volume's size); ``single_writer``: at most one container may run with it (see above)."""
+
+    name: Slug
+    path: MountPath
+    size_mb: int | None = Field(default=None, ge=1, le=MAX_VOLUME_MB, exclude_if=lambda v: v is None)
+    single_writer: bool = Field(default=False, exclude_if=lambda v: not v)
+
+
+class BindMount(Spec):
+    """A directory of the server (``host_path``) mounted at ``path``, read-only unless ``read_only`` is
+    false."""
+
+    host_path: MountPath
+    path: MountPath
+    read_only: bool = True
+
+
+def single_writer_refusal(service: WebService | WorkerService) -> str | None:
+    """Why the service cannot run its single-writer volume as configured (None: it can); the same words
+    the api answers with."""
+    names = [v.name for v in service.volumes if v.single_writer]
+    if not names:
+        return None
+    which = ", ".join(names)
+    if service.replicas > 1:
+        return (
+            f"the single-writer volume(s) {which} can be mounted by one container only: run 1 replica "
+            "(and strategy recreate), or make the volume(s) not single-writer"
+        )
+    if service.strategy != "recreate":
+        return (
+            f"the single-writer volume(s) {which} need strategy recreate: rolling starts the new replica "
+            "while the old one still writes, so two containers would write at once; recreate stops the old "
+            "replica first (a short gap, reported as expected downtime). Keep rolling (the default, no "
+            "downtime) only for volumes that are not single-writer"
+        )
+    return None
+
+
+def _check_mounts(service: WebService | WorkerService) -> None:
+    names = [v.name for v in service.volumes]
+    if len(set(names)) != len(names):
+        raise ValueError("volume names must be unique within a service")
+    paths = [v.path for v in service.volumes] + [b.path for b in service.binds]
+    if len(set(paths)) != len(paths):
+        raise ValueError("two mounts of a service cannot share a path")
+    refusal = single_writer_refusal(service)
+    if refusal is not None:
+        raise ValueError(refusal)
+
+
+Volumes = Annotated[list[VolumeMount], Field(max_length=16)]
+Binds = Annotated[list[BindMount], Field(max_length=16)]
+
+
 class WebService(Spec):
     kind: Literal["web"] = "web"
     name: Slug
@@ -232,6 +324,14 @@ class WebService(Spec):
     hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
+    volumes: Volumes = Field(default_factory=list, exclude_if=lambda v: not v)
+    binds: Binds = Field(default_factory=list, exclude_if=lambda v: not v)
+    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
+
+    @model_validator(mode="after")
+    def _mounts(self) -> WebService:
+        _check_mounts(self)
+        return self
 
 
 class WorkerService(Spec):
@@ -242,6 +342,14 @@ class WorkerService(Spec):
     health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
     limits: ResourceLimits | None = None
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
+    volumes: Volumes = Field(default_factory=list, exclude_if=lambda v: not v)
+    binds: Binds = Field(default_factory=list, exclude_if=lambda v: not v)
+    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
+
+    @model_validator(mode="after")
+    def _mounts(self) -> WorkerService:
+        _check_mounts(self)
+        return self
 
 
 class ApplicationSpec(Spec):
@@ -264,6 +372,11 @@ class ApplicationSpec(Spec):
         names = [s.name for s in self.services]
         if len(set(names)) != len(names):
             raise ValueError("service names must be unique")
+        writers: dict[str, str] = {}
+        for svc in self.services:
+            for v in svc.volumes:
+                if v.single_writer and writers.setdefault(v.name, svc.name) != svc.name:
+                    raise ValueError(f"the single-writer volume {v.name} is mounted by two services")
         env_names = [e.name for e in self.env]
         if len(set(env_names)) != len(env_names):
             raise ValueError("environment variable names must be unique")
