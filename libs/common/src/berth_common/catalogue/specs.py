@@ -276,24 +276,28 @@ class BindMount(Spec):
     read_only: bool = True
 
 
-def single_writer_refusal(service: WebService | WorkerService) -> str | None:
-    """Why the service cannot run its single-writer volume as configured (None: it can); the same words
-    the api answers with."""
-    names = [v.name for v in service.volumes if v.single_writer]
-    if not names:
+def docker_volume_name(application_id: str, volume: str) -> str:
+    """``berth-<application id>-<volume name>``: the Docker volume of an application's named volume."""
+    return f"berth-{application_id}-{volume}"
+
+
+def single_writer_refusal(single_writers: list[str], replicas: int, strategy: str) -> tuple[str, str] | None:
+    """(the field to change: ``replicas`` or ``strategy``, why) when a service with the single-writer volumes
+    ``single_writers`` cannot run as configured; None when it can. The api answers with these words."""
+    if not single_writers:
         return None
-    which = ", ".join(names)
-    if service.replicas > 1:
-        return (
+    which = ", ".join(single_writers)
+    if replicas > 1:
+        return "replicas", (
             f"the single-writer volume(s) {which} can be mounted by one container only: run 1 replica "
-            "(and strategy recreate), or make the volume(s) not single-writer"
+            "with strategy recreate, or make the volume(s) not single-writer"
         )
-    if service.strategy != "recreate":
-        return (
-            f"the single-writer volume(s) {which} need strategy recreate: rolling starts the new replica "
-            "while the old one still writes, so two containers would write at once; recreate stops the old "
-            "replica first (a short gap, reported as expected downtime). Keep rolling (the default, no "
-            "downtime) only for volumes that are not single-writer"
+    if strategy != "recreate":
+        return "strategy", (
+            f"the single-writer volume(s) {which} need strategy recreate: rolling (the default) starts the new "
+            "replica while the old one still writes, so two containers would write at once; recreate stops the "
+            "old replica first (a short gap, reported as expected downtime). Keep rolling only for volumes "
+            "that are not single-writer"
         )
     return None
 
@@ -305,9 +309,10 @@ def _check_mounts(service: WebService | WorkerService) -> None:
     paths = [v.path for v in service.volumes] + [b.path for b in service.binds]
     if len(set(paths)) != len(paths):
         raise ValueError("two mounts of a service cannot share a path")
-    refusal = single_writer_refusal(service)
+    writers = [v.name for v in service.volumes if v.single_writer]
+    refusal = single_writer_refusal(writers, service.replicas, service.strategy)
     if refusal is not None:
-        raise ValueError(refusal)
+        raise ValueError(refusal[1])
 
 
 Volumes = Annotated[list[VolumeMount], Field(max_length=16)]

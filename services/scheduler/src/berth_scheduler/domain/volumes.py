@@ -15,13 +15,7 @@ from typing import Any
 
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, VolumeUsage, WebService, WorkerService, servers_of
-
-PREFIX = "berth-"
-
-
-def docker_name(application_id: str, volume: str) -> str:
-    """``berth-<application id>-<volume name>``: the Docker volume of an application's named volume."""
-    return f"{PREFIX}{application_id}-{volume}"
+from berth_common.catalogue import docker_volume_name as docker_name
 
 
 def volume_labels(application_id: str, volume: str, team_id: str | None) -> dict[str, str]:
