@@ -9,7 +9,6 @@ from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.schemas_volumes import VolumesOut
 from berth_api.entrypoints.state import deps
-from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import volumes as uc
 
 router = V1Router("applications")
@@ -20,8 +19,8 @@ router = V1Router("applications")
     summary="An application's named volumes on its servers, with their size",
     description="Each named volume on each server it was made on, with its size in bytes as the server's "
     "Docker engine counts it. Volumes outlive deployments, rollbacks and scaling, and a DELETE of the "
-    "application keeps them unless it says `delete_volumes=true`. 503: the scheduler did not answer.",
-    responses={503: problem_doc("The scheduler did not answer")},
+    "application keeps them unless it says `delete_volumes=true`. When the scheduler does not answer, "
+    "`available` is false and `error` says why.",
 )
 async def list_volumes(
     request: Request, application_id: PathId, principal: Principal = require_role("viewer")

@@ -29,5 +29,7 @@ class VolumeOut(VolumeRef):
 
 class VolumesOut(BaseModel):
     application_id: str
+    available: bool = Field(description="False when the scheduler could not be asked (see error): nothing is listed")
+    error: str | None = None
     volumes: list[VolumeOut]
     unreachable: list[str] = Field(description="Servers that did not answer: their volumes are not listed")

@@ -3,7 +3,8 @@ removal keeps (from the desired state).
 
 ``GET /v1/applications/{id}/volumes`` asks the scheduler (``rpc.scheduler.volumes``, scoped to the team): it
 reads each engine's disk usage through the server's connection. A scheduler that does not answer is a 503
-saying so, never an empty list that would read as "no volume".
+answered ``available: false`` with the reason (as an application's ``runtime``), never an empty list that
+would read as "no volume".
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 from berth_api.adapters import applications as repo
 from berth_api.domain import mounts
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -42,9 +42,8 @@ async def volumes_of(deps: Deps, principal: Principal, application_id: str) -> d
         row = await repo.get_application(s, principal.team_id, application_id)
     if row is None:
         raise application_missing(principal, application_id)
-    unavailable = ProblemError(503, "The scheduler did not answer: the volumes cannot be listed now.")
     if not deps.bus.connected:
-        raise unavailable
+        return _unavailable(application_id, "the scheduler cannot be asked: the bus is unavailable")
     query = VolumesQuery(application_id=application_id, team_id=principal.team_id)
     try:
         reply = await deps.bus.request(
@@ -52,10 +51,14 @@ async def volumes_of(deps: Deps, principal: Principal, application_id: str) -> d
         )
     except (ServiceUnavailableError, QueryFailedError) as exc:
         log.warning("volumes query failed", application_id=application_id, error=str(exc))
-        raise unavailable from None
+        return _unavailable(application_id, f"the scheduler did not answer: {str(exc)[:300]}")
     wanted = {(d["server_id"], d["name"]): d for d in declared(row["config"], application_id)}
     found = []
     for v in reply.volumes:
         spec = wanted.get((v.server_id, v.name), {})
         found.append({**v.model_dump(mode="json"), "path": spec.get("path"), "size_mb": spec.get("size_mb")})
-    return {"application_id": application_id, "volumes": found, "unreachable": reply.unreachable}
+    return {"application_id": application_id, "available": True, "volumes": found, "unreachable": reply.unreachable}
+
+
+def _unavailable(application_id: str, error: str) -> dict[str, Any]:
+    return {"application_id": application_id, "available": False, "error": error, "volumes": [], "unreachable": []}
