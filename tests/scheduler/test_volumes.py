@@ -317,3 +317,23 @@ async def test_recreate_stops_the_old_replica_before_the_new_starts_and_reports_
     assert any(line.startswith("[starting] expected downtime: strategy recreate") for line in lines), lines
     await wait_served(platform, host, "v2")
     assert _read_log(new) == ["v1", "v2"]
+
+
+def test_a_swarm_task_mounts_the_same_volumes_labelled_as_berths():
+    from berth_scheduler.domain.swarm import service_body
+
+    spec = _spec(volumes=[{"name": "data", "path": "/data"}], binds=[{"host_path": "/srv/x", "path": "/x"}])
+    cs = container_spec("app1", "dep1", spec, spec.services[0], 1, "x:1", 30001, "team-1")
+    body = service_body(cs, 1, "berth-overlay").body
+    assert body["TaskTemplate"]["ContainerSpec"]["Mounts"] == [
+        {
+            "Type": "volume",
+            "Source": "berth-app1-data",
+            "Target": "/data",
+            "ReadOnly": False,
+            "VolumeOptions": {
+                "Labels": {"berth.team": "team-1", "berth.app": "app1", "berth.volume": "data", "berth.managed": "true"}
+            },
+        },
+        {"Type": "bind", "Source": "/srv/x", "Target": "/x", "ReadOnly": True},
+    ]
