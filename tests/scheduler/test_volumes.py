@@ -184,8 +184,8 @@ def _logging(version: str, argv: list[str]) -> list[str]:
     return ["sh", "-c", 'echo "$0" >> /data/log; exec "$@"', version, *argv]
 
 
-def _app(busybox: str, version: str, host: str, **service: Any) -> dict[str, Any]:
-    spec = web_app(busybox, version, host)
+def _app(busybox: str, version: str, host: str, *, never_healthy: bool = False, **service: Any) -> dict[str, Any]:
+    spec = web_app(busybox, version, host, never_healthy=never_healthy)
     svc = spec["services"][0]
     svc["command"] = _logging(version, svc["command"])
     svc["volumes"] = [{"name": "data", "path": "/data", "size_mb": 64}]
@@ -337,3 +337,24 @@ def test_a_swarm_task_mounts_the_same_volumes_labelled_as_berths():
         },
         {"Type": "bind", "Source": "/srv/x", "Target": "/x", "ReadOnly": True},
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+async def test_a_failed_recreate_starts_the_old_replica_again_and_routes_it(platform, busybox, volume_app, unique):
+    app_id = volume_app
+    host = f"web-undo-{unique}.localhost"
+    single = {"volumes": [{"name": "data", "path": "/data", "single_writer": True}], "strategy": "recreate"}
+    d1 = await _succeeded(platform, _app(busybox, "v1", host, **single), app_id)
+    (old,) = _running(app_id, d1)
+    d2 = await platform.deploy(app_id, _app(busybox, "v2", host, never_healthy=True, **single))
+    failed = await platform.wait(d2, timeout=90)
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert ("starting", "expected downtime") in platform.steps(d2)
+    (end,) = [e for e in platform.of(d2, "evt.deployment.progressed") if e["data"]["state"] == "failed"]
+    assert "1 old replica(s) started again and routed" in end["data"]["detail"], end
+    assert _running(app_id, d2) == []
+    state = _docker("inspect", "-f", "{{.State.Running}}", old).stdout.strip()
+    assert state == "true"
+    await wait_served(platform, host, "v1")  # the old version serves again, with its volume
+    assert _read_log(old) == ["v1", "v2", "v1"]  # v2 ran after the old stopped, the old again after v2 went
