@@ -26,6 +26,7 @@ from berth_common.catalogue import (
 )
 from berth_scheduler.domain import machine, volumes
 from berth_scheduler.domain.containers import container_spec
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import DockerEvents, containers_of, wait_served, web_app
 
 TEAM = "team-1"
@@ -172,8 +173,9 @@ def _volume(app_id: str, name: str) -> dict[str, Any] | None:
 
 @pytest.fixture
 def volume_app(app_id):
-    """``app_id``; its volumes are removed afterwards (after its containers: fixtures end in reverse)."""
+    """``app_id``; its containers, then its volumes (a volume in use cannot go) are removed afterwards."""
     yield app_id
+    remove_labelled(f"berth.app={app_id}")
     names = _docker("volume", "ls", "-q", "--filter", f"label=berth.app={app_id}").stdout.split()
     if names:
         _docker("volume", "rm", "-f", *names)
