@@ -302,24 +302,34 @@ def single_writer_refusal(single_writers: list[str], replicas: int, strategy: st
     return None
 
 
-def _check_mounts(service: WebService | WorkerService) -> None:
-    names = [v.name for v in service.volumes]
-    if len(set(names)) != len(names):
-        raise ValueError("volume names must be unique within a service")
-    paths = [v.path for v in service.volumes] + [b.path for b in service.binds]
-    if len(set(paths)) != len(paths):
-        raise ValueError("two mounts of a service cannot share a path")
-    writers = [v.name for v in service.volumes if v.single_writer]
-    refusal = single_writer_refusal(writers, service.replicas, service.strategy)
-    if refusal is not None:
-        raise ValueError(refusal[1])
-
-
 Volumes = Annotated[list[VolumeMount], Field(max_length=16)]
 Binds = Annotated[list[BindMount], Field(max_length=16)]
 
 
-class WebService(Spec):
+class Mounted(Spec):
+    """What web and worker services share about storage: named volumes, bind mounts and the strategy, each
+    left out of a dump when unset (so a snapshot without them dumps as before)."""
+
+    volumes: Volumes = Field(default_factory=list, exclude_if=lambda v: not v)
+    binds: Binds = Field(default_factory=list, exclude_if=lambda v: not v)
+    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
+
+    @model_validator(mode="after")
+    def _mounts(self) -> Mounted:
+        names = [v.name for v in self.volumes]
+        if len(set(names)) != len(names):
+            raise ValueError("volume names must be unique within a service")
+        paths = [v.path for v in self.volumes] + [b.path for b in self.binds]
+        if len(set(paths)) != len(paths):
+            raise ValueError("two mounts of a service cannot share a path")
+        writers = [v.name for v in self.volumes if v.single_writer]
+        refusal = single_writer_refusal(writers, int(getattr(self, "replicas", 1)), self.strategy)
+        if refusal is not None:
+            raise ValueError(refusal[1])
+        return self
+
+
+class WebService(Mounted):
     kind: Literal["web"] = "web"
     name: Slug
     port: int = Field(ge=1, le=65535)
@@ -329,17 +339,9 @@ class WebService(Spec):
     hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
-    volumes: Volumes = Field(default_factory=list, exclude_if=lambda v: not v)
-    binds: Binds = Field(default_factory=list, exclude_if=lambda v: not v)
-    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
-
-    @model_validator(mode="after")
-    def _mounts(self) -> WebService:
-        _check_mounts(self)
-        return self
 
 
-class WorkerService(Spec):
+class WorkerService(Mounted):
     kind: Literal["worker"] = "worker"
     name: Slug
     replicas: int = Field(default=1, ge=1, le=64)
@@ -347,14 +349,6 @@ class WorkerService(Spec):
     health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
     limits: ResourceLimits | None = None
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
-    volumes: Volumes = Field(default_factory=list, exclude_if=lambda v: not v)
-    binds: Binds = Field(default_factory=list, exclude_if=lambda v: not v)
-    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
-
-    @model_validator(mode="after")
-    def _mounts(self) -> WorkerService:
-        _check_mounts(self)
-        return self
 
 
 class ApplicationSpec(Spec):
