@@ -22,6 +22,7 @@ from berth_common import labels
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import machine, removal, retention, volumes
 from berth_scheduler.domain.machine import REVERSIBLE, State
@@ -239,11 +240,16 @@ class RemovalDriver:
 
     async def _volumes(self, rt: RolloutContext, r: Removal) -> int:
         """Delete the application's named volumes (asked for explicitly) on every server its deployments
-        placed a service with volumes on; how many were deleted."""
+        placed a service with volumes on; how many were deleted. A server Berth no longer manages is
+        skipped (its volumes are left there); one that does not answer is tried again, as for containers."""
         specs = await read(rt, removals.deployed_specs, r.application_id)
         deleted = 0
         for server in dict.fromkeys([LOCAL, *volumes.servers_in_specs(specs)]):
-            docker = await rt.fleet.docker(server)
+            try:
+                docker = await rt.fleet.docker(server)
+            except ServerRefusedError as exc:
+                log.warning("volumes left on a server Berth does not manage", server_id=server, error=str(exc))
+                continue
             for name in await docker.list_volumes({labels.APP: r.application_id, labels.TEAM: r.team_id}):
                 deleted += int(await docker.remove_volume(name))
         log.info("application volumes deleted", application_id=r.application_id, count=deleted)
