@@ -16,6 +16,7 @@ def test_the_label_keys():
         "berth.managed",
     )
     assert labels.TEAM == "berth.team"
+    assert labels.VOLUME == "berth.volume"
     assert (labels.BUILD, labels.APPLICATION, labels.COMMIT, labels.CACHE_KEY) == (
         "berth.build",
         "berth.application",
@@ -23,7 +24,7 @@ def test_the_label_keys():
         "berth.cache-key",
     )
     keys = [v for k, v in vars(labels).items() if k.isupper() and k != "PREFIX"]
-    assert all(k.startswith(labels.PREFIX) for k in keys) and len(keys) == len(set(keys)) == 11
+    assert all(k.startswith(labels.PREFIX) for k in keys) and len(keys) == len(set(keys)) == 12
 
 
 def test_a_label_filter_selects_every_label_in_a_stable_order():

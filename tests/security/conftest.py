@@ -38,6 +38,9 @@ API_ENV = {
     # Quick answers where the api asks a service that does not run (the scheduler's replicas, /v1/status).
     "BERTH_STATUS_TIMEOUT_S": "0.2",
     "BERTH_REPLICAS_TIMEOUT_S": "0.2",
+    "BERTH_VOLUMES_TIMEOUT_S": "0.2",
+    # The host path the application bodies of the sweep bind-mount under (payloads.BIND_ROOT).
+    "BERTH_BIND_MOUNT_ALLOW": '["/srv/berth-shared"]',
     "BERTH_SHUTDOWN_GRACE_S": "2",
     # These tests send hundreds of refused requests from one address on purpose: the brute-force limiter
     # (its own tests are the api's) would turn the 401s being checked into 429s.

@@ -46,6 +46,9 @@ def payloads(canary: str) -> dict[str, str]:
     }
 
 
+BIND_ROOT = "/srv/berth-shared"  # the live api's BERTH_BIND_MOUNT_ALLOW (conftest)
+
+
 def _app(source: dict[str, Any]) -> dict[str, Any]:
     name = unique("a")
     return {
@@ -61,7 +64,14 @@ def _app(source: dict[str, Any]) -> dict[str, Any]:
                 "domains": [f"{name}.example.com"],
                 "servers": ["local"],
             },
-            {"kind": "worker", "name": "jobs", "command": ["python", "-m", "jobs"], "health_command": ["true"]},
+            {
+                "kind": "worker",
+                "name": "jobs",
+                "command": ["python", "-m", "jobs"],
+                "health_command": ["true"],
+                "volumes": [{"name": "data", "path": "/data", "size_mb": 64}],
+                "binds": [{"host_path": f"{BIND_ROOT}/media", "path": "/media"}],
+            },
         ],
         "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
         "restart_policy": "always",

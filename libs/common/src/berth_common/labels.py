@@ -20,6 +20,9 @@ KIND = "berth.kind"  # web or worker
 MANAGED = "berth.managed"  # "true" on every container and network Berth manages
 TEAM = "berth.team"  # the owning team: who a metric, an alert or a server outage concerns
 
+# On volumes (set by the scheduler), with ``APP`` (the application or database id) and ``TEAM``.
+VOLUME = "berth.volume"  # the volume's name in the spec
+
 # On images (set by the builder).
 BUILD = "berth.build"  # the build id: what a stopped build's clean-up removes
 APPLICATION = "berth.application"  # the application id: what image retention looks at

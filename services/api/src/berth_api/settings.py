@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from berth_api.domain import retention
 from berth_api.domain.names import LABEL_RE
+from berth_common.catalogue import mount_path
 from berth_common.images import parse_image_map
 from berth_common.settings import BaseServiceSettings
 
@@ -66,6 +67,10 @@ class ApiSettings(BaseServiceSettings):
     # AES-GCM key of secret variables, created at first start with mode 0600; default <data_dir>/api-secrets.key
     secrets_key_file: Path | None = None  # BERTH_SECRETS_KEY_FILE
     replicas_timeout_s: float = Field(default=1.0, gt=0, le=10)  # rpc.scheduler.replicas in GET /applications/{id}
+    # Host bind mounts of application services only under these absolute paths (BERTH_BIND_MOUNT_ALLOW, a
+    # JSON list; empty: no bind mount is accepted)
+    bind_mount_allow: list[str] = Field(default_factory=list, max_length=64)
+    volumes_timeout_s: float = Field(default=10.0, gt=0, le=60)  # rpc.scheduler.volumes (each engine's disk usage)
     # Logs as Server-Sent Events: a comment this often keeps proxies from closing an idle stream; the
     # deployment's state is checked this often to end the stream when it finishes.
     sse_keepalive_s: float = Field(default=15.0, gt=0)
@@ -78,6 +83,16 @@ class ApiSettings(BaseServiceSettings):
         for label in value.split("."):
             if not LABEL_RE.fullmatch(label):
                 raise ValueError(f"BERTH_BASE_DOMAIN: invalid DNS label {label!r}")
+        return value
+
+    @field_validator("bind_mount_allow")
+    @classmethod
+    def _valid_bind_roots(cls, value: list[str]) -> list[str]:
+        for path in value:
+            try:
+                mount_path(path)
+            except ValueError as exc:
+                raise ValueError(f"BERTH_BIND_MOUNT_ALLOW: {path!r}: {exc}") from None
         return value
 
     @field_validator("audit_retention_days", mode="before")

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.base import Command, Event, Id, Query, register
+from berth_common.catalogue.specs import Spec
 from berth_common.values import Slug
 
 # --- applications ----------------------------------------------------------------------------------
@@ -26,8 +27,9 @@ class RemoveApplication(Command):
     traffic is cancelled (a deployment past its switch finishes first); its routes are removed and Traefik
     confirms the hosts are gone; in-flight requests drain (``drain_grace_s``, default the scheduler's
     setting); every container of the application is stopped (SIGTERM, then SIGKILL after the stop timeout)
-    and removed; the images built for it are removed. Persisted and resumed after a restart; a redelivered
-    or repeated command has no second effect. An application the scheduler never saw is removed at once."""
+    and removed; the images built for it are removed. Its named volumes are kept unless ``delete_volumes``
+    (then they are deleted on every server, last). Persisted and resumed after a restart; a redelivered or
+    repeated command has no second effect. An application the scheduler never saw is removed at once."""
 
     TYPE = "cmd.application.remove"
     PRODUCERS = ("api",)
@@ -35,6 +37,7 @@ class RemoveApplication(Command):
     application_id: Id
     team_id: Id
     drain_grace_s: float | None = Field(default=None, ge=0, le=3600)
+    delete_volumes: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 RemovalPhase = Literal["routes", "restoring", "draining", "stopping", "images"]
@@ -67,12 +70,14 @@ class ApplicationRemovalProgressed(ApplicationRemovalEvent):
 
 @register
 class ApplicationRemoved(ApplicationRemovalEvent):
-    """No route, container or image of the application is left; its host names are free."""
+    """No route, container or image of the application is left; its host names are free. Its named volumes
+    are left unless the command asked to delete them (``volumes_removed``)."""
 
     TYPE = "evt.application.removed"
     routes_removed: int = 0
     containers_removed: int = 0
     images_removed: int = 0
+    volumes_removed: int = Field(default=0, exclude_if=lambda v: not v)
     duration_s: float = 0.0
 
 
@@ -172,3 +177,33 @@ class AutoscaleChanged(Event):
     service: Slug
     policy: AutoscalePolicy | None = None
     revision: int = Field(ge=0)
+
+
+# --- volumes ---------------------------------------------------------------------------------------
+
+
+@register
+class VolumesQuery(Query):
+    """``rpc.scheduler.volumes``: the named volumes of one application of the team on every server it runs
+    (or ran) on, with their size as the engine counts it (``GET /system/df``)."""
+
+    TYPE = "rpc.volumes"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    application_id: Id
+    team_id: Id
+
+
+class VolumeUsage(Spec):
+    """One Docker volume of an application on one server; ``size_bytes`` None: the engine did not say."""
+
+    server_id: str
+    name: str  # the volume's name in the spec
+    docker_name: str  # berth-<application id>-<name>
+    size_bytes: int | None = None
+
+
+class VolumesReply(Spec):
+    application_id: str
+    volumes: list[VolumeUsage] = Field(default_factory=list)
+    unreachable: list[str] = Field(default_factory=list)  # servers that did not answer

@@ -76,6 +76,11 @@ def _service_spec(service: Mapping[str, Any], hosts: list[str]) -> dict[str, Any
         common["limits"] = service["limits"]
     if service.get("servers"):
         common["servers"] = service["servers"]
+    for key in ("volumes", "binds"):
+        if service.get(key):
+            common[key] = service[key]
+    if service.get("strategy", "rolling") != "rolling":
+        common["strategy"] = service["strategy"]
     if service["kind"] == "web":
         return {
             **common,

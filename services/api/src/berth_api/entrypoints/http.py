@@ -23,6 +23,7 @@ from berth_api.entrypoints import (
     routes_scale,
     routes_servers,
     routes_swarms,
+    routes_volumes,
     v1,
 )
 from berth_api.entrypoints.audit import AuditMiddleware
@@ -130,7 +131,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_swarms.router,
     ):
         app.router.routes.extend(router.routes)
-    for router in (routes_scale.router,):
+    for router in (routes_scale.router, routes_volumes.router):
         app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):

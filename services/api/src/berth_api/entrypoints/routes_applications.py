@@ -9,6 +9,7 @@ from fastapi import Query, Request, Response, status
 
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.identity import Principal
+from berth_api.domain.mounts import kept_volumes
 from berth_api.entrypoints.auth import lean_handler, require_role
 from berth_api.entrypoints.page_cache import not_modified
 from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, V1Router
@@ -22,6 +23,7 @@ from berth_api.entrypoints.schemas_apps import (
     ImageSourceIn,
     VariableIn,
 )
+from berth_api.entrypoints.schemas_volumes import ApplicationRemovalOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import application_detail, application_out, list_page
@@ -189,7 +191,10 @@ containers, routes and images) is handed to the scheduler: it is marked `removin
 is sent in the same transaction; the answer is 202 with the application (`state: removing`). While it is being
 removed it is neither changed nor deployed (409). Once the scheduler removed its routes, containers and images
 it is gone (404) and its host names are free; if the scheduler could not, it is `active` again with
-`removal_error`. A DELETE while it is being removed answers 202 again and sends nothing more."""
+`removal_error`. A DELETE while it is being removed answers 202 again and sends nothing more.
+
+Named volumes are never deleted implicitly: the removal keeps them on their servers unless
+`delete_volumes=true`, and the 202 lists them (`volumes_kept`, or `volumes_deleted` when asked)."""
 
 
 @router.delete(
@@ -198,7 +203,7 @@ it is gone (404) and its host names are free; if the scheduler could not, it is 
     summary="Delete an application; a deployed one is taken down by the scheduler first",
     description=DELETE_DESCRIPTION,
     responses={
-        202: {"model": ApplicationOut, "description": "Being removed: the scheduler takes it down"},
+        202: {"model": ApplicationRemovalOut, "description": "Being removed: the scheduler takes it down"},
         204: {"description": "Deleted (it was never deployed)"},
         **NOT_FOUND,
     },
@@ -210,10 +215,16 @@ async def delete_application(
         float | None,
         Query(ge=0, le=3600, description="Seconds in-flight requests get to finish (default: the scheduler's)"),
     ] = None,
+    delete_volumes: Annotated[
+        bool, Query(description="Delete the application's named volumes too (kept unless this is true)")
+    ] = False,
     principal: Principal = require_role("admin"),
 ) -> Response:
-    record = await removal.remove_application(deps(request), principal, application_id, drain_grace_s)
+    record = await removal.remove_application(deps(request), principal, application_id, drain_grace_s, delete_volumes)
     if record is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    body = application_out(record).model_dump_json(by_alias=True)
+    volumes = kept_volumes(record.row["config"]["services"], application_id)
+    out = application_out(record).model_dump(by_alias=True)
+    shown = {"volumes_kept": [] if delete_volumes else volumes, "volumes_deleted": volumes if delete_volumes else []}
+    body = ApplicationRemovalOut.model_validate({**out, **shown}).model_dump_json(by_alias=True)
     return Response(body, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")

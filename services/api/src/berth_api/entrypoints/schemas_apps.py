@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
-from berth_common.catalogue import HEALTH_PATH_PATTERN, PullPolicy
+from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
 ResourceName = Annotated[
@@ -67,6 +67,49 @@ ServerRefs = Annotated[
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# --- volumes -------------------------------------------------------------------------------------------
+
+STRATEGY = (
+    "rolling (default): the new replicas start and are routed before the old ones stop, no downtime; two "
+    "versions run at once. recreate: the old replicas leave the routes and stop before the new ones start (a "
+    "short gap, reported as expected downtime); required by a single-writer volume"
+)
+PATH_RULE = "An absolute path without '..' or ':'"
+
+
+class VolumeIn(Strict):
+    """A named volume: kept across deployments, rollbacks and scaling, deleted only when asked explicitly."""
+
+    name: Slug = Field(description="The volume's name in the application (Docker volume berth-<app id>-<name>)")
+    path: MountPath = Field(description=f"Where it is mounted in the container. {PATH_RULE}")
+    size_mb: int | None = Field(
+        default=None, ge=1, le=MAX_VOLUME_MB, description="A size hint in MB", exclude_if=lambda v: v is None
+    )
+    single_writer: bool = Field(
+        default=False,
+        description="Only one container may run with it (a database's files): 1 replica and strategy recreate",
+        exclude_if=lambda v: not v,
+    )
+
+
+class BindIn(Strict):
+    """A directory of the server mounted into the container; only under a path the administrator allows
+    (``BERTH_BIND_MOUNT_ALLOW``)."""
+
+    host_path: MountPath = Field(description=f"The directory on the server. {PATH_RULE}")
+    path: MountPath = Field(description=f"Where it is mounted in the container. {PATH_RULE}")
+    read_only: bool = True
+
+
+VolumesIn = Annotated[
+    list[VolumeIn],
+    Field(default_factory=list, max_length=16, exclude_if=lambda v: not v),
+    AfterValidator(lambda v: _unique(v, "volume")),
+]
+BindsIn = Annotated[list[BindIn], Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)]
+StrategyIn = Annotated[Strategy, Field(description=STRATEGY, exclude_if=lambda v: v == "rolling")]
 
 
 # --- projects and environments -----------------------------------------------------------------------
@@ -190,6 +233,9 @@ class WebServiceIn(Strict):
     domains: list[Host] = Field(default_factory=list, max_length=99, description="Custom host names")
     limits: Limits | None = None
     servers: ServerRefs
+    volumes: VolumesIn
+    binds: BindsIn
+    strategy: StrategyIn = "rolling"
 
     @model_validator(mode="after")
     def _unique_domains(self) -> WebServiceIn:
@@ -206,6 +252,9 @@ class WorkerServiceIn(Strict):
     health_command: Command | None = Field(default=None, description="argv run in the container; exit 0 = ready")
     limits: Limits | None = None
     servers: ServerRefs
+    volumes: VolumesIn
+    binds: BindsIn
+    strategy: StrategyIn = "rolling"
 
 
 Service = Annotated[WebServiceIn | WorkerServiceIn, Field(discriminator="kind")]
@@ -263,6 +312,9 @@ class WebServiceOut(BaseModel):
     servers: list[str] = Field(
         default_factory=list, description="The ids of the servers it runs on (empty: local)", exclude_if=lambda v: not v
     )
+    volumes: list[VolumeIn] = Field(default_factory=list, exclude_if=lambda v: not v)
+    binds: list[BindIn] = Field(default_factory=list, exclude_if=lambda v: not v)
+    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
 
 
 class WorkerServiceOut(BaseModel):
@@ -275,6 +327,9 @@ class WorkerServiceOut(BaseModel):
     servers: list[str] = Field(
         default_factory=list, description="The ids of the servers it runs on (empty: local)", exclude_if=lambda v: not v
     )
+    volumes: list[VolumeIn] = Field(default_factory=list, exclude_if=lambda v: not v)
+    binds: list[BindIn] = Field(default_factory=list, exclude_if=lambda v: not v)
+    strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
 
 
 class LiveVersion(BaseModel):

@@ -17,7 +17,7 @@ from berth_api.adapters import projects as projects_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.domain import layers, names
+from berth_api.domain import layers, mounts, names
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
@@ -66,6 +66,13 @@ def refuse_if_removing(row: dict[str, Any]) -> None:
             slug=REMOVING_SLUG,
             title="Application being removed",
         )
+
+
+def _check_mounts(deps: Deps, config: dict[str, Any]) -> None:
+    """Single-writer volumes need one replica and ``recreate``; binds only under the allowed paths (422)."""
+    found = mounts.refusal(config["services"], deps.settings.bind_mount_allow)
+    if found is not None:
+        raise invalid_field(*found)
 
 
 def _check_source(deps: Deps, config: dict[str, Any]) -> None:
@@ -175,6 +182,7 @@ async def create_application(
     build: list[VariableInput],
 ) -> AppRecord:
     _check_source(deps, config)
+    _check_mounts(deps, config)
     _check_kept(runtime, "runtime", [])
     _check_kept(build, "build", [])
     app_id = new_id()
@@ -223,6 +231,7 @@ async def update_application(
             refuse_if_removing(row)
             config = {**row["config"], **changes}
             _check_source(deps, config)
+            _check_mounts(deps, config)
             if "source" in changes:
                 await build_servers.resolve(s, principal, config)
             if "services" in changes:

@@ -35,10 +35,15 @@ log = get_logger(__name__)
 
 
 async def remove_application(
-    deps: Deps, principal: Principal, application_id: str, drain_grace_s: float | None = None
+    deps: Deps,
+    principal: Principal,
+    application_id: str,
+    drain_grace_s: float | None = None,
+    delete_volumes: bool = False,
 ) -> AppRecord | None:
-    """None: deleted at once (never deployed). Else the application, ``removing`` (the command sent once
-    per attempt: again only after the scheduler answered that the last one failed)."""
+    """None: deleted at once (never deployed: no volume was made). Else the application, ``removing`` (the
+    command sent once per attempt: again only after the scheduler answered that the last one failed). Its
+    named volumes are kept unless ``delete_volumes`` (asked explicitly)."""
 
     async def body(unit: Unit) -> AppRecord | None:
         s = unit.session
@@ -51,10 +56,18 @@ async def remove_application(
         if row["state"] != "removing":
             await repo.set_state(s, application_id, "removing", None)
             command = RemoveApplication(
-                application_id=application_id, team_id=principal.team_id, drain_grace_s=drain_grace_s
+                application_id=application_id,
+                team_id=principal.team_id,
+                drain_grace_s=drain_grace_s,
+                delete_volumes=delete_volumes,
             )
             await unit.emit(command, id=f"application-remove-{application_id}-{new_id()}")
-            log.info("application removal requested", application_id=application_id, drain_grace_s=drain_grace_s)
+            log.info(
+                "application removal requested",
+                application_id=application_id,
+                drain_grace_s=drain_grace_s,
+                delete_volumes=delete_volumes,
+            )
         fresh = await repo.get_application(s, principal.team_id, application_id)
         assert fresh is not None
         (record,) = await records(s, [fresh])

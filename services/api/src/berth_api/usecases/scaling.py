@@ -14,6 +14,7 @@ from typing import Any
 
 from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
+from berth_api.domain import mounts
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
@@ -52,6 +53,9 @@ async def scale(
         for name in services:
             if name not in known:
                 raise invalid_field(f"/body/services/{name}", f"the application has no service {name!r}")
+        refused = mounts.scale_refusal(config["services"], services)
+        if refused is not None:
+            raise invalid_field(*refused)
         if (await deployments_repo.live_of(unit.session, [application_id])).get(application_id) is None:
             raise ProblemError(409, f"Application {application_id} has no live deployment to scale (deploy it first).")
         kept = [{**svc, "replicas": services.get(svc["name"], svc.get("replicas", 1))} for svc in config["services"]]
@@ -100,7 +104,9 @@ async def set_autoscale(
     async def body(unit: Unit) -> None:
         row = await _locked_app(unit, principal, application_id)
         config = row["config"]
-        _web_service(config, service)
+        svc = _web_service(config, service)
+        if policy is not None and (refused := mounts.scale_refusal([svc], {service: policy.max})) is not None:
+            raise invalid_field("/body/max", refused[1])
         policies = dict(config.get("autoscale") or {})
         if policy is None:
             policies.pop(service, None)

@@ -15,6 +15,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
+from aiodocker.volumes import DockerVolume
 
 from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable
 from berth_common.labels import label_filter
@@ -90,6 +91,33 @@ class DockerExecutor:
             except DockerOperationError as again:
                 if again.status != 409:
                     raise
+
+    # --- volumes -----------------------------------------------------------------------------------
+
+    async def ensure_volume(self, body: dict[str, Any]) -> None:
+        """Create the named volume of ``body`` (``domain/volumes.py``); an existing one is kept as it is."""
+        await self._call(f"create volume {body['Name']}", self.docker.volumes.create(body))  # type: ignore[no-untyped-call]
+
+    async def list_volumes(self, labels: dict[str, str]) -> list[str]:
+        """The names of the volumes carrying every label given."""
+        found = await self._call("list volumes", self.docker.volumes.list(filters=label_filter(labels)))  # type: ignore[no-untyped-call]
+        return sorted(str(v["Name"]) for v in (found or {}).get("Volumes") or [])
+
+    async def remove_volume(self, name: str) -> bool:
+        """Remove a volume no container uses; False when it was already gone."""
+        try:
+            await self._call(f"remove volume {name}", DockerVolume(self.docker, name).delete())  # type: ignore[no-untyped-call]
+            return True
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def volume_usage(self) -> dict[str, Any]:
+        """``GET /system/df?type=volume``: the engine's volumes with ``UsageData.Size`` (an engine older than
+        API 1.42 answers every kind of object; only ``Volumes`` is read)."""
+        data = await self._call("disk usage", self.docker._query_json("system/df", params={"type": "volume"}))
+        return data if isinstance(data, dict) else {}
 
     # --- containers --------------------------------------------------------------------------------
 

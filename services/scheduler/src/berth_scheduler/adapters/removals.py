@@ -41,6 +41,8 @@ def _values(r: Removal) -> dict[str, Any]:
         "routes_removed": r.routes_removed,
         "containers_removed": r.containers_removed,
         "images_removed": r.images_removed,
+        "delete_volumes": r.delete_volumes,
+        "volumes_removed": r.volumes_removed,
         "reason": r.reason,
         "requested_at": r.requested_at,
         "finished_at": r.finished_at,
@@ -95,6 +97,12 @@ async def built_images(s: AsyncSession, application_id: str) -> tuple[set[str], 
         if isinstance(spec, dict) and spec.get("name"):
             app_names.add(str(spec["name"]))
     return built, app_names
+
+
+async def deployed_specs(s: AsyncSession, application_id: str) -> list[Any]:
+    """The stored snapshots (JSON) of the application's deployments: where its volumes may be."""
+    rows = await s.execute(sa.select(deployments.c.spec).where(deployments.c.application_id == application_id))
+    return [spec for (spec,) in rows if isinstance(spec, dict)]
 
 
 async def forget_containers(s: AsyncSession, application_id: str) -> None:

@@ -108,6 +108,8 @@ removals = sa.Table(
     sa.Column("routes_removed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("containers_removed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("images_removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delete_volumes", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("volumes_removed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("requested_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),

@@ -8,6 +8,8 @@ from the kernel, written into the spec so it survives container restarts: Docker
 A replica on a remote server publishes no port: it joins the server's Berth network (``SERVER_NETWORK``,
 shared with that server's Traefik) with its container name as DNS alias, and its upstream is
 ``http://<container name>:<port>`` on that network.
+
+A service's named volumes and bind mounts are ``HostConfig.Mounts`` (``domain/volumes.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_common.fleet import SERVER_NETWORK
-from berth_scheduler.domain import names, placement
+from berth_scheduler.domain import names, placement, volumes
 from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
@@ -135,6 +137,9 @@ def container_spec(
             names.upstream(host_port)  # validates the range
             port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
     body["HostConfig"] = host_config(limits, spec.restart_policy, port_bindings)
+    mounts = volumes.mounts(application_id, service)
+    if mounts:
+        body["HostConfig"]["Mounts"] = mounts
     if remote:
         body["NetworkingConfig"] = {"EndpointsConfig": {SERVER_NETWORK: {"Aliases": [name]}}}
     elif spec.network is not None:

@@ -135,6 +135,16 @@ class ImageReady:
 
 
 @dataclass(frozen=True)
+class OldStoppedForRecreate:
+    """``strategy: recreate``: the old replicas of ``services`` left the routes and stopped before the new
+    ones start (progress only: the gap until the new version is routed is expected downtime)."""
+
+    services: tuple[str, ...]
+    stopped: int
+    routes_removed: int
+
+
+@dataclass(frozen=True)
 class ContainersStarted:
     count: int
 
@@ -187,6 +197,7 @@ Input = (
     | BuildSucceeded
     | BuildFailed
     | ImageReady
+    | OldStoppedForRecreate
     | ContainersStarted
     | ReplicaReady
     | ReplicasReady
@@ -294,6 +305,14 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 raise RefusedError("the image was already made ready")
             nxt = replace(r, image_digest=digest, deadline_at=now + t.readiness_s, version=r.version + 1)
             return nxt, [_progress(nxt, "image ready", detail, image_digest=digest or None)]
+        case OldStoppedForRecreate(services, stopped, routes_removed):
+            _expect(r, inp, State.STARTING)
+            nxt = replace(r, version=r.version + 1)
+            detail = (
+                f"strategy recreate: the old replica(s) of {', '.join(services)} left {routes_removed} route(s) and "
+                f"{stopped} stopped before the new ones start; expected downtime until the new version is routed"
+            )
+            return nxt, [_progress(nxt, "expected downtime", detail)]
         case ContainersStarted(count):
             _expect(r, inp, State.STARTING)
             nxt = _go(r, State.VERIFYING, now)

@@ -57,6 +57,8 @@ class Removal:
     routes_removed: int = 0
     containers_removed: int = 0
     images_removed: int = 0
+    delete_volumes: bool = False  # the command asked to delete the application's named volumes too
+    volumes_removed: int = 0
     reason: str | None = None
     finished_at: float | None = None
     version: int = 0
@@ -132,6 +134,7 @@ class ImagesFound:
 @dataclass(frozen=True)
 class ImagesRemoved:
     kept: tuple[str, ...] = ()  # tags the engine refused to remove (in use)
+    volumes_removed: int = 0  # named volumes deleted (only when the removal asked for it)
 
 
 Input = (
@@ -151,12 +154,26 @@ Input = (
 
 
 def requested(
-    application_id: str, team_id: str, drain_grace_s: float, now: float, previous: Removal | None = None
+    application_id: str,
+    team_id: str,
+    drain_grace_s: float,
+    now: float,
+    previous: Removal | None = None,
+    delete_volumes: bool = False,
 ) -> Removal:
-    """A new removal (or a new attempt after a failed one)."""
+    """A new removal (or a new attempt after a failed one); ``delete_volumes``: its named volumes go too."""
     attempt = previous.attempt + 1 if previous is not None else 1
     version = previous.version + 1 if previous is not None else 0
-    return Removal(application_id, team_id, Phase.CANCELLING, drain_grace_s, now, attempt=attempt, version=version)
+    return Removal(
+        application_id,
+        team_id,
+        Phase.CANCELLING,
+        drain_grace_s,
+        now,
+        attempt=attempt,
+        version=version,
+        delete_volumes=delete_volumes,
+    )
 
 
 def removed_event(r: Removal, now: float | None = None) -> ApplicationRemoved:
@@ -236,10 +253,10 @@ def _transition(r: Removal, inp: Input, now: float) -> tuple[Removal, list[Event
             _expect(r, inp, Phase.IMAGES)
             merged = tuple(sorted({*r.images, *tags}))
             return replace(r, images=merged, version=r.version + 1), []
-        case ImagesRemoved(kept):
+        case ImagesRemoved(kept, volumes_removed):
             _expect(r, inp, Phase.IMAGES)
             count = len([t for t in r.images if t not in set(kept)])
-            done = _go(r, Phase.REMOVED, images_removed=count, finished_at=now)
+            done = _go(r, Phase.REMOVED, images_removed=count, volumes_removed=volumes_removed, finished_at=now)
             return done, [removed_event(done)]
     raise RemovalRefusedError(f"unknown input {inp!r}")
 

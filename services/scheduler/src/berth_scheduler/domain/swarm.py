@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from berth_common import labels as label
+from berth_common.catalogue import docker_volume_name
 from berth_scheduler.domain.containers import NANO, ContainerSpec
 
 SWARM_PORT = 2377
@@ -70,8 +72,8 @@ class SwarmService:
 def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmService:
     """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
 
-    The container body's image, command, environment, labels, stop timeout and limits carry over; host port
-    bindings do not (tasks are reached on the overlay network at their own addresses)."""
+    The container body's image, command, environment, labels, stop timeout, limits and mounts carry over
+    (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses)."""
     if replicas < 0:
         raise ValueError("replicas must be >= 0")
     if not OVERLAY_NAME.fullmatch(network):
@@ -92,6 +94,8 @@ def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmSe
         }
     container["StopGracePeriod"] = int(body.get("StopTimeout", 10)) * NANO
     host = body.get("HostConfig", {})
+    if host.get("Mounts"):  # a named volume is made on the node a task lands on, labelled as Berth's are
+        container["Mounts"] = [_swarm_mount(m, labels) for m in host["Mounts"]]
     limits: dict[str, int] = {}
     if "NanoCpus" in host:
         limits["NanoCPUs"] = host["NanoCpus"]
@@ -112,6 +116,15 @@ def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmSe
         "EndpointSpec": {"Mode": "dnsrr"},
     }
     return SwarmService(name, service, replica.container_port, replica.health_path)
+
+
+def _swarm_mount(mount: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """A replica's mount as a Swarm task's: a named volume carries the labels of the application's volumes."""
+    if mount.get("Type") != "volume":
+        return dict(mount)
+    volume = str(mount["Source"]).removeprefix(docker_volume_name(labels.get(label.APP, ""), ""))
+    owner = {k: labels[k] for k in (label.TEAM, label.APP) if k in labels}
+    return {**mount, "VolumeOptions": {"Labels": {**owner, label.VOLUME: volume, label.MANAGED: "true"}}}
 
 
 def running_tasks(tasks: list[dict[str, Any]], network: str) -> list[dict[str, str]]:

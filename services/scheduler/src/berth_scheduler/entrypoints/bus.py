@@ -27,6 +27,7 @@ from berth_common.catalogue import (
     ServerChanged,
     StartDeployment,
     ValidateServer,
+    VolumesQuery,
 )
 from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
@@ -38,6 +39,7 @@ from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.replicas import replicas_of
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
+from berth_scheduler.usecases.volumes import volumes_of
 
 
 async def register(ctx: Context, servers: Servers) -> None:
@@ -87,3 +89,8 @@ async def register_deployments(
         return await replicas_of(rt, ReplicasQuery.model_validate(data).application_id)
 
     await bus.serve("replicas", replicas)
+
+    async def volumes(data: dict[str, Any]) -> Any:
+        return await volumes_of(rt, VolumesQuery.model_validate(data))
+
+    await bus.serve("volumes", volumes)

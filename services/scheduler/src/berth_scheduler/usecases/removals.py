@@ -48,5 +48,5 @@ class Removals:
             await record(unit, gone, [event])
             return []
         grace = msg.drain_grace_s if msg.drain_grace_s is not None else self.drain_grace_s
-        await record(unit, removal.requested(app, msg.team_id, grace, now, previous), [])
+        await record(unit, removal.requested(app, msg.team_id, grace, now, previous, msg.delete_volumes), [])
         return await cancel_deployments(unit, self.sealer, app, now)

@@ -8,7 +8,8 @@ the routes already removed are put back and the removal ends failed); draining w
 period; stopping removes the application's Swarm services on its team's Swarms (their tasks stop with their
 grace period) and gives every container with the application's label (on the servers it has containers
 on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it; images removes the tags of the application's builds (without force: an image
-another tag still uses is only untagged). The names found are recorded before they are removed, so the
+another tag still uses is only untagged), then, only when the command asked for it, the application's named
+volumes on every server its deployments placed them on (kept otherwise). The names found are recorded before they are removed, so the
 counts in ``evt.application.removed`` hold across a restart.
 """
 
@@ -21,11 +22,12 @@ from berth_common import labels
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import machine, removal, retention
+from berth_scheduler.domain import machine, removal, retention, volumes
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
-from berth_scheduler.domain.routing import restore_ops
+from berth_scheduler.domain.routing import LOCAL, restore_ops
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -232,5 +234,23 @@ class RemovalDriver:
         for tag in r.images:
             if not await rt.docker.untag_image(tag):  # a container outside the application still uses it
                 kept.append(tag)
-        await transit(rt, r.application_id, removal.ImagesRemoved(tuple(kept)))
+        deleted = await self._volumes(rt, r) if r.delete_volumes else 0
+        await transit(rt, r.application_id, removal.ImagesRemoved(tuple(kept), deleted))
         log.info("application images removed", application_id=r.application_id, tags=r.images, kept=kept)
+
+    async def _volumes(self, rt: RolloutContext, r: Removal) -> int:
+        """Delete the application's named volumes (asked for explicitly) on every server its deployments
+        placed a service with volumes on; how many were deleted. A server Berth no longer manages is
+        skipped (its volumes are left there); one that does not answer is tried again, as for containers."""
+        specs = await read(rt, removals.deployed_specs, r.application_id)
+        deleted = 0
+        for server in dict.fromkeys([LOCAL, *volumes.servers_in_specs(specs)]):
+            try:
+                docker = await rt.fleet.docker(server)
+            except ServerRefusedError as exc:
+                log.warning("volumes left on a server Berth does not manage", server_id=server, error=str(exc))
+                continue
+            for name in await docker.list_volumes({labels.APP: r.application_id, labels.TEAM: r.team_id}):
+                deleted += int(await docker.remove_volume(name))
+        log.info("application volumes deleted", application_id=r.application_id, count=deleted)
+        return deleted

@@ -23,7 +23,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import machine, names, placement, retention
+from berth_scheduler.domain import machine, names, placement, retention, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
@@ -168,7 +168,8 @@ async def together(work: list[Awaitable[None]]) -> None:
 
 
 async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
-    """What a server needs before its replicas start: the networks they join, and the deployment's image
+    """What a server needs before its replicas start: the networks they join, the named volumes they mount
+    (made once, kept as they are afterwards: ``domain/volumes.py``), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     docker = await rt.fleet.docker(server)
     if server == LOCAL:
@@ -176,6 +177,8 @@ async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, 
             await docker.ensure_network(spec.network, {labels.MANAGED: "true"})
     else:
         await docker.ensure_network(SERVER_NETWORK, {labels.MANAGED: "true"})
+    for name in volumes.on_server(spec, server):
+        await docker.ensure_volume(volumes.create_body(r.application_id, name, r.team_id))
     if r.image:
         await image_on_server(rt, r, spec, server)
 

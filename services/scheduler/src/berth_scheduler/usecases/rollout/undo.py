@@ -1,4 +1,5 @@
-"""Undo a failed or cancelled deployment: routes back as they were, new containers removed, then end it."""
+"""Undo a failed or cancelled deployment: routes back as they were, new containers removed (the old replicas
+a ``recreate`` stopped started and routed again), then end it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.recreate import undo_recreate
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, servers_of, transit
 
@@ -49,6 +51,9 @@ class Undo:
         notes.append(f"{removed} new container(s) removed")
         if skipped:
             notes.append(f"server(s) {', '.join(skipped)} did not answer: their new containers are left there")
+        recreated = await undo_recreate(rt, r, rt.sealer.open(row.spec), wait)
+        if recreated:
+            notes.append(recreated)
         assert r.abort is not None
         detail = f"{r.abort.reason} ({'; '.join(notes)})"
         await transit(rt, r.deployment_id, machine.Compensated(detail))

@@ -32,6 +32,7 @@ from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
 from berth_scheduler.usecases.rollout.apply import apply, apply_all
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.recreate import RecreateFailedError, stop_for_recreate
 from berth_scheduler.usecases.rollout.routing import stage_step
 from berth_scheduler.usecases.rollout.steps import (
     Waiter,
@@ -53,13 +54,19 @@ async def start_and_verify(rt: RolloutContext, r: Rollout, row: Any, wait: Waite
     """starting, then verifying: each replica's readiness check starts as soon as it runs. When every
     replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
     and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
-    goes on as after a restart."""
+    goes on as after a restart. A ``recreate`` service's old replicas leave the routes and stop first
+    (``recreate.py``)."""
     deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
     early: dict[str, asyncio.Task[None]] = {}
 
     def started(cs: ContainerSpec) -> None:
         early[cs.name] = asyncio.create_task(wait_ready(rt, cs, deadline), name=f"ready:{cs.name}")
 
+    try:
+        await stop_for_recreate(rt, r, rt.sealer.open(row.spec), wait)
+    except RecreateFailedError as exc:
+        await transit(rt, r.deployment_id, machine.Fail(str(exc)))
+        return
     try:
         specs = await start_replicas(rt, r, row, wait, started)
         started_input = machine.ContainersStarted(len(specs))
