@@ -47,7 +47,7 @@ def test_official_images_and_the_local_ones_the_map_sends_them_to(engine, versio
 
 
 def test_a_version_or_an_engine_not_offered_is_refused():
-    with pytest.raises(ValueError, match="PostgreSQL '9.6' is not offered"):
+    with pytest.raises(ValueError, match=r"PostgreSQL '9\.6' is not offered"):
         d.engine("postgresql").image("9.6")
     with pytest.raises(ValueError, match="unknown engine 'oracle'"):
         d.engine("oracle")
@@ -155,7 +155,7 @@ def test_connection_urls_escape_user_password_and_database():
         "mysql://shop:pa%3Ass%2Fw%40rd%3F%23%25@db.internal:13306/orders"
     )
     assert d.connection_url("mysql", CREDS, "h") == "mysql://shop:pa%3Ass%2Fw%40rd%3F%23%25@h:3306/orders"
-    assert d.connection_url("redis", REDIS, "h") == "redis://:pa%3Ass%2Fw%40rd@h:6379/0"
+    assert d.connection_url("redis", REDIS, "h") == "redis://default:pa%3Ass%2Fw%40rd@h:6379/0"
     assert d.connection_url("mongodb", CREDS, "h") == (
         "mongodb://shop:pa%3Ass%2Fw%40rd%3F%23%25@h:27017/orders?authSource=admin"
     )

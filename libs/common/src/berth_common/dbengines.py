@@ -252,8 +252,8 @@ def connection_url(engine_name: str, creds: Credentials, host: str, port: int | 
     """What an application connects with (user, password and database percent-escaped)."""
     eng = engine(engine_name)
     where = f"{host}:{port or eng.port}"
-    if eng.name == "redis":
-        return f"redis://:{_q(creds.password)}@{where}/{_q(creds.database or '0')}"
+    if eng.name == "redis":  # ``default``: the user of ``requirepass`` (redis-cli 7.0 fails on an empty user)
+        return f"redis://default:{_q(creds.password)}@{where}/{_q(creds.database or '0')}"
     url = f"{eng.scheme}://{_q(creds.user)}:{_q(creds.password)}@{where}/{_q(creds.database)}"
     return url + "?authSource=admin" if eng.name == "mongodb" else url
 
@@ -300,7 +300,8 @@ def scram_sha_256(password: str, salt: bytes, iterations: int = _SCRAM_ITERATION
 
 def mysql_native_hash(password: str) -> str:
     """MySQL's ``mysql_native_password`` hash (``*`` + SHA1(SHA1(password)) in upper-case hex)."""
-    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+    inner = hashlib.sha1(password.encode(), usedforsecurity=False).digest()
+    return "*" + hashlib.sha1(inner, usedforsecurity=False).hexdigest().upper()
 
 
 def change_password(engine_name: str, creds: Credentials, new_password: str, salt: bytes | None = None) -> Exec:

@@ -1,0 +1,92 @@
+"""What running a database needs from a server's engine beyond the replica operations of
+:class:`DockerExecutor`: named volumes, a pull of a missing image, a restart, and commands run in the
+container with secrets in the exec's environment (never in its argv when the tool reads them from there).
+
+Every operation can be repeated: an existing volume or network is fine, an absent one is removed already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from berth_common.dbengines import Exec
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, ExecResult
+
+
+class DatabaseEngine:
+    """One server's engine, for databases."""
+
+    def __init__(self, docker: DockerExecutor) -> None:
+        self.docker = docker
+
+    def _volumes(self) -> Any:
+        return self.docker.docker.volumes
+
+    async def ensure_volume(self, body: dict[str, Any]) -> None:
+        name = body["Name"]
+        try:
+            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+            await self.docker._call(f"create volume {name}", self._volumes().create(body))
+
+    async def volume_exists(self, name: str) -> bool:
+        try:
+            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def remove_volume(self, name: str) -> None:
+        try:
+            volume = await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+            await self.docker._call(f"remove volume {name}", volume.delete())
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+
+    async def ensure_image(self, image: str, timeout_s: float = 600) -> None:
+        """Pull ``image`` unless the server has it (a server without a registry answers with the reason)."""
+        try:
+            await self.docker._call(f"inspect image {image}", self.docker.docker.images.inspect(image))
+            return
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+        await self.docker._call(f"pull {image}", self.docker.docker.images.pull(image), timeout_s)
+
+    async def restart(self, name: str, timeout_s: int) -> None:
+        container = self.docker.docker.containers.container(name)
+        await self.docker._call(f"restart {name}", container.restart(t=timeout_s), timeout_s + 60)
+
+    async def run(self, name: str, command: Exec, timeout_s: float = 30) -> ExecResult:
+        """Run ``command`` in the container; its output is kept to the first 8 KiB."""
+
+        async def run() -> ExecResult:
+            container = self.docker.docker.containers.container(name)
+            ex = await container.exec(
+                list(command.argv), stdout=True, stderr=True, environment=dict(command.env), user=command.user or ""
+            )
+            chunks: list[bytes] = []
+            async with ex.start(detach=False) as stream:
+                while (msg := await stream.read_out()) is not None:
+                    if sum(len(c) for c in chunks) < 8192:
+                        chunks.append(msg.data)
+            info = await ex.inspect()
+            while info.get("Running"):
+                await asyncio.sleep(0.02)
+                info = await ex.inspect()
+            code = info.get("ExitCode")
+            return ExecResult(int(code) if code is not None else -1, b"".join(chunks).decode(errors="replace"))
+
+        result: ExecResult = await self.docker._call(f"exec in {name}", run(), timeout_s)
+        return result
+
+    async def passes(self, name: str, command: Exec, timeout_s: float = 30) -> bool:
+        """``command`` exits 0 (and prints what it must print)."""
+        result = await self.run(name, command, timeout_s)
+        return result.exit_code == 0 and (command.expect is None or command.expect in result.output)
