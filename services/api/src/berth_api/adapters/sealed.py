@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
+    databases,
     deployments,
     environment_variables,
     group_variables,
@@ -45,7 +46,7 @@ async def hold_for_rotation(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
 
 
-ROW_SEALED = (registries, servers)  # one sealed value per row (``row_aad``)
+ROW_SEALED = (registries, servers, databases)  # one sealed value per row (``row_aad``)
 
 
 @dataclass
