@@ -24,7 +24,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, deployments
 from berth_api.usecases.applications import application_missing, refuse_if_removing
-from berth_api.usecases.databases import url_of
+from berth_api.usecases.databases import database_missing, url_of
 from berth_common import dbengines
 from berth_common.catalogue import ApplicationSpec, EnvVar, RolloutOptions
 from berth_common.db import Unit
@@ -60,12 +60,14 @@ async def link(
 
 
 async def unlink(deps: Deps, principal: Principal, application_id: str, database_id: str) -> None:
+    """Unlink (idempotent: a database of the team that is not linked is unlinked already)."""
     async with deps.sessionmaker() as s, s.begin():
         if await apps_repo.get_application(s, principal.team_id, application_id) is None:
             raise application_missing(principal, application_id)
-        if not await repo.delete_link(s, application_id, database_id):
-            raise ProblemError(404, f"The application does not link database {database_id}.")
-    log.info("database unlinked", application_id=application_id, database_id=database_id)
+        if await repo.get_database(s, principal.team_id, database_id) is None:
+            raise database_missing(principal, database_id)
+        if await repo.delete_link(s, application_id, database_id):
+            log.info("database unlinked", application_id=application_id, database_id=database_id)
 
 
 async def links_of(deps: Deps, principal: Principal, application_id: str) -> list[dict[str, Any]]:
