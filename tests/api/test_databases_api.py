@@ -295,7 +295,8 @@ async def test_links_put_the_url_in_deployments_and_rotation_redeploys(client, m
     assert _env(cmd2)["DATABASE_URL"] == (new_url, True) and cmd2.data["application_id"] == app["id"]
     assert rotate.reveal_new() not in (await client.get(f"/v1/databases/{db['id']}", headers=members.admin)).text
 
-    assert (await client.delete(f"{url}/{db['id']}", headers=members.developer)).status_code == 204
-    assert (await client.delete(f"{url}/{db['id']}", headers=members.developer)).status_code == 204  # idempotent
+    assert (await client.delete(f"{url}/{db['id']}", headers=members.developer)).status_code == 403
+    assert (await client.delete(f"{url}/{db['id']}", headers=members.admin)).status_code == 204
+    assert (await client.delete(f"{url}/{db['id']}", headers=members.admin)).status_code == 204  # idempotent
     assert [x["variable"] for x in (await client.get(url, headers=members.viewer)).json()] == ["CACHE_URL"]
-    assert (await client.delete(f"{url}/{'f' * 32}", headers=members.developer)).status_code == 404
+    assert (await client.delete(f"{url}/{'f' * 32}", headers=members.admin)).status_code == 404

@@ -2,7 +2,7 @@
 
 No answer carries a password: ``GET /v1/databases/{id}/connection`` reveals the connection URL to the
 team's admins and is audited. Creating, starting, stopping and restarting are for developers; rotating
-credentials, revealing the URL and deleting are for admins.
+credentials, revealing the URL, deleting and unlinking are for admins.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ async def unlink_database(
     request: Request,
     application_id: ApplicationId,
     database_id: DatabaseId,
-    principal: Principal = require_role("developer"),
+    principal: Principal = require_role("admin"),
 ) -> Response:
     await links.unlink(deps(request), principal, application_id, database_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
