@@ -322,3 +322,49 @@ async def test_a_narrow_allow_list_keeps_the_port_unpublished(rig: Rig, made: Ma
     assert answer["state"] == "running" and answer["port"] is None and "not published" in answer["reason"]
     inspected = json.loads(images.docker("inspect", made.container))[0]
     assert not inspected["HostConfig"].get("PortBindings")
+
+
+async def test_a_linked_application_deployed_by_the_scheduler_reaches_the_database(rig: Rig, made: Made, nats_server):
+    """The api's snapshot of a linked application (the URL a secret variable, the team's network): its
+    container, made by the ordinary rollout, reaches the database by its private host name."""
+    from berth_common.catalogue import StartDeployment
+    from tests.scheduler.conftest import remove_labelled
+
+    image = images.redis_image()
+    password = "pw-" + uuid.uuid4().hex
+    spec = spec_of(made, "redis", "7", password)
+    assert (await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec))))["state"] == "running"
+
+    outcomes: list[dict[str, Any]] = []
+
+    async def on_deployment(msg: Any) -> None:
+        outcomes.append(json.loads(msg.data))
+
+    await rig.nc.subscribe("evt.deployment.>", cb=on_deployment)
+    await subscriptions_confirmed(rig.nc)
+    app_id, deployment_id = f"test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    script = 'redis-cli --no-auth-warning -u "$REDIS_URL" set linked yes && exec sleep 3600'
+    app_spec = {
+        "name": "linked",
+        "source": {"kind": "image", "image": image, "pull_policy": "if-missing"},
+        "services": [{"kind": "worker", "name": "worker", "command": ["sh", "-c", script]}],
+        "env": [{"name": "REDIS_URL", "value": url(spec, password), "secret": True}],
+        "network": made.network,
+    }
+    command = StartDeployment(deployment_id=deployment_id, application_id=app_id, team_id=made.team_id, spec=app_spec)
+    try:
+        await rig.api.publish(command)
+        deadline = asyncio.get_running_loop().time() + 120
+        while not any(o["type"] in ("evt.deployment.succeeded", "evt.deployment.failed") for o in outcomes):
+            assert asyncio.get_running_loop().time() < deadline, outcomes
+            await asyncio.sleep(0.1)
+        assert [o["type"] for o in outcomes if o["type"] != "evt.deployment.progressed"] == ["evt.deployment.succeeded"]
+        got = subprocess.run(
+            [images.DOCKER, "exec", "-e", f"REDISCLI_AUTH={password}", made.container, "redis-cli", "get", "linked"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert got.stdout.strip() == "yes", got
+    finally:
+        remove_labelled(f"berth.app={app_id}")
