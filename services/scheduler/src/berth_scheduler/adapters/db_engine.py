@@ -7,7 +7,6 @@ Every operation can be repeated: an existing volume or network is fine, an absen
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from berth_common.dbengines import Exec
@@ -64,27 +63,9 @@ class DatabaseEngine:
         await self.docker._call(f"restart {name}", container.restart(t=timeout_s), timeout_s + 60)
 
     async def run(self, name: str, command: Exec, timeout_s: float = 30) -> ExecResult:
-        """Run ``command`` in the container; its output is kept to the first 8 KiB."""
-
-        async def run() -> ExecResult:
-            container = self.docker.docker.containers.container(name)
-            ex = await container.exec(
-                list(command.argv), stdout=True, stderr=True, environment=dict(command.env), user=command.user or ""
-            )
-            chunks: list[bytes] = []
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
-                    if sum(len(c) for c in chunks) < 8192:
-                        chunks.append(msg.data)
-            info = await ex.inspect()
-            while info.get("Running"):
-                await asyncio.sleep(0.02)
-                info = await ex.inspect()
-            code = info.get("ExitCode")
-            return ExecResult(int(code) if code is not None else -1, b"".join(chunks).decode(errors="replace"))
-
-        result: ExecResult = await self.docker._call(f"exec in {name}", run(), timeout_s)
-        return result
+        """Run ``command`` in the container, its secrets in the exec's environment."""
+        env = dict(command.env) or None
+        return await self.docker.exec(name, list(command.argv), timeout_s, env=env, user=command.user or "")
 
     async def passes(self, name: str, command: Exec, timeout_s: float = 30) -> bool:
         """``command`` exits 0 (and prints what it must print)."""
