@@ -121,7 +121,7 @@ async def test_engines_are_listed(client, members):
     assert engines["redis"]["variable"] == "REDIS_URL" and engines["redis"]["port"] == 6379
 
 
-async def test_create_runs_it_with_sealed_credentials_and_never_shows_the_password(client, members, dbs):
+async def test_create_runs_it_with_sealed_credentials_and_never_shows_the_password(client, members, dbs, capfd):
     r = await _create(client, members.developer, version="15", limits={"memory_mb": 256}, config={"work_mem": "8MB"})
     assert r.status_code == 201, r.text
     db = r.json()
@@ -145,6 +145,8 @@ async def test_create_runs_it_with_sealed_credentials_and_never_shows_the_passwo
     audit = (await client.get("/v1/audit", headers=members.admin)).json()
     assert any(a.get("fields") == ["connection_url"] and a["target_id"] == db["id"] for a in audit), audit
     assert password not in str(audit)
+    out, err = capfd.readouterr()
+    assert password not in out and password not in err
 
 
 @pytest.mark.parametrize(
@@ -231,7 +233,7 @@ def _env(cmd) -> dict[str, tuple[str, bool]]:
     return {e.name: (e.reveal(), e.secret) for e in spec.env}
 
 
-async def test_links_put_the_url_in_deployments_and_rotation_redeploys(client, members, dbs, scheduler):
+async def test_links_put_the_url_in_deployments_and_rotation_redeploys(client, members, dbs, scheduler, capfd):
     db = (await _create(client, members.developer)).json()
     cache = (await _create(client, members.developer, engine="redis", name="cache")).json()
     app = await make_app(client, members.developer)
@@ -300,3 +302,6 @@ async def test_links_put_the_url_in_deployments_and_rotation_redeploys(client, m
     assert (await client.delete(f"{url}/{db['id']}", headers=members.admin)).status_code == 204  # idempotent
     assert [x["variable"] for x in (await client.get(url, headers=members.viewer)).json()] == ["CACHE_URL"]
     assert (await client.delete(f"{url}/{'f' * 32}", headers=members.admin)).status_code == 404
+    out, err = capfd.readouterr()  # the api's log
+    for secret in (old_url, new_url, rotate.reveal_new(), rotate.spec.reveal()):
+        assert secret not in out and secret not in err

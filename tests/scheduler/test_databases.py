@@ -368,3 +368,68 @@ async def test_a_linked_application_deployed_by_the_scheduler_reaches_the_databa
         assert got.stdout.strip() == "yes", got
     finally:
         remove_labelled(f"berth.app={app_id}")
+
+
+def test_the_container_body_is_exact_data():
+    """What the executor posts for a database, compared whole: env, volume, network alias, limits, labels."""
+    from berth_scheduler.domain import databases as dom
+
+    team, db = "a" * 32, "b" * 32
+    spec = DatabaseSpec(
+        database_id=db,
+        team_id=team,
+        name="orders",
+        engine="postgresql",
+        version="15",
+        image="postgres:15",
+        user="orders",
+        password="pw",
+        database="orders",
+        config={"max_connections": "50"},
+        limits={"cpus": 0.5, "memory_mb": 256},
+        public={"port": 15432, "allow": ["0.0.0.0/0"]},
+    )
+    made = dom.container(spec, "berth/postgres:15-bookworm")
+    owner = {"berth.team": team, "berth.app": db, "berth.managed": "true", "berth.kind": "database"}
+    assert made.volume_body == {"Name": f"berth-db-{db}-data", "Labels": {**owner, "berth.volume": "data"}}
+    assert made.body == {
+        "Image": "berth/postgres:15-bookworm",
+        "Env": ["POSTGRES_USER=orders", "POSTGRES_PASSWORD=pw", "POSTGRES_DB=orders"],
+        "Cmd": ["-c", "max_connections=50"],
+        "Labels": {**owner, "berth.database-spec": made.digest},
+        "ExposedPorts": {"5432/tcp": {}},
+        "StopTimeout": 60,
+        "HostConfig": {
+            "RestartPolicy": {"Name": "unless-stopped"},
+            "Init": True,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+            "Mounts": [{"Type": "volume", "Source": f"berth-db-{db}-data", "Target": "/var/lib/postgresql/data"}],
+            "NanoCpus": 500_000_000,
+            "Memory": 256 * 1024 * 1024,
+            "PortBindings": {"5432/tcp": [{"HostIp": "0.0.0.0", "HostPort": "15432"}]},
+        },
+        "NetworkingConfig": {"EndpointsConfig": {f"berth-team-{team}": {"Aliases": [f"berth-db-{db}"]}}},
+    }
+    assert made.published and dom.exposure_note(spec) == ""
+    # another password or configuration makes another container; a remote server's network is its Berth network
+    assert dom.container(spec, "berth/postgres:15-bookworm", "other").digest != made.digest
+    remote = spec.model_copy(update={"server_id": "c" * 32})
+    assert dom.container(remote, "postgres:15").network == "berth"
+    narrow = spec.model_copy(update={"public": spec.public.model_copy(update={"allow": ["203.0.113.0/24"]})})
+    assert "PortBindings" not in dom.container(narrow, "x").body["HostConfig"] and dom.exposure_note(narrow)
+
+
+async def test_a_public_database_admitting_everyone_is_reached_on_its_published_port(rig: Rig, made: Made):
+    from berth_cli.components import free_port
+
+    images.redis_image()
+    password, port = "pw-" + uuid.uuid4().hex, free_port()
+    spec = spec_of(made, "redis", "7", password, public={"port": port, "allow": ["0.0.0.0/0"]})
+    answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec)))
+    assert answer["state"] == "running" and answer["port"] == port and answer["reason"] == ""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"AUTH {password}\r\nPING\r\n".encode())
+    await writer.drain()
+    got = await asyncio.wait_for(reader.readuntil(b"PONG\r\n"), 10)
+    writer.close()
+    assert got == b"+OK\r\n+PONG\r\n"
