@@ -433,3 +433,48 @@ async def test_a_public_database_admitting_everyone_is_reached_on_its_published_
     got = await asyncio.wait_for(reader.readuntil(b"PONG\r\n"), 10)
     writer.close()
     assert got == b"+OK\r\n+PONG\r\n"
+
+
+async def test_a_database_on_another_server_runs_there_with_the_image_streamed_to_it(rig: Rig, made: Made):
+    """A remote server (a namespace test server with its own dockerd and sshd), reached through the connection
+    factory: the local image is streamed to it (no registry), the database joins its Berth network."""
+    from berth_common import sealing
+    from berth_common.catalogue import ServerChanged, sealed_key_aad
+    from tests.support.testservers import running_servers
+
+    images.redis_image()
+    password, server_id = "pw-" + uuid.uuid4().hex, uuid.uuid4().hex
+    with running_servers(1) as (server,):
+        changed = ServerChanged(
+            server_id=server_id,
+            team_id=made.team_id,
+            name="edge",
+            host=server.address,
+            private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
+            host_key=server.host_key.export_public_key("openssh").decode().strip(),
+            state="ready",
+            revision=1,
+        )
+        await rig.api.publish(changed)
+        spec = spec_of(made, "redis", "7", password, server_id=server_id)
+        for _ in range(20):  # the server's announcement and the command travel on different consumers
+            answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec)), timeout=300)
+            if "not known to the scheduler" not in answer["reason"]:
+                break
+            await asyncio.sleep(0.5)
+        assert answer["state"] == "running", answer
+
+        def remote(*argv: str) -> subprocess.CompletedProcess[str]:
+            cmd = [images.DOCKER, "-H", server.docker_host, *argv]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+        inspected = json.loads(remote("inspect", made.container).stdout)[0]
+        assert made.container in inspected["NetworkSettings"]["Networks"]["berth"]["Aliases"]
+        got = remote("exec", "-e", f"REDISCLI_AUTH={password}", made.container, "redis-cli", "ping")
+        assert got.stdout.strip() == "PONG", got
+        assert subprocess.run([images.DOCKER, "inspect", made.container], capture_output=True).returncode != 0
+        gone = RemoveDatabase(
+            request_id=rid(), database_id=made.database_id, team_id=made.team_id, server_id=server_id, keep_volume=False
+        )
+        assert (await rig.wait(await rig.send(gone)))["state"] == "removed"
+        assert remote("volume", "ls", "-q").stdout.strip() == ""

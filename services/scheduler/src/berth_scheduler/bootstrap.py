@@ -60,7 +60,9 @@ async def wire(ctx: Context) -> None:
     removals = Removals(rt.sealer, settings.drain_grace_s)
     await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
     await scaling_bus.register(ctx, Scaling(settings.drain_grace_s), orchestrator, rt)
-    databases = Databases(Transactions(ctx.bus, ctx.sessionmaker), rt.fleet.docker, settings.image_map)
+    databases = Databases(
+        Transactions(ctx.bus, ctx.sessionmaker), rt.fleet, settings.image_map, pull_timeout_s=settings.pull_timeout_s
+    )
     await bus.register_databases(ctx, databases)
 
     async def cleanup() -> None:

@@ -48,14 +48,17 @@ class DatabaseEngine:
             if exc.status != 404:
                 raise
 
-    async def ensure_image(self, image: str, timeout_s: float = 600) -> None:
-        """Pull ``image`` unless the server has it (a server without a registry answers with the reason)."""
+    async def has_image(self, image: str) -> bool:
         try:
             await self.docker._call(f"inspect image {image}", self.docker.docker.images.inspect(image))
-            return
         except DockerOperationError as exc:
-            if exc.status != 404:
-                raise
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def pull(self, image: str, timeout_s: float = 600) -> None:
+        """Pull ``image`` (a server without a registry answers with the reason)."""
         await self.docker._call(f"pull {image}", self.docker.docker.images.pull(image), timeout_s)
 
     async def restart(self, name: str, timeout_s: int) -> None:

@@ -2,6 +2,8 @@
 ``cmd.database.stop``, ``cmd.database.remove`` and ``cmd.database.rotate``, answered by
 ``evt.database.changed`` and ``evt.database.credentials_rotated``.
 
+A database on another server runs there through the connection factory (the server's engine over SSH),
+its image streamed from the control plane's engine when the server does not have it (no registry needed).
 The engine work runs before the transaction (every step can be repeated: an existing volume, network or
 container of the same spec is kept), so no database connection waits on a slow engine; the answer is then
 emitted in the transaction that records the command's id, so a redelivered command does the work again
@@ -43,6 +45,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters.db_engine import DatabaseEngine
 from berth_scheduler.adapters.docker import host_port_of
 from berth_scheduler.domain import databases as dom
+from berth_scheduler.domain.routing import LOCAL
 
 log = get_logger(__name__)
 
@@ -54,14 +57,15 @@ class DatabaseFailed(RuntimeError):
 @dataclass
 class Databases:
     transactions: Transactions
-    engine_of: Callable[[str], Any]  # server id -> (awaitable) DockerExecutor of that server
+    fleet: Any  # every server's executor and forwarded socket (``adapters.fleet.Fleet``)
     image_map_setting: str = ""
     ready_timeout_s: float = 180.0
+    pull_timeout_s: float = 900.0
     interval_s: float = 0.5
     _locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock), init=False)
 
     async def _engine(self, server_id: str) -> DatabaseEngine:
-        return DatabaseEngine(await self.engine_of(server_id))
+        return DatabaseEngine(await self.fleet.docker(server_id))
 
     def image(self, spec: DatabaseSpec) -> str:
         """The official image after the image map (its defaults send the ones made locally to local images)."""
@@ -161,7 +165,7 @@ class Databases:
         engine = await self._engine(spec.server_id)
         image = self.image(spec)
         made = dom.container(spec, image, password)
-        await engine.ensure_image(image)
+        await self._image_on(engine, spec.server_id, image)
         await engine.docker.ensure_network(made.network, {"berth.managed": "true"})
         await engine.ensure_volume(made.volume_body)
         info = await engine.docker.inspect(made.name)
@@ -183,6 +187,20 @@ class Databases:
         port = host_port_of(info, dbengines.engine(spec.engine).port) if made.published else None
         note = dom.exposure_note(spec)
         return self._event(spec.database_id, spec.team_id, request_id, "running", note, host=made.name, port=port)
+
+    async def _image_on(self, engine: DatabaseEngine, server_id: str, image: str) -> None:
+        """The image on the database's server: there already, streamed from the control plane's engine when it
+        has it (the locally made images; no registry needed), or pulled."""
+        if await engine.has_image(image):
+            return
+        if server_id != LOCAL and await (await self._engine(LOCAL)).has_image(image):
+            from berth_common.image_delivery import deliver_image
+
+            source, target = await self.fleet.socket(LOCAL), await self.fleet.socket(server_id)
+            sent = await deliver_image(source, target, image, timeout=self.pull_timeout_s)
+            log.info("database image delivered", server_id=server_id, image=image, bytes=sent)
+            return
+        await engine.pull(image, self.pull_timeout_s)
 
     async def _ready(self, engine: DatabaseEngine, name: str, engine_name: str, creds: dbengines.Credentials) -> None:
         check = dbengines.readiness(engine_name, creds)
