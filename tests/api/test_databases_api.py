@@ -305,3 +305,25 @@ async def test_links_put_the_url_in_deployments_and_rotation_redeploys(client, m
     out, err = capfd.readouterr()  # the api's log
     for secret in (old_url, new_url, rotate.reveal_new(), rotate.spec.reveal()):
         assert secret not in out and secret not in err
+
+
+async def test_key_rotation_reseals_a_database_password_and_a_pending_one(client, members, dbs, api_urls, api_settings):
+    import os
+
+    from berth_api.adapters.sealed import reseal_all
+    from berth_api.adapters.secretbox import SecretBox
+    from berth_common.db import make_engine, make_sessionmaker
+
+    db = (await _create(client, members.developer, engine="redis", name="cache")).json()
+    assert (await client.post(f"/v1/databases/{db['id']}/rotate", headers=members.admin)).status_code == 202
+    old, new = api_settings.secrets_key_path.read_bytes().strip(), os.urandom(32)
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        async with make_sessionmaker(engine)() as s, s.begin():
+            done = await reseal_all(s, SecretBox([new, old]))
+        assert done.counts["databases"] == 2  # its password, and the rotation's next one
+        async with make_sessionmaker(engine)() as s, s.begin():  # every value opens with the new key alone
+            assert (await reseal_all(s, SecretBox([os.urandom(32), new]))).counts["databases"] == 2
+            await s.rollback()
+    finally:
+        await engine.dispose()
