@@ -212,8 +212,9 @@ class DatabaseChanged(DatabaseEvent):
 
 @register
 class DatabaseCredentialsRotated(DatabaseEvent):
-    """The password change asked by ``request_id`` is done (``succeeded``: the new password works and the
-    old one does not) or was not made (``failed``: the old password stays; ``reason`` says why)."""
+    """The password change asked by ``request_id`` is done (``succeeded``: the engine took the new password
+    and the database, made again with it, is ready) or was not made (``failed``: the old password stays;
+    ``reason`` says why)."""
 
     TYPE = "evt.database.credentials_rotated"
     outcome: Literal["succeeded", "failed"]
