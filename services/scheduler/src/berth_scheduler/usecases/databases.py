@@ -12,7 +12,8 @@ the engine's readiness check (``berth_common.dbengines.readiness``, through the 
 database's commands run one at a time in this process.
 
 A rotation logs in with the current password and sets the new one (the engine takes a hash where it can),
-then makes the container again with the new one so that a restart keeps it; a repeated rotation, whose
+then makes the container again with the new one so that a restart keeps it (the rotation succeeded once the
+engine took the new password, even if the container then fails: its state says so); a repeated rotation, whose
 old password no longer works, logs in with the new one and sets it again. No password reaches a log, an
 event or a reason: what an engine says is redacted first.
 """
@@ -230,7 +231,11 @@ class Databases:
             retry = await engine.run(name, again, 60)
             if retry.exit_code != 0 or (again.expect is not None and again.expect not in retry.output):
                 raise DatabaseFailed(f"the engine refused the password change: {result.output.strip()[-500:]}")
-        return await self._up(spec, request_id, password=new)
+        try:  # the engine has the new password now: the rotation is done whatever follows
+            return await self._up(spec, request_id, password=new)
+        except Exception as exc:
+            reason = dom.redact(_reason(exc), [old, new])
+            return self._event(spec.database_id, spec.team_id, request_id, "failed", reason)
 
     @staticmethod
     def _event(
