@@ -21,6 +21,7 @@ event or a reason: what an engine says is redacted first.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -75,10 +76,12 @@ class Databases:
     # --- the commands ------------------------------------------------------------------------------
 
     async def run(self, msg: RunDatabase | StartDatabase, delivery: Delivery) -> None:
-        await self._answer(delivery, msg.request_id, msg.spec, lambda: self._up(msg.spec, msg.request_id))
+        work = functools.partial(self._up, msg.spec, msg.request_id)
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
 
     async def restart(self, msg: RestartDatabase, delivery: Delivery) -> None:
-        await self._answer(delivery, msg.request_id, msg.spec, lambda: self._up(msg.spec, msg.request_id, True))
+        work = functools.partial(self._up, msg.spec, msg.request_id, True)
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
 
     async def stop(self, msg: StopDatabase, delivery: Delivery) -> None:
         async def stop() -> DatabaseChanged:
@@ -86,7 +89,7 @@ class Databases:
             await engine.docker.stop(dbengines.container_name(msg.database_id), dom.STOP_TIMEOUT_S)
             return self._event(msg.database_id, msg.team_id, msg.request_id, "stopped")
 
-        await self._answer(delivery, msg.request_id, None, stop, (msg.database_id, msg.team_id))
+        await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), stop)
 
     async def remove(self, msg: RemoveDatabase, delivery: Delivery) -> None:
         async def remove() -> DatabaseChanged:
@@ -97,12 +100,13 @@ class Databases:
             event = self._event(msg.database_id, msg.team_id, msg.request_id, "removed")
             return event.model_copy(update={"volume_kept": msg.keep_volume})
 
-        await self._answer(delivery, msg.request_id, None, remove, (msg.database_id, msg.team_id))
+        await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), remove)
 
     async def rotate(self, msg: RotateDatabaseCredentials, delivery: Delivery) -> None:
         spec = msg.spec
         old, new = spec.reveal(), msg.reveal_new()
         outcome: DatabaseCredentialsRotated
+        changed: DatabaseChanged | None = None
         try:
             async with self._locks[spec.database_id]:
                 changed = await self._rotate(spec, old, new, msg.request_id)
@@ -112,7 +116,6 @@ class Databases:
         except Exception as exc:  # every failure is answered; the old password stays
             reason = dom.redact(_reason(exc), [old, new])
             log.warning("database rotation failed", database_id=spec.database_id, reason=reason)
-            changed = self._event(spec.database_id, spec.team_id, msg.request_id, "failed", reason)
             outcome = DatabaseCredentialsRotated(
                 database_id=spec.database_id,
                 team_id=spec.team_id,
@@ -123,7 +126,8 @@ class Databases:
 
         async def record(unit: Unit) -> None:
             await unit.emit(outcome, id=f"database-rotated-{msg.request_id}")
-            await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
+            if changed is not None:  # the container was made again (a failed change leaves it as it was)
+                await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
 
         await self.transactions.run(record, delivery=delivery)
 
@@ -133,17 +137,18 @@ class Databases:
         self,
         delivery: Delivery,
         request_id: str,
-        spec: DatabaseSpec | None,
+        ids: tuple[str, str],
         work: Callable[[], Any],
-        ids: tuple[str, str] | None = None,
+        secrets: list[str] | None = None,
     ) -> None:
-        database_id, team_id = ids if ids is not None else (spec.database_id, spec.team_id)  # type: ignore[union-attr]
-        secrets = [spec.reveal()] if spec is not None else []
+        """Run ``work`` (one database's commands one at a time) and answer with what it returns, or with
+        ``failed`` and the reason (``secrets`` redacted)."""
+        database_id, team_id = ids
         try:
             async with self._locks[database_id]:
                 answer: DatabaseChanged = await work()
         except Exception as exc:  # every failure is answered with its reason
-            reason = dom.redact(_reason(exc), secrets)
+            reason = dom.redact(_reason(exc), secrets or [])
             log.warning("database command failed", database_id=database_id, reason=reason)
             answer = self._event(database_id, team_id, request_id, "failed", reason)
 
@@ -258,6 +263,10 @@ class Databases:
                 "port": port,
             }
         )
+
+
+def _ids(spec: DatabaseSpec) -> tuple[str, str]:
+    return spec.database_id, spec.team_id
 
 
 def _reason(exc: Exception) -> str:
