@@ -478,3 +478,25 @@ async def test_a_database_on_another_server_runs_there_with_the_image_streamed_t
         )
         assert (await rig.wait(await rig.send(gone)))["state"] == "removed"
         assert remote("volume", "ls", "-q").stdout.strip() == ""
+
+
+async def test_a_rotation_the_engine_refuses_changes_nothing(rig: Rig, made: Made, capfd):
+    """Logged in with a password that is not the database's: ``failed`` with the engine's reason, no state
+    change for that request, and the real password still works."""
+    images.redis_image()
+    password, new = "pw-" + uuid.uuid4().hex, "new-" + uuid.uuid4().hex
+    spec = spec_of(made, "redis", "7", password)
+    assert (await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec))))["state"] == "running"
+    wrong = spec.model_copy(update={"password": spec.password.__class__("not-" + password)})
+    request = await rig.send(RotateDatabaseCredentials(request_id=rid(), spec=wrong, new_password=new))
+    answer = await rig.wait(request, "evt.database.credentials_rotated")
+    assert answer["outcome"] == "failed" and "refused the password change" in answer["reason"]
+    assert rig.states(request) == []
+    got = subprocess.run(
+        [images.DOCKER, "exec", "-e", f"REDISCLI_AUTH={password}", made.container, "redis-cli", "ping"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert got.stdout.strip() == "PONG"
+    no_secret_anywhere(rig, capfd, password, new, "not-" + password)

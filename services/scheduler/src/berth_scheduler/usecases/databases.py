@@ -226,9 +226,9 @@ class Databases:
     async def _rotate(self, spec: DatabaseSpec, old: str, new: str, request_id: str) -> DatabaseChanged:
         engine = await self._engine(spec.server_id)
         name = dbengines.container_name(spec.database_id)
-        if await engine.docker.inspect(name) is None:
-            raise DatabaseFailed("the database's container is not there: start the database first")
-        await self._ready(engine, name, spec.engine, dbengines.Credentials(spec.user, old, spec.database))
+        info = await engine.docker.inspect(name)
+        if info is None or not (info.get("State") or {}).get("Running"):
+            raise DatabaseFailed("the database is not running: start it first, then rotate its credentials")
         first = dbengines.change_password(spec.engine, spec.credentials(), new)
         result = await engine.run(name, first, 60)
         if result.exit_code != 0 or (first.expect is not None and first.expect not in result.output):
