@@ -148,6 +148,13 @@ class Context:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    def database(self) -> str:
+        """A database of the team (an application links one)."""
+        body = {"name": unique("d"), "engine": "redis", "version": "7"}
+        r = self.client.post("/v1/databases", headers=self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
         assert r.status_code == 201, r.text
@@ -213,6 +220,19 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         {"name": unique("s"), "host": "server.example.com", "port": 2222, "user": "deploy", "private_key": _ssh_key()},
         {"name": unique("s"), "host": "192.0.2.10"},
     ],
+    "DatabaseCreate": lambda _: [
+        {
+            "name": unique("d"),
+            "engine": "postgresql",
+            "version": "15",
+            "server_id": "local",
+            "limits": {"cpus": 0.5, "memory_mb": 256},
+            "config": {"max_connections": "50", "timezone": "Europe/Paris"},
+            "public": {"port": 20000 + int(unique("")[-4:], 16) % 40000, "allow": ["203.0.113.0/24", "2001:db8::/32"]},
+        },
+        {"name": unique("d"), "engine": "redis", "version": "7", "config": {"maxmemory": "64mb"}},
+    ],
+    "LinkCreate": lambda ctx: [{"database_id": ctx.database(), "variable": "DATABASE_URL"}],
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
         {

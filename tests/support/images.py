@@ -101,3 +101,17 @@ def container(body: str) -> Iterator[tuple[str, int]]:
         yield cid, port
     finally:
         remove_container(cid)
+
+
+@functools.cache
+def mariadb_image() -> str:
+    """``berth/mariadb:10.11-bookworm`` (Debian's MariaDB 10.11, the official image's entry point contract)."""
+    baseimages.ensure_base_images([baseimages.MARIADB_IMAGE])
+    return baseimages.MARIADB_IMAGE
+
+
+@functools.cache
+def redis_image() -> str:
+    """``berth/redis:7-bookworm`` (Debian's Redis 7, the official image's entry point contract)."""
+    baseimages.ensure_base_images([baseimages.REDIS_IMAGE])
+    return baseimages.REDIS_IMAGE

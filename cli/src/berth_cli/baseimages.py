@@ -29,8 +29,10 @@ from typing import Literal
 from berth_common.images import (
     BUSYBOX_IMAGE,
     DEFAULT_IMAGE_MAP,
+    MARIADB_IMAGE,
     POSTGRES_IMAGE,
     PYTHON_IMAGE,
+    REDIS_IMAGE,
     ImageMapError,
     check_ref,
     parse_image_map,
@@ -41,8 +43,10 @@ from berth_common.images import image_map as common_image_map
 __all__ = [
     "BUSYBOX_IMAGE",
     "DEFAULT_IMAGE_MAP",
+    "MARIADB_IMAGE",
     "POSTGRES_IMAGE",
     "PYTHON_IMAGE",
+    "REDIS_IMAGE",
     "BaseImageError",
     "ImageMapError",
     "check_ref",
@@ -282,12 +286,15 @@ def debootstrap_image(
     workdir: Path | None = None,
     entrypoint: str | None = None,
     env: Mapping[str, str] | None = None,
+    empty: Iterable[str] = (),
 ) -> bool:
     """A Debian ``minbase`` image with ``include`` packages, imported as ``tag`` (skipped if it exists).
 
     Used for the Python base image and the database images. ``entrypoint``: the name of a script in
     ``berth_cli/imagefiles`` installed as ``/usr/local/bin/docker-entrypoint.sh`` and made the entry point
-    (the official images' contract, so that the image map can stand in for them).
+    (the official images' contract, so that the image map can stand in for them). ``empty``: directories of
+    the root file system emptied before the import (what a package's installation initialised there, such
+    as a data directory the entry point initialises on first start).
     """
     if not force and image_exists(check_ref(tag)):
         return False
@@ -316,6 +323,11 @@ def debootstrap_image(
             leftover.unlink()
         for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
             lists.unlink()
+        for directory in empty:
+            target = rootfs / directory.strip("/")
+            if target.resolve().is_relative_to(rootfs.resolve()) and target.is_dir():
+                for child in target.iterdir():
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         entry: list[str] | None = None
         if entrypoint:
             script = rootfs / "usr/local/bin/docker-entrypoint.sh"
@@ -348,6 +360,27 @@ def build_postgres(tag: str = POSTGRES_IMAGE, *, force: bool = False) -> bool:
     )
 
 
+def build_mariadb(tag: str = MARIADB_IMAGE, *, force: bool = False) -> bool:
+    """Debian's MariaDB with the official image's entry point (MARIADB_ROOT_PASSWORD, MARIADB_DATABASE,
+    MARIADB_USER, MARIADB_PASSWORD; data in /var/lib/mysql, initialised on first start)."""
+    return debootstrap_image(
+        tag,
+        ["mariadb-server", "mariadb-client"],
+        cmd=["mariadbd"],
+        force=force,
+        entrypoint="mariadb-entrypoint.sh",
+        empty=["var/lib/mysql"],
+    )
+
+
+def build_redis(tag: str = REDIS_IMAGE, *, force: bool = False) -> bool:
+    """Debian's Redis with the official image's entry point (data in /data; the password is the server's
+    ``--requirepass`` option)."""
+    return debootstrap_image(
+        tag, ["redis-server", "redis-tools"], cmd=["redis-server"], force=force, entrypoint="redis-entrypoint.sh"
+    )
+
+
 # --- all of them -------------------------------------------------------------------------------------
 
 
@@ -362,8 +395,16 @@ BASE_IMAGES: dict[str, BaseImage] = {
     BUSYBOX_IMAGE: BaseImage(BUSYBOX_IMAGE, build_busybox, "busybox-static: sh, httpd, wget (2 MB, seconds)"),
     PYTHON_IMAGE: BaseImage(PYTHON_IMAGE, build_python, "Debian bookworm minbase with python3 (about 40 s)"),
     POSTGRES_IMAGE: BaseImage(POSTGRES_IMAGE, build_postgres, "Debian bookworm's PostgreSQL 15 (about 60 s)"),
+    MARIADB_IMAGE: BaseImage(MARIADB_IMAGE, build_mariadb, "Debian bookworm's MariaDB 10.11 (about 60 s)"),
+    REDIS_IMAGE: BaseImage(REDIS_IMAGE, build_redis, "Debian bookworm's Redis 7 (about 40 s)"),
 }
-_ALIASES = {"busybox": BUSYBOX_IMAGE, "python": PYTHON_IMAGE, "postgres": POSTGRES_IMAGE}
+_ALIASES = {
+    "busybox": BUSYBOX_IMAGE,
+    "python": PYTHON_IMAGE,
+    "postgres": POSTGRES_IMAGE,
+    "mariadb": MARIADB_IMAGE,
+    "redis": REDIS_IMAGE,
+}
 
 
 def ensure_base_images(names: Iterable[str] | None = None, *, force: bool = False) -> dict[str, bool]:

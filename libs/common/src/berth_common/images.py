@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 BUSYBOX_IMAGE = "berth/busybox:1"
 PYTHON_IMAGE = "berth/python:3-bookworm"
 POSTGRES_IMAGE = "berth/postgres:15-bookworm"
+MARIADB_IMAGE = "berth/mariadb:10.11-bookworm"
+REDIS_IMAGE = "berth/redis:7-bookworm"
 
 DEFAULT_IMAGE_MAP: dict[str, str] = {
     "busybox": BUSYBOX_IMAGE,
@@ -24,6 +26,8 @@ DEFAULT_IMAGE_MAP: dict[str, str] = {
         for v in ("3", "3-slim", "3-bookworm", "3-slim-bookworm", "3.11", "3.11-slim", "3.12", "3.12-slim", "3.13-slim")
     },
     **{f"postgres:{v}": POSTGRES_IMAGE for v in ("15", "15-bookworm")},
+    **{f"mariadb:{v}": MARIADB_IMAGE for v in ("10.11",)},
+    **{f"redis:{v}": REDIS_IMAGE for v in ("7", "7.0", "7.0-bookworm")},
 }
 
 # An image reference as docker accepts it (repository[:tag][@digest]); no spaces, no options.

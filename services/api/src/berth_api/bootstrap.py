@@ -40,6 +40,7 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
         await identity.bootstrap_admin(ctx.sessionmaker, settings.admin_email, settings.admin_token_path)
         await bus.register(ctx, DeploymentProjection(box))
         deps = Deps(settings=settings, sessionmaker=ctx.sessionmaker, bus=ctx.bus, box=box)
+        await bus.register_databases(ctx, deps)
 
         async def sweep() -> None:  # published commands carrying secret values leave the outbox
             while True:

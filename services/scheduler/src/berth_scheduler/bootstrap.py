@@ -13,6 +13,7 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -59,6 +60,10 @@ async def wire(ctx: Context) -> None:
     removals = Removals(rt.sealer, settings.drain_grace_s)
     await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
     await scaling_bus.register(ctx, Scaling(settings.drain_grace_s), orchestrator, rt)
+    databases = Databases(
+        Transactions(ctx.bus, ctx.sessionmaker), rt.fleet, settings.image_map, pull_timeout_s=settings.pull_timeout_s
+    )
+    await bus.register_databases(ctx, databases)
 
     async def cleanup() -> None:
         await rt.readiness.close()

@@ -12,6 +12,7 @@ from berth_common.catalogue.base import *  # noqa: F403
 from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Query, model_for, register
 from berth_common.catalogue.builds import *  # noqa: F403
 from berth_common.catalogue.containers import *  # noqa: F403
+from berth_common.catalogue.databases import *  # noqa: F403
 from berth_common.catalogue.deployments import *  # noqa: F403
 from berth_common.catalogue.fleet import *  # noqa: F403
 from berth_common.catalogue.notifications import *  # noqa: F403

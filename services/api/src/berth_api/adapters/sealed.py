@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
-Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries`` and
-``servers`` (their ``sealed`` column) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
+``servers`` and ``databases`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
+    databases,
     deployments,
     environment_variables,
     group_variables,
@@ -45,7 +46,7 @@ async def hold_for_rotation(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
 
 
-ROW_SEALED = (registries, servers)  # one sealed value per row (``row_aad``)
+ROW_SEALED = (registries, servers, databases)  # one sealed value per row (``row_aad``)
 
 
 @dataclass
@@ -101,6 +102,16 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
             done += 1
         if done or kept:  # a place is counted once it holds values
             out.counts[table.name], out.current[table.name] = done, kept
+    done = 0
+    pq = sa.select(databases.c.id, databases.c.pending).where(databases.c.pending.isnot(None)).with_for_update()
+    for row in await all_rows(session, pq.order_by(databases.c.id)):  # a rotation's next password
+        if not box.sealed_with_current(row["pending"]):
+            aad = row_aad("databases", row["id"]) + ":pending"
+            pending = box.seal(_open(box, row["pending"], aad, f"database {row['id']} (pending)"), aad)
+            await session.execute(sa.update(databases).where(databases.c.id == row["id"]).values(pending=pending))
+            done += 1
+    if done:
+        out.counts["databases"] = out.counts.get("databases", 0) + done
     done = kept = 0
     dq = sa.select(deployments.c.id, deployments.c.spec).order_by(deployments.c.id).with_for_update()
     for d in (await session.execute(dq)).all():

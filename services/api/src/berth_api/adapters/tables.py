@@ -335,3 +335,51 @@ swarms = sa.Table(
     sa.UniqueConstraint("team_id", "name", name="swarms_team_name"),
     sa.CheckConstraint(SWARM_STATES, name="swarms_state"),
 )
+
+# --- databases (api_0015) ----------------------------------------------------------------------------
+
+# A team's one-click databases: the generated password sealed (``SecretBox``, aad ``databases:<id>``), never
+# returned except by the admins' explicit reveal; ``pending`` holds the next password while a rotation runs
+# (sealed, aad ``databases:<id>:pending``); ``state`` as the scheduler last reported it for ``request_id``.
+DATABASE_STATES = "state IN ('starting', 'running', 'stopping', 'stopped', 'failed', 'removing', 'removed')"
+databases = sa.Table(
+    "databases",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("engine", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("server_id", sa.String(32), nullable=False, server_default="local"),
+    sa.Column("username", sa.String(32), nullable=False),
+    sa.Column("database", sa.String(32), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("pending", sa.LargeBinary, nullable=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("limits", sa.JSON, nullable=False),
+    sa.Column("public", sa.JSON, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="starting"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("request_id", sa.String(32), nullable=True),
+    sa.Column("published_port", sa.Integer, nullable=True),
+    sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rotated_by", sa.String(32), nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="databases_team_name"),
+    sa.CheckConstraint(DATABASE_STATES, name="databases_state"),
+)
+
+# An application's links to the team's databases: the database's connection URL becomes the secret
+# runtime variable ``variable`` of every deployment of the application.
+database_links = sa.Table(
+    "database_links",
+    metadata,
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("variable", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.PrimaryKeyConstraint("application_id", "database_id", name="database_links_pkey"),
+    sa.UniqueConstraint("application_id", "variable", name="database_links_variable"),
+    sa.Index("database_links_database", "database_id"),
+)

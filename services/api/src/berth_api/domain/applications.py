@@ -184,7 +184,7 @@ def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
     return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
 
 
-ROW_AAD = {"registries": "registry", "servers": "server"}
+ROW_AAD = {"registries": "registry", "servers": "server", "databases": "database"}
 
 
 def row_aad(table: str, row_id: str) -> str:

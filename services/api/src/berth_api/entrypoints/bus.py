@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from berth_api.usecases import scaling, servers, swarms
+from berth_api.usecases import Deps, databases, scaling, servers, swarms
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
 from berth_common import catalogue as cat
@@ -30,3 +30,10 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.SwarmFormed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.SwarmFailed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.ApplicationScaled, consume_once(transactions, scaling.on_scaled))
+
+
+async def register_databases(ctx: Context, deps: Deps) -> None:
+    transactions = Transactions(ctx.bus, ctx.sessionmaker)
+    await ctx.bus.consume(cat.DatabaseChanged, consume_once(transactions, databases.on_changed))
+    rotated = functools.partial(databases.on_rotated, deps)
+    await ctx.bus.consume(cat.DatabaseCredentialsRotated, consume_once(transactions, rotated))

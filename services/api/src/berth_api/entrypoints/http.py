@@ -14,6 +14,7 @@ from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import (
     routes_applications,
     routes_config,
+    routes_databases,
     routes_deployments,
     routes_members,
     routes_metrics,
@@ -129,6 +130,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_registries.router,
         routes_servers.router,
         routes_swarms.router,
+        routes_databases.router,
     ):
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router, routes_volumes.router):

@@ -137,7 +137,9 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
             f"The merged configuration (groups, environment, application) is not deployable: {where}: {first['msg']}.",
         ) from None
     await hold_for_sealing(s, deps.box)
-    return spec
+    from berth_api.usecases import links  # links start deployments too
+
+    return await links.with_links(deps, s, app, spec)
 
 
 async def start_in(

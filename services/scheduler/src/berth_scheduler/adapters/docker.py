@@ -226,12 +226,16 @@ class DockerExecutor:
                 return exc.status == 404
             raise
 
-    async def exec(self, name: str, argv: list[str], timeout_s: float) -> ExecResult:
-        """Run ``argv`` in the container (no shell unless the argv names one); exit code and output."""
+    async def exec(
+        self, name: str, argv: list[str], timeout_s: float, *, env: dict[str, str] | None = None, user: str = ""
+    ) -> ExecResult:
+        """Run ``argv`` in the container (no shell unless the argv names one), with ``env`` in the exec's
+        environment (where a tool reads its secrets) as ``user`` (the image's by default); exit code and
+        output."""
 
         async def run() -> ExecResult:
             container = self.docker.containers.container(name)
-            ex = await container.exec(argv, stdout=True, stderr=True)
+            ex = await container.exec(argv, stdout=True, stderr=True, environment=env, user=user)
             chunks: list[bytes] = []
             async with ex.start(detach=False) as stream:
                 while (msg := await stream.read_out()) is not None:

@@ -20,18 +20,25 @@ from berth_common.catalogue import (
     Message,
     PingService,
     RemoveApplication,
+    RemoveDatabase,
     ReplicasQuery,
+    RestartDatabase,
+    RotateDatabaseCredentials,
     RouteFailed,
     RouteRemoved,
     RoutesApplied,
+    RunDatabase,
     ServerChanged,
+    StartDatabase,
     StartDeployment,
+    StopDatabase,
     ValidateServer,
     VolumesQuery,
 )
 from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
+from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -46,6 +53,15 @@ async def register(ctx: Context, servers: Servers) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
     await ctx.bus.consume(ValidateServer, servers.validate)
     await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
+
+
+async def register_databases(ctx: Context, databases: Databases) -> None:
+    await ctx.bus.consume(RunDatabase, databases.run)
+    await ctx.bus.consume(StartDatabase, databases.run)
+    await ctx.bus.consume(RestartDatabase, databases.restart)
+    await ctx.bus.consume(StopDatabase, databases.stop)
+    await ctx.bus.consume(RemoveDatabase, databases.remove)
+    await ctx.bus.consume(RotateDatabaseCredentials, databases.rotate)
 
 
 async def register_swarms(ctx: Context, swarms: Swarms) -> None:

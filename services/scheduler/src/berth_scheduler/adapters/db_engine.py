@@ -1,0 +1,76 @@
+"""What running a database needs from a server's engine beyond the replica operations of
+:class:`DockerExecutor`: named volumes, a pull of a missing image, a restart, and commands run in the
+container with secrets in the exec's environment (never in its argv when the tool reads them from there).
+
+Every operation can be repeated: an existing volume or network is fine, an absent one is removed already.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_common.dbengines import Exec
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, ExecResult
+
+
+class DatabaseEngine:
+    """One server's engine, for databases."""
+
+    def __init__(self, docker: DockerExecutor) -> None:
+        self.docker = docker
+
+    def _volumes(self) -> Any:
+        return self.docker.docker.volumes
+
+    async def ensure_volume(self, body: dict[str, Any]) -> None:
+        name = body["Name"]
+        try:
+            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+            await self.docker._call(f"create volume {name}", self._volumes().create(body))
+
+    async def volume_exists(self, name: str) -> bool:
+        try:
+            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def remove_volume(self, name: str) -> None:
+        try:
+            volume = await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+            await self.docker._call(f"remove volume {name}", volume.delete())
+        except DockerOperationError as exc:
+            if exc.status != 404:
+                raise
+
+    async def has_image(self, image: str) -> bool:
+        try:
+            await self.docker._call(f"inspect image {image}", self.docker.docker.images.inspect(image))
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def pull(self, image: str, timeout_s: float = 600) -> None:
+        """Pull ``image`` (a server without a registry answers with the reason)."""
+        await self.docker._call(f"pull {image}", self.docker.docker.images.pull(image), timeout_s)
+
+    async def restart(self, name: str, timeout_s: int) -> None:
+        container = self.docker.docker.containers.container(name)
+        await self.docker._call(f"restart {name}", container.restart(t=timeout_s), timeout_s + 60)
+
+    async def run(self, name: str, command: Exec, timeout_s: float = 30) -> ExecResult:
+        """Run ``command`` in the container, its secrets in the exec's environment."""
+        env = dict(command.env) or None
+        return await self.docker.exec(name, list(command.argv), timeout_s, env=env, user=command.user or "")
+
+    async def passes(self, name: str, command: Exec, timeout_s: float = 30) -> bool:
+        """``command`` exits 0 (and prints what it must print)."""
+        result = await self.run(name, command, timeout_s)
+        return result.exit_code == 0 and (command.expect is None or command.expect in result.output)

@@ -1,0 +1,121 @@
+"""One-click databases as data: the exact Docker Engine API bodies of a database's volume and container.
+
+A database is one container, ``berth-db-<database id>`` (``berth_common.dbengines.container_name``), whose
+name is also its private host name: on ``local`` it joins the team's network (``berth-team-<team id>``,
+which the team's linked applications join), on another server that server's Berth network (where the
+applications placed there run), with the name as network alias. Its data directory is the named volume
+``berth-db-<database id>-data`` labelled ``berth.team``, ``berth.app`` (the database id) and
+``berth.volume`` (``data``). The container's labels carry a digest of what it was made from, so a command
+with another spec (image, credentials, configuration, limits, exposure) makes it again, keeping the volume.
+
+A public database publishes its port on every address of its server only when the allow-list admits
+everyone: Docker's port publishing cannot filter by source address, and Berth does not manage the
+server's firewall, so a narrower allow-list keeps the port unpublished (the event's reason says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common import dbengines
+from berth_common import labels as label
+from berth_common.catalogue import DatabaseSpec
+from berth_common.fleet import SERVER_NETWORK
+from berth_scheduler.domain.containers import LOG_CONFIG, MIB, NANO
+from berth_scheduler.domain.routing import LOCAL
+
+VOLUME_LABEL = "berth.volume"  # the volume's name in its owner's spec
+SPEC_LABEL = "berth.database-spec"  # digest of what the container was made from
+DATA_VOLUME = "data"
+KIND = "database"
+STOP_TIMEOUT_S = 60  # an engine flushes and shuts down cleanly on SIGTERM
+NOT_PUBLISHED = (
+    "the port is not published: the allow-list does not admit everyone and Berth does not filter source "
+    "addresses on the server (reach the database from the team's applications, or allow 0.0.0.0/0)"
+)
+
+
+@dataclass(frozen=True)
+class DatabaseContainer:
+    """What the scheduler makes for one database on its server."""
+
+    name: str
+    network: str
+    volume: str
+    volume_body: dict[str, Any]
+    body: dict[str, Any]
+    digest: str
+    published: bool
+
+
+def owner_labels(spec: DatabaseSpec) -> dict[str, str]:
+    return {label.TEAM: spec.team_id, label.APP: spec.database_id, label.MANAGED: "true", label.KIND: KIND}
+
+
+def network_of(spec: DatabaseSpec) -> str:
+    """The team's network on ``local``; the server's Berth network elsewhere."""
+    return dbengines.team_network(spec.team_id) if spec.server_id == LOCAL else SERVER_NETWORK
+
+
+def digest(spec: DatabaseSpec, image: str, password: str) -> str:
+    """A digest of everything the container is made from (the password included, hashed with the rest)."""
+    made_of = spec.model_dump(mode="python", exclude={"password"})
+    text = json.dumps({"spec": made_of, "image": image, "password": password}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def container(spec: DatabaseSpec, image: str, password: str | None = None) -> DatabaseContainer:
+    """The volume and container create bodies of ``spec`` (``image``: the official name after the image map;
+    ``password``: the plaintext to run with, by default the spec's)."""
+    engine = dbengines.engine(spec.engine)
+    secret = spec.reveal() if password is None else password
+    creds = dbengines.Credentials(spec.user, secret, spec.database)
+    name = dbengines.container_name(spec.database_id)
+    volume = dbengines.volume_name(spec.database_id)
+    network = network_of(spec)
+    owner = owner_labels(spec)
+    made = digest(spec, image, secret)
+    key = f"{engine.port}/tcp"
+    host_config: dict[str, Any] = {
+        "RestartPolicy": {"Name": "unless-stopped"},
+        "Init": True,
+        "LogConfig": LOG_CONFIG,
+        "Mounts": [{"Type": "volume", "Source": volume, "Target": engine.data_dir}],
+    }
+    if spec.limits.cpus is not None:
+        host_config["NanoCpus"] = round(spec.limits.cpus * NANO)
+    if spec.limits.memory_mb is not None:
+        host_config["Memory"] = spec.limits.memory_mb * MIB
+    published = spec.public is not None and spec.public.everyone
+    if published and spec.public is not None:
+        host_config["PortBindings"] = {key: [{"HostIp": "0.0.0.0", "HostPort": str(spec.public.port)}]}
+    body: dict[str, Any] = {
+        "Image": image,
+        "Env": [f"{k}={v}" for k, v in dbengines.container_env(spec.engine, creds).items()],
+        "Labels": {**owner, SPEC_LABEL: made},
+        "ExposedPorts": {key: {}},
+        "StopTimeout": STOP_TIMEOUT_S,
+        "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [name]}}},
+    }
+    command = dbengines.container_command(spec.engine, creds, spec.config)
+    if command:
+        body["Cmd"] = command
+    volume_body = {"Name": volume, "Labels": {**owner, VOLUME_LABEL: DATA_VOLUME}}
+    return DatabaseContainer(name, network, volume, volume_body, body, made, published)
+
+
+def exposure_note(spec: DatabaseSpec) -> str:
+    """What the event says about a public database whose port stays unpublished ("" otherwise)."""
+    return NOT_PUBLISHED if spec.public is not None and not spec.public.everyone else ""
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced (an engine's error may quote what it was given)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "**********")
+    return text

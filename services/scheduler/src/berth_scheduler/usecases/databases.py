@@ -1,0 +1,279 @@
+"""One-click databases: carries out ``cmd.database.run``, ``cmd.database.start``, ``cmd.database.restart``,
+``cmd.database.stop``, ``cmd.database.remove`` and ``cmd.database.rotate``, answered by
+``evt.database.changed`` and ``evt.database.credentials_rotated``.
+
+A database on another server runs there through the connection factory (the server's engine over SSH),
+its image streamed from the control plane's engine when the server does not have it (no registry needed).
+The engine work runs before the transaction (every step can be repeated: an existing volume, network or
+container of the same spec is kept), so no database connection waits on a slow engine; the answer is then
+emitted in the transaction that records the command's id, so a redelivered command does the work again
+(harmless) but answers once. ``starting`` is announced as soon as the container runs, ``running`` once
+the engine's readiness check (``berth_common.dbengines.readiness``, through the exec API) passes. One
+database's commands run one at a time in this process.
+
+A rotation logs in with the current password and sets the new one (the engine takes a hash where it can),
+then makes the container again with the new one so that a restart keeps it (the rotation succeeded once the
+engine took the new password, even if the container then fails: its state says so); a repeated rotation, whose
+old password no longer works, logs in with the new one and sets it again. No password reaches a log, an
+event or a reason: what an engine says is redacted first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth_common import dbengines
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import (
+    DatabaseChanged,
+    DatabaseCredentialsRotated,
+    DatabaseSpec,
+    RemoveDatabase,
+    RestartDatabase,
+    RotateDatabaseCredentials,
+    RunDatabase,
+    StartDatabase,
+    StopDatabase,
+)
+from berth_common.db import Transactions, Unit
+from berth_common.images import image_map, resolve_image
+from berth_common.logging import get_logger
+from berth_scheduler.adapters.db_engine import DatabaseEngine
+from berth_scheduler.adapters.docker import host_port_of
+from berth_scheduler.domain import databases as dom
+from berth_scheduler.domain.routing import LOCAL
+
+log = get_logger(__name__)
+
+
+class DatabaseFailed(RuntimeError):
+    """A step did not work; the message is for a person and carries no secret."""
+
+
+@dataclass
+class Databases:
+    transactions: Transactions
+    fleet: Any  # every server's executor and forwarded socket (``adapters.fleet.Fleet``)
+    image_map_setting: str = ""
+    ready_timeout_s: float = 180.0
+    pull_timeout_s: float = 900.0
+    interval_s: float = 0.5
+    _locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock), init=False)
+
+    async def _engine(self, server_id: str) -> DatabaseEngine:
+        return DatabaseEngine(await self.fleet.docker(server_id))
+
+    def image(self, spec: DatabaseSpec) -> str:
+        """The official image after the image map (its defaults send the ones made locally to local images)."""
+        return resolve_image(spec.image, image_map(self.image_map_setting))
+
+    # --- the commands ------------------------------------------------------------------------------
+
+    async def run(self, msg: RunDatabase | StartDatabase, delivery: Delivery) -> None:
+        work = functools.partial(self._up, msg.spec, msg.request_id)
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
+
+    async def restart(self, msg: RestartDatabase, delivery: Delivery) -> None:
+        work = functools.partial(self._up, msg.spec, msg.request_id, True)
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
+
+    async def stop(self, msg: StopDatabase, delivery: Delivery) -> None:
+        async def stop() -> DatabaseChanged:
+            engine = await self._engine(msg.server_id)
+            await engine.docker.stop(dbengines.container_name(msg.database_id), dom.STOP_TIMEOUT_S)
+            return self._event(msg.database_id, msg.team_id, msg.request_id, "stopped")
+
+        await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), stop)
+
+    async def remove(self, msg: RemoveDatabase, delivery: Delivery) -> None:
+        async def remove() -> DatabaseChanged:
+            engine = await self._engine(msg.server_id)
+            await engine.docker.remove(dbengines.container_name(msg.database_id))
+            if not msg.keep_volume:
+                await engine.remove_volume(dbengines.volume_name(msg.database_id))
+            event = self._event(msg.database_id, msg.team_id, msg.request_id, "removed")
+            return event.model_copy(update={"volume_kept": msg.keep_volume})
+
+        await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), remove)
+
+    async def rotate(self, msg: RotateDatabaseCredentials, delivery: Delivery) -> None:
+        spec = msg.spec
+        old, new = spec.reveal(), msg.reveal_new()
+        outcome: DatabaseCredentialsRotated
+        changed: DatabaseChanged | None = None
+        try:
+            async with self._locks[spec.database_id]:
+                changed = await self._rotate(spec, old, new, msg.request_id)
+            outcome = DatabaseCredentialsRotated(
+                database_id=spec.database_id, team_id=spec.team_id, request_id=msg.request_id, outcome="succeeded"
+            )
+        except Exception as exc:  # every failure is answered; the old password stays
+            reason = dom.redact(_reason(exc), [old, new])
+            log.warning("database rotation failed", database_id=spec.database_id, reason=reason)
+            outcome = DatabaseCredentialsRotated(
+                database_id=spec.database_id,
+                team_id=spec.team_id,
+                request_id=msg.request_id,
+                outcome="failed",
+                reason=reason,
+            )
+
+        async def record(unit: Unit) -> None:
+            await unit.emit(outcome, id=f"database-rotated-{msg.request_id}")
+            if changed is not None:  # the container was made again (a failed change leaves it as it was)
+                await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
+
+        await self.transactions.run(record, delivery=delivery)
+
+    # --- the work --------------------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        delivery: Delivery,
+        request_id: str,
+        ids: tuple[str, str],
+        work: Callable[[], Any],
+        secrets: list[str] | None = None,
+    ) -> None:
+        """Run ``work`` (one database's commands one at a time) and answer with what it returns, or with
+        ``failed`` and the reason (``secrets`` redacted)."""
+        database_id, team_id = ids
+        try:
+            async with self._locks[database_id]:
+                answer: DatabaseChanged = await work()
+        except Exception as exc:  # every failure is answered with its reason
+            reason = dom.redact(_reason(exc), secrets or [])
+            log.warning("database command failed", database_id=database_id, reason=reason)
+            answer = self._event(database_id, team_id, request_id, "failed", reason)
+
+        async def record(unit: Unit) -> None:
+            await unit.emit(answer, id=f"database-{request_id}-{answer.state}")
+
+        await self.transactions.run(record, delivery=delivery)
+        log.info("database changed", database_id=database_id, state=answer.state)
+
+    async def _announce(self, event: DatabaseChanged) -> None:
+        async def record(unit: Unit) -> None:
+            await unit.emit(event, id=f"database-{event.request_id}-{event.state}")
+
+        await self.transactions.run(record)
+
+    async def _up(
+        self, spec: DatabaseSpec, request_id: str, restart: bool = False, password: str | None = None
+    ) -> DatabaseChanged:
+        """Make what is missing (image, network, volume, container), start it, and wait until it is ready."""
+        engine = await self._engine(spec.server_id)
+        image = self.image(spec)
+        made = dom.container(spec, image, password)
+        await self._image_on(engine, spec.server_id, image)
+        await engine.docker.ensure_network(made.network, {"berth.managed": "true"})
+        await engine.ensure_volume(made.volume_body)
+        info = await engine.docker.inspect(made.name)
+        if info is not None and (info.get("Config") or {}).get("Labels", {}).get(dom.SPEC_LABEL) != made.digest:
+            await engine.docker.stop(made.name, dom.STOP_TIMEOUT_S)
+            await engine.docker.remove(made.name)
+            info = None
+        if info is None:
+            await engine.docker.create_or_find(_spec_of(made))
+            await engine.docker.start(made.name)
+        elif restart:
+            await engine.restart(made.name, dom.STOP_TIMEOUT_S)
+        elif not (info.get("State") or {}).get("Running"):
+            await engine.docker.start(made.name)
+        await self._announce(self._event(spec.database_id, spec.team_id, request_id, "starting", host=made.name))
+        creds = dbengines.Credentials(spec.user, password if password is not None else spec.reveal(), spec.database)
+        await self._ready(engine, made.name, spec.engine, creds)
+        info = await engine.docker.inspect(made.name) or {}
+        port = host_port_of(info, dbengines.engine(spec.engine).port) if made.published else None
+        note = dom.exposure_note(spec)
+        return self._event(spec.database_id, spec.team_id, request_id, "running", note, host=made.name, port=port)
+
+    async def _image_on(self, engine: DatabaseEngine, server_id: str, image: str) -> None:
+        """The image on the database's server: there already, streamed from the control plane's engine when it
+        has it (the locally made images; no registry needed), or pulled."""
+        if await engine.has_image(image):
+            return
+        if server_id != LOCAL and await (await self._engine(LOCAL)).has_image(image):
+            from berth_common.image_delivery import deliver_image
+
+            source, target = await self.fleet.socket(LOCAL), await self.fleet.socket(server_id)
+            sent = await deliver_image(source, target, image, timeout=self.pull_timeout_s)
+            log.info("database image delivered", server_id=server_id, image=image, bytes=sent)
+            return
+        await engine.pull(image, self.pull_timeout_s)
+
+    async def _ready(self, engine: DatabaseEngine, name: str, engine_name: str, creds: dbengines.Credentials) -> None:
+        check = dbengines.readiness(engine_name, creds)
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            info = await engine.docker.inspect(name)
+            state = (info or {}).get("State") or {}
+            if info is None or (not state.get("Running") and not state.get("Restarting")):
+                logs = await engine.docker.logs(name, tail=15)
+                raise DatabaseFailed(f"the database's container stopped (exit code {state.get('ExitCode')}): {logs}")
+            if state.get("Running") and await engine.passes(name, check):
+                return
+            if time.monotonic() > deadline:
+                raise DatabaseFailed(f"the database was not ready within {self.ready_timeout_s:.0f} s")
+            await asyncio.sleep(self.interval_s)
+
+    async def _rotate(self, spec: DatabaseSpec, old: str, new: str, request_id: str) -> DatabaseChanged:
+        engine = await self._engine(spec.server_id)
+        name = dbengines.container_name(spec.database_id)
+        info = await engine.docker.inspect(name)
+        if info is None or not (info.get("State") or {}).get("Running"):
+            raise DatabaseFailed("the database is not running: start it first, then rotate its credentials")
+        first = dbengines.change_password(spec.engine, spec.credentials(), new)
+        result = await engine.run(name, first, 60)
+        if result.exit_code != 0 or (first.expect is not None and first.expect not in result.output):
+            again = dbengines.change_password(spec.engine, dbengines.Credentials(spec.user, new, spec.database), new)
+            retry = await engine.run(name, again, 60)
+            if retry.exit_code != 0 or (again.expect is not None and again.expect not in retry.output):
+                raise DatabaseFailed(f"the engine refused the password change: {result.output.strip()[-500:]}")
+        try:  # the engine has the new password now: the rotation is done whatever follows
+            return await self._up(spec, request_id, password=new)
+        except Exception as exc:
+            reason = dom.redact(_reason(exc), [old, new])
+            return self._event(spec.database_id, spec.team_id, request_id, "failed", reason)
+
+    @staticmethod
+    def _event(
+        database_id: str,
+        team_id: str,
+        request_id: str,
+        state: str,
+        reason: str = "",
+        host: str | None = None,
+        port: int | None = None,
+    ) -> DatabaseChanged:
+        return DatabaseChanged.model_validate(
+            {
+                "database_id": database_id,
+                "team_id": team_id,
+                "request_id": request_id,
+                "state": state,
+                "reason": reason[:2000],
+                "host": host,
+                "port": port,
+            }
+        )
+
+
+def _ids(spec: DatabaseSpec) -> tuple[str, str]:
+    return spec.database_id, spec.team_id
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _spec_of(made: dom.DatabaseContainer) -> Any:
+    from berth_scheduler.domain.containers import ContainerSpec
+
+    return ContainerSpec(name=made.name, service="database", kind=dom.KIND, replica=1, body=made.body)
