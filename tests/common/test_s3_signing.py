@@ -35,7 +35,7 @@ def test_the_derived_signing_key_is_awss_example() -> None:
 def test_get_vanilla_of_the_signature_suite() -> None:
     now = datetime(2015, 8, 30, 12, 36, tzinfo=UTC)
     headers = {"host": "example.amazonaws.com", "x-amz-date": "20150830T123600Z"}
-    canonical, signed = canonical_request("GET", "/", [], headers, EMPTY_SHA256)
+    canonical, _ = canonical_request("GET", "/", [], headers, EMPTY_SHA256)
     assert canonical == (
         "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" + EMPTY_SHA256
     )

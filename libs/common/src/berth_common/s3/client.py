@@ -74,7 +74,7 @@ class S3Client:
 
     async def put(self, key: str, body: bytes) -> str:
         resp = await self.send(rq.put_object(self.bucket, self.creds, self.clock(), key, body))
-        return resp.headers.get("etag", "")
+        return str(resp.headers.get("etag", ""))
 
     async def head(self, key: str) -> int | None:
         """The object's size, or None when there is no such object."""
@@ -89,7 +89,7 @@ class S3Client:
     async def delete(self, key: str) -> None:
         await self.send(rq.delete_object(self.bucket, self.creds, self.clock(), key), ok=(200, 204))
 
-    async def list(self, prefix: str) -> list[rq.S3Object]:
+    async def objects(self, prefix: str) -> list[rq.S3Object]:
         """Every object under ``prefix`` (all pages)."""
         out: list[rq.S3Object] = []
         token: str | None = None
@@ -107,7 +107,7 @@ class S3Client:
 
     async def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
         req = rq.upload_part(self.bucket, self.creds, self.clock(), key, upload_id, number, body)
-        etag = (await self.send(req)).headers.get("etag", "")
+        etag = str((await self.send(req)).headers.get("etag", ""))
         if not etag:
             raise self._fail(req, "MissingETag", "the part was answered without an ETag")
         return etag
