@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ENGINES = ("postgresql", "mysql", "mariadb", "redis", "mongodb")
-MONGO_CONFIG = "/tmp/berth-restore-mongo.yaml"
+MONGO_CONFIG = "/tmp/berth-restore-mongo.yaml"  # noqa: S108 (inside the database container, removed after)
 
 
 class UnsupportedEngine(ValueError):
@@ -78,7 +78,9 @@ def dump_plan(
     if engine == "postgresql":
         if database is None:
             return DumpPlan(Exec(["pg_dumpall", "--no-password", "-U", user], _pg_env(password)), "sql")
-        return DumpPlan(Exec(["pg_dump", "-Fc", "--no-password", "-U", user, "-d", database], _pg_env(password)), "dump")
+        return DumpPlan(
+            Exec(["pg_dump", "-Fc", "--no-password", "-U", user, "-d", database], _pg_env(password)), "dump"
+        )
     if engine in ("mysql", "mariadb"):
         tool = _tools(engine)[0]
         which = ["--all-databases"] if database is None else ["--databases", database]
@@ -136,7 +138,9 @@ def restore_plan(
     if engine == "postgresql":
         env = _pg_env(password)
         if database is None:  # pg_dumpall's SQL: the roles and databases it names are made again
-            return RestorePlan(Exec(["psql", "--no-password", "-X", "-q", "-U", user, "-d", "postgres", "-f", "-"], env))
+            return RestorePlan(
+                Exec(["psql", "--no-password", "-X", "-q", "-U", user, "-d", "postgres", "-f", "-"], env)
+            )
         argv = ["pg_restore", "--no-password", "--exit-on-error", "--no-owner", "-U", user, "-d", database]
         if overwrite:
             return RestorePlan(Exec([*argv, "--clean", "--if-exists"], env))
