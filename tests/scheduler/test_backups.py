@@ -31,8 +31,8 @@ from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import (
     BackupSource,
     DirectoryDestination,
-    Retention,
     RestoreBackup,
+    Retention,
     S3Destination,
     StartBackup,
 )

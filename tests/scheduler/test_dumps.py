@@ -86,8 +86,10 @@ def test_mongodb_archive_with_the_password_on_stdin_or_in_a_removed_file() -> No
     config = b'password: "s3cr3t-pw"\n'
     plan = dump_plan("mongodb", "shop", "root", PW)
     assert plan.stream == Exec(
-        ["mongodump", "--archive", "--config", "/dev/stdin", "--username", "root"]
-        + ["--authenticationDatabase", "admin", "--db", "shop"],
+        [
+            *("mongodump", "--archive", "--config", "/dev/stdin", "--username", "root"),
+            *("--authenticationDatabase", "admin", "--db", "shop"),
+        ],
         stdin=config,
     )
     assert plan.stream.stdin == config and plan.extension == "archive"
@@ -96,8 +98,10 @@ def test_mongodb_archive_with_the_password_on_stdin_or_in_a_removed_file() -> No
     assert new.prepare == [Exec(["dd", f"of={MONGO_CONFIG}", "status=none"], stdin=config)]
     assert new.prepare[0].stdin == config
     assert new.stream == Exec(
-        ["mongorestore", "--archive", "--config", MONGO_CONFIG, "--username", "root"]
-        + ["--authenticationDatabase", "admin", "--nsInclude", "shop.*"]
+        [
+            *("mongorestore", "--archive", "--config", MONGO_CONFIG, "--username", "root"),
+            *("--authenticationDatabase", "admin", "--nsInclude", "shop.*"),
+        ]
     )
     assert new.finish == [Exec(["rm", "-f", "--", MONGO_CONFIG])]
     over = restore_plan("mongodb", None, "root", PW, overwrite=True)

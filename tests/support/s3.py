@@ -79,7 +79,7 @@ class MotoS3:
         req = urllib.request.Request(
             f"{self.endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (our own server on 127.0.0.1)
+        with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200
 
     def client(self, service: str = "s3", access_key: str | None = None, secret_key: str | None = None) -> Any:

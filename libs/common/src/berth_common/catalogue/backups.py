@@ -29,6 +29,10 @@ DIRECTORY_PATTERN = r"^/(?:[A-Za-z0-9_.=-]+/?)*$"
 MAX_REASON = 4000
 
 
+def _dot_segment(path: str) -> bool:
+    return any(part in (".", "..") for part in path.split("/"))
+
+
 class _Sealed(BaseModel):
     """A model with one secret field (``SECRET``), sealed on the wire and bound to :attr:`aad`."""
 
@@ -85,6 +89,12 @@ class S3Destination(_Sealed):
     access_key: str = Field(min_length=1, max_length=256)
     secret_key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
 
+    @model_validator(mode="after")
+    def _prefix_inside(self) -> S3Destination:
+        if _dot_segment(self.prefix):
+            raise ValueError("the prefix must not contain '.' or '..' segments")
+        return self
+
     @property
     def aad(self) -> str:
         return f"berth/s3/{self.bucket}/{self.access_key}"
@@ -110,7 +120,7 @@ class DirectoryDestination(BaseModel):
 
     @model_validator(mode="after")
     def _no_parent(self) -> DirectoryDestination:
-        if any(part in (".", "..") for part in self.path.split("/")):
+        if _dot_segment(self.path):
             raise ValueError("the directory must not contain '.' or '..'")
         return self
 
@@ -246,6 +256,8 @@ class RestoreBackup(Command):
 
     @model_validator(mode="after")
     def _confirmed(self) -> RestoreBackup:
+        if _dot_segment(self.key) or "\x00" in self.key:
+            raise ValueError("the key must not contain '.' or '..' segments")
         if self.overwrite and not self.confirm_overwrite:
             raise ValueError("restoring over an existing database needs confirm_overwrite")
         return self

@@ -3,9 +3,9 @@ scheduled backup that did not run, and a restore's outcome, in words."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-BACKUP_TITLES = {
+BACKUP_TITLES: dict[str, tuple[str, Literal["info", "success", "warning", "error"]]] = {
     "evt.backup.succeeded": ("Backup succeeded", "success"),
     "evt.backup.failed": ("Backup failed", "error"),
     "evt.backup.missed": ("Backup missed", "warning"),

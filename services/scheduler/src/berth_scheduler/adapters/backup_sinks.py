@@ -207,6 +207,14 @@ class DirectorySink:
         return None
 
 
+def _inside(key: str, root: str) -> Path:
+    """``key`` as a path, refused unless it is a file under ``root`` (no way out through ``..``)."""
+    path = Path(os.path.normpath(key))
+    if not path.is_absolute() or not str(path).startswith(os.path.normpath(root) + "/"):
+        raise SinkError(f"{key} is not in the directory {root}")
+    return path
+
+
 @asynccontextmanager
 async def read_object(
     origin: S3Destination | DirectoryDestination, key: str, chunk: int = 1 << 20
@@ -224,9 +232,7 @@ async def read_object(
         return
     if origin.server_id != LOCAL:
         raise SinkError(f"a backup directory on server {origin.server_id} is not supported yet")
-    path = Path(key)
-    if not path.is_absolute() or not str(path).startswith(origin.path.rstrip("/") + "/"):
-        raise SinkError(f"{key} is not in the directory {origin.path}")
+    path = _inside(key, origin.path)
 
     async def gen() -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(path.open, "rb")
