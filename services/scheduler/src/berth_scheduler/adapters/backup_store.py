@@ -65,15 +65,18 @@ async def mark_pruned(session: AsyncSession, destination: str, keys: list[str], 
         )
 
 
-async def claim_restore(session: AsyncSession, restore_id: str, backup_id: str, now: float) -> bool:
-    """Record a new restore as running; False when it was seen before."""
+async def claim_restore(session: AsyncSession, restore_id: str, backup_id: str, now: float) -> str | None:
+    """Record a new restore as running: None; for one seen before, its state (locked)."""
     result = await session.execute(
         insert(restores)
         .values(id=restore_id, backup_id=backup_id, state="running", started_at=now)
         .on_conflict_do_nothing()
         .returning(restores.c.id)
     )
-    return result.first() is not None
+    if result.first() is not None:
+        return None
+    query = sa.select(restores.c.state).where(restores.c.id == restore_id).with_for_update()
+    return str((await session.execute(query)).scalar_one())
 
 
 async def finish_restore(session: AsyncSession, restore_id: str, state: str, reason: str | None, now: float) -> None:

@@ -34,6 +34,8 @@ from berth_scheduler.usecases.backups import BackupError, redact
 
 log = get_logger(__name__)
 PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
+BEAT_S = 10.0  # the message is kept in progress this often while the restore runs
+INTERRUPTED = "the scheduler running this restore stopped before it finished; the target may be partly restored"
 
 
 @dataclass
@@ -49,7 +51,12 @@ class Restores:
         started = self.clock()
 
         async def claim(unit: Unit) -> bool:
-            return await store.claim_restore(unit.session, msg.restore_id, msg.backup_id, started)
+            seen = await store.claim_restore(unit.session, msg.restore_id, msg.backup_id, started)
+            if seen == "running":
+                # delivered again while recorded running: the process running it stopped (a running restore
+                # keeps its message in progress), so it ends failed here, announced, never stuck
+                await self._finish(unit, msg, INTERRUPTED, started)
+            return seen is None
 
         if not await self.transactions.run(claim):
 
@@ -59,6 +66,7 @@ class Restores:
             await self.transactions.run(seen, delivery=delivery)
             return
         reason: str | None = None
+        beat = asyncio.create_task(_keep_in_progress(delivery))
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self._run(msg, delivery)
@@ -71,6 +79,8 @@ class Restores:
         except Exception as exc:
             log.exception("restore broke", restore_id=msg.restore_id)
             reason = f"internal error: {type(exc).__name__}"
+        finally:
+            beat.cancel()
         if reason is not None:
             with contextlib.suppress(sealing.SealingError):
                 reason = redact(reason, [msg.target.reveal()])
@@ -164,3 +174,10 @@ class Restores:
             await docker._call(
                 f"restart {target.container}", docker.docker.containers.container(target.container).restart()
             )
+
+
+async def _keep_in_progress(delivery: Delivery) -> None:
+    while True:
+        await asyncio.sleep(BEAT_S)
+        with contextlib.suppress(Exception):
+            await delivery.in_progress()
