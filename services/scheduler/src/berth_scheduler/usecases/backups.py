@@ -41,15 +41,15 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
-from berth_scheduler.adapters.backup_sinks import DirectorySink, S3Sink, Sink, SinkError, delete_object, s3_client
+from berth_scheduler.adapters.backup_sinks import DirectorySink, S3Sink, Sink, SinkError
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
+from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
 
 log = get_logger(__name__)
-MAX_REASON = 3900
 
 
 class BackupError(RuntimeError):
@@ -71,13 +71,6 @@ class Outcome:
     objects: list[BackupObject] = field(default_factory=list)
     reason: str | None = None
     pruned: int = 0
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "**********")
-    return text[:MAX_REASON]
 
 
 def _secrets(msg: StartBackup) -> list[str]:
@@ -224,7 +217,7 @@ class Backups:
             outcome.reason = redact(outcome.reason, _secrets(msg))
             outcome.objects = []
             return outcome
-        outcome.pruned = await self._retention(msg, outcome.objects)
+        outcome.pruned = await apply_retention(self.transactions, msg, outcome.objects, self.clock(), _secrets(msg))
         return outcome
 
     async def _dump(self, msg: StartBackup, compression: str, sinks: list[Sink]) -> list[BackupObject]:
@@ -303,41 +296,6 @@ class Backups:
 
         await self.transactions.run(body)
 
-    # --- retention -----------------------------------------------------------------------------
-
-    async def _retention(self, msg: StartBackup, objects: list[BackupObject]) -> int:
-        """Record the verified copies, then delete per destination what the retention says (never the new
-        one: it is the newest); a deletion the store refuses is tried again after the next backup."""
-        now = self.clock()
-        rows = [
-            {**o.model_dump(), "backup_id": msg.backup_id, "database_id": msg.database_id, "created_at": now}
-            for o in objects
-        ]
-
-        async def record(unit: Unit) -> None:
-            await store.record_objects(unit.session, rows)
-
-        await self.transactions.run(record)
-        pruned = 0
-        for dest in msg.destinations:
-            async with self.transactions.sessionmaker() as session:
-                stored = await store.kept_objects(session, msg.database_id, dest.name)
-            doomed = dom.to_prune(stored, msg.retention.keep_count, msg.retention.keep_days, now)
-            deleted = []
-            for key in doomed:
-                try:
-                    await delete_object(dest, key)
-                    deleted.append(key)
-                except (SinkError, OSError) as exc:
-                    log.warning("retention could not delete", key=key, error=redact(str(exc), _secrets(msg)))
-
-            async def mark(unit: Unit, name: str = dest.name, keys: list[str] = deleted) -> None:
-                await store.mark_pruned(unit.session, name, keys, now)
-
-            await self.transactions.run(mark)
-            pruned += len(deleted)
-        return pruned
-
     # --- interrupted backups ---------------------------------------------------------------------
 
     async def _interrupted(self, unit: Unit, row: dict[str, Any]) -> None:
@@ -375,22 +333,7 @@ class Backups:
     async def _clean_up(self) -> None:
         while self._cleanups:
             command, uploads = self._cleanups.pop()
-            with contextlib.suppress(Exception):
-                msg = StartBackup.model_validate(command)
-                for index, key, upload_id in uploads:
-                    dest = msg.destinations[index]
-                    with contextlib.suppress(Exception):
-                        if isinstance(dest, S3Destination):
-                            client = s3_client(dest, self.settings.s3_timeout_s)
-                            try:
-                                if upload_id:
-                                    await client.abort_multipart(key, upload_id)
-                                await client.delete(key)
-                            finally:
-                                await client.close()
-                        else:
-                            await delete_object(dest, f"{key}.partial")
-                            await delete_object(dest, key)
+            await remove_uploads(command, uploads, self.settings.s3_timeout_s)
 
     def start_sweeper(self, interval_s: float) -> None:
         async def loop() -> None:

@@ -30,7 +30,8 @@ from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
-from berth_scheduler.usecases.backups import BackupError, redact
+from berth_scheduler.usecases.backup_upkeep import redact
+from berth_scheduler.usecases.backups import BackupError
 
 log = get_logger(__name__)
 PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
