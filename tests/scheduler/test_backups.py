@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -269,6 +270,13 @@ async def test_a_backup_is_verified_and_restores_the_same_data(harness: Harness)
     done = await h.outcome("evt.restore.", "restore_id", "r-2")
     assert done["type"] == "evt.restore.succeeded", done["data"].get("reason")
     assert h.checksum("shop_copy") == before
+    # every database of the server, roles included: pg_dumpall's SQL, named so
+    done = await h.backup("b-all", source=h.source(None))
+    assert done["type"] == "evt.backup.succeeded", done["data"].get("reason")
+    (obj,) = done["data"]["objects"]
+    assert obj["key"].endswith("-b-all.sql.gz")
+    sql = gzip.decompress(h.s3.read(h.bucket, obj["key"]))
+    assert b"CREATE ROLE postgres" in sql and b"CREATE DATABASE shop_copy" in sql
     # over an existing database only with the confirmation: refused by the command itself
     with pytest.raises(ValueError, match="confirm_overwrite"):
         RestoreBackup(**{**restore.model_dump(), "restore_id": "r-3", "overwrite": True})
@@ -288,12 +296,17 @@ async def test_every_failure_ends_failed_with_its_reason_and_leaves_nothing(harn
             "ConnectionError",
         ),
         ("b-nodb", {"source": h.source("no_such_db")}, 'database "no_such_db" does not exist'),
+        (
+            "b-nocontainer",
+            {"source": h.source().model_copy(update={"container": f"{h.container}-gone"})},
+            f"container {h.container}-gone does not exist",
+        ),
     ]
     for backup_id, fields, reason in cases:
         done = await h.backup(backup_id, **fields)
         assert done["type"] == "evt.backup.failed", (backup_id, done["data"])
         assert reason in done["data"]["reason"], (backup_id, done["data"]["reason"])
-    assert "pg_dump exited with code 1" in h.events("evt.backup.failed")[-1]["data"]["reason"]
+    assert "pg_dump exited with code 1" in h.events("evt.backup.failed")[-2]["data"]["reason"]
     assert h.s3.objects(h.bucket) == {}  # nothing listed as a backup
     assert h.s3.uploads(h.bucket) == []  # no multipart upload left open
     assert h.events("evt.backup.succeeded") == []
