@@ -1,4 +1,5 @@
-"""Retention and compression of backups (pure): which copies retention deletes, and the streaming codecs."""
+"""Retention, compression and failure reasons of backups (pure): which copies retention deletes, the
+streaming codecs, and a dump tool's end in words."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import gzip
 
 import pytest
 
-from berth_scheduler.domain.backups import Stored, compression_used, compressor, decompressor, stamp, to_prune
+from berth_scheduler.domain.backups import (
+    Stored,
+    compression_used,
+    compressor,
+    decompressor,
+    exit_reason,
+    stamp,
+    to_prune,
+)
 
 DAY = 86400.0
 NOW = 100 * DAY
@@ -53,3 +62,13 @@ def test_gzip_streams_both_ways_and_a_truncated_object_is_refused() -> None:
 def test_stamps_sort_by_time() -> None:
     assert stamp(0) == "19700101T000000Z"
     assert stamp(1780000000) < stamp(1780000001)
+
+
+def test_a_tools_end_in_words() -> None:
+    assert exit_reason("pg_dump", 1, 'pg_dump: error: database "x" does not exist\n') == (
+        'pg_dump exited with code 1: pg_dump: error: database "x" does not exist'
+    )
+    assert exit_reason("pg_dump", 137, "") == (
+        "pg_dump was killed by signal 9 (exit code 137; the container stopped?): no message"
+    )
+    assert exit_reason("pg_restore", -1, "") == "pg_restore was cut off before it ended: no message"

@@ -376,3 +376,32 @@ async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(harness
     await asyncio.sleep(1.0)
     assert h.s3.uploads(h.bucket) == [] and h.s3.objects(h.bucket) == {}
     assert len(h.events("evt.backup.failed")) == 1  # announced once
+
+
+async def test_a_container_killed_mid_dump_ends_the_backup_failed(harness: Harness) -> None:
+    h = harness
+    locker = subprocess.Popen(
+        [DOCKER, "exec", "-i", h.container, "psql", "-U", "postgres", "-d", "shop"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert locker.stdin is not None
+    locker.stdin.write(b"BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;\n")
+    locker.stdin.flush()
+    await asyncio.sleep(1.0)
+    cmd = StartBackup(
+        backup_id="b-cut", team_id="team1", database_id="db1", source=h.source(), destinations=[h.s3_destination()]
+    )
+    assert h.api is not None
+    await h.api.publish(cmd)
+    deadline = time.monotonic() + 60
+    while not h.events("evt.backup.started") and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # pg_dump waits on the lock, its upload is open
+    docker("kill", h.container)
+    locker.wait(20)
+    done = await h.outcome("evt.backup.", "backup_id", "b-cut")
+    assert done["type"] == "evt.backup.failed"
+    assert done["data"]["reason"].startswith("pg_dump was killed by signal 9"), done["data"]["reason"]
+    assert h.s3.objects(h.bucket) == {} and h.s3.uploads(h.bucket) == []

@@ -97,6 +97,17 @@ def to_prune(stored: list[Stored], keep_count: int | None, keep_days: int | None
     return out
 
 
+def exit_reason(tool: str, code: int, stderr: str) -> str:
+    """Why a dump or restore tool's run is not good, in words: its exit code (a signal named as such, as
+    when the container was killed) and what it wrote to stderr."""
+    said = stderr.strip() or "no message"
+    if code < 0:
+        return f"{tool} was cut off before it ended: {said}"
+    if code > 128:
+        return f"{tool} was killed by signal {code - 128} (exit code {code}; the container stopped?): {said}"
+    return f"{tool} exited with code {code}: {said}"
+
+
 def stamp(epoch: float) -> str:
     """``20261205T030000Z``: object names sort by time."""
     import time

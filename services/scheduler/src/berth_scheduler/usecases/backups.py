@@ -244,9 +244,7 @@ class Backups:
             code = await ex.exit_code()
             error = ex.error_text()
         if code != 0:
-            tool = plan.stream.argv[0]
-            said = error or "no message"
-            raise BackupError(f"{tool} exited with code {code}: {said}" if code >= 0 else f"{tool} was cut: {said}")
+            raise BackupError(dom.exit_reason(plan.stream.argv[0], code, error))
         tail = codec.end()
         sha.update(tail)
         size += len(tail)

@@ -167,7 +167,7 @@ class Restores:
         if sha.hexdigest() != msg.sha256:
             raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
         if code != 0:
-            raise BackupError(f"{plan.stream.argv[0]} exited with code {code}: {error or 'no message'}")
+            raise BackupError(dom.exit_reason(plan.stream.argv[0], code, error))
         await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
         for step in plan.finish:
             await run_small(docker, target.container, step)
