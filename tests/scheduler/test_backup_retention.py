@@ -53,6 +53,10 @@ def test_gzip_streams_both_ways_and_a_truncated_object_is_refused() -> None:
     assert gzip.decompress(packed) == data
     d = decompressor("gzip")
     assert b"".join(d.feed(packed[i : i + 1000]) for i in range(0, len(packed), 1000)) + d.end() == data
+    bomb = compressor("gzip")
+    zeros = bomb.feed(bytes(64 << 20)) + bomb.end()  # 64 MiB of zeros in a small chunk
+    sizes = [len(p) for p in decompressor("gzip").pieces(zeros, 1 << 20)]
+    assert sum(sizes) == 64 << 20 and max(sizes) <= 1 << 20
     cut = decompressor("gzip")
     cut.feed(packed[: len(packed) // 2])
     with pytest.raises(ValueError, match="truncated"):

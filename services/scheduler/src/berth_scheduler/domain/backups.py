@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,8 @@ def compression_used(requested: str) -> str:
 class Codec(Protocol):
     def feed(self, data: bytes) -> bytes: ...
 
+    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]: ...
+
     def end(self) -> bytes: ...
 
 
@@ -41,6 +44,15 @@ class _Gzip:
 
     def feed(self, data: bytes) -> bytes:
         return bytes(self._z.compress(data) if self._compress else self._z.decompress(data))
+
+    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]:
+        """Decompress ``data`` in pieces of at most ``limit`` bytes (a highly compressed chunk never
+        expands into memory at once)."""
+        while data:
+            out = bytes(self._z.decompress(data, limit))
+            data = self._z.unconsumed_tail
+            if out:
+                yield out
 
     def end(self) -> bytes:
         if self._compress:
@@ -59,6 +71,9 @@ class _Zstd:  # pragma: no cover - zstandard is not installed here
 
     def feed(self, data: bytes) -> bytes:
         return bytes(self._z.compress(data) if self._compress else self._z.decompress(data))
+
+    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]:
+        yield self.feed(data)
 
     def end(self) -> bytes:
         return bytes(self._z.flush()) if self._compress else b""

@@ -142,8 +142,7 @@ class Restores:
                 next_note = PROGRESS_EVERY
                 async for chunk in chunks:
                     sha.update(chunk)
-                    data = codec.feed(chunk)
-                    if data:
+                    for data in codec.pieces(chunk):
                         await ex.write(data)
                         written += len(data)
                     if written >= next_note:
