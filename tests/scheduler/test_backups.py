@@ -14,168 +14,35 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
-import json
-import os
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import nats
 import pytest
 import sqlalchemy as sa
 
 from berth_cli.components import free_port
-from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import (
-    BackupSource,
     DirectoryDestination,
     RestoreBackup,
     Retention,
-    S3Destination,
     StartBackup,
 )
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
-from tests.support.images import DOCKER, TEST_LABEL, docker, postgres_image, remove_container
+from tests.scheduler.backup_support import (
+    PG_PASSWORD,
+    Harness,
+    SchedulerProcess,
+    fill,
+    scheduler_env,
+    start_postgres,
+)
+from tests.support.images import DOCKER, docker, postgres_image, remove_container
 from tests.support.s3 import MotoS3
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
-REPO = Path(__file__).resolve().parents[2]
-SEALING_KEY = "berth-tests-sealing-key"  # the tests' process seals with it (tests/conftest.py)
-PG_PASSWORD = "pg-pw-never-shown-7c1"
 WRONG_SECRET = "wrong-secret-never-shown-93f"
-
-
-@dataclass
-class SchedulerProcess:
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> SchedulerProcess:
-        out = self.log_path.open("ab")
-        argv = [sys.executable, "-c", "from berth_scheduler.bootstrap import main; main()"]
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@dataclass
-class Harness:
-    nats_url: str
-    db_url: str
-    s3: MotoS3
-    tmp: Path
-    container: str
-    bucket: str
-    scheduler: SchedulerProcess
-    api: Bus | None = None
-    nc: Any = None
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
-
-    async def start(self) -> Harness:
-        self.nc = await nats.connect(self.nats_url)
-
-        async def on_msg(msg: Any) -> None:
-            self.raw.append(msg.data)
-            self.seen.append({**json.loads(msg.data), "_subject": msg.subject})
-
-        for subject in ("evt.backup.>", "evt.restore.>", "log.>"):
-            await self.nc.subscribe(subject, cb=on_msg)
-        await subscriptions_confirmed(self.nc)
-        self.api = Bus("api", self.nats_url)
-        await self.api.connect()
-        self.scheduler.start()
-        return self
-
-    async def close(self) -> None:
-        self.scheduler.stop()
-        if self.api:
-            await self.api.close()
-        if self.nc:
-            await self.nc.close()
-
-    def s3_destination(self, **change: Any) -> S3Destination:
-        values = {
-            "endpoint": self.s3.endpoint,
-            "bucket": self.bucket,
-            "prefix": "team1/",
-            "access_key": self.s3.access_key,
-            "secret_key": self.s3.secret_key,
-            **change,
-        }
-        return S3Destination(**values)
-
-    def source(self, database: str | None = "shop") -> BackupSource:
-        return BackupSource(
-            container=self.container, engine="postgresql", database=database, user="postgres", password=PG_PASSWORD
-        )
-
-    async def backup(self, backup_id: str, *, destinations: list[Any] | None = None, **fields: Any) -> dict[str, Any]:
-        cmd = StartBackup(
-            backup_id=backup_id,
-            team_id="team1",
-            database_id="db1",
-            source=fields.pop("source", None) or self.source(),
-            destinations=destinations or [self.s3_destination()],
-            **fields,
-        )
-        assert self.api is not None
-        await self.api.publish(cmd)
-        return await self.outcome("evt.backup.", "backup_id", backup_id)
-
-    async def outcome(self, family: str, key: str, value: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for env in self.seen:
-                if env["type"] in (f"{family}succeeded", f"{family}failed") and env["data"][key] == value:
-                    return env
-            await asyncio.sleep(0.1)
-        log = self.scheduler.log_path.read_text()[-3000:]
-        raise AssertionError(f"no outcome for {value} within {timeout}s; scheduler log:\n{log}")
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        return [e for e in self.seen if e["type"] == type_]
-
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        return docker("exec", self.container, "psql", "-U", "postgres", "-d", database, "-At", "-c", sql)
-
-    def checksum(self, database: str = "shop") -> str:
-        return self.psql(
-            "SELECT count(*) || ':' || md5(string_agg(id || '=' || name, ',' ORDER BY id)) FROM items", database
-        )
-
-
-def start_postgres(unique: str) -> str:
-    name = f"berth-test-pg-{unique}"
-    docker(
-        "run", "-d", "--name", name, "--label", TEST_LABEL, "-e", f"POSTGRES_PASSWORD={PG_PASSWORD}", postgres_image()
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        probe = subprocess.run(
-            [DOCKER, "exec", name, "psql", "-U", "postgres", "-At", "-c", "SELECT 1"], capture_output=True, timeout=20
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == b"1":
-            return name
-        time.sleep(0.3)
-    raise TimeoutError(f"postgres in {name} not ready: {docker('logs', name)[-2000:]}")
 
 
 @pytest.fixture
@@ -188,27 +55,13 @@ async def harness(nats_server, database, tmp_root, unique):
     urls = await provision(database, "test-secret", ("scheduler",))
     s3 = MotoS3(tmp_root / f"moto-{unique}.log").start()
     container = start_postgres(unique)
-    env = {
-        **os.environ,
-        "BERTH_NATS_URL": nats_server.url,
-        "BERTH_DATABASE_URL": urls["scheduler"],
-        "BERTH_SECRET_KEY": SEALING_KEY,
-        "BERTH_HTTP_PORT": "0",
-        "BERTH_LOG_FORMAT": "json",
-        "BERTH_BACKUP_PART_MB": "5",
-        "BERTH_BACKUP_HEARTBEAT_S": "0.5",
-        "BERTH_BACKUP_STALE_S": "3",
-        "BERTH_BACKUP_SWEEP_S": "1",
-        "BERTH_ACK_WAIT_S": "60",
-    }
-    scheduler = SchedulerProcess(env, tmp_root / f"scheduler-{unique}.log")
-    h = Harness(
-        nats_server.url, urls["scheduler"], s3, tmp_root, container, s3.make_bucket(f"backups-{unique}"), scheduler
+    scheduler = SchedulerProcess(
+        scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"scheduler-{unique}.log"
     )
+    bucket = s3.make_bucket(f"backups-{unique}")
+    h = Harness(nats_server.url, urls["scheduler"], s3, tmp_root, container, bucket, scheduler)
     await h.start()
-    h.psql("CREATE DATABASE shop")
-    h.psql("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)", "shop")
-    h.psql("INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 20000) i", "shop")
+    fill(h)
     yield h
     await h.close()
     remove_container(container)

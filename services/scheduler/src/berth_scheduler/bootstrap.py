@@ -70,9 +70,14 @@ async def wire(ctx: Context) -> None:
             stale_s=settings.backup_stale_s,
             timeout_s=settings.backup_timeout_s,
         ),
+        ssh=rt.fleet.connection,
     )
     restores = Restores(
-        Transactions(ctx.bus, ctx.sessionmaker), rt.fleet.docker, ctx.bus, timeout_s=settings.backup_timeout_s
+        Transactions(ctx.bus, ctx.sessionmaker),
+        rt.fleet.docker,
+        ctx.bus,
+        ssh=rt.fleet.connection,
+        timeout_s=settings.backup_timeout_s,
     )
     await bus.register_backups(ctx, backups, restores)
     backups.start_sweeper(settings.backup_sweep_s)

@@ -1,5 +1,6 @@
 """Where a backup's bytes go, and where a restore reads them: an S3-compatible bucket (multipart upload in
-bounded parts) or a directory on the control plane's server.
+bounded parts) or a directory on a server (the control plane's own, or another over SFTP on its SSH
+connection).
 
 A sink takes the compressed stream chunk by chunk; at most two parts are in memory per S3 destination (one
 filling, one uploading), whatever the backup's size. ``finish`` completes the object only when the caller
@@ -10,11 +11,13 @@ removed), so no half object is ever listed. ``verify`` lists the object back and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import posixpath
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from berth_common.catalogue import DirectoryDestination, S3Destination
 from berth_common.docker import LOCAL
@@ -22,6 +25,7 @@ from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client, S3Error
 
 DEFAULT_PART = 8 << 20  # S3's parts are at least 5 MiB but the last
+Ssh = Callable[[str], Awaitable[Any]]  # a server's SSH connection (``Fleet.connection``)
 
 
 class SinkError(RuntimeError):
@@ -146,15 +150,10 @@ class S3Sink:
 
 
 class DirectorySink:
-    """A file ``<path>/<key>`` on the control plane's server, written as ``.partial`` and renamed once the
-    dump succeeded."""
+    """A file ``<path>/<key>`` on the control plane's server (``local``), written as ``.partial`` and renamed
+    once the dump succeeded."""
 
     def __init__(self, dest: DirectoryDestination, key: str) -> None:
-        if dest.server_id != LOCAL:
-            raise SinkError(
-                f"a backup directory on server {dest.server_id} is not supported yet (only on the control "
-                "plane's server, 'local')"
-            )
         self.name, self.key = dest.name, str(Path(dest.path) / key)
         self._partial = Path(f"{self.key}.partial")
         self._file: BinaryIO | None = None
@@ -207,6 +206,85 @@ class DirectorySink:
         return None
 
 
+class RemoteDirectorySink:
+    """A file ``<path>/<key>`` on another server, written over SFTP on the server's SSH connection (the one
+    its Docker socket is forwarded on), as ``.partial`` then renamed once the dump succeeded."""
+
+    def __init__(self, dest: DirectoryDestination, key: str, ssh: Ssh) -> None:
+        self.name, self.key, self.server_id = dest.name, posixpath.join(dest.path, key), dest.server_id
+        self._partial = f"{self.key}.partial"
+        self._ssh = ssh
+        self._sftp: Any = None
+        self._file: Any = None
+
+    async def _do(self, what: str, coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except _sftp_errors() as exc:
+            detail = getattr(exc, "reason", "") or str(exc)
+            raise SinkError(f"cannot {what} {self.key} on server {self.server_id}: {detail}") from None
+
+    async def open(self) -> None:
+        self._sftp = await _sftp(self._ssh, self.server_id)
+        await self._do("make the directory of", self._sftp.makedirs(posixpath.dirname(self.key), exist_ok=True))
+        self._file = await self._do("write", self._sftp.open(self._partial, "wb"))
+
+    async def write(self, data: bytes) -> None:
+        await self._do("write", self._file.write(data))
+
+    async def finish(self) -> None:
+        await self._do("write", self._file.close())
+        self._file = None
+        await self._do("rename", self._sftp.posix_rename(self._partial, self.key))
+
+    async def verify(self, size: int) -> None:
+        attrs = await self._do("read back", self._sftp.stat(self.key))
+        if attrs.size != size:
+            raise SinkError(
+                f"the file {self.key} on server {self.server_id} has {attrs.size} bytes, {size} were written"
+            )
+
+    async def abort(self) -> None:
+        if self._sftp is None:
+            return
+        with contextlib.suppress(Exception):
+            if self._file is not None:
+                await self._file.close()
+        for path in (self._partial, self.key):
+            with contextlib.suppress(Exception):
+                await self._sftp.remove(path)
+
+    async def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.exit()
+            self._sftp = None
+
+
+async def _sftp(ssh: Ssh | None, server_id: str) -> Any:
+    if ssh is None:
+        raise SinkError(f"server {server_id} cannot be reached over SSH from here")
+    try:
+        conn = await ssh(server_id)
+        return await conn.start_sftp_client()
+    except _sftp_errors() as exc:
+        raise SinkError(f"no SFTP session on server {server_id}: {exc}") from None
+
+
+def _sftp_errors() -> tuple[type[BaseException], ...]:
+    """What an SFTP operation raises (asyncssh is loaded with the first remote server, not before)."""
+    import asyncssh
+
+    return (OSError, asyncssh.Error)
+
+
+def directory_sink(dest: DirectoryDestination, key: str, ssh: Ssh | None) -> Sink:
+    if dest.server_id == LOCAL:
+        return DirectorySink(dest, key)
+    if ssh is None:
+        raise SinkError(f"server {dest.server_id} cannot be reached over SSH from here")
+    return RemoteDirectorySink(dest, key, ssh)
+
+
 def _inside(key: str, root: str) -> Path:
     """``key`` as a path, refused unless it is a file under ``root`` (no way out through ``..``)."""
     path = Path(os.path.normpath(key))
@@ -217,7 +295,7 @@ def _inside(key: str, root: str) -> Path:
 
 @asynccontextmanager
 async def read_object(
-    origin: S3Destination | DirectoryDestination, key: str, chunk: int = 1 << 20
+    origin: S3Destination | DirectoryDestination, key: str, ssh: Ssh | None = None, chunk: int = 1 << 20
 ) -> AsyncIterator[AsyncIterator[bytes]]:
     """The bytes of a stored backup, streamed."""
     if isinstance(origin, S3Destination):
@@ -230,9 +308,28 @@ async def read_object(
         finally:
             await client.close()
         return
-    if origin.server_id != LOCAL:
-        raise SinkError(f"a backup directory on server {origin.server_id} is not supported yet")
     path = _inside(key, origin.path)
+    if origin.server_id != LOCAL:
+        sftp = await _sftp(ssh, origin.server_id)
+        try:
+            f = await sftp.open(str(path), "rb")
+        except _sftp_errors() as exc:
+            sftp.exit()
+            raise SinkError(f"cannot read {key} on server {origin.server_id}: {exc}") from None
+
+        async def remote() -> AsyncIterator[bytes]:
+            while data := await f.read(chunk):
+                yield data
+
+        try:
+            yield remote()
+        except _sftp_errors() as exc:
+            raise SinkError(f"cannot read {key} on server {origin.server_id}: {exc}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await f.close()
+            sftp.exit()
+        return
 
     async def gen() -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(path.open, "rb")
@@ -248,7 +345,7 @@ async def read_object(
         raise SinkError(f"cannot read {key}: {exc.strerror or exc}") from None
 
 
-async def delete_object(dest: S3Destination | DirectoryDestination, key: str) -> None:
+async def delete_object(dest: S3Destination | DirectoryDestination, key: str, ssh: Ssh | None = None) -> None:
     """Remove one stored backup (retention); an absent one is already removed."""
     if isinstance(dest, S3Destination):
         client = s3_client(dest)
@@ -259,4 +356,14 @@ async def delete_object(dest: S3Destination | DirectoryDestination, key: str) ->
         finally:
             await client.close()
         return
-    await asyncio.to_thread(Path(key).unlink, missing_ok=True)
+    if dest.server_id == LOCAL:
+        await asyncio.to_thread(Path(key).unlink, missing_ok=True)
+        return
+    sftp = await _sftp(ssh, dest.server_id)
+    try:
+        if await sftp.exists(key):
+            await sftp.remove(key)
+    except _sftp_errors() as exc:
+        raise SinkError(f"cannot remove {key} on server {dest.server_id}: {exc}") from None
+    finally:
+        sftp.exit()

@@ -15,7 +15,7 @@ from berth_common.catalogue import BackupObject, S3Destination, StartBackup
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
-from berth_scheduler.adapters.backup_sinks import SinkError, delete_object, s3_client
+from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, delete_object, s3_client
 from berth_scheduler.domain import backups as dom
 
 log = get_logger(__name__)
@@ -31,7 +31,12 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 async def apply_retention(
-    transactions: Transactions, msg: StartBackup, objects: list[BackupObject], now: float, secrets: list[str]
+    transactions: Transactions,
+    msg: StartBackup,
+    objects: list[BackupObject],
+    now: float,
+    secrets: list[str],
+    ssh: Ssh | None = None,
 ) -> int:
     """Record the verified copies, then apply the command's retention per destination; how many deleted."""
     rows = [
@@ -50,7 +55,7 @@ async def apply_retention(
         deleted = []
         for key in dom.to_prune(stored, msg.retention.keep_count, msg.retention.keep_days, now):
             try:
-                await delete_object(dest, key)
+                await delete_object(dest, key, ssh)
                 deleted.append(key)
             except (SinkError, OSError) as exc:
                 log.warning("retention could not delete", key=key, error=redact(str(exc), secrets))
@@ -63,7 +68,9 @@ async def apply_retention(
     return pruned
 
 
-async def remove_uploads(command: dict[str, Any], uploads: list[Any], s3_timeout_s: float) -> None:
+async def remove_uploads(
+    command: dict[str, Any], uploads: list[Any], s3_timeout_s: float, ssh: Ssh | None = None
+) -> None:
     """Abort the multipart uploads and delete the objects or files an interrupted backup made (best effort:
     a store that does not answer keeps parts its lifecycle rules remove; nothing of it is listed as good)."""
     try:
@@ -83,5 +90,5 @@ async def remove_uploads(command: dict[str, Any], uploads: list[Any], s3_timeout
                 finally:
                     await client.close()
             else:
-                await delete_object(dest, f"{key}.partial")
-                await delete_object(dest, key)
+                await delete_object(dest, f"{key}.partial", ssh)
+                await delete_object(dest, key, ssh)

@@ -41,7 +41,7 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
-from berth_scheduler.adapters.backup_sinks import DirectorySink, S3Sink, Sink, SinkError
+from berth_scheduler.adapters.backup_sinks import S3Sink, Sink, SinkError, Ssh, directory_sink
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
@@ -86,6 +86,7 @@ class Backups:
     transactions: Transactions
     docker: Callable[[str], Awaitable[DockerExecutor]]  # a server's executor (``Fleet.docker``)
     settings: BackupSettings = field(default_factory=BackupSettings)
+    ssh: Ssh | None = None  # a server's SSH connection, for a directory on a remote server (``Fleet.connection``)
     clock: Callable[[], float] = time.time
     worker: str = field(default_factory=lambda: uuid.uuid4().hex)
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
@@ -217,7 +218,9 @@ class Backups:
             outcome.reason = redact(outcome.reason, _secrets(msg))
             outcome.objects = []
             return outcome
-        outcome.pruned = await apply_retention(self.transactions, msg, outcome.objects, self.clock(), _secrets(msg))
+        outcome.pruned = await apply_retention(
+            self.transactions, msg, outcome.objects, self.clock(), _secrets(msg), self.ssh
+        )
         return outcome
 
     async def _dump(self, msg: StartBackup, compression: str, sinks: list[Sink]) -> list[BackupObject]:
@@ -276,7 +279,7 @@ class Backups:
     async def _sink(self, backup_id: str, index: int, dest: S3Destination | DirectoryDestination, name: str) -> Sink:
         """The destination's sink; where it writes is recorded first, so a sweep can remove it."""
         if isinstance(dest, DirectoryDestination):
-            sink = DirectorySink(dest, name)
+            sink = directory_sink(dest, name, self.ssh)
             await self._note_upload(backup_id, [index, sink.key, None])
             return sink
         key = f"{dest.prefix}{name}"
@@ -331,7 +334,7 @@ class Backups:
     async def _clean_up(self) -> None:
         while self._cleanups:
             command, uploads = self._cleanups.pop()
-            await remove_uploads(command, uploads, self.settings.s3_timeout_s)
+            await remove_uploads(command, uploads, self.settings.s3_timeout_s, self.ssh)
 
     def start_sweeper(self, interval_s: float) -> None:
         async def loop() -> None:

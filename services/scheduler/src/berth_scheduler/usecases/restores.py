@@ -24,7 +24,7 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
-from berth_scheduler.adapters.backup_sinks import SinkError, read_object
+from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, read_object
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
@@ -44,6 +44,7 @@ class Restores:
     transactions: Transactions
     docker: Callable[[str], Awaitable[DockerExecutor]]
     bus: Bus
+    ssh: Ssh | None = None  # a server's SSH connection, for a backup in a directory on a remote server
     clock: Callable[[], float] = time.time
     timeout_s: float = 6 * 3600.0
     _seq: dict[str, int] = field(default_factory=dict, init=False)
@@ -134,7 +135,7 @@ class Restores:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
         sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
         async with (
-            read_object(msg.origin, msg.key) as chunks,
+            read_object(msg.origin, msg.key, self.ssh) as chunks,
             ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
         ):
             reader = asyncio.create_task(ex.drain())
