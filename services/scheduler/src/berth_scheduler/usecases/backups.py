@@ -96,12 +96,9 @@ class Backups:
 
     async def start(self, msg: StartBackup, delivery: Delivery) -> None:
         claimed = await self.transactions.run(lambda unit: self._claim(unit, msg))
-        if not claimed:  # seen before: finished, running elsewhere, or ended by the sweep
-
-            async def seen(unit: Unit) -> None:
-                return None
-
-            await self.transactions.run(seen, delivery=delivery)
+        if not claimed:
+            # seen before: finished, ended by the sweep, or running in a live process (whose last
+            # transaction records this message id with the outcome): nothing more to do here
             return
         beat = asyncio.create_task(self._beat(msg.backup_id, delivery))
         try:
