@@ -123,6 +123,20 @@ async def test_a_backup_is_verified_and_restores_the_same_data(harness: Harness)
     done = await h.outcome("evt.restore.", "restore_id", "r-2")
     assert done["type"] == "evt.restore.succeeded", done["data"].get("reason")
     assert h.checksum("shop_copy") == before
+    # over the existing database, confirmed: the rows changed since the backup are as they were
+    h.psql("UPDATE items SET name = 'changed' WHERE id <= 100; DELETE FROM items WHERE id > 19000", "shop_copy")
+    assert h.checksum("shop_copy") != before
+    over = again.model_copy(update={"restore_id": "r-over", "overwrite": True, "confirm_overwrite": True})
+    await h.api.publish(over)
+    done = await h.outcome("evt.restore.", "restore_id", "r-over")
+    assert done["type"] == "evt.restore.succeeded", done["data"].get("reason")
+    assert h.checksum("shop_copy") == before
+    # a restore into a new database that already exists fails with the tool's reason
+    await h.api.publish(again.model_copy(update={"restore_id": "r-exists"}))
+    done = await h.outcome("evt.restore.", "restore_id", "r-exists")
+    assert done["type"] == "evt.restore.failed"
+    assert 'database "shop_copy" already exists' in done["data"]["reason"], done["data"]["reason"]
+    assert h.checksum("shop_copy") == before
     # every database of the server, roles included: pg_dumpall's SQL, named so
     done = await h.backup("b-all", source=h.source(None))
     assert done["type"] == "evt.backup.succeeded", done["data"].get("reason")
