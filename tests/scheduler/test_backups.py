@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 WRONG_SECRET = "wrong-secret-never-shown-93f"
 
 
+@pytest.fixture(scope="module")
+def moto(tmp_root):
+    """One S3 server for the file (each test has its own bucket)."""
+    server = MotoS3(tmp_root / f"moto-backups-{uuid.uuid4().hex[:8]}.log").start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def harness(nats_server, database, tmp_root, unique):
+async def harness(nats_server, database, tmp_root, unique, moto):
     try:
         image = postgres_image()
     except Exception as exc:  # no Debian mirror or no Docker here
         pytest.skip(f"no PostgreSQL image: {exc}")
     assert image
     urls = await provision(database, "test-secret", ("scheduler",))
-    s3 = MotoS3(tmp_root / f"moto-{unique}.log").start()
+    s3 = moto
     container = start_postgres(unique)
     scheduler = SchedulerProcess(
         scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"scheduler-{unique}.log"
@@ -65,7 +74,6 @@ async def harness(nats_server, database, tmp_root, unique):
     yield h
     await h.close()
     remove_container(container)
-    s3.stop()
 
 
 def assert_no_secret(h: Harness, *secrets: str) -> None:
