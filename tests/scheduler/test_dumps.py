@@ -11,6 +11,7 @@ from berth_scheduler.domain.dumps import (
     UnsupportedEngine,
     dump_plan,
     object_name,
+    redis_bgsave_state,
     redis_cli,
     redis_rdb_path,
     restore_plan,
@@ -127,3 +128,10 @@ def test_unknown_engine_and_object_names() -> None:
         restore_plan("oracle", "x", "u", "", overwrite=False)
     assert object_name("db1", "20261205T030000Z", "b1", "dump", "gzip") == "db1/20261205T030000Z-b1.dump.gz"
     assert object_name("db1", "20261205T030000Z", "b1", "sql", "zstd") == "db1/20261205T030000Z-b1.sql.zst"
+
+
+def test_redis_bgsave_state_from_info_persistence() -> None:
+    info = "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_bgsave_status:{}\r\n"
+    assert redis_bgsave_state(info.format(1, "ok")) == "running"
+    assert redis_bgsave_state(info.format(0, "ok")) == "ok"
+    assert redis_bgsave_state(info.format(0, "err")) == "err"

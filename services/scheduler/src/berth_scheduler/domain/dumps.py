@@ -117,6 +117,14 @@ def redis_rdb_path(config_dir: str, config_file: str) -> str:
     return f"{directory.rstrip('/')}/{name}"
 
 
+def redis_bgsave_state(info: str) -> str:
+    """From ``INFO persistence``: ``running`` while a BGSAVE runs, then ``ok`` or ``err`` (its outcome)."""
+    fields = dict(line.strip().split(":", 1) for line in info.splitlines() if ":" in line)
+    if fields.get("rdb_bgsave_in_progress", "0") == "1":
+        return "running"
+    return "ok" if fields.get("rdb_last_bgsave_status", "ok") == "ok" else "err"
+
+
 def redis_copy(path: str) -> Exec:
     return Exec(["cat", "--", path])
 

@@ -269,9 +269,13 @@ class Backups:
         path = dumps.redis_rdb_path(await cli("CONFIG", "GET", "dir"), await cli("CONFIG", "GET", "dbfilename"))
         before = (await cli("LASTSAVE")).strip()
         await cli("BGSAVE")
-        while (await cli("LASTSAVE")).strip() == before:
+        while True:
             await asyncio.sleep(0.2)
-        return path
+            state = dumps.redis_bgsave_state(await cli("INFO", "persistence"))
+            if state == "err":
+                raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status:err; a full disk?)")
+            if state == "ok" and (await cli("LASTSAVE")).strip() != before:
+                return path
 
     async def _sink(self, backup_id: str, index: int, dest: S3Destination | DirectoryDestination, name: str) -> Sink:
         """The destination's sink; where it writes is recorded first, so a sweep can remove it."""
