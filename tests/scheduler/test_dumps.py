@@ -55,7 +55,7 @@ def test_postgresql_restores() -> None:
 def test_mysql_and_mariadb(engine: str, dump: str, client: str, admin: str) -> None:
     env = {"MYSQL_PWD": PW}
     common = [dump, "--single-transaction", "--routines", "--triggers", "--events", "-u", "root"]
-    assert dump_plan(engine, "shop", "root", PW).stream == Exec([*common, "--databases", "shop"], env)
+    assert dump_plan(engine, "shop", "root", PW).stream == Exec([*common, "shop"], env)
     assert dump_plan(engine, None, "root", PW).stream == Exec([*common, "--all-databases"], env)
     assert dump_plan(engine, "shop", "root", PW).extension == "sql"
     new = restore_plan(engine, "shop2", "root", PW, overwrite=False)
@@ -107,6 +107,8 @@ def test_mongodb_archive_with_the_password_on_stdin_or_in_a_removed_file() -> No
     assert new.finish == [Exec(["rm", "-f", "--", MONGO_CONFIG])]
     over = restore_plan("mongodb", None, "root", PW, overwrite=True)
     assert over.stream.argv[-1] == "--drop"
+    renamed = restore_plan("mongodb", "shop2", "root", PW, overwrite=False, from_database="shop")
+    assert renamed.stream.argv[-4:] == ["--nsFrom", "shop.*", "--nsTo", "shop2.*"]
 
 
 def test_no_password_in_an_argv_or_a_repr() -> None:

@@ -251,6 +251,8 @@ class RestoreBackup(Command):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     compression: Compression
     target: BackupSource
+    # the database the backup was made of (None: all, or not known): MongoDB renames its collections from it
+    source_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     overwrite: bool = False
     confirm_overwrite: bool = False
 

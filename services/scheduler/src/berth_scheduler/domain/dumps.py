@@ -83,7 +83,8 @@ def dump_plan(
         )
     if engine in ("mysql", "mariadb"):
         tool = _tools(engine)[0]
-        which = ["--all-databases"] if database is None else ["--databases", database]
+        # one database by name alone: its dump has no CREATE DATABASE / USE, so it restores under any name
+        which = ["--all-databases"] if database is None else [database]
         argv = [tool, "--single-transaction", "--routines", "--triggers", "--events", "-u", user, *which]
         return DumpPlan(Exec(argv, _my_env(password)), "sql")
     if engine == "redis":
@@ -140,9 +141,11 @@ def restore_plan(
     *,
     overwrite: bool,
     rdb_path: str = "/data/dump.rdb",
+    from_database: str | None = None,
 ) -> RestorePlan:
     """Restore a dump made by :func:`dump_plan` into ``database``: a new database (made first) unless
-    ``overwrite`` (then its objects are replaced)."""
+    ``overwrite`` (then its objects are replaced). ``from_database``: the database the dump was made of
+    (MongoDB's archive names it: its collections are renamed into ``database``)."""
     if engine == "postgresql":
         env = _pg_env(password)
         if database is None:  # pg_dumpall's SQL: the roles and databases it names are made again
@@ -170,7 +173,9 @@ def restore_plan(
         argv += ["--authenticationDatabase", "admin"]
         if overwrite:
             argv.append("--drop")
-        if database is not None:
+        if database is not None and from_database not in (None, database):
+            argv += ["--nsFrom", f"{from_database}.*", "--nsTo", f"{database}.*"]
+        elif database is not None:
             argv += ["--nsInclude", f"{database}.*"]
         config = Exec(["dd", f"of={MONGO_CONFIG}", "status=none"], stdin=_mongo_config(password))
         return RestorePlan(Exec(argv), prepare=[config], finish=[Exec(["rm", "-f", "--", MONGO_CONFIG])])

@@ -224,7 +224,7 @@ class Backups:
         src = msg.source
         docker = await self.docker(src.server_id)
         password = src.reveal()
-        rdb = await self._redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
+        rdb = await redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
         started = self.clock()
         name = dumps.object_name(msg.database_id, dom.stamp(started), msg.backup_id, plan.extension, compression)
@@ -256,26 +256,6 @@ class Backups:
             await sink.verify(size)
         digest = sha.hexdigest()
         return [BackupObject(destination=s.name, key=s.key, size=size, sha256=digest) for s in sinks]
-
-    async def _redis_bgsave(self, docker: DockerExecutor, container: str, password: str) -> str:
-        """BGSAVE, then wait until LASTSAVE moves: the RDB file is then a consistent copy; its path."""
-
-        async def cli(*args: str) -> str:
-            code, out, err = await run_small(docker, container, dumps.redis_cli(password, *args))
-            if code != 0 or out.startswith("ERR") or out.startswith("NOAUTH"):
-                raise BackupError(f"redis-cli {args[0]} failed: {(err or out).strip()[:500]}")
-            return out
-
-        path = dumps.redis_rdb_path(await cli("CONFIG", "GET", "dir"), await cli("CONFIG", "GET", "dbfilename"))
-        before = (await cli("LASTSAVE")).strip()
-        await cli("BGSAVE")
-        while True:
-            await asyncio.sleep(0.2)
-            state = dumps.redis_bgsave_state(await cli("INFO", "persistence"))
-            if state == "err":
-                raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status:err; a full disk?)")
-            if state == "ok" and (await cli("LASTSAVE")).strip() != before:
-                return path
 
     async def _sink(self, backup_id: str, index: int, dest: S3Destination | DirectoryDestination, name: str) -> Sink:
         """The destination's sink; where it writes is recorded first, so a sweep can remove it."""
@@ -353,3 +333,30 @@ class Backups:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+
+
+async def _redis(docker: DockerExecutor, container: str, password: str, *args: str) -> str:
+    code, out, err = await run_small(docker, container, dumps.redis_cli(password, *args))
+    if code != 0 or out.startswith("ERR") or out.startswith("NOAUTH"):
+        raise BackupError(f"redis-cli {args[0]} failed: {(err or out).strip()[:500]}")
+    return out
+
+
+async def redis_rdb(docker: DockerExecutor, container: str, password: str) -> str:
+    """Where the Redis server keeps its RDB file (``CONFIG GET dir`` and ``dbfilename``)."""
+    config = [await _redis(docker, container, password, "CONFIG", "GET", k) for k in ("dir", "dbfilename")]
+    return dumps.redis_rdb_path(*config)
+
+
+async def redis_bgsave(docker: DockerExecutor, container: str, password: str) -> str:
+    """BGSAVE, then wait until it ended and LASTSAVE moved: the RDB file is then a consistent copy; its path."""
+    path = await redis_rdb(docker, container, password)
+    before = (await _redis(docker, container, password, "LASTSAVE")).strip()
+    await _redis(docker, container, password, "BGSAVE")
+    while True:
+        await asyncio.sleep(0.2)
+        state = dumps.redis_bgsave_state(await _redis(docker, container, password, "INFO", "persistence"))
+        if state == "err":
+            raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status:err; a full disk?)")
+        if state == "ok" and (await _redis(docker, container, password, "LASTSAVE")).strip() != before:
+            return path

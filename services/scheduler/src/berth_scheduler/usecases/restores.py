@@ -31,7 +31,7 @@ from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.usecases.backup_upkeep import redact
-from berth_scheduler.usecases.backups import BackupError
+from berth_scheduler.usecases.backups import BackupError, redis_rdb
 
 log = get_logger(__name__)
 PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
@@ -125,7 +125,16 @@ class Restores:
         target = msg.target
         docker = await self.docker(target.server_id)
         password = target.reveal()
-        plan = dumps.restore_plan(target.engine, target.database, target.user, password, overwrite=msg.overwrite)
+        rdb = await redis_rdb(docker, target.container, password) if target.engine == "redis" else "/data/dump.rdb"
+        plan = dumps.restore_plan(
+            target.engine,
+            target.database,
+            target.user,
+            password,
+            overwrite=msg.overwrite,
+            rdb_path=rdb,
+            from_database=msg.source_database,
+        )
         into = f"database {target.database}" if target.database else "every database"
         how = "over the existing one" if msg.overwrite else "as a new database"
         await self._log(msg.restore_id, f"restoring {msg.key} into {target.container}, {into} ({how})")
