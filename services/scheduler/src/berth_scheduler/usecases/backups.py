@@ -215,9 +215,12 @@ class Backups:
             outcome.reason = redact(outcome.reason, _secrets(msg))
             outcome.objects = []
             return outcome
-        outcome.pruned = await apply_retention(
-            self.transactions, msg, outcome.objects, self.clock(), _secrets(msg), self.ssh
-        )
+        try:
+            outcome.pruned = await apply_retention(
+                self.transactions, msg, outcome.objects, self.clock(), _secrets(msg), self.ssh
+            )
+        except Exception as exc:  # the backup is good all the same; retention tries again after the next one
+            log.warning("retention not applied", backup_id=msg.backup_id, error=redact(str(exc), _secrets(msg)))
         return outcome
 
     async def _dump(self, msg: StartBackup, compression: str, sinks: list[Sink]) -> list[BackupObject]:
