@@ -16,6 +16,7 @@ from typing import Any
 
 import nats
 
+from berth_common import sealing
 from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import BackupSource, S3Destination, StartBackup
 from tests.support.images import TEST_LABEL, docker, postgres_image
@@ -69,6 +70,9 @@ class Harness:
     raw: list[bytes] = field(default_factory=list)
 
     async def start(self) -> Harness:
+        # commands are sealed with the scheduler process's key (a service served in-process by an earlier
+        # test made its own key the current one; the ones before still open)
+        sealing.configure(SEALING_KEY, keep_open=True)
         self.nc = await nats.connect(self.nats_url)
 
         async def on_msg(msg: Any) -> None:

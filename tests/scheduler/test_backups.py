@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from berth_cli.components import free_port
+from berth_common import sealing
 from berth_common.catalogue import (
     DirectoryDestination,
     RestoreBackup,
@@ -185,6 +186,25 @@ async def test_every_failure_ends_failed_with_its_reason_and_leaves_nothing(harn
     assert h.s3.objects(h.bucket) == {}  # nothing listed as a backup
     assert h.s3.uploads(h.bucket) == []  # no multipart upload left open
     assert h.events("evt.backup.succeeded") == []
+    # a command sealed with a key the scheduler does not have: failed with the reason, never dead-lettered
+    before = sealing.install(None)
+    sealing.configure("a-key-the-scheduler-does-not-have")
+    try:
+        sealed_elsewhere = StartBackup(
+            backup_id="b-sealed",
+            team_id="team1",
+            database_id="db1",
+            source=h.source(),
+            destinations=[h.s3_destination()],
+        )
+        assert h.api is not None
+        await h.api.publish(sealed_elsewhere)
+    finally:
+        sealing.install(before)
+    done = await h.outcome("evt.backup.", "backup_id", "b-sealed")
+    assert done["type"] == "evt.backup.failed"
+    assert "cannot be opened (BERTH_SECRET_KEY)" in done["data"]["reason"]
+    assert h.s3.objects(h.bucket) == {} and h.s3.uploads(h.bucket) == []
     assert_no_secret(h, WRONG_SECRET)
 
 

@@ -95,7 +95,9 @@ class Backups:
     # --- the command ---------------------------------------------------------------------------
 
     async def start(self, msg: StartBackup, delivery: Delivery) -> None:
-        claimed = await self.transactions.run(lambda unit: self._claim(unit, msg))
+        # the command as received (its secrets sealed as they came): kept to end it if this process stops
+        command = dict(delivery.envelope.data)
+        claimed = await self.transactions.run(lambda unit: self._claim(unit, msg, command))
         if not claimed:
             # seen before: finished, ended by the sweep, or running in a live process (whose last
             # transaction records this message id with the outcome): nothing more to do here
@@ -109,7 +111,7 @@ class Backups:
                 await beat
         await self.transactions.run(lambda unit: self._finish(unit, msg, outcome), delivery=delivery)
 
-    async def _claim(self, unit: Unit, msg: StartBackup) -> bool:
+    async def _claim(self, unit: Unit, msg: StartBackup, command: dict[str, Any]) -> bool:
         row = await store.lock_backup(unit.session, msg.backup_id)
         now = self.clock()
         if row is not None:
@@ -124,7 +126,7 @@ class Backups:
             engine=msg.source.engine,
             database=msg.source.database,
             state="running",
-            command=msg.model_dump(mode="json"),
+            command=command,
             compression=dom.compression_used(msg.compression),
             uploads=[],
             worker=self.worker,
