@@ -67,7 +67,10 @@ def test_a_wrong_table_fails():
         "proxy-sync sends evt.route.applied, but it is not among its PRODUCERS ('traefik',)",
     ]
     assert disagreements(table, usage(table), not_sent_yet={}) == [
-        "evt.certificate.expiring names proxy-sync among its PRODUCERS, but proxy-sync never sends it"
+        "cmd.backup.restore names api among its PRODUCERS, but api never sends it",
+        "cmd.backup.start names api among its PRODUCERS, but api never sends it",
+        "evt.backup.missed names scheduler among its PRODUCERS, but scheduler never sends it",
+        "evt.certificate.expiring names proxy-sync among its PRODUCERS, but proxy-sync never sends it",
     ]
 
 

@@ -24,14 +24,24 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 def test_the_notified_events_are_the_catalogues():
     assert NOTIFIED == tuple(m.TYPE for m in consumed_by("notifier"))
     assert "evt.deployment.failed" in NOTIFIED and "evt.deployment.progressed" not in NOTIFIED
-    assert set(FAMILIES) == {"alert", "application", "build", "certificate", "container", "deployment", "server"}
+    assert set(FAMILIES) == {
+        "alert",
+        "application",
+        "backup",
+        "build",
+        "certificate",
+        "container",
+        "deployment",
+        "restore",
+        "server",
+    }
 
 
 def test_every_written_sentence_is_for_an_event_the_notifier_receives():
     assert set(KNOWN) <= set(NOTIFIED)
 
 
-@pytest.mark.parametrize("pattern", ["evt.backup.failed", "evt.backup.*", "evt.bus.dead_lettered"])
+@pytest.mark.parametrize("pattern", ["evt.route.failed", "evt.route.*", "evt.bus.dead_lettered"])
 def test_a_family_the_notifier_does_not_receive_is_refused(pattern):
     with pytest.raises(PatternError, match="the notifier delivers"):
         check_pattern(pattern)

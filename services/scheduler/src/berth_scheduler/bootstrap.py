@@ -13,9 +13,11 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.backups import Backups, BackupSettings
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
+from berth_scheduler.usecases.restores import Restores
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
@@ -64,6 +66,26 @@ async def wire(ctx: Context) -> None:
         Transactions(ctx.bus, ctx.sessionmaker), rt.fleet, settings.image_map, pull_timeout_s=settings.pull_timeout_s
     )
     await bus.register_databases(ctx, databases)
+    backups = Backups(
+        Transactions(ctx.bus, ctx.sessionmaker),
+        rt.fleet.docker,
+        BackupSettings(
+            part_size=settings.backup_part_mb << 20,
+            heartbeat_s=settings.backup_heartbeat_s,
+            stale_s=settings.backup_stale_s,
+            timeout_s=settings.backup_timeout_s,
+        ),
+        ssh=rt.fleet.connection,
+    )
+    restores = Restores(
+        Transactions(ctx.bus, ctx.sessionmaker),
+        rt.fleet.docker,
+        ctx.bus,
+        ssh=rt.fleet.connection,
+        timeout_s=settings.backup_timeout_s,
+    )
+    await bus.register_backups(ctx, backups, restores)
+    backups.start_sweeper(settings.backup_sweep_s)
 
     async def cleanup() -> None:
         await rt.readiness.close()
@@ -71,6 +93,7 @@ async def wire(ctx: Context) -> None:
         await rt.docker.engines.close()
         await servers.close()
 
+    ctx.on_stop.append(backups.stop)
     ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.cleanups.append(cleanup)

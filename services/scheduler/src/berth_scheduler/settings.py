@@ -37,6 +37,14 @@ class SchedulerSettings(BaseServiceSettings):
     worker_settle_s: float = Field(default=1.0, ge=0)
     # Built images kept per application for rollback: those of the last N successful deployments.
     keep_images: int = Field(default=5, ge=1, le=1000)
+    # Backups: S3 multipart part size (memory per destination is about two parts), the heartbeat of a running
+    # backup, the silence after which a running backup is ended failed (its process stopped), how often that
+    # is checked, and the longest a backup or restore may take.
+    backup_part_mb: int = Field(default=8, ge=5, le=512)
+    backup_heartbeat_s: float = Field(default=10.0, gt=0)
+    backup_stale_s: float = Field(default=60.0, gt=0)
+    backup_sweep_s: float = Field(default=15.0, gt=0)
+    backup_timeout_s: float = Field(default=6 * 3600.0, gt=0)
 
     @field_validator("image_map")
     @classmethod

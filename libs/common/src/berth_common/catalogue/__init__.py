@@ -8,6 +8,7 @@ One module per area; everything is re-exported here, so ``from berth_common.cata
 """
 
 from berth_common.catalogue.applications import *  # noqa: F403
+from berth_common.catalogue.backups import *  # noqa: F403
 from berth_common.catalogue.base import *  # noqa: F403
 from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Query, model_for, register
 from berth_common.catalogue.builds import *  # noqa: F403

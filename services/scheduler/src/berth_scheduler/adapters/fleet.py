@@ -110,12 +110,16 @@ class Fleet:
         if checker is None:
 
             async def connection() -> Any:
-                target = self._targets.get(server_id) or await self._target(server_id)
-                return await self._pool().connection(server_id, target)
+                return await self.connection(server_id)
 
             checker = RemoteReadiness(docker, connection, self.local_readiness.config)
             self._checkers[server_id] = checker
         return checker
+
+    async def connection(self, server_id: str) -> Any:
+        """The server's SSH connection (made again if it dropped): readiness probes, backup directories."""
+        target = self._targets.get(server_id) or await self._target(server_id)
+        return await self._pool().connection(server_id, target)
 
     async def close(self) -> None:
         for sid, checker in self._checkers.items():

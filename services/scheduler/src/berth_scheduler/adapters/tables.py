@@ -160,3 +160,50 @@ swarms = sa.Table(
     sa.Column("nodes", sa.JSON, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
 )
+
+# Database backups (``cmd.backup.start``): one row per backup, its state, and the command it carries out
+# (secrets sealed as on the wire) so an interrupted one can be finished as failed and its uploads aborted.
+backups = sa.Table(
+    "backups",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("database_id", sa.String(64), nullable=False),
+    sa.Column("engine", sa.String(20), nullable=False),
+    sa.Column("database", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(12), nullable=False),  # running, succeeded, failed
+    sa.Column("command", sa.JSON, nullable=False),
+    sa.Column("compression", sa.String(8), nullable=False),
+    sa.Column("uploads", sa.JSON, nullable=False),  # [[destination index, key, upload id], ...] in flight
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("worker", sa.String(64), nullable=False),  # the process running it
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+)
+
+# Every verified copy of a backup: retention deletes the stored object and marks the row pruned.
+backup_objects = sa.Table(
+    "backup_objects",
+    metadata,
+    sa.Column("backup_id", sa.String(64), primary_key=True),
+    sa.Column("destination", sa.String(400), primary_key=True),
+    sa.Column("database_id", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(1100), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("pruned_at", sa.Float, nullable=True),
+)
+
+# Restores (``cmd.backup.restore``): state, for a repeated command and an interrupted one.
+restores = sa.Table(
+    "restores",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("backup_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+)

@@ -23,12 +23,14 @@ from berth_common.catalogue import (
     RemoveDatabase,
     ReplicasQuery,
     RestartDatabase,
+    RestoreBackup,
     RotateDatabaseCredentials,
     RouteFailed,
     RouteRemoved,
     RoutesApplied,
     RunDatabase,
     ServerChanged,
+    StartBackup,
     StartDatabase,
     StartDeployment,
     StopDatabase,
@@ -38,9 +40,11 @@ from berth_common.catalogue import (
 from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
+from berth_scheduler.usecases.backups import Backups
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
+from berth_scheduler.usecases.restores import Restores
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.replicas import replicas_of
@@ -67,6 +71,12 @@ async def register_databases(ctx: Context, databases: Databases) -> None:
 async def register_swarms(ctx: Context, swarms: Swarms) -> None:
     await ctx.bus.consume(FormSwarm, swarms.form)
     await ctx.bus.consume(DissolveSwarm, swarms.dissolve)
+
+
+async def register_backups(ctx: Context, backups: Backups, restores: Restores) -> None:
+    # a backup waits on a dump and an upload: a few run at once
+    await ctx.bus.consume(StartBackup, backups.start, concurrency=2)
+    await ctx.bus.consume(RestoreBackup, restores.restore)
 
 
 async def register_deployments(

@@ -1,0 +1,193 @@
+"""Restores: carries out ``cmd.backup.restore`` and answers with ``evt.restore.succeeded`` or
+``evt.restore.failed``; progress goes out as log lines on ``log.<restore_id>``.
+
+The stored object streams from its destination, its SHA-256 checked on the way against the one the backup
+recorded, is decompressed and written to the stdin of the engine's restore tool in the target container
+(``domain.dumps.restore_plan``: a new database made first, or, only with the command's explicit
+confirmation, over the existing one). The restore is good when the tool exited 0 and the SHA-256 matched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from berth_common import sealing
+from berth_common.bus import Bus
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import LogLine, RestoreBackup, RestoreFailed, RestoreSucceeded
+from berth_common.db import Transactions, Unit
+from berth_common.docker import DockerUnavailable
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import backup_store as store
+from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, read_object
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.exec_stream import ExecStream, run_small
+from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.domain import backups as dom
+from berth_scheduler.domain import dumps
+from berth_scheduler.usecases.backup_upkeep import redact
+from berth_scheduler.usecases.backups import BackupError, redis_rdb
+
+log = get_logger(__name__)
+PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
+BEAT_S = 10.0  # the message is kept in progress this often while the restore runs
+INTERRUPTED = "the scheduler running this restore stopped before it finished; the target may be partly restored"
+
+
+@dataclass
+class Restores:
+    transactions: Transactions
+    docker: Callable[[str], Awaitable[DockerExecutor]]
+    bus: Bus
+    ssh: Ssh | None = None  # a server's SSH connection, for a backup in a directory on a remote server
+    clock: Callable[[], float] = time.time
+    timeout_s: float = 6 * 3600.0
+    _seq: dict[str, int] = field(default_factory=dict, init=False)
+
+    async def restore(self, msg: RestoreBackup, delivery: Delivery) -> None:
+        started = self.clock()
+
+        async def claim(unit: Unit) -> bool:
+            seen = await store.claim_restore(unit.session, msg.restore_id, msg.backup_id, started)
+            if seen == "running":
+                # delivered again while recorded running: the process running it stopped (a running restore
+                # keeps its message in progress), so it ends failed here, announced, never stuck
+                await self._finish(unit, msg, INTERRUPTED, started)
+            return seen is None
+
+        if not await self.transactions.run(claim):
+
+            async def seen(unit: Unit) -> None:
+                return None
+
+            await self.transactions.run(seen, delivery=delivery)
+            return
+        reason: str | None = None
+        beat = asyncio.create_task(_keep_in_progress(delivery))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._run(msg, delivery)
+        except TimeoutError:
+            reason = f"the restore did not finish within {self.timeout_s:g} s"
+        except (BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
+            reason = str(exc)
+        except sealing.SealingError:
+            reason = "the sealed password of the command cannot be opened (BERTH_SECRET_KEY)"
+        except Exception as exc:
+            log.exception("restore broke", restore_id=msg.restore_id)
+            reason = f"internal error: {type(exc).__name__}"
+        finally:
+            beat.cancel()
+        if reason is not None:
+            with contextlib.suppress(sealing.SealingError):
+                reason = redact(reason, [msg.target.reveal()])
+            await self._log(msg.restore_id, f"restore failed: {reason}")
+        else:
+            await self._log(msg.restore_id, "restore finished")
+        await self.transactions.run(lambda unit: self._finish(unit, msg, reason, started), delivery=delivery)
+
+    async def _finish(self, unit: Unit, msg: RestoreBackup, reason: str | None, started: float) -> None:
+        now = self.clock()
+        await store.finish_restore(unit.session, msg.restore_id, "failed" if reason else "succeeded", reason, now)
+        common = {
+            "restore_id": msg.restore_id,
+            "backup_id": msg.backup_id,
+            "team_id": msg.team_id,
+            "database_id": msg.database_id,
+            "container": msg.target.container,
+        }
+        database = msg.target.database
+        event = (
+            RestoreFailed(**common, database=database, reason=reason)
+            if reason
+            else RestoreSucceeded(**common, database=database, duration_s=max(0.0, now - started))
+        )
+        await unit.emit(event, id=f"restore-ended-{msg.restore_id}")
+
+    async def _log(self, restore_id: str, line: str) -> None:
+        seq = self._seq.get(restore_id, 0)
+        self._seq[restore_id] = seq + 1
+        try:
+            await self.bus.publish(
+                LogLine(deployment_id=restore_id, stream="deploy", seq=seq, line=line[:16000]),
+                id=f"log-{restore_id}-{seq}",
+                nats_subject=f"log.{restore_id}",
+            )
+        except Exception as exc:  # progress is best effort; the outcome event is not
+            log.warning("restore log line not sent", restore_id=restore_id, error=str(exc))
+
+    async def _run(self, msg: RestoreBackup, delivery: Delivery) -> None:
+        target = msg.target
+        docker = await self.docker(target.server_id)
+        password = target.reveal()
+        rdb = await redis_rdb(docker, target.container, password) if target.engine == "redis" else "/data/dump.rdb"
+        plan = dumps.restore_plan(
+            target.engine,
+            target.database,
+            target.user,
+            password,
+            overwrite=msg.overwrite,
+            rdb_path=rdb,
+            from_database=msg.source_database,
+        )
+        into = f"database {target.database}" if target.database else "every database"
+        how = "over the existing one" if msg.overwrite else "as a new database"
+        await self._log(msg.restore_id, f"restoring {msg.key} into {target.container}, {into} ({how})")
+        for step in plan.prepare:
+            code, out, err = await run_small(docker, target.container, step)
+            if code != 0:
+                raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
+        sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
+        async with (
+            read_object(msg.origin, msg.key, self.ssh) as chunks,
+            ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
+        ):
+            reader = asyncio.create_task(ex.drain())
+            try:
+                next_note = PROGRESS_EVERY
+                async for chunk in chunks:
+                    sha.update(chunk)
+                    for data in codec.pieces(chunk):
+                        await ex.write(data)
+                        written += len(data)
+                    if written >= next_note:
+                        next_note += PROGRESS_EVERY
+                        await self._log(msg.restore_id, f"{written >> 20} MB restored")
+                        with contextlib.suppress(Exception):
+                            await delivery.in_progress()
+                try:
+                    tail = codec.end()
+                except ValueError as exc:
+                    raise BackupError(f"the backup object is damaged: {exc}") from None
+                if tail:
+                    await ex.write(tail)
+                    written += len(tail)
+                await ex.close_stdin()
+                await reader
+            finally:
+                reader.cancel()
+            code = await ex.exit_code()
+            error = ex.error_text()
+        if sha.hexdigest() != msg.sha256:
+            raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
+        if code != 0:
+            raise BackupError(dom.exit_reason(plan.stream.argv[0], code, error))
+        await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
+        for step in plan.finish:
+            await run_small(docker, target.container, step)
+        if plan.restart:
+            await docker._call(
+                f"restart {target.container}", docker.docker.containers.container(target.container).restart()
+            )
+
+
+async def _keep_in_progress(delivery: Delivery) -> None:
+    while True:
+        await asyncio.sleep(BEAT_S)
+        with contextlib.suppress(Exception):
+            await delivery.in_progress()

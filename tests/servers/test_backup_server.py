@@ -1,0 +1,103 @@
+"""A backup of a database on a remote server: the real scheduler (a process) reaches a namespace test
+server over SSH, dumps PostgreSQL in a container of that server's engine (exec through the forwarded
+socket), stores the dump in S3 (moto) and in a directory on that server (SFTP), and restores it there."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from berth_common import sealing
+from berth_common.catalogue import DirectoryDestination, RestoreBackup, ServerChanged, sealed_key_aad
+from berth_common.db.provision import provision
+from tests.scheduler.backup_support import Harness, SchedulerProcess, fill, scheduler_env, start_postgres
+from tests.support.images import postgres_image
+from tests.support.s3 import MotoS3
+from tests.support.testservers import TestServer, running_servers
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+SERVER_ID = "srv-backup"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[TestServer]:
+    image = postgres_image()
+    with running_servers(1) as (one,):
+        one.load_image(image)
+        yield one
+
+
+def _changed(server: TestServer) -> ServerChanged:
+    return ServerChanged(
+        server_id=SERVER_ID,
+        team_id="team1",
+        name="db-server",
+        host=server.address,
+        port=22,
+        user="root",
+        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(SERVER_ID)),
+        host_key=server.host_key.export_public_key("openssh").decode().strip(),
+        state="ready",
+        revision=1,
+    )
+
+
+async def test_a_database_on_a_remote_server_is_backed_up_and_restored(
+    server: TestServer, nats_server, database, tmp_root, unique
+) -> None:
+    urls = await provision(database, "test-secret", ("scheduler",))
+    s3 = MotoS3(tmp_root / f"moto-{unique}.log").start()
+    container = start_postgres(unique, server.docker)
+    scheduler = SchedulerProcess(scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"sched-{unique}.log")
+    h = Harness(
+        nats_server.url,
+        urls["scheduler"],
+        s3,
+        tmp_root,
+        container,
+        s3.make_bucket(f"backups-{unique}"),
+        scheduler,
+        server_id=SERVER_ID,
+        cli=server.docker,
+    )
+    await h.start()
+    try:
+        assert h.api is not None
+        await h.api.publish(_changed(server))
+        fill(h)
+        before = h.checksum()
+        remote_dir = tmp_root / f"remote-backups-{unique}"  # on the server, written over SFTP
+        directory = DirectoryDestination(server_id=SERVER_ID, path=str(remote_dir))
+        done = await h.backup("b-remote", destinations=[h.s3_destination(), directory])
+        assert done["type"] == "evt.backup.succeeded", done["data"].get("reason")
+        s3_obj, dir_obj = done["data"]["objects"]
+        assert dir_obj["destination"] == f"dir:{SERVER_ID}:{remote_dir}"
+        stored = Path(dir_obj["key"]).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == dir_obj["sha256"] == s3_obj["sha256"]
+        assert stored == h.s3.read(h.bucket, s3_obj["key"])
+        assert not list(remote_dir.rglob("*.partial"))
+
+        h.psql("DROP DATABASE shop")
+        restore = RestoreBackup(
+            restore_id="r-remote",
+            backup_id="b-remote",
+            team_id="team1",
+            database_id="db1",
+            origin=directory,
+            key=dir_obj["key"],
+            sha256=dir_obj["sha256"],
+            compression="gzip",
+            target=h.source("shop"),
+        )
+        await h.api.publish(restore)
+        done = await h.outcome("evt.restore.", "restore_id", "r-remote")
+        assert done["type"] == "evt.restore.succeeded", done["data"].get("reason")
+        assert h.checksum() == before
+    finally:
+        await h.close()
+        subprocess.run(["docker", "-H", server.docker_host, "rm", "-f", container], capture_output=True, check=False)
+        s3.stop()
