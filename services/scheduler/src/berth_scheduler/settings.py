@@ -37,6 +37,8 @@ class SchedulerSettings(BaseServiceSettings):
     worker_settle_s: float = Field(default=1.0, ge=0)
     # Built images kept per application for rollback: those of the last N successful deployments.
     keep_images: int = Field(default=5, ge=1, le=1000)
+    # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
+    schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("image_map")
     @classmethod

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from berth_notifier.domain.schedule_notice import SCHEDULE_TITLES, schedule_sentence
+
 Severity = Literal["info", "success", "warning", "error"]
 
 SECRET_KEY = re.compile(r"(secret|password|token|authorization|api_key|private_key|credential)", re.IGNORECASE)
@@ -86,6 +88,7 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.server.back": ("Server reachable again", "success"),
     "evt.certificate.expiring": ("Certificate expiring", "warning"),
     "evt.application.scaled": ("Application scaled", "info"),
+    **SCHEDULE_TITLES,
 }
 _BAD = ("failed", "crashed", "unreachable", "error", "killed", "expired")
 _WARN = ("raised", "unhealthy", "restarted", "expiring", "cancelled", "degraded")
@@ -222,6 +225,8 @@ def _sentence(event_type: str, data: dict[str, Any], title: str, app: str | None
         if data.get("outcome") == "failed":
             return f"Service {service}{of_app} could not be scaled ({trigger}): it runs {after} replica(s)"
         return f"Service {service}{of_app} scaled from {before} to {after} replica(s) ({trigger})"
+    if (scheduled := schedule_sentence(event_type, data)) is not None:
+        return scheduled
     if event_type == "evt.certificate.expiring" and data.get("domain"):
         days = data.get("days_left")
         left = f" in {days:.0f} days" if _num(days) and days >= 1 else " within a day" if _num(days) else " soon"
