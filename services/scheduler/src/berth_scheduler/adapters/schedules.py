@@ -19,8 +19,11 @@ async def locked(session: AsyncSession, schedule_id: str, *, skip_locked: bool =
     return (await session.execute(stmt)).first()
 
 
-async def put(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Insert the schedule or replace what ``values`` names of it."""
+async def put(session: AsyncSession, values: dict[str, Any], *, exists: bool = False) -> None:
+    """Insert the schedule, or replace what ``values`` names of it (``exists``: only that)."""
+    if exists:
+        await session.execute(sa.update(schedules).where(schedules.c.id == values["id"]).values(**values))
+        return
     stmt = insert(schedules).values(**values)
     changes = {k: stmt.excluded[k] for k in values if k != "id"}
     await session.execute(stmt.on_conflict_do_update(index_elements=[schedules.c.id], set_=changes))

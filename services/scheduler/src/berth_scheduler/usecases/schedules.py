@@ -84,11 +84,11 @@ class Schedules:
         row = await self._current(unit, msg.schedule_id, msg.team_id, msg.revision)
         if row is False:
             return
-        values: dict[str, Any] = {"id": msg.schedule_id, "team_id": msg.team_id, "revision": msg.revision}
-        values |= {"removed": True, "next_due": None}
+        values: dict[str, Any] = {"id": msg.schedule_id, "revision": msg.revision, "removed": True, "next_due": None}
         if row is None:  # a tombstone: a set older than this removal, delivered later, stays a no-op
-            values |= {"cron": "", "timezone": "", "grace_s": 0, "command_type": "", "command": {}}
-        await repo.put(unit.session, values)
+            values |= {"team_id": msg.team_id, "cron": "", "timezone": "", "grace_s": 0, "command_type": ""}
+            values["command"] = {}
+        await repo.put(unit.session, values, exists=row is not None)
         log.info("schedule removed", schedule_id=msg.schedule_id)
 
     async def _current(self, unit: Unit, schedule_id: str, team_id: str, revision: int) -> Any:
