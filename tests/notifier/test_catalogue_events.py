@@ -24,7 +24,16 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 def test_the_notified_events_are_the_catalogues():
     assert NOTIFIED == tuple(m.TYPE for m in consumed_by("notifier"))
     assert "evt.deployment.failed" in NOTIFIED and "evt.deployment.progressed" not in NOTIFIED
-    assert set(FAMILIES) == {"alert", "application", "build", "certificate", "container", "deployment", "server"}
+    assert set(FAMILIES) == {
+        "alert",
+        "application",
+        "build",
+        "certificate",
+        "container",
+        "deployment",
+        "schedule",
+        "server",
+    }
 
 
 def test_every_written_sentence_is_for_an_event_the_notifier_receives():
