@@ -85,8 +85,19 @@ def run_id(schedule_id: str, due: datetime) -> str:
     return f"schedule-{schedule_id}-{due.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+class ScheduleCommand(Command):
+    """Fields every ``cmd.schedule.*`` command has (not a message by itself): ``revision`` grows with every
+    change of the schedule, and the scheduler keeps the highest it saw."""
+
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    schedule_id: ScheduleId
+    team_id: Id
+    revision: int = Field(ge=0)
+
+
 @register
-class SetSchedule(Command):
+class SetSchedule(ScheduleCommand):
     """Publish ``command_type`` with ``command`` as its data at every due time of ``cron`` in ``timezone``
     (creates the schedule or replaces it; a changed expression or zone counts from now). ``grace_s``: how
     late a run may start and still be on time; later, ``evt.schedule.missed`` reports it and it runs once.
@@ -94,11 +105,6 @@ class SetSchedule(Command):
     ``revision`` grows with every change of the schedule; one not above what the scheduler has is a no-op."""
 
     TYPE = "cmd.schedule.set"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler",)
-    schedule_id: ScheduleId
-    team_id: Id
-    revision: int = Field(ge=0)
     cron: CronExpression
     timezone: TimeZone
     grace_s: int = Field(default=DEFAULT_GRACE_S, ge=30, le=86400)
@@ -115,16 +121,11 @@ class SetSchedule(Command):
 
 
 @register
-class RemoveSchedule(Command):
+class RemoveSchedule(ScheduleCommand):
     """Stop the schedule: nothing is published for it any more (a run already published stays). ``revision``
     as for ``cmd.schedule.set``: a removal older than the schedule's last change is a no-op."""
 
     TYPE = "cmd.schedule.remove"
-    PRODUCERS = ("api",)
-    CONSUMERS = ("scheduler",)
-    schedule_id: ScheduleId
-    team_id: Id
-    revision: int = Field(ge=0)
 
 
 class ScheduleEvent(Event):
