@@ -33,7 +33,10 @@ from tests.support.bus_helpers import Collector, connected_bus, wait_until
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-SETTLE_S = 2.5  # the loop runs every 0.2 s: what has not happened by then does not happen
+SETTLE_S = 2.5
+SEALED = (
+    "sealed:v2:stands-for-a-sealed-password"  # the loop runs every 0.2 s: what has not happened by then does not happen
+)
 
 
 def at(minute: int, second: int = 0) -> datetime:
@@ -45,6 +48,7 @@ class SchedulerProcess:
     tmp: Path
     nats_url: str
     db_url: str
+    name: str = "scheduler"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,14 +61,18 @@ class SchedulerProcess:
         part.replace(self.clock)
 
     async def start(self) -> None:
-        ready = self.tmp / "ready"
+        ready = self.tmp / f"{self.name}.ready"
         ready.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "tests.scheduler.schedule_process", "--nats", self.nats_url]
         argv += ["--db", self.db_url, "--clock", str(self.clock), "--ready", str(ready)]
-        out = (self.tmp / "scheduler.out").open("ab")
+        out = self.output.open("ab")
         self.proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
         await wait_until(lambda: ready.exists() or self.proc.poll() is not None, timeout=60)
-        assert ready.exists(), (self.tmp / "scheduler.out").read_text()[-4000:]
+        assert ready.exists(), self.output.read_text()[-4000:]
+
+    @property
+    def output(self) -> Path:
+        return self.tmp / f"{self.name}.out"
 
     async def kill(self) -> None:
         """SIGKILL: no clean shutdown (nothing drains, the leadership lock goes with the connection)."""
@@ -109,7 +117,7 @@ class World:
             "timezone": "Europe/Berlin",
             "grace_s": 30,
             "command_type": "cmd.backup.start",
-            "command": {"team_id": "team-1", "database_id": "db-1", "note": "opaque to the schedule"},
+            "command": {"team_id": "team-1", "database_id": "db-1", "password": SEALED},
             "target_id": "db-1",
         }
         await self.api.publish(SetSchedule(**(values | change)))
@@ -177,7 +185,7 @@ async def test_every_minute_once_per_due_time_and_removed_stops(world: World) ->
         assert env["data"] == {
             "team_id": "team-1",
             "database_id": "db-1",
-            "note": "opaque to the schedule",
+            "password": SEALED,  # opaque to the schedule, published as it was given
             "backup_id": env["id"],  # each run is a new backup
         }
     fired = w.of("evt.schedule.fired")
@@ -191,6 +199,9 @@ async def test_every_minute_once_per_due_time_and_removed_stops(world: World) ->
     assert w.of("evt.schedule.missed") == []
     row = await w.row()
     assert (row.next_due, row.last_due, row.last_command_id) == (at(3), at(2), run_id(2))
+    # the command's data (its sealed secrets) is in no event and no log line of the scheduler
+    assert all("password" not in env["data"] and SEALED not in str(env) for env, _ in w.events.items)
+    assert SEALED not in w.scheduler.output.read_text()
 
     # a repeated or older change is a no-op; a newer one with the same timing keeps the next due time
     await w.set(revision=1, cron="*/5 * * * *")
@@ -289,3 +300,32 @@ async def _row_where(w: World, condition: str) -> bool:
     async with w.db.connect() as conn:
         query = f"SELECT 1 FROM scheduler.schedules WHERE id = 'nightly' AND {condition}"
         return (await conn.execute(sa.text(query))).first() is not None
+
+
+async def test_two_schedulers_run_each_due_time_once_and_the_standby_takes_over(world: World) -> None:
+    w = world
+    standby = SchedulerProcess(w.scheduler.tmp, w.scheduler.nats_url, w.scheduler.db_url, name="standby")
+    await standby.start()
+    try:
+        await w.set()
+        await wait_until(lambda: _has_row(w), timeout=20)
+        w.scheduler.set_clock(at(1, 0))
+        await w.fired(1)
+        await asyncio.sleep(SETTLE_S)
+        assert w.ids() == [run_id(1)] and len(w.published()) == 1
+
+        leads = "this scheduler drives the rollouts"
+        assert leads in w.scheduler.output.read_text() and leads not in standby.output.read_text()
+        await w.scheduler.kill()  # the leader; the standby takes the lock over
+        w.scheduler.set_clock(at(2, 10))
+        await w.fired(2)
+        await asyncio.sleep(SETTLE_S)
+        assert w.ids() == [run_id(1), run_id(2)] and len(w.published()) == 2
+        assert [(f["command_id"], f["late_s"], f["catch_up"]) for f in w.of("evt.schedule.fired")] == [
+            (run_id(1), 0.0, False),
+            (run_id(2), 10.0, False),
+        ]
+        assert w.of("evt.schedule.missed") == []
+        assert leads in standby.output.read_text()
+    finally:
+        await standby.stop()
