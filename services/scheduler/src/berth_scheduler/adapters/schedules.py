@@ -20,13 +20,15 @@ async def locked(session: AsyncSession, schedule_id: str, *, skip_locked: bool =
 
 
 async def put(session: AsyncSession, values: dict[str, Any], *, exists: bool = False) -> None:
-    """Insert the schedule, or replace what ``values`` names of it (``exists``: only that)."""
+    """Insert the schedule, or replace what ``values`` names of it (``exists``: only that). A row another
+    transaction inserted meanwhile is replaced only by a newer revision."""
     if exists:
         await session.execute(sa.update(schedules).where(schedules.c.id == values["id"]).values(**values))
         return
     stmt = insert(schedules).values(**values)
     changes = {k: stmt.excluded[k] for k in values if k != "id"}
-    await session.execute(stmt.on_conflict_do_update(index_elements=[schedules.c.id], set_=changes))
+    newer = schedules.c.revision < stmt.excluded.revision
+    await session.execute(stmt.on_conflict_do_update(index_elements=[schedules.c.id], set_=changes, where=newer))
 
 
 async def due(session: AsyncSession, now: datetime, limit: int = 100) -> list[str]:
