@@ -25,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from berth_common.bus import Bus
+from berth_common.bus.streams import EVT_STREAM
 from berth_common.catalogue import RemoveSchedule, SetSchedule
 from berth_common.db import make_engine
 from berth_common.envelope import Envelope
@@ -106,7 +107,21 @@ class World:
         return list(dict.fromkeys(env["id"] for env in self.published()))
 
     def of(self, type_: str) -> list[dict[str, Any]]:
-        return [env["data"] for env, _ in self.events.items if env["type"] == type_]
+        """The data of the events of ``type_``, once per id (after a SIGKILL the outbox relay may publish an
+        event again whose publish was not yet marked done: JetStream keeps one, a core subscriber sees two)."""
+        found = {env["id"]: env["data"] for env, _ in self.events.items if env["type"] == type_}
+        return list(found.values())
+
+    async def in_stream(self, subject: str) -> int:
+        """How many events JetStream holds on ``subject`` (it drops a second publish of an id)."""
+        info = await self.api.js.stream_info(EVT_STREAM, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
+
+    async def staged(self) -> list[str]:
+        """The ids of the commands the scheduler wrote to its outbox (one row per id), oldest first."""
+        async with self.db.connect() as conn:
+            query = "SELECT id FROM scheduler.outbox WHERE subject = 'cmd.backup.start' ORDER BY created_at"
+            return [str(i) for i in (await conn.execute(sa.text(query))).scalars()]
 
     async def set(self, revision: int = 1, **change: Any) -> None:
         values: dict[str, Any] = {
@@ -179,6 +194,7 @@ async def test_every_minute_once_per_due_time_and_removed_stops(world: World) ->
 
     assert w.ids() == [run_id(1), run_id(2)]
     assert len(w.published()) == 2  # each published once
+    assert await w.staged() == [run_id(1), run_id(2)]
     for env, headers in w.commands.items:
         assert env["type"] == "cmd.backup.start" and env["source"] == "berth/scheduler"
         assert headers["Nats-Msg-Id"] == env["id"]
@@ -250,6 +266,8 @@ async def test_killed_across_due_times_reports_one_miss_and_catches_up_once(worl
     fired = [(f["command_id"], f["catch_up"]) for f in w.of("evt.schedule.fired")]
     assert fired == [(run_id(1), False), (run_id(2), True)]  # one catch-up run, not one per missed minute
     assert w.ids() == [run_id(1), run_id(2)]
+    assert (await w.in_stream("evt.schedule.fired"), await w.in_stream("evt.schedule.missed")) == (2, 1)
+    assert await w.staged() == [run_id(1), run_id(2)]
     row = await w.row()
     assert (row.next_due, row.last_due) == (at(5), at(2))
 
@@ -266,6 +284,8 @@ async def test_killed_across_due_times_reports_one_miss_and_catches_up_once(worl
     assert w.ids() == [run_id(1), run_id(2), run_id(5)]
     assert [f["catch_up"] for f in w.of("evt.schedule.fired")] == [False, True, False]
     assert len(w.of("evt.schedule.missed")) == 1
+    assert (await w.in_stream("evt.schedule.fired"), await w.in_stream("evt.schedule.missed")) == (3, 1)
+    assert await w.staged() == [run_id(1), run_id(2), run_id(5)]
 
 
 async def test_a_command_type_outside_the_allow_list_is_refused(world: World) -> None:
@@ -320,7 +340,9 @@ async def test_two_schedulers_run_each_due_time_once_and_the_standby_takes_over(
         w.scheduler.set_clock(at(2, 10))
         await w.fired(2)
         await asyncio.sleep(SETTLE_S)
-        assert w.ids() == [run_id(1), run_id(2)] and len(w.published()) == 2
+        assert w.ids() == [run_id(1), run_id(2)]
+        assert await w.staged() == [run_id(1), run_id(2)]
+        assert await w.in_stream("evt.schedule.fired") == 2
         assert [(f["command_id"], f["late_s"], f["catch_up"]) for f in w.of("evt.schedule.fired")] == [
             (run_id(1), 0.0, False),
             (run_id(2), 10.0, False),
