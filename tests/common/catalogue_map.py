@@ -36,6 +36,8 @@ NOT_SENT_YET = {
     "cmd.backup.start": "api",  # the api's backup endpoints and schedules come with a later change
     "cmd.backup.restore": "api",
     "evt.backup.missed": "scheduler",  # sent by backup schedules (a later change)
+    "cmd.schedule.set": "api",  # the api's backup schedules come with a later change
+    "cmd.schedule.remove": "api",
 }
 LOOKUPS = {"consumed_by": consumed_by, "served_by": served_by}
 

@@ -33,6 +33,7 @@ def test_the_notified_events_are_the_catalogues():
         "container",
         "deployment",
         "restore",
+        "schedule",
         "server",
     }
 

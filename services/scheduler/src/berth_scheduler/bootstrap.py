@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from berth_common.db import Transactions
@@ -12,6 +15,7 @@ from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import scaling as scaling_bus
+from berth_scheduler.entrypoints import schedules as schedules_bus
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.backups import Backups, BackupSettings
 from berth_scheduler.usecases.databases import Databases
@@ -23,6 +27,7 @@ from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
 from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
 from berth_scheduler.usecases.scaling import Scaling
+from berth_scheduler.usecases.schedules import Schedules, utc_now
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
 
@@ -45,7 +50,7 @@ def rollout_context(ctx: Context, settings: SchedulerSettings, servers: Servers 
     return RolloutContext(settings, ctx.bus, ctx.sessionmaker, sealer, docker, readiness, ctx.engine, pool=pool)
 
 
-async def wire(ctx: Context) -> None:
+async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     settings = ctx.settings
     assert isinstance(settings, SchedulerSettings)
     servers = Servers(Transactions(ctx.bus, ctx.sessionmaker), settings.ssh_timeout_s)
@@ -86,6 +91,9 @@ async def wire(ctx: Context) -> None:
     )
     await bus.register_backups(ctx, backups, restores)
     backups.start_sweeper(settings.backup_sweep_s)
+    transactions = Transactions(ctx.bus, ctx.sessionmaker)
+    schedules = Schedules(transactions, lambda: orchestrator.leading, clock, settings.schedule_interval_s)
+    await schedules_bus.register(ctx, schedules)
 
     async def cleanup() -> None:
         await rt.readiness.close()
@@ -96,13 +104,17 @@ async def wire(ctx: Context) -> None:
     ctx.on_stop.append(backups.stop)
     ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
+    ctx.on_stop.append(schedules.stop)  # (newest first: before the orchestrator gives up the leadership)
     ctx.cleanups.append(cleanup)
     orchestrator.start()
     follower.start()
+    schedules.start()
 
 
-def spec(settings: SchedulerSettings | None = None) -> ServiceSpec:
-    return ServiceSpec(name="scheduler", settings=settings or SchedulerSettings(), versions_dir=VERSIONS, wire=wire)
+def spec(settings: SchedulerSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> ServiceSpec:
+    """The scheduler service; ``clock`` is the time its schedules run by (a test moves it)."""
+    settings = settings or SchedulerSettings()
+    return ServiceSpec(name="scheduler", settings=settings, versions_dir=VERSIONS, wire=partial(wire, clock=clock))
 
 
 def main() -> None:

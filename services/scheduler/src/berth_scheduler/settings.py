@@ -45,6 +45,8 @@ class SchedulerSettings(BaseServiceSettings):
     backup_stale_s: float = Field(default=60.0, gt=0)
     backup_sweep_s: float = Field(default=15.0, gt=0)
     backup_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
+    schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("image_map")
     @classmethod

@@ -57,7 +57,17 @@ class Unit:
         if id is None and self.delivery is not None:
             id = derived_id(self.delivery.envelope.id, self.delivery.consumer, message.TYPE, str(len(self.staged)))
         env = self.bus.envelope(message, id=id)
-        subject = nats_subject or message.TYPE
+        return self._stage_envelope(nats_subject or message.TYPE, env)
+
+    async def emit_data(self, type_: str, data: dict[str, Any], *, id: str, schema_version: int = 1) -> Envelope:
+        """``emit`` for a message known by its type only, ``data`` as its producer gave it: a schedule publishes
+        the command it holds without parsing it (the catalogue limits which types it may be)."""
+        env = Envelope(source=f"berth/{self.bus.service}", type=type_, schemaversion=schema_version, data=data, id=id)
+        self._stage_envelope(type_, env)
+        await write_outbox(self.session, [self], last_only=True)
+        return env
+
+    def _stage_envelope(self, subject: str, env: Envelope) -> Envelope:
         headers = inject_headers({"Nats-Msg-Id": env.id, "Ce-Type": env.type, "Ce-Source": env.source})
         self.staged.append((subject, env, headers))
         return env

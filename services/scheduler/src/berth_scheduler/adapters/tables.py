@@ -207,3 +207,26 @@ restores = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
 )
+
+# Schedules (``cmd.schedule.set``): the command to publish at each due time, as the api sent it (its secrets
+# travel sealed already), and when it is next due (UTC). A removed schedule stays as a tombstone with its
+# revision (``removed``, no next due time), so an older ``cmd.schedule.set`` delivered late is a no-op.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("cron", sa.String(128), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("grace_s", sa.Integer, nullable=False),
+    sa.Column("command_type", sa.String(128), nullable=False),
+    sa.Column("command", sa.JSON, nullable=False),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("next_due", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_due", sa.DateTime(timezone=True), nullable=True),  # the due time of the last run
+    sa.Column("last_command_id", sa.String(128), nullable=True),
+    sa.Column("last_fired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("schedules_due", "next_due", postgresql_where=sa.text("NOT removed")),
+)
