@@ -35,7 +35,6 @@ NOT_SENT_YET = {
     "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
     "cmd.backup.start": "api",  # the api's backup endpoints and schedules come with a later change
     "cmd.backup.restore": "api",
-    "evt.backup.missed": "scheduler",  # sent by backup schedules (a later change)
     "cmd.schedule.set": "api",  # the api's backup schedules come with a later change
     "cmd.schedule.remove": "api",
 }

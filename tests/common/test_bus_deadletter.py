@@ -218,3 +218,21 @@ async def test_transient_failures_are_retried_after_the_backoff_then_acked(nats_
     await events.close()
     await worker.close()
     await api.close()
+
+
+def test_the_reason_a_message_did_not_parse_names_fields_not_values() -> None:
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from berth_common.bus.consumer import unparseable
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        port: int
+
+    try:
+        Strict.model_validate({"port": "sealed:v2:never-in-a-reason", "password": "sealed:v2:nor-this"})
+    except ValidationError as exc:
+        why = unparseable(exc)
+    assert "sealed:v2" not in why
+    assert why.startswith("2 error(s) for Strict: ") and "port: " in why and "password: Extra inputs" in why
+    assert unparseable(KeyError("type")) == "KeyError: 'type'"

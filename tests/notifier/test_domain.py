@@ -67,6 +67,10 @@ def test_grouping_keys_bursty_container_events_by_application():
     assert len(group_key("evt.container.crashed", {"container_id": "x" * 500}, "e")[0]) <= 200
     assert not worth_notifying("evt.container.restarted", {"looping": False})
     assert worth_notifying("evt.container.restarted", {"looping": True})
+    # a backup schedule's miss is told by evt.backup.missed, once
+    assert not worth_notifying("evt.schedule.missed", {"command_type": "cmd.backup.start"})
+    assert worth_notifying("evt.schedule.missed", {"command_type": "cmd.other.start"})
+    assert worth_notifying("evt.backup.missed", {"schedule_id": "nightly"})
 
 
 def test_backoff_doubles_up_to_the_cap_with_bounded_jitter():

@@ -244,6 +244,7 @@ async def test_killed_across_due_times_reports_one_miss_and_catches_up_once(worl
     w.scheduler.set_clock(at(1, 2))
     await w.fired(1)
 
+    backup_missed = await Collector().start(w.api.url, "evt.backup.missed")
     await w.scheduler.kill()  # no clean shutdown, then three due times pass (00:02, 00:03, 00:04)
     w.scheduler.set_clock(at(4, 20))
     await w.scheduler.start()
@@ -260,6 +261,18 @@ async def test_killed_across_due_times_reports_one_miss_and_catches_up_once(worl
             "due_at": "2026-01-01T00:02:00Z",
             "late_s": 140.0,
             "grace_s": 30,
+            "reason": "the scheduler was not running",
+        }
+    ]
+    # a backup's schedule: the backup family says it too (the notifier tells this one, not the generic one)
+    await wait_until(lambda: bool(backup_missed.items), timeout=10)
+    assert list({env["id"]: env["data"] for env, _ in backup_missed.items}.values()) == [
+        {
+            "backup_id": run_id(2),
+            "team_id": "team-1",
+            "database_id": "db-1",
+            "schedule_id": "nightly",
+            "due_at": "2026-01-01T00:02:00+00:00",
             "reason": "the scheduler was not running",
         }
     ]

@@ -279,7 +279,7 @@ class Consumer:
             elif envelope.type in REGISTRY:
                 data = parse_received(model_for(envelope.type), envelope.data)
         except (ValidationError, ValueError, KeyError) as exc:
-            await self._dead_letter(msg, envelope, attempt, f"unparseable message: {exc}")
+            await self._dead_letter(msg, envelope, attempt, f"unparseable message: {unparseable(exc)}")
             return
         if attempt > self.max_deliver:
             # Delivered more often than allowed without a verdict (the handler kept crashing the process).
@@ -327,3 +327,14 @@ class Consumer:
             await _hand_back(msg, self._delay(attempt))
             return
         await msg.ack_sync()
+
+
+def unparseable(exc: Exception) -> str:
+    """Why a message did not parse, without the values it carried (pydantic's own text repeats each wrong
+    input, which may be a sealed secret): the field and the rule, per error."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        where = [f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}" for e in errors[:10]]
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        return f"{exc.error_count()} error(s) for {exc.title}: " + "; ".join(where) + more
+    return f"{type(exc).__name__}: {exc}"

@@ -152,7 +152,7 @@ class StartBackup(Command):
     (same ``backup_id``) has no second effect."""
 
     TYPE = "cmd.backup.start"
-    PRODUCERS = ("api",)
+    PRODUCERS = ("api", "scheduler")  # the scheduler: a schedule's run
     CONSUMERS = ("scheduler",)
     backup_id: Id
     team_id: Id

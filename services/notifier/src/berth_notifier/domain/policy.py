@@ -54,10 +54,17 @@ def matches(pattern: str, event_type: str) -> bool:
     return len(p) == len(t)
 
 
+# Scheduled commands whose own family reports a missed run: their ``evt.schedule.missed`` is not sent again.
+MISSED_OF_THEIR_OWN = {"cmd.backup.start": "evt.backup.missed"}
+
+
 def worth_notifying(event_type: str, data: dict[str, object]) -> bool:
-    """A single restart is routine; the metrics service flags restart loops with ``looping``."""
+    """A single restart is routine; the metrics service flags restart loops with ``looping``. A missed
+    schedule of a backup is told once, by ``evt.backup.missed``."""
     if event_type == "evt.container.restarted":
         return bool(data.get("looping", True))
+    if event_type == "evt.schedule.missed":
+        return data.get("command_type") not in MISSED_OF_THEIR_OWN
     return True
 
 

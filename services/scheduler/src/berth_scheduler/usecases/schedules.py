@@ -31,6 +31,7 @@ from berth_common.bus import PermanentError
 from berth_common.catalogue import (
     REGISTRY,
     SCHEDULABLE,
+    BackupMissed,
     RemoveSchedule,
     ScheduleFired,
     ScheduleMissed,
@@ -138,6 +139,10 @@ class Schedules:
             reason = NOT_RUNNING if field_ is not None else f"{row.command_type} may not be scheduled any more"
             missed = ScheduleMissed(**about, late_s=run.late_s, grace_s=row.grace_s, reason=reason)
             await unit.emit(missed, id=f"{run.command_id}-missed")
+            if row.command_type == "cmd.backup.start":  # the backup's own family says it too
+                await unit.emit(
+                    backup_missed(row, run.command_id, run.due, reason), id=f"{run.command_id}-backup-missed"
+                )
             log.warning("schedule missed", schedule_id=row.id, due_at=run.due.isoformat(), late_s=run.late_s)
         if field_ is not None:
             model = REGISTRY.get(row.command_type)
@@ -167,3 +172,17 @@ class Schedules:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def backup_missed(row: Any, backup_id: str, due: datetime, reason: str) -> BackupMissed:
+    """``evt.backup.missed`` for a backup schedule's run: the backup it stands for is the run's command id,
+    of the schedule's database (its target, else the one its command names)."""
+    database_id = row.target_id or str((row.command or {}).get("database_id") or "") or "unknown"
+    return BackupMissed(
+        backup_id=backup_id,
+        team_id=row.team_id,
+        database_id=database_id,
+        schedule_id=row.id,
+        due_at=due.isoformat(),
+        reason=reason,
+    )
