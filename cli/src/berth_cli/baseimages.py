@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from berth_cli.aptsources import http_uri, mirror_from_sources
 from berth_common.images import (
     BUSYBOX_IMAGE,
     DEFAULT_IMAGE_MAP,
@@ -52,6 +53,8 @@ __all__ = [
     "check_ref",
     "ensure_base_images",
     "image_map",
+    "machine_mirror",
+    "mirror_from_sources",
     "parse_image_map",
     "resolve_image",
 ]
@@ -77,61 +80,7 @@ def image_map(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return common_image_map(env.get("BERTH_IMAGE_MAP", ""))
 
 
-# --- apt sources (pure) --------------------------------------------------------------------------------
-
-
-def _deb822_stanzas(text: str) -> Iterable[dict[str, str]]:
-    stanza: dict[str, str] = {}
-    key = ""
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("#"):
-            continue
-        if not line.strip():
-            if stanza:
-                yield stanza
-            stanza, key = {}, ""
-        elif line[0] in " \t" and key:
-            stanza[key] += " " + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            stanza[key] = value.strip()
-
-
-def _http_uri(uri: str) -> str | None:
-    uri = uri.strip()
-    if re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/\-+]*)?", uri):
-        return uri.rstrip("/")
-    return None
-
-
-def mirror_from_sources(deb822: Iterable[str], one_line: Iterable[str], suite: str = "bookworm") -> str | None:
-    """The Debian mirror that serves ``suite``: ``URIs:`` of a deb822 ``.sources`` stanza, or a deb line.
-
-    Stanzas and lines that do not list ``suite`` itself (e.g. only ``bookworm-security``) are skipped.
-    """
-    for text in deb822:
-        for stanza in _deb822_stanzas(text):
-            if stanza.get("enabled", "yes").lower() == "no" or "deb" not in stanza.get("types", "").split():
-                continue
-            if suite not in stanza.get("suites", "").split():
-                continue
-            for uri in stanza.get("uris", "").split():
-                if found := _http_uri(uri):
-                    return found
-    for text in one_line:
-        for line in text.splitlines():
-            words = line.split("#", 1)[0].split()
-            if not words or words[0] != "deb":
-                continue
-            words = words[1:]
-            if words and words[0].startswith("["):  # options: [arch=amd64 signed-by=...]
-                while words and not words[0].endswith("]"):
-                    words = words[1:]
-                words = words[1:]
-            if len(words) >= 2 and words[1] == suite and (found := _http_uri(words[0])):
-                return found
-    return None
+# --- apt sources ---------------------------------------------------------------------------------------
 
 
 def machine_mirror(suite: str = "bookworm", etc_apt: Path = Path("/etc/apt")) -> str:
@@ -304,7 +253,7 @@ def debootstrap_image(
         if not _PACKAGE_RE.fullmatch(pkg):
             raise ValueError(f"invalid package name {pkg!r}")
     mirror = mirror or machine_mirror(suite)
-    if not _http_uri(mirror):
+    if not http_uri(mirror):
         raise ValueError("the mirror must be an http(s) URL")
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not Path(debootstrap).exists():
