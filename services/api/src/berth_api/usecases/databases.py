@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from berth_api.adapters import databases as repo
 from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
+from berth_api.domain.problems import ProblemError, invalid_field, name_taken
 from berth_api.usecases import Deps
+from berth_api.usecases.connection_urls import _aad, database_missing, url_of
 from berth_api.usecases.deployments import run
 from berth_common import dbengines
 from berth_common.catalogue import (
@@ -60,14 +60,6 @@ class DatabaseInput:
     limits: dict[str, Any] = field(default_factory=dict)
     config: dict[str, str] = field(default_factory=dict)
     public: dict[str, Any] | None = None
-
-
-def database_missing(principal: Principal, database_id: str) -> ProblemError:
-    return not_in_team("database", database_id, principal.team_name)
-
-
-def _aad(database_id: str, pending: bool = False) -> str:
-    return row_aad("databases", database_id) + (":pending" if pending else "")
 
 
 def spec_of(deps: Deps, row: dict[str, Any], password: str | None = None) -> DatabaseSpec:
@@ -275,12 +267,6 @@ async def connection_url(deps: Deps, principal: Principal, database_id: str) -> 
     if row is None:
         raise database_missing(principal, database_id)
     return url_of(deps, row)
-
-
-def url_of(deps: Deps, row: dict[str, Any]) -> str:
-    password = deps.box.open(row["sealed"], _aad(row["id"]))
-    creds = dbengines.Credentials(row["username"], password, row["database"])
-    return dbengines.connection_url(row["engine"], creds, dbengines.container_name(row["id"]))
 
 
 def public_of(value: dict[str, Any] | None) -> dict[str, Any] | None:

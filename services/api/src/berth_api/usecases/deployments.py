@@ -28,6 +28,7 @@ from berth_api.usecases.applications import (
     refuse_if_removing,
     sync_hosts,
 )
+from berth_api.usecases.connection_urls import with_links
 from berth_common.catalogue import (
     ApplicationSpec,
     CancelDeployment,
@@ -137,9 +138,7 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
             f"The merged configuration (groups, environment, application) is not deployable: {where}: {first['msg']}.",
         ) from None
     await hold_for_sealing(s, deps.box)
-    from berth_api.usecases import links  # links start deployments too
-
-    return await links.with_links(deps, s, app, spec)
+    return await with_links(deps, s, app, spec)
 
 
 async def start_in(

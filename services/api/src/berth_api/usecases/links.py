@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import databases as repo
@@ -24,9 +22,9 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, deployments
 from berth_api.usecases.applications import application_missing, refuse_if_removing
-from berth_api.usecases.databases import database_missing, url_of
+from berth_api.usecases.connection_urls import database_missing
 from berth_common import dbengines
-from berth_common.catalogue import ApplicationSpec, EnvVar, RolloutOptions
+from berth_common.catalogue import RolloutOptions
 from berth_common.db import Unit
 from berth_common.logging import get_logger
 
@@ -75,19 +73,6 @@ async def links_of(deps: Deps, principal: Principal, application_id: str) -> lis
         if await apps_repo.get_application(s, principal.team_id, application_id) is None:
             raise application_missing(principal, application_id)
         return await repo.links_of_application(s, application_id)
-
-
-async def with_links(deps: Deps, s: AsyncSession, app: dict[str, Any], spec: ApplicationSpec) -> ApplicationSpec:
-    """The snapshot with each linked database's connection URL as a secret variable (over a variable of
-    the same name), on the team's network when it links any."""
-    linked = await repo.linked_databases(s, app["id"])
-    if not linked:
-        return spec
-    urls = {row["variable"]: url_of(deps, row) for row in linked}
-    env = [e for e in spec.env if e.name not in urls]
-    env += [EnvVar(name=name, value=SecretStr(value), secret=True) for name, value in urls.items()]
-    network = spec.network or dbengines.team_network(app["team_id"])
-    return spec.model_copy(update={"env": env, "network": network})
 
 
 async def redeploy_linked(deps: Deps, unit: Unit, database: dict[str, Any]) -> list[str]:
