@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from berth_common import sealing
@@ -153,8 +153,11 @@ class Restores:
             code, out, err = await run_small(docker, target.container, step)
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
-        async with ExecStream(docker, target.container, plan.stream, stdin=True) as ex:
-            written = await self._feed(msg, delivery, ex)
+        async with (
+            read_object(msg.origin, msg.key, self.ssh) as chunks,
+            ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
+        ):
+            written = await self._feed(msg, delivery, chunks, ex)
         await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
         for step in plan.finish:
             await run_small(docker, target.container, step)
@@ -169,49 +172,52 @@ class Restores:
         how = "over the existing one, emptied first" if msg.overwrite else "as a new volume"
         await self._log(msg.restore_id, f"restoring {msg.key} into volume {target.volume} ({how})")
         await volume_dumps.helper_image(docker, target.server_id, self.socket, await self.docker(LOCAL))
-        async with volume_dumps.stopped(docker, target, msg.team_id):
+        async with (
+            volume_dumps.stopped(docker, target, msg.team_id),
+            read_object(msg.origin, msg.key, self.ssh) as chunks,
+        ):
+            # the object is readable before the volume is made or emptied
             made = await volume_dumps.prepare_target(docker, target, msg.team_id, msg.restore_id, msg.overwrite)
-            helper = HelperContainer(
-                docker, vol.helper_name("restore", msg.restore_id), vol.restore_body(target.volume)
-            )
+            name = vol.helper_name("restore", msg.restore_id)
             try:
-                async with helper:
-                    written = await self._feed(msg, delivery, helper)
+                async with HelperContainer(docker, name, vol.restore_body(target.volume)) as helper:
+                    written = await self._feed(msg, delivery, chunks, helper)
             except BaseException:
                 if made:  # a volume this restore made and could not fill is not left behind
                     await volume_dumps.remove_volume(docker, target.volume)
                 raise
         await self._log(msg.restore_id, f"{written} bytes restored by tar")
 
-    async def _feed(self, msg: RestoreBackup, delivery: Delivery, ex: ExecStream | HelperContainer) -> int:
-        """Stream the object into the tool's stdin (its SHA-256 checked on the way); the bytes written. Good
-        when the SHA-256 matched and the tool exited 0."""
+    async def _feed(
+        self, msg: RestoreBackup, delivery: Delivery, chunks: AsyncIterator[bytes], ex: ExecStream | HelperContainer
+    ) -> int:
+        """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
+        written. Good when the SHA-256 matched and the tool exited 0."""
         sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
-        async with read_object(msg.origin, msg.key, self.ssh) as chunks:
-            reader = asyncio.create_task(ex.drain())
+        reader = asyncio.create_task(ex.drain())
+        try:
+            next_note = PROGRESS_EVERY
+            async for chunk in chunks:
+                sha.update(chunk)
+                for data in codec.pieces(chunk):
+                    await ex.write(data)
+                    written += len(data)
+                if written >= next_note:
+                    next_note += PROGRESS_EVERY
+                    await self._log(msg.restore_id, f"{written >> 20} MB restored")
+                    with contextlib.suppress(Exception):
+                        await delivery.in_progress()
             try:
-                next_note = PROGRESS_EVERY
-                async for chunk in chunks:
-                    sha.update(chunk)
-                    for data in codec.pieces(chunk):
-                        await ex.write(data)
-                        written += len(data)
-                    if written >= next_note:
-                        next_note += PROGRESS_EVERY
-                        await self._log(msg.restore_id, f"{written >> 20} MB restored")
-                        with contextlib.suppress(Exception):
-                            await delivery.in_progress()
-                try:
-                    tail = codec.end()
-                except ValueError as exc:
-                    raise BackupError(f"the backup object is damaged: {exc}") from None
-                if tail:
-                    await ex.write(tail)
-                    written += len(tail)
-                await ex.close_stdin()
-                await reader
-            finally:
-                reader.cancel()
+                tail = codec.end()
+            except ValueError as exc:
+                raise BackupError(f"the backup object is damaged: {exc}") from None
+            if tail:
+                await ex.write(tail)
+                written += len(tail)
+            await ex.close_stdin()
+            await reader
+        finally:
+            reader.cancel()
         code = await ex.exit_code()
         if sha.hexdigest() != msg.sha256:
             raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
