@@ -10,17 +10,20 @@ nothing listed; retention applies to volume backups too; no helper container is 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import os
+import socket
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
 
-from berth_common.catalogue import RestoreBackup, Retention, VolumeSource
+from berth_common.catalogue import RestoreBackup, Retention, StartBackup, VolumeSource
 from berth_common.db.provision import provision
 from tests.scheduler.backup_support import Harness, SchedulerProcess, scheduler_env
 from tests.support.images import DOCKER, busybox_image, docker, remove_container
@@ -116,7 +119,7 @@ async def harness(nats_server, database, tmp_root, unique, moto):
     docker("volume", "create", "--label", "berth.team=team1", "--label", "berth.app=app1", volume)
     app = f"berth-test-volapp-{unique}"
     labels = ["--label", "berth.team=team1", "--label", "berth.app=app1", "--label", f"berth.service=web{unique}"]
-    docker("run", "-d", "--name", app, *labels, "-v", f"{volume}:/data", image, "sleep", "3600")
+    docker("run", "-d", "--init", "--name", app, *labels, "-v", f"{volume}:/data", image, "sleep", "3600")
     scheduler = SchedulerProcess(
         scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"scheduler-{unique}.log"
     )
@@ -235,3 +238,38 @@ async def test_retention_applies_to_volume_backups(harness: Harness) -> None:
     names = sorted(h.s3.objects(h.bucket, "team1/db1/"))
     assert [n.rsplit("-", 1)[-1].split(".")[0] for n in names] == ["02", "03"], names
     assert sum(e["data"]["pruned"] for e in h.events("evt.backup.succeeded")) == 2
+
+
+async def test_a_killed_scheduler_leaves_the_container_started_again(harness: Harness) -> None:
+    h = harness
+    # an endpoint that takes the connection and never answers: the backup waits with the container stopped
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        cmd = StartBackup(
+            backup_id="vb-killed",
+            team_id="team1",
+            database_id="db1",
+            source=source(h, stop_containers=[h.container]),
+            destinations=[h.s3_destination(endpoint=endpoint)],
+        )
+        assert h.api is not None
+        await h.api.publish(cmd)
+        deadline = time.monotonic() + 60
+        while started_at(h.container)[0] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert not started_at(h.container)[0], h.scheduler.log_path.read_text()[-3000:]
+        h.scheduler.kill()
+        h.scheduler.start()  # a new scheduler process: its sweep ends the backup and starts the container
+        done = await h.outcome("evt.backup.", "backup_id", "vb-killed", timeout=60)
+        assert done["type"] == "evt.backup.failed"
+        assert "stopped (killed or crashed)" in done["data"]["reason"]
+        deadline = time.monotonic() + 30
+        while not started_at(h.container)[0] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert started_at(h.container)[0], h.scheduler.log_path.read_text()[-3000:]
+    finally:
+        silent.close()
+    no_helper_left(h)

@@ -20,11 +20,12 @@ from berth_common.images import BUSYBOX_IMAGE
 HELPER_IMAGE = BUSYBOX_IMAGE
 MOUNT = "/v"
 HELPER_LABEL = "berth.volume-helper"  # on every helper container: what it is for (backup, restore, empty)
-STOP_TIMEOUT_S = 30
 DUMP_ARGV = ["tar", "-C", MOUNT, "-cf", "-", "."]
 RESTORE_ARGV = ["tar", "-C", MOUNT, "-xf", "-"]
 EMPTY_ARGV = ["find", MOUNT, "-mindepth", "1", "-maxdepth", "1", "-exec", "rm", "-rf", "{}", "+"]
 EXTENSION = "tar"
+# the first field of a backup's ``uploads`` entry that records a container stopped for consistency
+STOPPED_ENTRY = "stopped"
 _NAME_SAFE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,40}$")
 
 

@@ -245,7 +245,11 @@ class Backups:
 
         if isinstance(src, VolumeSource):
             await volume_dumps.helper_image(docker, src.server_id, self.socket, await self.docker(LOCAL))
-            async with volume_dumps.stopped(docker, src, msg.team_id):
+
+            async def note(container: str) -> None:
+                await self._note_upload(msg.backup_id, [vol.STOPPED_ENTRY, container, None])
+
+            async with volume_dumps.stopped(docker, src, msg.team_id, note):
                 await volume_dumps.check_source(docker, src, msg.team_id)
                 await self._open(msg, name(vol.EXTENSION), sinks)
                 helper = HelperContainer(docker, vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume))
@@ -349,6 +353,7 @@ class Backups:
         while self._cleanups:
             command, uploads = self._cleanups.pop()
             await remove_uploads(command, uploads, self.settings.s3_timeout_s, self.ssh)
+            await volume_dumps.resume(self.docker, command, uploads)
 
     def start_sweeper(self, interval_s: float) -> None:
         async def loop() -> None:

@@ -112,13 +112,22 @@ async def _to_stop(docker: DockerExecutor, source: VolumeSource, team_id: str) -
 
 
 @contextlib.asynccontextmanager
-async def stopped(docker: DockerExecutor, source: VolumeSource, team_id: str) -> AsyncIterator[list[str]]:
-    """Stop what the command names for the time of the block, then start it again, also when it failed."""
+async def stopped(
+    docker: DockerExecutor,
+    source: VolumeSource,
+    team_id: str,
+    on_stop: Callable[[str], Awaitable[None]] | None = None,
+) -> AsyncIterator[list[str]]:
+    """Stop what the command names for the time of the block, then start it again, also when it failed.
+    ``on_stop`` records each container before it is stopped (so the sweep of a process that stopped
+    meanwhile starts it again: :func:`resume`)."""
     names = await _to_stop(docker, source, team_id)
     done: list[str] = []
     try:
         for name in names:
-            await docker.stop(name, dom.STOP_TIMEOUT_S)
+            if on_stop is not None:
+                await on_stop(name)
+            await docker.stop(name)  # within the container's own stop timeout
             done.append(name)
             log.info("stopped for consistency", container=name, volume=source.volume)
         yield names
@@ -132,3 +141,26 @@ async def stopped(docker: DockerExecutor, source: VolumeSource, team_id: str) ->
                 log.warning("not started again after the volume backup", container=name, error=str(exc))
         if failed:
             raise VolumeError(f"the container(s) {', '.join(failed)} could not be started again")
+
+
+async def resume(
+    docker: Callable[[str], Awaitable[DockerExecutor]], command: dict[str, Any], uploads: list[Any]
+) -> None:
+    """After an interrupted volume backup (the process stopped): remove its helper container and start the
+    containers it recorded as stopped for consistency (best effort; starting a running one changes nothing)."""
+    source = command.get("source") or {}
+    if source.get("kind") != "volume":
+        return
+    try:
+        engine = await docker(str(source.get("server_id") or LOCAL))
+        await engine.remove(dom.helper_name("backup", str(command.get("backup_id"))))
+    except Exception as exc:
+        log.warning("an interrupted volume backup's helper is not removed", error=str(exc))
+        return
+    for entry in uploads:
+        if entry and entry[0] == dom.STOPPED_ENTRY:
+            try:
+                await engine.start(str(entry[1]))
+                log.info("started again after an interrupted volume backup", container=entry[1])
+            except Exception as exc:
+                log.warning("not started again after an interrupted volume backup", container=entry[1], error=str(exc))
