@@ -58,15 +58,20 @@ class Restores:
     async def restore(self, msg: RestoreBackup, delivery: Delivery) -> None:
         started = self.clock()
 
-        async def claim(unit: Unit) -> bool:
+        async def claim(unit: Unit) -> str | None:
             seen = await store.claim_restore(unit.session, msg.restore_id, msg.backup_id, started)
             if seen == "running":
                 # delivered again while recorded running: the process running it stopped (a running restore
                 # keeps its message in progress), so it ends failed here, announced, never stuck
                 await self._finish(unit, msg, INTERRUPTED, started)
-            return seen is None
+            return seen
 
-        if not await self.transactions.run(claim):
+        seen_state: str | None = await self.transactions.run(claim)
+        if seen_state is not None:
+            if seen_state == "running" and isinstance(msg.target, VolumeSource):
+                with contextlib.suppress(Exception):
+                    docker = await self.docker(msg.target.server_id)
+                    await volume_dumps.resume_restore(docker, msg.target, msg.team_id, msg.restore_id)
 
             async def seen(unit: Unit) -> None:
                 return None

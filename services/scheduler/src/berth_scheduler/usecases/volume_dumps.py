@@ -164,3 +164,22 @@ async def resume(
                 log.info("started again after an interrupted volume backup", container=entry[1])
             except Exception as exc:
                 log.warning("not started again after an interrupted volume backup", container=entry[1], error=str(exc))
+
+
+async def resume_restore(docker: DockerExecutor, target: VolumeSource, team_id: str, run_id: str) -> None:
+    """After an interrupted volume restore (the process stopped): remove its helpers and start the containers
+    the command names that are not running (it stopped them for the restore)."""
+    for purpose in ("empty", "restore"):
+        await docker.remove(dom.helper_name(purpose, run_id))
+    names = list(target.stop_containers)
+    if target.stop_service is not None:
+        selector = dom.service_selector(target.application_id, target.stop_service)
+        names += [c.name for c in await docker.list_containers(selector) if not dom.foreign(c.labels, team_id)]
+    for name in dict.fromkeys(names):
+        info = await docker.inspect(name)
+        if info is None or dom.foreign((info.get("Config") or {}).get("Labels"), team_id):
+            continue
+        if not (info.get("State") or {}).get("Running"):
+            with contextlib.suppress(Exception):
+                await docker.start(name)
+                log.info("started again after an interrupted volume restore", container=name)
