@@ -81,12 +81,14 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
             timeout_s=settings.backup_timeout_s,
         ),
         ssh=rt.fleet.connection,
+        socket=rt.fleet.socket,
     )
     restores = Restores(
         Transactions(ctx.bus, ctx.sessionmaker),
         rt.fleet.docker,
         ctx.bus,
         ssh=rt.fleet.connection,
+        socket=rt.fleet.socket,
         timeout_s=settings.backup_timeout_s,
     )
     await bus.register_backups(ctx, backups, restores)

@@ -1,18 +1,19 @@
-"""Backups of databases: the api asks (``cmd.backup.start``, ``cmd.backup.restore``), the scheduler runs
+"""Backups of databases and of Docker volumes: the api asks (``cmd.backup.start``, ``cmd.backup.restore``), the scheduler runs
 them on the database's server and answers with ``evt.backup.*`` / ``evt.restore.*``; the notifier tells the
 team about successes, failures and missed schedules.
 
-A command is self-contained: it names the container, the engine, the database and its user, the
-destinations and their credentials, so the scheduler keeps no copy of the api's databases. Passwords and S3
+A command is self-contained: it names the container, the engine, the database and its user (or the volume
+and what to stop while it is read), the destinations and their credentials, so the scheduler keeps no copy
+of the api's databases. Passwords and S3
 secret keys travel sealed (``berth_common.sealing``, bound to their place, like ``RegistryAuth.password``)
 and print as ``**********``; the consumer calls ``reveal()`` where the value is used.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_serializer, model_validator
 
 from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, register
@@ -26,7 +27,11 @@ DB_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,62}$"
 # A key prefix in the bucket: path segments of safe characters, no '..', no leading '/'.
 PREFIX_PATTERN = r"^(?:[A-Za-z0-9_.=-]+/)*$"
 DIRECTORY_PATTERN = r"^/(?:[A-Za-z0-9_.=-]+/?)*$"
+# A Docker volume's name (it reaches a container's mounts, never an argv); 64 characters at most.
+VOLUME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"
+SERVICE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_REASON = 4000
+VOLUME_ENGINE = "volume"  # what the backup events name as the engine of a volume's backup
 
 
 def _dot_segment(path: str) -> bool:
@@ -59,6 +64,7 @@ class BackupSource(_Sealed):
 
     SECRET: ClassVar[str] = "password"
 
+    kind: Literal["database"] = "database"
     server_id: Id = "local"
     container: str = Field(pattern=CONTAINER_PATTERN)
     engine: Engine
@@ -73,6 +79,44 @@ class BackupSource(_Sealed):
     @field_serializer("password", when_used="json")
     def _sealed_on_the_wire(self, value: SecretStr) -> str:
         return self._seal(value)
+
+
+class VolumeSource(BaseModel):
+    """A Docker volume to back up as a tar stream (or to restore into): ``volume`` on ``server_id``, of the
+    application ``application_id`` (of the command's team). While it is read (or written), the containers
+    ``stop_containers`` and the running replicas of the application's service ``stop_service`` (by their
+    labels) are stopped for consistency and started again afterwards, also when the backup fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["volume"] = "volume"
+    server_id: Id = "local"
+    volume: str = Field(pattern=VOLUME_PATTERN)
+    application_id: Id
+    stop_containers: list[Annotated[str, Field(pattern=CONTAINER_PATTERN)]] = Field(default_factory=list, max_length=32)
+    stop_service: str | None = Field(default=None, pattern=SERVICE_PATTERN)
+
+    @property
+    def engine(self) -> str:
+        return VOLUME_ENGINE
+
+    @property
+    def database(self) -> str:
+        """How the backup events name what was backed up: the volume."""
+        return self.volume
+
+
+def _source_kind(value: Any) -> str:
+    """A source without ``kind`` is a database's (the commands made before volumes had one)."""
+    kind = value.get("kind", "database") if isinstance(value, dict) else getattr(value, "kind", "database")
+    return str(kind)
+
+
+AnySource = Annotated[
+    Annotated[BackupSource, Tag("database")] | Annotated[VolumeSource, Tag("volume")],
+    Discriminator(_source_kind),
+]
+"""What a backup reads or a restore writes: a database (``kind`` absent or ``database``) or a volume."""
 
 
 class S3Destination(_Sealed):
@@ -145,7 +189,7 @@ class Retention(BaseModel):
 
 @register
 class StartBackup(Command):
-    """Back up ``source`` now: the engine's native consistent dump, streamed compressed to every destination
+    """Back up ``source`` now: the engine's native consistent dump (a volume: a tar of it), streamed compressed to every destination
     (no full local copy), then verified (the dump's exit status, the object listed back with its size, its
     SHA-256 recorded); retention is applied per destination after that only. Answered by
     ``evt.backup.started`` then ``evt.backup.succeeded`` or ``evt.backup.failed``; a repeated command
@@ -156,8 +200,8 @@ class StartBackup(Command):
     CONSUMERS = ("scheduler",)
     backup_id: Id
     team_id: Id
-    database_id: Id  # what retention groups backups by (the api's database, or a schedule's target)
-    source: BackupSource
+    database_id: Id  # what retention groups backups by (the api's database or volume, or a schedule's target)
+    source: AnySource
     destinations: list[Destination] = Field(min_length=1, max_length=4)
     compression: Compression = "gzip"
     retention: Retention = Field(default_factory=Retention)
@@ -187,7 +231,8 @@ class BackupEvent(Event):
 
 @register
 class BackupStarted(BackupEvent):
-    """The scheduler started the dump (``engine`` of ``database``, None: all databases)."""
+    """The scheduler started the dump (``engine`` of ``database``, None: all databases; a volume's backup:
+    engine ``volume``, ``database`` the volume)."""
 
     TYPE = "evt.backup.started"
     CONSUMERS = ("operator",)
@@ -234,8 +279,8 @@ class BackupMissed(BackupEvent):
 @register
 class RestoreBackup(Command):
     """Restore the backup object ``key`` (in ``origin``, with its ``sha256`` and ``compression``) into
-    ``target``: a new database named ``target.database`` by default; over an existing one only with
-    ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
+    ``target``: a new database named ``target.database`` (a volume: a new volume ``target.volume``) by
+    default; over an existing one only with ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
     the engine's restore tool reads it from its stdin. Answered by ``evt.restore.succeeded`` or
     ``evt.restore.failed``; progress goes to ``log.<restore_id>``."""
 
@@ -250,7 +295,7 @@ class RestoreBackup(Command):
     key: str = Field(min_length=1, max_length=1024)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     compression: Compression
-    target: BackupSource
+    target: AnySource
     # the database the backup was made of (None: all, or not known): MongoDB renames its collections from it
     source_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     overwrite: bool = False
@@ -278,7 +323,8 @@ class RestoreEvent(Event):
 
 @register
 class RestoreSucceeded(RestoreEvent):
-    """The backup was restored into ``database`` of ``container``; the restore tool exited 0."""
+    """The backup was restored into ``database`` of ``container`` (a volume: both name the volume); the
+    restore tool exited 0."""
 
     TYPE = "evt.restore.succeeded"
     container: str

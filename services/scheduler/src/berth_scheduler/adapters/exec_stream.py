@@ -24,10 +24,53 @@ from berth_scheduler.domain.dumps import Exec
 STDERR_KEEP = 4000
 
 
-class ExecStream:
+class Attached:
+    """An attached, multiplexed stream of the engine (an exec's or a container's): stdout in chunks, the end
+    of stderr kept, stdin written and half-closed. ``tool`` names the command in error messages."""
+
+    tool = "the command"
+    _stream: Any = None
+    stderr = b""
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        """Half-close the attached connection: the command reads EOF, its output still arrives."""
+        transport = self._stream._resp.connection.transport  # aiodocker's Stream has no half-close of its own
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """stdout, chunk by chunk, until the command closes it (stderr is kept in :attr:`stderr`)."""
+        while True:
+            try:
+                msg = await self._stream.read_out()
+            except (DockerError, OSError) as exc:
+                raise DockerUnavailable(f"the output of {self.tool} was cut: {exc}") from None
+            if msg is None:
+                return
+            if msg.stream == 2:
+                self.stderr = (self.stderr + msg.data)[-STDERR_KEEP:]
+            else:
+                yield msg.data
+
+    async def drain(self) -> bytes:
+        """Read to the end; the stdout collected (for small outputs: a command's answer)."""
+        out = b""
+        async for chunk in self.chunks():
+            out = (out + chunk)[-65536:]
+        return out
+
+    def error_text(self) -> str:
+        return self.stderr.decode(errors="replace").strip()
+
+
+class ExecStream(Attached):
     def __init__(self, docker: DockerExecutor, container: str, command: Exec, *, stdin: bool = False) -> None:
         self.docker, self.container, self.command = docker, container, command
         self.stdin = stdin or bool(command.stdin)
+        self.tool = command.argv[0]
         self._exec: Any = None
         self._stream: Any = None
         self.stderr = b""
@@ -59,36 +102,6 @@ class ExecStream:
         if self._stream is not None:
             await self._stream.close()
 
-    async def write(self, data: bytes) -> None:
-        await self._stream.write_in(data)
-
-    async def close_stdin(self) -> None:
-        """Half-close the attached connection: the command reads EOF, its output still arrives."""
-        transport = self._stream._resp.connection.transport  # aiodocker's Stream has no half-close of its own
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """stdout, chunk by chunk, until the command closes it (stderr is kept in :attr:`stderr`)."""
-        while True:
-            try:
-                msg = await self._stream.read_out()
-            except (DockerError, OSError) as exc:
-                raise DockerUnavailable(f"the output of {self.command.argv[0]} was cut: {exc}") from None
-            if msg is None:
-                return
-            if msg.stream == 2:
-                self.stderr = (self.stderr + msg.data)[-STDERR_KEEP:]
-            else:
-                yield msg.data
-
-    async def drain(self) -> bytes:
-        """Read to the end; the stdout collected (for small outputs: a command's answer)."""
-        out = b""
-        async for chunk in self.chunks():
-            out = (out + chunk)[-65536:]
-        return out
-
     async def exit_code(self, timeout_s: float = 30.0) -> int:
         """The command's exit code once it ended (-1 if the engine cannot say)."""
         loop = asyncio.get_running_loop()
@@ -101,9 +114,6 @@ class ExecStream:
             if loop.time() > deadline:
                 return -1
             await asyncio.sleep(0.05)
-
-    def error_text(self) -> str:
-        return self.stderr.decode(errors="replace").strip()
 
 
 async def run_small(docker: DockerExecutor, container: str, command: Exec) -> tuple[int, str, str]:

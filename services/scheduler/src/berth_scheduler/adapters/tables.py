@@ -174,7 +174,9 @@ backups = sa.Table(
     sa.Column("state", sa.String(12), nullable=False),  # running, succeeded, failed
     sa.Column("command", sa.JSON, nullable=False),
     sa.Column("compression", sa.String(8), nullable=False),
-    sa.Column("uploads", sa.JSON, nullable=False),  # [[destination index, key, upload id], ...] in flight
+    # [[destination index, key, upload id], ...] in flight, and ["stopped", container, None] per container a
+    # volume backup stopped for consistency (started again by the sweep of an interrupted one)
+    sa.Column("uploads", sa.JSON, nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("worker", sa.String(64), nullable=False),  # the process running it
     sa.Column("heartbeat_at", sa.Float, nullable=False),

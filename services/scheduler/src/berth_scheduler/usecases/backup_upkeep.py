@@ -79,6 +79,8 @@ async def remove_uploads(
         log.warning("an interrupted backup's command cannot be read", error=type(exc).__name__)
         return
     for index, key, upload_id in uploads:
+        if not isinstance(index, int):  # a container stopped for consistency (``usecases.volume_dumps``)
+            continue
         dest = msg.destinations[index]
         with contextlib.suppress(Exception):
             if isinstance(dest, S3Destination):

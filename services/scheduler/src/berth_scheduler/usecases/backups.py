@@ -1,4 +1,4 @@
-"""Database backups: carries out ``cmd.backup.start`` and answers with ``evt.backup.started``, then
+"""Database and volume backups: carries out ``cmd.backup.start`` and answers with ``evt.backup.started``, then
 ``evt.backup.succeeded`` or ``evt.backup.failed`` (for the notifier).
 
 The dump runs in the database's container through the engine's exec (the server's engine through the
@@ -6,7 +6,9 @@ connection factory, a remote server's over SSH); its stdout is compressed and ha
 and streamed to every destination in bounded parts (``adapters.backup_sinks``). It is good only when the
 dump tool exited 0 and every destination lists the object back with the size uploaded; any other end aborts
 every upload (no half object is listed), records the reason the tool or the store gave, and deletes nothing.
-Retention (``domain.backups.to_prune``) runs per destination after a verified backup only.
+Retention (``domain.backups.to_prune``) runs per destination after a verified backup only. A volume's dump is
+a tar stream of a helper container (``usecases.volume_dumps``), what it names stopped meanwhile; the
+destinations are opened once they are stopped, and the rest is the same.
 
 A backup is claimed (row ``running``, ``evt.backup.started``) in a first transaction; the outcome, the
 command's message id and the event are written in a second. While it runs the process beats
@@ -36,17 +38,21 @@ from berth_common.catalogue import (
     DirectoryDestination,
     S3Destination,
     StartBackup,
+    VolumeSource,
 )
 from berth_common.db import Transactions, Unit
-from berth_common.docker import DockerUnavailable
+from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
 from berth_scheduler.adapters.backup_sinks import S3Sink, Sink, SinkError, Ssh, directory_sink
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
+from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
 
 log = get_logger(__name__)
@@ -75,7 +81,8 @@ class Outcome:
 
 def _secrets(msg: StartBackup) -> list[str]:
     out = []
-    for item in (msg.source, *[d for d in msg.destinations if isinstance(d, S3Destination)]):
+    sources = [] if isinstance(msg.source, VolumeSource) else [msg.source]
+    for item in (*sources, *[d for d in msg.destinations if isinstance(d, S3Destination)]):
         with contextlib.suppress(sealing.SealingError):
             out.append(item.reveal())
     return out
@@ -87,6 +94,7 @@ class Backups:
     docker: Callable[[str], Awaitable[DockerExecutor]]  # a server's executor (``Fleet.docker``)
     settings: BackupSettings = field(default_factory=BackupSettings)
     ssh: Ssh | None = None  # a server's SSH connection, for a directory on a remote server (``Fleet.connection``)
+    socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
     clock: Callable[[], float] = time.time
     worker: str = field(default_factory=lambda: uuid.uuid4().hex)
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
@@ -200,6 +208,8 @@ class Backups:
             outcome.reason = f"the backup did not finish within {self.settings.timeout_s:g} s"
         except (BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
             outcome.reason = str(exc)
+        except volume_dumps.VolumeError as exc:
+            outcome.reason = str(exc)
         except sealing.SealingError:
             outcome.reason = "a sealed password or secret key of the command cannot be opened (BERTH_SECRET_KEY)"
         except Exception as exc:  # a bug must still end the backup failed, never running
@@ -228,28 +238,50 @@ class Backups:
     async def _dump(self, msg: StartBackup, compression: str, sinks: list[Sink]) -> list[BackupObject]:
         src = msg.source
         docker = await self.docker(src.server_id)
+        started = self.clock()
+
+        def name(extension: str) -> str:
+            return dumps.object_name(msg.database_id, dom.stamp(started), msg.backup_id, extension, compression)
+
+        if isinstance(src, VolumeSource):
+            await volume_dumps.helper_image(docker, src.server_id, self.socket, await self.docker(LOCAL))
+
+            async def note(container: str) -> None:
+                await self._note_upload(msg.backup_id, [vol.STOPPED_ENTRY, container, None])
+
+            async with volume_dumps.stopped(docker, src, msg.team_id, note):
+                await volume_dumps.check_source(docker, src, msg.team_id)
+                await self._open(msg, name(vol.EXTENSION), sinks)
+                helper = HelperContainer(docker, vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume))
+                async with helper:
+                    return await self._pump(helper, compression, sinks)
         password = src.reveal()
         rdb = await redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
-        started = self.clock()
-        name = dumps.object_name(msg.database_id, dom.stamp(started), msg.backup_id, plan.extension, compression)
+        await self._open(msg, name(plan.extension), sinks)
+        async with ExecStream(docker, src.container, plan.stream) as ex:
+            return await self._pump(ex, compression, sinks)
+
+    async def _open(self, msg: StartBackup, name: str, sinks: list[Sink]) -> None:
         for index, dest in enumerate(msg.destinations):
             sink = await self._sink(msg.backup_id, index, dest, name)
             sinks.append(sink)
             await sink.open()
+
+    async def _pump(self, ex: ExecStream | HelperContainer, compression: str, sinks: list[Sink]) -> list[BackupObject]:
+        """Compress, hash and write the dump's stdout to every sink; good when the tool exited 0 and every
+        destination lists the object back with its size."""
         codec, sha, size = dom.compressor(compression), hashlib.sha256(), 0
-        async with ExecStream(docker, src.container, plan.stream) as ex:
-            async for chunk in ex.chunks():
-                data = codec.feed(chunk)
-                if data:
-                    sha.update(data)
-                    size += len(data)
-                    for sink in sinks:
-                        await sink.write(data)
-            code = await ex.exit_code()
-            error = ex.error_text()
+        async for chunk in ex.chunks():
+            data = codec.feed(chunk)
+            if data:
+                sha.update(data)
+                size += len(data)
+                for sink in sinks:
+                    await sink.write(data)
+        code = await ex.exit_code()
         if code != 0:
-            raise BackupError(dom.exit_reason(plan.stream.argv[0], code, error))
+            raise BackupError(dom.exit_reason(ex.tool, code, ex.error_text()))
         tail = codec.end()
         sha.update(tail)
         size += len(tail)
@@ -321,6 +353,7 @@ class Backups:
         while self._cleanups:
             command, uploads = self._cleanups.pop()
             await remove_uploads(command, uploads, self.settings.s3_timeout_s, self.ssh)
+            await volume_dumps.resume(self.docker, command, uploads)
 
     def start_sweeper(self, interval_s: float) -> None:
         async def loop() -> None:

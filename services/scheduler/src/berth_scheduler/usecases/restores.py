@@ -5,6 +5,8 @@ The stored object streams from its destination, its SHA-256 checked on the way a
 recorded, is decompressed and written to the stdin of the engine's restore tool in the target container
 (``domain.dumps.restore_plan``: a new database made first, or, only with the command's explicit
 confirmation, over the existing one). The restore is good when the tool exited 0 and the SHA-256 matched.
+A volume is restored by a helper container running ``tar -x`` into a new volume (or, confirmed, into the
+existing one emptied first), what the command names stopped meanwhile (``usecases.volume_dumps``).
 """
 
 from __future__ import annotations
@@ -13,23 +15,26 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from berth_common import sealing
 from berth_common.bus import Bus
 from berth_common.bus.consumer import Delivery
-from berth_common.catalogue import LogLine, RestoreBackup, RestoreFailed, RestoreSucceeded
+from berth_common.catalogue import BackupSource, LogLine, RestoreBackup, RestoreFailed, RestoreSucceeded, VolumeSource
 from berth_common.db import Transactions, Unit
-from berth_common.docker import DockerUnavailable
+from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
 from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, read_object
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
+from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError, redis_rdb
 
@@ -45,6 +50,7 @@ class Restores:
     docker: Callable[[str], Awaitable[DockerExecutor]]
     bus: Bus
     ssh: Ssh | None = None  # a server's SSH connection, for a backup in a directory on a remote server
+    socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
     clock: Callable[[], float] = time.time
     timeout_s: float = 6 * 3600.0
     _seq: dict[str, int] = field(default_factory=dict, init=False)
@@ -52,15 +58,20 @@ class Restores:
     async def restore(self, msg: RestoreBackup, delivery: Delivery) -> None:
         started = self.clock()
 
-        async def claim(unit: Unit) -> bool:
+        async def claim(unit: Unit) -> str | None:
             seen = await store.claim_restore(unit.session, msg.restore_id, msg.backup_id, started)
             if seen == "running":
                 # delivered again while recorded running: the process running it stopped (a running restore
                 # keeps its message in progress), so it ends failed here, announced, never stuck
                 await self._finish(unit, msg, INTERRUPTED, started)
-            return seen is None
+            return seen
 
-        if not await self.transactions.run(claim):
+        seen_state: str | None = await self.transactions.run(claim)
+        if seen_state is not None:
+            if seen_state == "running" and isinstance(msg.target, VolumeSource):
+                with contextlib.suppress(Exception):
+                    docker = await self.docker(msg.target.server_id)
+                    await volume_dumps.resume_restore(docker, msg.target, msg.team_id, msg.restore_id)
 
             async def seen(unit: Unit) -> None:
                 return None
@@ -76,6 +87,8 @@ class Restores:
             reason = f"the restore did not finish within {self.timeout_s:g} s"
         except (BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
             reason = str(exc)
+        except volume_dumps.VolumeError as exc:
+            reason = str(exc)
         except sealing.SealingError:
             reason = "the sealed password of the command cannot be opened (BERTH_SECRET_KEY)"
         except Exception as exc:
@@ -85,7 +98,7 @@ class Restores:
             beat.cancel()
         if reason is not None:
             with contextlib.suppress(sealing.SealingError):
-                reason = redact(reason, [msg.target.reveal()])
+                reason = redact(reason, [msg.target.reveal()] if isinstance(msg.target, BackupSource) else [])
             await self._log(msg.restore_id, f"restore failed: {reason}")
         else:
             await self._log(msg.restore_id, "restore finished")
@@ -99,7 +112,7 @@ class Restores:
             "backup_id": msg.backup_id,
             "team_id": msg.team_id,
             "database_id": msg.database_id,
-            "container": msg.target.container,
+            "container": msg.target.volume if isinstance(msg.target, VolumeSource) else msg.target.container,
         }
         database = msg.target.database
         event = (
@@ -124,6 +137,9 @@ class Restores:
     async def _run(self, msg: RestoreBackup, delivery: Delivery) -> None:
         target = msg.target
         docker = await self.docker(target.server_id)
+        if isinstance(target, VolumeSource):
+            await self._volume(msg, delivery, docker, target)
+            return
         password = target.reveal()
         rdb = await redis_rdb(docker, target.container, password) if target.engine == "redis" else "/data/dump.rdb"
         plan = dumps.restore_plan(
@@ -142,41 +158,11 @@ class Restores:
             code, out, err = await run_small(docker, target.container, step)
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
-        sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
         async with (
             read_object(msg.origin, msg.key, self.ssh) as chunks,
             ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
         ):
-            reader = asyncio.create_task(ex.drain())
-            try:
-                next_note = PROGRESS_EVERY
-                async for chunk in chunks:
-                    sha.update(chunk)
-                    for data in codec.pieces(chunk):
-                        await ex.write(data)
-                        written += len(data)
-                    if written >= next_note:
-                        next_note += PROGRESS_EVERY
-                        await self._log(msg.restore_id, f"{written >> 20} MB restored")
-                        with contextlib.suppress(Exception):
-                            await delivery.in_progress()
-                try:
-                    tail = codec.end()
-                except ValueError as exc:
-                    raise BackupError(f"the backup object is damaged: {exc}") from None
-                if tail:
-                    await ex.write(tail)
-                    written += len(tail)
-                await ex.close_stdin()
-                await reader
-            finally:
-                reader.cancel()
-            code = await ex.exit_code()
-            error = ex.error_text()
-        if sha.hexdigest() != msg.sha256:
-            raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
-        if code != 0:
-            raise BackupError(dom.exit_reason(plan.stream.argv[0], code, error))
+            written = await self._feed(msg, delivery, chunks, ex)
         await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
         for step in plan.finish:
             await run_small(docker, target.container, step)
@@ -184,6 +170,65 @@ class Restores:
             await docker._call(
                 f"restart {target.container}", docker.docker.containers.container(target.container).restart()
             )
+
+    async def _volume(
+        self, msg: RestoreBackup, delivery: Delivery, docker: DockerExecutor, target: VolumeSource
+    ) -> None:
+        how = "over the existing one, emptied first" if msg.overwrite else "as a new volume"
+        await self._log(msg.restore_id, f"restoring {msg.key} into volume {target.volume} ({how})")
+        await volume_dumps.helper_image(docker, target.server_id, self.socket, await self.docker(LOCAL))
+        async with (
+            volume_dumps.stopped(docker, target, msg.team_id),
+            read_object(msg.origin, msg.key, self.ssh) as chunks,
+        ):
+            # the object is readable before the volume is made or emptied
+            made = await volume_dumps.prepare_target(docker, target, msg.team_id, msg.restore_id, msg.overwrite)
+            name = vol.helper_name("restore", msg.restore_id)
+            try:
+                async with HelperContainer(docker, name, vol.restore_body(target.volume)) as helper:
+                    written = await self._feed(msg, delivery, chunks, helper)
+            except BaseException:
+                if made:  # a volume this restore made and could not fill is not left behind
+                    await volume_dumps.remove_volume(docker, target.volume)
+                raise
+        await self._log(msg.restore_id, f"{written} bytes restored by tar")
+
+    async def _feed(
+        self, msg: RestoreBackup, delivery: Delivery, chunks: AsyncIterator[bytes], ex: ExecStream | HelperContainer
+    ) -> int:
+        """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
+        written. Good when the SHA-256 matched and the tool exited 0."""
+        sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
+        reader = asyncio.create_task(ex.drain())
+        try:
+            next_note = PROGRESS_EVERY
+            async for chunk in chunks:
+                sha.update(chunk)
+                for data in codec.pieces(chunk):
+                    await ex.write(data)
+                    written += len(data)
+                if written >= next_note:
+                    next_note += PROGRESS_EVERY
+                    await self._log(msg.restore_id, f"{written >> 20} MB restored")
+                    with contextlib.suppress(Exception):
+                        await delivery.in_progress()
+            try:
+                tail = codec.end()
+            except ValueError as exc:
+                raise BackupError(f"the backup object is damaged: {exc}") from None
+            if tail:
+                await ex.write(tail)
+                written += len(tail)
+            await ex.close_stdin()
+            await reader
+        finally:
+            reader.cancel()
+        code = await ex.exit_code()
+        if sha.hexdigest() != msg.sha256:
+            raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
+        if code != 0:
+            raise BackupError(dom.exit_reason(ex.tool, code, ex.error_text()))
+        return written
 
 
 async def _keep_in_progress(delivery: Delivery) -> None:

@@ -1,0 +1,71 @@
+"""A short-lived helper container with its output streamed: created, attached (before it starts, so no byte
+is missed), started, read to its end and waited for, then removed whatever happened (a leftover of the same
+name from an interrupted run is removed first). Through the connection factory's client of the server's
+engine (local, or a remote server's forwarded socket), like :mod:`adapters.exec_stream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.exec_stream import Attached
+
+
+class HelperContainer(Attached):
+    def __init__(self, docker: DockerExecutor, name: str, body: dict[str, Any]) -> None:
+        self.docker, self.name, self.body = docker, name, body
+        self.tool = str(body["Cmd"][0])
+        self.stdin = bool(body.get("OpenStdin"))
+        self._stream: Any = None
+        self.stderr = b""
+
+    async def __aenter__(self) -> HelperContainer:
+        await self.docker.remove(self.name)
+        try:
+            await self.docker._call(
+                f"create {self.name}", self.docker.docker.containers.create(self.body, name=self.name)
+            )
+        except DockerOperationError as exc:
+            if exc.status == 404 and "volume" not in str(exc).lower():
+                raise DockerOperationError(
+                    f"image {self.body['Image']!r} is not on server {self.docker.server_id}", 404
+                ) from None
+            raise
+        try:
+            container = self.docker.docker.containers.container(self.name)
+            self._stream = container.attach(stdout=True, stderr=True, stdin=self.stdin)
+            await self.docker._call(f"attach {self.name}", self._stream._init())
+            await self.docker._call(f"start {self.name}", container.start())
+        except BaseException:
+            await self._remove()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._remove()
+
+    async def _remove(self) -> None:
+        """Close the stream and remove the container (kills it if it still runs), even when cancelled."""
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                await self._stream.close()
+            self._stream = None
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.docker.remove(self.name))
+
+    async def exit_code(self, timeout_s: float = 60.0) -> int:
+        """The helper's exit code once it ended (-1 if the engine cannot say)."""
+        container = self.docker.docker.containers.container(self.name)
+        info = await self.docker._call(f"wait {self.name}", container.wait(), timeout_s)
+        code = (info or {}).get("StatusCode")
+        return int(code) if code is not None else -1
+
+
+async def run_helper(docker: DockerExecutor, name: str, body: dict[str, Any]) -> tuple[int, str]:
+    """Run a helper with a small output to its end: (exit code, stderr)."""
+    async with HelperContainer(docker, name, body) as helper:
+        await helper.drain()
+        return await helper.exit_code(), helper.error_text()
