@@ -120,12 +120,79 @@ class RssSampler:
         return round(max(self.samples) / MB, 1)
 
 
+class CpuWatch:
+    """CPU seconds of the work of a dump or restore, sampled every 0.5 s in a thread while in the block: the
+    ``pg_dump`` / ``pg_restore`` processes and the server backends of ``database`` in the database's
+    container (found by its cgroup), and the ``gzip`` processes this process started (the raw side's)."""
+
+    def __init__(self, container_id: str, database: str) -> None:
+        self.container_id, self.marker = container_id, f"postgres: postgres {database} "
+        self.last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _in_container(self, pid: int) -> bool:
+        try:
+            return self.container_id in Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            return False
+
+    def _kind(self, proc: psutil.Process) -> str | None:
+        name = proc.info["name"] or ""
+        if name == "gzip":
+            return name if proc.info["ppid"] == os.getpid() else None
+        if name in ("pg_dump", "pg_restore"):
+            return name if self._in_container(proc.pid) else None
+        cmd = " ".join(proc.info["cmdline"] or [])
+        return "postgres_backend" if cmd.startswith(self.marker) and self._in_container(proc.pid) else None
+
+    def _loop(self) -> None:
+        while True:
+            for proc in psutil.process_iter(["name", "cmdline", "ppid"]):
+                with contextlib.suppress(psutil.Error):
+                    if (kind := self._kind(proc)) is not None:
+                        t = proc.cpu_times()
+                        self.last[proc.pid] = (kind, t.user + t.system)
+            if self._stop.wait(0.5):
+                return
+
+    def __enter__(self) -> CpuWatch:
+        self.t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall_s = time.monotonic() - self.t0
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds per kind of process, and the wall time of the block."""
+        out: dict[str, float] = {}
+        for kind, cpu in self.last.values():
+            out[kind] = round(out.get(kind, 0.0) + cpu, 2)
+        return {**out, "wall": round(self.wall_s, 2)}
+
+
+def floor_rss_mb() -> float:
+    """RSS of a process that only imports the scheduler (the runtime it loads before any work)."""
+    code = "import berth_scheduler.bootstrap, sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"
+    proc = subprocess.Popen([components.bin_path("python"), "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        return round(psutil.Process(proc.pid).memory_info().rss / MB, 1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Rig:
     tmp: Path
     nats_url: str = ""
     s3: MotoS3 | None = None
     container: str = ""
+    container_id: str = ""
     bucket: str = ""
     scheduler: SchedulerProcess | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -188,6 +255,11 @@ class Rig:
         self.psql("CHECKPOINT")
         self.db_mb = round(self.database_bytes() / MB, 1)
         self.fill_s = round(time.monotonic() - t0, 1)
+
+    def cpu_watch(self, database: str) -> CpuWatch:
+        if not self.container_id:
+            self.container_id = docker("inspect", "-f", "{{.Id}}", self.container)
+        return CpuWatch(self.container_id, database)
 
     def database_bytes(self, database: str = DATABASE) -> int:
         return int(self.psql(f"SELECT pg_database_size('{database}')"))
