@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -53,6 +52,7 @@ from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import volume_dumps as vol
 from berth_scheduler.usecases import volume_dumps
+from berth_scheduler.usecases.backup_stream import pump
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
 
 log = get_logger(__name__)
@@ -271,14 +271,9 @@ class Backups:
     async def _pump(self, ex: ExecStream | HelperContainer, compression: str, sinks: list[Sink]) -> list[BackupObject]:
         """Compress, hash and write the dump's stdout to every sink; good when the tool exited 0 and every
         destination lists the object back with its size."""
-        codec, sha, size = dom.compressor(compression), hashlib.sha256(), 0
-        async for chunk in ex.chunks():
-            data = codec.feed(chunk)
-            if data:
-                sha.update(data)
-                size += len(data)
-                for sink in sinks:
-                    await sink.write(data)
+        codec = dom.compressor(compression)
+        written = await pump(ex.chunks(), codec, [sink.write for sink in sinks])
+        sha, size = written.sha256, written.size
         code = await ex.exit_code()
         if code != 0:
             raise BackupError(dom.exit_reason(ex.tool, code, ex.error_text()))
