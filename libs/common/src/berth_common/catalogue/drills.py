@@ -99,7 +99,8 @@ class DrillBackup(Command):
     ``evt.backup.drill_succeeded`` or ``evt.backup.drill_failed``."""
 
     TYPE = "cmd.backup.drill"
-    PRODUCERS = ("api", "scheduler")  # the scheduler: a schedule's run
+    # a schedule's run is published by the scheduler on the api's behalf (``cmd.schedule.set``'s data)
+    PRODUCERS = ("api",)
     CONSUMERS = ("scheduler",)
     drill_id: Id
     team_id: Id

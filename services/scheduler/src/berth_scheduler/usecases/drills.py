@@ -160,24 +160,28 @@ class Drills:
         await docker.create(ContainerSpec(name=made.name, service=dom.KIND, kind=dom.KIND, replica=1, body=made.body))
         await docker.start(made.name)
         await self._ready(engine, made.name, password)
-        restore = RestoreBackup(
-            restore_id=msg.drill_id,
-            backup_id=msg.backup_id,
-            team_id=msg.team_id,
-            database_id=msg.database_id,
-            origin=msg.origin,
-            key=msg.key,
-            sha256=msg.sha256,
-            compression=msg.compression,
-            target=BackupSource(
-                server_id=msg.server_id,
-                container=made.name,
-                engine=msg.engine,
-                database=msg.database,
-                user=dom.USER,
-                password=SecretStr(password),
-            ),
-            source_database=msg.database,
+        # the restore a drill is: handed to the restore streaming as it is, never published
+        target = BackupSource(
+            server_id=msg.server_id,
+            container=made.name,
+            engine=msg.engine,
+            database=msg.database,
+            user=dom.USER,
+            password=SecretStr(password),
+        )
+        restore = RestoreBackup.model_validate(
+            {
+                "restore_id": msg.drill_id,
+                "backup_id": msg.backup_id,
+                "team_id": msg.team_id,
+                "database_id": msg.database_id,
+                "origin": msg.origin,
+                "key": msg.key,
+                "sha256": msg.sha256,
+                "compression": msg.compression,
+                "target": target,
+                "source_database": msg.database,
+            }
         )
         restore_started = self.clock()
         await self.restores._run(restore, delivery)
