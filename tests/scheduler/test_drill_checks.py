@@ -77,6 +77,10 @@ def test_tables_are_plain_identifiers_and_the_command_is_bounded() -> None:
         _drill(key="/var/backups/../etc/shadow")
     with pytest.raises(ValidationError):
         _drill(engine="mysql")  # only PostgreSQL is drilled for now
+    with pytest.raises(ValidationError, match="together, or none"):
+        _drill(sha256=None)
+    newest = _drill(backup_id=None, key=None, sha256=None, compression=None)  # the newest backup of db1
+    assert (newest.backup_id, newest.key) == (None, None)
     # a drill can be scheduled: each run's id becomes its drill id
     assert SCHEDULABLE["cmd.backup.drill"] == "drill_id"
     assert REGISTRY["cmd.backup.drill"] is DrillBackup
@@ -87,7 +91,7 @@ def test_tables_are_plain_identifiers_and_the_command_is_bounded() -> None:
         cron="0 4 * * 0",
         timezone="UTC",
         command_type="cmd.backup.drill",
-        command=_drill().model_dump(mode="json"),
+        command=_drill(backup_id=None, key=None, sha256=None, compression=None).model_dump(mode="json"),
     )
 
 

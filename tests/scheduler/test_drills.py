@@ -97,6 +97,19 @@ async def test_a_backup_is_drilled_checked_and_its_scratch_container_removed(har
     lines = [e["data"]["line"] for e in h.seen if e["_subject"] == "log.d-counts"]
     assert lines and lines[0].startswith("restoring team1/db1/"), lines
 
+    # no object named (a schedule's drill): the newest verified backup of the database in the origin
+    newest = {"backup_id": None, "key": None, "sha256": None, "compression": None}
+    latest = await drill(h, "d-newest", obj, counts, **newest)
+    assert latest["type"] == "evt.backup.drill_succeeded", latest["data"].get("reason")
+    assert latest["data"]["backup_id"] == "b-drill"
+    assert latest["data"]["values"][0] == {"name": "items", "expected": ">= 20000", "found": "20000"}
+    none = await drill(h, "d-none", obj, counts, database_id="db-without-backups", **newest)
+    assert none["type"] == "evt.backup.drill_failed"
+    assert none["data"]["reason"] == (
+        f"no verified backup of database db-without-backups in s3:{h.s3.endpoint}/{h.bucket} to drill"
+    )
+    assert none["data"]["backup_id"] == ""
+
     # a query whose value does not match: failed, naming what was expected and what was found
     query = QueryCheck(sql="SELECT name FROM items WHERE id = 1;", equals="not-the-name")
     bad = await drill(h, "d-query", obj, query)

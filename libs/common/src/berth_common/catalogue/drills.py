@@ -2,7 +2,8 @@
 really restore before the day it needs one.
 
 ``cmd.backup.drill`` is self-contained like ``cmd.backup.start``: it names the stored object (its
-destination with the credentials sealed, its key, SHA-256 and compression), the engine it was dumped from
+destination with the credentials sealed, its key, SHA-256 and compression; or only the destination, for
+the newest verified backup of the database the scheduler recorded there), the engine it was dumped from
 and the database, and the check. The scheduler starts a scratch container of the engine's image (random
 credentials, no volume kept, labelled so that a sweep removes it), restores the object into it as
 ``cmd.backup.restore`` would, runs the check and removes the container whatever happened. A schedule may
@@ -92,9 +93,9 @@ DrillCheck = Annotated[RowCountCheck | QueryCheck, Field(discriminator="kind")]
 
 @register
 class DrillBackup(Command):
-    """Restore the backup object ``key`` (in ``origin``, with its ``sha256`` and ``compression``; dumped from
-    ``engine`` ``version``, of ``database``, None: every database) into a scratch container on
-    ``server_id`` (the server of the backup's database, or ``local``), run ``check`` in ``check_database``
+    """Restore the backup object ``key`` (in ``origin``, with its ``sha256`` and ``compression``; without
+    them the newest verified backup of ``database_id`` there; dumped from ``engine`` ``version``, of
+    ``database``, None: every database) into a scratch container on ``server_id`` (the server of the backup's database, or ``local``), run ``check`` in ``check_database``
     (default: ``database``, else ``postgres``), report, and remove the container. Answered by
     ``evt.backup.drill_succeeded`` or ``evt.backup.drill_failed``."""
 
@@ -104,12 +105,14 @@ class DrillBackup(Command):
     CONSUMERS = ("scheduler",)
     drill_id: Id
     team_id: Id
-    database_id: Id
-    backup_id: Id
+    database_id: Id  # whose backups: the newest of them is drilled when no key is given
     origin: Destination
-    key: str = Field(min_length=1, max_length=1024)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    compression: Compression
+    # the object: all four given, or none (then the newest verified backup of ``database_id`` that the
+    # scheduler recorded in ``origin`` and retention kept: what a schedule's drill wants)
+    backup_id: Id | None = None
+    key: str | None = Field(default=None, min_length=1, max_length=1024)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    compression: Compression | None = None
     engine: Literal["postgresql"] = "postgresql"
     version: str | None = Field(default=None, pattern=r"^[0-9][0-9.]{0,9}$")  # None: the engine's default
     database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
@@ -118,8 +121,11 @@ class DrillBackup(Command):
     check: DrillCheck
 
     @model_validator(mode="after")
-    def _key_inside(self) -> DrillBackup:
-        if _dot_segment(self.key) or "\x00" in self.key:
+    def _object(self) -> DrillBackup:
+        named = (self.backup_id, self.key, self.sha256, self.compression)
+        if any(v is not None for v in named) and any(v is None for v in named):
+            raise ValueError("give backup_id, key, sha256 and compression together, or none (the newest backup)")
+        if self.key is not None and (_dot_segment(self.key) or "\x00" in self.key):
             raise ValueError("the key must not contain '.' or '..' segments")
         return self
 
@@ -136,7 +142,8 @@ class DrillValue(BaseModel):
 
 
 class DrillEvent(Event):
-    """Fields every ``evt.backup.drill_*`` event has (not a message by itself)."""
+    """Fields every ``evt.backup.drill_*`` event has (not a message by itself); ``backup_id``: the backup
+    drilled ("" when no backup was found)."""
 
     PRODUCERS = ("scheduler",)
     CONSUMERS = ("notifier",)

@@ -1,7 +1,8 @@
 """Restore drills: carries out ``cmd.backup.drill`` and answers with ``evt.backup.drill_succeeded`` or
 ``evt.backup.drill_failed``; the restore's progress goes out as log lines on ``log.<drill_id>``.
 
-A drill starts a scratch container of the engine's image (through the image map) on the drill's server
+The object is the one the command names, or (none named: a schedule's drill) the newest verified backup
+of its database in its origin, from the scheduler's own records. A drill then starts a scratch container of the engine's image (through the image map) on the drill's server
 (``domain.drills.scratch``: random password, no network, no volume kept), waits until it accepts
 connections, restores the object into it exactly as a restore does (``usecases.restores``: the SHA-256
 checked while it streams, the engine's restore tool reading it on stdin), runs the check through the
@@ -46,6 +47,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters.backup_sinks import SinkError
 from berth_scheduler.adapters.db_engine import DatabaseEngine
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.drill_store import Newest, newest_object
 from berth_scheduler.adapters.exec_stream import run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import drills as dom
@@ -68,6 +70,7 @@ class Attempt:
     """What one drill found: the values read, how long the restore took, why it failed."""
 
     started: float
+    backup_id: str = ""  # the backup drilled, once known
     values: list[DrillValue] = field(default_factory=list)
     restore_s: float | None = None
     reason: str | None = None
@@ -93,7 +96,7 @@ class Drills:
         if await self._seen(delivery):
             log.info("duplicate drill skipped", drill_id=msg.drill_id)
             return
-        attempt = Attempt(self.clock())
+        attempt = Attempt(self.clock(), backup_id=msg.backup_id or "")
         password = dbengines.new_password()
         name = dom.scratch_name(msg.drill_id)
         self._servers.add(msg.server_id)
@@ -131,7 +134,7 @@ class Drills:
     async def _finish(self, unit: Unit, msg: DrillBackup, attempt: Attempt) -> None:
         ids: dict[str, Any] = {
             "drill_id": msg.drill_id,
-            "backup_id": msg.backup_id,
+            "backup_id": attempt.backup_id,
             "team_id": msg.team_id,
             "database_id": msg.database_id,
             "check": dom.describe(msg.check),
@@ -148,7 +151,19 @@ class Drills:
 
     # --- the drill -------------------------------------------------------------------------------
 
+    async def _object(self, msg: DrillBackup) -> Newest:
+        """The object the command names, or the newest verified backup of its database in its origin."""
+        if msg.backup_id and msg.key and msg.sha256 and msg.compression:
+            return Newest(msg.backup_id, msg.key, msg.sha256, msg.compression)
+        async with self.transactions.sessionmaker() as session:
+            newest = await newest_object(session, msg.database_id, msg.origin.name)
+        if newest is None:
+            raise DrillError(f"no verified backup of database {msg.database_id} in {msg.origin.name} to drill")
+        return newest
+
     async def _run(self, msg: DrillBackup, delivery: Delivery, password: str, attempt: Attempt) -> None:
+        obj = await self._object(msg)
+        attempt.backup_id = obj.backup_id
         docker = await self.docker(msg.server_id)
         engine = DatabaseEngine(docker)
         eng = dbengines.engine(msg.engine)
@@ -172,13 +187,13 @@ class Drills:
         restore = RestoreBackup.model_validate(
             {
                 "restore_id": msg.drill_id,
-                "backup_id": msg.backup_id,
+                "backup_id": obj.backup_id,
                 "team_id": msg.team_id,
                 "database_id": msg.database_id,
                 "origin": msg.origin,
-                "key": msg.key,
-                "sha256": msg.sha256,
-                "compression": msg.compression,
+                "key": obj.key,
+                "sha256": obj.sha256,
+                "compression": obj.compression,
                 "target": target,
                 "source_database": msg.database,
             }
