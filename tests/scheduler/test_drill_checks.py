@@ -1,9 +1,7 @@
 """Restore drills as data (pure): the command's validation, the check's exact SQL and ``psql`` argv, what its
-output means, the scratch container, and how the notifier words the outcome."""
+output means, and the scratch container."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -13,8 +11,6 @@ from berth_common.catalogue import (
     SCHEDULABLE,
     DirectoryDestination,
     DrillBackup,
-    DrillFailed,
-    DrillSucceeded,
     DrillValue,
     QueryCheck,
     RowCount,
@@ -22,8 +18,6 @@ from berth_common.catalogue import (
     SetSchedule,
     check_query,
 )
-from berth_notifier.domain.notice import render
-from berth_notifier.domain.policy import NOTIFIED, check_pattern
 from berth_scheduler.domain import drills as dom
 
 PASSWORD = "scratch-pw-never-in-argv"
@@ -174,25 +168,3 @@ def test_the_scratch_container_is_isolated_labelled_and_swept_after_its_deadline
     assert PASSWORD not in repr(made)
     assert dom.expired(made.body["Labels"], 1002) and not dom.expired(made.body["Labels"], 1000)
     assert dom.expired({"berth.kind": "drill"}, 0)
-
-
-def test_the_notifier_tells_a_drills_outcome() -> None:
-    for type_ in ("evt.backup.drill_succeeded", "evt.backup.drill_failed"):
-        assert type_ in NOTIFIED
-        check_pattern(type_)
-    common = {"drill_id": "d1", "backup_id": "b1", "team_id": "team1", "database_id": "db1"}
-    value = DrillValue(name="items", expected=">= 5", found="20000")
-    now = datetime(2026, 12, 5, tzinfo=UTC)
-    ok = DrillSucceeded(**common, check="row counts: items >= 5", values=[value], restore_s=2.5, duration_s=9)
-    notice = render(ok.TYPE, ok.model_dump(mode="json"), event_id="e1", time=now, public_url="https://b.example")
-    assert (notice.title, notice.severity) == ("Restore drill succeeded", "success")
-    assert notice.summary == (
-        "Restore drill d1 of backup b1 of database db1 passed: restored in 2.5 s, items 20000 (expected >= 5)"
-    )
-    bad = DrillFailed(
-        **common, check="query", duration_s=3, reason="the object's SHA-256 is 00, the backup recorded 11"
-    )
-    notice = render(bad.TYPE, bad.model_dump(mode="json"), event_id="e2", time=now, public_url="https://b.example")
-    assert (notice.title, notice.severity) == ("Restore drill failed", "error")
-    assert notice.summary == "Restore drill d1 of backup b1 of database db1 failed: not restored"
-    assert notice.reason == "the object's SHA-256 is 00, the backup recorded 11"
