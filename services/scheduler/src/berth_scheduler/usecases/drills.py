@@ -167,7 +167,11 @@ class Drills:
         docker = await self.docker(msg.server_id)
         engine = DatabaseEngine(docker)
         eng = dbengines.engine(msg.engine)
-        image = resolve_image(eng.image(msg.version or eng.default_version), image_map(self.image_map_setting))
+        try:
+            official = eng.image(msg.version or eng.default_version)
+        except ValueError as exc:  # a version the engine table does not offer
+            raise DrillError(str(exc)) from None
+        image = resolve_image(official, image_map(self.image_map_setting))
         if not await engine.has_image(image):
             await engine.pull(image, self.pull_timeout_s)
         made = dom.scratch(msg, image, password, attempt.started + self.timeout_s + 60)
