@@ -32,13 +32,21 @@ from tests.support.s3 import MotoS3
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 
+@pytest.fixture(scope="module")
+def moto(tmp_root):
+    """One S3 server for the file (each test has its own bucket)."""
+    server = MotoS3(tmp_root / f"moto-drills-{uuid.uuid4().hex[:8]}.log").start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def harness(nats_server, database, tmp_root, unique):
+async def harness(nats_server, database, tmp_root, unique, moto):
     try:
         postgres_image()
     except Exception as exc:  # no Debian mirror or no Docker here
         pytest.skip(f"no PostgreSQL image: {exc}")
-    s3 = MotoS3(tmp_root / f"moto-drills-{uuid.uuid4().hex[:8]}.log").start()
+    s3 = moto
     urls = await provision(database, "test-secret", ("scheduler",))
     container = start_postgres(unique)
     scheduler = SchedulerProcess(scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"drills-{unique}.log")
@@ -50,7 +58,6 @@ async def harness(nats_server, database, tmp_root, unique):
     yield h
     await h.close()
     remove_container(container)
-    s3.stop()
 
 
 def drill_containers(drill_id: str) -> str:
