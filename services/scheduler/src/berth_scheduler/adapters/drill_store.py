@@ -20,8 +20,9 @@ class Newest:
     compression: str
 
 
-async def newest_object(session: AsyncSession, database_id: str, destination: str) -> Newest | None:
-    """The newest copy in ``destination`` of a succeeded backup of ``database_id`` that retention kept."""
+async def newest_object(session: AsyncSession, database_id: str, destination: str, engine: str) -> Newest | None:
+    """The newest copy in ``destination`` of a succeeded ``engine`` backup of ``database_id`` that retention
+    kept."""
     query = (
         sa.select(backup_objects.c.backup_id, backup_objects.c.key, backup_objects.c.sha256, backups.c.compression)
         .join(backups, backups.c.id == backup_objects.c.backup_id)
@@ -30,6 +31,7 @@ async def newest_object(session: AsyncSession, database_id: str, destination: st
             backup_objects.c.destination == destination,
             backup_objects.c.pruned_at.is_(None),
             backups.c.state == "succeeded",
+            backups.c.engine == engine,
         )
         .order_by(backup_objects.c.created_at.desc())
         .limit(1)

@@ -156,7 +156,7 @@ class Drills:
         if msg.backup_id and msg.key and msg.sha256 and msg.compression:
             return Newest(msg.backup_id, msg.key, msg.sha256, msg.compression)
         async with self.transactions.sessionmaker() as session:
-            newest = await newest_object(session, msg.database_id, msg.origin.name)
+            newest = await newest_object(session, msg.database_id, msg.origin.name, msg.engine)
         if newest is None:
             raise DrillError(f"no verified backup of database {msg.database_id} in {msg.origin.name} to drill")
         return newest
