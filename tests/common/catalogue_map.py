@@ -35,6 +35,7 @@ NOT_SENT_YET = {
     "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
     "cmd.backup.start": "api",  # the api's backup endpoints and schedules come with a later change
     "cmd.backup.restore": "api",
+    "cmd.backup.drill": "api",  # the api's drill endpoints come with a later change
     "cmd.schedule.set": "api",  # the api's backup schedules come with a later change
     "cmd.schedule.remove": "api",
 }

@@ -14,12 +14,14 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
+from berth_scheduler.entrypoints import drills as drills_bus
 from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.entrypoints import schedules as schedules_bus
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.backups import Backups, BackupSettings
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
+from berth_scheduler.usecases.drills import Drills
 from berth_scheduler.usecases.removals import Removals
 from berth_scheduler.usecases.restores import Restores
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -93,6 +95,16 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     )
     await bus.register_backups(ctx, backups, restores)
     backups.start_sweeper(settings.backup_sweep_s)
+    drills = Drills(
+        Transactions(ctx.bus, ctx.sessionmaker),
+        rt.fleet.docker,
+        restores,
+        settings.image_map,
+        timeout_s=settings.backup_timeout_s,
+        pull_timeout_s=settings.pull_timeout_s,
+    )
+    await drills_bus.register(ctx, drills)
+    drills.start_sweeper(settings.backup_sweep_s)
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
     schedules = Schedules(transactions, lambda: orchestrator.leading, clock, settings.schedule_interval_s)
     await schedules_bus.register(ctx, schedules)
@@ -104,6 +116,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         await servers.close()
 
     ctx.on_stop.append(backups.stop)
+    ctx.on_stop.append(drills.stop)
     ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.on_stop.append(schedules.stop)  # (newest first: before the orchestrator gives up the leadership)

@@ -1,5 +1,5 @@
 """What the backup and restore events say (pure): a backup verified good, a backup that failed, a
-scheduled backup that did not run, and a restore's outcome, in words."""
+scheduled backup that did not run, a restore's outcome and a restore drill's, in words."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ BACKUP_TITLES: dict[str, tuple[str, Literal["info", "success", "warning", "error
     "evt.backup.missed": ("Backup missed", "warning"),
     "evt.restore.succeeded": ("Restore succeeded", "success"),
     "evt.restore.failed": ("Restore failed", "error"),
+    "evt.backup.drill_succeeded": ("Restore drill succeeded", "success"),
+    "evt.backup.drill_failed": ("Restore drill failed", "error"),
 }
 
 
@@ -43,4 +45,19 @@ def backup_sentence(event_type: str, data: dict[str, Any]) -> str | None:
         into = f"{data.get('container', '?')}" + (f" (database {data['database']})" if data.get("database") else "")
         done = "was restored into" if event_type == "evt.restore.succeeded" else "could not be restored into"
         return f"Backup {data.get('backup_id', '?')} of database {database} {done} {into}"
+    if event_type in ("evt.backup.drill_succeeded", "evt.backup.drill_failed"):
+        return _drill_sentence(event_type, data)
     return None
+
+
+def _drill_sentence(event_type: str, data: dict[str, Any]) -> str:
+    """What a restore drill found: the values read against the expected ones, and how long the restore took."""
+    head = f"Restore drill {data.get('drill_id', '?')} of backup {data.get('backup_id', '?')}"
+    head += f" of database {data.get('database_id', '?')}"
+    values = [v for v in data.get("values") or [] if isinstance(v, dict)]
+    found = ", ".join(f"{v.get('name', '?')} {v.get('found', '?')} (expected {v.get('expected', '?')})" for v in values)
+    took = data.get("restore_s")
+    restored = f"restored in {float(took):.1f} s" if isinstance(took, int | float) else "not restored"
+    if event_type == "evt.backup.drill_succeeded":
+        return f"{head} passed: {restored}" + (f", {found}" if found else "")
+    return f"{head} failed: {restored}" + (f", {found}" if found else "")

@@ -1,0 +1,279 @@
+"""Restore drills: carries out ``cmd.backup.drill`` and answers with ``evt.backup.drill_succeeded`` or
+``evt.backup.drill_failed``; the restore's progress goes out as log lines on ``log.<drill_id>``.
+
+The object is the one the command names, or (none named: a schedule's drill) the newest verified backup
+of its database in its origin, from the scheduler's own records. A drill then starts a scratch container of the engine's image (through the image map) on the drill's server
+(``domain.drills.scratch``: random password, no network, no volume kept), waits until it accepts
+connections, restores the object into it exactly as a restore does (``usecases.restores``: the SHA-256
+checked while it streams, the engine's restore tool reading it on stdin), runs the check through the
+engine's exec (``psql`` in a read-only transaction, the password in the exec's environment) and reports
+what it found. The scratch container is removed whatever happened; one left by a scheduler that stopped
+mid-drill is removed by the sweep of any scheduler once its deadline label passed.
+
+Idempotent on the message: a message already recorded is skipped before anything starts, and the answer
+is written in the transaction that records the message id (a drill cut short by a restart runs again from
+the start, in a new scratch container: it changes nothing but its own container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from berth_common import dbengines, sealing
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import (
+    BackupSource,
+    DrillBackup,
+    DrillFailed,
+    DrillSucceeded,
+    DrillValue,
+    RestoreBackup,
+    S3Destination,
+)
+from berth_common.db import Transactions, Unit
+from berth_common.db.tables import processed_messages
+from berth_common.docker import DockerUnavailable
+from berth_common.images import image_map, resolve_image
+from berth_common.labels import KIND, MANAGED
+from berth_common.logging import get_logger
+from berth_scheduler.adapters.backup_sinks import SinkError
+from berth_scheduler.adapters.db_engine import DatabaseEngine
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.drill_store import Newest, newest_object
+from berth_scheduler.adapters.exec_stream import run_small
+from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.domain import drills as dom
+from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.backup_upkeep import redact
+from berth_scheduler.usecases.backups import BackupError
+from berth_scheduler.usecases.restores import Restores
+
+log = get_logger(__name__)
+BEAT_S = 10.0
+
+
+class DrillError(RuntimeError):
+    """Why a drill failed, for a person (never a secret)."""
+
+
+@dataclass
+class Attempt:
+    """What one drill found: the values read, how long the restore took, why it failed."""
+
+    started: float
+    backup_id: str = ""  # the backup drilled, once known
+    values: list[DrillValue] = field(default_factory=list)
+    restore_s: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Drills:
+    transactions: Transactions
+    docker: Callable[[str], Awaitable[DockerExecutor]]  # a server's executor (``Fleet.docker``)
+    restores: Restores  # the restore streaming, used as it is
+    image_map_setting: str = ""
+    timeout_s: float = 6 * 3600.0  # a drill longer than this fails, and its container is swept after it
+    ready_timeout_s: float = 180.0
+    pull_timeout_s: float = 900.0
+    interval_s: float = 0.5
+    clock: Callable[[], float] = time.time
+    _servers: set[str] = field(default_factory=lambda: {LOCAL}, init=False)
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+
+    # --- the command ---------------------------------------------------------------------------
+
+    async def drill(self, msg: DrillBackup, delivery: Delivery) -> None:
+        if await self._seen(delivery):
+            log.info("duplicate drill skipped", drill_id=msg.drill_id)
+            return
+        attempt = Attempt(self.clock(), backup_id=msg.backup_id or "")
+        password = dbengines.new_password()
+        name = dom.scratch_name(msg.drill_id)
+        self._servers.add(msg.server_id)
+        beat = asyncio.create_task(_keep_in_progress(delivery))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._run(msg, delivery, password, attempt)
+        except TimeoutError:
+            attempt.reason = f"the drill did not finish within {self.timeout_s:g} s"
+        except dom.CheckFailed as exc:
+            attempt.reason, attempt.values = f"the check failed: {exc}", exc.values
+        except (DrillError, BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
+            attempt.reason = str(exc)
+        except sealing.SealingError:
+            attempt.reason = "a sealed secret of the command cannot be opened (BERTH_SECRET_KEY)"
+        except Exception as exc:  # a bug must still end the drill failed, and its container removed
+            log.exception("drill broke", drill_id=msg.drill_id)
+            attempt.reason = f"internal error: {type(exc).__name__}"
+        finally:
+            beat.cancel()
+            await self._remove(msg.server_id, name)
+        if attempt.reason is not None:
+            attempt.reason = redact(attempt.reason, [password, *_secrets(msg)])[:4000]
+        await self.transactions.run(lambda unit: self._finish(unit, msg, attempt), delivery=delivery)
+
+    async def _seen(self, delivery: Delivery) -> bool:
+        """The message was recorded already (answered before): nothing is started for it again."""
+        query = sa.select(processed_messages.c.message_id).where(
+            processed_messages.c.consumer == delivery.consumer,
+            processed_messages.c.message_id == delivery.envelope.id,
+        )
+        async with self.transactions.sessionmaker() as session:
+            return (await session.execute(query)).first() is not None
+
+    async def _finish(self, unit: Unit, msg: DrillBackup, attempt: Attempt) -> None:
+        ids: dict[str, Any] = {
+            "drill_id": msg.drill_id,
+            "backup_id": attempt.backup_id,
+            "team_id": msg.team_id,
+            "database_id": msg.database_id,
+            "check": dom.describe(msg.check),
+            "values": attempt.values,
+            "restore_s": attempt.restore_s,
+            "duration_s": max(0.0, self.clock() - attempt.started),
+        }
+        if attempt.reason is not None:
+            await unit.emit(DrillFailed(**ids, reason=attempt.reason), id=f"drill-ended-{msg.drill_id}")
+            log.warning("drill failed", drill_id=msg.drill_id, reason=attempt.reason)
+            return
+        await unit.emit(DrillSucceeded(**ids), id=f"drill-ended-{msg.drill_id}")
+        log.info("drill succeeded", drill_id=msg.drill_id, restore_s=attempt.restore_s)
+
+    # --- the drill -------------------------------------------------------------------------------
+
+    async def _object(self, msg: DrillBackup) -> Newest:
+        """The object the command names, or the newest verified backup of its database in its origin."""
+        if msg.backup_id and msg.key and msg.sha256 and msg.compression:
+            return Newest(msg.backup_id, msg.key, msg.sha256, msg.compression)
+        async with self.transactions.sessionmaker() as session:
+            newest = await newest_object(session, msg.database_id, msg.origin.name, msg.engine)
+        if newest is None:
+            raise DrillError(f"no verified backup of database {msg.database_id} in {msg.origin.name} to drill")
+        return newest
+
+    async def _run(self, msg: DrillBackup, delivery: Delivery, password: str, attempt: Attempt) -> None:
+        obj = await self._object(msg)
+        attempt.backup_id = obj.backup_id
+        docker = await self.docker(msg.server_id)
+        engine = DatabaseEngine(docker)
+        eng = dbengines.engine(msg.engine)
+        try:
+            official = eng.image(msg.version or eng.default_version)
+        except ValueError as exc:  # a version the engine table does not offer
+            raise DrillError(str(exc)) from None
+        image = resolve_image(official, image_map(self.image_map_setting))
+        if not await engine.has_image(image):
+            await engine.pull(image, self.pull_timeout_s)
+        made = dom.scratch(msg, image, password, attempt.started + self.timeout_s + 60)
+        await docker.remove(made.name)  # one left by an earlier attempt of this drill
+        await docker.create(ContainerSpec(name=made.name, service=dom.KIND, kind=dom.KIND, replica=1, body=made.body))
+        await docker.start(made.name)
+        await self._ready(engine, made.name, password)
+        # the restore a drill is: handed to the restore streaming as it is, never published
+        target = BackupSource(
+            server_id=msg.server_id,
+            container=made.name,
+            engine=msg.engine,
+            database=msg.database,
+            user=dom.USER,
+            password=SecretStr(password),
+        )
+        restore = RestoreBackup.model_validate(
+            {
+                "restore_id": msg.drill_id,
+                "backup_id": obj.backup_id,
+                "team_id": msg.team_id,
+                "database_id": msg.database_id,
+                "origin": msg.origin,
+                "key": obj.key,
+                "sha256": obj.sha256,
+                "compression": obj.compression,
+                "target": target,
+                "source_database": msg.database,
+            }
+        )
+        restore_started = self.clock()
+        await self.restores._run(restore, delivery)
+        attempt.restore_s = max(0.0, self.clock() - restore_started)
+        database = msg.check_database or msg.database or dom.ADMIN_DATABASE
+        code, out, err = await run_small(docker, made.name, dom.check_exec(msg.check, database, password))
+        if code != 0:
+            raise DrillError(f"the check could not run: psql exited with code {code}: {(err or out).strip()[:2000]}")
+        attempt.values = dom.evaluate(msg.check, out)
+
+    async def _ready(self, engine: DatabaseEngine, name: str, password: str) -> None:
+        check = dbengines.readiness("postgresql", dbengines.Credentials(dom.USER, password, dom.ADMIN_DATABASE))
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            info = await engine.docker.inspect(name)
+            state = (info or {}).get("State") or {}
+            if info is None or (not state.get("Running") and not state.get("Restarting")):
+                logs = await engine.docker.logs(name, tail=15)
+                raise DrillError(f"the scratch database stopped (exit code {state.get('ExitCode')}): {logs}")
+            if state.get("Running") and await engine.passes(name, check):
+                return
+            if time.monotonic() > deadline:
+                raise DrillError(f"the scratch database was not ready within {self.ready_timeout_s:.0f} s")
+            await asyncio.sleep(self.interval_s)
+
+    async def _remove(self, server_id: str, name: str) -> None:
+        try:
+            await (await self.docker(server_id)).remove(name)
+        except Exception as exc:  # the sweep removes it once its deadline passed
+            log.warning("drill container not removed", container=name, error=str(exc))
+
+    # --- drill containers left by a scheduler that stopped ---------------------------------------
+
+    async def sweep(self) -> int:
+        """Remove every drill container whose deadline passed, on the servers drills ran on (and local)."""
+        removed = 0
+        now = self.clock()
+        for server_id in sorted(self._servers):
+            docker = await self.docker(server_id)
+            for info in await docker.list_containers({MANAGED: "true", KIND: dom.KIND}):
+                if dom.expired(info.labels, now):
+                    await docker.remove(info.name)
+                    log.info("stale drill container removed", container=info.name, server_id=server_id)
+                    removed += 1
+        return removed
+
+    def start_sweeper(self, interval_s: float) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.sweep()
+                except Exception as exc:
+                    log.warning("drill sweep failed", error=str(exc))
+                await asyncio.sleep(interval_s)
+
+        self._sweeper = asyncio.create_task(loop())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+
+def _secrets(msg: DrillBackup) -> list[str]:
+    if isinstance(msg.origin, S3Destination):
+        with contextlib.suppress(sealing.SealingError):
+            return [msg.origin.reveal()]
+    return []
+
+
+async def _keep_in_progress(delivery: Delivery) -> None:
+    while True:
+        await asyncio.sleep(BEAT_S)
+        with contextlib.suppress(Exception):
+            await delivery.in_progress()
