@@ -130,7 +130,10 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
             ids.fill(op)  # make what the paths name
         ctx = Context(sync, api.admin, ids.ids)
 
-        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=api.admin) as client:
+        # a fresh connection per request: a kept-alive one the server closes (its keep-alive timeout) just as
+        # a request goes out fails that request with a ReadError on a busy machine
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=api.admin, limits=no_keepalive) as client:
 
             async def send(op: Operation, base: dict[str, Any], body: Any) -> httpx.Response:
                 url = op.fill({**ids.ids, **base.get(PATH_IDS, {})})
