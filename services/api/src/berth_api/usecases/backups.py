@@ -4,7 +4,8 @@ that command as its template), and the api's projection of the scheduler's ``evt
 The command is built from the database record (its server, container, engine, database, user and password)
 and the team's destinations (an S3 secret key opened from its row); the catalogue seals both secrets for
 the bus. A backup's row is written in the transaction that stages its command (the outbox), and the
-answers move it on: ``running``, then ``succeeded`` with its verified objects or ``failed`` with the reason;
+answers (``evt.backup.started``, ``evt.backup.succeeded``, ``evt.backup.failed``, ``evt.backup.missed``)
+move it on: ``running``, then ``succeeded`` with its verified objects or ``failed`` with the reason;
 a schedule's run (a backup id the api did not make) gets its row from its first event, ``missed`` included.
 No answer of the api carries a secret: the objects name their destination, key, size and SHA-256.
 """

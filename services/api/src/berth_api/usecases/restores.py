@@ -5,7 +5,8 @@ after a fresh backup of its current data succeeded).
 The restore's row is written first and its ``cmd.backup.restore`` is sent when what it waits for is there:
 at once, or when the new database reports ``running`` (``waiting``), or when the fresh backup succeeded
 (``backing_up``; its failure fails the restore and leaves the data as it was). The scheduler's
-``evt.restore.*`` set the outcome; its progress is the log ``log.<restore_id>``, read like a deployment's.
+``evt.restore.succeeded`` and ``evt.restore.failed`` set the outcome; its progress is the log
+``log.<restore_id>``, read like a deployment's.
 The new database is empty when the restore runs, so the restore writes over it (``overwrite``).
 """
 
