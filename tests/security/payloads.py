@@ -155,10 +155,38 @@ class Context:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    def destination(self, kind: str = "directory") -> str:
+        """A backup destination of the team of this kind (a destination's kind cannot change)."""
+        body = next(d for d in _destinations() if d["kind"] == kind)
+        r = self.client.post("/v1/backup-destinations", headers=self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
         assert r.status_code == 201, r.text
         return str(r.json()["code"])
+
+
+def _destinations() -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "s3",
+            "name": unique("b"),
+            "endpoint": "http://127.0.0.1:9",
+            "bucket": "berth-backups",
+            "region": "eu-west-1",
+            "path_style": False,
+            "prefix": "db/nightly/",
+            "access_key": "AKIAEXAMPLE",
+            "secret_key": "s3cret",
+        },
+        {"kind": "directory", "name": unique("b"), "server_id": "local", "path": "/var/backups/berth"},
+    ]
+
+
+def _backup_settings(ctx: Context) -> dict[str, Any]:
+    return {"destinations": [ctx.destination()], "compression": "zstd", "retention": {"keep_count": 3, "keep_days": 7}}
 
 
 def _email() -> str:
@@ -231,6 +259,39 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "public": {"port": 20000 + int(unique("")[-4:], 16) % 40000, "allow": ["203.0.113.0/24", "2001:db8::/32"]},
         },
         {"name": unique("d"), "engine": "redis", "version": "7", "config": {"maxmemory": "64mb"}},
+    ],
+    "S3DestinationIn": lambda _: _destinations(),
+    "DestinationUpdate": lambda ctx: [
+        {
+            "name": unique("b"),
+            "endpoint": "http://127.0.0.1:9",
+            "bucket": "other-bucket",
+            "region": "us-east-1",
+            "path_style": True,
+            "prefix": "x/",
+            "access_key": "AKIAOTHER",
+            "secret_key": "n3w",
+            PATH_IDS: {"destination_id": ctx.destination("s3")},
+        },
+        {
+            "name": unique("b"),
+            "server_id": "local",
+            "path": "/srv/dumps",
+            PATH_IDS: {"destination_id": ctx.destination()},
+        },
+    ],
+    "BackupCreate": lambda ctx: [_backup_settings(ctx)],
+    "ScheduleIn": lambda ctx: [
+        {"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin", "grace_s": 600, **_backup_settings(ctx)}
+    ],
+    "RestoreCreate": lambda ctx: [  # 422: no succeeded backup of that id (the sweep has no scheduler)
+        {
+            "backup_id": ctx.ids.get("backup_id", "0" * 32),
+            "destination": ctx.destination(),
+            "target": "new",
+            "name": unique("r"),
+            "confirm": False,
+        }
     ],
     "LinkCreate": lambda ctx: [{"database_id": ctx.database(), "variable": "DATABASE_URL"}],
     "RegistryCreate": lambda _: [
