@@ -399,3 +399,17 @@ async def test_restore_over_the_existing_database_backs_up_first(client, members
     assert "disk full" in got["reason"]
     await asyncio.sleep(0.3)
     assert len([c for c in backups.got if c[0] == "cmd.backup.restore"]) == 1
+
+
+async def test_deleting_the_database_removes_its_schedule(client, members, cmds):
+    _, schedules, databases = cmds
+    db = await _database(client, members.developer, databases)
+    dest = (await client.post("/v1/backup-destinations", headers=members.admin, json=_s3())).json()
+    body = {"cron": "0 * * * *", "timezone": "UTC", "destinations": [dest["id"]]}
+    assert (
+        await client.put(f"/v1/databases/{db['id']}/backup-schedule", headers=members.admin, json=body)
+    ).status_code == 200
+    assert (await client.delete(f"/v1/databases/{db['id']}", headers=members.admin)).status_code == 202
+    ((_, _, removed),) = await schedules.wait_for("cmd.schedule.remove")
+    assert removed.data["schedule_id"] == db["id"]
+    assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204

@@ -229,16 +229,23 @@ async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> di
     return row
 
 
+async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
+    """Send ``cmd.schedule.remove`` for the database's schedule and forget it (False: it has none)."""
+    if await repo.get_schedule(unit.session, team_id, database_id) is None:
+        return False
+    revision = _revision()
+    command = RemoveSchedule(schedule_id=database_id, team_id=team_id, revision=revision)
+    await unit.emit(command, id=f"schedule-remove-{database_id}-{revision}")
+    await repo.delete_schedule(unit.session, database_id)
+    return True
+
+
 async def remove_schedule(deps: Deps, principal: Principal, database_id: str) -> None:
     async def body(unit: Unit) -> None:
-        if await repo.get_schedule(unit.session, principal.team_id, database_id) is None:
+        if not await unschedule(unit, principal.team_id, database_id):
             if await db_repo.get_database(unit.session, principal.team_id, database_id) is None:
                 raise database_missing(principal, database_id)
             raise ProblemError(404, f"The database {database_id} has no backup schedule.")
-        revision = _revision()
-        command = RemoveSchedule(schedule_id=database_id, team_id=principal.team_id, revision=revision)
-        await unit.emit(command, id=f"schedule-remove-{database_id}-{revision}")
-        await repo.delete_schedule(unit.session, database_id)
 
     await run(deps, body)
     log.info("backup schedule removed", database_id=database_id)
