@@ -317,15 +317,18 @@ async def set_schedule(
     return schedule_out(await uc.set_schedule(deps(request), principal, database_id, given))
 
 
-Resource(router, ScheduleOut, schedule_out).get(
-    "/databases/{database_id}/backup-schedule", "get_backup_schedule", uc.get_schedule, "The database's backup schedule"
-)
+@router.get("/databases/{database_id}/backup-schedule", summary="The database's backup schedule (null: none)")
+async def get_schedule(
+    request: Request, database_id: DatabaseId, principal: Principal = require_role("viewer")
+) -> ScheduleOut | None:
+    row = await uc.get_schedule(deps(request), principal, database_id)
+    return None if row is None else schedule_out(row)
 
 
 @router.delete(
     "/databases/{database_id}/backup-schedule",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Stop backing the database up on a schedule",
+    summary="Stop backing the database up on a schedule (none: nothing to do)",
 )
 async def remove_schedule(
     request: Request, database_id: DatabaseId, principal: Principal = require_role("admin")

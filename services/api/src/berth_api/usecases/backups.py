@@ -219,14 +219,12 @@ async def set_schedule(deps: Deps, principal: Principal, database_id: str, given
     return row
 
 
-async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> dict[str, Any]:
+async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> dict[str, Any] | None:
+    """The database's schedule, or None when it has none."""
     async with deps.sessionmaker() as s:
         if await db_repo.get_database(s, principal.team_id, database_id) is None:
             raise database_missing(principal, database_id)
-        row = await repo.get_schedule(s, principal.team_id, database_id)
-    if row is None:
-        raise ProblemError(404, f"The database {database_id} has no backup schedule.")
-    return row
+        return await repo.get_schedule(s, principal.team_id, database_id)
 
 
 async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
@@ -242,10 +240,9 @@ async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
 
 async def remove_schedule(deps: Deps, principal: Principal, database_id: str) -> None:
     async def body(unit: Unit) -> None:
-        if not await unschedule(unit, principal.team_id, database_id):
-            if await db_repo.get_database(unit.session, principal.team_id, database_id) is None:
-                raise database_missing(principal, database_id)
-            raise ProblemError(404, f"The database {database_id} has no backup schedule.")
+        if await db_repo.get_database(unit.session, principal.team_id, database_id) is None:
+            raise database_missing(principal, database_id)
+        await unschedule(unit, principal.team_id, database_id)  # none: nothing to stop
 
     await run(deps, body)
     log.info("backup schedule removed", database_id=database_id)
