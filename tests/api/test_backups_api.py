@@ -8,16 +8,11 @@ runs; over the existing one only with ``confirm`` and after a fresh backup succe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
 
-from berth_common.bus import Bus
-from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import (
     BackupFailed,
     BackupMissed,
@@ -32,60 +27,16 @@ from berth_common.catalogue import (
     StartBackup,
 )
 from berth_common.envelope import Envelope
+from tests.api.test_databases_api import DatabaseDouble
 
 SECRET = "s3cr3t-k3y-never-shown"
 
 
-@dataclass
-class Commands:
-    """Takes the commands under ``subject`` off the work queue (as their consumer would)."""
-
-    url: str
-    subject: str
-    durable: str
-    bus: Bus = field(init=False)
-    got: list[tuple[str, bytes, Envelope]] = field(default_factory=list)
-    _task: asyncio.Task[None] | None = None
-
-    async def start(self) -> Commands:
-        self.bus = Bus("scheduler", self.url)
-        await self.bus.connect()
-        config = ConsumerConfig(
-            name=self.durable, durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT
-        )
-        await self.bus.js.add_consumer(CMD_STREAM, config)
-        sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=CMD_STREAM)
-
-        async def pull() -> None:
-            while True:
-                with contextlib.suppress(Exception):
-                    for msg in await sub.fetch(10, timeout=0.5):
-                        self.got.append((msg.subject, msg.data, Envelope.model_validate_json(msg.data)))
-                        await msg.ack()
-
-        self._task = asyncio.create_task(pull())
-        return self
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self.bus.nc.close()
-
-    async def wait_for(self, subject: str, count: int = 1, timeout: float = 10) -> list[tuple[str, bytes, Envelope]]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got := [c for c in self.got if c[0] == subject]) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"{len(got)} of {count} {subject}"
-            await asyncio.sleep(0.05)
-        return got
-
-
 @pytest.fixture
 async def cmds(nats_server, api):
-    backups = await Commands(nats_server.url, "cmd.backup.>", "double--backups").start()
-    schedules = await Commands(nats_server.url, "cmd.schedule.>", "double--schedules").start()
-    databases = await Commands(nats_server.url, "cmd.database.>", "double--databases").start()
+    backups = await DatabaseDouble(nats_server.url, "cmd.backup.>", "double--backups").start()
+    schedules = await DatabaseDouble(nats_server.url, "cmd.schedule.>", "double--schedules").start()
+    databases = await DatabaseDouble(nats_server.url).start()
     yield backups, schedules, databases
     for double in (backups, schedules, databases):
         await double.stop()
@@ -106,19 +57,23 @@ def _s3(**over: Any) -> dict[str, Any]:
     return {**body, **over}
 
 
-async def _database(client, headers, databases: Commands, name: str = "orders", running: bool = True) -> dict:
+async def _database(client, headers, databases: DatabaseDouble, name: str = "orders", running: bool = True) -> dict:
     r = await client.post("/v1/databases", headers=headers, json={"name": name, "engine": "postgresql"})
     assert r.status_code == 201, r.text
     db = r.json()
     if running:
-        runs = await databases.wait_for("cmd.database.run", count=len(databases.got) + 0 or 1)
-        env = next(e for _, _, e in runs if e.data["spec"]["database_id"] == db["id"])
+        for _ in range(200):
+            runs = [e for subject, _, e in databases.commands if subject == "cmd.database.run"]
+            if env := next((e for e in runs if e.data["spec"]["database_id"] == db["id"]), None):
+                break
+            await asyncio.sleep(0.05)
+        assert env is not None, "no cmd.database.run"
         await _changed(databases, env, "running")
         await _until(client, headers, f"/v1/databases/{db['id']}", "running")
     return db
 
 
-async def _changed(double: Commands, env: Envelope, state: str) -> None:
+async def _changed(double: DatabaseDouble, env: Envelope, state: str) -> None:
     spec = env.data["spec"]
     event = DatabaseChanged(
         database_id=spec["database_id"], team_id=spec["team_id"], request_id=env.data["request_id"], state=state
@@ -289,7 +244,7 @@ async def test_schedule_set_shown_and_removed(client, members, cmds):
 
 async def _succeeded_backup(client, members, cmds, db: dict, dest: dict) -> tuple[dict, StartBackup]:
     backups = cmds[0]
-    before = len([c for c in backups.got if c[0] == "cmd.backup.start"])
+    before = len([c for c in backups.commands if c[0] == "cmd.backup.start"])
     r = await client.post(
         f"/v1/databases/{db['id']}/backups", headers=members.developer, json={"destinations": [dest["id"]]}
     )
@@ -300,7 +255,7 @@ async def _succeeded_backup(client, members, cmds, db: dict, dest: dict) -> tupl
     return await _until(client, members.viewer, f"/v1/backups/{cmd.backup_id}", "succeeded"), cmd
 
 
-async def _succeed(backups: Commands, cmd: StartBackup) -> None:
+async def _succeed(backups: DatabaseDouble, cmd: StartBackup) -> None:
     obj = BackupObject(destination=cmd.destinations[0].name, key=f"db/{cmd.backup_id}.dump.gz", size=9, sha256="a" * 64)
     event = BackupSucceeded(
         backup_id=cmd.backup_id,
@@ -341,7 +296,7 @@ async def test_restore_into_a_new_database(client, members, cmds):
     run = next(
         e for _, _, e in await databases.wait_for("cmd.database.run", 2) if e.data["spec"]["database_id"] == new["id"]
     )
-    assert not [c for c in backups.got if c[0] == "cmd.backup.restore"]  # not before the new database runs
+    assert not [c for c in backups.commands if c[0] == "cmd.backup.restore"]  # not before the new database runs
     await _changed(databases, run, "running")
     ((_, raw, env),) = await backups.wait_for("cmd.backup.restore")
     assert SECRET.encode() not in raw
@@ -379,7 +334,7 @@ async def test_restore_over_the_existing_database_backs_up_first(client, members
     fresh = StartBackup.model_validate(starts[-1][2].data)
     assert fresh.backup_id == restore["pre_backup_id"] and fresh.database_id == db["id"]
     await asyncio.sleep(0.3)
-    assert not [c for c in backups.got if c[0] == "cmd.backup.restore"]
+    assert not [c for c in backups.commands if c[0] == "cmd.backup.restore"]
     await _succeed(backups, fresh)
     ((_, _, env),) = await backups.wait_for("cmd.backup.restore")
     cmd = RestoreBackup.model_validate(env.data)
@@ -398,7 +353,7 @@ async def test_restore_over_the_existing_database_backs_up_first(client, members
     got = await _until(client, members.viewer, f"/v1/restores/{second['id']}", "failed")
     assert "disk full" in got["reason"]
     await asyncio.sleep(0.3)
-    assert len([c for c in backups.got if c[0] == "cmd.backup.restore"]) == 1
+    assert len([c for c in backups.commands if c[0] == "cmd.backup.restore"]) == 1
 
 
 async def test_deleting_the_database_removes_its_schedule(client, members, cmds):
@@ -413,3 +368,22 @@ async def test_deleting_the_database_removes_its_schedule(client, members, cmds)
     ((_, _, removed),) = await schedules.wait_for("cmd.schedule.remove")
     assert removed.data["schedule_id"] == db["id"]
     assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204
+
+
+async def test_a_redis_database_is_backed_up_with_its_password_alone(client, members, cmds):
+    backups, _, _ = cmds
+    r = await client.post("/v1/databases", headers=members.developer, json={"name": "cache", "engine": "redis"})
+    db = r.json()
+    directory = {"kind": "directory", "name": "here", "path": "/var/backups/berth"}
+    dest = (await client.post("/v1/backup-destinations", headers=members.admin, json=directory)).json()
+    r = await client.post(
+        f"/v1/databases/{db['id']}/backups", headers=members.developer, json={"destinations": [dest["id"]]}
+    )
+    assert r.status_code == 202, r.text
+    ((_, _, env),) = await backups.wait_for("cmd.backup.start")
+    cmd = StartBackup.model_validate(env.data)
+    assert cmd.source.engine == "redis" and cmd.source.reveal() and cmd.destinations[0].kind == "directory"
+    r = await client.post(
+        f"/v1/databases/{db['id']}/restore", headers=members.developer, json={"backup_id": cmd.backup_id, "name": "c2"}
+    )
+    assert r.status_code == 409  # not succeeded (yet)

@@ -131,6 +131,7 @@ class Context:
     ids: dict[str, str]  # real ids of the team's resources (tests.security.spec.Ids)
 
     channels: dict[str, str] = field(default_factory=dict)  # kind -> id
+    destinations: dict[str, str] = field(default_factory=dict)  # kind -> id
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -156,11 +157,23 @@ class Context:
         return str(r.json()["id"])
 
     def destination(self, kind: str = "directory") -> str:
-        """A backup destination of the team of this kind (a destination's kind cannot change)."""
-        body = next(d for d in _destinations() if d["kind"] == kind)
-        r = self.client.post("/v1/backup-destinations", headers=self.admin, json=body)
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+        """A backup destination of the team of this kind (made once: a destination's kind cannot change)."""
+        if kind not in self.destinations:
+            body = next(d for d in _destinations() if d["kind"] == kind)
+            r = self.client.post("/v1/backup-destinations", headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            self.destinations[kind] = r.json()["id"]
+        return self.destinations[kind]
+
+    def backup(self) -> str:
+        """A backup of the team's database (made once; without a scheduler it stays requested: a restore of
+        it is refused 409, after its body was validated)."""
+        if "backup" not in self.destinations:
+            path = f"/v1/databases/{self.ids['database_id']}/backups"
+            r = self.client.post(path, headers=self.admin, json={"destinations": [self.destination()]})
+            assert r.status_code == 202, r.text
+            self.destinations["backup"] = r.json()["id"]
+        return self.destinations["backup"]
 
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
@@ -284,9 +297,9 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "ScheduleIn": lambda ctx: [
         {"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin", "grace_s": 600, **_backup_settings(ctx)}
     ],
-    "RestoreCreate": lambda ctx: [  # 422: no succeeded backup of that id (the sweep has no scheduler)
+    "RestoreCreate": lambda ctx: [  # 409: the backup did not succeed (the sweep has no scheduler)
         {
-            "backup_id": ctx.ids.get("backup_id", "0" * 32),
+            "backup_id": ctx.backup(),
             "destination": ctx.destination(),
             "target": "new",
             "name": unique("r"),

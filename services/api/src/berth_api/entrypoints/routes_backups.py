@@ -291,7 +291,7 @@ Resource(router, RestoreOut).get("/restores/{restore_id}", "get_restore", restor
 @router.start(
     "/databases/{database_id}/restore",
     summary="Restore a backup into a new database (default) or over this one (admins, with confirm)",
-    responses={409: problem_doc("None of the backup's destinations exists any more")},
+    responses={409: problem_doc("The backup did not succeed, or none of its destinations exists any more")},
 )
 async def restore_backup(
     body: RestoreCreate, request: Request, database_id: DatabaseId, principal: Principal = require_role("developer")

@@ -63,13 +63,14 @@ def backup_missing(principal: Principal, backup_id: str) -> ProblemError:
 def source_of(deps: Deps, row: dict[str, Any]) -> BackupSource:
     """The database record (with its sealed password) as a backup command names it."""
     password = deps.box.open(row["sealed"], database_aad(row["id"]))
+    user = {"user": row["username"]} if row["username"] else {}  # Redis has none: its password alone
     return BackupSource(
         server_id=row["server_id"],
         container=dbengines.container_name(row["id"]),
         engine=row["engine"],
         database=row["database"],
-        user=row["username"],
         password=SecretStr(password),
+        **user,
     )
 
 

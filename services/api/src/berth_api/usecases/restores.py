@@ -83,7 +83,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
         if backup is None or backup["database_id"] != database_id:
             raise invalid_field("/body/backup_id", f"no backup {given.backup_id} of database {database_id}")
         if backup["state"] != "succeeded":
-            raise invalid_field("/body/backup_id", f"the backup is {backup['state']}; only a verified one restores")
+            raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
     origin_id, obj = _object(backup, given.destination, existing)
     target_id = database_id
