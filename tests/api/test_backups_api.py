@@ -233,6 +233,18 @@ async def test_schedule_set_shown_and_removed(client, members, cmds):
     assert (await client.get(path, headers=members.viewer)).json()["timezone"] == "Europe/Berlin"
     assert (await client.get(path, headers=members.other)).status_code == 404
 
+    # a changed destination reaches the schedule: it is sent again with the new key
+    r = await client.patch(
+        f"/v1/backup-destinations/{dest['id']}", headers=members.admin, json={"secret_key": "n3w-k3y"}
+    )
+    assert r.status_code == 200 and "n3w-k3y" not in r.text
+    (_, (_, raw, env)) = await schedules.wait_for("cmd.schedule.set", 2)
+    assert b"n3w-k3y" not in raw
+    again = SetSchedule.model_validate(env.data)
+    assert again.revision > cmd.revision and again.cron == "30 2 * * *" and again.timezone == "Europe/Berlin"
+    resent = StartBackup.model_validate(again.command)
+    assert resent.destinations[0].reveal() == "n3w-k3y" and resent.retention.keep_days == 7
+    cmd = again
     r = await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)
     assert r.status_code == 409
     assert (await client.delete(path, headers=members.admin)).status_code == 204

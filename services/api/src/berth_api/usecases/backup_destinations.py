@@ -19,7 +19,9 @@ from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
+from berth_api.usecases.deployments import run
 from berth_common.catalogue import DirectoryDestination, S3Destination
+from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
@@ -99,30 +101,38 @@ async def get(deps: Deps, principal: Principal, destination_id: str) -> dict[str
 async def update(
     deps: Deps, principal: Principal, destination_id: str, values: dict[str, Any], secret: str | None
 ) -> dict[str, Any]:
-    """Change the name, settings of its kind, or the secret key (``secret``); the rest stays."""
+    """Change the name, settings of its kind, or the secret key (``secret``); the rest stays. The schedules
+    that use the destination are sent again with the new settings."""
+    from berth_api.usecases.backups import resend_schedules  # backups builds on this module
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        s = unit.session
+        row = await repo.get_destination(s, principal.team_id, destination_id, sealed=True, lock=True)
+        if row is None:
+            raise destination_missing(principal, destination_id)
+        kind = row["kind"]
+        allowed = S3_FIELDS if kind == "s3" else DIRECTORY_FIELDS
+        wrong = [k for k in values if k != "name" and k not in allowed]
+        if wrong or (secret is not None and kind != "s3"):
+            field = wrong[0] if wrong else "secret_key"
+            raise invalid_field(f"/body/{field}", f"a {kind} destination has no {field}")
+        settings = {**row["settings"], **{k: v for k, v in values.items() if k != "name"}}
+        await hold_for_sealing(s, deps.box)
+        current = deps.box.open(row["sealed"], _aad(row["id"])) if row["sealed"] is not None else None
+        _checked(kind, settings, secret if secret is not None else current)
+        if kind == "directory":
+            await _server_in_team(s, principal, settings)
+        change: dict[str, Any] = {"settings": settings}
+        if "name" in values:
+            change["name"] = values["name"]
+        if secret is not None:
+            change["sealed"] = deps.box.seal(secret, _aad(row["id"]))
+        updated = await repo.update_destination(s, row["id"], change)
+        await resend_schedules(deps, unit, principal, destination_id)
+        return updated
+
     try:
-        async with deps.sessionmaker() as s, s.begin():
-            row = await repo.get_destination(s, principal.team_id, destination_id, sealed=True, lock=True)
-            if row is None:
-                raise destination_missing(principal, destination_id)
-            kind = row["kind"]
-            allowed = S3_FIELDS if kind == "s3" else DIRECTORY_FIELDS
-            wrong = [k for k in values if k != "name" and k not in allowed]
-            if wrong or (secret is not None and kind != "s3"):
-                field = wrong[0] if wrong else "secret_key"
-                raise invalid_field(f"/body/{field}", f"a {kind} destination has no {field}")
-            settings = {**row["settings"], **{k: v for k, v in values.items() if k != "name"}}
-            await hold_for_sealing(s, deps.box)
-            current = deps.box.open(row["sealed"], _aad(row["id"])) if row["sealed"] is not None else None
-            _checked(kind, settings, secret if secret is not None else current)
-            if kind == "directory":
-                await _server_in_team(s, principal, settings)
-            change: dict[str, Any] = {"settings": settings}
-            if "name" in values:
-                change["name"] = values["name"]
-            if secret is not None:
-                change["sealed"] = deps.box.seal(secret, _aad(row["id"]))
-            row = await repo.update_destination(s, row["id"], change)
+        row = await run(deps, body)
     except IntegrityError:
         raise name_taken("backup destination", values.get("name", "")) from None
     log.info("backup destination updated", destination_id=destination_id, fields=sorted(values))

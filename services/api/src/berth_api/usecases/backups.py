@@ -175,49 +175,76 @@ def _revision() -> int:
     return time.time_ns() // 1000
 
 
+async def _put_schedule(
+    deps: Deps, unit: Unit, principal: Principal, database_id: str, given: ScheduleInput
+) -> dict[str, Any]:
+    """Send ``cmd.schedule.set`` with the backup command as it would be built now, and keep the schedule."""
+    row = await _database(unit, principal, database_id)
+    dests = await destinations.resolve(deps, unit.session, principal, given.destinations, "/body/destinations")
+    await hold_for_sealing(unit.session, deps.box)
+    template = _command(deps, TEMPLATE_ID, row, dests, BackupInput([], given.compression, given.retention))
+    revision = _revision()
+    try:
+        command = SetSchedule(
+            schedule_id=database_id,
+            team_id=principal.team_id,
+            revision=revision,
+            cron=given.cron,
+            timezone=given.timezone,
+            grace_s=given.grace_s,
+            command_type=StartBackup.TYPE,
+            command=template.model_dump(mode="json"),
+            target_id=database_id,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
+    await unit.emit(command, id=f"schedule-set-{database_id}-{revision}")
+    return await repo.put_schedule(
+        unit.session,
+        {
+            "database_id": database_id,
+            "team_id": principal.team_id,
+            "cron": command.cron,
+            "timezone": command.timezone,
+            "grace_s": command.grace_s,
+            "destination_ids": list(given.destinations),
+            "retention": template.retention.model_dump(),
+            "compression": template.compression,
+            "revision": revision,
+            "updated_by": principal.user_id,
+            "updated_at": datetime.now(UTC),
+        },
+    )
+
+
 async def set_schedule(deps: Deps, principal: Principal, database_id: str, given: ScheduleInput) -> dict[str, Any]:
     async def body(unit: Unit) -> dict[str, Any]:
-        row = await _database(unit, principal, database_id)
-        dests = await destinations.resolve(deps, unit.session, principal, given.destinations, "/body/destinations")
-        await hold_for_sealing(unit.session, deps.box)
-        template = _command(deps, TEMPLATE_ID, row, dests, BackupInput([], given.compression, given.retention))
-        revision = _revision()
-        try:
-            command = SetSchedule(
-                schedule_id=database_id,
-                team_id=principal.team_id,
-                revision=revision,
-                cron=given.cron,
-                timezone=given.timezone,
-                grace_s=given.grace_s,
-                command_type=StartBackup.TYPE,
-                command=template.model_dump(mode="json"),
-                target_id=database_id,
-            )
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
-        await unit.emit(command, id=f"schedule-set-{database_id}-{revision}")
-        return await repo.put_schedule(
-            unit.session,
-            {
-                "database_id": database_id,
-                "team_id": principal.team_id,
-                "cron": command.cron,
-                "timezone": command.timezone,
-                "grace_s": command.grace_s,
-                "destination_ids": list(given.destinations),
-                "retention": template.retention.model_dump(),
-                "compression": template.compression,
-                "revision": revision,
-                "updated_by": principal.user_id,
-                "updated_at": datetime.now(UTC),
-            },
-        )
+        return await _put_schedule(deps, unit, principal, database_id, given)
 
     row = await run(deps, body)
     log.info("backup schedule set", database_id=database_id, cron=row["cron"], timezone=row["timezone"])
     return row
+
+
+async def resend_schedules(deps: Deps, unit: Unit, principal: Principal, destination_id: str) -> int:
+    """After a destination changed: every schedule using it is sent again with the new settings (its
+    template carries them, secret key included)."""
+    sent = 0
+    for row in await repo.schedules_of(unit.session, principal.team_id):
+        if destination_id in row["destination_ids"]:
+            retention = {k: v for k, v in row["retention"].items() if v is not None}
+            given = ScheduleInput(
+                row["cron"],
+                row["timezone"],
+                list(row["destination_ids"]),
+                retention,
+                row["compression"],
+                row["grace_s"],
+            )
+            await _put_schedule(deps, unit, principal, row["database_id"], given)
+            sent += 1
+    return sent
 
 
 async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> dict[str, Any] | None:
