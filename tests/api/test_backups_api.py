@@ -399,3 +399,12 @@ async def test_a_redis_database_is_backed_up_with_its_password_alone(client, mem
         f"/v1/databases/{db['id']}/restore", headers=members.developer, json={"backup_id": cmd.backup_id, "name": "c2"}
     )
     assert r.status_code == 409  # not succeeded (yet)
+
+
+async def test_a_destination_secret_key_is_resealed_by_key_rotation(api, client, members, api_urls):
+    from tests.api.test_key_rotation import _key, _opens_with
+
+    assert (await client.post("/v1/backup-destinations", headers=members.admin, json=_s3())).status_code == 201
+    directory = {"kind": "directory", "name": "here", "path": "/srv/backups"}
+    assert (await client.post("/v1/backup-destinations", headers=members.admin, json=directory)).status_code == 201
+    assert await _opens_with(api_urls, _key(api.settings.secrets_key_path)) == 1  # the S3 key; a directory has none
