@@ -35,6 +35,8 @@ class DatabaseDouble:
     """Takes ``cmd.database.*`` off the work queue and answers as the scheduler would when told to."""
 
     url: str
+    subject: str = SUBJECT  # the commands taken (another double takes others: tests/api/test_backups_api.py)
+    durable: str = DURABLE
     bus: Bus = field(init=False)
     commands: list[tuple[str, bytes, Envelope]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -43,10 +45,10 @@ class DatabaseDouble:
         self.bus = Bus("scheduler", self.url)
         await self.bus.connect()
         config = ConsumerConfig(
-            name=DURABLE, durable_name=DURABLE, filter_subject=SUBJECT, ack_policy=AckPolicy.EXPLICIT
+            name=self.durable, durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT
         )
         await self.bus.js.add_consumer(CMD_STREAM, config)
-        sub = await self.bus.js.pull_subscribe_bind(durable=DURABLE, stream=CMD_STREAM)
+        sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=CMD_STREAM)
 
         async def pull() -> None:
             while True:

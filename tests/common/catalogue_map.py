@@ -33,11 +33,7 @@ SHARED = ROOT / "libs" / "common" / "src" / "berth_common"
 # Messages the catalogue lists ahead of their producer: type -> the party that will send it.
 NOT_SENT_YET = {
     "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
-    "cmd.backup.start": "api",  # the api's backup endpoints and schedules come with a later change
-    "cmd.backup.restore": "api",
     "cmd.backup.drill": "api",  # the api's drill endpoints come with a later change
-    "cmd.schedule.set": "api",  # the api's backup schedules come with a later change
-    "cmd.schedule.remove": "api",
 }
 LOOKUPS = {"consumed_by": consumed_by, "served_by": served_by}
 

@@ -131,6 +131,7 @@ class Context:
     ids: dict[str, str]  # real ids of the team's resources (tests.security.spec.Ids)
 
     channels: dict[str, str] = field(default_factory=dict)  # kind -> id
+    destinations: dict[str, str] = field(default_factory=dict)  # kind -> id
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -155,10 +156,50 @@ class Context:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    def destination(self, kind: str = "directory") -> str:
+        """A backup destination of the team of this kind (made once: a destination's kind cannot change)."""
+        if kind not in self.destinations:
+            body = next(d for d in _destinations() if d["kind"] == kind)
+            r = self.client.post("/v1/backup-destinations", headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            self.destinations[kind] = r.json()["id"]
+        return self.destinations[kind]
+
+    def backup(self) -> str:
+        """A backup of the team's database (made once; without a scheduler it stays requested: a restore of
+        it is refused 409, after its body was validated)."""
+        if "backup" not in self.destinations:
+            path = f"/v1/databases/{self.ids['database_id']}/backups"
+            r = self.client.post(path, headers=self.admin, json={"destinations": [self.destination()]})
+            assert r.status_code == 202, r.text
+            self.destinations["backup"] = r.json()["id"]
+        return self.destinations["backup"]
+
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
         assert r.status_code == 201, r.text
         return str(r.json()["code"])
+
+
+def _destinations() -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "s3",
+            "name": unique("b"),
+            "endpoint": "http://127.0.0.1:9",
+            "bucket": "berth-backups",
+            "region": "eu-west-1",
+            "path_style": False,
+            "prefix": "db/nightly/",
+            "access_key": "AKIAEXAMPLE",
+            "secret_key": "s3cret",
+        },
+        {"kind": "directory", "name": unique("b"), "server_id": "local", "path": "/var/backups/berth"},
+    ]
+
+
+def _backup_settings(ctx: Context) -> dict[str, Any]:
+    return {"destinations": [ctx.destination()], "compression": "zstd", "retention": {"keep_count": 3, "keep_days": 7}}
 
 
 def _email() -> str:
@@ -231,6 +272,39 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "public": {"port": 20000 + int(unique("")[-4:], 16) % 40000, "allow": ["203.0.113.0/24", "2001:db8::/32"]},
         },
         {"name": unique("d"), "engine": "redis", "version": "7", "config": {"maxmemory": "64mb"}},
+    ],
+    "S3DestinationIn": lambda _: _destinations(),
+    "DestinationUpdate": lambda ctx: [
+        {
+            "name": unique("b"),
+            "endpoint": "http://127.0.0.1:9",
+            "bucket": "other-bucket",
+            "region": "us-east-1",
+            "path_style": True,
+            "prefix": "x/",
+            "access_key": "AKIAOTHER",
+            "secret_key": "n3w",
+            PATH_IDS: {"destination_id": ctx.destination("s3")},
+        },
+        {
+            "name": unique("b"),
+            "server_id": "local",
+            "path": "/srv/dumps",
+            PATH_IDS: {"destination_id": ctx.destination()},
+        },
+    ],
+    "BackupCreate": lambda ctx: [_backup_settings(ctx)],
+    "ScheduleIn": lambda ctx: [
+        {"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin", "grace_s": 600, **_backup_settings(ctx)}
+    ],
+    "RestoreCreate": lambda ctx: [  # 409: the backup did not succeed (the sweep has no scheduler)
+        {
+            "backup_id": ctx.backup(),
+            "destination": ctx.destination(),
+            "target": "new",
+            "name": unique("r"),
+            "confirm": False,
+        }
     ],
     "LinkCreate": lambda ctx: [{"database_id": ctx.database(), "variable": "DATABASE_URL"}],
     "RegistryCreate": lambda _: [

@@ -223,7 +223,7 @@ class BackupEvent(Event):
     """Fields every ``evt.backup.*`` event has (not a message by itself)."""
 
     PRODUCERS = ("scheduler",)
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("notifier", "api")  # the api: its projection of backups
     backup_id: str
     team_id: str
     database_id: str
@@ -235,7 +235,7 @@ class BackupStarted(BackupEvent):
     engine ``volume``, ``database`` the volume)."""
 
     TYPE = "evt.backup.started"
-    CONSUMERS = ("operator",)
+    CONSUMERS = ("operator", "api")
     engine: str
     database: str | None = None
 
@@ -314,7 +314,7 @@ class RestoreEvent(Event):
     """Fields every ``evt.restore.*`` event has (not a message by itself)."""
 
     PRODUCERS = ("scheduler",)
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("notifier", "api")  # the api: its projection of restores
     restore_id: str
     backup_id: str
     team_id: str

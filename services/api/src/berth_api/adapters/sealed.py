@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
-``servers`` and ``databases`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+``servers``, ``databases`` and ``backup_destinations`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
+    backup_destinations,
     databases,
     deployments,
     environment_variables,
@@ -46,7 +47,7 @@ async def hold_for_rotation(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
 
 
-ROW_SEALED = (registries, servers, databases)  # one sealed value per row (``row_aad``)
+ROW_SEALED = (registries, servers, databases, backup_destinations)  # one sealed value per row (``row_aad``)
 
 
 @dataclass
@@ -90,7 +91,8 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
         out.counts[table.name], out.current[table.name] = done, kept
     for table in ROW_SEALED:
         done = kept = 0
-        q = sa.select(table.c.id, table.c.sealed).order_by(table.c.id).with_for_update()
+        present = table.c.sealed.isnot(None)
+        q = sa.select(table.c.id, table.c.sealed).where(present).order_by(table.c.id).with_for_update()
         for row in await all_rows(session, q):
             if box.sealed_with_current(row["sealed"]):
                 kept += 1

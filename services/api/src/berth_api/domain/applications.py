@@ -184,7 +184,12 @@ def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
     return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
 
 
-ROW_AAD = {"registries": "registry", "servers": "server", "databases": "database"}
+ROW_AAD = {
+    "registries": "registry",
+    "servers": "server",
+    "databases": "database",
+    "backup_destinations": "backup-destination",
+}
 
 
 def row_aad(table: str, row_id: str) -> str:

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import (
     routes_applications,
+    routes_backups,
     routes_config,
     routes_databases,
     routes_deployments,
@@ -131,6 +132,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_servers.router,
         routes_swarms.router,
         routes_databases.router,
+        routes_backups.router,
     ):
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router, routes_volumes.router):

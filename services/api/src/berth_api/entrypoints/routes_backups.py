@@ -1,0 +1,337 @@
+"""Routes of backups: a team's backup destinations, a database's backups (on demand and on a schedule), and
+restores. Thin: role, input, use case, answer.
+
+Viewers read; developers start backups and restore into a new database; admins manage destinations and
+schedules and restore over an existing database (with ``confirm``). An S3 secret key is write-only: no
+answer carries it, nor a database password.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path, Request, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+from berth_api.domain import names
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError
+from berth_api.domain.roles import allows
+from berth_api.entrypoints.auth import require_role
+from berth_api.entrypoints.resources import Resource, V1Router
+from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.state import deps
+from berth_api.entrypoints.v1 import Responses, problem_doc
+from berth_api.usecases import backup_destinations as dest_uc
+from berth_api.usecases import backups as uc
+from berth_api.usecases import restores as restore_uc
+from berth_common.catalogue import CronExpression, TimeZone
+from berth_common.catalogue.backups import DIRECTORY_PATTERN, PREFIX_PATTERN
+
+router = V1Router("backups")
+CONFLICT: Responses = {409: problem_doc("The name is taken, or a schedule uses the destination")}
+DatabaseId = Annotated[str, Path(pattern=ID_PATTERN)]
+BACKUP_ID = r"^[A-Za-z0-9_-]{1,64}$"  # a schedule's run: schedule-<database id>-<due time>
+Name = Annotated[str, Field(min_length=1, max_length=63, examples=["offsite"]), AfterValidator(names.resource_name)]
+Endpoint = Annotated[
+    str,
+    Field(
+        pattern=r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/?$",
+        max_length=300,
+        examples=["https://s3.eu-central-1.amazonaws.com"],
+        description="The S3 API's URL: http(s)://host[:port], no path",
+    ),
+]
+Bucket = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["berth-backups"])]
+Region = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$", examples=["us-east-1"])]
+
+
+def _inside(value: str) -> str:
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValueError("'.' and '..' segments are not allowed")
+    return value
+
+
+Prefix = Annotated[
+    str,
+    Field(max_length=512, pattern=PREFIX_PATTERN, examples=["db/"], description="Ends with /"),
+    AfterValidator(_inside),
+]
+AccessKey = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$", examples=["AKIAEXAMPLE"])]
+SecretKey = Annotated[SecretStr, Field(min_length=1, max_length=256, description="Never shown again")]
+ServerId = Annotated[str, Field(pattern=r"^(local|[0-9a-f]{32})$", description="A server of the team, or local")]
+DirPath = Annotated[
+    str,
+    Field(pattern=DIRECTORY_PATTERN, max_length=1024, examples=["/var/backups/berth"], description="Absolute"),
+    AfterValidator(_inside),
+]
+Ids = Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1, max_length=4)]
+
+
+class S3DestinationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["s3"]
+    name: Name
+    endpoint: Endpoint
+    bucket: Bucket
+    region: Region = "us-east-1"
+    path_style: bool = True
+    prefix: Prefix = ""
+    access_key: AccessKey
+    secret_key: SecretKey
+
+
+class DirectoryDestinationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["directory"]
+    name: Name
+    server_id: ServerId = "local"
+    path: DirPath
+
+
+DestinationIn = Annotated[S3DestinationIn | DirectoryDestinationIn, Field(discriminator="kind")]
+
+
+class DestinationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    endpoint: Endpoint | None = None
+    bucket: Bucket | None = None
+    region: Region | None = None
+    path_style: bool | None = None
+    prefix: Prefix | None = None
+    access_key: AccessKey | None = None
+    secret_key: SecretKey | None = None
+    server_id: ServerId | None = None
+    path: DirPath | None = None
+
+
+class DestinationOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    endpoint: str | None = None
+    bucket: str | None = None
+    region: str | None = None
+    path_style: bool | None = None
+    prefix: str | None = None
+    access_key: str | None = None
+    server_id: str | None = None
+    path: str | None = None
+    created_at: datetime
+
+
+def destination_out(row: dict[str, Any]) -> DestinationOut:
+    return DestinationOut.model_validate({**row["settings"], **{k: v for k, v in row.items() if k != "settings"}})
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep_count: int | None = Field(default=None, ge=1, le=10000, description="Keep this many newest")
+    keep_days: int | None = Field(default=None, ge=1, le=36500, description="Keep those younger than this")
+
+
+class BackupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    destinations: Ids = Field(description="Ids of the team's backup destinations")
+    compression: Literal["gzip", "zstd"] = "gzip"
+    retention: RetentionIn | None = None
+
+
+class ObjectOut(BaseModel):
+    destination: str = Field(description="The destination's name in the scheduler's terms (no credential)")
+    destination_id: str | None = None
+    key: str
+    size: int
+    sha256: str
+
+
+class BackupOut(BaseModel):
+    id: str
+    database_id: str
+    state: str = Field(description="requested, running, succeeded, failed or missed")
+    reason: str = ""
+    engine: str | None = None
+    database: str | None = None
+    compression: str | None = None
+    schedule_id: str | None = None
+    objects: list[ObjectOut]
+    duration_s: float | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def backup_out(row: dict[str, Any]) -> BackupOut:
+    ids = {d["name"]: d["id"] for d in row["destinations"]}
+    objects = [{**o, "destination_id": ids.get(o["destination"])} for o in row["objects"]]
+    return BackupOut.model_validate({**row, "objects": objects})
+
+
+class RestoreCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backup_id: str = Field(pattern=BACKUP_ID, description="A succeeded backup of this database")
+    destination: str | None = Field(default=None, pattern=ID_PATTERN, description="Restore from this copy")
+    target: Literal["new", "existing"] = Field(default="new", description="A new database, or over this one")
+    name: Annotated[str | None, AfterValidator(lambda v: v if v is None else names.slug(v))] = Field(
+        default=None, min_length=1, max_length=32, examples=["orders-restored"], description="The new database's name"
+    )
+    confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
+
+
+class LogLineOut(BaseModel):
+    seq: int
+    stream: str
+    line: str
+
+
+class RestoreOut(BaseModel):
+    id: str
+    database_id: str
+    backup_id: str
+    target: str
+    target_database_id: str
+    state: str = Field(description="backing_up, waiting, running, succeeded or failed")
+    reason: str = ""
+    pre_backup_id: str | None = Field(default=None, description="The backup taken before restoring over the data")
+    duration_s: float | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    log: list[LogLineOut] = []
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cron: CronExpression = Field(examples=["30 2 * * *"], description="minute hour day-of-month month day-of-week")
+    timezone: TimeZone = Field(examples=["Europe/Berlin"], description="An IANA time zone")
+    destinations: Ids
+    retention: RetentionIn = RetentionIn()
+    compression: Literal["gzip", "zstd"] = "gzip"
+    grace_s: int = Field(default=300, ge=30, le=86400, description="How late a run may start and be on time")
+
+
+class ScheduleOut(BaseModel):
+    database_id: str
+    cron: str
+    timezone: str
+    grace_s: int
+    destinations: list[str]
+    retention: RetentionIn
+    compression: str
+    updated_at: datetime
+
+
+def schedule_out(row: dict[str, Any]) -> ScheduleOut:
+    return ScheduleOut.model_validate({**row, "destinations": row["destination_ids"]})
+
+
+destinations = Resource(router, DestinationOut, destination_out)
+
+
+@router.create(
+    "/backup-destinations", summary="Add a backup destination (an S3 bucket or a directory)", responses=CONFLICT
+)
+async def create_destination(
+    body: DestinationIn, request: Request, principal: Principal = require_role("admin")
+) -> DestinationOut:
+    settings = body.model_dump(exclude={"kind", "name", "secret_key"})
+    secret = body.secret_key.get_secret_value() if isinstance(body, S3DestinationIn) else None
+    row = await dest_uc.create(deps(request), principal, body.name, body.kind, settings, secret)
+    return destination_out(row)
+
+
+@router.patch("/backup-destinations/{destination_id}", summary="Change a backup destination", responses=CONFLICT)
+async def update_destination(
+    body: DestinationUpdate,
+    request: Request,
+    destination_id: DatabaseId,
+    principal: Principal = require_role("admin"),
+) -> DestinationOut:
+    values = body.model_dump(exclude_none=True, exclude={"secret_key"})
+    secret = body.secret_key.get_secret_value() if body.secret_key is not None else None
+    return destination_out(await uc.update_destination(deps(request), principal, destination_id, values, secret))
+
+
+destinations.listing("/backup-destinations", "list_backup_destinations", dest_uc.list_all, "The team's destinations")
+destinations.get("/backup-destinations/{destination_id}", "get_backup_destination", dest_uc.get, "A destination")
+destinations.delete(
+    "/backup-destinations/{destination_id}",
+    "delete_backup_destination",
+    dest_uc.delete,
+    "Forget a backup destination (refused while a schedule uses it; stored backups stay where they are)",
+    responses=CONFLICT,
+)
+
+
+@router.start("/databases/{database_id}/backups", summary="Back the database up now (state: requested, then running)")
+async def start_backup(
+    body: BackupCreate, request: Request, database_id: DatabaseId, principal: Principal = require_role("developer")
+) -> BackupOut:
+    retention = body.retention.model_dump(exclude_none=True) if body.retention else None
+    given = uc.BackupInput(list(body.destinations), body.compression, retention)
+    return backup_out(await uc.start(deps(request), principal, database_id, given))
+
+
+backups = Resource(router, BackupOut, backup_out)
+Resource(router, BackupOut, backup_out, BACKUP_ID).get(
+    "/backups/{backup_id}", "get_backup", uc.get, "A backup: its state, reason and verified objects"
+)
+backups.listing("/databases/{database_id}/backups", "list_backups", uc.list_of, "The database's backups, newest first")
+Resource(router, RestoreOut).get("/restores/{restore_id}", "get_restore", restore_uc.get, "A restore and its log")
+
+
+@router.start(
+    "/databases/{database_id}/restore",
+    summary="Restore a backup into a new database (default) or over this one (admins, with confirm)",
+    responses={409: problem_doc("The backup did not succeed, or none of its destinations exists any more")},
+)
+async def restore_backup(
+    body: RestoreCreate, request: Request, database_id: DatabaseId, principal: Principal = require_role("developer")
+) -> RestoreOut:
+    if body.target == "existing" and not allows(principal.role, "admin"):
+        raise ProblemError(403, "Restoring over an existing database is for the team's admins.")
+    given = restore_uc.RestoreInput(body.backup_id, body.destination, body.target, body.name, body.confirm)
+    return RestoreOut.model_validate(await restore_uc.start(deps(request), principal, database_id, given))
+
+
+@router.put("/databases/{database_id}/backup-schedule", summary="Back the database up on a schedule")
+async def set_schedule(
+    body: ScheduleIn, request: Request, database_id: DatabaseId, principal: Principal = require_role("admin")
+) -> ScheduleOut:
+    given = uc.ScheduleInput(
+        body.cron,
+        body.timezone,
+        list(body.destinations),
+        body.retention.model_dump(exclude_none=True),
+        body.compression,
+        body.grace_s,
+    )
+    return schedule_out(await uc.set_schedule(deps(request), principal, database_id, given))
+
+
+@router.get("/databases/{database_id}/backup-schedule", summary="The database's backup schedule (null: none)")
+async def get_schedule(
+    request: Request, database_id: DatabaseId, principal: Principal = require_role("viewer")
+) -> ScheduleOut | None:
+    row = await uc.get_schedule(deps(request), principal, database_id)
+    return None if row is None else schedule_out(row)
+
+
+@router.delete(
+    "/databases/{database_id}/backup-schedule",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Stop backing the database up on a schedule (none: nothing to do)",
+)
+async def remove_schedule(
+    request: Request, database_id: DatabaseId, principal: Principal = require_role("admin")
+) -> Response:
+    await uc.remove_schedule(deps(request), principal, database_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
