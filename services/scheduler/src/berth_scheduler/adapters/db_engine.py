@@ -7,6 +7,8 @@ Every operation can be repeated: an existing volume or network is fine, an absen
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from berth_common.dbengines import Exec
@@ -74,3 +76,20 @@ class DatabaseEngine:
         """``command`` exits 0 (and prints what it must print)."""
         result = await self.run(name, command, timeout_s)
         return result.exit_code == 0 and (command.expect is None or command.expect in result.output)
+
+
+async def wait_ready(engine: DatabaseEngine, name: str, check: Exec, timeout_s: float, interval_s: float) -> str | None:
+    """Wait until the database in container ``name`` passes ``check``: None once it does, else why not (its
+    container stopped, with the exit code and its last log lines; or not ready within ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = await engine.docker.inspect(name)
+        state = (info or {}).get("State") or {}
+        if info is None or (not state.get("Running") and not state.get("Restarting")):
+            logs = await engine.docker.logs(name, tail=15)
+            return f"stopped (exit code {state.get('ExitCode')}): {logs}"
+        if state.get("Running") and await engine.passes(name, check):
+            return None
+        if time.monotonic() > deadline:
+            return f"was not ready within {timeout_s:.0f} s"
+        await asyncio.sleep(interval_s)

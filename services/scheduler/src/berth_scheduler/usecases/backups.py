@@ -54,6 +54,7 @@ from berth_scheduler.domain import volume_dumps as vol
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_stream import pump
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
+from berth_scheduler.usecases.periodic import Periodic
 
 log = get_logger(__name__)
 
@@ -97,7 +98,7 @@ class Backups:
     socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
     clock: Callable[[], float] = time.time
     worker: str = field(default_factory=lambda: uuid.uuid4().hex)
-    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    _sweeper: Periodic | None = field(default=None, init=False)
     _cleanups: list[tuple[dict[str, Any], list[Any]]] = field(default_factory=list, init=False)
 
     # --- the command ---------------------------------------------------------------------------
@@ -351,21 +352,12 @@ class Backups:
             await volume_dumps.resume(self.docker, command, uploads)
 
     def start_sweeper(self, interval_s: float) -> None:
-        async def loop() -> None:
-            while True:
-                try:
-                    await self.sweep()
-                except Exception as exc:
-                    log.warning("backup sweep failed", error=str(exc))
-                await asyncio.sleep(interval_s)
-
-        self._sweeper = asyncio.create_task(loop())
+        self._sweeper = Periodic("backup sweep", self.sweep)
+        self._sweeper.start(interval_s)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await self._sweeper.stop()
 
 
 async def _redis(docker: DockerExecutor, container: str, password: str, *args: str) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from berth_common.catalogue import (
 from berth_common.db import Transactions, Unit
 from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
-from berth_scheduler.adapters.db_engine import DatabaseEngine
+from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
 from berth_scheduler.domain import databases as dom
 from berth_scheduler.domain.routing import LOCAL
@@ -210,18 +209,10 @@ class Databases:
 
     async def _ready(self, engine: DatabaseEngine, name: str, engine_name: str, creds: dbengines.Credentials) -> None:
         check = dbengines.readiness(engine_name, creds)
-        deadline = time.monotonic() + self.ready_timeout_s
-        while True:
-            info = await engine.docker.inspect(name)
-            state = (info or {}).get("State") or {}
-            if info is None or (not state.get("Running") and not state.get("Restarting")):
-                logs = await engine.docker.logs(name, tail=15)
-                raise DatabaseFailed(f"the database's container stopped (exit code {state.get('ExitCode')}): {logs}")
-            if state.get("Running") and await engine.passes(name, check):
-                return
-            if time.monotonic() > deadline:
-                raise DatabaseFailed(f"the database was not ready within {self.ready_timeout_s:.0f} s")
-            await asyncio.sleep(self.interval_s)
+        problem = await wait_ready(engine, name, check, self.ready_timeout_s, self.interval_s)
+        if problem is not None:
+            what = "the database's container" if problem.startswith("stopped") else "the database"
+            raise DatabaseFailed(f"{what} {problem}")
 
     async def _rotate(self, spec: DatabaseSpec, old: str, new: str, request_id: str) -> DatabaseChanged:
         engine = await self._engine(spec.server_id)

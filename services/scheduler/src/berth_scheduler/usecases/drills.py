@@ -45,7 +45,7 @@ from berth_common.images import image_map, resolve_image
 from berth_common.labels import KIND, MANAGED
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.backup_sinks import SinkError
-from berth_scheduler.adapters.db_engine import DatabaseEngine
+from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.drill_store import Newest, newest_object
 from berth_scheduler.adapters.exec_stream import run_small
@@ -55,6 +55,7 @@ from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError
+from berth_scheduler.usecases.periodic import Periodic
 from berth_scheduler.usecases.restores import Restores
 
 log = get_logger(__name__)
@@ -88,7 +89,7 @@ class Drills:
     interval_s: float = 0.5
     clock: Callable[[], float] = time.time
     _servers: set[str] = field(default_factory=lambda: {LOCAL}, init=False)
-    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    _sweeper: Periodic | None = field(default=None, init=False)
 
     # --- the command ---------------------------------------------------------------------------
 
@@ -213,18 +214,9 @@ class Drills:
 
     async def _ready(self, engine: DatabaseEngine, name: str, password: str) -> None:
         check = dbengines.readiness("postgresql", dbengines.Credentials(dom.USER, password, dom.ADMIN_DATABASE))
-        deadline = time.monotonic() + self.ready_timeout_s
-        while True:
-            info = await engine.docker.inspect(name)
-            state = (info or {}).get("State") or {}
-            if info is None or (not state.get("Running") and not state.get("Restarting")):
-                logs = await engine.docker.logs(name, tail=15)
-                raise DrillError(f"the scratch database stopped (exit code {state.get('ExitCode')}): {logs}")
-            if state.get("Running") and await engine.passes(name, check):
-                return
-            if time.monotonic() > deadline:
-                raise DrillError(f"the scratch database was not ready within {self.ready_timeout_s:.0f} s")
-            await asyncio.sleep(self.interval_s)
+        problem = await wait_ready(engine, name, check, self.ready_timeout_s, self.interval_s)
+        if problem is not None:
+            raise DrillError(f"the scratch database {problem}")
 
     async def _remove(self, server_id: str, name: str) -> None:
         try:
@@ -248,21 +240,12 @@ class Drills:
         return removed
 
     def start_sweeper(self, interval_s: float) -> None:
-        async def loop() -> None:
-            while True:
-                try:
-                    await self.sweep()
-                except Exception as exc:
-                    log.warning("drill sweep failed", error=str(exc))
-                await asyncio.sleep(interval_s)
-
-        self._sweeper = asyncio.create_task(loop())
+        self._sweeper = Periodic("drill sweep", self.sweep)
+        self._sweeper.start(interval_s)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await self._sweeper.stop()
 
 
 def _secrets(msg: DrillBackup) -> list[str]:
