@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 BATCH = 256 * 1024  # output gathered before one compression step in the worker thread
-RAW_DEPTH = 64  # output messages waiting to be compressed
-OUT_DEPTH = 8  # compressed batches waiting to be written
+RAW_DEPTH = 16  # output messages waiting to be compressed
+OUT_DEPTH = 4  # compressed batches waiting to be written
 
 
 class Codec(Protocol):
