@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.data_tables import backup_destinations, backup_schedules, backups, restores
 from berth_api.adapters.rows import all_rows, first_row, one_row
-from berth_api.adapters.tables import backup_destinations, backup_schedules, backups, restores, teams
+from berth_api.adapters.tables import teams
 
 DEST_SHOWN = [c for c in backup_destinations.c if c.name != "sealed"]
 

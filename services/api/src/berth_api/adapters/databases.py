@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.data_tables import database_links, databases
 from berth_api.adapters.rows import all_rows, first_row, one_row
-from berth_api.adapters.tables import database_links, databases
 
 SHOWN = [
     *(c for c in databases.c if c.name not in ("sealed", "pending")),

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.data_tables import backup_destinations, databases
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
-    backup_destinations,
-    databases,
     deployments,
     environment_variables,
     group_variables,

@@ -1,6 +1,6 @@
 """api: a team's one-click databases (``/v1/databases``) and the applications' links to them."""
 
-from berth_api.adapters import tables as t
+from berth_api.adapters import data_tables as t
 from berth_common.db.revision import steps, table
 
 revision = "api_0015"

@@ -1,6 +1,6 @@
 """api: backup destinations, the projection of backups and restores, and databases' backup schedules."""
 
-from berth_api.adapters import tables as t
+from berth_api.adapters import data_tables as t
 from berth_common.db.revision import steps, table
 
 revision = "api_0016"

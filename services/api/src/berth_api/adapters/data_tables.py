@@ -1,0 +1,151 @@
+"""The api's tables for databases, their links to applications, and their backups: on the metadata of
+``tables.py`` (the rest of the api's schema), kept apart so that each module stays one size to read."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from berth_api.adapters.tables import metadata
+
+# --- databases (api_0015) ----------------------------------------------------------------------------
+
+# A team's one-click databases: the generated password sealed (``SecretBox``, aad ``databases:<id>``), never
+# returned except by the admins' explicit reveal; ``pending`` holds the next password while a rotation runs
+# (sealed, aad ``databases:<id>:pending``); ``state`` as the scheduler last reported it for ``request_id``.
+DATABASE_STATES = "state IN ('starting', 'running', 'stopping', 'stopped', 'failed', 'removing', 'removed')"
+databases = sa.Table(
+    "databases",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("engine", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("server_id", sa.String(32), nullable=False, server_default="local"),
+    sa.Column("username", sa.String(32), nullable=False),
+    sa.Column("database", sa.String(32), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("pending", sa.LargeBinary, nullable=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("limits", sa.JSON, nullable=False),
+    sa.Column("public", sa.JSON, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="starting"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("request_id", sa.String(32), nullable=True),
+    sa.Column("published_port", sa.Integer, nullable=True),
+    sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rotated_by", sa.String(32), nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="databases_team_name"),
+    sa.CheckConstraint(DATABASE_STATES, name="databases_state"),
+)
+
+# An application's links to the team's databases: the database's connection URL becomes the secret
+# runtime variable ``variable`` of every deployment of the application.
+database_links = sa.Table(
+    "database_links",
+    metadata,
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("variable", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.PrimaryKeyConstraint("application_id", "database_id", name="database_links_pkey"),
+    sa.UniqueConstraint("application_id", "variable", name="database_links_variable"),
+    sa.Index("database_links_database", "database_id"),
+)
+
+# --- backups (api_0016) ------------------------------------------------------------------------------
+
+# A team's backup destinations: an S3-compatible bucket (its secret key sealed, aad ``backup-destination:<id>``,
+# never returned) or a directory on a server (``sealed`` NULL); ``settings`` holds the rest (no secret).
+backup_destinations = sa.Table(
+    "backup_destinations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=True),
+    sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.UniqueConstraint("team_id", "name", name="backup_destinations_team_name"),
+    sa.CheckConstraint("kind IN ('s3', 'directory')", name="backup_destinations_kind"),
+)
+
+# The api's projection of ``evt.backup.*``: one row per backup (asked for here, or a schedule's run);
+# ``destinations`` maps each destination's name (as events give it) to the destination's id; ``objects``
+# the verified copies (destination, key, size, sha256). A database's backups outlive the database.
+BACKUP_STATES = "state IN ('requested', 'running', 'succeeded', 'failed', 'missed')"
+backups = sa.Table(
+    "backups",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="requested"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("engine", sa.String(16), nullable=True),
+    sa.Column("database", sa.String(63), nullable=True),
+    sa.Column("compression", sa.String(8), nullable=True),
+    sa.Column("destinations", sa.JSON, nullable=False),
+    sa.Column("objects", sa.JSON, nullable=False),
+    sa.Column("schedule_id", sa.String(38), nullable=True),
+    sa.Column("requested_by", sa.String(32), nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(BACKUP_STATES, name="backups_state"),
+    sa.Index("backups_database", "database_id", "created_at"),
+)
+
+# Restores the api asked for, and the projection of ``evt.restore.*``: ``backing_up`` (over an existing
+# database: the fresh backup ``pre_backup_id`` runs first), ``waiting`` (into a new database: until it runs),
+# then ``running``, ``succeeded`` or ``failed``. The object to restore is kept (``origin_id``, ``key``,
+# ``sha256``, ``compression``) so the command is built when it is sent.
+RESTORE_STATES = "state IN ('backing_up', 'waiting', 'running', 'succeeded', 'failed')"
+restores = sa.Table(
+    "restores",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), nullable=False),
+    sa.Column("backup_id", sa.String(64), nullable=False),
+    sa.Column("target_database_id", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("pre_backup_id", sa.String(64), nullable=True),
+    sa.Column("origin_id", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("compression", sa.String(8), nullable=False),
+    sa.Column("source_database", sa.String(63), nullable=True),
+    sa.Column("requested_by", sa.String(32), nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(RESTORE_STATES, name="restores_state"),
+    sa.Index("restores_pre_backup", "pre_backup_id"),
+    sa.Index("restores_target", "target_database_id"),
+)
+
+# A database's backup schedule as the api last sent it (``cmd.schedule.set``, schedule id = database id;
+# ``revision`` grows with every change, removal included).
+backup_schedules = sa.Table(
+    "backup_schedules",
+    metadata,
+    sa.Column("database_id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("cron", sa.String(120), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("grace_s", sa.Integer, nullable=False),
+    sa.Column("destination_ids", sa.JSON, nullable=False),
+    sa.Column("retention", sa.JSON, nullable=False),
+    sa.Column("compression", sa.String(8), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(32), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
