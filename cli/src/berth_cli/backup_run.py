@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from berth_cli import backup_archive as fmt
 from berth_cli import backup_pg as pg
-from berth_cli.datadir import ensure_secret
+from berth_cli.datadir import ensure_secret, write_private
 from berth_cli.layout import DATABASE, Paths
 
 MAX_MANIFEST = 1_000_000
@@ -265,18 +265,6 @@ def _move_aside(paths: Paths, cluster: Path | None, stamp: str, changes: Changes
     return aside_dir
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, mode 0600 from the first byte, replaced atomically."""
-    tmp = path.with_name(f".{path.name}.restore")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _occupied(paths: Paths) -> list[str]:
     """The key files the data directory holds already."""
     return fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file()) if paths.root.is_dir() else []
@@ -321,7 +309,7 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
         for name, data in sorted(verified.keys.items()):
             target = paths.root / name
             changes.made.append(target)
-            _write_private(target, data)
+            write_private(target, data)
         traefik = sorted(n for n in verified.manifest["members"] if n.startswith(fmt.TRAEFIK_PREFIX))
         if traefik and not (paths.root / "traefik").exists():
             changes.made.append(paths.root / "traefik")
