@@ -227,7 +227,7 @@ def test_the_local_postgres_settings_reach_its_command_line_and_nothing_else_doe
 
 
 def test_the_supervisor_process_loads_neither_openssl_nor_what_it_has_no_use_for():
-    """``python -m berth_cli.supervise`` keeps rich, greenlet and ssl out, and its own modules do not load
+    """``python -m berth_cli.supervise`` keeps rich, greenlet, httpx and ssl out, and its own modules do not load
     OpenSSL's libcrypto (``_hashlib``): resident memory of the one process that runs all the time."""
     code = (
         "import runpy, sys\n"
@@ -236,7 +236,7 @@ def test_the_supervisor_process_loads_neither_openssl_nor_what_it_has_no_use_for
         "    runpy.run_module('berth_cli.supervise', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in ('_hashlib', '_ssl', 'rich', 'greenlet', 'structlog') if sys.modules.get(m)))\n"
+        "print(sorted(m for m in ('_hashlib', '_ssl', 'rich', 'greenlet', 'httpx', 'structlog') if sys.modules.get(m)))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

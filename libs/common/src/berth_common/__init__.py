@@ -53,5 +53,35 @@ def _import_nats_without_aiohttp() -> None:
             setattr(transport, name, _LoadOnUse(name))
 
 
+def _mask_unused_http_parts() -> None:
+    """Keep httpx from loading what no Berth process uses: its command-line client and HTTP/2 (about 5 MB).
+
+    httpx imports ``httpx._main`` (click, rich, pygments), when they are installed, only for the ``httpx``
+    command; they are installed for the ``berth`` CLI. httpcore imports its HTTP/2 connections (h2, hpack,
+    hyperframe) when h2 is installed, for clients made with ``http2=True``, which Berth never makes; h2 is
+    installed for the builder's BuildKit session, which imports it itself. With those modules masked,
+    httpx and httpcore put their own stand-ins in place. httpx itself is not imported here: processes that
+    never use it (the supervisor) do not load it.
+    """
+    if "httpx" not in _sys.modules:
+        _sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    if "httpcore" not in _sys.modules:
+        for name in ("httpcore._async.http2", "httpcore._sync.http2"):
+            _sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def _mask_pydantic_v1() -> None:
+    """Keep FastAPI from loading pydantic's v1 compatibility package (about 1 MB per process).
+
+    For every route parameter FastAPI asks whether its type is a pydantic v1 model, importing
+    ``pydantic.v1`` to find out, and answers no when that import fails. Berth has no v1 models, so the
+    answer is no either way; masked only when nothing has imported it yet.
+    """
+    if "pydantic.v1" not in _sys.modules:
+        _sys.modules["pydantic.v1"] = None  # type: ignore[assignment]
+
+
 _import_structlog_without_rich()
 _import_nats_without_aiohttp()
+_mask_unused_http_parts()
+_mask_pydantic_v1()

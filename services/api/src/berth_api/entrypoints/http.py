@@ -141,11 +141,13 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])
 
-    bus_doc = asyncapi_document(settings.nats_url)
+    bus_doc: list[dict[str, Any]] = []  # made on the first request (a few MB of schemas), then kept
 
     @app.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the bus", dependencies=[anonymous()])
     async def asyncapi() -> dict[str, Any]:
-        return bus_doc
+        if not bus_doc:
+            bus_doc.append(asyncapi_document(settings.nats_url))
+        return bus_doc[0]
 
     # Declare each route's access in the OpenAPI too (x-berth-role), for clients and the RBAC matrix.
     for route in app.routes:

@@ -16,7 +16,6 @@ import aiodocker
 import aiohttp
 
 from berth_builder.adapters.context import iter_chunks
-from berth_builder.adapters.session import SecretSession
 from berth_builder.domain.push import EngineCall
 from berth_builder.domain.request import BuildRequest
 from berth_common import labels
@@ -109,6 +108,9 @@ class DockerClient:
         """
         headers = {"X-Registry-Config": registry_config} if registry_config else {}
         if request.secret_names or (registries is not None and request.engine == "buildkit"):
+            # the session's HTTP/2 stack (h2, hpack) loads with the first build that needs it, not at start
+            from berth_builder.adapters.session import SecretSession
+
             async with SecretSession(self.engines, self.server_id, secrets or {}, registries) as session:
                 query = {**request.query(), "session": session.id}
                 await self._post_build(query, context, on_object, headers)
