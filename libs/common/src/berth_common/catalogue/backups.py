@@ -176,6 +176,27 @@ class DirectoryDestination(BaseModel):
 Destination = Annotated[S3Destination | DirectoryDestination, Field(discriminator="kind")]
 
 
+class BackupKey(_Sealed):
+    """A team's backup key (32 bytes, base64; sealed on the wire, bound to the team): a backup made with it
+    is compressed, then encrypted in Berth's streaming format (``berth_common.streamcrypt``), and its object
+    names end with ``.enc``; a restore opens it with the same key. ``key_id`` (hex) is the key's id as the
+    object's header names it."""
+
+    SECRET: ClassVar[str] = "key"
+
+    team_id: Id
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+
+    @property
+    def aad(self) -> str:
+        return f"berth/backup-key/{self.team_id}/{self.key_id}"
+
+    @field_serializer("key", when_used="json")
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        return self._seal(value)
+
+
 class Retention(BaseModel):
     """Per destination, after a verified backup: keep the ``keep_count`` newest and those younger than
     ``keep_days`` (a backup is deleted when a limit that is set says so); the newest verified backup is
@@ -205,6 +226,8 @@ class StartBackup(Command):
     destinations: list[Destination] = Field(min_length=1, max_length=4)
     compression: Compression = "gzip"
     retention: Retention = Field(default_factory=Retention)
+    # set: the backup is encrypted with this team key after compression (object names end with ``.enc``)
+    encryption: BackupKey | None = None
 
 
 class BackupObject(BaseModel):
@@ -253,6 +276,9 @@ class BackupSucceeded(BackupEvent):
     objects: list[BackupObject]
     duration_s: float = Field(ge=0)
     pruned: int = Field(default=0, ge=0)
+    # the objects are encrypted with the team key ``key_id`` (hex) after compression
+    encrypted: bool = False
+    key_id: str | None = None
 
 
 @register
@@ -300,6 +326,8 @@ class RestoreBackup(Command):
     source_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     overwrite: bool = False
     confirm_overwrite: bool = False
+    # the team key an encrypted object (its key ends with ``.enc``) is opened with
+    encryption: BackupKey | None = None
 
     @model_validator(mode="after")
     def _confirmed(self) -> RestoreBackup:
