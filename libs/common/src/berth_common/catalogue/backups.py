@@ -132,6 +132,7 @@ class S3Destination(_Sealed):
     prefix: str = Field(default="", max_length=512, pattern=PREFIX_PATTERN)
     access_key: str = Field(min_length=1, max_length=256)
     secret_key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+    encrypt: bool = False  # every backup sent here is encrypted with the team's key (the api sets ``encryption``)
 
     @model_validator(mode="after")
     def _prefix_inside(self) -> S3Destination:
@@ -161,6 +162,7 @@ class DirectoryDestination(BaseModel):
     kind: Literal["directory"] = "directory"
     server_id: Id = "local"
     path: str = Field(pattern=DIRECTORY_PATTERN, max_length=1024)
+    encrypt: bool = False  # every backup sent here is encrypted with the team's key (the api sets ``encryption``)
 
     @model_validator(mode="after")
     def _no_parent(self) -> DirectoryDestination:
