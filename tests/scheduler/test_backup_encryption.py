@@ -9,10 +9,12 @@ changed object ends failed with its reason; the key is never in an event or the 
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from pydantic import SecretStr
 
+from berth_cli.backup_decrypt import decrypt_file
 from berth_common import codecs, streamcrypt
 from berth_common.catalogue import BackupKey, RestoreBackup
 from berth_common.db.provision import provision
@@ -114,6 +116,14 @@ async def test_an_encrypted_zstd_backup_restores_the_same_data(harness: Harness)
     unpack = codecs.unpacker("zstd", KEY)
     assert MARKER.encode() in unpack.feed(stored_all) + unpack.end()
     assert MARKER.encode() not in stored_all and MARKER.encode() not in compressed
+    # and the cli decrypts the downloaded object with the key as the api exports it, without Berth running
+    downloaded = h.tmp / f"{h.bucket}-all.sql.zst.enc"
+    downloaded.write_bytes(stored_all)
+    key_file = h.tmp / f"{h.bucket}.key"
+    key_file.write_text(json.dumps({"key": base64.b64encode(KEY).decode()}))
+    out = h.tmp / f"{h.bucket}-all.sql"
+    assert decrypt_file(key_file, downloaded, str(out)) == out.stat().st_size
+    assert MARKER.encode() in out.read_bytes() and b"CREATE DATABASE shop" in out.read_bytes()
 
     # a changed byte in the stored object: the restore fails on the record, before it is passed on
     changed = bytearray(stored)
