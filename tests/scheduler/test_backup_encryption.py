@@ -102,6 +102,13 @@ async def test_an_encrypted_zstd_backup_restores_the_same_data(harness: Harness)
     reason = done["data"]["reason"]
     assert f"encrypted with the backup key {streamcrypt.key_id(KEY).hex()}" in reason, reason
     assert streamcrypt.key_id(OTHER).hex() in reason
+    # over the existing database with another key: refused before the restore tool reads a byte, data as it was
+    h.psql("INSERT INTO items VALUES (-1, 'written after the backup')", "shop")
+    changed_since = h.checksum()
+    target = {"target": h.source("shop"), "overwrite": True, "confirm_overwrite": True}
+    done = await _restore(h, "r-over-other", obj, encryption=team_key(OTHER), **target)
+    assert done["type"] == "evt.restore.failed" and "encrypted with the backup key" in done["data"]["reason"]
+    assert h.checksum() == changed_since
     # no key at all
     done = await _restore(h, "r-nokey", obj, encryption=None)
     assert done["type"] == "evt.restore.failed"
