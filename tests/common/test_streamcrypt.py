@@ -180,3 +180,16 @@ def test_names_say_what_was_applied() -> None:
     assert codecs.suffix("zstd", False) == ".zst"
     assert codecs.suffix("zstd", True) == ".zst.enc"
     assert codecs.suffix("gzip", True) == ".gz.enc"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_truncated_compressed_stream_is_named(compression: str) -> None:
+    data = b"".join(b"line %d\n" % i for i in range(50_000))
+    packer = codecs.compressor(compression)
+    body = packer.feed(data) + packer.end()
+    whole = codecs.decompressor(compression)
+    assert b"".join(whole.pieces(body)) + whole.end() == data
+    cut = codecs.decompressor(compression)
+    list(cut.pieces(body[:-5]))
+    with pytest.raises(codecs.StreamError, match=f"the {compression} stream ends before its end marker"):
+        cut.end()

@@ -38,9 +38,29 @@ def suffix(compression: str, encrypted: bool) -> str:
     return EXTENSIONS[compression] + (streamcrypt.SUFFIX if encrypted else "")
 
 
-class Gzip:
+class _Compression:
+    """What gzip and zstd share: ``_z`` compresses or decompresses; the end checks the stream was whole."""
+
+    NAME = ""
+    _z: Any
+    _compress: bool
+
+    def end(self) -> bytes:
+        if self._compress:
+            return bytes(self._z.flush())
+        if not self._z.eof:
+            raise StreamError(f"the {self.NAME} stream ends before its end marker (truncated object)")
+        return self._rest()
+
+    def _rest(self) -> bytes:
+        return b""
+
+
+class Gzip(_Compression):
+    NAME = "gzip"
+
     def __init__(self, compress: bool, level: int = 6) -> None:
-        self._z: Any = zlib.compressobj(level, zlib.DEFLATED, 31) if compress else zlib.decompressobj(31)
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31) if compress else zlib.decompressobj(31)
         self._compress = compress
 
     def feed(self, data: bytes) -> bytes:
@@ -59,22 +79,20 @@ class Gzip:
             if out:
                 yield out
 
-    def end(self) -> bytes:
-        if self._compress:
-            return bytes(self._z.flush())
-        if not self._z.eof:
-            raise StreamError("the gzip stream ends before its end marker (truncated object)")
+    def _rest(self) -> bytes:
         return bytes(self._z.flush())
 
 
-class Zstd:
+class Zstd(_Compression):
     """One zstd frame (what the compressor writes; the decompressor reads exactly one)."""
+
+    NAME = "zstd"
 
     def __init__(self, compress: bool, level: int = ZSTD_LEVEL) -> None:
         import zstandard
 
         self._compress = compress
-        self._z: Any = (
+        self._z = (
             zstandard.ZstdCompressor(level=level).compressobj()
             if compress
             else zstandard.ZstdDecompressor().decompressobj(read_across_frames=False)
@@ -100,13 +118,6 @@ class Zstd:
                 raise StreamError(f"the zstd stream is damaged: {exc}") from None
             if out:
                 yield out
-
-    def end(self) -> bytes:
-        if self._compress:
-            return bytes(self._z.flush())
-        if not self._z.eof:
-            raise StreamError("the zstd stream ends before the end of its frame (truncated object)")
-        return b""
 
 
 def compressor(compression: str) -> Codec:
