@@ -212,9 +212,10 @@ class Retention(BaseModel):
 
 @register
 class StartBackup(Command):
-    """Back up ``source`` now: the engine's native consistent dump (a volume: a tar of it), streamed compressed (then encrypted
-    with the team's key ``encryption`` when set) to every destination (no full local copy), then verified (the dump's exit status, the object listed back with its size, its
-    SHA-256 recorded); retention is applied per destination after that only. Answered by
+    """Back up ``source`` now: the engine's native consistent dump (a volume: a tar of it), streamed compressed
+    (then encrypted with the team's key ``encryption`` when set) to every destination (no full local copy),
+    then verified (the dump's exit status, the object listed back with its size, its SHA-256 recorded);
+    retention is applied per destination after that only. Answered by
     ``evt.backup.started`` then ``evt.backup.succeeded`` or ``evt.backup.failed``; a repeated command
     (same ``backup_id``) has no second effect."""
 
@@ -307,9 +308,8 @@ class BackupMissed(BackupEvent):
 @register
 class RestoreBackup(Command):
     """Restore the backup object ``key`` (in ``origin``, with its ``sha256``, ``compression`` and, for an object
-    ending ``.enc``, the team's key ``encryption``) into
-    ``target``: a new database named ``target.database`` (a volume: a new volume ``target.volume``) by
-    default; over an existing one only with ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
+    ending ``.enc``, the team's key ``encryption``) into ``target``: a new database named ``target.database``
+    (a volume: a new volume ``target.volume``) by default; over an existing one only with ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
     the engine's restore tool reads it from its stdin. Answered by ``evt.restore.succeeded`` or
     ``evt.restore.failed``; progress goes to ``log.<restore_id>``."""
 

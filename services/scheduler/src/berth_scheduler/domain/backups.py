@@ -2,9 +2,9 @@
 encrypted with the team's key when asked: ``Packing``; the codecs are ``berth_common.codecs``) and its
 inverse, and retention.
 
-Object names say what was applied: ``.gz`` or ``.zst``, then ``.enc`` when encrypted. Retention runs per destination after a new
-backup was verified, over the verified backups of the same database only: it keeps the ``keep_count``
-newest, those younger than ``keep_days``, and always the newest one.
+Object names say what was applied: ``.gz`` or ``.zst``, then ``.enc`` when encrypted. Retention runs
+per destination after a new backup was verified, over the verified backups of the same database only:
+it keeps the ``keep_count`` newest, those younger than ``keep_days``, and always the newest one.
 """
 
 from __future__ import annotations
