@@ -19,6 +19,7 @@ Other commands:
     berth service run NAME         run one service (containers: fills in its role from BERTH_SECRET_KEY)
     berth backup [-o FILE]         the control plane in one archive (schemas, sealed keys, Traefik files)
     berth restore FILE [--force]   rebuild a data directory from such an archive
+    berth backup-decrypt --key-file K IN OUT   decrypt (and decompress) a downloaded encrypted backup object
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name
 _backup_cmd = importlib.import_module("berth_cli.backup_cmd")
 app.command("backup")(_backup_cmd.backup)
 app.command("restore")(_backup_cmd.restore)
+app.command("backup-decrypt")(importlib.import_module("berth_cli.backup_decrypt").backup_decrypt)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
 

@@ -132,6 +132,7 @@ class S3Destination(_Sealed):
     prefix: str = Field(default="", max_length=512, pattern=PREFIX_PATTERN)
     access_key: str = Field(min_length=1, max_length=256)
     secret_key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+    encrypt: bool = False  # every backup sent here is encrypted with the team's key (the api sets ``encryption``)
 
     @model_validator(mode="after")
     def _prefix_inside(self) -> S3Destination:
@@ -161,6 +162,7 @@ class DirectoryDestination(BaseModel):
     kind: Literal["directory"] = "directory"
     server_id: Id = "local"
     path: str = Field(pattern=DIRECTORY_PATTERN, max_length=1024)
+    encrypt: bool = False  # every backup sent here is encrypted with the team's key (the api sets ``encryption``)
 
     @model_validator(mode="after")
     def _no_parent(self) -> DirectoryDestination:
@@ -176,6 +178,27 @@ class DirectoryDestination(BaseModel):
 Destination = Annotated[S3Destination | DirectoryDestination, Field(discriminator="kind")]
 
 
+class BackupKey(_Sealed):
+    """A team's backup key (32 bytes, base64; sealed on the wire, bound to the team): a backup made with it
+    is compressed, then encrypted in Berth's streaming format (``berth_common.streamcrypt``), and its object
+    names end with ``.enc``; a restore opens it with the same key. ``key_id`` (hex) is the key's id as the
+    object's header names it."""
+
+    SECRET: ClassVar[str] = "key"
+
+    team_id: Id
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
+
+    @property
+    def aad(self) -> str:
+        return f"berth/backup-key/{self.team_id}/{self.key_id}"
+
+    @field_serializer("key", when_used="json")
+    def _sealed_on_the_wire(self, value: SecretStr) -> str:
+        return self._seal(value)
+
+
 class Retention(BaseModel):
     """Per destination, after a verified backup: keep the ``keep_count`` newest and those younger than
     ``keep_days`` (a backup is deleted when a limit that is set says so); the newest verified backup is
@@ -189,9 +212,10 @@ class Retention(BaseModel):
 
 @register
 class StartBackup(Command):
-    """Back up ``source`` now: the engine's native consistent dump (a volume: a tar of it), streamed compressed to every destination
-    (no full local copy), then verified (the dump's exit status, the object listed back with its size, its
-    SHA-256 recorded); retention is applied per destination after that only. Answered by
+    """Back up ``source`` now: the engine's native consistent dump (a volume: a tar of it), streamed compressed
+    (then encrypted with the team's key ``encryption`` when set) to every destination (no full local copy),
+    then verified (the dump's exit status, the object listed back with its size, its SHA-256 recorded);
+    retention is applied per destination after that only. Answered by
     ``evt.backup.started`` then ``evt.backup.succeeded`` or ``evt.backup.failed``; a repeated command
     (same ``backup_id``) has no second effect."""
 
@@ -205,6 +229,8 @@ class StartBackup(Command):
     destinations: list[Destination] = Field(min_length=1, max_length=4)
     compression: Compression = "gzip"
     retention: Retention = Field(default_factory=Retention)
+    # set: the backup is encrypted with this team key after compression (object names end with ``.enc``)
+    encryption: BackupKey | None = None
 
 
 class BackupObject(BaseModel):
@@ -253,6 +279,9 @@ class BackupSucceeded(BackupEvent):
     objects: list[BackupObject]
     duration_s: float = Field(ge=0)
     pruned: int = Field(default=0, ge=0)
+    # the objects are encrypted with the team key ``key_id`` (hex) after compression
+    encrypted: bool = False
+    key_id: str | None = None
 
 
 @register
@@ -278,9 +307,9 @@ class BackupMissed(BackupEvent):
 
 @register
 class RestoreBackup(Command):
-    """Restore the backup object ``key`` (in ``origin``, with its ``sha256`` and ``compression``) into
-    ``target``: a new database named ``target.database`` (a volume: a new volume ``target.volume``) by
-    default; over an existing one only with ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
+    """Restore the backup object ``key`` (in ``origin``, with its ``sha256``, ``compression`` and, for an object
+    ending ``.enc``, the team's key ``encryption``) into ``target``: a new database named ``target.database``
+    (a volume: a new volume ``target.volume``) by default; over an existing one only with ``overwrite`` and ``confirm_overwrite`` both set. The object's SHA-256 is checked while it streams;
     the engine's restore tool reads it from its stdin. Answered by ``evt.restore.succeeded`` or
     ``evt.restore.failed``; progress goes to ``log.<restore_id>``."""
 
@@ -300,6 +329,8 @@ class RestoreBackup(Command):
     source_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     overwrite: bool = False
     confirm_overwrite: bool = False
+    # the team key an encrypted object (its key ends with ``.enc``) is opened with
+    encryption: BackupKey | None = None
 
     @model_validator(mode="after")
     def _confirmed(self) -> RestoreBackup:

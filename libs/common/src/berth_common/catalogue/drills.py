@@ -22,7 +22,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from berth_common.catalogue.backups import DB_NAME_PATTERN, MAX_REASON, Compression, Destination, _dot_segment
+from berth_common.catalogue.backups import (
+    DB_NAME_PATTERN,
+    MAX_REASON,
+    BackupKey,
+    Compression,
+    Destination,
+    _dot_segment,
+)
 from berth_common.catalogue.base import Command, Event, Id, register
 
 # A table a row count names: ``table`` or ``schema.table``, plain identifiers (quoted when used).
@@ -119,6 +126,8 @@ class DrillBackup(Command):
     check_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     server_id: Id = "local"
     check: DrillCheck
+    # the team's key, for an encrypted object (its key ends with ``.enc``)
+    encryption: BackupKey | None = None
 
     @model_validator(mode="after")
     def _object(self) -> DrillBackup:

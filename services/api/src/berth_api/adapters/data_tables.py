@@ -145,7 +145,23 @@ backup_schedules = sa.Table(
     sa.Column("destination_ids", sa.JSON, nullable=False),
     sa.Column("retention", sa.JSON, nullable=False),
     sa.Column("compression", sa.String(8), nullable=False),
+    sa.Column("encrypt", sa.Boolean, nullable=False, server_default=sa.false()),  # api_0017
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("updated_by", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)
+
+# --- backup keys (api_0017) --------------------------------------------------------------------------
+
+# A team's backup key (32 random bytes, base64), made on first use: backups asked to be encrypted are
+# encrypted with it (``berth_common.streamcrypt``). One row per team, ``id`` = the team's id; the key sealed
+# (``SecretBox``, aad ``backup-key:<team id>``), answered only by the admins' audited export. ``key_id`` is
+# the key's id as an encrypted object's header names it (not secret).
+backup_keys = sa.Table(
+    "backup_keys",
+    metadata,
+    sa.Column("id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

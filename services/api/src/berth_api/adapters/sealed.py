@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
-``servers``, ``databases`` and ``backup_destinations`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+``servers``, ``databases``, ``backup_destinations`` and ``backup_keys`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_api.adapters.data_tables import backup_destinations, databases
+from berth_api.adapters.data_tables import backup_destinations, backup_keys, databases
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
@@ -46,7 +46,13 @@ async def hold_for_rotation(session: AsyncSession) -> None:
     await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": KEY_LOCK})
 
 
-ROW_SEALED = (registries, servers, databases, backup_destinations)  # one sealed value per row (``row_aad``)
+ROW_SEALED = (
+    registries,
+    servers,
+    databases,
+    backup_destinations,
+    backup_keys,
+)  # one sealed value per row (``row_aad``)
 
 
 @dataclass

@@ -189,6 +189,7 @@ ROW_AAD = {
     "servers": "server",
     "databases": "database",
     "backup_destinations": "backup-destination",
+    "backup_keys": "backup-key",
 }
 
 

@@ -2,8 +2,8 @@
 restores. Thin: role, input, use case, answer.
 
 Viewers read; developers start backups and restore into a new database; admins manage destinations and
-schedules and restore over an existing database (with ``confirm``). An S3 secret key is write-only: no
-answer carries it, nor a database password.
+schedules, restore over an existing database (with ``confirm``) and export the team's backup key (audited).
+An S3 secret key is write-only: no answer carries it, nor a database password.
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import allows
+from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import backup_destinations as dest_uc
+from berth_api.usecases import backup_keys as key_uc
 from berth_api.usecases import backups as uc
 from berth_api.usecases import restores as restore_uc
+from berth_common import streamcrypt
 from berth_common.catalogue import CronExpression, TimeZone
 from berth_common.catalogue.backups import DIRECTORY_PATTERN, PREFIX_PATTERN
 
@@ -66,6 +69,14 @@ DirPath = Annotated[
     Field(pattern=DIRECTORY_PATTERN, max_length=1024, examples=["/var/backups/berth"], description="Absolute"),
     AfterValidator(_inside),
 ]
+Compression = Annotated[
+    Literal["gzip", "zstd"],
+    Field(description="zstd (the default: faster than gzip at a similar ratio) or gzip; object names say which"),
+]
+ENCRYPT = (
+    "Encrypt with the team's backup key after compression (also when a destination says encrypt); "
+    "objects end .enc (GET /v1/team/backup-key exports the key)"
+)
 Ids = Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1, max_length=4)]
 
 
@@ -81,6 +92,7 @@ class S3DestinationIn(BaseModel):
     prefix: Prefix = ""
     access_key: AccessKey
     secret_key: SecretKey
+    encrypt: bool = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
 
 
 class DirectoryDestinationIn(BaseModel):
@@ -90,6 +102,7 @@ class DirectoryDestinationIn(BaseModel):
     name: Name
     server_id: ServerId = "local"
     path: DirPath
+    encrypt: bool = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
 
 
 DestinationIn = Annotated[S3DestinationIn | DirectoryDestinationIn, Field(discriminator="kind")]
@@ -108,6 +121,7 @@ class DestinationUpdate(BaseModel):
     secret_key: SecretKey | None = None
     server_id: ServerId | None = None
     path: DirPath | None = None
+    encrypt: bool | None = None
 
 
 class DestinationOut(BaseModel):
@@ -122,6 +136,7 @@ class DestinationOut(BaseModel):
     access_key: str | None = None
     server_id: str | None = None
     path: str | None = None
+    encrypt: bool = False
     created_at: datetime
 
 
@@ -140,8 +155,9 @@ class BackupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     destinations: Ids = Field(description="Ids of the team's backup destinations")
-    compression: Literal["gzip", "zstd"] = "gzip"
+    compression: Compression = "zstd"  # uc.DEFAULT_COMPRESSION
     retention: RetentionIn | None = None
+    encrypt: bool = Field(default=False, description=ENCRYPT)
 
 
 class ObjectOut(BaseModel):
@@ -160,6 +176,7 @@ class BackupOut(BaseModel):
     engine: str | None = None
     database: str | None = None
     compression: str | None = None
+    encrypted: bool = Field(default=False, description="Encrypted with the team's backup key (objects end .enc)")
     schedule_id: str | None = None
     objects: list[ObjectOut]
     duration_s: float | None = None
@@ -171,7 +188,8 @@ class BackupOut(BaseModel):
 def backup_out(row: dict[str, Any]) -> BackupOut:
     ids = {d["name"]: d["id"] for d in row["destinations"]}
     objects = [{**o, "destination_id": ids.get(o["destination"])} for o in row["objects"]]
-    return BackupOut.model_validate({**row, "objects": objects})
+    encrypted = any(o["key"].endswith(streamcrypt.SUFFIX) for o in objects)
+    return BackupOut.model_validate({**row, "objects": objects, "encrypted": encrypted})
 
 
 class RestoreCreate(BaseModel):
@@ -214,7 +232,8 @@ class ScheduleIn(BaseModel):
     timezone: TimeZone = Field(examples=["Europe/Berlin"], description="An IANA time zone")
     destinations: Ids
     retention: RetentionIn = RetentionIn()
-    compression: Literal["gzip", "zstd"] = "gzip"
+    compression: Compression = "zstd"  # uc.DEFAULT_COMPRESSION
+    encrypt: bool = Field(default=False, description=ENCRYPT)
     grace_s: int = Field(default=300, ge=30, le=86400, description="How late a run may start and be on time")
 
 
@@ -226,6 +245,7 @@ class ScheduleOut(BaseModel):
     destinations: list[str]
     retention: RetentionIn
     compression: str
+    encrypt: bool = False
     updated_at: datetime
 
 
@@ -276,7 +296,7 @@ async def start_backup(
     body: BackupCreate, request: Request, database_id: DatabaseId, principal: Principal = require_role("developer")
 ) -> BackupOut:
     retention = body.retention.model_dump(exclude_none=True) if body.retention else None
-    given = uc.BackupInput(list(body.destinations), body.compression, retention)
+    given = uc.BackupInput(list(body.destinations), body.compression, retention, body.encrypt)
     return backup_out(await uc.start(deps(request), principal, database_id, given))
 
 
@@ -313,6 +333,7 @@ async def set_schedule(
         body.retention.model_dump(exclude_none=True),
         body.compression,
         body.grace_s,
+        body.encrypt,
     )
     return schedule_out(await uc.set_schedule(deps(request), principal, database_id, given))
 
@@ -335,3 +356,21 @@ async def remove_schedule(
 ) -> Response:
     await uc.remove_schedule(deps(request), principal, database_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class BackupKeyOut(BaseModel):
+    key_id: str = Field(description="The key's id, as the header of every object encrypted with it names it")
+    key: str = Field(description="The 32-byte key, base64; keep it offline: it decrypts every encrypted backup")
+    format: str = Field(description="The objects' format (docs/backup-encryption.md)")
+    algorithm: str
+    created_at: datetime
+
+
+@router.get(
+    "/team/backup-key",
+    summary="Export the team's backup key to an admin (made on first use); the read is audited",
+)
+async def export_backup_key(request: Request, principal: Principal = require_role("admin")) -> BackupKeyOut:
+    out = BackupKeyOut.model_validate(await key_uc.export(deps(request), principal))
+    await record_read(request, ["backup_key"])
+    return out

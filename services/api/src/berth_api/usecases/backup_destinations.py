@@ -27,8 +27,8 @@ from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
-S3_FIELDS = ("endpoint", "bucket", "region", "path_style", "prefix", "access_key")
-DIRECTORY_FIELDS = ("server_id", "path")
+S3_FIELDS = ("endpoint", "bucket", "region", "path_style", "prefix", "access_key", "encrypt")
+DIRECTORY_FIELDS = ("server_id", "path", "encrypt")
 
 
 def destination_missing(principal: Principal, destination_id: str) -> ProblemError:

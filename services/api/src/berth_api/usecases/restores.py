@@ -22,11 +22,13 @@ from berth_api.adapters.logstream import LogReader, last_sequence
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, backups, connection_urls, databases
+from berth_api.usecases import Deps, backup_keys, backups, connection_urls, databases
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.deployments import run
+from berth_common import streamcrypt
 from berth_common.catalogue import (
     BackupFailed,
+    BackupKey,
     BackupSucceeded,
     DatabaseChanged,
     RestoreBackup,
@@ -117,9 +119,10 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
             dests = await destinations.resolve(
                 deps, s, principal, sorted(existing & {d["id"] for d in backup["destinations"]}), "/body/backup_id"
             )
-            fresh = await backups.stage_backup(
-                deps, unit, principal, target, dests, backups.BackupInput([], backup["compression"] or "gzip")
-            )
+            # the backup taken first is encrypted as the one restored was (and as its destinations ask)
+            encrypted = obj["key"].endswith(streamcrypt.SUFFIX)
+            given_first = backups.BackupInput([], backup["compression"] or "gzip", encrypt=encrypted)
+            fresh = await backups.stage_backup(deps, unit, principal, target, dests, given_first)
             values.update(state="backing_up", pre_backup_id=fresh["id"])
             return await repo.insert_restore(s, values)
         row = await repo.insert_restore(s, values)
@@ -154,9 +157,17 @@ async def _send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
         source_database=row["source_database"],
         overwrite=True,
         confirm_overwrite=True,
+        encryption=await _key_for(deps, unit, row),
     )
     await unit.emit(command, id=f"backup-restore-{row['id']}")
     return await repo.update_restore(s, row["id"], {"state": "running"})
+
+
+async def _key_for(deps: Deps, unit: Unit, row: dict[str, Any]) -> BackupKey | None:
+    """The team's key when the stored object is encrypted (its name ends with ``.enc``)."""
+    if not row["key"].endswith(streamcrypt.SUFFIX):
+        return None
+    return await backup_keys.team_key(deps, unit.session, row["team_id"])
 
 
 async def _fail(session: Any, row: dict[str, Any], reason: str) -> dict[str, Any]:

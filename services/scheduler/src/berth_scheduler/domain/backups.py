@@ -1,18 +1,19 @@
-"""Backups (pure): the compression actually used, streaming compression and its inverse, and retention.
+"""Backups (pure): the compression actually used, how a backup's bytes are packed (compressed, then
+encrypted with the team's key when asked: ``Packing``; the codecs are ``berth_common.codecs``) and its
+inverse, and retention.
 
-zstd is used only when the ``zstandard`` package is installed (it is not among Berth's pinned packages):
-otherwise gzip, and the event and the object's name say gzip. Retention runs per destination after a new
-backup was verified, over the verified backups of the same database only: it keeps the ``keep_count``
-newest, those younger than ``keep_days``, and always the newest one.
+Object names say what was applied: ``.gz`` or ``.zst``, then ``.enc`` when encrypted. Retention runs
+per destination after a new backup was verified, over the verified backups of the same database only:
+it keeps the ``keep_count`` newest, those younger than ``keep_days``, and always the newest one.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+
+from berth_common import codecs, streamcrypt
 
 BACKUP_STATES = ("running", "succeeded", "failed")
 INTERRUPTED = (
@@ -25,66 +26,58 @@ def zstd_available() -> bool:
 
 
 def compression_used(requested: str) -> str:
-    """``zstd`` when asked for and available, else ``gzip``."""
+    """``zstd`` when asked for (``zstandard`` is pinned; gzip only if it were missing), else ``gzip``."""
     return "zstd" if requested == "zstd" and zstd_available() else "gzip"
 
 
-class Codec(Protocol):
-    def feed(self, data: bytes) -> bytes: ...
-
-    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]: ...
-
-    def end(self) -> bytes: ...
+Codec = codecs.Codec
+StreamError = codecs.StreamError
 
 
-class _Gzip:
-    def __init__(self, compress: bool, level: int = 6) -> None:
-        self._z: Any = zlib.compressobj(level, zlib.DEFLATED, 31) if compress else zlib.decompressobj(31)
-        self._compress = compress
+@dataclass(frozen=True)
+class Packing:
+    """How a backup's bytes are stored: compressed with ``compression``, then encrypted with the team's
+    ``key`` when there is one (``berth_common.streamcrypt``)."""
 
-    def feed(self, data: bytes) -> bytes:
-        return bytes(self._z.compress(data) if self._compress else self._z.decompress(data))
+    compression: str
+    key: bytes | None = None
 
-    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]:
-        """Decompress ``data`` in pieces of at most ``limit`` bytes (a highly compressed chunk never
-        expands into memory at once)."""
-        while data:
-            out = bytes(self._z.decompress(data, limit))
-            data = self._z.unconsumed_tail
-            if out:
-                yield out
+    @property
+    def encrypted(self) -> bool:
+        return self.key is not None
 
-    def end(self) -> bytes:
-        if self._compress:
-            return bytes(self._z.flush())
-        if not self._z.eof:
-            raise ValueError("the gzip stream ends before its end marker (truncated object)")
-        return bytes(self._z.flush())
+    def packer(self) -> Codec:
+        """Compress, then encrypt: the order that keeps the ratio (ciphertext does not compress)."""
+        return codecs.packer(self.compression, self.key)
+
+    def unpacker(self) -> Codec:
+        """Decrypt (each record authenticated before any byte of it is passed on), then decompress."""
+        return codecs.unpacker(self.compression, self.key)
 
 
-class _Zstd:  # pragma: no cover - zstandard is not installed here
-    def __init__(self, compress: bool) -> None:
-        import zstandard
+def packing(compression: str, key: str | None) -> Packing:
+    """The packing of a command: its compression, and its team key (the opened, base64 value) if any."""
+    try:
+        return Packing(compression, base64.b64decode(key, validate=True) if key else None)
+    except ValueError:
+        raise codecs.StreamError("the backup key of the command is not base64") from None
 
-        self._compress = compress
-        self._z = zstandard.ZstdCompressor().compressobj() if compress else zstandard.ZstdDecompressor().decompressobj()
 
-    def feed(self, data: bytes) -> bytes:
-        return bytes(self._z.compress(data) if self._compress else self._z.decompress(data))
-
-    def pieces(self, data: bytes, limit: int = 1 << 20) -> Iterator[bytes]:
-        yield self.feed(data)
-
-    def end(self) -> bytes:
-        return bytes(self._z.flush()) if self._compress else b""
+def restore_packing(compression: str, object_key: str, key: str | None) -> Packing:
+    """How to read the stored object ``object_key``: its name says whether it is encrypted (``.enc``); an
+    encrypted object without a key, or a key for a plain object, is refused with the reason."""
+    encrypted = object_key.endswith(streamcrypt.SUFFIX)
+    if encrypted and not key:
+        raise codecs.StreamError("the backup object is encrypted and the command carries no backup key")
+    return packing(compression, key if encrypted else None)
 
 
 def compressor(compression: str) -> Codec:
-    return _Zstd(True) if compression == "zstd" else _Gzip(True)
+    return codecs.compressor(compression)
 
 
 def decompressor(compression: str) -> Codec:
-    return _Zstd(False) if compression == "zstd" else _Gzip(False)
+    return codecs.decompressor(compression)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from berth_common import codecs
+
 ENGINES = ("postgresql", "mysql", "mariadb", "redis", "mongodb")
 MONGO_CONFIG = "/tmp/berth-restore-mongo.yaml"  # noqa: S108 (inside the database container, removed after)
 
@@ -182,8 +184,9 @@ def restore_plan(
     raise UnsupportedEngine(f"no restore for engine {engine!r} (known: {', '.join(ENGINES)})")
 
 
-def object_name(database_id: str, stamp: str, backup_id: str, extension: str, compression: str) -> str:
-    """``<database id>/<UTC stamp>-<backup id>.<format>.<gz|zst>``: sorting by name sorts by time, and the
-    name says the format and the compression truthfully."""
-    suffix = {"gzip": "gz", "zstd": "zst"}[compression]
-    return f"{database_id}/{stamp}-{backup_id}.{extension}.{suffix}"
+def object_name(
+    database_id: str, stamp: str, backup_id: str, extension: str, compression: str, encrypted: bool = False
+) -> str:
+    """``<database id>/<UTC stamp>-<backup id>.<format>.<gz|zst>[.enc]``: sorting by name sorts by time, and
+    the name says the format, the compression and the encryption truthfully."""
+    return f"{database_id}/{stamp}-{backup_id}.{extension}{codecs.suffix(compression, encrypted)}"

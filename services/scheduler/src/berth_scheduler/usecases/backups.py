@@ -80,6 +80,11 @@ class Outcome:
     pruned: int = 0
 
 
+def _packing(msg: StartBackup, compression: str) -> dom.Packing:
+    """The command's compression, and its team key opened (in memory only) when it asks for encryption."""
+    return dom.packing(compression, msg.encryption.reveal() if msg.encryption is not None else None)
+
+
 def _secrets(msg: StartBackup) -> list[str]:
     out = []
     sources = [] if isinstance(msg.source, VolumeSource) else [msg.source]
@@ -192,6 +197,8 @@ class Backups:
             objects=outcome.objects,
             duration_s=max(0.0, now - row["started_at"]),
             pruned=outcome.pruned,
+            encrypted=msg.encryption is not None,
+            key_id=msg.encryption.key_id if msg.encryption is not None else None,
         )
         await unit.emit(succeeded, id=f"backup-ended-{msg.backup_id}")
         log.info("backup verified", backup_id=msg.backup_id, objects=len(outcome.objects), pruned=outcome.pruned)
@@ -242,7 +249,10 @@ class Backups:
         started = self.clock()
 
         def name(extension: str) -> str:
-            return dumps.object_name(msg.database_id, dom.stamp(started), msg.backup_id, extension, compression)
+            encrypted = msg.encryption is not None
+            return dumps.object_name(
+                msg.database_id, dom.stamp(started), msg.backup_id, extension, compression, encrypted
+            )
 
         if isinstance(src, VolumeSource):
             await volume_dumps.helper_image(docker, src.server_id, self.socket, await self.docker(LOCAL))
@@ -255,13 +265,13 @@ class Backups:
                 await self._open(msg, name(vol.EXTENSION), sinks)
                 helper = HelperContainer(docker, vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume))
                 async with helper:
-                    return await self._pump(helper, compression, sinks)
+                    return await self._pump(helper, _packing(msg, compression), sinks)
         password = src.reveal()
         rdb = await redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
         await self._open(msg, name(plan.extension), sinks)
         async with ExecStream(docker, src.container, plan.stream) as ex:
-            return await self._pump(ex, compression, sinks)
+            return await self._pump(ex, _packing(msg, compression), sinks)
 
     async def _open(self, msg: StartBackup, name: str, sinks: list[Sink]) -> None:
         for index, dest in enumerate(msg.destinations):
@@ -269,10 +279,12 @@ class Backups:
             sinks.append(sink)
             await sink.open()
 
-    async def _pump(self, ex: ExecStream | HelperContainer, compression: str, sinks: list[Sink]) -> list[BackupObject]:
-        """Compress, hash and write the dump's stdout to every sink; good when the tool exited 0 and every
-        destination lists the object back with its size."""
-        codec = dom.compressor(compression)
+    async def _pump(
+        self, ex: ExecStream | HelperContainer, packing: dom.Packing, sinks: list[Sink]
+    ) -> list[BackupObject]:
+        """Compress (then encrypt), hash and write the dump's stdout to every sink; good when the tool exited 0
+        and every destination lists the object back with its size."""
+        codec = packing.packer()
         written = await pump(ex.chunks(), codec, [sink.write for sink in sinks])
         sha, size = written.sha256, written.size
         code = await ex.exit_code()

@@ -51,6 +51,7 @@ from berth_scheduler.adapters.drill_store import Newest, newest_object
 from berth_scheduler.adapters.exec_stream import run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import drills as dom
+from berth_scheduler.domain.backups import StreamError
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.backup_upkeep import redact
@@ -111,6 +112,8 @@ class Drills:
             attempt.reason, attempt.values = f"the check failed: {exc}", exc.values
         except (DrillError, BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
             attempt.reason = str(exc)
+        except StreamError as exc:  # damaged, truncated, or another team key
+            attempt.reason = f"the backup object cannot be read: {exc}"
         except sealing.SealingError:
             attempt.reason = "a sealed secret of the command cannot be opened (BERTH_SECRET_KEY)"
         except Exception as exc:  # a bug must still end the drill failed, and its container removed
@@ -201,6 +204,7 @@ class Drills:
                 "compression": obj.compression,
                 "target": target,
                 "source_database": msg.database,
+                "encryption": msg.encryption,
             }
         )
         restore_started = self.clock()

@@ -89,8 +89,10 @@ class Restores:
             reason = str(exc)
         except volume_dumps.VolumeError as exc:
             reason = str(exc)
+        except dom.StreamError as exc:  # damaged, truncated, or another team key
+            reason = f"the backup object cannot be read: {exc}"
         except sealing.SealingError:
-            reason = "the sealed password of the command cannot be opened (BERTH_SECRET_KEY)"
+            reason = "the sealed password or backup key of the command cannot be opened (BERTH_SECRET_KEY)"
         except Exception as exc:
             log.exception("restore broke", restore_id=msg.restore_id)
             reason = f"internal error: {type(exc).__name__}"
@@ -198,7 +200,8 @@ class Restores:
     ) -> int:
         """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
         written. Good when the SHA-256 matched and the tool exited 0."""
-        sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
+        key = msg.encryption.reveal() if msg.encryption is not None else None
+        sha, codec, written = hashlib.sha256(), dom.restore_packing(msg.compression, msg.key, key).unpacker(), 0
         reader = asyncio.create_task(ex.drain())
         try:
             next_note = PROGRESS_EVERY
