@@ -11,13 +11,12 @@ engine logs.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.usecases import Deps, databases
-from berth_api.usecases.observability import METRICS, QUERY_FIELDS, RETRY_AFTER_S, ask, build
+from berth_api.usecases.observability import QUERY_FIELDS, RETRY_AFTER_S, ask, build, labelled_metrics
 from berth_common import dbengines
 from berth_common.catalogue import ContainerLogsQuery, ContainerLogsReply, MetricsQuery, MetricsReply
 
@@ -51,9 +50,4 @@ async def metrics(deps: Deps, principal: Principal, database_id: str, query: dic
     await databases.get(deps, principal, database_id)
     fields = {**QUERY_FIELDS, "target_id": "/path/database_id"}
     q = build(MetricsQuery, fields, target_kind="app", target_id=database_id, team_id=principal.team_id, **query)
-    try:
-        return await ask(deps, METRICS, q, MetricsReply, fields=fields)
-    except ProblemError as exc:
-        if exc.status != 404:
-            raise
-        return MetricsReply(start=q.start, end=q.end or datetime.now(UTC), step_s=q.step_s)
+    return await labelled_metrics(deps, q, fields)

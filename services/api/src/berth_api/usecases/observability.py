@@ -215,6 +215,11 @@ async def application_metrics(
     fields = {**QUERY_FIELDS, "target_id": "/path/application_id"}
     fields["server_id"] = "/query/server"
     q = build(MetricsQuery, fields, target_kind="app", target_id=application_id, server_id=server_id, **query)
+    return await labelled_metrics(deps, q, fields)
+
+
+async def labelled_metrics(deps: Deps, q: MetricsQuery, fields: Fields) -> MetricsReply:
+    """The series of the containers ``q`` names by their ``berth.app`` label; none seen yet: no series."""
     try:
         return await ask(deps, METRICS, q, MetricsReply, fields=fields)
     except ProblemError as exc:
