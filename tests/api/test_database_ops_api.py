@@ -180,6 +180,12 @@ async def test_an_upgrade_waits_for_its_backup_and_moves_the_version_on(
         await again.shutdown()
 
 
+async def test_the_engines_name_their_minor_versions(client, members):
+    engines = {e["name"]: e for e in (await client.get("/v1/databases/engines", headers=members.viewer)).json()}
+    assert engines["postgresql"]["minor_versions"][:3] == ["17.2", "17.1", "16.6"]
+    assert "10.11.10" in engines["mariadb"]["minor_versions"]
+
+
 async def test_the_schedule_destinations_are_used_when_none_are_named(client, members, cmds):
     backups, databases = cmds
     db = await _database(client, members.developer, databases)
