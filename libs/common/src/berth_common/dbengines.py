@@ -8,6 +8,12 @@ environment and arguments (the official images' contracts), the connection URL a
 the readiness check and the password change, each an argv run through the engine's exec API with the
 secrets it needs in the exec's environment where the tool reads them from there.
 
+Minor-version upgrades (:func:`check_upgrade`) stay on one major line: an engine's line is the first
+``major_parts`` components of a version (PostgreSQL ``15`` of ``15.9``, MariaDB ``10.11`` of ``10.11.9``,
+Redis ``7`` of ``7.4``), whose data files the newer minor version reads as they are; a major change needs
+a dump and a restore. Besides the versions offered at creation an engine knows the pinned minor tags of
+its lines (``minors``), which a database may be upgraded to.
+
 A database's container and the host name applications reach it by are both ``berth-db-<database id>``
 (:func:`container_name`); on ``local`` it joins the team's network (:func:`team_network`), which linked
 applications join too; on another server it joins that server's Berth network, where the applications
@@ -59,12 +65,23 @@ class Engine:
     scheme: str  # of the connection URL
     variable: str  # the application variable a link sets by default
     config_names: re.Pattern[str] = field(compare=False)  # allow-listed custom configuration parameters
+    major_parts: int = 1  # how many leading components of a version name its major line
+    minors: tuple[str, ...] = ()  # pinned minor tags a database may be upgraded to (newest first)
 
     def image(self, version: str) -> str:
         """The official image of ``version`` (``postgres:15``); ValueError if the version is not offered."""
-        if version not in self.versions:
+        if version not in self.versions and version not in self.minors:
             raise ValueError(f"{self.title} {version!r} is not offered; choose one of {', '.join(self.versions)}")
         return f"{self.repository}:{version}"
+
+    def line(self, version: str) -> str:
+        """The major line of ``version``: ``15`` of ``15.9`` (PostgreSQL), ``10.11`` of ``10.11.9`` (MariaDB)."""
+        return ".".join(version.split(".")[: self.major_parts])
+
+    def upgrades(self, version: str) -> tuple[str, ...]:
+        """The versions of ``version``'s line a database running it may move to (itself excluded)."""
+        line = self.line(version)
+        return tuple(v for v in (*self.versions, *self.minors) if v != version and self.line(v) == line)
 
 
 _PG_CONFIG = re.compile(
@@ -90,21 +107,24 @@ _MONGO_CONFIG = re.compile(r"^(wiredTigerCacheSizeGB|oplogSize|slowms)$")
 ENGINES: Final[dict[str, Engine]] = {
     "postgresql": Engine(
         "postgresql", "PostgreSQL", "postgres", ("17", "16", "15", "14", "13"), "15", 5432,
-        "/var/lib/postgresql/data", "postgresql", "DATABASE_URL", _PG_CONFIG,
+        "/var/lib/postgresql/data", "postgresql", "DATABASE_URL", _PG_CONFIG, major_parts=1,
+        minors=("17.2", "17.1", "16.6", "16.5", "15.10", "15.9", "15.8", "14.15", "13.18"),
     ),
     "mysql": Engine(
-        "mysql", "MySQL", "mysql", ("8.4", "8.0"), "8.4", 3306, "/var/lib/mysql", "mysql", "DATABASE_URL", _MY_CONFIG
+        "mysql", "MySQL", "mysql", ("8.4", "8.0"), "8.4", 3306, "/var/lib/mysql", "mysql", "DATABASE_URL", _MY_CONFIG,
+        major_parts=2, minors=("8.4.3", "8.0.40"),
     ),
     "mariadb": Engine(
         "mariadb", "MariaDB", "mariadb", ("11.4", "10.11", "10.6"), "10.11", 3306, "/var/lib/mysql", "mysql",
-        "DATABASE_URL", _MY_CONFIG,
+        "DATABASE_URL", _MY_CONFIG, major_parts=2, minors=("11.4.4", "10.11.10", "10.11.9", "10.6.20"),
     ),
     "redis": Engine(
-        "redis", "Redis", "redis", ("7.4", "7.2", "7", "6.2"), "7", 6379, "/data", "redis", "REDIS_URL", _REDIS_CONFIG
+        "redis", "Redis", "redis", ("7.4", "7.2", "7", "6.2"), "7", 6379, "/data", "redis", "REDIS_URL", _REDIS_CONFIG,
+        major_parts=1, minors=("7.4.1", "7.2.6", "7.0.15", "6.2.16"),
     ),
     "mongodb": Engine(
         "mongodb", "MongoDB", "mongo", ("8.0", "7.0", "6.0"), "7.0", 27017, "/data/db", "mongodb", "MONGODB_URL",
-        _MONGO_CONFIG,
+        _MONGO_CONFIG, major_parts=2, minors=("8.0.4", "7.0.16", "6.0.19"),
     ),
 }  # fmt: skip
 
@@ -141,6 +161,38 @@ class Exec:
 
     def __repr__(self) -> str:
         return f"Exec(argv={self.argv!r}, env=<{len(self.env)} variables>, expect={self.expect!r})"
+
+
+class UpgradeError(ValueError):
+    """An upgrade that is not a minor-version upgrade Berth makes (the message says why and what instead)."""
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def check_upgrade(engine_name: str, current: str, target: str) -> str:
+    """The image of ``target`` when moving a database of ``engine_name`` from ``current`` to it is a
+    minor-version upgrade: a version the engine knows, on the same major line, not the same version and
+    not an older pinned one (a line's bare tag, ``15``, is its newest and may be pinned either way).
+    UpgradeError otherwise, naming the reason."""
+    eng = engine(engine_name)
+    try:
+        image = eng.image(target)
+    except ValueError as exc:
+        raise UpgradeError(f"{exc}, or one of its minor versions ({', '.join(eng.minors)})") from None
+    if target == current:
+        raise UpgradeError(f"the database runs {eng.title} {current} already")
+    if eng.line(target) != eng.line(current):
+        raise UpgradeError(
+            f"{eng.title} {current} -> {target} is a major upgrade: major upgrades need a dump and a restore "
+            f"(back up, create a {eng.title} {target} database, restore the backup into it); "
+            f"this database can move to {', '.join(eng.upgrades(current)) or 'no other version'}"
+        )
+    pinned = len(current.split(".")) > eng.major_parts and len(target.split(".")) > eng.major_parts
+    if pinned and _numbers(target) < _numbers(current):
+        raise UpgradeError(f"{eng.title} {target} is older than {current}: a downgrade is not an upgrade")
+    return image
 
 
 # --- names ---------------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ DEFAULT_IMAGE_MAP: dict[str, str] = {
         f"python:{v}": PYTHON_IMAGE
         for v in ("3", "3-slim", "3-bookworm", "3-slim-bookworm", "3.11", "3.11-slim", "3.12", "3.12-slim", "3.13-slim")
     },
-    **{f"postgres:{v}": POSTGRES_IMAGE for v in ("15", "15-bookworm")},
-    **{f"mariadb:{v}": MARIADB_IMAGE for v in ("10.11",)},
-    **{f"redis:{v}": REDIS_IMAGE for v in ("7", "7.0", "7.0-bookworm")},
+    **{f"postgres:{v}": POSTGRES_IMAGE for v in ("15", "15-bookworm", "15.8", "15.9", "15.10")},
+    **{f"mariadb:{v}": MARIADB_IMAGE for v in ("10.11", "10.11.9", "10.11.10")},
+    **{f"redis:{v}": REDIS_IMAGE for v in ("7", "7.0", "7.0-bookworm", "7.0.15")},
 }
 
 # An image reference as docker accepts it (repository[:tag][@digest]); no spaces, no options.

@@ -70,7 +70,11 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
     await scaling_bus.register(ctx, Scaling(settings.drain_grace_s), orchestrator, rt)
     databases = Databases(
-        Transactions(ctx.bus, ctx.sessionmaker), rt.fleet, settings.image_map, pull_timeout_s=settings.pull_timeout_s
+        Transactions(ctx.bus, ctx.sessionmaker),
+        rt.fleet,
+        settings.image_map,
+        ready_timeout_s=settings.database_ready_timeout_s,
+        pull_timeout_s=settings.pull_timeout_s,
     )
     await bus.register_databases(ctx, databases)
     backups = Backups(

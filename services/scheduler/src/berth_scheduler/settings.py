@@ -45,6 +45,9 @@ class SchedulerSettings(BaseServiceSettings):
     backup_stale_s: float = Field(default=60.0, gt=0)
     backup_sweep_s: float = Field(default=15.0, gt=0)
     backup_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    # The longest a one-click database may take to pass its readiness check after a start (an upgrade's new
+    # version that is not ready by then is rolled back).
+    database_ready_timeout_s: float = Field(default=180.0, gt=0)
     # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
     schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
 

@@ -219,3 +219,55 @@ class DatabaseCredentialsRotated(DatabaseEvent):
     TYPE = "evt.database.credentials_rotated"
     outcome: Literal["succeeded", "failed"]
     reason: str = Field(default="", max_length=MAX_REASON)
+
+
+# --- minor-version upgrades -------------------------------------------------------------------------
+
+
+@register
+class UpgradeDatabase(DatabaseCommand):
+    """Move the database to another minor version of its line (``spec`` names the new version and image;
+    ``from_version``/``from_image`` what runs now): the new image is brought onto the server first, then the
+    container is made again with it on the same volume and must pass the engine's readiness check; if it
+    does not, the old image is started again on that volume. The api sends it after a verified backup (or an
+    admin's explicit skip). Answered by ``evt.database.upgraded`` or ``evt.database.upgrade_failed``, and by
+    ``evt.database.changed`` with the container's state."""
+
+    TYPE = "cmd.database.upgrade"
+    spec: DatabaseSpec
+    from_version: str = Field(min_length=1, max_length=16)
+    from_image: ImageRef
+
+    @model_validator(mode="after")
+    def _minor_only(self) -> UpgradeDatabase:
+        dbengines.check_upgrade(self.spec.engine, self.from_version, self.spec.version)
+        return self
+
+    def previous(self) -> DatabaseSpec:
+        """The spec the database ran with before (the same credentials, configuration and limits)."""
+        return self.spec.model_copy(update={"version": self.from_version, "image": self.from_image})
+
+
+@register
+class DatabaseUpgraded(DatabaseEvent):
+    """The database runs ``to_version`` (its container made again with ``image`` on the same volume passed the
+    readiness check)."""
+
+    TYPE = "evt.database.upgraded"
+    from_version: str
+    to_version: str
+    image: str = ""
+
+
+@register
+class DatabaseUpgradeFailed(DatabaseEvent):
+    """The upgrade to ``to_version`` did not happen: ``reason`` says why (never a secret). ``rolled_back``: the
+    new image had replaced the container and the old one runs again on the same volume; ``running_version``
+    is what runs now (None: the database is down, ``evt.database.changed`` says ``failed``)."""
+
+    TYPE = "evt.database.upgrade_failed"
+    from_version: str
+    to_version: str
+    reason: str = Field(default="", max_length=MAX_REASON)
+    rolled_back: bool = False
+    running_version: str | None = None

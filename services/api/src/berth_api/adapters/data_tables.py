@@ -165,3 +165,31 @@ backup_keys = sa.Table(
     sa.Column("sealed", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+# --- database upgrades (api_0018) --------------------------------------------------------------------
+
+# Minor-version upgrades of a database, a saga kept here so that a restart of the api goes on with it: a
+# backup first (``backing_up``, ``backup_id``; an admin may skip it, ``backup_skipped``), then the upgrade
+# command (``upgrading``, sent in the transaction that saw the backup succeed), then the scheduler's answer
+# (``succeeded``, or ``failed`` with the reason and whether the old version runs again, ``rolled_back``).
+UPGRADE_STATES = "state IN ('backing_up', 'upgrading', 'succeeded', 'failed')"
+database_upgrades = sa.Table(
+    "database_upgrades",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("from_version", sa.String(16), nullable=False),
+    sa.Column("to_version", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("backup_id", sa.String(64), nullable=True),
+    sa.Column("backup_skipped", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("rolled_back", sa.Boolean, nullable=True),
+    sa.Column("requested_by", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(UPGRADE_STATES, name="database_upgrades_state"),
+    sa.Index("database_upgrades_database", "database_id", "created_at"),
+    sa.Index("database_upgrades_backup", "backup_id"),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from berth_api.usecases import Deps, backups, databases, restores, scaling, servers, swarms
+from berth_api.usecases import Deps, backups, database_upgrades, databases, restores, scaling, servers, swarms
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
 from berth_common import catalogue as cat
@@ -38,15 +38,18 @@ async def register_databases(ctx: Context, deps: Deps) -> None:
     await ctx.bus.consume(cat.DatabaseChanged, consume_once(transactions, changed))
     rotated = functools.partial(databases.on_rotated, deps)
     await ctx.bus.consume(cat.DatabaseCredentialsRotated, consume_once(transactions, rotated))
+    await ctx.bus.consume(cat.DatabaseUpgraded, consume_once(transactions, database_upgrades.on_answer))
+    await ctx.bus.consume(cat.DatabaseUpgradeFailed, consume_once(transactions, database_upgrades.on_answer))
 
 
 async def register_backups(ctx: Context, deps: Deps) -> None:
-    """The projection of backups and restores (a backup's outcome also moves the restores waiting for it)."""
+    """The projection of backups and restores (a backup's outcome also moves the restores and the database
+    upgrades waiting for it)."""
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
     await ctx.bus.consume(cat.BackupStarted, consume_once(transactions, backups.on_started))
-    succeeded = functools.partial(restores.on_backup_succeeded, deps)
+    succeeded = functools.partial(database_upgrades.on_backup_succeeded, deps)
     await ctx.bus.consume(cat.BackupSucceeded, consume_once(transactions, succeeded))
-    await ctx.bus.consume(cat.BackupFailed, consume_once(transactions, restores.on_backup_failed))
+    await ctx.bus.consume(cat.BackupFailed, consume_once(transactions, database_upgrades.on_backup_failed))
     await ctx.bus.consume(cat.BackupMissed, consume_once(transactions, backups.on_missed))
     await ctx.bus.consume(cat.RestoreSucceeded, consume_once(transactions, restores.on_restored))
     await ctx.bus.consume(cat.RestoreFailed, consume_once(transactions, restores.on_restored))

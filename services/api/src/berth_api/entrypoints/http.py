@@ -15,6 +15,7 @@ from berth_api.entrypoints import (
     routes_applications,
     routes_backups,
     routes_config,
+    routes_database_ops,
     routes_databases,
     routes_deployments,
     routes_members,
@@ -132,6 +133,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_servers.router,
         routes_swarms.router,
         routes_databases.router,
+        routes_database_ops.router,
         routes_backups.router,
     ):
         app.router.routes.extend(router.routes)

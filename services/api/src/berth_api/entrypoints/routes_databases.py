@@ -111,6 +111,9 @@ class EngineOut(BaseModel):
     name: str
     title: str
     versions: list[str]
+    minor_versions: list[str] = Field(
+        default_factory=list, description="Pinned minor versions a database may be upgraded to (same major line)"
+    )
     default_version: str
     port: int
     variable: str
@@ -148,6 +151,7 @@ async def list_engines(principal: Principal = require_role("viewer")) -> list[En
             name=e.name,
             title=e.title,
             versions=list(e.versions),
+            minor_versions=list(e.minors),
             default_version=e.default_version,
             port=e.port,
             variable=e.variable,

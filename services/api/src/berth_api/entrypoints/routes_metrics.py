@@ -16,13 +16,14 @@ from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
-    AlertRuleSpec,
-    AlertRuleView,
+    AlertRuleIn,
+    AlertRuleOut,
     AlertView,
     MetricsOut,
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
+from berth_api.usecases import Deps
 from berth_api.usecases import observability as uc
 from berth_api.usecases.observability import METRICS, ask
 from berth_common.catalogue import (
@@ -34,6 +35,7 @@ from berth_common.catalogue import (
     AlertRuleListReply,
     AlertRuleReply,
     AlertRuleUpdate,
+    AlertRuleView,
     MetricsReply,
 )
 
@@ -123,24 +125,30 @@ async def server_metrics(
     responses=UNAVAILABLE,
 )
 async def create_rule(
-    body: AlertRuleSpec, request: Request, principal: Principal = require_role("developer")
-) -> AlertRuleView:
+    body: AlertRuleIn, request: Request, principal: Principal = require_role("developer")
+) -> AlertRuleOut:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
-    return await answer_of(
-        d, METRICS, AlertRuleCreate(team_id=principal.team_id, rule=spec), AlertRuleReply, lambda r: r.rule, fields=RULE
-    )
+    q = AlertRuleCreate(team_id=principal.team_id, rule=spec)
+    return await _shown(d, principal, await answer_of(d, METRICS, q, AlertRuleReply, lambda r: r.rule, fields=RULE))
+
+
+async def _shown(d: Deps, principal: Principal, rule: AlertRuleView) -> AlertRuleOut:
+    return AlertRuleOut.model_validate((await uc.rules_out(d, principal, [rule]))[0])
 
 
 @router.get("/alert-rules", summary="The team's alert rules", responses=UNAVAILABLE)
-async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleView]:
+async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleOut]:
     q = AlertRuleList(team_id=principal.team_id)
-    return (await ask(deps(request), METRICS, q, AlertRuleListReply, fields=RULE)).rules
+    d = deps(request)
+    rules = (await ask(d, METRICS, q, AlertRuleListReply, fields=RULE)).rules
+    return [AlertRuleOut.model_validate(r) for r in await uc.rules_out(d, principal, rules)]
 
 
 @router.get("/alert-rules/{rule_id}", summary="An alert rule")
-async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleView:
-    return await uc.rule_of(deps(request), principal, rule_id)
+async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleOut:
+    d = deps(request)
+    return await _shown(d, principal, await uc.rule_of(d, principal, rule_id))
 
 
 @router.put(
@@ -148,12 +156,12 @@ async def get_rule(request: Request, rule_id: PathId, principal: Principal = req
     summary="Replace an alert rule (its open alerts are evaluated against the new one)",
 )
 async def replace_rule(
-    body: AlertRuleSpec, request: Request, rule_id: PathId, principal: Principal = require_role("developer")
-) -> AlertRuleView:
+    body: AlertRuleIn, request: Request, rule_id: PathId, principal: Principal = require_role("developer")
+) -> AlertRuleOut:
     d = deps(request)
     spec = await uc.check_rule_target(d, principal, body)
     q = AlertRuleUpdate(team_id=principal.team_id, rule_id=rule_id, rule=spec)
-    return await answer_of(d, METRICS, q, AlertRuleReply, lambda r: r.rule, fields=RULE)
+    return await _shown(d, principal, await answer_of(d, METRICS, q, AlertRuleReply, lambda r: r.rule, fields=RULE))
 
 
 Resource(router).delete(

@@ -12,15 +12,35 @@ from pydantic import BaseModel, Field
 
 from berth_common.catalogue import AlertRuleSpec, AlertRuleView, AlertView, SeriesData, ServerStatus
 
-__all__ = ["AlertRuleSpec", "AlertRuleView", "AlertView", "MetricsOut", "SeriesData", "ServerStatus"]
+__all__ = [
+    "AlertRuleIn",
+    "AlertRuleOut",
+    "AlertRuleSpec",
+    "AlertRuleView",
+    "AlertView",
+    "MetricsOut",
+    "SeriesData",
+    "ServerStatus",
+]
+RuleTargetKind = Literal["container", "app", "server", "database"]
 
 METRIC_PATTERN = r"^[a-z0-9_]{1,32}$"
 SERVER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
+class AlertRuleIn(AlertRuleSpec):
+    """The metrics service's rule, whose target may also be one of the team's databases (``database``)."""
+
+    target_kind: RuleTargetKind  # type: ignore[assignment]
+
+
+class AlertRuleOut(AlertRuleView):
+    target_kind: RuleTargetKind  # type: ignore[assignment]
+
+
 class MetricsOut(BaseModel):
-    target_kind: Literal["app", "server"]
-    target_id: str = Field(description="The application id, or the server's name")
+    target_kind: Literal["app", "server", "database"]
+    target_id: str = Field(description="The application id, the database id, or the server's name")
     resolution: Literal["raw", "1m", "1h"] = Field(description="Raw samples, 1-minute or 1-hour rollups")
     step_s: float = Field(description="Seconds per point (at least the resolution's)")
     start: datetime | None

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from berth_api.adapters import database_upgrades as upgrade_repo
 from berth_api.adapters import databases as repo
 from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
@@ -166,7 +167,9 @@ async def get(deps: Deps, principal: Principal, database_id: str) -> dict[str, A
     return row
 
 
-async def _locked(unit: Unit, principal: Principal, database_id: str, action: str) -> dict[str, Any]:
+async def locked(unit: Unit, principal: Principal, database_id: str, action: str) -> dict[str, Any]:
+    """The team's database (sealed, locked for the transaction) unless it is going away or busy: a rotation
+    or an upgrade under way (409)."""
     row = await repo.get_database(unit.session, principal.team_id, database_id, sealed=True, lock=True)
     if row is None:
         raise database_missing(principal, database_id)
@@ -174,6 +177,8 @@ async def _locked(unit: Unit, principal: Principal, database_id: str, action: st
         raise ProblemError(409, f"The database is being removed; it cannot {action}.")
     if row["pending"] is not None:
         raise ProblemError(409, f"A credential rotation of the database is running; it cannot {action} now.")
+    if await upgrade_repo.active_upgrade(unit.session, database_id) is not None:
+        raise ProblemError(409, f"An upgrade of the database is under way; it cannot {action} now.")
     return row
 
 
@@ -181,7 +186,7 @@ async def _command(deps: Deps, principal: Principal, database_id: str, action: s
     """Start, stop or restart: the state the database is going to, and its command (through the outbox)."""
 
     async def body(unit: Unit) -> dict[str, Any]:
-        row = await _locked(unit, principal, database_id, action)
+        row = await locked(unit, principal, database_id, action)
         request_id = new_id()
         if action == "stop":
             state = "stopping"
@@ -218,7 +223,7 @@ async def delete(deps: Deps, principal: Principal, database_id: str, delete_volu
     """Take the database down; its volume (its data) stays unless ``delete_volume``. Refused while linked."""
 
     async def body(unit: Unit) -> dict[str, Any]:
-        row = await _locked(unit, principal, database_id, "be deleted")
+        row = await locked(unit, principal, database_id, "be deleted")
         linked = await repo.applications_linked_to(unit.session, database_id)
         if linked:
             raise ProblemError(409, f"{len(linked)} application(s) link the database; unlink them first.")
@@ -247,7 +252,7 @@ async def rotate(deps: Deps, principal: Principal, database_id: str) -> dict[str
     """Ask for a new password (``cmd.database.rotate``); applied when the scheduler confirms it."""
 
     async def body(unit: Unit) -> dict[str, Any]:
-        row = await _locked(unit, principal, database_id, "rotate its credentials")
+        row = await locked(unit, principal, database_id, "rotate its credentials")
         request_id, new_password = new_id(), dbengines.new_password()
         await hold_for_sealing(unit.session, deps.box)
         command = RotateDatabaseCredentials(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from berth_api.adapters import applications as apps_repo
+from berth_api.adapters import databases as db_repo
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters import servers as servers_repo
 from berth_api.domain.identity import Principal
@@ -158,6 +159,23 @@ async def owned_applications(deps: Deps, principal: Principal, application_ids: 
     return found
 
 
+async def owned_databases(deps: Deps, principal: Principal, database_ids: Iterable[str]) -> set[str]:
+    """Those of ``database_ids`` that are databases of the caller's team."""
+    async with deps.sessionmaker() as s:
+        return {r["id"] for r in await db_repo.list_databases(s, principal.team_id)} & set(database_ids)
+
+
+async def rules_out(deps: Deps, principal: Principal, rules: list[AlertRuleView]) -> list[dict[str, Any]]:
+    """The rules as the api shows them: one watching a team's database (stored as its ``app``) is named a
+    ``database`` rule again."""
+    ids = await owned_databases(deps, principal, [r.target_id for r in rules if r.target_kind == "app"])
+    shown = [r.model_dump() for r in rules]
+    for rule in shown:
+        if rule["target_kind"] == "app" and rule["target_id"] in ids:
+            rule["target_kind"] = "database"
+    return shown
+
+
 async def check_filters(deps: Deps, principal: Principal, project_id: str | None, application_id: str | None) -> None:
     """A subscription may only be narrowed to the team's own project or application."""
     async with deps.sessionmaker() as s:
@@ -197,6 +215,11 @@ async def application_metrics(
     fields = {**QUERY_FIELDS, "target_id": "/path/application_id"}
     fields["server_id"] = "/query/server"
     q = build(MetricsQuery, fields, target_kind="app", target_id=application_id, server_id=server_id, **query)
+    return await labelled_metrics(deps, q, fields)
+
+
+async def labelled_metrics(deps: Deps, q: MetricsQuery, fields: Fields) -> MetricsReply:
+    """The series of the containers ``q`` names by their ``berth.app`` label; none seen yet: no series."""
     try:
         return await ask(deps, METRICS, q, MetricsReply, fields=fields)
     except ProblemError as exc:
@@ -231,10 +254,18 @@ async def _owns_server(deps: Deps, principal: Principal, server_id: str) -> bool
         return await servers_repo.get_server(s, principal.team_id, server_id) is not None
 
 
-async def check_rule_target(deps: Deps, principal: Principal, spec: AlertRuleSpec) -> AlertRuleSpec:
+async def check_rule_target(deps: Deps, principal: Principal, given: AlertRuleSpec) -> AlertRuleSpec:
     """A rule may watch ``*`` (the metrics service limits it to the team), the team's applications, the
-    containers of those (as far as the metrics service has seen them), or a server (``local``: this one)."""
-    kind, target = spec.target_kind, spec.target_id
+    containers of those (as far as the metrics service has seen them), a server (``local``: this one), or one
+    of the team's databases (``database``: the metrics service watches it as the ``app`` its container is
+    labelled with, the database id, so its readings and alerts are those of that target)."""
+    kind, target = given.target_kind, given.target_id
+    as_app = kind == "database"  # type: ignore[comparison-overlap]  # the api's rule body adds the kind
+    spec = AlertRuleSpec.model_validate({**given.model_dump(), "target_kind": "app" if as_app else kind})
+    if as_app:
+        if target == "*" or not await owned_databases(deps, principal, [target]):
+            raise invalid_field("/body/target_id", f"no database {target} in team {principal.team_name}")
+        return spec
     if target == "*":
         return spec
     if kind == "server":

@@ -15,6 +15,7 @@ from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
+    ContainerLogsQuery,
     DissolveSwarm,
     FormSwarm,
     Message,
@@ -34,6 +35,7 @@ from berth_common.catalogue import (
     StartDatabase,
     StartDeployment,
     StopDatabase,
+    UpgradeDatabase,
     ValidateServer,
     VolumesQuery,
 )
@@ -41,6 +43,7 @@ from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
 from berth_scheduler.usecases.backups import Backups
+from berth_scheduler.usecases.container_logs import container_logs
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
@@ -66,6 +69,12 @@ async def register_databases(ctx: Context, databases: Databases) -> None:
     await ctx.bus.consume(StopDatabase, databases.stop)
     await ctx.bus.consume(RemoveDatabase, databases.remove)
     await ctx.bus.consume(RotateDatabaseCredentials, databases.rotate)
+    await ctx.bus.consume(UpgradeDatabase, databases.upgrade)
+
+    async def logs(data: dict[str, Any]) -> Any:
+        return await container_logs(databases.fleet, ContainerLogsQuery.model_validate(data))
+
+    await ctx.bus.serve("container_logs", logs)
 
 
 async def register_swarms(ctx: Context, swarms: Swarms) -> None:

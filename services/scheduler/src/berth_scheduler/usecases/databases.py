@@ -1,6 +1,7 @@
 """One-click databases: carries out ``cmd.database.run``, ``cmd.database.start``, ``cmd.database.restart``,
-``cmd.database.stop``, ``cmd.database.remove`` and ``cmd.database.rotate``, answered by
-``evt.database.changed`` and ``evt.database.credentials_rotated``.
+``cmd.database.stop``, ``cmd.database.remove``, ``cmd.database.rotate`` and ``cmd.database.upgrade``,
+answered by ``evt.database.changed``, ``evt.database.credentials_rotated``, ``evt.database.upgraded`` and
+``evt.database.upgrade_failed``.
 
 A database on another server runs there through the connection factory (the server's engine over SSH),
 its image streamed from the control plane's engine when the server does not have it (no registry needed).
@@ -16,6 +17,11 @@ then makes the container again with the new one so that a restart keeps it (the 
 engine took the new password, even if the container then fails: its state says so); a repeated rotation, whose
 old password no longer works, logs in with the new one and sets it again. No password reaches a log, an
 event or a reason: what an engine says is redacted first.
+
+A minor-version upgrade brings the new image onto the server first (nothing stops if that fails), then
+makes the container again with it on the same volume (the spec's digest changed) and waits for readiness;
+if the new version does not become ready, the old image is made and started again on that volume and the
+failure says so (``rolled_back``). A redelivered upgrade finds the container of either version and goes on.
 """
 
 from __future__ import annotations
@@ -33,12 +39,15 @@ from berth_common.catalogue import (
     DatabaseChanged,
     DatabaseCredentialsRotated,
     DatabaseSpec,
+    DatabaseUpgraded,
+    DatabaseUpgradeFailed,
     RemoveDatabase,
     RestartDatabase,
     RotateDatabaseCredentials,
     RunDatabase,
     StartDatabase,
     StopDatabase,
+    UpgradeDatabase,
 )
 from berth_common.db import Transactions, Unit
 from berth_common.images import image_map, resolve_image
@@ -129,6 +138,51 @@ class Databases:
                 await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
 
         await self.transactions.run(record, delivery=delivery)
+
+    async def upgrade(self, msg: UpgradeDatabase, delivery: Delivery) -> None:
+        new, old = msg.spec, msg.previous()
+        outcome: DatabaseUpgraded | DatabaseUpgradeFailed
+        changed: DatabaseChanged | None = None
+        async with self._locks[new.database_id]:
+            try:
+                await self._image_on(await self._engine(new.server_id), new.server_id, self.image(new))
+            except Exception as exc:  # the old container was not touched
+                reason = f"the image of {new.version} is not available: {_reason(exc)}"
+                outcome = _upgrade_failed(msg, reason, running=old.version)
+            else:
+                try:
+                    changed = await self._up(new, msg.request_id)
+                    outcome = DatabaseUpgraded.model_validate({**_upgrade_ids(msg), "image": self.image(new)})
+                except Exception as exc:
+                    changed, outcome = await self._roll_back(msg, old, _reason(exc))
+        if isinstance(outcome, DatabaseUpgradeFailed):
+            outcome = outcome.model_copy(update={"reason": dom.redact(outcome.reason, [new.reveal()])[:2000]})
+            log.warning("database upgrade failed", database_id=new.database_id, reason=outcome.reason)
+
+        async def record(unit: Unit) -> None:
+            kind = "upgraded" if isinstance(outcome, DatabaseUpgraded) else "upgrade-failed"
+            await unit.emit(outcome, id=f"database-{kind}-{msg.request_id}")
+            if changed is not None:
+                await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
+
+        await self.transactions.run(record, delivery=delivery)
+        log.info("database upgrade done", database_id=new.database_id, outcome=outcome.TYPE)
+
+    async def _roll_back(
+        self, msg: UpgradeDatabase, old: DatabaseSpec, why: str
+    ) -> tuple[DatabaseChanged, DatabaseUpgradeFailed]:
+        """The old image made and started again on the same volume after the new one failed."""
+        secrets = [old.reveal()]
+        why, to = dom.redact(why, secrets), msg.spec.version
+        try:
+            changed = await self._up(old, msg.request_id)
+        except Exception as exc:
+            again = dom.redact(_reason(exc), secrets)
+            reason = f"{to} did not start: {why}; {old.version} did not start again either: {again}"
+            failed = self._event(old.database_id, old.team_id, msg.request_id, "failed", reason)
+            return failed, _upgrade_failed(msg, reason)
+        reason = f"{to} did not start, {old.version} runs again on the same data: {why}"
+        return changed, _upgrade_failed(msg, reason, running=old.version, rolled_back=True)
 
     # --- the work --------------------------------------------------------------------------------
 
@@ -258,6 +312,24 @@ class Databases:
 
 def _ids(spec: DatabaseSpec) -> tuple[str, str]:
     return spec.database_id, spec.team_id
+
+
+def _upgrade_ids(msg: UpgradeDatabase) -> dict[str, str]:
+    spec = msg.spec
+    return {
+        "database_id": spec.database_id,
+        "team_id": spec.team_id,
+        "request_id": msg.request_id,
+        "from_version": msg.from_version,
+        "to_version": spec.version,
+    }
+
+
+def _upgrade_failed(
+    msg: UpgradeDatabase, reason: str, *, running: str | None = None, rolled_back: bool = False
+) -> DatabaseUpgradeFailed:
+    values = {"reason": reason[:2000], "running_version": running, "rolled_back": rolled_back}
+    return DatabaseUpgradeFailed.model_validate({**_upgrade_ids(msg), **values})
 
 
 def _reason(exc: Exception) -> str:
