@@ -22,7 +22,7 @@ from berth_api.domain.applications import Variable, VariableInput, VariableKind,
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, variables
+from berth_api.usecases import Deps, build_servers, compose_apps, variables
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -181,6 +181,8 @@ async def create_application(
     runtime: list[VariableInput],
     build: list[VariableInput],
 ) -> AppRecord:
+    if config.get("compose"):
+        config = await compose_apps.translated(deps, config, [(v.name, v.value, v.secret) for v in runtime])
     _check_source(deps, config)
     _check_mounts(deps, config)
     _check_kept(runtime, "runtime", [])
@@ -230,6 +232,10 @@ async def update_application(
                 raise application_missing(principal, application_id)
             refuse_if_removing(row)
             config = {**row["config"], **changes}
+            if config.get("compose"):
+                config = await _compose_again(deps, config, changes, runtime, row["id"], s)
+            elif "compose" in changes or "compose_hosts" in changes:
+                raise invalid_field("/body/compose", "an application of services does not turn into a compose one")
             _check_source(deps, config)
             _check_mounts(deps, config)
             if "source" in changes:
@@ -255,6 +261,26 @@ async def update_application(
             _check_spec(deps, row, stored, hosts)
         log.info("application updated", application_id=application_id, fields=sorted(changes))
         return AppRecord(row, stored, hosts)
+
+
+async def _compose_again(
+    deps: Deps,
+    config: dict[str, Any],
+    changes: dict[str, Any],
+    runtime: list[VariableInput] | None,
+    app_id: str,
+    s: AsyncSession,
+) -> dict[str, Any]:
+    """A compose application's configuration translated again with the changes (its services come from
+    its compose file only); the variables: the incoming ones, else the stored ones."""
+    if "services" in changes:
+        raise invalid_field("/body/services", "a compose application's services come from its compose file")
+    if runtime is not None:
+        given = [(v.name, v.value, v.secret) for v in runtime]
+    else:
+        stored = (await repo.variables_of(s, [app_id]))[app_id]
+        given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
+    return await compose_apps.translated(deps, config, given)
 
 
 @contextmanager

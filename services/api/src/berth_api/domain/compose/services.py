@@ -85,7 +85,7 @@ def _check_keys(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, An
     allowed: dict[str, Any] = {}
     for key, value in svc.items():
         spot = f"services/{name}/{key}"
-        if key in keys.CARRIED or not present(value):
+        if key in keys.CARRIED or key.startswith("x-") or not present(value):  # x-: extensions, for anchors
             continue
         if key in keys.NOTED:
             ctx.notes.append(f"{spot}: not carried: {keys.NOTED[key]}")

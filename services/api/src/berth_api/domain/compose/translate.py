@@ -73,7 +73,7 @@ def _slugs(found: Iterable[str], what: str) -> dict[str, str]:
 
 def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
     for key, value in model.items():
-        if key not in keys.TOP_LEVEL and present(value):
+        if key not in keys.TOP_LEVEL and not key.startswith("x-") and present(value):
             raise not_carried(key)
     for key, vol in (model.get("volumes") or {}).items():
         for k, v in (vol or {}).items():
