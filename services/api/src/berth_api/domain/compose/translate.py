@@ -76,7 +76,7 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
         if key not in keys.TOP_LEVEL and not key.startswith("x-") and present(value):
             raise not_carried(key)
     for key, vol in (model.get("volumes") or {}).items():
-        for k, v in (vol or {}).items():
+        for k, v in sorted((vol or {}).items(), key=lambda kv: kv[0] == "name"):
             if k == "name" and v == f"berth_{key}":
                 continue
             if k == "name":
@@ -84,7 +84,7 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
             elif present(v):
                 raise not_carried(f"volumes/{key}/{k}")
     for key, net in (model.get("networks") or {}).items():
-        for k, v in (net or {}).items():
+        for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
             if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
                 continue
             raise not_carried(f"networks/{key}/{k}", "the application has one private network")
