@@ -155,6 +155,12 @@ services:
     assert got["notes"] == []
 
 
+def test_escaped_dollars_reach_the_container_as_dollars() -> None:
+    text = "services:\n  a:\n    image: x\n    command: [echo, $$HOME]\n    environment: {P: a$$b}\n"
+    (a,) = _translated(text)["services"]
+    assert a["command"] == ["echo", "$HOME"] and a["environment"] == [{"name": "P", "value": "a$b"}]
+
+
 def test_a_shared_volume_is_not_single_writer_and_a_replicated_service_rolls() -> None:
     text = """
 services:

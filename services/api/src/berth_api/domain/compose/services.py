@@ -71,7 +71,7 @@ def health_argv(test: Any, spot: str) -> list[str] | None:
         test = ["CMD-SHELL", test]
     if not isinstance(test, list) or not test:
         raise ComposeRefusal(spot, "a healthcheck test is a list: [CMD, ...] or [CMD-SHELL, command]")
-    kind, rest = str(test[0]), [str(t) for t in test[1:]]
+    kind, rest = str(test[0]), [literal(str(t)) for t in test[1:]]
     if kind == "NONE":
         return None
     if kind == "CMD" and rest:
@@ -221,10 +221,15 @@ def _build(name: str, build: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     return {"context": context, "dockerfile": dockerfile, "args": args}
 
 
+def literal(value: Any) -> Any:
+    """A value of the normalised file as the container gets it: ``$$`` (compose's escaped ``$``) is ``$``."""
+    return value.replace("$$", "$") if isinstance(value, str) else value
+
+
 def _argv(value: Any) -> list[str] | None:
     if not present(value):
         return None
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    return [literal(value)] if isinstance(value, str) else [literal(str(v)) for v in value]
 
 
 def _environment(name: str, env: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -234,7 +239,7 @@ def _environment(name: str, env: Mapping[str, Any]) -> list[dict[str, Any]]:
             names.env_name(key)
         except ValueError as exc:
             raise ComposeRefusal(f"services/{name}/environment/{key}", str(exc)) from None
-        out.append({"name": key, "value": value})  # None: the application's variable of that name
+        out.append({"name": key, "value": literal(value)})  # None: the application's variable of that name
     return out
 
 
