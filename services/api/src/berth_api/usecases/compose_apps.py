@@ -60,7 +60,10 @@ def refuse_deployment(config: dict[str, Any]) -> None:
 
 
 def _core(service: dict[str, Any]) -> dict[str, Any]:
-    return {k: service[k] for k in CORE[service["kind"]] if k in service}
+    """The fields of an application's ``services[]`` entry, as a request of services stores them."""
+    defaults: dict[str, Any] = {"command": None, "limits": None}
+    defaults.update({"domains": []} if service["kind"] == "web" else {"health_command": None})
+    return {k: service.get(k, defaults.get(k)) for k in CORE[service["kind"]] if k in service or k in defaults}
 
 
 async def translated(
