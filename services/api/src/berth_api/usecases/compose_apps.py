@@ -62,7 +62,8 @@ def refuse_deployment(config: dict[str, Any]) -> None:
 def _core(service: dict[str, Any]) -> dict[str, Any]:
     """The fields of an application's ``services[]`` entry, as a request of services stores them."""
     defaults: dict[str, Any] = {"command": None, "limits": None}
-    defaults.update({"domains": []} if service["kind"] == "web" else {"health_command": None})
+    extra: dict[str, Any] = {"domains": []} if service["kind"] == "web" else {"health_command": None}
+    defaults.update(extra)
     return {k: service.get(k, defaults.get(k)) for k in CORE[service["kind"]] if k in service or k in defaults}
 
 
