@@ -99,6 +99,22 @@ async def test_an_update_translates_again(client, members) -> None:
     assert _error(r)["loc"] == "/body/services"
 
 
+async def test_an_application_of_services_becomes_a_compose_one(client, members) -> None:
+    app = await make_app(client, members.developer)
+    assert "compose" not in app
+    r = await client.patch(
+        f"/v1/applications/{app['id']}", headers=members.developer, json={"hosts": [{"service": "web", "port": 80}]}
+    )
+    assert _error(r)["loc"] == "/body/hosts"
+    text = "services:\n  web:\n    image: nginx:1.27\n    expose: ['80']\n"
+    r = await client.patch(
+        f"/v1/applications/{app['id']}", headers=members.developer, json={"compose": {"inline": text}}
+    )
+    assert r.status_code == 200, r.text
+    assert [(s["kind"], s["name"], s["port"]) for s in r.json()["services"]] == [("web", "web", 80)]
+    assert r.json()["source"] == {"kind": "image", "image": "nginx:1.27"}
+
+
 REFUSED = [
     ("    privileged: true\n", "/body/compose/services/db/privileged", "BERTH_COMPOSE_ALLOW"),
     ("    network_mode: host\n", "/body/compose/services/db/network_mode", "server's network"),
@@ -143,8 +159,15 @@ async def test_the_parsers_message_a_path_and_bad_bodies(client, members) -> Non
         r = await client.post(url, headers=members.developer, json={"name": "p", "compose": {"path": path}})
         assert problem(r, 422)["errors"][0]["loc"] == loc
     r = await client.post(url, headers=members.developer, json={"name": "p", "compose": {"path": "deploy/compose.yml"}})
-    err = _error(r)
-    assert err["loc"] == "/body/compose/path" and "builder" in err["detail"]
+    assert _error(r)["loc"] == "/body/source"  # a path is in the git repository
+    git = {"kind": "git", "repository": "https://github.com/acme/stats.git", "branch": "main"}
+    body = {"name": "p", "compose": {"path": "deploy/compose.yml"}, "source": git}
+    r = await client.post(url, headers=members.developer, json=body)
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert got["compose"] == {"path": "deploy/compose.yml", "hosts": [], "translated": None} and got["services"] == []
+    r = await client.post(f"/v1/applications/{got['id']}/deployments", headers=members.developer)
+    assert problem(r, 409)["type"].endswith("compose-not-deployable")
 
     both = {**_body(), "services": [{"kind": "worker", "name": "w"}], "source": {"kind": "image", "image": "x"}}
     assert problem(await client.post(url, headers=members.developer, json=both), 422)

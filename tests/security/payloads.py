@@ -101,6 +101,16 @@ def _sources() -> list[dict[str, Any]]:
     ]
 
 
+def _composes() -> list[dict[str, Any]]:
+    """Compose applications: an inline file with a host for its web service, and a file of the repository."""
+    inline = "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
+    host = {"service": "web", "port": 80, "host": f"{unique('c')}.example.com"}
+    return [
+        {"compose": {"inline": inline}, "hosts": [host]},
+        {"compose": {"path": "deploy/compose.yml"}, "source": _git(branch="main")},
+    ]
+
+
 def _channels() -> list[dict[str, Any]]:
     hook = "http://127.0.0.1:9/hook"  # loopback; nothing is sent while no event is subscribed
     targets = [
@@ -224,8 +234,10 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "ProjectCreate": lambda _: [{"name": unique("p"), "description": "a project"}],
     "ProjectUpdate": lambda _: [{"name": unique("p"), "description": "a project"}],
     "EnvironmentCreate": lambda _: [{"name": unique("e")}],
-    "ApplicationCreate": lambda _: [{"name": unique("a"), **_app(s)} for s in _sources()],
-    "ApplicationUpdate": lambda _: [_app(s) for s in _sources()],
+    "ApplicationCreate": lambda _: (
+        [{"name": unique("a"), **_app(s)} for s in _sources()] + [{"name": unique("a"), **c} for c in _composes()]
+    ),
+    "ApplicationUpdate": lambda _: [_app(s) for s in _sources()] + _composes(),
     "TokenCreate": lambda _: [{"name": "ci deploy", "expires_in_days": 30}],
     "CancelRequest": lambda _: [{"reason": "superseded"}],
     "ChannelCreateIn": lambda _: _channels(),

@@ -164,6 +164,8 @@ def build_spec(
 
 
 def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow]) -> None:
+    if compose_apps.untranslated(row["config"]):
+        return  # a compose file of the repository: translated when the builder reads it
     try:
         build_spec(deps, row, stored, hosts, placeholders=True)
     except ValidationError as exc:
@@ -234,8 +236,8 @@ async def update_application(
             config = {**row["config"], **changes}
             if config.get("compose"):
                 config = await _compose_again(deps, config, changes, runtime, row["id"], s)
-            elif "compose" in changes or "compose_hosts" in changes:
-                raise invalid_field("/body/compose", "an application of services does not turn into a compose one")
+            elif "compose_hosts" in changes:
+                raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
             _check_source(deps, config)
             _check_mounts(deps, config)
             if "source" in changes:
@@ -272,7 +274,8 @@ async def _compose_again(
     s: AsyncSession,
 ) -> dict[str, Any]:
     """A compose application's configuration translated again with the changes (its services come from
-    its compose file only); the variables: the incoming ones, else the stored ones."""
+    its compose file only); the variables: the incoming ones, else the stored ones. An application of
+    services given a compose file becomes a compose application (its services replaced by the file's)."""
     if "services" in changes:
         raise invalid_field("/body/services", "a compose application's services come from its compose file")
     if runtime is not None:

@@ -8,9 +8,10 @@ for the user to see. Interpolation gets the application's non-secret runtime var
 environment; a ``${VAR}`` naming a secret variable is refused (the translation is stored and shown).
 
 Not yet: a compose file at a path of the git repository is read by the builder (it has the checkout; the
-api does not clone), so ``compose.path`` is validated and then refused as not yet readable; and the
-scheduler runs one image per deployment, so a compose application is refused at deployment time (409)
-until it runs each service's own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
+api does not clone), so ``compose.path`` is validated and stored with no services and no translation
+until the builder reads and the api translates it (a later slice); and the scheduler runs one image per
+deployment, so a compose application is refused at deployment time (409) until it runs each service's
+own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def refuse_deployment(config: dict[str, Any]) -> None:
         )
 
 
+def untranslated(config: dict[str, Any]) -> bool:
+    """A compose file of the git repository: stored, translated once the builder reads it (not yet)."""
+    return bool(config.get("compose")) and config.get("compose_translated") is None
+
+
 def _core(service: dict[str, Any]) -> dict[str, Any]:
     """The fields of an application's ``services[]`` entry, as a request of services stores them."""
     defaults: dict[str, Any] = {"command": None, "limits": None}
@@ -74,11 +80,9 @@ async def translated(
     application's runtime variables as (name, value, secret); only non-secret values are interpolated."""
     compose = config["compose"]
     if compose.get("path") is not None:
-        raise invalid_field(
-            "/body/compose/path",
-            "a compose file in the repository is read by the builder, which does not read it yet: give the "
-            "file inline (compose.inline)",
-        )
+        if config.get("source", {}).get("kind") != "git":
+            raise invalid_field("/body/source", "a compose file at a path is read from the git repository: give one")
+        return {**config, "services": [], "compose_translated": None}
     given = list(variables)
     plain = {name: value for name, value, secret in given if not secret and value is not None}
     secrets = [name for name, _, secret in given if secret]
