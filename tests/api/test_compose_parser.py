@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from berth_api.adapters.compose_parser import ComposeParseError, normalise
-from berth_common.compose_binary import compose_binary
+from berth_common.binaries import compose_binary
 
 
 def _run(text: str, variables: dict[str, str] | None = None, **kw) -> dict:

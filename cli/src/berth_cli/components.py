@@ -9,30 +9,20 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
-from berth_common.compose_binary import compose_binary
+from berth_common.binaries import COMPOSE, compose_binary, console_script
 
 
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
-    if name == "docker-compose":
-        return compose_binary()
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if not found:
-        raise FileNotFoundError(f"{name} is not installed in this environment (run make install)")
-    return found
+    return compose_binary() if name == COMPOSE else console_script(name)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.compose_binary import compose_binary
+from berth_common.binaries import compose_binary
 
 MAX_BYTES = 256 * 1024
 TIMEOUT_S = 10.0
