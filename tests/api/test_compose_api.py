@@ -64,6 +64,9 @@ async def test_a_compose_app_is_created_translated_and_shown(client, members) ->
     r = await client.get(f"/v1/applications/{app['id']}", headers=members.viewer)
     assert r.status_code == 200, r.text
     assert r.json()["compose"] == compose
+    r = await client.get("/v1/applications", headers=members.viewer)
+    (listed,) = [a for a in r.json() if a["id"] == app["id"]]
+    assert listed["compose"] == compose and listed["services"] == app["services"]
 
     r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
     assert problem(r, 409)["type"].endswith("compose-not-deployable")
