@@ -141,6 +141,21 @@ async def test_refusals_name_the_spot(client, members) -> None:
         assert "t0k3n" not in r.text
 
 
+async def test_a_refused_host_is_named_where_the_request_gave_it(client, members) -> None:
+    env = await _environment(client, members.developer)
+    url = f"/v1/environments/{env}/applications"
+    text = "services:\n  web:\n    image: nginx:1.27\n"
+    mine = [{"service": "web", "port": 80}, {"service": "web", "port": 80, "host": "web-x-production.localhost"}]
+    err = _error(await client.post(url, headers=members.developer, json=_body(text, hosts=mine)))
+    assert err["loc"] == "/body/hosts/1/host" and "reserved for generated hosts" in err["detail"]
+    taken = [{"service": "web", "port": 80, "host": "shop.example.com"}]
+    r = await client.post(url, headers=members.developer, json=_body(text, name="one", hosts=taken))
+    assert r.status_code == 201, r.text
+    r = await client.post(url, headers=members.developer, json=_body(text, name="two", hosts=taken))
+    body = problem(r, 409)
+    assert body["errors"][0]["loc"] == "/body/hosts/0/host" and "/body/hosts/0/host" in body["detail"]
+
+
 async def test_what_the_administrator_allowed_and_allows_is_accepted(client, members) -> None:
     text = f"services:\n  db:\n    image: postgres:16\n    cap_add: [NET_ADMIN]\n    volumes: ['{ALLOWED}/x:/x']\n"
     app = await make_app(client, members.developer, _body(text))

@@ -206,7 +206,8 @@ async def create_application(
             stored = _rows(deps, app_id, "runtime", runtime, []) + _rows(deps, app_id, "build", build, [])
             await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
-            hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
+            with compose_apps.hosts_located(config):
+                hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
@@ -257,7 +258,8 @@ async def update_application(
                     await repo.replace_variables(s, application_id, kind, rows)  # type: ignore[arg-type]
                     stored = [v for v in stored if v.kind != kind] + rows
             await repo.update_application(s, application_id, config)
-            hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+            with compose_apps.hosts_located(config):
+                hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)

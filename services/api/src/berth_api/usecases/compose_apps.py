@@ -16,7 +16,9 @@ own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from berth_api.adapters import compose_parser
@@ -58,6 +60,28 @@ def refuse_deployment(config: dict[str, Any]) -> None:
             slug=COMPOSE_NOT_DEPLOYABLE,
             title="Compose application not deployable yet",
         )
+
+
+DOMAIN_LOC = re.compile(r"^/body/services/(\d+)/domains/(\d+)$")
+
+
+@contextmanager
+def hosts_located(config: dict[str, Any]) -> Iterator[None]:
+    """A refused host of a compose application named where the request gave it (``/body/hosts/<k>/host``),
+    not at the services' domains it was translated into."""
+    try:
+        yield
+    except ProblemError as exc:
+        for err in exc.errors or [] if config.get("compose") else []:
+            found = DOMAIN_LOC.match(err.get("loc", ""))
+            if found is None:
+                continue
+            host = config["services"][int(found.group(1))]["domains"][int(found.group(2))]
+            given = [h.get("host") for h in config.get("compose_hosts") or []]
+            if host in given:
+                old, err["loc"] = err["loc"], f"/body/hosts/{given.index(host)}/host"
+                exc.detail = (exc.detail or "").replace(old, err["loc"]) or None
+        raise
 
 
 def untranslated(config: dict[str, Any]) -> bool:
