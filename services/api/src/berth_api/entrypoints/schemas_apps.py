@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
-from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps
+from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
@@ -275,13 +275,7 @@ class ApplicationCreate(Strict):
 
     @model_validator(mode="after")
     def _services_or_compose(self) -> ApplicationCreate:
-        if (self.services is None) == (self.compose is None):
-            raise ValueError("give services or compose, not both")
-        if self.services is not None and self.source is None:
-            raise ValueError("source is required with services")
-        if self.hosts and self.compose is None:
-            raise ValueError("hosts are given with compose (a service's domains otherwise)")
-        return self
+        return services_or_compose(self)
 
 
 class ApplicationUpdate(Strict):

@@ -3,7 +3,7 @@ service and port get which host, and the translation shown on the application.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -61,3 +61,18 @@ class ComposeOut(BaseModel):
         "volumes, health, depends_on, limits, replicas, restart), the start order, and notes: every key "
         "accepted but not carried"
     )
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def services_or_compose(body: Body) -> Body:
+    """An application is services (with a source) or a compose file (with hosts), never both."""
+    services, compose = getattr(body, "services", None), getattr(body, "compose", None)
+    if (services is None) == (compose is None):
+        raise ValueError("give services or compose, not both")
+    if services is not None and getattr(body, "source", None) is None:
+        raise ValueError("source is required with services")
+    if getattr(body, "hosts", None) and compose is None:
+        raise ValueError("hosts are given with compose (a service's domains otherwise)")
+    return body
