@@ -168,7 +168,10 @@ async def test_the_parsers_message_a_path_and_bad_bodies(client, members) -> Non
     url = f"/v1/environments/{env}/applications"
     twice = "services:\n  a:\n    image: x\n  a:\n    image: y\n"
     err = _error(await client.post(url, headers=members.developer, json=_body(twice)))
-    assert err["loc"] == "/body/compose/inline" and 'mapping key "a" already defined' in err["detail"]
+    assert err["loc"] == "/body/compose/services/a" and "defined twice (lines 2 and 4)" in err["detail"]
+    broken = "services:\n  a:\n    image: x\n    bogus: 1\n"
+    err = _error(await client.post(url, headers=members.developer, json=_body(broken)))
+    assert err["loc"] == "/body/compose/inline" and "additional properties 'bogus' not allowed" in err["detail"]
 
     err = _error(await client.post(url, headers=members.developer, json=_body(hosts=[{"service": "x", "port": 1}])))
     assert err["loc"] == "/body/hosts/0/service"

@@ -290,6 +290,7 @@ def test_keys_berth_decides_itself_are_listed_as_not_carried() -> None:
         ("services:\n  a:\n    extends: {file: /etc/x.yml, service: b}\n", "services/a/extends/file"),
         ("services: {a: {image: x}}\nsecrets:\n  s: {file: /etc/shadow}\n", "secrets/s"),
         ("services: [a, b]\n", "services"),
+        ("services:\n  a:\n    image: x\n  b: {image: y}\n  a:\n    image: z\n", "services/a"),
         ("services:\n  a: {image: x\n", "inline"),
     ],
 )

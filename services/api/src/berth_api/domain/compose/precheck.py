@@ -3,7 +3,8 @@
 The parser reads files a compose file names (``include``, ``extends.file``, ``env_file``, ``label_file``,
 the ``file`` of secrets and configs). The api runs it with no file of the user's around, but a name such as
 ``/etc/passwd`` would still be read from the api's server, so these keys are refused here, by name, before
-the parser ever sees the text. The order of the services in the file is read here too (the normalised model
+the parser ever sees the text, and so is a service named twice (named here: the parser says only which
+line). The order of the services in the file is read here too (the normalised model
 sorts them; Berth's default host goes to the first service with a port, in the file's order).
 """
 
@@ -25,8 +26,28 @@ class _Loader(yaml.SafeLoader):
     """A safe loader (no Python objects) that reads the text as compose does (YAML 1.2-like plain scalars)."""
 
 
+def _services_once(root: Any) -> None:
+    """A service named twice is refused naming it (a YAML loader keeps the last one silently)."""
+    if not isinstance(root, yaml.MappingNode):
+        return
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "services" and isinstance(value, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for name, _ in value.value:
+                if not isinstance(name, yaml.ScalarNode):
+                    continue
+                line = name.start_mark.line + 1
+                if name.value in seen:
+                    raise ComposeRefusal(
+                        f"services/{name.value}",
+                        f"the service {name.value} is defined twice (lines {seen[name.value]} and {line})",
+                    )
+                seen[name.value] = line
+
+
 def _load(text: str) -> Any:
     try:
+        _services_once(yaml.compose(text, Loader=_Loader))
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
