@@ -156,6 +156,19 @@ async def test_a_refused_host_is_named_where_the_request_gave_it(client, members
     assert body["errors"][0]["loc"] == "/body/hosts/0/host" and "/body/hosts/0/host" in body["detail"]
 
 
+async def test_a_build_is_the_builders_build_of_the_git_source(client, members) -> None:
+    git = {"kind": "git", "repository": "https://github.com/acme/stats.git", "branch": "main", "subdirectory": "stack"}
+    text = "services:\n  web:\n    build: {context: ./web, args: {MODE: prod}}\n    ports: ['3000']\n"
+    app = await make_app(client, members.developer, _body(text, source=git))
+    (web,) = app["compose"]["translated"]["services"]
+    assert web["build"] == {
+        "subdirectory": "stack/web",
+        "dockerfile": "Dockerfile",
+        "build_args": [{"name": "MODE", "value": "prod"}],
+    }
+    assert app["source"]["repository"] == git["repository"] and app["services"][0]["port"] == 3000
+
+
 async def test_what_the_administrator_allowed_and_allows_is_accepted(client, members) -> None:
     text = f"services:\n  db:\n    image: postgres:16\n    cap_add: [NET_ADMIN]\n    volumes: ['{ALLOWED}/x:/x']\n"
     app = await make_app(client, members.developer, _body(text))

@@ -194,10 +194,12 @@ services:
     assert _refusal(text).spot == "services/web/build"
     (web,) = _translated(text, policy=Policy(has_repository=True))["services"]
     assert web["build"] == {
-        "context": "app",
+        "subdirectory": "app",
         "dockerfile": "docker/Dockerfile",
-        "args": [{"name": "MODE", "value": "prod"}, {"name": "VERSION", "value": "1.2"}],
+        "build_args": [{"name": "MODE", "value": "prod"}, {"name": "VERSION", "value": "1.2"}],
     }
+    remote = text.replace("./app", "https://github.com/acme/app.git")
+    assert _refusal(remote, policy=Policy(has_repository=True)).spot == "services/web/build/context"
     escape = text.replace("./app", "../outside")
     assert _refusal(escape, policy=Policy(has_repository=True)).spot == "services/web/build"
 

@@ -16,6 +16,7 @@ own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -129,8 +130,12 @@ async def translated(
         raise invalid_field(_loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:
         raise invalid_field("/body/compose/inline", f"the compose parser refused the file: {exc}") from None
-    services = [_core(s) for s in result["services"]]
     source = config.get("source")
+    for svc in result["services"]:
+        if "build" in svc and source is not None:  # the context under the source's subdirectory
+            inner = posixpath.join(source.get("subdirectory") or "", svc["build"]["subdirectory"])
+            svc["build"]["subdirectory"] = inner.rstrip("/")
+    services = [_core(s) for s in result["services"]]
     if source is None or source.get("kind") != "git":
         first = next((s for s in result["services"] if s["kind"] == "web"), result["services"][0])
         source = {"kind": "image", "image": first["image"]}

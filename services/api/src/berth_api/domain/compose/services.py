@@ -204,21 +204,33 @@ def _health(name: str, svc: Mapping[str, Any], web: bool) -> tuple[dict[str, Any
 
 
 def _build(name: str, build: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """A compose build as the builder's build of a git source: ``subdirectory`` (the context, relative to
+    the repository; the use case puts it under the source's subdirectory), ``dockerfile`` (inside it) and
+    ``build_args`` (a value None: the application's build arg of that name)."""
     spot = f"services/{name}/build"
     if not ctx.has_repository:
         raise ComposeRefusal(spot, "a build needs the application's git repository: give a git source")
     for key in build:
         if key not in keys.BUILD_KEYS and present(build[key]):
             raise not_carried(f"{spot}/{key}")
-    context = posixpath.normpath(str(build.get("context") or "."))
+    raw = str(build.get("context") or ".")
+    if "://" in raw or raw.startswith("git@"):
+        raise ComposeRefusal(f"{spot}/context", "a remote build context is not carried: a path in the repository")
+    context = posixpath.normpath(raw)
     context = "" if context == "." else context
     try:
         names.relative_path(context)
         dockerfile = names.dockerfile_path(str(build.get("dockerfile") or "Dockerfile"))
     except ValueError as exc:
         raise ComposeRefusal(spot, f"a build context and Dockerfile are paths in the repository: {exc}") from None
-    args = [{"name": k, "value": v} for k, v in sorted((build.get("args") or {}).items())]
-    return {"context": context, "dockerfile": dockerfile, "args": args}
+    args = []
+    for key, value in sorted((build.get("args") or {}).items()):
+        try:
+            names.env_name(key)
+        except ValueError as exc:
+            raise ComposeRefusal(f"{spot}/args/{key}", str(exc)) from None
+        args.append({"name": key, "value": literal(value)})
+    return {"subdirectory": context, "dockerfile": dockerfile, "build_args": args}
 
 
 def literal(value: Any) -> Any:
