@@ -302,6 +302,23 @@ def test_keys_that_read_a_file_of_the_server_are_refused_before_the_parser_runs(
     assert caught.value.spot == spot
 
 
+def test_an_alias_bomb_is_refused_before_the_parser_runs() -> None:
+    lines = ['x-a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"x-a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    text = "\n".join(lines) + "\nservices:\n  a:\n    image: x\n    command: *a9\n"
+    with pytest.raises(ComposeRefusal, match="more than 100000 YAML nodes") as caught:
+        precheck(text)
+    assert caught.value.spot == "inline"
+    with pytest.raises(ComposeRefusal, match="nests too deeply"):
+        precheck("services: " + "[" * 50000 + "]" * 50000)
+    assert precheck((DATA / "plausible.yml").read_text()) == [
+        "plausible",
+        "migrate",
+        "plausible_db",
+        "plausible_events_db",
+    ]
+
+
 def test_service_names_become_slugs_and_collisions_are_refused() -> None:
     text = "services:\n  my_db:\n    image: x\n  my.db:\n    image: y\n"
     err = _refusal(text)

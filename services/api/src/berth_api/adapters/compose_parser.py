@@ -127,8 +127,8 @@ async def normalise(
     try:
         model = json.loads(out)
         refs = json.loads(found) if found.strip() else {}
-    except ValueError:
-        raise ComposeParseError("the compose parser's output is not JSON") from None
+    except (ValueError, RecursionError):
+        raise ComposeParseError("the compose parser's output is not JSON (or nests too deeply)") from None
     if not isinstance(model, dict):
         raise ComposeParseError("the compose parser's output is not a mapping")
     return Normalised(model, refs if isinstance(refs, dict) else {})

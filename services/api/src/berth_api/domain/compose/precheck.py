@@ -45,10 +45,39 @@ def _services_once(root: Any) -> None:
                 seen[name.value] = line
 
 
+MAX_NODES = 100_000
+
+
+def _expanded(root: Any) -> int:
+    """How many nodes the document has with every alias expanded (an alias is the anchored node itself,
+    so nested aliases multiply: a few hundred bytes can stand for billions of nodes)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a cycle (not valid YAML for compose) counts once
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_NODES + 1)
+        return sizes[id(node)]
+
+    return size(root) if root is not None else 0
+
+
 def _load(text: str) -> Any:
     try:
-        _services_once(yaml.compose(text, Loader=_Loader))
+        root = yaml.compose(text, Loader=_Loader)
+        if _expanded(root) > MAX_NODES:
+            raise ComposeRefusal("inline", f"the file expands to more than {MAX_NODES} YAML nodes (aliases)")
+        _services_once(root)
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ComposeRefusal("inline", "the file nests too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
