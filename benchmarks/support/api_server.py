@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +22,9 @@ from pathlib import Path
 import httpx
 
 from berth_cli import components
+from berth_common.binaries import console_script
 
 READY_TIMEOUT_S = 90.0
-
-
-def console_script(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if not found:
-        raise FileNotFoundError(f"{name} is not installed in this environment (run make install)")
-    return found
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:

@@ -101,6 +101,16 @@ def _sources() -> list[dict[str, Any]]:
     ]
 
 
+def _composes() -> list[dict[str, Any]]:
+    """Compose applications: an inline file with a host for its web service, and a file of the repository."""
+    inline = "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
+    host = {"service": "web", "port": 80, "host": f"{unique('c')}.example.com"}
+    return [
+        {"compose": {"inline": inline}, "hosts": [host]},
+        {"compose": {"path": "deploy/compose.yml"}, "source": _git(branch="main")},
+    ]
+
+
 def _channels() -> list[dict[str, Any]]:
     hook = "http://127.0.0.1:9/hook"  # loopback; nothing is sent while no event is subscribed
     targets = [
@@ -132,6 +142,7 @@ class Context:
 
     channels: dict[str, str] = field(default_factory=dict)  # kind -> id
     destinations: dict[str, str] = field(default_factory=dict)  # kind -> id
+    compose: list[str] = field(default_factory=list)  # the compose application's id, once made
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -141,6 +152,16 @@ class Context:
             assert r.status_code == 201, r.text
             self.channels[kind] = r.json()["id"]
         return self.channels[kind]
+
+    def compose_app(self) -> str:
+        """A compose application of the team, made once (updates of compose fields leave the shared one be)."""
+        if not self.compose:
+            body = {"name": unique("c"), **_composes()[0]}
+            url = f"/v1/environments/{self.ids['environment_id']}/applications"
+            r = self.client.post(url, headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            self.compose.append(str(r.json()["id"]))
+        return self.compose[0]
 
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
@@ -224,8 +245,12 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "ProjectCreate": lambda _: [{"name": unique("p"), "description": "a project"}],
     "ProjectUpdate": lambda _: [{"name": unique("p"), "description": "a project"}],
     "EnvironmentCreate": lambda _: [{"name": unique("e")}],
-    "ApplicationCreate": lambda _: [{"name": unique("a"), **_app(s)} for s in _sources()],
-    "ApplicationUpdate": lambda _: [_app(s) for s in _sources()],
+    "ApplicationCreate": lambda _: (
+        [{"name": unique("a"), **_app(s)} for s in _sources()] + [{"name": unique("a"), **c} for c in _composes()]
+    ),
+    "ApplicationUpdate": lambda ctx: (
+        [_app(s) for s in _sources()] + [{**c, PATH_IDS: {"application_id": ctx.compose_app()}} for c in _composes()]
+    ),
     "TokenCreate": lambda _: [{"name": "ci deploy", "expires_in_days": 30}],
     "CancelRequest": lambda _: [{"reason": "superseded"}],
     "ChannelCreateIn": lambda _: _channels(),

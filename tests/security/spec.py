@@ -79,6 +79,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "AutoscalePolicy": {"min": 1, "max": 4, "cpu_percent": 70.0, "memory_percent": None},
     "DatabaseCreate": {"engine": "redis", "version": "7", "config": {}, "public": None, "limits": {}},
     "LinkCreate": {"variable": "DATABASE_URL"},
+    # services or a compose file: neither is required alone, so the schema's minimal body has neither
+    "ApplicationCreate": {
+        "source": {"kind": "image", "image": "nginx:1.27"},
+        "services": [{"kind": "web", "name": "web", "port": 80}],
+    },
 }
 
 

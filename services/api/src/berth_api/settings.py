@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from berth_api.domain import retention
+from berth_api.domain.compose.keys import DANGEROUS
 from berth_api.domain.names import LABEL_RE
 from berth_common.catalogue import mount_path
 from berth_common.images import parse_image_map
@@ -70,6 +71,12 @@ class ApiSettings(BaseServiceSettings):
     # Host bind mounts of application services only under these absolute paths (BERTH_BIND_MOUNT_ALLOW, a
     # JSON list; empty: no bind mount is accepted)
     bind_mount_allow: list[str] = Field(default_factory=list, max_length=64)
+    # Compose applications: the dangerous compose keys the administrator allows (BERTH_COMPOSE_ALLOW, a JSON
+    # list of privileged, network_mode, devices, cap_add, pid, ipc, security_opt; empty: each is refused).
+    # An api setting for every team: the api has no per-team settings yet. The parser's time and input caps.
+    compose_allow: list[str] = Field(default_factory=list, max_length=7)
+    compose_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
     volumes_timeout_s: float = Field(default=10.0, gt=0, le=60)  # rpc.scheduler.volumes (each engine's disk usage)
     # Logs as Server-Sent Events: a comment this often keeps proxies from closing an idle stream; the
     # deployment's state is checked this often to end the stream when it finishes.
@@ -93,6 +100,14 @@ class ApiSettings(BaseServiceSettings):
                 mount_path(path)
             except ValueError as exc:
                 raise ValueError(f"BERTH_BIND_MOUNT_ALLOW: {path!r}: {exc}") from None
+        return value
+
+    @field_validator("compose_allow")
+    @classmethod
+    def _valid_compose_allow(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(DANGEROUS))
+        if unknown:
+            raise ValueError(f"BERTH_COMPOSE_ALLOW: not a dangerous compose key: {', '.join(unknown)}")
         return value
 
     @field_validator("audit_retention_days", mode="before")

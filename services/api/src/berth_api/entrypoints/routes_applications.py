@@ -57,15 +57,19 @@ async def create_application(
     environment_id: PathId,
     principal: Principal = require_role("developer"),
 ) -> ApplicationOut:
-    config = {
-        "source": _source(body.source),
-        "services": [s.model_dump(mode="json") for s in body.services],
+    config: dict[str, Any] = {
+        **({"source": _source(body.source)} if body.source is not None else {}),
+        "services": [s.model_dump(mode="json") for s in body.services or []],
         "limits": body.limits.model_dump(mode="json"),
         "restart_policy": body.restart_policy,
         "stop_timeout_s": body.stop_timeout_s,
     }
+    if body.compose is not None:
+        config["compose"] = body.compose.model_dump(mode="json")
+        config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
+    build = _build_args(body.source) if body.source is not None else []
     record = await uc.create_application(
-        deps(request), principal, environment_id, body.name, config, _inputs(body.env), _build_args(body.source)
+        deps(request), principal, environment_id, body.name, config, _inputs(body.env), build
     )
     return application_out(record)
 
@@ -174,6 +178,10 @@ async def update_application(
         changes["source"] = _source(body.source)
     if body.services is not None:
         changes["services"] = [s.model_dump(mode="json") for s in body.services]
+    if body.compose is not None:
+        changes["compose"] = body.compose.model_dump(mode="json")
+    if body.hosts is not None:
+        changes["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
     if body.limits is not None:
         changes["limits"] = body.limits.model_dump(mode="json")
     if body.restart_policy is not None:

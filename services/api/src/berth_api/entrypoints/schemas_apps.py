@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
+from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
@@ -263,12 +264,18 @@ Services = Annotated[list[Service], Field(min_length=1, max_length=20), AfterVal
 
 class ApplicationCreate(Strict):
     name: Slug
-    source: Source
-    services: Services
+    source: Source | None = Field(default=None, description="Required with services; with compose: a build needs git")
+    services: Services | None = Field(default=None, description="The services; or give compose instead")
+    compose: ComposeIn | None = Field(default=None, description="A compose file instead of services")
+    hosts: HostMaps = Field(default_factory=list, description=HOSTS)
     env: Variables = Field(default_factory=list, description="Runtime environment variables")
     limits: Limits = Field(default_factory=Limits)
     restart_policy: RestartPolicy = "unless-stopped"
     stop_timeout_s: int = Field(default=10, ge=0, le=3600, description="SIGTERM, then SIGKILL after this")
+
+    @model_validator(mode="after")
+    def _services_or_compose(self) -> ApplicationCreate:
+        return services_or_compose(self)
 
 
 class ApplicationUpdate(Strict):
@@ -276,6 +283,8 @@ class ApplicationUpdate(Strict):
 
     source: Source | None = None
     services: Services | None = None
+    compose: ComposeIn | None = None
+    hosts: HostMaps | None = None
     env: Variables | None = None
     limits: Limits | None = None
     restart_policy: RestartPolicy | None = None
@@ -381,6 +390,9 @@ class ApplicationOut(BaseModel):
         "neither changed nor deployed"
     )
     removal_error: str | None = Field(description="Why the last removal failed, until the next DELETE")
+    compose: ComposeOut | None = Field(
+        default=None, description="A compose application's file and translation", exclude_if=lambda v: v is None
+    )
     removal_phase: RemovalPhase | None = Field(
         default=None,
         description="While `removing`: `cancelling` (unfinished deployments end first), `routes` (Traefik "

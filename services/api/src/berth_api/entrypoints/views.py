@@ -85,7 +85,15 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
         "state": row.get("state", "active"),
         "removal_error": row.get("removal_error"),
         "removal_phase": row.get("removal_phase") if row.get("state") == "removing" else None,
+        "compose": _compose(cfg),
     }
+
+
+def _compose(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """A compose application's file, hosts and translation (None for an application of services)."""
+    if not cfg.get("compose"):
+        return None
+    return {**cfg["compose"], "hosts": cfg.get("compose_hosts") or [], "translated": cfg.get("compose_translated")}
 
 
 def application_out(rec: AppRecord) -> ApplicationOut:

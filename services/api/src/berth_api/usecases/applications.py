@@ -22,7 +22,7 @@ from berth_api.domain.applications import Variable, VariableInput, VariableKind,
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, variables
+from berth_api.usecases import Deps, build_servers, compose_apps, variables
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -164,6 +164,8 @@ def build_spec(
 
 
 def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow]) -> None:
+    if compose_apps.untranslated(row["config"]):
+        return  # a compose file of the repository: translated when the builder reads it
     try:
         build_spec(deps, row, stored, hosts, placeholders=True)
     except ValidationError as exc:
@@ -181,6 +183,8 @@ async def create_application(
     runtime: list[VariableInput],
     build: list[VariableInput],
 ) -> AppRecord:
+    if config.get("compose"):
+        config = await compose_apps.translated(deps, config, [(v.name, v.value, v.secret) for v in runtime])
     _check_source(deps, config)
     _check_mounts(deps, config)
     _check_kept(runtime, "runtime", [])
@@ -202,7 +206,8 @@ async def create_application(
             stored = _rows(deps, app_id, "runtime", runtime, []) + _rows(deps, app_id, "build", build, [])
             await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
-            hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
+            with compose_apps.hosts_located(config):
+                hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
@@ -230,6 +235,10 @@ async def update_application(
                 raise application_missing(principal, application_id)
             refuse_if_removing(row)
             config = {**row["config"], **changes}
+            if config.get("compose"):
+                config = await _compose_again(deps, config, changes, runtime, row["id"], s)
+            elif "compose_hosts" in changes:
+                raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
             _check_source(deps, config)
             _check_mounts(deps, config)
             if "source" in changes:
@@ -249,12 +258,34 @@ async def update_application(
                     await repo.replace_variables(s, application_id, kind, rows)  # type: ignore[arg-type]
                     stored = [v for v in stored if v.kind != kind] + rows
             await repo.update_application(s, application_id, config)
-            hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+            with compose_apps.hosts_located(config):
+                hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
         log.info("application updated", application_id=application_id, fields=sorted(changes))
         return AppRecord(row, stored, hosts)
+
+
+async def _compose_again(
+    deps: Deps,
+    config: dict[str, Any],
+    changes: dict[str, Any],
+    runtime: list[VariableInput] | None,
+    app_id: str,
+    s: AsyncSession,
+) -> dict[str, Any]:
+    """A compose application's configuration translated again with the changes (its services come from
+    its compose file only); the variables: the incoming ones, else the stored ones. An application of
+    services given a compose file becomes a compose application (its services replaced by the file's)."""
+    if "services" in changes:
+        raise invalid_field("/body/services", "a compose application's services come from its compose file")
+    if runtime is not None:
+        given = [(v.name, v.value, v.secret) for v in runtime]
+    else:
+        stored = (await repo.variables_of(s, [app_id]))[app_id]
+        given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
+    return await compose_apps.translated(deps, config, given)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, wi
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
-from berth_api.usecases import Deps, layers, registries
+from berth_api.usecases import Deps, compose_apps, layers, registries
 from berth_api.usecases.applications import (
     application_missing,
     build_spec,
@@ -125,6 +125,7 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     """The application's snapshot: its configuration, hosts and variables merged over its groups' and its
     environment's (``domain.layers``); the key lock is taken for the sealing that follows."""
     s = unit.session
+    compose_apps.refuse_deployment(app["config"])
     (record,) = await records(s, [app])
     hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
     stack = await layers.inherited(deps, s, app)

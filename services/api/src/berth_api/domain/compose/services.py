@@ -1,0 +1,304 @@
+"""One compose service (of the normalised model) as a Berth service: pure.
+
+The result has the fields of an application's ``services[]`` entry (``kind``, ``name``, ``port``,
+``replicas``, ``health_path`` or ``health_command``, ``command``, ``domains``, ``limits``, ``volumes``,
+``binds``, ``strategy``), so everything that checks and deploys an application reads it as it is, plus what
+a compose service has that a single-image application does not: its ``image`` or ``build``, ``entrypoint``,
+``environment``, ``depends_on``, ``restart``, ``aliases``, the healthcheck's timing, ``user``,
+``working_dir`` and the dangerous keys the administrator allowed (``allowed``).
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth_api.domain import mounts, names
+from berth_api.domain.compose import keys
+from berth_api.domain.compose.keys import ComposeRefusal, not_carried
+
+MIB = 1024 * 1024
+URL_RE = re.compile(r"https?://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::\d+)?(/[^\s'\"|;&]*)?")
+DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|ns))+$")
+PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
+UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+@dataclass(frozen=True)
+class Route:
+    """The port a web service is routed to and its custom host names (generated host: always)."""
+
+    port: int
+    domains: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What translating one service needs to know about the whole file and the application."""
+
+    names: Mapping[str, str]  # compose service name -> Berth service name
+    routes: Mapping[str, Route]  # compose service name -> its route (a web service)
+    volume_names: Mapping[str, str]  # compose volume key -> Berth volume name
+    shared_volumes: frozenset[str]  # compose volume keys mounted by more than one service
+    bind_allow: tuple[str, ...]
+    allowed: frozenset[str]  # dangerous keys the administrator allowed for the team
+    has_repository: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def present(value: Any) -> bool:
+    """Whether a key of the normalised model says something (the parser writes empty ones: null, {}, false)."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, dict | list | str) and not value)
+
+
+def seconds(value: Any, spot: str) -> float:
+    """A compose duration (``1m30s``, ``10s``, ``500ms``) in seconds."""
+    text = str(value)
+    if not DURATION_RE.fullmatch(text):
+        raise ComposeRefusal(spot, f"{text!r} is not a duration (e.g. 10s, 1m30s)")
+    return sum(float(n) * UNIT_S[u] for n, u in PART_RE.findall(text))
+
+
+def health_argv(test: Any, spot: str) -> list[str] | None:
+    """A healthcheck's test as argv (``CMD-SHELL x``: ``/bin/sh -c x``); None for ``NONE``."""
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    if not isinstance(test, list) or not test:
+        raise ComposeRefusal(spot, "a healthcheck test is a list: [CMD, ...] or [CMD-SHELL, command]")
+    kind, rest = str(test[0]), [literal(str(t)) for t in test[1:]]
+    if kind == "NONE":
+        return None
+    if kind == "CMD" and rest:
+        return rest
+    if kind == "CMD-SHELL" and len(rest) == 1:
+        return ["/bin/sh", "-c", rest[0]]
+    raise ComposeRefusal(spot, "a healthcheck test is [CMD, argv...] or [CMD-SHELL, command]")
+
+
+def _check_keys(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    allowed: dict[str, Any] = {}
+    for key, value in svc.items():
+        spot = f"services/{name}/{key}"
+        if key in keys.CARRIED or key.startswith("x-") or not present(value):  # x-: extensions, for anchors
+            continue
+        if key in keys.NOTED:
+            ctx.notes.append(f"{spot}: not carried: {keys.NOTED[key]}")
+        elif key in keys.DANGEROUS:
+            if key in keys.HOST_VALUED and value != "host":
+                raise not_carried(spot, f"{key}: {value}")
+            if key not in ctx.allowed:
+                raise keys.dangerous(spot, key)
+            allowed[key] = value
+        else:
+            raise not_carried(spot)
+    return allowed
+
+
+def _limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any] | None:
+    limits: dict[str, Any] = {}
+    deploy = svc.get("deploy") or {}
+    for key in deploy:
+        if key not in keys.DEPLOY_KEYS and present(deploy[key]):
+            raise not_carried(f"services/{name}/deploy/{key}")
+    if present(deploy.get("placement")):
+        raise not_carried(f"services/{name}/deploy/placement", "Berth places services on the application's servers")
+    if present(deploy.get("restart_policy")):
+        raise not_carried(f"services/{name}/deploy/restart_policy", "use restart")
+    resources = deploy.get("resources") or {}
+    for key in resources:
+        if key not in ("limits", "reservations") and present(resources[key]):
+            raise not_carried(f"services/{name}/deploy/resources/{key}")
+    if present(resources.get("reservations")):
+        raise not_carried(f"services/{name}/deploy/resources/reservations", "Berth applies limits only")
+    given = resources.get("limits") or {}
+    for key in given:
+        if key not in ("cpus", "memory") and present(given[key]):
+            raise not_carried(f"services/{name}/deploy/resources/limits/{key}")
+    cpus: Any = given.get("cpus", svc.get("cpus"))
+    memory: Any = given.get("memory", svc.get("mem_limit"))
+    if present(cpus):
+        limits["cpus"] = float(cpus)
+    if present(memory):
+        limits["memory_mb"] = max(6, math.ceil(int(memory) / MIB))
+    return limits or None
+
+
+def _ports(name: str, svc: Mapping[str, Any], ctx: Context) -> None:
+    for i, port in enumerate(svc.get("ports") or []):
+        spot = f"services/{name}/ports/{i}"
+        if port.get("protocol", "tcp") != "tcp":
+            raise ComposeRefusal(f"{spot}/protocol", "Berth routes HTTP over TCP only")
+        if present(port.get("published")):
+            ctx.notes.append(f"{spot}/published: not carried: Berth routes hosts through its proxy, no host port")
+
+
+def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> tuple[list[Any], list[Any]]:
+    volumes: list[dict[str, Any]] = []
+    binds: list[dict[str, Any]] = []
+    for i, mount in enumerate(svc.get("volumes") or []):
+        spot = f"services/{name}/volumes/{i}"
+        kind, source, target = mount.get("type"), mount.get("source"), mount.get("target")
+        for key in mount:
+            if key not in ("type", "source", "target", "read_only", kind) and present(mount[key]):
+                raise not_carried(f"{spot}/{key}")
+        if kind == "volume" and source:
+            if present(mount.get("volume")):
+                raise not_carried(f"{spot}/volume")
+            if mount.get("read_only"):
+                raise not_carried(f"{spot}/read_only", "a named volume is mounted read-write")
+            vol: dict[str, Any] = {"name": ctx.volume_names[source], "path": target}
+            if replicas == 1 and source not in ctx.shared_volumes:
+                vol["single_writer"] = True
+            volumes.append(vol)
+        elif kind == "volume":
+            raise ComposeRefusal(spot, "an anonymous volume is not kept: give it a name (a top-level volume)")
+        elif kind == "bind":
+            bind = mount.get("bind") or {}
+            if any(k != "create_host_path" and present(v) for k, v in bind.items()):
+                raise not_carried(f"{spot}/bind")
+            if not str(source).startswith("/"):
+                raise ComposeRefusal(
+                    f"{spot}/source",
+                    "a relative bind mount names the repository's files, which are not on the server: use a "
+                    "named volume, or copy the files into the image",
+                )
+            if not mounts.allowed(str(source), ctx.bind_allow):
+                where = ", ".join(ctx.bind_allow) if ctx.bind_allow else "none: BERTH_BIND_MOUNT_ALLOW is empty"
+                raise ComposeRefusal(
+                    f"{spot}/source",
+                    f"host bind mounts are allowed only under the paths the administrator lists ({where})",
+                )
+            binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
+        else:
+            raise not_carried(f"{spot}/type", f"{kind} mounts")
+    return volumes, binds
+
+
+def _health(name: str, svc: Mapping[str, Any], web: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the Berth health fields, the healthcheck's timing and command kept for the scheduler)."""
+    check = svc.get("healthcheck") or {}
+    spot = f"services/{name}/healthcheck"
+    for key in check:
+        if key not in keys.HEALTH_KEYS and present(check[key]):
+            raise not_carried(f"{spot}/{key}")
+    argv = None if check.get("disable") else health_argv(check["test"], f"{spot}/test") if check.get("test") else None
+    timing = {k: seconds(check[k], f"{spot}/{k}") for k in ("interval", "timeout", "start_period") if k in check}
+    if "retries" in check:
+        timing["retries"] = int(check["retries"])
+    if not web:
+        return {"health_command": argv}, timing
+    path = "/"
+    for arg in argv or []:
+        found = URL_RE.search(arg)
+        if found:
+            path = found.group(1) or "/"
+            break
+    extra = {**timing, **({"command": argv} if argv else {})}
+    return {"health_path": path}, extra
+
+
+def _build(name: str, build: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """A compose build as the builder's build of a git source: ``subdirectory`` (the context, relative to
+    the repository; the use case puts it under the source's subdirectory), ``dockerfile`` (inside it) and
+    ``build_args`` (a value None: the application's build arg of that name)."""
+    spot = f"services/{name}/build"
+    if not ctx.has_repository:
+        raise ComposeRefusal(spot, "a build needs the application's git repository: give a git source")
+    for key in build:
+        if key not in keys.BUILD_KEYS and present(build[key]):
+            raise not_carried(f"{spot}/{key}")
+    raw = str(build.get("context") or ".")
+    if "://" in raw or raw.startswith("git@"):
+        raise ComposeRefusal(f"{spot}/context", "a remote build context is not carried: a path in the repository")
+    context = posixpath.normpath(raw)
+    context = "" if context == "." else context
+    try:
+        names.relative_path(context)
+        dockerfile = names.dockerfile_path(str(build.get("dockerfile") or "Dockerfile"))
+    except ValueError as exc:
+        raise ComposeRefusal(spot, f"a build context and Dockerfile are paths in the repository: {exc}") from None
+    args = []
+    for key, value in sorted((build.get("args") or {}).items()):
+        try:
+            names.env_name(key)
+        except ValueError as exc:
+            raise ComposeRefusal(f"{spot}/args/{key}", str(exc)) from None
+        args.append({"name": key, "value": literal(value)})
+    return {"subdirectory": context, "dockerfile": dockerfile, "build_args": args}
+
+
+def literal(value: Any) -> Any:
+    """A value of the normalised file as the container gets it: ``$$`` (compose's escaped ``$``) is ``$``."""
+    return value.replace("$$", "$") if isinstance(value, str) else value
+
+
+def _argv(value: Any) -> list[str] | None:
+    if not present(value):
+        return None
+    return [literal(value)] if isinstance(value, str) else [literal(str(v)) for v in value]
+
+
+def _environment(name: str, env: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for key, value in sorted(env.items()):
+        try:
+            names.env_name(key)
+        except ValueError as exc:
+            raise ComposeRefusal(f"services/{name}/environment/{key}", str(exc)) from None
+        out.append({"name": key, "value": literal(value)})  # None: the application's variable of that name
+    return out
+
+
+def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+    """The Berth service of the compose service ``name`` (raises ``ComposeRefusal`` naming the spot)."""
+    allowed = _check_keys(name, svc, ctx)
+    _ports(name, svc, ctx)
+    deploy = svc.get("deploy") or {}
+    replicas = int(deploy.get("replicas") or 1)
+    route = ctx.routes.get(name)
+    web = route is not None
+    out: dict[str, Any] = {"kind": "web" if web else "worker", "name": ctx.names[name], "replicas": replicas}
+    if route is not None:
+        out.update({"port": route.port, "domains": list(route.domains)})
+    health, timing = _health(name, svc, web)
+    out.update(health)
+    out["command"] = _argv(svc.get("command"))
+    limits = _limits(name, svc)
+    if limits:
+        out["limits"] = limits
+    volumes, binds = _mounts(name, svc, ctx, replicas)
+    if volumes:
+        out["volumes"] = volumes
+    if binds:
+        out["binds"] = binds
+    if any(v.get("single_writer") for v in volumes):
+        out["strategy"] = "recreate"
+    if present(svc.get("build")):
+        out["build"] = _build(name, svc["build"], ctx)
+        if svc.get("image"):
+            ctx.notes.append(f"services/{name}/image: not carried: Berth names the images it builds")
+    elif svc.get("image"):
+        try:
+            out["image"] = names.image_ref(str(svc["image"]))
+        except ValueError as exc:
+            raise ComposeRefusal(f"services/{name}/image", str(exc)) from None
+    else:
+        raise ComposeRefusal(f"services/{name}", "a service needs an image or a build")
+    extras = {
+        "entrypoint": _argv(svc.get("entrypoint")),
+        "environment": _environment(name, svc.get("environment") or {}),
+        "health": timing,
+        "user": svc.get("user"),
+        "working_dir": svc.get("working_dir"),
+        "allowed": allowed,
+    }
+    if present(svc.get("stop_grace_period")):
+        extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")
+    out.update({k: v for k, v in extras.items() if present(v)})
+    return out

@@ -1,0 +1,243 @@
+"""A normalised compose model (``docker-compose config --format json``) as Berth's application: pure.
+
+The translation holds the services in the file's order (``services.py`` for one), the start order their
+``depends_on`` asks for (layers: every service of a layer starts after the services of the layers before it
+are started, healthy or completed as their condition says), the restart policy and stop timeout of the
+application, and ``notes``: every key accepted but not carried, by name. Anything Berth cannot carry is
+refused with a ``ComposeRefusal`` naming the spot, never dropped.
+
+- Names: a compose service ``plausible_db`` is Berth's service ``plausible-db`` (a slug: it is part of
+  container names); its compose name is kept in ``aliases`` (the name other services reach it by).
+- Hosts: which service and port get a host is set per application (``HostMap``); without any, the first
+  service in the file with a published or exposed port gets the generated host at its first port. Those
+  services are Berth web services (the normal rolling rollout); every other service is a worker.
+- Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
+  of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
+- Networks: the application has one private network; every compose network is mapped onto it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from berth_api.domain import names
+from berth_api.domain.compose import keys
+from berth_api.domain.compose.keys import ComposeRefusal, not_carried
+from berth_api.domain.compose.services import Context, Route, present, translate_service
+
+PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
+
+
+@dataclass(frozen=True)
+class HostMap:
+    """A host for a compose service's port; ``host`` None: the generated host only."""
+
+    service: str
+    port: int
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the administrator allows: host paths for bind mounts and dangerous keys (for the team)."""
+
+    bind_allow: tuple[str, ...] = ()
+    allowed: frozenset[str] = frozenset()
+    has_repository: bool = False
+
+
+def berth_name(name: str) -> str:
+    """A compose name as a Berth slug: lowercase, ``_`` and ``.`` as ``-``."""
+    return re.sub(r"[_.]", "-", name.lower())
+
+
+def _slugs(found: Iterable[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for name in found:
+        slug = berth_name(name)
+        try:
+            names.slug(slug)
+        except ValueError as exc:
+            raise ComposeRefusal(f"{what}/{name}", f"a name Berth can use: {exc}") from None
+        if slug in taken:
+            raise ComposeRefusal(f"{what}/{name}", f"{name} and {taken[slug]} are both {slug} in Berth")
+        taken[slug] = name
+        out[name] = slug
+    return out
+
+
+def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
+    for key, value in model.items():
+        if key not in keys.TOP_LEVEL and not key.startswith("x-") and present(value):
+            raise not_carried(key)
+    for key, vol in (model.get("volumes") or {}).items():
+        for k, v in sorted((vol or {}).items(), key=lambda kv: kv[0] == "name"):
+            if k == "name" and v == f"berth_{key}":
+                continue
+            if k == "name":
+                notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
+            elif present(v):
+                raise not_carried(f"volumes/{key}/{k}")
+    for key, net in (model.get("networks") or {}).items():
+        for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
+            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
+                continue
+            raise not_carried(f"networks/{key}/{k}", "the application has one private network")
+        if key != "default":
+            notes.append(f"networks/{key}: mapped to the application's private network")
+
+
+def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
+    found = [name] if name != slug else []
+    for net, attach in (svc.get("networks") or {}).items():
+        for k, v in (attach or {}).items():
+            if k == "aliases":
+                found += [a for a in v if a not in found]
+            elif present(v):
+                raise not_carried(f"services/{name}/networks/{net}/{k}")
+    return found
+
+
+def _first_port(svc: Mapping[str, Any]) -> int | None:
+    for port in svc.get("ports") or []:
+        return int(port["target"])
+    for exposed in svc.get("expose") or []:
+        found = PORT_RE.match(str(exposed))
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap]) -> dict[str, Route]:
+    if not hosts:
+        for name in order:
+            port = _first_port(services[name])
+            if port is not None:
+                return {name: Route(port)}
+        return {}
+    routes: dict[str, Route] = {}
+    for i, h in enumerate(hosts):
+        if h.service not in services:
+            raise ComposeRefusal(f"hosts/{i}/service", f"the compose file has no service {h.service}")
+        known = routes.get(h.service)
+        if known is not None and known.port != h.port:
+            raise ComposeRefusal(f"hosts/{i}/port", f"Berth routes one port per service ({known.port} already)")
+        domains = list(known.domains) if known else []
+        if h.host is not None and h.host not in domains:
+            domains.append(h.host)
+        routes[h.service] = Route(h.port, domains)
+    return routes
+
+
+def _depends(name: str, svc: Mapping[str, Any], slugs: Mapping[str, str], notes: list[str]) -> list[Any]:
+    out = []
+    for dep, how in sorted((svc.get("depends_on") or {}).items()):
+        spot = f"services/{name}/depends_on/{dep}"
+        how = how or {}
+        condition = how.get("condition", "service_started")
+        if condition not in keys.CONDITIONS:
+            raise ComposeRefusal(f"{spot}/condition", f"one of {', '.join(keys.CONDITIONS)}")
+        if how.get("required") is False:
+            notes.append(f"{spot}/required: not carried: Berth waits for every dependency")
+        if how.get("restart"):
+            notes.append(f"{spot}/restart: not carried: a dependency's restart does not restart this service")
+        out.append({"service": slugs[dep], "condition": condition})
+    return out
+
+
+def start_order(services: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Layers of service names: each after every service it depends on (raises on a cycle)."""
+    pending = {s["name"]: {d["service"] for d in s.get("depends_on", [])} for s in services}
+    layers: list[list[str]] = []
+    done: set[str] = set()
+    while pending:
+        ready = [n for n in pending if pending[n] <= done]
+        if not ready:
+            cycle = " -> ".join(sorted(pending))
+            raise ComposeRefusal("services", f"depends_on has a cycle between {cycle}")
+        layers.append(ready)
+        done.update(ready)
+        for n in ready:
+            del pending[n]
+    return layers
+
+
+def _restart(name: str, value: Any) -> str:
+    policy = str(value or "no").split(":", 1)[0]
+    if policy not in keys.RESTARTS:
+        raise ComposeRefusal(f"services/{name}/restart", f"one of {', '.join(keys.RESTARTS)}")
+    return policy
+
+
+def _secret_refs(variables: Mapping[str, Any], secret_names: Iterable[str]) -> None:
+    for name in sorted(set(variables) & set(secret_names)):
+        raise ComposeRefusal(
+            f"variables/{name}",
+            f"${{{name}}} names a secret variable: a secret is never written into the compose file; pass it "
+            f"to the service as its environment variable instead (environment: [{name}])",
+        )
+
+
+def translate(
+    model: Mapping[str, Any],
+    order: list[str],
+    *,
+    hosts: list[HostMap] | None = None,
+    policy: Policy | None = None,
+    variables: Mapping[str, Any] | None = None,
+    secret_names: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Berth's application of a normalised compose model (raises ``ComposeRefusal`` naming the spot).
+
+    ``order``: the services in the file's order; ``variables``: the variables the file references (the
+    parser's ``--variables``); ``secret_names``: the application's secret variables (never interpolated).
+    """
+    policy = policy or Policy()
+    _secret_refs(variables or {}, secret_names)
+    notes: list[str] = []
+    _top_level(model, notes)
+    services: dict[str, Any] = model.get("services") or {}
+    if not services:
+        raise ComposeRefusal("services", "a compose file needs at least one service")
+    order = [n for n in order if n in services] + sorted(set(services) - set(order))
+    slugs = _slugs(order, "services")
+    volume_names = _slugs(model.get("volumes") or {}, "volumes")
+    mounts: dict[str, int] = {}
+    for svc in services.values():
+        for m in {m.get("source") for m in svc.get("volumes") or [] if m.get("type") == "volume"}:
+            mounts[m] = mounts.get(m, 0) + 1
+    ctx = Context(
+        names=slugs,
+        routes=_routes(services, order, hosts or []),
+        volume_names=volume_names,
+        shared_volumes=frozenset(v for v, n in mounts.items() if n > 1),
+        bind_allow=tuple(policy.bind_allow),
+        allowed=policy.allowed,
+        has_repository=policy.has_repository,
+        notes=notes,
+    )
+    out, restarts, grace = [], set(), 0.0
+    for name in order:
+        svc = services[name]
+        spec = translate_service(name, svc, ctx)
+        depends = _depends(name, svc, slugs, notes)
+        if depends:
+            spec["depends_on"] = depends
+        aliases = _aliases(name, svc, slugs[name])
+        if aliases:
+            spec["aliases"] = aliases
+        spec["restart"] = _restart(name, svc.get("restart"))
+        restarts.add(spec["restart"])
+        grace = max(grace, spec.get("stop_grace_s", 0.0))
+        out.append(spec)
+    result: dict[str, Any] = {"services": out, "start_order": start_order(out)}
+    result["restart_policy"] = restarts.pop() if len(restarts) == 1 else "unless-stopped"
+    if grace:
+        result["stop_timeout_s"] = min(3600, math.ceil(grace))
+    result["notes"] = notes
+    return result
