@@ -143,7 +143,9 @@ def _check_options(kind: str, options: Mapping[str, Any], loc: str) -> None:
             raise TemplateError(f"{loc}/{key}", "a string")
     routes = options.get("routes")
     if routes is not None:
-        if not isinstance(routes, list) or not all(isinstance(r, Mapping) and isinstance(r.get("service"), str) for r in routes):
+        if not isinstance(routes, list) or not all(
+            isinstance(r, Mapping) and isinstance(r.get("service"), str) for r in routes
+        ):
             raise TemplateError(f"{loc}/routes", "a list of {service, port, path}")
         for i, r in enumerate(routes):
             _int(r, "port", f"{loc}/routes/{i}", 1, 65535)

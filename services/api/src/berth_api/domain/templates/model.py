@@ -186,9 +186,7 @@ def _mapping(loader: _UniqueLoader, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"'{key}' is given twice (line {mark.line + 1})", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"'{key}' is given twice (line {mark.line + 1})", mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
