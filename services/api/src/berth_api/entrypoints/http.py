@@ -25,6 +25,7 @@ from berth_api.entrypoints import (
     routes_scale,
     routes_servers,
     routes_swarms,
+    routes_templates,
     routes_volumes,
     v1,
 )
@@ -133,6 +134,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_swarms.router,
         routes_databases.router,
         routes_backups.router,
+        routes_templates.router,
     ):
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router, routes_volumes.router):

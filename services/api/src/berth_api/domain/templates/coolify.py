@@ -91,7 +91,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     for svc, spec in services.items():
         if not isinstance(spec, dict):
             raise TemplateError(f"{here}/services/{svc}", "a service is a mapping")
-        build = spec.get("build") if isinstance(spec.get("build"), dict) else {}
+        build: dict[str, Any] = spec["build"] if isinstance(spec.get("build"), dict) else {}
         for key, value in [*env_items(spec.get("environment")), *env_items(build.get("args"))]:
             if key.startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
                 declared.setdefault(key, []).append((svc, value))
@@ -118,9 +118,8 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     inputs = Inputs()
     for name, ref in refs.items():
         if name not in variables:
-            _coolify_builtin(name, variables, services, domains, not_carried, notes) or inputs.register(
-                ref, set(variables)
-            )
+            if not _coolify_builtin(name, variables, services, domains, not_carried, notes):
+                inputs.register(ref, set(variables))
     for v in inputs.variables.values():
         variables.setdefault(v.name, v)
     _describe(text, variables)
@@ -194,10 +193,10 @@ def _generated(
 ) -> Variable:
     cmd = command(name)
     if cmd in GENERATORS:
-        kind, options = GENERATORS[cmd]
+        kind, generated = GENERATORS[cmd]
         if cmd.startswith("BASE64"):
-            notes.append(f"{name}: Coolify's BASE64 is {options['length']} random letters and digits, not base64")
-        return Variable(name, kind, dict(options))
+            notes.append(f"{name}: Coolify's BASE64 is {generated['length']} random letters and digits, not base64")
+        return Variable(name, kind, dict(generated))
     if cmd in _SUPABASE:
         if "SERVICE_PASSWORD_JWT" not in variables:
             variables["SERVICE_PASSWORD_JWT"] = Variable("SERVICE_PASSWORD_JWT", *GENERATORS["PASSWORD"])

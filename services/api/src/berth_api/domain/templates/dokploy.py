@@ -224,7 +224,7 @@ def import_dokploy(files: dict[str, str], name: str | None = None, loc: str = "/
 
 
 def _link(meta: dict[str, Any]) -> str | None:
-    links = meta.get("links") if isinstance(meta.get("links"), dict) else {}
+    links: dict[str, Any] = meta["links"] if isinstance(meta.get("links"), dict) else {}
     link = links.get("docs") or links.get("website") or links.get("github")
     return str(link) if link else None
 

@@ -37,8 +37,8 @@ def parse_document(doc: Mapping[str, Any], loc: str = "/body") -> Template:
     unknown = sorted(set(doc) - {*_META, "variables", "compose", "files"})
     if unknown:
         raise TemplateError(f"{loc}/{unknown[0]}", "unknown key")
-    name = _text(doc, "name", loc, required=True)
-    slug = _text(doc, "slug", loc, required=True)
+    name = _text(doc, "name", loc, required=True) or ""
+    slug = _text(doc, "slug", loc, required=True) or ""
     if not SLUG.match(slug):
         raise TemplateError(f"{loc}/slug", "a slug is lower-case letters, digits and '-', at most 63")
     compose = doc.get("compose")

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -76,13 +77,11 @@ class Rendered:
     hosts: tuple[HostRoute, ...]
     files: Mapping[str, str] = field(default_factory=dict)
 
-    def env_name(self, name: str) -> str:
-        return env_name(name)
+    referenced: tuple[str, ...] = ()
 
-
-def env_name(variable: str) -> str:
-    """The application variable a secret template variable travels in."""
-    return variable.upper()
+    def env(self) -> list[tuple[str, str, bool]]:
+        """(name, value, secret) of the variables the compose text references by name (``${NAME}``)."""
+        return [(name, self.values[name], name in self.secret) for name in self.referenced]
 
 
 def _b64url(data: bytes) -> str:
@@ -103,10 +102,12 @@ def render(
     app: str,
     overrides: Mapping[str, str] | None = None,
     generate_host: Callable[[Variable], str] | None = None,
-    by_reference: bool = False,
+    by_reference: bool | Callable[[Variable], bool] = False,
     loc: str = "/body/variables",
 ) -> Rendered:
-    """Values for every variable and the compose text with its references replaced."""
+    """Values for every variable and the compose text with its references replaced. ``by_reference``
+    (True: the secret variables; or a predicate) names the variables written as the compose interpolation
+    ``${NAME}`` instead of their value, for their value to travel in the application's variables."""
     overrides = dict(overrides or {})
     for name in overrides:
         if template.variable(name) is None:
@@ -116,14 +117,14 @@ def render(
     first_domain = next((v.name for v in template.variables if v.kind == "domain"), None)
 
     def sub(text: str) -> str:
-        def one(m: Any) -> str:
+        def one(m: re.Match[str]) -> str:
             token = m.group(0)
             if token == "$$":
                 return token
             if m.group(1) == "app":
                 return app
             name = first_domain if m.group(1) == "domain" else m.group(2)
-            return values[name]
+            return values[str(name)]
 
         return REFERENCE.sub(one, text)
 
@@ -138,22 +139,33 @@ def render(
         if v.secret or (v.secret is None and (v.kind in SECRET_KINDS or derived)):
             secret.add(v.name)
 
-    def out(text: str) -> str:
-        if not by_reference:
-            return sub(text)
+    def referenced(name: str) -> bool:
+        if callable(by_reference):
+            variable = template.variable(name)
+            return variable is not None and by_reference(variable)
+        return by_reference and name in secret
 
-        def one(m: Any) -> str:
-            if m.group(2) is not None and m.group(2) in secret:
-                return "${" + env_name(m.group(2)) + "}"
-            return sub(m.group(0)) if m.group(0) != "$$" else "$$"
+    used: dict[str, None] = {}
+
+    def out(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            token = m.group(0)
+            if token == "$$":
+                return token
+            name = first_domain if m.group(1) == "domain" else m.group(2)
+            if name is not None and referenced(name):
+                used[name] = None
+                return "${" + name + "}"
+            return sub(token)
 
         return REFERENCE.sub(one, text)
 
     hosts = tuple(
         HostRoute(v.name, values[v.name], r.service, r.port, r.path) for v in template.variables for r in v.routes
     )
-    files = {f.path: out(f.content) for f in template.files}
-    return Rendered(out(template.compose), values, frozenset(secret), hosts, files)
+    files = {f.path: sub(f.content) for f in template.files}
+    compose = out(template.compose)
+    return Rendered(compose, values, frozenset(secret), hosts, files, tuple(used))
 
 
 def _value(
