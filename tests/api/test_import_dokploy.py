@@ -56,7 +56,7 @@ def test_the_lenient_toml_of_real_blueprints():
     assert (
         "template.toml: unknown escapes in basic strings kept literally (Dokploy's parser accepts it)" in escapes.notes
     )
-    assert _spec(escapes, "SHELL_SNIPPET") == {"kind": "input", "default": "echo \\$(hostname) and \\${HOME}"}
+    assert _spec(escapes, "SHELL_SNIPPET") == {"kind": "value", "value": "echo \\$(hostname) and \\${HOME}"}
     assert _spec(escapes, "PATTERN") == {"kind": "input", "default": "EXAMPLE\\{user_name}"}
     assert _spec(escapes, "NEWLINE") == {"kind": "input", "default": "a\tb"}  # a known escape stays one
     assert _spec(escapes, "LITERAL") == {"kind": "input", "default": "C:\\path\\$x"}  # literal strings untouched
