@@ -108,12 +108,12 @@ async def list_templates(
     return [summary(t) for t in uc.list_templates(q, tag)]
 
 
-@router.get("/templates/logos/{name}", summary="A logo of the catalogue", response_class=Response)
-async def template_logo(name: LogoName, _: Principal = require_role("viewer")) -> Response:
-    data = template_files.logo(f"logos/{name}")
+@router.get("/templates/logos/{logo_file}", summary="A logo of the catalogue", response_class=Response)
+async def template_logo(logo_file: LogoName, _: Principal = require_role("viewer")) -> Response:
+    data = template_files.logo(f"logos/{logo_file}")
     if data is None:
         raise ProblemError(404, "No such logo.")
-    kind = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}[name.rsplit(".", 1)[1]]
+    kind = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}[logo_file.rsplit(".", 1)[1]]
     return Response(data, media_type=kind)
 
 
