@@ -271,3 +271,15 @@ def test_bad_blueprints_are_refused_naming_the_spot(files, loc, detail):
     with pytest.raises(TemplateError) as caught:
         import_dokploy(files)
     assert caught.value.loc == loc and detail in caught.value.detail, (caught.value.loc, caught.value.detail)
+
+
+def test_a_variable_named_like_an_env_key_keeps_both():
+    files = {
+        "template.toml": '[variables]\nSECRET = "${password:8}"\n\n[config]\nenv = ["SECRET=${SECRET}"]\n',
+        "docker-compose.yml": "services:\n  a:\n    image: x\n    environment:\n      S: ${SECRET}\n",
+    }
+    result = import_dokploy(files, "clash")
+    assert _spec(result, "SECRET_var") == {"kind": "password", "length": 8, "alphabet": "lower_alnum"}
+    assert _spec(result, "SECRET") == {"kind": "value", "value": "${var.SECRET_var}"}
+    out = _render(result)
+    assert f"S: {out.values['SECRET_var']}" in out.compose

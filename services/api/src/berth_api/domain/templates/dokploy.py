@@ -242,11 +242,23 @@ def _meta(files: dict[str, str], loc: str) -> dict[str, Any]:
 
 
 def _variable(var: str, value: Any, ctx: _Ctx, raw: dict[str, Any]) -> None:
-    name = ctx.names[var]
     where = f"variables.{var}"
     if not isinstance(value, str):
         ctx.notes.append(f"{where}: a {type(value).__name__}, carried as text")
         value = _scalar(value)
+    _define(ctx.names[var], value, where, ctx, raw)
+
+
+def _env(key: str, value: str, ctx: _Ctx, raw: dict[str, Any]) -> None:
+    if not NAME.match(key):
+        ctx.not_carried.append(f"config.env.{key}: '{key}' is not a variable name")
+        return
+    _define(key, value, f"config.env.{key}", ctx, raw)
+
+
+def _define(name: str, value: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> None:
+    """A value that is exactly one helper is a variable of that kind; any other is a value (an input when
+    it references nothing, so that the user may change it)."""
     m = _HELPER.fullmatch(value)
     if m and m.group(1) not in ctx.names and m.group(1) != "APP_NAME":
         made = helper(m.group(1), where, ctx, raw)
@@ -256,23 +268,6 @@ def _variable(var: str, value: Any, ctx: _Ctx, raw: dict[str, Any]) -> None:
     text = convert(value, where, ctx, raw, name)
     ctx.variables[name] = (
         Variable(name, "value", {"value": text}) if "${" in text else Variable(name, "input", {"default": text})
-    )
-
-
-def _env(key: str, value: str, ctx: _Ctx, raw: dict[str, Any]) -> None:
-    where = f"config.env.{key}"
-    if not NAME.match(key):
-        ctx.not_carried.append(f"{where}: '{key}' is not a variable name")
-        return
-    m = _HELPER.fullmatch(value)
-    if m and m.group(1) not in ctx.names and m.group(1) != "APP_NAME":
-        made = helper(m.group(1), where, ctx, raw)
-        if made is not None:
-            ctx.variables[key] = Variable(key, made.kind, made.options, None, made.secret)
-            return
-    text = convert(value, where, ctx, raw, key)
-    ctx.variables[key] = (
-        Variable(key, "value", {"value": text}) if "${" in text else Variable(key, "input", {"default": text})
     )
 
 
