@@ -61,6 +61,8 @@ def import_template(fmt: Format, files: Mapping[str, str], name: str | None = No
         return import_dokploy(dict(files), name)
     except TemplateError as exc:
         raise refused(exc) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape the importer did not expect
+        raise invalid_field("/body/files", f"the files could not be imported: {type(exc).__name__}") from None
 
 
 @dataclass(frozen=True)

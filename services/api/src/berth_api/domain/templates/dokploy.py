@@ -300,7 +300,10 @@ def _domains(
                 ctx.variables[target] = Variable(target, "domain", {"default": text})
         route: dict[str, Any] = {"service": service}
         if entry.get("port") is not None:
-            route["port"] = int(entry["port"])
+            port = str(entry["port"]).replace("_", "")
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise TemplateError(f"{here}/port", "a port from 1 to 65535")
+            route["port"] = int(port)
         if entry.get("path"):
             route["path"] = str(entry["path"])
         routes.setdefault(target, []).append(route)
