@@ -265,6 +265,14 @@ def test_meta_json():
             "/body/files/meta.json",
             "malformed JSON",
         ),
+        (
+            {
+                "template.toml": '[[config.domains]]\nserviceName = "a"\nport = "web"',
+                "docker-compose.yml": "services: {a: {image: x}}",
+            },
+            "/body/files/template.toml/config/domains/0/port",
+            "a port from 1 to 65535",
+        ),
     ],
 )
 def test_bad_blueprints_are_refused_naming_the_spot(files, loc, detail):
