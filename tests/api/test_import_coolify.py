@@ -295,3 +295,24 @@ def test_bad_files_are_refused_naming_the_file(text, detail):
     with pytest.raises(TemplateError) as caught:
         import_coolify("bad.yaml", text)
     assert caught.value.loc.startswith("/body/files/bad.yaml") and detail in caught.value.detail
+
+
+def test_merge_keys_of_lists_read_as_coolify_reads_them():
+    text = """services:
+  app:
+    image: x
+    environment:
+      <<: *env
+      EXTRA: ${SERVICE_PASSWORD_EXTRA}
+    volumes: &vols
+      - data:/data
+  worker:
+    image: x
+    volumes:
+      <<: *vols
+""".replace("services:", "x-env: &env\n  - A=${SERVICE_USER_A}\n  - B=plain\nservices:", 1)
+    result = import_coolify("merge.yaml", text)
+    doc = yaml.safe_load(_render(result).compose)
+    assert doc["services"]["worker"]["volumes"] == ["data:/data"]
+    env = doc["services"]["app"]["environment"]
+    assert set(env) == {"A", "B", "EXTRA"} and env["B"] == "plain" and len(env["A"]) == 16

@@ -291,3 +291,19 @@ def test_a_variable_named_like_an_env_key_keeps_both():
     assert _spec(result, "SECRET") == {"kind": "value", "value": "${var.SECRET_var}"}
     out = _render(result)
     assert f"S: {out.values['SECRET_var']}" in out.compose
+
+
+def test_helpers_come_before_variables_and_env_comments_are_skipped():
+    files = {
+        "template.toml": (
+            '[variables]\nusername = "${username}"\njwt_secret = "${jwt:jwt_secret}"\n\n[config]\n'
+            'env = ["# a comment of the .env", "", "USER=${username}", "JWT=${jwt_secret}"]\n'
+        ),
+        "docker-compose.yml": "services:\n  a:\n    image: x\n    env_file: .env\n",
+    }
+    result = import_dokploy(files, "flat")
+    # ${username} in env is the helper again (a value of its own), as processValue tries helpers first
+    assert _spec(result, "USER") == {"kind": "password", "length": 10, "alphabet": "lower"}
+    assert _spec(result, "jwt_secret")["key"] == "${jwt:jwt_secret}"  # signed with its own unresolved text
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["services"]["a"]["environment"] == {"JWT": "${var.JWT}", "USER": "${var.USER}"}

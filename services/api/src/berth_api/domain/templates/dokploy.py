@@ -50,8 +50,9 @@ def _timestamp(arg: str, unit: str, where: str, ctx: _Ctx) -> Variable | None:
     )
 
 
-def helper(expr: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> Variable | None:
-    """The variable (unnamed) a ``${expr}`` helper generates, or None when it is not a helper."""
+def helper(expr: str, where: str, ctx: _Ctx, raw: dict[str, Any], defining: str | None = None) -> Variable | None:
+    """The variable (unnamed) a ``${expr}`` helper generates, or None when it is not a helper. Helpers come
+    before variables, as in processValue: ``username = "${username}"`` is the helper."""
     head, _, arg = expr.partition(":")
     if expr == "domain":
         return Variable("", "domain", {})
@@ -71,7 +72,7 @@ def helper(expr: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> Variable | 
     if head == "timestamps":
         return _timestamp(arg, "s", where, ctx)
     if head == "jwt":
-        return _jwt(arg, where, ctx, raw)
+        return _jwt(arg, where, ctx, raw, defining)
     if expr == "username":
         ctx.notes.append(f"{where}: username is 10 random lower-case letters (Dokploy: a faker user name)")
         return Variable("", "password", {"length": 10, "alphabet": "lower"}, secret=False)
@@ -81,7 +82,7 @@ def helper(expr: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> Variable | 
     return None
 
 
-def _jwt(arg: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> Variable:
+def _jwt(arg: str, where: str, ctx: _Ctx, raw: dict[str, Any], defining: str | None) -> Variable:
     if arg and re.fullmatch(r"\d{1,3}", arg):
         ctx.notes.append(f"{where}: jwt:{arg} is {arg} random bytes as hex (Dokploy's deprecated form), not a JWT")
         return Variable("", "hex", {"bytes": int(arg)})
@@ -90,6 +91,9 @@ def _jwt(arg: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -> Variable:
         key_name = ctx.fresh(f"{where.rsplit('/', 1)[-1]}_jwt_key")
         ctx.variables[key_name] = Variable(key_name, "hex", {"bytes": 32})
         key = "${var." + key_name + "}"
+    elif secret_var in ctx.names and ctx.names[secret_var] == defining:
+        key = str(raw.get(secret_var, secret_var))  # signed with its own unresolved text, as Dokploy does
+        ctx.notes.append(f"{where}: signed with its own text '{key}' (the variable names itself)")
     else:
         key = "${var." + ctx.names[secret_var] + "}" if secret_var in ctx.names else secret_var
     payload: dict[str, Any] = {"iss": "dokploy", "exp": _JWT_2030}
@@ -123,13 +127,11 @@ def convert(text: str, where: str, ctx: _Ctx, raw: dict[str, Any], base: str) ->
 
     def one(m: re.Match[str]) -> str:
         expr = m.group(1)
-        if expr in ctx.names:
-            return "${var." + ctx.names[expr] + "}"
-        if expr == "APP_NAME":
-            return "${app}"
         made = helper(expr, where, ctx, raw)
         if made is None:
-            return m.group(0)
+            if expr in ctx.names:
+                return "${var." + ctx.names[expr] + "}"
+            return "${app}" if expr == "APP_NAME" else m.group(0)
         name = ctx.fresh(f"{base}_{expr.split(':')[0]}")
         ctx.variables[name] = Variable(name, made.kind, made.options, None, made.secret)
         return "${var." + name + "}"
@@ -143,6 +145,8 @@ def _env_pairs(env: Any, ctx: _Ctx) -> list[tuple[str, str]]:
     items = env.items() if isinstance(env, dict) else enumerate(env or [])
     for key, value in items:
         if isinstance(value, str) and not isinstance(env, dict):
+            if not value.strip() or value.lstrip().startswith("#"):
+                continue  # a blank line or a comment of the .env Dokploy writes
             k, _, v = value.partition("=")
             pairs.append((k.strip(), v))
         elif isinstance(value, dict) and not isinstance(env, dict):
@@ -178,7 +182,7 @@ def import_dokploy(files: dict[str, str], name: str | None = None, loc: str = "/
     if not isinstance(raw_vars, dict) or not isinstance(config, dict):
         raise TemplateError(f"{loc}/{TOML}", "[variables] and [config] are tables")
     env_pairs = _env_pairs(config.get("env"), _Ctx({}))
-    env_keys = {k for k, _ in env_pairs}
+    env_keys = {k for k, _ in env_pairs if NAME.match(k)}
     names = {}
     for var in raw_vars:
         berth = re.sub(r"[^A-Za-z0-9_]", "_", str(var)) or "var"
@@ -260,8 +264,8 @@ def _define(name: str, value: str, where: str, ctx: _Ctx, raw: dict[str, Any]) -
     """A value that is exactly one helper is a variable of that kind; any other is a value (an input when
     it references nothing, so that the user may change it)."""
     m = _HELPER.fullmatch(value)
-    if m and m.group(1) not in ctx.names and m.group(1) != "APP_NAME":
-        made = helper(m.group(1), where, ctx, raw)
+    if m:
+        made = helper(m.group(1), where, ctx, raw, defining=name)
         if made is not None:
             ctx.variables[name] = Variable(name, made.kind, made.options, None, made.secret)
             return

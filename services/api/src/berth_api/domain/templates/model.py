@@ -180,9 +180,26 @@ class _UniqueLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one mapping (a service named twice)."""
 
 
-def _mapping(loader: _UniqueLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _mapping(loader: _UniqueLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    merge = "tag:yaml.org,2002:merge"
+    if len(node.value) == 1 and node.value[0][0].tag == merge and isinstance(node.value[0][1], yaml.SequenceNode):
+        items = node.value[0][1].value
+        if not all(isinstance(i, yaml.MappingNode) for i in items):
+            # `key: {<<: *a_list}`: a list merged alone reads as that list (as Coolify's YAML parser reads it)
+            return loader.construct_sequence(node.value[0][1], deep=True)
+    lists = [v for k, v in node.value if k.tag == merge and isinstance(v, yaml.SequenceNode)]
+    if lists and all(isinstance(i, yaml.ScalarNode) for i in lists[0].value):
+        # an environment list merged among KEY: value pairs: its KEY=value entries become pairs
+        merged: dict[Any, Any] = {}
+        for item in loader.construct_sequence(lists[0], deep=True):
+            key, sep, value = str(item).partition("=")
+            merged[key] = value if sep else None
+        node.value = [(k, v) for k, v in node.value if k.tag != merge]
+        return {**merged, **_mapping(loader, node, deep=True)}
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == merge:  # `<<: *anchor`: merged keys may be overridden
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
