@@ -73,6 +73,13 @@ async def test_imports_answer_a_berth_template_and_what_was_not_carried(client, 
         422,
     )
     assert err["errors"][0]["loc"] == "/body/format"
+    named = {**body, "name": "Appwrite (mine)"}
+    r = await client.post("/v1/templates/import", headers=members.developer, json=named)
+    assert r.json()["template"]["name"] == "Appwrite (mine)" and r.json()["template"]["slug"] == "multi-route"
+    err = problem(
+        await client.post("/v1/templates/import", headers=members.developer, json={**body, "name": "a\nb"}), 422
+    )
+    assert err["errors"][0]["loc"] == "/body/name"
     two = {"format": "coolify", "files": {"a.yaml": "services: {}", "b.yaml": "services: {}"}}
     err = problem(await client.post("/v1/templates/import", headers=members.developer, json=two), 422)
     assert err["errors"][0]["loc"] == "/body/files"
@@ -96,6 +103,9 @@ async def test_deploying_a_template(client, members):
         "detail": "not a variable of this template",
         "type": "template",
     }
+    bad_host = {**body, "domain": "not a host;rm"}
+    err = problem(await client.post("/v1/templates/plausible/deploy", headers=members.developer, json=bad_host), 422)
+    assert err["errors"][0]["loc"] == "/body/domain"
     err = problem(await client.post("/v1/templates/phpmyadmin/deploy", headers=members.developer, json=body), 422)
     assert err["errors"][0]["loc"] == "/body/variables/db_host" and err["errors"][0]["detail"] == "a value is required"
     r = await client.post(

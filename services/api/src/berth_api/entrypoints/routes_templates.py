@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from berth_api.adapters import template_files
 from berth_api.domain.identity import Principal
@@ -16,7 +16,7 @@ from berth_api.domain.templates.model import Template
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.routes_applications import create_application
-from berth_api.entrypoints.schemas_apps import ApplicationCreate, Slug
+from berth_api.entrypoints.schemas_apps import ApplicationCreate, Host, Slug
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import templates as uc
@@ -25,6 +25,12 @@ router = V1Router("templates")
 SlugPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 LogoName = Annotated[str, Path(pattern=r"^[a-z0-9-]+\.(svg|png|webp)$")]
 MAX_FILE = 1_000_000
+
+
+def _printable(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters (newline, tab, ...) are not allowed")
+    return value
 
 
 class TemplateSummary(BaseModel):
@@ -54,9 +60,12 @@ class TemplateImport(BaseModel):
             max_length=8,
             description="coolify: {'<name>.yaml': text}; dokploy: {'template.toml', 'docker-compose.yml', "
             "optionally 'meta.json'}",
+            examples=[{"hello.yaml": "# slogan: Hello\nservices:\n  web:\n    image: nginx:1.27\n"}],
         )
     )
-    name: str | None = Field(default=None, max_length=63, description="The template's name when no metadata gives it")
+    name: Annotated[str, AfterValidator(_printable)] | None = Field(
+        default=None, min_length=1, max_length=63, description="The template's name (default: from the files)"
+    )
 
 
 class ImportOut(BaseModel):
@@ -70,7 +79,7 @@ class TemplateDeploy(BaseModel):
 
     environment_id: PathId
     name: Slug | None = Field(default=None, description="The application's name; default the template's slug")
-    domain: str | None = Field(default=None, max_length=253, description="Host of the first domain; default generated")
+    domain: Host | None = Field(default=None, description="Host of the first domain; default generated")
     variables: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=65536)]] = Field(
         default_factory=dict, description="Values for the template's variables (inputs, or to replace a generated one)"
     )

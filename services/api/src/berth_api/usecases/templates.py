@@ -6,7 +6,7 @@ generated secrets as secret variables) so the compose text holds none in clear."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from berth_api.adapters import projects as projects_repo
@@ -57,12 +57,16 @@ def import_template(fmt: Format, files: Mapping[str, str], name: str | None = No
             if len(files) != 1:
                 raise TemplateError("/body/files", "a Coolify template is one file: {'<name>.yaml': text}")
             filename, text = next(iter(files.items()))
-            return import_coolify(filename, text)
-        return import_dokploy(dict(files), name)
+            result = import_coolify(filename, text)
+        else:
+            result = import_dokploy(dict(files), name)
     except TemplateError as exc:
         raise refused(exc) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape the importer did not expect
         raise invalid_field("/body/files", f"the files could not be imported: {type(exc).__name__}") from None
+    if name:
+        result = replace(result, template=replace(result.template, name=name))
+    return result
 
 
 @dataclass(frozen=True)
