@@ -10,6 +10,7 @@ from fastapi import Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from berth_api.adapters import template_files
+from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.templates.model import Template
@@ -25,12 +26,6 @@ router = V1Router("templates")
 SlugPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 LogoName = Annotated[str, Path(pattern=r"^[a-z0-9-]+\.(svg|png|webp)$")]
 MAX_FILE = 1_000_000
-
-
-def _printable(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("control characters (newline, tab, ...) are not allowed")
-    return value
 
 
 class TemplateSummary(BaseModel):
@@ -63,7 +58,7 @@ class TemplateImport(BaseModel):
             examples=[{"hello.yaml": "# slogan: Hello\nservices:\n  web:\n    image: nginx:1.27\n"}],
         )
     )
-    name: Annotated[str, AfterValidator(_printable)] | None = Field(
+    name: Annotated[str, AfterValidator(names.display_name)] | None = Field(
         default=None, min_length=1, max_length=63, description="The template's name (default: from the files)"
     )
 
@@ -79,7 +74,9 @@ class TemplateDeploy(BaseModel):
 
     environment_id: PathId
     name: Slug | None = Field(default=None, description="The application's name; default the template's slug")
-    domain: Host | None = Field(default=None, description="Host of the first domain; default generated")
+    domain: Host | None = Field(
+        default=None, examples=["analytics.example.com"], description="Host of the first domain; default generated"
+    )
     variables: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=65536)]] = Field(
         default_factory=dict, description="Values for the template's variables (inputs, or to replace a generated one)"
     )
