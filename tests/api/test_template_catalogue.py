@@ -75,7 +75,58 @@ def test_every_template_deploys_as_a_plan_whose_compose_holds_no_value():
         secrets = {e["value"] for e in req["env"] if e["secret"]}
         assert not any(value in req["compose"]["inline"] for value in secrets if len(value) >= 4), t.slug
         assert not re.search(r"\$\{var\.|\$\{domain\}", req["compose"]["inline"]), t.slug
-        assert req["hosts"] and all(h["host"].endswith(".apps.test") for h in req["hosts"])
+        assert req["hosts"] and all(h.get("host", ".apps.test").endswith(".apps.test") for h in req["hosts"])
+        assert plan.unsupported == (), t.slug
+        values = {e["name"]: e["value"] for e in req["env"]}
+        assert {e["name"] for e in req["env"] if e["secret"]} == plan.rendered.secret & set(values), t.slug
+
+
+def test_a_deploy_plan_is_the_application_create_request():
+    umami = next(t for t in template_files.catalogue() if t.slug == "umami")
+    plan = plan_deploy(umami, app="umami", environment="production", base_domain="apps.test", source=CountingSource())
+    assert plan.request == {
+        "name": "umami",
+        "compose": {
+            "inline": "services:\n"
+            "  umami:\n"
+            "    image: ghcr.io/umami-software/umami:postgresql-latest\n"
+            "    environment:\n"
+            "      DATABASE_URL: postgresql://umami:${db_password}@db:5432/umami\n"
+            "      DATABASE_TYPE: postgresql\n"
+            "      APP_SECRET: ${app_secret}\n"
+            "    depends_on: [db]\n"
+            "  db:\n"
+            "    image: postgres:16-alpine\n"
+            "    environment:\n"
+            "      POSTGRES_DB: umami\n"
+            "      POSTGRES_USER: umami\n"
+            "      POSTGRES_PASSWORD: ${db_password}\n"
+            "    volumes: [umami-db:/var/lib/postgresql/data]\n"
+            "volumes:\n"
+            "  umami-db: {}\n"
+        },
+        "hosts": [{"service": "umami", "port": 3000}],  # the generated host: Berth makes it
+        "env": [
+            {"name": "db_password", "value": "ghijklmnopqrstuvwxyz0123456789AB", "secret": True},
+            {"name": "app_secret", "value": bytes(range(32)).hex(), "secret": True},
+        ],
+    }
+    minio = next(t for t in template_files.catalogue() if t.slug == "minio")
+    plan = plan_deploy(
+        minio, app="s3", environment="production", base_domain="apps.test", domain="console.example.com",
+        source=CountingSource(),
+    )  # fmt: skip
+    assert plan.request["hosts"] == [
+        {"service": "minio", "port": 9001, "host": "console.example.com"},
+        {"service": "minio", "port": 9000},
+    ]
+    assert [(e["name"], e["secret"]) for e in plan.request["env"]] == [
+        ("root_user", True),
+        ("root_password", True),
+        ("console", False),
+        ("api", False),
+    ]
+    assert plan.request["env"][3]["value"] == "minio-s3-production.apps.test"
 
 
 def test_search_by_text_and_tag():

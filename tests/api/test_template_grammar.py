@@ -202,3 +202,18 @@ def test_a_template_reads_back_from_its_own_document():
     again = parse_text(template.to_yaml())
     assert again == template
     assert template.tags == ("demo", "test")
+
+
+def test_files_are_rendered_with_their_values():
+    text = TEMPLATE.replace(
+        "compose: |", "files:\n  - path: /conf/app.ini\n    content: 'db=${var.db_url} $$x ${KEEP}'\ncompose: |"
+    )
+    template = parse_text(text)
+    assert template.files[0].path == "conf/app.ini"
+    assert _render(text).files == {"conf/app.ini": "db=postgres://app:012345@db/app $$x ${KEEP}"}
+    with pytest.raises(TemplateError) as caught:
+        parse_text(text.replace("/conf/app.ini", "../etc/passwd"))
+    assert caught.value.loc == "/body/files/0/path"
+    with pytest.raises(TemplateError) as caught:
+        parse_text(text.replace("${var.db_url}", "${var.gone}"))
+    assert (caught.value.loc, caught.value.detail) == ("/body/files/0/content", "references unknown variable 'gone'")

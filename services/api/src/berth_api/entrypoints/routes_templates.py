@@ -151,5 +151,7 @@ async def deploy_template(
             "Compose applications are not available in this build: the application field compose.inline is "
             "missing, so a template cannot be deployed yet.",
         )
+    if plan.unsupported:
+        raise ProblemError(501, "Compose applications do not take these yet: " + "; ".join(plan.unsupported) + ".")
     create = ApplicationCreate.model_validate(plan.request)
     return await create_application(create, request, body.environment_id, principal)

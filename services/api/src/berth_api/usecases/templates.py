@@ -75,6 +75,7 @@ class DeployPlan:
 
     request: dict[str, Any]
     rendered: Rendered
+    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (files, path routes)
 
 
 def _label(text: str) -> str:
@@ -92,19 +93,21 @@ def plan_deploy(
     source: Source | None = None,
 ) -> DeployPlan:
     """Render ``template`` for application ``app`` of ``environment``: ``domain`` is the host of the first
-    domain variable; the other domains (and the first when none is given) are generated under the base
-    domain, ``<service>-<app>-<env>`` (the variable's name instead of the service when the template has
-    several domains)."""
+    domain variable; the others (and the first when no domain is given) are the generated host of the
+    service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
+    service: ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
+    text, the hosts (a generated one is left for Berth to make), every variable in ``env``."""
     given = dict(overrides or {})
     domains = [v for v in template.variables if v.kind == "domain"]
     if domain and domains:
         given.setdefault(domains[0].name, domain)
     elif domain:
         raise invalid_field("/body/domain", "this template has no domain variable")
+    owner: dict[str, str] = {}
 
     def host(v: Variable) -> str:
-        routes = v.routes
-        label = _label(v.name) if len(domains) > 1 or not routes else routes[0].service
+        service = v.routes[0].service if v.routes else _label(v.name)
+        label = service if owner.setdefault(service, v.name) == v.name else f"{service}-{_label(v.name)}"
         return generated_host(_label(label), app, environment, base_domain)
 
     try:
@@ -118,13 +121,22 @@ def plan_deploy(
         )
     except TemplateError as exc:
         raise refused(exc) from None
+    hosts: list[dict[str, Any]] = []
+    for r in rendered.hosts:
+        entry: dict[str, Any] = {"service": r.service, "port": r.port or 80}
+        if r.host != generated_host(_label(r.service), app, environment, base_domain):
+            entry["host"] = r.host
+        hosts.append(entry)
     request: dict[str, Any] = {
         "name": app,
-        "compose": {"inline": rendered.compose, "files": dict(rendered.files)},
-        "hosts": [{"service": r.service, "port": r.port, "host": r.host, "path": r.path} for r in rendered.hosts],
+        "compose": {"inline": rendered.compose},
+        "hosts": hosts,
         "env": [{"name": n, "value": value, "secret": secret} for n, value, secret in rendered.env()],
     }
-    return DeployPlan(request, rendered)
+    unsupported = [f"the file files/{path}" for path in rendered.files] + [
+        f"the path {r.path} of {r.variable} (service {r.service})" for r in rendered.hosts if r.path not in (None, "/")
+    ]
+    return DeployPlan(request, rendered, tuple(unsupported))
 
 
 async def deploy_plan(
