@@ -215,5 +215,5 @@ def test_files_are_rendered_with_their_values():
         parse_text(text.replace("/conf/app.ini", "../etc/passwd"))
     assert caught.value.loc == "/body/files/0/path"
     with pytest.raises(TemplateError) as caught:
-        parse_text(text.replace("${var.db_url}", "${var.gone}"))
+        parse_text(text.replace("db=${var.db_url}", "db=${var.gone}"))
     assert (caught.value.loc, caught.value.detail) == ("/body/files/0/content", "references unknown variable 'gone'")
