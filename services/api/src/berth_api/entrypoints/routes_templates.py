@@ -1,26 +1,28 @@
 """Routes of templates: the catalogue (viewers list and read it), importing a Coolify template or a Dokploy
 blueprint into a Berth template (answered, not stored: the user reads and edits it), and deploying a
-catalogue template into an environment (developers). Thin: role, input, use case, answer."""
+catalogue template into an environment (developers). Thin: role, input, use case, answer. The use case
+(the catalogue, the grammar, the importers) is imported by the first request that needs it, so a process
+that serves none carries none of it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from berth_api.adapters import template_files
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
-from berth_api.domain.templates.model import Template
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.routes_applications import create_application
 from berth_api.entrypoints.schemas_apps import ApplicationCreate, Host, Slug
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
-from berth_api.usecases import templates as uc
+
+if TYPE_CHECKING:
+    from berth_api.domain.templates.model import Template
 
 router = V1Router("templates")
 SlugPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -111,11 +113,15 @@ async def list_templates(
     tag: Annotated[str | None, Query(max_length=63)] = None,
     _: Principal = require_role("viewer"),
 ) -> list[TemplateSummary]:
+    from berth_api.usecases import templates as uc
+
     return [summary(t) for t in uc.list_templates(q, tag)]
 
 
 @router.get("/templates/logos/{logo_file}", summary="A logo of the catalogue", response_class=Response)
 async def template_logo(logo_file: LogoName, _: Principal = require_role("viewer")) -> Response:
+    from berth_api.adapters import template_files
+
     data = template_files.logo(f"logos/{logo_file}")
     if data is None:
         raise ProblemError(404, "No such logo.")
@@ -125,11 +131,15 @@ async def template_logo(logo_file: LogoName, _: Principal = require_role("viewer
 
 @router.get("/templates/{slug}", summary="A template: metadata, variables and compose")
 async def get_template(slug: SlugPath, _: Principal = require_role("viewer")) -> TemplateDetail:
+    from berth_api.usecases import templates as uc
+
     return detail(uc.get_template(slug))
 
 
 @router.post("/templates/import", summary="A Berth template from a Coolify template or a Dokploy blueprint")
 async def import_template(body: TemplateImport, _: Principal = require_role("developer")) -> ImportOut:
+    from berth_api.usecases import templates as uc
+
     result = uc.import_template(body.format, body.files, body.name)
     return ImportOut(template=detail(result.template), not_carried=result.not_carried, notes=result.notes)
 
@@ -142,6 +152,8 @@ async def import_template(body: TemplateImport, _: Principal = require_role("dev
 async def deploy_template(
     slug: SlugPath, body: TemplateDeploy, request: Request, principal: Principal = require_role("developer")
 ) -> Any:
+    from berth_api.usecases import templates as uc
+
     plan = await uc.deploy_plan(
         deps(request), principal, body.environment_id, slug, body.name, body.domain, body.variables
     )
