@@ -103,7 +103,7 @@ async def _cast(api: LiveApi) -> None:
     headers["revoked"] = bearer(revoked)
     spare = await ids.member(f"spare-{uuid.uuid4().hex[:8]}@example.com", "developer")
     api.team_user_ids.add(spare)
-    api.seeds = {"user_id": spare, "server_id": "local"}
+    api.seeds = {"user_id": spare, "server_id": "local", "slug": "adminer", "logo_file": "plausible.svg"}
     api.headers = headers
 
 

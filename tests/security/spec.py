@@ -23,9 +23,24 @@ import hypothesis
 from hypothesis import strategies as st
 
 METHODS = ("get", "put", "post", "patch", "delete")
-# Path parameters naming something shared by every team (the servers Berth runs on), not a team's resource.
-PLATFORM_PARAMS = frozenset({"server_id"})
+# Path parameters naming something shared by every team (the servers Berth runs on, the template catalogue),
+# not a team's resource.
+PLATFORM_PARAMS = frozenset({"server_id", "slug", "logo_file"})
 _counter = itertools.count(1)
+# The live api of these tests runs without the scheduler (deployments stay queued): an operation that asks it
+# answers its documented 503, whose problem document names it.
+ABSENT_SCHEDULER = "The scheduler service is unavailable"
+
+
+def reached_absent_scheduler(status: int, body: Any) -> bool:
+    """Whether an answer is the documented 503 of an operation that asked the absent scheduler: the request
+    got past authentication, roles and the team check, and only the scheduler was missing."""
+    return (
+        status == 503
+        and isinstance(body, dict)
+        and body.get("type") == "urn:berth:problem:service-unavailable"
+        and str(body.get("detail", "")).startswith(ABSENT_SCHEDULER)
+    )
 
 
 def unique(stem: str = "s") -> str:

@@ -26,6 +26,7 @@ from berth_api.entrypoints import (
     routes_scale,
     routes_servers,
     routes_swarms,
+    routes_templates,
     routes_volumes,
     v1,
 )
@@ -135,6 +136,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_databases.router,
         routes_database_ops.router,
         routes_backups.router,
+        routes_templates.router,
     ):
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router, routes_volumes.router):

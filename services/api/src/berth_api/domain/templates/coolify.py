@@ -1,0 +1,324 @@
+"""Importing a Coolify service template: header comments (``# slogan: ...``) and the ``SERVICE_*`` magic
+variables become Berth metadata and variables; Coolify's own compose keys (``content:`` files,
+``is_directory``, ``exclude_from_hc``) are carried over or listed by name. The rules follow Coolify's
+source (bootstrap/helpers/shared.php, parsers.php, services.php); see docs/templates.md."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from berth_api.domain.templates.format import check
+from berth_api.domain.templates.imported import ImportResult, Inputs, headline, slugify
+from berth_api.domain.templates.interp import Ref, all_refs, env_items, rewrite, strings, walk_strings
+from berth_api.domain.templates.model import Template, TemplateError, TemplateFile, Variable, dump_yaml, load_yaml
+
+_HEADER = re.compile(r"^#(.*?):(.*)$")
+_KNOWN_HEADERS = {"documentation", "slogan", "tags", "category", "logo", "port"}
+_ALNUM = "alnum"
+_SYMBOLS = "symbols"
+# command -> (kind, options); Coolify's BASE64 is NOT base64: Str::random(n), letters and digits.
+GENERATORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "PASSWORD": ("password", {"length": 32, "alphabet": _ALNUM}),
+    "PASSWORD_64": ("password", {"length": 64, "alphabet": _ALNUM}),
+    "PASSWORDWITHSYMBOLS": ("password", {"length": 32, "alphabet": _SYMBOLS}),
+    "PASSWORDWITHSYMBOLS_64": ("password", {"length": 64, "alphabet": _SYMBOLS}),
+    "BASE64": ("password", {"length": 32, "alphabet": _ALNUM}),
+    "BASE64_32": ("password", {"length": 32, "alphabet": _ALNUM}),
+    "BASE64_64": ("password", {"length": 64, "alphabet": _ALNUM}),
+    "BASE64_128": ("password", {"length": 128, "alphabet": _ALNUM}),
+    "REALBASE64": ("base64", {"bytes": 32}),
+    "REALBASE64_32": ("base64", {"bytes": 32}),
+    "REALBASE64_64": ("base64", {"bytes": 64}),
+    "REALBASE64_128": ("base64", {"bytes": 128}),
+    "HEX_32": ("hex", {"length": 32}),
+    "HEX_64": ("hex", {"length": 64}),
+    "HEX_128": ("hex", {"length": 128}),
+    "USER": ("password", {"length": 16, "alphabet": _ALNUM}),
+    "LOWERCASEUSER": ("password", {"length": 16, "alphabet": "lower_alnum"}),
+}
+_SUPABASE = {"SUPABASEANON": "anon", "SUPABASESERVICE": "service_role"}
+
+
+def headers(text: str) -> dict[str, str]:
+    """``# key: value`` from every line (key up to the first colon, both trimmed; the last one wins)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            found[m.group(1).strip()] = m.group(2).strip()
+    return found
+
+
+def command(name: str) -> str | None:
+    """Coolify's parseCommandFromMagicEnvVariable: the command is found by counting underscores."""
+    count = name.count("_")
+    if count == 2 or (count == 3 and not name.startswith(("SERVICE_FQDN", "SERVICE_URL"))):
+        return name[len("SERVICE_") : name.rfind("_")]
+    if count == 3:
+        return name[len("SERVICE_") :].split("_", 1)[0]
+    return None
+
+
+def url_parts(name: str) -> tuple[str, str, int | None] | None:
+    """(FQDN|URL, service name, port) of a SERVICE_FQDN_/SERVICE_URL_ name; a numeric last part is the port."""
+    for kind in ("FQDN", "URL"):
+        prefix = f"SERVICE_{kind}_"
+        if name.startswith(prefix) and len(name) > len(prefix):
+            rest = name[len(prefix) :]
+            head, _, last = rest.rpartition("_")
+            if head and last.isdigit():
+                return kind, head.lower(), int(last)
+            return kind, rest.lower(), None
+    return None
+
+
+def import_coolify(filename: str, text: str, loc: str = "/body/files") -> ImportResult:
+    here = f"{loc}/{filename}"
+    stem = filename.rsplit("/", 1)[-1]
+    stem = re.sub(r"\.ya?ml$", "", stem)
+    head = headers(text)
+    doc = load_yaml(text, here)
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict) or not doc["services"]:
+        raise TemplateError(here, "a compose file needs a non-empty 'services' mapping")
+    not_carried: list[str] = []
+    notes: list[str] = []
+    services: dict[str, Any] = doc["services"]
+    # declarations (keys) and references (values) of magic variables, per compose service
+    declared: dict[str, list[tuple[str, str | None]]] = {}
+    refs: dict[str, Ref] = {}
+    referenced_by: dict[str, str] = {}
+    for svc, spec in services.items():
+        if not isinstance(spec, dict):
+            raise TemplateError(f"{here}/services/{svc}", "a service is a mapping")
+        build: dict[str, Any] = spec["build"] if isinstance(spec.get("build"), dict) else {}
+        for key, value in [*env_items(spec.get("environment")), *env_items(build.get("args"))]:
+            if key.startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
+                declared.setdefault(key, []).append((svc, value))
+            for ref in all_refs(value or ""):
+                refs.setdefault(ref.name, ref)
+                referenced_by.setdefault(ref.name, svc)
+    for value in strings(doc):
+        for ref in all_refs(value):
+            if ref.name.startswith("SERVICE_"):
+                refs.setdefault(ref.name, ref)
+    magic = sorted({n for n in [*refs, *declared] if n.startswith("SERVICE_")})
+    variables: dict[str, Variable] = {}
+    port_header = int(head["port"]) if head.get("port", "").isdigit() else None
+    domains = _domains(magic, declared, referenced_by, services, port_header, notes)
+    variables.update(domains)
+    for name in magic:
+        if name in variables:
+            continue
+        parts = url_parts(name)
+        if parts:
+            variables[name] = _url_variable(name, parts, declared)
+            continue
+        variables[name] = _generated(name, refs.get(name), services, variables, not_carried, notes)
+    inputs = Inputs()
+    for name, ref in refs.items():
+        if name not in variables:
+            if not _coolify_builtin(name, variables, services, domains, not_carried, notes):
+                inputs.register(ref, set(variables))
+    for v in inputs.variables.values():
+        variables.setdefault(v.name, v)
+    _describe(text, variables)
+    files, compose = _rewrite(doc, variables, not_carried, notes)
+    meta = _metadata(stem, head, not_carried, notes)
+    template = Template(compose=dump_yaml(compose), variables=tuple(variables.values()), files=tuple(files), **meta)
+    check(template, here)
+    return ImportResult(template, not_carried, notes)
+
+
+def _domains(
+    magic: list[str],
+    declared: dict[str, list[tuple[str, str | None]]],
+    referenced_by: dict[str, str],
+    services: dict[str, Any],
+    port_header: int | None,
+    notes: list[str],
+) -> dict[str, Variable]:
+    """One domain variable ``SERVICE_FQDN_<NAME>`` per name, routed to each service that declares it."""
+    by_name: dict[str, list[str]] = {}
+    for name in magic:
+        parts = url_parts(name)
+        if parts:
+            by_name.setdefault(parts[1], []).append(name)
+    out: dict[str, Variable] = {}
+    for base, names in by_name.items():
+        ports = [parts[2] for n in names if (parts := url_parts(n)) and parts[2] is not None]
+        port = ports[0] if ports else None
+        routes: list[dict[str, Any]] = []
+        for n in names:
+            for svc, value in declared.get(n, []):
+                path = value if value and value.startswith("/") else None
+                if any(r["service"] == svc and r.get("path") == path for r in routes):
+                    continue
+                routes.append({"service": svc, **({"path": path} if path else {})})
+        if not routes:
+            match = next((s for s in services if s.lower().replace("-", "_").replace(".", "_") == base), None)
+            routes.append({"service": match or referenced_by.get(names[0]) or next(iter(services))})
+        for r in routes:
+            p = port or (8000 if r["service"] == "plausible" else None) or port_header
+            if p is not None:
+                r["port"] = p
+            elif port_header is None:
+                notes.append(f"SERVICE_FQDN_{base.upper()}: no port given; Berth routes to the service's port 80")
+        var = f"SERVICE_FQDN_{base.upper()}"
+        out[var] = Variable(var, "domain", {"routes": routes}, f"The host of {base}")
+    return out
+
+
+def _url_variable(
+    name: str, parts: tuple[str, str, int | None], declared: dict[str, list[tuple[str, str | None]]]
+) -> Variable:
+    kind, base, port = parts
+    host = "${var.SERVICE_FQDN_" + base.upper() + "}"
+    paths = {v for _, v in declared.get(name, []) if v and v.startswith("/")}
+    value = host if kind == "FQDN" else "https://" + host
+    if port is not None:
+        value += f":{port}"
+    if len(paths) == 1 and kind == "URL":
+        value += paths.pop()
+    return Variable(name, "value", {"value": value})
+
+
+def _generated(
+    name: str,
+    ref: Ref | None,
+    services: dict[str, Any],
+    variables: dict[str, Variable],
+    not_carried: list[str],
+    notes: list[str],
+) -> Variable:
+    cmd = command(name)
+    if cmd in GENERATORS:
+        kind, generated = GENERATORS[cmd]
+        if cmd.startswith("BASE64"):
+            notes.append(f"{name}: Coolify's BASE64 is {generated['length']} random letters and digits, not base64")
+        return Variable(name, kind, dict(generated))
+    if cmd in _SUPABASE:
+        if "SERVICE_PASSWORD_JWT" not in variables:
+            variables["SERVICE_PASSWORD_JWT"] = Variable("SERVICE_PASSWORD_JWT", *GENERATORS["PASSWORD"])
+            notes.append(f"{name}: signed with SERVICE_PASSWORD_JWT, which Berth generates")
+        payload = {"role": _SUPABASE[cmd], "iss": "supabase"}
+        return Variable(
+            name, "jwt", {"key": "${var.SERVICE_PASSWORD_JWT}", "payload": payload, "expires_in_days": 36500}
+        )
+    if name.startswith("SERVICE_NAME_"):
+        target = name[len("SERVICE_NAME_") :]
+        match = next((s for s in services if re.sub(r"[-.]", "_", s).upper() == target), None)
+        if match:
+            return Variable(name, "value", {"value": match})
+    options: dict[str, Any] = {}
+    if ref is not None and ref.default is not None:
+        options["default"] = rewrite(ref.default, lambda r: False)
+    why = f"Coolify makes no value for command '{cmd}'" if cmd else "not a Coolify generator"
+    kept = "kept as a value to fill in" + (" (with its default)" if options else "")
+    not_carried.append(f"{name}: {why}; {kept}")
+    return Variable(name, "input", options)
+
+
+def _coolify_builtin(
+    name: str,
+    variables: dict[str, Variable],
+    services: dict[str, Any],
+    domains: dict[str, Variable],
+    not_carried: list[str],
+    notes: list[str],
+) -> bool:
+    if name == "COOLIFY_RESOURCE_UUID":
+        variables[name] = Variable(name, "uuid", {}, secret=False)
+        notes.append(f"{name}: a UUID generated for the application")
+        return True
+    if name in ("COOLIFY_FQDN", "COOLIFY_URL") and domains:
+        first = next(iter(domains))
+        value = "${var." + first + "}"
+        variables[name] = Variable(name, "value", {"value": value if name == "COOLIFY_FQDN" else "https://" + value})
+        notes.append(f"{name}: the first domain of the template, for every service")
+        return True
+    if name in ("COOLIFY_CONTAINER_NAME", "COOLIFY_BRANCH"):
+        variables[name] = Variable(name, "input", {})
+        not_carried.append(f"{name}: injected by Coolify; kept as a value to fill in")
+        return True
+    return False
+
+
+def _describe(text: str, variables: dict[str, Variable]) -> None:
+    """An env line's inline comment becomes the description of the variables it references."""
+    for line in text.splitlines():
+        code, sep, comment = line.partition(" #")
+        if not sep or not comment.strip() or code.lstrip().startswith("#"):
+            continue
+        for ref in all_refs(code):
+            v = variables.get(ref.name)
+            if v is not None and not v.description:
+                variables[ref.name] = Variable(v.name, v.kind, v.options, comment.strip(), v.secret)
+
+
+def _rewrite(
+    doc: dict[str, Any], variables: dict[str, Variable], not_carried: list[str], notes: list[str]
+) -> tuple[list[TemplateFile], dict[str, Any]]:
+    """The compose document with Berth references, declarations given values, Coolify's keys handled."""
+    files: list[TemplateFile] = []
+    known = set(variables)
+    doc = walk_strings(doc, lambda s: rewrite(s, lambda r: not r.name.startswith("SERVICE_") or r.name not in known))
+    for svc, spec in doc["services"].items():
+        build = spec.get("build")
+        for key in ("environment", "args"):
+            holder = build if key == "args" else spec
+            if isinstance(holder, dict) and holder.get(key) is not None:
+                holder[key] = walk_strings(holder[key], lambda s: rewrite(s, lambda r: r.name not in known))
+        env = spec.get("environment")
+        if isinstance(env, list):
+            spec["environment"] = [_declaration(item) for item in env]
+        elif isinstance(env, dict):
+            for key in list(env):
+                if str(key).startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
+                    env[key] = f"${{var.{key}}}"
+        if spec.pop("exclude_from_hc", None) is not None:
+            not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
+        for i, volume in enumerate(spec.get("volumes") or []):
+            if not isinstance(volume, dict):
+                continue
+            where = f"services.{svc}.volumes[{i}]"
+            content = volume.pop("content", None)
+            for key in ("is_directory", "isDirectory"):
+                if volume.pop(key, None) is not None:
+                    notes.append(f"{where}.{key}: dropped; a bind without content is a directory")
+            if content is not None:
+                path = str(volume.get("source", f"{svc}-{i}")).removeprefix("./").lstrip("/")
+                files.append(TemplateFile(path, str(content)))
+                volume["source"] = f"./files/{path}"
+                notes.append(f"{where}.content: carried as the template file files/{path}")
+    return files, doc
+
+
+def _declaration(item: Any) -> Any:
+    """``- SERVICE_URL_APP_3000`` (or ``=/path``) declares a route; in Berth it is set to its variable."""
+    if not isinstance(item, str) or not item.startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
+        return item
+    key = item.split("=", 1)[0]
+    return f"{key}=${{var.{key}}}"
+
+
+def _metadata(stem: str, head: dict[str, str], not_carried: list[str], notes: list[str]) -> dict[str, Any]:
+    tags = [t.strip().lower() for t in head.get("tags", "").split(",") if t.strip()]
+    category = head.get("category")
+    if category and category.lower() not in tags:
+        tags.insert(0, category.lower())
+        notes.append(f"category '{category}': carried as a tag")
+    if head.get("logo"):
+        not_carried.append(f"logo: '{head['logo']}' is a file of Coolify's repository")
+    for key in ("minversion", "ignore", "env_file", "amd_only", "arm_only"):
+        if key in head:
+            not_carried.append(f"header '{key}: {head[key]}': no Berth equivalent")
+    for key in sorted(set(head) - _KNOWN_HEADERS - {"minversion", "ignore", "env_file", "amd_only", "arm_only"}):
+        not_carried.append(f"header '{key}': not a Coolify template key")
+    return {
+        "name": headline(stem),
+        "slug": slugify(stem),
+        "description": head.get("slogan") or headline(stem),
+        "tags": tuple(tags),
+        "docs": head.get("documentation") or "https://coolify.io/docs",
+    }

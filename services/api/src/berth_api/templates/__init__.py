@@ -1,0 +1,1 @@
+"""Berth's template catalogue: one ``<slug>.yml`` per template (package data, read by the catalogue adapter)."""

@@ -1,0 +1,167 @@
+"""Templates: listing and searching the catalogue, importing a Coolify template or a Dokploy blueprint, and
+deploying a template: its variables rendered (secrets from a CSPRNG, hosts generated unless given) into the
+request that creates a compose application, every value travelling in the application's variables (the
+generated secrets as secret variables) so the compose text holds none in clear."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from berth_api.adapters import projects as projects_repo
+from berth_api.adapters import template_files
+from berth_api.domain.hosts import generated_host
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.domain.templates.coolify import import_coolify
+from berth_api.domain.templates.dokploy import import_dokploy
+from berth_api.domain.templates.imported import ImportResult
+from berth_api.domain.templates.model import Template, TemplateError, Variable
+from berth_api.domain.templates.render import Rendered, Source, SystemSource, render
+from berth_api.usecases import Deps
+from berth_api.usecases.projects import environment_missing
+
+Format = Literal["coolify", "dokploy"]
+
+
+def refused(exc: TemplateError) -> ProblemError:
+    return invalid_field(exc.loc, exc.detail, type_="template")
+
+
+def list_templates(text: str | None = None, tag: str | None = None) -> list[Template]:
+    """The catalogue, narrowed to templates whose name, slug or description contain ``text`` (any case)
+    and that carry ``tag``."""
+    needle = (text or "").strip().lower()
+    found = []
+    for t in template_files.catalogue():
+        if tag and tag.strip().lower() not in t.tags:
+            continue
+        if needle and not any(needle in field.lower() for field in (t.name, t.slug, t.description, *t.tags)):
+            continue
+        found.append(t)
+    return found
+
+
+def get_template(slug: str) -> Template:
+    for t in template_files.catalogue():
+        if t.slug == slug:
+            return t
+    raise ProblemError(404, f"No template '{slug}' in the catalogue.")
+
+
+def import_template(fmt: Format, files: Mapping[str, str], name: str | None = None) -> ImportResult:
+    """A Berth template from another catalogue's files; 422 naming the file and spot when they are bad."""
+    try:
+        if fmt == "coolify":
+            if len(files) != 1:
+                raise TemplateError("/body/files", "a Coolify template is one file: {'<name>.yaml': text}")
+            filename, text = next(iter(files.items()))
+            result = import_coolify(filename, text)
+        else:
+            result = import_dokploy(dict(files), name)
+    except TemplateError as exc:
+        raise refused(exc) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a shape the importer did not expect
+        raise invalid_field("/body/files", f"the files could not be imported: {type(exc).__name__}") from None
+    if name:
+        result = replace(result, template=replace(result.template, name=name))
+    return result
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What deploying a template creates: the application create request (as data) and the render."""
+
+    request: dict[str, Any]
+    rendered: Rendered
+    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (files, path routes)
+
+
+def _label(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "web"
+
+
+def plan_deploy(
+    template: Template,
+    *,
+    app: str,
+    environment: str,
+    base_domain: str,
+    domain: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    source: Source | None = None,
+) -> DeployPlan:
+    """Render ``template`` for application ``app`` of ``environment``: ``domain`` is the host of the first
+    domain variable; the others (and the first when no domain is given) are the generated host of the
+    service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
+    service: ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
+    text, the hosts (a generated one is left for Berth to make), every variable in ``env``."""
+    given = dict(overrides or {})
+    domains = [v for v in template.variables if v.kind == "domain"]
+    if domain and domains:
+        given.setdefault(domains[0].name, domain)
+    elif domain:
+        raise invalid_field("/body/domain", "this template has no domain variable")
+    owner: dict[str, str] = {}
+
+    def host(v: Variable) -> str:
+        service = v.routes[0].service if v.routes else _label(v.name)
+        label = service if owner.setdefault(service, v.name) == v.name else f"{service}-{_label(v.name)}"
+        return generated_host(_label(label), app, environment, base_domain)
+
+    try:
+        rendered = render(
+            template,
+            source or SystemSource(),
+            app=app,
+            overrides=given,
+            generate_host=host,
+            by_reference=lambda v: True,
+        )
+    except TemplateError as exc:
+        raise refused(exc) from None
+    hosts: list[dict[str, Any]] = []
+    for r in rendered.hosts:
+        entry: dict[str, Any] = {"service": r.service, "port": r.port or 80}
+        if r.host != generated_host(_label(r.service), app, environment, base_domain):
+            entry["host"] = r.host
+        hosts.append(entry)
+    request: dict[str, Any] = {
+        "name": app,
+        "compose": {"inline": rendered.compose},
+        "hosts": hosts,
+        "env": [{"name": n, "value": value, "secret": secret} for n, value, secret in rendered.env()],
+    }
+    unsupported = [f"the file files/{path}" for path in rendered.files] + [
+        f"the path {r.path} of {r.variable} (service {r.service})" for r in rendered.hosts if r.path not in (None, "/")
+    ]
+    return DeployPlan(request, rendered, tuple(unsupported))
+
+
+async def deploy_plan(
+    deps: Deps,
+    principal: Principal,
+    environment_id: str,
+    slug: str,
+    app: str | None,
+    domain: str | None,
+    overrides: Mapping[str, str],
+) -> DeployPlan:
+    """The plan for deploying catalogue template ``slug`` into one of the team's environments (the
+    environment is looked up first, so another team's environment is answered like a missing one, whatever
+    the template)."""
+    async with deps.sessionmaker() as s:
+        env = await projects_repo.get_environment(s, principal.team_id, environment_id)
+    if env is None:
+        raise environment_missing(principal, environment_id)
+    template = get_template(slug)
+    name = app or template.slug[:32].strip("-")
+    return plan_deploy(
+        template,
+        app=name,
+        environment=env["name"],
+        base_domain=deps.settings.base_domain,
+        domain=domain,
+        overrides=overrides,
+    )
