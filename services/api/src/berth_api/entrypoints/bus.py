@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 
-from berth_api.usecases import Deps, backups, databases, restores, scaling, servers, swarms
+from berth_api.usecases import Deps, backups, databases, drills, restores, scaling, servers, swarms
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
 from berth_common import catalogue as cat
@@ -41,7 +41,8 @@ async def register_databases(ctx: Context, deps: Deps) -> None:
 
 
 async def register_backups(ctx: Context, deps: Deps) -> None:
-    """The projection of backups and restores (a backup's outcome also moves the restores waiting for it)."""
+    """The projection of backups, restores and drills (a backup's outcome also moves the restores waiting for
+    it)."""
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
     await ctx.bus.consume(cat.BackupStarted, consume_once(transactions, backups.on_started))
     succeeded = functools.partial(restores.on_backup_succeeded, deps)
@@ -50,3 +51,5 @@ async def register_backups(ctx: Context, deps: Deps) -> None:
     await ctx.bus.consume(cat.BackupMissed, consume_once(transactions, backups.on_missed))
     await ctx.bus.consume(cat.RestoreSucceeded, consume_once(transactions, restores.on_restored))
     await ctx.bus.consume(cat.RestoreFailed, consume_once(transactions, restores.on_restored))
+    await ctx.bus.consume(cat.DrillSucceeded, consume_once(transactions, drills.on_ended))
+    await ctx.bus.consume(cat.DrillFailed, consume_once(transactions, drills.on_ended))

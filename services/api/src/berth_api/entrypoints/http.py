@@ -17,6 +17,7 @@ from berth_api.entrypoints import (
     routes_config,
     routes_databases,
     routes_deployments,
+    routes_drills,
     routes_members,
     routes_metrics,
     routes_notifications,
@@ -25,6 +26,7 @@ from berth_api.entrypoints import (
     routes_scale,
     routes_servers,
     routes_swarms,
+    routes_volume_backups,
     routes_volumes,
     v1,
 )
@@ -135,7 +137,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_backups.router,
     ):
         app.router.routes.extend(router.routes)
-    for router in (routes_scale.router, routes_volumes.router):
+    for router in (routes_scale.router, routes_volumes.router, routes_volume_backups.router, routes_drills.router):
         app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):

@@ -40,6 +40,7 @@ from berth_common.catalogue import (
     Retention,
     SetSchedule,
     StartBackup,
+    VolumeSource,
 )
 from berth_common.db import Unit
 from berth_common.envelope import new_id
@@ -90,41 +91,74 @@ def _named(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _command(
     deps: Deps, backup_id: str, row: dict[str, Any], dests: list[dict[str, Any]], given: BackupInput
 ) -> StartBackup:
+    return command_for(deps, backup_id, row["team_id"], row["id"], source_of(deps, row), dests, given)
+
+
+def command_for(
+    deps: Deps,
+    backup_id: str,
+    team_id: str,
+    target_id: str,
+    source: BackupSource | VolumeSource,
+    dests: list[dict[str, Any]],
+    given: BackupInput,
+) -> StartBackup:
+    """The backup command of ``source`` (a database or a volume; ``target_id``: what retention groups by)."""
     try:
         return StartBackup(
             backup_id=backup_id,
-            team_id=row["team_id"],
-            database_id=row["id"],
-            source=source_of(deps, row),
+            team_id=team_id,
+            database_id=target_id,
+            source=source,
             destinations=[destinations.wire_destination(deps, d) for d in dests],
             compression=given.compression,  # type: ignore[arg-type]
             retention=Retention(**(given.retention or {})),
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
+        raise body_error(exc) from None
+
+
+def body_error(exc: ValidationError) -> ProblemError:
+    """The first error of a catalogue model built from a request, as the 422 naming its field."""
+    error = exc.errors()[0]
+    return invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"])
 
 
 async def stage_backup(
     deps: Deps, unit: Unit, principal: Principal, row: dict[str, Any], dests: list[dict[str, Any]], given: BackupInput
 ) -> dict[str, Any]:
     """Write the backup's row and stage its command in ``unit`` (the caller's transaction)."""
+    extra = {"engine": row["engine"], "database": row["database"]}
+    return await stage(deps, unit, principal, (row["team_id"], row["id"], source_of(deps, row)), dests, given, extra)
+
+
+async def stage(
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    target: tuple[str, str, BackupSource | VolumeSource],
+    dests: list[dict[str, Any]],
+    given: BackupInput,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the backup's row (``extra``: its own columns) and stage the command of ``target`` (team id,
+    target id, source) in ``unit`` (the caller's transaction)."""
+    team_id, target_id, source = target
     backup_id = new_id()
     await hold_for_sealing(unit.session, deps.box)
-    command = _command(deps, backup_id, row, dests, given)
+    command = command_for(deps, backup_id, team_id, target_id, source, dests, given)
     backup = await repo.insert_backup(
         unit.session,
         {
             "id": backup_id,
-            "team_id": row["team_id"],
-            "database_id": row["id"],
+            "team_id": team_id,
+            "database_id": target_id,
             "state": "requested",
-            "engine": row["engine"],
-            "database": row["database"],
             "compression": command.compression,
             "destinations": _named(dests),
             "objects": [],
             "requested_by": principal.user_id,
+            **extra,
         },
     )
     await unit.emit(command, id=f"backup-start-{backup_id}")
@@ -180,13 +214,28 @@ async def _put_schedule(
 ) -> dict[str, Any]:
     """Send ``cmd.schedule.set`` with the backup command as it would be built now, and keep the schedule."""
     row = await _database(unit, principal, database_id)
+    return await put_schedule(deps, unit, principal, (database_id, source_of(deps, row)), given, {})
+
+
+async def put_schedule(
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    target: tuple[str, BackupSource | VolumeSource],
+    given: ScheduleInput,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Send ``cmd.schedule.set`` for ``target`` (its id, also the schedule's, and its source) with the backup
+    command as it would be built now, and keep the schedule (``extra``: its own columns)."""
+    target_id, source = target
     dests = await destinations.resolve(deps, unit.session, principal, given.destinations, "/body/destinations")
     await hold_for_sealing(unit.session, deps.box)
-    template = _command(deps, TEMPLATE_ID, row, dests, BackupInput([], given.compression, given.retention))
+    given_now = BackupInput([], given.compression, given.retention)
+    template = command_for(deps, TEMPLATE_ID, principal.team_id, target_id, source, dests, given_now)
     revision = _revision()
     try:
         command = SetSchedule(
-            schedule_id=database_id,
+            schedule_id=target_id,
             team_id=principal.team_id,
             revision=revision,
             cron=given.cron,
@@ -194,16 +243,15 @@ async def _put_schedule(
             grace_s=given.grace_s,
             command_type=StartBackup.TYPE,
             command=template.model_dump(mode="json"),
-            target_id=database_id,
+            target_id=target_id,
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
-    await unit.emit(command, id=f"schedule-set-{database_id}-{revision}")
+        raise body_error(exc) from None
+    await unit.emit(command, id=f"schedule-set-{target_id}-{revision}")
     return await repo.put_schedule(
         unit.session,
         {
-            "database_id": database_id,
+            "database_id": target_id,
             "team_id": principal.team_id,
             "cron": command.cron,
             "timezone": command.timezone,
@@ -214,6 +262,7 @@ async def _put_schedule(
             "revision": revision,
             "updated_by": principal.user_id,
             "updated_at": datetime.now(UTC),
+            **extra,
         },
     )
 
@@ -253,7 +302,12 @@ async def resend_schedules(deps: Deps, unit: Unit, principal: Principal, destina
                 row["compression"],
                 row["grace_s"],
             )
-            await _put_schedule(deps, unit, principal, row["database_id"], given)
+            if row.get("source"):  # a volume's: its source as kept (no secret in it)
+                extra = {k: row[k] for k in ("application_id", "volume", "source")}
+                target = (row["database_id"], VolumeSource.model_validate(row["source"]))
+                await put_schedule(deps, unit, principal, target, given, extra)
+            else:
+                await _put_schedule(deps, unit, principal, row["database_id"], given)
             sent += 1
     return sent
 
@@ -267,14 +321,20 @@ async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> di
 
 
 async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
-    """Send ``cmd.schedule.remove`` for the database's schedule and forget it (False: it has none)."""
+    """Send ``cmd.schedule.remove`` for the database's (or volume's) schedule and forget it (False: it has
+    none)."""
     if await repo.get_schedule(unit.session, team_id, database_id) is None:
         return False
-    revision = _revision()
-    command = RemoveSchedule(schedule_id=database_id, team_id=team_id, revision=revision)
-    await unit.emit(command, id=f"schedule-remove-{database_id}-{revision}")
+    await send_removal(unit, team_id, database_id)
     await repo.delete_schedule(unit.session, database_id)
     return True
+
+
+async def send_removal(unit: Unit, team_id: str, schedule_id: str) -> None:
+    """Stage ``cmd.schedule.remove`` of the schedule ``schedule_id``."""
+    revision = _revision()
+    command = RemoveSchedule(schedule_id=schedule_id, team_id=team_id, revision=revision)
+    await unit.emit(command, id=f"schedule-remove-{schedule_id}-{revision}")
 
 
 async def remove_schedule(deps: Deps, principal: Principal, database_id: str) -> None:
@@ -314,7 +374,10 @@ async def _row_for(
         "destinations": named,
         "objects": [],
         "schedule_id": msg.database_id if isinstance(msg, BackupMissed) or schedule else None,
+        **{k: schedule[k] for k in ("application_id", "volume") if schedule is not None},
     }
+    if schedule is not None and schedule.get("source"):
+        values["server_id"] = schedule["source"].get("server_id")
     return await repo.insert_backup(s, values)
 
 

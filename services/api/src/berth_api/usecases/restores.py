@@ -27,11 +27,13 @@ from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.deployments import run
 from berth_common.catalogue import (
     BackupFailed,
+    BackupSource,
     BackupSucceeded,
     DatabaseChanged,
     RestoreBackup,
     RestoreFailed,
     RestoreSucceeded,
+    VolumeSource,
 )
 from berth_common.db import Unit
 from berth_common.envelope import new_id
@@ -55,7 +57,7 @@ def restore_missing(principal: Principal, restore_id: str) -> ProblemError:
     return not_in_team("restore", restore_id, principal.team_name)
 
 
-def _object(backup: dict[str, Any], wanted: str | None, existing: set[str]) -> tuple[str, dict[str, Any]]:
+def object_of(backup: dict[str, Any], wanted: str | None, existing: set[str]) -> tuple[str, dict[str, Any]]:
     """(destination id, object) of the backup to restore from: the destination asked for, or the first
     one of the backup's destinations the team still has."""
     ids = {d["name"]: d["id"] for d in backup["destinations"]}
@@ -85,7 +87,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
         if backup["state"] != "succeeded":
             raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
-    origin_id, obj = _object(backup, given.destination, existing)
+    origin_id, obj = object_of(backup, given.destination, existing)
     target_id = database_id
     if given.target == "new":
         assert given.name is not None
@@ -124,7 +126,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
             return await repo.insert_restore(s, values)
         row = await repo.insert_restore(s, values)
         if target["state"] == "running":
-            return await _send(deps, unit, row)
+            return await send(deps, unit, row)
         return row
 
     row = await run(deps, body)
@@ -132,11 +134,16 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
     return row
 
 
-async def _send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
+async def send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
     """Stage the restore's command (its target and origin read now) and mark it running."""
     s = unit.session
-    target = await db_repo.get_database(s, row["team_id"], row["target_database_id"], sealed=True)
     origin = await repo.get_destination(s, row["team_id"], row["origin_id"], sealed=True)
+    target: BackupSource | VolumeSource | None
+    if row.get("target_source"):  # a volume's: as the request named it (a new volume unless ``existing``)
+        target, overwrite = VolumeSource.model_validate(row["target_source"]), row["target"] == "existing"
+    else:  # a database's: the new one is empty when the restore runs, so it is written over
+        database = await db_repo.get_database(s, row["team_id"], row["target_database_id"], sealed=True)
+        target, overwrite = None if database is None else backups.source_of(deps, database), True
     if target is None or origin is None:
         what = "target database" if target is None else "backup destination"
         return await _fail(s, row, f"the {what} was deleted before the restore could start")
@@ -150,10 +157,10 @@ async def _send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
         key=row["key"],
         sha256=row["sha256"],
         compression=row["compression"],
-        target=backups.source_of(deps, target),
+        target=target,
         source_database=row["source_database"],
-        overwrite=True,
-        confirm_overwrite=True,
+        overwrite=overwrite,
+        confirm_overwrite=overwrite,
     )
     await unit.emit(command, id=f"backup-restore-{row['id']}")
     return await repo.update_restore(s, row["id"], {"state": "running"})
@@ -202,7 +209,7 @@ async def on_backup_succeeded(deps: Deps, msg: BackupSucceeded, unit: Unit) -> N
     """The backup's projection, then the restores that waited for it as their fresh backup."""
     await backups.on_succeeded(msg, unit)
     for row in await repo.restores_waiting(unit.session, "pre_backup_id", msg.backup_id, "backing_up"):
-        await _send(deps, unit, row)
+        await send(deps, unit, row)
 
 
 async def on_backup_failed(msg: BackupFailed, unit: Unit) -> None:
@@ -216,7 +223,7 @@ async def on_database_changed(deps: Deps, msg: DatabaseChanged, unit: Unit) -> N
     await databases.on_changed(msg, unit)
     if msg.state == "running":
         for row in await repo.restores_waiting(unit.session, "target_database_id", msg.database_id, "waiting"):
-            await _send(deps, unit, row)
+            await send(deps, unit, row)
     elif msg.state in ("failed", "removed"):
         for row in await repo.restores_waiting(unit.session, "target_database_id", msg.database_id, "waiting"):
             await _fail(unit.session, row, f"the new database did not start: {msg.reason or msg.state}")
