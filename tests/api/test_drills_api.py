@@ -7,13 +7,17 @@ drill as its template, sent again when its destination changes; its runs listed)
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
 from berth_common.catalogue import DrillBackup, DrillFailed, DrillSucceeded, DrillValue, SetSchedule
+from tests.api import test_backups_e2e as e2e
 from tests.api.test_backups_api import SECRET, _database, _s3, _succeeded_backup, _until
 from tests.api.test_databases_api import DatabaseDouble
+from tests.api.test_volume_backups_api import _ended as _finished
+from tests.support import images
 
 ROWS = {"kind": "row_counts", "tables": [{"table": "items", "at_least": 5}, {"table": "shop.orders"}]}
 
@@ -104,6 +108,9 @@ async def test_a_drill_is_sent_for_the_newest_backup_and_its_outcome_projected(c
     assert got["values"] == [v.model_dump() for v in values] and got["restore_s"] == 1.25
     assert got["check_text"] == "row counts: items >= 5, shop.orders >= 1" and got["finished_at"]
     assert (await client.get(f"/v1/drills/{drill['id']}", headers=members.other)).status_code == 404
+    shown = (await client.get(f"/v1/databases/{db['id']}", headers=members.viewer)).json()
+    assert shown["last_verified_backup"]["id"] == newest["id"] and shown["last_verified_backup"]["finished_at"]
+    assert shown["last_drill"] == {"id": drill["id"], "state": "succeeded", "finished_at": got["finished_at"]}
 
     # an older backup by name, a query check; its failure is shown with what it found
     query = {"kind": "query", "sql": "SELECT count(*) FROM items", "at_least": 100}
@@ -211,3 +218,66 @@ async def test_a_drill_schedule_is_set_resent_listed_and_removed(client, members
     assert removed.data["schedule_id"] == cmd.schedule_id and removed.data["revision"] > resent.revision
     assert (await client.get(path, headers=members.viewer)).json() is None
     assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204
+
+
+# --- end to end: the api and the real scheduler ----------------------------------------------------------
+
+platform = e2e.platform  # the api, the real scheduler in-process and a real S3 API (moto)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+async def test_a_backup_made_through_the_api_is_drilled_by_the_real_scheduler(client, members, platform):
+    s3, made = platform
+    bucket = s3.make_bucket(f"drill-{uuid.uuid4().hex[:8]}")
+    r = await client.post("/v1/databases", headers=members.admin, json={"name": "shop", "engine": "postgresql"})
+    assert r.status_code == 201, r.text
+    db = r.json()
+    made.append(db["id"])
+    await e2e._until(client, members.viewer, f"/v1/databases/{db['id']}", "running")
+    password = await e2e._password(client, members.admin, db["id"])
+    e2e._psql(db["id"], password, "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)", "shop")
+    e2e._psql(db["id"], password, "INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 700) i", "shop")
+    dest = {
+        "kind": "s3",
+        "name": "moto",
+        "endpoint": s3.endpoint,
+        "bucket": bucket,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+    }
+    dest_id = (await client.post("/v1/backup-destinations", headers=members.admin, json=dest)).json()["id"]
+    r = await client.post(
+        f"/v1/databases/{db['id']}/backups", headers=members.developer, json={"destinations": [dest_id]}
+    )
+    assert r.status_code == 202, r.text
+    backup = await _finished(client, members.viewer, f"/v1/backups/{r.json()['id']}", "succeeded")
+    e2e._psql(db["id"], password, "DELETE FROM items WHERE id > 100", "shop")  # the drill reads the backup
+
+    path = f"/v1/databases/{db['id']}/drills"
+    r = await client.post(
+        path,
+        headers=members.developer,
+        json={"check": {"kind": "row_counts", "tables": [{"table": "items", "at_least": 700}]}},
+    )
+    assert r.status_code == 202, r.text
+    drill = await _finished(client, members.viewer, f"/v1/drills/{r.json()['id']}", "succeeded")
+    assert drill["backup_id"] == backup["id"] and drill["values"] == [
+        {"name": "items", "expected": ">= 700", "found": "700"}
+    ]
+    assert drill["check_text"] == "row counts: items >= 700" and 0 < drill["restore_s"] <= drill["duration_s"]
+
+    query = {"kind": "query", "sql": "SELECT max(id) FROM items", "equals": "100"}
+    r = await client.post(path, headers=members.developer, json={"check": query})
+    assert r.status_code == 202, r.text
+    failed = await _finished(client, members.viewer, f"/v1/drills/{r.json()['id']}", "failed")
+    assert failed["reason"] == "the check failed: the query's value: expected '100', found '700'"
+    assert failed["values"] == [{"name": "query", "expected": "= 100", "found": "700"}]
+    listed = (await client.get(path, headers=members.viewer)).json()
+    assert [d["state"] for d in listed] == ["failed", "succeeded"]
+    assert (
+        images.docker(
+            "ps", "-a", "-q", "--filter", "label=berth.kind=drill", "--filter", f"label=berth.drill={drill['id']}"
+        )
+        == ""
+    )

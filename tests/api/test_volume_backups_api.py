@@ -8,8 +8,11 @@ changes), and restores (into a new volume by default; over the existing one only
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
+import subprocess
+import uuid
 from typing import Any
 
 import pytest
@@ -24,9 +27,12 @@ from berth_common.catalogue import (
     SetSchedule,
     StartBackup,
 )
+from tests.api import test_backups_e2e as e2e
 from tests.api.conftest import WEB_APP, make_app
 from tests.api.test_backups_api import SECRET, _s3, _until
 from tests.api.test_databases_api import DatabaseDouble
+from tests.scheduler.test_volume_backups import listing, write_tree
+from tests.support import images
 
 
 @pytest.fixture
@@ -248,3 +254,73 @@ async def test_a_volume_restores_into_a_new_volume_or_over_it_after_a_fresh_back
     assert cmd.overwrite and cmd.confirm_overwrite and cmd.target.volume == f"berth-{app['id']}-data"
     assert cmd.target.stop_service == "web" and cmd.backup_id == backup["id"]
     await _until(client, members.viewer, f"/v1/restores/{restore['id']}", "running")
+
+
+# --- end to end: the api and the real scheduler ----------------------------------------------------------
+
+platform = e2e.platform  # the api, the real scheduler in-process and a real S3 API (moto)
+
+
+async def _ended(client, headers, path: str, state: str, timeout: float = 180) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = (await client.get(path, headers=headers)).json()
+        if got.get("state") in ("succeeded", "failed"):
+            assert got["state"] == state, got
+            return got
+        assert asyncio.get_running_loop().time() < deadline, f"{path} never {state}: {got}"
+        await asyncio.sleep(0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+async def test_a_volume_is_backed_up_and_restored_through_the_api_byte_identical(client, members, platform, unique):
+    s3, _ = platform
+    images.busybox_image()  # the helper image of volume backups
+    bucket = s3.make_bucket(f"vol-{uuid.uuid4().hex[:8]}")
+    app = await make_app(client, members.developer, _app_body())
+    volume, copy_volume = f"berth-{app['id']}-data", f"berth-{app['id']}-data-copy"
+    images.docker("volume", "create", "--label", f"berth.app={app['id']}", "--label", images.TEST_LABEL, volume)
+    try:
+        write_tree(volume, unique)
+        before = listing(volume)
+        dest = {
+            "kind": "s3",
+            "name": "moto",
+            "endpoint": s3.endpoint,
+            "bucket": bucket,
+            "access_key": s3.access_key,
+            "secret_key": s3.secret_key,
+            "prefix": "volumes/",
+        }
+        dest_id = (await client.post("/v1/backup-destinations", headers=members.admin, json=dest)).json()["id"]
+        base = f"/v1/applications/{app['id']}/volumes/data"
+        r = await client.post(f"{base}/backups", headers=members.developer, json={"destinations": [dest_id]})
+        assert r.status_code == 202, r.text
+        backup = await _ended(client, members.viewer, f"/v1/backups/{r.json()['id']}", "succeeded")
+        (obj,) = backup["objects"]
+        assert s3.objects(bucket, "volumes/")[obj["key"]] == obj["size"] and obj["destination_id"] == dest_id
+        assert obj["key"].endswith(".tar.gz") and len(obj["sha256"]) == 64
+        (listed,) = (await client.get(f"{base}/backups", headers=members.viewer)).json()
+        assert listed["state"] == "succeeded" and listed["objects"] == backup["objects"]
+
+        r = await client.post(
+            f"{base}/restore", headers=members.developer, json={"backup_id": backup["id"], "name": "data-copy"}
+        )
+        assert r.status_code == 202, r.text
+        done = await _ended(client, members.viewer, f"/v1/restores/{r.json()['id']}", "succeeded")
+        assert done["log"] and listing(copy_volume) == before
+
+        # over the existing volume, changed since: a fresh backup first, then the data as it was backed up
+        images.docker("run", "--rm", "-v", f"{volume}:/v", images.busybox_image(), "rm", "-rf", "/v/data/nested")
+        assert listing(volume) != before
+        asked = {"backup_id": backup["id"], "target": "existing", "confirm": True}
+        r = await client.post(f"{base}/restore", headers=members.admin, json=asked)
+        assert r.status_code == 202, r.text
+        done = await _ended(client, members.viewer, f"/v1/restores/{r.json()['id']}", "succeeded", timeout=240)
+        assert listing(volume) == before
+        fresh = (await client.get(f"/v1/backups/{done['pre_backup_id']}", headers=members.viewer)).json()
+        assert fresh["state"] == "succeeded" and fresh["objects"][0]["sha256"] != obj["sha256"]
+    finally:
+        for name in (volume, copy_volume):
+            subprocess.run([images.DOCKER, "volume", "rm", "-f", name], capture_output=True)

@@ -7,9 +7,7 @@ container is gone afterwards every time. No password in any event or log.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,10 +24,10 @@ from berth_common.catalogue import (
     RowCountCheck,
     check_fits,
 )
-from berth_common.db.provision import provision
 from berth_common.dbengines import mysql_native_hash
 from berth_scheduler.domain import drills as dom
-from tests.scheduler.backup_support import Harness, SchedulerProcess, scheduler_env
+from tests.scheduler.backup_support import Harness
+from tests.scheduler.test_backup_engines import _harness, _until
 from tests.support.images import TEST_LABEL, docker, mariadb_image, redis_image, remove_container
 from tests.support.s3 import MotoS3
 
@@ -168,25 +166,6 @@ def moto(tmp_root):
     server = MotoS3(tmp_root / f"moto-drill-engines-{uuid.uuid4().hex[:8]}.log").start()
     yield server
     server.stop()
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except RuntimeError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(what)
-
-
-async def _harness(nats_server, database, tmp_root, unique, moto, container: str) -> Harness:
-    urls = await provision(database, "test-secret", ("scheduler",))
-    scheduler = SchedulerProcess(scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"drill-{unique}.log")
-    bucket = moto.make_bucket(f"drill-engines-{unique}")
-    return await Harness(nats_server.url, urls["scheduler"], moto, tmp_root, container, bucket, scheduler).start()
 
 
 async def _drill_of(h: Harness, drill_id: str, obj: dict[str, Any], engine: str, database: str, check: Any) -> dict:

@@ -26,6 +26,12 @@ async def drills_of(session: AsyncSession, team_id: str, database_id: str) -> li
     return await all_rows(session, q.order_by(drills.c.created_at.desc(), drills.c.id.desc()))
 
 
+async def newest_finished(session: AsyncSession, team_id: str, database_id: str) -> dict[str, Any] | None:
+    c = drills.c
+    q = sa.select(drills).where(c.team_id == team_id, c.database_id == database_id, c.finished_at.is_not(None))
+    return await first_row(session, q.order_by(c.finished_at.desc()).limit(1))
+
+
 async def update_drill(session: AsyncSession, drill_id: str, values: dict[str, Any]) -> dict[str, Any]:
     q = sa.update(drills).where(drills.c.id == drill_id).values(**values).returning(*drills.c)
     return await one_row(session, q)

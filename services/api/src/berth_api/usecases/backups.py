@@ -36,6 +36,7 @@ from berth_common.catalogue import (
     BackupSource,
     BackupStarted,
     BackupSucceeded,
+    DrillBackup,
     RemoveSchedule,
     Retention,
     SetSchedule,
@@ -232,22 +233,7 @@ async def put_schedule(
     await hold_for_sealing(unit.session, deps.box)
     given_now = BackupInput([], given.compression, given.retention)
     template = command_for(deps, TEMPLATE_ID, principal.team_id, target_id, source, dests, given_now)
-    revision = _revision()
-    try:
-        command = SetSchedule(
-            schedule_id=target_id,
-            team_id=principal.team_id,
-            revision=revision,
-            cron=given.cron,
-            timezone=given.timezone,
-            grace_s=given.grace_s,
-            command_type=StartBackup.TYPE,
-            command=template.model_dump(mode="json"),
-            target_id=target_id,
-        )
-    except ValidationError as exc:
-        raise body_error(exc) from None
-    await unit.emit(command, id=f"schedule-set-{target_id}-{revision}")
+    command = await send_schedule(unit, principal.team_id, (target_id, target_id), given, template)
     return await repo.put_schedule(
         unit.session,
         {
@@ -259,12 +245,36 @@ async def put_schedule(
             "destination_ids": list(given.destinations),
             "retention": template.retention.model_dump(),
             "compression": template.compression,
-            "revision": revision,
+            "revision": command.revision,
             "updated_by": principal.user_id,
             "updated_at": datetime.now(UTC),
             **extra,
         },
     )
+
+
+async def send_schedule(
+    unit: Unit, team_id: str, ids: tuple[str, str], when: Any, template: StartBackup | DrillBackup
+) -> SetSchedule:
+    """Stage ``cmd.schedule.set`` of the schedule ``ids`` (its id, its target's id) publishing ``template``
+    on ``when``'s ``cron``, ``timezone`` and ``grace_s`` (422 naming the field the scheduler would refuse)."""
+    schedule_id, target_id = ids
+    try:
+        command = SetSchedule(
+            schedule_id=schedule_id,
+            team_id=team_id,
+            revision=_revision(),
+            cron=when.cron,
+            timezone=when.timezone,
+            grace_s=when.grace_s,
+            command_type=template.TYPE,
+            command=template.model_dump(mode="json"),
+            target_id=target_id,
+        )
+    except ValidationError as exc:
+        raise body_error(exc) from None
+    await unit.emit(command, id=f"schedule-set-{schedule_id}-{command.revision}")
+    return command
 
 
 async def set_schedule(deps: Deps, principal: Principal, database_id: str, given: ScheduleInput) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from berth_api.usecases import Deps, backups, restores
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.connection_urls import database_missing
 from berth_api.usecases.deployments import run
-from berth_common.catalogue import DrillBackup, DrillFailed, DrillSucceeded, SetSchedule, check_fits
+from berth_common.catalogue import DrillBackup, DrillFailed, DrillSucceeded, check_fits
 from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
@@ -177,22 +177,9 @@ async def _put_schedule(
     await hold_for_sealing(s, deps.box)
     asked = DrillInput(given.check, check_database=given.check_database)
     template = _command(row, TEMPLATE_ID, destinations.wire_destination(deps, origin), asked, {})
-    revision = backups._revision()
-    try:
-        command = SetSchedule(
-            schedule_id=schedule_id(database_id),
-            team_id=principal.team_id,
-            revision=revision,
-            cron=given.cron,
-            timezone=given.timezone,
-            grace_s=given.grace_s,
-            command_type=DrillBackup.TYPE,
-            command=template.model_dump(mode="json"),
-            target_id=database_id,
-        )
-    except ValidationError as exc:
-        raise backups.body_error(exc) from None
-    await unit.emit(command, id=f"schedule-set-{command.schedule_id}-{revision}")
+    command = await backups.send_schedule(
+        unit, principal.team_id, (schedule_id(database_id), database_id), given, template
+    )
     return await repo.put_schedule(
         s,
         {
@@ -203,7 +190,7 @@ async def _put_schedule(
             "grace_s": command.grace_s,
             "destination_id": given.destination,
             "check": {**template.check.model_dump(mode="json"), "check_database": given.check_database},
-            "revision": revision,
+            "revision": command.revision,
             "updated_by": principal.user_id,
             "updated_at": datetime.now(UTC),
         },
