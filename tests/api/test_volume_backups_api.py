@@ -1,6 +1,6 @@
 """Volume backups through the api, on the real api and bus with the scheduler's part played by the test:
 ``cmd.backup.start`` with the application's volume as its source (the volume must be one the application's
-services declare: 422 on ``/path/name``; another team's application is a 404), the projection of
+services declare: a 404 naming ``/path/volume``, as another team's application is), the projection of
 ``evt.backup.*`` listed per volume (size, SHA-256, destination, state, reason; a schedule's run too),
 schedules (``cmd.schedule.set`` with the volume's backup as its template, sent again when a destination
 changes), and restores (into a new volume by default; over the existing one only for admins with
@@ -80,9 +80,10 @@ async def test_a_volume_backup_is_sent_and_projected(client, members, cmds):
     assert (await client.post(path, headers=members.viewer, json=body)).status_code == 403
     assert (await client.post(path, headers=members.other, json=body)).status_code == 404
     err = _error(
-        await client.post(f"/v1/applications/{app['id']}/volumes/cache/backups", headers=members.developer, json=body)
+        await client.post(f"/v1/applications/{app['id']}/volumes/cache/backups", headers=members.developer, json=body),
+        404,
     )
-    assert err["loc"] == "/path/name" and "no volume cache" in err["detail"] and "data" in err["detail"]
+    assert err["loc"] == "/path/volume" and "no volume cache" in err["detail"] and "data" in err["detail"]
     err = _error(await client.post(path, headers=members.developer, json={"destinations": ["0" * 32]}))
     assert err["loc"] == "/body/destinations/0"
     err = _error(await client.post(path, headers=members.developer, json={**body, "server_id": "f" * 32}))
@@ -128,10 +129,9 @@ async def test_a_volume_backup_is_sent_and_projected(client, members, cmds):
     listed = (await client.get(path, headers=members.viewer)).json()
     assert [b["id"] for b in listed] == [second["id"], backup["id"]]
     assert (await client.get(path, headers=members.other)).status_code == 404
-    # the database's listings do not show it
-    assert (
-        await client.get(f"/v1/applications/{app['id']}/volumes/other/backups", headers=members.viewer)
-    ).json() == []
+    # a volume the application does not declare (and that has no backups) is not found
+    r = await client.get(f"/v1/applications/{app['id']}/volumes/other/backups", headers=members.viewer)
+    assert _error(r, 404)["loc"] == "/path/volume"
 
 
 async def test_a_volume_schedule_is_set_resent_and_removed(client, members, cmds):
@@ -143,9 +143,10 @@ async def test_a_volume_schedule_is_set_resent_and_removed(client, members, cmds
     err = _error(await client.put(path, headers=members.admin, json={**body, "timezone": "Mars/Base"}))
     assert "timezone" in err["loc"]
     err = _error(
-        await client.put(f"/v1/applications/{app['id']}/volumes/x/backup-schedule", headers=members.admin, json=body)
+        await client.put(f"/v1/applications/{app['id']}/volumes/x/backup-schedule", headers=members.admin, json=body),
+        404,
     )
-    assert err["loc"] == "/path/name"
+    assert err["loc"] == "/path/volume"
     assert (await client.get(path, headers=members.viewer)).json() is None
 
     r = await client.put(path, headers=members.admin, json=body)

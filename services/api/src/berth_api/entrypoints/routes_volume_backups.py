@@ -38,7 +38,7 @@ router = V1Router("backups")
 VolumeName = Annotated[str, Path(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples=["data"])]
 StopService = Field(default=False, description="Stop the service mounting the volume while it is read")
 OnServer = Field(default=None, description="The volume's server, when it is on more than one")
-BASE = "/applications/{application_id}/volumes/{name}"
+BASE = "/applications/{application_id}/volumes/{volume}"
 
 
 class VolumeBackupCreate(BackupCreate):
@@ -106,21 +106,21 @@ async def start_volume_backup(
     body: VolumeBackupCreate,
     request: Request,
     application_id: PathId,
-    name: VolumeName,
+    volume: VolumeName,
     principal: Principal = require_role("developer"),
 ) -> VolumeBackupOut:
     retention = body.retention.model_dump(exclude_none=True) if body.retention else None
     given = uc.VolumeBackupInput(
         backup_uc.BackupInput(list(body.destinations), body.compression, retention), body.stop_service, body.server_id
     )
-    return volume_backup_out(await uc.start(deps(request), principal, application_id, name, given))
+    return volume_backup_out(await uc.start(deps(request), principal, application_id, volume, given))
 
 
 @router.get(f"{BASE}/backups", summary="The volume's backups, newest first")
 async def list_volume_backups(
-    request: Request, application_id: PathId, name: VolumeName, principal: Principal = require_role("viewer")
+    request: Request, application_id: PathId, volume: VolumeName, principal: Principal = require_role("viewer")
 ) -> list[VolumeBackupOut]:
-    return [volume_backup_out(r) for r in await uc.list_of(deps(request), principal, application_id, name)]
+    return [volume_backup_out(r) for r in await uc.list_of(deps(request), principal, application_id, volume)]
 
 
 @router.start(
@@ -132,14 +132,14 @@ async def restore_volume(
     body: VolumeRestoreCreate,
     request: Request,
     application_id: PathId,
-    name: VolumeName,
+    volume: VolumeName,
     principal: Principal = require_role("developer"),
 ) -> VolumeRestoreOut:
     if body.target == "existing" and not allows(principal.role, "admin"):
         raise ProblemError(403, "Restoring over an existing volume is for the team's admins.")
     asked = restore_uc.RestoreInput(body.backup_id, body.destination, body.target, body.name, body.confirm)
     given = uc.VolumeRestoreInput(asked, body.stop_service)
-    return volume_restore_out(await uc.restore(deps(request), principal, application_id, name, given))
+    return volume_restore_out(await uc.restore(deps(request), principal, application_id, volume, given))
 
 
 @router.put(f"{BASE}/backup-schedule", summary="Back the volume up on a schedule")
@@ -147,7 +147,7 @@ async def set_volume_schedule(
     body: VolumeScheduleIn,
     request: Request,
     application_id: PathId,
-    name: VolumeName,
+    volume: VolumeName,
     principal: Principal = require_role("admin"),
 ) -> VolumeScheduleOut:
     retention = body.retention.model_dump(exclude_none=True)
@@ -155,7 +155,7 @@ async def set_volume_schedule(
         body.cron, body.timezone, list(body.destinations), retention, body.compression, body.grace_s
     )
     backup = uc.VolumeBackupInput(backup_uc.BackupInput([]), body.stop_service, body.server_id)
-    row = await uc.set_schedule(deps(request), principal, application_id, name, given, backup)
+    row = await uc.set_schedule(deps(request), principal, application_id, volume, given, backup)
     return volume_schedule_out(row)
 
 
@@ -166,11 +166,11 @@ ServerQuery = Annotated[str | None, Query(pattern=r"^(local|[0-9a-f]{32})$", des
 async def get_volume_schedule(
     request: Request,
     application_id: PathId,
-    name: VolumeName,
+    volume: VolumeName,
     server_id: ServerQuery = None,
     principal: Principal = require_role("viewer"),
 ) -> VolumeScheduleOut | None:
-    row = await uc.get_schedule(deps(request), principal, application_id, name, server_id)
+    row = await uc.get_schedule(deps(request), principal, application_id, volume, server_id)
     return None if row is None else volume_schedule_out(row)
 
 
@@ -182,9 +182,9 @@ async def get_volume_schedule(
 async def remove_volume_schedule(
     request: Request,
     application_id: PathId,
-    name: VolumeName,
+    volume: VolumeName,
     server_id: ServerQuery = None,
     principal: Principal = require_role("admin"),
 ) -> Response:
-    await uc.remove_schedule(deps(request), principal, application_id, name, server_id)
+    await uc.remove_schedule(deps(request), principal, application_id, volume, server_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,8 +2,9 @@
 (``cmd.schedule.set``), and restored (``cmd.backup.restore``): the database backups' rules, reused.
 
 A volume is ``berth-<application id>-<name>`` on each server that runs a service mounting it; the request
-names the volume by its name in the application's services (422 on ``/path/name`` otherwise) and, when it
-is on more than one server, the server. Its backups, restores and schedule are kept in the backups' tables
+names the volume by its name in the application's services (a 404 naming ``/path/volume`` otherwise, as an
+unknown service of an application is) and, when it is on more than one server, the server (422 naming
+``/body/server_id``). Its backups, restores and schedule are kept in the backups' tables
 under the volume's key (``domain.mounts.volume_key``, in place of a database id), with the application and
 the volume's name. ``stop_service`` stops the service that mounts the volume while it is read or written
 (and starts it again, whatever happened). A restore goes into a new volume of the application by default;
@@ -73,24 +74,33 @@ class Volume:
         return {"application_id": self.application_id, "volume": self.name}
 
 
-async def _volume(session: Any, principal: Principal, application_id: str, name: str, server_id: str | None) -> Volume:
-    """The application's volume ``name`` on ``server_id`` (None: its only server); 404 for an application
-    the team does not have, 422 naming the field for a volume it does not declare."""
+async def _volume(
+    session: Any, principal: Principal, application_id: str, name: str, server_id: str | None, *, first: bool = False
+) -> Volume:
+    """The application's volume ``name`` on ``server_id`` (None: its only server, or with ``first`` its
+    first one); 404 for an application
+    the team does not have, or for a volume it does not declare (naming ``/path/volume``)."""
     app = await app_repo.get_application(session, principal.team_id, application_id)
     if app is None:
         raise application_missing(principal, application_id)
     services = (app.get("config") or {}).get("services") or []
     servers = [v["server_id"] for v in mounts.kept_volumes(services, application_id) if v["name"] == name]
     if not servers:
-        declared = sorted({v["name"] for v in mounts.kept_volumes(services, application_id)}) or ["none"]
-        raise invalid_field("/path/name", f"the application has no volume {name}; its volumes: {', '.join(declared)}")
+        raise volume_missing(name, services, application_id)
     if server_id is None:
-        if len(servers) > 1:
+        if len(servers) > 1 and not first:
             raise invalid_field("/body/server_id", f"volume {name} is on servers {', '.join(servers)}: name one")
         server_id = servers[0]
     elif server_id not in servers:
         raise invalid_field("/body/server_id", f"volume {name} is not on server {server_id}: {', '.join(servers)}")
     return Volume(principal.team_id, application_id, name, server_id, mounts.mounting(services, name, server_id))
+
+
+def volume_missing(name: str, services: list[Any], application_id: str) -> ProblemError:
+    declared = sorted({v["name"] for v in mounts.kept_volumes(services, application_id)}) or ["none"]
+    detail = f"the application has no volume {name}; its volumes: {', '.join(declared)}"
+    errors = [{"loc": "/path/volume", "detail": detail, "type": "not_found"}]
+    return ProblemError(404, f"The application has no volume {name}.", errors=errors)
 
 
 def _extra(volume: Volume) -> dict[str, Any]:
@@ -124,9 +134,14 @@ async def start(
 async def list_of(deps: Deps, principal: Principal, application_id: str, name: str) -> list[dict[str, Any]]:
     """The volume's backups, newest first (also those of a volume the application no longer declares)."""
     async with deps.sessionmaker() as s:
-        if await app_repo.get_application(s, principal.team_id, application_id) is None:
+        app = await app_repo.get_application(s, principal.team_id, application_id)
+        if app is None:
             raise application_missing(principal, application_id)
-        return await repo.backups_of_volume(s, principal.team_id, application_id, name)
+        rows = await repo.backups_of_volume(s, principal.team_id, application_id, name)
+    services = (app.get("config") or {}).get("services") or []
+    if not rows and name not in {v["name"] for v in mounts.kept_volumes(services, application_id)}:
+        raise volume_missing(name, services, application_id)
+    return rows
 
 
 # --- schedules ----------------------------------------------------------------------------------------
@@ -183,20 +198,20 @@ async def restore(
     deps: Deps, principal: Principal, application_id: str, name: str, given: VolumeRestoreInput
 ) -> dict[str, Any]:
     asked = given.restore
-    if asked.target == "existing" and not asked.confirm:
-        raise invalid_field("/body/confirm", "restoring over the existing volume needs confirm: true")
-    if asked.target == "new" and not asked.name:
-        raise invalid_field("/body/name", "restoring into a new volume needs its name")
     restore_id = new_id()
 
     async def body(unit: Unit) -> dict[str, Any]:
         s = unit.session
         backup = await repo.get_backup(s, principal.team_id, asked.backup_id)
-        if backup is None or (backup["application_id"], backup["volume"]) != (application_id, name):
-            if await app_repo.get_application(s, principal.team_id, application_id) is None:
-                raise application_missing(principal, application_id)
+        ours = backup is not None and (backup["application_id"], backup["volume"]) == (application_id, name)
+        server_id = backup["server_id"] if backup is not None and ours else None
+        volume = await _volume(s, principal, application_id, name, server_id, first=not ours)
+        if asked.target == "existing" and not asked.confirm:
+            raise invalid_field("/body/confirm", "restoring over the existing volume needs confirm: true")
+        if asked.target == "new" and not asked.name:
+            raise invalid_field("/body/name", "restoring into a new volume needs its name")
+        if backup is None or not ours:
             raise invalid_field("/body/backup_id", f"no backup {asked.backup_id} of volume {name}")
-        volume = await _volume(s, principal, application_id, name, backup["server_id"])
         if backup["state"] != "succeeded":
             raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
