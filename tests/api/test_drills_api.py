@@ -220,6 +220,20 @@ async def test_a_drill_schedule_is_set_resent_listed_and_removed(client, members
     assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204
 
 
+async def test_deleting_the_database_removes_its_drill_schedule(client, members, cmds):
+    _, schedules, databases = cmds
+    db = await _database(client, members.developer, databases)
+    dest = (await client.post("/v1/backup-destinations", headers=members.admin, json=_s3())).json()
+    body = {"cron": "0 4 * * *", "timezone": "UTC", "destination": dest["id"], "check": ROWS}
+    assert (
+        await client.put(f"/v1/databases/{db['id']}/drill-schedule", headers=members.admin, json=body)
+    ).status_code == 200
+    assert (await client.delete(f"/v1/databases/{db['id']}", headers=members.admin)).status_code == 202
+    ((_, _, removed),) = await schedules.wait_for("cmd.schedule.remove")
+    assert removed.data["schedule_id"] == f"drill-{db['id']}"
+    assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204
+
+
 # --- end to end: the api and the real scheduler ----------------------------------------------------------
 
 platform = e2e.platform  # the api, the real scheduler in-process and a real S3 API (moto)

@@ -7,7 +7,8 @@ the bus. A backup's row is written in the transaction that stages its command (t
 answers (``evt.backup.started``, ``evt.backup.succeeded``, ``evt.backup.failed``, ``evt.backup.missed``)
 move it on: ``running``, then ``succeeded`` with its verified objects or ``failed`` with the reason;
 a schedule's run (a backup id the api did not make) gets its row from its first event, ``missed`` included.
-No answer of the api carries a secret: the objects name their destination, key, size and SHA-256.
+No answer of the api carries a secret: the objects name their destination, key, size and SHA-256. The
+projection of the answers is ``usecases.backup_records``.
 """
 
 from __future__ import annotations
@@ -24,18 +25,14 @@ from berth_api.adapters import databases as db_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, backup_records
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.connection_urls import _aad as database_aad
 from berth_api.usecases.connection_urls import database_missing
 from berth_api.usecases.deployments import run
 from berth_common import dbengines
 from berth_common.catalogue import (
-    BackupFailed,
-    BackupMissed,
     BackupSource,
-    BackupStarted,
-    BackupSucceeded,
     DrillBackup,
     RemoveSchedule,
     Retention,
@@ -83,10 +80,6 @@ async def _database(unit: Unit, principal: Principal, database_id: str) -> dict[
     if row["state"] in ("removing", "removed"):
         raise ProblemError(409, "The database is being removed; it cannot be backed up.")
     return row
-
-
-def _named(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"id": r["id"], "name": destinations.name_of(r)} for r in rows]
 
 
 def _command(
@@ -156,7 +149,7 @@ async def stage(
             "database_id": target_id,
             "state": "requested",
             "compression": command.compression,
-            "destinations": _named(dests),
+            "destinations": backup_records.named(dests),
             "objects": [],
             "requested_by": principal.user_id,
             **extra,
@@ -355,82 +348,3 @@ async def remove_schedule(deps: Deps, principal: Principal, database_id: str) ->
 
     await run(deps, body)
     log.info("backup schedule removed", database_id=database_id)
-
-
-# --- the scheduler's answers --------------------------------------------------------------------------
-
-
-async def _row_for(
-    unit: Unit, msg: BackupStarted | BackupSucceeded | BackupFailed | BackupMissed
-) -> dict[str, Any] | None:
-    """The backup's row, made from the schedule when the backup is a schedule's run (None: the team is gone)."""
-    s = unit.session
-    row = await repo.get_backup(s, msg.team_id, msg.backup_id, lock=True)
-    if row is not None:
-        return row
-    schedule = await repo.get_schedule(s, msg.team_id, msg.database_id)
-    named: list[dict[str, str]] = []
-    if schedule is not None:
-        rows = await repo.destinations_with_secrets(s, msg.team_id, list(schedule["destination_ids"]))
-        named = _named(rows)
-    if not await repo.team_exists(s, msg.team_id):  # the team is gone: nothing to show it to
-        log.info("backup answer of an unknown team ignored", backup_id=msg.backup_id)
-        return None
-    values = {
-        "id": msg.backup_id,
-        "team_id": msg.team_id,
-        "database_id": msg.database_id,
-        "state": "requested",
-        "destinations": named,
-        "objects": [],
-        "schedule_id": msg.database_id if isinstance(msg, BackupMissed) or schedule else None,
-        **{k: schedule[k] for k in ("application_id", "volume") if schedule is not None},
-    }
-    if schedule is not None and schedule.get("source"):
-        values["server_id"] = schedule["source"].get("server_id")
-    return await repo.insert_backup(s, values)
-
-
-async def on_started(msg: BackupStarted, unit: Unit) -> None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] != "requested":
-        return
-    values = {"state": "running", "engine": msg.engine, "database": msg.database, "started_at": datetime.now(UTC)}
-    await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_succeeded(msg: BackupSucceeded, unit: Unit) -> dict[str, Any] | None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] in ("succeeded", "failed"):
-        return None
-    values = {
-        "state": "succeeded",
-        "reason": "",
-        "engine": msg.engine,
-        "database": msg.database,
-        "compression": msg.compression,
-        "objects": [o.model_dump() for o in msg.objects],
-        "duration_s": msg.duration_s,
-        "finished_at": datetime.now(UTC),
-    }
-    log.info("backup succeeded", backup_id=msg.backup_id, objects=len(msg.objects))
-    return await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_failed(msg: BackupFailed, unit: Unit) -> dict[str, Any] | None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] in ("succeeded", "failed"):
-        return None
-    values = {"state": "failed", "reason": msg.reason, "engine": msg.engine, "finished_at": datetime.now(UTC)}
-    log.warning("backup failed", backup_id=msg.backup_id)
-    return await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_missed(msg: BackupMissed, unit: Unit) -> None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] != "requested":
-        return
-    reason = f"the schedule did not run at {msg.due_at}" + (f": {msg.reason}" if msg.reason else "")
-    await repo.update_backup(
-        unit.session, msg.backup_id, {"state": "missed", "reason": reason, "finished_at": datetime.now(UTC)}
-    )

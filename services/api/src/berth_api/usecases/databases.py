@@ -236,9 +236,10 @@ async def delete(deps: Deps, principal: Principal, database_id: str, delete_volu
             keep_volume=not delete_volume,
         )
         await unit.emit(command, id=f"database-remove-{request_id}")
-        from berth_api.usecases.backups import unschedule  # its schedule stops with it (backups imports this)
+        from berth_api.usecases import backups, drills  # its backup and drill schedules stop with it
 
-        await unschedule(unit, row["team_id"], row["id"])
+        await backups.unschedule(unit, row["team_id"], row["id"])
+        await drills.unschedule(unit, row["team_id"], row["id"])
         return await repo.update_database(
             unit.session, row["id"], {"state": "removing", "reason": "", "request_id": request_id}
         )

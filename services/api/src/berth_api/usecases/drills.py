@@ -24,7 +24,7 @@ from berth_api.adapters import drills as repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, backups, restores
+from berth_api.usecases import Deps, backup_records, backups
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.connection_urls import database_missing
 from berth_api.usecases.deployments import run
@@ -110,7 +110,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Drill
         row = await _database(s, principal, database_id, given.check)
         backup = await _backup(s, principal, database_id, given.backup_id)
         existing = {r["id"] for r in await backup_repo.list_destinations(s, principal.team_id)}
-        origin_id, obj = restores.object_of(backup, given.destination, existing)
+        origin_id, obj = backup_records.object_of(backup, given.destination, existing)
         (origin,) = await destinations.resolve(deps, s, principal, [origin_id], "/body/destination")
         await hold_for_sealing(s, deps.box)
         named = {"backup_id": backup["id"], "key": obj["key"], "sha256": obj["sha256"]}
@@ -213,13 +213,20 @@ async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> di
         return await repo.get_schedule(s, principal.team_id, database_id)
 
 
+async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
+    """Send ``cmd.schedule.remove`` for the database's drill schedule and forget it (False: it has none)."""
+    if await repo.get_schedule(unit.session, team_id, database_id) is None:
+        return False
+    await backups.send_removal(unit, team_id, schedule_id(database_id))
+    await repo.delete_schedule(unit.session, database_id)
+    return True
+
+
 async def remove_schedule(deps: Deps, principal: Principal, database_id: str) -> None:
     async def body(unit: Unit) -> None:
         if await db_repo.get_database(unit.session, principal.team_id, database_id) is None:
             raise database_missing(principal, database_id)
-        if await repo.get_schedule(unit.session, principal.team_id, database_id) is not None:
-            await backups.send_removal(unit, principal.team_id, schedule_id(database_id))
-            await repo.delete_schedule(unit.session, database_id)
+        await unschedule(unit, principal.team_id, database_id)  # none: nothing to stop
 
     await run(deps, body)
     log.info("drill schedule removed", database_id=database_id)

@@ -22,7 +22,7 @@ from berth_api.adapters.logstream import LogReader, last_sequence
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, backups, connection_urls, databases
+from berth_api.usecases import Deps, backup_records, backups, connection_urls, databases
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.deployments import run
 from berth_common.catalogue import (
@@ -57,21 +57,6 @@ def restore_missing(principal: Principal, restore_id: str) -> ProblemError:
     return not_in_team("restore", restore_id, principal.team_name)
 
 
-def object_of(backup: dict[str, Any], wanted: str | None, existing: set[str]) -> tuple[str, dict[str, Any]]:
-    """(destination id, object) of the backup to restore from: the destination asked for, or the first
-    one of the backup's destinations the team still has."""
-    ids = {d["name"]: d["id"] for d in backup["destinations"]}
-    for obj in backup["objects"]:
-        destination_id = ids.get(obj["destination"])
-        if destination_id is None or destination_id not in existing:
-            continue
-        if wanted is None or wanted == destination_id:
-            return destination_id, obj
-    if wanted is not None:
-        raise invalid_field("/body/destination", f"the backup has no copy in destination {wanted}")
-    raise ProblemError(409, "None of the backup's destinations exists any more; it cannot be restored.")
-
-
 async def start(deps: Deps, principal: Principal, database_id: str, given: RestoreInput) -> dict[str, Any]:
     if given.target == "existing" and not given.confirm:
         raise invalid_field("/body/confirm", "restoring over the existing database needs confirm: true")
@@ -87,7 +72,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
         if backup["state"] != "succeeded":
             raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
-    origin_id, obj = object_of(backup, given.destination, existing)
+    origin_id, obj = backup_records.object_of(backup, given.destination, existing)
     target_id = database_id
     if given.target == "new":
         assert given.name is not None
@@ -207,13 +192,13 @@ async def _lines(deps: Deps, restore_id: str) -> list[dict[str, Any]]:
 
 async def on_backup_succeeded(deps: Deps, msg: BackupSucceeded, unit: Unit) -> None:
     """The backup's projection, then the restores that waited for it as their fresh backup."""
-    await backups.on_succeeded(msg, unit)
+    await backup_records.on_succeeded(msg, unit)
     for row in await repo.restores_waiting(unit.session, "pre_backup_id", msg.backup_id, "backing_up"):
         await send(deps, unit, row)
 
 
 async def on_backup_failed(msg: BackupFailed, unit: Unit) -> None:
-    await backups.on_failed(msg, unit)
+    await backup_records.on_failed(msg, unit)
     for row in await repo.restores_waiting(unit.session, "pre_backup_id", msg.backup_id, "backing_up"):
         await _fail(unit.session, row, f"the backup taken first failed, nothing was restored: {msg.reason}")
 

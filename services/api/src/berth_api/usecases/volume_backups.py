@@ -23,7 +23,7 @@ from berth_api.adapters import backups as repo
 from berth_api.domain import mounts
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps, backups, restores
+from berth_api.usecases import Deps, backup_records, backups, restores
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.applications import application_missing
 from berth_api.usecases.deployments import run
@@ -215,7 +215,7 @@ async def restore(
         if backup["state"] != "succeeded":
             raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
-        origin_id, obj = restores.object_of(backup, asked.destination, existing)
+        origin_id, obj = backup_records.object_of(backup, asked.destination, existing)
         over = asked.target == "existing"
         if not over and asked.name == name:
             raise invalid_field("/body/name", f"{name} is the volume itself: restore over it with target existing")
