@@ -186,6 +186,18 @@ async def test_a_volume_schedule_is_set_resent_and_removed(client, members, cmds
     assert (await client.get(path, headers=members.viewer)).json() is None
 
 
+async def test_deleting_the_application_removes_its_volume_schedules(client, members, cmds):
+    _, schedules = cmds
+    app, dest = await _setup(client, members)
+    body = {"cron": "0 1 * * *", "timezone": "UTC", "destinations": [dest["id"]]}
+    r = await client.put(f"/v1/applications/{app['id']}/volumes/data/backup-schedule", headers=members.admin, json=body)
+    assert r.status_code == 200, r.text
+    assert (await client.delete(f"/v1/applications/{app['id']}", headers=members.admin)).status_code in (200, 202, 204)
+    ((_, _, removed),) = await schedules.wait_for("cmd.schedule.remove")
+    assert removed.data["schedule_id"] == r.json()["database_id"]
+    assert (await client.delete(f"/v1/backup-destinations/{dest['id']}", headers=members.admin)).status_code == 204
+
+
 async def _volume_backup(client, members, backups: DatabaseDouble, app: dict, dest: dict) -> tuple[dict, StartBackup]:
     before = len([c for c in backups.commands if c[0] == "cmd.backup.start"])
     r = await client.post(

@@ -136,6 +136,13 @@ async def schedules_of(session: AsyncSession, team_id: str) -> list[dict[str, An
     return await all_rows(session, sa.select(backup_schedules).where(backup_schedules.c.team_id == team_id))
 
 
+async def volume_schedules_of(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:
+    c = backup_schedules.c
+    return await all_rows(
+        session, sa.select(backup_schedules).where(c.team_id == team_id, c.application_id == application_id)
+    )
+
+
 async def put_schedule(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy.dialects.postgresql import insert
 

@@ -333,6 +333,15 @@ async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
     return True
 
 
+async def unschedule_volumes(unit: Unit, team_id: str, application_id: str) -> int:
+    """Send ``cmd.schedule.remove`` for every volume schedule of the application and forget them (it is
+    being deleted: nothing writes its volumes any more, and nothing could change those schedules)."""
+    rows = await repo.volume_schedules_of(unit.session, team_id, application_id)
+    for row in rows:
+        await unschedule(unit, team_id, row["database_id"])
+    return len(rows)
+
+
 async def send_removal(unit: Unit, team_id: str, schedule_id: str) -> None:
     """Stage ``cmd.schedule.remove`` of the schedule ``schedule_id``."""
     revision = _revision()
