@@ -7,7 +7,9 @@ at once, or when the new database reports ``running`` (``waiting``), or when the
 (``backing_up``; its failure fails the restore and leaves the data as it was). The scheduler's
 ``evt.restore.succeeded`` and ``evt.restore.failed`` set the outcome; its progress is the log
 ``log.<restore_id>``, read like a deployment's.
-The new database is empty when the restore runs, so the restore writes over it (``overwrite``).
+The new database is empty when the restore runs, so the restore writes over it (``overwrite``). A volume's
+restore (its row names the target volume, ``target_source``; ``usecases.volume_backups``) is sent the same
+way: at once into a new volume, or over the existing one once its fresh backup succeeded.
 """
 
 from __future__ import annotations

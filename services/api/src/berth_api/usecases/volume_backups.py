@@ -53,14 +53,16 @@ class Volume:
     def docker_name(self) -> str:
         return docker_volume_name(self.application_id, self.name)
 
-    def source(self, stop_service: bool, field: str = "/body/stop_service", name: str | None = None) -> VolumeSource:
+    def source(self, stop_service: bool, name: str | None = None) -> VolumeSource:
         """The volume (or the new one ``name`` of the application) as a command names it; ``stop_service``:
         the one service mounting it stopped meanwhile."""
         stop = None
         if stop_service:
             if len(self.services) != 1:
                 which = ", ".join(self.services) or "none"
-                raise invalid_field(field, f"stop_service needs one service mounting volume {self.name}: {which}")
+                raise invalid_field(
+                    "/body/stop_service", f"stop_service needs one service mounting volume {self.name}: {which}"
+                )
             stop = self.services[0]
         volume = docker_volume_name(self.application_id, name) if name else self.docker_name
         try:
@@ -75,11 +77,18 @@ class Volume:
 
 
 async def _volume(
-    session: Any, principal: Principal, application_id: str, name: str, server_id: str | None, *, first: bool = False
+    session: Any,
+    principal: Principal,
+    application_id: str,
+    name: str,
+    server_id: str | None,
+    *,
+    first: bool = False,
+    where: str = "/body/server_id",
 ) -> Volume:
-    """The application's volume ``name`` on ``server_id`` (None: its only server, or with ``first`` its
-    first one); 404 for an application
-    the team does not have, or for a volume it does not declare (naming ``/path/volume``)."""
+    """The application's volume ``name`` on ``server_id`` (None: its only server, or with ``first`` its first
+    one; ``where`` names the field that gives it); 404 for an application the team does not have, or for a
+    volume it does not declare (naming ``/path/volume``)."""
     app = await app_repo.get_application(session, principal.team_id, application_id)
     if app is None:
         raise application_missing(principal, application_id)
@@ -89,10 +98,10 @@ async def _volume(
         raise volume_missing(name, services, application_id)
     if server_id is None:
         if len(servers) > 1 and not first:
-            raise invalid_field("/body/server_id", f"volume {name} is on servers {', '.join(servers)}: name one")
+            raise invalid_field(where, f"volume {name} is on servers {', '.join(servers)}: name one")
         server_id = servers[0]
     elif server_id not in servers:
-        raise invalid_field("/body/server_id", f"volume {name} is not on server {server_id}: {', '.join(servers)}")
+        raise invalid_field(where, f"volume {name} is not on server {server_id}: {', '.join(servers)}")
     return Volume(principal.team_id, application_id, name, server_id, mounts.mounting(services, name, server_id))
 
 
@@ -170,7 +179,7 @@ async def get_schedule(
     deps: Deps, principal: Principal, application_id: str, name: str, server_id: str | None
 ) -> dict[str, Any] | None:
     async with deps.sessionmaker() as s:
-        volume = await _volume(s, principal, application_id, name, server_id)
+        volume = await _volume(s, principal, application_id, name, server_id, where="/query/server_id")
         return await repo.get_schedule(s, principal.team_id, volume.key)
 
 
@@ -178,7 +187,7 @@ async def remove_schedule(
     deps: Deps, principal: Principal, application_id: str, name: str, server_id: str | None
 ) -> None:
     async def body(unit: Unit) -> None:
-        volume = await _volume(unit.session, principal, application_id, name, server_id)
+        volume = await _volume(unit.session, principal, application_id, name, server_id, where="/query/server_id")
         await backups.unschedule(unit, principal.team_id, volume.key)  # none: nothing to stop
 
     await run(deps, body)
@@ -221,7 +230,7 @@ async def restore(
             raise invalid_field("/body/name", f"{name} is the volume itself: restore over it with target existing")
         stop = given.stop_service if given.stop_service is not None else over and len(volume.services) == 1
         new = "" if over else str(asked.name)
-        target = volume.source(stop, name=new or None)
+        target = volume.source(stop, new or None)
         values = {
             "id": restore_id,
             "team_id": principal.team_id,
