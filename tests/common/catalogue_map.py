@@ -33,7 +33,6 @@ SHARED = ROOT / "libs" / "common" / "src" / "berth_common"
 # Messages the catalogue lists ahead of their producer: type -> the party that will send it.
 NOT_SENT_YET = {
     "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
-    "cmd.backup.drill": "api",  # the api's drill endpoints come with a later change
 }
 LOOKUPS = {"consumed_by": consumed_by, "served_by": served_by}
 

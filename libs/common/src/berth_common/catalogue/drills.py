@@ -13,7 +13,9 @@ the restore took, the reason); a repeated command (same message id) has no secon
 
 The check is the row counts of named tables against expected minimums, or one SQL query of the user's
 (one statement, run in a read-only transaction) whose single value must equal, or be at least, the
-expected value. Only PostgreSQL backups are drilled for now (the checks are SQL run by ``psql``).
+expected value (PostgreSQL through ``psql``, MariaDB through its client); for Redis, the key count
+(``DBSIZE``) against a minimum and named keys that must exist. PostgreSQL, MariaDB and Redis backups are
+drilled (``DRILL_ENGINES``); the others are refused.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(?:\.[A-Za-z_][A-Za-z0-9_$]{0,62}
 MAX_QUERY = 2000
 MAX_TABLES = 20
 MAX_VALUE = 200
+MAX_KEYS = 20
+DRILL_ENGINES: tuple[str, ...] = ("postgresql", "mariadb", "redis")
+DrillEngine = Literal["postgresql", "mariadb", "redis"]
+# A Redis key a check names: printable, no control character (it reaches redis-cli's argv as one word).
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]{1,512}$"
 
 
 def check_query(sql: str) -> str:
@@ -95,7 +102,35 @@ class QueryCheck(BaseModel):
         return self
 
 
-DrillCheck = Annotated[RowCountCheck | QueryCheck, Field(discriminator="kind")]
+class KeyCheck(BaseModel):
+    """Redis: the restored data set holds at least ``at_least`` keys (``DBSIZE``) and each key of ``exist``;
+    one of the two at least is given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["keys"] = "keys"
+    at_least: int | None = Field(default=None, ge=0)
+    exist: list[Annotated[str, Field(pattern=KEY_PATTERN)]] = Field(default_factory=list, max_length=MAX_KEYS)
+
+    @model_validator(mode="after")
+    def _something(self) -> KeyCheck:
+        if self.at_least is None and not self.exist:
+            raise ValueError("give at_least (the key count) or exist (keys that must exist), or both")
+        return self
+
+
+DrillCheck = Annotated[RowCountCheck | QueryCheck | KeyCheck, Field(discriminator="kind")]
+
+
+def check_fits(engine: str, kind: str) -> str | None:
+    """Why a check of ``kind`` cannot run on ``engine`` (None: it can): Redis takes ``keys`` only, the SQL
+    engines ``row_counts`` or ``query``."""
+    if engine not in DRILL_ENGINES:
+        return f"drills run for {', '.join(DRILL_ENGINES)}, not {engine}"
+    if (engine == "redis") != (kind == "keys"):
+        wanted = "keys" if engine == "redis" else "row_counts or query"
+        return f"a {engine} backup is checked with {wanted}, not {kind}"
+    return None
 
 
 @register
@@ -103,7 +138,7 @@ class DrillBackup(Command):
     """Restore the backup object ``key`` (in ``origin``, with its ``sha256`` and ``compression``; without
     them the newest verified backup of ``database_id`` there; dumped from ``engine`` ``version``, of
     ``database``, None: every database) into a scratch container on ``server_id`` (the server of the backup's database, or ``local``), run ``check`` in ``check_database``
-    (default: ``database``, else ``postgres``), report, and remove the container. Answered by
+    (default: ``database``, else the engine's admin database), report, and remove the container. Answered by
     ``evt.backup.drill_succeeded`` or ``evt.backup.drill_failed``."""
 
     TYPE = "cmd.backup.drill"
@@ -120,7 +155,7 @@ class DrillBackup(Command):
     key: str | None = Field(default=None, min_length=1, max_length=1024)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     compression: Compression | None = None
-    engine: Literal["postgresql"] = "postgresql"
+    engine: DrillEngine = "postgresql"
     version: str | None = Field(default=None, pattern=r"^[0-9][0-9.]{0,9}$")  # None: the engine's default
     database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
     check_database: str | None = Field(default=None, pattern=DB_NAME_PATTERN)
@@ -136,6 +171,8 @@ class DrillBackup(Command):
             raise ValueError("give backup_id, key, sha256 and compression together, or none (the newest backup)")
         if self.key is not None and (_dot_segment(self.key) or "\x00" in self.key):
             raise ValueError("the key must not contain '.' or '..' segments")
+        if (why := check_fits(self.engine, self.check.kind)) is not None:
+            raise ValueError(why)
         return self
 
 
@@ -155,7 +192,7 @@ class DrillEvent(Event):
     drilled ("" when no backup was found)."""
 
     PRODUCERS = ("scheduler",)
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("notifier", "api")  # the api: its projection of drills
     drill_id: str
     backup_id: str
     team_id: str

@@ -71,6 +71,21 @@ async def backups_of(session: AsyncSession, team_id: str, database_id: str) -> l
     return await all_rows(session, q.order_by(backups.c.created_at.desc(), backups.c.id.desc()))
 
 
+async def backups_of_volume(
+    session: AsyncSession, team_id: str, application_id: str, volume: str
+) -> list[dict[str, Any]]:
+    c = backups.c
+    q = sa.select(backups).where(c.team_id == team_id, c.application_id == application_id, c.volume == volume)
+    return await all_rows(session, q.order_by(c.created_at.desc(), c.id.desc()))
+
+
+async def newest_succeeded(session: AsyncSession, team_id: str, database_id: str) -> dict[str, Any] | None:
+    """The database's newest verified backup (None: it has none)."""
+    c = backups.c
+    q = sa.select(backups).where(c.team_id == team_id, c.database_id == database_id, c.state == "succeeded")
+    return await first_row(session, q.order_by(c.finished_at.desc().nulls_last(), c.created_at.desc()).limit(1))
+
+
 async def insert_backup(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
     return await one_row(session, sa.insert(backups).values(**values).returning(*backups.c))
 
@@ -119,6 +134,13 @@ async def get_schedule(session: AsyncSession, team_id: str, database_id: str) ->
 
 async def schedules_of(session: AsyncSession, team_id: str) -> list[dict[str, Any]]:
     return await all_rows(session, sa.select(backup_schedules).where(backup_schedules.c.team_id == team_id))
+
+
+async def volume_schedules_of(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:
+    c = backup_schedules.c
+    return await all_rows(
+        session, sa.select(backup_schedules).where(c.team_id == team_id, c.application_id == application_id)
+    )
 
 
 async def put_schedule(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The api's tables for databases, their links to applications, and their backups: on the metadata of
+"""The api's tables for databases, their links to applications, their backups and drills (and volumes'): on the metadata of
 ``tables.py`` (the rest of the api's schema), kept apart so that each module stays one size to read."""
 
 from __future__ import annotations
@@ -97,8 +97,13 @@ backups = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    # a volume's backup (api_0019): ``database_id`` is then the volume's key (``volume_key``)
+    sa.Column("application_id", sa.String(32), nullable=True),
+    sa.Column("volume", sa.String(63), nullable=True),
+    sa.Column("server_id", sa.String(32), nullable=True),
     sa.CheckConstraint(BACKUP_STATES, name="backups_state"),
     sa.Index("backups_database", "database_id", "created_at"),
+    sa.Index("backups_volume", "application_id", "volume", "created_at"),
 )
 
 # Restores the api asked for, and the projection of ``evt.restore.*``: ``backing_up`` (over an existing
@@ -127,6 +132,10 @@ restores = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    # a volume's restore (api_0019): the volume restored into, as the command names it (no secret in it)
+    sa.Column("application_id", sa.String(32), nullable=True),
+    sa.Column("volume", sa.String(63), nullable=True),
+    sa.Column("target_source", sa.JSON, nullable=True),
     sa.CheckConstraint(RESTORE_STATES, name="restores_state"),
     sa.Index("restores_pre_backup", "pre_backup_id"),
     sa.Index("restores_target", "target_database_id"),
@@ -146,6 +155,55 @@ backup_schedules = sa.Table(
     sa.Column("retention", sa.JSON, nullable=False),
     sa.Column("compression", sa.String(8), nullable=False),
     sa.Column("encrypt", sa.Boolean, nullable=False, server_default=sa.false()),  # api_0017
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(32), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    # a volume's schedule (api_0019): ``database_id`` is the volume's key, ``source`` the volume as backed up
+    sa.Column("application_id", sa.String(32), nullable=True),
+    sa.Column("volume", sa.String(63), nullable=True),
+    sa.Column("source", sa.JSON, nullable=True),
+)
+
+# --- restore drills (api_0019) -----------------------------------------------------------------------
+
+# Drills the api asked for, and the projection of ``evt.backup.drill_*`` (a schedule's run gets its row
+# from its answer): ``check`` as sent, ``check_text`` and ``values`` as the scheduler reported them.
+DRILL_STATES = "state IN ('requested', 'succeeded', 'failed')"
+drills = sa.Table(
+    "drills",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("database_id", sa.String(32), nullable=False),
+    sa.Column("backup_id", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="requested"),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("engine", sa.String(16), nullable=True),
+    sa.Column("destination_id", sa.String(32), nullable=True),
+    sa.Column("check", sa.JSON, nullable=True),
+    sa.Column("check_text", sa.Text, nullable=False, server_default=""),
+    sa.Column("values", sa.JSON, nullable=False),
+    sa.Column("schedule_id", sa.String(38), nullable=True),
+    sa.Column("requested_by", sa.String(32), nullable=True),
+    sa.Column("restore_s", sa.Float, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(DRILL_STATES, name="drills_state"),
+    sa.Index("drills_database", "database_id", "created_at"),
+)
+
+# A database's drill schedule as the api last sent it (``cmd.schedule.set``, schedule id ``drill-<id>``).
+drill_schedules = sa.Table(
+    "drill_schedules",
+    metadata,
+    sa.Column("database_id", sa.String(32), primary_key=True),
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("cron", sa.String(120), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("grace_s", sa.Integer, nullable=False),
+    sa.Column("destination_id", sa.String(32), nullable=False),
+    sa.Column("check", sa.JSON, nullable=False),
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("updated_by", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),

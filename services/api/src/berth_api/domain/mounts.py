@@ -9,6 +9,7 @@ each named volume on each server of the services mounting it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -69,4 +70,20 @@ def kept_volumes(services: list[Mapping[str, Any]], application_id: str) -> list
     return [
         {"server_id": server, "name": name, "docker_name": docker_volume_name(application_id, name)}
         for server, name in sorted(found)
+    ]
+
+
+def volume_key(application_id: str, server_id: str, volume: str) -> str:
+    """The id a named volume on one server is known by in backups (32 hex digits, like a database's id):
+    what retention groups its backups by and what its schedule is called."""
+    return hashlib.sha256(f"volume/{application_id}/{server_id}/{volume}".encode()).hexdigest()[:32]
+
+
+def mounting(services: list[Mapping[str, Any]], volume: str, server_id: str) -> list[str]:
+    """The services that mount the named volume ``volume`` on ``server_id``."""
+    return [
+        str(svc["name"])
+        for svc in services
+        if server_id in (svc.get("servers") or [LOCAL_SERVER])
+        and any(v["name"] == volume for v in svc.get("volumes") or [])
     ]

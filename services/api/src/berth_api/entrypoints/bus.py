@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import functools
 
-from berth_api.usecases import Deps, backups, database_upgrades, databases, restores, scaling, servers, swarms
+from berth_api.usecases import (
+    Deps,
+    backup_records,
+    database_upgrades,
+    databases,
+    drills,
+    restores,
+    scaling,
+    servers,
+    swarms,
+)
 from berth_api.usecases.projection import DeploymentProjection
 from berth_api.usecases.removal import ApplicationRemoval
 from berth_common import catalogue as cat
@@ -43,13 +53,15 @@ async def register_databases(ctx: Context, deps: Deps) -> None:
 
 
 async def register_backups(ctx: Context, deps: Deps) -> None:
-    """The projection of backups and restores (a backup's outcome also moves the restores and the database
-    upgrades waiting for it)."""
+    """The projection of backups, restores and drills (a backup's outcome also moves the restores and the
+    database upgrades waiting for it)."""
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
-    await ctx.bus.consume(cat.BackupStarted, consume_once(transactions, backups.on_started))
+    await ctx.bus.consume(cat.BackupStarted, consume_once(transactions, backup_records.on_started))
     succeeded = functools.partial(database_upgrades.on_backup_succeeded, deps)
     await ctx.bus.consume(cat.BackupSucceeded, consume_once(transactions, succeeded))
     await ctx.bus.consume(cat.BackupFailed, consume_once(transactions, database_upgrades.on_backup_failed))
-    await ctx.bus.consume(cat.BackupMissed, consume_once(transactions, backups.on_missed))
+    await ctx.bus.consume(cat.BackupMissed, consume_once(transactions, backup_records.on_missed))
     await ctx.bus.consume(cat.RestoreSucceeded, consume_once(transactions, restores.on_restored))
     await ctx.bus.consume(cat.RestoreFailed, consume_once(transactions, restores.on_restored))
+    await ctx.bus.consume(cat.DrillSucceeded, consume_once(transactions, drills.on_ended))
+    await ctx.bus.consume(cat.DrillFailed, consume_once(transactions, drills.on_ended))

@@ -18,6 +18,7 @@ from berth_api.entrypoints import (
     routes_database_ops,
     routes_databases,
     routes_deployments,
+    routes_drills,
     routes_members,
     routes_metrics,
     routes_notifications,
@@ -27,6 +28,7 @@ from berth_api.entrypoints import (
     routes_servers,
     routes_swarms,
     routes_templates,
+    routes_volume_backups,
     routes_volumes,
     v1,
 )
@@ -139,7 +141,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         routes_templates.router,
     ):
         app.router.routes.extend(router.routes)
-    for router in (routes_scale.router, routes_volumes.router):
+    for router in (routes_scale.router, routes_volumes.router, routes_volume_backups.router, routes_drills.router):
         app.router.routes.extend(router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):

@@ -27,6 +27,7 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import backup_destinations as dest_uc
 from berth_api.usecases import backup_keys as key_uc
 from berth_api.usecases import backups as uc
+from berth_api.usecases import drills as drill_uc
 from berth_api.usecases import restores as restore_uc
 from berth_common import streamcrypt
 from berth_common.catalogue import CronExpression, TimeZone
@@ -277,7 +278,7 @@ async def update_destination(
 ) -> DestinationOut:
     values = body.model_dump(exclude_none=True, exclude={"secret_key"})
     secret = body.secret_key.get_secret_value() if body.secret_key is not None else None
-    return destination_out(await uc.update_destination(deps(request), principal, destination_id, values, secret))
+    return destination_out(await drill_uc.update_destination(deps(request), principal, destination_id, values, secret))
 
 
 destinations.listing("/backup-destinations", "list_backup_destinations", dest_uc.list_all, "The team's destinations")

@@ -81,6 +81,12 @@ class PublicOut(BaseModel):
     allow: list[str]
 
 
+class LastOut(BaseModel):
+    id: str
+    state: str
+    finished_at: datetime | None = None
+
+
 class DatabaseOut(BaseModel):
     id: str
     name: str
@@ -101,6 +107,8 @@ class DatabaseOut(BaseModel):
     rotation_pending: bool = False
     rotated_at: datetime | None = None
     created_at: datetime | None = None
+    last_verified_backup: LastOut | None = Field(default=None, description="Its newest succeeded backup (GET only)")
+    last_drill: LastOut | None = Field(default=None, description="Its newest finished restore drill (GET only)")
 
 
 class ConnectionOut(BaseModel):

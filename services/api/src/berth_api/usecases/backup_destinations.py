@@ -14,6 +14,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from berth_api.adapters import backups as repo
+from berth_api.adapters import drills as drill_repo
 from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.applications import row_aad
@@ -159,6 +160,11 @@ async def delete(deps: Deps, principal: Principal, destination_id: str) -> None:
         if using:
             raise ProblemError(
                 409, f"The backup schedule of database {using[0]} uses this destination; change it first."
+            )
+        if drilled := await drill_repo.schedules_using(s, principal.team_id, destination_id):
+            raise ProblemError(
+                409,
+                f"The drill schedule of database {drilled[0]['database_id']} uses this destination; change it first.",
             )
         await repo.delete_destination(s, destination_id)
     log.info("backup destination removed", destination_id=destination_id, team_id=principal.team_id)

@@ -7,7 +7,8 @@ the bus. A backup's row is written in the transaction that stages its command (t
 answers (``evt.backup.started``, ``evt.backup.succeeded``, ``evt.backup.failed``, ``evt.backup.missed``)
 move it on: ``running``, then ``succeeded`` with its verified objects or ``failed`` with the reason;
 a schedule's run (a backup id the api did not make) gets its row from its first event, ``missed`` included.
-No answer of the api carries a secret: the objects name their destination, key, size and SHA-256.
+No answer of the api carries a secret: the objects name their destination, key, size and SHA-256. The
+projection of the answers is ``usecases.backup_records``.
 """
 
 from __future__ import annotations
@@ -24,23 +25,21 @@ from berth_api.adapters import databases as db_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, backup_keys
+from berth_api.usecases import Deps, backup_keys, backup_records
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.connection_urls import _aad as database_aad
 from berth_api.usecases.connection_urls import database_missing
 from berth_api.usecases.deployments import run
 from berth_common import dbengines
 from berth_common.catalogue import (
-    BackupFailed,
     BackupKey,
-    BackupMissed,
     BackupSource,
-    BackupStarted,
-    BackupSucceeded,
+    DrillBackup,
     RemoveSchedule,
     Retention,
     SetSchedule,
     StartBackup,
+    VolumeSource,
 )
 from berth_common.db import Unit
 from berth_common.envelope import new_id
@@ -48,8 +47,6 @@ from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 TEMPLATE_ID = "schedule-template"  # the backup id of a schedule's template (each run gets its own)
-
-
 DEFAULT_COMPRESSION = "zstd"  # faster than gzip -6 at a similar or better ratio, and faster to restore
 
 
@@ -100,10 +97,6 @@ async def _database(unit: Unit, principal: Principal, database_id: str) -> dict[
     return row
 
 
-def _named(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"id": r["id"], "name": destinations.name_of(r)} for r in rows]
-
-
 def _command(
     deps: Deps,
     backup_id: str,
@@ -112,43 +105,78 @@ def _command(
     given: BackupInput,
     encryption: BackupKey | None = None,
 ) -> StartBackup:
+    return command_for(deps, backup_id, row["team_id"], row["id"], source_of(deps, row), dests, given, encryption)
+
+
+def command_for(
+    deps: Deps,
+    backup_id: str,
+    team_id: str,
+    target_id: str,
+    source: BackupSource | VolumeSource,
+    dests: list[dict[str, Any]],
+    given: BackupInput,
+    encryption: BackupKey | None = None,
+) -> StartBackup:
+    """The backup command of ``source`` (a database or a volume; ``target_id``: what retention groups by),
+    encrypted with ``encryption`` (the team's key) when given."""
     try:
         return StartBackup(
             backup_id=backup_id,
-            team_id=row["team_id"],
-            database_id=row["id"],
-            source=source_of(deps, row),
+            team_id=team_id,
+            database_id=target_id,
+            source=source,
             destinations=[destinations.wire_destination(deps, d) for d in dests],
             compression=given.compression,  # type: ignore[arg-type]
             retention=Retention(**(given.retention or {})),
             encryption=encryption,
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
+        raise body_error(exc) from None
+
+
+def body_error(exc: ValidationError) -> ProblemError:
+    """The first error of a catalogue model built from a request, as the 422 naming its field."""
+    error = exc.errors()[0]
+    return invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"])
 
 
 async def stage_backup(
     deps: Deps, unit: Unit, principal: Principal, row: dict[str, Any], dests: list[dict[str, Any]], given: BackupInput
 ) -> dict[str, Any]:
     """Write the backup's row and stage its command in ``unit`` (the caller's transaction)."""
+    extra = {"engine": row["engine"], "database": row["database"]}
+    return await stage(deps, unit, principal, (row["team_id"], row["id"], source_of(deps, row)), dests, given, extra)
+
+
+async def stage(
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    target: tuple[str, str, BackupSource | VolumeSource],
+    dests: list[dict[str, Any]],
+    given: BackupInput,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the backup's row (``extra``: its own columns) and stage the command of ``target`` (team id,
+    target id, source) in ``unit`` (the caller's transaction)."""
+    team_id, target_id, source = target
     backup_id = new_id()
     await hold_for_sealing(unit.session, deps.box)
-    encryption = await _encryption(deps, unit, row["team_id"], given.encrypt, dests)
-    command = _command(deps, backup_id, row, dests, given, encryption)
+    encryption = await _encryption(deps, unit, team_id, given.encrypt, dests)
+    command = command_for(deps, backup_id, team_id, target_id, source, dests, given, encryption)
     backup = await repo.insert_backup(
         unit.session,
         {
             "id": backup_id,
-            "team_id": row["team_id"],
-            "database_id": row["id"],
+            "team_id": team_id,
+            "database_id": target_id,
             "state": "requested",
-            "engine": row["engine"],
-            "database": row["database"],
             "compression": command.compression,
-            "destinations": _named(dests),
+            "destinations": backup_records.named(dests),
             "objects": [],
             "requested_by": principal.user_id,
+            **extra,
         },
     )
     await unit.emit(command, id=f"backup-start-{backup_id}")
@@ -205,32 +233,30 @@ async def _put_schedule(
 ) -> dict[str, Any]:
     """Send ``cmd.schedule.set`` with the backup command as it would be built now, and keep the schedule."""
     row = await _database(unit, principal, database_id)
+    return await put_schedule(deps, unit, principal, (database_id, source_of(deps, row)), given, {})
+
+
+async def put_schedule(
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    target: tuple[str, BackupSource | VolumeSource],
+    given: ScheduleInput,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Send ``cmd.schedule.set`` for ``target`` (its id, also the schedule's, and its source) with the backup
+    command as it would be built now, and keep the schedule (``extra``: its own columns)."""
+    target_id, source = target
     dests = await destinations.resolve(deps, unit.session, principal, given.destinations, "/body/destinations")
     await hold_for_sealing(unit.session, deps.box)
     encryption = await _encryption(deps, unit, principal.team_id, given.encrypt, dests)
-    given_backup = BackupInput([], given.compression, given.retention, given.encrypt)
-    template = _command(deps, TEMPLATE_ID, row, dests, given_backup, encryption)
-    revision = _revision()
-    try:
-        command = SetSchedule(
-            schedule_id=database_id,
-            team_id=principal.team_id,
-            revision=revision,
-            cron=given.cron,
-            timezone=given.timezone,
-            grace_s=given.grace_s,
-            command_type=StartBackup.TYPE,
-            command=template.model_dump(mode="json"),
-            target_id=database_id,
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
-    await unit.emit(command, id=f"schedule-set-{database_id}-{revision}")
+    given_now = BackupInput([], given.compression, given.retention, given.encrypt)
+    template = command_for(deps, TEMPLATE_ID, principal.team_id, target_id, source, dests, given_now, encryption)
+    command = await send_schedule(unit, principal.team_id, (target_id, target_id), given, template)
     return await repo.put_schedule(
         unit.session,
         {
-            "database_id": database_id,
+            "database_id": target_id,
             "team_id": principal.team_id,
             "cron": command.cron,
             "timezone": command.timezone,
@@ -239,11 +265,36 @@ async def _put_schedule(
             "retention": template.retention.model_dump(),
             "compression": template.compression,
             "encrypt": given.encrypt,
-            "revision": revision,
+            "revision": command.revision,
             "updated_by": principal.user_id,
             "updated_at": datetime.now(UTC),
+            **extra,
         },
     )
+
+
+async def send_schedule(
+    unit: Unit, team_id: str, ids: tuple[str, str], when: Any, template: StartBackup | DrillBackup
+) -> SetSchedule:
+    """Stage ``cmd.schedule.set`` of the schedule ``ids`` (its id, its target's id) publishing ``template``
+    on ``when``'s ``cron``, ``timezone`` and ``grace_s`` (422 naming the field the scheduler would refuse)."""
+    schedule_id, target_id = ids
+    try:
+        command = SetSchedule(
+            schedule_id=schedule_id,
+            team_id=team_id,
+            revision=_revision(),
+            cron=when.cron,
+            timezone=when.timezone,
+            grace_s=when.grace_s,
+            command_type=template.TYPE,
+            command=template.model_dump(mode="json"),
+            target_id=target_id,
+        )
+    except ValidationError as exc:
+        raise body_error(exc) from None
+    await unit.emit(command, id=f"schedule-set-{schedule_id}-{command.revision}")
+    return command
 
 
 async def set_schedule(deps: Deps, principal: Principal, database_id: str, given: ScheduleInput) -> dict[str, Any]:
@@ -282,7 +333,12 @@ async def resend_schedules(deps: Deps, unit: Unit, principal: Principal, destina
                 row["grace_s"],
                 bool(row.get("encrypt")),
             )
-            await _put_schedule(deps, unit, principal, row["database_id"], given)
+            if row.get("source"):  # a volume's: its source as kept (no secret in it)
+                extra = {k: row[k] for k in ("application_id", "volume", "source")}
+                target = (row["database_id"], VolumeSource.model_validate(row["source"]))
+                await put_schedule(deps, unit, principal, target, given, extra)
+            else:
+                await _put_schedule(deps, unit, principal, row["database_id"], given)
             sent += 1
     return sent
 
@@ -296,14 +352,29 @@ async def get_schedule(deps: Deps, principal: Principal, database_id: str) -> di
 
 
 async def unschedule(unit: Unit, team_id: str, database_id: str) -> bool:
-    """Send ``cmd.schedule.remove`` for the database's schedule and forget it (False: it has none)."""
+    """Send ``cmd.schedule.remove`` for the database's (or volume's) schedule and forget it (False: it has
+    none)."""
     if await repo.get_schedule(unit.session, team_id, database_id) is None:
         return False
-    revision = _revision()
-    command = RemoveSchedule(schedule_id=database_id, team_id=team_id, revision=revision)
-    await unit.emit(command, id=f"schedule-remove-{database_id}-{revision}")
+    await send_removal(unit, team_id, database_id)
     await repo.delete_schedule(unit.session, database_id)
     return True
+
+
+async def unschedule_volumes(unit: Unit, team_id: str, application_id: str) -> int:
+    """Send ``cmd.schedule.remove`` for every volume schedule of the application and forget them (it is
+    being deleted: nothing writes its volumes any more, and nothing could change those schedules)."""
+    rows = await repo.volume_schedules_of(unit.session, team_id, application_id)
+    for row in rows:
+        await unschedule(unit, team_id, row["database_id"])
+    return len(rows)
+
+
+async def send_removal(unit: Unit, team_id: str, schedule_id: str) -> None:
+    """Stage ``cmd.schedule.remove`` of the schedule ``schedule_id``."""
+    revision = _revision()
+    command = RemoveSchedule(schedule_id=schedule_id, team_id=team_id, revision=revision)
+    await unit.emit(command, id=f"schedule-remove-{schedule_id}-{revision}")
 
 
 async def remove_schedule(deps: Deps, principal: Principal, database_id: str) -> None:
@@ -314,79 +385,3 @@ async def remove_schedule(deps: Deps, principal: Principal, database_id: str) ->
 
     await run(deps, body)
     log.info("backup schedule removed", database_id=database_id)
-
-
-# --- the scheduler's answers --------------------------------------------------------------------------
-
-
-async def _row_for(
-    unit: Unit, msg: BackupStarted | BackupSucceeded | BackupFailed | BackupMissed
-) -> dict[str, Any] | None:
-    """The backup's row, made from the schedule when the backup is a schedule's run (None: the team is gone)."""
-    s = unit.session
-    row = await repo.get_backup(s, msg.team_id, msg.backup_id, lock=True)
-    if row is not None:
-        return row
-    schedule = await repo.get_schedule(s, msg.team_id, msg.database_id)
-    named: list[dict[str, str]] = []
-    if schedule is not None:
-        rows = await repo.destinations_with_secrets(s, msg.team_id, list(schedule["destination_ids"]))
-        named = _named(rows)
-    if not await repo.team_exists(s, msg.team_id):  # the team is gone: nothing to show it to
-        log.info("backup answer of an unknown team ignored", backup_id=msg.backup_id)
-        return None
-    values = {
-        "id": msg.backup_id,
-        "team_id": msg.team_id,
-        "database_id": msg.database_id,
-        "state": "requested",
-        "destinations": named,
-        "objects": [],
-        "schedule_id": msg.database_id if isinstance(msg, BackupMissed) or schedule else None,
-    }
-    return await repo.insert_backup(s, values)
-
-
-async def on_started(msg: BackupStarted, unit: Unit) -> None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] != "requested":
-        return
-    values = {"state": "running", "engine": msg.engine, "database": msg.database, "started_at": datetime.now(UTC)}
-    await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_succeeded(msg: BackupSucceeded, unit: Unit) -> dict[str, Any] | None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] in ("succeeded", "failed"):
-        return None
-    values = {
-        "state": "succeeded",
-        "reason": "",
-        "engine": msg.engine,
-        "database": msg.database,
-        "compression": msg.compression,
-        "objects": [o.model_dump() for o in msg.objects],
-        "duration_s": msg.duration_s,
-        "finished_at": datetime.now(UTC),
-    }
-    log.info("backup succeeded", backup_id=msg.backup_id, objects=len(msg.objects))
-    return await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_failed(msg: BackupFailed, unit: Unit) -> dict[str, Any] | None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] in ("succeeded", "failed"):
-        return None
-    values = {"state": "failed", "reason": msg.reason, "engine": msg.engine, "finished_at": datetime.now(UTC)}
-    log.warning("backup failed", backup_id=msg.backup_id)
-    return await repo.update_backup(unit.session, msg.backup_id, values)
-
-
-async def on_missed(msg: BackupMissed, unit: Unit) -> None:
-    row = await _row_for(unit, msg)
-    if row is None or row["state"] != "requested":
-        return
-    reason = f"the schedule did not run at {msg.due_at}" + (f": {msg.reason}" if msg.reason else "")
-    await repo.update_backup(
-        unit.session, msg.backup_id, {"state": "missed", "reason": reason, "finished_at": datetime.now(UTC)}
-    )

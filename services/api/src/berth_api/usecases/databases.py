@@ -22,8 +22,10 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from berth_api.adapters import backups as backup_repo
 from berth_api.adapters import database_upgrades as upgrade_repo
 from berth_api.adapters import databases as repo
+from berth_api.adapters import drills as drill_repo
 from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
@@ -160,11 +162,14 @@ async def list_all(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
 
 
 async def get(deps: Deps, principal: Principal, database_id: str) -> dict[str, Any]:
+    """The database, with its newest verified backup and its newest finished drill (None: none yet)."""
     async with deps.sessionmaker() as s:
         row = await repo.get_database(s, principal.team_id, database_id)
-    if row is None:
-        raise database_missing(principal, database_id)
-    return row
+        if row is None:
+            raise database_missing(principal, database_id)
+        backup = await backup_repo.newest_succeeded(s, principal.team_id, database_id)
+        drill = await drill_repo.newest_finished(s, principal.team_id, database_id)
+    return {**row, "last_verified_backup": backup, "last_drill": drill}
 
 
 async def locked(unit: Unit, principal: Principal, database_id: str, action: str) -> dict[str, Any]:
@@ -236,9 +241,10 @@ async def delete(deps: Deps, principal: Principal, database_id: str, delete_volu
             keep_volume=not delete_volume,
         )
         await unit.emit(command, id=f"database-remove-{request_id}")
-        from berth_api.usecases.backups import unschedule  # its schedule stops with it (backups imports this)
+        from berth_api.usecases import backups, drills  # its backup and drill schedules stop with it
 
-        await unschedule(unit, row["team_id"], row["id"])
+        await backups.unschedule(unit, row["team_id"], row["id"])
+        await drills.unschedule(unit, row["team_id"], row["id"])
         return await repo.update_database(
             unit.session, row["id"], {"state": "removing", "reason": "", "request_id": request_id}
         )

@@ -7,7 +7,9 @@ at once, or when the new database reports ``running`` (``waiting``), or when the
 (``backing_up``; its failure fails the restore and leaves the data as it was). The scheduler's
 ``evt.restore.succeeded`` and ``evt.restore.failed`` set the outcome; its progress is the log
 ``log.<restore_id>``, read like a deployment's.
-The new database is empty when the restore runs, so the restore writes over it (``overwrite``).
+The new database is empty when the restore runs, so the restore writes over it (``overwrite``). A volume's
+restore (its row names the target volume, ``target_source``; ``usecases.volume_backups``) is sent the same
+way: at once into a new volume, or over the existing one once its fresh backup succeeded.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from berth_api.adapters.logstream import LogReader, last_sequence
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, backup_keys, backups, connection_urls, databases
+from berth_api.usecases import Deps, backup_keys, backup_records, backups, connection_urls, databases
 from berth_api.usecases import backup_destinations as destinations
 from berth_api.usecases.deployments import run
 from berth_common import streamcrypt
 from berth_common.catalogue import (
     BackupFailed,
     BackupKey,
+    BackupSource,
     BackupSucceeded,
     DatabaseChanged,
     RestoreBackup,
     RestoreFailed,
     RestoreSucceeded,
+    VolumeSource,
 )
 from berth_common.db import Unit
 from berth_common.envelope import new_id
@@ -57,21 +61,6 @@ def restore_missing(principal: Principal, restore_id: str) -> ProblemError:
     return not_in_team("restore", restore_id, principal.team_name)
 
 
-def _object(backup: dict[str, Any], wanted: str | None, existing: set[str]) -> tuple[str, dict[str, Any]]:
-    """(destination id, object) of the backup to restore from: the destination asked for, or the first
-    one of the backup's destinations the team still has."""
-    ids = {d["name"]: d["id"] for d in backup["destinations"]}
-    for obj in backup["objects"]:
-        destination_id = ids.get(obj["destination"])
-        if destination_id is None or destination_id not in existing:
-            continue
-        if wanted is None or wanted == destination_id:
-            return destination_id, obj
-    if wanted is not None:
-        raise invalid_field("/body/destination", f"the backup has no copy in destination {wanted}")
-    raise ProblemError(409, "None of the backup's destinations exists any more; it cannot be restored.")
-
-
 async def start(deps: Deps, principal: Principal, database_id: str, given: RestoreInput) -> dict[str, Any]:
     if given.target == "existing" and not given.confirm:
         raise invalid_field("/body/confirm", "restoring over the existing database needs confirm: true")
@@ -87,7 +76,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
         if backup["state"] != "succeeded":
             raise ProblemError(409, f"The backup is {backup['state']}; only a verified (succeeded) backup restores.")
         existing = {r["id"] for r in await repo.list_destinations(s, principal.team_id)}
-    origin_id, obj = _object(backup, given.destination, existing)
+    origin_id, obj = backup_records.object_of(backup, given.destination, existing)
     target_id = database_id
     if given.target == "new":
         assert given.name is not None
@@ -127,7 +116,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
             return await repo.insert_restore(s, values)
         row = await repo.insert_restore(s, values)
         if target["state"] == "running":
-            return await _send(deps, unit, row)
+            return await send(deps, unit, row)
         return row
 
     row = await run(deps, body)
@@ -135,11 +124,16 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Resto
     return row
 
 
-async def _send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
+async def send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
     """Stage the restore's command (its target and origin read now) and mark it running."""
     s = unit.session
-    target = await db_repo.get_database(s, row["team_id"], row["target_database_id"], sealed=True)
     origin = await repo.get_destination(s, row["team_id"], row["origin_id"], sealed=True)
+    target: BackupSource | VolumeSource | None
+    if row.get("target_source"):  # a volume's: as the request named it (a new volume unless ``existing``)
+        target, overwrite = VolumeSource.model_validate(row["target_source"]), row["target"] == "existing"
+    else:  # a database's: the new one is empty when the restore runs, so it is written over
+        database = await db_repo.get_database(s, row["team_id"], row["target_database_id"], sealed=True)
+        target, overwrite = None if database is None else backups.source_of(deps, database), True
     if target is None or origin is None:
         what = "target database" if target is None else "backup destination"
         return await _fail(s, row, f"the {what} was deleted before the restore could start")
@@ -153,10 +147,10 @@ async def _send(deps: Deps, unit: Unit, row: dict[str, Any]) -> dict[str, Any]:
         key=row["key"],
         sha256=row["sha256"],
         compression=row["compression"],
-        target=backups.source_of(deps, target),
+        target=target,
         source_database=row["source_database"],
-        overwrite=True,
-        confirm_overwrite=True,
+        overwrite=overwrite,
+        confirm_overwrite=overwrite,
         encryption=await _key_for(deps, unit, row),
     )
     await unit.emit(command, id=f"backup-restore-{row['id']}")
@@ -211,13 +205,13 @@ async def _lines(deps: Deps, restore_id: str) -> list[dict[str, Any]]:
 
 async def on_backup_succeeded(deps: Deps, msg: BackupSucceeded, unit: Unit) -> None:
     """The backup's projection, then the restores that waited for it as their fresh backup."""
-    await backups.on_succeeded(msg, unit)
+    await backup_records.on_succeeded(msg, unit)
     for row in await repo.restores_waiting(unit.session, "pre_backup_id", msg.backup_id, "backing_up"):
-        await _send(deps, unit, row)
+        await send(deps, unit, row)
 
 
 async def on_backup_failed(msg: BackupFailed, unit: Unit) -> None:
-    await backups.on_failed(msg, unit)
+    await backup_records.on_failed(msg, unit)
     for row in await repo.restores_waiting(unit.session, "pre_backup_id", msg.backup_id, "backing_up"):
         await _fail(unit.session, row, f"the backup taken first failed, nothing was restored: {msg.reason}")
 
@@ -227,7 +221,7 @@ async def on_database_changed(deps: Deps, msg: DatabaseChanged, unit: Unit) -> N
     await databases.on_changed(msg, unit)
     if msg.state == "running":
         for row in await repo.restores_waiting(unit.session, "target_database_id", msg.database_id, "waiting"):
-            await _send(deps, unit, row)
+            await send(deps, unit, row)
     elif msg.state in ("failed", "removed"):
         for row in await repo.restores_waiting(unit.session, "target_database_id", msg.database_id, "waiting"):
             await _fail(unit.session, row, f"the new database did not start: {msg.reason or msg.state}")

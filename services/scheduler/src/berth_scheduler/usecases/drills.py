@@ -5,9 +5,9 @@ The object is the one the command names, or (none named: a schedule's drill) the
 of its database in its origin, from the scheduler's own records. A drill then starts a scratch container of the engine's image (through the image map) on the drill's server
 (``domain.drills.scratch``: random password, no network, no volume kept), waits until it accepts
 connections, restores the object into it exactly as a restore does (``usecases.restores``: the SHA-256
-checked while it streams, the engine's restore tool reading it on stdin), runs the check through the
-engine's exec (``psql`` in a read-only transaction, the password in the exec's environment) and reports
-what it found. The scratch container is removed whatever happened; one left by a scheduler that stopped
+checked while it streams, the engine's restore tool reading it on stdin; Redis restarts on the restored
+RDB, waited for again), runs the check through the engine's exec (``psql`` or ``mariadb`` in a read-only
+transaction, ``redis-cli``; the password in the exec's environment) and reports what it found. The scratch container is removed whatever happened; one left by a scheduler that stopped
 mid-drill is removed by the sweep of any scheduler once its deadline label passed.
 
 Idempotent on the message: a message already recorded is skipped before anything starts, and the answer
@@ -53,6 +53,7 @@ from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import drills as dom
 from berth_scheduler.domain.backups import StreamError
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError
@@ -182,14 +183,15 @@ class Drills:
         await docker.remove(made.name)  # one left by an earlier attempt of this drill
         await docker.create(ContainerSpec(name=made.name, service=dom.KIND, kind=dom.KIND, replica=1, body=made.body))
         await docker.start(made.name)
-        await self._ready(engine, made.name, password)
+        await self._ready(engine, made.name, msg.engine, password)
         # the restore a drill is: handed to the restore streaming as it is, never published
+        user, admin_database = dom.ADMIN[msg.engine]
         target = BackupSource(
             server_id=msg.server_id,
             container=made.name,
             engine=msg.engine,
             database=msg.database,
-            user=dom.USER,
+            user=user,
             password=SecretStr(password),
         )
         restore = RestoreBackup.model_validate(
@@ -209,15 +211,18 @@ class Drills:
         )
         restore_started = self.clock()
         await self.restores._run(restore, delivery)
+        if msg.engine == "redis":  # restarted on the restored RDB: loaded once it answers again
+            await self._ready(engine, made.name, msg.engine, password)
         attempt.restore_s = max(0.0, self.clock() - restore_started)
-        database = msg.check_database or msg.database or dom.ADMIN_DATABASE
-        code, out, err = await run_small(docker, made.name, dom.check_exec(msg.check, database, password))
-        if code != 0:
-            raise DrillError(f"the check could not run: psql exited with code {code}: {(err or out).strip()[:2000]}")
-        attempt.values = dom.evaluate(msg.check, out)
+        database = msg.check_database or msg.database or admin_database
+        plan = dom.check_plan(msg.check, msg.engine, database, password)
+        for step in plan.prepare:
+            await _run_check(docker, made.name, step)
+        outputs = [await _run_check(docker, made.name, step) for step in plan.checks]
+        attempt.values = dom.evaluate_all(msg.check, msg.engine, outputs)
 
-    async def _ready(self, engine: DatabaseEngine, name: str, password: str) -> None:
-        check = dbengines.readiness("postgresql", dbengines.Credentials(dom.USER, password, dom.ADMIN_DATABASE))
+    async def _ready(self, engine: DatabaseEngine, name: str, engine_name: str, password: str) -> None:
+        check = dom.readiness(engine_name, password)
         problem = await wait_ready(engine, name, check, self.ready_timeout_s, self.interval_s)
         if problem is not None:
             raise DrillError(f"the scratch database {problem}")
@@ -250,6 +255,15 @@ class Drills:
     async def stop(self) -> None:
         if self._sweeper is not None:
             await self._sweeper.stop()
+
+
+async def _run_check(docker: DockerExecutor, container: str, step: Exec) -> str:
+    """A step of the check in the scratch container: its output (DrillError when it did not exit 0)."""
+    code, out, err = await run_small(docker, container, step)
+    if code != 0:
+        tool = step.argv[0]
+        raise DrillError(f"the check could not run: {tool} exited with code {code}: {(err or out).strip()[:2000]}")
+    return out
 
 
 def _secrets(msg: DrillBackup) -> list[str]:
