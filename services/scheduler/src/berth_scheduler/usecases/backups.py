@@ -52,6 +52,7 @@ from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import volume_dumps as vol
 from berth_scheduler.usecases import volume_dumps
+from berth_scheduler.usecases.backup_offload import OffloadError, dump_in_worker, job_of, worker_fits
 from berth_scheduler.usecases.backup_stream import pump
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
 from berth_scheduler.usecases.periodic import Periodic
@@ -70,6 +71,7 @@ class BackupSettings:
     stale_s: float = 60.0
     timeout_s: float = 6 * 3600.0
     s3_timeout_s: float = 30.0
+    in_worker: bool = True  # a database's dump streams in a worker process (``usecases.backup_offload``)
 
 
 @dataclass
@@ -209,7 +211,7 @@ class Backups:
             outcome.reason = f"the backup did not finish within {self.settings.timeout_s:g} s"
         except (BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
             outcome.reason = str(exc)
-        except volume_dumps.VolumeError as exc:
+        except (volume_dumps.VolumeError, OffloadError) as exc:
             outcome.reason = str(exc)
         except sealing.SealingError:
             outcome.reason = "a sealed password or secret key of the command cannot be opened (BERTH_SECRET_KEY)"
@@ -260,6 +262,9 @@ class Backups:
         rdb = await redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
         await self._open(msg, name(plan.extension), sinks)
+        if self.settings.in_worker and self.socket is not None and worker_fits(msg.destinations):
+            job = job_of(await self.socket(src.server_id), msg, plan.stream, compression, sinks, self.settings)
+            return await dump_in_worker(job, sinks, msg.backup_id)
         async with ExecStream(docker, src.container, plan.stream) as ex:
             return await self._pump(ex, compression, sinks)
 

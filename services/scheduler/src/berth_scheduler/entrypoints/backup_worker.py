@@ -1,0 +1,66 @@
+"""``python -m berth_scheduler.entrypoints.backup_worker``: one backup's stream in a process of its own
+(``usecases.backup_worker``). The job is one JSON line on stdin (it holds the opened S3 secret key: never
+argv, environment or files); progress and the result are JSON lines on stdout.
+
+The worker dies with the scheduler: stdin's end (the scheduler closed it, ended or was killed) and
+SIGTERM (also sent by the kernel when the parent dies, ``PR_SET_PDEATHSIG``) cancel the stream, which
+aborts its uploads and removes its files before the process exits. NATS and structlog are kept out of
+the process (``berth_common`` imports them for the services; the worker uses neither).
+"""
+
+from __future__ import annotations
+
+import sys
+
+sys.modules.setdefault("nats", None)  # type: ignore[arg-type]
+sys.modules.setdefault("structlog", None)  # type: ignore[arg-type]
+
+import asyncio  # noqa: E402
+import ctypes  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+
+from berth_scheduler.domain.backup_jobs import DumpJob  # noqa: E402
+from berth_scheduler.usecases.backup_worker import run  # noqa: E402
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: stdin's end still stops the worker
+        pass
+
+
+def _emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _main(job: DumpJob) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def watch() -> None:  # stdin's end: the scheduler is gone or cancels
+        sys.stdin.buffer.read()
+        loop.call_soon_threadsafe(task.cancel)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        _emit((await run(job, _emit)).line())
+    except asyncio.CancelledError:
+        return 1
+    return 0
+
+
+def main() -> None:
+    _die_with_parent()
+    job = DumpJob.from_json(sys.stdin.buffer.readline().decode())
+    sys.exit(asyncio.run(_main(job)))
+
+
+if __name__ == "__main__":
+    main()
