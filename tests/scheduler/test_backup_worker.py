@@ -23,7 +23,15 @@ import pytest
 from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client
 from berth_scheduler.adapters.backup_process import run_worker
-from berth_scheduler.domain.backup_jobs import DumpJob, DumpResult, S3Upload, parse_line, progress_line
+from berth_scheduler.domain.backup_jobs import (
+    CheckJob,
+    DumpJob,
+    DumpResult,
+    S3Upload,
+    job_from_json,
+    parse_line,
+    progress_line,
+)
 from tests.support.images import TEST_LABEL, busybox_image, docker, remove_container
 from tests.support.s3 import REGION, MotoS3
 
@@ -48,6 +56,7 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         ["/d/k.gz.partial"],
     )
     assert json.loads(job.to_json()) == {
+        "kind": "dump",
         "socket": "/s.sock",
         "api_version": "v1.41",
         "container": "c1",
@@ -71,8 +80,17 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         ],
         "files": ["/d/k.gz.partial"],
     }
-    assert DumpJob.from_json(job.to_json()) == job
+    assert job_from_json(job.to_json()) == job
     assert "SECRET" not in repr(job) and "pw" not in repr(job)  # a job in a log line shows no secret
+    check = CheckJob(upload, s3_timeout_s=5.0)
+    assert json.loads(check.to_json()) == {
+        "kind": "check",
+        "source": json.loads(job.to_json())["uploads"][0],
+        "file": "",
+        "s3_timeout_s": 5.0,
+    }
+    assert job_from_json(check.to_json()) == check
+    assert job_from_json(CheckJob(file="/d/k.gz").to_json()) == CheckJob(file="/d/k.gz")
     result = DumpResult(10, "ab", [[[1, '"e1"'], [2, '"e2"']]], exit_code=0, peak_rss_kb=4096)
     assert json.loads(result.line()) == {
         "type": "result",
@@ -130,7 +148,7 @@ async def _complete(s3: MotoS3, job: DumpJob, result: DumpResult) -> None:
 
 
 async def test_a_stream_of_a_few_hundred_mb_stays_under_100_mb(s3: MotoS3, box: str, tmp_path: Path) -> None:
-    size = 256 << 20
+    size = 200 << 20
     partial = tmp_path / "dump.gz.partial"
     partial.write_bytes(b"")
     argv = ["sh", "-c", f"head -c {size} /dev/urandom; echo done >&2"]
@@ -208,8 +226,8 @@ async def test_a_worker_whose_scheduler_is_killed_leaves_no_orphan(s3: MotoS3, b
     script = (
         "import asyncio, sys\n"
         "from berth_scheduler.adapters.backup_process import run_worker\n"
-        "from berth_scheduler.domain.backup_jobs import DumpJob\n"
-        "asyncio.run(run_worker(DumpJob.from_json(sys.stdin.readline())))\n"
+        "from berth_scheduler.domain.backup_jobs import job_from_json\n"
+        "asyncio.run(run_worker(job_from_json(sys.stdin.readline())))\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, cwd=REPO)
     assert parent.stdin is not None
@@ -246,3 +264,18 @@ async def test_a_stream_stopped_while_a_stage_waits_on_a_full_queue_ends() -> No
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_check_reads_the_stored_object_to_its_end(s3: MotoS3, tmp_path: Path) -> None:
+    body = os.urandom(3_000_000)
+    s3.client().put_object(Bucket="worker-b", Key="check/a.gz", Body=body)
+    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "check/a.gz")
+    result = await asyncio.wait_for(run_worker(CheckJob(source)), 60)
+    assert (result.reason, result.size, result.sha256) == (None, len(body), hashlib.sha256(body).hexdigest())
+    (tmp_path / "a.gz").write_bytes(body)
+    result = await asyncio.wait_for(run_worker(CheckJob(file=str(tmp_path / "a.gz"))), 60)
+    assert (result.reason, result.size, result.sha256) == (None, len(body), hashlib.sha256(body).hexdigest())
+    gone = await asyncio.wait_for(run_worker(CheckJob(S3Upload(**{**source.__dict__, "key": "check/none"}))), 60)
+    assert gone.reason is not None and "NoSuchKey" in gone.reason
+    missing = await asyncio.wait_for(run_worker(CheckJob(file=str(tmp_path / "none"))), 60)
+    assert missing.reason == f"cannot read {tmp_path / 'none'}: No such file or directory"

@@ -276,7 +276,7 @@ def directory_sink(dest: DirectoryDestination, key: str, ssh: Ssh | None) -> Sin
     return RemoteDirectorySink(dest, key, ssh)
 
 
-def _inside(key: str, root: str) -> Path:
+def inside(key: str, root: str) -> Path:
     """``key`` as a path, refused unless it is a file under ``root`` (no way out through ``..``)."""
     path = Path(os.path.normpath(key))
     if not path.is_absolute() or not str(path).startswith(os.path.normpath(root) + "/"):
@@ -299,7 +299,7 @@ async def read_object(
         finally:
             await client.close()
         return
-    path = _inside(key, origin.path)
+    path = inside(key, origin.path)
     if origin.server_id != LOCAL:
         sftp = await _sftp(ssh, origin.server_id)
         try:

@@ -54,14 +54,32 @@ class DumpJob:
     def to_json(self) -> str:
         data = asdict(self)
         data["stdin"] = base64.b64encode(self.stdin).decode("ascii")
-        return json.dumps(data, sort_keys=True)
+        return json.dumps({"kind": "dump", **data}, sort_keys=True)
 
-    @classmethod
-    def from_json(cls, text: str) -> DumpJob:
-        data = json.loads(text)
-        data["stdin"] = base64.b64decode(data.get("stdin", ""))
-        data["uploads"] = [S3Upload(**u) for u in data.get("uploads", [])]
-        return cls(**data)
+
+@dataclass(frozen=True)
+class CheckJob:
+    """Read a stored backup object to its end (``source``: in S3, its ``upload_id`` unused; else the local
+    file ``file``): the result is its size and SHA-256, before a restore writes anything."""
+
+    source: S3Upload | None = None
+    file: str = ""
+    s3_timeout_s: float = 30.0
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "check", **asdict(self)}, sort_keys=True)
+
+
+def job_from_json(text: str) -> DumpJob | CheckJob:
+    """The job of a worker's first stdin line."""
+    data = json.loads(text)
+    kind = data.pop("kind")
+    if kind == "check":
+        source = data.pop("source")
+        return CheckJob(S3Upload(**source) if source else None, **data)
+    data["stdin"] = base64.b64decode(data.get("stdin", ""))
+    data["uploads"] = [S3Upload(**u) for u in data.get("uploads", [])]
+    return DumpJob(**data)
 
 
 @dataclass(frozen=True)

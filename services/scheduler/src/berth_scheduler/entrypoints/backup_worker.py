@@ -1,5 +1,5 @@
 """``python -m berth_scheduler.entrypoints.backup_worker``: one backup's stream in a process of its own
-(``usecases.backup_worker``). The job is one JSON line on stdin (it holds the opened S3 secret key: never
+(``usecases.backup_worker``), or the read of a stored object before a restore writes anything. The job is one JSON line on stdin (it holds the opened S3 secret key: never
 argv, environment or files); progress and the result are JSON lines on stdout.
 
 The worker dies with the scheduler: stdin's end (the scheduler closed it, ended or was killed) and
@@ -20,8 +20,8 @@ import ctypes  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 
-from berth_scheduler.domain.backup_jobs import DumpJob  # noqa: E402
-from berth_scheduler.usecases.backup_worker import run  # noqa: E402
+from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, job_from_json  # noqa: E402
+from berth_scheduler.usecases.backup_worker import check, run  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 
@@ -38,7 +38,7 @@ def _emit(line: str) -> None:
     sys.stdout.flush()
 
 
-async def _main(job: DumpJob) -> int:
+async def _main(job: DumpJob | CheckJob) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -50,7 +50,8 @@ async def _main(job: DumpJob) -> int:
 
     threading.Thread(target=watch, daemon=True).start()
     try:
-        _emit((await run(job, _emit)).line())
+        result = await (check(job, _emit) if isinstance(job, CheckJob) else run(job, _emit))
+        _emit(result.line())
     except asyncio.CancelledError:
         return 1
     return 0
@@ -58,7 +59,7 @@ async def _main(job: DumpJob) -> int:
 
 def main() -> None:
     _die_with_parent()
-    job = DumpJob.from_json(sys.stdin.buffer.readline().decode())
+    job = job_from_json(sys.stdin.buffer.readline().decode())
     sys.exit(asyncio.run(_main(job)))
 
 

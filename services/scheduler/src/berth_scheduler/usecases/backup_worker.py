@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable
 from typing import BinaryIO
@@ -28,7 +29,7 @@ from berth_common.s3.client import S3Client, S3Error
 from berth_scheduler.adapters.engine_exec import EngineExec, EngineExecError
 from berth_scheduler.adapters.part_upload import PartError, PartUploader, client
 from berth_scheduler.domain import backups as dom
-from berth_scheduler.domain.backup_jobs import DumpJob, DumpResult, progress_line
+from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, progress_line
 from berth_scheduler.usecases.backup_stream import pump
 
 PROGRESS_EVERY = 16 << 20  # a progress line per this many compressed bytes
@@ -140,6 +141,39 @@ async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
         for c in s3:
             with contextlib.suppress(Exception):
                 await c.close()
+
+
+async def check(job: CheckJob, emit: Callable[[str], None], chunk: int = 1 << 20) -> DumpResult:
+    """Read the stored object to its end: its size and SHA-256 (``reason``: why it cannot be read)."""
+    sha, size, note = hashlib.sha256(), 0, PROGRESS_EVERY
+
+    def add(data: bytes) -> None:
+        nonlocal size, note
+        sha.update(data)
+        size += len(data)
+        if size >= note:
+            note += PROGRESS_EVERY
+            emit(progress_line(size))
+
+    if job.source is None:
+        try:
+            with open(job.file, "rb") as f:  # noqa: ASYNC230 (a local file, read in pieces)
+                while data := await asyncio.to_thread(f.read, chunk):
+                    add(data)
+        except OSError as exc:
+            return _ended(DumpResult(reason=f"cannot read {job.file}: {exc.strerror or exc}"))
+        return _ended(DumpResult(size, sha.hexdigest()))
+    u = job.source
+    s3 = client(u.endpoint, u.bucket, u.region, u.path_style, u.access_key, u.secret_key, job.s3_timeout_s)
+    try:
+        async with s3.get(u.key, chunk) as chunks:
+            async for data in chunks:
+                add(data)
+    except S3Error as exc:
+        return _ended(DumpResult(reason=str(exc)))
+    finally:
+        await s3.close()
+    return _ended(DumpResult(size, sha.hexdigest()))
 
 
 def _ended(result: DumpResult) -> DumpResult:

@@ -5,6 +5,10 @@ The stored object streams from its destination, its SHA-256 checked on the way a
 recorded, is decompressed and written to the stdin of the engine's restore tool in the target container
 (``domain.dumps.restore_plan``: a new database made first, or, only with the command's explicit
 confirmation, over the existing one). The restore is good when the tool exited 0 and the SHA-256 matched.
+A restore that writes over existing data (confirmed, every database, Redis, a volume over an existing one)
+reads the object once first and refuses a wrong SHA-256 before anything is written
+(``usecases.restore_checks``); a new database or volume whose object turns out wrong at the end is
+removed again.
 A volume is restored by a helper container running ``tar -x`` into a new volume (or, confirmed, into the
 existing one emptied first), what the command names stopped meanwhile (``usecases.volume_dumps``).
 """
@@ -33,10 +37,12 @@ from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
+from berth_scheduler.domain import restore_checks as checks
 from berth_scheduler.domain import volume_dumps as vol
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError, redis_rdb
+from berth_scheduler.usecases.restore_checks import check_before_writing
 
 log = get_logger(__name__)
 PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
@@ -154,15 +160,25 @@ class Restores:
         into = f"database {target.database}" if target.database else "every database"
         how = "over the existing one" if msg.overwrite else "as a new database"
         await self._log(msg.restore_id, f"restoring {msg.key} into {target.container}, {into} ({how})")
+        if checks.overwrites(target.engine, target.database, msg.overwrite):
+            await self._check(msg, f"{into} of {target.container}")
         for step in plan.prepare:
             code, out, err = await run_small(docker, target.container, step)
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
-        async with (
-            read_object(msg.origin, msg.key, self.ssh) as chunks,
-            ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
-        ):
-            written = await self._feed(msg, delivery, chunks, ex)
+        try:
+            async with (
+                read_object(msg.origin, msg.key, self.ssh) as chunks,
+                ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
+            ):
+                written = await self._feed(msg, delivery, chunks, ex)
+        except BaseException:
+            drop = checks.drop_new_database(target.engine, target.database, target.user, password)
+            if plan.prepare and not msg.overwrite and drop is not None:  # the new database it made goes
+                with contextlib.suppress(Exception):
+                    await run_small(docker, target.container, drop)
+                    await self._log(msg.restore_id, f"the new database {target.database} is removed again")
+            raise
         await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
         for step in plan.finish:
             await run_small(docker, target.container, step)
@@ -177,6 +193,8 @@ class Restores:
         how = "over the existing one, emptied first" if msg.overwrite else "as a new volume"
         await self._log(msg.restore_id, f"restoring {msg.key} into volume {target.volume} ({how})")
         await volume_dumps.helper_image(docker, target.server_id, self.socket, await self.docker(LOCAL))
+        if msg.overwrite:
+            await self._check(msg, f"volume {target.volume}")
         async with (
             volume_dumps.stopped(docker, target, msg.team_id),
             read_object(msg.origin, msg.key, self.ssh) as chunks,
@@ -192,6 +210,13 @@ class Restores:
                     await volume_dumps.remove_volume(docker, target.volume)
                 raise
         await self._log(msg.restore_id, f"{written} bytes restored by tar")
+
+    async def _check(self, msg: RestoreBackup, into: str) -> None:
+        """Read the stored object once and refuse unless its SHA-256 is the recorded one: nothing is
+        written into ``into`` before."""
+        await self._log(msg.restore_id, f"checking the SHA-256 of {msg.key} before writing into {into}")
+        await check_before_writing(msg, self.ssh, into)
+        await self._log(msg.restore_id, "the backup object is the one recorded (SHA-256 matches)")
 
     async def _feed(
         self, msg: RestoreBackup, delivery: Delivery, chunks: AsyncIterator[bytes], ex: ExecStream | HelperContainer

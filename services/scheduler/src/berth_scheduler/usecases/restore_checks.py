@@ -1,0 +1,63 @@
+"""The first pass of a restore that writes over existing data: the stored object is read to its end and
+its SHA-256 compared with the one the backup recorded, before anything is written into the target. A
+wrong object is refused with the reason; the target is untouched.
+
+The read runs in the backup worker process (``CheckJob``) for an object in S3 or in a directory on the
+control plane's server, so the scheduler's memory does not follow the object's size; an object in a
+directory on another server is read over SFTP on the scheduler's SSH connection (its keys live there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from berth_common.catalogue import RestoreBackup, S3Destination
+from berth_common.docker import LOCAL
+from berth_scheduler.adapters.backup_process import WorkerError, run_worker
+from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, inside, read_object
+from berth_scheduler.domain.backup_jobs import CheckJob, S3Upload
+from berth_scheduler.domain.restore_checks import mismatch
+from berth_scheduler.usecases.backups import BackupError
+
+
+async def object_digest(msg: RestoreBackup, ssh: Ssh | None) -> tuple[str, int]:
+    """The stored object's SHA-256 and size, read to its end."""
+    origin = msg.origin
+    if isinstance(origin, S3Destination) or origin.server_id == LOCAL:
+        if isinstance(origin, S3Destination):
+            source = S3Upload(
+                origin.endpoint,
+                origin.bucket,
+                origin.region,
+                origin.path_style,
+                origin.access_key,
+                origin.reveal(),
+                msg.key,
+            )
+            job = CheckJob(source)
+        else:
+            job = CheckJob(file=str(inside(msg.key, origin.path)))
+        try:
+            result = await run_worker(job)
+        except WorkerError as exc:
+            raise BackupError(str(exc)) from None
+        if result.reason is not None:
+            raise BackupError(f"the backup object cannot be read: {result.reason}")
+        return result.sha256, result.size
+    sha, size = hashlib.sha256(), 0
+    async with read_object(origin, msg.key, ssh) as chunks:
+        async for data in chunks:
+            sha.update(data)
+            size += len(data)
+    return sha.hexdigest(), size
+
+
+async def check_before_writing(msg: RestoreBackup, ssh: Ssh | None, into: str) -> None:
+    """Refuse (``BackupError``) unless the stored object is the one the backup recorded."""
+    try:
+        sha, size = await object_digest(msg, ssh)
+    except SinkError as exc:
+        raise BackupError(f"the backup object cannot be read: {exc}") from None
+    reason = mismatch(sha, size, msg.sha256, None, into)
+    if reason is not None:
+        raise BackupError(reason)
