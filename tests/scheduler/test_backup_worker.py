@@ -79,6 +79,7 @@ def test_the_job_and_the_result_are_exact_json() -> None:
             }
         ],
         "files": ["/d/k.gz.partial"],
+        "attach": False,
     }
     assert job_from_json(job.to_json()) == job
     assert "SECRET" not in repr(job) and "pw" not in repr(job)  # a job in a log line shows no secret

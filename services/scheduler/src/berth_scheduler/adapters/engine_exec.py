@@ -111,6 +111,22 @@ class EngineExec:
             message = body[:200].decode("utf-8", "replace")
         return EngineExecError(f"docker exec {self.tool} in {self.container}: {message}", status)
 
+    async def _upgrade(self, path: str, body: dict[str, Any] | None) -> int:
+        """Open the raw stream of ``path`` (an exec's start or a container's attach); the HTTP status."""
+        async with asyncio.timeout(self.timeout_s):
+            try:
+                self._reader, self._writer = await asyncio.open_unix_connection(self.socket, limit=1 << 20)
+                self._writer.write(self._head("POST", path, body, upgrade=True))
+                if body is not None:
+                    self._writer.write(json.dumps(body).encode())
+                await self._writer.drain()
+                status, _ = await _head(self._reader)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                raise EngineExecError(f"the Docker engine dropped the connection: {exc}") from None
+        if status not in (101, 200):
+            raise self._refused(status, await self._reader.read(4096))
+        return status
+
     async def __aenter__(self) -> EngineExec:
         config = {
             "AttachStdout": True,
@@ -124,19 +140,9 @@ class EngineExec:
         if status != 201:
             raise self._refused(status, body)
         self._id = str(json.loads(body)["Id"])
-        start = {"Detach": False, "Tty": False}
-        async with asyncio.timeout(self.timeout_s):
-            try:
-                self._reader, self._writer = await asyncio.open_unix_connection(self.socket, limit=1 << 20)
-                self._writer.write(self._head("POST", f"/exec/{self._id}/start", start, upgrade=True))
-                self._writer.write(json.dumps(start).encode())
-                await self._writer.drain()
-                status, _ = await _head(self._reader)
-            except (OSError, asyncio.IncompleteReadError) as exc:
-                raise EngineExecError(f"the Docker engine dropped the connection: {exc}") from None
-        if status not in (101, 200):
-            raise self._refused(status, await self._reader.read(4096))
+        await self._upgrade(f"/exec/{self._id}/start", {"Detach": False, "Tty": False})
         if self.stdin:
+            assert self._writer is not None
             self._writer.write(self.stdin)
             await self._writer.drain()
             if self._writer.can_write_eof():
@@ -188,3 +194,23 @@ class EngineExec:
             if loop.time() > deadline:
                 return -1
             await asyncio.sleep(0.05)
+
+
+class EngineAttach(EngineExec):
+    """A helper container the caller created (not started): attached before it starts (no byte of its
+    output is missed), started, read to its end, its exit code waited for. The caller removes it."""
+
+    async def __aenter__(self) -> EngineAttach:
+        await self._upgrade(f"/containers/{self.container}/attach?stream=1&stdout=1&stderr=1", None)
+        status, body = await self._request("POST", f"/containers/{self.container}/start")
+        if status not in (204, 304):
+            raise self._refused(status, body)
+        return self
+
+    async def exit_code(self, timeout_s: float = 60.0) -> int:
+        self.timeout_s = max(self.timeout_s, timeout_s)
+        status, body = await self._request("POST", f"/containers/{self.container}/wait")
+        if status != 200:
+            return -1
+        code = json.loads(body).get("StatusCode")
+        return int(code) if code is not None else -1

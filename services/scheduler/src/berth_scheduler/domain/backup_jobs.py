@@ -37,7 +37,9 @@ class S3Upload:
 class DumpJob:
     """Run ``argv`` in ``container`` through the engine on the unix socket ``socket``; compress its stdout
     with ``compression`` and write it to every upload and file (each a ``.partial`` path the scheduler
-    made). ``env`` may hold the database password and ``stdin`` a config document (base64 in the JSON)."""
+    made). ``env`` may hold the database password and ``stdin`` a config document (base64 in the JSON).
+    With ``attach``, ``container`` is a helper container made for the stream (a volume's tar) and ``argv``
+    only names its command."""
 
     socket: str
     api_version: str
@@ -50,6 +52,7 @@ class DumpJob:
     s3_timeout_s: float = 30.0
     uploads: list[S3Upload] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    attach: bool = False  # ``container`` is a helper the scheduler created: attached, started, waited for
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -1,4 +1,4 @@
-"""A database's dump streamed by the backup worker process (``usecases.backup_worker``), the scheduler
+"""A database's dump or a volume's tar streamed by the backup worker process (``usecases.backup_worker``), the scheduler
 keeping the rest: the destinations are opened here first (the multipart upload created and recorded, the
 directory's ``.partial`` file made, so a sweep can remove them if this process dies), the worker streams
 the exec output into them, then the objects are completed, listed back and checked here.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from berth_common.catalogue import BackupObject, DirectoryDestination, S3Destination, StartBackup, VolumeSource
 from berth_common.docker import LOCAL
@@ -19,6 +19,8 @@ from berth_common.docker.engine import API_VERSION
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.backup_process import WorkerError, run_worker
 from berth_scheduler.adapters.backup_sinks import DirectorySink, S3Sink, Sink
+from berth_scheduler.adapters.docker import DockerExecutor
+from berth_scheduler.adapters.helper_container import created
 from berth_scheduler.domain.backup_jobs import DumpJob, S3Upload
 from berth_scheduler.domain.dumps import Exec
 
@@ -41,9 +43,16 @@ class Limits(Protocol):
 
 
 def job_of(
-    socket: str, msg: StartBackup, command: Exec, compression: str, sinks: Sequence[Sink], limits: Limits
+    socket: str,
+    msg: StartBackup,
+    command: Exec,
+    compression: str,
+    sinks: Sequence[Sink],
+    limits: Limits,
+    helper: str | None = None,
 ) -> DumpJob:
-    """The worker's job for the database backup ``msg``, its ``sinks`` opened (in its destinations' order)."""
+    """The worker's job for the backup ``msg``, its ``sinks`` opened (in its destinations' order): an exec
+    of ``command`` in the database's container, or the created ``helper`` container's output."""
     uploads, files = [], []
     for dest, sink in zip(msg.destinations, sinks, strict=True):
         if isinstance(dest, S3Destination) and isinstance(sink, S3Sink):
@@ -53,7 +62,7 @@ def job_of(
             uploads.append(replace(upload, key=sink.key, upload_id=sink.upload_id))
         elif isinstance(sink, DirectorySink):
             files.append(str(sink.partial))
-    container = "" if isinstance(msg.source, VolumeSource) else msg.source.container
+    container = helper or ("" if isinstance(msg.source, VolumeSource) else msg.source.container)
     return DumpJob(
         socket,
         API_VERSION,
@@ -66,6 +75,7 @@ def job_of(
         limits.s3_timeout_s,
         uploads,
         files,
+        attach=helper is not None,
     )
 
 
@@ -87,3 +97,20 @@ async def dump_in_worker(job: DumpJob, sinks: Sequence[Sink], backup_id: str) ->
     for sink in sinks:
         await sink.verify(result.size)
     return [BackupObject(destination=s.name, key=s.key, size=result.size, sha256=result.sha256) for s in sinks]
+
+
+async def helper_in_worker(
+    docker: DockerExecutor,
+    socket: str,
+    msg: StartBackup,
+    helper: tuple[str, dict[str, Any]],
+    compression: str,
+    sinks: Sequence[Sink],
+    limits: Limits,
+) -> list[BackupObject]:
+    """A helper container's output (a volume's tar) streamed by the worker: the helper ``(name, body)`` is
+    created here, attached and started by the worker, and removed here whatever happened."""
+    name, body = helper
+    async with created(docker, name, body):
+        job = job_of(socket, msg, Exec([str(a) for a in body["Cmd"]]), compression, sinks, limits, name)
+        return await dump_in_worker(job, sinks, msg.backup_id)

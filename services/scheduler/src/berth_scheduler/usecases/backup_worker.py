@@ -2,7 +2,8 @@
 engine's exec output, compressed (``domain.backups`` codec) and written to the S3 parts and the directory
 files of a :class:`~berth_scheduler.domain.backup_jobs.DumpJob`, with its SHA-256 and size.
 
-The process holds only this stream, Berth's S3 client (httpx) and an asyncio connection to the engine's
+The stream is a database dump tool's (an exec in the database's container) or a volume's tar (a helper
+container the scheduler made, attached and started here). The process holds only this stream, Berth's S3 client (httpx) and an asyncio connection to the engine's
 unix socket: no message catalogue (pydantic), no database (SQLAlchemy), no NATS client, no aiodocker. So
 its memory is the stream's (bounded stages and at most two parts per upload), whatever the dump's size,
 and the scheduler's own footprint does not grow while a backup runs.
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from berth_common.s3.client import S3Client, S3Error
-from berth_scheduler.adapters.engine_exec import EngineExec, EngineExecError
+from berth_scheduler.adapters.engine_exec import EngineAttach, EngineExec, EngineExecError
 from berth_scheduler.adapters.part_upload import PartError, PartUploader, client
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, progress_line
@@ -109,7 +110,8 @@ async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
                 emit(progress_line(counted[0]))
 
         writers = [*(u.write for u in uploads), *(f.write for f in files), count]
-        async with EngineExec(job.socket, job.api_version, job.container, job.argv, job.env, job.stdin) as ex:
+        stream = EngineAttach if job.attach else EngineExec
+        async with stream(job.socket, job.api_version, job.container, job.argv, job.env, job.stdin) as ex:
             written = await pump(ex.chunks(), codec, writers)
             code = await ex.exit_code()
             if code != 0:
