@@ -16,6 +16,7 @@ import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,22 @@ async def test_a_check_reads_the_stored_object_to_its_end(s3: MotoS3, tmp_path: 
     assert gone.reason is not None and "NoSuchKey" in gone.reason
     missing = await asyncio.wait_for(run_worker(CheckJob(file=str(tmp_path / "none"))), 60)
     assert missing.reason == f"cannot read {tmp_path / 'none'}: No such file or directory"
+
+
+async def test_a_helper_container_is_attached_started_and_read_to_its_end(s3: MotoS3) -> None:
+    name = f"berth-test-bworker-helper-{os.getpid()}"
+    argv = ["sh", "-c", "echo one; echo two; echo said >&2; exit 4"]
+    docker("create", "--name", name, "--label", TEST_LABEL, "--network", "none", busybox_image(), *argv)
+    try:
+        job = await _job(s3, name, "helper/a.gz", argv)
+        result = await asyncio.wait_for(run_worker(replace(job, attach=True)), 60)
+        assert (result.exit_code, result.reason) == (4, "sh exited with code 4: said")
+        docker("rm", "-f", name)
+        docker("create", "--name", name, "--label", TEST_LABEL, "--network", "none", busybox_image(), "echo", "one")
+        job = await _job(s3, name, "helper/b.gz", ["echo"])
+        result = await asyncio.wait_for(run_worker(replace(job, attach=True)), 60)
+        assert result.reason is None, result
+        await _complete(s3, job, result)
+        assert gzip.decompress(s3.read("worker-b", "helper/b.gz")) == b"one\n"
+    finally:
+        remove_container(name)
