@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
-from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, parse_line
+from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, RestoreJob, parse_line
 
 MODULE = "berth_scheduler.entrypoints.backup_worker"
 KEEP_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
@@ -33,7 +33,9 @@ class WorkerError(RuntimeError):
 
 
 async def run_worker(
-    job: DumpJob | CheckJob, on_progress: Callable[[int], Awaitable[None]] | None = None, grace_s: float = 10.0
+    job: DumpJob | CheckJob | RestoreJob,
+    on_progress: Callable[[int], Awaitable[None]] | None = None,
+    grace_s: float = 10.0,
 ) -> DumpResult:
     """Run ``job`` in a new worker process; its result. A cancel ends the worker (its uploads aborted)."""
     env = {**{k: os.environ[k] for k in KEEP_ENV if k in os.environ}, **MALLOC}

@@ -66,10 +66,13 @@ class EngineExec:
         env: dict[str, str] | None = None,
         stdin: bytes = b"",
         timeout_s: float = 60.0,
+        *,
+        feed: bool = False,
     ) -> None:
         self.socket, self.api = socket, api_version
         self.container, self.argv, self.env, self.stdin = container, argv, env or {}, stdin
         self.tool = argv[0]
+        self.feed = feed  # stdin stays open for :meth:`write` until :meth:`close_stdin`
         self.timeout_s = timeout_s
         self.stderr = b""
         self._id = ""
@@ -131,7 +134,7 @@ class EngineExec:
         config = {
             "AttachStdout": True,
             "AttachStderr": True,
-            "AttachStdin": bool(self.stdin),
+            "AttachStdin": bool(self.stdin) or self.feed,
             "Tty": False,
             "Cmd": self.argv,
             "Env": [f"{k}={v}" for k, v in self.env.items()],
@@ -178,6 +181,24 @@ class EngineExec:
             elif data:
                 yield data
 
+    async def write(self, data: bytes) -> None:
+        assert self._writer is not None
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as exc:
+            raise EngineExecError(f"{self.tool} stopped reading its input: {exc}") from None
+
+    async def close_stdin(self) -> None:
+        """Half-close the stream: the command reads EOF, its output still arrives."""
+        if self._writer is not None and self._writer.can_write_eof():
+            self._writer.write_eof()
+
+    async def drain(self) -> None:
+        """Read the output to its end (stdout is not kept, stderr's end is)."""
+        async for _ in self.chunks():
+            pass
+
     def error_text(self) -> str:
         return self.stderr.decode(errors="replace").strip()
 
@@ -201,7 +222,8 @@ class EngineAttach(EngineExec):
     output is missed), started, read to its end, its exit code waited for. The caller removes it."""
 
     async def __aenter__(self) -> EngineAttach:
-        await self._upgrade(f"/containers/{self.container}/attach?stream=1&stdout=1&stderr=1", None)
+        stdin = "&stdin=1" if self.feed else ""
+        await self._upgrade(f"/containers/{self.container}/attach?stream=1&stdout=1&stderr=1{stdin}", None)
         status, body = await self._request("POST", f"/containers/{self.container}/start")
         if status not in (204, 304):
             raise self._refused(status, body)

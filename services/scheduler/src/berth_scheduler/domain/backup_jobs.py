@@ -73,13 +73,37 @@ class CheckJob:
         return json.dumps({"kind": "check", **asdict(self)}, sort_keys=True)
 
 
-def job_from_json(text: str) -> DumpJob | CheckJob:
+@dataclass(frozen=True)
+class RestoreJob:
+    """Stream a stored object (``source`` in S3, else the local ``file``), its SHA-256 checked against
+    ``sha256``, decompressed, into the stdin of ``argv`` run in ``container`` (with ``attach``: the helper
+    container made for it, attached with its stdin and started). The result's ``size`` is the bytes
+    written into the tool, ``reason`` why it is not good (a wrong SHA-256, a damaged object, the tool)."""
+
+    socket: str
+    api_version: str
+    container: str
+    argv: list[str]
+    sha256: str
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    compression: str = "gzip"
+    source: S3Upload | None = None
+    file: str = ""
+    s3_timeout_s: float = 30.0
+    attach: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "restore", **asdict(self)}, sort_keys=True)
+
+
+def job_from_json(text: str) -> DumpJob | CheckJob | RestoreJob:
     """The job of a worker's first stdin line."""
     data = json.loads(text)
     kind = data.pop("kind")
-    if kind == "check":
+    if kind in ("check", "restore"):
         source = data.pop("source")
-        return CheckJob(S3Upload(**source) if source else None, **data)
+        made = CheckJob if kind == "check" else RestoreJob
+        return made(source=S3Upload(**source) if source else None, **data)
     data["stdin"] = base64.b64decode(data.get("stdin", ""))
     data["uploads"] = [S3Upload(**u) for u in data.get("uploads", [])]
     return DumpJob(**data)

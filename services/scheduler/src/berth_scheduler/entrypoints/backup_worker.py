@@ -20,8 +20,9 @@ import ctypes  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 
-from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, job_from_json  # noqa: E402
+from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, RestoreJob, job_from_json  # noqa: E402
 from berth_scheduler.usecases.backup_worker import check, run  # noqa: E402
+from berth_scheduler.usecases.restore_worker import restore  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 
@@ -38,7 +39,7 @@ def _emit(line: str) -> None:
     sys.stdout.flush()
 
 
-async def _main(job: DumpJob | CheckJob) -> int:
+async def _main(job: DumpJob | CheckJob | RestoreJob) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -50,7 +51,12 @@ async def _main(job: DumpJob | CheckJob) -> int:
 
     threading.Thread(target=watch, daemon=True).start()
     try:
-        result = await (check(job, _emit) if isinstance(job, CheckJob) else run(job, _emit))
+        if isinstance(job, CheckJob):
+            result = await check(job, _emit)
+        elif isinstance(job, RestoreJob):
+            result = await restore(job, _emit)
+        else:
+            result = await run(job, _emit)
         _emit(result.line())
     except asyncio.CancelledError:
         return 1

@@ -5,6 +5,8 @@ The stored object streams from its destination, its SHA-256 checked on the way a
 recorded, is decompressed and written to the stdin of the engine's restore tool in the target container
 (``domain.dumps.restore_plan``: a new database made first, or, only with the command's explicit
 confirmation, over the existing one). The restore is good when the tool exited 0 and the SHA-256 matched.
+The stream runs in the backup worker process (``usecases.restore_worker``) for an object in S3 or on this
+server's disk, here for one on another server's disk (read over SFTP).
 A restore that writes over existing data (confirmed, every database, Redis, a volume over an existing one)
 reads the object once first and refuses a wrong SHA-256 before anything is written
 (``usecases.restore_checks``); a new database or volume whose object turns out wrong at the end is
@@ -30,19 +32,22 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
+from berth_scheduler.adapters.backup_process import WorkerError, run_worker
 from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, read_object
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
-from berth_scheduler.adapters.helper_container import HelperContainer
+from berth_scheduler.adapters.helper_container import HelperContainer, created
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import restore_checks as checks
 from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.domain.backup_jobs import RestoreJob
+from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError, redis_rdb
-from berth_scheduler.usecases.restore_checks import check_before_writing
+from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, restore_job
 
 log = get_logger(__name__)
 PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
@@ -167,11 +172,15 @@ class Restores:
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
         try:
-            async with (
-                read_object(msg.origin, msg.key, self.ssh) as chunks,
-                ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
-            ):
-                written = await self._feed(msg, delivery, chunks, ex)
+            if self.socket is not None and in_worker(msg):
+                job = restore_job(msg, await self.socket(target.server_id), target.container, plan.stream, attach=False)
+                written = await self._in_worker(msg, delivery, job)
+            else:
+                async with (
+                    read_object(msg.origin, msg.key, self.ssh) as chunks,
+                    ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
+                ):
+                    written = await self._feed(msg, delivery, chunks, ex)
         except BaseException:
             drop = checks.drop_new_database(target.engine, target.database, target.user, password)
             if plan.prepare and not msg.overwrite and drop is not None:  # the new database it made goes
@@ -202,9 +211,15 @@ class Restores:
             # the object is readable before the volume is made or emptied
             made = await volume_dumps.prepare_target(docker, target, msg.team_id, msg.restore_id, msg.overwrite)
             name = vol.helper_name("restore", msg.restore_id)
+            body = vol.restore_body(target.volume)
             try:
-                async with HelperContainer(docker, name, vol.restore_body(target.volume)) as helper:
-                    written = await self._feed(msg, delivery, chunks, helper)
+                if self.socket is not None and in_worker(msg):
+                    async with created(docker, name, body):
+                        where, tar = await self.socket(target.server_id), Exec([str(a) for a in body["Cmd"]])
+                        written = await self._in_worker(msg, delivery, restore_job(msg, where, name, tar, attach=True))
+                else:
+                    async with HelperContainer(docker, name, body) as helper:
+                        written = await self._feed(msg, delivery, chunks, helper)
             except BaseException:
                 if made:  # a volume this restore made and could not fill is not left behind
                     await volume_dumps.remove_volume(docker, target.volume)
@@ -217,6 +232,25 @@ class Restores:
         await self._log(msg.restore_id, f"checking the SHA-256 of {msg.key} before writing into {into}")
         await check_before_writing(msg, self.ssh, into)
         await self._log(msg.restore_id, "the backup object is the one recorded (SHA-256 matches)")
+
+    async def _in_worker(self, msg: RestoreBackup, delivery: Delivery, job: RestoreJob) -> int:
+        """Stream the object into the tool in the backup worker process; the bytes written."""
+        notes = [PROGRESS_EVERY]
+
+        async def progress(written: int) -> None:
+            if written >= notes[0]:
+                notes[0] = written + PROGRESS_EVERY
+                await self._log(msg.restore_id, f"{written >> 20} MB restored")
+                with contextlib.suppress(Exception):
+                    await delivery.in_progress()
+
+        try:
+            result = await run_worker(job, progress)
+        except WorkerError as exc:
+            raise BackupError(str(exc)) from None
+        if result.reason is not None:
+            raise BackupError(result.reason)
+        return result.size
 
     async def _feed(
         self, msg: RestoreBackup, delivery: Delivery, chunks: AsyncIterator[bytes], ex: ExecStream | HelperContainer
