@@ -1,7 +1,8 @@
 """The backup worker process: its job and result as exact JSON; a run against this machine's Docker engine
 and a real S3 API (moto, signature checks on) whose object is what the container wrote, compressed, with
 the SHA-256 and size reported; its peak RSS under 100 MB for a stream of a few hundred MB; the tool's and
-the engine's reasons; and a worker whose parent is cancelled or killed aborts its upload and exits."""
+the engine's reasons; a restore's stream into a tool's stdin with its SHA-256 checked; and a worker whose
+parent is cancelled or killed aborts its upload and exits."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from berth_scheduler.domain.backup_jobs import (
     CheckJob,
     DumpJob,
     DumpResult,
+    RestoreJob,
     S3Upload,
     job_from_json,
     parse_line,
@@ -300,3 +302,28 @@ async def test_a_helper_container_is_attached_started_and_read_to_its_end(s3: Mo
         assert gzip.decompress(s3.read("worker-b", "helper/b.gz")) == b"one\n"
     finally:
         remove_container(name)
+
+
+async def test_a_restore_streams_the_object_into_the_tools_stdin(s3: MotoS3, box: str, tmp_path: Path) -> None:
+    data = os.urandom(3_000_000)
+    stored = gzip.compress(data)
+    s3.client().put_object(Bucket="worker-b", Key="restore/a.gz", Body=stored)
+    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "restore/a.gz")
+    sha = hashlib.sha256(stored).hexdigest()
+    job = RestoreJob(SOCKET, "v1.41", box, ["sh", "-c", "cat > /tmp/restored"], sha, source=source)
+    assert job_from_json(job.to_json()) == job
+    result = await asyncio.wait_for(run_worker(job), 60)
+    assert (result.reason, result.exit_code, result.size, result.sha256) == (None, 0, len(data), sha)
+    assert docker("exec", box, "md5sum", "/tmp/restored").split()[0] == hashlib.md5(data).hexdigest()
+    # the same object from the disk, recorded with another SHA-256: the tool got it, the result says no
+    (tmp_path / "a.gz").write_bytes(stored)
+    wrong = replace(job, source=None, file=str(tmp_path / "a.gz"), sha256="0" * 64)
+    result = await asyncio.wait_for(run_worker(wrong), 60)
+    assert result.reason == f"the object's SHA-256 is {sha}, the backup recorded {'0' * 64}"
+    (tmp_path / "cut.gz").write_bytes(stored[:-50])
+    cut = replace(wrong, file=str(tmp_path / "cut.gz"))
+    result = await asyncio.wait_for(run_worker(cut), 60)
+    assert result.reason is not None and result.reason.startswith("the backup object is damaged: ")
+    failing = replace(job, argv=["sh", "-c", "cat > /dev/null; echo 'ERROR: no' >&2; exit 2"])
+    result = await asyncio.wait_for(run_worker(failing), 60)
+    assert (result.exit_code, result.reason) == (2, "sh exited with code 2: ERROR: no")
