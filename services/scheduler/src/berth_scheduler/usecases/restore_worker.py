@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator, Callable
 
 from berth_common.s3.client import S3Error
 from berth_scheduler.adapters.engine_exec import EngineAttach, EngineExec, EngineExecError
 from berth_scheduler.adapters.part_upload import client
-from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain.backup_jobs import DumpResult, RestoreJob, progress_line
 from berth_scheduler.usecases.backup_worker import peak_rss_kb
-
-PROGRESS_EVERY = 64 << 20  # a progress line per this many bytes restored
+from berth_scheduler.usecases.restore_stream import feed
 
 
 class _Unreadable(Exception):
@@ -56,48 +53,22 @@ async def _object(job: RestoreJob, chunk: int = 1 << 20) -> AsyncIterator[AsyncI
 
 
 async def restore(job: RestoreJob, emit: Callable[[str], None]) -> DumpResult:
-    """Feed the object into the tool; the result (``size``: bytes written into it, ``sha256``: the
-    object's; ``reason`` set when it is not good)."""
-    sha, codec, written, note = hashlib.sha256(), dom.decompressor(job.compression), 0, PROGRESS_EVERY
+    """Feed the object into the tool; the result (``size``: bytes written into it; ``reason`` set when it
+    is not good)."""
     stream = EngineAttach if job.attach else EngineExec
+
+    async def progress(written: int) -> None:
+        emit(progress_line(written))
+
     try:
         async with (
             _object(job) as chunks,
             stream(job.socket, job.api_version, job.container, job.argv, job.env, feed=True) as ex,
         ):
-            reader = asyncio.create_task(ex.drain())
-            try:
-                async for chunk in chunks:
-                    sha.update(chunk)
-                    for data in codec.pieces(chunk):
-                        await ex.write(data)
-                        written += len(data)
-                    if written >= note:
-                        note += PROGRESS_EVERY
-                        emit(progress_line(written))
-                try:
-                    tail = codec.end()
-                except ValueError as exc:
-                    return _ended(DumpResult(written, sha.hexdigest(), reason=f"the backup object is damaged: {exc}"))
-                if tail:
-                    await ex.write(tail)
-                    written += len(tail)
-                await ex.close_stdin()
-                await reader
-            finally:
-                reader.cancel()
-            code = await ex.exit_code()
+            written, code, reason = await feed(chunks, job.compression, ex, job.sha256, progress)
     except (EngineExecError, _Unreadable) as exc:
-        return _ended(DumpResult(written, sha.hexdigest(), reason=str(exc), status=getattr(exc, "status", 0) or None))
-    digest = sha.hexdigest()
-    if digest != job.sha256:
-        reason = f"the object's SHA-256 is {digest}, the backup recorded {job.sha256}"
-        return _ended(DumpResult(written, digest, exit_code=code, reason=reason))
-    if code != 0:
-        return _ended(
-            DumpResult(written, digest, exit_code=code, reason=dom.exit_reason(ex.tool, code, ex.error_text()))
-        )
-    return _ended(DumpResult(written, digest, exit_code=0))
+        return _ended(DumpResult(reason=str(exc), status=getattr(exc, "status", 0) or None))
+    return _ended(DumpResult(written, job.sha256 if reason is None else "", exit_code=code, reason=reason))
 
 
 def _ended(result: DumpResult) -> DumpResult:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.helper_container import HelperContainer, created
-from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import restore_checks as checks
 from berth_scheduler.domain import volume_dumps as vol
@@ -48,9 +46,9 @@ from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError, redis_rdb
 from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, restore_job
+from berth_scheduler.usecases.restore_stream import feed
 
 log = get_logger(__name__)
-PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
 BEAT_S = 10.0  # the message is kept in progress this often while the restore runs
 INTERRUPTED = "the scheduler running this restore stopped before it finished; the target may be partly restored"
 
@@ -235,17 +233,8 @@ class Restores:
 
     async def _in_worker(self, msg: RestoreBackup, delivery: Delivery, job: RestoreJob) -> int:
         """Stream the object into the tool in the backup worker process; the bytes written."""
-        notes = [PROGRESS_EVERY]
-
-        async def progress(written: int) -> None:
-            if written >= notes[0]:
-                notes[0] = written + PROGRESS_EVERY
-                await self._log(msg.restore_id, f"{written >> 20} MB restored")
-                with contextlib.suppress(Exception):
-                    await delivery.in_progress()
-
         try:
-            result = await run_worker(job, progress)
+            result = await run_worker(job, self._progress(msg, delivery))
         except WorkerError as exc:
             raise BackupError(str(exc)) from None
         if result.reason is not None:
@@ -257,37 +246,18 @@ class Restores:
     ) -> int:
         """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
         written. Good when the SHA-256 matched and the tool exited 0."""
-        sha, codec, written = hashlib.sha256(), dom.decompressor(msg.compression), 0
-        reader = asyncio.create_task(ex.drain())
-        try:
-            next_note = PROGRESS_EVERY
-            async for chunk in chunks:
-                sha.update(chunk)
-                for data in codec.pieces(chunk):
-                    await ex.write(data)
-                    written += len(data)
-                if written >= next_note:
-                    next_note += PROGRESS_EVERY
-                    await self._log(msg.restore_id, f"{written >> 20} MB restored")
-                    with contextlib.suppress(Exception):
-                        await delivery.in_progress()
-            try:
-                tail = codec.end()
-            except ValueError as exc:
-                raise BackupError(f"the backup object is damaged: {exc}") from None
-            if tail:
-                await ex.write(tail)
-                written += len(tail)
-            await ex.close_stdin()
-            await reader
-        finally:
-            reader.cancel()
-        code = await ex.exit_code()
-        if sha.hexdigest() != msg.sha256:
-            raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
-        if code != 0:
-            raise BackupError(dom.exit_reason(ex.tool, code, ex.error_text()))
+        written, _, reason = await feed(chunks, msg.compression, ex, msg.sha256, self._progress(msg, delivery))
+        if reason is not None:
+            raise BackupError(reason)
         return written
+
+    def _progress(self, msg: RestoreBackup, delivery: Delivery) -> Callable[[int], Awaitable[None]]:
+        async def progress(written: int) -> None:
+            await self._log(msg.restore_id, f"{written >> 20} MB restored")
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
+
+        return progress
 
 
 async def _keep_in_progress(delivery: Delivery) -> None:
