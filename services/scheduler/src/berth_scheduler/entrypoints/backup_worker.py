@@ -43,11 +43,18 @@ async def _main(job: DumpJob | CheckJob | RestoreJob) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    stopping: list[bool] = []
+
+    def stop() -> None:  # once: a second cancel would cut the abort of the uploads short
+        if not stopping:
+            stopping.append(True)
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
 
     def watch() -> None:  # stdin's end: the scheduler is gone or cancels
         sys.stdin.buffer.read()
-        loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(stop)
 
     threading.Thread(target=watch, daemon=True).start()
     try:

@@ -34,6 +34,7 @@ from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, pr
 from berth_scheduler.usecases.backup_stream import pump
 
 PROGRESS_EVERY = 16 << 20  # a progress line per this many compressed bytes
+ABORT_S = 15.0  # the uploads' abort when the job is cancelled, at most
 
 
 def peak_rss_kb() -> int:
@@ -132,7 +133,10 @@ async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
     except PartError as exc:
         return _ended(DumpResult(reason=str(exc)))
     except asyncio.CancelledError:
-        await asyncio.shield(_abort(job, s3, files))
+        for u in uploads:
+            u.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_abort(job, s3, files), ABORT_S)
         raise
     finally:
         for u in uploads:

@@ -28,15 +28,15 @@ class Tool(Protocol):
 
 async def feed(
     chunks: AsyncIterator[bytes],
-    compression: str,
+    codec: dom.Codec,
     tool: Tool,
     sha256: str,
     progress: Callable[[int], Awaitable[None]],
 ) -> tuple[int, int | None, str | None]:
-    """Write the decompressed ``chunks`` into ``tool``: the bytes written, the tool's exit code (None: not
+    """Write the ``chunks`` unpacked by ``codec`` (a decompressor) into ``tool``: the bytes written, the tool's exit code (None: not
     waited for), and why the restore is not good (a damaged object, a SHA-256 other than ``sha256``, the
     tool's exit) or None."""
-    sha, codec, written, note = hashlib.sha256(), dom.decompressor(compression), 0, PROGRESS_EVERY
+    sha, written, note = hashlib.sha256(), 0, PROGRESS_EVERY
     reader = asyncio.create_task(tool.drain())
     try:
         async for chunk in chunks:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from berth_common.s3.client import S3Error
 from berth_scheduler.adapters.engine_exec import EngineAttach, EngineExec, EngineExecError
 from berth_scheduler.adapters.part_upload import client
+from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain.backup_jobs import DumpResult, RestoreJob, progress_line
 from berth_scheduler.usecases.backup_worker import peak_rss_kb
 from berth_scheduler.usecases.restore_stream import feed
@@ -65,7 +66,7 @@ async def restore(job: RestoreJob, emit: Callable[[str], None]) -> DumpResult:
             _object(job) as chunks,
             stream(job.socket, job.api_version, job.container, job.argv, job.env, feed=True) as ex,
         ):
-            written, code, reason = await feed(chunks, job.compression, ex, job.sha256, progress)
+            written, code, reason = await feed(chunks, dom.decompressor(job.compression), ex, job.sha256, progress)
     except (EngineExecError, _Unreadable) as exc:
         return _ended(DumpResult(reason=str(exc), status=getattr(exc, "status", 0) or None))
     return _ended(DumpResult(written, job.sha256 if reason is None else "", exit_code=code, reason=reason))

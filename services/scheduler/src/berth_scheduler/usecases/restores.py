@@ -37,6 +37,7 @@ from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.helper_container import HelperContainer, created
+from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import restore_checks as checks
 from berth_scheduler.domain import volume_dumps as vol
@@ -246,7 +247,9 @@ class Restores:
     ) -> int:
         """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
         written. Good when the SHA-256 matched and the tool exited 0."""
-        written, _, reason = await feed(chunks, msg.compression, ex, msg.sha256, self._progress(msg, delivery))
+        written, _, reason = await feed(
+            chunks, dom.decompressor(msg.compression), ex, msg.sha256, self._progress(msg, delivery)
+        )
         if reason is not None:
             raise BackupError(reason)
         return written
