@@ -6,7 +6,8 @@ objects restored are the ones that benchmark stored (made here when it did not r
 
 Berth: ``cmd.backup.restore`` of its object into a new database, published as the api does; ``berth_s``
 is from the publish to ``evt.restore.succeeded`` (``createdb``, then the object streamed from S3, its
-SHA-256 checked, gunzipped and written to ``pg_restore``'s stdin through the engine's exec).
+SHA-256 checked, gunzipped and written to ``pg_restore``'s stdin through the engine's exec, in the backup
+worker process).
 
 Raw, in the same run, just before: ``docker exec <pg> createdb``, then a plain boto3 download (the test
 dependency) of the raw side's object (the same ``pg_dump -Fc`` bytes, gzip level 6) piped into
@@ -17,8 +18,9 @@ sides, decompressed by gzip on both, the same ``pg_restore`` and S3 server. ``ra
 hashes), or the run fails.
 
 Also recorded: ``cpu_s``, the CPU seconds of each side's ``pg_restore``, its server backend and ``gzip``
-processes (sampled every 0.5 s) with the wall time; the scheduler's peak resident set (sampled every 50 ms) and CPU seconds during the restore,
-the load average. When the goal is missed, ``notes`` says where the time goes.
+processes (sampled every 0.5 s) with the wall time; ``peak_rss_mb``, the peak resident set (``VmHWM``) of
+the backup worker process that streams the restore, and its CPU seconds; the scheduler's own peak
+resident set (sampled every 50 ms) and CPU seconds during the restore; the load average. When the goal is missed, ``notes`` says where the time goes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import uuid
 from typing import Any
 
-from benchmarks.bench_backup import berth_backup
+from benchmarks.bench_backup import WorkerPeak, berth_backup
 from benchmarks.support.backup_rig import RssSampler, rig
 from berth_common.catalogue import RestoreBackup
 
@@ -65,7 +67,11 @@ def run() -> dict[str, Any]:
         compression="gzip",
         target=r.source("restored_berth"),
     )
-    with RssSampler(r.scheduler.proc.pid) as rss, r.cpu_watch("restored_berth") as berth_cpu:
+    with (
+        RssSampler(r.scheduler.proc.pid) as rss,
+        WorkerPeak(r.scheduler.proc.pid) as worker,
+        r.cpu_watch("restored_berth") as berth_cpu,
+    ):
         berth_s, _, _ = r.command(cmd, "evt.restore.", "restore_id")
     if r.checksum("restored_berth") != expected:
         raise RuntimeError("Berth's restore does not hold the original rows")
@@ -77,8 +83,11 @@ def run() -> dict[str, Any]:
         "raw_s": round(raw_s, 2),
         "ratio": ratio,
         "restored_db_mb": round(r.database_bytes("restored_berth") / (1 << 20), 1),
-        "peak_rss_mb": rss.peak_mb,
+        "peak_rss_mb": worker.peak_mb,
+        "worker_processes": len(worker.peaks),
+        "scheduler_peak_rss_mb": rss.peak_mb,
         "scheduler_cpu_s": round(rss.cpu_s, 2),
+        "worker_cpu_s": worker.cpu_s,
         "cpu_s": {"berth": berth_cpu.seconds(), "raw": raw_cpu.seconds()},
         "compression": "pg_dump -Fc default, then gzip level 6 on both sides",
         "raw_tool": "boto3 get_object | gzip -dc | docker exec -i pg_restore",
@@ -96,8 +105,8 @@ def explain(result: dict[str, Any]) -> list[str]:
     berth, raw = result["cpu_s"]["berth"], result["cpu_s"]["raw"]
     return [
         f"Berth {result['berth_s']} s against raw {result['raw_s']} s; pg_restore's backend used"
-        f" {berth.get('postgres_backend')} s of CPU against {raw.get('postgres_backend')} s, the scheduler"
-        f" {result['scheduler_cpu_s']} s (download, SHA-256, gunzip and the exec stream in one thread, one after"
+        f" {berth.get('postgres_backend')} s of CPU against {raw.get('postgres_backend')} s, the backup worker"
+        f" {result['worker_cpu_s']} s (download, SHA-256, gunzip and the exec stream in one thread, one after"
         f" the other) against gzip -dc's {raw.get('gzip')} s in a process of its own; load {result['load_avg_1m']}."
     ]
 

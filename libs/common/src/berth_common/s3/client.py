@@ -26,6 +26,25 @@ class S3Error(RuntimeError):
         super().__init__(f"S3 {operation} on {where} failed: {detail}")
 
 
+PIECE = 256 << 10
+
+
+def _content(req: rq.S3Request) -> bytes | AsyncIterator[bytes] | None:
+    """The request's body for httpx: a large one (an upload part) in pieces of a view of it, written one
+    after the other, so the connection never holds a second copy of the whole part (the length is in the
+    signed headers, so it is not sent chunked)."""
+    body = req.body
+    if len(body) <= PIECE or "content-length" not in req.headers:
+        return body or None
+
+    async def pieces() -> AsyncIterator[bytes]:
+        view = memoryview(body)
+        for start in range(0, len(view), PIECE):
+            yield bytes(view[start : start + PIECE])
+
+    return pieces()
+
+
 class S3Client:
     """Operations on one bucket; ``clock`` gives the signing time (a test may fix it)."""
 
@@ -57,7 +76,7 @@ class S3Client:
     async def send(self, req: rq.S3Request, *, ok: tuple[int, ...] = (200,)) -> httpx.Response:
         """Send ``req`` and read the whole answer (small answers only: not for GetObject)."""
         try:
-            resp = await self._http.request(req.method, req.url, headers=req.headers, content=req.body or None)
+            resp = await self._http.request(req.method, req.url, headers=req.headers, content=_content(req))
         except httpx.TimeoutException:
             raise self._fail(req, "Timeout", "the endpoint did not answer in time") from None
         except httpx.TransportError as exc:

@@ -23,6 +23,7 @@ from berth_common.catalogue import DirectoryDestination, S3Destination
 from berth_common.docker import LOCAL
 from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client, S3Error
+from berth_scheduler.adapters.part_upload import PartError, PartUploader
 
 DEFAULT_PART = 8 << 20  # S3's parts are at least 5 MiB but the last
 Ssh = Callable[[str], Awaitable[Any]]  # a server's SSH connection (``Fleet.connection``)
@@ -63,9 +64,7 @@ class S3Sink:
         self.client = s3_client(dest, timeout_s)
         self.part_size, self.on_upload = part_size, on_upload
         self.upload_id: str | None = None
-        self._buffer = bytearray()
-        self._parts: list[tuple[int, str]] = []
-        self._pending: asyncio.Task[None] | None = None
+        self._parts: PartUploader | None = None
         self._completed = False
 
     async def open(self) -> None:
@@ -73,44 +72,32 @@ class S3Sink:
             self.upload_id = await self.client.create_multipart(self.key)
         except S3Error as exc:
             raise SinkError(str(exc)) from None
+        self._parts = PartUploader(self.client, self.key, self.upload_id, self.part_size)
         if self.on_upload is not None:
             result = self.on_upload(self.upload_id)
             if asyncio.iscoroutine(result):
                 await result
 
-    async def _upload(self, number: int, body: bytes) -> None:
-        assert self.upload_id is not None
-        etag = await self.client.upload_part(self.key, self.upload_id, number, body)
-        self._parts.append((number, etag))
-
-    async def _send_part(self, body: bytes) -> None:
-        """Upload ``body`` as the next part, in the background; waits for the one before (one in flight)."""
-        await self._wait()
-        self._pending = asyncio.create_task(self._upload(len(self._parts) + 1, body))
-
-    async def _wait(self) -> None:
-        if self._pending is not None:
-            task, self._pending = self._pending, None
-            try:
-                await task
-            except S3Error as exc:
-                raise SinkError(str(exc)) from None
-
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= self.part_size:
-            body = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
-            await self._send_part(body)
+        assert self._parts is not None
+        try:
+            await self._parts.write(data)
+        except PartError as exc:
+            raise SinkError(str(exc)) from None
+
+    def adopt(self, parts: list[tuple[int, str]]) -> None:
+        """The parts another process (the backup worker) uploaded into this upload: ``finish`` completes
+        the object with them."""
+        assert self._parts is not None
+        self._parts.parts = list(parts)
 
     async def finish(self) -> None:
-        if self._buffer or (not self._parts and self._pending is None):
-            await self._send_part(bytes(self._buffer))
-            self._buffer.clear()
-        await self._wait()
-        assert self.upload_id is not None
+        assert self._parts is not None and self.upload_id is not None
         try:
-            await self.client.complete_multipart(self.key, self.upload_id, self._parts)
+            await self._parts.flush()
+            await self.client.complete_multipart(self.key, self.upload_id, self._parts.parts)
+        except PartError as exc:
+            raise SinkError(str(exc)) from None
         except S3Error as exc:
             raise SinkError(str(exc)) from None
         self.upload_id = None
@@ -129,9 +116,8 @@ class S3Sink:
             )
 
     async def abort(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
+        if self._parts is not None:
+            self._parts.cancel()
         if self.upload_id is not None:
             try:
                 await self.client.abort_multipart(self.key, self.upload_id)
@@ -157,6 +143,11 @@ class DirectorySink:
         self.name, self.key = dest.name, str(Path(dest.path) / key)
         self._partial = Path(f"{self.key}.partial")
         self._file: BinaryIO | None = None
+
+    @property
+    def partial(self) -> Path:
+        """Where the bytes go until the dump succeeded (the backup worker writes there by name)."""
+        return self._partial
 
     async def _io(self, what: str, fn: Callable[[], object]) -> object:
         try:
@@ -285,7 +276,7 @@ def directory_sink(dest: DirectoryDestination, key: str, ssh: Ssh | None) -> Sin
     return RemoteDirectorySink(dest, key, ssh)
 
 
-def _inside(key: str, root: str) -> Path:
+def inside(key: str, root: str) -> Path:
     """``key`` as a path, refused unless it is a file under ``root`` (no way out through ``..``)."""
     path = Path(os.path.normpath(key))
     if not path.is_absolute() or not str(path).startswith(os.path.normpath(root) + "/"):
@@ -308,7 +299,7 @@ async def read_object(
         finally:
             await client.close()
         return
-    path = _inside(key, origin.path)
+    path = inside(key, origin.path)
     if origin.server_id != LOCAL:
         sftp = await _sftp(ssh, origin.server_id)
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
@@ -23,17 +24,7 @@ class HelperContainer(Attached):
         self.stderr = b""
 
     async def __aenter__(self) -> HelperContainer:
-        await self.docker.remove(self.name)
-        try:
-            await self.docker._call(
-                f"create {self.name}", self.docker.docker.containers.create(self.body, name=self.name)
-            )
-        except DockerOperationError as exc:
-            if exc.status == 404 and "volume" not in str(exc).lower():
-                raise DockerOperationError(
-                    f"image {self.body['Image']!r} is not on server {self.docker.server_id}", 404
-                ) from None
-            raise
+        await create(self.docker, self.name, self.body)
         try:
             container = self.docker.docker.containers.container(self.name)
             self._stream = container.attach(stdout=True, stderr=True, stdin=self.stdin)
@@ -62,6 +53,28 @@ class HelperContainer(Attached):
         info = await self.docker._call(f"wait {self.name}", container.wait(), timeout_s)
         code = (info or {}).get("StatusCode")
         return int(code) if code is not None else -1
+
+
+async def create(docker: DockerExecutor, name: str, body: dict[str, Any]) -> None:
+    """Create the helper ``name`` (not started), a leftover of the same name removed first."""
+    await docker.remove(name)
+    try:
+        await docker._call(f"create {name}", docker.docker.containers.create(body, name=name))
+    except DockerOperationError as exc:
+        if exc.status == 404 and "volume" not in str(exc).lower():
+            raise DockerOperationError(f"image {body['Image']!r} is not on server {docker.server_id}", 404) from None
+        raise
+
+
+@contextlib.asynccontextmanager
+async def created(docker: DockerExecutor, name: str, body: dict[str, Any]) -> AsyncIterator[str]:
+    """The helper ``name`` created for another process to attach and start; removed whatever happened."""
+    await create(docker, name, body)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(docker.remove(name))
 
 
 async def run_helper(docker: DockerExecutor, name: str, body: dict[str, Any]) -> tuple[int, str]:

@@ -31,8 +31,14 @@ async def _stage(source: AsyncIterator[bytes], queue: asyncio.Queue[bytes | None
     try:
         async for chunk in source:
             await queue.put(chunk)
-    finally:
+    except asyncio.CancelledError:  # the stream is stopped: nobody may read the queue any more, never wait on it
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
+        raise
+    except BaseException:
         await _close(queue)
+        raise
+    await _close(queue)
 
 
 async def _close(queue: asyncio.Queue[bytes | None]) -> None:

@@ -3,12 +3,12 @@
 
 The dump runs in the database's container through the engine's exec (the server's engine through the
 connection factory, a remote server's over SSH); its stdout is compressed and hashed (SHA-256) on the fly
-and streamed to every destination in bounded parts (``adapters.backup_sinks``). It is good only when the
-dump tool exited 0 and every destination lists the object back with the size uploaded; any other end aborts
-every upload (no half object is listed), records the reason the tool or the store gave, and deletes nothing.
-Retention (``domain.backups.to_prune``) runs per destination after a verified backup only. A volume's dump is
-a tar stream of a helper container (``usecases.volume_dumps``), what it names stopped meanwhile; the
-destinations are opened once they are stopped, and the rest is the same.
+and streamed to every destination in bounded parts, in a worker process (``usecases.backup_offload``). It
+is good only when the dump tool exited 0 and every destination lists the object back with the size
+uploaded; any other end aborts every upload (no half object is listed), records the reason the tool or the
+store gave, and deletes nothing. Retention (``domain.backups.to_prune``) runs per destination after a
+verified backup only. A volume's dump is a tar stream of a helper container (``usecases.volume_dumps``),
+what it names stopped meanwhile; the destinations are opened once they are stopped, the rest is the same.
 
 A backup is claimed (row ``running``, ``evt.backup.started``) in a first transaction; the outcome, the
 command's message id and the event are written in a second. While it runs the process beats
@@ -51,6 +51,7 @@ from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.usecases import backup_offload as offload
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_stream import pump
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
@@ -70,6 +71,7 @@ class BackupSettings:
     stale_s: float = 60.0
     timeout_s: float = 6 * 3600.0
     s3_timeout_s: float = 30.0
+    in_worker: bool = True  # a database's dump streams in a worker process (``usecases.backup_offload``)
 
 
 @dataclass
@@ -216,7 +218,7 @@ class Backups:
             outcome.reason = f"the backup did not finish within {self.settings.timeout_s:g} s"
         except (BackupError, SinkError, DockerOperationError, DockerUnavailable, ServerRefusedError) as exc:
             outcome.reason = str(exc)
-        except volume_dumps.VolumeError as exc:
+        except (volume_dumps.VolumeError, offload.OffloadError) as exc:
             outcome.reason = str(exc)
         except sealing.SealingError:
             outcome.reason = "a sealed password or secret key of the command cannot be opened (BERTH_SECRET_KEY)"
@@ -263,15 +265,28 @@ class Backups:
             async with volume_dumps.stopped(docker, src, msg.team_id, note):
                 await volume_dumps.check_source(docker, src, msg.team_id)
                 await self._open(msg, name(vol.EXTENSION), sinks)
-                helper = HelperContainer(docker, vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume))
-                async with helper:
-                    return await self._pump(helper, _packing(msg, compression), sinks)
+                helper, body = vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume)
+                if (where := await self._worker_socket(msg)) is not None:
+                    return await offload.helper_in_worker(
+                        docker, where, msg, (helper, body), compression, sinks, self.settings
+                    )
+                async with HelperContainer(docker, helper, body) as running:
+                    return await self._pump(running, _packing(msg, compression), sinks)
         password = src.reveal()
         rdb = await redis_bgsave(docker, src.container, password) if src.engine == "redis" else ""
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
         await self._open(msg, name(plan.extension), sinks)
+        if (where := await self._worker_socket(msg)) is not None:
+            job = offload.job_of(where, msg, plan.stream, compression, sinks, self.settings)
+            return await offload.dump_in_worker(job, sinks, msg.backup_id)
         async with ExecStream(docker, src.container, plan.stream) as ex:
             return await self._pump(ex, _packing(msg, compression), sinks)
+
+    async def _worker_socket(self, msg: StartBackup) -> str | None:
+        """The engine's socket for the backup worker process; None: the stream runs in this process."""
+        if not (self.settings.in_worker and self.socket is not None and offload.worker_fits(msg.destinations)):
+            return None
+        return await self.socket(msg.source.server_id)
 
     async def _open(self, msg: StartBackup, name: str, sinks: list[Sink]) -> None:
         for index, dest in enumerate(msg.destinations):

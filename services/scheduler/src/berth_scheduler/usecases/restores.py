@@ -5,6 +5,12 @@ The stored object streams from its destination, its SHA-256 checked on the way a
 recorded, is decompressed and written to the stdin of the engine's restore tool in the target container
 (``domain.dumps.restore_plan``: a new database made first, or, only with the command's explicit
 confirmation, over the existing one). The restore is good when the tool exited 0 and the SHA-256 matched.
+The stream runs in the backup worker process (``usecases.restore_worker``) for an object in S3 or on this
+server's disk, here for one on another server's disk (read over SFTP).
+A restore that writes over existing data (confirmed, every database, Redis, a volume over an existing one)
+reads the object once first and refuses a wrong SHA-256 before anything is written
+(``usecases.restore_checks``); a new database or volume whose object turns out wrong at the end is
+removed again.
 A volume is restored by a helper container running ``tar -x`` into a new volume (or, confirmed, into the
 existing one emptied first), what the command names stopped meanwhile (``usecases.volume_dumps``).
 """
@@ -13,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,20 +31,25 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
+from berth_scheduler.adapters.backup_process import WorkerError, run_worker
 from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, read_object
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.exec_stream import ExecStream, run_small
 from berth_scheduler.adapters.fleet import ServerRefusedError
-from berth_scheduler.adapters.helper_container import HelperContainer
+from berth_scheduler.adapters.helper_container import HelperContainer, created
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
+from berth_scheduler.domain import restore_checks as checks
 from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.domain.backup_jobs import RestoreJob
+from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError, redis_rdb
+from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, restore_job
+from berth_scheduler.usecases.restore_stream import feed
 
 log = get_logger(__name__)
-PROGRESS_EVERY = 64 << 20  # a log line per this many bytes restored
 BEAT_S = 10.0  # the message is kept in progress this often while the restore runs
 INTERRUPTED = "the scheduler running this restore stopped before it finished; the target may be partly restored"
 
@@ -156,15 +166,29 @@ class Restores:
         into = f"database {target.database}" if target.database else "every database"
         how = "over the existing one" if msg.overwrite else "as a new database"
         await self._log(msg.restore_id, f"restoring {msg.key} into {target.container}, {into} ({how})")
+        if checks.overwrites(target.engine, target.database, msg.overwrite):
+            await self._check(msg, f"{into} of {target.container}")
         for step in plan.prepare:
             code, out, err = await run_small(docker, target.container, step)
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
-        async with (
-            read_object(msg.origin, msg.key, self.ssh) as chunks,
-            ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
-        ):
-            written = await self._feed(msg, delivery, chunks, ex)
+        try:
+            if self.socket is not None and in_worker(msg):
+                job = restore_job(msg, await self.socket(target.server_id), target.container, plan.stream, attach=False)
+                written = await self._in_worker(msg, delivery, job)
+            else:
+                async with (
+                    read_object(msg.origin, msg.key, self.ssh) as chunks,
+                    ExecStream(docker, target.container, plan.stream, stdin=True) as ex,
+                ):
+                    written = await self._feed(msg, delivery, chunks, ex)
+        except BaseException:
+            drop = checks.drop_new_database(target.engine, target.database, target.user, password)
+            if plan.prepare and not msg.overwrite and drop is not None:  # the new database it made goes
+                with contextlib.suppress(Exception):
+                    await run_small(docker, target.container, drop)
+                    await self._log(msg.restore_id, f"the new database {target.database} is removed again")
+            raise
         await self._log(msg.restore_id, f"{written} bytes restored by {plan.stream.argv[0]}")
         for step in plan.finish:
             await run_small(docker, target.container, step)
@@ -179,6 +203,8 @@ class Restores:
         how = "over the existing one, emptied first" if msg.overwrite else "as a new volume"
         await self._log(msg.restore_id, f"restoring {msg.key} into volume {target.volume} ({how})")
         await volume_dumps.helper_image(docker, target.server_id, self.socket, await self.docker(LOCAL))
+        if msg.overwrite:
+            await self._check(msg, f"volume {target.volume}")
         async with (
             volume_dumps.stopped(docker, target, msg.team_id),
             read_object(msg.origin, msg.key, self.ssh) as chunks,
@@ -186,14 +212,37 @@ class Restores:
             # the object is readable before the volume is made or emptied
             made = await volume_dumps.prepare_target(docker, target, msg.team_id, msg.restore_id, msg.overwrite)
             name = vol.helper_name("restore", msg.restore_id)
+            body = vol.restore_body(target.volume)
             try:
-                async with HelperContainer(docker, name, vol.restore_body(target.volume)) as helper:
-                    written = await self._feed(msg, delivery, chunks, helper)
+                if self.socket is not None and in_worker(msg):
+                    async with created(docker, name, body):
+                        where, tar = await self.socket(target.server_id), Exec([str(a) for a in body["Cmd"]])
+                        written = await self._in_worker(msg, delivery, restore_job(msg, where, name, tar, attach=True))
+                else:
+                    async with HelperContainer(docker, name, body) as helper:
+                        written = await self._feed(msg, delivery, chunks, helper)
             except BaseException:
                 if made:  # a volume this restore made and could not fill is not left behind
                     await volume_dumps.remove_volume(docker, target.volume)
                 raise
         await self._log(msg.restore_id, f"{written} bytes restored by tar")
+
+    async def _check(self, msg: RestoreBackup, into: str) -> None:
+        """Read the stored object once and refuse unless its SHA-256 is the recorded one: nothing is
+        written into ``into`` before."""
+        await self._log(msg.restore_id, f"checking the SHA-256 of {msg.key} before writing into {into}")
+        await check_before_writing(msg, self.ssh, into)
+        await self._log(msg.restore_id, "the backup object is the one recorded (SHA-256 matches)")
+
+    async def _in_worker(self, msg: RestoreBackup, delivery: Delivery, job: RestoreJob) -> int:
+        """Stream the object into the tool in the backup worker process; the bytes written."""
+        try:
+            result = await run_worker(job, self._progress(msg, delivery))
+        except WorkerError as exc:
+            raise BackupError(str(exc)) from None
+        if result.reason is not None:
+            raise BackupError(result.reason)
+        return result.size
 
     async def _feed(
         self, msg: RestoreBackup, delivery: Delivery, chunks: AsyncIterator[bytes], ex: ExecStream | HelperContainer
@@ -201,37 +250,19 @@ class Restores:
         """Stream the object's ``chunks`` into the tool's stdin (its SHA-256 checked on the way); the bytes
         written. Good when the SHA-256 matched and the tool exited 0."""
         key = msg.encryption.reveal() if msg.encryption is not None else None
-        sha, codec, written = hashlib.sha256(), dom.restore_packing(msg.compression, msg.key, key).unpacker(), 0
-        reader = asyncio.create_task(ex.drain())
-        try:
-            next_note = PROGRESS_EVERY
-            async for chunk in chunks:
-                sha.update(chunk)
-                for data in codec.pieces(chunk):
-                    await ex.write(data)
-                    written += len(data)
-                if written >= next_note:
-                    next_note += PROGRESS_EVERY
-                    await self._log(msg.restore_id, f"{written >> 20} MB restored")
-                    with contextlib.suppress(Exception):
-                        await delivery.in_progress()
-            try:
-                tail = codec.end()
-            except ValueError as exc:
-                raise BackupError(f"the backup object is damaged: {exc}") from None
-            if tail:
-                await ex.write(tail)
-                written += len(tail)
-            await ex.close_stdin()
-            await reader
-        finally:
-            reader.cancel()
-        code = await ex.exit_code()
-        if sha.hexdigest() != msg.sha256:
-            raise BackupError(f"the object's SHA-256 is {sha.hexdigest()}, the backup recorded {msg.sha256}")
-        if code != 0:
-            raise BackupError(dom.exit_reason(ex.tool, code, ex.error_text()))
+        codec = dom.restore_packing(msg.compression, msg.key, key).unpacker()
+        written, _, reason = await feed(chunks, codec, ex, msg.sha256, self._progress(msg, delivery))
+        if reason is not None:
+            raise BackupError(reason)
         return written
+
+    def _progress(self, msg: RestoreBackup, delivery: Delivery) -> Callable[[int], Awaitable[None]]:
+        async def progress(written: int) -> None:
+            await self._log(msg.restore_id, f"{written >> 20} MB restored")
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
+
+        return progress
 
 
 async def _keep_in_progress(delivery: Delivery) -> None:
