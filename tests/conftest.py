@@ -15,6 +15,51 @@ from tests.support.procs import NatsServer, Postgres, create_database
 
 os.environ.setdefault("BERTH_ENV", "test")
 
+# Seconds the longest files take serially on a quiet 2-core machine. Under xdist (``--dist loadfile``) the
+# files are handed out longest first, so the short ones fill the end and no worker idles while the other
+# runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
+LONG_FILES_S = {
+    "tests/scheduler/test_databases.py": 180,
+    "tests/scheduler/test_backups.py": 120,
+    "tests/scheduler/test_drills.py": 95,
+    "tests/scheduler/test_schedules.py": 85,
+    "tests/scheduler/test_volume_backups.py": 70,
+    "tests/api/test_backups_e2e.py": 45,
+    "tests/scheduler/test_backup_engines.py": 40,
+    "tests/servers/test_backup_server.py": 30,
+    "tests/proxy/test_db_images.py": 20,
+}
+SLOW_FILE_S = 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no":
+        return
+    # The controller keeps the files in the order the workers collected them (longest first, below)
+    # instead of xdist's default order by number of tests, which put the few-test end-to-end files last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def file_cost(path: str, items: list[pytest.Item]) -> float:
+    """The expected seconds of one test file: measured for the long ones, else estimated from its marks."""
+    if path in LONG_FILES_S:
+        return LONG_FILES_S[path]
+    if any(item.get_closest_marker("slow") for item in items):
+        return SLOW_FILE_S + len(items)
+    return 0.05 * len(items)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, test files longest first (the tests of a file keep their order)."""
+    if not hasattr(config, "workerinput"):
+        return
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ordered = sorted(files.items(), key=lambda kv: -file_cost(kv[0], kv[1]))  # stable: ties keep their order
+    items[:] = [item for _, group in ordered for item in group]
+
 
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
