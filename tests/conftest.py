@@ -79,6 +79,16 @@ def nats_server(tmp_root: Path, unique: str) -> Iterator[NatsServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_nats_server(tmp_root: Path) -> Iterator[NatsServer]:
+    """A nats-server shared by the tests of one module (for expensive module fixtures built on a bus)."""
+    data = tmp_root / f"nats-module-{uuid.uuid4().hex[:8]}"
+    data.mkdir()
+    server = NatsServer(data).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_root: Path) -> Iterator[Postgres]:
     (tmp_root / "pg").mkdir()
@@ -91,6 +101,13 @@ def postgres(tmp_root: Path) -> Iterator[Postgres]:
 async def database(postgres: Postgres) -> AsyncIterator[str]:
     """A fresh database (admin URL) for one test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
+    yield await create_database(postgres.admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def module_database(postgres: Postgres) -> AsyncIterator[str]:
+    """A database (admin URL) shared by the tests of one module."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
     yield await create_database(postgres.admin_url, name)
 
 
