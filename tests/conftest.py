@@ -19,10 +19,12 @@ os.environ.setdefault("BERTH_ENV", "test")
 # files are handed out longest first, so the short ones fill the end and no worker idles while the other
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
+    "tests/e2e/test_control_plane_backup.py": 255,
     "tests/scheduler/test_databases.py": 180,
-    "tests/scheduler/test_backups.py": 120,
-    "tests/scheduler/test_drills.py": 95,
+    "tests/scheduler/test_backups.py": 100,
     "tests/scheduler/test_schedules.py": 85,
+    "tests/scheduler/test_volumes.py": 85,
+    "tests/scheduler/test_drills.py": 70,
     "tests/scheduler/test_volume_backups.py": 70,
     "tests/api/test_backups_e2e.py": 45,
     "tests/scheduler/test_backup_engines.py": 40,
