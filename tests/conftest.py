@@ -20,8 +20,12 @@ os.environ.setdefault("BERTH_ENV", "test")
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
     "tests/e2e/test_control_plane_backup.py": 255,
+    "tests/servers/test_swarm_rollout.py": 190,
     "tests/scheduler/test_databases.py": 180,
+    "tests/e2e/test_platform.py": 150,
     "tests/scheduler/test_backups.py": 100,
+    "tests/security/test_injection.py": 80,
+    "tests/scheduler/test_removal.py": 80,
     "tests/scheduler/test_schedules.py": 85,
     "tests/scheduler/test_volumes.py": 85,
     "tests/scheduler/test_drills.py": 70,
