@@ -15,7 +15,7 @@ from tests.support.procs import NatsServer, Postgres, create_database
 
 os.environ.setdefault("BERTH_ENV", "test")
 
-# Seconds the longest files take serially on a quiet 2-core machine. Under xdist (``--dist loadfile``) the
+# About the seconds the longest files take serially on a 2-core machine. Under xdist (``--dist loadfile``) the
 # files are handed out longest first, so the short ones fill the end and no worker idles while the other
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
