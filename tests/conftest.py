@@ -15,6 +15,72 @@ from tests.support.procs import NatsServer, Postgres, create_database
 
 os.environ.setdefault("BERTH_ENV", "test")
 
+# About the seconds the longest files take serially on a 2-core machine. Under xdist (``--dist loadfile``) the
+# files are handed out longest first, so the short ones fill the end and no worker idles while the other
+# runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
+LONG_FILES_S = {
+    "tests/e2e/test_control_plane_backup.py": 255,
+    "tests/servers/test_swarm_rollout.py": 190,
+    "tests/scheduler/test_databases.py": 180,
+    "tests/e2e/test_platform.py": 150,
+    "tests/scheduler/test_rollout.py": 150,
+    "tests/e2e/test_deploy_flow.py": 140,
+    "tests/scheduler/test_backups.py": 100,
+    "tests/servers/test_placement_e2e.py": 100,
+    "tests/e2e/test_private_checkout.py": 90,
+    "tests/scheduler/test_schedules.py": 85,
+    "tests/scheduler/test_volumes.py": 85,
+    "tests/api/test_auth.py": 85,
+    "tests/scheduler/test_scale.py": 85,
+    "tests/api/test_volumes_api.py": 85,
+    "tests/security/test_injection.py": 80,
+    "tests/scheduler/test_removal.py": 80,
+    "tests/api/test_databases_api.py": 80,
+    "tests/servers/test_swarm.py": 75,
+    "tests/scheduler/test_drills.py": 70,
+    "tests/scheduler/test_volume_backups.py": 70,
+    "tests/metrics/test_service.py": 65,
+    "tests/servers/test_git_two_servers.py": 65,
+    "tests/builder/test_builds.py": 60,
+    "tests/api/test_application_removal.py": 50,
+    "tests/proxy/test_routing.py": 50,
+    "tests/api/test_backups_e2e.py": 45,
+    "tests/api/test_deployments.py": 45,
+    "tests/scheduler/test_backup_engines.py": 40,
+    "tests/servers/test_backup_server.py": 30,
+    "tests/proxy/test_db_images.py": 20,
+}
+SLOW_FILE_S = 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or getattr(config.option, "dist", "no") == "no":
+        return
+    # The controller keeps the files in the order the workers collected them (longest first, below)
+    # instead of xdist's default order by number of tests, which put the few-test end-to-end files last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def file_cost(path: str, items: list[pytest.Item]) -> float:
+    """The expected seconds of one test file: measured for the long ones, else estimated from its marks."""
+    if path in LONG_FILES_S:
+        return LONG_FILES_S[path]
+    if any(item.get_closest_marker("slow") for item in items):
+        return SLOW_FILE_S + len(items)
+    return 0.05 * len(items)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, test files longest first (the tests of a file keep their order)."""
+    if not hasattr(config, "workerinput"):
+        return
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ordered = sorted(files.items(), key=lambda kv: -file_cost(kv[0], kv[1]))  # stable: ties keep their order
+    items[:] = [item for _, group in ordered for item in group]
+
 
 @pytest.fixture(scope="session")
 def tmp_root() -> Iterator[Path]:
@@ -34,6 +100,16 @@ def nats_server(tmp_root: Path, unique: str) -> Iterator[NatsServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_nats_server(tmp_root: Path) -> Iterator[NatsServer]:
+    """A nats-server shared by the tests of one module (for expensive module fixtures built on a bus)."""
+    data = tmp_root / f"nats-module-{uuid.uuid4().hex[:8]}"
+    data.mkdir()
+    server = NatsServer(data).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_root: Path) -> Iterator[Postgres]:
     (tmp_root / "pg").mkdir()
@@ -46,6 +122,13 @@ def postgres(tmp_root: Path) -> Iterator[Postgres]:
 async def database(postgres: Postgres) -> AsyncIterator[str]:
     """A fresh database (admin URL) for one test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
+    yield await create_database(postgres.admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def module_database(postgres: Postgres) -> AsyncIterator[str]:
+    """A database (admin URL) shared by the tests of one module."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
     yield await create_database(postgres.admin_url, name)
 
 

@@ -152,8 +152,18 @@ class Harness:
 
 def start_postgres(unique: str, cli: Callable[..., str] = docker) -> str:
     """A PostgreSQL container (the engine ``cli`` speaks to), ready for queries."""
+    return wait_postgres(run_postgres(unique, cli), cli)
+
+
+def run_postgres(unique: str, cli: Callable[..., str] = docker) -> str:
+    """A PostgreSQL container started, not yet ready (the caller prepares the rest meanwhile, then waits)."""
     name = f"berth-test-pg-{unique}"
     cli("run", "-d", "--name", name, "--label", TEST_LABEL, "-e", f"POSTGRES_PASSWORD={PG_PASSWORD}", postgres_image())
+    return name
+
+
+def wait_postgres(name: str, cli: Callable[..., str] = docker) -> str:
+    """``name`` once its PostgreSQL answers queries (within a minute)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -37,9 +37,11 @@ from tests.scheduler.backup_support import (
     Harness,
     SchedulerProcess,
     fill,
+    run_postgres,
     scheduler_env,
-    start_postgres,
+    wait_postgres,
 )
+from tests.support.bus_helpers import wait_until
 from tests.support.images import DOCKER, docker, postgres_image, remove_container
 from tests.support.s3 import MotoS3
 
@@ -55,26 +57,60 @@ def moto(tmp_root):
     server.stop()
 
 
-@pytest.fixture
-async def harness(nats_server, database, tmp_root, unique, moto):
+async def start_harness(nats_url: str, database: str, tmp_root: Path, unique: str, moto: MotoS3) -> Harness:
     try:
         image = postgres_image()
     except Exception as exc:  # no Debian mirror or no Docker here
         pytest.skip(f"no PostgreSQL image: {exc}")
     assert image
+    container = run_postgres(unique)  # starts while the scheduler's schema is made
     urls = await provision(database, "test-secret", ("scheduler",))
-    s3 = moto
-    container = start_postgres(unique)
-    scheduler = SchedulerProcess(
-        scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"scheduler-{unique}.log"
-    )
-    bucket = s3.make_bucket(f"backups-{unique}")
-    h = Harness(nats_server.url, urls["scheduler"], s3, tmp_root, container, bucket, scheduler)
+    wait_postgres(container)
+    scheduler = SchedulerProcess(scheduler_env(nats_url, urls["scheduler"]), tmp_root / f"scheduler-{unique}.log")
+    bucket = moto.make_bucket(f"backups-{unique}")
+    h = Harness(nats_url, urls["scheduler"], moto, tmp_root, container, bucket, scheduler)
     await h.start()
     fill(h)
+    return h
+
+
+@pytest.fixture(scope="module")
+async def shared(module_nats_server, module_database, tmp_root, moto):
+    """One scheduler process and PostgreSQL container for the tests that neither kill them nor need them new."""
+    h = await start_harness(module_nats_server.url, module_database, tmp_root, uuid.uuid4().hex[:8], moto)
     yield h
     await h.close()
-    remove_container(container)
+    remove_container(h.container)
+
+
+@pytest.fixture
+def harness(shared: Harness, unique: str) -> Harness:
+    """The shared scheduler and database, with a new bucket and no event seen yet; the database ``shop``
+    holds its 20000 known rows."""
+    shared.seen.clear()
+    shared.raw.clear()
+    shared.bucket = shared.s3.make_bucket(f"backups-{unique}")
+    if shared.psql("SELECT 1 FROM pg_database WHERE datname = 'shop'") != "1":  # an earlier test failed midway
+        fill(shared)
+    return shared
+
+
+@pytest.fixture
+async def fresh_harness(nats_server, database, tmp_root, unique, moto):
+    """A scheduler process and PostgreSQL container of the test's own (it kills one of them)."""
+    h = await start_harness(nats_server.url, database, tmp_root, unique, moto)
+    yield h
+    await h.close()
+    remove_container(h.container)
+
+
+def table_locked(h: Harness) -> bool:
+    """The test's transaction holds its exclusive lock on ``items`` (pg_dump will wait on it)."""
+    query = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = 'items' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+    )
+    return h.psql(query, "shop") == "1"
 
 
 def assert_no_secret(h: Harness, *secrets: str) -> None:
@@ -223,8 +259,8 @@ async def test_retention_keeps_the_newest_and_a_failed_backup_deletes_nothing(ha
     assert sorted(h.s3.objects(h.bucket, "team1/db1/")) == names
 
 
-async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(harness: Harness) -> None:
-    h = harness
+async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(fresh_harness: Harness) -> None:
+    h = fresh_harness
     # a transaction holding an exclusive lock on the table: pg_dump waits on it, the backup stays running
     locker = subprocess.Popen(
         [DOCKER, "exec", "-i", h.container, "psql", "-U", "postgres", "-d", "shop"],
@@ -236,7 +272,7 @@ async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(harness
         assert locker.stdin is not None
         locker.stdin.write(b"BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;\n")
         locker.stdin.flush()
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: table_locked(h), timeout=30, interval=0.1)
         cmd = StartBackup(
             backup_id="b-killed",
             team_id="team1",
@@ -250,7 +286,8 @@ async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(harness
         while not h.events("evt.backup.started") and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         assert h.events("evt.backup.started"), h.scheduler.log_path.read_text()[-3000:]
-        await asyncio.sleep(2.0)  # the multipart upload is open, pg_dump waits on the lock
+        # the multipart upload is open, pg_dump waits on the lock
+        await wait_until(lambda: len(h.s3.uploads(h.bucket)) == 1, timeout=30, interval=0.1)
         assert len(h.s3.uploads(h.bucket)) == 1
         h.scheduler.kill()
         h.scheduler.start()  # a new scheduler process
@@ -273,8 +310,8 @@ async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(harness
     assert len(h.events("evt.backup.failed")) == 1  # announced once
 
 
-async def test_a_container_killed_mid_dump_ends_the_backup_failed(harness: Harness) -> None:
-    h = harness
+async def test_a_container_killed_mid_dump_ends_the_backup_failed(fresh_harness: Harness) -> None:
+    h = fresh_harness
     locker = subprocess.Popen(
         [DOCKER, "exec", "-i", h.container, "psql", "-U", "postgres", "-d", "shop"],
         stdin=subprocess.PIPE,
@@ -284,7 +321,7 @@ async def test_a_container_killed_mid_dump_ends_the_backup_failed(harness: Harne
     assert locker.stdin is not None
     locker.stdin.write(b"BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE;\n")
     locker.stdin.flush()
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: table_locked(h), timeout=30, interval=0.1)
     cmd = StartBackup(
         backup_id="b-cut", team_id="team1", database_id="db1", source=h.source(), destinations=[h.s3_destination()]
     )
@@ -293,7 +330,8 @@ async def test_a_container_killed_mid_dump_ends_the_backup_failed(harness: Harne
     deadline = time.monotonic() + 60
     while not h.events("evt.backup.started") and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5)  # pg_dump waits on the lock, its upload is open
+    # pg_dump waits on the lock, its upload is open
+    await wait_until(lambda: len(h.s3.uploads(h.bucket)) == 1, timeout=30, interval=0.1)
     docker("kill", h.container)
     locker.wait(20)
     done = await h.outcome("evt.backup.", "backup_id", "b-cut")

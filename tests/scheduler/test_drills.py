@@ -23,8 +23,9 @@ from tests.scheduler.backup_support import (
     Harness,
     SchedulerProcess,
     fill,
+    run_postgres,
     scheduler_env,
-    start_postgres,
+    wait_postgres,
 )
 from tests.support.images import TEST_LABEL, busybox_image, docker, postgres_image, remove_container
 from tests.support.s3 import MotoS3
@@ -40,18 +41,30 @@ def moto(tmp_root):
     server.stop()
 
 
-@pytest.fixture
-async def harness(nats_server, database, tmp_root, unique, moto):
+@pytest.fixture(scope="module")
+async def harness(module_nats_server, module_database, tmp_root, moto):
+    """One scheduler process, PostgreSQL container and bucket for the file: a drill names its own ids, and the
+    sweep test needs only the scheduler running."""
     try:
         postgres_image()
     except Exception as exc:  # no Debian mirror or no Docker here
         pytest.skip(f"no PostgreSQL image: {exc}")
+    unique = uuid.uuid4().hex[:8]
     s3 = moto
-    urls = await provision(database, "test-secret", ("scheduler",))
-    container = start_postgres(unique)
-    scheduler = SchedulerProcess(scheduler_env(nats_server.url, urls["scheduler"]), tmp_root / f"drills-{unique}.log")
+    container = run_postgres(unique)  # starts while the scheduler's schema is made
+    urls = await provision(module_database, "test-secret", ("scheduler",))
+    wait_postgres(container)
+    scheduler = SchedulerProcess(
+        scheduler_env(module_nats_server.url, urls["scheduler"]), tmp_root / f"drills-{unique}.log"
+    )
     h = Harness(
-        nats_server.url, urls["scheduler"], s3, tmp_root, container, s3.make_bucket(f"drills-{unique}"), scheduler
+        module_nats_server.url,
+        urls["scheduler"],
+        s3,
+        tmp_root,
+        container,
+        s3.make_bucket(f"drills-{unique}"),
+        scheduler,
     )
     await h.start()
     fill(h)

@@ -349,7 +349,9 @@ async def test_a_failed_recreate_starts_the_old_replica_again_and_routes_it(plat
     single = {"volumes": [{"name": "data", "path": "/data", "single_writer": True}], "strategy": "recreate"}
     d1 = await _succeeded(platform, _app(busybox, "v1", host, **single), app_id)
     (old,) = _running(app_id, d1)
-    d2 = await platform.deploy(app_id, _app(busybox, "v2", host, never_healthy=True, **single))
+    # never ready: it fails at its own readiness deadline (the platform's is for slow starts under load)
+    never = _app(busybox, "v2", host, never_healthy=True, **single)
+    d2 = await platform.deploy(app_id, never, readiness_timeout_s=8)
     failed = await platform.wait(d2, timeout=90)
     assert failed["type"] == "evt.deployment.failed", failed
     assert ("starting", "expected downtime") in platform.steps(d2)
