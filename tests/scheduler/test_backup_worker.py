@@ -57,6 +57,7 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         2.5,
         [upload],
         ["/d/k.gz.partial"],
+        key="a2V5",
     )
     assert json.loads(job.to_json()) == {
         "kind": "dump",
@@ -83,9 +84,11 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         ],
         "files": ["/d/k.gz.partial"],
         "attach": False,
+        "key": "a2V5",
     }
     assert job_from_json(job.to_json()) == job
-    assert "SECRET" not in repr(job) and "pw" not in repr(job)  # a job in a log line shows no secret
+    # a job in a log line shows no secret: no S3 secret, database password or team backup key
+    assert "SECRET" not in repr(job) and "pw" not in repr(job) and "a2V5" not in repr(job)
     check = CheckJob(upload, s3_timeout_s=5.0)
     assert json.loads(check.to_json()) == {
         "kind": "check",
