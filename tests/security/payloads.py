@@ -170,9 +170,9 @@ class Context:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
-    def database(self) -> str:
-        """A database of the team (an application links one)."""
-        body = {"name": unique("d"), "engine": "redis", "version": "7"}
+    def database(self, engine: str = "redis") -> str:
+        """A new database of the team (an application links one; a drill's check fits its engine)."""
+        body = {"name": unique("d"), "engine": engine, "version": "15" if engine == "postgresql" else "7"}
         r = self.client.post("/v1/databases", headers=self.admin, json=body)
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
@@ -195,6 +195,17 @@ class Context:
             assert r.status_code == 202, r.text
             self.destinations["backup"] = r.json()["id"]
         return self.destinations["backup"]
+
+    def volume_backup(self) -> str:
+        """A backup of the volume ``data`` of the sweep's application (made once; without a scheduler it stays
+        requested: a restore of it is refused 409, after its body was validated)."""
+        if "volume_backup" not in self.destinations:
+            path = f"/v1/applications/{self.ids['application_id']}/volumes/data/backups"
+            body = {"destinations": [self.destination()], "server_id": "local"}
+            r = self.client.post(path, headers=self.admin, json=body)
+            assert r.status_code == 202, r.text
+            self.destinations["volume_backup"] = r.json()["id"]
+        return self.destinations["volume_backup"]
 
     def invitation_code(self) -> str:
         r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
@@ -332,6 +343,86 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "LinkCreate": lambda ctx: [{"database_id": ctx.database(), "variable": "DATABASE_URL"}],
+    "AlertRuleIn": lambda _: [
+        {"name": "cpu", "target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0}
+    ],
+    # 409 after the body was validated: the sweep's databases never run (no scheduler)
+    "UpgradeCreate": lambda ctx: [
+        {"version": "7.4.1", "destinations": [ctx.destination()], PATH_IDS: {"database_id": ctx.database()}}
+    ],
+    "TemplateDeploy": lambda ctx: [
+        {
+            "environment_id": ctx.ids["environment_id"],
+            "name": unique("t"),
+            "domain": f"{unique('t')}.example.com",
+            "variables": {},
+        }
+    ],
+    # the sweep's application has the volume ``data`` (its worker ``jobs``), placed on ``local``
+    "VolumeBackupCreate": lambda ctx: [
+        {**_backup_settings(ctx), "stop_service": True, "server_id": "local", PATH_IDS: {"volume": "data"}}
+    ],
+    "VolumeScheduleIn": lambda ctx: [
+        {
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            **_backup_settings(ctx),
+            "server_id": "local",
+            PATH_IDS: {"volume": "data"},
+        }
+    ],
+    "VolumeRestoreCreate": lambda ctx: [  # 409: the backup did not succeed (the sweep has no scheduler)
+        {
+            "backup_id": ctx.volume_backup(),
+            "destination": ctx.destination(),
+            "target": "new",
+            "name": unique("r")[:20],
+            "confirm": False,
+            PATH_IDS: {"volume": "data"},
+        }
+    ],
+    "DrillCreate": lambda ctx: [
+        {  # the sweep's own database is a Redis one, and its backup (ctx.backup) is of it
+            "backup_id": ctx.backup(),
+            "destination": ctx.destination(),
+            "check": {"kind": "keys", "exist": ["session:1"]},
+        },
+        {
+            "check": {"kind": "row_counts", "tables": [{"table": "orders", "at_least": 1}]},
+            "check_database": "shop",
+            PATH_IDS: {"database_id": ctx.database("postgresql")},
+        },
+        {
+            "check": {"kind": "query", "sql": "SELECT count(*) FROM orders", "equals": "3"},
+            "check_database": "shop",
+            PATH_IDS: {"database_id": ctx.database("postgresql")},
+        },
+    ],
+    "DrillScheduleIn": lambda ctx: [
+        {
+            "cron": "0 4 * * 0",
+            "timezone": "UTC",
+            "destination": ctx.destination(),
+            "check": {"kind": "row_counts", "tables": [{"table": "orders", "at_least": 1}]},
+            "check_database": "shop",
+            PATH_IDS: {"database_id": ctx.database("postgresql")},
+        },
+        {
+            "cron": "0 4 * * 0",
+            "timezone": "UTC",
+            "destination": ctx.destination(),
+            "check": {"kind": "query", "sql": "SELECT count(*) FROM orders", "equals": "3"},
+            PATH_IDS: {"database_id": ctx.database("postgresql")},
+        },
+        {
+            "cron": "0 4 * * 0",
+            "timezone": "UTC",
+            "destination": ctx.destination(),
+            "check": {"kind": "keys", "exist": ["session:1"]},
+            PATH_IDS: {"database_id": ctx.database()},
+        },
+    ],
+
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
         {

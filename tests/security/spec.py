@@ -91,6 +91,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "target": {"kind": "webhook", "url": "http://127.0.0.1:9/berth-test", "signing_secret": "x" * 32}
     },
     "AlertRuleSpec": {"target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0},
+    "AlertRuleIn": {"target_kind": "app", "target_id": "*", "metric": "cpu_pct", "threshold": 90.0},
     "AutoscalePolicy": {"min": 1, "max": 4, "cpu_percent": 70.0, "memory_percent": None},
     "DatabaseCreate": {"engine": "redis", "version": "7", "config": {}, "public": None, "limits": {}},
     "LinkCreate": {"variable": "DATABASE_URL"},
