@@ -313,7 +313,7 @@ async def test_a_volume_is_backed_up_and_restored_through_the_api_byte_identical
         backup = await _ended(client, members.viewer, f"/v1/backups/{r.json()['id']}", "succeeded")
         (obj,) = backup["objects"]
         assert s3.objects(bucket, "volumes/")[obj["key"]] == obj["size"] and obj["destination_id"] == dest_id
-        assert obj["key"].endswith(".tar.gz") and len(obj["sha256"]) == 64
+        assert obj["key"].endswith(".tar.zst") and len(obj["sha256"]) == 64  # zstd: the default compression
         (listed,) = (await client.get(f"{base}/backups", headers=members.viewer)).json()
         assert listed["state"] == "succeeded" and listed["objects"] == backup["objects"]
 

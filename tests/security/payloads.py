@@ -422,7 +422,6 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             PATH_IDS: {"database_id": ctx.database()},
         },
     ],
-
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
         {

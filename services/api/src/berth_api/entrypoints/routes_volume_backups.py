@@ -110,9 +110,8 @@ async def start_volume_backup(
     principal: Principal = require_role("developer"),
 ) -> VolumeBackupOut:
     retention = body.retention.model_dump(exclude_none=True) if body.retention else None
-    given = uc.VolumeBackupInput(
-        backup_uc.BackupInput(list(body.destinations), body.compression, retention), body.stop_service, body.server_id
-    )
+    backup = backup_uc.BackupInput(list(body.destinations), body.compression, retention, body.encrypt)
+    given = uc.VolumeBackupInput(backup, body.stop_service, body.server_id)
     return volume_backup_out(await uc.start(deps(request), principal, application_id, volume, given))
 
 
@@ -152,7 +151,7 @@ async def set_volume_schedule(
 ) -> VolumeScheduleOut:
     retention = body.retention.model_dump(exclude_none=True)
     given = backup_uc.ScheduleInput(
-        body.cron, body.timezone, list(body.destinations), retention, body.compression, body.grace_s
+        body.cron, body.timezone, list(body.destinations), retention, body.compression, body.grace_s, body.encrypt
     )
     backup = uc.VolumeBackupInput(backup_uc.BackupInput([]), body.stop_service, body.server_id)
     row = await uc.set_schedule(deps(request), principal, application_id, volume, given, backup)
