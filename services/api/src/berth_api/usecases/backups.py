@@ -14,6 +14,7 @@ projection of the answers is ``usecases.backup_records``.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -195,10 +196,21 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Backu
 
 
 async def list_of(deps: Deps, principal: Principal, database_id: str) -> list[dict[str, Any]]:
+    return await of_database(deps, principal, database_id, repo.backups_of)
+
+
+async def of_database(
+    deps: Deps,
+    principal: Principal,
+    database_id: str,
+    read: Callable[[Any, str, str], Awaitable[list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
+    """The rows ``read`` gives for one of the team's databases (its backups, its drills); 404 when the team
+    has no such database."""
     async with deps.sessionmaker() as s:
         if await db_repo.get_database(s, principal.team_id, database_id) is None:
             raise database_missing(principal, database_id)
-        return await repo.backups_of(s, principal.team_id, database_id)
+        return await read(s, principal.team_id, database_id)
 
 
 async def get(deps: Deps, principal: Principal, backup_id: str) -> dict[str, Any]:

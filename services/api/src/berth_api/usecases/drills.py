@@ -143,10 +143,7 @@ async def start(deps: Deps, principal: Principal, database_id: str, given: Drill
 
 
 async def list_of(deps: Deps, principal: Principal, database_id: str) -> list[dict[str, Any]]:
-    async with deps.sessionmaker() as s:
-        if await db_repo.get_database(s, principal.team_id, database_id) is None:
-            raise database_missing(principal, database_id)
-        return await repo.drills_of(s, principal.team_id, database_id)
+    return await backups.of_database(deps, principal, database_id, repo.drills_of)
 
 
 async def get(deps: Deps, principal: Principal, drill_id: str) -> dict[str, Any]:
