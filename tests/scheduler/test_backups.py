@@ -113,6 +113,16 @@ def table_locked(h: Harness) -> bool:
     return h.psql(query, "shop") == "1"
 
 
+def dump_waiting(h: Harness) -> bool:
+    """pg_dump runs and waits for its lock on ``items`` (behind the test's exclusive one): the dump started,
+    whichever process streams it (the multipart upload is opened before the dump tool starts)."""
+    query = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = 'items' AND NOT l.granted"
+    )
+    return h.psql(query, "shop") == "1"
+
+
 def assert_no_secret(h: Harness, *secrets: str) -> None:
     log = h.scheduler.log_path.read_bytes()
     for secret in (h.s3.secret_key, PG_PASSWORD, *secrets):
@@ -287,7 +297,7 @@ async def test_a_killed_scheduler_leaves_the_backup_failed_never_running(fresh_h
             await asyncio.sleep(0.1)
         assert h.events("evt.backup.started"), h.scheduler.log_path.read_text()[-3000:]
         # the multipart upload is open, pg_dump waits on the lock
-        await wait_until(lambda: len(h.s3.uploads(h.bucket)) == 1, timeout=30, interval=0.1)
+        await wait_until(lambda: dump_waiting(h), timeout=30, interval=0.1)
         assert len(h.s3.uploads(h.bucket)) == 1
         h.scheduler.kill()
         h.scheduler.start()  # a new scheduler process
@@ -331,7 +341,8 @@ async def test_a_container_killed_mid_dump_ends_the_backup_failed(fresh_harness:
     while not h.events("evt.backup.started") and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     # pg_dump waits on the lock, its upload is open
-    await wait_until(lambda: len(h.s3.uploads(h.bucket)) == 1, timeout=30, interval=0.1)
+    await wait_until(lambda: dump_waiting(h), timeout=30, interval=0.1)
+    assert len(h.s3.uploads(h.bucket)) == 1
     docker("kill", h.container)
     locker.wait(20)
     done = await h.outcome("evt.backup.", "backup_id", "b-cut")
