@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
+from berth_api.entrypoints.schemas_runtime import LiveVersion, RuntimeStatus
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
@@ -339,31 +340,6 @@ class WorkerServiceOut(BaseModel):
     volumes: list[VolumeIn] = Field(default_factory=list, exclude_if=lambda v: not v)
     binds: list[BindIn] = Field(default_factory=list, exclude_if=lambda v: not v)
     strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
-
-
-class LiveVersion(BaseModel):
-    deployment_id: str
-    number: int
-    image: str | None
-    finished_at: datetime | None
-
-
-class ReplicaOut(BaseModel):
-    deployment_id: str
-    service: str
-    replica: int
-    container: str
-    state: str
-    health: str
-    restarts: int
-    upstream: str | None
-
-
-class RuntimeStatus(BaseModel):
-    available: bool = Field(description="False when the scheduler could not be asked (see error)")
-    error: str | None = None
-    live_deployment_id: str | None = None
-    replicas: list[ReplicaOut] = Field(default_factory=list)
 
 
 ApplicationState = Literal["active", "removing"]

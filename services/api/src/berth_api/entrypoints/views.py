@@ -12,16 +12,9 @@ from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.deployments import status_of
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.page_cache import Page
-from berth_api.entrypoints.schemas_apps import (
-    ApplicationDetail,
-    ApplicationOut,
-    EnvironmentOut,
-    LiveVersion,
-    ProjectOut,
-    ReplicaOut,
-    RuntimeStatus,
-)
+from berth_api.entrypoints.schemas_apps import ApplicationDetail, ApplicationOut, EnvironmentOut, ProjectOut
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
+from berth_api.entrypoints.schemas_runtime import LiveVersion, ReplicaOut, RuntimeStatus
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
 from berth_api.usecases.applications import AppRecord, ReplicasAnswer

@@ -30,6 +30,10 @@ def compression_used(requested: str) -> str:
     return "zstd" if requested == "zstd" and zstd_available() else "gzip"
 
 
+class BackupError(RuntimeError):
+    """Why a backup or a restore is not good, for a person (never a secret)."""
+
+
 Codec = codecs.Codec
 StreamError = codecs.StreamError
 

@@ -45,23 +45,21 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import backup_store as store
 from berth_scheduler.adapters.backup_sinks import S3Sink, Sink, SinkError, Ssh, directory_sink
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
-from berth_scheduler.adapters.exec_stream import ExecStream, run_small
+from berth_scheduler.adapters.exec_stream import ExecStream
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain import dumps
 from berth_scheduler.domain import volume_dumps as vol
+from berth_scheduler.domain.backups import BackupError as BackupError
 from berth_scheduler.usecases import backup_offload as offload
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_stream import pump
 from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
 from berth_scheduler.usecases.periodic import Periodic
+from berth_scheduler.usecases.redis_snapshot import redis_bgsave
 
 log = get_logger(__name__)
-
-
-class BackupError(RuntimeError):
-    """Why a backup is not good, for a person (never a secret)."""
 
 
 @dataclass(frozen=True)
@@ -385,30 +383,3 @@ class Backups:
     async def stop(self) -> None:
         if self._sweeper is not None:
             await self._sweeper.stop()
-
-
-async def _redis(docker: DockerExecutor, container: str, password: str, *args: str) -> str:
-    code, out, err = await run_small(docker, container, dumps.redis_cli(password, *args))
-    if code != 0 or out.startswith("ERR") or out.startswith("NOAUTH"):
-        raise BackupError(f"redis-cli {args[0]} failed: {(err or out).strip()[:500]}")
-    return out
-
-
-async def redis_rdb(docker: DockerExecutor, container: str, password: str) -> str:
-    """Where the Redis server keeps its RDB file (``CONFIG GET dir`` and ``dbfilename``)."""
-    config = [await _redis(docker, container, password, "CONFIG", "GET", k) for k in ("dir", "dbfilename")]
-    return dumps.redis_rdb_path(*config)
-
-
-async def redis_bgsave(docker: DockerExecutor, container: str, password: str) -> str:
-    """BGSAVE, then wait until it ended and LASTSAVE moved: the RDB file is then a consistent copy; its path."""
-    path = await redis_rdb(docker, container, password)
-    before = (await _redis(docker, container, password, "LASTSAVE")).strip()
-    await _redis(docker, container, password, "BGSAVE")
-    while True:
-        await asyncio.sleep(0.2)
-        state = dumps.redis_bgsave_state(await _redis(docker, container, password, "INFO", "persistence"))
-        if state == "err":
-            raise BackupError("Redis BGSAVE failed (rdb_last_bgsave_status:err; a full disk?)")
-        if state == "ok" and (await _redis(docker, container, password, "LASTSAVE")).strip() != before:
-            return path

@@ -45,7 +45,8 @@ from berth_scheduler.domain.backup_jobs import RestoreJob
 from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_upkeep import redact
-from berth_scheduler.usecases.backups import BackupError, redis_rdb
+from berth_scheduler.usecases.backups import BackupError
+from berth_scheduler.usecases.redis_snapshot import redis_rdb
 from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, restore_job
 from berth_scheduler.usecases.restore_stream import feed
 

@@ -1,0 +1,33 @@
+"""What the api answers about an application's running state: its live deployment and its replicas, as
+the scheduler reports them (``RuntimeStatus.available`` is False when the scheduler could not be asked)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class LiveVersion(BaseModel):
+    deployment_id: str
+    number: int
+    image: str | None
+    finished_at: datetime | None
+
+
+class ReplicaOut(BaseModel):
+    deployment_id: str
+    service: str
+    replica: int
+    container: str
+    state: str
+    health: str
+    restarts: int
+    upstream: str | None
+
+
+class RuntimeStatus(BaseModel):
+    available: bool = Field(description="False when the scheduler could not be asked (see error)")
+    error: str | None = None
+    live_deployment_id: str | None = None
+    replicas: list[ReplicaOut] = Field(default_factory=list)
