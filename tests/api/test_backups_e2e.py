@@ -71,9 +71,9 @@ async def _password(client, headers, database_id: str) -> str:
     return url.split(":")[2].split("@")[0]
 
 
-async def test_backup_to_s3_and_restore_into_a_new_database(client, members, platform):
-    s3, made = platform
-    bucket = s3.make_bucket(f"berth-{uuid.uuid4().hex[:8]}")
+async def shop_with_rows(client, members, made: list[str]) -> tuple[dict, str, str]:
+    """A PostgreSQL database ``shop`` made through the api, running, with 5,000 rows in ``items``: its
+    answer, its password and the checksum of its rows."""
     r = await client.post(
         "/v1/databases", headers=members.admin, json={"name": "shop", "engine": "postgresql", "version": "15"}
     )
@@ -84,8 +84,11 @@ async def test_backup_to_s3_and_restore_into_a_new_database(client, members, pla
     password = await _password(client, members.admin, db["id"])
     _psql(db["id"], password, "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)", "shop")
     _psql(db["id"], password, "INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 5000) i", "shop")
-    expected = _psql(db["id"], password, ROWS, "shop")
+    return db, password, _psql(db["id"], password, ROWS, "shop")
 
+
+async def moto_destination(client, members, s3: MotoS3, bucket: str) -> str:
+    """A backup destination on the test's S3 server (prefix ``db/``); its id."""
     dest = {
         "kind": "s3",
         "name": "moto",
@@ -97,8 +100,16 @@ async def test_backup_to_s3_and_restore_into_a_new_database(client, members, pla
     }
     r = await client.post("/v1/backup-destinations", headers=members.admin, json=dest)
     assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def test_backup_to_s3_and_restore_into_a_new_database(client, members, platform):
+    s3, made = platform
+    bucket = s3.make_bucket(f"berth-{uuid.uuid4().hex[:8]}")
+    db, _, expected = await shop_with_rows(client, members, made)
+    dest_id = await moto_destination(client, members, s3, bucket)
     r = await client.post(
-        f"/v1/databases/{db['id']}/backups", headers=members.developer, json={"destinations": [r.json()["id"]]}
+        f"/v1/databases/{db['id']}/backups", headers=members.developer, json={"destinations": [dest_id]}
     )
     assert r.status_code == 202, r.text
     backup = await _until(client, members.viewer, f"/v1/backups/{r.json()['id']}", "succeeded")

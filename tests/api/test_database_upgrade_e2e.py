@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from berth_api.adapters.tables import teams
 from berth_common import dbengines
 from berth_scheduler.settings import SchedulerSettings
-from tests.api.test_backups_e2e import ROWS, _password, _psql, _until
+from tests.api.test_backups_e2e import ROWS, _psql, _until, moto_destination, shop_with_rows
 from tests.scheduler.platform import Scheduler
 from tests.support import images
 from tests.support.s3 import MotoS3
@@ -61,28 +61,8 @@ async def platform(nats_server, api, api_urls, identities, tmp_path):
 async def test_an_upgrade_through_the_api_backs_up_first_and_keeps_the_rows(client, members, platform):
     s3, made, minor = platform
     bucket = s3.make_bucket(f"berth-{uuid.uuid4().hex[:8]}")
-    r = await client.post(
-        "/v1/databases", headers=members.admin, json={"name": "shop", "engine": "postgresql", "version": "15"}
-    )
-    assert r.status_code == 201, r.text
-    db = r.json()
-    made.append(db["id"])
-    await _until(client, members.viewer, f"/v1/databases/{db['id']}", "running")
-    password = await _password(client, members.admin, db["id"])
-    _psql(db["id"], password, "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)", "shop")
-    _psql(db["id"], password, "INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 5000) i", "shop")
-    expected = _psql(db["id"], password, ROWS, "shop")
-
-    dest = {
-        "kind": "s3",
-        "name": "moto",
-        "endpoint": s3.endpoint,
-        "bucket": bucket,
-        "access_key": s3.access_key,
-        "secret_key": s3.secret_key,
-        "prefix": "db/",
-    }
-    dest_id = (await client.post("/v1/backup-destinations", headers=members.admin, json=dest)).json()["id"]
+    db, password, expected = await shop_with_rows(client, members, made)
+    dest_id = await moto_destination(client, members, s3, bucket)
     r = await client.post(
         f"/v1/databases/{db['id']}/upgrade",
         headers=members.developer,
