@@ -8,22 +8,18 @@ runs again with the same rows.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import nats
 import pytest
 
 from berth_common import dbengines
-from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import ContainerLogsQuery, ContainerLogsReply, RunDatabase, UpgradeDatabase
 from berth_scheduler.settings import SchedulerSettings
-from tests.scheduler.test_databases import Made, Rig, app, rid, spec_of, url
+from tests.scheduler.test_databases import Made, Rig, app, rid, scheduler_rig, spec_of, url
 from tests.support import images
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -48,7 +44,6 @@ def tags() -> Iterator[dict[str, str]]:
 @pytest.fixture
 async def rig(nats_server, database, tags) -> AsyncIterator[Rig]:
     from berth_common.db.provision import provision
-    from tests.scheduler.platform import Scheduler
 
     urls = await provision(database, "test-secret", ("scheduler",))
     settings = SchedulerSettings(
@@ -59,31 +54,8 @@ async def rig(nats_server, database, tags) -> AsyncIterator[Rig]:
         image_map=json.dumps(tags),
         database_ready_timeout_s=20,
     )
-    scheduler = Scheduler(settings)
-    nc = await nats.connect(nats_server.url)
-    api = Bus("api", nats_server.url)
-    rig = Rig(api, nc)
-
-    async def on_evt(msg: Any) -> None:
-        async with rig.changed:
-            rig.raw.append(msg.data)
-            rig.events.append(json.loads(msg.data))
-            rig.changed.notify_all()
-
-    await nc.subscribe("evt.database.>", cb=on_evt)
-    await subscriptions_confirmed(nc)
-    await scheduler.start()
-    for _ in range(100):
-        try:
-            await api.connect()
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
-    yield rig
-    with contextlib.suppress(Exception):
-        await scheduler.stop()
-    await api.close()
-    await nc.close()
+    async with scheduler_rig(nats_server.url, settings) as made:
+        yield made
 
 
 @pytest.fixture

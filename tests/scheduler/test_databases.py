@@ -77,19 +77,15 @@ class Rig:
         ]
 
 
-@pytest.fixture
-async def rig(nats_server, database, unique) -> AsyncIterator[Rig]:
-    from berth_common.db.provision import provision
+@contextlib.asynccontextmanager
+async def scheduler_rig(nats_url: str, settings: SchedulerSettings) -> AsyncIterator[Rig]:
+    """A scheduler process with ``settings`` and an api-side bus connection that records every
+    ``evt.database.*`` event."""
     from tests.scheduler.platform import Scheduler
 
-    urls = await provision(database, "test-secret", ("scheduler",))
-    scheduler = Scheduler(
-        SchedulerSettings(
-            nats_url=nats_server.url, database_url=urls["scheduler"], secret_key="test-secret", http_port=0
-        )
-    )
-    nc = await nats.connect(nats_server.url)
-    api = Bus("api", nats_server.url)
+    scheduler = Scheduler(settings)
+    nc = await nats.connect(nats_url)
+    api = Bus("api", nats_url)
     rig = Rig(api, nc)
 
     async def on_evt(msg: Any) -> None:
@@ -107,11 +103,25 @@ async def rig(nats_server, database, unique) -> AsyncIterator[Rig]:
             break
         except Exception:
             await asyncio.sleep(0.1)
-    yield rig
-    with contextlib.suppress(Exception):
-        await scheduler.stop()
-    await api.close()
-    await nc.close()
+    try:
+        yield rig
+    finally:
+        with contextlib.suppress(Exception):
+            await scheduler.stop()
+        await api.close()
+        await nc.close()
+
+
+@pytest.fixture
+async def rig(nats_server, database, unique) -> AsyncIterator[Rig]:
+    from berth_common.db.provision import provision
+
+    urls = await provision(database, "test-secret", ("scheduler",))
+    settings = SchedulerSettings(
+        nats_url=nats_server.url, database_url=urls["scheduler"], secret_key="test-secret", http_port=0
+    )
+    async with scheduler_rig(nats_server.url, settings) as made:
+        yield made
 
 
 @dataclass
