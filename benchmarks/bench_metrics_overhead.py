@@ -22,7 +22,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,9 @@ from typing import Any
 
 import psutil
 
+from benchmarks.support.processes import start as _start
+from benchmarks.support.processes import stop as _stop
+from benchmarks.support.processes import wait_port as _wait_port
 from berth_cli import baseimages, components
 
 NAME = "metrics_overhead"
@@ -44,40 +46,6 @@ MEASURE_S = 60.0
 WARMUP_CYCLES = 2
 DOCKER = baseimages.DOCKER
 MB = 1024 * 1024
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def _start(launch: components.Launch, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            launch.argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **launch.env, **(env or {})},
-            start_new_session=True,
-            **launch.popen_kwargs(),  # type: ignore[arg-type]
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int = 15) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _start_containers(tag: str) -> list[str]:

@@ -36,6 +36,9 @@ from typing import Any
 import nats
 import psutil
 
+from benchmarks.support.processes import start as _start
+from benchmarks.support.processes import stop as _stop
+from benchmarks.support.processes import wait_port as _wait_port
 from berth_cli import components
 from berth_common import sealing
 from berth_common.bus import Bus, subscriptions_confirmed
@@ -51,42 +54,6 @@ PART_SIZE = 8 << 20  # the scheduler's default BERTH_BACKUP_PART_MB
 GZIP_LEVEL = "-6"  # the level Berth's gzip codec uses (zlib level 6)
 DATABASE = "bench"
 OUTCOME_TIMEOUT_S = 600.0
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def _start(launch: components.Launch, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            launch.argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **launch.env},
-            start_new_session=True,
-            **launch.popen_kwargs(),  # type: ignore[arg-type]
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes] | None, sig: int = 15) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class RssSampler:
