@@ -33,6 +33,8 @@ SHARED = ROOT / "libs" / "common" / "src" / "berth_common"
 # Messages the catalogue lists ahead of their producer: type -> the party that will send it.
 NOT_SENT_YET = {
     "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
+    "evt.certificate.issued": "proxy-sync",
+    "evt.certificate.failed": "proxy-sync",
 }
 LOOKUPS = {"consumed_by": consumed_by, "served_by": served_by}
 

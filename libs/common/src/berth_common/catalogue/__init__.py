@@ -26,5 +26,6 @@ from berth_common.catalogue.routes import *  # noqa: F403
 from berth_common.catalogue.schedules import *  # noqa: F403
 from berth_common.catalogue.servers import *  # noqa: F403
 from berth_common.catalogue.swarms import *  # noqa: F403
+from berth_common.catalogue.tls import *  # noqa: F403
 
 __all__ = ["REGISTRY", "Command", "Event", "Id", "Message", "Query", "model_for", "register"]

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.tls import TlsOptions
 from berth_common.values import HostName
 
 # --- routes ----------------------------------------------------------------------------------------
@@ -50,6 +51,10 @@ class ApplyRoutes(RouteCommand):
     upstreams: list[str] = Field(min_length=1, max_length=256)
     generation: int = Field(default=0, ge=0)
     entry_point: str = Field(default="web", min_length=1, max_length=32)
+    # HTTPS for the hosts (None: HTTP only); the route's owner names the certificate events it causes
+    tls: TlsOptions | None = Field(default=None, exclude_if=lambda v: v is None)
+    team_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    application_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 @register

@@ -55,8 +55,9 @@ class ServerBack(ServerEvent):
 
 @register
 class CertificateExpiring(Event):
-    """A TLS certificate Berth serves expires within ``days_left`` days and was not renewed yet (its producer
-    comes with TLS support in proxy-sync, which Berth does not have yet). Subscriptions can select it now."""
+    """A TLS certificate Berth serves expires within ``days_left`` days and was not renewed yet (proxy-sync
+    watches the certificate each host is served with; ``berth_common.catalogue.tls`` has the other
+    certificate events)."""
 
     TYPE = "evt.certificate.expiring"
     PRODUCERS = ("proxy-sync",)
@@ -69,4 +70,5 @@ class CertificateExpiring(Event):
     team_id: str | None = None
     project_id: str | None = None
     application_id: str | None = None
+    server_id: str = "local"  # the server whose Traefik serves it
     reason: str = Field(default="", max_length=2000)  # why it was not renewed, when known

@@ -17,6 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.mounts import Mounted
 from berth_common.catalogue.spec_base import Spec as Spec
+from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
 from berth_common.values import EnvVarName, GitRef, GitUrl, HostName, ImageRef, Slug
 
@@ -254,6 +255,8 @@ class ApplicationSpec(Spec):
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     stop_timeout_s: int = Field(default=10, ge=0, le=3600)  # SIGTERM, then SIGKILL after this
     network: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    # HTTPS for the web services' hosts (left out of a dump while it is the default: HTTP only)
+    tls: TlsOptions = Field(default_factory=TlsOptions, exclude_if=lambda v: v == TlsOptions())
 
     @model_validator(mode="after")
     def _unique_names(self) -> ApplicationSpec:

@@ -88,6 +88,8 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.server.unreachable": ("Server unreachable", "error"),
     "evt.server.back": ("Server reachable again", "success"),
     "evt.certificate.expiring": ("Certificate expiring", "warning"),
+    "evt.certificate.issued": ("Certificate issued", "success"),
+    "evt.certificate.failed": ("Certificate failed", "error"),
     "evt.application.scaled": ("Application scaled", "info"),
     **BACKUP_TITLES,
     **SCHEDULE_TITLES,
@@ -235,6 +237,10 @@ def _sentence(event_type: str, data: dict[str, Any], title: str, app: str | None
         days = data.get("days_left")
         left = f" in {days:.0f} days" if _num(days) and days >= 1 else " within a day" if _num(days) else " soon"
         return f"The certificate of {data['domain']}{of_app} expires{left}"
+    if event_type == "evt.certificate.issued" and data.get("host"):
+        return f"{data['host']}{of_app} has a new certificate from {data.get('issuer') or 'its issuer'}"
+    if event_type == "evt.certificate.failed" and data.get("host"):
+        return f"{data['host']}{of_app} could not get a certificate: {data.get('reason') or 'no reason given'}"
     return f"{title}{of_app}" if app else title
 
 

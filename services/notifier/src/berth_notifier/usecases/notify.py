@@ -3,7 +3,8 @@
 It carries out ``evt.deployment.queued``, ``evt.deployment.succeeded``, ``evt.deployment.failed``,
 ``evt.deployment.cancelled``, ``evt.build.failed``, ``evt.container.crashed``, ``evt.container.restarted``,
 ``evt.container.unhealthy``, ``evt.container.healthy``, ``evt.alert.raised``, ``evt.alert.resolved``,
-``evt.server.unreachable``, ``evt.server.back``, ``evt.certificate.expiring``, ``evt.application.scaled``,
+``evt.server.unreachable``, ``evt.server.back``, ``evt.certificate.expiring``, ``evt.certificate.issued``,
+``evt.certificate.failed``, ``evt.application.scaled``,
 ``evt.backup.succeeded``, ``evt.backup.failed``, ``evt.backup.missed``, ``evt.restore.succeeded``,
 ``evt.restore.failed``, ``evt.backup.drill_succeeded``, ``evt.backup.drill_failed`` and ``evt.schedule.missed``: each arrives parsed as its catalogue model, is rendered once per team it concerns (``domain.notice``) and queued on every channel of
 that team subscribed to it (``adapters.queue``, grouped when bursty); the channels' workers (``delivery``)
