@@ -11,6 +11,7 @@ from berth_builder.entrypoints import bus
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build import Pipeline
 from berth_builder.usecases.builds import Builds
+from berth_builder.usecases.repository_files import RepositoryFiles
 from berth_builder.usecases.servers import BuildServers
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
@@ -24,13 +25,14 @@ async def wire(ctx: Context) -> None:
     engines = DockerEngines(local_engine(settings.docker_host, settings.docker_api_version))
     servers = BuildServers(engines, ctx.sessionmaker, settings.ssh_timeout_s)
     repo = BuildRepo(ctx.sessionmaker, stale_after_s=settings.stale_after_s)
-    pipeline = Pipeline(settings, servers, GitRunner(), repo, image_map(settings.image_map))
+    git = GitRunner()
+    pipeline = Pipeline(settings, servers, git, repo, image_map(settings.image_map))
     builds = Builds(settings, ctx.bus, repo, pipeline, ctx.sessionmaker)
     ctx.extra["builder"] = builds
     ctx.cleanups.append(engines.close)
     ctx.cleanups.append(servers.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
-    await bus.register(ctx, builds, servers, settings.max_concurrent_builds)
+    await bus.register(ctx, builds, servers, RepositoryFiles(settings, git), settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

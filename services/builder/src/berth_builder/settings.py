@@ -35,6 +35,10 @@ class BuilderSettings(BaseServiceSettings):
     # how often a running build looks for a cancel request recorded by another builder process
     cancel_poll_s: float = Field(default=1.0, gt=0)
     ssh_timeout_s: float = Field(default=10.0, gt=0)  # connecting to a build server over SSH
+    # reading one file of a repository for the api (rpc.builder.repository_file): size cap, deadline, reads
+    file_max_bytes: int = Field(default=256 * 1024, ge=1, le=4 * 1024 * 1024)
+    file_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    max_concurrent_reads: int = Field(default=4, ge=1, le=32)
 
     @field_validator("image_map")
     @classmethod

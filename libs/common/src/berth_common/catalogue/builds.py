@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.base import Command, Event, Id, Problem, Query, register
 from berth_common.catalogue.deployments import GitSource
-from berth_common.values import ImageTag
+from berth_common.values import GitRef, GitUrl, ImageTag, Slug
 
 # --- builds ----------------------------------------------------------------------------------------
 # The scheduler asks the builder for an image from a ``GitSource`` snapshot. The builder validates every
@@ -33,7 +33,9 @@ class BuildCommand(Command):
 
 
 class BuildEvent(Event):
-    """Fields every ``evt.build.*`` event has (not a message by itself): the build and its deployment."""
+    """Fields every ``evt.build.*`` event has (not a message by itself): the build and its deployment. Each
+    event ends with ``service``: the compose service it was built for (``StartBuild.service``, left out of a
+    dump when None)."""
 
     PRODUCERS = ("builder",)
     build_id: str
@@ -49,7 +51,12 @@ class StartBuild(BuildCommand):
     engine through its SSH-forwarded socket, the builder's server directory saying how to reach it). With
     ``source.push`` (the team's push registry, its credentials sealed) the image is then pushed to
     ``<registry>/<namespace>/<application>:<deployment tag>``; ``source.base_auths`` are the team's
-    credentials for the registries the image map sends ``FROM`` bases to."""
+    credentials for the registries the image map sends ``FROM`` bases to.
+
+    A compose application builds one image per service with a ``build:`` section: one command per service,
+    each with its own ``build_id`` and ``image_tag``, ``service`` naming it, and ``source`` the application's
+    source with that service's context (``subdirectory``), ``dockerfile`` and ``build_args``. ``service`` is
+    echoed in the answer, put on the image as the ``berth.service`` label and before each log line."""
 
     TYPE = "cmd.build.start"
     CONSUMER_CHECKS_VALUES = True  # a bad source or tag is answered with evt.build.failed (stage "source")
@@ -58,6 +65,7 @@ class StartBuild(BuildCommand):
     image_tag: ImageTag  # e.g. berth/<app>:<deployment>
     no_cache: bool = False
     timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)  # None: the builder's setting
+    service: Slug | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the application's image
 
 
 @register
@@ -78,6 +86,7 @@ class BuildSucceeded(BuildEvent):
     generated_dockerfile: str | None = Field(default=None, max_length=65536)  # Berth's detection, if used
     duration_s: float = 0.0
     pushed_ref: PushedRef | None = Field(default=None, exclude_if=lambda v: v is None)
+    service: str | None = Field(default=None, max_length=64, exclude_if=lambda v: v is None)
 
 
 @register
@@ -90,6 +99,7 @@ class BuildFailed(BuildEvent):
     stage: BuildFailureStage = "internal"
     commit: str = ""
     duration_s: float = 0.0
+    service: str | None = Field(default=None, max_length=64, exclude_if=lambda v: v is None)
 
 
 @register
@@ -111,3 +121,41 @@ class BuildCancelled(BuildEvent):
     CONSUMERS = ("scheduler",)
     reason: str = Field(default="", max_length=500)
     duration_s: float = 0.0
+    service: str | None = Field(default=None, max_length=64, exclude_if=lambda v: v is None)
+
+
+# --- files of a repository -------------------------------------------------------------------------
+# The api does not clone: it asks the builder for one file of an application's repository at a ref (a
+# compose file at ``compose.path``). The builder clones as for a build (the same URL and ref rules, the
+# same credentials, shallow, with a deadline) and answers with the file's text and the commit it read.
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class RepositoryFileReply(BaseModel):
+    """The file's ``text`` (UTF-8) and ``size`` in bytes, read at ``commit``; or ``problem``: why not
+    (``field`` names the query's ``repository``, ``ref`` or ``path``; ``status`` 422 for what the user can
+    fix: no such ref or file, too large, a symlink, no access; 502 when the git server did not answer).
+    Never a credential, never a path of the builder's disk."""
+
+    text: str = ""
+    size: int = 0
+    commit: str = ""
+    problem: Problem | None = None
+
+
+@register
+class RepositoryFileQuery(Query):
+    """``rpc.builder.repository_file``: the text of the regular file ``path`` (relative to the repository's
+    root; no ``..``, no symlink on the way) of ``repository`` at ``ref``, at most ``max_bytes`` (None and
+    above the builder's setting: the setting), read within ``timeout_s`` (None: the builder's setting)."""
+
+    TYPE = "rpc.repository_file"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("builder",)
+    REPLY = RepositoryFileReply
+    repository: GitUrl
+    ref: GitRef
+    path: str = Field(min_length=1, max_length=1024)
+    max_bytes: int | None = Field(default=None, ge=1, le=MAX_FILE_BYTES)
+    timeout_s: float | None = Field(default=None, gt=0, le=600)

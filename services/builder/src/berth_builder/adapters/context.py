@@ -27,6 +27,14 @@ class ContextError(ValueError):
     """The checkout cannot be turned into a build context; the message is for a person."""
 
 
+class NotFound(ContextError):
+    """A path of the checkout that is not there (or is not a directory where one is needed)."""
+
+
+class ThroughSymlink(ContextError):
+    """A file asked for whose directory is reached through a symlink."""
+
+
 @dataclass
 class ContextInfo:
     path: Path
@@ -43,25 +51,29 @@ def safe_dir(root: Path, rel: str) -> Path:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            raise ContextError(f"the subdirectory {rel!r} does not exist in the repository") from None
+            raise NotFound(f"the subdirectory {rel!r} does not exist in the repository") from None
         if stat.S_ISLNK(st.st_mode):
             raise ContextError(f"the subdirectory {rel!r} goes through a symlink ({part!r}): not allowed")
         if not stat.S_ISDIR(st.st_mode):
-            raise ContextError(f"{rel!r} is not a directory in the repository")
+            raise NotFound(f"{rel!r} is not a directory in the repository")
     return current
 
 
-def read_file(root: Path, rel: str, limit: int) -> str | None:
-    """Text of the regular file ``root/rel`` (no symlink anywhere on the way); None if it does not exist."""
+def read_bytes(root: Path, rel: str, limit: int) -> bytes:
+    """The bytes of the regular file ``root/rel``, at most ``limit``: ``NotFound`` when there is none,
+    ``ThroughSymlink`` when its directory is reached through a symlink, a ``ContextError`` when it is a
+    symlink itself, is not a regular file, or is larger than ``limit``."""
     parent, _, name = rel.rpartition("/")
     try:
         directory = safe_dir(root, parent)
+    except NotFound:
+        raise NotFound(f"there is no file {rel!r} in the repository") from None
     except ContextError:
-        return None
+        raise ThroughSymlink(f"{rel!r} goes through a symlink: not allowed") from None
     try:
         fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        return None
+        raise NotFound(f"there is no file {rel!r} in the repository") from None
     except OSError as exc:  # ELOOP: a symlink
         raise ContextError(f"{rel!r} is a symlink or unreadable ({exc.strerror}): not allowed") from None
     with os.fdopen(fd, "rb") as fh:
@@ -70,7 +82,15 @@ def read_file(root: Path, rel: str, limit: int) -> str | None:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise ContextError(f"{rel!r} is larger than {limit} bytes")
-    return data.decode("utf-8", errors="replace")
+    return data
+
+
+def read_file(root: Path, rel: str, limit: int) -> str | None:
+    """Text of the regular file ``root/rel`` (no symlink anywhere on the way); None if it does not exist."""
+    try:
+        return read_bytes(root, rel, limit).decode("utf-8", errors="replace")
+    except (NotFound, ThroughSymlink):
+        return None
 
 
 def probe(context: Path) -> Probe:

@@ -88,15 +88,19 @@ def build_request(
 
 
 def image_labels(
-    *, build_id: str, deployment_id: str, application_id: str, commit: str, cache_key: str
+    *, build_id: str, deployment_id: str, application_id: str, commit: str, cache_key: str, service: str | None = None
 ) -> dict[str, str]:
-    return {
+    """The ``berth.*`` labels of a built image; ``service``: the compose service it was built for."""
+    found = {
         label.BUILD: build_id,
         label.DEPLOYMENT: deployment_id,
         label.APPLICATION: application_id,
         label.COMMIT: commit,
         label.CACHE_KEY: cache_key,
     }
+    if service is not None:
+        found[label.SERVICE] = service
+    return found
 
 
 def cache_key(

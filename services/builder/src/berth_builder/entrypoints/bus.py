@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from berth_builder.usecases.builds import Builds
+from berth_builder.usecases.repository_files import RepositoryFiles
 from berth_builder.usecases.servers import BuildServers
 from berth_common.catalogue import CancelBuild, ServerChanged, StartBuild
 from berth_common.db import Transactions, consume_once
 from berth_common.runtime import Context
 
 
-async def register(ctx: Context, builds: Builds, servers: BuildServers, consumers: int) -> None:
+async def register(ctx: Context, builds: Builds, servers: BuildServers, files: RepositoryFiles, consumers: int) -> None:
     """One pull subscription per build slot on the same durable consumer, each fetching one message at a
     time: a build never waits in a fetched batch (where its ack deadline would run) behind another."""
     for _ in range(consumers):
@@ -17,3 +18,4 @@ async def register(ctx: Context, builds: Builds, servers: BuildServers, consumer
     # cancels never wait behind builds: their own consumer, handled at once (recording a request is idempotent)
     await ctx.bus.consume(CancelBuild, builds.cancel)
     await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
+    await ctx.bus.serve("repository_file", files.answer, concurrency=files.settings.max_concurrent_reads * 4)

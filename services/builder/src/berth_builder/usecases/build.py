@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +20,8 @@ from typing import Any
 
 from berth_builder.adapters.context import ContextError, make_context, probe, read_file, safe_dir
 from berth_builder.adapters.docker import DockerClient
-from berth_builder.adapters.git import GitResult, GitRunner
+from berth_builder.adapters.git import GitRunner
 from berth_builder.adapters.repo import BuildRepo
-from berth_builder.domain import clone
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
 from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
@@ -32,6 +29,7 @@ from berth_builder.domain.push import registry_config_header
 from berth_builder.domain.request import SecretsNeedBuildKit, build_request, cache_key, image_labels
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build_inputs import Inputs, secrets_of
+from berth_builder.usecases.checkout import Checkout, CloneFailed
 from berth_builder.usecases.push import PushFailed, push_image
 from berth_builder.usecases.servers import BuildServers, BuildServerUnusable
 from berth_common import registries, sealing
@@ -112,89 +110,35 @@ class Pipeline:
         finally:
             await asyncio.to_thread(shutil.rmtree, workspace, True)
 
-    async def _git(
-        self, command: clone.GitCommand, plan_env: dict[str, str], deadline: float, say: Say | None
-    ) -> GitResult:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return GitResult(-1, "", "", timed_out=True)
-        return await self.git.run(command, plan_env, remaining, say)
-
-    def _clone_failure(self, result: GitResult, inputs: Inputs, redact: Redactor) -> Fail:
-        failure = clone.classify_git_failure(result.stderr, timed_out=result.timed_out)
-        reason = clone.failure_reason(
-            failure,
-            display_url=inputs.url.display,
-            ref=inputs.ref.value,
-            timeout_s=self.settings.clone_timeout_s,
-            stderr=redact(result.stderr),
-        )
-        return Fail("clone", reason)
-
     async def _run(self, cmd: StartBuild, say: Say, inputs: Inputs, workspace: Path, docker: DockerClient) -> Succeeded:
         redact = Redactor(secrets_of(cmd))
-        git = self.settings.git_binary
-        env = clone.git_env(inputs.url, os.environ)
-        deadline = time.monotonic() + self.settings.clone_timeout_s
         ref_label = inputs.ref.value or "default branch"
-
-        # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
-        commit = inputs.ref.value if inputs.ref.kind == "commit" else ""
-        ref_found = True
-        resolve = clone.resolve_command(inputs.url, inputs.ref, git)
-        if resolve is not None:
-            await say(f"resolving {ref_label} of {inputs.url.display}")
-            result = await self._git(resolve, env, deadline, None)
-            if not result.ok:
-                raise self._clone_failure(result, inputs, redact)
-            commit = clone.parse_ls_remote(result.stdout, inputs.ref) or ""
-            if not commit and inputs.ref.kind != "short":
-                raise Fail(
-                    "clone",
-                    clone.failure_reason(
-                        "ref_not_found", display_url=inputs.url.display, ref=inputs.ref.value, timeout_s=0, stderr=""
-                    ),
-                )
-            ref_found = bool(commit)
-        if commit:
-            key = self._cache_key(inputs, commit)
-            await self.repo.set_commit(cmd.build_id, commit, key)
-            reused = await self._reuse(cmd, key, commit, say, docker)
-            if reused is not None:
-                return reused
-
-        # 2. clone
-        await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
-        checkout = workspace / "src"
-        plan = clone.clone_plan(
-            inputs.url,
-            inputs.ref,
-            str(checkout),
-            timeout_s=self.settings.clone_timeout_s,
-            inherited_env=os.environ,
-            ref_found=ref_found,
-            git=git,
+        git = Checkout.starting_now(
+            self.git, inputs.url, inputs.ref, self.settings.clone_timeout_s, redact, self.settings.git_binary
         )
-        await say(f"cloning {inputs.url.display} ({ref_label})")
+        try:
+            # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
+            if inputs.ref.kind != "commit":
+                await say(f"resolving {ref_label} of {inputs.url.display}")
+            commit, ref_found = await git.resolve()
+            if commit:
+                key = self._cache_key(inputs, commit)
+                await self.repo.set_commit(cmd.build_id, commit, key)
+                reused = await self._reuse(cmd, key, commit, say, docker)
+                if reused is not None:
+                    return reused
 
-        async def git_line(line: str) -> None:
-            await say(redact(line.replace(str(checkout), "src")))  # no server paths in the user's log
+            # 2. clone
+            await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
+            checkout = workspace / "src"
+            await say(f"cloning {inputs.url.display} ({ref_label})")
 
-        for step in plan.steps:
-            result = await self._git(step, dict(plan.env), deadline, git_line)
-            if not result.ok and step.purpose == "fetch" and plan.fallback and not result.timed_out:
-                await say("the server refused a shallow fetch of the commit: fetching its branches instead")
-                for fb in plan.fallback:
-                    result = await self._git(fb, dict(plan.env), deadline, git_line)
-                    if not result.ok:
-                        raise self._clone_failure(result, inputs, redact)
-                break
-            if not result.ok:
-                raise self._clone_failure(result, inputs, redact)
-        head = await self._git(plan.head, dict(plan.env), deadline, None)
-        if not head.ok:
-            raise self._clone_failure(head, inputs, redact)
-        actual = head.stdout.strip()
+            async def git_line(line: str) -> None:
+                await say(redact(line.replace(str(checkout), "src")))  # no server paths in the user's log
+
+            actual = await git.clone(str(checkout), ref_found=ref_found, on_line=git_line, say=say)
+        except CloneFailed as exc:
+            raise Fail("clone", exc.reason) from None
         if actual != commit:
             commit = actual
             key = self._cache_key(inputs, commit)
@@ -238,6 +182,7 @@ class Pipeline:
             application_id=cmd.application_id,
             commit=commit,
             cache_key=key,
+            service=cmd.service,
         )
         try:
             request = build_request(

@@ -60,6 +60,8 @@ class BuildLog:
     async def __call__(self, line: str) -> None:
         if self.subject is None:
             return
+        if self.cmd.service is not None:  # one of a compose application's builds: whose line it is
+            line = f"[{self.cmd.service}] {line}"
         msg = LogLine(
             deployment_id=self.cmd.deployment_id, stream="build", seq=self.seq, line=self.redact(line)[:16000]
         )
@@ -284,7 +286,12 @@ class Builds:
 def _event(
     cmd: StartBuild, v: dict[str, Any], image: str | None = None
 ) -> BuildSucceeded | BuildFailed | BuildCancelled:
-    common = {"build_id": cmd.build_id, "deployment_id": cmd.deployment_id, "application_id": cmd.application_id}
+    common: dict[str, Any] = {
+        "build_id": cmd.build_id,
+        "deployment_id": cmd.deployment_id,
+        "application_id": cmd.application_id,
+        "service": cmd.service,
+    }
     if v["status"] == "cancelled":
         return BuildCancelled(
             **common, reason=(v.get("reason") or "cancelled")[:500], duration_s=float(v.get("duration_s") or 0.0)

@@ -1,0 +1,80 @@
+"""Reading one file of a repository (``rpc.builder.repository_file``) as pure data: the checked request
+and the answers, a refusal naming the query's field.
+
+The path is relative to the repository's root, normalised, without ``..`` and without a leading ``-``
+(``domain.source.validate_relpath``); the file itself is read without following a symlink anywhere on
+the way (``adapters.context``). The size cap and the deadline are the query's when smaller than the
+builder's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth_builder.domain.clone import Failure
+from berth_builder.domain.source import (
+    GitRef,
+    GitUrl,
+    InvalidInput,
+    validate_git_url,
+    validate_ref,
+    validate_relpath,
+)
+from berth_common.catalogue import Problem, RepositoryFileQuery, RepositoryFileReply
+
+UNPROCESSABLE = 422
+BAD_GATEWAY = 502
+# What a failed clone is about: the repository (its URL or the builder's access to it) or the ref; a
+# server that did not answer is the git server's failure, not the request's.
+FAILURE_FIELD: dict[Failure, tuple[str, int]] = {
+    "auth": ("repository", UNPROCESSABLE),
+    "repository_not_found": ("repository", UNPROCESSABLE),
+    "ref_not_found": ("ref", UNPROCESSABLE),
+    "network": ("repository", BAD_GATEWAY),
+    "timeout": ("repository", BAD_GATEWAY),
+    "unknown": ("repository", BAD_GATEWAY),
+}
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    url: GitUrl
+    ref: GitRef
+    path: str
+    max_bytes: int
+    timeout_s: float
+
+
+def file_request(query: RepositoryFileQuery, *, allow_local: bool, max_bytes: int, timeout_s: float) -> FileRequest:
+    """The checked request (raises ``InvalidInput`` naming ``repository``, ``ref`` or ``path``)."""
+    url = validate_git_url(query.repository, allow_local=allow_local, field="repository")
+    ref = validate_ref(query.ref, field="ref")
+    path = validate_relpath(query.path, "path", allow_empty=False)
+    cap = min(query.max_bytes or max_bytes, max_bytes)
+    deadline = min(query.timeout_s or timeout_s, timeout_s)
+    return FileRequest(url, ref, path, cap, deadline)
+
+
+def refused(field: str, why: str, status: int = UNPROCESSABLE) -> RepositoryFileReply:
+    """The reply that says why the file was not read (``field``: the query's field it is about)."""
+    title = "Invalid request" if status == UNPROCESSABLE else "The git server failed"
+    kind = "invalid" if status == UNPROCESSABLE else "upstream-error"
+    return RepositoryFileReply(problem=Problem(status=status, type=kind, title=title, field=field, detail=why))
+
+
+def clone_refused(failure: Failure, reason: str) -> RepositoryFileReply:
+    field, status = FAILURE_FIELD[failure]
+    return refused(field, reason, status)
+
+
+def found(data: bytes, commit: str, path: str) -> RepositoryFileReply:
+    """The file's text; a file that is not UTF-8 is refused (a compose file, a manifest: text)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return refused("path", f"{path!r} is not a UTF-8 text file")
+    return RepositoryFileReply(text=text, size=len(data), commit=commit)
+
+
+def invalid(exc: InvalidInput) -> RepositoryFileReply:
+    return refused(exc.field, exc.why)

@@ -1,0 +1,82 @@
+"""One file of a repository at a ref, for the api (``rpc.builder.repository_file``): a compose file at
+``compose.path`` is read here because the builder is the service that clones.
+
+The query is checked first (``domain.repository_file``: no git process runs for a bad URL, ref or path);
+then the ref is checked out like a build's (``checkout.py``: the same URL rules, credentials, shallow clone
+and deadline) into a workspace of its own, the file read without following a symlink (``adapters.context``)
+and the workspace removed. At most ``BERTH_MAX_CONCURRENT_READS`` reads run at once; a refusal names the
+query's field and never carries a credential (git's output is redacted of the URL's) or a builder path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from berth_builder.adapters.context import ContextError, read_bytes
+from berth_builder.adapters.git import GitRunner
+from berth_builder.domain import repository_file as files
+from berth_builder.domain.progress import Redactor
+from berth_builder.domain.source import InvalidInput, url_secrets
+from berth_builder.settings import BuilderSettings
+from berth_builder.usecases.checkout import Checkout, CloneFailed
+from berth_common.catalogue import RepositoryFileQuery, RepositoryFileReply
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(eq=False)
+class RepositoryFiles:
+    settings: BuilderSettings
+    git: GitRunner
+    slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.settings.max_concurrent_reads)
+
+    async def answer(self, data: dict[str, Any]) -> RepositoryFileReply:
+        """The reply to a received query (a malformed one is refused naming its first bad field)."""
+        try:
+            query = RepositoryFileQuery.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "query"
+            return files.refused(where, first["msg"])
+        return await self.read(query)
+
+    async def read(self, query: RepositoryFileQuery) -> RepositoryFileReply:
+        try:
+            request = files.file_request(
+                query,
+                allow_local=self.settings.allow_local_git,
+                max_bytes=self.settings.file_max_bytes,
+                timeout_s=self.settings.file_timeout_s,
+            )
+        except InvalidInput as exc:
+            return files.invalid(exc)
+        redact = Redactor(url_secrets(query.repository))
+        workspace = self.settings.workspaces / f"file-{secrets.token_hex(8)}"
+        try:
+            async with self.slots:
+                git = Checkout.starting_now(
+                    self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
+                )
+                _, ref_found = await git.resolve()
+                await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
+                checkout = workspace / "src"
+                commit = await git.clone(str(checkout), ref_found=ref_found, on_line=None, say=None)
+                data = await asyncio.to_thread(read_bytes, checkout, request.path, request.max_bytes)
+        except CloneFailed as exc:
+            log.info("repository file not read", repository=request.url.display, failure=exc.failure)
+            return files.clone_refused(exc.failure, redact(exc.reason).replace(str(workspace), "."))
+        except ContextError as exc:
+            return files.refused("path", f"{exc} (at commit {commit})")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
+        return files.found(data, commit, request.path)
