@@ -77,6 +77,8 @@ class ApiSettings(BaseServiceSettings):
     compose_allow: list[str] = Field(default_factory=list, max_length=7)
     compose_timeout_s: float = Field(default=10.0, gt=0, le=120)
     compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # How long the builder may take to read a compose file of the repository (clone included)
+    compose_read_timeout_s: float = Field(default=60.0, gt=0, le=600)
     volumes_timeout_s: float = Field(default=10.0, gt=0, le=60)  # rpc.scheduler.volumes (each engine's disk usage)
     # Logs as Server-Sent Events: a comment this often keeps proxies from closing an idle stream; the
     # deployment's state is checked this often to end the stream when it finishes.

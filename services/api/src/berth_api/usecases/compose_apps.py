@@ -7,11 +7,13 @@ service's image or build, entrypoint, environment, depends_on, start order, note
 for the user to see. Interpolation gets the application's non-secret runtime variables in the parser's
 environment; a ``${VAR}`` naming a secret variable is refused (the translation is stored and shown).
 
-Not yet: a compose file at a path of the git repository is read by the builder (it has the checkout; the
-api does not clone), so ``compose.path`` is validated and stored with no services and no translation
-until the builder reads and the api translates it (a later slice); and the scheduler runs one image per
-deployment, so a compose application is refused at deployment time (409) until it runs each service's
-own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
+A compose file at a path of the git repository (``compose.path``) is read by the builder, which clones
+(``compose_source``), at the application's creation and update and again at each deployment (the file
+may have changed at the ref), then translated by the same code as an inline one; a build context in it is
+relative to the file's directory, and the translation records the path and the commit read (``file``).
+
+Not yet: the scheduler runs one image per deployment, so a compose application is refused at deployment
+time (409) until it runs each service's own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
+from berth_api.domain import mounts
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, translate
 from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, compose_source
+from berth_common.logging import get_logger
 
 CORE = {
     "web": (
@@ -44,6 +51,7 @@ CORE = {
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }
 COMPOSE_NOT_DEPLOYABLE = "compose-not-deployable"
+log = get_logger(__name__)
 
 
 def _loc(spot: str) -> str:
@@ -86,8 +94,29 @@ def hosts_located(config: dict[str, Any]) -> Iterator[None]:
 
 
 def untranslated(config: dict[str, Any]) -> bool:
-    """A compose file of the git repository: stored, translated once the builder reads it (not yet)."""
+    """A compose file of the git repository stored before the builder could read it (it was not running):
+    no services yet; it is read and translated at the application's next update or deployment."""
     return bool(config.get("compose")) and config.get("compose_translated") is None
+
+
+async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[str, Any]:
+    """The application row with its ``compose.path`` file read again at its ref and translated (the file may
+    have changed since it was stored); the new configuration is stored when it differs. Another application
+    is returned as it is. A builder that cannot be asked is a 503: a deployment needs the file as it is now."""
+    config = app["config"]
+    if (config.get("compose") or {}).get("path") is None:
+        return app
+    stored = (await apps_repo.variables_of(s, [app["id"]]))[app["id"]]
+    given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
+    found = await translated(deps, config, given)
+    if untranslated(found):
+        raise compose_source.unavailable("it is needed to read compose.path")
+    refused = mounts.refusal(found["services"], deps.settings.bind_mount_allow)
+    if refused is not None:
+        raise invalid_field(*refused)
+    if found != config:
+        await apps_repo.update_application(s, app["id"], found)
+    return {**app, "config": found}
 
 
 def _core(service: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +133,22 @@ async def translated(
     """``config`` with its compose file translated (raises a 422 naming the spot). ``variables``: the
     application's runtime variables as (name, value, secret); only non-secret values are interpolated."""
     compose = config["compose"]
+    source = config.get("source")
     if compose.get("path") is not None:
-        if config.get("source", {}).get("kind") != "git":
+        if (source or {}).get("kind") != "git":
             raise invalid_field("/body/source", "a compose file at a path is read from the git repository: give one")
-        return {**config, "services": [], "compose_translated": None}
+        try:
+            read = await compose_source.read(deps, config)
+        except compose_source.BuilderAway as exc:
+            if config.get("compose_translated") is not None:  # translated before: never dropped for this
+                raise compose_source.unavailable(str(exc)) from None
+            log.warning("compose.path stored untranslated: the builder cannot be asked", reason=str(exc))
+            return {**config, "services": [], "compose_translated": None}
+        text, text_loc, read_from = read.text, "/body/compose/path", {"path": read.path, "commit": read.commit}
+        base = posixpath.dirname(read.path)  # a build context is relative to the compose file
+    else:
+        text, text_loc, read_from = compose["inline"], "/body/compose/inline", None
+        base = (source or {}).get("subdirectory") or ""  # the context under the source's subdirectory
     given = list(variables)
     plain = {name: value for name, value, secret in given if not secret and value is not None}
     secrets = [name for name, _, secret in given if secret]
@@ -117,7 +158,6 @@ async def translated(
         allowed=frozenset(deps.settings.compose_allow),
         has_repository=config.get("source", {}).get("kind") == "git",
     )
-    text = compose["inline"]
     try:
         order = precheck(text)
         found = await compose_parser.normalise(
@@ -127,14 +167,15 @@ async def translated(
             found.model, order, hosts=hosts, policy=policy, variables=found.variables, secret_names=secrets
         )
     except ComposeRefusal as exc:
-        raise invalid_field(_loc(exc.spot), exc.why) from None
+        raise invalid_field(text_loc if exc.spot == "inline" else _loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:
-        raise invalid_field("/body/compose/inline", f"the compose parser refused the file: {exc}") from None
-    source = config.get("source")
+        raise invalid_field(text_loc, f"the compose parser refused the file: {exc}") from None
     for svc in result["services"]:
-        if "build" in svc and source is not None:  # the context under the source's subdirectory
-            inner = posixpath.join(source.get("subdirectory") or "", svc["build"]["subdirectory"])
+        if "build" in svc and source is not None:
+            inner = posixpath.join(base, svc["build"]["subdirectory"])
             svc["build"]["subdirectory"] = inner.rstrip("/")
+    if read_from is not None:
+        result["file"] = read_from  # the file read, and the commit it was read at
     services = [_core(s) for s in result["services"]]
     if source is None or source.get("kind") != "git":
         first = next((s for s in result["services"] if s["kind"] == "web"), result["services"][0])
