@@ -76,9 +76,10 @@ def read_bytes(root: Path, rel: str, limit: int) -> bytes:
         raise NotFound(f"there is no file {rel!r} in the repository") from None
     except OSError as exc:  # ELOOP: a symlink
         raise ContextError(f"{rel!r} is a symlink or unreadable ({exc.strerror}): not allowed") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, which refuses a directory on its own
+        os.close(fd)
+        raise ContextError(f"{rel!r} is not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise ContextError(f"{rel!r} is not a regular file")
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise ContextError(f"{rel!r} is larger than {limit} bytes")
