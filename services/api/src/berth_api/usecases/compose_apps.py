@@ -102,7 +102,8 @@ def untranslated(config: dict[str, Any]) -> bool:
 async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[str, Any]:
     """The application row with its ``compose.path`` file read again at its ref and translated (the file may
     have changed since it was stored); the new configuration is stored when it differs. Another application
-    is returned as it is. A builder that cannot be asked is a 503: a deployment needs the file as it is now."""
+    is returned as it is. A builder that cannot be asked is a 503 for an application translated before (a
+    deployment needs the file as it is now); one never translated stays so (it has no services to deploy)."""
     config = app["config"]
     if (config.get("compose") or {}).get("path") is None:
         return app
@@ -110,7 +111,7 @@ async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[st
     given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
     found = await translated(deps, config, given)
     if untranslated(found):
-        raise compose_source.unavailable("it is needed to read compose.path")
+        return app
     refused = mounts.refusal(found["services"], deps.settings.bind_mount_allow)
     if refused is not None:
         raise invalid_field(*refused)

@@ -125,8 +125,8 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     """The application's snapshot: its configuration, hosts and variables merged over its groups' and its
     environment's (``domain.layers``); the key lock is taken for the sealing that follows."""
     s = unit.session
-    compose_apps.refuse_deployment(app["config"])
     app = await compose_apps.refreshed(deps, s, app)  # compose.path: the file as it is now at the ref
+    compose_apps.refuse_deployment(app["config"])
     (record,) = await records(s, [app])
     hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
     stack = await layers.inherited(deps, s, app)
