@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from berth_builder.domain.clone import clone_plan, git_base, sparse_pattern
 from berth_builder.domain.repository_file import file_request
-from berth_builder.domain.source import InvalidInput
+from berth_builder.domain.source import GitRef, InvalidInput
+from berth_common import values
 from berth_common.catalogue import RepositoryFileQuery, RepositoryFileReply
 from tests.builder.support import commit, git, make_repo, publish_bare
 
 COMPOSE = "services:\n  web:\n    build: ./web\n    ports: ['8080']\n"
+ODD = {"odd name [1]*.yml": "the one asked for", "odd name 1x.yml": "a glob's match", "#odd!.yml": "hash"}
 
 
 async def ask(b: Any, timeout: float = 60, **query: Any) -> RepositoryFileReply:
@@ -45,7 +48,8 @@ async def test_a_file_is_read_at_a_branch_a_tag_and_a_commit(builder_factory, gi
     first = make_repo(repo, {"deploy/compose.yml": COMPOSE, "web/Dockerfile": "FROM scratch\n"})
     git("tag", "v1", cwd=repo)
     second = commit(repo, {"deploy/compose.yml": COMPOSE.replace("8080", "9090")})
-    publish_bare(repo, git_daemon.base, "app.git")
+    bare = publish_bare(repo, git_daemon.base, "app.git")
+    git("config", "uploadpack.allowFilter", "true", cwd=bare)  # a blobless clone, the blob fetched on checkout
     url = git_daemon.url("app.git")
     b = await builder_factory()
 
@@ -76,7 +80,7 @@ async def test_paths_that_leave_the_repository_are_refused(builder_factory, tmp_
     outside.mkdir()
     (outside / "secret.yml").write_text("services: {}\n")
     repo = tmp_path / "repo"
-    make_repo(repo, {"real/compose.yml": COMPOSE})
+    make_repo(repo, {"real/compose.yml": COMPOSE, **ODD})
     os.symlink("/etc/passwd", repo / "passwd.yml")
     os.symlink(str(outside), repo / "out")
     os.symlink("real", repo / "inner")  # a symlink that stays inside: refused all the same
@@ -89,17 +93,26 @@ async def test_paths_that_leave_the_repository_are_refused(builder_factory, tmp_
         assert (status, field) == (422, "path"), (path, detail)
     assert b.handler.pipeline.git.started == before  # refused before any git process ran
 
-    for path, why in (
-        ("passwd.yml", "is a symlink"),
-        ("out/secret.yml", "goes through a symlink"),
-        ("inner/compose.yml", "goes through a symlink"),
+    # a branch checks out only the file asked for (a symlinked directory on the way is not followed: there
+    # is no such file); a commit checks out the whole tree (the symlink on the way is found and refused)
+    pinned = git("rev-parse", "HEAD", cwd=repo)
+    for ref, path, why in (
+        ("main", "passwd.yml", "is a symlink"),
+        (pinned, "passwd.yml", "is a symlink"),
+        ("main", "out/secret.yml", "no file 'out/secret.yml'"),
+        ("main", "inner/compose.yml", "no file 'inner/compose.yml'"),
+        (pinned, "out/secret.yml", "goes through a symlink"),
+        (pinned, "inner/compose.yml", "goes through a symlink"),
     ):
-        status, field, detail = refusal(await ask(b, repository=str(repo), ref="main", path=path))
+        status, field, detail = refusal(await ask(b, repository=str(repo), ref=ref, path=path))
         assert (status, field) == (422, "path") and why in detail, (path, detail)
         assert "root:" not in detail and "services: {}" not in detail
         assert str(tmp_path) not in detail.replace(str(repo), "")  # no builder workspace path
     ok = await ask(b, repository=str(repo), ref="main", path="real/compose.yml")
     assert ok.text == COMPOSE
+    for name, text in ODD.items():  # a name with wildcards and spaces is one file, not a pattern
+        for ref in ("main", pinned):
+            assert (await ask(b, repository=str(repo), ref=ref, path=name)).text == text
     assert workspaces_empty(b)
 
 
@@ -176,6 +189,30 @@ def test_the_request_is_checked_before_any_git_process(query: dict[str, str], fi
     with pytest.raises(InvalidInput) as caught:
         file_request(RepositoryFileQuery.model_construct(**values), allow_local=False, max_bytes=10, timeout_s=5)
     assert caught.value.field == field
+
+
+def test_a_branch_is_cloned_without_blobs_and_only_the_file_checked_out() -> None:
+    url = values.git_location("https://git.example.com/a.git")
+    plan = clone_plan(url, GitRef("name", "main"), "/w/f/src", timeout_s=60, inherited_env={}, only="d/a b*.yml")
+    base = git_base(url)
+    shallow = ("--depth", "1", "--single-branch", "--branch", "main", "--no-tags")
+    assert [step.argv for step in plan.steps] == [
+        (
+            *base,
+            "clone",
+            *shallow,
+            "--filter=blob:none",
+            "--no-checkout",
+            "--",
+            "https://git.example.com/a.git",
+            "/w/f/src",
+        ),
+        (*base, "-C", "/w/f/src", "sparse-checkout", "set", "--no-cone", "/d/a\\ b\\*.yml"),
+        (*base, "-C", "/w/f/src", "read-tree", "-mu", "HEAD"),
+    ]
+    assert sparse_pattern("#x!/[y]?.yml") == "/\\#x\\!/\\[y\\]\\?.yml"
+    whole = clone_plan(url, GitRef("commit", "a" * 40), "/w/f/src", timeout_s=60, inherited_env={}, only="x.yml")
+    assert "sparse-checkout" not in str(whole.steps) and "--filter=blob:none" not in str(whole.steps)
 
 
 def test_the_caps_are_the_smaller_of_the_query_and_the_setting() -> None:

@@ -124,19 +124,34 @@ def clone_plan(
     inherited_env: Mapping[str, str],
     ref_found: bool = True,
     git: str = "git",
+    only: str | None = None,
 ) -> ClonePlan:
     """How to check out ``ref`` of ``url`` into ``directory`` (an absolute path in the workspace).
 
     ``ref_found`` is the result of the resolve step for a ``short`` ref: True when the remote has a
     branch or tag of that name (cloned as a name), False when it is taken as an abbreviated commit.
+    ``only``: one file (a checked relative path) is all that is needed: a branch, tag or the default
+    branch is then cloned without blobs where the server allows it (``--filter=blob:none``) and only that
+    path is checked out (a sparse checkout); a commit is checked out whole, as for a build.
     """
     base = git_base(url, git)
     env = git_env(url, inherited_env)
     head = GitCommand("head", (*base, "-C", directory, "rev-parse", "--verify", "HEAD^{commit}"))
     if ref.kind == "default" or (ref.kind in ("name", "short") and ref_found):
         branch = ("--branch", ref.value) if ref.kind != "default" else ()
-        argv = (*base, "clone", "--depth", "1", "--single-branch", *branch, "--no-tags", "--", url.url, directory)
-        return ClonePlan(directory, (GitCommand("clone", argv),), head, env, timeout_s)
+        sparse = ("--filter=blob:none", "--no-checkout") if only is not None else ()
+        argv = (
+            *(*base, "clone", "--depth", "1", "--single-branch", *branch, "--no-tags", *sparse),
+            *("--", url.url, directory),
+        )
+        steps: tuple[GitCommand, ...] = (GitCommand("clone", argv),)
+        if only is not None:
+            pattern = sparse_pattern(only)
+            steps += (
+                GitCommand("checkout", (*base, "-C", directory, "sparse-checkout", "set", "--no-cone", pattern)),
+                GitCommand("checkout", (*base, "-C", directory, "read-tree", "-mu", "HEAD")),
+            )
+        return ClonePlan(directory, steps, head, env, timeout_s)
     init = GitCommand("init", (*base, "init", "-q", "--", directory))
     full_fetch = GitCommand(
         "fetch",
@@ -150,6 +165,12 @@ def clone_plan(
     )
     detach = GitCommand("checkout", (*base, "-C", directory, "checkout", "-q", "--detach", "FETCH_HEAD", "--"))
     return ClonePlan(directory, (init, shallow, detach), head, env, timeout_s, fallback=(full_fetch, checkout))
+
+
+def sparse_pattern(path: str) -> str:
+    """The sparse-checkout pattern (gitignore syntax) that matches exactly the file ``path`` of the root:
+    anchored with '/', every wildcard and space escaped (a checked path has no backslash to confuse)."""
+    return "/" + "".join(f"\\{c}" if c in "*?[]!# " else c for c in path)
 
 
 _PATTERNS: tuple[tuple[Failure, tuple[str, ...]], ...] = (

@@ -79,8 +79,11 @@ class Checkout:
             raise self.failure("ref_not_found")
         return commit, bool(commit)
 
-    async def clone(self, directory: str, *, ref_found: bool, on_line: LineSink | None, say: Say | None) -> str:
-        """Check the ref out into ``directory`` (made by git); the commit checked out."""
+    async def clone(
+        self, directory: str, *, ref_found: bool, on_line: LineSink | None, say: Say | None, only: str | None = None
+    ) -> str:
+        """Check the ref out into ``directory`` (made by git); the commit checked out. ``only``: the one file
+        needed (``domain.clone.clone_plan``: a branch or tag is then fetched without other blobs)."""
         plan = clone.clone_plan(
             self.url,
             self.ref,
@@ -89,6 +92,7 @@ class Checkout:
             inherited_env=os.environ,
             ref_found=ref_found,
             git=self.git_binary,
+            only=only,
         )
         for step in plan.steps:
             result = await self.run(step, dict(plan.env), on_line)

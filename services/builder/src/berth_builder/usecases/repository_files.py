@@ -3,7 +3,8 @@
 
 The query is checked first (``domain.repository_file``: no git process runs for a bad URL, ref or path);
 then the ref is checked out like a build's (``checkout.py``: the same URL rules, credentials, shallow clone
-and deadline) into a workspace of its own, the file read without following a symlink (``adapters.context``)
+and deadline; a branch or tag without the other files' blobs where the server allows it, and only the file
+checked out) into a workspace of its own, the file read without following a symlink (``adapters.context``)
 and the workspace removed. At most ``BERTH_MAX_CONCURRENT_READS`` reads run at once; a refusal names the
 query's field and never carries a credential (git's output is redacted of the URL's) or a builder path.
 """
@@ -70,7 +71,7 @@ class RepositoryFiles:
                 _, ref_found = await git.resolve()
                 await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
                 checkout = workspace / "src"
-                commit = await git.clone(str(checkout), ref_found=ref_found, on_line=None, say=None)
+                commit = await git.clone(str(checkout), ref_found=ref_found, on_line=None, say=None, only=request.path)
                 data = await asyncio.to_thread(read_bytes, checkout, request.path, request.max_bytes)
         except CloneFailed as exc:
             log.info("repository file not read", repository=request.url.display, failure=exc.failure)
