@@ -168,3 +168,11 @@ async def test_without_a_builder_a_new_application_waits_and_a_translated_one_is
     assert problem(r, 503)["detail"].startswith("The builder service is unavailable")
     got = (await client.get(f"/v1/applications/{pending['id']}", headers=members.developer)).json()
     assert got["compose"]["translated"]["file"]["path"] == "deploy/compose.yml"  # kept as it was
+
+    # an inline application given a file of its repository while no builder answers: stored, read later
+    inline = {"name": "inline", "compose": {"inline": "services:\n  p:\n    image: busybox\n"}}
+    app = await make_app(client, members.developer, inline)
+    change = {"compose": {"path": "deploy/compose.yml"}, "source": body(served)["source"]}
+    r = await client.patch(f"/v1/applications/{app['id']}", headers=members.developer, json=change)
+    assert r.status_code == 200, r.text
+    assert r.json()["compose"]["translated"] is None and r.json()["services"] == []

@@ -102,8 +102,8 @@ def untranslated(config: dict[str, Any]) -> bool:
 async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[str, Any]:
     """The application row with its ``compose.path`` file read again at its ref and translated (the file may
     have changed since it was stored); the new configuration is stored when it differs. Another application
-    is returned as it is. A builder that cannot be asked is a 503 for an application translated before (a
-    deployment needs the file as it is now); one never translated stays so (it has no services to deploy)."""
+    is returned as it is. A builder that cannot be asked is a 503 for an application whose file was read
+    before (a deployment needs the file as it is now); one never read stays so (it has no services yet)."""
     config = app["config"]
     if (config.get("compose") or {}).get("path") is None:
         return app
@@ -141,7 +141,7 @@ async def translated(
         try:
             read = await compose_source.read(deps, config)
         except compose_source.BuilderAway as exc:
-            if config.get("compose_translated") is not None:  # translated before: never dropped for this
+            if (config.get("compose_translated") or {}).get("file"):  # read before: never dropped for this
                 raise compose_source.unavailable(str(exc)) from None
             log.warning("compose.path stored untranslated: the builder cannot be asked", reason=str(exc))
             return {**config, "services": [], "compose_translated": None}

@@ -6,8 +6,8 @@ The file is read at the ref the application builds (its commit if pinned, else i
 remote's HEAD), at most ``BERTH_COMPOSE_MAX_BYTES``, within ``BERTH_COMPOSE_READ_TIMEOUT_S``. What the
 builder refuses is answered naming the request's field: the path (no such file, too large, a symlink, not
 text), the ref, or the repository (not found, no access), each with a 422; a git server that did not
-answer is a 502. A builder that cannot be asked is ``BuilderAway``: the caller decides (a new application
-is stored untranslated; an update or a deployment answers 503).
+answer is a 502. A builder that cannot be asked is ``BuilderAway``: the caller decides (an application whose
+file was never read is stored untranslated; one read before answers 503, its translation kept).
 """
 
 from __future__ import annotations
