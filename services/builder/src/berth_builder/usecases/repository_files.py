@@ -63,11 +63,11 @@ class RepositoryFiles:
             return files.invalid(exc)
         redact = Redactor(url_secrets(query.repository))
         workspace = self.settings.workspaces / f"file-{secrets.token_hex(8)}"
+        git = Checkout.starting_now(  # the deadline counts the wait for a slot too
+            self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
+        )
         try:
             async with self.slots:
-                git = Checkout.starting_now(
-                    self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
-                )
                 _, ref_found = await git.resolve()
                 await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
                 checkout = workspace / "src"
