@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,8 +54,11 @@ async def test_a_file_is_read_at_a_branch_a_tag_and_a_commit(builder_factory, gi
     url = git_daemon.url("app.git")
     b = await builder_factory()
 
+    started = time.monotonic()
     reply = await ask(b, repository=url, ref="main", path="deploy/compose.yml")
+    took = time.monotonic() - started
     assert reply.problem is None, reply
+    print(f"\nMEASURED repository file read over git daemon (blobless clone, one file): {took:.2f}s")
     assert (reply.text, reply.commit, reply.size) == (COMPOSE.replace("8080", "9090"), second, len(COMPOSE))
     tagged = await ask(b, repository=url, ref="v1", path="deploy/compose.yml")
     assert (tagged.text, tagged.commit) == (COMPOSE, first)
@@ -153,8 +157,33 @@ async def silent_server() -> AsyncIterator[int]:
         server.close()
 
 
-async def test_a_silent_server_times_out_and_credentials_never_come_back(builder_factory):
+@contextlib.asynccontextmanager
+async def private_server() -> AsyncIterator[int]:
+    """A git smart-HTTP server that asks for credentials (401, Basic) for every repository."""
+
+    async def deny(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="git"\r\n'
+                b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(deny, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_private_and_silent_servers_and_credentials_never_come_back(builder_factory):
     b = await builder_factory(file_timeout_s=30)
+    async with private_server() as port:
+        reply = await ask(b, repository=f"http://127.0.0.1:{port}/team/private.git", ref="main", path="x.yml")
+    status, field, detail = refusal(reply)
+    assert (status, field) == (422, "repository") and "needs credentials the builder does not have" in detail
     async with silent_server() as port:
         url = f"git://127.0.0.1:{port}/app.git"
         started = asyncio.get_running_loop().time()
