@@ -30,6 +30,7 @@ from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import machine, names, placement
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
 from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
@@ -142,8 +143,9 @@ def _stops_build(before: Rollout, after: Rollout, inputs: list[Input]) -> bool:
 async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
     """Entering ``starting``: every replica's container recorded with its server, web ones on ``local`` with
     their host port, in the transaction of the transition (before any exists: found after a crash, and no
-    write left for the step)."""
+    write left for the step); a stateful service the deployment keeps running has none (``adoption.py``)."""
     spec = sealer.open(row.spec)
+    kept = await adopted(unit.session, sealer, store.rollout_of(row), spec)  # a kept service: none
     values = [
         {
             "name": names.container_name(spec.name, slot.service.name, row.id, slot.replica),
@@ -156,5 +158,7 @@ async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
             "server_id": slot.server_id,
         }
         for slot in placement.slots(spec)
+        if slot.service.name not in kept
     ]
-    await store.record_container(unit.session, values)
+    if values:
+        await store.record_container(unit.session, values)
