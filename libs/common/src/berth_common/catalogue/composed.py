@@ -45,7 +45,7 @@ USER_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(?::[A-Za-z0-9_.-]{1,64})?$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def working_dir(value: str) -> str:
+def absolute_dir(value: str) -> str:
     """An absolute path without ``..`` or control characters."""
     if not value.startswith("/"):
         raise ValueError("a working directory is an absolute path (starts with /)")
@@ -84,7 +84,7 @@ class Composed(Mounted):
     depends_on: list[DependsOn] = Field(default_factory=list, max_length=20, exclude_if=lambda v: not v)
     healthcheck: Healthcheck | None = Field(default=None, exclude_if=lambda v: v is None)
     user: str | None = Field(default=None, pattern=USER_PATTERN, exclude_if=lambda v: v is None)
-    working_dir: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(working_dir)] | None = Field(
+    working_dir: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(absolute_dir)] | None = Field(
         default=None, exclude_if=lambda v: v is None
     )
     restart: RestartPolicy | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the app's
