@@ -102,6 +102,17 @@ class DockerExecutor:
             if "already exists" not in str(exc):
                 raise
 
+    async def remove_network(self, name: str) -> bool:
+        """Remove a network no container uses; False when it was not there."""
+        try:
+            net = await self._call(f"inspect network {name}", self.docker.networks.get(name))
+            await self._call(f"remove network {name}", net.delete())
+            return True
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
     # --- volumes -----------------------------------------------------------------------------------
 
     async def ensure_volume(self, body: dict[str, Any]) -> None:
