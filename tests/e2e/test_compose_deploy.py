@@ -17,6 +17,7 @@ import pytest
 
 from benchmarks.support.compose_stack import compose_file
 from tests.e2e.conftest import make_platform
+from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 
 pytestmark = pytest.mark.slow
@@ -52,16 +53,6 @@ def containers_of(app_id: str) -> dict[str, dict]:
         }
         for c in found
     }
-
-
-async def wait_deployment(api: httpx.AsyncClient, dep_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        dep = (await api.get(f"/v1/deployments/{dep_id}")).json()
-        if dep["status"] in ("succeeded", "failed", "cancelled"):
-            return dep
-        assert time.monotonic() < deadline, f"deployment still {dep['status']}: {dep}"
-        await asyncio.sleep(0.3)
 
 
 async def test_a_compose_app_deploys_in_order_and_keeps_its_stateful_service(platform, unique: str):
@@ -168,3 +159,39 @@ async def test_a_compose_app_deploys_in_order_and_keeps_its_stateful_service(pla
         if volume is not None:
             subprocess.run(["docker", "volume", "rm", volume], capture_output=True, timeout=60)
         subprocess.run(["docker", "rmi", web_image], capture_output=True, timeout=60)
+
+
+async def test_a_dependency_that_fails_fails_the_deployment_naming_it(platform, unique: str):
+    """A one-shot migration that exits 1: the web service that waits for it never starts, and the
+    deployment fails with a reason naming the migration and its exit code; its containers are removed."""
+    base = busybox_image()
+    text = compose_file(base, base, "v1").replace(
+        '["wget", "-q", "-O", "/dev/null", "http://db:8080/ready"]', '["sh", "-c", "exit 1"]'
+    )
+    token = platform.paths.admin_token.read_text().strip()
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    app_id = None
+    try:
+        r = await api.post("/v1/projects", json={"name": f"broken-{unique}"})
+        env_id = r.json()["environments"][0]["id"]
+        body = {"name": "broken", "compose": {"inline": text}, "hosts": [{"service": "web", "port": 8080}]}
+        r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
+        assert r.status_code == 201, r.text
+        app_id = r.json()["id"]
+        r = await api.post(f"/v1/applications/{app_id}/deployments")
+        dep = await wait_deployment(api, r.json()["id"])
+        assert dep["status"] == "failed", dep
+        assert "web cannot start: service migrate did not complete successfully: it exited with code 1" in (
+            dep["reason"] or dep["detail"]
+        ), dep
+        assert containers_of(app_id) == {}  # the failed deployment's containers are removed
+    finally:
+        await api.aclose()
+        if app_id is not None:
+            ids = docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
+            if ids:
+                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
+            subprocess.run(["docker", "network", "rm", f"berth-app-{app_id}"], capture_output=True, timeout=60)
+            subprocess.run(["docker", "volume", "rm", f"berth-{app_id}-db-data"], capture_output=True, timeout=60)
