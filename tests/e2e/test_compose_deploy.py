@@ -2,7 +2,8 @@
 four services of local images (a web service, a worker, a db-like service with a volume and a healthcheck,
 a one-shot migration), started in their depends_on order on the application's private network, until the
 web host answers 200 through Traefik. A second deployment that changes only the web service keeps the
-stateful service's container (same id, same data) and the web host never stops answering."""
+stateful service's container (same id, same data) and the web host never stops answering; a kept
+container that stopped meanwhile is made again on its volume."""
 
 from __future__ import annotations
 
@@ -138,7 +139,17 @@ async def test_a_compose_app_deploys_in_order_and_keeps_its_stateful_service(pla
         assert after["web"]["id"] != by_service["web"]["id"]
         assert len(containers_of(app_id)) == 4  # the old web, worker and migration are gone
 
-        # 3. taken down: containers and the private network gone
+        # 3. a kept service whose container stopped meanwhile is made again (on the same volume)
+        docker("stop", "-t", "1", db_before)
+        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.2}})
+        third = await wait_deployment(api, r.json()["id"])
+        assert third["status"] == "succeeded", third
+        again = {c["service"]: c for c in containers_of(app_id).values()}
+        assert again["db"]["id"] != db_before and again["db"]["state"] == "running"
+        assert len(containers_of(app_id)) == 4
+        assert (await proxy.get("/db.txt", headers={"Host": host})).text.strip() == created
+
+        # 4. taken down: containers and the private network gone
         r = await api.delete(f"/v1/applications/{app_id}", params={"drain_grace_s": 0.2})
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 60

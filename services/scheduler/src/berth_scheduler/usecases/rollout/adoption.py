@@ -8,8 +8,10 @@ container for it: it is not recorded when the deployment enters ``starting``, no
 checked and routed like the new ones. When the deployment finishes (``stopping_old``), their records move to
 it, so they are kept as its own; a deployment that fails leaves them with the live deployment, untouched.
 
-The decision reads only the database (the two snapshots and the live deployment's records), so it is the
-same each time a step is repeated after a restart.
+The decision reads only the database (the two snapshots, the live deployment's records and the new one's:
+a service the new deployment has records of is not kept), so it is the same each time a step is repeated
+after a restart. When the kept containers turn out not to be running when the replicas start, the service
+is recorded for the new deployment there and then (``steps.start_replicas``), and made again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import placement
 from berth_scheduler.domain.containers import definition
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.usecases.rollout.context import RolloutContext
 
 
 async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: ApplicationSpec) -> dict[str, list[Any]]:
@@ -37,11 +40,12 @@ async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: Application
     live_spec = sealer.open(live.spec)
     live_image = store.rollout_of(live).run_image
     rows = await store.containers_of(s, live.id)
+    recorded = {row.service for row in await store.containers_of(s, r.deployment_id)}
     slots = placement.slots(spec)
     out: dict[str, list[Any]] = {}
     for svc in stateful:
         old = next((o for o in live_spec.services if o.name == svc.name), None)
-        if old is None or not live_spec.private_network:
+        if old is None or not live_spec.private_network or svc.name in recorded:
             continue
         mine = sorted((row for row in rows if row.service == svc.name), key=lambda row: row.replica)
         wanted = [(slot.replica, slot.server_id) for slot in slots if slot.service.name == svc.name]
@@ -56,6 +60,10 @@ async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: Application
     return out
 
 
-def adopted_names(found: dict[str, list[Any]]) -> set[str]:
-    """The container names of ``adopted``'s answer."""
-    return {row.name for rows in found.values() for row in rows}
+async def running(rt: RolloutContext, rows: list[Any]) -> bool:
+    """Whether every container of ``rows`` runs now (each on its server)."""
+    for row in rows:
+        info = await (await rt.fleet.docker(row.server_id)).inspect(row.name)
+        if not ((info or {}).get("State") or {}).get("Running"):
+            return False
+    return True

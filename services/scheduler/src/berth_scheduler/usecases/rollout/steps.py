@@ -30,8 +30,8 @@ from berth_scheduler.domain import compose, machine, names, placement, retention
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
-from berth_scheduler.usecases.rollout.adoption import adopted
-from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.adoption import adopted, running
+from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
@@ -137,6 +137,12 @@ async def start_replicas(
     spec = rt.sealer.open(row.spec)
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
     kept = await read(rt, adopted, rt.sealer, r, spec)
+    gone = {svc for svc, rows in kept.items() if not await running(rt, rows)}
+    if gone:  # a kept service whose containers stopped is made again: recorded for this deployment now
+        fresh = replica_records(spec, r.deployment_id, r.application_id, gone)
+        await write(rt, store.record_container, fresh)
+        recorded.update({v["name"]: v["host_port"] for v in fresh})
+        kept = {svc: rows for svc, rows in kept.items() if svc not in gone}
     slots = placement.slots(spec)
     started: dict[tuple[str, int], ContainerSpec] = {}
 
