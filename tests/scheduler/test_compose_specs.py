@@ -290,3 +290,29 @@ def test_the_definition_changes_only_with_what_makes_the_container():
     # a service without its own image runs the deployment's: a new image is a new definition
     migrate = spec.services[2]
     assert definition(APP, spec, migrate, "berth/stats:v1") != definition(APP, spec, migrate, "berth/stats:v2")
+
+
+def test_what_an_administrator_allowed_is_in_the_host_config():
+    spec = compose_spec()
+    db = spec.services[1].model_dump(mode="json")
+    db["privileges"] = {
+        "privileged": True,
+        "cap_add": ["NET_ADMIN"],
+        "devices": [{"source": "/dev/fuse", "target": "/dev/fuse"}],
+        "security_opt": ["no-new-privileges:true"],
+        "pid_host": True,
+        "ipc_host": True,
+    }
+    others = [s.model_dump(mode="json") for s in spec.services]
+    allowed = compose_spec(services=[others[0], db, others[2]])
+    hc = container_spec(APP, DEP, allowed, allowed.services[1], 1, "img").body["HostConfig"]
+    assert {k: hc[k] for k in ("Privileged", "CapAdd", "Devices", "SecurityOpt", "PidMode", "IpcMode")} == {
+        "Privileged": True,
+        "CapAdd": ["NET_ADMIN"],
+        "Devices": [{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}],
+        "SecurityOpt": ["no-new-privileges:true"],
+        "PidMode": "host",
+        "IpcMode": "host",
+    }
+    plain = container_spec(APP, DEP, spec, spec.services[1], 1, "img").body["HostConfig"]
+    assert not {"Privileged", "CapAdd", "Devices", "SecurityOpt", "PidMode", "IpcMode"} & set(plain)

@@ -1,6 +1,8 @@
 """What a service of a compose application has beyond a single-image service (part of the application's
 spec, ``catalogue/specs.py``): its entrypoint, network aliases, ``depends_on`` with a condition, a Docker
-healthcheck with its timing, user, working directory and restart policy. Each is left out of a dump when
+healthcheck with its timing, user, working directory, restart policy and the privileges an administrator
+allowed for the team (``privileges``: compose's ``privileged``, ``cap_add``, ``devices``, ``security_opt``,
+``pid: host``, ``ipc: host``; the api refuses them otherwise). Each is left out of a dump when
 unset, so a snapshot without them dumps as before. The service's own image and environment are fields of
 ``WebService`` and ``WorkerService`` themselves (they use ``ImageSource`` and ``EnvVar``).
 
@@ -28,7 +30,9 @@ __all__ = [
     "Composed",
     "Condition",
     "DependsOn",
+    "Device",
     "Healthcheck",
+    "Privileges",
     "RestartPolicy",
     "dependency_refusal",
     "start_layers",
@@ -76,6 +80,29 @@ class Healthcheck(Spec):
     start_period_s: float | None = Field(default=None, ge=0, le=86400, exclude_if=lambda v: v is None)
 
 
+class Device(Spec):
+    """A device of the server (``source``) given to the container at ``target``."""
+
+    source: Annotated[str, Field(min_length=2, max_length=4096), AfterValidator(absolute_dir)]
+    target: Annotated[str, Field(min_length=2, max_length=4096), AfterValidator(absolute_dir)]
+    permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+
+
+class Privileges(Spec):
+    """Powers over the server an administrator allowed for the team (each gives the container some)."""
+
+    privileged: bool = Field(default=False, exclude_if=lambda v: not v)
+    cap_add: list[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]] = Field(
+        default_factory=list, max_length=64, exclude_if=lambda v: not v
+    )
+    devices: list[Device] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
+    security_opt: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=/,+-]{1,512}$")]] = Field(
+        default_factory=list, max_length=16, exclude_if=lambda v: not v
+    )
+    pid_host: bool = Field(default=False, exclude_if=lambda v: not v)
+    ipc_host: bool = Field(default=False, exclude_if=lambda v: not v)
+
+
 class Composed(Mounted):
     """The fields a compose service adds to a web or worker service (all unset for other applications)."""
 
@@ -88,6 +115,7 @@ class Composed(Mounted):
         default=None, exclude_if=lambda v: v is None
     )
     restart: RestartPolicy | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the app's
+    privileges: Privileges | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

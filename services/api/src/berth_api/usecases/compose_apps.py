@@ -17,7 +17,8 @@ api does not clone), so ``compose.path`` is validated and stored with no service
 until the builder reads and the api translates it, and such an application is refused at deployment time
 until then (409, ``COMPOSE_NOT_DEPLOYABLE``); a service whose ``build:`` is not the application's own build
 (its git source's subdirectory and Dockerfile) is refused the same way until the builder builds one image
-per compose service.
+per compose service. The dangerous keys an administrator allowed for the team are carried as the
+service's ``privileges``, except ``network_mode: host`` (409).
 """
 
 from __future__ import annotations
@@ -103,6 +104,31 @@ def refuse_untranslated(config: dict[str, Any]) -> None:
         )
 
 
+def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
+    """The dangerous keys an administrator allowed for the service, as the spec's privileges (a 409 for
+    ``network_mode: host``: the services of a compose application run on its private network)."""
+    allowed = svc.get("allowed") or {}
+    if not allowed:
+        return None
+    if allowed.get("network_mode") == "host":
+        raise _not_deployable(
+            f"The compose service {svc['name']} asks for network_mode: host, which Berth does not run: the "
+            "services of a compose application run on its private network and are routed through its proxy."
+        )
+    devices = [
+        {"source": d["source"], "target": d.get("target") or d["source"], "permissions": d.get("permissions") or "rwm"}
+        for d in allowed.get("devices") or []
+    ]
+    return {
+        "privileged": bool(allowed.get("privileged")),
+        "cap_add": list(allowed.get("cap_add") or []),
+        "devices": devices,
+        "security_opt": list(allowed.get("security_opt") or []),
+        "pid_host": allowed.get("pid") == "host",
+        "ipc_host": allowed.get("ipc") == "host",
+    }
+
+
 def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSpec:
     """The deployment's snapshot of a compose application: ``spec`` (its services as every application
     has them) with what the translation adds to each service, on the application's private network.
@@ -128,6 +154,7 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
             "user": None if found.get("user") is None else str(found["user"]),
             "working_dir": found.get("working_dir"),
             "restart": found["restart"] if found.get("restart", spec.restart_policy) != spec.restart_policy else None,
+            "privileges": _privileges(found),
         }
         svc.update(extra)
     data["private_network"] = True

@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec, Healthcheck, start_layers
+from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, start_layers
 
 NS = 1_000_000_000
 NETWORK_PREFIX = "berth-app-"
@@ -52,6 +52,27 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
     if check.start_period_s is not None:
         body["StartPeriod"] = round(check.start_period_s * NS)
     return body
+
+
+def privileges_host_config(given: Privileges) -> dict[str, Any]:
+    """The ``HostConfig`` keys of the privileges an administrator allowed."""
+    hc: dict[str, Any] = {}
+    if given.privileged:
+        hc["Privileged"] = True
+    if given.cap_add:
+        hc["CapAdd"] = list(given.cap_add)
+    if given.devices:
+        hc["Devices"] = [
+            {"PathOnHost": d.source, "PathInContainer": d.target, "CgroupPermissions": d.permissions}
+            for d in given.devices
+        ]
+    if given.security_opt:
+        hc["SecurityOpt"] = list(given.security_opt)
+    if given.pid_host:
+        hc["PidMode"] = "host"
+    if given.ipc_host:
+        hc["IpcMode"] = "host"
+    return hc
 
 
 def layers(spec: ApplicationSpec) -> list[list[str]]:

@@ -158,6 +158,8 @@ def container_spec(
     mounts = volumes.mounts(application_id, service)
     if mounts:
         body["HostConfig"]["Mounts"] = mounts
+    if service.privileges is not None:
+        body["HostConfig"].update(compose.privileges_host_config(service.privileges))
     networks: list[tuple[str, tuple[str, ...]]] = []  # the first in the create body, the others connected
     if spec.private_network:
         own = (service.name, *(a for a in service.aliases if a != service.name))
