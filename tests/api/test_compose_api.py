@@ -1,6 +1,7 @@
 """Compose applications through the api: created from an inline compose file with hosts per service and
 port, shown with what Berth will run (the translation), updated (translated again), and refused with a 422
-naming the spot in the compose file; a compose application is not deployed yet (409, by name)."""
+naming the spot in the compose file; deployed with each service's own image, aliases and start order (a
+compose file not translated yet is not deployable: 409, by name)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,19 @@ async def test_a_compose_app_is_created_translated_and_shown(client, members) ->
     assert listed["compose"] == compose and listed["services"] == app["services"]
 
     r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
-    assert problem(r, 409)["type"].endswith("compose-not-deployable")
+    assert r.status_code == 202, r.text
+    spec = r.json()["spec"]
+    assert spec["private_network"] is True
+    by_name = {s["name"]: s for s in spec["services"]}
+    assert by_name["plausible-db"]["image"] == {"kind": "image", "image": "postgres:16-alpine"}
+    assert by_name["plausible-db"]["aliases"] == ["plausible_db"]
+    assert by_name["plausible"]["depends_on"] == [
+        {"service": "migrate", "condition": "service_completed_successfully"},
+        {"service": "plausible-db", "condition": "service_healthy"},
+        {"service": "plausible-events-db", "condition": "service_healthy"},
+    ]
+    assert "image" not in by_name["plausible"]  # the application's image
+    assert by_name["migrate"]["restart"] == "no"
 
 
 async def test_an_update_translates_again(client, members) -> None:

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from berth_common import sealing
-from berth_common.catalogue.mounts import Mounted
+from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
@@ -219,7 +219,7 @@ class ResourceLimits(Spec):
     memory_mb: int | None = Field(default=None, ge=6, le=4_194_304)  # -> HostConfig.Memory (bytes)
 
 
-class WebService(Mounted):
+class WebService(Composed):
     kind: Literal["web"] = "web"
     name: Slug
     port: int = Field(ge=1, le=65535)
@@ -229,9 +229,13 @@ class WebService(Mounted):
     hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
+    # A compose service's own image (None: the application's) and its variables, layered over the
+    # application's ``env`` (a name in both: this one); ``catalogue/composed.py`` has the other fields.
+    image: ImageSource | None = Field(default=None, exclude_if=lambda v: v is None)
+    env: list[EnvVar] = Field(default_factory=list, max_length=500, exclude_if=lambda v: not v)
 
 
-class WorkerService(Mounted):
+class WorkerService(Composed):
     kind: Literal["worker"] = "worker"
     name: Slug
     replicas: int = Field(default=1, ge=1, le=64)
@@ -239,6 +243,8 @@ class WorkerService(Mounted):
     health_command: list[str] | None = Field(default=None, max_length=256)  # None: running and not restarting
     limits: ResourceLimits | None = None
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
+    image: ImageSource | None = Field(default=None, exclude_if=lambda v: v is None)  # as WebService's
+    env: list[EnvVar] = Field(default_factory=list, max_length=500, exclude_if=lambda v: not v)
 
 
 class ApplicationSpec(Spec):
@@ -255,6 +261,9 @@ class ApplicationSpec(Spec):
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     stop_timeout_s: int = Field(default=10, ge=0, le=3600)  # SIGTERM, then SIGKILL after this
     network: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    # A compose application: each service also joins the application's own network (one per application
+    # and server), reachable there by its name and its aliases (left out of a dump while false)
+    private_network: bool = Field(default=False, exclude_if=lambda v: not v)
     # HTTPS for the web services' hosts (left out of a dump while it is the default: HTTP only)
     tls: TlsOptions = Field(default_factory=TlsOptions, exclude_if=lambda v: v == TlsOptions())
 
@@ -271,15 +280,26 @@ class ApplicationSpec(Spec):
         env_names = [e.name for e in self.env]
         if len(set(env_names)) != len(env_names):
             raise ValueError("environment variable names must be unique")
+        for svc in self.services:
+            own = [e.name for e in svc.env]
+            if len(set(own)) != len(own):
+                raise ValueError(f"environment variable names of service {svc.name} must be unique")
+        refusal = dependency_refusal(
+            [(s.name, [d.service for d in s.depends_on], list(s.aliases)) for s in self.services]
+        )
+        if refusal is not None:
+            raise ValueError(refusal)
         return self
 
     def secret_values(self) -> list[str]:
         """Every secret value (runtime and build), to redact from any text the scheduler emits."""
         variables: list[EnvVar] = [e for e in self.env if e.secret]
+        variables += [e for svc in self.services for e in svc.env if e.secret]
         if isinstance(self.source, GitSource):
             variables += [a for a in self.source.build_args if a.secret]
         found = revealed(variables)
-        for auth in registry_auths(self.source):
+        own = [svc.image.auth for svc in self.services if svc.image is not None and svc.image.auth is not None]
+        for auth in [*registry_auths(self.source), *own]:
             try:
                 found += [p for p in [auth.reveal()] if p]
             except sealing.UnsealError:

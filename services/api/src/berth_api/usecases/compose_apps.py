@@ -12,8 +12,17 @@ A compose file at a path of the git repository (``compose.path``) is read by the
 may have changed at the ref), then translated by the same code as an inline one; a build context in it is
 relative to the file's directory, and the translation records the path and the commit read (``file``).
 
-Not yet: the scheduler runs one image per deployment, so a compose application is refused at deployment
-time (409) until it runs each service's own image in the start order (``COMPOSE_NOT_DEPLOYABLE``).
+A deployment's snapshot carries the translation (``compose_spec``): each service's own image (pulled by
+the application's pull policy, with the team's credentials for its registry), entrypoint, environment (over
+the application's variables), aliases, ``depends_on``, healthcheck, user, working directory and restart
+policy, on the application's private network; the scheduler runs them in the start order. The dangerous
+keys an administrator allowed for the team are carried as the service's ``privileges``, except
+``network_mode: host`` (409, ``COMPOSE_NOT_DEPLOYABLE``).
+
+Not yet: a service whose ``build:`` is not the application's own build (its git source's subdirectory
+and Dockerfile) is refused at deployment time (409) until the scheduler asks the builder for one image
+per compose service (the builder already builds them: ``StartBuild.service``); a compose.path file the
+builder could not read yet is refused the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from berth_api.domain import mounts
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, translate
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_source
+from berth_common.catalogue import ApplicationSpec, GitSource, ImageSource
 from berth_common.logging import get_logger
 
 CORE = {
@@ -58,17 +68,107 @@ def _loc(spot: str) -> str:
     return f"/body/{spot}" if spot.startswith("hosts/") else f"/body/compose/{spot}"
 
 
-def refuse_deployment(config: dict[str, Any]) -> None:
-    """A compose application is not deployed yet: the scheduler runs one image per deployment (409)."""
-    if config.get("compose"):
-        raise ProblemError(
-            409,
-            "A compose application is translated and stored, but not deployed yet: the scheduler runs one "
-            "image per deployment, and a compose application's services each run their own image in the "
-            "start order of their depends_on (see compose.translated).",
-            slug=COMPOSE_NOT_DEPLOYABLE,
-            title="Compose application not deployable yet",
+def _not_deployable(why: str) -> ProblemError:
+    return ProblemError(409, why, slug=COMPOSE_NOT_DEPLOYABLE, title="Compose application not deployable yet")
+
+
+def _healthcheck(svc: dict[str, Any]) -> dict[str, Any] | None:
+    """The Docker healthcheck of a translated service: its test (a web service keeps it in ``health``) and
+    timing."""
+    timing = dict(svc.get("health") or {})
+    test = timing.pop("command", None) if svc["kind"] == "web" else svc.get("health_command")
+    if not test:
+        return None
+    names = {"interval": "interval_s", "timeout": "timeout_s", "retries": "retries", "start_period": "start_period_s"}
+    return {"test": test, **{names[k]: v for k, v in timing.items() if k in names}}
+
+
+def _own_image(svc: dict[str, Any], source: Any) -> dict[str, Any] | None:
+    """A translated service's own image (None: it runs the application's image or build)."""
+    if "build" in svc:
+        build = svc["build"]
+        same = (
+            isinstance(source, GitSource)
+            and build["subdirectory"] == source.subdirectory.strip("/")
+            and build["dockerfile"] == (source.dockerfile or "Dockerfile")
         )
+        if not same:
+            raise _not_deployable(
+                f"The compose service {svc['name']} builds its own image ({build['subdirectory'] or '.'}, "
+                f"{build['dockerfile']}): Berth builds the application's image only (its git source's "
+                "subdirectory and Dockerfile) until the builder builds one image per compose service."
+            )
+        return None
+    if isinstance(source, ImageSource) and svc["image"] == source.image:
+        return None
+    policy = source.pull_policy if isinstance(source, ImageSource) else None
+    return {"kind": "image", "image": svc["image"], **({"pull_policy": policy} if policy else {})}
+
+
+def refuse_untranslated(config: dict[str, Any]) -> None:
+    """A compose file not translated yet (at a path of the git repository) cannot be deployed (409)."""
+    if untranslated(config):
+        raise _not_deployable(
+            "The compose file at a path of the git repository is not translated yet: it is read when the "
+            "builder reads the repository."
+        )
+
+
+def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
+    """The dangerous keys an administrator allowed for the service, as the spec's privileges (a 409 for
+    ``network_mode: host``: the services of a compose application run on its private network)."""
+    allowed = svc.get("allowed") or {}
+    if not allowed:
+        return None
+    if allowed.get("network_mode") == "host":
+        raise _not_deployable(
+            f"The compose service {svc['name']} asks for network_mode: host, which Berth does not run: the "
+            "services of a compose application run on its private network and are routed through its proxy."
+        )
+    devices = [
+        {"source": d["source"], "target": d.get("target") or d["source"], "permissions": d.get("permissions") or "rwm"}
+        for d in allowed.get("devices") or []
+    ]
+    return {
+        "privileged": bool(allowed.get("privileged")),
+        "cap_add": list(allowed.get("cap_add") or []),
+        "devices": devices,
+        "security_opt": list(allowed.get("security_opt") or []),
+        "pid_host": allowed.get("pid") == "host",
+        "ipc_host": allowed.get("ipc") == "host",
+    }
+
+
+def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSpec:
+    """The deployment's snapshot of a compose application: ``spec`` (its services as every application
+    has them) with what the translation adds to each service, on the application's private network.
+    Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:`` the builder does not
+    make, and pydantic's ValidationError for a snapshot the catalogue refuses."""
+    if not config.get("compose"):
+        return spec
+    translated = {s["name"]: s for s in config["compose_translated"]["services"]}
+    data = spec.model_dump()
+    for svc in data["services"]:
+        found = translated[svc["name"]]
+        extra: dict[str, Any] = {
+            "image": _own_image(found, spec.source),
+            "entrypoint": found.get("entrypoint"),
+            "env": [
+                {"name": e["name"], "value": str(e["value"])}
+                for e in found.get("environment") or []
+                if e["value"] is not None
+            ],
+            "aliases": found.get("aliases") or [],
+            "depends_on": found.get("depends_on") or [],
+            "healthcheck": _healthcheck(found),
+            "user": None if found.get("user") is None else str(found["user"]),
+            "working_dir": found.get("working_dir"),
+            "restart": found["restart"] if found.get("restart", spec.restart_policy) != spec.restart_policy else None,
+            "privileges": _privileges(found),
+        }
+        svc.update(extra)
+    data["private_network"] = True
+    return ApplicationSpec.model_validate(data)
 
 
 DOMAIN_LOC = re.compile(r"^/body/services/(\d+)/domains/(\d+)$")

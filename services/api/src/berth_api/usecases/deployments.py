@@ -126,12 +126,12 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     environment's (``domain.layers``); the key lock is taken for the sealing that follows."""
     s = unit.session
     app = await compose_apps.refreshed(deps, s, app)  # compose.path: the file as it is now at the ref
-    compose_apps.refuse_deployment(app["config"])
+    compose_apps.refuse_untranslated(app["config"])
     (record,) = await records(s, [app])
     hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
     stack = await layers.inherited(deps, s, app)
     try:
-        spec = build_spec(deps, app, record.variables, hosts, inherited=stack)
+        spec = compose_apps.compose_spec(build_spec(deps, app, record.variables, hosts, inherited=stack), app["config"])
     except ValidationError as exc:
         first = exc.errors()[0]
         where = "/".join(str(p) for p in first["loc"])

@@ -139,7 +139,9 @@ def _auth(deps: Deps, row: dict[str, Any]) -> RegistryAuth:
 async def with_credentials(deps: Deps, s: AsyncSession, team_id: str, spec: ApplicationSpec) -> ApplicationSpec:
     """The snapshot with the team's credentials: for a prebuilt image, those of the registry it is pulled
     from (after the image map); for a build, the push registry and those of the image map's mirror hosts
-    (the caller holds the key lock: the snapshot is sealed in the same transaction)."""
+    (the caller holds the key lock: the snapshot is sealed in the same transaction). A compose service's
+    own image gets those of its registry too."""
+    spec = await _service_credentials(deps, s, team_id, spec)
     source = spec.source
     mapping = image_map(deps.settings.image_map, defaults={})
     if isinstance(source, GitSource):
@@ -158,3 +160,21 @@ async def with_credentials(deps: Deps, s: AsyncSession, team_id: str, spec: Appl
     row = await repo.credentials_for(s, team_id, host)
     auth = None if row is None else _auth(deps, row)
     return spec.model_copy(update={"source": source.model_copy(update={"auth": auth})})
+
+
+async def _service_credentials(deps: Deps, s: AsyncSession, team_id: str, spec: ApplicationSpec) -> ApplicationSpec:
+    """The snapshot with each compose service's own image carrying the team's credentials for its registry."""
+    if not any(svc.image is not None for svc in spec.services):
+        return spec
+    mapping = image_map(deps.settings.image_map, defaults={})
+    services = []
+    for svc in spec.services:
+        own = svc.image
+        if own is not None:
+            try:
+                row = await repo.credentials_for(s, team_id, pull_host(own.image, mapping))
+            except InvalidReferenceError:
+                row = None
+            own = own.model_copy(update={"auth": None if row is None else _auth(deps, row)})
+        services.append(svc.model_copy(update={"image": own}))
+    return spec.model_copy(update={"services": services})

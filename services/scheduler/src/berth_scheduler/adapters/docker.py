@@ -92,6 +92,27 @@ class DockerExecutor:
                 if again.status != 409:
                     raise
 
+    async def connect_network(self, network: str, body: dict[str, Any]) -> None:
+        """``POST /networks/{network}/connect`` with ``body`` (``domain/compose.connect_body``); a container
+        already on the network is left as it is (a repeated step)."""
+        try:
+            net = await self._call(f"inspect network {network}", self.docker.networks.get(network))
+            await self._call(f"connect {body.get('Container')} to {network}", net.connect(body))
+        except DockerOperationError as exc:
+            if "already exists" not in str(exc):
+                raise
+
+    async def remove_network(self, name: str) -> bool:
+        """Remove a network no container uses; False when it was not there."""
+        try:
+            net = await self._call(f"inspect network {name}", self.docker.networks.get(name))
+            await self._call(f"remove network {name}", net.delete())
+            return True
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
     # --- volumes -----------------------------------------------------------------------------------
 
     async def ensure_volume(self, body: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
-A replica is ready only when the check passes; a container that keeps exiting (crash loop), or whose
+A replica is ready only when the check passes (a one-shot compose service, ``completes``: also once it
+exited 0); a container that keeps exiting (crash loop), or whose
 check does not pass before the deadline, is reported with what was seen last and its last log lines.
 """
 
@@ -120,6 +121,9 @@ class ReadinessChecker:
 
         async def look() -> str | None:
             found = await self.docker.inspect(spec.name)
+            state = (found or {}).get("State") or {}
+            if spec.completes and state.get("Status") == "exited" and state.get("ExitCode") == 0:
+                return None  # a one-shot service that completed successfully
             crash = self._crashed(found)
             if crash:
                 raise await self._explain(spec, crash)

@@ -192,6 +192,14 @@ async def mark_ready(s: AsyncSession, names: Sequence[str]) -> None:
         await s.execute(sa.update(containers).where(containers.c.name.in_(list(names))).values(ready=True))
 
 
+async def adopt_containers(s: AsyncSession, names: Sequence[str], deployment_id: str) -> None:
+    """The containers ``names`` are now the deployment's own (kept running from the one before it)."""
+    if names:
+        await s.execute(
+            sa.update(containers).where(containers.c.name.in_(list(names))).values(deployment_id=deployment_id)
+        )
+
+
 async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:
     if names:
         await s.execute(sa.delete(containers).where(containers.c.name.in_(list(names))))

@@ -9,7 +9,10 @@ A replica on a remote server publishes no port: it joins the server's Berth netw
 shared with that server's Traefik) with its container name as DNS alias, and its upstream is
 ``http://<container name>:<port>`` on that network.
 
-A service's named volumes and bind mounts are ``HostConfig.Mounts`` (``domain/volumes.py``).
+A service's named volumes and bind mounts are ``HostConfig.Mounts`` (``domain/volumes.py``). A compose
+service runs its own image with its entrypoint, environment (over the application's), user, working
+directory, Docker healthcheck and restart policy, on the application's private network; the other networks
+it joins are connected after creation (``connects``, ``domain/compose.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_common.fleet import SERVER_NETWORK
-from berth_scheduler.domain import names, placement, volumes
+from berth_scheduler.domain import compose, names, placement, volumes
 from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
@@ -42,6 +45,9 @@ class ContainerSpec:
     health_path: str | None = None
     health_command: tuple[str, ...] | None = None
     server_id: str = LOCAL
+    # networks joined after creation, before the start: (network, aliases)
+    connects: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    completes: bool = False  # a one-shot service (restart "no"): exited 0 counts as ready
 
     @property
     def remote(self) -> bool:
@@ -70,12 +76,15 @@ def labels(
 
 
 def environment(spec: ApplicationSpec, service: WebService | WorkerService) -> list[str]:
-    """``NAME=value`` in the snapshot's order; web services also get ``PORT`` unless the user set it.
+    """``NAME=value`` in the snapshot's order, the service's own variables over the application's (a name
+    in both keeps the application's place); web services also get ``PORT`` unless the user set it.
 
     Secret values arrive sealed; they are unsealed here, the one place the container needs them.
     """
-    env = [f"{e.name}={e.reveal()}" for e in spec.env]
-    if isinstance(service, WebService) and all(e.name != "PORT" for e in spec.env):
+    own = {e.name: e for e in service.env}
+    merged = [own.pop(e.name, e) for e in spec.env] + list(own.values())
+    env = [f"{e.name}={e.reveal()}" for e in merged]
+    if isinstance(service, WebService) and all(e.name != "PORT" for e in merged):
         env.append(f"PORT={service.port}")
     return env
 
@@ -118,10 +127,18 @@ def container_spec(
     another server they publish nothing and are reached on its Berth network by their name."""
     name = names.container_name(spec.name, service.name, deployment_id, replica)
     limits = service.limits or spec.limits
-    body: dict[str, Any] = {"Image": image}
+    body: dict[str, Any] = {"Image": service.image.image if service.image is not None else image}
+    if service.entrypoint is not None:
+        body["Entrypoint"] = list(service.entrypoint)
     if service.command is not None:
         body["Cmd"] = list(service.command)
     body["Env"] = environment(spec, service)
+    if service.user is not None:
+        body["User"] = service.user
+    if service.working_dir is not None:
+        body["WorkingDir"] = service.working_dir
+    if service.healthcheck is not None:
+        body["Healthcheck"] = compose.healthcheck_body(service.healthcheck)
     body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)
     body["StopTimeout"] = spec.stop_timeout_s
     port_bindings = None
@@ -136,21 +153,57 @@ def container_spec(
         else:
             names.upstream(host_port)  # validates the range
             port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
-    body["HostConfig"] = host_config(limits, spec.restart_policy, port_bindings)
+    restart = service.restart or spec.restart_policy
+    body["HostConfig"] = host_config(limits, restart, port_bindings)
     mounts = volumes.mounts(application_id, service)
     if mounts:
         body["HostConfig"]["Mounts"] = mounts
+    if service.privileges is not None:
+        body["HostConfig"].update(compose.privileges_host_config(service.privileges))
+    networks: list[tuple[str, tuple[str, ...]]] = []  # the first in the create body, the others connected
+    if spec.private_network:
+        own = (service.name, *(a for a in service.aliases if a != service.name))
+        networks.append((compose.network_name(application_id), own))
     if remote:
-        body["NetworkingConfig"] = {"EndpointsConfig": {SERVER_NETWORK: {"Aliases": [name]}}}
+        networks.append((SERVER_NETWORK, (name,)))
     elif spec.network is not None:
-        body["NetworkingConfig"] = {"EndpointsConfig": {spec.network: {"Aliases": [f"{service.name}.{spec.name}"]}}}
+        networks.append((spec.network, (f"{service.name}.{spec.name}",)))
+    if networks:
+        first, aliases = networks[0]
+        body["NetworkingConfig"] = {"EndpointsConfig": {first: {"Aliases": list(aliases)}}}
     replica_spec = ContainerSpec(
-        name=name, service=service.name, kind=service.kind, replica=replica, body=body, server_id=server_id
+        name=name,
+        service=service.name,
+        kind=service.kind,
+        replica=replica,
+        body=body,
+        server_id=server_id,
+        connects=tuple(networks[1:]),
+        completes=spec.private_network and restart == "no" and isinstance(service, WorkerService),
     )
     if isinstance(service, WebService):
         return replace(replica_spec, container_port=service.port, host_port=host_port, health_path=service.health_path)
     health_command = tuple(service.health_command) if service.health_command is not None else None
     return replace(replica_spec, health_command=health_command)
+
+
+DEFINITION_DEPLOYMENT = "00000000"  # the deployment a definition is computed for (any fixed id would do)
+
+
+def definition(
+    application_id: str,
+    spec: ApplicationSpec,
+    service: WebService | WorkerService,
+    image: str,
+    team_id: str | None = None,
+    server_id: str = LOCAL,
+) -> str:
+    """The hash of the container a deployment of ``spec`` makes for ``service`` (``image``: the
+    deployment's; a service with its own image runs that), the same for every deployment that would make
+    the same container (``domain/compose.py``)."""
+    port = 1 if isinstance(service, WebService) and server_id == LOCAL else None
+    cs = container_spec(application_id, DEFINITION_DEPLOYMENT, spec, service, 1, image, port, team_id, server_id)
+    return compose.definition_hash(cs.body, cs.connects)
 
 
 def replica_slots(spec: ApplicationSpec) -> list[tuple[WebService | WorkerService, int]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from berth_common import sealing
 from berth_common.catalogue import (
+    ApplicationSpec,
     CancelBuild,
     DeploymentCancelled,
     DeploymentFailed,
@@ -30,6 +31,7 @@ from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import machine, names, placement
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
 from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
@@ -142,13 +144,22 @@ def _stops_build(before: Rollout, after: Rollout, inputs: list[Input]) -> bool:
 async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
     """Entering ``starting``: every replica's container recorded with its server, web ones on ``local`` with
     their host port, in the transaction of the transition (before any exists: found after a crash, and no
-    write left for the step)."""
+    write left for the step); a stateful service the deployment keeps running has none (``adoption.py``)."""
     spec = sealer.open(row.spec)
-    values = [
+    kept = await adopted(unit.session, sealer, store.rollout_of(row), spec)  # a kept service: none
+    services = {svc.name for svc in spec.services if svc.name not in kept}
+    values = replica_records(spec, row.id, row.application_id, services)
+    if values:
+        await store.record_container(unit.session, values)
+
+
+def replica_records(spec: ApplicationSpec, deployment_id: str, application_id: str, services: set[str]) -> list[Any]:
+    """The container records of the replicas of ``services`` (web ones on ``local`` with a host port)."""
+    return [
         {
-            "name": names.container_name(spec.name, slot.service.name, row.id, slot.replica),
-            "deployment_id": row.id,
-            "application_id": row.application_id,
+            "name": names.container_name(spec.name, slot.service.name, deployment_id, slot.replica),
+            "deployment_id": deployment_id,
+            "application_id": application_id,
             "service": slot.service.name,
             "kind": slot.service.kind,
             "replica": slot.replica,
@@ -156,5 +167,5 @@ async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
             "server_id": slot.server_id,
         }
         for slot in placement.slots(spec)
+        if slot.service.name in services
     ]
-    await store.record_container(unit.session, values)

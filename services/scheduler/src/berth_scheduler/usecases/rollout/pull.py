@@ -9,6 +9,10 @@ registry's reason in words a person can act on; nothing was started, so nothing 
 
 A deployment on several servers pulls on each of them at once (each through its own engine); the image is
 ready when every server has it, and the digest recorded is the first server's.
+
+A compose service with its own image (``WebService.image``, ``WorkerService.image``) has it pulled or found
+the same way, by its own pull policy and with the team's credentials for its registry, on each server that
+runs the service, before any replica starts (a failed pull fails the deployment naming the service).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from berth_common.registries import InvalidReferenceError, credentials_for, pars
 from berth_scheduler.domain import images, machine, placement
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.image_pull import PullFailedError, pull_on
+from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines, pull_on
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
 from berth_scheduler.usecases.rollout.verify import start_and_verify
 
@@ -37,7 +41,55 @@ async def pull_then_start(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter
         if ready is None:
             return
         r = ready
+    if not await service_images(rt, r, row):
+        return
     await start_and_verify(rt, r, row, wait)
+
+
+async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
+    """Pull or find each compose service's own image on the servers that run it; False when the
+    deployment failed (a pull was refused)."""
+    spec = rt.sealer.open(row.spec)
+    wanted: dict[tuple[str, str], tuple[str, ImageSource]] = {}
+    for slot in placement.slots(spec):
+        own = slot.service.image
+        if own is not None and own.image != r.image:
+            wanted.setdefault((own.image, slot.server_id), (slot.service.name, own))
+    if not wanted:
+        return True
+    secrets = spec.secret_values()
+    outcomes = await asyncio.gather(
+        *(_own_image(rt, r, svc, own, server, secrets) for (_, server), (svc, own) in wanted.items()),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, PullFailedError):
+            await transit(rt, r.deployment_id, machine.Fail(str(outcome)[:3500]))
+            return False
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    await log_lines(rt, r.deployment_id, [f"[starting] {o}" for o in outcomes if isinstance(o, str)])
+    return True
+
+
+async def _own_image(
+    rt: RolloutContext, r: Rollout, service: str, own: ImageSource, server: str, secrets: list[str]
+) -> str:
+    """One service's image on one server: what happened (raises ``PullFailedError`` naming the service)."""
+    try:
+        ref = parse(own.image)
+    except InvalidReferenceError as exc:
+        raise PullFailedError(f"service {service}: {exc}") from None
+    policy = images.effective_policy(ref, own.pull_policy)
+    if policy == "never":
+        return f"service {service}: image {own.image} is Berth's own (never pulled)"
+    auth = credentials_for(ref.registry, [own.auth] if own.auth is not None else [])
+    try:
+        _, detail = await pull_on(rt, r.deployment_id, own.image, ref, policy, auth, secrets, server)
+    except PullFailedError as exc:
+        raise PullFailedError(f"service {service}: {exc}") from None
+    return f"service {service}: {detail}"
 
 
 async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:

@@ -7,6 +7,8 @@ end removes them as every old container, and a failed deployment starts them aga
 progress says so (``expected downtime``). The new replicas then start, are checked and routed as in a
 rolling deployment. Done from the persisted state: repeated after a restart, it sends nothing twice.
 
+A stateful compose service the deployment keeps running (``adoption.py``) is neither stopped nor started.
+
 Undo (the deployment failed or was cancelled after the old replicas stopped): the old replicas are started
 again and their routes put back as they were (step ``RECREATE_RESTORE_STEP``).
 """
@@ -24,6 +26,7 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine, names, volumes
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import resend_pending, send_step, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, transit
@@ -70,7 +73,8 @@ async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, s
 async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter) -> None:
     """Before the new replicas start: the recreate services' routes removed, their old replicas stopped.
     Raises :class:`RecreateFailedError` when a route removal was not confirmed (nothing was stopped)."""
-    services = volumes.recreated_services(spec)
+    kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
+    services = [s for s in volumes.recreated_services(spec) if s not in kept]
     if not services:
         return
     ids = {names.route_id(r.application_id, s) for s in services}
@@ -93,7 +97,8 @@ async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, w
     removed = await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
     if not removed:
         return ""
-    services = volumes.recreated_services(spec)
+    kept = await read(rt, adopted, rt.sealer, r, spec)
+    services = [s for s in volumes.recreated_services(spec) if s not in kept]
     old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state not in ("running", "restarting")]
     await asyncio.gather(*(docker.start(c.name) for docker, c in old))
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)

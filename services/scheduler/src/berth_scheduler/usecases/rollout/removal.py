@@ -24,7 +24,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import machine, removal, retention, volumes
+from berth_scheduler.domain import compose, machine, removal, retention, volumes
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import LOCAL, restore_ops
@@ -218,6 +218,8 @@ class RemovalDriver:
         await swarm.remove()  # first: Swarm would start a task again in place of a container stopped here
         await asyncio.gather(*(d.stop(c.name) for d, c in on if c.state in ("running", "restarting")))
         await asyncio.gather(*(d.remove(c.name) for d, c in on))
+        for server in sorted(servers):  # a compose application's private network, where it was made
+            await (await rt.fleet.docker(server)).remove_network(compose.network_name(r.application_id))
         await write(rt, removals.forget_containers, r.application_id)
         await transit(rt, r.application_id, removal.ContainersRemoved())
         log.info("application containers removed", application_id=r.application_id, count=len(found))

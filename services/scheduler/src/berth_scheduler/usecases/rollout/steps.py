@@ -1,7 +1,9 @@
 """The work of each rollout state, done from the persisted state so that it can be repeated after a restart.
 
 starting: create and start every replica (an existing container of the same name is reused; the records
-and host ports were written when the deployment entered the state), then on to verifying (``verify.py``)
+and host ports were written when the deployment entered the state), layer by layer of a compose
+application's ``depends_on`` (``depends.py``), each joining its networks before it starts; a stateful
+compose service that did not change keeps its running containers (``adoption.py``); then on to verifying (``verify.py``)
 without going back to the database: Berth's readiness check on each, begun as soon as each replica runs;
 draining: wait out the grace period;
 stopping_old: SIGTERM then SIGKILL (after the stop timeout) for every other container of the
@@ -11,7 +13,8 @@ application, then remove them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from berth_common import labels
@@ -23,13 +26,15 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import machine, names, placement, retention, volumes
+from berth_scheduler.domain import compose, machine, names, placement, retention, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
-from berth_scheduler.usecases.rollout.apply import apply
+from berth_scheduler.usecases.rollout.adoption import adopted, running
+from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
+from berth_scheduler.usecases.rollout.depends import wait_dependencies
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
@@ -55,23 +60,22 @@ async def write(rt: RolloutContext, fn: Callable[..., Awaitable[Any]], *args: An
 
 
 def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[ContainerSpec]:
-    """The container specs of a deployment, from its recorded containers (host ports included)."""
-    by_name = {row.name: row for row in rows}
+    """The container specs of a deployment, from its recorded containers (host ports included); a
+    container it keeps from the live deployment (``adoption.py``, in ``rows``) under its own name."""
+    by_slot = {(row.service, row.replica): row for row in rows}
     out = []
     for slot in placement.slots(spec):
         svc, n = slot.service, slot.replica
-        name = names.container_name(spec.name, svc.name, r.deployment_id, n)
-        row = by_name.get(name)
+        row = by_slot.get((svc.name, n))
         port = row.host_port if row is not None else None
         if isinstance(svc, WebService) and port is None and slot.server_id == LOCAL:
             continue
         if row is None and slot.server_id != LOCAL:
             continue
-        out.append(
-            container_spec(
-                r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, slot.server_id
-            )
+        cs = container_spec(
+            r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, slot.server_id
         )
+        out.append(cs if row is None or row.name == cs.name else replace(cs, name=row.name))
     return out
 
 
@@ -111,6 +115,8 @@ async def _start_one(
         existing = await docker.create_or_find(cs)
         if existing is not None and (existing.get("State") or {}).get("Running"):
             return cs
+        for network, aliases in cs.connects:
+            await docker.connect_network(network, compose.connect_body(name, aliases))
         try:
             await docker.start(name)
             return cs
@@ -125,29 +131,45 @@ async def start_replicas(
     rt: RolloutContext, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
-    The servers are prepared (image, network) and started in parallel. The caller records
-    ``ContainersStarted``."""
+    The servers are prepared (image, networks) in parallel, then the replicas start in parallel, layer by
+    layer of ``depends_on`` (one layer without it); a kept service's replicas are already running. The
+    caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
+    kept = await read(rt, adopted, rt.sealer, r, spec)
+    gone = {svc for svc, rows in kept.items() if not await running(rt, rows)}
+    if gone:  # a kept service whose containers stopped is made again: recorded for this deployment now
+        fresh = replica_records(spec, r.deployment_id, r.application_id, gone)
+        await write(rt, store.record_container, fresh)
+        recorded.update({v["name"]: v["host_port"] for v in fresh})
+        kept = {svc: rows for svc, rows in kept.items() if svc not in gone}
     slots = placement.slots(spec)
-    started: dict[str, ContainerSpec] = {}
+    started: dict[tuple[str, int], ContainerSpec] = {}
 
-    async def on_server(server: str) -> None:
-        await prepare_server(rt, r, spec, server)
-        limit = asyncio.Semaphore(START_CONCURRENCY)
+    def ran(cs: ContainerSpec) -> None:
+        started[(cs.service, cs.replica)] = cs
+        if on_started is not None:
+            on_started(cs)
 
-        async def one(slot: placement.Slot) -> None:
-            name = names.container_name(spec.name, slot.service.name, r.deployment_id, slot.replica)
-            async with limit:
-                cs = await _start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
-            started[name] = cs
-            if on_started is not None:
-                on_started(cs)
+    kept_rows = [row for rows in kept.values() for row in rows]
+    for cs in specs_for(r, spec, kept_rows):
+        if cs.service in kept:
+            ran(cs)
+    servers = placement.servers_in(spec)
+    await together([prepare_server(rt, r, spec, server) for server in servers])
+    limits = {server: asyncio.Semaphore(START_CONCURRENCY) for server in servers}
+    deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
 
-        await together([one(slot) for slot in slots if slot.server_id == server])
+    async def one(slot: placement.Slot) -> None:
+        name = names.container_name(spec.name, slot.service.name, r.deployment_id, slot.replica)
+        async with limits[slot.server_id]:
+            cs = await _start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
+        ran(cs)
 
-    await together([on_server(server) for server in placement.servers_in(spec)])
-    return [started[names.container_name(spec.name, s.service.name, r.deployment_id, s.replica)] for s in slots]
+    for layer in compose.layers(spec):
+        await wait_dependencies(rt, spec, layer, list(started.values()), deadline)
+        await together([one(s) for s in slots if s.service.name in layer and s.service.name not in kept])
+    return [started[(s.service.name, s.replica)] for s in slots]
 
 
 async def together(work: list[Awaitable[None]]) -> None:
@@ -172,6 +194,13 @@ async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, 
     (made once, kept as they are afterwards: ``domain/volumes.py``), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     docker = await rt.fleet.docker(server)
+    if spec.private_network:
+        net_labels = {
+            labels.MANAGED: "true",
+            labels.APP: r.application_id,
+            **({labels.TEAM: r.team_id} if r.team_id else {}),
+        }
+        await docker.ensure_network(compose.network_name(r.application_id), net_labels)
     if server == LOCAL:
         if spec.network is not None:
             await docker.ensure_network(spec.network, {labels.MANAGED: "true"})
@@ -220,10 +249,11 @@ async def remove_all(
     exclude_deployment: str | None = None,
     servers: Sequence[str] = (LOCAL,),
     unreachable: list[str] | None = None,
+    keep: Collection[str] = (),
 ) -> int:
     """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label, on every
     server given. A server that does not answer is skipped when ``unreachable`` collects it (its records
-    stay, so a later rollout finds them), and raises otherwise."""
+    stay, so a later rollout finds them), and raises otherwise. ``keep``: names left running."""
 
     async def on(server: str) -> int:
         try:
@@ -231,7 +261,8 @@ async def remove_all(
             found = [
                 c
                 for c in await docker.list_containers(selector)
-                if exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment
+                if (exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment)
+                and c.name not in keep
             ]
             if stop:
                 await asyncio.gather(*(docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
@@ -250,11 +281,20 @@ async def remove_all(
 
 async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
     spec = rt.sealer.open(row.spec)
+    kept = await read(rt, adopted, rt.sealer, r, spec)  # the kept containers become the deployment's own
+    if kept:
+        await write(
+            rt,
+            store.adopt_containers,
+            sorted(n for rows in kept.values() for n in (x.name for x in rows)),
+            r.deployment_id,
+        )
+    own = {c.name for c in await read(rt, store.containers_of, r.deployment_id)}
     servers = await servers_of(rt, r.application_id, spec)
     skipped: list[str] = []
     selector = {labels.APP: r.application_id}
     stopped = await remove_all(
-        rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped
+        rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped, keep=own
     )
     ports = {svc.name: svc.port for svc in spec.services if isinstance(svc, WebService)}
     replicas = tuple(

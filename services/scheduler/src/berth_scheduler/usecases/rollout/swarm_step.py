@@ -55,6 +55,10 @@ class SwarmStarting:
         if not any(places.values()):
             await pull_then_start(rt, r, row, wait)
             return
+        if spec.private_network:
+            raise SwarmRolloutFailed(
+                "a compose application runs on servers, not on a Swarm yet: place its services on servers"
+            )
         for svc in spec.services:
             place = places[svc.name]
             if place is None:

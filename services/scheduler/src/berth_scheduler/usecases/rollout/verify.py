@@ -30,6 +30,7 @@ from berth_scheduler.domain import machine, placement
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
+from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.apply import apply, apply_all
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.recreate import RecreateFailedError, stop_for_recreate
@@ -122,6 +123,8 @@ async def verify_replicas(
 ) -> None:
     spec: ApplicationSpec = rt.sealer.open(row.spec)
     rows = await read(rt, store.containers_of, r.deployment_id)
+    kept = await read(rt, adopted, rt.sealer, r, spec)  # a stateful service kept running (``adoption.py``)
+    rows = [*rows, *(row for found in kept.values() for row in found)]
     specs = specs_for(r, spec, rows)
     if len(specs) != len(placement.slots(spec)):
         await transit(rt, r.deployment_id, machine.Fail("a replica's container record is missing (scheduler data)"))

@@ -1,0 +1,135 @@
+"""Compose applications as data: the application's private network, a service's Docker healthcheck, the
+start layers of ``depends_on`` and what a dependency's container state says about its condition, and the
+definition of a service's containers (to keep a stateful service running when it did not change). Pure.
+
+- Network: every service of an application with ``private_network`` joins ``berth-app-<application id>``
+  (made on each server that runs one of its services), reachable there by its service name and its
+  aliases; the networks a replica joins besides (the team's network of its linked databases on ``local``,
+  a remote server's Berth network) are connected after its creation (the engine's API 1.41 takes one
+  network in a create body).
+- Start order: layer by layer (``catalogue.start_layers``); a layer starts once each dependency of its
+  services meets its condition on every replica: ``service_started`` (running, or ran and exited),
+  ``service_healthy`` (Docker's health status ``healthy``), ``service_completed_successfully`` (exited 0).
+  A dependency that cannot meet it any more (exited, unhealthy, no healthcheck, a non-zero exit) fails the
+  deployment at once with a reason naming the service.
+- Definition: a hash of everything that makes a service's container (the create body and the networks it
+  joins), with the deployment and host port set to fixed values, so two deployments compare equal when
+  they would create the same container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, start_layers
+
+NS = 1_000_000_000
+NETWORK_PREFIX = "berth-app-"
+
+
+def network_name(application_id: str) -> str:
+    """``berth-app-<application id>``: the application's private network on every server it runs on."""
+    return f"{NETWORK_PREFIX}{application_id}"
+
+
+def connect_body(container: str, aliases: tuple[str, ...]) -> dict[str, Any]:
+    """The body that connects ``container`` to a network with ``aliases``."""
+    return {"Container": container, "EndpointConfig": {"Aliases": list(aliases)}}
+
+
+def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
+    """The create body's ``Healthcheck``: the test as argv (``CMD``), the timing in nanoseconds."""
+    body: dict[str, Any] = {"Test": ["CMD", *check.test]}
+    if check.interval_s is not None:
+        body["Interval"] = round(check.interval_s * NS)
+    if check.timeout_s is not None:
+        body["Timeout"] = round(check.timeout_s * NS)
+    if check.retries is not None:
+        body["Retries"] = check.retries
+    if check.start_period_s is not None:
+        body["StartPeriod"] = round(check.start_period_s * NS)
+    return body
+
+
+def privileges_host_config(given: Privileges) -> dict[str, Any]:
+    """The ``HostConfig`` keys of the privileges an administrator allowed."""
+    hc: dict[str, Any] = {}
+    if given.privileged:
+        hc["Privileged"] = True
+    if given.cap_add:
+        hc["CapAdd"] = list(given.cap_add)
+    if given.devices:
+        hc["Devices"] = [
+            {"PathOnHost": d.source, "PathInContainer": d.target, "CgroupPermissions": d.permissions}
+            for d in given.devices
+        ]
+    if given.security_opt:
+        hc["SecurityOpt"] = list(given.security_opt)
+    if given.pid_host:
+        hc["PidMode"] = "host"
+    if given.ipc_host:
+        hc["IpcMode"] = "host"
+    return hc
+
+
+def layers(spec: ApplicationSpec) -> list[list[str]]:
+    """The application's services in start layers (one layer when none depends on another)."""
+    return start_layers({s.name: [d.service for d in s.depends_on] for s in spec.services})
+
+
+def waits_before(spec: ApplicationSpec, layer: list[str]) -> list[tuple[str, str]]:
+    """(dependency, condition) the services of ``layer`` wait for, each once, in a stable order."""
+    found = {(d.service, d.condition) for s in spec.services if s.name in layer for d in s.depends_on}
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look at a dependency's container says: ``met``, or ``failed`` (a reason), or waiting
+    (``seen``: what was seen)."""
+
+    met: bool = False
+    failed: str | None = None
+    seen: str = ""
+
+
+def condition_look(condition: str, service: str, info: dict[str, Any] | None) -> Look:
+    """Whether the container ``info`` (an inspection, None: gone) of ``service`` meets ``condition``."""
+    if info is None:
+        return Look(failed=f"service {service}: its container is gone")
+    state = info.get("State") or {}
+    status = str(state.get("Status") or "")
+    code = state.get("ExitCode")
+    ended = status in ("exited", "dead")
+    if condition == "service_started":
+        if state.get("Running") or ended:
+            return Look(met=True)
+        return Look(seen=f"service {service} is {status or 'not started'}")
+    if condition == "service_completed_successfully":
+        if ended and code == 0:
+            return Look(met=True)
+        if ended or (status == "restarting" and code not in (0, None)):
+            return Look(failed=f"service {service} did not complete successfully: it exited with code {code}")
+        return Look(seen=f"service {service} is {status or 'not started'}, not completed yet")
+    health = state.get("Health")
+    if health is None:
+        return Look(failed=f"service {service} has no healthcheck, which service_healthy needs")
+    if health.get("Status") == "healthy":
+        return Look(met=True)
+    if ended:
+        return Look(failed=f"service {service} exited with code {code} before it was healthy")
+    last = (health.get("Log") or [{}])[-1]
+    output = str(last.get("Output") or "").strip()[-200:]
+    detail = f" (last check exited {last.get('ExitCode')}: {output})" if last.get("ExitCode") is not None else ""
+    if health.get("Status") == "unhealthy":
+        return Look(failed=f"service {service} is unhealthy{detail}")
+    return Look(seen=f"service {service} is {health.get('Status') or 'starting'}{detail}")
+
+
+def definition_hash(body: dict[str, Any], connects: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """A hash of a container's definition (its create body and the networks it joins besides)."""
+    text = json.dumps({"body": body, "connects": [[n, list(a)] for n, a in connects]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
