@@ -47,7 +47,7 @@ from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteR
 from berth_common.db import Unit
 from berth_common.db.unit import first_times, write_outbox
 from berth_common.logging import get_logger
-from berth_proxy_sync.adapters import repo
+from berth_proxy_sync.adapters import cert_repo, repo
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.adapters.traefik_api import NotLiveError
 from berth_proxy_sync.domain.batches import (
@@ -60,6 +60,8 @@ from berth_proxy_sync.domain.batches import (
     waits_for_batch,
 )
 from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.domain.tls import HostStates
+from berth_proxy_sync.usecases.https import HostCheck, Https
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
 log = get_logger(__name__)
@@ -77,15 +79,20 @@ class Command:
     route: Route | None = None
     error: str | None = None
     arrived: float = field(default_factory=time.monotonic)  # when its handler handed it over
+    checks: dict[str, HostCheck] = field(default_factory=dict)  # the DNS check of its ACME hosts
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @classmethod
-    def of(cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int) -> Command:
+    def of(
+        cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int, checks: dict[str, HostCheck] | None = None
+    ) -> Command:
         """The command with its input checked (a bad one is kept, to be answered as failed)."""
-        cmd = cls(msg, delivery, seq)
+        cmd = cls(msg, delivery, seq, checks=checks or {})
         try:
             if isinstance(msg, ApplyRoutes):
-                cmd.route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
+                cmd.route = Route.create(
+                    msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation, tls=msg.tls
+                )
             else:
                 check_route_id(msg.route_id)
         except RouteError as exc:
@@ -144,7 +151,11 @@ class RouteBatch:
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float
+    https: Https | None = None
     site: Site | None = field(default=None, init=False)  # the server's site, taken at the batch's start
+    # the certificate states of the batch's routes with TLS: as stored, and with the batch's DNS checks
+    _stored: dict[str, HostStates] = field(default_factory=dict, init=False)
+    _states: dict[str, HostStates] = field(default_factory=dict, init=False)
 
     async def run(self, batch: Batch[Command]) -> Outcome:
         """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
@@ -230,6 +241,10 @@ class RouteBatch:
             else:
                 changes.append(_Change(cmd, unit, current.active if current else None))
 
+        if self.https is not None:
+            routes = [r for ch in changes for r in (ch.cmd.route, ch.previous) if r is not None]
+            checks = {ch.cmd.route_id: ch.cmd.checks for ch in changes}
+            self._stored, self._states = await self.https.states(session, self.server_id, routes, checks)
         checked = time.monotonic()
         out.phases_ms["checks_ms"] = _ms_since(started)  # the locks, the stored routes, the claims
         await self._write_and_confirm(changes)
@@ -253,6 +268,7 @@ class RouteBatch:
                 await self._restore(ch.cmd.route_id, ch.previous)
                 self._fail(ch.unit, ch.cmd, ch.problem)
             else:
+                await self._record_https(session, ch)
                 self._answer(ch)
         await self._answer_riders(session, batch, changes, out)
         await write_outbox(session, [*out.units, *out.rider_units])
@@ -303,7 +319,9 @@ class RouteBatch:
             route = ch.cmd.route
             try:
                 if route is not None:
-                    await files.write(route.file_name, render(route), durable=False)
+                    if self.https is not None and route.tls is not None and self.site.tls is not None:
+                        await self.https.write_certificates(self.site, route)
+                    await files.write(route.file_name, self._render(route, self._states), durable=False)
                 else:
                     await files.delete(file_name(ch.cmd.route_id), durable=False)
             except OSError as exc:  # nothing was renamed into place: the previous file is still there
@@ -339,9 +357,24 @@ class RouteBatch:
             if previous is None:
                 await self.site.files.delete(file_name(route_id))
             else:
-                await self.site.files.write(previous.file_name, render(previous))
+                await self.site.files.write(previous.file_name, self._render(previous, self._stored))
         except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
             log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
+
+    def _render(self, route: Route, states: dict[str, HostStates]) -> str:
+        """The route's file; with TLS options its HTTPS part when the site serves HTTPS."""
+        assert self.site is not None
+        return render(route, self.site.tls, states.get(route.route_id))
+
+    async def _record_https(self, session: AsyncSession, ch: _Change) -> None:
+        """The certificate state of the change's hosts (``usecases/https.py``), in its transaction."""
+        if self.https is None:
+            return
+        msg, route = ch.cmd.msg, ch.cmd.route
+        if isinstance(msg, ApplyRoutes) and route is not None:
+            await self.https.record(session, ch.unit, self.server_id, msg, route, ch.cmd.checks)
+        else:
+            await cert_repo.forget_route(session, self.server_id, ch.cmd.route_id)
 
     def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
         if not quiet:  # riders of a live change are counted in the batch's log line instead
