@@ -1,0 +1,218 @@
+"""HTTPS end to end against a real ACME server: pebble and pebble-challtestsrv on loopback, a real Traefik
+with its HTTPS entry point and ACME resolvers, proxy-sync acting on ``ApplyRoutes.tls``.
+
+- A host gets a certificate from pebble (HTTP-01, and TLS-ALPN-01) and serves HTTPS trusted by pebble's
+  root; its HTTP requests are redirected to HTTPS once it has it (``redirect: auto``); HSTS is sent;
+  ``evt.certificate.issued`` names it.
+- A host that does not resolve to the server is refused before the CA is asked: no ACME router names it,
+  pebble never sees it, and ``evt.certificate.failed`` (stage dns) says what it resolved to.
+- An uploaded certificate is served for its host, its key file is 0600, and no key reaches a file Traefik
+  watches or an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from berth_common.bus import Bus, subscriptions_confirmed
+from berth_common.catalogue import ApplyRoutes
+from berth_common.catalogue.tls import CustomCertificate, TlsOptions
+from berth_common.db.provision import provision
+from berth_proxy_sync.adapters import tls_probe
+from berth_proxy_sync.domain import served
+from berth_proxy_sync.domain.tls import certificate_file
+from berth_proxy_sync.settings import ProxySyncSettings
+from tests.proxy.acme_support import Pebble, TlsTraefik, available, cert_pair
+from tests.proxy.support import ProxySync, Upstream
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not available(), reason="Debian's pebble is not installed")]
+
+
+@pytest.fixture
+def stack(tmp_root: Path, unique: str) -> Iterator[tuple[Pebble, TlsTraefik]]:
+    root = tmp_root / f"tls-{unique}"
+    traefik = TlsTraefik(root)
+    pebble = Pebble(root / "pebble", traefik.web_port, traefik.websecure_port).start()
+    traefik.directory_url, traefik.ca_bundle = pebble.directory_url, str(pebble.ca_bundle)
+    traefik.start()
+    yield pebble, traefik
+    traefik.stop()
+    pebble.stop()
+
+
+@pytest.fixture
+async def proxy(nats_server, database, stack) -> AsyncIterator[ProxySync]:
+    pebble, traefik = stack
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    settings = ProxySyncSettings(
+        nats_url=nats_server.url,
+        database_url=urls["proxy-sync"],
+        http_port=0,
+        traefik_dynamic_dir=traefik.dynamic_dir,
+        traefik_api_url=traefik.api_url,
+        proxy_tls_port=traefik.websecure_port,
+        traefik_certs_dir=traefik.root / "traefik" / "certs",
+        tls_server_addresses="127.0.0.1",
+        tls_dns_server=pebble.dns_server,
+        cert_watch_interval_s=0.3,
+        cert_issue_timeout_s=60,
+    )
+    svc = await ProxySync(settings).start()
+    yield svc
+    await svc.stop()
+
+
+class Events:
+    """Every ``evt.route.*`` and ``evt.certificate.*`` event, in arrival order."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.nc: Any = None
+
+    async def start(self, url: str) -> Events:
+        self.nc = await nats.connect(url)
+
+        async def on_msg(msg: Any) -> None:
+            self.seen.append(json.loads(msg.data))
+
+        await self.nc.subscribe("evt.route.>", cb=on_msg)
+        await self.nc.subscribe("evt.certificate.>", cb=on_msg)
+        await subscriptions_confirmed(self.nc)
+        return self
+
+    async def wait(self, type_: str, timeout: float = 60.0, **match: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for env in self.seen:
+                if env["type"] == type_ and all(env["data"].get(k) == v for k, v in match.items()):
+                    return dict(env["data"])
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no {type_} {match}: saw {[(e['type'], e['data'].get('host')) for e in self.seen]}")
+
+
+@pytest.fixture
+async def events(nats_server) -> AsyncIterator[Events]:
+    ev = await Events().start(nats_server.url)
+    yield ev
+    await ev.nc.close()
+
+
+@pytest.fixture
+async def scheduler_bus(nats_server) -> AsyncIterator[Bus]:
+    bus = Bus("scheduler", nats_server.url)
+    await bus.connect()
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def app() -> Iterator[Upstream]:
+    u = Upstream("tls-app").start()
+    yield u
+    u.stop()
+
+
+async def test_a_host_gets_a_certificate_from_pebble_and_one_that_does_not_resolve_is_refused_first(
+    stack, proxy, events, scheduler_bus, app, unique
+):
+    pebble, traefik = stack
+    host, alpn, bad = f"web-{unique}.berth.test", f"alpn-{unique}.berth.test", f"typo-{unique}.berth.test"
+    pebble.add_a(bad, ["192.0.2.10"])  # TEST-NET-1: resolves, but not to this server
+    tls = TlsOptions(acme=True, redirect="auto", hsts_max_age_s=600)
+    started = time.monotonic()
+    await scheduler_bus.publish(
+        ApplyRoutes(
+            route_id=f"r-{unique}", hosts=[host, bad], upstreams=[app.url], tls=tls, team_id="t1", application_id="a1"
+        )
+    )
+    await scheduler_bus.publish(
+        ApplyRoutes(
+            route_id=f"alpn-{unique}",
+            hosts=[alpn],
+            upstreams=[app.url],
+            tls=TlsOptions(acme=True, challenge="tls-alpn-01", redirect="never"),
+        )
+    )
+    assert (await events.wait("evt.route.applied", route_id=f"r-{unique}"))["hosts"] == sorted([bad, host])
+    failed = await events.wait("evt.certificate.failed", host=bad)
+    assert failed["stage"] == "dns" and failed["route_id"] == f"r-{unique}" and failed["team_id"] == "t1"
+    assert failed["expected_addresses"] == ["127.0.0.1"] and failed["resolved_addresses"] == ["192.0.2.10"]
+    assert "192.0.2.10" in failed["reason"]
+
+    # the refused host is in no ACME router: Traefik never asks for it
+    config = yaml.safe_load((traefik.dynamic_dir / f"r-{unique}.yml").read_text())
+    acme_router = config["http"]["routers"][f"route-r-{unique}-acme"]
+    assert acme_router["rule"] == f"Host(`{host}`)" and acme_router["tls"] == {"certResolver": "berth-http"}
+    assert bad not in json.dumps({k: v for k, v in config["http"]["routers"].items() if k != f"route-r-{unique}"})
+
+    issued = await events.wait("evt.certificate.issued", timeout=90, host=host)
+    issue_s = time.monotonic() - started
+    assert issued["source"] == "acme" and issued["application_id"] == "a1" and host in issued["domains"]
+    root = traefik.root / "pebble-root.pem"
+    root.write_text(pebble.root_pem())
+    status, headers, body = traefik.https(host, root)  # verified against pebble's root
+    assert (status, body) == (200, b"tls-app")
+    assert headers["strict-transport-security"] == "max-age=600"
+    der = await tls_probe.leaf("127.0.0.1", traefik.websecure_port, host)
+    assert der is not None and served.read(der).fingerprint_sha256 == issued["fingerprint_sha256"]
+
+    # redirect: auto, so once the certificate is there HTTP goes to HTTPS (the typo host stays on HTTP)
+    deadline = time.monotonic() + 10
+    while (resp := traefik.http(host, "/x?y=1"))[0] == 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert resp[0] in (301, 308), resp
+    assert resp[1]["location"] == f"https://{host}:{traefik.websecure_port}/x?y=1"
+    assert traefik.http(bad)[0] == 200
+    assert traefik.http(host, "/.well-known/acme-challenge/nothing")[0] == 404  # the CA's path is Traefik's
+
+    # TLS-ALPN-01 on the websecure entry point
+    await events.wait("evt.certificate.issued", timeout=90, host=alpn)
+    assert traefik.https(alpn, root)[0] == 200
+    assert traefik.http(alpn)[0] == 200  # redirect: never
+
+    assert not pebble.orders_for(bad)
+    assert pebble.orders_for(host)
+    print(f"issue_s={issue_s:.2f}")
+
+
+async def test_an_uploaded_certificate_is_served_for_its_host_and_its_key_stays_in_a_0600_file(
+    stack, proxy, events, scheduler_bus, app, unique
+):
+    _, traefik = stack
+    host = f"custom-{unique}.berth.test"
+    ca_pem, chain, key = cert_pair([host])
+    cert = CustomCertificate(certificate_id=f"c-{unique}", hosts=[host], chain_pem=chain, key=SecretStr(key))
+    tls = TlsOptions(certificates=[cert], redirect="auto", www="none")
+    await scheduler_bus.publish(ApplyRoutes(route_id=f"c-{unique}", hosts=[host], upstreams=[app.url], tls=tls))
+    await events.wait("evt.route.applied", route_id=f"c-{unique}")
+    ca = traefik.root / "custom-ca.pem"
+    ca.write_text(ca_pem)
+    assert traefik.https(host, ca)[:3:2] == (200, b"tls-app")
+    issued = await events.wait("evt.certificate.issued", host=host)
+    assert issued["source"] == "custom" and issued["issuer"] == "CN=berth test CA"
+
+    certs = traefik.root / "traefik" / "certs"
+    name = certificate_file(f"c-{unique}")
+    assert os.stat(certs).st_mode & 0o777 == 0o700
+    assert os.stat(certs / f"{name}.key").st_mode & 0o777 == 0o600
+    assert (certs / f"{name}.key").read_text() == key
+    route_file = (traefik.dynamic_dir / f"c-{unique}.yml").read_text()
+    assert "PRIVATE KEY" not in route_file
+    assert yaml.safe_load(route_file)["tls"] == {
+        "certificates": [{"certFile": f"{certs}/{name}.crt", "keyFile": f"{certs}/{name}.key"}]
+    }
+    assert not any("PRIVATE KEY" in json.dumps(e) for e in events.seen)
+    # a certificate that is there from the start redirects at once (redirect: auto)
+    status, headers, _ = traefik.http(host)
+    assert status in (301, 308) and headers["location"] == f"https://{host}:{traefik.websecure_port}/"
