@@ -28,7 +28,8 @@ async def wire(ctx: Context) -> None:
     traefik = TraefikApi(settings.traefik_api_url, poll_interval_s=settings.route_poll_interval_s)
     tls, certs, probe = None, None, None
     if settings.proxy_tls_port is not None:  # the local Traefik serves HTTPS
-        tls = TlsSite(str(settings.certs_dir), settings.tls_redirect_port or settings.proxy_tls_port)
+        port = settings.tls_redirect_port or settings.proxy_tls_port
+        tls = TlsSite(str(settings.certs_dir), port, dns_resolver=bool(settings.acme_dns_provider))
         certs, probe = LocalCertFiles(settings.certs_dir), (settings.tls_probe_host, settings.proxy_tls_port)
     # The files are derived from the database: rewrite them all before taking any command.
     await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert, tls=tls, certs=certs)
@@ -47,7 +48,7 @@ async def wire(ctx: Context) -> None:
     )
     ctx.cleanups.append(sites.close)
     dns_server = dns.parse_server(settings.tls_dns_server) if settings.tls_dns_server else None
-    https = Https(settings.server_addresses, dns_server)
+    https = Https(settings.server_addresses, dns_server, dns_provider=bool(settings.acme_dns_provider))
     routes = Routes(sites, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s, https)
     ctx.cleanups.append(routes.close)  # cleanups run newest first: the batchers stop before the sites close
     watch = CertificateWatch(

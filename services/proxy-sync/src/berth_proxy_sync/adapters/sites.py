@@ -202,7 +202,8 @@ class RemoteSites:
             from berth_proxy_sync.adapters.cert_files import RemoteCertFiles
             from berth_proxy_sync.domain.server_proxy import server_dir
 
-            site.tls = TlsSite(certs_dir=tr.CERTS_DIR, https_port=self.websecure_port)
+            dns01 = bool(self.acme and self.acme.dns_provider)
+            site.tls = TlsSite(certs_dir=tr.CERTS_DIR, https_port=self.websecure_port, dns_resolver=dns01)
             site.certs = RemoteCertFiles(conn, server_dir(self.root, server_id) + "/certs")
             site.probe = (target.host, self.websecure_port)
         deadline = time.monotonic() + self.api_timeout_s

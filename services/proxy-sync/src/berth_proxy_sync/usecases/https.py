@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +72,7 @@ class HostCheck:
     expected: tuple[str, ...] = ()
     resolved: tuple[str, ...] = ()
     reason: str = ""
+    stage: Literal["dns", "acme"] = "dns"
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Https:
     server_addresses: Sequence[str] = ()  # the local server's public addresses
     dns_server: tuple[str, int] | None = None
     dns_timeout_s: float = 2.0
+    dns_provider: bool = False  # a DNS-01 resolver is configured (BERTH_ACME_DNS_PROVIDER)
     _warned: set[str] = field(default_factory=set)
 
     async def expected(self, session: AsyncSession, server_id: str) -> list[str]:
@@ -102,6 +105,9 @@ class Https:
         hosts = acme_candidates([h.lower() for h in msg.hosts], msg.tls)
         if not hosts:
             return {}
+        if msg.tls.challenge == "dns-01" and not self.dns_provider:
+            why = "DNS-01 needs a DNS provider: set BERTH_ACME_DNS_PROVIDER (and its credentials in BERTH_ACME_DNS_ENV)"
+            return {h: HostCheck(h, False, reason=f"{h}: {why}", stage="acme") for h in hosts}
         expected = await self.expected(session, msg.server_id)
         if not expected:
             if msg.server_id not in self._warned:
@@ -182,7 +188,7 @@ class Https:
                     team_id=msg.team_id,
                     application_id=msg.application_id,
                     source="acme",
-                    stage="dns",
+                    stage=check.stage,
                     reason=check.reason[:2000],
                     expected_addresses=list(check.expected),
                     resolved_addresses=list(check.resolved),
