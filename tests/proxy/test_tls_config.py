@@ -355,3 +355,29 @@ def test_what_a_served_certificate_says():
         x509.load_pem_x509_certificate(self_signed()[0].encode()).public_bytes(serialization.Encoding.DER)
     )
     assert default.is_default and not default.serves("a.example.com", now)
+
+
+async def test_a_route_with_https_is_live_only_when_its_other_routers_are_enabled():
+    from berth_proxy_sync.adapters.traefik_api import observe_live, snapshot_lookup
+
+    r = route(["a.example.com"], TlsOptions(acme=True))
+    raw = {
+        "services": {
+            "route-app@file": {"loadBalancer": {"servers": [{"url": UP}], "passHostHeader": True}, "status": "enabled"}
+        },
+        "routers": {
+            "route-app@file": {"rule": "Host(`a.example.com`)", "entryPoints": ["web"], "status": "enabled"},
+            "route-app-acme@file": {"status": "disabled", "error": ['entryPoint "websecure" doesn\'t exist']},
+        },
+    }
+    assert (await observe_live(r, snapshot_lookup(raw))).ok  # the route's own router and service
+    seen = await observe_live(r, snapshot_lookup(raw), ("route-app-acme",))
+    assert (
+        not seen.ok
+        and seen.detail == "router route-app-acme status 'disabled': ['entryPoint \"websecure\" doesn\\'t exist']"
+    )
+    raw["routers"]["route-app-acme@file"] = {"status": "enabled"}
+    assert (await observe_live(r, snapshot_lookup(raw), ("route-app-acme",))).ok
+    assert (await observe_live(r, snapshot_lookup(raw), ("route-app-to-https",))).detail == (
+        "router route-app-to-https@file: HTTP 404"
+    )

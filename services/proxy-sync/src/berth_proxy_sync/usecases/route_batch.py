@@ -59,7 +59,7 @@ from berth_proxy_sync.domain.batches import (
     stale_reason,
     waits_for_batch,
 )
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, full_config, render
 from berth_proxy_sync.domain.tls import HostStates
 from berth_proxy_sync.usecases.https import HostCheck, Https
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -329,7 +329,8 @@ class RouteBatch:
                 continue
             ch.written = True
             if route is not None:
-                waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s)))
+                extra = self._extra_routers(route)
+                waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s, extra)))
             else:
                 waits.append(asyncio.ensure_future(traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
             waiting.append(ch)
@@ -360,6 +361,13 @@ class RouteBatch:
                 await self.site.files.write(previous.file_name, self._render(previous, self._stored))
         except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
             log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
+
+    def _extra_routers(self, route: Route) -> tuple[str, ...]:
+        """The route's routers besides its own (HTTPS, redirects): Traefik must show them enabled too."""
+        if route.tls is None or self.site is None or self.site.tls is None:
+            return ()
+        config = full_config(route, self.site.tls, self._states.get(route.route_id))
+        return tuple(sorted(n for n in config["http"]["routers"] if n != route.name))
 
     def _render(self, route: Route, states: dict[str, HostStates]) -> str:
         """The route's file; with TLS options its HTTPS part when the site serves HTTPS."""
