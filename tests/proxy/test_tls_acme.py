@@ -6,6 +6,8 @@ with its HTTPS entry point and ACME resolvers, proxy-sync acting on ``ApplyRoute
   ``evt.certificate.issued`` names it.
 - A host that does not resolve to the server is refused before the CA is asked: no ACME router names it,
   pebble never sees it, and ``evt.certificate.failed`` (stage dns) says what it resolved to.
+- A host the CA cannot validate gets ``evt.certificate.failed`` (stage acme) with the CA's answer read
+  from Traefik's log, once its wait is over.
 - An uploaded certificate is served for its host, its key file is 0600, and no key reaches a file Traefik
   watches or an event.
 """
@@ -52,8 +54,11 @@ def stack(tmp_root: Path, unique: str) -> Iterator[tuple[Pebble, TlsTraefik]]:
 
 
 @pytest.fixture
-async def proxy(nats_server, database, stack) -> AsyncIterator[ProxySync]:
+async def proxy(request, nats_server, database, stack) -> AsyncIterator[ProxySync]:
     pebble, traefik = stack
+    # a test may name more server addresses and a shorter wait for a certificate (function attributes)
+    addresses = getattr(request.function, "server_addresses", "127.0.0.1")
+    issue_timeout = getattr(request.function, "issue_timeout_s", 60)
     urls = await provision(database, "test-secret", ("proxy-sync",))
     settings = ProxySyncSettings(
         nats_url=nats_server.url,
@@ -63,10 +68,11 @@ async def proxy(nats_server, database, stack) -> AsyncIterator[ProxySync]:
         traefik_api_url=traefik.api_url,
         proxy_tls_port=traefik.websecure_port,
         traefik_certs_dir=traefik.root / "traefik" / "certs",
-        tls_server_addresses="127.0.0.1",
+        tls_server_addresses=addresses,
         tls_dns_server=pebble.dns_server,
         cert_watch_interval_s=0.3,
-        cert_issue_timeout_s=60,
+        cert_issue_timeout_s=issue_timeout,
+        traefik_log_file=traefik.root / "traefik.log",
     )
     svc = await ProxySync(settings).start()
     yield svc
@@ -216,3 +222,29 @@ async def test_an_uploaded_certificate_is_served_for_its_host_and_its_key_stays_
     # a certificate that is there from the start redirects at once (redirect: auto)
     status, headers, _ = traefik.http(host)
     assert status in (301, 308) and headers["location"] == f"https://{host}:{traefik.websecure_port}/"
+
+
+async def test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer(
+    stack, proxy, events, scheduler_bus, app, unique
+):
+    pebble, traefik = stack
+    host = f"unreachable-{unique}.berth.test"
+    # the server has two addresses; the host resolves to the one Traefik does not listen on (loopback), so
+    # the DNS check passes and pebble's HTTP-01 validation finds nothing there
+    pebble.add_a(host, ["127.0.0.2"])
+    await scheduler_bus.publish(
+        ApplyRoutes(route_id=f"u-{unique}", hosts=[host], upstreams=[app.url], tls=TlsOptions(acme=True))
+    )
+    await events.wait("evt.route.applied", route_id=f"u-{unique}")
+    failed = await events.wait("evt.certificate.failed", timeout=60, host=host)
+    assert failed["stage"] == "acme" and failed["source"] == "acme" and failed["route_id"] == f"u-{unique}"
+    assert failed["reason"].startswith(f"no certificate from the ACME server for {host} after ")
+    assert "urn:ietf:params:acme:error" in failed["reason"], failed["reason"]
+    assert not [e for e in events.seen if e["type"] == "evt.certificate.issued"]
+    await asyncio.sleep(1.0)  # sent once
+    assert len([e for e in events.seen if e["type"] == "evt.certificate.failed"]) == 1
+    assert traefik.http(host)[0] == 200  # redirect: auto, and no certificate: still served over HTTP
+
+
+test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.server_addresses = "127.0.0.1,127.0.0.2"  # type: ignore[attr-defined]
+test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.issue_timeout_s = 5  # type: ignore[attr-defined]

@@ -60,6 +60,7 @@ async def wire(ctx: Context) -> None:
         interval_s=settings.cert_watch_interval_s,
         issue_timeout_s=settings.cert_issue_timeout_s,
         expiring_days=settings.cert_expiring_days,
+        local_log=settings.traefik_log,
     )
     watch.start()
     ctx.cleanups.append(watch.close)  # stops first

@@ -63,6 +63,9 @@ class ProxySyncSettings(BaseServiceSettings):
     cert_watch_interval_s: float = Field(default=30.0, gt=0)
     cert_issue_timeout_s: float = Field(default=300.0, gt=0)
     cert_expiring_days: float = Field(default=14.0, ge=0)
+    # BERTH_TRAEFIK_LOG_FILE: the local Traefik's log, read for the CA's answer when a certificate fails
+    # (default <data_dir>/logs/traefik.log, where the cli's supervisor writes it)
+    traefik_log_file: Path | None = None
     # ACME of the servers' Traefik containers (the cli gives the control plane's the same BERTH_ACME_*):
     # berth_common.traefik.ACME_ENV
     acme_directory_url: str = "https://acme-v02.api.letsencrypt.org/directory"
@@ -72,6 +75,10 @@ class ProxySyncSettings(BaseServiceSettings):
     acme_dns_provider: str | None = None
     acme_dns_resolvers: str = ""
     acme_dns_env: str = ""
+
+    @property
+    def traefik_log(self) -> Path:
+        return self.traefik_log_file or self.data_dir / "logs" / "traefik.log"
 
     @property
     def certs_dir(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -93,4 +94,16 @@ def dns_problem(host: str, expected: list[str], resolved: list[str]) -> str | No
             f"{host} resolves to {', '.join(resolved)}, not to the server that serves it "
             f"({', '.join(expected)}): fix its DNS records; no certificate was asked for"
         )
+    return None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR = re.compile(r'error="((?:[^"\\]|\\.)*)"')
+
+
+def acme_reason(log_text: str, host: str) -> str | None:
+    """The CA's answer for ``host`` in Traefik's log (the last ACME error line naming it), or None."""
+    for line in reversed(_ANSI.sub("", log_text).splitlines()):
+        if host in line and "ACME" in line and (found := _ERROR.search(line)):
+            return found.group(1).replace('\\"', '"')[:1500]
     return None

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,6 +65,7 @@ class CertificateWatch:
     interval_s: float = 30.0
     issue_timeout_s: float = 300.0
     expiring_days: float = 14.0
+    local_log: Path | None = None  # the local Traefik's log, where it writes the CA's answers
     rounds: int = 0
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -213,12 +215,30 @@ class CertificateWatch:
             )
             reason = (
                 f"{what} for {host} after {int((now - waiting).total_seconds())}s "
-                f"(presented: {cert.subject_cn if cert else 'no TLS handshake'}); Traefik's log has the CA's answer"
+                f"(presented: {cert.subject_cn if cert else 'no TLS handshake'})"
             )
+            if source == "acme":
+                answer = await self._traefik_reason(server_id, host)
+                reason += f": {answer}" if answer else "; Traefik's log has the CA's answer"
             log.warning("certificate failed", host=host, server_id=server_id, stage=source, reason=reason)
             unit.stage(CertificateFailed(**common, source=source, stage=source, reason=reason[:2000]))
         await cert_repo.update(unit.session, server_id, host, values)
         return had
+
+    async def _traefik_reason(self, server_id: str, host: str) -> str | None:
+        """The CA's answer for ``host`` from the local Traefik's log (its last 256 KiB)."""
+        if server_id != "local" or self.local_log is None:
+            return None
+
+        def tail(path: Path) -> str:
+            with path.open("rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 262_144))
+                return fh.read().decode(errors="replace")
+
+        try:
+            return served.acme_reason(await asyncio.to_thread(tail, self.local_log), host)
+        except OSError:
+            return None
 
     async def _recheck_dns(self, server_id: str, rows: dict[str, dict[str, Any]]) -> set[str]:
         """Hosts refused by the DNS check that now resolve to their server."""
