@@ -388,7 +388,7 @@ def test_the_cas_answer_is_read_from_traefiks_log():
         "\x1b[90m2026-12-05T08:50:01Z\x1b[0m \x1b[31mERR\x1b[0m provider.go:457 > Unable to obtain ACME certificate "
         'for domains \x1b[36merror=\x1b[0m"unable to generate a certificate for the domains [a.example.com]: '
         'acme: error: 400 :: urn:ietf:params:acme:error:connection :: \\"dial tcp: refused\\"" '
-        "\x1b[36mACME CA=\x1b[0mhttps://ca/dir domains=[\"a.example.com\"] providerName=berth-http.acme"
+        '\x1b[36mACME CA=\x1b[0mhttps://ca/dir domains=["a.example.com"] providerName=berth-http.acme'
     )
     log = "\n".join(["other line", line, "2026-12-05 INF a.example.com served"])
     assert served.acme_reason(log, "a.example.com") == (
