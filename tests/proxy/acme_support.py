@@ -237,14 +237,17 @@ class TlsTraefik:
         finally:
             conn.close()
 
-    def https(self, host: str, cafile: Path | None, path: str = "/") -> tuple[int, dict[str, str], bytes]:
-        """One request over HTTPS with SNI ``host``, the certificate verified against ``cafile``."""
+    def https(
+        self, host: str, cafile: Path | None, path: str = "/", *, with_port: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request over HTTPS with SNI ``host``, the certificate verified against ``cafile``
+        (``with_port``: the Host header names the port, as a browser's does for a port other than 443)."""
         ctx = ssl.create_default_context(cafile=str(cafile)) if cafile else ssl._create_unverified_context()
         raw = socket.create_connection(("127.0.0.1", self.websecure_port), timeout=5)
         conn = http.client.HTTPConnection("127.0.0.1", self.websecure_port, timeout=5)
         try:
             conn.sock = ctx.wrap_socket(raw, server_hostname=host)
-            conn.request("GET", path, headers={"Host": host})
+            conn.request("GET", path, headers={"Host": f"{host}:{self.websecure_port}" if with_port else host})
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
         finally:

@@ -224,6 +224,38 @@ async def test_an_uploaded_certificate_is_served_for_its_host_and_its_key_stays_
     assert status in (301, 308) and headers["location"] == f"https://{host}:{traefik.websecure_port}/"
 
 
+async def test_www_redirects_to_the_apex_and_a_certificate_near_its_end_is_told_once(
+    stack, proxy, events, scheduler_bus, app, unique
+):
+    _, traefik = stack
+    apex = f"shop-{unique}.berth.test"
+    www = f"www.{apex}"
+    ca_pem, chain, key = cert_pair([apex, www], days=10)  # ends within BERTH_CERT_EXPIRING_DAYS (14)
+    cert = CustomCertificate(certificate_id=f"s-{unique}", hosts=[apex, www], chain_pem=chain, key=SecretStr(key))
+    tls = TlsOptions(certificates=[cert], www="to_apex", hsts_max_age_s=300, hsts_subdomains=True)
+    await scheduler_bus.publish(ApplyRoutes(route_id=f"s-{unique}", hosts=[apex, www], upstreams=[app.url], tls=tls))
+    await events.wait("evt.route.applied", route_id=f"s-{unique}")
+    ca = traefik.root / "shop-ca.pem"
+    ca.write_text(ca_pem)
+    port = traefik.websecure_port
+    # http://www -> https://www (redirect first, as HSTS preload wants) -> https://apex, path and query kept
+    status, headers, _ = traefik.http(www, "/p?q=1")
+    assert status in (301, 308) and headers["location"] == f"https://{www}:{port}/p?q=1"
+    status, headers, _ = traefik.https(www, ca, "/p?q=1", with_port=True)
+    assert status in (301, 308) and headers["location"] == f"https://{apex}:{port}/p?q=1"
+    status, headers, _ = traefik.https(www, ca, "/p?q=1")  # on 443 a browser's Host header has no port
+    assert status in (301, 308) and headers["location"] == f"https://{apex}/p?q=1"
+    assert headers["strict-transport-security"] == "max-age=300; includeSubDomains"
+    status, headers, body = traefik.https(apex, ca)
+    assert (status, body) == (200, b"tls-app")
+    expiring = await events.wait("evt.certificate.expiring", domain=apex)
+    assert 9.9 < expiring["days_left"] <= 10 and sorted(expiring["domains"]) == sorted([apex, www])
+    assert expiring["server_id"] == "local" and expiring["issuer"] == "CN=berth test CA"
+    await events.wait("evt.certificate.expiring", domain=www)
+    await asyncio.sleep(1.0)  # several watch rounds: once per certificate and host
+    assert len([e for e in events.seen if e["type"] == "evt.certificate.expiring"]) == 2
+
+
 async def test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer(
     stack, proxy, events, scheduler_bus, app, unique
 ):
