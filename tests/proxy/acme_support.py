@@ -17,7 +17,6 @@ import json
 import shutil
 import socket
 import ssl
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from berth_cli import components
+from tests.proxy.support import Traefik
 from tests.support.procs import Proc, wait_port
 
 
@@ -187,46 +187,18 @@ class Pebble:
 
 
 @dataclass
-class TlsTraefik:
+class TlsTraefik(Traefik):
     """Traefik with HTTPS and the ACME resolvers pointed at ``directory_url``."""
 
-    root: Path
     directory_url: str = ""
     ca_bundle: str = ""
-    web_port: int = field(default_factory=components.free_port)
     websecure_port: int = field(default_factory=components.free_port)
-    api_port: int = field(default_factory=components.free_port)
-    proc: Proc | None = None
 
-    @property
-    def dynamic_dir(self) -> Path:
-        return self.root / "traefik" / "dynamic"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    def start(self, timeout: float = 20.0) -> TlsTraefik:
+    def launch(self) -> components.Launch:
         env = {"BERTH_ACME_DIRECTORY_URL": self.directory_url, "BERTH_ACME_CA_BUNDLE": self.ca_bundle}
-        launch = components.traefik_launch(
+        return components.traefik_launch(
             self.root, "127.0.0.1", self.web_port, self.api_port, websecure_port=self.websecure_port, env=env
         )
-        self.proc = Proc(launch, self.root / "traefik.log").start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/ping", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Traefik did not start: {(self.root / 'traefik.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
 
     def http(self, host: str, path: str = "/") -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=5)

@@ -88,24 +88,10 @@ class RemoteCertFiles:
         self.directory = directory
 
     async def write(self, name: str, content: str) -> bool:
-        import asyncssh
-
-        target = posixpath.join(self.directory, _check(name))
-        tmp = posixpath.join(self.directory, f".{name}.{secrets.token_hex(6)}")
         async with self.conn.start_sftp_client() as sftp:
             await sftp.makedirs(self.directory, exist_ok=True)
             await sftp.chmod(self.directory, 0o700)
-            try:
-                async with sftp.open(target, "r") as fh:
-                    if str(await fh.read()) == content:
-                        return False
-            except asyncssh.SFTPNoSuchFile:
-                pass
-            async with sftp.open(tmp, "w", attrs=asyncssh.SFTPAttrs(permissions=_mode(name))) as fh:
-                await fh.write(content)
-                await fh.fsync()
-            await sftp.posix_rename(tmp, target)
-        return True
+            return await sftp_replace(sftp, posixpath.join(self.directory, _check(name)), content, _mode(name))
 
     async def names(self) -> list[str]:
         import asyncssh
@@ -125,3 +111,23 @@ class RemoteCertFiles:
             except asyncssh.SFTPNoSuchFile:
                 return False
         return True
+
+
+async def sftp_replace(sftp: asyncssh.SFTPClient, target: str, content: str, mode: int) -> bool:
+    """Make the server's file ``target`` hold ``content`` with ``mode`` (a temporary file in its folder,
+    flushed, renamed into place); False when it already does."""
+    import asyncssh
+
+    try:
+        async with sftp.open(target, "r") as fh:
+            if str(await fh.read()) == content:
+                return False
+    except asyncssh.SFTPNoSuchFile:
+        pass
+    folder, name = posixpath.split(target)
+    tmp = posixpath.join(folder, f".{name}.{secrets.token_hex(6)}")
+    async with sftp.open(tmp, "w", attrs=asyncssh.SFTPAttrs(permissions=mode)) as fh:
+        await fh.write(content)
+        await fh.fsync()
+    await sftp.posix_rename(tmp, target)
+    return True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from berth_common import fleet
 from berth_common import traefik as tr
 from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.cert_files import sftp_replace
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import server_proxy as sp
 
@@ -169,8 +170,6 @@ async def ensure(
 async def _https_folders(conn: asyncssh.SSHClientConnection, host_dir: str, acme: tr.Acme | None) -> bool:
     """The ACME and certificate folders (0700) and the CA bundle (copied from this machine) on the server;
     True when the bundle changed (Traefik reads it at start only)."""
-    import asyncssh
-
     async with conn.start_sftp_client() as sftp:
         for sub in ("acme", "certs"):
             await sftp.makedirs(f"{host_dir}/{sub}", exist_ok=True)
@@ -178,15 +177,5 @@ async def _https_folders(conn: asyncssh.SSHClientConnection, host_dir: str, acme
     if acme is None or not acme.ca_bundle:
         return False
     bundle = await asyncio.to_thread(Path(acme.ca_bundle).read_text)
-    target, tmp = f"{host_dir}/acme-ca.pem", f"{host_dir}/.acme-ca.pem.tmp"
     async with conn.start_sftp_client() as sftp:
-        try:
-            async with sftp.open(target, "r") as fh:
-                if str(await fh.read()) == bundle:
-                    return False
-        except asyncssh.SFTPNoSuchFile:
-            pass
-        async with sftp.open(tmp, "w", attrs=asyncssh.SFTPAttrs(permissions=0o644)) as fh:
-            await fh.write(bundle)
-        await sftp.posix_rename(tmp, target)
-    return True
+        return await sftp_replace(sftp, f"{host_dir}/acme-ca.pem", bundle, 0o644)
