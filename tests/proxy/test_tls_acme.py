@@ -9,7 +9,9 @@ with its HTTPS entry point and ACME resolvers, proxy-sync acting on ``ApplyRoute
 - A host the CA cannot validate gets ``evt.certificate.failed`` (stage acme) with the CA's answer read
   from Traefik's log, once its wait is over.
 - An uploaded certificate is served for its host, its key file is 0600, and no key reaches a file Traefik
-  watches or an event.
+  watches or an event; ``www`` redirects to the apex; a certificate near its end is told once.
+- A server's Traefik container (a namespace server) publishes 443, keeps its ACME folder on the host and
+  serves an uploaded certificate written there over SFTP; the watch sees it from outside.
 """
 
 from __future__ import annotations
@@ -280,3 +282,90 @@ async def test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer(
 
 test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.server_addresses = "127.0.0.1,127.0.0.2"  # type: ignore[attr-defined]
 test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.issue_timeout_s = 5  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespace servers need root")
+async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificate(
+    tmp_root, nats_server, database, events, scheduler_bus, unique
+):
+    from berth_common import sealing
+    from berth_common.catalogue import ServerChanged, sealed_key_aad
+    from tests.proxy.support import Traefik
+    from tests.support.testservers import running_servers
+
+    sid, host = f"tls{unique}", f"edge-{unique}.berth.test"
+    local = Traefik(tmp_root / f"local-{unique}")
+    local.root.mkdir()
+    local.start()
+    remote_root = tmp_root / f"servers-{unique}"
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    settings = ProxySyncSettings(
+        nats_url=nats_server.url,
+        database_url=urls["proxy-sync"],
+        http_port=0,
+        traefik_dynamic_dir=local.dynamic_dir,
+        traefik_api_url=local.api_url,
+        server_traefik_root=str(remote_root),
+        server_connect_timeout_s=3.0,
+        cert_watch_interval_s=0.3,
+    )
+    svc = await ProxySync(settings).start()
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    try:
+        with running_servers(1) as [server]:
+            await api.publish(
+                ServerChanged(
+                    server_id=sid,
+                    team_id="team1",
+                    name="edge-1",
+                    host=server.address,
+                    port=22,
+                    user="root",
+                    private_key=sealing.seal(server.private_key_pem, sealed_key_aad(sid)),
+                    host_key=server.host_key.export_public_key("openssh").decode().strip(),
+                    state="ready",
+                    revision=1,
+                )
+            )
+            _, chain, key = cert_pair([host])
+            cert = CustomCertificate(certificate_id=f"e-{unique}", hosts=[host], chain_pem=chain, key=SecretStr(key))
+            msg = ApplyRoutes(
+                route_id=f"e-{unique}",
+                server_id=sid,
+                hosts=[host],
+                upstreams=["http://127.0.0.1:9"],
+                tls=TlsOptions(certificates=[cert]),
+            )
+            for _ in range(50):  # until proxy-sync has the server in its directory
+                await scheduler_bus.publish(msg)
+                deadline = time.monotonic() + 240
+                answer = None
+                while answer is None and time.monotonic() < deadline:
+                    answer = next((e for e in events.seen if e["data"].get("route_id") == f"e-{unique}"), None)
+                    await asyncio.sleep(0.1)
+                assert answer is not None
+                if answer["type"] == "evt.route.applied":
+                    break
+                assert "not known" in answer["data"]["reason"], answer
+                events.seen.remove(answer)
+                await asyncio.sleep(0.2)
+            assert answer["data"]["server_id"] == sid
+            issued = await events.wait("evt.certificate.issued", host=host)
+            assert issued["server_id"] == sid and issued["source"] == "custom"
+            der = await tls_probe.leaf(server.address, 443, host)
+            assert der is not None and served.read(der).fingerprint_sha256 == issued["fingerprint_sha256"]
+            folder = remote_root / sid
+            name = certificate_file(f"e-{unique}")
+            assert os.stat(folder / "certs").st_mode & 0o777 == 0o700
+            assert os.stat(folder / "certs" / f"{name}.key").st_mode & 0o777 == 0o600
+            assert os.stat(folder / "acme").st_mode & 0o777 == 0o700  # Traefik's ACME storage, on the host
+            static = json.loads((folder / "traefik.yml").read_text())
+            assert static["entryPoints"]["websecure"]["address"] == ":443"
+            assert static["certificatesResolvers"]["berth-http"]["acme"]["storage"] == "/etc/traefik/acme/acme.json"
+            assert "443/tcp -> 0.0.0.0:443" in server.docker("port", "berth-traefik")
+            server.docker("rm", "-f", "berth-traefik")
+    finally:
+        await api.close()
+        await svc.stop()
+        local.stop()
