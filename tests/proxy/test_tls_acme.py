@@ -298,6 +298,8 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
     local.root.mkdir()
     local.start()
     remote_root = tmp_root / f"servers-{unique}"
+    bundle = tmp_root / f"acme-ca-{unique}.pem"  # a private ACME server's CA, copied to the server
+    bundle.write_text(cert_pair(["ca.berth.test"])[0])
     urls = await provision(database, "test-secret", ("proxy-sync",))
     settings = ProxySyncSettings(
         nats_url=nats_server.url,
@@ -308,6 +310,7 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
         server_traefik_root=str(remote_root),
         server_connect_timeout_s=3.0,
         cert_watch_interval_s=0.3,
+        acme_ca_bundle=str(bundle),
     )
     svc = await ProxySync(settings).start()
     api = Bus("api", nats_server.url)
@@ -364,6 +367,9 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
             assert static["entryPoints"]["websecure"]["address"] == ":443"
             assert static["certificatesResolvers"]["berth-http"]["acme"]["storage"] == "/etc/traefik/acme/acme.json"
             assert "443/tcp -> 0.0.0.0:443" in server.docker("port", "berth-traefik")
+            assert (folder / "acme-ca.pem").read_text() == bundle.read_text()
+            env = json.loads(server.docker("inspect", "-f", "{{json .Config.Env}}", "berth-traefik"))
+            assert "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem" in env
             server.docker("rm", "-f", "berth-traefik")
     finally:
         await api.close()
