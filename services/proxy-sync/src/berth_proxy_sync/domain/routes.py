@@ -194,6 +194,15 @@ def full_config(
     return tls_domain.merge(config, extra)
 
 
+def other_routers(
+    route: Route, site: tls_domain.TlsSite | None, states: tls_domain.HostStates | None
+) -> tuple[str, ...]:
+    """The route's routers besides its own (HTTPS, redirects): Traefik must show them enabled too."""
+    if route.tls is None or site is None:
+        return ()
+    return tuple(sorted(n for n in full_config(route, site, states)["http"]["routers"] if n != route.name))
+
+
 def render(route: Route, site: tls_domain.TlsSite | None = None, states: tls_domain.HostStates | None = None) -> str:
     """The exact bytes (as text) of ``<route_id>.yml``: deterministic, so unchanged routes rewrite identically."""
     config = full_config(route, site, states)

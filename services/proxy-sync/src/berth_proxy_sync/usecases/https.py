@@ -26,7 +26,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common import fleet
-from berth_common.catalogue import ApplyRoutes, CertificateFailed
+from berth_common.catalogue import ApplyRoutes, CertificateFailed, RemoveRoute
 from berth_common.db import Unit
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, dns, tables
@@ -152,12 +152,15 @@ class Https:
         session: AsyncSession,
         unit: Unit,
         server_id: str,
-        msg: ApplyRoutes,
-        route: Route,
+        msg: ApplyRoutes | RemoveRoute,
+        route: Route | None,
         checks: dict[str, HostCheck],
     ) -> None:
-        """The route's hosts in ``certificates`` (its gone hosts forgotten); ``evt.certificate.failed``
-        (stage dns) for each host the check refused."""
+        """The route's hosts in ``certificates`` (its gone hosts, or all of a removed route's, forgotten);
+        ``evt.certificate.failed`` for each host the check refused."""
+        if not isinstance(msg, ApplyRoutes) or route is None:
+            await cert_repo.forget_route(session, server_id, msg.route_id)
+            return
         tls = route.tls
         covered = custom_hosts(tls) if tls is not None else {}
         wanted: dict[str, dict[str, object]] = {}

@@ -18,7 +18,10 @@ one transaction, and nothing is written. Otherwise the batch is one transaction 
    host are answered ``evt.route.failed`` with nothing written.
 4. Every change is written (renamed into place without waiting for the disk), then one wait on Traefik's
    API covers them all (its poller checks every waiting route in the same look) while the files and the
-   directory are flushed to disk.
+   directory are flushed to disk. A route with TLS options (``usecases/https.py``) has its uploaded
+   certificates written before its file, its file rendered with its hosts' certificate states (DNS checks
+   of the command included), and is live once its HTTPS and redirect routers are enabled too; its hosts'
+   states are recorded with the change.
 5. A change Traefik did not confirm (or whose write failed) gets its previous file back and
    ``evt.route.failed``; the others are recorded and answered ``evt.route.applied`` / ``evt.route.removed``.
 6. The older commands that rode along with a route's change (``domain/batches.py``) are recorded and
@@ -47,7 +50,7 @@ from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteR
 from berth_common.db import Unit
 from berth_common.db.unit import first_times, write_outbox
 from berth_common.logging import get_logger
-from berth_proxy_sync.adapters import cert_repo, repo
+from berth_proxy_sync.adapters import repo
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.adapters.traefik_api import NotLiveError
 from berth_proxy_sync.domain.batches import (
@@ -59,7 +62,7 @@ from berth_proxy_sync.domain.batches import (
     stale_reason,
     waits_for_batch,
 )
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, full_config, render
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, other_routers, render
 from berth_proxy_sync.domain.tls import HostStates
 from berth_proxy_sync.usecases.https import HostCheck, Https
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -268,7 +271,8 @@ class RouteBatch:
                 await self._restore(ch.cmd.route_id, ch.previous)
                 self._fail(ch.unit, ch.cmd, ch.problem)
             else:
-                await self._record_https(session, ch)
+                if self.https is not None:  # the certificate state of its hosts, in its transaction
+                    await self.https.record(session, ch.unit, self.server_id, ch.cmd.msg, ch.cmd.route, ch.cmd.checks)
                 self._answer(ch)
         await self._answer_riders(session, batch, changes, out)
         await write_outbox(session, [*out.units, *out.rider_units])
@@ -329,7 +333,7 @@ class RouteBatch:
                 continue
             ch.written = True
             if route is not None:
-                extra = self._extra_routers(route)
+                extra = other_routers(route, self.site.tls, self._states.get(route.route_id))
                 waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s, extra)))
             else:
                 waits.append(asyncio.ensure_future(traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
@@ -362,27 +366,10 @@ class RouteBatch:
         except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
             log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
 
-    def _extra_routers(self, route: Route) -> tuple[str, ...]:
-        """The route's routers besides its own (HTTPS, redirects): Traefik must show them enabled too."""
-        if route.tls is None or self.site is None or self.site.tls is None:
-            return ()
-        config = full_config(route, self.site.tls, self._states.get(route.route_id))
-        return tuple(sorted(n for n in config["http"]["routers"] if n != route.name))
-
     def _render(self, route: Route, states: dict[str, HostStates]) -> str:
         """The route's file; with TLS options its HTTPS part when the site serves HTTPS."""
         assert self.site is not None
         return render(route, self.site.tls, states.get(route.route_id))
-
-    async def _record_https(self, session: AsyncSession, ch: _Change) -> None:
-        """The certificate state of the change's hosts (``usecases/https.py``), in its transaction."""
-        if self.https is None:
-            return
-        msg, route = ch.cmd.msg, ch.cmd.route
-        if isinstance(msg, ApplyRoutes) and route is not None:
-            await self.https.record(session, ch.unit, self.server_id, msg, route, ch.cmd.checks)
-        else:
-            await cert_repo.forget_route(session, self.server_id, ch.cmd.route_id)
 
     def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
         if not quiet:  # riders of a live change are counted in the batch's log line instead
