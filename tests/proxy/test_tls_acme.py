@@ -195,7 +195,7 @@ async def test_a_host_gets_a_certificate_from_pebble_and_one_that_does_not_resol
 
 
 async def test_an_uploaded_certificate_is_served_for_its_host_and_its_key_stays_in_a_0600_file(
-    stack, proxy, events, scheduler_bus, app, unique
+    stack, proxy, events, scheduler_bus, app, unique, capsys
 ):
     _, traefik = stack
     host = f"custom-{unique}.berth.test"
@@ -221,6 +221,9 @@ async def test_an_uploaded_certificate_is_served_for_its_host_and_its_key_stays_
         "certificates": [{"certFile": f"{certs}/{name}.crt", "keyFile": f"{certs}/{name}.key"}]
     }
     assert not any("PRIVATE KEY" in json.dumps(e) for e in events.seen)
+    logged = capsys.readouterr()
+    assert "route live" in logged.out  # proxy-sync's log lines are here, and no key among them
+    assert "PRIVATE KEY" not in logged.out + logged.err and key.splitlines()[1] not in logged.out + logged.err
     # a certificate that is there from the start redirects at once (redirect: auto)
     status, headers, _ = traefik.http(host)
     assert status in (301, 308) and headers["location"] == f"https://{host}:{traefik.websecure_port}/"

@@ -396,3 +396,19 @@ def test_the_cas_answer_is_read_from_traefiks_log():
         'urn:ietf:params:acme:error:connection :: "dial tcp: refused"'
     )
     assert served.acme_reason(log, "b.example.com") is None
+
+
+async def test_dns01_without_a_provider_is_refused_before_the_ca_and_unknown_addresses_skip_the_check():
+    from berth_common.catalogue import ApplyRoutes
+    from berth_proxy_sync.usecases.https import HostCheck, Https
+
+    msg = ApplyRoutes(
+        route_id="app", hosts=["a.example.com"], upstreams=[UP], tls=TlsOptions(acme=True, challenge="dns-01")
+    )
+    why = "a.example.com: DNS-01 needs a DNS provider: set BERTH_ACME_DNS_PROVIDER (and its credentials in BERTH_ACME_DNS_ENV)"
+    assert await Https(["203.0.113.5"]).check(None, msg) == {  # type: ignore[arg-type]
+        "a.example.com": HostCheck("a.example.com", False, reason=why, stage="acme")
+    }
+    http01 = msg.model_copy(update={"tls": TlsOptions(acme=True)})
+    assert await Https([]).check(None, http01) == {"a.example.com": HostCheck("a.example.com", True)}  # type: ignore[arg-type]
+    assert await Https([]).check(None, msg.model_copy(update={"tls": TlsOptions()})) == {}  # type: ignore[arg-type]
