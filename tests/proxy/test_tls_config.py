@@ -412,3 +412,30 @@ async def test_dns01_without_a_provider_is_refused_before_the_ca_and_unknown_add
     http01 = msg.model_copy(update={"tls": TlsOptions(acme=True)})
     assert await Https([]).check(None, http01) == {"a.example.com": HostCheck("a.example.com", True)}  # type: ignore[arg-type]
     assert await Https([]).check(None, msg.model_copy(update={"tls": TlsOptions()})) == {}  # type: ignore[arg-type]
+
+
+async def test_uploaded_certificates_are_written_0600_and_one_whose_key_does_not_open_is_refused(tmp_path):
+    import os
+
+    from berth_common import sealing
+    from berth_proxy_sync.adapters.cert_files import LocalCertFiles
+    from berth_proxy_sync.usecases.https import CertificateUnusable, sync_certificates, write_certificates
+
+    _, chain, key = cert_pair(["a.example.com"])
+    good = CustomCertificate(certificate_id="c1", hosts=["a.example.com"], chain_pem=chain, key=SecretStr(key))
+    certs = LocalCertFiles(tmp_path / "certs")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / f"{certificate_file('gone')}.key").write_text("old")  # of a route that is gone
+    r = route(["a.example.com"], TlsOptions(certificates=[good]))
+    assert await sync_certificates(certs, [r]) == 1
+    name = certificate_file("c1")
+    assert sorted(os.listdir(tmp_path / "certs")) == [f"{name}.crt", f"{name}.key"]
+    assert os.stat(tmp_path / "certs" / f"{name}.key").st_mode & 0o777 == 0o600
+    assert os.stat(tmp_path / "certs").st_mode & 0o777 == 0o700
+    assert (tmp_path / "certs" / f"{name}.key").read_text() == key
+    # a key sealed for another certificate does not open here: the change is refused, the key never shown
+    moved = sealing.seal(key, "berth/certificate/other")
+    bad = CustomCertificate(certificate_id="c2", hosts=["a.example.com"], chain_pem=chain, key=SecretStr(moved))
+    with pytest.raises(CertificateUnusable, match=r"^the key of certificate c2 does not open: UnsealError$"):
+        await write_certificates(certs, route(["a.example.com"], TlsOptions(certificates=[bad])))
+    assert not (tmp_path / "certs" / f"{certificate_file('c2')}.key").exists()

@@ -25,7 +25,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_common import fleet
+from berth_common import fleet, sealing
 from berth_common.catalogue import ApplyRoutes, CertificateFailed, RemoveRoute
 from berth_common.db import Unit
 from berth_common.logging import get_logger
@@ -39,27 +39,41 @@ from berth_proxy_sync.domain.tls import HostStates, acme_candidates, certificate
 log = get_logger(__name__)
 
 
+class CertificateUnusable(OSError):
+    """An uploaded certificate's key does not open here (sealed with a key this service lacks): the route
+    change fails with this reason, as when its file cannot be written."""
+
+
 async def write_certificates(certs: CertFiles, route: Route) -> set[str]:
     """Write the uploaded certificates of ``route`` (chain, and key opened from its seal here); the file
     names."""
     names: set[str] = set()
     for cert in route.tls.certificates if route.tls is not None else ():
         name = certificate_file(cert.certificate_id)
+        try:
+            key = cert.reveal()
+        except sealing.SealingError as exc:
+            raise CertificateUnusable(
+                f"the key of certificate {cert.certificate_id} does not open: {type(exc).__name__}"
+            ) from None
         chain = cert.chain_pem if cert.chain_pem.endswith("\n") else cert.chain_pem + "\n"
         await certs.write(f"{name}.crt", chain)
-        await certs.write(f"{name}.key", cert.reveal())
+        await certs.write(f"{name}.key", key)
         names.update((f"{name}.crt", f"{name}.key"))
     return names
 
 
 async def sync_certificates(certs: CertFiles | None, routes: Sequence[Route]) -> int:
-    """At a site's reconcile: the certificates of every active route written, the others' files removed;
-    how many files were removed."""
+    """At a site's reconcile: the certificates of every active route written (one whose key does not open
+    is logged and left out), the others' files removed; how many files were removed."""
     if certs is None:
         return 0
     wanted: set[str] = set()
     for route in routes:
-        wanted |= await write_certificates(certs, route)
+        try:
+            wanted |= await write_certificates(certs, route)
+        except CertificateUnusable as exc:
+            log.error("uploaded certificate not written", route_id=route.route_id, reason=str(exc))
     return sum([await certs.delete(n) for n in await certs.names() if n not in wanted])
 
 
