@@ -2,7 +2,8 @@
 # Install what a fresh Debian/Ubuntu machine lacks for Berth, then the workspace into .venv.
 #   deploy/install.sh            python venv + workspace (from requirements.lock)
 #   deploy/install.sh --test     also the system tools the tests use (git, busybox-static, debootstrap,
-#                                docker-registry and htpasswd for the registry tests, ...)
+#                                docker-registry and htpasswd for the registry tests, pebble and
+#                                pebble-challtestsrv for the ACME tests, ...)
 #   deploy/install.sh --docker   also make sure a Docker engine answers (installs docker.io as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +55,7 @@ if [ $want_test = 1 ]; then
   had_registry=0; dpkg -s docker-registry >/dev/null 2>&1 && had_registry=1
   had_sshd=0; dpkg -s openssh-server >/dev/null 2>&1 && had_sshd=1
   apt_install git busybox-static debootstrap ca-certificates iproute2 procps docker-registry apache2-utils \
-    openssh-server iptables util-linux
+    openssh-server iptables util-linux pebble
   # The registry tests start their own on 127.0.0.1; the service the package starts (on :5000) is not wanted.
   if [ $had_registry = 0 ] && is_root && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true

@@ -31,11 +31,7 @@ from berth_common.catalogue import PARTIES, REGISTRY, SERVICES, consumed_by, ser
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "libs" / "common" / "src" / "berth_common"
 # Messages the catalogue lists ahead of their producer: type -> the party that will send it.
-NOT_SENT_YET = {
-    "evt.certificate.expiring": "proxy-sync",  # proxy-sync has no TLS support yet
-    "evt.certificate.issued": "proxy-sync",
-    "evt.certificate.failed": "proxy-sync",
-}
+NOT_SENT_YET: dict[str, str] = {}
 LOOKUPS = {"consumed_by": consumed_by, "served_by": served_by}
 
 

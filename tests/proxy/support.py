@@ -48,9 +48,11 @@ class Traefik:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    def launch(self) -> components.Launch:
+        return components.traefik_launch(self.root, "127.0.0.1", self.web_port, self.api_port)
+
     def start(self, timeout: float = 20.0) -> Traefik:
-        launch = components.traefik_launch(self.root, "127.0.0.1", self.web_port, self.api_port)
-        self.proc = Proc(launch, self.root / "traefik.log").start()
+        self.proc = Proc(self.launch(), self.root / "traefik.log").start()
         deadline = time.monotonic() + timeout
         while True:  # up, and its API answering (the supervisor's readiness probe)
             try:

@@ -68,8 +68,8 @@ def test_both_traefik_configurations_delete_header_aliases(tmp_path):
     compose = yaml.safe_load((ROOT / "deploy" / "compose" / "traefik.yml").read_text())
     for cfg in (local, compose):
         entry_points = cfg["entryPoints"]
-        assert set(entry_points) == {"web", "traefik"}
+        assert set(entry_points) <= {"web", "websecure", "traefik"} and {"web", "traefik"} <= set(entry_points)
         assert {name: ep["http"] for name, ep in entry_points.items()} == {
-            "web": {"aliasHeadersStrategy": "delete"},
-            "traefik": {"aliasHeadersStrategy": "delete"},
+            name: {"aliasHeadersStrategy": "delete"} for name in entry_points
         }
+    assert set(compose["entryPoints"]) == {"web", "websecure", "traefik"}  # HTTPS deletes them too

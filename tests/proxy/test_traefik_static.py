@@ -10,14 +10,19 @@ from pathlib import Path
 import yaml
 
 from berth_cli import components
+from berth_common import traefik
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_compose_configuration_is_the_local_one_with_compose_addresses():
     compose = yaml.safe_load((ROOT / "deploy" / "compose" / "traefik.yml").read_text())
-    # docker-compose.yml: web on :80 (published), the API on :8081 (BERTH_TRAEFIK_API_URL), the shared volume
-    expected = components.traefik_static_config(Path("/traefik/dynamic"), "", 80, "", 8081)
+    # docker-compose.yml: web on :80 and websecure on :443 (published), the API on :8081
+    # (BERTH_TRAEFIK_API_URL), the shared volume, ACME with Let's Encrypt and its storage in a volume
+    acme = traefik.Acme(storage="/traefik/acme/acme.json")
+    expected = components.traefik_static_config(
+        Path("/traefik/dynamic"), "", 80, "", 8081, websecure_port=443, acme=acme
+    )
     assert compose == expected
 
 

@@ -14,10 +14,14 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from berth_cli import pgplace
 from berth_cli.pgplace import PgPlace
 from berth_common.binaries import COMPOSE, compose_binary, console_script
+
+if TYPE_CHECKING:
+    from berth_common.traefik import Acme
 
 
 def bin_path(name: str) -> str:
@@ -184,18 +188,40 @@ def pg_admin_url(port: int, password: str, host: str = "127.0.0.1", db: str = "p
 
 
 def traefik_static_config(
-    dynamic_dir: Path, web_host: str, web_port: int, api_host: str, api_port: int
+    dynamic_dir: Path,
+    web_host: str,
+    web_port: int,
+    api_host: str,
+    api_port: int,
+    *,
+    websecure_port: int | None = None,
+    acme: Acme | None = None,
 ) -> dict[str, object]:
     """Traefik's static configuration for the local platform: ``berth_common.traefik.static_config``, the
     one definition every Traefik Berth runs shares."""
     from berth_common import traefik  # the cli's supervisor does not load berth_common for one function
 
-    return traefik.static_config(dynamic_dir, web_host, web_port, api_host, api_port)
+    return traefik.static_config(
+        dynamic_dir, web_host, web_port, api_host, api_port, websecure_port=websecure_port, acme=acme
+    )
 
 
-def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) -> Launch:
+def traefik_launch(
+    data_dir: Path,
+    web_host: str,
+    web_port: int,
+    api_port: int,
+    *,
+    websecure_port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Launch:
     """Traefik on ``<data_dir>/traefik``. The dynamic directory is made here (Traefik's file provider needs
-    it) and left empty: proxy-sync is its one writer (route files, the sentinel, the default certificate)."""
+    it) and left empty: proxy-sync is its one writer (route files, the sentinel, the default certificate).
+
+    With ``websecure_port``: the HTTPS entry point and the ACME resolvers, configured from the
+    ``BERTH_ACME_*`` variables of ``env`` (``berth_common.traefik.acme_from_env``); Traefik keeps its ACME
+    account and certificates in ``<data_dir>/traefik/acme.json`` (made by Traefik, mode 0600, kept across
+    restarts) and gets the CA bundle and the DNS provider's credentials in its environment."""
     import json
 
     tdir = data_dir / "traefik"
@@ -203,6 +229,13 @@ def traefik_launch(data_dir: Path, web_host: str, web_port: int, api_port: int) 
     dynamic.mkdir(parents=True, exist_ok=True)
     # Traefik reads YAML; JSON is valid YAML and needs no extra dependency here.
     static_yml = tdir / "static.yml"
-    cfg = traefik_static_config(dynamic, web_host, web_port, "127.0.0.1", api_port)
+    acme = None
+    if websecure_port is not None:
+        from berth_common import traefik
+
+        acme = traefik.acme_from_env(env or {}, storage=str(tdir / "acme.json"))
+    cfg = traefik_static_config(
+        dynamic, web_host, web_port, "127.0.0.1", api_port, websecure_port=websecure_port, acme=acme
+    )
     static_yml.write_text(json.dumps(cfg, indent=2))
-    return Launch("traefik", [bin_path("traefik"), f"--configFile={static_yml}"])
+    return Launch("traefik", [bin_path("traefik"), f"--configFile={static_yml}"], acme.env() if acme else {})

@@ -98,6 +98,21 @@ def resolve_ports(env: Mapping[str, str]) -> dict[str, int]:
     return ports
 
 
+def proxy_tls_port(env: Mapping[str, str], ports: Mapping[str, int]) -> int:
+    """The HTTPS port of the control plane's Traefik: ``BERTH_PROXY_TLS_PORT``, else 8443 (with
+    ``BERTH_PORT_BASE``: the port after the platform's others); never one of ``ports``."""
+    if env.get("BERTH_PROXY_TLS_PORT"):
+        port = _int_port("BERTH_PROXY_TLS_PORT", env["BERTH_PROXY_TLS_PORT"])
+    elif env.get("BERTH_PORT_BASE"):
+        port = _int_port("BERTH_PORT_BASE", env["BERTH_PORT_BASE"]) + len(PORT_OFFSETS)
+    else:
+        port = 8443
+    for name, taken in ports.items():
+        if taken == port:
+            raise ValueError(f"port {port} is set for both {name} and the HTTPS entry point")
+    return port
+
+
 _HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,253}$")
 
 

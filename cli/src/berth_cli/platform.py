@@ -25,6 +25,7 @@ from berth_cli.layout import (
     Paths,
     check_host,
     is_supervisor,
+    proxy_tls_port,
     resolve_ports,
 )
 from berth_cli.probes import check_all, probe_from_dict
@@ -55,10 +56,11 @@ def busy_ports(env: dict[str, str]) -> list[str]:
     ports = resolve_ports(env)
     proxy_host = check_host("BERTH_PROXY_HOST", env.get("BERTH_PROXY_HOST", "127.0.0.1"))
     busy = []
-    for name, port in ports.items():
+    wanted = {**ports, "proxy_tls": proxy_tls_port(env, ports)}  # Traefik's HTTPS entry point too
+    for name, port in wanted.items():
         if name == "postgres" and env.get("BERTH_DATABASE_URL"):
             continue
-        host = proxy_host if name == "proxy" else "127.0.0.1"
+        host = proxy_host if name in ("proxy", "proxy_tls") else "127.0.0.1"
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is not busy
             try:
@@ -72,7 +74,7 @@ def free_port_base(low: int = 20000, high: int = 40000, attempts: int = 200) -> 
     """A BERTH_PORT_BASE whose whole range is free on 127.0.0.1 now (tests, benchmarks, a second platform)."""
     import random
 
-    count = len(PORT_OFFSETS)
+    count = len(PORT_OFFSETS) + 1  # and the HTTPS port after them
     for _ in range(attempts):
         base = random.randrange(low, high - count)  # noqa: S311 - not security relevant
         if not busy_ports({"BERTH_PORT_BASE": str(base)}):

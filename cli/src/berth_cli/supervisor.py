@@ -41,6 +41,7 @@ from berth_cli.layout import (
     check_host,
     infra_probes,
     platform_env,
+    proxy_tls_port,
     resolve_ports,
     scrub_env,
     service_children,
@@ -279,9 +280,18 @@ class Supervisor:
         urls = await self._provision(secret, admin_url)
         if urls is None:
             return
-        traefik = components.traefik_launch(paths.root, self.proxy_host, self.ports["proxy"], self.ports["traefik_api"])
+        tls_port = proxy_tls_port(self.env, self.ports)
+        traefik = components.traefik_launch(
+            paths.root,
+            self.proxy_host,
+            self.ports["proxy"],
+            self.ports["traefik_api"],
+            websecure_port=tls_port,
+            env=self.env,
+        )
         self.start_child(ChildSpec("traefik", traefik.argv, traefik.env))
         common = platform_env(paths, self.ports, secret, self.proxy_host)
+        common["BERTH_PROXY_TLS_PORT"] = str(tls_port)  # proxy-sync looks at the certificates served there
         bin_dir = Path(sys.executable).parent
         for spec in service_children(bin_dir, self.ports, urls, common, self.all_in_one):
             self.start_child(spec)

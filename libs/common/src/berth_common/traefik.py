@@ -11,9 +11,11 @@ to servers like any other image.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -29,26 +31,146 @@ STATIC_FILE = "/etc/traefik/traefik.yml"
 API_PORT = 8081  # the API entry point inside the container: reached on the server's Berth network only
 
 
+# ACME (certificates from Let's Encrypt or any ACME server): Traefik's own client does the talking; Berth
+# only writes its configuration. One resolver per challenge; a router names the one its host uses.
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+RESOLVERS = {"http-01": "berth-http", "tls-alpn-01": "berth-tls", "dns-01": "berth-dns"}
+WEBSECURE = "websecure"
+ACME_DIR = "/etc/traefik/acme"  # in a server's container: the host folder that keeps the storage file
+CERTS_DIR = "/etc/traefik/certs"  # in a server's container: uploaded certificates (proxy-sync writes them)
+CA_BUNDLE_IN_CONTAINER = "/etc/traefik/acme-ca.pem"
+# The settings every Traefik of the platform reads its ACME configuration from (the cli's environment,
+# proxy-sync's settings): ``BERTH_ACME_<NAME>``.
+ACME_ENV = {
+    "directory_url": "BERTH_ACME_DIRECTORY_URL",
+    "email": "BERTH_ACME_EMAIL",
+    "ca_bundle": "BERTH_ACME_CA_BUNDLE",
+    "key_type": "BERTH_ACME_KEY_TYPE",
+    "dns_provider": "BERTH_ACME_DNS_PROVIDER",
+    "dns_resolvers": "BERTH_ACME_DNS_RESOLVERS",
+    "dns_env": "BERTH_ACME_DNS_ENV",
+}
+KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096", "RSA8192")
+
+
+@dataclass(frozen=True)
+class Acme:
+    """How a Traefik asks its ACME server for certificates.
+
+    ``directory_url``: the ACME directory (Let's Encrypt's production one by default). ``storage``: the
+    file Traefik keeps its account and certificates in (kept across restarts). ``ca_bundle``: a PEM file of
+    the CA that signs the ACME server's own HTTPS certificate when it is not a public one (a private or test
+    CA such as pebble's): given to Traefik as ``LEGO_CA_CERTIFICATES``. ``dns_provider``: a lego DNS
+    provider's name (``cloudflare``, ``route53``, ...) for DNS-01; its credentials are the provider's own
+    environment variables, named in ``dns_env`` (``NAME=value`` pairs) and given to Traefik's process.
+    """
+
+    storage: str
+    directory_url: str = LETS_ENCRYPT
+    email: str = ""
+    ca_bundle: str | None = None
+    key_type: str = "EC256"
+    dns_provider: str | None = None
+    dns_resolvers: tuple[str, ...] = ()
+    dns_env: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.directory_url.startswith(("https://", "http://")) or any(c.isspace() for c in self.directory_url):
+            raise ValueError(f"{ACME_ENV['directory_url']} must be an http(s) URL")
+        if self.key_type not in KEY_TYPES:
+            raise ValueError(f"{ACME_ENV['key_type']} must be one of {', '.join(KEY_TYPES)}")
+        if self.dns_provider is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", self.dns_provider):
+            raise ValueError(f"{ACME_ENV['dns_provider']} must be a lego provider name")
+        for name, _ in self.dns_env:
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,127}", name):
+                raise ValueError(f"{ACME_ENV['dns_env']}: {name!r} is not an environment variable name")
+
+    def resolvers(self, web_entry_point: str = "web") -> dict[str, object]:
+        """``certificatesResolvers``: HTTP-01 (on the web entry point), TLS-ALPN-01 (on websecure) and,
+        with a DNS provider, DNS-01; one storage file (Traefik keeps each resolver's part in it)."""
+        base: dict[str, object] = {"caServer": self.directory_url, "storage": self.storage, "keyType": self.key_type}
+        if self.email:
+            base["email"] = self.email
+        out: dict[str, object] = {
+            RESOLVERS["http-01"]: {"acme": {**base, "httpChallenge": {"entryPoint": web_entry_point}}},
+            RESOLVERS["tls-alpn-01"]: {"acme": {**base, "tlsChallenge": {}}},
+        }
+        if self.dns_provider:
+            dns: dict[str, object] = {"provider": self.dns_provider}
+            if self.dns_resolvers:
+                dns["resolvers"] = list(self.dns_resolvers)
+            out[RESOLVERS["dns-01"]] = {"acme": {**base, "dnsChallenge": dns}}
+        return out
+
+    def env(self, ca_bundle_path: str | None = None) -> dict[str, str]:
+        """The environment Traefik's process needs: the CA bundle for a private ACME server, the DNS
+        provider's credentials."""
+        env = dict(self.dns_env)
+        bundle = ca_bundle_path or self.ca_bundle
+        if bundle:
+            env["LEGO_CA_CERTIFICATES"] = bundle
+        return env
+
+
+def acme_from_env(env: Mapping[str, str], storage: str) -> Acme:
+    """The platform's ACME settings from ``BERTH_ACME_*`` (``ACME_ENV``); ``BERTH_ACME_DNS_ENV`` is
+    ``NAME=value`` pairs separated by commas or new lines, ``BERTH_ACME_DNS_RESOLVERS`` ``host:port`` ones
+    separated by commas."""
+
+    def get(key: str) -> str | None:
+        value = env.get(ACME_ENV[key], "").strip()
+        return value or None
+
+    pairs = []
+    for item in re.split(r"[,\n]", get("dns_env") or ""):
+        if item.strip():
+            name, sep, value = item.strip().partition("=")
+            if not sep:
+                raise ValueError(f"{ACME_ENV['dns_env']}: {name!r} is not NAME=value")
+            pairs.append((name.strip(), value.strip()))
+    return Acme(
+        storage=storage,
+        directory_url=get("directory_url") or LETS_ENCRYPT,
+        email=get("email") or "",
+        ca_bundle=get("ca_bundle"),
+        key_type=get("key_type") or "EC256",
+        dns_provider=get("dns_provider"),
+        dns_resolvers=tuple(r.strip() for r in (get("dns_resolvers") or "").split(",") if r.strip()),
+        dns_env=tuple(pairs),
+    )
+
+
 def static_config(
-    dynamic_dir: Path | str, web_host: str, web_port: int, api_host: str, api_port: int
+    dynamic_dir: Path | str,
+    web_host: str,
+    web_port: int,
+    api_host: str,
+    api_port: int,
+    *,
+    websecure_port: int | None = None,
+    acme: Acme | None = None,
 ) -> dict[str, object]:
-    """Traefik's static configuration: file provider on a watched directory, API on its own entry point.
+    """Traefik's static configuration: file provider on a watched directory, API on its own entry point,
+    and, with ``websecure_port``, the HTTPS entry point and the ACME resolvers (``acme``).
 
     ``deploy/compose/traefik.yml`` is this with docker-compose's addresses and directory
     (``tests/proxy/test_traefik_static.py`` keeps them equal).
 
-    Both entry points delete request headers whose name aliases another (``X.Forwarded.For``,
+    Every entry point deletes request headers whose name aliases another (``X.Forwarded.For``,
     ``X~Real~Ip``): backends that read headers as CGI variables (WSGI, PHP, NGINX...) would take them for
     the header Traefik set (Traefik's default keeps them). Encoded characters in paths keep Traefik's
-    defaults: Berth routes by host only, so there is no path rule for an encoding to slip past.
+    defaults: Berth routes by host only, so there is no path rule for an encoding to slip past. The HTTPS
+    entry point has no TLS options of its own: a router on it names its certificate (a resolver, or a
+    certificate of the dynamic configuration matched by SNI); redirects to it are per router.
     """
     http = {"aliasHeadersStrategy": "delete"}
-    return {
+    entry_points: dict[str, object] = {"web": {"address": f"{web_host}:{web_port}", "http": dict(http)}}
+    if websecure_port is not None:
+        entry_points[WEBSECURE] = {"address": f"{web_host}:{websecure_port}", "http": dict(http)}
+    entry_points["traefik"] = {"address": f"{api_host}:{api_port}", "http": dict(http)}
+    config: dict[str, object] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {
-            "web": {"address": f"{web_host}:{web_port}", "http": dict(http)},
-            "traefik": {"address": f"{api_host}:{api_port}", "http": dict(http)},
-        },
+        "entryPoints": entry_points,
         "providers": {
             "providersThrottleDuration": "50ms",
             "file": {"directory": str(dynamic_dir), "watch": True},
@@ -57,11 +179,26 @@ def static_config(
         "ping": {"entryPoint": "traefik"},
         "log": {"level": "WARN"},
     }
+    if websecure_port is not None and acme is not None:
+        config["certificatesResolvers"] = acme.resolvers()
+    return config
 
 
-def server_static_config(web_port: int = 80) -> str:
-    """The static configuration of a server's Traefik container (YAML; JSON is valid YAML)."""
-    return json.dumps(static_config(DYNAMIC_DIR, "", web_port, "", API_PORT), indent=2)
+def server_static_config(web_port: int = 80, *, websecure_port: int | None = None, acme: Acme | None = None) -> str:
+    """The static configuration of a server's Traefik container (YAML; JSON is valid YAML); with
+    ``websecure_port`` (443 inside the container) the HTTPS entry point and ``acme``'s resolvers, whose
+    storage is then the container's ``ACME_DIR`` (a host folder, kept across restarts)."""
+    return json.dumps(
+        static_config(DYNAMIC_DIR, "", web_port, "", API_PORT, websecure_port=websecure_port, acme=acme), indent=2
+    )
+
+
+def server_acme(acme: Acme) -> Acme:
+    """``acme`` as a server's container sees it: its storage in ``ACME_DIR``, its CA bundle (copied next
+    to the static file) at ``CA_BUNDLE_IN_CONTAINER``."""
+    from dataclasses import replace
+
+    return replace(acme, storage=f"{ACME_DIR}/acme.json", ca_bundle=CA_BUNDLE_IN_CONTAINER if acme.ca_bundle else None)
 
 
 def image_tag(version: str) -> str:
@@ -112,22 +249,45 @@ def import_path(tag: str) -> str:
 
 
 def server_container(
-    image: str, network: str, host_dir: str, *, web_port: int = 80, name: str = "berth-traefik"
+    image: str,
+    network: str,
+    host_dir: str,
+    *,
+    web_port: int = 80,
+    websecure_port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    ca_bundle: bool = False,
+    name: str = "berth-traefik",
 ) -> tuple[str, dict[str, Any]]:
-    """(name, create body) of a server's Traefik: published on the server's web port, its API only on the
-    Berth network, its static file and dynamic folder bound from ``host_dir`` (where proxy-sync writes)."""
-    body = {
+    """(name, create body) of a server's Traefik: published on the server's web port (and, with
+    ``websecure_port``, its HTTPS port on the container's 443), its API only on the Berth network, its
+    static file and dynamic folder bound from ``host_dir`` (where proxy-sync writes). With HTTPS also the
+    ACME folder (read-write: Traefik keeps its storage file there across restarts), the uploaded
+    certificates' folder, and with ``ca_bundle`` the ACME server's CA bundle; ``env``: Traefik's
+    environment (``Acme.env``)."""
+    exposed: dict[str, Any] = {"80/tcp": {}}
+    ports: dict[str, Any] = {"80/tcp": [{"HostIp": "", "HostPort": str(web_port)}]}
+    binds = [f"{host_dir}/traefik.yml:{STATIC_FILE}:ro", f"{host_dir}/dynamic:{DYNAMIC_DIR}:ro"]
+    if websecure_port is not None:
+        exposed["443/tcp"] = {}
+        ports["443/tcp"] = [{"HostIp": "", "HostPort": str(websecure_port)}]
+        binds += [f"{host_dir}/acme:{ACME_DIR}", f"{host_dir}/certs:{CERTS_DIR}:ro"]
+        if ca_bundle:
+            binds.append(f"{host_dir}/acme-ca.pem:{CA_BUNDLE_IN_CONTAINER}:ro")
+    body: dict[str, Any] = {
         "Image": image,
         "Labels": {"berth.managed": "true", "berth.kind": "proxy"},
-        "ExposedPorts": {"80/tcp": {}},
+        "ExposedPorts": exposed,
         "HostConfig": {
             "RestartPolicy": {"Name": "unless-stopped"},
-            "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": str(web_port)}]},
-            "Binds": [f"{host_dir}/traefik.yml:{STATIC_FILE}:ro", f"{host_dir}/dynamic:{DYNAMIC_DIR}:ro"],
+            "PortBindings": ports,
+            "Binds": binds,
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
         },
         "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": ["traefik"]}}},
     }
+    if env:
+        body["Env"] = [f"{k}={v}" for k, v in sorted(env.items())]
     return name, body
 
 
@@ -148,14 +308,21 @@ def remove_tar(path: Path) -> None:
 
 
 __all__ = [
+    "ACME_ENV",
     "API_PORT",
     "IMAGE_REPOSITORY",
+    "LETS_ENCRYPT",
+    "RESOLVERS",
+    "WEBSECURE",
+    "Acme",
+    "acme_from_env",
     "chunks",
     "image_tag",
     "import_path",
     "make_tar",
     "remove_tar",
     "rootfs_tar",
+    "server_acme",
     "server_container",
     "server_static_config",
     "static_config",

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_common.runtime import Context, ServiceSpec, run
+from berth_proxy_sync.adapters import dns
+from berth_proxy_sync.adapters.cert_files import LocalCertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.sites import RemoteSites, local_site
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
+from berth_proxy_sync.domain.tls import TlsSite
 from berth_proxy_sync.entrypoints import bus
 from berth_proxy_sync.settings import ProxySyncSettings
+from berth_proxy_sync.usecases.cert_watch import CertificateWatch
+from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.routes import Routes, reconcile
 from berth_proxy_sync.usecases.sites import Sites
 
@@ -21,8 +26,13 @@ async def wire(ctx: Context) -> None:
     assert isinstance(settings, ProxySyncSettings)
     files = DynamicDir(settings.dynamic_dir)
     traefik = TraefikApi(settings.traefik_api_url, poll_interval_s=settings.route_poll_interval_s)
+    tls, certs, probe = None, None, None
+    if settings.proxy_tls_port is not None:  # the local Traefik serves HTTPS
+        port = settings.tls_redirect_port or settings.proxy_tls_port
+        tls = TlsSite(str(settings.certs_dir), port, dns_resolver=bool(settings.acme_dns_provider))
+        certs, probe = LocalCertFiles(settings.certs_dir), (settings.tls_probe_host, settings.proxy_tls_port)
     # The files are derived from the database: rewrite them all before taking any command.
-    await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert)
+    await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert, tls=tls, certs=certs)
     remote = RemoteSites(
         settings.server_traefik_root,
         web_port=settings.server_web_port,
@@ -30,11 +40,30 @@ async def wire(ctx: Context) -> None:
         binary=settings.server_traefik_binary,
         poll_interval_s=settings.route_poll_interval_s,
         connect_timeout_s=settings.server_connect_timeout_s,
+        websecure_port=settings.server_websecure_port,
+        acme=settings.acme(),
     )
-    sites = Sites(local_site(files, traefik), remote, settings.server_setup_timeout_s)
+    sites = Sites(
+        local_site(files, traefik, tls=tls, certs=certs, probe=probe), remote, settings.server_setup_timeout_s
+    )
     ctx.cleanups.append(sites.close)
-    routes = Routes(sites, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s)
+    dns_server = dns.parse_server(settings.tls_dns_server) if settings.tls_dns_server else None
+    https = Https(settings.server_addresses, dns_server, dns_provider=bool(settings.acme_dns_provider))
+    routes = Routes(sites, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s, https)
     ctx.cleanups.append(routes.close)  # cleanups run newest first: the batchers stop before the sites close
+    watch = CertificateWatch(
+        sites,
+        routes,
+        https,
+        ctx.bus,
+        ctx.sessionmaker,
+        interval_s=settings.cert_watch_interval_s,
+        issue_timeout_s=settings.cert_issue_timeout_s,
+        expiring_days=settings.cert_expiring_days,
+        local_log=settings.traefik_log,
+    )
+    watch.start()
+    ctx.cleanups.append(watch.close)  # stops first
     await bus.register(ctx, routes, sites, settings.route_concurrency)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from berth_common.settings import BaseServiceSettings
+from berth_common.traefik import ACME_ENV, Acme, acme_from_env
 
 
 class ProxySyncSettings(BaseServiceSettings):
@@ -42,6 +43,58 @@ class ProxySyncSettings(BaseServiceSettings):
     server_connect_timeout_s: float = Field(default=10.0, gt=0)
     # How long opening a server's site may take (connect, network, image made and sent, container, API up)
     server_setup_timeout_s: float = Field(default=300.0, gt=0)
+
+    # HTTPS (docs: services/proxy-sync/README.md "HTTPS"). BERTH_PROXY_TLS_PORT: the control plane's Traefik's
+    # HTTPS entry point (the cli sets it; unset: the local Traefik serves HTTP only); BERTH_TLS_PROBE_HOST:
+    # where proxy-sync looks at the certificate it serves; BERTH_TLS_REDIRECT_PORT: the HTTPS port an HTTP
+    # redirect names for it (default BERTH_PROXY_TLS_PORT; a server's: BERTH_SERVER_WEBSECURE_PORT).
+    proxy_tls_port: int | None = Field(default=None, ge=1, le=65535)
+    tls_probe_host: str = "127.0.0.1"
+    tls_redirect_port: int | None = Field(default=None, ge=1, le=65535)
+    # BERTH_TRAEFIK_CERTS_DIR: uploaded certificates for the local Traefik (default <data_dir>/traefik/certs)
+    traefik_certs_dir: Path | None = None
+    server_websecure_port: int = Field(default=443, ge=1, le=65535)
+    # The DNS check before ACME: the local server's public addresses (comma-separated; empty: not checked)
+    # and the DNS server asked (host:port; empty: the system's resolver)
+    tls_server_addresses: str = ""
+    tls_dns_server: str | None = None
+    # The certificate watch: how often, how long a host may wait for its certificate before
+    # evt.certificate.failed, and how many days before its end evt.certificate.expiring is sent
+    cert_watch_interval_s: float = Field(default=30.0, gt=0)
+    cert_issue_timeout_s: float = Field(default=300.0, gt=0)
+    cert_expiring_days: float = Field(default=14.0, ge=0)
+    # BERTH_TRAEFIK_LOG_FILE: the local Traefik's log, read for the CA's answer when a certificate fails
+    # (default <data_dir>/logs/traefik.log, where the cli's supervisor writes it)
+    traefik_log_file: Path | None = None
+    # ACME of the servers' Traefik containers (the cli gives the control plane's the same BERTH_ACME_*):
+    # berth_common.traefik.ACME_ENV
+    acme_directory_url: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str = ""
+    acme_ca_bundle: str | None = None
+    acme_key_type: str = "EC256"
+    acme_dns_provider: str | None = None
+    acme_dns_resolvers: str = ""
+    acme_dns_env: str = ""
+
+    @property
+    def traefik_log(self) -> Path:
+        return self.traefik_log_file or self.data_dir / "logs" / "traefik.log"
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.traefik_certs_dir or self.data_dir / "traefik" / "certs"
+
+    @property
+    def server_addresses(self) -> list[str]:
+        return [a.strip() for a in self.tls_server_addresses.split(",") if a.strip()]
+
+    def acme(self) -> Acme:
+        """The servers' ACME configuration (storage set where the container keeps it)."""
+        values = {
+            ACME_ENV[key]: str(getattr(self, f"acme_{key}") or "")
+            for key in ("directory_url", "email", "ca_bundle", "key_type", "dns_provider", "dns_resolvers", "dns_env")
+        }
+        return acme_from_env(values, storage="acme.json")
 
     @property
     def dynamic_dir(self) -> Path:

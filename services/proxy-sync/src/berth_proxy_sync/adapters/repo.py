@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_common.catalogue.tls import TlsOptions
 from berth_proxy_sync.adapters.tables import route_hosts, routes
 from berth_proxy_sync.domain.routes import Route
 
@@ -41,7 +42,13 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
         upstreams=tuple(row.upstreams),
         entry_point=str(row.entry_point),
         generation=int(row.generation),
+        tls=TlsOptions.model_validate(row.tls) if row.tls else None,
     )
+
+
+def _tls_json(route: Route | None) -> dict[str, object] | None:
+    """The route's TLS options as stored: JSON, an uploaded certificate's key sealed."""
+    return None if route is None or route.tls is None else route.tls.model_dump(mode="json")
 
 
 # One statement tries every lock of a batch, in array order, without waiting, each shared or exclusive: a
@@ -145,11 +152,13 @@ async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[R
             "generation": route.generation,
             "removed": False,
             "live_ms": live_ms,
+            "tls": _tls_json(route),
         }
         for route, live_ms in applied
     ]
     stmt = insert(routes).values(rows)
-    updated = {c: stmt.excluded[c] for c in ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms")}
+    changed = ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms", "tls")
+    updated = {c: stmt.excluded[c] for c in changed}
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[routes.c.server_id, routes.c.route_id], set_={**updated, "updated_at": sa.func.now()}
@@ -189,6 +198,7 @@ async def mark_removed_many(
             "entry_point": previous.entry_point if previous else "web",
             "removed": True,
             "generation": generation,
+            "tls": _tls_json(previous),
         }
         for route_id, generation, previous in removed
     ]

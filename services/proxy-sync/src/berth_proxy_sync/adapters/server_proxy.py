@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from berth_common import fleet
 from berth_common import traefik as tr
 from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.cert_files import sftp_replace
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import server_proxy as sp
 
@@ -89,11 +90,11 @@ async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> Non
         tr.remove_tar(tar)
 
 
-async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_port: int) -> None:
+async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_port: int, https: dict[str, Any]) -> None:
     """Make and start the container; while its start finds no network (a Swarm's overlay made moments
     before), remove it, wait and make it again, a bounded number of times."""
     for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
-        await call(client, sp.container_create(image, host_dir, web_port), ok=(201,))
+        await call(client, sp.container_create(image, host_dir, web_port, **https), ok=(201,))
         try:
             await call(client, sp.container_start(sp.CONTAINER))
             return
@@ -114,8 +115,13 @@ async def ensure(
     image: str,
     binary: Path,
     web_port: int,
+    websecure_port: int | None = None,
+    acme: tr.Acme | None = None,
 ) -> tuple[str, RemoteDynamicDir]:
-    """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory)."""
+    """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory).
+
+    With ``websecure_port``: HTTPS, its ACME folder (kept across restarts: Traefik's account and
+    certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there."""
     status, network = await call(client, sp.network_inspect(), ok=(200, 404))
     if status == 404:
         await call(client, sp.network_create(), ok=(201, 409))
@@ -131,10 +137,18 @@ async def ensure(
     folder = RemoteDynamicDir(conn, host_dir)
     files = RemoteDynamicDir(conn, host_dir + "/dynamic")
     await files.ensure()
-    static_changed = await folder.write(STATIC_NAME, tr.server_static_config(web_port=80))
+    https: dict[str, Any] = {"websecure_port": websecure_port, "acme": acme} if websecure_port is not None else {}
+    static = tr.server_static_config(
+        web_port=80,
+        websecure_port=443 if websecure_port is not None else None,
+        acme=tr.server_acme(acme) if acme is not None and websecure_port is not None else None,
+    )
+    static_changed = await folder.write(STATIC_NAME, static)
+    if websecure_port is not None:
+        static_changed = await _https_folders(conn, host_dir, acme) or static_changed
     status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
     network_id = str((network or {}).get("Id") or "") or None
-    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port, network_id)):
+    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port, network_id, **https)):
         log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
         await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
         status = 404
@@ -142,7 +156,7 @@ async def ensure(
         await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
         status = 404
     if status == 404:
-        await _start_new(client, image, host_dir, web_port)
+        await _start_new(client, image, host_dir, web_port, https)
         log.info("server Traefik started", server_id=server_id, image=image)
     elif static_changed:
         await call(client, sp.container_restart(sp.CONTAINER))
@@ -151,3 +165,17 @@ async def ensure(
         _, gateway = await call(client, sp.network_inspect(sp.GATEWAY_NETWORK))
         return sp.gateway_address(gateway, str(info.get("Id", ""))), files
     return sp.api_address(info), files
+
+
+async def _https_folders(conn: asyncssh.SSHClientConnection, host_dir: str, acme: tr.Acme | None) -> bool:
+    """The ACME and certificate folders (0700) and the CA bundle (copied from this machine) on the server;
+    True when the bundle changed (Traefik reads it at start only)."""
+    async with conn.start_sftp_client() as sftp:
+        for sub in ("acme", "certs"):
+            await sftp.makedirs(f"{host_dir}/{sub}", exist_ok=True)
+            await sftp.chmod(f"{host_dir}/{sub}", 0o700)
+    if acme is None or not acme.ca_bundle:
+        return False
+    bundle = await asyncio.to_thread(Path(acme.ca_bundle).read_text)
+    async with conn.start_sftp_client() as sftp:
+        return await sftp_replace(sftp, f"{host_dir}/acme-ca.pem", bundle, 0o644)

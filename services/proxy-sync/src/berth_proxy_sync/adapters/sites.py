@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.cert_files import CertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
+from berth_proxy_sync.domain.tls import TlsSite
 
 if TYPE_CHECKING:
     import asyncssh
 
     from berth_common.docker import DockerEngines
     from berth_common.ssh import SshPool, SshTarget
+    from berth_common.traefik import Acme
     from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 
 log = get_logger(__name__)
@@ -97,6 +100,11 @@ class Site:
     listener: asyncssh.SSHListener | None = None
     remote: RemoteDynamicDir | None = None
     checked_at: float = field(default_factory=time.monotonic)  # when its API last answered
+    # HTTPS: how the site's Traefik serves it (None: HTTP only), where uploaded certificates go, and where
+    # the certificate of a host is looked at (address, HTTPS port)
+    tls: TlsSite | None = None
+    certs: CertFiles | None = None
+    probe: tuple[str, int] | None = None
 
     @property
     def alive(self) -> bool:
@@ -108,8 +116,15 @@ class Site:
         await self.traefik.close()
 
 
-def local_site(files: DynamicDir, traefik: TraefikApi) -> Site:
-    return Site("local", LocalFiles(files), traefik)
+def local_site(
+    files: DynamicDir,
+    traefik: TraefikApi,
+    *,
+    tls: TlsSite | None = None,
+    certs: CertFiles | None = None,
+    probe: tuple[str, int] | None = None,
+) -> Site:
+    return Site("local", LocalFiles(files), traefik, tls=tls, certs=certs, probe=probe)
 
 
 def default_binary() -> Path:
@@ -145,6 +160,8 @@ class RemoteSites:
     poll_interval_s: float = 0.01
     connect_timeout_s: float = 10.0
     api_timeout_s: float = 30.0
+    websecure_port: int | None = None  # the port a server's Traefik serves HTTPS on (None: HTTP only)
+    acme: Acme | None = None  # its ACME configuration (storage and CA bundle as the container sees them)
     _pool: SshPool | None = field(default=None, init=False)
     _engines: DockerEngines | None = field(default=None, init=False)
 
@@ -167,7 +184,7 @@ class RemoteSites:
         pool, engines = self._clients()
         await connect_server(engines, pool, server_id, target)
         conn = await pool.connection(server_id, target)
-        address, remote = await server_proxy.ensure(
+        api_address, remote = await server_proxy.ensure(
             engines.client(server_id),
             conn,
             root=self.root,
@@ -175,10 +192,20 @@ class RemoteSites:
             image=self.image or default_image(),
             binary=self.binary or default_binary(),
             web_port=self.web_port,
+            websecure_port=self.websecure_port,
+            acme=self.acme,
         )
-        listener = await conn.forward_local_port("127.0.0.1", 0, address, tr.API_PORT)
+        listener = await conn.forward_local_port("127.0.0.1", 0, api_address, tr.API_PORT)
         traefik = TraefikApi(f"http://127.0.0.1:{listener.get_port()}", poll_interval_s=self.poll_interval_s)
         site = Site(server_id, RemoteFiles(remote), traefik, conn, listener, remote)
+        if self.websecure_port is not None:
+            from berth_proxy_sync.adapters.cert_files import RemoteCertFiles
+            from berth_proxy_sync.domain.server_proxy import server_dir
+
+            dns01 = bool(self.acme and self.acme.dns_provider)
+            site.tls = TlsSite(certs_dir=tr.CERTS_DIR, https_port=self.websecure_port, dns_resolver=dns01)
+            site.certs = RemoteCertFiles(conn, server_dir(self.root, server_id) + "/certs")
+            site.probe = (target.host, self.websecure_port)
         deadline = time.monotonic() + self.api_timeout_s
         while not await traefik.ping():
             if time.monotonic() > deadline:
@@ -189,7 +216,7 @@ class RemoteSites:
                     f"the Traefik of server {server_id} did not answer within {self.api_timeout_s:g}s"
                 )
             await asyncio.sleep(0.1)
-        log.info("server site open", server_id=server_id, traefik_api=address)
+        log.info("server site open", server_id=server_id, traefik_api=api_address)
         return site
 
     async def forget(self, server_id: str) -> None:

@@ -23,6 +23,8 @@ routes = sa.Table(
     sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("live_ms", sa.Float, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    # The route's TLS options as JSON (an uploaded certificate's key sealed, as on the bus); NULL: HTTP only
+    sa.Column("tls", sa.JSON, nullable=True),
 )
 
 # Who serves a host: one route id, on one or several servers (one application service runs on many).
@@ -42,3 +44,28 @@ route_hosts = sa.Table(
 
 # The servers whose Traefik proxy-sync writes, as the api announces them (``evt.server.changed``).
 servers = servers_table(metadata)
+
+# What proxy-sync knows of the certificate of each HTTPS host of a server: whether the host resolved to the
+# server (checked before the ACME resolver is given it), the certificate last seen served for it, and
+# which events were sent about it (each once).
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("server_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(253), primary_key=True),
+    sa.Column("route_id", sa.String(64), nullable=False),
+    sa.Column("team_id", sa.String(64), nullable=True),  # the route's owner, named in the events
+    sa.Column("application_id", sa.String(64), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False, server_default="acme"),  # acme | custom
+    sa.Column("dns_ok", sa.Boolean, nullable=True),  # NULL: not checked (no ACME for it)
+    sa.Column("dns_reason", sa.Text, nullable=True),
+    sa.Column("fingerprint", sa.String(95), nullable=True),  # SHA-256 of the certificate served
+    sa.Column("issuer", sa.Text, nullable=True),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("domains", sa.JSON, nullable=True),
+    sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True),  # HTTPS asked, no certificate yet
+    sa.Column("failed_sent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("expiring_sent", sa.String(95), nullable=True),  # the fingerprint evt.certificate.expiring named
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)

@@ -61,7 +61,8 @@ def _check_router(route: Route, body: dict[str, Any]) -> str | None:
     return None
 
 
-async def observe_live(route: Route, lookup: Lookup) -> Observation:
+async def observe_live(route: Route, lookup: Lookup, extra_routers: tuple[str, ...] = ()) -> Observation:
+    """``extra_routers``: the route's other routers (HTTPS, redirects), each present and enabled."""
     name = router_name(route.route_id)
     status, body = await lookup("services", name)
     if status != 200:
@@ -73,6 +74,12 @@ async def observe_live(route: Route, lookup: Lookup) -> Observation:
         return Observation(False, f"router {name}@file: HTTP {status}")
     if problem := _check_router(route, body):
         return Observation(False, problem)
+    for extra in extra_routers:
+        status, body = await lookup("routers", extra)
+        if status != 200:
+            return Observation(False, f"router {extra}@file: HTTP {status}")
+        if body.get("status") != "enabled":
+            return Observation(False, f"router {extra} status {body.get('status')!r}: {body.get('error')}")
     return Observation(True, "live")
 
 
@@ -197,9 +204,12 @@ class TraefikApi:
             if waiter in self._waiters and not waiter.done.done():
                 waiter.done.cancel()
 
-    async def wait_live(self, route: Route, timeout_s: float) -> float:
-        """Seconds until Traefik showed ``route`` as live; NotLiveError after ``timeout_s``."""
-        return await self._wait(lambda lookup: observe_live(route, lookup), timeout_s, f"route {route.route_id}")
+    async def wait_live(self, route: Route, timeout_s: float, extra_routers: tuple[str, ...] = ()) -> float:
+        """Seconds until Traefik showed ``route`` (and its ``extra_routers``) as live; NotLiveError after
+        ``timeout_s``."""
+        return await self._wait(
+            lambda lookup: observe_live(route, lookup, extra_routers), timeout_s, f"route {route.route_id}"
+        )
 
     async def wait_gone(self, route_id: str, timeout_s: float) -> float:
         return await self._wait(

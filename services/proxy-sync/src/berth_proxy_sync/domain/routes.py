@@ -13,13 +13,15 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from berth_common.catalogue.tls import TlsOptions
 from berth_common.values import DNS_LABEL_RE
+from berth_proxy_sync.domain import tls as tls_domain
 
 SENTINEL_FILE = "000-berth-sentinel.yml"
 MANAGED_MARKER = "# managed by berth proxy-sync: derived from the proxy schema, rewritten at start\n"
@@ -110,6 +112,7 @@ class Route:
     upstreams: tuple[str, ...]
     entry_point: str = "web"
     generation: int = 0
+    tls: TlsOptions | None = field(default=None, hash=False)  # HTTPS for the hosts (None: HTTP only)
 
     @classmethod
     def create(
@@ -119,6 +122,7 @@ class Route:
         upstreams: Iterable[str],
         entry_point: str = "web",
         generation: int = 0,
+        tls: TlsOptions | None = None,
     ) -> Route:
         """Validate and normalise (hosts lowercased, sorted, de-duplicated; upstreams normalised, in order)."""
         hosts_t = tuple(sorted(_unique(check_hostname(h) for h in hosts)))
@@ -129,7 +133,8 @@ class Route:
             raise RouteError(f"a route needs 1 to {MAX_UPSTREAMS} upstreams (remove the route to stop serving it)")
         if generation < 0:
             raise RouteError("generation must be >= 0")
-        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation)
+        tls = tls if tls is not None and tls.enabled() else None
+        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation, tls)
 
     @property
     def name(self) -> str:
@@ -177,9 +182,31 @@ def route_config(route: Route) -> dict[str, Any]:
     }
 
 
-def render(route: Route) -> str:
+def full_config(
+    route: Route, site: tls_domain.TlsSite | None = None, states: tls_domain.HostStates | None = None
+) -> dict[str, Any]:
+    """The route's configuration with its HTTPS part (``domain/tls.py``) when it has TLS options and the
+    site serves HTTPS (``site``); ``states``: what is known of its hosts (none cleared, none certified)."""
+    config = route_config(route)
+    if route.tls is None or site is None:
+        return config
+    extra = tls_domain.tls_config(route.name, route.hosts, route.tls, site, states or tls_domain.HostStates())
+    return tls_domain.merge(config, extra)
+
+
+def other_routers(
+    route: Route, site: tls_domain.TlsSite | None, states: tls_domain.HostStates | None
+) -> tuple[str, ...]:
+    """The route's routers besides its own (HTTPS, redirects): Traefik must show them enabled too."""
+    if route.tls is None or site is None:
+        return ()
+    return tuple(sorted(n for n in full_config(route, site, states)["http"]["routers"] if n != route.name))
+
+
+def render(route: Route, site: tls_domain.TlsSite | None = None, states: tls_domain.HostStates | None = None) -> str:
     """The exact bytes (as text) of ``<route_id>.yml``: deterministic, so unchanged routes rewrite identically."""
-    return MANAGED_MARKER + yaml.dump(route_config(route), Dumper=_DUMPER, sort_keys=True, default_flow_style=False)
+    config = full_config(route, site, states)
+    return MANAGED_MARKER + yaml.dump(config, Dumper=_DUMPER, sort_keys=True, default_flow_style=False)
 
 
 def sentinel_config() -> dict[str, Any]:

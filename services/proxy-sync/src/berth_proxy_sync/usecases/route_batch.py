@@ -18,7 +18,10 @@ one transaction, and nothing is written. Otherwise the batch is one transaction 
    host are answered ``evt.route.failed`` with nothing written.
 4. Every change is written (renamed into place without waiting for the disk), then one wait on Traefik's
    API covers them all (its poller checks every waiting route in the same look) while the files and the
-   directory are flushed to disk.
+   directory are flushed to disk. A route with TLS options (``usecases/https.py``) has its uploaded
+   certificates written before its file, its file rendered with its hosts' certificate states (DNS checks
+   of the command included), and is live once its HTTPS and redirect routers are enabled too; its hosts'
+   states are recorded with the change.
 5. A change Traefik did not confirm (or whose write failed) gets its previous file back and
    ``evt.route.failed``; the others are recorded and answered ``evt.route.applied`` / ``evt.route.removed``.
 6. The older commands that rode along with a route's change (``domain/batches.py``) are recorded and
@@ -59,7 +62,9 @@ from berth_proxy_sync.domain.batches import (
     stale_reason,
     waits_for_batch,
 )
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, render
+from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, other_routers, render
+from berth_proxy_sync.domain.tls import HostStates
+from berth_proxy_sync.usecases.https import HostCheck, Https
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
 log = get_logger(__name__)
@@ -77,15 +82,20 @@ class Command:
     route: Route | None = None
     error: str | None = None
     arrived: float = field(default_factory=time.monotonic)  # when its handler handed it over
+    checks: dict[str, HostCheck] = field(default_factory=dict)  # the DNS check of its ACME hosts
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @classmethod
-    def of(cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int) -> Command:
+    def of(
+        cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int, checks: dict[str, HostCheck] | None = None
+    ) -> Command:
         """The command with its input checked (a bad one is kept, to be answered as failed)."""
-        cmd = cls(msg, delivery, seq)
+        cmd = cls(msg, delivery, seq, checks=checks or {})
         try:
             if isinstance(msg, ApplyRoutes):
-                cmd.route = Route.create(msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation)
+                cmd.route = Route.create(
+                    msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation, tls=msg.tls
+                )
             else:
                 check_route_id(msg.route_id)
         except RouteError as exc:
@@ -144,7 +154,11 @@ class RouteBatch:
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float
+    https: Https | None = None
     site: Site | None = field(default=None, init=False)  # the server's site, taken at the batch's start
+    # the certificate states of the batch's routes with TLS: as stored, and with the batch's DNS checks
+    _stored: dict[str, HostStates] = field(default_factory=dict, init=False)
+    _states: dict[str, HostStates] = field(default_factory=dict, init=False)
 
     async def run(self, batch: Batch[Command]) -> Outcome:
         """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
@@ -230,6 +244,10 @@ class RouteBatch:
             else:
                 changes.append(_Change(cmd, unit, current.active if current else None))
 
+        if self.https is not None:
+            routes = [r for ch in changes for r in (ch.cmd.route, ch.previous) if r is not None]
+            checks = {ch.cmd.route_id: ch.cmd.checks for ch in changes}
+            self._stored, self._states = await self.https.states(session, self.server_id, routes, checks)
         checked = time.monotonic()
         out.phases_ms["checks_ms"] = _ms_since(started)  # the locks, the stored routes, the claims
         await self._write_and_confirm(changes)
@@ -253,6 +271,8 @@ class RouteBatch:
                 await self._restore(ch.cmd.route_id, ch.previous)
                 self._fail(ch.unit, ch.cmd, ch.problem)
             else:
+                if self.https is not None:  # the certificate state of its hosts, in its transaction
+                    await self.https.record(session, ch.unit, self.server_id, ch.cmd.msg, ch.cmd.route, ch.cmd.checks)
                 self._answer(ch)
         await self._answer_riders(session, batch, changes, out)
         await write_outbox(session, [*out.units, *out.rider_units])
@@ -303,7 +323,9 @@ class RouteBatch:
             route = ch.cmd.route
             try:
                 if route is not None:
-                    await files.write(route.file_name, render(route), durable=False)
+                    if self.https is not None and route.tls is not None and self.site.tls is not None:
+                        await self.https.write_certificates(self.site, route)
+                    await files.write(route.file_name, self._render(route, self._states), durable=False)
                 else:
                     await files.delete(file_name(ch.cmd.route_id), durable=False)
             except OSError as exc:  # nothing was renamed into place: the previous file is still there
@@ -311,7 +333,8 @@ class RouteBatch:
                 continue
             ch.written = True
             if route is not None:
-                waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s)))
+                extra = other_routers(route, self.site.tls, self._states.get(route.route_id))
+                waits.append(asyncio.ensure_future(traefik.wait_live(route, self.live_timeout_s, extra)))
             else:
                 waits.append(asyncio.ensure_future(traefik.wait_gone(ch.cmd.route_id, self.live_timeout_s)))
             waiting.append(ch)
@@ -339,9 +362,14 @@ class RouteBatch:
             if previous is None:
                 await self.site.files.delete(file_name(route_id))
             else:
-                await self.site.files.write(previous.file_name, render(previous))
+                await self.site.files.write(previous.file_name, self._render(previous, self._stored))
         except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
             log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
+
+    def _render(self, route: Route, states: dict[str, HostStates]) -> str:
+        """The route's file; with TLS options its HTTPS part when the site serves HTTPS."""
+        assert self.site is not None
+        return render(route, self.site.tls, states.get(route.route_id))
 
     def _fail(self, unit: Unit, cmd: Command, reason: str, *, quiet: bool = False) -> None:
         if not quiet:  # riders of a live change are counted in the batch's log line instead

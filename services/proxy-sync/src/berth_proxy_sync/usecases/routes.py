@@ -56,11 +56,14 @@ from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_common.db.unit import publish_units
 from berth_common.logging import get_logger
 from berth_common.tasks import cancel_and_wait
-from berth_proxy_sync.adapters import repo
+from berth_proxy_sync.adapters import cert_repo, repo
+from berth_proxy_sync.adapters.cert_files import CertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
+from berth_proxy_sync.domain.tls import TlsSite
+from berth_proxy_sync.usecases.https import HostCheck, Https, sync_certificates
 from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch
 from berth_proxy_sync.usecases.sites import Sites
 
@@ -75,6 +78,7 @@ class _Queue:
     waiting: list[Command] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by a batch, or a refresh of route files
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Routes:
     bus: Bus
     sessionmaker: async_sessionmaker[AsyncSession]
     live_timeout_s: float = 10.0
+    https: Https | None = None  # the HTTPS part of route changes (None: TLS options are ignored)
     retry_s: float = 0.05  # a batch whose every command found its route locked: look again after this
     max_batch: int = MAX_BATCH
     batches: int = 0  # batches that wrote files (observability, tests)
@@ -94,15 +99,21 @@ class Routes:
     _published: asyncio.Task[None] | None = None
 
     async def apply(self, msg: ApplyRoutes, delivery: Delivery) -> None:
-        await self._submit(msg, delivery)
+        checks: dict[str, HostCheck] = {}
+        if self.https is not None and msg.tls is not None and msg.tls.acme:
+            async with self.sessionmaker() as session:  # before the batch: no transaction waits on DNS
+                checks = await self.https.check(session, msg)
+        await self._submit(msg, delivery, checks)
 
     async def remove(self, msg: RemoveRoute, delivery: Delivery) -> None:
         await self._submit(msg, delivery)
 
-    async def _submit(self, msg: ApplyRoutes | RemoveRoute, delivery: Delivery) -> None:
+    async def _submit(
+        self, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, checks: dict[str, HostCheck] | None = None
+    ) -> None:
         """Hand the command to its server's batcher; return once it is answered (raise when its batch's
         transaction failed: the message is delivered again)."""
-        cmd = Command.of(msg, delivery, next(self._seq))
+        cmd = Command.of(msg, delivery, next(self._seq), checks)
         cmd.done.add_done_callback(_retrieved)
         queue = self._queues.setdefault(msg.server_id, _Queue())
         queue.waiting.append(cmd)
@@ -137,7 +148,8 @@ class Routes:
             batch = next_batch([c for c in queue.waiting if not c.done.done()], self.max_batch)
             queue.waiting = batch.left
             size = len(batch.changes) + sum(len(rs) for rs in batch.riders.values())
-            deferred = await self._run(server_id, batch)
+            async with queue.lock:
+                deferred = await self._run(server_id, batch)
             if deferred:
                 queue.waiting = sorted([*deferred, *queue.waiting], key=lambda c: c.seq)
             if deferred and len(deferred) == size:  # all locked elsewhere: wait for news or a while
@@ -150,7 +162,7 @@ class Routes:
         if not batch.changes:
             return []
         try:
-            run = RouteBatch(self.sites, server_id, self.bus, self.sessionmaker, self.live_timeout_s)
+            run = RouteBatch(self.sites, server_id, self.bus, self.sessionmaker, self.live_timeout_s, self.https)
             out = await run.run(batch)
         except Exception as exc:
             size = len(batch.changes)
@@ -181,6 +193,21 @@ class Routes:
         except Exception as exc:  # committed: the outbox relay publishes what is left
             log.warning("route answers left to the outbox relay", error=f"{type(exc).__name__}: {exc}")
 
+    async def refresh(self, server_id: str, route_ids: list[str]) -> int:
+        """Write the files of ``route_ids`` again from the database (their certificate states changed: an
+        HTTP redirect waits for a certificate, a host cleared for ACME), between batches; how many changed."""
+        queue = self._queues.setdefault(server_id, _Queue())
+        async with queue.lock, self.sessionmaker() as session:
+            site = await self.sites.site(server_id, session)
+            stored = await repo.load_many(session, server_id, route_ids)
+            states = await cert_repo.host_states(session, server_id, route_ids)
+            written = 0
+            for rid, st in sorted(stored.items()):
+                if st.active is not None:
+                    written += await site.files.write(st.route.file_name, render(st.route, site.tls, states.get(rid)))
+        log.info("route files written for their certificates", server_id=server_id, routes=route_ids, written=written)
+        return written
+
     async def close(self) -> None:
         """Stop the batchers (the consumers stopped first, so none is in a batch) and wait for the answers
         being published."""
@@ -210,7 +237,12 @@ def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
 
 
 async def reconcile(
-    files: DynamicDir, sessionmaker: async_sessionmaker[AsyncSession], *, default_certificate: bool = True
+    files: DynamicDir,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    default_certificate: bool = True,
+    tls: TlsSite | None = None,
+    certs: CertFiles | None = None,
 ) -> dict[str, int]:
     """At start: write the sentinel, then every persisted route's file; delete managed files of routes that
     are gone.
@@ -227,11 +259,14 @@ async def reconcile(
     cert_written = ensure_default_certificate(files, default_certificate)
     async with sessionmaker() as session:
         active = await repo.active_routes(session)
+        states = await cert_repo.host_states(session, "local", [r.route_id for r in active if r.tls])
+    if tls is not None:  # the uploaded certificates first: the route files name them
+        await sync_certificates(certs, active)
     # Stale files go first: Traefik re-reads the whole directory on each change, so once the last route
     # written is live, none of the deleted ones is served any more.
     wanted = {r.file_name for r in active}
     deleted = sum(files.delete(name) for name in files.managed_files() if name not in wanted)
-    written = sum(files.write(r.file_name, render(r)) for r in active)
+    written = sum(files.write(r.file_name, render(r, tls, states.get(r.route_id))) for r in active)
     counts = {
         "routes": len(active),
         "written": written,

@@ -25,10 +25,11 @@ from berth_common import fleet
 from berth_common.catalogue import ServerChanged
 from berth_common.db import Unit
 from berth_common.logging import get_logger
-from berth_proxy_sync.adapters import repo, tables
+from berth_proxy_sync.adapters import cert_repo, repo, tables
 from berth_proxy_sync.adapters.sites import RemoteSites, Site
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, render, render_sentinel
+from berth_proxy_sync.usecases.https import sync_certificates
 
 if TYPE_CHECKING:
     from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
@@ -155,6 +156,9 @@ async def reconcile_remote(site: Site, session: AsyncSession) -> dict[str, int]:
     if not certificate.still_good(await files.read(certificate.DEFAULT_CERT_FILE)):
         await files.write(certificate.DEFAULT_CERT_FILE, certificate.render_certificate(*certificate.self_signed()))
     active = await repo.active_routes(session, site.server_id)
+    states = await cert_repo.host_states(session, site.server_id, [r.route_id for r in active if r.tls])
+    if site.tls is not None:  # the uploaded certificates first: the route files name them
+        await sync_certificates(site.certs, active)
     wanted = {r.file_name for r in active}
     deleted = 0
     for name in await files.names():
@@ -162,7 +166,7 @@ async def reconcile_remote(site: Site, session: AsyncSession) -> dict[str, int]:
             deleted += await files.delete(name)
     written = 0
     for route in active:
-        written += await files.write(route.file_name, render(route))
+        written += await files.write(route.file_name, render(route, site.tls, states.get(route.route_id)))
     counts = {"routes": len(active), "written": written, "deleted": deleted, "sentinel_written": int(sentinel_written)}
     log.info("server route files reconciled", server_id=site.server_id, **counts)
     return counts

@@ -1,0 +1,120 @@
+"""The certificate state of each HTTPS host of a server (``certificates``): DNS check, the certificate
+last seen served, and which events were sent about it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_proxy_sync.adapters.tables import certificates, routes
+from berth_proxy_sync.domain.tls import HostStates
+
+
+async def host_states(session: AsyncSession, server_id: str, route_ids: Sequence[str]) -> dict[str, HostStates]:
+    """``{route_id: states}``: hosts cleared for ACME, hosts served with a valid certificate now."""
+    if not route_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(certificates).where(certificates.c.server_id == server_id, certificates.c.route_id.in_(route_ids))
+    )
+    now = dt.datetime.now(dt.UTC)
+    ok: dict[str, set[str]] = {}
+    certified: dict[str, set[str]] = {}
+    for r in rows:
+        rid = str(r.route_id)
+        if r.dns_ok:
+            ok.setdefault(rid, set()).add(str(r.host))
+        if r.fingerprint and (r.not_after is None or r.not_after > now):
+            certified.setdefault(rid, set()).add(str(r.host))
+    return {
+        rid: HostStates(frozenset(ok.get(rid, ())), frozenset(certified.get(rid, ())))
+        for rid in set(ok) | set(certified)
+    }
+
+
+async def save_hosts(
+    session: AsyncSession,
+    server_id: str,
+    route_id: str,
+    team_id: str | None,
+    application_id: str | None,
+    wanted: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """The HTTPS hosts of a route now (``{host: {source, dns_ok, dns_reason}}``); its other hosts are
+    forgotten. A host waits for its certificate from the first time it is asked for."""
+    await session.execute(
+        sa.delete(certificates).where(
+            certificates.c.server_id == server_id,
+            certificates.c.route_id == route_id,
+            certificates.c.host.not_in(list(wanted)) if wanted else sa.true(),
+        )
+    )
+    if not wanted:
+        return
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "server_id": server_id,
+            "host": host,
+            "route_id": route_id,
+            "team_id": team_id,
+            "application_id": application_id,
+            "source": values["source"],
+            "dns_ok": values["dns_ok"],
+            "dns_reason": values["dns_reason"],
+            "waiting_since": now,
+        }
+        for host, values in sorted(wanted.items())
+    ]
+    stmt = insert(certificates).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[certificates.c.server_id, certificates.c.host],
+            set_={
+                "route_id": stmt.excluded.route_id,
+                "team_id": stmt.excluded.team_id,
+                "application_id": stmt.excluded.application_id,
+                "source": stmt.excluded.source,
+                "dns_ok": stmt.excluded.dns_ok,
+                "dns_reason": stmt.excluded.dns_reason,
+                "waiting_since": sa.func.coalesce(certificates.c.waiting_since, stmt.excluded.waiting_since),
+                "updated_at": sa.func.now(),
+            },
+        )
+    )
+
+
+async def forget_route(session: AsyncSession, server_id: str, route_id: str) -> None:
+    await session.execute(
+        sa.delete(certificates).where(certificates.c.server_id == server_id, certificates.c.route_id == route_id)
+    )
+
+
+async def hosts(session: AsyncSession, server_id: str) -> dict[str, dict[str, Any]]:
+    """Every HTTPS host of ``server_id``: ``{host: row}``."""
+    rows = await session.execute(sa.select(certificates).where(certificates.c.server_id == server_id))
+    return {str(r.host): dict(r._mapping) for r in rows}
+
+
+async def update(session: AsyncSession, server_id: str, host: str, values: Mapping[str, Any]) -> None:
+    await session.execute(
+        sa.update(certificates)
+        .where(certificates.c.server_id == server_id, certificates.c.host == host)
+        .values(**values, updated_at=sa.func.now())
+    )
+
+
+async def servers_with_tls(session: AsyncSession) -> list[str]:
+    """The servers that serve at least one route with TLS options."""
+    rows = await session.execute(
+        sa.select(routes.c.server_id)
+        .where(routes.c.removed.is_(False), routes.c.tls.is_not(None), sa.cast(routes.c.tls, sa.Text) != "null")
+        .distinct()
+        .order_by(routes.c.server_id)
+    )
+    return [str(r.server_id) for r in rows]

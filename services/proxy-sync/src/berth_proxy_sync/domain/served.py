@@ -1,0 +1,109 @@
+"""The certificate a host is served with, read from a TLS handshake, and what proxy-sync makes of it.
+
+Pure: the leaf certificate's DER bytes in, facts and decisions out (``tests/proxy/test_tls_config.py``).
+A host "has a certificate" when the leaf presented for its name covers it (its SANs, a wildcard covering
+one label) and is not a default certificate (Berth's own, ``domain/certificate.py``, or Traefik's
+generated one): Traefik presents those when it has nothing for the name yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from berth_proxy_sync.domain.certificate import COMMON_NAME as BERTH_DEFAULT_CN
+
+DEFAULT_NAMES = (BERTH_DEFAULT_CN, "TRAEFIK DEFAULT CERT")
+
+
+@dataclass(frozen=True)
+class Served:
+    """The leaf certificate presented for a host."""
+
+    fingerprint_sha256: str  # upper-case hex pairs joined by ':'
+    issuer: str
+    subject_cn: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    domains: tuple[str, ...] = field(default=())
+
+    def covers(self, host: str) -> bool:
+        host = host.lower()
+        for name in self.domains:
+            name = name.lower()
+            if name == host:
+                return True
+            if name.startswith("*.") and host.count(".") >= 2 and host.split(".", 1)[1] == name[2:]:
+                return True
+        return False
+
+    @property
+    def is_default(self) -> bool:
+        return self.subject_cn in DEFAULT_NAMES
+
+    def serves(self, host: str, now: dt.datetime) -> bool:
+        """A real certificate for ``host``, valid now."""
+        return not self.is_default and self.covers(host) and self.not_before <= now < self.not_after
+
+
+def fingerprint(der: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def read(der: bytes) -> Served:
+    cert = x509.load_der_x509_certificate(der)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        domains = tuple(san.get_values_for_type(x509.DNSName))  # type: ignore[attr-defined]
+    except x509.ExtensionNotFound:
+        domains = ()
+    return Served(
+        fingerprint_sha256=fingerprint(der),
+        issuer=cert.issuer.rfc4514_string()[:1000],
+        subject_cn=str(cns[0].value) if cns else "",
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        domains=domains,
+    )
+
+
+def expiring(served: Served, now: dt.datetime, days: float) -> float | None:
+    """Days left when ``served`` ends within ``days`` (the ``evt.certificate.expiring`` threshold), else
+    None."""
+    left = (served.not_after - now).total_seconds() / 86400
+    return round(left, 2) if left <= days else None
+
+
+def dns_problem(host: str, expected: list[str], resolved: list[str]) -> str | None:
+    """Why ``host`` may not be given to the ACME server (it must resolve to the server's addresses only,
+    so the CA reaches the server that answers its challenge), or None."""
+    if not resolved:
+        return (
+            f"{host} does not resolve (no A or AAAA record): point it at {', '.join(expected)} "
+            "before a certificate is asked for"
+        )
+    stray = [a for a in resolved if a not in expected]
+    if stray:
+        return (
+            f"{host} resolves to {', '.join(resolved)}, not to the server that serves it "
+            f"({', '.join(expected)}): fix its DNS records; no certificate was asked for"
+        )
+    return None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR = re.compile(r'error="((?:[^"\\]|\\.)*)"')
+
+
+def acme_reason(log_text: str, host: str) -> str | None:
+    """The CA's answer for ``host`` in Traefik's log (the last ACME error line naming it), or None."""
+    for line in reversed(_ANSI.sub("", log_text).splitlines()):
+        if host in line and "ACME" in line and (found := _ERROR.search(line)):
+            return found.group(1).replace('\\"', '"')[:1500]
+    return None
