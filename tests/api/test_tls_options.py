@@ -86,7 +86,9 @@ async def test_with_acme_on_the_platform_custom_domains_get_certificates_by_defa
     assert by_app[custom["id"]]["tls"] == {**DEFAULT, "acme": True, "certificates": []}
     assert "tls" not in by_app[generated_only["id"]]  # only generated hosts: no ACME by default
 
-    off = await client.patch(f"/v1/applications/{custom['id']}", headers=members.developer, json={"tls": {"acme": False}})
+    off = await client.patch(
+        f"/v1/applications/{custom['id']}", headers=members.developer, json={"tls": {"acme": False}}
+    )
     assert off.status_code == 200, off.text
     await _deploy(client, members.developer, custom["id"])
     assert "tls" not in (await scheduler.wait_for("cmd.deployment.start", 3))[2].data["spec"]
