@@ -97,3 +97,9 @@ def pki() -> Pki:
 def fingerprint(cert: x509.Certificate) -> str:
     digest = cert.fingerprint(hashes.SHA256()).hex().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def upload_fields(host: str = "sweep.example.com") -> dict[str, object]:
+    """The certificate, key and hosts of an upload the api accepts (a self-signed certificate for ``host``)."""
+    leaf = issue(host, names=[host])
+    return {"certificate": leaf.pem, "key": leaf.key_pem, "hosts": [host]}

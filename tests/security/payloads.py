@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from berth_common import ssh_keys
+from tests.api.tls_certs import upload_fields
 from tests.security.spec import Spec, get, leaves, put, unique
 
 PWN = "/tmp/pwn"
@@ -75,6 +76,7 @@ def _app(source: dict[str, Any]) -> dict[str, Any]:
         ],
         "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
         "restart_policy": "always",
+        "tls": {"acme": True, "redirect": "always", "hsts_max_age_s": 300},
     }
 
 
@@ -421,6 +423,10 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "check": {"kind": "keys", "exist": ["session:1"]},
             PATH_IDS: {"database_id": ctx.database()},
         },
+    ],
+    "CertificateCreate": lambda ctx: [
+        {"name": unique("c"), **upload_fields()},
+        {"name": unique("c"), **upload_fields(), "chain": ""},
     ],
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
