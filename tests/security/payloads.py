@@ -245,6 +245,19 @@ def _ssh_key() -> str:
     return ssh_keys.generate_key_pair()[0]
 
 
+def _app_certificate(ctx: Context) -> dict[str, Any]:
+    """An upload for the team's application: a certificate of its first host, its hosts left to the api."""
+    app = ctx.client.get(f"/v1/applications/{ctx.ids['application_id']}", headers=ctx.admin).json()
+    host = next(h for svc in app["services"] for h in svc.get("hosts", []))
+    fields = upload_fields(host)
+    return {
+        "name": unique("c"),
+        "certificate": fields["certificate"],
+        "key": fields["key"],
+        "application_id": app["id"],
+    }
+
+
 def _variables() -> list[dict[str, Any]]:
     return [
         {"name": "LOG_LEVEL", "value": "debug", "kind": "runtime"},
@@ -425,8 +438,8 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         },
     ],
     "CertificateCreate": lambda ctx: [
-        {"name": unique("c"), **upload_fields()},
         {"name": unique("c"), **upload_fields(), "chain": ""},
+        _app_certificate(ctx),
     ],
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},
