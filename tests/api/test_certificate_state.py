@@ -175,3 +175,18 @@ async def test_each_server_has_its_own_state_and_another_teams_reports_are_not_s
     finally:
         await conn.close()
     assert other == "f" * 32  # recorded, and not shown to this team
+
+
+def test_the_status_follows_from_what_came_last():
+    from berth_api.domain.tls import status_of
+
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    t1, t2 = now - timedelta(hours=2), now - timedelta(hours=1)
+    issued = {"issued_at": t1, "not_after": now + timedelta(days=30), "error_at": None, "expiring_at": None}
+    assert status_of(None, now) == "pending"
+    assert status_of({**issued, "issued_at": None, "not_after": None}, now) == "pending"
+    assert status_of(issued, now) == "issued"
+    assert status_of({**issued, "error_at": t2}, now) == "failed"
+    assert status_of({**issued, "error_at": t1 - timedelta(seconds=1)}, now) == "issued"
+    assert status_of({**issued, "expiring_at": t2}, now) == "expiring"
+    assert status_of({**issued, "not_after": now}, now) == "expired"

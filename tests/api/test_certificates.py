@@ -178,3 +178,19 @@ async def test_an_applications_certificate_goes_to_its_hosts_in_the_next_deploym
     finally:
         await conn.close()
     assert "PRIVATE KEY" not in stored and leaf.key_pem not in stored
+
+
+def test_names_cover_hosts_and_each_host_gets_the_first_certificate_listing_it():
+    from berth_api.domain.certificates import assign, covers
+
+    assert covers("*.example.com", "app.example.com") and covers("App.Example.com", "app.example.com.")
+    assert not covers("*.example.com", "example.com") and not covers("*.example.com", "a.b.example.com")
+    assert not covers("*.example.com", ".example.com") and not covers("shop.example.com", "www.shop.example.com")
+    mine, team, newer = ("a", ["shop.example.com", "www.shop.example.com"]), ("b", ["www.shop.example.com"]), ("c", [])
+    assert assign([mine, team, newer], ["www.shop.example.com", "shop.example.com", "x.example.com"]) == {
+        "a": ["www.shop.example.com", "shop.example.com"]
+    }
+    assert assign([team, mine], ["shop.example.com", "www.shop.example.com"]) == {
+        "b": ["www.shop.example.com"],
+        "a": ["shop.example.com"],
+    }

@@ -70,11 +70,13 @@ async def _hosts_for(s: AsyncSession, principal: Principal, given: CertificateIn
 
 async def upload(deps: Deps, principal: Principal, given: CertificateInput) -> dict[str, Any]:
     """Check the certificate, seal its key, store it (422 naming what is wrong; the key is never echoed)."""
+    from berth_api.domain import certificate_check  # cryptography's X.509: loaded at the first upload
+
     async with deps.sessionmaker() as s:
         hosts, own = await _hosts_for(s, principal, given)
     now = datetime.now(UTC)
     try:
-        facts = await asyncio.to_thread(domain.check, given.certificate, given.chain, given.key, hosts, now)
+        facts = await asyncio.to_thread(certificate_check.check, given.certificate, given.chain, given.key, hosts, now)
     except domain.CertificateRefused as exc:
         raise invalid_field(exc.field, exc.reason) from None
     if not hosts:  # an application's certificate: the application's hosts it covers
@@ -84,7 +86,7 @@ async def upload(deps: Deps, principal: Principal, given: CertificateInput) -> d
                 "/body/certificate", f"the certificate covers none of the application's hosts ({', '.join(own)})"
             )
     certificate_id = new_id()
-    key = domain.normalised_key(given.key)
+    key = certificate_check.normalised_key(given.key)
     try:
         async with deps.sessionmaker() as s, s.begin():
             await hold_for_sealing(s, deps.box)
