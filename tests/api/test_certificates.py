@@ -129,7 +129,7 @@ async def test_wildcards_cover_one_label_and_every_key_type_is_read(client, memb
 
 
 async def test_an_applications_certificate_goes_to_its_hosts_in_the_next_deployment(
-    client, members, scheduler, api_urls
+    client, members, scheduler, api_urls, capfd
 ):
     app = await make_app(client, members.developer, APP)
     ca = pki()
@@ -178,6 +178,11 @@ async def test_an_applications_certificate_goes_to_its_hosts_in_the_next_deploym
     finally:
         await conn.close()
     assert "PRIVATE KEY" not in stored and leaf.key_pem not in stored
+    logged = capfd.readouterr()
+    key_body = "".join(leaf.key_pem.splitlines()[1:-1])
+    assert "certificate uploaded" in logged.out and "deployment requested" in logged.out
+    for line in leaf.key_pem.splitlines()[1:-1]:
+        assert line not in logged.out + logged.err and key_body not in logged.out + logged.err
 
 
 def test_names_cover_hosts_and_each_host_gets_the_first_certificate_listing_it():
