@@ -4,11 +4,15 @@ certificate in the next deployment's spec (the key sealed on the bus, masked in 
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from berth_api.adapters.sealed import reseal_all
+from berth_api.adapters.secretbox import SecretBox
+from berth_common.db import make_engine, make_sessionmaker
 from tests.api.conftest import WEB_APP, make_app
 from tests.api.test_deployments import SealedAs, _deploy
 from tests.api.test_projects import problem
@@ -199,3 +203,25 @@ def test_names_cover_hosts_and_each_host_gets_the_first_certificate_listing_it()
         "b": ["www.shop.example.com"],
         "a": ["shop.example.com"],
     }
+
+
+async def test_key_rotation_seals_the_uploaded_keys_again(client, members, scheduler, api, api_urls):
+    app = await make_app(client, members.developer, APP)
+    ca = pki()
+    leaf = ca.leaf([SHOP])
+    body = {**_body(leaf, [ca.intermediate], name="rotated"), "application_id": app["id"]}
+    assert (await client.post("/v1/certificates", headers=members.developer, json=body)).status_code == 201
+    await _deploy(client, members.developer, app["id"])
+    await scheduler.wait_for("cmd.deployment.start", 1)
+
+    current = api.settings.secrets_key_path.read_bytes().strip()
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        async with make_sessionmaker(engine)() as s:
+            async with s.begin():
+                done = await reseal_all(s, SecretBox([os.urandom(32), current]))
+                await s.rollback()  # a dry run: nothing changes
+    finally:
+        await engine.dispose()
+    assert done.counts["certificates"] == 1  # the uploaded key
+    assert done.counts["deployments"] == 1  # the key in the deployment's snapshot (its only sealed value)
