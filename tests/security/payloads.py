@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from berth_common import ssh_keys
+from tests.api.tls_certs import upload_fields
 from tests.security.spec import Spec, get, leaves, put, unique
 
 PWN = "/tmp/pwn"
@@ -75,6 +76,7 @@ def _app(source: dict[str, Any]) -> dict[str, Any]:
         ],
         "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
         "restart_policy": "always",
+        "tls": {"acme": True, "redirect": "always", "hsts_max_age_s": 300},
     }
 
 
@@ -241,6 +243,19 @@ def _email() -> str:
 def _ssh_key() -> str:
     """A real private key: the api reads it (a placeholder string is refused before any field is looked at)."""
     return ssh_keys.generate_key_pair()[0]
+
+
+def _app_certificate(ctx: Context) -> dict[str, Any]:
+    """An upload for the team's application: a certificate of its first host, its hosts left to the api."""
+    app = ctx.client.get(f"/v1/applications/{ctx.ids['application_id']}", headers=ctx.admin).json()
+    host = next(h for svc in app["services"] for h in svc.get("hosts", []))
+    fields = upload_fields(host)
+    return {
+        "name": unique("c"),
+        "certificate": fields["certificate"],
+        "key": fields["key"],
+        "application_id": app["id"],
+    }
 
 
 def _variables() -> list[dict[str, Any]]:
@@ -421,6 +436,10 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "check": {"kind": "keys", "exist": ["session:1"]},
             PATH_IDS: {"database_id": ctx.database()},
         },
+    ],
+    "CertificateCreate": lambda ctx: [
+        {"name": unique("c"), **upload_fields(), "chain": ""},
+        _app_certificate(ctx),
     ],
     "RegistryCreate": lambda _: [
         {"name": unique("r"), "host": f"{unique('r')}.example.com:5000", "username": "deploy", "password": "token"},

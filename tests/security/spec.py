@@ -22,6 +22,8 @@ import httpx
 import hypothesis
 from hypothesis import strategies as st
 
+from tests.api.tls_certs import upload_fields
+
 METHODS = ("get", "put", "post", "patch", "delete")
 # Path parameters naming something shared by every team (the servers Berth runs on, the template catalogue),
 # not a team's resource.
@@ -100,6 +102,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "source": {"kind": "image", "image": "nginx:1.27"},
         "services": [{"kind": "web", "name": "web", "port": 80}],
     },
+    # a real certificate and its key (checked at upload), made once per run
+    "CertificateCreate": upload_fields(),
 }
 
 

@@ -42,6 +42,7 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
         deps = Deps(settings=settings, sessionmaker=ctx.sessionmaker, bus=ctx.bus, box=box)
         await bus.register_databases(ctx, deps)
         await bus.register_backups(ctx, deps)
+        await bus.register_certificates(ctx)
 
         async def sweep() -> None:  # published commands carrying secret values leave the outbox
             while True:

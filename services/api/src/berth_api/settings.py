@@ -79,6 +79,12 @@ class ApiSettings(BaseServiceSettings):
     compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
     # How long the builder may take to read a compose file of the repository (clone included)
     compose_read_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # HTTPS: whether the platform gets certificates from an ACME server (BERTH_ACME_ENABLED; off unless set):
+    # then an application with a custom domain gets them unless its ``tls.acme`` says otherwise. The DNS
+    # provider proxy-sync answers dns-01 challenges with (BERTH_ACME_DNS_PROVIDER; empty: none, so dns-01
+    # and wildcard hosts are refused).
+    acme_enabled: bool = False
+    acme_dns_provider: str = Field(default="", max_length=64)
     volumes_timeout_s: float = Field(default=10.0, gt=0, le=60)  # rpc.scheduler.volumes (each engine's disk usage)
     # Logs as Server-Sent Events: a comment this often keeps proxies from closing an idle stream; the
     # deployment's state is checked this often to end the stream when it finishes.

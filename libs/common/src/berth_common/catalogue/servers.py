@@ -61,7 +61,7 @@ class CertificateExpiring(Event):
 
     TYPE = "evt.certificate.expiring"
     PRODUCERS = ("proxy-sync",)
-    CONSUMERS = ("notifier",)
+    CONSUMERS = ("notifier", "api")
     domain: str = Field(min_length=1, max_length=253)
     domains: list[str] = []  # every name the certificate covers
     expires_at: datetime

@@ -84,7 +84,7 @@ class CertificateEvent(Event):
     """Fields of the ``evt.certificate.*`` events about one host's certificate (not a message by itself)."""
 
     PRODUCERS = ("proxy-sync",)
-    CONSUMERS = ("notifier",)  # and the api, once it keeps each host's certificate state
+    CONSUMERS = ("notifier", "api")  # the api keeps each host's certificate state
     host: HostName
     server_id: str = "local"
     route_id: str | None = None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue import ApplicationSpec, TlsOptions
 
 VariableKind = Literal["runtime", "build"]
 Sealer = Callable[[str, str], str]  # (value, associated data) -> sealed text
@@ -104,8 +104,10 @@ def application_spec(
     runtime: Iterable[Variable],
     build: Iterable[Variable],
     hosts: Mapping[str, list[str]],
+    tls: TlsOptions | None = None,
 ) -> ApplicationSpec:
-    """The snapshot of an application a deployment runs (raises pydantic's ValidationError if invalid)."""
+    """The snapshot of an application a deployment runs (raises pydantic's ValidationError if invalid);
+    ``tls``: its HTTPS options (``domain.tls.options``), None: HTTP only."""
     src = config["source"]
     if src["kind"] == "image":
         source: dict[str, Any] = {"kind": "image", "image": src["image"]}
@@ -131,6 +133,7 @@ def application_spec(
             "limits": config.get("limits") or {},
             "restart_policy": config.get("restart_policy", "unless-stopped"),
             "stop_timeout_s": config.get("stop_timeout_s", 10),
+            **({"tls": tls} if tls is not None else {}),
         }
     )
 
@@ -173,6 +176,13 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any],
     if source.get("kind") == "git" and source.get("base_auths"):  # the mirrors' of base images
         source["base_auths"] = [_map_auth(a, fn, aad) for a in source["base_auths"]]
     out["source"] = source
+    tls = data.get("tls")
+    if tls and tls.get("certificates"):  # the keys of uploaded certificates
+        certs = [
+            {**c, "key": fn({"value": c["key"]}, f"{aad}:certificate:{c['certificate_id']}")}
+            for c in tls["certificates"]
+        ]
+        out["tls"] = {**tls, "certificates": certs}
     return out
 
 
@@ -190,6 +200,7 @@ ROW_AAD = {
     "databases": "database",
     "backup_destinations": "backup-destination",
     "backup_keys": "backup-key",
+    "certificates": "certificate",
 }
 
 

@@ -1,5 +1,5 @@
-"""Bus consumers of the api: the deployment projection and the answers to removing an application (thin:
-each is one use case run once per message, ``berth_common.db.consume_once``)."""
+"""Bus consumers of the api: the deployment projection, the answers to removing an application, and the
+certificate state of hosts (thin: each is one use case run once per message, ``berth_common.db.consume_once``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import functools
 from berth_api.usecases import (
     Deps,
     backup_records,
+    certificate_state,
     database_upgrades,
     databases,
     drills,
@@ -65,3 +66,11 @@ async def register_backups(ctx: Context, deps: Deps) -> None:
     await ctx.bus.consume(cat.RestoreFailed, consume_once(transactions, restores.on_restored))
     await ctx.bus.consume(cat.DrillSucceeded, consume_once(transactions, drills.on_ended))
     await ctx.bus.consume(cat.DrillFailed, consume_once(transactions, drills.on_ended))
+
+
+async def register_certificates(ctx: Context) -> None:
+    """The certificate state of each host, from proxy-sync's certificate events."""
+    transactions = Transactions(ctx.bus, ctx.sessionmaker)
+    await ctx.bus.consume(cat.CertificateIssued, consume_once(transactions, certificate_state.on_issued))
+    await ctx.bus.consume(cat.CertificateFailed, consume_once(transactions, certificate_state.on_failed))
+    await ctx.bus.consume(cat.CertificateExpiring, consume_once(transactions, certificate_state.on_expiring))

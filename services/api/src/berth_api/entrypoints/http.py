@@ -14,6 +14,7 @@ from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import (
     routes_applications,
     routes_backups,
+    routes_certificates,
     routes_config,
     routes_database_ops,
     routes_databases,
@@ -143,6 +144,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         app.router.routes.extend(router.routes)
     for router in (routes_scale.router, routes_volumes.router, routes_volume_backups.router, routes_drills.router):
         app.router.routes.extend(router.routes)
+    app.router.routes.extend(routes_certificates.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

@@ -64,6 +64,8 @@ async def create_application(
         "restart_policy": body.restart_policy,
         "stop_timeout_s": body.stop_timeout_s,
     }
+    if body.tls is not None:
+        config["tls"] = body.tls.model_dump(mode="json")
     if body.compose is not None:
         config["compose"] = body.compose.model_dump(mode="json")
         config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
@@ -188,6 +190,8 @@ async def update_application(
         changes["restart_policy"] = body.restart_policy
     if body.stop_timeout_s is not None:
         changes["stop_timeout_s"] = body.stop_timeout_s
+    if body.tls is not None:
+        changes["tls"] = body.tls.model_dump(mode="json")
     runtime = _inputs(body.env) if body.env is not None else None
     build = _build_args(body.source) if body.source is not None else None
     record = await uc.update_application(deps(request), principal, application_id, changes, runtime, build)

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
 from berth_api.entrypoints.schemas_runtime import LiveVersion, RuntimeStatus
+from berth_api.entrypoints.schemas_tls import TlsIn, TlsOut
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
@@ -273,6 +274,7 @@ class ApplicationCreate(Strict):
     limits: Limits = Field(default_factory=Limits)
     restart_policy: RestartPolicy = "unless-stopped"
     stop_timeout_s: int = Field(default=10, ge=0, le=3600, description="SIGTERM, then SIGKILL after this")
+    tls: TlsIn | None = Field(default=None, description="HTTPS for its hosts; omitted: the platform's defaults")
 
     @model_validator(mode="after")
     def _services_or_compose(self) -> ApplicationCreate:
@@ -290,6 +292,7 @@ class ApplicationUpdate(Strict):
     limits: Limits | None = None
     restart_policy: RestartPolicy | None = None
     stop_timeout_s: int | None = Field(default=None, ge=0, le=3600)
+    tls: TlsIn | None = None
 
 
 class ImageSourceOut(BaseModel):
@@ -366,6 +369,7 @@ class ApplicationOut(BaseModel):
         "neither changed nor deployed"
     )
     removal_error: str | None = Field(description="Why the last removal failed, until the next DELETE")
+    tls: TlsOut = Field(default_factory=TlsOut, description="HTTPS for its hosts (certificates: GET .../certificates)")
     compose: ComposeOut | None = Field(
         default=None, description="A compose application's file and translation", exclude_if=lambda v: v is None
     )

@@ -79,6 +79,7 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
         "removal_error": row.get("removal_error"),
         "removal_phase": row.get("removal_phase") if row.get("state") == "removing" else None,
         "compose": _compose(cfg),
+        "tls": cfg.get("tls") or {},
     }
 
 

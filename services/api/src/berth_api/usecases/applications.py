@@ -17,7 +17,7 @@ from berth_api.adapters import projects as projects_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.domain import layers, mounts, names
+from berth_api.domain import layers, mounts, names, tls
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
@@ -160,7 +160,22 @@ def build_spec(
         runtime=layers.merge(stack, "runtime"),
         build=layers.merge(stack, "build") if row["config"]["source"]["kind"] == "git" else [],
         hosts=by_service,
+        tls=tls.options(row["config"].get("tls"), any(not h.generated for h in hosts), deps.settings.acme_enabled),
     )
+
+
+def _check_tls(deps: Deps, config: dict[str, Any], hosts: list[HostRow]) -> None:
+    """The application's HTTPS options against its hosts and the platform (422 naming the field)."""
+    try:
+        tls.check(
+            config.get("tls"),
+            [h.host for h in hosts],
+            platform_acme=deps.settings.acme_enabled,
+            dns_provider=deps.settings.acme_dns_provider,
+            loc="/body/tls",
+        )
+    except tls.TlsRefused as exc:
+        raise invalid_field(exc.field, exc.reason) from None
 
 
 def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow]) -> None:
@@ -208,6 +223,7 @@ async def create_application(
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
             with compose_apps.hosts_located(config):
                 hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
+            _check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
@@ -260,6 +276,7 @@ async def update_application(
             await repo.update_application(s, application_id, config)
             with compose_apps.hosts_located(config):
                 hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+            _check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)

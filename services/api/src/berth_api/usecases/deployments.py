@@ -20,7 +20,7 @@ from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, wi
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
-from berth_api.usecases import Deps, compose_apps, layers, registries
+from berth_api.usecases import Deps, certificates, compose_apps, layers, registries
 from berth_api.usecases.applications import (
     application_missing,
     build_spec,
@@ -140,6 +140,9 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
             f"The merged configuration (groups, environment, application) is not deployable: {where}: {first['msg']}.",
         ) from None
     await hold_for_sealing(s, deps.box)
+    custom = await certificates.for_spec(deps, s, app["team_id"], app["id"], [h.host for h in hosts])
+    if custom:
+        spec = spec.model_copy(update={"tls": spec.tls.model_copy(update={"certificates": custom})})
     return await with_links(deps, s, app, spec)
 
 

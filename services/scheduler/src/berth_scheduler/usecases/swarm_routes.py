@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.db.unit import Unit
 from berth_scheduler.adapters import store
+from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
 from berth_scheduler.usecases.rollout.routing import command_for, command_id
 from berth_scheduler.usecases.rollout.units import RolloutTransactions
@@ -33,6 +34,7 @@ class BusRoutes:
     timeout_s: float = 30.0
     poll_s: float = 0.1
     clock: Callable[[], float] = field(default=time.monotonic)
+    tls: RouteTls | None = None  # the application's HTTPS, carried by every apply (``domain.route_tls``)
 
     async def apply(self, server_id: str, route_id: str, hosts: Sequence[str], upstreams: Sequence[str]) -> None:
         op = RouteOp("apply", route_id, tuple(hosts), tuple(upstreams), server_id)
@@ -40,7 +42,7 @@ class BusRoutes:
         async def stage(unit: Unit) -> int:
             gen = await store.next_generation(unit.session, route_id, self.application_id, server_id)
             await store.add_op(unit.session, self.owner_id, gen, op, gen)
-            await unit.emit(command_for(op, gen), id=command_id(op, gen))
+            await unit.emit(command_for(op, gen, self.tls), id=command_id(op, gen))
             return gen
 
         gen = await self.units.run(stage)

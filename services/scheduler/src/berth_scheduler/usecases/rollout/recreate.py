@@ -25,10 +25,11 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine, names, volumes
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
 from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import resend_pending, send_step, wait_step
+from berth_scheduler.usecases.rollout.routing import resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, transit
 
 log = get_logger(__name__)
@@ -40,15 +41,17 @@ class RecreateFailedError(Exception):
     """The old replicas' routes could not be removed (the reason is for a person)."""
 
 
-async def _route_step(rt: RolloutContext, r: Rollout, step: int, ops: tuple[RouteOp, ...], wait: Waiter) -> str | None:
+async def _route_step(
+    rt: RolloutContext, r: Rollout, step: int, ops: tuple[RouteOp, ...], wait: Waiter, tls: RouteTls | None = None
+) -> str | None:
     """Send ``ops`` as ``step`` once (again after a restart: the pending ones) and wait for proxy-sync; the
-    failure, or None when confirmed."""
+    failure, or None when confirmed. ``tls``: the HTTPS the routes put back carry."""
     if not await read(rt, store.ops_of, r.deployment_id, step):
         if not ops:
             return None
-        await send_step(rt, r, step, ops)
+        await send_step(rt, r, step, ops, tls)
     elif (r.deployment_id, step) not in rt.sent_steps:
-        await resend_pending(rt, r, step)
+        await resend_pending(rt, r, step, tls)
         rt.sent_steps.add((r.deployment_id, step))
     done, failure = await wait_step(rt, r, step, rt.clock() + r.timeouts.route_s, wait)
     if done:
@@ -102,7 +105,8 @@ async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, w
     old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state not in ("running", "restarting")]
     await asyncio.gather(*(docker.start(c.name) for docker, c in old))
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)
-    failure = await _route_step(rt, r, RECREATE_RESTORE_STEP, ops, wait)
+    tls = await tls_of(rt, r.previous_deployment_id, r.team_id, r.application_id)  # the routes as they were
+    failure = await _route_step(rt, r, RECREATE_RESTORE_STEP, ops, wait, tls)
     if failure is not None:
         return f"{len(old)} old replica(s) started again, their routes NOT confirmed restored ({failure})"
     return f"{len(old)} old replica(s) started again and routed"

@@ -24,7 +24,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import compose, machine, removal, retention, volumes
+from berth_scheduler.domain import compose, machine, removal, retention, route_tls, volumes
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import LOCAL, restore_ops
@@ -183,14 +183,16 @@ class RemovalDriver:
         note = ""
         if touched:
             ops = restore_ops(r.plan, touched)
+            live = await read(rt, store.last_succeeded, r.application_id)  # the routes as they were
+            tls = None if live is None else route_tls.of_spec(rt.sealer.open(live.spec), r.team_id, r.application_id)
 
             async def body(unit: Unit) -> bool:
-                return await stage_step(unit, r, RESTORE_STEP, ops)
+                return await stage_step(unit, r, RESTORE_STEP, ops, tls=tls)
 
             if await rt.units.run(body):
                 self._resumed.add((r.deployment_id, RESTORE_STEP))
             elif (r.deployment_id, RESTORE_STEP) not in self._resumed:
-                await resend_pending(rt, r, RESTORE_STEP)
+                await resend_pending(rt, r, RESTORE_STEP, tls)
                 self._resumed.add((r.deployment_id, RESTORE_STEP))
             deadline = r.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
             while True:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from berth_common.catalogue import ApplyRoutes, Message, RemoveRoute
+from berth_common.catalogue import Message, RemoveRoute
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
-from berth_scheduler.domain import machine
+from berth_scheduler.domain import machine, route_tls
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.route_tls import RouteTls, apply_routes
 from berth_scheduler.domain.routing import LOCAL, RouteOp
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.steps import Waiter, read, transit
@@ -33,16 +34,17 @@ class RouteOwner(Protocol):
     def application_id(self) -> str: ...
 
 
-def command_for(op: RouteOp, generation: int) -> Message:
+def command_for(op: RouteOp, generation: int, tls: RouteTls | None = None) -> Message:
+    """The command of ``op``; an ``apply`` carries the application's HTTPS for the route's hosts (``tls``)."""
     if op.kind == "apply":
-        return ApplyRoutes(
-            route_id=op.route_id,
-            hosts=list(op.hosts),
-            upstreams=list(op.upstreams),
-            generation=generation,
-            server_id=op.server_id,
-        )
+        return apply_routes(op, generation, tls)
     return RemoveRoute(route_id=op.route_id, generation=generation, server_id=op.server_id)
+
+
+async def tls_of(rt: RolloutContext, deployment_id: str | None, team_id: str, application_id: str) -> RouteTls | None:
+    """The route HTTPS of a recorded deployment's spec (None: it has none, or there is no such deployment)."""
+    row = await read(rt, store.load, deployment_id) if deployment_id else None
+    return None if row is None else route_tls.of_spec(rt.sealer.open(row.spec), team_id, application_id)
 
 
 def command_id(op: RouteOp, generation: int) -> str:
@@ -61,7 +63,14 @@ def route_name(row: Any) -> str:
 
 
 async def stage_step(
-    unit: Unit, r: RouteOwner, step: int, ops: tuple[RouteOp, ...], *, fresh: bool = False, send: bool = True
+    unit: Unit,
+    r: RouteOwner,
+    step: int,
+    ops: tuple[RouteOp, ...],
+    *,
+    fresh: bool = False,
+    send: bool = True,
+    tls: RouteTls | None = None,
 ) -> bool:
     """In ``unit``: record the commands of ``step`` and stage them in the outbox, unless they were already
     (``fresh``: the caller's transaction just made the plan, nothing of it can exist yet). ``send=False``
@@ -73,25 +82,28 @@ async def stage_step(
         gen = await store.next_generation(unit.session, op.route_id, r.application_id, op.server_id)
         await store.add_op(unit.session, r.deployment_id, step, op, gen)
         if send:
-            await unit.emit(command_for(op, gen), id=command_id(op, gen))
+            await unit.emit(command_for(op, gen, tls), id=command_id(op, gen))
     return True
 
 
-async def send_step(rt: RolloutContext, r: Rollout, step: int, ops: tuple[RouteOp, ...]) -> None:
+async def send_step(
+    rt: RolloutContext, r: Rollout, step: int, ops: tuple[RouteOp, ...], tls: RouteTls | None = None
+) -> None:
     """Record and send the commands of ``step`` once (in one transaction, through the outbox)."""
 
     async def body(unit: Unit) -> bool:
-        return await stage_step(unit, r, step, ops)
+        return await stage_step(unit, r, step, ops, tls=tls)
 
     await rt.units.run(body)
     rt.sent_steps.add((r.deployment_id, step))
 
 
-async def resend_pending(rt: RolloutContext, r: RouteOwner, step: int) -> int:
+async def resend_pending(rt: RolloutContext, r: RouteOwner, step: int, tls: RouteTls | None = None) -> int:
     """Publish again the unanswered commands of ``step`` (same generation): after a scheduler restart."""
     rows = [o for o in await read(rt, store.ops_of, r.deployment_id, step) if o.status == "pending"]
     for o in rows:
-        await rt.bus.publish(command_for(op_of(o), o.generation), id=f"{command_id(op_of(o), o.generation)}-again")
+        command = command_for(op_of(o), o.generation, tls)
+        await rt.bus.publish(command, id=f"{command_id(op_of(o), o.generation)}-again")
     return len(rows)
 
 
@@ -132,10 +144,11 @@ class RouteStepper:
             return
         step = r.route_step
         existing = await read(rt, store.ops_of, r.deployment_id, step)
+        tls = route_tls.of_spec(rt.sealer.open(row.spec), r.team_id, r.application_id)
         if not existing:
-            await send_step(rt, r, step, plan.steps[step])
+            await send_step(rt, r, step, plan.steps[step], tls)
         elif (r.deployment_id, step) not in self._resumed and (r.deployment_id, step) not in rt.sent_steps:
-            sent = await resend_pending(rt, r, step)
+            sent = await resend_pending(rt, r, step, tls)
             log.info("route step resumed", deployment_id=r.deployment_id, step=step, resent=sent)
         self._resumed.add((r.deployment_id, step))
         deadline = r.deadline_at or (rt.clock() + r.timeouts.route_s)

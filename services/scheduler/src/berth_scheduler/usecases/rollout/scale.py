@@ -32,8 +32,9 @@ from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import names, placement
+from berth_scheduler.domain import names, placement, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteKey, RouteOp
 from berth_scheduler.domain.scaling import (
     Phase,
@@ -46,7 +47,7 @@ from berth_scheduler.domain.scaling import (
 )
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, wait_step
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
@@ -207,7 +208,13 @@ class ScaleDriver:
         ops, before = await self._route_ops(unit, rt, scale, started)
         if ops:
             owner = ScaleOwner(scale.owner_id, scale.application_id)
-            await stage_step(unit, owner, 0, tuple(ops))
+            live = await store.load(unit.session, scale.deployment_id or "")
+            tls = (
+                None
+                if live is None
+                else route_tls.of_spec(rt.sealer.open(live.spec), scale.team_id, owner.application_id)
+            )
+            await stage_step(unit, owner, 0, tuple(ops), tls=tls)
             await stage_step(unit, owner, RESTORE_STEP, restore_ops(ops, before), send=False)
             return await _record(unit, scale.moved(Phase.ROUTING, deadline_at=now + rt.settings.route_timeout_s))
         return await _record(unit, _after_routes(scale, now))
@@ -259,8 +266,9 @@ class ScaleDriver:
 
     async def _route(self, rt: RolloutContext, scale: Scale, wait: Waiter) -> Scale:
         owner = ScaleOwner(scale.owner_id, scale.application_id)
+        tls = await tls_of(rt, scale.deployment_id, scale.team_id, scale.application_id)
         if scale.owner_id not in self._resumed and (scale.owner_id, 0) not in rt.sent_steps:
-            resent = await resend_pending(rt, owner, 0)
+            resent = await resend_pending(rt, owner, 0, tls)
             log.info("scale route step resumed", request_id=scale.id, resent=resent)
         self._resumed.add(scale.owner_id)
         deadline = scale.deadline_at or (rt.clock() + rt.settings.route_timeout_s)
@@ -268,14 +276,14 @@ class ScaleDriver:
         if done:
             return await _save(rt, _after_routes(scale, rt.clock()))
         why = failure or f"the route change was not confirmed live within {rt.settings.route_timeout_s:g}s"
-        note = await self._restore(rt, owner, wait)
+        note = await self._restore(rt, owner, wait, tls)
         await self._remove_added(rt, scale)
         return await _save(rt, _failed(scale, f"{why} ({note}; the added replicas removed)", rt.clock()))
 
-    async def _restore(self, rt: RolloutContext, owner: ScaleOwner, wait: Waiter) -> str:
+    async def _restore(self, rt: RolloutContext, owner: ScaleOwner, wait: Waiter, tls: RouteTls | None) -> str:
         """Send the routes as they were before the step (recorded with it, not sent until now) and wait for
         them; a late confirmation of the step itself is then outranked by their newer generations."""
-        resent = await resend_pending(rt, owner, RESTORE_STEP)
+        resent = await resend_pending(rt, owner, RESTORE_STEP, tls)
         log.info("scale routes being restored", request_id=owner.deployment_id, commands=resent)
         done, failure = await wait_step(rt, owner, RESTORE_STEP, rt.clock() + rt.settings.route_timeout_s, wait)
         if done:

@@ -21,7 +21,7 @@ from berth_common import fleet
 from berth_common.catalogue import ApplicationSpec, WebService, WorkerService
 from berth_scheduler.adapters import tables
 from berth_scheduler.adapters.swarm_probe import NodeProbe
-from berth_scheduler.domain import machine, names
+from berth_scheduler.domain import machine, names, route_tls
 from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RoutePlan
@@ -93,7 +93,8 @@ class SwarmStarting:
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
         version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
-        routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s)
+        tls = route_tls.of_spec(spec, r.team_id, r.application_id)
+        routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s, tls=tls)
         probe = NodeProbe(self.swarms.servers.pool, lambda: targets)
         rollout = SwarmRollout(
             engine,

@@ -13,7 +13,7 @@ from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.recreate import undo_recreate
-from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, wait_step
+from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, servers_of, transit
 
 log = get_logger(__name__)
@@ -27,10 +27,11 @@ async def restore_routes(rt: RolloutContext, r: Rollout, wait: Waiter, resumed: 
     if not touched:
         return ""
     ops = restore_ops(r.plan, touched)
+    tls = await tls_of(rt, r.previous_deployment_id, r.team_id, r.application_id)  # the routes as they were
     if not await read(rt, store.ops_of, r.deployment_id, RESTORE_STEP):
-        await send_step(rt, r, RESTORE_STEP, ops)
+        await send_step(rt, r, RESTORE_STEP, ops, tls)
     elif r.deployment_id not in resumed:
-        await resend_pending(rt, r, RESTORE_STEP)
+        await resend_pending(rt, r, RESTORE_STEP, tls)
     resumed.add(r.deployment_id)
     done, failure = await wait_step(rt, r, RESTORE_STEP, rt.clock() + r.timeouts.route_s, wait)
     if done:

@@ -26,7 +26,7 @@ from berth_common.catalogue import ApplicationSpec
 from berth_common.db.unit import Unit
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import machine, placement
+from berth_scheduler.domain import machine, placement, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
@@ -104,7 +104,8 @@ async def _switch(
         plan = plan_routes(before, desired_routes(r, spec, specs))
         inputs = [*(first or []), *(machine.ReplicaReady(name) for name in last_ready), machine.ReplicasReady(plan)]
         after = await apply_all(unit, rt.sealer, r.deployment_id, inputs, rt.clock())
-        return bool(plan.steps) and await stage_step(unit, after, 0, plan.steps[0], fresh=True)
+        tls = route_tls.of_spec(spec, r.team_id, r.application_id)
+        return bool(plan.steps) and await stage_step(unit, after, 0, plan.steps[0], fresh=True, tls=tls)
 
     if await rt.units.run(body):
         rt.sent_steps.add((r.deployment_id, 0))

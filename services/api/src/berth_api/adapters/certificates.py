@@ -1,0 +1,84 @@
+"""Database access for uploaded certificates (their sealed keys stay bytes here) and each host's
+certificate state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters.rows import all_rows, first_row, one_row
+from berth_api.adapters.tls_tables import certificate_states, certificates
+
+SHOWN = [c for c in certificates.c if c.name not in ("sealed", "chain_pem")]  # what a listing shows
+
+
+async def insert_certificate(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    return await one_row(session, sa.insert(certificates).values(**values).returning(*SHOWN))
+
+
+async def list_certificates(
+    session: AsyncSession, team_id: str, application_id: str | None = None
+) -> list[dict[str, Any]]:
+    q = sa.select(*SHOWN).where(certificates.c.team_id == team_id)
+    if application_id is not None:
+        q = q.where(certificates.c.application_id == application_id)
+    return await all_rows(session, q.order_by(certificates.c.name))
+
+
+async def get_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> dict[str, Any] | None:
+    q = sa.select(*SHOWN).where(certificates.c.team_id == team_id, certificates.c.id == certificate_id)
+    return await first_row(session, q)
+
+
+async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> bool:
+    q = (
+        sa.delete(certificates)
+        .where(certificates.c.team_id == team_id, certificates.c.id == certificate_id)
+        .returning(certificates.c.id)
+    )
+    return (await session.execute(q)).first() is not None
+
+
+async def serving(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:
+    """The team's certificates an application may be served with, with their sealed keys, in order of
+    preference: the application's own first, then the team's; the newest first within each."""
+    c = certificates.c
+    q = (
+        sa.select(certificates)
+        .where(c.team_id == team_id, sa.or_(c.application_id == application_id, c.application_id.is_(None)))
+        .order_by(c.application_id.is_(None), sa.desc(c.created_at), c.id)
+    )
+    return await all_rows(session, q)
+
+
+# --- certificate state per host ----------------------------------------------------------------------
+
+
+async def state_of(session: AsyncSession, host: str, server_id: str) -> dict[str, Any] | None:
+    q = sa.select(certificate_states).where(
+        certificate_states.c.host == host, certificate_states.c.server_id == server_id
+    )
+    return await first_row(session, q.with_for_update())
+
+
+async def upsert_state(session: AsyncSession, host: str, server_id: str, values: dict[str, Any]) -> None:
+    stmt = insert(certificate_states).values(host=host, server_id=server_id, **{"domains": [], **values})
+    changes = {**values, "updated_at": sa.func.now()}
+    await session.execute(stmt.on_conflict_do_update(index_elements=["host", "server_id"], set_=changes))
+
+
+async def states_for(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The state rows of ``host_names`` the team may see (the event named the team, or no team)."""
+    if not host_names:
+        return []
+    s = certificate_states.c
+    q = (
+        sa.select(certificate_states)
+        .where(s.host.in_(list(host_names)), sa.or_(s.team_id == team_id, s.team_id.is_(None)))
+        .order_by(s.host, s.server_id)
+    )
+    return await all_rows(session, q)

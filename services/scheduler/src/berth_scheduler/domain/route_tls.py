@@ -1,0 +1,65 @@
+"""HTTPS of a route: what of an application's TLS options goes into the ``cmd.route.apply`` of one of its
+routes (pure).
+
+A route carries the application's options (``ApplicationSpec.tls``) with only the uploaded certificates
+that serve one of the route's hosts, each narrowed to those hosts, and the route's owner (team and
+application), which proxy-sync names in the certificate events it sends. An application without HTTPS
+(the default options) sends its routes as before: HTTP only, no owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from berth_common.catalogue import ApplicationSpec, ApplyRoutes, CustomCertificate, TlsOptions
+from berth_scheduler.domain.routing import RouteOp
+
+
+@dataclass(frozen=True)
+class RouteTls:
+    """The HTTPS of an application's routes: its options and its owner."""
+
+    tls: TlsOptions
+    team_id: str
+    application_id: str
+
+
+def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTls | None:
+    """The application's route HTTPS (None: its spec asks for none)."""
+    if spec.tls == TlsOptions():
+        return None
+    return RouteTls(spec.tls, team_id, application_id)
+
+
+def for_hosts(tls: TlsOptions, hosts: Iterable[str]) -> TlsOptions:
+    """``tls`` with only the certificates serving one of ``hosts``, each narrowed to them."""
+    wanted = {h.lower() for h in hosts}
+    certificates: list[CustomCertificate] = []
+    for cert in tls.certificates:
+        mine = [h for h in cert.hosts if h.lower() in wanted]
+        if mine:
+            certificates.append(cert if mine == list(cert.hosts) else cert.model_copy(update={"hosts": mine}))
+    return tls.model_copy(update={"certificates": certificates})
+
+
+def apply_routes(op: RouteOp, generation: int, route_tls: RouteTls | None = None) -> ApplyRoutes:
+    """The ``cmd.route.apply`` of an ``apply`` op, with the route's HTTPS when the application has one."""
+    if route_tls is None:
+        return ApplyRoutes(
+            route_id=op.route_id,
+            hosts=list(op.hosts),
+            upstreams=list(op.upstreams),
+            generation=generation,
+            server_id=op.server_id,
+        )
+    return ApplyRoutes(
+        route_id=op.route_id,
+        hosts=list(op.hosts),
+        upstreams=list(op.upstreams),
+        generation=generation,
+        server_id=op.server_id,
+        tls=for_hosts(route_tls.tls, op.hosts),
+        team_id=route_tls.team_id,
+        application_id=route_tls.application_id,
+    )
