@@ -6,7 +6,8 @@ process, and of the all-in-one process that holds all six.
 
 Nor what only a rare path needs: zstandard (httpx would load it to accept zstd responses; a backup that
 compresses with zstd imports it itself) and the S3 client (the scheduler's backup destinations load it with
-their first S3 sink or client)."""
+their first S3 sink or client), nor croniter (the scheduler's schedules load it with the first due time they
+compute)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ LOAD_RARE = (
     "    ep.load()\n"
     "import httpx\n"
     "client = httpx.AsyncClient()\n"
-    "print(sorted(m for m in ('zstandard', 'berth_common.s3', 'berth_common.s3.client', 'xml.etree.ElementTree')\n"
+    "print(sorted(m for m in ('zstandard', 'berth_common.s3', 'berth_common.s3.client', 'xml.etree.ElementTree',\n"
+    "                         'croniter')\n"
     "             if sys.modules.get(m)))\n"
     "print(client.headers['accept-encoding'])\n"
     "import importlib.util\n"
@@ -53,15 +55,18 @@ LOAD_RARE = (
     "z = codecs.compressor('zstd')\n"
     "packed = z.feed(b'berth' * 100) + z.end()\n"
     "unz = codecs.decompressor('zstd')\n"
+    "from berth_scheduler.domain.schedules import Timing\n"
+    "from datetime import UTC, datetime\n"
+    "due = Timing('0 3 * * *', 'Europe/Paris').next_after(datetime(2026, 12, 5, tzinfo=UTC)).isoformat()\n"
     "print(importlib.util.find_spec('zstandard') is not None, unz.feed(packed) == b'berth' * 100,\n"
-    "      type(sink.client).__name__, type(s3_client(dest)).__name__, 'zstandard' in sys.modules)\n"
+    "      type(sink.client).__name__, type(s3_client(dest)).__name__, 'zstandard' in sys.modules, due)\n"
 )
 
 
-def test_zstandard_and_the_s3_client_load_only_when_a_backup_uses_them() -> None:
+def test_zstandard_the_s3_client_and_croniter_load_only_when_first_used() -> None:
     proc = subprocess.run([sys.executable, "-c", LOAD_RARE], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     loaded, accept, after = proc.stdout.strip().splitlines()[-3:]
     assert loaded == "[]"
     assert accept == "gzip, deflate"
-    assert after == "True True S3Client S3Client True"
+    assert after == "True True S3Client S3Client True 2026-12-05T02:00:00+00:00"
