@@ -75,6 +75,8 @@ def run() -> dict[str, Any]:
         berth_s, _, _ = r.command(cmd, "evt.restore.", "restore_id")
     if r.checksum("restored_berth") != expected:
         raise RuntimeError("Berth's restore does not hold the original rows")
+    if not worker.peaks:  # the path measured is the backup worker's: a restore streamed in the scheduler is not it
+        raise RuntimeError("the restore did not stream in a backup worker process")
 
     ratio = round(berth_s / raw_s, 3)
     result: dict[str, Any] = {

@@ -2,7 +2,12 @@
 ``berth`` CLI; httpx would load them for its own command line), pydantic's v1 package (FastAPI would load
 it to learn that no model is a v1 one) and HTTP/2 (h2: only the builder's BuildKit session uses it, and
 imports it itself; httpcore would load it with the first HTTP client). Resident memory of every service
-process, and of the all-in-one process that holds all six."""
+process, and of the all-in-one process that holds all six.
+
+Nor what only a rare path needs: zstandard (httpx would load it to accept zstd responses; a backup that
+compresses with zstd imports it itself) and the S3 client (the scheduler's backup destinations load it with
+their first S3 sink or client), nor croniter (the scheduler's schedules load it with the first due time they
+compute)."""
 
 from __future__ import annotations
 
@@ -28,3 +33,40 @@ def test_service_modules_and_an_http_client_load_none_of_the_unused_parts_which_
     loaded, after = proc.stdout.strip().splitlines()[-2:]
     assert loaded == "['httpx', 'structlog']"
     assert after == "True True True"
+
+
+LOAD_RARE = (
+    "import sys\n"
+    "from importlib.metadata import entry_points\n"
+    "for ep in entry_points(group='berth.services'):\n"
+    "    ep.load()\n"
+    "import httpx\n"
+    "client = httpx.AsyncClient()\n"
+    "print(sorted(m for m in ('zstandard', 'berth_common.s3', 'berth_common.s3.client', 'xml.etree.ElementTree',\n"
+    "                         'croniter')\n"
+    "             if sys.modules.get(m)))\n"
+    "print(client.headers['accept-encoding'])\n"
+    "import importlib.util\n"
+    "from berth_common import codecs\n"
+    "from berth_common.catalogue import S3Destination\n"
+    "from berth_scheduler.adapters.backup_sinks import S3Sink, s3_client\n"
+    "dest = S3Destination(endpoint='http://127.0.0.1:9', bucket='bkt', access_key='k', secret_key='s')\n"
+    "sink = S3Sink(dest, 'x')\n"
+    "z = codecs.compressor('zstd')\n"
+    "packed = z.feed(b'berth' * 100) + z.end()\n"
+    "unz = codecs.decompressor('zstd')\n"
+    "from berth_scheduler.domain.schedules import Timing\n"
+    "from datetime import UTC, datetime\n"
+    "due = Timing('0 3 * * *', 'Europe/Paris').next_after(datetime(2026, 12, 5, tzinfo=UTC)).isoformat()\n"
+    "print(importlib.util.find_spec('zstandard') is not None, unz.feed(packed) == b'berth' * 100,\n"
+    "      type(sink.client).__name__, type(s3_client(dest)).__name__, 'zstandard' in sys.modules, due)\n"
+)
+
+
+def test_zstandard_the_s3_client_and_croniter_load_only_when_first_used() -> None:
+    proc = subprocess.run([sys.executable, "-c", LOAD_RARE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded, accept, after = proc.stdout.strip().splitlines()[-3:]
+    assert loaded == "[]"
+    assert accept == "gzip, deflate"
+    assert after == "True True S3Client S3Client True 2026-12-05T02:00:00+00:00"

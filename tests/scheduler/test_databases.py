@@ -325,15 +325,6 @@ async def test_a_database_that_cannot_start_fails_with_a_reason(rig: Rig, made: 
     no_secret_anywhere(rig, capfd, secret)
 
 
-async def test_a_narrow_allow_list_keeps_the_port_unpublished(rig: Rig, made: Made):
-    images.redis_image()
-    spec = spec_of(made, "redis", "7", "pw-" + uuid.uuid4().hex, public={"port": 16379, "allow": ["203.0.113.0/24"]})
-    answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec)))
-    assert answer["state"] == "running" and answer["port"] is None and "not published" in answer["reason"]
-    inspected = json.loads(images.docker("inspect", made.container))[0]
-    assert not inspected["HostConfig"].get("PortBindings")
-
-
 async def test_a_linked_application_deployed_by_the_scheduler_reaches_the_database(rig: Rig, made: Made, nats_server):
     """The api's snapshot of a linked application (the URL a secret variable, the team's network): its
     container, made by the ordinary rollout, reaches the database by its private host name."""

@@ -70,6 +70,57 @@ def _mask_unused_http_parts() -> None:
             _sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
+class _LoaderWithoutZstandard:
+    """Executes one module (httpx's content decoders) while ``zstandard`` is masked; delegates the rest."""
+
+    def __init__(self, inner: _Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> _Any:
+        return getattr(self.inner, name)
+
+    def create_module(self, spec: _Any) -> _Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: _types.ModuleType) -> None:
+        masked = "zstandard" not in _sys.modules
+        if masked:
+            _sys.modules["zstandard"] = None  # type: ignore[assignment]  # `import zstandard` raises meanwhile
+        try:
+            self.inner.exec_module(module)
+        finally:
+            if masked:
+                del _sys.modules["zstandard"]
+
+
+class _HttpxDecodersFinder:
+    """Finds ``httpx._decoders`` (only it) as the import system would, with the loader above."""
+
+    @classmethod
+    def find_spec(cls, name: str, path: _Any = None, target: _Any = None) -> _Any:
+        if name != "httpx._decoders":
+            return None
+        from importlib.machinery import PathFinder
+
+        _sys.meta_path[:] = [f for f in _sys.meta_path if f is not cls]
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LoaderWithoutZstandard(spec.loader)  # type: ignore[assignment]
+        return spec
+
+
+def _import_httpx_without_zstandard() -> None:
+    """Keep httpx from loading ``zstandard`` for response decoding.
+
+    httpx imports zstandard, when installed, to accept ``Content-Encoding: zstd`` (and then asks for it in
+    every request's ``Accept-Encoding``); no server Berth talks to is asked for zstd. zstandard is installed
+    for backups, which import it themselves (``berth_common.codecs``) only when a backup compresses with it.
+    Masked only while httpx's decoders module is executed; httpx itself is not imported here.
+    """
+    if "httpx" not in _sys.modules and "zstandard" not in _sys.modules:
+        _sys.meta_path.insert(0, _HttpxDecodersFinder)
+
+
 def _mask_pydantic_v1() -> None:
     """Keep FastAPI from loading pydantic's v1 compatibility package (about 1 MB per process).
 
@@ -84,4 +135,5 @@ def _mask_pydantic_v1() -> None:
 _import_structlog_without_rich()
 _import_nats_without_aiohttp()
 _mask_unused_http_parts()
+_import_httpx_without_zstandard()
 _mask_pydantic_v1()

@@ -27,6 +27,7 @@ from berth_metrics.settings import MetricsSettings
 from berth_metrics.usecases.alerts import Evaluator
 from berth_metrics.usecases.autoscale import Autoscaler
 from berth_metrics.usecases.collect import Collector
+from berth_metrics.usecases.database_down import DatabaseDownWatch
 from berth_metrics.usecases.fleet import Fleet
 from berth_metrics.usecases.lifecycle import EventWatcher
 from berth_metrics.usecases.queries import Deps
@@ -102,6 +103,8 @@ async def wire(ctx: Context) -> None:
         margin_fraction=s.metrics_alert_margin_fraction,
     )
     await evaluator.load()
+    databases = DatabaseDownWatch(ctx.bus, ctx.sessionmaker, every_container, server, s.metrics_database_down_after_s)
+    await databases.load()
     watcher = EventWatcher(source, tracker, ctx.bus, ctx.sessionmaker, server, s.metrics_events_reconnect_max_s)
     policy = retention_of(s)
     deps = Deps(ctx.sessionmaker, evaluator, Retention(policy.raw, policy.minute, policy.hour), s.metrics_interval_s)
@@ -109,6 +112,7 @@ async def wire(ctx: Context) -> None:
     autoscaler = Autoscaler(ctx.bus, ctx.sessionmaker, lambda: collector.snapshot, s.metrics_autoscale_window_s)
     await autoscale.register(ctx, autoscaler)
     ctx.extra.update(collector=collector, evaluator=evaluator, tracker=tracker, watcher=watcher, deps=deps)
+    ctx.extra["database_down"] = databases
     ctx.extra.update(reachability=reachability, autoscaler=autoscaler, fleet=fleet)
 
     async def collect_and_evaluate() -> None:
@@ -117,6 +121,7 @@ async def wire(ctx: Context) -> None:
         now = utcnow()
         try:
             await evaluator.evaluate(now)
+            await databases.evaluate(now)
             await autoscaler.evaluate(time.time())
         finally:
             answered, error = collector.engine_answered, collector.engine_error

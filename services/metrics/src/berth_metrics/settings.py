@@ -58,5 +58,8 @@ class MetricsSettings(BaseServiceSettings):
     # --- alerts ---
     metrics_alert_margin_fraction: float = Field(default=0.1, gt=0, lt=1)  # default hysteresis margin
     metrics_rules_refresh_s: float = Field(default=30.0, gt=0)
+    # the built-in "database down" alert: raised once a database's container has not been running and
+    # healthy for this long (``domain.database_down``), for every database, without a rule
+    metrics_database_down_after_s: float = Field(default=300.0, ge=0, le=86400)
     # how long an autoscaled service's readings must stay outside the band around its target
     metrics_autoscale_window_s: float = Field(default=60.0, gt=0, le=3600)

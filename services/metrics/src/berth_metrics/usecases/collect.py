@@ -134,6 +134,7 @@ def reading(info: ContainerInfo, stats: ContainerStats, cpu: float | None, now: 
         cpu_pct=cpu,
         restarts=info.restart_count,
         health=info.health,
+        restarting=info.restarting,
     )
 
 

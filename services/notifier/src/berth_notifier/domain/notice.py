@@ -283,6 +283,11 @@ def _alert_sentence(event_type: str, data: dict[str, Any]) -> str:
     rule = data.get("rule_name") or data.get("rule_id") or "alert"
     target = data.get("target") or data.get("target_id") or "?"
     what, unit = METRIC_WORDS.get(str(data.get("metric", "")), ("value", ""))
+    if data.get("metric") == "down" and data.get("value") is not None:  # the built-in "database down"
+        if event_type == "evt.alert.raised":
+            return f"{rule}: {target} has been down for {_duration(data['value'])}"
+        if event_type == "evt.alert.resolved":
+            return f"{rule}: {target} is running again"
     if event_type == "evt.alert.resolved":
         if data.get("value") is None:
             return f"{rule}: {target} is gone, the alert is over"

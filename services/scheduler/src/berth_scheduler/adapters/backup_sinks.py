@@ -6,6 +6,9 @@ A sink takes the compressed stream chunk by chunk; at most two parts are in memo
 filling, one uploading), whatever the backup's size. ``finish`` completes the object only when the caller
 saw the dump succeed; ``abort`` removes every trace of it (the multipart upload is aborted, a partial file
 removed), so no half object is ever listed. ``verify`` lists the object back and compares its size.
+
+The S3 client (with its XML parser) is imported with the first S3 sink or client, not with this module: the
+scheduler loads this module at start, and most of its life no backup runs.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import posixpath
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from berth_common.catalogue import DirectoryDestination, S3Destination
 from berth_common.docker import LOCAL
-from berth_common.s3 import Bucket, Credentials
-from berth_common.s3.client import S3Client, S3Error
-from berth_scheduler.adapters.part_upload import PartError, PartUploader
+
+if TYPE_CHECKING:
+    from berth_common.s3.client import S3Client
+    from berth_scheduler.adapters.part_upload import PartUploader
 
 DEFAULT_PART = 8 << 20  # S3's parts are at least 5 MiB but the last
 Ssh = Callable[[str], Awaitable[Any]]  # a server's SSH connection (``Fleet.connection``)
@@ -45,7 +49,23 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
+def _s3_error() -> type[Exception]:
+    """S3's error class (an ``except`` clause evaluates it only when an exception reaches it)."""
+    from berth_common.s3.client import S3Error
+
+    return S3Error
+
+
+def _part_error() -> type[Exception]:
+    from berth_scheduler.adapters.part_upload import PartError
+
+    return PartError
+
+
 def s3_client(dest: S3Destination, timeout_s: float = 30.0) -> S3Client:
+    from berth_common.s3 import Bucket, Credentials
+    from berth_common.s3.client import S3Client
+
     bucket = Bucket(dest.endpoint.rstrip("/"), dest.bucket, dest.region, dest.path_style)
     return S3Client(bucket, Credentials(dest.access_key, dest.reveal()), timeout_s=timeout_s)
 
@@ -70,8 +90,10 @@ class S3Sink:
     async def open(self) -> None:
         try:
             self.upload_id = await self.client.create_multipart(self.key)
-        except S3Error as exc:
+        except _s3_error() as exc:
             raise SinkError(str(exc)) from None
+        from berth_scheduler.adapters.part_upload import PartUploader
+
         self._parts = PartUploader(self.client, self.key, self.upload_id, self.part_size)
         if self.on_upload is not None:
             result = self.on_upload(self.upload_id)
@@ -82,7 +104,7 @@ class S3Sink:
         assert self._parts is not None
         try:
             await self._parts.write(data)
-        except PartError as exc:
+        except _part_error() as exc:
             raise SinkError(str(exc)) from None
 
     def adopt(self, parts: list[tuple[int, str]]) -> None:
@@ -96,9 +118,9 @@ class S3Sink:
         try:
             await self._parts.flush()
             await self.client.complete_multipart(self.key, self.upload_id, self._parts.parts)
-        except PartError as exc:
+        except _part_error() as exc:
             raise SinkError(str(exc)) from None
-        except S3Error as exc:
+        except _s3_error() as exc:
             raise SinkError(str(exc)) from None
         self.upload_id = None
         self._completed = True
@@ -107,7 +129,7 @@ class S3Sink:
         try:
             head = await self.client.head(self.key)
             listed = {o.key: o.size for o in await self.client.objects(self.key)}
-        except S3Error as exc:
+        except _s3_error() as exc:
             raise SinkError(f"the object could not be listed back: {exc}") from None
         if head != size or listed.get(self.key) != size:
             raise SinkError(
@@ -121,13 +143,13 @@ class S3Sink:
         if self.upload_id is not None:
             try:
                 await self.client.abort_multipart(self.key, self.upload_id)
-            except S3Error:
+            except _s3_error():
                 pass  # the store is unreachable: its lifecycle rules remove the parts; nothing is listed
             self.upload_id = None
         if self._completed:  # completed but not verified good: not left listed
             try:
                 await self.client.delete(self.key)
-            except S3Error:
+            except _s3_error():
                 pass
             self._completed = False
 
@@ -294,7 +316,7 @@ async def read_object(
         try:
             async with client.get(key) as chunks:
                 yield chunks
-        except S3Error as exc:
+        except _s3_error() as exc:
             raise SinkError(str(exc)) from None
         finally:
             await client.close()
@@ -342,7 +364,7 @@ async def delete_object(dest: S3Destination | DirectoryDestination, key: str, ss
         client = s3_client(dest)
         try:
             await client.delete(key)
-        except S3Error as exc:
+        except _s3_error() as exc:
             raise SinkError(str(exc)) from None
         finally:
             await client.close()

@@ -8,9 +8,11 @@ applications placed there run), with the name as network alias. Its data directo
 ``berth.volume`` (``data``). The container's labels carry a digest of what it was made from, so a command
 with another spec (image, credentials, configuration, limits, exposure) makes it again, keeping the volume.
 
-A public database publishes its port on every address of its server only when the allow-list admits
-everyone: Docker's port publishing cannot filter by source address, and Berth does not manage the
-server's firewall, so a narrower allow-list keeps the port unpublished (the event's reason says so).
+A public database publishes its port on every address of its server itself only when the allow-list
+admits everyone: Docker's port publishing cannot filter by source address, and Berth does not manage the
+server's firewall, so with a narrower allow-list the database publishes nothing and its TCP proxy
+(``domain.database_proxy``) publishes the port, admitting only the listed addresses (the event's reason
+says so).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ SPEC_LABEL = "berth.database-spec"  # digest of what the container was made from
 DATA_VOLUME = "data"
 KIND = "database"
 STOP_TIMEOUT_S = 60  # an engine flushes and shuts down cleanly on SIGTERM
-NOT_PUBLISHED = (
-    "the port is not published: the allow-list does not admit everyone and Berth does not filter source "
-    "addresses on the server (reach the database from the team's applications, or allow 0.0.0.0/0)"
+THROUGH_PROXY = (
+    "the port is published by the database's TCP proxy, which closes every connection from an address "
+    "outside the allow-list (a connection made on the server itself to its loopback address comes from "
+    "the network's gateway address)"
 )
 
 
@@ -109,8 +112,8 @@ def container(spec: DatabaseSpec, image: str, password: str | None = None) -> Da
 
 
 def exposure_note(spec: DatabaseSpec) -> str:
-    """What the event says about a public database whose port stays unpublished ("" otherwise)."""
-    return NOT_PUBLISHED if spec.public is not None and not spec.public.everyone else ""
+    """What the event says about a public database published through its proxy ("" otherwise)."""
+    return THROUGH_PROXY if spec.public is not None and not spec.public.everyone else ""
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from berth_common.catalogue.schedules import cron_expression, run_id, time_zone
 
 NOT_RUNNING = "the scheduler was not running"
@@ -40,6 +38,8 @@ class Timing:
         """The first due time strictly after ``instant`` (aware), in UTC."""
         if instant.tzinfo is None:
             raise ValueError("instant must be timezone-aware")
+        from croniter import croniter  # with the first schedule: most schedulers have none
+
         local = instant.astimezone(ZoneInfo(self.timezone))
         due: datetime = croniter(self.cron, local).get_next(datetime)
         return due.astimezone(UTC)

