@@ -288,7 +288,10 @@ def test_the_archive_is_a_gzip_tar_of_the_database_sealed_keys_and_traefik_files
     assert next(iter(members)) == "manifest.json"
     manifest = json.loads(members["manifest.json"])
     assert set(members) == {"manifest.json", *manifest["members"]}
-    assert {"database.dump", "keys.sealed", "traefik/dynamic/000-berth-default-cert.yml"} <= set(members)
+    assert {"database.dump", "keys.sealed"} <= set(members)
+    # the default certificate's file inlines its private key: it is sealed with the keys, not in clear
+    assert "traefik/dynamic/000-berth-default-cert.yml" in manifest["keys"]["traefik"]
+    assert not [name for name, data in members.items() if name != "keys.sealed" and b"PRIVATE KEY" in data]
     for name, info in manifest["members"].items():
         assert fmt.sha256_hex(members[name]) == info["sha256"], name
     assert members["database.dump"][:5] == b"PGDMP"

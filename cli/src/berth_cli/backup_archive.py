@@ -8,9 +8,17 @@ One archive (a gzip-compressed tar, ``berth-backup-<UTC time>.tar.gz``) rebuilds
 - ``database.dump``: ``pg_dump --format=custom`` of the platform's database, every service's schema in one
   consistent snapshot (the schemas live in one database, each owned by its service's role);
 - ``keys.sealed``: the data directory's secret files (``secret.key``, the api's key file and its dated
-  backups, the admin token) sealed with AES-256-GCM under a key derived from the passphrase by scrypt; the
-  plain keys are never in the archive;
-- ``traefik/...``: Traefik's certificate storage and dynamic files (``static.yml`` is written at each start).
+  backups, the admin token) and Traefik's files that hold a private key (its ACME storage ``acme.json``,
+  uploaded certificates' ``.key`` files, any file with a PEM private key such as the default certificate)
+  sealed with AES-256-GCM under a key derived from the passphrase by scrypt; the plain keys are never in
+  the archive;
+- ``traefik/...``: Traefik's other files, in clear (dynamic routes, certificates without their keys;
+  ``static.yml`` is written at each start). The manifest's ``traefik_modes`` keeps the mode of each of
+  Traefik's files and folders, so a restore gives them back as they were (a sealed file: never more than
+  0600).
+
+Format version 1 kept Traefik's files all in clear; such an archive is still read (its key files are
+written back private, as version 2 writes its sealed ones).
 
 Nothing here does I/O: the adapter (:mod:`berth_cli.backup_run`) lists files, runs the tools and writes.
 """
@@ -35,7 +43,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 FORMAT = "berth-control-plane-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 DATABASE_MEMBER = "database.dump"
 KEYS_MEMBER = "keys.sealed"
@@ -53,6 +62,11 @@ _NONCE = 12
 _KEY_FILE = re.compile(r"^(?:[a-z0-9][a-z0-9_-]*\.key(?:\.[0-9A-Za-z_-]+\.bak)?|admin\.token)$")
 _MEMBER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _TRAEFIK_SKIP = {"static.yml"}
+# What marks a file of Traefik's that holds a private key: its name (the ACME storage, an uploaded
+# certificate's key file) or its content (a PEM private key inlined, as the default certificate's file has
+# it; an ACME storage under another name, which keeps the account's key as ``"PrivateKey"``).
+_TRAEFIK_SECRET_NAME = re.compile(r"(?:^|/)(?:acme\.json|[^/]+\.key)$")
+_PRIVATE_MARKERS = (b"PRIVATE KEY-----", b'"PrivateKey"')
 
 
 class BackupError(ValueError):
@@ -89,6 +103,20 @@ def traefik_files(relative: Iterable[str]) -> list[str]:
             continue
         keep.append(rel)
     return sorted(keep)
+
+
+def traefik_secret(member: str, data: bytes) -> bool:
+    """Whether a Traefik file (by member name, ``traefik/...``) holds a private key and so goes sealed."""
+    return bool(_TRAEFIK_SECRET_NAME.search(member)) or any(m in data for m in _PRIVATE_MARKERS)
+
+
+def split_traefik(files: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Traefik's files by member name, split into those that stay in clear and those that go sealed."""
+    clear: dict[str, bytes] = {}
+    sealed: dict[str, bytes] = {}
+    for name, data in files.items():
+        (sealed if traefik_secret(name, data) else clear)[name] = data
+    return clear, sealed
 
 
 def check_member_name(name: str) -> str:
@@ -171,6 +199,9 @@ def open_files(blob: bytes, keys: Keys) -> dict[str, bytes]:
 
 
 def key_name(name: str) -> str:
+    """A sealed file's name: a key file of the data directory's top level, or a Traefik file."""
+    if name.startswith(TRAEFIK_PREFIX):
+        return check_member_name(name)
     if not _KEY_FILE.match(name):
         raise BackupError(f"archive refused: {name!r} is not a key file name")
     return name
@@ -196,8 +227,13 @@ def build_manifest(
     kdf: Kdf,
     keys: Keys,
     members: Mapping[str, tuple[str, int]],
+    traefik_modes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of an archive whose members (name -> (sha256, size)) are all listed, MAC included."""
+    """The manifest of an archive whose members (name -> (sha256, size)) are all listed, MAC included.
+
+    ``key_names``: the sealed files; the data directory's are listed under ``keys.files``, Traefik's
+    (``traefik/...``) under ``keys.traefik``."""
+    names = sorted(key_names)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -212,12 +248,14 @@ def build_manifest(
         },
         "keys": {
             "member": KEYS_MEMBER,
-            "files": sorted(key_names),
+            "files": [n for n in names if not n.startswith(TRAEFIK_PREFIX)],
+            "traefik": [n for n in names if n.startswith(TRAEFIK_PREFIX)],
             "cipher": "AES-256-GCM",
             "kdf": kdf.to_json(),
             "check": keys.check(),
         },
         "members": {name: {"sha256": h, "size": size} for name, (h, size) in sorted(members.items())},
+        "traefik_modes": {name: f"{mode & 0o777:04o}" for name, mode in sorted((traefik_modes or {}).items())},
     }
     manifest["mac"] = hmac.new(keys.mac, canonical(manifest), hashlib.sha256).hexdigest()
     return manifest
@@ -231,7 +269,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         raise BackupError("archive refused: manifest.json is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError("archive refused: not a Berth control plane backup")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise BackupError(f"archive refused: format version {manifest.get('format_version')!r} is not supported")
     members = manifest.get("members")
     if not isinstance(members, dict) or DATABASE_MEMBER not in members or KEYS_MEMBER not in members:
@@ -241,6 +279,28 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         if name == MANIFEST or not isinstance(info, dict) or not re.fullmatch(r"[0-9a-f]{64}", str(info.get("sha256"))):
             raise BackupError(f"archive refused: the manifest's entry for {name!r} is malformed")
     return manifest
+
+
+def sealed_names(manifest: Mapping[str, Any]) -> list[str]:
+    """The files the manifest says are sealed: the data directory's key files and Traefik's (version 2)."""
+    keys = manifest.get("keys")
+    if not isinstance(keys, dict):
+        return []
+    names = [*keys.get("files", []), *keys.get("traefik", [])]
+    return sorted(str(n) for n in names)
+
+
+def traefik_modes(manifest: Mapping[str, Any]) -> dict[str, int]:
+    """The modes of Traefik's files and folders the manifest records (none in version 1), checked."""
+    modes = manifest.get("traefik_modes", {})
+    if not isinstance(modes, dict):
+        raise BackupError("archive refused: the manifest's traefik_modes is malformed")
+    out = {}
+    for name, mode in modes.items():
+        if not (name + "/").startswith(TRAEFIK_PREFIX) or not re.fullmatch(r"0[0-7]{3}", str(mode)):
+            raise BackupError(f"archive refused: the manifest's mode of {name!r} is malformed")
+        out[check_member_name(name)] = int(mode, 8)
+    return out
 
 
 def expected_members(manifest: Mapping[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import zlib
@@ -75,28 +76,51 @@ def make_backup(
         raise fmt.BackupError(f"{output} exists already: give another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".berth-backup-", dir=output.parent))
-    partial = output.with_name(output.name + ".partial")
     try:
         dump = staging / fmt.DATABASE_MEMBER
         with pg.platform_database(paths, env, staging / "postgres.log") as conn:
             heads, server_version = pg.schema_heads(conn)
             pg.run_tool(fmt.pg_dump_argv(str(_pg_bin("pg_dump")), conn, str(dump)), conn, "pg_dump")
-        secret_files, traefik = _data_dir_files(paths)
-        kdf = fmt.Kdf.new()
+        return write_backup(
+            paths, output, passphrase, dump, database=conn.database, heads=heads, server_version=server_version, now=now
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_backup(
+    paths: Paths,
+    output: Path,
+    passphrase: str,
+    dump: Path,
+    *,
+    database: str,
+    heads: dict[str, dict[str, str | None]],
+    server_version: str,
+    now: datetime,
+    kdf: fmt.Kdf | None = None,
+) -> BackupResult:
+    """The archive around a database dump already made: the data directory's key files and Traefik's files
+    that hold a private key sealed, Traefik's other files in clear."""
+    partial = output.with_name(output.name + ".partial")
+    try:
+        secret_files, traefik, sealed_traefik, modes = _data_dir_files(paths)
+        kdf = kdf or fmt.Kdf.new()
         keys = fmt.Keys.derive(passphrase, kdf)
-        sealed = fmt.seal_files(secret_files, keys)
+        sealed = fmt.seal_files({**secret_files, **sealed_traefik}, keys)
         members = {fmt.DATABASE_MEMBER: _hash_file(dump), fmt.KEYS_MEMBER: (fmt.sha256_hex(sealed), len(sealed))}
         members.update({name: (fmt.sha256_hex(data), len(data)) for name, data in traefik.items()})
         manifest = fmt.build_manifest(
             berth_version=berth_version(),
             created_at=now,
-            database=conn.database,
+            database=database,
             heads=heads,
             server_version=server_version,
-            key_names=secret_files,
+            key_names=[*secret_files, *sealed_traefik],
             kdf=kdf,
             keys=keys,
             members=members,
+            traefik_modes=modes,
         )
         small = {fmt.MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode(), fmt.KEYS_MEMBER: sealed}
         _write_archive(partial, small, dump, traefik, now.timestamp())
@@ -104,19 +128,28 @@ def make_backup(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return BackupResult(output, output.stat().st_size, len(members) + 1, heads)
 
 
-def _data_dir_files(paths: Paths) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """The data directory's secret files, and Traefik's files by member name."""
+def _data_dir_files(
+    paths: Paths,
+) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes], dict[str, int]]:
+    """The data directory's secret files, Traefik's files by member name (those in clear, those sealed),
+    and the modes of Traefik's files and of the folders that hold them."""
     names = fmt.key_files(p.name for p in paths.root.iterdir() if p.is_file())
     secret_files = {name: (paths.root / name).read_bytes() for name in names}
     tdir = paths.root / "traefik"
     rels = [p.relative_to(tdir).as_posix() for p in tdir.rglob("*") if p.is_file()] if tdir.is_dir() else []
     traefik = {fmt.TRAEFIK_PREFIX + rel: (tdir / rel).read_bytes() for rel in fmt.traefik_files(rels)}
-    return secret_files, traefik
+    modes: dict[str, int] = {}
+    for name in traefik:
+        path = paths.root / name
+        for p in [path, *path.parents]:
+            if not p.is_relative_to(tdir) or p.relative_to(paths.root).as_posix() in modes:
+                continue
+            modes[p.relative_to(paths.root).as_posix()] = stat.S_IMODE(p.stat().st_mode)
+    clear, sealed = fmt.split_traefik(traefik)
+    return secret_files, clear, sealed, modes
 
 
 def _write_archive(
@@ -207,7 +240,7 @@ def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
     fmt.compare_members(fmt.expected_members(manifest), found)
     keys = fmt.authenticate(manifest, passphrase)
     opened = fmt.open_files((staging / "members" / fmt.KEYS_MEMBER).read_bytes(), keys)
-    if sorted(opened) != sorted(manifest["keys"].get("files", [])) or "secret.key" not in opened:
+    if sorted(opened) != fmt.sealed_names(manifest) or "secret.key" not in opened:
         raise fmt.BackupError("archive refused: the sealed keys are not those the manifest lists")
     return Verified(manifest, staging, opened)
 
@@ -306,23 +339,46 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
         if held:
             replaced = _move_aside(paths, cluster, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), changes)
         heads = _restore_database(paths, verified, changes)
-        for name, data in sorted(verified.keys.items()):
-            target = paths.root / name
-            changes.made.append(target)
-            write_private(target, data)
-        traefik = sorted(n for n in verified.manifest["members"] if n.startswith(fmt.TRAEFIK_PREFIX))
-        if traefik and not (paths.root / "traefik").exists():
-            changes.made.append(paths.root / "traefik")
-        for name in traefik:
-            target = paths.root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(verified.member(name), target)
-        return RestoreResult(heads, sorted(verified.keys), len(traefik), replaced)
+        traefik = restore_files(paths, verified, changes)
+        keys = sorted(n for n in verified.keys if not n.startswith(fmt.TRAEFIK_PREFIX))
+        return RestoreResult(heads, keys, traefik, replaced)
     except BaseException:
         changes.undo()
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def restore_files(paths: Paths, verified: Verified, changes: Changes) -> int:
+    """The archive's files written back: the key files (0600) at the data directory's top level, Traefik's
+    files in their places, those that hold a private key 0600 in folders 0700 (sealed ones, and those a
+    version 1 archive kept in clear); the number of Traefik files."""
+    tdir = paths.root / fmt.TRAEFIK_PREFIX.rstrip("/")
+    traefik = sorted(n for n in [*verified.manifest["members"], *verified.keys] if n.startswith(fmt.TRAEFIK_PREFIX))
+    if traefik and not tdir.exists():
+        changes.made.append(tdir)
+    for name, data in sorted(verified.keys.items()):
+        if not name.startswith(fmt.TRAEFIK_PREFIX):
+            target = paths.root / name
+            changes.made.append(target)
+            write_private(target, data)
+    private: set[str] = set()
+    for name in traefik:
+        target = paths.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sealed = verified.keys.get(name)
+        data = verified.member(name).read_bytes() if sealed is None else sealed
+        if sealed is not None or fmt.traefik_secret(name, data):
+            private.add(name)
+            write_private(target, data)
+        else:
+            shutil.copyfile(verified.member(name), target)
+    # the recorded modes, deepest first (a folder's own mode may forbid writing into it)
+    for name, mode in sorted(fmt.traefik_modes(verified.manifest).items(), key=lambda nm: -nm[0].count("/")):
+        target = paths.root / name
+        if target.exists() and not target.is_symlink():
+            target.chmod(mode & 0o600 if name in private else mode)
+    return len(traefik)
 
 
 def _restore_database(paths: Paths, verified: Verified, changes: Changes) -> dict[str, Any]:
