@@ -8,8 +8,10 @@ from berth_common.runtime import Context, ServiceSpec, run
 from berth_proxy_sync.adapters import dns
 from berth_proxy_sync.adapters.cert_files import LocalCertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
+from berth_proxy_sync.adapters.interfaces import interface_addresses
 from berth_proxy_sync.adapters.sites import RemoteSites, local_site
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
+from berth_proxy_sync.domain.addresses import server_addresses
 from berth_proxy_sync.domain.tls import TlsSite
 from berth_proxy_sync.entrypoints import bus
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -48,7 +50,11 @@ async def wire(ctx: Context) -> None:
     )
     ctx.cleanups.append(sites.close)
     dns_server = dns.parse_server(settings.tls_dns_server) if settings.tls_dns_server else None
-    https = Https(settings.server_addresses, dns_server, dns_provider=bool(settings.acme_dns_provider))
+    addresses, found = settings.server_addresses, False
+    if not addresses and settings.proxy_tls_port is not None:  # the machine's own, read once at start
+        addresses = server_addresses(await interface_addresses(), settings.public_address_list)
+        found = True
+    https = Https(addresses, dns_server, dns_provider=bool(settings.acme_dns_provider), addresses_found=found)
     routes = Routes(sites, ctx.bus, ctx.sessionmaker, settings.route_live_timeout_s, https)
     ctx.cleanups.append(routes.close)  # cleanups run newest first: the batchers stop before the sites close
     watch = CertificateWatch(

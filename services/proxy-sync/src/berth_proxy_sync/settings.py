@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from berth_common.settings import BaseServiceSettings
 from berth_common.traefik import ACME_ENV, Acme, acme_from_env
+from berth_proxy_sync.domain.addresses import parse_addresses
 
 
 class ProxySyncSettings(BaseServiceSettings):
@@ -54,9 +55,12 @@ class ProxySyncSettings(BaseServiceSettings):
     # BERTH_TRAEFIK_CERTS_DIR: uploaded certificates for the local Traefik (default <data_dir>/traefik/certs)
     traefik_certs_dir: Path | None = None
     server_websecure_port: int = Field(default=443, ge=1, le=65535)
-    # The DNS check before ACME: the local server's public addresses (comma-separated; empty: not checked)
-    # and the DNS server asked (host:port; empty: the system's resolver)
+    # The DNS check before ACME: the local server's addresses (comma-separated). BERTH_TLS_SERVER_ADDRESSES:
+    # exactly these; empty: the machine's own (its interfaces', domain/addresses.py) and
+    # BERTH_PUBLIC_ADDRESSES, the public addresses of a machine behind NAT (which no interface holds).
+    # BERTH_TLS_DNS_SERVER: the DNS server asked (host:port; empty: the system's resolver)
     tls_server_addresses: str = ""
+    public_addresses: str = ""
     tls_dns_server: str | None = None
     # The certificate watch: how often, how long a host may wait for its certificate before
     # evt.certificate.failed, and how many days before its end evt.certificate.expiring is sent
@@ -87,6 +91,16 @@ class ProxySyncSettings(BaseServiceSettings):
     @property
     def server_addresses(self) -> list[str]:
         return [a.strip() for a in self.tls_server_addresses.split(",") if a.strip()]
+
+    @field_validator("public_addresses")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        parse_addresses(value, "BERTH_PUBLIC_ADDRESSES")
+        return value
+
+    @property
+    def public_address_list(self) -> list[str]:
+        return parse_addresses(self.public_addresses, "BERTH_PUBLIC_ADDRESSES")
 
     def acme(self) -> Acme:
         """The servers' ACME configuration (storage set where the container keeps it)."""

@@ -7,9 +7,10 @@ the others):
 
 - Before a route change with ACME is batched, each host the ACME resolver would get is looked up (A and
   AAAA, through ``BERTH_TLS_DNS_SERVER`` or the system's resolver) and must resolve to the addresses of
-  the server that serves it, and to nothing else (the local server: ``BERTH_TLS_SERVER_ADDRESSES``; another
-  server: its address in the server directory). A host that does not is left out of the ACME router (it is
-  still served over HTTP) and ``evt.certificate.failed`` says what it resolved to; the CA is never asked.
+  the server that serves it, and to nothing else (the local server: ``BERTH_TLS_SERVER_ADDRESSES``, else
+  the machine's own addresses and ``BERTH_PUBLIC_ADDRESSES``, ``domain/addresses.py``; another server: its
+  address in the server directory). A host that does not is left out of the ACME router (it is still
+  served over HTTP) and ``evt.certificate.failed`` says what it resolved to; the CA is never asked.
   Without known server addresses the check is skipped (logged).
 - An uploaded certificate's chain and key are written to the site's certificate folder before the route's
   file names them (``adapters/cert_files.py``); the key is opened from its seal there and nowhere else.
@@ -37,6 +38,11 @@ from berth_proxy_sync.domain.routes import Route
 from berth_proxy_sync.domain.tls import HostStates, acme_candidates, certificate_file, custom_hosts
 
 log = get_logger(__name__)
+
+NAT_HINT = (
+    " (the server's addresses are those its interfaces hold: behind NAT, set BERTH_PUBLIC_ADDRESSES to its"
+    " public address)"
+)
 
 
 class CertificateUnusable(OSError):
@@ -95,6 +101,7 @@ class Https:
     dns_server: tuple[str, int] | None = None
     dns_timeout_s: float = 2.0
     dns_provider: bool = False  # a DNS-01 resolver is configured (BERTH_ACME_DNS_PROVIDER)
+    addresses_found: bool = False  # server_addresses are the machine's own (not BERTH_TLS_SERVER_ADDRESSES)
     _warned: set[str] = field(default_factory=set)
 
     async def expected(self, session: AsyncSession, server_id: str) -> list[str]:
@@ -138,6 +145,8 @@ class Https:
                 checks[host] = HostCheck(host, False, tuple(expected), (), f"{host} could not be looked up: {exc}")
                 continue
             problem = served.dns_problem(host, expected, resolved)
+            if problem and self.addresses_found and msg.server_id == fleet.LOCAL:
+                problem += NAT_HINT
             checks[host] = HostCheck(host, problem is None, tuple(expected), tuple(resolved), problem or "")
         return checks
 
