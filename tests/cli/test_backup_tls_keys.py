@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from berth_cli import backup_archive as fmt
-from berth_cli.backup_run import Changes, restore_files, verify_archive, write_backup
+from berth_cli.backup_run import Changes, Verified, restore_files, verify_archive, write_backup
 from berth_cli.layout import Paths
 
 PASSPHRASE = "correct horse battery staple"
@@ -178,13 +178,17 @@ def test_no_private_key_is_in_a_clear_member(source):
     assert opened == {name: files[name][0] for name in fmt.sealed_names(manifest)}
 
 
-def test_a_restore_puts_every_file_back_in_its_place_with_its_mode(source):
-    tmp: Path = source["tmp"]
-    target = tmp / "target"
+def _opened(tmp: Path, archive: Path, name: str) -> tuple[Path, Verified]:
+    """A new data directory ``name`` and ``archive`` verified in a staging folder of its own."""
+    target = tmp / name
     target.mkdir(mode=0o700)
-    staging = tmp / "staging"
+    staging = tmp / f"staging-{name}"
     staging.mkdir()
-    verified = verify_archive(source["archive"], PASSPHRASE, staging)
+    return target, verify_archive(archive, PASSPHRASE, staging)
+
+
+def test_a_restore_puts_every_file_back_in_its_place_with_its_mode(source):
+    target, verified = _opened(source["tmp"], source["archive"], "target")
     assert restore_files(Paths(target), verified, Changes(target, set())) == 5
     files = source["files"]
     for name, (data, mode) in files.items():
@@ -205,7 +209,7 @@ def test_a_restore_puts_every_file_back_in_its_place_with_its_mode(source):
 def test_a_recorded_mode_outside_traefik_is_refused(source):
     manifest = json.loads(_members(source["archive"])["manifest.json"])
     manifest["traefik_modes"]["secret.key"] = "0644"
-    with pytest.raises(fmt.BackupError, match="mode of 'secret.key' is malformed"):
+    with pytest.raises(fmt.BackupError, match=r"mode of 'secret\.key' is malformed"):
         fmt.traefik_modes(manifest)
     manifest["traefik_modes"] = {"traefik/x": "4755"}
     with pytest.raises(fmt.BackupError, match="malformed"):
@@ -213,12 +217,7 @@ def test_a_recorded_mode_outside_traefik_is_refused(source):
 
 
 def test_a_restore_that_fails_removes_the_traefik_files_it_wrote(source):
-    tmp: Path = source["tmp"]
-    target = tmp / "target"
-    target.mkdir(mode=0o700)
-    staging = tmp / "staging"
-    staging.mkdir()
-    verified = verify_archive(source["archive"], PASSPHRASE, staging)
+    target, verified = _opened(source["tmp"], source["archive"], "target")
     changes = Changes(target, set())
     restore_files(Paths(target), verified, changes)
     changes.undo()
@@ -270,12 +269,8 @@ def test_a_version_1_archive_is_still_read_and_its_acme_storage_written_private(
     tmp: Path = source["tmp"]
     archive = tmp / "v1.tar.gz"
     _version_1_archive(source, archive)
-    staging = tmp / "staging-v1"
-    staging.mkdir()
-    verified = verify_archive(archive, PASSPHRASE, staging)
+    target, verified = _opened(tmp, archive, "target-v1")
     assert verified.manifest["format_version"] == 1
-    target = tmp / "target-v1"
-    target.mkdir(mode=0o700)
     old_umask = os.umask(0o022)
     try:
         assert restore_files(Paths(target), verified, Changes(target, set())) == 2

