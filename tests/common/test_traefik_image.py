@@ -4,6 +4,7 @@ before the engine is asked when the binary is missing."""
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,3 +26,19 @@ async def test_a_missing_binary_is_named_before_the_engine_is_asked(tmp_path: Pa
     missing = tmp_path / "traefik"
     with pytest.raises(traefik.ImageImportError, match=f"the Traefik binary {missing} is missing"):
         await traefik.import_image(None, "berth/traefik:test", missing)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+async def test_the_image_is_made_in_an_engine_from_the_binary(unique: str):
+    import aiodocker
+
+    tag = f"berth/traefik:test-{unique}"
+    docker = aiodocker.Docker()
+    try:
+        await traefik.import_image(docker, tag, traefik.default_binary())
+        image = await docker.images.inspect(tag)
+        assert image["Config"]["Entrypoint"] == [traefik.BINARY_IN_IMAGE]
+    finally:
+        with contextlib.suppress(aiodocker.exceptions.DockerError):
+            await docker.images.delete(tag, force=True)
+        await docker.close()
