@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from berth_common.catalogue import ApplyRoutes
+from berth_common.catalogue.tls import TlsOptions
 from berth_proxy_sync.adapters import interfaces
 from berth_proxy_sync.domain.addresses import (
     from_if_inet6,
@@ -17,7 +19,7 @@ from berth_proxy_sync.domain.addresses import (
     server_addresses,
 )
 from berth_proxy_sync.settings import ProxySyncSettings
-from berth_proxy_sync.usecases.https import NAT_HINT
+from berth_proxy_sync.usecases.https import NAT_HINT, Https
 
 IP_JSON = json.dumps(
     [
@@ -131,8 +133,16 @@ def test_the_public_addresses_setting_is_checked():
         ProxySyncSettings(public_addresses="nat.example.com")
 
 
-def test_a_refusal_names_the_setting_a_machine_behind_nat_needs():
-    assert "BERTH_PUBLIC_ADDRESSES" in NAT_HINT
+async def test_a_refusal_names_the_setting_a_machine_behind_nat_needs():
+    # "localhost" resolves to loopback through the system's resolver: never one of the server's addresses
+    msg = ApplyRoutes(
+        route_id="app", hosts=["localhost"], upstreams=["http://10.0.0.5:8080"], tls=TlsOptions(acme=True)
+    )
+    found = await Https(["192.0.2.1"], addresses_found=True).check(None, msg)  # type: ignore[arg-type]
+    named = await Https(["192.0.2.1"]).check(None, msg)  # type: ignore[arg-type]
+    assert not found["localhost"].ok and not named["localhost"].ok
+    assert found["localhost"].reason == named["localhost"].reason + NAT_HINT
+    assert "BERTH_PUBLIC_ADDRESSES" in NAT_HINT and "BERTH_PUBLIC_ADDRESSES" not in named["localhost"].reason
 
 
 async def test_this_machines_interfaces_are_read_by_ip_and_from_the_kernel():
