@@ -1,6 +1,6 @@
 """The local server's addresses for the DNS check before ACME: the machine's interfaces' addresses (from
 ``ip -j addr`` or ``/proc/net/if_inet6``) less loopback, link-local and Docker's own interfaces, plus the
-public addresses the operator names for a machine behind NAT; the setting that names them exactly wins."""
+public addresses the operator names for a machine behind NAT."""
 
 from __future__ import annotations
 
