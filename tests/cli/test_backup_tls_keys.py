@@ -214,6 +214,8 @@ def test_a_recorded_mode_outside_traefik_is_refused(source):
     manifest["traefik_modes"] = {"traefik/x": "4755"}
     with pytest.raises(fmt.BackupError, match="malformed"):
         fmt.traefik_modes(manifest)
+    with pytest.raises(fmt.BackupError, match="malformed"):  # before anything is unpacked
+        fmt.parse_manifest(json.dumps(manifest).encode())
 
 
 def test_a_restore_that_fails_removes_the_traefik_files_it_wrote(source):

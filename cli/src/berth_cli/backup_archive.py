@@ -278,6 +278,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         check_member_name(name)
         if name == MANIFEST or not isinstance(info, dict) or not re.fullmatch(r"[0-9a-f]{64}", str(info.get("sha256"))):
             raise BackupError(f"archive refused: the manifest's entry for {name!r} is malformed")
+    traefik_modes(manifest)
     return manifest
 
 
