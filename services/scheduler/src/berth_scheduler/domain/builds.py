@@ -164,10 +164,11 @@ def answered(build: Build, answer: Answer) -> Build | None:
 
 
 def outcome(builds: list[Build]) -> Outcome:
-    """Where the deployment's builds stand: the first failed or stopped one (in plan order) fails it,
-    every one succeeded lets it start, else it waits."""
+    """Where the deployment's builds stand: the first failed one (in plan order; else the first stopped
+    one) fails it, every one succeeded lets it start, else it waits."""
     pending = tuple(b.build_id for b in builds if b.state == "pending")
-    broken = next((b for b in builds if b.state in ("failed", "cancelled")), None)
+    failed = [b for b in builds if b.state == "failed"] + [b for b in builds if b.state == "cancelled"]
+    broken = failed[0] if failed else None  # a failure before a stop (the others are stopped after it)
     if broken is not None:
         verb = "failed" if broken.state == "failed" else "was stopped"
         return OneFailed(f"the build of {broken.label} {verb}: {broken.reason}", pending)
