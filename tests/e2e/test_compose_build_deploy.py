@@ -3,7 +3,7 @@ deployed through the REST API across the real processes of `berth up` (issue 14,
 builder builds one image per service (``berth/<app>-<service>:<deployment>``), the scheduler waits for both
 and runs each service with its own image next to a service of a prebuilt image; both built services
 answer through Traefik. A broken Dockerfile in one context fails the next deployment naming that service,
-and the running version keeps answering."""
+and the running version keeps answering; cancelling a deployment while both build stops both builds."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.builder.test_cancel import processes_with, wait_for
 from tests.e2e.conftest import make_platform
 from tests.e2e.test_deploy_flow import git, wait_deployment
 from tests.support.images import busybox_image
@@ -58,10 +59,10 @@ def compose_text(base: str) -> str:
 """
 
 
-def write_repo(repo: Path, base: str, back_extra: str = "") -> None:
+def write_repo(repo: Path, base: str, back_extra: str = "", front_extra: str = "") -> None:
     (repo / "front").mkdir(parents=True, exist_ok=True)
     (repo / "back").mkdir(parents=True, exist_ok=True)
-    (repo / "front" / "Dockerfile").write_text(f"FROM {base}\nCOPY index.html /www/index.html\n{SERVE}\n")
+    (repo / "front" / "Dockerfile").write_text(f"FROM {base}\nCOPY index.html /www/index.html\n{front_extra}{SERVE}\n")
     (repo / "front" / "index.html").write_text("front v1")
     (repo / "back" / "Backfile").write_text(
         f'FROM {base}\nARG GREETING\nRUN mkdir -p /www && printf %s "$GREETING" > /www/index.html\n{back_extra}{SERVE}\n'
@@ -157,6 +158,27 @@ async def test_compose_services_built_from_two_contexts_deploy_and_a_broken_one_
             resp = await proxy.get("/", headers={"Host": hosts[service]})
             assert (resp.status_code, resp.text) == (200, text), service
         assert {c["deployment"] for c in containers_of(app_id).values()} == {first["id"]}
+
+        # 3. cancelling the deployment while both services build stops both builds
+        marker = f"cb{unique}slow"
+        write_repo(
+            repo,
+            base,
+            back_extra=f"RUN sleep 301 && echo {marker}b\n",
+            front_extra=f"RUN sleep 302 && echo {marker}f\n",
+        )
+        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.2}})
+        assert r.status_code == 202, r.text
+        dep_id = r.json()["id"]
+        await wait_for(lambda: len(processes_with(marker)) >= 2, 120, "both slow RUN steps")
+        r = await api.post(f"/v1/deployments/{dep_id}/cancel")
+        assert r.status_code in (200, 202), r.text
+        cancelled = await wait_deployment(api, dep_id, timeout=30)
+        assert cancelled["status"] == "cancelled", cancelled
+        await wait_for(lambda: not processes_with(marker), 30, "both builds stopped")
+        for service, text in (("front", "front v1"), ("back", "hello-from-back")):
+            resp = await proxy.get("/", headers={"Host": hosts[service]})
+            assert (resp.status_code, resp.text) == (200, text), service
         print(f"\nMEASURED compose builds: first deployment {first.get('duration_s')}s")
 
         r = await api.delete(f"/v1/applications/{app_id}", params={"drain_grace_s": 0.2})
