@@ -3,12 +3,15 @@ deployed through the REST API across the real processes of `berth up` (issue 14,
 builder builds one image per service (``berth/<app>-<service>:<deployment>``), the scheduler waits for both
 and runs each service with its own image next to a service of a prebuilt image; both built services
 answer through Traefik. A broken Dockerfile in one context fails the next deployment naming that service,
-and the running version keeps answering; cancelling a deployment while both build stops both builds."""
+and the running version keeps answering; cancelling a deployment while both build stops both builds; taking
+the application down removes the images its services were built into."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -181,8 +184,15 @@ async def test_compose_services_built_from_two_contexts_deploy_and_a_broken_one_
             assert (resp.status_code, resp.text) == (200, text), service
         print(f"\nMEASURED compose builds: first deployment {first.get('duration_s')}s")
 
+        # 4. taken down: the images its services were built into go with it
         r = await api.delete(f"/v1/applications/{app_id}", params={"drain_grace_s": 0.2})
         assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while (await api.get(f"/v1/applications/{app_id}")).status_code != 404:
+            assert time.monotonic() < deadline, "the application was not removed in 60 s"
+            await asyncio.sleep(0.3)
+        for service in ("front", "back"):
+            assert docker("images", "-q", f"berth/{name}-{service}") == "", service
     finally:
         await api.aclose()
         await proxy.aclose()

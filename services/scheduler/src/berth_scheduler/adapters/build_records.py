@@ -62,3 +62,35 @@ async def save_build(s: AsyncSession, deployment_id: str, build: Build) -> None:
 async def set_spec(s: AsyncSession, deployment_id: str, spec: dict[str, Any]) -> None:
     """The deployment's snapshot as its replicas run it (its built services with their images)."""
     await s.execute(sa.update(deployments).where(deployments.c.id == deployment_id).values(spec=spec))
+
+
+async def service_repositories(s: AsyncSession, application_id: str) -> set[str]:
+    """The repositories (``berth/<app>-<service>``) the application's compose services were built into."""
+    rows = await s.execute(
+        sa.select(t.c.image_tag)
+        .join(deployments, deployments.c.id == t.c.deployment_id)
+        .where(deployments.c.application_id == application_id, t.c.service != "")
+        .distinct()
+    )
+    return {str(tag).rsplit(":", 1)[0] for (tag,) in rows}
+
+
+async def service_images_in_use(s: AsyncSession, application_id: str, keep: int) -> set[str]:
+    """The images the compose services' builds made for the last ``keep`` successful deployments of the
+    application and for every unfinished one (as ``store.images_in_use`` for the application's image)."""
+    succeeded = (
+        sa.select(deployments.c.id)
+        .where(deployments.c.application_id == application_id, deployments.c.state == "succeeded")
+        .order_by(deployments.c.finished_at.desc())
+        .limit(keep)
+    )
+    unfinished = sa.select(deployments.c.id).where(
+        deployments.c.application_id == application_id,
+        deployments.c.state.not_in(["succeeded", "failed", "cancelled"]),
+    )
+    rows = await s.execute(
+        sa.select(t.c.image_tag, t.c.image).where(
+            t.c.service != "", sa.or_(t.c.deployment_id.in_(succeeded), t.c.deployment_id.in_(unfinished))
+        )
+    )
+    return {str(x) for row in rows for x in row if x}
