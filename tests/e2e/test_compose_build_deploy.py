@@ -19,6 +19,7 @@ import pytest
 
 from tests.builder.test_cancel import processes_with, wait_for
 from tests.e2e.conftest import make_platform
+from tests.e2e.test_compose_deploy import docker
 from tests.e2e.test_deploy_flow import git, wait_deployment
 from tests.support.images import busybox_image
 
@@ -35,12 +36,6 @@ def platform(tmp_root: Path):
     p.up()
     yield p
     gen.close()
-
-
-def docker(*args: str) -> str:
-    out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
 
 
 def compose_text(base: str) -> str:
