@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, translate
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_source
 from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
@@ -293,6 +293,7 @@ async def translated(
         raise invalid_field(text_loc if exc.spot == "inline" else _loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:
         raise invalid_field(text_loc, f"the compose parser refused the file: {exc}") from None
+    inherited.with_unset_args(result["services"], inherited.unset_build_args(text))
     for svc in result["services"]:
         if "build" in svc and source is not None:
             inner = posixpath.join(base, svc["build"]["subdirectory"])
