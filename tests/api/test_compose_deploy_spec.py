@@ -1,6 +1,6 @@
 """A compose application's deployment snapshot as the api builds it from the translation: the dangerous keys
-an administrator allowed become the service's privileges; ``network_mode: host`` and a ``build:`` that is
-not the application's own build are refused by name (409)."""
+an administrator allowed become the service's privileges; ``network_mode: host`` is refused by name (409);
+a ``build:`` that is not the application's own build is carried as the service's own ``build``."""
 
 from __future__ import annotations
 
@@ -51,9 +51,19 @@ async def test_network_mode_host_is_refused_at_deployment(client, members) -> No
     assert body["type"].endswith("compose-not-deployable") and "edge asks for network_mode: host" in body["detail"]
 
 
-async def test_a_build_that_is_not_the_applications_own_is_refused_at_deployment(client, members) -> None:
+async def test_a_build_that_is_not_the_applications_own_is_the_services_own_build(client, members) -> None:
     git = {"kind": "git", "repository": "https://github.com/acme/stats.git", "branch": "main"}
-    text = "services:\n  web:\n    build: .\n    ports: ['3000']\n  api:\n    build: ./api\n"
+    text = (
+        "services:\n  web:\n    build: .\n    ports: ['3000']\n  api:\n    build:\n      context: ./api\n"
+        "      dockerfile: Containerfile\n      args: {MODE: fast, UNSET: null}\n"
+    )
     r = await _deploy(client, members, text, source=git)
-    body = problem(r, 409)
-    assert "The compose service api builds its own image (api, Dockerfile)" in body["detail"]
+    assert r.status_code == 202, r.text
+    web, api = r.json()["spec"]["services"]
+    assert "build" not in web and "image" not in web  # the application's own build is this service's
+    assert api["build"] == {
+        "subdirectory": "api",
+        "dockerfile": "Containerfile",
+        "build_args": [{"name": "MODE", "value": "fast", "secret": False}],  # UNSET: not an arg of the app
+    }
+    assert "image" not in api

@@ -214,6 +214,29 @@ class GitSource(Spec):
         ]
 
 
+class ServiceBuild(Spec):
+    """A compose service's own build from the application's git repository (``GitSource`` gives the
+    repository, ref, build server and registries): its context ``subdirectory`` (relative to the
+    repository's root), ``dockerfile`` inside it and its ``build_args`` (literal, or the application's
+    build arg of that name, secret ones sealed). The scheduler asks the builder for one image per such
+    service and runs the service with it."""
+
+    subdirectory: str = Field(default="", max_length=1024)
+    dockerfile: str = Field(default="Dockerfile", min_length=1, max_length=1024)
+    build_args: list[BuildArg] = Field(default_factory=list, max_length=200, exclude_if=lambda v: not v)
+
+    @field_validator("build_args", mode="before")
+    @classmethod
+    def _as_build_args(cls, value: Any) -> Any:
+        return GitSource._as_build_args(value)
+
+
+def _one_image(service: WebService | WorkerService) -> None:
+    """A service runs its own image or its own build, not both."""
+    if service.image is not None and service.build is not None:
+        raise ValueError(f"service {service.name} has both an image and a build: give one")
+
+
 class ResourceLimits(Spec):
     cpus: float | None = Field(default=None, gt=0, le=512)  # CPU cores -> HostConfig.NanoCpus
     memory_mb: int | None = Field(default=None, ge=6, le=4_194_304)  # -> HostConfig.Memory (bytes)
@@ -233,6 +256,13 @@ class WebService(Composed):
     # application's ``env`` (a name in both: this one); ``catalogue/composed.py`` has the other fields.
     image: ImageSource | None = Field(default=None, exclude_if=lambda v: v is None)
     env: list[EnvVar] = Field(default_factory=list, max_length=500, exclude_if=lambda v: not v)
+    # A compose service's own build (None: the application's image or ``image``); exclusive with ``image``
+    build: ServiceBuild | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> WebService:
+        _one_image(self)
+        return self
 
 
 class WorkerService(Composed):
@@ -245,6 +275,12 @@ class WorkerService(Composed):
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
     image: ImageSource | None = Field(default=None, exclude_if=lambda v: v is None)  # as WebService's
     env: list[EnvVar] = Field(default_factory=list, max_length=500, exclude_if=lambda v: not v)
+    build: ServiceBuild | None = Field(default=None, exclude_if=lambda v: v is None)  # as WebService's
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> WorkerService:
+        _one_image(self)
+        return self
 
 
 class ApplicationSpec(Spec):
@@ -297,6 +333,7 @@ class ApplicationSpec(Spec):
         variables += [e for svc in self.services for e in svc.env if e.secret]
         if isinstance(self.source, GitSource):
             variables += [a for a in self.source.build_args if a.secret]
+        variables += [a for svc in self.services if svc.build is not None for a in svc.build.build_args if a.secret]
         found = revealed(variables)
         own = [svc.image.auth for svc in self.services if svc.image is not None and svc.image.auth is not None]
         for auth in [*registry_auths(self.source), *own]:

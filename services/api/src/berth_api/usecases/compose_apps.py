@@ -17,12 +17,11 @@ the application's pull policy, with the team's credentials for its registry), en
 the application's variables), aliases, ``depends_on``, healthcheck, user, working directory and restart
 policy, on the application's private network; the scheduler runs them in the start order. The dangerous
 keys an administrator allowed for the team are carried as the service's ``privileges``, except
-``network_mode: host`` (409, ``COMPOSE_NOT_DEPLOYABLE``).
-
-Not yet: a service whose ``build:`` is not the application's own build (its git source's subdirectory
-and Dockerfile) is refused at deployment time (409) until the scheduler asks the builder for one image
-per compose service (the builder already builds them: ``StartBuild.service``); a compose.path file the
-builder could not read yet is refused the same way.
+``network_mode: host`` (409, ``COMPOSE_NOT_DEPLOYABLE``). A service whose ``build:`` is not the
+application's own build (its git source's subdirectory and Dockerfile, no args of its own) carries it as
+its own ``build`` (context, Dockerfile, args: an arg without a value is the application's build arg of
+that name, secret ones sealed): the scheduler asks the builder for one image per such service. A
+compose.path file the builder could not read yet is refused (409).
 """
 
 from __future__ import annotations
@@ -33,15 +32,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, translate
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_source
-from berth_common.catalogue import ApplicationSpec, GitSource, ImageSource
+from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
 from berth_common.logging import get_logger
 
 CORE = {
@@ -83,26 +83,46 @@ def _healthcheck(svc: dict[str, Any]) -> dict[str, Any] | None:
     return {"test": test, **{names[k]: v for k, v in timing.items() if k in names}}
 
 
-def _own_image(svc: dict[str, Any], source: Any) -> dict[str, Any] | None:
-    """A translated service's own image (None: it runs the application's image or build)."""
+def _build_args(given: list[dict[str, Any]], source: GitSource) -> list[BuildArg]:
+    """A compose build's args: literal, or (a value None) the application's build arg of that name, secret
+    or not; a name the application does not have is left out, as compose leaves an unset arg."""
+    own = {a.name: a for a in source.build_args}
+    out = []
+    for arg in given:
+        if arg["value"] is not None:
+            out.append(BuildArg(name=arg["name"], value=SecretStr(str(arg["value"]))))
+        elif arg["name"] in own:
+            out.append(own[arg["name"]])
+    return out
+
+
+def _own_image(svc: dict[str, Any], source: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A translated service's own image and own build (both None: it runs the application's image or
+    build). A build of the application's own context and Dockerfile without args of its own runs the
+    application's image; any other is built for the service."""
     if "build" in svc:
         build = svc["build"]
-        same = (
-            isinstance(source, GitSource)
-            and build["subdirectory"] == source.subdirectory.strip("/")
-            and build["dockerfile"] == (source.dockerfile or "Dockerfile")
-        )
-        if not same:
+        if not isinstance(source, GitSource):
             raise _not_deployable(
-                f"The compose service {svc['name']} builds its own image ({build['subdirectory'] or '.'}, "
-                f"{build['dockerfile']}): Berth builds the application's image only (its git source's "
-                "subdirectory and Dockerfile) until the builder builds one image per compose service."
+                f"The compose service {svc['name']} builds its own image: builds need the application's git source."
             )
-        return None
+        same = (
+            build["subdirectory"] == source.subdirectory.strip("/")
+            and build["dockerfile"] == (source.dockerfile or "Dockerfile")
+            and not build.get("build_args")
+        )
+        if same:
+            return None, None
+        own = {
+            "subdirectory": build["subdirectory"],
+            "dockerfile": build["dockerfile"],
+            "build_args": _build_args(build.get("build_args") or [], source),
+        }
+        return None, own
     if isinstance(source, ImageSource) and svc["image"] == source.image:
-        return None
+        return None, None
     policy = source.pull_policy if isinstance(source, ImageSource) else None
-    return {"kind": "image", "image": svc["image"], **({"pull_policy": policy} if policy else {})}
+    return {"kind": "image", "image": svc["image"], **({"pull_policy": policy} if policy else {})}, None
 
 
 def refuse_untranslated(config: dict[str, Any]) -> None:
@@ -142,16 +162,18 @@ def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
 def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSpec:
     """The deployment's snapshot of a compose application: ``spec`` (its services as every application
     has them) with what the translation adds to each service, on the application's private network.
-    Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:`` the builder does not
-    make, and pydantic's ValidationError for a snapshot the catalogue refuses."""
+    Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:`` without a git source
+    or ``network_mode: host``, and pydantic's ValidationError for a snapshot the catalogue refuses."""
     if not config.get("compose"):
         return spec
     translated = {s["name"]: s for s in config["compose_translated"]["services"]}
     data = spec.model_dump()
     for svc in data["services"]:
         found = translated[svc["name"]]
+        image, build = _own_image(found, spec.source)
         extra: dict[str, Any] = {
-            "image": _own_image(found, spec.source),
+            "image": image,
+            "build": build,
             "entrypoint": found.get("entrypoint"),
             "env": [
                 {"name": e["name"], "value": str(e["value"])}
@@ -271,6 +293,7 @@ async def translated(
         raise invalid_field(text_loc if exc.spot == "inline" else _loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:
         raise invalid_field(text_loc, f"the compose parser refused the file: {exc}") from None
+    inherited.with_unset_args(result["services"], inherited.unset_build_args(text))
     for svc in result["services"]:
         if "build" in svc and source is not None:
             inner = posixpath.join(base, svc["build"]["subdirectory"])

@@ -195,6 +195,13 @@ async def rollback(
             target = done[1]
         digest = target.get("image_digest")  # a pulled image runs by digest: a moved tag cannot change it
         spec = with_image(await _snapshot(deps, unit, app), str(digest or target["image"]), keep_policy=not digest)
+        built = [svc.name for svc in spec.services if svc.build is not None]
+        if built:  # their images are the scheduler's: a rollback cannot name them yet
+            raise ProblemError(
+                409,
+                f"The compose services {', '.join(built)} build their own images: a rollback runs one image, so "
+                "deploy the earlier commit instead.",
+            )
         return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
 
     row = await run(deps, body)

@@ -90,11 +90,12 @@ class DeploymentProjection:
         await self._terminal(msg.deployment_id, "cancelled", msg.reason or "cancelled", unit)
 
     async def on_build_succeeded(self, msg: BuildSucceeded, unit: Unit) -> None:
-        """The commit built and, when Berth detected how to build, the Dockerfile it generated."""
+        """The commit built and, when Berth detected how to build, the Dockerfile it generated (a compose
+        service's own build names no image of the deployment: its services' images are in its spec)."""
         row = await deployments_repo.lock_deployment(unit.session, msg.deployment_id)
         if row is None:
             return
         values: dict[str, Any] = {"commit": msg.commit or None, "generated_dockerfile": msg.generated_dockerfile}
-        if not row["image"] and msg.image:
+        if not row["image"] and msg.image and msg.service is None:
             values["image"] = msg.image
         await deployments_repo.update_fields(unit.session, msg.deployment_id, **values)

@@ -46,6 +46,22 @@ deployments = sa.Table(
     sa.Column("log_seq", sa.Integer, nullable=False, server_default="0"),
 )
 
+# The builds of a deployment whose compose services build their own images (``domain/builds.py``): one row
+# per build, ``service`` "" for the application's own image; ``state`` pending until the builder answers.
+deployment_builds = sa.Table(
+    "deployment_builds",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("build_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),  # the plan's order (the first failed one is named)
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("image_tag", sa.String(512), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("image", sa.String(512), nullable=True),
+    sa.Column("pushed_ref", sa.String(512), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+)
+
 # The containers a deployment created (the label berth.deployment finds them too).
 containers = sa.Table(
     "containers",

@@ -116,8 +116,9 @@ class Admit:
 
 @dataclass(frozen=True)
 class BuildSucceeded:
-    image: str
+    image: str  # "": no service runs the application's own image (each built or named its own)
     pushed_ref: str | None = None  # the image in the team's push registry, by digest
+    detail: str = ""  # what was built, when not only the application's image
 
 
 @dataclass(frozen=True)
@@ -291,10 +292,11 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 return nxt, [_progress(nxt, "build requested")]
             nxt = _go(r, State.STARTING, now, previous_deployment_id=previous, deadline_at=now + t.readiness_s)
             return nxt, [_progress(nxt, "starting replicas", f"image {r.image}")]
-        case BuildSucceeded(image, pushed_ref):
+        case BuildSucceeded(image, pushed_ref, built):
             _expect(r, inp, State.BUILDING)
             nxt = _go(r, State.STARTING, now, image=image, pushed_ref=pushed_ref, deadline_at=now + t.readiness_s)
-            detail = f"image {image}" + (f", pushed as {pushed_ref}" if pushed_ref else "")
+            detail = (f"image {image}" if image else "") + (f", pushed as {pushed_ref}" if pushed_ref else "")
+            detail = "; ".join(d for d in (detail, built) if d)
             return nxt, [_progress(nxt, "build succeeded", detail, image_digest=pushed_ref)]
         case BuildFailed(reason):
             _expect(r, inp, State.BUILDING)

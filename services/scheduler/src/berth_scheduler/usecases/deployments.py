@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from berth_common.bus import PermanentError, TransientError
 from berth_common.catalogue import (
@@ -21,6 +22,7 @@ from berth_common.catalogue import (
     BuildSucceeded,
     CancelDeployment,
     DeploymentProgressed,
+    GitSource,
     ImageSource,
     RouteFailed,
     RouteRemoved,
@@ -30,13 +32,13 @@ from berth_common.catalogue import (
 from berth_common.db import Unit
 from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters import build_records, removals, store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import machine, names, placement, queueing, removal
+from berth_scheduler.domain import builds, machine, names, placement, queueing, removal
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
-from berth_scheduler.usecases.rollout.apply import apply, emit_events, secrets_of
+from berth_scheduler.usecases.rollout.apply import apply, cancel_builds, emit_events, secrets_of
 
 log = get_logger(__name__)
 
@@ -47,6 +49,10 @@ def check_names(msg: StartDeployment) -> None:
         for svc in msg.spec.services:
             names.container_name(msg.spec.name, svc.name, msg.deployment_id, placement.replica_count(svc))
             names.route_id(msg.application_id, svc.name)
+            if svc.build is not None:
+                builds.service_tag(msg.spec.name, svc.name, msg.deployment_id)
+                if not isinstance(msg.spec.source, GitSource):
+                    raise names.InvalidNameError(f"service {svc.name} builds its own image: it needs a git source")
     except names.InvalidNameError as exc:
         raise PermanentError(str(exc)) from None
 
@@ -94,11 +100,16 @@ class Deployments:
         now = time.time()
         check_names(msg)
         r = self.rollout_of(msg, now)
-        build_id = None if r.image else uuid.uuid4().hex
-        seq = await store.insert_deployment(unit.session, r, self.sealer.seal(msg.spec), build_id)
+        spec = msg.spec  # a compose service's own build adds one; the application's is asked only if one runs it
+        app_build = r.image is None and (not builds.has_service_builds(spec) or builds.runs_app_image(spec))
+        build_id = uuid.uuid4().hex if app_build else None
+        seq = await store.insert_deployment(unit.session, r, self.sealer.seal(spec), build_id)
         if seq is None:
             log.info("deployment already known", deployment_id=msg.deployment_id)
             return
+        await build_records.insert_builds(
+            unit.session, msg.deployment_id, builds.planned(spec, r.deployment_id, build_id)
+        )
         await lock_application(unit, msg.application_id)
         refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id))
         if refusal is not None:  # ends failed at once, as a deployment that cannot start
@@ -143,6 +154,8 @@ class Deployments:
 
     async def build_succeeded(self, msg: BuildSucceeded, unit: Unit) -> None:
         row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is not None and await self.answer(unit, row, msg.build_id, builds.Succeeded(msg.image, msg.pushed_ref)):
+            return
         if row is None or row.build_id != msg.build_id:
             log.info("build result for no deployment of ours", deployment_id=msg.deployment_id, build_id=msg.build_id)
             return
@@ -156,9 +169,11 @@ class Deployments:
 
     async def build_failed(self, msg: BuildFailed, unit: Unit) -> None:
         row = await store.load(unit.session, msg.deployment_id, lock=True)
-        if row is None or row.build_id != msg.build_id:
+        if row is None:
             return
         reason = names.redact(f"{msg.stage}: {msg.reason}", secrets_of(self.sealer, row))
+        if await self.answer(unit, row, msg.build_id, builds.Failed(reason)) or row.build_id != msg.build_id:
+            return
         try:
             await apply(unit, self.sealer, msg.deployment_id, machine.BuildFailed(reason), time.time())
         except RefusedError as exc:
@@ -166,8 +181,60 @@ class Deployments:
 
     async def build_cancelled(self, msg: BuildCancelled, unit: Unit) -> None:
         """The builder stopped a build this scheduler asked it to stop: nothing left to change (the deployment
-        was cancelled or failed when the cancel was sent); recorded for the logs."""
+        was cancelled or failed when the cancel was sent); recorded for the logs. A build of a compose
+        service stopped while its deployment still waits fails the deployment (``answer``)."""
+        row = await store.load(unit.session, msg.deployment_id, lock=True)
+        if row is not None:
+            await self.answer(unit, row, msg.build_id, builds.Stopped(msg.reason))
         log.info("build stopped", deployment_id=msg.deployment_id, build_id=msg.build_id, seconds=msg.duration_s)
+
+    async def answer(self, unit: Unit, row: Any, build_id: str, answer: builds.Answer) -> bool:
+        """Record a builder's answer to one build of a deployment with several (``domain/builds.py``); False
+        when the deployment has a single build. Once every build succeeded, the snapshot's built services run
+        their images and the deployment starts; the first failed one fails it, and the others are cancelled."""
+        recorded = await build_records.builds_of(unit.session, row.id, lock=True)
+        found = next((b for b in recorded if b.build_id == build_id), None)
+        if found is None:
+            return bool(recorded)
+        new = builds.answered(found, answer)
+        if new is None:
+            log.info("build answer already recorded", deployment_id=row.id, build_id=build_id)
+            return True
+        await build_records.save_build(unit.session, row.id, new)
+        outcome = builds.outcome([new if b.build_id == build_id else b for b in recorded])
+        r, now = store.rollout_of(row), time.time()
+        if r.state != State.BUILDING or r.abort is not None:
+            log.info("late build answer recorded", deployment_id=row.id, build_id=build_id, state=r.state.value)
+            return True
+        try:
+            match outcome:
+                case builds.Waiting(pending):
+                    await self._build_progress(unit, r, new, pending)
+                case builds.OneFailed(reason, cancel):
+                    await apply(unit, self.sealer, row.id, machine.BuildFailed(reason), now)
+                    await cancel_builds(unit, row.id, list(cancel), reason)
+                case builds.AllBuilt(app_image, app_pushed, images):
+                    spec = builds.built_spec(self.sealer.open(row.spec), images)
+                    await build_records.set_spec(unit.session, row.id, self.sealer.seal(spec))
+                    detail = ", ".join(f"{svc}: {image}" for svc, image, _ in images)
+                    inp = machine.BuildSucceeded(app_image, app_pushed, f"images built ({detail})")
+                    await apply(unit, self.sealer, row.id, inp, now)
+        except RefusedError as exc:
+            log.info("late build answer ignored", deployment_id=row.id, detail=str(exc))
+        return True
+
+    async def _build_progress(self, unit: Unit, r: Rollout, build: builds.Build, pending: tuple[str, ...]) -> None:
+        """A progress line for one build of several that ended while others still run."""
+        waiting = ", ".join(f"service {p}" if p else "the application's image" for p in pending)
+        done = f"image {build.image}" if build.state == "succeeded" else build.reason
+        progressed = DeploymentProgressed(
+            deployment_id=r.deployment_id,
+            application_id=r.application_id,
+            state=r.state.value,
+            step="build succeeded",
+            detail=f"{build.label}: {done}; waiting for {waiting}",
+        )
+        await emit_events(unit, r.deployment_id, f"build-{build.build_id}", [progressed], [])
 
     async def route_applied(self, msg: RoutesApplied, unit: Unit) -> None:
         reason = None if msg.live else "the change was written but Traefik does not show it live"

@@ -25,10 +25,10 @@ from berth_common.catalogue import (
 )
 from berth_common.db import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
-from berth_scheduler.domain import machine, names, placement
+from berth_scheduler.domain import builds, machine, names, placement
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.adoption import adopted
@@ -91,6 +91,27 @@ def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
     )
 
 
+async def _start_builds(unit: Unit, sealer: Sealer, row: Any) -> None:
+    """``cmd.build.start`` for each build of the deployment: its single build, or one per compose service
+    that builds its own image (``domain/builds.py``, recorded when the deployment was)."""
+    recorded = await build_records.builds_of(unit.session, row.id)
+    if not recorded:
+        await unit.emit(start_build_command(row, sealer), id=f"build-{row.build_id}")
+        return
+    spec = sealer.open(row.spec)
+    timeout_s = float(row.timeouts["build_s"])
+    for b in recorded:
+        cmd = builds.start_command(spec, b, row.id, row.application_id, timeout_s)
+        await unit.emit(cmd, id=f"build-{b.build_id}")
+
+
+async def cancel_builds(unit: Unit, deployment_id: str, build_ids: list[str], reason: str) -> None:
+    """``cmd.build.cancel`` for each of ``build_ids`` (their deployment failed or was cancelled)."""
+    for build_id in build_ids:
+        cancel = CancelBuild(build_id=build_id, deployment_id=deployment_id, reason=reason[:500])
+        await unit.emit(cancel, id=f"build-{build_id}-cancel")
+
+
 async def apply(unit: Unit, sealer: Sealer, deployment_id: str, inp: Input, now: float) -> Rollout:
     """Transition the deployment (raises :class:`RefusedError` without any change when it does not apply)."""
     return await apply_all(unit, sealer, deployment_id, [inp], now)
@@ -110,14 +131,12 @@ async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list
     first_seq = await store.save(unit.session, after, progressed)
     await emit_events(unit, deployment_id, f"v{after.version}", events, secrets_of(sealer, row), first_seq)
     if after.state == State.BUILDING and before.state != State.BUILDING:
-        cmd = start_build_command(row, sealer)
-        await unit.emit(cmd, id=f"build-{row.build_id}")
-    if _stops_build(before, after, inputs) and row.build_id:
+        await _start_builds(unit, sealer, row)
+    if _stops_build(before, after, inputs):
         reason = after.abort.reason if after.abort else "cancelled"
-        cancel = CancelBuild(
-            build_id=row.build_id, deployment_id=row.id, reason=names.redact(reason, secrets_of(sealer, row))[:500]
-        )
-        await unit.emit(cancel, id=f"build-{row.build_id}-cancel")
+        recorded = await build_records.builds_of(unit.session, row.id)
+        pending = [b.build_id for b in recorded if b.state == "pending"] if recorded else [row.build_id]
+        await cancel_builds(unit, row.id, [b for b in pending if b], names.redact(reason, secrets_of(sealer, row)))
     if after.state == State.STARTING and before.state != State.STARTING:
         await record_replicas(unit, sealer, row)
     log.info(

@@ -6,6 +6,8 @@ registry, a built image exists on its build server's engine (``GitSource.build_s
 plane's by default) and every other server that does not have it yet gets it streamed from there
 (``docker save`` into ``docker load`` over the forwarded sockets, ``berth_common.image_delivery``), which
 needs no registry. A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
+A compose service's own build (``domain/builds.py``) reaches the servers the same way: its pushed
+reference is pulled (``pull.py``), its tag without a push registry is streamed from the build server.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ async def image_on_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec,
     if how.way == "pull":
         await _pull_pushed(rt, r, spec, how.image, server_id)
         return
+    await deliver(rt, r.deployment_id, how, server_id)
+
+
+async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDelivery, server_id: str) -> None:
+    """``how.image`` streamed from ``how.source`` to ``server_id`` unless it is there already (``check``:
+    it must be there)."""
+    if how.way == "present":
+        return
     docker = await rt.fleet.docker(server_id)
     if await ImageRegistry(docker).local(how.image) is not None:
         return
@@ -62,7 +72,7 @@ async def image_on_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec,
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
     log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))
     await log_lines(
-        rt, r.deployment_id, [f"[starting] image {how.image} delivered{origin} to server {server_id} in {took:.1f}s"]
+        rt, deployment_id, [f"[starting] image {how.image} delivered{origin} to server {server_id} in {took:.1f}s"]
     )
 
 

@@ -12,7 +12,8 @@ ready when every server has it, and the digest recorded is the first server's.
 
 A compose service with its own image (``WebService.image``, ``WorkerService.image``) has it pulled or found
 the same way, by its own pull policy and with the team's credentials for its registry, on each server that
-runs the service, before any replica starts (a failed pull fails the deployment naming the service).
+runs the service, before any replica starts (a failed pull fails the deployment naming the service); an
+image a service's build made (``berth/<app>-<service>:...``) is streamed from the build server instead.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec, ImageSource
+from berth_common.catalogue import ApplicationSpec, GitSource, ImageSource
 from berth_common.logging import get_logger
 from berth_common.registries import InvalidReferenceError, credentials_for, parse
 from berth_scheduler.domain import images, machine, placement
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.delivery import deliver
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines, pull_on
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
 from berth_scheduler.usecases.rollout.verify import start_and_verify
@@ -58,8 +61,9 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
     if not wanted:
         return True
     secrets = spec.secret_values()
+    origin = spec.source.build_server if isinstance(spec.source, GitSource) else LOCAL
     outcomes = await asyncio.gather(
-        *(_own_image(rt, r, svc, own, server, secrets) for (_, server), (svc, own) in wanted.items()),
+        *(_own_image(rt, r, svc, own, server, secrets, origin) for (_, server), (svc, own) in wanted.items()),
         return_exceptions=True,
     )
     for outcome in outcomes:
@@ -74,15 +78,19 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
 
 
 async def _own_image(
-    rt: RolloutContext, r: Rollout, service: str, own: ImageSource, server: str, secrets: list[str]
+    rt: RolloutContext, r: Rollout, service: str, own: ImageSource, server: str, secrets: list[str], origin: str
 ) -> str:
-    """One service's image on one server: what happened (raises ``PullFailedError`` naming the service)."""
+    """One service's image on one server: what happened (raises ``PullFailedError`` naming the service).
+    Berth's own image (``berth/``: the service's build, on the build server ``origin``) is never pulled:
+    it is streamed from there to a server that lacks it."""
     try:
         ref = parse(own.image)
     except InvalidReferenceError as exc:
         raise PullFailedError(f"service {service}: {exc}") from None
     policy = images.effective_policy(ref, own.pull_policy)
     if policy == "never":
+        if server != origin:
+            await deliver(rt, r.deployment_id, images.ImageDelivery("stream", own.image, origin), server)
         return f"service {service}: image {own.image} is Berth's own (never pulled)"
     auth = credentials_for(ref.registry, [own.auth] if own.auth is not None else [])
     try:

@@ -21,7 +21,7 @@ from typing import Any
 from berth_common import labels
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters import build_records, removals, store
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import compose, machine, removal, retention, route_tls, volumes
@@ -228,7 +228,7 @@ class RemovalDriver:
 
     async def _images(self, rt: RolloutContext, r: Removal) -> None:
         built, app_names = await read(rt, removals.built_images, r.application_id)
-        repos = removal.repositories(app_names)
+        repos = removal.repositories(app_names) | await read(rt, build_records.service_repositories, r.application_id)
         labelled = retention.built_images(await rt.docker.list_images({labels.APPLICATION: r.application_id}))
         present = [t for repo in sorted(repos) for t in await rt.docker.image_tags(repo)]
         tags = removal.images_to_remove(labelled, built, present, repos)

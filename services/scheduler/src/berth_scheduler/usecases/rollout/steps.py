@@ -23,7 +23,7 @@ from berth_common.db.unit import Unit
 from berth_common.docker import DockerUnavailable
 from berth_common.fleet import SERVER_NETWORK
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.domain import compose, machine, names, placement, retention, volumes
@@ -319,24 +319,26 @@ def replica_upstream(row: Any, port: int | None) -> str | None:
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
-    """Untag the application's built images that no kept deployment needs, on every server that held its
-    containers (best effort: never fails a deployment; a server that does not answer is skipped until the
-    next deployment). Returns the tags removed (on remote servers as ``<server>:<tag>``)."""
-    if not image or not image.startswith("berth/"):
-        return []  # a prebuilt image the user named: not Berth's to remove
+    """Untag the application's built images that no kept deployment needs (its own image's repository and
+    those its compose services were built into), on every server that held its containers (best effort:
+    never fails a deployment; a server that does not answer is skipped until the next deployment). Returns
+    the tags removed (on remote servers as ``<server>:<tag>``)."""
+    repos = [image.rsplit(":", 1)[0]] if image and image.startswith("berth/") else []  # else the user's own
     try:
         keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
-        servers = await servers_of(rt, application_id, None)
+        keep |= await read(rt, build_records.service_images_in_use, application_id, rt.settings.keep_images)
+        repos += sorted(await read(rt, build_records.service_repositories, application_id))
+        servers = await servers_of(rt, application_id, None) if repos else []
     except Exception as exc:
         log.warning("image pruning failed", application_id=application_id, error=str(exc))
         return []
     removed: list[str] = []
-    for server in dict.fromkeys([LOCAL, *servers]):
+    for server in dict.fromkeys([LOCAL, *servers]) if repos else []:
         try:
             docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
             built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
             finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
-            for tag in retention.tags_to_remove(built, keep, image.rsplit(":", 1)[0], finished):
+            for tag in [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]:
                 if await docker.untag_image(tag):
                     removed.append(tag if server == LOCAL else f"{server}:{tag}")
         except Exception as exc:

@@ -1,0 +1,96 @@
+"""The builds of a deployment whose compose services build their own images (``deployment_builds``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_scheduler.adapters.tables import deployment_builds as t
+from berth_scheduler.adapters.tables import deployments
+from berth_scheduler.domain.builds import Build
+
+
+async def insert_builds(s: AsyncSession, deployment_id: str, builds: list[Build]) -> None:
+    """Record the planned builds (pending); a build already recorded stays as it is."""
+    if not builds:
+        return
+    rows = [
+        {
+            "deployment_id": deployment_id,
+            "build_id": b.build_id,
+            "position": i,
+            "service": b.service,
+            "image_tag": b.image_tag,
+            "state": b.state,
+        }
+        for i, b in enumerate(builds)
+    ]
+    await s.execute(insert(t).values(rows).on_conflict_do_nothing())
+
+
+async def builds_of(s: AsyncSession, deployment_id: str, *, lock: bool = False) -> list[Build]:
+    """The deployment's builds in the plan's order (empty: it has a single build, or none)."""
+    q = sa.select(t).where(t.c.deployment_id == deployment_id).order_by(t.c.position)
+    if lock:
+        q = q.with_for_update()
+    return [_build(r) for r in await s.execute(q)]
+
+
+def _build(row: Any) -> Build:
+    return Build(
+        service=row.service,
+        build_id=row.build_id,
+        image_tag=row.image_tag,
+        state=row.state,
+        image=row.image,
+        pushed_ref=row.pushed_ref,
+        reason=row.reason,
+    )
+
+
+async def save_build(s: AsyncSession, deployment_id: str, build: Build) -> None:
+    await s.execute(
+        sa.update(t)
+        .where(t.c.deployment_id == deployment_id, t.c.build_id == build.build_id)
+        .values(state=build.state, image=build.image, pushed_ref=build.pushed_ref, reason=build.reason[:4000])
+    )
+
+
+async def set_spec(s: AsyncSession, deployment_id: str, spec: dict[str, Any]) -> None:
+    """The deployment's snapshot as its replicas run it (its built services with their images)."""
+    await s.execute(sa.update(deployments).where(deployments.c.id == deployment_id).values(spec=spec))
+
+
+async def service_repositories(s: AsyncSession, application_id: str) -> set[str]:
+    """The repositories (``berth/<app>-<service>``) the application's compose services were built into."""
+    rows = await s.execute(
+        sa.select(t.c.image_tag)
+        .join(deployments, deployments.c.id == t.c.deployment_id)
+        .where(deployments.c.application_id == application_id, t.c.service != "")
+        .distinct()
+    )
+    return {str(tag).rsplit(":", 1)[0] for (tag,) in rows}
+
+
+async def service_images_in_use(s: AsyncSession, application_id: str, keep: int) -> set[str]:
+    """The images the compose services' builds made for the last ``keep`` successful deployments of the
+    application and for every unfinished one (as ``store.images_in_use`` for the application's image)."""
+    succeeded = (
+        sa.select(deployments.c.id)
+        .where(deployments.c.application_id == application_id, deployments.c.state == "succeeded")
+        .order_by(deployments.c.finished_at.desc())
+        .limit(keep)
+    )
+    unfinished = sa.select(deployments.c.id).where(
+        deployments.c.application_id == application_id,
+        deployments.c.state.not_in(["succeeded", "failed", "cancelled"]),
+    )
+    rows = await s.execute(
+        sa.select(t.c.image_tag, t.c.image).where(
+            t.c.service != "", sa.or_(t.c.deployment_id.in_(succeeded), t.c.deployment_id.in_(unfinished))
+        )
+    )
+    return {str(x) for row in rows for x in row if x}
