@@ -231,8 +231,23 @@ def reseal_spec(data: dict[str, Any], reseal: Callable[[str, str], str], aad: st
 
 
 def mask_spec(data: dict[str, Any]) -> dict[str, Any]:
-    """A stored snapshot as it may be shown: every secret value replaced by None."""
-    return _map_secrets(data, lambda e, a: None, "")
+    """A stored snapshot as it may be shown: every secret value replaced by None, also those a compose
+    service carries itself (its environment, its build's args, its image's registry credentials)."""
+    out = _map_secrets(data, lambda e, a: None, "")
+    out["services"] = [_mask_service(svc) for svc in data.get("services", [])]
+    return out
+
+
+def _mask_service(svc: dict[str, Any]) -> dict[str, Any]:
+    out = dict(svc)
+    if svc.get("env"):
+        out["env"] = [{**e, "value": None} if e.get("secret") else e for e in svc["env"]]
+    if (svc.get("build") or {}).get("build_args"):
+        args = [{**e, "value": None} if e.get("secret") else e for e in svc["build"]["build_args"]]
+        out["build"] = {**svc["build"], "build_args": args}
+    if (svc.get("image") or {}).get("auth"):
+        out["image"] = {**svc["image"], "auth": _map_auth(svc["image"]["auth"], lambda e, a: None, "")}
+    return out
 
 
 def secret_values(variables: Iterable[Variable]) -> list[str]:
