@@ -73,8 +73,13 @@ class ApiSettings(BaseServiceSettings):
     bind_mount_allow: list[str] = Field(default_factory=list, max_length=64)
     # Compose applications: the dangerous compose keys the administrator allows (BERTH_COMPOSE_ALLOW, a JSON
     # list of privileged, network_mode, devices, cap_add, pid, ipc, security_opt; empty: each is refused).
-    # An api setting for every team: the api has no per-team settings yet. The parser's time and input caps.
     compose_allow: list[str] = Field(default_factory=list, max_length=7)
+    # What the platform's administrator allows one team beyond the lists above (BERTH_COMPOSE_ALLOW_TEAMS,
+    # BERTH_BIND_MOUNT_ALLOW_TEAMS: JSON objects, team id -> list). Settings of the platform, not a team
+    # admin's choice: a privileged container or a host path reaches the whole server, every team's data on it.
+    compose_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
+    bind_mount_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
+    # The parser's time and input caps.
     compose_timeout_s: float = Field(default=10.0, gt=0, le=120)
     compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
     # How long the builder may take to read a compose file of the repository (clone included)
@@ -117,6 +122,36 @@ class ApiSettings(BaseServiceSettings):
         if unknown:
             raise ValueError(f"BERTH_COMPOSE_ALLOW: not a dangerous compose key: {', '.join(unknown)}")
         return value
+
+    @field_validator("compose_allow_teams")
+    @classmethod
+    def _valid_compose_allow_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, keys in value.items():
+            unknown = sorted(set(keys) - set(DANGEROUS))
+            if unknown:
+                raise ValueError(
+                    f"BERTH_COMPOSE_ALLOW_TEAMS: {team}: not a dangerous compose key: {', '.join(unknown)}"
+                )
+        return value
+
+    @field_validator("bind_mount_allow_teams")
+    @classmethod
+    def _valid_bind_roots_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, paths in value.items():
+            for path in paths:
+                try:
+                    mount_path(path)
+                except ValueError as exc:
+                    raise ValueError(f"BERTH_BIND_MOUNT_ALLOW_TEAMS: {team}: {path!r}: {exc}") from None
+        return value
+
+    def compose_allowed(self, team_id: str | None) -> frozenset[str]:
+        """The dangerous compose keys a team may use: the platform's list and the team's own."""
+        return frozenset(self.compose_allow) | frozenset(self.compose_allow_teams.get(team_id or "", []))
+
+    def bind_roots(self, team_id: str | None) -> list[str]:
+        """The host paths a team's bind mounts may be under: the platform's and the team's own."""
+        return list(dict.fromkeys([*self.bind_mount_allow, *self.bind_mount_allow_teams.get(team_id or "", [])]))
 
     @field_validator("audit_retention_days", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 Refusals name the field (a JSON pointer into the request) and say what to do: a single-writer volume needs
 one replica and ``strategy: recreate`` (the words of ``berth_common.catalogue.single_writer_refusal``, the
 rule the scheduler relies on), and a host bind mount is accepted only under a path the administrator
-allows (``BERTH_BIND_MOUNT_ALLOW``; none by default). What a removal keeps is read from the desired state:
+allows (``BERTH_BIND_MOUNT_ALLOW`` for every team, ``BERTH_BIND_MOUNT_ALLOW_TEAMS`` per team; none by default). What a removal keeps is read from the desired state:
 each named volume on each server of the services mounting it.
 """
 
@@ -38,7 +38,11 @@ def refusal(
         paths = [v["path"] for v in svc.get("volumes") or []]
         for j, b in enumerate(svc.get("binds") or []):
             if not allowed(b["host_path"], allow):
-                where = ", ".join(allow) if allow else "none: BERTH_BIND_MOUNT_ALLOW is empty"
+                where = (
+                    ", ".join(allow)
+                    if allow
+                    else "none for this team: BERTH_BIND_MOUNT_ALLOW_TEAMS, BERTH_BIND_MOUNT_ALLOW"
+                )
                 return (
                     f"{prefix}/{i}/binds/{j}/host_path",
                     f"host bind mounts are allowed only under the paths the administrator lists ({where})",

@@ -68,9 +68,10 @@ def refuse_if_removing(row: dict[str, Any]) -> None:
         )
 
 
-def _check_mounts(deps: Deps, config: dict[str, Any]) -> None:
-    """Single-writer volumes need one replica and ``recreate``; binds only under the allowed paths (422)."""
-    found = mounts.refusal(config["services"], deps.settings.bind_mount_allow)
+def _check_mounts(deps: Deps, config: dict[str, Any], team_id: str) -> None:
+    """Single-writer volumes need one replica and ``recreate``; binds only under the paths allowed for the
+    team (422)."""
+    found = mounts.refusal(config["services"], deps.settings.bind_roots(team_id))
     if found is not None:
         raise invalid_field(*found)
 
@@ -199,9 +200,10 @@ async def create_application(
     build: list[VariableInput],
 ) -> AppRecord:
     if config.get("compose"):
-        config = await compose_apps.translated(deps, config, [(v.name, v.value, v.secret) for v in runtime])
+        given = [(v.name, v.value, v.secret) for v in runtime]
+        config = await compose_apps.translated(deps, config, given, principal.team_id)
     _check_source(deps, config)
-    _check_mounts(deps, config)
+    _check_mounts(deps, config, principal.team_id)
     _check_kept(runtime, "runtime", [])
     _check_kept(build, "build", [])
     app_id = new_id()
@@ -252,11 +254,11 @@ async def update_application(
             refuse_if_removing(row)
             config = {**row["config"], **changes}
             if config.get("compose"):
-                config = await _compose_again(deps, config, changes, runtime, row["id"], s)
+                config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
             _check_source(deps, config)
-            _check_mounts(deps, config)
+            _check_mounts(deps, config, principal.team_id)
             if "source" in changes:
                 await build_servers.resolve(s, principal, config)
             if "services" in changes:
@@ -289,7 +291,7 @@ async def _compose_again(
     config: dict[str, Any],
     changes: dict[str, Any],
     runtime: list[VariableInput] | None,
-    app_id: str,
+    row: dict[str, Any],
     s: AsyncSession,
 ) -> dict[str, Any]:
     """A compose application's configuration translated again with the changes (its services come from
@@ -300,9 +302,9 @@ async def _compose_again(
     if runtime is not None:
         given = [(v.name, v.value, v.secret) for v in runtime]
     else:
-        stored = (await repo.variables_of(s, [app_id]))[app_id]
+        stored = (await repo.variables_of(s, [row["id"]]))[row["id"]]
         given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
-    return await compose_apps.translated(deps, config, given)
+    return await compose_apps.translated(deps, config, given, row["team_id"])
 
 
 @contextmanager

@@ -231,10 +231,10 @@ async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[st
         return app
     stored = (await apps_repo.variables_of(s, [app["id"]]))[app["id"]]
     given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
-    found = await translated(deps, config, given)
+    found = await translated(deps, config, given, app["team_id"])
     if untranslated(found):
         return app
-    refused = mounts.refusal(found["services"], deps.settings.bind_mount_allow)
+    refused = mounts.refusal(found["services"], deps.settings.bind_roots(app["team_id"]))
     if refused is not None:
         raise invalid_field(*refused)
     if found != config:
@@ -251,10 +251,11 @@ def _core(service: dict[str, Any]) -> dict[str, Any]:
 
 
 async def translated(
-    deps: Deps, config: dict[str, Any], variables: Iterable[tuple[str, str | None, bool]]
+    deps: Deps, config: dict[str, Any], variables: Iterable[tuple[str, str | None, bool]], team_id: str | None
 ) -> dict[str, Any]:
     """``config`` with its compose file translated (raises a 422 naming the spot). ``variables``: the
-    application's runtime variables as (name, value, secret); only non-secret values are interpolated."""
+    application's runtime variables as (name, value, secret); only non-secret values are interpolated.
+    ``team_id``: the owner, whose own allowances (dangerous keys, bind-mount paths) apply."""
     compose = config["compose"]
     source = config.get("source")
     if compose.get("path") is not None:
@@ -277,8 +278,8 @@ async def translated(
     secrets = [name for name, _, secret in given if secret]
     hosts = [HostMap(h["service"], h["port"], h.get("host")) for h in config.get("compose_hosts") or []]
     policy = Policy(
-        bind_allow=tuple(deps.settings.bind_mount_allow),
-        allowed=frozenset(deps.settings.compose_allow),
+        bind_allow=tuple(deps.settings.bind_roots(team_id)),
+        allowed=deps.settings.compose_allowed(team_id),
         has_repository=config.get("source", {}).get("kind") == "git",
     )
     try:

@@ -82,5 +82,5 @@ def not_carried(spot: str, what: str = "") -> ComposeRefusal:
 def dangerous(spot: str, key: str) -> ComposeRefusal:
     return ComposeRefusal(
         spot,
-        f"refused: {DANGEROUS[key]}; an administrator can allow {key} for the team (BERTH_COMPOSE_ALLOW)",
+        f"refused: {DANGEROUS[key]}; an administrator can allow {key} for the team (BERTH_COMPOSE_ALLOW_TEAMS; BERTH_COMPOSE_ALLOW: every team)",
     )

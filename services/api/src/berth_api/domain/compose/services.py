@@ -169,7 +169,11 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
                     "named volume, or copy the files into the image",
                 )
             if not mounts.allowed(str(source), ctx.bind_allow):
-                where = ", ".join(ctx.bind_allow) if ctx.bind_allow else "none: BERTH_BIND_MOUNT_ALLOW is empty"
+                where = (
+                    ", ".join(ctx.bind_allow)
+                    if ctx.bind_allow
+                    else "none for this team: BERTH_BIND_MOUNT_ALLOW_TEAMS, BERTH_BIND_MOUNT_ALLOW"
+                )
                 raise ComposeRefusal(
                     f"{spot}/source",
                     f"host bind mounts are allowed only under the paths the administrator lists ({where})",
