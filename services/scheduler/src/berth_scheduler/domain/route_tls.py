@@ -45,21 +45,19 @@ def for_hosts(tls: TlsOptions, hosts: Iterable[str]) -> TlsOptions:
 
 def apply_routes(op: RouteOp, generation: int, route_tls: RouteTls | None = None) -> ApplyRoutes:
     """The ``cmd.route.apply`` of an ``apply`` op, with the route's HTTPS when the application has one."""
-    if route_tls is None:
-        return ApplyRoutes(
-            route_id=op.route_id,
-            hosts=list(op.hosts),
-            upstreams=list(op.upstreams),
-            generation=generation,
-            server_id=op.server_id,
-        )
-    return ApplyRoutes(
+    route = ApplyRoutes(
         route_id=op.route_id,
         hosts=list(op.hosts),
         upstreams=list(op.upstreams),
         generation=generation,
         server_id=op.server_id,
-        tls=for_hosts(route_tls.tls, op.hosts),
-        team_id=route_tls.team_id,
-        application_id=route_tls.application_id,
+    )
+    if route_tls is None:
+        return route
+    return route.model_copy(
+        update={
+            "tls": for_hosts(route_tls.tls, op.hosts),
+            "team_id": route_tls.team_id,
+            "application_id": route_tls.application_id,
+        }
     )
