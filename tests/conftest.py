@@ -14,6 +14,12 @@ import pytest
 from tests.support.procs import NatsServer, Postgres, create_database
 
 os.environ.setdefault("BERTH_ENV", "test")
+# Services the tests start (in-process or as child processes) run their migrations in their own process:
+# the child Python process that production uses to keep alembic out of a service's memory costs a second or
+# more per service start, and the tests start services over a thousand times. `berth up` in the end-to-end
+# tests keeps the production default (tests/e2e/conftest.py), and tests/common/test_db_migrate_process.py
+# runs the child process itself.
+os.environ.setdefault("BERTH_MIGRATE_IN_SUBPROCESS", "false")
 
 # About the seconds the longest files take serially on a 2-core machine. Under xdist (``--dist loadfile``) the
 # files are handed out longest first, so the short ones fill the end and no worker idles while the other
