@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= .berth
 PYTEST_ARGS ?=
-# Two workers, a test file per worker at a time (files share module fixtures: a platform, a Traefik); 0: serial.
-PYTEST_WORKERS ?= 2
+# Three workers on two cores (the tests mostly wait on Docker and I/O), a test file per worker at a time (files
+# share module fixtures: a platform, a Traefik); 0: serial.
+PYTEST_WORKERS ?= 3
 
 .PHONY: docs help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
 

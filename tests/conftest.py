@@ -14,41 +14,59 @@ import pytest
 from tests.support.procs import NatsServer, Postgres, create_database
 
 os.environ.setdefault("BERTH_ENV", "test")
+# Services the tests start (in-process or as child processes) run their migrations in their own process:
+# the child Python process that production uses to keep alembic out of a service's memory costs a second or
+# more per service start, and the tests start services over a thousand times. `berth up` in the end-to-end
+# tests keeps the production default (tests/e2e/conftest.py), and tests/common/test_db_migrate_process.py
+# runs the child process itself.
+os.environ.setdefault("BERTH_MIGRATE_IN_SUBPROCESS", "false")
 
-# About the seconds the longest files take serially on a 2-core machine. Under xdist (``--dist loadfile``) the
+# About the seconds the longest files take on a 2-core machine (each file's setup, call and teardown times from a
+# ``-n 2 --dist loadfile --durations=0`` run of these files). Under xdist (``--dist loadfile``) the
 # files are handed out longest first, so the short ones fill the end and no worker idles while the other
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
-    "tests/e2e/test_control_plane_backup.py": 255,
-    "tests/servers/test_swarm_rollout.py": 190,
-    "tests/scheduler/test_databases.py": 180,
-    "tests/e2e/test_platform.py": 150,
-    "tests/scheduler/test_rollout.py": 150,
-    "tests/e2e/test_deploy_flow.py": 140,
-    "tests/scheduler/test_backups.py": 100,
-    "tests/servers/test_placement_e2e.py": 100,
-    "tests/e2e/test_private_checkout.py": 90,
-    "tests/scheduler/test_schedules.py": 85,
-    "tests/scheduler/test_volumes.py": 85,
-    "tests/api/test_auth.py": 85,
-    "tests/scheduler/test_scale.py": 85,
-    "tests/api/test_volumes_api.py": 85,
-    "tests/security/test_injection.py": 80,
-    "tests/scheduler/test_removal.py": 80,
-    "tests/api/test_databases_api.py": 80,
-    "tests/servers/test_swarm.py": 75,
-    "tests/scheduler/test_drills.py": 70,
-    "tests/scheduler/test_volume_backups.py": 70,
-    "tests/metrics/test_service.py": 65,
-    "tests/servers/test_git_two_servers.py": 65,
-    "tests/builder/test_builds.py": 60,
-    "tests/api/test_application_removal.py": 50,
-    "tests/proxy/test_routing.py": 50,
-    "tests/api/test_backups_e2e.py": 45,
-    "tests/api/test_deployments.py": 45,
-    "tests/scheduler/test_backup_engines.py": 40,
-    "tests/servers/test_backup_server.py": 30,
-    "tests/proxy/test_db_images.py": 20,
+    "tests/servers/test_swarm_rollout.py": 255,
+    "tests/e2e/test_control_plane_backup.py": 180,
+    "tests/e2e/test_platform.py": 170,
+    "tests/e2e/test_private_checkout.py": 150,
+    "tests/security/test_injection.py": 135,
+    "tests/scheduler/test_backups.py": 130,
+    "tests/servers/test_placement_e2e.py": 110,
+    "tests/scheduler/test_databases.py": 105,
+    "tests/scheduler/test_rollout.py": 105,
+    "tests/scheduler/test_schedules.py": 105,
+    "tests/servers/test_swarm.py": 70,
+    "tests/scheduler/test_scale.py": 70,
+    "tests/api/test_auth.py": 65,
+    "tests/e2e/test_deploy_flow.py": 65,
+    "tests/scheduler/test_removal.py": 55,
+    "tests/metrics/test_service.py": 55,
+    "tests/scheduler/test_volumes.py": 50,
+    "tests/api/test_volumes_api.py": 50,
+    "tests/servers/test_git_two_servers.py": 50,
+    "tests/scheduler/test_volume_backups.py": 50,
+    "tests/api/test_databases_api.py": 40,
+    "tests/scheduler/test_drills.py": 40,
+    "tests/notifier/test_delivery.py": 35,
+    "tests/builder/test_builds.py": 35,
+    "tests/api/test_deployments.py": 25,
+    "tests/proxy/test_routing.py": 25,
+    "tests/servers/test_scale_servers.py": 25,
+    "tests/scheduler/test_backup_engines.py": 25,
+    "tests/api/test_application_removal.py": 20,
+    "tests/api/test_applications.py": 20,
+    "tests/servers/test_remote_routes.py": 20,
+    "tests/api/test_backups_e2e.py": 20,
+    "tests/scheduler/test_pull.py": 20,
+    "tests/servers/test_backup_server.py": 20,
+    "tests/proxy/test_coalescing.py": 20,
+    "tests/api/test_backups_api.py": 20,
+    "tests/metrics/test_every_server.py": 15,
+    "tests/scheduler/test_git_flow.py": 15,
+    "tests/api/test_list_cache.py": 15,
+    "tests/api/test_http.py": 15,
+    "tests/proxy/test_db_images.py": 5,
 }
 SLOW_FILE_S = 30
 

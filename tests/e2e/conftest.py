@@ -66,6 +66,7 @@ def platform_env(base: int) -> dict[str, str]:
         if not (k.startswith("BERTH_") and (k.endswith("_PORT") or k.endswith("_URL") or k == "BERTH_PORT_BASE"))
     }
     env.pop("BERTH_DATA_DIR", None)
+    env.pop("BERTH_MIGRATE_IN_SUBPROCESS", None)  # the platform migrates as in production (tests/conftest.py)
     env["BERTH_PORT_BASE"] = str(base)
     return env
 

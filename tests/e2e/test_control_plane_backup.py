@@ -345,6 +345,33 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
             path = target.paths.root / name
             assert path.read_text().strip() == value and path.stat().st_mode & 0o077 == 0, name
         assert (target.paths.traefik_dynamic / "000-berth-default-cert.yml").is_file()
+        first_cluster = existing_cluster(target.paths)
+        assert first_cluster is not None
+        # the data directory now holds a database: a restore is refused, unless forced (the old one kept aside)
+        restore = ("restore", str(backed_up["archive"]), "--passphrase-file", str(backed_up["pfile"]))
+        again = target.berth(*restore)
+        assert again.returncode == 1 and "already holds a database" in again.stderr
+        # a forced restore that fails puts everything back as it was
+        before = sorted(p.name for p in target.paths.root.iterdir())
+        broken = _broken_archive(backed_up["archive"], tmp_root / "cp-broken-force.tar.gz")
+        failed = target.berth("restore", str(broken), "--passphrase-file", str(backed_up["pfile"]), "--force")
+        assert failed.returncode == 1 and "pg_restore failed" in failed.stderr, failed.stderr
+        assert sorted(p.name for p in target.paths.root.iterdir()) == before
+        assert existing_cluster(target.paths) == first_cluster
+        assert not list(first_cluster.parent.glob("*.replaced-*"))
+        assert (target.paths.root / "secret.key").read_text().strip() == backed_up["secrets"]["secret.key"]
+        forced = target.berth(*restore, "--force")
+        assert forced.returncode == 0, forced.stderr
+        aside = list(target.paths.root.glob("replaced-*"))
+        assert len(aside) == 1 and (aside[0] / "secret.key").is_file()
+        cluster = existing_cluster(target.paths)
+        assert cluster is not None and list(cluster.parent.glob(f"{cluster.name}.replaced-*/PG_VERSION"))
+        # one start serves both restores: the forced one rebuilt the data directory from the same archive, in
+        # the same way as the first (a new cluster, the keys, the Traefik files), and what it made is found
+        for name, value in backed_up["secrets"].items():
+            path = target.paths.root / name
+            assert path.read_text().strip() == value and path.stat().st_mode & 0o077 == 0, name
+        assert (target.paths.traefik_dynamic / "000-berth-default-cert.yml").is_file()
         target.up("--all-in-one")
         with _client(target) as api:
             assert [p["name"] for p in api.get("/v1/projects").json()] == ["alpha"]
@@ -357,31 +384,9 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
             rotated = target.berth("secrets", "rotate-key")
             assert rotated.returncode == 0, rotated.stderr
             assert f"API_KEY={APP_SECRET}" in api.get(export, params={"reveal_secrets": "true"}).text
-        restore = ("restore", str(backed_up["archive"]), "--passphrase-file", str(backed_up["pfile"]))
         running = target.berth(*restore)
         assert running.returncode == 1 and "a platform is running" in running.stderr
         target.down()
-        # the data directory now holds a database: a restore is refused, unless forced (the old one kept aside)
-        again = target.berth(*restore)
-        assert again.returncode == 1 and "already holds a database" in again.stderr
-        # a forced restore that fails puts everything back as it was
-        cluster = existing_cluster(target.paths)
-        before = sorted(p.name for p in target.paths.root.iterdir())
-        broken = _broken_archive(backed_up["archive"], tmp_root / "cp-broken-force.tar.gz")
-        failed = target.berth("restore", str(broken), "--passphrase-file", str(backed_up["pfile"]), "--force")
-        assert failed.returncode == 1 and "pg_restore failed" in failed.stderr, failed.stderr
-        assert sorted(p.name for p in target.paths.root.iterdir()) == before
-        assert existing_cluster(target.paths) == cluster and not list(cluster.parent.glob("*.replaced-*"))
-        assert (target.paths.root / "secret.key").read_text().strip() == backed_up["secrets"]["secret.key"]
-        forced = target.berth(*restore, "--force")
-        assert forced.returncode == 0, forced.stderr
-        aside = list(target.paths.root.glob("replaced-*"))
-        assert len(aside) == 1 and (aside[0] / "secret.key").is_file()
-        cluster = existing_cluster(target.paths)
-        assert cluster is not None and list(cluster.parent.glob(f"{cluster.name}.replaced-*/PG_VERSION"))
-        target.up("--all-in-one")
-        with _client(target) as api:
-            assert [p["name"] for p in api.get("/v1/projects").json()] == ["alpha"]
     finally:
         gen.close()
 
