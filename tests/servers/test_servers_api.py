@@ -146,7 +146,8 @@ async def test_servers_are_added_validated_and_explained(platform, namespace_ser
     assert refused["state"] == "unreachable" and refused["checks"][0]["name"] == "authentication"
     good.authorize(generated["public_key"])
     await client.post(f"/v1/servers/{generated['id']}/validate", headers=admin)
-    assert (await _settled(client, admin, generated["id"]))["state"] == "ready"
+    settled = await _settled(client, admin, generated["id"])
+    assert settled["state"] == "ready", settled
 
     # no Docker engine; nobody listening; a name taken; a bad key; the built-in server untouchable
     r = await client.post(

@@ -218,8 +218,8 @@ class SshPool:
     async def run(
         self, server_id: str, target: SshTarget, argv: Sequence[str], timeout: float = 60.0
     ) -> tuple[int, str, str]:
-        """Run ``argv`` on the server; returns (exit status, stdout, stderr). A connection found dropped
-        when the command opens its channel is made again once."""
+        """Run ``argv`` on the server; returns (exit status, stdout, stderr), the status -1 when the server
+        sent none. A connection found dropped when the command opens its channel is made again once."""
         line = remote_command(argv)
         for attempt in (1, 2):
             conn = await self.connection(server_id, target)
@@ -232,7 +232,9 @@ class SshPool:
                     if self._links.get(server_id) is not None and self._links[server_id].conn is conn:
                         self._drop(server_id)
                 continue
-            return int(result.exit_status or 0), str(result.stdout or ""), str(result.stderr or "")
+            # no exit status (the command was killed, or the channel closed before it ended): a failure
+            status = -1 if result.exit_status is None else int(result.exit_status)
+            return status, str(result.stdout or ""), str(result.stderr or "")
         raise AssertionError("unreachable")
 
     def _drop(self, server_id: str) -> None:

@@ -77,7 +77,11 @@ async def _probe(
     facts.api_version = str(version.get("ApiVersion") or "") or None
     facts.architecture = str(info.get("Architecture") or version.get("Arch") or "") or None
     facts.docker_root = str(info.get("DockerRootDir") or "/var/lib/docker")
-    code, out, err = await pool.run(server_id, target, dom.disk_command(facts.docker_root), timeout)
-    facts.free_bytes = dom.parse_df(out) if code == 0 else None
-    facts.disk_error = "" if code == 0 else (err.strip()[-200:] or f"df exited {code}")
+    for _ in range(2):  # once more when the answer was cut short (a busy server)
+        code, out, err = await pool.run(server_id, target, dom.disk_command(facts.docker_root), timeout)
+        facts.free_bytes = dom.parse_df(out) if code == 0 else None
+        if facts.free_bytes is not None:
+            facts.disk_error = ""
+            break
+        facts.disk_error = err.strip()[-200:] or (f"df exited {code}" if code else f"df printed {out[:100]!r}")
     return facts
