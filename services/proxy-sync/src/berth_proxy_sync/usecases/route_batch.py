@@ -40,13 +40,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.bus import Bus
-from berth_common.bus.consumer import Delivery
-from berth_common.catalogue import ApplyRoutes, RemoveRoute, RouteFailed, RouteRemoved, RoutesApplied
+from berth_common.catalogue import RouteFailed, RouteRemoved, RoutesApplied
 from berth_common.db import Unit
 from berth_common.db.unit import first_times, write_outbox
 from berth_common.logging import get_logger
@@ -62,65 +60,13 @@ from berth_proxy_sync.domain.batches import (
     stale_reason,
     waits_for_batch,
 )
-from berth_proxy_sync.domain.routes import Route, RouteError, check_route_id, file_name, other_routers, render
+from berth_proxy_sync.domain.routes import Route, file_name, other_routers, render
 from berth_proxy_sync.domain.tls import HostStates
-from berth_proxy_sync.usecases.https import HostCheck, Https
+from berth_proxy_sync.usecases.https import Https
+from berth_proxy_sync.usecases.route_command import Command
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
 
 log = get_logger(__name__)
-Operation = Literal["apply", "remove"]
-
-
-@dataclass(eq=False)
-class Command:
-    """A route command waiting for its batch; ``done`` is resolved once it is answered (or raises when
-    the batch's transaction failed)."""
-
-    msg: ApplyRoutes | RemoveRoute
-    delivery: Delivery
-    seq: int
-    route: Route | None = None
-    error: str | None = None
-    arrived: float = field(default_factory=time.monotonic)  # when its handler handed it over
-    checks: dict[str, HostCheck] = field(default_factory=dict)  # the DNS check of its ACME hosts
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    @classmethod
-    def of(
-        cls, msg: ApplyRoutes | RemoveRoute, delivery: Delivery, seq: int, checks: dict[str, HostCheck] | None = None
-    ) -> Command:
-        """The command with its input checked (a bad one is kept, to be answered as failed)."""
-        cmd = cls(msg, delivery, seq, checks=checks or {})
-        try:
-            if isinstance(msg, ApplyRoutes):
-                cmd.route = Route.create(
-                    msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation, tls=msg.tls
-                )
-            else:
-                check_route_id(msg.route_id)
-        except RouteError as exc:
-            cmd.error = str(exc)
-        return cmd
-
-    @property
-    def operation(self) -> Operation:
-        return "apply" if isinstance(self.msg, ApplyRoutes) else "remove"
-
-    @property
-    def route_id(self) -> str:
-        return self.route.route_id if self.route else self.msg.route_id
-
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        return self.route.hosts if self.route else ()
-
-    @property
-    def valid(self) -> bool:
-        return self.error is None
-
-    @property
-    def generation(self) -> int:
-        return self.msg.generation
 
 
 @dataclass(eq=False)

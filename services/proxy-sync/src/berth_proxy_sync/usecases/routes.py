@@ -64,7 +64,8 @@ from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
 from berth_proxy_sync.domain.tls import TlsSite
 from berth_proxy_sync.usecases.https import HostCheck, Https, sync_certificates
-from berth_proxy_sync.usecases.route_batch import Command, Outcome, RouteBatch
+from berth_proxy_sync.usecases.route_batch import Outcome, RouteBatch
+from berth_proxy_sync.usecases.route_command import Command
 from berth_proxy_sync.usecases.sites import Sites
 
 log = get_logger(__name__)
