@@ -20,6 +20,7 @@ from benchmarks.support.compose_stack import compose_file
 from tests.e2e.conftest import make_platform
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
+from tests.support.steady_load import steady_load
 
 pytestmark = pytest.mark.slow
 
@@ -107,32 +108,13 @@ async def test_a_compose_app_deploys_in_order_and_keeps_its_stateful_service(pla
         changed = compose_file(web_image, base, "v2")
         r = await api.patch(f"/v1/applications/{app_id}", json={"compose": {"inline": changed}})
         assert r.status_code == 200, r.text
-        errors: list[str] = []
-        seen: set[str] = set()
-        stop = asyncio.Event()
-
-        async def load() -> None:
-            while not stop.is_set():
-                try:
-                    got = await proxy.get("/", headers={"Host": host})
-                    if got.status_code != 200:
-                        errors.append(str(got.status_code))
-                    else:
-                        seen.add(got.text)
-                except httpx.HTTPError as exc:
-                    errors.append(type(exc).__name__)
-                await asyncio.sleep(0.01)
-
-        loader = asyncio.create_task(load())
-        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
-        assert r.status_code == 202, r.text
-        second = await wait_deployment(api, r.json()["id"])
-        await asyncio.sleep(0.3)
-        stop.set()
-        await loader
+        async with steady_load(proxy, host, settle_s=0.3) as load:
+            r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
+            assert r.status_code == 202, r.text
+            second = await wait_deployment(api, r.json()["id"])
         assert second["status"] == "succeeded", second
-        assert errors == []
-        assert seen == {"v1", "v2"}
+        assert load.errors == []
+        assert load.seen == {"v1", "v2"}
         assert (await proxy.get("/db.txt", headers={"Host": host})).text.strip() == created
         after = {c["service"]: c for c in containers_of(app_id).values()}
         assert after["db"]["id"] == db_before and after["db"]["state"] == "running"

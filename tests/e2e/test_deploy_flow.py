@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import make_platform
 from tests.support.images import busybox_image
+from tests.support.steady_load import steady_load
 
 pytestmark = pytest.mark.slow
 
@@ -108,31 +109,12 @@ async def test_git_to_live_url_redeploy_and_rollback(platform, tmp_path: Path):
 
         # 2. redeploy changed content while requests keep flowing: no failure, content switches
         commit_site(repo, "hello v2", base)
-        errors: list[str] = []
-        seen: set[str] = set()
-        stop = asyncio.Event()
-
-        async def load() -> None:
-            while not stop.is_set():
-                try:
-                    got = await proxy.get("/", headers={"Host": host})
-                    if got.status_code != 200:
-                        errors.append(f"{got.status_code}")
-                    else:
-                        seen.add(got.text)
-                except httpx.HTTPError as exc:
-                    errors.append(type(exc).__name__)
-                await asyncio.sleep(0.01)
-
-        loader = asyncio.create_task(load())
-        r = await api.post(f"/v1/applications/{app['id']}/deployments", json={"options": {"drain_grace_s": 1}})
-        second = await wait_deployment(api, r.json()["id"])
-        await asyncio.sleep(0.5)
-        stop.set()
-        await loader
+        async with steady_load(proxy, host, settle_s=0.5) as load:
+            r = await api.post(f"/v1/applications/{app['id']}/deployments", json={"options": {"drain_grace_s": 1}})
+            second = await wait_deployment(api, r.json()["id"])
         assert second["status"] == "succeeded", second
-        assert errors == []
-        assert seen == {"hello v1", "hello v2"}
+        assert load.errors == []
+        assert load.seen == {"hello v1", "hello v2"}
         assert (await proxy.get("/", headers={"Host": host})).text == "hello v2"
 
         # 5. rollback: the previous image, no build, previous content
