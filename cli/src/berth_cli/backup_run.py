@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,7 +27,8 @@ from typing import IO, Any
 
 from berth_cli import backup_archive as fmt
 from berth_cli import backup_pg as pg
-from berth_cli.datadir import ensure_secret, write_private
+from berth_cli.backup_files import Changes, Verified, restore_files
+from berth_cli.datadir import ensure_secret
 from berth_cli.layout import DATABASE, Paths
 
 MAX_MANIFEST = 1_000_000
@@ -181,18 +182,6 @@ def _pg_bin(name: str) -> Path:
 # --- restore -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Verified:
-    """An archive whose members all matched the manifest and whose passphrase opened it, unpacked."""
-
-    manifest: dict[str, Any]
-    staging: Path
-    keys: dict[str, bytes]
-
-    def member(self, name: str) -> Path:
-        return self.staging / "members" / name
-
-
 def _copy(src: IO[bytes], dst: Path) -> str:
     h = hashlib.sha256()
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -249,37 +238,6 @@ def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     f = tar.extractfile(info)
     assert f is not None
     return f.read()
-
-
-@dataclass
-class Changes:
-    """What a restore made (removed again if it fails), what it moved aside (put back), and the entries
-    the data directory held before (any other entry it holds after a failure is removed)."""
-
-    root: Path
-    before: set[str] | None = None
-    made: list[Path] = field(default_factory=list)
-    moved: list[tuple[Path, Path]] = field(default_factory=list)
-
-    def undo(self) -> None:
-        for path in reversed(self.made):
-            _remove(path)
-        for original, aside in reversed(self.moved):
-            if aside.exists() and not original.exists():
-                os.replace(aside, original)
-        if self.before is None:
-            _remove(self.root)
-        elif self.root.is_dir():
-            for entry in self.root.iterdir():
-                if entry.name not in self.before:
-                    _remove(entry)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _move_aside(paths: Paths, cluster: Path | None, stamp: str, changes: Changes) -> Path:
@@ -347,38 +305,6 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def restore_files(paths: Paths, verified: Verified, changes: Changes) -> int:
-    """The archive's files written back: the key files (0600) at the data directory's top level, Traefik's
-    files in their places, those that hold a private key 0600 in folders 0700 (sealed ones, and those a
-    version 1 archive kept in clear); the number of Traefik files."""
-    tdir = paths.root / fmt.TRAEFIK_PREFIX.rstrip("/")
-    traefik = sorted(n for n in [*verified.manifest["members"], *verified.keys] if n.startswith(fmt.TRAEFIK_PREFIX))
-    if traefik and not tdir.exists():
-        changes.made.append(tdir)
-    for name, data in sorted(verified.keys.items()):
-        if not name.startswith(fmt.TRAEFIK_PREFIX):
-            target = paths.root / name
-            changes.made.append(target)
-            write_private(target, data)
-    private: set[str] = set()
-    for name in traefik:
-        target = paths.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sealed = verified.keys.get(name)
-        data = verified.member(name).read_bytes() if sealed is None else sealed
-        if sealed is not None or fmt.traefik_secret(name, data):
-            private.add(name)
-            write_private(target, data)
-        else:
-            shutil.copyfile(verified.member(name), target)
-    # the recorded modes, deepest first (a folder's own mode may forbid writing into it)
-    for name, mode in sorted(fmt.traefik_modes(verified.manifest).items(), key=lambda nm: -nm[0].count("/")):
-        target = paths.root / name
-        if target.exists() and not target.is_symlink():
-            target.chmod(mode & 0o600 if name in private else mode)
-    return len(traefik)
 
 
 def _restore_database(paths: Paths, verified: Verified, changes: Changes) -> dict[str, Any]:
