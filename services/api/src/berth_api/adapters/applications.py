@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.rows import all_rows, first_row
 from berth_api.adapters.tables import applications, deployments, environments, hosts, variables
+from berth_api.adapters.tls_tables import certificate_states
 from berth_api.domain.applications import VariableKind
 
 
@@ -139,6 +140,9 @@ async def update_application(session: AsyncSession, application_id: str, config:
 
 
 async def delete_application(session: AsyncSession, application_id: str) -> None:
+    """The application's row (its hosts, variables and deployments go with it) and the certificate state
+    of its hosts, which names it without a foreign key (the events may arrive before or after it)."""
+    await session.execute(sa.delete(certificate_states).where(certificate_states.c.application_id == application_id))
     await session.execute(sa.delete(applications).where(applications.c.id == application_id))
 
 
