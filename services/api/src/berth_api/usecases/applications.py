@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -183,7 +184,9 @@ def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], h
     if compose_apps.untranslated(row["config"]):
         return  # a compose file of the repository: translated when the builder reads it
     try:
-        build_spec(deps, row, stored, hosts, placeholders=True)
+        spec = build_spec(deps, row, stored, hosts, placeholders=True)
+        with contextlib.suppress(ProblemError):  # what only a deployment refuses (409), named there
+            compose_apps.compose_spec(spec, row["config"])  # a compose service's own fields, checked now
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "/body/" + "/".join(str(p) for p in first["loc"])
