@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.support.processes import wait_port
 from berth_cli import components
 
 NAME = "bus"
@@ -44,17 +44,6 @@ PHASE_LIMIT_S = 30.0
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nats-server did not listen on {port}")
 
 
 class Path_:
@@ -267,7 +256,7 @@ async def run() -> dict[str, Any]:
         with (Path(tmp) / "nats.log").open("wb") as log:
             proc = subprocess.Popen(launch.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             try:
-                _wait_port(port)
+                wait_port(port, timeout=20.0)
                 result = await _run_on(f"nats://127.0.0.1:{port}")
             finally:
                 proc.terminate()
