@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from berth_common import sealing
-from berth_common.catalogue import MetricsQuery, MetricsReply, ServerChanged, sealed_key_aad
+from berth_common.catalogue import MetricsQuery, MetricsReply, ServerChanged
 from berth_common.db.provision import provision
 from berth_metrics.domain.host import READ_PROC_FILES, Disk, df_argv, parse_df, real_mounts, split_files
 from berth_scheduler.settings import SchedulerSettings
@@ -27,7 +26,7 @@ from tests.metrics.service import eventually, metrics_service
 from tests.scheduler.platform import Scheduler
 from tests.support.fleet_platform import api_on, other_team_admin
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, _run, _start_sshd, _wait, running_servers
+from tests.support.testservers import TestServer, _run, _start_sshd, _wait, running_servers, server_changed
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 OWNER, USER, OTHER = "team-owner", "team-user", "team-other"
@@ -97,18 +96,7 @@ def restart(server: TestServer) -> None:
 
 
 def announce(server: TestServer, server_id: str, revision: int = 1, state: str = "ready") -> ServerChanged:
-    return ServerChanged(
-        server_id=server_id,
-        team_id=OWNER,
-        name="ns-metrics",
-        host=server.address,
-        port=22,
-        user="root",
-        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
-        host_key=server.host_key.export_public_key("openssh").decode().strip(),
-        state=state,  # type: ignore[arg-type]
-        revision=revision,
-    )
+    return server_changed(server, server_id, team_id=OWNER, name="ns-metrics", revision=revision, state=state)
 
 
 async def query(running: Any, **fields: Any) -> MetricsReply:

@@ -291,10 +291,8 @@ test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.issue_timeout_s = 5
 async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificate(
     tmp_root, nats_server, database, events, scheduler_bus, unique
 ):
-    from berth_common import sealing
-    from berth_common.catalogue import ServerChanged, sealed_key_aad
     from tests.proxy.support import Traefik
-    from tests.support.testservers import running_servers
+    from tests.support.testservers import running_servers, server_changed
 
     sid, host = f"tls{unique}", f"edge-{unique}.berth.test"
     local = Traefik(tmp_root / f"local-{unique}")
@@ -320,20 +318,7 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
     await api.connect()
     try:
         with running_servers(1) as [server]:
-            await api.publish(
-                ServerChanged(
-                    server_id=sid,
-                    team_id="team1",
-                    name="edge-1",
-                    host=server.address,
-                    port=22,
-                    user="root",
-                    private_key=sealing.seal(server.private_key_pem, sealed_key_aad(sid)),
-                    host_key=server.host_key.export_public_key("openssh").decode().strip(),
-                    state="ready",
-                    revision=1,
-                )
-            )
+            await api.publish(server_changed(server, sid, team_id="team1", name="edge-1"))
             _, chain, key = cert_pair([host])
             cert = CustomCertificate(certificate_id=f"e-{unique}", hosts=[host], chain_pem=chain, key=SecretStr(key))
             msg = ApplyRoutes(

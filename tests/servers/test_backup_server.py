@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from berth_common import sealing
-from berth_common.catalogue import DirectoryDestination, RestoreBackup, ServerChanged, sealed_key_aad
+from berth_common.catalogue import DirectoryDestination, RestoreBackup, ServerChanged
 from berth_common.db.provision import provision
 from tests.scheduler.backup_support import Harness, SchedulerProcess, fill, scheduler_env, start_postgres
 from tests.support.images import postgres_image
 from tests.support.s3 import MotoS3
-from tests.support.testservers import TestServer, running_servers
+from tests.support.testservers import TestServer, running_servers, server_changed
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 SERVER_ID = "srv-backup"
@@ -32,18 +31,7 @@ def server() -> Iterator[TestServer]:
 
 
 def _changed(server: TestServer) -> ServerChanged:
-    return ServerChanged(
-        server_id=SERVER_ID,
-        team_id="team1",
-        name="db-server",
-        host=server.address,
-        port=22,
-        user="root",
-        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(SERVER_ID)),
-        host_key=server.host_key.export_public_key("openssh").decode().strip(),
-        state="ready",
-        revision=1,
-    )
+    return server_changed(server, SERVER_ID, team_id="team1", name="db-server")
 
 
 async def test_a_database_on_a_remote_server_is_backed_up_and_restored(

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 import pytest
 import sqlalchemy as sa
 
-from berth_common import sealing
 from berth_common.bus import Bus
-from berth_common.catalogue import ReplicasQuery, ReplicasReply, ServerChanged, sealed_key_aad
+from berth_common.catalogue import ReplicasQuery, ReplicasReply, ServerChanged
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -29,7 +28,7 @@ from berth_scheduler.settings import SchedulerSettings
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Platform, Scheduler, web_app
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
+from tests.support.testservers import TestServer, running_servers, server_changed
 
 pytestmark = pytest.mark.slow
 HOST = "shop.placed.test"
@@ -43,18 +42,7 @@ def servers() -> Iterator[list[TestServer]]:
 
 
 def _changed(server: TestServer, server_id: str) -> ServerChanged:
-    return ServerChanged(
-        server_id=server_id,
-        team_id="team-1",
-        name=f"edge-{server_id}",
-        host=server.address,
-        port=22,
-        user="root",
-        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
-        host_key=server.host_key.export_public_key("openssh").decode().strip(),
-        state="ready",
-        revision=1,
-    )
+    return server_changed(server, server_id, team_id="team-1", name=f"edge-{server_id}")
 
 
 @dataclass

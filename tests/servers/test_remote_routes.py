@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from berth_common import fleet, sealing
+from berth_common import fleet
 from berth_common import traefik as tr
 from berth_common.bus import Bus
-from berth_common.catalogue import ApplyRoutes, RemoveRoute, ServerChanged, sealed_key_aad
+from berth_common.catalogue import ApplyRoutes, RemoveRoute, ServerChanged
 from berth_common.db.provision import provision, schema_for
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, render
@@ -27,7 +27,7 @@ from berth_proxy_sync.settings import ProxySyncSettings
 from berth_proxy_sync.usecases.sites import RECHECK_S
 from tests.proxy.support import ProxySync, RouteClient, Traefik
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
+from tests.support.testservers import TestServer, running_servers, server_changed
 
 IMAGE = "berth/traefik:3.7.15"
 # a file an operator put in the server's dynamic directory (no managed marker): proxy-sync leaves it alone
@@ -161,18 +161,7 @@ async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def
 
 
 def _changed(server: TestServer, server_id: str, revision: int, state: str = "ready") -> ServerChanged:
-    return ServerChanged(
-        server_id=server_id,
-        team_id="team1",
-        name="edge-1",
-        host=server.address,
-        port=22,
-        user="root",
-        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
-        host_key=server.host_key.export_public_key("openssh").decode().strip(),
-        state=state,  # type: ignore[arg-type]
-        revision=revision,
-    )
+    return server_changed(server, server_id, team_id="team1", name="edge-1", revision=revision, state=state)
 
 
 async def _get(address: str, host: str) -> tuple[int, str]:

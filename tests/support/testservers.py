@@ -27,6 +27,9 @@ from pathlib import Path
 
 import asyncssh
 
+from berth_common import sealing
+from berth_common.catalogue import ServerChanged, sealed_key_aad
+
 LOCK = Path("/tmp/berth-testservers.lock")
 NET_PREFIX = "10.77"
 SSHD = "/usr/sbin/sshd"
@@ -376,3 +379,22 @@ def running_servers(count: int, *, with_sshd: bool = True, with_docker: bool = T
         for server in servers:
             stop_server(server)
         remove_net(net)
+
+
+def server_changed(
+    server: TestServer, server_id: str, *, team_id: str, name: str, revision: int = 1, state: str = "ready"
+) -> ServerChanged:
+    """``evt.server.changed`` as the api announces a server it holds the key of: its address, its private
+    key sealed for ``server_id``, its pinned host key."""
+    return ServerChanged(
+        server_id=server_id,
+        team_id=team_id,
+        name=name,
+        host=server.address,
+        port=22,
+        user="root",
+        private_key=sealing.seal(server.private_key_pem, sealed_key_aad(server_id)),
+        host_key=server.host_key.export_public_key("openssh").decode().strip(),
+        state=state,  # type: ignore[arg-type]
+        revision=revision,
+    )
