@@ -4,6 +4,7 @@ variable known, every service an image, its secrets generated and its domain fil
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree
 
 import yaml
 
@@ -36,8 +37,14 @@ def test_the_catalogue_has_the_widely_used_apps_and_every_category():
     for t in templates:
         assert t.name and t.description and t.tags and t.docs and t.docs.startswith("https://"), t.slug
         assert t.version, t.slug
-        if t.logo:
-            assert template_files.logo(t.logo), f"{t.slug}: its logo {t.logo} is not a file of the package"
+        assert t.logo, f"{t.slug} has no logo"
+        data = template_files.logo(t.logo)
+        assert data, f"{t.slug}: its logo {t.logo} is not a file of the package"
+        svg = ElementTree.fromstring(data)
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox") == "0 0 64 64", t.slug
+        for el in svg.iter():  # a logo is served as image/svg+xml: nothing in it may run
+            assert el.tag.rsplit("}", 1)[-1] not in {"script", "foreignObject"}, t.slug
+            assert not any(name.lower().startswith("on") for name in el.attrib), t.slug
 
 
 def test_every_template_renders_with_its_secrets_generated_and_its_domain_filled():
