@@ -206,13 +206,20 @@ class RouteClient:
         assert self.bus is not None
         return (await self.bus.publish(RemoveRoute(route_id=route_id, generation=generation))).id
 
-    async def wait(self, route_id: str, generation: int, timeout: float = 20.0) -> dict[str, Any]:
-        """The first event about (route_id, generation) not yet returned by an earlier wait."""
+    async def wait(
+        self, route_id: str, generation: int, timeout: float = 20.0, server_id: str | None = None
+    ) -> dict[str, Any]:
+        """The first event about (route_id, generation), on ``server_id`` when one is named, not yet returned
+        by an earlier wait. Events are at least once: a command redelivered while its first delivery is still
+        at work is answered twice, so a test that sends the same (route, generation) to two servers names
+        the server it waits for."""
         found: list[dict[str, Any]] = []
 
         def find() -> bool:
             for env in self.events:
                 d = env["data"]
+                if server_id is not None and d.get("server_id", "local") != server_id:
+                    continue
                 if d["route_id"] == route_id and d["generation"] == generation and not env.get("_seen"):
                     env["_seen"] = True
                     found.append(env)

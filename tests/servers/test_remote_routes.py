@@ -189,7 +189,7 @@ async def _apply(client: RouteClient, route_id: str, hosts: list[str], upstreams
     assert client.bus is not None
     msg = ApplyRoutes(route_id=route_id, hosts=hosts, upstreams=upstreams, generation=gen, server_id=server_id)
     await client.bus.publish(msg)
-    return await client.wait(route_id, gen, timeout=240)
+    return await client.wait(route_id, gen, timeout=240, server_id=server_id)
 
 
 @pytest.mark.slow
@@ -247,7 +247,7 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
 
         # remove: the host answers 404 on the server
         await client.bus.publish(RemoveRoute(route_id="shop-web", generation=2, server_id=sid))  # type: ignore[union-attr]
-        evt = await client.wait("shop-web", 2, timeout=30)
+        evt = await client.wait("shop-web", 2, timeout=30, server_id=sid)
         assert evt["type"] == "evt.route.removed" and evt["data"]["server_id"] == sid, evt
         await _until(server.address, "shop.test", 404)
         assert not (dynamic / "shop-web.yml").exists()
