@@ -18,14 +18,15 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 LINE_OVERHEAD = 160  # JSON keys, service, replica, server and time of a line in a reply, about
 
 
-def unix(moment: datetime) -> str:
+def unix(moment: datetime, *, through: bool = False) -> str:
     """``moment`` as the engine's ``since``/``until``: seconds since the epoch with nanoseconds (a naive
-    time is UTC)."""
+    time is UTC). Times are shown to the microsecond, the engine keeps nanoseconds: ``through`` is the last
+    nanosecond of the microsecond, so an ``until`` taken from a line's shown time includes that line."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     seconds = delta.days * 86400 + delta.seconds
-    return f"{seconds}.{delta.microseconds * 1000:09d}"
+    return f"{seconds}.{delta.microseconds * 1000 + (999 if through else 0):09d}"
 
 
 def log_params(
@@ -36,7 +37,7 @@ def log_params(
     params = {"stdout": "1", "stderr": "1", "timestamps": "1", "tail": "all" if tail is None else str(tail)}
     if until is not None:
         params["tail"] = "all"  # the engine's tail comes before its until (see above)
-        params["until"] = unix(until)
+        params["until"] = unix(until, through=True)
     if since is not None:
         params["since"] = unix(since)
     if follow:
