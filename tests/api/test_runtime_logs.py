@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -44,24 +45,31 @@ def replica_script(name: str, count: int) -> list[str]:
     return ["sh", "-c", script]
 
 
-@pytest.fixture
-async def scheduler(nats_server, database) -> AsyncIterator[Any]:
+@asynccontextmanager
+async def scheduler_running(nats_url: str, database: str, **overrides: Any) -> AsyncIterator[Any]:
+    """The real scheduler in this process (its follows ask whether their client is there every 0.5 s)."""
     from berth_scheduler.settings import SchedulerSettings
     from tests.scheduler.platform import Scheduler
 
     urls = await provision(database, "test-secret", ("scheduler",))
     settings = SchedulerSettings(
-        nats_url=nats_server.url,
+        nats_url=nats_url,
         database_url=urls["scheduler"],
         secret_key="test-secret",
         http_port=0,
-        logs_follow_alive_s=0.5,
+        **{"logs_follow_alive_s": 0.5, **overrides},
     )
     running = await Scheduler(settings).start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def scheduler(nats_server, database) -> AsyncIterator[Any]:
+    async with scheduler_running(nats_server.url, database) as running:
+        yield running
 
 
 def follows() -> list[asyncio.Task[Any]]:
@@ -176,3 +184,34 @@ async def test_an_application_without_replicas_has_no_lines(client, members, sch
 
     body = await eventually(answered, 60)
     assert body == {"application_id": app["id"], "lines": [], "unreachable": {}, "truncated": False}
+
+
+async def test_a_follow_sends_no_more_lines_a_second_than_its_limit_and_says_how_many_it_left_out(
+    client, members, nats_server, database
+):
+    app = await make_app(client, members.developer, APP)
+    team = (await client.get("/v1/me", headers=members.developer)).json()["team"]["id"]
+    labels = {"berth.team": team, "berth.app": app["id"], "berth.service": "web", "berth.replica": "1"}
+    url = f"/v1/applications/{app['id']}/logs"
+    async with scheduler_running(nats_server.url, database, logs_follow_lines_per_s=20) as _, containers() as made:
+        made.append(run_busybox(labels=labels, command=["sleep", "600"]))
+
+        async def ready() -> bool:
+            return (await client.get(url, headers=members.viewer)).status_code == 200
+
+        await eventually(ready, 60)
+        async with client.stream("GET", url, headers=members.viewer, params={"follow": True}, timeout=30) as r:
+            assert r.status_code == 200
+            burst = "i=0; while [ $i -lt 500 ]; do echo burst $i; i=$((i+1)); done > /proc/1/fd/1"
+            subprocess.run([DOCKER, "exec", made[0], "sh", "-c", burst], check=True)
+            sent, left_out = 0, 0
+            async with asyncio.timeout(15):
+                async for raw in r.aiter_lines():
+                    if raw.startswith("event: line"):
+                        sent += 1
+                    elif raw.endswith("lines left out (over the rate limit)"):
+                        left_out += int(raw.removeprefix(": ").split()[0])
+                    if sent + left_out == 500:
+                        break
+    assert sent + left_out == 500
+    assert 15 <= sent <= 25, sent  # the burst of one second's worth, not the 500

@@ -9,7 +9,8 @@ The reply comes at once (how many containers are followed); one task then runs p
   itself) ends the follow at once, two unanswered asks in a row end it too; each time it also looks for new
   replicas of the application (a rollout's) and follows them;
 - lines are published in batches (``FollowedLines``) at most ``lines_per_s`` a second on average; what
-  comes faster is counted and reported as ``dropped``, never queued without bound.
+  comes faster is counted and reported as ``dropped`` (with the next batch, or alone once the follow is
+  quiet), never queued without bound.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BATCH_LINES = 200
 BATCH_BYTES = 256 * 1024
 BATCH_WAIT_S = 0.05
 MISSES = 2  # unanswered alive asks in a row that end a follow
+DROPPED_REPORT_S = 0.5  # lines left out are reported with the next batch, or after this long without one
 
 
 class Followers:
@@ -151,7 +153,12 @@ class _Follow:
 
     async def _publish(self) -> None:
         while True:
-            batch = [await self.lines.get()]
+            try:
+                batch = [await asyncio.wait_for(self.lines.get(), DROPPED_REPORT_S)]
+            except TimeoutError:  # quiet: say what was left out, if anything
+                if self.limit.dropped:
+                    await self._send(FollowedLines(dropped=self.limit.take_dropped()))
+                continue
             size = len(batch[0].line)
             deadline = asyncio.get_running_loop().time() + BATCH_WAIT_S
             while len(batch) < BATCH_LINES and size < BATCH_BYTES:
@@ -164,8 +171,10 @@ class _Follow:
                     break
                 batch.append(line)
                 size += len(line.line)
-            message = FollowedLines(lines=batch, dropped=self.limit.take_dropped())
-            await self.owner.bus.nc.publish(self.query.inbox, message.model_dump_json().encode())
+            await self._send(FollowedLines(lines=batch, dropped=self.limit.take_dropped()))
+
+    async def _send(self, message: FollowedLines) -> None:
+        await self.owner.bus.nc.publish(self.query.inbox, message.model_dump_json().encode())
 
     async def close(self) -> None:
         readers = list(self.readers.values())
