@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import struct
-
 from berth_common.docker import logframes
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxL", stream, len(payload)) + payload
-
+from tests.common.test_logframes import frame
 
 DATA = (
     frame(1, b"2026-12-05T05:30:00.123456789Z one\n")
