@@ -1,6 +1,7 @@
 """A database's logs as an application's: since/until and follow through the REAL api and scheduler, from
 a busybox container playing the database's (``service`` empty, ``replica`` the container's name); another
-team's database is a 404 for a follow too, and the follow ends when its client goes away."""
+team's database is a 404 for a follow too, a restarted container is followed again without a line sent
+twice, and the follow ends when its client goes away."""
 
 from __future__ import annotations
 
@@ -70,4 +71,9 @@ async def test_database_logs_in_a_window_and_followed(client, members, nats_serv
             assert (fresh["line"], fresh["replica"]) == ("LOG:  fresh", name)
             assert time.monotonic() - written < 1.0
             assert len(follows()) == 1
+            # A restarted container is followed again from its first new line: nothing sent twice.
+            subprocess.run([DOCKER, "restart", "-t", "0", name], check=True, capture_output=True)
+            again = [await asyncio.wait_for(anext(stream), 15) for _ in range(4)]
+            assert [x["line"] for x in again] == [f"LOG:  line {i}" for i in range(1, 5)]
+            assert all(x["time"] > fresh["time"] for x in again)
         await eventually(lambda: not follows(), 10)

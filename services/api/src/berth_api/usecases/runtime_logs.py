@@ -205,6 +205,8 @@ async def open_follow(
     async def on_alive(msg: Any) -> None:
         if follow.alive():
             await msg.respond(b"ok")
+        else:  # the response never started streaming: nobody will read these lines
+            await follow.close()
 
     follow.subscriptions.append(await nc.subscribe(follow.inbox, cb=on_lines))
     follow.subscriptions.append(await nc.subscribe(follow.inbox + ALIVE_SUFFIX, cb=on_alive))

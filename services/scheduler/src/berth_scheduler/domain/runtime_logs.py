@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from berth_common.catalogue import RuntimeLogLine
+from berth_common.catalogue import ContainerLogLine, RuntimeLogLine
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+L = TypeVar("L", RuntimeLogLine, ContainerLogLine)
 LINE_OVERHEAD = 160  # JSON keys, service, replica, server and time of a line in a reply, about
 
 
@@ -33,7 +35,7 @@ def log_params(
     tail: int | None, since: datetime | None = None, until: datetime | None = None, *, follow: bool = False
 ) -> dict[str, str]:
     """The query of ``GET /containers/{name}/logs``: both streams with timestamps; ``tail`` None: every line
-    (a follower asks ``tail=0`` and ``since``: only what comes from then on)."""
+    (a follower asks ``follow`` with ``since``: what was written from then on, then what comes)."""
     params = {"stdout": "1", "stderr": "1", "timestamps": "1", "tail": "all" if tail is None else str(tail)}
     if until is not None:
         params["tail"] = "all"  # the engine's tail comes before its until (see above)
@@ -53,11 +55,11 @@ def merged(groups: Iterable[list[RuntimeLogLine]], tail: int) -> list[RuntimeLog
     return every[-tail:] if tail else []
 
 
-def capped(lines: list[RuntimeLogLine], max_bytes: int) -> tuple[list[RuntimeLogLine], bool]:
+def capped(lines: list[L], max_bytes: int) -> tuple[list[L], bool]:
     """The newest of ``lines`` that fit in ``max_bytes`` of reply, and whether older ones were left out."""
     total = 0
     for at in range(len(lines) - 1, -1, -1):
-        total += len(lines[at].line.encode()) + len(lines[at].replica) + LINE_OVERHEAD
+        total += len(lines[at].line.encode()) + len(getattr(lines[at], "replica", "")) + LINE_OVERHEAD
         if total > max_bytes:
             return lines[at + 1 :], True
     return lines, False

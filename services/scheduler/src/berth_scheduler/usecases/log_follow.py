@@ -2,9 +2,9 @@
 server and publish their lines to the core NATS inbox the api named, until the api stops answering there.
 
 The reply comes at once (how many containers are followed); one task then runs per follow:
-- each container's log is followed through its server's Docker connection from ``since``; a container whose
-  log ends (stopped, restarted, replaced) is followed again from just after its last line when it is found
-  again, so no line is sent twice;
+- each container's log is followed through its server's Docker connection from ``since`` (the lines written
+  between ``since`` and the engine's answer included); a container whose log ends (stopped, restarted) is
+  followed again from just after its last line once it runs again, so no line is lost or sent twice;
 - every ``alive_s`` the task asks ``<inbox>.alive``: no responder (the api's client went away, or the api
   itself) ends the follow at once, two unanswered asks in a row end it too; each time it also looks for new
   replicas of the application (a rollout's) and follows them;
@@ -29,13 +29,16 @@ from berth_common.catalogue.container_logs import ALIVE_SUFFIX
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.docker_logs import followed, tty_of
 from berth_scheduler.domain.runtime_logs import RateLimit, log_params
-from berth_scheduler.usecases.runtime_logs import UNANSWERED, Source, sources_of
+from berth_scheduler.usecases.runtime_logs import UNANSWERED, Source, is_running, sources_of
 
 log = get_logger(__name__)
 BATCH_LINES = 200
 BATCH_BYTES = 256 * 1024
 BATCH_WAIT_S = 0.05
 MISSES = 2  # unanswered alive asks in a row that end a follow
+# Lines already written after ``since`` when a container's log is (again) followed: the engine reads its
+# last ``CATCH_UP`` lines and keeps those after ``since`` (cheap: from the end of the file).
+CATCH_UP = 1000
 DROPPED_REPORT_S = 0.5  # lines left out are reported with the next batch, or after this long without one
 
 
@@ -78,7 +81,7 @@ class Followers:
         owner = ((info or {}).get("Config") or {}).get("Labels") or {}
         if info is None or owner.get(labels.TEAM) != query.team_id:
             return [], {}
-        return [Source(query.server_id, query.container, "", tty_of(info))], {}
+        return [Source(query.server_id, query.container, "", tty_of(info), is_running(info))], {}
 
     async def _run(self, query: FollowLogsQuery, first: list[Source]) -> None:
         follow = _Follow(self, query)
@@ -104,10 +107,14 @@ class _Follow:
         self.lines: asyncio.Queue[RuntimeLogLine] = asyncio.Queue()
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.last: dict[str, Any] = {}  # container -> the time of its last line sent
+        self.followed: set[str] = set()
 
     def add(self, sources: list[Source]) -> None:
         for source in sources:
             key = f"{source.server_id}/{source.container}"
+            if key in self.followed and not source.running:
+                continue  # its log ended with the container: read again only once it runs again
+            self.followed.add(key)
             if key not in self.readers:
                 task = asyncio.create_task(self._read(source, key))
                 self.readers[key] = task
@@ -120,7 +127,7 @@ class _Follow:
         loop = asyncio.get_running_loop()
         try:
             docker = await self.owner.fleet.docker(source.server_id)
-            params = log_params(0, since, follow=True)
+            params = log_params(CATCH_UP if since is not None else 0, since, follow=True)
             async for found in followed(docker, source.container, params, tty=source.tty):
                 for line in found:
                     if line.time is not None:

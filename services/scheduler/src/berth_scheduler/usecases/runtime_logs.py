@@ -40,6 +40,7 @@ class Source:
     container: str
     service: str = ""
     tty: bool = False
+    running: bool = True
 
     def tagged(self, line: Line) -> RuntimeLogLine:
         return RuntimeLogLine(
@@ -50,6 +51,10 @@ class Source:
             time=line.time,
             line=line.text,
         )
+
+
+def is_running(info: dict[str, Any]) -> bool:
+    return (info.get("State") or {}).get("Status") in ("running", "restarting", "paused")
 
 
 async def sources_of(
@@ -72,7 +77,7 @@ async def sources_of(
             unreachable[server] = str(exc)[:300]
             return []
         return [
-            Source(server, c.name, c.labels.get(labels.SERVICE, ""), tty_of(info))
+            Source(server, c.name, c.labels.get(labels.SERVICE, ""), tty_of(info), is_running(info))
             for c, info in zip(found, infos, strict=True)
             if info is not None
         ]
