@@ -215,3 +215,23 @@ async def test_a_follow_sends_no_more_lines_a_second_than_its_limit_and_says_how
                         break
     assert sent + left_out == 500
     assert 15 <= sent <= 25, sent  # the burst of one second's worth, not the 500
+
+
+async def test_a_follow_over_the_schedulers_limit_is_a_503_until_one_ends(client, members, nats_server, database):
+    app = await make_app(client, members.developer, APP)
+    url = f"/v1/applications/{app['id']}/logs"
+    async with scheduler_running(nats_server.url, database, logs_follow_max=1):
+
+        async def ready() -> bool:
+            return (await client.get(url, headers=members.viewer)).status_code == 200
+
+        await eventually(ready, 60)
+        params = {"follow": True}
+        async with client.stream("GET", url, headers=members.viewer, params=params, timeout=30) as first:
+            assert first.status_code == 200
+            second = await client.get(url, headers=members.viewer, params=params)
+            assert second.status_code == 503 and second.headers["retry-after"]
+            assert "as many logs as it may" in second.json()["detail"]
+        await eventually(lambda: not follows(), 10)
+        async with client.stream("GET", url, headers=members.viewer, params=params, timeout=30) as third:
+            assert third.status_code == 200

@@ -81,7 +81,11 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     )
     await bus.register_databases(ctx, databases)
     log_followers = await logs_bus.register(
-        ctx, rt.fleet, lines_per_s=settings.logs_follow_lines_per_s, alive_s=settings.logs_follow_alive_s
+        ctx,
+        rt.fleet,
+        lines_per_s=settings.logs_follow_lines_per_s,
+        alive_s=settings.logs_follow_alive_s,
+        most=settings.logs_follow_max,
     )
     backups = Backups(
         Transactions(ctx.bus, ctx.sessionmaker),

@@ -61,6 +61,7 @@ class SchedulerSettings(BaseServiceSettings):
     # often it asks the api whether its client is still there (a follow ends within about twice that).
     logs_follow_lines_per_s: float = Field(default=500.0, gt=0, le=100_000)
     logs_follow_alive_s: float = Field(default=2.0, gt=0, le=60)
+    logs_follow_max: int = Field(default=100, ge=1, le=10_000)  # follows at once (each holds engine connections)
 
     @field_validator("image_map")
     @classmethod

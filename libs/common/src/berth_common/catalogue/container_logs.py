@@ -101,11 +101,13 @@ class RuntimeLogsQuery(Query):
 
 class FollowLogsReply(BaseModel):
     """``found`` False: nothing of the team to follow; ``containers``: how many are followed now (more join
-    as the application gets new replicas); ``unreachable``: server id -> why it is not followed."""
+    as the application gets new replicas); ``unreachable``: server id -> why it is not followed; ``busy``:
+    the scheduler runs as many follows as it may, this one is not started."""
 
     found: bool = True
     containers: int = 0
     unreachable: dict[str, str] = {}
+    busy: bool = False
 
 
 @register

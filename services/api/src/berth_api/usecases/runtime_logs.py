@@ -214,6 +214,12 @@ async def open_follow(
         await subscriptions_confirmed(nc)
         asked = FollowLogsQuery(team_id=query.pop("team_id"), inbox=follow.inbox, since=start, **query)
         reply = await ask(deps, SCHEDULER, asked, FollowLogsReply, fields=FIELDS)
+        if reply.busy:
+            raise ProblemError(
+                503,
+                "The scheduler follows as many logs as it may right now. Try again shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         if not reply.found:
             raise ProblemError(
                 404, "There is nothing to follow (no container on its server: not made yet, or removed)."

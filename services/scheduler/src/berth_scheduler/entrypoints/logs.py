@@ -11,11 +11,11 @@ from berth_scheduler.usecases.log_follow import Followers
 from berth_scheduler.usecases.runtime_logs import runtime_logs
 
 
-async def register(ctx: Context, fleet: Any, *, lines_per_s: float, alive_s: float) -> Followers:
+async def register(ctx: Context, fleet: Any, *, lines_per_s: float, alive_s: float, most: int) -> Followers:
     async def tail(data: dict[str, Any]) -> Any:
         return await runtime_logs(fleet, RuntimeLogsQuery.model_validate(data))
 
-    followers = Followers(fleet, ctx.bus, lines_per_s=lines_per_s, alive_s=alive_s)
+    followers = Followers(fleet, ctx.bus, lines_per_s=lines_per_s, alive_s=alive_s, most=most)
 
     async def follow(data: dict[str, Any]) -> Any:
         return await followers.start(FollowLogsQuery.model_validate(data))

@@ -43,16 +43,20 @@ DROPPED_REPORT_S = 0.5  # lines left out are reported with the next batch, or af
 
 
 class Followers:
-    """The follows this scheduler runs, by inbox (``active``); ``stop`` ends them all."""
+    """The follows this scheduler runs, by inbox (``active``), ``most`` at once; ``stop`` ends them all."""
 
-    def __init__(self, fleet: Any, bus: Any, *, lines_per_s: float, alive_s: float) -> None:
+    def __init__(self, fleet: Any, bus: Any, *, lines_per_s: float, alive_s: float, most: int = 100) -> None:
         self.fleet = fleet
         self.bus = bus
         self.lines_per_s = lines_per_s
         self.alive_s = alive_s
+        self.most = most
         self.active: dict[str, asyncio.Task[None]] = {}
 
     async def start(self, query: FollowLogsQuery) -> FollowLogsReply:
+        if len(self.active) >= self.most and query.inbox not in self.active:
+            log.warning("log follow refused: too many at once", running=len(self.active))
+            return FollowLogsReply(busy=True)
         found, unreachable = await self._sources(query)
         if query.application_id is None and not found and not unreachable:
             return FollowLogsReply(found=False)
