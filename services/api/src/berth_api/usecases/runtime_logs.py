@@ -45,6 +45,7 @@ from berth_common.logging import get_logger
 log = get_logger(__name__)
 SCHEDULER = "scheduler"
 UNSTARTED_S = 10.0
+MAX_PENDING = 1000  # batches held for a client that reads slower than lines come
 FIELDS = {"tail": "/query/tail", "since": "/query/since", "until": "/query/until", "service": "/query/service"}
 
 Backlog = Callable[[], Awaitable[list[RuntimeLogLine]]]
@@ -134,7 +135,8 @@ class Follow:
     window: Window
     backlog: Backlog
     secrets: tuple[str, ...]
-    received: asyncio.Queue[FollowedLines] = field(default_factory=asyncio.Queue)
+    received: asyncio.Queue[FollowedLines] = field(default_factory=lambda: asyncio.Queue(MAX_PENDING))
+    lost: int = 0  # lines that came while MAX_PENDING batches waited for a slow client
     subscriptions: list[Any] = field(default_factory=list)
     started: bool = False
     opened_at: float = 0.0
@@ -177,6 +179,9 @@ class Follow:
                     continue
                 if batch.dropped:
                     yield f": {batch.dropped} lines left out (over the rate limit)\n\n"
+                if self.lost:
+                    lost, self.lost = self.lost, 0
+                    yield f": {lost} lines left out (the client read too slowly)\n\n"
                 for line in batch.lines:
                     if self._shown(line):
                         yield self._event(line)
@@ -187,7 +192,7 @@ class Follow:
 async def open_follow(
     deps: Deps, query: dict[str, Any], window: Window, backlog: Backlog, secrets: tuple[str, ...]
 ) -> Follow:
-    """Subscribe to a new inbox and ask the scheduler to follow there (``query``: the target's fields);
+    """Subscribe to a new inbox and ask the scheduler to follow there (``query``: the team and the target);
     404 when the scheduler found nothing of the team to follow, 503 when it cannot be asked."""
     if not deps.bus.connected:
         raise unavailable(SCHEDULER, "the bus cannot be reached")
@@ -198,9 +203,14 @@ async def open_follow(
 
     async def on_lines(msg: Any) -> None:
         try:
-            follow.received.put_nowait(FollowedLines.model_validate_json(msg.data))
+            batch = FollowedLines.model_validate_json(msg.data)
         except ValueError:
             log.warning("log follow: a batch that is not lines", inbox=follow.inbox)
+            return
+        try:
+            follow.received.put_nowait(batch)
+        except asyncio.QueueFull:
+            follow.lost += len(batch.lines) + batch.dropped
 
     async def on_alive(msg: Any) -> None:
         if follow.alive():
@@ -212,7 +222,7 @@ async def open_follow(
     follow.subscriptions.append(await nc.subscribe(follow.inbox + ALIVE_SUFFIX, cb=on_alive))
     try:
         await subscriptions_confirmed(nc)
-        asked = FollowLogsQuery(team_id=query.pop("team_id"), inbox=follow.inbox, since=start, **query)
+        asked = FollowLogsQuery(inbox=follow.inbox, since=start, **query)
         reply = await ask(deps, SCHEDULER, asked, FollowLogsReply, fields=FIELDS)
         if reply.busy:
             raise ProblemError(

@@ -57,7 +57,7 @@ class Followers:
         if len(self.active) >= self.most and query.inbox not in self.active:
             log.warning("log follow refused: too many at once", running=len(self.active))
             return FollowLogsReply(busy=True)
-        found, unreachable = await self._sources(query)
+        found, unreachable = await self.sources(query)
         if query.application_id is None and not found and not unreachable:
             return FollowLogsReply(found=False)
         if query.inbox in self.active:
@@ -73,7 +73,7 @@ class Followers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _sources(self, query: FollowLogsQuery) -> tuple[list[Source], dict[str, str]]:
+    async def sources(self, query: FollowLogsQuery) -> tuple[list[Source], dict[str, str]]:
         if query.application_id is not None:
             return await sources_of(self.fleet, query.team_id, query.application_id, query.service)
         assert query.container is not None
@@ -155,7 +155,7 @@ class _Follow:
                 except (NatsTimeoutError, TimeoutError):
                     misses += 1
                     continue
-                found, _ = await self.owner._sources(self.query)
+                found, _ = await self.owner.sources(self.query)
                 self.add(found)
         finally:
             publisher.cancel()
