@@ -35,10 +35,11 @@ APP = {
 }
 
 
-def replica_script(name: str, count: int) -> list[str]:
-    """Lines ``<name> line <i>`` every 0.3 s (odd ones on stderr), then the secret once, then quiet."""
+def replica_script(name: str, count: int, at: int = 0) -> list[str]:
+    """From the wall-clock second ``at`` on (so replicas started one after the other write at the same time),
+    lines ``<name> line <i>`` every 0.3 s (odd ones on stderr), then the secret once, then quiet."""
     script = (
-        f"i=1; while [ $i -le {count} ]; do "
+        f"while [ $(date +%s) -lt {at} ]; do sleep 0.1; done; i=1; while [ $i -le {count} ]; do "
         f'if [ $((i % 2)) -eq 1 ]; then echo "{name} line $i" >&2; else echo "{name} line $i"; fi; '
         f'i=$((i+1)); sleep 0.3; done; echo "{name} key={SECRET}"; exec sleep 600'
     )
@@ -98,9 +99,10 @@ async def test_runtime_logs_merged_filtered_followed(client, members, scheduler)
         return {"berth.team": team, "berth.app": app["id"], "berth.service": service, "berth.replica": str(replica)}
 
     async with containers() as made:
+        at = int(time.time()) + 4
         for replica in (1, 2):
-            made.append(run_busybox(labels=labels("web", replica), command=replica_script(f"web{replica}", 6)))
-        made.append(run_busybox(labels=labels("jobs", 1), command=replica_script("jobs", 2)))
+            made.append(run_busybox(labels=labels("web", replica), command=replica_script(f"web{replica}", 6, at)))
+        made.append(run_busybox(labels=labels("jobs", 1), command=replica_script("jobs", 2, at)))
         names = {
             cid: subprocess.run(
                 [DOCKER, "inspect", "-f", "{{.Name}}", cid], capture_output=True, text=True, check=True
