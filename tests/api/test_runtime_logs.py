@@ -172,6 +172,11 @@ async def test_runtime_logs_merged_filtered_followed(client, members, scheduler)
                 latency = time.monotonic() - written
                 assert fresh["line"] == f"fresh {n} [redacted]" and fresh["replica"] == names[made[1]]
                 assert latency < 1.0, latency
+            # A replica started during the follow (a rollout's, a scale's) is followed too.
+            late = run_busybox(labels=labels("web", 3), command=["sh", "-c", "echo late line; exec sleep 600"])
+            made.append(late)
+            joined = await asyncio.wait_for(anext(stream), 15)
+            assert (joined["line"], joined["service"]) == ("late line", "web")
         print(f"first line after {first_s:.3f} s; a new line after {latency:.3f} s")
         # The client went away: the scheduler's follow ends at its next ask (0.5 s here).
         await eventually(lambda: not follows(), 10)
