@@ -15,6 +15,7 @@ from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import drills as drills_bus
+from berth_scheduler.entrypoints import logs as logs_bus
 from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.entrypoints import schedules as schedules_bus
 from berth_scheduler.settings import SchedulerSettings
@@ -79,6 +80,13 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         traefik_binary=settings.database_proxy_binary,
     )
     await bus.register_databases(ctx, databases)
+    log_followers = await logs_bus.register(
+        ctx,
+        rt.fleet,
+        lines_per_s=settings.logs_follow_lines_per_s,
+        alive_s=settings.logs_follow_alive_s,
+        most=settings.logs_follow_max,
+    )
     backups = Backups(
         Transactions(ctx.bus, ctx.sessionmaker),
         rt.fleet.docker,
@@ -122,6 +130,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         await servers.close()
 
     ctx.on_stop.append(backups.stop)
+    ctx.on_stop.append(log_followers.stop)
     ctx.on_stop.append(drills.stop)
     ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains

@@ -57,6 +57,11 @@ class SchedulerSettings(BaseServiceSettings):
     database_proxy_binary: Path | None = None
     # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
     schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Runtime log follows (``usecases/log_follow.py``): the lines a follow publishes a second at most, and how
+    # often it asks the api whether its client is still there (a follow ends within about twice that).
+    logs_follow_lines_per_s: float = Field(default=500.0, gt=0, le=100_000)
+    logs_follow_alive_s: float = Field(default=2.0, gt=0, le=60)
+    logs_follow_max: int = Field(default=100, ge=1, le=10_000)  # follows at once (each holds engine connections)
 
     @field_validator("image_map")
     @classmethod

@@ -1,5 +1,5 @@
-"""A container's log output as lines (pure: the scheduler reads database logs with it, and an application's
-runtime logs can be read the same way).
+"""A container's log output as lines (pure: the scheduler reads database and application logs with it,
+whole answers with :func:`lines`, followed ones chunk by chunk with :class:`LineReader`).
 
 The engine's ``GET /containers/{id}/logs`` answers a container without a TTY in frames: an 8-byte header
 (the stream, 1 stdout or 2 stderr, three zero bytes, the payload's length as a big-endian 32-bit number)
@@ -52,25 +52,63 @@ def parse_time(line: str) -> tuple[datetime | None, str]:
     return stamp, line[match.end() :]
 
 
+class LineReader:
+    """Lines of a log answer read piece by piece (a followed log arrives in chunks cut anywhere): ``feed``
+    gives the lines each chunk completes, ``flush`` what is left at the end. A frame's header or payload
+    cut between chunks waits for the rest; an unknown stream kind ends the reading (the answer is not
+    multiplexed as it should be)."""
+
+    def __init__(self, *, tty: bool = False, timestamps: bool = True) -> None:
+        self.tty = tty
+        self.timestamps = timestamps
+        self._raw = b""
+        self._pending: dict[str, bytes] = {}
+        self.broken = False
+
+    def _emit(self, stream: str, raw: bytes) -> Line:
+        text = raw[:MAX_LINE].decode("utf-8", "replace").removesuffix("\r")
+        stamp, text = parse_time(text) if self.timestamps else (None, text)
+        return Line(stream, stamp, text)
+
+    def _pieces(self, data: bytes) -> list[tuple[str, bytes]]:
+        if self.tty:
+            return [("stdout", data)]
+        self._raw += data
+        out: list[tuple[str, bytes]] = []
+        at = 0
+        while not self.broken and at + HEADER.size <= len(self._raw):
+            kind, size = HEADER.unpack_from(self._raw, at)
+            if kind not in STREAMS:
+                self.broken = True
+                break
+            start = at + HEADER.size
+            if start + size > len(self._raw):
+                break
+            out.append((STREAMS[kind], self._raw[start : start + size]))
+            at = start + size
+        self._raw = b"" if self.broken else self._raw[at:]
+        return out
+
+    def feed(self, data: bytes) -> list[Line]:
+        """The lines ``data`` completes, in order."""
+        out: list[Line] = []
+        for stream, payload in self._pieces(data):
+            buffer = self._pending.pop(stream, b"") + payload
+            *complete, rest = buffer.split(b"\n")
+            out += [self._emit(stream, raw) for raw in complete]
+            if rest:  # a line longer than MAX_LINE is kept only up to it until its newline comes
+                self._pending[stream] = rest[: MAX_LINE + 1]
+        return out
+
+    def flush(self) -> list[Line]:
+        """The last line of each stream that ended without a newline."""
+        out = [self._emit(stream, rest) for stream, rest in self._pending.items()]
+        self._pending.clear()
+        return out
+
+
 def lines(data: bytes, *, tty: bool = False, timestamps: bool = True) -> list[Line]:
     """Every line of a log answer, in order, each with its stream (and time with ``timestamps``); invalid
     UTF-8 is replaced, a carriage return before the newline dropped."""
-    pieces: list[tuple[str, bytes]] = [("stdout", data)] if tty else list(frames(data))
-    pending: dict[str, bytes] = {}
-    out: list[Line] = []
-
-    def emit(stream: str, raw: bytes) -> None:
-        text = raw[:MAX_LINE].decode("utf-8", "replace").removesuffix("\r")
-        stamp, text = parse_time(text) if timestamps else (None, text)
-        out.append(Line(stream, stamp, text))
-
-    for stream, payload in pieces:
-        buffer = pending.pop(stream, b"") + payload
-        *complete, rest = buffer.split(b"\n")
-        for raw in complete:
-            emit(stream, raw)
-        if rest:
-            pending[stream] = rest
-    for stream, rest in pending.items():
-        emit(stream, rest)
-    return out
+    reader = LineReader(tty=tty, timestamps=timestamps)
+    return reader.feed(data) + reader.flush()

@@ -5,9 +5,9 @@ its metrics. Thin: role, input, use case, answer. Alert rules on a database are 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth_api.domain.identity import Principal
@@ -16,14 +16,15 @@ from berth_api.domain.roles import allows
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.routes_metrics import UNAVAILABLE, From, Metrics, Step, To, _out, _query
+from berth_api.entrypoints.routes_runtime_logs import EVENT_STREAM, FOLLOW_DOC, Follow, Since, Tail, Until, streamed
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_metrics import MetricsOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import database_observability as observe
 from berth_api.usecases import database_upgrades as uc
-from berth_common.catalogue import ContainerLogLine
-from berth_common.catalogue.container_logs import MAX_TAIL
+from berth_api.usecases.runtime_logs import Window
+from berth_common.catalogue import RuntimeLogLine
 
 router = V1Router("databases", {404: problem_doc("No such database in this team")})
 DatabaseId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -57,7 +58,9 @@ class UpgradeOut(BaseModel):
 
 class LogsOut(BaseModel):
     database_id: str
-    lines: list[ContainerLogLine] = Field(description="Oldest first, stdout and stderr apart, with their times")
+    lines: list[RuntimeLogLine] = Field(
+        description="Oldest first, stdout and stderr apart, with their times; `replica` is the container's name"
+    )
 
 
 @router.start(
@@ -84,17 +87,27 @@ Resource(router, UpgradeOut).listing(
 
 @router.get(
     "/databases/{database_id}/logs",
-    summary="The last lines the database's container wrote (stdout and stderr, with times)",
-    responses={503: problem_doc("The scheduler or the database's server cannot be reached")},
+    summary="The lines the database's container wrote (stdout and stderr, with times), as JSON or followed",
+    description=FOLLOW_DOC,
+    response_model=None,
+    responses={
+        200: {"model": LogsOut, "description": "The lines", "content": {EVENT_STREAM: {}}},
+        503: problem_doc("The scheduler or the database's server cannot be reached"),
+    },
 )
 async def database_logs(
     request: Request,
     database_id: DatabaseId,
-    tail: Annotated[int, Query(ge=1, le=MAX_TAIL, description="How many of the last lines")] = 200,
+    tail: Tail = 200,
+    since: Since = None,
+    until: Until = None,
+    follow: Follow = False,
     principal: Principal = require_role("viewer"),
-) -> LogsOut:
-    reply = await observe.logs(deps(request), principal, database_id, tail)
-    return LogsOut(database_id=database_id, lines=reply.lines)
+) -> Any:
+    window = Window(tail, since, until)
+    if follow:
+        return streamed(await observe.follow_logs(deps(request), principal, database_id, window))
+    return LogsOut(database_id=database_id, lines=await observe.logs(deps(request), principal, database_id, window))
 
 
 @router.get(

@@ -272,20 +272,6 @@ class DockerExecutor:
         result: ExecResult = await self._call(f"exec in {name}", run(), timeout_s)
         return result
 
-    async def raw_logs(self, name: str, tail: int = 200, *, timestamps: bool = True) -> bytes:
-        """The engine's answer to ``GET /containers/{name}/logs`` as it is (multiplexed frames unless the
-        container has a TTY: ``berth_common.docker.logframes`` reads it), stdout and stderr, the last ``tail``
-        lines."""
-        params = {"stdout": "1", "stderr": "1", "tail": str(tail), "timestamps": "1" if timestamps else "0"}
-
-        async def read() -> bytes:
-            async with self.docker._query(f"containers/{name}/logs", method="GET", params=params) as response:
-                data: bytes = await response.read()
-                return data
-
-        data: bytes = await self._call(f"logs of {name}", read(), 30)
-        return data
-
     async def logs(self, name: str, tail: int = 20) -> str:
         try:
             lines = await self._call(
