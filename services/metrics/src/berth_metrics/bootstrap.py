@@ -91,8 +91,11 @@ async def wire(ctx: Context) -> None:
     def every_container() -> Snapshot:
         """The local snapshot with the added servers' containers: the rules see every server's."""
         local = collector.snapshot
-        remote = fleet.containers()
-        return Snapshot(containers={**remote, **local.containers}, server=local.server) if remote else local
+        remote, stalled = fleet.containers(), fleet.stalled()
+        if not remote and not stalled:
+            return local
+        merged = {**remote, **local.containers}
+        return Snapshot(containers=merged, server=local.server, stalled={**stalled, **local.stalled})
 
     evaluator = Evaluator(
         bus=ctx.bus,

@@ -33,7 +33,7 @@ from berth_metrics.adapters import tables
 from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.remote_host import RemoteHostReader
 from berth_metrics.adapters.store import SampleStore
-from berth_metrics.domain.readings import ContainerReading
+from berth_metrics.domain.readings import ContainerReading, StalledContainer
 from berth_metrics.settings import REAL_FILESYSTEMS
 from berth_metrics.usecases.collect import Collector
 from berth_metrics.usecases.reachability import ReachabilityWatch
@@ -173,6 +173,14 @@ class Fleet:
         for remote in self.servers.values():
             if remote.collector is not None:
                 out.update(remote.collector.snapshot.containers)
+        return out
+
+    def stalled(self) -> dict[str, StalledContainer]:
+        """The database containers that stalled on the added servers (``Snapshot.stalled``)."""
+        out: dict[str, StalledContainer] = {}
+        for remote in self.servers.values():
+            if remote.collector is not None:
+                out.update(remote.collector.snapshot.stalled)
         return out
 
     async def close(self) -> None:
