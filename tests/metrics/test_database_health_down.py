@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -32,8 +32,8 @@ from berth_metrics.domain import database_down as dom
 from berth_metrics.domain.readings import Snapshot, StalledContainer
 from berth_metrics.domain.stats import parse_inspect
 from berth_scheduler.settings import SchedulerSettings
-from tests.metrics.service import eventually, metrics_service
-from tests.scheduler.test_databases import Made, rid, scheduler_rig, spec_of
+from tests.metrics.service import Running, eventually, metrics_service
+from tests.scheduler.test_databases import Made, Rig, rid, scheduler_rig, spec_of
 from tests.support import images
 
 DB = "a" * 32
@@ -120,6 +120,25 @@ def held_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
+@contextlib.asynccontextmanager
+async def scheduler_and_metrics(nats_url: str, database: str) -> AsyncIterator[tuple[Rig, Running]]:
+    """The scheduler (short health check timing) and the metrics service ("database down" after 3 s)."""
+    from berth_common.db.provision import provision
+
+    images.redis_image()
+    urls = await provision(database, "test-secret", ("scheduler",))
+    async with (
+        scheduler_rig(nats_url, scheduler_settings(nats_url, urls["scheduler"])) as rig,
+        metrics_service(nats_url, database, metrics_database_down_after_s=3.0) as running,
+    ):
+        yield rig, running
+
+
+def database_down(running: Running, kind: str, database_id: str) -> list[dict]:
+    """The built-in alert's ``kind`` events (raised, resolved) for one database."""
+    return [e for e in running.of_type(kind, rule_id=BUILTIN_DATABASE_DOWN) if e["target_id"] == database_id]
+
+
 @pytest.fixture
 def made() -> Iterator[Made]:
     m = Made()
@@ -130,23 +149,14 @@ def made() -> Iterator[Made]:
 @pytest.mark.docker
 @pytest.mark.slow
 async def test_a_hung_engine_fails_its_health_check_and_raises_database_down(nats_server, database, made):
-    from berth_common.db.provision import provision
-
-    images.redis_image()
-    urls = await provision(database, "test-secret", ("scheduler",))
-    async with (
-        scheduler_rig(nats_server.url, scheduler_settings(nats_server.url, urls["scheduler"])) as rig,
-        metrics_service(nats_server.url, database, metrics_database_down_after_s=3.0) as running,
-    ):
+    async with scheduler_and_metrics(nats_server.url, database) as (rig, running):
         spec = spec_of(made, "redis", "7", "pw-" + rid())
         answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec)))
         assert answer["state"] == "running", answer
         await eventually(lambda: health_of(made.container) == "healthy", 30)
 
         def alerts(kind: str) -> list[dict]:
-            return [
-                e for e in running.of_type(kind, rule_id=BUILTIN_DATABASE_DOWN) if e["target_id"] == made.database_id
-            ]
+            return database_down(running, kind, made.database_id)
 
         with stopped(engine_pid(made.container, "redis-server")):
             hung_at = datetime.now(UTC)
@@ -165,19 +175,10 @@ async def test_a_hung_engine_fails_its_health_check_and_raises_database_down(nat
 @pytest.mark.docker
 @pytest.mark.slow
 async def test_a_database_that_never_starts_raises_database_down(nats_server, database, made):
-    from berth_common.db.provision import provision
-
-    images.redis_image()
-    urls = await provision(database, "test-secret", ("scheduler",))
-    async with (
-        scheduler_rig(nats_server.url, scheduler_settings(nats_server.url, urls["scheduler"])) as rig,
-        metrics_service(nats_server.url, database, metrics_database_down_after_s=3.0) as running,
-    ):
+    async with scheduler_and_metrics(nats_server.url, database) as (rig, running):
 
         def alerts(kind: str) -> list[dict]:
-            return [
-                e for e in running.of_type(kind, rule_id=BUILTIN_DATABASE_DOWN) if e["target_id"] == made.database_id
-            ]
+            return database_down(running, kind, made.database_id)
 
         with held_port() as port:
             spec = spec_of(made, "redis", "7", "pw-" + rid(), public={"port": port, "allow": ["0.0.0.0/0"]})

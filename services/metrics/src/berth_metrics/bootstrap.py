@@ -90,12 +90,11 @@ async def wire(ctx: Context) -> None:
 
     def every_container() -> Snapshot:
         """The local snapshot with the added servers' containers: the rules see every server's."""
-        local = collector.snapshot
-        remote, stalled = fleet.containers(), fleet.stalled()
-        if not remote and not stalled:
+        local, remote = collector.snapshot, fleet.snapshot()
+        if not remote.containers and not remote.stalled:
             return local
-        merged = {**remote, **local.containers}
-        return Snapshot(containers=merged, server=local.server, stalled={**stalled, **local.stalled})
+        containers, stalled = {**remote.containers, **local.containers}, {**remote.stalled, **local.stalled}
+        return Snapshot(containers=containers, server=local.server, stalled=stalled)
 
     evaluator = Evaluator(
         bus=ctx.bus,
