@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from berth_common.catalogue import BUILTIN_DATABASE_DOWN, RemoveDatabase, RunDatabase
+from berth_common import dbengines
+from berth_common.catalogue import BUILTIN_DATABASE_DOWN, RunDatabase, StartDatabase, StopDatabase
 from berth_metrics.domain import database_down as dom
 from berth_metrics.domain.readings import Snapshot, StalledContainer
 from berth_metrics.domain.stats import parse_inspect
@@ -191,11 +192,20 @@ async def test_a_database_that_never_starts_raises_database_down(nats_server, da
             assert raised["team_id"] == made.team_id and raised["value"] >= 3.0
             assert raised["labels"] == {"app": made.database_id, "container": made.container, "kind": "database"}
 
-        removal = RemoveDatabase(request_id=rid(), database_id=made.database_id, team_id=made.team_id)
-        assert (await rig.wait(await rig.send(removal)))["state"] == "removed"
+        # stopped on purpose: the container Docker could not start is removed (its volume kept), the alert ends
+        stop = StopDatabase(request_id=rid(), database_id=made.database_id, team_id=made.team_id)
+        assert (await rig.wait(await rig.send(stop)))["state"] == "stopped"
         resolved = (await eventually(lambda: alerts("evt.alert.resolved"), 60))[0]
         assert resolved["alert_id"] == raised["alert_id"] and resolved["value"] is None
         assert subprocess.run([images.DOCKER, "inspect", made.container], capture_output=True).returncode != 0
+        volume = subprocess.run(
+            [images.DOCKER, "volume", "inspect", dbengines.volume_name(made.database_id)], capture_output=True
+        )
+        assert volume.returncode == 0
+        # the port free again, a start makes the container again on that volume and it runs
+        start = StartDatabase(request_id=rid(), spec=spec)
+        assert (await rig.wait(await rig.send(start)))["state"] == "running"
+        assert len(alerts("evt.alert.raised")) == 1
 
 
 @pytest.mark.docker

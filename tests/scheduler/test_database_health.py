@@ -99,3 +99,11 @@ def test_settings_refuse_a_health_check_that_could_not_work():
     for bad in ({"database_health_interval_s": 0}, {"database_health_retries": 0}, {"database_health_timeout_s": 0}):
         with pytest.raises(ValidationError):
             SchedulerSettings(**base, **bad)
+
+
+def test_a_container_docker_did_not_start_is_told_from_a_stopped_one():
+    assert dom.never_started({"State": {"Status": "created", "Error": ""}})
+    assert dom.never_started({"State": {"Status": "exited", "Error": "port is already allocated"}})
+    assert dom.never_started({"State": {"Status": "dead"}})
+    assert not dom.never_started({"State": {"Status": "exited", "Error": "", "ExitCode": 0}})
+    assert not dom.never_started({"State": {"Status": "running", "Running": True}})

@@ -1,8 +1,8 @@
 """Collection: every interval, one reading of each running container (stats + inspect, concurrently with a
 bound) and of the server, written to the store and kept as the latest snapshot, with the database
 containers that stalled (not running, not stopped on purpose: ``ContainerInfo.stalled``), which the
-"database down" alert counts as down. One collector reads one
-server's engine (``server_id``; ``local``: the control plane's), and every reading records that server."""
+"database down" alert counts as down. One collector reads one server's engine (``server_id``; ``local``:
+the control plane's), and every reading records that server."""
 
 from __future__ import annotations
 

@@ -120,6 +120,14 @@ def container(
     return DatabaseContainer(name, network, volume, volume_body, body, made, published)
 
 
+def never_started(info: dict[str, Any]) -> bool:
+    """Whether a container (its inspect document) is one Docker did not start: never started (``created``),
+    its last start failed (Docker's error), or ``dead``. Stopping such a database removes the container (its
+    volume stays, the next start makes it again), so that it is not taken for a database failing to start."""
+    state = info.get("State") or {}
+    return state.get("Status") in ("created", "dead") or bool(state.get("Error"))
+
+
 def exposure_note(spec: DatabaseSpec) -> str:
     """What the event says about a public database published through its proxy ("" otherwise)."""
     return THROUGH_PROXY if spec.public is not None and not spec.public.everyone else ""

@@ -107,7 +107,11 @@ class Databases:
         async def stop() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
             await engine.docker.stop(database_proxy.name(msg.database_id), database_proxy.STOP_TIMEOUT_S)
-            await engine.docker.stop(dbengines.container_name(msg.database_id), dom.STOP_TIMEOUT_S)
+            name = dbengines.container_name(msg.database_id)
+            info = await engine.docker.inspect(name)
+            await engine.docker.stop(name, dom.STOP_TIMEOUT_S)
+            if info is not None and dom.never_started(info):
+                await engine.docker.remove(name)
             return self._event(msg.database_id, msg.team_id, msg.request_id, "stopped")
 
         await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), stop)
