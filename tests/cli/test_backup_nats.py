@@ -87,12 +87,12 @@ def _backup(tmp_path: Path) -> tuple[Path, Paths]:
     source = _data_dir(tmp_path / "source")
     staging = tmp_path / "staging"
     staging.mkdir()
-    with backup_nats.nats_on_store(source, tmp_path / "nats-source.log") as url:
-        asyncio.run(_busy_platform(url))
-    # the platform stopped: a server is started on its store for the time of the backup
-    with backup_nats.platform_nats(source, {}, tmp_path / "nats-source.log") as url:
-        assert url is not None
-        streams = backup_nats.snapshot_streams(url, staging / "nats")
+    with backup_nats.nats_on_store(source, tmp_path / "nats-source.log") as running:
+        asyncio.run(_busy_platform(running))
+        # taken while the server runs and serves (the platform's NATS, here named by BERTH_NATS_URL)
+        with backup_nats.platform_nats(source, {"BERTH_NATS_URL": running}, tmp_path / "unused.log") as url:
+            assert url == running
+            streams = backup_nats.snapshot_streams(running, staging / "nats")
     dump = staging / "database.dump"
     dump.write_bytes(b"PGDMP not a real dump")
     archive = tmp_path / "out" / "backup.tar.gz"
@@ -119,6 +119,18 @@ def test_without_a_store_there_is_no_nats_to_back_up(tmp_path: Path):
         assert url is None
     with backup_nats.platform_nats(paths, {"BERTH_NATS_URL": "nats://127.0.0.1:4999"}, tmp_path / "n.log") as url:
         assert url == "nats://127.0.0.1:4999"
+
+
+def test_a_stopped_platform_s_store_is_read_by_a_server_started_for_the_backup(tmp_path: Path):
+    source = _data_dir(tmp_path / "source")
+    with backup_nats.nats_on_store(source, tmp_path / "nats.log") as url:
+        asyncio.run(_busy_platform(url))
+    with backup_nats.platform_nats(source, {}, tmp_path / "nats.log") as url:
+        assert url is not None
+        streams = backup_nats.snapshot_streams(url, tmp_path / "snapshots")
+    assert [s.name for s in streams] == ["BERTH_CMD", "BERTH_DLQ", "BERTH_EVT", "BERTH_LOG"]
+    assert [s.state["messages"] for s in streams] == [3, 0, 2, 0]
+    assert all(s.path.stat().st_size > 0 for s in streams)
 
 
 def test_pending_commands_survive_a_backup_and_a_restore(tmp_path: Path):
