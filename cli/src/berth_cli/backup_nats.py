@@ -13,6 +13,8 @@ A restore starts a NATS server on the new data directory's store, as ``berth up`
 stream back (``$JS.API.STREAM.RESTORE`` with the recorded configuration and state, then the snapshot's
 chunks, each one answered by the server, and an empty message that ends it): the messages and the
 consumers come back as they were, so an unacknowledged command is delivered again once the platform runs.
+The snapshots go into the archive in clear, as the dump does: secret values travel on the bus sealed with
+the platform's key (``berth_common.sealing``), which the archive holds only in its sealed member.
 
 The streams are snapshotted before the database is dumped, and the database's clock at that moment is
 recorded (``taken_at``). A message consumed in between is pending in the snapshot and already recorded as
