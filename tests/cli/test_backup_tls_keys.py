@@ -148,7 +148,7 @@ def test_no_private_key_is_in_a_clear_member(source):
         "traefik/dynamic/web-shop.yml",
     }
     manifest = json.loads(members["manifest.json"])
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["keys"]["files"] == ["admin.token", "secret.key"]
     assert manifest["keys"]["traefik"] == [
         "traefik/acme.json",
@@ -288,6 +288,6 @@ def test_a_version_1_archive_is_still_read_and_its_acme_storage_written_private(
 def test_an_unknown_format_version_is_refused(source):
     members = _members(source["archive"])
     manifest = json.loads(members["manifest.json"])
-    manifest["format_version"] = 3
-    with pytest.raises(fmt.BackupError, match="format version 3 is not supported"):
+    manifest["format_version"] = 4
+    with pytest.raises(fmt.BackupError, match="format version 4 is not supported"):
         fmt.parse_manifest(json.dumps(manifest).encode())

@@ -299,6 +299,11 @@ def test_the_archive_is_a_gzip_tar_of_the_database_sealed_keys_and_traefik_files
     assert set(schemas) == {"api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"}
     assert all(s["head"] for s in schemas.values()), schemas
     assert manifest["keys"]["files"] == ["admin.token", "api-secrets.key", "secret.key"]
+    # the NATS streams, snapshotted while the platform ran, each in its member
+    streams = {s["name"]: s for s in manifest["nats"]["streams"]}
+    assert set(streams) == {"BERTH_CMD", "BERTH_EVT", "BERTH_LOG", "BERTH_DLQ"}
+    assert all(members[f"nats/{name}.snapshot"] for name in streams)
+    assert streams["BERTH_CMD"]["config"]["retention"] == "workqueue"
     # no key, passphrase or secret value in the clear: not in the archive, not in what the command printed
     plain = gzip.decompress(raw)
     out = backed_up["out"].stdout + backed_up["out"].stderr
@@ -339,6 +344,7 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
     try:
         proc = target.berth("restore", str(backed_up["archive"]), "--passphrase-file", str(backed_up["pfile"]))
         assert proc.returncode == 0, proc.stderr
+        assert "4 NATS streams" in proc.stdout and (target.paths.root / "nats").is_dir()
         for secret in [PASSPHRASE, *backed_up["secrets"].values()]:
             assert secret not in proc.stdout + proc.stderr
         for name, value in backed_up["secrets"].items():

@@ -119,7 +119,9 @@ def test_inspect_documents():
         restart_count=0,
         health=None,
         started_at=datetime(2026, 11, 22, 2, 6, 57, 274127, tzinfo=UTC),
+        status="running",
     )
+    assert not info.stalled
     assert berth_labels(info.labels) == {"app": "app-7", "deployment": "dep-1", "service": "web", "team": "team-1"}
     assert parse_inspect(load("unhealthy_inspect.json")).health == "unhealthy"
 

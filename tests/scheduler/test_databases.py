@@ -400,6 +400,13 @@ def test_the_container_body_is_exact_data():
         "Labels": {**owner, "berth.database-spec": made.digest},
         "ExposedPorts": {"5432/tcp": {}},
         "StopTimeout": 60,
+        "Healthcheck": {
+            "Test": ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", "orders", "-d", "orders"],
+            "Interval": 10_000_000_000,
+            "Timeout": 5_000_000_000,
+            "Retries": 3,
+            "StartPeriod": 60_000_000_000,
+        },
         "HostConfig": {
             "RestartPolicy": {"Name": "unless-stopped"},
             "Init": True,

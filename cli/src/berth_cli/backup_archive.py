@@ -17,8 +17,12 @@ One archive (a gzip-compressed tar, ``berth-backup-<UTC time>.tar.gz``) rebuilds
   Traefik's files and folders, so a restore gives them back as they were (a sealed file: never more than
   0600).
 
+- ``nats/<stream>.snapshot``: the NATS JetStream store, one snapshot per stream as the server's
+  JetStream API gives it (messages and consumer states; :mod:`berth_cli.backup_nats`); the manifest's
+  ``nats`` section lists each stream's configuration and state and when the snapshots were taken.
+
 Format version 1 kept Traefik's files all in clear; such an archive is still read (its key files are
-written back private, as version 2 writes its sealed ones).
+written back private, as version 2 writes its sealed ones). Versions 1 and 2 hold no NATS store.
 
 Nothing here does I/O: the adapter (:mod:`berth_cli.backup_run`) lists files, runs the tools and writes.
 """
@@ -43,12 +47,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 FORMAT = "berth-control-plane-backup"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 DATABASE_MEMBER = "database.dump"
 KEYS_MEMBER = "keys.sealed"
 TRAEFIK_PREFIX = "traefik/"
+NATS_PREFIX = "nats/"
 SUFFIX = ".tar.gz"
 MIN_PASSPHRASE = 12
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1  # 128 MiB, under a second: every guess costs as much
@@ -228,11 +233,12 @@ def build_manifest(
     keys: Keys,
     members: Mapping[str, tuple[str, int]],
     traefik_modes: Mapping[str, int] | None = None,
+    nats: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of an archive whose members (name -> (sha256, size)) are all listed, MAC included.
 
     ``key_names``: the sealed files; the data directory's are listed under ``keys.files``, Traefik's
-    (``traefik/...``) under ``keys.traefik``."""
+    (``traefik/...``) under ``keys.traefik``. ``nats``: the NATS section (``taken_at``, ``streams``)."""
     names = sorted(key_names)
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -257,6 +263,8 @@ def build_manifest(
         "members": {name: {"sha256": h, "size": size} for name, (h, size) in sorted(members.items())},
         "traefik_modes": {name: f"{mode & 0o777:04o}" for name, mode in sorted((traefik_modes or {}).items())},
     }
+    if nats is not None:
+        manifest["nats"] = dict(nats)
     manifest["mac"] = hmac.new(keys.mac, canonical(manifest), hashlib.sha256).hexdigest()
     return manifest
 

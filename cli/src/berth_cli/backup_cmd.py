@@ -5,8 +5,8 @@
 
 The archive (``berth-backup-<UTC time>.tar.gz``) holds every service's schema (one consistent
 ``pg_dump``), the data directory's keys sealed with the passphrase, Traefik's certificates and dynamic
-files, and a manifest with each member's sha256 (:mod:`berth_cli.backup_archive`). The backup is taken
-while the platform runs; a restore goes onto a data directory without a database (``--force`` replaces one,
+files, the NATS streams (pending commands included; snapshots through the JetStream API), and a manifest
+with each member's sha256 (:mod:`berth_cli.backup_archive`). The backup is taken while the platform runs; a restore goes onto a data directory without a database (``--force`` replaces one,
 keeping the old aside), then ``berth up`` starts the platform on it. Without ``--passphrase-file`` the
 passphrase is asked for on the terminal. The passphrase and the keys are never printed.
 """
@@ -86,7 +86,7 @@ def restore(
         raise typer.Exit(1) from None
     typer.echo(
         f"restored onto {paths.root}: {len(result.heads)} schemas, {len(result.keys)} key files, "
-        f"{result.traefik_files} Traefik files"
+        f"{result.traefik_files} Traefik files, {len(result.streams)} NATS streams"
     )
     if result.replaced is not None:
         typer.echo(f"the replaced database and keys are kept in {result.replaced} (and beside the cluster)")

@@ -210,3 +210,50 @@ def prepare_database(conn: PgConn, database: str, secret_key: str) -> None:
         raise
     except Exception as exc:
         raise _database_error("creating the database and its roles", exc) from None
+
+
+async def _now(conn: PgConn) -> str:
+    c = await _connect(conn)
+    try:
+        value = await c.fetchval(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        )
+        return str(value)
+    finally:
+        await c.close()
+
+
+def server_now(conn: PgConn) -> str:
+    """The database's clock (UTC, microseconds): the time the outboxes' ``published_at`` is written in."""
+    try:
+        return asyncio.run(_now(conn))
+    except Exception as exc:
+        raise _database_error("reading the database's clock", exc) from None
+
+
+async def _republish(conn: PgConn, since: str) -> int:
+    from datetime import datetime
+
+    at = datetime.fromisoformat(since)
+    c = await _connect(conn)
+    try:
+        count = 0
+        for _, schema, _ in SERVICES:
+            if not await c.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.outbox"):
+                continue
+            # ``schema`` is one of the fixed names of berth_cli.layout.SERVICES
+            query = f'UPDATE "{schema}".outbox SET published_at = NULL WHERE published_at >= $1'  # noqa: S608
+            status = await c.execute(query, at)
+            count += int(status.split()[-1])
+        return count
+    finally:
+        await c.close()
+
+
+def republish_since(conn: PgConn, since: str) -> int:
+    """Every service's outbox rows published at or after ``since`` marked unpublished, so that the services
+    publish them again (the NATS snapshot taken at ``since`` may not hold them); how many."""
+    try:
+        return asyncio.run(_republish(conn, since))
+    except Exception as exc:
+        raise _database_error("marking the outbox for publishing again", exc) from None

@@ -1,5 +1,6 @@
 """``berth backup`` and ``berth restore`` carried out: the one adapter that lists files, runs the database
-tools (:mod:`berth_cli.backup_pg`) and reads and writes the archive laid out by :mod:`berth_cli.backup_archive`.
+tools (:mod:`berth_cli.backup_pg`), snapshots and restores the NATS streams (:mod:`berth_cli.backup_nats`:
+before the database is dumped) and reads and writes the archive laid out by :mod:`berth_cli.backup_archive`.
 
 A backup is written to ``<output>.partial`` (mode 0600) and renamed into place once complete. A restore
 checks every member against the manifest, the passphrase and the manifest's HMAC before it writes anything
@@ -19,13 +20,14 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
 
 from berth_cli import backup_archive as fmt
+from berth_cli import backup_nats as nats
 from berth_cli import backup_pg as pg
 from berth_cli.backup_files import Changes, Verified, restore_files
 from berth_cli.datadir import ensure_secret
@@ -79,11 +81,26 @@ def make_backup(
     staging = Path(tempfile.mkdtemp(prefix=".berth-backup-", dir=output.parent))
     try:
         dump = staging / fmt.DATABASE_MEMBER
+        streams: list[nats.StreamSnapshot] = []
+        taken_at = None
         with pg.platform_database(paths, env, staging / "postgres.log") as conn:
             heads, server_version = pg.schema_heads(conn)
+            with nats.platform_nats(paths, env, staging / "nats.log") as url:
+                if url is not None:
+                    taken_at = pg.server_now(conn)
+                    streams = nats.snapshot_streams(url, staging / "nats")
             pg.run_tool(fmt.pg_dump_argv(str(_pg_bin("pg_dump")), conn, str(dump)), conn, "pg_dump")
         return write_backup(
-            paths, output, passphrase, dump, database=conn.database, heads=heads, server_version=server_version, now=now
+            paths,
+            output,
+            passphrase,
+            dump,
+            database=conn.database,
+            heads=heads,
+            server_version=server_version,
+            now=now,
+            streams=streams,
+            nats_taken_at=taken_at,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -100,9 +117,12 @@ def write_backup(
     server_version: str,
     now: datetime,
     kdf: fmt.Kdf | None = None,
+    streams: list[nats.StreamSnapshot] | None = None,
+    nats_taken_at: str | None = None,
 ) -> BackupResult:
     """The archive around a database dump already made: the data directory's key files and Traefik's files
-    that hold a private key sealed, Traefik's other files in clear."""
+    that hold a private key sealed, Traefik's other files in clear, and the NATS streams' snapshots taken at
+    ``nats_taken_at`` (no NATS section without it)."""
     partial = output.with_name(output.name + ".partial")
     try:
         secret_files, traefik, sealed_traefik, modes = _data_dir_files(paths)
@@ -111,6 +131,9 @@ def write_backup(
         sealed = fmt.seal_files({**secret_files, **sealed_traefik}, keys)
         members = {fmt.DATABASE_MEMBER: _hash_file(dump), fmt.KEYS_MEMBER: (fmt.sha256_hex(sealed), len(sealed))}
         members.update({name: (fmt.sha256_hex(data), len(data)) for name, data in traefik.items()})
+        snapshots = {s.member: s.path for s in streams or []}
+        members.update({name: _hash_file(path) for name, path in snapshots.items()})
+        section = nats.section(streams or [], nats_taken_at) if nats_taken_at is not None else None
         manifest = fmt.build_manifest(
             berth_version=berth_version(),
             created_at=now,
@@ -122,9 +145,10 @@ def write_backup(
             keys=keys,
             members=members,
             traefik_modes=modes,
+            nats=section,
         )
         small = {fmt.MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode(), fmt.KEYS_MEMBER: sealed}
-        _write_archive(partial, small, dump, traefik, now.timestamp())
+        _write_archive(partial, small, {fmt.DATABASE_MEMBER: dump}, traefik, now.timestamp(), snapshots)
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -154,23 +178,35 @@ def _data_dir_files(
 
 
 def _write_archive(
-    path: Path, small: Mapping[str, bytes], dump: Path, traefik: Mapping[str, bytes], mtime: float
+    path: Path,
+    small: Mapping[str, bytes],
+    dump: Mapping[str, Path],
+    traefik: Mapping[str, bytes],
+    mtime: float,
+    snapshots: Mapping[str, Path],
 ) -> None:
     """The archive at ``path`` (mode 0600 from its first byte, on disk when this returns): the manifest
-    first, then the dump, the sealed keys and Traefik's files."""
+    first, then the dump, the sealed keys, Traefik's files and the NATS streams' snapshots."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as raw:
         with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, fmt.MANIFEST, small[fmt.MANIFEST], mtime)
-            info = tarfile.TarInfo(fmt.DATABASE_MEMBER)
-            info.size, info.mode, info.mtime = dump.stat().st_size, 0o600, int(mtime)
-            with dump.open("rb") as f:
-                tar.addfile(info, f)
+            for name, file in dump.items():
+                _add_file(tar, name, file, mtime)
             _add_bytes(tar, fmt.KEYS_MEMBER, small[fmt.KEYS_MEMBER], mtime)
             for name, data in sorted(traefik.items()):
                 _add_bytes(tar, name, data, mtime)
+            for name, file in sorted(snapshots.items()):
+                _add_file(tar, name, file, mtime)
         raw.flush()
         os.fsync(raw.fileno())
+
+
+def _add_file(tar: tarfile.TarFile, name: str, file: Path, mtime: float) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = file.stat().st_size, 0o600, int(mtime)
+    with file.open("rb") as f:
+        tar.addfile(info, f)
 
 
 def _pg_bin(name: str) -> Path:
@@ -210,6 +246,7 @@ def verify_archive(archive: Path, passphrase: str, staging: Path) -> Verified:
             if first.size > MAX_MANIFEST:
                 raise fmt.BackupError("archive refused: manifest.json is too large")
             manifest = fmt.parse_manifest(_read(tar, first))
+            nats.nats_streams(manifest)
             sizes = {name: info.get("size") for name, info in manifest["members"].items()}
             for info in tar:  # from the first member again
                 if info is first:
@@ -248,7 +285,7 @@ def _move_aside(paths: Paths, cluster: Path | None, stamp: str, changes: Changes
         cluster_aside = cluster.with_name(f"{cluster.name}.replaced-{stamp}")
         os.replace(cluster, cluster_aside)
         changes.moved.append((cluster, cluster_aside))
-    for name in [*_occupied(paths), paths.pg_password.name, "traefik"]:
+    for name in [*_occupied(paths), paths.pg_password.name, "traefik", nats.store(paths).name]:
         src = paths.root / name
         if src.exists():
             os.replace(src, aside_dir / name)
@@ -267,6 +304,7 @@ class RestoreResult:
     keys: list[str]
     traefik_files: int
     replaced: Path | None
+    streams: list[str] = field(default_factory=list)
 
 
 def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = False) -> RestoreResult:
@@ -298,8 +336,9 @@ def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = F
             replaced = _move_aside(paths, cluster, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), changes)
         heads = _restore_database(paths, verified, changes)
         traefik = restore_files(paths, verified, changes)
+        streams = restore_nats(paths, verified, changes)
         keys = sorted(n for n in verified.keys if not n.startswith(fmt.TRAEFIK_PREFIX))
-        return RestoreResult(heads, keys, traefik, replaced)
+        return RestoreResult(heads, keys, traefik, replaced, streams)
     except BaseException:
         changes.undo()
         raise
@@ -324,9 +363,25 @@ def _restore_database(paths: Paths, verified: Verified, changes: Changes) -> dic
         dump = str(verified.member(fmt.DATABASE_MEMBER))
         pg.run_tool(fmt.pg_restore_argv(str(_pg_bin("pg_restore")), conn, dump), conn, "pg_restore")
         heads, _ = pg.schema_heads(conn)
+        taken_at = (verified.manifest.get("nats") or {}).get("taken_at")
+        if taken_at:
+            pg.republish_since(conn, str(taken_at))
     finally:
         pg.stop(cluster)
     expected = verified.manifest["database"]["schemas"]
     if heads != expected:
         raise fmt.BackupError(f"the restored schemas are not those of the archive: {heads} != {expected}")
     return heads
+
+
+def restore_nats(paths: Paths, verified: Verified, changes: Changes) -> list[str]:
+    """The NATS streams of the archive given back to a server on the data directory's new store."""
+    entries = nats.nats_streams(verified.manifest)
+    if not entries:
+        return []
+    target = nats.store(paths)
+    if target.exists():
+        raise fmt.BackupError(f"{target} exists already: the NATS streams are restored onto a new store only")
+    changes.made.append(target)
+    with nats.nats_on_store(paths, verified.staging / "nats.log") as url:
+        return nats.restore_streams(url, [(e, verified.member(e["member"])) for e in entries])

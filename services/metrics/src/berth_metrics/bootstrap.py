@@ -90,9 +90,11 @@ async def wire(ctx: Context) -> None:
 
     def every_container() -> Snapshot:
         """The local snapshot with the added servers' containers: the rules see every server's."""
-        local = collector.snapshot
-        remote = fleet.containers()
-        return Snapshot(containers={**remote, **local.containers}, server=local.server) if remote else local
+        local, remote = collector.snapshot, fleet.snapshot()
+        if not remote.containers and not remote.stalled:
+            return local
+        containers, stalled = {**remote.containers, **local.containers}, {**remote.stalled, **local.stalled}
+        return Snapshot(containers=containers, server=local.server, stalled=stalled)
 
     evaluator = Evaluator(
         bus=ctx.bus,

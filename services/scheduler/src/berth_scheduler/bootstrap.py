@@ -13,6 +13,7 @@ from berth_common.runtime import Context, ServiceSpec, run
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
 from berth_scheduler.adapters.sealing import Sealer
+from berth_scheduler.domain.database_health import HealthTiming
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import drills as drills_bus
 from berth_scheduler.entrypoints import logs as logs_bus
@@ -75,6 +76,12 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         rt.fleet,
         settings.image_map,
         ready_timeout_s=settings.database_ready_timeout_s,
+        health=HealthTiming(
+            settings.database_health_interval_s,
+            settings.database_health_timeout_s,
+            settings.database_health_retries,
+            settings.database_health_start_period_s,
+        ),
         pull_timeout_s=settings.pull_timeout_s,
         proxy_image=settings.database_proxy_image,
         traefik_binary=settings.database_proxy_binary,

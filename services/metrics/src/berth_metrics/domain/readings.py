@@ -64,12 +64,25 @@ class ServerReading:
         return self.mem_used / self.mem_total * 100.0 if self.mem_total else None
 
 
+@dataclass(frozen=True)
+class StalledContainer:
+    """A database's container that is not running and was not stopped: it never started (``created``), or
+    Docker could not start it again (``reason``: the engine's error), or it is ``dead``."""
+
+    container_id: str
+    name: str
+    labels: dict[str, str]  # berth labels: app / team / ...
+    reason: str
+
+
 @dataclass
 class Snapshot:
-    """The last reading of each running container and of the server."""
+    """The last reading of each running container and of the server, and the database containers that
+    stalled (not running, not stopped on purpose)."""
 
     containers: dict[str, ContainerReading] = field(default_factory=dict)
     server: ServerReading | None = None
+    stalled: dict[str, StalledContainer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ class ContainerInfo:
     health: Health | None
     started_at: datetime | None
     restarting: bool = False  # its restart policy is bringing it back after it stopped on its own
+    status: str = ""  # Docker's state: created, running, restarting, exited, dead, ...
+    error: str = ""  # why the engine could not start it, when it could not
+
+    @property
+    def stalled(self) -> bool:
+        """Not running and not stopped on purpose: never started, its last start failed, or dead. A
+        container stopped by a person or by Berth is ``exited`` with no error."""
+        return not self.running and (self.status in ("created", "dead") or bool(self.error))
 
 
 def _int(value: Any) -> int | None:
@@ -189,6 +197,8 @@ def parse_inspect(doc: dict[str, Any]) -> ContainerInfo:
         health=health,
         started_at=parse_time(state.get("StartedAt")),
         restarting=bool(state.get("Restarting")),
+        status=str(state.get("Status") or ""),
+        error=str(state.get("Error") or ""),
     )
 
 

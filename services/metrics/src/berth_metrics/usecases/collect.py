@@ -1,6 +1,8 @@
 """Collection: every interval, one reading of each running container (stats + inspect, concurrently with a
-bound) and of the server, written to the store and kept as the latest snapshot. One collector reads one
-server's engine (``server_id``; ``local``: the control plane's), and every reading records that server."""
+bound) and of the server, written to the store and kept as the latest snapshot, with the database
+containers that stalled (not running, not stopped on purpose: ``ContainerInfo.stalled``), which the
+"database down" alert counts as down. One collector reads one server's engine (``server_id``; ``local``:
+the control plane's), and every reading records that server."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from berth_metrics.adapters.host import HostReader
 from berth_metrics.adapters.prom import COLLECT_ERRORS, COLLECT_SECONDS
 from berth_metrics.adapters.remote_host import RemoteHostReader
 from berth_metrics.adapters.store import SampleRow, SampleStore, SeriesRef
+from berth_metrics.domain.database_down import DATABASE_LABEL
 from berth_metrics.domain.host import HostSample
-from berth_metrics.domain.readings import ContainerReading, ServerReading, Snapshot
+from berth_metrics.domain.readings import ContainerReading, ServerReading, Snapshot, StalledContainer
 from berth_metrics.domain.stats import (
     ContainerInfo,
     ContainerStats,
@@ -97,10 +100,12 @@ class Collector:
                 log.warning("docker engine not answering", error=self._lost)
                 listing, self.engine_error = None, self._lost
         self.engine_answered = listing is not None
+        stalled = self.snapshot.stalled
         if listing is not None:
             containers = {r.container_id: r for r in results if r is not None}
             for gone in set(self._previous) - {str(e.get("Id", "")) for e in listing}:
                 del self._previous[gone]
+            stalled = await self._stalled(stalled)
         else:
             containers = self.snapshot.containers
         server: ServerReading | None = None
@@ -110,11 +115,32 @@ class Collector:
         except (OSError, ValueError) as exc:
             COLLECT_ERRORS.labels("server").inc()
             log.warning("server reading failed", error=str(exc))
-        self.snapshot = Snapshot(containers=containers, server=server)
+        self.snapshot = Snapshot(containers=containers, server=server, stalled=stalled)
         stored = self.snapshot if listing is not None else Snapshot(server=server)
         await self.store.write(rows(stored, self.server, now, self.server_id))
         COLLECT_SECONDS.observe(time.perf_counter() - started)
         return self.snapshot
+
+    async def _stalled(self, before: dict[str, StalledContainer]) -> dict[str, StalledContainer]:
+        """The database containers that stalled; ``before`` stands when the engine does not answer."""
+        try:
+            listing = await self.source.not_running(DATABASE_LABEL)
+            infos = [parse_inspect(await self.source.inspect(str(e.get("Id", "")))) for e in listing]
+        except EngineError as exc:
+            if getattr(exc, "status", None) == 404:  # one went away between the listing and the reading
+                return before
+            COLLECT_ERRORS.labels("container").inc()
+            log.warning("stalled containers unreadable", error=str(exc))
+            return before
+        except (DockerUnavailableError, OSError, TimeoutError, ValueError, TypeError, AttributeError) as exc:
+            COLLECT_ERRORS.labels("container").inc()
+            log.warning("stalled containers unreadable", error=str(exc) or type(exc).__name__)
+            return before
+        return {
+            i.container_id: StalledContainer(i.container_id, i.name, berth_labels(i.labels), i.error or i.status)
+            for i in infos
+            if i.stalled
+        }
 
     def teams(self) -> tuple[str, ...]:
         """Teams with containers in the last reading (``berth.team``): who a server outage concerns."""

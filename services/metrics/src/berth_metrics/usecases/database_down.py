@@ -106,7 +106,7 @@ class DatabaseDownWatch:
             if tr.kind == "raised":
                 reason = (
                     f"{what} has not been running and healthy for {down_s:g}s: its container is restarting, "
-                    "keeps restarting or fails its health check"
+                    "keeps restarting, fails its health check (the engine does not answer) or does not start"
                 )
                 event = AlertRaised(**common, value=down_s, for_s=self.down_after_s, reason=reason)
                 await rules_repo.record_raised(unit.session, event, peak=down_s)

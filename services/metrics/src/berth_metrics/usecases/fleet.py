@@ -33,7 +33,7 @@ from berth_metrics.adapters import tables
 from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.remote_host import RemoteHostReader
 from berth_metrics.adapters.store import SampleStore
-from berth_metrics.domain.readings import ContainerReading
+from berth_metrics.domain.readings import Snapshot
 from berth_metrics.settings import REAL_FILESYSTEMS
 from berth_metrics.usecases.collect import Collector
 from berth_metrics.usecases.reachability import ReachabilityWatch
@@ -167,13 +167,14 @@ class Fleet:
         if self.servers:
             await asyncio.gather(*(self._collect(r, now) for r in list(self.servers.values())))
 
-    def containers(self) -> dict[str, ContainerReading]:
-        """The last reading of every container on the added servers."""
-        out: dict[str, ContainerReading] = {}
+    def snapshot(self) -> Snapshot:
+        """The last readings of the added servers in one snapshot: their containers and stalled databases."""
+        merged = Snapshot()
         for remote in self.servers.values():
             if remote.collector is not None:
-                out.update(remote.collector.snapshot.containers)
-        return out
+                merged.containers.update(remote.collector.snapshot.containers)
+                merged.stalled.update(remote.collector.snapshot.stalled)
+        return merged
 
     async def close(self) -> None:
         for sid in list(self.servers):

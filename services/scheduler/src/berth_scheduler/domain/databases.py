@@ -6,7 +6,9 @@ which the team's linked applications join), on another server that server's Bert
 applications placed there run), with the name as network alias. Its data directory is the named volume
 ``berth-db-<database id>-data`` labelled ``berth.team``, ``berth.app`` (the database id) and
 ``berth.volume`` (``data``). The container's labels carry a digest of what it was made from, so a command
-with another spec (image, credentials, configuration, limits, exposure) makes it again, keeping the volume.
+with another spec (image, credentials, configuration, limits, exposure, health check) makes it again,
+keeping the volume. Its Docker health check (``domain.database_health``) asks the engine whether it answers,
+with no credential in it, so that a hung engine shows as ``unhealthy``.
 
 A public database publishes its port on every address of its server itself only when the allow-list
 admits everyone: Docker's port publishing cannot filter by source address, and Berth does not manage the
@@ -27,6 +29,7 @@ from berth_common import labels as label
 from berth_common.catalogue import DatabaseSpec
 from berth_common.fleet import SERVER_NETWORK
 from berth_scheduler.domain.containers import LOG_CONFIG, MIB, NANO
+from berth_scheduler.domain.database_health import HealthTiming, healthcheck
 from berth_scheduler.domain.routing import LOCAL
 
 VOLUME_LABEL = "berth.volume"  # the volume's name in its owner's spec
@@ -63,16 +66,20 @@ def network_of(spec: DatabaseSpec) -> str:
     return dbengines.team_network(spec.team_id) if spec.server_id == LOCAL else SERVER_NETWORK
 
 
-def digest(spec: DatabaseSpec, image: str, password: str) -> str:
+def digest(spec: DatabaseSpec, image: str, password: str, health: dict[str, Any] | None = None) -> str:
     """A digest of everything the container is made from (the password included, hashed with the rest)."""
     made_of = spec.model_dump(mode="python", exclude={"password"})
-    text = json.dumps({"spec": made_of, "image": image, "password": password}, sort_keys=True, default=str)
+    text = json.dumps(
+        {"spec": made_of, "image": image, "password": password, "health": health}, sort_keys=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def container(spec: DatabaseSpec, image: str, password: str | None = None) -> DatabaseContainer:
+def container(
+    spec: DatabaseSpec, image: str, password: str | None = None, health: HealthTiming | None = None
+) -> DatabaseContainer:
     """The volume and container create bodies of ``spec`` (``image``: the official name after the image map;
-    ``password``: the plaintext to run with, by default the spec's)."""
+    ``password``: the plaintext to run with, by default the spec's; ``health``: the health check's timing)."""
     engine = dbengines.engine(spec.engine)
     secret = spec.reveal() if password is None else password
     creds = dbengines.Credentials(spec.user, secret, spec.database)
@@ -80,7 +87,8 @@ def container(spec: DatabaseSpec, image: str, password: str | None = None) -> Da
     volume = dbengines.volume_name(spec.database_id)
     network = network_of(spec)
     owner = owner_labels(spec)
-    made = digest(spec, image, secret)
+    check = healthcheck(spec.engine, spec.user, spec.database, health or HealthTiming())
+    made = digest(spec, image, secret, check)
     key = f"{engine.port}/tcp"
     host_config: dict[str, Any] = {
         "RestartPolicy": {"Name": "unless-stopped"},
@@ -101,6 +109,7 @@ def container(spec: DatabaseSpec, image: str, password: str | None = None) -> Da
         "Labels": {**owner, SPEC_LABEL: made},
         "ExposedPorts": {key: {}},
         "StopTimeout": STOP_TIMEOUT_S,
+        "Healthcheck": check,
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [name]}}},
     }
@@ -109,6 +118,14 @@ def container(spec: DatabaseSpec, image: str, password: str | None = None) -> Da
         body["Cmd"] = command
     volume_body = {"Name": volume, "Labels": {**owner, VOLUME_LABEL: DATA_VOLUME}}
     return DatabaseContainer(name, network, volume, volume_body, body, made, published)
+
+
+def never_started(info: dict[str, Any]) -> bool:
+    """Whether a container (its inspect document) is one Docker did not start: never started (``created``),
+    its last start failed (Docker's error), or ``dead``. Stopping such a database removes the container (its
+    volume stays, the next start makes it again), so that it is not taken for a database failing to start."""
+    state = info.get("State") or {}
+    return state.get("Status") in ("created", "dead") or bool(state.get("Error"))
 
 
 def exposure_note(spec: DatabaseSpec) -> str:

