@@ -1,0 +1,34 @@
+"""What every client command shares: the context chosen on the command line, the api session that turns
+problems into a message and an exit code, and the common options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from berth_cli.client.api import Api, ApiError
+from berth_cli.client.config import ConfigError, resolve
+from berth_cli.client.output import fail
+
+
+class Chosen:
+    """``berth --context NAME ...``: the context for this run (None: BERTH_CONTEXT or the current one)."""
+
+    context: str | None = None
+
+
+@contextmanager
+def session(timeout: float = 30.0) -> Iterator[Api]:
+    """An api client of the chosen context; an api problem or a missing login ends the command (exit 1)."""
+    try:
+        with Api(resolve(wanted=Chosen.context), timeout=timeout) as api:
+            yield api
+    except (ApiError, ConfigError) as exc:
+        fail(exc)
+
+
+Json = Annotated[bool, typer.Option("--json", help="machine-readable output (the api's JSON)")]
+AppRef = Annotated[str, typer.Argument(help="the application: id, NAME, PROJECT/NAME or PROJECT/ENV/NAME")]
