@@ -23,8 +23,8 @@ Timestamps = Annotated[bool, typer.Option("--timestamps", "-t", help="prefix eac
 
 
 def format_line(line: dict[str, Any], timestamps: bool) -> str:
-    """``web.2 | text``: the replica first (a database's lines: its container), the time when asked."""
-    who = f"{line['service']}.{line['replica']}" if line.get("service") else str(line.get("replica", ""))
+    """``<replica> | text``: the replica (its container's name) first, the time when asked."""
+    who = str(line.get("replica") or line.get("service") or "")
     head = f"{line.get('time', '')} " if timestamps else ""
     return f"{head}{who} | {line.get('line', '')}" if who else f"{head}{line.get('line', '')}"
 
@@ -70,8 +70,13 @@ def print_logs(api: Api, path: str, params: dict[str, Any], follow: bool, timest
     if follow:
         stream_lines(api, path, params, timestamps, as_json)
         return
-    for line in api.get(path, **params)["lines"]:
+    answer = api.get(path, **params)
+    for line in answer["lines"]:
         show(line, timestamps, as_json)
+    for server, why in (answer.get("unreachable") or {}).items():
+        typer.echo(f"berth: the lines of server {server} are missing: {why}", err=True)
+    if answer.get("truncated"):
+        typer.echo("berth: the oldest lines were left out (ask with --since or a smaller --tail)", err=True)
 
 
 def logs(
