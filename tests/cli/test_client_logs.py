@@ -90,9 +90,7 @@ async def test_logs_tail_with_replicas_and_json(berth, local_api):
     assert r.code == 0
     assert r.out == ("berth-shop-web-1 | GET / 200\nberth-shop-web-2 | warning: slow\nberth-shop-web-1 | GET /a 200\n")
     assert r.err == "berth: the lines of server s1 are missing: SSH refused\n"
-    assert local_api.requests == [
-        {"service": ["web"], "tail": ["50"], "since": ["2026-12-05T09:00:00Z"]}
-    ]
+    assert local_api.requests == [{"service": ["web"], "tail": ["50"], "since": ["2026-12-05T09:00:00Z"]}]
     r = await berth("logs", APP, "-t", env=_env(local_api))
     assert r.out.splitlines()[0] == "2026-12-05T10:00:00.100000Z berth-shop-web-1 | GET / 200"
     r = await berth("logs", APP, "--json", env=_env(local_api))
