@@ -3,6 +3,7 @@ projects and applications, named by id or name."""
 
 from __future__ import annotations
 
+import shlex
 import webbrowser
 from typing import Annotated, Any
 
@@ -156,6 +157,9 @@ def apps_create(
     port: Annotated[int | None, typer.Option(help="the port it listens on (a web service)")] = None,
     worker: Annotated[bool, typer.Option("--worker", help="a worker: no port, no route")] = False,
     replicas: Annotated[int, typer.Option(help="how many replicas")] = 1,
+    command: Annotated[
+        str | None, typer.Option(help="the command, split into argv like a shell would (never run by one)")
+    ] = None,
     health_path: Annotated[str, typer.Option(help="readiness: a GET here answers 2xx (web)")] = "/",
     domain: Annotated[list[str] | None, typer.Option(help="a custom host name (repeatable)")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE (repeatable)")] = None,
@@ -170,6 +174,8 @@ def apps_create(
         if branch:
             source["branch"] = branch
     svc: dict[str, Any] = {"kind": "worker", "name": service, "replicas": replicas}
+    if command:
+        svc["command"] = shlex.split(command)
     if not worker:
         svc = {**svc, "kind": "web", "port": port or 8080, "health_path": health_path, "domains": domain or []}
     variables = [{"name": k, "value": v} for k, v in parse_pairs(env or [], "--env").items()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,20 @@ from berth_cli.client.config import DEFAULT_URL, Config, ConfigError, Context, c
 from berth_cli.client.output import fail, print_json, print_table
 from berth_cli.commands.common import Json
 
+
+def local_platform(data_dir: Path) -> tuple[str, str]:
+    """The api URL and admin token of the platform `berth up` runs from ``data_dir``."""
+    from berth_cli.layout import Paths
+    from berth_cli.datadir import read_json
+
+    paths = Paths(data_dir.expanduser().resolve())
+    state = read_json(paths.state) or {}
+    url = state.get("urls", {}).get("api")
+    if not url or not paths.admin_token.exists():
+        raise ConfigError(f"no platform runs from {paths.root} (berth up --data-dir {data_dir})")
+    return str(url), paths.admin_token.read_text().strip()
+
+
 context_app = typer.Typer(help="Named contexts: one api URL and token each.", no_args_is_help=True)
 
 
@@ -22,6 +37,10 @@ def login(
     token: Annotated[str | None, typer.Option(help="the token (better: --token-stdin or the prompt)")] = None,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="read the token from stdin")] = False,
     context: Annotated[str, typer.Option("--context", "-c", help="store it as this context")] = "default",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="a local platform's data directory (berth up): its URL and admin token"),
+    ] = None,
 ) -> None:
     """Check a token against the api and store it as a context (made current)."""
     path = config_path()
@@ -29,6 +48,8 @@ def login(
         check_name(context)
         config = Config.load(path)
         stored = config.contexts.get(context, {})
+        if data_dir is not None:
+            url, token = local_platform(data_dir)
         api_url = (url or os.environ.get("BERTH_API_URL") or stored.get("api_url") or DEFAULT_URL).rstrip("/")
         if token_stdin:
             token = sys.stdin.readline().strip()

@@ -30,5 +30,30 @@ def session(timeout: float = 30.0) -> Iterator[Api]:
         fail(exc)
 
 
+def complete_application(incomplete: str) -> list[str]:
+    """Shell completion of application names: asked of the api with a short timeout, nothing on failure."""
+    try:
+        with Api(resolve(), timeout=2.0) as api:
+            names = sorted({a["name"] for a in api.applications()})
+    except Exception:  # completion must never print an error into the user's shell
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def complete_database(incomplete: str) -> list[str]:
+    try:
+        with Api(resolve(), timeout=2.0) as api:
+            names = sorted({d["name"] for d in api.get("/v1/databases")})
+    except Exception:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 Json = Annotated[bool, typer.Option("--json", help="machine-readable output (the api's JSON)")]
-AppRef = Annotated[str, typer.Argument(help="the application: id, NAME, PROJECT/NAME or PROJECT/ENV/NAME")]
+AppRef = Annotated[
+    str,
+    typer.Argument(
+        help="the application: id, NAME, PROJECT/NAME or PROJECT/ENV/NAME", autocompletion=complete_application
+    ),
+]
+DbRef = Annotated[str, typer.Argument(help="the database: id or name", autocompletion=complete_database)]

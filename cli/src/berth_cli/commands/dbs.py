@@ -9,9 +9,8 @@ import typer
 
 from berth_cli.client.output import print_json, print_table, when
 from berth_cli.commands.apps import parse_pairs
-from berth_cli.commands.common import Json, session
+from berth_cli.commands.common import DbRef, Json, session
 
-DbRef = Annotated[str, typer.Argument(help="the database: id or name")]
 db_backup_app = typer.Typer(help="A database's backups.", no_args_is_help=True)
 
 

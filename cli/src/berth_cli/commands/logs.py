@@ -12,7 +12,7 @@ import typer
 
 from berth_cli.client import sse
 from berth_cli.client.api import Api, ApiError
-from berth_cli.commands.common import AppRef, Json, session
+from berth_cli.commands.common import AppRef, DbRef, Json, session
 
 RETRIES = 5
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")]
@@ -100,7 +100,7 @@ def logs(
 
 
 def db_logs(
-    database: Annotated[str, typer.Argument(help="the database: id or name")],
+    database: DbRef,
     follow: Follow = False,
     tail: Tail = 200,
     since: Since = None,
