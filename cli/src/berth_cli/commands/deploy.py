@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from berth_cli.client import sse
 from berth_cli.client.api import Api, ApiError
@@ -37,7 +38,7 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self.console is not None:
-            self.status = self.console.status(f"{self.title}: queued")
+            self.status = self.console.status(Text(f"{self.title}: queued"))
             self.status.start()
         return self
 
@@ -47,7 +48,7 @@ class LiveView:
 
     def step(self, state: str, text: str) -> None:
         if self.status is not None:
-            self.status.update(f"{self.title}: [{state}] {text}", spinner="dots")
+            self.status.update(Text(f"{self.title}: [{state}] {text}"))
 
     def line(self, stream: str, text: str) -> None:
         if self.console is None:
