@@ -3,47 +3,40 @@ played on the bus), by exact output; a destination and a database named by name.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from tests.api.conftest import bearer
-from tests.api.test_backups_api import _changed, _until, cmds  # noqa: F401  (fixture)
+from tests.api.test_backups_api import _database, cmds  # noqa: F401  (fixture)
 
 
 def _when(ts: str | None) -> str:
     return ts[:19].replace("T", " ") if ts else "-"
 
 
-async def _running(client, headers, databases, db: dict) -> dict:
-    for _ in range(200):
-        runs = [e for subject, _, e in databases.commands if subject == "cmd.database.run"]
-        if env := next((e for e in runs if e.data["spec"]["database_id"] == db["id"]), None):
-            break
-        await asyncio.sleep(0.05)
-    assert env is not None, "no cmd.database.run"
-    await _changed(databases, env, "running")
-    return await _until(client, headers, f"/v1/databases/{db['id']}", "running")
-
-
 async def test_databases_and_their_backups(logged_in, client, api, cmds):  # noqa: F811
     berth, admin = logged_in, bearer(api.admin_token())
     backups, _, databases = cmds
-    r = await berth("db", "create", "orders", "--engine", "postgresql", "--config", "max_connections=50", "--json")
+    r = await berth("db", "create", "cache", "--engine", "redis", "--json")
     assert r.code == 0, r
-    created = json.loads(r.out)
-    assert created["config"] == {"max_connections": "50"}
-    db = await _running(client, admin, databases, created)
+    cache = json.loads(r.out)
+    assert (cache["name"], cache["engine"], cache["state"]) == ("cache", "redis", "starting")
+    r = await berth("db", "create", "sessions", "--engine", "redis", "--version", cache["version"])
+    listed = (await client.get("/v1/databases", headers=admin)).json()
+    sessions = next(d for d in listed if d["name"] == "sessions")
+    assert r.out == f"Created database sessions (redis {cache['version']}, {sessions['id']}): starting\n"
+    made = await _database(client, admin, databases, name="orders")  # made running by the scheduler's stand-in
+    db = (await client.get(f"/v1/databases/{made['id']}", headers=admin)).json()
 
+    listed = (await client.get("/v1/databases", headers=admin)).json()
+    head = ["NAME", "ENGINE", "VERSION", "STATE", "ADDRESS", "ID"]
+    rows = [head] + [
+        [d["name"], d["engine"], d["version"], d["state"], f"{d['host']}:{d['port']}", d["id"]] for d in listed
+    ]
+    widths = [max(len(x) for x in col) for col in zip(*rows)]
     r = await berth("db", "list")
-    address = f"{db['host']}:{db['port']}"
-    assert r.out == (
-        f"NAME    ENGINE      VERSION  STATE    {'ADDRESS':<{len(address)}}  ID\n"
-        f"orders  postgresql  {db['version']:<7}  running  {address}  {db['id']}\n"
-    )
-    assert (
-        json.loads((await berth("db", "list", "--json")).out)
-        == (await client.get("/v1/databases", headers=admin)).json()
-    )
+    assert r.out == "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+    assert sorted(line.split()[0] for line in r.out.splitlines()[1:]) == ["cache", "orders", "sessions"]
+    assert json.loads((await berth("db", "list", "--json")).out) == listed
     r = await berth("db", "show", "orders")
     assert r.out == (
         "name:     orders\n"

@@ -158,13 +158,7 @@ class Api:
             places = ", ".join(
                 sorted(f"{names.get(a['project_id'], a['project_id'])}/{a['environment']}/{name}" for a in apps)
             )
-            raise ApiError(
-                409,
-                {
-                    "title": "Ambiguous name",
-                    "detail": f"several applications are named {name}: {places}; give one of these or the id",
-                },
-            )
+            raise ambiguous(f"several applications are named {name}: {places}; give one of these or the id")
         return dict(self.get(f"/v1/applications/{apps[0]['id']}"))
 
     def database(self, ref: str) -> dict[str, Any]:
@@ -174,9 +168,7 @@ class Api:
         if not found:
             raise not_found("database", ref)
         if len(found) > 1:
-            raise ApiError(
-                409, {"title": "Ambiguous name", "detail": f"several databases are named {ref}; give the id"}
-            )
+            raise ambiguous(f"several databases are named {ref}; give the id")
         return dict(self.get(f"/v1/databases/{found[0]['id']}"))
 
     def destination(self, ref: str) -> str:
@@ -187,6 +179,10 @@ class Api:
         if not found:
             raise not_found("backup destination", ref)
         return str(found[0]["id"])
+
+
+def ambiguous(detail: str) -> ApiError:
+    return ApiError(409, {"title": "Ambiguous name", "detail": detail})
 
 
 def not_found(kind: str, ref: str) -> ApiError:

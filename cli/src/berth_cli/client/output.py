@@ -39,6 +39,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     typer.echo(table(headers, rows))
 
 
+def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
+    """``name:     value`` lines, the values aligned."""
+    for name, value in fields:
+        typer.echo(f"{name + ':':<10}{cell(value)}")
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "-"

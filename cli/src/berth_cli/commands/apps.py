@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from berth_cli.client.api import Api, ApiError
-from berth_cli.client.output import fail, print_json, print_table, when
+from berth_cli.client.output import fail, print_fields, print_json, print_table, when
 from berth_cli.commands.common import AppRef, Json, session
 
 projects_app = typer.Typer(help="Projects (each with its environments).", no_args_is_help=True)
@@ -114,8 +114,7 @@ def apps_show(app: AppRef, as_json: Json = False) -> None:
         ("env", _variables(detail["env"]) or "-"),
         ("urls", " ".join(url_of(detail, h) for _, h in hosts_of(detail)) or "-"),
     ]
-    for name, value in lines:
-        typer.echo(f"{name + ':':<10}{value}")
+    print_fields(lines)
     typer.echo("")
     rows = [
         [s["name"], s["kind"], s["replicas"], s.get("port"), " ".join(s.get("hosts", [])) or None]

@@ -18,8 +18,8 @@ from berth_cli.commands.common import Json
 
 def local_platform(data_dir: Path) -> tuple[str, str]:
     """The api URL and admin token of the platform `berth up` runs from ``data_dir``."""
-    from berth_cli.layout import Paths
     from berth_cli.datadir import read_json
+    from berth_cli.layout import Paths
 
     paths = Paths(data_dir.expanduser().resolve())
     state = read_json(paths.state) or {}

@@ -21,13 +21,18 @@ class Chosen:
 
 
 @contextmanager
-def session(timeout: float = 30.0) -> Iterator[Api]:
-    """An api client of the chosen context; an api problem or a missing login ends the command (exit 1)."""
+def session(timeout: float = 30.0, interrupted: str = "") -> Iterator[Api]:
+    """An api client of the chosen context; an api problem or a missing login ends the command (exit 1),
+    Ctrl-C ends it with 130 (saying ``interrupted`` when given: what goes on without the command)."""
     try:
         with Api(resolve(wanted=Chosen.context), timeout=timeout) as api:
             yield api
     except (ApiError, ConfigError) as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        if interrupted:
+            typer.echo(f"\n{interrupted}", err=True)
+        raise typer.Exit(130) from None
 
 
 def complete_application(incomplete: str) -> list[str]:

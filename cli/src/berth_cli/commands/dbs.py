@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from berth_cli.client.output import print_json, print_table, when
+from berth_cli.client.output import print_fields, print_json, print_table, when
 from berth_cli.commands.apps import parse_pairs
 from berth_cli.commands.common import DbRef, Json, session
 
@@ -72,8 +72,7 @@ def db_show(database: DbRef, as_json: Json = False) -> None:
         ("server", db["server_id"]),
         ("backup", when(last.get("finished_at")) if last else "-"),
     ]
-    for key, value in lines:
-        typer.echo(f"{key + ':':<10}{value}")
+    print_fields(lines)
 
 
 @db_backup_app.command("list")

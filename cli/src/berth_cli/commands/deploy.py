@@ -25,6 +25,7 @@ from berth_cli.commands.common import AppRef, Json, session
 
 STEP = re.compile(r"^\[([a-z_]+)\] (.*)$")
 RETRIES = 5
+GOES_ON = "Stopped following; the deployment goes on (berth apps status APP)."
 Detach = Annotated[bool, typer.Option("--detach", "-d", help="start it and return (print the deployment)")]
 
 
@@ -120,14 +121,10 @@ def _finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: b
 
 def deploy(app: AppRef, detach: Detach = False, as_json: Json = False) -> None:
     """Deploy the application's current configuration and follow it; exit 0 only when it succeeded."""
-    try:
-        with session() as api:
-            detail = api.application(app)
-            deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments")
-            _finish(api, detail, deployment, detach, as_json)
-    except KeyboardInterrupt:
-        typer.echo("\nStopped following; the deployment goes on (berth apps status).", err=True)
-        raise typer.Exit(130) from None
+    with session(interrupted=GOES_ON) as api:
+        detail = api.application(app)
+        deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments")
+        _finish(api, detail, deployment, detach, as_json)
 
 
 def _deployment_id(api: Api, app_id: str, ref: str) -> str:
@@ -150,12 +147,8 @@ def rollback(
     as_json: Json = False,
 ) -> None:
     """Run a previous successful deployment's image again (no build) and follow it."""
-    try:
-        with session() as api:
-            detail = api.application(app)
-            body = {"deployment_id": _deployment_id(api, detail["id"], to)} if to else {}
-            deployment = api.send("POST", f"/v1/applications/{detail['id']}/rollback", body)
-            _finish(api, detail, deployment, detach, as_json)
-    except KeyboardInterrupt:
-        typer.echo("\nStopped following; the rollback goes on (berth apps status).", err=True)
-        raise typer.Exit(130) from None
+    with session(interrupted=GOES_ON) as api:
+        detail = api.application(app)
+        body = {"deployment_id": _deployment_id(api, detail["id"], to)} if to else {}
+        deployment = api.send("POST", f"/v1/applications/{detail['id']}/rollback", body)
+        _finish(api, detail, deployment, detach, as_json)

@@ -90,13 +90,10 @@ def logs(
     as_json: Json = False,
 ) -> None:
     """An application's own logs, every replica merged (``--json``: one JSON object per line)."""
-    try:
-        with session() as api:
-            detail = api.application(app)
-            params = {"service": service, "tail": tail, "since": since, "until": until}
-            print_logs(api, f"/v1/applications/{detail['id']}/logs", params, follow, timestamps, as_json)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    with session() as api:
+        path = f"/v1/applications/{api.application(app)['id']}/logs"
+        params = {"service": service, "tail": tail, "since": since, "until": until}
+        print_logs(api, path, params, follow, timestamps, as_json)
 
 
 def db_logs(
@@ -109,10 +106,6 @@ def db_logs(
     as_json: Json = False,
 ) -> None:
     """A database's logs (``--json``: one JSON object per line)."""
-    try:
-        with session() as api:
-            db = api.database(database)
-            params = {"tail": tail, "since": since, "until": until}
-            print_logs(api, f"/v1/databases/{db['id']}/logs", params, follow, timestamps, as_json)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    with session() as api:
+        path = f"/v1/databases/{api.database(database)['id']}/logs"
+        print_logs(api, path, {"tail": tail, "since": since, "until": until}, follow, timestamps, as_json)
