@@ -52,6 +52,13 @@ async def test_deploy_shows_the_rollout_and_exits_0_on_success(logged_in, schedu
     )
     assert a == app["id"]
 
+    # The deployment's log afterwards: as text, and followed (it ended: the lines, then how).
+    r = await berth("logs", "shop", "--deployment", "1")
+    lines = [line for _, line in ROLLOUT] + ["[succeeded] succeeded"]
+    assert (r.code, r.out) == (0, "".join(f"{line}\n" for line in lines))
+    r = await berth("logs", "shop", "--deployment", dep, "-f")
+    assert (r.code, r.out) == (0, "".join(f"{line}\n" for line in lines) + "Deployment #1 of shop succeeded\n")
+
 
 async def test_a_failed_deployment_exits_1_with_its_reason(logged_in, scheduler):
     berth = logged_in

@@ -98,17 +98,14 @@ def follow(api: Api, deployment: dict[str, Any], title: str, quiet: bool = False
             time.sleep(min(2.0, 0.2 * 2**failures))
 
 
-def _finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: bool, as_json: bool) -> None:
+def title_of(app: dict[str, Any], deployment: dict[str, Any]) -> str:
     what = "Rollback" if deployment["kind"] == "rollback" else "Deployment"
-    title = f"{what} #{deployment['number']} of {app['name']}"
-    if detach:
-        if as_json:
-            print_json(deployment)
-        else:
-            typer.echo(f"{title} started ({deployment['id']})")
-        return
-    if not as_json:
-        typer.echo(f"{title} started ({deployment['id']})")
+    return f"{what} #{deployment['number']} of {app['name']}"
+
+
+def follow_to_end(api: Api, app: dict[str, Any], deployment: dict[str, Any], as_json: bool = False) -> None:
+    """Follow the deployment, then say how it ended; exit 1 unless it succeeded."""
+    title = title_of(app, deployment)
     end = follow(api, deployment, title, quiet=as_json)
     if as_json:
         print_json(api.get(f"/v1/deployments/{deployment['id']}"))
@@ -119,6 +116,16 @@ def _finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: b
         raise typer.Exit(1)
 
 
+def _finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: bool, as_json: bool) -> None:
+    if not as_json:
+        typer.echo(f"{title_of(app, deployment)} started ({deployment['id']})")
+    if detach:
+        if as_json:
+            print_json(deployment)
+        return
+    follow_to_end(api, app, deployment, as_json)
+
+
 def deploy(app: AppRef, detach: Detach = False, as_json: Json = False) -> None:
     """Deploy the application's current configuration and follow it; exit 0 only when it succeeded."""
     with session(interrupted=GOES_ON) as api:
@@ -127,7 +134,7 @@ def deploy(app: AppRef, detach: Detach = False, as_json: Json = False) -> None:
         _finish(api, detail, deployment, detach, as_json)
 
 
-def _deployment_id(api: Api, app_id: str, ref: str) -> str:
+def deployment_id(api: Api, app_id: str, ref: str) -> str:
     number = ref.removeprefix("#")
     if not number.isdigit():
         return ref
@@ -149,6 +156,6 @@ def rollback(
     """Run a previous successful deployment's image again (no build) and follow it."""
     with session(interrupted=GOES_ON) as api:
         detail = api.application(app)
-        body = {"deployment_id": _deployment_id(api, detail["id"], to)} if to else {}
+        body = {"deployment_id": deployment_id(api, detail["id"], to)} if to else {}
         deployment = api.send("POST", f"/v1/applications/{detail['id']}/rollback", body)
         _finish(api, detail, deployment, detach, as_json)

@@ -13,6 +13,7 @@ import typer
 from berth_cli.client import sse
 from berth_cli.client.api import Api, ApiError
 from berth_cli.commands.common import AppRef, DbRef, Json, session
+from berth_cli.commands.deploy import deployment_id, follow_to_end
 
 RETRIES = 5
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")]
@@ -79,6 +80,15 @@ def print_logs(api: Api, path: str, params: dict[str, Any], follow: bool, timest
         typer.echo("berth: the oldest lines were left out (ask with --since or a smaller --tail)", err=True)
 
 
+def deployment_log(api: Api, app: dict[str, Any], ref: str, follow: bool) -> None:
+    """A deployment's log as text, or followed until it ends (exit 1 when it did not succeed)."""
+    dep = api.get(f"/v1/deployments/{deployment_id(api, app['id'], ref)}")
+    if follow:
+        follow_to_end(api, app, dep)
+        return
+    typer.echo(api.text(f"/v1/deployments/{dep['id']}/logs"), nl=False)
+
+
 def logs(
     app: AppRef,
     follow: Follow = False,
@@ -87,11 +97,20 @@ def logs(
     since: Since = None,
     until: Until = None,
     timestamps: Timestamps = False,
+    deployment: Annotated[
+        str | None,
+        typer.Option("--deployment", "-d", help="a deployment's build and rollout log instead (id or number)"),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """An application's own logs, every replica merged (``--json``: one JSON object per line)."""
+    """An application's own logs, every replica merged (``--json``: one JSON object per line); with
+    ``--deployment``, that deployment's build and rollout log."""
     with session() as api:
-        path = f"/v1/applications/{api.application(app)['id']}/logs"
+        detail = api.application(app)
+        if deployment is not None:
+            deployment_log(api, detail, deployment, follow)
+            return
+        path = f"/v1/applications/{detail['id']}/logs"
         params = {"service": service, "tail": tail, "since": since, "until": until}
         print_logs(api, path, params, follow, timestamps, as_json)
 
