@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import stat
 
+from berth_cli.commands.auth import in_clear
+
 
 async def test_login_stores_the_token_0600_and_never_prints_it(berth, api):
     token = api.admin_token()
@@ -84,3 +86,9 @@ async def test_a_refused_token_is_not_stored(berth, api):
 async def test_an_api_that_cannot_be_reached(berth):
     r = await berth("login", "http://127.0.0.1:9", "--token-stdin", input="x\n")
     assert r.code == 1 and r.err.startswith("berth: The api cannot be reached: http://127.0.0.1:9: ConnectError")
+
+
+def test_plain_http_is_warned_about_off_this_machine():
+    assert [in_clear(u) for u in ("http://127.0.0.1:8420", "http://localhost", "http://[::1]:80")] == [False] * 3
+    assert [in_clear(u) for u in ("http://berth.example.com", "http://10.0.0.5:8420")] == [True, True]
+    assert in_clear("https://berth.example.com") is False

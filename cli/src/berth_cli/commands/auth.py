@@ -3,10 +3,12 @@ uses. Tokens are read from a prompt (hidden), stdin or BERTH_TOKEN, never echoed
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -14,6 +16,17 @@ from berth_cli.client.api import Api, ApiError
 from berth_cli.client.config import DEFAULT_URL, Config, ConfigError, Context, check_name, config_path
 from berth_cli.client.output import fail, print_json, print_table
 from berth_cli.commands.common import Json
+
+
+def in_clear(url: str) -> bool:
+    """True for an http:// URL to anything but this machine (the token would cross a network in clear)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname in (None, "localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:  # a host name
+        return True
 
 
 def local_platform(data_dir: Path) -> tuple[str, str]:
@@ -56,6 +69,8 @@ def login(
         token = token or os.environ.get("BERTH_TOKEN") or typer.prompt("Token", hide_input=True)
         if not token:
             raise ConfigError("no token given")
+        if in_clear(api_url):
+            typer.echo(f"berth: warning: {api_url} is plain HTTP: the token crosses the network unencrypted", err=True)
         with Api(Context(context, api_url, token)) as api:
             me = api.get("/v1/me")
         config.put(context, api_url, token)
