@@ -99,6 +99,8 @@ async def test_ambiguous_names_are_refused(logged_in):
     )
     r = await berth("apps", "show", "blog/production/web", "--json")
     assert r.code == 0 and json.loads(r.out)["name"] == "web"
+    r = await berth("open", "acme/web", "--print")
+    assert (r.code, r.out, r.err) == (1, "", "berth: No URL: web has no routed host\n")
 
 
 async def test_env_set_unset_import_export_never_echo_secrets(logged_in, client, api, tmp_path):
@@ -109,6 +111,14 @@ async def test_env_set_unset_import_export_never_echo_secrets(logged_in, client,
     assert (r.code, r.out) == (0, "Set API_KEY (secret) on shop; it applies at the next deployment\n")
     r = await berth("env", "set", "shop", "DB_PASSWORD", "--secret", input="pr0mpted-value\n")
     assert r.code == 0 and "pr0mpted-value" not in r.out + r.err
+    r = await berth("env", "set", "shop", "PIPED=-", "--secret", input="p1ped-value\n")
+    assert (r.code, r.out) == (0, "Set PIPED (secret) on shop; it applies at the next deployment\n")
+    revealed = await client.get(
+        f"/v1/applications/{app['id']}/variables/export", params={"reveal_secrets": "true"}, headers=admin
+    )
+    assert "PIPED=p1ped-value" in revealed.text
+    r = await berth("env", "unset", "shop", "PIPED")
+    assert r.out == "Unset PIPED on shop; it applies at the next deployment\n"
     r = await berth("env", "set", "shop", "MODE=prod", "LOG_LEVEL=info")
     assert r.out == "Set MODE, LOG_LEVEL on shop; it applies at the next deployment\n"
     r = await berth("env", "list", "shop")
