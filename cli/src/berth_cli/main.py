@@ -20,6 +20,17 @@ Other commands:
     berth backup [-o FILE]         the control plane in one archive (schemas, sealed keys, Traefik files)
     berth restore FILE [--force]   rebuild a data directory from such an archive
     berth backup-decrypt --key-file K IN OUT   decrypt (and decompress) a downloaded encrypted backup object
+
+Daily work against an api (docs/cli.md; `berth --context NAME ...` or BERTH_CONTEXT picks a context,
+BERTH_API_URL and BERTH_TOKEN override it; every listing takes --json):
+
+    berth login [URL] [--context NAME]    store an api URL and token (0600); berth context list|use|remove
+    berth projects list|create            berth apps list|show|create|status|deployments
+    berth deploy APP                      deploy and follow the rollout live (exit 0 only on success)
+    berth rollback APP [--to N]           berth scale APP web=3        berth open APP
+    berth logs APP [-f]                   berth env list|set|unset|import|export APP
+    berth status APP                      the application's status (no APP: the local platform's)
+    berth db list|create|show|logs        berth db backup list|run DB (a database's backups)
 """
 
 from __future__ import annotations
@@ -43,10 +54,10 @@ def _click_help(doc: str) -> str:
     return "\n\n".join("\b\n" + p if p.startswith("    ") or "\n    " in p else p for p in paras)
 
 
-app = typer.Typer(help=_click_help(__doc__ or ""), no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(help=_click_help(__doc__ or ""), no_args_is_help=True, rich_markup_mode=None)
 bus_app = typer.Typer(help="The message bus.", no_args_is_help=True)
 images_app = typer.Typer(help="Container images.", no_args_is_help=True)
-db_app = typer.Typer(help="The database.", no_args_is_help=True)
+db_app = typer.Typer(help="The team's databases, and the platform's own (provision).", no_args_is_help=True)
 service_app = typer.Typer(help="Run one service.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
 app.add_typer(images_app, name="images")
@@ -57,6 +68,7 @@ _backup_cmd = importlib.import_module("berth_cli.backup_cmd")
 app.command("backup")(_backup_cmd.backup)
 app.command("restore")(_backup_cmd.restore)
 app.command("backup-decrypt")(importlib.import_module("berth_cli.backup_decrypt").backup_decrypt)
+importlib.import_module("berth_cli.commands.register").register(app, db_app)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
 
@@ -116,11 +128,21 @@ def down(data_dir: DataDir = Path(".berth")) -> None:
 
 @app.command()
 def status(
+    application: Annotated[
+        str | None, typer.Argument(help="an application (id or name): its status instead of the platform's")
+    ] = None,
     data_dir: DataDir = Path(".berth"),
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show whether every component is healthy; exit 1 if one is not."""
+    """Show whether every component of the local platform is healthy (exit 1 if one is not), or with an
+    APPLICATION its live version, latest deployment and replicas."""
     from berth_cli import platform
+
+    if application is not None:
+        from berth_cli.commands.apps import show_status
+
+        show_status(application, as_json)
+        return
 
     result = platform.platform_status(_paths(data_dir))
     typer.echo(json.dumps(result.to_json(), indent=2) if as_json else platform.format_status(result))

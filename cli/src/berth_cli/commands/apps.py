@@ -1,0 +1,284 @@
+"""``berth projects ...``, ``berth apps ...``, ``berth status APP``, ``berth scale`` and ``berth open``:
+projects and applications, named by id or name."""
+
+from __future__ import annotations
+
+import shlex
+import webbrowser
+from typing import Annotated, Any
+
+import typer
+
+from berth_cli.client.api import Api, ApiError
+from berth_cli.client.output import fail, print_fields, print_json, print_table, when
+from berth_cli.commands.common import AppRef, Json, session
+
+projects_app = typer.Typer(help="Projects (each with its environments).", no_args_is_help=True)
+apps_app = typer.Typer(help="Applications.", no_args_is_help=True)
+
+
+@projects_app.command("list")
+def projects_list(as_json: Json = False) -> None:
+    """The team's projects."""
+    with session() as api:
+        projects = api.get("/v1/projects")
+    if as_json:
+        print_json(projects)
+        return
+    rows = [
+        [p["name"], ",".join(e["name"] for e in p["environments"]), p["id"], when(p["created_at"])] for p in projects
+    ]
+    print_table(["NAME", "ENVIRONMENTS", "ID", "CREATED"], rows)
+
+
+@projects_app.command("create")
+def projects_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="what it is for")] = "",
+    as_json: Json = False,
+) -> None:
+    """Create a project (with its production environment)."""
+    with session() as api:
+        project = api.send("POST", "/v1/projects", {"name": name, "description": description})
+    if as_json:
+        print_json(project)
+        return
+    typer.echo(f"Created project {project['name']} ({project['id']})")
+
+
+def source_text(source: dict[str, Any]) -> str:
+    if source["kind"] == "image":
+        return str(source["image"])
+    ref = source.get("commit") or source.get("branch") or "HEAD"
+    return f"{source['repository']}@{ref}"
+
+
+@apps_app.command("list")
+def apps_list(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="only this project's (id or name)")] = None,
+    as_json: Json = False,
+) -> None:
+    """The team's applications."""
+    with session() as api:
+        projects = {p["id"]: p["name"] for p in api.get("/v1/projects")}
+        project_id = api.project(project)["id"] if project else None
+        apps = api.applications(project_id)
+    if as_json:
+        print_json(apps)
+        return
+    rows = [
+        [
+            a["name"],
+            projects.get(a["project_id"], a["project_id"]),
+            a["environment"],
+            source_text(a["source"]),
+            a["state"],
+            a["id"],
+        ]
+        for a in apps
+    ]
+    print_table(["NAME", "PROJECT", "ENVIRONMENT", "SOURCE", "STATE", "ID"], rows)
+
+
+def _variables(env: list[dict[str, Any]]) -> str:
+    return " ".join(f"{v['name']}=***" if v["secret"] else f"{v['name']}={v['value']}" for v in env)
+
+
+def hosts_of(app: dict[str, Any]) -> list[tuple[str, str]]:
+    """(service, host) of every routed host, the generated one of each web service first."""
+    return [(s["name"], h) for s in app["services"] if s["kind"] == "web" for h in s.get("hosts", [])]
+
+
+def url_of(app: dict[str, Any], host: str) -> str:
+    scheme = "https" if (app.get("tls") or {}).get("acme") else "http"
+    return f"{scheme}://{host}/"
+
+
+@apps_app.command("show")
+def apps_show(app: AppRef, as_json: Json = False) -> None:
+    """An application: source, services, variables (secrets masked), hosts, live version."""
+    with session() as api:
+        detail = api.application(app)
+        project = api.get(f"/v1/projects/{detail['project_id']}")
+    if as_json:
+        print_json(detail)
+        return
+    live = detail.get("live")
+    lines = [
+        ("name", detail["name"]),
+        ("id", detail["id"]),
+        ("project", f"{project['name']}/{detail['environment']}"),
+        ("source", source_text(detail["source"])),
+        ("state", detail["state"]),
+        ("live", f"#{live['number']} {live['image'] or ''}".strip() if live else "-"),
+        ("env", _variables(detail["env"]) or "-"),
+        ("urls", " ".join(url_of(detail, h) for _, h in hosts_of(detail)) or "-"),
+    ]
+    print_fields(lines)
+    typer.echo("")
+    rows = [
+        [s["name"], s["kind"], s["replicas"], s.get("port"), " ".join(s.get("hosts", [])) or None]
+        for s in detail["services"]
+    ]
+    print_table(["SERVICE", "KIND", "REPLICAS", "PORT", "HOSTS"], rows)
+
+
+def _environment_id(api: Api, project_ref: str, environment: str) -> str:
+    project = api.project(project_ref)
+    for env in project["environments"]:
+        if env["name"] == environment:
+            return str(env["id"])
+    raise ApiError(
+        404, {"title": "Not found", "detail": f"no environment {environment!r} in project {project['name']}"}
+    )
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint=what)
+        out[key] = value
+    return out
+
+
+@apps_app.command("create")
+def apps_create(
+    name: str,
+    project: Annotated[str, typer.Option("--project", "-p", help="the project (id or name)")],
+    environment: Annotated[str, typer.Option("--environment", "-e", help="the project's environment")] = "production",
+    image: Annotated[str | None, typer.Option(help="run this image")] = None,
+    git: Annotated[str | None, typer.Option(help="build this git repository")] = None,
+    branch: Annotated[str | None, typer.Option(help="the branch or tag to build (git)")] = None,
+    dockerfile: Annotated[str | None, typer.Option(help="the Dockerfile's path (git; default: detected)")] = None,
+    service: Annotated[str, typer.Option(help="the service's name")] = "web",
+    port: Annotated[int | None, typer.Option(help="the port it listens on (a web service)")] = None,
+    worker: Annotated[bool, typer.Option("--worker", help="a worker: no port, no route")] = False,
+    replicas: Annotated[int, typer.Option(help="how many replicas")] = 1,
+    command: Annotated[
+        str | None, typer.Option(help="the command, split into argv like a shell would (never run by one)")
+    ] = None,
+    health_path: Annotated[str, typer.Option(help="readiness: a GET here answers 2xx (web)")] = "/",
+    domain: Annotated[list[str] | None, typer.Option(help="a custom host name (repeatable)")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE (repeatable)")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create an application from an image or a git repository, with one service."""
+    if (image is None) == (git is None):
+        raise typer.BadParameter("give one of --image or --git", param_hint="--image/--git")
+    source: dict[str, Any] = {"kind": "image", "image": image}
+    if git is not None:
+        source = {"kind": "git", "repository": git, "dockerfile": dockerfile}
+        if branch:
+            source["branch"] = branch
+    svc: dict[str, Any] = {"kind": "worker", "name": service, "replicas": replicas}
+    if command:
+        svc["command"] = shlex.split(command)
+    if not worker:
+        svc = {**svc, "kind": "web", "port": port or 8080, "health_path": health_path, "domains": domain or []}
+    variables = [{"name": k, "value": v} for k, v in parse_pairs(env or [], "--env").items()]
+    body = {"name": name, "source": source, "services": [svc], "env": variables}
+    with session() as api:
+        env_id = _environment_id(api, project, environment)
+        created = api.send("POST", f"/v1/environments/{env_id}/applications", body)
+    if as_json:
+        print_json(created)
+        return
+    typer.echo(f"Created application {created['name']} ({created['id']}); deploy it with: berth deploy {created['id']}")
+
+
+def show_status(app: str, as_json: bool) -> None:
+    with session() as api:
+        detail = api.application(app)
+        deployments = api.get(f"/v1/applications/{detail['id']}/deployments", limit=1)
+    latest = deployments[0] if deployments else None
+    runtime = detail["runtime"]
+    if as_json:
+        print_json({"application_id": detail["id"], "live": detail["live"], "latest": latest, "runtime": runtime})
+        return
+    live = detail["live"]
+    typer.echo(f"{detail['name']}: " + (f"live #{live['number']} ({live['image']})" if live else "not deployed"))
+    if latest is not None:
+        reason = f": {latest['reason']}" if latest.get("reason") else ""
+        typer.echo(f"latest deployment: #{latest['number']} {latest['status']} ({latest['step']}){reason}")
+    if not runtime["available"]:
+        typer.echo(f"replicas: unknown ({runtime.get('error') or 'the scheduler did not answer'})")
+        return
+    rows = [
+        [r["service"], r["replica"], r["state"], r["health"], r["restarts"], r["container"]]
+        for r in runtime["replicas"]
+    ]
+    if rows:
+        typer.echo("")
+        print_table(["SERVICE", "REPLICA", "STATE", "HEALTH", "RESTARTS", "CONTAINER"], rows)
+
+
+@apps_app.command("status")
+def apps_status(app: AppRef, as_json: Json = False) -> None:
+    """An application's live version, its latest deployment and its replicas."""
+    show_status(app, as_json)
+
+
+@apps_app.command("deployments")
+def apps_deployments(
+    app: AppRef, limit: Annotated[int, typer.Option(help="how many, newest first")] = 20, as_json: Json = False
+) -> None:
+    """The application's deployments, newest first."""
+    with session() as api:
+        detail = api.application(app)
+        rows = api.get(f"/v1/applications/{detail['id']}/deployments", limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = [
+        [f"#{d['number']}", d["kind"], d["status"], d["step"], d["image"], when(d["created_at"]), d["id"]] for d in rows
+    ]
+    print_table(["NUMBER", "KIND", "STATUS", "STEP", "IMAGE", "CREATED", "ID"], table)
+
+
+def scale(
+    app: AppRef,
+    replicas: Annotated[list[str], typer.Argument(help="SERVICE=COUNT, e.g. web=3 (repeatable)")],
+    reason: Annotated[str, typer.Option(help="why (shown in the notifications)")] = "",
+    as_json: Json = False,
+) -> None:
+    """Change how many replicas of the live version each service runs (no build, no deployment)."""
+    pairs = parse_pairs(replicas, "SERVICE=COUNT")
+    try:
+        services = {k: int(v) for k, v in pairs.items()}
+    except ValueError:
+        raise typer.BadParameter("COUNT is a number", param_hint="SERVICE=COUNT") from None
+    with session() as api:
+        detail = api.application(app)
+        answer = api.send("POST", f"/v1/applications/{detail['id']}/scale", {"services": services, "reason": reason})
+    if as_json:
+        print_json(answer)
+        return
+    wanted = ", ".join(f"{k}={v}" for k, v in answer["services"].items())
+    typer.echo(f"Scaling {detail['name']}: {wanted}")
+
+
+def open_app(
+    app: AppRef,
+    service: Annotated[str | None, typer.Option(help="this web service's URL (default: the first)")] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="print the URL, do not open a browser")] = False,
+) -> None:
+    """Open the application's URL in a browser (or print it)."""
+    with session() as api:
+        detail = api.application(app)
+    hosts = [h for s, h in hosts_of(detail) if service in (None, s)]
+    if not hosts:
+        fail(
+            ApiError(
+                404,
+                {
+                    "title": "No URL",
+                    "detail": f"{detail['name']} has no routed host" + (f" for service {service}" if service else ""),
+                },
+            )
+        )
+    url = url_of(detail, hosts[0])
+    typer.echo(url)
+    if not print_only:
+        webbrowser.open(url)

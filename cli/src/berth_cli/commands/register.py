@@ -1,0 +1,41 @@
+"""The daily-work commands hooked onto the ``berth`` command (``main.py`` calls :func:`register` once)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from berth_cli.commands import apps, auth, dbs, deploy, env, logs
+from berth_cli.commands.common import Chosen
+
+
+def choose_context(
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", envvar="BERTH_CONTEXT", help="the context the client commands use (berth context list)"
+        ),
+    ] = None,
+) -> None:
+    Chosen.context = context
+
+
+def register(app: typer.Typer, db_app: typer.Typer) -> None:
+    app.callback()(choose_context)
+    app.command("login")(auth.login)
+    app.command("logout")(auth.logout)
+    app.add_typer(auth.context_app, name="context")
+    app.add_typer(apps.projects_app, name="projects")
+    app.add_typer(apps.apps_app, name="apps")
+    app.command("deploy")(deploy.deploy)
+    app.command("rollback")(deploy.rollback)
+    app.command("scale")(apps.scale)
+    app.command("open")(apps.open_app)
+    app.command("logs")(logs.logs)
+    app.add_typer(env.env_app, name="env")
+    db_app.command("list")(dbs.db_list)
+    db_app.command("create")(dbs.db_create)
+    db_app.command("show")(dbs.db_show)
+    db_app.command("logs")(logs.db_logs)
+    db_app.add_typer(dbs.db_backup_app, name="backup")
