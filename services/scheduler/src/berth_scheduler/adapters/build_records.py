@@ -50,6 +50,7 @@ def _build(row: Any) -> Build:
         image=row.image,
         pushed_ref=row.pushed_ref,
         reason=row.reason,
+        deadline_at=row.deadline_at,
     )
 
 
@@ -57,7 +58,13 @@ async def save_build(s: AsyncSession, deployment_id: str, build: Build) -> None:
     await s.execute(
         sa.update(t)
         .where(t.c.deployment_id == deployment_id, t.c.build_id == build.build_id)
-        .values(state=build.state, image=build.image, pushed_ref=build.pushed_ref, reason=build.reason[:4000])
+        .values(
+            state=build.state,
+            image=build.image,
+            pushed_ref=build.pushed_ref,
+            reason=build.reason[:4000],
+            deadline_at=build.deadline_at,
+        )
     )
 
 

@@ -60,6 +60,7 @@ deployment_builds = sa.Table(
     sa.Column("image", sa.String(512), nullable=True),
     sa.Column("pushed_ref", sa.String(512), nullable=True),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("deadline_at", sa.Float, nullable=True),  # its own deadline once asked for (scheduler_0015)
 )
 
 # What each compose service with an image of its own ran in a deployment (``domain/service_images.py``): the

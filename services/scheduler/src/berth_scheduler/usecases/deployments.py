@@ -209,8 +209,11 @@ class Deployments:
             log.info("build answer already recorded", deployment_id=row.id, build_id=build_id)
             return True
         await build_records.save_build(unit.session, row.id, new)
-        outcome = builds.outcome([new if b.build_id == build_id else b for b in recorded])
         r, now = store.rollout_of(row), time.time()
+        others = [b for b in recorded if b.build_id != build_id]
+        for later in builds.extended(others, now, r.timeouts.build_s + machine.BUILD_ANSWER_MARGIN_S):
+            await build_records.save_build(unit.session, row.id, later)  # it may have waited for this one's slot
+        outcome = builds.outcome([new if b.build_id == build_id else b for b in recorded])
         if r.state != State.BUILDING or r.abort is not None:
             log.info("late build answer recorded", deployment_id=row.id, build_id=build_id, state=r.state.value)
             return True

@@ -1,7 +1,8 @@
-"""scheduler: what each compose service with an image of its own ran in a deployment (a rollback runs it);
-the images the services' builds made so far are recorded from ``deployment_builds``."""
+"""scheduler: what each compose service with an image of its own ran in a deployment (a rollback runs it;
+the images the services' builds made so far are recorded from ``deployment_builds``), and each build's own
+deadline."""
 
-from berth_common.db.revision import sql, steps, table
+from berth_common.db.revision import columns, sql, steps, table
 from berth_scheduler.adapters import tables as t
 
 revision = "scheduler_0015"
@@ -13,4 +14,8 @@ BACKFILL = (
     "ON CONFLICT DO NOTHING"
 )
 
-upgrade, downgrade = steps(table(t.deployment_images, "deployment_id service named image"), sql(BACKFILL, "SELECT 1"))
+upgrade, downgrade = steps(
+    table(t.deployment_images, "deployment_id service named image"),
+    sql(BACKFILL, "SELECT 1"),
+    columns(t.deployment_builds, "deadline_at"),
+)
