@@ -91,6 +91,21 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
     return True
 
 
+async def service_image_on(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, service: str, server: str) -> str:
+    """A scale onto ``server``: the service's own image made present there as a deployment does (streamed
+    from the build server, or pulled when the server lacks it: a scale runs the live version, so a registry
+    is not asked for a newer one); what happened ("" when the service runs the application's image).
+    Raises ``PullFailedError`` naming the service."""
+    svc = next(s for s in spec.services if s.name == service)
+    own = svc.image
+    if own is None or own.image == r.image:
+        return ""
+    own = own.model_copy(update={"pull_policy": "if-missing"})
+    origin = spec.source.build_server if isinstance(spec.source, GitSource) else LOCAL
+    detail, _ = await _own_image(rt, r, service, own, server, spec.secret_values(), origin)
+    return detail
+
+
 async def _own_image(
     rt: RolloutContext, r: Rollout, service: str, own: ImageSource, server: str, secrets: list[str], origin: str
 ) -> tuple[str, str]:
