@@ -29,7 +29,7 @@ from berth_scheduler.adapters import build_records
 from berth_scheduler.domain import images, machine, placement
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
-from berth_scheduler.domain.service_images import ran
+from berth_scheduler.domain.service_images import ServiceImage, ran
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import deliver
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines, pull_on
@@ -62,6 +62,9 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
         if own is not None and own.image != r.image:
             wanted.setdefault((own.image, slot.server_id), (slot.service.name, own))
     if not wanted:
+        same = _same_as_app(spec, r)
+        if same:
+            await write(rt, build_records.record_images, r.deployment_id, same)
         return True
     secrets = spec.secret_values()
     origin = spec.source.build_server if isinstance(spec.source, GitSource) else LOCAL
@@ -87,8 +90,17 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
         for svc in spec.services
         if svc.image is not None and svc.image.image in digests
     ]
-    await write(rt, build_records.record_images, r.deployment_id, records)
+    await write(rt, build_records.record_images, r.deployment_id, records + _same_as_app(spec, r))
     return True
+
+
+def _same_as_app(spec: ApplicationSpec, r: Rollout) -> list[ServiceImage]:
+    """The services whose own image is the application's (made ready with it): what they ran."""
+    return [
+        ran(svc.name, svc.image.image, r.image_digest or "")
+        for svc in spec.services
+        if svc.image is not None and svc.image.image == r.image
+    ]
 
 
 async def service_image_on(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, service: str, server: str) -> str:
