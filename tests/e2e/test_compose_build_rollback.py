@@ -5,14 +5,12 @@ Traefik and the containers run v1's tags."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import make_platform
-from tests.e2e.test_compose_build_deploy import compose_text, containers_of, write_repo
+from tests.e2e.test_compose_build_deploy import clients, containers_of, create_stack, leftovers_removed, write_repo
 from tests.e2e.test_compose_deploy import docker
 from tests.e2e.test_deploy_flow import git, wait_deployment
 from tests.support.images import busybox_image
@@ -37,11 +35,7 @@ async def test_a_rollback_runs_the_images_each_service_built_for_v1(platform, tm
     git(repo, "init", "-q", "-b", "main")
     write_repo(repo, base)
     name = f"rb{unique}"[:20]
-    token = platform.paths.admin_token.read_text().strip()
-    api = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
+    api, proxy = clients(platform)
     app_id = None
 
     async def serves(hosts: dict[str, str], expected: dict[str, str]) -> None:
@@ -50,20 +44,9 @@ async def test_a_rollback_runs_the_images_each_service_built_for_v1(platform, tm
             assert (resp.status_code, resp.text) == (200, text), service
 
     try:
-        r = await api.post("/v1/projects", json={"name": f"rollback-{unique}"})
-        assert r.status_code == 201, r.text
-        env_id = r.json()["environments"][0]["id"]
-        body = {
-            "name": name,
-            "source": {"kind": "git", "repository": str(repo), "branch": "main"},
-            "compose": {"inline": compose_text(base)},
-            "hosts": [{"service": "front", "port": 8080}, {"service": "back", "port": 8080}],
-            "stop_timeout_s": 2,
-        }
-        r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
-        assert r.status_code == 201, r.text
-        app_id = r.json()["id"]
-        hosts = {s["name"]: s["hosts"][0] for s in r.json()["services"] if s.get("hosts")}
+        app = await create_stack(api, f"rollback-{unique}", name, repo, base)
+        app_id = app["id"]
+        hosts = {s["name"]: s["hosts"][0] for s in app["services"] if s.get("hosts")}
 
         # v1, then v2 with other content in both built services
         r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.2}})
@@ -100,11 +83,4 @@ async def test_a_rollback_runs_the_images_each_service_built_for_v1(platform, tm
     finally:
         await api.aclose()
         await proxy.aclose()
-        if app_id is not None:
-            ids = docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
-        for service in ("front", "back"):
-            tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}-{service}").split()
-            if tags:
-                subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, timeout=60)
+        leftovers_removed(app_id, name)

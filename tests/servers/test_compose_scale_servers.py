@@ -7,27 +7,20 @@ deployment the image is taken off the server (as on a server that never held it)
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.scheduler import apps
 from tests.scheduler.test_scale import scale, wait_scaled
+from tests.servers import test_compose_build_servers as built
 from tests.servers import test_placement_e2e as e2e
 from tests.servers.test_placement_e2e import HOST, _served
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
 placed = e2e.placed  # the scheduler and proxy-sync, with both servers announced
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[list[TestServer]]:
-    busybox_image()
-    with running_servers(2) as two:
-        yield two
+servers = built.servers  # two namespace servers (module-scoped here too)
 
 
 def _spec(name: str, image: str, server_id: str) -> dict[str, Any]:
