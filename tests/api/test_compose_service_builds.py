@@ -1,7 +1,8 @@
 """A compose service's own ``build`` in a deployment's snapshot, as the api sends it to the scheduler: an arg
 without a value is the application's build arg of that name (a secret one sealed on the wire, never shown),
-a literal one is the service's own; a rollback of such an application answers 409 (the services' images
-are the scheduler's, a rollback runs one image)."""
+a literal one is the service's own; a rollback of such an application sends the application's current
+snapshot with ``images_of`` naming the deployment rolled back to (the scheduler runs each service on the
+image it ran there), and answers 409 naming a service that builds its own image and did not run there."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ TEXT = (
 )
 
 
-async def test_a_services_build_args_and_a_refused_rollback(client, members, scheduler) -> None:
+async def test_a_services_build_args_and_a_rollback_to_the_images_the_services_ran(client, members, scheduler) -> None:
     app = await make_app(client, members.developer, {"name": "stack", "compose": {"inline": TEXT}, "source": GIT})
     aid = app["id"]
     r = await client.post(f"/v1/applications/{aid}/deployments", headers=members.developer)
@@ -53,8 +54,39 @@ async def test_a_services_build_args_and_a_refused_rollback(client, members, sch
     (_, second) = await scheduler.wait_for("cmd.deployment.start", 2)
     await scheduler.run_to_success(second)
     await _until(client, members.viewer, r.json()["id"], lambda b: b["state"] == "succeeded")
+    r = await client.post(f"/v1/applications/{aid}/rollback", headers=members.developer)
+    assert r.status_code == 202, r.text
+    assert (r.json()["kind"], r.json()["rollback_of"]) == ("rollback", cmd.data["deployment_id"])
+    (_, _, back) = await scheduler.wait_for("cmd.deployment.start", 3)
+    assert back.data["images_of"] == cmd.data["deployment_id"]
+    web, api = back.data["spec"]["services"]
+    assert api["build"]["subdirectory"] == "api"  # the scheduler swaps in the image the build made then
+    # web runs the application's image: that deployment's, by the image it reported
+    assert back.data["spec"]["source"] == {"kind": "image", "image": f"berth/stack:{cmd.data['deployment_id'][:8]}"}
+    assert "images_of" not in second.data  # a deployment's command is as before
+
+
+async def test_a_rollback_to_a_deployment_where_a_service_did_not_build_is_refused_naming_it(
+    client, members, scheduler
+) -> None:
+    app = await make_app(client, members.developer, {"name": "stack2", "compose": {"inline": TEXT}, "source": GIT})
+    aid = app["id"]
+    r = await client.post(f"/v1/applications/{aid}/deployments", headers=members.developer)
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    await scheduler.run_to_success(cmd)
+    await _until(client, members.viewer, r.json()["id"], lambda b: b["state"] == "succeeded")
+    more = TEXT + "  extra:\n    build: ./extra\n"
+    r = await client.patch(f"/v1/applications/{aid}", headers=members.developer, json={"compose": {"inline": more}})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/applications/{aid}/deployments", headers=members.developer)
+    (_, second) = await scheduler.wait_for("cmd.deployment.start", 2)
+    await scheduler.run_to_success(second)
+    await _until(client, members.viewer, r.json()["id"], lambda b: b["state"] == "succeeded")
     body = problem(await client.post(f"/v1/applications/{aid}/rollback", headers=members.developer), 409)
-    assert "The compose services api build their own images" in body["detail"]
+    assert body["detail"] == (
+        f"The compose services extra build their own images and did not run in deployment {cmd.data['deployment_id']}"
+        ": there is no image of them to roll back to; deploy instead."
+    )
 
 
 def test_value_less_args_are_read_from_the_file_by_the_services_berth_name() -> None:

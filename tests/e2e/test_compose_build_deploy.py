@@ -69,6 +69,46 @@ def write_repo(repo: Path, base: str, back_extra: str = "", front_extra: str = "
     git(repo, "commit", "-q", "-m", "stack")
 
 
+def clients(platform) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    """The api (as the administrator) and the proxy of ``platform``."""
+    token = platform.paths.admin_token.read_text().strip()
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    return api, httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
+
+
+async def create_stack(api: httpx.AsyncClient, project: str, name: str, repo: Path, base: str) -> dict:
+    """A new project and in it the application of ``compose_text`` built from ``repo`` (front and back get
+    hosts): the created application."""
+    r = await api.post("/v1/projects", json={"name": project})
+    assert r.status_code == 201, r.text
+    env_id = r.json()["environments"][0]["id"]
+    body = {
+        "name": name,
+        "source": {"kind": "git", "repository": str(repo), "branch": "main"},
+        "compose": {"inline": compose_text(base)},
+        "hosts": [{"service": "front", "port": 8080}, {"service": "back", "port": 8080}],
+        "stop_timeout_s": 2,
+    }
+    r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
+    assert r.status_code == 201, r.text
+    app: dict = r.json()
+    return app
+
+
+def leftovers_removed(app_id: str | None, name: str) -> None:
+    """The application's containers and its services' images, whatever a failed test left."""
+    if app_id is not None:
+        ids = docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
+    for service in ("front", "back"):
+        tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}-{service}").split()
+        if tags:
+            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, timeout=60)
+
+
 def containers_of(app_id: str) -> dict[str, dict]:
     """The application's containers by service: image, state, deployment."""
     ids = docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
@@ -92,26 +132,10 @@ async def test_compose_services_built_from_two_contexts_deploy_and_a_broken_one_
     git(repo, "init", "-q", "-b", "main")
     write_repo(repo, base)
     name = f"cb{unique}"[:20]
-    token = platform.paths.admin_token.read_text().strip()
-    api = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
+    api, proxy = clients(platform)
     app_id = None
     try:
-        r = await api.post("/v1/projects", json={"name": f"builds-{unique}"})
-        assert r.status_code == 201, r.text
-        env_id = r.json()["environments"][0]["id"]
-        body = {
-            "name": name,
-            "source": {"kind": "git", "repository": str(repo), "branch": "main"},
-            "compose": {"inline": compose_text(base)},
-            "hosts": [{"service": "front", "port": 8080}, {"service": "back", "port": 8080}],
-            "stop_timeout_s": 2,
-        }
-        r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
-        assert r.status_code == 201, r.text
-        app = r.json()
+        app = await create_stack(api, f"builds-{unique}", name, repo, base)
         app_id = app["id"]
         hosts = {s["name"]: s["hosts"][0] for s in app["services"] if s.get("hosts")}
         assert set(hosts) == {"front", "back"}
@@ -191,11 +215,4 @@ async def test_compose_services_built_from_two_contexts_deploy_and_a_broken_one_
     finally:
         await api.aclose()
         await proxy.aclose()
-        if app_id is not None:
-            ids = docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60)
-        for service in ("front", "back"):
-            tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}-{service}").split()
-            if tags:
-                subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, timeout=60)
+        leftovers_removed(app_id, name)

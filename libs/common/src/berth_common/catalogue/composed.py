@@ -1,6 +1,6 @@
 """What a service of a compose application has beyond a single-image service (part of the application's
 spec, ``catalogue/specs.py``): its entrypoint, network aliases, ``depends_on`` with a condition, a Docker
-healthcheck with its timing, user, working directory, restart policy and the privileges an administrator
+healthcheck with its timing, user, working directory, restart policy, stop grace period and the privileges an administrator
 allowed for the team (``privileges``: compose's ``privileged``, ``cap_add``, ``devices``, ``security_opt``,
 ``pid: host``, ``ipc: host``; the api refuses them otherwise). Each is left out of a dump when
 unset, so a snapshot without them dumps as before. The service's own image and environment are fields of
@@ -116,6 +116,8 @@ class Composed(Mounted):
     )
     restart: RestartPolicy | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the app's
     privileges: Privileges | None = Field(default=None, exclude_if=lambda v: v is None)
+    # compose's ``stop_grace_period``: SIGTERM, then SIGKILL after this (None: the application's)
+    stop_timeout_s: int | None = Field(default=None, ge=0, le=3600, exclude_if=lambda v: v is None)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

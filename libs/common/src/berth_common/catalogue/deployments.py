@@ -45,6 +45,10 @@ class StartDeployment(DeploymentCommand):
     team_id: Id
     spec: ApplicationSpec
     options: RolloutOptions = RolloutOptions()
+    # A rollback of a compose application whose services have images of their own: each service with a
+    # ``build`` runs the image it ran in this deployment (no build), and each with an ``image`` runs that
+    # deployment's image (by digest) when it named another one; left out of a dump when None.
+    images_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 @register

@@ -148,6 +148,18 @@ def with_image(spec: ApplicationSpec, image: str, *, keep_policy: bool = False) 
     return ApplicationSpec.model_validate({**_plain(spec), "source": source})
 
 
+def runs_app_image(spec: ApplicationSpec) -> bool:
+    """A service runs the application's own image (a compose service may run an image or a build of its own)."""
+    return any(svc.image is None and svc.build is None for svc in spec.services)
+
+
+def rollback_gaps(spec: ApplicationSpec, target: ApplicationSpec) -> list[str]:
+    """The services of ``spec`` that build their own image and ran no image of their own in the deployment
+    of snapshot ``target`` (a rollback to it has no image for them)."""
+    ran = {svc.name for svc in target.services if svc.build is not None or svc.image is not None}
+    return [svc.name for svc in spec.services if svc.build is not None and svc.name not in ran]
+
+
 def _plain(spec: ApplicationSpec) -> dict[str, Any]:
     data: dict[str, Any] = spec.model_dump(mode="json")
     return data

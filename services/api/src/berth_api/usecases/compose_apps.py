@@ -26,6 +26,7 @@ compose.path file the builder could not read yet is refused (409).
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -61,6 +62,7 @@ CORE = {
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }
 COMPOSE_NOT_DEPLOYABLE = "compose-not-deployable"
+COMPOSE_STOP_GRACE_S = 10  # compose's stop_grace_period when a service sets none
 log = get_logger(__name__)
 
 
@@ -167,6 +169,7 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
     if not config.get("compose"):
         return spec
     translated = {s["name"]: s for s in config["compose_translated"]["services"]}
+    graces = any("stop_grace_s" in s for s in translated.values())
     data = spec.model_dump()
     for svc in data["services"]:
         found = translated[svc["name"]]
@@ -187,10 +190,19 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
             "working_dir": found.get("working_dir"),
             "restart": found["restart"] if found.get("restart", spec.restart_policy) != spec.restart_policy else None,
             "privileges": _privileges(found),
+            "stop_timeout_s": _stop_timeout(found, graces),
         }
         svc.update(extra)
     data["private_network"] = True
     return ApplicationSpec.model_validate(data)
+
+
+def _stop_timeout(svc: dict[str, Any], graces: bool) -> int | None:
+    """A service's own stop timeout: its ``stop_grace_period``; compose's default (10 s) when another service
+    of the file sets one (the application's is then the largest); None (the application's) when none does."""
+    if "stop_grace_s" in svc:
+        return min(3600, math.ceil(float(svc["stop_grace_s"])))
+    return COMPOSE_STOP_GRACE_S if graces else None
 
 
 DOMAIN_LOC = re.compile(r"^/body/services/(\d+)/domains/(\d+)$")

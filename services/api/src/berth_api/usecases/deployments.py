@@ -16,7 +16,15 @@ from pydantic import ValidationError
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import deployments as repo
 from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.domain.applications import mask_spec, seal_spec, snapshot_aad, with_image
+from berth_api.domain.applications import (
+    mask_spec,
+    open_spec,
+    rollback_gaps,
+    runs_app_image,
+    seal_spec,
+    snapshot_aad,
+    with_image,
+)
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
@@ -65,6 +73,7 @@ async def _record(
     *,
     kind: str = "deploy",
     rollback_of: str | None = None,
+    images_of: str | None = None,
 ) -> dict[str, Any]:
     deployment_id = new_id()
     spec = await registries.with_credentials(deps, unit.session, principal.team_id, spec)
@@ -88,7 +97,12 @@ async def _record(
         },
     )
     command = StartDeployment(
-        deployment_id=deployment_id, application_id=app["id"], team_id=principal.team_id, spec=spec, options=options
+        deployment_id=deployment_id,
+        application_id=app["id"],
+        team_id=principal.team_id,
+        spec=spec,
+        options=options,
+        images_of=images_of,
     )
     await unit.emit(command, id=f"deployment-start-{deployment_id}")
     queued = DeploymentQueued(deployment_id=deployment_id, application_id=app["id"], team_id=principal.team_id)
@@ -174,7 +188,9 @@ async def rollback(
 ) -> dict[str, Any]:
     """A new deployment of the application's current configuration running a succeeded deployment's image
     (by default the one that succeeded before the live one): no build; a pulled image by its recorded
-    digest (``repo@sha256:...``)."""
+    digest (``repo@sha256:...``). A compose application's services with images of their own run the ones
+    they ran in that deployment (``StartDeployment.images_of``: the scheduler recorded them); a service
+    that builds its own image and did not run there is a 409 naming it."""
 
     async def body(unit: Unit) -> dict[str, Any]:
         s = unit.session
@@ -186,23 +202,35 @@ async def rollback(
             target = await repo.get_deployment(s, principal.team_id, target_id)
             if target is None or target["application_id"] != application_id:
                 raise deployment_missing(principal, target_id)
-            if target["state"] != "succeeded" or not target["image"]:
+            if target["state"] != "succeeded":
                 raise ProblemError(409, f"Deployment {target_id} did not succeed: there is no image to roll back to.")
         else:
             done = await repo.succeeded(s, application_id, limit=2)
             if len(done) < 2:
                 raise ProblemError(409, "There is no earlier successful deployment to roll back to.")
             target = done[1]
-        digest = target.get("image_digest")  # a pulled image runs by digest: a moved tag cannot change it
-        spec = with_image(await _snapshot(deps, unit, app), str(digest or target["image"]), keep_policy=not digest)
-        built = [svc.name for svc in spec.services if svc.build is not None]
-        if built:  # their images are the scheduler's: a rollback cannot name them yet
-            raise ProblemError(
-                409,
-                f"The compose services {', '.join(built)} build their own images: a rollback runs one image, so "
-                "deploy the earlier commit instead.",
-            )
-        return await _record(deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"])
+        spec = await _snapshot(deps, unit, app)
+        if runs_app_image(spec):
+            if not target["image"]:
+                raise ProblemError(
+                    409, f"Deployment {target['id']} did not succeed: there is no image to roll back to."
+                )
+            digest = target.get("image_digest")  # a pulled image runs by digest: a moved tag cannot change it
+            spec = with_image(spec, str(digest or target["image"]), keep_policy=not digest)
+        images_of = None
+        if any(svc.build is not None or svc.image is not None for svc in spec.services):
+            ran = open_spec(target["spec"], deps.box.open_text, snapshot_aad(target["id"]))
+            missing = rollback_gaps(spec, ran)
+            if missing:
+                raise ProblemError(
+                    409,
+                    f"The compose services {', '.join(missing)} build their own images and did not run in "
+                    f"deployment {target['id']}: there is no image of them to roll back to; deploy instead.",
+                )
+            images_of = target["id"]  # the scheduler runs each service on the image it ran there
+        return await _record(
+            deps, unit, principal, app, spec, options, kind="rollback", rollback_of=target["id"], images_of=images_of
+        )
 
     row = await run(deps, body)
     await purge(deps)

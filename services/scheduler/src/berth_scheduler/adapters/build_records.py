@@ -1,4 +1,5 @@
-"""The builds of a deployment whose compose services build their own images (``deployment_builds``)."""
+"""The builds of a deployment whose compose services build their own images (``deployment_builds``), and
+what each service with an image of its own ran (``deployment_images``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_scheduler.adapters.tables import deployment_builds as t
-from berth_scheduler.adapters.tables import deployments
+from berth_scheduler.adapters.tables import deployment_images, deployments
 from berth_scheduler.domain.builds import Build
+from berth_scheduler.domain.service_images import ServiceImage
 
 
 async def insert_builds(s: AsyncSession, deployment_id: str, builds: list[Build]) -> None:
@@ -48,6 +50,7 @@ def _build(row: Any) -> Build:
         image=row.image,
         pushed_ref=row.pushed_ref,
         reason=row.reason,
+        deadline_at=row.deadline_at,
     )
 
 
@@ -55,7 +58,13 @@ async def save_build(s: AsyncSession, deployment_id: str, build: Build) -> None:
     await s.execute(
         sa.update(t)
         .where(t.c.deployment_id == deployment_id, t.c.build_id == build.build_id)
-        .values(state=build.state, image=build.image, pushed_ref=build.pushed_ref, reason=build.reason[:4000])
+        .values(
+            state=build.state,
+            image=build.image,
+            pushed_ref=build.pushed_ref,
+            reason=build.reason[:4000],
+            deadline_at=build.deadline_at,
+        )
     )
 
 
@@ -93,4 +102,29 @@ async def service_images_in_use(s: AsyncSession, application_id: str, keep: int)
             t.c.service != "", sa.or_(t.c.deployment_id.in_(succeeded), t.c.deployment_id.in_(unfinished))
         )
     )
-    return {str(x) for row in rows for x in row if x}
+    ran = await s.execute(  # a rollback's services run images built for an earlier deployment
+        sa.select(deployment_images.c.image).where(
+            sa.or_(deployment_images.c.deployment_id.in_(succeeded), deployment_images.c.deployment_id.in_(unfinished))
+        )
+    )
+    return {str(x) for row in [*rows, *ran] for x in row if x}
+
+
+async def record_images(s: AsyncSession, deployment_id: str, images: list[ServiceImage]) -> None:
+    """What the deployment's services with images of their own run (a repeated step records the same)."""
+    if not images:
+        return
+    rows = [{"deployment_id": deployment_id, "service": i.service, "named": i.named, "image": i.image} for i in images]
+    q = insert(deployment_images).values(rows)
+    await s.execute(
+        q.on_conflict_do_update(
+            index_elements=[deployment_images.c.deployment_id, deployment_images.c.service],
+            set_={"named": q.excluded.named, "image": q.excluded.image},
+        )
+    )
+
+
+async def images_of(s: AsyncSession, deployment_id: str) -> list[ServiceImage]:
+    """What the services with images of their own ran in the deployment."""
+    rows = await s.execute(sa.select(deployment_images).where(deployment_images.c.deployment_id == deployment_id))
+    return [ServiceImage(r.service, r.named, r.image) for r in rows]

@@ -60,6 +60,19 @@ deployment_builds = sa.Table(
     sa.Column("image", sa.String(512), nullable=True),
     sa.Column("pushed_ref", sa.String(512), nullable=True),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("deadline_at", sa.Float, nullable=True),  # its own deadline once asked for (scheduler_0015)
+)
+
+# What each compose service with an image of its own ran in a deployment (``domain/service_images.py``): the
+# reference its snapshot named and the image its replicas ran (a build's tag or pushed reference, a pulled
+# digest); a rollback to the deployment runs these.
+deployment_images = sa.Table(
+    "deployment_images",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("service", sa.String(64), primary_key=True),
+    sa.Column("named", sa.String(512), nullable=False),
+    sa.Column("image", sa.String(512), nullable=False),
 )
 
 # The containers a deployment created (the label berth.deployment finds them too).

@@ -9,6 +9,11 @@ answer; an answer changes a pending build only, so a redelivered one does nothin
 for every build; the first failed (or stopped) one fails it, naming the service, and the others still
 pending are cancelled. Once all succeeded, each built service runs its tag (or the pushed reference in the
 team's push registry, pulled with its credentials).
+
+Each build has a deadline of its own (``deadline_at``): the build timeout (plus the time its answer takes
+to arrive) from when it was asked for, pushed back by the same budget each time another build of the
+deployment ends (the builder runs a few builds at once: one waiting for a slot starts when another ends).
+A build past its deadline fails the deployment naming its service; the others are not held to it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Build:
     image: str | None = None
     pushed_ref: str | None = None
     reason: str = ""
+    deadline_at: float | None = None  # its own deadline (epoch seconds) once asked for; None: not asked yet
 
     @property
     def label(self) -> str:
@@ -201,3 +207,39 @@ def built_spec(spec: ApplicationSpec, images: tuple[tuple[str, str, str | None],
         )
         services.append(svc.model_copy(update={"build": None, "image": own}))
     return spec.model_copy(update={"services": services})
+
+
+# --- deadlines -------------------------------------------------------------------------------------
+
+
+def asked(builds: list[Build], now: float, budget_s: float) -> list[Build]:
+    """The builds as asked for at ``now``: each pending one gets its own deadline ``now + budget_s``."""
+    return [
+        replace(b, deadline_at=now + budget_s) if b.state == "pending" and b.deadline_at is None else b for b in builds
+    ]
+
+
+def extended(builds: list[Build], now: float, budget_s: float) -> list[Build]:
+    """After a build ended at ``now``: each pending one may have started only now (a builder slot freed), so
+    its deadline is at least ``now + budget_s``. Only the builds whose deadline moved are returned."""
+    out = []
+    for b in builds:
+        if b.state == "pending" and b.deadline_at is not None and b.deadline_at < now + budget_s:
+            out.append(replace(b, deadline_at=now + budget_s))
+    return out
+
+
+def overdue(builds: list[Build], now: float) -> list[Build]:
+    """The pending builds past their own deadline."""
+    return [b for b in builds if b.state == "pending" and b.deadline_at is not None and now > b.deadline_at]
+
+
+def next_deadline(builds: list[Build]) -> float | None:
+    """The earliest deadline of a pending build (None: none pending with a deadline)."""
+    found = [b.deadline_at for b in builds if b.state == "pending" and b.deadline_at is not None]
+    return min(found) if found else None
+
+
+def overdue_reason(late: list[Build], timeout_s: float) -> str:
+    """Why the deployment fails: the builds past their deadline, named."""
+    return f"the build of {', '.join(b.label for b in late)} did not finish within {timeout_s:g}s"

@@ -140,7 +140,7 @@ def container_spec(
     if service.healthcheck is not None:
         body["Healthcheck"] = compose.healthcheck_body(service.healthcheck)
     body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)
-    body["StopTimeout"] = spec.stop_timeout_s
+    body["StopTimeout"] = service.stop_timeout_s if service.stop_timeout_s is not None else spec.stop_timeout_s
     port_bindings = None
     remote = server_id != LOCAL
     if isinstance(service, WebService):

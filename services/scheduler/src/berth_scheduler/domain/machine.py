@@ -291,7 +291,8 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 )
                 return nxt, [_progress(nxt, "build requested")]
             nxt = _go(r, State.STARTING, now, previous_deployment_id=previous, deadline_at=now + t.readiness_s)
-            return nxt, [_progress(nxt, "starting replicas", f"image {r.image}")]
+            detail = f"image {r.image}" if r.image else "each service runs an image of its own"
+            return nxt, [_progress(nxt, "starting replicas", detail)]
         case BuildSucceeded(image, pushed_ref, built):
             _expect(r, inp, State.BUILDING)
             nxt = _go(r, State.STARTING, now, image=image, pushed_ref=pushed_ref, deadline_at=now + t.readiness_s)

@@ -17,6 +17,7 @@ from typing import Any
 
 from berth_common.bus import PermanentError, TransientError
 from berth_common.catalogue import (
+    ApplicationSpec,
     BuildCancelled,
     BuildFailed,
     BuildSucceeded,
@@ -34,7 +35,7 @@ from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, removals, store
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import builds, machine, names, placement, queueing, removal
+from berth_scheduler.domain import builds, machine, names, placement, queueing, removal, service_images
 from berth_scheduler.domain.machine import RefusedError, Rollout, State, Timeouts
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
@@ -74,21 +75,24 @@ class Deployments:
             drain_grace_s=o.drain_grace_s if o.drain_grace_s is not None else s.drain_grace_s,
         )
 
-    def rollout_of(self, msg: StartDeployment, now: float) -> Rollout:
+    def rollout_of(self, msg: StartDeployment, now: float, spec: ApplicationSpec | None = None) -> Rollout:
         """The deployment as the state machine holds it. A prebuilt image goes through the image map
         (``BERTH_IMAGE_MAP``, without the defaults the builder adds for its base images): the mapped reference
-        is what is pulled and run."""
+        is what is pulled and run. ``spec``: the snapshot it runs (a rollback's, whose services may all run
+        images of their own: then nothing is built)."""
+        spec = spec or msg.spec
         image = (
-            resolve_image(msg.spec.source.image, image_map(self.settings.image_map, defaults={}))
-            if isinstance(msg.spec.source, ImageSource)
+            resolve_image(spec.source.image, image_map(self.settings.image_map, defaults={}))
+            if isinstance(spec.source, ImageSource)
             else None
         )
+        built = msg.images_of is not None and service_images.builds_nothing(spec)
         return Rollout(
             deployment_id=msg.deployment_id,
             application_id=msg.application_id,
             team_id=msg.team_id,
             state=State.QUEUED,
-            needs_build=image is None,
+            needs_build=image is None and not built,
             timeouts=self.timeouts(msg),
             created_at=now,
             image=image,
@@ -99,9 +103,13 @@ class Deployments:
         the queued ones when asked to, and starts here when nothing of its application is ahead of it."""
         now = time.time()
         check_names(msg)
-        r = self.rollout_of(msg, now)
-        spec = msg.spec  # a compose service's own build adds one; the application's is asked only if one runs it
-        app_build = r.image is None and (not builds.has_service_builds(spec) or builds.runs_app_image(spec))
+        spec, refusal = msg.spec, None
+        if msg.images_of is not None:  # a rollback: the services run the images of that deployment
+            rolled = service_images.rolled_back(spec, await build_records.images_of(unit.session, msg.images_of))
+            spec, refusal = rolled.spec, rolled.refusal
+        r = self.rollout_of(msg, now, spec)
+        # a compose service's own build adds one; the application's is asked only if one runs it
+        app_build = r.needs_build and (not builds.has_service_builds(spec) or builds.runs_app_image(spec))
         build_id = uuid.uuid4().hex if app_build else None
         seq = await store.insert_deployment(unit.session, r, self.sealer.seal(spec), build_id)
         if seq is None:
@@ -111,7 +119,7 @@ class Deployments:
             unit.session, msg.deployment_id, builds.planned(spec, r.deployment_id, build_id)
         )
         await lock_application(unit, msg.application_id)
-        refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id))
+        refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id)) or refusal
         if refusal is not None:  # ends failed at once, as a deployment that cannot start
             await apply(unit, self.sealer, msg.deployment_id, machine.Fail(refusal), now)
             return
@@ -201,8 +209,11 @@ class Deployments:
             log.info("build answer already recorded", deployment_id=row.id, build_id=build_id)
             return True
         await build_records.save_build(unit.session, row.id, new)
-        outcome = builds.outcome([new if b.build_id == build_id else b for b in recorded])
         r, now = store.rollout_of(row), time.time()
+        others = [b for b in recorded if b.build_id != build_id]
+        for later in builds.extended(others, now, r.timeouts.build_s + machine.BUILD_ANSWER_MARGIN_S):
+            await build_records.save_build(unit.session, row.id, later)  # it may have waited for this one's slot
+        outcome = builds.outcome([new if b.build_id == build_id else b for b in recorded])
         if r.state != State.BUILDING or r.abort is not None:
             log.info("late build answer recorded", deployment_id=row.id, build_id=build_id, state=r.state.value)
             return True

@@ -91,15 +91,18 @@ def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
     )
 
 
-async def _start_builds(unit: Unit, sealer: Sealer, row: Any) -> None:
+async def _start_builds(unit: Unit, sealer: Sealer, row: Any, now: float) -> None:
     """``cmd.build.start`` for each build of the deployment: its single build, or one per compose service
-    that builds its own image (``domain/builds.py``, recorded when the deployment was)."""
+    that builds its own image (``domain/builds.py``, recorded when the deployment was, each given its own
+    deadline here)."""
     recorded = await build_records.builds_of(unit.session, row.id)
     if not recorded:
         await unit.emit(start_build_command(row, sealer), id=f"build-{row.build_id}")
         return
     spec = sealer.open(row.spec)
     timeout_s = float(row.timeouts["build_s"])
+    for b in builds.asked(recorded, now, timeout_s + machine.BUILD_ANSWER_MARGIN_S):
+        await build_records.save_build(unit.session, row.id, b)
     for b in recorded:
         cmd = builds.start_command(spec, b, row.id, row.application_id, timeout_s)
         await unit.emit(cmd, id=f"build-{b.build_id}")
@@ -131,7 +134,7 @@ async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list
     first_seq = await store.save(unit.session, after, progressed)
     await emit_events(unit, deployment_id, f"v{after.version}", events, secrets_of(sealer, row), first_seq)
     if after.state == State.BUILDING and before.state != State.BUILDING:
-        await _start_builds(unit, sealer, row)
+        await _start_builds(unit, sealer, row, now)
     if _stops_build(before, after, inputs):
         reason = after.abort.reason if after.abort else "cancelled"
         recorded = await build_records.builds_of(unit.session, row.id)

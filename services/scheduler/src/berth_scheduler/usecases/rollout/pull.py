@@ -13,7 +13,8 @@ ready when every server has it, and the digest recorded is the first server's.
 A compose service with its own image (``WebService.image``, ``WorkerService.image``) has it pulled or found
 the same way, by its own pull policy and with the team's credentials for its registry, on each server that
 runs the service, before any replica starts (a failed pull fails the deployment naming the service); an
-image a service's build made (``berth/<app>-<service>:...``) is streamed from the build server instead.
+image a service's build made (``berth/<app>-<service>:...``) is streamed from the build server instead. What each such service runs is recorded (its digest, or its
+build's image: ``domain.service_images``) for a rollback to this deployment.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from typing import Any
 from berth_common.catalogue import ApplicationSpec, GitSource, ImageSource
 from berth_common.logging import get_logger
 from berth_common.registries import InvalidReferenceError, credentials_for, parse
+from berth_scheduler.adapters import build_records
 from berth_scheduler.domain import images, machine, placement
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.domain.service_images import ServiceImage, ran
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import deliver
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines, pull_on
-from berth_scheduler.usecases.rollout.steps import Waiter, transit
+from berth_scheduler.usecases.rollout.steps import Waiter, transit, write
 from berth_scheduler.usecases.rollout.verify import start_and_verify
 
 log = get_logger(__name__)
@@ -59,11 +62,15 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
         if own is not None and own.image != r.image:
             wanted.setdefault((own.image, slot.server_id), (slot.service.name, own))
     if not wanted:
+        same = _same_as_app(spec, r)
+        if same:
+            await write(rt, build_records.record_images, r.deployment_id, same)
         return True
     secrets = spec.secret_values()
     origin = spec.source.build_server if isinstance(spec.source, GitSource) else LOCAL
+    keys = list(wanted)
     outcomes = await asyncio.gather(
-        *(_own_image(rt, r, svc, own, server, secrets, origin) for (_, server), (svc, own) in wanted.items()),
+        *(_own_image(rt, r, *wanted[key], key[1], secrets, origin) for key in keys),
         return_exceptions=True,
     )
     for outcome in outcomes:
@@ -73,16 +80,50 @@ async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    await log_lines(rt, r.deployment_id, [f"[starting] {o}" for o in outcomes if isinstance(o, str)])
+    done = [o for o in outcomes if isinstance(o, tuple)]
+    await log_lines(rt, r.deployment_id, [f"[starting] {detail}" for detail, _ in done])
+    digests: dict[str, str] = {}
+    for (image, _), (_, digest) in zip(keys, done, strict=True):
+        digests[image] = digests.get(image) or digest
+    records = [
+        ran(svc.name, svc.image.image, digests.get(svc.image.image, ""))
+        for svc in spec.services
+        if svc.image is not None and svc.image.image in digests
+    ]
+    await write(rt, build_records.record_images, r.deployment_id, records + _same_as_app(spec, r))
     return True
+
+
+def _same_as_app(spec: ApplicationSpec, r: Rollout) -> list[ServiceImage]:
+    """The services whose own image is the application's (made ready with it): what they ran."""
+    return [
+        ran(svc.name, svc.image.image, r.image_digest or "")
+        for svc in spec.services
+        if svc.image is not None and svc.image.image == r.image
+    ]
+
+
+async def service_image_on(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, service: str, server: str) -> str:
+    """A scale onto ``server``: the service's own image made present there as a deployment does (streamed
+    from the build server, or pulled when the server lacks it: a scale runs the live version, so a registry
+    is not asked for a newer one); what happened ("" when the service runs the application's image).
+    Raises ``PullFailedError`` naming the service."""
+    svc = next(s for s in spec.services if s.name == service)
+    own = svc.image
+    if own is None or own.image == r.image:
+        return ""
+    own = own.model_copy(update={"pull_policy": "if-missing"})
+    origin = spec.source.build_server if isinstance(spec.source, GitSource) else LOCAL
+    detail, _ = await _own_image(rt, r, service, own, server, spec.secret_values(), origin)
+    return detail
 
 
 async def _own_image(
     rt: RolloutContext, r: Rollout, service: str, own: ImageSource, server: str, secrets: list[str], origin: str
-) -> str:
-    """One service's image on one server: what happened (raises ``PullFailedError`` naming the service).
-    Berth's own image (``berth/``: the service's build, on the build server ``origin``) is never pulled:
-    it is streamed from there to a server that lacks it."""
+) -> tuple[str, str]:
+    """One service's image on one server: (what happened, its digest or "") (raises ``PullFailedError``
+    naming the service). Berth's own image (``berth/``: the service's build, on the build server
+    ``origin``) is never pulled: it is streamed from there to a server that lacks it."""
     try:
         ref = parse(own.image)
     except InvalidReferenceError as exc:
@@ -91,13 +132,13 @@ async def _own_image(
     if policy == "never":
         if server != origin:
             await deliver(rt, r.deployment_id, images.ImageDelivery("stream", own.image, origin), server)
-        return f"service {service}: image {own.image} is Berth's own (never pulled)"
+        return f"service {service}: image {own.image} is Berth's own (never pulled)", ""
     auth = credentials_for(ref.registry, [own.auth] if own.auth is not None else [])
     try:
-        _, detail = await pull_on(rt, r.deployment_id, own.image, ref, policy, auth, secrets, server)
+        digest, detail = await pull_on(rt, r.deployment_id, own.image, ref, policy, auth, secrets, server)
     except PullFailedError as exc:
         raise PullFailedError(f"service {service}: {exc}") from None
-    return f"service {service}: {detail}"
+    return f"service {service}: {detail}", digest
 
 
 async def ensure_image(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:

@@ -14,7 +14,8 @@ removed and the routes stay as they were.
 
 A service that names servers is scaled on them by the placement rule of its deployments
 (``domain/scaling.py``): each new replica is started on its server through that server's engine
-(``rt.fleet``), its image made present there as for a deployment (``steps.prepare_server``), and its
+(``rt.fleet``), its image made present there as for a deployment (``steps.prepare_server``; a compose
+service's own image streamed from the build server or pulled, ``pull.service_image_on``), and its
 readiness checked on that server; the route of each server that gains or loses a replica is changed on
 that server's Traefik.
 """
@@ -47,6 +48,8 @@ from berth_scheduler.domain.scaling import (
 )
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines
+from berth_scheduler.usecases.rollout.pull import service_image_on
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
@@ -167,13 +170,19 @@ class ScaleDriver:
 
         prepared = {server: asyncio.Lock() for server in {slot.server_id for slot in scale.add}}
         ready_servers: set[str] = set()
+        ready_images: set[tuple[str, str]] = set()  # (service, server): its own image is there
 
         async def one(service: str, replica: int, server: str) -> ContainerSpec:
             name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
-            async with prepared[server]:  # the server's network and image, once per scale
+            async with prepared[server]:  # the server's network and images, once per scale
                 if server not in ready_servers:
                     await prepare_server(rt, r, spec, server)
                     ready_servers.add(server)
+                if (service, server) not in ready_images:
+                    done = await service_image_on(rt, r, spec, service, server)
+                    if done:
+                        await log_lines(rt, r.deployment_id, [f"[scale] {done}"])
+                    ready_images.add((service, server))
             async with limit:
                 slot = placement.Slot(_service(spec, service), replica, server)
                 cs = await start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
@@ -184,12 +193,13 @@ class ScaleDriver:
         try:
             started = list(await asyncio.gather(*tasks))
             log.info("new replicas ready", request_id=scale.id, count=len(started))
-        except NotReadyError as exc:
+        except (NotReadyError, PullFailedError) as exc:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._remove_added(rt, scale)
-            return await _save(rt, _failed(scale, f"a new replica is not ready: {exc}", rt.clock()))
+            why = f"a new replica is not ready: {exc}" if isinstance(exc, NotReadyError) else str(exc)
+            return await _save(rt, _failed(scale, why, rt.clock()))
         now = rt.clock()
 
         async def body(unit: Unit) -> Scale:

@@ -26,7 +26,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import compose, machine, names, placement, retention, volumes
+from berth_scheduler.domain import builds, compose, machine, names, placement, retention, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
@@ -349,7 +349,16 @@ async def prune_images(rt: RolloutContext, application_id: str, image: str | Non
 
 
 async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
-    """The builder answers on the bus (the handlers move the state); here only the deadline is watched."""
+    """The builder answers on the bus (the handlers move the state); here only the deadline is watched:
+    each build's own when the deployment has several (``domain/builds.py``), else the deployment's."""
+    recorded = await read(rt, build_records.builds_of, r.deployment_id)
+    if any(b.deadline_at is not None for b in recorded):
+        late = builds.overdue(recorded, rt.clock())
+        if late:
+            await transit(rt, r.deployment_id, machine.Fail(builds.overdue_reason(late, r.timeouts.build_s)))
+            return
+        await wait(min(max(0.0, (builds.next_deadline(recorded) or 0.0) - rt.clock()) + 0.01, 5.0))
+        return
     remaining = (r.deadline_at or 0.0) - rt.clock()
     if remaining > 0:
         await wait(min(remaining, 5.0))
