@@ -57,6 +57,8 @@ class SchedulerSettings(BaseServiceSettings):
     database_proxy_binary: Path | None = None
     # How often the leading scheduler looks for schedules that are due (``usecases/schedules.py``).
     schedule_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # One-off runs (``usecases/runs.py``): the finished run containers kept per application for their logs.
+    run_keep: int = Field(default=10, ge=0, le=1000)
 
     @field_validator("image_map")
     @classmethod
