@@ -40,6 +40,7 @@ from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 
 log = get_logger(__name__)
+EPOCH = datetime.fromtimestamp(0, UTC)
 RETRY_S = 5.0  # a server that does not answer is tried again this much later
 
 
@@ -193,10 +194,9 @@ class Runs:
         if info is None:
             await self._end(row, server, domain.lost(domain.LOST_CONTAINER))
             return
-        data = await docker.raw_logs(cs.name, domain.LINES_READ, timestamps=False)
-        text = [
-            line.text for line in log_lines(data, tty=bool((info.get("Config") or {}).get("Tty")), timestamps=False)
-        ]
+        data = await docker.raw_logs(cs.name, domain.LINES_READ)
+        written = log_lines(data, tty=bool((info.get("Config") or {}).get("Tty")))
+        text = [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]  # stdout, stderr merged
         await self._end(row, server, domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None))
 
     async def _create(self, docker: DockerExecutor, cs: ContainerSpec) -> None:
