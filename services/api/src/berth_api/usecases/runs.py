@@ -50,12 +50,13 @@ def default_service(spec: dict[str, Any]) -> str | None:
 
 
 def choose_service(spec: dict[str, Any], asked: str | None) -> str:
-    """The service named (422 when the live deployment has none of that name), else the default."""
+    """The service named (422 when ``spec``, the live deployment's or the application's, has none of that
+    name), else the default."""
     names = [s["name"] for s in spec.get("services") or []]
     if asked is not None:
         if asked not in names:
             listed = ", ".join(names) or "none"
-            raise invalid_field("/body/service", f"the live deployment has no service {asked!r} (it has {listed})")
+            raise invalid_field("/body/service", f"there is no service {asked!r} to run it as (the services: {listed})")
         return asked
     chosen = default_service(spec)
     if chosen is None:
@@ -73,6 +74,8 @@ async def create(
         if app is None:
             raise application_missing(principal, application_id)
         refuse_if_removing(app)
+        if service is not None:  # a name the application does not have is wrong input, live or not
+            choose_service(app["config"], service)
         live = (await deployments_repo.live_of(unit.session, [application_id])).get(application_id)
         if live is None:
             raise ProblemError(409, f"Application {application_id} has no live deployment to run a command in.")
