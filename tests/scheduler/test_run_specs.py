@@ -7,6 +7,7 @@ import pytest
 
 from berth_common.catalogue import RunFinished, StartRun
 from berth_scheduler.domain import runs
+from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.domain.runs import Step, next_step, outcome, run_spec
 from tests.scheduler.test_container_specs import DEP, app_spec
 
@@ -33,8 +34,6 @@ def test_a_run_of_a_web_service_publishes_nothing_and_runs_the_command():
         "Labels": {
             "berth.team": "team-1",
             "berth.app": "app-1",
-            "berth.service": "web",
-            "berth.deployment": DEP,
             "berth.kind": "run",
             "berth.run": "r-123",
             "berth.managed": "true",
@@ -60,8 +59,6 @@ def test_a_run_of_a_worker_replaces_its_command_keeps_its_healthless_body_and_ne
         "Labels": {
             "berth.team": "team-1",
             "berth.app": "app-1",
-            "berth.service": "jobs",
-            "berth.deployment": DEP,
             "berth.kind": "run",
             "berth.run": "r-9",
             "berth.managed": "true",
@@ -103,6 +100,13 @@ def test_a_compose_service_keeps_its_entrypoint_user_and_mounts_but_not_its_heal
     assert (cs.body["User"], cs.body["WorkingDir"]) == ("999", "/srv")
     assert "Healthcheck" not in cs.body
     assert [m["Target"] for m in cs.body["HostConfig"]["Mounts"]] == ["/var/lib/postgresql/data"]
+
+
+def test_a_runs_container_is_told_from_a_replica_by_its_labels():
+    spec = app_spec()
+    cs = run_spec("r-1", "app-1", "team-1", DEP, spec, spec.services[0], "img:1", ["true"])
+    assert runs.one_off(cs.body["Labels"])
+    assert not runs.one_off(container_spec("app-1", DEP, spec, spec.services[0], 1, "img:1", 4000).body["Labels"])
 
 
 def test_the_container_name_follows_from_the_run_id():

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from berth_common.catalogue import StartRun
+from berth_common.catalogue import ReplicasQuery, ReplicasReply, StartRun
 from tests.scheduler.platform import worker_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -172,3 +172,16 @@ async def test_only_the_newest_finished_run_containers_are_kept(platform, app_id
         await asyncio.sleep(0.1)
     assert run_containers(first) == []
     assert run_containers(second) == [f"berth-run-{second} run"]
+
+
+async def test_a_run_outlives_a_deployment_and_is_no_replica(platform, busybox, app_id, live):
+    dep, events = live
+    run_id = await start_run(platform, app_id, dep, ["sh", "-c", "sleep 5; echo still here"])
+    await events.wait(run_id, "evt.run.started")
+    replicas = await platform.api.request("scheduler", "replicas", ReplicasQuery(application_id=app_id), ReplicasReply)
+    assert [(r.service, r.container.startswith("berth-run-")) for r in replicas.replicas] == [("worker", False)]
+    d2 = await platform.deploy(app_id, worker_app(busybox, "v2"))
+    assert (await platform.wait(d2))["type"] == "evt.deployment.succeeded"
+    done = await events.wait(run_id)  # the new version's rollout stopped the old replicas, not the run
+    assert (done["status"], done["last_lines"]) == ("succeeded", ["still here"])
+    assert run_containers(run_id) == [f"berth-run-{run_id} run"]

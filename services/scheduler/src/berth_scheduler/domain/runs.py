@@ -2,8 +2,9 @@
 
 A run's container is the service's replica body (``containers.container_spec``) changed for a process
 that runs once: ``Cmd`` is the run's command (the image's entrypoint stays, as ``docker run image cmd``
-does), no published or exposed port, no healthcheck, restart ``no``, the labels of a run
-(``berth.kind=run``, ``berth.run``), and no network alias: it joins the networks the service's replicas
+does), no published or exposed port, no healthcheck, restart ``no``, the labels of a run (its team and
+application, ``berth.kind=run``, ``berth.run``; not the service's nor the deployment's, so no step that
+acts on a service's or a deployment's replicas takes it for one), and no network alias: it joins the networks the service's replicas
 are on (the application's private network reaches its compose services and linked databases) but
 answers under no name, so nothing routed to the service by name can reach it.
 
@@ -17,7 +18,7 @@ Its name is ``berth-run-<run id>``: the same after a restart, so the container i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -38,6 +39,11 @@ _NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 def container_name(run_id: str) -> str:
     """``berth-run-<run id>`` (characters a container name may not have become ``-``)."""
     return f"berth-run-{_NAME_SAFE.sub('-', run_id)}"[:128]
+
+
+def one_off(container_labels: Mapping[str, str]) -> bool:
+    """Whether a container with these labels is a one-off run's (not a replica: it outlives deployments)."""
+    return container_labels.get(label.KIND) == KIND
 
 
 def pick_service(spec: ApplicationSpec, name: str) -> WebService | WorkerService | None:
@@ -61,15 +67,8 @@ def run_spec(
     name = container_name(run_id)
     body: dict[str, Any] = {k: v for k, v in base.body.items() if k not in ("ExposedPorts", "Healthcheck")}
     body["Cmd"] = list(command)
-    body["Labels"] = {
-        label.TEAM: team_id,
-        label.APP: application_id,
-        label.SERVICE: service.name,
-        label.DEPLOYMENT: deployment_id,
-        label.KIND: KIND,
-        RUN_LABEL: run_id,
-        label.MANAGED: "true",
-    }
+    body["Labels"] = {label.TEAM: team_id, label.APP: application_id, label.KIND: KIND, RUN_LABEL: run_id}
+    body["Labels"][label.MANAGED] = "true"
     host = {k: v for k, v in body["HostConfig"].items() if k != "PortBindings"}
     host["RestartPolicy"] = {"Name": "no"}
     body["HostConfig"] = host
