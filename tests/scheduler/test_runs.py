@@ -102,6 +102,25 @@ async def test_a_run_succeeds_with_the_applications_variables(platform, app_id, 
     assert run_containers(run_id) == [f"berth-run-{run_id} run"]  # kept for its logs
 
 
+async def test_a_command_sent_again_runs_nothing_twice(platform, app_id, live):
+    dep, events = live
+    run_id = await start_run(platform, app_id, dep, ["echo", "once"])
+    await events.wait(run_id)
+    again = StartRun(
+        run_id=run_id,
+        team_id="team-1",
+        application_id=app_id,
+        deployment_id=dep,
+        service="worker",
+        command=["echo", "twice"],
+    )
+    await platform.api.publish(again, id=f"another-message-{run_id}")  # the same run in a new message
+    await asyncio.sleep(2)
+    assert [e["last_lines"] for e in events.of(run_id, "evt.run.finished")] == [["once"]]
+    assert len(events.of(run_id, "evt.run.started")) == 1
+    assert run_containers(run_id) == [f"berth-run-{run_id} run"]
+
+
 async def test_a_failed_run_has_its_exit_code_and_last_lines(platform, app_id, live):
     dep, events = live
     script = "for i in $(seq 1 30); do echo line $i; done; sleep 0.2; echo oops >&2; exit 3"
