@@ -204,3 +204,15 @@ async def test_a_run_outlives_a_deployment_and_is_no_replica(platform, busybox, 
     done = await events.wait(run_id)  # the new version's rollout stopped the old replicas, not the run
     assert (done["status"], done["last_lines"]) == ("succeeded", ["still here"])
     assert run_containers(run_id) == [f"berth-run-{run_id} run"]
+
+
+async def test_a_run_of_an_application_removed_meanwhile_ends_saying_so(platform, app_id, live):
+    dep, events = live
+    run_id = await start_run(platform, app_id, dep, ["sleep", "300"])
+    await events.wait(run_id, "evt.run.started")
+    await platform.remove(app_id, drain_grace_s=0)
+    assert (await platform.wait_app(app_id))["type"] == "evt.application.removed"
+    done = await events.wait(run_id)
+    assert (done["status"], done["exit_code"]) == ("failed", None)
+    assert done["reason"] == "the application was removed while the run was going (its containers with it)"
+    assert run_containers(run_id) == []

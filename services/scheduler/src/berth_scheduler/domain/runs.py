@@ -148,6 +148,13 @@ def lost(reason: str) -> Outcome:
 
 
 LOST_CONTAINER = "the run's container is gone (removed outside Berth while the run was going)"
+REMOVED_WITH_APPLICATION = "the application was removed while the run was going (its containers with it)"
+
+
+def lost_container(removing: bool) -> Outcome:
+    """A run whose container went away after it started; ``removing``: its application is being (or was)
+    removed, which takes every container of the application."""
+    return lost(REMOVED_WITH_APPLICATION if removing else LOST_CONTAINER)
 
 
 def to_prune(finished: Sequence[T], keep: int) -> list[T]:

@@ -29,8 +29,8 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.docker.logframes import lines as log_lines
 from berth_common.logging import get_logger
+from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters import run_store as repo
-from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
@@ -38,6 +38,7 @@ from berth_scheduler.domain import compose
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
+from berth_scheduler.domain.removal import Phase
 
 log = get_logger(__name__)
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -175,7 +176,7 @@ class Runs:
         docker = await self.fleet.docker(server)
         step = domain.next_step(row.status, await docker.inspect(cs.name))
         if step is domain.Step.LOST:
-            await self._end(row, server, domain.lost(domain.LOST_CONTAINER))
+            await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
         if step is domain.Step.CREATE:
             if row.server_id is None:
@@ -192,7 +193,7 @@ class Runs:
         timed_out = await self._wait(docker, cs.name, started_at + row.timeout_s)
         info = await docker.inspect(cs.name)
         if info is None:
-            await self._end(row, server, domain.lost(domain.LOST_CONTAINER))
+            await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
         data = await docker.raw_logs(cs.name, domain.LINES_READ)
         written = log_lines(data, tty=bool((info.get("Config") or {}).get("Tty")))
@@ -214,6 +215,11 @@ class Runs:
                 await docker.stop(name, domain.STOP_GRACE_S)
                 return True
             await asyncio.sleep(min(self.poll_s, max(0.0, deadline - self.clock())))
+
+    async def _removing(self, application_id: str) -> bool:
+        async with self.transactions.sessionmaker() as session:
+            removal = await removals.load(session, application_id)
+        return removal is not None and removal.phase != Phase.FAILED
 
     async def _server_of(self, session: Any, row: Any) -> str:
         """The server the service's replicas run on (the first recorded); ``local`` when none is recorded."""
