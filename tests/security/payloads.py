@@ -373,6 +373,8 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "variables": {},
         }
     ],
+    # a service the sweep's application has; 409 after the body was validated (no live deployment: no scheduler)
+    "RunCreate": lambda _: [{"command": ["python", "manage.py", "migrate"], "service": "web", "timeout_s": 60}],
     # the sweep's application has the volume ``data`` (its worker ``jobs``), placed on ``local``
     "VolumeBackupCreate": lambda ctx: [
         {**_backup_settings(ctx), "stop_service": True, "server_id": "local", PATH_IDS: {"volume": "data"}}

@@ -30,6 +30,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
 from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting
+from berth_scheduler.usecases.runs import Runs
 from berth_scheduler.usecases.scaling import Scaling
 from berth_scheduler.usecases.schedules import Schedules, utc_now
 from berth_scheduler.usecases.servers import Servers
@@ -129,6 +130,8 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     transactions = Transactions(ctx.bus, ctx.sessionmaker)
     schedules = Schedules(transactions, lambda: orchestrator.leading, clock, settings.schedule_interval_s)
     await schedules_bus.register(ctx, schedules)
+    runs = Runs(transactions, rt.sealer, rt.fleet, lambda: orchestrator.leading, keep=settings.run_keep)
+    await bus.register_runs(ctx, runs)
 
     async def cleanup() -> None:
         await rt.readiness.close()
@@ -142,10 +145,12 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     ctx.on_stop.append(follower.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.on_stop.append(schedules.stop)  # (newest first: before the orchestrator gives up the leadership)
+    ctx.on_stop.append(runs.stop)
     ctx.cleanups.append(cleanup)
     orchestrator.start()
     follower.start()
     schedules.start()
+    runs.start_runner()
 
 
 def spec(settings: SchedulerSettings | None = None, *, clock: Callable[[], datetime] = utc_now) -> ServiceSpec:

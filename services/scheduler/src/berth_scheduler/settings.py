@@ -68,6 +68,8 @@ class SchedulerSettings(BaseServiceSettings):
     logs_follow_lines_per_s: float = Field(default=500.0, gt=0, le=100_000)
     logs_follow_alive_s: float = Field(default=2.0, gt=0, le=60)
     logs_follow_max: int = Field(default=100, ge=1, le=10_000)  # follows at once (each holds engine connections)
+    # One-off runs (``usecases/runs.py``): the finished run containers kept per application for their logs.
+    run_keep: int = Field(default=10, ge=0, le=1000)
 
     @field_validator("image_map")
     @classmethod

@@ -13,6 +13,7 @@ from berth_api.usecases import (
     databases,
     drills,
     restores,
+    runs,
     scaling,
     servers,
     swarms,
@@ -41,6 +42,8 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.SwarmFormed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.SwarmFailed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.ApplicationScaled, consume_once(transactions, scaling.on_scaled))
+    await bus.consume(cat.RunStarted, consume_once(transactions, runs.on_started))
+    await bus.consume(cat.RunFinished, consume_once(transactions, runs.on_finished))
 
 
 async def register_databases(ctx: Context, deps: Deps) -> None:

@@ -26,6 +26,7 @@ from berth_api.entrypoints import (
     routes_projects,
     routes_registries,
     routes_runtime_logs,
+    routes_runs,
     routes_scale,
     routes_servers,
     routes_swarms,
@@ -147,6 +148,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         app.router.routes.extend(router.routes)
     app.router.routes.extend(routes_certificates.router.routes)
     app.router.routes.extend(routes_runtime_logs.router.routes)
+    app.router.routes.extend(routes_runs.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

@@ -261,3 +261,29 @@ schedules = sa.Table(
     sa.Column("last_fired_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("schedules_due", "next_due", postgresql_where=sa.text("NOT removed")),
 )
+
+# One-off runs (``cmd.run.start``, ``usecases/runs.py``): the command as the api sent it, the state of its
+# container ``container`` on ``server_id``, and the outcome. ``pruned``: its finished container was removed
+# (only the newest few of an application's are kept for their logs).
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("application_id", sa.String(64), nullable=False, index=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("command", sa.JSON, nullable=False),
+    sa.Column("timeout_s", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # queued, running, succeeded, failed, timed_out
+    sa.Column("server_id", sa.String(64), nullable=True),
+    sa.Column("container", sa.String(128), nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("last_lines", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("pruned", sa.Boolean, nullable=False, server_default=sa.false()),
+)

@@ -34,6 +34,7 @@ from berth_common.catalogue import (
     StartBackup,
     StartDatabase,
     StartDeployment,
+    StartRun,
     StopDatabase,
     UpgradeDatabase,
     ValidateServer,
@@ -51,6 +52,7 @@ from berth_scheduler.usecases.restores import Restores
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
 from berth_scheduler.usecases.rollout.replicas import replicas_of
+from berth_scheduler.usecases.runs import Runs
 from berth_scheduler.usecases.servers import Servers
 from berth_scheduler.usecases.swarms import Swarms
 from berth_scheduler.usecases.volumes import volumes_of
@@ -129,3 +131,7 @@ async def register_deployments(
         return await volumes_of(rt, VolumesQuery.model_validate(data))
 
     await bus.serve("volumes", volumes)
+
+
+async def register_runs(ctx: Context, runs: Runs) -> None:
+    await ctx.bus.consume(StartRun, consume_once(runs.transactions, runs.start, runs.kick))

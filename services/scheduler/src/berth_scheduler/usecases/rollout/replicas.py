@@ -17,6 +17,7 @@ from berth_scheduler.adapters.remote_readiness import RemoteReadiness, address_o
 from berth_scheduler.adapters.swarm import SwarmError
 from berth_scheduler.domain import names
 from berth_scheduler.domain.removal import Phase
+from berth_scheduler.domain.runs import one_off
 from berth_scheduler.domain.swarm_app import swarm_task
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.steps import read
@@ -81,14 +82,15 @@ async def _remote_status(
 
 
 async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, ContainerInfo]]:
-    """(server, container) of the application on every server it has containers on."""
+    """(server, container) of the application on every server it has containers on (a Swarm task is shown
+    as a task; a one-off run's container is no replica)."""
     servers = await read(rt, store.servers_of_application, application_id)
     out: list[tuple[str, ContainerInfo]] = []
     for server in servers:
         try:
             docker = await rt.fleet.docker(server)
             found = await docker.list_containers({labels.APP: application_id})
-            out += [(server, c) for c in found if not swarm_task(c.labels)]  # a Swarm task is shown as a task
+            out += [(server, c) for c in found if not swarm_task(c.labels) and not one_off(c.labels)]
         except (DockerUnavailable, ServerRefusedError):
             if server == LOCAL:
                 raise

@@ -30,6 +30,7 @@ from berth_scheduler.domain import builds, compose, machine, names, placement, r
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
+from berth_scheduler.domain.runs import one_off
 from berth_scheduler.usecases.rollout.adoption import adopted, running
 from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -263,6 +264,7 @@ async def remove_all(
                 for c in await docker.list_containers(selector)
                 if (exclude_deployment is None or c.labels.get(labels.DEPLOYMENT) != exclude_deployment)
                 and c.name not in keep
+                and not one_off(c.labels)  # a one-off run outlives deployments (``usecases/runs.py``)
             ]
             if stop:
                 await asyncio.gather(*(docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
