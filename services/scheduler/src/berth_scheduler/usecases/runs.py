@@ -27,9 +27,8 @@ from typing import Any
 from berth_common.catalogue import RunFinished, RunStarted, StartRun
 from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
-from berth_common.docker.logframes import lines as log_lines
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, store
+from berth_scheduler.adapters import docker_logs, removals, store
 from berth_scheduler.adapters import run_store as repo
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
@@ -195,8 +194,10 @@ class Runs:
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
-        data = await docker.raw_logs(cs.name, domain.LINES_READ)
-        written = log_lines(data, tty=bool((info.get("Config") or {}).get("Tty")))
+        params = {"stdout": "1", "stderr": "1", "tail": str(domain.LINES_READ), "timestamps": "1"}
+        written = await docker_logs.last_lines(
+            docker, cs.name, params, domain.LINES_READ, tty=docker_logs.tty_of(info), timeout_s=30
+        )
         text = [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]  # stdout, stderr merged
         await self._end(row, server, domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None))
 
