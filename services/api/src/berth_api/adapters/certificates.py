@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.rows import all_rows, first_row, one_row
+from berth_api.adapters.tables import applications, hosts
 from berth_api.adapters.tls_tables import certificate_states, certificates
 
 SHOWN = [c for c in certificates.c if c.name not in ("sealed", "chain_pem")]  # what a listing shows
@@ -34,13 +35,28 @@ async def get_certificate(session: AsyncSession, team_id: str, certificate_id: s
     return await first_row(session, q)
 
 
-async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> bool:
+async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> dict[str, Any] | None:
+    """Delete one certificate; its ``hosts`` and ``application_id`` (None: the team has no such one)."""
     q = (
         sa.delete(certificates)
         .where(certificates.c.team_id == team_id, certificates.c.id == certificate_id)
-        .returning(certificates.c.id)
+        .returning(certificates.c.hosts, certificates.c.application_id)
     )
-    return (await session.execute(q)).first() is not None
+    return await first_row(session, q)
+
+
+async def applications_serving(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[str]:
+    """The team's applications that have one of ``host_names`` among their hosts."""
+    if not host_names:
+        return []
+    q = (
+        sa.select(hosts.c.application_id)
+        .join(applications, applications.c.id == hosts.c.application_id)
+        .where(applications.c.team_id == team_id, hosts.c.host.in_(list(host_names)))
+        .distinct()
+        .order_by(hosts.c.application_id)
+    )
+    return [str(r.application_id) for r in (await session.execute(q)).all()]
 
 
 async def serving(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:

@@ -74,6 +74,12 @@ def certificate_file(certificate_id: str) -> str:
     return "cert-" + hashlib.sha256(certificate_id.encode()).hexdigest()[:32]
 
 
+def certificate_names(tls: TlsOptions | None) -> set[str]:
+    """The file names of the uploaded certificates a route's options serve (``.crt`` and ``.key`` of each)."""
+    bases = {certificate_file(c.certificate_id) for c in (tls.certificates if tls else ())}
+    return {f"{b}.{ext}" for b in bases for ext in ("crt", "key")}
+
+
 def custom_hosts(tls: TlsOptions) -> dict[str, str]:
     """``{host: certificate_id}`` of the hosts an uploaded certificate covers (the first one listed wins)."""
     covered: dict[str, str] = {}
