@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
@@ -35,13 +34,13 @@ from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
+from berth_api.usecases.outbox import run
 from berth_common.catalogue import CustomCertificate, RefreshCertificates
 from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,6 @@ class CertificateInput:
 
     def __repr__(self) -> str:
         return f"CertificateInput({self.name!r}, hosts={self.hosts!r}, key=**********)"
-
-
-async def _run(deps: Deps, body: Callable[[Unit], Awaitable[T]]) -> T:
-    """A transaction whose commands go through the outbox (``deployments.run``, imported here: that module
-    reads this one's ``for_spec``)."""
-    from berth_api.usecases.deployments import run
-
-    return await run(deps, body)
 
 
 def certificate_missing(principal: Principal, certificate_id: str) -> ProblemError:
@@ -132,7 +123,7 @@ async def upload(deps: Deps, principal: Principal, given: CertificateInput) -> d
         return row
 
     try:
-        row = await _run(deps, body)
+        row = await run(deps, body)
     except IntegrityError:
         raise name_taken("certificate", given.name) from None
     log.info("certificate uploaded", certificate_id=certificate_id, hosts=hosts, team_id=principal.team_id)
@@ -163,7 +154,7 @@ async def delete(deps: Deps, principal: Principal, certificate_id: str) -> None:
         await hold_for_sealing(unit.session, deps.box)
         await refresh(deps, unit, principal.team_id, list(gone["hosts"]), gone["application_id"])
 
-    await _run(deps, body)
+    await run(deps, body)
     log.info("certificate removed", certificate_id=certificate_id, team_id=principal.team_id)
 
 
