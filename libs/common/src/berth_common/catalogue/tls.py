@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, field_serializer
 from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, register
 from berth_common.catalogue.spec_base import Spec
-from berth_common.values import HostName
+from berth_common.values import RouteHost
 
 MAX_PEM_CHARS = 65_536
 MAX_SEALED_KEY_CHARS = 16_384
@@ -35,7 +35,7 @@ class CustomCertificate(Spec):
     PURPOSE: ClassVar[str] = "certificate"
 
     certificate_id: Id
-    hosts: list[HostName] = Field(min_length=1, max_length=100)  # the hosts it is served for
+    hosts: list[RouteHost] = Field(min_length=1, max_length=100)  # the hosts it is served for
     chain_pem: str = Field(min_length=1, max_length=MAX_PEM_CHARS)  # leaf first, then intermediates
     key: SecretStr = Field(max_length=MAX_SEALED_KEY_CHARS)
 
@@ -131,7 +131,7 @@ class RefreshCertificates(Command):
     CONSUMERS = ("proxy-sync", "scheduler")
     team_id: Id
     application_id: Id
-    hosts: list[HostName] = Field(max_length=1000)
+    hosts: list[RouteHost] = Field(max_length=1000)
     certificates: list[CustomCertificate] = Field(default_factory=list, max_length=100)
     revision: int = Field(ge=1)
 
@@ -141,7 +141,7 @@ class CertificateEvent(Event):
 
     PRODUCERS = ("proxy-sync",)
     CONSUMERS = ("notifier", "api")  # the api keeps each host's certificate state
-    host: HostName
+    host: RouteHost
     server_id: str = "local"
     route_id: str | None = None
     team_id: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import applications, hosts
 from berth_api.adapters.tls_tables import certificate_states, certificates
+from berth_api.domain.certificates import covers
 
 SHOWN = [c for c in certificates.c if c.name not in ("sealed", "chain_pem")]  # what a listing shows
 
@@ -46,17 +47,25 @@ async def delete_certificate(session: AsyncSession, team_id: str, certificate_id
 
 
 async def applications_serving(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[str]:
-    """The team's applications that have one of ``host_names`` among their hosts."""
-    if not host_names:
+    """The team's applications with a host among ``host_names``, or under one of its wildcards
+    (``*.example.com``: every ``<label>.example.com`` host)."""
+    exact = [h for h in host_names if not h.startswith("*.")]
+    under = [h[1:] for h in host_names if h.startswith("*.")]  # ".example.com"
+    if not exact and not under:
         return []
+    matches: list[sa.ColumnElement[bool]] = [hosts.c.host.in_(exact)] if exact else []
+    matches += [hosts.c.host.endswith(suffix, autoescape=True) for suffix in under]
     q = (
-        sa.select(hosts.c.application_id)
+        sa.select(hosts.c.application_id, hosts.c.host)
         .join(applications, applications.c.id == hosts.c.application_id)
-        .where(applications.c.team_id == team_id, hosts.c.host.in_(list(host_names)))
-        .distinct()
+        .where(applications.c.team_id == team_id, sa.or_(*matches))
         .order_by(hosts.c.application_id)
     )
-    return [str(r.application_id) for r in (await session.execute(q)).all()]
+    found = set()
+    for r in (await session.execute(q)).all():  # one label under the wildcard, not more
+        if r.host in exact or any(covers(w, r.host) for w in host_names if w.startswith("*.")):
+            found.add(str(r.application_id))
+    return sorted(found)
 
 
 async def serving(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:

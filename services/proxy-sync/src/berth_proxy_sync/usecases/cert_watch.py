@@ -38,7 +38,7 @@ from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, dns, repo, tls_probe
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain.routes import Route
-from berth_proxy_sync.domain.tls import HostStates, plan
+from berth_proxy_sync.domain.tls import HostStates, plan, probe_name
 from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.routes import Routes
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -110,7 +110,7 @@ class CertificateWatch:
         for route in routes:
             assert route.tls is not None
             for host in plan(route.hosts, route.tls, _states(rows, route, now)).https:
-                der = await tls_probe.leaf(site.probe[0], site.probe[1], host)
+                der = await tls_probe.leaf(site.probe[0], site.probe[1], probe_name(host))
                 seen[host] = served.read(der) if der else None
         cleared = await self._recheck_dns(server_id, rows) if self.rounds % DNS_RECHECK_ROUNDS == 0 else set()
         refresh: set[str] = set()
@@ -250,7 +250,7 @@ class CertificateWatch:
         cleared = set()
         for host in refused:
             try:
-                resolved = await dns.resolve(host, self.https.dns_server, self.https.dns_timeout_s)
+                resolved = await dns.resolve(probe_name(host), self.https.dns_server, self.https.dns_timeout_s)
             except dns.DnsError:
                 continue
             if expected and served.dns_problem(host, expected, resolved) is None:
