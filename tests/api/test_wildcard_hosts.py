@@ -117,3 +117,20 @@ async def test_an_uploaded_wildcard_certificate_covers_the_hosts_under_it(client
     specs = {c.data["application_id"]: c.data["spec"] for c in (first, second)}
     assert [c["hosts"] for c in specs[named["id"]]["tls"]["certificates"]] == [["a.shops.example.com"]]
     assert "tls" not in specs[deeper["id"]]
+
+
+async def test_a_compose_service_may_have_a_wildcard_host(client, members, scheduler):
+    compose = {"inline": "services:\n  web:\n    image: busybox\n    expose: ['8080']\n"}
+    body = {"name": "stack", "compose": compose, "hosts": [{"service": "web", "port": 8080, "host": "*.c.example.com"}]}
+    app = await make_app(client, members.developer, body)
+    assert app["compose"]["hosts"] == [{"service": "web", "port": 8080, "host": "*.c.example.com"}]
+    bad = {**body, "name": "bad", "hosts": [{"service": "web", "port": 8080, "host": "*.com"}]}
+    r = await _create(client, members.developer, bad)
+    assert problem(r, 422)["errors"][0]["loc"] == "/body/hosts/0/host"
+    acme = {**body, "name": "acme", "hosts": [{"service": "web", "port": 8080, "host": "*.d.example.com"}]}
+    r = await _create(client, members.developer, {**acme, "tls": {"acme": True}})
+    assert problem(r, 422)["errors"][0]["loc"] == "/body/tls/challenge"
+    await _deploy(client, members.developer, app["id"])
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    hosts = [h for svc in cmd.data["spec"]["services"] for h in svc.get("hosts", [])]
+    assert "*.c.example.com" in hosts
