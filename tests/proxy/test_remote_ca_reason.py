@@ -6,21 +6,34 @@ certificate watch putting the CA's line into the reason (as it does with the loc
 - as adapter: a real container on the local engine writes Traefik's ACME error line to stderr; the log read
   through the engine finds it, and the CA's answer is read from it;
 - in the watch: a site that reads its log gives the reason the CA's answer; one whose log cannot be read
-  gives none (the event goes out without it).
+  gives none (the event goes out without it);
+- on a namespace server (root, pebble's DNS): its Traefik cannot reach the ACME directory, and the
+  ``evt.certificate.failed`` it causes ends with Traefik's ACME error for the host from that server's
+  container log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
 
 import aiodocker
+import pytest
 
+from berth_common.bus import Bus
+from berth_common.catalogue import ApplyRoutes
+from berth_common.catalogue.tls import TlsOptions
+from berth_common.db.provision import provision
 from berth_proxy_sync.adapters.server_proxy import log_tail
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain import server_proxy as sp
+from berth_proxy_sync.settings import ProxySyncSettings
 from berth_proxy_sync.usecases.cert_watch import CertificateWatch
+from tests.proxy.acme_support import available
+from tests.proxy.test_tls_acme import events, scheduler_bus, stack  # noqa: F401 (its fixtures)
 from tests.support.images import TEST_LABEL, busybox_image
 
 HOST = "a.example.com"
@@ -102,3 +115,77 @@ async def test_the_watch_puts_the_servers_ca_answer_into_the_reason():
     assert await watch._traefik_reason(_site(log), "b.example.com") is None
     assert await watch._traefik_reason(_site(broken), HOST) is None
     assert await watch._traefik_reason(_site(None), HOST) is None  # a server without a log reader
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not available(), reason="namespace servers need root; pebble's DNS")
+async def test_a_servers_acme_failure_carries_the_answer_from_its_traefik_containers_log(
+    stack,  # noqa: F811
+    tmp_root,
+    nats_server,
+    database,
+    events,  # noqa: F811
+    scheduler_bus,  # noqa: F811
+    unique,
+):
+    """A namespace server's Traefik asks an ACME server it cannot reach (the directory is on this
+    machine's loopback): the failure's reason is Traefik's own ACME error for the host, read from the
+    server's container log through the Docker connection factory."""
+    from tests.proxy.support import ProxySync
+    from tests.support.testservers import running_servers, server_changed
+
+    pebble, local = stack
+    sid, host = f"ca{unique}", f"ca-{unique}.berth.test"
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    settings = ProxySyncSettings(
+        nats_url=nats_server.url,
+        database_url=urls["proxy-sync"],
+        http_port=0,
+        traefik_dynamic_dir=local.dynamic_dir,
+        traefik_api_url=local.api_url,
+        server_traefik_root=str(tmp_root / f"servers-{unique}"),
+        server_connect_timeout_s=3.0,
+        cert_watch_interval_s=0.3,
+        cert_issue_timeout_s=5,
+        tls_dns_server=pebble.dns_server,
+        acme_directory_url=pebble.directory_url,  # loopback of this machine: the server cannot reach it
+        acme_ca_bundle=str(pebble.ca_bundle),
+    )
+    svc = await ProxySync(settings).start()
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    try:
+        with running_servers(1) as [server]:
+            pebble.add_a(host, [server.address])  # the DNS check passes: the CA is asked
+            await api.publish(server_changed(server, sid, team_id="team1", name="edge-ca"))
+            msg = ApplyRoutes(
+                route_id=f"ca-{unique}",
+                server_id=sid,
+                hosts=[host],
+                upstreams=["http://127.0.0.1:9"],
+                tls=TlsOptions(acme=True),
+            )
+            for _ in range(50):  # until proxy-sync has the server in its directory
+                await scheduler_bus.publish(msg)
+                answer = None
+                deadline = time.monotonic() + 240
+                while answer is None and time.monotonic() < deadline:
+                    answer = next((e for e in events.seen if e["data"].get("route_id") == f"ca-{unique}"), None)
+                    await asyncio.sleep(0.1)
+                assert answer is not None
+                if answer["type"] == "evt.route.applied":
+                    break
+                assert "not known" in answer["data"]["reason"], answer
+                events.seen.remove(answer)
+                await asyncio.sleep(0.2)
+            failed = await events.wait("evt.certificate.failed", timeout=120, host=host)
+            assert failed["server_id"] == sid and failed["stage"] == "acme", failed
+            logged = server.docker("logs", "berth-traefik")
+            assert host in logged and "Unable to obtain ACME certificate" in logged
+            assert failed["reason"].startswith(f"no certificate from the ACME server for {host} after ")
+            from_log = served.acme_reason(logged, host)
+            assert from_log is not None and failed["reason"].endswith(f": {from_log}"), failed["reason"]
+            server.docker("rm", "-f", "berth-traefik")
+    finally:
+        await api.close()
+        await svc.stop()
