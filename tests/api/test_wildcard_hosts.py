@@ -12,6 +12,7 @@ from tests.api.conftest import WEB_APP, make_app
 from tests.api.test_certificates import _body
 from tests.api.test_deployments import _deploy
 from tests.api.test_projects import problem
+from tests.api.test_tls_options import api_settings, platform  # noqa: F401 (its fixtures: the platform's settings)
 from tests.api.tls_certs import pki
 
 WEB = WEB_APP["services"][0]
@@ -27,16 +28,6 @@ async def _create(client, headers, body: dict):
     projects = (await client.get("/v1/projects", headers=headers)).json()
     env = projects[0]["environments"][0]["id"]
     return await client.post(f"/v1/environments/{env}/applications", headers=headers, json=body)
-
-
-@pytest.fixture
-def platform() -> dict:
-    return {}
-
-
-@pytest.fixture
-def api_settings(api_settings, platform):
-    return api_settings.model_copy(update=platform)
 
 
 async def test_a_wildcard_needs_dns_01_when_acme_gives_its_certificate(client, members, scheduler):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -21,7 +20,7 @@ from berth_common.catalogue import ApplyRoutes, RefreshCertificates
 from berth_common.catalogue.tls import CustomCertificate
 from berth_proxy_sync.domain.routes import router_name
 from berth_proxy_sync.domain.tls import certificate_file
-from tests.proxy.acme_support import available, cert_pair
+from tests.proxy.acme_support import available, cert_pair, until
 from tests.proxy.test_tls_acme import app, events, proxy, scheduler_bus, stack  # noqa: F401 (its fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not available(), reason="Debian's pebble is not installed")]
@@ -33,17 +32,6 @@ async def api_bus(nats_server) -> AsyncIterator[Bus]:
     await bus.connect()
     yield bus
     await bus.close()
-
-
-async def _until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await asyncio.to_thread(check)
-        except (OSError, AssertionError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def test_an_upload_and_a_delete_reach_a_live_route_without_a_deployment(
@@ -76,7 +64,7 @@ async def test_an_upload_and_a_delete_reach_a_live_route_without_a_deployment(
         status, _, body = traefik.https(host, ca)
         assert (status, body) == (200, b"tls-app")
 
-    await _until(served)
+    await until(served)
     issued = await events.wait("evt.certificate.issued", host=host)
     assert issued["source"] == "custom" and issued["application_id"] == f"a-{unique}" and issued["team_id"] == "t1"
     route_file = yaml.safe_load((traefik.dynamic_dir / f"{route_id}.yml").read_text())
@@ -99,7 +87,7 @@ async def test_an_upload_and_a_delete_reach_a_live_route_without_a_deployment(
             return
         raise AssertionError(f"{host} is still served with the deleted certificate")
 
-    await _until(not_served)
+    await until(not_served)
     for _ in range(50):  # the files of the deleted certificate go once the route no longer names them
         if not (certs / f"{name}.key").exists():
             break

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 
 import aiodocker
@@ -32,7 +31,7 @@ from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_proxy_sync.usecases.cert_watch import CertificateWatch
-from tests.proxy.acme_support import available
+from tests.proxy.acme_support import apply_on_new_server, available
 from tests.proxy.test_tls_acme import events, scheduler_bus, stack  # noqa: F401 (its fixtures)
 from tests.support.images import TEST_LABEL, busybox_image
 
@@ -165,19 +164,7 @@ async def test_a_servers_acme_failure_carries_the_answer_from_its_traefik_contai
                 upstreams=["http://127.0.0.1:9"],
                 tls=TlsOptions(acme=True),
             )
-            for _ in range(50):  # until proxy-sync has the server in its directory
-                await scheduler_bus.publish(msg)
-                answer = None
-                deadline = time.monotonic() + 240
-                while answer is None and time.monotonic() < deadline:
-                    answer = next((e for e in events.seen if e["data"].get("route_id") == f"ca-{unique}"), None)
-                    await asyncio.sleep(0.1)
-                assert answer is not None
-                if answer["type"] == "evt.route.applied":
-                    break
-                assert "not known" in answer["data"]["reason"], answer
-                events.seen.remove(answer)
-                await asyncio.sleep(0.2)
+            await apply_on_new_server(scheduler_bus, events, msg)
             failed = await events.wait("evt.certificate.failed", timeout=120, host=host)
             assert failed["server_id"] == sid and failed["stage"] == "acme", failed
             logged = server.docker("logs", "berth-traefik")

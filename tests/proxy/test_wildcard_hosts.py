@@ -11,9 +11,6 @@ Traefik (3.x, ``HostRegexp`` in Go regexp syntax):
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from pydantic import SecretStr
 
@@ -21,7 +18,7 @@ from berth_common.catalogue import ApplyRoutes
 from berth_common.catalogue.tls import CustomCertificate, TlsOptions
 from berth_proxy_sync.domain.routes import Route, full_config, other_routers
 from berth_proxy_sync.domain.tls import HostStates, TlsSite, certificate_file, probe_name
-from tests.proxy.acme_support import available, cert_pair
+from tests.proxy.acme_support import available, cert_pair, until
 from tests.proxy.support import Upstream
 from tests.proxy.test_tls_acme import app, events, proxy, scheduler_bus, stack  # noqa: F401 (its fixtures)
 
@@ -136,17 +133,6 @@ def test_a_route_host_is_a_name_or_a_one_label_wildcard_on_the_bus():
             ApplyRoutes(route_id="a", hosts=[bad], upstreams=[UP])
 
 
-async def _until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await asyncio.to_thread(check)
-        except (OSError, AssertionError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not available(), reason="Debian's pebble is not installed")
 async def test_traefik_serves_one_label_under_a_wildcard_and_a_named_host_wins(
@@ -181,7 +167,7 @@ async def test_traefik_serves_one_label_under_a_wildcard_and_a_named_host_wins(
             status, _, body = traefik.https(f"shop.{base}", ca)  # the uploaded wildcard certificate
             assert (status, body) == (200, b"tls-app")
 
-        await _until(served)
+        await until(served)
         issued = await events.wait("evt.certificate.issued", host=f"*.{base}")
         assert issued["source"] == "custom"  # watched through berth-probe.<base>
     finally:
