@@ -33,7 +33,7 @@ from berth_common.catalogue import (
 )
 from berth_common.envelope import Envelope, new_id
 
-SUBJECTS = ("cmd.deployment.start", "cmd.deployment.cancel", "cmd.application.remove", "cmd.certificate.refresh")
+SUBJECTS = ("cmd.deployment.start", "cmd.deployment.cancel", "cmd.application.remove")
 
 
 def durable(subject: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import WEB_APP, make_app
+from tests.api.test_certificate_refresh import changes  # noqa: F401 (its fixture)
 from tests.api.test_certificates import _body
 from tests.api.test_deployments import _deploy
 from tests.api.test_projects import problem
@@ -83,7 +84,12 @@ async def test_dns_01_gets_a_wildcard_its_certificate(client, members, scheduler
     assert (tls["acme"], tls["challenge"]) == (True, "dns-01")
 
 
-async def test_an_uploaded_wildcard_certificate_covers_the_hosts_under_it(client, members, scheduler):
+async def test_an_uploaded_wildcard_certificate_covers_the_hosts_under_it(
+    client,
+    members,
+    scheduler,
+    changes,  # noqa: F811
+):
     dev = members.developer
     named = await make_app(client, dev, _app("named", ["a.shops.example.com", "other.example.org"]))
     wild = await make_app(client, dev, _app("wild", [WILD]))
@@ -93,14 +99,14 @@ async def test_an_uploaded_wildcard_certificate_covers_the_hosts_under_it(client
     r = await client.post("/v1/certificates", headers=dev, json=_body(leaf, [ca.intermediate], name="w", hosts=[WILD]))
     assert r.status_code == 201, r.text
     cert = r.json()
-    refreshes = await scheduler.wait_for("cmd.certificate.refresh", 2)
+    refreshes = await changes.wait_for("evt.certificates.changed", 2)
     by_app = {c.data["application_id"]: c.data for c in refreshes}
     assert set(by_app) == {named["id"], wild["id"]}  # not x.a.shops.example.com: one label only
     assert [(c["certificate_id"], c["hosts"]) for c in by_app[named["id"]]["certificates"]] == [
         (cert["id"], ["a.shops.example.com"])
     ]
     assert [(c["certificate_id"], c["hosts"]) for c in by_app[wild["id"]]["certificates"]] == [(cert["id"], [WILD])]
-    assert len(await scheduler.settled("cmd.certificate.refresh")) == 2
+    assert len(await changes.settled("evt.certificates.changed")) == 2
 
     await _deploy(client, dev, named["id"])
     await _deploy(client, dev, deeper["id"])

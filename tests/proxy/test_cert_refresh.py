@@ -1,4 +1,4 @@
-"""Uploaded certificates reach a running route without a deployment (``cmd.certificate.refresh``), against
+"""Uploaded certificates reach a running route without a deployment (``evt.certificates.changed``), against
 a real Traefik: a route served over HTTP only gets the certificate once the api says it was uploaded (same
 upstreams, same generation, the scheduler not involved), and stops serving it once the api says it was
 deleted (its files gone too). A refresh older than the newest one taken changes nothing; the same one
@@ -16,7 +16,7 @@ import yaml
 from pydantic import SecretStr
 
 from berth_common.bus import Bus
-from berth_common.catalogue import ApplyRoutes, RefreshCertificates
+from berth_common.catalogue import ApplyRoutes, CertificatesChanged
 from berth_common.catalogue.tls import CustomCertificate
 from berth_proxy_sync.domain.routes import router_name
 from berth_proxy_sync.domain.tls import certificate_file
@@ -55,7 +55,7 @@ async def test_an_upload_and_a_delete_reach_a_live_route_without_a_deployment(
         traefik.https(host, ca)
 
     cert = CustomCertificate(certificate_id=f"c-{unique}", hosts=[host], chain_pem=chain, key=SecretStr(key))
-    upload = RefreshCertificates(
+    upload = CertificatesChanged(
         team_id="t1", application_id=f"a-{unique}", hosts=[host], certificates=[cert], revision=10
     )
     await api_bus.publish(upload)
@@ -77,7 +77,7 @@ async def test_an_upload_and_a_delete_reach_a_live_route_without_a_deployment(
     applied = [e["data"] for e in events.seen if e["type"] == "evt.route.applied" and e["data"]["route_id"] == route_id]
     assert [a["generation"] for a in applied] == [3, 3]  # applied again as it stands: the same generation
 
-    delete = RefreshCertificates(team_id="t1", application_id=f"a-{unique}", hosts=[host], certificates=[], revision=20)
+    delete = CertificatesChanged(team_id="t1", application_id=f"a-{unique}", hosts=[host], certificates=[], revision=20)
     await api_bus.publish(delete)
 
     def not_served() -> None:

@@ -1,4 +1,4 @@
-"""``cmd.certificate.refresh`` at the scheduler, on a real Postgres: the application's waiting deployments
+"""``evt.certificates.changed`` at the scheduler, on a real Postgres: the application's waiting deployments
 and the last that succeeded carry the new certificates in their spec (the key sealed at rest, as the start
 command's), so a later scale or route put back sends them; a failed one is left as it was; an older
 refresh than the one a spec has changes nothing; ``TlsOptions.refreshed`` keeps other hosts'
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from berth_common.bus import Bus
-from berth_common.catalogue import CustomCertificate, RefreshCertificates, StartDeployment, TlsOptions
+from berth_common.catalogue import CertificatesChanged, CustomCertificate, StartDeployment, TlsOptions
 from berth_common.db import Unit, make_engine, make_sessionmaker
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.sealing import Sealer
@@ -84,7 +84,7 @@ async def test_the_live_and_waiting_deployments_carry_the_new_certificates(sessi
         await s.execute(sa.update(deployments).where(deployments.c.id == failed.deployment_id).values(state="failed"))
     before_failed = (await spec_of(sessionmaker, failed.deployment_id)).spec
 
-    msg = RefreshCertificates(
+    msg = CertificatesChanged(
         team_id="team-1", application_id=app, hosts=[HOST], certificates=[cert("c1", HOST)], revision=10
     )
     await run(sessionmaker, refresh.refresh, msg)

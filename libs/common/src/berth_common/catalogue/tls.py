@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_serializer
 
 from berth_common import sealing
-from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.base import Event, Id, register
 from berth_common.catalogue.spec_base import Spec
 from berth_common.values import RouteHost
 
@@ -72,7 +72,7 @@ class TlsOptions(Spec):
     hsts_subdomains: bool = False
     hsts_preload: bool = False
     certificates: list[CustomCertificate] = Field(default_factory=list, max_length=100)
-    # which ``cmd.certificate.refresh`` set ``certificates`` (0: the deployment did); an older one is ignored
+    # which ``evt.certificates.changed`` set ``certificates`` (0: the deployment did); an older one is ignored
     certificates_revision: int = Field(default=0, ge=0, exclude_if=lambda v: v == 0)
 
     def enabled(self) -> bool:
@@ -114,19 +114,20 @@ class TlsOptions(Spec):
 
 
 @register
-class RefreshCertificates(Command):
-    """The uploaded certificates of an application's hosts changed (one uploaded or deleted): serve them
-    without a deployment.
+class CertificatesChanged(Event):
+    """The uploaded certificates of an application's hosts changed (one uploaded or deleted): what runs
+    serves the new set without a deployment.
 
+    An event, not a command: two services act on it (commands are a work queue, one consumer each).
     ``certificates`` is the whole set for ``hosts`` (the application's hosts), chosen as a deployment would
     choose them (empty: none is left, the hosts go back to ACME or HTTP). proxy-sync applies the routes that
     serve these hosts again, on every server, with the new set; the scheduler records it in the
     application's live and waiting deployments, so that a later scale or a route put back carries it.
-    ``revision`` orders refreshes of one application: one older than the set a route or deployment has is
+    ``revision`` orders the changes of one application: one older than the set a route or deployment has is
     ignored, so a late redelivery never brings a deleted certificate back.
     """
 
-    TYPE = "cmd.certificate.refresh"
+    TYPE = "evt.certificates.changed"
     PRODUCERS = ("api",)
     CONSUMERS = ("proxy-sync", "scheduler")
     team_id: Id

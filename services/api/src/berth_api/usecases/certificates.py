@@ -8,7 +8,7 @@ of its hosts, the first certificate that lists the host: the application's own b
 newest first; expired ones are left out (the host then gets one from ACME when that is on).
 
 Uploading or deleting one reaches what runs without a deployment: in the same transaction, each of the
-team's applications with a host the certificate lists gets a ``cmd.certificate.refresh`` (through the
+team's applications with a host the certificate lists gets an ``evt.certificates.changed`` (through the
 outbox) with the set its hosts are served with now, chosen as a deployment chooses it. proxy-sync applies
 the routes of those hosts again on every server; the scheduler records the set in the application's
 deployments. The revision orders the refreshes of one application (nanoseconds at the commit's side).
@@ -35,7 +35,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.outbox import run
-from berth_common.catalogue import CustomCertificate, RefreshCertificates
+from berth_common.catalogue import CertificatesChanged, CustomCertificate
 from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
@@ -180,7 +180,7 @@ async def for_spec(
 
 
 async def refresh(deps: Deps, unit: Unit, team_id: str, hosts: list[str], application_id: str | None) -> list[str]:
-    """Inside ``unit``: a ``cmd.certificate.refresh`` for each application the certificate of ``hosts``
+    """Inside ``unit``: an ``evt.certificates.changed`` for each application the certificate of ``hosts``
     serves (``application_id``'s only, for an application's own); their ids."""
     s = unit.session
     if application_id is not None:
@@ -194,8 +194,8 @@ async def refresh(deps: Deps, unit: Unit, team_id: str, hosts: list[str], applic
             continue
         certificates = await for_spec(deps, s, team_id, app_id, names)
         revision = time.time_ns()
-        command = RefreshCertificates(
+        changed = CertificatesChanged(
             team_id=team_id, application_id=app_id, hosts=names, certificates=certificates, revision=revision
         )
-        await unit.emit(command, id=f"certificate-refresh-{app_id}-{revision}")
+        await unit.emit(changed, id=f"certificate-refresh-{app_id}-{revision}")
     return targets

@@ -70,7 +70,7 @@ certificates = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
-# The newest ``cmd.certificate.refresh`` taken for each application: an older one arriving late is ignored.
+# The newest ``evt.certificates.changed`` taken for each application: an older one arriving late is ignored.
 certificate_refreshes = sa.Table(
     "certificate_refreshes",
     metadata,

@@ -1,6 +1,6 @@
 """Bus consumers of the proxy-sync service: route commands, many in flight at once, coalesced per server;
 the server directory (``evt.server.changed``), each message run once; uploaded certificates changed
-(``cmd.certificate.refresh``: the routes serving their hosts applied again).
+(``evt.certificates.changed``: the routes serving their hosts applied again).
 
 Up to ``route_concurrency`` commands of each route consumer are in flight: each handler hands its command to
 the use case, which applies the commands of one server in batches (one transaction with their message ids,
@@ -10,7 +10,7 @@ returns once its command is answered, so the consumer acks it only after its cha
 
 from __future__ import annotations
 
-from berth_common.catalogue import ApplyRoutes, RefreshCertificates, RemoveRoute, ServerChanged
+from berth_common.catalogue import ApplyRoutes, CertificatesChanged, RemoveRoute, ServerChanged
 from berth_common.db import Transactions, consume_once
 from berth_common.runtime import Context
 from berth_proxy_sync.usecases.cert_refresh import CertificateRefresh
@@ -25,5 +25,5 @@ async def register(
     await ctx.bus.consume(ApplyRoutes, routes.apply, concurrency=concurrency)
     await ctx.bus.consume(RemoveRoute, routes.remove, concurrency=concurrency)
     if refresh is not None:  # its route commands run through the route batchers, like ``cmd.route.apply``
-        await ctx.bus.consume(RefreshCertificates, refresh.refresh)
+        await ctx.bus.consume(CertificatesChanged, refresh.refresh)
     await ctx.bus.consume(ServerChanged, consume_once(transactions, sites.changed))

@@ -1,4 +1,4 @@
-"""Uploaded certificates reach Traefik without a deployment (``cmd.certificate.refresh``).
+"""Uploaded certificates reach Traefik without a deployment (``evt.certificates.changed``).
 
 The api sends, for an application whose uploaded certificates changed, the whole set for its hosts. Each
 active route serving one of those hosts, on every server, is applied again as it stands (same hosts,
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.bus.consumer import Delivery
-from berth_common.catalogue import ApplyRoutes, RefreshCertificates, TlsOptions
+from berth_common.catalogue import ApplyRoutes, CertificatesChanged, TlsOptions
 from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, repo
@@ -30,7 +30,7 @@ from berth_proxy_sync.usecases.routes import Routes
 log = get_logger(__name__)
 
 
-def refreshed_command(server_id: str, route: Route, msg: RefreshCertificates) -> ApplyRoutes | None:
+def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) -> ApplyRoutes | None:
     """The route applied again with the refresh's certificates (None: it has them, or newer ones)."""
     current = route.tls or TlsOptions()
     if current.certificates_revision >= msg.revision:
@@ -63,7 +63,7 @@ class CertificateRefresh:
     routes: Routes
     sessionmaker: async_sessionmaker[AsyncSession]
 
-    async def refresh(self, msg: RefreshCertificates, delivery: Delivery) -> None:
+    async def refresh(self, msg: CertificatesChanged, delivery: Delivery) -> None:
         async with self.sessionmaker() as session, session.begin():
             if not await cert_repo.take_refresh(session, msg.application_id, msg.revision):
                 log.info("older certificate refresh ignored", application_id=msg.application_id, revision=msg.revision)

@@ -15,12 +15,12 @@ from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
+    CertificatesChanged,
     ContainerLogsQuery,
     DissolveSwarm,
     FormSwarm,
     Message,
     PingService,
-    RefreshCertificates,
     RemoveApplication,
     RemoveDatabase,
     ReplicasQuery,
@@ -91,7 +91,7 @@ async def register_backups(ctx: Context, backups: Backups, restores: Restores) -
 
 
 async def register_certificates(rt: RolloutContext, refresh: CertificatesRefresh) -> None:
-    await rt.bus.consume(RefreshCertificates, consume_once(rt.units, refresh.refresh))
+    await rt.bus.consume(CertificatesChanged, consume_once(rt.units, refresh.refresh))
 
 
 async def register_deployments(

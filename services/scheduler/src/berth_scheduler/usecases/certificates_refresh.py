@@ -1,4 +1,4 @@
-"""Uploaded certificates changed for an application (``cmd.certificate.refresh``): its live and waiting
+"""Uploaded certificates changed for an application (``evt.certificates.changed``): its live and waiting
 deployments carry the new set from now on.
 
 proxy-sync applies the application's routes again with the new set at once; what the scheduler keeps is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from berth_common.catalogue import RefreshCertificates
+from berth_common.catalogue import CertificatesChanged
 from berth_common.db import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
@@ -24,7 +24,7 @@ log = get_logger(__name__)
 class CertificatesRefresh:
     sealer: Sealer
 
-    async def refresh(self, msg: RefreshCertificates, unit: Unit) -> None:
+    async def refresh(self, msg: CertificatesChanged, unit: Unit) -> None:
         changed = []
         for row in await store.specs_serving(unit.session, msg.application_id):
             spec = self.sealer.open(row.spec)
