@@ -11,15 +11,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import http.client
 import json
 import shutil
 import socket
 import ssl
+import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -225,3 +229,35 @@ class TlsTraefik(Traefik):
         finally:
             conn.close()
             raw.close()
+
+
+async def until(check: Callable[[], object], timeout: float = 30.0) -> object:
+    """``check`` run in a thread until it raises no ``OSError``/``AssertionError`` (a request through
+    Traefik while a change becomes live); its result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncio.to_thread(check)
+        except (OSError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def apply_on_new_server(bus: Any, events: Any, msg: Any, timeout: float = 240) -> dict[str, Any]:
+    """Publish ``msg`` (a route command for a server just announced) until proxy-sync has the server in its
+    directory; the route's first answer that is not "not known" (``events``: the test's event recorder)."""
+    for _ in range(50):
+        await bus.publish(msg)
+        answer = None
+        deadline = time.monotonic() + timeout
+        while answer is None and time.monotonic() < deadline:
+            answer = next((e for e in events.seen if e["data"].get("route_id") == msg.route_id), None)
+            await asyncio.sleep(0.1)
+        assert answer is not None
+        if answer["type"] == "evt.route.applied":
+            return dict(answer)
+        assert "not known" in answer["data"]["reason"], answer
+        events.seen.remove(answer)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"route {msg.route_id} was never applied")

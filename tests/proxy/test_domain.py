@@ -108,6 +108,7 @@ def test_render_files_rejects_a_host_claimed_twice_and_duplicate_ids():
         "1.example",
         "xn--bcher-kva.example",
         ".".join(["a" * 61] * 4),  # 247 characters
+        "*.example.com",  # a wildcard: one label (tests/proxy/test_wildcard_hosts.py)
     ],
 )
 def test_valid_hostnames(host):
@@ -118,7 +119,12 @@ def test_valid_hostnames(host):
     "host",
     [
         "",
-        "*.example.com",
+        "*.com",  # a wildcard names two labels or more after it
+        "*",
+        "a.*.example.com",
+        "**.example.com",
+        "*a.example.com",
+        "*.*.example.com",
         "example.com.",
         ".example.com",
         "-a.example",

@@ -37,7 +37,7 @@ from berth_proxy_sync.adapters import tls_probe
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain.tls import certificate_file
 from berth_proxy_sync.settings import ProxySyncSettings
-from tests.proxy.acme_support import Pebble, TlsTraefik, available, cert_pair
+from tests.proxy.acme_support import Pebble, TlsTraefik, apply_on_new_server, available, cert_pair
 from tests.proxy.support import ProxySync, Upstream
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not available(), reason="Debian's pebble is not installed")]
@@ -328,19 +328,7 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
                 upstreams=["http://127.0.0.1:9"],
                 tls=TlsOptions(certificates=[cert]),
             )
-            for _ in range(50):  # until proxy-sync has the server in its directory
-                await scheduler_bus.publish(msg)
-                deadline = time.monotonic() + 240
-                answer = None
-                while answer is None and time.monotonic() < deadline:
-                    answer = next((e for e in events.seen if e["data"].get("route_id") == f"e-{unique}"), None)
-                    await asyncio.sleep(0.1)
-                assert answer is not None
-                if answer["type"] == "evt.route.applied":
-                    break
-                assert "not known" in answer["data"]["reason"], answer
-                events.seen.remove(answer)
-                await asyncio.sleep(0.2)
+            answer = await apply_on_new_server(scheduler_bus, events, msg)
             assert answer["data"]["server_id"] == sid
             issued = await events.wait("evt.certificate.issued", host=host)
             assert issued["server_id"] == sid and issued["source"] == "custom"

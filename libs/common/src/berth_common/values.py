@@ -100,6 +100,27 @@ def host_name(value: str) -> str:
     return host
 
 
+WILDCARD_PREFIX = "*."
+
+
+def route_host(value: str) -> str:
+    """A host a route serves: a host name (see :func:`host_name`), or a wildcard ``*.<host name>`` whose
+    ``*`` stands for exactly one label (``*.example.com`` serves ``a.example.com``, not ``example.com`` nor
+    ``a.b.example.com``); the name after ``*.`` has at least two labels. Lowercased."""
+    printable_ascii(value, "a host name")
+    if not value.startswith(WILDCARD_PREFIX):
+        return host_name(value)
+    base = host_name(value[len(WILDCARD_PREFIX) :])
+    if "." not in base:
+        raise ValueError("a wildcard host names at least two labels after '*.' (e.g. *.example.com)")
+    return WILDCARD_PREFIX + base
+
+
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` is a wildcard host (``*.example.com``)."""
+    return host.startswith(WILDCARD_PREFIX)
+
+
 def server_address(value: str) -> str:
     """Where a server answers SSH: a host name (see :func:`host_name`) or an IPv4/IPv6 address."""
     import ipaddress
@@ -332,6 +353,12 @@ HostName = Annotated[
     str,
     Field(min_length=1, max_length=MAX_HOST, json_schema_extra={"format": "hostname"}),
     _rule(host_name),
+]
+# a host a route serves: a host name or a one-label wildcard (``*.example.com``)
+RouteHost = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_HOST, json_schema_extra={"format": "hostname"}),
+    _rule(route_host),
 ]
 ServerAddress = Annotated[str, Field(min_length=1, max_length=MAX_HOST), _rule(server_address)]
 SshUser = Annotated[str, Field(pattern=SSH_USER_PATTERN, max_length=32)]

@@ -15,6 +15,7 @@ from berth_proxy_sync.domain.addresses import server_addresses
 from berth_proxy_sync.domain.tls import TlsSite
 from berth_proxy_sync.entrypoints import bus
 from berth_proxy_sync.settings import ProxySyncSettings
+from berth_proxy_sync.usecases.cert_refresh import CertificateRefresh
 from berth_proxy_sync.usecases.cert_watch import CertificateWatch
 from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.routes import Routes, reconcile
@@ -70,7 +71,7 @@ async def wire(ctx: Context) -> None:
     )
     watch.start()
     ctx.cleanups.append(watch.close)  # stops first
-    await bus.register(ctx, routes, sites, settings.route_concurrency)
+    await bus.register(ctx, routes, sites, settings.route_concurrency, CertificateRefresh(routes, ctx.sessionmaker))
 
 
 def spec(settings: ProxySyncSettings | None = None) -> ServiceSpec:

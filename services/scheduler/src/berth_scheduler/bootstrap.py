@@ -21,6 +21,7 @@ from berth_scheduler.entrypoints import scaling as scaling_bus
 from berth_scheduler.entrypoints import schedules as schedules_bus
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.backups import Backups, BackupSettings
+from berth_scheduler.usecases.certificates_refresh import CertificatesRefresh
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.drills import Drills
@@ -71,6 +72,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     deployments = Deployments(settings, rt.sealer)
     removals = Removals(rt.sealer, settings.drain_grace_s)
     await bus.register_deployments(ctx, deployments, removals, orchestrator, rt)
+    await bus.register_certificates(rt, CertificatesRefresh(rt.sealer))
     await scaling_bus.register(ctx, Scaling(settings.drain_grace_s), orchestrator, rt)
     databases = Databases(
         Transactions(ctx.bus, ctx.sessionmaker),

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
 from berth_common.catalogue.tls import TlsOptions
-from berth_common.values import HostName
+from berth_common.values import RouteHost
 
 # --- routes ----------------------------------------------------------------------------------------
 
@@ -47,7 +47,7 @@ class ApplyRoutes(RouteCommand):
 
     TYPE = "cmd.route.apply"
     CONSUMER_CHECKS_VALUES = True  # a bad host is answered with evt.route.failed
-    hosts: list[HostName] = Field(min_length=1, max_length=100)
+    hosts: list[RouteHost] = Field(min_length=1, max_length=100)
     upstreams: list[str] = Field(min_length=1, max_length=256)
     generation: int = Field(default=0, ge=0)
     entry_point: str = Field(default="web", min_length=1, max_length=32)

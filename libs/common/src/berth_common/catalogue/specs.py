@@ -19,7 +19,7 @@ from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
-from berth_common.values import EnvVarName, GitRef, GitUrl, HostName, ImageRef, Slug
+from berth_common.values import EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
 # The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
@@ -249,7 +249,7 @@ class WebService(Composed):
     replicas: int = Field(default=1, ge=1, le=64)
     health_path: str = Field(default="/", pattern=HEALTH_PATH_PATTERN)
     command: list[str] | None = Field(default=None, max_length=256)  # None: the image's CMD
-    hosts: list[HostName] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
+    hosts: list[RouteHost] = Field(default_factory=list, max_length=100)  # generated + custom, lowercased
     limits: ResourceLimits | None = None  # None: the application's
     servers: Servers = Field(default_factory=list, max_length=32, exclude_if=lambda v: not v)
     # A compose service's own image (None: the application's) and its variables, layered over the

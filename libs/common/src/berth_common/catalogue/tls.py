@@ -11,6 +11,7 @@ one (with the reason), ``evt.certificate.expiring`` when one is near its end and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -19,7 +20,7 @@ from pydantic import Field, SecretStr, field_serializer
 from berth_common import sealing
 from berth_common.catalogue.base import Event, Id, register
 from berth_common.catalogue.spec_base import Spec
-from berth_common.values import HostName
+from berth_common.values import RouteHost
 
 MAX_PEM_CHARS = 65_536
 MAX_SEALED_KEY_CHARS = 16_384
@@ -34,7 +35,7 @@ class CustomCertificate(Spec):
     PURPOSE: ClassVar[str] = "certificate"
 
     certificate_id: Id
-    hosts: list[HostName] = Field(min_length=1, max_length=100)  # the hosts it is served for
+    hosts: list[RouteHost] = Field(min_length=1, max_length=100)  # the hosts it is served for
     chain_pem: str = Field(min_length=1, max_length=MAX_PEM_CHARS)  # leaf first, then intermediates
     key: SecretStr = Field(max_length=MAX_SEALED_KEY_CHARS)
 
@@ -71,13 +72,69 @@ class TlsOptions(Spec):
     hsts_subdomains: bool = False
     hsts_preload: bool = False
     certificates: list[CustomCertificate] = Field(default_factory=list, max_length=100)
+    # which ``evt.certificates.changed`` set ``certificates`` (0: the deployment did); an older one is ignored
+    certificates_revision: int = Field(default=0, ge=0, exclude_if=lambda v: v == 0)
 
     def enabled(self) -> bool:
         """Whether any host is served over HTTPS (a certificate from ACME or one uploaded)."""
         return self.acme or bool(self.certificates)
 
+    def for_hosts(self, hosts: Iterable[str]) -> TlsOptions:
+        """These options with only the certificates serving one of ``hosts``, each narrowed to them (what
+        one route of the application carries)."""
+        wanted = {h.lower() for h in hosts}
+        certificates: list[CustomCertificate] = []
+        for cert in self.certificates:
+            mine = [h for h in cert.hosts if h.lower() in wanted]
+            if mine:
+                certificates.append(cert if mine == list(cert.hosts) else cert.model_copy(update={"hosts": mine}))
+        return self.model_copy(update={"certificates": certificates})
+
+    def refreshed(self, hosts: Iterable[str], certificates: Iterable[CustomCertificate], revision: int) -> TlsOptions:
+        """These options with ``certificates`` serving ``hosts`` in place of what served them before (other
+        hosts keep theirs), set by refresh ``revision``. Callers skip a refresh whose revision is not newer
+        than ``certificates_revision``."""
+        replaced = {h.lower() for h in hosts}
+        merged: dict[str, CustomCertificate] = {c.certificate_id: c for c in certificates}
+        for cert in self.certificates:
+            others = [h for h in cert.hosts if h.lower() not in replaced]
+            if not others:
+                continue
+            same = merged.get(cert.certificate_id)
+            if same is not None:
+                others = [*same.hosts, *(h for h in others if h not in same.hosts)]
+                cert = same
+            merged[cert.certificate_id] = (
+                cert if others == list(cert.hosts) else cert.model_copy(update={"hosts": others})
+            )
+        return self.model_copy(update={"certificates": list(merged.values()), "certificates_revision": revision})
+
 
 # --- certificates --------------------------------------------------------------------------------------
+
+
+@register
+class CertificatesChanged(Event):
+    """The uploaded certificates of an application's hosts changed (one uploaded or deleted): what runs
+    serves the new set without a deployment.
+
+    An event, not a command: two services act on it (commands are a work queue, one consumer each).
+    ``certificates`` is the whole set for ``hosts`` (the application's hosts), chosen as a deployment would
+    choose them (empty: none is left, the hosts go back to ACME or HTTP). proxy-sync applies the routes that
+    serve these hosts again, on every server, with the new set; the scheduler records it in the
+    application's live and waiting deployments, so that a later scale or a route put back carries it.
+    ``revision`` orders the changes of one application: one older than the set a route or deployment has is
+    ignored, so a late redelivery never brings a deleted certificate back.
+    """
+
+    TYPE = "evt.certificates.changed"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("proxy-sync", "scheduler")
+    team_id: Id
+    application_id: Id
+    hosts: list[RouteHost] = Field(max_length=1000)
+    certificates: list[CustomCertificate] = Field(default_factory=list, max_length=100)
+    revision: int = Field(ge=1)
 
 
 class CertificateEvent(Event):
@@ -85,7 +142,7 @@ class CertificateEvent(Event):
 
     PRODUCERS = ("proxy-sync",)
     CONSUMERS = ("notifier", "api")  # the api keeps each host's certificate state
-    host: HostName
+    host: RouteHost
     server_id: str = "local"
     route_id: str | None = None
     team_id: str | None = None

@@ -11,7 +11,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.rows import all_rows, first_row, one_row
+from berth_api.adapters.tables import applications, hosts
 from berth_api.adapters.tls_tables import certificate_states, certificates
+from berth_api.domain.certificates import covers
 
 SHOWN = [c for c in certificates.c if c.name not in ("sealed", "chain_pem")]  # what a listing shows
 
@@ -34,13 +36,36 @@ async def get_certificate(session: AsyncSession, team_id: str, certificate_id: s
     return await first_row(session, q)
 
 
-async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> bool:
+async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> dict[str, Any] | None:
+    """Delete one certificate; its ``hosts`` and ``application_id`` (None: the team has no such one)."""
     q = (
         sa.delete(certificates)
         .where(certificates.c.team_id == team_id, certificates.c.id == certificate_id)
-        .returning(certificates.c.id)
+        .returning(certificates.c.hosts, certificates.c.application_id)
     )
-    return (await session.execute(q)).first() is not None
+    return await first_row(session, q)
+
+
+async def applications_serving(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[str]:
+    """The team's applications with a host among ``host_names``, or under one of its wildcards
+    (``*.example.com``: every ``<label>.example.com`` host)."""
+    exact = [h for h in host_names if not h.startswith("*.")]
+    under = [h[1:] for h in host_names if h.startswith("*.")]  # ".example.com"
+    if not exact and not under:
+        return []
+    matches: list[sa.ColumnElement[bool]] = [hosts.c.host.in_(exact)] if exact else []
+    matches += [hosts.c.host.endswith(suffix, autoescape=True) for suffix in under]
+    q = (
+        sa.select(hosts.c.application_id, hosts.c.host)
+        .join(applications, applications.c.id == hosts.c.application_id)
+        .where(applications.c.team_id == team_id, sa.or_(*matches))
+        .order_by(hosts.c.application_id)
+    )
+    found = set()
+    for r in (await session.execute(q)).all():  # one label under the wildcard, not more
+        if r.host in exact or any(covers(w, r.host) for w in host_names if w.startswith("*.")):
+            found.add(str(r.application_id))
+    return sorted(found)
 
 
 async def serving(session: AsyncSession, team_id: str, application_id: str) -> list[dict[str, Any]]:

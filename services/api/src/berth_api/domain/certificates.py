@@ -59,12 +59,13 @@ def covers(name: str, host: str) -> bool:
 
 def assign(certs: Sequence[tuple[str, Sequence[str]]], hosts: Sequence[str]) -> dict[str, list[str]]:
     """Which certificate serves which of ``hosts``: ``certs`` are (id, its hosts) in order of preference;
-    each host goes to the first that lists it. Certificates serving none are left out."""
+    each host goes to the first that lists it, or lists a wildcard covering it (``covers``: an uploaded
+    ``*.example.com`` serves every ``<label>.example.com`` host). Certificates serving none are left out."""
     out: dict[str, list[str]] = {}
     wanted = list(dict.fromkeys(h.lower() for h in hosts))
     taken: set[str] = set()
     for cert_id, names in certs:
-        mine = [h for h in wanted if h not in taken and h in {n.lower() for n in names}]
+        mine = [h for h in wanted if h not in taken and any(covers(n, h) for n in names)]
         if mine:
             out[cert_id] = mine
             taken.update(mine)

@@ -104,6 +104,15 @@ def hostname(value: str) -> str:
     return host
 
 
+def domain_host(value: str) -> str:
+    """A custom domain: a public host name (:func:`hostname`), or a wildcard ``*.example.com`` whose ``*``
+    stands for one label (served by one router for every such name; its certificate needs DNS-01, checked
+    with the application's HTTPS options)."""
+    if value.startswith(values.WILDCARD_PREFIX):
+        return values.WILDCARD_PREFIX + hostname(value[len(values.WILDCARD_PREFIX) :])
+    return hostname(value)
+
+
 def commit(value: str) -> str:
     """A commit id: 7-64 hexadecimal digits (lowercased)."""
     lowered = value.lower()

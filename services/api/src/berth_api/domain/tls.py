@@ -6,7 +6,8 @@ platform has ACME enabled (``BERTH_ACME_ENABLED``). The rules, each a 422 naming
 
 - a ``www`` redirect needs both the apex and its ``www.`` name among the application's hosts;
 - ``dns-01`` only when the platform has a DNS provider (``BERTH_ACME_DNS_PROVIDER``);
-- a wildcard host (``*.example.com``) gets a certificate by ``dns-01`` only;
+- a wildcard host (``*.example.com``) gets a certificate by ``dns-01`` only: with ACME on (set, or the
+  platform's default for an application with a custom domain) any other challenge is refused;
 - ``hsts_preload`` asks for what the preload list requires: a max age of a year or more, and subdomains.
 """
 
@@ -52,16 +53,21 @@ def check(
     """Raise ``TlsRefused`` (its field under ``loc``, e.g. ``/body/tls``) for the first rule the options
     of an application with ``hosts`` break."""
     tls = dict(stored or {})
+    challenge = tls.get("challenge", "http-01")
+    wildcards = [h for h in hosts if h.startswith("*.")]
+    if wildcards and challenge != "dns-01" and acme_on(tls, True, platform_acme):  # the default too
+        raise TlsRefused(
+            f"{loc}/challenge",
+            f"the wildcard host {wildcards[0]} gets a certificate by dns-01 only (the CA checks http-01 and "
+            "tls-alpn-01 on one name, never on every name under it): set challenge to dns-01, set acme to "
+            "false (an uploaded wildcard certificate, or HTTP only), or name the hosts one by one",
+        )
     if not tls:
         return
-    challenge = tls.get("challenge", "http-01")
     if challenge == "dns-01" and not dns_provider:
         raise TlsRefused(
             f"{loc}/challenge", "dns-01 needs a DNS provider configured on the platform (BERTH_ACME_DNS_PROVIDER)"
         )
-    wildcards = [h for h in hosts if h.startswith("*.")]
-    if wildcards and challenge != "dns-01" and acme_on(tls, True, platform_acme):
-        raise TlsRefused(f"{loc}/challenge", f"the wildcard host {wildcards[0]} gets a certificate by dns-01 only")
     if tls.get("www", "none") != "none" and www_pair(hosts) is None:
         raise TlsRefused(
             f"{loc}/www",

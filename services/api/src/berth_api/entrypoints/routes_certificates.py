@@ -18,7 +18,7 @@ from berth_api.usecases import certificates as uc
 router = V1Router("certificates")
 UPLOAD = f"""A PEM certificate, its chain and its key, for some hosts of the team (or of one application).
 {PEM_RULES}; each refusal is a 422 naming the part at fault. The key is sealed at rest and never shown again.
-The hosts are served with it from the application's next deployment."""
+The hosts of the team's applications it lists are served with it at once, without a deployment."""
 
 
 @router.create(

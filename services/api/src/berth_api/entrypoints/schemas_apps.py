@@ -40,7 +40,7 @@ EnvName = Annotated[
     AfterValidator(names.env_name),
 ]
 EnvValue = Annotated[str, Field(max_length=names.MAX_VALUE), AfterValidator(names.env_value)]
-Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.hostname)]
+Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
 ImageRef = Annotated[
     str, Field(min_length=1, max_length=names.MAX_IMAGE, examples=["nginx:1.27"]), AfterValidator(names.image_ref)
 ]

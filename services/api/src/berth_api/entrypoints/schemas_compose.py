@@ -11,7 +11,7 @@ from berth_api.domain import names
 
 MAX_COMPOSE = 256 * 1024
 RelPath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
-Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.hostname)]
+Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
 
 
 class ComposeIn(BaseModel):

@@ -13,7 +13,7 @@ from berth_api.domain.certificates import MAX_CHAIN_PEM_CHARS, MAX_KEY_PEM_CHARS
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_common.catalogue import HSTS_MAX_AGE_S
 
-Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.hostname)]
+Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
 ACME = (
     "Certificates for the application's hosts from the platform's ACME server (Let's Encrypt or the one "
     "configured); null: the platform's default, on for an application with a custom domain when the platform "

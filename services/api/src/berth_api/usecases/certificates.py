@@ -5,13 +5,19 @@ never returned), list, forget; and the certificates a deployment's snapshot carr
 A certificate is the team's for the hosts it is given for, or one application's (``application_id``;
 its hosts default to the application's hosts it covers). A deployment of an application carries, for each
 of its hosts, the first certificate that lists the host: the application's own before the team's, the
-newest first; expired ones are left out (the host then gets one from ACME when that is on). Uploading
-changes nothing that runs: the next deployment of the application serves it.
+newest first; expired ones are left out (the host then gets one from ACME when that is on).
+
+Uploading or deleting one reaches what runs without a deployment: in the same transaction, each of the
+team's applications with a host the certificate lists gets an ``evt.certificates.changed`` (through the
+outbox) with the set its hosts are served with now, chosen as a deployment chooses it. proxy-sync applies
+the routes of those hosts again on every server; the scheduler records the set in the application's
+deployments. The revision orders the refreshes of one application (nanoseconds at the commit's side).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +34,9 @@ from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
 from berth_api.usecases import Deps
-from berth_common.catalogue import CustomCertificate
+from berth_api.usecases.outbox import run
+from berth_common.catalogue import CertificatesChanged, CustomCertificate
+from berth_common.db import Unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
@@ -87,29 +95,35 @@ async def upload(deps: Deps, principal: Principal, given: CertificateInput) -> d
             )
     certificate_id = new_id()
     key = certificate_check.normalised_key(given.key)
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        s = unit.session
+        await hold_for_sealing(s, deps.box)
+        row = await repo.insert_certificate(
+            s,
+            {
+                "id": certificate_id,
+                "team_id": principal.team_id,
+                "application_id": given.application_id,
+                "name": given.name,
+                "hosts": hosts,
+                "names": list(facts.names),
+                "chain_pem": facts.chain_pem,
+                "sealed": deps.box.seal(key, row_aad("certificates", certificate_id)),
+                "subject": facts.subject,
+                "issuer": facts.issuer,
+                "not_before": facts.not_before,
+                "not_after": facts.not_after,
+                "fingerprint_sha256": facts.fingerprint_sha256,
+                "key_type": facts.key_type,
+                "created_by": principal.user_id,
+            },
+        )
+        await refresh(deps, unit, principal.team_id, hosts, given.application_id)
+        return row
+
     try:
-        async with deps.sessionmaker() as s, s.begin():
-            await hold_for_sealing(s, deps.box)
-            row = await repo.insert_certificate(
-                s,
-                {
-                    "id": certificate_id,
-                    "team_id": principal.team_id,
-                    "application_id": given.application_id,
-                    "name": given.name,
-                    "hosts": hosts,
-                    "names": list(facts.names),
-                    "chain_pem": facts.chain_pem,
-                    "sealed": deps.box.seal(key, row_aad("certificates", certificate_id)),
-                    "subject": facts.subject,
-                    "issuer": facts.issuer,
-                    "not_before": facts.not_before,
-                    "not_after": facts.not_after,
-                    "fingerprint_sha256": facts.fingerprint_sha256,
-                    "key_type": facts.key_type,
-                    "created_by": principal.user_id,
-                },
-            )
+        row = await run(deps, body)
     except IntegrityError:
         raise name_taken("certificate", given.name) from None
     log.info("certificate uploaded", certificate_id=certificate_id, hosts=hosts, team_id=principal.team_id)
@@ -130,10 +144,17 @@ async def get(deps: Deps, principal: Principal, certificate_id: str) -> dict[str
 
 
 async def delete(deps: Deps, principal: Principal, certificate_id: str) -> None:
-    """Forget a certificate (its hosts keep it until the application's next deployment)."""
-    async with deps.sessionmaker() as s, s.begin():
-        if not await repo.delete_certificate(s, principal.team_id, certificate_id):
+    """Forget a certificate: its hosts are served without it from now on (another certificate of theirs,
+    ACME, or HTTP)."""
+
+    async def body(unit: Unit) -> None:
+        gone = await repo.delete_certificate(unit.session, principal.team_id, certificate_id)
+        if gone is None:
             raise certificate_missing(principal, certificate_id)
+        await hold_for_sealing(unit.session, deps.box)
+        await refresh(deps, unit, principal.team_id, list(gone["hosts"]), gone["application_id"])
+
+    await run(deps, body)
     log.info("certificate removed", certificate_id=certificate_id, team_id=principal.team_id)
 
 
@@ -156,3 +177,25 @@ async def for_spec(
             )
         )
     return out
+
+
+async def refresh(deps: Deps, unit: Unit, team_id: str, hosts: list[str], application_id: str | None) -> list[str]:
+    """Inside ``unit``: an ``evt.certificates.changed`` for each application the certificate of ``hosts``
+    serves (``application_id``'s only, for an application's own); their ids."""
+    s = unit.session
+    if application_id is not None:
+        targets = [application_id]
+    else:
+        targets = await repo.applications_serving(s, team_id, hosts)
+    own = await apps_repo.hosts_of(s, targets)
+    for app_id in targets:
+        names = [h.host for h in own[app_id]]
+        if not names:
+            continue
+        certificates = await for_spec(deps, s, team_id, app_id, names)
+        revision = time.time_ns()
+        changed = CertificatesChanged(
+            team_id=team_id, application_id=app_id, hosts=names, certificates=certificates, revision=revision
+        )
+        await unit.emit(changed, id=f"certificate-refresh-{app_id}-{revision}")
+    return targets

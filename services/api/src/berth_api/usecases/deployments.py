@@ -7,9 +7,8 @@ soon as it is published (and a sweeper removes any the relay published later).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,6 +36,7 @@ from berth_api.usecases.applications import (
     sync_hosts,
 )
 from berth_api.usecases.connection_urls import with_links
+from berth_api.usecases.outbox import run as run  # the other use cases import it from here too
 from berth_common.catalogue import (
     ApplicationSpec,
     CancelDeployment,
@@ -46,12 +46,10 @@ from berth_common.catalogue import (
     StartDeployment,
 )
 from berth_common.db import Unit
-from berth_common.db.unit import publish_staged, run_unit
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 
 def deployment_missing(principal: Principal, deployment_id: str) -> ProblemError:
@@ -110,21 +108,6 @@ async def _record(
     # The command's logged form: secret values print as '**********' (SecretStr), never in the clear.
     log.info("deployment requested", deployment_id=deployment_id, kind=kind, command=repr(command))
     return row
-
-
-async def run(deps: Deps, body: Callable[[Unit], Awaitable[T]]) -> T:
-    """``run_unit``, except that a bus known to be down is not waited for: the relay publishes later."""
-    if deps.bus.connected:
-        result: T = await run_unit(deps.bus, deps.sessionmaker, body)
-        return result
-    async with deps.sessionmaker() as session:
-        async with session.begin():
-            unit = Unit(session=session, bus=deps.bus)
-            result = await body(unit)
-        if deps.bus.connected:  # it came back meanwhile
-            await publish_staged(deps.bus, deps.sessionmaker, unit)
-    log.warning("bus unavailable: the outbox relay will publish", ids=[env.id for _, env, _ in unit.staged])
-    return result
 
 
 async def purge(deps: Deps) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from berth_proxy_sync.adapters.tables import certificates, routes
+from berth_proxy_sync.adapters.tables import certificate_refreshes, certificates, routes
 from berth_proxy_sync.domain.tls import HostStates
 
 
@@ -118,3 +118,17 @@ async def servers_with_tls(session: AsyncSession) -> list[str]:
         .order_by(routes.c.server_id)
     )
     return [str(r.server_id) for r in rows]
+
+
+async def take_refresh(session: AsyncSession, application_id: str, revision: int) -> bool:
+    """Record ``revision`` as the application's newest certificate refresh; False when a newer one was
+    taken already (the same one again is taken: a redelivery finishes what it started)."""
+    stmt = insert(certificate_refreshes).values(application_id=application_id, revision=revision)
+    taken = await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[certificate_refreshes.c.application_id],
+            set_={"revision": stmt.excluded.revision, "updated_at": sa.func.now()},
+            where=certificate_refreshes.c.revision <= stmt.excluded.revision,
+        ).returning(certificate_refreshes.c.application_id)
+    )
+    return taken.first() is not None

@@ -209,3 +209,18 @@ async def mark_removed_many(
             set_={"removed": True, "generation": stmt.excluded.generation, "updated_at": sa.func.now()},
         )
     )
+
+
+async def serving(session: AsyncSession, hosts: Sequence[str]) -> list[tuple[str, Route]]:
+    """The active routes that serve one of ``hosts``, on any server: ``(server_id, route)``."""
+    if not hosts:
+        return []
+    claimed = sa.select(route_hosts.c.server_id, route_hosts.c.route_id).where(
+        route_hosts.c.host.in_([h.lower() for h in hosts])
+    )
+    rows = await session.execute(
+        sa.select(routes)
+        .where(sa.tuple_(routes.c.server_id, routes.c.route_id).in_(claimed), routes.c.removed.is_(False))
+        .order_by(routes.c.server_id, routes.c.route_id)
+    )
+    return [(str(r.server_id), _to_route(r)) for r in rows]

@@ -59,6 +59,14 @@ async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200,
         return status, None
 
 
+async def log_tail(client: aiodocker.Docker, name: str = sp.CONTAINER, tail: int = sp.LOG_TAIL_LINES) -> str:
+    """The last ``tail`` lines the server's Traefik container wrote (its log: the CA's answers are there),
+    read through the server's client of the Docker connection factory."""
+    c = sp.container_logs(name, tail)
+    async with client._query(c.path.lstrip("/"), c.method, versioned_api=False) as resp:
+        return sp.demux_logs(await resp.read())
+
+
 async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
     """Make ``tag`` in the server's engine from the Traefik binary (``berth_common.traefik.import_image``)."""
     from aiodocker.exceptions import DockerError

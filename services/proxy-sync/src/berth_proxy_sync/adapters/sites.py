@@ -14,7 +14,9 @@ that routes only locally never carries them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -105,6 +107,9 @@ class Site:
     tls: TlsSite | None = None
     certs: CertFiles | None = None
     probe: tuple[str, int] | None = None
+    # the end of a remote site's Traefik log (the CA's answers), read from its container (None: the local
+    # one, whose log file the certificate watch reads itself)
+    read_log: Callable[[], Awaitable[str]] | None = None
 
     @property
     def alive(self) -> bool:
@@ -125,6 +130,12 @@ def local_site(
     probe: tuple[str, int] | None = None,
 ) -> Site:
     return Site("local", LocalFiles(files), traefik, tls=tls, certs=certs, probe=probe)
+
+
+async def _server_log(engines: DockerEngines, server_id: str) -> str:
+    from berth_proxy_sync.adapters.server_proxy import log_tail
+
+    return await log_tail(engines.client(server_id))
 
 
 @dataclass
@@ -185,6 +196,7 @@ class RemoteSites:
             site.tls = TlsSite(certs_dir=tr.CERTS_DIR, https_port=self.websecure_port, dns_resolver=dns01)
             site.certs = RemoteCertFiles(conn, server_dir(self.root, server_id) + "/certs")
             site.probe = (target.host, self.websecure_port)
+            site.read_log = functools.partial(_server_log, engines, server_id)
         deadline = time.monotonic() + self.api_timeout_s
         while not await traefik.ping():
             if time.monotonic() > deadline:

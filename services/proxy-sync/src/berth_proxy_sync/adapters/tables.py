@@ -69,3 +69,12 @@ certificates = sa.Table(
     sa.Column("expiring_sent", sa.String(95), nullable=True),  # the fingerprint evt.certificate.expiring named
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
+
+# The newest ``evt.certificates.changed`` taken for each application: an older one arriving late is ignored.
+certificate_refreshes = sa.Table(
+    "certificate_refreshes",
+    metadata,
+    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+)

@@ -43,11 +43,16 @@ class RouteError(ValueError):
 
 
 def check_hostname(host: str) -> str:
-    """An RFC 1123 host name, lowercased; anything else (wildcards, ports, backticks, a final dot) is refused."""
+    """An RFC 1123 host name, or a wildcard ``*.<name>`` (one label; at least two labels after it),
+    lowercased; anything else (ports, backticks, a final dot, a ``*`` anywhere else) is refused."""
     if not isinstance(host, str) or not host or len(host) > 253:
         raise RouteError(f"invalid host name {host!r}: 1 to 253 characters")
     lowered = host.lower()
     labels = lowered.split(".")
+    if labels[0] == "*":
+        if len(labels) < 3:
+            raise RouteError(f"invalid host name {host!r}: a wildcard names two labels or more after '*.'")
+        labels = labels[1:]
     for label in labels:
         if not _LABEL_RE.fullmatch(label):
             raise RouteError(
@@ -147,7 +152,9 @@ class Route:
 
     @property
     def rule(self) -> str:
-        return host_rule(self.hosts)
+        """The rule of the route's own router: its named hosts, or its wildcards when it has no other."""
+        named, wild = tls_domain.split_wildcards(self.hosts)
+        return host_rule(named) if named else tls_domain.wildcard_rule(wild)
 
 
 def router_name(route_id: str) -> str:
@@ -163,13 +170,24 @@ def host_rule(hosts: Iterable[str]) -> str:
 
 
 def route_config(route: Route) -> dict[str, Any]:
-    """The dynamic configuration of one route file."""
+    """The dynamic configuration of one route file. Wildcard hosts are matched by a router of their own
+    (``<name>-wildcard``; the route's own router when it has no other host) after every named host's
+    (``tls.WILDCARD_PRIORITY``)."""
     name = route.name
+    named, wild = tls_domain.split_wildcards(route.hosts)
+    routers: dict[str, Any] = {name: {"rule": route.rule, "service": name, "entryPoints": [route.entry_point]}}
+    if wild and not named:
+        routers[name]["priority"] = tls_domain.WILDCARD_PRIORITY
+    elif wild:
+        routers[f"{name}-wildcard"] = {
+            "rule": tls_domain.wildcard_rule(wild),
+            "service": name,
+            "entryPoints": [route.entry_point],
+            "priority": tls_domain.WILDCARD_PRIORITY,
+        }
     return {
         "http": {
-            "routers": {
-                name: {"rule": route.rule, "service": name, "entryPoints": [route.entry_point]},
-            },
+            "routers": routers,
             "services": {
                 name: {
                     "loadBalancer": {
@@ -197,9 +215,7 @@ def full_config(
 def other_routers(
     route: Route, site: tls_domain.TlsSite | None, states: tls_domain.HostStates | None
 ) -> tuple[str, ...]:
-    """The route's routers besides its own (HTTPS, redirects): Traefik must show them enabled too."""
-    if route.tls is None or site is None:
-        return ()
+    """The route's routers besides its own (wildcards, HTTPS, redirects): Traefik must show them enabled too."""
     return tuple(sorted(n for n in full_config(route, site, states)["http"]["routers"] if n != route.name))
 
 

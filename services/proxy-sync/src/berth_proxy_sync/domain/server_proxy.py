@@ -91,6 +91,31 @@ def https_options(websecure_port: int | None, acme: tr.Acme | None) -> dict[str,
     return {"websecure_port": websecure_port, "env": env, "ca_bundle": bool(acme and acme.ca_bundle)}
 
 
+LOG_TAIL_LINES = 2000  # the container log lines read for a certificate failure's reason
+
+
+def container_logs(name: str = CONTAINER, tail: int = LOG_TAIL_LINES) -> Call:
+    """The last ``tail`` lines of the container's output, both streams (Traefik logs there)."""
+    return Call("GET", f"{API}/containers/{quote(name, safe='')}/logs?stdout=1&stderr=1&tail={int(tail)}")
+
+
+def demux_logs(raw: bytes) -> str:
+    """The text of a container log answer: the engine's multiplexed frames (a header of 8 bytes: the
+    stream, three zeros, the payload's size big-endian) joined in order; an answer that is not framed (a
+    container with a TTY) as it is."""
+    out: list[bytes] = []
+    at = 0
+    while at + 8 <= len(raw):
+        stream, size = raw[at], int.from_bytes(raw[at + 4 : at + 8], "big")
+        if stream not in (0, 1, 2) or raw[at + 1 : at + 4] != b"\0\0\0" or at + 8 + size > len(raw):
+            return raw.decode(errors="replace")
+        out.append(raw[at + 8 : at + 8 + size])
+        at += 8 + size
+    if at != len(raw):
+        return raw.decode(errors="replace")
+    return b"".join(out).decode(errors="replace")
+
+
 def container_start(name: str) -> Call:
     return Call("POST", f"{API}/containers/{quote(name, safe='')}/start")
 

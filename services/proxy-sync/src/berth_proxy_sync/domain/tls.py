@@ -32,6 +32,11 @@ from berth_common.catalogue.tls import TlsOptions
 from berth_common.traefik import RESOLVERS, WEBSECURE
 
 REDIRECT_PRIORITY = 1_000_000  # above any host rule's length (Traefik's default priority), below ACME's own
+# A wildcard host's routers come after every named host's (whose priority is its rule's length): another
+# route's ``api.example.com`` wins over a ``*.example.com`` route; its HTTP redirect after that.
+WILDCARD_PRIORITY = 1
+WILDCARD_REDIRECT_PRIORITY = 2
+WILDCARD_PROBE_LABEL = "berth-probe"  # the name under a wildcard that is looked up and probed for it
 DEFAULT_HTTPS_PORT = 443
 
 
@@ -72,6 +77,12 @@ def certificate_file(certificate_id: str) -> str:
     """The base name of an uploaded certificate's files (``.crt``, ``.key``): derived from its id, so no
     id can name a path."""
     return "cert-" + hashlib.sha256(certificate_id.encode()).hexdigest()[:32]
+
+
+def certificate_names(tls: TlsOptions | None) -> set[str]:
+    """The file names of the uploaded certificates a route's options serve (``.crt`` and ``.key`` of each)."""
+    bases = {certificate_file(c.certificate_id) for c in (tls.certificates if tls else ())}
+    return {f"{b}.{ext}" for b in bases for ext in ("crt", "key")}
 
 
 def custom_hosts(tls: TlsOptions) -> dict[str, str]:
@@ -120,6 +131,27 @@ def _rule(hosts: Iterable[str]) -> str:
     return " || ".join(f"Host(`{h}`)" for h in hosts)
 
 
+def is_wildcard(host: str) -> bool:
+    return host.startswith("*.")
+
+
+def split_wildcards(hosts: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the named hosts, the wildcard hosts), each in the given order."""
+    hosts = tuple(hosts)
+    return tuple(h for h in hosts if not is_wildcard(h)), tuple(h for h in hosts if is_wildcard(h))
+
+
+def wildcard_rule(hosts: Iterable[str]) -> str:
+    """Traefik v3's rule for wildcard hosts: ``*.example.com`` matches exactly one label (letters, digits,
+    ``-``) before ``example.com``, any case (a Go regexp)."""
+    return " || ".join(f"HostRegexp(`(?i)^[a-z0-9-]+\\.{_regex_host(h[2:])}$`)" for h in hosts)
+
+
+def probe_name(host: str) -> str:
+    """The name looked up and probed for ``host``: itself, or one name under a wildcard."""
+    return f"{WILDCARD_PROBE_LABEL}{host[1:]}" if is_wildcard(host) else host
+
+
 def _regex_host(host: str) -> str:
     return host.replace(".", "\\.")
 
@@ -163,13 +195,30 @@ def tls_config(name: str, hosts: Iterable[str], tls: TlsOptions, site: TlsSite, 
         middlewares[f"{name}-www"] = www_middleware(p.www)
 
     def https_router(suffix: str, group: tuple[str, ...], tls_part: dict[str, Any], www: bool) -> None:
-        if not group:
-            return
+        named, wild = split_wildcards(group)
         mw = [*https_mw, f"{name}-www"] if www else list(https_mw)
-        router: dict[str, Any] = {"rule": _rule(group), "service": name, "entryPoints": [WEBSECURE], "tls": tls_part}
-        if mw:
-            router["middlewares"] = mw
-        routers[f"{name}-{suffix}"] = router
+        if named:
+            router: dict[str, Any] = {
+                "rule": _rule(named),
+                "service": name,
+                "entryPoints": [WEBSECURE],
+                "tls": tls_part,
+            }
+            if mw:
+                router["middlewares"] = mw
+            routers[f"{name}-{suffix}"] = router
+        if wild:  # an ACME resolver cannot read the names from a regexp: they are given
+            part = {**tls_part, "domains": [{"main": h} for h in wild]} if tls_part else {}
+            router = {
+                "rule": wildcard_rule(wild),
+                "service": name,
+                "entryPoints": [WEBSECURE],
+                "tls": part,
+                "priority": WILDCARD_PRIORITY,
+            }
+            if mw:
+                router["middlewares"] = mw
+            routers[f"{name}-{suffix}-wildcard"] = router
 
     resolver = {"certResolver": RESOLVERS[tls.challenge]} if tls.challenge != "dns-01" or site.dns_resolver else {}
     for suffix, group, part in (("custom", p.custom, {}), ("acme", p.acme, resolver)):
@@ -181,13 +230,19 @@ def tls_config(name: str, hosts: Iterable[str], tls: TlsOptions, site: TlsSite, 
         if site.https_port != DEFAULT_HTTPS_PORT:
             scheme["port"] = str(site.https_port)
         middlewares[f"{name}-to-https"] = {"redirectScheme": scheme}
-        routers[f"{name}-to-https"] = {
-            "rule": _rule(p.to_https),
-            "service": name,
-            "entryPoints": ["web"],
-            "middlewares": [f"{name}-to-https"],
-            "priority": REDIRECT_PRIORITY,
-        }
+        named, wild = split_wildcards(p.to_https)
+        for suffix, rule, priority in (
+            ("", _rule(named), REDIRECT_PRIORITY),
+            ("-wildcard", wildcard_rule(wild), WILDCARD_REDIRECT_PRIORITY),
+        ):
+            if rule:
+                routers[f"{name}-to-https{suffix}"] = {
+                    "rule": rule,
+                    "service": name,
+                    "entryPoints": ["web"],
+                    "middlewares": [f"{name}-to-https"],
+                    "priority": priority,
+                }
     http_www = tuple(h for h in sorted(www_sources) if h not in p.to_https)
     if http_www:
         routers[f"{name}-www"] = {

@@ -11,6 +11,8 @@ a browser would get:
   written again when its HTTP redirect waits for the certificate (``redirect: auto``);
 - none for longer than ``BERTH_CERT_ISSUE_TIMEOUT_S`` since the host asked for it:
   ``evt.certificate.failed`` once (stage ``acme``, or ``custom`` for an uploaded one Traefik does not serve);
+  an ACME failure's reason carries the CA's answer from that server's Traefik log (the local log file, or a
+  server's container log read through the Docker connection factory);
 - one that ends within ``BERTH_CERT_EXPIRING_DAYS``: ``evt.certificate.expiring``, once per certificate
   (Traefik renews ACME certificates 30 days before their end, so this means renewal is not happening).
 
@@ -36,9 +38,10 @@ from berth_common.db import Unit
 from berth_common.db.unit import run_unit
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, dns, repo, tls_probe
+from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain.routes import Route
-from berth_proxy_sync.domain.tls import HostStates, plan
+from berth_proxy_sync.domain.tls import HostStates, plan, probe_name
 from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.routes import Routes
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -110,7 +113,7 @@ class CertificateWatch:
         for route in routes:
             assert route.tls is not None
             for host in plan(route.hosts, route.tls, _states(rows, route, now)).https:
-                der = await tls_probe.leaf(site.probe[0], site.probe[1], host)
+                der = await tls_probe.leaf(site.probe[0], site.probe[1], probe_name(host))
                 seen[host] = served.read(der) if der else None
         cleared = await self._recheck_dns(server_id, rows) if self.rounds % DNS_RECHECK_ROUNDS == 0 else set()
         refresh: set[str] = set()
@@ -118,7 +121,7 @@ class CertificateWatch:
         async def body(unit: Unit) -> None:
             for host, cert in sorted(seen.items()):
                 row = rows.get(host)
-                if row is not None and await self._judge(unit, server_id, host, row, cert, now):
+                if row is not None and await self._judge(unit, site, host, row, cert, now):
                     refresh.add(str(row["route_id"]))
             for host in cleared:
                 await cert_repo.update(unit.session, server_id, host, {"dns_ok": True, "dns_reason": None})
@@ -131,7 +134,7 @@ class CertificateWatch:
     async def _judge(
         self,
         unit: Unit,
-        server_id: str,
+        site: Site,
         host: str,
         row: dict[str, Any],
         cert: served.Served | None,
@@ -139,6 +142,7 @@ class CertificateWatch:
     ) -> bool:
         """Record what ``host`` is served with and stage its events; True when whether it has a certificate
         changed (its route's redirect may depend on it)."""
+        server_id = site.server_id
         common = {
             "host": host,
             "server_id": server_id,
@@ -218,16 +222,23 @@ class CertificateWatch:
                 f"(presented: {cert.subject_cn if cert else 'no TLS handshake'})"
             )
             if source == "acme":
-                answer = await self._traefik_reason(server_id, host)
+                answer = await self._traefik_reason(site, host)
                 reason += f": {answer}" if answer else "; Traefik's log has the CA's answer"
             log.warning("certificate failed", host=host, server_id=server_id, stage=source, reason=reason)
             unit.stage(CertificateFailed(**common, source=source, stage=source, reason=reason[:2000]))
         await cert_repo.update(unit.session, server_id, host, values)
         return had
 
-    async def _traefik_reason(self, server_id: str, host: str) -> str | None:
-        """The CA's answer for ``host`` from the local Traefik's log (its last 256 KiB)."""
-        if server_id != "local" or self.local_log is None:
+    async def _traefik_reason(self, site: Site, host: str) -> str | None:
+        """The CA's answer for ``host`` from the Traefik log of the site: a server's container log (its
+        last lines, through the Docker connection factory), or the local log file (its last 256 KiB)."""
+        if site.read_log is not None:
+            try:
+                return served.acme_reason(await site.read_log(), host)
+            except Exception as exc:  # the reason goes without the CA's answer: the event is still sent
+                log.info("server Traefik log not read", server_id=site.server_id, why=f"{type(exc).__name__}: {exc}")
+                return None
+        if site.server_id != "local" or self.local_log is None:
             return None
 
         def tail(path: Path) -> str:
@@ -250,7 +261,7 @@ class CertificateWatch:
         cleared = set()
         for host in refused:
             try:
-                resolved = await dns.resolve(host, self.https.dns_server, self.https.dns_timeout_s)
+                resolved = await dns.resolve(probe_name(host), self.https.dns_server, self.https.dns_timeout_s)
             except dns.DnsError:
                 continue
             if expected and served.dns_problem(host, expected, resolved) is None:

@@ -9,7 +9,8 @@ the others):
   AAAA, through ``BERTH_TLS_DNS_SERVER`` or the system's resolver) and must resolve to the addresses of
   the server that serves it, and to nothing else (the local server: ``BERTH_TLS_SERVER_ADDRESSES``, else
   the machine's own addresses and ``BERTH_PUBLIC_ADDRESSES``, ``domain/addresses.py``; another server: its
-  address in the server directory). A host that does not is left out of the ACME router (it is still
+  address in the server directory). A wildcard host is checked through one name under it
+  (``berth-probe.example.com`` for ``*.example.com``: the wildcard DNS record answers it). A host that does not is left out of the ACME router (it is still
   served over HTTP) and ``evt.certificate.failed`` says what it resolved to; the CA is never asked.
   Without known server addresses the check is skipped (logged).
 - An uploaded certificate's chain and key are written to the site's certificate folder before the route's
@@ -35,7 +36,7 @@ from berth_proxy_sync.adapters.cert_files import CertFiles
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain.routes import Route
-from berth_proxy_sync.domain.tls import HostStates, acme_candidates, certificate_file, custom_hosts
+from berth_proxy_sync.domain.tls import HostStates, acme_candidates, certificate_file, custom_hosts, probe_name
 
 log = get_logger(__name__)
 
@@ -140,7 +141,7 @@ class Https:
         checks: dict[str, HostCheck] = {}
         for host in hosts:
             try:
-                resolved = await dns.resolve(host, self.dns_server, self.dns_timeout_s)
+                resolved = await dns.resolve(probe_name(host), self.dns_server, self.dns_timeout_s)
             except dns.DnsError as exc:
                 checks[host] = HostCheck(host, False, tuple(expected), (), f"{host} could not be looked up: {exc}")
                 continue

@@ -62,7 +62,7 @@ from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
-from berth_proxy_sync.domain.tls import TlsSite
+from berth_proxy_sync.domain.tls import TlsSite, certificate_names
 from berth_proxy_sync.usecases.https import HostCheck, Https, sync_certificates
 from berth_proxy_sync.usecases.route_batch import Outcome, RouteBatch
 from berth_proxy_sync.usecases.route_command import Command
@@ -208,6 +208,22 @@ class Routes:
                     written += await site.files.write(st.route.file_name, render(st.route, site.tls, states.get(rid)))
         log.info("route files written for their certificates", server_id=server_id, routes=route_ids, written=written)
         return written
+
+    async def prune_certificates(self, server_id: str) -> int:
+        """Delete the uploaded certificates' files that no active route of the server names (one was
+        deleted or replaced), between batches; how many files went."""
+        queue = self._queues.setdefault(server_id, _Queue())
+        async with queue.lock, self.sessionmaker() as session:
+            site = await self.sites.site(server_id, session)
+            if site.certs is None:
+                return 0
+            wanted = {n for route in await repo.active_routes(session, server_id) for n in certificate_names(route.tls)}
+            gone = [n for n in await site.certs.names() if n not in wanted]
+            for name in gone:
+                await site.certs.delete(name)
+        if gone:
+            log.info("uploaded certificate files deleted", server_id=server_id, files=gone)
+        return len(gone)
 
     async def close(self) -> None:
         """Stop the batchers (the consumers stopped first, so none is in a batch) and wait for the answers

@@ -270,3 +270,21 @@ async def settle_op(
             .values(hosts=hosts, upstreams=ups)
         )
     return op
+
+
+async def specs_serving(s: AsyncSession, application_id: str) -> list[Any]:
+    """The deployments of an application whose spec routes may still be sent from: the unfinished ones and
+    the last that succeeded (id and sealed spec, locked)."""
+    last = await last_succeeded(s, application_id)
+    which = UNFINISHED if last is None else sa.or_(UNFINISHED, deployments.c.id == last.id)
+    q = (
+        sa.select(deployments.c.id, deployments.c.spec)
+        .where(deployments.c.application_id == application_id, which)
+        .order_by(deployments.c.seq)
+        .with_for_update()
+    )
+    return list((await s.execute(q)).all())
+
+
+async def replace_spec(s: AsyncSession, deployment_id: str, spec: dict[str, Any]) -> None:
+    await s.execute(sa.update(deployments).where(deployments.c.id == deployment_id).values(spec=spec))

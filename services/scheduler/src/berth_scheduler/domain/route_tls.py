@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from berth_common.catalogue import ApplicationSpec, ApplyRoutes, CustomCertificate, TlsOptions
+from berth_common.catalogue import ApplicationSpec, ApplyRoutes, TlsOptions
 from berth_scheduler.domain.routing import RouteOp
 
 
@@ -34,13 +34,7 @@ def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTl
 
 def for_hosts(tls: TlsOptions, hosts: Iterable[str]) -> TlsOptions:
     """``tls`` with only the certificates serving one of ``hosts``, each narrowed to them."""
-    wanted = {h.lower() for h in hosts}
-    certificates: list[CustomCertificate] = []
-    for cert in tls.certificates:
-        mine = [h for h in cert.hosts if h.lower() in wanted]
-        if mine:
-            certificates.append(cert if mine == list(cert.hosts) else cert.model_copy(update={"hosts": mine}))
-    return tls.model_copy(update={"certificates": certificates})
+    return tls.for_hosts(hosts)
 
 
 def apply_routes(op: RouteOp, generation: int, route_tls: RouteTls | None = None) -> ApplyRoutes:

@@ -15,6 +15,7 @@ from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
+    CertificatesChanged,
     ContainerLogsQuery,
     DissolveSwarm,
     FormSwarm,
@@ -44,6 +45,7 @@ from berth_common.db import Transactions, consume_once, idempotent
 from berth_common.runtime import Context
 from berth_scheduler import handlers
 from berth_scheduler.usecases.backups import Backups
+from berth_scheduler.usecases.certificates_refresh import CertificatesRefresh
 from berth_scheduler.usecases.container_logs import container_logs
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
@@ -88,6 +90,10 @@ async def register_backups(ctx: Context, backups: Backups, restores: Restores) -
     # a backup waits on a dump and an upload: a few run at once
     await ctx.bus.consume(StartBackup, backups.start, concurrency=2)
     await ctx.bus.consume(RestoreBackup, restores.restore)
+
+
+async def register_certificates(rt: RolloutContext, refresh: CertificatesRefresh) -> None:
+    await rt.bus.consume(CertificatesChanged, consume_once(rt.units, refresh.refresh))
 
 
 async def register_deployments(
