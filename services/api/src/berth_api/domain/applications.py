@@ -201,6 +201,7 @@ ROW_AAD = {
     "backup_destinations": "backup-destination",
     "backup_keys": "backup-key",
     "certificates": "certificate",
+    "webhooks": "webhook",
 }
 
 

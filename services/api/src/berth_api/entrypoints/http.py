@@ -31,6 +31,7 @@ from berth_api.entrypoints import (
     routes_templates,
     routes_volume_backups,
     routes_volumes,
+    routes_webhooks,
     v1,
 )
 from berth_api.entrypoints.audit import AuditMiddleware
@@ -145,6 +146,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for router in (routes_scale.router, routes_volumes.router, routes_volume_backups.router, routes_drills.router):
         app.router.routes.extend(router.routes)
     app.router.routes.extend(routes_certificates.router.routes)
+    app.router.routes.extend(routes_webhooks.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

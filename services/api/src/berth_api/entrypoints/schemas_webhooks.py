@@ -1,0 +1,86 @@
+"""Bodies of git forge webhooks: an application's webhook (its secret only in the answer that makes it),
+and the answer to a forge's delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from berth_api.domain.forges import FORGES, Forge
+from berth_api.domain.webhook_rules import MAX_PATTERN, MAX_WATCH_PATHS, watch_path_problem
+
+WATCH_PATHS = (
+    "Deploy only when a pushed commit changed a file matching one of these (relative to the repository's root): "
+    "a path without a wildcard names a file or a directory, '*' and '?' match within one segment, '**' across "
+    "segments; a leading '!' excludes. Empty: every push to the tracked branch deploys. A push whose forge "
+    "does not list the changed files (Bitbucket) deploys"
+)
+TAGS = "A tag push deploys the tagged commit (default: only pushes to the tracked branch deploy)"
+
+
+def _watch_path(value: str) -> str:
+    problem = watch_path_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+WatchPath = Annotated[str, Field(min_length=1, max_length=MAX_PATTERN), AfterValidator(_watch_path)]
+WatchPaths = Annotated[list[WatchPath], Field(max_length=MAX_WATCH_PATHS, description=WATCH_PATHS)]
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    watch_paths: WatchPaths = Field(default_factory=list)
+    tags: bool = Field(default=False, description=TAGS)
+
+
+class WebhookPatch(BaseModel):
+    """What changes (a field left out keeps its value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    watch_paths: WatchPaths | None = None
+    tags: bool | None = Field(default=None, description=TAGS)
+
+
+class WaitingPushOut(BaseModel):
+    commit: str
+    ref: str
+    forge: str
+    pushes: int = Field(description="Pushes received in this burst (the newest replaced the others)")
+    received_at: datetime
+    due_at: datetime = Field(description="When it deploys, unless a newer push replaces it first")
+
+
+class WebhookOut(BaseModel):
+    id: str
+    application_id: str
+    url: str = Field(description="Where the forge sends its deliveries (the same URL for every forge)")
+    forges: list[Forge] = Field(default_factory=lambda: list(FORGES))
+    watch_paths: list[str]
+    tags: bool
+    created_at: datetime
+    rotated_at: datetime | None
+    last_delivery_at: datetime | None
+    last_result: str | None = Field(description="What the last verified delivery did")
+    waiting: WaitingPushOut | None = Field(default=None, description="The push waiting to deploy (debounce)")
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="The webhook's secret, shown only now: the forge's 'Secret' (GitHub, Gitea, Forgejo, "
+        "Gogs, Bitbucket) or 'Secret token' (GitLab). Lost: rotate it"
+    )
+
+
+class DeliveryOut(BaseModel):
+    result: Literal["pong", "queued", "skipped"]
+    detail: str
+    forge: str
+    delivery_id: str
+    commit: str | None = None
+    deploy_at: datetime | None = None
