@@ -112,7 +112,7 @@ async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body:
         "webhook delivery",
         webhook_id=webhook_id,
         forge=delivery.forge,
-        event=delivery.event,
+        forge_event=delivery.event,
         delivery_id=delivery_id,
         result=outcome.result,
         detail=outcome.detail,
