@@ -149,3 +149,14 @@ def test_debounce_due_time():
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     assert due_at(t0, t0, 3, 30) == t0 + timedelta(seconds=3)
     assert due_at(t0 + timedelta(seconds=29), t0, 3, 30) == t0 + timedelta(seconds=30)  # never past the max
+
+
+def test_an_annotated_tag_deploys_its_commit_not_the_tag_object():
+    for forge in ("github", "gitlab"):
+        doc = push_body(forge, "refs/tags/v1", SHA)
+        doc["after"] = "f" * 40  # the tag object
+        raw = json.dumps(doc).encode()
+        delivery = identify(lower(headers(forge, SECRET, raw)))
+        assert delivery is not None
+        event = read_event(delivery, raw)
+        assert isinstance(event, Push) and (event.kind, event.commit) == ("tag", SHA), forge

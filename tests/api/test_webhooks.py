@@ -257,3 +257,19 @@ async def test_a_waiting_push_survives_an_api_restart(api_settings):
             assert dep["commit"] == sha(42)
     finally:
         await second.shutdown()
+
+
+async def test_key_rotation_reseals_the_webhook_secret(api, client, members, api_urls):
+    from berth_api.usecases.rotation import rotate
+    from berth_common.db import make_engine, make_sessionmaker
+
+    app = await git_app(client, members)
+    created = await hook(client, members, app["id"])
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        done = await rotate(make_sessionmaker(engine), api.settings.secrets_key_path)
+    finally:
+        await engine.dispose()
+    assert done.resealed.counts["webhooks"] == 1
+    raw, h = signed_push("gogs", created["secret"], "main", sha(5))  # the running api opens it with the new key
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202

@@ -103,7 +103,7 @@ def _hub_push(doc: dict[str, Any], repo_key: str) -> Push:
     """GitHub, Gitea, Forgejo and Gogs: ``ref``, ``after``, ``commits`` with their file lists, and
     ``head_commit``; GitLab: the same names, its head commit being ``checkout_sha``'s."""
     ref = _text(doc.get("ref"))
-    after = _text(doc.get("after")) or _text(doc.get("checkout_sha"))
+    after = _text(doc.get("after"))
     if ref is None or after is None:
         raise PayloadError("a push names 'ref' and 'after'")
     kind, name = _ref(ref)
@@ -123,10 +123,13 @@ def _hub_push(doc: dict[str, Any], repo_key: str) -> Push:
         head = commits[-1]
     found = doc.get(repo_key)
     repo: dict[str, Any] = found if isinstance(found, dict) else {}
+    commit = after
+    if kind == "tag":  # an annotated tag's 'after' is the tag object: deploy the commit it points at
+        commit = _text(doc.get("checkout_sha")) or (_text(head.get("id")) if head else None) or after
     return Push(
         kind=kind,
         name=name,
-        commit=None if deleted else after,
+        commit=None if deleted else commit,
         message=_text(head.get("message")) if head else None,
         files=files,
         files_complete=complete,

@@ -51,7 +51,11 @@ def _out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.create(PATH, summary="Give the application a webhook: its URL and secret (the secret shown only now)")
+@router.create(
+    PATH,
+    summary="Give the application a webhook: its URL and secret (the secret shown only now)",
+    responses={409: problem_doc("The application already has a webhook, or is being removed")},
+)
 async def create_webhook(
     request: Request,
     application_id: PathId,

@@ -114,9 +114,9 @@ async def update(
         row = await repo.for_application(s, principal.team_id, application_id)
         if row is None:
             raise webhook_missing(principal, application_id)
-        if changes:
-            await repo.update_webhook(s, row["id"], **changes)
-    return await _mine(deps, principal, application_id)
+        if changes:  # the answer is this change's row, whatever another request changes next
+            row = await repo.update_webhook(s, row["id"], **changes)
+        return {**row, "waiting": await repo.waiting(s, application_id)}
 
 
 async def delete(deps: Deps, principal: Principal, application_id: str) -> None:
