@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.rows import all_rows, first_row, one_row
+from berth_api.adapters.tables import applications
 from berth_api.adapters.webhook_tables import webhook_deliveries, webhook_pushes, webhooks
 
 
@@ -21,6 +22,16 @@ async def for_application(session: AsyncSession, team_id: str, application_id: s
 
 async def get(session: AsyncSession, webhook_id: str) -> dict[str, Any] | None:
     return await first_row(session, sa.select(webhooks).where(webhooks.c.id == webhook_id))
+
+
+async def for_delivery(session: AsyncSession, webhook_id: str) -> dict[str, Any] | None:
+    """The webhook with its application's ``config`` (one statement on a delivery's path)."""
+    q = (
+        sa.select(webhooks, applications.c.config)
+        .join(applications, applications.c.id == webhooks.c.application_id)
+        .where(webhooks.c.id == webhook_id)
+    )
+    return await first_row(session, q)
 
 
 async def insert_webhook(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:

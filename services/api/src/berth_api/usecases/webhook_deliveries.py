@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import webhooks as repo
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain.forge_payloads import PayloadError, read_event
@@ -71,41 +70,39 @@ def _system(team_id: str) -> Principal:
     )
 
 
-async def _secret(deps: Deps, webhook_id: str) -> tuple[dict[str, Any] | None, str]:
-    async with deps.sessionmaker() as s:
-        row = await repo.get(s, webhook_id)
+def _open(deps: Deps, row: dict[str, Any] | None) -> str:
+    """The webhook's secret, or the decoy (no webhook, or a secret that does not open: refused alike)."""
     if row is None:
-        return None, _DECOY
+        return _DECOY
     try:
-        return row, deps.box.open(row["sealed"], aad(webhook_id))
+        return deps.box.open(row["sealed"], aad(row["id"]))
     except SecretUnavailableError:
-        log.error("webhook secret does not open", webhook_id=webhook_id)
-        return None, _DECOY
+        log.error("webhook secret does not open", webhook_id=row["id"])
+        return _DECOY
 
 
 async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body: bytes, content_type: str) -> Outcome:
-    """Verify and act on one delivery (``headers``' names lower-case). Raises ``ProblemError``: 400 no
-    forge's headers or an unreadable verified body, 401 not verified, 409 a replay."""
+    """Verify and act on one delivery (``headers``' names lower-case), in one transaction. Raises
+    ``ProblemError``: 400 no forge's headers or an unreadable verified body, 401 not verified, 409 a replay."""
     delivery = identify(headers)
     if delivery is None:
         raise ProblemError(400, f"Not a git forge delivery: no {FORGE_HEADERS} header.")
-    row, secret = await _secret(deps, webhook_id)
-    if not verify(delivery, headers, secret, body) or row is None:
-        log.warning("webhook delivery not verified", webhook_id=webhook_id, forge=delivery.forge, known=row is not None)
-        raise ProblemError(401, UNVERIFIED)
-    delivery_id = delivery.delivery_id or "sha256:" + hashlib.sha256(body).hexdigest()
-    try:
-        event = read_event(delivery, body, content_type)
-    except PayloadError as exc:
-        raise ProblemError(400, f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}.") from None
-    now = datetime.now(UTC)
     async with deps.sessionmaker() as s, s.begin():
+        row = await repo.for_delivery(s, webhook_id)  # the webhook and its application's configuration
+        if not verify(delivery, headers, _open(deps, row), body) or row is None:
+            known = row is not None
+            log.warning("webhook delivery not verified", webhook_id=webhook_id, forge=delivery.forge, known=known)
+            raise ProblemError(401, UNVERIFIED)
+        delivery_id = delivery.delivery_id or "sha256:" + hashlib.sha256(body).hexdigest()
+        try:
+            event = read_event(delivery, body, content_type)
+        except PayloadError as exc:
+            detail = f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
+            raise ProblemError(400, detail) from None
         if not await repo.first_delivery(s, webhook_id, delivery_id):
             raise ProblemError(409, f"Delivery {delivery_id} was already received: a replay is not acted on.")
-        app = await apps_repo.get_application(s, row["team_id"], row["application_id"])
-        if app is None:  # removed meanwhile (the webhook goes with it)
-            raise ProblemError(401, UNVERIFIED)
-        decision = decide(event, app["config"]["source"], tags=row["tags"], watch_paths=row["watch_paths"])
+        now = datetime.now(UTC)
+        decision = decide(event, row["config"]["source"], tags=row["tags"], watch_paths=row["watch_paths"])
         outcome = await _act(deps, s, row, decision, delivery.forge, delivery_id, now)
         await repo.update_webhook(s, webhook_id, last_delivery_at=now, last_result=_summary(outcome)[:RESULT_MAX])
     log.info(
