@@ -273,3 +273,66 @@ async def test_key_rotation_reseals_the_webhook_secret(api, client, members, api
     assert done.resealed.counts["webhooks"] == 1
     raw, h = signed_push("gogs", created["secret"], "main", sha(5))  # the running api opens it with the new key
     assert (await deliver(client, created["url"], raw, h)).status_code == 202
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab", "gitea", "bitbucket", "bitbucket-server"])
+async def test_commit_statuses_reach_the_forge(client, members, scheduler, forge):
+    from tests.api.forge_receivers import StatusReceiver
+
+    token = "forge-token-" + forge
+    receiver = await StatusReceiver(forge, token, script=[503]).start()  # the first send fails: retried
+    try:
+        app = await git_app(client, members)
+        created = await hook(client, members, app["id"])
+        target = {"forge": forge, "api_url": f"{receiver.base}/api", "repository": "acme/blog", "token": token}
+        r = await client.put(f"/v1/applications/{app['id']}/webhook/status", headers=members.developer, json=target)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == {k: v for k, v in target.items() if k != "token"} and token not in r.text
+        raw, h = signed_push(forge, created["secret"], "main", sha(77))
+        assert (await deliver(client, created["url"], raw, h)).status_code == 202
+        (dep,) = await until_deployed(client, members, app["id"])
+        (pending,) = await receiver.wait_accepted(1, timeout=15)
+        assert sha(77) in pending.path
+        link = pending.json.get("target_url") or pending.json.get("url")
+        assert link.endswith(f"/v1/deployments/{dep['id']}")
+        (start,) = await scheduler.wait_for(START)
+        await scheduler.succeeded(dep["id"], app["id"], start.data["team_id"], "berth/blog:1")
+        await receiver.wait_accepted(2, timeout=15)
+        assert receiver.states() == (
+            ["INPROGRESS", "SUCCESSFUL"]
+            if forge.startswith("bitbucket")
+            else ["running" if forge == "gitlab" else "pending", "success"]
+        )
+        assert receiver.unauthorized == 0 and len(receiver.requests) == 3  # the 503, then both statuses
+    finally:
+        await receiver.stop()
+
+
+async def test_a_refused_commit_status_is_shown_and_not_retried(client, members, scheduler):
+    from tests.api.forge_receivers import StatusReceiver
+
+    receiver = await StatusReceiver("github", "the-right-token").start()
+    try:
+        app = await git_app(client, members)
+        created = await hook(client, members, app["id"])
+        target = {"forge": "github", "api_url": f"{receiver.base}/api", "repository": "acme/blog", "token": "wrong"}
+        r = await client.put(f"/v1/applications/{app['id']}/webhook/status", headers=members.developer, json=target)
+        assert r.status_code == 200
+        bad = {**target, "repository": "acme/../admin"}
+        r = await client.put(f"/v1/applications/{app['id']}/webhook/status", headers=members.developer, json=bad)
+        assert problem(r, 422)["errors"][0]["loc"] == "/body/repository"
+        raw, h = signed_push("github", created["secret"], "main", sha(78))
+        assert (await deliver(client, created["url"], raw, h)).status_code == 202
+        await receiver.wait_requests(1, timeout=15)
+        deadline = time.monotonic() + 10
+        while True:
+            shown = (await client.get(f"/v1/applications/{app['id']}/webhook", headers=members.viewer)).json()
+            if "not sent" in (shown["last_result"] or ""):
+                break
+            assert time.monotonic() < deadline, shown
+            await asyncio.sleep(0.1)
+        assert "refused: the forge answered 401" in shown["last_result"] and "wrong" not in shown["last_result"]
+        await asyncio.sleep(1.5)
+        assert len(receiver.requests) == 1 and receiver.unauthorized == 1
+    finally:
+        await receiver.stop()

@@ -59,3 +59,29 @@ webhook_pushes = sa.Table(
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("webhook_pushes_due", "due_at"),
 )
+
+# Where a webhook reports commit statuses (optional): the forge's API, the repository, the token (sealed,
+# aad ``webhook-status:<webhook id>``, never returned), and the base of the deployment links it sends.
+webhook_status_targets = sa.Table(
+    "webhook_status_targets",
+    metadata,
+    sa.Column("id", sa.String(32), sa.ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("forge", sa.String(32), nullable=False),
+    sa.Column("api_url", sa.String(500), nullable=False),
+    sa.Column("repository", sa.String(300), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("link_base", sa.String(500), nullable=False),
+)
+
+# The commit status owed for each deployment a webhook started: the status last sent, and the retries.
+webhook_status_reports = sa.Table(
+    "webhook_status_reports",
+    metadata,
+    sa.Column("deployment_id", sa.String(32), sa.ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("webhook_id", sa.String(32), sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("commit", sa.String(64), nullable=False),
+    sa.Column("sent_state", sa.String(16), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+)

@@ -202,6 +202,7 @@ ROW_AAD = {
     "backup_keys": "backup-key",
     "certificates": "certificate",
     "webhooks": "webhook",
+    "webhook_status_targets": "webhook-status",
 }
 
 

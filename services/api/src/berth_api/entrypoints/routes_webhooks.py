@@ -14,6 +14,7 @@ from berth_api.entrypoints.auth import anonymous, require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_webhooks import (
     DeliveryOut,
+    StatusTargetIn,
     WaitingPushOut,
     WebhookCreated,
     WebhookIn,
@@ -22,6 +23,7 @@ from berth_api.entrypoints.schemas_webhooks import (
 )
 from berth_api.entrypoints.state import api_state, deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
+from berth_api.usecases import commit_statuses as statuses
 from berth_api.usecases import webhook_deliveries as deliveries
 from berth_api.usecases import webhooks as uc
 from berth_api.usecases.webhook_deliveries import DEBOUNCER, Debouncer
@@ -38,8 +40,7 @@ DELIVERY_PROBLEMS: Responses = {
 
 
 def _url(request: Request, webhook_id: str) -> str:
-    base = api_state(request).settings.webhook_base_url or str(request.base_url)
-    return f"{base.rstrip('/')}/v1/webhooks/{webhook_id}"
+    return f"{_base(request)}/v1/webhooks/{webhook_id}"
 
 
 def _out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +50,10 @@ def _out(request: Request, row: dict[str, Any]) -> dict[str, Any]:
         "url": _url(request, row["id"]),
         "waiting": WaitingPushOut.model_validate(waiting) if waiting else None,
     }
+
+
+def _base(request: Request) -> str:
+    return (api_state(request).settings.webhook_base_url or str(request.base_url)).rstrip("/")
 
 
 @router.create(
@@ -93,6 +98,30 @@ async def rotate_webhook(
     return WebhookCreated.model_validate({**_out(request, row), "secret": secret})
 
 
+@router.put(
+    PATH + "/status",
+    summary="Report the deployments pushes start as commit statuses on the forge (the token is write-only)",
+)
+async def put_status_target(
+    request: Request, application_id: PathId, body: StatusTargetIn, principal: Principal = require_role("developer")
+) -> WebhookOut:
+    d = deps(request)
+    await statuses.set_target(
+        d,
+        principal,
+        application_id,
+        forge=body.forge,
+        api_url=body.api_url,
+        repository=body.repository,
+        token=body.token,
+        link_base=_base(request),
+    )
+    return WebhookOut.model_validate(_out(request, await uc.get(d, principal, application_id)))
+
+
+hooks.delete(
+    PATH + "/status", "delete_status_target", statuses.drop_target, "Stop reporting commit statuses to the forge"
+)
 hooks.delete(PATH, "delete_webhook", uc.delete, "Delete the application's webhook (its URL stops answering)")
 
 

@@ -56,6 +56,48 @@ class WaitingPushOut(BaseModel):
     due_at: datetime = Field(description="When it deploys, unless a newer push replaces it first")
 
 
+API_URL = (
+    "The forge's REST API: https://api.github.com (GitHub Enterprise: https://<host>/api/v3), "
+    "https://gitlab.com/api/v4, https://<host>/api/v1 (Gitea, Forgejo, Gogs), https://api.bitbucket.org/2.0, "
+    "or the Bitbucket Server's address"
+)
+REPOSITORY = "owner/name (GitLab: the project's id or full path; Bitbucket: workspace/slug)"
+
+
+def _repository(value: str) -> str:
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValueError("a repository has no '.' or '..' segment")
+    return value
+
+
+class StatusTargetIn(BaseModel):
+    """Where the deployments a push starts are reported as commit statuses (pending, success, failure)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forge: Forge
+    api_url: str = Field(
+        min_length=8,
+        max_length=500,
+        pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%-]*)?$",
+        description=API_URL,
+    )
+    repository: Annotated[
+        str,
+        Field(min_length=1, max_length=300, pattern=r"^([0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$"),
+        AfterValidator(_repository),
+    ] = Field(description=REPOSITORY)
+    token: str = Field(
+        min_length=1, max_length=1000, pattern=r"^[\x21-\x7e]+$", description="Write-only: sealed, never returned"
+    )
+
+
+class StatusTargetOut(BaseModel):
+    forge: Forge
+    api_url: str
+    repository: str
+
+
 class WebhookOut(BaseModel):
     id: str
     application_id: str
@@ -68,6 +110,7 @@ class WebhookOut(BaseModel):
     last_delivery_at: datetime | None
     last_result: str | None = Field(description="What the last verified delivery did")
     waiting: WaitingPushOut | None = Field(default=None, description="The push waiting to deploy (debounce)")
+    status: StatusTargetOut | None = Field(default=None, description="Where commit statuses go (never the token)")
 
 
 class WebhookCreated(WebhookOut):

@@ -6,7 +6,8 @@ the same work), the delivery id recorded so a replay is refused, then the event 
 (``domain.forge_payloads``) and judged (``domain.webhook_rules``). A push to deploy is stored as the
 application's waiting push (a newer one replaces it) with the time it is due.
 
-``Debouncer``: deploys each waiting push once its time has come, through the deployments use case (the
+``Debouncer``: deploys each waiting push once its time has come (and sends the commit statuses owed,
+``usecases.commit_statuses``), through the deployments use case (the
 commit pinned and recorded; ``when_busy=replace_queued``, so a deployment still queued behind a running
 one is replaced by the newer commit). Waiting pushes live in the database: an api restart loses none, and
 several api processes never start one twice (``FOR UPDATE SKIP LOCKED``).
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from berth_api.adapters import webhook_statuses as statuses_repo
 from berth_api.adapters import webhooks as repo
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain.forge_payloads import PayloadError, read_event
@@ -29,7 +31,7 @@ from berth_api.domain.forges import identify, verify
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.webhook_rules import Decision, decide, due_at
-from berth_api.usecases import Deps, deployments
+from berth_api.usecases import Deps, commit_statuses, deployments
 from berth_api.usecases.webhooks import aad
 from berth_common.catalogue import RolloutOptions
 from berth_common.db import Unit
@@ -168,9 +170,13 @@ async def _fire_one(deps: Deps, push: dict[str, Any]) -> dict[str, Any] | None:
         options = RolloutOptions(when_busy="replace_queued")
         try:
             async with s.begin_nested():
-                return await deployments.start_in(
+                started = await deployments.start_in(
                     deps, unit, _system(row["team_id"]), row["application_id"], options, commit=row["commit"]
                 )
+            hook = await repo.for_application(s, row["team_id"], row["application_id"])
+            if hook is not None and await statuses_repo.target(s, hook["id"]) is not None:
+                await statuses_repo.owe(s, started["id"], hook["id"], row["commit"], datetime.now(UTC))
+            return started
         except ProblemError as exc:  # removed, or its configuration does not deploy: say so on the webhook
             log.warning("webhook push not deployed", application_id=row["application_id"], error=exc.detail)
             hook = await repo.for_application(s, row["team_id"], row["application_id"])
@@ -212,9 +218,10 @@ class Debouncer:
     """Deploys waiting pushes when due: woken by a push this process received, else it looks again at the
     earliest due time (at most ``idle_s`` apart, for pushes other api processes received)."""
 
-    def __init__(self, deps: Deps, idle_s: float = 5.0) -> None:
+    def __init__(self, deps: Deps, idle_s: float = 5.0, status_poll_s: float = 1.0) -> None:
         self.deps = deps
         self.idle_s = idle_s
+        self.status_poll_s = status_poll_s  # while commit statuses are owed: how often deployments are looked at
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
@@ -225,8 +232,10 @@ class Debouncer:
         loop = asyncio.get_running_loop()
         while True:
             self.wake.clear()
+            owed = False
             try:
                 await fire_due(self.deps)
+                owed = await commit_statuses.report(self.deps)
                 if loop.time() - last_prune > 3600:
                     await forget_old_deliveries(self.deps)
                     last_prune = loop.time()
@@ -234,7 +243,7 @@ class Debouncer:
             except Exception as exc:  # the database comes back: try again shortly
                 log.warning("webhook debounce sweep failed", error=str(exc))
                 nxt = None
-            wait = self.idle_s
+            wait = min(self.idle_s, self.status_poll_s) if owed else self.idle_s
             if nxt is not None:
                 wait = min(wait, max(0.0, (nxt - datetime.now(UTC)).total_seconds()))
             try:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from berth_api.adapters import applications as apps_repo
+from berth_api.adapters import webhook_statuses as statuses_repo
 from berth_api.adapters import webhooks as repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.applications import row_aad
@@ -76,10 +77,16 @@ async def create(
 async def _mine(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
     async with deps.sessionmaker() as s:
         row = await repo.for_application(s, principal.team_id, application_id)
-        waiting = await repo.waiting(s, application_id) if row is not None else None
-    if row is None:
-        raise webhook_missing(principal, application_id)
-    return {**row, "waiting": waiting}
+        if row is None:
+            raise webhook_missing(principal, application_id)
+        return await _shown(s, row)
+
+
+async def _shown(s: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The webhook with its waiting push and its status target (never the token)."""
+    target = await statuses_repo.target(s, row["id"])
+    shown = None if target is None else {k: target[k] for k in ("forge", "api_url", "repository")}
+    return {**row, "waiting": await repo.waiting(s, row["application_id"]), "status": shown}
 
 
 async def get(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
@@ -116,7 +123,7 @@ async def update(
             raise webhook_missing(principal, application_id)
         if changes:  # the answer is this change's row, whatever another request changes next
             row = await repo.update_webhook(s, row["id"], **changes)
-        return {**row, "waiting": await repo.waiting(s, application_id)}
+        return await _shown(s, row)
 
 
 async def delete(deps: Deps, principal: Principal, application_id: str) -> None:
