@@ -308,6 +308,15 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "WebhookIn": lambda ctx: [
         {"watch_paths": ["site", "!site/**/*.md"], "tags": True, PATH_IDS: {"application_id": ctx.webhook_app()}}
     ],
+    "StatusTargetIn": lambda ctx: [
+        {
+            "forge": "github",
+            "api_url": "https://api.github.com",
+            "repository": "acme/blog",
+            "token": "ghp_0123456789abcdef",
+            PATH_IDS: {"application_id": ctx.webhook_app()},
+        }
+    ],
     "WebhookPatch": lambda ctx: [{"watch_paths": ["api/**"], PATH_IDS: {"application_id": ctx.webhook_app()}}],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
     "DrainIn": lambda _: [{"to": ["local"]}],

@@ -113,7 +113,7 @@ async def put_status_target(
         forge=body.forge,
         api_url=body.api_url,
         repository=body.repository,
-        token=body.token,
+        token=body.token.get_secret_value(),
         link_base=_base(request),
     )
     return WebhookOut.model_validate(_out(request, await uc.get(d, principal, application_id)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain.forges import FORGES, Forge
 from berth_api.domain.webhook_rules import MAX_PATTERN, MAX_WATCH_PATHS, watch_path_problem
@@ -70,6 +70,12 @@ def _repository(value: str) -> str:
     return value
 
 
+def _token(value: SecretStr) -> SecretStr:
+    if not all(33 <= ord(c) <= 126 for c in value.get_secret_value()):
+        raise ValueError("a token is printable ASCII without spaces")
+    return value
+
+
 class StatusTargetIn(BaseModel):
     """Where the deployments a push starts are reported as commit statuses (pending, success, failure)."""
 
@@ -87,8 +93,8 @@ class StatusTargetIn(BaseModel):
         Field(min_length=1, max_length=300, pattern=r"^([0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$"),
         AfterValidator(_repository),
     ] = Field(description=REPOSITORY)
-    token: str = Field(
-        min_length=1, max_length=1000, pattern=r"^[\x21-\x7e]+$", description="Write-only: sealed, never returned"
+    token: Annotated[SecretStr, Field(min_length=1, max_length=1000), AfterValidator(_token)] = Field(
+        description="Write-only: sealed, never returned"
     )
 
 
