@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import webhook_statuses as repo
 from berth_api.adapters import webhooks as hooks_repo
 from berth_api.adapters.sealed import hold_for_sealing
@@ -25,6 +26,7 @@ from berth_api.domain.commit_status import request, state_of
 from berth_api.domain.forges import Forge
 from berth_api.domain.identity import Principal
 from berth_api.usecases import Deps
+from berth_api.usecases.applications import application_missing
 from berth_api.usecases.webhooks import webhook_missing
 from berth_common.logging import get_logger
 
@@ -61,11 +63,13 @@ async def set_target(
 
 
 async def drop_target(deps: Deps, principal: Principal, application_id: str) -> None:
+    """Stop reporting statuses (idempotent: an application without a webhook or a target has none to stop)."""
     async with deps.sessionmaker() as s, s.begin():
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
         hook = await hooks_repo.for_application(s, principal.team_id, application_id)
-        if hook is None:
-            raise webhook_missing(principal, application_id)
-        await repo.drop_target(s, hook["id"])
+        if hook is not None:
+            await repo.drop_target(s, hook["id"])
 
 
 async def target_of(deps: Deps, webhook_id: str) -> dict[str, Any] | None:
