@@ -160,3 +160,23 @@ def test_an_annotated_tag_deploys_its_commit_not_the_tag_object():
         assert delivery is not None
         event = read_event(delivery, raw)
         assert isinstance(event, Push) and (event.kind, event.commit) == ("tag", SHA), forge
+
+
+def test_commit_status_requests():
+    from berth_api.domain.commit_status import request, state_of
+
+    assert [state_of(s) for s in ("queued", "building", "succeeded", "failed", "cancelled")] == [
+        "pending",
+        "pending",
+        "success",
+        "failure",
+        None,
+    ]
+    gitlab = request(
+        "gitlab", "https://gl.example.com/api/v4/", "grp/sub/app", "glpat-x", SHA, "failure", "https://b/d"
+    )
+    assert gitlab.url == f"https://gl.example.com/api/v4/projects/grp%2Fsub%2Fapp/statuses/{SHA}"
+    assert gitlab.headers["PRIVATE-TOKEN"] == "glpat-x" and gitlab.json["state"] == "failed"
+    assert "glpat-x" not in repr(gitlab)
+    gitea = request("forgejo", "https://code.example.com/api/v1", "acme/blog", "t0k", SHA, "pending", None)
+    assert gitea.headers["Authorization"] == "token t0k" and "target_url" not in gitea.json

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -22,7 +22,7 @@ from berth_api.adapters import webhooks as hooks_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain.applications import row_aad
-from berth_api.domain.commit_status import request, state_of
+from berth_api.domain.commit_status import State, request, state_of
 from berth_api.domain.forges import Forge
 from berth_api.domain.identity import Principal
 from berth_api.usecases import Deps
@@ -81,7 +81,8 @@ async def target_of(deps: Deps, webhook_id: str) -> dict[str, Any] | None:
 async def _send(client: httpx.AsyncClient, row: dict[str, Any], token: str, state: str) -> tuple[bool, str]:
     """(sent, error): tried up to ``TRIES_PER_SEND`` times; a refusal other than 429 is final at once."""
     target_url = f"{row['link_base'].rstrip('/')}/v1/deployments/{row['deployment_id']}"
-    req = request(row["forge"], row["api_url"], row["repository"], token, row["commit"], state, target_url)  # type: ignore[arg-type]
+    forge, status = cast(Forge, row["forge"]), cast(State, state)
+    req = request(forge, row["api_url"], row["repository"], token, row["commit"], status, target_url)
     error = ""
     for attempt in range(TRIES_PER_SEND):
         try:
