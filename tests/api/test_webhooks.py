@@ -336,3 +336,32 @@ async def test_a_refused_commit_status_is_shown_and_not_retried(client, members,
         assert len(receiver.requests) == 1 and receiver.unauthorized == 1
     finally:
         await receiver.stop()
+
+
+async def test_a_cancelled_deployment_owes_no_more_statuses(client, members, scheduler, api_urls):
+    from tests.api.forge_receivers import StatusReceiver
+
+    receiver = await StatusReceiver("gitea", "tok").start()
+    try:
+        app = await git_app(client, members)
+        created = await hook(client, members, app["id"])
+        target = {"forge": "gitea", "api_url": f"{receiver.base}/api", "repository": "acme/blog", "token": "tok"}
+        r = await client.put(f"/v1/applications/{app['id']}/webhook/status", headers=members.developer, json=target)
+        assert r.status_code == 200
+        raw, h = signed_push("gitea", created["secret"], "main", sha(79))
+        assert (await deliver(client, created["url"], raw, h)).status_code == 202
+        (dep,) = await until_deployed(client, members, app["id"])
+        await receiver.wait_accepted(1, timeout=15)
+        (start,) = await scheduler.wait_for(START)
+        await scheduler.cancelled(dep["id"], app["id"], start.data["team_id"], "replaced by a newer commit")
+        conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
+        try:
+            deadline = time.monotonic() + 10
+            while await conn.fetchval("SELECT count(*) FROM api.webhook_status_reports"):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        assert receiver.states() == ["pending"]
+    finally:
+        await receiver.stop()

@@ -130,10 +130,17 @@ async def _report_one(deps: Deps, s: Any, client: httpx.AsyncClient, row: dict[s
     await repo.failed(s, deployment_id, rounds, later, error)
 
 
+def _changed(row: dict[str, Any]) -> bool:
+    state = state_of(row["state"])
+    return state is None or state != row["sent_state"]
+
+
 async def report(deps: Deps) -> bool:
     """Send the statuses owed now; whether some are still owed (the sweep then looks again soon)."""
-    async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-        async with deps.sessionmaker() as s, s.begin():
-            for row in await repo.owed(s, datetime.now(UTC)):
-                await _report_one(deps, s, client, row)
-            return await repo.outstanding(s)
+    async with deps.sessionmaker() as s, s.begin():
+        rows = [r for r in await repo.owed(s, datetime.now(UTC)) if _changed(r)]
+        if rows:  # a client (and its TLS context) only when a status changed (or a cancelled one is dropped)
+            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+                for row in rows:
+                    await _report_one(deps, s, client, row)
+        return await repo.outstanding(s)
