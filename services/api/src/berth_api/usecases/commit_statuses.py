@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-import httpx
+from typing import TYPE_CHECKING, Any, cast
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import webhook_statuses as repo
@@ -29,6 +27,9 @@ from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing
 from berth_api.usecases.webhooks import webhook_missing
 from berth_common.logging import get_logger
+
+if TYPE_CHECKING:
+    import httpx
 
 log = get_logger(__name__)
 TRIES_PER_SEND = 3
@@ -80,6 +81,8 @@ async def target_of(deps: Deps, webhook_id: str) -> dict[str, Any] | None:
 
 async def _send(client: httpx.AsyncClient, row: dict[str, Any], token: str, state: str) -> tuple[bool, str]:
     """(sent, error): tried up to ``TRIES_PER_SEND`` times; a refusal other than 429 is final at once."""
+    import httpx  # already loaded by ``report``
+
     target_url = f"{row['link_base'].rstrip('/')}/v1/deployments/{row['deployment_id']}"
     forge, status = cast(Forge, row["forge"]), cast(State, state)
     req = request(forge, row["api_url"], row["repository"], token, row["commit"], status, target_url)
@@ -140,6 +143,8 @@ async def report(deps: Deps) -> bool:
     async with deps.sessionmaker() as s, s.begin():
         rows = [r for r in await repo.owed(s, datetime.now(UTC)) if _changed(r)]
         if rows:  # a client (and its TLS context) only when a status changed (or a cancelled one is dropped)
+            import httpx  # loaded with the first status sent: the api has no other use for an HTTP client
+
             async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
                 for row in rows:
                     await _report_one(deps, s, client, row)
