@@ -9,9 +9,10 @@ from berth_api.entrypoints.auth import RoleGuard, declared_access
 from berth_api.entrypoints.http import create_app
 from berth_api.settings import ApiSettings
 
-PUBLIC = {"/livez", "/readyz", "/metrics", "/asyncapi.json", "/v1/invitations/accept"}
-# The one /v1 operation without a token: an invitee has none yet (the code is checked and rate-limited).
-PUBLIC_V1 = {("POST", "/v1/invitations/accept")}
+PUBLIC = {"/livez", "/readyz", "/metrics", "/asyncapi.json", "/v1/invitations/accept", "/v1/webhooks/{webhook_id}"}
+# The /v1 operations without a token: an invitee has none yet (the code is checked and rate-limited); a git
+# forge signs its deliveries with the webhook's secret instead (verified over the raw body).
+PUBLIC_V1 = {("POST", "/v1/invitations/accept"), ("POST", "/v1/webhooks/{webhook_id}")}
 # Deletions are for admins, except detaching a group (a configuration change, like attaching it).
 DEVELOPER_DELETES = {("DELETE", "/v1/applications/{application_id}/env-groups/{group_id}")}
 

@@ -145,6 +145,7 @@ class Context:
     channels: dict[str, str] = field(default_factory=dict)  # kind -> id
     destinations: dict[str, str] = field(default_factory=dict)  # kind -> id
     compose: list[str] = field(default_factory=list)  # the compose application's id, once made
+    hooked: list[str] = field(default_factory=list)  # an application with a webhook, once made
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -164,6 +165,20 @@ class Context:
             assert r.status_code == 201, r.text
             self.compose.append(str(r.json()["id"]))
         return self.compose[0]
+
+    def webhook_app(self) -> str:
+        """A git application that has a webhook (made once): creating another is the control's 409, and a
+        body refused by validation answers 422 before that."""
+        if not self.hooked:
+            body = {"name": unique("h"), **_app(_sources()[-1])}
+            url = f"/v1/environments/{self.ids['environment_id']}/applications"
+            r = self.client.post(url, headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            app_id = str(r.json()["id"])
+            r = self.client.post(f"/v1/applications/{app_id}/webhook", headers=self.admin, json={})
+            assert r.status_code == 201, r.text
+            self.hooked.append(app_id)
+        return self.hooked[0]
 
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
@@ -290,6 +305,19 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "application_id": ctx.ids["application_id"],
         }
     ],
+    "WebhookIn": lambda ctx: [
+        {"watch_paths": ["site", "!site/**/*.md"], "tags": True, PATH_IDS: {"application_id": ctx.webhook_app()}}
+    ],
+    "StatusTargetIn": lambda ctx: [
+        {
+            "forge": "github",
+            "api_url": "https://api.github.com",
+            "repository": "acme/blog",
+            "token": "ghp_0123456789abcdef",
+            PATH_IDS: {"application_id": ctx.webhook_app()},
+        }
+    ],
+    "WebhookPatch": lambda ctx: [{"watch_paths": ["api/**"], PATH_IDS: {"application_id": ctx.webhook_app()}}],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
     "DrainIn": lambda _: [{"to": ["local"]}],
     "AutoscalePolicy": lambda _: [

@@ -21,6 +21,7 @@ from berth_api.usecases import Deps, identity
 from berth_api.usecases.audit import retention_loop
 from berth_api.usecases.deployments import purge_loop_once
 from berth_api.usecases.projection import DeploymentProjection
+from berth_api.usecases.webhook_deliveries import DEBOUNCER, Debouncer
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_common.tasks import cancel_and_wait
 
@@ -51,6 +52,10 @@ def spec(settings: ApiSettings | None = None) -> ServiceSpec:
 
         sweeper = asyncio.create_task(sweep(), name="api-outbox-sweeper")
         ctx.cleanups.append(lambda: cancel_and_wait(sweeper))
+        debouncer = Debouncer(deps)  # deploys the pushes webhooks queued, once due (durable: in the database)
+        ctx.extra[DEBOUNCER] = debouncer
+        debouncing = asyncio.create_task(debouncer.run(), name="api-webhook-debounce")
+        ctx.on_stop.append(lambda: cancel_and_wait(debouncing))
         if settings.audit_retention_days > 0:  # 0: audit rows are kept forever
             purger = asyncio.create_task(retention_loop(settings, ctx.sessionmaker), name=AUDIT_RETENTION_TASK)
             ctx.on_stop.append(lambda: cancel_and_wait(purger))

@@ -95,6 +95,15 @@ class ApiSettings(BaseServiceSettings):
     # deployment's state is checked this often to end the stream when it finishes.
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_state_poll_s: float = Field(default=0.5, gt=0)
+    # Git forge webhooks (docs/webhooks.md): the URL forges reach the api at (BERTH_WEBHOOK_BASE_URL; empty:
+    # the address the request that shows it came to), a delivery's body cap (at most BERTH_MAX_BODY_BYTES
+    # applies), the debounce (a push waits this long for a newer one, at most the max after the burst's
+    # first) and how long a delivery id is remembered to refuse its replay.
+    webhook_base_url: str = Field(default="", max_length=500, pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_debounce_s: float = Field(default=3.0, ge=0, le=600)
+    webhook_debounce_max_s: float = Field(default=30.0, ge=0, le=3600)
+    webhook_delivery_retention_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("base_domain")
     @classmethod

@@ -1,4 +1,4 @@
-"""The api's one-off runs (api_0024): what was asked, and the state the scheduler's run events report
+"""The api's one-off runs (api_0022): what was asked, and the state the scheduler's run events report
 (``evt.run.started`` / ``evt.run.finished``); on the metadata of ``tables.py``."""
 
 from __future__ import annotations

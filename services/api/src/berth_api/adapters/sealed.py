@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
-``servers``, ``databases``, ``backup_destinations``, ``backup_keys`` and ``certificates`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks`` and ``webhook_status_targets`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -25,6 +25,7 @@ from berth_api.adapters.tables import (
     variables,
 )
 from berth_api.adapters.tls_tables import certificates
+from berth_api.adapters.webhook_tables import webhook_status_targets, webhooks
 from berth_api.domain.applications import ROW_AAD, reseal_spec, row_aad, snapshot_aad, variable_aad
 
 KEY_LOCK = "berth-api-secrets-key"
@@ -54,6 +55,8 @@ ROW_SEALED = (
     backup_destinations,
     backup_keys,
     certificates,
+    webhooks,
+    webhook_status_targets,
 )  # one sealed value per row (``row_aad``)
 
 

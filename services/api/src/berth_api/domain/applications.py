@@ -213,6 +213,8 @@ ROW_AAD = {
     "backup_destinations": "backup-destination",
     "backup_keys": "backup-key",
     "certificates": "certificate",
+    "webhooks": "webhook",
+    "webhook_status_targets": "webhook-status",
 }
 
 

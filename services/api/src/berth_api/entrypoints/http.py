@@ -33,6 +33,7 @@ from berth_api.entrypoints import (
     routes_templates,
     routes_volume_backups,
     routes_volumes,
+    routes_webhooks,
     v1,
 )
 from berth_api.entrypoints.audit import AuditMiddleware
@@ -149,6 +150,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     app.router.routes.extend(routes_certificates.router.routes)
     app.router.routes.extend(routes_runtime_logs.router.routes)
     app.router.routes.extend(routes_runs.router.routes)
+    app.router.routes.extend(routes_webhooks.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

@@ -41,6 +41,7 @@ from berth_common.catalogue import (
     ApplicationSpec,
     CancelDeployment,
     DeploymentQueued,
+    GitSource,
     ImageSource,
     RolloutOptions,
     StartDeployment,
@@ -72,6 +73,7 @@ async def _record(
     kind: str = "deploy",
     rollback_of: str | None = None,
     images_of: str | None = None,
+    commit: str | None = None,
 ) -> dict[str, Any]:
     deployment_id = new_id()
     spec = await registries.with_credentials(deps, unit.session, principal.team_id, spec)
@@ -85,11 +87,12 @@ async def _record(
             "number": await repo.next_number(unit.session, app["id"]),
             "kind": kind,
             "rollback_of": rollback_of,
-            "created_by": principal.user_id,
+            "created_by": principal.user_id or None,
             "state": "queued",
             "step": "queued",
             "detail": "",
             "image": image,
+            "commit": commit,
             "spec": seal_spec(spec, deps.box.seal_text, snapshot_aad(deployment_id)),
             "options": options.model_dump(mode="json"),
         },
@@ -144,15 +147,24 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
 
 
 async def start_in(
-    deps: Deps, unit: Unit, principal: Principal, application_id: str, options: RolloutOptions
+    deps: Deps,
+    unit: Unit,
+    principal: Principal,
+    application_id: str,
+    options: RolloutOptions,
+    *,
+    commit: str | None = None,
 ) -> dict[str, Any]:
-    """Inside ``unit``: snapshot the application, record the deployment (queued), stage its start command."""
+    """Inside ``unit``: snapshot the application, record the deployment (queued), stage its start command;
+    ``commit``: build that commit of a git source (a push's), recorded on the deployment at once."""
     app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
     if app is None:
         raise application_missing(principal, application_id)
     refuse_if_removing(app)
     spec = await _snapshot(deps, unit, app)
-    return await _record(deps, unit, principal, app, spec, options)
+    if commit is not None and isinstance(spec.source, GitSource):
+        spec = spec.model_copy(update={"source": spec.source.model_copy(update={"ref": commit})})
+    return await _record(deps, unit, principal, app, spec, options, commit=commit)
 
 
 async def start(deps: Deps, principal: Principal, application_id: str, options: RolloutOptions) -> dict[str, Any]:

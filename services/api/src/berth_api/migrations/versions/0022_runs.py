@@ -3,8 +3,8 @@
 from berth_api.adapters import runs as t
 from berth_common.db.revision import steps, table
 
-revision = "api_0024"
-down_revision = "api_0020"
+revision = "api_0022"
+down_revision = "api_0021"
 upgrade, downgrade = steps(
     table(
         t.runs,
