@@ -323,3 +323,30 @@ async def test_the_real_engine_every_method_streams_frames_and_an_exec_with_stdi
             pass
         await engines.close()
     assert api._idle == []
+
+
+async def test_aiodocker_s_spelling_of_the_raw_calls(tmp_path: Path):
+    """``_query`` and ``_query_json`` take aiodocker's arguments, so code written against either client runs."""
+    seen: list[str] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request[0])
+            writer.write(answer(200, b'{"status":"a"}\n{"status":"b"}\n'))
+            await writer.drain()
+
+    async with Fake(tmp_path / "e.sock", handler) as fake:
+        api = fake.api()
+        async with api._query("images/create", "POST", params={"fromImage": "x"}, timeout=None) as response:
+            assert response.status == 200
+            assert [line async for line in response.content] == [b'{"status":"a"}\n', b'{"status":"b"}\n']
+        async with api._query("/v1.41/_ping", versioned_api=False) as response:
+            assert (await response.text()).startswith('{"status":"a"}')
+        with pytest.raises(ValueError):  # two JSON values: not one answer
+            await api._query_json("info")
+        await api.close()
+    assert seen == [
+        "POST /v1.41/images/create?fromImage=x HTTP/1.1",
+        "GET /v1.41/_ping HTTP/1.1",
+        "GET /v1.41/info HTTP/1.1",
+    ]
