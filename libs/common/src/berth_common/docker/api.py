@@ -190,7 +190,7 @@ class EngineApi:
         whole, stream = self._payload(body, data)
         head = self._head(method, path, params, headers, None if whole is None else len(whole), versioned)
         retry = method in IDEMPOTENT and stream is None
-        reused = self._take_idle()
+        reused = self._take_idle() if stream is None else None  # a body that cannot be sent twice: a new one
         conn = reused or await self._connect()
         try:
             return conn, await self._send(conn, method, head, whole, stream)
