@@ -2,7 +2,7 @@
 (:mod:`.factory`) through which builder, scheduler, proxy-sync and metrics reach them, and Berth's own client
 of the Engine API (:mod:`.api` over the HTTP of :mod:`.wire`)."""
 
-from berth_common.docker.api import Attached, EngineApi, Response
+from berth_common.docker.api import EngineApi
 from berth_common.docker.engine import (
     API_VERSION,
     DEFAULT_SOCKET,
@@ -15,7 +15,7 @@ from berth_common.docker.engine import (
     local_engine,
 )
 from berth_common.docker.factory import UNREACHABLE, DockerEngines, Resolver, Stream, unreachable
-from berth_common.docker.wire import EngineError
+from berth_common.docker.wire import Attached, EngineError, Response
 
 __all__ = [
     "API_VERSION",

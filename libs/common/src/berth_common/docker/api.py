@@ -24,7 +24,7 @@ from typing import Any
 
 from berth_common.docker import wire
 from berth_common.docker.engine import DockerUnavailable
-from berth_common.docker.wire import Body, EngineError, Response
+from berth_common.docker.wire import Attached, Body, EngineError, Response
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 Connect = Callable[[], Awaitable[Stream]]
@@ -35,39 +35,6 @@ DEFAULT = -1.0  # a request's timeout: the client's own
 _DROPPED = (ConnectionError, asyncio.IncompleteReadError, OSError)
 
 __all__ = ["Attached", "EngineApi", "EngineError", "Response"]
-
-
-class Attached:
-    """A hijacked connection (exec start, container attach): the multiplexed output read frame by frame as
-    the caller asks (the engine is paused meanwhile), stdin written and half-closed."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def read_frame(self) -> tuple[int, bytes] | None:
-        """The next (stream, payload): 1 stdout, 2 stderr; None at the end of the output."""
-        try:
-            header = await self.reader.readexactly(8)
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                return None
-            raise ConnectionResetError("the output was cut inside a frame header") from None
-        size = int.from_bytes(header[4:], "big")
-        return header[0], await self.reader.readexactly(size) if size else b""
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    def close_stdin(self) -> None:
-        """Half-close: the command reads EOF, its output still arrives."""
-        if self.writer.can_write_eof():
-            self.writer.write_eof()
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
 
 
 class EngineApi:

@@ -1,6 +1,7 @@
 """HTTP/1.1 as the Docker Engine API speaks it, on asyncio streams: a request's head and body written, an
 answer's head read and its body taken as it arrives (whole, in chunks, in lines, or as the multiplexed frames
-of an attached or logs stream), and the engine's error answer as :class:`EngineError`.
+of a logs stream), the hijacked connection of an exec or attach (:class:`Attached`), and the engine's error
+answer as :class:`EngineError`.
 
 Pure protocol over a reader and a writer; connections, reuse and timeouts are :mod:`.api`'s.
 """
@@ -8,6 +9,7 @@ Pure protocol over a reader and a writer; connections, reuse and timeouts are :m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -229,3 +231,36 @@ async def frames_of(reader: asyncio.StreamReader | _ChunkReader) -> AsyncIterato
             raise
         size = int.from_bytes(header[4:], "big")
         yield header[0], await reader.readexactly(size) if size else b""
+
+
+class Attached:
+    """A hijacked connection (exec start, container attach): the multiplexed output read frame by frame as
+    the caller asks (the engine is paused meanwhile), stdin written and half-closed."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read_frame(self) -> tuple[int, bytes] | None:
+        """The next (stream, payload): 1 stdout, 2 stderr; None at the end of the output."""
+        try:
+            header = await self.reader.readexactly(8)
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                return None
+            raise ConnectionResetError("the output was cut inside a frame header") from None
+        size = int.from_bytes(header[4:], "big")
+        return header[0], await self.reader.readexactly(size) if size else b""
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def close_stdin(self) -> None:
+        """Half-close: the command reads EOF, its output still arrives."""
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
