@@ -80,7 +80,9 @@ async def test_a_run_is_recorded_sent_once_and_followed_to_its_end(client, membe
     await scheduler.bus.serve("container_logs", answer)
     logs = (await client.get(path + "/logs?tail=5", headers=members.viewer)).json()
     assert logs["lines"] == [{"stream": "stdout", "time": None, "line": "Applying 0001... OK"}]
-    assert asked == [{"team_id": team, "server_id": "local", "container": container, "tail": 5}]
+    assert asked == [
+        {"team_id": team, "server_id": "local", "container": container, "tail": 5, "since": None, "until": None}
+    ]
 
     finished = RunFinished(
         run_id=run["run_id"],

@@ -70,3 +70,26 @@ def test_zstandard_the_s3_client_and_croniter_load_only_when_first_used() -> Non
     assert loaded == "[]"
     assert accept == "gzip, deflate"
     assert after == "True True S3Client S3Client True 2026-12-05T02:00:00+00:00"
+
+
+LOAD_EVERY_MODULE = (
+    "import importlib, pkgutil, sys\n"
+    "from importlib.metadata import entry_points\n"
+    "names = sorted({ep.value.split(':')[0].split('.')[0] for ep in entry_points(group='berth.services')})\n"
+    "names += ['berth_common']\n"
+    "for name in names:\n"
+    "    package = importlib.import_module(name)\n"
+    "    for info in pkgutil.walk_packages(package.__path__, name + '.'):\n"
+    "        if not info.name.endswith('__main__'):\n"
+    "            importlib.import_module(info.name)\n"
+    "print(len(names), sorted(m for m in ('aiohttp', 'aiodocker', 'multidict', 'yarl') if m in sys.modules))\n"
+)
+
+
+def test_no_service_module_loads_aiohttp_or_aiodocker() -> None:
+    """Every module of every service and of berth_common imported: the engines are spoken to by Berth's own
+    client (``berth_common.docker.api``), so aiohttp (and aiodocker, yarl, multidict) stay out of the
+    process."""
+    proc = subprocess.run([sys.executable, "-c", LOAD_EVERY_MODULE], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "7 []"

@@ -9,13 +9,14 @@ it when the team has no registry (air-gapped sites included).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import aiohttp
-
+from berth_common.docker.api import EngineApi
+from berth_common.docker.wire import EngineError
 from berth_common.images import check_ref
 
 API = "/v1.41"
@@ -66,36 +67,40 @@ def load_result(body: str) -> str:
     return loaded
 
 
-def _session(socket_path: str, timeout: float | None) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.UnixConnector(path=socket_path),
-        timeout=aiohttp.ClientTimeout(total=timeout, sock_read=300),
-    )
-
-
 async def deliver_image(source_socket: str, target_socket: str, ref: str, *, timeout: float | None = 3600) -> int:
     """Stream image ``ref`` from the source engine into the target engine; returns the bytes sent."""
     save, load = save_call(ref), load_call()
     sent = 0
-    async with _session(source_socket, timeout) as src, _session(target_socket, timeout) as dst:
-        async with src.request(save.method, f"http://docker{save.path}") as resp:
-            if resp.status != 200:
+    version = API.lstrip("/")
+    async with asyncio.timeout(timeout):
+        async with EngineApi.on_unix(source_socket, version) as src, EngineApi.on_unix(target_socket, version) as dst:
+            try:
+                async with src.stream(save.method, save.path, versioned=False) as resp:
+
+                    async def chunks() -> AsyncIterator[bytes]:
+                        nonlocal sent
+                        async for chunk in resp.chunks():
+                            sent += len(chunk)
+                            yield chunk
+
+                    headers = {"Content-Type": load.content_type or "application/x-tar"}
+                    try:
+                        _, body = await dst.request(
+                            load.method,
+                            load.path,
+                            params=dict(load.params),
+                            data=chunks(),
+                            headers=headers,
+                            timeout=None,
+                            versioned=False,
+                        )
+                    except EngineError as exc:
+                        raise DeliveryError(
+                            f"the target engine refused the image ({exc.status}: {exc.message[:200]})"
+                        ) from None
+            except EngineError as exc:
                 raise DeliveryError(
-                    f"the source engine has no image {ref} ({resp.status}: {(await resp.text())[:200]})"
-                )
-
-            async def chunks() -> AsyncIterator[bytes]:
-                nonlocal sent
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    sent += len(chunk)
-                    yield chunk
-
-            headers = {"Content-Type": load.content_type or "application/x-tar"}
-            async with dst.request(
-                load.method, f"http://docker{load.path}", params=dict(load.params), data=chunks(), headers=headers
-            ) as loaded:
-                body = await loaded.text()
-                if loaded.status != 200:
-                    raise DeliveryError(f"the target engine refused the image ({loaded.status}: {body[:200]})")
-                load_result(body)
+                    f"the source engine has no image {ref} ({exc.status}: {exc.message[:200]})"
+                ) from None
+            load_result(body.decode("utf-8", "replace"))
     return sent

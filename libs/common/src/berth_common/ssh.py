@@ -2,7 +2,7 @@
 
 A remote server's Docker Engine API is reached through its own unix socket forwarded over SSH (no docker
 CLI on the control plane): :class:`SshPool` keeps one connection per server, reconnects with backoff, and
-exposes the engine at a local socket path that the Docker connection factory hands to aiodocker.
+exposes the engine at a local socket path that the Docker connection factory connects its client to.
 
 Host keys are pinned: the first contact (:func:`first_contact`) reads the server's key and its SHA-256
 fingerprint for a person to compare; every later connection accepts that key only, and a changed key is

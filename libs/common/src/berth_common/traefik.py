@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     import aiodocker
 
+    from berth_common.docker import EngineApi
+
 IMAGE_REPOSITORY = "berth/traefik"
 BINARY_IN_IMAGE = "/usr/local/bin/traefik"
 CONFIG_DIR = "/etc/traefik"
@@ -332,10 +334,11 @@ class ImageImportError(Exception):
     """The image is not made: the binary is missing, or the engine answered the import with an error."""
 
 
-async def import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
+async def import_image(client: EngineApi | aiodocker.Docker, tag: str, binary: Path) -> None:
     """Make ``tag`` in ``client``'s engine from the Traefik binary: ``docker import`` of the root file
     system tar (``rootfs_tar``), streamed as it is read. ImageImportError when the binary is missing or the
-    engine's answer names an error; aiodocker's and the connection's own errors are the caller's to name."""
+    engine's answer names an error; the client's and the connection's own errors are the caller's to name.
+    The call is spelt the way both Berth's client and aiodocker's take it (``_query``)."""
     import asyncio
 
     if not await asyncio.to_thread(binary.is_file):

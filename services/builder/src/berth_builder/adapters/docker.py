@@ -12,14 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiodocker
-import aiohttp
-
 from berth_builder.adapters.context import iter_chunks
 from berth_builder.domain.push import EngineCall
 from berth_builder.domain.request import BuildRequest
 from berth_common import labels
-from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, unreachable
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, Response
 
 ObjectSink = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -32,43 +29,38 @@ class DockerClient:
         self.server_id = server_id
 
     @property
-    def docker(self) -> aiodocker.Docker:
-        return self.engines.client(self.server_id)
+    def docker(self) -> EngineApi:
+        return self.engines.api(self.server_id)
 
     async def ping(self) -> bool:
         try:
-            async with self.docker._query("_ping", versioned_api=False) as resp:
-                return resp.status == 200
+            status, _ = await self.docker.request("GET", "_ping", versioned=False)
+            return status == 200
         except Exception:
             return False
 
     async def image_id(self, ref: str) -> str | None:
         try:
-            info = await self.docker.images.inspect(ref)
-        except aiodocker.DockerError as exc:
+            info = await self.docker.get(f"images/{ref}/json")
+        except EngineError as exc:
             if exc.status == 404:
                 return None
-            _raise_if_unreachable(exc)
             raise
         return str(info["Id"])
 
     async def tag(self, image: str, tag: str) -> None:
         repo, _, version = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
-        try:
-            await self.docker.images.tag(image, repo, tag=version)
-        except aiodocker.DockerError as exc:
-            _raise_if_unreachable(exc)
-            raise
+        params = {"repo": repo} | ({"tag": version} if version else {})
+        await self.docker.request("POST", f"images/{image}/tag", params=params)
 
     async def untag(self, tag: str) -> bool:
         """Remove ``tag`` (the image goes with its last tag unless a container uses it); False if absent."""
         try:
-            await self.docker.images.delete(tag, force=False, noprune=False)
+            await self.docker.request("DELETE", f"images/{tag}", params={"force": False, "noprune": False})
             return True
-        except aiodocker.DockerError as exc:
+        except EngineError as exc:
             if exc.status in (404, 409):
                 return False
-            _raise_if_unreachable(exc)
             raise
 
     async def remove_build(self, build_id: str, tag: str) -> list[str]:
@@ -77,15 +69,14 @@ class DockerClient:
         was removed (image ids, the tag)."""
         removed: list[str] = []
         try:
-            found = await self.docker.images.list(filters=labels.label_filter({labels.BUILD: build_id}))
+            found = await self.docker.get("images/json", {"filters": labels.label_filter({labels.BUILD: build_id})})
             for image in found:
-                await self.docker.images.delete(str(image["Id"]), force=True)
+                await self.docker.request("DELETE", f"images/{image['Id']}", params={"force": True})
                 removed.append(str(image["Id"]))
             if await self.untag(tag):
                 removed.append(tag)
-        except aiodocker.DockerError as exc:
+        except EngineError as exc:
             if exc.status not in (404, 409):  # gone already, or in use by a container: left alone
-                _raise_if_unreachable(exc)
                 raise
         return removed
 
@@ -119,28 +110,19 @@ class DockerClient:
 
     async def stream(self, call: EngineCall, on_object: ObjectSink) -> None:
         """Run an engine call that answers with a JSON progress stream (a push), each object to ``on_object``."""
+        opened = False
         try:
-            resp = await self.docker._do_query(
-                call.path,
-                call.method,
-                params=call.params,
-                headers=call.headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            )
-        except aiodocker.DockerError as exc:
-            _raise_if_unreachable(exc)
+            async with self.docker.stream(call.method, call.path, params=call.params, headers=call.headers) as resp:
+                opened = True
+                await _read_stream(resp, on_object)
+        except EngineError as exc:
+            if opened:
+                raise
             await on_object({"error": str(exc.message)})
-            return
-        await self._read_stream(resp, on_object)
 
     async def call(self, call: EngineCall) -> None:
-        """Run an engine call without a body worth reading (tag); raises aiodocker's error on refusal."""
-        try:
-            async with self.docker._query(call.path, call.method, params=call.params, headers=call.headers):
-                pass
-        except aiodocker.DockerError as exc:
-            _raise_if_unreachable(exc)
-            raise
+        """Run an engine call without a body worth reading (tag); raises EngineError on refusal."""
+        await self.docker.request(call.method, call.path, params=call.params, headers=call.headers)
 
     async def _post_build(
         self, query: dict[str, str], context: Path, on_object: ObjectSink, headers: Mapping[str, str]
@@ -150,40 +132,27 @@ class DockerClient:
                 yield chunk
                 await asyncio.sleep(0)
 
+        opened = False
         try:
-            resp = await self.docker._do_query(
-                "build",
-                "POST",
-                params=query,
-                headers={"Content-Type": "application/x-tar", **headers},
-                data=body(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            )
-        except aiodocker.DockerError as exc:
-            _raise_if_unreachable(exc)
+            async with self.docker.stream(
+                "POST", "build", params=query, headers={"Content-Type": "application/x-tar", **headers}, data=body()
+            ) as resp:
+                opened = True
+                await _read_stream(resp, on_object)
+        except EngineError as exc:
+            if opened:
+                raise
             await on_object({"error": f"the Docker engine refused the build: {exc.message}"})
-            return
-        await self._read_stream(resp, on_object)
-
-    async def _read_stream(self, resp: Any, on_object: ObjectSink) -> None:
-        try:
-            buf = b""
-            async for chunk in resp.content.iter_any():
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    await _deliver(raw, on_object)
-            await _deliver(buf, on_object)
-        except aiohttp.ClientConnectionError as exc:
-            raise DockerUnavailable(f"the connection to the Docker engine broke: {exc}") from exc
-        finally:
-            resp.close()
 
 
-def _raise_if_unreachable(exc: aiodocker.DockerError) -> None:
-    """An engine that did not answer is a transient condition: the build is retried."""
-    if unreachable(exc):
-        raise DockerUnavailable(f"the Docker engine did not answer: {exc.message}") from exc
+async def _read_stream(resp: Response, on_object: ObjectSink) -> None:
+    """Each line of a progress stream to ``on_object`` (a line that is no JSON as build output); a stream
+    the engine drops raises DockerUnavailable (the build is retried)."""
+    try:
+        async for raw in resp.lines():
+            await _deliver(raw, on_object)
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        raise DockerUnavailable(f"the connection to the Docker engine broke: {exc}") from exc
 
 
 async def _deliver(raw: bytes, on_object: ObjectSink) -> None:

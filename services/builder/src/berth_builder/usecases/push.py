@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiodocker
-
 from berth_builder.adapters.docker import DockerClient
 from berth_builder.domain import push as dom
 from berth_common import sealing
 from berth_common.catalogue import PushTarget
+from berth_common.docker import EngineError
 
 Say = Callable[[str], Awaitable[None]]
 
@@ -37,7 +36,7 @@ async def push_image(docker: DockerClient, image_tag: str, target: PushTarget, s
     await say(f"pushing {plan.reference} (as {plan.auth.username})")
     try:
         await docker.call(dom.tag_call(image_tag, plan))
-    except aiodocker.DockerError as exc:
+    except EngineError as exc:
         raise PushFailed(f"could not tag {image_tag} as {plan.reference}: {exc.message}") from None
     digests: list[str] = []
     errors: list[str] = []

@@ -23,34 +23,33 @@ from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import server_proxy as sp
 
 if TYPE_CHECKING:
-    import aiodocker
     import asyncssh
+
+    from berth_common.docker import EngineApi
 
 log = get_logger(__name__)
 STATIC_NAME = "traefik.yml"
 
 
-async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
+async def call(client: EngineApi, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
     """Send one call; (status, JSON body). A status not in ``ok`` raises ServerProxyError; an engine that does
     not answer, DockerUnavailable."""
-    from aiodocker.exceptions import DockerError
-
-    from berth_common.docker import DockerUnavailable, unreachable
+    from berth_common.docker import DockerUnavailable, EngineError, unreachable
 
     data = None if c.body is None else json.dumps(c.body)
     try:
-        async with client._query(c.path.lstrip("/"), c.method, data=data, versioned_api=False) as resp:
-            status, text = resp.status, await resp.text()
-    except DockerError as exc:
+        status, raw = await client.request(c.method, c.path, data=data, versioned=False)
+    except EngineError as exc:
         if exc.status in ok:
             return exc.status, None
-        if unreachable(exc):
-            raise DockerUnavailable(f"{c.method} {c.path}: {exc.message}") from None
         raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {exc.status}: {exc.message}") from None
+    except DockerUnavailable:
+        raise
     except Exception as exc:
         if unreachable(exc):
             raise DockerUnavailable(f"{c.method} {c.path}: {exc}") from None
         raise
+    text = raw.decode("utf-8", "replace")
     if status not in ok:
         raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {status}: {text[:300]}")
     try:
@@ -59,27 +58,27 @@ async def call(client: aiodocker.Docker, c: sp.Call, ok: tuple[int, ...] = (200,
         return status, None
 
 
-async def log_tail(client: aiodocker.Docker, name: str = sp.CONTAINER, tail: int = sp.LOG_TAIL_LINES) -> str:
+async def log_tail(client: EngineApi, name: str = sp.CONTAINER, tail: int = sp.LOG_TAIL_LINES) -> str:
     """The last ``tail`` lines the server's Traefik container wrote (its log: the CA's answers are there),
     read through the server's client of the Docker connection factory."""
     c = sp.container_logs(name, tail)
-    async with client._query(c.path.lstrip("/"), c.method, versioned_api=False) as resp:
-        return sp.demux_logs(await resp.read())
+    _, data = await client.request(c.method, c.path.lstrip("/"), versioned=False)
+    return sp.demux_logs(data)
 
 
-async def _import_image(client: aiodocker.Docker, tag: str, binary: Path) -> None:
+async def _import_image(client: EngineApi, tag: str, binary: Path) -> None:
     """Make ``tag`` in the server's engine from the Traefik binary (``berth_common.traefik.import_image``)."""
-    from aiodocker.exceptions import DockerError
+    from berth_common.docker import EngineError
 
     try:
         await tr.import_image(client, tag, binary)
     except tr.ImageImportError as exc:
         raise sp.ServerProxyError(f"on the server: {exc}") from None
-    except DockerError as exc:
+    except EngineError as exc:
         raise sp.ServerProxyError(f"importing {tag} on the server failed: {exc.message}") from None
 
 
-async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_port: int, https: dict[str, Any]) -> None:
+async def _start_new(client: EngineApi, image: str, host_dir: str, web_port: int, https: dict[str, Any]) -> None:
     """Make and start the container; while its start finds no network (a Swarm's overlay made moments
     before), remove it, wait and make it again, a bounded number of times."""
     for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
@@ -96,7 +95,7 @@ async def _start_new(client: aiodocker.Docker, image: str, host_dir: str, web_po
 
 
 async def ensure(
-    client: aiodocker.Docker,
+    client: EngineApi,
     conn: asyncssh.SSHClientConnection,
     *,
     root: str,

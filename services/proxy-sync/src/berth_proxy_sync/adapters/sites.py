@@ -7,7 +7,7 @@ entry point on the server's Berth network: the API is never published). Both off
 (async: write, delete, sync of several names) and ``traefik`` (``TraefikApi``), so a route change is carried out the same
 way on either.
 
-asyncssh, aiodocker and ``berth_common.traefik`` are loaded when the first remote site opens: a proxy-sync
+asyncssh and ``berth_common.traefik`` are loaded when the first remote site opens: a proxy-sync
 that routes only locally never carries them.
 """
 
@@ -175,7 +175,7 @@ class RemoteSites:
         await connect_server(engines, pool, server_id, target)
         conn = await pool.connection(server_id, target)
         api_address, remote = await server_proxy.ensure(
-            engines.client(server_id),
+            engines.api(server_id),
             conn,
             root=self.root,
             server_id=server_id,

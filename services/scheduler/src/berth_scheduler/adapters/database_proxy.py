@@ -42,14 +42,13 @@ async def put_file(docker: DockerExecutor, container: str, path: str, data: byte
     """Write ``data`` at ``path`` in the (created, not necessarily started) container."""
 
     async def put() -> None:
-        async with docker.docker._query(
-            f"containers/{container}/archive",
+        await docker.docker.request(
             "PUT",
+            f"containers/{container}/archive",
             params={"path": posixpath.dirname(path)},
             data=file_tar(path, data),
             headers={"Content-Type": "application/x-tar"},
-        ):
-            pass
+        )
 
     await docker._call(f"put {path} into {container}", put())
 

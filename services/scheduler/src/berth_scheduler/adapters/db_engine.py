@@ -21,21 +21,20 @@ class DatabaseEngine:
     def __init__(self, docker: DockerExecutor) -> None:
         self.docker = docker
 
-    def _volumes(self) -> Any:
-        return self.docker.docker.volumes
-
     async def ensure_volume(self, body: dict[str, Any]) -> None:
         name = body["Name"]
         try:
-            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+            await self.docker._call(f"inspect volume {name}", self.docker.docker.get(f"volumes/{name}"))
         except DockerOperationError as exc:
             if exc.status != 404:
                 raise
-            await self.docker._call(f"create volume {name}", self._volumes().create(body))
+            await self.docker._call(
+                f"create volume {name}", self.docker.docker.json("POST", "volumes/create", body=body)
+            )
 
     async def volume_exists(self, name: str) -> bool:
         try:
-            await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
+            await self.docker._call(f"inspect volume {name}", self.docker.docker.get(f"volumes/{name}"))
         except DockerOperationError as exc:
             if exc.status == 404:
                 return False
@@ -44,15 +43,15 @@ class DatabaseEngine:
 
     async def remove_volume(self, name: str) -> None:
         try:
-            volume = await self.docker._call(f"inspect volume {name}", self._volumes().get(name))
-            await self.docker._call(f"remove volume {name}", volume.delete())
+            await self.docker._call(f"inspect volume {name}", self.docker.docker.get(f"volumes/{name}"))
+            await self.docker._call(f"remove volume {name}", self.docker.docker.request("DELETE", f"volumes/{name}"))
         except DockerOperationError as exc:
             if exc.status != 404:
                 raise
 
     async def has_image(self, image: str) -> bool:
         try:
-            await self.docker._call(f"inspect image {image}", self.docker.docker.images.inspect(image))
+            await self.docker._call(f"inspect image {image}", self.docker.docker.get(f"images/{image}/json"))
         except DockerOperationError as exc:
             if exc.status == 404:
                 return False
@@ -61,11 +60,10 @@ class DatabaseEngine:
 
     async def pull(self, image: str, timeout_s: float = 600) -> None:
         """Pull ``image`` (a server without a registry answers with the reason)."""
-        await self.docker._call(f"pull {image}", self.docker.docker.images.pull(image), timeout_s)
+        await self.docker._call(f"pull {image}", self.docker.pull(image), timeout_s)
 
     async def restart(self, name: str, timeout_s: int) -> None:
-        container = self.docker.docker.containers.container(name)
-        await self.docker._call(f"restart {name}", container.restart(t=timeout_s), timeout_s + 60)
+        await self.docker.restart(name, timeout_s)
 
     async def run(self, name: str, command: Exec, timeout_s: float = 30) -> ExecResult:
         """Run ``command`` in the container, its secrets in the exec's environment."""

@@ -12,12 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import aiodocker
-import aiohttp
-from aiodocker.exceptions import DockerError
-from aiodocker.volumes import DockerVolume
-
-from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError
+from berth_common.docker.logframes import frames
 from berth_common.labels import label_filter
 from berth_scheduler.domain.containers import ContainerSpec
 
@@ -59,20 +55,18 @@ class DockerExecutor:
         self.call_timeout_s = call_timeout_s
 
     @property
-    def docker(self) -> aiodocker.Docker:
-        return self.engines.client(self.server_id)
+    def docker(self) -> EngineApi:
+        return self.engines.api(self.server_id)
 
     async def _call(self, what: str, coro: Any, timeout: float | None = None) -> Any:
         try:
             return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
-        except DockerError as exc:
-            if exc.status == 900:  # aiodocker's code for "cannot connect to the engine"
-                raise DockerUnavailable(f"the Docker engine is not reachable ({what}): {exc.message}") from None
+        except EngineError as exc:
             msg = f"docker {what}: {exc.message}"
             if _PORT_IN_USE.search(exc.message or ""):
                 raise PortInUseError(msg, exc.status) from None
             raise DockerOperationError(msg, exc.status) from None
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+        except (DockerUnavailable, FileNotFoundError, ConnectionError) as exc:
             raise DockerUnavailable(f"the Docker engine is not reachable ({what}): {exc}") from None
         except TimeoutError:
             raise DockerUnavailable(f"the Docker engine did not answer {what} in time") from None
@@ -81,13 +75,13 @@ class DockerExecutor:
 
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         try:
-            await self._call(f"inspect network {name}", self.docker.networks.get(name))
+            await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
         except DockerOperationError as exc:
             if exc.status != 404:
                 raise
             config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
             try:
-                await self._call(f"create network {name}", self.docker.networks.create(config))
+                await self._call(f"create network {name}", self.docker.json("POST", "networks/create", body=config))
             except DockerOperationError as again:
                 if again.status != 409:
                     raise
@@ -96,8 +90,9 @@ class DockerExecutor:
         """``POST /networks/{network}/connect`` with ``body`` (``domain/compose.connect_body``); a container
         already on the network is left as it is (a repeated step)."""
         try:
-            net = await self._call(f"inspect network {network}", self.docker.networks.get(network))
-            await self._call(f"connect {body.get('Container')} to {network}", net.connect(body))
+            net = await self._call(f"inspect network {network}", self.docker.get(f"networks/{network}"))
+            connect = self.docker.request("POST", f"networks/{net['Id']}/connect", body=body)
+            await self._call(f"connect {body.get('Container')} to {network}", connect)
         except DockerOperationError as exc:
             if "already exists" not in str(exc):
                 raise
@@ -105,8 +100,8 @@ class DockerExecutor:
     async def remove_network(self, name: str) -> bool:
         """Remove a network no container uses; False when it was not there."""
         try:
-            net = await self._call(f"inspect network {name}", self.docker.networks.get(name))
-            await self._call(f"remove network {name}", net.delete())
+            net = await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
+            await self._call(f"remove network {name}", self.docker.request("DELETE", f"networks/{net['Id']}"))
             return True
         except DockerOperationError as exc:
             if exc.status == 404:
@@ -117,17 +112,17 @@ class DockerExecutor:
 
     async def ensure_volume(self, body: dict[str, Any]) -> None:
         """Create the named volume of ``body`` (``domain/volumes.py``); an existing one is kept as it is."""
-        await self._call(f"create volume {body['Name']}", self.docker.volumes.create(body))  # type: ignore[no-untyped-call]
+        await self._call(f"create volume {body['Name']}", self.docker.json("POST", "volumes/create", body=body))
 
     async def list_volumes(self, labels: dict[str, str]) -> list[str]:
         """The names of the volumes carrying every label given."""
-        found = await self._call("list volumes", self.docker.volumes.list(filters=label_filter(labels)))  # type: ignore[no-untyped-call]
+        found = await self._call("list volumes", self.docker.get("volumes", {"filters": label_filter(labels)}))
         return sorted(str(v["Name"]) for v in (found or {}).get("Volumes") or [])
 
     async def remove_volume(self, name: str) -> bool:
         """Remove a volume no container uses; False when it was already gone."""
         try:
-            await self._call(f"remove volume {name}", DockerVolume(self.docker, name).delete())  # type: ignore[no-untyped-call]
+            await self._call(f"remove volume {name}", self.docker.request("DELETE", f"volumes/{name}"))
             return True
         except DockerOperationError as exc:
             if exc.status == 404:
@@ -137,7 +132,7 @@ class DockerExecutor:
     async def volume_usage(self) -> dict[str, Any]:
         """``GET /system/df?type=volume``: the engine's volumes with ``UsageData.Size`` (an engine older than
         API 1.42 answers every kind of object; only ``Volumes`` is read)."""
-        data = await self._call("disk usage", self.docker._query_json("system/df", params={"type": "volume"}))
+        data = await self._call("disk usage", self.docker.get("system/df", {"type": "volume"}))
         return data if isinstance(data, dict) else {}
 
     # --- containers --------------------------------------------------------------------------------
@@ -145,10 +140,8 @@ class DockerExecutor:
     async def create(self, spec: ContainerSpec) -> str:
         """Create the container; an existing one of the same name is returned (a repeated step)."""
         try:
-            container = await self._call(
-                f"create {spec.name}", self.docker.containers.create(spec.body, name=spec.name)
-            )
-            return str(container.id)
+            container = await self._call(f"create {spec.name}", self._create(spec))
+            return str(container["Id"])
         except DockerOperationError as exc:
             if exc.status == 409:
                 info = await self.inspect(spec.name)
@@ -165,7 +158,7 @@ class DockerExecutor:
         name (a repeated step). One engine call on the usual path."""
         for _ in range(3):
             try:
-                await self._call(f"create {spec.name}", self.docker.containers.create(spec.body, name=spec.name))
+                await self._call(f"create {spec.name}", self._create(spec))
                 return None
             except DockerOperationError as exc:
                 if exc.status == 404:
@@ -179,26 +172,39 @@ class DockerExecutor:
                 return info
         raise DockerOperationError(f"docker create {spec.name}: the name is taken by a container that keeps going away")
 
+    def _create(self, spec: ContainerSpec) -> Any:
+        return self.docker.json("POST", "containers/create", params={"name": spec.name}, body=spec.body)
+
     async def start(self, name: str) -> None:
-        await self._call(f"start {name}", self.docker.containers.container(name).start())
+        await self._call(f"start {name}", self.docker.request("POST", f"containers/{name}/start"))
+
+    async def restart(self, name: str, timeout_s: int | None = None) -> None:
+        """Stop (SIGKILL after ``timeout_s``; None: the container's own) and start the container again."""
+        params = {} if timeout_s is None else {"t": timeout_s}
+        wait = (timeout_s or 10) + self.call_timeout_s
+        await self._call(
+            f"restart {name}",
+            self.docker.request("POST", f"containers/{name}/restart", params=params, timeout=None),
+            wait,
+        )
 
     async def inspect(self, name: str) -> dict[str, Any] | None:
         try:
-            container = await self._call(f"inspect {name}", self.docker.containers.get(name))
+            data: dict[str, Any] = await self._call(f"inspect {name}", self.docker.get(f"containers/{name}/json"))
         except DockerOperationError as exc:
             if exc.status == 404:
                 return None
             raise
-        data: dict[str, Any] = container._container
         return data
 
     async def stop(self, name: str, timeout_s: int | None = None, *, max_wait_s: float = 3600.0) -> None:
         """SIGTERM (the image's stop signal), then SIGKILL after ``timeout_s`` (None: the container's own
         ``StopTimeout``, set from the deployment that created it); gone or stopped is fine."""
-        container = self.docker.containers.container(name)
+        params = {} if timeout_s is None else {"t": timeout_s}
         wait = (timeout_s if timeout_s is not None else max_wait_s) + self.call_timeout_s
+        stop = self.docker.request("POST", f"containers/{name}/stop", params=params, timeout=None)
         try:
-            await self._call(f"stop {name}", container.stop(t=timeout_s), wait)
+            await self._call(f"stop {name}", stop, wait)
         except DockerOperationError as exc:
             if exc.status not in (304, 404):
                 raise
@@ -206,7 +212,8 @@ class DockerExecutor:
     async def remove(self, name: str) -> None:
         """Remove (killing it if it still runs); an absent container is already removed."""
         try:
-            await self._call(f"remove {name}", self.docker.containers.container(name).delete(force=True, v=True))
+            params = {"force": True, "v": True}
+            await self._call(f"remove {name}", self.docker.request("DELETE", f"containers/{name}", params=params))
         except DockerOperationError as exc:
             if exc.status == 404 or ("removal of container" in str(exc) and "already in progress" in str(exc)):
                 return
@@ -214,17 +221,17 @@ class DockerExecutor:
 
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying every label given."""
-        found = await self._call("list containers", self.docker.containers.list(all=True, filters=label_filter(labels)))
+        params = {"all": True, "filters": label_filter(labels)}
+        found = await self._call("list containers", self.docker.get("containers/json", params))
         out = []
-        for c in found:
-            raw = c._container
+        for raw in found:
             names = [n.lstrip("/") for n in raw.get("Names") or []]
             out.append(ContainerInfo(raw["Id"], names[0] if names else raw["Id"], raw.get("State", ""), raw["Labels"]))
         return sorted(out, key=lambda i: i.name)
 
     async def list_images(self, labels: dict[str, str]) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
         """(image id, repo tags, labels) of the images carrying every label."""
-        found = await self._call("list images", self.docker.images.list(filters=label_filter(labels)))
+        found = await self._call("list images", self.docker.get("images/json", {"filters": label_filter(labels)}))
         return [
             (str(i["Id"]), tuple(t for t in (i.get("RepoTags") or []) if t != "<none>:<none>"), i.get("Labels") or {})
             for i in found
@@ -233,19 +240,32 @@ class DockerExecutor:
     async def image_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository`` on this server (``<repository>:<tag>``)."""
         filters = {"reference": [repository]}
-        found = await self._call("list images", self.docker.images.list(filters=filters))
+        found = await self._call("list images", self.docker.get("images/json", {"filters": filters}))
         prefix = f"{repository}:"
         return sorted({t for i in found for t in (i.get("RepoTags") or []) if t.startswith(prefix)})
 
     async def untag_image(self, tag: str) -> bool:
         """Remove one tag (the image goes with its last tag). False if an existing container still uses it."""
         try:
-            await self._call("remove image", self.docker.images.delete(tag, force=False, noprune=False))
+            params = {"force": False, "noprune": False}
+            await self._call("remove image", self.docker.request("DELETE", f"images/{tag}", params=params))
             return True
         except DockerOperationError as exc:
             if exc.status in (404, 409):
                 return exc.status == 404
             raise
+
+    async def pull(self, image: str) -> None:
+        """``POST /images/create`` of ``image`` (``latest`` when it names no tag or digest) read to its end; an
+        error in the progress stream raises EngineError (status 0) with the engine's words."""
+        params = {"fromImage": image}
+        if "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
+            params["tag"] = "latest"
+        async with self.docker.stream("POST", "images/create", params=params) as response:
+            async for message in response.json_lines():
+                if isinstance(message, dict) and (message.get("error") or message.get("errorDetail")):
+                    detail = message.get("errorDetail") or {}
+                    raise EngineError(0, str(detail.get("message") or message.get("error")))
 
     async def exec(
         self, name: str, argv: list[str], timeout_s: float, *, env: dict[str, str] | None = None, user: str = ""
@@ -255,17 +275,23 @@ class DockerExecutor:
         output."""
 
         async def run() -> ExecResult:
-            container = self.docker.containers.container(name)
-            ex = await container.exec(argv, stdout=True, stderr=True, environment=env, user=user)
+            config = {"Cmd": argv, "AttachStdout": True, "AttachStderr": True, "AttachStdin": False, "Tty": False}
+            config |= {"Env": [f"{k}={v}" for k, v in (env or {}).items()]} if env else {}
+            config |= {"User": user} if user else {}
+            made = await self.docker.json("POST", f"containers/{name}/exec", body=config)
+            exec_id = str(made["Id"])
             chunks: list[bytes] = []
-            async with ex.start(detach=False) as stream:
-                while (msg := await stream.read_out()) is not None:
+            stream = await self.docker.attach("POST", f"exec/{exec_id}/start", body={"Detach": False, "Tty": False})
+            try:
+                while (frame := await stream.read_frame()) is not None:
                     if sum(len(c) for c in chunks) < 8192:
-                        chunks.append(msg.data)
-            info = await ex.inspect()
+                        chunks.append(frame[1])
+            finally:
+                await stream.close()
+            info = await self.docker.get(f"exec/{exec_id}/json")
             while info.get("Running"):
                 await asyncio.sleep(0.02)
-                info = await ex.inspect()
+                info = await self.docker.get(f"exec/{exec_id}/json")
             code = info.get("ExitCode")
             return ExecResult(int(code) if code is not None else -1, b"".join(chunks).decode(errors="replace"))
 
@@ -273,15 +299,21 @@ class DockerExecutor:
         return result
 
     async def logs(self, name: str, tail: int = 20) -> str:
+        """The container's last ``tail`` lines of output, stdout and stderr as they came ("" when unknown)."""
+
+        async def read() -> str:
+            info = await self.docker.get(f"containers/{name}/json")
+            params = {"stdout": True, "stderr": True, "follow": False, "tail": tail}
+            _, data = await self.docker.request("GET", f"containers/{name}/logs", params=params, timeout=None)
+            if (info.get("Config") or {}).get("Tty"):
+                return data.decode("utf-8", "replace")
+            return b"".join(payload for _, payload in frames(data)).decode("utf-8", "replace")
+
         try:
-            lines = await self._call(
-                f"logs of {name}",
-                self.docker.containers.container(name).log(stdout=True, stderr=True, tail=tail),
-                10,
-            )
+            text: str = await self._call(f"logs of {name}", read(), 10)
         except (DockerOperationError, DockerUnavailable):
             return ""
-        return "".join(lines)[-4000:]
+        return text[-4000:]
 
 
 def host_port_of(info: dict[str, Any], container_port: int) -> int | None:

@@ -10,20 +10,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-from aiodocker.exceptions import DockerError
-
 from berth_common.docker import DockerUnavailable
 from berth_common.docker.logframes import Line, LineReader
+from berth_common.docker.wire import EngineError
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
-
-CHUNK = 64 * 1024
 
 
 def _failure(name: str, exc: BaseException) -> Exception:
-    if isinstance(exc, DockerError):
-        if exc.status == 900:
-            return DockerUnavailable(f"the Docker engine is not reachable (logs of {name}): {exc.message}")
+    if isinstance(exc, EngineError):
         return DockerOperationError(f"docker logs of {name}: {exc.message}", exc.status)
     return DockerUnavailable(f"the Docker engine is not reachable (logs of {name}): {exc}")
 
@@ -31,10 +25,10 @@ def _failure(name: str, exc: BaseException) -> Exception:
 async def chunks(docker: DockerExecutor, name: str, params: dict[str, str]) -> AsyncIterator[bytes]:
     """The engine's answer as it comes (a followed log never ends by itself: the caller stops reading)."""
     try:
-        async with docker.docker._query(f"containers/{name}/logs", method="GET", params=params, timeout=None) as r:
-            async for chunk in r.content.iter_chunked(CHUNK):
+        async with docker.docker.stream("GET", f"containers/{name}/logs", params=params) as response:
+            async for chunk in response.chunks():
                 yield chunk
-    except (DockerError, aiohttp.ClientError, ConnectionError, FileNotFoundError) as exc:
+    except (EngineError, DockerUnavailable, ConnectionError, FileNotFoundError) as exc:
         raise _failure(name, exc) from None
 
 

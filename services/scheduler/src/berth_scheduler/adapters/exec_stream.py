@@ -15,8 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiodocker.exceptions import DockerError
-
+from berth_common.docker import Attached as EngineStream
 from berth_common.docker import DockerUnavailable
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.domain.dumps import Exec
@@ -29,31 +28,32 @@ class Attached:
     of stderr kept, stdin written and half-closed. ``tool`` names the command in error messages."""
 
     tool = "the command"
-    _stream: Any = None
+    _stream: EngineStream | None = None
     stderr = b""
 
     async def write(self, data: bytes) -> None:
-        await self._stream.write_in(data)
+        assert self._stream is not None
+        await self._stream.write(data)
 
     async def close_stdin(self) -> None:
         """Half-close the attached connection: the command reads EOF, its output still arrives."""
-        transport = self._stream._resp.connection.transport  # aiodocker's Stream has no half-close of its own
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
+        if self._stream is not None:
+            self._stream.close_stdin()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """stdout, chunk by chunk, until the command closes it (stderr is kept in :attr:`stderr`)."""
+        assert self._stream is not None
         while True:
             try:
-                msg = await self._stream.read_out()
-            except (DockerError, OSError) as exc:
+                frame = await self._stream.read_frame()
+            except (OSError, asyncio.IncompleteReadError) as exc:
                 raise DockerUnavailable(f"the output of {self.tool} was cut: {exc}") from None
-            if msg is None:
+            if frame is None:
                 return
-            if msg.stream == 2:
-                self.stderr = (self.stderr + msg.data)[-STDERR_KEEP:]
-            else:
-                yield msg.data
+            if frame[0] == 2:
+                self.stderr = (self.stderr + frame[1])[-STDERR_KEEP:]
+            elif frame[1]:
+                yield frame[1]
 
     async def drain(self) -> bytes:
         """Read to the end; the stdout collected (for small outputs: a command's answer)."""
@@ -71,22 +71,27 @@ class ExecStream(Attached):
         self.docker, self.container, self.command = docker, container, command
         self.stdin = stdin or bool(command.stdin)
         self.tool = command.argv[0]
-        self._exec: Any = None
-        self._stream: Any = None
+        self._exec = ""
+        self._stream: EngineStream | None = None
         self.stderr = b""
 
     async def __aenter__(self) -> ExecStream:
-        container = self.docker.docker.containers.container(self.container)
         what = f"exec {self.command.argv[0]} in {self.container}"
+        config: dict[str, Any] = {
+            "Cmd": list(self.command.argv),
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "AttachStdin": self.stdin,
+            "Tty": False,
+        }
+        if self.command.env:
+            config["Env"] = [f"{k}={v}" for k, v in self.command.env.items()]
+        api = self.docker.docker
         try:
-            self._exec = await self.docker._call(
-                what,
-                container.exec(
-                    self.command.argv, stdout=True, stderr=True, stdin=self.stdin, environment=self.command.env
-                ),
-            )
-            self._stream = self._exec.start(detach=False)
-            await self.docker._call(what, self._stream._init())
+            made = await self.docker._call(what, api.json("POST", f"containers/{self.container}/exec", body=config))
+            self._exec = str(made["Id"])
+            start = api.attach("POST", f"exec/{self._exec}/start", body={"Detach": False, "Tty": False})
+            self._stream = await self.docker._call(what, start)
         except DockerOperationError as exc:
             if exc.status == 404:
                 raise DockerOperationError(f"container {self.container} does not exist", 404) from None
@@ -107,7 +112,7 @@ class ExecStream(Attached):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            info = await self.docker._call("inspect exec", self._exec.inspect())
+            info = await self.docker._call("inspect exec", self.docker.docker.get(f"exec/{self._exec}/json"))
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 return int(code) if code is not None else -1

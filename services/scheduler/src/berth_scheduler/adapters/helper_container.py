@@ -20,16 +20,16 @@ class HelperContainer(Attached):
         self.docker, self.name, self.body = docker, name, body
         self.tool = str(body["Cmd"][0])
         self.stdin = bool(body.get("OpenStdin"))
-        self._stream: Any = None
+        self._stream = None
         self.stderr = b""
 
     async def __aenter__(self) -> HelperContainer:
         await create(self.docker, self.name, self.body)
         try:
-            container = self.docker.docker.containers.container(self.name)
-            self._stream = container.attach(stdout=True, stderr=True, stdin=self.stdin)
-            await self.docker._call(f"attach {self.name}", self._stream._init())
-            await self.docker._call(f"start {self.name}", container.start())
+            params = {"stream": True, "stdout": True, "stderr": True, "stdin": self.stdin}
+            attach = self.docker.docker.attach("POST", f"containers/{self.name}/attach", params=params)
+            self._stream = await self.docker._call(f"attach {self.name}", attach)
+            await self.docker.start(self.name)
         except BaseException:
             await self._remove()
             raise
@@ -49,8 +49,8 @@ class HelperContainer(Attached):
 
     async def exit_code(self, timeout_s: float = 60.0) -> int:
         """The helper's exit code once it ended (-1 if the engine cannot say)."""
-        container = self.docker.docker.containers.container(self.name)
-        info = await self.docker._call(f"wait {self.name}", container.wait(), timeout_s)
+        wait = self.docker.docker.json("POST", f"containers/{self.name}/wait", timeout=None)
+        info = await self.docker._call(f"wait {self.name}", wait, timeout_s)
         code = (info or {}).get("StatusCode")
         return int(code) if code is not None else -1
 
@@ -59,7 +59,8 @@ async def create(docker: DockerExecutor, name: str, body: dict[str, Any]) -> Non
     """Create the helper ``name`` (not started), a leftover of the same name removed first."""
     await docker.remove(name)
     try:
-        await docker._call(f"create {name}", docker.docker.containers.create(body, name=name))
+        made = docker.docker.json("POST", "containers/create", params={"name": name}, body=body)
+        await docker._call(f"create {name}", made)
     except DockerOperationError as exc:
         if exc.status == 404 and "volume" not in str(exc).lower():
             raise DockerOperationError(f"image {body['Image']!r} is not on server {docker.server_id}", 404) from None

@@ -9,13 +9,10 @@ become :class:`PullError` with the engine's words; the engine itself not answeri
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-from aiodocker.exceptions import DockerError
-
+from berth_common.docker import DockerUnavailable, EngineError
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.domain.images import PullCall, stream_error
 
@@ -38,12 +35,12 @@ class ImageRegistry:
     async def local(self, image: str) -> list[str] | None:
         """The image's ``RepoDigests`` when it is on this server (possibly empty), None when it is not."""
         try:
-            info = await asyncio.wait_for(self.docker.docker.images.inspect(image), self.call_timeout_s)
-        except DockerError as exc:
+            info = await asyncio.wait_for(self.docker.docker.get(f"images/{image}/json"), self.call_timeout_s)
+        except EngineError as exc:
             if exc.status == 404:
                 return None
             raise DockerOperationError(f"docker inspect image {image}: {exc.message}", exc.status) from None
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+        except (DockerUnavailable, FileNotFoundError, ConnectionError) as exc:
             raise EngineUnreachableError(f"the Docker engine is not reachable (inspect image): {exc}") from None
         except TimeoutError:
             raise EngineUnreachableError("the Docker engine did not answer inspect image in time") from None
@@ -53,18 +50,9 @@ class ImageRegistry:
         """Run the pull, handing every stream message to ``on_message``; raises :class:`PullError`."""
 
         async def run() -> None:
-            cm = self.docker.docker._query(
-                call.path, call.method, params=dict(call.params), headers=dict(call.headers), timeout=None
-            )
+            cm = self.docker.docker.stream(call.method, call.path, params=dict(call.params), headers=dict(call.headers))
             async with cm as response:
-                async for raw in response.content:
-                    line = raw.strip()
-                    if not line:
-                        continue
-                    try:
-                        message = json.loads(line)
-                    except ValueError:
-                        continue
+                async for message in response.json_lines():
                     if not isinstance(message, dict):
                         continue
                     error = stream_error(message)
@@ -74,11 +62,9 @@ class ImageRegistry:
 
         try:
             await asyncio.wait_for(run(), timeout_s)
-        except DockerError as exc:
-            if exc.status == 900:  # aiodocker's code for "cannot connect to the engine"
-                raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc.message}") from None
+        except EngineError as exc:
             raise PullError(str(exc.message)) from None
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionError) as exc:
+        except (DockerUnavailable, FileNotFoundError, ConnectionError) as exc:
             raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc}") from None
         except TimeoutError:
             raise PullError(f"the pull did not finish within {timeout_s:g}s (timed out)") from None

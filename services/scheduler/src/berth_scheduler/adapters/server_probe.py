@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiodocker.exceptions import DockerError
-
 from berth_common import ssh, ssh_keys
-from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
+from berth_common.docker import DockerEngines, DockerUnavailable, EngineError, local_engine
 from berth_common.docker.remote import connect_server
 from berth_scheduler.domain import servers as dom
 
@@ -24,7 +22,7 @@ async def _engine_facts(
     await connect_server(engines, pool, server_id, target)
     version = await engines.version(server_id, timeout)
     async with asyncio.timeout(timeout):
-        info: dict[str, object] = dict(await engines.client(server_id).system.info())
+        info: dict[str, object] = dict(await engines.api(server_id).get("info"))
     return version, info
 
 
@@ -70,7 +68,7 @@ async def _probe(
         return facts
     try:
         version, info = await _engine_facts(engines, pool, server_id, target, timeout)
-    except (ssh.SshError, DockerUnavailable, DockerError, OSError, TimeoutError) as exc:
+    except (ssh.SshError, DockerUnavailable, EngineError, OSError, TimeoutError) as exc:
         facts.socket_usable, facts.socket_error = False, str(exc) or type(exc).__name__
         return facts
     facts.docker_version = str(version.get("Version") or "") or None

@@ -7,9 +7,9 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
+from berth_common.docker import API_VERSION, DockerUnavailable, EngineApi, EngineError
 
-API = "/v1.41"
+API = f"/{API_VERSION}"
 
 
 class SwarmError(RuntimeError):
@@ -33,19 +33,17 @@ class SwarmEngine:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        connector = aiohttp.UnixConnector(path=self.socket_path)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            url = f"http://docker{API}{path}"
-            async with http.request(method, url, json=body, params=params, headers=headers) as resp:
-                text = await resp.text()
-                if resp.status >= 400:
-                    try:
-                        message = json.loads(text).get("message", text)
-                    except (ValueError, AttributeError):
-                        message = text
-                    raise SwarmError(f"{method} {path}: {message}", resp.status)
-                return json.loads(text) if text.strip() else None
+        async with EngineApi.on_unix(self.socket_path, API_VERSION, timeout_s=self.timeout) as http:
+            try:
+                _, raw = await http.request(
+                    method, f"{API}{path}", body=body, params=params, headers=headers, versioned=False
+                )
+            except EngineError as exc:
+                raise SwarmError(f"{method} {path}: {exc.message}", exc.status) from None
+            except DockerUnavailable as exc:
+                raise ConnectionError(f"{method} {path}: {exc}") from exc
+            text = raw.decode("utf-8", "replace")
+            return json.loads(text) if text.strip() else None
 
     async def _found(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         """The answer, or None when the engine has no such thing (404)."""

@@ -194,9 +194,7 @@ class Restores:
         for step in plan.finish:
             await run_small(docker, target.container, step)
         if plan.restart:
-            await docker._call(
-                f"restart {target.container}", docker.docker.containers.container(target.container).restart()
-            )
+            await docker.restart(target.container)
 
     async def _volume(
         self, msg: RestoreBackup, delivery: Delivery, docker: DockerExecutor, target: VolumeSource

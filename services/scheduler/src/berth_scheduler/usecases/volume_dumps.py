@@ -46,8 +46,7 @@ async def helper_image(docker: DockerExecutor, server_id: str, socket: Socket | 
 async def volume_labels(docker: DockerExecutor, name: str) -> dict[str, str] | None:
     """The volume's labels ({} when it has none); None when there is no such volume."""
     try:
-        volume = await docker._call(f"inspect volume {name}", docker.docker.volumes.get(name))  # type: ignore[no-untyped-call]
-        info = await docker._call(f"inspect volume {name}", volume.show())
+        info = await docker._call(f"inspect volume {name}", docker.docker.get(f"volumes/{name}"))
     except DockerOperationError as exc:
         if exc.status == 404:
             return None
@@ -71,7 +70,9 @@ async def prepare_target(
     if labels is None:
         await docker._call(
             f"create volume {target.volume}",
-            docker.docker.volumes.create(dom.volume_body(target.volume, target.application_id, team_id)),  # type: ignore[no-untyped-call]
+            docker.docker.json(
+                "POST", "volumes/create", body=dom.volume_body(target.volume, target.application_id, team_id)
+            ),
         )
         return True
     if dom.foreign(labels, team_id):
