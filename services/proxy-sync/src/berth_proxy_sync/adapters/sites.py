@@ -135,7 +135,7 @@ def local_site(
 async def _server_log(engines: DockerEngines, server_id: str) -> str:
     from berth_proxy_sync.adapters.server_proxy import log_tail
 
-    return await log_tail(engines.client(server_id))
+    return await log_tail(engines.api(server_id))
 
 
 @dataclass
