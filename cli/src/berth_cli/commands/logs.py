@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -34,9 +35,20 @@ def show(line: dict[str, Any], timestamps: bool, as_json: bool) -> None:
     typer.echo(json.dumps(line, ensure_ascii=False) if as_json else format_line(line, timestamps))
 
 
+def passed(until: str | None) -> bool:
+    """Whether ``until`` (RFC 3339; no zone: UTC) is in the past."""
+    if not until:
+        return False
+    try:
+        end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (end if end.tzinfo else end.replace(tzinfo=UTC)) <= datetime.now(UTC)
+
+
 def stream_lines(api: Api, path: str, params: dict[str, Any], timestamps: bool, as_json: bool) -> None:
     """Print the live stream; on a dropped connection, ask again from the last line's time (the lines of
-    that same instant that were shown already are skipped)."""
+    that same instant that were shown already are skipped). A stream that ends after ``until`` is done."""
     failures = 0
     last_time: str | None = None
     seen_at_last: set[str] = set()
@@ -58,6 +70,8 @@ def stream_lines(api: Api, path: str, params: dict[str, Any], timestamps: bool, 
                     seen_at_last.add(key)
                     failures = 0
                     show(line, timestamps, as_json)
+            if passed(params.get("until")):
+                return  # the api ends the stream once the window's end has passed
         except ApiError as exc:
             if exc.status not in (0, 502, 503, 504) or failures >= RETRIES:
                 raise
