@@ -4,6 +4,7 @@ projects and applications, named by id or name."""
 from __future__ import annotations
 
 import shlex
+import sys
 import webbrowser
 from typing import Annotated, Any
 
@@ -186,6 +187,52 @@ def apps_create(
         print_json(created)
         return
     typer.echo(f"Created application {created['name']} ({created['id']}); deploy it with: berth deploy {created['id']}")
+
+
+def confirmed(what: str, yes: bool) -> None:
+    """Go on only with ``--yes`` or, on a terminal, the user's yes; without a terminal to ask: exit 2."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        typer.echo(f"berth: {what} needs --yes (there is no terminal to ask)", err=True)
+        raise typer.Exit(2)
+    if not typer.confirm(f"{what}?", default=False):
+        raise typer.Exit(1)
+
+
+@apps_app.command("delete")
+def apps_delete(
+    app: AppRef,
+    with_volumes: Annotated[
+        bool, typer.Option("--with-volumes", help="delete its named volumes too (kept unless given)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    as_json: Json = False,
+) -> None:
+    """Delete an application: a deployed one's containers, routes and images are taken down; its named
+    volumes stay on their servers unless ``--with-volumes``."""
+    with session() as api:
+        detail = api.application(app)
+        project = api.get(f"/v1/projects/{detail['project_id']}")
+        place = f"{project['name']}/{detail['environment']}/{detail['name']}"
+        extra = " and its volumes" if with_volumes else ""
+        confirmed(f"Delete application {place}{extra}", yes)
+        answer = api.send("DELETE", f"/v1/applications/{detail['id']}", delete_volumes=with_volumes or None)
+    if as_json:
+        print_json(answer)
+        return
+    if answer is None:
+        typer.echo(f"Deleted application {place} (it was never deployed)")
+        return
+    typer.echo(f"Removing application {place}: its containers, routes and images are taken down")
+    for key, title in (("volumes_kept", "Volumes kept"), ("volumes_deleted", "Volumes deleted")):
+        volumes = answer.get(key) or []
+        if volumes:
+            note = " (their data stays on the servers)" if key == "volumes_kept" else ""
+            typer.echo(f"\n{title}{note}:")
+            print_table(
+                ["SERVER", "VOLUME", "DOCKER NAME"], [[v["server_id"], v["name"], v["docker_name"]] for v in volumes]
+            )
 
 
 def show_status(app: str, as_json: bool) -> None:
