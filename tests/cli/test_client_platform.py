@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -55,7 +56,8 @@ def test_login_deploy_open_status_against_berth_up(tmp_root: Path, tmp_path: Pat
         assert lines[-1] == "Deployment #1 of site succeeded", r.stdout
 
         url = berth("open", "site", "--print").stdout.strip()
-        host = url.removeprefix("http://").rstrip("/")
+        assert url.endswith(f":{platform.ports['proxy']}/"), url  # the local proxy's port, known from login
+        host = urlsplit(url).hostname
         answer = httpx.get(f"http://127.0.0.1:{platform.ports['proxy']}/", headers={"Host": host}, timeout=10)
         assert (answer.status_code, answer.text) == (200, f"hello from {unique}")
         r = berth("status", "site")

@@ -7,6 +7,7 @@ import shlex
 import sys
 import webbrowser
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -90,9 +91,12 @@ def hosts_of(app: dict[str, Any]) -> list[tuple[str, str]]:
     return [(s["name"], h) for s in app["services"] if s["kind"] == "web" for h in s.get("hosts", [])]
 
 
-def url_of(app: dict[str, Any], host: str) -> str:
-    scheme = "https" if (app.get("tls") or {}).get("acme") else "http"
-    return f"{scheme}://{host}/"
+def url_of(app: dict[str, Any], host: str, proxy_url: str = "") -> str:
+    """The host's URL; through a local platform's proxy (``proxy_url``) plain HTTP on its port."""
+    if (app.get("tls") or {}).get("acme"):
+        return f"https://{host}/"
+    port = urlsplit(proxy_url).port if proxy_url else None
+    return f"http://{host}:{port}/" if port not in (None, 80) else f"http://{host}/"
 
 
 @apps_app.command("show")
@@ -113,7 +117,7 @@ def apps_show(app: AppRef, as_json: Json = False) -> None:
         ("state", detail["state"]),
         ("live", f"#{live['number']} {live['image'] or ''}".strip() if live else "-"),
         ("env", _variables(detail["env"]) or "-"),
-        ("urls", " ".join(url_of(detail, h) for _, h in hosts_of(detail)) or "-"),
+        ("urls", " ".join(url_of(detail, h, api.context.proxy_url) for _, h in hosts_of(detail)) or "-"),
     ]
     print_fields(lines)
     typer.echo("")
@@ -325,7 +329,7 @@ def open_app(
                 },
             )
         )
-    url = url_of(detail, hosts[0])
+    url = url_of(detail, hosts[0], api.context.proxy_url)
     typer.echo(url)
     if not print_only:
         webbrowser.open(url)
