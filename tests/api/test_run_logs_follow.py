@@ -1,6 +1,6 @@
 """A one-off run's log followed as Server-Sent Events through the REAL api and scheduler from a real Docker
 container: the stream waits while the run is queued, sends the lines written before it was asked and each
-new one (secrets redacted), and ends with one `end` event carrying the run once its container exited and
+new one (secrets redacted, as in the JSON tail), and ends with one `end` event carrying the run once its container exited and
 the run was recorded finished. The runner's part (marking the run started and finished) is played by the
 test on the api's table; following the container is the scheduler's real follow machinery."""
 
@@ -131,6 +131,9 @@ async def test_a_runs_log_is_followed_until_the_run_ends(api, client, members, s
                 ("line", "run line 4"),
                 ("end", "failed"),
             ]
+            # The JSON tail is redacted the same way.
+            tail = (await client.get(url, headers=members.viewer, params={"tail": 2})).json()
+            assert [x["line"] for x in tail["lines"]] == ["run line 3 key=[redacted]", "run line 4"]
         # The stream ended: the scheduler's follow ends at its next ask.
         await eventually(lambda: not follows(), 10)
     finally:

@@ -113,7 +113,7 @@ RUN_LOGS_DOC = (
     "the last `tail` lines, then each new one as it is written, one `event: line` each (data: the runtime "
     "logs' line object), a `: keepalive` comment when quiet; once the run ended, one `event: end` (data: "
     "the run, with its status and exit code) and the stream ends. A queued run's stream waits for it to "
-    "start. Secret values are redacted in the stream."
+    "start. Secret values are redacted."
 )
 
 
@@ -143,5 +143,5 @@ async def run_logs(
         window = Window(tail, since)
         follow_ = await run_logs_uc.follow_run(d, principal, application_id, run_id, window, _rendered)
         return StreamingResponse(follow_.events(), media_type=EVENT_STREAM, headers=STREAM_HEADERS)
-    row, reply = await uc.logs(d, principal, application_id, run_id, tail)
-    return RunLogsOut(run_id=row["id"], status=row["status"], lines=reply.lines)
+    row, lines = await run_logs_uc.tail(d, principal, application_id, run_id, tail)
+    return RunLogsOut(run_id=row["id"], status=row["status"], lines=lines)

@@ -11,7 +11,8 @@ The stream answers at once with a comment, then:
 
 A run that finished before it was asked sends its container's last lines and its ``end`` at once. A run
 whose container is gone (only the newest are kept) sends only its ``end``; its ``last_lines`` stay in the
-run. Lines are redacted of the application's secret values, as the runtime logs are.
+run. Lines are redacted of the application's secret values, as the runtime logs are, in the stream and in
+the JSON tail (``tail``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from berth_api.adapters import runs as repo
+from berth_api.domain.applications import redact
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.usecases import Deps
 from berth_api.usecases.runs import get_run, logs
 from berth_api.usecases.runtime_logs import Follow, Window, application_secrets, open_follow, redacted
-from berth_common.catalogue import RuntimeLogLine
+from berth_common.catalogue import ContainerLogLine, RuntimeLogLine
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -147,6 +149,18 @@ class RunFollow:
             yield self._end(row)
         finally:
             await follow.close()
+
+
+async def tail(
+    deps: Deps, principal: Principal, application_id: str, run_id: str, lines: int
+) -> tuple[dict[str, Any], list[ContainerLogLine]]:
+    """The run and the last ``lines`` lines of its container, redacted of the application's secret values
+    (``usecases/runs.logs``)."""
+    row, reply = await logs(deps, principal, application_id, run_id, lines)
+    secrets = await application_secrets(deps, principal, application_id)
+    if not secrets:
+        return row, reply.lines
+    return row, [x.model_copy(update={"line": redact(x.line, secrets)}) for x in reply.lines]
 
 
 async def follow_run(
