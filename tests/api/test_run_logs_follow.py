@@ -41,28 +41,32 @@ async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
             event, data = "message", ""
 
 
+async def queued_run(sessions: Any, team: str, application_id: str) -> str:
+    """A queued run of the application written into the api's table (as ``POST .../runs`` records one)."""
+    run_id = new_id()
+    row = {
+        "id": run_id,
+        "team_id": team,
+        "application_id": application_id,
+        "deployment_id": new_id(),
+        "service": "web",
+        "command": ["sh", "-c", "migrate"],
+        "timeout_s": 60,
+        "status": "queued",
+        "last_lines": [],
+        "created_by": None,
+    }
+    async with sessions() as s, s.begin():
+        await repo.insert_run(s, row)
+    return run_id
+
+
 async def test_a_runs_log_is_followed_until_the_run_ends(api, client, members, scheduler):  # noqa: F811
     app = await make_app(client, members.developer, APP)
     team = (await client.get("/v1/me", headers=members.developer)).json()["team"]["id"]
     engine = make_engine(api.settings.database_url.get_secret_value(), "api")
     sessions = make_sessionmaker(engine)
-    run_id = new_id()
-    async with sessions() as s, s.begin():
-        await repo.insert_run(
-            s,
-            {
-                "id": run_id,
-                "team_id": team,
-                "application_id": app["id"],
-                "deployment_id": new_id(),
-                "service": "web",
-                "command": ["sh", "-c", "migrate"],
-                "timeout_s": 60,
-                "status": "queued",
-                "last_lines": [],
-                "created_by": None,
-            },
-        )
+    run_id = await queued_run(sessions, team, app["id"])
     url = f"/v1/applications/{app['id']}/runs/{run_id}/logs"
     labels = {"berth.team": team, "berth.app": app["id"], "berth.kind": "run", "berth.run": run_id}
     script = (

@@ -14,8 +14,8 @@ import pytest
 
 from berth_api.adapters import runs as repo
 from berth_common.db import make_engine, make_sessionmaker
-from berth_common.envelope import new_id
 from tests.api.conftest import make_app
+from tests.api.test_run_logs_follow import queued_run
 from tests.api.test_runtime_logs import APP, SECRET, follows, scheduler  # noqa: F401 (the real scheduler)
 from tests.metrics.service import containers, eventually, run_busybox
 from tests.support.images import DOCKER
@@ -67,24 +67,10 @@ async def test_runs_logs_follow_ends_with_the_runs_exit_code(api, logged_in, cli
     team = (await client.get("/v1/me", headers=members.developer)).json()["team"]["id"]
     engine = make_engine(api.settings.database_url.get_secret_value(), "api")
     sessions = make_sessionmaker(engine)
-    run_id = new_id()
-    row = {
-        "id": run_id,
-        "team_id": team,
-        "application_id": app["id"],
-        "deployment_id": new_id(),
-        "service": "web",
-        "command": ["sh", "-c", "migrate"],
-        "timeout_s": 60,
-        "status": "queued",
-        "last_lines": [],
-        "created_by": None,
-    }
+    run_id = await queued_run(sessions, team, app["id"])
     labels = {"berth.team": team, "berth.app": app["id"], "berth.kind": "run", "berth.run": run_id}
     script = "echo 'migrating'; sleep 0.1; echo 'warning: slow' >&2; sleep 3; echo 'done'; exit 3"
     try:
-        async with sessions() as s, s.begin():
-            await repo.insert_run(s, row)
         async with containers() as made:
             following = logged_in.start("runs", "logs", "talk", run_id, "-f")
             await asyncio.sleep(1.0)  # queued: the command waits with the stream
@@ -104,8 +90,7 @@ async def test_runs_logs_follow_ends_with_the_runs_exit_code(api, logged_in, cli
             async with sessions() as s, s.begin():
                 await repo.mark_finished(s, run_id, finished, None)
             r = await asyncio.wait_for(following, 30)
-        assert r.code == 3
-        assert r.out == "migrating\ndone\n"
+        assert (r.code, r.out) == (3, "migrating\ndone\n"), r
         assert r.err == f"warning: slow\nRun {run_id} of talk failed: exited with code 3\n"
         listed = await logged_in("runs", "list", "talk")
         assert listed.out.splitlines()[1].split()[:4] == [run_id, "failed", "3", "web"]

@@ -12,7 +12,6 @@ instant already shown.
 from __future__ import annotations
 
 import shlex
-import time
 from typing import Annotated, Any
 
 import typer
@@ -50,36 +49,24 @@ def ending(app: dict[str, Any], run: dict[str, Any]) -> str:
 
 def follow_run(api: Api, path: str, quiet: bool = False) -> dict[str, Any]:
     """Print the run's lines (stdout to stdout, stderr to stderr) until its ``end`` event; the run."""
-    failures = 0
-    last_time: str | None = None
-    seen: set[str] = set()
+    resume = sse.Resume(RETRIES)
+    ended = ApiError(0, {"title": "The run's log stream ended", "detail": "it ended before the run did"})
     while True:
         params: dict[str, Any] = {"follow": True}
-        if last_time is not None:
-            params.update(since=last_time, tail=RESUME_TAIL)
+        if resume.last_time is not None:
+            params.update(since=resume.last_time, tail=RESUME_TAIL)
         try:
             with api.stream(path, headers={"Accept": "text/event-stream"}, **params) as response:
                 for event in sse.events(response.iter_lines()):
                     if event.name == "end":
                         return dict(event.json())
-                    if event.name != "line":
-                        continue
-                    line = event.json()
-                    if line.get("time") == last_time and event.data in seen:
-                        continue
-                    if line.get("time") != last_time:
-                        last_time, seen = line.get("time"), set()
-                    seen.add(event.data)
-                    failures = 0
-                    if not quiet:
+                    line = resume.fresh(event) if event.name == "line" else None
+                    if line is not None and not quiet:
                         typer.echo(line.get("line", ""), err=line.get("stream") == "stderr")
         except ApiError as exc:
-            if exc.status not in (0, 502, 503, 504) or failures >= RETRIES:
-                raise
-        failures += 1
-        if failures > RETRIES:
-            raise ApiError(0, {"title": "The run's log stream ended", "detail": "it ended before the run did"})
-        time.sleep(min(2.0, 0.2 * 2**failures))
+            resume.dropped(exc, ended)
+            continue
+        resume.dropped(None, ended)
 
 
 def run(

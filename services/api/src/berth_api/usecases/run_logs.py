@@ -35,6 +35,7 @@ from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 POLL_S = 0.25  # how often the run's row is read while it is queued or running
+TAIL_ATTEMPTS = 3  # a tail the scheduler did not answer is asked again (a run's last lines matter)
 DRAIN_S = 0.3  # once it finished: the stream ends after this long without a line
 FINISHED = ("succeeded", "failed", "timed_out")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,11 +65,15 @@ class RunFollow:
 
     async def _tail(self, row: dict[str, Any]) -> list[RuntimeLogLine]:
         """The container's last lines in the window (none when it never started or is gone)."""
-        try:
-            _, reply = await logs(self.deps, self.principal, row["application_id"], row["id"], self.window.tail)
-        except ProblemError as exc:
-            log.info("run log without its tail", run_id=row["id"], status=exc.status)
-            return []
+        for attempt in range(TAIL_ATTEMPTS):
+            try:
+                _, reply = await logs(self.deps, self.principal, row["application_id"], row["id"], self.window.tail)
+                break
+            except ProblemError as exc:
+                if exc.status != 503 or attempt == TAIL_ATTEMPTS - 1:
+                    log.info("run log without its tail", run_id=row["id"], status=exc.status)
+                    return []
+                await asyncio.sleep(POLL_S)  # the scheduler or the run's server did not answer: once more
         server = row["server_id"] or "local"
         lines = [
             RuntimeLogLine(replica=row["container"], server_id=server, stream=x.stream, time=x.time, line=x.line)
