@@ -7,13 +7,14 @@ the id, a dropped stream resumed from the last line's time, and the listing as e
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.cli.conftest import local_env, local_server
 
 APP = "a" * 32
 RUN = "b" * 32
@@ -112,17 +113,12 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_api() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.posted, server.asked, server.script = [], [], []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with local_server(Handler, posted=[], asked=[], script=[]) as server:
+        yield server
 
 
 def _env(server: ThreadingHTTPServer) -> dict[str, str]:
-    return {"BERTH_API_URL": f"http://127.0.0.1:{server.server_address[1]}", "BERTH_TOKEN": TOKEN}
+    return local_env(server, TOKEN)
 
 
 async def test_run_prints_the_commands_streams_and_exits_with_its_code(berth, local_api):

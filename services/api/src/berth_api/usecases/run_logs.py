@@ -135,11 +135,8 @@ class RunFollow:
                 now = loop.time()
                 if batch is not None:
                     quiet = now
-                    if batch.dropped:
-                        yield f": {batch.dropped} lines left out (over the rate limit)\n\n"
-                    if follow.lost:
-                        lost, follow.lost = follow.lost, 0
-                        yield f": {lost} lines left out (the client read too slowly)\n\n"
+                    for note in follow.notes(batch):
+                        yield note
                     for line in batch.lines:
                         yield line_event(line, self.secrets)
                 elif ended_at is None and now - quiet >= self.deps.settings.sse_keepalive_s:
