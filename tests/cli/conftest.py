@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +84,24 @@ async def logged_in(berth: Berth, api) -> Berth:  # noqa: F811
     r = await berth("login", api.url, "--token-stdin", input=api.admin_token() + "\n")
     assert r.code == 0, r
     return berth
+
+
+@contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler], **state: Any) -> Iterator[ThreadingHTTPServer]:
+    """A local HTTP server answering as ``handler`` says (playing the api's contract), ``state`` set on it as
+    attributes, in a thread; shut down at the end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in state.items():
+        setattr(server, name, value)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def local_env(server: ThreadingHTTPServer, token: str) -> dict[str, str]:
+    """The environment that points ``berth`` at ``server`` with ``token``."""
+    return {"BERTH_API_URL": f"http://127.0.0.1:{server.server_address[1]}", "BERTH_TOKEN": token}

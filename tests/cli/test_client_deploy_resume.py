@@ -5,12 +5,13 @@ deployment log stream does (``ready``, ``log`` events with ids, keep-alive comme
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.cli.conftest import local_env, local_server
 
 APP = "a" * 32
 DEP = "d" * 32
@@ -70,18 +71,12 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_api() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.asked = []  # type: ignore[attr-defined]
-    server.broken = False  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with local_server(Handler, asked=[], broken=False) as server:
+        yield server
 
 
 def _env(server: ThreadingHTTPServer) -> dict[str, str]:
-    return {"BERTH_API_URL": f"http://127.0.0.1:{server.server_address[1]}", "BERTH_TOKEN": TOKEN}
+    return local_env(server, TOKEN)
 
 
 async def test_a_dropped_stream_resumes_after_the_last_line(berth, local_api):

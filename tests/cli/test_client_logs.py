@@ -6,12 +6,13 @@ and a dropped follow resumed from the last line's time without showing a line tw
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.cli.conftest import local_env, local_server
 
 APP = "a" * 32
 TOKEN = "brt_local-test-token"
@@ -70,17 +71,12 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_api() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with local_server(Handler, requests=[]) as server:
+        yield server
 
 
 def _env(server: ThreadingHTTPServer) -> dict[str, str]:
-    return {"BERTH_API_URL": f"http://127.0.0.1:{server.server_address[1]}", "BERTH_TOKEN": TOKEN}
+    return local_env(server, TOKEN)
 
 
 async def test_logs_tail_with_replicas_and_json(berth, local_api):

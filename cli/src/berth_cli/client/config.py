@@ -32,9 +32,13 @@ def config_path(environ: dict[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Context:
+    """One api and its token; ``proxy_url``: where a local platform's proxy listens (``berth login
+    --data-dir``), so the applications' URLs carry its port."""
+
     name: str
     api_url: str
     token: str
+    proxy_url: str = ""
 
 
 @dataclass
@@ -71,9 +75,11 @@ class Config:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put(self, name: str, api_url: str, token: str) -> None:
+    def put(self, name: str, api_url: str, token: str, proxy_url: str = "") -> None:
         check_name(name)
         self.contexts[name] = {"api_url": api_url.rstrip("/"), "token": token}
+        if proxy_url:
+            self.contexts[name]["proxy_url"] = proxy_url.rstrip("/")
         self.current = name
 
     def use(self, name: str) -> None:
@@ -104,8 +110,9 @@ def resolve(environ: dict[str, str] | None = None, wanted: str | None = None) ->
         if name not in config.contexts and not env.get("BERTH_TOKEN"):
             raise ConfigError(f"no context {name!r} (berth context list)")
         stored = config.contexts.get(name, {})
-    url = env.get("BERTH_API_URL") or stored.get("api_url") or DEFAULT_URL
+    url = (env.get("BERTH_API_URL") or stored.get("api_url") or DEFAULT_URL).rstrip("/")
     token = env.get("BERTH_TOKEN") or stored.get("token", "")
     if not token:
         raise ConfigError("not logged in: run `berth login` (or set BERTH_TOKEN)")
-    return Context(name=name or "(environment)", api_url=url.rstrip("/"), token=token)
+    proxy = stored.get("proxy_url", "") if url == stored.get("api_url") else ""  # another api: not its proxy
+    return Context(name=name or "(environment)", api_url=url, token=token, proxy_url=proxy)

@@ -4,8 +4,10 @@ projects and applications, named by id or name."""
 from __future__ import annotations
 
 import shlex
+import sys
 import webbrowser
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -89,9 +91,12 @@ def hosts_of(app: dict[str, Any]) -> list[tuple[str, str]]:
     return [(s["name"], h) for s in app["services"] if s["kind"] == "web" for h in s.get("hosts", [])]
 
 
-def url_of(app: dict[str, Any], host: str) -> str:
-    scheme = "https" if (app.get("tls") or {}).get("acme") else "http"
-    return f"{scheme}://{host}/"
+def url_of(app: dict[str, Any], host: str, proxy_url: str = "") -> str:
+    """The host's URL; through a local platform's proxy (``proxy_url``) plain HTTP on its port."""
+    if (app.get("tls") or {}).get("acme"):
+        return f"https://{host}/"
+    port = urlsplit(proxy_url).port if proxy_url else None
+    return f"http://{host}:{port}/" if port not in (None, 80) else f"http://{host}/"
 
 
 @apps_app.command("show")
@@ -112,7 +117,7 @@ def apps_show(app: AppRef, as_json: Json = False) -> None:
         ("state", detail["state"]),
         ("live", f"#{live['number']} {live['image'] or ''}".strip() if live else "-"),
         ("env", _variables(detail["env"]) or "-"),
-        ("urls", " ".join(url_of(detail, h) for _, h in hosts_of(detail)) or "-"),
+        ("urls", " ".join(url_of(detail, h, api.context.proxy_url) for _, h in hosts_of(detail)) or "-"),
     ]
     print_fields(lines)
     typer.echo("")
@@ -186,6 +191,52 @@ def apps_create(
         print_json(created)
         return
     typer.echo(f"Created application {created['name']} ({created['id']}); deploy it with: berth deploy {created['id']}")
+
+
+def confirmed(what: str, yes: bool) -> None:
+    """Go on only with ``--yes`` or, on a terminal, the user's yes; without a terminal to ask: exit 2."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        typer.echo(f"berth: {what} needs --yes (there is no terminal to ask)", err=True)
+        raise typer.Exit(2)
+    if not typer.confirm(f"{what}?", default=False):
+        raise typer.Exit(1)
+
+
+@apps_app.command("delete")
+def apps_delete(
+    app: AppRef,
+    with_volumes: Annotated[
+        bool, typer.Option("--with-volumes", help="delete its named volumes too (kept unless given)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    as_json: Json = False,
+) -> None:
+    """Delete an application: a deployed one's containers, routes and images are taken down; its named
+    volumes stay on their servers unless ``--with-volumes``."""
+    with session() as api:
+        detail = api.application(app)
+        project = api.get(f"/v1/projects/{detail['project_id']}")
+        place = f"{project['name']}/{detail['environment']}/{detail['name']}"
+        extra = " and its volumes" if with_volumes else ""
+        confirmed(f"Delete application {place}{extra}", yes)
+        answer = api.send("DELETE", f"/v1/applications/{detail['id']}", delete_volumes=with_volumes or None)
+    if as_json:
+        print_json(answer)
+        return
+    if answer is None:
+        typer.echo(f"Deleted application {place} (it was never deployed)")
+        return
+    typer.echo(f"Removing application {place}: its containers, routes and images are taken down")
+    for key, title in (("volumes_kept", "Volumes kept"), ("volumes_deleted", "Volumes deleted")):
+        volumes = answer.get(key) or []
+        if volumes:
+            note = " (their data stays on the servers)" if key == "volumes_kept" else ""
+            typer.echo(f"\n{title}{note}:")
+            print_table(
+                ["SERVER", "VOLUME", "DOCKER NAME"], [[v["server_id"], v["name"], v["docker_name"]] for v in volumes]
+            )
 
 
 def show_status(app: str, as_json: bool) -> None:
@@ -278,7 +329,7 @@ def open_app(
                 },
             )
         )
-    url = url_of(detail, hosts[0])
+    url = url_of(detail, hosts[0], api.context.proxy_url)
     typer.echo(url)
     if not print_only:
         webbrowser.open(url)

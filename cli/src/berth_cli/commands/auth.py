@@ -29,8 +29,8 @@ def in_clear(url: str) -> bool:
         return True
 
 
-def local_platform(data_dir: Path) -> tuple[str, str]:
-    """The api URL and admin token of the platform `berth up` runs from ``data_dir``."""
+def local_platform(data_dir: Path) -> tuple[str, str, str]:
+    """The api URL, admin token and proxy URL of the platform `berth up` runs from ``data_dir``."""
     from berth_cli.datadir import read_json
     from berth_cli.layout import Paths
 
@@ -39,7 +39,7 @@ def local_platform(data_dir: Path) -> tuple[str, str]:
     url = state.get("urls", {}).get("api")
     if not url or not paths.admin_token.exists():
         raise ConfigError(f"no platform runs from {paths.root} (berth up --data-dir {data_dir})")
-    return str(url), paths.admin_token.read_text().strip()
+    return str(url), paths.admin_token.read_text().strip(), str(state.get("urls", {}).get("proxy") or "")
 
 
 context_app = typer.Typer(help="Named contexts: one api URL and token each.", no_args_is_help=True)
@@ -61,8 +61,9 @@ def login(
         check_name(context)
         config = Config.load(path)
         stored = config.contexts.get(context, {})
+        proxy_url = ""
         if data_dir is not None:
-            url, token = local_platform(data_dir)
+            url, token, proxy_url = local_platform(data_dir)
         api_url = (url or os.environ.get("BERTH_API_URL") or stored.get("api_url") or DEFAULT_URL).rstrip("/")
         if token_stdin:
             token = sys.stdin.readline().strip()
@@ -73,7 +74,7 @@ def login(
             typer.echo(f"berth: warning: {api_url} is plain HTTP: the token crosses the network unencrypted", err=True)
         with Api(Context(context, api_url, token)) as api:
             me = api.get("/v1/me")
-        config.put(context, api_url, token)
+        config.put(context, api_url, token, proxy_url)
         config.save(path)
     except (ApiError, ConfigError) as exc:
         fail(exc)

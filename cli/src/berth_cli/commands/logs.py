@@ -5,7 +5,7 @@ and resumes after a dropped connection from the time of the last line it showed.
 from __future__ import annotations
 
 import json
-import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -34,37 +34,38 @@ def show(line: dict[str, Any], timestamps: bool, as_json: bool) -> None:
     typer.echo(json.dumps(line, ensure_ascii=False) if as_json else format_line(line, timestamps))
 
 
+def passed(until: str | None) -> bool:
+    """Whether ``until`` (RFC 3339; no zone: UTC) is in the past."""
+    if not until:
+        return False
+    try:
+        end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (end if end.tzinfo else end.replace(tzinfo=UTC)) <= datetime.now(UTC)
+
+
 def stream_lines(api: Api, path: str, params: dict[str, Any], timestamps: bool, as_json: bool) -> None:
     """Print the live stream; on a dropped connection, ask again from the last line's time (the lines of
-    that same instant that were shown already are skipped)."""
-    failures = 0
-    last_time: str | None = None
-    seen_at_last: set[str] = set()
+    that same instant that were shown already are skipped). A stream that ends after ``until`` is done."""
+    resume = sse.Resume(RETRIES)
+    ended = ApiError(0, {"title": "The log stream ended", "detail": "the api closed it"})
     while True:
         query = dict(params)
-        if last_time is not None:
-            query.update(since=last_time, tail=None)
+        if resume.last_time is not None:
+            query.update(since=resume.last_time, tail=None)
         try:
             with api.stream(path, headers={"Accept": "text/event-stream"}, follow=True, **query) as response:
                 for event in sse.events(response.iter_lines()):
-                    if event.name != "line":
-                        continue
-                    line = event.json()
-                    key = event.data
-                    if line.get("time") == last_time and key in seen_at_last:
-                        continue
-                    if line.get("time") != last_time:
-                        last_time, seen_at_last = line.get("time"), set()
-                    seen_at_last.add(key)
-                    failures = 0
-                    show(line, timestamps, as_json)
+                    line = resume.fresh(event) if event.name == "line" else None
+                    if line is not None:
+                        show(line, timestamps, as_json)
+            if passed(params.get("until")):
+                return  # the api ends the stream once the window's end has passed
         except ApiError as exc:
-            if exc.status not in (0, 502, 503, 504) or failures >= RETRIES:
-                raise
-        failures += 1
-        if failures > RETRIES:
-            raise ApiError(0, {"title": "The log stream ended", "detail": "the api closed it"})
-        time.sleep(min(2.0, 0.2 * 2**failures))
+            resume.dropped(exc, ended)
+            continue
+        resume.dropped(None, ended)
 
 
 def print_logs(api: Api, path: str, params: dict[str, Any], follow: bool, timestamps: bool, as_json: bool) -> None:

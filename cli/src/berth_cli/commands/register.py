@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from berth_cli.commands import apps, auth, dbs, deploy, env, logs
+from berth_cli.commands import apps, auth, dbs, deploy, env, logs, runs
 from berth_cli.commands.common import Chosen
 
 
@@ -33,6 +33,8 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
     app.command("scale")(apps.scale)
     app.command("open")(apps.open_app)
     app.command("logs")(logs.logs)
+    app.command("run")(runs.run)
+    app.add_typer(runs.runs_app, name="runs")
     app.add_typer(env.env_app, name="env")
     db_app.command("list")(dbs.db_list)
     db_app.command("create")(dbs.db_create)

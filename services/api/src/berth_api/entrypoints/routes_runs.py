@@ -7,15 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
+from berth_api.entrypoints.routes_runtime_logs import EVENT_STREAM, STREAM_HEADERS
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
+from berth_api.usecases import run_logs as run_logs_uc
 from berth_api.usecases import runs as uc
+from berth_api.usecases.runtime_logs import Window
 from berth_common.catalogue import RUN_DEFAULT_TIMEOUT_S, ContainerLogLine, RunArgv, RunTimeoutS
 from berth_common.catalogue.container_logs import MAX_TAIL
 from berth_common.values import Slug
@@ -100,17 +104,44 @@ async def get_run(
     return run_out(await uc.get_run(deps(request), principal, application_id, run_id))
 
 
+def _rendered(row: dict[str, Any]) -> str:
+    return run_out(row).model_dump_json()
+
+
+RUN_LOGS_DOC = (
+    "`follow=false`: JSON, the last `tail` lines of the run's container. `follow=true`: `text/event-stream`: "
+    "the last `tail` lines, then each new one as it is written, one `event: line` each (data: the runtime "
+    "logs' line object), a `: keepalive` comment when quiet; once the run ended, one `event: end` (data: "
+    "the run, with its status and exit code) and the stream ends. A queued run's stream waits for it to "
+    "start. Secret values are redacted."
+)
+
+
 @router.get(
     BASE + "/{run_id}/logs",
-    summary="The last lines the run's container wrote (stdout and stderr, with times)",
-    responses={503: problem_doc("The scheduler or the run's server cannot be reached")},
+    summary="The lines the run's container wrote (stdout and stderr, with times), as JSON or followed",
+    description=RUN_LOGS_DOC,
+    response_model=None,
+    responses={
+        200: {"model": RunLogsOut, "description": "The lines", "content": {EVENT_STREAM: {}}},
+        503: problem_doc("The scheduler or the run's server cannot be reached"),
+    },
 )
 async def run_logs(
     request: Request,
     application_id: PathId,
     run_id: RunId,
     tail: Annotated[int, Query(ge=1, le=MAX_TAIL, description="How many of the last lines")] = 200,
+    since: Annotated[
+        datetime | None, Query(description="Only lines written at or after this time (RFC 3339; follow only)")
+    ] = None,
+    follow: Annotated[bool, Query(description="Stream as Server-Sent Events until the run ends")] = False,
     principal: Principal = require_role("viewer"),
-) -> RunLogsOut:
-    row, reply = await uc.logs(deps(request), principal, application_id, run_id, tail)
-    return RunLogsOut(run_id=row["id"], status=row["status"], lines=reply.lines)
+) -> Any:
+    d = deps(request)
+    if follow:
+        window = Window(tail, since)
+        follow_ = await run_logs_uc.follow_run(d, principal, application_id, run_id, window, _rendered)
+        return StreamingResponse(follow_.events(), media_type=EVENT_STREAM, headers=STREAM_HEADERS)
+    row, lines = await run_logs_uc.tail(d, principal, application_id, run_id, tail)
+    return RunLogsOut(run_id=row["id"], status=row["status"], lines=lines)

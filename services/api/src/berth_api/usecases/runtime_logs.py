@@ -158,6 +158,15 @@ class Follow:
     def _event(self, line: RuntimeLogLine) -> str:
         return f"event: line\ndata: {redacted(line, self.secrets).model_dump_json()}\n\n"
 
+    def notes(self, batch: FollowedLines) -> list[str]:
+        """The comments saying how many lines were left out before ``batch``: over the rate limit, or
+        because the client read too slowly."""
+        out = [f": {batch.dropped} lines left out (over the rate limit)\n\n"] if batch.dropped else []
+        if self.lost:
+            lost, self.lost = self.lost, 0
+            out.append(f": {lost} lines left out (the client read too slowly)\n\n")
+        return out
+
     async def events(self) -> AsyncIterator[str]:
         """The stream: the tail before ``start``, then the followed lines until the client goes away (or the
         window's ``until`` passed)."""
@@ -177,11 +186,8 @@ class Follow:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                if batch.dropped:
-                    yield f": {batch.dropped} lines left out (over the rate limit)\n\n"
-                if self.lost:
-                    lost, self.lost = self.lost, 0
-                    yield f": {lost} lines left out (the client read too slowly)\n\n"
+                for note in self.notes(batch):
+                    yield note
                 for line in batch.lines:
                     if self._shown(line):
                         yield self._event(line)
