@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from berth_scheduler.domain import names
+from tests.scheduler import apps
 from tests.scheduler.platform import Load, containers_of, wait_served, web_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -136,6 +137,62 @@ async def test_a_cancel_stops_the_job_and_the_old_version_keeps_serving(platform
     await platform.cancel(d2)
     ended = await platform.wait(d2, timeout=30)
     assert ended["type"] == "evt.deployment.cancelled", ended
+    assert job_container(d2) is None
+    assert {dep for _, dep in containers_of(app_id)} == {d1}
+    await wait_served(platform, host, "v1")
+
+
+def compose_app(busybox: str, host: str, job: list[str]) -> dict:
+    db = "mkdir -p /w && echo db-up > /w/index.html && exec httpd -f -p 8081 -h /w"
+    return {
+        "name": "stats",
+        "source": {"kind": "image", "image": busybox},
+        "services": [
+            {
+                "kind": "web",
+                "name": "web",
+                "port": 8080,
+                "health_path": "/cgi-bin/health",
+                "hosts": [host],
+                "command": apps.web("v1"),
+            },
+            {
+                "kind": "worker",
+                "name": "db",
+                "command": ["sh", "-c", db],
+                "healthcheck": {"test": ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/"], "interval_s": 0.5},
+            },
+            {
+                "kind": "worker",
+                "name": "migrate",
+                "command": apps.worker(),
+                "depends_on": [{"service": "db", "condition": "service_healthy"}],
+            },
+        ],
+        "private_network": True,
+        "stop_timeout_s": 2,
+        "pre_deploy": {"command": job, "service": "migrate"},
+    }
+
+
+async def test_a_compose_job_runs_once_the_services_its_service_depends_on_run(platform, busybox, app_id, unique):
+    host = f"stats-{unique}.localhost"
+    d1 = await platform.deploy(app_id, compose_app(busybox, host, ["wget", "-qO-", "http://db:8081/"]))
+    done = await platform.wait(d1, timeout=90)
+    assert done["type"] == "evt.deployment.succeeded", platform.steps(d1)
+    assert [line for line in log_of(platform, d1) if line.startswith("[pre-deploy]")] == [
+        "[pre-deploy] running wget -qO- http://db:8081/ (service migrate, local)",
+        "[pre-deploy] db-up",  # the first deployment's db, reached by its name on the application's network
+        "[pre-deploy] exited with code 0",
+    ]
+    await wait_served(platform, host, "v1")
+    assert job_container(d1) is None
+    assert sorted(dep for _, dep in containers_of(app_id)) == [d1, d1, d1]
+
+    d2 = await platform.deploy(app_id, compose_app(busybox, host, ["sh", "-c", "echo no table; exit 5"]))
+    failed = await platform.wait(d2, timeout=90)
+    assert failed["type"] == "evt.deployment.failed", platform.steps(d2)
+    assert failed["data"]["reason"].startswith("the pre-deploy job exited with code 5; its last lines:\nno table")
     assert job_container(d2) is None
     assert {dep for _, dep in containers_of(app_id)} == {d1}
     await wait_served(platform, host, "v1")

@@ -8,6 +8,11 @@ started when there is none, started when it was only made, waited for while it r
 from the engine's start time), read when it exited. A scheduler that restarts mid-job therefore waits for
 the same container, and one that restarts after it ended reads its outcome: the job never runs twice.
 
+A compose application whose job takes a service that depends on others runs it just before that
+service's start layer, once the services it depends on run (a database the migration needs, say): the
+replicas of the earlier layers are then already started (and removed again by the undo when the job
+fails).
+
 Its output goes to the deployment's log (``[pre-deploy]`` lines). Exit 0 records ``PreDeploySucceeded``
 (the readiness deadline starts then) and the replicas start; any other end fails the deployment with the
 exit code (or the timeout) and the last lines, before anything of the new version started, so the live
@@ -19,9 +24,10 @@ runs (a cancel).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from berth_common.catalogue import ApplicationSpec
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.docker import DockerOperationError
@@ -93,6 +99,37 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
     )
     log.info("pre-deploy job succeeded", deployment_id=r.deployment_id, container=cs.name)
     return after
+
+
+def runs_first(spec: ApplicationSpec) -> bool:
+    """Whether the job runs before any replica starts: its service is in the first start layer (every
+    application of services, and a compose service that depends on none). Otherwise it runs just before
+    its service's layer, once the services it depends on run (``before_layer``)."""
+    job = spec.pre_deploy
+    service = domain.job_service(spec, job.service) if job is not None else None
+    return service is None or service.name in compose.layers(spec)[0]
+
+
+class PreDeployFailedError(Exception):
+    """The job failed (the deployment was failed with its reason): no more replicas start."""
+
+
+def before_layer(rt: RolloutContext, r: Rollout, row: Any) -> Callable[[list[str]], Awaitable[float | None]]:
+    """The job as the step before its service's start layer: the readiness deadline it restarted (None
+    for another layer); raises ``PreDeployFailedError`` when it failed."""
+    spec = rt.sealer.open(row.spec)
+    job = spec.pre_deploy
+    service = domain.job_service(spec, job.service) if job is not None else None
+
+    async def before(layer: list[str]) -> float | None:
+        if service is None or service.name not in layer:
+            return None
+        after = await run_job(rt, r, row)
+        if after is None:
+            raise PreDeployFailedError(r.deployment_id)
+        return after.deadline_at
+
+    return before
 
 
 async def _fail(rt: RolloutContext, r: Rollout, result: domain.Outcome, timeout_s: int) -> None:
