@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 
 import pytest
@@ -194,5 +195,27 @@ async def test_a_compose_job_runs_once_the_services_its_service_depends_on_run(p
     assert failed["type"] == "evt.deployment.failed", platform.steps(d2)
     assert failed["data"]["reason"].startswith("the pre-deploy job exited with code 5; its last lines:\nno table")
     assert job_container(d2) is None
+    assert {dep for _, dep in containers_of(app_id)} == {d1}
+    await wait_served(platform, host, "v1")
+
+
+async def test_a_job_past_its_timeout_or_with_no_such_program_fails_saying_so(platform, busybox, app_id, unique):
+    host, d1 = await deployed_v1(platform, busybox, app_id, unique)
+    slow = with_job(web_app(busybox, "v2", host), ["sh", "-c", "echo waiting; sleep 60"], timeout_s=2)
+    d2 = await platform.deploy(app_id, slow)
+    failed = await platform.wait(d2, timeout=60)
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert failed["data"]["reason"] == "the pre-deploy job timed out after 2 s (killed); its last lines:\nwaiting"
+    assert job_container(d2) is None
+
+    d3 = await platform.deploy(app_id, with_job(web_app(busybox, "v3", host), ["/no/such/migrate"]))
+    failed = await platform.wait(d3, timeout=60)
+    assert failed["type"] == "evt.deployment.failed", failed
+    assert re.fullmatch(  # the container's init says why (its process id varies)
+        r"the pre-deploy job exited with code 127; its last lines:\n"
+        r"\[FATAL tini \(\d+\)\] exec /no/such/migrate failed: No such file or directory",
+        failed["data"]["reason"],
+    ), failed["data"]["reason"]
+    assert job_container(d3) is None
     assert {dep for _, dep in containers_of(app_id)} == {d1}
     await wait_served(platform, host, "v1")
