@@ -1,10 +1,11 @@
 """The pre-deploy job as data (``domain/runs.py``, ``domain/machine.py``): its container body compared
 whole, the service it takes, the reason a failed job gives, the engine's start time, and the machine's
-``PreDeploySucceeded``."""
+``PreDeploySucceeded``; a deployment on a Swarm with a job is refused."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,8 @@ from berth_common.catalogue import ApplicationSpec, PreDeployJob
 from berth_scheduler.domain import machine as m
 from berth_scheduler.domain import runs
 from berth_scheduler.domain.machine import RefusedError, State, transition
+from berth_scheduler.usecases.rollout import swarm_step
+from berth_scheduler.usecases.swarm_rollout import SwarmRolloutFailed
 from tests.scheduler.test_container_specs import DEP, app_spec
 from tests.scheduler.test_machine import new, run, steps_of
 
@@ -124,3 +127,15 @@ def test_a_job_that_succeeded_restarts_the_readiness_deadline_while_starting():
     aborting, _ = run(r, m.Fail("x"), now=30.0)
     with pytest.raises(RefusedError):
         transition(aborting, m.PreDeploySucceeded(), 500.0)
+
+
+async def test_a_swarm_deployment_with_a_job_fails_rather_than_skip_it(monkeypatch):
+    spec = app_spec(pre_deploy={"command": ["migrate"]})
+
+    async def on_a_swarm(rt, r, spec):
+        return {s.name: object() for s in spec.services}
+
+    monkeypatch.setattr(swarm_step, "places_of", on_a_swarm)
+    rt = SimpleNamespace(sealer=SimpleNamespace(open=lambda _: spec))
+    with pytest.raises(SwarmRolloutFailed, match=r"^a pre-deploy job runs on servers, not on a Swarm yet"):
+        await swarm_step.SwarmStarting(swarms=None)(rt, None, SimpleNamespace(spec=""), None)
