@@ -77,6 +77,7 @@ def _app(source: dict[str, Any]) -> dict[str, Any]:
         "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
         "restart_policy": "always",
         "tls": {"acme": True, "redirect": "always", "hsts_max_age_s": 300},
+        "pre_deploy": {"command": ["python", "manage.py", "migrate"], "service": "jobs", "timeout_s": 600},
     }
 
 

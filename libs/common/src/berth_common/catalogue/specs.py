@@ -16,6 +16,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.composed import Composed, dependency_refusal
+from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
@@ -283,6 +284,20 @@ class WorkerService(Composed):
         return self
 
 
+PRE_DEPLOY_DEFAULT_TIMEOUT_S = 600
+
+
+class PreDeployJob(Spec):
+    """A command run once from the deployment's new image before any new replica starts (database
+    migrations, say): in a fresh container with ``service``'s environment, volumes and networks (None: the
+    first web service, else the first worker). It must exit 0 within ``timeout_s`` for the rollout to go
+    on; otherwise the deployment fails and the live version keeps serving."""
+
+    command: RunArgv
+    service: Slug | None = Field(default=None, exclude_if=lambda v: v is None)
+    timeout_s: RunTimeoutS = PRE_DEPLOY_DEFAULT_TIMEOUT_S
+
+
 class ApplicationSpec(Spec):
     """Snapshot of an application's desired state at the time of a deployment."""
 
@@ -302,6 +317,8 @@ class ApplicationSpec(Spec):
     private_network: bool = Field(default=False, exclude_if=lambda v: not v)
     # HTTPS for the web services' hosts (left out of a dump while it is the default: HTTP only)
     tls: TlsOptions = Field(default_factory=TlsOptions, exclude_if=lambda v: v == TlsOptions())
+    # The job that must succeed before the rollout starts (left out of a dump while there is none)
+    pre_deploy: PreDeployJob | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ApplicationSpec:

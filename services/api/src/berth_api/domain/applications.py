@@ -134,6 +134,7 @@ def application_spec(
             "restart_policy": config.get("restart_policy", "unless-stopped"),
             "stop_timeout_s": config.get("stop_timeout_s", 10),
             **({"tls": tls} if tls is not None else {}),
+            **({"pre_deploy": config["pre_deploy"]} if config.get("pre_deploy") else {}),
         }
     )
 

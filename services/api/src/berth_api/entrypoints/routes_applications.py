@@ -23,6 +23,7 @@ from berth_api.entrypoints.schemas_apps import (
     ImageSourceIn,
     VariableIn,
 )
+from berth_api.entrypoints.schemas_pre_deploy import pre_deploy_config
 from berth_api.entrypoints.schemas_volumes import ApplicationRemovalOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
@@ -66,6 +67,8 @@ async def create_application(
     }
     if body.tls is not None:
         config["tls"] = body.tls.model_dump(mode="json")
+    if body.pre_deploy is not None:
+        config["pre_deploy"] = pre_deploy_config(body.pre_deploy)
     if body.compose is not None:
         config["compose"] = body.compose.model_dump(mode="json")
         config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
@@ -192,6 +195,8 @@ async def update_application(
         changes["stop_timeout_s"] = body.stop_timeout_s
     if body.tls is not None:
         changes["tls"] = body.tls.model_dump(mode="json")
+    if "pre_deploy" in body.model_fields_set:  # null: no job any more
+        changes["pre_deploy"] = pre_deploy_config(body.pre_deploy)
     runtime = _inputs(body.env) if body.env is not None else None
     build = _build_args(body.source) if body.source is not None else None
     record = await uc.update_application(deps(request), principal, application_id, changes, runtime, build)

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
+from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
 from berth_api.entrypoints.schemas_runtime import LiveVersion, RuntimeStatus
 from berth_api.entrypoints.schemas_tls import TlsIn, TlsOut
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
@@ -275,6 +276,7 @@ class ApplicationCreate(Strict):
     restart_policy: RestartPolicy = "unless-stopped"
     stop_timeout_s: int = Field(default=10, ge=0, le=3600, description="SIGTERM, then SIGKILL after this")
     tls: TlsIn | None = Field(default=None, description="HTTPS for its hosts; omitted: the platform's defaults")
+    pre_deploy: PreDeployIn | None = Field(default=None, description=PRE_DEPLOY)
 
     @model_validator(mode="after")
     def _services_or_compose(self) -> ApplicationCreate:
@@ -293,6 +295,7 @@ class ApplicationUpdate(Strict):
     restart_policy: RestartPolicy | None = None
     stop_timeout_s: int | None = Field(default=None, ge=0, le=3600)
     tls: TlsIn | None = None
+    pre_deploy: PreDeployIn | None = Field(default=None, description=PRE_DEPLOY)
 
 
 class ImageSourceOut(BaseModel):
@@ -373,6 +376,7 @@ class ApplicationOut(BaseModel):
     compose: ComposeOut | None = Field(
         default=None, description="A compose application's file and translation", exclude_if=lambda v: v is None
     )
+    pre_deploy: PreDeployIn | None = Field(default=None, description=PRE_DEPLOY, exclude_if=lambda v: v is None)
     removal_phase: RemovalPhase | None = Field(
         default=None,
         description="While `removing`: `cancelling` (unfinished deployments end first), `routes` (Traefik "

@@ -80,6 +80,7 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
         "removal_phase": row.get("removal_phase") if row.get("state") == "removing" else None,
         "compose": _compose(cfg),
         "tls": cfg.get("tls") or {},
+        "pre_deploy": cfg.get("pre_deploy"),
     }
 
 

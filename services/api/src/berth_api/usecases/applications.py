@@ -77,6 +77,13 @@ def _check_mounts(deps: Deps, config: dict[str, Any], team_id: str) -> None:
         raise invalid_field(*found)
 
 
+def _check_pre_deploy(config: dict[str, Any]) -> None:
+    """The pre-deploy job's service is one of the application's (422 naming the field)."""
+    job, names = config.get("pre_deploy") or {}, [s["name"] for s in config.get("services") or []]
+    if job.get("service") and not compose_apps.untranslated(config) and job["service"] not in names:
+        raise invalid_field("/body/pre_deploy/service", f"the application has no service {job['service']!r}")
+
+
 def _check_source(deps: Deps, config: dict[str, Any]) -> None:
     source = config["source"]
     if source["kind"] == "git" and not deps.settings.allow_local_git:
@@ -207,6 +214,7 @@ async def create_application(
         config = await compose_apps.translated(deps, config, given, principal.team_id)
     _check_source(deps, config)
     _check_mounts(deps, config, principal.team_id)
+    _check_pre_deploy(config)
     _check_kept(runtime, "runtime", [])
     _check_kept(build, "build", [])
     app_id = new_id()
@@ -262,6 +270,7 @@ async def update_application(
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
             _check_source(deps, config)
             _check_mounts(deps, config, principal.team_id)
+            _check_pre_deploy(config)
             if "source" in changes:
                 await build_servers.resolve(s, principal, config)
             if "services" in changes:

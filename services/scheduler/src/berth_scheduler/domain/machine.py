@@ -146,6 +146,14 @@ class OldStoppedForRecreate:
 
 
 @dataclass(frozen=True)
+class PreDeploySucceeded:
+    """The application's pre-deploy job exited 0 (``usecases/rollout/pre_deploy.py``): the readiness
+    deadline starts now, not before a long job."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class ContainersStarted:
     count: int
 
@@ -199,6 +207,7 @@ Input = (
     | BuildFailed
     | ImageReady
     | OldStoppedForRecreate
+    | PreDeploySucceeded
     | ContainersStarted
     | ReplicaReady
     | ReplicasReady
@@ -316,6 +325,10 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 f"{stopped} stopped before the new ones start; expected downtime until the new version is routed"
             )
             return nxt, [_progress(nxt, "expected downtime", detail)]
+        case PreDeploySucceeded(detail):
+            _expect(r, inp, State.STARTING)
+            nxt = replace(r, deadline_at=now + t.readiness_s, version=r.version + 1)
+            return nxt, [_progress(nxt, "pre-deploy job succeeded", detail)]
         case ContainersStarted(count):
             _expect(r, inp, State.STARTING)
             nxt = _go(r, State.VERIFYING, now)

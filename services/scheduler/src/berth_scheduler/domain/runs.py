@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -161,3 +162,72 @@ def to_prune(finished: Sequence[T], keep: int) -> list[T]:
     """Of an application's finished runs whose container is still kept, newest first: those beyond the
     newest ``keep``."""
     return list(finished[keep:])
+
+
+# --- the pre-deploy job -------------------------------------------------------------------------------
+# A deployment's pre-deploy job (``ApplicationSpec.pre_deploy``) is a run made by the rollout: the body of a
+# run from the deployment's NEW image, named after the deployment (``berth-predeploy-<deployment id>``), so a
+# scheduler that restarts mid-job finds the container and waits for it (or reads its outcome) instead of
+# running the job a second time.
+
+JOB_LABEL = "berth.pre-deploy"  # the deployment id, on a pre-deploy job's container
+JOB_LOG_LINES = 500  # the lines of the job's output copied into the deployment's log
+
+
+def job_container_name(deployment_id: str) -> str:
+    """``berth-predeploy-<deployment id>``: the same after a restart, so the job is never made twice."""
+    return f"berth-predeploy-{_NAME_SAFE.sub('-', deployment_id)}"[:128]
+
+
+def job_service(spec: ApplicationSpec, name: str | None) -> WebService | WorkerService | None:
+    """The service whose environment the job takes: ``name``, else the first web service, else the first
+    worker (as a run's default); None when the spec has no service of that name."""
+    if name is not None:
+        return pick_service(spec, name)
+    return next((s for s in spec.services if isinstance(s, WebService)), spec.services[0])
+
+
+def job_spec(
+    deployment_id: str,
+    application_id: str,
+    team_id: str,
+    spec: ApplicationSpec,
+    service: WebService | WorkerService,
+    image: str,
+    command: list[str],
+    server_id: str = LOCAL,
+) -> ContainerSpec:
+    """The create body of the pre-deploy job's container: a run's body (``run_spec``) under the job's name,
+    labelled with its deployment (``JOB_LABEL``)."""
+    cs = run_spec(deployment_id, application_id, team_id, deployment_id, spec, service, image, command, server_id)
+    name = job_container_name(deployment_id)
+    body = dict(cs.body)
+    body["Labels"] = {**{k: v for k, v in body["Labels"].items() if k != RUN_LABEL}, JOB_LABEL: deployment_id}
+    return replace(cs, name=name, body=body)
+
+
+def job_failure(result: Outcome, timeout_s: int) -> str:
+    """Why a deployment failed at its pre-deploy job: the exit code (or the timeout) and its last lines."""
+    if result.status == "timed_out":
+        head = f"the pre-deploy job timed out after {timeout_s} s (killed)"
+    elif result.exit_code is None:
+        head = f"the pre-deploy job could not run: {result.reason}"
+    else:
+        head = f"the pre-deploy job {result.reason}"
+    if not result.last_lines:
+        return head
+    return head + "; its last lines:\n" + "\n".join(result.last_lines)
+
+
+def started_at(info: dict[str, Any]) -> float | None:
+    """When the container started (the engine's ``State.StartedAt``), as epoch seconds; None: never."""
+    raw = str((info.get("State") or {}).get("StartedAt") or "")
+    if not raw or raw.startswith("0001-"):
+        return None
+    head, _, frac = raw.rstrip("Z").partition(".")
+    try:
+        at = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in frac if ch.isdigit())[:6]
+    return at + (int(digits) / 10 ** len(digits) if digits else 0.0)

@@ -189,33 +189,18 @@ class Runs:
             started_at = self.clock()
             await self._write(lambda unit: self._mark_running(unit, row, server, started_at))
             log.info("run started", run_id=run_id, container=cs.name, server_id=server)
-        timed_out = await self._wait(docker, cs.name, started_at + row.timeout_s)
+        timed_out = await wait_exit(docker, cs.name, started_at + row.timeout_s, self.clock, self.poll_s)
         info = await docker.inspect(cs.name)
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
-        params = {"stdout": "1", "stderr": "1", "tail": str(domain.LINES_READ), "timestamps": "1"}
-        written = await docker_logs.last_lines(
-            docker, cs.name, params, domain.LINES_READ, tty=docker_logs.tty_of(info), timeout_s=30
-        )
-        text = [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]  # stdout, stderr merged
+        text = await written_lines(docker, cs.name, info, domain.LINES_READ)
         await self._end(row, server, domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None))
 
     async def _create(self, docker: DockerExecutor, cs: ContainerSpec) -> None:
         await docker.create_or_find(cs)
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(cs.name, aliases))
-
-    async def _wait(self, docker: DockerExecutor, name: str, deadline: float) -> bool:
-        """Until the container is no longer running; True when the deadline came first (it is stopped)."""
-        while True:
-            info = await docker.inspect(name)
-            if domain.next_step("running", info) is not domain.Step.WAIT:
-                return False
-            if self.clock() >= deadline:
-                await docker.stop(name, domain.STOP_GRACE_S)
-                return True
-            await asyncio.sleep(min(self.poll_s, max(0.0, deadline - self.clock())))
 
     async def _removing(self, application_id: str) -> bool:
         async with self.transactions.sessionmaker() as session:
@@ -301,3 +286,25 @@ class Runs:
                 continue
             async with self.transactions.sessionmaker() as session, session.begin():
                 await repo.mark_pruned(session, run_id)
+
+
+async def wait_exit(
+    docker: DockerExecutor, name: str, deadline: float, clock: Callable[[], float], poll_s: float
+) -> bool:
+    """Until the container is no longer running; True when the deadline came first (it is then stopped:
+    SIGTERM, SIGKILL ``STOP_GRACE_S`` later)."""
+    while True:
+        info = await docker.inspect(name)
+        if domain.next_step("running", info) is not domain.Step.WAIT:
+            return False
+        if clock() >= deadline:
+            await docker.stop(name, domain.STOP_GRACE_S)
+            return True
+        await asyncio.sleep(min(poll_s, max(0.0, deadline - clock())))
+
+
+async def written_lines(docker: DockerExecutor, name: str, info: dict[str, Any], keep: int) -> list[str]:
+    """The last ``keep`` lines an exited container wrote, stdout and stderr merged by time."""
+    params = {"stdout": "1", "stderr": "1", "tail": str(keep), "timestamps": "1"}
+    written = await docker_logs.last_lines(docker, name, params, keep, tty=docker_logs.tty_of(info), timeout_s=30)
+    return [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]

@@ -33,15 +33,23 @@ from berth_scheduler.domain.service_images import ServiceImage, ran
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import deliver
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines, pull_on
-from berth_scheduler.usecases.rollout.steps import Waiter, transit, write
+from berth_scheduler.usecases.rollout.pre_deploy import (
+    PreDeployFailedError,
+    before_layer,
+    remove_job,
+    run_job,
+    runs_first,
+)
+from berth_scheduler.usecases.rollout.steps import Waiter, servers_of, transit, write
 from berth_scheduler.usecases.rollout.verify import start_and_verify
 
 log = get_logger(__name__)
 
 
 async def pull_then_start(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
-    """starting: a prebuilt image not looked at yet is made ready first (pulled or found), then
-    ``start_and_verify`` as for every deployment."""
+    """starting: a prebuilt image not looked at yet is made ready first (pulled or found), then the
+    pre-deploy job when the application has one (``pre_deploy.py``), then ``start_and_verify`` as for every
+    deployment."""
     if not r.needs_build and r.image and r.image_digest is None:
         ready = await ensure_image(rt, r, row)
         if ready is None:
@@ -49,7 +57,20 @@ async def pull_then_start(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter
         r = ready
     if not await service_images(rt, r, row):
         return
-    await start_and_verify(rt, r, row, wait)
+    spec = rt.sealer.open(row.spec)
+    job = spec.pre_deploy
+    if job is not None and runs_first(spec):
+        after = await run_job(rt, r, row)
+        if after is None:
+            return
+        r = after
+    layered = before_layer(rt, r, row) if job is not None and not runs_first(spec) else None
+    try:
+        await start_and_verify(rt, r, row, wait, layered)
+    except PreDeployFailedError:
+        return  # the deployment failed: its undo removes the job and the replicas started before it
+    if job is not None:  # the deployment left starting: the job is never looked at again
+        await remove_job(rt, r.deployment_id, await servers_of(rt, r.application_id, spec))
 
 
 async def service_images(rt: RolloutContext, r: Rollout, row: Any) -> bool:

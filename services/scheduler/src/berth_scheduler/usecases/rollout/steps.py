@@ -129,12 +129,18 @@ async def _start_one(
 
 
 async def start_replicas(
-    rt: RolloutContext, r: Rollout, row: Any, wait: Waiter, on_started: Callable[[ContainerSpec], None] | None = None
+    rt: RolloutContext,
+    r: Rollout,
+    row: Any,
+    wait: Waiter,
+    on_started: Callable[[ContainerSpec], None] | None = None,
+    before_layer: Callable[[list[str]], Awaitable[None]] | None = None,
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
     The servers are prepared (image, networks) in parallel, then the replicas start in parallel, layer by
-    layer of ``depends_on`` (one layer without it); a kept service's replicas are already running. The
-    caller records ``ContainersStarted``."""
+    layer of ``depends_on`` (one layer without it); a kept service's replicas are already running.
+    ``before_layer`` is awaited before each layer starts, once the layer's dependencies are met (a compose
+    application's pre-deploy job: ``pre_deploy.py``). The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
     recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
     kept = await read(rt, adopted, rt.sealer, r, spec)
@@ -169,6 +175,8 @@ async def start_replicas(
 
     for layer in compose.layers(spec):
         await wait_dependencies(rt, spec, layer, list(started.values()), deadline)
+        if before_layer is not None:
+            await before_layer(layer)
         await together([one(s) for s in slots if s.service.name in layer and s.service.name not in kept])
     return [started[(s.service.name, s.replica)] for s in slots]
 

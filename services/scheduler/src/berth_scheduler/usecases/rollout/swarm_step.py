@@ -55,6 +55,10 @@ class SwarmStarting:
         if not any(places.values()):
             await pull_then_start(rt, r, row, wait)
             return
+        if spec.pre_deploy is not None:  # never skipped silently: a migration left out breaks the new version
+            raise SwarmRolloutFailed(
+                "a pre-deploy job runs on servers, not on a Swarm yet: place the services on servers"
+            )
         if spec.private_network:
             raise SwarmRolloutFailed(
                 "a compose application runs on servers, not on a Swarm yet: place its services on servers"

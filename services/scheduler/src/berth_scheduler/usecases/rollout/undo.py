@@ -1,5 +1,6 @@
-"""Undo a failed or cancelled deployment: routes back as they were, new containers removed (the old replicas
-a ``recreate`` stopped started and routed again), then end it."""
+"""Undo a failed or cancelled deployment: routes back as they were, new containers removed (its pre-deploy
+job's too, stopped first if it still runs; the old replicas a ``recreate`` stopped started and routed
+again), then end it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.pre_deploy import remove_job
 from berth_scheduler.usecases.rollout.recreate import undo_recreate
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, servers_of, transit
@@ -52,6 +54,8 @@ class Undo:
         notes.append(f"{removed} new container(s) removed")
         if skipped:
             notes.append(f"server(s) {', '.join(skipped)} did not answer: their new containers are left there")
+        if rt.sealer.open(row.spec).pre_deploy is not None and await remove_job(rt, r.deployment_id, servers):
+            notes.append("the pre-deploy job's container removed")
         recreated = await undo_recreate(rt, r, rt.sealer.open(row.spec), wait)
         if recreated:
             notes.append(recreated)

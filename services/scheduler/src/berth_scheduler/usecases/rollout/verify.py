@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from berth_common.catalogue import ApplicationSpec
@@ -51,13 +51,26 @@ from berth_scheduler.usecases.rollout.steps import (
 QUICK_READY_S = 0.2
 
 
-async def start_and_verify(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
+async def start_and_verify(
+    rt: RolloutContext,
+    r: Rollout,
+    row: Any,
+    wait: Waiter,
+    before_layer: Callable[[list[str]], Awaitable[float | None]] | None = None,
+) -> None:
     """starting, then verifying: each replica's readiness check starts as soon as it runs. When every
     replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
     and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
     goes on as after a restart. A ``recreate`` service's old replicas leave the routes and stop first
-    (``recreate.py``)."""
+    (``recreate.py``). ``before_layer`` runs before each start layer (a compose application's pre-deploy
+    job); a readiness deadline it answers counts for the replicas started after it."""
     deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
+
+    async def before(layer: list[str]) -> None:
+        nonlocal deadline
+        assert before_layer is not None
+        deadline = await before_layer(layer) or deadline
+
     early: dict[str, asyncio.Task[None]] = {}
 
     def started(cs: ContainerSpec) -> None:
@@ -69,7 +82,7 @@ async def start_and_verify(rt: RolloutContext, r: Rollout, row: Any, wait: Waite
         await transit(rt, r.deployment_id, machine.Fail(str(exc)))
         return
     try:
-        specs = await start_replicas(rt, r, row, wait, started)
+        specs = await start_replicas(rt, r, row, wait, started, before if before_layer is not None else None)
         started_input = machine.ContainersStarted(len(specs))
         if await _all_passed(list(early.values()), QUICK_READY_S):
             await _switch(rt, r, rt.sealer.open(row.spec), specs, [cs.name for cs in specs], [started_input])

@@ -1,0 +1,157 @@
+"""starting, before any new replica: the application's pre-deploy job (``ApplicationSpec.pre_deploy``).
+
+The job is a one-off container from the deployment's NEW image with the chosen service's environment,
+volumes and networks (the body of a run: ``domain/runs.job_spec``), on the first server that service runs
+on, prepared first as for its replicas. Its name follows from the deployment (``berth-predeploy-<id>``),
+and what to do is read from the engine each time the step runs (``domain/runs.next_step``): made and
+started when there is none, started when it was only made, waited for while it runs (its timeout counts
+from the engine's start time), read when it exited. A scheduler that restarts mid-job therefore waits for
+the same container, and one that restarts after it ended reads its outcome: the job never runs twice.
+
+A compose application whose job takes a service that depends on others runs it just before that
+service's start layer, once the services it depends on run (a database the migration needs, say): the
+replicas of the earlier layers are then already started (and removed again by the undo when the job
+fails).
+
+Its output goes to the deployment's log (``[pre-deploy]`` lines). Exit 0 records ``PreDeploySucceeded``
+(the readiness deadline starts then) and the replicas start; any other end fails the deployment with the
+exit code (or the timeout) and the last lines, before anything of the new version started, so the live
+version keeps serving. Its container is removed once the deployment has left ``starting``: after the
+replicas started, or by the undo of a failed or cancelled deployment, which stops it first when it still
+runs (a cancel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from berth_common.catalogue import ApplicationSpec
+from berth_common.docker import DockerUnavailable
+from berth_common.logging import get_logger
+from berth_scheduler.adapters.docker import DockerOperationError
+from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.domain import compose, machine, placement
+from berth_scheduler.domain import runs as domain
+from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.image_pull import log_lines
+from berth_scheduler.usecases.rollout.steps import prepare_server, transit
+from berth_scheduler.usecases.runs import wait_exit, written_lines
+
+log = get_logger(__name__)
+POLL_S = 0.5
+PREFIX = "[pre-deploy] "
+
+
+async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
+    """Run the deployment's pre-deploy job to its end (or find its end): the rollout to go on with (as it
+    was when there is no job), None when the deployment failed."""
+    spec = rt.sealer.open(row.spec)
+    job = spec.pre_deploy
+    if job is None:
+        return r
+    service = domain.job_service(spec, job.service)
+    if service is None:
+        reason = f"the pre-deploy job's service {job.service!r} is not a service of the application"
+        await transit(rt, r.deployment_id, machine.Fail(reason))
+        return None
+    server = next((s.server_id for s in placement.slots(spec) if s.service.name == service.name), LOCAL)
+    await prepare_server(rt, r, spec, server)
+    cs = domain.job_spec(
+        r.deployment_id, r.application_id, r.team_id, spec, service, r.run_image, list(job.command), server
+    )
+    docker = await rt.fleet.docker(server)
+    try:
+        step = domain.next_step("queued", await docker.inspect(cs.name))
+        if step is domain.Step.CREATE:
+            await docker.create_or_find(cs)
+            for network, aliases in cs.connects:
+                await docker.connect_network(network, compose.connect_body(cs.name, aliases))
+            shown = " ".join(job.command)
+            await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
+            step = domain.Step.START
+        if step is domain.Step.START:
+            await docker.start(cs.name)
+    except DockerOperationError as exc:
+        if exc.status not in (400, 404, 409, 500):
+            raise
+        await _fail(rt, r, domain.lost(str(exc)), job.timeout_s)  # a command it cannot run, say
+        return None
+    info = await docker.inspect(cs.name)
+    began = (domain.started_at(info) if info is not None else None) or rt.clock()
+    timed_out = await wait_exit(docker, cs.name, began + job.timeout_s, rt.clock, POLL_S)
+    info = await docker.inspect(cs.name)
+    if info is None:
+        await _fail(rt, r, domain.lost("its container is gone (removed outside Berth)"), job.timeout_s)
+        return None
+    lines = await written_lines(docker, cs.name, info, domain.JOB_LOG_LINES)
+    result = domain.outcome(info, lines, timed_out_after=job.timeout_s if timed_out else None)
+    await log_lines(rt, r.deployment_id, [PREFIX + line for line in lines])
+    if result.status != "succeeded":
+        await _fail(rt, r, result, job.timeout_s)
+        return None
+    await log_lines(rt, r.deployment_id, [f"{PREFIX}exited with code 0"])
+    after = await transit(
+        rt, r.deployment_id, machine.PreDeploySucceeded(f"{' '.join(job.command)}: exited with code 0")
+    )
+    log.info("pre-deploy job succeeded", deployment_id=r.deployment_id, container=cs.name)
+    return after
+
+
+def runs_first(spec: ApplicationSpec) -> bool:
+    """Whether the job runs before any replica starts: its service is in the first start layer (every
+    application of services, and a compose service that depends on none). Otherwise it runs just before
+    its service's layer, once the services it depends on run (``before_layer``)."""
+    job = spec.pre_deploy
+    service = domain.job_service(spec, job.service) if job is not None else None
+    return service is None or service.name in compose.layers(spec)[0]
+
+
+class PreDeployFailedError(Exception):
+    """The job failed (the deployment was failed with its reason): no more replicas start."""
+
+
+def before_layer(rt: RolloutContext, r: Rollout, row: Any) -> Callable[[list[str]], Awaitable[float | None]]:
+    """The job as the step before its service's start layer: the readiness deadline it restarted (None
+    for another layer); raises ``PreDeployFailedError`` when it failed."""
+    spec = rt.sealer.open(row.spec)
+    job = spec.pre_deploy
+    service = domain.job_service(spec, job.service) if job is not None else None
+
+    async def before(layer: list[str]) -> float | None:
+        if service is None or service.name not in layer:
+            return None
+        after = await run_job(rt, r, row)
+        if after is None:
+            raise PreDeployFailedError(r.deployment_id)
+        return after.deadline_at
+
+    return before
+
+
+async def _fail(rt: RolloutContext, r: Rollout, result: domain.Outcome, timeout_s: int) -> None:
+    reason = domain.job_failure(result, timeout_s)
+    await log_lines(rt, r.deployment_id, [PREFIX + reason.splitlines()[0]])
+    log.info("pre-deploy job failed", deployment_id=r.deployment_id, reason=reason.splitlines()[0])
+    await transit(rt, r.deployment_id, machine.Fail(reason[:3500]))
+
+
+async def remove_job(rt: RolloutContext, deployment_id: str, servers: Sequence[str]) -> bool:
+    """Stop (a job still running: a cancel) and remove the deployment's job container wherever it is; a
+    server that does not answer keeps it (best effort: never fails a deployment). True: one was removed."""
+    name = domain.job_container_name(deployment_id)
+    removed = False
+    for server in dict.fromkeys([LOCAL, *servers]):
+        with contextlib.suppress(DockerUnavailable, DockerOperationError, ServerRefusedError):
+            docker = await rt.fleet.docker(server)
+            info = await docker.inspect(name)
+            if info is None:
+                continue
+            if (info.get("State") or {}).get("Running"):
+                await docker.stop(name, domain.STOP_GRACE_S)
+            await docker.remove(name)
+            removed = True
+    return removed
