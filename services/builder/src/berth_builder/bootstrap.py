@@ -11,6 +11,7 @@ from berth_builder.entrypoints import bus
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build import Pipeline
 from berth_builder.usecases.builds import Builds
+from berth_builder.usecases.host_keys import HostKeys
 from berth_builder.usecases.repository_files import RepositoryFiles
 from berth_builder.usecases.servers import BuildServers
 from berth_common.docker import DockerEngines, local_engine
@@ -32,7 +33,8 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(engines.close)
     ctx.cleanups.append(servers.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
-    await bus.register(ctx, builds, servers, RepositoryFiles(settings, git), settings.max_concurrent_builds)
+    files = RepositoryFiles(settings, git)
+    await bus.register(ctx, builds, servers, files, HostKeys(settings), settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

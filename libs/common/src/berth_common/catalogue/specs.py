@@ -16,6 +16,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.composed import Composed, dependency_refusal
+from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
@@ -199,6 +200,8 @@ class GitSource(Spec):
     push: PushTarget | None = Field(default=None, exclude_if=lambda v: v is None)
     # The team's credentials for the registries the image map sends base images to (``FROM`` lines).
     base_auths: list[RegistryAuth] = Field(default_factory=list, max_length=20, exclude_if=lambda v: not v)
+    # A private repository's credentials (the deploy key and pinned host keys, or a token): ``git_auth.py``.
+    auth: GitAuth | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("build_args", mode="before")
     @classmethod
