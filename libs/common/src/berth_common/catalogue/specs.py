@@ -344,6 +344,12 @@ class ApplicationSpec(Spec):
                 found += [p for p in [auth.reveal()] if p]
             except sealing.UnsealError:
                 pass
+        git_auth = self.source.auth if isinstance(self.source, GitSource) else None
+        if git_auth is not None and git_auth.kind == "https":  # a private repository's token
+            try:
+                found.append(git_auth.token_text())
+            except sealing.UnsealError:
+                pass
         return found
 
 
