@@ -65,20 +65,29 @@ async def test_deploy_key_routes_host_key_pinning_and_the_deployment_command(
     bare = publish_bare(repo, tmp_path / "served", "app.git")
     app = await make_app(client, members.developer, app_body(ssh_git.scp_url(bare)))
     key_url = f"/v1/applications/{app['id']}/deploy-key"
+    access_url = f"/v1/applications/{app['id']}/git-access"
 
-    problem(await client.get(key_url, headers=members.viewer), 404)
+    r = await client.get(access_url, headers=members.viewer)
+    assert r.status_code == 200 and r.json() == {
+        "application_id": app["id"],
+        "repository": ssh_git.scp_url(bare),
+        "uses": "deploy_key",
+        "deploy_key": None,
+        "token": None,
+    }
     problem(await client.post(key_url, headers=members.viewer), 403)
     r = await client.post(key_url, headers=members.developer)
     assert r.status_code == 201, r.text
     made = r.json()
     assert made["public_key"].startswith("ssh-ed25519 ") and made["public_key"].endswith(f" berth-{app['id']}")
     assert made["fingerprint"] == keygen_fingerprint(made["public_key"], tmp_path)
-    assert made["ssh_server"] == ssh_git.address and made["host_keys"] == []
+    assert made["ssh_server"] == ssh_git.address and made["host_keys"] == [] == made["offered_host_keys"]
     assert "PRIVATE" not in r.text
     problem(await client.post(key_url, headers=members.developer), 409)
-    problem(await client.get(key_url, headers=members.other), 404)
-    shown = await client.get(key_url, headers=members.viewer)
-    assert shown.status_code == 200 and shown.json()["public_key"] == made["public_key"]
+    problem(await client.get(access_url, headers=members.other), 404)
+    problem(await client.post(key_url + "/rotate", headers=members.other), 404)
+    shown = await client.get(access_url, headers=members.viewer)
+    assert shown.status_code == 200 and shown.json()["deploy_key"] == made
     (sealed,) = await sealed_rows(api_urls)
     assert b"PRIVATE KEY" not in sealed and made["public_key"].split()[1].encode() not in sealed
     ssh_git.authorize(made["public_key"])
@@ -114,6 +123,9 @@ async def test_deploy_key_routes_host_key_pinning_and_the_deployment_command(
     new_line = ssh_git.host_key_line()
     changed = problem(await client.post(key_url + "/host-keys/scan", headers=members.developer), 409)
     assert keygen_fingerprint(new_line, tmp_path) in changed["detail"]
+    shown = (await client.get(access_url, headers=members.viewer)).json()["deploy_key"]
+    assert [p["source"] for p in shown["host_keys"]] == ["first-contact"]  # still the one trusted
+    assert [(f"{p['key_type']} {p['key']}", p["source"]) for p in shown["offered_host_keys"]] == [(new_line, "offered")]
     accept = {"fingerprint": keygen_fingerprint(new_line, tmp_path)}
     problem(await client.post(key_url + "/host-keys/accept", headers=members.developer, json=accept), 403)
     wrong = {"fingerprint": pin["fingerprint"]}
@@ -122,6 +134,8 @@ async def test_deploy_key_routes_host_key_pinning_and_the_deployment_command(
     assert r.status_code == 200, r.text
     (pin,) = r.json()["host_keys"]
     assert (f"{pin['key_type']} {pin['key']}", pin["source"]) == (new_line, "accepted")
+    assert r.json()["offered_host_keys"] == []
+    problem(await client.post(key_url + "/host-keys/accept", headers=members.admin, json=accept), 409)  # none now
 
     # keys given by hand (as a forge publishes them) replace the pins; a line that does not read is a 422
     given = {"host_keys": [f"{host_line} old-key"]}
@@ -138,7 +152,8 @@ async def test_deploy_key_routes_host_key_pinning_and_the_deployment_command(
     problem(await client.delete(key_url, headers=members.developer), 403)
     problem(await client.delete(key_url, headers=members.other), 404)
     assert (await client.delete(key_url, headers=members.admin)).status_code == 204
-    problem(await client.get(key_url, headers=members.viewer), 404)
+    assert (await client.get(access_url, headers=members.viewer)).json()["deploy_key"] is None
+    problem(await client.post(key_url + "/rotate", headers=members.developer), 404)
     assert await sealed_rows(api_urls) == []
 
 
@@ -158,8 +173,10 @@ async def test_a_deployment_pins_at_first_contact_and_a_compose_file_is_read_wit
     assert r.status_code in (201, 202), r.text
     (start,) = await scheduler.wait_for(START)
     assert [k["key"] for k in start.data["spec"]["source"]["auth"]["host_keys"]] == [ssh_git.host_key_line().split()[1]]
-    shown = (await client.get(f"/v1/applications/{app['id']}/deploy-key", headers=members.viewer)).json()
-    assert [(p["host"], p["source"]) for p in shown["host_keys"]] == [(f"{ssh_git.address}", "first-contact")]
+    shown = (await client.get(f"/v1/applications/{app['id']}/git-access", headers=members.viewer)).json()
+    assert [(p["host"], p["source"]) for p in shown["deploy_key"]["host_keys"]] == [
+        (f"{ssh_git.address}", "first-contact")
+    ]
 
     # the application becomes a compose one whose file is in the private repository: read with the key
     r = await client.patch(
@@ -175,13 +192,15 @@ async def test_token_routes_are_write_only_and_the_command_carries_it_sealed(
     token = "ghp_Sup3rS3cretT0ken0123456789"
     app = await make_app(client, members.developer, app_body("https://git.example.com/acme/private.git", "tok"))
     url = f"/v1/applications/{app['id']}/git-token"
-    problem(await client.get(url, headers=members.viewer), 404)
+    access_url = f"/v1/applications/{app['id']}/git-access"
+    assert (await client.get(access_url, headers=members.viewer)).json()["uses"] == "token"
     problem(await client.put(url, headers=members.viewer, json={"token": token}), 403)
     r = await client.put(url, headers=members.developer, json={"token": token})
     assert r.status_code == 200 and r.json()["username"] == "x-access-token" and token not in r.text
-    shown = await client.get(url, headers=members.viewer)
+    shown = await client.get(access_url, headers=members.viewer)
     assert shown.status_code == 200 and token not in shown.text
-    problem(await client.get(url, headers=members.other), 404)
+    assert shown.json()["token"]["username"] == "x-access-token"
+    problem(await client.put(url, headers=members.other, json={"token": token}), 404)
     (sealed,) = await sealed_rows(api_urls)
     assert token.encode() not in sealed
 
@@ -199,4 +218,5 @@ async def test_token_routes_are_write_only_and_the_command_carries_it_sealed(
 
     problem(await client.delete(url, headers=members.developer), 403)
     assert (await client.delete(url, headers=members.admin)).status_code == 204
-    problem(await client.get(url, headers=members.viewer), 404)
+    assert (await client.get(access_url, headers=members.viewer)).json()["token"] is None
+    problem(await client.delete(url, headers=members.admin), 404)

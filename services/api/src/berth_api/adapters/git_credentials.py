@@ -43,10 +43,21 @@ async def host_keys(session: AsyncSession, application_id: str) -> list[dict[str
 
 
 async def pin(session: AsyncSession, application_id: str, host: str, keys: Iterable[dict[str, Any]]) -> None:
-    """The keys pinned for ``host`` are exactly ``keys`` (each: key_type, key, source, pinned_by)."""
+    """The keys pinned for ``host`` are exactly ``keys`` (each: key_type, key, source, pinned_by); what the
+    server offered instead is forgotten."""
     c = git_host_keys.c
     await session.execute(sa.delete(git_host_keys).where(c.application_id == application_id, c.host == host))
-    rows = [{**k, "application_id": application_id, "host": host} for k in keys]
+    rows = [{**k, "application_id": application_id, "host": host, "offered": False} for k in keys]
+    if rows:
+        await session.execute(sa.insert(git_host_keys).values(rows))
+
+
+async def offer(session: AsyncSession, application_id: str, host: str, keys: Iterable[dict[str, Any]]) -> None:
+    """Record the keys ``host`` presents instead of the pinned ones (replacing an earlier offer)."""
+    c = git_host_keys.c
+    mine = (c.application_id == application_id, c.host == host, c.offered.is_(True))
+    await session.execute(sa.delete(git_host_keys).where(*mine))
+    rows = [{**k, "application_id": application_id, "host": host, "offered": True} for k in keys]
     if rows:
         await session.execute(sa.insert(git_host_keys).values(rows))
 

@@ -5,7 +5,8 @@ sealed (``SecretBox``, aad ``git-credential:<id>``, re-sealed by key rotation); 
 and a token's user name are kept in the clear to show.
 ``git_host_keys``: the SSH host keys pinned for an application's git server, each with where it came from
 (``first-contact``: read by the builder the first time; ``given``: by a user; ``accepted``: a changed key
-accepted by an admin) and when.
+accepted by an admin) and when; and the keys a server presented instead (``offered``), until an admin
+accepts them.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ git_host_keys = sa.Table(
     sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("host", sa.String(300), primary_key=True),  # as known_hosts names it: host, or [host]:port
     sa.Column("key_type", sa.String(40), primary_key=True),
+    sa.Column("offered", sa.Boolean, primary_key=True),  # presented by the server, not pinned: for an admin to accept
     sa.Column("key", sa.Text, nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),  # first-contact | given | accepted
+    sa.Column("source", sa.String(16), nullable=False),  # first-contact | given | accepted | offered
     sa.Column("pinned_by", sa.String(32), nullable=True),
     sa.Column("pinned_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

@@ -19,7 +19,7 @@ from berth_common.catalogue.git_auth import GitAuth, HostKey, known_hosts_name, 
 
 DEPLOY_KEY = "deploy_key"
 TOKEN = "token"
-SOURCES = ("first-contact", "given", "accepted")
+SOURCES = ("first-contact", "given", "accepted", "offered")
 
 
 def repository_of(config: Mapping[str, Any]) -> str | None:
@@ -71,8 +71,13 @@ def shown_host_key(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: row[k] for k in keys}, "fingerprint": fingerprint(row["key_type"], row["key"])}
 
 
-def pins_for(rows: Iterable[Mapping[str, Any]], host: str) -> list[HostKey]:
-    return [HostKey(host=r["host"], key_type=r["key_type"], key=r["key"]) for r in rows if r["host"] == host]
+def pins_for(rows: Iterable[Mapping[str, Any]], host: str, *, offered: bool = False) -> list[HostKey]:
+    """The keys pinned for ``host`` (``offered``: those it presented instead, not pinned)."""
+    return [
+        HostKey(host=r["host"], key_type=r["key_type"], key=r["key"])
+        for r in rows
+        if r["host"] == host and bool(r["offered"]) == offered
+    ]
 
 
 def ssh_auth(private_key: str, pins: list[HostKey]) -> GitAuth:

@@ -1,6 +1,7 @@
-"""Routes of private repositories: an application's deploy key (create, show, rotate, delete), the SSH host
-keys pinned for its git server (read at first contact, given, or a changed one accepted), and its access
-token for https:// repositories (set, show without the token, delete)."""
+"""Routes of private repositories: what an application authenticates to its repository with (shown without
+a secret), its deploy key (create, rotate, delete), the SSH host keys pinned for its git server (read at
+first contact, given, or a changed one accepted), and its access token for https:// repositories (set,
+delete)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from fastapi import Request
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
-from berth_api.entrypoints.schemas_git import AcceptHostKeyIn, DeployKeyOut, HostKeysIn, TokenIn, TokenOut
+from berth_api.entrypoints.schemas_git import (
+    AcceptHostKeyIn,
+    DeployKeyOut,
+    GitAccessOut,
+    HostKeysIn,
+    TokenIn,
+    TokenOut,
+)
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import git_access as uc
@@ -17,6 +25,7 @@ from berth_api.usecases import git_access as uc
 router = V1Router("git")
 keys = Resource(router, DeployKeyOut)
 tokens = Resource(router, TokenOut)
+views = Resource(router, GitAccessOut)
 KEY = "/applications/{application_id}/deploy-key"
 TOKEN = "/applications/{application_id}/git-token"
 SERVER_PROBLEMS: Responses = {
@@ -37,7 +46,12 @@ async def create_deploy_key(
     return DeployKeyOut.model_validate(await uc.create_deploy_key(deps(request), principal, application_id))
 
 
-keys.get(KEY, "get_deploy_key", uc.deploy_key, "The deploy key's public key, fingerprint and pinned host keys")
+views.get(
+    "/applications/{application_id}/git-access",
+    "get_git_access",
+    uc.access,
+    "The application's deploy key (public key, fingerprint, pinned host keys) and token (never a secret)",
+)
 keys.action(
     "POST", KEY + "/rotate", "rotate_deploy_key", uc.rotate_deploy_key,
     "A new deploy key in place of the old one (add the new public key to the forge)", role="developer",
@@ -62,8 +76,9 @@ async def pin_host_keys(
 
 @router.post(
     KEY + "/host-keys/accept",
-    summary="Accept the new host key the server presents (named by its fingerprint) in place of the pinned",
-    responses=SERVER_PROBLEMS,
+    summary="Accept the host keys the server offered at the last scan (one named by its fingerprint) in place of the "
+    "pinned",
+    responses={409: problem_doc("The server offered no other key, or not the one named")},
 )
 async def accept_host_key(
     request: Request, application_id: PathId, body: AcceptHostKeyIn, principal: Principal = require_role("admin")
@@ -80,5 +95,4 @@ async def put_git_token(
     return TokenOut.model_validate(row)
 
 
-tokens.get(TOKEN, "get_git_token", uc.token, "The access token's user name and dates (never the token)")
 tokens.delete(TOKEN, "delete_git_token", uc.delete_token, "Delete the application's access token")

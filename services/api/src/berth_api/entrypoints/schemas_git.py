@@ -3,12 +3,14 @@ the private key never), its access token (write-only), host keys given or accept
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
+TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")  # it travels in an Authorization header
 
 
 class HostKeyOut(BaseModel):
@@ -16,9 +18,9 @@ class HostKeyOut(BaseModel):
     key_type: str
     key: str
     fingerprint: str = Field(description="SHA-256, as ssh-keygen -l shows it")
-    source: Literal["first-contact", "given", "accepted"] = Field(
+    source: Literal["first-contact", "given", "accepted", "offered"] = Field(
         description="first-contact: read from the server the first time; given: by a user; accepted: a changed "
-        "key an admin accepted"
+        "key an admin accepted; offered: presented by the server instead of the pinned keys, not trusted"
     )
     pinned_at: datetime
 
@@ -33,6 +35,11 @@ class DeployKeyOut(BaseModel):
     ssh_server: str | None = Field(default=None, description="Its SSH server (None: not an ssh URL)")
     host_keys: list[HostKeyOut] = Field(
         default_factory=list, description="Pinned for the server: a clone is refused if it presents another key"
+    )
+    offered_host_keys: list[HostKeyOut] = Field(
+        default_factory=list,
+        description="Presented by the server at the last scan instead of the pinned keys: an admin accepts them by "
+        "fingerprint if the forge really changed its key",
     )
 
 
@@ -66,9 +73,27 @@ class TokenIn(BaseModel):
     )
     token: SecretStr = Field(min_length=1, max_length=4096, description="Write-only: sealed, never shown again")
 
+    @field_validator("token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_CHARS.fullmatch(value.get_secret_value()):
+            raise ValueError("a token is printable ASCII without spaces")
+        return value
+
 
 class TokenOut(BaseModel):
     application_id: str
     username: str
     created_at: datetime
     rotated_at: datetime | None = None
+
+
+class GitAccessOut(BaseModel):
+    application_id: str
+    repository: str | None = Field(description="The application's repository URL (None: an image source)")
+    uses: Literal["deploy_key", "token"] | None = Field(
+        description="What a clone of that URL uses: the deploy key (ssh:// and user@host:path), the token "
+        "(https://), or nothing (git://, an image source)"
+    )
+    deploy_key: DeployKeyOut | None = None
+    token: TokenOut | None = None

@@ -49,7 +49,9 @@ async def _application(
 
 async def _shown_key(s: AsyncSession, app: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     repository = domain.repository_of(app["config"])
-    pins = [domain.shown_host_key(r) for r in await repo.host_keys(s, app["id"])]
+    rows = await repo.host_keys(s, app["id"])
+    pins = [domain.shown_host_key(r) for r in rows if not r["offered"]]
+    offered = [domain.shown_host_key(r) for r in rows if r["offered"]]
     return {
         "application_id": app["id"],
         "public_key": row["public_key"],
@@ -59,6 +61,7 @@ async def _shown_key(s: AsyncSession, app: dict[str, Any], row: dict[str, Any]) 
         "repository": repository,
         "ssh_server": domain.ssh_server(repository),
         "host_keys": pins,
+        "offered_host_keys": offered,
     }
 
 
@@ -70,11 +73,21 @@ async def _key_row(s: AsyncSession, principal: Principal, application_id: str) -
     return app, row
 
 
-async def deploy_key(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
-    """The public key, its fingerprint and the pinned host keys (never the private key)."""
+async def access(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
+    """What the application authenticates to its repository with: its deploy key (public key, fingerprint,
+    pinned host keys) and its token (user name, dates), each None when it has none; never a secret."""
     async with deps.sessionmaker() as s:
-        app, row = await _key_row(s, principal, application_id)
-        return await _shown_key(s, app, row)
+        app = await _application(s, principal, application_id)
+        key = await repo.credential(s, principal.team_id, application_id, domain.DEPLOY_KEY)
+        found = await repo.credential(s, principal.team_id, application_id, domain.TOKEN)
+        repository = domain.repository_of(app["config"])
+        return {
+            "application_id": application_id,
+            "repository": repository,
+            "uses": domain.kind_for(repository),
+            "deploy_key": None if key is None else await _shown_key(s, app, key),
+            "token": None if found is None else _shown_token(found),
+        }
 
 
 async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
@@ -152,44 +165,58 @@ def _fingerprints(keys: Sequence[HostKey]) -> str:
 
 
 async def scan_host_keys(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
-    """First contact: pin the keys the server presents when none is pinned for it; when some are, answer
-    409 if the server now presents others (an admin accepts them by fingerprint)."""
+    """First contact: pin the keys the server presents when none is pinned for it. When some are and the
+    server presents others, they are recorded as offered (shown) and the answer is a 409: an admin accepts
+    them by fingerprint."""
     async with deps.sessionmaker() as s:
         app, _ = await _key_row(s, principal, application_id)
         repository, host = _server(app)
     keys = await git_auth.offered(deps, repository)
+    changed = False
     async with deps.sessionmaker() as s, s.begin():
         app, row = await _key_row(s, principal, application_id)
         pinned = domain.pins_for(await repo.host_keys(s, application_id), host)
         if not pinned:
             await repo.pin(s, application_id, host, git_auth.pins(keys, "first-contact", principal.user_id))
             log.info("host keys pinned at first contact", application_id=application_id, host=host)
-        elif not set(pinned) & set(keys):
-            raise ProblemError(
-                409,
-                f"The SSH server {host} presents host keys other than the pinned ones ({_fingerprints(keys)}). "
-                "If the forge changed its key, an admin accepts the new one by its fingerprint.",
-                slug="host-key-changed",
-            )
-        return await _shown_key(s, app, row)
+        elif set(pinned) & set(keys):
+            await repo.offer(s, application_id, host, [])
+        else:
+            await repo.offer(s, application_id, host, git_auth.pins(keys, "offered", None))
+            changed = True
+        shown = await _shown_key(s, app, row)
+    if changed:
+        log.warning("git server presents another host key", application_id=application_id, host=host)
+        raise ProblemError(
+            409,
+            f"The SSH server {host} presents host keys other than the pinned ones ({_fingerprints(keys)}). "
+            "If the forge changed its key, an admin accepts the new one by its fingerprint.",
+            slug="host-key-changed",
+        )
+    return shown
 
 
 async def accept_host_key(deps: Deps, principal: Principal, application_id: str, fingerprint: str) -> dict[str, Any]:
-    """Pin what the server presents now, in place of the pinned keys, if it presents the key named."""
-    async with deps.sessionmaker() as s:
-        app, _ = await _key_row(s, principal, application_id)
-        repository, host = _server(app)
-    keys = await git_auth.offered(deps, repository)
-    if fingerprint not in {domain.fingerprint(k.key_type, k.key) for k in keys}:
-        raise ProblemError(
-            409,
-            f"The SSH server {host} does not present a key with fingerprint {fingerprint} (it presents: "
-            f"{_fingerprints(keys)}).",
-            slug="host-key-not-offered",
-        )
+    """Pin the keys the server offered at the last scan in place of the pinned ones, when the key named by
+    ``fingerprint`` is among them."""
     async with deps.sessionmaker() as s, s.begin():
         app, row = await _key_row(s, principal, application_id)
-        await repo.pin(s, application_id, host, git_auth.pins(keys, "accepted", principal.user_id))
+        _, host = _server(app)
+        offered = domain.pins_for(await repo.host_keys(s, application_id), host, offered=True)
+        if not offered:
+            raise ProblemError(
+                409,
+                f"The SSH server {host} has not offered another host key: scan it first.",
+                slug="host-key-not-offered",
+            )
+        if fingerprint not in {domain.fingerprint(k.key_type, k.key) for k in offered}:
+            raise ProblemError(
+                409,
+                f"The SSH server {host} did not offer a key with fingerprint {fingerprint} (it offered: "
+                f"{_fingerprints(offered)}).",
+                slug="host-key-not-offered",
+            )
+        await repo.pin(s, application_id, host, git_auth.pins(offered, "accepted", principal.user_id))
         shown = await _shown_key(s, app, row)
     log.info("host key accepted", application_id=application_id, host=host, fingerprint=fingerprint)
     return shown
@@ -197,16 +224,6 @@ async def accept_host_key(deps: Deps, principal: Principal, application_id: str,
 
 def _shown_token(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("application_id", "username", "created_at", "rotated_at")}
-
-
-async def token(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
-    """The token's user name and dates (never the token)."""
-    async with deps.sessionmaker() as s:
-        await _application(s, principal, application_id)
-        row = await repo.credential(s, principal.team_id, application_id, domain.TOKEN)
-        if row is None:
-            raise missing(principal, application_id, domain.TOKEN)
-        return _shown_token(row)
 
 
 async def set_token(deps: Deps, principal: Principal, application_id: str, username: str, value: str) -> dict[str, Any]:

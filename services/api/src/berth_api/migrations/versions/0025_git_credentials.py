@@ -11,5 +11,5 @@ upgrade, downgrade = steps(
         t.git_credentials,
         "id team_id application_id kind sealed public_key username created_by created_at rotated_at",
     ),
-    table(t.git_host_keys, "application_id host key_type key source pinned_by pinned_at"),
+    table(t.git_host_keys, "application_id host key_type offered key source pinned_by pinned_at"),
 )
