@@ -9,6 +9,7 @@ import base64
 import pytest
 
 from berth_builder.domain import git_credentials as creds
+from berth_builder.domain.clone import classify_git_failure, failure_reason
 from berth_builder.domain.source import InvalidInput, validate_git_url
 from berth_common.catalogue.git_auth import GitAuth, HostKey, known_hosts_name, ssh_endpoint
 
@@ -95,3 +96,20 @@ def test_ssh_endpoints_and_keyscan_output():
     assert creds.parse_keyscan(output, "[git.example.com]:2222") == [
         HostKey(host="[git.example.com]:2222", key_type="ssh-ed25519", key=KEY)
     ]
+
+
+def test_a_host_key_other_than_the_pinned_one_is_its_own_failure():
+    changed = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\nfatal: Could not read from remote repository."
+    )
+    unknown = (
+        "No ED25519 host key is known for git.example.com and you have requested strict checking.\n"
+        "Host key verification failed."
+    )
+    assert classify_git_failure(changed) == classify_git_failure(unknown) == "host_key"
+    assert classify_git_failure("Host key verification failed.") == "auth"  # no pin involved: as before
+    reason = failure_reason("host_key", display_url="git@h:x.git", ref="main", timeout_s=1, stderr=changed)
+    assert reason.startswith("the SSH server of git@h:x.git presented a host key that is not the one pinned")

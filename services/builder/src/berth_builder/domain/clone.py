@@ -256,7 +256,8 @@ def failure_reason(failure: Failure, *, display_url: str, ref: str, timeout_s: f
         "so the clone was refused: if the forge really changed its key, check the new fingerprint with the forge "
         "and accept it (the application's deploy key: host keys); otherwise someone may be in between.",
         "auth": f"cloning {display_url} needs credentials the builder does not have: make the repository "
-        "public, or use a URL with an access token or an ssh key the builder can use.",
+        "public, or give the application a deploy key (ssh URLs) or an access token (https URLs) the forge "
+        "accepts (docs/git.md).",
         "ref_not_found": f"the repository {display_url} has no branch, tag or commit {ref!r}: check the ref."
         if ref
         else f"the repository {display_url} has no default branch: is it empty?",

@@ -80,11 +80,15 @@ def plan(auth: GitAuth, url: GitUrl, directory: str) -> CredentialPlan:
     """The files and environment for ``auth`` against ``url`` (``check`` passed); ``directory``: where the
     files go. Raises ``InvalidInput`` for a value that cannot be used (a key or token that does not open)."""
     if auth.kind == "ssh":
+        try:
+            command = ssh_command(directory)
+        except ValueError as exc:
+            raise InvalidInput("source.auth", f"{exc} (set BERTH_DATA_DIR to a plain path)") from None
         key = auth.private_key_text().strip() + "\n"
         known = "".join(k.line() + "\n" for k in auth.host_keys)
         return CredentialPlan(
             files={KEY_FILE: key, KNOWN_HOSTS: known},
-            env={"GIT_SSH_COMMAND": ssh_command(directory)},
+            env={"GIT_SSH_COMMAND": command},
             drop=("SSH_AUTH_SOCK",),
             secrets=(key.strip(),),
         )
