@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, SecretStr, field_serializer, model_validator
 
@@ -26,15 +26,6 @@ from berth_common.catalogue.spec_base import Spec
 
 __all__ = ["HOST_KEY_TYPES", "GitAuth", "HostKey", "known_hosts_name", "ssh_endpoint"]
 
-HOST_KEY_TYPES = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-    "ssh-rsa",
-)
 HostKeyType = Literal[
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -44,6 +35,7 @@ HostKeyType = Literal[
     "rsa-sha2-256",
     "ssh-rsa",
 ]
+HOST_KEY_TYPES: tuple[str, ...] = get_args(HostKeyType)
 MAX_SEALED_KEY = sealing.sealed_length(16384)
 # A host as it appears in a known_hosts line: a name or address, ``[host]:port`` for another port than 22.
 KnownHostName = Annotated[

@@ -90,6 +90,32 @@ async def access(deps: Deps, principal: Principal, application_id: str) -> dict[
         }
 
 
+async def _store(
+    deps: Deps,
+    s: AsyncSession,
+    principal: Principal,
+    application_id: str,
+    kind: str,
+    row: dict[str, Any] | None,
+    secret: str,
+    shown: dict[str, Any],
+) -> dict[str, Any]:
+    """Seal ``secret`` into the application's row of ``kind`` (made, or replaced: then rotated now)."""
+    await hold_for_sealing(s, deps.box)
+    credential_id = row["id"] if row is not None else new_id()
+    values = {
+        "id": credential_id,
+        "team_id": principal.team_id,
+        "application_id": application_id,
+        "kind": kind,
+        "sealed": deps.box.seal(secret, git_auth.aad(credential_id)),
+        "created_by": principal.user_id or None,
+        **shown,
+        **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
+    }
+    return await repo.put_credential(s, values)
+
+
 async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
     private, public = ssh_keys.generate_key_pair()
     async with deps.sessionmaker() as s, s.begin():
@@ -100,19 +126,8 @@ async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rot
             raise missing(principal, application_id, domain.DEPLOY_KEY)
         if row is not None and not rotate:
             raise ProblemError(409, f"Application {application_id} already has a deploy key: rotate or delete it.")
-        await hold_for_sealing(s, deps.box)
-        credential_id = row["id"] if row is not None else new_id()
-        values = {
-            "id": credential_id,
-            "team_id": principal.team_id,
-            "application_id": application_id,
-            "kind": domain.DEPLOY_KEY,
-            "sealed": deps.box.seal(private, git_auth.aad(credential_id)),
-            "public_key": f"{' '.join(public.split()[:2])} berth-{application_id}",
-            "created_by": principal.user_id or None,
-            **({"rotated_at": datetime.now(UTC)} if rotate else {}),
-        }
-        row = await repo.put_credential(s, values)
+        shown = {"public_key": f"{' '.join(public.split()[:2])} berth-{application_id}"}
+        row = await _store(deps, s, principal, application_id, domain.DEPLOY_KEY, row, private, shown)
         shown = await _shown_key(s, app, row)
     log.info("deploy key rotated" if rotate else "deploy key created", application_id=application_id)
     return shown
@@ -232,19 +247,7 @@ async def set_token(deps: Deps, principal: Principal, application_id: str, usern
         app = await _application(s, principal, application_id, lock=True)
         refuse_if_removing(app)
         row = await repo.credential(s, principal.team_id, application_id, domain.TOKEN)
-        await hold_for_sealing(s, deps.box)
-        credential_id = row["id"] if row is not None else new_id()
-        values = {
-            "id": credential_id,
-            "team_id": principal.team_id,
-            "application_id": application_id,
-            "kind": domain.TOKEN,
-            "sealed": deps.box.seal(value, git_auth.aad(credential_id)),
-            "username": username,
-            "created_by": principal.user_id or None,
-            **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
-        }
-        row = await repo.put_credential(s, values)
+        row = await _store(deps, s, principal, application_id, domain.TOKEN, row, value, {"username": username})
     log.info("git token stored", application_id=application_id)
     return _shown_token(row)
 
