@@ -197,3 +197,12 @@ async def test_a_build_clones_with_the_deploy_key(builder_factory, ssh_git, busy
     assert failed["data"]["stage"] == "clone"
     assert "not the one pinned" in failed["data"]["reason"]
     assert auth_dirs_left(b) == []
+
+
+async def test_credentials_a_crashed_builder_left_are_removed_at_start(builder_factory, tmp_path):
+    left = tmp_path / "data0" / "builds" / ".auth" / "git-auth-crashed"
+    left.mkdir(parents=True)
+    (left / "id_deploy").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    b = await builder_factory()
+    assert b.settings.workspaces == tmp_path / "data0" / "builds"
+    assert not left.exists() and auth_dirs_left(b) == []

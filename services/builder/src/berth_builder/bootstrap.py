@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_builder.adapters.git import GitRunner
+from berth_builder.adapters.git_credentials import forget_all
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.dockerfile import image_map
 from berth_builder.entrypoints import bus
@@ -33,6 +34,7 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(engines.close)
     ctx.cleanups.append(servers.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
+    forget_all(settings.workspaces)  # no deploy key outlives the checkout that wrote it
     files = RepositoryFiles(settings, git)
     await bus.register(ctx, builds, servers, files, HostKeys(settings), settings.max_concurrent_builds)
 

@@ -1,6 +1,7 @@
 """A private repository's credentials on disk for the length of one checkout: a directory of its own
 (0700) under the builder's workspaces holding the deploy key and the pinned known_hosts (0600 each),
-removed when the checkout ends, however it ends (``domain.git_credentials`` says what goes in it)."""
+removed when the checkout ends, however it ends, and at the builder's start (a crash's leftovers;
+``domain.git_credentials`` says what goes in it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ from berth_builder.domain import git_credentials
 from berth_builder.domain.git_credentials import CredentialPlan
 from berth_builder.domain.source import GitUrl
 from berth_common.catalogue.git_auth import GitAuth
+
+AUTH_DIR = ".auth"  # under the builder's workspaces: one directory per checkout that authenticates
+
+
+def auth_base(workspaces: Path) -> Path:
+    return workspaces / AUTH_DIR
+
+
+def forget_all(workspaces: Path) -> None:
+    """Remove what a builder that stopped mid-checkout (a crash, a kill) left of its credentials."""
+    shutil.rmtree(auth_base(workspaces), ignore_errors=True)
 
 
 def _write(directory: Path, files: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from berth_builder.adapters.context import ContextError, make_context, probe, read_file, safe_dir
 from berth_builder.adapters.docker import DockerClient
 from berth_builder.adapters.git import GitRunner
-from berth_builder.adapters.git_credentials import credentials
+from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
@@ -121,7 +121,7 @@ class Pipeline:
         )
         checkout = workspace / "src"
         try:
-            async with credentials(cmd.source.auth, inputs.url, self.settings.workspaces / ".auth") as plan:
+            async with credentials(cmd.source.auth, inputs.url, auth_base(self.settings.workspaces)) as plan:
                 git = git.with_credentials(plan)
                 if cmd.source.auth is not None:
                     await say(f"authenticating with the application's {_AUTH_NAMES[cmd.source.auth.kind]}")

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from berth_builder.adapters.context import ContextError, read_bytes
 from berth_builder.adapters.git import GitRunner
-from berth_builder.adapters.git_credentials import credentials
+from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.domain import repository_file as files
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, url_secrets
@@ -69,7 +69,7 @@ class RepositoryFiles:
             self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
         )
         try:
-            async with self.slots, credentials(query.auth, request.url, self.settings.workspaces / ".auth") as plan:
+            async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
                 git = git.with_credentials(plan)
                 _, ref_found = await git.resolve()
                 await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
