@@ -147,6 +147,7 @@ class Context:
     destinations: dict[str, str] = field(default_factory=dict)  # kind -> id
     compose: list[str] = field(default_factory=list)  # the compose application's id, once made
     hooked: list[str] = field(default_factory=list)  # an application with a webhook, once made
+    keyed: list[str] = field(default_factory=list)  # an application of an ssh URL with a deploy key, once made
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -180,6 +181,20 @@ class Context:
             assert r.status_code == 201, r.text
             self.hooked.append(app_id)
         return self.hooked[0]
+
+    def keyed_app(self) -> str:
+        """A git application of an ssh URL that has a deploy key (made once): host keys are pinned for it."""
+        if not self.keyed:
+            source = {**_git(branch="main"), "repository": "git@github.com:acme/shop.git"}
+            body = {"name": unique("k"), **_app(source)}
+            url = f"/v1/environments/{self.ids['environment_id']}/applications"
+            r = self.client.post(url, headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            app_id = str(r.json()["id"])
+            r = self.client.post(f"/v1/applications/{app_id}/deploy-key", headers=self.admin)
+            assert r.status_code == 201, r.text
+            self.keyed.append(app_id)
+        return self.keyed[0]
 
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
@@ -319,6 +334,16 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "WebhookPatch": lambda ctx: [{"watch_paths": ["api/**"], PATH_IDS: {"application_id": ctx.webhook_app()}}],
+    "HostKeysIn": lambda ctx: [
+        {
+            "host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
+            PATH_IDS: {"application_id": ctx.keyed_app()},
+        }
+    ],
+    "AcceptHostKeyIn": lambda ctx: [  # 409: the server offered no other key
+        {"fingerprint": "SHA256:" + "A" * 43, PATH_IDS: {"application_id": ctx.keyed_app()}}
+    ],
+    "TokenIn": lambda _: [{"username": "x-access-token", "token": "ghp_0123456789abcdef"}],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
     "DrainIn": lambda _: [{"to": ["local"]}],
     "AutoscalePolicy": lambda _: [

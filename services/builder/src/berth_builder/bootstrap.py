@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from berth_builder.adapters.git import GitRunner
+from berth_builder.adapters.git_credentials import forget_all
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.dockerfile import image_map
 from berth_builder.entrypoints import bus
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build import Pipeline
 from berth_builder.usecases.builds import Builds
+from berth_builder.usecases.host_keys import HostKeys
 from berth_builder.usecases.repository_files import RepositoryFiles
 from berth_builder.usecases.servers import BuildServers
 from berth_common.docker import DockerEngines, local_engine
@@ -32,7 +34,9 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(engines.close)
     ctx.cleanups.append(servers.close)
     settings.workspaces.mkdir(parents=True, exist_ok=True)
-    await bus.register(ctx, builds, servers, RepositoryFiles(settings, git), settings.max_concurrent_builds)
+    forget_all(settings.workspaces)  # no deploy key outlives the checkout that wrote it
+    files = RepositoryFiles(settings, git)
+    await bus.register(ctx, builds, servers, files, HostKeys(settings), settings.max_concurrent_builds)
 
 
 def spec(settings: BuilderSettings | None = None) -> ServiceSpec:

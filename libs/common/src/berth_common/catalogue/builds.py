@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from berth_common.catalogue.base import Command, Event, Id, Problem, Query, register
 from berth_common.catalogue.deployments import GitSource
+from berth_common.catalogue.git_auth import GitAuth, HostKey
 from berth_common.values import GitRef, GitUrl, ImageTag, Slug
 
 # --- builds ----------------------------------------------------------------------------------------
@@ -159,3 +160,29 @@ class RepositoryFileQuery(Query):
     path: str = Field(min_length=1, max_length=1024)
     max_bytes: int | None = Field(default=None, ge=1, le=MAX_FILE_BYTES)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
+    auth: GitAuth | None = Field(default=None, exclude_if=lambda v: v is None)  # a private repository's
+
+
+# --- host keys of a git server ---------------------------------------------------------------------
+# A deploy key's clone trusts only pinned host keys. At first contact the api asks the builder (the
+# service that reaches the forge) which keys the server presents, pins them and shows them.
+
+
+class HostKeysReply(BaseModel):
+    """The keys the server presented (known_hosts form), or ``problem``: why none (502: no answer)."""
+
+    host_keys: list[HostKey] = Field(default_factory=list, max_length=20)
+    problem: Problem | None = None
+
+
+@register
+class HostKeysQuery(Query):
+    """``rpc.builder.host_keys``: the public host keys the SSH server of ``repository`` (an ``ssh://`` or
+    scp-like URL) presents, read with ``ssh-keyscan`` within ``timeout_s``."""
+
+    TYPE = "rpc.host_keys"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("builder",)
+    REPLY = HostKeysReply
+    repository: GitUrl
+    timeout_s: float = Field(default=10, gt=0, le=60)

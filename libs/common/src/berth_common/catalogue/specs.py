@@ -16,6 +16,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.composed import Composed, dependency_refusal
+from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
@@ -200,6 +201,8 @@ class GitSource(Spec):
     push: PushTarget | None = Field(default=None, exclude_if=lambda v: v is None)
     # The team's credentials for the registries the image map sends base images to (``FROM`` lines).
     base_auths: list[RegistryAuth] = Field(default_factory=list, max_length=20, exclude_if=lambda v: not v)
+    # A private repository's credentials (the deploy key and pinned host keys, or a token): ``git_auth.py``.
+    auth: GitAuth | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("build_args", mode="before")
     @classmethod
@@ -356,6 +359,12 @@ class ApplicationSpec(Spec):
         for auth in [*registry_auths(self.source), *own]:
             try:
                 found += [p for p in [auth.reveal()] if p]
+            except sealing.UnsealError:
+                pass
+        git_auth = self.source.auth if isinstance(self.source, GitSource) else None
+        if git_auth is not None and git_auth.kind == "https":  # a private repository's token
+            try:
+                found.append(git_auth.token_text())
             except sealing.UnsealError:
                 pass
         return found

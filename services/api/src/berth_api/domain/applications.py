@@ -188,6 +188,9 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[dict[str, Any], str], Any],
         source["push"] = {**source["push"], "auth": _map_auth(source["push"]["auth"], fn, aad)}
     if source.get("kind") == "git" and source.get("base_auths"):  # the mirrors' of base images
         source["base_auths"] = [_map_auth(a, fn, aad) for a in source["base_auths"]]
+    if source.get("kind") == "git" and source.get("auth"):  # a private repository's deploy key or token
+        found = {k: fn({"value": v}, f"{aad}:git:{k}") for k, v in source["auth"].items() if k in GIT_SECRETS}
+        source["auth"] = {**source["auth"], **found}
     out["source"] = source
     tls = data.get("tls")
     if tls and tls.get("certificates"):  # the keys of uploaded certificates
@@ -207,6 +210,7 @@ def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
     return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
 
 
+GIT_SECRETS = ("private_key", "token")  # the sealed fields of a snapshot's ``source.auth``
 ROW_AAD = {
     "registries": "registry",
     "servers": "server",
@@ -216,6 +220,7 @@ ROW_AAD = {
     "certificates": "certificate",
     "webhooks": "webhook",
     "webhook_status_targets": "webhook-status",
+    "git_credentials": "git-credential",
 }
 
 

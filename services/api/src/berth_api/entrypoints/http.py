@@ -20,6 +20,7 @@ from berth_api.entrypoints import (
     routes_databases,
     routes_deployments,
     routes_drills,
+    routes_git_access,
     routes_members,
     routes_metrics,
     routes_notifications,
@@ -151,6 +152,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     app.router.routes.extend(routes_runtime_logs.router.routes)
     app.router.routes.extend(routes_runs.router.routes)
     app.router.routes.extend(routes_webhooks.router.routes)
+    app.router.routes.extend(routes_git_access.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

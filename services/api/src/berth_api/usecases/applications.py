@@ -23,7 +23,7 @@ from berth_api.domain.applications import Variable, VariableInput, VariableKind,
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, compose_apps, variables
+from berth_api.usecases import Deps, build_servers, compose_apps, git_auth, variables
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -316,7 +316,8 @@ async def _compose_again(
     else:
         stored = (await repo.variables_of(s, [row["id"]]))[row["id"]]
         given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
-    return await compose_apps.translated(deps, config, given, row["team_id"])
+    auth = await git_auth.auth_for(deps, s, {**row, "config": config})  # a private repository's
+    return await compose_apps.translated(deps, config, given, row["team_id"], auth)
 
 
 @contextmanager

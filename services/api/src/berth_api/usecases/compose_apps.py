@@ -41,8 +41,9 @@ from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, translate
 from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps, compose_source
+from berth_api.usecases import Deps, compose_source, git_auth
 from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
+from berth_common.catalogue.git_auth import GitAuth
 from berth_common.logging import get_logger
 
 CORE = {
@@ -243,7 +244,7 @@ async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[st
         return app
     stored = (await apps_repo.variables_of(s, [app["id"]]))[app["id"]]
     given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
-    found = await translated(deps, config, given, app["team_id"])
+    found = await translated(deps, config, given, app["team_id"], await git_auth.auth_for(deps, s, app))
     if untranslated(found):
         return app
     refused = mounts.refusal(found["services"], deps.settings.bind_roots(app["team_id"]))
@@ -263,18 +264,23 @@ def _core(service: dict[str, Any]) -> dict[str, Any]:
 
 
 async def translated(
-    deps: Deps, config: dict[str, Any], variables: Iterable[tuple[str, str | None, bool]], team_id: str | None
+    deps: Deps,
+    config: dict[str, Any],
+    variables: Iterable[tuple[str, str | None, bool]],
+    team_id: str | None,
+    auth: GitAuth | None = None,
 ) -> dict[str, Any]:
     """``config`` with its compose file translated (raises a 422 naming the spot). ``variables``: the
     application's runtime variables as (name, value, secret); only non-secret values are interpolated.
-    ``team_id``: the owner, whose own allowances (dangerous keys, bind-mount paths) apply."""
+    ``team_id``: the owner, whose own allowances (dangerous keys, bind-mount paths) apply; ``auth``: the
+    repository's credentials, for a file at ``compose.path``."""
     compose = config["compose"]
     source = config.get("source")
     if compose.get("path") is not None:
         if (source or {}).get("kind") != "git":
             raise invalid_field("/body/source", "a compose file at a path is read from the git repository: give one")
         try:
-            read = await compose_source.read(deps, config)
+            read = await compose_source.read(deps, config, auth)
         except compose_source.BuilderAway as exc:
             if (config.get("compose_translated") or {}).get("file"):  # read before: never dropped for this
                 raise compose_source.unavailable(str(exc)) from None

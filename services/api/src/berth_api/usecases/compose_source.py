@@ -22,6 +22,7 @@ from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
 from berth_common.catalogue import Problem, RepositoryFileQuery, RepositoryFileReply
+from berth_common.catalogue.git_auth import GitAuth
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,9 +74,10 @@ def _refusal(problem: Problem, path: str, source: dict[str, Any]) -> ProblemErro
     )
 
 
-async def read(deps: Deps, config: dict[str, Any]) -> ComposeFile:
+async def read(deps: Deps, config: dict[str, Any], auth: GitAuth | None = None) -> ComposeFile:
     """The compose file ``config["compose"]["path"]`` of the application's git source, as the builder reads
-    it now (raises ``ProblemError`` for what the builder refused, ``BuilderAway`` when it cannot be asked)."""
+    it now (raises ``ProblemError`` for what the builder refused, ``BuilderAway`` when it cannot be asked);
+    ``auth``: the repository's credentials (``usecases.git_auth``)."""
     source = config["source"]
     path = config["compose"]["path"]
     query = RepositoryFileQuery(
@@ -84,6 +86,7 @@ async def read(deps: Deps, config: dict[str, Any]) -> ComposeFile:
         path=path,
         max_bytes=deps.settings.compose_max_bytes,
         timeout_s=deps.settings.compose_read_timeout_s,
+        auth=auth,
     )
     if not deps.bus.connected:
         raise BuilderAway("the bus cannot be reached")

@@ -27,7 +27,7 @@ from berth_api.domain.applications import (
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
-from berth_api.usecases import Deps, certificates, compose_apps, layers, registries
+from berth_api.usecases import Deps, certificates, compose_apps, git_auth, layers, registries
 from berth_api.usecases.applications import (
     application_missing,
     build_spec,
@@ -77,6 +77,7 @@ async def _record(
 ) -> dict[str, Any]:
     deployment_id = new_id()
     spec = await registries.with_credentials(deps, unit.session, principal.team_id, spec)
+    spec = await git_auth.with_auth(deps, unit.session, app, spec)
     image = spec.source.image if isinstance(spec.source, ImageSource) else None
     row = await repo.insert_deployment(
         unit.session,

@@ -32,7 +32,7 @@ PASSTHROUGH_ENV = (
 _SHA_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})\t(\S+)$")
 
 Purpose = Literal["resolve", "clone", "init", "fetch", "checkout", "head"]
-Failure = Literal["timeout", "auth", "repository_not_found", "ref_not_found", "network", "unknown"]
+Failure = Literal["timeout", "host_key", "auth", "repository_not_found", "ref_not_found", "network", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,14 @@ def sparse_pattern(path: str) -> str:
 
 _PATTERNS: tuple[tuple[Failure, tuple[str, ...]], ...] = (
     (
+        "host_key",  # against pinned host keys (a deploy key's clone): changed, or none pinned for the server
+        (
+            "remote host identification has changed",
+            "has changed and you have requested strict checking",
+            "host key is known for",
+        ),
+    ),
+    (
         "auth",
         (
             "authentication failed",
@@ -244,8 +252,12 @@ def failure_reason(failure: Failure, *, display_url: str, ref: str, timeout_s: f
     reasons = {
         "timeout": f"cloning {target} timed out after {timeout_s:g}s: check that the server is reachable from "
         "the builder, or raise BERTH_CLONE_TIMEOUT_S for a large repository.",
+        "host_key": f"the SSH server of {display_url} presented a host key that is not the one pinned for it, "
+        "so the clone was refused: if the forge really changed its key, check the new fingerprint with the forge "
+        "and accept it (the application's deploy key: host keys); otherwise someone may be in between.",
         "auth": f"cloning {display_url} needs credentials the builder does not have: make the repository "
-        "public, or use a URL with an access token or an ssh key the builder can use.",
+        "public, or give the application a deploy key (ssh URLs) or an access token (https URLs) the forge "
+        "accepts (docs/git.md).",
         "ref_not_found": f"the repository {display_url} has no branch, tag or commit {ref!r}: check the ref."
         if ref
         else f"the repository {display_url} has no default branch: is it empty?",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth_builder.domain import git_credentials
 from berth_builder.domain.clone import Failure
 from berth_builder.domain.source import (
     GitRef,
@@ -28,6 +29,7 @@ BAD_GATEWAY = 502
 # server that did not answer is the git server's failure, not the request's.
 FAILURE_FIELD: dict[Failure, tuple[str, int]] = {
     "auth": ("repository", UNPROCESSABLE),
+    "host_key": ("repository", UNPROCESSABLE),
     "repository_not_found": ("repository", UNPROCESSABLE),
     "ref_not_found": ("ref", UNPROCESSABLE),
     "network": ("repository", BAD_GATEWAY),
@@ -50,6 +52,7 @@ def file_request(query: RepositoryFileQuery, *, allow_local: bool, max_bytes: in
     url = validate_git_url(query.repository, allow_local=allow_local, field="repository")
     ref = validate_ref(query.ref, field="ref")
     path = validate_relpath(query.path, "path", allow_empty=False)
+    git_credentials.check(query.auth, url, "auth")
     cap = min(query.max_bytes or max_bytes, max_bytes)
     deadline = min(query.timeout_s or timeout_s, timeout_s)
     return FileRequest(url, ref, path, cap, deadline)

@@ -21,12 +21,14 @@ from typing import Any
 from berth_builder.adapters.context import ContextError, make_context, probe, read_file, safe_dir
 from berth_builder.adapters.docker import DockerClient
 from berth_builder.adapters.git import GitRunner
+from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
 from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
 from berth_builder.domain.push import registry_config_header
 from berth_builder.domain.request import SecretsNeedBuildKit, build_request, cache_key, image_labels
+from berth_builder.domain.source import InvalidInput
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.build_inputs import Inputs, secrets_of
 from berth_builder.usecases.checkout import Checkout, CloneFailed
@@ -37,6 +39,7 @@ from berth_common.catalogue import BuildFailureStage, StartBuild
 
 Say = Callable[[str], Awaitable[None]]
 DEFAULT_DOCKERFILE = "Dockerfile"
+_AUTH_NAMES = {"ssh": "deploy key", "https": "access token"}
 
 
 @dataclass(frozen=True)
@@ -116,29 +119,35 @@ class Pipeline:
         git = Checkout.starting_now(
             self.git, inputs.url, inputs.ref, self.settings.clone_timeout_s, redact, self.settings.git_binary
         )
+        checkout = workspace / "src"
         try:
-            # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
-            if inputs.ref.kind != "commit":
-                await say(f"resolving {ref_label} of {inputs.url.display}")
-            commit, ref_found = await git.resolve()
-            if commit:
-                key = self._cache_key(inputs, commit)
-                await self.repo.set_commit(cmd.build_id, commit, key)
-                reused = await self._reuse(cmd, key, commit, say, docker)
-                if reused is not None:
-                    return reused
+            async with credentials(cmd.source.auth, inputs.url, auth_base(self.settings.workspaces)) as plan:
+                git = git.with_credentials(plan)
+                if cmd.source.auth is not None:
+                    await say(f"authenticating with the application's {_AUTH_NAMES[cmd.source.auth.kind]}")
+                # 1. resolve the ref to a commit without cloning (and reuse an image built from it)
+                if inputs.ref.kind != "commit":
+                    await say(f"resolving {ref_label} of {inputs.url.display}")
+                commit, ref_found = await git.resolve()
+                if commit:
+                    key = self._cache_key(inputs, commit)
+                    await self.repo.set_commit(cmd.build_id, commit, key)
+                    reused = await self._reuse(cmd, key, commit, say, docker)
+                    if reused is not None:
+                        return reused
 
-            # 2. clone
-            await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
-            checkout = workspace / "src"
-            await say(f"cloning {inputs.url.display} ({ref_label})")
+                # 2. clone
+                await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
+                await say(f"cloning {inputs.url.display} ({ref_label})")
 
-            async def git_line(line: str) -> None:
-                await say(redact(line.replace(str(checkout), "src")))  # no server paths in the user's log
+                async def git_line(line: str) -> None:
+                    await say(git.redact(line.replace(str(checkout), "src")))  # no server paths in the user's log
 
-            actual = await git.clone(str(checkout), ref_found=ref_found, on_line=git_line, say=say)
+                actual = await git.clone(str(checkout), ref_found=ref_found, on_line=git_line, say=say)
         except CloneFailed as exc:
             raise Fail("clone", exc.reason) from None
+        except (InvalidInput, sealing.UnsealError) as exc:
+            raise Fail("source", f"the repository's credentials cannot be used: {exc}") from None
         if actual != commit:
             commit = actual
             key = self._cache_key(inputs, commit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth_builder.domain import git_credentials
 from berth_builder.domain.request import Arg
 from berth_builder.domain.source import (
     GitRef,
@@ -39,6 +40,11 @@ class Inputs:
 def secrets_of(cmd: StartBuild) -> list[str]:
     """The plaintext secret values of a build (in memory only), to redact from its log lines and reasons."""
     found = revealed([a for a in cmd.source.build_args if a.secret]) + url_secrets(cmd.source.repository)
+    if cmd.source.auth is not None and cmd.source.auth.kind == "https":
+        try:
+            found.append(cmd.source.auth.token_text())
+        except sealing.UnsealError:
+            pass
     for auth in registry_auths(cmd.source):
         try:
             found += [p for p in [auth.reveal()] if p]
@@ -57,6 +63,7 @@ def validate(cmd: StartBuild, settings: BuilderSettings) -> Inputs:
     src = cmd.source
     url = validate_git_url(src.repository, allow_local=settings.allow_local_git)
     ref = validate_ref(src.ref)
+    git_credentials.check(src.auth, url)
     subdir = validate_relpath(src.subdirectory, "source.subdirectory")
     dockerfile = (
         None if src.dockerfile is None else validate_relpath(src.dockerfile, "source.dockerfile", allow_empty=False)

@@ -8,13 +8,16 @@ can act on, with every credential redacted from what git said.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from berth_builder.adapters.git import GitResult, GitRunner, LineSink
 from berth_builder.domain import clone
+from berth_builder.domain.git_credentials import CredentialPlan
+from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import GitRef, GitUrl
 
 Say = Callable[[str], Awaitable[None]]
@@ -41,6 +44,7 @@ class Checkout:
     deadline: float
     redact: Redact
     git_binary: str = "git"
+    credentials: CredentialPlan = field(default_factory=CredentialPlan)  # a private repository's
 
     @classmethod
     def starting_now(
@@ -48,10 +52,22 @@ class Checkout:
     ) -> Checkout:
         return cls(git, url, ref, timeout_s, time.monotonic() + timeout_s, redact, git_binary)
 
+    def with_credentials(self, plan: CredentialPlan) -> Checkout:
+        """The same checkout authenticating with ``plan`` (its secrets redacted from git's output too)."""
+        redact = self.redact
+        if plan.secrets:
+            more = Redactor(plan.secrets)
+
+            def redact(text: str) -> str:
+                return more(self.redact(text))
+
+        return dataclasses.replace(self, credentials=plan, redact=redact)
+
     async def run(self, command: clone.GitCommand, env: dict[str, str], on_line: LineSink | None) -> GitResult:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return GitResult(-1, "", "", timed_out=True)
+        env = {k: v for k, v in env.items() if k not in self.credentials.drop} | self.credentials.env
         return await self.git.run(command, env, remaining, on_line)
 
     def failed(self, result: GitResult) -> CloneFailed:

@@ -21,11 +21,13 @@ from pydantic import ValidationError
 
 from berth_builder.adapters.context import ContextError, read_bytes
 from berth_builder.adapters.git import GitRunner
+from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.domain import repository_file as files
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import InvalidInput, url_secrets
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.checkout import Checkout, CloneFailed
+from berth_common import sealing
 from berth_common.catalogue import RepositoryFileQuery, RepositoryFileReply
 from berth_common.logging import get_logger
 
@@ -67,7 +69,8 @@ class RepositoryFiles:
             self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
         )
         try:
-            async with self.slots:
+            async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
+                git = git.with_credentials(plan)
                 _, ref_found = await git.resolve()
                 await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
                 checkout = workspace / "src"
@@ -75,7 +78,9 @@ class RepositoryFiles:
                 data = await asyncio.to_thread(read_bytes, checkout, request.path, request.max_bytes)
         except CloneFailed as exc:
             log.info("repository file not read", repository=request.url.display, failure=exc.failure)
-            return files.clone_refused(exc.failure, redact(exc.reason).replace(str(workspace), "."))
+            return files.clone_refused(exc.failure, git.redact(exc.reason).replace(str(workspace), "."))
+        except (InvalidInput, sealing.UnsealError) as exc:
+            return files.refused("auth", f"the repository's credentials cannot be used: {exc}")
         except ContextError as exc:
             return files.refused("path", f"{exc} (at commit {commit})")
         finally:

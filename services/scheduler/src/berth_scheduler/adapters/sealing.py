@@ -66,18 +66,27 @@ class Sealer:
         data["env"] = self._seal_list(data["env"], "env")
         if data["source"].get("kind") == "git":
             data["source"]["build_args"] = self._seal_list(data["source"]["build_args"], "build-arg")
-        if data["source"].get("auth"):  # a registry password or token, like a secret variable
+        if data["source"].get("auth") and data["source"].get("kind") == "image":  # a registry password or token
             auth = data["source"]["auth"]
             (sealed,) = self._seal_list([{"name": "password", "value": auth["password"], "secret": True}], "registry")
             data["source"]["auth"] = {**auth, "password": sealed["value"]}
+        if data["source"].get("auth") and data["source"].get("kind") == "git":  # a private repository's key or token
+            data["source"]["auth"] = self._git_auth(data["source"]["auth"], self._seal_list)
         return data
+
+    @staticmethod
+    def _git_auth(auth: dict[str, Any], fn: Any) -> dict[str, Any]:
+        found = [{"name": k, "value": auth[k], "secret": True} for k in ("private_key", "token") if auth.get(k)]
+        return {**auth, **{e["name"]: e["value"] for e in fn(found, "git")}}
 
     def open(self, data: dict[str, Any]) -> ApplicationSpec:
         data = {**data, "env": self._open_list(list(data.get("env", [])), "env")}
         source = dict(data["source"])
         if source.get("kind") == "git":
             source["build_args"] = self._open_list(list(source.get("build_args", [])), "build-arg")
-        if source.get("auth"):
+        if source.get("auth") and source.get("kind") == "git":
+            source["auth"] = self._git_auth(source["auth"], self._open_list)
+        elif source.get("auth"):
             auth = source["auth"]
             (opened,) = self._open_list([{"name": "password", "value": auth["password"], "secret": True}], "registry")
             source["auth"] = {**auth, "password": opened["value"]}

@@ -1,0 +1,83 @@
+"""The credentials an application's repository takes, for the builder: ``auth_for`` gives the ``GitAuth`` a
+deployment or a compose file read carries (the deploy key with the pinned host keys, or the token),
+pinning at first contact the host keys the server presents when none is pinned for it (``offered``: read
+by the builder, which reaches the forge, through ``rpc.builder.host_keys``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters import git_credentials as repo
+from berth_api.domain import git_access as domain
+from berth_api.domain.applications import row_aad
+from berth_api.domain.problems import ProblemError
+from berth_api.usecases import Deps
+from berth_common.bus import QueryFailedError, ServiceUnavailableError
+from berth_common.catalogue import ApplicationSpec, GitSource, HostKeysQuery, HostKeysReply
+from berth_common.catalogue.git_auth import GitAuth, HostKey
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+BUILDER = "builder"
+SCAN_TIMEOUT_S = 10.0
+
+
+def aad(credential_id: str) -> str:
+    return row_aad("git_credentials", credential_id)
+
+
+def pins(keys: Sequence[HostKey], source: str, user_id: str | None) -> list[dict[str, Any]]:
+    return [{"key_type": k.key_type, "key": k.key, "source": source, "pinned_by": user_id or None} for k in keys]
+
+
+async def offered(deps: Deps, repository: str) -> list[HostKey]:
+    """The host keys the repository's SSH server presents now, read by the builder (502/503 if none)."""
+    query = HostKeysQuery(repository=repository, timeout_s=SCAN_TIMEOUT_S)
+    try:
+        reply = await deps.bus.request(BUILDER, "host_keys", query, HostKeysReply, timeout=SCAN_TIMEOUT_S + 10)
+    except ServiceUnavailableError as exc:
+        raise ProblemError(503, f"The builder service is unavailable: {exc}. Try again shortly.") from None
+    except (QueryFailedError, ValidationError) as exc:
+        log.warning("host keys query failed", error=str(exc)[:300])
+        raise ProblemError(502, "The builder failed to read the server's host keys; it has been logged.") from None
+    if reply.problem is not None:
+        detail = reply.problem.detail or reply.problem.title
+        raise ProblemError(502, f"The host keys of the repository's server could not be read: {detail}")
+    return reply.host_keys
+
+
+async def auth_for(deps: Deps, s: AsyncSession, app: dict[str, Any], repository: str | None = None) -> GitAuth | None:
+    """The credentials the application's repository URL takes, opened for the builder (None: it has none).
+    A deploy key whose server has no pinned host key pins what the server presents now (first contact)."""
+    repository = repository or domain.repository_of(app["config"])
+    kind = domain.kind_for(repository)
+    if repository is None or kind is None:
+        return None
+    row = await repo.credential(s, app["team_id"], app["id"], kind)
+    if row is None:
+        return None
+    secret = deps.box.open(row["sealed"], aad(row["id"]))
+    if kind == domain.TOKEN:
+        return domain.token_auth(row["username"], secret)
+    host = domain.ssh_server(repository)
+    assert host is not None
+    pinned = domain.pins_for(await repo.host_keys(s, app["id"]), host)
+    if not pinned:
+        pinned = await offered(deps, repository)
+        await repo.pin(s, app["id"], host, pins(pinned, "first-contact", None))
+        log.info("host keys pinned at first contact", application_id=app["id"], host=host)
+    return domain.ssh_auth(secret, pinned)
+
+
+async def with_auth(deps: Deps, s: AsyncSession, app: dict[str, Any], spec: ApplicationSpec) -> ApplicationSpec:
+    """The deployment's snapshot with its repository's credentials, if it builds from git and has some."""
+    if not isinstance(spec.source, GitSource):
+        return spec
+    auth = await auth_for(deps, s, app, spec.source.repository)
+    if auth is None:
+        return spec
+    return spec.model_copy(update={"source": spec.source.model_copy(update={"auth": auth})})
