@@ -20,6 +20,7 @@ from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, full_config, render, route_config
 from berth_proxy_sync.domain.tls import REDIRECT_PRIORITY, HostStates, TlsSite, certificate_file, plan
+from berth_proxy_sync.settings import ProxySyncSettings
 from tests.proxy.acme_support import cert_pair
 
 LE = "https://acme-v02.api.letsencrypt.org/directory"
@@ -91,6 +92,38 @@ def test_acme_settings_come_from_the_environment_with_a_dns_provider_and_a_ca_bu
     ):
         with pytest.raises(ValueError):
             tr.acme_from_env(bad, storage="/d/acme.json")
+
+
+def test_dns_01_propagation_is_checked_at_the_authoritative_nameservers_or_at_every_resolver_given():
+    env = {"BERTH_ACME_DNS_PROVIDER": "httpreq", "BERTH_ACME_DNS_ENV": "HTTPREQ_PASSWORD=s3cret"}
+    default = tr.acme_from_env(env, storage="/d/acme.json")
+    assert default.dns_propagation == "authoritative"
+    assert default.resolvers()["berth-dns"]["acme"]["dnsChallenge"] == {"provider": "httpreq"}  # lego's default
+    env |= {"BERTH_ACME_DNS_RESOLVERS": "127.0.0.1:8053", "BERTH_ACME_DNS_PROPAGATION": "resolvers"}
+    acme = tr.acme_from_env(env, storage="/d/acme.json")
+    assert acme.resolvers()["berth-dns"]["acme"]["dnsChallenge"] == {
+        "provider": "httpreq",
+        "resolvers": ["127.0.0.1:8053"],
+        "propagation": {"disableANSChecks": True, "requireAllRNS": True},
+    }
+    assert acme.env() == {"HTTPREQ_PASSWORD": "s3cret"}
+    assert "s3cret" not in repr(acme)  # the credentials are in no repr (nor a log line made of one)
+    with pytest.raises(ValueError, match="BERTH_ACME_DNS_PROPAGATION must be one of authoritative, resolvers"):
+        tr.acme_from_env({**env, "BERTH_ACME_DNS_PROPAGATION": "none"}, storage="/d/acme.json")
+    with pytest.raises(ValueError, match="needs BERTH_ACME_DNS_RESOLVERS"):
+        tr.acme_from_env({**env, "BERTH_ACME_DNS_RESOLVERS": ""}, storage="/d/acme.json")
+
+
+def test_proxy_sync_keeps_the_dns_providers_credentials_out_of_its_settings_repr():
+    settings = ProxySyncSettings(
+        acme_dns_provider="httpreq",
+        acme_dns_env="HTTPREQ_ENDPOINT=http://dns.internal,HTTPREQ_PASSWORD=s3cret",
+        acme_dns_resolvers="127.0.0.1:8053",
+        acme_dns_propagation="resolvers",
+    )
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    acme = settings.acme()
+    assert acme.env()["HTTPREQ_PASSWORD"] == "s3cret" and acme.dns_propagation == "resolvers"
 
 
 def test_the_cli_runs_traefik_with_https_its_acme_storage_and_the_ca_bundle_in_its_environment(tmp_path):
