@@ -472,3 +472,20 @@ async def test_uploaded_certificates_are_written_0600_and_one_whose_key_does_not
     with pytest.raises(CertificateUnusable, match=r"^the key of certificate c2 does not open: UnsealError$"):
         await write_certificates(certs, route(["a.example.com"], TlsOptions(certificates=[bad])))
     assert not (tmp_path / "certs" / f"{certificate_file('c2')}.key").exists()
+
+
+def test_an_uploaded_certificate_that_has_ended_is_left_out():
+    host = "shop.example.com"
+    _, old_chain, old_key = cert_pair([host], days=1)
+    _, new_chain, new_key = cert_pair([host], days=90)
+    ending = CustomCertificate(certificate_id="old", hosts=[host], chain_pem=old_chain, key=SecretStr(old_key))
+    lasting = CustomCertificate(certificate_id="new", hosts=[host], chain_pem=new_chain, key=SecretStr(new_key))
+    tls = TlsOptions(acme=True, certificates=[ending, lasting])
+    now = dt.datetime.now(dt.UTC)
+    assert served.ended_uploads(tls, now) == () and served.without_ended(tls, now) is tls
+    later = now + dt.timedelta(days=2)
+    assert served.ended_uploads(tls, later) == ("old",)
+    assert [c.certificate_id for c in served.without_ended(tls, later).certificates] == ["new"]
+    gone = now + dt.timedelta(days=91)
+    assert served.without_ended(tls, gone).certificates == [] and served.without_ended(tls, gone).acme
+    assert served.ended_uploads(None, gone) == ()

@@ -38,7 +38,14 @@ def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) ->
     tls = current.refreshed(msg.hosts, msg.certificates, msg.revision).for_hosts(route.hosts)
     if _served(tls) == _served(current):
         return None
-    # the command as the scheduler would send it; handed to the route batcher, never published
+    return reapplied(server_id, route, tls, msg.team_id, msg.application_id)
+
+
+def reapplied(
+    server_id: str, route: Route, tls: TlsOptions, team_id: str | None, application_id: str | None
+) -> ApplyRoutes:
+    """The route applied again as it stands (same hosts, upstreams and generation) with ``tls``: the
+    command as the scheduler would send it, handed to the route batcher, never published."""
     return ApplyRoutes.model_validate(
         {
             "route_id": route.route_id,
@@ -48,8 +55,8 @@ def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) ->
             "generation": route.generation,
             "entry_point": route.entry_point,
             "tls": tls,
-            "team_id": msg.team_id,
-            "application_id": msg.application_id,
+            "team_id": team_id,
+            "application_id": application_id,
         }
     )
 
