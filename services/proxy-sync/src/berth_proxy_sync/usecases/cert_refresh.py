@@ -25,18 +25,20 @@ from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, repo
 from berth_proxy_sync.domain.routes import Route
+from berth_proxy_sync.domain.tls import Refresh, caught_up
 from berth_proxy_sync.usecases.routes import Routes
 
 log = get_logger(__name__)
 
 
+def refresh_of(msg: CertificatesChanged) -> Refresh:
+    return Refresh(msg.revision, tuple(msg.hosts), tuple(msg.certificates))
+
+
 def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) -> ApplyRoutes | None:
     """The route applied again with the refresh's certificates (None: it has them, or newer ones)."""
-    current = route.tls or TlsOptions()
-    if current.certificates_revision >= msg.revision:
-        return None
-    tls = current.refreshed(msg.hosts, msg.certificates, msg.revision).for_hosts(route.hosts)
-    if _served(tls) == _served(current):
+    tls = caught_up(route.tls, route.hosts, refresh_of(msg))
+    if tls is None:
         return None
     return reapplied(server_id, route, tls, msg.team_id, msg.application_id)
 
@@ -61,10 +63,6 @@ def reapplied(
     )
 
 
-def _served(tls: TlsOptions) -> list[tuple[str, tuple[str, ...], str]]:
-    return [(c.certificate_id, tuple(c.hosts), c.chain_pem) for c in tls.certificates]
-
-
 @dataclass
 class CertificateRefresh:
     routes: Routes
@@ -72,7 +70,10 @@ class CertificateRefresh:
 
     async def refresh(self, msg: CertificatesChanged, delivery: Delivery) -> None:
         async with self.sessionmaker() as session, session.begin():
-            if not await cert_repo.take_refresh(session, msg.application_id, msg.revision):
+            # the application's route batches in flight commit first: their routes are among those read
+            # below; the later ones see this refresh (``catch_up``)
+            await cert_repo.lock_refreshes(session, msg.application_id)
+            if not await cert_repo.take_refresh(session, msg.application_id, refresh_of(msg)):
                 log.info("older certificate refresh ignored", application_id=msg.application_id, revision=msg.revision)
                 return
             serving = await repo.serving(session, msg.hosts)

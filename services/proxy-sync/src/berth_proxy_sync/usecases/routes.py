@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 
@@ -60,10 +59,11 @@ from berth_common.tasks import cancel_and_wait
 from berth_proxy_sync.adapters import cert_repo, repo
 from berth_proxy_sync.adapters.cert_files import CertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
-from berth_proxy_sync.domain import certificate, served
+from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
 from berth_proxy_sync.domain.tls import TlsSite, certificate_names
+from berth_proxy_sync.usecases import cert_catchup
 from berth_proxy_sync.usecases.https import HostCheck, Https, sync_certificates
 from berth_proxy_sync.usecases.route_batch import Outcome, RouteBatch
 from berth_proxy_sync.usecases.route_command import Command
@@ -101,10 +101,8 @@ class Routes:
     _published: asyncio.Task[None] | None = None
 
     async def apply(self, msg: ApplyRoutes, delivery: Delivery) -> None:
-        if msg.tls is not None and (live := served.without_ended(msg.tls, dt.datetime.now(dt.UTC))) is not msg.tls:
-            # an uploaded certificate that ended is never served: its hosts go as if they had none
-            log.info("ended uploaded certificates left out", route_id=msg.route_id, server_id=msg.server_id)
-            msg = msg.model_copy(update={"tls": live})
+        if self.https is not None:  # the application's newest uploaded certificates, none that ended
+            msg = await cert_catchup.at_intake(self.sessionmaker, msg)
         checks: dict[str, HostCheck] = {}
         if self.https is not None and msg.tls is not None and msg.tls.acme:
             async with self.sessionmaker() as session:  # before the batch: no transaction waits on DNS
