@@ -9,13 +9,11 @@ deployment's spec made before an upload) serves the refresh's certificates, agai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import yaml
 from pydantic import SecretStr
 
-from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes, CertificatesChanged
 from berth_common.catalogue.tls import CustomCertificate, TlsOptions
 from berth_common.db import make_engine, make_sessionmaker, run_migrations
@@ -24,6 +22,7 @@ from berth_proxy_sync.adapters import cert_repo, repo
 from berth_proxy_sync.bootstrap import VERSIONS
 from berth_proxy_sync.domain.tls import Refresh, caught_up, certificate_file
 from tests.proxy.acme_support import available, cert_pair, until
+from tests.proxy.test_cert_refresh import api_bus  # noqa: F401 (its fixture)
 from tests.proxy.test_tls_acme import app, events, proxy, scheduler_bus, stack  # noqa: F401 (its fixtures)
 
 
@@ -50,14 +49,6 @@ def test_a_route_catches_up_with_a_newer_refresh_of_its_application_only():
     assert deleted is not None and deleted.certificates == []
 
 
-@pytest.fixture
-async def api_bus(nats_server) -> AsyncIterator[Bus]:
-    bus = Bus("api", nats_server.url)
-    await bus.connect()
-    yield bus
-    await bus.close()
-
-
 def _named(traefik, route_id: str) -> list[str]:
     config = yaml.safe_load((traefik.dynamic_dir / f"{route_id}.yml").read_text())
     return [c["certFile"].rsplit("/", 1)[1] for c in config.get("tls", {}).get("certificates", [])]
@@ -70,7 +61,7 @@ async def test_a_command_from_an_older_spec_serves_the_refreshed_certificate(
     proxy,  # noqa: F811
     events,  # noqa: F811
     scheduler_bus,  # noqa: F811
-    api_bus,
+    api_bus,  # noqa: F811
     app,  # noqa: F811
     unique,
 ):
