@@ -56,7 +56,9 @@ def _named(traefik, route_id: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not available(), reason="Debian's pebble is not installed")
+@pytest.mark.parametrize("acme", [True, False])  # caught up when taken (ACME), or in its batch
 async def test_a_command_from_an_older_spec_serves_the_refreshed_certificate(
+    acme,
     stack,  # noqa: F811
     proxy,  # noqa: F811
     events,  # noqa: F811
@@ -69,7 +71,7 @@ async def test_a_command_from_an_older_spec_serves_the_refreshed_certificate(
     host, app_id, route_id = f"race-{unique}.berth.test", f"a-{unique}", f"r-{unique}"
     _, first = _cert(f"one-{unique}", [host])
     second_ca, second = _cert(f"two-{unique}", [host])
-    spec_tls = TlsOptions(certificates=[first], redirect="never")  # the deployment's spec, before the upload
+    spec_tls = TlsOptions(acme=acme, certificates=[first], redirect="never")  # the spec, before the upload
     cmd = ApplyRoutes(route_id=route_id, hosts=[host], upstreams=[app.url], tls=spec_tls, application_id=app_id)
     await scheduler_bus.publish(cmd.model_copy(update={"generation": 1}))
     await events.wait("evt.route.applied", route_id=route_id, generation=1)

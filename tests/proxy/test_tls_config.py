@@ -126,6 +126,24 @@ def test_proxy_sync_keeps_the_dns_providers_credentials_out_of_its_settings_repr
     assert acme.env()["HTTPREQ_PASSWORD"] == "s3cret" and acme.dns_propagation == "resolvers"
 
 
+def test_a_servers_traefik_gets_dns_01_from_proxy_syncs_settings_and_the_credentials_in_its_environment_only():
+    settings = ProxySyncSettings(
+        acme_dns_provider="httpreq",
+        acme_dns_env="HTTPREQ_ENDPOINT=http://dns.internal:8080,HTTPREQ_PASSWORD=s3cret",
+        acme_dns_resolvers="10.0.0.53:53",
+        acme_dns_propagation="resolvers",
+    )
+    static = json.loads(tr.server_static_config(websecure_port=443, acme=tr.server_acme(settings.acme())))
+    assert static["certificatesResolvers"]["berth-dns"]["acme"]["dnsChallenge"] == {
+        "provider": "httpreq",
+        "resolvers": ["10.0.0.53:53"],
+        "propagation": {"disableANSChecks": True, "requireAllRNS": True},
+    }
+    assert "s3cret" not in json.dumps(static)
+    body = sp.container_create("berth/traefik:3.7.15", "/srv/t/s1", 80, websecure_port=443, acme=settings.acme()).body
+    assert body is not None and "HTTPREQ_PASSWORD=s3cret" in body["Env"]
+
+
 def test_the_cli_runs_traefik_with_https_its_acme_storage_and_the_ca_bundle_in_its_environment(tmp_path):
     env = {"BERTH_ACME_DIRECTORY_URL": "https://127.0.0.1:14000/dir", "BERTH_ACME_CA_BUNDLE": "/ca.pem"}
     launch = components.traefik_launch(tmp_path, "127.0.0.1", 18080, 18081, websecure_port=18443, env=env)

@@ -6,8 +6,8 @@ when the scheduler handles its ``evt.certificates.changed``; a command built in 
 set. proxy-sync keeps each application's newest refresh (``certificate_refreshes``: revision, hosts,
 certificates) and catches such a command up twice:
 
-- when it is taken (``at_intake``), before the DNS check, so hosts a deleted certificate leaves to ACME
-  are looked up like any other;
+- when a command with ACME is taken (``at_intake``), before the DNS check, so hosts a deleted certificate
+  leaves to ACME are looked up like any other (without ACME nothing is looked up: the batch suffices);
 - in its batch's transaction (``in_batch``), for a refresh taken after its intake: the batch holds the
   application's refresh lock shared (``cert_repo.REFRESH_LOCK``, tried with its other locks) and a refresh
   takes it exclusively before it records itself and reads the routes it applies again. So either the
@@ -36,10 +36,10 @@ log = get_logger(__name__)
 
 
 async def at_intake(sessionmaker: async_sessionmaker[AsyncSession], msg: ApplyRoutes) -> ApplyRoutes:
-    """``msg`` with its application's newest refresh's certificates when it predates it, without ended
-    uploads."""
+    """``msg`` with its application's newest refresh's certificates when it predates it and has ACME,
+    without ended uploads."""
     tls = msg.tls
-    if msg.application_id is not None:
+    if msg.application_id is not None and tls is not None and tls.acme:
         async with sessionmaker() as session:
             refresh = (await cert_repo.newest_refreshes(session, [msg.application_id])).get(msg.application_id)
         if refresh is not None and (newer := caught_up(tls, [h.lower() for h in msg.hosts], refresh)) is not None:
