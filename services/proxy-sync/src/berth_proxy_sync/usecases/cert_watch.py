@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -118,8 +118,8 @@ class CertificateWatch:
         if site.probe is None or site.tls is None:
             return
         now = dt.datetime.now(dt.UTC)
-        if await self._leave_out_ended(server_id, routes, rows, now):
-            return  # watched from the next round, as they are served now
+        reapplied = await self._leave_out_ended(server_id, routes, rows, now)
+        routes = [r for r in routes if r.route_id not in reapplied]  # watched as they are served from the next round
         seen: dict[str, served.Served | None] = {}
         for route in routes:
             assert route.tls is not None
@@ -144,9 +144,10 @@ class CertificateWatch:
 
     async def _leave_out_ended(
         self, server_id: str, routes: list[Route], rows: dict[str, dict[str, Any]], now: dt.datetime
-    ) -> bool:
+    ) -> set[str]:
         """Apply again, without them, the routes served with an uploaded certificate that has ended (their
-        hosts then get ACME certificates when ACME is on, else HTTP only); whether there was one."""
+        hosts then get ACME certificates when ACME is on, else HTTP only); their ids. Each attempt is a
+        command of its own: one Traefik did not confirm is tried again at the next round."""
         ended = [(route, served.ended_uploads(route.tls, now)) for route in routes]
         ended = [(route, ids) for route, ids in ended if ids]
         for route, ids in ended:
@@ -160,9 +161,8 @@ class CertificateWatch:
                 owner.get("application_id"),
             )
             log.info("uploaded certificate ended", server_id=server_id, route_id=route.route_id, certificates=ids)
-            key = hashlib.sha256("/".join(ids).encode()).hexdigest()[:16]
             envelope = Envelope(
-                id=f"ended-{key}-{route.generation}-{server_id}-{route.route_id}"[:128],
+                id=f"ended-{uuid.uuid4().hex}-{server_id}-{route.route_id}"[:128],
                 source="proxy-sync",
                 type=ApplyRoutes.TYPE,
                 data={},
@@ -170,7 +170,7 @@ class CertificateWatch:
             await self.routes.apply(cmd, Delivery(envelope=envelope, headers={}, attempt=1, consumer="cert-watch"))
         if ended:
             await self.routes.prune_certificates(server_id)
-        return bool(ended)
+        return {route.route_id for route, _ in ended}
 
     async def _judge(
         self,
