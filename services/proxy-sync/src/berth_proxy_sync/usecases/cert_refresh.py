@@ -71,7 +71,7 @@ class CertificateRefresh:
     async def refresh(self, msg: CertificatesChanged, delivery: Delivery) -> None:
         async with self.sessionmaker() as session, session.begin():
             # the application's route batches in flight commit first: their routes are among those read
-            # below; the later ones see this refresh (``catch_up``)
+            # below; the later ones see this refresh (``usecases/cert_catchup.py``)
             await cert_repo.lock_refreshes(session, msg.application_id)
             if not await cert_repo.take_refresh(session, msg.application_id, refresh_of(msg)):
                 log.info("older certificate refresh ignored", application_id=msg.application_id, revision=msg.revision)

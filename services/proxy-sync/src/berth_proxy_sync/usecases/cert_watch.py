@@ -18,8 +18,8 @@ a browser would get:
 
 A route served with an uploaded certificate that has ended is applied again without it (through the route
 batcher, as a refresh is): its hosts get ACME certificates when ACME is on, else are served over HTTP only,
-as the next deployment would choose; an ended upload is never served again (``Routes.apply`` leaves it
-out of any route command).
+as the next deployment would choose; an ended upload is never served again (``cert_catchup`` leaves it
+out of any route command proxy-sync takes).
 
 Hosts that failed the DNS check are looked up again every few rounds; once they resolve to their server,
 their route's file gives them to the ACME resolver. The states and the events are one transaction per
