@@ -197,9 +197,11 @@ class TlsTraefik(Traefik):
     directory_url: str = ""
     ca_bundle: str = ""
     websecure_port: int = field(default_factory=components.free_port)
+    acme_env: dict[str, str] = field(default_factory=dict)  # more BERTH_ACME_* (the DNS provider's)
 
     def launch(self) -> components.Launch:
         env = {"BERTH_ACME_DIRECTORY_URL": self.directory_url, "BERTH_ACME_CA_BUNDLE": self.ca_bundle}
+        env.update(self.acme_env)
         return components.traefik_launch(
             self.root, "127.0.0.1", self.web_port, self.api_port, websecure_port=self.websecure_port, env=env
         )

@@ -20,6 +20,7 @@ from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, full_config, render, route_config
 from berth_proxy_sync.domain.tls import REDIRECT_PRIORITY, HostStates, TlsSite, certificate_file, plan
+from berth_proxy_sync.settings import ProxySyncSettings
 from tests.proxy.acme_support import cert_pair
 
 LE = "https://acme-v02.api.letsencrypt.org/directory"
@@ -91,6 +92,56 @@ def test_acme_settings_come_from_the_environment_with_a_dns_provider_and_a_ca_bu
     ):
         with pytest.raises(ValueError):
             tr.acme_from_env(bad, storage="/d/acme.json")
+
+
+def test_dns_01_propagation_is_checked_at_the_authoritative_nameservers_or_at_every_resolver_given():
+    env = {"BERTH_ACME_DNS_PROVIDER": "httpreq", "BERTH_ACME_DNS_ENV": "HTTPREQ_PASSWORD=s3cret"}
+    default = tr.acme_from_env(env, storage="/d/acme.json")
+    assert default.dns_propagation == "authoritative"
+    assert default.resolvers()["berth-dns"]["acme"]["dnsChallenge"] == {"provider": "httpreq"}  # lego's default
+    env |= {"BERTH_ACME_DNS_RESOLVERS": "127.0.0.1:8053", "BERTH_ACME_DNS_PROPAGATION": "resolvers"}
+    acme = tr.acme_from_env(env, storage="/d/acme.json")
+    assert acme.resolvers()["berth-dns"]["acme"]["dnsChallenge"] == {
+        "provider": "httpreq",
+        "resolvers": ["127.0.0.1:8053"],
+        "propagation": {"disableANSChecks": True, "requireAllRNS": True},
+    }
+    assert acme.env() == {"HTTPREQ_PASSWORD": "s3cret"}
+    assert "s3cret" not in repr(acme)  # the credentials are in no repr (nor a log line made of one)
+    with pytest.raises(ValueError, match="BERTH_ACME_DNS_PROPAGATION must be one of authoritative, resolvers"):
+        tr.acme_from_env({**env, "BERTH_ACME_DNS_PROPAGATION": "none"}, storage="/d/acme.json")
+    with pytest.raises(ValueError, match="needs BERTH_ACME_DNS_RESOLVERS"):
+        tr.acme_from_env({**env, "BERTH_ACME_DNS_RESOLVERS": ""}, storage="/d/acme.json")
+
+
+def test_proxy_sync_keeps_the_dns_providers_credentials_out_of_its_settings_repr():
+    settings = ProxySyncSettings(
+        acme_dns_provider="httpreq",
+        acme_dns_env="HTTPREQ_ENDPOINT=http://dns.internal,HTTPREQ_PASSWORD=s3cret",
+        acme_dns_resolvers="127.0.0.1:8053",
+        acme_dns_propagation="resolvers",
+    )
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    acme = settings.acme()
+    assert acme.env()["HTTPREQ_PASSWORD"] == "s3cret" and acme.dns_propagation == "resolvers"
+
+
+def test_a_servers_traefik_gets_dns_01_from_proxy_syncs_settings_and_the_credentials_in_its_environment_only():
+    settings = ProxySyncSettings(
+        acme_dns_provider="httpreq",
+        acme_dns_env="HTTPREQ_ENDPOINT=http://dns.internal:8080,HTTPREQ_PASSWORD=s3cret",
+        acme_dns_resolvers="10.0.0.53:53",
+        acme_dns_propagation="resolvers",
+    )
+    static = json.loads(tr.server_static_config(websecure_port=443, acme=tr.server_acme(settings.acme())))
+    assert static["certificatesResolvers"]["berth-dns"]["acme"]["dnsChallenge"] == {
+        "provider": "httpreq",
+        "resolvers": ["10.0.0.53:53"],
+        "propagation": {"disableANSChecks": True, "requireAllRNS": True},
+    }
+    assert "s3cret" not in json.dumps(static)
+    body = sp.container_create("berth/traefik:3.7.15", "/srv/t/s1", 80, websecure_port=443, acme=settings.acme()).body
+    assert body is not None and "HTTPREQ_PASSWORD=s3cret" in body["Env"]
 
 
 def test_the_cli_runs_traefik_with_https_its_acme_storage_and_the_ca_bundle_in_its_environment(tmp_path):
@@ -439,3 +490,20 @@ async def test_uploaded_certificates_are_written_0600_and_one_whose_key_does_not
     with pytest.raises(CertificateUnusable, match=r"^the key of certificate c2 does not open: UnsealError$"):
         await write_certificates(certs, route(["a.example.com"], TlsOptions(certificates=[bad])))
     assert not (tmp_path / "certs" / f"{certificate_file('c2')}.key").exists()
+
+
+def test_an_uploaded_certificate_that_has_ended_is_left_out():
+    host = "shop.example.com"
+    _, old_chain, old_key = cert_pair([host], days=1)
+    _, new_chain, new_key = cert_pair([host], days=90)
+    ending = CustomCertificate(certificate_id="old", hosts=[host], chain_pem=old_chain, key=SecretStr(old_key))
+    lasting = CustomCertificate(certificate_id="new", hosts=[host], chain_pem=new_chain, key=SecretStr(new_key))
+    tls = TlsOptions(acme=True, certificates=[ending, lasting])
+    now = dt.datetime.now(dt.UTC)
+    assert served.ended_uploads(tls, now) == () and served.without_ended(tls, now) is tls
+    later = now + dt.timedelta(days=2)
+    assert served.ended_uploads(tls, later) == ("old",)
+    assert [c.certificate_id for c in served.without_ended(tls, later).certificates] == ["new"]
+    gone = now + dt.timedelta(days=91)
+    assert served.without_ended(tls, gone).certificates == [] and served.without_ended(tls, gone).acme
+    assert served.ended_uploads(None, gone) == ()

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -53,8 +53,16 @@ ACME_ENV = {
     "dns_provider": "BERTH_ACME_DNS_PROVIDER",
     "dns_resolvers": "BERTH_ACME_DNS_RESOLVERS",
     "dns_env": "BERTH_ACME_DNS_ENV",
+    "dns_propagation": "BERTH_ACME_DNS_PROPAGATION",
 }
 KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096", "RSA8192")
+# Where lego looks for the TXT record before it tells the CA to check it: the zone's authoritative
+# nameservers (found by an SOA lookup; lego's default), or every one of the resolvers given (a DNS server
+# that is authoritative for the zone but cannot be found by SOA: a private or split-horizon one).
+DNS_PROPAGATION = {
+    "authoritative": None,
+    "resolvers": {"disableANSChecks": True, "requireAllRNS": True},
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,9 @@ class Acme:
     the CA that signs the ACME server's own HTTPS certificate when it is not a public one (a private or test
     CA such as pebble's): given to Traefik as ``LEGO_CA_CERTIFICATES``. ``dns_provider``: a lego DNS
     provider's name (``cloudflare``, ``route53``, ...) for DNS-01; its credentials are the provider's own
-    environment variables, named in ``dns_env`` (``NAME=value`` pairs) and given to Traefik's process.
+    environment variables, named in ``dns_env`` (``NAME=value`` pairs) and given to Traefik's process
+    (never in a repr). ``dns_propagation``: where the TXT record is looked for before the CA is told
+    (``DNS_PROPAGATION``); ``resolvers`` needs ``dns_resolvers``.
     """
 
     storage: str
@@ -76,7 +86,8 @@ class Acme:
     key_type: str = "EC256"
     dns_provider: str | None = None
     dns_resolvers: tuple[str, ...] = ()
-    dns_env: tuple[tuple[str, str], ...] = ()
+    dns_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    dns_propagation: str = "authoritative"
 
     def __post_init__(self) -> None:
         if not self.directory_url.startswith(("https://", "http://")) or any(c.isspace() for c in self.directory_url):
@@ -88,6 +99,10 @@ class Acme:
         for name, _ in self.dns_env:
             if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,127}", name):
                 raise ValueError(f"{ACME_ENV['dns_env']}: {name!r} is not an environment variable name")
+        if self.dns_propagation not in DNS_PROPAGATION:
+            raise ValueError(f"{ACME_ENV['dns_propagation']} must be one of {', '.join(DNS_PROPAGATION)}")
+        if self.dns_propagation == "resolvers" and not self.dns_resolvers:
+            raise ValueError(f"{ACME_ENV['dns_propagation']}=resolvers needs {ACME_ENV['dns_resolvers']}")
 
     def resolvers(self, web_entry_point: str = "web") -> dict[str, object]:
         """``certificatesResolvers``: HTTP-01 (on the web entry point), TLS-ALPN-01 (on websecure) and,
@@ -103,6 +118,8 @@ class Acme:
             dns: dict[str, object] = {"provider": self.dns_provider}
             if self.dns_resolvers:
                 dns["resolvers"] = list(self.dns_resolvers)
+            if propagation := DNS_PROPAGATION[self.dns_propagation]:
+                dns["propagation"] = dict(propagation)
             out[RESOLVERS["dns-01"]] = {"acme": {**base, "dnsChallenge": dns}}
         return out
 
@@ -141,6 +158,7 @@ def acme_from_env(env: Mapping[str, str], storage: str) -> Acme:
         dns_provider=get("dns_provider"),
         dns_resolvers=tuple(r.strip() for r in (get("dns_resolvers") or "").split(",") if r.strip()),
         dns_env=tuple(pairs),
+        dns_propagation=get("dns_propagation") or "authoritative",
     )
 
 
@@ -368,6 +386,7 @@ async def import_image(client: EngineApi | aiodocker.Docker, tag: str, binary: P
 __all__ = [
     "ACME_ENV",
     "API_PORT",
+    "DNS_PROPAGATION",
     "IMAGE_REPOSITORY",
     "LETS_ENCRYPT",
     "RESOLVERS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from berth_common.settings import BaseServiceSettings
 from berth_common.traefik import ACME_ENV, Acme, acme_from_env
@@ -78,7 +78,8 @@ class ProxySyncSettings(BaseServiceSettings):
     acme_key_type: str = "EC256"
     acme_dns_provider: str | None = None
     acme_dns_resolvers: str = ""
-    acme_dns_env: str = ""
+    acme_dns_env: SecretStr = SecretStr("")  # the provider's credentials: never in a repr or a log
+    acme_dns_propagation: str = "authoritative"
 
     @property
     def traefik_log(self) -> Path:
@@ -104,10 +105,9 @@ class ProxySyncSettings(BaseServiceSettings):
 
     def acme(self) -> Acme:
         """The servers' ACME configuration (storage set where the container keeps it)."""
-        values = {
-            ACME_ENV[key]: str(getattr(self, f"acme_{key}") or "")
-            for key in ("directory_url", "email", "ca_bundle", "key_type", "dns_provider", "dns_resolvers", "dns_env")
-        }
+        keys = ("directory_url", "email", "ca_bundle", "key_type", "dns_provider", "dns_resolvers", "dns_propagation")
+        values = {ACME_ENV[key]: str(getattr(self, f"acme_{key}") or "") for key in keys}
+        values[ACME_ENV["dns_env"]] = self.acme_dns_env.get_secret_value()
         return acme_from_env(values, storage="acme.json")
 
     @property

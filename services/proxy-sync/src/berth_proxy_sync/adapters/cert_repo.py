@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_common.catalogue.tls import CustomCertificate
 from berth_proxy_sync.adapters.tables import certificate_refreshes, certificates, routes
-from berth_proxy_sync.domain.tls import HostStates
+from berth_proxy_sync.domain.tls import HostStates, Refresh
 
 
 async def host_states(session: AsyncSession, server_id: str, route_ids: Sequence[str]) -> dict[str, HostStates]:
@@ -120,15 +121,55 @@ async def servers_with_tls(session: AsyncSession) -> list[str]:
     return [str(r.server_id) for r in rows]
 
 
-async def take_refresh(session: AsyncSession, application_id: str, revision: int) -> bool:
-    """Record ``revision`` as the application's newest certificate refresh; False when a newer one was
-    taken already (the same one again is taken: a redelivery finishes what it started)."""
-    stmt = insert(certificate_refreshes).values(application_id=application_id, revision=revision)
+REFRESH_LOCK = "berth-cert-refresh:{}"  # an application's refresh (exclusive) vs its route batches (shared)
+
+
+async def lock_refreshes(session: AsyncSession, application_id: str) -> None:
+    """Wait for the application's route batches in flight, and hold theirs off, until the transaction ends
+    (``REFRESH_LOCK``: a batch tries it shared, never waiting)."""
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": REFRESH_LOCK.format(application_id)}
+    )
+
+
+async def take_refresh(session: AsyncSession, application_id: str, refresh: Refresh) -> bool:
+    """Record ``refresh`` as the application's newest certificate refresh (its revision, hosts and
+    certificates); False when a newer one was taken already (the same one again is taken: a redelivery
+    finishes what it started)."""
+    certs = [c.model_dump(mode="json") for c in refresh.certificates]  # the keys sealed, as on the wire
+    stmt = insert(certificate_refreshes).values(
+        application_id=application_id, revision=refresh.revision, hosts=list(refresh.hosts), certificates=certs
+    )
     taken = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[certificate_refreshes.c.application_id],
-            set_={"revision": stmt.excluded.revision, "updated_at": sa.func.now()},
+            set_={
+                "revision": stmt.excluded.revision,
+                "hosts": stmt.excluded.hosts,
+                "certificates": stmt.excluded.certificates,
+                "updated_at": sa.func.now(),
+            },
             where=certificate_refreshes.c.revision <= stmt.excluded.revision,
         ).returning(certificate_refreshes.c.application_id)
     )
     return taken.first() is not None
+
+
+async def newest_refreshes(session: AsyncSession, application_ids: Sequence[str]) -> dict[str, Refresh]:
+    """The newest refresh taken for each of ``application_ids`` that has one with its certificates."""
+    if not application_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(certificate_refreshes).where(
+            certificate_refreshes.c.application_id.in_(sorted(set(application_ids))),
+            certificate_refreshes.c.certificates.is_not(None),
+        )
+    )
+    return {
+        str(r.application_id): Refresh(
+            int(r.revision),
+            tuple(r.hosts or ()),
+            tuple(CustomCertificate.model_validate(c) for c in r.certificates),
+        )
+        for r in rows
+    }

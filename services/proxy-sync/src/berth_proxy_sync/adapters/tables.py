@@ -70,11 +70,15 @@ certificates = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )
 
-# The newest ``evt.certificates.changed`` taken for each application: an older one arriving late is ignored.
+# The newest ``evt.certificates.changed`` taken for each application: an older one arriving late is ignored,
+# and a route command built before it gets its certificates (``hosts``, ``certificates``: the refresh's, the
+# keys sealed as on the wire).
 certificate_refreshes = sa.Table(
     "certificate_refreshes",
     metadata,
     sa.Column("application_id", sa.String(64), primary_key=True),
     sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("hosts", sa.JSON, nullable=True),
+    sa.Column("certificates", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
 )

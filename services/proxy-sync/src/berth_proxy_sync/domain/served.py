@@ -12,10 +12,12 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from berth_common.catalogue.tls import TlsOptions
 from berth_proxy_sync.domain.certificate import COMMON_NAME as BERTH_DEFAULT_CN
 
 DEFAULT_NAMES = (BERTH_DEFAULT_CN, "TRAEFIK DEFAULT CERT")
@@ -107,3 +109,32 @@ def acme_reason(log_text: str, host: str) -> str | None:
         if host in line and "ACME" in line and (found := _ERROR.search(line)):
             return found.group(1).replace('\\"', '"')[:1500]
     return None
+
+
+@lru_cache(maxsize=256)
+def leaf_not_after(chain_pem: str) -> dt.datetime | None:
+    """When the leaf of an uploaded chain (leaf first) ends; None when it does not parse (the api
+    validated it: such a chain is served as it is)."""
+    try:
+        return x509.load_pem_x509_certificate(chain_pem.encode()).not_valid_after_utc
+    except ValueError:
+        return None
+
+
+def ended_uploads(tls: TlsOptions | None, now: dt.datetime) -> tuple[str, ...]:
+    """The ids of the uploaded certificates of ``tls`` whose leaf has ended by ``now``."""
+    ended = []
+    for cert in tls.certificates if tls is not None else ():
+        end = leaf_not_after(cert.chain_pem)
+        if end is not None and end <= now:
+            ended.append(cert.certificate_id)
+    return tuple(ended)
+
+
+def without_ended(tls: TlsOptions, now: dt.datetime) -> TlsOptions:
+    """``tls`` without its ended uploaded certificates (the same object when none ended): their hosts are
+    then served as if they had none (ACME when it is on, else HTTP only), as a deployment would choose."""
+    ended = set(ended_uploads(tls, now))
+    if not ended:
+        return tls
+    return tls.model_copy(update={"certificates": [c for c in tls.certificates if c.certificate_id not in ended]})

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_common.catalogue.tls import TlsOptions
+from berth_common.catalogue.tls import CustomCertificate, TlsOptions
 from berth_common.traefik import RESOLVERS, WEBSECURE
 
 REDIRECT_PRIORITY = 1_000_000  # above any host rule's length (Traefik's default priority), below ACME's own
@@ -71,6 +71,32 @@ class HostPlan:
     @property
     def https(self) -> tuple[str, ...]:
         return tuple(sorted((*self.custom, *self.acme)))
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """An application's uploaded certificates as ``evt.certificates.changed`` set them: the whole set for
+    its ``hosts`` then, ordered by ``revision``."""
+
+    revision: int
+    hosts: tuple[str, ...]
+    certificates: tuple[CustomCertificate, ...]
+
+
+def caught_up(tls: TlsOptions | None, route_hosts: Iterable[str], refresh: Refresh) -> TlsOptions | None:
+    """A route's options with the certificates of a newer refresh of its application, narrowed to the
+    route's hosts; None when they come from that refresh or a newer one, or it changes nothing served."""
+    current = tls or TlsOptions()
+    if current.certificates_revision >= refresh.revision:
+        return None
+    new = current.refreshed(refresh.hosts, refresh.certificates, refresh.revision).for_hosts(route_hosts)
+    if _served(new) == _served(current):
+        return None
+    return new
+
+
+def _served(tls: TlsOptions) -> list[tuple[str, tuple[str, ...], str]]:
+    return [(c.certificate_id, tuple(c.hosts), c.chain_pem) for c in tls.certificates]
 
 
 def certificate_file(certificate_id: str) -> str:

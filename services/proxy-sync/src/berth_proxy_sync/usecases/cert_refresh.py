@@ -25,20 +25,29 @@ from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, repo
 from berth_proxy_sync.domain.routes import Route
+from berth_proxy_sync.domain.tls import Refresh, caught_up
 from berth_proxy_sync.usecases.routes import Routes
 
 log = get_logger(__name__)
 
 
+def refresh_of(msg: CertificatesChanged) -> Refresh:
+    return Refresh(msg.revision, tuple(msg.hosts), tuple(msg.certificates))
+
+
 def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) -> ApplyRoutes | None:
     """The route applied again with the refresh's certificates (None: it has them, or newer ones)."""
-    current = route.tls or TlsOptions()
-    if current.certificates_revision >= msg.revision:
+    tls = caught_up(route.tls, route.hosts, refresh_of(msg))
+    if tls is None:
         return None
-    tls = current.refreshed(msg.hosts, msg.certificates, msg.revision).for_hosts(route.hosts)
-    if _served(tls) == _served(current):
-        return None
-    # the command as the scheduler would send it; handed to the route batcher, never published
+    return reapplied(server_id, route, tls, msg.team_id, msg.application_id)
+
+
+def reapplied(
+    server_id: str, route: Route, tls: TlsOptions, team_id: str | None, application_id: str | None
+) -> ApplyRoutes:
+    """The route applied again as it stands (same hosts, upstreams and generation) with ``tls``: the
+    command as the scheduler would send it, handed to the route batcher, never published."""
     return ApplyRoutes.model_validate(
         {
             "route_id": route.route_id,
@@ -48,14 +57,10 @@ def refreshed_command(server_id: str, route: Route, msg: CertificatesChanged) ->
             "generation": route.generation,
             "entry_point": route.entry_point,
             "tls": tls,
-            "team_id": msg.team_id,
-            "application_id": msg.application_id,
+            "team_id": team_id,
+            "application_id": application_id,
         }
     )
-
-
-def _served(tls: TlsOptions) -> list[tuple[str, tuple[str, ...], str]]:
-    return [(c.certificate_id, tuple(c.hosts), c.chain_pem) for c in tls.certificates]
 
 
 @dataclass
@@ -65,7 +70,10 @@ class CertificateRefresh:
 
     async def refresh(self, msg: CertificatesChanged, delivery: Delivery) -> None:
         async with self.sessionmaker() as session, session.begin():
-            if not await cert_repo.take_refresh(session, msg.application_id, msg.revision):
+            # the application's route batches in flight commit first: their routes are among those read
+            # below; the later ones see this refresh (``usecases/cert_catchup.py``)
+            await cert_repo.lock_refreshes(session, msg.application_id)
+            if not await cert_repo.take_refresh(session, msg.application_id, refresh_of(msg)):
                 log.info("older certificate refresh ignored", application_id=msg.application_id, revision=msg.revision)
                 return
             serving = await repo.serving(session, msg.hosts)

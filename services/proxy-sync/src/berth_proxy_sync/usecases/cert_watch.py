@@ -16,6 +16,11 @@ a browser would get:
 - one that ends within ``BERTH_CERT_EXPIRING_DAYS``: ``evt.certificate.expiring``, once per certificate
   (Traefik renews ACME certificates 30 days before their end, so this means renewal is not happening).
 
+A route served with an uploaded certificate that has ended is applied again without it (through the route
+batcher, as a refresh is): its hosts get ACME certificates when ACME is on, else are served over HTTP only,
+as the next deployment would choose; an ended upload is never served again (``cert_catchup`` leaves it
+out of any route command proxy-sync takes).
+
 Hosts that failed the DNS check are looked up again every few rounds; once they resolve to their server,
 their route's file gives them to the ACME resolver. The states and the events are one transaction per
 server (outbox).
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,15 +39,18 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.bus import Bus
-from berth_common.catalogue import CertificateExpiring, CertificateFailed, CertificateIssued
+from berth_common.bus.consumer import Delivery
+from berth_common.catalogue import ApplyRoutes, CertificateExpiring, CertificateFailed, CertificateIssued
 from berth_common.db import Unit
 from berth_common.db.unit import run_unit
+from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import cert_repo, dns, repo, tls_probe
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.domain import served
 from berth_proxy_sync.domain.routes import Route
 from berth_proxy_sync.domain.tls import HostStates, plan, probe_name
+from berth_proxy_sync.usecases.cert_refresh import reapplied
 from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.routes import Routes
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -109,6 +118,8 @@ class CertificateWatch:
         if site.probe is None or site.tls is None:
             return
         now = dt.datetime.now(dt.UTC)
+        reapplied = await self._leave_out_ended(server_id, routes, rows, now)
+        routes = [r for r in routes if r.route_id not in reapplied]  # watched as they are served from the next round
         seen: dict[str, served.Served | None] = {}
         for route in routes:
             assert route.tls is not None
@@ -130,6 +141,36 @@ class CertificateWatch:
         await run_unit(self.bus, self.sessionmaker, body)
         if refresh:
             await self.routes.refresh(server_id, sorted(refresh))
+
+    async def _leave_out_ended(
+        self, server_id: str, routes: list[Route], rows: dict[str, dict[str, Any]], now: dt.datetime
+    ) -> set[str]:
+        """Apply again, without them, the routes served with an uploaded certificate that has ended (their
+        hosts then get ACME certificates when ACME is on, else HTTP only); their ids. Each attempt is a
+        command of its own: one Traefik did not confirm is tried again at the next round."""
+        ended = [(route, served.ended_uploads(route.tls, now)) for route in routes]
+        ended = [(route, ids) for route, ids in ended if ids]
+        for route, ids in ended:
+            assert route.tls is not None
+            owner = next((r for r in rows.values() if r["route_id"] == route.route_id), {})
+            cmd = reapplied(
+                server_id,
+                route,
+                served.without_ended(route.tls, now),
+                owner.get("team_id"),
+                owner.get("application_id"),
+            )
+            log.info("uploaded certificate ended", server_id=server_id, route_id=route.route_id, certificates=ids)
+            envelope = Envelope(
+                id=f"ended-{uuid.uuid4().hex}-{server_id}-{route.route_id}"[:128],
+                source="proxy-sync",
+                type=ApplyRoutes.TYPE,
+                data={},
+            )
+            await self.routes.apply(cmd, Delivery(envelope=envelope, headers={}, attempt=1, consumer="cert-watch"))
+        if ended:
+            await self.routes.prune_certificates(server_id)
+        return {route.route_id for route, _ in ended}
 
     async def _judge(
         self,

@@ -194,7 +194,7 @@ class Https:
                     wanted[host] = {"source": "custom", "dns_ok": None, "dns_reason": None}
                 elif tls.acme:
                     check = checks.get(host)
-                    ok = True if check is None else check.ok
+                    ok = check is not None and check.ok  # not looked up yet: the watch looks it up
                     wanted[host] = {
                         "source": "acme",
                         "dns_ok": ok,

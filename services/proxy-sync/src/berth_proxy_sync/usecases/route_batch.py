@@ -7,9 +7,10 @@ reachable), every command of the batch is recorded and answered ``evt.route.fail
 one transaction, and nothing is written. Otherwise the batch is one transaction (``RouteBatch.run``):
 
 1. Every command's advisory locks (its route's, then each host it claims or gives up, shared when its route
-   id keeps owning the host, exclusive when that ownership begins or ends: ``domain/batches.py``) are tried
-   without waiting; a command whose route or host another transaction holds goes back to wait for a later
-   batch.
+   id keeps owning the host, exclusive when that ownership begins or ends: ``domain/batches.py``; its
+   application's certificate refresh lock, shared: ``usecases/cert_catchup.py``) are tried without
+   waiting; a command whose route or host another transaction holds goes back to wait for a later batch.
+   The others are caught up with a certificate refresh taken since their intake.
 2. A claim of a host whose current owner this batch changes waits for a later batch too (the owner may be
    giving the host up), and so does a claim under a shared lock of a host nobody owns any more (it is
    claimed exclusively then); a claim of a host another route keeps is refused.
@@ -62,6 +63,7 @@ from berth_proxy_sync.domain.batches import (
 )
 from berth_proxy_sync.domain.routes import Route, file_name, other_routers, render
 from berth_proxy_sync.domain.tls import HostStates
+from berth_proxy_sync.usecases import cert_catchup
 from berth_proxy_sync.usecases.https import Https
 from berth_proxy_sync.usecases.route_command import Command
 from berth_proxy_sync.usecases.sites import Sites, SiteUnavailable
@@ -154,6 +156,8 @@ class RouteBatch:
         held = await repo.held_hosts(session, sorted({c.route_id for c in valid}))
         modes = {id(c): host_lock_modes(c.hosts, held.get(c.route_id, {}), self.server_id) for c in valid}
         locks = [command_locks(c.route_id, modes[id(c)], self.server_id) for c in valid]
+        if self.https is not None:  # and its application's certificate refresh lock (shared)
+            locks = [[*ls, *more] for ls, more in zip(locks, cert_catchup.refresh_locks(valid), strict=True)]
         flat = [lock for ls in locks for lock in ls]
         got = iter(await repo.try_locks(session, [k for k, _ in flat], [shared for _, shared in flat]))
         locked = {id(c) for c, ls in zip(valid, locks, strict=True) if all([next(got) for _ in ls])}
@@ -171,6 +175,8 @@ class RouteBatch:
         ]
         out.deferred += waiting
         live = [c for c in live if c not in waiting]
+        if self.https is not None:
+            await cert_catchup.in_batch(session, live)
 
         first = await first_times(session, [c.delivery for c in live])
         for cmd in live:

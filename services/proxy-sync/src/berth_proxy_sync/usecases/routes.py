@@ -63,6 +63,7 @@ from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.batches import Batch, next_batch
 from berth_proxy_sync.domain.routes import render, render_sentinel
 from berth_proxy_sync.domain.tls import TlsSite, certificate_names
+from berth_proxy_sync.usecases import cert_catchup
 from berth_proxy_sync.usecases.https import HostCheck, Https, sync_certificates
 from berth_proxy_sync.usecases.route_batch import Outcome, RouteBatch
 from berth_proxy_sync.usecases.route_command import Command
@@ -100,6 +101,8 @@ class Routes:
     _published: asyncio.Task[None] | None = None
 
     async def apply(self, msg: ApplyRoutes, delivery: Delivery) -> None:
+        if self.https is not None:  # the application's newest uploaded certificates, none that ended
+            msg = await cert_catchup.at_intake(self.sessionmaker, msg)
         checks: dict[str, HostCheck] = {}
         if self.https is not None and msg.tls is not None and msg.tls.acme:
             async with self.sessionmaker() as session:  # before the batch: no transaction waits on DNS
