@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from berth_common.catalogue import RunFinished, RunStarted, StartRun
+from berth_common.catalogue import JobFailed, RunFinished, RunStarted, StartRun
 from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
@@ -33,7 +33,7 @@ from berth_scheduler.adapters import run_store as repo
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import compose
+from berth_scheduler.domain import compose, cron_jobs
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
@@ -61,9 +61,9 @@ class Runs:
 
     # --- the command ---------------------------------------------------------------------------------
 
-    async def start(self, msg: StartRun, unit: Unit) -> None:
-        """Record the run (queued); one that cannot run (its deployment or service unknown here) ends
-        failed at once, saying why."""
+    async def start(self, msg: StartRun, unit: Unit, extra: dict[str, Any] | None = None) -> None:
+        """Record the run (queued, with ``extra`` columns: a cron job's); one that cannot run (its
+        deployment or service unknown here) ends failed at once, saying why."""
         name = domain.container_name(msg.run_id)
         values = {
             "id": msg.run_id,
@@ -77,6 +77,7 @@ class Runs:
             "container": name,
             "last_lines": [],
             "created_at": self.clock(),
+            **(extra or {}),
         }
         if not await repo.insert_run(unit.session, values):
             return
@@ -189,7 +190,7 @@ class Runs:
             started_at = self.clock()
             await self._write(lambda unit: self._mark_running(unit, row, server, started_at))
             log.info("run started", run_id=run_id, container=cs.name, server_id=server)
-        timed_out = await self._wait(docker, cs.name, started_at + row.timeout_s)
+        timed_out = await self._wait(docker, cs.name, started_at + row.timeout_s, row.id if row.job_id else None)
         info = await docker.inspect(cs.name)
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
@@ -199,23 +200,33 @@ class Runs:
             docker, cs.name, params, domain.LINES_READ, tty=docker_logs.tty_of(info), timeout_s=30
         )
         text = [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]  # stdout, stderr merged
-        await self._end(row, server, domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None))
+        result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
+        stop_reason = await self._stop_reason(row.id) if row.job_id else None
+        await self._end(row, server, cron_jobs.stopped(result, stop_reason) if stop_reason else result)
 
     async def _create(self, docker: DockerExecutor, cs: ContainerSpec) -> None:
         await docker.create_or_find(cs)
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(cs.name, aliases))
 
-    async def _wait(self, docker: DockerExecutor, name: str, deadline: float) -> bool:
-        """Until the container is no longer running; True when the deadline came first (it is stopped)."""
+    async def _wait(self, docker: DockerExecutor, name: str, deadline: float, stop_of: str | None = None) -> bool:
+        """Until the container is no longer running; True when the deadline came first (it is stopped).
+        ``stop_of``: a run whose stop may be asked meanwhile (a cron job's, replaced): then it is stopped."""
         while True:
             info = await docker.inspect(name)
             if domain.next_step("running", info) is not domain.Step.WAIT:
+                return False
+            if stop_of is not None and await self._stop_reason(stop_of):
+                await docker.stop(name, domain.STOP_GRACE_S)
                 return False
             if self.clock() >= deadline:
                 await docker.stop(name, domain.STOP_GRACE_S)
                 return True
             await asyncio.sleep(min(self.poll_s, max(0.0, deadline - self.clock())))
+
+    async def _stop_reason(self, run_id: str) -> str | None:
+        async with self.transactions.sessionmaker() as session:
+            return await repo.stop_reason(session, run_id)
 
     async def _removing(self, application_id: str) -> bool:
         async with self.transactions.sessionmaker() as session:
@@ -286,6 +297,20 @@ class Runs:
             finished_at=datetime.fromtimestamp(now, UTC),
         )
         await unit.emit(event, id=f"run-{run_id}-finished")
+        if cron_jobs.announces_failure(row.job_id, result.status, row.stop_reason):
+            failed = JobFailed(
+                job_id=row.job_id,
+                job_name=row.job_name or row.job_id,
+                run_id=run_id,
+                team_id=row.team_id,
+                application_id=row.application_id,
+                service=row.service,
+                status=result.status,  # type: ignore[arg-type]
+                exit_code=result.exit_code,
+                reason=result.reason[:2000],
+                last_lines=list(result.last_lines),
+            )
+            await unit.emit(failed, id=f"job-run-{run_id}-failed")
         return row
 
     async def prune(self, application_id: str) -> None:
