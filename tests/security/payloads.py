@@ -403,6 +403,17 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     ],
     # a service the sweep's application has; 409 after the body was validated (no live deployment: no scheduler)
     "RunCreate": lambda _: [{"command": ["python", "manage.py", "migrate"], "service": "web", "timeout_s": 60}],
+    "JobCreate": lambda _: [
+        {
+            "name": unique("j"),
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            "command": ["python", "cleanup.py"],
+            "service": "web",
+            "concurrency": "replace",
+        }
+    ],
+    "JobUpdate": lambda _: [{"cron": "*/5 * * * *", "timezone": "UTC", "enabled": False}],
     # the sweep's application has the volume ``data`` (its worker ``jobs``), placed on ``local``
     "VolumeBackupCreate": lambda ctx: [
         {**_backup_settings(ctx), "stop_service": True, "server_id": "local", PATH_IDS: {"volume": "data"}}

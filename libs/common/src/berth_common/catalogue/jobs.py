@@ -49,7 +49,7 @@ class FireJob(Command):
     records the run and sends ``cmd.job.run``). ``firing_id``: the due time's run id, set by the schedule."""
 
     TYPE = "cmd.job.fire"
-    PRODUCERS = ("scheduler",)
+    PRODUCERS = ("api",)  # as the data of the job's schedule, which the scheduler publishes at each due time
     CONSUMERS = ("api",)
     job_id: Id
     team_id: Id
