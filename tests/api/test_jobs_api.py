@@ -167,3 +167,14 @@ async def test_another_team_and_a_viewer_are_refused(client, members, scheduler)
     other_app = await make_app(client, members.developer, _body("elsewhere"))
     problem(await client.get(f"/v1/applications/{other_app['id']}/jobs/{job['job_id']}", headers=members.viewer), 404)
     assert (await client.get(one, headers=members.viewer)).json()["enabled"] is True
+
+
+async def test_deleting_the_application_removes_its_jobs_schedules(client, members, scheduler) -> None:
+    app = await make_app(client, members.developer, _body("gone"))
+    url = f"/v1/applications/{app['id']}/jobs"
+    job = (await client.post(url, headers=members.developer, json=JOB)).json()
+    assert len(await _schedules(scheduler, job["job_id"])) == 1
+    r = await client.delete(f"/v1/applications/{app['id']}", headers=members.admin)
+    assert r.status_code in (200, 202, 204), r.text
+    (removed,) = await _schedules(scheduler, job["job_id"], REMOVE)
+    assert removed["team_id"] == await _team(client, members.developer)

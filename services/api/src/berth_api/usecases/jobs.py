@@ -30,6 +30,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing, refuse_if_removing
+from berth_api.usecases.backups import body_error
 from berth_api.usecases.deployments import run
 from berth_api.usecases.runs import choose_service
 from berth_common.catalogue import (
@@ -110,8 +111,7 @@ async def _send_schedule(unit: Unit, job: dict[str, Any]) -> None:
             target_id=job["application_id"],
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise invalid_field("/body/" + "/".join(str(p) for p in error["loc"]), error["msg"]) from None
+        raise body_error(exc) from None
     await unit.emit(command, id=f"schedule-set-{schedule_id}-{job['revision']}")
 
 
@@ -275,3 +275,13 @@ async def on_fire(msg: FireJob, unit: Unit) -> None:
     )
     await unit.emit(command, id=f"job-run-{run_id}")
     log.info("job fired", job_id=job["id"], run_id=run_id, firing_id=msg.firing_id)
+
+
+async def unschedule_all(unit: Unit, team_id: str, application_id: str) -> int:
+    """Remove the schedule of every job of the application and forget the jobs (it is being deleted: nothing
+    could run them any more); how many there were."""
+    rows = await repo.jobs_of(unit.session, team_id, application_id)
+    for job in rows:
+        await _send_schedule(unit, {**job, "enabled": False, "revision": _revision()})
+        await repo.delete_job(unit.session, job["id"])
+    return len(rows)
