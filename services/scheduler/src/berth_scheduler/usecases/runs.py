@@ -12,6 +12,10 @@ conditional update, so the outcome is recorded and announced once; the events ha
 A scheduler that stops leaves its runs as they are; the next leader finds each one (queued: made or
 started now; running: waited for; exited meanwhile: recorded; gone after it started: failed, saying so).
 Finished run containers are kept for their logs, the newest ``keep`` of each application.
+
+A cron job's run (``usecases/cron_jobs.py``) is one of these with its job recorded: while it runs, a stop
+asked for it (its replacement by the job's next run) stops it, and its outcome says so; one that fails or
+times out otherwise is announced by ``evt.job.failed`` too, with a fixed id, in the same transaction.
 """
 
 from __future__ import annotations
