@@ -1,5 +1,5 @@
 """Routes of cron jobs: a command an application runs on a schedule (``usecases/jobs.py``). Thin: role,
-input, use case, answer. Whoever may deploy changes jobs; viewers read them and their history, whose runs
+input, use case, answer. Whoever may deploy creates and changes jobs (an admin deletes one, as every deletion); viewers read them and their history, whose runs
 (with exit codes, last lines and logs) are read through the runs routes."""
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ async def update_job(
 
 @router.delete(BASE + "/{job_id}", status_code=204, summary="Delete a cron job (its runs stay)")
 async def delete_job(
-    request: Request, application_id: PathId, job_id: JobId, principal: Principal = require_role("developer")
+    request: Request, application_id: PathId, job_id: JobId, principal: Principal = require_role("admin")
 ) -> Response:
     await uc.delete(deps(request), principal, application_id, job_id)
     return Response(status_code=204)
