@@ -149,6 +149,9 @@ async def test_bad_input_names_the_field(client, members, scheduler) -> None:
     problem(await client.post(url, headers=members.developer, json=JOB), 409)  # the name is taken
     r = await client.patch(f"{url}/{job['job_id']}", headers=members.developer, json={"timezone": "Nowhere/Land"})
     assert "/body/timezone" in locs(problem(r, 422))
+    for change in ({"cron": "0 3 * * *\x00", "enabled": False}, {"timezone": "UTC\x00", "enabled": False}):
+        r = await client.patch(f"{url}/{job['job_id']}", headers=members.developer, json=change)
+        assert set(locs(problem(r, 422))) & {"/body/cron", "/body/timezone"}, r.text  # disabled or not
     assert (await client.get(f"{url}/{job['job_id']}", headers=members.viewer)).json()["timezone"] == "Europe/Berlin"
 
 

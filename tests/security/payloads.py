@@ -180,6 +180,15 @@ class Context:
             self.hooked.append(app_id)
         return self.hooked[0]
 
+    def job(self) -> dict[str, str]:
+        """A new cron job of the sweep's application, as the path ids of its update (the job the sweep's own
+        create made may be gone, or under an application made later)."""
+        app_id = self.ids["application_id"]
+        body = {"name": unique("j"), "cron": "0 3 * * *", "command": ["true"]}
+        r = self.client.post(f"/v1/applications/{app_id}/jobs", headers=self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return {"application_id": app_id, "job_id": str(r.json()["job_id"])}
+
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
         body = {"name": unique("s"), "host": "192.0.2.20"}
@@ -413,7 +422,17 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "concurrency": "replace",
         }
     ],
-    "JobUpdate": lambda _: [{"cron": "*/5 * * * *", "timezone": "UTC", "enabled": False}],
+    "JobUpdate": lambda ctx: [
+        {
+            "name": unique("j"),
+            "cron": "*/5 * * * *",
+            "timezone": "UTC",
+            "command": ["python", "cleanup.py"],
+            "service": "web",
+            "enabled": False,
+            PATH_IDS: ctx.job(),
+        }
+    ],
     # the sweep's application has the volume ``data`` (its worker ``jobs``), placed on ``local``
     "VolumeBackupCreate": lambda ctx: [
         {**_backup_settings(ctx), "stop_service": True, "server_id": "local", PATH_IDS: {"volume": "data"}}

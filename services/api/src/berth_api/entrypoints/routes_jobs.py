@@ -18,7 +18,15 @@ from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import jobs as uc
-from berth_common.catalogue import RUN_DEFAULT_TIMEOUT_S, Concurrency, JobName, RunArgv, RunTimeoutS
+from berth_common.catalogue import (
+    RUN_DEFAULT_TIMEOUT_S,
+    Concurrency,
+    CronExpression,
+    JobName,
+    RunArgv,
+    RunTimeoutS,
+    TimeZone,
+)
 from berth_common.values import Slug
 
 router = V1Router("jobs")
@@ -33,8 +41,8 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: JobName = Field(description="Unique in the application: lowercase letters, digits and dashes")
-    cron: str = Field(max_length=120, description=CRON, examples=["30 2 * * *"])
-    timezone: str = Field(default="UTC", max_length=64, description=ZONE)
+    cron: CronExpression = Field(description=CRON, examples=["30 2 * * *"])
+    timezone: TimeZone = Field(default="UTC", description=ZONE)
     command: RunArgv = Field(description="The argv of the process (never given to a shell)")
     service: Slug | None = Field(default=None, description="Whose environment and server (default: first web)")
     timeout_s: RunTimeoutS = Field(default=RUN_DEFAULT_TIMEOUT_S, description="A run is killed after this long")
@@ -46,8 +54,8 @@ class JobUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: JobName | None = None
-    cron: str | None = Field(default=None, max_length=120, description=CRON)
-    timezone: str | None = Field(default=None, max_length=64, description=ZONE)
+    cron: CronExpression | None = Field(default=None, description=CRON)
+    timezone: TimeZone | None = Field(default=None, description=ZONE)
     command: RunArgv | None = None
     service: Slug | None = Field(default=None, description="null: the default service")
     timeout_s: RunTimeoutS | None = None
