@@ -32,6 +32,7 @@ def test_the_notified_events_are_the_catalogues():
         "certificate",
         "container",
         "deployment",
+        "job",
         "restore",
         "schedule",
         "server",

@@ -166,13 +166,13 @@ def _set(**change: object) -> dict[str, object]:
 
 
 def test_only_allowed_command_types_are_scheduled():
-    assert SCHEDULABLE == {"cmd.backup.start": "backup_id", "cmd.backup.drill": "drill_id"}
+    assert SCHEDULABLE == {"cmd.backup.start": "backup_id", "cmd.backup.drill": "drill_id", "cmd.job.fire": "firing_id"}
     assert SetSchedule(**_set()).grace_s == 300
     for bad in ("cmd.deployment.start", "cmd.application.remove", "evt.backup.succeeded", "cmd.backup.startx"):
         with pytest.raises(ValidationError) as invalid:
             SetSchedule(**_set(command_type=bad))
         assert invalid.value.errors()[0]["loc"] == ("command_type",)
-        allowed = "cmd.backup.drill, cmd.backup.start"
+        allowed = "cmd.backup.drill, cmd.backup.start, cmd.job.fire"
         assert f"a schedule cannot publish {bad!r}; it publishes {allowed}" in str(invalid.value)
     with pytest.raises(ValidationError, match="larger than 65536 bytes"):
         SetSchedule(**_set(command={"x": "y" * 70000}))

@@ -196,6 +196,15 @@ class Context:
             self.keyed.append(app_id)
         return self.keyed[0]
 
+    def job(self) -> dict[str, str]:
+        """A new cron job of the sweep's application, as the path ids of its update (the job the sweep's own
+        create made may be gone, or under an application made later)."""
+        app_id = self.ids["application_id"]
+        body = {"name": unique("j"), "cron": "0 3 * * *", "command": ["true"]}
+        r = self.client.post(f"/v1/applications/{app_id}/jobs", headers=self.admin, json=body)
+        assert r.status_code == 201, r.text
+        return {"application_id": app_id, "job_id": str(r.json()["job_id"])}
+
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
         body = {"name": unique("s"), "host": "192.0.2.20"}
@@ -429,6 +438,27 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     ],
     # a service the sweep's application has; 409 after the body was validated (no live deployment: no scheduler)
     "RunCreate": lambda _: [{"command": ["python", "manage.py", "migrate"], "service": "web", "timeout_s": 60}],
+    "JobCreate": lambda _: [
+        {
+            "name": unique("j"),
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            "command": ["python", "cleanup.py"],
+            "service": "web",
+            "concurrency": "replace",
+        }
+    ],
+    "JobUpdate": lambda ctx: [
+        {
+            "name": unique("j"),
+            "cron": "*/5 * * * *",
+            "timezone": "UTC",
+            "command": ["python", "cleanup.py"],
+            "service": "web",
+            "enabled": False,
+            PATH_IDS: ctx.job(),
+        }
+    ],
     # the sweep's application has the volume ``data`` (its worker ``jobs``), placed on ``local``
     "VolumeBackupCreate": lambda ctx: [
         {**_backup_settings(ctx), "stop_service": True, "server_id": "local", PATH_IDS: {"volume": "data"}}

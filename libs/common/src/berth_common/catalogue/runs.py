@@ -25,8 +25,8 @@ RUN_DEFAULT_TIMEOUT_S = 3600
 RUN_LAST_LINES = 20
 RUN_MAX_LINE_CHARS = 2000
 RUN_MAX_REASON = 2000
-RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out")
-RunEnd = Literal["succeeded", "failed", "timed_out"]
+RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "skipped")
+RunEnd = Literal["succeeded", "failed", "timed_out", "skipped"]
 
 
 def argument_without_nul(value: str) -> str:
@@ -80,8 +80,9 @@ class RunStarted(Event):
 @register
 class RunFinished(Event):
     """The run ended: ``succeeded`` (exit 0), ``failed`` (another exit code, or it could not run: ``reason``
-    says which) or ``timed_out`` (killed at its timeout). ``last_lines``: the last lines it wrote, oldest
-    first; ``exit_code`` None when no process ran."""
+    says which), ``timed_out`` (killed at its timeout) or ``skipped`` (a cron job's firing that its
+    concurrency policy did not run). ``last_lines``: the last lines it wrote, oldest first; ``exit_code``
+    None when no process ran."""
 
     TYPE = "evt.run.finished"
     PRODUCERS = ("scheduler",)

@@ -25,7 +25,11 @@ from berth_common.catalogue.base import Command, Event, Id, register
 
 # The command types a schedule may publish, each with the field of its data that is set to the run's id.
 # The one place this list lives: add a type here to schedule it.
-SCHEDULABLE: dict[str, str] = {"cmd.backup.start": "backup_id", "cmd.backup.drill": "drill_id"}
+SCHEDULABLE: dict[str, str] = {
+    "cmd.backup.start": "backup_id",
+    "cmd.backup.drill": "drill_id",
+    "cmd.job.fire": "firing_id",
+}
 
 CRON_FIELDS = 5
 MAX_CRON = 120

@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows, first_row
 from berth_api.adapters.tables import metadata
 
+STATUS_CHECK = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped')"
+STATUS_CHECK_0022 = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out')"
+
 # One row per run: the command (argv), the deployment and service it runs as, and what it came to. Deleted
 # with its application.
 runs = sa.Table(
@@ -35,11 +38,12 @@ runs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint(
-        "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out')",
-        name="runs_status",
-    ),
+    # api_0024: ``cron`` for a cron job's firing (``job_id``: its job; the run stays when the job goes).
+    sa.Column("kind", sa.String(8), nullable=False, server_default="run"),
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.CheckConstraint(STATUS_CHECK, name="runs_status"),
     sa.Index("runs_application_created", "application_id", "created_at"),
+    sa.Index("runs_job_created", "job_id", "created_at"),
 )
 
 UNFINISHED = ("queued", "running")

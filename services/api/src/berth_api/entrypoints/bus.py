@@ -12,6 +12,7 @@ from berth_api.usecases import (
     database_upgrades,
     databases,
     drills,
+    jobs,
     restores,
     runs,
     scaling,
@@ -44,6 +45,7 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.ApplicationScaled, consume_once(transactions, scaling.on_scaled))
     await bus.consume(cat.RunStarted, consume_once(transactions, runs.on_started))
     await bus.consume(cat.RunFinished, consume_once(transactions, runs.on_finished))
+    await bus.consume(cat.FireJob, consume_once(transactions, jobs.on_fire))
 
 
 async def register_databases(ctx: Context, deps: Deps) -> None:

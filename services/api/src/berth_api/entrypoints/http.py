@@ -21,6 +21,7 @@ from berth_api.entrypoints import (
     routes_deployments,
     routes_drills,
     routes_git_access,
+    routes_jobs,
     routes_members,
     routes_metrics,
     routes_notifications,
@@ -151,6 +152,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     app.router.routes.extend(routes_certificates.router.routes)
     app.router.routes.extend(routes_runtime_logs.router.routes)
     app.router.routes.extend(routes_runs.router.routes)
+    app.router.routes.extend(routes_jobs.router.routes)
     app.router.routes.extend(routes_webhooks.router.routes)
     app.router.routes.extend(routes_git_access.router.routes)
 

@@ -50,7 +50,7 @@ class RunOut(BaseModel):
     service: str
     command: list[str]
     timeout_s: int
-    status: str = Field(description="queued, running, succeeded, failed or timed_out")
+    status: str = Field(description="queued, running, succeeded, failed, timed_out or skipped (a cron job's)")
     exit_code: int | None
     reason: str = Field(description="Why it failed or timed out, e.g. `exited with code 3`")
     last_lines: list[str] = Field(description="The last lines it wrote (at most 20), once finished")
@@ -59,6 +59,8 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    kind: str = Field(default="run", description="`run` (one-off) or `cron` (a cron job's firing)")
+    job_id: str | None = Field(default=None, description="The cron job of a `cron` run")
 
 
 class RunLogsOut(BaseModel):

@@ -17,7 +17,7 @@ from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.domain.applications import redact
 from berth_api.domain.identity import Principal
-from berth_api.usecases import Deps, backups
+from berth_api.usecases import Deps, backups, jobs
 from berth_api.usecases.applications import AppRecord, application_missing, records
 from berth_api.usecases.deployments import run
 from berth_api.usecases.projection import DeploymentProjection
@@ -51,6 +51,7 @@ async def remove_application(
         if row is None:
             raise application_missing(principal, application_id)
         await backups.unschedule_volumes(unit, principal.team_id, application_id)  # its volumes' schedules stop
+        await jobs.unschedule_all(unit, principal.team_id, application_id)  # its cron jobs stop
         if not await repo.has_deployments(s, application_id):
             await repo.delete_application(s, application_id)
             return None

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from berth_notifier.domain.backup_notice import BACKUP_TITLES, backup_sentence
+from berth_notifier.domain.job_notice import JOB_TITLES, job_sentence
 from berth_notifier.domain.schedule_notice import SCHEDULE_TITLES, schedule_sentence
 
 Severity = Literal["info", "success", "warning", "error"]
@@ -93,6 +94,7 @@ KNOWN: dict[str, tuple[str, Severity]] = {
     "evt.application.scaled": ("Application scaled", "info"),
     **BACKUP_TITLES,
     **SCHEDULE_TITLES,
+    **JOB_TITLES,
 }
 _BAD = ("failed", "crashed", "unreachable", "error", "killed", "expired")
 _WARN = ("raised", "unhealthy", "restarted", "expiring", "cancelled", "degraded")
@@ -233,6 +235,8 @@ def _sentence(event_type: str, data: dict[str, Any], title: str, app: str | None
         return backup
     if (scheduled := schedule_sentence(event_type, data)) is not None:
         return scheduled
+    if (job := job_sentence(event_type, data, of_app)) is not None:
+        return job
     if event_type == "evt.certificate.expiring" and data.get("domain"):
         days = data.get("days_left")
         left = f" in {days:.0f} days" if _num(days) and days >= 1 else " within a day" if _num(days) else " soon"

@@ -6,7 +6,8 @@ It carries out ``evt.deployment.queued``, ``evt.deployment.succeeded``, ``evt.de
 ``evt.server.unreachable``, ``evt.server.back``, ``evt.certificate.expiring``, ``evt.certificate.issued``,
 ``evt.certificate.failed``, ``evt.application.scaled``,
 ``evt.backup.succeeded``, ``evt.backup.failed``, ``evt.backup.missed``, ``evt.restore.succeeded``,
-``evt.restore.failed``, ``evt.backup.drill_succeeded``, ``evt.backup.drill_failed`` and ``evt.schedule.missed``: each arrives parsed as its catalogue model, is rendered once per team it concerns (``domain.notice``) and queued on every channel of
+``evt.restore.failed``, ``evt.backup.drill_succeeded``, ``evt.backup.drill_failed``, ``evt.schedule.missed``
+and ``evt.job.failed``: each arrives parsed as its catalogue model, is rendered once per team it concerns (``domain.notice``) and queued on every channel of
 that team subscribed to it (``adapters.queue``, grouped when bursty); the channels' workers (``delivery``)
 are woken after the commit. Deployment events also teach the notifier an application's team and project,
 for the container and alert events that carry only an application id.

@@ -64,3 +64,29 @@ async def kept_finished(session: AsyncSession, application_id: str) -> list[Any]
 
 async def mark_pruned(session: AsyncSession, run_id: str) -> None:
     await session.execute(sa.update(runs).where(runs.c.id == run_id).values(pruned=True))
+
+
+async def unfinished_of_job(session: AsyncSession, job_id: str) -> list[str]:
+    """The ids of the cron job's runs not finished yet, oldest first (locked: two firings of one job at
+    once decide one after the other)."""
+    stmt = (
+        sa.select(runs.c.id)
+        .where(runs.c.job_id == job_id, runs.c.status.in_(UNFINISHED))
+        .order_by(runs.c.seq)
+        .with_for_update()
+    )
+    return [str(i) for i in (await session.execute(stmt)).scalars()]
+
+
+async def ask_stop(session: AsyncSession, run_ids: list[str] | tuple[str, ...], reason: str) -> None:
+    """Ask the runner to stop these runs (those not finished, and not asked already), saying why."""
+    stmt = sa.update(runs).where(
+        runs.c.id.in_(list(run_ids)), runs.c.status.in_(UNFINISHED), runs.c.stop_reason.is_(None)
+    )
+    await session.execute(stmt.values(stop_reason=reason))
+
+
+async def stop_reason(session: AsyncSession, run_id: str) -> str | None:
+    """Why the run is to be stopped (None: it is not)."""
+    value = (await session.execute(sa.select(runs.c.stop_reason).where(runs.c.id == run_id))).scalar()
+    return str(value) if value else None

@@ -286,4 +286,8 @@ runs = sa.Table(
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("pruned", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A cron job's run (scheduler_0017): its job, and why it is being stopped (replaced by the next run).
+    sa.Column("job_id", sa.String(64), nullable=True, index=True),
+    sa.Column("job_name", sa.String(64), nullable=True),
+    sa.Column("stop_reason", sa.Text, nullable=True),
 )

@@ -31,6 +31,7 @@ from berth_common.catalogue import (
     RouteRemoved,
     RoutesApplied,
     RunDatabase,
+    RunJob,
     ServerChanged,
     StartBackup,
     StartDatabase,
@@ -47,6 +48,7 @@ from berth_scheduler import handlers
 from berth_scheduler.usecases.backups import Backups
 from berth_scheduler.usecases.certificates_refresh import CertificatesRefresh
 from berth_scheduler.usecases.container_logs import container_logs
+from berth_scheduler.usecases.cron_jobs import CronJobs
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.removals import Removals
@@ -141,3 +143,5 @@ async def register_deployments(
 
 async def register_runs(ctx: Context, runs: Runs) -> None:
     await ctx.bus.consume(StartRun, consume_once(runs.transactions, runs.start, runs.kick))
+    jobs = CronJobs(runs)
+    await ctx.bus.consume(RunJob, consume_once(runs.transactions, jobs.run, jobs.kick))

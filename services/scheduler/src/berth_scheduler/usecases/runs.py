@@ -12,19 +12,24 @@ conditional update, so the outcome is recorded and announced once; the events ha
 A scheduler that stops leaves its runs as they are; the next leader finds each one (queued: made or
 started now; running: waited for; exited meanwhile: recorded; gone after it started: failed, saying so).
 Finished run containers are kept for their logs, the newest ``keep`` of each application.
+
+A cron job's run (``usecases/cron_jobs.py``) is one of these with its job recorded: while it runs, a stop
+asked for it (its replacement by the job's next run) stops it, and its outcome says so; one that fails or
+times out otherwise is announced by ``evt.job.failed`` too, with a fixed id, in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from berth_common.catalogue import RunFinished, RunStarted, StartRun
+from berth_common.catalogue import JobFailed, RunFinished, RunStarted, StartRun
 from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
@@ -33,7 +38,7 @@ from berth_scheduler.adapters import run_store as repo
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import compose
+from berth_scheduler.domain import compose, cron_jobs
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
@@ -61,9 +66,9 @@ class Runs:
 
     # --- the command ---------------------------------------------------------------------------------
 
-    async def start(self, msg: StartRun, unit: Unit) -> None:
-        """Record the run (queued); one that cannot run (its deployment or service unknown here) ends
-        failed at once, saying why."""
+    async def start(self, msg: StartRun, unit: Unit, extra: dict[str, Any] | None = None) -> None:
+        """Record the run (queued, with ``extra`` columns: a cron job's); one that cannot run (its
+        deployment or service unknown here) ends failed at once, saying why."""
         name = domain.container_name(msg.run_id)
         values = {
             "id": msg.run_id,
@@ -77,6 +82,7 @@ class Runs:
             "container": name,
             "last_lines": [],
             "created_at": self.clock(),
+            **(extra or {}),
         }
         if not await repo.insert_run(unit.session, values):
             return
@@ -189,18 +195,25 @@ class Runs:
             started_at = self.clock()
             await self._write(lambda unit: self._mark_running(unit, row, server, started_at))
             log.info("run started", run_id=run_id, container=cs.name, server_id=server)
-        timed_out = await wait_exit(docker, cs.name, started_at + row.timeout_s, self.clock, self.poll_s)
+        stop_asked = functools.partial(self._stop_reason, row.id) if row.job_id else None
+        timed_out = await wait_exit(docker, cs.name, started_at + row.timeout_s, self.clock, self.poll_s, stop_asked)
         info = await docker.inspect(cs.name)
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
         text = await written_lines(docker, cs.name, info, domain.LINES_READ)
-        await self._end(row, server, domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None))
+        result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
+        stop_reason = await self._stop_reason(row.id) if row.job_id else None
+        await self._end(row, server, cron_jobs.stopped(result, stop_reason) if stop_reason else result)
 
     async def _create(self, docker: DockerExecutor, cs: ContainerSpec) -> None:
         await docker.create_or_find(cs)
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(cs.name, aliases))
+
+    async def _stop_reason(self, run_id: str) -> str | None:
+        async with self.transactions.sessionmaker() as session:
+            return await repo.stop_reason(session, run_id)
 
     async def _removing(self, application_id: str) -> bool:
         async with self.transactions.sessionmaker() as session:
@@ -271,6 +284,20 @@ class Runs:
             finished_at=datetime.fromtimestamp(now, UTC),
         )
         await unit.emit(event, id=f"run-{run_id}-finished")
+        if cron_jobs.announces_failure(row.job_id, result.status, row.stop_reason):
+            failed = JobFailed(
+                job_id=row.job_id,
+                job_name=row.job_name or row.job_id,
+                run_id=run_id,
+                team_id=row.team_id,
+                application_id=row.application_id,
+                service=row.service,
+                status=result.status,  # type: ignore[arg-type]
+                exit_code=result.exit_code,
+                reason=result.reason[:2000],
+                last_lines=list(result.last_lines),
+            )
+            await unit.emit(failed, id=f"job-run-{run_id}-failed")
         return row
 
     async def prune(self, application_id: str) -> None:
@@ -289,13 +316,22 @@ class Runs:
 
 
 async def wait_exit(
-    docker: DockerExecutor, name: str, deadline: float, clock: Callable[[], float], poll_s: float
+    docker: DockerExecutor,
+    name: str,
+    deadline: float,
+    clock: Callable[[], float],
+    poll_s: float,
+    stop_asked: Callable[[], Awaitable[str | None]] | None = None,
 ) -> bool:
     """Until the container is no longer running; True when the deadline came first (it is then stopped:
-    SIGTERM, SIGKILL ``STOP_GRACE_S`` later)."""
+    SIGTERM, SIGKILL ``STOP_GRACE_S`` later). ``stop_asked``: whether a stop was asked meanwhile (a cron
+    job's run replaced by a newer firing): then it is stopped and False is returned."""
     while True:
         info = await docker.inspect(name)
         if domain.next_step("running", info) is not domain.Step.WAIT:
+            return False
+        if stop_asked is not None and await stop_asked():
+            await docker.stop(name, domain.STOP_GRACE_S)
             return False
         if clock() >= deadline:
             await docker.stop(name, domain.STOP_GRACE_S)
