@@ -1,7 +1,7 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
-``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks`` and ``webhook_status_targets`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks``, ``webhook_status_targets`` and ``preview_settings`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.data_tables import backup_destinations, backup_keys, databases
+from berth_api.adapters.preview_tables import preview_settings
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
@@ -57,6 +58,7 @@ ROW_SEALED = (
     certificates,
     webhooks,
     webhook_status_targets,
+    preview_settings,
 )  # one sealed value per row (``row_aad``)
 
 
