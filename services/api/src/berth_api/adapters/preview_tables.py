@@ -23,7 +23,7 @@ preview_settings = sa.Table(
     sa.Column("host_pattern", sa.String(253), nullable=False),
     sa.Column("allow_forks", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("database", sa.String(16), nullable=False, server_default="none"),
-    sa.Column("database_engine", sa.String(32), nullable=False, server_default="postgres"),
+    sa.Column("database_engine", sa.String(32), nullable=False, server_default="postgresql"),
     sa.Column("ttl_hours", sa.Integer, nullable=False, server_default=sa.text("72")),
     sa.Column("max_previews", sa.Integer, nullable=False, server_default=sa.text("5")),
     sa.Column("sealed", sa.LargeBinary, nullable=False),

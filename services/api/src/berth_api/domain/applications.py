@@ -215,6 +215,7 @@ ROW_AAD = {
     "certificates": "certificate",
     "webhooks": "webhook",
     "webhook_status_targets": "webhook-status",
+    "preview_settings": "preview-settings",
 }
 
 

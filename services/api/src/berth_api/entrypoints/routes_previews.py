@@ -30,7 +30,7 @@ class PreviewSettingsIn(Strict):
     )
     allow_forks: bool = Field(default=False, description="Deploy pull requests from forks (untrusted code)")
     database: Literal["none", "fresh"] = Field(default="none", description="`fresh`: a new database per preview")
-    database_engine: Literal["postgres", "mysql", "mariadb", "redis", "mongodb"] = "postgres"
+    database_engine: Literal["postgresql", "mysql", "mariadb", "redis", "mongodb"] = "postgresql"
     ttl_hours: int = Field(default=72, ge=0, le=24 * 365, description="Destroy a preview inactive this long (0: never)")
     max_previews: int = Field(default=5, ge=1, le=100, description="The most previews of the application at once")
     env: Variables = Field(default_factory=list, description="Preview-only variables: they win over the application's")
