@@ -164,14 +164,14 @@ class CommentReceiver(HttpReceiver):
         if not isinstance(text, str) or not text:
             return ["no comment text"]
         method, edit = self.rule["edit"]
-        if request.method == "POST" and re.match(self.rule["new"], request.path):
+        if request.method == "POST" and re.match(self.rule["new"], request.path_qs):
             return []
-        found = re.match(edit, request.path)
+        found = re.match(edit, request.path_qs)
         if request.method == method and found and int(found.group(1)) in self.comments:
             if self.forge == "bitbucket-server" and data.get("version") != self.versions[int(found.group(1))]:
                 return ["stale version"]  # Bitbucket Server refuses an edit of an older version (409)
             return []
-        return [f"no such comment route {request.method} {request.path}"]
+        return [f"no such comment route {request.method} {request.path_qs}"]
 
     def refuse(self, problems: list[str]) -> web.Response:
         return web.json_response({"message": problems[0]}, status=401 if problems == ["unauthorized"] else 404)

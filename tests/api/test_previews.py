@@ -100,7 +100,11 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         env = {v["name"]: v.get("value") for v in spec["env"]}
         assert env["MODE"] == "preview" and env["KEEP"] == "kept"  # preview-only values win
         assert "pr-7-blog.localhost" in json.dumps(spec["services"])
-        (preview,) = await previews(client, members, app["id"])
+        async def recorded():
+            found = await previews(client, members, app["id"])
+            return found if found and found[0]["deployment_id"] else None
+
+        (preview,) = await _until(recorded, what="the preview's deployment recorded")
         assert preview["number"] == 7 and preview["host"] == "pr-7-blog.localhost"
         assert preview["deployment_id"] and preview["head_commit"] == sha(1)
         await scheduler.succeeded(preview["deployment_id"], start.data["application_id"], start.data["team_id"], "i:1")
