@@ -97,6 +97,6 @@ async def destroy_preview(
     request: Request,
     application_id: PathId,
     number: Annotated[int, Path(ge=1)],
-    principal: Principal = require_role("developer"),
+    principal: Principal = require_role("admin"),
 ) -> None:
     await uc.destroy(deps(request), principal, application_id, number)
