@@ -318,6 +318,17 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "WebhookPatch": lambda ctx: [{"watch_paths": ["api/**"], PATH_IDS: {"application_id": ctx.webhook_app()}}],
+    "PreviewSettingsIn": lambda ctx: [
+        {
+            "host_pattern": "pr-{number}-{app}.{base}",
+            "allow_forks": False,
+            "database": "fresh",
+            "ttl_hours": 24,
+            "max_previews": 3,
+            "env": _variables(),
+            PATH_IDS: {"application_id": ctx.webhook_app()},
+        }
+    ],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
     "DrainIn": lambda _: [{"to": ["local"]}],
     "AutoscalePolicy": lambda _: [
