@@ -100,6 +100,7 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         env = {v["name"]: v.get("value") for v in spec["env"]}
         assert env["MODE"] == "preview" and env["KEEP"] == "kept"  # preview-only values win
         assert "pr-7-blog.localhost" in json.dumps(spec["services"])
+
         async def recorded():
             found = await previews(client, members, app["id"])
             return found if found and found[0]["deployment_id"] else None
@@ -226,3 +227,33 @@ async def test_a_fresh_database_per_preview_is_linked_and_deleted(client, member
     await _until(lambda: _empty(client, members, app["id"]), what="the preview gone")
     left = await left_in_api(client, members, api_urls, app["id"])
     assert left == {"applications": [], "databases": [], "hosts": [], "previews": []}
+
+
+COMPOSE = """services:
+  web:
+    build: .
+    ports: ["8080"]
+  cache:
+    image: busybox
+    command: ["sleep", "infinity"]
+"""
+
+
+async def test_a_compose_application_gets_previews_too(client, members, scheduler):
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": COMPOSE},
+        "hosts": [{"service": "web", "port": 8080, "host": "shop.example.com"}],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("gitlab", created["secret"], "opened", 4, sha(4))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    spec = start.data["spec"]
+    assert spec["name"] == "shop-pr-4" and spec["source"]["ref"] == sha(4)
+    services = json.dumps(spec["services"])
+    assert "pr-4-shop.localhost" in services and "shop.example.com" not in services  # custom domains stay

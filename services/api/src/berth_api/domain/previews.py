@@ -214,9 +214,11 @@ def preview_config(
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
     its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's)."""
-    source = {**config["source"], "branch": pr.branch, "commit": None}
-    if repository:
-        source["repository"] = repository
+    source = config.get("source")
+    if source and source.get("kind") == "git":
+        source = {**source, "branch": pr.branch, "commit": None}
+        if repository:
+            source["repository"] = repository
     services = [{**svc, "domains": []} if svc.get("kind") == "web" else svc for svc in config["services"]]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
     if config.get("compose_hosts"):
