@@ -184,6 +184,16 @@ async def cycle(
     create_s = time.monotonic() - t0
     (preview,) = (await api.get(f"/v1/applications/{app_id}/previews")).json()
     track += [preview["preview_application_id"], preview["database_id"]]
+    running = docker_ids("ps", "-q", "--filter", f"label=berth.app={preview['preview_application_id']}")
+    env = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Env}}", running[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    layered = "STAGE=preview" in env and any(e.startswith("DATABASE_URL=postgresql://") for e in env)
 
     t1 = time.monotonic()
     raw, headers = pull_request(secret, "closed", sha)
@@ -204,6 +214,7 @@ async def cycle(
         "destroy_s": round(destroy_s, 3),
         "left_after_destroy": count(left),
         "left": left,
+        "variables_layered": layered,
         "host": host,
         "database": "fresh (postgresql)",
     }

@@ -127,6 +127,7 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         assert (await deliver(client, created["url"], raw, h)).status_code == 202
         (remove,) = await scheduler.wait_for(REMOVE)
         assert remove.data["application_id"] == start.data["application_id"] and remove.data["delete_volumes"]
+        assert remove.data["drain_grace_s"] == 2.0
         await scheduler.answer_removal(remove)
 
         async def destroyed():

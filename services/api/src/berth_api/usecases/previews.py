@@ -42,6 +42,7 @@ from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 FINAL = ("succeeded", "failed", "cancelled")
+DRAIN_S = 2.0  # a closed pull request's preview: requests in flight get this long, not the scheduler's default
 TIMEOUT_S = 10.0
 
 
@@ -254,7 +255,7 @@ async def _destroy(deps: Deps, row: dict[str, Any]) -> None:
     if row["preview_application_id"]:
         try:
             await removal.remove_application(
-                deps, _actor(row["team_id"]), row["preview_application_id"], delete_volumes=True
+                deps, _actor(row["team_id"]), row["preview_application_id"], drain_grace_s=DRAIN_S, delete_volumes=True
             )
         except ProblemError as exc:
             if exc.status != 404:
