@@ -135,22 +135,14 @@ COMMENT_RULES: dict[str, dict[str, Any]] = {
 class CommentReceiver(HttpReceiver):
     """The forge's pull request comments: ``comments`` maps a comment id to its current text."""
 
+    METHOD = "*"  # POST a new comment, PATCH or PUT it in place
+
     def __init__(self, forge: str, token: str) -> None:
         super().__init__()
         self.forge, self.token = forge, token
         self.rule = COMMENT_RULES["gitea" if forge == "forgejo" else forge]
         self.comments: dict[int, str] = {}
         self.versions: dict[int, int] = {}
-
-    async def start(self) -> CommentReceiver:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
 
     def check(self, request: web.Request, body: bytes) -> list[str]:
         name, template = self.rule["auth"]

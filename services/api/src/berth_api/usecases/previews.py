@@ -30,7 +30,7 @@ from berth_api.domain import previews as domain
 from berth_api.domain.applications import VariableInput, row_aad
 from berth_api.domain.forge_payloads import _document
 from berth_api.domain.forges import Delivery, Forge
-from berth_api.domain.identity import Principal
+from berth_api.domain.identity import Principal, system_principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, applications, databases, deployments, links, removal
 from berth_api.usecases.applications import application_missing
@@ -52,16 +52,7 @@ def aad(application_id: str) -> str:
 
 def _actor(team_id: str) -> Principal:
     """Who a preview's changes are made by: no user, the webhook's team."""
-    return Principal(
-        user_id="",
-        user_email="",
-        user_name="preview",
-        team_id=team_id,
-        team_name=team_id,
-        role="developer",
-        token_id="",
-        token_name="preview",
-    )
+    return system_principal(team_id, "preview")
 
 
 # -- settings ------------------------------------------------------------------------------------------

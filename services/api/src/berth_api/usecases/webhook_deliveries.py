@@ -28,7 +28,7 @@ from berth_api.adapters import webhooks as repo
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain.forge_payloads import Other, PayloadError, read_event
 from berth_api.domain.forges import identify, verify
-from berth_api.domain.identity import Principal
+from berth_api.domain.identity import Principal, system_principal
 from berth_api.domain.previews import is_pull_request
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.webhook_rules import Decision, decide, due_at
@@ -61,16 +61,7 @@ class Outcome:
 
 def _system(team_id: str) -> Principal:
     """Who a webhook's deployment is made by: no user, the webhook's team."""
-    return Principal(
-        user_id="",
-        user_email="",
-        user_name="webhook",
-        team_id=team_id,
-        team_name=team_id,
-        role="developer",
-        token_id="",
-        token_name="webhook",
-    )
+    return system_principal(team_id, "webhook")
 
 
 def _open(deps: Deps, row: dict[str, Any] | None) -> str:
