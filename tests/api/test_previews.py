@@ -258,3 +258,26 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
     assert spec["name"] == "shop-pr-4" and spec["source"]["ref"] == sha(4)
     services = json.dumps(spec["services"])
     assert "pr-4-shop.localhost" in services and "shop.example.com" not in services  # custom domains stay
+
+
+async def test_deleting_the_application_destroys_its_previews(client, members, scheduler, api_urls):
+    app, created = await setup(client, members, "github")
+    raw, h = signed_pr("github", created["secret"], "opened", 9, sha(9))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    r = await client.delete(f"/v1/applications/{app['id']}", headers=members.admin)
+    assert r.status_code == 204, r.text  # never deployed itself: deleted at once
+    (remove,) = await scheduler.wait_for(REMOVE, timeout=15)
+    assert remove.data["application_id"] == start.data["application_id"] and remove.data["delete_volumes"]
+    await scheduler.answer_removal(remove)
+
+    async def no_preview_row():
+        conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
+        try:
+            return await conn.fetchval("SELECT count(*) FROM api.previews") == 0
+        finally:
+            await conn.close()
+
+    await _until(no_preview_row, what="the orphaned preview gone")
+    left = await left_in_api(client, members, api_urls, app["id"])
+    assert left == {"applications": [], "databases": [], "hosts": [], "previews": []}

@@ -34,7 +34,8 @@ previews = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    # NULL once the application is deleted: its previews are then destroyed like closed ones
+    sa.Column("application_id", sa.String(32), sa.ForeignKey("applications.id", ondelete="SET NULL"), nullable=True),
     sa.Column("number", sa.Integer, nullable=False),
     sa.Column("forge", sa.String(32), nullable=False),
     sa.Column("title", sa.String(300), nullable=False, server_default=""),

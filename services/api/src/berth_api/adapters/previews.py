@@ -102,6 +102,14 @@ async def expired(session: AsyncSession, now: datetime) -> list[dict[str, Any]]:
     return await all_rows(session, q)
 
 
+async def orphaned(session: AsyncSession) -> list[dict[str, Any]]:
+    """Previews whose application was deleted and that are not being destroyed yet."""
+    q = sa.select(previews.c.id).where(
+        previews.c.application_id.is_(None), previews.c.state == "active", previews.c.want.is_distinct_from("destroy")
+    )
+    return await all_rows(session, q)
+
+
 async def commenting(session: AsyncSession) -> list[dict[str, Any]]:
     """Previews with their deployment's state (for the comment each keeps on its pull request)."""
     q = sa.select(previews, deployments.c.state.label("deployment_state")).outerjoin(

@@ -282,6 +282,8 @@ async def sweep(deps: Deps) -> bool:
     async with deps.sessionmaker() as s, s.begin():
         for found in await repo.expired(s, now):
             await repo.update(s, found["id"], want="destroy", reason="inactive past the time-to-live")
+        for found in await repo.orphaned(s):
+            await repo.update(s, found["id"], want="destroy", reason="the application was deleted")
         wanting = await repo.wanting(s)
     for row in wanting:
         async with deps.sessionmaker() as s, s.begin():
@@ -328,8 +330,8 @@ async def _comment(deps: Deps, row: dict[str, Any]) -> None:
     """Write the preview's comment, or update it in place, when its text changed; a failure is tried again
     at the next sweep."""
     text = _text(deps, row)
-    if text == row.get("comment_sent"):
-        return
+    if text == row.get("comment_sent") or row["application_id"] is None:
+        return  # unchanged, or the application (and its webhook) is gone
     async with deps.sessionmaker() as s:
         hook = await hooks_repo.for_application(s, row["team_id"], row["application_id"])
         target = None if hook is None else await statuses_repo.target(s, hook["id"])
