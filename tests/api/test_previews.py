@@ -281,3 +281,40 @@ async def test_deleting_the_application_destroys_its_previews(client, members, s
     await _until(no_preview_row, what="the orphaned preview gone")
     left = await left_in_api(client, members, api_urls, app["id"])
     assert left == {"applications": [], "databases": [], "hosts": [], "previews": []}
+
+
+async def test_key_rotation_reseals_the_preview_variables(api, client, members, scheduler, api_urls):
+    from berth_api.usecases.rotation import rotate
+    from berth_common.db import make_engine, make_sessionmaker
+
+    _app, created = await setup(client, members, "github")
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        done = await rotate(make_sessionmaker(engine), api.settings.secrets_key_path)
+    finally:
+        await engine.dispose()
+    assert done.resealed.counts["preview_settings"] == 1
+    raw, h = signed_pr("github", created["secret"], "opened", 2, sha(2))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)  # the running api opens them with the new key
+    env = {v["name"]: v.get("value") for v in start.data["spec"]["env"]}
+    assert env["MODE"] == "preview" and "TOKEN" in env
+
+
+async def test_settings_off_shown_and_a_preview_destroyed_by_hand(client, members, scheduler):
+    quiet = await make_app(client, members.developer, {**APP, "name": "quiet"})
+    r = await client.get(f"/v1/applications/{quiet['id']}/previews/settings", headers=members.viewer)
+    assert r.status_code == 200 and r.json()["enabled"] is False, r.text
+    app, created = await setup(client, members, "github", max_previews=2)
+    shown = (await client.get(f"/v1/applications/{app['id']}/previews/settings", headers=members.viewer)).json()
+    assert shown["enabled"] and shown["max_previews"] == 2
+    assert {"name": "TOKEN", "value": None, "secret": True} in shown["env"]  # never the secret's value
+    raw, h = signed_pr("github", created["secret"], "opened", 6, sha(6))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    (preview,) = await previews(client, members, app["id"])
+    path = f"/v1/applications/{app['id']}/previews/{preview['id']}"
+    assert (await client.delete(path, headers=members.developer)).status_code == 403
+    assert (await client.delete(path, headers=members.admin)).status_code == 202
+    (remove,) = await scheduler.wait_for(REMOVE, timeout=15)
+    assert remove.data["application_id"] == start.data["application_id"]

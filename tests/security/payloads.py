@@ -325,7 +325,7 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "database": "fresh",
             "ttl_hours": 24,
             "max_previews": 3,
-            "env": _variables(),
+            "env": [{"name": "MODE", "value": "preview"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
             PATH_IDS: {"application_id": ctx.webhook_app()},
         }
     ],

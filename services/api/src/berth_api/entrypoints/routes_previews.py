@@ -4,9 +4,9 @@ destroying one by hand. The previews themselves come from pull request deliverie
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import Path, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 
 from berth_api.domain.identity import Principal
@@ -37,6 +37,7 @@ class PreviewSettingsIn(Strict):
 
 
 class PreviewSettingsOut(BaseModel):
+    enabled: bool = Field(description="false: previews are off (the values shown are the defaults)")
     host_pattern: str
     allow_forks: bool
     database: str
@@ -47,6 +48,7 @@ class PreviewSettingsOut(BaseModel):
 
 
 class PreviewOut(BaseModel):
+    id: str
     number: int
     forge: str
     title: str
@@ -92,11 +94,10 @@ async def list_previews(
     return [PreviewOut.model_validate(r) for r in rows]
 
 
-@router.delete(PATH + "/{number}", status_code=202, summary="Destroy a preview now, as its pull request closing would")
+@router.delete(
+    PATH + "/{preview_id}", status_code=202, summary="Destroy a preview now, as its pull request closing would"
+)
 async def destroy_preview(
-    request: Request,
-    application_id: PathId,
-    number: Annotated[int, Path(ge=1)],
-    principal: Principal = require_role("admin"),
+    request: Request, application_id: PathId, preview_id: PathId, principal: Principal = require_role("admin")
 ) -> None:
-    await uc.destroy(deps(request), principal, application_id, number)
+    await uc.destroy(deps(request), principal, application_id, preview_id)

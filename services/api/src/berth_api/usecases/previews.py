@@ -60,7 +60,19 @@ def _actor(team_id: str) -> Principal:
 
 def _shown(row: dict[str, Any], variables: list[dict[str, Any]]) -> dict[str, Any]:
     shown = [{**v, "value": None if v.get("secret") else v.get("value")} for v in variables]
-    return {k: row[k] for k in row if k not in ("sealed", "team_id", "id")} | {"env": shown}
+    return {k: row[k] for k in row if k not in ("sealed", "team_id", "id")} | {"env": shown, "enabled": True}
+
+
+OFF = {
+    "enabled": False,
+    "host_pattern": domain.DEFAULT_PATTERN,
+    "allow_forks": False,
+    "database": "none",
+    "database_engine": "postgresql",
+    "ttl_hours": 72,
+    "max_previews": 5,
+    "env": [],
+}  # what GET shows while previews are off (the defaults a PUT starts from)
 
 
 async def put_settings(deps: Deps, principal: Principal, application_id: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +117,7 @@ async def get_settings(deps: Deps, principal: Principal, application_id: str) ->
             raise application_missing(principal, application_id)
         row = await repo.settings_of(s, application_id)
     if row is None:
-        raise ProblemError(404, f"Application {application_id} has no preview settings: previews are off.")
+        return dict(OFF)
     return _shown(row, _open(deps, row))
 
 
@@ -124,14 +136,14 @@ async def list_previews(deps: Deps, principal: Principal, application_id: str) -
         return await repo.of_application(s, application_id)
 
 
-async def destroy(deps: Deps, principal: Principal, application_id: str, number: int) -> None:
+async def destroy(deps: Deps, principal: Principal, application_id: str, preview_id: str) -> None:
     """Destroy one preview now (as its pull request closing would)."""
     async with deps.sessionmaker() as s, s.begin():
         if await apps_repo.get_application(s, principal.team_id, application_id) is None:
             raise application_missing(principal, application_id)
-        row = await repo.get(s, application_id, number, lock=True)
-        if row is None:
-            raise ProblemError(404, f"Application {application_id} has no preview of pull request {number}.")
+        row = await repo.by_id(s, preview_id)
+        if row is None or row["application_id"] != application_id:
+            raise ProblemError(404, f"Application {application_id} has no preview {preview_id}.")
         await repo.update(s, row["id"], want="destroy")
 
 
