@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from benchmarks.bench_preview import cycle
 from tests.e2e.conftest import make_platform
+from tests.e2e.test_compose_build_deploy import clients
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +31,8 @@ def platform(tmp_root: Path):
 
 
 async def test_a_preview_is_made_from_a_pull_request_and_leaves_nothing(platform, tmp_path: Path):
-    token = platform.paths.admin_token.read_text().strip()
+    api, proxy = clients(platform)
     ports = platform.ports
-    api = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['proxy']}", timeout=10)
     try:
         made: list[str] = []
         result = await cycle(api, proxy, f"http://127.0.0.1:{ports['traefik_api']}", tmp_path, made)
