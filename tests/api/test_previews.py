@@ -117,6 +117,9 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         (text,) = await _until(deployed, what="the comment saying deployed")
         assert "pr-7-blog.localhost" in text and sha(1)[:12] in text
 
+        raw, h = signed_pr(forge, created["secret"], "synchronize", 7, sha(1))  # e.g. a title edited: same commit
+        r = await deliver(client, created["url"], raw, h)
+        assert r.status_code == 200 and "already" in r.json()["detail"], r.text
         raw, h = signed_pr(forge, created["secret"], "synchronize", 7, sha(2))
         assert (await deliver(client, created["url"], raw, h)).status_code == 202
         _, again = await scheduler.wait_for(START, 2)
@@ -140,6 +143,16 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         assert left == {"applications": [], "databases": [], "hosts": [], "previews": []}
     finally:
         await receiver.stop()
+
+
+async def test_a_pull_request_body_that_does_not_read_is_refused(client, members, scheduler):
+    app, created = await setup(client, members, "github")
+    raw = json.dumps({"action": "opened", "number": 3, "pull_request": {"head": {"ref": "x"}}}).encode()
+    from tests.api.forge_bodies import headers
+
+    r = await deliver(client, created["url"], raw, headers("github", created["secret"], raw, event="pull_request"))
+    assert r.status_code == 400 and "pull_request.head.sha" in r.text, r.text
+    assert await previews(client, members, app["id"]) == []
 
 
 async def test_forks_are_refused_unless_allowed(client, members, scheduler):

@@ -185,6 +185,9 @@ async def on_delivery(
         await repo.insert_preview(s, {**values, "forge": delivery.forge, "state": "active", **head})
     elif row["state"] == "destroying":
         return "skipped", f"the preview of pull request #{pr.number} is being destroyed: deliver again later"
+    elif row["head_commit"] == pr.commit and row["deployment_id"] and row["want"] is None:
+        await repo.update(s, row["id"], last_activity_at=now)  # a title or a label changed: still active
+        return "skipped", f"the preview of pull request #{pr.number} is at {pr.commit} already"
     else:
         await repo.update(s, row["id"], **head)
     return "queued", f"the preview of pull request #{pr.number} deploys {pr.commit}"
