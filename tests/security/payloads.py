@@ -353,6 +353,17 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         {"fingerprint": "SHA256:" + "A" * 43, PATH_IDS: {"application_id": ctx.keyed_app()}}
     ],
     "TokenIn": lambda _: [{"username": "x-access-token", "token": "ghp_0123456789abcdef"}],
+    "PreviewSettingsIn": lambda ctx: [
+        {
+            "host_pattern": "pr-{number}-{app}.{base}",
+            "allow_forks": False,
+            "database": "fresh",
+            "ttl_hours": 24,
+            "max_previews": 3,
+            "env": [{"name": "MODE", "value": "preview"}, {"name": "API_KEY", "value": "s3cret", "secret": True}],
+            PATH_IDS: {"application_id": ctx.webhook_app()},
+        }
+    ],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
     "DrainIn": lambda _: [{"to": ["local"]}],
     "AutoscalePolicy": lambda _: [

@@ -53,6 +53,8 @@ def _is_url(value: Any) -> bool:
 class HttpReceiver:
     """A small aiohttp server; subclasses implement ``check`` (problems) and ``accept`` (the 2xx answer)."""
 
+    METHOD = "POST"  # the method it answers ("*": every method)
+
     def __init__(self, script: list[Any] | None = None) -> None:
         self.script = list(script or [])
         self.requests: list[Received] = []  # every request
@@ -69,7 +71,7 @@ class HttpReceiver:
 
     async def start(self) -> HttpReceiver:
         app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
+        app.router.add_route(self.METHOD, "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

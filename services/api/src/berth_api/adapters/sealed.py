@@ -1,7 +1,10 @@
 """Every sealed value of the api schema, and the lock that keeps sealing and key rotation apart.
 
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
-``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks``, ``webhook_status_targets`` and ``git_credentials`` (their ``sealed`` column; a database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A transaction that seals takes
+``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks``,
+``webhook_status_targets``, ``git_credentials`` and ``preview_settings`` (their ``sealed`` column; a
+database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A
+transaction that seals takes
 the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
@@ -15,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.data_tables import backup_destinations, backup_keys, databases
 from berth_api.adapters.git_tables import git_credentials
+from berth_api.adapters.preview_tables import preview_settings
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
@@ -59,6 +63,7 @@ ROW_SEALED = (
     webhooks,
     webhook_status_targets,
     git_credentials,
+    preview_settings,
 )  # one sealed value per row (``row_aad``)
 
 

@@ -221,6 +221,7 @@ ROW_AAD = {
     "webhooks": "webhook",
     "webhook_status_targets": "webhook-status",
     "git_credentials": "git-credential",
+    "preview_settings": "preview-settings",
 }
 
 

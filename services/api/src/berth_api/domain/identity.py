@@ -22,6 +22,20 @@ class Principal:
     token_name: str
 
 
+def system_principal(team_id: str, name: str) -> Principal:
+    """Who Berth itself acts as for a team (a webhook's deployment, a preview): no user, a developer."""
+    return Principal(
+        user_id="",
+        user_email="",
+        user_name=name,
+        team_id=team_id,
+        team_name=team_id,
+        role="developer",
+        token_id="",
+        token_name=name,
+    )
+
+
 @dataclass(frozen=True)
 class TokenRecord:
     """One api_tokens row joined with its user, team and (if still a member) the membership role."""

@@ -25,6 +25,7 @@ from berth_api.entrypoints import (
     routes_members,
     routes_metrics,
     routes_notifications,
+    routes_previews,
     routes_projects,
     routes_registries,
     routes_runs,
@@ -155,6 +156,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     app.router.routes.extend(routes_jobs.router.routes)
     app.router.routes.extend(routes_webhooks.router.routes)
     app.router.routes.extend(routes_git_access.router.routes)
+    app.router.routes.extend(routes_previews.router.routes)
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

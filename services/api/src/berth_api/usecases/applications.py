@@ -109,15 +109,23 @@ def open_variables(deps: Deps, app_id: str, stored: list[StoredVariable]) -> dic
 
 
 async def sync_hosts(
-    deps: Deps, s: AsyncSession, app_id: str, app: str, env: str, services: list[dict[str, Any]]
+    deps: Deps,
+    s: AsyncSession,
+    app_id: str,
+    app: str,
+    env: str,
+    services: list[dict[str, Any]],
+    config_hosts: dict[str, str] | None = None,
 ) -> list[HostRow]:
-    """Claim the application's host names: one generated per web service, then its custom domains."""
+    """Claim the application's host names: one generated per web service (a preview's from its pattern:
+    ``config_hosts``), then its custom domains."""
     base = deps.settings.base_domain
     rows: list[tuple[HostRow, str]] = []
     for i, svc in enumerate(services):
         if svc["kind"] != "web":
             continue
-        rows.append((HostRow(generated_host(svc["name"], app, env, base), svc["name"], True), "/body/name"))
+        generated = (config_hosts or {}).get(svc["name"]) or generated_host(svc["name"], app, env, base)
+        rows.append((HostRow(generated, svc["name"], True), "/body/name"))
         for j, domain in enumerate(svc.get("domains") or []):
             loc = f"/body/services/{i}/domains/{j}"
             if reserved_for_generated(domain, base):
@@ -235,7 +243,9 @@ async def create_application(
             await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
             with compose_apps.hosts_located(config):
-                hosts = await sync_hosts(deps, s, app_id, name, env["name"], config["services"])
+                hosts = await sync_hosts(
+                    deps, s, app_id, name, env["name"], config["services"], config.get("preview_hosts")
+                )
             _check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
@@ -289,7 +299,15 @@ async def update_application(
                     stored = [v for v in stored if v.kind != kind] + rows
             await repo.update_application(s, application_id, config)
             with compose_apps.hosts_located(config):
-                hosts = await sync_hosts(deps, s, application_id, row["name"], row["environment"], config["services"])
+                hosts = await sync_hosts(
+                    deps,
+                    s,
+                    application_id,
+                    row["name"],
+                    row["environment"],
+                    config["services"],
+                    config.get("preview_hosts"),
+                )
             _check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None

@@ -129,7 +129,10 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     app = await compose_apps.refreshed(deps, s, app)  # compose.path: the file as it is now at the ref
     compose_apps.refuse_untranslated(app["config"])
     (record,) = await records(s, [app])
-    hosts = await sync_hosts(deps, s, app["id"], app["name"], app["environment"], app["config"]["services"])
+    config = app["config"]
+    hosts = await sync_hosts(
+        deps, s, app["id"], app["name"], app["environment"], config["services"], config.get("preview_hosts")
+    )
     stack = await layers.inherited(deps, s, app)
     try:
         spec = compose_apps.compose_spec(build_spec(deps, app, record.variables, hosts, inherited=stack), app["config"])

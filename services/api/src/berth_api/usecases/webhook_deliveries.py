@@ -26,12 +26,13 @@ from typing import Any
 from berth_api.adapters import webhook_statuses as statuses_repo
 from berth_api.adapters import webhooks as repo
 from berth_api.adapters.secretbox import SecretUnavailableError
-from berth_api.domain.forge_payloads import PayloadError, read_event
+from berth_api.domain.forge_payloads import Other, PayloadError, read_event
 from berth_api.domain.forges import identify, verify
-from berth_api.domain.identity import Principal
+from berth_api.domain.identity import Principal, system_principal
+from berth_api.domain.previews import is_pull_request
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.webhook_rules import Decision, decide, due_at
-from berth_api.usecases import Deps, commit_statuses, deployments
+from berth_api.usecases import Deps, commit_statuses, deployments, previews
 from berth_api.usecases.webhooks import aad
 from berth_common.catalogue import RolloutOptions
 from berth_common.db import Unit
@@ -60,16 +61,7 @@ class Outcome:
 
 def _system(team_id: str) -> Principal:
     """Who a webhook's deployment is made by: no user, the webhook's team."""
-    return Principal(
-        user_id="",
-        user_email="",
-        user_name="webhook",
-        team_id=team_id,
-        team_name=team_id,
-        role="developer",
-        token_id="",
-        token_name="webhook",
-    )
+    return system_principal(team_id, "webhook")
 
 
 def _open(deps: Deps, row: dict[str, Any] | None) -> str:
@@ -104,8 +96,18 @@ async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body:
         if not await repo.first_delivery(s, webhook_id, delivery_id):
             raise ProblemError(409, f"Delivery {delivery_id} was already received: a replay is not acted on.")
         now = datetime.now(UTC)
-        decision = decide(event, row["config"]["source"], tags=row["tags"], watch_paths=row["watch_paths"])
-        outcome = await _act(deps, s, row, decision, delivery.forge, delivery_id, now)
+        if isinstance(event, Other) and is_pull_request(delivery):  # a preview's (usecases.previews)
+            try:
+                result, detail = await previews.on_delivery(s, row, delivery, body, content_type, now)
+            except PayloadError as exc:
+                raise ProblemError(
+                    400, f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
+                ) from None
+            base = {"forge": delivery.forge, "delivery_id": delivery_id, "team_id": row["team_id"]}
+            outcome = Outcome(result=result, detail=detail, **base)
+        else:
+            decision = decide(event, row["config"]["source"], tags=row["tags"], watch_paths=row["watch_paths"])
+            outcome = await _act(deps, s, row, decision, delivery.forge, delivery_id, now)
         await repo.update_webhook(s, webhook_id, last_delivery_at=now, last_result=_summary(outcome)[:RESULT_MAX])
     log.info(
         "webhook delivery",
@@ -236,6 +238,7 @@ class Debouncer:
             try:
                 await fire_due(self.deps)
                 owed = await commit_statuses.report(self.deps)
+                owed = await previews.sweep(self.deps) or owed  # previews of pull requests
                 if loop.time() - last_prune > 3600:
                     await forget_old_deliveries(self.deps)
                     last_prune = loop.time()

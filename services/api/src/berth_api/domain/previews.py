@@ -1,0 +1,285 @@
+"""Preview environments per pull request: pure, no I/O.
+
+A verified pull/merge request delivery reads into one :class:`PullRequest` (``read_pull_request``): its
+number, whether it asks for a preview (opened, reopened, new commits: ``deploy``) or its end (closed,
+merged, declined: ``close``), the head commit and branch, and whether it comes from a fork (another
+repository than the one the webhook belongs to). The preview application's name, its hosts (the pattern,
+default ``pr-{number}-{app}.{base}``), its configuration (the application's, building the head branch,
+without custom domains) and its variables (the application's, the preview-only values winning) are made
+here, as are the forge comment's text and the request that writes or updates it in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from berth_api.domain.commit_status import StatusRequest
+from berth_api.domain.forge_payloads import PayloadError
+from berth_api.domain.forges import Delivery, Forge
+from berth_api.domain.names import hostname
+
+Action = Literal["deploy", "close"]
+DEFAULT_PATTERN = "pr-{number}-{app}.{base}"
+PLACEHOLDERS = ("{number}", "{app}", "{service}", "{env}", "{base}")
+MAX_LABEL = 63
+MARKER = "<!-- berth-preview -->"
+
+_GITHUB_LIKE = {"opened": "deploy", "reopened": "deploy", "synchronize": "deploy", "synchronized": "deploy"}
+_GITLAB = {"open": "deploy", "reopen": "deploy", "update": "deploy", "close": "close", "merge": "close"}
+_BITBUCKET = {
+    "pullrequest:created": "deploy",
+    "pullrequest:updated": "deploy",
+    "pullrequest:fulfilled": "close",
+    "pullrequest:rejected": "close",
+}
+_BITBUCKET_SERVER = {
+    "pr:opened": "deploy",
+    "pr:from_ref_updated": "deploy",
+    "pr:merged": "close",
+    "pr:declined": "close",
+    "pr:deleted": "close",
+}
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """One pull/merge request event: ``action`` None: an event that changes nothing of a preview (a label,
+    a review, an edited title)."""
+
+    number: int
+    action: Action | None
+    commit: str
+    branch: str
+    title: str
+    fork: bool
+    head_repository: str | None  # the fork's clone URL, when the body gives it
+
+
+def is_pull_request(delivery: Delivery) -> bool:
+    forge, event = delivery.forge, delivery.event
+    if forge in ("github", "gitea", "forgejo"):
+        return event == "pull_request"
+    if forge == "gitlab":
+        return event == "Merge Request Hook"
+    if forge == "bitbucket":
+        return event in _BITBUCKET
+    if forge == "bitbucket-server":
+        return event in _BITBUCKET_SERVER
+    return False
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"a pull request event names {what}")
+    return value
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PayloadError("a pull request event names its number")
+    return value
+
+
+def _github_like(doc: dict[str, Any]) -> PullRequest:
+    pr = _obj(doc.get("pull_request"))
+    head, base = _obj(pr.get("head")), _obj(pr.get("base"))
+    head_repo, base_repo = _obj(head.get("repo")), _obj(base.get("repo"))
+    action_name = doc.get("action")
+    action: Action | None = "close" if action_name == "closed" else _GITHUB_LIKE.get(str(action_name))  # type: ignore[assignment]
+    fork = bool(head_repo) and head_repo.get("full_name") != base_repo.get("full_name")
+    return PullRequest(
+        number=_number(doc.get("number", pr.get("number"))),
+        action=action,
+        commit=_str(head.get("sha"), "'pull_request.head.sha'"),
+        branch=_str(head.get("ref"), "'pull_request.head.ref'"),
+        title=str(pr.get("title") or "")[:300],
+        fork=fork,
+        head_repository=head_repo.get("clone_url") if fork and isinstance(head_repo.get("clone_url"), str) else None,
+    )
+
+
+def _gitlab(doc: dict[str, Any]) -> PullRequest:
+    attrs = _obj(doc.get("object_attributes"))
+    fork = attrs.get("source_project_id") != attrs.get("target_project_id")
+    source = _obj(attrs.get("source"))
+    return PullRequest(
+        number=_number(attrs.get("iid")),
+        action=_GITLAB.get(str(attrs.get("action"))),  # type: ignore[arg-type]
+        commit=_str(_obj(attrs.get("last_commit")).get("id"), "'object_attributes.last_commit.id'"),
+        branch=_str(attrs.get("source_branch"), "'object_attributes.source_branch'"),
+        title=str(attrs.get("title") or "")[:300],
+        fork=fork,
+        head_repository=source.get("git_http_url") if fork and isinstance(source.get("git_http_url"), str) else None,
+    )
+
+
+def _bitbucket(doc: dict[str, Any], event: str) -> PullRequest:
+    pr = _obj(doc.get("pullrequest"))
+    src, dst = _obj(pr.get("source")), _obj(pr.get("destination"))
+    src_repo, dst_repo = _obj(src.get("repository")), _obj(dst.get("repository"))
+    fork = bool(src_repo) and src_repo.get("full_name") != dst_repo.get("full_name")
+    return PullRequest(
+        number=_number(pr.get("id")),
+        action=_BITBUCKET[event],  # type: ignore[arg-type]
+        commit=_str(_obj(src.get("commit")).get("hash"), "'pullrequest.source.commit.hash'"),
+        branch=_str(_obj(src.get("branch")).get("name"), "'pullrequest.source.branch.name'"),
+        title=str(pr.get("title") or "")[:300],
+        fork=fork,
+        head_repository=None,
+    )
+
+
+def _bitbucket_server(doc: dict[str, Any], event: str) -> PullRequest:
+    pr = _obj(doc.get("pullRequest"))
+    src, dst = _obj(pr.get("fromRef")), _obj(pr.get("toRef"))
+    src_repo, dst_repo = _obj(src.get("repository")), _obj(dst.get("repository"))
+    fork = bool(src_repo) and (src_repo.get("slug"), _obj(src_repo.get("project")).get("key")) != (
+        dst_repo.get("slug"),
+        _obj(dst_repo.get("project")).get("key"),
+    )
+    clones = [_obj(c) for c in _obj(src_repo.get("links")).get("clone") or [] if isinstance(c, dict)]
+    http = next((c.get("href") for c in clones if c.get("name") == "http" and isinstance(c.get("href"), str)), None)
+    return PullRequest(
+        number=_number(pr.get("id")),
+        action=_BITBUCKET_SERVER[event],  # type: ignore[arg-type]
+        commit=_str(src.get("latestCommit"), "'pullRequest.fromRef.latestCommit'"),
+        branch=_str(src.get("displayId"), "'pullRequest.fromRef.displayId'"),
+        title=str(pr.get("title") or "")[:300],
+        fork=fork,
+        head_repository=http if fork else None,
+    )
+
+
+def read_pull_request(delivery: Delivery, doc: dict[str, Any]) -> PullRequest:
+    """The pull request a verified delivery's JSON document carries (raises ``PayloadError``)."""
+    if delivery.forge in ("github", "gitea", "forgejo"):
+        return _github_like(doc)
+    if delivery.forge == "gitlab":
+        return _gitlab(doc)
+    if delivery.forge == "bitbucket":
+        return _bitbucket(doc, delivery.event)
+    return _bitbucket_server(doc, delivery.event)
+
+
+def check_pattern(pattern: str) -> str | None:
+    """Why a host pattern is refused (None: accepted): it names the number, and the rest is host name text."""
+    if "{number}" not in pattern:
+        return "the pattern must contain {number}: each preview needs its own host"
+    sample = pattern
+    for i, p in enumerate(PLACEHOLDERS):
+        sample = sample.replace(p, f"x{i}")
+    if "{" in sample or "}" in sample:
+        return "only {number}, {app}, {service}, {env} and {base} may be used"
+    try:
+        hostname(sample.replace("x4", "example.com") if "x4" in sample else sample)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _label(label: str) -> str:
+    if len(label) <= MAX_LABEL:
+        return label
+    digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+    return f"{label[: MAX_LABEL - 9].rstrip('-')}-{digest}"
+
+
+def preview_host(pattern: str, number: int, app: str, env: str, service: str, base: str, first: bool) -> str:
+    """The host of one web service of preview ``number``; a further web service of the application gets its
+    name in front when the pattern does not name the service."""
+    text = pattern.format(number=number, app=app, service=service, env=env, base=base)
+    if not first and "{service}" not in pattern:
+        text = f"{service}-{text}"
+    head, _, rest = text.partition(".")
+    return hostname(f"{_label(head)}.{rest}" if rest else _label(head))
+
+
+def preview_name(app: str, number: int) -> str:
+    """The preview application's name (a slug, at most 63 characters)."""
+    suffix = f"-pr-{number}"
+    return app[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def preview_config(
+    config: dict[str, Any], pr: PullRequest, hosts: dict[str, str], repository: str | None
+) -> dict[str, Any]:
+    """The application's configuration building the pull request's branch (a fork's repository when given),
+    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's)."""
+    source = config.get("source")
+    if source and source.get("kind") == "git":
+        source = {**source, "branch": pr.branch, "commit": None}
+        if repository:
+            source["repository"] = repository
+    services = [{**svc, "domains": []} if svc.get("kind") == "web" else svc for svc in config["services"]]
+    out = {**config, "source": source, "services": services, "preview_hosts": hosts}
+    if config.get("compose_hosts"):
+        out["compose_hosts"] = [{**h, "host": None} for h in config["compose_hosts"]]
+    return out
+
+
+def layered(base: Sequence[tuple[str, str | None, bool]], preview: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
+    """The preview's runtime variables: the application's (name, value, secret), the preview-only values
+    winning; a preview-only ``value`` of None removes the application's variable."""
+    merged: dict[str, tuple[str, str, bool]] = {n: (n, v or "", s) for n, v, s in base if v is not None}
+    for item in preview:
+        if item.get("value") is None:
+            merged.pop(item["name"], None)
+        else:
+            merged[item["name"]] = (item["name"], item["value"], bool(item.get("secret")))
+    return list(merged.values())
+
+
+def dump_variables(items: list[dict[str, Any]]) -> str:
+    return json.dumps(items, sort_keys=True)
+
+
+def comment_body(url: str | None, status: str, commit: str, detail: str | None = None) -> str:
+    """The one comment a preview keeps on its pull request."""
+    lines = [MARKER, "**Berth preview**", "", f"- Status: {status}", f"- Commit: `{commit[:12]}`"]
+    if url:
+        lines.append(f"- URL: {url}")
+    if detail:
+        lines.append(f"- {detail[:300]}")
+    return "\n".join(lines)
+
+
+def comment_request(
+    forge: Forge, api_url: str, repository: str, token: str, number: int, comment_id: str | None, body: str
+) -> tuple[str, StatusRequest]:
+    """(method, request) that writes the preview's comment on pull request ``number``: a new one
+    (``comment_id`` None) or the same one updated in place."""
+    api = api_url.rstrip("/")
+    json_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if forge in ("github", "gitea", "forgejo", "gogs"):
+        auth = f"Bearer {token}" if forge == "github" else f"token {token}"
+        headers = {**json_headers, "Authorization": auth}
+        if comment_id is None:
+            return "POST", StatusRequest(f"{api}/repos/{repository}/issues/{number}/comments", headers, {"body": body})
+        return "PATCH", StatusRequest(f"{api}/repos/{repository}/issues/comments/{comment_id}", headers, {"body": body})
+    if forge == "gitlab":
+        headers = {**json_headers, "PRIVATE-TOKEN": token}
+        notes = f"{api}/projects/{quote(repository, safe='')}/merge_requests/{number}/notes"
+        if comment_id is None:
+            return "POST", StatusRequest(notes, headers, {"body": body})
+        return "PUT", StatusRequest(f"{notes}/{comment_id}", headers, {"body": body})
+    headers = {**json_headers, "Authorization": f"Bearer {token}"}
+    if forge == "bitbucket":
+        comments = f"{api}/repositories/{repository}/pullrequests/{number}/comments"
+        if comment_id is None:
+            return "POST", StatusRequest(comments, headers, {"content": {"raw": body}})
+        return "PUT", StatusRequest(f"{comments}/{comment_id}", headers, {"content": {"raw": body}})
+    project, _, slug = repository.partition("/")
+    comments = f"{api}/rest/api/1.0/projects/{project}/repos/{slug}/pull-requests/{number}/comments"
+    if comment_id is None:
+        return "POST", StatusRequest(comments, headers, {"text": body})
+    cid, _, version = comment_id.partition(":")
+    return "PUT", StatusRequest(f"{comments}/{cid}", headers, {"text": body, "version": int(version or 0)})

@@ -1,0 +1,389 @@
+"""Preview environments: one application per pull request, deployed from its head commit and destroyed
+when it closes (``domain.previews`` reads the deliveries and makes names, hosts, configuration, variables).
+
+A verified pull/merge request delivery (``webhook_deliveries.receive``) records what its preview needs
+(``want``: deploy or destroy) in the webhook's transaction; the webhook sweep (``sweep``) then does it
+through the normal paths: ``applications.create_application`` (the application's configuration building
+the head branch, its own host, the variables layered), ``databases.create`` and ``links.link`` for a fresh
+database, ``deployments.start_in`` with the head commit pinned, and ``removal.remove_application`` with
+its volumes, then the database deleted with its volume. Inactive previews past their time-to-live are
+destroyed the same way. Each preview keeps one comment on its pull request, updated in place, through the
+webhook's commit status target (its forge, API address, repository and token).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from berth_api.adapters import applications as apps_repo
+from berth_api.adapters import databases as databases_repo
+from berth_api.adapters import previews as repo
+from berth_api.adapters import webhook_statuses as statuses_repo
+from berth_api.adapters import webhooks as hooks_repo
+from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.domain import previews as domain
+from berth_api.domain.applications import VariableInput, row_aad
+from berth_api.domain.forge_payloads import _document
+from berth_api.domain.forges import Delivery, Forge
+from berth_api.domain.identity import Principal, system_principal
+from berth_api.domain.problems import ProblemError, invalid_field
+from berth_api.usecases import Deps, applications, databases, deployments, links, removal
+from berth_api.usecases.applications import application_missing
+from berth_api.usecases.commit_statuses import aad as status_aad
+from berth_common.catalogue import RolloutOptions
+from berth_common.db import Unit
+from berth_common.envelope import new_id
+from berth_common.logging import get_logger
+
+log = get_logger(__name__)
+FINAL = ("succeeded", "failed", "cancelled")
+DRAIN_S = 2.0  # a closed pull request's preview: requests in flight get this long, not the scheduler's default
+TIMEOUT_S = 10.0
+
+
+def aad(application_id: str) -> str:
+    return row_aad("preview_settings", application_id)
+
+
+def _actor(team_id: str) -> Principal:
+    """Who a preview's changes are made by: no user, the webhook's team."""
+    return system_principal(team_id, "preview")
+
+
+# -- settings ------------------------------------------------------------------------------------------
+
+
+def _shown(row: dict[str, Any], variables: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = [{**v, "value": None if v.get("secret") else v.get("value")} for v in variables]
+    return {k: row[k] for k in row if k not in ("sealed", "team_id", "id")} | {"env": shown, "enabled": True}
+
+
+OFF = {
+    "enabled": False,
+    "host_pattern": domain.DEFAULT_PATTERN,
+    "allow_forks": False,
+    "database": "none",
+    "database_engine": "postgresql",
+    "ttl_hours": 72,
+    "max_previews": 5,
+    "env": [],
+}  # what GET shows while previews are off (the defaults a PUT starts from)
+
+
+async def put_settings(deps: Deps, principal: Principal, application_id: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Turn previews on (or change them); ``given``: host_pattern, allow_forks, database, ttl_hours,
+    max_previews, env (preview-only variables; a secret without a value keeps the stored one)."""
+    problem = domain.check_pattern(given["host_pattern"])
+    if problem is not None:
+        raise invalid_field("/body/host_pattern", problem)
+    async with deps.sessionmaker() as s, s.begin():
+        app = await apps_repo.get_application(s, principal.team_id, application_id)
+        if app is None:
+            raise application_missing(principal, application_id)
+        old = await repo.settings_of(s, application_id)
+        stored = _open(deps, old) if old is not None else []
+        kept = {v["name"]: v for v in stored}
+        env = []
+        for i, v in enumerate(given.get("env") or []):
+            if v.get("value") is None and v.get("secret") and v["name"] in kept:
+                v = {**v, "value": kept[v["name"]]["value"]}
+            elif v.get("value") is None and v.get("secret"):
+                raise invalid_field(f"/body/env/{i}/value", "a new secret needs a value")
+            env.append(v)
+        await hold_for_sealing(s, deps.box)
+        values = {k: given[k] for k in ("host_pattern", "allow_forks", "database", "ttl_hours", "max_previews")}
+        values |= {"id": application_id, "team_id": principal.team_id}
+        values["sealed"] = deps.box.seal(domain.dump_variables(env), aad(application_id))
+        row = await repo.put_settings(s, values)
+    return _shown(row, env)
+
+
+def _open(deps: Deps, row: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return cast(list[dict[str, Any]], json.loads(deps.box.open(row["sealed"], aad(row["id"]))))
+    except SecretUnavailableError:
+        log.error("preview variables do not open", application_id=row["id"])
+        return []
+
+
+async def get_settings(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
+    async with deps.sessionmaker() as s:
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        row = await repo.settings_of(s, application_id)
+    if row is None:
+        return dict(OFF)
+    return _shown(row, _open(deps, row))
+
+
+async def drop_settings(deps: Deps, principal: Principal, application_id: str) -> None:
+    """Previews off for new pull requests (existing previews stay until their pull request closes)."""
+    async with deps.sessionmaker() as s, s.begin():
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        await repo.drop_settings(s, application_id)
+
+
+async def list_previews(deps: Deps, principal: Principal, application_id: str) -> list[dict[str, Any]]:
+    async with deps.sessionmaker() as s:
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        return await repo.of_application(s, application_id)
+
+
+async def destroy(deps: Deps, principal: Principal, application_id: str, preview_id: str) -> None:
+    """Destroy one preview now (as its pull request closing would)."""
+    async with deps.sessionmaker() as s, s.begin():
+        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        row = await repo.by_id(s, preview_id)
+        if row is None or row["application_id"] != application_id:
+            raise ProblemError(404, f"Application {application_id} has no preview {preview_id}.")
+        await repo.update(s, row["id"], want="destroy")
+
+
+# -- deliveries ----------------------------------------------------------------------------------------
+
+
+async def on_delivery(
+    s: AsyncSession, hook: dict[str, Any], delivery: Delivery, body: bytes, content_type: str, now: datetime
+) -> tuple[str, str]:
+    """What a verified pull request delivery asks of the application's preview, recorded for the sweep:
+    (``queued`` or ``skipped``, the detail). Raises ``PayloadError`` for a body that does not read."""
+    app_id = hook["application_id"]
+    settings = await repo.settings_of(s, app_id)
+    if settings is None:
+        return "skipped", "previews are off for this application"
+    pr = domain.read_pull_request(delivery, _document(body, content_type))
+    if pr.action is None:
+        return "skipped", f"pull request #{pr.number}: nothing changes for its preview"
+    row = await repo.get(s, app_id, pr.number, lock=True)
+    if pr.action == "close":
+        if row is None:
+            return "skipped", f"pull request #{pr.number} has no preview"
+        await repo.update(s, row["id"], want="destroy", last_activity_at=now)
+        return "queued", f"the preview of pull request #{pr.number} is destroyed"
+    if pr.fork and not settings["allow_forks"]:
+        return "skipped", f"pull request #{pr.number} comes from a fork: not deployed (allow_forks is off)"
+    if pr.fork and pr.head_repository is None:
+        return "skipped", f"pull request #{pr.number} comes from a fork whose repository the delivery does not name"
+    head: dict[str, Any] = {
+        "head_commit": pr.commit,
+        "head_ref": pr.branch[:300],
+        "head_repository": pr.head_repository,
+    }
+    head |= {"title": pr.title, "last_activity_at": now, "want": "deploy"}
+    if row is None:
+        if await repo.count_active(s, app_id) >= settings["max_previews"]:
+            return "skipped", f"the application has {settings['max_previews']} previews: the limit"
+        values = {"id": new_id(), "team_id": hook["team_id"], "application_id": app_id, "number": pr.number}
+        await repo.insert_preview(s, {**values, "forge": delivery.forge, "state": "active", **head})
+    elif row["state"] == "destroying":
+        return "skipped", f"the preview of pull request #{pr.number} is being destroyed: deliver again later"
+    elif row["head_commit"] == pr.commit and row["deployment_id"] and row["want"] is None:
+        await repo.update(s, row["id"], last_activity_at=now)  # a title or a label changed: still active
+        return "skipped", f"the preview of pull request #{pr.number} is at {pr.commit} already"
+    else:
+        await repo.update(s, row["id"], **head)
+    return "queued", f"the preview of pull request #{pr.number} deploys {pr.commit}"
+
+
+# -- the sweep -----------------------------------------------------------------------------------------
+
+
+async def _create(deps: Deps, row: dict[str, Any], actor: Principal) -> str | None:
+    """The preview application (made when missing); None: the application is gone."""
+    async with deps.sessionmaker() as s:
+        if row["preview_application_id"] and await apps_repo.get_application(
+            s, row["team_id"], row["preview_application_id"]
+        ):
+            return cast(str, row["preview_application_id"])
+        parent = await apps_repo.get_application(s, row["team_id"], row["application_id"])
+        settings = await repo.settings_of(s, row["application_id"])
+        stored = (await apps_repo.variables_of(s, [row["application_id"]]))[row["application_id"]]
+    if parent is None or settings is None:
+        return None
+    name = domain.preview_name(parent["name"], row["number"])
+    webs = [svc for svc in parent["config"]["services"] if svc["kind"] == "web"]
+    base, pattern = deps.settings.base_domain, settings["host_pattern"]
+    hosts = {
+        svc["name"]: domain.preview_host(
+            pattern, row["number"], parent["name"], parent["environment"], svc["name"], base, i == 0
+        )
+        for i, svc in enumerate(webs)
+    }
+    pr = domain.PullRequest(row["number"], "deploy", row["head_commit"], row["head_ref"], "", False, None)
+    config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"])
+    opened = applications.open_variables(deps, parent["id"], stored)
+    base_vars = [(v.name, v.value, v.secret) for v in opened["runtime"]]
+    runtime = [VariableInput(n, v, sec) for n, v, sec in domain.layered(base_vars, _open(deps, settings))]
+    build = [VariableInput(v.name, v.value, v.secret) for v in opened["build"]]
+    created = await applications.create_application(deps, actor, parent["environment_id"], name, config, runtime, build)
+    app_id = created.row["id"]
+    values: dict[str, Any] = {"preview_application_id": app_id, "host": next(iter(hosts.values()), None)}
+    async with deps.sessionmaker() as s, s.begin():
+        await repo.update(s, row["id"], **values)
+    if settings["database"] == "fresh":
+        db = await databases.create(
+            deps, actor, databases.DatabaseInput(name=f"{name}-db", engine=settings["database_engine"])
+        )
+        async with deps.sessionmaker() as s, s.begin():
+            await repo.update(s, row["id"], database_id=db["id"])
+        await links.link(deps, actor, app_id, db["id"], None)
+    return cast(str, app_id)
+
+
+async def _deploy(deps: Deps, row: dict[str, Any]) -> None:
+    actor = _actor(row["team_id"])
+    app_id = await _create(deps, row, actor)
+    if app_id is None:
+        return
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        options = RolloutOptions(when_busy="replace_queued")
+        return await deployments.start_in(deps, unit, actor, app_id, options, commit=row["head_commit"])
+
+    started = await deployments.run(deps, body)
+    async with deps.sessionmaker() as s, s.begin():
+        await repo.update(s, row["id"], deployment_id=started["id"], reason=None)
+    log.info("preview deploying", preview_id=row["id"], number=row["number"], deployment_id=started["id"])
+
+
+async def _destroy(deps: Deps, row: dict[str, Any]) -> None:
+    """Take the preview application down with its volumes; its database follows (``_finish``)."""
+    async with deps.sessionmaker() as s, s.begin():
+        await repo.update(s, row["id"], state="destroying")
+    if row["preview_application_id"]:
+        try:
+            await removal.remove_application(
+                deps, _actor(row["team_id"]), row["preview_application_id"], drain_grace_s=DRAIN_S, delete_volumes=True
+            )
+        except ProblemError as exc:
+            if exc.status != 404:
+                raise
+    log.info("preview destroying", preview_id=row["id"], number=row["number"])
+
+
+async def _finish(deps: Deps, row: dict[str, Any]) -> bool:
+    """A destroyed preview's database deleted once its application is gone, then the row; True: done."""
+    actor = _actor(row["team_id"])
+    async with deps.sessionmaker() as s:
+        app = row["preview_application_id"] and await apps_repo.get_application(
+            s, row["team_id"], row["preview_application_id"]
+        )
+        db = row["database_id"] and await databases_repo.get_database(s, row["team_id"], row["database_id"])
+    if app:
+        return False
+    if db:
+        if db["state"] != "removing":
+            await databases.delete(deps, actor, row["database_id"], delete_volume=True)
+        return False
+    await _comment(deps, {**row, "deployment_state": "destroyed"})
+    async with deps.sessionmaker() as s, s.begin():
+        await repo.delete(s, row["id"])
+    log.info("preview destroyed", preview_id=row["id"], number=row["number"])
+    return True
+
+
+async def sweep(deps: Deps) -> bool:
+    """Do what previews want, destroy expired ones, finish destroyed ones, update their comments; whether
+    something is still under way (the webhook sweep then looks again soon)."""
+    now = datetime.now(UTC)
+    async with deps.sessionmaker() as s, s.begin():
+        for found in await repo.expired(s, now):
+            await repo.update(s, found["id"], want="destroy", reason="inactive past the time-to-live")
+        for found in await repo.orphaned(s):
+            await repo.update(s, found["id"], want="destroy", reason="the application was deleted")
+        wanting = await repo.wanting(s)
+    for row in wanting:
+        async with deps.sessionmaker() as s, s.begin():
+            if not await repo.claim(s, row["id"], row["want"], row["head_commit"]):
+                continue
+        try:
+            await (_deploy(deps, row) if row["want"] == "deploy" else _destroy(deps, row))
+        except ProblemError as exc:
+            log.warning("preview not done", preview_id=row["id"], want=row["want"], error=exc.detail)
+            async with deps.sessionmaker() as s, s.begin():
+                await repo.update(s, row["id"], reason=(exc.detail or exc.title or "refused")[:500])
+    async with deps.sessionmaker() as s:
+        gone = await repo.destroying(s)
+    busy = False
+    for row in gone:
+        busy = not await _finish(deps, row) or busy
+    async with deps.sessionmaker() as s:
+        rows = await repo.commenting(s)
+    for row in rows:
+        if row["state"] == "active":
+            await _comment(deps, row)
+            busy = busy or row["deployment_state"] not in FINAL
+    return busy or bool(wanting)
+
+
+# -- the comment ---------------------------------------------------------------------------------------
+
+_STATUS = {
+    "succeeded": "deployed",
+    "failed": "the deployment failed",
+    "cancelled": "replaced by a newer commit",
+    "destroyed": "destroyed",
+}
+
+
+def _text(deps: Deps, row: dict[str, Any]) -> str:
+    state = row.get("deployment_state")
+    status = _STATUS.get(state or "", "deploying" if state else "waiting")
+    url = f"http://{row['host']}" if row.get("host") and state != "destroyed" else None
+    return domain.comment_body(url, status, row["head_commit"], row.get("reason"))
+
+
+async def _comment(deps: Deps, row: dict[str, Any]) -> None:
+    """Write the preview's comment, or update it in place, when its text changed; a failure is tried again
+    at the next sweep."""
+    text = _text(deps, row)
+    if text == row.get("comment_sent") or row["application_id"] is None:
+        return  # unchanged, or the application (and its webhook) is gone
+    async with deps.sessionmaker() as s:
+        hook = await hooks_repo.for_application(s, row["team_id"], row["application_id"])
+        target = None if hook is None else await statuses_repo.target(s, hook["id"])
+    if target is None:
+        return
+    try:
+        token = deps.box.open(target["sealed"], status_aad(target["id"]))
+    except SecretUnavailableError:
+        return
+    method, req = domain.comment_request(
+        cast(Forge, target["forge"]),
+        target["api_url"],
+        target["repository"],
+        token,
+        row["number"],
+        row.get("comment_id"),
+        text,
+    )
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+            r = await client.request(method, req.url, json=req.json, headers=req.headers)
+    except httpx.HTTPError as exc:
+        log.warning("preview comment not sent", preview_id=row["id"], error=type(exc).__name__)
+        return
+    if not r.is_success:
+        log.warning("preview comment refused", preview_id=row["id"], status=r.status_code)
+        return
+    comment_id = row.get("comment_id")
+    if comment_id is None:
+        answer = r.json()
+        comment_id = str(answer.get("id"))
+        if target["forge"] == "bitbucket-server":
+            comment_id = f"{comment_id}:{answer.get('version', 0)}"
+    elif target["forge"] == "bitbucket-server":
+        comment_id = f"{comment_id.partition(':')[0]}:{r.json().get('version', 0)}"
+    async with deps.sessionmaker() as s, s.begin():
+        if await repo.by_id(s, row["id"]) is not None:
+            await repo.update(s, row["id"], comment_id=comment_id, comment_sent=text)
