@@ -5,7 +5,8 @@ last under a day (``BERTH_ACME_CERTIFICATE_HOURS=1``), so it looks for certifica
 and renews one 20 minutes before its end (Traefik's ``getCertificateRenewDurations``; pebble 2.4 offers no
 renewal information, so the time-based rule applies). A host gets its certificate, and within a few minutes
 Traefik serves a new one for it (another serial and fingerprint, a later end), which proxy-sync's
-certificate watch reports as ``evt.certificate.issued``.
+certificate watch reports as ``evt.certificate.issued``; being renewed on time, it is never reported as
+expiring.
 """
 
 from __future__ import annotations
@@ -131,4 +132,6 @@ async def test_traefik_renews_a_short_lived_certificate_before_its_end_and_the_w
     root.write_text(pebble.root_pem())
     assert traefik.https(host, root)[:3:2] == (200, b"tls-app")  # verified against pebble's root
     assert old.not_valid_after_utc.timestamp() - time.time() > 60  # renewed before the end, not after
+    # renewed on time, so never told as expiring (though it always ends within BERTH_CERT_EXPIRING_DAYS)
+    assert not [e for e in events.seen if e["type"] == "evt.certificate.expiring"]
     print(f"renew_s={renew_s:.1f}")

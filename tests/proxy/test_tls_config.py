@@ -125,6 +125,17 @@ def test_the_certificates_lifetime_goes_into_every_resolver_so_traefik_renews_sh
         ProxySyncSettings(acme_certificate_hours=0)
 
 
+def test_a_short_lived_acme_certificate_is_told_as_expiring_only_once_its_renewal_is_late():
+    """Traefik renews a 6-day certificate 2 days before its end: it is always within 14 days of its end,
+    so an ACME one is told within a sixth of its lifetime (1 day) instead; an uploaded one as before."""
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    six_days = served.Served("AA", "CN=E7", "a.example.com", now, now + dt.timedelta(days=6), ("a.example.com",))
+    assert served.expiring(six_days, now + dt.timedelta(days=4), 14, acme=True) is None  # renewal window: on time
+    assert served.expiring(six_days, now + dt.timedelta(days=5, hours=12), 14, acme=True) == 0.5
+    assert served.expiring(six_days, now + dt.timedelta(days=4), 14) == 2.0  # an upload: told 14 days ahead
+    assert served.expiring(six_days, now + dt.timedelta(days=5, hours=12), 0.25, acme=True) is None  # the lower
+
+
 def test_dns_01_propagation_is_checked_at_the_authoritative_nameservers_or_at_every_resolver_given():
     env = {"BERTH_ACME_DNS_PROVIDER": "httpreq", "BERTH_ACME_DNS_ENV": "HTTPREQ_PASSWORD=s3cret"}
     default = tr.acme_from_env(env, storage="/d/acme.json")
@@ -431,6 +442,7 @@ def test_what_a_served_certificate_says():
     assert not s.serves("a.example.com", s.not_after)  # ended
     assert served.expiring(s, now, 14) is None
     assert served.expiring(s, s.not_after - dt.timedelta(days=10), 14) == 10.0
+    assert served.expiring(s, s.not_after - dt.timedelta(days=10), 14, acme=True) == 10.0  # 90 days: as before
     from berth_proxy_sync.domain.certificate import self_signed
 
     default = served.read(
