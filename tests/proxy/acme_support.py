@@ -92,6 +92,7 @@ class Pebble:
     mgmt_port: int = field(default_factory=components.free_port)
     dns_port: int = field(default_factory=components.free_port)
     chall_mgmt_port: int = field(default_factory=components.free_port)
+    validity_s: int | None = None  # how long the certificates it issues are valid (pebble's default: 5 years)
     procs: list[Proc] = field(default_factory=list)
 
     @property
@@ -128,6 +129,8 @@ class Pebble:
                 "externalAccountBindingRequired": False,
             }
         }
+        if self.validity_s is not None:
+            config["pebble"]["certificateValidityPeriod"] = self.validity_s
         (self.root / "pebble.json").write_text(json.dumps(config))
         chall = components.Launch(
             "pebble-challtestsrv",

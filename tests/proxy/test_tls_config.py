@@ -51,7 +51,13 @@ def test_the_static_configuration_gains_websecure_and_one_acme_resolver_per_chal
         "websecure": {"address": ":443", "http": {"aliasHeadersStrategy": "delete"}},
         "traefik": {"address": "127.0.0.1:8081", "http": {"aliasHeadersStrategy": "delete"}},
     }
-    common = {"caServer": LE, "storage": "/data/acme.json", "keyType": "EC256", "email": "ops@example.com"}
+    common = {
+        "caServer": LE,
+        "storage": "/data/acme.json",
+        "keyType": "EC256",
+        "certificatesDuration": 2160,
+        "email": "ops@example.com",
+    }
     assert cfg["certificatesResolvers"] == {
         "berth-http": {"acme": {**common, "httpChallenge": {"entryPoint": "web"}}},
         "berth-tls": {"acme": {**common, "tlsChallenge": {}}},
@@ -75,6 +81,7 @@ def test_acme_settings_come_from_the_environment_with_a_dns_provider_and_a_ca_bu
             "caServer": "https://127.0.0.1:14000/dir",
             "storage": "/d/acme.json",
             "keyType": "EC256",
+            "certificatesDuration": 2160,
             "dnsChallenge": {"provider": "cloudflare", "resolvers": ["1.1.1.1:53", "8.8.8.8:53"]},
         }
     }
@@ -92,6 +99,41 @@ def test_acme_settings_come_from_the_environment_with_a_dns_provider_and_a_ca_bu
     ):
         with pytest.raises(ValueError):
             tr.acme_from_env(bad, storage="/d/acme.json")
+
+
+def test_the_certificates_lifetime_goes_into_every_resolver_so_traefik_renews_short_lived_ones_in_time():
+    env = {
+        "BERTH_ACME_DNS_PROVIDER": "httpreq",
+        "BERTH_ACME_CERTIFICATE_HOURS": "160",  # Let's Encrypt's 6-day (160-hour) profile
+    }
+    acme = tr.acme_from_env(env, storage="/d/acme.json")
+    common = {"caServer": LE, "storage": "/d/acme.json", "keyType": "EC256", "certificatesDuration": 160}
+    assert tr.static_config("/dyn", "", 80, "", 8081, websecure_port=443, acme=acme)["certificatesResolvers"] == {
+        "berth-http": {"acme": {**common, "httpChallenge": {"entryPoint": "web"}}},
+        "berth-tls": {"acme": {**common, "tlsChallenge": {}}},
+        "berth-dns": {"acme": {**common, "dnsChallenge": {"provider": "httpreq"}}},
+    }
+    assert tr.acme_from_env({}, storage="/d/acme.json").certificate_hours == tr.DEFAULT_CERTIFICATE_HOURS == 2160
+    for bad in ("0", "-5", "1.5", "six days", str(24 * 398 + 1)):
+        with pytest.raises(ValueError, match="BERTH_ACME_CERTIFICATE_HOURS must be a whole number of hours"):
+            tr.acme_from_env({"BERTH_ACME_CERTIFICATE_HOURS": bad}, storage="/d/acme.json")
+    # a server's Traefik container gets the same from proxy-sync's settings
+    settings = ProxySyncSettings(acme_certificate_hours=160)
+    static = json.loads(tr.server_static_config(websecure_port=443, acme=tr.server_acme(settings.acme())))
+    assert {r["acme"]["certificatesDuration"] for r in static["certificatesResolvers"].values()} == {160}
+    with pytest.raises(ValueError):
+        ProxySyncSettings(acme_certificate_hours=0)
+
+
+def test_a_short_lived_acme_certificate_is_told_as_expiring_only_once_its_renewal_is_late():
+    """Traefik renews a 6-day certificate 2 days before its end: it is always within 14 days of its end,
+    so an ACME one is told within a sixth of its lifetime (1 day) instead; an uploaded one as before."""
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    six_days = served.Served("AA", "CN=E7", "a.example.com", now, now + dt.timedelta(days=6), ("a.example.com",))
+    assert served.expiring(six_days, now + dt.timedelta(days=4), 14, acme=True) is None  # renewal window: on time
+    assert served.expiring(six_days, now + dt.timedelta(days=5, hours=12), 14, acme=True) == 0.5
+    assert served.expiring(six_days, now + dt.timedelta(days=4), 14) == 2.0  # an upload: told 14 days ahead
+    assert served.expiring(six_days, now + dt.timedelta(days=5, hours=12), 0.25, acme=True) is None  # the lower
 
 
 def test_dns_01_propagation_is_checked_at_the_authoritative_nameservers_or_at_every_resolver_given():
@@ -400,6 +442,7 @@ def test_what_a_served_certificate_says():
     assert not s.serves("a.example.com", s.not_after)  # ended
     assert served.expiring(s, now, 14) is None
     assert served.expiring(s, s.not_after - dt.timedelta(days=10), 14) == 10.0
+    assert served.expiring(s, s.not_after - dt.timedelta(days=10), 14, acme=True) == 10.0  # 90 days: as before
     from berth_proxy_sync.domain.certificate import self_signed
 
     default = served.read(

@@ -54,7 +54,15 @@ ACME_ENV = {
     "dns_resolvers": "BERTH_ACME_DNS_RESOLVERS",
     "dns_env": "BERTH_ACME_DNS_ENV",
     "dns_propagation": "BERTH_ACME_DNS_PROPAGATION",
+    "certificate_hours": "BERTH_ACME_CERTIFICATE_HOURS",
 }
+# The lifetime, in hours, of the certificates the ACME server issues (Traefik's ``certificatesDuration``,
+# 90 days by default): Traefik derives from it when it looks for certificates to renew and how long before
+# their end it renews them (under 24 hours: every minute, 20 minutes before; from 1 day: 6 hours before; from
+# 6 days: 2 days before; from 30 days: 10 days before; from 90 days: 30 days before). A CA profile with
+# short-lived certificates (Let's Encrypt's 6-day ones) needs its own value.
+DEFAULT_CERTIFICATE_HOURS = 2160
+MAX_CERTIFICATE_HOURS = 24 * 398  # the longest a publicly trusted TLS certificate may be valid
 KEY_TYPES = ("EC256", "EC384", "RSA2048", "RSA4096", "RSA8192")
 # Where lego looks for the TXT record before it tells the CA to check it: the zone's authoritative
 # nameservers (found by an SOA lookup; lego's default), or every one of the resolvers given (a DNS server
@@ -76,7 +84,9 @@ class Acme:
     provider's name (``cloudflare``, ``route53``, ...) for DNS-01; its credentials are the provider's own
     environment variables, named in ``dns_env`` (``NAME=value`` pairs) and given to Traefik's process
     (never in a repr). ``dns_propagation``: where the TXT record is looked for before the CA is told
-    (``DNS_PROPAGATION``); ``resolvers`` needs ``dns_resolvers``.
+    (``DNS_PROPAGATION``); ``resolvers`` needs ``dns_resolvers``. ``certificate_hours``: how long the
+    certificates the ACME server issues are valid (``DEFAULT_CERTIFICATE_HOURS``), so Traefik renews them
+    in time.
     """
 
     storage: str
@@ -88,6 +98,7 @@ class Acme:
     dns_resolvers: tuple[str, ...] = ()
     dns_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     dns_propagation: str = "authoritative"
+    certificate_hours: int = DEFAULT_CERTIFICATE_HOURS
 
     def __post_init__(self) -> None:
         if not self.directory_url.startswith(("https://", "http://")) or any(c.isspace() for c in self.directory_url):
@@ -103,11 +114,22 @@ class Acme:
             raise ValueError(f"{ACME_ENV['dns_propagation']} must be one of {', '.join(DNS_PROPAGATION)}")
         if self.dns_propagation == "resolvers" and not self.dns_resolvers:
             raise ValueError(f"{ACME_ENV['dns_propagation']}=resolvers needs {ACME_ENV['dns_resolvers']}")
+        hours = self.certificate_hours
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_CERTIFICATE_HOURS:
+            raise ValueError(
+                f"{ACME_ENV['certificate_hours']} must be a whole number of hours, 1 to {MAX_CERTIFICATE_HOURS}"
+            )
 
     def resolvers(self, web_entry_point: str = "web") -> dict[str, object]:
         """``certificatesResolvers``: HTTP-01 (on the web entry point), TLS-ALPN-01 (on websecure) and,
-        with a DNS provider, DNS-01; one storage file (Traefik keeps each resolver's part in it)."""
-        base: dict[str, object] = {"caServer": self.directory_url, "storage": self.storage, "keyType": self.key_type}
+        with a DNS provider, DNS-01; one storage file (Traefik keeps each resolver's part in it); each with
+        the certificates' lifetime (when Traefik renews them)."""
+        base: dict[str, object] = {
+            "caServer": self.directory_url,
+            "storage": self.storage,
+            "keyType": self.key_type,
+            "certificatesDuration": self.certificate_hours,
+        }
         if self.email:
             base["email"] = self.email
         out: dict[str, object] = {
@@ -136,7 +158,7 @@ class Acme:
 def acme_from_env(env: Mapping[str, str], storage: str) -> Acme:
     """The platform's ACME settings from ``BERTH_ACME_*`` (``ACME_ENV``); ``BERTH_ACME_DNS_ENV`` is
     ``NAME=value`` pairs separated by commas or new lines, ``BERTH_ACME_DNS_RESOLVERS`` ``host:port`` ones
-    separated by commas."""
+    separated by commas, ``BERTH_ACME_CERTIFICATE_HOURS`` a whole number of hours."""
 
     def get(key: str) -> str | None:
         value = env.get(ACME_ENV[key], "").strip()
@@ -149,6 +171,9 @@ def acme_from_env(env: Mapping[str, str], storage: str) -> Acme:
             if not sep:
                 raise ValueError(f"{ACME_ENV['dns_env']}: {name!r} is not NAME=value")
             pairs.append((name.strip(), value.strip()))
+    hours = get("certificate_hours") or str(DEFAULT_CERTIFICATE_HOURS)
+    if not hours.isdigit():
+        raise ValueError(f"{ACME_ENV['certificate_hours']} must be a whole number of hours, not {hours!r}")
     return Acme(
         storage=storage,
         directory_url=get("directory_url") or LETS_ENCRYPT,
@@ -159,6 +184,7 @@ def acme_from_env(env: Mapping[str, str], storage: str) -> Acme:
         dns_resolvers=tuple(r.strip() for r in (get("dns_resolvers") or "").split(",") if r.strip()),
         dns_env=tuple(pairs),
         dns_propagation=get("dns_propagation") or "authoritative",
+        certificate_hours=int(hours),
     )
 
 
@@ -386,9 +412,11 @@ async def import_image(client: EngineApi | aiodocker.Docker, tag: str, binary: P
 __all__ = [
     "ACME_ENV",
     "API_PORT",
+    "DEFAULT_CERTIFICATE_HOURS",
     "DNS_PROPAGATION",
     "IMAGE_REPOSITORY",
     "LETS_ENCRYPT",
+    "MAX_CERTIFICATE_HOURS",
     "RESOLVERS",
     "WEBSECURE",
     "Acme",

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 
 from berth_common.settings import BaseServiceSettings
-from berth_common.traefik import ACME_ENV, Acme, acme_from_env
+from berth_common.traefik import ACME_ENV, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS, Acme, acme_from_env
 from berth_proxy_sync.domain.addresses import parse_addresses
 
 
@@ -80,6 +80,7 @@ class ProxySyncSettings(BaseServiceSettings):
     acme_dns_resolvers: str = ""
     acme_dns_env: SecretStr = SecretStr("")  # the provider's credentials: never in a repr or a log
     acme_dns_propagation: str = "authoritative"
+    acme_certificate_hours: int = Field(default=DEFAULT_CERTIFICATE_HOURS, ge=1, le=MAX_CERTIFICATE_HOURS)
 
     @property
     def traefik_log(self) -> Path:
@@ -105,7 +106,16 @@ class ProxySyncSettings(BaseServiceSettings):
 
     def acme(self) -> Acme:
         """The servers' ACME configuration (storage set where the container keeps it)."""
-        keys = ("directory_url", "email", "ca_bundle", "key_type", "dns_provider", "dns_resolvers", "dns_propagation")
+        keys = (
+            "directory_url",
+            "email",
+            "ca_bundle",
+            "key_type",
+            "dns_provider",
+            "dns_resolvers",
+            "dns_propagation",
+            "certificate_hours",
+        )
         values = {ACME_ENV[key]: str(getattr(self, f"acme_{key}") or "") for key in keys}
         values[ACME_ENV["dns_env"]] = self.acme_dns_env.get_secret_value()
         return acme_from_env(values, storage="acme.json")

@@ -75,10 +75,19 @@ def read(der: bytes) -> Served:
     )
 
 
-def expiring(served: Served, now: dt.datetime, days: float) -> float | None:
+# Traefik renews an ACME certificate when about a third of its lifetime is left (30 of 90 days, 2 of 6,
+# 20 minutes of a certificate valid under a day): one is told as not renewed when half of that is gone too.
+ACME_WARN_SHARE = 1 / 6
+
+
+def expiring(served: Served, now: dt.datetime, days: float, *, acme: bool = False) -> float | None:
     """Days left when ``served`` ends within ``days`` (the ``evt.certificate.expiring`` threshold), else
-    None."""
+    None. An ACME certificate (``acme``) is told within ``ACME_WARN_SHARE`` of its lifetime when that is
+    shorter: a short-lived one (Let's Encrypt's 6-day certificates) is always within 14 days of its end,
+    yet it is being renewed on time."""
     left = (served.not_after - now).total_seconds() / 86400
+    if acme:
+        days = min(days, (served.not_after - served.not_before).total_seconds() / 86400 * ACME_WARN_SHARE)
     return round(left, 2) if left <= days else None
 
 

@@ -14,7 +14,9 @@ a browser would get:
   an ACME failure's reason carries the CA's answer from that server's Traefik log (the local log file, or a
   server's container log read through the Docker connection factory);
 - one that ends within ``BERTH_CERT_EXPIRING_DAYS``: ``evt.certificate.expiring``, once per certificate
-  (Traefik renews ACME certificates 30 days before their end, so this means renewal is not happening).
+  (Traefik renews an ACME certificate when about a third of its lifetime is left, 30 days of 90, so this
+  means renewal is not happening; a short-lived ACME certificate is told within a sixth of its lifetime,
+  ``served.ACME_WARN_SHARE``).
 
 A route served with an uploaded certificate that has ended is applied again without it (through the route
 batcher, as a refresh is): its hosts get ACME certificates when ACME is on, else are served over HTTP only,
@@ -227,7 +229,7 @@ class CertificateWatch:
                         fingerprint_sha256=cert.fingerprint_sha256,
                     )
                 )
-            days = served.expiring(cert, now, self.expiring_days)
+            days = served.expiring(cert, now, self.expiring_days, acme=source == "acme")
             if days is not None and row["expiring_sent"] != cert.fingerprint_sha256:
                 await cert_repo.update(unit.session, server_id, host, {"expiring_sent": cert.fingerprint_sha256})
                 unit.stage(
