@@ -18,12 +18,13 @@ from berth_api.adapters import projects as projects_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.domain import layers, mounts, names, tls
+from berth_api.domain import layers, tls
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps, build_servers, compose_apps, git_auth, variables
+from berth_api.usecases import application_checks as checks
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
@@ -67,30 +68,6 @@ def refuse_if_removing(row: dict[str, Any]) -> None:
             slug=REMOVING_SLUG,
             title="Application being removed",
         )
-
-
-def _check_mounts(deps: Deps, config: dict[str, Any], team_id: str) -> None:
-    """Single-writer volumes need one replica and ``recreate``; binds only under the paths allowed for the
-    team (422)."""
-    found = mounts.refusal(config["services"], deps.settings.bind_roots(team_id))
-    if found is not None:
-        raise invalid_field(*found)
-
-
-def _check_pre_deploy(config: dict[str, Any]) -> None:
-    """The pre-deploy job's service is one of the application's (422 naming the field)."""
-    job, names = config.get("pre_deploy") or {}, [s["name"] for s in config.get("services") or []]
-    if job.get("service") and not compose_apps.untranslated(config) and job["service"] not in names:
-        raise invalid_field("/body/pre_deploy/service", f"the application has no service {job['service']!r}")
-
-
-def _check_source(deps: Deps, config: dict[str, Any]) -> None:
-    source = config["source"]
-    if source["kind"] == "git" and not deps.settings.allow_local_git:
-        try:
-            names.git_url(source["repository"], allow_local=False)
-        except ValueError as exc:
-            raise invalid_field("/body/source/repository", str(exc)) from None
 
 
 def _check_kept(incoming: list[VariableInput] | None, kind: VariableKind, stored: list[StoredVariable]) -> None:
@@ -181,20 +158,6 @@ def build_spec(
     )
 
 
-def _check_tls(deps: Deps, config: dict[str, Any], hosts: list[HostRow]) -> None:
-    """The application's HTTPS options against its hosts and the platform (422 naming the field)."""
-    try:
-        tls.check(
-            config.get("tls"),
-            [h.host for h in hosts],
-            platform_acme=deps.settings.acme_enabled,
-            dns_provider=deps.settings.acme_dns_provider,
-            loc="/body/tls",
-        )
-    except tls.TlsRefused as exc:
-        raise invalid_field(exc.field, exc.reason) from None
-
-
 def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], hosts: list[HostRow]) -> None:
     if compose_apps.untranslated(row["config"]):
         return  # a compose file of the repository: translated when the builder reads it
@@ -220,9 +183,9 @@ async def create_application(
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
         config = await compose_apps.translated(deps, config, given, principal.team_id)
-    _check_source(deps, config)
-    _check_mounts(deps, config, principal.team_id)
-    _check_pre_deploy(config)
+    checks.check_source(deps, config)
+    checks.check_mounts(deps, config, principal.team_id)
+    checks.check_pre_deploy(config)
     _check_kept(runtime, "runtime", [])
     _check_kept(build, "build", [])
     app_id = new_id()
@@ -246,7 +209,7 @@ async def create_application(
                 hosts = await sync_hosts(
                     deps, s, app_id, name, env["name"], config["services"], config.get("preview_hosts")
                 )
-            _check_tls(deps, config, hosts)
+            checks.check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
@@ -278,9 +241,9 @@ async def update_application(
                 config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
-            _check_source(deps, config)
-            _check_mounts(deps, config, principal.team_id)
-            _check_pre_deploy(config)
+            checks.check_source(deps, config)
+            checks.check_mounts(deps, config, principal.team_id)
+            checks.check_pre_deploy(config)
             if "source" in changes:
                 await build_servers.resolve(s, principal, config)
             if "services" in changes:
@@ -308,7 +271,7 @@ async def update_application(
                     config["services"],
                     config.get("preview_hosts"),
                 )
-            _check_tls(deps, config, hosts)
+            checks.check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None
             _check_spec(deps, row, stored, hosts)
