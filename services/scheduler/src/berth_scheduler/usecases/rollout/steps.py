@@ -341,6 +341,7 @@ async def prune_images(rt: RolloutContext, application_id: str, image: str | Non
         keep |= await read(rt, build_records.service_images_in_use, application_id, rt.settings.keep_images)
         repos += sorted(await read(rt, build_records.service_repositories, application_id))
         pushed = await read(rt, store.pushed_refs, application_id)
+        pushed |= await read(rt, build_records.service_pushed_refs, application_id)
         keep_refs = keep | await read(rt, store.refs_in_use, application_id, rt.settings.keep_images)
         servers = await servers_of(rt, application_id, None) if repos or pushed else []
     except Exception as exc:
