@@ -18,6 +18,7 @@ import pytest
 
 from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import BuildSucceeded
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import web_app
 from tests.support import registry as reg
 
@@ -101,4 +102,5 @@ async def test_old_pulled_digests_go_and_the_kept_ones_stay(platform, registry, 
     finally:
         await sub.unsubscribe()
         await builder.close()
+        remove_labelled(f"berth.app={app_id}")  # the last replica still runs its image
         subprocess.run(["docker", "rmi", *pushed, users], capture_output=True, check=False, timeout=120)
