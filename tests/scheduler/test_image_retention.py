@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from berth_scheduler.domain.retention import BuiltImage, tags_to_remove
+from berth_scheduler.domain.retention import BuiltImage, PulledImage, pulled_images, pulled_to_remove, tags_to_remove
 from tests.scheduler.platform import web_app
 
 
@@ -87,3 +87,41 @@ async def test_old_build_images_are_pruned_after_a_success(platform, labelled, a
     while _tags(repo) != {deployed[1], deployed[2]} and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert _tags(repo) == {deployed[1], deployed[2]}
+
+
+REG = "127.0.0.1:5000/acme/shop"
+D1, D2, D3 = (f"{REG}@sha256:{c * 64}" for c in "123")
+
+
+def test_pulled_digests_berth_pushed_go_unless_a_kept_deployment_runs_them():
+    images = [
+        PulledImage("sha:1", (), (D1,)),
+        PulledImage("sha:2", (f"{REG}:d2", "mine/app:v1"), (D2,)),  # tagged too: the registry tag goes, not others
+        PulledImage("sha:3", (), (D3,)),  # kept
+        PulledImage("sha:4", ("nginx:1.27",), ("nginx@sha256:" + "9" * 64,)),  # the user's own image
+    ]
+    pushed = {D1, D2, D3}
+    assert pulled_to_remove(images, pushed, {D3}) == [f"{REG}:d2", D1, D2]
+    assert pulled_to_remove(images, pushed, {D1, D2, D3}) == []
+    assert pulled_to_remove(images, set(), set()) == []  # nothing Berth pushed: nothing removed
+
+
+def test_a_pulled_image_with_any_kept_reference_keeps_all_of_them():
+    same = PulledImage("sha:1", (f"{REG}:d1", f"{REG}:d2"), (D1, D2))  # one image pushed for two deployments
+    assert pulled_to_remove([same], {D1, D2}, {D2}) == []
+    assert pulled_to_remove([same], {D1, D2}, {f"{REG}:d1"}) == []
+    assert pulled_to_remove([same], {D1}, set()) == [f"{REG}:d1", f"{REG}:d2", D1]  # D2 not Berth's: left
+
+
+def test_a_pulled_image_of_a_deployment_not_known_to_have_finished_is_kept():
+    images = [
+        PulledImage("sha:1", (), (D1,), deployment="d1"),
+        PulledImage("sha:2", (), (D2,), deployment="d2"),
+        PulledImage("sha:3", (), (D3,), deployment=None),
+    ]
+    assert pulled_to_remove(images, {D1, D2, D3}, set(), finished={"d1"}) == [D1, D3]
+
+
+def test_pulled_images_reads_the_deployment_label():
+    listed = [("sha:1", (f"{REG}:d1",), (D1,), {"berth.deployment": "d1"}), ("sha:2", (), (D2,), {})]
+    assert pulled_images(listed) == [PulledImage("sha:1", (f"{REG}:d1",), (D1,), "d1"), PulledImage("sha:2", (), (D2,))]

@@ -7,7 +7,8 @@ servers (``build_server``), it is streamed from that server's engine to the othe
 registry (Debian's docker-registry with htpasswd on the test network's gateway, which the test servers'
 engines take as an insecure registry) the image is built on one of the servers, pushed, and both servers
 pull exactly ``pushed_ref`` with the registry's credentials; the deployment records it, and a rollback to
-that digest (what the api sends) serves the first build again on both servers."""
+that digest (what the api sends) serves the first build again on both servers. The digests pulled from the
+push registry that no kept deployment runs are pruned on both servers."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ import pytest
 
 from berth_builder.adapters import tables as builder_tables
 from berth_common import fleet
+from berth_common.bus import Bus, subscriptions_confirmed
+from berth_common.catalogue import BuildSucceeded
 from tests.builder.support import GitDaemon, Running, commit, git, make_repo, publish_bare, start_builder, stop_builder
+from tests.scheduler.platform import web_app
 from tests.scheduler.test_git_flow import app, dockerfile
 from tests.servers import test_placement_e2e as e2e
 from tests.servers.test_placement_e2e import HOST, _changed, _served
@@ -237,3 +241,61 @@ async def test_with_a_push_registry_both_servers_pull_the_pushed_ref_and_a_rollb
             assert _images_of(server, app_id) == [pushed]
     finally:
         await stop_builder(builder)
+
+
+async def test_old_pulled_digests_are_pruned_on_both_servers_and_the_kept_ones_stay(placed, rig, tmp_path, unique):
+    """Four pushed builds (answered as the builder answers a pushed build), two kept: on both servers the
+    first two digests pulled from the push registry are gone, the last two stay."""
+    servers, registry = rig
+    if registry is None:
+        pytest.skip(reg.available() or "no registry")
+    platform, ids = placed
+    platform.scheduler.settings.keep_images = 2
+    pushing = reg.Registry(tmp_path / "pushing", users={USER: PASSWORD}, storage=registry.root / "storage").start()
+    name, repository = f"q{unique}", f"acme/q{unique}"
+    try:
+        pushed = []
+        for n in range(1, 5):
+            await reg.push(busybox_image(), pushing, repository, f"t{n}", mark=f"t{n}")
+            pushed.append(f"{registry.host}/{repository}@{registry.manifest_digest(repository, f't{n}')}")
+    finally:
+        pushing.stop()
+    starts: dict[str, str] = {}
+
+    async def on_start(msg: Any) -> None:
+        data = json.loads(msg.data)["data"]
+        starts[data["deployment_id"]] = data["build_id"]
+
+    sub = await platform.nc.subscribe("cmd.build.start", cb=on_start)
+    await subscriptions_confirmed(platform.nc)
+    builder = Bus("builder", platform.nats_url)
+    await builder.connect()
+    auth = {"registry": registry.host, "username": USER, "password": PASSWORD}
+    spec = {**web_app("unused", "x", HOST), "name": name}
+    spec["services"][0]["servers"] = ids
+    spec["source"] = {"kind": "git", "repository": "https://git.example/acme/q.git", "ref": "main"}
+    spec["source"]["push"] = {"auth": auth, "namespace": "acme"}
+    try:
+        for n, ref in enumerate(pushed, start=1):
+            dep = await platform.deploy(f"q{unique}", spec)
+            for _ in range(600):
+                if dep in starts:
+                    break
+                await asyncio.sleep(0.05)
+            build = BuildSucceeded(build_id=starts[dep], deployment_id=dep, image=f"berth/{name}:t{n}", pushed_ref=ref)
+            await builder.publish(build)
+            done = await platform.wait(dep, timeout=180)
+            assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(dep))
+
+        def pulled(server: TestServer) -> set[str]:
+            out = server.docker("images", "--digests", "--format", "{{.Repository}}@{{.Digest}}")
+            return {line for line in out.split() if line.startswith(f"{registry.host}/{repository}@")}
+
+        for _ in range(75):  # pruning runs right after the success event
+            if all(pulled(server) == set(pushed[2:]) for server in servers):
+                break
+            await asyncio.sleep(0.2)
+        assert [pulled(server) for server in servers] == [set(pushed[2:])] * len(servers)
+    finally:
+        await sub.unsubscribe()
+        await builder.close()

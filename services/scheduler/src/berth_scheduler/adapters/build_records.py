@@ -84,6 +84,17 @@ async def service_repositories(s: AsyncSession, application_id: str) -> set[str]
     return {str(tag).rsplit(":", 1)[0] for (tag,) in rows}
 
 
+async def service_pushed_refs(s: AsyncSession, application_id: str) -> set[str]:
+    """Every reference Berth pushed to a push registry for the application's compose services' builds."""
+    rows = await s.execute(
+        sa.select(t.c.pushed_ref)
+        .join(deployments, deployments.c.id == t.c.deployment_id)
+        .where(deployments.c.application_id == application_id, t.c.pushed_ref.is_not(None))
+        .distinct()
+    )
+    return {str(r) for r in rows.scalars()}
+
+
 async def service_images_in_use(s: AsyncSession, application_id: str, keep: int) -> set[str]:
     """The images the compose services' builds made for the last ``keep`` successful deployments of the
     application and for every unfinished one (as ``store.images_in_use`` for the application's image)."""
@@ -98,7 +109,7 @@ async def service_images_in_use(s: AsyncSession, application_id: str, keep: int)
         deployments.c.state.not_in(["succeeded", "failed", "cancelled"]),
     )
     rows = await s.execute(
-        sa.select(t.c.image_tag, t.c.image).where(
+        sa.select(t.c.image_tag, t.c.image, t.c.pushed_ref).where(
             t.c.service != "", sa.or_(t.c.deployment_id.in_(succeeded), t.c.deployment_id.in_(unfinished))
         )
     )

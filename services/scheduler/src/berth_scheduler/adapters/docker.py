@@ -237,6 +237,24 @@ class DockerExecutor:
             for i in found
         ]
 
+    async def images_of(
+        self, repositories: list[str]
+    ) -> list[tuple[str, tuple[str, ...], tuple[str, ...], dict[str, str]]]:
+        """(image id, repo tags, repo digests, labels) of the images tagged or pulled by digest in any of
+        ``repositories``."""
+        found = await self._call(
+            "list images", self.docker.get("images/json", {"filters": {"reference": repositories}})
+        )
+        return [
+            (
+                str(i["Id"]),
+                tuple(t for t in (i.get("RepoTags") or []) if t != "<none>:<none>"),
+                tuple(d for d in (i.get("RepoDigests") or []) if d != "<none>@<none>"),
+                i.get("Labels") or {},
+            )
+            for i in found
+        ]
+
     async def image_tags(self, repository: str) -> list[str]:
         """Every tag of ``repository`` on this server (``<repository>:<tag>``)."""
         filters = {"reference": [repository]}

@@ -150,6 +150,34 @@ async def images_in_use(s: AsyncSession, application_id: str, keep: int) -> set[
     return {str(i) for i in [*succeeded, *unfinished]}
 
 
+async def pushed_refs(s: AsyncSession, application_id: str) -> set[str]:
+    """Every reference Berth pushed to a push registry for the application's builds."""
+    rows = await s.execute(
+        sa.select(deployments.c.pushed_ref)
+        .where(deployments.c.application_id == application_id)
+        .where(deployments.c.pushed_ref.is_not(None))
+        .distinct()
+    )
+    return {str(r) for r in rows.scalars()}
+
+
+async def refs_in_use(s: AsyncSession, application_id: str, keep: int) -> set[str]:
+    """Every reference (image, recorded digest, pushed reference) the last ``keep`` successful deployments
+    and every unfinished one run."""
+    cols = (deployments.c.image, deployments.c.image_digest, deployments.c.pushed_ref)
+    succeeded = await s.execute(
+        sa.select(*cols)
+        .where(deployments.c.application_id == application_id)
+        .where(deployments.c.state == State.SUCCEEDED.value)
+        .order_by(deployments.c.finished_at.desc())
+        .limit(keep)
+    )
+    unfinished = await s.execute(
+        sa.select(*cols).where(deployments.c.application_id == application_id).where(UNFINISHED)
+    )
+    return {str(x) for row in [*succeeded, *unfinished] for x in row if x}
+
+
 async def finished_deployments(s: AsyncSession, ids: Sequence[str]) -> set[str]:
     """Those of ``ids`` that are known and in a terminal state."""
     if not ids:

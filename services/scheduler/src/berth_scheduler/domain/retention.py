@@ -45,3 +45,37 @@ def tags_to_remove(
         if tag.startswith(prefix) and tag not in keep
     ]
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    id: str
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]  # repo digests (``<registry>/<ns>/<app>@sha256:...``)
+    deployment: str | None = None  # the deployment it was built for (image label), when it carries one
+
+
+def pulled_images(listed: Iterable[tuple[str, tuple[str, ...], tuple[str, ...], dict[str, str]]]) -> list[PulledImage]:
+    """The images Docker lists (id, tags, repo digests, labels) with the deployment each was built for."""
+    return [PulledImage(id=i, tags=t, digests=d, deployment=found.get(labels.DEPLOYMENT)) for i, t, d, found in listed]
+
+
+def pulled_to_remove(
+    images: Iterable[PulledImage], pushed: set[str], keep: set[str], finished: set[str] | None = None
+) -> list[str]:
+    """The references to remove, in a stable order, of the images pulled by digest from a push registry.
+    ``pushed``: the references Berth itself pushed for the application (an image reached by no such
+    reference is never touched, so a user's own image stays); ``keep``: every reference a kept deployment
+    runs. An image holding a kept reference (digest or tag) keeps all of them; otherwise its pushed digests
+    go, with its tags in the repositories of those digests. ``finished`` as for ``tags_to_remove``."""
+    out: set[str] = set()
+    for img in images:
+        own = [d for d in img.digests if d in pushed]
+        if not own or any(r in keep for r in (*img.digests, *img.tags)):
+            continue
+        if finished is not None and img.deployment is not None and img.deployment not in finished:
+            continue
+        repos = {d.split("@", 1)[0] for d in own}
+        out.update(own)
+        out.update(t for t in img.tags if t.rsplit(":", 1)[0] in repos)
+    return sorted(out)

@@ -330,27 +330,41 @@ def replica_upstream(row: Any, port: int | None) -> str | None:
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
     """Untag the application's built images that no kept deployment needs (its own image's repository and
-    those its compose services were built into), on every server that held its containers (best effort:
-    never fails a deployment; a server that does not answer is skipped until the next deployment). Returns
-    the tags removed (on remote servers as ``<server>:<tag>``)."""
+    those its compose services were built into), and remove the images pulled by digest from a push
+    registry that Berth pushed for it and no kept deployment runs, on every server that held its containers
+    (best effort: never fails a deployment; a server that does not answer is skipped until the next
+    deployment; an image a container still uses stays). Returns the references removed (on remote servers
+    as ``<server>:<reference>``)."""
     repos = [image.rsplit(":", 1)[0]] if image and image.startswith("berth/") else []  # else the user's own
     try:
         keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
         keep |= await read(rt, build_records.service_images_in_use, application_id, rt.settings.keep_images)
         repos += sorted(await read(rt, build_records.service_repositories, application_id))
-        servers = await servers_of(rt, application_id, None) if repos else []
+        pushed = await read(rt, store.pushed_refs, application_id)
+        pushed |= await read(rt, build_records.service_pushed_refs, application_id)
+        keep_refs = keep | await read(rt, store.refs_in_use, application_id, rt.settings.keep_images)
+        servers = await servers_of(rt, application_id, None) if repos or pushed else []
     except Exception as exc:
         log.warning("image pruning failed", application_id=application_id, error=str(exc))
         return []
     removed: list[str] = []
-    for server in dict.fromkeys([LOCAL, *servers]) if repos else []:
+    for server in dict.fromkeys([LOCAL, *servers]) if repos or pushed else []:
         try:
             docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
-            built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
-            finished = await read(rt, store.finished_deployments, [b.deployment for b in built if b.deployment])
-            for tag in [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]:
-                if await docker.untag_image(tag):
-                    removed.append(tag if server == LOCAL else f"{server}:{tag}")
+            gone: list[str] = []
+            if repos:
+                built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
+                ids = [b.deployment for b in built if b.deployment]
+                finished = await read(rt, store.finished_deployments, ids)
+                gone += [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
+            if pushed:
+                repositories = sorted({p.split("@", 1)[0] for p in pushed})
+                pulled = retention.pulled_images(await docker.images_of(repositories))
+                finished = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
+                gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, finished) if r not in gone]
+            for ref in gone:
+                if await docker.untag_image(ref):
+                    removed.append(ref if server == LOCAL else f"{server}:{ref}")
         except Exception as exc:
             log.warning("image pruning failed", application_id=application_id, server_id=server, error=str(exc))
     if removed:
