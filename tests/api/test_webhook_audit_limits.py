@@ -1,5 +1,5 @@
 """Webhook deliveries in the team's audit log and unverified deliveries rate-limited, against the real api:
-an accepted, a skipped and a refused delivery each leave one row (the webhook's team, no user, what the
+an accepted, a skipped, an unverified and a replayed delivery each leave one row (the webhook's team, no user, what the
 forge sent and what became of it, never the secret, a signature or the body); an unknown webhook's
 refusal leaves none. After the limit of unverified deliveries to one webhook (or from one address) further
 unverified ones are answered 429 with Retry-After, while a correctly signed delivery still passes."""
@@ -46,9 +46,12 @@ async def test_deliveries_are_audited_without_secret_signature_or_body(client, m
     problem(await deliver(client, url, raw, wrong), 401)
     problem(await deliver(client, "/v1/webhooks/" + "0" * 32, raw, h), 401)  # no team to record it for
 
+    problem(await deliver(client, url, raw, h), 409)  # a replay: verified, then refused
+
     rows = await _rows(client, members)
-    assert [(r["action"], r["status"]) for r in rows] == [(ROUTE, 401), (ROUTE, 200), (ROUTE, 202)]
-    refused, skipped, queued = rows
+    assert [(r["action"], r["status"]) for r in rows] == [(ROUTE, 409), (ROUTE, 401), (ROUTE, 200), (ROUTE, 202)]
+    replay, refused, skipped, queued = rows
+    assert replay["fields"] == ["forge=github", "event=push", "result=refused", "detail=replay"]
     assert all(r["target_id"] == created["id"] and r["user_id"] is None and r["token_id"] is None for r in rows)
     assert queued["fields"][:3] == ["forge=github", "event=push", "result=queued"]
     assert queued["fields"][3].startswith("detail=branch main at " + sha(1))

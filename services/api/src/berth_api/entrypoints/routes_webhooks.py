@@ -190,7 +190,11 @@ async def _limited(
             raise ProblemError(429, detail, headers={"Retry-After": str(wait)}) from None
         state.webhook_limiter.failed(address, webhook_id)
         if exc.team_id is not None:
-            _audit(request, exc.team_id, exc.forge, exc.event, "refused", "not verified")
+            _audit(request, exc.team_id, exc.forge, exc.event, "refused", exc.why)
+        raise
+    except deliveries.RefusedError as exc:  # verified, then refused: a replay or an unreadable body
+        if exc.team_id is not None:
+            _audit(request, exc.team_id, exc.forge, exc.event, "refused", exc.why)
         raise
 
 

@@ -46,15 +46,24 @@ RESULT_MAX = 300
 DEBOUNCER = "webhook_debouncer"  # ctx.extra key, set by bootstrap.wire
 
 
-class UnverifiedError(ProblemError):
-    """401: the delivery is not verified; ``team_id`` names the webhook's team when the webhook exists (so
-    the refusal can be audited), ``forge`` and ``event`` what its headers claim."""
+class RefusedError(ProblemError):
+    """A delivery refused (``status``): ``team_id`` names the webhook's team when the webhook exists (so the
+    refusal can be audited), ``forge`` and ``event`` what its headers claim, ``why`` a fixed word of ours
+    (never a part of the body)."""
 
-    def __init__(self, team_id: str | None, forge: str, event: str) -> None:
-        super().__init__(401, UNVERIFIED)
+    def __init__(self, status: int, detail: str, team_id: str | None, forge: str, event: str, why: str) -> None:
+        super().__init__(status, detail)
         self.team_id = team_id
         self.forge = forge
         self.event = event
+        self.why = why
+
+
+class UnverifiedError(RefusedError):
+    """401: the delivery is not verified (the only refusal that counts towards the rate limit)."""
+
+    def __init__(self, team_id: str | None, forge: str, event: str) -> None:
+        super().__init__(401, UNVERIFIED, team_id, forge, event, "not verified")
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,8 @@ def _open(deps: Deps, row: dict[str, Any] | None) -> str:
 
 async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body: bytes, content_type: str) -> Outcome:
     """Verify and act on one delivery (``headers``' names lower-case), in one transaction. Raises
-    ``ProblemError``: 400 no forge's headers or an unreadable verified body, 401 not verified
-    (``UnverifiedError``), 409 a replay."""
+    ``ProblemError``: 400 no forge's headers; ``RefusedError``: 400 an unreadable verified body, 401 not
+    verified (``UnverifiedError``), 409 a replay."""
     delivery = identify(headers)
     if delivery is None:
         raise ProblemError(400, f"Not a git forge delivery: no {FORGE_HEADERS} header.")
@@ -105,17 +114,17 @@ async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body:
             event = read_event(delivery, body, content_type)
         except PayloadError as exc:
             detail = f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
-            raise ProblemError(400, detail) from None
+            raise RefusedError(400, detail, row["team_id"], delivery.forge, delivery.event, "unreadable") from None
         if not await repo.first_delivery(s, webhook_id, delivery_id):
-            raise ProblemError(409, f"Delivery {delivery_id} was already received: a replay is not acted on.")
+            detail = f"Delivery {delivery_id} was already received: a replay is not acted on."
+            raise RefusedError(409, detail, row["team_id"], delivery.forge, delivery.event, "replay")
         now = datetime.now(UTC)
         if isinstance(event, Other) and is_pull_request(delivery):  # a preview's (usecases.previews)
             try:
                 result, detail = await previews.on_delivery(s, row, delivery, body, content_type, now)
             except PayloadError as exc:
-                raise ProblemError(
-                    400, f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
-                ) from None
+                detail = f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
+                raise RefusedError(400, detail, row["team_id"], delivery.forge, delivery.event, "unreadable") from None
             base = {"forge": delivery.forge, "delivery_id": delivery_id, "team_id": row["team_id"]}
             outcome = Outcome(result=result, detail=detail, event=delivery.event, **base)
         else:
