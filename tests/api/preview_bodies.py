@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.api.forge_bodies import headers
+from tests.api.forge_receivers import StatusReceiver
 from tests.support.receivers import HttpReceiver
 
 PR_EVENT = {
@@ -143,8 +144,12 @@ class CommentReceiver(HttpReceiver):
         self.rule = COMMENT_RULES["gitea" if forge == "forgejo" else forge]
         self.comments: dict[int, str] = {}
         self.versions: dict[int, int] = {}
+        self.status = StatusReceiver(forge, token)  # the commit statuses, at the same API address
+        self.statuses: list[dict[str, Any]] = []  # each accepted status's body, in order
 
     def check(self, request: web.Request, body: bytes) -> list[str]:
+        if request.method == "POST" and re.match(self.status.rule["path"], request.path_qs):
+            return self.status.check(request, body)
         name, template = self.rule["auth"]
         if request.headers.get(name) != template.format(token=self.token):
             return ["unauthorized"]
@@ -169,6 +174,9 @@ class CommentReceiver(HttpReceiver):
         return web.json_response({"message": problems[0]}, status=401 if problems == ["unauthorized"] else 404)
 
     def accept(self, rec: Any) -> web.Response:
+        if re.match(self.status.rule["path"], rec.path):
+            self.statuses.append(rec.json)
+            return web.json_response({"id": len(self.statuses)}, status=201)
         text = self.rule["text"](rec.json)
         found = re.match(self.rule["edit"][1], rec.path)
         cid = int(found.group(1)) if found else len(self.comments) + 100

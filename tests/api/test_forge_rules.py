@@ -180,3 +180,21 @@ def test_commit_status_requests():
     assert "glpat-x" not in repr(gitlab)
     gitea = request("forgejo", "https://code.example.com/api/v1", "acme/blog", "t0k", SHA, "pending", None)
     assert gitea.headers["Authorization"] == "token t0k" and "target_url" not in gitea.json
+
+
+def test_a_preview_status_has_its_own_context():
+    from berth_api.domain.commit_status import PREVIEW_CONTEXT, request
+
+    assert PREVIEW_CONTEXT == "berth/preview"
+    github = request("github", "https://api.github.com", "acme/blog", "t", SHA, "success", "https://b/d")
+    assert github.json["context"] == "berth/deploy"  # the default: the application's own deployments
+    preview = request("github", "https://api.github.com", "acme/blog", "t", SHA, "success", None, PREVIEW_CONTEXT)
+    assert preview.json["context"] == "berth/preview"
+    assert request("gitlab", "https://gl", "a/b", "t", SHA, "pending", None, PREVIEW_CONTEXT).json["name"] == (
+        "berth/preview"
+    )
+    for forge in ("bitbucket", "bitbucket-server"):
+        body = request(forge, "https://bb", "acme/blog", "t", SHA, "failure", "https://b/d", PREVIEW_CONTEXT).json
+        assert body["key"] == "berth-preview" and body["name"] == "berth/preview", forge
+        deploy = request(forge, "https://bb", "acme/blog", "t", SHA, "failure", "https://b/d").json
+        assert deploy["key"] == "berth-deploy", forge  # unchanged for the application's own statuses

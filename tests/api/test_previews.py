@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import asyncpg
@@ -116,6 +117,17 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
 
         (text,) = await _until(deployed, what="the comment saying deployed")
         assert "pr-7-blog.localhost" in text and sha(1)[:12] in text
+
+        async def reported():  # the preview's own commit status, beside the comment
+            final = [d for d in receiver.statuses if d["state"] in ("success", "SUCCESSFUL")]
+            return final or None
+
+        (final,) = await _until(reported, what="the preview's commit status")
+        assert {d.get("context") or d.get("name") for d in receiver.statuses} == {"berth/preview"}
+        assert all(d.get("key", "berth-preview") == "berth-preview" for d in receiver.statuses)
+        paths = [r.path for r in receiver.accepted if re.match(receiver.status.rule["path"], r.path)]
+        assert paths and all(sha(1) in p for p in paths)
+        assert preview["deployment_id"] in (final.get("target_url") or final.get("url"))
 
         raw, h = signed_pr(forge, created["secret"], "synchronize", 7, sha(1))  # e.g. a title edited: same commit
         r = await deliver(client, created["url"], raw, h)

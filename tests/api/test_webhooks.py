@@ -27,7 +27,13 @@ DEBOUNCE_S = 0.6
 @pytest.fixture
 def api_settings(api_settings):
     return api_settings.model_copy(
-        update={"webhook_debounce_s": DEBOUNCE_S, "webhook_debounce_max_s": 20.0, "webhook_max_body_bytes": 64 * 1024}
+        update={
+            "webhook_debounce_s": DEBOUNCE_S,
+            "webhook_debounce_max_s": 20.0,
+            "webhook_max_body_bytes": 64 * 1024,
+            "webhook_failures_per_webhook": 1000,  # these tests refuse many deliveries on purpose
+            "webhook_failures_per_address": 1000,  # (test_webhook_audit_limits.py covers the limits)
+        }
     )
 
 

@@ -104,6 +104,10 @@ class ApiSettings(BaseServiceSettings):
     webhook_debounce_s: float = Field(default=3.0, ge=0, le=600)
     webhook_debounce_max_s: float = Field(default=30.0, ge=0, le=3600)
     webhook_delivery_retention_days: int = Field(default=90, ge=1, le=3650)
+    # unverified deliveries: after this many within the window, further unverified ones are answered 429
+    webhook_failures_per_webhook: int = Field(default=10, ge=0)
+    webhook_failures_per_address: int = Field(default=30, ge=0)
+    webhook_failure_window_s: float = Field(default=300.0, gt=0, le=86400)
 
     @field_validator("base_domain")
     @classmethod

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_api.adapters.preview_tables import previews
 from berth_api.adapters.rows import all_rows, first_row
 from berth_api.adapters.tables import deployments
 from berth_api.adapters.webhook_tables import webhook_status_reports, webhook_status_targets
@@ -36,12 +37,14 @@ async def owe(session: AsyncSession, deployment_id: str, webhook_id: str, commit
 
 
 async def owed(session: AsyncSession, now: datetime, limit: int = 20) -> list[dict[str, Any]]:
-    """Reports due now, with their deployment's state and their target, locked (other processes skip them)."""
+    """Reports due now, with their deployment's state, their target and whether the deployment is a
+    preview's, locked (other processes skip them)."""
     q = (
         sa.select(reports, deployments.c.state, targets.c.forge, targets.c.api_url, targets.c.repository)
-        .add_columns(targets.c.sealed, targets.c.link_base)
+        .add_columns(targets.c.sealed, targets.c.link_base, previews.c.id.is_not(None).label("preview"))
         .join(deployments, deployments.c.id == reports.c.deployment_id)
         .join(targets, targets.c.id == reports.c.webhook_id)
+        .outerjoin(previews, previews.c.preview_application_id == deployments.c.application_id)
         .where(reports.c.next_at <= now)
         .order_by(reports.c.next_at)
         .limit(limit)

@@ -22,7 +22,8 @@ from urllib.parse import quote
 from berth_api.domain.forges import Forge
 
 State = Literal["pending", "success", "failure"]
-CONTEXT = "berth/deploy"
+CONTEXT = "berth/deploy"  # a deployment of the application itself
+PREVIEW_CONTEXT = "berth/preview"  # a preview's deployment (its own status beside the application's)
 _GITLAB = {"pending": "running", "success": "success", "failure": "failed"}
 _BITBUCKET = {"pending": "INPROGRESS", "success": "SUCCESSFUL", "failure": "FAILED"}
 _DESCRIPTION = {"pending": "Deploying", "success": "Deployed", "failure": "The deployment failed"}
@@ -50,33 +51,40 @@ class StatusRequest:
 
 
 def request(
-    forge: Forge, api_url: str, repository: str, token: str, sha: str, state: State, target_url: str | None
+    forge: Forge,
+    api_url: str,
+    repository: str,
+    token: str,
+    sha: str,
+    state: State,
+    target_url: str | None,
+    context: str = CONTEXT,
 ) -> StatusRequest:
-    """The request that sets ``sha``'s status on ``repository`` (``owner/name``; GitLab: a project id or
-    path) at the forge's API ``api_url``."""
+    """The request that sets ``sha``'s status named ``context`` on ``repository`` (``owner/name``; GitLab: a
+    project id or path) at the forge's API ``api_url``."""
     api = api_url.rstrip("/")
     description = _DESCRIPTION[state]
     json_headers = {"Accept": "application/json", "Content-Type": "application/json"}
     if forge == "github":
-        body: dict[str, Any] = {"state": state, "description": description, "context": CONTEXT}
+        body: dict[str, Any] = {"state": state, "description": description, "context": context}
         if target_url:
             body["target_url"] = target_url
         headers = {**json_headers, "Accept": "application/vnd.github+json", "Authorization": f"Bearer {token}"}
         return StatusRequest(f"{api}/repos/{repository}/statuses/{sha}", headers, body)
     if forge in ("gitea", "forgejo", "gogs"):
-        body = {"state": state, "description": description, "context": CONTEXT}
+        body = {"state": state, "description": description, "context": context}
         if target_url:
             body["target_url"] = target_url
         return StatusRequest(
             f"{api}/repos/{repository}/statuses/{sha}", {**json_headers, "Authorization": f"token {token}"}, body
         )
     if forge == "gitlab":
-        body = {"state": _GITLAB[state], "description": description, "name": CONTEXT}
+        body = {"state": _GITLAB[state], "description": description, "name": context}
         if target_url:
             body["target_url"] = target_url
         project = quote(repository, safe="")
         return StatusRequest(f"{api}/projects/{project}/statuses/{sha}", {**json_headers, "PRIVATE-TOKEN": token}, body)
-    body = {"key": "berth-deploy", "state": _BITBUCKET[state], "description": description, "name": CONTEXT}
+    body = {"key": context.replace("/", "-"), "state": _BITBUCKET[state], "description": description, "name": context}
     if target_url:
         body["url"] = target_url
     auth = {**json_headers, "Authorization": f"Bearer {token}"}

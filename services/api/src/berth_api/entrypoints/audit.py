@@ -5,7 +5,8 @@ caller's address and the top-level field names of an accepted JSON body. Never a
 The row is written right after the request's own transaction, before the response leaves (a client that
 got its answer finds the row). Reads pass through untouched; a route that must audit a read (an export
 that reveals secret values) calls ``record_read``. Requests without a valid token are not attributable to
-a team: they are logged (and rate-limited) but not stored here.
+a team: they are logged (and rate-limited) but not stored here, except where a route names the team
+(``ACTOR``), as a webhook delivery does, with labels (``FIELDS``) in place of body field names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = get_logger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ACTOR = "audit_actor"  # request.state.audit_actor = {user_id, team_id, token_id}: who, for anonymous routes
 TARGET = "audit_target"  # request.state.audit_target = id: what, when the path does not say
+FIELDS = "audit_fields"  # request.state.audit_fields = [labels]: what the row says instead of body field names
 MAX_BODY = 256 * 1024  # larger bodies are not parsed for field names
 MAX_FIELDS = 50
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -151,6 +153,8 @@ async def write_row(
         return False
     params: dict[str, Any] = scope.get("path_params") or {}
     target = state.get(TARGET) or created or (str(list(params.values())[-1])[:64] if params else None)
+    if state.get(FIELDS) is not None:
+        fields = list(state[FIELDS])[:MAX_FIELDS]
     values = {
         **who,
         "method": scope["method"],

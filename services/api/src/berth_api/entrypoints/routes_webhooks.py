@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
-from berth_api.entrypoints.auth import anonymous, require_role
+from berth_api.entrypoints.auth import anonymous, client_address, require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_webhooks import (
     DeliveryOut,
@@ -35,6 +35,7 @@ DELIVERY_PROBLEMS: Responses = {
     400: problem_doc("No forge's event header, or a verified body that does not read"),
     401: problem_doc("Not verified: unknown webhook, missing or wrong signature (the answer does not say which)"),
     409: problem_doc("A delivery id already received (a replay)"),
+    429: problem_doc("Too many unverified deliveries lately (a correctly signed one still passes)"),
     413: problem_doc("The body exceeds BERTH_WEBHOOK_MAX_BODY_BYTES"),
 }
 
@@ -155,7 +156,8 @@ async def deliver(request: Request, webhook_id: PathId) -> Any:
     body = await _raw_body(request, min(d.settings.webhook_max_body_bytes, d.settings.max_body_bytes))
     headers = {k.lower(): v for k, v in request.headers.items()}
     content_type = request.headers.get("content-type", "application/json")
-    outcome = await deliveries.receive(d, webhook_id, headers, body, content_type)
+    outcome = await _limited(request, webhook_id, headers, body, content_type)
+    _audit(request, outcome.team_id, outcome.forge, outcome.event, outcome.result, outcome.detail)
     if outcome.result == "queued" and isinstance(debouncer := d_extra(request).get(DEBOUNCER), Debouncer):
         debouncer.poke()  # it sleeps until the new push's time
     answer = DeliveryOut(
@@ -169,6 +171,39 @@ async def deliver(request: Request, webhook_id: PathId) -> Any:
     if outcome.result == "queued":
         return JSONResponse(answer.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     return answer
+
+
+async def _limited(
+    request: Request, webhook_id: str, headers: dict[str, str], body: bytes, content_type: str
+) -> deliveries.Outcome:
+    """The delivery received, its unverified failures counted per source address and per webhook: once
+    either is over its limit, an unverified delivery is answered 429 (Retry-After, not counted, not
+    audited), while a correctly signed one is still verified and acted on."""
+    state = api_state(request)
+    address = client_address(request, state.settings)
+    wait = state.webhook_limiter.retry_after(address, webhook_id)
+    try:
+        return await deliveries.receive(state.deps(), webhook_id, headers, body, content_type)
+    except deliveries.UnverifiedError as exc:
+        if wait is not None:
+            detail = f"Too many unverified deliveries to this webhook or from this address; try again in {wait} s."
+            raise ProblemError(429, detail, headers={"Retry-After": str(wait)}) from None
+        state.webhook_limiter.failed(address, webhook_id)
+        if exc.team_id is not None:
+            _audit(request, exc.team_id, exc.forge, exc.event, "refused", exc.why)
+        raise
+    except deliveries.RefusedError as exc:  # verified, then refused: a replay or an unreadable body
+        if exc.team_id is not None:
+            _audit(request, exc.team_id, exc.forge, exc.event, "refused", exc.why)
+        raise
+
+
+def _audit(request: Request, team_id: str, forge: str, event: str, result: str, detail: str) -> None:
+    """The delivery's audit row (written by the audit middleware): the webhook's team, no user, and labels
+    in place of body field names; never a secret, a signature or the body."""
+    request.state.audit_actor = {"team_id": team_id, "user_id": None, "token_id": None}
+    labels = [f"forge={forge}", f"result={result}", f"detail={detail[:200]}"]
+    request.state.audit_fields = labels if not event else [labels[0], f"event={event[:64]}", *labels[1:]]
 
 
 def d_extra(request: Request) -> dict[str, Any]:

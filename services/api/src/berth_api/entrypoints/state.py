@@ -24,6 +24,7 @@ class ApiState:
     ctx: Context | None  # None only for an app built for introspection (OpenAPI export, route checks)
     _deps: Deps | None = field(default=None, repr=False)
     limiter: FailureLimiter = field(init=False, repr=False)
+    webhook_limiter: FailureLimiter = field(init=False, repr=False)  # unverified deliveries: address, webhook
     read_pool: ReadPool = field(init=False, repr=False)  # the request path's statements (no session)
     tokens: BatchedLookup = field(init=False, repr=False)  # the token checks
     pages: PageCache = field(init=False, repr=False)  # serialised pages of the application list
@@ -31,6 +32,9 @@ class ApiState:
     def __post_init__(self) -> None:
         s = self.settings
         self.limiter = FailureLimiter(s.auth_failures_per_address, s.auth_failures_per_prefix, s.auth_failure_window_s)
+        self.webhook_limiter = FailureLimiter(
+            s.webhook_failures_per_address, s.webhook_failures_per_webhook, s.webhook_failure_window_s
+        )
         self.read_pool = ReadPool(s.database_url.get_secret_value(), s.schema_name, max_size=s.read_pool_size)
         self.tokens = token_lookup(self.read_pool)
         self.pages = PageCache(s.list_cache_bytes)

@@ -1,5 +1,6 @@
 """Commit statuses back to the forge for the deployments a webhook started: ``pending`` once queued, then
-``success`` or ``failure`` with the deployment's link (``domain.commit_status`` builds each forge's request).
+``success`` or ``failure`` with the deployment's link (``domain.commit_status`` builds each forge's request),
+named ``berth/deploy``, or ``berth/preview`` for a preview's deployment (``usecases.previews``).
 
 A webhook's status target (forge, API address, repository, token sealed) is set by a developer; the token is
 never returned. Each deployment a push starts owes its statuses (``webhook_status_reports``, written with
@@ -20,7 +21,7 @@ from berth_api.adapters import webhooks as hooks_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain.applications import row_aad
-from berth_api.domain.commit_status import State, request, state_of
+from berth_api.domain.commit_status import CONTEXT, PREVIEW_CONTEXT, State, request, state_of
 from berth_api.domain.forges import Forge
 from berth_api.domain.identity import Principal
 from berth_api.usecases import Deps
@@ -85,7 +86,8 @@ async def _send(client: httpx.AsyncClient, row: dict[str, Any], token: str, stat
 
     target_url = f"{row['link_base'].rstrip('/')}/v1/deployments/{row['deployment_id']}"
     forge, status = cast(Forge, row["forge"]), cast(State, state)
-    req = request(forge, row["api_url"], row["repository"], token, row["commit"], status, target_url)
+    context = PREVIEW_CONTEXT if row.get("preview") else CONTEXT
+    req = request(forge, row["api_url"], row["repository"], token, row["commit"], status, target_url, context)
     error = ""
     for attempt in range(TRIES_PER_SEND):
         try:

@@ -251,6 +251,9 @@ async def _deploy(deps: Deps, row: dict[str, Any]) -> None:
     started = await deployments.run(deps, body)
     async with deps.sessionmaker() as s, s.begin():
         await repo.update(s, row["id"], deployment_id=started["id"], reason=None)
+        hook = await hooks_repo.for_application(s, row["team_id"], row["application_id"])
+        if hook is not None and await statuses_repo.target(s, hook["id"]) is not None:  # berth/preview
+            await statuses_repo.owe(s, started["id"], hook["id"], row["head_commit"], datetime.now(UTC))
     log.info("preview deploying", preview_id=row["id"], number=row["number"], deployment_id=started["id"])
 
 

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,26 @@ RESULT_MAX = 300
 DEBOUNCER = "webhook_debouncer"  # ctx.extra key, set by bootstrap.wire
 
 
+class RefusedError(ProblemError):
+    """A delivery refused (``status``): ``team_id`` names the webhook's team when the webhook exists (so the
+    refusal can be audited), ``forge`` and ``event`` what its headers claim, ``why`` a fixed word of ours
+    (never a part of the body)."""
+
+    def __init__(self, status: int, detail: str, team_id: str | None, forge: str, event: str, why: str) -> None:
+        super().__init__(status, detail)
+        self.team_id = team_id
+        self.forge = forge
+        self.event = event
+        self.why = why
+
+
+class UnverifiedError(RefusedError):
+    """401: the delivery is not verified (the only refusal that counts towards the rate limit)."""
+
+    def __init__(self, team_id: str | None, forge: str, event: str) -> None:
+        super().__init__(401, UNVERIFIED, team_id, forge, event, "not verified")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a verified delivery did: ``pong``, ``queued`` (``commit``, due at ``deploy_at``) or ``skipped``."""
@@ -55,6 +75,7 @@ class Outcome:
     forge: str
     delivery_id: str
     team_id: str
+    event: str = ""
     commit: str | None = None
     deploy_at: datetime | None = None
 
@@ -77,7 +98,8 @@ def _open(deps: Deps, row: dict[str, Any] | None) -> str:
 
 async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body: bytes, content_type: str) -> Outcome:
     """Verify and act on one delivery (``headers``' names lower-case), in one transaction. Raises
-    ``ProblemError``: 400 no forge's headers or an unreadable verified body, 401 not verified, 409 a replay."""
+    ``ProblemError``: 400 no forge's headers; ``RefusedError``: 400 an unreadable verified body, 401 not
+    verified (``UnverifiedError``), 409 a replay."""
     delivery = identify(headers)
     if delivery is None:
         raise ProblemError(400, f"Not a git forge delivery: no {FORGE_HEADERS} header.")
@@ -86,28 +108,29 @@ async def receive(deps: Deps, webhook_id: str, headers: Mapping[str, str], body:
         if not verify(delivery, headers, _open(deps, row), body) or row is None:
             known = row is not None
             log.warning("webhook delivery not verified", webhook_id=webhook_id, forge=delivery.forge, known=known)
-            raise ProblemError(401, UNVERIFIED)
+            raise UnverifiedError(row["team_id"] if known and row is not None else None, delivery.forge, delivery.event)
         delivery_id = delivery.delivery_id or "sha256:" + hashlib.sha256(body).hexdigest()
         try:
             event = read_event(delivery, body, content_type)
         except PayloadError as exc:
             detail = f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
-            raise ProblemError(400, detail) from None
+            raise RefusedError(400, detail, row["team_id"], delivery.forge, delivery.event, "unreadable") from None
         if not await repo.first_delivery(s, webhook_id, delivery_id):
-            raise ProblemError(409, f"Delivery {delivery_id} was already received: a replay is not acted on.")
+            detail = f"Delivery {delivery_id} was already received: a replay is not acted on."
+            raise RefusedError(409, detail, row["team_id"], delivery.forge, delivery.event, "replay")
         now = datetime.now(UTC)
         if isinstance(event, Other) and is_pull_request(delivery):  # a preview's (usecases.previews)
             try:
                 result, detail = await previews.on_delivery(s, row, delivery, body, content_type, now)
             except PayloadError as exc:
-                raise ProblemError(
-                    400, f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
-                ) from None
+                detail = f"The {delivery.forge} {delivery.event!r} delivery does not read: {exc}."
+                raise RefusedError(400, detail, row["team_id"], delivery.forge, delivery.event, "unreadable") from None
             base = {"forge": delivery.forge, "delivery_id": delivery_id, "team_id": row["team_id"]}
-            outcome = Outcome(result=result, detail=detail, **base)
+            outcome = Outcome(result=result, detail=detail, event=delivery.event, **base)
         else:
             decision = decide(event, row["config"]["source"], tags=row["tags"], watch_paths=row["watch_paths"])
             outcome = await _act(deps, s, row, decision, delivery.forge, delivery_id, now)
+            outcome = replace(outcome, event=delivery.event)
         await repo.update_webhook(s, webhook_id, last_delivery_at=now, last_result=_summary(outcome)[:RESULT_MAX])
     log.info(
         "webhook delivery",
