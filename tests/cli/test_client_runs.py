@@ -76,6 +76,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._authorized():
             return
+        if self.path.endswith("/cancel"):
+            self.server.posted.append(self.path)  # type: ignore[attr-defined]
+            if self.path == f"{BASE}/{'c' * 32}/cancel":
+                problem = {"title": "Conflict", "status": 409, "detail": "Run cccc has finished already (failed)."}
+                return self._json(409, problem, "application/problem+json")
+            return self._json(202, run_body("running", None))
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.posted.append(body)  # type: ignore[attr-defined]
         if body["command"] == ["nope"]:
@@ -182,3 +188,15 @@ async def test_run_detached_refused_and_listed(berth, local_api):
     )
     r = await berth("runs", "list", APP, "--json", env=_env(local_api))
     assert [x["run_id"] for x in json.loads(r.out)] == [RUN, "c" * 32]
+
+
+async def test_runs_cancel(berth, local_api):
+    r = await berth("runs", "cancel", APP, RUN, env=_env(local_api))
+    assert (r.code, r.err) == (0, "")
+    assert r.out == f"Run {RUN} of shop cancelling (berth runs show {APP} {RUN})\n"
+    assert local_api.posted == [f"{BASE}/{RUN}/cancel"]
+    r = await berth("runs", "cancel", APP, RUN, "--json", env=_env(local_api))
+    assert json.loads(r.out) == run_body("running", None)
+    r = await berth("runs", "cancel", APP, "c" * 32, env=_env(local_api))
+    assert (r.code, r.out) == (1, "")
+    assert r.err == "berth: Conflict: Run cccc has finished already (failed).\n"

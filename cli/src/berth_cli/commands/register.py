@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from berth_cli.commands import apps, auth, dbs, deploy, env, logs, runs
+from berth_cli.commands import apps, auth, dbs, deploy, env, jobs, logs, runs
 from berth_cli.commands.common import Chosen
 
 
@@ -35,6 +35,7 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
     app.command("logs")(logs.logs)
     app.command("run")(runs.run)
     app.add_typer(runs.runs_app, name="runs")
+    app.add_typer(jobs.jobs_app, name="jobs")
     app.add_typer(env.env_app, name="env")
     db_app.command("list")(dbs.db_list)
     db_app.command("create")(dbs.db_create)

@@ -168,3 +168,15 @@ def runs_logs(
             raise typer.Exit(exit_code_of(ended))
         for line in api.get(path, tail=tail)["lines"]:
             typer.echo(line["line"], err=line["stream"] == "stderr")
+
+
+@runs_app.command("cancel")
+def runs_cancel(app: AppRef, run_id: RunRef, as_json: Json = False) -> None:
+    """Cancel a run: a queued run never starts, a running one is stopped; it ends ``cancelled``."""
+    with session() as api:
+        detail = api.application(app)
+        found = api.send("POST", f"/v1/applications/{detail['id']}/runs/{run_id}/cancel")
+    if as_json:
+        print_json(found)
+        return
+    typer.echo(f"Run {run_id} of {detail['name']} cancelling (berth runs show {app} {run_id})")

@@ -5,7 +5,8 @@ and the service whose environment and server it takes. The scheduler records the
 that consumes the command, makes the container ``berth-run-<run id>`` on that service's server, starts it
 once, waits for it up to ``timeout_s`` (then kills it: ``timed_out``), and answers ``evt.run.started`` and
 ``evt.run.finished`` (the exit code, the reason, the last lines it wrote). Each event has a fixed id per
-run, so a scheduler restart that repeats one publishes nothing twice.
+run, so a scheduler restart that repeats one publishes nothing twice. ``cmd.run.cancel`` ends a run not
+finished ``cancelled``: a queued one never starts, a running one is stopped (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ RUN_DEFAULT_TIMEOUT_S = 3600
 RUN_LAST_LINES = 20
 RUN_MAX_LINE_CHARS = 2000
 RUN_MAX_REASON = 2000
-RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "skipped")
-RunEnd = Literal["succeeded", "failed", "timed_out", "skipped"]
+RUN_STATES = ("queued", "running", "succeeded", "failed", "timed_out", "skipped", "cancelled")
+RunEnd = Literal["succeeded", "failed", "timed_out", "skipped", "cancelled"]
+CANCELLED_REASON = "cancelled: asked by a user"
 
 
 def argument_without_nul(value: str) -> str:
@@ -63,6 +65,19 @@ class StartRun(Command):
 
 
 @register
+class CancelRun(Command):
+    """End the run ``cancelled`` if it is not finished: a queued run never starts, a running one is stopped.
+    A run finished already, or not of ``team_id``'s ``application_id``, is left as it is (a repeat is a no-op)."""
+
+    TYPE = "cmd.run.cancel"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("scheduler",)
+    run_id: Id
+    team_id: Id
+    application_id: Id
+
+
+@register
 class RunStarted(Event):
     """The run's container started on ``server_id``."""
 
@@ -81,7 +96,7 @@ class RunStarted(Event):
 class RunFinished(Event):
     """The run ended: ``succeeded`` (exit 0), ``failed`` (another exit code, or it could not run: ``reason``
     says which), ``timed_out`` (killed at its timeout) or ``skipped`` (a cron job's firing that its
-    concurrency policy did not run). ``last_lines``: the last lines it wrote, oldest first; ``exit_code``
+    concurrency policy did not run) or ``cancelled`` (``cmd.run.cancel``). ``last_lines``: the last lines it wrote, oldest first; ``exit_code``
     None when no process ran."""
 
     TYPE = "evt.run.finished"

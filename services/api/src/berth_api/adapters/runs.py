@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters.rows import all_rows, first_row
 from berth_api.adapters.tables import metadata
 
-STATUS_CHECK = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped')"
+STATUS_CHECK = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped', 'cancelled')"
+STATUS_CHECK_0024 = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out', 'skipped')"
 STATUS_CHECK_0022 = "status IN ('queued', 'running', 'succeeded', 'failed', 'timed_out')"
 
 # One row per run: the command (argv), the deployment and service it runs as, and what it came to. Deleted

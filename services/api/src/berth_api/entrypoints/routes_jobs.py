@@ -137,3 +137,14 @@ async def job_history(
     request: Request, application_id: PathId, job_id: JobId, principal: Principal = require_role("viewer")
 ) -> list[RunOut]:
     return [run_out(r) for r in await uc.history(deps(request), principal, application_id, job_id)]
+
+
+@router.start(
+    BASE + "/{job_id}/runs",
+    summary="Run the job now, outside its schedule (a run of kind `cron`, under the job's concurrency policy)",
+    responses={409: problem_doc("No live deployment, or the application is being removed")},
+)
+async def run_job_now(
+    request: Request, application_id: PathId, job_id: JobId, principal: Principal = require_role("developer")
+) -> RunOut:
+    return run_out(await uc.run_now(deps(request), principal, application_id, job_id))

@@ -50,7 +50,9 @@ class RunOut(BaseModel):
     service: str
     command: list[str]
     timeout_s: int
-    status: str = Field(description="queued, running, succeeded, failed, timed_out or skipped (a cron job's)")
+    status: str = Field(
+        description="queued, running, succeeded, failed, timed_out, skipped (a cron job's) or cancelled"
+    )
     exit_code: int | None
     reason: str = Field(description="Why it failed or timed out, e.g. `exited with code 3`")
     last_lines: list[str] = Field(description="The last lines it wrote (at most 20), once finished")
@@ -104,6 +106,17 @@ async def get_run(
     request: Request, application_id: PathId, run_id: RunId, principal: Principal = require_role("viewer")
 ) -> RunOut:
     return run_out(await uc.get_run(deps(request), principal, application_id, run_id))
+
+
+@router.start(
+    BASE + "/{run_id}/cancel",
+    summary="Cancel a run: a queued run never starts, a running one is stopped; it ends `cancelled`",
+    responses={409: problem_doc("The run has finished already")},
+)
+async def cancel_run(
+    request: Request, application_id: PathId, run_id: RunId, principal: Principal = require_role("developer")
+) -> RunOut:
+    return run_out(await uc.cancel(deps(request), principal, application_id, run_id))
 
 
 def _rendered(row: dict[str, Any]) -> str:

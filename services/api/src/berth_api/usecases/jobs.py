@@ -11,7 +11,7 @@ checks them (a 422 names the field).
 disabled job fires nothing) and the application's live deployment, records the run (``queued``, kind
 ``cron``) and sends ``cmd.job.run``, whose concurrency policy the scheduler applies. A firing that cannot
 run (no live deployment, the job's service gone) is recorded ``failed`` with the reason and announced by
-``evt.job.failed``. The runs' events then keep the row up to date as for any run (``usecases/runs.py``).
+``evt.job.failed``. ``run_now`` runs the job at once the same way (a new run id, the same policy). The runs' events then keep the row up to date as for any run (``usecases/runs.py``).
 """
 
 from __future__ import annotations
@@ -261,11 +261,17 @@ async def on_fire(msg: FireJob, unit: Unit) -> None:
         log.warning("job firing failed", job_id=job["id"], run_id=run_id, reason=refusal)
         return
     assert live is not None
+    await _send_run(unit, job, run_id, live["id"], service)
+    log.info("job fired", job_id=job["id"], run_id=run_id, firing_id=msg.firing_id)
+
+
+async def _send_run(unit: Unit, job: dict[str, Any], run_id: str, deployment_id: str, service: str) -> None:
+    """Send ``cmd.job.run`` for the job's run recorded ``queued`` (the scheduler applies its policy)."""
     command = RunJob(
         run_id=run_id,
-        team_id=msg.team_id,
-        application_id=msg.application_id,
-        deployment_id=live["id"],
+        team_id=job["team_id"],
+        application_id=job["application_id"],
+        deployment_id=deployment_id,
         service=service,
         command=list(job["command"]),
         timeout_s=job["timeout_s"],
@@ -274,7 +280,44 @@ async def on_fire(msg: FireJob, unit: Unit) -> None:
         concurrency=job["concurrency"],
     )
     await unit.emit(command, id=f"job-run-{run_id}")
-    log.info("job fired", job_id=job["id"], run_id=run_id, firing_id=msg.firing_id)
+
+
+async def run_now(deps: Deps, principal: Principal, application_id: str, job_id: str) -> dict[str, Any]:
+    """Run the job now, outside its schedule (enabled or not): a run of kind ``cron``, under the job's
+    concurrency policy as a firing is; the run as recorded (queued). 409: no live deployment; 422: the
+    job's service is gone from it."""
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        await _app(unit, principal, application_id, changing=True)
+        job = await repo.get_job(unit.session, principal.team_id, application_id, job_id)
+        if job is None:
+            raise not_in_team("job", job_id, principal.team_name)
+        live = (await deployments_repo.live_of(unit.session, [application_id])).get(application_id)
+        if live is None:
+            raise ProblemError(409, f"Application {application_id} has no live deployment to run the job in.")
+        service = choose_service(live["spec"], job["service"])
+        values = {
+            "id": new_id(),
+            "team_id": principal.team_id,
+            "application_id": application_id,
+            "deployment_id": live["id"],
+            "service": service,
+            "command": list(job["command"]),
+            "timeout_s": job["timeout_s"],
+            "status": "queued",
+            "last_lines": [],
+            "kind": "cron",
+            "job_id": job["id"],
+            "created_by": principal.user_id,
+        }
+        row = await repo.insert_job_run(unit.session, values)
+        assert row is not None  # a new id
+        await _send_run(unit, job, row["id"], live["id"], service)
+        return row
+
+    row = await run(deps, body)
+    log.info("job run now", job_id=job_id, run_id=row["id"])
+    return row
 
 
 async def unschedule_all(unit: Unit, team_id: str, application_id: str) -> int:

@@ -37,7 +37,7 @@ log = get_logger(__name__)
 POLL_S = 0.25  # how often the run's row is read while it is queued or running
 TAIL_ATTEMPTS = 3  # a tail the scheduler did not answer is asked again (a run's last lines matter)
 DRAIN_S = 0.3  # once it finished: the stream ends after this long without a line
-FINISHED = ("succeeded", "failed", "timed_out")
+FINISHED = ("succeeded", "failed", "timed_out", "skipped", "cancelled")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Render = Callable[[dict[str, Any]], str]

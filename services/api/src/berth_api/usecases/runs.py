@@ -5,6 +5,8 @@
 environment and server the run takes (asked, or the deployment's first web service, else its first
 worker). The scheduler answers with ``evt.run.started`` and ``evt.run.finished``; ``on_started`` and
 ``on_finished`` keep the row up to date (each once per message, a finished run is never changed again).
+``cancel`` stages ``cmd.run.cancel`` for a run not finished (409 for one finished; a repeat sends the same
+message id, so it is one cancel); the run ends ``cancelled`` by the scheduler's ``evt.run.finished``.
 ``logs`` reads the run's container logs through ``rpc.scheduler.container_logs`` (the container carries the
 team's label, which the scheduler checks).
 """
@@ -24,6 +26,7 @@ from berth_api.usecases.applications import application_missing, refuse_if_remov
 from berth_api.usecases.deployments import run
 from berth_api.usecases.observability import RETRY_AFTER_S, ask
 from berth_common.catalogue import (
+    CancelRun,
     ContainerLogsQuery,
     ContainerLogsReply,
     RunFinished,
@@ -132,6 +135,27 @@ async def get_run(deps: Deps, principal: Principal, application_id: str, run_id:
         row = await repo.get_run(s, principal.team_id, application_id, run_id)
     if row is None:
         raise not_in_team("run", run_id, principal.team_name)
+    return row
+
+
+async def cancel(deps: Deps, principal: Principal, application_id: str, run_id: str) -> dict[str, Any]:
+    """Ask the scheduler to cancel the run (queued: it never starts; running: it is stopped); the run as
+    recorded now. 409 when it has finished."""
+
+    async def body(unit: Unit) -> dict[str, Any]:
+        if await apps_repo.get_application(unit.session, principal.team_id, application_id) is None:
+            raise application_missing(principal, application_id)
+        row = await repo.get_run(unit.session, principal.team_id, application_id, run_id)
+        if row is None:
+            raise not_in_team("run", run_id, principal.team_name)
+        if row["status"] not in repo.UNFINISHED:
+            raise ProblemError(409, f"Run {run_id} has finished already ({row['status']}): there is nothing to cancel.")
+        msg = CancelRun(run_id=run_id, team_id=principal.team_id, application_id=application_id)
+        await unit.emit(msg, id=f"run-cancel-{run_id}")
+        return row
+
+    row = await run(deps, body)
+    log.info("run cancel requested", application_id=application_id, run_id=run_id)
     return row
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from berth_common.catalogue import REPLACED_REASON, SKIPPED_REASON
+from berth_common.catalogue import CANCELLED_REASON, REPLACED_REASON, SKIPPED_REASON
 from berth_scheduler.domain.runs import Outcome
 
 
@@ -43,8 +43,9 @@ def replaced_reason(next_run_id: str) -> str:
 
 
 def stopped(result: Outcome, reason: str) -> Outcome:
-    """The outcome of a run stopped for its replacement: failed, saying so (its exit code and lines kept)."""
-    return replace(result, status="failed", reason=reason)
+    """The outcome of a run stopped for its replacement (failed) or cancelled (``cmd.run.cancel``:
+    cancelled), saying so, its exit code and lines kept."""
+    return replace(result, status="cancelled" if reason == CANCELLED_REASON else "failed", reason=reason)
 
 
 def announces_failure(job_id: str | None, status: str, stop_reason: str | None) -> bool:

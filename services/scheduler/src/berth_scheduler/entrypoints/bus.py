@@ -15,6 +15,7 @@ from berth_common.catalogue import (
     BuildFailed,
     BuildSucceeded,
     CancelDeployment,
+    CancelRun,
     CertificatesChanged,
     ContainerLogsQuery,
     DissolveSwarm,
@@ -143,5 +144,6 @@ async def register_deployments(
 
 async def register_runs(ctx: Context, runs: Runs) -> None:
     await ctx.bus.consume(StartRun, consume_once(runs.transactions, runs.start, runs.kick))
+    await ctx.bus.consume(CancelRun, consume_once(runs.transactions, runs.cancel, runs.kick))
     jobs = CronJobs(runs)
     await ctx.bus.consume(RunJob, consume_once(runs.transactions, jobs.run, jobs.kick))

@@ -16,6 +16,11 @@ Finished run containers are kept for their logs, the newest ``keep`` of each app
 A cron job's run (``usecases/cron_jobs.py``) is one of these with its job recorded: while it runs, a stop
 asked for it (its replacement by the job's next run) stops it, and its outcome says so; one that fails or
 times out otherwise is announced by ``evt.job.failed`` too, with a fixed id, in the same transaction.
+
+``cmd.run.cancel`` records the same stop for any run (``CANCELLED_REASON``): a queued run ends
+``cancelled`` at once and is never started (the runner checks the stop before it starts a container), a
+running one is stopped by the runner and ends ``cancelled``; a finished run is left as it is. A cancel that
+arrives before its run's start records the run cancelled, so the start finds it known and runs nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from berth_common.catalogue import JobFailed, RunFinished, RunStarted, StartRun
+from berth_common.catalogue import CANCELLED_REASON, CancelRun, JobFailed, RunFinished, RunStarted, StartRun
 from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
@@ -47,6 +52,7 @@ from berth_scheduler.domain.removal import Phase
 log = get_logger(__name__)
 EPOCH = datetime.fromtimestamp(0, UTC)
 RETRY_S = 5.0  # a server that does not answer is tried again this much later
+CANCELLED = cron_jobs.stopped(domain.lost(CANCELLED_REASON), CANCELLED_REASON)  # a run cancelled unstarted
 
 
 @dataclass
@@ -100,6 +106,38 @@ class Runs:
         if domain.pick_service(self.sealer.open(dep.spec), msg.service) is None:
             return f"the deployment has no service {msg.service!r}"
         return None
+
+    async def cancel(self, msg: CancelRun, unit: Unit) -> None:
+        """Ask the run's stop (a run of another application, unknown or finished: nothing); a queued run
+        ends ``cancelled`` here, before the runner starts it."""
+        row = await repo.get(unit.session, msg.run_id)
+        if row is None:  # the cancel came before the start: the run is recorded cancelled, never to start
+            await repo.insert_run(unit.session, self._placeholder(msg))
+            await self._finish(unit, msg.run_id, CANCELLED)
+            log.info("run cancelled before it arrived", run_id=msg.run_id)
+            return
+        if row.team_id != msg.team_id or row.application_id != msg.application_id:
+            return
+        await repo.ask_stop(unit.session, [msg.run_id], CANCELLED_REASON)
+        if row.status == "queued":
+            await self._finish(unit, msg.run_id, CANCELLED)
+        log.info("run cancel asked", run_id=msg.run_id, status=row.status)
+
+    def _placeholder(self, msg: CancelRun) -> dict[str, Any]:
+        """The row of a run cancelled before its ``cmd.run.start`` arrived (which then records nothing)."""
+        return {
+            "id": msg.run_id,
+            "team_id": msg.team_id,
+            "application_id": msg.application_id,
+            "deployment_id": "",
+            "service": "",
+            "command": [],
+            "timeout_s": 0,
+            "status": "queued",
+            "container": domain.container_name(msg.run_id),
+            "last_lines": [],
+            "created_at": self.clock(),
+        }
 
     def kick(self, *_: Any) -> None:
         """Look for runs to drive now (a new one was recorded)."""
@@ -189,13 +227,16 @@ class Runs:
             await self._create(docker, cs)
             step = domain.Step.START
         if step is domain.Step.START:
+            if await self._stop_reason(run_id) == CANCELLED_REASON:  # cancelled before it ever started
+                await self._end(row, server, CANCELLED)
+                return
             await docker.start(cs.name)
         started_at = row.started_at
         if row.status == "queued":
             started_at = self.clock()
             await self._write(lambda unit: self._mark_running(unit, row, server, started_at))
             log.info("run started", run_id=run_id, container=cs.name, server_id=server)
-        stop_asked = functools.partial(self._stop_reason, row.id) if row.job_id else None
+        stop_asked = functools.partial(self._stop_reason, row.id)
         timed_out = await wait_exit(docker, cs.name, started_at + row.timeout_s, self.clock, self.poll_s, stop_asked)
         info = await docker.inspect(cs.name)
         if info is None:
@@ -203,7 +244,7 @@ class Runs:
             return
         text = await written_lines(docker, cs.name, info, domain.LINES_READ)
         result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
-        stop_reason = await self._stop_reason(row.id) if row.job_id else None
+        stop_reason = await self._stop_reason(row.id)
         await self._end(row, server, cron_jobs.stopped(result, stop_reason) if stop_reason else result)
 
     async def _create(self, docker: DockerExecutor, cs: ContainerSpec) -> None:
@@ -325,7 +366,7 @@ async def wait_exit(
 ) -> bool:
     """Until the container is no longer running; True when the deadline came first (it is then stopped:
     SIGTERM, SIGKILL ``STOP_GRACE_S`` later). ``stop_asked``: whether a stop was asked meanwhile (a cron
-    job's run replaced by a newer firing): then it is stopped and False is returned."""
+    job's run replaced by a newer firing, a cancelled run): then it is stopped and False is returned."""
     while True:
         info = await docker.inspect(name)
         if domain.next_step("running", info) is not domain.Step.WAIT:

@@ -27,5 +27,5 @@ upgrade, downgrade = steps(
         "created_by created_at updated_at",
     ),
     columns(t.runs, "kind job_id", omit=["runs_status"]),
-    Step(_status(t.STATUS_CHECK), _status(t.STATUS_CHECK_0022)),
+    Step(_status(t.STATUS_CHECK_0024), _status(t.STATUS_CHECK_0022)),
 )
