@@ -16,7 +16,6 @@ One archive (a gzip-compressed tar, ``berth-backup-<UTC time>.tar.gz``) rebuilds
   ``static.yml`` is written at each start). The manifest's ``traefik_modes`` keeps the mode of each of
   Traefik's files and folders, so a restore gives them back as they were (a sealed file: never more than
   0600).
-
 - ``nats/<stream>.snapshot``: the NATS JetStream store, one snapshot per stream as the server's
   JetStream API gives it (messages and consumer states; :mod:`berth_cli.backup_nats`); the manifest's
   ``nats`` section lists each stream's configuration and state and when the snapshots were taken.
