@@ -25,6 +25,7 @@ from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.db.provision import provision
+from berth_common.docker import DockerEngines, local_engine
 from berth_proxy_sync.adapters.server_proxy import log_tail
 from berth_proxy_sync.adapters.sites import Site
 from berth_proxy_sync.domain import served
@@ -80,10 +81,14 @@ async def test_a_containers_log_is_read_through_the_engine_and_gives_the_cas_ans
         )
         await container.start()
         await asyncio.wait_for(container.wait(), 30)
-        text = await log_tail(client, name)
-        assert text.splitlines() == ["Traefik started", LINE, "last line"]
-        assert served.acme_reason(text, HOST) == ANSWER
-        assert (await log_tail(client, name, tail=1)).splitlines() == ["last line"]
+        engines = DockerEngines(local_engine(None))  # read as proxy-sync reads it: Berth's own engine client
+        try:
+            text = await log_tail(engines.api(), name)
+            assert text.splitlines() == ["Traefik started", LINE, "last line"]
+            assert served.acme_reason(text, HOST) == ANSWER
+            assert (await log_tail(engines.api(), name, tail=1)).splitlines() == ["last line"]
+        finally:
+            await engines.close()
     finally:
         try:
             await (await client.containers.get(name)).delete(force=True)
