@@ -131,3 +131,22 @@ async def test_a_compose_service_may_have_a_wildcard_host(client, members, sched
     (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
     hosts = [h for svc in cmd.data["spec"]["services"] for h in svc.get("hosts", [])]
     assert "*.c.example.com" in hosts
+
+
+async def test_a_wildcard_and_a_name_under_it_never_belong_to_two_teams(client, members, scheduler):
+    """One team's wildcard would answer, with its own certificate, for another team's host under it: the
+    second claim is a 409 naming the host it overlaps, either way round; within one team both stay allowed."""
+    made = await client.post("/v1/projects", headers=members.other, json={"name": "elsewhere"})
+    assert made.status_code == 201, made.text
+    mine = await make_app(client, members.developer, _app("wild", ["*.team.example.com"]))
+    r = await _create(client, members.other, _app("theirs", ["shop.team.example.com"]))
+    body = problem(r, 409)
+    assert body["errors"][0]["loc"] == "/body/services/0/domains/0", body
+    assert "*.team.example.com" in str(body["errors"]) and "another team" in str(body["errors"]), body
+    await make_app(client, members.other, _app("named", ["blog.named.example.com"]))
+    r = await _create(client, members.developer, _app("grab", ["*.named.example.com"]))
+    assert "blog.named.example.com" in str(problem(r, 409)["errors"])
+    # deeper names and the bare base are not under the wildcard; the same team may hold both
+    await make_app(client, members.other, _app("deep", ["a.b.team.example.com", "team.example.com"]))
+    await make_app(client, members.developer, _app("same", ["shop.team.example.com"]))
+    assert mine["services"][0]["domains"] == ["*.team.example.com"]

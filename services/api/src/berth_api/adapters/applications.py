@@ -253,6 +253,32 @@ async def hosts_taken(session: AsyncSession, names: list[str], application_id: s
     return {r.host for r in (await session.execute(q)).all()}
 
 
+async def hosts_overlapping(session: AsyncSession, names: list[str], application_id: str) -> dict[str, str]:
+    """Which of ``names`` overlap a host that an application of another team routes: a wildcard
+    ``*.example.com`` and a name one label under it (``shop.example.com``), either way round. (Such a pair
+    would let one team's wildcard answer, with its own certificate, for another team's host.)"""
+    team = sa.select(applications.c.team_id).where(applications.c.id == application_id).scalar_subquery()
+    others = (
+        sa.select(hosts.c.host)
+        .select_from(hosts.join(applications, applications.c.id == hosts.c.application_id))
+        .where(applications.c.team_id != team, hosts.c.application_id != application_id)
+    )
+    found: dict[str, str] = {}
+    parents = {n: "*." + n.split(".", 1)[1] for n in names if not n.startswith("*.") and "." in n}
+    if parents:
+        owned = {r.host for r in (await session.execute(others.where(hosts.c.host.in_(set(parents.values()))))).all()}
+        found.update({n: p for n, p in parents.items() if p in owned})
+    for name in (n for n in names if n.startswith("*.")):
+        base = name[2:]
+        pattern = "%." + base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        for r in (await session.execute(others.where(hosts.c.host.like(pattern, escape="\\")))).all():
+            label = r.host[: -len(base) - 1]
+            if label and "." not in label and not label.startswith("*"):
+                found[name] = r.host
+                break
+    return found
+
+
 async def replace_hosts(session: AsyncSession, application_id: str, rows: list[HostRow]) -> None:
     await session.execute(sa.delete(hosts).where(hosts.c.application_id == application_id))
     if rows:

@@ -119,6 +119,15 @@ async def sync_hosts(
             raise invalid_field(
                 loc, f"the host {row.host} is in use by another application", status=409, type_="conflict"
             )
+    overlapping = await repo.hosts_overlapping(s, [r.host for r, _ in rows], app_id)
+    for row, loc in rows:
+        if row.host in overlapping:
+            raise invalid_field(
+                loc,
+                f"the host {row.host} overlaps {overlapping[row.host]}, a host of another team's application",
+                status=409,
+                type_="conflict",
+            )
     await repo.replace_hosts(s, app_id, [r for r, _ in rows])
     return [r for r, _ in rows]
 
