@@ -21,6 +21,7 @@ from berth_common.catalogue import FireJob, RunJob, SetSchedule, job_run_id, job
 from berth_common.runtime import serve
 from berth_scheduler.bootstrap import spec as scheduler_spec
 from tests.scheduler.platform import Scheduler, worker_app
+from tests.support.bus_helpers import EventLog
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 FAST = 15  # the schedule's clock runs this much faster: "* * * * *" fires every 4 s
@@ -42,32 +43,18 @@ def fast_clock() -> Callable[[], datetime]:
     return lambda: start + timedelta(seconds=(time.monotonic() - real) * FAST)
 
 
-class Seen:
+class Seen(EventLog):
     """Every ``evt.run.*`` and ``evt.job.*`` on the bus once per message id, in arrival order."""
 
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.changed = asyncio.Condition()
-
     async def subscribe(self, nc: Any) -> Seen:
-        async def on(msg: Any) -> None:
-            event = json.loads(msg.data)
-            async with self.changed:
-                if all(e["id"] != event["id"] for e in self.events):
-                    self.events.append(event)
-                self.changed.notify_all()
-
-        await nc.subscribe("evt.run.>", cb=on)
-        await nc.subscribe("evt.job.>", cb=on)
-        await nc.flush()
+        await self.follow(nc, "evt.run.>", "evt.job.>")
         return self
 
     def of(self, type_: str, run_id: str | None = None) -> list[dict[str, Any]]:
         return [e["data"] for e in self.events if e["type"] == type_ and run_id in (None, e["data"]["run_id"])]
 
     async def wait(self, type_: str, run_id: str | None = None, count: int = 1, timeout: float = 60) -> list[Any]:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(lambda: len(self.of(type_, run_id)) >= count), timeout)
+        await self.until(lambda: len(self.of(type_, run_id)) >= count, timeout)
         return self.of(type_, run_id)
 
 

@@ -4,7 +4,6 @@ deployment's image, its exit code and last lines, its timeout, and a scheduler r
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import uuid
 from typing import Any
@@ -13,36 +12,23 @@ import pytest
 
 from berth_common.catalogue import ReplicasQuery, ReplicasReply, StartRun
 from tests.scheduler.platform import worker_app
+from tests.support.bus_helpers import EventLog
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 
-class RunEvents:
-    """Every ``evt.run.*`` on the bus, in arrival order, once per message id: a core subscription also sees a
-    repeated publish of one message (the outbox relay after a stop), which JetStream drops as a duplicate."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.changed = asyncio.Condition()
+class RunEvents(EventLog):
+    """Every ``evt.run.*`` on the bus, in arrival order, once per message id."""
 
     async def subscribe(self, nc: Any) -> RunEvents:
-        async def on(msg: Any) -> None:
-            event = json.loads(msg.data)
-            async with self.changed:
-                if all(e["id"] != event["id"] for e in self.events):
-                    self.events.append(event)
-                self.changed.notify_all()
-
-        await nc.subscribe("evt.run.>", cb=on)
-        await nc.flush()
+        await self.follow(nc, "evt.run.>")
         return self
 
     def of(self, run_id: str, type_: str) -> list[dict[str, Any]]:
         return [e["data"] for e in self.events if e["type"] == type_ and e["data"]["run_id"] == run_id]
 
     async def wait(self, run_id: str, type_: str = "evt.run.finished", timeout: float = 60) -> dict[str, Any]:
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(lambda: self.of(run_id, type_)), timeout)
+        await self.until(lambda: self.of(run_id, type_), timeout)
         return self.of(run_id, type_)[0]
 
 

@@ -77,6 +77,32 @@ class Collector:
             await self.nc.close()
 
 
+class EventLog:
+    """Every event on the given subjects of an existing connection, in arrival order, once per message id
+    (a core subscription also sees a repeated publish of one message, the outbox relay after a stop, which
+    JetStream drops as a duplicate)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.changed = asyncio.Condition()
+
+    async def follow(self, nc: Any, *subjects: str) -> None:
+        async def on(msg: Any) -> None:
+            event = json.loads(msg.data)
+            async with self.changed:
+                if all(e["id"] != event["id"] for e in self.events):
+                    self.events.append(event)
+                self.changed.notify_all()
+
+        for subject in subjects:
+            await nc.subscribe(subject, cb=on)
+        await nc.flush()
+
+    async def until(self, found: Callable[[], Any], timeout: float) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(found), timeout)
+
+
 async def prepare_schema(db_url: str, schema: str, *tables: Any) -> None:
     """A service-like schema: the base tables every service has (processed ids, outbox) plus ``tables``."""
     import sqlalchemy as sa
