@@ -10,6 +10,7 @@ from berth_api.entrypoints.http import create_app
 from berth_api.settings import ApiSettings
 
 PUBLIC = {"/livez", "/readyz", "/metrics", "/asyncapi.json", "/v1/invitations/accept", "/v1/webhooks/{webhook_id}"}
+PUBLIC |= {"/docs", "/docs/assets/{name}", "/events"}  # the pages that describe the api
 # The /v1 operations without a token: an invitee has none yet (the code is checked and rate-limited); a git
 # forge signs its deliveries with the webhook's secret instead (verified over the raw body).
 PUBLIC_V1 = {("POST", "/v1/invitations/accept"), ("POST", "/v1/webhooks/{webhook_id}")}

@@ -1,4 +1,5 @@
-"""The api's FastAPI application: /v1 routes, health and metrics, the OpenAPI and AsyncAPI documents."""
+"""The api's FastAPI application: /v1 routes, health and metrics, the OpenAPI and AsyncAPI documents, and the
+pages that describe them (/docs, /events)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_api.domain.problems import MEDIA_TYPE
@@ -19,6 +21,7 @@ from berth_api.entrypoints import (
     routes_database_ops,
     routes_databases,
     routes_deployments,
+    routes_docs,
     routes_drills,
     routes_git_access,
     routes_jobs,
@@ -44,7 +47,6 @@ from berth_api.entrypoints.auth import anonymous, check_before_body, declared_ac
 from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
 from berth_api.settings import ApiSettings
-from berth_common.asyncapi import asyncapi_document
 from berth_common.httpd import health_response
 from berth_common.runtime import Context
 
@@ -118,6 +120,25 @@ def _problems_in_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: the name it declares (``operation_id=``, else its endpoint's), the
+    method a generated client gets (``list_projects``, not FastAPI's ``list_projects_v1_projects_get``)."""
+    return route.name
+
+
+def check_operation_ids(routes: list[BaseRoute]) -> None:
+    """Every documented operation has its own id: two would make one client method hide the other."""
+    seen: dict[str, str] = {}
+    for route in routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for method in sorted(route.methods):
+                key = route.operation_id or route.unique_id
+                where = f"{method} {route.path}"
+                if key in seen and seen[key] != where:
+                    raise ValueError(f"operation id {key!r} names both {seen[key]} and {where}")
+                seen[key] = where
+
+
 def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     """Build the app. Without ``ctx`` it can be introspected (OpenAPI, routes) but not serve /v1."""
     app = FastAPI(
@@ -161,22 +182,19 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])
 
-    bus_doc: list[dict[str, Any]] = []  # made on the first request (a few MB of schemas), then kept
-
-    @app.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the bus", dependencies=[anonymous()])
-    async def asyncapi() -> dict[str, Any]:
-        if not bus_doc:
-            bus_doc.append(asyncapi_document(settings.nats_url))
-        return bus_doc[0]
+    app.router.routes.extend(routes_docs.router.routes)  # /asyncapi.json, /docs, /events
 
     # Declare each route's access in the OpenAPI too (x-berth-role), for clients and the RBAC matrix.
     for route in app.routes:
+        if isinstance(route, APIRoute) and route.operation_id is None:
+            route.operation_id = operation_id(route)  # the routers' routes were made before the app
         if isinstance(route, APIRoute) and (access := declared_access(route.dependant)) is not None:
             route.openapi_extra = {**(route.openapi_extra or {}), "x-berth-role": access}
             if (elevated := declared_elevation(route.dependant)) is not None:
                 route.openapi_extra["x-berth-role-elevated"] = elevated
 
     check_before_body(app.routes)
+    check_operation_ids(app.routes)
     _problems_in_openapi(app)
 
     # Outermost last: metrics see every answer, including a 413 from the body limit.

@@ -258,7 +258,10 @@ destinations = Resource(router, DestinationOut, destination_out)
 
 
 @router.create(
-    "/backup-destinations", summary="Add a backup destination (an S3 bucket or a directory)", responses=CONFLICT
+    "/backup-destinations",
+    operation_id="create_backup_destination",
+    summary="Add a backup destination (an S3 bucket or a directory)",
+    responses=CONFLICT,
 )
 async def create_destination(
     body: DestinationIn, request: Request, principal: Principal = require_role("admin")
@@ -269,7 +272,12 @@ async def create_destination(
     return destination_out(row)
 
 
-@router.patch("/backup-destinations/{destination_id}", summary="Change a backup destination", responses=CONFLICT)
+@router.patch(
+    "/backup-destinations/{destination_id}",
+    operation_id="update_backup_destination",
+    summary="Change a backup destination",
+    responses=CONFLICT,
+)
 async def update_destination(
     body: DestinationUpdate,
     request: Request,
@@ -323,7 +331,11 @@ async def restore_backup(
     return RestoreOut.model_validate(await restore_uc.start(deps(request), principal, database_id, given))
 
 
-@router.put("/databases/{database_id}/backup-schedule", summary="Back the database up on a schedule")
+@router.put(
+    "/databases/{database_id}/backup-schedule",
+    operation_id="set_backup_schedule",
+    summary="Back the database up on a schedule",
+)
 async def set_schedule(
     body: ScheduleIn, request: Request, database_id: DatabaseId, principal: Principal = require_role("admin")
 ) -> ScheduleOut:
@@ -339,7 +351,11 @@ async def set_schedule(
     return schedule_out(await uc.set_schedule(deps(request), principal, database_id, given))
 
 
-@router.get("/databases/{database_id}/backup-schedule", summary="The database's backup schedule (null: none)")
+@router.get(
+    "/databases/{database_id}/backup-schedule",
+    operation_id="get_backup_schedule",
+    summary="The database's backup schedule (null: none)",
+)
 async def get_schedule(
     request: Request, database_id: DatabaseId, principal: Principal = require_role("viewer")
 ) -> ScheduleOut | None:
@@ -349,6 +365,7 @@ async def get_schedule(
 
 @router.delete(
     "/databases/{database_id}/backup-schedule",
+    operation_id="remove_backup_schedule",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Stop backing the database up on a schedule (none: nothing to do)",
 )

@@ -46,6 +46,7 @@ certificates.delete(
 
 @router.get(
     "/applications/{application_id}/certificates",
+    operation_id="list_application_certificates",
     summary="The certificate state of each host of an application (issuer, validity, last error)",
 )
 async def application_certificates(

@@ -108,8 +108,9 @@ class VariableOwner:
     @property
     def noun(self) -> str:
         """In the route names (``import_<noun>_variables``), so in the OpenAPI operation ids: the path's id
-        parameter without ``_id``."""
-        return path_parameters(self.path)[-1].removesuffix("_id")
+        parameter without ``_id`` (a group's is ``env_group``, as in its other operation ids)."""
+        noun = path_parameters(self.path)[-1].removesuffix("_id")
+        return "env_group" if noun == "group" else noun
 
 
 def dotenv_routes(owner: VariableOwner) -> None:
@@ -236,7 +237,7 @@ dotenv_routes(
 
 attached.listing(
     "/applications/{application_id}/env-groups",
-    "application_groups",
+    "list_application_env_groups",
     groups.groups_of,
     "The environment groups attached to an application, lowest precedence first",
 )
@@ -272,13 +273,13 @@ def _attachment_route(
 
 _attachment_route(
     "PUT",
-    "attach_group",
+    "attach_env_group",
     "Attach an environment group (it then wins over the groups attached before it)",
     groups.attach,
 )
 _attachment_route(
     "DELETE",
-    "detach_group",
+    "detach_env_group",
     "Detach an environment group from an application (applies at its next deployment)",
     groups.detach,
 )
@@ -289,6 +290,7 @@ _attachment_route(
 
 @router.create(
     "/env-groups",
+    operation_id="create_env_group",
     summary="Create an environment group (shared variables for many applications)",
     responses={409: problem_doc("The name is taken")},
 )
@@ -300,12 +302,13 @@ async def create_group(
     return _group_out(rec)
 
 
-env_groups.listing("/env-groups", "list_groups", groups.list_groups, "The team's environment groups")
-env_groups.get("/env-groups/{group_id}", "get_group", groups.get_group, "An environment group")
+env_groups.listing("/env-groups", "list_env_groups", groups.list_groups, "The team's environment groups")
+env_groups.get("/env-groups/{group_id}", "get_env_group", groups.get_group, "An environment group")
 
 
 @router.patch(
     "/env-groups/{group_id}",
+    operation_id="update_env_group",
     summary="Rename a group or change redeploy_on_change",
     responses={409: problem_doc("The name is taken")},
 )
@@ -318,7 +321,7 @@ async def update_group(
 
 env_groups.delete(
     "/env-groups/{group_id}",
-    "delete_group",
+    "delete_env_group",
     groups.delete_group,
     "Delete a group that is attached to no application",
     {409: problem_doc("It is still attached")},
@@ -327,6 +330,7 @@ env_groups.delete(
 
 @router.put(
     "/env-groups/{group_id}/variables",
+    operation_id="put_env_group_variables",
     summary="Replace a group's variables; with redeploy_on_change, redeploys the attached applications",
 )
 async def put_group_variables(

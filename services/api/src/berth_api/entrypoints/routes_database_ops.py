@@ -87,6 +87,7 @@ Resource(router, UpgradeOut).listing(
 
 @router.get(
     "/databases/{database_id}/logs",
+    operation_id="get_database_logs",
     summary="The lines the database's container wrote (stdout and stderr, with times), as JSON or followed",
     description=FOLLOW_DOC,
     response_model=None,
@@ -112,6 +113,7 @@ async def database_logs(
 
 @router.get(
     "/databases/{database_id}/metrics",
+    operation_id="get_database_metrics",
     summary="Time series of the database's container: CPU, memory, network, block I/O, restarts",
     responses=UNAVAILABLE,
 )

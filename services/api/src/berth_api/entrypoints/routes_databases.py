@@ -152,7 +152,11 @@ def database_out(row: dict[str, Any]) -> DatabaseOut:
 databases = Resource(router, DatabaseOut, database_out)
 
 
-@router.get("/databases/engines", summary="The engines and versions a database can be created with")
+@router.get(
+    "/databases/engines",
+    operation_id="list_database_engines",
+    summary="The engines and versions a database can be created with",
+)
 async def list_engines(principal: Principal = require_role("viewer")) -> list[EngineOut]:
     return [
         EngineOut(
@@ -212,6 +216,7 @@ databases.action(
 
 @router.get(
     "/databases/{database_id}/connection",
+    operation_id="reveal_database_connection",
     summary="Reveal the connection URL (with the password) to an admin; the read is audited",
 )
 async def reveal_connection(
@@ -254,7 +259,11 @@ async def link_database(
     return LinkOut.model_validate(row)
 
 
-@router.get("/applications/{application_id}/links", summary="The databases the application links")
+@router.get(
+    "/applications/{application_id}/links",
+    operation_id="list_database_links",
+    summary="The databases the application links",
+)
 async def list_links(
     request: Request, application_id: ApplicationId, principal: Principal = require_role("viewer")
 ) -> list[LinkOut]:

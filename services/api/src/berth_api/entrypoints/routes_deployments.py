@@ -55,6 +55,7 @@ async def list_deployments(
 
 @router.start(
     "/applications/{application_id}/rollback",
+    operation_id="rollback_application",
     summary="Deploy a previous successful deployment's image again, without a build",
     responses={
         409: problem_doc(
@@ -106,6 +107,7 @@ LOG_DESCRIPTION = (
 
 @router.get(
     "/deployments/{deployment_id}/logs",
+    operation_id="get_deployment_logs",
     summary="A deployment's build and deploy output, as text or as a live event stream",
     description=LOG_DESCRIPTION,
     response_class=StreamingResponse,

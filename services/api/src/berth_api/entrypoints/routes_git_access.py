@@ -16,7 +16,7 @@ from berth_api.entrypoints.schemas_git import (
     GitAccessOut,
     HostKeysIn,
     TokenIn,
-    TokenOut,
+    GitTokenOut,
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
@@ -24,7 +24,7 @@ from berth_api.usecases import git_access as uc
 
 router = V1Router("git")
 keys = Resource(router, DeployKeyOut)
-tokens = Resource(router, TokenOut)
+tokens = Resource(router, GitTokenOut)
 views = Resource(router, GitAccessOut)
 KEY = "/applications/{application_id}/deploy-key"
 TOKEN = "/applications/{application_id}/git-token"
@@ -57,7 +57,7 @@ keys.action(
     "A new deploy key in place of the old one (add the new public key to the forge)", role="developer",
 )  # fmt: skip
 keys.action(
-    "POST", KEY + "/host-keys/scan", "scan_host_keys", uc.scan_host_keys,
+    "POST", KEY + "/host-keys/scan", "scan_git_host_keys", uc.scan_host_keys,
     "Pin the host keys the repository's SSH server presents, when none is pinned (first contact)",
     role="developer", responses=SERVER_PROBLEMS,
 )  # fmt: skip
@@ -65,7 +65,9 @@ keys.delete(KEY, "delete_deploy_key", uc.delete_deploy_key, "Delete the deploy k
 
 
 @router.put(
-    KEY + "/host-keys", summary="Pin the host keys given for the repository's SSH server (replacing the pinned)"
+    KEY + "/host-keys",
+    operation_id="pin_git_host_keys",
+    summary="Pin the host keys given for the repository's SSH server (replacing the pinned)",
 )
 async def pin_host_keys(
     request: Request, application_id: PathId, body: HostKeysIn, principal: Principal = require_role("admin")
@@ -76,6 +78,7 @@ async def pin_host_keys(
 
 @router.post(
     KEY + "/host-keys/accept",
+    operation_id="accept_git_host_key",
     summary="Accept the host keys the server offered at the last scan (one named by its fingerprint) in place of the "
     "pinned",
     responses={409: problem_doc("The server offered no other key, or not the one named")},
@@ -90,9 +93,9 @@ async def accept_host_key(
 @router.put(TOKEN, summary="Set the access token for the application's https:// repository (write-only, sealed)")
 async def put_git_token(
     request: Request, application_id: PathId, body: TokenIn, principal: Principal = require_role("developer")
-) -> TokenOut:
+) -> GitTokenOut:
     row = await uc.set_token(deps(request), principal, application_id, body.username, body.token.get_secret_value())
-    return TokenOut.model_validate(row)
+    return GitTokenOut.model_validate(row)
 
 
 tokens.delete(TOKEN, "delete_git_token", uc.delete_token, "Delete the application's access token")

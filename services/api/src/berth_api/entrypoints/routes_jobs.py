@@ -132,7 +132,11 @@ async def delete_job(
     return Response(status_code=204)
 
 
-@router.get(BASE + "/{job_id}/runs", summary="The job's runs, newest first (each read through the runs routes)")
+@router.get(
+    BASE + "/{job_id}/runs",
+    operation_id="list_job_runs",
+    summary="The job's runs, newest first (each read through the runs routes)",
+)
 async def job_history(
     request: Request, application_id: PathId, job_id: JobId, principal: Principal = require_role("viewer")
 ) -> list[RunOut]:

@@ -37,7 +37,7 @@ LAST_ADMIN: Responses = {409: problem_doc("The team would have no admin left")}
 ROUTE_PATTERN = r"^/v1/[A-Za-z0-9_{}/.-]{0,290}$"
 
 
-@router.get("/me/teams", summary="Every team you belong to, with your role")
+@router.get("/me/teams", operation_id="list_my_teams", summary="Every team you belong to, with your role")
 async def my_teams(request: Request, principal: Principal = require_role("viewer")) -> list[TeamMembership]:
     return [TeamMembership.model_validate(t) for t in await uc.teams_of(deps(request), principal.user_id)]
 
@@ -47,6 +47,7 @@ members.listing("/members", "list_members", uc.list_members, "The team's members
 
 @router.patch(
     "/members/{user_id}",
+    operation_id="update_member",
     summary="Change a member's role",
     responses=LAST_ADMIN,
 )
@@ -126,6 +127,7 @@ async def accept_invitation(body: InvitationAccept, request: Request, _: None = 
 
 @router.get(
     "/audit",
+    operation_id="list_audit_events",
     summary="The team's audit log, newest first (page with before=<last id>)",
     description="One entry per mutating request (and per export that revealed secret values): who, action "
     "(method + route template), target, time, outcome. Bodies and values are never recorded.",

@@ -85,6 +85,7 @@ def _out(kind: str, target_id: str, reply: MetricsReply) -> MetricsOut:
 
 @router.get(
     "/applications/{application_id}/metrics",
+    operation_id="get_application_metrics",
     summary="Time series of the application's containers: CPU, memory, network, block I/O, restarts, health",
 )
 async def application_metrics(
@@ -104,6 +105,7 @@ async def application_metrics(
 
 @router.get(
     "/servers/{server_id}/metrics",
+    operation_id="get_server_metrics",
     summary="Time series of a server (CPU, memory, load) and of each of its disks",
 )
 async def server_metrics(
@@ -121,6 +123,7 @@ async def server_metrics(
 
 @router.create(
     "/alert-rules",
+    operation_id="create_alert_rule",
     summary="Create a threshold rule: raise an alert when a metric stays above it, resolve below it (hysteresis)",
     responses=UNAVAILABLE,
 )
@@ -137,7 +140,7 @@ async def _shown(d: Deps, principal: Principal, rule: AlertRuleView) -> AlertRul
     return AlertRuleOut.model_validate((await uc.rules_out(d, principal, [rule]))[0])
 
 
-@router.get("/alert-rules", summary="The team's alert rules", responses=UNAVAILABLE)
+@router.get("/alert-rules", operation_id="list_alert_rules", summary="The team's alert rules", responses=UNAVAILABLE)
 async def list_rules(request: Request, principal: Principal = require_role("viewer")) -> list[AlertRuleOut]:
     q = AlertRuleList(team_id=principal.team_id)
     d = deps(request)
@@ -145,7 +148,7 @@ async def list_rules(request: Request, principal: Principal = require_role("view
     return [AlertRuleOut.model_validate(r) for r in await uc.rules_out(d, principal, rules)]
 
 
-@router.get("/alert-rules/{rule_id}", summary="An alert rule")
+@router.get("/alert-rules/{rule_id}", operation_id="get_alert_rule", summary="An alert rule")
 async def get_rule(request: Request, rule_id: PathId, principal: Principal = require_role("viewer")) -> AlertRuleOut:
     d = deps(request)
     return await _shown(d, principal, await uc.rule_of(d, principal, rule_id))
@@ -153,6 +156,7 @@ async def get_rule(request: Request, rule_id: PathId, principal: Principal = req
 
 @router.put(
     "/alert-rules/{rule_id}",
+    operation_id="replace_alert_rule",
     summary="Replace an alert rule (its open alerts are evaluated against the new one)",
 )
 async def replace_rule(
@@ -166,7 +170,7 @@ async def replace_rule(
 
 Resource(router).delete(
     "/alert-rules/{rule_id}",
-    "delete_rule",
+    "delete_alert_rule",
     relayed_delete(METRICS, AlertRuleDelete),
     "Delete an alert rule; its open alerts end without a resolve event",
 )

@@ -44,6 +44,7 @@ LISTING: Fields = {
 
 @router.create(
     "/notification-channels",
+    operation_id="create_notification_channel",
     summary="Create a notification channel (Slack, Discord, email, Telegram or a signed webhook)",
     responses={**CONFLICT, **UNAVAILABLE},
 )
@@ -56,6 +57,7 @@ async def create_channel(
 
 @router.get(
     "/notification-channels",
+    operation_id="list_notification_channels",
     summary="The team's notification channels (secrets never shown)",
     responses=UNAVAILABLE,
 )
@@ -68,6 +70,7 @@ async def list_channels(request: Request, principal: Principal = require_role("v
 
 @router.get(
     "/notification-channels/{channel_id}",
+    operation_id="get_notification_channel",
     summary="A notification channel (secrets never shown)",
 )
 async def get_channel(
@@ -79,6 +82,7 @@ async def get_channel(
 
 @router.patch(
     "/notification-channels/{channel_id}",
+    operation_id="update_notification_channel",
     summary="Rename, enable or disable, or reconfigure a channel (same kind; omitted secrets are kept)",
     responses=CONFLICT,
 )
@@ -92,6 +96,7 @@ async def update_channel(
 
 @router.post(
     "/notification-channels/{channel_id}/test",
+    operation_id="test_notification_channel",
     summary="Send a test message now; answers with its delivery once it is delivered or failed (or wait_s passed)",
     responses=CONFLICT,
 )
@@ -110,6 +115,7 @@ async def test_channel(
 
 @router.create(
     "/notification-channels/{channel_id}/subscriptions",
+    operation_id="create_notification_subscription",
     summary="Send these event types to the channel, optionally only those of one project or application",
 )
 async def create_subscription(
@@ -127,6 +133,7 @@ async def create_subscription(
 
 @router.get(
     "/notification-subscriptions",
+    operation_id="list_notification_subscriptions",
     summary="The team's subscriptions, optionally of one channel",
     responses=UNAVAILABLE,
 )
@@ -142,7 +149,7 @@ async def list_subscriptions(
 
 relayed.delete(
     "/notification-channels/{channel_id}",
-    "delete_channel",
+    "delete_notification_channel",
     relayed_delete(NOTIFIER, cat.ChannelDelete),
     "Delete a channel, its subscriptions and its delivery log",
 )
@@ -150,7 +157,7 @@ relayed.delete(
 
 relayed.delete(
     "/notification-subscriptions/{subscription_id}",
-    "delete_subscription",
+    "delete_notification_subscription",
     relayed_delete(NOTIFIER, cat.SubscriptionDelete),
     "Stop sending a subscription's events to its channel",
 )
@@ -158,6 +165,7 @@ relayed.delete(
 
 @router.get(
     "/notification-deliveries",
+    operation_id="list_notification_deliveries",
     summary="The delivery log, newest first: status, attempts and last error of each message",
     responses=UNAVAILABLE,
 )

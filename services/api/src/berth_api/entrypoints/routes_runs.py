@@ -134,6 +134,7 @@ RUN_LOGS_DOC = (
 
 @router.get(
     BASE + "/{run_id}/logs",
+    operation_id="get_run_logs",
     summary="The lines the run's container wrote (stdout and stderr, with times), as JSON or followed",
     description=RUN_LOGS_DOC,
     response_model=None,

@@ -52,6 +52,7 @@ def streamed(follow: uc.Follow) -> StreamingResponse:
 
 @router.get(
     "/applications/{application_id}/logs",
+    operation_id="get_application_logs",
     summary="The application's own log lines, every replica merged, as JSON or a live event stream",
     description=FOLLOW_DOC,
     response_model=None,

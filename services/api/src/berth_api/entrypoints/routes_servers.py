@@ -165,6 +165,7 @@ servers.action(
 
 @router.start(
     "/servers/{server_id}/host-key",
+    operation_id="accept_server_host_key",
     summary="Accept the new host key a server offered (named by its fingerprint), then validate again",
     responses={409: problem_doc("No other host key was offered, or the built-in server")},
 )

@@ -118,7 +118,12 @@ async def list_templates(
     return [summary(t) for t in uc.list_templates(q, tag)]
 
 
-@router.get("/templates/logos/{logo_file}", summary="A logo of the catalogue", response_class=Response)
+@router.get(
+    "/templates/logos/{logo_file}",
+    operation_id="get_template_logo",
+    summary="A logo of the catalogue",
+    response_class=Response,
+)
 async def template_logo(logo_file: LogoName, _: Principal = require_role("viewer")) -> Response:
     from berth_api.adapters import template_files
 

@@ -101,6 +101,7 @@ async def rotate_webhook(
 
 @router.put(
     PATH + "/status",
+    operation_id="put_webhook_status_target",
     summary="Report the deployments pushes start as commit statuses on the forge (the token is write-only)",
 )
 async def put_status_target(
@@ -121,7 +122,10 @@ async def put_status_target(
 
 
 hooks.delete(
-    PATH + "/status", "delete_status_target", statuses.drop_target, "Stop reporting commit statuses to the forge"
+    PATH + "/status",
+    "delete_webhook_status_target",
+    statuses.drop_target,
+    "Stop reporting commit statuses to the forge",
 )
 hooks.delete(PATH, "delete_webhook", uc.delete, "Delete the application's webhook (its URL stops answering)")
 
@@ -143,6 +147,7 @@ async def _raw_body(request: Request, limit: int) -> bytes:
 
 @router.post(
     "/webhooks/{webhook_id}",
+    operation_id="deliver_webhook",
     summary="A git forge's delivery (GitHub, GitLab, Gitea, Forgejo, Gogs, Bitbucket Cloud and Server)",
     description="No token: every delivery is verified by the forge's signature over the raw body (GitLab: its "
     "token) with the webhook's secret. A ping answers `pong`; a push to the tracked branch is queued "

@@ -81,7 +81,9 @@ class TokenIn(BaseModel):
         return value
 
 
-class TokenOut(BaseModel):
+class GitTokenOut(BaseModel):
+    """An application's git token: who it authenticates as and when it was set (never the token)."""
+
     application_id: str
     username: str
     created_at: datetime
@@ -96,4 +98,4 @@ class GitAccessOut(BaseModel):
         "(https://), or nothing (git://, an image source)"
     )
     deploy_key: DeployKeyOut | None = None
-    token: TokenOut | None = None
+    token: GitTokenOut | None = None

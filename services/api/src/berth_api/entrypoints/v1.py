@@ -41,7 +41,7 @@ PROBLEMS: Responses = {
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
 
 
-@router.get("/me", summary="Who the token belongs to: user, team and role")
+@router.get("/me", operation_id="get_me", summary="Who the token belongs to: user, team and role")
 async def me(principal: Principal = require_role("viewer")) -> Me:
     return Me(
         user=UserOut(id=principal.user_id, email=principal.user_email, name=principal.user_name),
@@ -51,7 +51,7 @@ async def me(principal: Principal = require_role("viewer")) -> Me:
     )
 
 
-@router.get("/status", summary="Health of every service, asked over the bus")
+@router.get("/status", operation_id="get_platform_status", summary="Health of every service, asked over the bus")
 async def platform_status(request: Request, _: Principal = require_role("viewer")) -> PlatformStatus:
     state = api_state(request)
     return await ask_platform_status(state.context().bus, state.settings.status_timeout_s)

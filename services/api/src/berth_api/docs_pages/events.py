@@ -1,0 +1,199 @@
+"""The event catalogue: the AsyncAPI document of the bus (``berth_common.asyncapi``, the same document
+``/asyncapi.json`` serves) as one HTML page a person reads: every message by kind, with its subject, who
+sends and who handles it, its schema version, what it means and the fields of its ``data``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+from typing import Any
+
+from starlette.responses import HTMLResponse
+
+from berth_api.docs_pages.reference import CSP
+
+KINDS = (
+    ("event", "Events"),
+    ("command", "Commands"),
+    ("query", "Queries"),
+)
+SCHEMAS = "#/components/schemas/"
+
+# (id(document), root) -> the page: the document is made once per api, so is its page
+_pages: dict[tuple[int, str], str] = {}
+
+
+def page(document: dict[str, Any], root: str = "") -> HTMLResponse:
+    """The catalogue page of ``document``; ``root`` is the path the api is mounted under."""
+    key = (id(document), root)
+    html = _pages.get(key)
+    if html is None:
+        _pages.clear()
+        html = _pages[key] = render(document, root)
+    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+
+
+def render(document: dict[str, Any], root: str = "") -> str:
+    """The whole page as HTML (every text from the document escaped)."""
+    info = document.get("info", {})
+    messages: dict[str, Any] = document.get("components", {}).get("messages", {})
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    parties = _parties(document.get("operations", {}))
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for key, message in sorted(messages.items()):
+        by_kind[str(message.get("x-berth-kind", "reply"))].append(key)
+
+    body: list[str] = [
+        f"<h1>{escape(str(info.get('title', 'Events')))} <small>{escape(str(info.get('version', '')))}</small></h1>",
+        f'<p class="description">{escape(str(info.get("description", "")))}</p>',
+        _servers(document.get("servers", {})),
+        '<nav aria-label="Messages"><ul class="toc">',
+    ]
+    for kind, title in KINDS:
+        body.append(f'<li><a href="#{kind}">{title}</a> ({len(by_kind[kind])})</li>')
+    body.append("</ul></nav>")
+    for kind, title in KINDS:
+        body.append(f'<h2 id="{kind}">{title}</h2>')
+        body.append('<ul class="toc">')
+        body += [f'<li><a href="#{_anchor(k)}"><code>{escape(k)}</code></a></li>' for k in by_kind[kind]]
+        body.append("</ul>")
+        for key in by_kind[kind]:
+            body.append(_message(key, messages[key], document.get("channels", {}), schemas, parties[key]))
+    return _layout(root, "\n".join(body))
+
+
+def _layout(root: str, main: str) -> str:
+    r = escape(root)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Berth event catalogue</title>
+<link rel="icon" type="image/png" href="{r}/docs/assets/favicon.png">
+<link rel="stylesheet" href="{r}/docs/assets/pages.css">
+</head>
+<body>
+<header class="berth-docs-nav">
+<strong>Berth</strong>
+<nav aria-label="Documentation">
+<a href="{r}/docs">API reference</a>
+<a href="{r}/events" aria-current="page">Event catalogue</a>
+<a href="{r}/openapi.json">openapi.json</a>
+<a href="{r}/asyncapi.json">asyncapi.json</a>
+</nav>
+</header>
+<main class="catalogue">
+{main}
+</main>
+</body>
+</html>
+"""
+
+
+def _anchor(key: str) -> str:
+    return "m-" + key.replace(".", "-")
+
+
+def _parties(operations: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """message key -> {"send": [service, ...], "receive": [...]} from the operation keys
+    (``<service>.<action>.<message>``)."""
+    found: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"send": [], "receive": []})
+    for key, op in operations.items():
+        service, action, message = key.split(".", 2)
+        if action in ("send", "receive") and op.get("action") == action:
+            found[message][action].append(service)
+    return found
+
+
+def _servers(servers: dict[str, Any]) -> str:
+    rows = [
+        f"<li><code>{escape(str(s.get('protocol', '')))}://{escape(str(s.get('host', '')))}</code>: "
+        f"{escape(str(s.get('description', '')))}</li>"
+        for s in servers.values()
+    ]
+    return f"<ul>{''.join(rows)}</ul>" if rows else ""
+
+
+def _message(
+    key: str,
+    message: dict[str, Any],
+    channels: dict[str, Any],
+    schemas: dict[str, Any],
+    parties: dict[str, list[str]],
+) -> str:
+    address = channels.get(key, {}).get("address") or key
+    sends = ", ".join(parties["send"]) or "nobody"
+    handles = ", ".join(parties["receive"]) or "nobody"
+    verb = "asks" if message.get("x-berth-kind") == "query" else "sends"
+    parts = [
+        f'<section class="message" id="{_anchor(key)}" aria-labelledby="{_anchor(key)}-h">',
+        f'<h3 id="{_anchor(key)}-h"><code>{escape(key)}</code></h3>',
+        f'<p class="meta">Subject <code>{escape(str(address))}</code> · {escape(str(message.get("title", "")))}'
+        f" v{escape(str(message.get('x-berth-schema-version', 1)))} · {escape(sends)} {verb}; "
+        f"{escape(handles)} handles</p>",
+        f'<p class="description">{escape(str(message.get("description", message.get("summary", ""))))}</p>',
+    ]
+    data = _data_schema(message, schemas)
+    if data is not None:
+        parts.append(_fields(data, schemas))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _data_schema(message: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of the envelope's ``data`` (the message's own fields)."""
+    for part in message.get("payload", {}).get("allOf", []):
+        ref = part.get("properties", {}).get("data", {}).get("$ref")
+        if isinstance(ref, str) and ref.startswith(SCHEMAS):
+            found = schemas.get(ref.removeprefix(SCHEMAS))
+            return found if isinstance(found, dict) else None
+    return None
+
+
+def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
+    properties: dict[str, Any] = schema.get("properties", {})
+    if not properties:
+        return '<p class="meta">No fields.</p>'
+    required = set(schema.get("required", []))
+    rows = [
+        "<tr>"
+        f"<td><code>{escape(name)}</code></td>"
+        f"<td><code>{escape(type_name(prop))}</code></td>"
+        f"<td>{'yes' if name in required else 'no'}</td>"
+        f"<td>{escape(str(prop.get('description', '')))}</td>"
+        "</tr>"
+        for name, prop in properties.items()
+    ]
+    return (
+        '<table><caption class="meta">Fields of <code>data</code></caption>'
+        '<thead><tr><th scope="col">field</th><th scope="col">type</th><th scope="col">required</th>'
+        '<th scope="col">meaning</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def type_name(schema: Any) -> str:
+    """A JSON schema's type in a few characters: ``string``, ``list[Step]``, ``int | null``, ``"web" | "worker"``."""
+    if not isinstance(schema, dict):
+        return "any"
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "const" in schema:
+        return repr(schema["const"]).replace("'", '"')
+    if "enum" in schema:
+        return " | ".join(repr(v).replace("'", '"') for v in schema["enum"])
+    for union in ("anyOf", "oneOf", "allOf"):
+        if union in schema:
+            joiner = " & " if union == "allOf" else " | "
+            return joiner.join(type_name(s) for s in schema[union])
+    kind = schema.get("type")
+    if kind == "array":
+        return f"list[{type_name(schema.get('items', {}))}]"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"dict[str, {type_name(schema['additionalProperties'])}]"
+    if kind == "integer":
+        return "int"
+    if isinstance(kind, list):
+        return " | ".join(str(k) for k in kind)
+    return str(kind or "any")
