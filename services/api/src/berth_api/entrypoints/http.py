@@ -131,7 +131,7 @@ def check_operation_ids(routes: list[BaseRoute]) -> None:
     seen: dict[str, str] = {}
     for route in routes:
         if isinstance(route, APIRoute) and route.include_in_schema:
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 key = route.operation_id or route.unique_id
                 where = f"{method} {route.path}"
                 if key in seen and seen[key] != where:

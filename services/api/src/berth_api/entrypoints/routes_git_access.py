@@ -14,9 +14,9 @@ from berth_api.entrypoints.schemas_git import (
     AcceptHostKeyIn,
     DeployKeyOut,
     GitAccessOut,
+    GitTokenOut,
     HostKeysIn,
     TokenIn,
-    GitTokenOut,
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
