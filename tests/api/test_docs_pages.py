@@ -116,10 +116,12 @@ async def test_event_catalogue_lists_every_message(client):
         assert f">{heading}</h2>" in html
     # A command: its subject, who sends and handles it, and its data's fields with their types.
     ping = html[html.index('id="m-cmd-system-ping"') :].split("</section>")[0]
-    assert "<code>nonce</code>" in ping and "<code>string</code>" in ping
-    assert "handles" in ping
+    assert "<code>nonce</code>" in ping and "<code>str</code>" in ping
+    assert "sent by " in ping and "handled by " in ping
     log_line = html[html.index('id="m-evt-log-line"') :].split("</section>")[0]
     assert "<code>log.{deployment_id}</code>" in log_line
+    health = html[html.index('id="m-rpc-health"') :].split("</section>")[0]  # a query shows its answer too
+    assert "<code>rpc.{service}.health</code>" in health and "answer" in health and "<code>ready</code>" in health
     assert "hunter2pw" not in html and "berthuser" not in html
     assert (await client.get("/events")).text == html  # made once, then kept
 
@@ -133,12 +135,13 @@ async def test_catalogue_and_asyncapi_json_are_one_document(client, app):
 def test_type_names_read_as_a_person_writes_them():
     from berth_api.docs_pages.events import type_name
 
-    assert type_name({"type": "string"}) == "string"
+    assert type_name({"type": "string"}) == "str"
     assert type_name({"type": "integer"}) == "int"
-    assert type_name({"anyOf": [{"type": "integer"}, {"type": "null"}]}) == "int | null"
+    assert type_name({"anyOf": [{"type": "integer"}, {"type": "null"}]}) == "int | None"
+    assert type_name({"type": ["number", "boolean"]}) == "float | bool"
     assert type_name({"type": "array", "items": {"$ref": "#/components/schemas/Step"}}) == "list[Step]"
     assert type_name({"enum": ["web", "worker"]}) == '"web" | "worker"'
-    assert type_name({"type": "object", "additionalProperties": {"type": "string"}}) == "dict[str, string]"
+    assert type_name({"type": "object", "additionalProperties": {"type": "string"}}) == "dict[str, str]"
 
 
 def test_building_the_app_loads_no_docs_code():

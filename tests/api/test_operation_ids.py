@@ -104,6 +104,7 @@ def test_a_generated_client_has_the_methods_a_person_would_write(spec, tmp_path,
         client = importlib.import_module("berth_client")
         assert hasattr(client, "AuthenticatedClient")
         for module, function in (
+            ("account.get_me", "get_me"),
             ("projects.list_projects", "list_projects"),
             ("applications.create_application", "create_application"),
             ("deployments.get_deployment", "get_deployment"),

@@ -4,6 +4,7 @@ sends and who handles it, its schema version, what it means and the fields of it
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from html import escape
 from typing import Any
@@ -18,6 +19,8 @@ KINDS = (
     ("query", "Queries"),
 )
 SCHEMAS = "#/components/schemas/"
+_PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}
+_CODE = re.compile(r"``(.+?)``|`([^`]+)`")
 
 # (id(document), root) -> the page: the document is made once per api, so is its page
 _pages: dict[tuple[int, str], str] = {}
@@ -45,7 +48,7 @@ def render(document: dict[str, Any], root: str = "") -> str:
 
     body: list[str] = [
         f"<h1>{escape(str(info.get('title', 'Events')))} <small>{escape(str(info.get('version', '')))}</small></h1>",
-        f'<p class="description">{escape(str(info.get("description", "")))}</p>',
+        _prose(str(info.get("description", ""))),
         _servers(document.get("servers", {})),
         '<nav aria-label="Messages"><ul class="toc">',
     ]
@@ -58,7 +61,7 @@ def render(document: dict[str, Any], root: str = "") -> str:
         body += [f'<li><a href="#{_anchor(k)}"><code>{escape(k)}</code></a></li>' for k in by_kind[kind]]
         body.append("</ul>")
         for key in by_kind[kind]:
-            body.append(_message(key, messages[key], document.get("channels", {}), schemas, parties[key]))
+            body.append(_message(key, messages, document.get("channels", {}), schemas, parties[key]))
     return _layout(root, "\n".join(body))
 
 
@@ -117,26 +120,30 @@ def _servers(servers: dict[str, Any]) -> str:
 
 def _message(
     key: str,
-    message: dict[str, Any],
+    messages: dict[str, Any],
     channels: dict[str, Any],
     schemas: dict[str, Any],
     parties: dict[str, list[str]],
 ) -> str:
+    message = messages[key]
     address = channels.get(key, {}).get("address") or key
     sends = ", ".join(parties["send"]) or "nobody"
     handles = ", ".join(parties["receive"]) or "nobody"
-    verb = "asks" if message.get("x-berth-kind") == "query" else "sends"
+    verb = "asked by" if message.get("x-berth-kind") == "query" else "sent by"
     parts = [
         f'<section class="message" id="{_anchor(key)}" aria-labelledby="{_anchor(key)}-h">',
         f'<h3 id="{_anchor(key)}-h"><code>{escape(key)}</code></h3>',
         f'<p class="meta">Subject <code>{escape(str(address))}</code> · {escape(str(message.get("title", "")))}'
-        f" v{escape(str(message.get('x-berth-schema-version', 1)))} · {escape(sends)} {verb}; "
-        f"{escape(handles)} handles</p>",
-        f'<p class="description">{escape(str(message.get("description", message.get("summary", ""))))}</p>',
+        f" v{escape(str(message.get('x-berth-schema-version', 1)))} · {verb} {escape(sends)} · "
+        f"handled by {escape(handles)}</p>",
+        _prose(str(message.get("description", message.get("summary", "")))),
     ]
     data = _data_schema(message, schemas)
     if data is not None:
-        parts.append(_fields(data, schemas))
+        parts.append(_fields(data, "Fields of <code>data</code>"))
+    reply = _reply_schema(key, schemas, messages)
+    if reply is not None:
+        parts.append(_fields(reply, "Fields of the answer's <code>data</code>"))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -151,7 +158,31 @@ def _data_schema(message: dict[str, Any], schemas: dict[str, Any]) -> dict[str, 
     return None
 
 
-def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
+def _reply_schema(key: str, schemas: dict[str, Any], messages: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of a query's answer (the ``ok`` branch of its reply message)."""
+    reply = messages.get(f"{key}.reply")
+    if not isinstance(reply, dict):
+        return None
+    for branch in reply.get("payload", {}).get("oneOf", []):
+        properties = branch.get("properties", {})
+        ref = properties.get("data", {}).get("$ref")
+        if properties.get("ok", {}).get("const") is True and isinstance(ref, str):
+            found = schemas.get(ref.removeprefix(SCHEMAS))
+            return found if isinstance(found, dict) else None
+    return None
+
+
+def _prose(text: str) -> str:
+    """Docstring text as paragraphs (the lines of one paragraph joined), with `code` set as code."""
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    return "".join(f"<p>{_CODE.sub(_code, escape(p, quote=False))}</p>" for p in paragraphs)
+
+
+def _code(match: re.Match[str]) -> str:
+    return f"<code>{match.group(1) or match.group(2)}</code>"
+
+
+def _fields(schema: dict[str, Any], caption: str) -> str:
     properties: dict[str, Any] = schema.get("properties", {})
     if not properties:
         return '<p class="meta">No fields.</p>'
@@ -166,7 +197,7 @@ def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
         for name, prop in properties.items()
     ]
     return (
-        '<table><caption class="meta">Fields of <code>data</code></caption>'
+        f'<table><caption class="meta">{caption}</caption>'
         '<thead><tr><th scope="col">field</th><th scope="col">type</th><th scope="col">required</th>'
         '<th scope="col">meaning</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
@@ -174,7 +205,7 @@ def _fields(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
 
 
 def type_name(schema: Any) -> str:
-    """A JSON schema's type in a few characters: ``string``, ``list[Step]``, ``int | null``, ``"web" | "worker"``."""
+    """A JSON schema's type as Python spells it: ``str``, ``list[Step]``, ``int | None``, ``"web" | "worker"``."""
     if not isinstance(schema, dict):
         return "any"
     if "$ref" in schema:
@@ -192,8 +223,8 @@ def type_name(schema: Any) -> str:
         return f"list[{type_name(schema.get('items', {}))}]"
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
         return f"dict[str, {type_name(schema['additionalProperties'])}]"
-    if kind == "integer":
-        return "int"
+    if isinstance(kind, str) and kind in _PYTHON_TYPES:
+        return _PYTHON_TYPES[kind]
     if isinstance(kind, list):
-        return " | ".join(str(k) for k in kind)
+        return " | ".join(_PYTHON_TYPES.get(str(k), str(k)) for k in kind)
     return str(kind or "any")

@@ -29,6 +29,7 @@ def bus_document(nats_url: str) -> dict[str, Any]:
 @router.get(
     "/asyncapi.json",
     operation_id="get_asyncapi_document",
+    tags=["documents"],
     summary="AsyncAPI 3.0 document of the bus",
     dependencies=[anonymous()],
 )

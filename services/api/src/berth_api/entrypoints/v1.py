@@ -41,7 +41,7 @@ PROBLEMS: Responses = {
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
 
 
-@router.get("/me", operation_id="get_me", summary="Who the token belongs to: user, team and role")
+@router.get("/me", operation_id="get_me", tags=["account"], summary="Who the token belongs to: user, team and role")
 async def me(principal: Principal = require_role("viewer")) -> Me:
     return Me(
         user=UserOut(id=principal.user_id, email=principal.user_email, name=principal.user_name),
@@ -51,13 +51,18 @@ async def me(principal: Principal = require_role("viewer")) -> Me:
     )
 
 
-@router.get("/status", operation_id="get_platform_status", summary="Health of every service, asked over the bus")
+@router.get(
+    "/status",
+    operation_id="get_platform_status",
+    tags=["platform"],
+    summary="Health of every service, asked over the bus",
+)
 async def platform_status(request: Request, _: Principal = require_role("viewer")) -> PlatformStatus:
     state = api_state(request)
     return await ask_platform_status(state.context().bus, state.settings.status_timeout_s)
 
 
-@router.get("/tokens", summary="The team's API tokens (never their secrets)")
+@router.get("/tokens", tags=["account"], summary="The team's API tokens (never their secrets)")
 async def list_tokens(request: Request, principal: Principal = require_role("admin")) -> list[TokenOut]:
     rows = await identity.list_tokens(api_state(request).context().sessionmaker, principal.team_id)
     return [TokenOut.model_validate(r) for r in rows]
@@ -65,6 +70,7 @@ async def list_tokens(request: Request, principal: Principal = require_role("adm
 
 @router.post(
     "/tokens",
+    tags=["account"],
     status_code=status.HTTP_201_CREATED,
     summary="Create a token for yourself in this team; the token is shown once",
 )
@@ -79,6 +85,7 @@ async def create_token(
 
 @router.delete(
     "/tokens/{token_id}",
+    tags=["account"],
     summary="Revoke a token of this team",
     responses={404: problem_doc("No such token in this team")},
 )
