@@ -112,7 +112,7 @@ def _parties(operations: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
 def _servers(servers: dict[str, Any]) -> str:
     rows = [
         f"<li><code>{escape(str(s.get('protocol', '')))}://{escape(str(s.get('host', '')))}</code>: "
-        f"{escape(str(s.get('description', '')))}</li>"
+        f"{_CODE.sub(_code, escape(str(s.get('description', '')), quote=False))}</li>"
         for s in servers.values()
     ]
     return f"<ul>{''.join(rows)}</ul>" if rows else ""
