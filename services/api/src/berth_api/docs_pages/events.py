@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse
 
-from berth_api.docs_pages.reference import CSP
+from berth_api.docs_pages import layout
 
 KINDS = (
     ("event", "Events"),
@@ -32,12 +32,13 @@ def page(document: dict[str, Any], root: str = "") -> HTMLResponse:
     html = _pages.get(key)
     if html is None:
         _pages.clear()
-        html = _pages[key] = render(document, root)
-    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+        main = f'<main class="catalogue">\n{render(document)}\n</main>'
+        html = _pages[key] = layout.html("Berth event catalogue", root, "/events", main)
+    return layout.respond(html)
 
 
-def render(document: dict[str, Any], root: str = "") -> str:
-    """The whole page as HTML (every text from the document escaped)."""
+def render(document: dict[str, Any]) -> str:
+    """The catalogue as HTML (every text from the document escaped), without the page around it."""
     info = document.get("info", {})
     messages: dict[str, Any] = document.get("components", {}).get("messages", {})
     schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
@@ -62,36 +63,7 @@ def render(document: dict[str, Any], root: str = "") -> str:
         body.append("</ul>")
         for key in by_kind[kind]:
             body.append(_message(key, messages, document.get("channels", {}), schemas, parties[key]))
-    return _layout(root, "\n".join(body))
-
-
-def _layout(root: str, main: str) -> str:
-    r = escape(root)
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Berth event catalogue</title>
-<link rel="icon" type="image/png" href="{r}/docs/assets/favicon.png">
-<link rel="stylesheet" href="{r}/docs/assets/pages.css">
-</head>
-<body>
-<header class="berth-docs-nav">
-<strong>Berth</strong>
-<nav aria-label="Documentation">
-<a href="{r}/docs">API reference</a>
-<a href="{r}/events" aria-current="page">Event catalogue</a>
-<a href="{r}/openapi.json">openapi.json</a>
-<a href="{r}/asyncapi.json">asyncapi.json</a>
-</nav>
-</header>
-<main class="catalogue">
-{main}
-</main>
-</body>
-</html>
-"""
+    return "\n".join(body)
 
 
 def _anchor(key: str) -> str:

@@ -14,16 +14,13 @@ from pathlib import Path
 
 from starlette.responses import FileResponse, HTMLResponse
 
+from berth_api.docs_pages import layout
 from berth_api.domain.problems import ProblemError
 
 OWN_STATIC = Path(__file__).parent / "static"
 # The wheel's files that the page loads, and ours; nothing else is served under /docs/assets.
 WHEEL_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 OWN_FILES = ("reference.js", "pages.css")
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-    "connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 ASSET_CACHE = "public, max-age=86400"
 _MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
@@ -38,36 +35,20 @@ def wheel_static() -> Path:
 
 def page(root: str = "") -> HTMLResponse:
     """The reference page; ``root`` is the path the api is mounted under (ASGI ``root_path``)."""
-    assets, root_attr = f"{escape(root)}/docs/assets", escape(root)
-    html = f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Berth API reference</title>
-<link rel="icon" type="image/png" href="{assets}/favicon.png">
-<link rel="stylesheet" href="{assets}/swagger-ui.css">
-<link rel="stylesheet" href="{assets}/pages.css">
-</head>
-<body>
-<header class="berth-docs-nav">
-<strong>Berth</strong>
-<nav aria-label="Documentation">
-<a href="{root_attr}/docs" aria-current="page">API reference</a>
-<a href="{root_attr}/events">Event catalogue</a>
-<a href="{root_attr}/openapi.json">openapi.json</a>
-<a href="{root_attr}/asyncapi.json">asyncapi.json</a>
-</nav>
-</header>
-<main id="swagger-ui" data-openapi-url="{root_attr}/openapi.json"></main>
+    r = escape(root)
+    main = f"""<main id="swagger-ui" data-openapi-url="{r}/openapi.json"></main>
 <noscript><p>The reference needs JavaScript; the document itself is at
-<a href="{root_attr}/openapi.json">openapi.json</a>.</p></noscript>
-<script src="{assets}/swagger-ui-bundle.js"></script>
-<script src="{assets}/reference.js"></script>
-</body>
-</html>
-"""
-    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+<a href="{r}/openapi.json">openapi.json</a>.</p></noscript>"""
+    return layout.respond(
+        layout.html(
+            "Berth API reference",
+            root,
+            "/docs",
+            main,
+            stylesheets=("swagger-ui.css",),
+            scripts=("swagger-ui-bundle.js", "reference.js"),
+        )
+    )
 
 
 def asset(name: str) -> FileResponse:
