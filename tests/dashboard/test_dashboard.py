@@ -30,8 +30,9 @@ async def sign_in(ctx, url: str, token: str):  # noqa: ANN001, ANN201
     await page.goto(url)
     assert page.url.endswith("/ui/signin")
     await page.get_by_label("API token", exact=True).fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(url)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_load_state()
+    assert page.url == url, await page.content()
     return page
 
 
@@ -73,7 +74,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         app_url = page.url
         await screenshot(page, "dashboard-application")
 
-        await page.get_by_role("button", name="Deploy").click()
+        await page.get_by_role("button", name="Deploy", exact=True).click()
         await page.wait_for_url(re.compile(r"/ui/deployments/[0-9a-f]{32}$"))
         await roll_out(dashboard, page, 1)
         first = page.url
@@ -91,7 +92,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         assert await page.get_by_role("row", name="API_KEY secret (write-only)").count() == 1
 
         # A second deployment, then roll back to the first.
-        await page.get_by_role("button", name="Deploy").click()
+        await page.get_by_role("button", name="Deploy", exact=True).click()
         await page.wait_for_url(re.compile(r"/ui/deployments/[0-9a-f]{32}$"))
         await roll_out(dashboard, page, 2)
         await page.goto(app_url)
@@ -104,7 +105,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         # Scale the web service.
         await page.goto(app_url)
         await page.get_by_label("Replicas of web").fill("3")
-        await page.get_by_role("button", name="Scale").click()
+        await page.get_by_role("button", name="Scale", exact=True).click()
         await page.wait_for_url(re.compile(r"\?scaled=1$"))
         assert await page.get_by_role("alert").count() == 0
         await screenshot(page, "dashboard-application-deployed")
@@ -162,7 +163,7 @@ async def test_a_viewer_sees_no_deploy_and_forged_posts_are_refused(dashboard):
         page = await sign_in(ctx, dashboard.url, dashboard.viewer)
         await page.goto(f"{dashboard.url}applications/{app['id']}")
         await page.get_by_role("heading", name=re.compile("^viewed")).wait_for()
-        assert await page.get_by_role("button", name="Deploy").count() == 0
+        assert await page.get_by_role("button", name="Deploy", exact=True).count() == 0
         assert await page.locator("form").count() == 1  # sign out only
         await screenshot(page, "dashboard-application-viewer")
 

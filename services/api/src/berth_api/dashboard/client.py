@@ -45,14 +45,14 @@ def _problem(r: httpx.Response) -> ApiError:
 class Api:
     """One request's REST client, as the signed-in person (or anonymous, for sign-in itself)."""
 
-    def __init__(self, request: Request, token: str | None) -> None:
-        self.app: ASGIApp = request.app
+    def __init__(self, app: ASGIApp, request: Request, token: str | None) -> None:
+        self.app = app
         self.token = token
         host = request.client.host if request.client else "127.0.0.1"
         port = request.client.port if request.client else 0
         self.client_addr = (host, port)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.ASGITransport(app=request.app, client=self.client_addr)
+        transport = httpx.ASGITransport(app=app, client=self.client_addr)
         self.http = httpx.AsyncClient(transport=transport, base_url="http://berth.internal", headers=headers)
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ from starlette.responses import RedirectResponse, Response
 
 from berth_api.dashboard import csrf, sessions
 from berth_api.dashboard.client import ApiError
-from berth_api.dashboard.web import api_for, render, state_of
+from berth_api.dashboard.web import api_for, form_of, render, state_of
 
 
 def _form_page(request: Request, status: int = 200, **context: object) -> Response:
@@ -41,7 +41,7 @@ async def _start(request: Request, token: str) -> Response:
 
 
 async def with_token(request: Request) -> Response:
-    form = await request.form()
+    form = await form_of(request)
     if not csrf.valid(form.get(csrf.FIELD), request, None):
         return _form_page(request, 403, error="This form has expired; try again.")
     token = str(form.get("token") or "").strip()
@@ -51,7 +51,7 @@ async def with_token(request: Request) -> Response:
 
 
 async def with_invitation(request: Request) -> Response:
-    form = await request.form()
+    form = await form_of(request)
     if not csrf.valid(form.get(csrf.FIELD), request, None):
         return _form_page(request, 403, error="This form has expired; try again.")
     body: dict[str, object] = {"code": str(form.get("code") or "").strip(), "token_name": "dashboard"}
@@ -71,7 +71,7 @@ async def signout(request: Request) -> Response:
     state = state_of(request)
     session = await sessions.load(state, request)
     if session is not None:
-        form = await request.form()
+        form = await form_of(request)
         if not csrf.valid(form.get(csrf.FIELD), request, session):
             return render("error.html", 403, error="This form has expired or was not sent by this page.")
         await sessions.delete(state, session)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -24,15 +25,30 @@ ACTIVE = frozenset({"queued", "building", "starting", "verifying", "routing", "d
 templates.globals["ACTIVE"] = ACTIVE
 
 
+MAX_FORM = 256 * 1024
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` POST (every form here is one; the first value
+    of a repeated name)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    body = await request.body()
+    if len(body) > MAX_FORM:
+        return {}
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(name, value)
+    return fields
+
+
 def state_of(request: Request) -> ApiState:
     state: ApiState = request.scope[API_APP].state.api
     return state
 
 
 def api_for(request: Request, session: sessions.Session | None) -> Api:
-    api = Api(request, session.token if session else None)
-    api.app = request.scope[API_APP]
-    return api
+    return Api(request.scope[API_APP], request, session.token if session else None)
 
 
 def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -60,7 +76,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             me = await api.get("/v1/me")
             base = {"me": me, "csrf_token": session.csrf, "request": request, "can": can(me["role"])}
             if request.method == "POST":
-                form = await request.form()
+                form = await form_of(request)
                 if not csrf.valid(form.get(csrf.FIELD), request, session):
                     return render("error.html", 403, **base, error="This form has expired or was not sent by this page.")
                 base["form"] = form
