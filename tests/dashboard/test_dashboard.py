@@ -7,7 +7,6 @@ sign-out ends the session; an invitation signs a new member in; no console error
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import re
 from pathlib import Path
@@ -25,7 +24,7 @@ STATIC = Path(__file__).resolve().parents[2] / "services/api/src/berth_api/dashb
 LINES = [("build", "Step 1/2 : FROM nginx:1.27"), ("deploy", "[starting] starting replicas")]
 
 
-async def sign_in(ctx, url: str, token: str):  # noqa: ANN001, ANN201
+async def sign_in(ctx, url: str, token: str):
     page = await ctx.new_page()
     await page.goto(url)
     assert page.url.endswith("/ui/signin")
@@ -36,7 +35,7 @@ async def sign_in(ctx, url: str, token: str):  # noqa: ANN001, ANN201
     return page
 
 
-async def roll_out(dashboard, page, number: int) -> None:  # noqa: ANN001
+async def roll_out(dashboard, page, number: int) -> None:
     """Play the scheduler for the deployment the page shows, and see the page follow it to the end."""
     start = (await dashboard.scheduler.wait_for("cmd.deployment.start", count=number))[number - 1]
     dep = start.data["deployment_id"]
@@ -100,7 +99,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         await page.wait_for_url(re.compile(r"/ui/deployments/[0-9a-f]{32}$"))
         assert page.url != first
         await roll_out(dashboard, page, 3)
-        assert "rollback" in (await page.locator("h1").text_content() or "") or True
+        assert "(rollback)" in (await page.locator("h1").text_content() or "")
 
         # Scale the web service.
         await page.goto(app_url)
@@ -108,6 +107,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         await page.get_by_role("button", name="Scale", exact=True).click()
         await page.wait_for_url(re.compile(r"\?scaled=1$"))
         assert await page.get_by_role("alert").count() == 0
+        assert await page.get_by_label("Replicas of web").input_value() == "3"  # recorded on the application
         await screenshot(page, "dashboard-application-deployed")
 
         # The overview at phone width: no sideways scrolling.
@@ -170,7 +170,7 @@ async def test_a_viewer_sees_no_deploy_and_forged_posts_are_refused(dashboard):
         # The server refuses what the page does not offer: with the session's own CSRF value (403 from the API),
         csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
         r = await ctx.request.post(f"{dashboard.url}applications/{app['id']}/deploy", form={"csrf": csrf})
-        assert r.status == 403 and "deploy" not in (await r.text()).lower().split("<main")[1][:0]
+        assert r.status == 403
         # and a forged POST (no CSRF value, or another one) is refused before anything is called.
         for form in ({}, {"csrf": "forged"}):
             r = await ctx.request.post(f"{dashboard.url}applications/{app['id']}/deploy", form=form)
@@ -214,6 +214,3 @@ def test_the_api_does_not_load_the_dashboard_until_it_is_opened():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['berth_api.dashboard.mount']"
-
-
-_ = asyncio

@@ -28,12 +28,12 @@ class Browser:
     browser: object
     errors: list[str] = field(default_factory=list)
 
-    async def context(self, **options: object):  # noqa: ANN201 (playwright's BrowserContext)
+    async def context(self, **options: object):
         ctx = await self.browser.new_context(**options)  # type: ignore[attr-defined]
         ctx.on("page", self.watch)
         return ctx
 
-    def watch(self, page) -> None:  # noqa: ANN001
+    def watch(self, page) -> None:
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"{page.url}: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
 
@@ -56,7 +56,7 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def screenshot(page, name: str) -> Path:  # noqa: ANN001
+async def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under ``tests/artifacts/`` (ignored by git) for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

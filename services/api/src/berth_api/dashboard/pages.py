@@ -171,12 +171,14 @@ async def _deployment_context(api: Api, deployment_id: str) -> dict[str, Any]:
     d = await api.get(f"/v1/deployments/{deployment_id}")
     app = await api.get(f"/v1/applications/{d['application_id']}")
     state = d["state"]
-    reached = STEPS.index(state) if state in STEPS else len(STEPS) - 1
+    names = STEPS if state not in ("failed", "cancelled") else (*STEPS[:-1], state)
     if state in ("draining", "stopping_old"):
         reached = STEPS.index("routing")
+    else:
+        reached = names.index(state) if state in names else 0
     steps = [
         {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
-        for i, s in enumerate(STEPS)
+        for i, s in enumerate(names)
     ]
     return {"d": d, "app": app, "steps": steps}
 

@@ -67,11 +67,7 @@ async def load(state: ApiState, request: Request) -> Session | None:
         return None
     row_id = _row_id(key)
     async with state.context().sessionmaker() as s:
-        row = (
-            (await s.execute(sa.select(ui_sessions).where(ui_sessions.c.id == row_id)))
-            .mappings()
-            .one_or_none()
-        )
+        row = (await s.execute(sa.select(ui_sessions).where(ui_sessions.c.id == row_id))).mappings().one_or_none()
     if row is None or row["expires_at"] < datetime.now(UTC):
         return None
     token = state.deps().box.open(row["sealed_token"], _aad(row_id))

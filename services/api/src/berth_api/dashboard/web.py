@@ -78,7 +78,9 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             if request.method == "POST":
                 form = await form_of(request)
                 if not csrf.valid(form.get(csrf.FIELD), request, session):
-                    return render("error.html", 403, **base, error="This form has expired or was not sent by this page.")
+                    return render(
+                        "error.html", 403, **base, error="This form has expired or was not sent by this page."
+                    )
                 base["form"] = form
             return await handler(request, api, base)
         except ApiError as e:
