@@ -35,6 +35,13 @@ async def sign_in(ctx, url: str, token: str):
     return page
 
 
+async def session_rows(dashboard) -> list[dict]:
+    from berth_api.dashboard.tables import ui_sessions
+
+    async with dashboard.identities.sessionmaker() as s:
+        return [dict(r) for r in (await s.execute(ui_sessions.select())).mappings()]
+
+
 async def roll_out(dashboard, page, number: int) -> None:
     """Play the scheduler for the deployment the page shows, and see the page follow it to the end."""
     start = (await dashboard.scheduler.wait_for("cmd.deployment.start", count=number))[number - 1]
@@ -61,6 +68,8 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         cookie = next(c for c in await ctx.cookies() if c["name"] == "berth_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]  # plain HTTP here
         assert dashboard.developer not in await page.content()
+        rows = await session_rows(dashboard)
+        assert len(rows) == 1 and dashboard.developer.encode() not in rows[0]["sealed_token"]  # sealed
 
         await page.get_by_label("Project name", exact=True).fill("acme")
         await page.get_by_role("button", name="Create project").click()
@@ -81,7 +90,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
 
         # Variables: a plain one shown, a secret one write-only.
         await page.goto(app_url)
-        for name, value, secret in (("LOG_LEVEL", "debug", False), ("API_KEY", SECRET, True)):
+        for name, value, secret in (("API_KEY", SECRET, True), ("LOG_LEVEL", "debug", False)):
             await page.get_by_label("Name", exact=True).fill(name)
             await page.get_by_label("Value", exact=True).fill(value)
             await page.get_by_label("Secret (never shown again)").set_checked(secret)
@@ -140,6 +149,7 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         async with httpx.AsyncClient(cookies={"berth_session": cookie["value"]}) as http:
             r = await http.get(dashboard.url)
             assert (r.status_code, r.headers["location"]) == (303, "/ui/signin")
+        assert rows[0]["id"] not in {row["id"] for row in await session_rows(dashboard)}
         await ctx.close()
     assert browser.errors == []
     assert len(visited) >= 5
