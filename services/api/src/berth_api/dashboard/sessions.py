@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
+from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.dashboard.tables import ui_sessions
 from berth_api.entrypoints.state import ApiState
 
@@ -70,7 +71,10 @@ async def load(state: ApiState, request: Request) -> Session | None:
         row = (await s.execute(sa.select(ui_sessions).where(ui_sessions.c.id == row_id))).mappings().one_or_none()
     if row is None or row["expires_at"] < datetime.now(UTC):
         return None
-    token = state.deps().box.open(row["sealed_token"], _aad(row_id))
+    try:
+        token = state.deps().box.open(row["sealed_token"], _aad(row_id))
+    except SecretUnavailableError:  # sealed with a key this api no longer has: signed out
+        return None
     return Session(row_id, token, row["csrf"], row["label"])
 
 
