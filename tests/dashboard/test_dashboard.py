@@ -71,6 +71,11 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         rows = await session_rows(dashboard)
         assert len(rows) == 1 and dashboard.developer.encode() not in rows[0]["sealed_token"]  # sealed
 
+        # A problem from the REST API is shown on the page, naming the field.
+        await page.get_by_label("Project name", exact=True).fill("Not a slug!")
+        await page.get_by_role("button", name="Create project").click()
+        await page.get_by_role("alert").wait_for()
+        assert "name" in (await page.get_by_role("alert").text_content() or "")
         await page.get_by_label("Project name", exact=True).fill("acme")
         await page.get_by_role("button", name="Create project").click()
         await page.get_by_role("heading", name="acme").wait_for()

@@ -37,8 +37,9 @@ def _problem(r: httpx.Response) -> ApiError:
     fields: dict[str, str] = {}
     for err in (body.get("errors") or []) if isinstance(body, dict) else []:
         if isinstance(err, dict):
-            name = ".".join(str(p) for p in err.get("loc", []) if p != "body") or str(err.get("field", ""))
-            fields[name] = str(err.get("msg") or err.get("detail") or "")
+            loc = str(err.get("loc", ""))  # a JSON pointer: /body/services/0/port
+            name = loc.removeprefix("/body").strip("/").replace("/", ".") or "request"
+            fields[name] = str(err.get("detail") or "invalid")
     return ApiError(r.status_code, detail, fields)
 
 

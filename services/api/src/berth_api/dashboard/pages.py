@@ -1,5 +1,5 @@
 """The pages: overview, application, deployment. Each reads through the REST API with the session's token
-and each form turns into one REST call; an API problem is shown on the page it came from."""
+and each form turns into one REST call; an API problem is shown on the page it came from (``shown_status``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from starlette.responses import Response, StreamingResponse
 from berth_api.dashboard import sessions
 from berth_api.dashboard.client import Api, ApiError
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
+
+
+def shown_status(e: ApiError) -> int:
+    """The status of a page showing a REST problem: a refusal stays a refusal (403, 404); a problem with the
+    input is a page to correct (200)."""
+    return e.status if e.status in (403, 404) else 200
+
 
 STEPS = ("queued", "building", "starting", "verifying", "routing", "succeeded")
 
@@ -58,7 +65,7 @@ async def create_project(request: Request, api: Api, base: dict[str, Any]) -> Re
     try:
         await api.call("POST", "/v1/projects", json={"name": _form(base, "name")})
     except ApiError as e:
-        return await _overview(api, base, e.status, error=e)
+        return await _overview(api, base, shown_status(e), error=e)
     return back_to("/ui/")
 
 
@@ -74,7 +81,7 @@ async def create_application(request: Request, api: Api, base: dict[str, Any]) -
     try:
         app = await api.call("POST", f"/v1/environments/{env}/applications", json=body)
     except ApiError as e:
-        return await _overview(api, base, e.status, error=e)
+        return await _overview(api, base, shown_status(e), error=e)
     return back_to(f"/ui/applications/{app['id']}")
 
 
@@ -109,7 +116,7 @@ async def _act(request: Request, api: Api, base: dict[str, Any], method: str, pa
     try:
         return await api.call(method, path.format(app=app_id), **kw)
     except ApiError as e:
-        raise _Shown(await _application(api, base, app_id, e.status, error=e)) from None
+        raise _Shown(await _application(api, base, app_id, shown_status(e), error=e)) from None
 
 
 class _Shown(Exception):

@@ -30,7 +30,7 @@ async def _start(request: Request, token: str) -> Response:
     try:
         me = await api.get("/v1/me")
     except ApiError as e:
-        return _form_page(request, 401 if e.status == 401 else e.status, error=e.detail)
+        return _form_page(request, error=e.detail)
     finally:
         await api.close()
     key, _ = await sessions.create(state_of(request), token, f"{me['user']['email']} ({me['team']['name']})")
@@ -46,7 +46,7 @@ async def with_token(request: Request) -> Response:
         return _form_page(request, 403, error="This form has expired; try again.")
     token = str(form.get("token") or "").strip()
     if not token:
-        return _form_page(request, 422, error="Paste an API token.", field="token")
+        return _form_page(request, error="Paste an API token.", field="token")
     return await _start(request, token)
 
 
@@ -61,7 +61,7 @@ async def with_invitation(request: Request) -> Response:
     try:
         joined = await api.call("POST", "/v1/invitations/accept", json=body)
     except ApiError as e:
-        return _form_page(request, e.status, error=e.detail, invitation=True)
+        return _form_page(request, error=e.detail, invitation=True)
     finally:
         await api.close()
     return await _start(request, joined["token"]["token"])
