@@ -26,7 +26,7 @@ LINES = [("build", "Step 1/2 : FROM nginx:1.27"), ("deploy", "[starting] startin
 
 async def sign_in(ctx, url: str, token: str):
     page = await ctx.new_page()
-    await page.goto(url)
+    await page.goto(url.removesuffix("ui/"))  # a browser opening / is sent to the dashboard
     assert page.url.endswith("/ui/signin")
     await page.get_by_label("API token", exact=True).fill(token)
     await page.get_by_role("button", name="Sign in", exact=True).click()
@@ -172,6 +172,18 @@ async def test_a_viewer_sees_no_deploy_and_forged_posts_are_refused(dashboard):
         }
         app = (await admin.post(f"/v1/environments/{env}/applications", json=body)).json()
         invitation = (await admin.post("/v1/invitations", json={"email": "new@example.com", "role": "viewer"})).json()
+
+    # Behind HTTPS (as the proxy says), the cookies are Secure too.
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers={"X-Forwarded-Proto": "https"}) as http:
+        r = await http.get("/ui/signin")
+        value = r.cookies["berth_csrf"]
+        assert "secure" in r.headers["set-cookie"].lower()
+        form = {"csrf": value, "token": dashboard.viewer}
+        r = await http.post("/ui/signin", data=form, headers={"Cookie": f"berth_csrf={value}"})
+        session = next(c for c in r.headers.get_list("set-cookie") if c.startswith("berth_session="))
+        assert r.status_code == 303 and {"HttpOnly", "Secure", "SameSite=lax"} <= {
+            a.strip() for a in session.split(";")
+        }
 
     async with chromium() as browser:
         ctx = await browser.context()

@@ -4,6 +4,7 @@ the pages) loads only when someone opens the dashboard."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,7 +31,7 @@ class LazyDashboard:
 async def _home(request: Request) -> Response:
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse("/ui/", status_code=303)
-    return Response('{"detail":"Not Found"}', status_code=404, media_type="application/json")
+    raise HTTPException(404)  # not a browser: the api's usual problem+json
 
 
 def routes() -> list[BaseRoute]:
