@@ -104,8 +104,13 @@ async def test_a_person_runs_an_application_from_the_dashboard(dashboard, tmp_pa
         assert await page.get_by_role("row", name="LOG_LEVEL debug").count() == 1
         assert await page.get_by_role("row", name="API_KEY secret (write-only)").count() == 1
 
-        # A second deployment, then roll back to the first.
-        await page.get_by_role("button", name="Deploy", exact=True).click()
+        # A second deployment (by keyboard: the skip link comes first, the Deploy button takes Enter), then
+        # roll back to the first.
+        await page.goto(app_url)
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+        await page.get_by_role("button", name="Deploy", exact=True).focus()
+        await page.keyboard.press("Enter")
         await page.wait_for_url(re.compile(r"/ui/deployments/[0-9a-f]{32}$"))
         await roll_out(dashboard, page, 2)
         await page.goto(app_url)
