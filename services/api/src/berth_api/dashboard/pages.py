@@ -28,8 +28,11 @@ def _form(base: dict[str, Any], name: str) -> str:
 
 
 async def _last_deployments(api: Api, apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    gate = asyncio.Semaphore(8)  # a few at a time: the request path's database pool is shared
+
     async def last(app_id: str) -> dict[str, Any] | None:
-        got = await api.maybe(f"/v1/applications/{app_id}/deployments", [], params={"limit": 1})
+        async with gate:
+            got = await api.maybe(f"/v1/applications/{app_id}/deployments", [], params={"limit": 1})
         items = got.get("items", got) if isinstance(got, dict) else got
         return items[0] if items else None
 
