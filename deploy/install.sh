@@ -3,7 +3,8 @@
 #   deploy/install.sh            python venv + workspace (from requirements.lock)
 #   deploy/install.sh --test     also the system tools the tests use (git, busybox-static, debootstrap,
 #                                docker-registry and htpasswd for the registry tests, pebble and
-#                                pebble-challtestsrv for the ACME tests, ...)
+#                                pebble-challtestsrv for the ACME tests, Debian's chromium for the
+#                                dashboard's browser tests, ...)
 #   deploy/install.sh --docker   also make sure a Docker engine answers (installs docker.io as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,9 @@ if [ $want_test = 1 ]; then
   had_sshd=0; dpkg -s openssh-server >/dev/null 2>&1 && had_sshd=1
   apt_install git busybox-static debootstrap ca-certificates iproute2 procps docker-registry apache2-utils \
     openssh-server iptables util-linux pebble
+  # The dashboard's browser tests: the playwright wheel (requirements.lock) drives Debian's chromium
+  # (tests/support/browser.py); Playwright's own browser download is never used (`playwright install` is not run).
+  apt_install chromium
   # The registry tests start their own on 127.0.0.1; the service the package starts (on :5000) is not wanted.
   if [ $had_registry = 0 ] && is_root && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from berth_api.dashboard import mount as dashboard
 from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints import (
     routes_applications,
@@ -178,6 +179,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     app.router.routes.extend(routes_webhooks.router.routes)
     app.router.routes.extend(routes_git_access.router.routes)
     app.router.routes.extend(routes_previews.router.routes)
+    app.router.routes.extend(dashboard.routes())
 
     for path in ("/livez", "/readyz", "/metrics"):
         app.add_api_route(path, _health, methods=["GET"], include_in_schema=False, dependencies=[anonymous()])

@@ -1,0 +1,35 @@
+"""The dashboard's ASGI app (built by ``berth_api.dashboard.mount`` on the first ``/ui`` request)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from berth_api.dashboard import pages, signin
+from berth_api.dashboard.web import HERE
+
+
+def build() -> Starlette:
+    a = "/applications/{application_id:str}"
+    return Starlette(
+        routes=[
+            Route("/", pages.overview, methods=["GET"]),
+            Route("/signin", signin.show, methods=["GET"]),
+            Route("/signin", signin.with_token, methods=["POST"]),
+            Route("/invitation", signin.with_invitation, methods=["POST"]),
+            Route("/signout", signin.signout, methods=["POST"]),
+            Route("/projects", pages.create_project, methods=["POST"]),
+            Route("/environments/{environment_id:str}/applications", pages.create_application, methods=["POST"]),
+            Route(a, pages.application, methods=["GET"]),
+            Route(a + "/deploy", pages.deploy, methods=["POST"]),
+            Route(a + "/rollback", pages.rollback, methods=["POST"]),
+            Route(a + "/scale", pages.scale, methods=["POST"]),
+            Route(a + "/variables", pages.set_variable, methods=["POST"]),
+            Route(a + "/delete", pages.delete_application, methods=["POST"]),
+            Route("/deployments/{deployment_id:str}", pages.deployment, methods=["GET"]),
+            Route("/deployments/{deployment_id:str}/timeline", pages.timeline, methods=["GET"]),
+            Route("/deployments/{deployment_id:str}/log", pages.deployment_log, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+    )

@@ -1,0 +1,226 @@
+"""The pages: overview, application, deployment. Each reads through the REST API with the session's token
+and each form turns into one REST call; an API problem is shown on the page it came from (``shown_status``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from berth_api.dashboard import sessions
+from berth_api.dashboard.client import Api, ApiError
+from berth_api.dashboard.web import api_for, back_to, page, render, state_of
+
+
+def shown_status(e: ApiError) -> int:
+    """The status of a page showing a REST problem: a refusal stays a refusal (403, 404); a problem with the
+    input is a page to correct (200)."""
+    return e.status if e.status in (403, 404) else 200
+
+
+STEPS = ("queued", "building", "starting", "verifying", "routing", "succeeded")
+
+
+def _form(base: dict[str, Any], name: str) -> str:
+    return str(base["form"].get(name) or "").strip()
+
+
+async def _last_deployments(api: Api, apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    gate = asyncio.Semaphore(8)  # a few at a time: the request path's database pool is shared
+
+    async def last(app_id: str) -> dict[str, Any] | None:
+        async with gate:
+            got = await api.maybe(f"/v1/applications/{app_id}/deployments", [], params={"limit": 1})
+        items = got.get("items", got) if isinstance(got, dict) else got
+        return items[0] if items else None
+
+    found = await asyncio.gather(*(last(a["id"]) for a in apps))
+    return {a["id"]: d for a, d in zip(apps, found, strict=True)}
+
+
+@page
+async def overview(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    return await _overview(api, base)
+
+
+async def _overview(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
+    projects, apps, databases = await asyncio.gather(
+        api.get("/v1/projects"), api.get("/v1/applications"), api.maybe("/v1/databases", [])
+    )
+    apps = apps.get("items", apps) if isinstance(apps, dict) else apps
+    databases = databases.get("items", databases) if isinstance(databases, dict) else databases
+    last = await _last_deployments(api, apps)
+    by_env: dict[str, list[dict[str, Any]]] = {}
+    for app in apps:
+        by_env.setdefault(app["environment_id"], []).append(app)
+    dbs_by_env: dict[str, list[dict[str, Any]]] = {}
+    for db in databases or []:
+        dbs_by_env.setdefault(str(db.get("environment_id")), []).append(db)
+    return render(
+        "overview.html", status, **base, projects=projects, by_env=by_env, dbs_by_env=dbs_by_env, last=last, **extra
+    )
+
+
+@page
+async def create_project(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    try:
+        await api.call("POST", "/v1/projects", json={"name": _form(base, "name")})
+    except ApiError as e:
+        return await _overview(api, base, shown_status(e), error=e)
+    return back_to("/ui/")
+
+
+@page
+async def create_application(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    env = request.path_params["environment_id"]
+    port = _form(base, "port")
+    body = {
+        "name": _form(base, "name"),
+        "source": {"kind": "image", "image": _form(base, "image")},
+        "services": [{"kind": "web", "name": "web", "port": int(port) if port.isdigit() else 0}],
+    }
+    try:
+        app = await api.call("POST", f"/v1/environments/{env}/applications", json=body)
+    except ApiError as e:
+        return await _overview(api, base, shown_status(e), error=e)
+    return back_to(f"/ui/applications/{app['id']}")
+
+
+async def _application(api: Api, base: dict[str, Any], app_id: str, status: int = 200, **extra: Any) -> Response:
+    app, deployments, certificates, volumes = await asyncio.gather(
+        api.get(f"/v1/applications/{app_id}"),
+        api.get(f"/v1/applications/{app_id}/deployments"),
+        api.maybe(f"/v1/applications/{app_id}/certificates", []),
+        api.maybe(f"/v1/applications/{app_id}/volumes", {}),
+    )
+    deployments = deployments.get("items", deployments) if isinstance(deployments, dict) else deployments
+    return render(
+        "application.html",
+        status,
+        **base,
+        app=app,
+        deployments=deployments,
+        certificates=certificates,
+        volumes=(volumes or {}).get("volumes", []),
+        **extra,
+    )
+
+
+@page
+async def application(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    return await _application(api, base, request.path_params["application_id"])
+
+
+async def _act(request: Request, api: Api, base: dict[str, Any], method: str, path: str, **kw: Any) -> Any:
+    """One REST call for a form on the application page; its problem shown there."""
+    app_id = request.path_params["application_id"]
+    try:
+        return await api.call(method, path.format(app=app_id), **kw)
+    except ApiError as e:
+        raise _Shown(await _application(api, base, app_id, shown_status(e), error=e)) from None
+
+
+class _Shown(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _shown(handler: Any) -> Any:
+    async def run(request: Request, api: Api, base: dict[str, Any]) -> Response:
+        try:
+            response: Response = await handler(request, api, base)
+        except _Shown as shown:
+            return shown.response
+        return response
+
+    return page(run)
+
+
+@_shown
+async def deploy(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    d = await _act(request, api, base, "POST", "/v1/applications/{app}/deployments", json={})
+    return back_to(f"/ui/deployments/{d['id']}")
+
+
+@_shown
+async def rollback(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    body = {"deployment_id": _form(base, "deployment_id") or None}
+    d = await _act(request, api, base, "POST", "/v1/applications/{app}/rollback", json=body)
+    return back_to(f"/ui/deployments/{d['id']}")
+
+
+@_shown
+async def scale(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    replicas = _form(base, "replicas")
+    body = {"services": {_form(base, "service"): int(replicas) if replicas.isdigit() else 0}}
+    await _act(request, api, base, "POST", "/v1/applications/{app}/scale", json=body)
+    return back_to(f"/ui/applications/{request.path_params['application_id']}?scaled=1")
+
+
+@_shown
+async def set_variable(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Set one variable: the others are sent back as they are (a secret by name only, so it is kept)."""
+    app = await _act(request, api, base, "GET", "/v1/applications/{app}")
+    name, secret = _form(base, "name"), base["form"].get("secret") == "on"
+    env = [{"name": v["name"], "value": v["value"], "secret": v["secret"]} for v in app["env"] if v["name"] != name]
+    env.append({"name": name, "value": str(base["form"].get("value") or ""), "secret": secret})
+    await _act(request, api, base, "PATCH", "/v1/applications/{app}", json={"env": env})
+    return back_to(f"/ui/applications/{app['id']}#variables")
+
+
+@_shown
+async def delete_application(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    params = {"delete_volumes": "true" if base["form"].get("delete_volumes") == "on" else "false"}
+    await _act(request, api, base, "DELETE", "/v1/applications/{app}", params=params)
+    return back_to("/ui/")
+
+
+async def _deployment_context(api: Api, deployment_id: str) -> dict[str, Any]:
+    d = await api.get(f"/v1/deployments/{deployment_id}")
+    app = await api.get(f"/v1/applications/{d['application_id']}")
+    state = d["state"]
+    names = STEPS if state not in ("failed", "cancelled") else (*STEPS[:-1], state)
+    if state in ("draining", "stopping_old"):
+        reached = STEPS.index("routing")
+    else:
+        reached = names.index(state) if state in names else 0
+    steps = [
+        {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
+        for i, s in enumerate(names)
+    ]
+    return {"d": d, "app": app, "steps": steps}
+
+
+@page
+async def deployment(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    return render("deployment.html", **base, **await _deployment_context(api, request.path_params["deployment_id"]))
+
+
+@page
+async def timeline(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    return render("_timeline.html", **base, **await _deployment_context(api, request.path_params["deployment_id"]))
+
+
+async def deployment_log(request: Request) -> Response:
+    """The deployment's build and rollout log as the REST API streams it (``text/event-stream``), relayed
+    with the session's token (a browser's EventSource cannot send a bearer header)."""
+    session = await sessions.load(state_of(request), request)
+    if session is None:
+        return Response(status_code=401)
+    api = api_for(request, session)
+    deployment_id = request.path_params["deployment_id"]
+    after = request.headers.get("last-event-id", "")
+    after = after if after.isdigit() else ""
+    path = f"/v1/deployments/{deployment_id}/logs?follow=1"
+
+    async def relay() -> Any:
+        try:
+            async for chunk in api.stream(path, after):
+                yield chunk
+        finally:
+            await api.close()
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(relay(), media_type="text/event-stream", headers=headers)

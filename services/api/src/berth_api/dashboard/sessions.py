@@ -1,0 +1,103 @@
+"""Sign-in sessions: a random key in an HttpOnly cookie, the row found by the key's hash, the API token
+sealed in the row (never in a URL, a page or the browser's storage). Signing out deletes the row."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import Response
+
+from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.dashboard.tables import ui_sessions
+from berth_api.entrypoints.state import ApiState
+
+COOKIE = "berth_session"
+LIFETIME = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in person: the row's id, the opened token and the per-session CSRF secret."""
+
+    id: str
+    token: str
+    csrf: str
+    label: str
+
+
+def _row_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _aad(row_id: str) -> str:
+    return f"ui_session:{row_id}"
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS (directly or through the proxy, which says so)."""
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+
+
+async def create(state: ApiState, token: str, label: str) -> tuple[str, Session]:
+    """A new session for ``token``: (the cookie's key, the session)."""
+    key = secrets.token_urlsafe(32)
+    row_id, csrf = _row_id(key), secrets.token_urlsafe(32)
+    sealed = state.deps().box.seal(token, _aad(row_id))
+    now = datetime.now(UTC)
+    async with state.context().sessionmaker() as s, s.begin():
+        await s.execute(ui_sessions.delete().where(ui_sessions.c.expires_at < now))
+        await s.execute(
+            ui_sessions.insert().values(
+                id=row_id, sealed_token=sealed, csrf=csrf, label=label[:200], expires_at=now + LIFETIME
+            )
+        )
+    return key, Session(row_id, token, csrf, label)
+
+
+async def load(state: ApiState, request: Request) -> Session | None:
+    """The session the request's cookie names, if it exists and has not expired."""
+    key = request.cookies.get(COOKIE)
+    if not key or len(key) > 100:
+        return None
+    row_id = _row_id(key)
+    async with state.context().sessionmaker() as s:
+        row = (await s.execute(sa.select(ui_sessions).where(ui_sessions.c.id == row_id))).mappings().one_or_none()
+    if row is None or row["expires_at"] < datetime.now(UTC):
+        return None
+    try:
+        token = state.deps().box.open(row["sealed_token"], _aad(row_id))
+    except SecretUnavailableError:  # sealed with a key this api no longer has: signed out
+        return None
+    return Session(row_id, token, row["csrf"], row["label"])
+
+
+async def delete(state: ApiState, session: Session) -> None:
+    async with state.context().sessionmaker() as s, s.begin():
+        await s.execute(ui_sessions.delete().where(ui_sessions.c.id == session.id))
+
+
+def set_cookie(response: Response, request: Request, key: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        key,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request),
+    )
+
+
+def clear_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request))
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
