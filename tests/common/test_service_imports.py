@@ -7,7 +7,8 @@ process, and of the all-in-one process that holds all six.
 Nor what only a rare path needs: zstandard (httpx would load it to accept zstd responses; a backup that
 compresses with zstd imports it itself) and the S3 client (the scheduler's backup destinations load it with
 their first S3 sink or client), nor croniter (the scheduler's schedules load it with the first due time they
-compute)."""
+compute), nor cryptography (proxy-sync checks and makes Traefik's default certificate in a child process; a
+backup's encryption and an uploaded certificate load it with their first use)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,31 @@ def test_no_service_module_loads_aiohttp_or_aiodocker() -> None:
     proc = subprocess.run([sys.executable, "-c", LOAD_EVERY_MODULE], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "7 []"
+
+
+LOAD_CRYPTOGRAPHY = (
+    "import sys, tempfile\n"
+    "from pathlib import Path\n"
+    "from importlib.metadata import entry_points\n"
+    "for ep in entry_points(group='berth.services'):\n"
+    "    ep.load()\n"
+    "from berth_proxy_sync.adapters.files import DynamicDir\n"
+    "from berth_proxy_sync.domain.certificate import CERT_MARKER, DEFAULT_CERT_FILE\n"
+    "from berth_proxy_sync.usecases.routes import ensure_default_certificate\n"
+    "d = DynamicDir(Path(tempfile.mkdtemp()) / 'dynamic')\n"
+    "d.ensure()\n"
+    "made, kept = ensure_default_certificate(d), ensure_default_certificate(d)\n"
+    "ours = (d.directory / DEFAULT_CERT_FILE).read_text().startswith(CERT_MARKER)\n"
+    "print(made, kept, ours, 'cryptography' in sys.modules)\n"
+    "from berth_common import streamcrypt\n"
+    "key = streamcrypt.new_key()\n"
+    "print(streamcrypt.decrypt(key, streamcrypt.encrypt(key, b'berth')) == b'berth', 'cryptography' in sys.modules)\n"
+)
+
+
+def test_cryptography_loads_only_with_a_stream_or_a_certificate_parsed_in_the_process() -> None:
+    proc = subprocess.run([sys.executable, "-c", LOAD_CRYPTOGRAPHY], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    certificate, stream = proc.stdout.strip().splitlines()[-2:]
+    assert certificate == "True False True False"
+    assert stream == "True True"

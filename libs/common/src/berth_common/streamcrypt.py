@@ -36,9 +36,10 @@ import contextlib
 import hashlib
 import os
 import struct
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"BERTHENC"
 VERSION = 1
@@ -76,6 +77,15 @@ def header(key: bytes, prefix: bytes, record_size: int = RECORD_SIZE) -> bytes:
     return HEADER.pack(MAGIC, VERSION, AES_256_GCM, record_size, key_id(key), prefix)
 
 
+def _aead(key: bytes) -> AESGCM:
+    """AES-256-GCM with ``key``. ``cryptography`` is imported here, at the first stream, not with the module:
+    processes that only name the format (``SUFFIX``, ``key_id``, ``new_key``) never encrypt, and its compiled
+    bindings stay resident once loaded."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 def _nonce(prefix: bytes, index: int) -> bytes:
     if index >= MAX_RECORDS:
         raise StreamCryptError("the stream has more records than the format allows")
@@ -88,7 +98,7 @@ class Encryptor:
 
     def __init__(self, key: bytes, record_size: int = RECORD_SIZE, prefix: bytes | None = None) -> None:
         _check_key(key)
-        self._aead = AESGCM(key)
+        self._aead = _aead(key)
         self._prefix = prefix if prefix is not None else os.urandom(PREFIX_SIZE)
         self._header = header(key, self._prefix, record_size)
         self._size = record_size
@@ -161,7 +171,7 @@ class Decryptor:
     def __init__(self, key: bytes) -> None:
         _check_key(key)
         self._key = key
-        self._aead = AESGCM(key)
+        self._aead = _aead(key)
         self._held = bytearray()
         self._header = b""
         self._prefix = b""
@@ -170,6 +180,8 @@ class Decryptor:
         self._ended = False
 
     def _open(self, sealed: bytes, final: bool) -> bytes:
+        from cryptography.exceptions import InvalidTag  # loaded with the cipher (``_aead``)
+
         aad = self._header + (b"\x01" if final else b"\x00")
         nonce = _nonce(self._prefix, self._index)
         try:
@@ -180,6 +192,8 @@ class Decryptor:
         return plain
 
     def _why(self, sealed: bytes, final: bool) -> str:
+        from cryptography.exceptions import InvalidTag
+
         if final:
             with contextlib.suppress(InvalidTag):
                 self._aead.decrypt(_nonce(self._prefix, self._index), sealed, self._header + b"\x00")

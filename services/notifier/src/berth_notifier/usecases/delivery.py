@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import random
 import ssl
 import time
@@ -188,12 +189,16 @@ class Dispatcher:
             smtp_ca_file=settings.notify_smtp_ca_file,
             max_retry_after_s=settings.notify_backoff_max_s,
         )
-        # One TLS context for every channel's client: building one per client costs ~50 ms of CPU.
-        self.tls = ssl.create_default_context(cafile=certifi.where())
         self.context = contextvars.copy_context()
         self.workers: dict[str, ChannelWorker] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        """One TLS context for every channel's client (building one per client costs CPU), made at the first
+        delivery: the parsed CA bundle stays resident, and an idle notifier does not need it."""
+        return ssl.create_default_context(cafile=certifi.where())
 
     def wake(self, channel_ids: Iterable[str]) -> None:
         for channel_id in channel_ids:

@@ -120,7 +120,8 @@ class TraefikApi:
     def __init__(self, base_url: str, *, poll_interval_s: float = 0.01, request_timeout_s: float = 2.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.poll_interval_s = poll_interval_s
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=request_timeout_s, trust_env=False)
+        self.request_timeout_s = request_timeout_s
+        self._http: httpx.AsyncClient | None = None
         self._waiters: list[_Waiter] = []
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
@@ -135,7 +136,16 @@ class TraefikApi:
         for w in self._waiters:
             if not w.done.done():
                 w.done.set_exception(NotLiveError(f"{w.what}: proxy-sync is stopping"))
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first request: a client holds a parsed CA bundle, which proxy-sync does
+        not need until a route change is confirmed or a site is pinged."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.request_timeout_s, trust_env=False)
+        return self._http
 
     async def _get(self, kind: str, name: str) -> tuple[int, dict[str, Any]]:
         resp = await self._client.get(f"/api/http/{kind}/{quote(name + '@file', safe='@')}")

@@ -12,6 +12,9 @@ The file is written by proxy-sync at start when it is missing, broken or near it
 marker line (not the route files' ``MANAGED_MARKER``), so the reconcile never treats it as a route. An
 operator who configures their own default certificate turns it off (``BERTH_TRAEFIK_DEFAULT_CERT=false``):
 Traefik keeps the first ``default`` store it reads, and this file sorts first.
+
+``cryptography`` is imported by the two functions that need it, which proxy-sync runs in a child process
+(``adapters/default_cert.py``): its compiled bindings stay resident once imported.
 """
 
 from __future__ import annotations
@@ -20,10 +23,6 @@ import datetime as dt
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 DEFAULT_CERT_FILE = "000-berth-default-cert.yml"
 CERT_MARKER = "# berth proxy-sync: Traefik's default certificate (spares it a new RSA key on every reload)\n"
@@ -33,6 +32,11 @@ VALID_DAYS = 3650
 
 def self_signed(now: dt.datetime | None = None) -> tuple[str, str]:
     """A new self-signed certificate and its key, PEM text (about 1 ms: a P-256 key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
@@ -70,6 +74,9 @@ def still_good(text: str | None, now: dt.datetime | None = None) -> bool:
     """``text`` is a certificate file this service wrote, complete, and valid for at least 30 more days."""
     if text is None or not is_ours(text):
         return False
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         default = yaml.safe_load(text)["tls"]["stores"]["default"]["defaultCertificate"]
         cert = x509.load_pem_x509_certificate(default["certFile"].encode())

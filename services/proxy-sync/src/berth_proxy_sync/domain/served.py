@@ -14,9 +14,6 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
-
 from berth_common.catalogue.tls import TlsOptions
 from berth_proxy_sync.domain.certificate import COMMON_NAME as BERTH_DEFAULT_CN
 
@@ -58,6 +55,9 @@ def fingerprint(der: bytes) -> str:
 
 
 def read(der: bytes) -> Served:
+    from cryptography import x509  # resident once loaded: imported by what parses a served certificate
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
     cert = x509.load_der_x509_certificate(der)
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     try:
@@ -124,6 +124,8 @@ def acme_reason(log_text: str, host: str) -> str | None:
 def leaf_not_after(chain_pem: str) -> dt.datetime | None:
     """When the leaf of an uploaded chain (leaf first) ends; None when it does not parse (the api
     validated it: such a chain is served as it is)."""
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(chain_pem.encode()).not_valid_after_utc
     except ValueError:

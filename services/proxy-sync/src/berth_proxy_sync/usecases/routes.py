@@ -56,7 +56,7 @@ from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_common.db.unit import publish_units
 from berth_common.logging import get_logger
 from berth_common.tasks import cancel_and_wait
-from berth_proxy_sync.adapters import cert_repo, repo
+from berth_proxy_sync.adapters import cert_repo, default_cert, repo
 from berth_proxy_sync.adapters.cert_files import CertFiles
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
@@ -251,9 +251,8 @@ def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
         return certificate.is_ours(files.read(certificate.DEFAULT_CERT_FILE)) and files.delete(
             certificate.DEFAULT_CERT_FILE
         )
-    if certificate.still_good(files.read(certificate.DEFAULT_CERT_FILE)):
-        return False
-    return files.write(certificate.DEFAULT_CERT_FILE, certificate.render_certificate(*certificate.self_signed()))
+    text = default_cert.replacement(files.read(certificate.DEFAULT_CERT_FILE))
+    return text is not None and files.write(certificate.DEFAULT_CERT_FILE, text)
 
 
 async def reconcile(

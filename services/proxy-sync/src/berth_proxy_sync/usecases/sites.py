@@ -25,7 +25,7 @@ from berth_common import fleet
 from berth_common.catalogue import ServerChanged
 from berth_common.db import Unit
 from berth_common.logging import get_logger
-from berth_proxy_sync.adapters import cert_repo, repo, tables
+from berth_proxy_sync.adapters import cert_repo, default_cert, repo, tables
 from berth_proxy_sync.adapters.sites import RemoteSites, Site
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, render, render_sentinel
@@ -153,8 +153,9 @@ async def reconcile_remote(site: Site, session: AsyncSession) -> dict[str, int]:
     files = site.remote
     assert files is not None
     sentinel_written = await files.write(SENTINEL_FILE, render_sentinel(), sentinel=True)
-    if not certificate.still_good(await files.read(certificate.DEFAULT_CERT_FILE)):
-        await files.write(certificate.DEFAULT_CERT_FILE, certificate.render_certificate(*certificate.self_signed()))
+    text = await default_cert.areplacement(await files.read(certificate.DEFAULT_CERT_FILE))
+    if text is not None:
+        await files.write(certificate.DEFAULT_CERT_FILE, text)
     active = await repo.active_routes(session, site.server_id)
     states = await cert_repo.host_states(session, site.server_id, [r.route_id for r in active if r.tls])
     if site.tls is not None:  # the uploaded certificates first: the route files name them

@@ -39,10 +39,19 @@ class ReadinessChecker:
     def __init__(self, docker: DockerExecutor, config: ReadinessConfig | None = None) -> None:
         self.docker = docker
         self.config = config or ReadinessConfig()
-        self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first probe: a client holds a parsed CA bundle, which a scheduler that
+        deploys nothing does not need."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        return self._client
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def probe_http(self, host_port: int, path: str, timeout_s: float | None = None) -> tuple[bool, str]:
         """One GET; (passed, what happened)."""
