@@ -32,6 +32,7 @@ from berth_common.catalogue import (
     ReplicaStatus,
 )
 from berth_common.envelope import Envelope, new_id
+from berth_common.tasks import cancel_and_wait
 
 SUBJECTS = ("cmd.deployment.start", "cmd.deployment.cancel", "cmd.application.remove")
 
@@ -98,9 +99,7 @@ class SchedulerDouble:
 
     async def stop(self) -> None:
         for t in self._tasks:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            await cancel_and_wait(t)  # a fetch's wait_for can swallow one cancellation on 3.11
         self._tasks.clear()
         for sub in self._subs:
             with contextlib.suppress(Exception):

@@ -23,6 +23,7 @@ from berth_common.catalogue import (
     RunDatabase,
 )
 from berth_common.envelope import Envelope
+from berth_common.tasks import cancel_and_wait
 from tests.api.conftest import make_app
 from tests.api.test_deployments import _until
 
@@ -61,10 +62,7 @@ class DatabaseDouble:
         return self
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait(self._task)  # a fetch's wait_for can swallow one cancellation on 3.11
         await self.bus.nc.close()
 
     async def wait_for(self, subject: str, count: int = 1, timeout: float = 10) -> list[tuple[str, bytes, Envelope]]:

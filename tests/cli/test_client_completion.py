@@ -10,7 +10,8 @@ from berth_cli.layout import Paths
 
 async def test_completion_script_commands_and_application_names(logged_in):
     berth = logged_in
-    r = await berth("--show-completion", "bash")
+    # The shell named, not detected from the process tree (a test's ancestors need not include a shell).
+    r = await berth("--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert r.code == 0 and "_BERTH_COMPLETE=complete_bash" in r.out
 
     async def complete(words: str) -> list[str]:

@@ -141,5 +141,7 @@ def test_outcomes():
     assert (late.status, late.exit_code, late.reason) == ("timed_out", 137, "timed out after 2 s (killed)")
     oom = outcome({"State": {"ExitCode": 137, "OOMKilled": True}}, [])
     assert oom.reason == "exited with code 137: out of memory (killed)"
+    stopped = runs.removed_with_application(outcome({"State": {"ExitCode": 143}}, ["bye"]))
+    assert stopped == runs.Outcome("failed", 143, runs.REMOVED_WITH_APPLICATION, ("bye",))
     assert runs.to_prune(["c", "b", "a"], 2) == ["a"]
     assert runs.to_prune(["a"], 0) == ["a"]

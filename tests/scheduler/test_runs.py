@@ -199,6 +199,7 @@ async def test_a_run_of_an_application_removed_meanwhile_ends_saying_so(platform
     await platform.remove(app_id, drain_grace_s=0)
     assert (await platform.wait_app(app_id))["type"] == "evt.application.removed"
     done = await events.wait(run_id)
-    assert (done["status"], done["exit_code"]) == ("failed", None)
+    # None when the container was gone before the run saw it end, 143 when the removal's SIGTERM ended it first.
+    assert done["status"] == "failed" and done["exit_code"] in (None, 143)
     assert done["reason"] == "the application was removed while the run was going (its containers with it)"
     assert run_containers(run_id) == []

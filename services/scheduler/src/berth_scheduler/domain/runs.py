@@ -158,6 +158,12 @@ def lost_container(removing: bool) -> Outcome:
     return lost(REMOVED_WITH_APPLICATION if removing else LOST_CONTAINER)
 
 
+def removed_with_application(ended: Outcome) -> Outcome:
+    """A run that exited while its application was being removed: the removal stopped it (its exit code,
+    when there is one, is the stop signal's), so the reason says so."""
+    return Outcome("failed", ended.exit_code, REMOVED_WITH_APPLICATION, ended.last_lines)
+
+
 def to_prune(finished: Sequence[T], keep: int) -> list[T]:
     """Of an application's finished runs whose container is still kept, newest first: those beyond the
     newest ``keep``."""

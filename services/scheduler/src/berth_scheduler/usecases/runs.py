@@ -244,6 +244,8 @@ class Runs:
             return
         text = await written_lines(docker, cs.name, info, domain.LINES_READ)
         result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
+        if result.status == "failed" and await self._removing(row.application_id):
+            result = domain.removed_with_application(result)  # stopped by the removal, not by itself
         stop_reason = await self._stop_reason(row.id)
         await self._end(row, server, cron_jobs.stopped(result, stop_reason) if stop_reason else result)
 
