@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 from berth_cli import components
+from berth_cli.baseimages import DOCKER
 from berth_cli.layout import Paths, mentions_path, resolve_ports
 from berth_cli.platform import free_port_base, leftovers
 
@@ -71,12 +73,43 @@ def platform_env(base: int) -> dict[str, str]:
     return env
 
 
+def platform_teams(platform: Platform) -> list[str]:
+    """The team ids of a running platform (its admin's), or none when it is not answering."""
+    try:
+        token = platform.paths.admin_token.read_text().strip()
+        url = f"http://127.0.0.1:{platform.ports['api']}/v1/me"
+        me = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
+        return [str(me["team"]["id"])]
+    except (OSError, httpx.HTTPError, ValueError, KeyError, TypeError):
+        return []
+
+
+def remove_team_resources(teams: list[str]) -> None:
+    """What a platform's apps left on this machine's engine: `berth down` keeps apps running by design, and a
+    test's apps must not run on (nor hold a network address pool) through the rest of the suite."""
+
+    def docker(*args: str) -> list[str]:
+        proc = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=120, check=False)
+        return proc.stdout.split()
+
+    for team in teams:
+        containers = docker("ps", "-aq", "--filter", f"label=berth.team={team}")
+        if containers:
+            docker("rm", "-f", *containers)
+        networks = docker("network", "ls", "-q", "--filter", f"label=berth.team={team}")
+        networks += docker("network", "ls", "-q", "--filter", f"name=^berth-team-{team}$")
+        if networks:
+            docker("network", "rm", *networks)
+
+
 def make_platform(root: Path) -> Iterator[Platform]:
     platform = Platform(Paths(root), platform_env(free_port_base()))
     try:
         yield platform
     finally:
+        teams = platform_teams(platform)
         platform.berth("down")
+        remove_team_resources(teams)
         for p in {*leftovers(root), *mentioning(root)}:  # never leave a process behind, even when a test failed
             p.kill()
 
