@@ -93,7 +93,7 @@ async def test_an_admin_adds_validates_and_drains_servers(dashboard):
     async with chromium() as browser:
         ctx = await browser.context(viewport={"width": 1280, "height": 900})
         page = await sign_in(ctx, dashboard.url, dashboard.admin)
-        await page.get_by_role("link", name="Servers", exact=True).click()
+        await page.get_by_role("navigation").get_by_role("link", name="Servers", exact=True).click()
         await page.get_by_role("heading", name="Servers", exact=True).wait_for()
         assert await page.get_by_role("link", name="local").count() == 1  # the built-in server
 
@@ -103,7 +103,7 @@ async def test_an_admin_adds_validates_and_drains_servers(dashboard):
         await page.get_by_role("button", name="Add server").click()
         await page.wait_for_url(re.compile(r"/ui/servers/[0-9a-f]{32}$"))
         web1 = page.url.rsplit("/", 1)[1]
-        assert (await page.get_by_label("Public key").input_value()).startswith("ssh-ed25519 ")
+        assert (await page.get_by_label("Public key", exact=True).input_value()).startswith("ssh-ed25519 ")
         assert await page.locator("#server-state").text_content() == "validating"
         await validated(dashboard, web1, 1, "ready", host_key=host_key)
         await page.locator("#server-state", has_text="ready").wait_for(timeout=15000)  # polled, no reload
@@ -140,7 +140,7 @@ async def test_an_admin_adds_validates_and_drains_servers(dashboard):
         await page.get_by_role("button", name="Add server").click()
         await page.wait_for_url(re.compile(r"/ui/servers/[0-9a-f]{32}$"))
         db1 = page.url.rsplit("/", 1)[1]
-        assert await page.get_by_label("Public key").input_value() == ssh_keys.public_key_of(pasted + "\n").strip()
+        assert await page.get_by_label("Public key", exact=True).input_value() == ssh_keys.public_key_of(pasted + "\n").strip()
 
         # An application runs on web-1: removing it is refused with the reason; draining moves it.
         shop = await an_application(dashboard, "shop", servers=[web1])
@@ -191,7 +191,7 @@ async def test_databases_and_backups_from_the_dashboard(dashboard, doubles):
         page = await sign_in(ctx, dashboard.url, dashboard.admin)
 
         # A database from the engines list; the page shows how to reach it, never its password.
-        await page.get_by_role("link", name="Databases", exact=True).click()
+        await page.get_by_role("navigation").get_by_role("link", name="Databases", exact=True).click()
         await page.get_by_label("Database name").fill("orders")
         assert await page.get_by_label("Engine and version").input_value() == f"postgresql:{default}"  # preselected
         await page.get_by_role("button", name="Create database").click()
@@ -222,7 +222,7 @@ async def test_databases_and_backups_from_the_dashboard(dashboard, doubles):
         await screenshot(page, "dashboard-database")
 
         # A destination: a bad bucket named, the secret key write-only.
-        await page.get_by_role("link", name="Backups", exact=True).click()
+        await page.get_by_role("navigation").get_by_role("link", name="Backups", exact=True).click()
         for bucket in ("Bad_Bucket", "berth-backups"):
             await page.get_by_label("Destination name").fill("offsite")
             await page.get_by_label("S3 endpoint").fill("http://127.0.0.1:9")
@@ -278,7 +278,7 @@ async def test_databases_and_backups_from_the_dashboard(dashboard, doubles):
         restore_url = page.url
 
         # The backups overview names the last verified backup.
-        await page.get_by_role("link", name="Backups", exact=True).click()
+        await page.get_by_role("navigation").get_by_role("link", name="Backups", exact=True).click()
         assert cmd.backup_id[:12] in await page.get_by_role("row", name=re.compile("^orders running")).text_content()
         await screenshot(page, "dashboard-backups")
 
