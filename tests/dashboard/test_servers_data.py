@@ -140,7 +140,10 @@ async def test_an_admin_adds_validates_and_drains_servers(dashboard):
         await page.get_by_role("button", name="Add server").click()
         await page.wait_for_url(re.compile(r"/ui/servers/[0-9a-f]{32}$"))
         db1 = page.url.rsplit("/", 1)[1]
-        assert await page.get_by_label("Public key", exact=True).input_value() == ssh_keys.public_key_of(pasted + "\n").strip()
+        assert (
+            await page.get_by_label("Public key", exact=True).input_value()
+            == ssh_keys.public_key_of(pasted + "\n").strip()
+        )
 
         # An application runs on web-1: removing it is refused with the reason; draining moves it.
         shop = await an_application(dashboard, "shop", servers=[web1])
