@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.data_tables import backup_destinations, backup_schedules, backups, restores
@@ -93,7 +94,7 @@ async def newest_succeeded_by_database(session: AsyncSession, team_id: str) -> d
     q = (
         sa.select(c.id, c.database_id, c.state, c.finished_at)
         .where(c.team_id == team_id, c.state == "succeeded")
-        .distinct(c.database_id)
+        .ext(distinct_on(c.database_id))
         .order_by(c.database_id, c.finished_at.desc().nulls_last(), c.created_at.desc())
     )
     return {row["database_id"]: row for row in await all_rows(session, q)}
