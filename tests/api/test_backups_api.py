@@ -181,6 +181,8 @@ async def test_backup_command_and_projection(client, members, cmds):
         {"destination": s3.name, "destination_id": dest["id"], "key": obj.key, "size": 4, "sha256": digest}
     ]
     assert got["duration_s"] == 1.5 and got["finished_at"] is not None
+    listed_dbs = (await client.get("/v1/databases", headers=members.viewer)).json()  # the list shows it too
+    assert [d["last_verified_backup"]["id"] for d in listed_dbs if d["id"] == db["id"]] == [backup["id"]]
     assert (await client.get(f"/v1/backups/{backup['id']}", headers=members.other)).status_code == 404
 
     second = (await client.post(path, headers=members.developer, json=body)).json()
@@ -189,6 +191,8 @@ async def test_backup_command_and_projection(client, members, cmds):
     )
     failed = await _until(client, members.viewer, f"/v1/backups/{second['id']}", "failed")
     assert failed["reason"] == "no bucket"
+    listed_dbs = (await client.get("/v1/databases", headers=members.viewer)).json()  # a failed one is not verified
+    assert [d["last_verified_backup"]["id"] for d in listed_dbs if d["id"] == db["id"]] == [backup["id"]]
     await backups.bus.publish(  # a schedule's run the api did not ask for
         BackupMissed(**{**ids, "backup_id": "schedule-x-20261205T023000Z"}, schedule_id="x", due_at="2026-12-05")
     )

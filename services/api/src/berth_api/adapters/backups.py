@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters.data_tables import backup_destinations, backup_schedules, backups, restores
@@ -84,6 +85,19 @@ async def newest_succeeded(session: AsyncSession, team_id: str, database_id: str
     c = backups.c
     q = sa.select(backups).where(c.team_id == team_id, c.database_id == database_id, c.state == "succeeded")
     return await first_row(session, q.order_by(c.finished_at.desc().nulls_last(), c.created_at.desc()).limit(1))
+
+
+async def newest_succeeded_by_database(session: AsyncSession, team_id: str) -> dict[str, dict[str, Any]]:
+    """Each of the team's databases' newest verified backup (id, state, finished_at), by database id, in one
+    query (a list of databases shows them without a query per database)."""
+    c = backups.c
+    q = (
+        sa.select(c.id, c.database_id, c.state, c.finished_at)
+        .where(c.team_id == team_id, c.state == "succeeded")
+        .ext(distinct_on(c.database_id))
+        .order_by(c.database_id, c.finished_at.desc().nulls_last(), c.created_at.desc())
+    )
+    return {row["database_id"]: row for row in await all_rows(session, q)}
 
 
 async def insert_backup(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:

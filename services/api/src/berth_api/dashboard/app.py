@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from berth_api.dashboard import pages, signin
+from berth_api.dashboard import pages, pages_data, pages_servers, signin
 from berth_api.dashboard.web import HERE
 
 
@@ -30,6 +30,26 @@ def build() -> Starlette:
             Route("/deployments/{deployment_id:str}", pages.deployment, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/timeline", pages.timeline, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/log", pages.deployment_log, methods=["GET"]),
+            # Servers, databases and backups (pages_servers, pages_data)
+            Route("/servers", pages_servers.servers, methods=["GET"]),
+            Route("/servers", pages_servers.add_server, methods=["POST"]),
+            Route("/servers/{server_id:str}", pages_servers.server, methods=["GET"]),
+            Route("/servers/{server_id:str}/validate", pages_servers.validate_server, methods=["POST"]),
+            Route("/servers/{server_id:str}/host-key", pages_servers.accept_host_key, methods=["POST"]),
+            Route("/servers/{server_id:str}/drain", pages_servers.drain_server, methods=["POST"]),
+            Route("/servers/{server_id:str}/delete", pages_servers.remove_server, methods=["POST"]),
+            Route("/databases", pages_data.databases, methods=["GET"]),
+            Route("/databases", pages_data.create_database, methods=["POST"]),
+            Route("/databases/{database_id:str}", pages_data.database, methods=["GET"]),
+            Route("/databases/{database_id:str}/rotate", pages_data.rotate_database, methods=["POST"]),
+            Route("/databases/{database_id:str}/link", pages_data.link_database, methods=["POST"]),
+            Route("/databases/{database_id:str}/backups", pages_data.database_backups, methods=["GET"]),
+            Route("/databases/{database_id:str}/backups", pages_data.run_backup, methods=["POST"]),
+            Route("/databases/{database_id:str}/schedule", pages_data.set_schedule, methods=["POST"]),
+            Route("/databases/{database_id:str}/restore", pages_data.restore, methods=["POST"]),
+            Route("/backups", pages_data.backups, methods=["GET"]),
+            Route("/backups/destinations", pages_data.create_destination, methods=["POST"]),
+            Route("/restores/{restore_id:str}", pages_data.restore_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

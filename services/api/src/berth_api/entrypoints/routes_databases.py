@@ -107,7 +107,7 @@ class DatabaseOut(BaseModel):
     rotation_pending: bool = False
     rotated_at: datetime | None = None
     created_at: datetime | None = None
-    last_verified_backup: LastOut | None = Field(default=None, description="Its newest succeeded backup (GET only)")
+    last_verified_backup: LastOut | None = Field(default=None, description="Its newest succeeded backup")
     last_drill: LastOut | None = Field(default=None, description="Its newest finished restore drill (GET only)")
 
 

@@ -157,8 +157,11 @@ async def create(deps: Deps, principal: Principal, given: DatabaseInput) -> dict
 
 
 async def list_all(deps: Deps, principal: Principal) -> list[dict[str, Any]]:
+    """The team's databases, each with its newest verified backup (None: none yet)."""
     async with deps.sessionmaker() as s:
-        return await repo.list_databases(s, principal.team_id)
+        rows = await repo.list_databases(s, principal.team_id)
+        verified = await backup_repo.newest_succeeded_by_database(s, principal.team_id)
+    return [{**row, "last_verified_backup": verified.get(row["id"])} for row in rows]
 
 
 async def get(deps: Deps, principal: Principal, database_id: str) -> dict[str, Any]:
