@@ -212,3 +212,24 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     shapes = set(kinds)
     assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events"} <= shapes, shapes
     assert seeded["id"] in " ".join(visited)
+
+
+def test_axe_core_is_pinned_exactly_without_a_lock_file():
+    from tests.support.axe import PACKAGE, pinned_version
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned_version())  # no range: the same axe everywhere
+    assert not (PACKAGE.parent / "package-lock.json").exists()  # a lock file would name the registry's URLs
+
+
+def test_the_crawl_groups_pages_by_their_shape():
+    app, dep = "0" * 32, "a" * 32
+    assert kind("http://h/ui/") == "/ui"
+    assert kind(f"http://h/ui/applications/{app}") == kind(f"http://h/ui/applications/{dep}")
+    assert kind(f"http://h/ui/applications/{app}/logs") == "/ui/applications/{id}/logs"
+    assert kind("http://h/ui/templates/ghost?x=1") == kind("http://h/ui/templates/wordpress?x=2")
+    assert kind("http://h/ui/servers") != kind("http://h/ui/databases")
+    origin = "http://h:1"
+    assert followed(origin, "http://h:1/ui/servers?page=2#top") == "http://h:1/ui/servers?page=2"
+    assert followed(origin, "http://h:1/docs") == "http://h:1/docs"
+    for other in ("http://elsewhere/ui/", "http://h:1/ui/static/app.css", "http://h:1/v1/projects"):
+        assert followed(origin, other) is None
