@@ -152,6 +152,7 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
     await page.wait_for_load_state("load")
     if url.endswith("/docs"):
         await page.locator(".swagger-ui .info").wait_for()
+    await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")  # forms too
     for v in await audit(page):
         problems.append(f"{url}: axe {v}")
     html = await page.content()
