@@ -4,7 +4,8 @@
 #   deploy/install.sh --test     also the system tools the tests use (git, busybox-static, debootstrap,
 #                                docker-registry and htpasswd for the registry tests, pebble and
 #                                pebble-challtestsrv for the ACME tests, Debian's chromium for the
-#                                dashboard's browser tests, ...)
+#                                dashboard's browser tests and axe-core from the npm registry for its
+#                                accessibility test, ...)
 #   deploy/install.sh --docker   also make sure a Docker engine answers (installs docker.io as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,18 @@ if [ $want_test = 1 ]; then
   # The dashboard's browser tests: the playwright wheel (requirements.lock) drives Debian's chromium
   # (tests/support/browser.py); Playwright's own browser download is never used (`playwright install` is not run).
   apt_install chromium
+  # axe-core for the dashboard's accessibility test (tests/support/axe.py): the exact version that
+  # tests/dashboard/package.json names, from the npm registry into tests/dashboard/node_modules (ignored by
+  # git; no lock file is written). Skipped when that version is already there.
+  command -v npm >/dev/null || apt_install npm
+  npm_dir=tests/dashboard
+  npm_want=$(node -p "require('./$npm_dir/package.json').dependencies['axe-core']")
+  npm_have=$(node -p "try { require('./$npm_dir/node_modules/axe-core/package.json').version } catch (e) { '' }")
+  if [ "$npm_want" != "$npm_have" ]; then
+    say "npm install axe-core@$npm_want ($npm_dir/package.json)"
+    npm install --prefix "$npm_dir" --no-package-lock --no-audit --no-fund --ignore-scripts --omit=dev \
+      --loglevel=error >/dev/null
+  fi
   # The registry tests start their own on 127.0.0.1; the service the package starts (on :5000) is not wanted.
   if [ $had_registry = 0 ] && is_root && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
