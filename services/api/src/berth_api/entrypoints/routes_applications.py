@@ -17,6 +17,7 @@ from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
     ApplicationDetail,
+    ApplicationListItem,
     ApplicationOut,
     ApplicationUpdate,
     GitSourceIn,
@@ -27,7 +28,7 @@ from berth_api.entrypoints.schemas_pre_deploy import pre_deploy_config
 from berth_api.entrypoints.schemas_volumes import ApplicationRemovalOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
-from berth_api.entrypoints.views import application_detail, application_out, list_page
+from berth_api.entrypoints.views import APPLICATIONS, application_detail, application_item, application_out, list_page
 from berth_api.usecases import applications as uc
 from berth_api.usecases import removal
 
@@ -85,9 +86,9 @@ async def create_application(
 )
 async def list_environment_applications(
     request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
-) -> list[ApplicationOut]:
+) -> list[ApplicationListItem]:
     records = await uc.list_applications(deps(request), principal, environment_id=environment_id)
-    return [application_out(r) for r in records]
+    return APPLICATIONS.validate_python([application_item(r) for r in records])
 
 
 LIST_DESCRIPTION = """The team's applications, ordered by name, environment and id: `limit` of them (200 unless
@@ -136,7 +137,7 @@ async def _plain_list(request: Request, principal: Principal) -> Response | None
 
 @router.get(
     "/applications",
-    response_model=list[ApplicationOut],
+    response_model=list[ApplicationListItem],
     summary="The team's applications",
     description=LIST_DESCRIPTION,
     responses={
@@ -164,7 +165,7 @@ async def get_application(
 ) -> ApplicationDetail:
     d = deps(request)
     record, live = await uc.get_application(d, principal, application_id)
-    return application_detail(record, live, await uc.runtime_of(d, application_id))
+    return application_detail(record, live, await uc.runtime_of(d, principal, application_id))
 
 
 @router.patch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import projects as projects_repo
+from berth_api.adapters import servers as servers_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
@@ -41,6 +42,7 @@ class AppRecord:
     row: dict[str, Any]  # the applications row and its environment's name
     variables: list[StoredVariable]
     hosts: list[HostRow]
+    last_deployment: dict[str, Any] | None = None  # its newest deployment (in a page of the list)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ReplicasAnswer:
     available: bool
     error: str | None = None
     reply: ReplicasReply | None = None
+    server_names: dict[str, str] = field(default_factory=dict)  # server id -> name, for the replicas' servers
 
 
 def application_missing(principal: Principal, application_id: str) -> ProblemError:
@@ -344,7 +347,8 @@ async def list_applications(
         rows = await repo.list_applications(
             s, principal.team_id, project_id=project_id, environment_id=environment_id, limit=limit, offset=offset
         )
-        return await records(s, rows)
+        newest = await deployments_repo.newest_of(s, [r["id"] for r in rows])
+        return [replace(r, last_deployment=newest.get(r.row["id"])) for r in await records(s, rows)]
 
 
 async def list_page(
@@ -353,7 +357,7 @@ async def list_page(
     """A page of the team's applications (by name, environment, id), secret values left out, and how many
     the team has in all (in the project): one statement."""
     page, total = await repo.page_of(pool, principal.team_id, project_id, limit, offset)
-    return [AppRecord(row, stored, hosts) for row, stored, hosts in page], total
+    return [AppRecord(row, stored, hosts, last) for row, stored, hosts, last in page], total
 
 
 async def get_application(
@@ -369,8 +373,21 @@ async def get_application(
     return record, live
 
 
-async def runtime_of(deps: Deps, application_id: str) -> ReplicasAnswer:
-    """The application's containers as the scheduler sees them; a silent scheduler is reported, not raised."""
+async def runtime_of(deps: Deps, principal: Principal, application_id: str) -> ReplicasAnswer:
+    """The application's containers as the scheduler sees them, with the names of the team's servers they
+    run on; a silent scheduler is reported, not raised."""
+    answer = await _replicas(deps, application_id)
+    if answer.reply is None:
+        return answer
+    ids = sorted({r.server or r.node or "local" for r in answer.reply.replicas} - {"local"})
+    if not ids:
+        return answer
+    async with deps.sessionmaker() as s:
+        names = {r["id"]: r["name"] for r in await servers_repo.servers_named(s, principal.team_id, ids)}
+    return ReplicasAnswer(available=True, reply=answer.reply, server_names=names)
+
+
+async def _replicas(deps: Deps, application_id: str) -> ReplicasAnswer:
     query = ReplicasQuery(application_id=application_id)
     if not deps.bus.connected:
         return ReplicasAnswer(available=False, error="the scheduler cannot be asked: the bus is unavailable")
