@@ -18,9 +18,11 @@ from berth_api.dashboard.pages import shown_status
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
 TAIL = 200
-APP_METRICS = (("cpu_pct", "CPU", "percent"), ("mem_used", "Memory", "bytes"))
+Wanted = tuple[tuple[str, str, str], ...]  # (metric, title, unit) of each chart
+APP_METRICS: Wanted = (("cpu_pct", "CPU", "percent"), ("mem_used", "Memory", "bytes"))
 APP_METRICS += (("net_rx", "Network in", "bytes/s"), ("net_tx", "Network out", "bytes/s"))
-SERVER_METRICS = (("cpu_pct", "CPU", "percent"), ("mem_used", "Memory", "bytes"), ("load1", "Load (1 min)", "load"))
+SERVER_METRICS: Wanted = (("cpu_pct", "CPU", "percent"), ("mem_used", "Memory", "bytes"))
+SERVER_METRICS += (("load1", "Load (1 min)", "load"),)
 GROUPS = ("service", "server")
 ALERT_METRICS = ("cpu_pct", "mem_pct", "disk_pct", "restarts")
 TARGET_KINDS = ("app", "server", "container")
@@ -85,7 +87,7 @@ async def follow_logs(request: Request) -> Response:
 # --- metrics ----------------------------------------------------------------------------------------
 
 
-def _charts(body: dict[str, Any], wanted: tuple[tuple[str, str, str], ...], by: str) -> list[charts.Chart]:
+def _charts(body: dict[str, Any], wanted: Wanted, by: str) -> list[charts.Chart]:
     start = charts.timestamp(body["start"]) if body.get("start") else 0.0
     end = charts.timestamp(body["end"]) if body.get("end") else start
     series = body.get("series") or []
