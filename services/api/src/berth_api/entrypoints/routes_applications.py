@@ -92,12 +92,14 @@ async def list_environment_applications(
 
 
 LIST_DESCRIPTION = """The team's applications, ordered by name, environment and id: `limit` of them (200 unless
-given, at most 1000) from `offset`. `X-Total-Count` says how many the team has (in the project when
-`project_id` is given) and `Link: <...>; rel="next"` gives the next page while there is one.
+given, at most 1000) from `offset`, each with its newest deployment (`last_deployment`). `X-Total-Count` says
+how many the team has (in the project when `project_id` is given) and `Link: <...>; rel="next"` gives the
+next page while there is one.
 
 The answer carries a strong `ETag`; send it back in `If-None-Match` and an unchanged page is answered
 `304 Not Modified` with no body. Pages are cached per team and invalidated by every change to the team's
-applications, their variables and host names, environments and projects."""
+applications, their variables, host names and deployments (queued, changing state or deleted), environments
+and projects."""
 PAGE_HEADERS = {
     "ETag": {"description": "A strong validator of this page", "schema": {"type": "string"}},
     "X-Total-Count": {"description": "How many applications match (all pages)", "schema": {"type": "integer"}},
