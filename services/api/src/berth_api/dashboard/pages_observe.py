@@ -6,7 +6,8 @@ one REST call with the session's token."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -62,7 +63,8 @@ async def logs(request: Request, api: Api, base: dict[str, Any]) -> Response:
 
 async def follow_logs(request: Request) -> Response:
     """The application's runtime log as the REST API streams it (``text/event-stream``), relayed with the
-    session's token (a browser's EventSource cannot send a bearer header)."""
+    session's token (a browser's EventSource cannot send a bearer header); 204 when the REST API refuses it
+    (nothing to follow, the scheduler unavailable), so the browser stops asking."""
     session = await sessions.load(state_of(request), request)
     if session is None:
         return Response(status_code=401)
@@ -72,12 +74,20 @@ async def follow_logs(request: Request) -> Response:
     if service := request.query_params.get("service", ""):
         query["service"] = service
     path = f"/v1/applications/{quote(app_id, safe='')}/logs?{urlencode(query)}"
+    stream = cast(AsyncGenerator[bytes, None], api.stream(path))
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:  # refused, or nothing to follow: 204 tells the EventSource not to reconnect
+        await api.close()
+        return Response(status_code=204)
 
     async def relay() -> Any:
         try:
-            async for chunk in api.stream(path):
+            yield first
+            async for chunk in stream:
                 yield chunk
         finally:
+            await stream.aclose()
             await api.close()
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -6,7 +6,10 @@
     var source = new EventSource(pre.dataset.follow);
     function say(text) { if (state) state.textContent = text; }
     source.onopen = function () { say("Following: new lines appear as they are written."); pre.dataset.open = "1"; };
-    source.onerror = function () { say("Reconnecting…"); };
+    source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED) say("Not following: there is nothing to follow now. Reload to try again.");
+      else say("Reconnecting…");
+    };
     source.addEventListener("line", function (e) {
       var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
       var text = e.data;
