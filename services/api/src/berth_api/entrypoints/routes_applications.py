@@ -30,7 +30,7 @@ from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.entrypoints.views import APPLICATIONS, application_detail, application_item, application_out, list_page
 from berth_api.usecases import applications as uc
-from berth_api.usecases import removal
+from berth_api.usecases import removal, replicas
 
 router = V1Router("applications")
 CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
@@ -167,7 +167,7 @@ async def get_application(
 ) -> ApplicationDetail:
     d = deps(request)
     record, live = await uc.get_application(d, principal, application_id)
-    return application_detail(record, live, await uc.runtime_of(d, principal, application_id))
+    return application_detail(record, live, await replicas.runtime_of(d, principal, application_id))
 
 
 @router.patch(

@@ -23,7 +23,8 @@ from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSumma
 from berth_api.entrypoints.schemas_runtime import LiveVersion, ReplicaOut, RuntimeStatus
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
-from berth_api.usecases.applications import AppRecord, ReplicasAnswer
+from berth_api.usecases.applications import AppRecord
+from berth_api.usecases.replicas import ReplicasAnswer
 from berth_common.catalogue import ReplicaStatus
 
 APPLICATIONS = TypeAdapter(list[ApplicationListItem])  # what response_model=list[ApplicationListItem] dumps with

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import projects as projects_repo
-from berth_api.adapters import servers as servers_repo
 from berth_api.adapters.applications import HostRow, StoredVariable
 from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
@@ -28,8 +27,7 @@ from berth_api.usecases import Deps, build_servers, compose_apps, git_auth, vari
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
-from berth_common.bus import QueryFailedError, ServiceUnavailableError
-from berth_common.catalogue import ApplicationSpec, ReplicasQuery, ReplicasReply
+from berth_common.catalogue import ApplicationSpec
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
@@ -43,16 +41,6 @@ class AppRecord:
     variables: list[StoredVariable]
     hosts: list[HostRow]
     last_deployment: dict[str, Any] | None = None  # its newest deployment (in a page of the list)
-
-
-@dataclass(frozen=True)
-class ReplicasAnswer:
-    """The scheduler's answer about an application's containers (the detail's ``runtime``), or why none came."""
-
-    available: bool
-    error: str | None = None
-    reply: ReplicasReply | None = None
-    server_names: dict[str, str] = field(default_factory=dict)  # server id -> name, for the replicas' servers
 
 
 def application_missing(principal: Principal, application_id: str) -> ProblemError:
@@ -371,35 +359,3 @@ async def get_application(
         (record,) = await records(s, [row])
         live = (await deployments_repo.live_of(s, [application_id])).get(application_id)
     return record, live
-
-
-async def runtime_of(deps: Deps, principal: Principal, application_id: str) -> ReplicasAnswer:
-    """The application's containers as the scheduler sees them, with the names of the team's servers they
-    run on; a silent scheduler is reported, not raised."""
-    answer = await _replicas(deps, application_id)
-    if answer.reply is None:
-        return answer
-    ids = sorted({r.server or r.node or "local" for r in answer.reply.replicas} - {"local"})
-    if not ids:
-        return answer
-    async with deps.sessionmaker() as s:
-        names = {r["id"]: r["name"] for r in await servers_repo.servers_named(s, principal.team_id, ids)}
-    return ReplicasAnswer(available=True, reply=answer.reply, server_names=names)
-
-
-async def _replicas(deps: Deps, application_id: str) -> ReplicasAnswer:
-    query = ReplicasQuery(application_id=application_id)
-    if not deps.bus.connected:
-        return ReplicasAnswer(available=False, error="the scheduler cannot be asked: the bus is unavailable")
-    try:
-        reply = await deps.bus.request(
-            "scheduler", "replicas", query, ReplicasReply, timeout=deps.settings.replicas_timeout_s
-        )
-    except ServiceUnavailableError as exc:
-        return ReplicasAnswer(available=False, error=str(exc))
-    except QueryFailedError as exc:
-        return ReplicasAnswer(available=False, error=str(exc)[:500])
-    except Exception as exc:
-        log.warning("replicas query failed", application_id=application_id, error=str(exc))
-        return ReplicasAnswer(available=False, error="the scheduler could not be asked (the bus is unavailable)")
-    return ReplicasAnswer(available=True, reply=reply)
