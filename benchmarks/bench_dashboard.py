@@ -9,7 +9,8 @@ carries its newest one). A person signs in with the admin token through the sign
 - ``app_list_1000_ms_p50``: ``GET /ui/`` (the overview: every project, environment and application with
   its last deployment) with the session cookie, one request at a time, median of ``SAMPLES`` after a
   warm-up: the server-side render, on loopback. ``app_list_1000_cold_ms_p50`` is the same right after a
-  change to an application (the REST API's list page rebuilt, not from its cache).
+  change to an application (the REST API's list page rebuilt, not from its cache), and
+  ``rest_list_1000_cold_ms_p50`` that rebuild alone (``GET /v1/applications?limit=1000`` after a change).
 - ``app_page_kb``: the JS and CSS an application's page loads in Chromium, each gzip-compressed (level 6,
   what a compressing proxy sends), summed, in KB.
 - ``first_paint_ms``: Chromium's ``first-contentful-paint`` of the overview of 1,000 applications (median of
@@ -82,6 +83,20 @@ async def overview_times(url: str, session: str, token: str, n: int, cold: bool)
     return times, links
 
 
+async def rest_list_cold(url: str, token: str, n: int) -> list[float]:
+    """Milliseconds per ``GET /v1/applications?limit=1000`` right after a change to an application: the part
+    of a cold overview that is the REST API rebuilding its page."""
+    times: list[float] = []
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        first = (await c.get("/v1/applications", params={"limit": 1})).json()[0]["id"]
+        for i in range(n):
+            (await c.patch(f"/v1/applications/{first}", json={"stop_timeout_s": 11 + i % 2})).raise_for_status()
+            start = time.perf_counter()
+            (await c.get("/v1/applications", params={"limit": APPLICATIONS})).raise_for_status()
+            times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
 async def in_chromium(url: str, session: str, app_id: str) -> dict[str, Any]:
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.async_api import async_playwright
@@ -134,6 +149,7 @@ async def run() -> dict[str, Any]:
         await overview_times(api.url, session, token, 2, cold=False)  # warm-up: templates, caches, pools
         warm, links = await overview_times(api.url, session, token, SAMPLES, cold=False)
         cold, _ = await overview_times(api.url, session, token, COLD, cold=True)
+        rest_cold = await rest_list_cold(api.url, token, COLD)
         async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}) as c:
             app_id = (await c.get("/v1/applications", params={"limit": 1})).json()[0]["id"]
             html = await c.get("/ui/", cookies={"berth_session": session})
@@ -145,6 +161,7 @@ async def run() -> dict[str, Any]:
             "app_list_1000_ms_p50": round(statistics.median(warm), 1),
             "app_list_1000_ms_max": round(max(warm), 1),
             "app_list_1000_cold_ms_p50": round(statistics.median(cold), 1),
+            "rest_list_1000_cold_ms_p50": round(statistics.median(rest_cold), 1),
             "app_page_kb": round(sum(assets.values()) / 1024, 1),
             "app_page_assets": {u.rsplit("/ui/", 1)[-1]: round(b / 1024, 1) for u, b in sorted(assets.items())},
             "first_paint_ms": round(statistics.median(browser["paints"]), 1) if browser["paints"] else None,
