@@ -11,12 +11,12 @@ import asyncpg
 import httpx
 from pydantic import TypeAdapter
 
-from berth_api.entrypoints.schemas_apps import ApplicationOut
+from berth_api.entrypoints.schemas_apps import ApplicationListItem
 from berth_cli.components import free_port
 from tests.api.conftest import WEB_APP, make_app, make_project, start_api
 from tests.api.test_applications import GIT_APP
 
-LIST = TypeAdapter(list[ApplicationOut])
+LIST = TypeAdapter(list[ApplicationListItem])
 
 
 def _app(name: str, **changes: object) -> dict:
@@ -32,7 +32,7 @@ async def _revision(api_urls: dict[str, str], team: str = "default") -> int:
 
 
 async def test_the_page_is_the_models_serialisation(client, members):
-    """Byte for byte what response_model=list[ApplicationOut] produces: the FastAPI-serialised list of the
+    """Byte for byte what response_model=list[ApplicationListItem] produces: the FastAPI-serialised list of the
     environment (the same applications, the same order) and the model's own dump of the parsed page."""
     proj = await make_project(client, members.developer)
     env_id = proj["environments"][0]["id"]

@@ -207,6 +207,7 @@ async def test_deploying_app_b_causes_no_error_for_app_a_and_replicas_are_report
             (d_a, "web", 2, "running", "ready"),
         ]
         assert all(r.upstream and r.upstream.startswith("http://127.0.0.1:") for r in reply.replicas)
+        assert {r.server for r in reply.replicas} == {"local"}  # the server each runs on
     finally:
         remove_labelled(f"berth.app={app_b}")
 

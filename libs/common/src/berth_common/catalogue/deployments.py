@@ -165,6 +165,7 @@ class ReplicaStatus(Spec):
     restarts: int = 0
     upstream: str | None = None
     node: str | None = None  # a Swarm task's node: its server id when Berth manages it (else the node id)
+    server: str | None = None  # the server id of a container's engine (``local``: the control plane's own)
 
 
 class ReplicasReply(Spec):

@@ -92,7 +92,10 @@ SELECT a.id, a.name, a.project_id, a.environment_id, e.name AS environment, a.co
           FROM variables v WHERE v.application_id = a.id) AS variables,
        (SELECT coalesce(json_agg(json_build_array(h.host, h.service, h.generated)
                                  ORDER BY h.service, h.generated DESC, h.host), '[]')
-          FROM hosts h WHERE h.application_id = a.id) AS hosts
+          FROM hosts h WHERE h.application_id = a.id) AS hosts,
+       (SELECT json_build_object('id', d.id, 'number', d.number, 'kind', d.kind, 'state', d.state,
+                                 'created_at', d.created_at, 'finished_at', d.finished_at)
+          FROM deployments d WHERE d.application_id = a.id ORDER BY d.number DESC LIMIT 1) AS last_deployment
 FROM applications a JOIN environments e ON e.id = a.environment_id
 WHERE a.team_id = $1 AND ($2::varchar IS NULL OR a.project_id = $2)
 ORDER BY a.name, e.name, a.id
@@ -110,13 +113,14 @@ PAGE_KEYS = (
     "removal_error",
     "removal_phase",
 )
-PageRow = tuple[dict[str, Any], list[StoredVariable], list[HostRow]]
+PageRow = tuple[dict[str, Any], list[StoredVariable], list[HostRow], dict[str, Any] | None]
 
 
 async def page_of(
     pool: ReadPool, team_id: str, project_id: str | None, limit: int, offset: int
 ) -> tuple[list[PageRow], int]:
-    """A page of the team's applications with their variables (secret values None) and hosts, and the total."""
+    """A page of the team's applications with their variables (secret values None), hosts and newest
+    deployment, and the total."""
     rows = await pool.fetch(PAGE_QUERY, team_id, project_id, limit, offset)
     if not rows:
         total = 0 if offset == 0 else int(await pool.fetchval(COUNT_QUERY, team_id, project_id))
@@ -127,7 +131,7 @@ async def page_of(
         row["updated_at"], row["config"] = r["updated_at"], json.loads(r["config"])
         stored = [StoredVariable(k, n, secret, value, None) for k, n, secret, value in json.loads(r["variables"])]
         hosts = [HostRow(host, service, generated) for host, service, generated in json.loads(r["hosts"])]
-        page.append((row, stored, hosts))
+        page.append((row, stored, hosts, json.loads(r["last_deployment"]) if r["last_deployment"] else None))
     return page, int(rows[0]["total"])
 
 

@@ -85,6 +85,21 @@ async def live_of(session: AsyncSession, application_ids: list[str]) -> dict[str
     return {r.application_id: as_dict(r) for r in (await session.execute(q)).all()}
 
 
+async def newest_of(session: AsyncSession, application_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest deployment (highest number, any state) of each application that has one."""
+    if not application_ids:
+        return {}
+    c = deployments.c
+    cols = (c.application_id, c.id, c.number, c.kind, c.state, c.created_at, c.finished_at)
+    q = (
+        sa.select(*cols)
+        .ext(distinct_on(c.application_id))
+        .where(c.application_id.in_(application_ids))
+        .order_by(c.application_id, sa.desc(c.number))
+    )
+    return {r.application_id: as_dict(r) for r in (await session.execute(q)).all()}
+
+
 def projection_of(row: dict[str, Any]) -> Projection:
     return record_of(Projection, row)
 

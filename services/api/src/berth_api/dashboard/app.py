@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from berth_api.dashboard import pages, pages_data, pages_servers, signin
+from berth_api.dashboard import pages, pages_data, pages_observe, pages_servers, signin
 from berth_api.dashboard.web import HERE
 
 
@@ -50,6 +50,15 @@ def build() -> Starlette:
             Route("/backups", pages_data.backups, methods=["GET"]),
             Route("/backups/destinations", pages_data.create_destination, methods=["POST"]),
             Route("/restores/{restore_id:str}", pages_data.restore_page, methods=["GET"]),
+            # observe: runtime logs, metrics charts, alerts (pages_observe.py)
+            Route(a + "/logs", pages_observe.logs, methods=["GET"]),
+            Route(a + "/logs/follow", pages_observe.follow_logs, methods=["GET"]),
+            Route(a + "/metrics", pages_observe.app_metrics, methods=["GET"]),
+            Route("/metrics", pages_observe.metrics_index, methods=["GET"]),
+            Route("/servers/{server_id:str}/metrics", pages_observe.server_metrics, methods=["GET"]),
+            Route("/alerts", pages_observe.alerts, methods=["GET"]),
+            Route("/alerts/rules", pages_observe.create_rule, methods=["POST"]),
+            Route("/alerts/rules/{rule_id:str}/delete", pages_observe.delete_rule, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

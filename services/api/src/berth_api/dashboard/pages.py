@@ -27,17 +27,9 @@ def _form(base: dict[str, Any], name: str) -> str:
     return str(base["form"].get(name) or "").strip()
 
 
-async def _last_deployments(api: Api, apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    gate = asyncio.Semaphore(8)  # a few at a time: the request path's database pool is shared
-
-    async def last(app_id: str) -> dict[str, Any] | None:
-        async with gate:
-            got = await api.maybe(f"/v1/applications/{app_id}/deployments", [], params={"limit": 1})
-        items = got.get("items", got) if isinstance(got, dict) else got
-        return items[0] if items else None
-
-    found = await asyncio.gather(*(last(a["id"]) for a in apps))
-    return {a["id"]: d for a, d in zip(apps, found, strict=True)}
+def _last_deployments(apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """Each application's newest deployment, as the application list carries it."""
+    return {a["id"]: a.get("last_deployment") for a in apps}
 
 
 @page
@@ -47,11 +39,11 @@ async def overview(request: Request, api: Api, base: dict[str, Any]) -> Response
 
 async def _overview(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
     projects, apps, databases = await asyncio.gather(
-        api.get("/v1/projects"), api.get("/v1/applications"), api.maybe("/v1/databases", [])
+        api.get("/v1/projects"), api.get("/v1/applications", params={"limit": 1000}), api.maybe("/v1/databases", [])
     )
     apps = apps.get("items", apps) if isinstance(apps, dict) else apps
     databases = databases.get("items", databases) if isinstance(databases, dict) else databases
-    last = await _last_deployments(api, apps)
+    last = _last_deployments(apps)
     by_env: dict[str, list[dict[str, Any]]] = {}
     for app in apps:
         by_env.setdefault(app["environment_id"], []).append(app)

@@ -17,6 +17,7 @@ from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
     ApplicationDetail,
+    ApplicationListItem,
     ApplicationOut,
     ApplicationUpdate,
     GitSourceIn,
@@ -27,9 +28,9 @@ from berth_api.entrypoints.schemas_pre_deploy import pre_deploy_config
 from berth_api.entrypoints.schemas_volumes import ApplicationRemovalOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
-from berth_api.entrypoints.views import application_detail, application_out, list_page
+from berth_api.entrypoints.views import APPLICATIONS, application_detail, application_item, application_out, list_page
 from berth_api.usecases import applications as uc
-from berth_api.usecases import removal
+from berth_api.usecases import removal, replicas
 
 router = V1Router("applications")
 CONFLICT: Responses = {409: problem_doc("The name or a host name is taken")}
@@ -85,18 +86,20 @@ async def create_application(
 )
 async def list_environment_applications(
     request: Request, environment_id: PathId, principal: Principal = require_role("viewer")
-) -> list[ApplicationOut]:
+) -> list[ApplicationListItem]:
     records = await uc.list_applications(deps(request), principal, environment_id=environment_id)
-    return [application_out(r) for r in records]
+    return APPLICATIONS.validate_python([application_item(r) for r in records])
 
 
 LIST_DESCRIPTION = """The team's applications, ordered by name, environment and id: `limit` of them (200 unless
-given, at most 1000) from `offset`. `X-Total-Count` says how many the team has (in the project when
-`project_id` is given) and `Link: <...>; rel="next"` gives the next page while there is one.
+given, at most 1000) from `offset`, each with its newest deployment (`last_deployment`). `X-Total-Count` says
+how many the team has (in the project when `project_id` is given) and `Link: <...>; rel="next"` gives the
+next page while there is one.
 
 The answer carries a strong `ETag`; send it back in `If-None-Match` and an unchanged page is answered
 `304 Not Modified` with no body. Pages are cached per team and invalidated by every change to the team's
-applications, their variables and host names, environments and projects."""
+applications, their variables, host names and deployments (queued, changing state or deleted), environments
+and projects."""
 PAGE_HEADERS = {
     "ETag": {"description": "A strong validator of this page", "schema": {"type": "string"}},
     "X-Total-Count": {"description": "How many applications match (all pages)", "schema": {"type": "integer"}},
@@ -136,7 +139,7 @@ async def _plain_list(request: Request, principal: Principal) -> Response | None
 
 @router.get(
     "/applications",
-    response_model=list[ApplicationOut],
+    response_model=list[ApplicationListItem],
     summary="The team's applications",
     description=LIST_DESCRIPTION,
     responses={
@@ -164,7 +167,7 @@ async def get_application(
 ) -> ApplicationDetail:
     d = deps(request)
     record, live = await uc.get_application(d, principal, application_id)
-    return application_detail(record, live, await uc.runtime_of(d, application_id))
+    return application_detail(record, live, await replicas.runtime_of(d, principal, application_id))
 
 
 @router.patch(

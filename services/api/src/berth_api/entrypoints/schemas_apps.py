@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
 from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
-from berth_api.entrypoints.schemas_runtime import LiveVersion, RuntimeStatus
+from berth_api.entrypoints.schemas_runtime import LastDeployment, LiveVersion, RuntimeStatus
 from berth_api.entrypoints.schemas_tls import TlsIn, TlsOut
 from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
@@ -383,6 +383,12 @@ class ApplicationOut(BaseModel):
         "removes its hosts), `draining` (in-flight requests finish), `stopping` (its containers stop), `images` "
         "(its built images go), or `restoring` (a route removal was refused: the routes are put back, then it "
         "is `active` with `removal_error`); null otherwise",
+    )
+
+
+class ApplicationListItem(ApplicationOut):
+    last_deployment: LastDeployment | None = Field(
+        default=None, description="Its newest deployment (any state); null when it was never deployed"
     )
 
 

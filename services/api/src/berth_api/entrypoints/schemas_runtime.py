@@ -4,14 +4,29 @@ the scheduler reports them (``RuntimeStatus.available`` is False when the schedu
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from berth_api.domain.deployments import Status
 
 
 class LiveVersion(BaseModel):
     deployment_id: str
     number: int
     image: str | None
+    finished_at: datetime | None
+
+
+class LastDeployment(BaseModel):
+    """An application's newest deployment, whatever its state (in the application list)."""
+
+    id: str
+    number: int
+    kind: Literal["deploy", "rollback"]
+    status: Status
+    state: str
+    created_at: datetime
     finished_at: datetime | None
 
 
@@ -24,6 +39,10 @@ class ReplicaOut(BaseModel):
     health: str
     restarts: int
     upstream: str | None
+    server: str = Field(
+        default="local", description="The id of the server the replica runs on (`local`: the server Berth runs on)"
+    )
+    server_name: str = Field(default="local", description="That server's name")
 
 
 class RuntimeStatus(BaseModel):

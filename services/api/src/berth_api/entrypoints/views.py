@@ -12,14 +12,22 @@ from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.deployments import status_of
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.page_cache import Page
-from berth_api.entrypoints.schemas_apps import ApplicationDetail, ApplicationOut, EnvironmentOut, ProjectOut
+from berth_api.entrypoints.schemas_apps import (
+    ApplicationDetail,
+    ApplicationListItem,
+    ApplicationOut,
+    EnvironmentOut,
+    ProjectOut,
+)
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
 from berth_api.entrypoints.schemas_runtime import LiveVersion, ReplicaOut, RuntimeStatus
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
-from berth_api.usecases.applications import AppRecord, ReplicasAnswer
+from berth_api.usecases.applications import AppRecord
+from berth_api.usecases.replicas import ReplicasAnswer
+from berth_common.catalogue import ReplicaStatus
 
-APPLICATIONS = TypeAdapter(list[ApplicationOut])  # what FastAPI's response_model=list[ApplicationOut] dumps with
+APPLICATIONS = TypeAdapter(list[ApplicationListItem])  # what response_model=list[ApplicationListItem] dumps with
 
 
 def project_out(row: dict[str, Any]) -> ProjectOut:
@@ -95,11 +103,18 @@ def application_out(rec: AppRecord) -> ApplicationOut:
     return ApplicationOut.model_validate(application_fields(rec))
 
 
+def application_item(rec: AppRecord) -> dict[str, Any]:
+    """An application of a list: its fields and its newest deployment."""
+    row = rec.last_deployment
+    last = None if row is None else {**row, "status": status_of(row["state"])}
+    return {**application_fields(rec), "last_deployment": last}
+
+
 def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: ReplicasAnswer) -> ApplicationDetail:
     status = RuntimeStatus(available=runtime.available, error=runtime.error)
     if runtime.reply is not None:
         status.live_deployment_id = runtime.reply.live_deployment_id
-        status.replicas = [ReplicaOut.model_validate(r.model_dump()) for r in runtime.reply.replicas]
+        status.replicas = [_replica(r, runtime.server_names) for r in runtime.reply.replicas]
     live_out = None
     if live is not None:
         live_out = LiveVersion(
@@ -107,6 +122,12 @@ def application_detail(rec: AppRecord, live: dict[str, Any] | None, runtime: Rep
         )
     base = application_out(rec).model_dump()
     return ApplicationDetail.model_validate({**base, "live": live_out, "runtime": status})
+
+
+def _replica(r: ReplicaStatus, names: dict[str, str]) -> ReplicaOut:
+    """A replica with the server it runs on: the engine's server, else a Swarm task's node, else ``local``."""
+    server = r.server or r.node or "local"
+    return ReplicaOut.model_validate({**r.model_dump(), "server": server, "server_name": names.get(server, server)})
 
 
 def deployment_out(row: dict[str, Any]) -> DeploymentOut:
@@ -124,7 +145,7 @@ async def list_page(request: Request, principal: Principal, project_id: str | No
     async def build() -> Page:
         pool = api_state(request).read_pool
         records, total = await uc.list_page(pool, principal, project_id=project_id, limit=limit, offset=offset)
-        models = APPLICATIONS.validate_python([application_fields(r) for r in records])
+        models = APPLICATIONS.validate_python([application_item(r) for r in records])
         body = APPLICATIONS.dump_json(models, by_alias=True)
         headers = [("X-Total-Count", str(total))]
         if offset + limit < total:

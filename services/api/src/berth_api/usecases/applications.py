@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,8 +27,7 @@ from berth_api.usecases import Deps, build_servers, compose_apps, git_auth, vari
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
-from berth_common.bus import QueryFailedError, ServiceUnavailableError
-from berth_common.catalogue import ApplicationSpec, ReplicasQuery, ReplicasReply
+from berth_common.catalogue import ApplicationSpec
 from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
@@ -41,15 +40,7 @@ class AppRecord:
     row: dict[str, Any]  # the applications row and its environment's name
     variables: list[StoredVariable]
     hosts: list[HostRow]
-
-
-@dataclass(frozen=True)
-class ReplicasAnswer:
-    """The scheduler's answer about an application's containers (the detail's ``runtime``), or why none came."""
-
-    available: bool
-    error: str | None = None
-    reply: ReplicasReply | None = None
+    last_deployment: dict[str, Any] | None = None  # its newest deployment (in a page of the list)
 
 
 def application_missing(principal: Principal, application_id: str) -> ProblemError:
@@ -344,7 +335,8 @@ async def list_applications(
         rows = await repo.list_applications(
             s, principal.team_id, project_id=project_id, environment_id=environment_id, limit=limit, offset=offset
         )
-        return await records(s, rows)
+        newest = await deployments_repo.newest_of(s, [r["id"] for r in rows])
+        return [replace(r, last_deployment=newest.get(r.row["id"])) for r in await records(s, rows)]
 
 
 async def list_page(
@@ -353,7 +345,7 @@ async def list_page(
     """A page of the team's applications (by name, environment, id), secret values left out, and how many
     the team has in all (in the project): one statement."""
     page, total = await repo.page_of(pool, principal.team_id, project_id, limit, offset)
-    return [AppRecord(row, stored, hosts) for row, stored, hosts in page], total
+    return [AppRecord(row, stored, hosts, last) for row, stored, hosts, last in page], total
 
 
 async def get_application(
@@ -367,22 +359,3 @@ async def get_application(
         (record,) = await records(s, [row])
         live = (await deployments_repo.live_of(s, [application_id])).get(application_id)
     return record, live
-
-
-async def runtime_of(deps: Deps, application_id: str) -> ReplicasAnswer:
-    """The application's containers as the scheduler sees them; a silent scheduler is reported, not raised."""
-    query = ReplicasQuery(application_id=application_id)
-    if not deps.bus.connected:
-        return ReplicasAnswer(available=False, error="the scheduler cannot be asked: the bus is unavailable")
-    try:
-        reply = await deps.bus.request(
-            "scheduler", "replicas", query, ReplicasReply, timeout=deps.settings.replicas_timeout_s
-        )
-    except ServiceUnavailableError as exc:
-        return ReplicasAnswer(available=False, error=str(exc))
-    except QueryFailedError as exc:
-        return ReplicasAnswer(available=False, error=str(exc)[:500])
-    except Exception as exc:
-        log.warning("replicas query failed", application_id=application_id, error=str(exc))
-        return ReplicasAnswer(available=False, error="the scheduler could not be asked (the bus is unavailable)")
-    return ReplicasAnswer(available=True, reply=reply)

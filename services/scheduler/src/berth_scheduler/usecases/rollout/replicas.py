@@ -45,10 +45,12 @@ async def _status(
             health = "ready" if ok else "unready"
     elif state != "running":
         health = "unready"
-    return _reply(c, state, health, restarts, upstream)
+    return _reply(c, state, health, restarts, upstream, server)
 
 
-def _reply(c: ContainerInfo, state: str, health: str, restarts: int, upstream: str | None) -> ReplicaStatus:
+def _reply(
+    c: ContainerInfo, state: str, health: str, restarts: int, upstream: str | None, server: str
+) -> ReplicaStatus:
     return ReplicaStatus(
         deployment_id=c.labels.get(labels.DEPLOYMENT, ""),
         service=c.labels.get(labels.SERVICE, ""),
@@ -58,6 +60,7 @@ def _reply(c: ContainerInfo, state: str, health: str, restarts: int, upstream: s
         health=health,  # type: ignore[arg-type]
         restarts=restarts,
         upstream=upstream,
+        server=server,
     )
 
 
@@ -78,7 +81,7 @@ async def _remote_status(
         ok, _ = await checker.probe_remote(address, port, path, 1.0)
         health = "ready" if ok else "unready"
     upstream = names.network_upstream(c.name, port) if port is not None else None
-    return _reply(c, state, health, int(info.get("RestartCount") or 0), upstream)
+    return _reply(c, state, health, int(info.get("RestartCount") or 0), upstream, server)
 
 
 async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, ContainerInfo]]:
