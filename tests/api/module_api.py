@@ -13,8 +13,6 @@ from berth_cli.components import free_port
 from berth_common.db.provision import provision
 from tests.api.conftest import Identities, Members, bearer, start_api
 
-SETTINGS: dict = {"webhook_debounce_s": 0.2}  # a module may change these before its api starts
-
 
 @pytest.fixture(scope="module")
 async def api_urls(module_database: str) -> dict[str, str]:
@@ -22,7 +20,8 @@ async def api_urls(module_database: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api_settings(module_nats_server, api_urls, tmp_path_factory) -> ApiSettings:
+def base_api_settings(module_nats_server, api_urls, tmp_path_factory) -> ApiSettings:
+    """The module api's settings; a module changes them by its own ``api_settings`` built on these."""
     return ApiSettings(
         nats_url=module_nats_server.url,
         database_url=api_urls["api"],
@@ -30,8 +29,13 @@ def api_settings(module_nats_server, api_urls, tmp_path_factory) -> ApiSettings:
         data_dir=tmp_path_factory.mktemp("module-api") / "data",
         status_timeout_s=1.0,
         shutdown_grace_s=10,
-        **SETTINGS,
+        webhook_debounce_s=0.2,
     )
+
+
+@pytest.fixture(scope="module")
+def api_settings(base_api_settings) -> ApiSettings:
+    return base_api_settings
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,15 @@ import httpx
 from berth_api.domain.forges import identify
 from berth_api.domain.previews import read_pull_request
 from tests.api.conftest import make_app
-from tests.api.module_api import api, api_settings, api_urls, client, members, scheduler  # noqa: F401
+from tests.api.module_api import (  # noqa: F401
+    api,
+    api_settings,
+    api_urls,
+    base_api_settings,
+    client,
+    members,
+    scheduler,
+)
 from tests.api.preview_bodies import pr_body, signed_pr
 from tests.api.test_webhooks import deliver, hook, sha
 

@@ -12,14 +12,12 @@ when.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import git_credentials as repo
-from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import git_access as domain
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
@@ -27,7 +25,6 @@ from berth_api.usecases import Deps, git_auth
 from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_common import ssh_keys
 from berth_common.catalogue.git_auth import HostKey
-from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -101,19 +98,7 @@ async def _store(
     shown: dict[str, Any],
 ) -> dict[str, Any]:
     """Seal ``secret`` into the application's row of ``kind`` (made, or replaced: then rotated now)."""
-    await hold_for_sealing(s, deps.box)
-    credential_id = row["id"] if row is not None else new_id()
-    values = {
-        "id": credential_id,
-        "team_id": principal.team_id,
-        "application_id": application_id,
-        "kind": kind,
-        "sealed": deps.box.seal(secret, git_auth.aad(credential_id)),
-        "created_by": principal.user_id or None,
-        **shown,
-        **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
-    }
-    return await repo.put_credential(s, values)
+    return await git_auth.store(deps, s, principal.team_id, principal.user_id, application_id, kind, row, secret, shown)
 
 
 async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
