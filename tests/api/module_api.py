@@ -3,7 +3,10 @@ share it: import the fixtures by name (``from tests.api.module_api import api, a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -75,3 +78,14 @@ async def scheduler(module_nats_server, api):
     double = await SchedulerDouble(module_nats_server.url).start(serve_replicas=True)
     yield double
     await double.stop()
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
+    """What ``check`` answers once it answers something true (polled every 0.1 s; fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)

@@ -10,7 +10,6 @@ failed with its exit code. One api and one scheduler for the module."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from berth_common.db.provision import provision
 from tests.api.conftest import make_app
-from tests.api.module_api import api, api_settings, api_urls, base_api_settings, client, members  # noqa: F401
+from tests.api.module_api import api, api_settings, api_urls, base_api_settings, client, members, until  # noqa: F401
 from tests.scheduler import apps
 from tests.scheduler.test_cron_jobs import FastScheduler, fast_clock
 from tests.support.images import busybox_image
@@ -39,16 +38,6 @@ async def scheduler(module_nats_server, module_database, api) -> AsyncIterator[A
     running = await FastScheduler(settings, clock=fast_clock()).start()
     yield running
     await running.stop()
-
-
-async def _until(check, timeout: float = 90.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.3)
 
 
 async def test_a_schedule_fires_and_its_run_is_recorded(client, members, scheduler) -> None:
@@ -79,7 +68,7 @@ async def test_a_schedule_fires_and_its_run_is_recorded(client, members, schedul
             assert found["state"] not in ("failed", "cancelled"), found
             return found["state"] == "succeeded"
 
-        await _until(deployed, what="the deployment through the real scheduler")
+        await until(deployed, timeout=90, what="the deployment through the real scheduler")
 
         job = {
             "name": "greet",
@@ -98,7 +87,7 @@ async def test_a_schedule_fires_and_its_run_is_recorded(client, members, schedul
             done = [x for x in r.json() if x["status"] not in ("queued", "running")]
             return done or None
 
-        (run, *_) = await _until(finished, what="a firing of the schedule recorded and finished")
+        (run, *_) = await until(finished, timeout=90, what="a firing of the schedule recorded and finished")
         assert run["kind"] == "cron" and run["job_id"] == job_id and run["status"] == "succeeded", run
         got = (await client.get(f"{base}/runs/{run['run_id']}", headers=members.viewer)).json()
         assert got["exit_code"] == 0 and "hello from cron" in got["last_lines"], got
@@ -116,7 +105,7 @@ async def test_a_schedule_fires_and_its_run_is_recorded(client, members, schedul
             r = await client.get(f"{base}/jobs/{job_id}/runs", headers=members.viewer)
             return next((x for x in r.json() if x["status"] == "failed"), None)
 
-        bad = await _until(failed, what="a failing firing recorded")
+        bad = await until(failed, timeout=90, what="a failing firing recorded")
         assert bad["exit_code"] == 7, bad
         r = await client.patch(f"{base}/jobs/{job_id}", headers=members.developer, json={"enabled": False})
         assert r.status_code == 200, r.text
@@ -130,4 +119,4 @@ async def test_a_schedule_fires_and_its_run_is_recorded(client, members, schedul
         async def gone() -> bool:
             return (await client.get(base, headers=members.viewer)).status_code == 404
 
-        await _until(gone, what="the application removed")
+        await until(gone, timeout=90, what="the application removed")

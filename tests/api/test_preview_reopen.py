@@ -7,7 +7,6 @@ request from a fork gets a preview from the fork's repository, like the other fo
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
@@ -22,6 +21,7 @@ from tests.api.module_api import (  # noqa: F401
     client,
     members,
     scheduler,
+    until,
 )
 from tests.api.preview_bodies import pr_body, signed_pr
 from tests.api.test_webhooks import deliver, hook, sha
@@ -29,22 +29,12 @@ from tests.api.test_webhooks import deliver, hook, sha
 START, REMOVE = "cmd.deployment.start", "cmd.application.remove"
 
 
-async def _until(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def _starts(scheduler, name: str, count: int) -> list:
     async def arrived():
         found = [m for m in scheduler.of(START) if m.data["spec"]["name"] == name]
         return found if len(found) >= count else None
 
-    return await _until(arrived, what=f"{count} deployment(s) of {name}")
+    return await until(arrived, what=f"{count} deployment(s) of {name}")
 
 
 async def _removal(scheduler, application_id: str):
@@ -52,7 +42,7 @@ async def _removal(scheduler, application_id: str):
         found = [m for m in scheduler.of(REMOVE) if m.data["application_id"] == application_id]
         return found[0] if found else None
 
-    return await _until(arrived, what=f"the removal of {application_id}")
+    return await until(arrived, what=f"the removal of {application_id}")
 
 
 async def _previews(client, members, app_id: str) -> list[dict]:
@@ -86,7 +76,7 @@ async def test_a_preview_reopened_while_it_is_destroyed_is_made_again(client, me
         found = await _previews(client, members, app["id"])
         return found if found and found[0]["deployment_id"] else None
 
-    (preview,) = await _until(recorded, what="the preview's deployment recorded")
+    (preview,) = await until(recorded, what="the preview's deployment recorded")
     await scheduler.succeeded(preview["deployment_id"], old_app, first.data["team_id"], "i:1")
 
     assert (await deliver(client, url, *signed_pr("github", secret, "closed", 5, sha(51)))).status_code == 202
@@ -105,7 +95,7 @@ async def test_a_preview_reopened_while_it_is_destroyed_is_made_again(client, me
         found = await _previews(client, members, app["id"])
         return found if found and found[0]["deployment_id"] not in (None, preview["deployment_id"]) else None
 
-    (back,) = await _until(remade, what="the preview made again")
+    (back,) = await until(remade, what="the preview made again")
     assert back["number"] == 5 and back["head_commit"] == sha(52) and back["state"] == "active"
     assert back["host"] == "pr-5-reblog.localhost"
 
@@ -120,7 +110,7 @@ async def test_a_preview_reopened_while_it_is_destroyed_is_made_again(client, me
     async def gone():
         return await _previews(client, members, app["id"]) == []
 
-    await _until(gone, what="the preview gone")
+    await until(gone, what="the preview gone")
     await asyncio.sleep(0.5)
     assert len([m for m in scheduler.of(START) if m.data["spec"]["name"] == "reblog-pr-5"]) == 2
 

@@ -221,7 +221,7 @@ async def create_application(
             await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
             if cred is not None:
-                await git_auth.keep_given(deps, s, principal.team_id, principal.user_id, app_id, cred)
+                await git_auth.keep_given(deps, s, principal, app_id, cred)
             with compose_apps.hosts_located(config):
                 hosts = await sync_hosts(
                     deps, s, app_id, name, env["name"], config["services"], config.get("preview_hosts")

@@ -87,20 +87,6 @@ async def access(deps: Deps, principal: Principal, application_id: str) -> dict[
         }
 
 
-async def _store(
-    deps: Deps,
-    s: AsyncSession,
-    principal: Principal,
-    application_id: str,
-    kind: str,
-    row: dict[str, Any] | None,
-    secret: str,
-    shown: dict[str, Any],
-) -> dict[str, Any]:
-    """Seal ``secret`` into the application's row of ``kind`` (made, or replaced: then rotated now)."""
-    return await git_auth.store(deps, s, principal.team_id, principal.user_id, application_id, kind, row, secret, shown)
-
-
 async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
     private, public = ssh_keys.generate_key_pair()
     async with deps.sessionmaker() as s, s.begin():
@@ -112,7 +98,7 @@ async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rot
         if row is not None and not rotate:
             raise ProblemError(409, f"Application {application_id} already has a deploy key: rotate or delete it.")
         shown = {"public_key": f"{' '.join(public.split()[:2])} berth-{application_id}"}
-        row = await _store(deps, s, principal, application_id, domain.DEPLOY_KEY, row, private, shown)
+        row = await git_auth.store(deps, s, principal, application_id, domain.DEPLOY_KEY, row, private, shown)
         shown = await _shown_key(s, app, row)
     log.info("deploy key rotated" if rotate else "deploy key created", application_id=application_id)
     return shown
@@ -232,7 +218,8 @@ async def set_token(deps: Deps, principal: Principal, application_id: str, usern
         app = await _application(s, principal, application_id, lock=True)
         refuse_if_removing(app)
         row = await repo.credential(s, principal.team_id, application_id, domain.TOKEN)
-        row = await _store(deps, s, principal, application_id, domain.TOKEN, row, value, {"username": username})
+        shown = {"username": username}
+        row = await git_auth.store(deps, s, principal, application_id, domain.TOKEN, row, value, shown)
     log.info("git token stored", application_id=application_id)
     return _shown_token(row)
 

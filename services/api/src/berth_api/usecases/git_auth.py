@@ -17,6 +17,7 @@ from berth_api.adapters import git_credentials as repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import git_access as domain
 from berth_api.domain.applications import row_aad
+from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
 from berth_common import ssh_keys
@@ -91,8 +92,7 @@ async def with_auth(deps: Deps, s: AsyncSession, app: dict[str, Any], spec: Appl
 async def store(
     deps: Deps,
     s: AsyncSession,
-    team_id: str,
-    user_id: str | None,
+    principal: Principal,
     application_id: str,
     kind: str,
     row: dict[str, Any] | None,
@@ -104,11 +104,11 @@ async def store(
     credential_id = row["id"] if row is not None else new_id()
     values = {
         "id": credential_id,
-        "team_id": team_id,
+        "team_id": principal.team_id,
         "application_id": application_id,
         "kind": kind,
         "sealed": deps.box.seal(secret, aad(credential_id)),
-        "created_by": user_id or None,
+        "created_by": principal.user_id or None,
         **shown,
         **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
     }
@@ -162,13 +162,13 @@ async def given(deps: Deps, config: dict[str, Any], access: domain.GivenAccess) 
     return Given(access, auth, " ".join(public.split()[:2]), host, tuple(pins), source)
 
 
-async def keep_given(deps: Deps, s: AsyncSession, team_id: str, user_id: str | None, app_id: str, cred: Given) -> None:
+async def keep_given(deps: Deps, s: AsyncSession, principal: Principal, app_id: str, cred: Given) -> None:
     """Store a credential given on create with the new application (in its transaction)."""
     if cred.access.kind == domain.TOKEN:
         shown = {"username": cred.access.username or "x-access-token"}
-        await store(deps, s, team_id, user_id, app_id, domain.TOKEN, None, cred.access.secret, shown)
+        await store(deps, s, principal, app_id, domain.TOKEN, None, cred.access.secret, shown)
         return
     shown = {"public_key": f"{cred.public_key} berth-{app_id}"}
-    await store(deps, s, team_id, user_id, app_id, domain.DEPLOY_KEY, None, cred.access.secret, shown)
+    await store(deps, s, principal, app_id, domain.DEPLOY_KEY, None, cred.access.secret, shown)
     assert cred.host is not None
-    await repo.pin(s, app_id, cred.host, pins(cred.pins, cred.pinned_as, user_id))
+    await repo.pin(s, app_id, cred.host, pins(cred.pins, cred.pinned_as, principal.user_id))
