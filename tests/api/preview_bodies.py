@@ -66,7 +66,14 @@ def pr_body(forge: str, action: str, number: int, sha: str, branch: str = "featu
             "pullrequest": {
                 "id": number,
                 "title": "A change",
-                "source": {"branch": {"name": branch}, "commit": {"hash": sha}, "repository": {"full_name": head_repo}},
+                "source": {
+                    "branch": {"name": branch},
+                    "commit": {"hash": sha},
+                    "repository": {
+                        "full_name": head_repo,
+                        "links": {"html": {"href": f"https://bitbucket.org/{head_repo}"}},
+                    },
+                },
                 "destination": {"branch": {"name": "main"}, "repository": {"full_name": "acme/blog"}},
             }
         }

@@ -7,15 +7,14 @@ scheduler's stand-in takes the commands off the real bus."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 
 import asyncpg
 import pytest
 
 from tests.api.conftest import make_app
+from tests.api.module_api import until as _until
 from tests.api.preview_bodies import CommentReceiver, signed_pr
 from tests.api.test_databases_api import DatabaseDouble
 from tests.api.test_webhooks import deliver, hook, sha
@@ -32,16 +31,6 @@ APP = {
 @pytest.fixture
 def api_settings(api_settings):
     return api_settings.model_copy(update={"webhook_debounce_s": 0.2})
-
-
-async def _until(check, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def previews(client, members, app_id: str) -> list[dict]:

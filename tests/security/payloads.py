@@ -104,6 +104,17 @@ def _sources() -> list[dict[str, Any]]:
     ]
 
 
+def _given_access() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """A private repository's credential given on create: a token (https), a deploy key with the server's
+    host key given (ssh: no first contact, so no builder is asked)."""
+    ssh = {**_git(branch="main"), "repository": "ssh://git@github.com/acme/shop.git"}
+    host_key = " ".join(ssh_keys.generate_key_pair()[1].split()[:2])
+    return [
+        (_git(branch="main"), {"token": {"username": "x-access-token", "token": "ghp_t0ken"}}),
+        (ssh, {"deploy_key": {"private_key": _ssh_key(), "host_keys": [host_key]}}),
+    ]
+
+
 def _composes() -> list[dict[str, Any]]:
     """Compose applications: an inline file with a host for its web service, and a file of the repository."""
     inline = "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
@@ -312,7 +323,9 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
     "ProjectUpdate": lambda _: [{"name": unique("p"), "description": "a project"}],
     "EnvironmentCreate": lambda _: [{"name": unique("e")}],
     "ApplicationCreate": lambda _: (
-        [{"name": unique("a"), **_app(s)} for s in _sources()] + [{"name": unique("a"), **c} for c in _composes()]
+        [{"name": unique("a"), **_app(s)} for s in _sources()]
+        + [{"name": unique("a"), **c} for c in _composes()]
+        + [{"name": unique("a"), **_app(s), "git_access": g} for s, g in _given_access()]
     ),
     "ApplicationUpdate": lambda ctx: (
         [_app(s) for s in _sources()] + [{**c, PATH_IDS: {"application_id": ctx.compose_app()}} for c in _composes()]

@@ -6,7 +6,7 @@ most previews at once, and the preview-only variables (sealed as one JSON list, 
 ``preview_settings:<application id>``).
 ``previews``: one per pull request previewed: its preview application (a real application of the same
 environment, deployed and removed the normal way), its fresh database, the head commit, what the sweep
-still has to do (``want``: deploy or destroy), and the forge comment it keeps up to date.
+still has to do (``want``: deploy or destroy; ``reopen``: made again once destroyed), and the forge comment it keeps up to date.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ previews = sa.Table(
     sa.Column("host", sa.String(253), nullable=True),
     sa.Column("state", sa.String(16), nullable=False),  # active | destroying
     sa.Column("want", sa.String(16), nullable=True),  # deploy | destroy | None (nothing to do)
+    # reopened while destroying: made again from its head commit once the destroy ends
+    sa.Column("reopen", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("comment_id", sa.String(64), nullable=True),
     sa.Column("comment_sent", sa.Text, nullable=True),  # the body last sent (sent again only when it changes)

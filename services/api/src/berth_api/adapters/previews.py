@@ -74,8 +74,21 @@ async def claim(session: AsyncSession, preview_id: str, want: str, commit: str) 
     return (await session.execute(q)).first() is not None
 
 
-async def delete(session: AsyncSession, preview_id: str) -> None:
-    await session.execute(sa.delete(previews).where(previews.c.id == preview_id))
+async def delete(session: AsyncSession, preview_id: str) -> bool:
+    """Delete a destroyed preview unless it was reopened meanwhile (False: it was, and stays)."""
+    q = sa.delete(previews).where(previews.c.id == preview_id, previews.c.reopen.is_(False))
+    return (await session.execute(q.returning(previews.c.id))).first() is not None
+
+
+async def reopened(session: AsyncSession, preview_id: str) -> bool:
+    """Whether a destroyed preview was reopened meanwhile; if so it becomes a new preview wanting a deploy
+    of its head commit (the row locked: a delivery waits for it)."""
+    q = sa.select(previews.c.reopen).where(previews.c.id == preview_id).with_for_update()
+    if not (await session.execute(q)).scalar():
+        return False
+    fresh = {"preview_application_id": None, "database_id": None, "deployment_id": None, "host": None}
+    await update(session, preview_id, **fresh, state="active", want="deploy", reopen=False, reason=None)
+    return True
 
 
 async def wanting(session: AsyncSession) -> list[dict[str, Any]]:

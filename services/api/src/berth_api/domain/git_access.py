@@ -10,6 +10,7 @@ known_hosts names it (``host``, or ``[host]:port``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -86,3 +87,14 @@ def ssh_auth(private_key: str, pins: list[HostKey]) -> GitAuth:
 
 def token_auth(username: str, token: str) -> GitAuth:
     return GitAuth(kind="https", username=username, token=SecretStr(token))
+
+
+@dataclass(frozen=True)
+class GivenAccess:
+    """A credential given with a new application (``kind``: DEPLOY_KEY with the user's own private key and
+    optionally the server's host keys, or TOKEN with its user name), stored as if set right after."""
+
+    kind: str
+    secret: str
+    username: str | None = None
+    host_keys: tuple[str, ...] = ()

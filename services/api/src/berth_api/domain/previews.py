@@ -134,8 +134,24 @@ def _bitbucket(doc: dict[str, Any], event: str) -> PullRequest:
         branch=_str(_obj(src.get("branch")).get("name"), "'pullrequest.source.branch.name'"),
         title=str(pr.get("title") or "")[:300],
         fork=fork,
-        head_repository=None,
+        head_repository=_bitbucket_clone(src_repo) if fork else None,
     )
+
+
+def _bitbucket_clone(repo: dict[str, Any]) -> str | None:
+    """A Bitbucket Cloud fork's HTTPS clone URL: its web page's address with ``.git`` (the webhook's
+    repository names ``links.html`` and ``full_name``, not the clone links the REST API gives)."""
+    page = _obj(_obj(repo.get("links")).get("html")).get("href")
+    if isinstance(page, str) and page.startswith("https://") and " " not in page:
+        return page.rstrip("/") + ".git"
+    name = repo.get("full_name")
+    if (
+        isinstance(name, str)
+        and name.count("/") == 1
+        and all(part and part not in (".", "..") for part in name.split("/"))
+    ):
+        return f"https://bitbucket.org/{quote(name, safe='/')}.git"
+    return None
 
 
 def _bitbucket_server(doc: dict[str, Any], event: str) -> PullRequest:

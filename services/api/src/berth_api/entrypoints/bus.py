@@ -44,7 +44,9 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.SwarmFailed, consume_once(transactions, swarms.on_answer))
     await bus.consume(cat.ApplicationScaled, consume_once(transactions, scaling.on_scaled))
     await bus.consume(cat.RunStarted, consume_once(transactions, runs.on_started))
-    await bus.consume(cat.RunFinished, consume_once(transactions, runs.on_finished))
+    await bus.consume(
+        cat.RunFinished, consume_once(transactions, functools.partial(runs.on_finished, projection.secrets_of))
+    )
     await bus.consume(cat.FireJob, consume_once(transactions, jobs.on_fire))
 
 

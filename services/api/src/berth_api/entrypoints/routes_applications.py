@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Query, Request, Response, status
 
 from berth_api.domain.applications import VariableInput
+from berth_api.domain.git_access import DEPLOY_KEY, TOKEN, GivenAccess
 from berth_api.domain.identity import Principal
 from berth_api.domain.mounts import kept_volumes
 from berth_api.entrypoints.auth import lean_handler, require_role
@@ -75,9 +76,20 @@ async def create_application(
         config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
     build = _build_args(body.source) if body.source is not None else []
     record = await uc.create_application(
-        deps(request), principal, environment_id, body.name, config, _inputs(body.env), build
+        deps(request), principal, environment_id, body.name, config, _inputs(body.env), build, _access(body)
     )
     return application_out(record)
+
+
+def _access(body: ApplicationCreate) -> GivenAccess | None:
+    given = body.git_access
+    if given is None:
+        return None
+    if given.token is not None:
+        return GivenAccess(TOKEN, given.token.token.get_secret_value(), given.token.username)
+    assert given.deploy_key is not None
+    key = given.deploy_key
+    return GivenAccess(DEPLOY_KEY, key.private_key.get_secret_value(), host_keys=tuple(key.host_keys))
 
 
 @router.get(

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
+from berth_api.entrypoints.schemas_git import GitAccessIn
 from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
 from berth_api.entrypoints.schemas_runtime import LastDeployment, LiveVersion, RuntimeStatus
 from berth_api.entrypoints.schemas_tls import TlsIn, TlsOut
@@ -277,6 +278,11 @@ class ApplicationCreate(Strict):
     stop_timeout_s: int = Field(default=10, ge=0, le=3600, description="SIGTERM, then SIGKILL after this")
     tls: TlsIn | None = Field(default=None, description="HTTPS for its hosts; omitted: the platform's defaults")
     pre_deploy: PreDeployIn | None = Field(default=None, description=PRE_DEPLOY)
+    git_access: GitAccessIn | None = Field(
+        default=None,
+        description="The private repository's credential, given now (write-only): a compose file at a path "
+        "of the repository is read with it in this request",
+    )
 
     @model_validator(mode="after")
     def _services_or_compose(self) -> ApplicationCreate:

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 FINGERPRINT_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}$"
 TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")  # it travels in an Authorization header
@@ -99,3 +99,34 @@ class GitAccessOut(BaseModel):
     )
     deploy_key: DeployKeyOut | None = None
     token: GitTokenOut | None = None
+
+
+class DeployKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    private_key: SecretStr = Field(
+        min_length=1,
+        max_length=16384,
+        description="Write-only: a private key (OpenSSH or PEM; ed25519, ECDSA or RSA; no passphrase) whose "
+        "public key the forge has as a deploy key; sealed, never shown again",
+    )
+    host_keys: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The server's public host keys as the forge publishes them; none: pinned at first contact",
+    )
+
+
+class GitAccessIn(BaseModel):
+    """A credential given with a new application: one of a deploy key or a token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deploy_key: DeployKeyIn | None = Field(default=None, description="For an ssh:// or scp-style repository URL")
+    token: TokenIn | None = Field(default=None, description="For an https:// repository URL")
+
+    @model_validator(mode="after")
+    def _one(self) -> GitAccessIn:
+        if (self.deploy_key is None) == (self.token is None):
+            raise ValueError("give one of deploy_key or token")
+        return self

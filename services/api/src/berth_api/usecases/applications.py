@@ -20,6 +20,7 @@ from berth_api.adapters.readpool import ReadPool
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import layers, tls
 from berth_api.domain.applications import Variable, VariableInput, VariableKind, application_spec
+from berth_api.domain.git_access import GivenAccess
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
@@ -179,10 +180,15 @@ async def create_application(
     config: dict[str, Any],
     runtime: list[VariableInput],
     build: list[VariableInput],
+    access: GivenAccess | None = None,
 ) -> AppRecord:
+    """A new application; ``access``: its private repository's credential, used at once (a compose file
+    at a path of the repository is read with it) and stored with it."""
+    cred = await git_auth.given(deps, config, access) if access is not None else None
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
-        config = await compose_apps.translated(deps, config, given, principal.team_id)
+        auth = cred.auth if cred is not None else None
+        config = await compose_apps.translated(deps, config, given, principal.team_id, auth)
     checks.check_source(deps, config)
     checks.check_mounts(deps, config, principal.team_id)
     checks.check_pre_deploy(config)
@@ -205,6 +211,8 @@ async def create_application(
             stored = _rows(deps, app_id, "runtime", runtime, []) + _rows(deps, app_id, "build", build, [])
             await repo.replace_variables(s, app_id, "runtime", [v for v in stored if v.kind == "runtime"])
             await repo.replace_variables(s, app_id, "build", [v for v in stored if v.kind == "build"])
+            if cred is not None:
+                await git_auth.keep_given(deps, s, principal, app_id, cred)
             with compose_apps.hosts_located(config):
                 hosts = await sync_hosts(
                     deps, s, app_id, name, env["name"], config["services"], config.get("preview_hosts")

@@ -12,14 +12,12 @@ when.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import git_credentials as repo
-from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import git_access as domain
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
@@ -27,7 +25,6 @@ from berth_api.usecases import Deps, git_auth
 from berth_api.usecases.applications import application_missing, refuse_if_removing
 from berth_common import ssh_keys
 from berth_common.catalogue.git_auth import HostKey
-from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -90,32 +87,6 @@ async def access(deps: Deps, principal: Principal, application_id: str) -> dict[
         }
 
 
-async def _store(
-    deps: Deps,
-    s: AsyncSession,
-    principal: Principal,
-    application_id: str,
-    kind: str,
-    row: dict[str, Any] | None,
-    secret: str,
-    shown: dict[str, Any],
-) -> dict[str, Any]:
-    """Seal ``secret`` into the application's row of ``kind`` (made, or replaced: then rotated now)."""
-    await hold_for_sealing(s, deps.box)
-    credential_id = row["id"] if row is not None else new_id()
-    values = {
-        "id": credential_id,
-        "team_id": principal.team_id,
-        "application_id": application_id,
-        "kind": kind,
-        "sealed": deps.box.seal(secret, git_auth.aad(credential_id)),
-        "created_by": principal.user_id or None,
-        **shown,
-        **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
-    }
-    return await repo.put_credential(s, values)
-
-
 async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
     private, public = ssh_keys.generate_key_pair()
     async with deps.sessionmaker() as s, s.begin():
@@ -127,7 +98,7 @@ async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rot
         if row is not None and not rotate:
             raise ProblemError(409, f"Application {application_id} already has a deploy key: rotate or delete it.")
         shown = {"public_key": f"{' '.join(public.split()[:2])} berth-{application_id}"}
-        row = await _store(deps, s, principal, application_id, domain.DEPLOY_KEY, row, private, shown)
+        row = await git_auth.store(deps, s, principal, application_id, domain.DEPLOY_KEY, row, private, shown)
         shown = await _shown_key(s, app, row)
     log.info("deploy key rotated" if rotate else "deploy key created", application_id=application_id)
     return shown
@@ -247,7 +218,8 @@ async def set_token(deps: Deps, principal: Principal, application_id: str, usern
         app = await _application(s, principal, application_id, lock=True)
         refuse_if_removing(app)
         row = await repo.credential(s, principal.team_id, application_id, domain.TOKEN)
-        row = await _store(deps, s, principal, application_id, domain.TOKEN, row, value, {"username": username})
+        shown = {"username": username}
+        row = await git_auth.store(deps, s, principal, application_id, domain.TOKEN, row, value, shown)
     log.info("git token stored", application_id=application_id)
     return _shown_token(row)
 

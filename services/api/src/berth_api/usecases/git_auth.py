@@ -6,19 +6,25 @@ by the builder, which reaches the forge, through ``rpc.builder.host_keys``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import git_credentials as repo
+from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain import git_access as domain
 from berth_api.domain.applications import row_aad
-from berth_api.domain.problems import ProblemError
+from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
+from berth_common import ssh_keys
 from berth_common.bus import QueryFailedError, ServiceUnavailableError
 from berth_common.catalogue import ApplicationSpec, GitSource, HostKeysQuery, HostKeysReply
 from berth_common.catalogue.git_auth import GitAuth, HostKey
+from berth_common.envelope import new_id
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -81,3 +87,88 @@ async def with_auth(deps: Deps, s: AsyncSession, app: dict[str, Any], spec: Appl
     if auth is None:
         return spec
     return spec.model_copy(update={"source": spec.source.model_copy(update={"auth": auth})})
+
+
+async def store(
+    deps: Deps,
+    s: AsyncSession,
+    principal: Principal,
+    application_id: str,
+    kind: str,
+    row: dict[str, Any] | None,
+    secret: str,
+    shown: dict[str, Any],
+) -> dict[str, Any]:
+    """Seal ``secret`` into the application's credential of ``kind`` (made, or replaced: then rotated now)."""
+    await hold_for_sealing(s, deps.box)
+    credential_id = row["id"] if row is not None else new_id()
+    values = {
+        "id": credential_id,
+        "team_id": principal.team_id,
+        "application_id": application_id,
+        "kind": kind,
+        "sealed": deps.box.seal(secret, aad(credential_id)),
+        "created_by": principal.user_id or None,
+        **shown,
+        **({"rotated_at": datetime.now(UTC)} if row is not None else {}),
+    }
+    return await repo.put_credential(s, values)
+
+
+@dataclass(frozen=True)
+class Given:
+    """A credential given on create, checked: what the builder gets now, and what is stored with the row."""
+
+    access: domain.GivenAccess
+    auth: GitAuth
+    public_key: str | None = None
+    host: str | None = None
+    pins: tuple[HostKey, ...] = ()
+    pinned_as: str = "given"
+
+
+LOC = "/body/git_access"
+
+
+async def given(deps: Deps, config: dict[str, Any], access: domain.GivenAccess) -> Given:
+    """Check a credential given with a new application against its repository URL (a deploy key for an
+    ssh:// or scp-style URL, a token for https://; 422 otherwise) and make the builder's ``GitAuth`` of it,
+    so that the compose file of a private repository is read in the same request. A deploy key's host keys
+    are the given ones, else those the server presents now (first contact)."""
+    repository = domain.repository_of(config)
+    kind = domain.kind_for(repository)
+    if repository is None or kind is None:
+        raise invalid_field(LOC, "a credential is for an application whose source is a git repository (ssh or https)")
+    if kind != access.kind:
+        wanted = "deploy_key" if kind == domain.DEPLOY_KEY else "token"
+        raise invalid_field(LOC, f"the repository URL {repository} authenticates with a {wanted}")
+    if kind == domain.TOKEN:
+        return Given(access, domain.token_auth(access.username or "x-access-token", access.secret))
+    try:
+        public = ssh_keys.public_key_of(access.secret)
+    except ssh_keys.KeyProblem as exc:
+        raise invalid_field(f"{LOC}/deploy_key/private_key", str(exc)) from None
+    host = domain.ssh_server(repository)
+    assert host is not None
+    if access.host_keys:
+        try:
+            pins = domain.given_keys(access.host_keys, host)
+        except ValueError as exc:
+            raise invalid_field(f"{LOC}/deploy_key/host_keys", str(exc)) from None
+        source = "given"
+    else:
+        pins, source = await offered(deps, repository), "first-contact"
+    auth = domain.ssh_auth(access.secret, list(pins))
+    return Given(access, auth, " ".join(public.split()[:2]), host, tuple(pins), source)
+
+
+async def keep_given(deps: Deps, s: AsyncSession, principal: Principal, app_id: str, cred: Given) -> None:
+    """Store a credential given on create with the new application (in its transaction)."""
+    if cred.access.kind == domain.TOKEN:
+        shown = {"username": cred.access.username or "x-access-token"}
+        await store(deps, s, principal, app_id, domain.TOKEN, None, cred.access.secret, shown)
+        return
+    shown = {"public_key": f"{cred.public_key} berth-{app_id}"}
+    await store(deps, s, principal, app_id, domain.DEPLOY_KEY, None, cred.access.secret, shown)
+    assert cred.host is not None
+    await repo.pin(s, app_id, cred.host, pins(cred.pins, cred.pinned_as, principal.user_id))

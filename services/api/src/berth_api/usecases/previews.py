@@ -6,7 +6,9 @@ A verified pull/merge request delivery (``webhook_deliveries.receive``) records 
 through the normal paths: ``applications.create_application`` (the application's configuration building
 the head branch, its own host, the variables layered), ``databases.create`` and ``links.link`` for a fresh
 database, ``deployments.start_in`` with the head commit pinned, and ``removal.remove_application`` with
-its volumes, then the database deleted with its volume. Inactive previews past their time-to-live are
+its volumes, then the database deleted with its volume; a pull request reopened while its preview is
+being destroyed is recorded (``reopen``) and its preview made again from the new head once the destroy
+ends. Inactive previews past their time-to-live are
 destroyed the same way. Each preview keeps one comment on its pull request, updated in place, through the
 webhook's commit status target (its forge, API address, repository and token).
 """
@@ -166,7 +168,10 @@ async def on_delivery(
     if pr.action == "close":
         if row is None:
             return "skipped", f"pull request #{pr.number} has no preview"
-        await repo.update(s, row["id"], want="destroy", last_activity_at=now)
+        if row["state"] == "destroying":  # closed again before its destroy ended: not made again
+            await repo.update(s, row["id"], reopen=False, last_activity_at=now)
+        else:
+            await repo.update(s, row["id"], want="destroy", last_activity_at=now)
         return "queued", f"the preview of pull request #{pr.number} is destroyed"
     if pr.fork and not settings["allow_forks"]:
         return "skipped", f"pull request #{pr.number} comes from a fork: not deployed (allow_forks is off)"
@@ -183,8 +188,9 @@ async def on_delivery(
             return "skipped", f"the application has {settings['max_previews']} previews: the limit"
         values = {"id": new_id(), "team_id": hook["team_id"], "application_id": app_id, "number": pr.number}
         await repo.insert_preview(s, {**values, "forge": delivery.forge, "state": "active", **head})
-    elif row["state"] == "destroying":
-        return "skipped", f"the preview of pull request #{pr.number} is being destroyed: deliver again later"
+    elif row["state"] == "destroying":  # reopened while its destroy runs: made again once it is gone
+        await repo.update(s, row["id"], **{**head, "want": None, "reopen": True})
+        return "queued", f"the preview of pull request #{pr.number} is made again at {pr.commit} once destroyed"
     elif row["head_commit"] == pr.commit and row["deployment_id"] and row["want"] is None:
         await repo.update(s, row["id"], last_activity_at=now)  # a title or a label changed: still active
         return "skipped", f"the preview of pull request #{pr.number} is at {pr.commit} already"
@@ -286,9 +292,14 @@ async def _finish(deps: Deps, row: dict[str, Any]) -> bool:
         if db["state"] != "removing":
             await databases.delete(deps, actor, row["database_id"], delete_volume=True)
         return False
+    async with deps.sessionmaker() as s, s.begin():
+        if await repo.reopened(s, row["id"]):
+            log.info("preview destroyed and made again", preview_id=row["id"], number=row["number"])
+            return False
     await _comment(deps, {**row, "deployment_state": "destroyed"})
     async with deps.sessionmaker() as s, s.begin():
-        await repo.delete(s, row["id"])
+        if not await repo.delete(s, row["id"]):
+            return False  # reopened while its comment was written: made again at the next sweep
     log.info("preview destroyed", preview_id=row["id"], number=row["number"])
     return True
 

@@ -13,12 +13,14 @@ team's label, which the scheduler checks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.adapters import runs as repo
+from berth_api.domain.applications import redact
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import Deps
@@ -191,12 +193,17 @@ async def on_started(msg: RunStarted, unit: Unit) -> None:
     await repo.mark_started(unit.session, msg.run_id, values)
 
 
-async def on_finished(msg: RunFinished, unit: Unit) -> None:
+async def on_finished(secrets_of: Callable[[dict[str, Any]], list[str]], msg: RunFinished, unit: Unit) -> None:
+    """Record the run's end; its last lines and reason are redacted of the secret values of the deployment
+    it ran with (``secrets_of``: a deployment row's), as its logs are when read."""
+    row = await repo.get_run(unit.session, msg.team_id, msg.application_id, msg.run_id)
+    dep = row and await deployments_repo.get_deployment_any(unit.session, row["deployment_id"])
+    secrets = secrets_of(dep) if dep else []
     values = {
         "status": msg.status,
         "exit_code": msg.exit_code,
-        "reason": msg.reason,
-        "last_lines": list(msg.last_lines),
+        "reason": redact(msg.reason, secrets),
+        "last_lines": [redact(line, secrets) for line in msg.last_lines],
         "duration_s": msg.duration_s,
         "server_id": msg.server_id,
         "container": msg.container or None,

@@ -5,9 +5,10 @@ finished (a build that just completed for a deployment not yet recorded); every 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from berth_common import labels
+from berth_common.registries import HUB_ALIASES, InvalidReferenceError, parse
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,29 @@ def pulled_images(listed: Iterable[tuple[str, tuple[str, ...], tuple[str, ...], 
     return [PulledImage(id=i, tags=t, digests=d, deployment=found.get(labels.DEPLOYMENT)) for i, t, d, found in listed]
 
 
+def familiar(reference: str) -> str:
+    """A reference in the form the engine lists it (``RepoTags``, ``RepoDigests``) and its ``reference``
+    filter matches: a Docker Hub image without its registry (any of Hub's aliases) and an official image
+    without ``library/`` (``docker.io/library/x`` -> ``x``, ``index.docker.io/user/x:1`` -> ``user/x:1``).
+    Another registry's reference, or text that is no reference, is returned as it is."""
+    try:
+        ref = parse(reference)
+    except InvalidReferenceError:
+        return reference
+    if ref.registry not in HUB_ALIASES:
+        return reference
+    first, _, rest = ref.name.partition("/")
+    name = rest if rest and first.lower() in HUB_ALIASES else ref.name
+    if name.startswith("library/") and name.count("/") == 1:
+        name = name.removeprefix("library/")
+    return str(replace(ref, name=name))
+
+
+def repository_of(reference: str) -> str:
+    """The familiar repository of a pushed reference (``docker.io/library/x@sha256:...`` -> ``x``)."""
+    return familiar(reference).split("@", 1)[0]
+
+
 def pulled_to_remove(
     images: Iterable[PulledImage], pushed: set[str], keep: set[str], finished: set[str] | None = None
 ) -> list[str]:
@@ -67,15 +91,18 @@ def pulled_to_remove(
     ``pushed``: the references Berth itself pushed for the application (an image reached by no such
     reference is never touched, so a user's own image stays); ``keep``: every reference a kept deployment
     runs. An image holding a kept reference (digest or tag) keeps all of them; otherwise its pushed digests
-    go, with its tags in the repositories of those digests. ``finished`` as for ``tags_to_remove``."""
+    go, with its tags in the repositories of those digests. ``finished`` as for ``tags_to_remove``. A
+    reference matches in its familiar form (``familiar``: Docker Hub's ``docker.io/library/x``, ``x`` and
+    ``user/x`` as the engine lists them); the references returned are the ones the engine lists."""
+    pushed, keep = {familiar(p) for p in pushed}, {familiar(k) for k in keep}
     out: set[str] = set()
     for img in images:
-        own = [d for d in img.digests if d in pushed]
-        if not own or any(r in keep for r in (*img.digests, *img.tags)):
+        own = [d for d in img.digests if familiar(d) in pushed]
+        if not own or any(familiar(r) in keep for r in (*img.digests, *img.tags)):
             continue
         if finished is not None and img.deployment is not None and img.deployment not in finished:
             continue
-        repos = {d.split("@", 1)[0] for d in own}
+        repos = {repository_of(d) for d in own}
         out.update(own)
-        out.update(t for t in img.tags if t.rsplit(":", 1)[0] in repos)
+        out.update(t for t in img.tags if familiar(t).rsplit(":", 1)[0] in repos)
     return sorted(out)

@@ -358,7 +358,7 @@ async def prune_images(rt: RolloutContext, application_id: str, image: str | Non
                 finished = await read(rt, store.finished_deployments, ids)
                 gone += [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
             if pushed:
-                repositories = sorted({p.split("@", 1)[0] for p in pushed})
+                repositories = sorted({retention.repository_of(p) for p in pushed})  # as the engine matches
                 pulled = retention.pulled_images(await docker.images_of(repositories))
                 finished = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
                 gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, finished) if r not in gone]
