@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from berth_api.dashboard import pages, signin
+from berth_api.dashboard import pages, pages_notify, pages_team, pages_templates, signin
 from berth_api.dashboard.web import HERE
 
 
@@ -30,6 +30,33 @@ def build() -> Starlette:
             Route("/deployments/{deployment_id:str}", pages.deployment, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/timeline", pages.timeline, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/log", pages.deployment_log, methods=["GET"]),
+            # Templates, notifications and team (issue 16's catalogue and team pages).
+            Route("/templates", pages_templates.catalogue, methods=["GET"]),
+            Route("/templates/logos/{logo_file:str}", pages_templates.logo, methods=["GET"]),
+            Route("/templates/{slug:str}", pages_templates.template, methods=["GET"]),
+            Route("/templates/{slug:str}/deploy", pages_templates.deploy_template, methods=["POST"]),
+            Route("/notifications", pages_notify.notifications, methods=["GET"]),
+            Route("/notification-channels", pages_notify.create_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/enabled", pages_notify.switch_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/delete", pages_notify.delete_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/test", pages_notify.test_channel, methods=["POST"]),
+            Route(
+                "/notification-channels/{channel_id:str}/subscriptions",
+                pages_notify.create_subscription,
+                methods=["POST"],
+            ),
+            Route(
+                "/notification-subscriptions/{subscription_id:str}/delete",
+                pages_notify.delete_subscription,
+                methods=["POST"],
+            ),
+            Route("/team", pages_team.team, methods=["GET"]),
+            Route("/members/{user_id:str}/role", pages_team.change_role, methods=["POST"]),
+            Route("/members/{user_id:str}/remove", pages_team.remove_member, methods=["POST"]),
+            Route("/invitations", pages_team.invite, methods=["POST"]),
+            Route("/invitations/{invitation_id:str}/revoke", pages_team.revoke_invitation, methods=["POST"]),
+            Route("/tokens", pages_team.create_token, methods=["POST"]),
+            Route("/tokens/{token_id:str}/revoke", pages_team.revoke_token, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )
