@@ -108,11 +108,11 @@ async def test_templates_are_browsed_searched_and_deployed(dashboard, browser, p
     page = await sign_in(ctx, dashboard.url, dashboard.developer)
     await page.get_by_role("link", name="Templates", exact=True).click()
     await page.get_by_role("heading", name="Templates", exact=True).wait_for()
-    count = await page.locator("ul.cards > li").count()
+    count = await page.locator(".cards > article").count()
     assert count >= 30
-    logo = page.locator("ul.cards img").first
+    logo = page.locator(".cards img").first
     await logo.wait_for()
-    await page.wait_for_function("[...document.querySelectorAll('ul.cards img')].every(i => i.complete)")
+    await page.wait_for_function("[...document.querySelectorAll('.cards img')].every(i => i.complete)")
     assert await logo.evaluate("i => i.naturalWidth") > 0  # relayed with the session's token
     await screenshot(page, "dashboard-templates")
 
@@ -121,7 +121,7 @@ async def test_templates_are_browsed_searched_and_deployed(dashboard, browser, p
     await page.wait_for_url(re.compile(r"\?q=analytics$"))
     await page.get_by_role("navigation", name="Tags").get_by_role("link", name="privacy", exact=True).click()
     await page.wait_for_url(re.compile(r"tag=privacy"))
-    names = await page.locator("ul.cards h2").all_text_contents()
+    names = await page.locator(".cards h2").all_text_contents()
     assert sorted(n.strip() for n in names) == ["Plausible Analytics", "Umami"]
     assert "2 templates matching “analytics” tagged privacy" in await page.locator("#template-count").text_content()
 
