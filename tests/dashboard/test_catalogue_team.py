@@ -8,7 +8,6 @@ their forged POSTs; no secret is in any page's HTML; no console errors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 
@@ -16,10 +15,10 @@ import httpx
 import pytest
 
 from berth_common.db.provision import provision
-from berth_common.runtime import serve
 from tests.api.conftest import bearer
 from tests.dashboard.test_dashboard import sign_in
 from tests.support.browser import chromium, screenshot
+from tests.support.notifier import serving_notifier
 from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
@@ -31,33 +30,15 @@ HOOK_SECRET = "whsec-D4shboard-Signing-Secret-91"
 @pytest.fixture(scope="module")
 async def notifier(dashboard, module_nats_server, module_database) -> AsyncIterator[None]:
     """The real notifier, started after the api (which declared the streams), for the whole module."""
-    from berth_notifier.bootstrap import spec
-    from berth_notifier.settings import NotifierSettings
-
     urls = await provision(module_database, "test-secret")
-    settings = NotifierSettings(
-        nats_url=module_nats_server.url,
-        database_url=urls["notifier"],
-        http_port=0,
-        secret_key="notifier-dashboard-test-secret-0123456789",
-        public_url="https://berth.test",
-        notify_backoff_base_s=0.2,
-        notify_backoff_max_s=1.0,
-        notify_timeout_s=3.0,
-        notify_sweep_interval_s=0.5,
-        notify_allow_private_targets=True,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(spec(settings), stop), name="notifier-for-dashboard")
-    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as http:
-        for _ in range(300):  # until it answers through the api
-            if (await http.get("/v1/notification-channels")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-    yield
-    stop.set()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 30)
+    secret = "notifier-dashboard-test-secret-0123456789"
+    async with serving_notifier(module_nats_server.url, urls["notifier"], secret):
+        async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as http:
+            for _ in range(300):  # until it answers through the api
+                if (await http.get("/v1/notification-channels")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+        yield
 
 
 @pytest.fixture(scope="module")
