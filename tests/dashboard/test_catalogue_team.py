@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.slow]
 
 HOOK_PATH = "/hooks/d4shb0ardHookPath77"
 HOOK_SECRET = "whsec-D4shboard-Signing-Secret-91"
+NEW_PATH = "/hooks/r0tatedHookPath88"
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ async def test_templates_are_browsed_searched_and_deployed(dashboard, browser, p
 async def test_notification_channels_subscriptions_test_send_and_log(dashboard, browser, notifier, project):
     receiver = await WebhookReceiver(HOOK_SECRET).start()
     hook_url = receiver.url(HOOK_PATH)
-    secrets = (HOOK_PATH.strip("/"), HOOK_SECRET, hook_url)
+    secrets = (HOOK_PATH.strip("/"), HOOK_SECRET, hook_url, NEW_PATH.strip("/"))
     try:
         ctx = await browser.context(viewport={"width": 1280, "height": 900})
         page = await sign_in(ctx, dashboard.url, dashboard.developer)
@@ -186,6 +187,29 @@ async def test_notification_channels_subscriptions_test_send_and_log(dashboard, 
         assert await row.count() == 1 and "delivered" in (await row.text_content() or "")
         await screenshot(page, "dashboard-notifications")
 
+        # Where it sends changes (a new URL); the signing secret, left empty, is kept: the receiver verifies it.
+        await page.get_by_text("Change where ops-hook sends").click()
+        assert (
+            await page.get_by_label("Signing secret of ops-hook").get_attribute("placeholder") == "set: empty keeps it"
+        )
+        await page.get_by_label("URL of ops-hook").fill(receiver.url(NEW_PATH))
+        await page.get_by_role("button", name="Save where ops-hook sends").click()
+        await page.wait_for_url(f"{dashboard.url}notifications")
+        await page.get_by_role("button", name="Send a test message to ops-hook").click()
+        await page.wait_for_url(re.compile(r"\?tested="))
+        [_, again] = await receiver.wait_accepted(2, timeout=20)
+        assert receiver.problems == [] and again.path == NEW_PATH
+
+        # The delivery log narrowed by channel and status, as the REST API filters it.
+        await page.get_by_label("Channel", exact=True).select_option(label="ops-hook")
+        await page.get_by_label("Status", exact=True).select_option("delivered")
+        await page.get_by_role("button", name="Show", exact=True).click()
+        await page.wait_for_url(re.compile(r"status=delivered"))
+        assert await page.get_by_role("row").filter(has_text="(test)").count() == 2
+        await page.get_by_label("Status", exact=True).select_option("failed")
+        await page.get_by_role("button", name="Show", exact=True).click()
+        await page.get_by_role("cell", name="Nothing sent yet.").wait_for()
+
         # Disable and enable again; stop the subscription.
         await page.get_by_role("button", name="Disable ops-hook").click()
         await page.get_by_role("button", name="Enable ops-hook").click()
@@ -199,7 +223,7 @@ async def test_notification_channels_subscriptions_test_send_and_log(dashboard, 
         page = await sign_in(ctx, dashboard.url, dashboard.viewer)
         await page.goto(f"{dashboard.url}notifications")
         await page.get_by_role("heading", name=re.compile("^ops-hook")).wait_for()
-        assert await page.locator("form").count() == 1  # sign out only
+        assert await page.locator("form[method=post]").count() == 1  # sign out only
         channel_id = (await page.locator("article.channel h3").first.get_attribute("id") or "").removeprefix("c-")
         await forged_as(
             ctx,
@@ -212,7 +236,7 @@ async def test_notification_channels_subscriptions_test_send_and_log(dashboard, 
                 ("notification-channels", {"kind": "webhook", "name": "sneaky", "webhook.url": hook_url}),
             ],
         )
-        assert len(receiver.requests) == 1
+        assert len(receiver.requests) == 2
         await ctx.close()
 
         # An admin stops the subscription and deletes the channel.
@@ -283,6 +307,8 @@ async def test_team_members_invitations_tokens_and_audit(dashboard, browser):
     for action in ("POST /v1/invitations", "PATCH /v1/members/{user_id}", "DELETE /v1/tokens/{token_id}"):
         assert await audit.get_by_role("cell", name=action, exact=True).count() >= 1, action
     await screenshot(page, "dashboard-team")
+    await page.goto(f"{dashboard.url}team?before=1")  # the audit log paged back past its first entry
+    await page.get_by_role("cell", name="Nothing recorded yet.").wait_for()
 
     # At phone width the pages wrap (no sideways scrolling).
     phone = await browser.context(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -304,7 +330,7 @@ async def test_team_members_invitations_tokens_and_audit(dashboard, browser):
         page = await sign_in(ctx, dashboard.url, who)
         await page.goto(f"{dashboard.url}team")
         await page.get_by_text("are for the team's admins").wait_for()
-        assert await page.locator("form").count() == 1  # sign out only
+        assert await page.locator("form[method=post]").count() == 1  # sign out only
         await forged_as(
             ctx,
             page.url,

@@ -38,6 +38,7 @@ def build() -> Starlette:
             Route("/notifications", pages_notify.notifications, methods=["GET"]),
             Route("/notification-channels", pages_notify.create_channel, methods=["POST"]),
             Route("/notification-channels/{channel_id:str}/enabled", pages_notify.switch_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/target", pages_notify.configure_channel, methods=["POST"]),
             Route("/notification-channels/{channel_id:str}/delete", pages_notify.delete_channel, methods=["POST"]),
             Route("/notification-channels/{channel_id:str}/test", pages_notify.test_channel, methods=["POST"]),
             Route(

@@ -51,11 +51,17 @@ def _target(base: dict[str, Any], kind: str) -> dict[str, Any]:
     return target
 
 
-async def _page(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
+STATUSES = ("pending", "sending", "delivered", "failed")
+
+
+async def _page(
+    api: Api, base: dict[str, Any], status: int = 200, log: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    log = log or {}
     channels, subscriptions, deliveries, projects = await asyncio.gather(
         api.get(CHANNELS),
         api.get("/v1/notification-subscriptions"),
-        api.get("/v1/notification-deliveries", params={"limit": 50}),
+        api.get("/v1/notification-deliveries", params={"limit": 50, **log}),
         api.get("/v1/projects"),
     )
     by_channel: dict[str, list[dict[str, Any]]] = {}
@@ -72,14 +78,19 @@ async def _page(api: Api, base: dict[str, Any], status: int = 200, **extra: Any)
         names=names,
         projects=projects,
         kinds=KINDS,
+        statuses=STATUSES,
+        log=log,
         **extra,
     )
 
 
 @page
 async def notifications(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    tested = request.query_params.get("tested", "")
-    return await _page(api, base, tested=tested if tested.isalnum() else "")
+    """The page; ``channel`` and ``status`` in the query narrow the delivery log (as the REST API does)."""
+    query = request.query_params
+    tested = query.get("tested", "")
+    log = {name: query[name] for name in ("channel_id", "status") if query.get(name, "").isalnum()}
+    return await _page(api, base, log=log, tested=tested if tested.isalnum() else "")
 
 
 async def _redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) -> Response:
@@ -98,6 +109,15 @@ async def create_channel(request: Request, api: Api, base: dict[str, Any]) -> Re
 async def switch_channel(request: Request, api: Api, base: dict[str, Any]) -> Response:
     channel = request.path_params["channel_id"]
     await call(api, base, _redraw, "PATCH", f"{CHANNELS}/{channel}", json={"enabled": text(base, "enabled") == "true"})
+    return back_to(PAGE)
+
+
+@form
+async def configure_channel(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Change where a channel sends (same kind): a secret left empty is kept as it is."""
+    channel = request.path_params["channel_id"]
+    target = _target(base, text(base, "kind"))
+    await call(api, base, _redraw, "PATCH", f"{CHANNELS}/{channel}", json={"target": target})
     return back_to(PAGE)
 
 

@@ -19,7 +19,10 @@ PAGE = "/ui/team"
 ROLES = ("viewer", "developer", "admin", "owner")
 
 
-async def _page(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
+AUDIT_PAGE = 50
+
+
+async def _page(api: Api, base: dict[str, Any], status: int = 200, before: str = "", **extra: Any) -> Response:
     teams = await api.get("/v1/me/teams")
     admin: dict[str, Any] = {}
     if base["can"]["admin"]:
@@ -27,7 +30,7 @@ async def _page(api: Api, base: dict[str, Any], status: int = 200, **extra: Any)
             api.get("/v1/members"),
             api.get("/v1/invitations"),
             api.get("/v1/tokens"),
-            api.get("/v1/audit", params={"limit": 50}),
+            api.get("/v1/audit", params={"limit": AUDIT_PAGE, **({"before": before} if before else {})}),
         )
         emails = {m["user_id"]: m["email"] for m in items(members)}
         admin = {
@@ -35,6 +38,7 @@ async def _page(api: Api, base: dict[str, Any], status: int = 200, **extra: Any)
             "invitations": [i for i in items(invitations) if i["state"] == "pending"],
             "tokens": [t for t in items(tokens) if not t["revoked_at"]],
             "audit": items(audit),
+            "older": items(audit)[-1]["id"] if len(items(audit)) == AUDIT_PAGE else None,
             "emails": emails,
         }
     return render("team.html", status, **base, teams=teams, roles=ROLES, **admin, **extra)
@@ -46,7 +50,9 @@ async def _redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) 
 
 @page
 async def team(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    return await _page(api, base)
+    """The page; ``before`` in the query pages the audit log back (entries with lower ids)."""
+    before = request.query_params.get("before", "")
+    return await _page(api, base, before=before if before.isdigit() else "")
 
 
 @form
