@@ -10,10 +10,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from berth_api.dashboard import sessions
 from berth_api.dashboard.client import Api, ApiError
 from berth_api.dashboard.page_forms import text
 from berth_api.dashboard.pages import shown_status
-from berth_api.dashboard.web import back_to, page, render
+from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
 VAR_PREFIX = "var."
 LOGO_TYPES = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}
@@ -60,13 +61,19 @@ async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> R
     return back_to(f"/ui/applications/{app['id']}")
 
 
-@page
-async def logo(request: Request, api: Api, base: dict[str, Any]) -> Response:
+async def logo(request: Request) -> Response:
     """A catalogue logo, relayed with the session's token (an ``<img>`` cannot send a bearer header)."""
+    session = await sessions.load(state_of(request), request)
+    if session is None:
+        return Response(status_code=401)
     name = request.path_params["logo_file"]
-    r = await api.http.get(f"/v1/templates/logos/{name}")
+    api = api_for(request, session)
+    try:
+        r = await api.http.get(f"/v1/templates/logos/{name}")
+    finally:
+        await api.close()
     kind = LOGO_TYPES.get(name.rsplit(".", 1)[-1])
     if r.status_code != 200 or kind is None:
-        return Response(status_code=404)
+        return Response(status_code=r.status_code if r.status_code >= 400 else 404)
     headers = {"Cache-Control": "private, max-age=3600", "Content-Security-Policy": "default-src 'none'"}
     return Response(r.content, media_type=kind, headers=headers)
