@@ -128,6 +128,11 @@ async def test_templates_are_browsed_searched_and_deployed(dashboard, browser, p
         app = (await http.get(f"/v1/applications/{page.url.rsplit('/', 1)[1]}")).json()
     assert app["environment_id"] == project["environments"][0]["id"]
     await screenshot(page, "dashboard-template-deployed")
+
+    # The notifier is not running yet (it starts for the next test): the notifications page says so.
+    await page.get_by_role("link", name="Notifications", exact=True).click()
+    assert "cannot be shown now" in (await page.locator("#unavailable").text_content() or "")
+    assert await page.get_by_role("heading", name="New channel").count() == 0
     await ctx.close()
 
     # A viewer browses the catalogue but is offered no deploy, and the REST API refuses the forged one.

@@ -58,12 +58,19 @@ async def _page(
     api: Api, base: dict[str, Any], status: int = 200, log: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     log = log or {}
-    channels, subscriptions, deliveries, projects = await asyncio.gather(
-        api.get(CHANNELS),
-        api.get("/v1/notification-subscriptions"),
-        api.get("/v1/notification-deliveries", params={"limit": 50, **log}),
-        api.get("/v1/projects"),
-    )
+    projects = await api.get("/v1/projects")
+    try:
+        channels, subscriptions, deliveries = await asyncio.gather(
+            api.get(CHANNELS),
+            api.get("/v1/notification-subscriptions"),
+            api.get("/v1/notification-deliveries", params={"limit": 50, **log}),
+        )
+    except ApiError as e:
+        if e.status != 503:
+            raise
+        # The notifier is down or slow: the page says so (and offers no form) instead of failing whole.
+        channels, subscriptions, deliveries = [], [], []
+        extra.setdefault("unavailable", e.detail)
     by_channel: dict[str, list[dict[str, Any]]] = {}
     for sub in subscriptions:
         by_channel.setdefault(sub["channel_id"], []).append(sub)
