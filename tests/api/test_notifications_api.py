@@ -7,7 +7,6 @@ channel's endpoint is a local webhook receiver that verifies the HMAC signature.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,10 +14,9 @@ from typing import Any
 import pytest
 
 from berth_api.domain.problems import MEDIA_TYPE
-from berth_common.runtime import serve
-from berth_notifier.bootstrap import spec
 from berth_notifier.settings import NotifierSettings
 from tests.api.conftest import make_app, make_project
+from tests.support.notifier import serving_notifier
 from tests.support.receivers import WebhookReceiver
 
 HOOK_PATH = "/hooks/t0ps3cretHookPath42"
@@ -52,24 +50,9 @@ async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -
 @pytest.fixture
 async def notifier(api, api_urls, nats_server) -> AsyncIterator[NotifierSettings]:
     """The real notifier, started after the api (which declared the streams), until the test ends."""
-    settings = NotifierSettings(
-        nats_url=nats_server.url,
-        database_url=api_urls["notifier"],
-        http_port=0,
-        secret_key="notifier-api-test-secret-0123456789",
-        public_url="https://berth.test",
-        notify_backoff_base_s=0.2,
-        notify_backoff_max_s=1.0,
-        notify_timeout_s=3.0,
-        notify_sweep_interval_s=0.5,
-        notify_allow_private_targets=True,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(spec(settings), stop), name="notifier-under-test")
-    yield settings
-    stop.set()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 30)
+    secret = "notifier-api-test-secret-0123456789"
+    async with serving_notifier(nats_server.url, api_urls["notifier"], secret) as settings:
+        yield settings
 
 
 async def _ready(client, headers) -> None:

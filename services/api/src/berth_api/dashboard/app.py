@@ -6,7 +6,16 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from berth_api.dashboard import pages, pages_data, pages_observe, pages_servers, signin
+from berth_api.dashboard import (
+    pages,
+    pages_data,
+    pages_notify,
+    pages_observe,
+    pages_servers,
+    pages_team,
+    pages_templates,
+    signin,
+)
 from berth_api.dashboard.web import HERE
 
 
@@ -59,6 +68,34 @@ def build() -> Starlette:
             Route("/alerts", pages_observe.alerts, methods=["GET"]),
             Route("/alerts/rules", pages_observe.create_rule, methods=["POST"]),
             Route("/alerts/rules/{rule_id:str}/delete", pages_observe.delete_rule, methods=["POST"]),
+            # Templates, notifications and team (issue 16's catalogue and team pages).
+            Route("/templates", pages_templates.catalogue, methods=["GET"]),
+            Route("/templates/logos/{logo_file:str}", pages_templates.logo, methods=["GET"]),
+            Route("/templates/{slug:str}", pages_templates.template, methods=["GET"]),
+            Route("/templates/{slug:str}/deploy", pages_templates.deploy_template, methods=["POST"]),
+            Route("/notifications", pages_notify.notifications, methods=["GET"]),
+            Route("/notification-channels", pages_notify.create_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/enabled", pages_notify.switch_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/target", pages_notify.configure_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/delete", pages_notify.delete_channel, methods=["POST"]),
+            Route("/notification-channels/{channel_id:str}/test", pages_notify.test_channel, methods=["POST"]),
+            Route(
+                "/notification-channels/{channel_id:str}/subscriptions",
+                pages_notify.create_subscription,
+                methods=["POST"],
+            ),
+            Route(
+                "/notification-subscriptions/{subscription_id:str}/delete",
+                pages_notify.delete_subscription,
+                methods=["POST"],
+            ),
+            Route("/team", pages_team.team, methods=["GET"]),
+            Route("/members/{user_id:str}/role", pages_team.change_role, methods=["POST"]),
+            Route("/members/{user_id:str}/remove", pages_team.remove_member, methods=["POST"]),
+            Route("/invitations", pages_team.invite, methods=["POST"]),
+            Route("/invitations/{invitation_id:str}/revoke", pages_team.revoke_invitation, methods=["POST"]),
+            Route("/tokens", pages_team.create_token, methods=["POST"]),
+            Route("/tokens/{token_id:str}/revoke", pages_team.revoke_token, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

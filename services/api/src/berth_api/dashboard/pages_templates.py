@@ -1,0 +1,79 @@
+"""The template pages: the catalogue (search by text, filter by tag), one template (its variables and
+compose) and deploying it into an environment. Each read and each form is a REST call with the session's
+token; the REST API refuses a viewer's deploy, the page only leaves the form out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from berth_api.dashboard import sessions
+from berth_api.dashboard.client import Api, ApiError
+from berth_api.dashboard.page_forms import text
+from berth_api.dashboard.pages import shown_status
+from berth_api.dashboard.web import api_for, back_to, page, render, state_of
+
+VAR_PREFIX = "var."
+LOGO_TYPES = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}
+
+
+@page
+async def catalogue(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    q = request.query_params.get("q", "").strip()[:100]
+    tag = request.query_params.get("tag", "").strip()[:63]
+    params = {k: v for k, v in (("q", q), ("tag", tag)) if v}
+    found, everything = await asyncio.gather(api.get("/v1/templates", params=params), api.get("/v1/templates"))
+    tags = sorted({t for template in everything for t in template["tags"]})
+    return render("templates.html", **base, templates=found, tags=tags, q=q, tag=tag)
+
+
+async def _template(api: Api, base: dict[str, Any], slug: str, status: int = 200, **extra: Any) -> Response:
+    template, projects = await asyncio.gather(api.get(f"/v1/templates/{slug}"), api.get("/v1/projects"))
+    environments = [
+        {"id": env["id"], "label": f"{p['name']} / {env['name']}"} for p in projects for env in p["environments"]
+    ]
+    inputs = {name: v for name, v in template["variables"].items() if v.get("kind") == "input"}
+    return render("template.html", status, **base, template=template, environments=environments, inputs=inputs, **extra)
+
+
+@page
+async def template(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    return await _template(api, base, request.path_params["slug"])
+
+
+@page
+async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Create the application from the template (variables given in the form, the rest generated)."""
+    slug = request.path_params["slug"]
+    body: dict[str, Any] = {"environment_id": text(base, "environment_id")}
+    for name in ("name", "domain"):
+        if text(base, name):
+            body[name] = text(base, name)
+    variables = {k.removeprefix(VAR_PREFIX): str(v) for k, v in base["form"].items() if k.startswith(VAR_PREFIX)}
+    body["variables"] = {k: v for k, v in variables.items() if v}
+    try:
+        app = await api.call("POST", f"/v1/templates/{slug}/deploy", json=body)
+    except ApiError as e:
+        return await _template(api, base, slug, shown_status(e), error=e)
+    return back_to(f"/ui/applications/{app['id']}")
+
+
+async def logo(request: Request) -> Response:
+    """A catalogue logo, relayed with the session's token (an ``<img>`` cannot send a bearer header)."""
+    session = await sessions.load(state_of(request), request)
+    if session is None:
+        return Response(status_code=401)
+    name = request.path_params["logo_file"]
+    api = api_for(request, session)
+    try:
+        r = await api.http.get(f"/v1/templates/logos/{name}")
+    finally:
+        await api.close()
+    kind = LOGO_TYPES.get(name.rsplit(".", 1)[-1])
+    if r.status_code != 200 or kind is None:
+        return Response(status_code=r.status_code if r.status_code >= 400 else 404)
+    headers = {"Cache-Control": "private, max-age=3600", "Content-Security-Policy": "default-src 'none'"}
+    return Response(r.content, media_type=kind, headers=headers)
