@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from typing import Any
 import httpx
 
 from benchmarks.support.api_load import ensure_wrk, rotating_tokens, run_python, run_wrk
-from benchmarks.support.api_server import ApiProcess, Infra
+from benchmarks.support.api_server import ApiProcess, running_api
 
 NAME = "api"
 GOALS = {"rps": (">=", 1000.0), "p99_ms": ("<=", 50.0)}
@@ -181,15 +179,7 @@ def load(
 
 
 async def run() -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="berth-bench-api-"))
-    root.chmod(0o755)  # Postgres may run as its own user below it
-    infra = Infra(root)
-    api: ApiProcess | None = None
-    try:
-        infra.start()
-        database = await infra.api_database()
-        api = ApiProcess("api", infra.nats_url, database, root / "api", extra_env={"BERTH_LOG_LEVEL": "WARNING"})
-        api.start()
+    async with running_api("api") as (root, infra, api):
         token = api.admin_token()
         started = time.monotonic()
         await seed(api.url, token, APPLICATIONS)
@@ -243,8 +233,3 @@ async def run() -> dict[str, Any]:
             "seed_s": round(seed_s, 1),
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
-    finally:
-        if api is not None:
-            api.stop()
-        infra.stop()
-        shutil.rmtree(root, ignore_errors=True)

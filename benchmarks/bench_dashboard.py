@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks.bench_api import seed
-from benchmarks.support.api_server import ApiProcess, Infra
+from benchmarks.support.api_server import running_api
 
 NAME = "dashboard"
 GOALS = {"app_list_1000_ms_p50": ("<=", 300.0), "app_page_kb": ("<=", 150.0)}
@@ -131,15 +128,7 @@ async def in_chromium(url: str, session: str, app_id: str) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="berth-bench-dashboard-"))
-    root.chmod(0o755)  # Postgres may run as its own user below it
-    infra = Infra(root)
-    api: ApiProcess | None = None
-    try:
-        infra.start()
-        database = await infra.api_database()
-        api = ApiProcess("api", infra.nats_url, database, root / "api", extra_env={"BERTH_LOG_LEVEL": "WARNING"})
-        api.start()
+    async with running_api("dashboard") as (_root, _infra, api):
         token = api.admin_token()
         started = time.monotonic()
         await seed(api.url, token, APPLICATIONS)
@@ -173,8 +162,3 @@ async def run() -> dict[str, Any]:
             "seed_s": round(seed_s, 1),
             "load_avg_1m": round(os.getloadavg()[0], 2),
         }
-    finally:
-        if api is not None:
-            api.stop()
-        infra.stop()
-        shutil.rmtree(root, ignore_errors=True)

@@ -19,17 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.support.api_server import ApiProcess, Infra
+from benchmarks.support.api_server import running_api
 from berth_api.domain.forges import identify, sign, verify
 
 NAME = "webhook"
@@ -160,16 +157,7 @@ async def measure(url: str, token: str) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="berth-bench-webhook-"))
-    root.chmod(0o755)  # Postgres may run as its own user below it
-    infra = Infra(root)
-    api: ApiProcess | None = None
-    try:
-        infra.start()
-        database = await infra.api_database()
-        env = {"BERTH_LOG_LEVEL": "WARNING", "BERTH_WEBHOOK_DEBOUNCE_S": str(DEBOUNCE_S)}
-        api = ApiProcess("api", infra.nats_url, database, root / "api", extra_env=env)
-        api.start()
+    async with running_api("webhook", {"BERTH_WEBHOOK_DEBOUNCE_S": str(DEBOUNCE_S)}) as (_root, _infra, api):
         load_before = os.getloadavg()[0]
         result = await measure(api.url, api.admin_token())
         verify_us = verify_only_us("bwhs_" + uuid.uuid4().hex)
@@ -180,8 +168,3 @@ async def run() -> dict[str, Any]:
             "verify_only_p99_us": round(p99(verify_us), 1),
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
-    finally:
-        if api is not None:
-            api.stop()
-        infra.stop()
-        shutil.rmtree(root, ignore_errors=True)

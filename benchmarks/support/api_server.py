@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,3 +203,27 @@ class Infra:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    name: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Path, Infra, ApiProcess]]:
+    """nats-server, Postgres and one ``berth-api`` process in a temporary directory (``berth-bench-<name>-``),
+    all stopped and removed afterwards: the rig of the benchmarks that measure the api alone."""
+    root = Path(tempfile.mkdtemp(prefix=f"berth-bench-{name}-"))
+    root.chmod(0o755)  # Postgres may run as its own user below it
+    infra = Infra(root)
+    api: ApiProcess | None = None
+    try:
+        infra.start()
+        database = await infra.api_database()
+        env = {"BERTH_LOG_LEVEL": "WARNING", **(extra_env or {})}
+        api = ApiProcess("api", infra.nats_url, database, root / "api", extra_env=env)
+        api.start()
+        yield root, infra, api
+    finally:
+        if api is not None:
+            api.stop()
+        infra.stop()
+        shutil.rmtree(root, ignore_errors=True)
