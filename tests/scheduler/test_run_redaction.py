@@ -20,7 +20,7 @@ from tests.scheduler.test_cron_jobs import Seen, job_run, send
 from tests.scheduler.test_runs import start_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
-ECHO = "echo token=$TOKEN; echo done >&2"
+ECHO = "echo token=$TOKEN; sleep 0.2; echo done >&2"
 
 
 def with_secret(busybox: str, secret: str, job: list[str]) -> dict:
