@@ -83,7 +83,7 @@ async def test_a_run_succeeds_with_the_applications_variables(platform, app_id, 
     started = events.of(run_id, "evt.run.started")
     assert len(started) == 1 and started[0]["container"] == f"berth-run-{run_id}"
     assert (done["status"], done["exit_code"], done["reason"]) == ("succeeded", 0, "")
-    assert done["last_lines"] == ["hello", "token=s3cret"]
+    assert done["last_lines"] == ["hello", "token=[redacted]"]  # the secret variable is set, and redacted
     assert done["server_id"] == "local" and done["container"] == f"berth-run-{run_id}"
     assert run_containers(run_id) == [f"berth-run-{run_id} run"]  # kept for its logs
 

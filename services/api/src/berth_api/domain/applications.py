@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from berth_common.catalogue import ApplicationSpec, TlsOptions
+from berth_common.redaction import redact as redact  # the one rule, used from here by the use cases
 
 VariableKind = Literal["runtime", "build"]
 Sealer = Callable[[str, str], str]  # (value, associated data) -> sealed text
@@ -273,10 +274,3 @@ def _mask_service(svc: dict[str, Any]) -> dict[str, Any]:
 
 def secret_values(variables: Iterable[Variable]) -> list[str]:
     return [v.value for v in variables if v.secret and v.value]
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` (longest first, so none leaks as part of another)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text

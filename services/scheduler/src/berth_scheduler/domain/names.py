@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 
 from berth_common import values
+from berth_common.redaction import REDACTED as REDACTED
+from berth_common.redaction import redact as redact  # the one rule, used from here by the use cases
 
 SLUG_RE = values.SLUG_RE
 CONTAINER_NAME_RE = re.compile(
@@ -15,7 +16,6 @@ CONTAINER_NAME_RE = re.compile(
 )
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 MAX_REPLICAS = 999
-REDACTED = "[redacted]"
 
 
 class InvalidNameError(ValueError):
@@ -79,10 +79,3 @@ def network_upstream(container: str, port: int) -> str:
     if not 1 <= port <= 65535:
         raise InvalidNameError(f"invalid port {port}")
     return f"http://{container}:{port}"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` (longest first, so no secret leaks as part of another)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text

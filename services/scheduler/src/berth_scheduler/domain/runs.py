@@ -18,13 +18,14 @@ Its name is ``berth-run-<run id>``: the same after a restart, so the container i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from berth_common import labels as label
+from berth_common import redaction
 from berth_common.catalogue import RUN_LAST_LINES, RUN_MAX_LINE_CHARS, ApplicationSpec, WebService, WorkerService
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.routing import LOCAL
@@ -141,6 +142,17 @@ def outcome(info: dict[str, Any], lines: list[str], *, timed_out_after: int | No
     error = str(state.get("Error") or "").strip()
     reason = f"exited with code {exit_code}" + (f": {error}" if error else "")
     return Outcome("failed", exit_code, reason, tail)
+
+
+def redacted(result: Outcome, secrets: Iterable[str]) -> Outcome:
+    """The outcome with the deployment's secret values redacted from its reason and last lines: what is
+    recorded, announced (``evt.run.finished``, ``evt.job.failed``) and copied into a deployment's log. The
+    lines are best redacted before ``outcome`` cuts them (a secret cut in two is not found here)."""
+    values = [s for s in secrets if s]
+    if not values:
+        return result
+    lines = tuple(line[:RUN_MAX_LINE_CHARS] for line in redaction.redact_all(result.last_lines, values))
+    return replace(result, reason=redaction.redact(result.reason, values), last_lines=lines)
 
 
 def lost(reason: str) -> Outcome:

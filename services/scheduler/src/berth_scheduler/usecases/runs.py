@@ -7,7 +7,8 @@ run not finished, each in a task of its own, from what is recorded and what the 
 replicas run on (and that server recorded, so a restart goes back to it), started only if it never was,
 marked ``running`` with ``evt.run.started``, and waited for until it exits or its timeout passes (then it is
 stopped: ``timed_out``). Its exit code and last lines are recorded with ``evt.run.finished`` by a
-conditional update, so the outcome is recorded and announced once; the events have fixed ids per run.
+conditional update, so the outcome is recorded and announced once; the events have fixed ids per run. The
+reason and last lines are redacted of the deployment's secret values before they are recorded or sent.
 
 A scheduler that stops leaves its runs as they are; the next leader finds each one (queued: made or
 started now; running: waited for; exited meanwhile: recorded; gone after it started: failed, saying so).
@@ -38,6 +39,7 @@ from berth_common.catalogue import CANCELLED_REASON, CancelRun, JobFailed, RunFi
 from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
+from berth_common.redaction import redact_all
 from berth_scheduler.adapters import docker_logs, removals, store
 from berth_scheduler.adapters import run_store as repo
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
@@ -48,6 +50,7 @@ from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
+from berth_scheduler.usecases.rollout.apply import secrets_of
 
 log = get_logger(__name__)
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -242,7 +245,7 @@ class Runs:
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
-        text = await written_lines(docker, cs.name, info, domain.LINES_READ)
+        text = redact_all(await written_lines(docker, cs.name, info, domain.LINES_READ), secrets_of(self.sealer, dep))
         result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
         if result.status == "failed" and await self._removing(row.application_id):
             result = domain.removed_with_application(result)  # stopped by the removal, not by itself
@@ -299,7 +302,9 @@ class Runs:
             await self.prune(row.application_id)
 
     async def _finish(self, unit: Unit, run_id: str, result: domain.Outcome, server: str | None = None) -> Any:
-        """Record the outcome and announce it, once: None when the run had finished already."""
+        """Record the outcome and announce it, once: None when the run had finished already. Its reason and
+        last lines are redacted of the secret values of the run's deployment first."""
+        result = domain.redacted(result, await self._secrets(unit, run_id))
         now = self.clock()
         values: dict[str, Any] = {
             "status": result.status,
@@ -342,6 +347,12 @@ class Runs:
             )
             await unit.emit(failed, id=f"job-run-{run_id}-failed")
         return row
+
+    async def _secrets(self, unit: Unit, run_id: str) -> list[str]:
+        """The secret values of the run's deployment (none when the run or its deployment is unknown here)."""
+        row = await repo.get(unit.session, run_id)
+        dep = await store.load(unit.session, row.deployment_id) if row is not None and row.deployment_id else None
+        return secrets_of(self.sealer, dep) if dep is not None else []
 
     async def prune(self, application_id: str) -> None:
         """Remove the finished run containers of the application beyond the newest ``keep``."""

@@ -13,7 +13,8 @@ service's start layer, once the services it depends on run (a database the migra
 replicas of the earlier layers are then already started (and removed again by the undo when the job
 fails).
 
-Its output goes to the deployment's log (``[pre-deploy]`` lines). Exit 0 records ``PreDeploySucceeded``
+Its output goes to the deployment's log (``[pre-deploy]`` lines), redacted of the deployment's secret values
+as every text the scheduler emits (the failure's reason too). Exit 0 records ``PreDeploySucceeded``
 (the readiness deadline starts then) and the replicas start; any other end fails the deployment with the
 exit code (or the timeout) and the last lines, before anything of the new version started, so the live
 version keeps serving. Its container is removed once the deployment has left ``starting``: after the
@@ -30,12 +31,14 @@ from typing import Any
 from berth_common.catalogue import ApplicationSpec
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
+from berth_common.redaction import redact, redact_all
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import compose, machine, placement
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
 from berth_scheduler.usecases.rollout.steps import prepare_server, transit
@@ -53,6 +56,7 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
     job = spec.pre_deploy
     if job is None:
         return r
+    secrets = secrets_of(rt.sealer, row)
     service = domain.job_service(spec, job.service)
     if service is None:
         reason = f"the pre-deploy job's service {job.service!r} is not a service of the application"
@@ -70,7 +74,7 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
             await docker.create_or_find(cs)
             for network, aliases in cs.connects:
                 await docker.connect_network(network, compose.connect_body(cs.name, aliases))
-            shown = " ".join(job.command)
+            shown = redact(" ".join(job.command), secrets)
             await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
             step = domain.Step.START
         if step is domain.Step.START:
@@ -78,7 +82,8 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
     except DockerOperationError as exc:
         if exc.status not in (400, 404, 409, 500):
             raise
-        await _fail(rt, r, domain.lost(str(exc)), job.timeout_s)  # a command it cannot run, say
+        lost = domain.redacted(domain.lost(str(exc)), secrets)
+        await _fail(rt, r, lost, job.timeout_s)  # a command it cannot run, say
         return None
     info = await docker.inspect(cs.name)
     began = (domain.started_at(info) if info is not None else None) or rt.clock()
@@ -88,7 +93,9 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
         await _fail(rt, r, domain.lost("its container is gone (removed outside Berth)"), job.timeout_s)
         return None
     lines = await written_lines(docker, cs.name, info, domain.JOB_LOG_LINES)
+    lines = redact_all(lines, secrets)
     result = domain.outcome(info, lines, timed_out_after=job.timeout_s if timed_out else None)
+    result = domain.redacted(result, secrets)  # the engine's error text too
     await log_lines(rt, r.deployment_id, [PREFIX + line for line in lines])
     if result.status != "succeeded":
         await _fail(rt, r, result, job.timeout_s)
