@@ -27,9 +27,10 @@ pytestmark = pytest.mark.slow
 COMPONENTS = {"postgres", "nats", "traefik", *SERVICE_NAMES}
 
 
-def http_status(url: str) -> int:
+def http_status(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -70,7 +71,10 @@ def test_every_component_is_ready_and_status_says_so(split_platform):
     ports = split_platform.ports
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{ports[name]}/readyz") == 200, name
-        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics") == 200, name
+        # the metrics service's /metrics answers the bearer of the scrape token made at first start only
+        token = split_platform.paths.metrics_token.read_text().strip() if name == "metrics" else None
+        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics", token) == 200, name
+    assert http_status(f"http://127.0.0.1:{ports['metrics']}/metrics") == 401
     # the proxy entry point answers (Traefik: no route for this host)
     assert http_status(f"http://127.0.0.1:{ports['proxy']}/") == 404
     # one process per service, each a child of the one supervisor
