@@ -37,6 +37,7 @@ from benchmarks.support.processes import start as _start
 from benchmarks.support.processes import stop as _stop
 from benchmarks.support.processes import wait_port as _wait_port
 from berth_cli import baseimages, components
+from berth_common.scrape import team_token
 
 NAME = "metrics_overhead"
 GOALS = {"cpu_pct": ("<=", 5.0), "rss_mb": ("<=", 80.0)}
@@ -66,8 +67,12 @@ def _remove_containers(ids: list[str]) -> None:
         subprocess.run([DOCKER, "rm", "-f", *ids[start : start + 25]], capture_output=True, timeout=300, check=False)
 
 
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:  # loopback only
+SCRAPE_TOKEN = "bench-scrape-token"  # the platform's; the containers' series come with the bench team's
+
+
+def _scrape(port: int, token: str = SCRAPE_TOKEN) -> str:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # loopback only
         return str(resp.read().decode())
 
 
@@ -141,6 +146,7 @@ def run() -> dict[str, Any]:
             "BERTH_DATABASE_URL": urls["metrics"],
             "BERTH_HTTP_PORT": str(http_port),
             "BERTH_METRICS_INTERVAL_S": str(INTERVAL_S),
+            "BERTH_METRICS_TOKEN": SCRAPE_TOKEN,
         }
         argv = [components.bin_path("berth-metrics")]
         with (tmp / "metrics.log").open("ab") as out:
@@ -162,8 +168,8 @@ def run() -> dict[str, Any]:
         cpu1, t1 = proc.cpu_times(), time.monotonic()
         engine1 = engine.cpu_times() if engine else None
         split = _smaps_rollup_mb(service.pid)
-        text = _scrape(http_port)
-        count1, sum1 = _collections(text)
+        count1, sum1 = _collections(_scrape(http_port))
+        text = _scrape(http_port, team_token(SCRAPE_TOKEN, "bench"))
         busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         collected = len([line for line in text.splitlines() if line.startswith("berth_container_memory_used_bytes{")
                          and 'team="bench"' in line])  # fmt: skip

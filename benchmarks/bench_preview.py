@@ -103,13 +103,18 @@ def engine_left(app_id: str, database_id: str | None) -> dict[str, list[str]]:
 
 
 async def left_of(
-    api: httpx.AsyncClient, proxy: httpx.AsyncClient, traefik: str, app_id: str, preview: dict[str, Any]
+    api: httpx.AsyncClient,
+    proxy: httpx.AsyncClient,
+    traefik: tuple[str, tuple[str, str]],
+    app_id: str,
+    preview: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything of the preview still present anywhere (an empty list or False each when none is)."""
     left: dict[str, Any] = engine_left(preview["preview_application_id"], preview["database_id"])
     host = preview["host"]
-    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
-        routers = (await client.get(f"{traefik}/api/http/routers")).json()
+    url, auth = traefik  # Traefik's API and proxy-sync's credentials
+    async with httpx.AsyncClient(timeout=10, trust_env=False, auth=auth) as client:
+        routers = (await client.get(f"{url}/api/http/routers")).json()
     left["traefik_routers"] = [r["name"] for r in routers if host in json.dumps(r)]
     left["host_answers"] = (await proxy.get("/", headers={"Host": host})).status_code != 404
     shown = (await api.get(f"/v1/applications/{app_id}/previews")).json()
@@ -137,7 +142,11 @@ async def _until(check: Any, timeout: float, what: str) -> Any:
 
 
 async def cycle(
-    api: httpx.AsyncClient, proxy: httpx.AsyncClient, traefik: str, root: Path, track: list[str]
+    api: httpx.AsyncClient,
+    proxy: httpx.AsyncClient,
+    traefik: tuple[str, tuple[str, str]],
+    root: Path,
+    track: list[str],
 ) -> dict[str, Any]:
     """Make a preview from a pull request and destroy it; the timings and what is left. ``track`` gets the
     ids whose containers are removed if the platform stops early."""
@@ -230,7 +239,8 @@ async def run() -> dict[str, Any]:
     proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.proxy_port}", timeout=10, trust_env=False)
     try:
         with tempfile.TemporaryDirectory(prefix="berth-bench-preview-") as root:
-            result = await cycle(api, proxy, platform.traefik_api_url, Path(root), platform.apps)
+            traefik = (platform.traefik_api_url, platform.traefik_api_auth)
+            result = await cycle(api, proxy, traefik, Path(root), platform.apps)
     finally:
         await api.aclose()
         await proxy.aclose()

@@ -118,7 +118,9 @@ def burst_plan(upstreams: list[str]) -> list[ApplyRoutes]:
 async def final_state_errors(platform: BerthUp, last: dict[str, ApplyRoutes]) -> list[str]:
     """Routes whose service in Traefik does not list exactly the last generation's upstreams."""
     wrong = []
-    async with httpx.AsyncClient(base_url=platform.traefik_api_url, trust_env=False, timeout=5) as client:
+    async with httpx.AsyncClient(
+        base_url=platform.traefik_api_url, trust_env=False, timeout=5, auth=platform.traefik_api_auth
+    ) as client:
         for rid, cmd in sorted(last.items()):
             resp = await client.get(f"/api/http/services/route-{rid}@file")
             servers = sorted(s["url"] for s in resp.json().get("loadBalancer", {}).get("servers", []))

@@ -109,6 +109,13 @@ class BerthUp:
     def traefik_api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['traefik_api']}"
 
+    @property
+    def traefik_api_auth(self) -> tuple[str, str]:
+        """proxy-sync's credentials for Traefik's API (the password derives from the secret key)."""
+        from berth_proxy_sync.domain.routes import API_USER, api_password
+
+        return API_USER, api_password(self.paths.secret_key.read_text().strip())
+
     def log(self, name: str) -> Path:
         return self.paths.log(name)
 

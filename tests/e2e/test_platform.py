@@ -20,16 +20,20 @@ from berth_cli.platform import leftovers
 from berth_common.bus import Bus
 from berth_common.catalogue import PingService
 from berth_common.db.provision import service_url
+from berth_proxy_sync.domain.routes import api_password
 from tests.e2e.conftest import mentioning
+from tests.proxy.support import api_request
 
 pytestmark = pytest.mark.slow
 
 COMPONENTS = {"postgres", "nats", "traefik", *SERVICE_NAMES}
 
 
-def http_status(url: str) -> int:
+def http_status(url: str | urllib.request.Request, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = url if isinstance(url, urllib.request.Request) else urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -70,7 +74,10 @@ def test_every_component_is_ready_and_status_says_so(split_platform):
     ports = split_platform.ports
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{ports[name]}/readyz") == 200, name
-        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics") == 200, name
+        # the metrics service's /metrics answers the bearer of the scrape token made at first start only
+        token = split_platform.paths.metrics_token.read_text().strip() if name == "metrics" else None
+        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics", token) == 200, name
+    assert http_status(f"http://127.0.0.1:{ports['metrics']}/metrics") == 401
     # the proxy entry point answers (Traefik: no route for this host)
     assert http_status(f"http://127.0.0.1:{ports['proxy']}/") == 404
     # one process per service, each a child of the one supervisor
@@ -152,11 +159,14 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{fresh_platform.ports[name]}/readyz") == 200, name
     # proxy-sync wrote the sentinel route file at its start, and Traefik loaded it
+    # (its API router too: the API answers proxy-sync's password, derived from the secret key, only)
     traefik_api = f"http://127.0.0.1:{fresh_platform.ports['traefik_api']}"
+    password = api_password(fresh_platform.paths.secret_key.read_text().strip())
     deadline = time.monotonic() + 10  # Traefik loads a new file within its 50 ms throttle
-    while http_status(f"{traefik_api}/api/http/routers/berth-sentinel@file") != 200:
+    while http_status(api_request(f"{traefik_api}/api/http/routers/berth-sentinel@file", password)) != 200:
         assert time.monotonic() < deadline, "Traefik never loaded the sentinel"
         time.sleep(0.05)
+    assert http_status(f"{traefik_api}/api/rawdata") == 401
     state = fresh_platform.state()
     assert set(state["children"]) == {"postgres", "nats", "traefik", "allinone"}
     assert psutil.Process(pid).cmdline()[-1].endswith("berth-allinone")

@@ -6,11 +6,13 @@ import asyncio
 import json
 import re
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from berth_common import scrape as scrape_tokens
 from berth_common.catalogue import (
     AlertList,
     AlertListReply,
@@ -24,6 +26,7 @@ from tests.metrics.service import containers, eventually, metrics_service, run_b
 from tests.support.images import DOCKER
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
+SCRAPE = "platform-scrape-token"
 BURN = ["sh", "-c", "while [ ! -f /tmp/stop ]; do :; done; exec sleep 3600"]
 
 
@@ -85,8 +88,19 @@ def docker_stats(cid: str) -> dict:
     return {"cpu": float(row["CPUPerc"].rstrip("%")), "mem": _bytes(used), "limit": _bytes(limit)}
 
 
+def scrape(port: int, token: str | None = None) -> tuple[int, str]:
+    """(status, body) of ``/metrics`` for a bearer of ``token`` (no header without one)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 async def test_query_matches_docker_stats_and_prometheus_exposes_it(nats_server, database, unique):
-    async with metrics_service(nats_server.url, database) as running, containers() as made:
+    async with metrics_service(nats_server.url, database, metrics_token=SCRAPE) as running, containers() as made:
         cid = run_busybox("-m", "256m", labels={"berth.app": f"q-{unique}", "berth.team": "team-1"}, command=BURN)
         made.append(cid)
         await asyncio.sleep(2.5)  # the service has a first reading to take CPU deltas against
@@ -134,15 +148,30 @@ async def test_query_matches_docker_stats_and_prometheus_exposes_it(nats_server,
         kinds = {(s.kind, s.metric) for s in server.series}
         assert ("server", "cpu_pct") in kinds and ("server", "load1") in kinds and ("mount", "disk_pct") in kinds
 
-        text = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{running.port}/metrics", timeout=10).read().decode()
-        )
+        # the team's scrape token: its containers with their Berth labels
+        status, text = await asyncio.to_thread(scrape, running.port, scrape_tokens.team_token(SCRAPE, "team-1"))
+        assert status == 200, text
         line = next(
             line
             for line in text.splitlines()
             if line.startswith("berth_container_cpu_percent{") and f'container_id="{cid[:12]}"' in line
         )
         assert f'app="q-{unique}"' in line and 'server="test-vm"' in line and float(line.rsplit(" ", 1)[1]) > 0
+        # another team's token: nothing of it; no token or a wrong one: refused
+        status, other = await asyncio.to_thread(scrape, running.port, scrape_tokens.team_token(SCRAPE, "team-2"))
+        assert status == 200 and cid[:12] not in other and f"q-{unique}" not in other
+        assert (await asyncio.to_thread(scrape, running.port))[0] == 401
+        assert (await asyncio.to_thread(scrape, running.port, "not-the-token"))[0] == 401
+        # the platform's token: every container and the server, no team's metadata
+        status, text = await asyncio.to_thread(scrape, running.port, SCRAPE)
+        assert status == 200
+        line = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("berth_container_cpu_percent{") and f'container_id="{cid[:12]}"' in line
+        )
+        assert line.startswith(f'berth_container_cpu_percent{{container_id="{cid[:12]}",server="test-vm"}} ')
+        assert f"q-{unique}" not in text and "team-1" not in text
         assert "berth_container_memory_limit_bytes{" in text and re.search(
             r"^berth_server_memory_total_bytes\{server=\"test-vm\"\} \d", text, re.M
         )

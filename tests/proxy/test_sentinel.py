@@ -6,23 +6,34 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import urllib.request
 
 import pytest
 
 from berth_proxy_sync.adapters.files import DynamicDir, UnsafePathError
 from berth_proxy_sync.domain.routes import MANAGED_MARKER, SENTINEL_FILE, render_sentinel, route_id_of_file
-from tests.proxy.support import ProxySync
+from tests.proxy.support import API_PASSWORD, ProxySync
 
 
-def test_the_sentinel_routes_a_host_that_cannot_exist_to_a_closed_port():
-    assert json.loads(render_sentinel()) == {
+def test_the_sentinel_routes_a_host_that_cannot_exist_to_a_closed_port_and_guards_the_api():
+    # the password's SHA-1 (htpasswd's {SHA} form): base64 of sha1(b"pw")
+    assert json.loads(render_sentinel("pw")) == {
         "http": {
             "routers": {
                 "berth-sentinel": {
                     "rule": "Host(`berth-sentinel.invalid`)",
                     "service": "berth-sentinel",
                     "entryPoints": ["web"],
+                },
+                "berth-api": {
+                    "rule": "PathPrefix(`/api`)",
+                    "service": "api@internal",
+                    "entryPoints": ["traefik"],
+                    "middlewares": ["berth-api-auth"],
+                },
+            },
+            "middlewares": {
+                "berth-api-auth": {
+                    "basicAuth": {"users": ["proxy-sync:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM="], "removeHeader": True}
                 }
             },
             "services": {"berth-sentinel": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
@@ -35,14 +46,14 @@ def test_written_once_repaired_and_never_a_route_file(tmp_path):
     d = DynamicDir(tmp_path / "dynamic")
     d.ensure()
     path = d.directory / SENTINEL_FILE
-    assert d.write_sentinel(render_sentinel()) is True
-    assert path.read_text() == render_sentinel()
+    assert d.write_sentinel(render_sentinel(API_PASSWORD)) is True
+    assert path.read_text() == render_sentinel(API_PASSWORD)
     ino = os.stat(path).st_ino
-    assert d.write_sentinel(render_sentinel()) is False  # unchanged: no event for Traefik
+    assert d.write_sentinel(render_sentinel(API_PASSWORD)) is False  # unchanged: no event for Traefik
     assert os.stat(path).st_ino == ino
     path.write_text("damaged")
-    assert d.write_sentinel(render_sentinel()) is True
-    assert path.read_text() == render_sentinel()
+    assert d.write_sentinel(render_sentinel(API_PASSWORD)) is True
+    assert path.read_text() == render_sentinel(API_PASSWORD)
     assert d.managed_files() == []
     for name_op in (d.read, d.delete, lambda name: d.write(name, MANAGED_MARKER)):
         with pytest.raises(UnsafePathError):
@@ -52,7 +63,7 @@ def test_written_once_repaired_and_never_a_route_file(tmp_path):
 
 def _sentinel_loaded(traefik) -> bool:
     try:
-        with urllib.request.urlopen(f"{traefik.api_url}/api/http/routers/berth-sentinel@file", timeout=1) as r:
+        with traefik.api_get("/api/http/routers/berth-sentinel@file", 1) as r:
             return r.status == 200
     except OSError:
         return False

@@ -8,10 +8,14 @@ from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
 from berth_proxy_sync.domain.routes import Route, render
 from berth_proxy_sync.settings import ProxySyncSettings
+from tests.proxy.support import API_PASSWORD
 
 
 async def test_live_gone_and_mismatch_reasons(traefik, unique):
-    api = TraefikApi(traefik.api_url)
+    api = TraefikApi(traefik.api_url, password=API_PASSWORD)
+    with pytest.raises(NotLiveError, match=r"within 0\.2s: router route-x@file still answers HTTP 503"):
+        await api.wait_gone("x", 0.2)  # before the sentinel, no API answers: a removal is not confirmed
+    traefik.open_api()
     files = DynamicDir(traefik.dynamic_dir)
     rid = f"web-{unique}"
     route = Route.create(rid, [f"{rid}.localhost"], ["http://127.0.0.1:1001", "http://127.0.0.1:1002"])

@@ -20,6 +20,8 @@ from berth_common.docker import DockerEngines, local_engine
 from berth_common.docker.remote import connect_server
 from berth_proxy_sync.adapters.files import UnsafePathError
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+from berth_proxy_sync.domain.routes import API_USER, SENTINEL_FILE, render_sentinel
+from tests.proxy.support import API_PASSWORD
 from tests.support.images import busybox_image
 from tests.support.testservers import running_servers
 
@@ -124,6 +126,8 @@ async def test_a_server_serves_its_apps_through_its_own_traefik(tmp_path: Path) 
                     "services": {"shop-web": {"loadBalancer": {"servers": [{"url": "http://web-shop:8080"}]}}},
                 }
             }
+            # proxy-sync's sentinel: Traefik's API router, behind its password
+            assert await files.write(SENTINEL_FILE, render_sentinel(API_PASSWORD), sentinel=True) is True
             assert await files.write("shop-web.yml", json.dumps(route)) is True
             assert await files.write("shop-web.yml", json.dumps(route)) is False  # unchanged: not written again
             with pytest.raises(UnsafePathError):
@@ -137,9 +141,15 @@ async def test_a_server_serves_its_apps_through_its_own_traefik(tmp_path: Path) 
             listener = await conn.forward_local_port("127.0.0.1", 0, proxy_ip, tr.API_PORT)
             try:
                 api = f"http://127.0.0.1:{listener.get_port()}"
-                async with httpx.AsyncClient(timeout=5) as client:
+                async with httpx.AsyncClient(timeout=5, auth=(API_USER, API_PASSWORD)) as client:
                     router = (await client.get(f"{api}/api/http/routers/shop-web@file")).json()
                 assert router["status"] == "enabled" and router["rule"] == "Host(`shop.test`)"
+                async with httpx.AsyncClient(timeout=5) as client:
+                    assert (await client.get(f"{api}/api/rawdata")).status_code == 401
+                # an application on the server's Berth network reaches the entry point, not the API
+                probe = "wget -S -O- http://traefik:8081/api/rawdata 2>&1; true"
+                seen = await asyncio.to_thread(server.docker, "exec", "shop-web-1", "sh", "-c", probe)
+                assert "401 Unauthorized" in seen and "shop.test" not in seen, seen
                 async with httpx.AsyncClient(timeout=2) as client:
                     with pytest.raises(httpx.TransportError):
                         await client.get(f"http://{server.address}:{tr.API_PORT}/api/rawdata")

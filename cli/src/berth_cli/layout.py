@@ -141,6 +141,11 @@ class Paths:
         return self.root / "secret.key"
 
     @property
+    def metrics_token(self) -> Path:
+        """The platform's scrape token for the metrics service's ``/metrics`` (made at first start)."""
+        return self.root / "metrics.token"
+
+    @property
     def pg_password(self) -> Path:
         return self.root / "postgres.password"
 

@@ -67,6 +67,7 @@ app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name
 _backup_cmd = importlib.import_module("berth_cli.backup_cmd")
 app.command("backup")(_backup_cmd.backup)
 app.command("restore")(_backup_cmd.restore)
+app.command("metrics-token")(importlib.import_module("berth_cli.metrics_cmd").metrics_token)
 app.command("backup-decrypt")(importlib.import_module("berth_cli.backup_decrypt").backup_decrypt)
 importlib.import_module("berth_cli.commands.register").register(app, db_app)
 

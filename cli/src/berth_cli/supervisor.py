@@ -291,6 +291,7 @@ class Supervisor:
         )
         self.start_child(ChildSpec("traefik", traefik.argv, traefik.env))
         common = platform_env(paths, self.ports, secret, self.proxy_host)
+        common["BERTH_METRICS_TOKEN"] = ensure_secret(paths.metrics_token, 32)  # Prometheus' bearer token
         common["BERTH_PROXY_TLS_PORT"] = str(tls_port)  # proxy-sync looks at the certificates served there
         bin_dir = Path(sys.executable).parent
         for spec in service_children(bin_dir, self.ports, urls, common, self.all_in_one):

@@ -9,12 +9,17 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+# The exposition for a request's ``Authorization`` header (empty when absent); None: refused (401).
+Exposition = Callable[[str], bytes | None]
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
-async def health_response(path: str, ready: ReadyCheck) -> tuple[int, str, bytes]:
-    """(status, content type, body) for /livez, /readyz and /metrics; 404 otherwise."""
+async def health_response(
+    path: str, ready: ReadyCheck, exposition: Exposition | None = None, authorization: str = ""
+) -> tuple[int, str, bytes]:
+    """(status, content type, body) for /livez, /readyz and /metrics; 404 otherwise. With ``exposition``,
+    /metrics is what it answers for the caller's ``authorization`` (401 when it refuses)."""
     if path == "/livez":
         return 200, "application/json", b'{"status":"ok"}'
     if path == "/readyz":
@@ -22,14 +27,21 @@ async def health_response(path: str, ready: ReadyCheck) -> tuple[int, str, bytes
         ok = all(components.values())
         body = json.dumps({"status": "ready" if ok else "not ready", "components": components}).encode()
         return (200 if ok else 503), "application/json", body
+    if path == "/metrics" and exposition is not None:
+        scraped = exposition(authorization)
+        if scraped is None:
+            return 401, "application/json", b'{"status":"a bearer token is required"}'
+        return 200, CONTENT_TYPE_LATEST, scraped
     if path == "/metrics":
         return 200, CONTENT_TYPE_LATEST, generate_latest()
     return 404, "application/json", b'{"status":"not found"}'
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, ready: ReadyCheck) -> None:
-        self.host, self.port, self.ready = host, port, ready
+    """``exposition``: who may read /metrics and what they see (default: the process registry, to anyone)."""
+
+    def __init__(self, host: str, port: int, ready: ReadyCheck, exposition: Exposition | None = None) -> None:
+        self.host, self.port, self.ready, self.exposition = host, port, ready, exposition
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -46,8 +58,14 @@ class HealthServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request_line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
+            authorization = ""
+            for _ in range(100):
+                header = await asyncio.wait_for(reader.readline(), 5)
+                if header in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = header.decode("latin-1").partition(":")
+                if name.strip().lower() == "authorization":
+                    authorization = value.strip()
             parts = request_line.decode("latin-1").split()
             if len(parts) < 2:
                 return
@@ -55,9 +73,10 @@ class HealthServer:
             if method not in ("GET", "HEAD"):
                 status, ctype, body = 405, "application/json", b'{"status":"method not allowed"}'
             else:
-                status, ctype, body = await health_response(path, self.ready)
+                status, ctype, body = await health_response(path, self.ready, self.exposition, authorization)
+            challenge = 'WWW-Authenticate: Bearer realm="berth-metrics"\r\n' if status == 401 else ""
             head = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
+                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n{challenge}"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
             writer.write(head.encode() + (body if method == "GET" else b""))

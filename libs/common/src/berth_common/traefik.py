@@ -85,7 +85,7 @@ def static_config(
             "providersThrottleDuration": "50ms",
             "file": {"directory": str(dynamic_dir), "watch": True},
         },
-        "api": {"dashboard": False, "insecure": True},
+        "api": {"dashboard": False},
         "ping": {"entryPoint": "traefik"},
         "log": {"level": "WARN"},
     }

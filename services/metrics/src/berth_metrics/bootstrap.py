@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import cast
 
 from berth_common.docker import DockerEngines, local_engine
+from berth_common.httpd import HealthServer
+from berth_common.logging import get_logger
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_metrics.adapters.docker import DockerSource
 from berth_metrics.adapters.heap import release_free_memory
 from berth_metrics.adapters.host import HostReader
-from berth_metrics.adapters.prom import LatestCollector, register
+from berth_metrics.adapters.prom import exposition
 from berth_metrics.adapters.retention import RetentionPolicy, run_retention
 from berth_metrics.adapters.store import SampleStore
 from berth_metrics.domain.lifecycle import LifecycleTracker
@@ -34,6 +36,8 @@ from berth_metrics.usecases.queries import Deps
 from berth_metrics.usecases.reachability import ReachabilityWatch
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+EXPOSITION = "metrics.exposition"  # ctx.extra: what /metrics answers a request (adapters.prom.exposition)
+log = get_logger(__name__)
 
 
 def retention_of(s: MetricsSettings) -> RetentionPolicy:
@@ -143,7 +147,7 @@ async def wire(ctx: Context) -> None:
             every("rules", s.metrics_rules_refresh_s, evaluator.reload_rules, stop), name="metrics-rules"
         ),
     ]
-    unregister = register(LatestCollector(lambda: collector.snapshot, server))
+    ctx.extra[EXPOSITION] = exposition(lambda: collector.snapshot, server, s.metrics_token.get_secret_value())
 
     async def shutdown() -> None:
         stop.set()
@@ -152,7 +156,6 @@ async def wire(ctx: Context) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        unregister()
         await fleet.close()
         await source.close()
         await engines.close()
@@ -160,8 +163,27 @@ async def wire(ctx: Context) -> None:
     ctx.cleanups.append(shutdown)
 
 
+async def serve_http(ctx: Context, stop: asyncio.Event) -> None:
+    """Liveness, readiness and ``/metrics`` (for a scrape token's holder only) until ``stop``."""
+    s = cast(MetricsSettings, ctx.settings)
+    server = HealthServer(s.http_host, s.http_port, ctx.ready, ctx.extra[EXPOSITION])
+    port = await server.start()
+    log.info("service ready", http=f"http://{s.http_host}:{port}")
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
 def spec(settings: MetricsSettings | None = None) -> ServiceSpec:
-    return ServiceSpec(name="metrics", settings=settings or MetricsSettings(), versions_dir=VERSIONS, wire=wire)
+    return ServiceSpec(
+        name="metrics",
+        settings=settings or MetricsSettings(),
+        versions_dir=VERSIONS,
+        wire=wire,
+        health_server=False,
+        run_http=serve_http,
+    )
 
 
 def main() -> None:

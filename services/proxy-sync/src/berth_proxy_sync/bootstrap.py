@@ -28,16 +28,20 @@ async def wire(ctx: Context) -> None:
     settings = ctx.settings
     assert isinstance(settings, ProxySyncSettings)
     files = DynamicDir(settings.dynamic_dir)
-    traefik = TraefikApi(settings.traefik_api_url, poll_interval_s=settings.route_poll_interval_s)
+    password = settings.traefik_api_password
+    traefik = TraefikApi(settings.traefik_api_url, password=password, poll_interval_s=settings.route_poll_interval_s)
     tls, certs, probe = None, None, None
     if settings.proxy_tls_port is not None:  # the local Traefik serves HTTPS
         port = settings.tls_redirect_port or settings.proxy_tls_port
         tls = TlsSite(str(settings.certs_dir), port, dns_resolver=bool(settings.acme_dns_provider))
         certs, probe = LocalCertFiles(settings.certs_dir), (settings.tls_probe_host, settings.proxy_tls_port)
     # The files are derived from the database: rewrite them all before taking any command.
-    await reconcile(files, ctx.sessionmaker, default_certificate=settings.traefik_default_cert, tls=tls, certs=certs)
+    await reconcile(
+        files, ctx.sessionmaker, password, default_certificate=settings.traefik_default_cert, tls=tls, certs=certs
+    )
     remote = RemoteSites(
         settings.server_traefik_root,
+        password,
         web_port=settings.server_web_port,
         image=settings.server_traefik_image,
         binary=settings.server_traefik_binary,

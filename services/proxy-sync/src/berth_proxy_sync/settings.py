@@ -124,6 +124,13 @@ class ProxySyncSettings(BaseServiceSettings):
     def dynamic_dir(self) -> Path:
         return self.traefik_dynamic_dir or self.data_dir / "traefik" / "dynamic"
 
+    @property
+    def traefik_api_password(self) -> str:
+        """The password of every Traefik's API (``domain.routes.api_password``), never in a setting or log."""
+        from berth_proxy_sync.domain.routes import api_password
+
+        return api_password(self.secret_key.get_secret_value())
+
     @field_validator("server_traefik_root")
     @classmethod
     def _absolute(cls, value: str) -> str:

@@ -1,17 +1,23 @@
-"""Prometheus exposition of the latest readings: a custom collector on the process registry, which
-``berth_common.httpd`` serves at ``/metrics`` on the service's HTTP port."""
+"""Prometheus exposition of the latest readings, served by ``berth_common.httpd`` at ``/metrics`` on the
+service's HTTP port to a caller with a scrape token (``berth_common.scrape``).
+
+The platform's token reads every container's series labelled by container id and server only (no team,
+application, deployment or container name), the server's series and the process's own; a team's token
+reads that team's containers only, with their Berth labels."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from berth_common.scrape import ScrapeScope, scope_of
 from berth_metrics.domain.readings import Snapshot
 
 CONTAINER_LABELS = ("container_id", "name", "app", "service", "deployment", "team", "server")
+PLATFORM_LABELS = ("container_id", "server")  # the platform token's view: no team's metadata
 
 COLLECT_SECONDS = Histogram(
     "berth_metrics_collect_seconds",
@@ -22,36 +28,48 @@ COLLECT_ERRORS = Counter("berth_metrics_collect_errors", "Containers whose readi
 
 
 class LatestCollector(Collector):
-    """Gauges and counters of the last reading of every running container and of the server."""
+    """Gauges and counters of the last reading of the containers ``scope`` sees, and of the server for
+    the platform's scope."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], server: str) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], server: str, scope: ScrapeScope | None = None) -> None:
         self._snapshot = snapshot
         self._server = server
+        self._scope = scope or ScrapeScope()
 
     def describe(self) -> list[Metric]:
         return []  # computed on every scrape: nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
+        team = self._scope.team
+        labelled = CONTAINER_LABELS if team is not None else PLATFORM_LABELS
         g = {
-            "cpu": GaugeMetricFamily("berth_container_cpu_percent", "CPU % (100 = one core)", labels=CONTAINER_LABELS),
-            "mem": GaugeMetricFamily("berth_container_memory_used_bytes", "Memory used", labels=CONTAINER_LABELS),
-            "lim": GaugeMetricFamily("berth_container_memory_limit_bytes", "Memory limit", labels=CONTAINER_LABELS),
-            "restarts": GaugeMetricFamily("berth_container_restarts", "Restart count", labels=CONTAINER_LABELS),
+            "cpu": GaugeMetricFamily("berth_container_cpu_percent", "CPU % (100 = one core)", labels=labelled),
+            "mem": GaugeMetricFamily("berth_container_memory_used_bytes", "Memory used", labels=labelled),
+            "lim": GaugeMetricFamily("berth_container_memory_limit_bytes", "Memory limit", labels=labelled),
+            "restarts": GaugeMetricFamily("berth_container_restarts", "Restart count", labels=labelled),
             "health": GaugeMetricFamily(
-                "berth_container_health", "0 healthy, 1 starting, 2 unhealthy", labels=CONTAINER_LABELS
+                "berth_container_health", "0 healthy, 1 starting, 2 unhealthy", labels=labelled
             ),
         }
         c = {
-            "rx": CounterMetricFamily("berth_container_network_receive_bytes", "Received", labels=CONTAINER_LABELS),
-            "tx": CounterMetricFamily("berth_container_network_transmit_bytes", "Sent", labels=CONTAINER_LABELS),
-            "rd": CounterMetricFamily("berth_container_blkio_read_bytes", "Block I/O read", labels=CONTAINER_LABELS),
-            "wr": CounterMetricFamily(
-                "berth_container_blkio_write_bytes", "Block I/O written", labels=CONTAINER_LABELS
-            ),
+            "rx": CounterMetricFamily("berth_container_network_receive_bytes", "Received", labels=labelled),
+            "tx": CounterMetricFamily("berth_container_network_transmit_bytes", "Sent", labels=labelled),
+            "rd": CounterMetricFamily("berth_container_blkio_read_bytes", "Block I/O read", labels=labelled),
+            "wr": CounterMetricFamily("berth_container_blkio_write_bytes", "Block I/O written", labels=labelled),
         }
         for r in snap.containers.values():
-            labels = [r.container_id[:12], r.name, *(r.labels.get(k, "") for k in CONTAINER_LABELS[2:6]), self._server]
+            if team is None:
+                labels = [r.container_id[:12], self._server]
+            elif r.labels.get("team") != team:
+                continue
+            else:
+                labels = [
+                    r.container_id[:12],
+                    r.name,
+                    *(r.labels.get(k, "") for k in CONTAINER_LABELS[2:6]),
+                    self._server,
+                ]
             for key, value in (
                 ("cpu", r.cpu_pct),
                 ("mem", r.mem_used),
@@ -66,7 +84,8 @@ class LatestCollector(Collector):
                     c[key].add_metric(labels, float(value))
         yield from g.values()
         yield from c.values()
-        yield from self._server_metrics(snap)
+        if team is None:
+            yield from self._server_metrics(snap)
 
     def _server_metrics(self, snap: Snapshot) -> Iterator[Metric]:
         s = snap.server
@@ -94,7 +113,17 @@ class LatestCollector(Collector):
         yield total
 
 
-def register(collector: LatestCollector) -> Callable[[], None]:
-    """Add the collector to the process registry; returns the function that removes it."""
-    REGISTRY.register(collector)
-    return lambda: REGISTRY.unregister(collector)
+def exposition(snapshot: Callable[[], Snapshot], server: str, platform_token: str) -> Callable[[str], bytes | None]:
+    """What ``/metrics`` answers for a request's ``Authorization`` header: None (refused) without a valid
+    scrape token (always, when no platform token is configured), else the caller's scope's series."""
+
+    def answer(authorization: str) -> bytes | None:
+        scope = scope_of(authorization, platform_token)
+        if scope is None:
+            return None
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(LatestCollector(snapshot, server, scope))
+        body = generate_latest(registry)
+        return body + generate_latest(REGISTRY) if scope.team is None else body
+
+    return answer

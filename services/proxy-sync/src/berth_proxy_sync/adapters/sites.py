@@ -144,6 +144,7 @@ class RemoteSites:
     Docker connection factory, its Traefik ensured, its API forwarded and answering."""
 
     root: str  # the folder on each server under which its Traefik's files live (one folder per server id)
+    api_password: str  # of every server's Traefik API (the sentinel's API router)
     web_port: int = 80
     image: str | None = None
     binary: Path | None = None
@@ -186,7 +187,9 @@ class RemoteSites:
             acme=self.acme,
         )
         listener = await conn.forward_local_port("127.0.0.1", 0, api_address, tr.API_PORT)
-        traefik = TraefikApi(f"http://127.0.0.1:{listener.get_port()}", poll_interval_s=self.poll_interval_s)
+        traefik = TraefikApi(
+            f"http://127.0.0.1:{listener.get_port()}", password=self.api_password, poll_interval_s=self.poll_interval_s
+        )
         site = Site(server_id, RemoteFiles(remote), traefik, conn, listener, remote)
         if self.websecure_port is not None:
             from berth_proxy_sync.adapters.cert_files import RemoteCertFiles

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from berth_proxy_sync.domain.routes import Route, router_name
+from berth_proxy_sync.domain.routes import API_USER, Route, router_name
 
 # (kind: "routers" | "services", name without provider) -> (HTTP status, body)
 Lookup = Callable[[str, str], Awaitable[tuple[int, dict[str, Any]]]]
@@ -117,8 +117,13 @@ class _Waiter:
 
 
 class TraefikApi:
-    def __init__(self, base_url: str, *, poll_interval_s: float = 0.01, request_timeout_s: float = 2.0) -> None:
+    """Traefik's API as proxy-sync reads it: with ``password`` (the sentinel's API router asks for it)."""
+
+    def __init__(
+        self, base_url: str, *, password: str, poll_interval_s: float = 0.01, request_timeout_s: float = 2.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.password = password
         self.poll_interval_s = poll_interval_s
         self.request_timeout_s = request_timeout_s
         self._http: httpx.AsyncClient | None = None
@@ -144,11 +149,20 @@ class TraefikApi:
         """The HTTP client, made at the first request: a client holds a parsed CA bundle, which proxy-sync does
         not need until a route change is confirmed or a site is pinged."""
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.request_timeout_s, trust_env=False)
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.request_timeout_s,
+                trust_env=False,
+                auth=httpx.BasicAuth(API_USER, self.password),
+            )
         return self._http
 
     async def _get(self, kind: str, name: str) -> tuple[int, dict[str, Any]]:
+        """(status, body); a 404 that is not the API's own (``{"message": ...}``: the API router is not
+        loaded yet) answers 503, so it never confirms a removal."""
         resp = await self._client.get(f"/api/http/{kind}/{quote(name + '@file', safe='@')}")
+        if resp.status_code == 404 and not resp.text.lstrip().startswith("{"):
+            return 503, {}
         body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
         return resp.status_code, body if isinstance(body, dict) else {}
 

@@ -5,10 +5,17 @@ named ``route-<route_id>``. Names never repeat across files (Traefik drops a nam
 files), and never collide with the permanent sentinel router (``berth-sentinel`` in
 ``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed:
 Traefik ignores an empty configuration and would go on serving the removed route.
+
+The sentinel file also holds Traefik's API router (``berth-api`` on the ``traefik`` entry point, behind
+basic authentication): the static configuration serves the API on no entry point by itself, so only
+proxy-sync, which knows the password, reads it (``api_password``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import re
@@ -27,6 +34,10 @@ SENTINEL_FILE = "000-berth-sentinel.yml"
 MANAGED_MARKER = "# managed by berth proxy-sync: derived from the proxy schema, rewritten at start\n"
 NAME_PREFIX = "route-"
 SENTINEL_NAME = "berth-sentinel"
+API_ROUTER = "berth-api"  # Traefik's API, on its own entry point, for proxy-sync only
+API_AUTH = "berth-api-auth"
+API_USER = "proxy-sync"
+API_ENTRY_POINT = "traefik"  # berth_common.traefik.static_config's entry point of the API and /ping
 
 ROUTE_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 ENTRY_POINT_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -225,8 +236,23 @@ def render(route: Route, site: tls_domain.TlsSite | None = None, states: tls_dom
     return MANAGED_MARKER + yaml.dump(config, Dumper=_DUMPER, sort_keys=True, default_flow_style=False)
 
 
-def sentinel_config() -> dict[str, Any]:
-    """The sentinel: a router for a host that cannot exist (``.invalid``) to a closed port, on ``web``."""
+def api_password(secret_key: str) -> str:
+    """The password of Traefik's API, derived from the platform's secret key: every proxy-sync of the
+    platform knows it, nothing else does, and no server holds more than its hash."""
+    return hmac.new(secret_key.encode(), b"berth traefik api", hashlib.sha256).hexdigest()
+
+
+def api_user_entry(password: str) -> str:
+    """The htpasswd line Traefik checks: the SHA-1 form, cheap on every poll (the password is 256 random
+    bits, so a fast hash gives nothing to guess from)."""
+    digest = base64.b64encode(hashlib.sha1(password.encode(), usedforsecurity=False).digest()).decode()
+    return f"{API_USER}:{{SHA}}{digest}"
+
+
+def sentinel_config(api_password: str) -> dict[str, Any]:
+    """The sentinel: a router for a host that cannot exist (``.invalid``) to a closed port, on ``web``;
+    and Traefik's API on its entry point for the holder of ``api_password`` only (the header is removed
+    before the API sees it)."""
     return {
         "http": {
             "routers": {
@@ -234,16 +260,23 @@ def sentinel_config() -> dict[str, Any]:
                     "rule": f"Host(`{SENTINEL_NAME}.invalid`)",
                     "service": SENTINEL_NAME,
                     "entryPoints": ["web"],
-                }
+                },
+                API_ROUTER: {
+                    "rule": "PathPrefix(`/api`)",
+                    "service": "api@internal",
+                    "entryPoints": [API_ENTRY_POINT],
+                    "middlewares": [API_AUTH],
+                },
             },
+            "middlewares": {API_AUTH: {"basicAuth": {"users": [api_user_entry(api_password)], "removeHeader": True}}},
             "services": {SENTINEL_NAME: {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
         }
     }
 
 
-def render_sentinel() -> str:
+def render_sentinel(api_password: str) -> str:
     """The exact text of ``000-berth-sentinel.yml`` (JSON, which Traefik reads as YAML)."""
-    return json.dumps(sentinel_config(), indent=2)
+    return json.dumps(sentinel_config(api_password), indent=2)
 
 
 def check_host_conflicts(routes: Iterable[Route]) -> None:

@@ -258,6 +258,7 @@ def ensure_default_certificate(files: DynamicDir, wanted: bool = True) -> bool:
 async def reconcile(
     files: DynamicDir,
     sessionmaker: async_sessionmaker[AsyncSession],
+    api_password: str,
     *,
     default_certificate: bool = True,
     tls: TlsSite | None = None,
@@ -266,7 +267,7 @@ async def reconcile(
     """At start: write the sentinel, then every persisted route's file; delete managed files of routes that
     are gone.
 
-    The files are derived state; the database is the truth. The sentinel goes first: it keeps Traefik's
+    The sentinel holds Traefik's API router, for the holder of ``api_password`` only. The files are derived state; the database is the truth. The sentinel goes first: it keeps Traefik's
     configuration non-empty once the last route file is deleted (Traefik ignores an empty configuration
     and would keep serving the deleted routes). Files without the managed marker (an operator's own
     configuration) are left alone. Traefik's default certificate is written when missing
@@ -274,7 +275,7 @@ async def reconcile(
     """
     files.ensure()
     cleaned = files.clean_temp_files()
-    sentinel_written = files.write_sentinel(render_sentinel())
+    sentinel_written = files.write_sentinel(render_sentinel(api_password))
     cert_written = ensure_default_certificate(files, default_certificate)
     async with sessionmaker() as session:
         active = await repo.active_routes(session)

@@ -152,7 +152,7 @@ async def reconcile_remote(site: Site, session: AsyncSession) -> dict[str, int]:
     """A server's files as the database says (see the module's docstring); the sentinel goes first."""
     files = site.remote
     assert files is not None
-    sentinel_written = await files.write(SENTINEL_FILE, render_sentinel(), sentinel=True)
+    sentinel_written = await files.write(SENTINEL_FILE, render_sentinel(site.traefik.password), sentinel=True)
     text = await default_cert.areplacement(await files.read(certificate.DEFAULT_CERT_FILE))
     if text is not None:
         await files.write(certificate.DEFAULT_CERT_FILE, text)
