@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-API_APP = "berth.api_app"  # the scope key under which the dashboard finds the api's own app
+from berth_api.dashboard.keys import API_APP
 
 
 class LazyDashboard:

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from berth_api.dashboard import csrf, sessions
 from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.mount import API_APP
+from berth_api.dashboard.keys import API_APP
 from berth_api.entrypoints.state import ApiState
 
 HERE = Path(__file__).parent
