@@ -15,7 +15,8 @@ from starlette.responses import Response
 
 from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.dashboard.tables import ui_sessions
-from berth_api.entrypoints.state import ApiState
+from berth_api.entrypoints.auth import client_scheme
+from berth_api.entrypoints.state import ApiState, api_state
 
 COOKIE = "berth_session"
 LIFETIME = timedelta(hours=12)
@@ -40,9 +41,8 @@ def _aad(row_id: str) -> str:
 
 
 def is_https(request: Request) -> bool:
-    """Whether the browser reached us over HTTPS (directly or through the proxy, which says so)."""
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+    """Whether the browser reached us over HTTPS (directly or through a trusted proxy, which says so)."""
+    return client_scheme(request, api_state(request).settings) == "https"
 
 
 async def create(state: ApiState, token: str, label: str) -> tuple[str, Session]:
