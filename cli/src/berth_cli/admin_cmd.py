@@ -13,42 +13,18 @@ imports no service package); the database is found as by ``berth secrets rotate-
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from berth_cli import api_commands
 from berth_cli.secrets_cmd import api_database_url
 
 admin_app = typer.Typer(help="The platform's own administration (on the control-plane host).", no_args_is_help=True)
 
 MINT = "berth-api-admin-token"  # the api package's own command (berth_api.entrypoints.admin_token)
 DEFAULT_EMAIL = "admin@localhost"  # the api's default BERTH_ADMIN_EMAIL
-
-
-def _command() -> str:
-    beside = Path(sys.executable).parent / MINT
-    found = str(beside) if beside.is_file() else shutil.which(MINT)
-    if found is None:
-        typer.echo(f"berth admin token: {MINT} not found (the api package is not installed here)", err=True)
-        raise typer.Exit(1)
-    return found
-
-
-def _mint(url: str, email: str, team: str | None, token_file: Path) -> int:
-    """Run the api's command (argv only; the URL, which holds a password, in its environment)."""
-    argv = [_command(), "--email", email, "--token-file", str(token_file), *(["--team", team] if team else [])]
-    proc = subprocess.run(argv, env={**os.environ, "BERTH_DATABASE_URL": url}, capture_output=True, text=True)
-    if proc.stdout:
-        typer.echo(proc.stdout, nl=False)
-    for line in proc.stderr.splitlines():
-        if line.startswith(f"{MINT}: "):
-            line = "berth admin token: " + line[len(MINT) + 2 :]
-        typer.echo(line, err=True)
-    return proc.returncode
 
 
 @admin_app.command("token")
@@ -71,6 +47,7 @@ def token(
         Path(os.environ["BERTH_ADMIN_TOKEN_FILE"]) if os.environ.get("BERTH_ADMIN_TOKEN_FILE") else root / "admin.token"
     )
     url = api_database_url(root, database_url)
-    code = _mint(url, email, team, path.expanduser().resolve())
+    args = ["--email", email, "--token-file", str(path.expanduser().resolve()), *(["--team", team] if team else [])]
+    code = api_commands.run(MINT, args, url, "berth admin token")
     if code:
         raise typer.Exit(code)
