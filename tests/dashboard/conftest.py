@@ -40,6 +40,7 @@ async def dashboard(module_nats_server, module_database, tmp_root) -> AsyncItera
         data_dir=tmp_root / f"dashboard-{free_port()}",
         status_timeout_s=1.0,
         shutdown_grace_s=10,
+        trusted_proxies=["127.0.0.1/32"],  # the tests' X-Forwarded-Proto comes from a trusted proxy
     )
     api = await start_api(settings)
     scheduler = await SchedulerDouble(module_nats_server.url).start(serve_replicas=True)

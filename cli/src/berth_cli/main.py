@@ -20,6 +20,7 @@ Other commands:
     berth backup [-o FILE]         the control plane in one archive (schemas, sealed keys, Traefik files)
     berth restore FILE [--force]   rebuild a data directory from such an archive
     berth backup-decrypt --key-file K IN OUT   decrypt (and decompress) a downloaded encrypted backup object
+    berth admin token              mint a new admin token (audited) into <data dir>/admin.token
 
 Daily work against an api (docs/cli.md; `berth --context NAME ...` or BERTH_CONTEXT picks a context,
 BERTH_API_URL and BERTH_TOKEN override it; every listing takes --json):
@@ -64,6 +65,7 @@ app.add_typer(images_app, name="images")
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
 app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name="secrets")
+app.add_typer(importlib.import_module("berth_cli.admin_cmd").admin_app, name="admin")
 _backup_cmd = importlib.import_module("berth_cli.backup_cmd")
 app.command("backup")(_backup_cmd.backup)
 app.command("restore")(_backup_cmd.restore)

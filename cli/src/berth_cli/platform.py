@@ -207,7 +207,23 @@ def wait_ready(paths: Paths, timeout: float, proc: subprocess.Popen[bytes] | Non
     raise PlatformError("\n".join(parts))
 
 
+def token_problem(api_url: str, token: str, timeout: float = 5.0) -> str | None:
+    """Why the admin token does not work against the api at ``api_url`` (None: it works)."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{api_url.rstrip('/')}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"could not be checked ({type(exc).__name__})"
+    if r.status_code == 200:
+        return None
+    if r.status_code in (401, 429):
+        return "does not work (revoked, expired or replaced)"
+    return f"could not be checked (the api answered {r.status_code})"
+
+
 def banner(paths: Paths, urls: dict[str, str]) -> str:
+    """What ``berth up`` prints: where things are, and the admin token once the api accepted it."""
     lines = [f"Berth is up (data in {paths.root})", f"  API:   {urls.get('api', '?')}"]
     lines.append(f"  proxy: {urls.get('proxy', '?')}")
     try:
@@ -216,6 +232,11 @@ def banner(paths: Paths, urls: dict[str, str]) -> str:
         token = ""
     if token:
         lines.append(f"  admin token: {token}")
+        problem = token_problem(urls["api"], token) if urls.get("api") else None
+        if problem is not None and problem.startswith("does not work"):
+            lines.append(f"  the admin token {problem}: `berth admin token --data-dir {paths.root}` mints a new one")
+        elif problem is not None:
+            lines.append(f"  the admin token {problem}")
     else:
         lines.append(f"  admin token: missing ({paths.admin_token} is written by the api on its first start)")
     return "\n".join(lines)

@@ -15,14 +15,13 @@ the data dir's own Postgres (``berth up``) is used.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
+
+from berth_cli import api_commands
 
 secrets_app = typer.Typer(help="The api's secret key.", no_args_is_help=True)
 
@@ -58,28 +57,6 @@ def api_database_url(data_dir: Path, database_url: str | None) -> str:
 ROTATE = "berth-api-rotate-key"  # the api package's own command (berth_api.entrypoints.rotate_key)
 
 
-def _rotate_command() -> str:
-    beside = Path(sys.executable).parent / ROTATE
-    found = str(beside) if beside.is_file() else shutil.which(ROTATE)
-    if found is None:
-        typer.echo(f"berth secrets rotate-key: {ROTATE} not found (the api package is not installed here)", err=True)
-        raise typer.Exit(1)
-    return found
-
-
-def _rotate(url: str, key_file: Path, keep_backup: bool) -> int:
-    """Run the api's rotation command (argv only; the URL, which holds a password, in its environment)."""
-    argv = [_rotate_command(), "--key-file", str(key_file), *(["--keep-backup"] if keep_backup else [])]
-    proc = subprocess.run(argv, env={**os.environ, "BERTH_DATABASE_URL": url}, capture_output=True, text=True)
-    if proc.stdout:
-        typer.echo(proc.stdout, nl=False)
-    for line in proc.stderr.splitlines():
-        if line.startswith(f"{ROTATE}: "):
-            line = "berth secrets rotate-key: " + line[len(ROTATE) + 2 :]
-        typer.echo(line, err=True)
-    return proc.returncode
-
-
 @secrets_app.command("rotate-key")
 def rotate_key(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")] = Path(".berth"),
@@ -99,6 +76,7 @@ def rotate_key(
         else root / "api-secrets.key"
     )
     url = api_database_url(root, database_url)
-    code = _rotate(url, path.expanduser().resolve(), keep_backup)
+    args = ["--key-file", str(path.expanduser().resolve()), *(["--keep-backup"] if keep_backup else [])]
+    code = api_commands.run(ROTATE, args, url, "berth secrets rotate-key")
     if code:
         raise typer.Exit(code)

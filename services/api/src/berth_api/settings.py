@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from berth_api.domain import retention
+from berth_api.domain import forwarded, retention
 from berth_api.domain.compose.keys import DANGEROUS
 from berth_api.domain.names import LABEL_RE
 from berth_common.catalogue import mount_path
@@ -19,6 +20,12 @@ class ApiSettings(BaseServiceSettings):
     @classmethod
     def _valid_image_map(cls, value: str) -> str:
         parse_image_map(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_trusted_proxies(cls, value: list[str]) -> list[str]:
+        forwarded.networks(value)
         return value
 
     service_name: str = "api"
@@ -49,7 +56,8 @@ class ApiSettings(BaseServiceSettings):
     auth_failures_per_address: int = Field(default=20, ge=0)
     auth_failures_per_prefix: int = Field(default=10, ge=0)
     auth_failure_window_s: float = Field(default=60.0, gt=0, le=86400)
-    # Addresses of reverse proxies whose X-Forwarded-For is believed (BERTH_TRUSTED_PROXIES, a JSON list).
+    # Networks of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
+    # (BERTH_TRUSTED_PROXIES, a JSON list of CIDRs or addresses, e.g. ["10.0.0.0/8"]); empty: none is
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     invitation_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)  # single-use invitation codes
     # Audit rows older than this many days are deleted (BERTH_AUDIT_RETENTION_DAYS; 0 keeps them forever), by
@@ -157,6 +165,11 @@ class ApiSettings(BaseServiceSettings):
                 except ValueError as exc:
                     raise ValueError(f"BERTH_BIND_MOUNT_ALLOW_TEAMS: {team}: {path!r}: {exc}") from None
         return value
+
+    @cached_property
+    def proxy_networks(self) -> tuple[forwarded.Network, ...]:
+        """The trusted proxies' networks, parsed once."""
+        return forwarded.networks(self.trusted_proxies)
 
     def compose_allowed(self, team_id: str | None) -> frozenset[str]:
         """The dangerous compose keys a team may use: the platform's list and the team's own."""

@@ -24,6 +24,26 @@ AlertTargetKind = Literal["container", "app", "server"]
 # whose container is not running and healthy for the metrics service's time; never a user's rule.
 AlertMetric = Literal["cpu_pct", "mem_pct", "disk_pct", "restarts", "down"]
 BUILTIN_DATABASE_DOWN = "builtin-database-down"
+# The metrics a ``MetricsQuery`` may name (the metrics service's stored columns and derived percentages; the
+# api documents them as the ``metric`` query's enum).
+QueryMetric = Literal[
+    "blk_read",
+    "blk_write",
+    "cpu_pct",
+    "disk_pct",
+    "disk_total",
+    "disk_used",
+    "health",
+    "load1",
+    "load15",
+    "load5",
+    "mem_limit",
+    "mem_pct",
+    "mem_used",
+    "net_rx",
+    "net_tx",
+    "restarts",
+]
 TARGET_PATTERN = r"^(\*|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})$"
 
 

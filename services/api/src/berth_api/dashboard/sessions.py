@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.dashboard.mount import API_APP
 from berth_api.dashboard.tables import ui_sessions
+from berth_api.entrypoints.auth import client_scheme
 from berth_api.entrypoints.state import ApiState
 
 COOKIE = "berth_session"
@@ -40,9 +42,9 @@ def _aad(row_id: str) -> str:
 
 
 def is_https(request: Request) -> bool:
-    """Whether the browser reached us over HTTPS (directly or through the proxy, which says so)."""
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+    """Whether the browser reached us over HTTPS (directly or through a trusted proxy, which says so)."""
+    state: ApiState = request.scope[API_APP].state.api  # the dashboard's request.app is its own mount
+    return client_scheme(request, state.settings) == "https"
 
 
 async def create(state: ApiState, token: str, label: str) -> tuple[str, Session]:

@@ -77,9 +77,20 @@ def description(value: str) -> str:
     return value
 
 
+# What a display name may not hold: control characters (C0, DEL, C1), soft hyphens, invisible format and
+# direction marks, line and paragraph separators, a byte-order mark, lone surrogates. The OpenAPI documents
+# the same rule as ``DISPLAY_NAME_PATTERN`` (the characters, and at least one that is not a space).
+_HIDDEN = (
+    r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ud800-\udfff\ufeff\ufff9-\ufffb"
+)
+_HIDDEN_RE = re.compile(f"[{_HIDDEN}]")
+DISPLAY_NAME_PATTERN = rf"^[^{_HIDDEN}]*[^\s{_HIDDEN}][^{_HIDDEN}]*$"
+
+
 def display_name(value: str) -> str:
-    """A person's name as shown: any printable characters (no control characters, no newline), trimmed."""
-    if not value.isprintable():
+    """A person's name as shown: no control or invisible characters (``DISPLAY_NAME_PATTERN``), trimmed."""
+    if _HIDDEN_RE.search(value):
         raise ValueError("control characters (newline, tab, ...) are not allowed in a name")
     value = value.strip()
     if not value:

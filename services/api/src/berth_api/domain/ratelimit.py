@@ -2,9 +2,9 @@
 
 In memory, per process: each api process counts its own failures (a client spreading guesses over N
 processes gets N times the allowance; with one api process, the default, the limits are exact). A key is
-blocked while it has ``limit`` failures within the last ``window_s`` seconds; a blocked attempt is answered
-without checking the token and is not counted (so a block ends ``window_s`` after the failure that started
-it). Successful authentications are never counted. Memory is bounded: at most ``max_keys`` keys per kind,
+blocked while it has ``limit`` failures within the last ``window_s`` seconds; a blocked attempt that fails
+is answered 429 and is not counted (so a block ends ``window_s`` after the failure that started it), and one
+that presents a valid token or code is taken as usual (the limits stop guessing, never a valid caller). Successful authentications are never counted. Memory is bounded: at most ``max_keys`` keys per kind,
 the least recently failed forgotten first.
 """
 

@@ -11,7 +11,9 @@ the route's dependency, then finds the principal already verified in ``request.s
 per request).
 
 Failed authentications are counted per source address and per token prefix (``domain.ratelimit``); over
-the limit, the attempt is answered 429 with Retry-After before the token is even looked up.
+the limit, a wrong or malformed token is answered 429 with Retry-After (and not counted), while a valid one
+is still taken: others failing from the same address (every client behind one proxy shares it) or on the
+same prefix never lock out a valid token. The address is the one ``domain.forwarded`` believes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from berth_api.domain import tokens
+from berth_api.domain import forwarded, tokens
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import Role, allows
@@ -53,27 +55,33 @@ def _unauthorized(detail: str, *, invalid: bool) -> ProblemError:
 
 
 def client_address(request: Request, settings: ApiSettings) -> str:
-    """The caller's address; behind a trusted proxy, the last X-Forwarded-For hop that is not a proxy."""
+    """The caller's address: the peer, or behind a trusted proxy the last X-Forwarded-For hop not a proxy."""
     peer = request.client.host if request.client is not None else "unknown"
-    if peer not in settings.trusted_proxies:
-        return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if hop not in settings.trusted_proxies:
-            return hop[:64]
-    return peer
+    return forwarded.client_address(peer, request.headers.get("x-forwarded-for"), settings.proxy_networks)
 
 
-def check_attempt(request: Request, prefix: str | None) -> None:
-    """429 (Retry-After) when the caller's address or the presented prefix failed too often lately."""
+def client_scheme(request: Request, settings: ApiSettings) -> str:
+    """The scheme the caller used: the connection's, or a trusted proxy's X-Forwarded-Proto."""
+    peer = request.client.host if request.client is not None else "unknown"
+    told = request.headers.get("x-forwarded-proto")
+    return forwarded.scheme(peer, request.url.scheme, told, settings.proxy_networks)
+
+
+def attempt_wait(request: Request, prefix: str | None) -> int | None:
+    """Seconds to wait when the caller's address or the presented prefix failed too often lately, else None.
+
+    A blocked attempt is still checked: what it presents, if valid, is taken (others' failures never lock
+    out a valid token or code); if not, it is answered 429 (``too_many``) and not counted."""
     state = api_state(request)
-    wait = state.limiter.retry_after(client_address(request, state.settings), prefix)
-    if wait is not None:
-        raise ProblemError(
-            429,
-            f"Too many failed authentications from this address or for this token; try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+    return state.limiter.retry_after(client_address(request, state.settings), prefix)
+
+
+def too_many(wait: int) -> ProblemError:
+    return ProblemError(
+        429,
+        f"Too many failed authentications from this address or for this token; try again in {wait} s.",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def record_failure(request: Request, prefix: str | None) -> None:
@@ -101,10 +109,14 @@ async def verify(request: Request) -> Principal:
         raise _unauthorized("This endpoint needs an API token: Authorization: Bearer <token>.", invalid=False)
     parsed = tokens.parse(presented)
     prefix = parsed[0] if parsed is not None else None
-    check_attempt(request, prefix)
+    wait = attempt_wait(request, prefix)
+    if wait is not None and parsed is None:
+        raise too_many(wait)  # nothing that could be valid: not even looked up
     state = api_state(request)
     found = await identity.authenticate(state.read_pool, state.tokens, presented, state.settings.token_touch_interval_s)
     if found is None:
+        if wait is not None:
+            raise too_many(wait)
         record_failure(request, prefix)
         # One answer for malformed, unknown, wrong, expired and revoked tokens.
         raise _unauthorized("The API token is invalid, expired or revoked.", invalid=True)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_api.domain.problems import MEDIA_TYPE, ProblemError, field_errors, problem_body
@@ -40,8 +41,21 @@ async def _on_http(request: Request, exc: Exception) -> ProblemResponse:
         detail = f"No resource at {request.url.path}."
     elif exc.status_code == 405 and detail == "Method Not Allowed":
         detail = f"{request.method} is not allowed on {request.url.path}."
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        headers["Allow"] = ", ".join(allowed)
     body = problem_body(exc.status_code, detail, instance=request.url.path)
-    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+    return problem_response(exc.status_code, body, headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on the request's path (the router's 405 names only the first route's)."""
+    scope = {**request.scope, "method": "\0"}  # a method no route has: a route on the path matches partly
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            found |= route.methods
+    return sorted(found)
 
 
 async def _on_validation(request: Request, exc: Exception) -> ProblemResponse:

@@ -98,8 +98,9 @@ async def _health(request: Request) -> Response:
     return Response(body, status_code=code, media_type=ctype, headers={"Cache-Control": "no-store"})
 
 
-def _problems_in_openapi(app: FastAPI) -> None:
-    """Errors are documented as application/problem+json (not application/json), with a default for any other."""
+def _problems_in_openapi(app: FastAPI, max_body_bytes: int) -> None:
+    """Errors are documented as application/problem+json (not application/json), with a default for any other;
+    every operation that takes a body documents the body limit's 413 (``BodyLimitMiddleware``)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -114,6 +115,9 @@ def _problems_in_openapi(app: FastAPI) -> None:
                     content = response.get("content", {})
                     if MEDIA_TYPE in content and content.get("application/json") == problem:
                         content[MEDIA_TYPE] = content.pop("application/json")
+                if "requestBody" in op:
+                    too_large = f"The request body exceeds the limit of {max_body_bytes} bytes (BERTH_MAX_BODY_BYTES)"
+                    responses.setdefault("413", {"description": too_large, "content": {MEDIA_TYPE: problem}})
                 responses.setdefault("default", {"description": "Any other error", "content": {MEDIA_TYPE: problem}})
         app.openapi_schema = spec
         return spec
@@ -197,7 +201,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
 
     check_before_body(app.routes)
     check_operation_ids(app.routes)
-    _problems_in_openapi(app)
+    _problems_in_openapi(app, settings.max_body_bytes)
 
     # Outermost last: metrics see every answer, including a 413 from the body limit.
     app.add_middleware(AuditMiddleware, api=app.state.api)

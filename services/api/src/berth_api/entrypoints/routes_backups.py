@@ -32,12 +32,17 @@ from berth_api.usecases import restores as restore_uc
 from berth_common import streamcrypt
 from berth_common.catalogue import CronExpression, TimeZone
 from berth_common.catalogue.backups import DIRECTORY_PATTERN, PREFIX_PATTERN
+from berth_common.values import DNS_LABEL_PATTERN, SLUG_PATTERN
 
 router = V1Router("backups")
 CONFLICT: Responses = {409: problem_doc("The name is taken, or a schedule uses the destination")}
 DatabaseId = Annotated[str, Path(pattern=ID_PATTERN)]
 BACKUP_ID = r"^[A-Za-z0-9_-]{1,64}$"  # a schedule's run: schedule-<database id>-<due time>
-Name = Annotated[str, Field(min_length=1, max_length=63, examples=["offsite"]), AfterValidator(names.resource_name)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=63, examples=["offsite"], json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
+    AfterValidator(names.resource_name),
+]
 Endpoint = Annotated[
     str,
     Field(
@@ -200,7 +205,12 @@ class RestoreCreate(BaseModel):
     destination: str | None = Field(default=None, pattern=ID_PATTERN, description="Restore from this copy")
     target: Literal["new", "existing"] = Field(default="new", description="A new database, or over this one")
     name: Annotated[str | None, AfterValidator(lambda v: v if v is None else names.slug(v))] = Field(
-        default=None, min_length=1, max_length=32, examples=["orders-restored"], description="The new database's name"
+        default=None,
+        min_length=1,
+        max_length=32,
+        examples=["orders-restored"],
+        description="The new database's name",
+        json_schema_extra={"pattern": SLUG_PATTERN},
     )
     confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
 

@@ -25,7 +25,7 @@ from berth_api.usecases import databases as uc
 from berth_api.usecases import links
 from berth_common import dbengines
 from berth_common.catalogue import cidr
-from berth_common.values import ENV_NAME_PATTERN
+from berth_common.values import ENV_NAME_PATTERN, SLUG_PATTERN
 
 router = V1Router("databases", {404: problem_doc("No such database in this team")})
 CONFLICT: Responses = {409: problem_doc("The name or the public port is taken, or a rotation or removal runs")}
@@ -57,7 +57,11 @@ class PublicIn(BaseModel):
 class DatabaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=32, examples=["orders"]), AfterValidator(names.slug)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=32, examples=["orders"], json_schema_extra={"pattern": SLUG_PATTERN}),
+        AfterValidator(names.slug),
+    ]
     engine: dbengines.EngineName = Field(examples=["postgresql"])
     version: str | None = Field(
         default=None,

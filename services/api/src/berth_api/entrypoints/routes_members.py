@@ -11,7 +11,7 @@ from berth_api.adapters.audit import AuditFilter
 from berth_api.domain import invitations
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import invalid_field
-from berth_api.entrypoints.auth import anonymous, check_attempt, record_failure, require_role
+from berth_api.entrypoints.auth import anonymous, attempt_wait, record_failure, require_role, too_many
 from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
 from berth_api.entrypoints.schemas import TokenCreated
 from berth_api.entrypoints.schemas_members import (
@@ -94,7 +94,8 @@ invites.action(
 @router.create(
     "/invitations/accept",
     summary="Join a team with an invitation code: makes your user (if new), membership and first API token",
-    description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address).",
+    description="Needs no token. A wrong code counts as a failed authentication (rate-limited per address); "
+    "a valid code is taken even while others' failures from the same address are answered 429.",
     responses={
         404: problem_doc("No invitation has this code"),
         409: problem_doc("The invitation was used already, or you are a member already"),
@@ -105,10 +106,14 @@ invites.action(
 async def accept_invitation(body: InvitationAccept, request: Request, _: None = anonymous()) -> InvitationAccepted:
     parsed = invitations.parse(body.code)
     prefix = parsed[0] if parsed is not None else None
-    check_attempt(request, prefix)
+    wait = attempt_wait(request, prefix)  # a valid code is taken even while others' failures block
+    if wait is not None and parsed is None:
+        raise too_many(wait)
     try:
         joined = await uc.accept(deps(request), body.code, body.name, body.token_name)
     except uc.InvalidInvitationError:
+        if wait is not None:
+            raise too_many(wait) from None
         record_failure(request, prefix)
         raise invalid_field("/body/code", "no invitation has this code", status=404, type_="not_found") from None
     request.state.audit_actor = {

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import Path, Query, Request
 from pydantic import Field
@@ -37,6 +37,7 @@ from berth_common.catalogue import (
     AlertRuleUpdate,
     AlertRuleView,
     MetricsReply,
+    QueryMetric,
 )
 
 UNAVAILABLE: Responses = {503: problem_doc("The metrics service cannot be reached (down, or no answer in time)")}
@@ -56,7 +57,8 @@ Step = Annotated[
         ge=1, le=86400, description="Seconds per point (default: about 120 points); widened to the stored resolution"
     ),
 ]
-MetricName = Annotated[str, Field(pattern=METRIC_PATTERN)]
+# The metrics the metrics service answers, as the schema's enum (an unknown one is its 422 on /query/metric).
+MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, json_schema_extra={"enum": list(get_args(QueryMetric))})]
 OnServer = Annotated[
     str | None,
     Query(pattern=SERVER_ID_PATTERN, description="Only the containers on this server (its id, or `local`)"),

@@ -20,6 +20,7 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
 from berth_common.catalogue import NAMESPACE_PATTERN
 from berth_common.registries import InvalidReferenceError, normalize_host
+from berth_common.values import DNS_LABEL_PATTERN
 
 router = V1Router("registries")
 CONFLICT: Responses = {
@@ -48,7 +49,11 @@ def _secret(value: SecretStr) -> SecretStr:
 class RegistryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=63, examples=["ghcr"]), AfterValidator(names.resource_name)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, examples=["ghcr"], json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
+        AfterValidator(names.resource_name),
+    ]
     host: Annotated[
         str,
         Field(

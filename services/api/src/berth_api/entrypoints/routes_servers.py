@@ -19,7 +19,7 @@ from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import drain
 from berth_api.usecases import servers as uc
 from berth_common import ssh_keys
-from berth_common.values import MAX_HOST, SSH_USER_PATTERN, server_address
+from berth_common.values import DNS_LABEL_PATTERN, MAX_HOST, SSH_USER_PATTERN, server_address
 
 router = V1Router("servers", {404: problem_doc("No such server in this team")})
 CONFLICT: Responses = {409: problem_doc("The name is taken, or the built-in server cannot be changed")}
@@ -38,7 +38,11 @@ def _key(value: SecretStr | None) -> SecretStr | None:
 class ServerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=63, examples=["web-1"]), AfterValidator(names.resource_name)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, examples=["web-1"], json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
+        AfterValidator(names.resource_name),
+    ]
     host: Annotated[
         str,
         Field(min_length=1, max_length=MAX_HOST, examples=["203.0.113.7"], description="Host name or IP address"),

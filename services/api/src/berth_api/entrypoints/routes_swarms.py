@@ -18,6 +18,7 @@ from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import swarms as uc
+from berth_common.values import DNS_LABEL_PATTERN
 
 router = V1Router("swarms", {404: problem_doc("No such Swarm in this team")})
 CONFLICT: Responses = {409: problem_doc("The name is taken, or a server is in another Swarm")}
@@ -27,7 +28,11 @@ ServerRef = Annotated[str, Field(pattern=ID_PATTERN, description="The id of one 
 class SwarmCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=63, examples=["edge"]), AfterValidator(names.resource_name)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=63, examples=["edge"], json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
+        AfterValidator(names.resource_name),
+    ]
     manager_server_id: ServerRef
     worker_server_ids: list[ServerRef] = Field(default=[], max_length=100)
     adopt: bool = Field(

@@ -61,7 +61,11 @@ class TemplateImport(BaseModel):
         )
     )
     name: Annotated[str, AfterValidator(names.display_name)] | None = Field(
-        default=None, min_length=1, max_length=63, description="The template's name (default: from the files)"
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="The template's name (default: from the files)",
+        json_schema_extra={"pattern": names.DISPLAY_NAME_PATTERN},
     )
 
 

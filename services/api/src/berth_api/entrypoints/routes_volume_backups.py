@@ -33,6 +33,7 @@ from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import backups as backup_uc
 from berth_api.usecases import restores as restore_uc
 from berth_api.usecases import volume_backups as uc
+from berth_common.values import SLUG_PATTERN
 
 router = V1Router("backups")
 VolumeName = Annotated[str, Path(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", examples=["data"])]
@@ -83,7 +84,12 @@ class VolumeRestoreCreate(BaseModel):
     destination: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$", description="Restore from this copy")
     target: Literal["new", "existing"] = Field(default="new", description="A new volume, or over this one")
     name: Annotated[str | None, AfterValidator(lambda v: v if v is None else names.slug(v))] = Field(
-        default=None, min_length=1, max_length=25, examples=["data-restored"], description="The new volume's name"
+        default=None,
+        min_length=1,
+        max_length=25,
+        examples=["data-restored"],
+        description="The new volume's name",
+        json_schema_extra={"pattern": SLUG_PATTERN},
     )
     confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
     stop_service: bool | None = Field(

@@ -14,7 +14,11 @@ from berth_api.entrypoints.schemas import TOKEN_NAME_PATTERN, TeamOut, TokenCrea
 Email = Annotated[
     str, Field(min_length=3, max_length=names.MAX_EMAIL, examples=["ada@example.com"]), AfterValidator(names.email)
 ]
-PersonName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(names.display_name)]
+PersonName = Annotated[
+    str,
+    Field(min_length=1, max_length=100, json_schema_extra={"pattern": names.DISPLAY_NAME_PATTERN}),
+    AfterValidator(names.display_name),
+]
 
 
 class Strict(BaseModel):

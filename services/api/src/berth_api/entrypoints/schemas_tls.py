@@ -12,6 +12,7 @@ from berth_api.domain import names
 from berth_api.domain.certificates import MAX_CHAIN_PEM_CHARS, MAX_KEY_PEM_CHARS
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_common.catalogue import HSTS_MAX_AGE_S
+from berth_common.values import DNS_LABEL_PATTERN
 
 Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
 ACME = (
@@ -67,7 +68,9 @@ class CertificateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[
-        str, Field(min_length=1, max_length=63, examples=["shop-2027"]), AfterValidator(names.resource_name)
+        str,
+        Field(min_length=1, max_length=63, examples=["shop-2027"], json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
+        AfterValidator(names.resource_name),
     ]
     certificate: str = Field(
         min_length=1, max_length=MAX_CHAIN_PEM_CHARS, description="The PEM certificate (the leaf; a full chain too)"

@@ -80,6 +80,9 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            # Forwarded headers are read by the app, from trusted proxies only (``domain.forwarded``): uvicorn
+            # would otherwise believe them from 127.0.0.1 (its default) and rewrite the client's address.
+            proxy_headers=False,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=self.settings.shutdown_grace_s,
         )

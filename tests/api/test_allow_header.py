@@ -1,0 +1,57 @@
+"""A 405 answer's ``Allow`` lists every method of the path (all routes on it), not only the first route's.
+In process (the app without its runtime): the method check comes before any token or database."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from berth_api.entrypoints.http import create_app
+from berth_api.settings import ApiSettings
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(ApiSettings())
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x1", path)
+
+
+def _paths(app) -> dict[str, set[str]]:
+    """Each concrete path of the app's routes, with the methods of every route that matches it."""
+    routes = [r for r in app.router.routes if isinstance(r, Route) and r.methods]
+    paths: dict[str, set[str]] = {}
+    for route in routes:
+        path = _concrete(route.path)
+        paths[path] = set().union(*(r.methods for r in routes if r.path_regex.match(path)))
+    return paths
+
+
+async def test_every_path_answers_405_with_all_its_methods(app):
+    paths = _paths(app)
+    assert len(paths) > 100
+    wrong = 0
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        for path, methods in paths.items():
+            missing = [m for m in METHODS if m not in methods]
+            if not missing:
+                continue
+            r = await c.request(missing[0], path)
+            assert r.status_code == 405, (path, missing[0], r.status_code)
+            assert r.headers["allow"] == ", ".join(sorted(methods)), path
+            wrong += len(methods) > 1
+    assert wrong > 10  # paths with several routes were among them
+
+
+async def test_a_collection_lists_get_and_post(app):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        r = await c.delete("/v1/projects")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert r.json()["detail"] == "DELETE is not allowed on /v1/projects."
