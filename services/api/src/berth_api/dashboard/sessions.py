@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from berth_api.adapters.secretbox import SecretUnavailableError
-from berth_api.dashboard.mount import API_APP
+from berth_api.dashboard.keys import API_APP
 from berth_api.dashboard.tables import ui_sessions
 from berth_api.entrypoints.auth import client_scheme
 from berth_api.entrypoints.state import ApiState
