@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import identity as identity_repo
 from berth_api.adapters import members as members_repo
@@ -37,6 +38,15 @@ class TeamToken(tokens.ShownOnce):
 def team_missing(team_id: str) -> ProblemError:
     """The 404 for a team the caller does not belong to (one that exists nowhere is answered the same)."""
     return ProblemError(404, f"You are not a member of a team {team_id}.")
+
+
+async def _membership(s: AsyncSession, principal: Principal, team_id: str) -> tuple[dict[str, str], str]:
+    """The team (its row locked) and the caller's role there; 404 when the caller is not a member."""
+    team = await repo.lock_team(s, team_id)
+    role = None if team is None else await repo.role_in(s, team_id, principal.user_id)
+    if team is None or role is None:
+        raise team_missing(team_id)
+    return team, role
 
 
 def _expiry(expires_in_days: int | None) -> datetime | None:
@@ -70,9 +80,7 @@ async def mint_token(
     caller has there at each request)."""
     token = tokens.generate()
     async with deps.sessionmaker() as s, s.begin():
-        team = await repo.lock_team(s, team_id)
-        if team is None or await repo.role_in(s, team_id, principal.user_id) is None:
-            raise team_missing(team_id)
+        team, _ = await _membership(s, principal, team_id)
         row = await identity_repo.insert_token(s, principal.user_id, team_id, name, token, _expiry(expires_in_days))
     log.info("api token issued", id=row["id"], prefix=token.prefix, team_id=team_id)
     return TeamToken(row=row, team=team, plaintext=token.plaintext)
@@ -81,10 +89,7 @@ async def mint_token(
 async def leave(deps: Deps, principal: Principal, team_id: str) -> None:
     """End the caller's membership of a team and revoke the caller's tokens of it (never the last admin)."""
     async with deps.sessionmaker() as s, s.begin():
-        team = await repo.lock_team(s, team_id)
-        role = None if team is None else await repo.role_in(s, team_id, principal.user_id)
-        if team is None or role is None:
-            raise team_missing(team_id)
+        team, _ = await _membership(s, principal, team_id)
         admins = await members_repo.lock_admins(s, team_id)
         if admins == [principal.user_id]:
             raise ProblemError(
@@ -104,10 +109,7 @@ def describe(held: dict[str, int]) -> str:
 async def delete_team(deps: Deps, principal: Principal, team_id: str) -> None:
     """Delete a team the caller is an admin of, once it holds nothing and no one else (409 names what)."""
     async with deps.sessionmaker() as s, s.begin():
-        team = await repo.lock_team(s, team_id)
-        role = None if team is None else await repo.role_in(s, team_id, principal.user_id)
-        if team is None or role is None:
-            raise team_missing(team_id)
+        team, role = await _membership(s, principal, team_id)
         if role != "admin":
             raise ProblemError(403, f"Deleting team {team['name']} needs the admin role there; you are {role}.")
         held = await repo.holdings(s, team_id)
