@@ -16,6 +16,9 @@ PUBLIC |= {"/docs", "/docs/assets/{name}", "/events"}  # the pages that describe
 PUBLIC_V1 = {("POST", "/v1/invitations/accept"), ("POST", "/v1/webhooks/{webhook_id}")}
 # Deletions are for admins, except detaching a group (a configuration change, like attaching it).
 DEVELOPER_DELETES = {("DELETE", "/v1/applications/{application_id}/env-groups/{group_id}")}
+# Changes any member makes to their own account, whatever their role (docs/teams.md): create a team, mint a
+# token for a team they belong to, leave one (membership is checked on the team named).
+SELF_SERVICE = {("POST", "/v1/teams"), ("POST", "/v1/me/tokens"), ("POST", "/v1/me/teams/leave")}
 
 
 def _app():
@@ -90,11 +93,12 @@ def test_mutations_need_a_developer_and_deletions_an_admin():
     for (method, path), role in roles.items():
         if not path.startswith("/v1") or (method, path) in PUBLIC_V1:
             continue
-        if method != "GET":
+        if method != "GET" and (method, path) not in SELF_SERVICE:
             assert role in ("developer", "admin"), (method, path, role)
         if method == "DELETE" and (method, path) not in DEVELOPER_DELETES:
             assert role == "admin", (method, path, role)
     assert roles[("POST", "/v1/applications/{application_id}/deployments")] == "developer"
+    assert {roles[op] for op in SELF_SERVICE} == {"viewer"}
     assert roles[("GET", "/v1/deployments/{deployment_id}/logs")] == "viewer"
     logs = spec["paths"]["/v1/deployments/{deployment_id}/logs"]["get"]["responses"]["200"]["content"]
     assert set(logs) == {"text/plain", "text/event-stream"}

@@ -159,6 +159,7 @@ class Context:
     compose: list[str] = field(default_factory=list)  # the compose application's id, once made
     hooked: list[str] = field(default_factory=list)  # an application with a webhook, once made
     keyed: list[str] = field(default_factory=list)  # an application of an ssh URL with a deploy key, once made
+    teams: list[str] = field(default_factory=list)  # a team the admin made (and is the only admin of), once made
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -178,6 +179,14 @@ class Context:
             assert r.status_code == 201, r.text
             self.compose.append(str(r.json()["id"]))
         return self.compose[0]
+
+    def own_team(self) -> str:
+        """A team the admin made (made once): a token is minted for it; leaving it is the last admin's 409."""
+        if not self.teams:
+            r = self.client.post("/v1/teams", headers=self.admin, json={"name": unique("t")})
+            assert r.status_code == 201, r.text
+            self.teams.append(str(r.json()["id"]))
+        return self.teams[0]
 
     def webhook_app(self) -> str:
         """A git application that has a webhook (made once): creating another is the control's 409, and a
@@ -331,6 +340,8 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         [_app(s) for s in _sources()] + [{**c, PATH_IDS: {"application_id": ctx.compose_app()}} for c in _composes()]
     ),
     "TokenCreate": lambda _: [{"name": "ci deploy", "expires_in_days": 30}],
+    "TeamTokenCreate": lambda ctx: [{"team_id": ctx.own_team(), "name": "ci deploy", "expires_in_days": 30}],
+    "TeamLeave": lambda ctx: [{"team_id": ctx.own_team()}],
     "CancelRequest": lambda _: [{"reason": "superseded"}],
     "ChannelCreateIn": lambda _: _channels(),
     "ChannelUpdateIn": lambda ctx: [

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from berth_cli.commands import apps, auth, dbs, deploy, env, jobs, logs, runs
+from berth_cli.commands import apps, auth, dbs, deploy, env, jobs, logs, runs, teams
 from berth_cli.commands.common import Chosen
 
 
@@ -26,6 +26,7 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
     app.command("login")(auth.login)
     app.command("logout")(auth.logout)
     app.add_typer(auth.context_app, name="context")
+    app.add_typer(teams.teams_app, name="teams")
     app.add_typer(apps.projects_app, name="projects")
     app.add_typer(apps.apps_app, name="apps")
     app.command("deploy")(deploy.deploy)

@@ -30,6 +30,7 @@ log = get_logger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ACTOR = "audit_actor"  # request.state.audit_actor = {user_id, team_id, token_id}: who, for anonymous routes
 TARGET = "audit_target"  # request.state.audit_target = id: what, when the path does not say
+TEAM = "audit_team"  # request.state.audit_team = id: the team whose log the row goes in, if not the token's
 FIELDS = "audit_fields"  # request.state.audit_fields = [labels]: what the row says instead of body field names
 MAX_BODY = 256 * 1024  # larger bodies are not parsed for field names
 MAX_FIELDS = 50
@@ -148,6 +149,8 @@ async def write_row(
         who = {k: actor.get(k) for k in ("team_id", "user_id", "token_id")}
     else:
         return False
+    if state.get(TEAM):
+        who["team_id"] = state[TEAM]
     ctx = api.ctx
     if ctx is None or not who["team_id"]:
         return False

@@ -37,6 +37,7 @@ from berth_api.entrypoints import (
     routes_scale,
     routes_servers,
     routes_swarms,
+    routes_teams,
     routes_templates,
     routes_volume_backups,
     routes_volumes,
@@ -164,6 +165,7 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
         app.router.routes.extend(router.routes)
     for router in (
         routes_members.router,
+        routes_teams.router,
         routes_config.router,
         routes_registries.router,
         routes_servers.router,
