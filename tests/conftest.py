@@ -121,6 +121,7 @@ LONG_FILES_S = {
     "tests/metrics/test_reachability.py": 15,
     "tests/servers/test_swarms_api.py": 15,
     "tests/proxy/test_cert_catchup.py": 15,
+    "tests/dashboard/test_dashboard_e2e.py": 60,
     "tests/dashboard/test_servers_data.py": 45,
     "tests/dashboard/test_dashboard.py": 40,
     "tests/dashboard/test_catalogue_team.py": 40,

@@ -245,4 +245,4 @@ def test_the_api_does_not_load_the_dashboard_until_it_is_opened():
         "print(sorted(m for m in sys.modules if m.startswith(('jinja2', 'berth_api.dashboard.'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['berth_api.dashboard.mount']"
+    assert out.strip() == "['berth_api.dashboard.keys', 'berth_api.dashboard.mount']"
