@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench_preview import cycle
+from berth_proxy_sync.domain.routes import API_USER, api_password
 from tests.e2e.conftest import make_platform
 from tests.e2e.test_compose_build_deploy import clients
 
@@ -35,7 +36,8 @@ async def test_a_preview_is_made_from_a_pull_request_and_leaves_nothing(platform
     ports = platform.ports
     try:
         made: list[str] = []
-        result = await cycle(api, proxy, f"http://127.0.0.1:{ports['traefik_api']}", tmp_path, made)
+        auth = (API_USER, api_password(platform.paths.secret_key.read_text().strip()))  # proxy-sync's
+        result = await cycle(api, proxy, (f"http://127.0.0.1:{ports['traefik_api']}", auth), tmp_path, made)
     finally:
         await api.aclose()
         await proxy.aclose()
