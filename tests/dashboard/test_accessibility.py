@@ -16,7 +16,7 @@ import pytest
 
 from tests.api.conftest import bearer
 from tests.support.axe import audit, install
-from tests.support.browser import ARTIFACTS, chromium
+from tests.support.browser import ARTIFACTS, Browser, chromium
 
 pytestmark = [pytest.mark.slow]
 
@@ -235,3 +235,12 @@ def test_the_crawl_groups_pages_by_their_shape():
     assert followed(origin, "http://h:1/docs") == "http://h:1/docs"
     for other in ("http://elsewhere/ui/", "http://h:1/ui/static/app.css", "http://h:1/v1/projects"):
         assert followed(origin, other) is None
+
+
+def test_a_load_aborted_by_a_network_change_is_kept_apart_from_page_errors():
+    b = Browser(object())
+    b.console("http://x/ui/", "error", "Failed to load resource: net::ERR_NETWORK_CHANGED")
+    b.console("http://x/ui/", "error", "Uncaught ReferenceError: x")
+    b.console("http://x/ui/", "warning", "deprecated")
+    assert b.errors == ["http://x/ui/: Uncaught ReferenceError: x"]
+    assert b.network_changes == ["http://x/ui/: Failed to load resource: net::ERR_NETWORK_CHANGED"]

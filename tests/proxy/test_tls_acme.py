@@ -284,7 +284,7 @@ async def test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer(
 
 
 test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.server_addresses = "127.0.0.1,127.0.0.2"  # type: ignore[attr-defined]
-test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.issue_timeout_s = 5  # type: ignore[attr-defined]
+test_a_host_the_ca_cannot_validate_fails_with_the_cas_answer.issue_timeout_s = 15  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="namespace servers need root")

@@ -18,6 +18,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
@@ -27,6 +28,7 @@ class Browser:
 
     browser: object
     errors: list[str] = field(default_factory=list)
+    network_changes: list[str] = field(default_factory=list)
 
     async def context(self, **options: object):
         ctx = await self.browser.new_context(**options)  # type: ignore[attr-defined]
@@ -34,8 +36,16 @@ class Browser:
         return ctx
 
     def watch(self, page) -> None:
-        page.on("console", lambda m: m.type == "error" and self.errors.append(f"{page.url}: {m.text}"))
+        page.on("console", lambda m: self.console(page.url, m.type, m.text))
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
+
+    def console(self, url: str, kind: str, text: str) -> None:
+        """Record an error the page logged; a load that Chromium aborted because the machine's network
+        interfaces changed (other tests make and remove Docker networks meanwhile) is the machine's, not the
+        page's, and is kept apart."""
+        if kind != "error":
+            return
+        (self.network_changes if NETWORK_CHANGED in text else self.errors).append(f"{url}: {text}")
 
 
 @asynccontextmanager
