@@ -132,3 +132,9 @@ class Api:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def items(got: Any) -> list[dict[str, Any]]:
+    """A listing's rows, whether the REST API answered a list or a page (``{"items": [...]}``)."""
+    rows = got.get("items", []) if isinstance(got, dict) else got
+    return list(rows or [])

@@ -21,12 +21,6 @@ def text(base: dict[str, Any], name: str) -> str:
     return str(base["form"].get(name) or "").strip()
 
 
-def items(got: Any) -> list[dict[str, Any]]:
-    """A listing's rows, whether the REST API answered a list or a page (``{"items": [...]}``)."""
-    rows = got.get("items", []) if isinstance(got, dict) else got
-    return list(rows or [])
-
-
 class Shown(Exception):
     """A page to answer instead (the form's page, with the REST API's problem on it)."""
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from berth_api.dashboard import sessions
-from berth_api.dashboard.client import Api, ApiError
+from berth_api.dashboard.client import Api, ApiError, items
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
 
@@ -41,8 +41,7 @@ async def _overview(api: Api, base: dict[str, Any], status: int = 200, **extra: 
     projects, apps, databases = await asyncio.gather(
         api.get("/v1/projects"), api.get("/v1/applications", params={"limit": 1000}), api.maybe("/v1/databases", [])
     )
-    apps = apps.get("items", apps) if isinstance(apps, dict) else apps
-    databases = databases.get("items", databases) if isinstance(databases, dict) else databases
+    apps, databases = items(apps), items(databases)
     last = _last_deployments(apps)
     by_env: dict[str, list[dict[str, Any]]] = {}
     for app in apps:
@@ -87,7 +86,7 @@ async def _application(api: Api, base: dict[str, Any], app_id: str, status: int 
         api.maybe(f"/v1/applications/{app_id}/certificates", []),
         api.maybe(f"/v1/applications/{app_id}/volumes", {}),
     )
-    deployments = deployments.get("items", deployments) if isinstance(deployments, dict) else deployments
+    deployments = items(deployments)
     return render(
         "application.html",
         status,

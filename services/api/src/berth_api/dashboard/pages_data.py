@@ -11,14 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from berth_api.dashboard.client import Api, ApiError
+from berth_api.dashboard.client import Api, ApiError, items
 from berth_api.dashboard.pages import shown_status
 from berth_api.dashboard.pages_servers import field
 from berth_api.dashboard.web import back_to, page, render
-
-
-def items(got: Any) -> list[dict[str, Any]]:
-    return list(got.get("items", [])) if isinstance(got, dict) else list(got or [])
 
 
 async def _databases(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:

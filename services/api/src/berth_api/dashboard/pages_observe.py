@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from berth_api.dashboard import charts, sessions
-from berth_api.dashboard.client import Api, ApiError
+from berth_api.dashboard.client import Api, ApiError, items
 from berth_api.dashboard.pages import shown_status
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
@@ -119,7 +119,7 @@ async def metrics_index(request: Request, api: Api, base: dict[str, Any]) -> Res
     servers, apps = await asyncio.gather(
         api.maybe("/v1/servers", []), api.get("/v1/applications", params={"limit": 1000})
     )
-    servers = servers.get("items", servers) if isinstance(servers, dict) else servers
+    servers = items(servers)
     return render("metrics_index.html", **base, servers=servers or [], apps=apps)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.page_forms import call, form, items, text
+from berth_api.dashboard.client import Api, ApiError, items
+from berth_api.dashboard.page_forms import call, form, text
 from berth_api.dashboard.web import back_to, page, render
 
 PAGE = "/ui/team"
