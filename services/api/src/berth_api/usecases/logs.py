@@ -30,6 +30,7 @@ from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 DRAIN_WAIT_S = 2.0  # after the end: how long to wait for each line still on its way
+REASON_WAIT_S = 2.0  # a failure seen by its progress event: how long its reason may take to arrive
 TEXT_WAIT_S = 5.0
 
 
@@ -148,4 +149,15 @@ async def events(deps: Deps, source: LogSource, after: int = 0) -> AsyncIterator
                 break
             seen = entry.sequence
             yield _log_event(entry, source)
-    yield _event("end", state)
+    yield _event("end", await _with_reason(deps, state))
+
+
+async def _with_reason(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
+    """The final state with its reason: the progress event that ends a failed deployment may be recorded a
+    moment before the ``failed`` event that carries the reason, and the stream's last word names it."""
+    loop_time = asyncio.get_running_loop().time
+    deadline = loop_time() + REASON_WAIT_S
+    while state["status"] != "succeeded" and not state.get("reason") and loop_time() < deadline:
+        await asyncio.sleep(0.1)
+        state = await _state(deps, state["deployment_id"])
+    return state
