@@ -20,6 +20,9 @@ os.environ.setdefault("BERTH_ENV", "test")
 # tests keeps the production default (tests/e2e/conftest.py), and tests/common/test_db_migrate_process.py
 # runs the child process itself.
 os.environ.setdefault("BERTH_MIGRATE_IN_SUBPROCESS", "false")
+# A stopping service sits out its consumers' waiting pulls (production: up to a second); the tests stop
+# services over a thousand times. tests/common/test_bus_delivery.py covers both the wait and the stop.
+os.environ.setdefault("BERTH_FETCH_WAIT_S", "0.25")
 
 # About the seconds the longest files take on a 2-core machine (each file's setup, call and teardown times, from the
 # JUnit report of a whole-suite ``-n 3 --dist loadfile`` run). Under xdist (``--dist loadfile``) the

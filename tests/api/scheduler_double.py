@@ -65,7 +65,7 @@ class SchedulerDouble:
     _log_seq: dict[str, int] = field(default_factory=dict)
 
     async def start(self, *, serve_replicas: bool = False) -> SchedulerDouble:
-        self.bus = Bus("scheduler", self.url)
+        self.bus = Bus("scheduler", self.url, fetch_wait_s=0.25)
         await self.bus.connect()
         for subject in SUBJECTS:
             name = durable(subject)

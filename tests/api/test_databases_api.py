@@ -43,7 +43,7 @@ class DatabaseDouble:
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> DatabaseDouble:
-        self.bus = Bus("scheduler", self.url)
+        self.bus = Bus("scheduler", self.url, fetch_wait_s=0.25)
         await self.bus.connect()
         config = ConsumerConfig(
             name=self.durable, durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT

@@ -258,3 +258,46 @@ async def test_close_hands_back_the_rest_of_a_batch_at_once(nats_server):
     await again.close()
     assert await stream_messages(api, CMD_STREAM) == 0
     await api.close()
+
+
+async def test_a_stop_waits_out_at_most_the_fetch_wait(nats_server):
+    worker = await connected_bus("scheduler", nats_server.url, fetch_wait_s=0.2)
+
+    async def handler(msg: ServicePinged, d: Delivery) -> None:
+        pass
+
+    consumer = await worker.consume(ServicePinged, handler)
+    assert consumer.fetch_wait_s == 0.2
+    await asyncio.sleep(0.1)  # the consumer waits in its fetch now
+    await asyncio.wait_for(worker.close(timeout=30), 5)
+
+
+async def test_messages_sent_while_consumers_come_and_go_are_each_handled_promptly(nats_server):
+    """A stop never strands a message a fetch was given: the next consumer gets it at once, not after
+    ack_wait (60 s here)."""
+    producer = await connected_bus("api", nats_server.url)
+    seen: list[str] = []
+
+    async def handler(msg: ServicePinged, d: Delivery) -> None:
+        seen.append(msg.nonce)
+
+    nonces = [f"m{i}" for i in range(30)]
+    sender = asyncio.create_task(_send_spread(producer, nonces))
+    try:
+        while not sender.done():
+            worker = await connected_bus("notifier", nats_server.url, ack_wait_s=60.0)
+            await worker.consume(ServicePinged, handler)
+            await asyncio.sleep(0.05)
+            await worker.close(timeout=5)
+        worker = await connected_bus("notifier", nats_server.url, ack_wait_s=60.0)
+        await worker.consume(ServicePinged, handler)
+        await wait_until(lambda: set(seen) == set(nonces), timeout=15)
+        await worker.close(timeout=5)
+    finally:
+        await producer.close(timeout=2)
+
+
+async def _send_spread(producer, nonces: list[str]) -> None:
+    for n in nonces:
+        await producer.publish(ServicePinged(nonce=n, service="api"))
+        await asyncio.sleep(0.02)

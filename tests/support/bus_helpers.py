@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from berth_common.bus.consumer import durable_name
 
 
 async def connected_bus(service: str, url: str, **kwargs: Any) -> Bus:
+    kwargs.setdefault("fetch_wait_s", float(os.environ.get("BERTH_FETCH_WAIT_S", "1.0")))
     bus = Bus(service, url, **kwargs)
     await bus.connect()
     return bus

@@ -79,6 +79,7 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         settings.nats_url,
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
+        fetch_wait_s=settings.fetch_wait_s,
         backoff_s=settings.nak_backoff_s,
         rpc_timeout_s=settings.rpc_timeout_s,
         streams=default_streams(settings.event_retention_days, settings.log_retention_hours),

@@ -48,6 +48,9 @@ class BaseServiceSettings(BaseSettings):
     # Bus behaviour
     max_deliver: int = Field(default=5, ge=1)
     ack_wait_s: float = Field(default=30.0, gt=0)
+    # How long one pull waits for messages: a stopping service sits out at most this much of it, and an idle
+    # consumer asks once per wait.
+    fetch_wait_s: float = Field(default=1.0, gt=0, le=30)
     nak_backoff_s: list[float] = [0.5, 2.0, 5.0, 15.0]
     rpc_timeout_s: float = Field(default=5.0, gt=0)
     event_retention_days: float = Field(default=7.0, gt=0)

@@ -75,6 +75,7 @@ class Bus:
         *,
         max_deliver: int = 5,
         ack_wait_s: float = 30.0,
+        fetch_wait_s: float = 1.0,
         backoff_s: list[float] | None = None,
         rpc_timeout_s: float = 5.0,
         streams: list[StreamSpec] | None = None,
@@ -83,6 +84,7 @@ class Bus:
         self.url = url
         self.max_deliver = max_deliver
         self.ack_wait_s = ack_wait_s
+        self.fetch_wait_s = fetch_wait_s
         self.backoff_s = backoff_s if backoff_s is not None else [0.5, 2.0, 5.0, 15.0]
         self.rpc_timeout_s = rpc_timeout_s
         self.streams = streams if streams is not None else default_streams()
@@ -264,6 +266,7 @@ class Bus:
             message_type=model,
             max_deliver=self.max_deliver,
             ack_wait_s=self.ack_wait_s,
+            fetch_wait_s=self.fetch_wait_s,
             backoff_s=self.backoff_s,
             batch=max(batch, concurrency),
             deliver_new_only=new_only,

@@ -111,6 +111,7 @@ class Consumer:
     ack_wait_s: float
     backoff_s: list[float]
     batch: int = 10
+    fetch_wait_s: float = 1.0
     concurrency: int = 1
     deliver_new_only: bool = False
     _task: asyncio.Task[None] | None = None
@@ -188,7 +189,7 @@ class Consumer:
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                msgs = await self._psub.fetch(self.batch, timeout=1.0)
+                msgs = await self._psub.fetch(self.batch, timeout=self.fetch_wait_s)
             except (NatsTimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
