@@ -206,6 +206,13 @@ async def database(postgres: Postgres) -> AsyncIterator[str]:
     yield await create_database(postgres.admin_url, name)
 
 
+@pytest.fixture
+async def empty_database(postgres: Postgres) -> AsyncIterator[str]:
+    """A fresh, empty database even where a directory's ``database`` is a migrated copy (tests/api)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield await create_database(postgres.admin_url, name)
+
+
 @pytest.fixture(scope="module")
 async def module_database(postgres: Postgres) -> AsyncIterator[str]:
     """A database (admin URL) shared by the tests of one module."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,14 +14,16 @@ import httpx
 import pytest
 
 from berth_api.adapters import identity as repo
-from berth_api.bootstrap import spec
+from berth_api.bootstrap import VERSIONS, spec
 from berth_api.domain import tokens
 from berth_api.domain.roles import Role
 from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
 from berth_common.db import make_engine, make_sessionmaker
+from berth_common.db.migrate import run_migrations
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
+from tests.support.procs import Postgres, create_database
 
 
 @dataclass
@@ -63,6 +66,29 @@ async def start_api(settings: ApiSettings, timeout: float = 90.0) -> RunningApi:
                 stop.set()
                 raise TimeoutError("the api did not become ready")
             await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+async def api_template(postgres: Postgres) -> str:
+    """A database whose roles and schemas are provisioned and whose api schema is migrated to head, copied
+    for each test (``CREATE DATABASE ... TEMPLATE``): migrating every revision again for each of the
+    hundreds of api tests costs minutes of the suite. The migrations themselves are tested from an empty
+    database (``empty_database``)."""
+    name = f"tmpl_api_{uuid.uuid4().hex[:12]}"
+    url = await create_database(postgres.admin_url, name)
+    urls = await provision(url, "test-secret")
+    engine = make_engine(urls["api"], "api")
+    try:
+        await run_migrations(engine, "api", VERSIONS)
+    finally:
+        await engine.dispose()
+    return name
+
+
+@pytest.fixture
+async def database(postgres: Postgres, api_template: str) -> str:
+    """A database for one api test: a copy of the migrated template (see ``api_template``)."""
+    return await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}", template=api_template)
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ async def _check(engine, schema: str) -> str:
         return str((await conn.execute(sa.text(q))).scalar())
 
 
-async def test_the_migrations_go_up_and_down(database: str) -> None:
+async def test_the_migrations_go_up_and_down(empty_database: str) -> None:
+    database = empty_database
     engine, scheduler = make_engine(database, "api"), make_engine(database, "scheduler")
     try:
         await run_migrations(engine, "api", API, "api_0022")

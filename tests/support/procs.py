@@ -185,15 +185,15 @@ class Postgres:
             self.proc.stop(signal.SIGINT)
 
 
-async def create_database(admin_url: str, name: str) -> str:
-    """A fresh database on the test server; returns its admin URL."""
+async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """A fresh database on the test server (a copy of ``template`` if given); returns its admin URL."""
     import asyncpg
 
     dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await conn.close()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
