@@ -101,6 +101,7 @@ def adoptable(root: Path, digest: str) -> psutil.Process | None:
 
 def spawn(root: Path, argv: list[str], env: Mapping[str, str], log: Path, digest: str) -> subprocess.Popen[bytes]:
     """Start Traefik detached (own session, no parent-death signal) and record it."""
+    record_path(root).parent.mkdir(parents=True, exist_ok=True)  # before: a process is never left unrecorded
     rotate(log)
     with log.open("ab") as out:
         proc = subprocess.Popen(
