@@ -111,7 +111,10 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
         await asyncio.sleep(1.0)
         down = await asyncio.to_thread(platform.down)
         assert "applications keep serving: traefik" in down.stdout, down.stdout
-        await asyncio.sleep(1.0)  # nothing of the control plane runs: Traefik serves on its own
+        # nothing of the control plane runs: Traefik serves on its own, and `berth status` says so
+        code, status = await asyncio.to_thread(platform.status)
+        assert code == 1 and status["running"] is False and status["data_plane"] == {"traefik_pid": traefik}
+        await asyncio.sleep(1.0)
         await asyncio.to_thread(platform.up)
         await asyncio.sleep(1.0)
         load.stop.set()

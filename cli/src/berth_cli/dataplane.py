@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import importlib
 import json
 import os
 import signal
@@ -62,7 +62,18 @@ def fingerprint(argv: list[str], env: Mapping[str, str], static_config: str) -> 
     except (OSError, IndexError):
         binary = []
     blob = json.dumps([argv, binary, sorted(env.items()), static_config])
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return str(_sha256()(blob.encode()).hexdigest())
+
+
+def _sha256() -> Any:
+    """Python's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before): ``hashlib`` would load OpenSSL's
+    libcrypto into the supervisor, the one process that runs all the time (``tests/e2e/test_layout.py``)."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256
+        except ImportError:
+            continue
+    raise RuntimeError("no built-in SHA-256 module")
 
 
 def _alive(p: psutil.Process) -> bool:

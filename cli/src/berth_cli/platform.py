@@ -106,6 +106,7 @@ class PlatformStatus:
     mode: str | None = None
     urls: dict[str, str] = field(default_factory=dict)
     components: list[ComponentStatus] = field(default_factory=list)
+    traefik_pid: int | None = None  # the data plane's Traefik, which runs without the control plane
 
     @property
     def healthy(self) -> bool:
@@ -122,6 +123,7 @@ class PlatformStatus:
             "mode": self.mode,
             "urls": self.urls,
             "components": {c.name: {k: v for k, v in vars(c).items() if k != "name"} for c in self.components},
+            "data_plane": {"traefik_pid": self.traefik_pid},
         }
 
 
@@ -129,7 +131,7 @@ def platform_status(paths: Paths, timeout: float = 3.0) -> PlatformStatus:
     pid = supervisor_pid(paths)
     state = read_json(paths.state)
     if pid is None or state is None or state.get("pid") != pid:
-        return PlatformStatus(running=False)
+        return PlatformStatus(running=False, traefik_pid=dataplane.serving(paths.root))
     comps: dict[str, dict[str, Any]] = state.get("components", {})
     children: dict[str, dict[str, Any]] = state.get("children", {})
     results = asyncio.run(check_all({n: probe_from_dict(c["probe"]) for n, c in comps.items()}, timeout))
@@ -148,12 +150,16 @@ def platform_status(paths: Paths, timeout: float = 3.0) -> PlatformStatus:
                 log=str(comp.get("log", "")),
             )
         )
-    return PlatformStatus(True, pid, state.get("mode"), dict(state.get("urls", {})), rows)
+    traefik = children.get("traefik", {}).get("pid")
+    return PlatformStatus(True, pid, state.get("mode"), dict(state.get("urls", {})), rows, traefik)
 
 
 def format_status(status: PlatformStatus) -> str:
     if not status.running:
-        return "berth is not running (start it with `berth up`)"
+        text = "berth is not running (start it with `berth up`)"
+        if status.traefik_pid is not None:
+            text += f"\ntraefik (pid {status.traefik_pid}) keeps serving the applications (`berth down --all` stops it)"
+        return text
     lines = [f"supervisor pid {status.supervisor_pid}, mode {status.mode}"]
     header = ("COMPONENT", "HEALTH", "PROCESS", "PID", "RESTARTS", "STATE")
     rows = [
