@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import structlog
 
 from berth_cli import dataplane
 from berth_cli.backoff import RestartPolicy
+from berth_cli.backup_archive import BackupError
+from berth_cli.backup_run import restore_backup
+from berth_cli.layout import Paths
 from berth_cli.platform import busy_ports, free_port_base
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -127,5 +131,17 @@ async def test_an_upgraded_binary_is_started_anew_not_adopted(tmp_path: Path):
         assert second.adopted is False and second.pid != first.pid
         stopping.set()
         await task
+    finally:
+        dataplane.stop(tmp_path, timeout=5)
+
+
+async def test_a_restore_is_refused_while_the_data_plane_serves_from_the_data_directory(tmp_path: Path):
+    p = proxy(tmp_path, SLEEPER)
+    stopping, task = await supervise(p, "static")
+    stopping.set()
+    await task
+    try:
+        with pytest.raises(BackupError, match=r"traefik \(pid \d+\) still serves from .*berth down --all"):
+            restore_backup(Paths(tmp_path), tmp_path / "missing.tar.gz", "passphrase")
     finally:
         dataplane.stop(tmp_path, timeout=5)
