@@ -139,7 +139,7 @@ def down(
         typer.echo(f"traefik (pid {traefik}) did not stop", err=True)
         raise typer.Exit(1)
     apps = dataplane.app_containers(DOCKER)
-    containers = "the application containers" if apps is None else f"{apps} application container(s)"
+    containers = "the application containers" if apps is None else f"{apps} application container(s) on this engine"
     if traefik is not None:
         typer.echo(
             f"applications keep serving: traefik (pid {traefik}) and {containers} stay up; "
