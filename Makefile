@@ -8,11 +8,12 @@ PYTEST_ARGS ?=
 # share module fixtures: a platform, a Traefik); 0: serial.
 PYTEST_WORKERS ?= 3
 
-.PHONY: docs help install install-test up up-all-in-one down status logs test lint typecheck pytest test-fast bench lock clean
+.PHONY: docs help install install-test up up-all-in-one down down-all status logs test lint typecheck pytest test-fast bench lock clean
 
 help:
 	@echo "make up          install what is missing and run the platform locally (data in $(DATA_DIR))"
-	@echo "make down        stop it (data is kept)"
+	@echo "make down        stop the control plane (data is kept; Traefik and the apps keep serving)"
+	@echo "make down-all    stop Traefik too (applications are no longer served)"
 	@echo "make status      health of every component"
 	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests not marked slow"
@@ -36,6 +37,9 @@ up-all-in-one:
 
 down:
 	@if [ -x $(BIN)/berth ]; then $(BIN)/berth down --data-dir $(DATA_DIR); fi
+
+down-all:
+	@if [ -x $(BIN)/berth ]; then $(BIN)/berth down --all --data-dir $(DATA_DIR); fi
 
 status:
 	@$(BIN)/berth status --data-dir $(DATA_DIR)

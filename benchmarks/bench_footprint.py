@@ -94,7 +94,7 @@ def measure_mode(all_in_one: bool, idle_s: float = IDLE_S) -> dict[str, Any]:
             raise RuntimeError(f"not healthy after {idle_s}s idle:\n{status.stdout}")
         components_mb = measure_tree(json.loads(paths.state.read_text()))
     finally:
-        _berth(paths, env, "down")
+        _berth(paths, env, "down", "--all")
         stray = leftovers(paths.root)
         for p in stray:
             p.kill()

@@ -1,6 +1,6 @@
 """The whole platform as a user runs it: ``berth up`` on a temporary data dir and a free port range.
 
-``BerthUp`` starts it, knows its ports and admin token, and on ``stop()`` runs ``berth down``, kills any
+``BerthUp`` starts it, knows its ports and admin token, and on ``stop()`` runs ``berth down --all``, kills any
 process of that data dir still alive and removes the containers of every application the benchmark made
 (by their ``berth.app`` label, never anyone else's). ``Api`` is a thin client of the REST API.
 """
@@ -75,7 +75,7 @@ class BerthUp:
 
     def stop(self) -> None:
         try:
-            self.berth("down")
+            self.berth("down", "--all")
         finally:
             for p in leftovers(self.paths.root):
                 p.kill()

@@ -38,9 +38,10 @@ class Platform:
         assert proc.returncode == 0, f"berth up failed:\n{proc.stdout}\n{proc.stderr}"
         return proc
 
-    def down(self) -> None:
-        proc = self.berth("down")
+    def down(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        proc = self.berth("down", *extra)
         assert proc.returncode == 0, f"berth down failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc
 
     def status(self) -> tuple[int, dict]:
         proc = self.berth("status", "--json", timeout=60)
@@ -108,7 +109,7 @@ def make_platform(root: Path) -> Iterator[Platform]:
         yield platform
     finally:
         teams = platform_teams(platform)
-        platform.berth("down")
+        platform.berth("down", "--all")  # the data plane (Traefik) too
         remove_team_resources(teams)
         for p in {*leftovers(root), *mentioning(root)}:  # never leave a process behind, even when a test failed
             p.kill()

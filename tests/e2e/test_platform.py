@@ -1,5 +1,6 @@
 """The whole local platform: `berth up` brings every component ready, `berth status` says so, a killed
-service comes back, `berth down` leaves nothing behind, and data survives a restart. Both modes."""
+service comes back, `berth down` leaves nothing behind but the data plane (Traefik, which the next `berth up`
+adopts), `berth down --all` nothing at all, and data survives a restart. Both modes."""
 
 from __future__ import annotations
 
@@ -43,12 +44,13 @@ def process_pids(state: dict) -> set[int]:
     return {state["pid"], *(c["pid"] for c in state["children"].values() if c["pid"])}
 
 
-def assert_nothing_left(platform, pids: set[int]) -> None:
+def assert_nothing_left(platform, pids: set[int], serving: int | None = None) -> None:
+    """Nothing of the platform runs, but ``serving``: the data plane's Traefik."""
     assert not platform.paths.pidfile.exists()
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+    assert alive == ([serving] if serving else [])
     assert leftovers(platform.paths.root) == []
-    assert mentioning(platform.paths.root) == []
+    assert [p.pid for p in mentioning(platform.paths.root)] == ([serving] if serving else [])
 
 
 def scheduler_url(platform) -> str:
@@ -135,17 +137,24 @@ async def test_down_leaves_nothing_and_up_keeps_the_data(split_platform):
     token = platform.paths.admin_token.read_text()
     pids = process_pids(platform.state())
     assert len(pids) == 10  # supervisor, postgres, nats, traefik, six services
+    traefik = platform.state()["children"]["traefik"]["pid"]
 
-    platform.down()
-    assert_nothing_left(platform, pids)
+    proc = platform.down()
+    assert f"applications keep serving: traefik (pid {traefik})" in proc.stdout
+    assert "`berth down --all` stops traefik too" in proc.stdout
+    assert_nothing_left(platform, pids, serving=traefik)
+    assert http_status(f"http://127.0.0.1:{platform.ports['proxy']}/") == 404  # Traefik still answers
     code, status = platform.status()
     assert code == 1 and status["running"] is False
 
-    platform.up()
+    platform.up()  # adopts the running Traefik: its ports are not "already in use"
     assert platform.paths.secret_key.read_text() == secret
     assert platform.paths.admin_token.read_text() == token
     assert await ping_count(platform, nonce) == 1
-    assert process_pids(platform.state()).isdisjoint(pids)
+    state = platform.state()
+    assert state["children"]["traefik"]["pid"] == traefik and state["children"]["traefik"]["adopted"] is True
+    assert process_pids(state).isdisjoint(pids - {traefik})
+    assert "traefik adopted: it kept serving" in platform.paths.log("supervisor").read_text()
 
 
 def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
@@ -170,15 +179,18 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     state = fresh_platform.state()
     assert set(state["children"]) == {"postgres", "nats", "traefik", "allinone"}
     assert psutil.Process(pid).cmdline()[-1].endswith("berth-allinone")
-    # the supervisor dies hard: its children follow it (parent-death signal), `berth down` tidies up
+    # the supervisor dies hard: its children follow it (parent-death signal) but Traefik, which keeps serving;
+    # `berth down --all` tidies up
     pids = process_pids(state)
+    traefik = state["children"]["traefik"]["pid"]
     psutil.Process(state["pid"]).kill()
-    children = [psutil.Process(p) for p in pids - {state["pid"]}]
+    children = [psutil.Process(p) for p in pids - {state["pid"], traefik}]
     _, alive = psutil.wait_procs(children, timeout=30)
     assert alive == []
-    proc = fresh_platform.berth("down")
+    assert psutil.Process(traefik).is_running()
+    proc = fresh_platform.berth("down", "--all")
     assert proc.returncode == 0, proc.stderr
-    assert "berth was not running" in proc.stdout
+    assert "berth was not running" in proc.stdout and "applications keep serving" not in proc.stdout
     assert_nothing_left(fresh_platform, pids)
 
 

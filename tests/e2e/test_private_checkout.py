@@ -107,7 +107,7 @@ def test_berth_up_from_a_private_checkout_changes_no_mode(private_checkout: Path
         assert (cluster / "PG_VERSION").exists()  # the cluster lives where the Postgres user reaches it
         assert (pgplace.system_home(data_dir) / "owner").read_text().strip() == str(data_dir.resolve())
     finally:
-        subprocess.run([berth, "down", "--data-dir", str(data_dir)], env=env, capture_output=True, timeout=120)
+        subprocess.run([berth, "down", "--all", "--data-dir", str(data_dir)], env=env, capture_output=True, timeout=120)
         for p in {*leftovers(data_dir), *mentioning(data_dir)}:
             p.kill()
     after = _modes(private_checkout, data_dir)

@@ -309,10 +309,14 @@ class RestoreResult:
 
 def restore_backup(paths: Paths, archive: Path, passphrase: str, force: bool = False) -> RestoreResult:
     """Rebuild the data directory ``paths`` from ``archive`` (see the module's docstring)."""
-    from berth_cli import platform
+    from berth_cli import dataplane, platform
 
     if platform.supervisor_pid(paths) is not None:
         raise fmt.BackupError(f"a platform is running on {paths.root}: stop it first (berth down)")
+    if (traefik := dataplane.serving(paths.root)) is not None:  # it watches the Traefik files a restore replaces
+        raise fmt.BackupError(
+            f"traefik (pid {traefik}) still serves from {paths.root}: stop it first (berth down --all)"
+        )
     cluster = pg.existing_cluster(paths)
     held = f"a database ({cluster})" if cluster is not None else ", ".join(_occupied(paths))
     if held and not force:

@@ -4,7 +4,7 @@ Local platform (data in one directory, default ``./.berth``):
 
     berth up [--data-dir DIR] [--all-in-one] [--foreground]   start everything, print the API URL and token
     berth status [--data-dir DIR] [--json]                    health of every component (exit 1 if any is down)
-    berth down [--data-dir DIR]                               stop everything (data is kept)
+    berth down [--data-dir DIR] [--all]                       stop the control plane; apps keep serving (--all: Traefik too)
 
 Ports come from BERTH_NATS_PORT (4222), BERTH_NATS_MONITOR_PORT (8222), BERTH_PG_PORT (5433),
 BERTH_PROXY_PORT (8080, on BERTH_PROXY_HOST, 127.0.0.1), BERTH_TRAEFIK_API_PORT (8081), BERTH_API_PORT
@@ -92,11 +92,12 @@ def up(
 
     paths = _paths(data_dir)
     if foreground:
+        from berth_cli import dataplane
         from berth_cli.supervisor import run_supervisor
 
         if platform.supervisor_pid(paths) is not None:
             raise typer.BadParameter(f"a supervisor is already running for {paths.root}", param_hint="--data-dir")
-        busy = platform.busy_ports(dict(os.environ))
+        busy = platform.busy_ports(dict(os.environ), dataplane.held_ports(paths.root))
         if busy:
             typer.echo("ports already in use: " + ", ".join(busy), err=True)
             raise typer.Exit(1)
@@ -113,13 +114,19 @@ def up(
 
 
 @app.command()
-def down(data_dir: DataDir = Path(".berth")) -> None:
-    """Stop the supervisor and every component (the data is kept)."""
-    from berth_cli import platform
+def down(
+    data_dir: DataDir = Path(".berth"),
+    everything: Annotated[
+        bool, typer.Option("--all", help="stop the data plane too: Traefik, so applications stop being served")
+    ] = False,
+) -> None:
+    """Stop the control plane (the data is kept); applications keep serving unless ``--all``."""
+    from berth_cli import dataplane, platform
+    from berth_cli.baseimages import DOCKER
 
     paths = _paths(data_dir)
     running = platform.supervisor_pid(paths) is not None
-    stray = platform.down(paths)
+    stray = platform.down(paths, everything=everything)
     if stray:
         typer.echo(f"cleaned up {len(stray)} leftover process(es): {' '.join(map(str, stray))}")
     left = platform.leftovers(paths.root)
@@ -127,6 +134,19 @@ def down(data_dir: DataDir = Path(".berth")) -> None:
         typer.echo(f"still running: {' '.join(str(p.pid) for p in left)}", err=True)
         raise typer.Exit(1)
     typer.echo("berth stopped" if running else "berth was not running")
+    traefik = dataplane.serving(paths.root)
+    if everything and traefik is not None:
+        typer.echo(f"traefik (pid {traefik}) did not stop", err=True)
+        raise typer.Exit(1)
+    apps = dataplane.app_containers(DOCKER)
+    containers = "the application containers" if apps is None else f"{apps} application container(s) on this engine"
+    if traefik is not None:
+        typer.echo(
+            f"applications keep serving: traefik (pid {traefik}) and {containers} stay up; "
+            "`berth down --all` stops traefik too"
+        )
+    elif apps:
+        typer.echo(f"{containers} stay up, not served (traefik is stopped; `berth up` serves them again)")
 
 
 @app.command()

@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from berth_cli import dataplane
 from berth_cli.datadir import read_json, tail
 from berth_cli.layout import (
     INFRA,
@@ -51,14 +53,15 @@ def supervisor_pid(paths: Paths) -> int | None:
         return None
 
 
-def busy_ports(env: dict[str, str]) -> list[str]:
-    """The ports the platform would bind that something else already holds ('name port' each)."""
+def busy_ports(env: dict[str, str], held: Collection[int] = ()) -> list[str]:
+    """The ports the platform would bind that something else already holds ('name port' each); ``held``:
+    ports of this platform's own data plane (its Traefik, adopted by the next supervisor)."""
     ports = resolve_ports(env)
     proxy_host = check_host("BERTH_PROXY_HOST", env.get("BERTH_PROXY_HOST", "127.0.0.1"))
     busy = []
     wanted = {**ports, "proxy_tls": proxy_tls_port(env, ports)}  # Traefik's HTTPS entry point too
     for name, port in wanted.items():
-        if name == "postgres" and env.get("BERTH_DATABASE_URL"):
+        if (name == "postgres" and env.get("BERTH_DATABASE_URL")) or port in held:
             continue
         host = proxy_host if name in ("proxy", "proxy_tls") else "127.0.0.1"
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
@@ -103,6 +106,7 @@ class PlatformStatus:
     mode: str | None = None
     urls: dict[str, str] = field(default_factory=dict)
     components: list[ComponentStatus] = field(default_factory=list)
+    traefik_pid: int | None = None  # the data plane's Traefik, which runs without the control plane
 
     @property
     def healthy(self) -> bool:
@@ -119,6 +123,7 @@ class PlatformStatus:
             "mode": self.mode,
             "urls": self.urls,
             "components": {c.name: {k: v for k, v in vars(c).items() if k != "name"} for c in self.components},
+            "data_plane": {"traefik_pid": self.traefik_pid},
         }
 
 
@@ -126,7 +131,7 @@ def platform_status(paths: Paths, timeout: float = 3.0) -> PlatformStatus:
     pid = supervisor_pid(paths)
     state = read_json(paths.state)
     if pid is None or state is None or state.get("pid") != pid:
-        return PlatformStatus(running=False)
+        return PlatformStatus(running=False, traefik_pid=dataplane.serving(paths.root))
     comps: dict[str, dict[str, Any]] = state.get("components", {})
     children: dict[str, dict[str, Any]] = state.get("children", {})
     results = asyncio.run(check_all({n: probe_from_dict(c["probe"]) for n, c in comps.items()}, timeout))
@@ -145,12 +150,16 @@ def platform_status(paths: Paths, timeout: float = 3.0) -> PlatformStatus:
                 log=str(comp.get("log", "")),
             )
         )
-    return PlatformStatus(True, pid, state.get("mode"), dict(state.get("urls", {})), rows)
+    traefik = children.get("traefik", {}).get("pid")
+    return PlatformStatus(True, pid, state.get("mode"), dict(state.get("urls", {})), rows, traefik)
 
 
 def format_status(status: PlatformStatus) -> str:
     if not status.running:
-        return "berth is not running (start it with `berth up`)"
+        text = "berth is not running (start it with `berth up`)"
+        if status.traefik_pid is not None:
+            text += f"\ntraefik (pid {status.traefik_pid}) keeps serving the applications (`berth down --all` stops it)"
+        return text
     lines = [f"supervisor pid {status.supervisor_pid}, mode {status.mode}"]
     header = ("COMPONENT", "HEALTH", "PROCESS", "PID", "RESTARTS", "STATE")
     rows = [
@@ -246,7 +255,7 @@ def up(paths: Paths, all_in_one: bool, timeout: float) -> PlatformStatus:
     """Start the supervisor detached (unless one runs already) and wait until the platform is ready."""
     proc = None
     if supervisor_pid(paths) is None:
-        busy = busy_ports(dict(os.environ))
+        busy = busy_ports(dict(os.environ), dataplane.held_ports(paths.root))
         if busy:
             raise PlatformError(
                 "ports already in use: " + ", ".join(busy) + " (set BERTH_PORT_BASE or the BERTH_*_PORT variables)"
@@ -294,8 +303,9 @@ def _terminate(procs: list[psutil.Process], timeout: float) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def down(paths: Paths, timeout: float = 90.0) -> list[int]:
-    """Stop the supervisor (which stops its children in order), then make sure nothing of it remains.
+def down(paths: Paths, timeout: float = 90.0, everything: bool = False) -> list[int]:
+    """Stop the supervisor (which stops its children in order), then make sure nothing of it remains. The
+    data plane (Traefik, and the applications' containers) keeps serving; ``everything`` stops Traefik too.
 
     Returns the pids that had to be cleaned up after the supervisor.
     """
@@ -316,6 +326,8 @@ def down(paths: Paths, timeout: float = 90.0) -> list[int]:
             pass
     stray = leftovers(paths.root)
     _terminate(stray, 10.0)
+    if everything:
+        dataplane.stop(paths.root)
     if supervisor_pid(paths) is None:
         paths.pidfile.unlink(missing_ok=True)  # left by a supervisor that was killed (nobody holds its lock)
     return [p.pid for p in stray]

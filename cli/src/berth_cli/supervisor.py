@@ -3,7 +3,9 @@
 Start order: Postgres and nats-server, then the database roles are provisioned, then Traefik, then the
 services (six processes, or one with ``--all-in-one``). A child that exits is restarted with exponential
 backoff; every start and exit is logged to ``<data>/logs/supervisor.log``, each child's output goes to
-``<data>/logs/<name>.log``. On SIGTERM or SIGINT everything stops in reverse order. The state (children,
+``<data>/logs/<name>.log``. On SIGTERM or SIGINT the control plane stops in reverse order; Traefik, the
+data plane, runs detached and keeps serving the applications (``berth_cli.dataplane``: the next
+supervisor adopts it). The state (children,
 pids, ports, URLs; never a secret) is kept in ``<data>/supervisor.json`` for ``berth status`` and
 ``berth down``.
 
@@ -27,7 +29,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from berth_cli import components
+from berth_cli import components, dataplane
 from berth_cli.backoff import RestartPolicy
 from berth_cli.childproc import Child, acquire_pidfile, configure_logging, die_with_parent
 from berth_cli.datadir import ensure_secret, rotate, write_json
@@ -79,6 +81,8 @@ class Supervisor:
         self.echo = echo
         self.on_ready = on_ready
         self.children: dict[str, Child] = {}
+        self.proxy: dataplane.DataPlaneProxy | None = None
+        self._proxy_task: asyncio.Task[None] | None = None
         self.phase = "starting"
         self.exit_code = 0
         self.started_at = time.time()
@@ -126,7 +130,10 @@ class Supervisor:
                 }
                 for name, probe in self.probes.items()
             },
-            "children": {name: child.public() for name, child in self.children.items()},
+            "children": {
+                **{name: child.public() for name, child in self.children.items()},
+                **({dataplane.NAME: self.proxy.public()} if self.proxy is not None else {}),
+            },
         }
 
     def save(self) -> None:
@@ -182,6 +189,21 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(child.stop.wait(), delay)
         child.state = "stopped"
+
+    def start_proxy(self, argv: list[str], env: Mapping[str, str]) -> None:
+        """Traefik, detached: adopted when it already runs with this configuration (``berth_cli.dataplane``)."""
+        static = (self.paths.root / "traefik" / "static.yml").read_text()
+        self.proxy = dataplane.DataPlaneProxy(
+            self.paths.root,
+            argv,
+            dict(env),
+            scrub_env(self.env),
+            self.paths.log(dataplane.NAME),
+            self.policy,
+            self.log,
+            on_change=self.save,
+        )
+        self._proxy_task = asyncio.create_task(self.proxy.run(self._stop, static), name=dataplane.NAME)
 
     def start_child(self, spec: ChildSpec) -> Child:
         child = Child(spec, self.paths.log(spec.name))
@@ -289,7 +311,7 @@ class Supervisor:
             websecure_port=tls_port,
             env=self.env,
         )
-        self.start_child(ChildSpec("traefik", traefik.argv, traefik.env))
+        self.start_proxy(traefik.argv, traefik.env)
         common = platform_env(paths, self.ports, secret, self.proxy_host)
         common["BERTH_METRICS_TOKEN"] = ensure_secret(paths.metrics_token, 32)  # Prometheus' bearer token
         common["BERTH_PROXY_TLS_PORT"] = str(tls_port)  # proxy-sync looks at the certificates served there
@@ -337,10 +359,14 @@ class Supervisor:
         self._stop.set()
 
     async def shutdown(self) -> None:
-        """Stop the children in reverse start order: services together, then Traefik, nats, Postgres."""
-        services = [c for n, c in self.children.items() if n not in ("postgres", "nats", "traefik")]
+        """Stop the children in reverse start order: services together, then nats, Postgres. Traefik is
+        left serving (its watcher ends with ``_stop``)."""
+        services = [c for n, c in self.children.items() if n not in ("postgres", "nats")]
         await asyncio.gather(*(self.stop_child(c) for c in services))
-        for name in ("traefik", "nats", "postgres"):
+        if self._proxy_task is not None:
+            with contextlib.suppress(Exception):
+                await self._proxy_task
+        for name in ("nats", "postgres"):
             if name in self.children:
                 await self.stop_child(self.children[name])
         self.phase = "stopped"

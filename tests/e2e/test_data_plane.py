@@ -1,0 +1,141 @@
+"""Applications keep serving while the control plane is down: under a steady load through Traefik,
+`berth down` (every service, NATS and Postgres stop) then `berth up` (Traefik adopted, not restarted) fail
+not one request; afterwards the control plane works with the adopted Traefik (a redeploy's new content
+is served), and `berth down --all` stops Traefik too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.conftest import make_platform
+from tests.support.images import busybox_image
+
+pytestmark = pytest.mark.slow
+
+RATE = 80.0  # requests per second, open loop: each is sent on time whatever the earlier ones do
+SERVE = 'mkdir -p /www && printf "%s" "$CONTENT" > /www/index.html && exec httpd -f -p 8080 -h /www'
+
+
+class OpenLoop:
+    """``GET /`` on ``host`` through the proxy at ``RATE``; every answer that is not a 200 is kept."""
+
+    def __init__(self, port: int, host: str) -> None:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=limits)
+        self.host = host
+        self.sent = 0
+        self.errors: list[str] = []
+        self.seen: set[str] = set()
+        self.stop = asyncio.Event()
+        self.pending: set[asyncio.Task[None]] = set()
+
+    async def one(self) -> None:
+        try:
+            got = await self.client.get("/", headers={"Host": self.host})
+            if got.status_code == 200:
+                self.seen.add(got.text)
+            else:
+                self.errors.append(f"{got.status_code} {got.text[:60]}")
+        except httpx.HTTPError as exc:
+            self.errors.append(type(exc).__name__)
+
+    async def run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.is_set():
+            task = asyncio.create_task(self.one())
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            self.sent += 1
+            await asyncio.sleep(max(0.0, start + self.sent / RATE - time.monotonic()))
+        if self.pending:
+            await asyncio.wait(set(self.pending))
+        await self.client.aclose()
+
+
+async def wait_deployment(api: httpx.AsyncClient, dep_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        dep = (await api.get(f"/v1/deployments/{dep_id}")).json()
+        if dep["status"] in ("succeeded", "failed", "cancelled"):
+            return dep
+        assert time.monotonic() < deadline, f"deployment still {dep['status']}: {dep}"
+        await asyncio.sleep(0.3)
+
+
+async def deploy(api: httpx.AsyncClient, app_id: str) -> None:
+    r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 1}})
+    assert r.status_code == 202, r.text
+    dep = await wait_deployment(api, r.json()["id"])
+    assert dep["status"] == "succeeded", dep
+
+
+async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
+    image = busybox_image()
+    gen = make_platform(tmp_root / "platform-data-plane")
+    platform = next(gen)
+    try:
+        await asyncio.to_thread(platform.up)
+        token = platform.paths.admin_token.read_text().strip()
+
+        def api() -> httpx.AsyncClient:
+            base = f"http://127.0.0.1:{platform.ports['api']}"
+            return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+        async with api() as client:
+            r = await client.post("/v1/projects", json={"name": "steady"})
+            assert r.status_code == 201, r.text
+            env_id = r.json()["environments"][0]["id"]
+            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": ["sh", "-c", SERVE]}
+            body = {
+                "name": "steady",
+                "source": {"kind": "image", "image": image},
+                "services": [service],
+                "env": [{"name": "CONTENT", "value": "v1"}],
+                "stop_timeout_s": 5,
+            }
+            r = await client.post(f"/v1/environments/{env_id}/applications", json=body)
+            assert r.status_code == 201, r.text
+            app = r.json()
+            await deploy(client, app["id"])
+        host = str(app["services"][0]["hosts"][0])
+        traefik = platform.state()["children"]["traefik"]["pid"]
+
+        load = OpenLoop(platform.ports["proxy"], host)
+        runner = asyncio.create_task(load.run())
+        await asyncio.sleep(1.0)
+        down = await asyncio.to_thread(platform.down)
+        assert "applications keep serving: traefik" in down.stdout, down.stdout
+        # nothing of the control plane runs: Traefik serves on its own, and `berth status` says so
+        code, status = await asyncio.to_thread(platform.status)
+        assert code == 1 and status["running"] is False and status["data_plane"] == {"traefik_pid": traefik}
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(platform.up)
+        await asyncio.sleep(1.0)
+        load.stop.set()
+        await runner
+
+        assert load.errors == []
+        assert load.sent >= RATE * 3 and load.seen == {"v1"}
+        state = platform.state()["children"]["traefik"]
+        assert state["pid"] == traefik and state["adopted"] is True  # the same Traefik, never restarted
+
+        # the control plane reconciles with the adopted Traefik: a redeploy's new content is served
+        async with api() as client:
+            r = await client.patch(f"/v1/applications/{app['id']}", json={"env": [{"name": "CONTENT", "value": "v2"}]})
+            assert r.status_code == 200, r.text
+            await deploy(client, app["id"])
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10) as proxy:
+            assert (await proxy.get("/", headers={"Host": host})).text == "v2"
+
+        # `berth down --all` stops the data plane too
+        proc = await asyncio.to_thread(platform.down, "--all")
+        assert "applications keep serving" not in proc.stdout
+        assert not psutil.pid_exists(traefik) or psutil.Process(traefik).status() == psutil.STATUS_ZOMBIE
+    finally:
+        gen.close()
