@@ -15,6 +15,7 @@ from berth_api.dashboard.page_forms import Redraw, around, call, form
 from berth_api.dashboard.page_forms import text as _form
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
+DEPLOYMENTS_PAGE = 50  # the application page's deployments at a time (older ones a link away)
 STEPS = ("queued", "building", "starting", "verifying", "routing", "succeeded")
 
 
@@ -64,20 +65,30 @@ async def create_application(request: Request, api: Api, base: dict[str, Any]) -
     return back_to(f"/ui/applications/{app['id']}")
 
 
-async def _application(api: Api, base: dict[str, Any], app_id: str, status: int = 200, **extra: Any) -> Response:
+async def _application(
+    api: Api, base: dict[str, Any], app_id: str, status: int = 200, before: str = "", **extra: Any
+) -> Response:
+    """The application page; ``before`` (a deployment number) pages its deployments back, so any earlier
+    one can be rolled back to."""
+    page_of = {"limit": DEPLOYMENTS_PAGE, **({"before": before} if before else {})}
     app, deployments, certificates, volumes = await asyncio.gather(
         api.get(f"/v1/applications/{app_id}"),
-        api.get(f"/v1/applications/{app_id}/deployments"),
+        api.get(f"/v1/applications/{app_id}/deployments", params=page_of),
         api.maybe(f"/v1/applications/{app_id}/certificates", []),
         api.maybe(f"/v1/applications/{app_id}/volumes", {}),
     )
     deployments = items(deployments)
+    older = (
+        deployments[-1]["number"] if len(deployments) == DEPLOYMENTS_PAGE and deployments[-1]["number"] > 1 else None
+    )
     return render(
         "application.html",
         status,
         **base,
         app=app,
         deployments=deployments,
+        older=older,
+        paged=bool(before),
         certificates=certificates,
         volumes=(volumes or {}).get("volumes", []),
         **extra,
@@ -86,7 +97,10 @@ async def _application(api: Api, base: dict[str, Any], app_id: str, status: int 
 
 @page
 async def application(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    return await _application(api, base, request.path_params["application_id"])
+    before = request.query_params.get("before", "")
+    return await _application(
+        api, base, request.path_params["application_id"], before=before if before.isdigit() else ""
+    )
 
 
 def _on_app(request: Request) -> Redraw:

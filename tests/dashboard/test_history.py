@@ -1,0 +1,110 @@
+"""The dashboard's pages as plain HTTP (no browser) against the module's api: the application page pages its
+deployments back so any earlier one can be rolled back to."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import sqlalchemy as sa
+
+from berth_api.adapters.tables import deployments
+from berth_common.envelope import new_id
+from tests.api.conftest import bearer
+
+START = "cmd.deployment.start"
+
+
+@asynccontextmanager
+async def _signed_in(dashboard, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=dashboard.api.url, follow_redirects=False, timeout=10) as http:
+        r = await http.get("/ui/signin")
+        r = await http.post("/ui/signin", data={"csrf": r.cookies["berth_csrf"], "token": token})
+        assert r.status_code == 303 and "berth_session" in http.cookies, r.text
+        yield http
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def _app(dashboard, name: str) -> dict:
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+        projects = (await admin.get("/v1/projects")).json()
+        project = projects[0] if projects else (await admin.post("/v1/projects", json={"name": "acme"})).json()
+        body = {
+            "name": name,
+            "source": {"kind": "image", "image": "nginx:1.27"},
+            "services": [{"kind": "web", "name": "web", "port": 80}],
+        }
+        r = await admin.post(f"/v1/environments/{project['environments'][0]['id']}/applications", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+async def _deploy(dashboard, app_id: str) -> tuple[dict, object]:
+    count = len(dashboard.scheduler.of(START)) + 1
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+        r = await admin.post(f"/v1/applications/{app_id}/deployments")
+        assert r.status_code in (201, 202), r.text
+    start = (await dashboard.scheduler.wait_for(START, count=count))[-1]
+    assert start.data["deployment_id"] == r.json()["id"]
+    return r.json(), start
+
+
+async def _until_state(dashboard, deployment_id: str, state: str) -> dict:
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as viewer:
+        for _ in range(100):
+            shown = (await viewer.get(f"/v1/deployments/{deployment_id}")).json()
+            if shown["state"] == state:
+                return shown
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"deployment {deployment_id} is {shown['state']}, not {state}")
+
+
+def _numbers(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<td><a href="/ui/deployments/[0-9a-f]{32}">#(\d+)</a></td>', html)]
+
+
+async def test_any_earlier_deployment_is_a_page_away_and_can_be_rolled_back_to(dashboard):
+    app = await _app(dashboard, "history")
+    first, start = await _deploy(dashboard, app["id"])
+    await dashboard.scheduler.run_to_success(start, image="nginx:1.27")
+    await _until_state(dashboard, first["id"], "succeeded")
+    async with dashboard.identities.sessionmaker() as s, s.begin():
+        row = (await s.execute(sa.select(deployments).where(deployments.c.id == first["id"]))).mappings().one()
+        await s.execute(
+            deployments.insert(),
+            [{**row, "id": new_id(), "number": n, "image": f"shop:{n}", "image_digest": None} for n in range(2, 57)],
+        )  # 55 more succeeded deployments, #2 .. #56, each its own image
+
+    async with _signed_in(dashboard, dashboard.developer) as http:
+        html = (await http.get(f"/ui/applications/{app['id']}")).text
+        assert _numbers(html) == list(range(56, 6, -1))  # the newest 50
+        assert f'href="/ui/applications/{app["id"]}?before=7#deployments" rel="next"' in html
+        assert ">Roll back to #2<" not in html and "Newest deployments" not in html
+
+        html = (await http.get(f"/ui/applications/{app['id']}?before=7")).text
+        assert _numbers(html) == [6, 5, 4, 3, 2, 1]
+        assert "?before=" not in html and "Newest deployments" in html  # the oldest page: no older link
+        assert ">Roll back to #2<" in html
+        target = re.search(r'name="deployment_id" value="([0-9a-f]{32})">\s*<button[^>]*>Roll back to #2<', html)
+        assert target, html
+
+        count = len(dashboard.scheduler.of(START)) + 1
+        r = await http.post(
+            f"/ui/applications/{app['id']}/rollback", data={"csrf": _csrf(html), "deployment_id": target.group(1)}
+        )
+        assert r.status_code == 303, r.text
+        rollback = (await dashboard.scheduler.wait_for(START, count=count))[-1]
+        assert r.headers["location"] == f"/ui/deployments/{rollback.data['deployment_id']}"
+        assert rollback.data["spec"]["source"] == {"kind": "image", "image": "shop:2"}
+
+        # a paging value that is not a number is ignored: the newest page
+        html = (await http.get(f"/ui/applications/{app['id']}?before=x")).text
+        assert _numbers(html)[:2] == [57, 56]
