@@ -1,5 +1,6 @@
 """The dashboard's pages as plain HTTP (no browser) against the module's api: the application page pages its
-deployments back so any earlier one can be rolled back to."""
+deployments back so any earlier one can be rolled back to; a failed deployment's timeline marks the step it
+stopped at with the reason as its headline."""
 
 from __future__ import annotations
 
@@ -108,3 +109,63 @@ async def test_any_earlier_deployment_is_a_page_away_and_can_be_rolled_back_to(d
         # a paging value that is not a number is ignored: the newest page
         html = (await http.get(f"/ui/applications/{app['id']}?before=x")).text
         assert _numbers(html)[:2] == [57, 56]
+
+
+async def test_a_failed_deployment_marks_the_step_it_stopped_at(dashboard):
+    app = await _app(dashboard, "broken")
+    d, start = await _deploy(dashboard, app["id"])
+    await dashboard.scheduler.progressed(d["id"], app["id"], "building", "build requested")
+    reason = "build failed: RUN npm ci exited with 1"
+    await dashboard.scheduler.failed(d["id"], app["id"], start.data["team_id"], reason)  # failed_in: verifying
+
+    async with _signed_in(dashboard, dashboard.viewer) as http:
+
+        async def page() -> str:
+            for _ in range(100):
+                html = (await http.get(f"/ui/deployments/{d['id']}")).text
+                if 'id="state">failed<' in html:
+                    return html
+                await asyncio.sleep(0.1)
+            raise AssertionError(html)
+
+        html = await page()
+        steps = re.findall(r"<li class=\"([^\"]+)\"[^>]*>(.*?)</li>", html)
+        assert steps == [
+            ("done", "queued"),
+            ("done", "building"),
+            ("done", "starting"),
+            ("bad stopped", 'verifying <span class="mark">(failed here)</span>'),
+            ("todo", "routing"),
+            ("todo bad", "failed"),
+        ]
+        assert '<li class="bad stopped" aria-current="step">' in html
+        assert f'<h3 class="headline">{reason}</h3>' in html
+        assert "<p>Failed at <strong>verifying</strong>.</p>" in html
+        got = (await http.get(f"/ui/deployments/{d['id']}/timeline")).text  # the live part says the same
+        assert f'<h3 class="headline">{reason}</h3>' in got
+
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as viewer:
+        shown = (await viewer.get(f"/v1/deployments/{d['id']}")).json()
+    assert (shown["state"], shown["ended_in"], shown["reason"]) == ("failed", "verifying", reason)
+
+
+def test_the_step_a_deployment_stopped_at_maps_the_old_version_steps_to_routing():
+    from berth_api.dashboard.pages import steps_of
+
+    got = steps_of({"state": "cancelled", "ended_in": "stopping_old"})
+    assert got["stopped"] == "routing"
+    assert [(s["name"], s["done"], s["stopped"]) for s in got["steps"]] == [
+        ("queued", True, False),
+        ("building", True, False),
+        ("starting", True, False),
+        ("verifying", True, False),
+        ("routing", False, True),
+        ("cancelled", False, False),
+    ]
+    legacy = steps_of({"state": "failed", "ended_in": None})  # recorded before deployments kept it
+    assert legacy["stopped"] is None and legacy["steps"][-1] == {
+        "name": "failed",
+        "done": False,
+        "current": True,
+        "stopped": False,
+    }

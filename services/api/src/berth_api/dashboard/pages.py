@@ -151,20 +151,32 @@ async def delete_application(request: Request, api: Api, base: dict[str, Any]) -
     return back_to("/ui/")
 
 
+def steps_of(d: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's steps for the timeline, and for a failed or cancelled one the step it stopped at
+    (``stopped``: the state it was in then, draining and stopping the old version counting as routing)."""
+    state = d["state"]
+    if state in ("failed", "cancelled"):
+        ended = d.get("ended_in")
+        ended = "routing" if ended in ("draining", "stopping_old") else ended
+        stop = STEPS.index(ended) if ended in STEPS[:-1] else None
+        steps = [
+            {"name": s, "done": stop is not None and i < stop, "current": False, "stopped": i == stop}
+            for i, s in enumerate(STEPS[:-1])
+        ]
+        steps.append({"name": state, "done": False, "current": stop is None, "stopped": False})
+        return {"steps": steps, "stopped": ended if stop is not None else None}
+    reached = STEPS.index("routing") if state in ("draining", "stopping_old") else STEPS.index(state)
+    steps = [
+        {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
+        for i, s in enumerate(STEPS)
+    ]
+    return {"steps": steps, "stopped": None}
+
+
 async def _deployment_context(api: Api, deployment_id: str) -> dict[str, Any]:
     d = await api.get(f"/v1/deployments/{deployment_id}")
     app = await api.get(f"/v1/applications/{d['application_id']}")
-    state = d["state"]
-    names = STEPS if state not in ("failed", "cancelled") else (*STEPS[:-1], state)
-    if state in ("draining", "stopping_old"):
-        reached = STEPS.index("routing")
-    else:
-        reached = names.index(state) if state in names else 0
-    steps = [
-        {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
-        for i, s in enumerate(names)
-    ]
-    return {"d": d, "app": app, "steps": steps}
+    return {"d": d, "app": app, **steps_of(d)}
 
 
 @page
