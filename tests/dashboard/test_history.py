@@ -1,6 +1,7 @@
 """The dashboard's pages as plain HTTP (no browser) against the module's api: the application page pages its
 deployments back so any earlier one can be rolled back to; a failed deployment's timeline marks the step it
-stopped at with the reason as its headline."""
+stopped at with the reason as its headline; a rotation of the api's secret key leaves every signed-in
+session readable (re-sealed with the new key)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from contextlib import asynccontextmanager
 import httpx
 import sqlalchemy as sa
 
+from berth_api.adapters.secretbox import SecretBox
 from berth_api.adapters.tables import deployments
+from berth_api.adapters.ui_tables import session_aad, ui_sessions
+from berth_api.usecases.rotation import rotate
 from berth_common.envelope import new_id
 from tests.api.conftest import bearer
 
@@ -147,6 +151,35 @@ async def test_a_failed_deployment_marks_the_step_it_stopped_at(dashboard):
     async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as viewer:
         shown = (await viewer.get(f"/v1/deployments/{d['id']}")).json()
     assert (shown["state"], shown["ended_in"], shown["reason"]) == ("failed", "verifying", reason)
+
+
+async def test_sessions_stay_signed_in_across_a_key_rotation(dashboard):
+    async with _signed_in(dashboard, dashboard.developer) as http:
+        assert (await http.get("/ui/")).status_code == 200
+        async with dashboard.identities.sessionmaker() as s:
+            before = {r.id: r.sealed_token for r in (await s.execute(sa.select(ui_sessions))).all()}
+        key_path = dashboard.api.settings.secrets_key_path
+        old = key_path.read_bytes().strip()
+
+        done = await rotate(dashboard.identities.sessionmaker, key_path)
+        new = key_path.read_bytes().strip()
+        assert new != old and done.resealed.counts["ui_sessions"] == len(before) >= 1
+
+        async with dashboard.identities.sessionmaker() as s:
+            after = {r.id: r.sealed_token for r in (await s.execute(sa.select(ui_sessions))).all()}
+        assert after.keys() == before.keys()
+        only_new = SecretBox([new])  # what an api started after the rotation holds: the new key alone
+        for row_id, sealed in after.items():
+            assert sealed != before[row_id]
+            assert only_new.open(sealed, session_aad(row_id)) in (
+                dashboard.developer,
+                dashboard.admin,
+                dashboard.viewer,
+            )
+
+        r = await http.get("/ui/")  # the running api: still signed in, no sign-in page
+        assert r.status_code == 200 and "/ui/signin" not in r.headers.get("location", ""), r.text
+        assert 'action="/ui/signout"' in r.text
 
 
 def test_the_step_a_deployment_stopped_at_maps_the_old_version_steps_to_routing():
