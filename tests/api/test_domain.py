@@ -284,3 +284,21 @@ def test_secret_box_keys():
         SecretBox([old]).open(tampered, "aad")
     with pytest.raises(SecretUnavailableError):
         SecretBox([old]).open_text("sealed:v1:!!!", "aad")
+
+
+def test_a_failed_or_cancelled_deployment_keeps_where_it_stopped():
+    building = on_progressed(_p(), "building", "build requested", "", T0)
+    assert building is not None and building.ended_in is None
+    failed = on_terminal(building, "failed", "build failed", T0 + timedelta(seconds=1))
+    assert failed and (failed.state, failed.ended_in, failed.reason) == ("failed", "building", "build failed")
+    # the scheduler's failed_in wins, also when a progressed event announced the end first
+    ended = on_progressed(building, "failed", "failed", "image pull failed", T0 + timedelta(seconds=1))
+    assert ended and ended.ended_in == "building"
+    told = on_terminal(ended, "failed", None, T0 + timedelta(seconds=2), failed_in="starting")
+    assert told and told.ended_in == "starting" and told.reason == "image pull failed"
+    again = on_terminal(told, "failed", None, T0 + timedelta(seconds=3))  # delivered twice: kept
+    assert again and again.ended_in == "starting"
+    cancelled = on_terminal(building, "cancelled", "cancelled", T0 + timedelta(seconds=1))
+    assert cancelled and cancelled.ended_in == "building"
+    done = on_terminal(building, "succeeded", None, T0 + timedelta(seconds=1))
+    assert done and done.ended_in is None

@@ -141,3 +141,60 @@ async def test_a_bitbucket_cloud_pull_request_from_a_fork_gets_a_preview(client,
     assert pr.fork and pr.head_repository == "https://bitbucket.org/mallory/blog.git"
     pr = read_pull_request(delivery, pr_body("bitbucket", "opened", 9, sha(9)))
     assert not pr.fork and pr.head_repository is None
+
+
+async def test_a_reopened_pull_request_counts_against_the_limit_like_a_new_one(client, members, scheduler):
+    app, created = await _setup(client, members, "limblog", "github", max_previews=1)
+    secret, url = created["secret"], created["url"]
+
+    async def preview_of(number: int, old: str | None = None):
+        async def recorded():
+            found = {p["number"]: p for p in await _previews(client, members, app["id"])}
+            p = found.get(number)
+            return p if p and p["deployment_id"] not in (None, old) else None
+
+        return await until(recorded, what=f"the preview of #{number} deploying")
+
+    async def up(number: int, commit: str, count: int = 1, old: str | None = None) -> dict:
+        starts = await _starts(scheduler, f"limblog-pr-{number}", count)
+        preview = await preview_of(number, old)
+        await scheduler.succeeded(
+            preview["deployment_id"], starts[-1].data["application_id"], starts[0].data["team_id"], "i"
+        )
+        return {**preview, "app": starts[-1].data["application_id"]}
+
+    assert (await deliver(client, url, *signed_pr("github", secret, "opened", 5, sha(51)))).status_code == 202
+    five = await up(5, sha(51))
+    assert (await deliver(client, url, *signed_pr("github", secret, "closed", 5, sha(51)))).status_code == 202
+    remove = await _removal(scheduler, five["app"])
+    # #5 is being destroyed: its place is free, and #6 takes it
+    r = await deliver(client, url, *signed_pr("github", secret, "opened", 6, sha(61)))
+    assert r.status_code == 202 and r.json()["result"] == "queued", r.text
+    six = await up(6, sha(61))
+    # #5 reopened now would make two previews: refused like a new pull request would be
+    r = await deliver(client, url, *signed_pr("github", secret, "opened", 5, sha(52)))
+    assert r.status_code == 200 and r.json()["result"] == "skipped", r.text
+    assert r.json()["detail"] == "pull request #5 is not previewed again: the application has 1 previews: the limit"
+    await scheduler.answer_removal(remove)
+
+    async def only_six():
+        found = await _previews(client, members, app["id"])
+        return found if [p["number"] for p in found] == [6] else None
+
+    await until(only_six, what="#5 gone, #6 kept")
+    await asyncio.sleep(0.5)
+    assert len([m for m in scheduler.of(START) if m.data["spec"]["name"] == "limblog-pr-5"]) == 1
+
+    # #6 closed and reopened while destroyed holds its place: a new #7 is refused, #6 comes back
+    assert (await deliver(client, url, *signed_pr("github", secret, "closed", 6, sha(61)))).status_code == 202
+    remove = await _removal(scheduler, six["app"])
+    r = await deliver(client, url, *signed_pr("github", secret, "opened", 6, sha(62)))
+    assert r.status_code == 202 and "once destroyed" in r.json()["detail"], r.text
+    r = await deliver(client, url, *signed_pr("github", secret, "opened", 7, sha(71)))
+    assert r.status_code == 200 and r.json()["result"] == "skipped", r.text
+    assert r.json()["detail"] == "the application has 1 previews: the limit"
+    await scheduler.answer_removal(remove)
+    back = await up(6, sha(62), count=2, old=six["deployment_id"])
+    assert back["head_commit"] == sha(62) and back["app"] != six["app"]
+    assert [p["number"] for p in await _previews(client, members, app["id"])] == [6]
+    assert not [m for m in scheduler.of(START) if m.data["spec"]["name"] == "limblog-pr-7"]

@@ -36,7 +36,7 @@ async def sign_in(ctx, url: str, token: str):
 
 
 async def session_rows(dashboard) -> list[dict]:
-    from berth_api.dashboard.tables import ui_sessions
+    from berth_api.adapters.ui_tables import ui_sessions
 
     async with dashboard.identities.sessionmaker() as s:
         return [dict(r) for r in (await s.execute(ui_sessions.select())).mappings()]

@@ -13,6 +13,7 @@ import typer
 
 from berth_cli.client.api import Api, ApiError
 from berth_cli.client.output import fail, print_fields, print_json, print_table, when
+from berth_cli.commands import git_access
 from berth_cli.commands.common import AppRef, Json, session
 
 projects_app = typer.Typer(help="Projects (each with its environments).", no_args_is_help=True)
@@ -167,11 +168,19 @@ def apps_create(
     health_path: Annotated[str, typer.Option(help="readiness: a GET here answers 2xx (web)")] = "/",
     domain: Annotated[list[str] | None, typer.Option(help="a custom host name (repeatable)")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE (repeatable)")] = None,
+    deploy_key: git_access.DeployKey = False,
+    deploy_key_file: git_access.DeployKeyFile = None,
+    host_key: git_access.HostKey = None,
+    git_token_stdin: git_access.TokenStdin = False,
+    git_token: git_access.TokenPrompt = False,
+    git_username: git_access.TokenUser = "x-access-token",
     as_json: Json = False,
 ) -> None:
-    """Create an application from an image or a git repository, with one service."""
+    """Create an application from an image or a git repository, with one service; a private repository with
+    a deploy key (made by Berth, or given) or an access token."""
     if (image is None) == (git is None):
         raise typer.BadParameter("give one of --image or --git", param_hint="--image/--git")
+    access = git_access.access_of(git, deploy_key, deploy_key_file, host_key, git_token_stdin, git_token, git_username)
     source: dict[str, Any] = {"kind": "image", "image": image}
     if git is not None:
         source = {"kind": "git", "repository": git, "dockerfile": dockerfile}
@@ -183,14 +192,19 @@ def apps_create(
     if not worker:
         svc = {**svc, "kind": "web", "port": port or 8080, "health_path": health_path, "domains": domain or []}
     variables = [{"name": k, "value": v} for k, v in parse_pairs(env or [], "--env").items()]
-    body = {"name": name, "source": source, "services": [svc], "env": variables}
+    body: dict[str, Any] = {"name": name, "source": source, "services": [svc], "env": variables}
+    if access is not None:
+        body["git_access"] = access
     with session() as api:
         env_id = _environment_id(api, project, environment)
         created = api.send("POST", f"/v1/environments/{env_id}/applications", body)
+        key = git_access.make_key(api, created) if deploy_key else None
     if as_json:
-        print_json(created)
+        print_json(created if key is None else {**created, "deploy_key": key})
         return
     typer.echo(f"Created application {created['name']} ({created['id']}); deploy it with: berth deploy {created['id']}")
+    if key is not None:
+        git_access.print_key(key)
 
 
 def confirmed(what: str, yes: bool) -> None:
@@ -263,6 +277,9 @@ def show_status(app: str, as_json: bool) -> None:
     if rows:
         typer.echo("")
         print_table(["SERVICE", "REPLICA", "STATE", "HEALTH", "RESTARTS", "CONTAINER"], rows)
+
+
+apps_app.command("deploy-key")(git_access.deploy_key)
 
 
 @apps_app.command("status")

@@ -14,8 +14,11 @@ from berth_api.adapters.rows import all_rows, first_row, one_row
 from berth_api.adapters.tables import deployments
 
 
-async def settings_of(session: AsyncSession, application_id: str) -> dict[str, Any] | None:
-    return await first_row(session, sa.select(preview_settings).where(preview_settings.c.id == application_id))
+async def settings_of(session: AsyncSession, application_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """The application's preview settings (``lock``: held until the transaction ends, so deliveries of one
+    application count its previews against the limit one after another)."""
+    q = sa.select(preview_settings).where(preview_settings.c.id == application_id)
+    return await first_row(session, q.with_for_update() if lock else q)
 
 
 async def put_settings(session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +54,10 @@ async def of_application(session: AsyncSession, application_id: str) -> list[dic
 
 
 async def count_active(session: AsyncSession, application_id: str) -> int:
-    q = sa.select(sa.func.count()).where(previews.c.application_id == application_id, previews.c.state == "active")
+    """The application's previews that are up or will be: active ones, and destroying ones reopened (each
+    holds its place under the limit until it is made again)."""
+    up = sa.or_(previews.c.state == "active", previews.c.reopen.is_(True))
+    q = sa.select(sa.func.count()).where(previews.c.application_id == application_id, up)
     return int((await session.execute(q)).scalar_one())
 
 

@@ -3,15 +3,16 @@
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
 ``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks``,
 ``webhook_status_targets``, ``git_credentials`` and ``preview_settings`` (their ``sealed`` column; a
-database's ``pending`` one too) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A
-transaction that seals takes
-the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
+database's ``pending`` one too), in the dashboard's sessions (``ui_sessions.sealed_token``: a rotation
+leaves everyone signed in) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A
+transaction that seals takes the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from berth_api.adapters.tables import (
     variables,
 )
 from berth_api.adapters.tls_tables import certificates
+from berth_api.adapters.ui_tables import session_aad, ui_sessions
 from berth_api.adapters.webhook_tables import webhook_status_targets, webhooks
 from berth_api.domain.applications import ROW_AAD, reseal_spec, row_aad, snapshot_aad, variable_aad
 
@@ -149,7 +151,35 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
         else:
             kept += 1
     out.counts["deployments"], out.current["deployments"] = done, kept
+    await _reseal_sessions(session, box, out)
     return out
+
+
+async def _reseal_sessions(session: AsyncSession, box: SecretBox, out: Resealed) -> None:
+    """The dashboard's sessions re-sealed; an expired one, or one whose token no key opens (its person is
+    signed out already), is deleted instead of stopping the rotation."""
+    c, now = ui_sessions.c, datetime.now(UTC)
+    q = sa.select(c.id, c.sealed_token, c.expires_at).order_by(c.id).with_for_update()
+    done = kept = 0
+    dead: list[str] = []
+    for row in await all_rows(session, q):
+        if row["expires_at"] < now:
+            dead.append(row["id"])
+        elif box.sealed_with_current(row["sealed_token"]):
+            kept += 1
+        else:
+            try:
+                token = box.open(row["sealed_token"], session_aad(row["id"]))
+            except SecretUnavailableError:
+                dead.append(row["id"])
+                continue
+            sealed = box.seal(token, session_aad(row["id"]))
+            await session.execute(sa.update(ui_sessions).where(c.id == row["id"]).values(sealed_token=sealed))
+            done += 1
+    if dead:
+        await session.execute(sa.delete(ui_sessions).where(c.id.in_(dead)))
+    if done or kept:
+        out.counts["ui_sessions"], out.current["ui_sessions"] = done, kept
 
 
 def _open(box: SecretBox, blob: bytes, aad: str, where: str) -> str:

@@ -157,6 +157,8 @@ deployments = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
+    # failed or cancelled: the state it was in then (queued, building, ... stopping_old; api_0030)
+    sa.Column("ended_in", sa.String(16), nullable=True),
     sa.CheckConstraint(
         "state IN ('queued', 'building', 'starting', 'verifying', 'routing', 'draining', 'stopping_old', "
         "'succeeded', 'failed', 'cancelled')",

@@ -1,5 +1,5 @@
-"""What the catalogue, notification and team pages' forms share: a field's value, a listing's rows, and a
-form whose REST problem is shown on the page it came from (``Shown`` carries that page out of a handler)."""
+"""What every page's forms share: a field's value, and a form whose REST problem is shown on the page it came
+from (``call`` makes the REST call, ``Shown`` carries that page out of a handler, ``form`` answers with it)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.pages import shown_status
 from berth_api.dashboard.web import Handler, page
 
 Redraw = Callable[[Api, dict[str, Any], int, ApiError], Awaitable[Response]]
+
+
+def shown_status(e: ApiError) -> int:
+    """The status of a page showing a REST problem: a refusal stays a refusal (403, 404); a problem with the
+    input is a page to correct (200)."""
+    return e.status if e.status in (403, 404) else 200
+
+
+def around(draw: Callable[..., Awaitable[Response]], *args: Any, **extra: Any) -> Redraw:
+    """The redraw of a page drawn as ``draw(api, base, *args, status, error=problem, **extra)``."""
+
+    async def redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) -> Response:
+        return await draw(api, base, *args, status, error=error, **extra)
+
+    return redraw
 
 
 def text(base: dict[str, Any], name: str) -> str:

@@ -1,5 +1,5 @@
 """The pages: overview, application, deployment. Each reads through the REST API with the session's token
-and each form turns into one REST call; an API problem is shown on the page it came from (``shown_status``)."""
+and each form turns into one REST call; an API problem is shown on the page it came from (``page_forms.call``)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from berth_api.dashboard import sessions
-from berth_api.dashboard.client import Api, ApiError, items
+from berth_api.dashboard.client import Api, items
+from berth_api.dashboard.page_forms import Redraw, around, call, form
+from berth_api.dashboard.page_forms import text as _form
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
-
-def shown_status(e: ApiError) -> int:
-    """The status of a page showing a REST problem: a refusal stays a refusal (403, 404); a problem with the
-    input is a page to correct (200)."""
-    return e.status if e.status in (403, 404) else 200
-
-
+DEPLOYMENTS_PAGE = 50  # the application page's deployments at a time (older ones a link away)
 STEPS = ("queued", "building", "starting", "verifying", "routing", "succeeded")
-
-
-def _form(base: dict[str, Any], name: str) -> str:
-    return str(base["form"].get(name) or "").strip()
 
 
 def _last_deployments(apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
@@ -54,16 +46,13 @@ async def _overview(api: Api, base: dict[str, Any], status: int = 200, **extra: 
     )
 
 
-@page
+@form
 async def create_project(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    try:
-        await api.call("POST", "/v1/projects", json={"name": _form(base, "name")})
-    except ApiError as e:
-        return await _overview(api, base, shown_status(e), error=e)
+    await call(api, base, around(_overview), "POST", "/v1/projects", json={"name": _form(base, "name")})
     return back_to("/ui/")
 
 
-@page
+@form
 async def create_application(request: Request, api: Api, base: dict[str, Any]) -> Response:
     env = request.path_params["environment_id"]
     port = _form(base, "port")
@@ -72,27 +61,34 @@ async def create_application(request: Request, api: Api, base: dict[str, Any]) -
         "source": {"kind": "image", "image": _form(base, "image")},
         "services": [{"kind": "web", "name": "web", "port": int(port) if port.isdigit() else 0}],
     }
-    try:
-        app = await api.call("POST", f"/v1/environments/{env}/applications", json=body)
-    except ApiError as e:
-        return await _overview(api, base, shown_status(e), error=e)
+    app = await call(api, base, around(_overview), "POST", f"/v1/environments/{env}/applications", json=body)
     return back_to(f"/ui/applications/{app['id']}")
 
 
-async def _application(api: Api, base: dict[str, Any], app_id: str, status: int = 200, **extra: Any) -> Response:
+async def _application(
+    api: Api, base: dict[str, Any], app_id: str, status: int = 200, before: str = "", **extra: Any
+) -> Response:
+    """The application page; ``before`` (a deployment number) pages its deployments back, so any earlier
+    one can be rolled back to."""
+    page_of = {"limit": DEPLOYMENTS_PAGE, **({"before": before} if before else {})}
     app, deployments, certificates, volumes = await asyncio.gather(
         api.get(f"/v1/applications/{app_id}"),
-        api.get(f"/v1/applications/{app_id}/deployments"),
+        api.get(f"/v1/applications/{app_id}/deployments", params=page_of),
         api.maybe(f"/v1/applications/{app_id}/certificates", []),
         api.maybe(f"/v1/applications/{app_id}/volumes", {}),
     )
     deployments = items(deployments)
+    older = (
+        deployments[-1]["number"] if len(deployments) == DEPLOYMENTS_PAGE and deployments[-1]["number"] > 1 else None
+    )
     return render(
         "application.html",
         status,
         **base,
         app=app,
         deployments=deployments,
+        older=older,
+        paged=bool(before),
         certificates=certificates,
         volumes=(volumes or {}).get("volumes", []),
         **extra,
@@ -101,87 +97,86 @@ async def _application(api: Api, base: dict[str, Any], app_id: str, status: int 
 
 @page
 async def application(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    return await _application(api, base, request.path_params["application_id"])
+    before = request.query_params.get("before", "")
+    return await _application(
+        api, base, request.path_params["application_id"], before=before if before.isdigit() else ""
+    )
 
 
-async def _act(request: Request, api: Api, base: dict[str, Any], method: str, path: str, **kw: Any) -> Any:
-    """One REST call for a form on the application page; its problem shown there."""
-    app_id = request.path_params["application_id"]
-    try:
-        return await api.call(method, path.format(app=app_id), **kw)
-    except ApiError as e:
-        raise _Shown(await _application(api, base, app_id, shown_status(e), error=e)) from None
+def _on_app(request: Request) -> Redraw:
+    """The application page the form came from, redrawn with the REST API's problem."""
+    return around(_application, request.path_params["application_id"])
 
 
-class _Shown(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
+def _app_path(request: Request, path: str = "") -> str:
+    return f"/v1/applications/{request.path_params['application_id']}{path}"
 
 
-def _shown(handler: Any) -> Any:
-    async def run(request: Request, api: Api, base: dict[str, Any]) -> Response:
-        try:
-            response: Response = await handler(request, api, base)
-        except _Shown as shown:
-            return shown.response
-        return response
-
-    return page(run)
-
-
-@_shown
+@form
 async def deploy(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    d = await _act(request, api, base, "POST", "/v1/applications/{app}/deployments", json={})
+    d = await call(api, base, _on_app(request), "POST", _app_path(request, "/deployments"), json={})
     return back_to(f"/ui/deployments/{d['id']}")
 
 
-@_shown
+@form
 async def rollback(request: Request, api: Api, base: dict[str, Any]) -> Response:
     body = {"deployment_id": _form(base, "deployment_id") or None}
-    d = await _act(request, api, base, "POST", "/v1/applications/{app}/rollback", json=body)
+    d = await call(api, base, _on_app(request), "POST", _app_path(request, "/rollback"), json=body)
     return back_to(f"/ui/deployments/{d['id']}")
 
 
-@_shown
+@form
 async def scale(request: Request, api: Api, base: dict[str, Any]) -> Response:
     replicas = _form(base, "replicas")
     body = {"services": {_form(base, "service"): int(replicas) if replicas.isdigit() else 0}}
-    await _act(request, api, base, "POST", "/v1/applications/{app}/scale", json=body)
+    await call(api, base, _on_app(request), "POST", _app_path(request, "/scale"), json=body)
     return back_to(f"/ui/applications/{request.path_params['application_id']}?scaled=1")
 
 
-@_shown
+@form
 async def set_variable(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Set one variable: the others are sent back as they are (a secret by name only, so it is kept)."""
-    app = await _act(request, api, base, "GET", "/v1/applications/{app}")
+    app = await call(api, base, _on_app(request), "GET", _app_path(request))
     name, secret = _form(base, "name"), base["form"].get("secret") == "on"
     env = [{"name": v["name"], "value": v["value"], "secret": v["secret"]} for v in app["env"] if v["name"] != name]
     env.append({"name": name, "value": str(base["form"].get("value") or ""), "secret": secret})
-    await _act(request, api, base, "PATCH", "/v1/applications/{app}", json={"env": env})
+    await call(api, base, _on_app(request), "PATCH", _app_path(request), json={"env": env})
     return back_to(f"/ui/applications/{app['id']}#variables")
 
 
-@_shown
+@form
 async def delete_application(request: Request, api: Api, base: dict[str, Any]) -> Response:
     params = {"delete_volumes": "true" if base["form"].get("delete_volumes") == "on" else "false"}
-    await _act(request, api, base, "DELETE", "/v1/applications/{app}", params=params)
+    await call(api, base, _on_app(request), "DELETE", _app_path(request), params=params)
     return back_to("/ui/")
+
+
+def steps_of(d: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's steps for the timeline, and for a failed or cancelled one the step it stopped at
+    (``stopped``: the state it was in then, draining and stopping the old version counting as routing)."""
+    state = d["state"]
+    if state in ("failed", "cancelled"):
+        ended = d.get("ended_in")
+        ended = "routing" if ended in ("draining", "stopping_old") else ended
+        stop = STEPS.index(ended) if ended in STEPS[:-1] else None
+        steps = [
+            {"name": s, "done": stop is not None and i < stop, "current": False, "stopped": i == stop}
+            for i, s in enumerate(STEPS[:-1])
+        ]
+        steps.append({"name": state, "done": False, "current": stop is None, "stopped": False})
+        return {"steps": steps, "stopped": ended if stop is not None else None}
+    reached = STEPS.index("routing") if state in ("draining", "stopping_old") else STEPS.index(state)
+    steps = [
+        {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
+        for i, s in enumerate(STEPS)
+    ]
+    return {"steps": steps, "stopped": None}
 
 
 async def _deployment_context(api: Api, deployment_id: str) -> dict[str, Any]:
     d = await api.get(f"/v1/deployments/{deployment_id}")
     app = await api.get(f"/v1/applications/{d['application_id']}")
-    state = d["state"]
-    names = STEPS if state not in ("failed", "cancelled") else (*STEPS[:-1], state)
-    if state in ("draining", "stopping_old"):
-        reached = STEPS.index("routing")
-    else:
-        reached = names.index(state) if state in names else 0
-    steps = [
-        {"name": s, "done": i < reached or state == "succeeded", "current": i == reached and state != "succeeded"}
-        for i, s in enumerate(names)
-    ]
-    return {"d": d, "app": app, "steps": steps}
+    return {"d": d, "app": app, **steps_of(d)}
 
 
 @page

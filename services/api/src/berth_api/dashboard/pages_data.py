@@ -11,9 +11,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from berth_api.dashboard.client import Api, ApiError, items
-from berth_api.dashboard.pages import shown_status
-from berth_api.dashboard.pages_servers import field
+from berth_api.dashboard.client import Api, items
+from berth_api.dashboard.page_forms import around, call, form
+from berth_api.dashboard.page_forms import text as field
 from berth_api.dashboard.web import back_to, page, render
 
 
@@ -42,7 +42,7 @@ async def database(request: Request, api: Api, base: dict[str, Any]) -> Response
     return await _database(api, base, request.path_params["database_id"], linked=linked)
 
 
-@page
+@form
 async def create_database(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """``engine`` is ``<engine>:<version>`` from the engines list (the version left out: the engine's default)."""
     engine, _, version = field(base, "engine").partition(":")
@@ -53,10 +53,7 @@ async def create_database(request: Request, api: Api, base: dict[str, Any]) -> R
     }
     if version:
         body["version"] = version
-    try:
-        created = await api.call("POST", "/v1/databases", json=body)
-    except ApiError as e:
-        return await _databases(api, base, shown_status(e), error=e)
+    created = await call(api, base, around(_databases), "POST", "/v1/databases", json=body)
     return back_to(f"/ui/databases/{created['id']}")
 
 
@@ -64,19 +61,16 @@ async def _on_database(
     request: Request, api: Api, base: dict[str, Any], method: str, path: str, then: str = "", **kw: Any
 ) -> Response:
     database_id = request.path_params["database_id"]
-    try:
-        await api.call(method, path.format(db=database_id), **kw)
-    except ApiError as e:
-        return await _database(api, base, database_id, shown_status(e), error=e)
+    await call(api, base, around(_database, database_id), method, path.format(db=database_id), **kw)
     return back_to(f"/ui/databases/{database_id}{then}")
 
 
-@page
+@form
 async def rotate_database(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _on_database(request, api, base, "POST", "/v1/databases/{db}/rotate")
 
 
-@page
+@form
 async def link_database(request: Request, api: Api, base: dict[str, Any]) -> Response:
     app_id = field(base, "application_id")
     if not (len(app_id) == 32 and app_id.isalnum()):
@@ -127,7 +121,7 @@ async def backups(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _backups(api, base)
 
 
-@page
+@form
 async def create_destination(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """An S3 bucket (its secret key sent once, write-only) or a directory on a server."""
     kind = field(base, "kind")
@@ -138,10 +132,7 @@ async def create_destination(request: Request, api: Api, base: dict[str, Any]) -
         keys = ("endpoint", "bucket", "region", "prefix", "access_key")
         body.update({k: field(base, k) for k in keys if field(base, k)})
         body["secret_key"] = str(base["form"].get("secret_key") or "")
-    try:
-        await api.call("POST", "/v1/backup-destinations", json=body)
-    except ApiError as e:
-        return await _backups(api, base, shown_status(e), error=e)
+    await call(api, base, around(_backups), "POST", "/v1/backup-destinations", json=body)
     return back_to("/ui/backups")
 
 
@@ -152,16 +143,15 @@ async def database_backups(request: Request, api: Api, base: dict[str, Any]) -> 
 
 async def _on_backups(request: Request, api: Api, base: dict[str, Any], method: str, path: str, **kw: Any) -> Any:
     database_id = request.path_params["database_id"]
-    try:
-        return await api.call(method, f"/v1/databases/{database_id}{path}", **kw)
-    except ApiError as e:
-        return await _database_backups(api, base, database_id, shown_status(e), error=e)
+    return await call(
+        api, base, around(_database_backups, database_id), method, f"/v1/databases/{database_id}{path}", **kw
+    )
 
 
-@page
+@form
 async def run_backup(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    got = await _on_backups(request, api, base, "POST", "/backups", json={"destinations": _chosen(base)})
-    return got if isinstance(got, Response) else back_to(f"/ui/databases/{request.path_params['database_id']}/backups")
+    await _on_backups(request, api, base, "POST", "/backups", json={"destinations": _chosen(base)})
+    return back_to(f"/ui/databases/{request.path_params['database_id']}/backups")
 
 
 def _count(base: dict[str, Any], name: str) -> int | None:
@@ -169,7 +159,7 @@ def _count(base: dict[str, Any], name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-@page
+@form
 async def set_schedule(request: Request, api: Api, base: dict[str, Any]) -> Response:
     retention = {k: v for k in ("keep_count", "keep_days") if (v := _count(base, k)) is not None}
     body = {
@@ -178,11 +168,11 @@ async def set_schedule(request: Request, api: Api, base: dict[str, Any]) -> Resp
         "destinations": _chosen(base),
         "retention": retention,
     }
-    got = await _on_backups(request, api, base, "PUT", "/backup-schedule", json=body)
-    return got if isinstance(got, Response) else back_to(f"/ui/databases/{request.path_params['database_id']}/backups")
+    await _on_backups(request, api, base, "PUT", "/backup-schedule", json=body)
+    return back_to(f"/ui/databases/{request.path_params['database_id']}/backups")
 
 
-@page
+@form
 async def restore(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Into a new database (named) or, for admins, over this one (``confirm`` ticked)."""
     target = "existing" if field(base, "target") == "existing" else "new"
@@ -192,7 +182,7 @@ async def restore(request: Request, api: Api, base: dict[str, Any]) -> Response:
     else:
         body["confirm"] = base["form"].get("confirm") == "on"
     got = await _on_backups(request, api, base, "POST", "/restore", json=body)
-    return got if isinstance(got, Response) else back_to(f"/ui/restores/{got['id']}")
+    return back_to(f"/ui/restores/{got['id']}")
 
 
 @page

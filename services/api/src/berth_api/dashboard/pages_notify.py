@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.page_forms import call, form, text
+from berth_api.dashboard.page_forms import around, call, form, text
 from berth_api.dashboard.web import back_to, page, render
 
 PAGE = "/ui/notifications"
@@ -100,8 +100,7 @@ async def notifications(request: Request, api: Api, base: dict[str, Any]) -> Res
     return await _page(api, base, log=log, tested=tested if tested.isalnum() else "")
 
 
-async def _redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) -> Response:
-    return await _page(api, base, status, error=error)
+_redraw = around(_page)
 
 
 @form

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from berth_api.dashboard import charts, sessions
 from berth_api.dashboard.client import Api, ApiError, items
-from berth_api.dashboard.pages import shown_status
+from berth_api.dashboard.page_forms import around, call, form
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
 TAIL = 200
@@ -206,7 +206,7 @@ def _number(text: str) -> float | str:
         return text  # the REST API names the field
 
 
-@page
+@form
 async def create_rule(request: Request, api: Api, base: dict[str, Any]) -> Response:
     form = base["form"]
     kind = str(form.get("target_kind") or "app")
@@ -219,18 +219,12 @@ async def create_rule(request: Request, api: Api, base: dict[str, Any]) -> Respo
         "threshold": _number(str(form.get("threshold") or "")),
         "for_s": _number(str(form.get("for_s") or "60")),
     }
-    try:
-        await api.call("POST", "/v1/alert-rules", json=body)
-    except ApiError as e:
-        return await _alerts(api, base, shown_status(e), error=e)
+    await call(api, base, around(_alerts), "POST", "/v1/alert-rules", json=body)
     return back_to("/ui/alerts")
 
 
-@page
+@form
 async def delete_rule(request: Request, api: Api, base: dict[str, Any]) -> Response:
     rule_id = request.path_params["rule_id"]
-    try:
-        await api.call("DELETE", f"/v1/alert-rules/{quote(rule_id, safe='')}")
-    except ApiError as e:
-        return await _alerts(api, base, shown_status(e), error=e)
+    await call(api, base, around(_alerts), "DELETE", f"/v1/alert-rules/{quote(rule_id, safe='')}")
     return back_to("/ui/alerts")

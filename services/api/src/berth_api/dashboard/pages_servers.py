@@ -11,13 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.pages import shown_status
+from berth_api.dashboard.client import Api
+from berth_api.dashboard.page_forms import around, call, form
+from berth_api.dashboard.page_forms import text as field
 from berth_api.dashboard.web import back_to, page, render
-
-
-def field(base: dict[str, Any], name: str) -> str:
-    return str(base["form"].get(name) or "").strip()
 
 
 async def _servers(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
@@ -39,7 +36,7 @@ async def server(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _server(api, base, request.path_params["server_id"], drained=drained)
 
 
-@page
+@form
 async def add_server(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Add a server: ``key=generate`` leaves the private key out (Berth makes the pair), ``key=paste`` sends
     the pasted one; either way the next page is the server's, with the public key to install."""
@@ -52,20 +49,15 @@ async def add_server(request: Request, api: Api, base: dict[str, Any]) -> Respon
     }
     if field(base, "key") == "paste":
         body["private_key"] = str(base["form"].get("private_key") or "")
-    try:
-        created = await api.call("POST", "/v1/servers", json=body)
-    except ApiError as e:
-        return await _servers(api, base, shown_status(e), error=e, given={k: body[k] for k in ("name", "host", "user")})
+    given = {k: body[k] for k in ("name", "host", "user")}
+    created = await call(api, base, around(_servers, given=given), "POST", "/v1/servers", json=body)
     return back_to(f"/ui/servers/{created['id']}")
 
 
 async def _on_server(request: Request, api: Api, base: dict[str, Any], method: str, path: str, **kw: Any) -> Response:
     """One REST call about the server the path names, then its page (with the problem, if there was one)."""
     server_id = request.path_params["server_id"]
-    try:
-        answer = await api.call(method, f"/v1/servers/{server_id}{path}", **kw)
-    except ApiError as e:
-        return await _server(api, base, server_id, shown_status(e), error=e)
+    answer = await call(api, base, around(_server, server_id), method, f"/v1/servers/{server_id}{path}", **kw)
     if method == "DELETE":
         return back_to("/ui/servers")
     if path == "/drain":
@@ -74,21 +66,21 @@ async def _on_server(request: Request, api: Api, base: dict[str, Any], method: s
     return back_to(f"/ui/servers/{server_id}")
 
 
-@page
+@form
 async def validate_server(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _on_server(request, api, base, "POST", "/validate")
 
 
-@page
+@form
 async def accept_host_key(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _on_server(request, api, base, "POST", "/host-key", json={"fingerprint": field(base, "fingerprint")})
 
 
-@page
+@form
 async def drain_server(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _on_server(request, api, base, "POST", "/drain", json={})
 
 
-@page
+@form
 async def remove_server(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _on_server(request, api, base, "DELETE", "")

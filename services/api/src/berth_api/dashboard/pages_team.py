@@ -11,8 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from berth_api.dashboard.client import Api, ApiError, items
-from berth_api.dashboard.page_forms import call, form, text
+from berth_api.dashboard.client import Api, items
+from berth_api.dashboard.page_forms import around, call, form, text
 from berth_api.dashboard.web import back_to, page, render
 
 PAGE = "/ui/team"
@@ -44,8 +44,7 @@ async def _page(api: Api, base: dict[str, Any], status: int = 200, before: str =
     return render("team.html", status, **base, teams=teams, roles=ROLES, **admin, **extra)
 
 
-async def _redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) -> Response:
-    return await _page(api, base, status, error=error)
+_redraw = around(_page)
 
 
 @page

@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from berth_api.dashboard import sessions
-from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.page_forms import text
-from berth_api.dashboard.pages import shown_status
+from berth_api.dashboard.client import Api
+from berth_api.dashboard.page_forms import around, call, form, text
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
 
 VAR_PREFIX = "var."
@@ -44,7 +43,7 @@ async def template(request: Request, api: Api, base: dict[str, Any]) -> Response
     return await _template(api, base, request.path_params["slug"])
 
 
-@page
+@form
 async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Create the application from the template (variables given in the form, the rest generated)."""
     slug = request.path_params["slug"]
@@ -54,10 +53,7 @@ async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> R
             body[name] = text(base, name)
     variables = {k.removeprefix(VAR_PREFIX): str(v) for k, v in base["form"].items() if k.startswith(VAR_PREFIX)}
     body["variables"] = {k: v for k, v in variables.items() if v}
-    try:
-        app = await api.call("POST", f"/v1/templates/{slug}/deploy", json=body)
-    except ApiError as e:
-        return await _template(api, base, slug, shown_status(e), error=e)
+    app = await call(api, base, around(_template, slug), "POST", f"/v1/templates/{slug}/deploy", json=body)
     return back_to(f"/ui/applications/{app['id']}")
 
 

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
+from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.adapters.ui_tables import session_aad, ui_sessions
 from berth_api.dashboard.keys import API_APP
-from berth_api.dashboard.tables import ui_sessions
 from berth_api.entrypoints.auth import client_scheme
 from berth_api.entrypoints.state import ApiState
 
@@ -37,10 +38,6 @@ def _row_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _aad(row_id: str) -> str:
-    return f"ui_session:{row_id}"
-
-
 def is_https(request: Request) -> bool:
     """Whether the browser reached us over HTTPS (directly or through a trusted proxy, which says so)."""
     state: ApiState = request.scope[API_APP].state.api  # the dashboard's request.app is its own mount
@@ -48,12 +45,15 @@ def is_https(request: Request) -> bool:
 
 
 async def create(state: ApiState, token: str, label: str) -> tuple[str, Session]:
-    """A new session for ``token``: (the cookie's key, the session)."""
+    """A new session for ``token``: (the cookie's key, the session). Sealed under the key lock, so a key
+    rotation re-seals it or waits for it (``adapters.sealed``)."""
     key = secrets.token_urlsafe(32)
     row_id, csrf = _row_id(key), secrets.token_urlsafe(32)
-    sealed = state.deps().box.seal(token, _aad(row_id))
+    box = state.deps().box
     now = datetime.now(UTC)
     async with state.context().sessionmaker() as s, s.begin():
+        await hold_for_sealing(s, box)
+        sealed = box.seal(token, session_aad(row_id))
         await s.execute(ui_sessions.delete().where(ui_sessions.c.expires_at < now))
         await s.execute(
             ui_sessions.insert().values(
@@ -74,7 +74,7 @@ async def load(state: ApiState, request: Request) -> Session | None:
     if row is None or row["expires_at"] < datetime.now(UTC):
         return None
     try:
-        token = state.deps().box.open(row["sealed_token"], _aad(row_id))
+        token = state.deps().box.open(row["sealed_token"], session_aad(row_id))
     except SecretUnavailableError:  # sealed with a key this api no longer has: signed out
         return None
     return Session(row_id, token, row["csrf"], row["label"])

@@ -15,7 +15,7 @@ from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_apps import Strict, VariableOut, Variables
 from berth_api.entrypoints.state import deps
-from berth_api.usecases import previews as uc
+from berth_api.usecases import preview_settings as uc
 
 router = V1Router("previews")
 resource = Resource(router)

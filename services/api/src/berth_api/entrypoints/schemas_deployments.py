@@ -59,6 +59,9 @@ class DeploymentOut(BaseModel):
     step: str = Field(description="What happened last")
     detail: str
     reason: str | None = Field(description="Why it failed or was cancelled")
+    ended_in: DeploymentState | None = Field(
+        default=None, description="Failed or cancelled: the state it was in then (where it stopped)"
+    )
     image: str | None = Field(description="The image run (for a git source: known once built)")
     image_digest: str | None = Field(
         default=None, description="repo@sha256:... of a pulled image, once pulled: what a rollback to it runs"

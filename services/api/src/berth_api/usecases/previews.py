@@ -1,21 +1,20 @@
 """Preview environments: one application per pull request, deployed from its head commit and destroyed
-when it closes (``domain.previews`` reads the deliveries and makes names, hosts, configuration, variables).
+when it closes (``domain.previews`` reads the deliveries and makes names, hosts, configuration, variables;
+``preview_settings`` holds what the application asks of its previews, ``preview_comments`` the comment).
 
 A verified pull/merge request delivery (``webhook_deliveries.receive``) records what its preview needs
 (``want``: deploy or destroy) in the webhook's transaction; the webhook sweep (``sweep``) then does it
 through the normal paths: ``applications.create_application`` (the application's configuration building
 the head branch, its own host, the variables layered), ``databases.create`` and ``links.link`` for a fresh
 database, ``deployments.start_in`` with the head commit pinned, and ``removal.remove_application`` with
-its volumes, then the database deleted with its volume; a pull request reopened while its preview is
+its volumes, then the database deleted with its volume. A pull request reopened while its preview is
 being destroyed is recorded (``reopen``) and its preview made again from the new head once the destroy
-ends. Inactive previews past their time-to-live are
-destroyed the same way. Each preview keeps one comment on its pull request, updated in place, through the
-webhook's commit status target (its forge, API address, repository and token).
+ends; like a new pull request, only while the application has fewer previews than its limit. Inactive
+previews past their time-to-live are destroyed the same way.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -26,17 +25,22 @@ from berth_api.adapters import databases as databases_repo
 from berth_api.adapters import previews as repo
 from berth_api.adapters import webhook_statuses as statuses_repo
 from berth_api.adapters import webhooks as hooks_repo
-from berth_api.adapters.sealed import hold_for_sealing
-from berth_api.adapters.secretbox import SecretUnavailableError
 from berth_api.domain import previews as domain
-from berth_api.domain.applications import VariableInput, row_aad
+from berth_api.domain.applications import VariableInput
 from berth_api.domain.forge_payloads import _document
-from berth_api.domain.forges import Delivery, Forge
+from berth_api.domain.forges import Delivery
 from berth_api.domain.identity import Principal, system_principal
-from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps, applications, databases, deployments, links, removal
-from berth_api.usecases.applications import application_missing
-from berth_api.usecases.commit_statuses import aad as status_aad
+from berth_api.domain.problems import ProblemError
+from berth_api.usecases import (
+    Deps,
+    applications,
+    databases,
+    deployments,
+    links,
+    preview_comments,
+    preview_settings,
+    removal,
+)
 from berth_common.catalogue import RolloutOptions
 from berth_common.db import Unit
 from berth_common.envelope import new_id
@@ -45,108 +49,11 @@ from berth_common.logging import get_logger
 log = get_logger(__name__)
 FINAL = ("succeeded", "failed", "cancelled")
 DRAIN_S = 2.0  # a closed pull request's preview: requests in flight get this long, not the scheduler's default
-TIMEOUT_S = 10.0
-
-
-def aad(application_id: str) -> str:
-    return row_aad("preview_settings", application_id)
 
 
 def _actor(team_id: str) -> Principal:
     """Who a preview's changes are made by: no user, the webhook's team."""
     return system_principal(team_id, "preview")
-
-
-# -- settings ------------------------------------------------------------------------------------------
-
-
-def _shown(row: dict[str, Any], variables: list[dict[str, Any]]) -> dict[str, Any]:
-    shown = [{**v, "value": None if v.get("secret") else v.get("value")} for v in variables]
-    return {k: row[k] for k in row if k not in ("sealed", "team_id", "id")} | {"env": shown, "enabled": True}
-
-
-OFF = {
-    "enabled": False,
-    "host_pattern": domain.DEFAULT_PATTERN,
-    "allow_forks": False,
-    "database": "none",
-    "database_engine": "postgresql",
-    "ttl_hours": 72,
-    "max_previews": 5,
-    "env": [],
-}  # what GET shows while previews are off (the defaults a PUT starts from)
-
-
-async def put_settings(deps: Deps, principal: Principal, application_id: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Turn previews on (or change them); ``given``: host_pattern, allow_forks, database, ttl_hours,
-    max_previews, env (preview-only variables; a secret without a value keeps the stored one)."""
-    problem = domain.check_pattern(given["host_pattern"])
-    if problem is not None:
-        raise invalid_field("/body/host_pattern", problem)
-    async with deps.sessionmaker() as s, s.begin():
-        app = await apps_repo.get_application(s, principal.team_id, application_id)
-        if app is None:
-            raise application_missing(principal, application_id)
-        old = await repo.settings_of(s, application_id)
-        stored = _open(deps, old) if old is not None else []
-        kept = {v["name"]: v for v in stored}
-        env = []
-        for i, v in enumerate(given.get("env") or []):
-            if v.get("value") is None and v.get("secret") and v["name"] in kept:
-                v = {**v, "value": kept[v["name"]]["value"]}
-            elif v.get("value") is None and v.get("secret"):
-                raise invalid_field(f"/body/env/{i}/value", "a new secret needs a value")
-            env.append(v)
-        await hold_for_sealing(s, deps.box)
-        values = {k: given[k] for k in ("host_pattern", "allow_forks", "database", "ttl_hours", "max_previews")}
-        values |= {"id": application_id, "team_id": principal.team_id}
-        values["sealed"] = deps.box.seal(domain.dump_variables(env), aad(application_id))
-        row = await repo.put_settings(s, values)
-    return _shown(row, env)
-
-
-def _open(deps: Deps, row: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        return cast(list[dict[str, Any]], json.loads(deps.box.open(row["sealed"], aad(row["id"]))))
-    except SecretUnavailableError:
-        log.error("preview variables do not open", application_id=row["id"])
-        return []
-
-
-async def get_settings(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
-    async with deps.sessionmaker() as s:
-        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
-            raise application_missing(principal, application_id)
-        row = await repo.settings_of(s, application_id)
-    if row is None:
-        return dict(OFF)
-    return _shown(row, _open(deps, row))
-
-
-async def drop_settings(deps: Deps, principal: Principal, application_id: str) -> None:
-    """Previews off for new pull requests (existing previews stay until their pull request closes)."""
-    async with deps.sessionmaker() as s, s.begin():
-        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
-            raise application_missing(principal, application_id)
-        await repo.drop_settings(s, application_id)
-
-
-async def list_previews(deps: Deps, principal: Principal, application_id: str) -> list[dict[str, Any]]:
-    async with deps.sessionmaker() as s:
-        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
-            raise application_missing(principal, application_id)
-        return await repo.of_application(s, application_id)
-
-
-async def destroy(deps: Deps, principal: Principal, application_id: str, preview_id: str) -> None:
-    """Destroy one preview now (as its pull request closing would)."""
-    async with deps.sessionmaker() as s, s.begin():
-        if await apps_repo.get_application(s, principal.team_id, application_id) is None:
-            raise application_missing(principal, application_id)
-        row = await repo.by_id(s, preview_id)
-        if row is None or row["application_id"] != application_id:
-            raise ProblemError(404, f"Application {application_id} has no preview {preview_id}.")
-        await repo.update(s, row["id"], want="destroy")
 
 
 # -- deliveries ----------------------------------------------------------------------------------------
@@ -158,7 +65,7 @@ async def on_delivery(
     """What a verified pull request delivery asks of the application's preview, recorded for the sweep:
     (``queued`` or ``skipped``, the detail). Raises ``PayloadError`` for a body that does not read."""
     app_id = hook["application_id"]
-    settings = await repo.settings_of(s, app_id)
+    settings = await repo.settings_of(s, app_id, lock=True)
     if settings is None:
         return "skipped", "previews are off for this application"
     pr = domain.read_pull_request(delivery, _document(body, content_type))
@@ -184,11 +91,16 @@ async def on_delivery(
     }
     head |= {"title": pr.title, "last_activity_at": now, "want": "deploy"}
     if row is None:
-        if await repo.count_active(s, app_id) >= settings["max_previews"]:
-            return "skipped", f"the application has {settings['max_previews']} previews: the limit"
+        full = await preview_settings.room(s, app_id, settings)
+        if full is not None:
+            return "skipped", full
         values = {"id": new_id(), "team_id": hook["team_id"], "application_id": app_id, "number": pr.number}
         await repo.insert_preview(s, {**values, "forge": delivery.forge, "state": "active", **head})
     elif row["state"] == "destroying":  # reopened while its destroy runs: made again once it is gone
+        full = None if row["reopen"] else await preview_settings.room(s, app_id, settings)
+        if full is not None:  # a reopened pull request counts like a new one
+            await repo.update(s, row["id"], last_activity_at=now)
+            return "skipped", f"pull request #{pr.number} is not previewed again: {full}"
         await repo.update(s, row["id"], **{**head, "want": None, "reopen": True})
         return "queued", f"the preview of pull request #{pr.number} is made again at {pr.commit} once destroyed"
     elif row["head_commit"] == pr.commit and row["deployment_id"] and row["want"] is None:
@@ -227,7 +139,10 @@ async def _create(deps: Deps, row: dict[str, Any], actor: Principal) -> str | No
     config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"])
     opened = applications.open_variables(deps, parent["id"], stored)
     base_vars = [(v.name, v.value, v.secret) for v in opened["runtime"]]
-    runtime = [VariableInput(n, v, sec) for n, v, sec in domain.layered(base_vars, _open(deps, settings))]
+    runtime = [
+        VariableInput(n, v, sec)
+        for n, v, sec in domain.layered(base_vars, preview_settings.open_variables(deps, settings))
+    ]
     build = [VariableInput(v.name, v.value, v.secret) for v in opened["build"]]
     created = await applications.create_application(deps, actor, parent["environment_id"], name, config, runtime, build)
     app_id = created.row["id"]
@@ -296,7 +211,7 @@ async def _finish(deps: Deps, row: dict[str, Any]) -> bool:
         if await repo.reopened(s, row["id"]):
             log.info("preview destroyed and made again", preview_id=row["id"], number=row["number"])
             return False
-    await _comment(deps, {**row, "deployment_state": "destroyed"})
+    await preview_comments.comment(deps, {**row, "deployment_state": "destroyed"})
     async with deps.sessionmaker() as s, s.begin():
         if not await repo.delete(s, row["id"]):
             return False  # reopened while its comment was written: made again at the next sweep
@@ -333,71 +248,6 @@ async def sweep(deps: Deps) -> bool:
         rows = await repo.commenting(s)
     for row in rows:
         if row["state"] == "active":
-            await _comment(deps, row)
+            await preview_comments.comment(deps, row)
             busy = busy or row["deployment_state"] not in FINAL
     return busy or bool(wanting)
-
-
-# -- the comment ---------------------------------------------------------------------------------------
-
-_STATUS = {
-    "succeeded": "deployed",
-    "failed": "the deployment failed",
-    "cancelled": "replaced by a newer commit",
-    "destroyed": "destroyed",
-}
-
-
-def _text(deps: Deps, row: dict[str, Any]) -> str:
-    state = row.get("deployment_state")
-    status = _STATUS.get(state or "", "deploying" if state else "waiting")
-    url = f"http://{row['host']}" if row.get("host") and state != "destroyed" else None
-    return domain.comment_body(url, status, row["head_commit"], row.get("reason"))
-
-
-async def _comment(deps: Deps, row: dict[str, Any]) -> None:
-    """Write the preview's comment, or update it in place, when its text changed; a failure is tried again
-    at the next sweep."""
-    text = _text(deps, row)
-    if text == row.get("comment_sent") or row["application_id"] is None:
-        return  # unchanged, or the application (and its webhook) is gone
-    async with deps.sessionmaker() as s:
-        hook = await hooks_repo.for_application(s, row["team_id"], row["application_id"])
-        target = None if hook is None else await statuses_repo.target(s, hook["id"])
-    if target is None:
-        return
-    try:
-        token = deps.box.open(target["sealed"], status_aad(target["id"]))
-    except SecretUnavailableError:
-        return
-    method, req = domain.comment_request(
-        cast(Forge, target["forge"]),
-        target["api_url"],
-        target["repository"],
-        token,
-        row["number"],
-        row.get("comment_id"),
-        text,
-    )
-    import httpx
-
-    try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            r = await client.request(method, req.url, json=req.json, headers=req.headers)
-    except httpx.HTTPError as exc:
-        log.warning("preview comment not sent", preview_id=row["id"], error=type(exc).__name__)
-        return
-    if not r.is_success:
-        log.warning("preview comment refused", preview_id=row["id"], status=r.status_code)
-        return
-    comment_id = row.get("comment_id")
-    if comment_id is None:
-        answer = r.json()
-        comment_id = str(answer.get("id"))
-        if target["forge"] == "bitbucket-server":
-            comment_id = f"{comment_id}:{answer.get('version', 0)}"
-    elif target["forge"] == "bitbucket-server":
-        comment_id = f"{comment_id.partition(':')[0]}:{r.json().get('version', 0)}"
-    async with deps.sessionmaker() as s, s.begin():
-        if await repo.by_id(s, row["id"]) is not None:
-            await repo.update(s, row["id"], comment_id=comment_id, comment_sent=text)

@@ -63,13 +63,16 @@ class DeploymentProjection:
         digest = {"image_digest": msg.image_digest} if msg.image_digest else {}
         await deployments_repo.save_projection(unit.session, msg.deployment_id, new, **digest)
 
-    async def _terminal(self, deployment_id: str, state: str, reason: str | None, unit: Unit, **extra: Any) -> None:
+    async def _terminal(
+        self, deployment_id: str, state: str, reason: str | None, unit: Unit, failed_in: str | None = None, **extra: Any
+    ) -> None:
         row = await deployments_repo.lock_deployment(unit.session, deployment_id)
         if row is None:
             log.info("event for an unknown deployment ignored", deployment_id=deployment_id, state=state)
             return
         reason = redact(reason, self.secrets_of(row)) if reason else None
-        new = projection.on_terminal(deployments_repo.projection_of(row), state, reason, self._at(unit))
+        at = self._at(unit)
+        new = projection.on_terminal(deployments_repo.projection_of(row), state, reason, at, failed_in)
         if new is None:
             log.warning("conflicting end ignored", deployment_id=deployment_id, state=state, current=row["state"])
             return
@@ -84,7 +87,9 @@ class DeploymentProjection:
         await self._terminal(msg.deployment_id, "succeeded", None, unit, **extra)
 
     async def on_failed(self, msg: DeploymentFailed, unit: Unit) -> None:
-        await self._terminal(msg.deployment_id, "failed", msg.reason, unit, duration_s=msg.duration_s)
+        await self._terminal(
+            msg.deployment_id, "failed", msg.reason, unit, failed_in=msg.failed_in, duration_s=msg.duration_s
+        )
 
     async def on_cancelled(self, msg: DeploymentCancelled, unit: Unit) -> None:
         await self._terminal(msg.deployment_id, "cancelled", msg.reason or "cancelled", unit)

@@ -1,6 +1,6 @@
 """api: the dashboard's sign-in sessions (``ui_sessions``: the session key's hash, the sealed token)."""
 
-from berth_api.dashboard import tables as t
+from berth_api.adapters import ui_tables as t
 from berth_common.db.revision import steps, table
 
 revision = "api_0027"
