@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from berth_common.outbound import OutboundPolicy, parse_allowance, split_setting
 
 DEV_SECRET = "dev-insecure-secret-change-me"
 DEV_DB_PASSWORD = "berth-dev"
@@ -52,6 +54,23 @@ class BaseServiceSettings(BaseSettings):
     rpc_timeout_s: float = Field(default=5.0, gt=0)
     event_retention_days: float = Field(default=7.0, gt=0)
     log_retention_hours: float = Field(default=24.0, gt=0)
+
+    # Outbound requests on a team's behalf (webhooks, git, registries, S3, forges; berth_common.outbound):
+    # CIDRs and host names allowed whatever their category (comma-separated), and whether RFC 1918 and
+    # unique-local addresses are allowed (yes by default: users' own servers live on private networks).
+    outbound_allow: str = Field(default="", max_length=4096)
+    outbound_private: bool = True
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_outbound_allow(cls, value: str) -> str:
+        parse_allowance(split_setting(value))
+        return value
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """The platform's outbound policy (a team's allowance widens it: ``with_allowance``)."""
+        return OutboundPolicy.from_entries(split_setting(self.outbound_allow), allow_private=self.outbound_private)
 
     @property
     def schema_name(self) -> str:
