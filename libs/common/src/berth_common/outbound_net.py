@@ -139,3 +139,23 @@ def guarded_client(policy: OutboundPolicy, **options: typing.Any) -> httpx.Async
         trust_env=False,
         **options,
     )
+
+
+async def connected_socket(host: str, port: int, policy: OutboundPolicy) -> socket.socket:
+    """A TCP socket connected to a checked address of ``host`` (for clients that take a socket, such as SMTP's:
+    they keep ``host`` for TLS). Raises :class:`OutboundRefused` or ``OSError``."""
+    loop = asyncio.get_running_loop()
+    last: OSError | None = None
+    for address in await checked_addresses(host, port, policy):
+        ip = ipaddress.ip_address(address)
+        sock = socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (address, port))
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    assert last is not None
+    raise last

@@ -23,7 +23,7 @@ from berth_notifier.usecases.deps import Deps
 
 async def create(deps: Deps, req: catalogue.ChannelCreate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
-        return catalogue.ChannelReply(channel=await store.create_channel(s, deps.box, req))
+        return catalogue.ChannelReply(channel=await store.create_channel(s, deps.box, req, deps.settings.notify_policy))
 
 
 async def list_all(deps: Deps, req: catalogue.ChannelList) -> catalogue.ChannelListReply:
@@ -41,7 +41,7 @@ async def get(deps: Deps, req: catalogue.ChannelGet) -> catalogue.ChannelReply:
 
 async def update(deps: Deps, req: catalogue.ChannelUpdate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
-        view = await store.update_channel(s, deps.box, req)
+        view = await store.update_channel(s, deps.box, req, deps.settings.notify_policy)
     if view is None:
         return catalogue.ChannelReply(problem=not_found("channel_id", "channel"))
     return catalogue.ChannelReply(channel=view)

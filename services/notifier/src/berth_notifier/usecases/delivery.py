@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.logging import get_logger
+from berth_common.outbound_net import guarded_client
 from berth_notifier.adapters import queue, store
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.senders import SendConfig, SendError, send
@@ -97,7 +98,8 @@ class ChannelWorker:
     def _http(self) -> httpx.AsyncClient:
         if self.client is None:
             timeout = self.d.config.timeout_s
-            self.client = httpx.AsyncClient(
+            self.client = guarded_client(
+                self.d.config.policy,
                 verify=self.d.tls,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                 follow_redirects=False,
@@ -184,7 +186,7 @@ class Dispatcher:
         self.box = box
         self.config = SendConfig(
             timeout_s=settings.notify_timeout_s,
-            allow_private=settings.allow_private_targets,
+            policy=settings.notify_policy,
             telegram_api_url=settings.notify_telegram_api_url,
             smtp_ca_file=settings.notify_smtp_ca_file,
             max_retry_after_s=settings.notify_backoff_max_s,
