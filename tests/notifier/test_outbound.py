@@ -122,3 +122,18 @@ async def test_an_allowed_target_is_reached(start_notifier, tmp_path):
     finally:
         await hook.stop()
         smtp.stop()
+
+
+async def test_an_allowance_for_one_team_is_not_another_teams(start_notifier):
+    hook = await WebhookReceiver(SECRET).start()
+    n = await start_notifier(**NOTHING_ALLOWED, outbound_allow_teams={TEAM: ["127.0.0.1/32"]})
+    try:
+        target = WebhookTarget(url=hook.url(), signing_secret=SECRET)
+        mine = await n.channel(TEAM, "hook", target, ["evt.build.failed"])
+        reply = await n.ask(ChannelTest(team_id=TEAM, channel_id=mine.id), DeliveryReply)
+        assert reply.delivery is not None and reply.delivery.status == "delivered"
+        theirs = await n.ask(ChannelCreate(team_id="team-other", name="hook", target=target), ChannelReply)
+        assert theirs.problem is not None and (theirs.problem.status, theirs.problem.field) == (422, "target.url")
+        assert len(hook.accepted) == 1
+    finally:
+        await hook.stop()

@@ -48,11 +48,10 @@ class NotifierSettings(BaseServiceSettings):
     notify_max_event_age_s: float = Field(default=6 * 3600.0, gt=0)  # older events are not notified
     notify_sweep_interval_s: float = Field(default=5.0, gt=0)
 
-    @property
-    def notify_policy(self) -> OutboundPolicy:
-        """The platform's outbound policy for channels; the Telegram API's host is the platform's choice, so
-        it is allowed."""
-        policy = self.outbound_policy
+    def notify_policy(self, team_id: str | None) -> OutboundPolicy:
+        """The outbound policy of a team's channels; the Telegram API's host is the platform's choice, so it
+        is allowed."""
+        policy = self.outbound_policy_for(team_id)
         if self.notify_allow_private_targets is not None:
             policy = replace(policy, allow_private=self.notify_allow_private_targets)
         host = urlsplit(self.notify_telegram_api_url).hostname
