@@ -132,6 +132,8 @@ def test_an_allowance_lets_exactly_its_ranges_and_names_through() -> None:
     assert policy.check_address(IP("127.0.0.9"), "git.internal") is None
     assert policy.check_address(IP("127.0.0.9"), "other.internal") == Refusal("loopback", "127.0.0.9")
     assert DEFAULT.names == frozenset() and DEFAULT.networks == ()
+    assert policy.check_url("http://localhost:8080/") is None  # localhost is 127.0.0.1
+    assert policy.check_url("http://metadata.google.internal/") == Refusal("metadata", "metadata.google.internal")
 
 
 def test_a_bad_allowance_entry_is_named() -> None:

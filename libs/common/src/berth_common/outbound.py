@@ -52,6 +52,10 @@ METADATA_ADDRESSES = frozenset(
     }
 )
 METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog"})
+NAME_ADDRESSES: dict[str, IPAddress] = {
+    "loopback": ipaddress.ip_address("127.0.0.1"),
+    "metadata": ipaddress.ip_address("169.254.169.254"),
+}
 PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
@@ -260,6 +264,8 @@ class OutboundPolicy:
         if found in self.names:
             return None
         category = name_category(found)
+        if category in NAME_ADDRESSES and self.check_address(NAME_ADDRESSES[category]) is None:
+            return None  # ``localhost`` is 127.0.0.1: allowed where that address is
         return Refusal(category, found) if self._refused(category) else None
 
     def check_url(self, url: str) -> Refusal | None:

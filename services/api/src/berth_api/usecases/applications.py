@@ -189,7 +189,7 @@ async def create_application(
         given = [(v.name, v.value, v.secret) for v in runtime]
         auth = cred.auth if cred is not None else None
         config = await compose_apps.translated(deps, config, given, principal.team_id, auth)
-    checks.check_source(deps, config)
+    checks.check_source(deps, config, principal.team_id)
     checks.check_mounts(deps, config, principal.team_id)
     checks.check_pre_deploy(config)
     _check_kept(runtime, "runtime", [])
@@ -249,7 +249,7 @@ async def update_application(
                 config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
-            checks.check_source(deps, config)
+            checks.check_source(deps, config, principal.team_id)
             checks.check_mounts(deps, config, principal.team_id)
             checks.check_pre_deploy(config)
             if "source" in changes:

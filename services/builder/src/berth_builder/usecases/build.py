@@ -123,7 +123,7 @@ class Pipeline:
             self.settings.clone_timeout_s,
             redact,
             self.settings.git_binary,
-            policy=self.settings.outbound_policy,
+            policy=self.settings.outbound_policy_for(cmd.team_id),
         )
         checkout = workspace / "src"
         try:

@@ -72,7 +72,7 @@ class RepositoryFiles:
             request.timeout_s,
             redact,
             self.settings.git_binary,
-            policy=self.settings.outbound_policy,
+            policy=self.settings.outbound_policy_for(query.team_id),
         )
         try:
             async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
