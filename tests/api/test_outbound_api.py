@@ -111,3 +111,31 @@ async def test_a_commit_status_redirected_to_a_refused_address_is_not_sent(clien
         assert len(receiver.requests) == 1
     finally:
         await receiver.stop()
+
+
+async def test_an_s3_endpoint_the_rule_refuses_is_a_422_on_create_and_update(client, members):
+    body = {
+        "kind": "s3",
+        "name": "offsite",
+        "endpoint": "http://169.254.169.254",
+        "bucket": "berth-backups",
+        "access_key": "AKIAEXAMPLE",
+        "secret_key": "s3-secret-never-shown",
+    }
+    r = await client.post("/v1/backup-destinations", headers=members.admin, json=body)
+    error = problem(r, 422)["errors"][0]
+    assert (error["loc"], error["detail"]) == (
+        "/body/endpoint",
+        "outbound rule: 169.254.169.254 is a cloud metadata address" + RULE,
+    )
+    r = await client.post(
+        "/v1/backup-destinations", headers=members.admin, json={**body, "endpoint": "http://127.0.0.1:9"}
+    )
+    assert r.status_code == 201, r.text
+    moved = {"endpoint": "http://127.0.0.2:9"}
+    r = await client.patch(f"/v1/backup-destinations/{r.json()['id']}", headers=members.admin, json=moved)
+    error = problem(r, 422)["errors"][0]
+    assert (error["loc"], error["detail"]) == (
+        "/body/endpoint",
+        "outbound rule: 127.0.0.2 is a loopback address" + RULE,
+    )
