@@ -88,6 +88,10 @@ class BaseServiceSettings(BaseSettings):
         """The platform's outbound policy, for targets no team chose (see :meth:`outbound_policy_for`)."""
         return OutboundPolicy.from_entries(split_setting(self.outbound_allow), allow_private=self.outbound_private)
 
+    def outbound_entries_for(self, team_id: str | None) -> list[str]:
+        """The allowance entries of one team (the platform's and the team's), as a message carries them."""
+        return split_setting(self.outbound_allow) + list(self.outbound_allow_teams.get(team_id or "", []))
+
     def outbound_policy_for(self, team_id: str | None) -> OutboundPolicy:
         """The outbound policy of one team's targets: the platform's, widened by the team's allowance."""
         policy = self.outbound_policy

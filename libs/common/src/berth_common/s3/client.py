@@ -15,7 +15,6 @@ import httpx
 
 from berth_common.outbound import OutboundPolicy
 from berth_common.outbound_net import OutboundRefused, guarded_transport, redirect_hook
-
 from berth_common.s3 import requests as rq
 from berth_common.s3.signing import Credentials
 

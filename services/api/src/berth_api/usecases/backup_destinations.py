@@ -195,7 +195,12 @@ def wire_destination(deps: Deps, row: dict[str, Any]) -> S3Destination | Directo
     bus by the command's serializer)."""
     if row["kind"] == "s3":
         secret = deps.box.open(row["sealed"], _aad(row["id"])) if row["sealed"] is not None else ""
-        return S3Destination(**row["settings"], secret_key=SecretStr(secret))
+        return S3Destination(
+            **row["settings"],
+            secret_key=SecretStr(secret),
+            outbound_allow=deps.settings.outbound_entries_for(row.get("team_id")),
+            outbound_private=deps.settings.outbound_private,
+        )
     return DirectoryDestination(**row["settings"])
 
 
