@@ -140,3 +140,16 @@ async def test_git_follows_no_redirect() -> None:
         assert seen == ["/app.git/info/refs?service=git-upload-pack"]
     finally:
         server.shutdown()
+
+
+async def test_host_keys_of_a_refused_server_are_not_read(builder_factory) -> None:
+    from berth_common.catalogue import HostKeysQuery, HostKeysReply
+
+    b = await builder_factory(outbound_allow="", outbound_allow_teams={"team-ok": ["127.0.0.9"]})
+    query = HostKeysQuery(repository="git@169.254.169.254:acme/app.git", timeout_s=5)
+    reply = await b.api.request("builder", "host_keys", query, HostKeysReply, timeout=30)
+    assert reply.problem is not None and (reply.problem.status, reply.problem.field) == (422, "repository")
+    assert reply.problem.detail.startswith("outbound rule: 169.254.169.254 is a cloud metadata address")
+    allowed = HostKeysQuery(repository="git@127.0.0.9:acme/app.git", timeout_s=2, team_id="team-ok")
+    reply = await b.api.request("builder", "host_keys", allowed, HostKeysReply, timeout=30)
+    assert reply.problem is not None and reply.problem.status == 502  # allowed, reached, nothing answers there

@@ -189,3 +189,4 @@ class HostKeysQuery(Query):
     REPLY = HostKeysReply
     repository: GitUrl
     timeout_s: float = Field(default=10, gt=0, le=60)
+    team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)  # whose outbound allowance applies

@@ -184,7 +184,7 @@ async def create_application(
 ) -> AppRecord:
     """A new application; ``access``: its private repository's credential, used at once (a compose file
     at a path of the repository is read with it) and stored with it."""
-    cred = await git_auth.given(deps, config, access) if access is not None else None
+    cred = await git_auth.given(deps, config, access, principal.team_id) if access is not None else None
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
         auth = cred.auth if cred is not None else None
