@@ -23,6 +23,10 @@ os.environ.setdefault("BERTH_MIGRATE_IN_SUBPROCESS", "false")
 # A stopping service sits out its consumers' waiting pulls (production: up to a second); the tests stop
 # services over a thousand times. tests/common/test_bus_delivery.py covers both the wait and the stop.
 os.environ.setdefault("BERTH_FETCH_WAIT_S", "0.25")
+# The test suite's git servers, registries, S3 store, chat and forge receivers all listen on loopback, which
+# the outbound rule (berth_common.outbound) refuses: the tests allow loopback explicitly, for every service
+# they start in-process or as a child process. Tests of the rule itself build their policy without it.
+os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 
 # About the seconds the longest files take on a 2-core machine (each file's setup, call and teardown times, from the
 # JUnit report of a whole-suite ``-n 3 --dist loadfile`` run). Under xdist (``--dist loadfile``) the

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from berth_cli.components import free_port
+from berth_common.outbound import OutboundPolicy
 from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client, S3Error
 from tests.support.s3 import MotoS3
@@ -96,3 +97,54 @@ async def test_a_refused_connection_and_a_silent_endpoint() -> None:
     assert timed_out.value.code == "Timeout"
     assert "did not answer in time" in str(timed_out.value)
     assert "secret-never-shown" not in str(refused.value) + str(timed_out.value)
+
+
+async def test_a_store_the_outbound_rule_refuses_is_never_reached(moto: MotoS3) -> None:
+    """With a team's policy, a store on loopback is refused before any connection (put, head and get), an
+    allowed one works, and a redirect to the metadata address is not followed."""
+    creds = Credentials(moto.access_key, moto.secret_key)
+    refused = S3Client(Bucket(moto.endpoint, BUCKET), creds, timeout_s=5, policy=OutboundPolicy())
+    try:
+        for operation in (refused.put("k", b"x"), refused.head("k")):
+            with pytest.raises(S3Error) as caught:
+                await operation
+            assert caught.value.code == "OutboundRefused"
+            assert "outbound rule: 127.0.0.1 is a loopback address" in str(caught.value)
+        with pytest.raises(S3Error) as caught:
+            async with refused.get("k"):
+                pass
+        assert caught.value.code == "OutboundRefused"
+    finally:
+        await refused.close()
+    allowed = S3Client(
+        Bucket(moto.endpoint, BUCKET), creds, timeout_s=5, policy=OutboundPolicy.from_entries(["127.0.0.1"])
+    )
+    try:
+        await allowed.put("outbound-ok", b"hello")
+        assert await allowed.head("outbound-ok") == 5
+    finally:
+        await allowed.close()
+
+    async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 307 X\r\nLocation: http://169.254.169.254/latest/\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+    moved = S3Client(
+        Bucket(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", BUCKET),
+        creds,
+        timeout_s=5,
+        policy=OutboundPolicy.from_entries(["127.0.0.1"]),
+    )
+    try:
+        with pytest.raises(S3Error) as caught:
+            await moved.head("k")
+        assert caught.value.code == "OutboundRefused"
+        assert "redirect to http://169.254.169.254: outbound rule: 169.254.169.254 is a cloud metadata" in str(
+            caught.value
+        )
+    finally:
+        await moved.close()
+        server.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from berth_common.catalogue import DiscordTarget, EmailTarget, SlackTarget, WebhookTarget
+from berth_common.outbound import OutboundPolicy
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError, from_settings
 from berth_notifier.adapters.senders import redact
 from berth_notifier.domain import channels
@@ -134,10 +135,51 @@ def test_split_merge_and_hint_keep_secrets_apart():
 def test_invalid_targets_name_the_field(target, field):
     kind, settings, secrets = channels.split(target)
     with pytest.raises(channels.FieldError) as err:
-        channels.validate(kind, settings, secrets)
+        channels.validate(kind, settings, secrets, OutboundPolicy())
     assert err.value.field == field
     for value in secrets.values():
         assert value not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "field", "detail"),
+    [
+        (
+            SlackTarget(webhook_url="http://169.254.169.254/latest/meta-data/"),
+            "target.webhook_url",
+            "names a host the outbound rule refuses (metadata; an admin can allow it)",
+        ),
+        (
+            WebhookTarget(url="http://2130706433:8080/in", signing_secret="s" * 16),
+            "target.url",
+            "names a host the outbound rule refuses (loopback; an admin can allow it)",
+        ),
+        (
+            WebhookTarget(url="http://[::ffff:127.0.0.1]/in", signing_secret="s" * 16),
+            "target.url",
+            "names a host the outbound rule refuses (loopback; an admin can allow it)",
+        ),
+        (
+            EmailTarget(host="0.0.0.0", from_addr="a@b.example", to_addrs=["c@d.example"]),
+            "target.host",
+            "names a host the outbound rule refuses (unspecified; an admin can allow it)",
+        ),
+        (
+            EmailTarget(host="metadata.google.internal", from_addr="a@b.example", to_addrs=["c@d.example"]),
+            "target.host",
+            "names a host the outbound rule refuses (metadata; an admin can allow it)",
+        ),
+    ],
+)
+def test_a_target_the_outbound_rule_refuses_names_the_field_and_the_rule(target, field, detail):
+    kind, settings, secrets = channels.split(target)
+    with pytest.raises(channels.FieldError) as err:
+        channels.validate(kind, settings, secrets, OutboundPolicy())
+    assert (err.value.field, err.value.detail) == (field, detail)
+    channels.validate(kind, settings, secrets, OutboundPolicy().with_allowance(["0.0.0.0/0", "::/0", *METADATA]))
+
+
+METADATA = ["metadata.google.internal"]
 
 
 def test_plain_smtp_with_a_password_only_to_a_local_relay():
@@ -149,7 +191,7 @@ def test_plain_smtp_with_a_password_only_to_a_local_relay():
         from_addr="a@b.example",
         to_addrs=["c@d.example"],
     )
-    channels.validate(*channels.split(local))
+    channels.validate(*channels.split(local), OutboundPolicy.from_entries(["127.0.0.1"]))
 
 
 def test_secret_box_seals_per_row_and_rotates(tmp_path):

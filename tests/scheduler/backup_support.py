@@ -101,6 +101,7 @@ class Harness:
             "prefix": "team1/",
             "access_key": self.s3.access_key,
             "secret_key": self.s3.secret_key,
+            "outbound_allow": ["127.0.0.1"],  # the test's store (moto) is on loopback: allowed explicitly
             **change,
         }
         return S3Destination(**values)

@@ -39,6 +39,7 @@ from tests.support.images import TEST_LABEL, busybox_image, docker, remove_conta
 from tests.support.s3 import REGION, MotoS3
 
 SOCKET = "/var/run/docker.sock"
+LOOPBACK = ["127.0.0.1"]  # the test's store (moto) is on loopback: the outbound rule allows it explicitly
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(SOCKET).exists(), reason="no local Docker engine on a unix socket")
 
@@ -80,6 +81,8 @@ def test_the_job_and_the_result_are_exact_json() -> None:
                 "secret_key": "SECRET",
                 "key": "p/k.gz",
                 "upload_id": "u-1",
+                "outbound_allow": [],
+                "outbound_private": True,
             }
         ],
         "files": ["/d/k.gz.partial"],
@@ -142,7 +145,7 @@ async def _job(s3: MotoS3, box: str, key: str, argv: list[str], files: list[str]
         upload_id = await client.create_multipart(key)
     finally:
         await client.close()
-    upload = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, key, upload_id)
+    upload = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, key, upload_id, LOOPBACK)
     return DumpJob(SOCKET, "v1.41", box, argv, part_size=8 << 20, uploads=[upload], files=files or [])
 
 
@@ -276,7 +279,7 @@ async def test_a_stream_stopped_while_a_stage_waits_on_a_full_queue_ends() -> No
 async def test_a_check_reads_the_stored_object_to_its_end(s3: MotoS3, tmp_path: Path) -> None:
     body = os.urandom(3_000_000)
     s3.client().put_object(Bucket="worker-b", Key="check/a.gz", Body=body)
-    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "check/a.gz")
+    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "check/a.gz", "", LOOPBACK)
     result = await asyncio.wait_for(run_worker(CheckJob(source)), 60)
     assert (result.reason, result.size, result.sha256) == (None, len(body), hashlib.sha256(body).hexdigest())
     (tmp_path / "a.gz").write_bytes(body)
@@ -311,7 +314,7 @@ async def test_a_restore_streams_the_object_into_the_tools_stdin(s3: MotoS3, box
     data = os.urandom(3_000_000)
     stored = gzip.compress(data)
     s3.client().put_object(Bucket="worker-b", Key="restore/a.gz", Body=stored)
-    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "restore/a.gz")
+    source = S3Upload(s3.endpoint, "worker-b", REGION, True, s3.access_key, s3.secret_key, "restore/a.gz", "", LOOPBACK)
     sha = hashlib.sha256(stored).hexdigest()
     job = RestoreJob(SOCKET, "v1.41", box, ["sh", "-c", "cat > /tmp/restored"], sha, source=source)
     assert job_from_json(job.to_json()) == job

@@ -86,7 +86,9 @@ def test_the_scheduler_redacts_with_the_unsealed_values_and_forwards_build_args_
     sealer = Sealer("scheduler-test-key")
     stored = sealer.seal(cmd.spec)  # the scheduler's row
     assert leaks(json.dumps(stored).encode(), RUNTIME_SECRET, BUILD_SECRET) == []
-    row = SimpleNamespace(spec=stored, build_id="b1", id="d1", application_id="a1", timeouts={"build_s": 60})
+    row = SimpleNamespace(
+        spec=stored, build_id="b1", id="d1", application_id="a1", team_id="t1", timeouts={"build_s": 60}
+    )
     secrets = secrets_of(sealer, row)
     assert sorted(secrets) == sorted([RUNTIME_SECRET, BUILD_SECRET])
     said = f"step failed: APP_SECRET={RUNTIME_SECRET} token {BUILD_SECRET}"

@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from berth_common.outbound import OutboundPolicy, parse_allowance, split_setting
 
 DEV_SECRET = "dev-insecure-secret-change-me"
 DEV_DB_PASSWORD = "berth-dev"
@@ -55,6 +57,49 @@ class BaseServiceSettings(BaseSettings):
     rpc_timeout_s: float = Field(default=5.0, gt=0)
     event_retention_days: float = Field(default=7.0, gt=0)
     log_retention_hours: float = Field(default=24.0, gt=0)
+
+    # Outbound requests on a team's behalf (webhooks, git, registries, S3, forges; berth_common.outbound):
+    # CIDRs and host names allowed whatever their category (comma-separated), and whether RFC 1918 and
+    # unique-local addresses are allowed (yes by default: users' own servers live on private networks).
+    # BERTH_OUTBOUND_ALLOW_TEAMS (JSON): more allowances for some teams, ``{"<team id>": ["10.9.0.0/16", ...]}``.
+    # An operator's setting, like BERTH_BIND_MOUNT_ALLOW_TEAMS: a team's own admin cannot lift the rule.
+    outbound_allow: str = Field(default="", max_length=4096)
+    outbound_private: bool = True
+    outbound_allow_teams: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_outbound_allow(cls, value: str) -> str:
+        try:
+            parse_allowance(split_setting(value))
+        except ValueError as exc:
+            raise ValueError(f"BERTH_OUTBOUND_ALLOW: {exc}") from None
+        return value
+
+    @field_validator("outbound_allow_teams")
+    @classmethod
+    def _check_outbound_allow_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, entries in value.items():
+            try:
+                parse_allowance(entries)
+            except ValueError as exc:
+                raise ValueError(f"BERTH_OUTBOUND_ALLOW_TEAMS: {team}: {exc}") from None
+        return value
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """The platform's outbound policy, for targets no team chose (see :meth:`outbound_policy_for`)."""
+        return OutboundPolicy.from_entries(split_setting(self.outbound_allow), allow_private=self.outbound_private)
+
+    def outbound_entries_for(self, team_id: str | None) -> list[str]:
+        """The allowance entries of one team (the platform's and the team's), as a message carries them."""
+        return split_setting(self.outbound_allow) + list(self.outbound_allow_teams.get(team_id or "", []))
+
+    def outbound_policy_for(self, team_id: str | None) -> OutboundPolicy:
+        """The outbound policy of one team's targets: the platform's, widened by the team's allowance."""
+        policy = self.outbound_policy
+        extra = self.outbound_allow_teams.get(team_id or "")
+        return policy.with_allowance(extra) if extra else policy
 
     @property
     def schema_name(self) -> str:

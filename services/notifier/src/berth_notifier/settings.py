@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
+from berth_common.outbound import OutboundPolicy
 from berth_common.settings import BaseServiceSettings
 
 
@@ -35,8 +38,9 @@ class NotifierSettings(BaseServiceSettings):
     # ``group_wait_s`` for others like it; later ones wait until ``group_interval_s`` after the last send.
     notify_group_wait_s: float = Field(default=10.0, ge=0)
     notify_group_interval_s: float = Field(default=60.0, ge=0)
-    # HTTP targets on loopback/private addresses (link-local, e.g. cloud metadata, is always refused).
-    # None: allowed unless BERTH_ENV=production.
+    # Targets on private addresses (RFC 1918, unique local); None: as BERTH_OUTBOUND_PRIVATE. Loopback,
+    # link-local and metadata addresses follow the outbound rule (berth_common.outbound): refused unless
+    # BERTH_OUTBOUND_ALLOW (or the team's allowance) names them.
     notify_allow_private_targets: bool | None = None
     notify_smtp_ca_file: Path | None = None  # extra CA bundle to verify SMTP servers (private CAs)
     notify_telegram_api_url: str = "https://api.telegram.org"
@@ -44,8 +48,11 @@ class NotifierSettings(BaseServiceSettings):
     notify_max_event_age_s: float = Field(default=6 * 3600.0, gt=0)  # older events are not notified
     notify_sweep_interval_s: float = Field(default=5.0, gt=0)
 
-    @property
-    def allow_private_targets(self) -> bool:
-        if self.notify_allow_private_targets is None:
-            return self.env != "production"
-        return self.notify_allow_private_targets
+    def notify_policy(self, team_id: str | None) -> OutboundPolicy:
+        """The outbound policy of a team's channels; the Telegram API's host is the platform's choice, so it
+        is allowed."""
+        policy = self.outbound_policy_for(team_id)
+        if self.notify_allow_private_targets is not None:
+            policy = replace(policy, allow_private=self.notify_allow_private_targets)
+        host = urlsplit(self.notify_telegram_api_url).hostname
+        return policy.with_allowance([host]) if host else policy

@@ -13,11 +13,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from berth_common import sealing
 from berth_common.catalogue.base import Command, Event, Id, register
 from berth_common.catalogue.specs import MAX_SEALED_CHARS
+from berth_common.outbound import OutboundPolicy, parse_allowance
 
 Engine = Literal["postgresql", "mysql", "mariadb", "redis", "mongodb"]
 Compression = Literal["zstd", "gzip"]
@@ -133,6 +144,20 @@ class S3Destination(_Sealed):
     access_key: str = Field(min_length=1, max_length=256)
     secret_key: SecretStr = Field(max_length=MAX_SEALED_CHARS)
     encrypt: bool = False  # every backup sent here is encrypted with the team's key (the api sets ``encryption``)
+    # The outbound rule of the team's store (berth_common.outbound), decided by the api from its settings
+    # (BERTH_OUTBOUND_ALLOW, _PRIVATE, _ALLOW_TEAMS): the scheduler and its workers connect through it.
+    outbound_allow: list[str] = Field(default_factory=list, max_length=200, exclude_if=lambda v: not v)
+    outbound_private: bool = True
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _allowance(cls, value: list[str]) -> list[str]:
+        parse_allowance(value)
+        return value
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.from_entries(self.outbound_allow, allow_private=self.outbound_private)
 
     @model_validator(mode="after")
     def _prefix_inside(self) -> S3Destination:

@@ -67,6 +67,8 @@ class StartBuild(BuildCommand):
     no_cache: bool = False
     timeout_s: float | None = Field(default=None, gt=0, le=6 * 3600)  # None: the builder's setting
     service: Slug | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the application's image
+    # The application's team: its outbound allowance applies to the git server (berth_common.outbound).
+    team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)
 
 
 @register
@@ -161,6 +163,7 @@ class RepositoryFileQuery(Query):
     max_bytes: int | None = Field(default=None, ge=1, le=MAX_FILE_BYTES)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
     auth: GitAuth | None = Field(default=None, exclude_if=lambda v: v is None)  # a private repository's
+    team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)  # whose outbound allowance applies
 
 
 # --- host keys of a git server ---------------------------------------------------------------------
@@ -186,3 +189,4 @@ class HostKeysQuery(Query):
     REPLY = HostKeysReply
     repository: GitUrl
     timeout_s: float = Field(default=10, gt=0, le=60)
+    team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)  # whose outbound allowance applies

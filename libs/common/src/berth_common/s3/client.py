@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from berth_common.outbound import OutboundPolicy
+from berth_common.outbound_net import OutboundRefused, guarded_transport, redirect_hook
 from berth_common.s3 import requests as rq
 from berth_common.s3.signing import Credentials
 
@@ -56,9 +58,18 @@ class S3Client:
         timeout_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
+        """``policy``: the outbound rule of the team whose store this is (``berth_common.outbound``): every
+        connection goes to an address it allows, and a redirect to a refused one fails (None: unchecked, for
+        stores the platform itself chose)."""
         self.bucket, self.creds, self.clock = bucket, creds, clock
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport, trust_env=False)
+        hooks = {}
+        if policy is not None and transport is None:
+            transport, hooks = guarded_transport(policy), {"response": [redirect_hook(policy)]}
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s), transport=transport, trust_env=False, event_hooks=hooks
+        )
 
     def __repr__(self) -> str:
         return f"S3Client({self.where})"
@@ -79,6 +90,8 @@ class S3Client:
             resp = await self._http.request(req.method, req.url, headers=req.headers, content=_content(req))
         except httpx.TimeoutException:
             raise self._fail(req, "Timeout", "the endpoint did not answer in time") from None
+        except OutboundRefused as exc:
+            raise self._fail(req, "OutboundRefused", exc.reason) from None
         except httpx.TransportError as exc:
             raise self._fail(req, "ConnectionError", str(exc) or type(exc).__name__) from None
         if resp.status_code not in ok:
@@ -153,5 +166,7 @@ class S3Client:
                 yield resp.aiter_bytes(chunk)
         except httpx.TimeoutException:
             raise self._fail(req, "Timeout", "the endpoint did not answer in time") from None
+        except OutboundRefused as exc:
+            raise self._fail(req, "OutboundRefused", exc.reason) from None
         except httpx.TransportError as exc:
             raise self._fail(req, "ConnectionError", str(exc) or type(exc).__name__) from None

@@ -40,7 +40,14 @@ async def owed(session: AsyncSession, now: datetime, limit: int = 20) -> list[di
     """Reports due now, with their deployment's state, their target and whether the deployment is a
     preview's, locked (other processes skip them)."""
     q = (
-        sa.select(reports, deployments.c.state, targets.c.forge, targets.c.api_url, targets.c.repository)
+        sa.select(
+            reports,
+            deployments.c.state,
+            deployments.c.team_id,
+            targets.c.forge,
+            targets.c.api_url,
+            targets.c.repository,
+        )
         .add_columns(targets.c.sealed, targets.c.link_base, previews.c.id.is_not(None).label("preview"))
         .join(deployments, deployments.c.id == reports.c.deployment_id)
         .join(targets, targets.c.id == reports.c.webhook_id)

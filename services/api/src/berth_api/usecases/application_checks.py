@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from berth_api.adapters.applications import HostRow
-from berth_api.domain import mounts, names, tls
+from berth_api.domain import mounts, names, outbound_checks, tls
 from berth_api.domain.problems import invalid_field
 from berth_api.usecases import Deps, compose_apps
 
@@ -26,13 +26,24 @@ def check_pre_deploy(config: dict[str, Any]) -> None:
         raise invalid_field("/body/pre_deploy/service", f"the application has no service {job['service']!r}")
 
 
-def check_source(deps: Deps, config: dict[str, Any]) -> None:
+def check_source(deps: Deps, config: dict[str, Any], team_id: str | None) -> None:
+    """A git source is remote unless local repositories are allowed; the host a git source or an image
+    names passes the team's outbound rule (a 422 naming the field and the rule)."""
     source = config["source"]
     if source["kind"] == "git" and not deps.settings.allow_local_git:
         try:
             names.git_url(source["repository"], allow_local=False)
         except ValueError as exc:
             raise invalid_field("/body/source/repository", str(exc)) from None
+    policy = deps.settings.outbound_policy_for(team_id)
+    if source["kind"] == "git":
+        found = outbound_checks.git_refusal(policy, source["repository"])
+        if found is not None:
+            raise invalid_field("/body/source/repository", found)
+    elif source["kind"] == "image":
+        found = outbound_checks.image_refusal(policy, source["image"], deps.settings.image_map)
+        if found is not None:
+            raise invalid_field("/body/source/image", found)
 
 
 def check_tls(deps: Deps, config: dict[str, Any], hosts: list[HostRow]) -> None:

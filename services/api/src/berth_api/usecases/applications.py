@@ -184,12 +184,12 @@ async def create_application(
 ) -> AppRecord:
     """A new application; ``access``: its private repository's credential, used at once (a compose file
     at a path of the repository is read with it) and stored with it."""
-    cred = await git_auth.given(deps, config, access) if access is not None else None
+    cred = await git_auth.given(deps, config, access, principal.team_id) if access is not None else None
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
         auth = cred.auth if cred is not None else None
         config = await compose_apps.translated(deps, config, given, principal.team_id, auth)
-    checks.check_source(deps, config)
+    checks.check_source(deps, config, principal.team_id)
     checks.check_mounts(deps, config, principal.team_id)
     checks.check_pre_deploy(config)
     _check_kept(runtime, "runtime", [])
@@ -249,7 +249,7 @@ async def update_application(
                 config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
-            checks.check_source(deps, config)
+            checks.check_source(deps, config, principal.team_id)
             checks.check_mounts(deps, config, principal.team_id)
             checks.check_pre_deploy(config)
             if "source" in changes:

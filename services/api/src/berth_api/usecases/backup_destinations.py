@@ -17,6 +17,7 @@ from berth_api.adapters import backups as repo
 from berth_api.adapters import drills as drill_repo
 from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.domain import outbound_checks
 from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
@@ -52,6 +53,15 @@ def _checked(kind: str, settings: dict[str, Any], secret: str | None) -> S3Desti
         raise invalid_field(f"/body/{where}" if where else "/body", error["msg"]) from None
 
 
+def _check_endpoint(deps: Deps, principal: Principal, kind: str, settings: dict[str, Any]) -> None:
+    """An S3 endpoint passes the team's outbound rule (422 naming the field and the rule)."""
+    if kind == "s3":
+        policy = deps.settings.outbound_policy_for(principal.team_id)
+        found = outbound_checks.url_refusal(policy, settings["endpoint"])
+        if found is not None:
+            raise invalid_field("/body/endpoint", found)
+
+
 async def _server_in_team(session: Any, principal: Principal, settings: dict[str, Any]) -> None:
     server_id = settings.get("server_id", "local")
     if server_id != "local" and await server_repo.get_server(session, principal.team_id, server_id) is None:
@@ -62,6 +72,7 @@ async def create(
     deps: Deps, principal: Principal, name: str, kind: str, settings: dict[str, Any], secret: str | None
 ) -> dict[str, Any]:
     _checked(kind, settings, secret)
+    _check_endpoint(deps, principal, kind, settings)
     destination_id = new_id()
     try:
         async with deps.sessionmaker() as s, s.begin():
@@ -127,6 +138,7 @@ async def update(
         await hold_for_sealing(s, deps.box)
         current = deps.box.open(row["sealed"], _aad(row["id"])) if row["sealed"] is not None else None
         _checked(kind, settings, secret if secret is not None else current)
+        _check_endpoint(deps, principal, kind, settings)
         if kind == "directory":
             await _server_in_team(s, principal, settings)
         change: dict[str, Any] = {"settings": settings}
@@ -183,7 +195,12 @@ def wire_destination(deps: Deps, row: dict[str, Any]) -> S3Destination | Directo
     bus by the command's serializer)."""
     if row["kind"] == "s3":
         secret = deps.box.open(row["sealed"], _aad(row["id"])) if row["sealed"] is not None else ""
-        return S3Destination(**row["settings"], secret_key=SecretStr(secret))
+        return S3Destination(
+            **row["settings"],
+            secret_key=SecretStr(secret),
+            outbound_allow=deps.settings.outbound_entries_for(row.get("team_id")),
+            outbound_private=deps.settings.outbound_private,
+        )
     return DirectoryDestination(**row["settings"])
 
 

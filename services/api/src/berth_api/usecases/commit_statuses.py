@@ -20,10 +20,12 @@ from berth_api.adapters import webhook_statuses as repo
 from berth_api.adapters import webhooks as hooks_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.adapters.secretbox import SecretUnavailableError
+from berth_api.domain import outbound_checks
 from berth_api.domain.applications import row_aad
 from berth_api.domain.commit_status import CONTEXT, PREVIEW_CONTEXT, State, request, state_of
 from berth_api.domain.forges import Forge
 from berth_api.domain.identity import Principal
+from berth_api.domain.problems import invalid_field
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing
 from berth_api.usecases.webhooks import webhook_missing
@@ -54,6 +56,9 @@ async def set_target(
     token: str,
     link_base: str,
 ) -> None:
+    found = outbound_checks.url_refusal(deps.settings.outbound_policy_for(principal.team_id), api_url)
+    if found is not None:  # the token is sent there: the outbound rule applies (422)
+        raise invalid_field("/body/api_url", found)
     async with deps.sessionmaker() as s, s.begin():
         hook = await hooks_repo.for_application(s, principal.team_id, application_id)
         if hook is None:
@@ -84,6 +89,8 @@ async def _send(client: httpx.AsyncClient, row: dict[str, Any], token: str, stat
     """(sent, error): tried up to ``TRIES_PER_SEND`` times; a refusal other than 429 is final at once."""
     import httpx  # already loaded by ``report``
 
+    from berth_common.outbound_net import OutboundRefused
+
     target_url = f"{row['link_base'].rstrip('/')}/v1/deployments/{row['deployment_id']}"
     forge, status = cast(Forge, row["forge"]), cast(State, state)
     context = PREVIEW_CONTEXT if row.get("preview") else CONTEXT
@@ -92,6 +99,8 @@ async def _send(client: httpx.AsyncClient, row: dict[str, Any], token: str, stat
     for attempt in range(TRIES_PER_SEND):
         try:
             r = await client.post(req.url, json=req.json, headers=req.headers)
+        except OutboundRefused as exc:  # the forge's address (or its redirect) is refused: final
+            return False, "refused: " + exc.reason
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         else:
@@ -145,9 +154,12 @@ async def report(deps: Deps) -> bool:
     async with deps.sessionmaker() as s, s.begin():
         rows = [r for r in await repo.owed(s, datetime.now(UTC)) if _changed(r)]
         if rows:  # a client (and its TLS context) only when a status changed (or a cancelled one is dropped)
-            import httpx  # loaded with the first status sent: the api has no other use for an HTTP client
+            # loaded with the first status sent: the api has no other use for an HTTP client
+            from berth_common.outbound_net import guarded_client
 
-            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-                for row in rows:
-                    await _report_one(deps, s, client, row)
+            for team_id in sorted({r["team_id"] for r in rows}):  # the forge is the team's: its outbound policy
+                policy = deps.settings.outbound_policy_for(team_id)
+                async with guarded_client(policy, timeout=TIMEOUT_S, follow_redirects=False) as client:
+                    for row in (r for r in rows if r["team_id"] == team_id):
+                        await _report_one(deps, s, client, row)
         return await repo.outstanding(s)

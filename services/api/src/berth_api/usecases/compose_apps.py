@@ -280,7 +280,7 @@ async def translated(
         if (source or {}).get("kind") != "git":
             raise invalid_field("/body/source", "a compose file at a path is read from the git repository: give one")
         try:
-            read = await compose_source.read(deps, config, auth)
+            read = await compose_source.read(deps, config, auth, team_id)
         except compose_source.BuilderAway as exc:
             if (config.get("compose_translated") or {}).get("file"):  # read before: never dropped for this
                 raise compose_source.unavailable(str(exc)) from None

@@ -74,7 +74,9 @@ def _refusal(problem: Problem, path: str, source: dict[str, Any]) -> ProblemErro
     )
 
 
-async def read(deps: Deps, config: dict[str, Any], auth: GitAuth | None = None) -> ComposeFile:
+async def read(
+    deps: Deps, config: dict[str, Any], auth: GitAuth | None = None, team_id: str | None = None
+) -> ComposeFile:
     """The compose file ``config["compose"]["path"]`` of the application's git source, as the builder reads
     it now (raises ``ProblemError`` for what the builder refused, ``BuilderAway`` when it cannot be asked);
     ``auth``: the repository's credentials (``usecases.git_auth``)."""
@@ -87,6 +89,7 @@ async def read(deps: Deps, config: dict[str, Any], auth: GitAuth | None = None) 
         max_bytes=deps.settings.compose_max_bytes,
         timeout_s=deps.settings.compose_read_timeout_s,
         auth=auth,
+        team_id=team_id or "",
     )
     if not deps.bus.connected:
         raise BuilderAway("the bus cannot be reached")

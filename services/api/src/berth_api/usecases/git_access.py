@@ -157,7 +157,7 @@ async def scan_host_keys(deps: Deps, principal: Principal, application_id: str) 
     async with deps.sessionmaker() as s:
         app, _ = await _key_row(s, principal, application_id)
         repository, host = _server(app)
-    keys = await git_auth.offered(deps, repository)
+    keys = await git_auth.offered(deps, repository, principal.team_id)
     changed = False
     async with deps.sessionmaker() as s, s.begin():
         app, row = await _key_row(s, principal, application_id)

@@ -40,9 +40,10 @@ def pins(keys: Sequence[HostKey], source: str, user_id: str | None) -> list[dict
     return [{"key_type": k.key_type, "key": k.key, "source": source, "pinned_by": user_id or None} for k in keys]
 
 
-async def offered(deps: Deps, repository: str) -> list[HostKey]:
-    """The host keys the repository's SSH server presents now, read by the builder (502/503 if none)."""
-    query = HostKeysQuery(repository=repository, timeout_s=SCAN_TIMEOUT_S)
+async def offered(deps: Deps, repository: str, team_id: str | None) -> list[HostKey]:
+    """The host keys the repository's SSH server presents now, read by the builder (502/503 if none; the
+    builder connects through the team's outbound rule)."""
+    query = HostKeysQuery(repository=repository, timeout_s=SCAN_TIMEOUT_S, team_id=team_id or "")
     try:
         reply = await deps.bus.request(BUILDER, "host_keys", query, HostKeysReply, timeout=SCAN_TIMEOUT_S + 10)
     except ServiceUnavailableError as exc:
@@ -73,7 +74,7 @@ async def auth_for(deps: Deps, s: AsyncSession, app: dict[str, Any], repository:
     assert host is not None
     pinned = domain.pins_for(await repo.host_keys(s, app["id"]), host)
     if not pinned:
-        pinned = await offered(deps, repository)
+        pinned = await offered(deps, repository, app["team_id"])
         await repo.pin(s, app["id"], host, pins(pinned, "first-contact", None))
         log.info("host keys pinned at first contact", application_id=app["id"], host=host)
     return domain.ssh_auth(secret, pinned)
@@ -130,7 +131,7 @@ class Given:
 LOC = "/body/git_access"
 
 
-async def given(deps: Deps, config: dict[str, Any], access: domain.GivenAccess) -> Given:
+async def given(deps: Deps, config: dict[str, Any], access: domain.GivenAccess, team_id: str | None) -> Given:
     """Check a credential given with a new application against its repository URL (a deploy key for an
     ssh:// or scp-style URL, a token for https://; 422 otherwise) and make the builder's ``GitAuth`` of it,
     so that the compose file of a private repository is read in the same request. A deploy key's host keys
@@ -157,7 +158,7 @@ async def given(deps: Deps, config: dict[str, Any], access: domain.GivenAccess) 
             raise invalid_field(f"{LOC}/deploy_key/host_keys", str(exc)) from None
         source = "given"
     else:
-        pins, source = await offered(deps, repository), "first-contact"
+        pins, source = await offered(deps, repository, team_id), "first-contact"
     auth = domain.ssh_auth(access.secret, list(pins))
     return Given(access, auth, " ".join(public.split()[:2]), host, tuple(pins), source)
 

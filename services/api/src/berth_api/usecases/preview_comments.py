@@ -61,10 +61,13 @@ async def comment(deps: Deps, row: dict[str, Any]) -> None:
     )
     import httpx
 
+    from berth_common.outbound_net import OutboundRefused, guarded_client
+
+    policy = deps.settings.outbound_policy_for(row["team_id"])  # the forge is the team's: its outbound rule
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+        async with guarded_client(policy, timeout=TIMEOUT_S, follow_redirects=False) as client:
             r = await client.request(method, req.url, json=req.json, headers=req.headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OutboundRefused) as exc:
         log.warning("preview comment not sent", preview_id=row["id"], error=type(exc).__name__)
         return
     if not r.is_success:

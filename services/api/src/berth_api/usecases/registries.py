@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import registries as repo
 from berth_api.adapters.sealed import hold_for_sealing
+from berth_api.domain import outbound_checks
 from berth_api.domain.applications import row_aad
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken, not_in_team
@@ -57,6 +58,10 @@ def registry_missing(principal: Principal, registry_id: str) -> ProblemError:
 
 
 async def create(deps: Deps, principal: Principal, given: RegistryInput) -> dict[str, Any]:
+    if given.host != "docker.io":  # the credentials are sent to this host: the outbound rule applies (422)
+        found = outbound_checks.host_refusal(deps.settings.outbound_policy_for(principal.team_id), given.host)
+        if found is not None:
+            raise invalid_field("/body/host", found)
     registry_id = new_id()
     try:
         async with deps.sessionmaker() as s, s.begin():

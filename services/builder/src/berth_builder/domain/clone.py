@@ -8,12 +8,15 @@ hooks, in an environment built from scratch.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from berth_builder.domain.source import GitRef, GitUrl
+from berth_common.outbound import url_host
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSTHROUGH_ENV = (
@@ -32,7 +35,10 @@ PASSTHROUGH_ENV = (
 _SHA_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})\t(\S+)$")
 
 Purpose = Literal["resolve", "clone", "init", "fetch", "checkout", "head"]
-Failure = Literal["timeout", "host_key", "auth", "repository_not_found", "ref_not_found", "network", "unknown"]
+Failure = Literal[
+    "timeout", "host_key", "auth", "repository_not_found", "ref_not_found", "network", "refused", "unknown"
+]
+DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,31 @@ def git_base(url: GitUrl, git: str = "git") -> tuple[str, ...]:
         "-c",
         "submodule.recurse=false",
     )
+
+
+def target_of(url: GitUrl) -> tuple[str, int] | None:
+    """(host, port) git connects to for ``url`` (None for a local repository): the outbound rule checks the
+    addresses of that host before git runs."""
+    if url.local:
+        return None
+    host = url_host(url.url).strip("[]")
+    port = urlsplit(url.url).port if "://" in url.url else None
+    return host, port or DEFAULT_PORTS.get(url.transport, 22)
+
+
+def pinned(command: GitCommand, url: GitUrl, addresses: tuple[str, ...]) -> GitCommand:
+    """``command`` connecting only to ``addresses`` (checked by the outbound rule) where git allows it:
+    over http(s), curl resolves the host to exactly these (``http.curloptResolve``, so a second DNS answer
+    cannot differ: DNS rebinding) and follows no redirect (``http.followRedirects=false``: a redirect
+    could lead anywhere). ssh and git:// connect by name: the check before the run is what holds there."""
+    target = target_of(url)
+    if target is None or url.transport not in ("http", "https") or not addresses:
+        return command
+    host, port = target
+    shown = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+    host_part = f"[{host}]" if ":" in host else host
+    options = ("-c", "http.followRedirects=false", "-c", f"http.curloptResolve={host_part}:{port}:{shown}")
+    return dataclasses.replace(command, argv=(command.argv[0], *options, *command.argv[1:]))
 
 
 def resolve_command(url: GitUrl, ref: GitRef, git: str = "git") -> GitCommand | None:
@@ -248,7 +279,7 @@ def failure_reason(failure: Failure, *, display_url: str, ref: str, timeout_s: f
     """A sentence a person can act on (the URL is already redacted; ``stderr`` must be, too)."""
     target = f"{display_url} (ref {ref!r})" if ref else display_url
     last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
-    detail = f" git said: {last[:500]}" if last else ""
+    detail = f" git said: {last[:500]}" if last and failure != "refused" else ""
     reasons = {
         "timeout": f"cloning {target} timed out after {timeout_s:g}s: check that the server is reachable from "
         "the builder, or raise BERTH_CLONE_TIMEOUT_S for a large repository.",
@@ -264,6 +295,7 @@ def failure_reason(failure: Failure, *, display_url: str, ref: str, timeout_s: f
         "repository_not_found": f"repository {display_url} not found: check the URL (and that it is exported "
         "or that the builder may read it).",
         "network": f"cannot reach the git server of {display_url}: check the host name and the network.",
+        "refused": f"{display_url} was not cloned: {stderr}",
         "unknown": f"cloning {target} failed.",
     }
     return reasons[failure] + detail

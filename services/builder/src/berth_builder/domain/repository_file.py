@@ -33,6 +33,7 @@ FAILURE_FIELD: dict[Failure, tuple[str, int]] = {
     "repository_not_found": ("repository", UNPROCESSABLE),
     "ref_not_found": ("ref", UNPROCESSABLE),
     "network": ("repository", BAD_GATEWAY),
+    "refused": ("repository", UNPROCESSABLE),
     "timeout": ("repository", BAD_GATEWAY),
     "unknown": ("repository", BAD_GATEWAY),
 }

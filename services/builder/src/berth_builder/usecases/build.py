@@ -117,7 +117,13 @@ class Pipeline:
         redact = Redactor(secrets_of(cmd))
         ref_label = inputs.ref.value or "default branch"
         git = Checkout.starting_now(
-            self.git, inputs.url, inputs.ref, self.settings.clone_timeout_s, redact, self.settings.git_binary
+            self.git,
+            inputs.url,
+            inputs.ref,
+            self.settings.clone_timeout_s,
+            redact,
+            self.settings.git_binary,
+            policy=self.settings.outbound_policy_for(cmd.team_id),
         )
         checkout = workspace / "src"
         try:

@@ -19,6 +19,8 @@ from berth_builder.domain import clone
 from berth_builder.domain.git_credentials import CredentialPlan
 from berth_builder.domain.progress import Redactor
 from berth_builder.domain.source import GitRef, GitUrl
+from berth_common.outbound import HostError, OutboundPolicy
+from berth_common.outbound_net import OutboundRefused, checked_addresses
 
 Say = Callable[[str], Awaitable[None]]
 Redact = Callable[[str], str]
@@ -45,12 +47,35 @@ class Checkout:
     redact: Redact
     git_binary: str = "git"
     credentials: CredentialPlan = field(default_factory=CredentialPlan)  # a private repository's
+    policy: OutboundPolicy = field(default_factory=OutboundPolicy)  # the team's outbound policy
 
     @classmethod
     def starting_now(
-        cls, git: GitRunner, url: GitUrl, ref: GitRef, timeout_s: float, redact: Redact, git_binary: str = "git"
+        cls,
+        git: GitRunner,
+        url: GitUrl,
+        ref: GitRef,
+        timeout_s: float,
+        redact: Redact,
+        git_binary: str = "git",
+        *,
+        policy: OutboundPolicy,
     ) -> Checkout:
-        return cls(git, url, ref, timeout_s, time.monotonic() + timeout_s, redact, git_binary)
+        deadline = time.monotonic() + timeout_s
+        return cls(git, url, ref, timeout_s, deadline, redact, git_binary, policy=policy)
+
+    async def _addresses(self) -> tuple[str, ...]:
+        """The checked addresses of the git server (none for a local repository). Raises :class:`CloneFailed`
+        when the outbound rule refuses one, or the name does not resolve."""
+        target = clone.target_of(self.url)
+        if target is None:
+            return ()
+        try:
+            return tuple(await checked_addresses(*target, self.policy))
+        except OutboundRefused as exc:
+            raise self.failure("refused", exc.reason) from None
+        except (OSError, HostError):
+            raise self.failure("network") from None
 
     def with_credentials(self, plan: CredentialPlan) -> Checkout:
         """The same checkout authenticating with ``plan`` (its secrets redacted from git's output too)."""
@@ -68,6 +93,8 @@ class Checkout:
         if remaining <= 0:
             return GitResult(-1, "", "", timed_out=True)
         env = {k: v for k, v in env.items() if k not in self.credentials.drop} | self.credentials.env
+        if command.purpose in ("resolve", "clone", "fetch"):  # the steps that reach the server
+            command = clone.pinned(command, self.url, await self._addresses())
         return await self.git.run(command, env, remaining, on_line)
 
     def failed(self, result: GitResult) -> CloneFailed:

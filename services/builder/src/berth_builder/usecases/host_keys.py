@@ -15,6 +15,8 @@ from berth_builder.domain.source import InvalidInput, validate_git_url
 from berth_builder.settings import BuilderSettings
 from berth_common.catalogue import HostKeysQuery, HostKeysReply, Problem
 from berth_common.catalogue.git_auth import known_hosts_name, ssh_endpoint
+from berth_common.outbound import HostError
+from berth_common.outbound_net import OutboundRefused, checked_addresses
 
 
 def _problem(status: int, detail: str, field: str = "repository") -> HostKeysReply:
@@ -39,8 +41,14 @@ class HostKeys:
         if endpoint is None:
             return _problem(422, "host keys are for ssh:// and user@host:path repository URLs")
         host, port = endpoint
+        try:  # the keys are read from a checked address of the server (its name is not resolved again)
+            addresses = await checked_addresses(host, port, self.settings.outbound_policy_for(query.team_id))
+        except OutboundRefused as exc:
+            return _problem(422, exc.reason)
+        except (OSError, HostError):
+            return _problem(502, f"the SSH server of {url.display} cannot be resolved")
         try:
-            argv = git_credentials.keyscan_argv(host, port, query.timeout_s)
+            argv = git_credentials.keyscan_argv(addresses[0], port, query.timeout_s)
         except InvalidInput as exc:
             return _problem(422, exc.why, exc.field)
         output = await keyscan(argv, query.timeout_s + 5)

@@ -66,7 +66,13 @@ class RepositoryFiles:
         redact = Redactor(url_secrets(query.repository))
         workspace = self.settings.workspaces / f"file-{secrets.token_hex(8)}"
         git = Checkout.starting_now(  # the deadline counts the wait for a slot too
-            self.git, request.url, request.ref, request.timeout_s, redact, self.settings.git_binary
+            self.git,
+            request.url,
+            request.ref,
+            request.timeout_s,
+            redact,
+            self.settings.git_binary,
+            policy=self.settings.outbound_policy_for(query.team_id),
         )
         try:
             async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:

@@ -8,9 +8,7 @@ reaches the delivery log, a reply or a log line. Redirects are not followed (a s
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx
 
+from berth_common.outbound import HostError, OutboundPolicy
+from berth_common.outbound_net import OutboundRefused, connected_socket
 from berth_notifier.domain import chat, mail
 from berth_notifier.domain.notice import Notice
 from berth_notifier.domain.policy import retry_after
@@ -40,7 +40,7 @@ class SendError(Exception):
 @dataclass(frozen=True)
 class SendConfig:
     timeout_s: float
-    allow_private: bool
+    policy: OutboundPolicy
     telegram_api_url: str
     smtp_ca_file: Path | None
     max_retry_after_s: float
@@ -68,23 +68,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-async def guard(url: str, allow_private: bool) -> None:
-    """Refuse targets on link-local/multicast/reserved addresses always, private ones unless allowed."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+def guard(url: str, policy: OutboundPolicy) -> None:
+    """Refuse a target whose host, as written, the outbound rule refuses (the connection checks every
+    address the name resolves to again: :func:`berth_common.outbound_net.guarded_client`)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise SendError(f"cannot resolve the target host: {exc.strerror or exc}", retryable=True) from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            raise SendError(f"target address {ip} is not allowed", retryable=False)
-        if (ip.is_private or ip.is_loopback) and not allow_private:
-            raise SendError(f"target address {ip} is private (notify_allow_private_targets is off)", retryable=False)
+        refusal = policy.check_url(url)
+    except HostError as exc:
+        raise SendError(f"the target host {exc}", retryable=False) from None
+    if refusal is not None:
+        raise SendError(refusal.reason, retryable=False)
 
 
 def _retry_after_of(resp: httpx.Response, body: bytes, cfg: SendConfig) -> float | None:
@@ -116,6 +108,8 @@ async def post(
                         break
     except TimeoutError:
         raise SendError(f"no answer within {cfg.timeout_s:g} s", retryable=True) from None
+    except OutboundRefused as exc:
+        raise SendError(exc.reason, retryable=False) from None
     except httpx.HTTPError as exc:
         raise SendError(f"{type(exc).__name__}: {exc}", retryable=True) from None
     received = received[:MAX_BODY]
@@ -150,10 +144,10 @@ async def send(
 ) -> None:
     try:
         if kind == "slack":
-            await guard(secrets["webhook_url"], cfg.allow_private)
+            guard(secrets["webhook_url"], cfg.policy)
             await post(client, secrets["webhook_url"], _json(chat.slack(notice)), JSON_HEADERS, cfg)
         elif kind == "discord":
-            await guard(secrets["webhook_url"], cfg.allow_private)
+            guard(secrets["webhook_url"], cfg.policy)
             payload = chat.discord(notice, settings.get("username"))
             await post(client, secrets["webhook_url"], _json(payload), JSON_HEADERS, cfg)
         elif kind == "telegram":
@@ -166,7 +160,7 @@ async def send(
             if not ok:
                 raise SendError("Telegram did not confirm the message", retryable=True)
         elif kind == "webhook":
-            await guard(secrets["url"], cfg.allow_private)
+            guard(secrets["url"], cfg.policy)
             body = mail.webhook_body(notice, delivery_id, attempt)
             headers = mail.webhook_headers(secrets["signing_secret"], int(time.time()), body, notice, delivery_id)
             await post(client, secrets["url"], body, headers, cfg)
@@ -186,10 +180,11 @@ async def send_email(settings: dict[str, Any], secrets: dict[str, str], notice: 
     security = settings.get("security", "starttls")
     try:
         async with asyncio.timeout(cfg.timeout_s):
+            sock = await connected_socket(settings["host"], int(settings["port"]), cfg.policy)
             await aiosmtplib.send(
                 message,
                 hostname=settings["host"],
-                port=int(settings["port"]),
+                sock=sock,
                 username=settings.get("username") or None,
                 password=secrets.get("password") or None,
                 use_tls=security == "tls",
@@ -199,6 +194,10 @@ async def send_email(settings: dict[str, Any], secrets: dict[str, str], notice: 
             )
     except TimeoutError:
         raise SendError(f"SMTP server gave no answer within {cfg.timeout_s:g} s", retryable=True) from None
+    except OutboundRefused as exc:
+        raise SendError(exc.reason, retryable=False) from None
+    except HostError as exc:
+        raise SendError(f"the SMTP host {exc}", retryable=False) from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         raise SendError(

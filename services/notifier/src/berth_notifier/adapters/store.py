@@ -17,6 +17,7 @@ from berth_common.catalogue import (
     SubscriptionCreate,
     SubscriptionView,
 )
+from berth_common.outbound import OutboundPolicy
 from berth_common.records import record_of
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.tables import applications, channels, subscriptions
@@ -66,9 +67,11 @@ async def _name_taken(session: AsyncSession, team_id: str, name: str, except_id:
     return (await session.execute(stmt)).first() is not None
 
 
-async def create_channel(session: AsyncSession, box: SecretBox, req: ChannelCreate) -> ChannelView:
+async def create_channel(
+    session: AsyncSession, box: SecretBox, req: ChannelCreate, policy: OutboundPolicy
+) -> ChannelView:
     kind, settings, secrets = domain.split(req.target)
-    domain.validate(kind, settings, secrets)
+    domain.validate(kind, settings, secrets, policy)
     if await _name_taken(session, req.team_id, req.name):
         raise ConflictError("name", "a channel with this name exists in the team")
     channel_id = new_id()
@@ -92,7 +95,9 @@ async def create_channel(session: AsyncSession, box: SecretBox, req: ChannelCrea
     return channel_view(row)
 
 
-async def update_channel(session: AsyncSession, box: SecretBox, req: ChannelUpdate) -> ChannelView | None:
+async def update_channel(
+    session: AsyncSession, box: SecretBox, req: ChannelUpdate, policy: OutboundPolicy
+) -> ChannelView | None:
     row = await get_channel(session, req.team_id, req.channel_id, lock=True)
     if row is None:
         return None
@@ -107,7 +112,7 @@ async def update_channel(session: AsyncSession, box: SecretBox, req: ChannelUpda
         key = aad(row.team_id, row.id)
         old_secrets = box.decrypt(row.secret_blob, key)
         settings, secrets = domain.merge(row.kind, dict(row.settings), old_secrets, req.target)
-        domain.validate(row.kind, settings, secrets)
+        domain.validate(row.kind, settings, secrets, policy)
         values.update(
             settings=settings,
             secret_blob=box.encrypt(secrets, key),

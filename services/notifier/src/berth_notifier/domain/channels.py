@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter
 
 from berth_common.catalogue import ChannelTarget
+from berth_common.outbound import HostError, OutboundPolicy
 from berth_common.values import HOST_NAME_RE
 
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
@@ -56,7 +57,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_http_url(url: str, field: str) -> str:
+def check_target_host(host: str, field: str, policy: OutboundPolicy) -> None:
+    """Refuse a host (as written) that the outbound rule refuses: the reason names the rule, not the value
+    (a webhook URL is a secret; the address it names is not quoted either)."""
+    try:
+        refusal = policy.check_host(host)
+    except HostError as exc:
+        raise FieldError(field, f"names a host that {exc}") from None
+    if refusal is not None:
+        raise FieldError(field, f"names a host the outbound rule refuses ({refusal.rule}; an admin can allow it)")
+
+
+def check_http_url(url: str, field: str, policy: OutboundPolicy) -> str:
     if CONTROL.search(url):
         raise FieldError(field, "must not contain spaces or control characters")
     try:
@@ -73,6 +85,7 @@ def check_http_url(url: str, field: str) -> str:
         raise FieldError(field, "has an invalid port")
     if parts.fragment:
         raise FieldError(field, "must not have a #fragment")
+    check_target_host(host, field, policy)
     return url
 
 
@@ -89,17 +102,18 @@ def _check_email(addr: str, field: str) -> None:
         raise FieldError(field, "is not a valid e-mail address")
 
 
-def validate(kind: str, settings: dict[str, Any], secrets: dict[str, str]) -> None:
-    """Check a complete channel configuration (after an update is merged)."""
+def validate(kind: str, settings: dict[str, Any], secrets: dict[str, str], policy: OutboundPolicy) -> None:
+    """Check a complete channel configuration (after an update is merged); ``policy``: the team's outbound
+    policy, applied to the host as written (the sender checks the addresses it resolves to)."""
     for name in REQUIRED_SECRETS[kind]:
         if not secrets.get(name):
             raise FieldError(f"target.{name}", "is required")
     if kind in ("slack", "discord"):
-        url = check_http_url(secrets["webhook_url"], "target.webhook_url")
+        url = check_http_url(secrets["webhook_url"], "target.webhook_url", policy)
         if kind == "discord" and not DISCORD_PATH_RE.fullmatch(urlsplit(url).path):
             raise FieldError("target.webhook_url", "must be a Discord webhook URL (/api/webhooks/<id>/<token>)")
     elif kind == "webhook":
-        check_http_url(secrets["url"], "target.url")
+        check_http_url(secrets["url"], "target.url", policy)
         if len(secrets["signing_secret"]) < 16:
             raise FieldError("target.signing_secret", "must be at least 16 characters")
     elif kind == "telegram":
@@ -108,13 +122,14 @@ def validate(kind: str, settings: dict[str, Any], secrets: dict[str, str]) -> No
         if not TELEGRAM_CHAT_RE.fullmatch(settings["chat_id"]):
             raise FieldError("target.chat_id", "must be a numeric chat id or @channelname")
     elif kind == "email":
-        _validate_email(settings, secrets)
+        _validate_email(settings, secrets, policy)
 
 
-def _validate_email(settings: dict[str, Any], secrets: dict[str, str]) -> None:
+def _validate_email(settings: dict[str, Any], secrets: dict[str, str], policy: OutboundPolicy) -> None:
     host = settings["host"]
     if not (HOST_RE.fullmatch(host) or _is_ip(host)):
         raise FieldError("target.host", "must be a host name or an IP address")
+    check_target_host(host, "target.host", policy)
     _check_email(settings["from_addr"], "target.from_addr")
     for i, addr in enumerate(settings["to_addrs"]):
         _check_email(addr, f"target.to_addrs.{i}")

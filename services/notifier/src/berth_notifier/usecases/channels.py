@@ -23,7 +23,9 @@ from berth_notifier.usecases.deps import Deps
 
 async def create(deps: Deps, req: catalogue.ChannelCreate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
-        return catalogue.ChannelReply(channel=await store.create_channel(s, deps.box, req))
+        return catalogue.ChannelReply(
+            channel=await store.create_channel(s, deps.box, req, deps.settings.notify_policy(req.team_id))
+        )
 
 
 async def list_all(deps: Deps, req: catalogue.ChannelList) -> catalogue.ChannelListReply:
@@ -41,7 +43,7 @@ async def get(deps: Deps, req: catalogue.ChannelGet) -> catalogue.ChannelReply:
 
 async def update(deps: Deps, req: catalogue.ChannelUpdate) -> catalogue.ChannelReply:
     async with deps.sessionmaker() as s, s.begin():
-        view = await store.update_channel(s, deps.box, req)
+        view = await store.update_channel(s, deps.box, req, deps.settings.notify_policy(req.team_id))
     if view is None:
         return catalogue.ChannelReply(problem=not_found("channel_id", "channel"))
     return catalogue.ChannelReply(channel=view)

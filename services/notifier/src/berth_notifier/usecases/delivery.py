@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import random
 import ssl
@@ -24,6 +25,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common.logging import get_logger
+from berth_common.outbound import OutboundPolicy
+from berth_common.outbound_net import guarded_client
 from berth_notifier.adapters import queue, store
 from berth_notifier.adapters.secretbox import SecretBox, SecretUnavailableError
 from berth_notifier.adapters.senders import SendConfig, SendError, send
@@ -94,10 +97,12 @@ class ChannelWorker:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.client.aclose())
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self, policy: OutboundPolicy) -> httpx.AsyncClient:
+        """The channel's client (one team's channel: one policy for its life)."""
         if self.client is None:
             timeout = self.d.config.timeout_s
-            self.client = httpx.AsyncClient(
+            self.client = guarded_client(
+                policy,
                 verify=self.d.tls,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                 follow_redirects=False,
@@ -119,6 +124,7 @@ class ChannelWorker:
             await self._finish(row, SendError(str(exc), retryable=True))
             return
         started = time.monotonic()
+        config = dataclasses.replace(self.d.config, policy=self.d.settings.notify_policy(channel.team_id))
         try:
             await send(
                 row.attempts,
@@ -127,8 +133,8 @@ class ChannelWorker:
                 secrets,
                 queue.notice_of(row),
                 row.id,
-                self._http(),
-                self.d.config,
+                self._http(config.policy),
+                config,
             )
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -184,7 +190,7 @@ class Dispatcher:
         self.box = box
         self.config = SendConfig(
             timeout_s=settings.notify_timeout_s,
-            allow_private=settings.allow_private_targets,
+            policy=settings.notify_policy(None),  # each channel's team widens it (``_deliver``)
             telegram_api_url=settings.notify_telegram_api_url,
             smtp_ca_file=settings.notify_smtp_ca_file,
             max_retry_after_s=settings.notify_backoff_max_s,

@@ -67,7 +67,8 @@ def s3_client(dest: S3Destination, timeout_s: float = 30.0) -> S3Client:
     from berth_common.s3.client import S3Client
 
     bucket = Bucket(dest.endpoint.rstrip("/"), dest.bucket, dest.region, dest.path_style)
-    return S3Client(bucket, Credentials(dest.access_key, dest.reveal()), timeout_s=timeout_s)
+    creds = Credentials(dest.access_key, dest.reveal())
+    return S3Client(bucket, creds, timeout_s=timeout_s, policy=dest.outbound_policy)
 
 
 class S3Sink:

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import asyncio
 
+from berth_common.outbound import OutboundPolicy
 from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client, S3Error
+from berth_scheduler.domain.backup_jobs import S3Upload
 
 
 class PartError(RuntimeError):
     """The store refused a part; the message is S3's (never a secret)."""
 
 
-def client(
-    endpoint: str, bucket: str, region: str, path_style: bool, access_key: str, secret_key: str, timeout_s: float
-) -> S3Client:
+def client(upload: S3Upload, timeout_s: float) -> S3Client:
+    """The client of one upload's store, connecting through the store's outbound rule."""
     return S3Client(
-        Bucket(endpoint.rstrip("/"), bucket, region, path_style),
-        Credentials(access_key, secret_key),
+        Bucket(upload.endpoint.rstrip("/"), upload.bucket, upload.region, upload.path_style),
+        Credentials(upload.access_key, upload.secret_key),
         timeout_s=timeout_s,
+        policy=OutboundPolicy.from_entries(upload.outbound_allow, allow_private=upload.outbound_private),
     )
 
 

@@ -31,6 +31,8 @@ class S3Upload:
     secret_key: str = field(repr=False)
     key: str = ""
     upload_id: str = ""
+    outbound_allow: list[str] = field(default_factory=list)  # the store's outbound rule (S3Destination's)
+    outbound_private: bool = True
 
 
 @dataclass(frozen=True)

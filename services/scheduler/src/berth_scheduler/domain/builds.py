@@ -85,7 +85,7 @@ def planned(spec: ApplicationSpec, deployment_id: str, app_build_id: str | None)
 
 
 def start_command(
-    spec: ApplicationSpec, build: Build, deployment_id: str, application_id: str, timeout_s: float
+    spec: ApplicationSpec, build: Build, deployment_id: str, application_id: str, timeout_s: float, team_id: str = ""
 ) -> StartBuild:
     """``cmd.build.start`` of one build: the application's git source, with the service's context,
     Dockerfile and build args for a service's build."""
@@ -109,6 +109,7 @@ def start_command(
         image_tag=build.image_tag,
         timeout_s=min(timeout_s, 6 * 3600),
         service=service,
+        team_id=team_id,
     )
 
 

@@ -58,7 +58,16 @@ def job_of(
         if isinstance(dest, S3Destination) and isinstance(sink, S3Sink):
             assert sink.upload_id is not None
             secret = dest.reveal()
-            upload = S3Upload(dest.endpoint, dest.bucket, dest.region, dest.path_style, dest.access_key, secret)
+            upload = S3Upload(
+                dest.endpoint,
+                dest.bucket,
+                dest.region,
+                dest.path_style,
+                dest.access_key,
+                secret,
+                outbound_allow=dest.outbound_allow,
+                outbound_private=dest.outbound_private,
+            )
             uploads.append(replace(upload, key=sink.key, upload_id=sink.upload_id))
         elif isinstance(sink, DirectorySink):
             files.append(str(sink.partial))

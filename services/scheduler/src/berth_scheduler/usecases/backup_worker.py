@@ -91,10 +91,7 @@ class _File:
 async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
     """Stream the job's dump to its destinations; the result (``reason`` set when it is not good). A
     cancel (the scheduler went away) aborts the uploads and removes the files, then propagates."""
-    s3 = [
-        client(u.endpoint, u.bucket, u.region, u.path_style, u.access_key, u.secret_key, job.s3_timeout_s)
-        for u in job.uploads
-    ]
+    s3 = [client(u, job.s3_timeout_s) for u in job.uploads]
     uploads = [PartUploader(c, u.key, u.upload_id, job.part_size) for c, u in zip(s3, job.uploads, strict=True)]
     files = [_File(path) for path in job.files]
     done = False
@@ -170,7 +167,7 @@ async def check(job: CheckJob, emit: Callable[[str], None], chunk: int = 1 << 20
             return _ended(DumpResult(reason=f"cannot read {job.file}: {exc.strerror or exc}"))
         return _ended(DumpResult(size, sha.hexdigest()))
     u = job.source
-    s3 = client(u.endpoint, u.bucket, u.region, u.path_style, u.access_key, u.secret_key, job.s3_timeout_s)
+    s3 = client(u, job.s3_timeout_s)
     try:
         async with s3.get(u.key, chunk) as chunks:
             async for data in chunks:

@@ -35,7 +35,16 @@ def _where(msg: RestoreBackup) -> tuple[S3Upload | None, str]:
     origin = msg.origin
     if isinstance(origin, S3Destination):
         secret = origin.reveal()
-        upload = S3Upload(origin.endpoint, origin.bucket, origin.region, origin.path_style, origin.access_key, secret)
+        upload = S3Upload(
+            origin.endpoint,
+            origin.bucket,
+            origin.region,
+            origin.path_style,
+            origin.access_key,
+            secret,
+            outbound_allow=origin.outbound_allow,
+            outbound_private=origin.outbound_private,
+        )
         return replace(upload, key=msg.key), ""
     return None, str(inside(msg.key, origin.path))
 

@@ -43,7 +43,7 @@ async def _object(job: RestoreJob, chunk: int = 1 << 20) -> AsyncIterator[AsyncI
             f.close()
         return
     u = job.source
-    s3 = client(u.endpoint, u.bucket, u.region, u.path_style, u.access_key, u.secret_key, job.s3_timeout_s)
+    s3 = client(u, job.s3_timeout_s)
     try:
         async with s3.get(u.key, chunk) as chunks:
             yield chunks

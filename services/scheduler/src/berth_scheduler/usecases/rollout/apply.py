@@ -88,6 +88,7 @@ def start_build_command(row: Any, sealer: Sealer) -> StartBuild:
         source=spec.source,
         image_tag=names.image_tag(spec.name, row.id),
         timeout_s=min(float(row.timeouts["build_s"]), 6 * 3600),
+        team_id=row.team_id,
     )
 
 
@@ -104,7 +105,7 @@ async def _start_builds(unit: Unit, sealer: Sealer, row: Any, now: float) -> Non
     for b in builds.asked(recorded, now, timeout_s + machine.BUILD_ANSWER_MARGIN_S):
         await build_records.save_build(unit.session, row.id, b)
     for b in recorded:
-        cmd = builds.start_command(spec, b, row.id, row.application_id, timeout_s)
+        cmd = builds.start_command(spec, b, row.id, row.application_id, timeout_s, row.team_id)
         await unit.emit(cmd, id=f"build-{b.build_id}")
 
 

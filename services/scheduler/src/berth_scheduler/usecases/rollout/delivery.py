@@ -82,5 +82,6 @@ async def _pull_pushed(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, pu
     ref = parse(pushed_ref)
     push = spec.source.push if isinstance(spec.source, GitSource) else None
     auth = credentials_for(ref.registry, [push.auth] if push is not None else [])
-    _, detail = await pull_on(rt, r.deployment_id, pushed_ref, ref, "if-missing", auth, spec.secret_values(), server_id)
+    secrets = spec.secret_values()
+    _, detail = await pull_on(rt, r.deployment_id, pushed_ref, ref, "if-missing", auth, secrets, server_id, r.team_id)
     await log_lines(rt, r.deployment_id, [f"[starting] {detail}"])

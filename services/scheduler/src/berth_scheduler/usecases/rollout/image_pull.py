@@ -12,10 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from berth_common import registries
 from berth_common.catalogue import LogLine, Message, RegistryAuth
 from berth_common.db.unit import Unit
 from berth_common.docker import LOCAL
+from berth_common.images import parse_image_map
 from berth_common.logging import get_logger
+from berth_common.outbound import HostError
+from berth_common.outbound_net import OutboundRefused, checked_addresses
 from berth_common.registries import ImageRef
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
@@ -51,6 +55,25 @@ class PullFailedError(RuntimeError):
     """A pull failed on a server; the message is the reason for a person (secrets redacted)."""
 
 
+async def check_registry(rt: RolloutContext, registry: str, team_id: str) -> None:
+    """The registry's addresses, as the control plane resolves them, pass the team's outbound rule (the
+    engine connects itself: this is a check before the pull, not a pin). Docker Hub and the mirrors of the
+    platform's image map are the operator's choice: not checked."""
+    mirrors = registries.mirror_hosts(parse_image_map(rt.settings.image_map))
+    if registry == "docker.io" or registry in mirrors:
+        return
+    host, port = registry, 443
+    if registry.count(":") == 1:
+        host, _, given = registry.partition(":")
+        port = int(given)
+    try:
+        await checked_addresses(host, port, rt.settings.outbound_policy_for(team_id))
+    except OutboundRefused as exc:
+        raise PullFailedError(f"registry {registry} is refused: {exc.reason}") from None
+    except (OSError, HostError):
+        return  # the engine's own resolution answers with its reason
+
+
 async def pull_on(
     rt: RolloutContext,
     deployment_id: str,
@@ -60,9 +83,10 @@ async def pull_on(
     auth: RegistryAuth | None,
     secrets: list[str],
     server: str,
+    team_id: str = "",
 ) -> tuple[str, str]:
     """Pull or find ``image`` (``ref``: it taken apart) on one server by ``policy``: (digest or "", what
-    happened)."""
+    happened). Before a pull, the registry's addresses pass the team's outbound rule (``team_id``)."""
     where = "this server" if server == LOCAL else f"server {server}"
     prefix = "[starting] " if server == LOCAL else f"[starting] server {server}: "
     registry = ImageRegistry(await rt.fleet.docker(server))
@@ -71,6 +95,7 @@ async def pull_on(
         digest = images.digest_of(ref, present or [])
         return digest or "", f"image {image} is on {where} (pull policy {policy}: no registry contacted)"
 
+    await check_registry(rt, ref.registry, team_id)
     header = images.registry_auth_header(ref.registry, auth.username, auth.reveal()) if auth else None
     started = time.monotonic()
     pending = [

@@ -156,7 +156,7 @@ async def _own_image(
         return f"service {service}: image {own.image} is Berth's own (never pulled)", ""
     auth = credentials_for(ref.registry, [own.auth] if own.auth is not None else [])
     try:
-        digest, detail = await pull_on(rt, r.deployment_id, own.image, ref, policy, auth, secrets, server)
+        digest, detail = await pull_on(rt, r.deployment_id, own.image, ref, policy, auth, secrets, server, r.team_id)
     except PullFailedError as exc:
         raise PullFailedError(f"service {service}: {exc}") from None
     return f"service {service}: {detail}", digest
@@ -200,4 +200,4 @@ async def _ready_on(
     assert r.image and isinstance(spec.source, ImageSource)
     source = spec.source
     auth = credentials_for(ref.registry, [source.auth] if source.auth is not None else [])  # a mirror's host
-    return await pull_on(rt, r.deployment_id, r.image, ref, policy, auth, spec.secret_values(), server)
+    return await pull_on(rt, r.deployment_id, r.image, ref, policy, auth, spec.secret_values(), server, r.team_id)
