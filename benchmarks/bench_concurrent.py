@@ -94,15 +94,23 @@ async def _settled_views(
         await asyncio.sleep(0.5)
 
 
+async def _timed_deploy(api: Api, app_id: str) -> tuple[dict[str, Any], float]:
+    start = time.monotonic()
+    deployment = await api.deploy(app_id, drain_grace_s=1.0)
+    return deployment, time.monotonic() - start
+
+
 async def measure(platform: BerthUp, apps: int = APPS) -> dict[str, Any]:
-    api = Api(platform)
+    api = Api(platform, timeout=300.0)
     events = await EventLog(platform.nats_url).start()
     try:
         env_id = await api.environment(f"bench-concurrent-{os.getpid()}")
         made = [await api.web_app(env_id, f"c{i:03d}", content=f"app {i}") for i in range(apps)]
         with MemorySampler(platform) as memory:
             start = time.monotonic()
-            requested = await asyncio.gather(*(api.deploy(a["id"], drain_grace_s=1.0) for a in made))
+            timed = await asyncio.gather(*(_timed_deploy(api, a["id"]) for a in made))
+            requested = [d for d, _ in timed]
+            answer_s = sorted(t for _, t in timed)
             ends = await asyncio.gather(*(_end_of(events, d["id"]) for d in requested))
             wall_s = time.monotonic() - start
         views = await _settled_views(api, requested, ends)
@@ -124,6 +132,8 @@ async def measure(platform: BerthUp, apps: int = APPS) -> dict[str, Any]:
         "lost": lost,
         "failures": failures[:5],
         "wall_s": round(wall_s, 1),
+        "request_s_p50": round(answer_s[len(answer_s) // 2], 2),
+        "request_s_max": round(answer_s[-1], 2),
         "max_control_plane_mb": max(memory.samples, default=0.0),
         "memory_samples": len(memory.samples),
         "serving": serving,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.support import LOOPBACK_ALLOWED
 from berth_cli import components
 from berth_common.binaries import console_script
 
@@ -66,6 +67,7 @@ class ServiceProcess:
         keep = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         return {
             **keep,
+            **LOOPBACK_ALLOWED,
             "BERTH_ENV": "test",
             "BERTH_NATS_URL": self.nats_url,
             "BERTH_DATABASE_URL": self.database_url,

@@ -36,6 +36,7 @@ from typing import Any
 import nats
 import psutil
 
+from benchmarks.support import LOOPBACK_ALLOWED
 from benchmarks.support.processes import start as _start
 from benchmarks.support.processes import stop as _stop
 from benchmarks.support.processes import wait_port as _wait_port
@@ -189,6 +190,7 @@ class Rig:
         self._fill()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         env |= {
+            **LOOPBACK_ALLOWED,
             "BERTH_NATS_URL": self.nats_url,
             "BERTH_DATABASE_URL": urls["scheduler"],
             "BERTH_SECRET_KEY": SEALING_KEY,

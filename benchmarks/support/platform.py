@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.support import LOOPBACK_ALLOWED
 from berth_cli import baseimages, components
 from berth_cli.layout import Paths, resolve_ports
 from berth_cli.platform import free_port_base, leftovers
@@ -57,7 +58,7 @@ class BerthUp:
         self.root.chmod(0o755)
         self.paths = Paths(self.root / "data")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-        self.env = {**env, "BERTH_PORT_BASE": str(free_port_base()), **self.extra_env}
+        self.env = {**env, **LOOPBACK_ALLOWED, "BERTH_PORT_BASE": str(free_port_base()), **self.extra_env}
         self.ports = resolve_ports(self.env)
 
     def berth(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -123,13 +124,13 @@ class BerthUp:
 class Api:
     """The REST API with the admin token (every call raises on an unexpected status)."""
 
-    def __init__(self, platform: BerthUp) -> None:
+    def __init__(self, platform: BerthUp, timeout: float = 30.0) -> None:
         self.platform = platform
         self.client = httpx.AsyncClient(
             base_url=platform.api_url,
             headers={"Authorization": f"Bearer {platform.token}"},
             trust_env=False,
-            timeout=30,
+            timeout=timeout,
         )
 
     async def close(self) -> None:
