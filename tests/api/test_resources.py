@@ -177,3 +177,29 @@ def test_a_bad_id_is_a_422_naming_the_path_parameter(monkeypatch):
     assert bad.status_code == 422
     assert [e["loc"] for e in bad.json()["errors"]] == ["/path/thing_id"]
     assert good.status_code == 200 and good.json() == {"id": "a" * 32, "name": "one"}
+
+
+def test_no_free_database_connection_is_a_503_to_retry():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from berth_api.entrypoints.errors import install_error_handlers
+
+    app = FastAPI()
+
+    @app.get("/busy")
+    async def busy() -> None:
+        raise PoolTimeoutError("QueuePool limit of size 1 overflow 10 reached, connection timed out")
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise KeyError("a bug")
+
+    install_error_handlers(app)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        busy_answer, bug_answer = client.get("/busy"), client.get("/bug")
+    assert (busy_answer.status_code, busy_answer.headers["retry-after"]) == (503, "2")
+    assert busy_answer.json()["detail"] == "The database is busy or unavailable; try again shortly."
+    assert busy_answer.headers["content-type"] == "application/problem+json"
+    assert bug_answer.status_code == 500

@@ -164,3 +164,30 @@ async def test_delivery_is_available_to_the_unit(nats_server, sessionmaker):
     await wait_until(lambda: got)
     assert got[0] is not None and got[0].envelope.id == env.id and got[0].attempt == 1
     await bus.close()
+
+
+async def test_a_sent_message_that_cannot_be_marked_leaves_the_unit_done(nats_server, sessionmaker):
+    """After the commit the message is sent; when no connection is free to mark it sent, the unit still
+    returns (its work is committed), and the relay marks it later without a second message."""
+    bus = await connected_bus("scheduler", nats_server.url)
+    before = await stream_messages(bus, EVT_STREAM)
+    calls = 0
+
+    def flaky_sessionmaker():
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the unit's own transaction gets its session; the mark afterwards does not
+            raise sa.exc.TimeoutError("QueuePool limit reached, connection timed out")
+        return sessionmaker()
+
+    async def body(unit: Unit) -> Envelope:
+        return await unit.emit(ServicePinged(nonce="m", service="scheduler"))
+
+    env = await run_unit(bus, flaky_sessionmaker, body)
+    assert await stream_messages(bus, EVT_STREAM) == before + 1
+    assert await _rows(sessionmaker) == [(env.id, False)]
+    relay = OutboxRelay(bus, sessionmaker, interval_s=0.1)
+    assert await relay.relay_once(older_than_s=0) == 1
+    assert await _rows(sessionmaker) == [(env.id, True)]
+    assert await stream_messages(bus, EVT_STREAM) == before + 1  # the relay's send: dropped as a duplicate
+    await bus.close(timeout=2)

@@ -89,8 +89,12 @@ async def publish_staged(bus: Bus, sessionmaker: async_sessionmaker[AsyncSession
         except Exception as exc:  # the relay will publish it
             log.warning("outbox publish deferred", id=env.id, error=str(exc))
             return
-        async with sessionmaker() as s, s.begin():
-            await s.execute(sa.update(outbox).where(outbox.c.id == env.id).values(published_at=sa.func.now()))
+        try:
+            async with sessionmaker() as s, s.begin():
+                await s.execute(sa.update(outbox).where(outbox.c.id == env.id).values(published_at=sa.func.now()))
+        except Exception as exc:  # sent: the relay sends it again (the bus drops the duplicate) and marks it
+            log.warning("outbox mark deferred", id=env.id, error=f"{type(exc).__name__}: {exc}")
+            return
 
 
 async def first_time(session: AsyncSession, delivery: Delivery) -> bool:

@@ -66,7 +66,25 @@ async def _on_validation(request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(422, body)
 
 
+BUSY_RETRY_AFTER_S = 2
+
+
+def database_busy(exc: BaseException) -> bool:
+    """True when the request failed because no database connection could be had in time (every pooled
+    connection busy under a burst) or the database cannot be used right now: a 503 to retry, not a bug."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from berth_common.db.engine import db_not_available
+
+    return isinstance(exc, PoolTimeoutError) or (isinstance(exc, DBAPIError) and db_not_available(exc))
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> ProblemResponse:
+    if database_busy(exc):
+        log.warning("database busy", method=request.method, path=request.url.path, error=type(exc).__name__)
+        detail = "The database is busy or unavailable; try again shortly."
+        return problem_response(503, problem_body(503, detail), {"Retry-After": str(BUSY_RETRY_AFTER_S)})
     log.exception("unhandled error", method=request.method, path=request.url.path)
     body = problem_body(500, "The server failed to handle this request; it has been logged.")
     return problem_response(500, body)
