@@ -19,16 +19,7 @@ from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel
 
 from berth_common.bus.consumer import Consumer, Handler
-from berth_common.bus.streams import (
-    CMD_STREAM,
-    DEAD_LETTER_PREFIX,
-    DLQ_STREAM,
-    EVT_STREAM,
-    LOG_STREAM,
-    StreamSpec,
-    declare_streams,
-    default_streams,
-)
+from berth_common.bus.streams import DEAD_LETTER_PREFIX, StreamSpec, declare_streams, default_streams, stream_for
 from berth_common.catalogue import BusDeadLettered, Message
 from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
@@ -254,7 +245,7 @@ class Bus:
             subject, model = message_type, None
         else:
             subject, model = message_type.TYPE, message_type
-        stream = {"cmd": CMD_STREAM, "log": LOG_STREAM, "dlq": DLQ_STREAM}.get(subject.split(".", 1)[0], EVT_STREAM)
+        stream = stream_for(subject)
         consumer = Consumer(
             bus=self,
             service=durable_service or self.service,
