@@ -1,0 +1,169 @@
+"""The local platform's bus with its users (a real nats-server on the configuration ``berth up`` writes):
+no anonymous client, each service publishes only what the catalogue says it produces and reads only what
+it consumes."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.errors import Error as NatsError
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from berth_cli import components, nats_auth
+from berth_common.bus import Bus, Delivery
+from berth_common.bus.consumer import durable_name
+from berth_common.bus.permissions import IDENTITIES
+from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
+from berth_common.catalogue import BusDeadLettered, DeploymentFailed, StartDeployment
+from tests.support.bus_helpers import wait_until
+from tests.support.procs import NatsServer, Proc, start_on_a_free_port, wait_healthz, wait_port
+
+
+class AuthNats(NatsServer):
+    """The test fixture's server, started on the configuration the supervisor writes for ``data_dir``."""
+
+    def start(self, attempts: int = 3) -> AuthNats:
+        config = nats_auth.write_config(self.data_dir)
+
+        def launch(port: int) -> None:
+            monitor = components.free_port()
+            spec = components.nats_launch(self.data_dir, port, monitor_port=monitor, config=config)
+            self.proc = Proc(spec, self.data_dir / "nats.log")
+            wait_port(port, proc=self.proc.start())
+            wait_healthz(monitor, self.proc)
+
+        self.port = start_on_a_free_port(launch, self.port, attempts)
+        return self
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> AsyncIterator[AuthNats]:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    running = AuthNats(data).start()
+    yield running
+    running.stop()
+
+
+def _password(server: AuthNats, identity: str) -> str:
+    return nats_auth.ensure_passwords(server.data_dir)[identity]
+
+
+async def _bus(server: AuthNats, service: str) -> Bus:
+    bus = Bus(service, server.url, user=service, password=_password(server, service))
+    await bus.connect()
+    return bus
+
+
+async def _raw(server: AuthNats, identity: str, errors: list[str]) -> Any:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    return await nats.connect(
+        server.url,
+        user=identity,
+        password=_password(server, identity),
+        inbox_prefix=f"_INBOX.{identity}",
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+
+
+def test_the_secrets_are_private_and_the_configuration_names_every_identity(server: AuthNats):
+    folder = nats_auth.auth_dir(server.data_dir)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted([*(f"{i}.password" for i in IDENTITIES), "nats.conf"])
+    assert all(stat.S_IMODE((folder / f).stat().st_mode) == 0o600 for f in files)
+    passwords = nats_auth.ensure_passwords(server.data_dir)
+    assert len(set(passwords.values())) == len(IDENTITIES)  # kept across starts, one per identity
+    assert nats_auth.ensure_passwords(server.data_dir) == passwords
+    assert "no_auth_user" not in nats_auth.config_path(server.data_dir).read_text()
+    assert nats_auth.IDENTITIES == IDENTITIES  # the cli's list is the catalogue's
+
+
+async def test_an_anonymous_client_or_a_wrong_password_is_refused(server: AuthNats):
+    for credentials in ({}, {"user": "api", "password": "guess"}, {"user": "operator", "password": "x"}):
+        errors: list[str] = []
+
+        async def on_error(exc: Exception, errors: list[str] = errors) -> None:
+            errors.append(str(exc))
+
+        with pytest.raises((NoServersError, NatsError, OSError)):
+            await nats.connect(
+                server.url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error, **credentials
+            )
+        assert any("authorization violation" in e.lower() for e in errors), (credentials, errors)
+
+
+async def test_a_service_publishes_what_it_owns_and_is_refused_the_rest(server: AuthNats):
+    api = await _bus(server, "api")  # declares the streams
+    notifier = await _bus(server, "notifier")
+    try:
+        await api.publish_raw(StartDeployment.TYPE, b"{}", {"Nats-Msg-Id": "start-1"})
+        await notifier.publish(BusDeadLettered(original_subject="x", consumer="c", deliveries=1, reason="r"))
+        errors: list[str] = []
+        raw = await _raw(server, "notifier", errors)
+        with pytest.raises(NatsTimeoutError):  # the server drops it: no stream takes it, no ack comes
+            await raw.jetstream().publish("cmd.deployment.start", b"{}", timeout=1, headers={"Nats-Msg-Id": "x"})
+        await raw.close()
+        assert any('permissions violation for publish to "cmd.deployment.start"' in e for e in errors), errors
+        assert (await api.js.stream_info(CMD_STREAM)).state.messages == 1  # the api's only
+        assert (await api.js.stream_info(EVT_STREAM)).state.messages == 1  # the notifier's own event
+    finally:
+        await notifier.close()
+        await api.close()
+
+
+async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
+    api, scheduler, notifier = [await _bus(server, s) for s in ("api", "scheduler", "notifier")]
+    got: list[str] = []
+
+    async def on_failed(message: DeploymentFailed, delivery: Delivery) -> None:
+        got.append(message.deployment_id)
+
+    try:
+        await notifier.consume(DeploymentFailed, on_failed, new_only=True)
+        await scheduler.publish(DeploymentFailed(deployment_id="d1", application_id="a1", team_id="t1", reason="x"))
+        await api.publish_raw(StartDeployment.TYPE, b"{}", {"Nats-Msg-Id": "start-2"})
+        await wait_until(lambda: got == ["d1"])
+
+        errors: list[str] = []
+        raw = await _raw(server, "notifier", errors)
+        js = raw.jetstream(timeout=1)
+        await raw.subscribe("cmd.>")  # core subscriptions to others' messages or others' inboxes
+        await raw.subscribe("_INBOX.>")
+        await raw.subscribe("_INBOX.scheduler.>")
+        await raw.flush()
+        name = durable_name("notifier", StartDeployment.TYPE)  # a consumer on a command it does not own
+        config = ConsumerConfig(name=name, durable_name=name, filter_subject="cmd.>", ack_policy=AckPolicy.EXPLICIT)
+        with pytest.raises(NatsTimeoutError):
+            await js.add_consumer(CMD_STREAM, config)
+        with pytest.raises(NatsTimeoutError):  # nor a direct read of the stream
+            await js.get_last_msg(CMD_STREAM, "cmd.deployment.start")
+        await raw.flush()
+        await asyncio.sleep(0.2)
+        await raw.close()
+        violations = sorted(e for e in errors if "permissions violation" in e)
+        assert violations == sorted(  # nats-py lowercases the server's message
+            e.lower()
+            for e in [
+                'nats: permissions violation for subscription to "cmd.>"',
+                'nats: permissions violation for subscription to "_INBOX.>"',
+                'nats: permissions violation for subscription to "_INBOX.scheduler.>"',
+                f'nats: permissions violation for publish to "$JS.API.CONSUMER.CREATE.{CMD_STREAM}.{name}.cmd.>"',
+                f'nats: permissions violation for publish to "$JS.API.STREAM.MSG.GET.{CMD_STREAM}"',
+            ]
+        ), errors
+        assert (await api.js.stream_info(CMD_STREAM)).state.messages == 1  # still there for the scheduler
+    finally:
+        for bus in (notifier, scheduler, api):
+            await bus.close()
