@@ -106,8 +106,21 @@ def test_admin_snapshots_and_restores_streams_only():
         ),
         subscribe=("_INBOX.admin.>",),
     )
-    with pytest.raises(KeyError, match="no bus identity 'operator'"):
-        permissions("operator")
+    with pytest.raises(KeyError, match="no bus identity 'traefik'"):
+        permissions("traefik")
+
+
+def test_the_operator_sends_the_liveness_probe_and_reads_what_the_catalogue_names_it_for():
+    operator = permissions("operator")
+    sent = [s for s in operator.publish if not s.startswith(("$JS.", "_INBOX", "dlq."))]
+    assert sent == ["cmd.system.ping"]
+    assert [s for s in operator.publish if s.startswith("$JS.API.CONSUMER.CREATE")] == [
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT.operator--evt_backup_started.evt.backup.started",
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT.operator--evt_bus_dead_lettered.evt.bus.dead_lettered",
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT.operator--evt_schedule_fired.evt.schedule.fired",
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT.operator--evt_system_pinged.evt.system.pinged",
+    ]
+    assert operator.subscribe == ("_INBOX.operator.>",)
 
 
 def test_on_the_real_catalogue_a_service_sends_only_its_own_messages():
@@ -129,6 +142,7 @@ def test_on_the_real_catalogue_a_service_sends_only_its_own_messages():
 
 
 def test_the_servers_authorization_has_one_user_per_identity_and_no_anonymous_user():
+    assert IDENTITIES == ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier", "operator", "admin")
     block = authorization({i: f"pw-{i}" for i in IDENTITIES})
     assert [(u["user"], u["password"]) for u in block["users"]] == [(i, f"pw-{i}") for i in sorted(IDENTITIES)]
     assert block["users"][0]["permissions"] == permissions("admin").config()

@@ -1,8 +1,10 @@
 """Who may do what on the bus: each identity's NATS publish and subscribe permissions, derived from the
 catalogue's ``PRODUCERS`` and ``CONSUMERS`` (pure data; nats-server enforces them).
 
-One identity per service (named like the service) and ``admin``, the control-plane host's tooling
-(``berth backup`` / ``berth restore`` of the JetStream streams). A service may publish only:
+One identity per service (named like the service), ``operator`` (the catalogue's party of that name: a
+monitoring probe sending the liveness command, a tool watching dead letters; it is held like a service) and
+``admin``, the control-plane host's tooling (``berth backup`` / ``berth restore`` of the JetStream
+streams). A service may publish only:
 
 - the commands and events it produces (``evt.log.line`` goes on ``log.<id>``), the queries it asks
   (``rpc.<server>.<name>``) and the dead letters of what it consumes (``dlq.<subject>``);
@@ -29,7 +31,8 @@ from berth_common.bus.streams import CMD_STREAM, DEAD_LETTER_PREFIX, DLQ_STREAM,
 from berth_common.catalogue import REGISTRY, SERVICES, LogLine, Message, consumed_by, served_by
 
 ADMIN = "admin"
-IDENTITIES = (*SERVICES, ADMIN)
+OPERATOR = "operator"
+IDENTITIES = (*SERVICES, OPERATOR, ADMIN)
 STREAMS = (CMD_STREAM, EVT_STREAM, LOG_STREAM, DLQ_STREAM)
 # Messages published on another subject than their type (the log lines of one deployment, build or restore).
 BUS_SUBJECTS = {LogLine.TYPE: "log.*"}
@@ -117,7 +120,7 @@ def admin_permissions() -> Permissions:
 def permissions(identity: str, registry: Mapping[str, type[Message]] | None = None) -> Permissions:
     if identity == ADMIN:
         return admin_permissions()
-    if identity not in SERVICES:
+    if identity not in (*SERVICES, OPERATOR):
         raise KeyError(f"no bus identity {identity!r} (known: {', '.join(IDENTITIES)})")
     return service_permissions(identity, registry)
 
