@@ -16,8 +16,10 @@ from nats.errors import Error as NatsError
 from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig
+from typer.testing import CliRunner
 
 from berth_cli import components, nats_auth
+from berth_cli.main import app
 from berth_common.bus import Bus, Delivery
 from berth_common.bus.consumer import durable_name
 from berth_common.bus.permissions import IDENTITIES
@@ -167,3 +169,40 @@ async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
     finally:
         for bus in (notifier, scheduler, api):
             await bus.close()
+
+
+async def test_the_compose_configuration_derives_each_password_from_the_secret_key(tmp_path: Path):
+    """`berth bus config` (docker-compose.yml's nats-config) and `berth service run`'s derived identity."""
+    out = tmp_path / "config" / "nats.conf"
+    out.parent.mkdir()
+    result = CliRunner().invoke(app, ["bus", "config", str(out)], env={"BERTH_SECRET_KEY": "k" * 64})
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out}: users {', '.join(IDENTITIES)}\n"  # no password printed
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    data = tmp_path / "data"
+    data.mkdir()
+    server = NatsServer(data)
+
+    def launch(port: int) -> None:
+        monitor = components.free_port()
+        server.proc = Proc(components.nats_launch(data, port, monitor_port=monitor, config=out), data / "nats.log")
+        wait_port(port, proc=server.proc.start())
+        wait_healthz(monitor, server.proc)
+
+    server.port = start_on_a_free_port(launch, server.port)
+    try:
+        derived = nats_auth.derived_password("k" * 64, "scheduler")
+        assert (
+            derived != nats_auth.derived_password("k" * 63, "scheduler") != nats_auth.derived_password("k" * 64, "api")
+        )
+        bus = Bus("scheduler", server.url, user="scheduler", password=derived)
+        await bus.connect()
+        await bus.close()
+        with pytest.raises((NoServersError, NatsError, OSError)):
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore)
+    finally:
+        server.stop()
+
+
+async def _ignore(exc: Exception) -> None:
+    """The refusal is checked by the raise."""

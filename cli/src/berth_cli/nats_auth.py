@@ -13,6 +13,8 @@ the catalogue stays out of the long-lived supervisor's memory. Nothing here logs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sys
 from pathlib import Path
@@ -42,6 +44,16 @@ def ensure_passwords(root: Path) -> dict[str, str]:
     return {identity: ensure_secret(folder / f"{identity}.password", 32) for identity in IDENTITIES}
 
 
+def derived_password(secret_key: str, identity: str) -> str:
+    """``identity``'s password derived from the platform's secret key (docker-compose.yml: no file is shared
+    between the containers; the database roles' passwords are made the same way)."""
+    return hmac.new(secret_key.encode(), f"nats-user:{identity}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def derived_passwords(secret_key: str) -> dict[str, str]:
+    return {identity: derived_password(secret_key, identity) for identity in IDENTITIES}
+
+
 def config_text(passwords: dict[str, str]) -> str:
     """nats-server's configuration (JSON is valid there): the users and their permissions."""
     from berth_common.bus.permissions import authorization
@@ -49,10 +61,11 @@ def config_text(passwords: dict[str, str]) -> str:
     return json.dumps({"authorization": authorization(passwords)}, indent=2, sort_keys=True) + "\n"
 
 
-def write_config(root: Path) -> Path:
-    """Write ``nats.conf`` (0600) for the data dir ``root``; its path."""
-    path = config_path(root)
-    write_private(path, config_text(ensure_passwords(root)))
+def write_config(root: Path, path: Path | None = None, passwords: dict[str, str] | None = None) -> Path:
+    """Write nats-server's configuration (0600; by default ``nats.conf`` of the data dir ``root``, with its
+    passwords); its path."""
+    path = path or config_path(root)
+    write_private(path, config_text(passwords if passwords is not None else ensure_passwords(root)))
     return path
 
 
