@@ -166,6 +166,24 @@ async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
             ]
         ), errors
         assert (await api.js.stream_info(CMD_STREAM)).state.messages == 1  # still there for the scheduler
+
+        # the observer sees every event as it is published, and may send nothing
+        seen: list[str] = []
+        errors.clear()
+        observer = await _raw(server, "observer", errors)
+
+        async def on_event(msg: Any) -> None:
+            seen.append(msg.subject)
+
+        await observer.subscribe("evt.>", cb=on_event)
+        await observer.flush()
+        await scheduler.publish(DeploymentFailed(deployment_id="d3", application_id="a1", team_id="t1", reason="x"))
+        await wait_until(lambda: seen == [DeploymentFailed.TYPE])
+        await observer.publish("evt.deployment.failed", b"{}")
+        await observer.flush()
+        await asyncio.sleep(0.2)
+        await observer.close()
+        assert errors == ['nats: permissions violation for publish to "evt.deployment.failed"']
     finally:
         for bus in (notifier, scheduler, api):
             await bus.close()

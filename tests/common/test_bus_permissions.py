@@ -106,6 +106,11 @@ def test_admin_snapshots_and_restores_streams_only():
         ),
         subscribe=("_INBOX.admin.>",),
     )
+    assert permissions("observer") == Permissions(publish=(), subscribe=("_INBOX.observer.>", "evt.>"))
+    assert permissions("observer").config() == {
+        "publish": {"deny": [">"]},
+        "subscribe": {"allow": ["_INBOX.observer.>", "evt.>"]},
+    }
     with pytest.raises(KeyError, match="no bus identity 'traefik'"):
         permissions("traefik")
 
@@ -142,7 +147,10 @@ def test_on_the_real_catalogue_a_service_sends_only_its_own_messages():
 
 
 def test_the_servers_authorization_has_one_user_per_identity_and_no_anonymous_user():
-    assert IDENTITIES == ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier", "operator", "admin")
+    assert IDENTITIES == (
+        *("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"),
+        *("operator", "observer", "admin"),
+    )
     block = authorization({i: f"pw-{i}" for i in IDENTITIES})
     assert [(u["user"], u["password"]) for u in block["users"]] == [(i, f"pw-{i}") for i in sorted(IDENTITIES)]
     assert block["users"][0]["permissions"] == permissions("admin").config()

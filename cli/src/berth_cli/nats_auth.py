@@ -1,5 +1,5 @@
-"""The local platform's bus identities: one NATS user per service, ``operator`` and ``admin`` (``berth
-backup``); ``berth_common.bus.permissions`` says what each may do.
+"""The local platform's bus identities: one NATS user per service, ``operator``, ``observer`` and ``admin``
+(``berth backup``); ``berth_common.bus.permissions`` says what each may do.
 
 Each identity's password is made at first start (random, ``<data>/nats-auth/<identity>.password``, mode
 0600 in a 0700 directory) and kept. nats-server runs with ``<data>/nats-auth/nats.conf`` (0600), written at
@@ -25,7 +25,8 @@ from berth_cli.layout import SERVICE_NAMES
 
 ADMIN = "admin"
 OPERATOR = "operator"  # the catalogue's party: a monitoring probe, a tool watching dead letters, a test
-IDENTITIES = (*SERVICE_NAMES, OPERATOR, ADMIN)
+OBSERVER = "observer"  # reads every event as it is published (the benchmarks), sends nothing
+IDENTITIES = (*SERVICE_NAMES, OPERATOR, OBSERVER, ADMIN)
 
 
 def auth_dir(root: Path) -> Path:

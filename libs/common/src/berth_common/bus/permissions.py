@@ -3,8 +3,9 @@ catalogue's ``PRODUCERS`` and ``CONSUMERS`` (pure data; nats-server enforces the
 
 One identity per service (named like the service), ``operator`` (the catalogue's party of that name: a
 monitoring probe sending the liveness command, a tool watching dead letters; it is held like a service) and
-``admin``, the control-plane host's tooling (``berth backup`` / ``berth restore`` of the JetStream
-streams). A service may publish only:
+``observer`` (reads every event as it is published, sends nothing: a dashboard of the platform, the
+benchmarks) and ``admin``, the control-plane host's tooling (``berth backup`` / ``berth restore`` of the
+JetStream streams). A service may publish only:
 
 - the commands and events it produces (``evt.log.line`` goes on ``log.<id>``), the queries it asks
   (``rpc.<server>.<name>``) and the dead letters of what it consumes (``dlq.<subject>``);
@@ -32,7 +33,8 @@ from berth_common.catalogue import REGISTRY, SERVICES, LogLine, Message, consume
 
 ADMIN = "admin"
 OPERATOR = "operator"
-IDENTITIES = (*SERVICES, OPERATOR, ADMIN)
+OBSERVER = "observer"
+IDENTITIES = (*SERVICES, OPERATOR, OBSERVER, ADMIN)
 STREAMS = (CMD_STREAM, EVT_STREAM, LOG_STREAM, DLQ_STREAM)
 # Messages published on another subject than their type (the log lines of one deployment, build or restore).
 BUS_SUBJECTS = {LogLine.TYPE: "log.*"}
@@ -46,8 +48,10 @@ class Permissions:
     subscribe: tuple[str, ...]
 
     def config(self) -> dict[str, Any]:
-        """The ``permissions`` block of a user in nats-server's configuration."""
-        return {"publish": {"allow": list(self.publish)}, "subscribe": {"allow": list(self.subscribe)}}
+        """The ``permissions`` block of a user in nats-server's configuration (nothing to publish: every
+        subject denied, an empty allow list would not restrict)."""
+        publish = {"allow": list(self.publish)} if self.publish else {"deny": [">"]}
+        return {"publish": publish, "subscribe": {"allow": list(self.subscribe)}}
 
 
 def inbox_prefix(identity: str) -> str:
@@ -117,9 +121,16 @@ def admin_permissions() -> Permissions:
     return Permissions(publish, (f"{inbox_prefix(ADMIN)}.>",))
 
 
+def observer_permissions() -> Permissions:
+    """Every event as it is published (core NATS: nothing stored is read, nothing is acknowledged)."""
+    return Permissions((), ("_INBOX.observer.>", "evt.>"))
+
+
 def permissions(identity: str, registry: Mapping[str, type[Message]] | None = None) -> Permissions:
     if identity == ADMIN:
         return admin_permissions()
+    if identity == OBSERVER:
+        return observer_permissions()
     if identity not in (*SERVICES, OPERATOR):
         raise KeyError(f"no bus identity {identity!r} (known: {', '.join(IDENTITIES)})")
     return service_permissions(identity, registry)
