@@ -24,7 +24,7 @@ from berth_common.bus import Bus, Delivery
 from berth_common.bus.consumer import durable_name
 from berth_common.bus.permissions import IDENTITIES
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
-from berth_common.catalogue import BusDeadLettered, DeploymentFailed, StartDeployment
+from berth_common.catalogue import BusDeadLettered, DeploymentFailed, LogLine, StartDeployment
 from tests.support.bus_helpers import wait_until
 from tests.support.procs import NatsServer, Proc, start_on_a_free_port, wait_healthz, wait_port
 
@@ -224,3 +224,45 @@ async def test_the_compose_configuration_derives_each_password_from_the_secret_k
 
 async def _ignore(exc: Exception) -> None:
     """The refusal is checked by the raise."""
+
+
+async def test_a_log_follow_reaches_the_askers_inbox_and_the_api_reads_the_log_stream(server: AuthNats):
+    """The scheduler sends a follow's lines to the inbox the api named and asks ``<inbox>.alive``; the
+    api reads a deployment's lines (``log.<id>``, the builder's) with an ephemeral ordered consumer."""
+    from berth_api.adapters.logstream import LogReader, last_sequence
+
+    builder, api = await _bus(server, "builder"), await _bus(server, "api")
+    errors: list[str] = []
+    scheduler = await _raw(server, "scheduler", errors)
+    try:
+        lines: list[bytes] = []
+        inbox = api.nc.new_inbox()
+        assert inbox.startswith("_INBOX.api.")
+
+        async def on_lines(msg: Any) -> None:
+            lines.append(msg.data)
+
+        async def on_alive(msg: Any) -> None:
+            await msg.respond(b"")
+
+        await api.nc.subscribe(inbox, cb=on_lines)
+        await api.nc.subscribe(inbox + ".alive", cb=on_alive)
+        await api.nc.flush()
+        await scheduler.publish(inbox, b"line 1")
+        assert (await scheduler.request(inbox + ".alive", b"", timeout=2)).data == b""
+        await wait_until(lambda: lines == [b"line 1"])
+
+        for seq in range(3):
+            line = LogLine(deployment_id="d1", seq=seq, stream="build", line=f"step {seq}")
+            await builder.publish(line, id=f"d1-{seq}", nats_subject="log.d1")
+        assert await last_sequence(api.js, "d1") == 3
+        async with LogReader(api.js, "d1") as reader:
+            got = [await reader.next(timeout=5) for _ in range(3)]
+        assert [e.line.line for e in got if e is not None] == ["step 0", "step 1", "step 2"]
+        await asyncio.sleep(0.2)
+        assert errors == []
+        assert "violation" not in (server.data_dir / "nats.log").read_text().lower()
+    finally:
+        await scheduler.close()
+        await api.close()
+        await builder.close()
