@@ -13,8 +13,6 @@ the catalogue stays out of the long-lived supervisor's memory. Nothing here logs
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sys
 from pathlib import Path
@@ -48,6 +46,9 @@ def ensure_passwords(root: Path) -> dict[str, str]:
 def derived_password(secret_key: str, identity: str) -> str:
     """``identity``'s password derived from the platform's secret key (docker-compose.yml: no file is shared
     between the containers; the database roles' passwords are made the same way)."""
+    import hashlib  # here: hmac loads OpenSSL's libcrypto, MBs the long-lived supervisor has no use for
+    import hmac
+
     return hmac.new(secret_key.encode(), f"nats-user:{identity}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
