@@ -1,11 +1,11 @@
 """Who may do what on the bus: each identity's NATS publish and subscribe permissions, derived from the
 catalogue's ``PRODUCERS`` and ``CONSUMERS`` (pure data; nats-server enforces them).
 
-One identity per service (named like the service), ``operator`` (the catalogue's party of that name: a
-monitoring probe sending the liveness command, a tool watching dead letters; it is held like a service) and
-``observer`` (reads every event as it is published, sends nothing: a dashboard of the platform, the
-benchmarks) and ``admin``, the control-plane host's tooling (``berth backup`` / ``berth restore`` of the
-JetStream streams). A service may publish only:
+One identity per service (named like the service); ``operator``, the catalogue's party of that name (a
+monitoring probe sending the liveness command, a tool watching dead letters), held like a service;
+``observer``, which reads every event as it is published and sends nothing (a dashboard of the platform,
+the benchmarks); and ``admin``, the control-plane host's tooling (``berth backup`` / ``berth restore`` of
+the JetStream streams). A service may publish only:
 
 - the commands and events it produces (``evt.log.line`` goes on ``log.<id>``), the queries it asks
   (``rpc.<server>.<name>``) and the dead letters of what it consumes (``dlq.<subject>``);
