@@ -75,7 +75,7 @@ def _median_steps(samples: list[dict[str, Any]]) -> dict[str, float]:
 
 async def measure(platform: BerthUp, image: str, reps: int = REPS) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     docker = DockerRuns(image)
     cpu = PlatformCpu(platform)
     spent: dict[str, float] = {}

@@ -68,7 +68,7 @@ def summarise(samples: list[list[Any]]) -> dict[str, Any]:
 
 async def measure(platform: BerthUp) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     load: LoadProcess | None = None
     try:
         env_id = await api.environment(f"bench-rolling-{os.getpid()}")

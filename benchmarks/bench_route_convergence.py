@@ -133,7 +133,7 @@ async def burst(platform: BerthUp, events: EventLog, apps: list[dict[str, Any]])
     upstreams = sorted({u for a in apps for u in a["upstreams"]})
     commands = burst_plan(upstreams)
     probe = LoadProcess(platform.proxy_port, ",".join(a["host"] for a in apps), PROBE_RATE).start()
-    bus = Bus("scheduler", platform.nats_url)
+    bus = Bus("scheduler", platform.nats_url, **platform.bus_identity("scheduler"))
     await bus.connect()
     cpu = PlatformCpu(platform)
     try:
@@ -200,7 +200,7 @@ async def burst(platform: BerthUp, events: EventLog, apps: list[dict[str, Any]])
 
 async def measure(platform: BerthUp) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     try:
         env_id = await api.environment(f"bench-routes-{os.getpid()}")
         apps = [await first_deploy(platform, api, events, env_id, f"rc{i}") for i in range(APPS)]

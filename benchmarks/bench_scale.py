@@ -71,7 +71,7 @@ async def engine_floor(image: str) -> tuple[float, float]:
 
 async def measure(platform: BerthUp) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     load: LoadProcess | None = None
     try:
         env_id = await api.environment(f"bench-scale-{os.getpid()}")

@@ -102,6 +102,19 @@ class BerthUp:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.ports['nats']}"
 
+    def bus_identity(self, user: str) -> dict[str, str]:
+        """``user=``, ``password=`` of one of the platform's bus identities (``berth_cli.nats_auth``)."""
+        from berth_cli import nats_auth
+
+        return {"user": user, "password": nats_auth.ensure_passwords(self.paths.root)[user]}
+
+    @property
+    def events_url(self) -> str:
+        """The bus's URL as the ``observer`` identity: every event as it is published (``EventLog``)."""
+        from berth_cli import nats_auth
+
+        return nats_auth.with_credentials(self.nats_url, **self.bus_identity("observer"))
+
     @property
     def proxy_port(self) -> int:
         return self.ports["proxy"]

@@ -17,10 +17,11 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from berth_cli import backup_archive as fmt
-from berth_cli import backup_nats
+from berth_cli import backup_nats, nats_auth
 from berth_cli import backup_pg as pg
 from berth_cli.backup_run import Changes, restore_nats, verify_archive, write_backup
 from berth_cli.layout import Paths
+from berth_common.bus.consumer import durable_name
 from berth_common.bus.streams import CMD_STREAM, declare_streams, default_streams
 
 PASSPHRASE = "correct horse battery staple"
@@ -34,34 +35,53 @@ def _data_dir(path: Path) -> Paths:
     return Paths(path)
 
 
-async def _busy_platform(url: str) -> None:
-    """The streams as the services declare them; a consumer that took three commands and acknowledged one
-    of them (one more was never delivered); two events."""
-    nc = await nats.connect(url)
+async def _connect_as(url: str, root: Path, identity: str) -> nats.aio.client.Client:
+    """A connection to the server at ``url`` (the admin's) as the data dir's ``identity``."""
+    password = nats_auth.ensure_passwords(root)[identity]
+    plain = nats_auth.without_credentials(url)
+    return await nats.connect(nats_auth.with_credentials(plain, identity, password), inbox_prefix=f"_INBOX.{identity}")
+
+
+DURABLE = durable_name("scheduler", "cmd.database.run")
+
+
+async def _busy_platform(url: str, root: Path) -> None:
+    """The streams as the services declare them; the scheduler's consumer took three commands (the api's)
+    and acknowledged one of them (one more was never delivered); two events. Each as its own identity."""
+    api, nc = await _connect_as(url, root, "api"), await _connect_as(url, root, "scheduler")
     js = nc.jetstream()
     await declare_streams(js, default_streams())
     config = ConsumerConfig(
-        durable_name="scheduler", filter_subject="cmd.>", ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S
+        name=DURABLE,
+        durable_name=DURABLE,
+        filter_subject="cmd.database.run",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
     )
     await js.add_consumer(CMD_STREAM, config)
     for i in range(4):
-        await js.publish("cmd.database.run", json.dumps({"n": i}).encode(), headers={"Nats-Msg-Id": f"cmd-{i}"})
+        await api.jetstream().publish(
+            "cmd.database.run", json.dumps({"n": i}).encode(), headers={"Nats-Msg-Id": f"cmd-{i}"}
+        )
     for i in range(2):
         await js.publish("evt.database.changed", json.dumps({"n": i}).encode())
-    sub = await js.pull_subscribe_bind("scheduler", CMD_STREAM)
+    sub = await js.pull_subscribe_bind(DURABLE, CMD_STREAM)
     taken = await sub.fetch(3, timeout=5)
     await taken[0].ack_sync()
     await nc.close()
+    await api.close()
 
 
-async def _after_restore(url: str) -> dict:
-    nc = await nats.connect(url)
+async def _after_restore(url: str, root: Path) -> dict:
+    admin = await backup_nats._connect(url)
+    streams = await backup_nats._names(admin)
+    await admin.close()
+    nc = await _connect_as(url, root, "scheduler")
     js = nc.jetstream()
     try:
-        streams = sorted([s.config.name for s in await js.streams_info()])
         counts = {name: (await js.stream_info(name)).state.messages for name in streams}
-        consumer = await js.consumer_info(CMD_STREAM, "scheduler")
-        sub = await js.pull_subscribe_bind("scheduler", CMD_STREAM)
+        consumer = await js.consumer_info(CMD_STREAM, DURABLE)
+        sub = await js.pull_subscribe_bind(DURABLE, CMD_STREAM)
         await asyncio.sleep(ACK_WAIT_S + 0.5)  # the two delivered but unacknowledged are due again
         got = []
         for _ in range(10):
@@ -88,7 +108,7 @@ def _backup(tmp_path: Path) -> tuple[Path, Paths]:
     staging = tmp_path / "staging"
     staging.mkdir()
     with backup_nats.nats_on_store(source, tmp_path / "nats-source.log") as running:
-        asyncio.run(_busy_platform(running))
+        asyncio.run(_busy_platform(running, source.root))
         # taken while the server runs and serves (the platform's NATS, here named by BERTH_NATS_URL)
         with backup_nats.platform_nats(source, {"BERTH_NATS_URL": running}, tmp_path / "unused.log") as url:
             assert url == running
@@ -124,7 +144,7 @@ def test_without_a_store_there_is_no_nats_to_back_up(tmp_path: Path):
 def test_a_stopped_platform_s_store_is_read_by_a_server_started_for_the_backup(tmp_path: Path):
     source = _data_dir(tmp_path / "source")
     with backup_nats.nats_on_store(source, tmp_path / "nats.log") as url:
-        asyncio.run(_busy_platform(url))
+        asyncio.run(_busy_platform(url, source.root))
     with backup_nats.platform_nats(source, {}, tmp_path / "nats.log") as url:
         assert url is not None
         streams = backup_nats.snapshot_streams(url, tmp_path / "snapshots")
@@ -157,7 +177,7 @@ def test_pending_commands_survive_a_backup_and_a_restore(tmp_path: Path):
         "BERTH_LOG",
     ]
     with backup_nats.nats_on_store(target, tmp_path / "nats-target.log") as url:  # as `berth up` runs it
-        found = asyncio.run(_after_restore(url))
+        found = asyncio.run(_after_restore(url, target.root))
     assert found["streams"] == ["BERTH_CMD", "BERTH_DLQ", "BERTH_EVT", "BERTH_LOG"]
     assert found["counts"] == {"BERTH_CMD": 3, "BERTH_DLQ": 0, "BERTH_EVT": 2, "BERTH_LOG": 0}
     assert (found["pending"], found["ack_pending"]) == (1, 2)  # one never delivered, two delivered unacknowledged

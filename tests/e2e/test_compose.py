@@ -28,15 +28,21 @@ def test_config_passes_with_the_required_variables():
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)
     services = cfg["services"]
-    assert set(services) == {"nats", "postgres", "traefik", "provision", *SERVICES}
+    assert set(services) == {"nats", "nats-config", "postgres", "traefik", "provision", *SERVICES}
     # one image for every Berth service, the service chosen by its command
-    images = {services[s]["image"] for s in {*SERVICES, "provision"}}
+    images = {services[s]["image"] for s in {*SERVICES, "provision", "nats-config"}}
     assert images == {"berth:latest"}
     assert {services[s]["build"]["dockerfile"] for s in SERVICES} == {"deploy/Dockerfile"}
     assert {s: services[s]["command"] for s in SERVICES} == {s: ["service", "run", s] for s in SERVICES}
     assert services["provision"]["command"] == ["db", "provision"]
+    # the bus: nats-server on the configuration nats-config writes (users, permissions; no anonymous access)
+    assert services["nats-config"]["command"] == ["bus", "config", "/nats-config/nats.conf"]
+    assert services["nats"]["command"][:2] == ["-c", "/etc/nats/berth/nats.conf"]
+    assert services["nats"]["depends_on"]["nats-config"]["condition"] == "service_completed_successfully"
+    mounts = {v["source"]: v["target"] for v in services["nats"]["volumes"]}
+    assert mounts == {"nats-data": "/data", "nats-config": "/etc/nats/berth"}
     for name, svc in services.items():
-        if name != "provision":
+        if name not in ("provision", "nats-config"):
             assert svc["healthcheck"]["test"][0] == "CMD", name
             assert svc["restart"] == "unless-stopped", name
     for name in SERVICES:

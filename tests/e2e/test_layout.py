@@ -14,6 +14,7 @@ from berth_cli.backoff import RestartPolicy
 from berth_cli.datadir import ensure_secret
 from berth_cli.layout import (
     DEFAULT_PORTS,
+    SERVICE_NAMES,
     ChildSpec,
     Paths,
     is_supervisor,
@@ -78,23 +79,37 @@ def test_split_children_get_only_their_own_database_role():
     ports = resolve_ports({"BERTH_PORT_BASE": "30000"})
     urls = {name: f"postgresql+asyncpg://berth_{name}:pw@127.0.0.1:30002/berth" for name in ports}
     common = {"BERTH_SECRET_KEY": "s"}
-    children = service_children(Path("/venv/bin"), ports, urls, common, all_in_one=False)
+    passwords = {name: f"pw-{name}" for name in SERVICE_NAMES}
+    children = service_children(Path("/venv/bin"), ports, urls, common, all_in_one=False, nats_passwords=passwords)
     assert [c.name for c in children] == ["api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"]
     assert children[3] == ChildSpec(
         "proxy-sync",
         ["/venv/bin/berth-proxy-sync"],
-        {"BERTH_SECRET_KEY": "s", "BERTH_DATABASE_URL": urls["proxy-sync"], "BERTH_HTTP_PORT": "30008"},
+        {
+            "BERTH_SECRET_KEY": "s",
+            "BERTH_DATABASE_URL": urls["proxy-sync"],
+            "BERTH_HTTP_PORT": "30008",
+            "BERTH_NATS_USER": "proxy-sync",
+            "BERTH_NATS_PASSWORD": "pw-proxy-sync",
+        },
         serves=["proxy-sync"],
     )
     for child in children:
         others = [u for n, u in urls.items() if n != child.name]
+        others += [p for n, p in passwords.items() if n != child.name]
         assert not any(u in child.env.values() for u in others)
+    # without passwords (a bus without users): no identity
+    [api, *_] = service_children(Path("/venv/bin"), ports, urls, common, all_in_one=False)
+    assert "BERTH_NATS_USER" not in api.env and "BERTH_NATS_PASSWORD" not in api.env
 
 
 def test_all_in_one_is_one_child_with_a_role_and_port_per_schema():
     ports = resolve_ports({"BERTH_PORT_BASE": "30000"})
     urls = {name: f"url-{name}" for name in ports}
-    [child] = service_children(Path("/venv/bin"), ports, urls, {"BERTH_SECRET_KEY": "s"}, all_in_one=True)
+    passwords = {name: f"pw-{name}" for name in SERVICE_NAMES}
+    [child] = service_children(
+        Path("/venv/bin"), ports, urls, {"BERTH_SECRET_KEY": "s"}, all_in_one=True, nats_passwords=passwords
+    )
     assert child == ChildSpec(
         "allinone",
         ["/venv/bin/berth-allinone"],
@@ -102,16 +117,28 @@ def test_all_in_one_is_one_child_with_a_role_and_port_per_schema():
             "BERTH_SECRET_KEY": "s",
             "BERTH_API_DATABASE_URL": "url-api",
             "BERTH_API_HTTP_PORT": "30005",
+            "BERTH_API_NATS_USER": "api",
+            "BERTH_API_NATS_PASSWORD": "pw-api",
             "BERTH_BUILDER_DATABASE_URL": "url-builder",
             "BERTH_BUILDER_HTTP_PORT": "30006",
+            "BERTH_BUILDER_NATS_USER": "builder",
+            "BERTH_BUILDER_NATS_PASSWORD": "pw-builder",
             "BERTH_SCHEDULER_DATABASE_URL": "url-scheduler",
             "BERTH_SCHEDULER_HTTP_PORT": "30007",
+            "BERTH_SCHEDULER_NATS_USER": "scheduler",
+            "BERTH_SCHEDULER_NATS_PASSWORD": "pw-scheduler",
             "BERTH_PROXY_DATABASE_URL": "url-proxy-sync",
             "BERTH_PROXY_HTTP_PORT": "30008",
+            "BERTH_PROXY_NATS_USER": "proxy-sync",
+            "BERTH_PROXY_NATS_PASSWORD": "pw-proxy-sync",
             "BERTH_METRICS_DATABASE_URL": "url-metrics",
             "BERTH_METRICS_HTTP_PORT": "30009",
+            "BERTH_METRICS_NATS_USER": "metrics",
+            "BERTH_METRICS_NATS_PASSWORD": "pw-metrics",
             "BERTH_NOTIFIER_DATABASE_URL": "url-notifier",
             "BERTH_NOTIFIER_HTTP_PORT": "30010",
+            "BERTH_NOTIFIER_NATS_USER": "notifier",
+            "BERTH_NOTIFIER_NATS_PASSWORD": "pw-notifier",
         },
         stop_timeout_s=40.0,
         serves=["api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"],
@@ -143,6 +170,9 @@ def test_the_admin_url_never_reaches_a_service():
         "BERTH_PORT_BASE": "30000",
         "BERTH_LOG_LEVEL": "DEBUG",
         "BERTH_SUPERVISED_BY": "/another/platform",
+        "BERTH_NATS_USER": "admin",
+        "BERTH_NATS_PASSWORD": "x",
+        "BERTH_API_NATS_PASSWORD": "y",
     }
     assert scrub_env(env) == {"PATH": "/bin", "BERTH_LOG_LEVEL": "DEBUG"}
 

@@ -5,6 +5,7 @@ adopts), `berth down --all` nothing at all, and data survives a restart. Both mo
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import stat
 import time
@@ -13,9 +14,13 @@ import urllib.request
 import uuid
 
 import asyncpg
+import nats
 import psutil
 import pytest
+from nats.errors import Error as NatsError
+from nats.errors import NoServersError
 
+from berth_cli import nats_auth
 from berth_cli.layout import SERVICE_NAMES
 from berth_cli.platform import leftovers
 from berth_common.bus import Bus
@@ -97,6 +102,35 @@ def test_every_component_is_ready_and_status_says_so(split_platform):
         assert private.read_text().strip() not in text
 
 
+async def test_the_bus_refuses_anonymous_clients_and_each_service_is_connected_as_itself(split_platform):
+    url = f"nats://127.0.0.1:{split_platform.ports['nats']}"
+    with pytest.raises((NoServersError, NatsError, OSError)):
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore)
+    assert_each_service_is_its_own_bus_user(split_platform)
+    assert "violation" not in split_platform.paths.log("nats").read_text().lower()
+    # the configuration and the passwords are private, and reach neither the state file nor a log
+    folder = nats_auth.auth_dir(split_platform.paths.root)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
+    logs = "".join(p.read_text(errors="replace") for p in split_platform.paths.logs.glob("*.log"))
+    state = split_platform.paths.state.read_text()
+    for password in nats_auth.ensure_passwords(split_platform.paths.root).values():
+        assert password not in logs and password not in state
+
+
+def assert_each_service_is_its_own_bus_user(platform) -> None:
+    """nats-server's list of connections: each service's (named ``berth-<service>``) is its own user."""
+    monitor = f"http://127.0.0.1:{platform.ports['nats_monitor']}"
+    with urllib.request.urlopen(f"{monitor}/connz?auth=true&limit=1024", timeout=5) as resp:
+        conns = json.load(resp)["connections"]
+    users = {c.get("name"): c.get("authorized_user") for c in conns}
+    assert {name: users.get(f"berth-{name}") for name in SERVICE_NAMES} == {n: n for n in SERVICE_NAMES}, users
+
+
+async def _ignore(exc: Exception) -> None:
+    """nats-py's default error callback prints the refusal: the test checks it by the raise."""
+
+
 def test_berth_up_prints_the_api_url_and_admin_token(split_platform):
     proc = split_platform.up()  # already running: waits for readiness and prints again
     token = split_platform.paths.admin_token.read_text().strip()
@@ -123,7 +157,8 @@ def test_a_killed_service_is_restarted(split_platform):
 async def test_down_leaves_nothing_and_up_keeps_the_data(split_platform):
     platform = split_platform
     nonce = uuid.uuid4().hex
-    bus = Bus("e2e-test", f"nats://127.0.0.1:{platform.ports['nats']}")
+    operator = nats_auth.ensure_passwords(platform.paths.root)["operator"]  # the liveness probe's sender
+    bus = Bus("e2e-test", f"nats://127.0.0.1:{platform.ports['nats']}", user="operator", password=operator)
     await bus.connect()
     try:
         await bus.publish(PingService(nonce=nonce))
@@ -167,6 +202,7 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     assert {status["components"][n]["process"] for n in SERVICE_NAMES} == {"allinone"}
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{fresh_platform.ports[name]}/readyz") == 200, name
+    assert_each_service_is_its_own_bus_user(fresh_platform)  # one process, six bus identities
     # proxy-sync wrote the sentinel route file at its start, and Traefik loaded it
     # (its API router too: the API answers proxy-sync's password, derived from the secret key, only)
     traefik_api = f"http://127.0.0.1:{fresh_platform.ports['traefik_api']}"

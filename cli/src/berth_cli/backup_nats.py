@@ -119,10 +119,14 @@ def _api_error(what: str, reply: dict[str, Any]) -> BackupError | None:
 async def _connect(url: str) -> Any:
     import nats
 
-    try:
-        return await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0)
+    from berth_cli.nats_auth import ADMIN, without_credentials
+
+    try:  # replies and snapshot chunks come to the admin identity's own inbox (the one it may read)
+        return await nats.connect(
+            url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0, inbox_prefix=f"_INBOX.{ADMIN}"
+        )
     except Exception as exc:
-        raise BackupError(f"cannot reach NATS at {url}: {type(exc).__name__}: {exc}") from None
+        raise BackupError(f"cannot reach NATS at {without_credentials(url)}: {type(exc).__name__}: {exc}") from None
 
 
 async def _request(nc: Any, subject: str, payload: dict[str, Any] | None, what: str) -> dict[str, Any]:
@@ -248,11 +252,12 @@ async def _jetstream_ready(url: str) -> None:
 
 @contextlib.contextmanager
 def nats_on_store(paths: Paths, log: Path) -> Iterator[str]:
-    """A NATS server with JetStream on the data directory's store and a free port, until the block ends."""
-    from berth_cli import components
+    """A NATS server with JetStream on the data directory's store and a free port, until the block ends; its
+    URL carries the data directory's ``admin`` identity (never print it: ``nats_auth.without_credentials``)."""
+    from berth_cli import components, nats_auth
 
-    launch = components.nats_launch(paths.root, components.free_port())
-    url = f"nats://127.0.0.1:{launch.argv[launch.argv.index('-p') + 1]}"
+    launch = components.nats_launch(paths.root, components.free_port(), config=nats_auth.write_config(paths.root))
+    url = nats_auth.admin_url(paths.root, f"nats://127.0.0.1:{launch.argv[launch.argv.index('-p') + 1]}")
     with log.open("ab") as out:
         proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -280,16 +285,21 @@ def nats_on_store(paths: Paths, log: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def platform_nats(paths: Paths, env: Mapping[str, str], log: Path) -> Iterator[str | None]:
-    """The platform's NATS: ``BERTH_NATS_URL`` when set; the running platform's; else a server started on
-    the data directory's store for the time of the block; None when the data directory has no store."""
-    from berth_cli import platform
+    """The platform's NATS: ``BERTH_NATS_URL`` when set (as ``BERTH_NATS_USER`` with ``BERTH_NATS_PASSWORD``
+    when they are set); the running platform's (as the data directory's ``admin`` identity); else a server
+    started on the data directory's store for the time of the block; None when the data directory has no
+    store. The URL may carry a password: never print it."""
+    from berth_cli import nats_auth, platform
 
     if env.get("BERTH_NATS_URL"):
-        yield env["BERTH_NATS_URL"]
+        url = env["BERTH_NATS_URL"]
+        if env.get("BERTH_NATS_USER") and env.get("BERTH_NATS_PASSWORD"):
+            url = nats_auth.with_credentials(url, env["BERTH_NATS_USER"], env["BERTH_NATS_PASSWORD"])
+        yield url
     elif platform.supervisor_pid(paths) is not None:
         state = read_json(paths.state) or {}
         port = (state.get("ports") or {}).get("nats") or resolve_ports(env)["nats"]
-        yield f"nats://127.0.0.1:{int(port)}"
+        yield nats_auth.admin_url(paths.root, f"nats://127.0.0.1:{int(port)}")
     elif store(paths).is_dir():
         with nats_on_store(paths, log) as url:
             yield url

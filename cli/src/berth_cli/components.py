@@ -62,10 +62,17 @@ def run_as(argv: list[str], user: str | None) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, check=False, user=user, group=gid, extra_groups=[])
 
 
-def nats_launch(data_dir: Path, port: int, host: str = "127.0.0.1", monitor_port: int | None = None) -> Launch:
+def nats_launch(
+    data_dir: Path, port: int, host: str = "127.0.0.1", monitor_port: int | None = None, config: Path | None = None
+) -> Launch:
+    """nats-server with JetStream on ``<data_dir>/nats``. ``config``: its configuration file (the users and
+    their permissions, ``berth_cli.nats_auth``); without it the server takes anonymous clients (tests)."""
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
-    argv = [bin_path("nats-server"), "-js", "-sd", str(store), "-a", host, "-p", str(port), "-n", "berth"]
+    argv = [bin_path("nats-server")]
+    if config is not None:
+        argv += ["-c", str(config)]
+    argv += ["-js", "-sd", str(store), "-a", host, "-p", str(port), "-n", "berth"]
     if monitor_port:
         argv += ["-m", str(monitor_port)]
     return Launch("nats", argv)

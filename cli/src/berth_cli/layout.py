@@ -235,13 +235,22 @@ def service_children(
     db_urls: Mapping[str, str],
     common_env: Mapping[str, str],
     all_in_one: bool,
+    nats_passwords: Mapping[str, str] | None = None,
 ) -> list[ChildSpec]:
-    """The service processes: six (one per service, each with only its own database role) or one."""
+    """The service processes: six (one per service, each with only its own database role and bus identity)
+    or one. ``nats_passwords``: each service's bus password (its user is its name); None: anonymous."""
+
+    def identity(name: str, prefix: str) -> dict[str, str]:
+        if nats_passwords is None:
+            return {}
+        return {f"{prefix}NATS_USER": name, f"{prefix}NATS_PASSWORD": nats_passwords[name]}
+
     if all_in_one:
         env = dict(common_env)
         for name, schema, _ in SERVICES:
             env[f"BERTH_{schema.upper()}_DATABASE_URL"] = db_urls[name]
             env[f"BERTH_{schema.upper()}_HTTP_PORT"] = str(ports[name])
+            env.update(identity(name, f"BERTH_{schema.upper()}_"))
         return [
             ChildSpec(
                 ALL_IN_ONE, [str(bin_dir / "berth-allinone")], env, stop_timeout_s=40.0, serves=list(SERVICE_NAMES)
@@ -250,6 +259,7 @@ def service_children(
     children = []
     for name, _, script in SERVICES:
         env = {**common_env, "BERTH_DATABASE_URL": db_urls[name], "BERTH_HTTP_PORT": str(ports[name])}
+        env.update(identity(name, "BERTH_"))
         children.append(ChildSpec(name, [str(bin_dir / script)], env, serves=[name]))
     return children
 
@@ -258,9 +268,10 @@ def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
     """The supervisor's environment without what must not reach the services (the admin database URL,
     per-service overrides the supervisor sets itself)."""
     drop = {"BERTH_DATABASE_URL", "BERTH_PORT_BASE", "BERTH_HTTP_PORT", SUPERVISED_BY}
+    own = ("_DATABASE_URL", "_HTTP_PORT", "_NATS_USER", "_NATS_PASSWORD")  # each service gets its own
     out = {}
     for key, value in env.items():
-        if key in drop or (key.startswith("BERTH_") and key.endswith(("_DATABASE_URL", "_HTTP_PORT"))):
+        if key in drop or (key.startswith("BERTH_") and key.endswith(own)):
             continue
         out[key] = value
     return out

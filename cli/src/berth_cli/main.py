@@ -181,6 +181,19 @@ def bus_spec() -> None:
     typer.echo(json.dumps(asyncapi_document(), indent=2))
 
 
+@bus_app.command("config")
+def bus_config(
+    out: Annotated[Path, typer.Argument(help="the nats-server configuration file to write")],
+) -> None:
+    """Write nats-server's configuration: one user per service, operator and admin, each with the
+    permissions the catalogue gives it, and passwords derived from BERTH_SECRET_KEY (docker-compose.yml)."""
+    from berth_cli import nats_auth
+
+    passwords = nats_auth.derived_passwords(_env("BERTH_SECRET_KEY"))
+    nats_auth.write_config(out.parent, out, passwords)
+    typer.echo(f"wrote {out}: users {', '.join(nats_auth.IDENTITIES)}")
+
+
 @images_app.command("base")
 def images_base(
     names: Annotated[list[str] | None, typer.Argument(help="images to make (default: all)")] = None,
@@ -218,7 +231,8 @@ def db_provision() -> None:
 @service_app.command("run")
 def service_run(name: str) -> None:
     """Run one service in this process. If BERTH_DATABASE_URL names no user, the service's own role and
-    its password (derived from BERTH_SECRET_KEY, as `berth db provision` made it) are filled in."""
+    its password (derived from BERTH_SECRET_KEY, as `berth db provision` made it) are filled in; without
+    BERTH_NATS_USER, its bus identity (its name, the password derived as `berth bus config` made it)."""
     from berth_cli import provisioning
     from berth_cli.allinone import installed
 
@@ -228,4 +242,9 @@ def service_run(name: str) -> None:
     url = _env("BERTH_DATABASE_URL")
     if not urlsplit(url).username:
         os.environ["BERTH_DATABASE_URL"] = provisioning.role_url(url, _env("BERTH_SECRET_KEY"), name)
+    if not os.environ.get("BERTH_NATS_USER"):  # its bus identity, as `berth bus config` made it
+        from berth_cli import nats_auth
+
+        os.environ["BERTH_NATS_USER"] = name
+        os.environ["BERTH_NATS_PASSWORD"] = nats_auth.derived_password(_env("BERTH_SECRET_KEY"), name)
     services[name].load().main()

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from berth_cli import components, dataplane
+from berth_cli import components, dataplane, nats_auth
 from berth_cli.backoff import RestartPolicy
 from berth_cli.childproc import Child, acquire_pidfile, configure_logging, die_with_parent
 from berth_cli.datadir import ensure_secret, rotate, write_json
@@ -272,6 +272,22 @@ class Supervisor:
                 await asyncio.wait_for(self._stop.wait(), delay)
         return None
 
+    async def _nats_config(self) -> Path | None:
+        """Write nats-server's configuration (users, permissions) in a one-shot child; its path, or None
+        (logged) when that failed."""
+        logfile = self.paths.log("nats-config")
+        with logfile.open("ab") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "berth_cli.nats_auth", str(self.paths.root), stdout=err, stderr=err
+            )
+            rc = await proc.wait()
+        if rc != 0:
+            self.log.error("writing the NATS configuration failed", exit=rc, log=str(logfile))
+            self.exit_code = 1
+            self._stop.set()
+            return None
+        return nats_auth.config_path(self.paths.root)
+
     async def _start(self) -> None:
         paths = self.paths
         secret = ensure_secret(paths.secret_key)
@@ -293,7 +309,12 @@ class Supervisor:
                 self.log.info("postgres cluster outside the data dir: its parents are private", cluster=str(cluster))
             self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
             admin_url = components.pg_admin_url(self.ports["postgres"], password)
-        nats = components.nats_launch(paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"])
+        nats_config = await self._nats_config()
+        if nats_config is None:
+            return
+        nats = components.nats_launch(
+            paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"], config=nats_config
+        )
         self.start_child(ChildSpec("nats", nats.argv, nats.env))
         self.save()
         if not await self._wait_ready(["postgres", "nats"]):
@@ -316,7 +337,8 @@ class Supervisor:
         common["BERTH_METRICS_TOKEN"] = ensure_secret(paths.metrics_token, 32)  # Prometheus' bearer token
         common["BERTH_PROXY_TLS_PORT"] = str(tls_port)  # proxy-sync looks at the certificates served there
         bin_dir = Path(sys.executable).parent
-        for spec in service_children(bin_dir, self.ports, urls, common, self.all_in_one):
+        passwords = nats_auth.ensure_passwords(paths.root)
+        for spec in service_children(bin_dir, self.ports, urls, common, self.all_in_one, passwords):
             self.start_child(spec)
         self.phase = "running"
         self.save()

@@ -83,6 +83,8 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         backoff_s=settings.nak_backoff_s,
         rpc_timeout_s=settings.rpc_timeout_s,
         streams=default_streams(settings.event_retention_days, settings.log_retention_hours),
+        user=settings.nats_user or None,
+        password=settings.nats_password.get_secret_value() or None,
     )
     delay = 0.2
     while True:

@@ -33,6 +33,9 @@ class BaseServiceSettings(BaseSettings):
     data_dir: Path = Path(".berth")
 
     nats_url: str = "nats://127.0.0.1:4222"
+    # The service's bus identity (``berth_common.bus.permissions``); empty: connect without credentials.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
     database_url: SecretStr = SecretStr(f"postgresql+asyncpg://berth:{DEV_DB_PASSWORD}@127.0.0.1:5432/berth")
     db_schema: str = ""
     # Connections kept open while idle, and how many more a burst may open (closed when returned).
@@ -107,15 +110,20 @@ class BaseServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _per_service_overrides(self) -> BaseServiceSettings:
-        """``BERTH_<SCHEMA>_DATABASE_URL`` / ``BERTH_<SCHEMA>_HTTP_PORT`` win over the shared variables.
+        """``BERTH_<SCHEMA>_DATABASE_URL`` / ``BERTH_<SCHEMA>_HTTP_PORT`` / ``BERTH_<SCHEMA>_NATS_USER`` /
+        ``BERTH_<SCHEMA>_NATS_PASSWORD`` win over the shared variables.
 
-        This lets one environment (the all-in-one process) carry a role and a port per service.
+        This lets one environment (the all-in-one process) carry a role, a port and a bus identity per service.
         """
         prefix = f"BERTH_{self.schema_name.upper()}_"
         if url := os.environ.get(prefix + "DATABASE_URL"):
             self.database_url = SecretStr(url)
         if port := os.environ.get(prefix + "HTTP_PORT"):
             self.http_port = int(port)
+        if user := os.environ.get(prefix + "NATS_USER"):
+            self.nats_user = user
+        if password := os.environ.get(prefix + "NATS_PASSWORD"):
+            self.nats_password = SecretStr(password)
         return self
 
     @model_validator(mode="after")

@@ -19,16 +19,8 @@ from nats.js.errors import NoStreamResponseError
 from pydantic import BaseModel
 
 from berth_common.bus.consumer import Consumer, Handler
-from berth_common.bus.streams import (
-    CMD_STREAM,
-    DEAD_LETTER_PREFIX,
-    DLQ_STREAM,
-    EVT_STREAM,
-    LOG_STREAM,
-    StreamSpec,
-    declare_streams,
-    default_streams,
-)
+from berth_common.bus.permissions import inbox_prefix
+from berth_common.bus.streams import DEAD_LETTER_PREFIX, StreamSpec, declare_streams, default_streams, stream_for
 from berth_common.catalogue import BusDeadLettered, Message
 from berth_common.envelope import Envelope
 from berth_common.logging import get_logger
@@ -79,9 +71,14 @@ class Bus:
         backoff_s: list[float] | None = None,
         rpc_timeout_s: float = 5.0,
         streams: list[StreamSpec] | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.service = service
         self.url = url
+        # The bus identity (``berth_common.bus.permissions``); None: anonymous (a server without users).
+        self.user = user
+        self._password = password
         self.max_deliver = max_deliver
         self.ack_wait_s = ack_wait_s
         self.fetch_wait_s = fetch_wait_s
@@ -97,6 +94,11 @@ class Bus:
     # --- connection --------------------------------------------------------------------------------
 
     async def connect(self, *, declare: bool = True) -> None:
+        """Connect (as ``user`` when set: replies and deliveries then come to its own inbox prefix, the
+        only one it may subscribe to) and declare the streams."""
+        identity: dict[str, Any] = {}
+        if self.user:
+            identity = {"user": self.user, "password": self._password or "", "inbox_prefix": inbox_prefix(self.user)}
         self._nc = await nats.connect(
             self.url,
             name=f"berth-{self.service}",
@@ -104,6 +106,7 @@ class Bus:
             reconnect_time_wait=0.5,
             connect_timeout=5,
             allow_reconnect=True,
+            **identity,
         )
         self._js = self._nc.jetstream()
         if declare:
@@ -256,7 +259,7 @@ class Bus:
             subject, model = message_type, None
         else:
             subject, model = message_type.TYPE, message_type
-        stream = {"cmd": CMD_STREAM, "log": LOG_STREAM, "dlq": DLQ_STREAM}.get(subject.split(".", 1)[0], EVT_STREAM)
+        stream = stream_for(subject)
         consumer = Consumer(
             bus=self,
             service=durable_service or self.service,

@@ -19,6 +19,11 @@ DLQ_STREAM = "BERTH_DLQ"
 DEAD_LETTER_PREFIX = "dlq."
 
 
+def stream_for(subject: str) -> str:
+    """The stream that holds ``subject`` (its first token: cmd, log, dlq; anything else is an event)."""
+    return {"cmd": CMD_STREAM, "log": LOG_STREAM, "dlq": DLQ_STREAM}.get(subject.split(".", 1)[0], EVT_STREAM)
+
+
 class StreamConflictError(RuntimeError):
     """A stream exists with a configuration other than the declared one; Berth refuses to overwrite it."""
 

@@ -1,0 +1,97 @@
+"""The local platform's bus identities: one NATS user per service, ``operator``, ``observer`` and ``admin``
+(``berth backup``); ``berth_common.bus.permissions`` says what each may do.
+
+Each identity's password is made at first start (random, ``<data>/nats-auth/<identity>.password``, mode
+0600 in a 0700 directory) and kept. nats-server runs with ``<data>/nats-auth/nats.conf`` (0600), written at
+every start from those passwords and the permissions the catalogue gives each identity
+(``berth_common.bus.permissions``), so a new version's catalogue takes effect on the next ``berth up``.
+There is no anonymous user: a client without a password is refused.
+
+The supervisor writes the configuration in a one-shot child (``python -m berth_cli.nats_auth DATA_DIR``):
+the catalogue stays out of the long-lived supervisor's memory. Nothing here logs a password.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from berth_cli.datadir import ensure_secret, write_private
+from berth_cli.layout import SERVICE_NAMES
+
+ADMIN = "admin"
+OPERATOR = "operator"  # the catalogue's party: a monitoring probe, a tool watching dead letters, a test
+OBSERVER = "observer"  # reads every event as it is published (the benchmarks), sends nothing
+IDENTITIES = (*SERVICE_NAMES, OPERATOR, OBSERVER, ADMIN)
+
+
+def auth_dir(root: Path) -> Path:
+    return root / "nats-auth"
+
+
+def config_path(root: Path) -> Path:
+    return auth_dir(root) / "nats.conf"
+
+
+def ensure_passwords(root: Path) -> dict[str, str]:
+    """Every identity's password, made (32 random bytes) the first time."""
+    folder = auth_dir(root)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return {identity: ensure_secret(folder / f"{identity}.password", 32) for identity in IDENTITIES}
+
+
+def derived_password(secret_key: str, identity: str) -> str:
+    """``identity``'s password derived from the platform's secret key (docker-compose.yml: no file is shared
+    between the containers; the database roles' passwords are made the same way)."""
+    import hashlib  # here: hmac loads OpenSSL's libcrypto, MBs the long-lived supervisor has no use for
+    import hmac
+
+    return hmac.new(secret_key.encode(), f"nats-user:{identity}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def derived_passwords(secret_key: str) -> dict[str, str]:
+    return {identity: derived_password(secret_key, identity) for identity in IDENTITIES}
+
+
+def config_text(passwords: dict[str, str]) -> str:
+    """nats-server's configuration (JSON is valid there): the users and their permissions."""
+    from berth_common.bus.permissions import authorization
+
+    return json.dumps({"authorization": authorization(passwords)}, indent=2, sort_keys=True) + "\n"
+
+
+def write_config(root: Path, path: Path | None = None, passwords: dict[str, str] | None = None) -> Path:
+    """Write nats-server's configuration (0600; by default ``nats.conf`` of the data dir ``root``, with its
+    passwords); its path."""
+    path = path or config_path(root)
+    write_private(path, config_text(passwords if passwords is not None else ensure_passwords(root)))
+    return path
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` with ``user:password@`` (what the nats client reads); never log the result."""
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without its user and password (for messages and logs)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def admin_url(root: Path, url: str) -> str:
+    """``url`` as the ``admin`` identity of the data dir ``root`` (its password made if need be)."""
+    return with_credentials(url, ADMIN, ensure_passwords(root)[ADMIN])
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the supervisor
+    write_config(Path(sys.argv[1]))

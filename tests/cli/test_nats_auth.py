@@ -1,0 +1,268 @@
+"""The local platform's bus with its users (a real nats-server on the configuration ``berth up`` writes):
+no anonymous client, each service publishes only what the catalogue says it produces and reads only what
+it consumes."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.errors import Error as NatsError
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig
+from typer.testing import CliRunner
+
+from berth_cli import components, nats_auth
+from berth_cli.main import app
+from berth_common.bus import Bus, Delivery
+from berth_common.bus.consumer import durable_name
+from berth_common.bus.permissions import IDENTITIES
+from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
+from berth_common.catalogue import BusDeadLettered, DeploymentFailed, LogLine, StartDeployment
+from tests.support.bus_helpers import wait_until
+from tests.support.procs import NatsServer, Proc, start_on_a_free_port, wait_healthz, wait_port
+
+
+class AuthNats(NatsServer):
+    """The test fixture's server, started on the configuration the supervisor writes for ``data_dir``."""
+
+    def start(self, attempts: int = 3) -> AuthNats:
+        config = nats_auth.write_config(self.data_dir)
+
+        def launch(port: int) -> None:
+            monitor = components.free_port()
+            spec = components.nats_launch(self.data_dir, port, monitor_port=monitor, config=config)
+            self.proc = Proc(spec, self.data_dir / "nats.log")
+            wait_port(port, proc=self.proc.start())
+            wait_healthz(monitor, self.proc)
+
+        self.port = start_on_a_free_port(launch, self.port, attempts)
+        return self
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> AsyncIterator[AuthNats]:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    running = AuthNats(data).start()
+    yield running
+    running.stop()
+
+
+def _password(server: AuthNats, identity: str) -> str:
+    return nats_auth.ensure_passwords(server.data_dir)[identity]
+
+
+async def _bus(server: AuthNats, service: str) -> Bus:
+    bus = Bus(service, server.url, user=service, password=_password(server, service))
+    await bus.connect()
+    return bus
+
+
+async def _raw(server: AuthNats, identity: str, errors: list[str]) -> Any:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    return await nats.connect(
+        server.url,
+        user=identity,
+        password=_password(server, identity),
+        inbox_prefix=f"_INBOX.{identity}",
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+
+
+def test_the_secrets_are_private_and_the_configuration_names_every_identity(server: AuthNats):
+    folder = nats_auth.auth_dir(server.data_dir)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted([*(f"{i}.password" for i in IDENTITIES), "nats.conf"])
+    assert all(stat.S_IMODE((folder / f).stat().st_mode) == 0o600 for f in files)
+    passwords = nats_auth.ensure_passwords(server.data_dir)
+    assert len(set(passwords.values())) == len(IDENTITIES)  # kept across starts, one per identity
+    assert nats_auth.ensure_passwords(server.data_dir) == passwords
+    assert "no_auth_user" not in nats_auth.config_path(server.data_dir).read_text()
+    assert nats_auth.IDENTITIES == IDENTITIES  # the cli's list is the catalogue's
+
+
+async def test_an_anonymous_client_or_a_wrong_password_is_refused(server: AuthNats):
+    for credentials in ({}, {"user": "api", "password": "guess"}, {"user": "operator", "password": "x"}):
+        errors: list[str] = []
+
+        async def on_error(exc: Exception, errors: list[str] = errors) -> None:
+            errors.append(str(exc))
+
+        with pytest.raises((NoServersError, NatsError, OSError)):
+            await nats.connect(
+                server.url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error, **credentials
+            )
+        assert any("authorization violation" in e.lower() for e in errors), (credentials, errors)
+
+
+async def test_a_service_publishes_what_it_owns_and_is_refused_the_rest(server: AuthNats):
+    api = await _bus(server, "api")  # declares the streams
+    notifier = await _bus(server, "notifier")
+    try:
+        await api.publish_raw(StartDeployment.TYPE, b"{}", {"Nats-Msg-Id": "start-1"})
+        await notifier.publish(BusDeadLettered(original_subject="x", consumer="c", deliveries=1, reason="r"))
+        errors: list[str] = []
+        raw = await _raw(server, "notifier", errors)
+        with pytest.raises(NatsTimeoutError):  # the server drops it: no stream takes it, no ack comes
+            await raw.jetstream().publish("cmd.deployment.start", b"{}", timeout=1, headers={"Nats-Msg-Id": "x"})
+        await raw.close()
+        assert any('permissions violation for publish to "cmd.deployment.start"' in e for e in errors), errors
+        assert (await api.js.stream_info(CMD_STREAM)).state.messages == 1  # the api's only
+        assert (await api.js.stream_info(EVT_STREAM)).state.messages == 1  # the notifier's own event
+    finally:
+        await notifier.close()
+        await api.close()
+
+
+async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
+    api, scheduler, notifier = [await _bus(server, s) for s in ("api", "scheduler", "notifier")]
+    got: list[str] = []
+
+    async def on_failed(message: DeploymentFailed, delivery: Delivery) -> None:
+        got.append(message.deployment_id)
+
+    try:
+        await notifier.consume(DeploymentFailed, on_failed, new_only=True)
+        await scheduler.publish(DeploymentFailed(deployment_id="d1", application_id="a1", team_id="t1", reason="x"))
+        await api.publish_raw(StartDeployment.TYPE, b"{}", {"Nats-Msg-Id": "start-2"})
+        await wait_until(lambda: got == ["d1"])
+
+        errors: list[str] = []
+        raw = await _raw(server, "notifier", errors)
+        js = raw.jetstream(timeout=1)
+        await raw.subscribe("cmd.>")  # core subscriptions to others' messages or others' inboxes
+        await raw.subscribe("_INBOX.>")
+        await raw.subscribe("_INBOX.scheduler.>")
+        await raw.flush()
+        name = durable_name("notifier", StartDeployment.TYPE)  # a consumer on a command it does not own
+        config = ConsumerConfig(name=name, durable_name=name, filter_subject="cmd.>", ack_policy=AckPolicy.EXPLICIT)
+        with pytest.raises(NatsTimeoutError):
+            await js.add_consumer(CMD_STREAM, config)
+        with pytest.raises(NatsTimeoutError):  # nor a direct read of the stream
+            await js.get_last_msg(CMD_STREAM, "cmd.deployment.start")
+        await raw.flush()
+        await asyncio.sleep(0.2)
+        await raw.close()
+        violations = sorted(e for e in errors if "permissions violation" in e)
+        assert violations == sorted(  # nats-py lowercases the server's message
+            e.lower()
+            for e in [
+                'nats: permissions violation for subscription to "cmd.>"',
+                'nats: permissions violation for subscription to "_INBOX.>"',
+                'nats: permissions violation for subscription to "_INBOX.scheduler.>"',
+                f'nats: permissions violation for publish to "$JS.API.CONSUMER.CREATE.{CMD_STREAM}.{name}.cmd.>"',
+                f'nats: permissions violation for publish to "$JS.API.STREAM.MSG.GET.{CMD_STREAM}"',
+            ]
+        ), errors
+        assert (await api.js.stream_info(CMD_STREAM)).state.messages == 1  # still there for the scheduler
+
+        # the observer sees every event as it is published, and may send nothing
+        seen: list[str] = []
+        errors.clear()
+        observer = await _raw(server, "observer", errors)
+
+        async def on_event(msg: Any) -> None:
+            seen.append(msg.subject)
+
+        await observer.subscribe("evt.>", cb=on_event)
+        await observer.flush()
+        await scheduler.publish(DeploymentFailed(deployment_id="d3", application_id="a1", team_id="t1", reason="x"))
+        await wait_until(lambda: seen == [DeploymentFailed.TYPE])
+        await observer.publish("evt.deployment.failed", b"{}")
+        await observer.flush()
+        await asyncio.sleep(0.2)
+        await observer.close()
+        assert errors == ['nats: permissions violation for publish to "evt.deployment.failed"']
+    finally:
+        for bus in (notifier, scheduler, api):
+            await bus.close()
+
+
+async def test_the_compose_configuration_derives_each_password_from_the_secret_key(tmp_path: Path):
+    """`berth bus config` (docker-compose.yml's nats-config) and `berth service run`'s derived identity."""
+    out = tmp_path / "config" / "nats.conf"
+    out.parent.mkdir()
+    result = CliRunner().invoke(app, ["bus", "config", str(out)], env={"BERTH_SECRET_KEY": "k" * 64})
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out}: users {', '.join(IDENTITIES)}\n"  # no password printed
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    data = tmp_path / "data"
+    data.mkdir()
+    server = NatsServer(data)
+
+    def launch(port: int) -> None:
+        monitor = components.free_port()
+        server.proc = Proc(components.nats_launch(data, port, monitor_port=monitor, config=out), data / "nats.log")
+        wait_port(port, proc=server.proc.start())
+        wait_healthz(monitor, server.proc)
+
+    server.port = start_on_a_free_port(launch, server.port)
+    try:
+        derived = nats_auth.derived_password("k" * 64, "scheduler")
+        assert (
+            derived != nats_auth.derived_password("k" * 63, "scheduler") != nats_auth.derived_password("k" * 64, "api")
+        )
+        bus = Bus("scheduler", server.url, user="scheduler", password=derived)
+        await bus.connect()
+        await bus.close()
+        with pytest.raises((NoServersError, NatsError, OSError)):
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore)
+    finally:
+        server.stop()
+
+
+async def _ignore(exc: Exception) -> None:
+    """The refusal is checked by the raise."""
+
+
+async def test_a_log_follow_reaches_the_askers_inbox_and_the_api_reads_the_log_stream(server: AuthNats):
+    """The scheduler sends a follow's lines to the inbox the api named and asks ``<inbox>.alive``; the
+    api reads a deployment's lines (``log.<id>``, the builder's) with an ephemeral ordered consumer."""
+    from berth_api.adapters.logstream import LogReader, last_sequence
+
+    builder, api = await _bus(server, "builder"), await _bus(server, "api")
+    errors: list[str] = []
+    scheduler = await _raw(server, "scheduler", errors)
+    try:
+        lines: list[bytes] = []
+        inbox = api.nc.new_inbox()
+        assert inbox.startswith("_INBOX.api.")
+
+        async def on_lines(msg: Any) -> None:
+            lines.append(msg.data)
+
+        async def on_alive(msg: Any) -> None:
+            await msg.respond(b"")
+
+        await api.nc.subscribe(inbox, cb=on_lines)
+        await api.nc.subscribe(inbox + ".alive", cb=on_alive)
+        await api.nc.flush()
+        await scheduler.publish(inbox, b"line 1")
+        assert (await scheduler.request(inbox + ".alive", b"", timeout=2)).data == b""
+        await wait_until(lambda: lines == [b"line 1"])
+
+        for seq in range(3):
+            line = LogLine(deployment_id="d1", seq=seq, stream="build", line=f"step {seq}")
+            await builder.publish(line, id=f"d1-{seq}", nats_subject="log.d1")
+        assert await last_sequence(api.js, "d1") == 3
+        async with LogReader(api.js, "d1") as reader:
+            got = [await reader.next(timeout=5) for _ in range(3)]
+        assert [e.line.line for e in got if e is not None] == ["step 0", "step 1", "step 2"]
+        await asyncio.sleep(0.2)
+        assert errors == []
+        assert "violation" not in (server.data_dir / "nats.log").read_text().lower()
+    finally:
+        await scheduler.close()
+        await api.close()
+        await builder.close()
