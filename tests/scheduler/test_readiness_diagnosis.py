@@ -14,7 +14,7 @@ from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain.containers import container_spec
 from tests.scheduler.test_docker_replicas import DEP, run, spec_of
-from tests.support.images import DOCKER
+from tests.support.images import DOCKER, python_image
 
 pytestmark = [pytest.mark.docker]
 
@@ -52,6 +52,22 @@ async def test_an_app_on_a_hard_coded_other_port_fails_in_seconds(docker, readin
     assert "listening on 8080" in reason  # the container's last log lines
     assert took < 10, took
     assert not _helpers(cs.name)  # the sockets helper is gone
+
+
+@pytest.mark.slow  # the Debian Python image takes about 40 s to make the first time
+async def test_a_python_app_on_a_hard_coded_port(docker, readiness, app_id):
+    python = python_image()
+    code = (
+        "import http.server as h\n"
+        "print('serving on 5000', flush=True)\n"
+        "h.HTTPServer(('', 5000), h.SimpleHTTPRequestHandler).serve_forever()\n"
+    )
+    spec = web(python, ["python3", "-c", code])
+    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, python, host_port=allocate_port())
+    reason, took = await fails_with(docker, readiness, cs)
+    assert "the app listens on 5000, not on 80; set the service port to 5000" in reason, reason
+    assert "serving on 5000" in reason
+    assert took < 10, took
 
 
 async def test_an_image_exposing_another_port_with_nothing_listening(docker, readiness, busybox, app_id, unique):

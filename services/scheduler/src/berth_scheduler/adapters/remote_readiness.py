@@ -70,8 +70,8 @@ class RemoteReadiness(ReadinessChecker):
             return Seen(False, f"GET {path} timed out after {timeout_s:g} s", "timeout")
         except ConnectionResetError:
             return Seen(False, f"GET {path}: connection reset", "reset")
-        except Exception as exc:
-            if "refused" in str(exc).lower():
+        except Exception as exc:  # asyncssh's ChannelOpenError says "Connection refused" in its reason
+            if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
                 return Seen(False, f"GET {path}: connection refused", "refused")
             return Seen(False, f"GET {path} failed: {exc or type(exc).__name__}", "error")
         if status is None:
