@@ -74,7 +74,10 @@ async def fail_once(api: Api, events: EventLog, env_id: str, case: dict[str, Any
     service: dict[str, Any] = {"kind": "web", "name": "web", "port": 80, "health_path": case.get("path", "/")}
     if "command" in case:
         service["command"] = case["command"]
-    body = {"name": case["name"].replace("_", "-"), "source": {"kind": "image", "image": case["image"]}}
+    body = {
+        "name": case["name"].replace("_", "-"),
+        "source": {"kind": "image", "image": case["image"], "pull_policy": "if-missing"},
+    }
     app = await api._call(
         "POST", f"/v1/environments/{env_id}/applications", 201, {**body, "services": [service], "stop_timeout_s": 2}
     )
