@@ -1,8 +1,10 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
 A replica is ready only when the check passes (a one-shot compose service, ``completes``: also once it
-exited 0); a container that keeps exiting (crash loop), or whose
-check does not pass before the deadline, is reported with what was seen last and its last log lines.
+exited 0); a container that keeps exiting (crash loop), or whose check does not pass before the deadline, is
+reported with what was seen last, in words (:mod:`domain.readiness`), and its last log lines. While a web
+replica fails its GET, :class:`Diagnosis` looks at its listening sockets and image, and ends the wait early
+when it will not pass (another port, only other ports exposed, the same error answer over and over).
 """
 
 from __future__ import annotations
