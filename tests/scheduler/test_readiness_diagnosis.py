@@ -113,3 +113,21 @@ def _helpers(replica: str) -> list[str]:
         [DOCKER, "ps", "-aq", "--filter", f"name={replica}-sockets"], capture_output=True, text=True, check=False
     )
     return out.stdout.split()
+
+
+async def test_a_correct_app_runs_no_sockets_helper(docker, readiness, busybox, app_id):
+    spec = web(busybox, ["sh", "-c", 'mkdir /w && echo ok > /w/index.html && exec httpd -f -p "$PORT" -h /w'])
+    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
+    since = str(int(time.time()) - 1)
+    await run(docker, cs)
+    t0 = time.monotonic()
+    await readiness.wait_ready(cs, time.time() + 20)
+    took = time.monotonic() - t0
+    until = str(int(time.time()) + 1)
+    events = [DOCKER, "events", "--since", since, "--until", until, "--format", "{{.Actor.Attributes.name}}"]
+    filters = ["--filter", "type=container", "--filter", "event=create"]
+    created = subprocess.run([*events, *filters], capture_output=True, text=True, check=True).stdout.split()
+    assert cs.name in created  # the events are read (so the next assertion can fail)
+    # a helper runs only once the GET failed for sockets_after_s (a loaded machine can take that long)
+    helpers = [n for n in created if n.endswith("-sockets")]
+    assert helpers == [] or took >= readiness.config.sockets_after_s, (created, took)
