@@ -7,15 +7,22 @@ new web application on port 80 (readiness ``GET /``, the deployment's readiness 
 that resets every connection, one that answers 500 with a body. ``fail_s`` is from the deploy request to
 the ``evt.deployment.failed`` event; every reason must name the cause (the case's ``expect`` text), or the
 benchmark fails. Images are made locally (busybox; the Debian Python base image of the tests).
+
+``static_80_ok_s``: the case that must not fail any more, a local git repository holding only ``index.html``
+deployed with ``dockerfile: null`` as a web service on port 80, from the deploy request to ``succeeded``
+(Berth's detection builds it; the generated server listens on ``$PORT``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.support.events import EventLog
@@ -92,29 +99,64 @@ async def fail_once(api: Api, events: EventLog, env_id: str, case: dict[str, Any
     return {"case": case["name"], "fail_s": round(took, 2), "reason": reason.split("\n", 1)[0][:300]}
 
 
+def static_repo(root: Path) -> str:
+    """A local git repository holding only ``index.html``: its path."""
+    repo = root / "site"
+    repo.mkdir()
+    (repo / "index.html").write_text("static site on port 80\n")
+    author = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], [*author, "commit", "-q", "-m", "site"]):
+        subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True)
+    return str(repo)
+
+
+async def static_on_80(api: Api, events: EventLog, env_id: str, repository: str) -> float:
+    """Seconds from the deploy request to ``succeeded`` of the detected static site on port 80."""
+    body = {
+        "name": "static-80",
+        "source": {"kind": "git", "repository": repository, "branch": "main", "dockerfile": None},
+        "services": [{"kind": "web", "name": "web", "port": 80, "health_path": "/"}],
+        "stop_timeout_s": 2,
+    }
+    app = await api._call("POST", f"/v1/environments/{env_id}/applications", 201, body)
+    api.platform.apps.append(app["id"])
+    t0 = time.monotonic()
+    dep = await api.deploy(app["id"])
+    await events.finished(dep["id"], timeout=180)  # raises unless it succeeded
+    return round(time.monotonic() - t0, 2)
+
+
 async def run() -> dict[str, Any]:
     busybox = busybox_image()
     baseimages.ensure_base_images([baseimages.PYTHON_IMAGE])
     tag = f"berth-bench/diagnostics-{os.getpid()}"
     made = cases(busybox, baseimages.PYTHON_IMAGE, tag)
-    platform = await asyncio.to_thread(BerthUp().start)
+    root = Path(tempfile.mkdtemp(prefix="berth-bench-diag-"))
+    platform = await asyncio.to_thread(BerthUp(extra_env={"BERTH_ALLOW_LOCAL_GIT": "true"}).start)
     api = Api(platform)
     events = await EventLog(platform.nats_url).start()
     try:
         env_id = await api.environment(f"bench-diagnostics-{os.getpid()}")
         samples = [await fail_once(api, events, env_id, case) for case in made]
+        static_s = await static_on_80(api, events, env_id, static_repo(root))
     finally:
         await events.close()
         await api.close()
         await asyncio.to_thread(platform.stop)
         for suffix in ("expose", "idle"):
             subprocess.run([baseimages.DOCKER, "rmi", "-f", f"{tag}-{suffix}"], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        listed = [baseimages.DOCKER, "images", "--format", "{{.Repository}}:{{.Tag}}", "berth/static-80"]
+        built = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
+        if built:
+            subprocess.run([baseimages.DOCKER, "rmi", "-f", *built], capture_output=True, check=False)
     fails = [s["fail_s"] for s in samples]
     return {
         "cases": len(samples),
         "fail_s_max": max(fails),
         "fail_s_p50": round(statistics.median(fails), 2),
         "samples": samples,
+        "static_80_ok_s": static_s,
         "readiness_timeout_s": 120,
         "path": "REST API of `berth up` (split mode) -> scheduler -> Docker; readiness with its socket look",
     }
