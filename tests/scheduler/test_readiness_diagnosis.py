@@ -118,7 +118,7 @@ def _helpers(replica: str) -> list[str]:
 async def test_a_correct_app_runs_no_sockets_helper(docker, readiness, busybox, app_id):
     spec = web(busybox, ["sh", "-c", 'mkdir /w && echo ok > /w/index.html && exec httpd -f -p "$PORT" -h /w'])
     cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
-    since = str(int(time.time()) - 1)
+    since = f"{time.time():.6f}"  # after the earlier tests' helpers (the same replica name)
     await run(docker, cs)
     t0 = time.monotonic()
     await readiness.wait_ready(cs, time.time() + 20)
@@ -129,5 +129,5 @@ async def test_a_correct_app_runs_no_sockets_helper(docker, readiness, busybox, 
     created = subprocess.run([*events, *filters], capture_output=True, text=True, check=True).stdout.split()
     assert cs.name in created  # the events are read (so the next assertion can fail)
     # a helper runs only once the GET failed for sockets_after_s (a loaded machine can take that long)
-    helpers = [n for n in created if n.endswith("-sockets")]
+    helpers = [n for n in created if n == f"{cs.name}-sockets"]
     assert helpers == [] or took >= readiness.config.sockets_after_s, (created, took)
