@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from berth_scheduler.adapters.readiness import ReadinessConfig
 
 HELPER_TIMEOUT_S = 5.0
+_finishing: set[asyncio.Task[list[Listener] | None]] = set()  # reads left to end after their wait ended
 
 
 def describe_error(path: str, exc: httpx.HTTPError, timeout_s: float) -> Seen:
@@ -57,10 +58,18 @@ def describe_error(path: str, exc: httpx.HTTPError, timeout_s: float) -> Seen:
 
 async def read_listeners(docker: DockerExecutor, replica: str, container_id: str) -> list[Listener]:
     """The listening sockets of a running container, read by the sockets helper."""
-    body = sockets_helper_body(container_id)
-    async with asyncio.timeout(HELPER_TIMEOUT_S), HelperContainer(docker, sockets_helper_name(replica), body) as h:
-        out = await h.drain()
-        await h.exit_code(HELPER_TIMEOUT_S)
+    name = sockets_helper_name(replica)
+    try:
+        async with (
+            asyncio.timeout(HELPER_TIMEOUT_S),
+            HelperContainer(docker, name, sockets_helper_body(container_id)) as h,
+        ):
+            out = await h.drain()
+            await h.exit_code(HELPER_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(Exception):  # timed out while the engine was creating it
+            await docker.remove(name)
+        raise
     return parse_listeners(out.decode(errors="replace"))
 
 
@@ -160,8 +169,9 @@ class Diagnosis:
             return None  # the engine is slow or away: the next read may do
 
     async def close(self) -> None:
-        """Stop a read still under way (its helper is removed whatever happens)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        """Leave a read still under way to finish on its own (it ends within ``HELPER_TIMEOUT_S`` and removes
+        its helper): cancelled while the engine creates the helper, it would leave the helper behind."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            _finishing.add(task)
+            task.add_done_callback(_finishing.discard)
