@@ -19,8 +19,8 @@ RUN ["rm", "-rf", "/www/.berth"]
 FROM busybox:1.36
 COPY --from=site /www /www
 USER 65534:65534
-EXPOSE 8080
-CMD ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+ENV PORT=8080
+CMD ["/bin/sh", "-c", "exec httpd -f -v -p \\"$PORT\\" -h /www"]
 """
 
 
@@ -49,7 +49,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8080
 COPY requirements.txt ./
 RUN ["python3", "-m", "pip", "install", "--no-cache-dir", "-r", "requirements.txt"]
 COPY . .
-EXPOSE 8080
 CMD ["/bin/sh", "-c", "gunicorn app:app -b 0.0.0.0:$PORT"]
 """
     )
@@ -64,7 +63,6 @@ FROM python:3.12-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8080
 COPY . .
-EXPOSE 8080
 CMD ["python3", "app.py"]
 """
     )
@@ -81,7 +79,6 @@ WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8080
 RUN ["python3", "-m", "pip", "install", "--no-cache-dir", "django>=5", "psycopg[binary]"]
 COPY . .
-EXPOSE 8080
 CMD ["/bin/sh", "-c", "exec python3 manage.py runserver 0.0.0.0:${PORT:-8080}"]
 """
     )
@@ -112,7 +109,6 @@ ENV NODE_ENV=production PORT=8080
 COPY package*.json ./
 RUN ["npm", "ci", "--omit=dev"]
 COPY . .
-EXPOSE 8080
 CMD ["npm", "start"]
 """
     )
@@ -127,7 +123,6 @@ FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production PORT=8080
 COPY . .
-EXPOSE 8080
 CMD ["node", "index.js"]
 """
     )
@@ -164,7 +159,6 @@ RUN ["go", "build", "-o", "/out/app", "."]
 FROM busybox:1.36
 COPY --from=build /out/app /app
 ENV PORT=8080
-EXPOSE 8080
 CMD ["/app"]
 """
     )

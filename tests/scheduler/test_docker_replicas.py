@@ -109,7 +109,8 @@ async def test_never_healthy_fails_at_the_deadline_with_a_reason(docker, readine
     await run(docker, cs)
     t0 = time.monotonic()
     with pytest.raises(
-        NotReadyError, match=r"no 2xx from GET /cgi-bin/health before the deadline \(GET /cgi-bin/health answered 503\)"
+        NotReadyError,
+        match=r"no 2xx from GET /cgi-bin/health before the deadline \(GET /cgi-bin/health answered 503: warming up\)",
     ):
         await readiness.wait_ready(cs, time.time() + 3)
     assert 2.5 < time.monotonic() - t0 < 6

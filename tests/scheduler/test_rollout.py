@@ -73,7 +73,7 @@ async def test_broken_versions_fail_in_time_and_the_old_one_keeps_serving(platfo
     assert failed["type"] == "evt.deployment.failed", failed
     assert failed["data"]["failed_in"] == "verifying"
     assert (
-        "no 2xx from GET /cgi-bin/health before the deadline (GET /cgi-bin/health answered 503)"
+        "no 2xx from GET /cgi-bin/health before the deadline (GET /cgi-bin/health answered 503: warming up)"
         in failed["data"]["reason"]
     )
     assert 3.5 < took < 4 + 6, took

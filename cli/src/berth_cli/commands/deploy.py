@@ -103,6 +103,16 @@ def title_of(app: dict[str, Any], deployment: dict[str, Any]) -> str:
     return f"{what} #{deployment['number']} of {app['name']}"
 
 
+def ending(title: str, end: dict[str, Any]) -> str:
+    """How a deployment ended: the reason's first line is the headline, its other lines (a replica's last
+    log lines) follow, indented."""
+    if not end.get("reason") or end["state"] == "succeeded":
+        return f"{title} {end['state']}"
+    head, _, rest = str(end["reason"]).partition("\n")
+    detail = "".join(f"\n  {line}" for line in rest.splitlines())
+    return f"{title} {end['state']}: {head}{detail}"
+
+
 def follow_to_end(api: Api, app: dict[str, Any], deployment: dict[str, Any], as_json: bool = False) -> None:
     """Follow the deployment, then say how it ended; exit 1 unless it succeeded."""
     title = title_of(app, deployment)
@@ -110,8 +120,7 @@ def follow_to_end(api: Api, app: dict[str, Any], deployment: dict[str, Any], as_
     if as_json:
         print_json(api.get(f"/v1/deployments/{deployment['id']}"))
     else:
-        reason = f": {end['reason']}" if end.get("reason") and end["state"] != "succeeded" else ""
-        typer.echo(f"{title} {end['state']}{reason}")
+        typer.echo(ending(title, end))
     if end["state"] != "succeeded":
         raise typer.Exit(1)
 

@@ -5,6 +5,10 @@ static site (``index.html``). Every generated Dockerfile names official base ima
 the image map turns them into local images before the build. Values taken from the repository (a
 Procfile command, dependency names) are written as JSON strings in exec-form instructions, so they can
 never add an instruction or reach a shell at build time.
+
+A generated image listens on ``$PORT``: the scheduler sets it to the web service's port, so the port the
+user configured is the port the app listens on (``PORT`` defaults to 8080 for a plain ``docker run``). No
+``EXPOSE`` names a fixed port that could contradict the service's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ GO_IMAGE = "golang:1.22"
 STATIC_IMAGE = "busybox:1.36"
 PROBED_FILES = ("Procfile", "package.json", "requirements.txt", "pyproject.toml", "go.mod")
 MAX_PROBE_BYTES = 256 * 1024
+_STATIC_SERVE = 'exec httpd -f -v -p "$PORT" -h /www'  # the port the scheduler gives the web service
 
 Kind = Literal["go", "node", "python", "static"]
 _GO_VERSION = re.compile(r"^go\s+(\d+\.\d+)(?:\.\d+)?\s*$", re.MULTILINE)
@@ -128,7 +133,7 @@ def _python(probe: Probe) -> Detection:
         ]
     elif deps:
         lines.append(f"RUN {_j('python3', '-m', 'pip', 'install', '--no-cache-dir', *deps)}")
-    lines += ["COPY . .", f"EXPOSE {PORT}", _cmd_for(web, default)]
+    lines += ["COPY . .", _cmd_for(web, default)]
     return Detection("python", "\n".join(lines) + "\n", summary)
 
 
@@ -162,7 +167,7 @@ def _node(probe: Probe) -> Detection:
             ("npm", "ci", "--omit=dev") if "package-lock.json" in probe.names else ("npm", "install", "--omit=dev")
         )
         lines.append(f"RUN {_j(*install)}")
-    lines += ["COPY . .", f"EXPOSE {PORT}", _cmd_for(web, default)]
+    lines += ["COPY . .", _cmd_for(web, default)]
     return Detection("node", "\n".join(lines) + "\n", summary)
 
 
@@ -178,7 +183,6 @@ def _go(probe: Probe) -> Detection:
         f"FROM {STATIC_IMAGE}",
         "COPY --from=build /out/app /app",
         f"ENV PORT={PORT}",
-        f"EXPOSE {PORT}",
         'CMD ["/app"]',
     ]
     return Detection("go", "\n".join(lines) + "\n", f"Go ({image}), a static binary on busybox")
@@ -192,8 +196,8 @@ def _static() -> Detection:
         f"FROM {STATIC_IMAGE}",
         "COPY --from=site /www /www",
         "USER 65534:65534",
-        f"EXPOSE {PORT}",
-        f"CMD {_j('httpd', '-f', '-v', '-p', str(PORT), '-h', '/www')}",
+        f"ENV PORT={PORT}",
+        f"CMD {_j('/bin/sh', '-c', _STATIC_SERVE)}",
     ]
     return Detection("static", "\n".join(lines) + "\n", "static site (index.html) served by busybox httpd")
 

@@ -117,7 +117,7 @@ def cache_key(
     """Same inputs, same image: HMAC-SHA256 (keyed, so secret arg values cannot be guessed from it) over
     the repository (credentials removed), the commit, the paths, every build arg, the image map and engine."""
     doc = {
-        "v": 1,
+        "v": 2,  # 2: generated Dockerfiles listen on $PORT
         "repository": repository,
         "commit": commit,
         "subdirectory": subdirectory,

@@ -1,8 +1,10 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
 A replica is ready only when the check passes (a one-shot compose service, ``completes``: also once it
-exited 0); a container that keeps exiting (crash loop), or whose
-check does not pass before the deadline, is reported with what was seen last and its last log lines.
+exited 0); a container that keeps exiting (crash loop), or whose check does not pass before the deadline, is
+reported with what was seen last, in words (:mod:`domain.readiness`), and its last log lines. While a web
+replica fails its GET, :class:`Diagnosis` looks at its listening sockets and image, and ends the wait early
+when it will not pass (another port, only other ports exposed, the same error answer over and over).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 import httpx
 
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, host_port_of
+from berth_scheduler.adapters.readiness_diagnosis import Diagnosis, describe_error
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.readiness import Seen, answer_text
+
+NOT_RUNNING = Seen(False, "the container is not running", "down")
 
 
 class NotReadyError(Exception):
@@ -33,6 +39,12 @@ class ReadinessConfig:
     crash_restarts: int = 3  # this many restarts while verifying is a crash loop
     worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart
     exec_timeout_s: float = 10.0
+    # While a web replica fails its GET: its listening sockets are read from this long after the wait began
+    # (a correct app passes before, and pays nothing), then at most every sockets_every_s.
+    sockets_after_s: float = 1.0
+    sockets_every_s: float = 1.0
+    expose_grace_s: float = 5.0  # nothing on the port this long while EXPOSE names others: a mismatch
+    stuck_s: float = 5.0  # the same error status, or connections closed with no answer, this long: failed
 
 
 class ReadinessChecker:
@@ -55,16 +67,20 @@ class ReadinessChecker:
 
     async def probe_http(self, host_port: int, path: str, timeout_s: float | None = None) -> tuple[bool, str]:
         """One GET; (passed, what happened)."""
+        seen = await self.probe(host_port, path, timeout_s)
+        return seen.ok, seen.text
+
+    async def probe(self, host_port: int, path: str, timeout_s: float | None = None) -> Seen:
+        """One GET on a published loopback port, told in words (:func:`describe_error`)."""
         url = f"http://127.0.0.1:{host_port}{path}"
+        timeout = timeout_s or self.config.attempt_timeout_s
         try:
-            resp = await self._http.get(url, timeout=timeout_s or self.config.attempt_timeout_s)
-        except httpx.TimeoutException:
-            return False, f"GET {path} timed out"
+            resp = await self._http.get(url, timeout=timeout)
         except httpx.HTTPError as exc:
-            return False, f"GET {path} failed: {type(exc).__name__}"
+            return describe_error(path, exc, timeout)
         if 200 <= resp.status_code < 300:
-            return True, f"GET {path} answered {resp.status_code}"
-        return False, f"GET {path} answered {resp.status_code}"
+            return Seen(True, f"GET {path} answered {resp.status_code}", "ok", resp.status_code)
+        return Seen(False, answer_text(path, resp.status_code, resp.content), "status", resp.status_code)
 
     def _crashed(self, info: dict[str, Any] | None) -> str | None:
         """Why the container is not going to become ready (crash loop, exited), or None."""
@@ -95,35 +111,44 @@ class ReadinessChecker:
     def _next_pause(self, pause: float) -> float:
         return min(pause * 1.5, self.config.interval_s)
 
-    async def _look(self, spec: ContainerSpec, deadline: float) -> tuple[dict[str, Any] | None, bool, str]:
-        """One look at a web replica: (inspection, GET passed, what the GET saw). With a pinned host port
-        the inspection and the GET go out together (one round trip of waiting instead of two); without one
-        the port is read from the inspection first."""
+    async def _look(self, spec: ContainerSpec, deadline: float) -> tuple[dict[str, Any] | None, Seen]:
+        """One look at a web replica: (inspection, what the GET saw). With a pinned host port the inspection
+        and the GET go out together (one round trip of waiting instead of two); without one the port is read
+        from the inspection first."""
         assert spec.health_path is not None and spec.container_port is not None
         timeout = min(self.config.attempt_timeout_s, max(deadline - time.time(), 0.1))
         if spec.host_port is not None:
-            info, (ok, seen) = await asyncio.gather(
-                self.docker.inspect(spec.name), self.probe_http(spec.host_port, spec.health_path, timeout)
+            info, seen = await asyncio.gather(
+                self.docker.inspect(spec.name), self.probe(spec.host_port, spec.health_path, timeout)
             )
-            return info, ok, seen
+            return info, seen
         info = await self.docker.inspect(spec.name)
         port = host_port_of(info or {}, spec.container_port)
         if port is None:
-            return info, False, "the container is not running"
-        ok, seen = await self.probe_http(port, spec.health_path, timeout)
-        return info, ok, seen
+            return info, NOT_RUNNING
+        return info, await self.probe(port, spec.health_path, timeout)
 
     async def _wait_web(self, spec: ContainerSpec, deadline: float) -> None:
+        diagnosis = Diagnosis(self.docker, spec, self.config)
+
         async def look() -> str | None:
-            info, ok, seen = await self._look(spec, deadline)
+            info, seen = await self._look(spec, deadline)
             crash = self._crashed(info)
             if crash:
                 raise await self._explain(spec, crash)
             if not ((info or {}).get("State") or {}).get("Running"):
-                return "the container is not running"
-            return None if ok else seen  # passed only while Docker reports it running (and not crashing)
+                return NOT_RUNNING.text
+            if seen.ok:
+                return None  # passed only while Docker reports it running (and not crashing)
+            verdict, said = diagnosis.after(info or {}, seen)
+            if verdict is not None:
+                raise await self._explain(spec, verdict)
+            return said
 
-        await self._poll(spec, deadline, look, f"no 2xx from GET {spec.health_path}")
+        try:
+            await self._poll(spec, deadline, look, f"no 2xx from GET {spec.health_path}")
+        finally:
+            await diagnosis.close()
 
     async def _wait_worker(self, spec: ContainerSpec, deadline: float) -> None:
         settle_until = time.time() + self.config.worker_settle_s

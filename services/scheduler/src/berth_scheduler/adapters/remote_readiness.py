@@ -15,8 +15,9 @@ from typing import Any
 
 from berth_common.fleet import SERVER_NETWORK
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
+from berth_scheduler.adapters.readiness import NOT_RUNNING, ReadinessChecker, ReadinessConfig
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.readiness import Seen, answer_text
 
 Connection = Callable[[], Awaitable[Any]]  # the server's asyncssh connection
 
@@ -47,6 +48,11 @@ class RemoteReadiness(ReadinessChecker):
 
     async def probe_remote(self, address: str, port: int, path: str, timeout_s: float) -> tuple[bool, str]:
         """One GET through the SSH connection; (passed, what happened)."""
+        seen = await self.probe_remote_seen(address, port, path, timeout_s)
+        return seen.ok, seen.text
+
+    async def probe_remote_seen(self, address: str, port: int, path: str, timeout_s: float) -> Seen:
+        """One GET through the SSH connection, told in words (a failed answer with its first body bytes)."""
         try:
             async with asyncio.timeout(timeout_s):
                 conn = await self._connection()
@@ -54,25 +60,41 @@ class RemoteReadiness(ReadinessChecker):
                 try:
                     writer.write(request_bytes(address, port, path))
                     line = await reader.readline()
+                    status = status_of(line)
+                    rest = b"" if status is None or 200 <= status < 300 else await _some(reader)
                 finally:
                     writer.close()
                     with contextlib.suppress(Exception):
                         await writer.wait_closed()
         except TimeoutError:
-            return False, f"GET {path} timed out"
-        except Exception as exc:
-            return False, f"GET {path} failed: {type(exc).__name__}"
-        status = status_of(line)
+            return Seen(False, f"GET {path} timed out after {timeout_s:g} s", "timeout")
+        except ConnectionResetError:
+            return Seen(False, f"GET {path}: connection reset", "reset")
+        except Exception as exc:  # asyncssh's ChannelOpenError says "Connection refused" in its reason
+            if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+                return Seen(False, f"GET {path}: connection refused", "refused")
+            return Seen(False, f"GET {path} failed: {exc or type(exc).__name__}", "error")
         if status is None:
-            return False, f"GET {path} got no HTTP answer"
-        return 200 <= status < 300, f"GET {path} answered {status}"
+            return Seen(False, f"GET {path}: the connection was closed with no HTTP answer", "closed")
+        if 200 <= status < 300:
+            return Seen(True, f"GET {path} answered {status}", "ok", status)
+        return Seen(False, answer_text(path, status, rest.partition(b"\r\n\r\n")[2]), "status", status)
 
-    async def _look(self, spec: ContainerSpec, deadline: float) -> tuple[dict[str, Any] | None, bool, str]:
+    async def _look(self, spec: ContainerSpec, deadline: float) -> tuple[dict[str, Any] | None, Seen]:
         assert spec.health_path is not None and spec.container_port is not None
         timeout = min(self.config.attempt_timeout_s, max(deadline - time.time(), 0.1))
         info = await self.docker.inspect(spec.name)
         address = address_of(info)
         if address is None or not ((info or {}).get("State") or {}).get("Running"):
-            return info, False, "the container is not running"
-        ok, seen = await self.probe_remote(address, spec.container_port, spec.health_path, timeout)
-        return info, ok, seen
+            return info, NOT_RUNNING
+        return info, await self.probe_remote_seen(address, spec.container_port, spec.health_path, timeout)
+
+
+async def _some(reader: Any, limit: int = 4096) -> bytes:
+    """The start of the rest of an answer (headers and body), as much as comes within a short wait."""
+    out = b""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(0.5):
+            while len(out) < limit and (chunk := await reader.read(limit - len(out))):
+                out += chunk
+    return out

@@ -1,0 +1,171 @@
+"""What readiness saw, in words a person can act on (pure).
+
+A failed GET is told as ``connection refused``, ``connection reset``, ``timed out`` or the status code
+with the first bytes of the body. While a web replica is not ready, readiness also reads the sockets
+listening in the container's network namespace (``/proc/net/tcp`` and ``tcp6`` read by a short-lived
+helper container sharing that namespace, so it works for images without a shell and on every server's
+engine) and the ports the image's ``EXPOSE`` names: a port mismatch is then said plainly ("the app listens
+on 8080, not on 80; set the service port to 8080") within seconds instead of at the deadline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from berth_common import labels as label
+from berth_common.images import BUSYBOX_IMAGE
+
+SOCKETS_ARGV = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
+SOCKETS_LABEL = "berth.sockets-helper"  # on the helper: the replica whose sockets it reads
+LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
+BODY_BYTES = 120  # of an error answer's body, in a reason
+
+
+@dataclass(frozen=True, order=True)
+class Listener:
+    """A listening TCP socket: its local address (``0.0.0.0``, ``::``, ``127.0.0.1``...) and port."""
+
+    port: int
+    address: str
+
+    @property
+    def loopback_only(self) -> bool:
+        return ipaddress.ip_address(self.address).is_loopback
+
+
+def _address(hex_addr: str) -> str:
+    """The text of a /proc/net/tcp address: 4-byte words, each in the host's (little-endian) order."""
+    raw = bytes.fromhex(hex_addr)
+    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(swapped)
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is told as 127.0.0.1
+    return str(mapped or ip)
+
+
+def parse_listeners(text: str) -> list[Listener]:
+    """The LISTEN sockets in the concatenated text of ``/proc/net/tcp`` and ``/proc/net/tcp6`` (headers and
+    other states skipped), sorted, each once."""
+    found: set[Listener] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != LISTEN or ":" not in fields[1]:
+            continue
+        hex_addr, _, hex_port = fields[1].rpartition(":")
+        try:
+            found.add(Listener(int(hex_port, 16), _address(hex_addr)))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def sockets_helper_body(container_id: str) -> dict[str, Any]:
+    """The ``POST /containers/create`` body of the helper that prints the listening sockets of the
+    container ``container_id``: busybox ``cat`` in that container's network namespace, nothing else shared."""
+    return {
+        "Image": BUSYBOX_IMAGE,
+        "Cmd": list(SOCKETS_ARGV),
+        "Entrypoint": [],
+        "User": "0:0",
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "Labels": {label.MANAGED: "true", SOCKETS_LABEL: container_id},
+        "HostConfig": {"NetworkMode": f"container:{container_id}", "AutoRemove": False},
+    }
+
+
+def sockets_helper_name(replica: str) -> str:
+    return f"{replica}-sockets"
+
+
+def exposed_ports(image_config: Mapping[str, Any] | None) -> list[int]:
+    """The TCP ports an image's ``EXPOSE`` names (its inspection's ``Config.ExposedPorts``), sorted."""
+    ports = (image_config or {}).get("ExposedPorts") or {}
+    out: set[int] = set()
+    for key in ports:
+        number, _, proto = str(key).partition("/")
+        if proto in ("", "tcp") and number.isdigit():
+            out.add(int(number))
+    return sorted(out)
+
+
+def _ports_text(ports: Iterable[int]) -> str:
+    listed = [str(p) for p in sorted(set(ports))]
+    return listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + f" and {listed[-1]}"
+
+
+def port_mismatch(
+    port: int, listeners: list[Listener] | None, exposed: list[int], waited_s: float, expose_grace_s: float
+) -> str | None:
+    """Why a web replica will not pass on ``port``, seen from its sockets and image (None: nothing wrong
+    seen; an app still starting has no listener yet, which is not wrong).
+
+    ``listeners`` None: the sockets could not be read. A listener reachable from outside the container on
+    another port while none is on ``port`` is a mismatch at once; an app bound to loopback on ``port`` is
+    unreachable; ``EXPOSE`` naming only other ports counts once ``waited_s`` passed ``expose_grace_s`` with
+    nothing listening on ``port``."""
+    if listeners is not None:
+        on_port = [x for x in listeners if x.port == port]
+        if any(not x.loopback_only for x in on_port):
+            return None
+        if on_port:
+            where = on_port[0].address
+            return (
+                f"the app listens on {where}:{port}, inside its container only; make it listen on 0.0.0.0:{port} "
+                "(all interfaces)"
+            )
+        others = sorted({x.port for x in listeners if not x.loopback_only})
+        if others:
+            return (
+                f"the app listens on {_ports_text(others)}, not on {port}; set the service port to {others[0]} "
+                f"(or make the app listen on $PORT, which is {port})"
+            )
+    if exposed and port not in exposed and waited_s >= expose_grace_s:
+        return (
+            f"nothing listens on port {port} after {waited_s:.0f} s and the image exposes {_ports_text(exposed)}; "
+            f"set the service port to {exposed[0]} (or make the app listen on $PORT, which is {port})"
+        )
+    return None
+
+
+def answer_text(path: str, status: int, body: bytes) -> str:
+    """A non-2xx answer: its status and the first bytes of its body, on one line."""
+    text = " ".join(body[:BODY_BYTES].decode("utf-8", errors="replace").split())
+    more = "..." if len(body) > BODY_BYTES else ""
+    return f"GET {path} answered {status}" + (f": {text}{more}" if text else " with an empty body")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One readiness GET: passed, what it saw in words, and of which kind (``ok``, ``status``, ``closed``:
+    the connection ended with no HTTP answer, ``refused``, ``reset``, ``timeout``, ``error``, ``down``: the
+    container does not run)."""
+
+    ok: bool
+    text: str
+    kind: str = "ok"
+    status: int | None = None
+
+    @property
+    def stuck(self) -> bool:
+        """An answer that waiting does not change in practice: an error status other than the 502/503/504 a
+        starting app (or the proxy in front of it) gives, or connections ended with no HTTP answer."""
+        if self.kind == "status":
+            return self.status is not None and self.status not in (502, 503, 504)
+        return self.kind in ("closed", "reset")
+
+
+def closed_text(path: str, port: int, listeners: list[Listener] | None) -> str:
+    """A GET whose connection ended with no HTTP answer (what the engine's port proxy makes of both a refused
+    and a reset connection), told with what the container's sockets show."""
+    if listeners is None:
+        return f"GET {path}: the connection was closed with no HTTP answer (connection refused or reset)"
+    if any(x.port == port for x in listeners):
+        return (
+            f"GET {path}: connection reset, the app listens on port {port} but closes connections with no HTTP "
+            "answer (is it an HTTP server, without TLS?)"
+        )
+    return f"GET {path}: connection refused, nothing listens on port {port} in the container yet"
