@@ -143,10 +143,10 @@ async def test_a_failed_deployment_marks_the_step_it_stopped_at(dashboard):
             ("todo bad", "failed"),
         ]
         assert '<li class="bad stopped" aria-current="step">' in html
-        assert f'<h3 class="headline">{reason}</h3>' in html
+        assert f'<p class="headline"><strong>Failed:</strong> {reason}</p>' in html
         assert "<p>Failed at <strong>verifying</strong>.</p>" in html
         got = (await http.get(f"/ui/deployments/{d['id']}/timeline")).text  # the live part says the same
-        assert f'<h3 class="headline">{reason}</h3>' in got
+        assert f'<p class="headline"><strong>Failed:</strong> {reason}</p>' in got
 
     async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as viewer:
         shown = (await viewer.get(f"/v1/deployments/{d['id']}")).json()
