@@ -10,7 +10,8 @@ import pytest
 
 from berth_common.docker import DockerEngines, local_engine
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
+from berth_scheduler.adapters.readiness import ReadinessChecker
+from berth_scheduler.domain.readiness import ReadinessConfig
 from tests.scheduler.images import busybox_image
 
 

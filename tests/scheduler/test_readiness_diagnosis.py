@@ -8,16 +8,23 @@ import asyncio
 import re
 import subprocess
 import time
+import uuid
 
 import pytest
 
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain.containers import container_spec
-from tests.scheduler.test_docker_replicas import DEP, run, spec_of
+from tests.scheduler.test_docker_replicas import run, spec_of
 from tests.support.images import DOCKER, python_image
 
 pytestmark = [pytest.mark.docker]
+
+
+def own_deployment() -> str:
+    """A deployment id of this test's own: container names derive from it, and other files' tests run the
+    same application name at the same time."""
+    return uuid.uuid4().hex
 
 
 def cgi_500(body: str) -> list[str]:
@@ -47,7 +54,7 @@ def web(image: str, command: list[str] | None, port: int = 80, path: str = "/") 
 
 async def test_an_app_on_a_hard_coded_other_port_fails_in_seconds(docker, readiness, busybox, app_id):
     spec = web(busybox, ["sh", "-c", "echo 'listening on 8080'; exec httpd -f -p 8080 -h /"])
-    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
+    cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, busybox, host_port=allocate_port())
     reason, took = await fails_with(docker, readiness, cs)
     assert "the app listens on 8080, not on 80; set the service port to 8080" in reason, reason
     assert "listening on 8080" in reason  # the container's last log lines
@@ -68,7 +75,7 @@ async def test_a_python_app_on_a_hard_coded_port(docker, readiness, app_id):
         "h.HTTPServer(('', 5000), h.SimpleHTTPRequestHandler).serve_forever()\n"
     )
     spec = web(python, ["python3", "-c", code])
-    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, python, host_port=allocate_port())
+    cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, python, host_port=allocate_port())
     reason, took = await fails_with(docker, readiness, cs)
     assert "the app listens on 5000, not on 80; set the service port to 5000" in reason, reason
     assert "serving on 5000" in reason
@@ -83,7 +90,7 @@ async def test_an_image_exposing_another_port_with_nothing_listening(docker, rea
     )
     try:
         spec = web(tag, None)
-        cs = container_spec(app_id, DEP, spec, spec.services[0], 1, tag, host_port=allocate_port())
+        cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, tag, host_port=allocate_port())
         reason, took = await fails_with(docker, readiness, cs)
         assert re.search(
             r"nothing listens on port 80 after \d s and the image exposes 3000; set the service port to 3000", reason
@@ -98,7 +105,7 @@ async def test_an_image_exposing_another_port_with_nothing_listening(docker, rea
 async def test_a_server_resetting_connections(docker, readiness, busybox, app_id):
     # nc runs `true`, which exits without reading the request: the kernel answers the unread data with a reset
     spec = web(busybox, ["sh", "-c", 'while true; do nc -l -p "$PORT" -e true; done'])
-    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
+    cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, busybox, host_port=allocate_port())
     reason, took = await fails_with(docker, readiness, cs)
     assert "connection reset, the app listens on port 80 but closes connections with no HTTP answer" in reason, reason
     assert took < 10, took
@@ -106,7 +113,7 @@ async def test_a_server_resetting_connections(docker, readiness, busybox, app_id
 
 async def test_a_server_answering_500_with_a_body(docker, readiness, busybox, app_id):
     spec = web(busybox, cgi_500("database is down"), path="/cgi-bin/index")
-    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
+    cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, busybox, host_port=allocate_port())
     reason, took = await fails_with(docker, readiness, cs)
     assert "GET /cgi-bin/index answered 500: database is down (for 5 s)" in reason, reason
     assert "starting on 80" in reason
@@ -122,7 +129,7 @@ def _helpers(replica: str) -> list[str]:
 
 async def test_a_correct_app_runs_no_sockets_helper(docker, readiness, busybox, app_id):
     spec = web(busybox, ["sh", "-c", 'mkdir /w && echo ok > /w/index.html && exec httpd -f -p "$PORT" -h /w'])
-    cs = container_spec(app_id, DEP, spec, spec.services[0], 1, busybox, host_port=allocate_port())
+    cs = container_spec(app_id, own_deployment(), spec, spec.services[0], 1, busybox, host_port=allocate_port())
     since = f"{time.time():.6f}"  # after the earlier tests' helpers (the same replica name)
     await run(docker, cs)
     t0 = time.monotonic()

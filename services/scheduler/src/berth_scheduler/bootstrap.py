@@ -11,9 +11,10 @@ from berth_common.db import Transactions
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.runtime import Context, ServiceSpec, run
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.adapters.readiness import ReadinessChecker, ReadinessConfig
+from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain.database_health import HealthTiming
+from berth_scheduler.domain.readiness import ReadinessConfig
 from berth_scheduler.entrypoints import bus
 from berth_scheduler.entrypoints import drills as drills_bus
 from berth_scheduler.entrypoints import logs as logs_bus

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
-from berth_api.entrypoints.routes_backups import BACKUP_ID
+from berth_api.entrypoints.schemas_backups import BACKUP_ID
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import drills as uc

@@ -7,7 +7,7 @@ from fastapi import Request
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
-from berth_api.entrypoints.schemas_apps import (
+from berth_api.entrypoints.schemas_projects import (
     EnvironmentCreate,
     EnvironmentOut,
     ProjectCreate,

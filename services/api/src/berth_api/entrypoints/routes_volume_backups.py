@@ -18,7 +18,7 @@ from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import allows
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
-from berth_api.entrypoints.routes_backups import (
+from berth_api.entrypoints.schemas_backups import (
     BACKUP_ID,
     BackupCreate,
     BackupOut,

@@ -117,42 +117,6 @@ BindsIn = Annotated[list[BindIn], Field(default_factory=list, max_length=16, exc
 StrategyIn = Annotated[Strategy, Field(description=STRATEGY, exclude_if=lambda v: v == "rolling")]
 
 
-# --- projects and environments -----------------------------------------------------------------------
-
-
-Description = Annotated[str, Field(max_length=500), AfterValidator(names.description)]
-
-
-class ProjectCreate(Strict):
-    name: ResourceName
-    description: Description = ""
-
-
-class ProjectUpdate(Strict):
-    name: ResourceName | None = None
-    description: Description | None = None
-
-
-class EnvironmentCreate(Strict):
-    name: Slug = Field(description="1-32 lowercase letters, digits or '-' (part of generated host names)")
-
-
-class EnvironmentOut(BaseModel):
-    id: str
-    project_id: str
-    name: str
-    created_at: datetime
-
-
-class ProjectOut(BaseModel):
-    id: str
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    environments: list[EnvironmentOut]
-
-
 # --- applications --------------------------------------------------------------------------------------
 
 

@@ -16,10 +16,9 @@ from berth_api.entrypoints.schemas_apps import (
     ApplicationDetail,
     ApplicationListItem,
     ApplicationOut,
-    EnvironmentOut,
-    ProjectOut,
 )
 from berth_api.entrypoints.schemas_deployments import DeploymentOut, SourceSummary
+from berth_api.entrypoints.schemas_projects import EnvironmentOut, ProjectOut
 from berth_api.entrypoints.schemas_runtime import LiveVersion, ReplicaOut, RuntimeStatus
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,31 +19,13 @@ import httpx
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, host_port_of
 from berth_scheduler.adapters.readiness_diagnosis import Diagnosis, describe_error
 from berth_scheduler.domain.containers import ContainerSpec
-from berth_scheduler.domain.readiness import Seen, answer_text
+from berth_scheduler.domain.readiness import ReadinessConfig, Seen, answer_text
 
 NOT_RUNNING = Seen(False, "the container is not running", "down")
 
 
 class NotReadyError(Exception):
     """The replica did not become ready; the message is meant for a person."""
-
-
-@dataclass(frozen=True)
-class ReadinessConfig:
-    interval_s: float = 0.25  # between checks, reached from first_interval_s by growing 1.5x per check
-    # Most servers listen within tens of milliseconds of their start: look again soon (a check is one
-    # inspect and one GET on loopback, sent together), then less and less often.
-    first_interval_s: float = 0.005
-    attempt_timeout_s: float = 2.0
-    crash_restarts: int = 3  # this many restarts while verifying is a crash loop
-    worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart
-    exec_timeout_s: float = 10.0
-    # While a web replica fails its GET: its listening sockets are read from this long after the wait began
-    # (a correct app passes before, and pays nothing), then at most every sockets_every_s.
-    sockets_after_s: float = 1.0
-    sockets_every_s: float = 1.0
-    expose_grace_s: float = 5.0  # nothing on the port this long while EXPOSE names others: a mismatch
-    stuck_s: float = 5.0  # the same error status, or connections closed with no answer, this long: failed
 
 
 class ReadinessChecker:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -24,6 +24,7 @@ from berth_scheduler.adapters.helper_container import HelperContainer
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.readiness import (
     Listener,
+    ReadinessConfig,
     Seen,
     closed_text,
     exposed_ports,
@@ -32,9 +33,6 @@ from berth_scheduler.domain.readiness import (
     sockets_helper_body,
     sockets_helper_name,
 )
-
-if TYPE_CHECKING:
-    from berth_scheduler.adapters.readiness import ReadinessConfig
 
 HELPER_TIMEOUT_S = 5.0
 _finishing: set[asyncio.Task[list[Listener] | None]] = set()  # reads left to end after their wait ended

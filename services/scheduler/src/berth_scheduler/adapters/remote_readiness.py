@@ -15,9 +15,9 @@ from typing import Any
 
 from berth_common.fleet import SERVER_NETWORK
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.adapters.readiness import NOT_RUNNING, ReadinessChecker, ReadinessConfig
+from berth_scheduler.adapters.readiness import NOT_RUNNING, ReadinessChecker
 from berth_scheduler.domain.containers import ContainerSpec
-from berth_scheduler.domain.readiness import Seen, answer_text
+from berth_scheduler.domain.readiness import ReadinessConfig, Seen, answer_text
 
 Connection = Callable[[], Awaitable[Any]]  # the server's asyncssh connection
 

@@ -18,6 +18,25 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.images import BUSYBOX_IMAGE
 
+
+@dataclass(frozen=True)
+class ReadinessConfig:
+    interval_s: float = 0.25  # between checks, reached from first_interval_s by growing 1.5x per check
+    # Most servers listen within tens of milliseconds of their start: look again soon (a check is one
+    # inspect and one GET on loopback, sent together), then less and less often.
+    first_interval_s: float = 0.005
+    attempt_timeout_s: float = 2.0
+    crash_restarts: int = 3  # this many restarts while verifying is a crash loop
+    worker_settle_s: float = 1.0  # a worker without a health command: running this long, no restart
+    exec_timeout_s: float = 10.0
+    # While a web replica fails its GET: its listening sockets are read from this long after the wait began
+    # (a correct app passes before, and pays nothing), then at most every sockets_every_s.
+    sockets_after_s: float = 1.0
+    sockets_every_s: float = 1.0
+    expose_grace_s: float = 5.0  # nothing on the port this long while EXPOSE names others: a mismatch
+    stuck_s: float = 5.0  # the same error status, or connections closed with no answer, this long: failed
+
+
 SOCKETS_ARGV = ["cat", "/proc/net/tcp", "/proc/net/tcp6"]
 SOCKETS_LABEL = "berth.sockets-helper"  # on the helper: the replica whose sockets it reads
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
