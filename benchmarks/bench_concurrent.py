@@ -26,7 +26,7 @@ from benchmarks.bench_footprint import GOALS as FOOTPRINT_GOALS
 from benchmarks.bench_footprint import measure_tree
 from benchmarks.support.events import TERMINAL, EventLog
 from benchmarks.support.http import get_once
-from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+from benchmarks.support.platform import Api, BerthUp, host_of, measured_on_platform
 
 NAME = "concurrent"
 APPS = 100
@@ -141,15 +141,4 @@ async def measure(platform: BerthUp, apps: int = APPS) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    busybox_image()
-    load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp(all_in_one=True).start)
-    try:
-        result = await measure(platform)
-    finally:
-        await asyncio.to_thread(platform.stop)
-    return {
-        **result,
-        "memory_goal_mb": MEMORY_GOAL_MB,
-        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
+    return {**await measured_on_platform(measure, all_in_one=True), "memory_goal_mb": MEMORY_GOAL_MB}

@@ -24,7 +24,7 @@ from benchmarks.bench_rolling import summarise
 from benchmarks.support.events import EventLog
 from benchmarks.support.http import wait_status
 from benchmarks.support.load import LoadProcess
-from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+from benchmarks.support.platform import Api, BerthUp, host_of, measured_on_platform
 
 NAME = "control_plane_restart"
 GOALS = {"errors": ("<=", 0)}
@@ -93,11 +93,4 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    busybox_image()
-    load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp().start)
-    try:
-        result = await measure(platform)
-    finally:
-        await asyncio.to_thread(platform.stop)
-    return {**result, "rate_per_s": RATE, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    return {**await measured_on_platform(measure), "rate_per_s": RATE}

@@ -31,7 +31,7 @@ from benchmarks.support.cpu import PlatformCpu
 from benchmarks.support.events import EventLog
 from benchmarks.support.http import wait_status
 from benchmarks.support.load import LoadProcess
-from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+from benchmarks.support.platform import Api, BerthUp, host_of, measured_on_platform
 
 NAME = "rolling"
 GOALS = {"errors": ("<=", 0), "p99_over_baseline_ms": ("<=", 50.0)}
@@ -140,19 +140,7 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    busybox_image()
-    load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp().start)
-    try:
-        result = await measure(platform)
-    finally:
-        await asyncio.to_thread(platform.stop)
+    result = await measured_on_platform(measure)
     if result["last_version_served"] != f"v{DEPLOYS}":
         raise RuntimeError(f"the last answer came from {result['last_version_served']}, not v{DEPLOYS}")
-    return {
-        **result,
-        "deploys": DEPLOYS,
-        "rate_per_s": RATE,
-        "drain_grace_s": DRAIN_GRACE_S,
-        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
+    return {**result, "deploys": DEPLOYS, "rate_per_s": RATE, "drain_grace_s": DRAIN_GRACE_S}

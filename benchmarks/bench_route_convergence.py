@@ -42,7 +42,7 @@ from benchmarks.support.cpu import PlatformCpu
 from benchmarks.support.events import Event, EventLog
 from benchmarks.support.http import wait_status
 from benchmarks.support.load import LoadProcess
-from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+from benchmarks.support.platform import Api, BerthUp, host_of, measured_on_platform
 from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes
 from berth_scheduler.domain.names import route_id
@@ -220,15 +220,4 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    busybox_image()
-    load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp().start)
-    try:
-        result = await measure(platform)
-    finally:
-        await asyncio.to_thread(platform.stop)
-    return {
-        **result,
-        "probe_rate_per_s": PROBE_RATE,
-        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
+    return {**await measured_on_platform(measure), "probe_rate_per_s": PROBE_RATE}

@@ -29,7 +29,7 @@ from benchmarks.support.docker_run import DockerRuns
 from benchmarks.support.events import Event, EventLog
 from benchmarks.support.http import wait_status
 from benchmarks.support.load import LoadProcess
-from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of
+from benchmarks.support.platform import Api, BerthUp, busybox_image, host_of, measured_on_platform
 
 NAME = "scale"
 GOALS = {"errors": ("<=", 0), "up_over_one_replica": ("<=", 1.5)}
@@ -120,16 +120,4 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
 
 
 async def run() -> dict[str, Any]:
-    busybox_image()
-    load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp().start)
-    try:
-        result = await measure(platform)
-    finally:
-        await asyncio.to_thread(platform.stop)
-    return {
-        **result,
-        "rate_per_s": RATE,
-        "drain_grace_s": DRAIN_GRACE_S,
-        "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }
+    return {**await measured_on_platform(measure), "rate_per_s": RATE, "drain_grace_s": DRAIN_GRACE_S}

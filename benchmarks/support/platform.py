@@ -7,11 +7,13 @@ process of that data dir still alive and removes the containers of every applica
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,18 @@ class Api:
 def host_of(app: dict[str, Any]) -> str:
     """The generated host of the application's web service."""
     return str(app["services"][0]["hosts"][0])
+
+
+async def measured_on_platform(
+    measure: Callable[[BerthUp], Awaitable[dict[str, Any]]], *, all_in_one: bool = False
+) -> dict[str, Any]:
+    """``measure`` run on a platform started for it (split mode unless ``all_in_one``; the busybox image
+    made first) and stopped after; its result plus ``load_avg_1m`` (before, after) to read it by."""
+    busybox_image()
+    load_before = os.getloadavg()[0]
+    platform = await asyncio.to_thread(BerthUp(all_in_one=all_in_one).start)
+    try:
+        result = await measure(platform)
+    finally:
+        await asyncio.to_thread(platform.stop)
+    return {**result, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
