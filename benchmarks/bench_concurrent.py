@@ -102,7 +102,7 @@ async def _timed_deploy(api: Api, app_id: str) -> tuple[dict[str, Any], float]:
 
 async def measure(platform: BerthUp, apps: int = APPS) -> dict[str, Any]:
     api = Api(platform, timeout=300.0)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     try:
         env_id = await api.environment(f"bench-concurrent-{os.getpid()}")
         made = [await api.web_app(env_id, f"c{i:03d}", content=f"app {i}") for i in range(apps)]

@@ -51,7 +51,7 @@ def _berth(platform: BerthUp, *args: str) -> float:
 
 async def measure(platform: BerthUp) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     try:
         env_id = await api.environment(f"bench-restart-{os.getpid()}")
         app = await api.web_app(env_id, "steady", content="v0")

@@ -134,7 +134,7 @@ async def run() -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="berth-bench-diag-"))
     platform = await asyncio.to_thread(BerthUp(extra_env={"BERTH_ALLOW_LOCAL_GIT": "true"}).start)
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     try:
         env_id = await api.environment(f"bench-diagnostics-{os.getpid()}")
         samples = [await fail_once(api, events, env_id, case) for case in made]
