@@ -37,15 +37,21 @@ POST_BODY = b"name=berth&value=0123456789abcdef"
 _GET = ("GET", "/", None)
 MIXES: dict[str, list[tuple[str, str, bytes | None]]] = {
     "get": [_GET],
-    "cgi": [_GET] * 5 + [("POST", "/cgi-bin/echo", POST_BODY)] + [_GET] * 5 + [("POST", "/cgi-bin/echo", POST_BODY)]
-    + [_GET] * 3 + [("GET", "/cgi-bin/slow", None)] + [_GET] * 3 + [("POST", "/cgi-bin/echo", POST_BODY)],
+    "cgi": [_GET] * 5
+    + [("POST", "/cgi-bin/echo", POST_BODY)]
+    + [_GET] * 5
+    + [("POST", "/cgi-bin/echo", POST_BODY)]
+    + [_GET] * 3
+    + [("GET", "/cgi-bin/slow", None)]
+    + [_GET] * 3
+    + [("POST", "/cgi-bin/echo", POST_BODY)],
 }
 # busybox httpd with the CGI scripts the ``cgi`` mix asks for (``sh -c`` this in a busybox image, port 8080):
 # ``echo`` reads its body and answers it with its length, ``slow`` answers after 2 s
 CGI_APP = (
     "mkdir -p /www/cgi-bin && printf 'ok\\n' > /www/index.html"
-    " && printf '#!/bin/sh\\nbody=$(head -c \"$CONTENT_LENGTH\")\\n"
-    "printf \"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s %%s\\\\n\" \"${#body}\" \"$body\"\\n'"
+    ' && printf \'#!/bin/sh\\nbody=$(head -c "$CONTENT_LENGTH")\\n'
+    'printf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s %%s\\\\n" "${#body}" "$body"\\n\''
     " > /www/cgi-bin/echo"
     " && printf '#!/bin/sh\\nsleep 2\\nprintf \"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\nslow\\\\n\"\\n'"
     " > /www/cgi-bin/slow"
