@@ -30,7 +30,10 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     if headers.get("transfer-encoding", "").lower() == "chunked":
         chunks: list[bytes] = []
         while True:
-            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            line = await reader.readline()
+            if not line:  # closed before the last chunk: a cut answer, never a complete one
+                raise asyncio.IncompleteReadError(b"".join(chunks), None)
+            size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                     pass
