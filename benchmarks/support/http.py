@@ -30,7 +30,10 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     if headers.get("transfer-encoding", "").lower() == "chunked":
         chunks: list[bytes] = []
         while True:
-            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            line = await reader.readline()
+            if not line:  # closed before the last chunk: a cut answer, never a complete one
+                raise asyncio.IncompleteReadError(b"".join(chunks), None)
+            size = int(line.split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                     pass
@@ -64,9 +67,15 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
     return Answer(status, body, close)
 
 
-def request_bytes(host: str, path: str = "/", *, keep_alive: bool = True) -> bytes:
+def request_bytes(
+    host: str, path: str = "/", *, keep_alive: bool = True, method: str = "GET", body: bytes | None = None
+) -> bytes:
+    """One request; with ``body`` its ``Content-Length`` (and ``Content-Type: text/plain``) go with it."""
     conn = "keep-alive" if keep_alive else "close"
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth-bench\r\nConnection: {conn}\r\n\r\n".encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth-bench\r\nConnection: {conn}\r\n"
+    if body is not None:
+        head += f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + (body or b"")
 
 
 class Conn:
@@ -86,11 +95,15 @@ class Conn:
         return self.writer is not None and not self.writer.is_closing()
 
     async def get(self, host: str, path: str = "/") -> Answer:
+        return await self.request(host, path)
+
+    async def request(self, host: str, path: str = "/", *, method: str = "GET", body: bytes | None = None) -> Answer:
+        """``method path`` on this connection (opened again when the server closed it), ``body`` sent whole."""
         if not self.usable:
             await self.open()
         assert self.reader is not None and self.writer is not None
         try:
-            self.writer.write(request_bytes(host, path))
+            self.writer.write(request_bytes(host, path, method=method, body=body))
             await self.writer.drain()
             answer = await read_answer(self.reader)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from berth_builder.domain.request import Arg, SecretsNeedBuildKit, build_request, cache_key, image_labels
+from berth_common.background import BackgroundLimits
 
 LABELS = image_labels(build_id="b1", deployment_id="d1", application_id="a1", commit="c" * 40, cache_key="k" * 64)
 
@@ -37,6 +38,9 @@ def test_legacy_request_query():
         "pull": "0",
         "nocache": "0",
         "version": "1",
+        "cpushares": "256",
+        "memory": "2147483648",
+        "memswap": "2147483648",
     }
 
 
@@ -65,9 +69,27 @@ def test_buildkit_request_keeps_secret_values_out_of_buildargs():
         "pull": "0",
         "nocache": "1",
         "version": "2",
+        "cpushares": "256",
+        "memory": "2147483648",
+        "memswap": "2147483648",
         "session": "s1",
     }
     assert "hunter2" not in repr(req) and "hunter2" not in str(req.query())
+
+
+def test_the_build_runs_with_the_configured_background_limits():
+    limits = BackgroundLimits(cpu_shares=128, blkio_weight=0, memory_mb=512)
+    req = build_request(tag="a", dockerfile="D", args=[], labels={}, engine="legacy", limits=limits)
+    query = req.query()
+    assert {k: query[k] for k in ("cpushares", "memory", "memswap")} == {
+        "cpushares": "128",
+        "memory": str(512 * 1024 * 1024),
+        "memswap": str(512 * 1024 * 1024),
+    }
+    unlimited = build_request(
+        tag="a", dockerfile="D", args=[], labels={}, engine="legacy", limits=BackgroundLimits(memory_mb=0)
+    )
+    assert "memory" not in unlimited.query() and "memswap" not in unlimited.query()
 
 
 def test_no_session_without_secrets_and_no_secrets_with_legacy():

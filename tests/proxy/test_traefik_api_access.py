@@ -22,6 +22,7 @@ STATIC = {
         "traefik": {"address": "127.0.0.1:18081", "http": {"aliasHeadersStrategy": "delete"}},
     },
     "providers": {"providersThrottleDuration": "50ms", "file": {"directory": "/d", "watch": True}},
+    "serversTransport": {"forwardingTimeouts": {"idleConnTimeout": "1s"}},
     "api": {"dashboard": False},
     "ping": {"entryPoint": "traefik"},
     "log": {"level": "WARN"},

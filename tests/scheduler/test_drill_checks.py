@@ -162,6 +162,10 @@ def test_the_scratch_container_is_isolated_labelled_and_swept_after_its_deadline
             "Init": True,
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
             "AutoRemove": False,
+            "CpuShares": 256,
+            "BlkioWeight": 100,
+            "Memory": 2048 * 1024 * 1024,
+            "MemorySwap": 2048 * 1024 * 1024,
         },
     }
     assert "Mounts" not in made.body["HostConfig"]  # no named volume: nothing is kept

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from berth_common.background import BackgroundLimits
 from berth_common.catalogue import BackupSource, RestoreBackup, StartBackup, VolumeSource
 from berth_scheduler.domain import volume_dumps as vol
 
@@ -30,6 +31,10 @@ def _body(cmd: list[str], purpose: str, *, read_only: bool, stdin: bool) -> dict
             "NetworkMode": "none",
             "AutoRemove": False,
             "Mounts": [{"Type": "volume", "Source": "berth-app1-data", "Target": "/v", "ReadOnly": read_only}],
+            "CpuShares": 256,
+            "BlkioWeight": 100,
+            "Memory": 2048 * 1024 * 1024,
+            "MemorySwap": 2048 * 1024 * 1024,
         },
     }
 
@@ -126,3 +131,19 @@ def test_a_volume_restore_over_an_existing_one_needs_the_confirmation() -> None:
         RestoreBackup.model_validate(fields)
     ok = RestoreBackup.model_validate({**fields, "confirm_overwrite": True})
     assert isinstance(ok.target, VolumeSource)
+
+
+def test_helpers_run_with_the_configured_background_limits() -> None:
+    limits = BackgroundLimits(cpu_shares=64, blkio_weight=0, memory_mb=256)
+    for body in (
+        vol.dump_body("berth-app1-data", limits),
+        vol.restore_body("berth-app1-data", limits),
+        vol.empty_body("berth-app1-data", limits),
+    ):
+        host = body["HostConfig"]
+        assert {k: host.get(k) for k in ("CpuShares", "BlkioWeight", "Memory", "MemorySwap")} == {
+            "CpuShares": 64,
+            "BlkioWeight": None,
+            "Memory": 256 * 1024 * 1024,
+            "MemorySwap": 256 * 1024 * 1024,
+        }

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from berth_common.background import BackgroundLimits
 from berth_common.outbound import OutboundPolicy, parse_allowance, split_setting
 
 DEV_SECRET = "dev-insecure-secret-change-me"
@@ -60,6 +61,16 @@ class BaseServiceSettings(BaseSettings):
     rpc_timeout_s: float = Field(default=5.0, gt=0)
     event_retention_days: float = Field(default=7.0, gt=0)
     log_retention_hours: float = Field(default=24.0, gt=0)
+    # Builds, volume backups/restores and restore drills: CPU shares (an application has 1024), block I/O
+    # weight (an application has 500; 0 leaves it unset) and memory limit in MB (0: none)
+    # (``berth_common.background``)
+    background_cpu_shares: int = Field(default=256, ge=2, le=262144)
+    background_blkio_weight: int = Field(default=100, ge=0, le=1000)
+    background_memory_mb: int = Field(default=2048, ge=0)
+
+    @property
+    def background_limits(self) -> BackgroundLimits:
+        return BackgroundLimits(self.background_cpu_shares, self.background_blkio_weight, self.background_memory_mb)
 
     # Outbound requests on a team's behalf (webhooks, git, registries, S3, forges; berth_common.outbound):
     # CIDRs and host names allowed whatever their category (comma-separated), and whether RFC 1918 and

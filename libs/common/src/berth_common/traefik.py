@@ -48,6 +48,8 @@ CONFIG_DIR = "/etc/traefik"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
 STATIC_FILE = "/etc/traefik/traefik.yml"
 API_PORT = 8081  # the API entry point inside the container: reached on the server's Berth network only
+# how long Traefik keeps an idle connection to an application: under every common server's keep-alive timeout
+UPSTREAM_IDLE_S = "1s"
 
 
 def static_config(
@@ -72,6 +74,12 @@ def static_config(
     defaults: Berth routes by host only, so there is no path rule for an encoding to slip past. The HTTPS
     entry point has no TLS options of its own: a router on it names its certificate (a resolver, or a
     certificate of the dynamic configuration matched by SNI); redirects to it are per router.
+
+    Connections to applications are kept for ``UPSTREAM_IDLE_S`` after a request, not Traefik's 90 s:
+    application servers close an idle keep-alive connection after a few seconds (gunicorn 2 s, Node and
+    uvicorn 5 s), and a request Traefik writes on a connection the server is closing at that moment is
+    lost. Go's transport sends a GET again on a new connection; a POST (not idempotent) it answers 502.
+    Closing first, Traefik never writes on a connection the application already gave up.
     """
     http = {"aliasHeadersStrategy": "delete"}
     entry_points: dict[str, object] = {"web": {"address": f"{web_host}:{web_port}", "http": dict(http)}}
@@ -85,6 +93,7 @@ def static_config(
             "providersThrottleDuration": "50ms",
             "file": {"directory": str(dynamic_dir), "watch": True},
         },
+        "serversTransport": {"forwardingTimeouts": {"idleConnTimeout": UPSTREAM_IDLE_S}},
         "api": {"dashboard": False},
         "ping": {"entryPoint": "traefik"},
         "log": {"level": "WARN"},
@@ -284,6 +293,7 @@ __all__ = [
     "LETS_ENCRYPT",
     "MAX_CERTIFICATE_HOURS",
     "RESOLVERS",
+    "UPSTREAM_IDLE_S",
     "WEBSECURE",
     "Acme",
     "ImageImportError",

@@ -106,6 +106,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
             heartbeat_s=settings.backup_heartbeat_s,
             stale_s=settings.backup_stale_s,
             timeout_s=settings.backup_timeout_s,
+            limits=settings.background_limits,
         ),
         ssh=rt.fleet.connection,
         socket=rt.fleet.socket,
@@ -117,6 +118,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         ssh=rt.fleet.connection,
         socket=rt.fleet.socket,
         timeout_s=settings.backup_timeout_s,
+        limits=settings.background_limits,
     )
     await bus.register_backups(ctx, backups, restores)
     backups.start_sweeper(settings.backup_sweep_s)
@@ -127,6 +129,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         settings.image_map,
         timeout_s=settings.backup_timeout_s,
         pull_timeout_s=settings.pull_timeout_s,
+        limits=settings.background_limits,
     )
     await drills_bus.register(ctx, drills)
     drills.start_sweeper(settings.backup_sweep_s)

@@ -1,5 +1,8 @@
 """The Docker Engine API build request (``POST /build``) as pure data, and the image cache key.
 
+The build runs with the platform's background limits (``berth_common.background``: lower CPU shares, a
+memory limit), so a build never starves the applications serving on the same machine.
+
 Build args that are not secret go in ``buildargs``. Secret ones never do (the builder persists ARG values
 used by RUN in the image history): they are served to ``RUN --mount=type=secret,id=NAME`` through a
 BuildKit session, so only their names appear here.
@@ -15,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from berth_common import labels as label
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 
 Engine = Literal["buildkit", "legacy"]
 
@@ -40,6 +45,7 @@ class BuildRequest:
     nocache: bool = False
     session: str | None = None
     secret_names: tuple[str, ...] = ()
+    limits: BackgroundLimits = DEFAULT_LIMITS
 
     def query(self) -> dict[str, str]:
         """The query string of ``POST /build``, every value a string, keys in a fixed order."""
@@ -53,6 +59,7 @@ class BuildRequest:
             "pull": "0",
             "nocache": "1" if self.nocache else "0",
             "version": "2" if self.engine == "buildkit" else "1",
+            **self.limits.build_query(),
         }
         if self.session:
             params["session"] = self.session
@@ -68,6 +75,7 @@ def build_request(
     engine: Engine,
     nocache: bool = False,
     session: str | None = None,
+    limits: BackgroundLimits = DEFAULT_LIMITS,
 ) -> BuildRequest:
     secret = tuple(sorted(a.name for a in args if a.secret))
     if secret and engine != "buildkit":
@@ -84,6 +92,7 @@ def build_request(
         nocache=nocache,
         session=session if secret else None,
         secret_names=secret,
+        limits=limits,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth_builder.adapters.cgroups import limit_buildkit
 from berth_builder.adapters.context import ContextError, make_context, probe, read_file, safe_dir
 from berth_builder.adapters.docker import DockerClient
 from berth_builder.adapters.git import GitRunner
@@ -207,6 +208,7 @@ class Pipeline:
                 labels=labels,
                 engine=self.settings.build_engine,
                 nocache=cmd.no_cache,
+                limits=self.settings.background_limits,
             )
         except SecretsNeedBuildKit as exc:
             raise Fail("source", str(exc)) from None
@@ -222,6 +224,10 @@ class Pipeline:
         config = registry_config_header(bases) if bases else None
         for host, (user, _) in sorted(bases.items()):
             await say(f"base images from {host}: as {user} (the team's registry credentials)")
+        if self.settings.build_engine == "buildkit" and cmd.source.build_server == "local":
+            # BuildKit ignores the request's limits: its parent cgroup takes them (adapters/cgroups.py)
+            for problem in await asyncio.to_thread(limit_buildkit, self.settings.background_limits):
+                await say(f"BuildKit runs without the background limits here: {problem}")
         await say(f"building {cmd.image_tag} ({self.settings.build_engine})")
         try:
             async with asyncio.timeout(timeout):

@@ -30,6 +30,8 @@ from typing import Any
 
 from berth_common import dbengines
 from berth_common import labels as label
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.catalogue import DrillBackup, DrillValue, KeyCheck, QueryCheck, RowCountCheck, check_query
 from berth_scheduler.domain.containers import LOG_CONFIG
 from berth_scheduler.domain.dumps import Exec, redis_cli
@@ -80,8 +82,11 @@ def scratch_labels(msg: DrillBackup, deadline: float) -> dict[str, str]:
     }
 
 
-def scratch(msg: DrillBackup, image: str, password: str, deadline: float) -> Scratch:
-    """The scratch container of ``msg``: ``image`` (the engine's, after the image map), ``password``."""
+def scratch(
+    msg: DrillBackup, image: str, password: str, deadline: float, limits: BackgroundLimits = DEFAULT_LIMITS
+) -> Scratch:
+    """The scratch container of ``msg``: ``image`` (the engine's, after the image map), ``password``; it
+    runs with the background ``limits`` (a drill never starves the applications on its server)."""
     body: dict[str, Any] = {"Image": image}
     if msg.engine == "postgresql":
         creds = dbengines.Credentials(USER, password, ADMIN_DATABASE)
@@ -92,7 +97,13 @@ def scratch(msg: DrillBackup, image: str, password: str, deadline: float) -> Scr
         creds = dbengines.Credentials("", password, "0")
         body["Cmd"] = dbengines.container_command("redis", creds, {"appendonly": "no"})
     body["Labels"] = scratch_labels(msg, deadline)
-    body["HostConfig"] = {"NetworkMode": "none", "Init": True, "LogConfig": LOG_CONFIG, "AutoRemove": False}
+    body["HostConfig"] = {
+        "NetworkMode": "none",
+        "Init": True,
+        "LogConfig": LOG_CONFIG,
+        "AutoRemove": False,
+        **limits.host_config(),
+    }
     return Scratch(scratch_name(msg.drill_id), body)
 
 

@@ -5,7 +5,9 @@ A helper runs the local busybox image (``berth/busybox:1``, delivered to a serve
 volume mounted at ``/v`` (read-only for a backup), no network, and ``tar`` as its argv (never a shell):
 ``tar -C /v -cf - .`` writes the volume to stdout; ``tar -C /v -xf -`` reads it from stdin. Over an existing
 volume (confirmed), the volume is emptied first by ``find /v -mindepth 1 -maxdepth 1 -exec rm -rf {} +``
-(find runs rm itself), so the result is the backup, not a mix.
+(find runs rm itself), so the result is the backup, not a mix. Every helper runs with the platform's
+background limits (``berth_common.background``: lower CPU and I/O weight than applications, a memory
+limit), so a backup never starves the applications serving on the same server.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 from typing import Any
 
 from berth_common import labels as label
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.images import BUSYBOX_IMAGE
 
 HELPER_IMAGE = BUSYBOX_IMAGE
@@ -36,7 +40,15 @@ def helper_name(purpose: str, run_id: str) -> str:
     return f"berth-volume-{purpose}-{part}"
 
 
-def helper_body(volume: str, argv: list[str], purpose: str, *, read_only: bool, stdin: bool) -> dict[str, Any]:
+def helper_body(
+    volume: str,
+    argv: list[str],
+    purpose: str,
+    *,
+    read_only: bool,
+    stdin: bool,
+    limits: BackgroundLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
     """The ``POST /containers/create`` body of a helper running ``argv`` on ``volume`` mounted at ``/v``."""
     return {
         "Image": HELPER_IMAGE,
@@ -56,20 +68,21 @@ def helper_body(volume: str, argv: list[str], purpose: str, *, read_only: bool, 
             "NetworkMode": "none",
             "AutoRemove": False,
             "Mounts": [{"Type": "volume", "Source": volume, "Target": MOUNT, "ReadOnly": read_only}],
+            **limits.host_config(),
         },
     }
 
 
-def dump_body(volume: str) -> dict[str, Any]:
-    return helper_body(volume, DUMP_ARGV, "backup", read_only=True, stdin=False)
+def dump_body(volume: str, limits: BackgroundLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    return helper_body(volume, DUMP_ARGV, "backup", read_only=True, stdin=False, limits=limits)
 
 
-def restore_body(volume: str) -> dict[str, Any]:
-    return helper_body(volume, RESTORE_ARGV, "restore", read_only=False, stdin=True)
+def restore_body(volume: str, limits: BackgroundLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    return helper_body(volume, RESTORE_ARGV, "restore", read_only=False, stdin=True, limits=limits)
 
 
-def empty_body(volume: str) -> dict[str, Any]:
-    return helper_body(volume, EMPTY_ARGV, "empty", read_only=False, stdin=False)
+def empty_body(volume: str, limits: BackgroundLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    return helper_body(volume, EMPTY_ARGV, "empty", read_only=False, stdin=False, limits=limits)
 
 
 def volume_body(volume: str, application_id: str, team_id: str) -> dict[str, Any]:

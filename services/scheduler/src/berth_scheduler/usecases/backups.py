@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_common import sealing
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import (
     BackupFailed,
@@ -70,6 +72,7 @@ class BackupSettings:
     timeout_s: float = 6 * 3600.0
     s3_timeout_s: float = 30.0
     in_worker: bool = True  # a database's dump streams in a worker process (``usecases.backup_offload``)
+    limits: BackgroundLimits = DEFAULT_LIMITS  # of the helper container that reads a volume
 
 
 @dataclass
@@ -263,7 +266,7 @@ class Backups:
             async with volume_dumps.stopped(docker, src, msg.team_id, note):
                 await volume_dumps.check_source(docker, src, msg.team_id)
                 await self._open(msg, name(vol.EXTENSION), sinks)
-                helper, body = vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume)
+                helper, body = vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume, self.settings.limits)
                 if (where := await self._worker_socket(msg)) is not None:
                     return await offload.helper_in_worker(
                         docker, where, msg, (helper, body), compression, sinks, self.settings

@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from berth_common import dbengines, sealing
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import (
     BackupSource,
@@ -88,6 +90,7 @@ class Drills:
     timeout_s: float = 6 * 3600.0  # a drill longer than this fails, and its container is swept after it
     ready_timeout_s: float = 180.0
     pull_timeout_s: float = 900.0
+    limits: BackgroundLimits = DEFAULT_LIMITS  # of the scratch container
     interval_s: float = 0.5
     clock: Callable[[], float] = time.time
     _servers: set[str] = field(default_factory=lambda: {LOCAL}, init=False)
@@ -179,7 +182,7 @@ class Drills:
         image = resolve_image(official, image_map(self.image_map_setting))
         if not await engine.has_image(image):
             await engine.pull(image, self.pull_timeout_s)
-        made = dom.scratch(msg, image, password, attempt.started + self.timeout_s + 60)
+        made = dom.scratch(msg, image, password, attempt.started + self.timeout_s + 60, self.limits)
         await docker.remove(made.name)  # one left by an earlier attempt of this drill
         await docker.create(ContainerSpec(name=made.name, service=dom.KIND, kind=dom.KIND, replica=1, body=made.body))
         await docker.start(made.name)

@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from berth_common import sealing
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.bus import Bus
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import BackupSource, LogLine, RestoreBackup, RestoreFailed, RestoreSucceeded, VolumeSource
@@ -64,6 +66,7 @@ class Restores:
     socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
     clock: Callable[[], float] = time.time
     timeout_s: float = 6 * 3600.0
+    limits: BackgroundLimits = DEFAULT_LIMITS  # of the helper containers that empty and write a volume
     _seq: dict[str, int] = field(default_factory=dict, init=False)
 
     async def restore(self, msg: RestoreBackup, delivery: Delivery) -> None:
@@ -209,9 +212,11 @@ class Restores:
             read_object(msg.origin, msg.key, self.ssh) as chunks,
         ):
             # the object is readable before the volume is made or emptied
-            made = await volume_dumps.prepare_target(docker, target, msg.team_id, msg.restore_id, msg.overwrite)
+            made = await volume_dumps.prepare_target(
+                docker, target, msg.team_id, msg.restore_id, msg.overwrite, self.limits
+            )
             name = vol.helper_name("restore", msg.restore_id)
-            body = vol.restore_body(target.volume)
+            body = vol.restore_body(target.volume, self.limits)
             try:
                 if self.socket is not None and in_worker(msg):
                     async with created(docker, name, body):

@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from berth_common.background import DEFAULT as DEFAULT_LIMITS
+from berth_common.background import BackgroundLimits
 from berth_common.catalogue import VolumeSource
 from berth_common.docker import LOCAL
 from berth_common.logging import get_logger
@@ -63,7 +65,12 @@ async def check_source(docker: DockerExecutor, source: VolumeSource, team_id: st
 
 
 async def prepare_target(
-    docker: DockerExecutor, target: VolumeSource, team_id: str, run_id: str, overwrite: bool
+    docker: DockerExecutor,
+    target: VolumeSource,
+    team_id: str,
+    run_id: str,
+    overwrite: bool,
+    limits: BackgroundLimits = DEFAULT_LIMITS,
 ) -> bool:
     """A new volume (made now; True), or, only when ``overwrite`` (confirmed), the existing one emptied."""
     labels = await volume_labels(docker, target.volume)
@@ -82,7 +89,7 @@ async def prepare_target(
             f"volume {target.volume} already exists: restore into a new volume, or over this one with "
             "overwrite and confirm_overwrite"
         )
-    code, error = await run_helper(docker, dom.helper_name("empty", run_id), dom.empty_body(target.volume))
+    code, error = await run_helper(docker, dom.helper_name("empty", run_id), dom.empty_body(target.volume, limits))
     if code != 0:
         raise VolumeError(f"emptying volume {target.volume} failed (exit code {code}): {error[:1000]}")
     return False
