@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -29,7 +28,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from berth_cli import components, dataplane, nats_auth
+from berth_cli import components, dataplane, nats_auth, oneshot
 from berth_cli.backoff import RestartPolicy
 from berth_cli.childproc import Child, acquire_pidfile, configure_logging, die_with_parent
 from berth_cli.datadir import ensure_secret, rotate, write_json
@@ -248,45 +247,16 @@ class Supervisor:
         }
         if not self.external_db:
             env["BERTH_CREATE_DATABASE"] = DATABASE
-        logfile = self.paths.log("provision")
-        failures = 0
-        while not self._stop.is_set():
-            with logfile.open("ab") as err:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "berth_cli.provisioning",
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=err,
-                    env=env,
-                )
-            out, _ = await proc.communicate()
-            if proc.returncode == 0:
-                urls: dict[str, str] = json.loads(out)
-                self.log.info("database roles provisioned", services=sorted(urls))
-                return urls
-            failures += 1
-            delay = self.policy.delay(failures)
-            self.log.error("provisioning failed", exit=proc.returncode, retry_in_s=delay, log=str(logfile))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-        return None
+        return await oneshot.provision_roles(env, self.paths.log("provision"), self._stop, self.policy, self.log)
 
     async def _nats_config(self) -> Path | None:
         """Write nats-server's configuration (users, permissions) in a one-shot child; its path, or None
-        (logged) when that failed."""
-        logfile = self.paths.log("nats-config")
-        with logfile.open("ab") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "berth_cli.nats_auth", str(self.paths.root), stdout=err, stderr=err
-            )
-            rc = await proc.wait()
-        if rc != 0:
-            self.log.error("writing the NATS configuration failed", exit=rc, log=str(logfile))
+        (logged, and the supervisor stops) when that failed."""
+        path = await oneshot.write_nats_config(self.paths.root, self.paths.log("nats-config"), self.log)
+        if path is None:
             self.exit_code = 1
             self._stop.set()
-            return None
-        return nats_auth.config_path(self.paths.root)
+        return path
 
     async def _start(self) -> None:
         paths = self.paths
