@@ -82,7 +82,7 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         fetch_wait_s=settings.fetch_wait_s,
         backoff_s=settings.nak_backoff_s,
         rpc_timeout_s=settings.rpc_timeout_s,
-        streams=default_streams(settings.event_retention_days, settings.log_retention_hours),
+        streams=default_streams(settings.event_retention_days, settings.log_retention_hours, settings.nats_replicas),
         user=settings.nats_user or None,
         password=settings.nats_password.get_secret_value() or None,
     )
