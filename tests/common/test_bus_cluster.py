@@ -4,16 +4,19 @@ and a node SIGKILLed in the middle of a burst of commands loses none and has non
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from berth_cli import nats_auth
 from berth_common.bus import Bus, Delivery, StreamReplicasError, default_streams, nats_servers
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
 from berth_common.catalogue import PingService, ServicePinged
@@ -76,6 +79,39 @@ async def test_streams_get_three_replicas_and_existing_ones_are_raised(cluster):
     assert (await again.js.stream_info(CMD_STREAM)).config.num_replicas == 3
     for bus in (again, three, one):
         await bus.close()
+
+
+async def test_the_generated_cluster_configuration_forms_an_authenticated_cluster(tmp_path: Path):
+    """`berth bus config --cluster-routes` (docker-compose.cluster.yml): the nodes join each other as
+    ``route`` with its derived password, the services' users and permissions hold on every node, and the
+    streams get their three copies."""
+    secret = "s" * 64
+    passwords = nats_auth.derived_passwords(secret)
+    route_pw = nats_auth.derived_password(secret, nats_auth.ROUTE)
+
+    def configure(i: int, route_ports: list[int]) -> dict:
+        block = nats_auth.cluster_block(
+            [f"127.0.0.1:{p}" for p in route_ports], route_pw, f"127.0.0.1:{route_ports[i]}"
+        )
+        return json.loads(nats_auth.config_text(passwords, block))
+
+    nodes = NatsCluster(tmp_path / "cluster", configure=configure).start()  # ready: JetStream's meta group has quorum
+    try:
+        with pytest.raises(Exception, match="Authorization"):
+            await nats.connect(nodes.nodes[0].url, allow_reconnect=False, max_reconnect_attempts=0)
+        bus = Bus(
+            "scheduler",
+            nodes.url,
+            streams=default_streams(replicas=3),
+            user="scheduler",
+            password=passwords["scheduler"],
+        )
+        await bus.connect()
+        for stream in (CMD_STREAM, EVT_STREAM):
+            await wait_until(lambda s=stream: _three_copies(bus, s), timeout=20, interval=0.1)
+        await bus.close()
+    finally:
+        nodes.stop()
 
 
 async def _three_copies(bus: Bus, stream: str) -> bool:

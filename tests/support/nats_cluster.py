@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,10 @@ def distinct_ports(count: int) -> list[int]:
             sock.close()
 
 
-def node_config(name: str, port: int, cluster_port: int, routes: list[int], store: Path, cluster: str) -> str:
+def node_config(name: str, port: int, cluster_port: int, routes: list[int], store: Path, cluster: str) -> dict:
     """A node's configuration: its name, client and route ports, JetStream store and the routes to its peers
     (nats-server reads JSON as its configuration format)."""
-    config = {
+    return {
         "server_name": name,
         "listen": f"127.0.0.1:{port}",
         "jetstream": {"store_dir": str(store)},
@@ -40,7 +41,6 @@ def node_config(name: str, port: int, cluster_port: int, routes: list[int], stor
             "routes": [f"nats-route://127.0.0.1:{p}" for p in routes],
         },
     }
-    return json.dumps(config, indent=2)
 
 
 @dataclass
@@ -88,6 +88,8 @@ class NatsCluster:
     folder: Path
     size: int = 3
     name: str = "berth-test"
+    # More configuration for node ``i`` given every node's route port (users, the cluster's own section...).
+    configure: Callable[[int, list[int]], dict] | None = None
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -103,9 +105,10 @@ class NatsCluster:
             (folder / "js").mkdir(parents=True, exist_ok=True)
             node = Node(f"n{i + 1}", folder, ports[self.size + i], cluster_ports[i], ports[2 * self.size + i])
             others = [p for j, p in enumerate(cluster_ports) if j != i]
-            (folder / "nats.conf").write_text(
-                node_config(node.name, node.port, node.cluster_port, others, folder / "js", self.name)
-            )
+            config = node_config(node.name, node.port, node.cluster_port, others, folder / "js", self.name)
+            if self.configure is not None:
+                config.update(self.configure(i, cluster_ports))
+            (folder / "nats.conf").write_text(json.dumps(config, indent=2))
             self.nodes.append(node)
         for node in self.nodes:  # all at once: JetStream is ready only when the meta group has its quorum
             node.launch()
