@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from berth_cli import nats_auth
+from berth_cli import components, nats_auth
 from berth_common.bus import Bus, Delivery, StreamReplicasError, default_streams, nats_servers
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
 from berth_common.catalogue import PingService, ServicePinged
@@ -25,7 +25,8 @@ from berth_common.db.tables import outbox
 from berth_common.db.unit import OutboxRelay
 from tests.support.bus_helpers import prepare_schema, stream_messages, wait_until
 from tests.support.bus_worker import effects
-from tests.support.nats_cluster import NatsCluster, Node
+from tests.support.nats_cluster import NatsCluster, Node, distinct_ports, node_config
+from tests.support.procs import Proc
 
 SCHEMA = "worker"
 BURST = 300
@@ -110,6 +111,19 @@ async def test_the_generated_cluster_configuration_forms_an_authenticated_cluste
         for stream in (CMD_STREAM, EVT_STREAM):
             await wait_until(lambda s=stream: _three_copies(bus, s), timeout=20, interval=0.1)
         await bus.close()
+        # a process that can reach the route port but has no route password cannot join as a node
+        port, route_port = distinct_ports(2)
+        rogue_dir = tmp_path / "rogue"
+        config = node_config("rogue", port, route_port, [nodes.nodes[0].cluster_port], rogue_dir / "js", "berth")
+        (rogue_dir / "js").mkdir(parents=True)
+        (rogue_dir / "nats.conf").write_text(json.dumps(config))
+        argv = [components.bin_path("nats-server"), "-c", str(rogue_dir / "nats.conf")]
+        rogue = Proc(components.Launch("rogue", argv), rogue_dir / "nats.log").start()
+        try:
+            log = rogue_dir / "nats.log"
+            await wait_until(lambda: "Route Error 'Authorization Violation'" in log.read_text(), timeout=15)
+        finally:
+            rogue.kill()
     finally:
         nodes.stop()
 
