@@ -293,3 +293,10 @@ def test_the_cluster_configuration_gives_every_node_authenticated_routes(tmp_pat
     # without routes: no cluster section (a single server)
     CliRunner().invoke(app, ["bus", "config", str(out)], env=env)
     assert "cluster" not in json.loads(out.read_text())
+
+
+def test_credentials_go_into_every_server_of_a_cluster_url():
+    """`berth backup` with BERTH_NATS_URL listing a cluster's nodes connects as its user to any of them."""
+    url = nats_auth.with_credentials("nats://a:4222, nats://b:4222,nats://c", "admin", "p@ss:w")
+    assert url == "nats://admin:p%40ss%3Aw@a:4222,nats://admin:p%40ss%3Aw@b:4222,nats://admin:p%40ss%3Aw@c"
+    assert nats_auth.without_credentials(url) == "nats://a:4222,nats://b:4222,nats://c"

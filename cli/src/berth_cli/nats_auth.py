@@ -98,7 +98,12 @@ def write_config(
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    """``url`` with ``user:password@`` (what the nats client reads); never log the result."""
+    """``url`` with ``user:password@`` (what the nats client reads), each server of a comma-separated list
+    (a cluster's nodes); never log the result."""
+    return ",".join(_with_credentials(one.strip(), user, password) for one in url.split(",") if one.strip())
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
     if parts.port:
@@ -107,7 +112,11 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def without_credentials(url: str) -> str:
-    """``url`` without its user and password (for messages and logs)."""
+    """``url`` without its user and password (for messages and logs), each server of a list."""
+    return ",".join(_without_credentials(one.strip()) for one in url.split(",") if one.strip())
+
+
+def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
