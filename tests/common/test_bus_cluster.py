@@ -14,6 +14,7 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 
 from berth_cli import components, nats_auth
@@ -23,6 +24,8 @@ from berth_common.catalogue import PingService, ServicePinged
 from berth_common.db import Unit, idempotent, make_engine, make_sessionmaker
 from berth_common.db.tables import outbox
 from berth_common.db.unit import OutboxRelay
+from berth_common.runtime import _connect_bus
+from berth_common.settings import BaseServiceSettings
 from tests.support.bus_helpers import prepare_schema, stream_messages, wait_until
 from tests.support.bus_worker import effects
 from tests.support.nats_cluster import NatsCluster, Node, distinct_ports, node_config
@@ -80,6 +83,21 @@ async def test_streams_get_three_replicas_and_existing_ones_are_raised(cluster):
     assert (await again.js.stream_info(CMD_STREAM)).config.num_replicas == 3
     for bus in (again, three, one):
         await bus.close()
+
+
+async def test_a_service_takes_the_cluster_and_replicas_from_its_settings(cluster, monkeypatch):
+    monkeypatch.setenv("BERTH_NATS_URL", cluster.url)
+    monkeypatch.setenv("BERTH_NATS_REPLICAS", "3")
+    settings = BaseServiceSettings(service_name="api")
+    bus = await _connect_bus(settings, asyncio.Event())  # what every service's start does
+    try:
+        assert bus.nc.connected_url is not None and bus.nc.connected_url.port in {n.port for n in cluster.nodes}
+        assert (await bus.js.stream_info(CMD_STREAM)).config.num_replicas == 3
+    finally:
+        await bus.close()
+    monkeypatch.setenv("BERTH_NATS_REPLICAS", "0")
+    with pytest.raises(ValidationError, match="nats_replicas"):
+        BaseServiceSettings(service_name="api")
 
 
 async def test_the_generated_cluster_configuration_forms_an_authenticated_cluster(tmp_path: Path):

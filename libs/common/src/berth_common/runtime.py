@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from berth_common import sealing
 from berth_common.bus import Bus
-from berth_common.bus.streams import default_streams
+from berth_common.bus.streams import StreamReplicasError, default_streams
 from berth_common.catalogue import HealthReply
 from berth_common.db import make_engine, make_sessionmaker, run_migrations
 from berth_common.db.engine import db_not_available
@@ -94,7 +94,10 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         except Exception as exc:
             if stop.is_set():
                 raise
-            log.warning("bus not reachable yet", url=settings.nats_url, error=str(exc), retry_in=delay)
+            if isinstance(exc, StreamReplicasError):  # e.g. a cluster whose other nodes are not up yet
+                log.error("streams cannot have their replicas yet", error=str(exc), retry_in=delay)
+            else:
+                log.warning("bus not reachable yet", url=settings.nats_url, error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
