@@ -77,7 +77,7 @@ async def test_streams_get_three_replicas_and_existing_ones_are_raised(cluster):
     await three.connect()  # finds the streams with one copy: raises them to three
     for stream in (CMD_STREAM, EVT_STREAM, "BERTH_LOG", "BERTH_DLQ"):
         assert (await three.js.stream_info(stream)).config.num_replicas == 3, stream
-        await wait_until(lambda s=stream: _three_copies(three, s), timeout=20, interval=0.1)
+        await wait_until(lambda s=stream: _three_copies(three, s), timeout=40, interval=0.1)
     again = Bus("builder", cluster.url, streams=default_streams(replicas=1))
     await again.connect()  # a service started with the old setting does not lower them
     assert (await again.js.stream_info(CMD_STREAM)).config.num_replicas == 3
@@ -127,7 +127,7 @@ async def test_the_generated_cluster_configuration_forms_an_authenticated_cluste
         )
         await bus.connect()
         for stream in (CMD_STREAM, EVT_STREAM):
-            await wait_until(lambda s=stream: _three_copies(bus, s), timeout=20, interval=0.1)
+            await wait_until(lambda s=stream: _three_copies(bus, s), timeout=40, interval=0.1)
         await bus.close()
         # a process that can reach the route port but has no route password cannot join as a node
         port, route_port = distinct_ports(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import urllib.request
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berth_cli import components
-from tests.support.procs import Proc, wait_healthz, wait_port
+from tests.support.procs import PortTakenError, Proc, wait_healthz, wait_port
 
 
 def distinct_ports(count: int) -> list[int]:
@@ -97,7 +98,22 @@ class NatsCluster:
         """``BERTH_NATS_URL`` for the cluster: every node, comma-separated."""
         return ",".join(n.url for n in self.nodes)
 
-    def start(self) -> NatsCluster:
+    def start(self, attempts: int = 3) -> NatsCluster:
+        """Start every node; when another process took one of the ports meanwhile (parallel test workers),
+        again on new ports."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except PortTakenError:
+                self.stop()
+                for node in self.nodes:  # a fresh store: no state naming the old ports
+                    shutil.rmtree(node.folder / "js", ignore_errors=True)
+                self.nodes.clear()
+                if attempt == attempts - 1:
+                    raise
+        return self
+
+    def _start(self) -> NatsCluster:
         ports = distinct_ports(3 * self.size)
         cluster_ports = ports[: self.size]
         for i in range(self.size):
