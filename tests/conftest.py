@@ -52,6 +52,7 @@ LONG_FILES_S = {
     "tests/scheduler/test_drills.py": 55,
     "tests/e2e/test_deploy_flow.py": 55,
     "tests/e2e/test_data_plane.py": 55,
+    "tests/common/test_bus_cluster.py": 60,
     "tests/e2e/test_previews_e2e.py": 55,
     "tests/servers/test_swarm.py": 55,
     "tests/e2e/test_compose_build_deploy.py": 55,

@@ -72,6 +72,12 @@ def test_server_hides_credentials(doc):
     assert "hunter2pw" not in json.dumps(doc) and "berthuser" not in json.dumps(doc)
 
 
+def test_a_cluster_url_names_its_first_node():
+    doc = asyncapi_document("nats://u:pw@n1.example:4222, nats://u:pw@n2.example:4223")
+    assert doc["servers"]["nats"]["host"] == "n1.example:4222"
+    assert "pw" not in json.dumps(doc["servers"])
+
+
 def test_every_catalogue_entry_has_channel_message_schema_and_operations(doc):
     schemas, messages = doc["components"]["schemas"], doc["components"]["messages"]
     for type_, cls in REGISTRY.items():

@@ -5,6 +5,7 @@ it consumes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -266,3 +267,36 @@ async def test_a_log_follow_reaches_the_askers_inbox_and_the_api_reads_the_log_s
         await scheduler.close()
         await api.close()
         await builder.close()
+
+
+def test_the_cluster_configuration_gives_every_node_authenticated_routes(tmp_path: Path):
+    """`berth bus config --cluster-routes` (docker-compose.cluster.yml): the same file for every node."""
+    out = tmp_path / "nats.conf"
+    routes = "nats-1:6222,nats-2:6222, nats-3:6222"
+    env = {"BERTH_SECRET_KEY": "k" * 64}
+    result = CliRunner().invoke(app, ["bus", "config", str(out), "--cluster-routes", routes], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("; cluster routes nats-1:6222, nats-2:6222, nats-3:6222\n")
+    route_pw = nats_auth.derived_password("k" * 64, "route")
+    assert route_pw not in result.output
+    config = json.loads(out.read_text())
+    assert (
+        config["authorization"]
+        == json.loads(nats_auth.config_text(nats_auth.derived_passwords("k" * 64)))["authorization"]
+    )
+    assert config["cluster"] == {
+        "name": "berth",
+        "listen": "0.0.0.0:6222",
+        "authorization": {"user": "route", "password": route_pw},
+        "routes": [f"nats-route://route:{route_pw}@nats-{i}:6222" for i in (1, 2, 3)],
+    }
+    # without routes: no cluster section (a single server)
+    CliRunner().invoke(app, ["bus", "config", str(out)], env=env)
+    assert "cluster" not in json.loads(out.read_text())
+
+
+def test_credentials_go_into_every_server_of_a_cluster_url():
+    """`berth backup` with BERTH_NATS_URL listing a cluster's nodes connects as its user to any of them."""
+    url = nats_auth.with_credentials("nats://a:4222, nats://b:4222,nats://c", "admin", "p@ss:w")
+    assert url == "nats://admin:p%40ss%3Aw@a:4222,nats://admin:p%40ss%3Aw@b:4222,nats://admin:p%40ss%3Aw@c"
+    assert nats_auth.without_credentials(url) == "nats://a:4222,nats://b:4222,nats://c"

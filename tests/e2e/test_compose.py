@@ -17,8 +17,13 @@ REQUIRED = {"BERTH_SECRET_KEY": "k" * 64, "BERTH_POSTGRES_PASSWORD": "pg-secret-
 SERVICES = {"api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"}
 
 
-def compose(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [components.bin_path("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config", *args]
+def compose(
+    env: dict[str, str], *args: str, files: tuple[str, ...] = ("docker-compose.yml",)
+) -> subprocess.CompletedProcess[str]:
+    argv = [components.bin_path("docker-compose")]
+    for name in files:
+        argv += ["-f", str(ROOT / name)]
+    argv += ["config", *args]
     # a clean environment: only what the test gives, so a developer's variables cannot make it pass
     return subprocess.run(argv, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, cwd=ROOT)
 
@@ -57,6 +62,40 @@ def test_config_passes_with_the_required_variables():
     assert "pg-secret-pw" in services["provision"]["environment"]["BERTH_DATABASE_URL"]
     assert {v["target"] for v in services["postgres"]["volumes"]} == {"/var/lib/postgresql/data"}
     assert set(cfg["volumes"]) >= {"berth-data", "nats-data", "postgres-data", "traefik-dynamic"}
+
+
+def test_the_cluster_override_runs_the_bus_on_three_nats_nodes():
+    """docker-compose.cluster.yml: three nodes on the one generated configuration (with the cluster's
+    routes), each with its own store; every service lists the nodes and asks for three copies of a stream."""
+    proc = compose(REQUIRED, "--format", "json", files=("docker-compose.yml", "docker-compose.cluster.yml"))
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)
+    services = cfg["services"]
+    nodes = ["nats", "nats-2", "nats-3"]
+    assert set(services) == {*nodes, "nats-config", "postgres", "traefik", "provision", *SERVICES}
+    assert services["nats-config"]["command"] == [
+        *("bus", "config", "/nats-config/nats.conf"),
+        *("--cluster-routes", "nats:6222,nats-2:6222,nats-3:6222"),
+    ]
+    names = {}
+    for node in nodes:
+        command = services[node]["command"]
+        assert command[:2] == ["-c", "/etc/nats/berth/nats.conf"], node
+        names[node] = command[command.index("-n") + 1]
+        mounts = {v["source"]: (v["target"], v.get("read_only", False)) for v in services[node]["volumes"]}
+        assert mounts["nats-config"] == ("/etc/nats/berth", True), node
+        assert services[node]["depends_on"]["nats-config"]["condition"] == "service_completed_successfully"
+        assert services[node]["healthcheck"]["test"][0] == "CMD"
+    assert names == {"nats": "nats-1", "nats-2": "nats-2", "nats-3": "nats-3"}  # each server_name its own
+    stores = {next(v["source"] for v in services[n]["volumes"] if v["target"] == "/data") for n in nodes}
+    assert stores == {"nats-data", "nats-data-2", "nats-data-3"}
+    assert set(cfg["volumes"]) >= stores
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert env["BERTH_NATS_URL"] == "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222", name
+        assert env["BERTH_NATS_REPLICAS"] == "3", name
+        assert env["BERTH_SECRET_KEY"] == REQUIRED["BERTH_SECRET_KEY"], name  # the base's settings kept
+        assert {"nats", "nats-2", "nats-3", "provision"} <= set(services[name]["depends_on"]), name
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))

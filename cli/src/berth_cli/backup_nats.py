@@ -120,10 +120,15 @@ async def _connect(url: str) -> Any:
     import nats
 
     from berth_cli.nats_auth import ADMIN, without_credentials
+    from berth_common.bus import nats_servers
 
     try:  # replies and snapshot chunks come to the admin identity's own inbox (the one it may read)
         return await nats.connect(
-            url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0, inbox_prefix=f"_INBOX.{ADMIN}"
+            servers=nats_servers(url),
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            inbox_prefix=f"_INBOX.{ADMIN}",
         )
     except Exception as exc:
         raise BackupError(f"cannot reach NATS at {without_credentials(url)}: {type(exc).__name__}: {exc}") from None

@@ -184,14 +184,25 @@ def bus_spec() -> None:
 @bus_app.command("config")
 def bus_config(
     out: Annotated[Path, typer.Argument(help="the nats-server configuration file to write")],
+    cluster_routes: Annotated[
+        str, typer.Option(help="a NATS cluster's route addresses, host:port comma-separated (every node)")
+    ] = "",
+    cluster_listen: Annotated[str, typer.Option(help="where each node listens for routes")] = "0.0.0.0:6222",
 ) -> None:
     """Write nats-server's configuration: one user per service, operator and admin, each with the
-    permissions the catalogue gives it, and passwords derived from BERTH_SECRET_KEY (docker-compose.yml)."""
+    permissions the catalogue gives it, and passwords derived from BERTH_SECRET_KEY (docker-compose.yml).
+    With --cluster-routes, also the routes between a cluster's nodes (docker-compose.cluster.yml)."""
     from berth_cli import nats_auth
 
-    passwords = nats_auth.derived_passwords(_env("BERTH_SECRET_KEY"))
-    nats_auth.write_config(out.parent, out, passwords)
-    typer.echo(f"wrote {out}: users {', '.join(nats_auth.IDENTITIES)}")
+    secret = _env("BERTH_SECRET_KEY")
+    passwords = nats_auth.derived_passwords(secret)
+    routes = [r.strip() for r in cluster_routes.split(",") if r.strip()]
+    cluster = None
+    if routes:
+        cluster = nats_auth.cluster_block(routes, nats_auth.derived_password(secret, nats_auth.ROUTE), cluster_listen)
+    nats_auth.write_config(out.parent, out, passwords, cluster)
+    where = f"; cluster routes {', '.join(routes)}" if routes else ""
+    typer.echo(f"wrote {out}: users {', '.join(nats_auth.IDENTITIES)}{where}")
 
 
 @images_app.command("base")

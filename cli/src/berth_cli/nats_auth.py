@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from berth_cli.datadir import ensure_secret, write_private
 from berth_cli.layout import SERVICE_NAMES
 
+ROUTE = "route"  # the nodes of a NATS cluster, to each other (not a client identity)
+CLUSTER_NAME = "berth"
 ADMIN = "admin"
 OPERATOR = "operator"  # the catalogue's party: a monitoring probe, a tool watching dead letters, a test
 OBSERVER = "observer"  # reads every event as it is published (the benchmarks), sends nothing
@@ -56,23 +58,52 @@ def derived_passwords(secret_key: str) -> dict[str, str]:
     return {identity: derived_password(secret_key, identity) for identity in IDENTITIES}
 
 
-def config_text(passwords: dict[str, str]) -> str:
-    """nats-server's configuration (JSON is valid there): the users and their permissions."""
+def cluster_block(routes: list[str], password: str, listen: str = "0.0.0.0:6222") -> dict[str, object]:
+    """The ``cluster`` section of a NATS cluster's nodes: every node gets the same one (its own address among
+    ``routes`` is ignored by nats-server; each node's ``server_name`` comes from its command line). Routes
+    authenticate as ``route`` with ``password``: a process that can reach the route port cannot join as a
+    node and so escape the users' permissions."""
+    user = quote(ROUTE, safe="")
+    secret = quote(password, safe="")
+    return {
+        "name": CLUSTER_NAME,
+        "listen": listen,
+        "authorization": {"user": ROUTE, "password": password},
+        "routes": [f"nats-route://{user}:{secret}@{route}" for route in routes],
+    }
+
+
+def config_text(passwords: dict[str, str], cluster: dict[str, object] | None = None) -> str:
+    """nats-server's configuration (JSON is valid there): the users and their permissions, and with
+    ``cluster`` (:func:`cluster_block`) a node's routes to the other nodes of a cluster."""
     from berth_common.bus.permissions import authorization
 
-    return json.dumps({"authorization": authorization(passwords)}, indent=2, sort_keys=True) + "\n"
+    config: dict[str, object] = {"authorization": authorization(passwords)}
+    if cluster is not None:
+        config["cluster"] = cluster
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-def write_config(root: Path, path: Path | None = None, passwords: dict[str, str] | None = None) -> Path:
+def write_config(
+    root: Path,
+    path: Path | None = None,
+    passwords: dict[str, str] | None = None,
+    cluster: dict[str, object] | None = None,
+) -> Path:
     """Write nats-server's configuration (0600; by default ``nats.conf`` of the data dir ``root``, with its
     passwords); its path."""
     path = path or config_path(root)
-    write_private(path, config_text(passwords if passwords is not None else ensure_passwords(root)))
+    write_private(path, config_text(passwords if passwords is not None else ensure_passwords(root), cluster))
     return path
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    """``url`` with ``user:password@`` (what the nats client reads); never log the result."""
+    """``url`` with ``user:password@`` (what the nats client reads), each server of a comma-separated list
+    (a cluster's nodes); never log the result."""
+    return ",".join(_with_credentials(one.strip(), user, password) for one in url.split(",") if one.strip())
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
     if parts.port:
@@ -81,7 +112,11 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def without_credentials(url: str) -> str:
-    """``url`` without its user and password (for messages and logs)."""
+    """``url`` without its user and password (for messages and logs), each server of a list."""
+    return ",".join(_without_credentials(one.strip()) for one in url.split(",") if one.strip())
+
+
+def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url

@@ -110,6 +110,7 @@ def _version() -> str:
 
 
 def _server(nats_url: str) -> dict[str, Any]:
+    nats_url = nats_url.split(",", 1)[0].strip()  # a cluster's nodes: the first names the bus
     parts = urlsplit(nats_url if "://" in nats_url else f"nats://{nats_url}")
     host = parts.hostname or "127.0.0.1"
     if ":" in host:  # IPv6 literal

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from berth_common import sealing
 from berth_common.bus import Bus
-from berth_common.bus.streams import default_streams
+from berth_common.bus.streams import StreamReplicasError, default_streams
 from berth_common.catalogue import HealthReply
 from berth_common.db import make_engine, make_sessionmaker, run_migrations
 from berth_common.db.engine import db_not_available
@@ -82,7 +82,7 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         fetch_wait_s=settings.fetch_wait_s,
         backoff_s=settings.nak_backoff_s,
         rpc_timeout_s=settings.rpc_timeout_s,
-        streams=default_streams(settings.event_retention_days, settings.log_retention_hours),
+        streams=default_streams(settings.event_retention_days, settings.log_retention_hours, settings.nats_replicas),
         user=settings.nats_user or None,
         password=settings.nats_password.get_secret_value() or None,
     )
@@ -94,7 +94,10 @@ async def _connect_bus(settings: BaseServiceSettings, stop: asyncio.Event) -> Bu
         except Exception as exc:
             if stop.is_set():
                 raise
-            log.warning("bus not reachable yet", url=settings.nats_url, error=str(exc), retry_in=delay)
+            if isinstance(exc, StreamReplicasError):  # e.g. a cluster whose other nodes are not up yet
+                log.error("streams cannot have their replicas yet", error=str(exc), retry_in=delay)
+            else:
+                log.warning("bus not reachable yet", url=settings.nats_url, error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -33,7 +33,10 @@ class BaseServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     data_dir: Path = Path(".berth")
 
+    # One server, or the nodes of a NATS cluster separated by commas (the client fails over between them).
     nats_url: str = "nats://127.0.0.1:4222"
+    # Copies of each JetStream stream: 1 on a single server, 3 on a three-node cluster (docs/operations.md).
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     # The service's bus identity (``berth_common.bus.permissions``); empty: connect without credentials.
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")

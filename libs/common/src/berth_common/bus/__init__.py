@@ -5,10 +5,17 @@ from berth_common.bus.client import (
     QueryFailedError,
     ServiceUnavailableError,
     derived_id,
+    nats_servers,
     subscriptions_confirmed,
 )
 from berth_common.bus.consumer import ConsumerConflictError, Delivery, PermanentError, TransientError
-from berth_common.bus.streams import StreamConflictError, StreamSpec, declare_streams, default_streams
+from berth_common.bus.streams import (
+    StreamConflictError,
+    StreamReplicasError,
+    StreamSpec,
+    declare_streams,
+    default_streams,
+)
 
 __all__ = [
     "Bus",
@@ -18,10 +25,12 @@ __all__ = [
     "QueryFailedError",
     "ServiceUnavailableError",
     "StreamConflictError",
+    "StreamReplicasError",
     "StreamSpec",
     "TransientError",
     "declare_streams",
     "default_streams",
     "derived_id",
+    "nats_servers",
     "subscriptions_confirmed",
 ]

@@ -43,6 +43,15 @@ def derived_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers ``BERTH_NATS_URL`` names: one URL, or several separated by commas (the nodes of a NATS
+    cluster; the client connects to any of them and fails over to the others)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("BERTH_NATS_URL names no server")
+    return servers
+
+
 def rpc_subject(service: str, name: str) -> str:
     return f"rpc.{service}.{name}"
 
@@ -94,13 +103,14 @@ class Bus:
     # --- connection --------------------------------------------------------------------------------
 
     async def connect(self, *, declare: bool = True) -> None:
-        """Connect (as ``user`` when set: replies and deliveries then come to its own inbox prefix, the
-        only one it may subscribe to) and declare the streams."""
+        """Connect to any of the servers ``url`` lists (as ``user`` when set: replies and deliveries then come
+        to its own inbox prefix, the only one it may subscribe to) and declare the streams. On a lost
+        connection the client reconnects, to another node of a cluster when its own is gone."""
         identity: dict[str, Any] = {}
         if self.user:
             identity = {"user": self.user, "password": self._password or "", "inbox_prefix": inbox_prefix(self.user)}
         self._nc = await nats.connect(
-            self.url,
+            servers=nats_servers(self.url),
             name=f"berth-{self.service}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

@@ -1,12 +1,16 @@
-"""Stream declarations, in one place. Declaring is idempotent and never overwrites a differing stream."""
+"""Stream declarations, in one place. Declaring is idempotent and never overwrites a differing stream.
+
+The one field declaring may change is the replica count: on a NATS cluster a stream declared with fewer
+replicas than ``BERTH_NATS_REPLICAS`` asks for is raised to that count (never lowered: redundancy is not
+given up by a service started with another setting)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from berth_common.logging import get_logger
 
@@ -17,6 +21,9 @@ EVT_STREAM = "BERTH_EVT"
 LOG_STREAM = "BERTH_LOG"
 DLQ_STREAM = "BERTH_DLQ"
 DEAD_LETTER_PREFIX = "dlq."
+# JetStream's answers to a replica count it cannot hold: replicas > 1 on a single server (10074), no
+# suitable peers / insufficient resources in the cluster (10005, 10023).
+_REPLICA_ERRORS = frozenset({10074, 10005, 10023})
 
 
 def stream_for(subject: str) -> str:
@@ -26,6 +33,11 @@ def stream_for(subject: str) -> str:
 
 class StreamConflictError(RuntimeError):
     """A stream exists with a configuration other than the declared one; Berth refuses to overwrite it."""
+
+
+class StreamReplicasError(RuntimeError):
+    """The server cannot hold a stream with the replica count asked for (a single server asked for 3, or a
+    cluster with fewer nodes than replicas)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class StreamSpec:
     duplicate_window_s: float = 120.0
     discard: DiscardPolicy = DiscardPolicy.OLD
     max_bytes: int = -1
+    # Copies of the stream on a NATS cluster (1 on a single server; 3 on a three-node cluster).
+    replicas: int = 1
 
     def config(self) -> StreamConfig:
         return StreamConfig(
@@ -49,10 +63,12 @@ class StreamSpec:
             duplicate_window=self.duplicate_window_s,
             discard=self.discard,
             max_bytes=self.max_bytes,
+            num_replicas=self.replicas,
         )
 
     def differences(self, actual: StreamConfig) -> list[str]:
-        """Fields in which ``actual`` differs from this declaration (empty when they agree)."""
+        """Fields in which ``actual`` differs from this declaration (empty when they agree); the replica
+        count is not one of them (:func:`declare_streams` raises it)."""
         diffs = []
         if sorted(actual.subjects or []) != sorted(self.subjects):
             diffs.append(f"subjects {actual.subjects} != {list(self.subjects)}")
@@ -71,17 +87,21 @@ class StreamSpec:
         return diffs
 
 
-def default_streams(event_retention_days: float = 7.0, log_retention_hours: float = 24.0) -> list[StreamSpec]:
+def default_streams(
+    event_retention_days: float = 7.0, log_retention_hours: float = 24.0, replicas: int = 1
+) -> list[StreamSpec]:
+    r = replicas
     return [
-        StreamSpec(CMD_STREAM, ("cmd.>",), RetentionPolicy.WORK_QUEUE),
-        StreamSpec(EVT_STREAM, ("evt.>",), RetentionPolicy.LIMITS, max_age_s=event_retention_days * 86400),
-        StreamSpec(LOG_STREAM, ("log.>",), RetentionPolicy.LIMITS, max_age_s=log_retention_hours * 3600),
-        StreamSpec(DLQ_STREAM, (f"{DEAD_LETTER_PREFIX}>",), RetentionPolicy.LIMITS, max_age_s=30 * 86400),
+        StreamSpec(CMD_STREAM, ("cmd.>",), RetentionPolicy.WORK_QUEUE, replicas=r),
+        StreamSpec(EVT_STREAM, ("evt.>",), RetentionPolicy.LIMITS, max_age_s=event_retention_days * 86400, replicas=r),
+        StreamSpec(LOG_STREAM, ("log.>",), RetentionPolicy.LIMITS, max_age_s=log_retention_hours * 3600, replicas=r),
+        StreamSpec(DLQ_STREAM, (f"{DEAD_LETTER_PREFIX}>",), RetentionPolicy.LIMITS, max_age_s=30 * 86400, replicas=r),
     ]
 
 
 async def _check(js: JetStreamContext, spec: StreamSpec) -> bool:
-    """True if the stream exists and agrees; raises on a conflict; False if it does not exist."""
+    """True if the stream exists and agrees (its replicas raised when fewer); raises on a conflict; False if
+    it does not exist."""
     try:
         info = await js.stream_info(spec.name)
     except NotFoundError:
@@ -90,7 +110,37 @@ async def _check(js: JetStreamContext, spec: StreamSpec) -> bool:
     if diffs:
         log.error("stream config conflict", stream=spec.name, differences=diffs)
         raise StreamConflictError(f"stream {spec.name} exists with another configuration: {'; '.join(diffs)}")
+    await _raise_replicas(js, spec, info.config)
     return True
+
+
+async def _raise_replicas(js: JetStreamContext, spec: StreamSpec, actual: StreamConfig) -> None:
+    """Give an existing stream the replicas asked for when it has fewer. A server that refuses (a single
+    server, or too few nodes) is reported and the stream kept as it is: it still works, with less redundancy."""
+    have = actual.num_replicas or 1
+    if have >= spec.replicas:
+        if have > spec.replicas:
+            log.info("stream keeps more replicas than asked for", stream=spec.name, replicas=have, asked=spec.replicas)
+        return
+    try:
+        await js.update_stream(replace(actual, num_replicas=spec.replicas))
+    except APIError as exc:
+        log.error(
+            "stream replicas not raised: the server refused",
+            stream=spec.name,
+            replicas=have,
+            asked=spec.replicas,
+            error=exc.description or str(exc),
+        )
+        return
+    log.info("stream replicas raised", stream=spec.name, replicas=spec.replicas, were=have)
+
+
+def _replicas_refused(exc: APIError, spec: StreamSpec) -> StreamReplicasError:
+    return StreamReplicasError(
+        f"cannot create stream {spec.name} with {spec.replicas} replicas (BERTH_NATS_REPLICAS): "
+        f"{exc.description or exc}; a single NATS server holds 1, a cluster at most as many as it has nodes"
+    )
 
 
 async def declare_streams(js: JetStreamContext, specs: list[StreamSpec]) -> None:
@@ -110,4 +160,12 @@ async def declare_streams(js: JetStreamContext, specs: list[StreamSpec]) -> None
                 raise StreamConflictError(
                     f"cannot create stream {spec.name}: another stream already holds {list(spec.subjects)}"
                 ) from exc
+            if spec.replicas > 1 and exc.err_code in _REPLICA_ERRORS:
+                log.error("stream replicas refused", stream=spec.name, replicas=spec.replicas, error=exc.description)
+                raise _replicas_refused(exc, spec) from exc
+            raise
+        except APIError as exc:  # not enough nodes in the cluster (503) for the replicas asked for
+            if spec.replicas > 1 and exc.err_code in _REPLICA_ERRORS:
+                log.error("stream replicas refused", stream=spec.name, replicas=spec.replicas, error=exc.description)
+                raise _replicas_refused(exc, spec) from exc
             raise
