@@ -101,8 +101,11 @@ def git(repo: Path, *args: str) -> None:
 
 
 def commit_site(repo: Path, content: str, base: str) -> None:
+    """A commit with new content; its build takes a few seconds (a step that sleeps, after the content: never cached), so that a blow can
+    meet a build in progress."""
     (repo / "Dockerfile").write_text(
-        f'FROM {base}\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        f"FROM {base}\nCOPY index.html /www/index.html\nRUN sleep 3\nEXPOSE 8080\n"
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
     )
     (repo / "index.html").write_text(content + "\n")
     git(repo, "add", "-A")
@@ -210,6 +213,7 @@ async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str,
     for app in details:
         checks.check_app(app, listed[app["id"]], team_containers, f)
         checks.check_images(app, listed[app["id"]], f)
+    checks.check_volumes(team, details, f)
     up = [c for c in team_containers if c.state == "running"]
     checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), details, up, f)
     every = {d["id"]: d for ds in listed.values() for d in ds}

@@ -3,7 +3,7 @@
 - every deployment ends (succeeded, failed or cancelled) within a bound; a failed or cancelled one has a
   reason (``stuck``, ``no_reason``);
 - no application runs two versions, nor more replicas than it asked for (``duplicates``);
-- no container, route or image that no record explains (``orphans``): a container of an application that is
+- no container, route, image or volume that no record explains (``orphans``): a container of an application that is
   not its live version's running replica, a route file under ``<data>/traefik/dynamic`` whose hosts or
   upstreams are not an application's live replicas, an image labelled for an application by a deployment
   the application does not have;
@@ -72,6 +72,24 @@ def images_of(app_id: str) -> list[tuple[str, str]]:
         labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image_id)) or {}
         found.append((image_id, str(labels.get("berth.deployment", ""))))
     return found
+
+
+def volumes_of(team: str) -> list[tuple[str, str]]:
+    """(volume name, application label) of every volume labelled for the team."""
+    out = docker(
+        "volume", "ls", "--filter", f"label=berth.team={team}", "--format", '{{.Name}}\t{{.Label "berth.app"}}'
+    )
+    rows = [[*line.split("\t"), ""] for line in out.splitlines() if line.strip()]
+    return [(row[0], row[1]) for row in rows]
+
+
+def check_volumes(team: str, apps: list[dict[str, Any]], f: Findings) -> None:
+    """A volume of the team belongs to an application that declares volumes (the run's declare none)."""
+    declaring = {a["id"] for a in apps if any(s.get("volumes") for s in a["services"])}
+    for name, app_id in volumes_of(team):
+        f.checked["volumes"] += 1
+        if app_id not in declaring:
+            f.orphans.append(f"volume {name} of {app_id!r}: no application declares it")
 
 
 def route_files(dynamic: Path) -> dict[str, tuple[set[str], set[str]]]:

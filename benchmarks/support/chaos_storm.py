@@ -25,14 +25,21 @@ INFRA = ("nats", "postgres", "traefik")
 BACK_WITHIN_S = 90.0
 
 
-def plan(rng: random.Random, kills: int, infra: tuple[str, ...] = INFRA) -> list[str]:
-    """The components to strike, in order: ``kills`` services drawn at random (the scheduler and the
-    builder at least once each when there are two or more kills: they hold deployments in flight) and each
-    of ``infra`` once, shuffled."""
-    must = [s for s in ("scheduler", "builder")][: max(0, min(kills, 2))]
+def plan(rng: random.Random, kills: int, infra: tuple[str, ...] = INFRA, together: float = 0.3) -> list[list[str]]:
+    """The blows, in order, each a list of components struck at once: ``kills`` services drawn at random
+    (the scheduler and the builder at least once each when there are two or more kills: they hold
+    deployments in flight) and each of ``infra`` once, shuffled; a blow joins the one before it with
+    probability ``together`` (two components down at the same moment, e.g. the scheduler and NATS)."""
+    must = ["scheduler", "builder"][: max(0, min(kills, 2))]
     drawn = must + [rng.choice(SERVICES) for _ in range(kills - len(must))]
-    blows = drawn + list(infra)
-    rng.shuffle(blows)
+    targets = drawn + list(infra)
+    rng.shuffle(targets)
+    blows: list[list[str]] = []
+    for target in targets:
+        if blows and target not in blows[-1] and len(blows[-1]) < 2 and rng.random() < together:
+            blows[-1].append(target)
+        else:
+            blows.append([target])
     return blows
 
 
@@ -59,12 +66,13 @@ class Blow:
 
 @dataclass
 class Storm:
-    """Strikes ``blows`` one after the other, a random pause (``pause_s`` range) before each."""
+    """Strikes ``blows`` one after the other, a random pause (``pause_s`` range) before each; the
+    components of one blow at the same moment."""
 
     state_path: Path
-    blows: list[str]
+    blows: list[list[str]]
     rng: random.Random
-    pause_s: tuple[float, float] = (2.0, 8.0)
+    pause_s: tuple[float, float] = (1.0, 6.0)
     done: list[Blow] = field(default_factory=list)
     _t0: float = 0.0
 
@@ -78,18 +86,22 @@ class Storm:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._t0 = time.monotonic()
-        for target in self.blows:
+        for targets in self.blows:
             pause = self.rng.uniform(*self.pause_s)
             try:
                 await asyncio.wait_for(stop.wait(), pause)
                 return
             except TimeoutError:
                 pass
-            self.done.append(await self.strike(target))
+            self.done += await asyncio.gather(*(self.strike(t) for t in targets))
 
     async def strike(self, target: str) -> Blow:
-        at = time.monotonic() - self._t0
         pid = child_pid(self.state_path, target)
+        waited = time.monotonic()
+        while pid is None and time.monotonic() - waited < BACK_WITHIN_S:  # down already (e.g. lost its database)
+            await asyncio.sleep(0.2)
+            pid = child_pid(self.state_path, target)
+        at = time.monotonic() - self._t0
         if pid is None:
             print(f"[chaos] {at:7.1f}s {target}: not running, skipped", flush=True)
             return Blow(at, target, None, None)

@@ -26,7 +26,7 @@ async def test_deploys_survive_a_storm_of_kills():
     r = await run_chaos(DEPLOYS, KILLS, seed, APPS)
     context = f"seed {seed}: {r['problems']} blows {r['blows']}"
     # the storm happened: every blow struck a running process, which the supervisor started again
-    assert r["kills"] == KILLS and r["restarts"] == 3, context
+    assert r["kills"] == KILLS and r["restarts"] == 3, context  # none found its target down
     assert all(b["back_after_s"] is not None for b in r["blows"]), context
     # every command accounted for: each request accepted or (answer lost) found in the listing, none lost
     assert r["accepted"] + r["ambiguous"] == DEPLOYS and r["refused"] == 0, context
