@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,7 +68,40 @@ async def _on_validation(request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(422, body)
 
 
+# A database that restarts, or a connection it dropped: the request may succeed when sent again.
+UNAVAILABLE = (
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, not yet accepting connections
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,
+    ConnectionError,  # refused, reset, aborted: nothing listens (yet) or the peer went away
+)
+RETRY_AFTER_S = 2
+
+
+def unavailable(exc: BaseException) -> BaseException | None:
+    """The cause of ``exc`` that means a backing service is unreachable for a moment (the database restarts,
+    a connection was cut), found through SQLAlchemy's wrapping and ``raise ... from``; None otherwise."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, UNAVAILABLE) or (isinstance(cur, DBAPIError) and cur.connection_invalidated):
+            return cur
+        # explicit causes only: an error raised while another was being handled is not caused by it
+        todo += [getattr(cur, "orig", None), cur.__cause__]
+    return None
+
+
 async def _on_unhandled(request: Request, exc: Exception) -> ProblemResponse:
+    cause = unavailable(exc)
+    if cause is not None:  # 503 with Retry-After: a client sends it again instead of reporting a server bug
+        log.warning("backing service unavailable", method=request.method, path=request.url.path, error=repr(cause))
+        body = problem_body(503, "A service this request needs is restarting or unreachable; try again shortly.")
+        return problem_response(503, body, {"Retry-After": str(RETRY_AFTER_S)})
     log.exception("unhandled error", method=request.method, path=request.url.path)
     body = problem_body(500, "The server failed to handle this request; it has been logged.")
     return problem_response(500, body)
