@@ -53,7 +53,8 @@ class Ambiguous(Exception):
 
 class Client:
     """The REST API with the admin token, riding out a killed API or database: a request that could not be
-    sent, or that was answered 5xx, is sent again (until ``RETRY_S``); a GET also when its answer was lost."""
+    sent, or that was answered 5xx, is sent again (until ``RETRY_S``); a GET or PATCH also when its answer
+    was lost."""
 
     def __init__(self, platform: BerthUp) -> None:
         self.http = httpx.AsyncClient(
@@ -72,7 +73,7 @@ class Client:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 why = f"{type(exc).__name__}"
             except httpx.TransportError as exc:
-                if method != "GET":
+                if method not in ("GET", "PATCH"):  # the PATCHes here set values: sending one twice is harmless
                     raise Ambiguous(f"{method} {url}: {type(exc).__name__}") from exc
                 why = f"{type(exc).__name__}"
             else:
@@ -243,7 +244,10 @@ async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: 
     try:
         await work.make_apps(apps)
         team = (await client.call("GET", "/v1/me", 200))["team"]["id"]
-        storm = Storm(platform.paths.state, plan(rng, kills), random.Random(rng.random()))
+        blows = plan(rng, kills)
+        # the blows spread over the time the requests take (on average), not all in its first part
+        mean = max(1.5, deploys * sum(GAP_S) / 2 / len(blows))
+        storm = Storm(platform.paths.state, blows, random.Random(rng.random()), (0.3 * mean, 1.7 * mean))
         stop = asyncio.Event()
         t0 = time.monotonic()
         storming = asyncio.create_task(storm.run(stop))

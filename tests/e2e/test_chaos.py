@@ -33,6 +33,7 @@ async def test_deploys_survive_a_storm_of_kills():
     assert r["accepted"] <= r["recorded"] <= DEPLOYS, context
     assert r["succeeded"] + r["failed"] == r["recorded"], context
     assert r["stuck"] == 0 and r["no_reason"] == 0, context
+    assert r["commands_pending"] == 0 and r["dead_letters"] == 0, context  # no command left or given up on
     assert r["duplicates"] == 0 and r["orphans"] == 0 and r["api_mismatches"] == 0, context
     assert r["succeeded"] >= 1, context
     # the checks looked at something: every deployment's end, each application's route and live content
