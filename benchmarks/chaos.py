@@ -304,6 +304,14 @@ async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: 
     }
 
 
+def remove_images(app_ids: list[str]) -> None:
+    """The images the run's builds made (the engine may be shared: only those labelled for its applications)."""
+    for app_id in app_ids:
+        ids = checks.docker("images", "-q", "--filter", f"label=berth.application={app_id}").split()
+        if ids:
+            subprocess.run([checks.DOCKER, "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=120)
+
+
 async def run_chaos(deploys: int, kills: int, seed: int, apps: int = 4) -> dict[str, Any]:
     print(f"[chaos] seed {seed} ({deploys} deploys, {kills} kills, {apps} applications)", flush=True)
     busybox_image()
@@ -319,6 +327,7 @@ async def run_chaos(deploys: int, kills: int, seed: int, apps: int = 4) -> dict[
         if keep:
             shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
         await asyncio.to_thread(platform.stop)
+        await asyncio.to_thread(remove_images, platform.apps)
     return {**result, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
