@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # share module fixtures: a platform, a Traefik); 0: serial.
 PYTEST_WORKERS ?= 3
 
-.PHONY: docs help install install-test up up-all-in-one down down-all status logs test lint typecheck pytest test-fast bench lock clean
+.PHONY: docs help install install-test up up-all-in-one down down-all status logs test lint typecheck pytest test-fast bench chaos lock clean
 
 help:
 	@echo "make up          install what is missing and run the platform locally (data in $(DATA_DIR))"
@@ -18,6 +18,7 @@ help:
 	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests not marked slow"
 	@echo "make bench       the benchmarks, results in benchmarks/results/*.json"
+	@echo "make chaos       50 deploys while services, NATS, Postgres and Traefik are killed; benchmarks/results/chaos.json"
 	@echo "make docs        regenerate the subjects table of docs/architecture.md from the catalogue"
 	@echo "make lock        regenerate requirements.lock (names and versions only)"
 
@@ -63,6 +64,11 @@ test-fast: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run
+
+# CHAOS_ARGS: e.g. --seed N to replay a run, --deploys 10 --kills 3 for a short one
+CHAOS_ARGS ?=
+chaos: install-test
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 
 docs: install
 	$(BIN)/python -m berth_common.subjects

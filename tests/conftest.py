@@ -33,6 +33,7 @@ os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 # files are handed out longest first, so the short ones fill the end and no worker idles while the other
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
+    "tests/e2e/test_chaos.py": 120,
     "tests/servers/test_swarm_rollout.py": 155,
     "tests/security/test_injection.py": 140,
     "tests/security/test_fuzz.py": 130,

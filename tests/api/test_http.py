@@ -9,6 +9,7 @@ import httpx
 from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints.http import create_app
 from berth_api.settings import ApiSettings
+from berth_cli.components import free_port
 from tests.api.conftest import bearer
 
 
@@ -87,16 +88,34 @@ async def test_readyz_without_a_service_context_is_503():
 
 
 async def test_unhandled_error_is_a_bare_500_problem(capfd):
-    """An app without a service context fails inside authentication: the client sees no trace of it."""
+    """A handler that fails: the client sees no trace of it, the server logs it."""
     app = create_app(ApiSettings(http_port=0))
+
+    async def broken() -> None:
+        raise RuntimeError("no service context inside")
+
+    app.add_api_route("/v1/broken", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get("/v1/me", headers=bearer("berth_0123456789ab_" + "A" * 43))
+        r = await c.get("/v1/broken")
     body = assert_problem(r, 500, "internal-error")
     assert set(body) == {"type", "title", "status", "detail"}
     assert "RuntimeError" not in r.text and "service context" not in r.text
     out, err = capfd.readouterr()
     assert "unhandled error" in out + err  # logged on the server side
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_to_retry(capfd):
+    """Authentication meets a database that refuses connections (nothing listens, as while it restarts):
+    503 with Retry-After, a warning and no trace, instead of a 500 reported as a bug."""
+    app = create_app(ApiSettings(http_port=0, database_url=f"postgresql+asyncpg://u:p@127.0.0.1:{free_port()}/db"))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/v1/me", headers=bearer("berth_0123456789ab_" + "A" * 43))
+    assert_problem(r, 503, "service-unavailable")
+    assert r.headers["retry-after"] == "2" and "Connect call failed" not in r.text
+    out, err = capfd.readouterr()
+    assert "backing service unavailable" in out + err and "unhandled error" not in out + err
 
 
 async def test_in_flight_request_finishes_on_stop(api):

@@ -200,6 +200,9 @@ def test_no_free_database_connection_is_a_503_to_retry():
     with TestClient(app, raise_server_exceptions=False) as client:
         busy_answer, bug_answer = client.get("/busy"), client.get("/bug")
     assert (busy_answer.status_code, busy_answer.headers["retry-after"]) == (503, "2")
-    assert busy_answer.json()["detail"] == "The database is busy or unavailable; try again shortly."
+    assert (
+        busy_answer.json()["detail"]
+        == "A service this request needs is busy, restarting or unreachable; try again shortly."
+    )
     assert busy_answer.headers["content-type"] == "application/problem+json"
     assert bug_answer.status_code == 500

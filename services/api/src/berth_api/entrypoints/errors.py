@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,25 +69,41 @@ async def _on_validation(request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(422, body)
 
 
-BUSY_RETRY_AFTER_S = 2
+# A database that restarts, or a connection it dropped: the request may succeed when sent again.
+UNAVAILABLE = (
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, not yet accepting connections
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,
+    ConnectionError,  # refused, reset, aborted: nothing listens (yet) or the peer went away
+    PoolTimeoutError,  # every pooled connection busy for the pool's timeout (a burst of requests)
+)
+RETRY_AFTER_S = 2
 
 
-def database_busy(exc: BaseException) -> bool:
-    """True when the request failed because no database connection could be had in time (every pooled
-    connection busy under a burst) or the database cannot be used right now: a 503 to retry, not a bug."""
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-    from berth_common.db.engine import db_not_available
-
-    return isinstance(exc, PoolTimeoutError) or (isinstance(exc, DBAPIError) and db_not_available(exc))
+def unavailable(exc: BaseException) -> BaseException | None:
+    """The cause of ``exc`` that means a backing service is unreachable for a moment (the database restarts,
+    a connection was cut), found through SQLAlchemy's wrapping and ``raise ... from``; None otherwise."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, UNAVAILABLE) or (isinstance(cur, DBAPIError) and cur.connection_invalidated):
+            return cur
+        # explicit causes only: an error raised while another was being handled is not caused by it
+        todo += [getattr(cur, "orig", None), cur.__cause__]
+    return None
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> ProblemResponse:
-    if database_busy(exc):
-        log.warning("database busy", method=request.method, path=request.url.path, error=type(exc).__name__)
-        detail = "The database is busy or unavailable; try again shortly."
-        return problem_response(503, problem_body(503, detail), {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+    cause = unavailable(exc)
+    if cause is not None:  # 503 with Retry-After: a client sends it again instead of reporting a server bug
+        log.warning("backing service unavailable", method=request.method, path=request.url.path, error=repr(cause))
+        body = problem_body(503, "A service this request needs is busy, restarting or unreachable; try again shortly.")
+        return problem_response(503, body, {"Retry-After": str(RETRY_AFTER_S)})
     log.exception("unhandled error", method=request.method, path=request.url.path)
     body = problem_body(500, "The server failed to handle this request; it has been logged.")
     return problem_response(500, body)

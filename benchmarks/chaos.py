@@ -1,0 +1,362 @@
+"""The chaos suite: deploys while Berth's processes are killed, then the invariants (``make chaos``).
+
+``python -m benchmarks.chaos [--deploys 50] [--kills 12] [--seed N]`` starts the platform as a user runs it
+(``berth up``, split mode, a temporary data directory and free ports), makes a few web applications (half
+from a prebuilt image, half from a local git repository built by the builder) and requests ``--deploys``
+deployments of them at random intervals, each with new content (an image application's variable, a git
+application's commit), while the storm (``support/chaos_storm.py``) kills -9 random Berth services and each
+of NATS, Postgres and Traefik once. A request the API could not answer (it was killed) is retried while it
+cannot have been received; one cut after it was sent is counted ``ambiguous`` and found again in the listing.
+After the last blow every deployment must end within ``SETTLE_S``; then the invariants of
+``support/chaos_checks.py`` are checked (again for up to ``CONVERGE_S`` while the API's projection catches
+up) and the counts are written to ``benchmarks/results/chaos.json``.
+
+The seed is printed first and kept in the result: the same seed replays the same plan (applications,
+order of the blows, the pauses; the moments a blow meets depend on the machine's speed).
+
+Not done: restarting the Docker engine (the engine here is shared with other work on the machine) and
+filling a test server's disk (no test server in this run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.support import chaos_checks as checks
+from benchmarks.support.chaos_storm import Storm, plan
+from benchmarks.support.http import HttpError, get_once
+from benchmarks.support.platform import SERVE_CONTENT, BerthUp, busybox_image
+
+NAME = "chaos"
+GOALS = {"stuck": ("<=", 0.0), "orphans": ("<=", 0.0), "duplicates": ("<=", 0.0)}
+SETTLE_S = 300.0
+CONVERGE_S = 60.0
+RETRY_S = 120.0
+GAP_S = (0.5, 4.0)
+
+
+class Ambiguous(Exception):
+    """The request was sent but its answer was lost: it may or may not have been carried out."""
+
+
+class Client:
+    """The REST API with the admin token, riding out a killed API or database: a request that could not be
+    sent, or that was answered 5xx, is sent again (until ``RETRY_S``); a GET or PATCH also when its answer
+    was lost."""
+
+    def __init__(self, platform: BerthUp) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=platform.api_url,
+            headers={"Authorization": f"Bearer {platform.token}"},
+            trust_env=False,
+            timeout=30,
+        )
+        self.retries = 0
+
+    async def call(self, method: str, url: str, expect: int, body: Any = None) -> Any:
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            try:
+                resp = await self.http.request(method, url, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                why = f"{type(exc).__name__}"
+            except httpx.TransportError as exc:
+                if method not in ("GET", "PATCH"):  # the PATCHes here set values: sending one twice is harmless
+                    raise Ambiguous(f"{method} {url}: {type(exc).__name__}") from exc
+                why = f"{type(exc).__name__}"
+            else:
+                if resp.status_code == expect:
+                    return resp.json()
+                if resp.status_code < 500 and resp.status_code != 429:
+                    raise RuntimeError(f"{method} {url}: HTTP {resp.status_code}: {resp.text[:500]}")
+                why = f"HTTP {resp.status_code}"
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{method} {url}: no answer within {RETRY_S}s ({why})")
+            self.retries += 1
+            await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=chaos", "-c", "user.email=chaos@localhost", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def commit_site(repo: Path, content: str, base: str) -> None:
+    """A commit with new content; its build takes a few seconds (a step that sleeps, after the content: never cached), so that a blow can
+    meet a build in progress."""
+    (repo / "Dockerfile").write_text(
+        f"FROM {base}\nCOPY index.html /www/index.html\nRUN sleep 3\nEXPOSE 8080\n"
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    )
+    (repo / "index.html").write_text(content + "\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", content)
+
+
+class Workload:
+    """The run's applications and every deployment it requested, with the content each one should serve."""
+
+    def __init__(self, platform: BerthUp, client: Client, rng: random.Random) -> None:
+        self.platform, self.client, self.rng = platform, client, rng
+        self.base = busybox_image()
+        self.apps: list[dict[str, Any]] = []
+        self.repos: dict[str, Path] = {}
+        self.content: dict[str, str] = {}  # deployment id -> content
+        self.accepted: list[str] = []
+        self.ambiguous = 0
+        self.refused: list[str] = []
+
+    async def make_apps(self, count: int) -> None:
+        project = await self.client.call("POST", "/v1/projects", 201, {"name": f"chaos-{os.getpid()}"})
+        env_id = project["environments"][0]["id"]
+        for i in range(count):
+            name = f"chaos{i}"
+            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/"}
+            if i % 2 == 0:
+                source = {"kind": "image", "image": self.base}
+                body = {
+                    "name": name,
+                    "source": source,
+                    "services": [{**service, "command": ["sh", "-c", SERVE_CONTENT]}],
+                    "env": [{"name": "CONTENT", "value": f"{name} v0"}],
+                    "stop_timeout_s": 5,
+                }
+            else:
+                repo = self.platform.root / f"repo-{name}"
+                repo.mkdir()
+                git(repo, "init", "-q", "-b", "main")
+                commit_site(repo, f"{name} v0", self.base)
+                self.repos[name] = repo
+                body = {
+                    "name": name,
+                    "source": {"kind": "git", "repository": str(repo), "branch": "main"},
+                    "services": [service],
+                    "stop_timeout_s": 5,
+                }
+            url = f"/v1/environments/{env_id}/applications"
+            app = await self.client.call("POST", url, 201, body)
+            self.apps.append(app)
+            self.platform.apps.append(app["id"])
+
+    async def deploy(self, n: int) -> None:
+        """Deploy ``n``: new content for a random application, then the request."""
+        app = self.rng.choice(self.apps)
+        content = f"{app['name']} d{n}"
+        try:
+            if app["name"] in self.repos:
+                await asyncio.to_thread(commit_site, self.repos[app["name"]], content, self.base)
+            else:
+                env = [{"name": "CONTENT", "value": content}]
+                await self.client.call("PATCH", f"/v1/applications/{app['id']}", 200, {"env": env})
+            out = await self.client.call(
+                "POST", f"/v1/applications/{app['id']}/deployments", 202, {"options": {"drain_grace_s": 1.0}}
+            )
+        except Ambiguous as exc:
+            self.ambiguous += 1
+            print(f"[chaos] deploy {n}: {exc}", flush=True)
+            return
+        except RuntimeError as exc:
+            self.refused.append(str(exc)[:300])
+            print(f"[chaos] deploy {n} refused: {exc}", flush=True)
+            return
+        self.accepted.append(out["id"])
+        self.content[out["id"]] = content
+
+    async def deployments(self, app_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self.client.call(
+            "GET", f"/v1/applications/{app_id}/deployments?limit=200", 200
+        )
+        return out
+
+
+async def settle(work: Workload, bound_s: float) -> tuple[float, dict[str, list[dict[str, Any]]]]:
+    """Wait until every deployment of every application ended (up to ``bound_s``): the seconds it took and
+    the deployments as the API lists them then."""
+    start = time.monotonic()
+    while True:
+        listed = {a["id"]: await work.deployments(a["id"]) for a in work.apps}
+        open_ = [d for ds in listed.values() for d in ds if d["status"] not in checks.TERMINAL]
+        if not open_ or time.monotonic() - start > bound_s:
+            return time.monotonic() - start, listed
+        await asyncio.sleep(2.0)
+
+
+async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str, list[dict[str, Any]]]]:
+    """Every invariant once, on the state as it is now."""
+    f = checks.Findings()
+    listed = {a["id"]: await work.deployments(a["id"]) for a in work.apps}
+    details = [await work.client.call("GET", f"/v1/applications/{a['id']}", 200) for a in work.apps]
+    team_containers = checks.containers(f"berth.team={team}")
+    ours = {a["id"] for a in work.apps}
+    for c in team_containers:
+        if c.app not in ours:
+            f.orphans.append(f"container {c.name} of no application of the run ({c.app!r})")
+    for app in details:
+        checks.check_app(app, listed[app["id"]], team_containers, f)
+        checks.check_images(app, listed[app["id"]], f)
+    checks.check_volumes(team, details, f)
+    up = [c for c in team_containers if c.state == "running"]
+    checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), details, up, f)
+    every = {d["id"]: d for ds in listed.values() for d in ds}
+    checks.check_ends(every, await checks.bus_ends(work.platform.nats_url), f)
+    missing = [d for d in work.accepted if d not in every]
+    f.stuck += [f"deployment {d} accepted but not listed" for d in missing]
+    for app in details:
+        live = (app.get("live") or {}).get("deployment_id")
+        if live not in work.content:
+            continue
+        host = app["services"][0]["hosts"][0]
+        try:
+            got = await get_once(work.platform.proxy_port, host)
+            body = got.body.decode(errors="replace").strip()
+        except (HttpError, OSError) as exc:
+            body, got = f"error {exc}", None
+        f.checked["served"] += 1
+        if got is None or got.status != 200 or body != work.content[live]:
+            f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {work.content[live]!r}")
+    return f, listed
+
+
+async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: int = 4) -> dict[str, Any]:
+    rng = random.Random(seed)
+    client = Client(platform)
+    work = Workload(platform, client, rng)
+    try:
+        await work.make_apps(apps)
+        team = (await client.call("GET", "/v1/me", 200))["team"]["id"]
+        blows = plan(rng, kills)
+        # the blows spread over the time the requests take (on average), not all in its first part
+        mean = max(1.5, deploys * sum(GAP_S) / 2 / len(blows))
+        storm = Storm(platform.paths.state, blows, random.Random(rng.random()), (0.3 * mean, 1.7 * mean))
+        stop = asyncio.Event()
+        t0 = time.monotonic()
+        storming = asyncio.create_task(storm.run(stop))
+        for n in range(deploys):
+            await work.deploy(n)
+            await asyncio.sleep(rng.uniform(*GAP_S))
+        await storming
+        storm_s = time.monotonic() - t0
+        settle_s, listed = await settle(work, SETTLE_S)
+        deadline = time.monotonic() + CONVERGE_S
+        while True:
+            findings, listed = await inspect(work, team)
+            if not findings.problems() or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(3.0)
+        wall_s = time.monotonic() - t0
+    finally:
+        await client.close()
+    every = [d for ds in listed.values() for d in ds]
+    statuses = Counter(d["status"] for d in every)
+    reasons = Counter(
+        f"{d['status']} in {d.get('ended_in')}: {(d.get('reason') or '')[:120]}"
+        for d in every
+        if d["status"] in ("failed", "cancelled")
+    )
+    problems = findings.problems()
+    return {
+        "seed": seed,
+        "deploys": deploys,
+        "recorded": len(every),
+        "accepted": len(work.accepted),
+        "ambiguous": work.ambiguous,
+        "refused": len(work.refused),
+        "succeeded": statuses.get("succeeded", 0),
+        "failed": statuses.get("failed", 0) + statuses.get("cancelled", 0),
+        "kills": storm.kills,
+        "restarts": storm.restarts,
+        "stuck": len(findings.stuck),
+        "orphans": len(findings.orphans),
+        "duplicates": len(findings.duplicates) + len(findings.done_twice),
+        "no_reason": len(findings.no_reason),
+        "api_mismatches": len(findings.api_mismatches) + len(findings.end_mismatch) + len(findings.serving_wrong),
+        "failed_build_images": findings.failed_images,
+        "wall_s": round(wall_s, 1),
+        "storm_s": round(storm_s, 1),
+        "settle_s": round(settle_s, 1),
+        "api_retries": client.retries,
+        "blows": [b.public() for b in storm.done],
+        "checked": dict(findings.checked),
+        "failure_reasons": dict(reasons.most_common(10)),
+        "problems": {k: v[:10] for k, v in problems.items()},
+        "refusals": work.refused[:5],
+        **await checks.stream_counts(platform.nats_url),
+    }
+
+
+def remove_images(app_ids: list[str]) -> None:
+    """The images the run's builds made (the engine may be shared: only those labelled for its applications)."""
+    for app_id in app_ids:
+        ids = checks.docker("images", "-q", "--filter", f"label=berth.application={app_id}").split()
+        if ids:
+            subprocess.run([checks.DOCKER, "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=120)
+
+
+async def run_chaos(deploys: int, kills: int, seed: int, apps: int = 4) -> dict[str, Any]:
+    print(f"[chaos] seed {seed} ({deploys} deploys, {kills} kills, {apps} applications)", flush=True)
+    busybox_image()
+    load_before = os.getloadavg()[0]
+    platform = await asyncio.to_thread(BerthUp(extra_env={"BERTH_ALLOW_LOCAL_GIT": "1"}).start)
+    try:
+        result = await measure(platform, deploys, kills, seed, apps)
+    except BaseException:
+        print("[chaos] failed (BERTH_CHAOS_KEEP_LOGS=DIR keeps the platform's logs)", file=sys.stderr)
+        raise
+    finally:
+        keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
+        if keep:
+            shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
+        await asyncio.to_thread(platform.stop)
+        await asyncio.to_thread(remove_images, platform.apps)
+    return {**result, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.run import RESULTS, machine, write
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--deploys", type=int, default=50)
+    parser.add_argument(
+        "--kills", type=int, default=12, help="Berth services killed (NATS, Postgres, Traefik: once each)"
+    )
+    parser.add_argument("--apps", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a new seed, printed)")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    result = asyncio.run(run_chaos(args.deploys, args.kills, seed, args.apps))
+    from datetime import UTC, datetime
+
+    result["goals"] = {k: list(v) for k, v in GOALS.items()}
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["machine"] = machine()
+    path = write(NAME, result)
+    keys = ("seed", "deploys", "succeeded", "failed", "kills", "restarts", "stuck", "orphans", "duplicates", "wall_s")
+    print({k: result[k] for k in keys})
+    if result["problems"]:
+        print("problems:", result["problems"])
+    print(f"-> {path.relative_to(RESULTS.parent.parent)}")
+    return 0 if not any(result[k] for k in ("stuck", "orphans", "duplicates", "no_reason")) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

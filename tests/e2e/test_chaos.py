@@ -1,0 +1,42 @@
+"""The chaos suite, bounded for CI: deploys (image and git) while Berth services, NATS, Postgres and Traefik
+are killed -9 at random moments; afterwards every deployment ended (with a reason when it failed), no
+application runs two versions, nothing runs, routes or is kept that no record explains, every deployment
+ended exactly once on the bus, and the API's view equals what runs (``benchmarks/chaos.py``; ``make chaos``
+is the full run). The seed is printed, and ``BERTH_CHAOS_SEED`` replays a failing run."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from benchmarks.chaos import run_chaos
+
+pytestmark = pytest.mark.slow
+
+DEPLOYS = 8
+KILLS = 3
+APPS = 4
+
+
+async def test_deploys_survive_a_storm_of_kills():
+    seed = int(os.environ.get("BERTH_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
+    print(f"chaos seed {seed} (replay: BERTH_CHAOS_SEED={seed})")
+    r = await run_chaos(DEPLOYS, KILLS, seed, APPS)
+    context = f"seed {seed}: {r['problems']} blows {r['blows']}"
+    # the storm happened: every blow struck a running process, which the supervisor started again
+    assert r["kills"] == KILLS and r["restarts"] == 3, context  # none found its target down
+    assert all(b["back_after_s"] is not None for b in r["blows"]), context
+    # every command accounted for: each request accepted or (answer lost) found in the listing, none lost
+    assert r["accepted"] + r["ambiguous"] == DEPLOYS and r["refused"] == 0, context
+    assert r["accepted"] <= r["recorded"] <= DEPLOYS, context
+    assert r["succeeded"] + r["failed"] == r["recorded"], context
+    assert r["stuck"] == 0 and r["no_reason"] == 0, context
+    assert r["commands_pending"] == 0 and r["dead_letters"] == 0, context  # no command left or given up on
+    assert r["duplicates"] == 0 and r["orphans"] == 0 and r["api_mismatches"] == 0, context
+    assert r["succeeded"] >= 1, context
+    # the checks looked at something: every deployment's end, each application's route and live content
+    checked = r["checked"]
+    assert checked["deployments"] == r["recorded"] and checked["bus_ends"] >= r["recorded"], context
+    assert checked["routes"] >= 1 and checked["served"] >= 1 and checked["images"] >= 1, context
