@@ -13,6 +13,7 @@ from berth_api.dashboard import (
     pages_observe,
     pages_servers,
     pages_team,
+    pages_teams,
     pages_templates,
     signin,
 )
@@ -96,6 +97,11 @@ def build() -> Starlette:
             Route("/invitations/{invitation_id:str}/revoke", pages_team.revoke_invitation, methods=["POST"]),
             Route("/tokens", pages_team.create_token, methods=["POST"]),
             Route("/tokens/{token_id:str}/revoke", pages_team.revoke_token, methods=["POST"]),
+            Route("/teams", pages_teams.create_team, methods=["POST"]),
+            Route("/teams/switch", pages_teams.switch_team, methods=["POST"]),
+            Route("/teams/{team_id:str}/leave", pages_teams.leave_team, methods=["POST"]),
+            Route("/teams/{team_id:str}/delete", pages_teams.delete_team, methods=["POST"]),
+            Route("/templates/import", pages_templates.import_template, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

@@ -44,7 +44,7 @@ async def _page(api: Api, base: dict[str, Any], status: int = 200, before: str =
     return render("team.html", status, **base, teams=teams, roles=ROLES, **admin, **extra)
 
 
-_redraw = around(_page)
+redraw = around(_page)
 
 
 @page
@@ -57,13 +57,13 @@ async def team(request: Request, api: Api, base: dict[str, Any]) -> Response:
 @form
 async def change_role(request: Request, api: Api, base: dict[str, Any]) -> Response:
     user = request.path_params["user_id"]
-    await call(api, base, _redraw, "PATCH", f"/v1/members/{user}", json={"role": text(base, "role")})
+    await call(api, base, redraw, "PATCH", f"/v1/members/{user}", json={"role": text(base, "role")})
     return back_to(PAGE)
 
 
 @form
 async def remove_member(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    await call(api, base, _redraw, "DELETE", f"/v1/members/{request.path_params['user_id']}")
+    await call(api, base, redraw, "DELETE", f"/v1/members/{request.path_params['user_id']}")
     return back_to(PAGE)
 
 
@@ -71,13 +71,13 @@ async def remove_member(request: Request, api: Api, base: dict[str, Any]) -> Res
 async def invite(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Invite someone; the single-use code is on this answer only (to pass on to the invitee)."""
     body = {"email": text(base, "email"), "role": text(base, "role") or "developer"}
-    invited = await call(api, base, _redraw, "POST", "/v1/invitations", json=body)
+    invited = await call(api, base, redraw, "POST", "/v1/invitations", json=body)
     return await _page(api, base, 200, invited=invited)
 
 
 @form
 async def revoke_invitation(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    await call(api, base, _redraw, "DELETE", f"/v1/invitations/{request.path_params['invitation_id']}")
+    await call(api, base, redraw, "DELETE", f"/v1/invitations/{request.path_params['invitation_id']}")
     return back_to(PAGE)
 
 
@@ -88,11 +88,11 @@ async def create_token(request: Request, api: Api, base: dict[str, Any]) -> Resp
     body: dict[str, Any] = {"name": text(base, "name")}
     if days:
         body["expires_in_days"] = int(days) if days.isdigit() else days
-    created = await call(api, base, _redraw, "POST", "/v1/tokens", json=body)
+    created = await call(api, base, redraw, "POST", "/v1/tokens", json=body)
     return await _page(api, base, 200, created=created)
 
 
 @form
 async def revoke_token(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    await call(api, base, _redraw, "DELETE", f"/v1/tokens/{request.path_params['token_id']}")
+    await call(api, base, redraw, "DELETE", f"/v1/tokens/{request.path_params['token_id']}")
     return back_to(PAGE)

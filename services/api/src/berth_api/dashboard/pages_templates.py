@@ -19,14 +19,45 @@ VAR_PREFIX = "var."
 LOGO_TYPES = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}
 
 
+async def _catalogue(
+    api: Api, base: dict[str, Any], status: int = 200, q: str = "", tag: str = "", **extra: Any
+) -> Response:
+    params = {k: v for k, v in (("q", q), ("tag", tag)) if v}
+    found, everything = await asyncio.gather(api.get("/v1/templates", params=params), api.get("/v1/templates"))
+    tags = sorted({t for template in everything for t in template["tags"]})
+    return render("templates.html", status, **base, templates=found, tags=tags, q=q, tag=tag, **extra)
+
+
 @page
 async def catalogue(request: Request, api: Api, base: dict[str, Any]) -> Response:
     q = request.query_params.get("q", "").strip()[:100]
     tag = request.query_params.get("tag", "").strip()[:63]
-    params = {k: v for k, v in (("q", q), ("tag", tag)) if v}
-    found, everything = await asyncio.gather(api.get("/v1/templates", params=params), api.get("/v1/templates"))
-    tags = sorted({t for template in everything for t in template["tags"]})
-    return render("templates.html", **base, templates=found, tags=tags, q=q, tag=tag)
+    return await _catalogue(api, base, q=q, tag=tag)
+
+
+def _import_files(base: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The format and the files of the import form: a Coolify template is one compose file (its name gives
+    the slug), a Dokploy blueprint its ``template.toml`` and ``docker-compose.yml`` (``meta.json`` optional)."""
+    fmt = text(base, "format")
+    form = base["form"]
+    if fmt == "coolify":
+        filename = text(base, "filename") or "imported.yaml"
+        return fmt, {filename: str(form.get("compose") or "")}
+    names = (("template.toml", "toml"), ("docker-compose.yml", "compose"), ("meta.json", "meta"))
+    return fmt, {name: str(form.get(field) or "") for name, field in names if form.get(field)}
+
+
+@form
+async def import_template(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Convert a pasted Coolify template or Dokploy blueprint into a Berth template and show it (or the
+    REST API's problem, naming the file and the spot), with the pasted text kept in the form."""
+    fmt, files = _import_files(base)
+    body: dict[str, Any] = {"format": fmt, "files": files}
+    if text(base, "name"):
+        body["name"] = text(base, "name")
+    keep = {"pasted": base["form"], "pasted_format": fmt}
+    imported = await call(api, base, around(_catalogue, **keep), "POST", "/v1/templates/import", json=body)
+    return await _catalogue(api, base, imported=imported, **keep)
 
 
 async def _template(api: Api, base: dict[str, Any], slug: str, status: int = 200, **extra: Any) -> Response:

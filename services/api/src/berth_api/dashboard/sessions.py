@@ -103,3 +103,16 @@ def clear_cookie(response: Response, request: Request) -> None:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def replace_token(state: ApiState, session: Session, token: str, label: str) -> Session:
+    """The same session (cookie, CSRF secret) acting with another token: a switch of team. Sealed under the
+    key lock, as ``create``."""
+    box = state.deps().box
+    async with state.context().sessionmaker() as s, s.begin():
+        await hold_for_sealing(s, box)
+        sealed = box.seal(token, session_aad(session.id))
+        await s.execute(
+            ui_sessions.update().where(ui_sessions.c.id == session.id).values(sealed_token=sealed, label=label[:200])
+        )
+    return Session(session.id, token, session.csrf, label)

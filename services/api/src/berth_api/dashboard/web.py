@@ -75,6 +75,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             me = await api.get("/v1/me")
             base = {"me": me, "csrf_token": session.csrf, "request": request, "can": can(me["role"])}
+            request.state.session = session  # for a form that changes the session's own token (a team switch)
             if request.method == "POST":
                 form = await form_of(request)
                 if not csrf.valid(form.get(csrf.FIELD), request, session):
