@@ -335,7 +335,9 @@ async def test_team_members_invitations_tokens_and_audit(dashboard, browser):
         page = await sign_in(ctx, dashboard.url, who)
         await page.goto(f"{dashboard.url}team")
         await page.get_by_text("are for the team's admins").wait_for()
-        assert await page.locator("form[method=post]").count() == 1  # sign out only
+        # sign out, and the forms of their own teams (any member may create, switch, leave)
+        assert await page.locator("form[method=post]:not([action^='/ui/teams'])").count() == 1
+        assert await page.get_by_role("button", name="Create team and switch to it").count() == 1
         await forged_as(
             ctx,
             page.url,
