@@ -49,12 +49,17 @@ async def _on_http(request: Request, exc: Exception) -> ProblemResponse:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on the request's path (the router's 405 names only the first route's)."""
+    """Every method of every route on the request's path (the router's 405 names only the first route's).
+
+    As in OpenAPI, a concrete path comes before a templated one: on ``/v1/databases/engines`` only the
+    routes of that very path count, not those of ``/v1/databases/{database_id}``."""
     scope = {**request.scope, "method": "\0"}  # a method no route has: a route on the path matches partly
+    routes = [r for r in request.app.router.routes if isinstance(r, Route) and r.methods]
+    on_path = [r for r in routes if r.matches(scope)[0] != Match.NONE]
+    concrete = [r for r in on_path if "{" not in r.path]
     found: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            found |= route.methods
+    for route in concrete or on_path:
+        found |= route.methods or set()
     return sorted(found)
 
 
