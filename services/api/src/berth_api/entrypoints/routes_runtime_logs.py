@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import runtime_logs as uc
@@ -43,7 +44,7 @@ class RuntimeLogsOut(BaseModel):
     unreachable: dict[str, str] = Field(
         default_factory=dict, description="Servers whose lines are missing: server id -> why"
     )
-    truncated: bool = Field(default=False, description="The oldest lines were left out to keep the answer small")
+    truncated: Flag = Field(default=False, description="The oldest lines were left out to keep the answer small")
 
 
 def streamed(follow: uc.Follow) -> StreamingResponse:

@@ -28,6 +28,7 @@ from berth_api.entrypoints.routes_backups import (
     ServerId,
     backup_out,
 )
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import backups as backup_uc
@@ -43,12 +44,12 @@ BASE = "/applications/{application_id}/volumes/{volume}"
 
 
 class VolumeBackupCreate(BackupCreate):
-    stop_service: bool = StopService
+    stop_service: Flag = StopService
     server_id: ServerId | None = OnServer
 
 
 class VolumeScheduleIn(ScheduleIn):
-    stop_service: bool = StopService
+    stop_service: Flag = StopService
     server_id: ServerId | None = OnServer
 
 
@@ -91,8 +92,8 @@ class VolumeRestoreCreate(BaseModel):
         description="The new volume's name",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
-    stop_service: bool | None = Field(
+    confirm: Flag = Field(default=False, description="Required for target existing (a backup is taken first)")
+    stop_service: Flag | None = Field(
         default=None, description="Stop the service mounting the volume meanwhile (default: over the existing one)"
     )
 

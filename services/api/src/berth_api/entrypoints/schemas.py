@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from berth_api.domain.roles import Role
 
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
 ID_PATTERN = r"^[0-9a-f]{32}$"
+# A JSON boolean and nothing else: ``0``, ``1`` or ``"yes"`` in a body is refused (422), as the OpenAPI's
+# ``"type": "boolean"`` says, not read as one.
+Flag = Annotated[bool, Strict()]
 
 
 class UserOut(BaseModel):
