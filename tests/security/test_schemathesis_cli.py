@@ -44,6 +44,7 @@ METHODS = ("get", "put", "post", "patch", "delete")
 
 def _st(live_api: LiveApi, own: list[str], report: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.security.st_hooks", "BERTH_FUZZ_OWN_IDS": ",".join(own)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))  # the hooks' package
     env.pop("PYTEST_CURRENT_TEST", None)
     cmd = [
         str(ST),
@@ -68,7 +69,8 @@ def _st(live_api: LiveApi, own: list[str], report: Path, *args: str) -> subproce
         str(report),
         *args,
     ]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    # in the run's directory: st keeps files of its own there (.schemathesis/)
+    return subprocess.run(cmd, cwd=report.parent, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def _operation_of(method: str, url: str, templates: list[tuple[str, re.Pattern[str]]]) -> str | None:
