@@ -77,3 +77,15 @@ async def test_a_fixed_path_lists_only_its_own_methods(app, path, allow):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
         r = await c.options(path)
     assert r.status_code == 405 and r.headers["allow"] == allow
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("DELETE", "/v1/databases/engines", "GET"), ("DELETE", "/v1/invitations/accept", "POST")],
+)
+async def test_a_concrete_path_refuses_a_method_of_a_templated_route(app, method, path, allow):
+    """``DELETE /v1/databases/engines`` is a 405 (as its Allow says), not a deletion of database ``engines``."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        r = await c.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    assert r.json()["detail"] == f"{method} is not allowed on {path}."

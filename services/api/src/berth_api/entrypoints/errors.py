@@ -173,3 +173,28 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
         elif name == b"transfer-encoding":
             chunked = True
     return length, chunked
+
+
+class ConcretePathMiddleware:
+    """A method a concrete path has no route for is a 405, as its ``Allow`` and the OpenAPI say, and not
+    taken by a templated route that matches the same text (``DELETE /v1/databases/engines`` is no database's
+    deletion: without this it reached ``/v1/databases/{database_id}`` and was refused 422)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.concrete: dict[str, set[str]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self.concrete is None:
+                self.concrete = {}
+                for route in scope["app"].router.routes:
+                    if isinstance(route, Route) and route.methods and "{" not in route.path:
+                        self.concrete.setdefault(route.path, set()).update(route.methods)
+            allowed = self.concrete.get(scope["path"])
+            if allowed and scope["method"] not in allowed and scope["method"] != "OPTIONS":
+                detail = f"{scope['method']} is not allowed on {scope['path']}."
+                body = problem_body(405, detail, instance=scope["path"])
+                await problem_response(405, body, {"Allow": ", ".join(sorted(allowed))})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
