@@ -14,8 +14,9 @@ Checks left out, each for a reason:
   a private key or certificate parses, an invitation is not revoked, a cron expression is valid, and a few
   rules span fields (``services`` or ``compose``, not both). Those refusals are 4xx problems that name the
   field; the OpenAPI describes them in words.
-- ``negative_data_rejection``: lenient readings the api keeps on purpose (unknown query parameters are
-  ignored; a number for a ``date-time`` query is a Unix time).
+- ``negative_data_rejection``: unknown query parameters are ignored by design, and a request without the
+  token is no negative case here (the token header is added to every request). Booleans and date-time
+  queries are strict now (``tests/api/test_strict_booleans.py``, ``test_query_timestamps.py``).
 - The coverage phase: its deterministic boundary cases are mostly negative ones (the check above), and it
   alone takes minutes over 185 operations.
 """
