@@ -37,6 +37,7 @@ LONG_FILES_S = {
     "tests/servers/test_swarm_rollout.py": 155,
     "tests/security/test_injection.py": 140,
     "tests/security/test_fuzz.py": 130,
+    "tests/security/test_schemathesis_cli.py": 120,
     "tests/e2e/test_control_plane_backup.py": 115,
     "tests/scheduler/test_backups.py": 110,
     "tests/e2e/test_platform.py": 100,

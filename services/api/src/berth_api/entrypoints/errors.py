@@ -52,12 +52,17 @@ async def _on_http(request: Request, exc: Exception) -> ProblemResponse:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on the request's path (the router's 405 names only the first route's)."""
+    """Every method of every route on the request's path (the router's 405 names only the first route's).
+
+    As in OpenAPI, a concrete path comes before a templated one: on ``/v1/databases/engines`` only the
+    routes of that very path count, not those of ``/v1/databases/{database_id}``."""
     scope = {**request.scope, "method": "\0"}  # a method no route has: a route on the path matches partly
+    routes = [r for r in request.app.router.routes if isinstance(r, Route) and r.methods]
+    on_path = [r for r in routes if r.matches(scope)[0] != Match.NONE]
+    concrete = [r for r in on_path if "{" not in r.path]
     found: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            found |= route.methods
+    for route in concrete or on_path:
+        found |= route.methods or set()
     return sorted(found)
 
 
@@ -187,3 +192,28 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
         elif name == b"transfer-encoding":
             chunked = True
     return length, chunked
+
+
+class ConcretePathMiddleware:
+    """A method a concrete path has no route for is a 405, as its ``Allow`` and the OpenAPI say, and not
+    taken by a templated route that matches the same text (``DELETE /v1/databases/engines`` is no database's
+    deletion: without this it reached ``/v1/databases/{database_id}`` and was refused 422)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.concrete: dict[str, set[str]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self.concrete is None:
+                self.concrete = {}
+                for route in scope["app"].router.routes:
+                    if isinstance(route, Route) and route.methods and "{" not in route.path:
+                        self.concrete.setdefault(route.path, set()).update(route.methods)
+            allowed = self.concrete.get(scope["path"])
+            if allowed and scope["method"] not in allowed and scope["method"] != "OPTIONS":
+                detail = f"{scope['method']} is not allowed on {scope['path']}."
+                body = problem_body(405, detail, instance=scope["path"])
+                await problem_response(405, body, {"Allow": ", ".join(sorted(allowed))})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -46,7 +46,7 @@ from berth_api.entrypoints import (
 )
 from berth_api.entrypoints.audit import AuditMiddleware
 from berth_api.entrypoints.auth import anonymous, check_before_body, declared_access, declared_elevation
-from berth_api.entrypoints.errors import BodyLimitMiddleware, install_error_handlers
+from berth_api.entrypoints.errors import BodyLimitMiddleware, ConcretePathMiddleware, install_error_handlers
 from berth_api.entrypoints.state import ApiState, api_state
 from berth_api.settings import ApiSettings
 from berth_common.httpd import health_response
@@ -208,5 +208,6 @@ def create_app(settings: ApiSettings, ctx: Context | None = None) -> FastAPI:
     # Outermost last: metrics see every answer, including a 413 from the body limit.
     app.add_middleware(AuditMiddleware, api=app.state.api)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(ConcretePathMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -17,7 +17,7 @@ from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
 from berth_api.entrypoints.routes_metrics import UNAVAILABLE, From, Metrics, Step, To, _out, _query
 from berth_api.entrypoints.routes_runtime_logs import EVENT_STREAM, FOLLOW_DOC, Follow, Since, Tail, Until, streamed
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_api.entrypoints.schemas_metrics import MetricsOut
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
@@ -39,7 +39,7 @@ class UpgradeCreate(BaseModel):
         max_length=8,
         description="Where the backup taken first goes (default: the destinations of the database's schedule)",
     )
-    skip_backup: bool = Field(default=False, description="Upgrade without a backup first (admins; audited)")
+    skip_backup: Flag = Field(default=False, description="Upgrade without a backup first (admins; audited)")
 
 
 class UpgradeOut(BaseModel):
@@ -50,8 +50,8 @@ class UpgradeOut(BaseModel):
     state: Literal["backing_up", "upgrading", "succeeded", "failed"]
     reason: str = ""
     backup_id: str | None = Field(default=None, description="The backup taken first")
-    backup_skipped: bool = False
-    rolled_back: bool | None = Field(default=None, description="Failed after the switch: the old version runs again")
+    backup_skipped: Flag = False
+    rolled_back: Flag | None = Field(default=None, description="Failed after the switch: the old version runs again")
     created_at: datetime | None = None
     finished_at: datetime | None = None
 

@@ -18,7 +18,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.audit import record_read
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import databases as uc
@@ -108,7 +108,7 @@ class DatabaseOut(BaseModel):
     limits: LimitsIn
     public: PublicOut | None = None
     published_port: int | None = Field(default=None, description="The port published on the server, if any")
-    rotation_pending: bool = False
+    rotation_pending: Flag = False
     rotated_at: datetime | None = None
     created_at: datetime | None = None
     last_verified_backup: LastOut | None = Field(default=None, description="Its newest succeeded backup")

@@ -14,7 +14,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.routes_runs import RunOut, run_out
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import jobs as uc
@@ -47,7 +47,7 @@ class JobCreate(BaseModel):
     service: Slug | None = Field(default=None, description="Whose environment and server (default: first web)")
     timeout_s: RunTimeoutS = Field(default=RUN_DEFAULT_TIMEOUT_S, description="A run is killed after this long")
     concurrency: Concurrency = Field(default="forbid", description=POLICY)
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class JobUpdate(BaseModel):
@@ -60,7 +60,7 @@ class JobUpdate(BaseModel):
     service: Slug | None = Field(default=None, description="null: the default service")
     timeout_s: RunTimeoutS | None = None
     concurrency: Concurrency | None = Field(default=None, description=POLICY)
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
 
 class JobOut(BaseModel):
@@ -73,7 +73,7 @@ class JobOut(BaseModel):
     service: str | None
     timeout_s: int
     concurrency: str
-    enabled: bool
+    enabled: Flag
     created_at: datetime
     updated_at: datetime
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query, Request
@@ -13,7 +12,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import invalid_field
 from berth_api.entrypoints.auth import anonymous, attempt_wait, record_failure, require_role, too_many
 from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
-from berth_api.entrypoints.schemas import TokenCreated
+from berth_api.entrypoints.schemas import Timestamp, TokenCreated
 from berth_api.entrypoints.schemas_members import (
     AuditEntry,
     InvitationAccept,
@@ -144,8 +143,8 @@ async def list_audit(
     route: Annotated[str | None, Query(pattern=ROUTE_PATTERN, description="A route template")] = None,
     target_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
     outcome: Annotated[Literal["success", "failure"] | None, Query(description="2xx/3xx, or 4xx/5xx")] = None,
-    since: Annotated[datetime | None, Query(description="At or after this time (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (ISO 8601)")] = None,
+    since: Annotated[Timestamp | None, Query(description="At or after this time (ISO 8601)")] = None,
+    until: Annotated[Timestamp | None, Query(description="Before this time (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only ids below this")] = None,
     principal: Principal = require_role("admin"),

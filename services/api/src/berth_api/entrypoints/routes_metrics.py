@@ -13,6 +13,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
+from berth_api.entrypoints.schemas import Timestamp
 from berth_api.entrypoints.schemas_metrics import (
     METRIC_PATTERN,
     SERVER_ID_PATTERN,
@@ -49,8 +50,8 @@ MIN_DEFAULT_STEP_S = 10.0
 RULE: dict[str, str] = {"rule": "/body", "rule_id": "/path/rule_id"}
 
 ServerId = Annotated[str, Path(pattern=SERVER_ID_PATTERN, description="`local`: the server Berth runs on")]
-From = Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: an hour before `to`")]
-To = Annotated[datetime | None, Query(alias="to", description="RFC 3339; default: now")]
+From = Annotated[Timestamp | None, Query(alias="from", description="RFC 3339; default: an hour before `to`")]
+To = Annotated[Timestamp | None, Query(alias="to", description="RFC 3339; default: now")]
 Step = Annotated[
     float | None,
     Query(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated
 
 from fastapi import Body, Query, Request
@@ -12,6 +12,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import IdFilter, PathId, Resource, V1Router
 from berth_api.entrypoints.rpc_routes import answer_of, relayed_delete
+from berth_api.entrypoints.schemas import Timestamp
 from berth_api.entrypoints.schemas_notifications import (
     ChannelCreateIn,
     ChannelTestIn,
@@ -173,7 +174,7 @@ async def list_deliveries(
     request: Request,
     channel_id: IdFilter = None,
     delivery_status: Annotated[cat.DeliveryStatus | None, Query(alias="status")] = None,
-    before: Annotated[datetime | None, Query(description="Only deliveries created before this time")] = None,
+    before: Annotated[Timestamp | None, Query(description="Only deliveries created before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     principal: Principal = require_role("viewer"),
 ) -> list[DeliveryView]:

@@ -13,6 +13,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.previews import DEFAULT_PATTERN
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.schemas_apps import Strict, VariableOut, Variables
 from berth_api.entrypoints.state import deps
 from berth_api.usecases import preview_settings as uc
@@ -28,7 +29,7 @@ class PreviewSettingsIn(Strict):
         max_length=253,
         description="The preview's host: {number}, {app}, {service}, {env} and {base} (the base domain)",
     )
-    allow_forks: bool = Field(default=False, description="Deploy pull requests from forks (untrusted code)")
+    allow_forks: Flag = Field(default=False, description="Deploy pull requests from forks (untrusted code)")
     database: Literal["none", "fresh"] = Field(default="none", description="`fresh`: a new database per preview")
     database_engine: Literal["postgresql", "mysql", "mariadb", "redis", "mongodb"] = "postgresql"
     ttl_hours: int = Field(default=72, ge=0, le=24 * 365, description="Destroy a preview inactive this long (0: never)")
@@ -37,9 +38,9 @@ class PreviewSettingsIn(Strict):
 
 
 class PreviewSettingsOut(BaseModel):
-    enabled: bool = Field(description="false: previews are off (the values shown are the defaults)")
+    enabled: Flag = Field(description="false: previews are off (the values shown are the defaults)")
     host_pattern: str
-    allow_forks: bool
+    allow_forks: Flag
     database: str
     database_engine: str
     ttl_hours: int

@@ -15,6 +15,7 @@ from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import registries as uc
@@ -70,7 +71,7 @@ class RegistryCreate(BaseModel):
         Field(min_length=1, max_length=8192, description="A password or an access token; never shown again"),
         AfterValidator(_secret),
     ]
-    push: bool = Field(
+    push: Flag = Field(
         default=False,
         description="Push the images built from git here (at most one per team); servers then pull them from here",
     )
@@ -88,7 +89,7 @@ class RegistryOut(BaseModel):
     name: str
     host: str = Field(description="Images whose reference names this host are pulled with these credentials")
     username: str
-    push: bool = Field(default=False, description="The push target of the team's builds", exclude_if=lambda v: not v)
+    push: Flag = Field(default=False, description="The push target of the team's builds", exclude_if=lambda v: not v)
     namespace: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: datetime
 
@@ -96,7 +97,7 @@ class RegistryOut(BaseModel):
 class RegistryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    push: bool | None = Field(default=None, description="Make it the push target of the team's builds, or not")
+    push: Flag | None = Field(default=None, description="Make it the push target of the team's builds, or not")
     namespace: str | None = Field(
         default=None, max_length=200, pattern=NAMESPACE_PATTERN, description="The repository path built images go under"
     )

@@ -14,7 +14,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.routes_runtime_logs import EVENT_STREAM, STREAM_HEADERS
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Timestamp
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import run_logs as run_logs_uc
@@ -149,7 +149,7 @@ async def run_logs(
     run_id: RunId,
     tail: Annotated[int, Query(ge=1, le=MAX_TAIL, description="How many of the last lines")] = 200,
     since: Annotated[
-        datetime | None, Query(description="Only lines written at or after this time (RFC 3339; follow only)")
+        Timestamp | None, Query(description="Only lines written at or after this time (RFC 3339; follow only)")
     ] = None,
     follow: Annotated[bool, Query(description="Stream as Server-Sent Events until the run ends")] = False,
     principal: Principal = require_role("viewer"),

@@ -3,7 +3,6 @@ Server-Sent Events. Thin: role, input, use case, answer. A database's logs are i
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
+from berth_api.entrypoints.schemas import Flag, Timestamp
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
 from berth_api.usecases import runtime_logs as uc
@@ -24,8 +24,8 @@ EVENT_STREAM = "text/event-stream"
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
 Tail = Annotated[int, Query(ge=1, le=MAX_TAIL, description="How many of the last lines (of all replicas together)")]
-Since = Annotated[datetime | None, Query(description="Only lines written at or after this time (RFC 3339)")]
-Until = Annotated[datetime | None, Query(description="Only lines written at or before this time (RFC 3339)")]
+Since = Annotated[Timestamp | None, Query(description="Only lines written at or after this time (RFC 3339)")]
+Until = Annotated[Timestamp | None, Query(description="Only lines written at or before this time (RFC 3339)")]
 Follow = Annotated[
     bool, Query(description="Stream as Server-Sent Events: the last lines, then each new one as it is written")
 ]
@@ -43,7 +43,7 @@ class RuntimeLogsOut(BaseModel):
     unreachable: dict[str, str] = Field(
         default_factory=dict, description="Servers whose lines are missing: server id -> why"
     )
-    truncated: bool = Field(default=False, description="The oldest lines were left out to keep the answer small")
+    truncated: Flag = Field(default=False, description="The oldest lines were left out to keep the answer small")
 
 
 def streamed(follow: uc.Follow) -> StreamingResponse:

@@ -14,6 +14,7 @@ from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import drain
@@ -76,14 +77,14 @@ class PlacedOut(BaseModel):
 
 class CheckOut(BaseModel):
     name: str
-    ok: bool
+    ok: Flag
     detail: str
 
 
 class ServerOut(BaseModel):
     id: str
     name: str
-    builtin: bool = Field(default=False, description="The control plane's own engine (owned by the platform)")
+    builtin: Flag = Field(default=False, description="The control plane's own engine (owned by the platform)")
     host: str | None = None
     port: int | None = None
     user: str | None = None

@@ -14,7 +14,7 @@ from berth_api.domain import names
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import Resource, V1Router
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import Responses, problem_doc
 from berth_api.usecases import swarms as uc
@@ -35,7 +35,7 @@ class SwarmCreate(BaseModel):
     ]
     manager_server_id: ServerRef
     worker_server_ids: list[ServerRef] = Field(default=[], max_length=100)
-    adopt: bool = Field(
+    adopt: Flag = Field(
         default=False, description="The manager is in a Swarm already: adopt it (its nodes as they are) instead of init"
     )
 
@@ -55,7 +55,7 @@ class SwarmOut(BaseModel):
     name: str
     manager_server_id: str
     worker_server_ids: list[str]
-    adopt: bool
+    adopt: Flag
     network: str = Field(description="The attachable overlay network Berth's services and Traefik share")
     state: Literal["forming", "ready", "failed"]
     reason: str = Field(default="", description="What to fix when forming failed")

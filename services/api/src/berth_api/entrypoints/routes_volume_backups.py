@@ -18,6 +18,7 @@ from berth_api.domain.problems import ProblemError
 from berth_api.domain.roles import allows
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.schemas_backups import (
     BACKUP_ID,
     BackupCreate,
@@ -43,12 +44,12 @@ BASE = "/applications/{application_id}/volumes/{volume}"
 
 
 class VolumeBackupCreate(BackupCreate):
-    stop_service: bool = StopService
+    stop_service: Flag = StopService
     server_id: ServerId | None = OnServer
 
 
 class VolumeScheduleIn(ScheduleIn):
-    stop_service: bool = StopService
+    stop_service: Flag = StopService
     server_id: ServerId | None = OnServer
 
 
@@ -91,8 +92,8 @@ class VolumeRestoreCreate(BaseModel):
         description="The new volume's name",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
-    stop_service: bool | None = Field(
+    confirm: Flag = Field(default=False, description="Required for target existing (a backup is taken first)")
+    stop_service: Flag | None = Field(
         default=None, description="Stop the service mounting the volume meanwhile (default: over the existing one)"
     )
 

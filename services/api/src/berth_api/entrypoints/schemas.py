@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from berth_api.domain.roles import Role
 
 TOKEN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
 ID_PATTERN = r"^[0-9a-f]{32}$"
+# A JSON boolean and nothing else: ``0``, ``1`` or ``"yes"`` in a body is refused (422), as the OpenAPI's
+# ``"type": "boolean"`` says, not read as one.
+Flag = Annotated[bool, Strict()]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """A number is no ``date-time`` (pydantic would read it as a Unix time): refused, as the schema says."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("not an RFC 3339 date-time (2026-01-31T12:00:00Z)")
+    return value
+
+
+# A ``date-time`` in a query: RFC 3339 text only.
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_only)]
 
 
 class UserOut(BaseModel):

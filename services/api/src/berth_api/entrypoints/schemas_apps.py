@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
 from berth_api.entrypoints.schemas_git import GitAccessIn
 from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
@@ -92,7 +93,7 @@ class VolumeIn(Strict):
     size_mb: int | None = Field(
         default=None, ge=1, le=MAX_VOLUME_MB, description="A size hint in MB", exclude_if=lambda v: v is None
     )
-    single_writer: bool = Field(
+    single_writer: Flag = Field(
         default=False,
         description="Only one container may run with it (a database's files): 1 replica and strategy recreate",
         exclude_if=lambda v: not v,
@@ -105,7 +106,7 @@ class BindIn(Strict):
 
     host_path: MountPath = Field(description=f"The directory on the server. {PATH_RULE}")
     path: MountPath = Field(description=f"Where it is mounted in the container. {PATH_RULE}")
-    read_only: bool = True
+    read_only: Flag = True
 
 
 VolumesIn = Annotated[
@@ -133,13 +134,13 @@ class VariableIn(Strict):
     value: EnvValue | None = Field(
         default=None, description="Omit (or null) to keep the stored value: how a secret is sent back unchanged."
     )
-    secret: bool = Field(default=False, description="Write-only: never returned after it is set, encrypted at rest.")
+    secret: Flag = Field(default=False, description="Write-only: never returned after it is set, encrypted at rest.")
 
 
 class VariableOut(BaseModel):
     name: str
     value: str | None = Field(description="null for secrets: their value is never returned")
-    secret: bool
+    secret: Flag
 
 
 Variables = Annotated[list[VariableIn], Field(max_length=500), AfterValidator(lambda v: _unique(v, "variable"))]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_common import streamcrypt
 from berth_common.catalogue import CronExpression, TimeZone
 from berth_common.catalogue.backups import DIRECTORY_PATTERN, PREFIX_PATTERN
@@ -72,11 +72,11 @@ class S3DestinationIn(BaseModel):
     endpoint: Endpoint
     bucket: Bucket
     region: Region = "us-east-1"
-    path_style: bool = True
+    path_style: Flag = True
     prefix: Prefix = ""
     access_key: AccessKey
     secret_key: SecretKey
-    encrypt: bool = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
+    encrypt: Flag = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
 
 
 class DirectoryDestinationIn(BaseModel):
@@ -86,7 +86,7 @@ class DirectoryDestinationIn(BaseModel):
     name: Name
     server_id: ServerId = "local"
     path: DirPath
-    encrypt: bool = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
+    encrypt: Flag = Field(default=False, description="Encrypt every backup sent here with the team's backup key")
 
 
 DestinationIn = Annotated[S3DestinationIn | DirectoryDestinationIn, Field(discriminator="kind")]
@@ -99,13 +99,13 @@ class DestinationUpdate(BaseModel):
     endpoint: Endpoint | None = None
     bucket: Bucket | None = None
     region: Region | None = None
-    path_style: bool | None = None
+    path_style: Flag | None = None
     prefix: Prefix | None = None
     access_key: AccessKey | None = None
     secret_key: SecretKey | None = None
     server_id: ServerId | None = None
     path: DirPath | None = None
-    encrypt: bool | None = None
+    encrypt: Flag | None = None
 
 
 class DestinationOut(BaseModel):
@@ -115,12 +115,12 @@ class DestinationOut(BaseModel):
     endpoint: str | None = None
     bucket: str | None = None
     region: str | None = None
-    path_style: bool | None = None
+    path_style: Flag | None = None
     prefix: str | None = None
     access_key: str | None = None
     server_id: str | None = None
     path: str | None = None
-    encrypt: bool = False
+    encrypt: Flag = False
     created_at: datetime
 
 
@@ -141,7 +141,7 @@ class BackupCreate(BaseModel):
     destinations: Ids = Field(description="Ids of the team's backup destinations")
     compression: Compression = "zstd"  # uc.DEFAULT_COMPRESSION
     retention: RetentionIn | None = None
-    encrypt: bool = Field(default=False, description=ENCRYPT)
+    encrypt: Flag = Field(default=False, description=ENCRYPT)
 
 
 class ObjectOut(BaseModel):
@@ -160,7 +160,7 @@ class BackupOut(BaseModel):
     engine: str | None = None
     database: str | None = None
     compression: str | None = None
-    encrypted: bool = Field(default=False, description="Encrypted with the team's backup key (objects end .enc)")
+    encrypted: Flag = Field(default=False, description="Encrypted with the team's backup key (objects end .enc)")
     schedule_id: str | None = None
     objects: list[ObjectOut]
     duration_s: float | None = None
@@ -190,7 +190,7 @@ class RestoreCreate(BaseModel):
         description="The new database's name",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    confirm: bool = Field(default=False, description="Required for target existing (a backup is taken first)")
+    confirm: Flag = Field(default=False, description="Required for target existing (a backup is taken first)")
 
 
 class LogLineOut(BaseModel):
@@ -222,7 +222,7 @@ class ScheduleIn(BaseModel):
     destinations: Ids
     retention: RetentionIn = RetentionIn()
     compression: Compression = "zstd"  # uc.DEFAULT_COMPRESSION
-    encrypt: bool = Field(default=False, description=ENCRYPT)
+    encrypt: Flag = Field(default=False, description=ENCRYPT)
     grace_s: int = Field(default=300, ge=30, le=86400, description="How late a run may start and be on time")
 
 
@@ -234,7 +234,7 @@ class ScheduleOut(BaseModel):
     destinations: list[str]
     retention: RetentionIn
     compression: str
-    encrypt: bool = False
+    encrypt: Flag = False
     updated_at: datetime
 
 

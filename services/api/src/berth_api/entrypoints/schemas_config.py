@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.schemas_apps import EnvName, EnvValue, ResourceName
 
 Kind = Literal["runtime", "build"]
@@ -20,14 +21,14 @@ class Strict(BaseModel):
 class ScopedVariableIn(Strict):
     name: EnvName
     value: EnvValue | None = Field(default=None, description="Omit (or null) to keep the stored value")
-    secret: bool = Field(default=False, description="Write-only: never returned after it is set, encrypted at rest")
+    secret: Flag = Field(default=False, description="Write-only: never returned after it is set, encrypted at rest")
     kind: Kind = Field(default="runtime", description="runtime: in the containers; build: a build arg (git builds)")
 
 
 class ScopedVariableOut(BaseModel):
     name: str
     value: str | None = Field(description="null for secrets: their value is never returned")
-    secret: bool
+    secret: Flag
     kind: Kind
 
 
@@ -66,13 +67,13 @@ class DotenvImportIn(Strict):
         'quotes literal, double quotes with \\n \\t \\" \\\\ \\$ escapes; the last of a repeated name wins.',
     )
     kind: Kind = "runtime"
-    secret: bool = Field(default=False, description="Store every imported variable as a secret")
-    replace: bool = Field(default=False, description="Replace the kind's variables (default: merge, the file's win)")
+    secret: Flag = Field(default=False, description="Store every imported variable as a secret")
+    replace: Flag = Field(default=False, description="Replace the kind's variables (default: merge, the file's win)")
 
 
 class GroupCreate(Strict):
     name: ResourceName
-    redeploy_on_change: bool = Field(
+    redeploy_on_change: Flag = Field(
         default=False, description="Redeploy every attached application with a live version when the variables change"
     )
     variables: ScopedVariables = Field(default_factory=list)
@@ -80,13 +81,13 @@ class GroupCreate(Strict):
 
 class GroupUpdate(Strict):
     name: ResourceName | None = None
-    redeploy_on_change: bool | None = None
+    redeploy_on_change: Flag | None = None
 
 
 class GroupOut(BaseModel):
     id: str
     name: str
-    redeploy_on_change: bool
+    redeploy_on_change: Flag
     created_at: datetime
     updated_at: datetime
     variables: list[ScopedVariableOut]
@@ -100,4 +101,4 @@ class GroupChanged(GroupOut):
 class AttachedGroup(BaseModel):
     id: str
     name: str
-    redeploy_on_change: bool
+    redeploy_on_change: Flag

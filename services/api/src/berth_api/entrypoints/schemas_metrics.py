@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from berth_api.entrypoints.schemas import Flag
 from berth_common.catalogue import AlertRuleSpec, AlertRuleView, AlertView, SeriesData, ServerStatus
 
 __all__ = [
@@ -32,6 +33,7 @@ class AlertRuleIn(AlertRuleSpec):
     """The metrics service's rule, whose target may also be one of the team's databases (``database``)."""
 
     target_kind: RuleTargetKind  # type: ignore[assignment]
+    enabled: Flag = True
 
 
 class AlertRuleOut(AlertRuleView):

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_common.catalogue import (
     NOTIFY_NAME_PATTERN,
     ChannelTarget,
@@ -42,7 +42,7 @@ class ChannelCreateIn(BaseModel):
 
     name: str = Field(pattern=NOTIFY_NAME_PATTERN, max_length=63, description="Unique in the team")
     target: ChannelTarget = Field(description=TARGET_DOC)
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class ChannelUpdateIn(BaseModel):
@@ -51,7 +51,7 @@ class ChannelUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, pattern=NOTIFY_NAME_PATTERN, max_length=63)
-    enabled: bool | None = None
+    enabled: Flag | None = None
     target: ChannelTarget | None = Field(default=None, description=TARGET_DOC)
 
 

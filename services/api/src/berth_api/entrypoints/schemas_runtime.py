@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from berth_api.domain.deployments import Status
+from berth_api.entrypoints.schemas import Flag
 
 
 class LiveVersion(BaseModel):
@@ -46,7 +47,7 @@ class ReplicaOut(BaseModel):
 
 
 class RuntimeStatus(BaseModel):
-    available: bool = Field(description="False when the scheduler could not be asked (see error)")
+    available: Flag = Field(description="False when the scheduler could not be asked (see error)")
     error: str | None = None
     live_deployment_id: str | None = None
     replicas: list[ReplicaOut] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
 from berth_api.domain.certificates import MAX_CHAIN_PEM_CHARS, MAX_KEY_PEM_CHARS
-from berth_api.entrypoints.schemas import ID_PATTERN
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag
 from berth_common.catalogue import HSTS_MAX_AGE_S
 from berth_common.values import DNS_LABEL_PATTERN
 
@@ -34,25 +34,25 @@ class TlsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    acme: bool | None = Field(default=None, description=ACME)
+    acme: Flag | None = Field(default=None, description=ACME)
     challenge: Challenge = Field(default="http-01", description=CHALLENGE)
     redirect: Redirect = Field(default="auto", description=REDIRECT)
     www: Www = Field(default="none", description=WWW)
     hsts_max_age_s: int = Field(
         default=0, ge=0, le=HSTS_MAX_AGE_S, description="Strict-Transport-Security max-age; 0 sends no HSTS header"
     )
-    hsts_subdomains: bool = Field(default=False, description="HSTS includeSubDomains")
-    hsts_preload: bool = Field(default=False, description="HSTS preload (needs a max age of a year and subdomains)")
+    hsts_subdomains: Flag = Field(default=False, description="HSTS includeSubDomains")
+    hsts_preload: Flag = Field(default=False, description="HSTS preload (needs a max age of a year and subdomains)")
 
 
 class TlsOut(BaseModel):
-    acme: bool | None = Field(default=None, description=ACME)
+    acme: Flag | None = Field(default=None, description=ACME)
     challenge: Challenge = "http-01"
     redirect: Redirect = "auto"
     www: Www = "none"
     hsts_max_age_s: int = 0
-    hsts_subdomains: bool = False
-    hsts_preload: bool = False
+    hsts_subdomains: Flag = False
+    hsts_preload: Flag = False
 
 
 PEM_RULES = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from berth_api.entrypoints.schemas import Flag
 from berth_api.entrypoints.schemas_apps import ApplicationOut
 
 
@@ -29,7 +30,7 @@ class VolumeOut(VolumeRef):
 
 class VolumesOut(BaseModel):
     application_id: str
-    available: bool = Field(description="False when the scheduler could not be asked (see error): nothing is listed")
+    available: Flag = Field(description="False when the scheduler could not be asked (see error): nothing is listed")
     error: str | None = None
     volumes: list[VolumeOut]
     unreachable: list[str] = Field(description="Servers that did not answer: their volumes are not listed")

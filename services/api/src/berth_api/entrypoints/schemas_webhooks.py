@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain.forges import FORGES, Forge
 from berth_api.domain.webhook_rules import MAX_PATTERN, MAX_WATCH_PATHS, watch_path_problem
+from berth_api.entrypoints.schemas import Flag
 
 WATCH_PATHS = (
     "Deploy only when a pushed commit changed a file matching one of these (relative to the repository's root): "
@@ -35,7 +36,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     watch_paths: WatchPaths = Field(default_factory=list)
-    tags: bool = Field(default=False, description=TAGS)
+    tags: Flag = Field(default=False, description=TAGS)
 
 
 class WebhookPatch(BaseModel):
@@ -44,7 +45,7 @@ class WebhookPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     watch_paths: WatchPaths | None = None
-    tags: bool | None = Field(default=None, description=TAGS)
+    tags: Flag | None = Field(default=None, description=TAGS)
 
 
 class WaitingPushOut(BaseModel):
@@ -110,7 +111,7 @@ class WebhookOut(BaseModel):
     url: str = Field(description="Where the forge sends its deliveries (the same URL for every forge)")
     forges: list[Forge] = Field(default_factory=lambda: list(FORGES))
     watch_paths: list[str]
-    tags: bool
+    tags: Flag
     created_at: datetime
     rotated_at: datetime | None
     last_delivery_at: datetime | None
