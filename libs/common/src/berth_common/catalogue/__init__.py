@@ -11,6 +11,7 @@ from berth_common.catalogue.applications import *  # noqa: F403
 from berth_common.catalogue.backups import *  # noqa: F403
 from berth_common.catalogue.base import *  # noqa: F403
 from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Query, model_for, register
+from berth_common.catalogue.buffering import *  # noqa: F403
 from berth_common.catalogue.builds import *  # noqa: F403
 from berth_common.catalogue.composed import *  # noqa: F403
 from berth_common.catalogue.container_logs import *  # noqa: F403

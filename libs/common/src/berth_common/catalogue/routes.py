@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from berth_common.catalogue.base import Command, Event, Id, register
+from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.values import RouteHost
 
@@ -55,6 +56,8 @@ class ApplyRoutes(RouteCommand):
     tls: TlsOptions | None = Field(default=None, exclude_if=lambda v: v is None)
     team_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
     application_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    # Traefik reads each request's whole body before forwarding it (``catalogue/buffering.py``); None: not
+    buffer_requests: RequestBuffering | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 @register

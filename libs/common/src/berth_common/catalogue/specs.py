@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from berth_common import sealing
+from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
@@ -262,6 +263,8 @@ class WebService(Composed):
     env: list[EnvVar] = Field(default_factory=list, max_length=500, exclude_if=lambda v: not v)
     # A compose service's own build (None: the application's image or ``image``); exclusive with ``image``
     build: ServiceBuild | None = Field(default=None, exclude_if=lambda v: v is None)
+    # Traefik reads each request's whole body before forwarding it (``catalogue/buffering.py``); None: not
+    buffer_requests: RequestBuffering | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _image_or_build(self) -> WebService:

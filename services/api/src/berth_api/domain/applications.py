@@ -89,6 +89,7 @@ def _service_spec(service: Mapping[str, Any], hosts: list[str]) -> dict[str, Any
             "health_path": service.get("health_path") or "/",
             "command": service.get("command"),
             "hosts": hosts,
+            **({"buffer_requests": service["buffer_requests"]} if service.get("buffer_requests") else {}),
         }
     return {**common, "command": service.get("command"), "health_command": service.get("health_command")}
 

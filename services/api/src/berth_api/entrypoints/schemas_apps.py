@@ -19,7 +19,14 @@ from berth_api.entrypoints.schemas_git import GitAccessIn
 from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
 from berth_api.entrypoints.schemas_runtime import LastDeployment, LiveVersion, RuntimeStatus
 from berth_api.entrypoints.schemas_tls import TlsIn, TlsOut
-from berth_common.catalogue import HEALTH_PATH_PATTERN, MAX_VOLUME_MB, MountPath, PullPolicy, Strategy
+from berth_common.catalogue import (
+    HEALTH_PATH_PATTERN,
+    MAX_VOLUME_MB,
+    MountPath,
+    PullPolicy,
+    RequestBuffering,
+    Strategy,
+)
 from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
 
 ResourceName = Annotated[
@@ -193,6 +200,14 @@ class GitSourceIn(Strict):
 Source = Annotated[ImageSourceIn | GitSourceIn, Field(discriminator="kind")]
 
 
+BUFFER_REQUESTS = (
+    "Traefik reads each request's whole body (at most `max_body_mb` MiB, default 10; a larger one is answered "
+    "413) before forwarding it: for an application that answers before reading the body (a CGI script), whose "
+    "answers could otherwise arrive cut. Not for streamed answers (server-sent events, long polls, progressive "
+    "downloads): the answer is held until complete too. Null: requests are streamed to the application"
+)
+
+
 class WebServiceIn(Strict):
     kind: Literal["web"]
     name: Slug
@@ -206,6 +221,9 @@ class WebServiceIn(Strict):
     volumes: VolumesIn
     binds: BindsIn
     strategy: StrategyIn = "rolling"
+    buffer_requests: RequestBuffering | None = Field(
+        default=None, description=BUFFER_REQUESTS, exclude_if=lambda v: v is None
+    )
 
     @model_validator(mode="after")
     def _unique_domains(self) -> WebServiceIn:
@@ -302,6 +320,9 @@ class WebServiceOut(BaseModel):
     volumes: list[VolumeIn] = Field(default_factory=list, exclude_if=lambda v: not v)
     binds: list[BindIn] = Field(default_factory=list, exclude_if=lambda v: not v)
     strategy: Strategy = Field(default="rolling", exclude_if=lambda v: v == "rolling")
+    buffer_requests: RequestBuffering | None = Field(
+        default=None, description=BUFFER_REQUESTS, exclude_if=lambda v: v is None
+    )
 
 
 class WorkerServiceOut(BaseModel):

@@ -59,6 +59,7 @@ CORE = {
         "volumes",
         "binds",
         "strategy",
+        "buffer_requests",
     ),
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }

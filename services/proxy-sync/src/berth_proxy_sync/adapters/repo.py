@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
 from berth_proxy_sync.adapters.tables import route_hosts, routes
 from berth_proxy_sync.domain.routes import Route
@@ -43,12 +44,17 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
         entry_point=str(row.entry_point),
         generation=int(row.generation),
         tls=TlsOptions.model_validate(row.tls) if row.tls else None,
+        buffering=None if row.buffer_max_body_mb is None else RequestBuffering(max_body_mb=row.buffer_max_body_mb),
     )
 
 
 def _tls_json(route: Route | None) -> dict[str, object] | None:
     """The route's TLS options as stored: JSON, an uploaded certificate's key sealed."""
     return None if route is None or route.tls is None else route.tls.model_dump(mode="json")
+
+
+def _buffer_mb(route: Route | None) -> int | None:
+    return None if route is None or route.buffering is None else route.buffering.max_body_mb
 
 
 # One statement tries every lock of a batch, in array order, without waiting, each shared or exclusive: a
@@ -153,11 +159,12 @@ async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[R
             "removed": False,
             "live_ms": live_ms,
             "tls": _tls_json(route),
+            "buffer_max_body_mb": _buffer_mb(route),
         }
         for route, live_ms in applied
     ]
     stmt = insert(routes).values(rows)
-    changed = ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms", "tls")
+    changed = ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms", "tls", "buffer_max_body_mb")
     updated = {c: stmt.excluded[c] for c in changed}
     await session.execute(
         stmt.on_conflict_do_update(
@@ -199,6 +206,7 @@ async def mark_removed_many(
             "removed": True,
             "generation": generation,
             "tls": _tls_json(previous),
+            "buffer_max_body_mb": _buffer_mb(previous),
         }
         for route_id, generation, previous in removed
     ]

@@ -25,6 +25,8 @@ routes = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     # The route's TLS options as JSON (an uploaded certificate's key sealed, as on the bus); NULL: HTTP only
     sa.Column("tls", sa.JSON, nullable=True),
+    # The largest request body Traefik reads whole before forwarding (MiB); NULL: requests are streamed
+    sa.Column("buffer_max_body_mb", sa.Integer, nullable=True),
 )
 
 # Who serves a host: one route id, on one or several servers (one application service runs on many).

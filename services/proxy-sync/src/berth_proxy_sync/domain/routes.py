@@ -6,6 +6,10 @@ files), and never collide with the permanent sentinel router (``berth-sentinel``
 ``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed:
 Traefik ignores an empty configuration and would go on serving the removed route.
 
+A route that buffers requests (``buffering``) has a ``buffering`` middleware, ``<name>-buffering``,
+on every one of its routers: Traefik reads a request's whole body (at most its ``max_body_mb``, else 413)
+before forwarding it, for an application that answers before reading the body (``catalogue/buffering.py``).
+
 The sentinel file also holds Traefik's API router (``berth-api`` on the ``traefik`` entry point, behind
 basic authentication): the static configuration serves the API on no entry point by itself, so only
 proxy-sync, which knows the password, reads it (``api_password``).
@@ -26,6 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from berth_common.catalogue.buffering import MEM_BODY_BYTES, RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.values import DNS_LABEL_RE
 from berth_proxy_sync.domain import tls as tls_domain
@@ -129,6 +134,7 @@ class Route:
     entry_point: str = "web"
     generation: int = 0
     tls: TlsOptions | None = field(default=None, hash=False)  # HTTPS for the hosts (None: HTTP only)
+    buffering: RequestBuffering | None = field(default=None, hash=False)  # requests read whole (None: streamed)
 
     @classmethod
     def create(
@@ -139,6 +145,7 @@ class Route:
         entry_point: str = "web",
         generation: int = 0,
         tls: TlsOptions | None = None,
+        buffering: RequestBuffering | None = None,
     ) -> Route:
         """Validate and normalise (hosts lowercased, sorted, de-duplicated; upstreams normalised, in order)."""
         hosts_t = tuple(sorted(_unique(check_hostname(h) for h in hosts)))
@@ -150,7 +157,7 @@ class Route:
         if generation < 0:
             raise RouteError("generation must be >= 0")
         tls = tls if tls is not None and tls.enabled() else None
-        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation, tls)
+        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation, tls, buffering)
 
     @property
     def name(self) -> str:
@@ -211,16 +218,43 @@ def route_config(route: Route) -> dict[str, Any]:
     }
 
 
+def buffering_middleware(max_bytes: int) -> dict[str, Any]:
+    """Traefik's ``buffering`` of a route: a request body up to ``max_bytes`` (in memory up to 1 MiB, then
+    in a temporary file), a larger one answered 413; any answer passes whole (no response limit: 0), held
+    in memory up to 1 MiB, then in a temporary file."""
+    return {
+        "buffering": {
+            "maxRequestBodyBytes": max_bytes,
+            "memRequestBodyBytes": min(max_bytes, MEM_BODY_BYTES),
+            "maxResponseBodyBytes": 0,
+            "memResponseBodyBytes": MEM_BODY_BYTES,
+        }
+    }
+
+
+def with_buffering(config: dict[str, Any], name: str, max_bytes: int) -> dict[str, Any]:
+    """``config`` with the buffering middleware ``<name>-buffering`` first on every router."""
+    mw = f"{name}-buffering"
+    http = dict(config["http"])
+    http["routers"] = {
+        r: {**router, "middlewares": [mw, *router.get("middlewares", [])]} for r, router in http["routers"].items()
+    }
+    http["middlewares"] = {**http.get("middlewares", {}), mw: buffering_middleware(max_bytes)}
+    return {**config, "http": http}
+
+
 def full_config(
     route: Route, site: tls_domain.TlsSite | None = None, states: tls_domain.HostStates | None = None
 ) -> dict[str, Any]:
     """The route's configuration with its HTTPS part (``domain/tls.py``) when it has TLS options and the
     site serves HTTPS (``site``); ``states``: what is known of its hosts (none cleared, none certified)."""
     config = route_config(route)
-    if route.tls is None or site is None:
-        return config
-    extra = tls_domain.tls_config(route.name, route.hosts, route.tls, site, states or tls_domain.HostStates())
-    return tls_domain.merge(config, extra)
+    if route.tls is not None and site is not None:
+        extra = tls_domain.tls_config(route.name, route.hosts, route.tls, site, states or tls_domain.HostStates())
+        config = tls_domain.merge(config, extra)
+    if route.buffering is not None:
+        config = with_buffering(config, route.name, route.buffering.max_body_bytes)
+    return config
 
 
 def other_routers(
@@ -295,7 +329,7 @@ def render_files(routes: Iterable[Route]) -> dict[str, dict[str, Any]]:
     if len(set(ids)) != len(ids):
         raise RouteError("a route id appears twice")
     check_host_conflicts(routes)
-    return {r.file_name: route_config(r) for r in sorted(routes, key=lambda r: r.route_id)}
+    return {r.file_name: full_config(r) for r in sorted(routes, key=lambda r: r.route_id)}
 
 
 def route_id_of_file(name: str) -> str | None:

@@ -75,7 +75,9 @@ async def in_batch(session: AsyncSession, commands: Sequence[Command]) -> None:
         tls = served.without_ended(tls, now)
         log.info("route command caught up in its batch", route_id=route.route_id, revision=refresh.revision)
         cmd.msg = cmd.msg.model_copy(update={"tls": tls})
-        cmd.route = Route.create(route.route_id, route.hosts, route.upstreams, route.entry_point, route.generation, tls)
+        cmd.route = Route.create(
+            route.route_id, route.hosts, route.upstreams, route.entry_point, route.generation, tls, route.buffering
+        )
 
 
 def _application(cmd: Command) -> str | None:

@@ -59,6 +59,7 @@ def reapplied(
             "tls": tls,
             "team_id": team_id,
             "application_id": application_id,
+            "buffer_requests": route.buffering,
         }
     )
 

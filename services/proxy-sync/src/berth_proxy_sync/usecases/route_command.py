@@ -39,7 +39,13 @@ class Command:
         try:
             if isinstance(msg, ApplyRoutes):
                 cmd.route = Route.create(
-                    msg.route_id, msg.hosts, msg.upstreams, msg.entry_point, msg.generation, tls=msg.tls
+                    msg.route_id,
+                    msg.hosts,
+                    msg.upstreams,
+                    msg.entry_point,
+                    msg.generation,
+                    tls=msg.tls,
+                    buffering=msg.buffer_requests,
                 )
             else:
                 check_route_id(msg.route_id)

@@ -5,31 +5,42 @@ A route carries the application's options (``ApplicationSpec.tls``) with only th
 that serve one of the route's hosts, each narrowed to those hosts, and the route's owner (team and
 application), which proxy-sync names in the certificate events it sends. An application without HTTPS
 (the default options) sends its routes as before: HTTP only, no owner.
+
+A web service with ``buffer_requests`` has its route carry that option too (Traefik reads each request's
+whole body before forwarding it), whether or not the application has HTTPS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from berth_common.catalogue import ApplicationSpec, ApplyRoutes, TlsOptions
+from berth_common.catalogue import ApplicationSpec, ApplyRoutes, RequestBuffering, TlsOptions, WebService
+from berth_scheduler.domain import names
 from berth_scheduler.domain.routing import RouteOp
 
 
 @dataclass(frozen=True)
 class RouteTls:
-    """The HTTPS of an application's routes: its options and its owner."""
+    """The HTTPS of an application's routes: its options and its owner; and the request buffering of its
+    routes, by route id (``buffering``: only the routes of services that ask for it)."""
 
     tls: TlsOptions
     team_id: str
     application_id: str
+    buffering: Mapping[str, RequestBuffering] = field(default_factory=dict)
 
 
 def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTls | None:
-    """The application's route HTTPS (None: its spec asks for none)."""
-    if spec.tls == TlsOptions():
+    """The application's route HTTPS and request buffering (None: its spec asks for neither)."""
+    buffering = {
+        names.route_id(application_id, s.name): s.buffer_requests
+        for s in spec.services
+        if isinstance(s, WebService) and s.buffer_requests is not None
+    }
+    if spec.tls == TlsOptions() and not buffering:
         return None
-    return RouteTls(spec.tls, team_id, application_id)
+    return RouteTls(spec.tls, team_id, application_id, buffering)
 
 
 def for_hosts(tls: TlsOptions, hosts: Iterable[str]) -> TlsOptions:
@@ -47,6 +58,10 @@ def apply_routes(op: RouteOp, generation: int, route_tls: RouteTls | None = None
         server_id=op.server_id,
     )
     if route_tls is None:
+        return route
+    if (buffering := route_tls.buffering.get(op.route_id)) is not None:
+        route = route.model_copy(update={"buffer_requests": buffering})
+    if route_tls.tls == TlsOptions():
         return route
     return route.model_copy(
         update={
