@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
+from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.readiness import NotReadyError, ReadinessChecker
+from berth_scheduler.domain import runs
 from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.domain.readiness import ReadinessConfig
 from tests.scheduler.test_docker_replicas import run, spec_of
@@ -59,3 +62,18 @@ async def test_a_worker_docker_reports_unhealthy_fails_at_once_with_the_checks_o
     ), reason
     assert "worker up" in reason, reason
     assert took < 5, took
+
+
+async def test_a_container_the_engine_cannot_start_is_told_with_the_engines_error(docker, busybox, app_id):
+    """What a one-off run records when the engine refuses to start its container (here: no such program, and
+    no init process to run first), read from the engine's own inspection."""
+    spec = spec_of(busybox, [{"kind": "worker", "name": "jobs", "command": ["/no/such/program"]}])
+    cs = container_spec(app_id, uuid.uuid4().hex, spec, spec.services[0], 1, busybox)
+    cs = replace(cs, body={**cs.body, "HostConfig": {**cs.body["HostConfig"], "Init": False}})
+    await docker.create(cs)
+    with pytest.raises(DockerOperationError) as err:
+        await docker.start(cs.name)
+    result = runs.not_started(await docker.inspect(cs.name), str(err.value))
+    assert (result.status, result.exit_code) == ("failed", 127), result
+    assert result.reason.startswith("could not start (exit code 127): "), result
+    assert "/no/such/program" in result.reason, result

@@ -27,6 +27,7 @@ from berth_scheduler.domain.readiness import (
     Seen,
     answer_text,
     docker_health_failure,
+    exit_text,
     health_command_text,
 )
 
@@ -82,8 +83,7 @@ class ReadinessChecker:
         if restarts >= self.config.crash_restarts:
             return f"the container keeps crashing (restarted {restarts} times, last exit code {state.get('ExitCode')})"
         if state.get("Status") in ("exited", "dead") and (policy == "no" or state.get("OOMKilled")):
-            oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
-            return f"the container exited with code {state.get('ExitCode')}{oom}"
+            return f"the container {exit_text(state)}"
         return None
 
     async def _explain(self, spec: ContainerSpec, why: str) -> NotReadyError:

@@ -219,3 +219,20 @@ def docker_health_failure(health: Mapping[str, Any] | None) -> str | None:
     streak = int((health or {}).get("FailingStreak") or 0)
     times = f" ({streak} failures in a row)" if streak > 1 else ""
     return f"Docker reports it unhealthy{times}: {health_log_text(health) or 'no check output'}"
+
+
+def exit_text(state: Mapping[str, Any]) -> str:
+    """How a container ended, from its inspection's ``State``: its exit code, whether the kernel killed it
+    for its memory, and the engine's error when there is one. Replicas say it of "the container"; one-off
+    runs and jobs record it as their reason."""
+    oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
+    error = str(state.get("Error") or "").strip()
+    return f"exited with code {state.get('ExitCode')}{oom}" + (f": {error}" if error else "")
+
+
+def start_failure_text(state: Mapping[str, Any], error: str) -> str:
+    """A container the engine could not start (its command not found, a mount refused...): the engine's
+    error, with the exit code it recorded when it recorded one."""
+    code = state.get("ExitCode")
+    said = str(state.get("Error") or "").strip() or error.strip()
+    return "could not start" + (f" (exit code {code})" if code else "") + (f": {said}" if said else "")
