@@ -229,12 +229,12 @@ def state(status: str, code: int = 0, health: str | None = None, output: str = "
         (
             "service_healthy",
             state("running", health="starting", output="no ready file"),
-            compose.Look(seen="service db is starting (last check exited 1: no ready file)"),
+            compose.Look(seen="service db is starting (the health command exited with code 1: no ready file)"),
         ),
         (
             "service_healthy",
             state("running", health="unhealthy", output="down"),
-            compose.Look(failed="service db is unhealthy (last check exited 1: down)"),
+            compose.Look(failed="service db is unhealthy (the health command exited with code 1: down)"),
         ),
         (
             "service_healthy",

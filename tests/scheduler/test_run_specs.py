@@ -140,7 +140,17 @@ def test_outcomes():
     late = outcome({"State": {"ExitCode": 137}}, [], timed_out_after=2)
     assert (late.status, late.exit_code, late.reason) == ("timed_out", 137, "timed out after 2 s (killed)")
     oom = outcome({"State": {"ExitCode": 137, "OOMKilled": True}}, [])
-    assert oom.reason == "exited with code 137: out of memory (killed)"
+    assert oom.reason == "exited with code 137, killed for exceeding its memory limit"
+    said = outcome({"State": {"ExitCode": 1, "Error": "exec format error"}}, [])
+    assert (said.status, said.reason) == ("failed", "exited with code 1: exec format error")
+
+
+def test_a_run_the_engine_could_not_start_is_told_with_its_error_and_exit_code():
+    state = {"State": {"Status": "created", "ExitCode": 127, "Error": 'exec: "nope": executable file not found'}}
+    assert runs.not_started(state, "start failed (400)") == runs.Outcome(
+        "failed", 127, 'could not start (exit code 127): exec: "nope": executable file not found'
+    )
+    assert runs.not_started(None, "no such image") == runs.Outcome("failed", None, "could not start: no such image")
     stopped = runs.removed_with_application(outcome({"State": {"ExitCode": 143}}, ["bye"]))
     assert stopped == runs.Outcome("failed", 143, runs.REMOVED_WITH_APPLICATION, ("bye",))
     assert runs.to_prune(["c", "b", "a"], 2) == ["a"]

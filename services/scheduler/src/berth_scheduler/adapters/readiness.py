@@ -1,5 +1,8 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
+A worker whose health command fails is told with the command's exit code and output; one whose Docker
+healthcheck (a compose service's) makes Docker report it unhealthy fails at once, with the last check's.
+
 A replica is ready only when the check passes (a one-shot compose service, ``completes``: also once it
 exited 0); a container that keeps exiting (crash loop), or whose check does not pass before the deadline, is
 reported with what was seen last, in words (:mod:`domain.readiness`), and its last log lines. While a web
@@ -19,7 +22,14 @@ import httpx
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, host_port_of
 from berth_scheduler.adapters.readiness_diagnosis import Diagnosis, describe_error
 from berth_scheduler.domain.containers import ContainerSpec
-from berth_scheduler.domain.readiness import ReadinessConfig, Seen, answer_text
+from berth_scheduler.domain.readiness import (
+    ReadinessConfig,
+    Seen,
+    answer_text,
+    docker_health_failure,
+    exit_text,
+    health_command_text,
+)
 
 NOT_RUNNING = Seen(False, "the container is not running", "down")
 
@@ -73,8 +83,7 @@ class ReadinessChecker:
         if restarts >= self.config.crash_restarts:
             return f"the container keeps crashing (restarted {restarts} times, last exit code {state.get('ExitCode')})"
         if state.get("Status") in ("exited", "dead") and (policy == "no" or state.get("OOMKilled")):
-            oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
-            return f"the container exited with code {state.get('ExitCode')}{oom}"
+            return f"the container {exit_text(state)}"
         return None
 
     async def _explain(self, spec: ContainerSpec, why: str) -> NotReadyError:
@@ -143,8 +152,11 @@ class ReadinessChecker:
             if crash:
                 raise await self._explain(spec, crash)
             info = found or {}
-            if not (info.get("State") or {}).get("Running"):
+            if not state.get("Running"):
                 return "the container is not running"
+            unhealthy = docker_health_failure(state.get("Health"))  # a Docker healthcheck (compose) gave up
+            if unhealthy is not None:
+                raise await self._explain(spec, unhealthy)
             if spec.health_command is None:
                 if time.time() >= settle_until and int(info.get("RestartCount") or 0) == 0:
                     return None
@@ -159,7 +171,7 @@ class ReadinessChecker:
                 return f"health command could not run: {exc}"
             if result.exit_code == 0:
                 return None
-            return f"health command exited with {result.exit_code}: {result.output.strip()[-300:]}"
+            return health_command_text(result.exit_code, result.output)
 
         await self._poll(spec, deadline, look, "the health check did not pass")
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, start_layers
+from berth_scheduler.domain import readiness
 
 NS = 1_000_000_000
 NETWORK_PREFIX = "berth-app-"
@@ -121,9 +122,8 @@ def condition_look(condition: str, service: str, info: dict[str, Any] | None) ->
         return Look(met=True)
     if ended:
         return Look(failed=f"service {service} exited with code {code} before it was healthy")
-    last = (health.get("Log") or [{}])[-1]
-    output = str(last.get("Output") or "").strip()[-200:]
-    detail = f" (last check exited {last.get('ExitCode')}: {output})" if last.get("ExitCode") is not None else ""
+    last = readiness.health_log_text(health)
+    detail = f" ({last})" if last else ""
     if health.get("Status") == "unhealthy":
         return Look(failed=f"service {service} is unhealthy{detail}")
     return Look(seen=f"service {service} is {health.get('Status') or 'starting'}{detail}")

@@ -188,3 +188,51 @@ def closed_text(path: str, port: int, listeners: list[Listener] | None) -> str:
             "answer (is it an HTTP server, without TLS?)"
         )
     return f"GET {path}: connection refused, nothing listens on port {port} in the container yet"
+
+
+HEALTH_OUTPUT_CHARS = 300  # of a health command's output, in a reason (its end: where errors are written)
+
+
+def health_command_text(exit_code: int | None, output: str) -> str:
+    """A health command that did not pass: its exit code and the end of what it printed, on one line."""
+    text = " ".join(output.split())
+    cut = "..." + text[-HEALTH_OUTPUT_CHARS:] if len(text) > HEALTH_OUTPUT_CHARS else text
+    said = f": {cut}" if cut else " and printed nothing"
+    return f"the health command exited with code {exit_code}{said}"
+
+
+def health_log_text(health: Mapping[str, Any] | None) -> str | None:
+    """The last check in a container's Docker health state (its inspection's ``State.Health``), told as
+    :func:`health_command_text` (None: no check ran yet)."""
+    log = (health or {}).get("Log") or []
+    if not log:
+        return None
+    last = log[-1] or {}
+    return health_command_text(last.get("ExitCode"), str(last.get("Output") or ""))
+
+
+def docker_health_failure(health: Mapping[str, Any] | None) -> str | None:
+    """Why a container that Docker reports ``unhealthy`` is not ready (None: not unhealthy); Docker has
+    retried its check the configured number of times already, so waiting does not change this."""
+    if (health or {}).get("Status") != "unhealthy":
+        return None
+    streak = int((health or {}).get("FailingStreak") or 0)
+    times = f" ({streak} failures in a row)" if streak > 1 else ""
+    return f"Docker reports it unhealthy{times}: {health_log_text(health) or 'no check output'}"
+
+
+def exit_text(state: Mapping[str, Any]) -> str:
+    """How a container ended, from its inspection's ``State``: its exit code, whether the kernel killed it
+    for its memory, and the engine's error when there is one. Replicas say it of "the container"; one-off
+    runs and jobs record it as their reason."""
+    oom = ", killed for exceeding its memory limit" if state.get("OOMKilled") else ""
+    error = str(state.get("Error") or "").strip()
+    return f"exited with code {state.get('ExitCode')}{oom}" + (f": {error}" if error else "")
+
+
+def start_failure_text(state: Mapping[str, Any], error: str) -> str:
+    """A container the engine could not start (its command not found, a mount refused...): the engine's
+    error, with the exit code it recorded when it recorded one."""
+    code = state.get("ExitCode")
+    said = str(state.get("Error") or "").strip() or error.strip()
+    return "could not start" + (f" (exit code {code})" if code else "") + (f": {said}" if said else "")

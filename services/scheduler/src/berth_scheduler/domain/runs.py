@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from berth_common import labels as label
 from berth_common import redaction
 from berth_common.catalogue import RUN_LAST_LINES, RUN_MAX_LINE_CHARS, ApplicationSpec, WebService, WorkerService
+from berth_scheduler.domain import readiness
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.routing import LOCAL
 
@@ -135,13 +136,17 @@ def outcome(info: dict[str, Any], lines: list[str], *, timed_out_after: int | No
     tail = last_lines(lines)
     if timed_out_after is not None:
         return Outcome("timed_out", exit_code, f"timed out after {timed_out_after} s (killed)", tail)
-    if state.get("OOMKilled"):
-        return Outcome("failed", exit_code, f"exited with code {exit_code}: out of memory (killed)", tail)
-    if exit_code == 0:
+    if exit_code == 0 and not state.get("OOMKilled"):
         return Outcome("succeeded", 0, "", tail)
-    error = str(state.get("Error") or "").strip()
-    reason = f"exited with code {exit_code}" + (f": {error}" if error else "")
-    return Outcome("failed", exit_code, reason, tail)
+    return Outcome("failed", exit_code, readiness.exit_text(state), tail)
+
+
+def not_started(info: dict[str, Any] | None, error: str) -> Outcome:
+    """A run whose container the engine could not start (it never ran, so wrote nothing): failed, with the
+    engine's error and the exit code it recorded (:func:`domain.readiness.start_failure_text`)."""
+    state = (info or {}).get("State") or {}
+    code = state.get("ExitCode")
+    return Outcome("failed", int(code) if code else None, readiness.start_failure_text(state, error))
 
 
 def redacted(result: Outcome, secrets: Iterable[str]) -> Outcome:

@@ -1,7 +1,8 @@
 """A service version on a Swarm, as data: which tasks serve, what the route's upstreams are, which services a
 new version replaces, and the readiness check's request and answer. Pure; ``usecases/swarm_rollout.py``
 carries the sequence out (start the new service, wait until its tasks run and pass the check, switch the
-route, drain, remove the old service) and keeps the route on the tasks that run.
+route, drain, remove the old service) and keeps the route on the tasks that run. A version not ready in
+time is told with what its tasks did (state, how the container ended or Swarm's error), in replicas' words.
 
 A task is reached on the overlay network at its own address (Traefik on the manager is on that network),
 and by Berth's readiness check on its node's ``docker_gwbridge`` address, over that node's SSH connection.
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth_scheduler.domain import readiness
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.swarm import SwarmService, service_body
 
@@ -94,3 +96,42 @@ def probe_status(first_line: bytes) -> int | None:
     """The status code of an answer's first line (None: not an HTTP answer)."""
     m = _STATUS.match(first_line)
     return int(m.group(1)) if m else None
+
+
+def task_text(task: dict[str, Any], check: str | None) -> str:
+    """What one task of ``GET /tasks`` is doing, in the words replicas use (:func:`domain.readiness.exit_text`):
+    its state, with how its container ended or Swarm's error; a running one, that it does not pass ``check``
+    (the readiness GET, None: a worker)."""
+    status = task.get("Status") or {}
+    state = str(status.get("State") or "unknown")
+    err = str(status.get("Err") or "").strip()
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if state == "running":
+        return f"running, but {check} does not pass" if check else "running"
+    if code not in (None, 0) or (code == 0 and state in ("complete", "failed")):
+        return f"{state}: the container " + readiness.exit_text({"ExitCode": code, "Error": err})
+    said = err or str(status.get("Message") or "").strip()
+    return f"{state}: {said}" if said else state
+
+
+def tasks_text(tasks: list[dict[str, Any]], check: str | None, most: int = 3) -> str:
+    """The tasks of a version that is not ready, newest first, the same words counted once: at most ``most``
+    different ones."""
+    newest = sorted(tasks, key=lambda t: str((t.get("Status") or {}).get("Timestamp") or ""), reverse=True)
+    counts: dict[str, int] = {}
+    for task in newest:
+        text = task_text(task, check)
+        counts[text] = counts.get(text, 0) + 1
+    if not counts:
+        return "Swarm made no task (no node may run it: see the placement and the nodes' resources)"
+    return "; ".join(f"{text} ({n} tasks)" if n > 1 else text for text, n in list(counts.items())[:most])
+
+
+def not_ready_text(
+    name: str, ready: int, wanted: int, waited_s: float, tasks: list[dict[str, Any]], check: str | None
+) -> str:
+    """Why a version is not rolled out: how many of its tasks were ready at the deadline, and what they did."""
+    return (
+        f"{ready} of {wanted} tasks of {name} ready after {waited_s:g}s (the previous version keeps serving); "
+        f"its tasks: {tasks_text(tasks, check)}"
+    )

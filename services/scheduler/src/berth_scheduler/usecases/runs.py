@@ -233,7 +233,14 @@ class Runs:
             if await self._stop_reason(run_id) == CANCELLED_REASON:  # cancelled before it ever started
                 await self._end(row, server, CANCELLED)
                 return
-            await docker.start(cs.name)
+            try:
+                await docker.start(cs.name)
+            except DockerOperationError as exc:
+                if exc.status not in (400, 500):  # the engine refused the container itself, not away
+                    raise
+                info = await docker.inspect(cs.name)  # it never ran: the engine's error is what there is to tell
+                await self._end(row, server, domain.not_started(info, str(exc)))
+                return
         started_at = row.started_at
         if row.status == "queued":
             started_at = self.clock()

@@ -78,11 +78,11 @@ class SwarmRollout:
         deadline = self.clock() + self.ready_timeout_s
         while len(ready := await self.ready_tasks(version)) < version.replicas:
             if self.clock() > deadline:
+                tasks = await self.manager.tasks(svc.name)  # what they did, read before they go with the service
                 await self.manager.remove_service(svc.name)
-                raise SwarmRolloutFailed(
-                    f"{len(ready)} of {version.replicas} tasks of {svc.name} ready after {self.ready_timeout_s:g}s "
-                    "(the previous version keeps serving)"
-                )
+                check = f"GET {version.replica.health_path or '/'}" if port is not None else None
+                why = dom.not_ready_text(svc.name, len(ready), version.replicas, self.ready_timeout_s, tasks, check)
+                raise SwarmRolloutFailed(why)
             await asyncio.sleep(self.interval_s)
         upstreams = dom.upstreams(ready, port) if port is not None and version.hosts else []
         if upstreams:
