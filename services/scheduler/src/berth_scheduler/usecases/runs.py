@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +40,9 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.redaction import redact_all
-from berth_scheduler.adapters import docker_logs, removals, store
+from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters import run_store as repo
+from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
@@ -53,7 +54,6 @@ from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases.rollout.apply import secrets_of
 
 log = get_logger(__name__)
-EPOCH = datetime.fromtimestamp(0, UTC)
 RETRY_S = 5.0  # a server that does not answer is tried again this much later
 CANCELLED = cron_jobs.stopped(domain.lost(CANCELLED_REASON), CANCELLED_REASON)  # a run cancelled unstarted
 
@@ -374,34 +374,3 @@ class Runs:
                 continue
             async with self.transactions.sessionmaker() as session, session.begin():
                 await repo.mark_pruned(session, run_id)
-
-
-async def wait_exit(
-    docker: DockerExecutor,
-    name: str,
-    deadline: float,
-    clock: Callable[[], float],
-    poll_s: float,
-    stop_asked: Callable[[], Awaitable[str | None]] | None = None,
-) -> bool:
-    """Until the container is no longer running; True when the deadline came first (it is then stopped:
-    SIGTERM, SIGKILL ``STOP_GRACE_S`` later). ``stop_asked``: whether a stop was asked meanwhile (a cron
-    job's run replaced by a newer firing, a cancelled run): then it is stopped and False is returned."""
-    while True:
-        info = await docker.inspect(name)
-        if domain.next_step("running", info) is not domain.Step.WAIT:
-            return False
-        if stop_asked is not None and await stop_asked():
-            await docker.stop(name, domain.STOP_GRACE_S)
-            return False
-        if clock() >= deadline:
-            await docker.stop(name, domain.STOP_GRACE_S)
-            return True
-        await asyncio.sleep(min(poll_s, max(0.0, deadline - clock())))
-
-
-async def written_lines(docker: DockerExecutor, name: str, info: dict[str, Any], keep: int) -> list[str]:
-    """The last ``keep`` lines an exited container wrote, stdout and stderr merged by time."""
-    params = {"stdout": "1", "stderr": "1", "tail": str(keep), "timestamps": "1"}
-    written = await docker_logs.last_lines(docker, name, params, keep, tty=docker_logs.tty_of(info), timeout_s=30)
-    return [line.text for line in sorted(written, key=lambda line: line.time or EPOCH)]

@@ -32,6 +32,7 @@ from berth_common.catalogue import ApplicationSpec
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.redaction import redact, redact_all
+from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import compose, machine, placement
@@ -42,7 +43,6 @@ from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
 from berth_scheduler.usecases.rollout.steps import prepare_server, transit
-from berth_scheduler.usecases.runs import wait_exit, written_lines
 
 log = get_logger(__name__)
 POLL_S = 0.5
