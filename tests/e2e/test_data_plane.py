@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import make_platform
+from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 
 pytestmark = pytest.mark.slow
@@ -56,16 +57,6 @@ class OpenLoop:
         if self.pending:
             await asyncio.wait(set(self.pending))
         await self.client.aclose()
-
-
-async def wait_deployment(api: httpx.AsyncClient, dep_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        dep = (await api.get(f"/v1/deployments/{dep_id}")).json()
-        if dep["status"] in ("succeeded", "failed", "cancelled"):
-            return dep
-        assert time.monotonic() < deadline, f"deployment still {dep['status']}: {dep}"
-        await asyncio.sleep(0.3)
 
 
 async def deploy(api: httpx.AsyncClient, app_id: str) -> None:
