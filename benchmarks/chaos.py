@@ -218,7 +218,9 @@ async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str,
     up = [c for c in team_containers if c.state == "running"]
     checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), details, up, f)
     every = {d["id"]: d for ds in listed.values() for d in ds}
-    checks.check_ends(every, await checks.bus_ends(work.platform.nats_url), f)
+    checks.check_ends(
+        every, await checks.bus_ends(work.platform.nats_url, work.platform.bus_identity("admin")["password"]), f
+    )
     missing = [d for d in work.accepted if d not in every]
     f.stuck += [f"deployment {d} accepted but not listed" for d in missing]
     for app in details:
@@ -300,7 +302,7 @@ async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: 
         "failure_reasons": dict(reasons.most_common(10)),
         "problems": {k: v[:10] for k, v in problems.items()},
         "refusals": work.refused[:5],
-        **await checks.stream_counts(platform.nats_url),
+        **await checks.stream_counts(platform.nats_url, platform.bus_identity("admin")["password"]),
     }
 
 

@@ -116,9 +116,16 @@ def route_files(dynamic: Path) -> dict[str, tuple[set[str], set[str]]]:
     return routes
 
 
-async def bus_ends(nats_url: str) -> dict[str, list[tuple[str, str]]]:
+async def _as_admin(nats_url: str, password: str) -> Any:
+    """A connection as the bus's ``admin`` identity (the host's tooling: it may inspect the streams)."""
+    return await nats.connect(
+        nats_url, user="admin", password=password, inbox_prefix=b"_INBOX.admin", connect_timeout=10
+    )
+
+
+async def bus_ends(nats_url: str, password: str) -> dict[str, list[tuple[str, str]]]:
     """{deployment id: [(end type, envelope id), ...]} from every deployment end kept in ``BERTH_EVT``."""
-    nc = await nats.connect(nats_url, connect_timeout=10)
+    nc = await _as_admin(nats_url, password)
     ends: dict[str, list[tuple[str, str]]] = defaultdict(list)
     try:
         js = nc.jetstream()
@@ -140,9 +147,9 @@ async def bus_ends(nats_url: str) -> dict[str, list[tuple[str, str]]]:
     return ends
 
 
-async def stream_counts(nats_url: str) -> dict[str, int]:
+async def stream_counts(nats_url: str, password: str) -> dict[str, int]:
     """Messages left in the command work queue and in the dead-letter stream."""
-    nc = await nats.connect(nats_url, connect_timeout=10)
+    nc = await _as_admin(nats_url, password)
     try:
         js = nc.jetstream()
         return {

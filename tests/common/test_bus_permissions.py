@@ -95,10 +95,16 @@ def test_a_party_of_nothing_only_declares_streams():
     )
 
 
-def test_admin_snapshots_and_restores_streams_only():
+def test_admin_snapshots_restores_and_inspects_streams_only():
     assert permissions(ADMIN) == Permissions(
         publish=(
+            "$JS.ACK.BERTH_EVT.>",
+            "$JS.API.CONSUMER.CREATE.BERTH_EVT",
+            "$JS.API.CONSUMER.CREATE.BERTH_EVT.>",
+            "$JS.API.CONSUMER.DELETE.BERTH_EVT.*",
+            "$JS.API.CONSUMER.MSG.NEXT.BERTH_EVT.*",
             "$JS.API.INFO",
+            "$JS.API.STREAM.INFO.*",
             "$JS.API.STREAM.NAMES",
             "$JS.API.STREAM.RESTORE.*",
             "$JS.API.STREAM.SNAPSHOT.*",

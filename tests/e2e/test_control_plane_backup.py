@@ -323,7 +323,8 @@ def test_a_stopped_platform_is_backed_up_from_its_cluster_started_for_the_time_o
     second = json.loads(_members(out)["manifest.json"])
     assert second["database"]["schemas"] == first["database"]["schemas"]
     assert second["keys"]["files"] == first["keys"]["files"]
-    assert mentioning(source.paths.root) == []  # the Postgres it started is stopped again
+    # the Postgres it started is stopped again (Traefik, the data plane, serves on after `berth down`)
+    assert [p for p in mentioning(source.paths.root) if p.name() != "traefik"] == []
     assert not list(out.parent.glob(".berth-backup-*")) and not list(out.parent.glob("*.partial"))
 
 

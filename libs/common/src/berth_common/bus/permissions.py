@@ -110,9 +110,18 @@ def service_permissions(
 
 
 def admin_permissions() -> Permissions:
-    """The control-plane host's tooling: snapshots and restores of every stream (``berth backup``)."""
+    """The control-plane host's tooling: snapshots and restores of every stream (``berth backup``), and an
+    inspection of what is stored: every stream's state, and the events read back through short-lived
+    consumers of the event stream (never of the command work queue, whose messages it could take). The
+    host's tooling reads the data directory, every identity's password included: this widens nothing."""
     publish = (
+        "$JS.ACK.BERTH_EVT.>",
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT",
+        "$JS.API.CONSUMER.CREATE.BERTH_EVT.>",
+        "$JS.API.CONSUMER.DELETE.BERTH_EVT.*",
+        "$JS.API.CONSUMER.MSG.NEXT.BERTH_EVT.*",
         "$JS.API.INFO",
+        "$JS.API.STREAM.INFO.*",
         "$JS.API.STREAM.NAMES",
         "$JS.API.STREAM.RESTORE.*",
         "$JS.API.STREAM.SNAPSHOT.*",

@@ -252,7 +252,15 @@ class Runs:
         if info is None:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
-        text = redact_all(await written_lines(docker, cs.name, info, domain.LINES_READ), secrets_of(self.sealer, dep))
+        try:
+            lines = await written_lines(docker, cs.name, info, domain.LINES_READ)
+        except DockerOperationError:
+            if not await self._removing(row.application_id):
+                raise
+            # the removal takes the container as its lines are read: the removal is what ended the run
+            await self._end(row, server, domain.lost_container(True))
+            return
+        text = redact_all(lines, secrets_of(self.sealer, dep))
         result = domain.outcome(info, text, timed_out_after=row.timeout_s if timed_out else None)
         if result.status == "failed" and await self._removing(row.application_id):
             result = domain.removed_with_application(result)  # stopped by the removal, not by itself
