@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 
@@ -70,9 +70,11 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
     image = busybox_image()
     gen = make_platform(tmp_root / "platform-data-plane")
     platform = next(gen)
+    teams: list[str] = []
     try:
         await asyncio.to_thread(platform.up)
         token = platform.paths.admin_token.read_text().strip()
+        teams = platform_teams(platform)  # the platform is down at the end: its apps are removed by team here
 
         def api() -> httpx.AsyncClient:
             base = f"http://127.0.0.1:{platform.ports['api']}"
@@ -130,3 +132,4 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
         assert not psutil.pid_exists(traefik) or psutil.Process(traefik).status() == psutil.STATUS_ZOMBIE
     finally:
         gen.close()
+        remove_team_resources(teams)
