@@ -347,5 +347,7 @@ async def test_a_container_killed_mid_dump_ends_the_backup_failed(fresh_harness:
     locker.wait(20)
     done = await h.outcome("evt.backup.", "backup_id", "b-cut")
     assert done["type"] == "evt.backup.failed"
-    assert done["data"]["reason"].startswith("pg_dump was killed by signal 9"), done["data"]["reason"]
+    # the kill takes pg_dump with the container, or the server first (pg_dump then sees its connection cut)
+    reason = done["data"]["reason"]
+    assert reason.startswith(("pg_dump was killed by signal 9", "pg_dump exited with code 1: pg_dump: error")), reason
     assert h.s3.objects(h.bucket) == {} and h.s3.uploads(h.bucket) == []

@@ -291,7 +291,7 @@ async def test_removal_cancels_a_deployment_in_progress_and_resumes_after_a_rest
         await asyncio.sleep(0.05)
     routes_gone = time.monotonic()
     await platform.scheduler.stop()
-    assert time.monotonic() - routes_gone < 4  # stopped within the drain grace
+    assert time.monotonic() - routes_gone < 10  # a stopping scheduler does not sit out the removal it drives
     assert {dep for _, dep in containers_of(app_id)} == {d1} and _running(app_id) == 1  # not stopped yet
     assert platform.of_app(app_id) == []
     await platform.scheduler.start()
