@@ -242,3 +242,15 @@ def http_get(port: int, path: str = "/", timeout: float = 15.0) -> tuple[int, st
             last = exc
             time.sleep(0.1)
     raise AssertionError(f"no answer on 127.0.0.1:{port}{path}: {last}")
+
+
+def remove_built_images(name: str) -> None:
+    """Every ``berth/<name>`` image a test's builds left on the engine."""
+    tags = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if tags:
+        subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)

@@ -4,11 +4,9 @@ daemon on loopback, Docker build), scheduler, proxy-sync and Traefik on one bus.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.builder.support import GitDaemon, make_repo, publish_bare, start_builder, stop_builder
+from tests.builder.support import GitDaemon, make_repo, publish_bare, remove_built_images, start_builder, stop_builder
 from tests.scheduler.platform import wait_served
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -35,11 +33,4 @@ async def test_static_site_on_port_80_deploys(platform, database, busybox, app_i
     finally:
         await stop_builder(builder)
         daemon.stop()
-        tags = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if tags:
-            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)
+        remove_built_images(name)

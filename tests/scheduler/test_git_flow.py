@@ -9,7 +9,16 @@ import time
 
 import pytest
 
-from tests.builder.support import GitDaemon, commit, git, make_repo, publish_bare, start_builder, stop_builder
+from tests.builder.support import (
+    GitDaemon,
+    commit,
+    git,
+    make_repo,
+    publish_bare,
+    remove_built_images,
+    start_builder,
+    stop_builder,
+)
 from tests.scheduler.platform import Load, containers_of, wait_served
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -94,13 +103,7 @@ async def test_git_repository_to_live_url_and_redeploy(platform, database, busyb
     finally:
         await stop_builder(builder)
         daemon.stop()
-        tags = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if tags:
-            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True)
+        remove_built_images(name)
 
 
 async def test_cancelling_a_deployment_stops_its_build(platform, database, busybox, app_id, unique, tmp_path):
