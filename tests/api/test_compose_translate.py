@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from berth_api.adapters.compose_parser import normalise
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, start_order, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, secret_refs, start_order, translate
 
 DATA = Path(__file__).parent / "data" / "compose"
 APP = {
@@ -105,7 +105,7 @@ PLAUSIBLE = {
 def _translated(text: str, variables: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
     order = precheck(text)
     found = asyncio.run(normalise(text, variables or {}))
-    return translate(found.model, order, variables=found.variables, **kw)
+    return translate(found.model, order, **kw)
 
 
 def _refusal(text: str, **kw: Any) -> ComposeRefusal:
@@ -224,10 +224,31 @@ networks:
     assert _refusal(external).spot == "networks/back/external"
 
 
-def test_a_secret_variable_is_never_interpolated() -> None:
-    text = "services:\n  web:\n    image: busybox\n    environment: {TOKEN: '${API_TOKEN}'}\n"
-    err = _refusal(text, secret_names=["API_TOKEN"])
-    assert err.spot == "variables/API_TOKEN" and "environment: [API_TOKEN]" in err.why
+def test_a_secret_variable_is_carried_in_environment_values_only_by_name() -> None:
+    holders = secret_refs.placeholders(["API_TOKEN", "DB_PASSWORD"], "n0nce")
+    text = (
+        "services:\n  web:\n    image: busybox\n    environment:\n"
+        "      TOKEN: '${API_TOKEN}'\n      URL: 'postgres://app:${DB_PASSWORD}@db:5432/app?a=$${X}'\n"
+        "      PLAIN: '${MODE}'\n"
+    )
+    (web,) = _translated(text, {**holders, "MODE": "prod"}, secrets_nonce="n0nce")["services"]
+    assert web["environment"] == [
+        {"name": "PLAIN", "value": "prod"},
+        {"name": "TOKEN", "value": None, "parts": [{"secret": "API_TOKEN"}]},
+        {
+            "name": "URL",
+            "value": None,
+            "parts": [{"text": "postgres://app:"}, {"secret": "DB_PASSWORD"}, {"text": "@db:5432/app?a=${X}"}],
+        },
+    ]
+    assert "n0nce" not in str(web)
+    rendered = [secret_refs.render(e["parts"], {"API_TOKEN": "t", "DB_PASSWORD": "p"}) for e in web["environment"][1:]]
+    assert rendered == ["t", "postgres://app:p@db:5432/app?a=${X}"]
+    command = "services:\n  web:\n    image: busybox\n    command: ['run', '--token=${API_TOKEN}']\n"
+    err = _refusal(command, variables=holders, secrets_nonce="n0nce")
+    assert err.spot == "services/web/command/1" and "${API_TOKEN} names a secret variable" in err.why
+    label = "services:\n  web:\n    image: 'busybox:${API_TOKEN}'\n"
+    assert _refusal(label, variables=holders, secrets_nonce="n0nce").spot == "services/web/image"
 
 
 SERVICE = "services:\n  db:\n    image: postgres:16\n"

@@ -124,7 +124,7 @@ def test_a_deploy_plan_is_the_application_create_request():
         source=CountingSource(),
     )  # fmt: skip
     assert plan.request["hosts"] == [
-        {"service": "minio", "port": 9001, "host": "console.example.com"},
+        {"service": "console", "port": 9001, "host": "console.example.com"},
         {"service": "minio", "port": 9000},
     ]
     assert [(e["name"], e["secret"]) for e in plan.request["env"]] == [

@@ -5,7 +5,9 @@ The translation fills the configuration every other part of the api reads (``ser
 ``restart_policy``, ``stop_timeout_s``) and keeps the whole translation (``compose_translated``: each
 service's image or build, entrypoint, environment, depends_on, start order, notes) for the scheduler and
 for the user to see. Interpolation gets the application's non-secret runtime variables in the parser's
-environment; a ``${VAR}`` naming a secret variable is refused (the translation is stored and shown).
+environment; a ``${VAR}`` naming a secret variable is carried only inside a service's environment values,
+as parts that name it (``domain.compose.secret_refs``): the translation is stored and shown, the value is
+rendered into the deployment's snapshot as a secret variable.
 
 A compose file at a path of the git repository (``compose.path``) is read by the builder, which clones
 (``compose_source``), at the application's creation and update and again at each deployment (the file
@@ -31,6 +33,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from secrets import token_hex
 from typing import Any
 
 from pydantic import SecretStr
@@ -39,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, secret_refs, translate
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_source, git_auth
 from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
@@ -180,11 +183,7 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
             "image": image,
             "build": build,
             "entrypoint": found.get("entrypoint"),
-            "env": [
-                {"name": e["name"], "value": str(e["value"])}
-                for e in found.get("environment") or []
-                if e["value"] is not None
-            ],
+            "env": _environment(found, spec),
             "aliases": found.get("aliases") or [],
             "depends_on": found.get("depends_on") or [],
             "healthcheck": _healthcheck(found),
@@ -197,6 +196,26 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
         svc.update(extra)
     data["private_network"] = True
     return ApplicationSpec.model_validate(data)
+
+
+def _environment(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, Any]]:
+    """A compose service's own environment over the application's: literal values, and values holding
+    secret variables rendered from the application's (``secret_refs``) as secret ones. A value of None is
+    the application's variable of that name, which every service has already."""
+    values = {v.name: v.reveal() for v in spec.env}
+    out: list[dict[str, Any]] = []
+    for e in svc.get("environment") or []:
+        if e.get("parts"):
+            try:
+                out.append({"name": e["name"], "value": secret_refs.render(e["parts"], values), "secret": True})
+            except KeyError as exc:
+                raise _not_deployable(
+                    f"the environment variable {e['name']} of compose service {svc['name']} uses the secret "
+                    f"variable {exc.args[0]}, which the application no longer has: set it again"
+                ) from None
+        elif e["value"] is not None:
+            out.append({"name": e["name"], "value": str(e["value"])})
+    return out
 
 
 def _stop_timeout(svc: dict[str, Any], graces: bool) -> int | None:
@@ -294,7 +313,8 @@ async def translated(
         base = (source or {}).get("subdirectory") or ""  # the context under the source's subdirectory
     given = list(variables)
     plain = {name: value for name, value, secret in given if not secret and value is not None}
-    secrets = [name for name, _, secret in given if secret]
+    nonce = token_hex(8)
+    secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
     hosts = [HostMap(h["service"], h["port"], h.get("host")) for h in config.get("compose_hosts") or []]
     policy = Policy(
         bind_allow=tuple(deps.settings.bind_roots(team_id)),
@@ -304,11 +324,12 @@ async def translated(
     try:
         order = precheck(text)
         found = await compose_parser.normalise(
-            text, plain, timeout_s=deps.settings.compose_timeout_s, max_bytes=deps.settings.compose_max_bytes
+            text,
+            {**plain, **secrets},
+            timeout_s=deps.settings.compose_timeout_s,
+            max_bytes=deps.settings.compose_max_bytes,
         )
-        result = translate(
-            found.model, order, hosts=hosts, policy=policy, variables=found.variables, secret_names=secrets
-        )
+        result = translate(found.model, order, hosts=hosts, policy=policy, secrets_nonce=nonce)
     except ComposeRefusal as exc:
         raise invalid_field(text_loc if exc.spot == "inline" else _loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:

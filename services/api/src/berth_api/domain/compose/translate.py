@@ -14,6 +14,7 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Networks: the application has one private network; every compose network is mapped onto it.
+- Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_api.domain import names
-from berth_api.domain.compose import keys
+from berth_api.domain.compose import keys, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_api.domain.compose.services import Context, Route, present, translate_service
 
@@ -174,31 +175,21 @@ def _restart(name: str, value: Any) -> str:
     return policy
 
 
-def _secret_refs(variables: Mapping[str, Any], secret_names: Iterable[str]) -> None:
-    for name in sorted(set(variables) & set(secret_names)):
-        raise ComposeRefusal(
-            f"variables/{name}",
-            f"${{{name}}} names a secret variable: a secret is never written into the compose file; pass it "
-            f"to the service as its environment variable instead (environment: [{name}])",
-        )
-
-
 def translate(
     model: Mapping[str, Any],
     order: list[str],
     *,
     hosts: list[HostMap] | None = None,
     policy: Policy | None = None,
-    variables: Mapping[str, Any] | None = None,
-    secret_names: Iterable[str] = (),
+    secrets_nonce: str | None = None,
 ) -> dict[str, Any]:
     """Berth's application of a normalised compose model (raises ``ComposeRefusal`` naming the spot).
 
-    ``order``: the services in the file's order; ``variables``: the variables the file references (the
-    parser's ``--variables``); ``secret_names``: the application's secret variables (never interpolated).
+    ``order``: the services in the file's order; ``secrets_nonce``: the nonce of the placeholders the parser
+    interpolated for secret variables (``secret_refs``): environment values keep them as parts, anywhere
+    else they are refused.
     """
     policy = policy or Policy()
-    _secret_refs(variables or {}, secret_names)
     notes: list[str] = []
     _top_level(model, notes)
     services: dict[str, Any] = model.get("services") or {}
@@ -240,4 +231,6 @@ def translate(
     if grace:
         result["stop_timeout_s"] = min(3600, math.ceil(grace))
     result["notes"] = notes
+    if secrets_nonce is not None:
+        secret_refs.carry(result, secrets_nonce)
     return result
