@@ -325,3 +325,29 @@ def test_merge_keys_of_lists_read_as_coolify_reads_them():
     assert doc["services"]["worker"]["volumes"] == ["data:/data"]
     env = doc["services"]["app"]["environment"]
     assert set(env) == {"A", "B", "EXTRA"} and env["B"] == "plain" and len(env["A"]) == 16
+
+
+def test_named_volumes_are_declared_as_coolify_declares_them():
+    text = """services:
+  app:
+    image: x
+    volumes:
+      - app-data:/data
+      - ./conf:/etc/app
+      - /var/run/docker.sock:/var/run/docker.sock:ro
+      - type: volume
+        source: cache
+        target: /cache
+  db:
+    image: postgres:16
+    volumes: [db-data:/var/lib/postgresql/data, app-data:/shared]
+volumes:
+  db-data: {driver: local}
+"""
+    result = import_coolify("vols.yaml", text)
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["volumes"] == {"db-data": {"driver": "local"}, "app-data": None, "cache": None}
+    assert "volumes: app-data, cache declared at the top level, as Coolify does" in result.notes
+    assert "volumes" not in yaml.safe_load(
+        import_coolify("one.yaml", "services:\n  a:\n    image: x\n").template.compose
+    )

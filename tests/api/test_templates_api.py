@@ -113,7 +113,63 @@ async def test_deploying_a_template(client, members):
         headers=members.developer,
         json={**body, "name": "pma", "domain": "pma.example.com", "variables": {"db_host": "db"}},
     )
-    # compose applications (compose.inline) are another slice of issue 14: until they exist, a clear 501
-    assert r.status_code in (201, 501), r.text
-    if r.status_code == 501:
-        assert "compose.inline" in r.json()["detail"]
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "pma"
+
+
+async def test_an_imported_template_document_is_deployed_as_it_was_edited(client, members):
+    project = await make_project(client, members.developer)
+    env = project["environments"][0]["id"]
+    text = (FIXTURES / "coolify" / "analytics-kit.yaml").read_text()
+    imported = await client.post(
+        "/v1/templates/import", headers=members.developer, json={"format": "coolify", "files": {"mr.yaml": text}}
+    )
+    assert imported.status_code == 200, imported.text
+    document = imported.json()["template"]["document"]
+    edited = document.replace("slug: mr", "slug: edited-app")
+    assert edited != document
+    body = {"environment_id": env, "document": edited}
+    problem(await client.post("/v1/templates/deploy", headers=members.viewer, json=body), 403)
+    problem(await client.post("/v1/templates/deploy", headers=members.other, json=body), 404)  # not its env
+    err = problem(
+        await client.post("/v1/templates/deploy", headers=members.developer, json={**body, "document": "- a list"}),
+        422,
+    )
+    assert err["errors"][0]["loc"] == "/body/document" and "mapping" in err["errors"][0]["detail"]
+    unknown = edited + "surprise: 1\n"
+    err = problem(
+        await client.post("/v1/templates/deploy", headers=members.developer, json={**body, "document": unknown}),
+        422,
+    )
+    assert err["errors"][0] == {"loc": "/body/document/surprise", "detail": "unknown key", "type": "template"}
+    problem(await client.post("/v1/templates/deploy", headers=members.developer, json={"environment_id": env}), 422)
+    r = await client.post("/v1/templates/deploy", headers=members.developer, json=body)
+    assert r.status_code == 201, r.text
+    app = r.json()
+    assert app["name"] == "edited-app" and app["compose"] is not None
+    secrets = {v["name"]: v for v in app["env"] if v.get("secret")}
+    assert "SERVICE_PASSWORD_POSTGRES" in secrets and all(v.get("value") is None for v in secrets.values())
+    db = next(s for s in app["compose"]["translated"]["services"] if s["name"] == "db")
+    assert {"name": "POSTGRES_PASSWORD", "value": None, "parts": [{"secret": "SERVICE_PASSWORD_POSTGRES"}]} in db[
+        "environment"
+    ]
+
+
+async def test_every_catalogue_template_creates_its_application(client, members):
+    """Deploying each catalogue template creates a compose application (its secrets generated and carried by
+    name, its inputs given); what compose applications cannot take yet is a 501 naming it."""
+    project = await make_project(client, members.developer)
+    env = project["environments"][0]["id"]
+    listed = await client.get("/v1/templates", headers=members.viewer)
+    created, refused = [], {}
+    for t in listed.json():
+        detail = (await client.get(f"/v1/templates/{t['slug']}", headers=members.viewer)).json()
+        inputs = {n: "db" for n, v in detail["variables"].items() if v["kind"] == "input" and not v.get("default")}
+        body = {"environment_id": env, "variables": inputs}
+        r = await client.post(f"/v1/templates/{t['slug']}/deploy", headers=members.developer, json=body)
+        if r.status_code == 201:
+            created.append(t["slug"])
+        else:
+            refused[t["slug"]] = (r.status_code, r.json()["detail"])
+    assert refused == {}, "\n".join(f"{k}: {v}" for k, v in refused.items())
+    assert len(created) == len(listed.json()) >= 30

@@ -130,3 +130,38 @@ async def test_a_pasted_template_is_imported_or_its_problem_named(dashboard):
         assert r.status_code == 200 and 'role="alert"' in r.text and "Imported:" not in r.text
         assert "<code>files.template.toml.config.domains.0.serviceName</code>" in r.text
         assert "serviceName = &#34;nope&#34;" in r.text  # the pasted text is kept to be corrected
+
+
+async def test_an_imported_template_is_deployed_from_the_page_as_edited(dashboard):
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+        projects = (await admin.get("/v1/projects")).json()
+        project = projects[0] if projects else (await admin.post("/v1/projects", json={"name": "acme"})).json()
+    env = project["environments"][0]["id"]
+    coolify = (FIXTURES / "coolify" / "analytics-kit.yaml").read_text()
+    async with _signed_in(dashboard, dashboard.developer) as http:
+        page = await http.get("/ui/templates")
+        form = {"csrf": _csrf(page.text), "format": "coolify", "filename": "analytics-kit.yaml", "compose": coolify}
+        r = await http.post("/ui/templates/import", data=form)
+        assert r.status_code == 200, r.text
+        assert 'action="/ui/templates/deploy"' in r.text and f'<option value="{env}"' in r.text
+        document = re.search(r'name="document"[^>]*>([^<]*)</textarea>', r.text)
+        assert document, r.text
+        text = document.group(1).replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&")
+        deploy = {"csrf": _csrf(page.text), "environment_id": env, "name": "kit", "document": text}
+        bad = await http.post("/ui/templates/deploy", data={**deploy, "document": text + "surprise: 1\n"})
+        assert bad.status_code == 200 and 'role="alert"' in bad.text and "<code>document.surprise</code>" in bad.text
+        assert "surprise: 1" in bad.text and 'value="kit"' in bad.text  # kept to be corrected
+        edited = text.replace("LOG_LEVEL=info", "LOG_LEVEL=debug")
+        assert edited != text
+        r = await http.post("/ui/templates/deploy", data={**deploy, "document": edited})
+        assert r.status_code == 303, r.text
+        app_id = r.headers["location"].rsplit("/", 1)[-1]
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+        app = (await admin.get(f"/v1/applications/{app_id}")).json()
+    assert app["name"] == "kit" and "LOG_LEVEL=debug" in app["compose"]["inline"]
+    async with _signed_in(dashboard, dashboard.viewer) as http:
+        page = await http.get("/ui/templates")
+        r = await http.post(
+            "/ui/templates/deploy", data={"csrf": _csrf(page.text), "environment_id": env, "document": text}
+        )
+        assert r.status_code == 403

@@ -102,6 +102,7 @@ def build() -> Starlette:
             Route("/teams/{team_id:str}/leave", pages_teams.leave_team, methods=["POST"]),
             Route("/teams/{team_id:str}/delete", pages_teams.delete_team, methods=["POST"]),
             Route("/templates/import", pages_templates.import_template, methods=["POST"]),
+            Route("/templates/deploy", pages_templates.deploy_document, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

@@ -1,5 +1,6 @@
 """The template pages: the catalogue (search by text, filter by tag), one template (its variables and
-compose) and deploying it into an environment. Each read and each form is a REST call with the session's
+compose) and deploying it into an environment; an imported template is deployed from the document the
+page shows (edited or not). Each read and each form is a REST call with the session's
 token; the REST API refuses a viewer's deploy, the page only leaves the form out."""
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ LOGO_TYPES = {"svg": "image/svg+xml", "png": "image/png", "webp": "image/webp"}
 async def _catalogue(
     api: Api, base: dict[str, Any], status: int = 200, q: str = "", tag: str = "", **extra: Any
 ) -> Response:
+    """The catalogue page; with an imported template (or a document being deployed) also the environments
+    it can be deployed into."""
     params = {k: v for k, v in (("q", q), ("tag", tag)) if v}
     found, everything = await asyncio.gather(api.get("/v1/templates", params=params), api.get("/v1/templates"))
     tags = sorted({t for template in everything for t in template["tags"]})
+    if extra.get("imported") or extra.get("document") is not None:
+        extra["environments"] = await _environments(api)
     return render("templates.html", status, **base, templates=found, tags=tags, q=q, tag=tag, **extra)
+
+
+async def _environments(api: Api) -> list[dict[str, str]]:
+    projects = await api.get("/v1/projects")
+    return [{"id": env["id"], "label": f"{p['name']} / {env['name']}"} for p in projects for env in p["environments"]]
 
 
 @page
@@ -61,10 +71,7 @@ async def import_template(request: Request, api: Api, base: dict[str, Any]) -> R
 
 
 async def _template(api: Api, base: dict[str, Any], slug: str, status: int = 200, **extra: Any) -> Response:
-    template, projects = await asyncio.gather(api.get(f"/v1/templates/{slug}"), api.get("/v1/projects"))
-    environments = [
-        {"id": env["id"], "label": f"{p['name']} / {env['name']}"} for p in projects for env in p["environments"]
-    ]
+    template, environments = await asyncio.gather(api.get(f"/v1/templates/{slug}"), _environments(api))
     inputs = {name: v for name, v in template["variables"].items() if v.get("kind") == "input"}
     return render("template.html", status, **base, template=template, environments=environments, inputs=inputs, **extra)
 
@@ -74,17 +81,35 @@ async def template(request: Request, api: Api, base: dict[str, Any]) -> Response
     return await _template(api, base, request.path_params["slug"])
 
 
-@form
-async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    """Create the application from the template (variables given in the form, the rest generated)."""
-    slug = request.path_params["slug"]
+def _deploy_body(base: dict[str, Any]) -> dict[str, Any]:
+    """A template deploy request from the form: environment, name and domain when given, the variables
+    given (``var.<name>`` fields; the rest are generated)."""
     body: dict[str, Any] = {"environment_id": text(base, "environment_id")}
     for name in ("name", "domain"):
         if text(base, name):
             body[name] = text(base, name)
     variables = {k.removeprefix(VAR_PREFIX): str(v) for k, v in base["form"].items() if k.startswith(VAR_PREFIX)}
     body["variables"] = {k: v for k, v in variables.items() if v}
+    return body
+
+
+@form
+async def deploy_template(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Create the application from the template (variables given in the form, the rest generated)."""
+    slug = request.path_params["slug"]
+    body = _deploy_body(base)
     app = await call(api, base, around(_template, slug), "POST", f"/v1/templates/{slug}/deploy", json=body)
+    return back_to(f"/ui/applications/{app['id']}")
+
+
+@form
+async def deploy_document(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Create the application from a template document: an imported template as the page showed it, edited
+    or not. A problem redraws the catalogue with it and the document kept to be corrected."""
+    document = str(base["form"].get("document") or "")
+    body = {**_deploy_body(base), "document": document}
+    redraw = around(_catalogue, document=document, picked=body)
+    app = await call(api, base, redraw, "POST", "/v1/templates/deploy", json=body)
     return back_to(f"/ui/applications/{app['id']}")
 
 

@@ -1,6 +1,6 @@
 """Routes of templates: the catalogue (viewers list and read it), importing a Coolify template or a Dokploy
 blueprint into a Berth template (answered, not stored: the user reads and edits it), and deploying a
-catalogue template into an environment (developers). Thin: role, input, use case, answer. The use case
+catalogue template or such a template document into an environment (developers). Thin: role, input, use case, answer. The use case
 (the catalogue, the grammar, the importers) is imported by the first request that needs it, so a process
 that serves none carries none of it."""
 
@@ -88,6 +88,14 @@ class TemplateDeploy(BaseModel):
     )
 
 
+class TemplateDocumentDeploy(TemplateDeploy):
+    document: str = Field(
+        min_length=1,
+        max_length=MAX_FILE,
+        description="A Berth template as YAML: the `document` of an imported template, edited or not",
+    )
+
+
 def summary(t: Template) -> TemplateSummary:
     return TemplateSummary(
         slug=t.slug,
@@ -166,7 +174,29 @@ async def deploy_template(
     plan = await uc.deploy_plan(
         deps(request), principal, body.environment_id, slug, body.name, body.domain, body.variables
     )
+    return await _create(plan, body.environment_id, request, principal)
+
+
+@router.create(
+    "/templates/deploy",
+    operation_id="deploy_template_document",
+    summary="Create an application from a template document (an imported template, edited or not)",
+    responses={501: problem_doc("The template needs what compose applications do not take yet")},
+)
+async def deploy_template_document(
+    body: TemplateDocumentDeploy, request: Request, principal: Principal = require_role("developer")
+) -> Any:
+    from berth_api.usecases import templates as uc
+
+    plan = await uc.deploy_plan(
+        deps(request), principal, body.environment_id, None, body.name, body.domain, body.variables, body.document
+    )
+    return await _create(plan, body.environment_id, request, principal)
+
+
+async def _create(plan: Any, environment_id: str, request: Request, principal: Principal) -> Any:
+    """The application of a deploy plan, through the one create path (validation, records, first deploy)."""
     if plan.unsupported:
         raise ProblemError(501, "Compose applications do not take these yet: " + "; ".join(plan.unsupported) + ".")
     create = ApplicationCreate.model_validate(plan.request)
-    return await create_application(create, request, body.environment_id, principal)
+    return await create_application(create, request, environment_id, principal)

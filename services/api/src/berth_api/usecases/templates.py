@@ -16,6 +16,7 @@ from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.domain.templates.coolify import import_coolify
 from berth_api.domain.templates.dokploy import import_dokploy
+from berth_api.domain.templates.format import parse_text
 from berth_api.domain.templates.imported import ImportResult
 from berth_api.domain.templates.model import Template, TemplateError, Variable
 from berth_api.domain.templates.render import Rendered, Source, SystemSource, render
@@ -143,19 +144,21 @@ async def deploy_plan(
     deps: Deps,
     principal: Principal,
     environment_id: str,
-    slug: str,
+    slug: str | None,
     app: str | None,
     domain: str | None,
     overrides: Mapping[str, str],
+    document: str | None = None,
 ) -> DeployPlan:
-    """The plan for deploying catalogue template ``slug`` into one of the team's environments (the
-    environment is looked up first, so another team's environment is answered like a missing one, whatever
-    the template)."""
+    """The plan for deploying catalogue template ``slug``, or the template ``document`` (an imported or
+    edited template's YAML, 422 naming the spot under ``/body/document`` when it is not one), into one of
+    the team's environments. The environment is looked up first, so another team's environment is answered
+    like a missing one, whatever the template."""
     async with deps.sessionmaker() as s:
         env = await projects_repo.get_environment(s, principal.team_id, environment_id)
     if env is None:
         raise environment_missing(principal, environment_id)
-    template = get_template(slug)
+    template = get_template(slug) if slug is not None else parsed(document or "")
     name = app or template.slug[:32].strip("-")
     return plan_deploy(
         template,
@@ -165,3 +168,11 @@ async def deploy_plan(
         domain=domain,
         overrides=overrides,
     )
+
+
+def parsed(document: str) -> Template:
+    """A template from a user's YAML document; 422 naming the spot when it is not one."""
+    try:
+        return parse_text(document, "/body/document")
+    except TemplateError as exc:
+        raise refused(exc) from None

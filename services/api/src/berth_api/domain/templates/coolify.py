@@ -291,7 +291,36 @@ def _rewrite(
                 files.append(TemplateFile(path, str(content)))
                 volume["source"] = f"./files/{path}"
                 notes.append(f"{where}.content: carried as the template file files/{path}")
+    _declare_volumes(doc, notes)
     return files, doc
+
+
+def _declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
+    """Declare at the top level each named volume a service mounts but the file does not declare: Coolify
+    declares them itself (its templates rarely do), while compose refuses a service that refers to an
+    undeclared volume."""
+    top = doc.get("volumes")
+    declared: dict[str, Any] = top if isinstance(top, dict) else {}
+    missing: list[str] = []
+    for spec in doc["services"].values():
+        for volume in spec.get("volumes") or []:
+            name = _named_volume(volume)
+            if name and name not in declared and name not in missing:
+                missing.append(name)
+    if missing:
+        doc["volumes"] = {**declared, **{name: None for name in missing}}
+        notes.append("volumes: " + ", ".join(missing) + " declared at the top level, as Coolify does")
+
+
+def _named_volume(volume: Any) -> str | None:
+    """The named volume a mount uses (``name:/path``, or the long form's ``type: volume``), else None."""
+    if isinstance(volume, dict):
+        source = volume.get("source")
+        return str(source) if volume.get("type", "volume") == "volume" and source else None
+    if not isinstance(volume, str) or ":" not in volume:
+        return None
+    source = volume.split(":", 1)[0]
+    return None if not source or source[0] in "./~$" or "/" in source else source
 
 
 def _declaration(item: Any) -> Any:
