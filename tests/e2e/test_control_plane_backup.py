@@ -1,32 +1,43 @@
 """`berth backup` / `berth restore`: the archive's pure parts exactly, then a platform backed up while it
-runs, restored onto a new data directory and found again (projects, applications, secrets that still open);
+runs, restored onto a new data directory and found again (projects, applications, secrets that still open,
+and a command that was pending at backup time, its consumer paused, carried out exactly once);
 a tampered archive, a wrong passphrase and a restore failing midway leave nothing written."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import hmac
 import io
 import json
 import os
+import signal
 import tarfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from berth_cli import backup_archive as fmt
+from berth_cli import nats_auth
 from berth_cli.backup_pg import existing_cluster
 from berth_cli.backup_run import Changes, restore_backup
-from berth_cli.layout import Paths
+from berth_cli.layout import ALL_IN_ONE, Paths
+from berth_common.bus import Bus
+from berth_common.catalogue import ApplyRoutes
 from tests.e2e.conftest import make_platform, mentioning
 
 PASSPHRASE = "correct horse battery staple"
 APP_SECRET = "s3cret-value-9f41c2"
 REGISTRY_PASSWORD = "registry-pw-77ab31"
 FAST = 2**14  # scrypt's smallest accepted cost: the pure tests stay fast
+PENDING_ROUTE = "pending-at-backup"  # a cmd.route.apply no proxy-sync took before the backup
+PENDING_HOST = "pending.backup.test"
 
 
 # --- the pure parts ------------------------------------------------------------------------------------
@@ -226,6 +237,48 @@ def _write_archive(path: Path, members: dict[str, bytes]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+def _nats_url(platform, identity: str) -> str:
+    password = nats_auth.ensure_passwords(platform.paths.root)[identity]
+    return nats_auth.with_credentials(f"nats://127.0.0.1:{platform.ports['nats']}", identity, password)
+
+
+async def _publish_pending_route(platform) -> None:
+    """``cmd.route.apply`` as the scheduler publishes it, for proxy-sync to carry out."""
+    password = nats_auth.ensure_passwords(platform.paths.root)["scheduler"]
+    bus = Bus("scheduler", f"nats://127.0.0.1:{platform.ports['nats']}", user="scheduler", password=password)
+    await bus.connect(declare=False)
+    try:
+        cmd = ApplyRoutes(route_id=PENDING_ROUTE, hosts=[PENDING_HOST], upstreams=["http://127.0.0.1:9"], generation=1)
+        await bus.publish(cmd)
+    finally:
+        await bus.close()
+
+
+async def _route_events(platform) -> list[tuple[str, str]]:
+    """Every ``evt.route.*`` (type, envelope id) of the pending route kept in the event stream (as admin)."""
+    nc = await nats.connect(_nats_url(platform, nats_auth.ADMIN), inbox_prefix=f"_INBOX.{nats_auth.ADMIN}")
+    found = []
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            "evt.route.>", stream="BERTH_EVT", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        )
+        while True:
+            try:
+                msgs = await sub.fetch(200, timeout=1.5)
+            except TimeoutError:
+                break
+            for msg in msgs:
+                env = json.loads(msg.data)
+                if env["data"].get("route_id") == PENDING_ROUTE:
+                    found.append((str(env["type"]), str(env["id"])))
+                await msg.ack()
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return found
+
+
 def _broken_archive(good: Path, path: Path) -> Path:
     """An authentic archive (made with the passphrase) whose dump does not restore."""
     members = _members(good)
@@ -267,7 +320,15 @@ def backed_up(tmp_root: Path):
     pfile = tmp_root / "cp-passphrase"
     pfile.write_text(PASSPHRASE + "\n")
     archive = tmp_root / "cp-out" / "control-plane.tar.gz"
-    proc = source.berth("backup", "--output", str(archive), "--passphrase-file", str(pfile))
+    # a command pending at backup time: its consumer (proxy-sync, in the paused services' process) has not
+    # carried it out; the backup is taken while the platform's NATS and database run
+    services = source.state()["children"][ALL_IN_ONE]["pid"]
+    os.kill(services, signal.SIGSTOP)
+    try:
+        asyncio.run(_publish_pending_route(source))
+        proc = source.berth("backup", "--output", str(archive), "--passphrase-file", str(pfile))
+    finally:
+        os.kill(services, signal.SIGCONT)
     assert proc.returncode == 0, proc.stderr
     secrets = {
         name: (source.paths.root / name).read_text().strip()
@@ -380,6 +441,15 @@ def test_restored_onto_a_new_data_directory_every_project_application_and_secret
             assert path.read_text().strip() == value and path.stat().st_mode & 0o077 == 0, name
         assert (target.paths.traefik_dynamic / "000-berth-default-cert.yml").is_file()
         target.up("--all-in-one")
+        # the command pending at backup time is carried out by the restored platform, exactly once
+        deadline, applied = time.monotonic() + 90, []
+        while time.monotonic() < deadline and not applied:
+            applied = [e for e in asyncio.run(_route_events(target)) if e[0] == "evt.route.applied"]
+            time.sleep(1)
+        assert len(applied) == 1, asyncio.run(_route_events(target))
+        assert any(PENDING_HOST in f.read_text() for f in target.paths.traefik_dynamic.glob("*.yml"))
+        time.sleep(3)  # nothing more comes of it
+        assert [e for e in asyncio.run(_route_events(target)) if e[0] == "evt.route.applied"] == applied
         with _client(target) as api:
             assert [p["name"] for p in api.get("/v1/projects").json()] == ["alpha"]
             assert [a["id"] for a in api.get("/v1/applications").json()] == [backed_up["app_id"]]

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from berth_common.catalogue import DirectoryDestination
 from berth_common.s3 import Bucket, Credentials
 from berth_common.s3.client import S3Client
+from berth_common.ssh import SshTarget
 from berth_scheduler.adapters.backup_process import run_worker
 from berth_scheduler.domain.backup_jobs import (
     CheckJob,
@@ -31,10 +33,12 @@ from berth_scheduler.domain.backup_jobs import (
     DumpResult,
     RestoreJob,
     S3Upload,
+    SftpFile,
     job_from_json,
     parse_line,
     progress_line,
 )
+from berth_scheduler.usecases.backup_offload import sftp_file, worker_fits
 from tests.support.images import TEST_LABEL, busybox_image, docker, remove_container
 from tests.support.s3 import REGION, MotoS3
 
@@ -44,8 +48,27 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(SOCKET).exists(), reason="no local Docker engine on a unix socket")
 
 
+def test_a_directory_on_another_server_is_written_by_the_worker_when_it_can_be_given_the_server() -> None:
+    here, there = DirectoryDestination(path="/b"), DirectoryDestination(server_id="srv-2", path="/b")
+    assert worker_fits([here], remote=False) and worker_fits([here, there], remote=True)
+    assert not worker_fits([here, there], remote=False)  # no SSH target to give the worker: in the scheduler
+    target = SshTarget("10.0.0.2", 2222, "root", "-----PEM-----", "ssh-ed25519 AAAA")
+    assert sftp_file(target, "/b/k.gz.partial") == SftpFile(
+        "10.0.0.2", 2222, "root", "-----PEM-----", "ssh-ed25519 AAAA", "/b/k.gz.partial"
+    )
+
+
 def test_the_job_and_the_result_are_exact_json() -> None:
     upload = S3Upload("http://s3", "b", "eu-1", True, "AK", "SECRET", "p/k.gz", "u-1")
+    remote = SftpFile("10.0.0.2", 22, "root", "-----PRIVATE-KEY-PEM-----", "ssh-ed25519 AAAA", "/b/k.gz.partial")
+    remote_json = {
+        "host": "10.0.0.2",
+        "port": 22,
+        "user": "root",
+        "private_key": "-----PRIVATE-KEY-PEM-----",
+        "host_key": "ssh-ed25519 AAAA",
+        "path": "/b/k.gz.partial",
+    }
     job = DumpJob(
         "/s.sock",
         "v1.41",
@@ -59,6 +82,7 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         [upload],
         ["/d/k.gz.partial"],
         key="a2V5",
+        remote=[remote],
     )
     assert json.loads(job.to_json()) == {
         "kind": "dump",
@@ -88,19 +112,27 @@ def test_the_job_and_the_result_are_exact_json() -> None:
         "files": ["/d/k.gz.partial"],
         "attach": False,
         "key": "a2V5",
+        "remote": [remote_json],
     }
     assert job_from_json(job.to_json()) == job
-    # a job in a log line shows no secret: no S3 secret, database password or team backup key
+    # a job in a log line shows no secret: no S3 secret, database password, team backup key or SSH key
     assert "SECRET" not in repr(job) and "pw" not in repr(job) and "a2V5" not in repr(job)
+    assert "PRIVATE-KEY" not in repr(job)
     check = CheckJob(upload, s3_timeout_s=5.0)
     assert json.loads(check.to_json()) == {
         "kind": "check",
         "source": json.loads(job.to_json())["uploads"][0],
         "file": "",
         "s3_timeout_s": 5.0,
+        "remote": None,
     }
     assert job_from_json(check.to_json()) == check
     assert job_from_json(CheckJob(file="/d/k.gz").to_json()) == CheckJob(file="/d/k.gz")
+    from_server = CheckJob(remote=replace(remote, path="/b/k.gz"))
+    assert json.loads(from_server.to_json())["remote"] == {**remote_json, "path": "/b/k.gz"}
+    assert job_from_json(from_server.to_json()) == from_server
+    restore = RestoreJob("/s.sock", "v1.41", "c1", ["pg_restore"], "ab" * 32, remote=replace(remote, path="/b/k.gz"))
+    assert job_from_json(restore.to_json()) == restore and "PRIVATE-KEY" not in repr(restore)
     result = DumpResult(10, "ab", [[[1, '"e1"'], [2, '"e2"']]], exit_code=0, peak_rss_kb=4096)
     assert json.loads(result.line()) == {
         "type": "result",

@@ -110,6 +110,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         ),
         ssh=rt.fleet.connection,
         socket=rt.fleet.socket,
+        target=rt.fleet.target,
     )
     restores = Restores(
         Transactions(ctx.bus, ctx.sessionmaker),
@@ -117,6 +118,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         ctx.bus,
         ssh=rt.fleet.connection,
         socket=rt.fleet.socket,
+        target=rt.fleet.target,
         timeout_s=settings.backup_timeout_s,
         limits=settings.background_limits,
     )

@@ -222,7 +222,9 @@ class DirectorySink:
 
 class RemoteDirectorySink:
     """A file ``<path>/<key>`` on another server, written over SFTP on the server's SSH connection (the one
-    its Docker socket is forwarded on), as ``.partial`` then renamed once the dump succeeded."""
+    its Docker socket is forwarded on), as ``.partial`` then renamed once the dump succeeded. When the
+    backup worker streams the dump, this process only makes the ``.partial`` file and hands it over
+    (``hand_over``); the worker writes it on its own connection, and ``finish`` renames it here."""
 
     def __init__(self, dest: DirectoryDestination, key: str, ssh: Ssh) -> None:
         self.name, self.key, self.server_id = dest.name, posixpath.join(dest.path, key), dest.server_id
@@ -243,12 +245,22 @@ class RemoteDirectorySink:
         await self._do("make the directory of", self._sftp.makedirs(posixpath.dirname(self.key), exist_ok=True))
         self._file = await self._do("write", self._sftp.open(self._partial, "wb"))
 
+    @property
+    def partial(self) -> str:
+        """Where the bytes go until the dump succeeded (the backup worker writes there by name)."""
+        return self._partial
+
+    async def hand_over(self) -> None:
+        """Close this process's handle on the ``.partial`` file it made: the backup worker writes it."""
+        if self._file is not None:
+            await self._do("write", self._file.close())
+            self._file = None
+
     async def write(self, data: bytes) -> None:
         await self._do("write", self._file.write(data))
 
     async def finish(self) -> None:
-        await self._do("write", self._file.close())
-        self._file = None
+        await self.hand_over()
         await self._do("rename", self._sftp.posix_rename(self._partial, self.key))
 
     async def verify(self, size: int) -> None:

@@ -68,6 +68,11 @@ class Fleet:
         self._targets[server_id] = target
         return target
 
+    async def target(self, server_id: str) -> SshTarget:
+        """Where and as whom to reach the server over SSH, read again (its key opened): what the backup
+        worker connects with to write or read a directory there."""
+        return await self._target(server_id)
+
     async def socket(self, server_id: str) -> str:
         """The local path of the server's Docker socket (forwarded over SSH for a remote server)."""
         if server_id == LOCAL:

@@ -6,6 +6,10 @@ The scheduler opens the destinations (the multipart upload is created and record
 the worker only streams the engine's exec output through the codec into the S3 parts and the files, with
 its SHA-256 and size. The S3 secret key travels in the job only (stdin: never argv, environment, logs or
 files); the result names the uploaded parts so the scheduler can complete the object.
+
+A directory on another server is written (and read) by the worker over SFTP on an SSH connection of its
+own (:class:`SftpFile`): the server's opened private key and its pinned host key travel in the job like
+the S3 secret, so the bytes never pass through the scheduler's process.
 """
 
 from __future__ import annotations
@@ -36,6 +40,24 @@ class S3Upload:
 
 
 @dataclass(frozen=True)
+class SftpFile:
+    """A file on another server the worker reaches over SSH: the server's address, its user and opened
+    private key (the scheduler unseals it; it travels in the job only), the pinned host key (no other is
+    accepted), and the file's path there."""
+
+    host: str
+    port: int
+    user: str
+    private_key: str = field(repr=False)
+    host_key: str = ""
+    path: str = ""
+
+
+def _sftp(data: dict[str, Any] | None) -> SftpFile | None:
+    return SftpFile(**data) if data else None
+
+
+@dataclass(frozen=True)
 class DumpJob:
     """Run ``argv`` in ``container`` through the engine on the unix socket ``socket``; compress its stdout
     with ``compression`` and write it to every upload and file (each a ``.partial`` path the scheduler
@@ -56,6 +78,7 @@ class DumpJob:
     files: list[str] = field(default_factory=list)
     attach: bool = False  # ``container`` is a helper the scheduler created: attached, started, waited for
     key: str = field(default="", repr=False)  # the team's backup key (base64) when the backup is encrypted
+    remote: list[SftpFile] = field(default_factory=list)  # ``.partial`` files on other servers, over SFTP
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -65,12 +88,14 @@ class DumpJob:
 
 @dataclass(frozen=True)
 class CheckJob:
-    """Read a stored backup object to its end (``source``: in S3, its ``upload_id`` unused; else the local
-    file ``file``): the result is its size and SHA-256, before a restore writes anything."""
+    """Read a stored backup object to its end (``source``: in S3, its ``upload_id`` unused; ``remote``: a
+    file on another server; else the local file ``file``): the result is its size and SHA-256, before a
+    restore writes anything."""
 
     source: S3Upload | None = None
     file: str = ""
     s3_timeout_s: float = 30.0
+    remote: SftpFile | None = None
 
     def to_json(self) -> str:
         return json.dumps({"kind": "check", **asdict(self)}, sort_keys=True)
@@ -78,8 +103,8 @@ class CheckJob:
 
 @dataclass(frozen=True)
 class RestoreJob:
-    """Stream a stored object (``source`` in S3, else the local ``file``), its SHA-256 checked against
-    ``sha256``, decompressed, into the stdin of ``argv`` run in ``container`` (with ``attach``: the helper
+    """Stream a stored object (``source`` in S3, ``remote`` on another server, else the local ``file``), its
+    SHA-256 checked against ``sha256``, decompressed, into the stdin of ``argv`` run in ``container`` (with ``attach``: the helper
     container made for it, attached with its stdin and started). The result's ``size`` is the bytes
     written into the tool, ``reason`` why it is not good (a wrong SHA-256, a damaged object, the tool)."""
 
@@ -95,6 +120,7 @@ class RestoreJob:
     s3_timeout_s: float = 30.0
     attach: bool = False
     key: str = field(default="", repr=False)  # the team's backup key (base64) when the object is encrypted
+    remote: SftpFile | None = None
 
     def to_json(self) -> str:
         return json.dumps({"kind": "restore", **asdict(self)}, sort_keys=True)
@@ -107,9 +133,11 @@ def job_from_json(text: str) -> DumpJob | CheckJob | RestoreJob:
     if kind in ("check", "restore"):
         source = data.pop("source")
         made = CheckJob if kind == "check" else RestoreJob
-        return made(source=S3Upload(**source) if source else None, **data)
+        remote = _sftp(data.pop("remote", None))
+        return made(source=S3Upload(**source) if source else None, remote=remote, **data)
     data["stdin"] = base64.b64decode(data.get("stdin", ""))
     data["uploads"] = [S3Upload(**u) for u in data.get("uploads", [])]
+    data["remote"] = [SftpFile(**f) for f in data.get("remote", [])]
     return DumpJob(**data)
 
 

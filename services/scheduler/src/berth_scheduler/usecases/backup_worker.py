@@ -8,9 +8,9 @@ unix socket: no message catalogue (pydantic), no database (SQLAlchemy), no NATS 
 its memory is the stream's (bounded stages and at most two parts per upload), whatever the dump's size,
 and the scheduler's own footprint does not grow while a backup runs.
 
-Only local destinations are written here: S3 and directories on the control plane's server. A directory
-on a remote server is written over SFTP on the scheduler's SSH connection to that server (its keys and
-known hosts live there), so a backup naming one streams in the scheduler as before (``usecases.backups``).
+Every destination is written here: S3, directories on the control plane's server, and directories on
+other servers, over SFTP on an SSH connection of this process (``adapters.sftp_files``: the server's key
+and pinned host key came in the job), so the bytes of none of them pass through the scheduler.
 
 The worker ends the tool's run and its writes; the scheduler completes, verifies or aborts the objects.
 When the job is cancelled (the scheduler closed stdin, ended or was killed), the worker aborts the uploads
@@ -29,6 +29,7 @@ from typing import BinaryIO
 from berth_common.s3.client import S3Client, S3Error
 from berth_scheduler.adapters.engine_exec import EngineAttach, EngineExec, EngineExecError
 from berth_scheduler.adapters.part_upload import PartError, PartUploader, client
+from berth_scheduler.adapters.sftp_files import RemoteFile, Sessions, SftpError, read_remote
 from berth_scheduler.domain import backups as dom
 from berth_scheduler.domain.backup_jobs import CheckJob, DumpJob, DumpResult, progress_line
 from berth_scheduler.usecases.backup_stream import pump
@@ -81,7 +82,7 @@ class _File:
         except OSError as exc:
             raise self._fail(exc) from None
 
-    def remove(self) -> None:
+    async def remove(self) -> None:
         with contextlib.suppress(OSError):
             if self.file is not None:
                 self.file.close()
@@ -93,7 +94,9 @@ async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
     cancel (the scheduler went away) aborts the uploads and removes the files, then propagates."""
     s3 = [client(u, job.s3_timeout_s) for u in job.uploads]
     uploads = [PartUploader(c, u.key, u.upload_id, job.part_size) for c, u in zip(s3, job.uploads, strict=True)]
-    files = [_File(path) for path in job.files]
+    files: list[_File | RemoteFile] = [_File(path) for path in job.files]
+    sessions = Sessions(job.s3_timeout_s)
+    files += [RemoteFile(sessions, where) for where in job.remote]
     done = False
     try:
         for f in files:
@@ -140,7 +143,8 @@ async def run(job: DumpJob, emit: Callable[[str], None]) -> DumpResult:
             u.cancel()
         if not done:
             for f in files:
-                f.remove()
+                await f.remove()
+        await sessions.close()
         for c in s3:
             with contextlib.suppress(Exception):
                 await c.close()
@@ -158,6 +162,14 @@ async def check(job: CheckJob, emit: Callable[[str], None], chunk: int = 1 << 20
             note += PROGRESS_EVERY
             emit(progress_line(size))
 
+    if job.remote is not None:
+        try:
+            async with read_remote(job.remote, chunk) as chunks:
+                async for data in chunks:
+                    add(data)
+        except SftpError as exc:
+            return _ended(DumpResult(reason=str(exc)))
+        return _ended(DumpResult(size, sha.hexdigest()))
     if job.source is None:
         try:
             with open(job.file, "rb") as f:  # noqa: ASYNC230 (a local file, read in pieces)
@@ -183,9 +195,9 @@ def _ended(result: DumpResult) -> DumpResult:
     return DumpResult(**{**result.__dict__, "peak_rss_kb": peak_rss_kb()})
 
 
-async def _abort(job: DumpJob, s3: list[S3Client], files: list[_File]) -> None:
+async def _abort(job: DumpJob, s3: list[S3Client], files: list[_File | RemoteFile]) -> None:
     for c, u in zip(s3, job.uploads, strict=True):
         with contextlib.suppress(S3Error, OSError, TimeoutError):
             await c.abort_multipart(u.key, u.upload_id)
     for f in files:
-        f.remove()
+        await f.remove()

@@ -104,6 +104,7 @@ class Backups:
     settings: BackupSettings = field(default_factory=BackupSettings)
     ssh: Ssh | None = None  # a server's SSH connection, for a directory on a remote server (``Fleet.connection``)
     socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
+    target: offload.Target | None = None  # a server's SSH target: the worker writes a directory there
     clock: Callable[[], float] = time.time
     worker: str = field(default_factory=lambda: uuid.uuid4().hex)
     _sweeper: Periodic | None = field(default=None, init=False)
@@ -269,7 +270,7 @@ class Backups:
                 helper, body = vol.helper_name("backup", msg.backup_id), vol.dump_body(src.volume, self.settings.limits)
                 if (where := await self._worker_socket(msg)) is not None:
                     return await offload.helper_in_worker(
-                        docker, where, msg, (helper, body), compression, sinks, self.settings
+                        docker, where, msg, (helper, body), compression, sinks, self.settings, self.target
                     )
                 async with HelperContainer(docker, helper, body) as running:
                     return await self._pump(running, _packing(msg, compression), sinks)
@@ -278,14 +279,16 @@ class Backups:
         plan = dumps.dump_plan(src.engine, src.database, src.user, password, rdb_path=rdb or "/data/dump.rdb")
         await self._open(msg, name(plan.extension), sinks)
         if (where := await self._worker_socket(msg)) is not None:
-            job = offload.job_of(where, msg, plan.stream, compression, sinks, self.settings)
+            remote = await offload.remote_files(sinks, self.target)
+            job = offload.job_of(where, msg, plan.stream, compression, sinks, self.settings, remote=remote)
             return await offload.dump_in_worker(job, sinks, msg.backup_id)
         async with ExecStream(docker, src.container, plan.stream) as ex:
             return await self._pump(ex, _packing(msg, compression), sinks)
 
     async def _worker_socket(self, msg: StartBackup) -> str | None:
         """The engine's socket for the backup worker process; None: the stream runs in this process."""
-        if not (self.settings.in_worker and self.socket is not None and offload.worker_fits(msg.destinations)):
+        fits = offload.worker_fits(msg.destinations, remote=self.target is not None)
+        if not (self.settings.in_worker and self.socket is not None and fits):
             return None
         return await self.socket(msg.source.server_id)
 

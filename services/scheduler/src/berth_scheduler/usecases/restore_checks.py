@@ -3,10 +3,10 @@ a restore that writes over existing data: the stored object is read to its end a
 with the one the backup recorded, before anything is written into the target. A wrong object is refused
 with the reason; the target is untouched.
 
-Both run in the worker (``RestoreJob``, ``CheckJob``) for an object in S3 or in a directory on the
-control plane's server, so the scheduler's memory does not follow the object's size; an object in a
-directory on another server is read over SFTP on the scheduler's SSH connection (its keys live there),
-in the scheduler.
+Both run in the worker (``RestoreJob``, ``CheckJob``), so the scheduler's memory does not follow the
+object's size: an object in S3, in a directory on the control plane's server, or in a directory on another
+server (read over SFTP on the worker's own SSH connection, the server's target given in the job). Only
+without a way to give the worker that target (``target`` None) is a remote object read in the scheduler.
 """
 
 from __future__ import annotations
@@ -20,15 +20,26 @@ from berth_common.docker.engine import API_VERSION
 from berth_scheduler.adapters.backup_process import WorkerError, run_worker
 from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, inside, read_object
 from berth_scheduler.domain import backups as dom
-from berth_scheduler.domain.backup_jobs import CheckJob, RestoreJob, S3Upload
+from berth_scheduler.domain.backup_jobs import CheckJob, RestoreJob, S3Upload, SftpFile
 from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.domain.restore_checks import mismatch
+from berth_scheduler.usecases.backup_offload import Target, sftp_file
 from berth_scheduler.usecases.backups import BackupError
 
 
-def in_worker(msg: RestoreBackup) -> bool:
-    """True when the worker process can read the stored object: in S3 or on the control plane's disk."""
-    return isinstance(msg.origin, S3Destination) or msg.origin.server_id == LOCAL
+def in_worker(msg: RestoreBackup, *, remote: bool) -> bool:
+    """True when the worker process can read the stored object: in S3, on the control plane's disk, or on
+    another server when the worker can be given its target (``remote``)."""
+    return isinstance(msg.origin, S3Destination) or msg.origin.server_id == LOCAL or remote
+
+
+async def remote_of(msg: RestoreBackup, target: Target | None) -> SftpFile | None:
+    """The stored object as the worker reads it on another server; None when it is not on one."""
+    origin = msg.origin
+    if isinstance(origin, S3Destination) or origin.server_id == LOCAL:
+        return None
+    assert target is not None
+    return sftp_file(await target(origin.server_id), str(inside(msg.key, origin.path)))
 
 
 def _where(msg: RestoreBackup) -> tuple[S3Upload | None, str]:
@@ -49,8 +60,11 @@ def _where(msg: RestoreBackup) -> tuple[S3Upload | None, str]:
     return None, str(inside(msg.key, origin.path))
 
 
-def restore_job(msg: RestoreBackup, socket: str, container: str, command: Exec, *, attach: bool) -> RestoreJob:
-    """The worker's job streaming the object of ``msg`` into ``command`` in ``container``."""
+def restore_job(
+    msg: RestoreBackup, socket: str, container: str, command: Exec, *, attach: bool, remote: SftpFile | None = None
+) -> RestoreJob:
+    """The worker's job streaming the object of ``msg`` (``remote``: on another server) into ``command`` in
+    ``container``."""
     source, file = _where(msg)
     key = msg.encryption.reveal() if msg.encryption is not None else None
     packing = dom.restore_packing(msg.compression, msg.key, key)  # refuses an encrypted object without a key
@@ -66,14 +80,15 @@ def restore_job(msg: RestoreBackup, socket: str, container: str, command: Exec, 
         file,
         attach=attach,
         key=key if packing.encrypted and key else "",
+        remote=remote,
     )
 
 
-async def object_digest(msg: RestoreBackup, ssh: Ssh | None) -> tuple[str, int]:
+async def object_digest(msg: RestoreBackup, ssh: Ssh | None, target: Target | None = None) -> tuple[str, int]:
     """The stored object's SHA-256 and size, read to its end."""
-    if in_worker(msg):
+    if in_worker(msg, remote=target is not None):
         try:
-            result = await run_worker(CheckJob(*_where(msg)))
+            result = await run_worker(CheckJob(*_where(msg), remote=await remote_of(msg, target)))
         except WorkerError as exc:
             raise BackupError(str(exc)) from None
         if result.reason is not None:
@@ -87,10 +102,10 @@ async def object_digest(msg: RestoreBackup, ssh: Ssh | None) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-async def check_before_writing(msg: RestoreBackup, ssh: Ssh | None, into: str) -> None:
+async def check_before_writing(msg: RestoreBackup, ssh: Ssh | None, into: str, target: Target | None = None) -> None:
     """Refuse (``BackupError``) unless the stored object is the one the backup recorded."""
     try:
-        sha, size = await object_digest(msg, ssh)
+        sha, size = await object_digest(msg, ssh, target)
     except SinkError as exc:
         raise BackupError(f"the backup object cannot be read: {exc}") from None
     reason = mismatch(sha, size, msg.sha256, None, into)

@@ -46,10 +46,11 @@ from berth_scheduler.domain import volume_dumps as vol
 from berth_scheduler.domain.backup_jobs import RestoreJob
 from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.usecases import volume_dumps
+from berth_scheduler.usecases.backup_offload import Target
 from berth_scheduler.usecases.backup_upkeep import redact
 from berth_scheduler.usecases.backups import BackupError
 from berth_scheduler.usecases.redis_snapshot import redis_rdb
-from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, restore_job
+from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, remote_of, restore_job
 from berth_scheduler.usecases.restore_stream import feed
 
 log = get_logger(__name__)
@@ -64,6 +65,7 @@ class Restores:
     bus: Bus
     ssh: Ssh | None = None  # a server's SSH connection, for a backup in a directory on a remote server
     socket: volume_dumps.Socket | None = None  # a server's engine socket, to deliver the helper image
+    target: Target | None = None  # a server's SSH target: the worker reads a directory there
     clock: Callable[[], float] = time.time
     timeout_s: float = 6 * 3600.0
     limits: BackgroundLimits = DEFAULT_LIMITS  # of the helper containers that empty and write a volume
@@ -177,8 +179,10 @@ class Restores:
             if code != 0:
                 raise BackupError(f"{step.argv[0]} exited with code {code}: {(err or out).strip()[:2000]}")
         try:
-            if self.socket is not None and in_worker(msg):
-                job = restore_job(msg, await self.socket(target.server_id), target.container, plan.stream, attach=False)
+            if self.socket is not None and in_worker(msg, remote=self.target is not None):
+                remote = await remote_of(msg, self.target)
+                where = await self.socket(target.server_id)
+                job = restore_job(msg, where, target.container, plan.stream, attach=False, remote=remote)
                 written = await self._in_worker(msg, delivery, job)
             else:
                 async with (
@@ -218,10 +222,12 @@ class Restores:
             name = vol.helper_name("restore", msg.restore_id)
             body = vol.restore_body(target.volume, self.limits)
             try:
-                if self.socket is not None and in_worker(msg):
+                if self.socket is not None and in_worker(msg, remote=self.target is not None):
+                    remote = await remote_of(msg, self.target)
                     async with created(docker, name, body):
                         where, tar = await self.socket(target.server_id), Exec([str(a) for a in body["Cmd"]])
-                        written = await self._in_worker(msg, delivery, restore_job(msg, where, name, tar, attach=True))
+                        job = restore_job(msg, where, name, tar, attach=True, remote=remote)
+                        written = await self._in_worker(msg, delivery, job)
                 else:
                     async with HelperContainer(docker, name, body) as helper:
                         written = await self._feed(msg, delivery, chunks, helper)
@@ -235,7 +241,7 @@ class Restores:
         """Read the stored object once and refuse unless its SHA-256 is the recorded one: nothing is
         written into ``into`` before."""
         await self._log(msg.restore_id, f"checking the SHA-256 of {msg.key} before writing into {into}")
-        await check_before_writing(msg, self.ssh, into)
+        await check_before_writing(msg, self.ssh, into, self.target)
         await self._log(msg.restore_id, "the backup object is the one recorded (SHA-256 matches)")
 
     async def _in_worker(self, msg: RestoreBackup, delivery: Delivery, job: RestoreJob) -> int:
@@ -244,6 +250,7 @@ class Restores:
             result = await run_worker(job, self._progress(msg, delivery))
         except WorkerError as exc:
             raise BackupError(str(exc)) from None
+        log.info("restore worker ended", restore_id=msg.restore_id, peak_rss_mb=round(result.peak_rss_kb / 1024, 1))
         if result.reason is not None:
             raise BackupError(result.reason)
         return result.size
