@@ -4,6 +4,9 @@ and server), and what ``GET /v1/applications/{id}/certificates`` shows of it.
 
 Each handler runs once per message (``consume_once``: the message id is recorded in the transaction that
 writes the row). ``issued`` records the certificate now served (issuer, dates, names, fingerprint, source);
+an uploaded one only while the team still holds it (a report that comes after the certificate's deletion,
+which deleted the states showing it, is dropped; the certificate row is locked ``FOR SHARE`` meanwhile, so
+the deletion either waits for the report's commit and deletes its row, or is seen);
 ``failed`` the last error (stage, reason, when) and keeps the certificate served before; ``expiring`` the
 warning (days left, why it was not renewed). The status follows from which came last (``domain.tls``).
 """
@@ -37,6 +40,13 @@ def _owner(msg: CertificateIssued | CertificateFailed | CertificateExpiring) -> 
 
 
 async def on_issued(msg: CertificateIssued, unit: Unit) -> None:
+    if (
+        msg.source == "custom"
+        and msg.team_id
+        and not await repo.fingerprint_held(unit.session, msg.team_id, msg.fingerprint_sha256)
+    ):  # reported after its deletion (which cleared the hosts' states): never shown again
+        log.info("report of a deleted certificate ignored", host=msg.host, server_id=msg.server_id)
+        return
     values = {
         **_owner(msg),
         "source": msg.source,
