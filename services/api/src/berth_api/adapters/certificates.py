@@ -68,6 +68,36 @@ async def forget_served(session: AsyncSession, team_id: str, fingerprint: str) -
     return [(r.host, r.server_id) for r in (await session.execute(q)).all()]
 
 
+async def forget_failing(session: AsyncSession, team_id: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    """Delete the team's host states whose last word is that an uploaded certificate is not served (stage
+    ``custom``, after any issue) for a host one of ``names`` covers and none of the team's certificates
+    still lists (the deleted certificate was the one not served); the (host, server) pairs."""
+    s = certificate_states.c
+    failing = await session.execute(
+        sa.select(s.host, s.server_id).where(
+            s.team_id == team_id,
+            s.source == "custom",
+            s.error_stage == "custom",
+            sa.or_(s.issued_at.is_(None), s.error_at > s.issued_at),
+        )
+    )
+    held = [
+        h
+        for (hs,) in (
+            await session.execute(sa.select(certificates.c.hosts).where(certificates.c.team_id == team_id))
+        ).all()
+        for h in hs
+    ]
+    gone = [
+        (r.host, r.server_id)
+        for r in failing.all()
+        if any(covers(n, r.host) for n in names) and not any(covers(h, r.host) for h in held)
+    ]
+    for host, server_id in gone:
+        await session.execute(sa.delete(certificate_states).where(s.host == host, s.server_id == server_id))
+    return gone
+
+
 async def applications_serving(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[str]:
     """The team's applications with a host among ``host_names``, or under one of its wildcards
     (``*.example.com``: every ``<label>.example.com`` host)."""
