@@ -227,14 +227,16 @@ async def test_a_deleted_certificate_is_no_longer_shown_served_or_failing_and_a_
     # the deleted one's failure on WWW is forgotten; SHOP's stays: the second certificate, still held, lists it
     assert after == {(generated, None): "pending", (SHOP, "edge-2"): "failed", (WWW, "local"): "issued"}
 
-    # its report delivered late (after the deletion) is dropped; one of the certificate still held is shown
+    # its reports delivered late (after the deletion) are dropped, an issue as a failure; one of the
+    # certificate still held is shown
     await proxy_sync.publish(_issued(team, app["id"], source="custom", fingerprint_sha256=first["fingerprint_sha256"]))
+    await proxy_sync.publish(failed.model_copy(update={"host": WWW, "server_id": "edge-3"}))
     await proxy_sync.publish(
         _issued(team, app["id"], source="custom", server_id="edge-1", fingerprint_sha256=second["fingerprint_sha256"])
     )
     states = await _until(client, members.viewer, app["id"], lambda s: f"{SHOP}@edge-1" in s)
     assert states[f"{SHOP}@edge-1"]["fingerprint_sha256"] == second["fingerprint_sha256"]
-    assert f"{SHOP}@local" not in states
+    assert f"{SHOP}@local" not in states and f"{WWW}@edge-3" not in states
     conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
     try:
         rows = await conn.fetch("SELECT host, server_id FROM api.certificate_states ORDER BY host, server_id")

@@ -56,6 +56,13 @@ async def fingerprint_held(session: AsyncSession, team_id: str, fingerprint: str
     return (await session.execute(q.with_for_update(read=True))).first() is not None
 
 
+async def hosts_held(session: AsyncSession, team_id: str) -> list[str]:
+    """The hosts the team's certificates list, their rows locked against a deletion until the transaction
+    ends (``FOR SHARE``, as ``fingerprint_held``)."""
+    q = sa.select(certificates.c.hosts).where(certificates.c.team_id == team_id).with_for_update(read=True)
+    return [h for (listed,) in (await session.execute(q)).all() for h in listed]
+
+
 async def forget_served(session: AsyncSession, team_id: str, fingerprint: str) -> list[tuple[str, str]]:
     """Delete the team's host states that show the uploaded certificate of ``fingerprint`` as served; the
     (host, server) pairs."""
@@ -81,13 +88,7 @@ async def forget_failing(session: AsyncSession, team_id: str, names: Sequence[st
             sa.or_(s.issued_at.is_(None), s.error_at > s.issued_at),
         )
     )
-    held = [
-        h
-        for (hs,) in (
-            await session.execute(sa.select(certificates.c.hosts).where(certificates.c.team_id == team_id))
-        ).all()
-        for h in hs
-    ]
+    held = await hosts_held(session, team_id)
     gone = [
         (r.host, r.server_id)
         for r in failing.all()
