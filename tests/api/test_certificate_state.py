@@ -14,7 +14,9 @@ import pytest
 from berth_common.bus import Bus
 from berth_common.catalogue import CertificateExpiring, CertificateFailed, CertificateIssued
 from tests.api.conftest import WEB_APP, make_app
+from tests.api.test_certificates import _body
 from tests.api.test_projects import problem
+from tests.api.tls_certs import pki
 
 SHOP = "shop.example.com"
 WWW = f"www.{SHOP}"
@@ -162,8 +164,11 @@ async def test_each_server_has_its_own_state_and_another_teams_reports_are_not_s
 ):
     app = await make_app(client, members.developer, APP)
     team = (await client.get("/v1/me", headers=members.viewer)).json()["team"]["id"]
+    uploaded = await _upload(client, members.developer, app["id"])
     await proxy_sync.publish(_issued("f" * 32, "e" * 32, host=WWW))  # a report naming another team, first
-    await proxy_sync.publish(_issued(team, app["id"], source="custom"))
+    await proxy_sync.publish(
+        _issued(team, app["id"], source="custom", fingerprint_sha256=uploaded["fingerprint_sha256"])
+    )
     await proxy_sync.publish(_issued(team, app["id"], server_id="edge-1", issuer="CN=Other CA"))
     states = await _until(client, members.viewer, app["id"], lambda s: f"{SHOP}@edge-1" in s and f"{SHOP}@local" in s)
     assert states[f"{SHOP}@local"]["source"] == "custom"
@@ -175,6 +180,69 @@ async def test_each_server_has_its_own_state_and_another_teams_reports_are_not_s
     finally:
         await conn.close()
     assert other == "f" * 32  # recorded, and not shown to this team
+
+
+async def _upload(client, headers, app_id: str, name: str = "shop", hosts: list[str] | None = None) -> dict:
+    ca = pki()
+    body = _body(ca.leaf([SHOP, WWW]), [ca.intermediate], name=name, hosts=hosts)
+    r = await client.post("/v1/certificates", headers=headers, json={**body, "application_id": app_id})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_a_deleted_certificate_is_no_longer_shown_served_or_failing_and_a_late_report_of_it_is_dropped(
+    client, members, proxy_sync, api_urls
+):
+    app = await make_app(client, members.developer, APP)
+    team = (await client.get("/v1/me", headers=members.viewer)).json()["team"]["id"]
+    first = await _upload(client, members.developer, app["id"], "one")
+    second = await _upload(client, members.developer, app["id"], "two", hosts=[SHOP])
+    for server in ("local", "edge-1"):
+        await proxy_sync.publish(
+            _issued(team, app["id"], source="custom", server_id=server, fingerprint_sha256=first["fingerprint_sha256"])
+        )
+    await proxy_sync.publish(_issued(team, app["id"], host=WWW, source="acme"))  # ACME's: not the upload's
+    for host, server in ((WWW, "edge-1"), (SHOP, "edge-2")):  # an upload not served there
+        failed = CertificateFailed(
+            host=host,
+            server_id=server,
+            team_id=team,
+            application_id=app["id"],
+            source="custom",
+            stage="custom",
+            reason="the uploaded certificate is not served",
+        )
+        await proxy_sync.publish(failed)
+    states = await _until(
+        client,
+        members.viewer,
+        app["id"],
+        lambda s: {f"{SHOP}@local", f"{SHOP}@edge-1", f"{WWW}@local", f"{WWW}@edge-1", f"{SHOP}@edge-2"} <= set(s),
+    )
+    assert states[f"{SHOP}@edge-1"]["status"] == "issued"
+
+    assert (await client.delete(f"/v1/certificates/{first['id']}", headers=members.admin)).status_code == 204
+    after = {(s["host"], s["server_id"]): s["status"] for s in await _states(client, members.viewer, app["id"])}
+    generated = app["services"][0]["hosts"][0]
+    # the deleted one's failure on WWW is forgotten; SHOP's stays: the second certificate, still held, lists it
+    assert after == {(generated, None): "pending", (SHOP, "edge-2"): "failed", (WWW, "local"): "issued"}
+
+    # its reports delivered late (after the deletion) are dropped, an issue as a failure; one of the
+    # certificate still held is shown
+    await proxy_sync.publish(_issued(team, app["id"], source="custom", fingerprint_sha256=first["fingerprint_sha256"]))
+    await proxy_sync.publish(failed.model_copy(update={"host": WWW, "server_id": "edge-3"}))
+    await proxy_sync.publish(
+        _issued(team, app["id"], source="custom", server_id="edge-1", fingerprint_sha256=second["fingerprint_sha256"])
+    )
+    states = await _until(client, members.viewer, app["id"], lambda s: f"{SHOP}@edge-1" in s)
+    assert states[f"{SHOP}@edge-1"]["fingerprint_sha256"] == second["fingerprint_sha256"]
+    assert f"{SHOP}@local" not in states and f"{WWW}@edge-3" not in states
+    conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))
+    try:
+        rows = await conn.fetch("SELECT host, server_id FROM api.certificate_states ORDER BY host, server_id")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [(SHOP, "edge-1"), (SHOP, "edge-2"), (WWW, "local")]
 
 
 def test_the_status_follows_from_what_came_last():

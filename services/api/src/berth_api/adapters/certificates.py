@@ -37,13 +37,66 @@ async def get_certificate(session: AsyncSession, team_id: str, certificate_id: s
 
 
 async def delete_certificate(session: AsyncSession, team_id: str, certificate_id: str) -> dict[str, Any] | None:
-    """Delete one certificate; its ``hosts`` and ``application_id`` (None: the team has no such one)."""
+    """Delete one certificate; its ``hosts``, ``application_id`` and ``fingerprint_sha256`` (None: the team
+    has no such one)."""
+    c = certificates.c
     q = (
         sa.delete(certificates)
-        .where(certificates.c.team_id == team_id, certificates.c.id == certificate_id)
-        .returning(certificates.c.hosts, certificates.c.application_id)
+        .where(c.team_id == team_id, c.id == certificate_id)
+        .returning(c.hosts, c.application_id, c.fingerprint_sha256)
     )
     return await first_row(session, q)
+
+
+async def fingerprint_held(session: AsyncSession, team_id: str, fingerprint: str) -> bool:
+    """Whether the team has a certificate with this fingerprint, its row locked against a deletion until the
+    transaction ends (``FOR SHARE``: a deletion waits for it, or it sees the deletion committed)."""
+    c = certificates.c
+    q = sa.select(c.id).where(c.team_id == team_id, c.fingerprint_sha256 == fingerprint)
+    return (await session.execute(q.with_for_update(read=True))).first() is not None
+
+
+async def hosts_held(session: AsyncSession, team_id: str) -> list[str]:
+    """The hosts the team's certificates list, their rows locked against a deletion until the transaction
+    ends (``FOR SHARE``, as ``fingerprint_held``)."""
+    q = sa.select(certificates.c.hosts).where(certificates.c.team_id == team_id).with_for_update(read=True)
+    return [h for (listed,) in (await session.execute(q)).all() for h in listed]
+
+
+async def forget_served(session: AsyncSession, team_id: str, fingerprint: str) -> list[tuple[str, str]]:
+    """Delete the team's host states that show the uploaded certificate of ``fingerprint`` as served; the
+    (host, server) pairs."""
+    s = certificate_states.c
+    q = (
+        sa.delete(certificate_states)
+        .where(s.team_id == team_id, s.source == "custom", s.fingerprint_sha256 == fingerprint)
+        .returning(s.host, s.server_id)
+    )
+    return [(r.host, r.server_id) for r in (await session.execute(q)).all()]
+
+
+async def forget_failing(session: AsyncSession, team_id: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    """Delete the team's host states whose last word is that an uploaded certificate is not served (stage
+    ``custom``, after any issue) for a host one of ``names`` covers and none of the team's certificates
+    still lists (the deleted certificate was the one not served); the (host, server) pairs."""
+    s = certificate_states.c
+    failing = await session.execute(
+        sa.select(s.host, s.server_id).where(
+            s.team_id == team_id,
+            s.source == "custom",
+            s.error_stage == "custom",
+            sa.or_(s.issued_at.is_(None), s.error_at > s.issued_at),
+        )
+    )
+    held = await hosts_held(session, team_id)
+    gone = [
+        (r.host, r.server_id)
+        for r in failing.all()
+        if any(covers(n, r.host) for n in names) and not any(covers(h, r.host) for h in held)
+    ]
+    for host, server_id in gone:
+        await session.execute(sa.delete(certificate_states).where(s.host == host, s.server_id == server_id))
+    return gone
 
 
 async def applications_serving(session: AsyncSession, team_id: str, host_names: Sequence[str]) -> list[str]:

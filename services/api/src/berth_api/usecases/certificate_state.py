@@ -4,6 +4,10 @@ and server), and what ``GET /v1/applications/{id}/certificates`` shows of it.
 
 Each handler runs once per message (``consume_once``: the message id is recorded in the transaction that
 writes the row). ``issued`` records the certificate now served (issuer, dates, names, fingerprint, source);
+an uploaded one only while the team still holds it (a report that comes after the certificate's deletion,
+which deleted the states showing it, is dropped; the certificate row is locked ``FOR SHARE`` meanwhile, so
+the deletion either waits for the report's commit and deletes its row, or is seen; a ``failed`` of an
+uploaded certificate the same way, while one of the team's certificates lists the host);
 ``failed`` the last error (stage, reason, when) and keeps the certificate served before; ``expiring`` the
 warning (days left, why it was not renewed). The status follows from which came last (``domain.tls``).
 """
@@ -16,6 +20,7 @@ from typing import Any
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import certificates as repo
 from berth_api.domain import tls
+from berth_api.domain.certificates import covers
 from berth_api.domain.identity import Principal
 from berth_api.usecases import Deps
 from berth_api.usecases.applications import application_missing
@@ -37,6 +42,13 @@ def _owner(msg: CertificateIssued | CertificateFailed | CertificateExpiring) -> 
 
 
 async def on_issued(msg: CertificateIssued, unit: Unit) -> None:
+    if (
+        msg.source == "custom"
+        and msg.team_id
+        and not await repo.fingerprint_held(unit.session, msg.team_id, msg.fingerprint_sha256)
+    ):  # reported after its deletion (which cleared the hosts' states): never shown again
+        log.info("report of a deleted certificate ignored", host=msg.host, server_id=msg.server_id)
+        return
     values = {
         **_owner(msg),
         "source": msg.source,
@@ -52,6 +64,11 @@ async def on_issued(msg: CertificateIssued, unit: Unit) -> None:
 
 
 async def on_failed(msg: CertificateFailed, unit: Unit) -> None:
+    if msg.source == "custom" and msg.team_id:
+        held = await repo.hosts_held(unit.session, msg.team_id)
+        if not any(covers(h, msg.host) for h in held):  # no upload lists the host any more: it was deleted
+            log.info("failure of a deleted certificate ignored", host=msg.host, server_id=msg.server_id)
+            return
     values = {
         **_owner(msg),
         "error_stage": msg.stage,

@@ -145,17 +145,30 @@ async def get(deps: Deps, principal: Principal, certificate_id: str) -> dict[str
 
 async def delete(deps: Deps, principal: Principal, certificate_id: str) -> None:
     """Forget a certificate: its hosts are served without it from now on (another certificate of theirs,
-    ACME, or HTTP)."""
+    ACME, or HTTP). The hosts' states that show it served are deleted with it (unless another of the team's
+    certificates is the same one), and so are those saying an upload is not served for a host it listed that
+    no other certificate of the team lists: each such host is ``pending`` until proxy-sync reports what
+    serves it now."""
 
-    async def body(unit: Unit) -> None:
-        gone = await repo.delete_certificate(unit.session, principal.team_id, certificate_id)
+    async def body(unit: Unit) -> list[tuple[str, str]]:
+        s = unit.session
+        gone = await repo.delete_certificate(s, principal.team_id, certificate_id)
         if gone is None:
             raise certificate_missing(principal, certificate_id)
-        await hold_for_sealing(unit.session, deps.box)
+        forgotten = await repo.forget_failing(s, principal.team_id, list(gone["hosts"]))
+        if not await repo.fingerprint_held(s, principal.team_id, gone["fingerprint_sha256"]):
+            forgotten += await repo.forget_served(s, principal.team_id, gone["fingerprint_sha256"])
+        await hold_for_sealing(s, deps.box)
         await refresh(deps, unit, principal.team_id, list(gone["hosts"]), gone["application_id"])
+        return forgotten
 
-    await run(deps, body)
-    log.info("certificate removed", certificate_id=certificate_id, team_id=principal.team_id)
+    forgotten = await run(deps, body)
+    log.info(
+        "certificate removed",
+        certificate_id=certificate_id,
+        team_id=principal.team_id,
+        states_cleared=[f"{host}@{server}" for host, server in forgotten],
+    )
 
 
 async def for_spec(
