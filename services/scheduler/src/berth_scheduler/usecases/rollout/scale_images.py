@@ -4,12 +4,12 @@ version the live deployment ran.
 A deployment pulls a prebuilt application image on every server it runs on, and each compose service's
 own image on the servers that run the service (``pull.py``); a scale starts replicas from the live
 deployment without a new deployment, so a server may lack what they run (pruned, or removed by hand).
-Before the server's first new replica: the application's prebuilt image, where the deployment's delivery
-expects it pulled already (``delivery.py``: ``check``), and the service's own pulled image are pulled when
-missing, by the digest the live deployment recorded (``domain.images.scale_pull``: a tag that moved since
-gives the replica the same image as its siblings), and tagged as the name the replicas are made from; the
-service's own build (``berth/...``) is streamed from the build server (``pull.service_image_on``). A pull
-that fails raises ``PullFailedError`` naming the service (the scale fails, nothing is left started).
+Before the server's first new replica, the application's prebuilt image and the service's own pulled image
+are pulled when missing, by the digests the live deployment recorded (``domain.images.scale_pull``: a tag
+that moved since gives the replica the same image as its siblings), and tagged as the name the replicas are
+made from; the service's own build (``berth/...``) is streamed from the build server
+(``pull.service_image_on``). A pull that fails raises ``PullFailedError`` naming the service (the scale
+fails, nothing is left started).
 """
 
 from __future__ import annotations
@@ -25,13 +25,21 @@ from berth_scheduler.usecases.rollout.delivery import delivery_to
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, pull_on
 from berth_scheduler.usecases.rollout.pull import service_image_on
 
+PULLED = ("present", "check")  # where a prebuilt image was pulled by the deployment (not streamed to)
+
 
 async def app_image_on(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> str:
-    """The application's prebuilt image on ``server`` when the deployment expects it pulled there already:
-    what happened ("" when nothing was needed)."""
-    if not r.image or delivery_to(r, spec, server).way != "check" or not isinstance(spec.source, ImageSource):
+    """The application's prebuilt image on ``server``, where the deployment pulled it (the control plane's
+    engine, or any server by ``delivery.py``'s ``check``): what happened ("" when nothing was needed)."""
+    source = spec.source
+    if not r.image or not isinstance(source, ImageSource) or delivery_to(r, spec, server).way not in PULLED:
         return ""
-    return await _pinned(rt, r, "the application's image", r.image, r.image_digest, spec.source, spec, server)
+    try:
+        if images.effective_policy(parse(r.image), source.pull_policy) == "never":
+            return ""  # Berth's own image: streamed by ``prepare_server``
+    except InvalidReferenceError:
+        return ""  # the deployment itself refused it
+    return await _pinned(rt, r, "the application's image", r.image, r.image_digest, source, spec, server)
 
 
 async def service_image(
