@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from tests.scheduler import apps
 from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import web_app
 from tests.scheduler.test_scale import scale, wait_scaled
@@ -83,3 +84,39 @@ async def test_a_scale_pulls_the_digest_the_deployment_ran_when_the_engine_lost_
     finally:
         remove_labelled(f"berth.app={app_id}")
         reg.remove_local(image)
+
+
+async def test_a_scale_whose_image_the_engine_lost_fails_naming_it_instead_of_retrying(
+    platform, busybox, app_id, unique
+):
+    """A compose service's own image in Berth's namespace (never pulled) gone from the engine: the new
+    replica cannot be made, so the scale fails saying so (as a deployment would), and the next one runs."""
+    own = f"berth/sc{unique}-side:v1"
+    subprocess.run(["docker", "tag", busybox, own], capture_output=True, check=True)
+    try:
+        spec = {
+            "name": f"sc{unique}",
+            "source": {"kind": "image", "image": busybox},
+            "services": [{"kind": "worker", "name": "side", "image": {"image": own}, "command": apps.worker()}],
+            "private_network": True,
+            "stop_timeout_s": 1,
+        }
+        dep = await platform.deploy(app_id, spec, drain_grace_s=0.2)
+        done = await platform.wait(dep, timeout=90)
+        assert done["type"] == "evt.deployment.succeeded", platform.steps(dep)
+        subprocess.run(["docker", "rmi", "-f", own], capture_output=True, check=True)
+
+        rid = await scale(platform, app_id, {"side": 2})
+        result = await wait_scaled(platform, app_id, rid, timeout=60)
+        assert (result["outcome"], result["to_replicas"]) == ("failed", 1), result
+        assert result["failure"] == (
+            f"a new replica could not start: image {own!r} is not on this server (build it or load it first)"
+        )
+        assert len(_image_ids(app_id)) == 1
+        subprocess.run(["docker", "tag", busybox, own], capture_output=True, check=True)
+        rid = await scale(platform, app_id, {"side": 2})  # the application is not held by the failed one
+        result = await wait_scaled(platform, app_id, rid, timeout=60)
+        assert (result["outcome"], result["to_replicas"]) == ("scaled", 2), result
+    finally:
+        remove_labelled(f"berth.app={app_id}")
+        subprocess.run(["docker", "rmi", "-f", own], capture_output=True, check=False)
