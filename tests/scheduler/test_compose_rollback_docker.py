@@ -1,7 +1,8 @@
 """A rollback of a compose application's image services with the real scheduler and Docker: v1 and v2 name
 other images for one service (``side``), and a start command with ``images_of`` v1 and v2's snapshot runs
 ``side`` on v1's image again; a service whose image is the application's is recorded too and keeps its
-image; the web service keeps serving through Traefik."""
+image; a stateful service (a named volume) unchanged since v1 keeps its v1 container through v2 and the
+rollback (adopted, never recreated); the web service keeps serving through Traefik."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from berth_common.catalogue import StartDeployment
 from tests.scheduler import apps
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import wait_served
 
 pytestmark = [pytest.mark.docker]
@@ -33,6 +35,13 @@ def _spec(busybox: str, side: str, host: str, content: str) -> dict:
             },
             {"kind": "worker", "name": "side", "image": {"image": side}, "command": apps.worker()},
             {"kind": "worker", "name": "same", "image": {"image": busybox}, "command": apps.worker()},
+            {
+                "kind": "worker",
+                "name": "store",
+                "image": {"image": busybox},
+                "command": apps.worker(),
+                "volumes": [{"name": "data", "path": "/data"}],
+            },
         ],
         "private_network": True,
         "stop_timeout_s": 2,
@@ -61,6 +70,7 @@ async def test_a_rollback_runs_the_image_a_service_named_then(platform, busybox,
         v2 = await platform.deploy(app_id, _spec(busybox, tags[1], host, "two"), drain_grace_s=0.2)
         assert (await platform.wait(v2, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(v2)
         assert images_of(app_id)["side"] == (tags[1], v2)
+        assert images_of(app_id)["store"] == (busybox, v1)  # unchanged: v1's container, adopted
 
         back = uuid.uuid4().hex
         cmd = StartDeployment(
@@ -74,7 +84,18 @@ async def test_a_rollback_runs_the_image_a_service_named_then(platform, busybox,
         await platform.api.publish(cmd)
         done = await platform.wait(back, timeout=90)
         assert done["type"] == "evt.deployment.succeeded", platform.steps(back)
-        assert images_of(app_id) == {"web": (busybox, back), "side": (tags[0], back), "same": (busybox, back)}
+        assert images_of(app_id) == {
+            "web": (busybox, back),
+            "side": (tags[0], back),
+            "same": (busybox, back),
+            "store": (busybox, v1),
+        }
         await wait_served(platform, host, "two")
     finally:
         subprocess.run(["docker", "rmi", *tags], capture_output=True, check=False)
+        remove_labelled(f"berth.app={app_id}")
+        volumes = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"], capture_output=True, text=True
+        ).stdout.split()
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, check=False)

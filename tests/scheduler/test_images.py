@@ -175,3 +175,19 @@ def test_image_ready_records_the_digest_restarts_the_readiness_deadline_and_reac
     local = Rollout("d3", "a1", "t1", State.STOPPING_OLD, False, t, created_at=100.0, image="img:1", image_digest="")
     _, events = transition(local, m.OldStopped(0, ()), 160.0)
     assert events[-1].image_digest is None  # found on the server with no registry digest
+
+
+def test_a_scale_pulls_the_digest_the_live_deployment_ran_and_names_it_as_its_replicas_do():
+    ran = f"10.9.0.1:5000/acme/side@{DIGEST}"
+    assert images.scale_pull("10.9.0.1:5000/acme/side:1", ran) == images.ScalePull(
+        ran,
+        images.TagCall("POST", f"images/{ran}/tag", {"repo": "10.9.0.1:5000/acme/side", "tag": "1"}),
+    )
+    assert images.scale_pull("nginx", f"nginx@{DIGEST}") == images.ScalePull(
+        f"nginx@{DIGEST}", images.TagCall("POST", f"images/nginx@{DIGEST}/tag", {"repo": "nginx", "tag": "latest"})
+    )
+    # no digest recorded, one of another repository, or a reference that is a digest already: as named
+    assert images.scale_pull("nginx:1.27", None) == images.ScalePull("nginx:1.27")
+    assert images.scale_pull("nginx:1.27", "nginx:1.27") == images.ScalePull("nginx:1.27")
+    assert images.scale_pull("nginx:1.27", f"mirror.example/nginx@{DIGEST}") == images.ScalePull("nginx:1.27")
+    assert images.scale_pull(f"nginx@{DIGEST}", f"nginx@{DIGEST}") == images.ScalePull(f"nginx@{DIGEST}")

@@ -16,6 +16,7 @@ from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineA
 from berth_common.docker.logframes import frames
 from berth_common.labels import label_filter
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.images import TagCall
 
 _PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
 
@@ -272,6 +273,10 @@ class DockerExecutor:
             if exc.status in (404, 409):
                 return exc.status == 404
             raise
+
+    async def tag_image(self, call: TagCall) -> None:
+        """Give an image on this server one more name (``domain.images.TagCall``)."""
+        await self._call("tag image", self.docker.request(call.method, call.path, params=call.params))
 
     async def pull(self, image: str) -> None:
         """``POST /images/create`` of ``image`` (``latest`` when it names no tag or digest) read to its end; an

@@ -166,3 +166,32 @@ def image_delivery(image: str, pushed_ref: str | None, *, built: bool, build_ser
         origin = build_server if built else LOCAL
         return ImageDelivery("present" if server == origin else "stream", image, origin)
     return ImageDelivery("present" if server == LOCAL else "check", image)
+
+
+@dataclass(frozen=True)
+class TagCall:
+    """``POST /images/<source>/tag?repo=..&tag=..``: the image ``source`` names gets one more name."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ScalePull:
+    """What a scale pulls onto a server that lacks ``named`` (the reference its containers are made from):
+    ``pull``, then ``tag`` (None: ``pull`` is ``named`` itself)."""
+
+    pull: str
+    tag: TagCall | None = None
+
+
+def scale_pull(named: str, ran: str | None) -> ScalePull:
+    """A new replica of a scale runs the image its live deployment ran (``ran``: the ``repo@sha256:...`` it
+    recorded, None or "" when it recorded none): pulled by that digest, even when the tag moved since, and
+    tagged as ``named`` so the replica is made as its siblings were. ``named`` itself when no digest of its
+    repository is known or it names a digest already."""
+    ref = registries.parse(named)
+    if not ran or ref.pinned or "@" not in ran or ran.rsplit("@", 1)[0] != ref.name:
+        return ScalePull(named)
+    return ScalePull(ran, TagCall("POST", f"images/{ran}/tag", {"repo": ref.name, "tag": ref.tag or "latest"}))

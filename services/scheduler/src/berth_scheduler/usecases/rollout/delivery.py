@@ -31,6 +31,10 @@ class ImageMissingError(RuntimeError):
     """A prebuilt image is not on a server the deployment runs on (and is not Berth's to deliver)."""
 
 
+class ImageNotDeliveredError(RuntimeError):
+    """An image could not be streamed from its source server to another (the message says why)."""
+
+
 def delivery_to(r: Rollout, spec: ApplicationSpec, server_id: str) -> images.ImageDelivery:
     """How the deployment's image reaches ``server_id``."""
     source = spec.source
@@ -63,11 +67,14 @@ async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDeliv
         return
     if how.way == "check":
         raise ImageMissingError(f"image {how.image} is not on server {server_id} (it was not pulled there)")
-    from berth_common.image_delivery import deliver_image  # loaded when an image first goes to a server
+    from berth_common.image_delivery import DeliveryError, deliver_image  # loaded when an image first goes to a server
 
     started = time.monotonic()
     source, target = await rt.fleet.socket(how.source), await rt.fleet.socket(server_id)
-    sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
+    try:
+        sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
+    except DeliveryError as exc:
+        raise ImageNotDeliveredError(str(exc)) from None
     took = time.monotonic() - started
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
     log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))

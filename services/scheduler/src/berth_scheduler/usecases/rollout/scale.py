@@ -14,10 +14,11 @@ removed and the routes stay as they were.
 
 A service that names servers is scaled on them by the placement rule of its deployments
 (``domain/scaling.py``): each new replica is started on its server through that server's engine
-(``rt.fleet``), its image made present there as for a deployment (``steps.prepare_server``; a compose
-service's own image streamed from the build server or pulled, ``pull.service_image_on``), and its
-readiness checked on that server; the route of each server that gains or loses a replica is changed on
-that server's Traefik.
+(``rt.fleet``), its image made present there as for a deployment, at the version the live deployment ran
+(``steps.prepare_server`` and ``scale_images.py``: a prebuilt image pulled by its recorded digest where it
+is missing, a compose service's own build streamed from the build server; a failed pull fails the scale
+naming the service, and so does an image that cannot be streamed or created from, as in a deployment), and its readiness checked on that server; the route of each server that gains or
+loses a replica is changed on that server's Traefik.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from berth_common.catalogue import ApplicationSpec, WebService
 from berth_common.catalogue.specs import servers_of
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, scales, store
+from berth_scheduler.adapters import build_records, removals, scales, store
+from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain import names, placement, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
@@ -46,10 +48,11 @@ from berth_scheduler.domain.scaling import (
     route_ops,
     scaled_events,
 )
+from berth_scheduler.usecases.rollout import scale_images
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.delivery import ImageMissingError, ImageNotDeliveredError
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines
-from berth_scheduler.usecases.rollout.pull import service_image_on
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
@@ -83,6 +86,12 @@ async def _save(rt: RolloutContext, scale: Scale) -> Scale:
 
     result: Scale = await rt.units.run(body)
     return result
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _service(spec: ApplicationSpec, name: str) -> Any:
@@ -165,6 +174,7 @@ class ScaleDriver:
         spec: ApplicationSpec = rt.sealer.open(live.spec)
         r = store.rollout_of(live)
         recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, scale.deployment_id)}
+        ran = await read(rt, build_records.images_of, scale.deployment_id)  # the services' images, by digest
         deadline = scale.deadline_at or (rt.clock() + r.timeouts.readiness_s)
         limit = asyncio.Semaphore(SCALE_CONCURRENCY)
 
@@ -176,10 +186,13 @@ class ScaleDriver:
             name = names.container_name(spec.name, service, scale.deployment_id or "", replica)
             async with prepared[server]:  # the server's network and images, once per scale
                 if server not in ready_servers:
+                    done = await scale_images.app_image_on(rt, r, spec, server)
+                    if done:
+                        await log_lines(rt, r.deployment_id, [f"[scale] {done}"])
                     await prepare_server(rt, r, spec, server)
                     ready_servers.add(server)
                 if (service, server) not in ready_images:
-                    done = await service_image_on(rt, r, spec, service, server)
+                    done = await scale_images.service_image(rt, r, spec, service, server, ran)
                     if done:
                         await log_lines(rt, r.deployment_id, [f"[scale] {done}"])
                     ready_images.add((service, server))
@@ -194,12 +207,17 @@ class ScaleDriver:
             started = list(await asyncio.gather(*tasks))
             log.info("new replicas ready", request_id=scale.id, count=len(started))
         except (NotReadyError, PullFailedError) as exc:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel(tasks)
             await self._remove_added(rt, scale)
             why = f"a new replica is not ready: {exc}" if isinstance(exc, NotReadyError) else str(exc)
             return await _save(rt, _failed(scale, why, rt.clock()))
+        except (ImageMissingError, ImageNotDeliveredError, DockerOperationError) as exc:  # as a deployment, not retried
+            await _cancel(tasks)
+            await self._remove_added(rt, scale)
+            return await _save(rt, _failed(scale, f"a new replica could not start: {exc}", rt.clock()))
+        except BaseException:
+            await _cancel(tasks)  # the driver retries the phase: none keeps going meanwhile
+            raise
         now = rt.clock()
 
         async def body(unit: Unit) -> Scale:
