@@ -92,6 +92,33 @@ async def test_a_person_creates_switches_leaves_and_deletes_teams(dashboard):
         r = await _post(http, f"/ui/teams/{green_id}/leave")
         assert r.status_code == 200 and "You are the last admin of team green" in r.text
 
+        # The team the session acts in (red) may be left or deleted from the page too: refused to its last
+        # admin (the token minted for green is revoked again); deleted, the session acts in green.
+        page = await http.get("/ui/team")
+        assert _heading(page.text) == "red"
+        red_id = re.search(r'action="/ui/teams/([0-9a-f]+)/delete"', page.text.split("current</span>")[1]).group(1)
+        r = await _post(http, f"/ui/teams/{red_id}/leave")
+        assert r.status_code == 200 and "You are the last admin of team red" in r.text
+        assert (await _post(http, f"/ui/teams/{red_id}/delete")).status_code == 303
+        page = await http.get("/ui/team")
+        assert _heading(page.text) == "green" and "red" not in _team_ids(page.text)
+        assert page.text.count("<tr><td>dashboard session") == 1  # the one minted for the refused leave is gone
+
+
+async def test_leaving_ones_only_team_signs_the_session_out(dashboard):
+    user = await dashboard.identities.member("solo@example.com", "developer")
+    pasted, _ = await dashboard.identities.token(user)
+    async with _signed_in(dashboard, pasted) as http:
+        page = await http.get("/ui/team")
+        assert "Switch to team" not in page.text and "You are then signed out" in page.text
+        default_id = re.search(r'action="/ui/teams/([0-9a-f]+)/leave"', page.text).group(1)
+        r = await _post(http, f"/ui/teams/{default_id}/leave")
+        assert r.status_code == 303 and r.headers["location"] == "/ui/signin"
+        assert "berth_session" not in http.cookies
+        assert (await http.get("/ui/team")).status_code == 303
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(pasted)) as cli:
+        assert (await cli.get("/v1/me")).status_code == 401
+
 
 async def test_a_pasted_template_is_imported_or_its_problem_named(dashboard):
     coolify = (FIXTURES / "coolify" / "analytics-kit.yaml").read_text()

@@ -6,8 +6,13 @@ with one minted by the REST API for the chosen team (``POST /v1/me/tokens``, or 
 The old token: a token the dashboard minted for a switch (named ``SESSION_TOKEN``, expiring in a day, past
 the session's twelve hours) is revoked when the role allows (``DELETE /v1/tokens/{id}`` is an admin's),
 else it lapses within the day. A token the person pasted to sign in is theirs (their CLI may use it) and is
-kept. Leaving or deleting the team the session acts in is not offered: the REST API would revoke the
-session's token; switch first."""
+kept.
+
+Leaving or deleting the team the session acts in revokes the session's token (the REST API revokes your
+tokens for a team you leave, and every token of a deleted team). So the page first mints a token for another
+team of yours, does the leave or delete, and then acts in that other team; with no other team, the leave
+or delete signs the session out. A token minted for a leave or delete that the REST API then refuses is
+revoked again when the role allows, else it lapses within the day."""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from starlette.responses import Response
 
 from berth_api.dashboard import sessions
 from berth_api.dashboard.client import Api, ApiError
-from berth_api.dashboard.page_forms import call, form, text
+from berth_api.dashboard.page_forms import Shown, call, form, text
 from berth_api.dashboard.pages_team import PAGE, redraw
-from berth_api.dashboard.web import back_to, state_of
+from berth_api.dashboard.web import api_for, back_to, state_of
 
 SESSION_TOKEN = "dashboard session"
 SESSION_DAYS = 1
@@ -58,11 +63,56 @@ async def create_team(request: Request, api: Api, base: dict[str, Any]) -> Respo
 
 @form
 async def leave_team(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    await call(api, base, redraw, "POST", "/v1/me/teams/leave", json={"team_id": request.path_params["team_id"]})
+    team_id = request.path_params["team_id"]
+    if team_id == base["me"]["team"]["id"]:
+        return await _out_of_current(request, api, base, "POST", "/v1/me/teams/leave", {"team_id": team_id})
+    await call(api, base, redraw, "POST", "/v1/me/teams/leave", json={"team_id": team_id})
     return back_to(PAGE)
 
 
 @form
 async def delete_team(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    await call(api, base, redraw, "DELETE", f"/v1/teams/{request.path_params['team_id']}")
+    team_id = request.path_params["team_id"]
+    if team_id == base["me"]["team"]["id"]:
+        return await _out_of_current(request, api, base, "DELETE", f"/v1/teams/{team_id}", None)
+    await call(api, base, redraw, "DELETE", f"/v1/teams/{team_id}")
     return back_to(PAGE)
+
+
+async def _out_of_current(
+    request: Request, api: Api, base: dict[str, Any], method: str, path: str, body: dict[str, Any] | None
+) -> Response:
+    """Leave or delete the team the session acts in: with a token minted for another team of yours first
+    (the session's own is revoked by the leave or delete), then act there; with none, sign out."""
+    current = base["me"]["team"]["id"]
+    others = [t for t in await api.get("/v1/me/teams") if t["id"] != current]
+    if not others:
+        await call(api, base, redraw, method, path, json=body)
+        state = state_of(request)
+        await sessions.delete(state, request.state.session)
+        response = back_to("/ui/signin")
+        sessions.clear_cookie(response, request)
+        return response
+    target = next((t for t in others if t["role"] == "admin"), others[0])
+    mint = {"team_id": target["id"], "name": SESSION_TOKEN, "expires_in_days": SESSION_DAYS}
+    minted = await call(api, base, redraw, "POST", "/v1/me/tokens", json=mint)
+    try:
+        await call(api, base, redraw, method, path, json=body)
+    except Shown:
+        await _revoke(request, minted)
+        raise
+    label = f"{base['me']['user']['email']} ({minted['team']['name']})"
+    await sessions.replace_token(state_of(request), request.state.session, minted["token"], label)
+    return back_to(PAGE)
+
+
+async def _revoke(request: Request, minted: dict[str, Any]) -> None:
+    """Revoke a token minted for nothing, with itself (an admin of its team may; else it lapses)."""
+    session = sessions.Session(request.state.session.id, minted["token"], "", "")
+    other = api_for(request, session)
+    try:
+        await other.call("DELETE", f"/v1/tokens/{minted['id']}")
+    except ApiError:
+        pass
+    finally:
+        await other.close()
