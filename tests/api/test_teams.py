@@ -109,6 +109,26 @@ async def test_a_token_is_minted_for_a_team_you_belong_to(client, members, ident
     assert (await client.post("/v1/me/tokens", headers=dev, json={"team_id": "nope", "name": "x"})).status_code == 422
 
 
+async def test_a_person_revokes_a_token_of_their_own_in_any_team(client, members, identities):
+    viewer = await _person(identities, "revoker@example.com", "viewer")
+    teal = await _create(client, viewer, "teal")
+    teal_token = teal["token"]
+    # From the default team (a viewer there), revoke the token that acts in teal: any role may.
+    r = await client.delete(f"/v1/me/tokens/{teal_token['id']}", headers=viewer)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == teal_token["id"] and r.json()["revoked_at"] is not None
+    assert (await client.get("/v1/me", headers=bearer(teal_token["token"]))).status_code == 401
+    again = await client.delete(f"/v1/me/tokens/{teal_token['id']}", headers=viewer)
+    assert again.status_code == 200 and again.json()["revoked_at"] == r.json()["revoked_at"]  # idempotent
+    # Someone else's token, even an admin's of the same team, is not yours: 404, and it still works.
+    admin_id = (await client.get("/v1/me", headers=members.admin)).json()["token"]["id"]
+    assert (await client.delete(f"/v1/me/tokens/{admin_id}", headers=viewer)).status_code == 404
+    assert (await client.get("/v1/me", headers=members.admin)).status_code == 200
+    assert (await client.delete("/v1/me/tokens/nope", headers=viewer)).status_code == 422
+    rows = await _audit(client, members.admin, "/v1/me/tokens/{token_id}")
+    assert [r["status"] for r in rows] == [422, 404]  # newest first; the revocation is in teal's log
+
+
 async def test_leave_a_team_but_never_as_its_last_admin(client, members, identities):
     admin_of_red = await _person(identities, "red-admin@example.com", "viewer")
     red = await _create(client, admin_of_red, "red")
@@ -167,6 +187,7 @@ EXPECTED_ACCESS = {
     ("POST", "/v1/me/tokens"): "viewer",
     ("POST", "/v1/me/teams/leave"): "viewer",
     ("DELETE", "/v1/teams/{team_id}"): "admin",
+    ("DELETE", "/v1/me/tokens/{token_id}"): "viewer",
 }
 
 
@@ -195,7 +216,7 @@ async def test_rbac_matrix_of_the_team_routes(client, members, identities):
     roles = {"viewer": members.viewer, "developer": members.developer, "admin": members.admin}
     violations = []
     for method, path, access in _operations():
-        url = path.format(team_id=nowhere)
+        url = path.format(team_id=nowhere, token_id=nowhere)
         body = bodies.get((method, path))
         for who, headers in (("nobody", {}), ("expired", bearer(expired)), ("revoked", bearer(revoked))):
             if (status := (await client.request(method, url, headers=headers, json=body)).status_code) != 401:

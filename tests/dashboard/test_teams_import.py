@@ -64,8 +64,13 @@ async def test_a_person_creates_switches_leaves_and_deletes_teams(dashboard):
         r = await _post(http, "/ui/teams/switch", team_id="0" * 32)
         assert r.status_code == 404  # not a member: the REST API's answer, on the page
 
-        # Back in blue: one session token of the dashboard's there (the one minted before was revoked).
+        # Back in blue: one session token of the dashboard's there (the one minted before was revoked), and
+        # none left live in default, where the person is a developer (revoked by its owner).
         assert (await _post(http, "/ui/teams/switch", team_id=blue_id)).status_code == 303
+        async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+            left = [t for t in (await admin.get("/v1/tokens")).json() if t["user_id"] == user]
+        assert [t["name"] for t in left if t["revoked_at"] is None] == ["test"]  # the pasted one only
+        assert [t["name"] for t in left if t["revoked_at"] is not None] == ["dashboard session"]
         page = await http.get("/ui/team")
         assert page.text.count("<tr><td>dashboard session (this session)</td>") == 1
         assert page.text.count("<tr><td>dashboard session") == 1

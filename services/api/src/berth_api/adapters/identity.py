@@ -112,3 +112,17 @@ async def revoke_token(session: AsyncSession, team_id: str, token_id: str, now: 
         .values(revoked_at=now)
     )
     return await first_row(session, sa.select(*_public_columns()).where(c.id == token_id, c.team_id == team_id))
+
+
+async def revoke_own_token(session: AsyncSession, user_id: str, token_id: str, now: datetime) -> dict[str, Any] | None:
+    """Revoke one of the user's own tokens, in whichever team it acts (idempotent, as ``revoke_token``);
+    None when the user has no such token. The row carries its ``team_id`` for the audit log."""
+    c = api_tokens.c
+    await session.execute(
+        sa.update(api_tokens)
+        .where(c.id == token_id, c.user_id == user_id, c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return await first_row(
+        session, sa.select(*_public_columns(), c.team_id).where(c.id == token_id, c.user_id == user_id)
+    )

@@ -4,15 +4,14 @@ with one minted by the REST API for the chosen team (``POST /v1/me/tokens``, or 
 ``POST /v1/teams`` answers); the cookie and the CSRF secret stay.
 
 The old token: a token the dashboard minted for a switch (named ``SESSION_TOKEN``, expiring in a day, past
-the session's twelve hours) is revoked when the role allows (``DELETE /v1/tokens/{id}`` is an admin's),
-else it lapses within the day. A token the person pasted to sign in is theirs (their CLI may use it) and is
+the session's twelve hours) is revoked by its owner (``DELETE /v1/me/tokens/{id}``, any role). A token the person pasted to sign in is theirs (their CLI may use it) and is
 kept.
 
 Leaving or deleting the team the session acts in revokes the session's token (the REST API revokes your
 tokens for a team you leave, and every token of a deleted team). So the page first mints a token for another
 team of yours, does the leave or delete, and then acts in that other team; with no other team, the leave
 or delete signs the session out. A token minted for a leave or delete that the REST API then refuses is
-revoked again when the role allows, else it lapses within the day."""
+revoked again."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from berth_api.dashboard import sessions
 from berth_api.dashboard.client import Api, ApiError
 from berth_api.dashboard.page_forms import Shown, call, form, text
 from berth_api.dashboard.pages_team import PAGE, redraw
-from berth_api.dashboard.web import api_for, back_to, state_of
+from berth_api.dashboard.web import back_to, state_of
 
 SESSION_TOKEN = "dashboard session"
 SESSION_DAYS = 1
@@ -34,11 +33,8 @@ SESSION_DAYS = 1
 async def _work_in(request: Request, api: Api, base: dict[str, Any], token: str, team: dict[str, Any]) -> None:
     """Make ``token`` (for ``team``) the session's, revoking the old one when the dashboard made it."""
     me = base["me"]
-    if me["token"]["name"] == SESSION_TOKEN and base["can"]["admin"]:
-        try:
-            await api.call("DELETE", f"/v1/tokens/{me['token']['id']}")
-        except ApiError:  # already revoked or expired: nothing to undo
-            pass
+    if me["token"]["name"] == SESSION_TOKEN:
+        await _revoke(api, me["token"]["id"])
     label = f"{me['user']['email']} ({team['name']})"
     await sessions.replace_token(state_of(request), request.state.session, token, label)
 
@@ -99,20 +95,16 @@ async def _out_of_current(
     try:
         await call(api, base, redraw, method, path, json=body)
     except Shown:
-        await _revoke(request, minted)
+        await _revoke(api, minted["id"])
         raise
     label = f"{base['me']['user']['email']} ({minted['team']['name']})"
     await sessions.replace_token(state_of(request), request.state.session, minted["token"], label)
     return back_to(PAGE)
 
 
-async def _revoke(request: Request, minted: dict[str, Any]) -> None:
-    """Revoke a token minted for nothing, with itself (an admin of its team may; else it lapses)."""
-    session = sessions.Session(request.state.session.id, minted["token"], "", "")
-    other = api_for(request, session)
+async def _revoke(api: Api, token_id: str) -> None:
+    """Revoke one of your own tokens that the dashboard minted (``DELETE /v1/me/tokens/{id}``, any role)."""
     try:
-        await other.call("DELETE", f"/v1/tokens/{minted['id']}")
-    except ApiError:
+        await api.call("DELETE", f"/v1/me/tokens/{token_id}")
+    except ApiError:  # already revoked or expired: nothing to undo
         pass
-    finally:
-        await other.close()

@@ -1,4 +1,5 @@
-"""Routes of teams: create one, mint a token for a team you belong to, leave one, delete an empty one.
+"""Routes of teams: create one, mint a token for a team you belong to (and revoke one of your own), leave
+one, delete an empty one.
 Thin: role, input, use case, answer. The list of your teams is ``GET /v1/me/teams`` (routes_members).
 
 Tokens are per team: each acts in its own team with the role its user has there, so switching teams is
@@ -8,13 +9,14 @@ it concerns (``audit_team``); a refusal stays in the log of the token's team.
 
 from __future__ import annotations
 
-from fastapi import Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from berth_api.domain.identity import Principal
+from berth_api.domain.problems import ProblemError
 from berth_api.entrypoints.audit import TEAM as AUDIT_TEAM
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
-from berth_api.entrypoints.schemas import TokenCreated
+from berth_api.entrypoints.schemas import ID_PATTERN, TokenCreated, TokenOut
 from berth_api.entrypoints.schemas_teams import (
     TeamCreate,
     TeamCreated,
@@ -24,6 +26,7 @@ from berth_api.entrypoints.schemas_teams import (
 )
 from berth_api.entrypoints.state import deps
 from berth_api.entrypoints.v1 import problem_doc
+from berth_api.usecases import identity
 from berth_api.usecases import teams as uc
 
 NOT_MEMBER = problem_doc("You are not a member of this team (one that does not exist is answered the same)")
@@ -87,3 +90,19 @@ async def leave_team(body: TeamLeave, request: Request, principal: Principal = r
 async def delete_team(request: Request, team_id: PathId, principal: Principal = require_role("admin")) -> Response:
     await uc.delete_team(deps(request), principal, team_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/me/tokens/{token_id}",
+    operation_id="revoke_my_token",
+    summary="Revoke one of your own tokens, in any team you belong to (any role)",
+    responses={404: problem_doc("You have no such token")},
+)
+async def revoke_my_token(
+    request: Request, token_id: str = Path(pattern=ID_PATTERN), principal: Principal = require_role("viewer")
+) -> TokenOut:
+    row = await identity.revoke_own_token(deps(request).sessionmaker, principal.user_id, token_id)
+    if row is None:
+        raise ProblemError(404, f"You have no token {token_id}.")
+    _audit_in(request, row["team_id"])
+    return TokenOut.model_validate(row)

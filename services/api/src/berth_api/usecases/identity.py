@@ -110,3 +110,15 @@ async def revoke_token(
     if row is not None:
         log.info("api token revoked", id=token_id, team_id=team_id)
     return row
+
+
+async def revoke_own_token(
+    sessionmaker: async_sessionmaker[AsyncSession], user_id: str, token_id: str
+) -> dict[str, Any] | None:
+    """Revoke one of the user's own tokens in any team they belong to (any role may: a person may always
+    give up a credential of theirs); None when they have no such token."""
+    async with sessionmaker() as session, session.begin():
+        row = await repo.revoke_own_token(session, user_id, token_id, datetime.now(UTC))
+    if row is not None:
+        log.info("api token revoked by its owner", id=token_id, team_id=row["team_id"])
+    return row
