@@ -98,12 +98,23 @@ async def test_any_earlier_deployment_is_a_page_away_and_can_be_rolled_back_to(d
         assert _numbers(html) == [6, 5, 4, 3, 2, 1]
         assert "?before=" not in html and "Newest deployments" in html  # the oldest page: no older link
         assert ">Roll back to #2<" in html
-        target = re.search(r'name="deployment_id" value="([0-9a-f]{32})">\s*<button[^>]*>Roll back to #2<', html)
+        target = re.search(
+            r'name="deployment_id" value="([0-9a-f]{32})">(?:<input[^>]*>)?\s*<button[^>]*>Roll back to #2<', html
+        )
         assert target, html
+
+        assert '<input type="hidden" name="before" value="7">' in html
+        # a rollback the REST API refuses shows its problem on the page it was asked from, not the newest
+        r = await http.post(
+            f"/ui/applications/{app['id']}/rollback",
+            data={"csrf": _csrf(html), "deployment_id": "0" * 32, "before": "7"},
+        )
+        assert r.status_code == 404 and 'role="alert"' in r.text and _numbers(r.text) == [6, 5, 4, 3, 2, 1]
 
         count = len(dashboard.scheduler.of(START)) + 1
         r = await http.post(
-            f"/ui/applications/{app['id']}/rollback", data={"csrf": _csrf(html), "deployment_id": target.group(1)}
+            f"/ui/applications/{app['id']}/rollback",
+            data={"csrf": _csrf(html), "deployment_id": target.group(1), "before": "7"},
         )
         assert r.status_code == 303, r.text
         rollback = (await dashboard.scheduler.wait_for(START, count=count))[-1]

@@ -89,6 +89,7 @@ async def _application(
         deployments=deployments,
         older=older,
         paged=bool(before),
+        before=before,
         certificates=certificates,
         volumes=(volumes or {}).get("volumes", []),
         **extra,
@@ -120,8 +121,11 @@ async def deploy(request: Request, api: Api, base: dict[str, Any]) -> Response:
 
 @form
 async def rollback(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Roll back to the deployment picked; a problem is shown on the page of deployments it was picked from."""
     body = {"deployment_id": _form(base, "deployment_id") or None}
-    d = await call(api, base, _on_app(request), "POST", _app_path(request, "/rollback"), json=body)
+    before = _form(base, "before")
+    redraw = around(_application, request.path_params["application_id"], before=before if before.isdigit() else "")
+    d = await call(api, base, redraw, "POST", _app_path(request, "/rollback"), json=body)
     return back_to(f"/ui/deployments/{d['id']}")
 
 
