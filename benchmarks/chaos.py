@@ -330,7 +330,8 @@ async def run_chaos(deploys: int, kills: int, seed: int, apps: int = 4) -> dict[
             shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
         await asyncio.to_thread(platform.stop)
         await asyncio.to_thread(remove_images, platform.apps)
-    return {**result, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    load_avg = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return {**result, "up_s": round(platform.up_s, 1), "load_avg_1m": load_avg}
 
 
 def main(argv: list[str] | None = None) -> int:

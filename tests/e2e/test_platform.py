@@ -142,6 +142,11 @@ def test_a_killed_service_is_restarted(split_platform):
     before = split_platform.state()["children"]["builder"]
     psutil.Process(before["pid"]).send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 60
+    # the supervisor's state file names the new process first (`berth status` reads it too, but starts a
+    # Python process per look, seconds each on a loaded machine); then the status says it all is healthy
+    while split_platform.state()["children"]["builder"]["pid"] in (None, before["pid"]):
+        assert time.monotonic() < deadline, split_platform.state()["children"]["builder"]
+        time.sleep(0.1)
     while True:
         code, status = split_platform.status()
         builder = status["components"]["builder"]
