@@ -132,6 +132,12 @@ def package_version(image: str, package: str) -> str:
     return docker("run", "--rm", "--entrypoint", "dpkg-query", image, "-W", "-f", "${Version}", package)
 
 
+def _candidate(package: str) -> str:
+    """The version apt-get would install of ``package`` from this machine's Debian sources."""
+    policy = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True, check=False)
+    return next((line.split()[1] for line in policy.stdout.splitlines() if "Candidate:" in line), "")
+
+
 def mariadb_minor_image() -> tuple[str, str, str]:
     """A MariaDB of the local image's line one minor version on: (tag, old version, new version), e.g.
     ``10.11.18`` -> ``10.11.19``. The local image (``mariadb_image``) is Debian bookworm's release; this one is
@@ -140,8 +146,10 @@ def mariadb_minor_image() -> tuple[str, str, str]:
     as the local image has it). Cached by tag. NoNewerVersion when the sources have nothing newer."""
     base = mariadb_image()
     old = package_version(base, "mariadb-server")
-    policy = subprocess.run(["apt-cache", "policy", "mariadb-server"], capture_output=True, text=True, check=False)
-    new = next((line.split()[1] for line in policy.stdout.splitlines() if "Candidate:" in line), "")
+    new = _candidate("mariadb-server")
+    if new in ("", "(none)"):  # no package lists on this machine yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, check=False)
+        new = _candidate("mariadb-server")
     if not new or new in ("(none)", old) or subprocess.run(["dpkg", "--compare-versions", new, "gt", old]).returncode:
         raise NoNewerVersion(f"Debian's sources here offer mariadb-server {new or 'none'}; the local image has {old}")
     upstream = new.split(":", 1)[-1].split("-", 1)[0]
