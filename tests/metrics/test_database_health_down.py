@@ -4,7 +4,8 @@ Pure: a container that is not running counts as down only when it stalled (never
 not start it again, or dead), never when it was stopped. End to end, the scheduler makes a Redis database
 (its Docker health check with short test timing) and the metrics service watches it:
 
-- hung: the engine's own process is stopped with SIGSTOP from the host (the container, its init and the
+- hung (Redis, and PostgreSQL's postmaster, the process that accepts connections; its children run on):
+  the engine's own process is stopped with SIGSTOP from the host (the container, its init and the
   health check's exec keep running; only the engine no longer answers, as a deadlocked engine would), the
   health check times out, the container turns ``unhealthy`` and the alert is raised; SIGCONT resolves it.
   ``docker pause`` would freeze the whole container, health check included, which is not a hang;
@@ -101,6 +102,16 @@ def engine_pid(container: str, command: str) -> int:
     return pids[0]
 
 
+def postmaster_pid(container: str) -> int:
+    """The host pid of PostgreSQL's postmaster in ``container``: the ``postgres`` process whose parent is not
+    one (its checkpointer, writers and launchers are its children, by the same name)."""
+    rows = [r.split() for r in images.docker("top", container, "-eo", "pid,ppid,comm").splitlines()[1:]]
+    ours = {int(r[0]) for r in rows if r[2:] == ["postgres"]}
+    pids = [int(r[0]) for r in rows if r[2:] == ["postgres"] and int(r[1]) not in ours]
+    assert len(pids) == 1 and len(ours) > 1, rows
+    return pids[0]
+
+
 @contextlib.contextmanager
 def stopped(pid: int) -> Iterator[None]:
     os.kill(pid, signal.SIGSTOP)
@@ -149,9 +160,14 @@ def made() -> Iterator[Made]:
 
 @pytest.mark.docker
 @pytest.mark.slow
-async def test_a_hung_engine_fails_its_health_check_and_raises_database_down(nats_server, database, made):
+@pytest.mark.parametrize("engine", ["redis", "postgresql"])
+async def test_a_hung_engine_fails_its_health_check_and_raises_database_down(nats_server, database, made, engine):
     async with scheduler_and_metrics(nats_server.url, database) as (rig, running):
-        spec = spec_of(made, "redis", "7", "pw-" + rid())
+        if engine == "postgresql":
+            images.postgres_image()
+            spec = spec_of(made, "postgresql", "15", "pw-" + rid())
+        else:
+            spec = spec_of(made, "redis", "7", "pw-" + rid())
         answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=spec)))
         assert answer["state"] == "running", answer
         await eventually(lambda: health_of(made.container) == "healthy", 30)
@@ -159,7 +175,8 @@ async def test_a_hung_engine_fails_its_health_check_and_raises_database_down(nat
         def alerts(kind: str) -> list[dict]:
             return database_down(running, kind, made.database_id)
 
-        with stopped(engine_pid(made.container, "redis-server")):
+        hung = postmaster_pid(made.container) if engine == "postgresql" else engine_pid(made.container, "redis-server")
+        with stopped(hung):
             hung_at = datetime.now(UTC)
             raised = (await eventually(lambda: alerts("evt.alert.raised"), 60))[0]
             assert health_of(made.container) == "unhealthy"

@@ -10,11 +10,15 @@ admitted one the database answers, from the other the connection is closed befor
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +53,9 @@ def _spec(allow: list[str], engine: str = "postgresql", version: str = "15") -> 
 def test_the_proxy_s_static_configuration_is_its_arguments() -> None:
     assert traefik_tcp.arguments(15432) == [
         "--entryPoints.tcp.address=:15432",
+        "--entryPoints.ping.address=127.0.0.1:8082",
+        "--ping=true",
+        "--ping.entryPoint=ping",
         "--providers.file.filename=/etc/traefik/tcp-proxy.yml",
         "--providers.file.watch=false",
         "--providers.providersThrottleDuration=0s",
@@ -56,6 +63,22 @@ def test_the_proxy_s_static_configuration_is_its_arguments() -> None:
         "--global.sendAnonymousUsage=false",
         "--log.level=WARN",
     ]
+
+
+def test_the_proxy_s_ping_listens_on_loopback_on_a_port_the_public_one_does_not_take() -> None:
+    assert traefik_tcp.ready_check(15432) == [
+        "/usr/local/bin/traefik",
+        "healthcheck",
+        "--entryPoints.ping.address=127.0.0.1:8082",
+        "--ping=true",
+        "--ping.entryPoint=ping",
+    ]
+    assert traefik_tcp.arguments(8082)[:2] == [
+        "--entryPoints.tcp.address=:8082",
+        "--entryPoints.ping.address=127.0.0.1:8083",
+    ]
+    assert traefik_tcp.ready_check(8082)[2] == "--entryPoints.ping.address=127.0.0.1:8083"
+    assert proxy.ready_check(_spec(["203.0.113.0/24"])) == traefik_tcp.ready_check(15432)
 
 
 def test_the_proxy_s_dynamic_configuration_admits_only_the_allow_list() -> None:
@@ -176,8 +199,25 @@ def proxy_image() -> Iterator[str]:
     subprocess.run([images.DOCKER, "rmi", "-f", tag], capture_output=True, check=False)
 
 
-@pytest.fixture
-async def rig(nats_server: Any, database: Any, proxy_image: str) -> AsyncIterator[Rig]:
+@pytest.fixture(scope="module")
+def slow_proxy_image() -> Iterator[str]:
+    """Berth's Traefik image whose Traefik starts 3 s after its container does (a busybox ``sleep`` first):
+    a proxy that runs but does not listen yet, as on a loaded server."""
+    from berth_cli import baseimages
+    from berth_common import traefik
+
+    tag = f"berth-test/traefik-slow-{uuid.uuid4().hex[:12]}:1"
+    with tempfile.TemporaryDirectory() as folder:
+        rootfs = traefik.rootfs_tar(traefik.default_binary(), Path(folder) / "rootfs.tar")
+        with tarfile.open(rootfs, "a") as tar:
+            tar.add(str(baseimages.find_busybox()), "bin/busybox")
+        entry = ["/bin/busybox", "sh", "-c", 'sleep 3; exec /usr/local/bin/traefik "$@"', "traefik"]
+        images.docker("import", "--change", f"ENTRYPOINT {json.dumps(entry)}", str(rootfs), tag, timeout=300)
+    yield tag
+    subprocess.run([images.DOCKER, "rmi", "-f", tag], capture_output=True, check=False)
+
+
+async def _rig_with(nats_server: Any, database: Any, image: str) -> Any:
     from berth_common.db.provision import provision
 
     urls = await provision(database, "test-secret", ("scheduler",))
@@ -186,9 +226,20 @@ async def rig(nats_server: Any, database: Any, proxy_image: str) -> AsyncIterato
         database_url=urls["scheduler"],
         secret_key="test-secret",
         http_port=0,
-        database_proxy_image=proxy_image,
+        database_proxy_image=image,
     )
-    async with scheduler_rig(nats_server.url, settings) as r:
+    return scheduler_rig(nats_server.url, settings)
+
+
+@pytest.fixture
+async def rig(nats_server: Any, database: Any, proxy_image: str) -> AsyncIterator[Rig]:
+    async with await _rig_with(nats_server, database, proxy_image) as r:
+        yield r
+
+
+@pytest.fixture
+async def slow_rig(nats_server: Any, database: Any, slow_proxy_image: str) -> AsyncIterator[Rig]:
+    async with await _rig_with(nats_server, database, slow_proxy_image) as r:
         yield r
 
 
@@ -239,6 +290,31 @@ async def test_only_an_admitted_address_reaches_the_database_through_its_proxy(
         remove = RemoveDatabase(request_id=rid(), database_id=made.database_id, team_id=made.team_id)
         assert (await rig.wait(await rig.send(remove)))["state"] == "removed"
         assert _inspect(proxy.name(made.database_id)) is None and _inspect(made.container) is None
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+async def test_running_is_answered_once_the_proxy_listens(slow_rig: Rig, made: ProxiedMade) -> None:
+    """A proxy whose Traefik is slow to start: the answer waits for its ping, so the public port accepts
+    a connection at once (before, it was refused for the first moments: a full parallel run saw it)."""
+    from berth_cli.components import free_port
+
+    images.redis_image()
+    password, port = "pw-" + uuid.uuid4().hex, free_port()
+    spec = spec_of(made, "redis", "7", password, public={"port": port, "allow": ["203.0.113.0/24"]})
+    answer = await slow_rig.wait(await slow_rig.send(RunDatabase(request_id=rid(), spec=spec)), timeout=300)
+    assert answer["state"] == "running" and answer["port"] == port, answer
+    made_proxy = _inspect(proxy.name(made.database_id))
+    assert made_proxy is not None
+    address = next(iter(made_proxy["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    # straight to the container (no userland proxy, which would accept for it): listening, then closed
+    # by the allow-list (this machine's address on the team's network is not admitted)
+    with socket.create_connection((address, port), timeout=10) as conn:
+        conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+        try:
+            assert conn.recv(4096) == b""
+        except ConnectionResetError:
+            pass
 
 
 @pytest.mark.docker

