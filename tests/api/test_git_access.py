@@ -220,3 +220,28 @@ async def test_token_routes_are_write_only_and_the_command_carries_it_sealed(
     assert (await client.delete(url, headers=members.admin)).status_code == 204
     assert (await client.get(access_url, headers=members.viewer)).json()["token"] is None
     problem(await client.delete(url, headers=members.admin), 404)
+
+
+async def test_a_new_deploy_key_pins_the_host_keys_given_with_it(client, members):
+    from berth_common import ssh_keys
+
+    app = await make_app(client, members.developer, app_body("ssh://git@git.example.com/acme/app.git", "pinme"))
+    url = f"/v1/applications/{app['id']}/deploy-key"
+    access_url = f"/v1/applications/{app['id']}/git-access"
+    host = " ".join(ssh_keys.generate_key_pair()[1].split()[:2])
+    err = problem(await client.post(url, headers=members.developer, json={"host_keys": ["ssh-ed25519 nope"]}), 422)
+    assert err["errors"][0]["loc"] == "/body/host_keys"
+    assert (await client.get(access_url, headers=members.viewer)).json()["deploy_key"] is None  # nothing half-made
+    r = await client.post(url, headers=members.developer, json={"host_keys": [host]})
+    assert r.status_code == 201, r.text
+    assert [(p["host"], f"{p['key_type']} {p['key']}", p["source"]) for p in r.json()["host_keys"]] == [
+        ("git.example.com", host, "given")
+    ]
+    https = await make_app(client, members.developer, app_body("https://git.example.com/acme/app.git", "tokened"))
+    err = problem(
+        await client.post(
+            f"/v1/applications/{https['id']}/deploy-key", headers=members.developer, json={"host_keys": [host]}
+        ),
+        422,
+    )
+    assert err["errors"][0]["loc"] == "/body/host_keys" and "ssh://" in err["errors"][0]["detail"]

@@ -107,6 +107,16 @@ async def test_a_deploy_key_made_by_berth_is_printed_for_the_forge(logged_in, cl
         ("git.example.com", host, "given")
     ]
 
+    # a key Berth makes, with the server's host key pinned from the command line too
+    r = await berth("apps", "create", "pinned", *GIT, "--git", repo, "--deploy-key", "--host-key", host, "--json")
+    assert r.code == 0, r
+    made = json.loads(r.out)
+    shown = (await client.get(f"/v1/applications/{made['id']}/git-access", headers=admin)).json()["deploy_key"]
+    assert shown["public_key"] == made["deploy_key"]["public_key"]
+    assert [(p["host"], f"{p['key_type']} {p['key']}", p["source"]) for p in shown["host_keys"]] == [
+        ("git.example.com", host, "given")
+    ]
+
 
 async def test_options_that_do_not_fit_are_refused_before_anything_is_sent(logged_in):
     berth = logged_in
@@ -114,7 +124,7 @@ async def test_options_that_do_not_fit_are_refused_before_anything_is_sent(logge
     cases = [
         (("--image", "nginx:1", "--deploy-key"), "a credential is for a git repository (--git)"),
         (("--git", "ssh://git@h/a.git", "--deploy-key", "--git-token-stdin"), "give one of --deploy-key, --git-token-stdin"),
-        (("--git", "ssh://git@h/a.git", "--deploy-key", "--host-key", "ssh-ed25519 AAAA"), "host keys go with --deploy-key-file"),
+        (("--git", "ssh://git@h/a.git", "--git-token-stdin", "--host-key", "ssh-ed25519 AAAA"), "host keys go with --deploy-key or --deploy-key-file"),
         (("--git", "ssh://git@h/a.git", "--deploy-key-file", "/nonexistent/key"), "cannot read /nonexistent/key"),
     ]  # fmt: skip
     for args, message in cases:

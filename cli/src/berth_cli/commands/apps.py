@@ -198,7 +198,7 @@ def apps_create(
     with session() as api:
         env_id = _environment_id(api, project, environment)
         created = api.send("POST", f"/v1/environments/{env_id}/applications", body)
-        key = git_access.make_key(api, created) if deploy_key else None
+        key = git_access.make_key(api, created, host_key or []) if deploy_key else None
     if as_json:
         print_json(created if key is None else {**created, "deploy_key": key})
         return

@@ -27,7 +27,7 @@ DeployKeyFile = Annotated[
 ]
 HostKey = Annotated[
     list[str] | None,
-    typer.Option(help="with --deploy-key-file: the git server's public host key to pin (repeatable)"),
+    typer.Option(help="with --deploy-key(-file): the git server's public host key to pin (repeatable)"),
 ]
 TokenStdin = Annotated[
     bool, typer.Option("--git-token-stdin", help="read an access token (https:// repository) from stdin")
@@ -70,8 +70,8 @@ def access_of(
         raise typer.BadParameter(f"give one of {', '.join(chosen)}", param_hint=chosen[0])
     if chosen and git is None:
         raise typer.BadParameter("a credential is for a git repository (--git)", param_hint=chosen[0])
-    if host_keys and key_file is None:
-        raise typer.BadParameter("host keys go with --deploy-key-file", param_hint="--host-key")
+    if host_keys and key_file is None and not deploy_key:
+        raise typer.BadParameter("host keys go with --deploy-key or --deploy-key-file", param_hint="--host-key")
     if key_file is not None:
         try:
             private = key_file.read_text()
@@ -89,11 +89,12 @@ def print_key(key: dict[str, Any]) -> None:
     typer.echo(f"fingerprint: {key['fingerprint']}")
 
 
-def make_key(api: Api, app: dict[str, Any]) -> dict[str, Any]:
-    """The new application's deploy key; when it cannot be made, the application stays and the user is told
-    how to make the key later."""
+def make_key(api: Api, app: dict[str, Any], host_keys: list[str]) -> dict[str, Any]:
+    """The new application's deploy key, with the git server's ``host_keys`` pinned when given; when it
+    cannot be made, the application stays and the user is told how to make the key later."""
+    body = {"host_keys": host_keys} if host_keys else None
     try:
-        return dict(api.send("POST", f"/v1/applications/{app['id']}/deploy-key"))
+        return dict(api.send("POST", f"/v1/applications/{app['id']}/deploy-key", body))
     except ApiError as exc:
         typer.echo(f"Created application {app['name']} ({app['id']}) without a deploy key.", err=True)
         typer.echo(f"Make it with: berth apps deploy-key {app['id']}", err=True)

@@ -11,6 +11,7 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_git import (
+    DeployKeyCreate,
     AcceptHostKeyIn,
     DeployKeyOut,
     GitAccessOut,
@@ -41,9 +42,13 @@ SERVER_PROBLEMS: Responses = {
     responses={409: problem_doc("The application already has a deploy key, or is being removed")},
 )
 async def create_deploy_key(
-    request: Request, application_id: PathId, principal: Principal = require_role("developer")
+    request: Request,
+    application_id: PathId,
+    body: DeployKeyCreate | None = None,
+    principal: Principal = require_role("developer"),
 ) -> DeployKeyOut:
-    return DeployKeyOut.model_validate(await uc.create_deploy_key(deps(request), principal, application_id))
+    host_keys = body.host_keys if body is not None else []
+    return DeployKeyOut.model_validate(await uc.create_deploy_key(deps(request), principal, application_id, host_keys))
 
 
 views.get(

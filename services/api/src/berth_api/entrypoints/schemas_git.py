@@ -43,6 +43,17 @@ class DeployKeyOut(BaseModel):
     )
 
 
+class DeployKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host_keys: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The git server's public host keys ('ssh-ed25519 AAAA...') to pin with the new key, when "
+        "none is pinned for that server yet (else an admin replaces them: PUT .../deploy-key/host-keys)",
+    )
+
+
 class HostKeysIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

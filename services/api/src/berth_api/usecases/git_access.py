@@ -87,11 +87,15 @@ async def access(deps: Deps, principal: Principal, application_id: str) -> dict[
         }
 
 
-async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rotate: bool) -> dict[str, Any]:
+async def _new_key(
+    deps: Deps, principal: Principal, application_id: str, *, rotate: bool, host_keys: Sequence[str] = ()
+) -> dict[str, Any]:
     private, public = ssh_keys.generate_key_pair()
     async with deps.sessionmaker() as s, s.begin():
         app = await _application(s, principal, application_id, lock=True)
         refuse_if_removing(app)
+        if host_keys:
+            await _first_pins(s, principal, app, host_keys)
         row = await repo.credential(s, principal.team_id, application_id, domain.DEPLOY_KEY)
         if row is None and rotate:
             raise missing(principal, application_id, domain.DEPLOY_KEY)
@@ -104,9 +108,27 @@ async def _new_key(deps: Deps, principal: Principal, application_id: str, *, rot
     return shown
 
 
-async def create_deploy_key(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
-    """A new ed25519 pair for the application; its public key goes to the forge as a read-only deploy key."""
-    return await _new_key(deps, principal, application_id, rotate=False)
+async def create_deploy_key(
+    deps: Deps, principal: Principal, application_id: str, host_keys: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A new ed25519 pair for the application; its public key goes to the forge as a read-only deploy key.
+    ``host_keys``: the server's keys to pin with it (first contact only, as at the application's creation)."""
+    return await _new_key(deps, principal, application_id, rotate=False, host_keys=host_keys)
+
+
+async def _first_pins(s: AsyncSession, principal: Principal, app: dict[str, Any], lines: Sequence[str]) -> None:
+    """Pin the host keys given with a new deploy key, when none is pinned for the server yet: replacing a
+    pinned key is an admin's (``pin_host_keys``), as accepting a changed one is."""
+    _, host = _server(app, "/body/host_keys")
+    try:
+        keys = domain.given_keys(lines, host)
+    except ValueError as exc:
+        raise invalid_field("/body/host_keys", str(exc)) from None
+    if domain.pins_for(await repo.host_keys(s, app["id"]), host):
+        raise ProblemError(
+            409, f"Host keys are pinned for {host} already: an admin replaces them (PUT .../deploy-key/host-keys)."
+        )
+    await repo.pin(s, app["id"], host, git_auth.pins(keys, "given", principal.user_id))
 
 
 async def rotate_deploy_key(deps: Deps, principal: Principal, application_id: str) -> dict[str, Any]:
