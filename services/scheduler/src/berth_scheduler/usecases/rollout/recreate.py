@@ -76,11 +76,18 @@ async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, s
     return found
 
 
+async def _moving(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
+    """The services whose volume data this deployment moves (recorded by ``volume_move.plan``)."""
+    if not any(svc.volumes for svc in spec.services):
+        return []
+    return [str(s) for row in await read(rt, volume_moves.moves_of, r.deployment_id) for s in row.services]
+
+
 async def _services(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
     """The services recreated: ``strategy: recreate`` and those whose volume data moves to another server
     (``volume_move.py``), but for the ones kept running."""
     kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
-    moving = [str(s) for row in await read(rt, volume_moves.moves_of, r.deployment_id) for s in row.services]
+    moving = await _moving(rt, r, spec)
     return [s for s in dict.fromkeys([*volumes.recreated_services(spec), *moving]) if s not in kept]
 
 
@@ -88,7 +95,7 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
     """Before the new replicas start: the recreate services' routes removed, their old replicas stopped.
     Raises :class:`RecreateFailedError` when a route removal was not confirmed (nothing was stopped)."""
     services = await _services(rt, r, spec)
-    moving = [str(s) for row in await read(rt, volume_moves.moves_of, r.deployment_id) for s in row.services]
+    moving = await _moving(rt, r, spec)
     if not services:
         return
     ids = {names.route_id(r.application_id, s) for s in services}
@@ -111,7 +118,7 @@ async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, w
     """A failed recreate: the old replicas started again and their routes put back; a note for the reason
     ("" when the deployment stopped nothing)."""
     removed = await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
-    if not removed and not await read(rt, volume_moves.moves_of, r.deployment_id):  # nothing was stopped
+    if not removed and not await _moving(rt, r, spec):  # nothing was stopped
         return ""
     services = await _services(rt, r, spec)
     old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state not in ("running", "restarting")]

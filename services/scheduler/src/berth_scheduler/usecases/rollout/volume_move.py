@@ -57,6 +57,8 @@ async def plan(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[Mo
     """The deployment's moves: the recorded ones (a resumed deployment), else planned from the live
     deployment's snapshot, each target made ready (image, volume) and checked, then recorded. Raises
     :class:`MoveFailedError` when a target's volume already holds files (nothing was stopped)."""
+    if not any(svc.volumes for svc in spec.services):
+        return []  # nothing to move: no read for the many deployments without volumes
     rows = await read(rt, records.moves_of, r.deployment_id)
     if rows:
         return _moves(rows)
@@ -221,6 +223,11 @@ async def undo(rt: RolloutContext, r: Rollout) -> str:
     notes = []
     for row in rows:
         if not row.target_made:
+            if row.state != "planned":
+                notes.append(
+                    f"volume {row.volume} on server {row.target} was there before the move: it may hold part of "
+                    "the copy (empty or remove it before moving again)"
+                )
             continue
         try:
             source, target = await rt.fleet.docker(row.source), await rt.fleet.docker(row.target)
