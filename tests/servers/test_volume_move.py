@@ -10,7 +10,8 @@ the note through A's Traefik.
   the deployment's log say so) and is still there after A is removed. The downtime (last answer from A to
   first answer from B) is measured and printed.
 - A scheduler restart mid-copy: the copy is made again from an emptied target (two attempts recorded) and the
-  data on B is whole."""
+  data on B is whole. Moving back onto A, where the old volume stayed, is refused before anything stops (its
+  files would be overwritten); B keeps serving."""
 
 from __future__ import annotations
 
@@ -330,3 +331,15 @@ async def test_a_scheduler_restart_mid_copy_copies_again_onto_an_emptied_target(
     assert tuple(await move()) == ("copied", 2)
     assert await _served(b.address, host) == note
     assert _volume(b, volume) == written
+
+    # back onto A, where the volume stayed with the old data: refused before anything stops, B keeps serving
+    services = [_service("edge-a", 96)]
+    assert (await client.patch(f"/v1/applications/{app['id']}", headers=admin, json={"services": services})).is_success
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    refused = await _deployed(client, admin, r.json()["id"], 120)
+    assert refused["state"] == "failed", refused
+    assert f"volume data cannot move from server {moved['spec']['services'][0]['servers'][0]}" in refused["reason"]
+    assert f"the volume {volume} there already holds files" in refused["reason"], refused["reason"]
+    assert "expected downtime" not in [step for _, step in platform.steps(r.json()["id"])]
+    assert await _served(b.address, host) == note
+    assert _volume(a, volume) == written  # neither copy was touched
