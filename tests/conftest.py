@@ -36,6 +36,7 @@ os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 LONG_FILES_S = {
     "tests/e2e/test_chaos.py": 195,
     "tests/servers/test_swarm_rollout.py": 212,
+    "tests/servers/test_volume_move.py": 200,
     "tests/security/test_injection.py": 111,
     "tests/security/test_fuzz.py": 108,
     "tests/security/test_schemathesis_cli.py": 120,

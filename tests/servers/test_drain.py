@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from berth_api.domain.placements import Placed, drained_config, placed_on, replaced
+from berth_api.domain.placements import KeptVolume, Placed, drained_config, placed_on, replaced, volumes_on
 from berth_cli.components import free_port
 from berth_common.bus.streams import CMD_STREAM
 from berth_common.db.provision import provision
@@ -43,6 +43,22 @@ def test_a_drained_server_is_replaced_where_it_stood() -> None:
     assert replaced(["b"], "a", ["c"]) == ["b"]  # not placed there: unchanged
     config = {"source": {}, "services": [{"name": "web", "servers": ["a"]}, {"name": "jobs"}]}
     assert drained_config(config, "a", ["c"])["services"] == [{"name": "web", "servers": ["c"]}, {"name": "jobs"}]
+
+
+def test_the_volumes_a_drained_server_keeps_are_those_its_services_mount_there() -> None:
+    config = {
+        "services": [
+            {"name": "web", "servers": ["a", "b"], "volumes": [{"name": "data"}, {"name": "cache"}]},
+            {"name": "jobs", "servers": ["a"], "volumes": [{"name": "data"}]},
+            {"name": "api", "servers": ["b"], "volumes": [{"name": "uploads"}]},
+            {"name": "cron", "servers": ["a"]},
+        ]
+    }
+    assert volumes_on("app1", "shop", config, "a") == [
+        KeptVolume("app1", "shop", "data", "berth-app1-data"),
+        KeptVolume("app1", "shop", "cache", "berth-app1-cache"),
+    ]
+    assert volumes_on("app1", "shop", config, "c") == []
 
 
 def test_a_server_is_in_use_by_the_desired_state_a_running_or_the_live_deployment() -> None:
@@ -186,6 +202,7 @@ async def test_a_server_is_drained_onto_other_servers_then_removed(platform: dic
         assert r.status_code == 202, r.text
         drained = r.json()
         assert drained["state"] == "draining" and len(drained["deployments"]) == 1
+        assert drained["volumes_kept"] == []  # the worker mounts no volume
         (dep,) = drained["deployments"]
         assert drained["placed"][0]["name"] == "shop"  # its live deployment still runs there
         change = await _eventually(lambda: _announced(announced, a, "draining"), 10)

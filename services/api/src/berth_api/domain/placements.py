@@ -11,7 +11,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from berth_common.catalogue import docker_volume_name
+
 LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class KeptVolume:
+    """A named volume of an application that stays on a drained server (its data is copied to the servers
+    taking the service's place; the volume itself is never deleted implicitly)."""
+
+    application_id: str
+    name: str
+    volume: str
+    docker_name: str
 
 
 @dataclass(frozen=True)
@@ -63,3 +76,14 @@ def placed_on(
         if names:
             out.append(Placed(app["id"], app["name"], tuple(sorted(names))))
     return sorted(out, key=lambda p: p.name)
+
+
+def volumes_on(application_id: str, name: str, config: Mapping[str, Any], server_id: str) -> list[KeptVolume]:
+    """The named volumes the application's services placed on ``server_id`` (by its desired state) mount
+    there, each once, in order."""
+    found: dict[str, None] = {}
+    for svc in config.get("services") or []:
+        if server_id in (svc.get("servers") or []):
+            for v in svc.get("volumes") or []:
+                found.setdefault(str(v["name"]), None)
+    return [KeptVolume(application_id, name, v, docker_volume_name(application_id, v)) for v in found]

@@ -118,8 +118,20 @@ class DrainIn(BaseModel):
     )
 
 
+class KeptVolumeOut(BaseModel):
+    application_id: str
+    name: str = Field(description="The application's name")
+    volume: str = Field(description="The named volume")
+    docker_name: str = Field(description="The Docker volume left on the drained server")
+
+
 class DrainOut(ServerOut):
     deployments: list[str] = Field(default=[], description="The deployments started to move its applications")
+    volumes_kept: list[KeptVolumeOut] = Field(
+        default=[],
+        description="Named volumes that stay on the drained server: their data is copied to the servers taking "
+        "its place before the service starts there; the volumes themselves are never deleted implicitly",
+    )
 
 
 def server_out(row: dict[str, Any]) -> ServerOut:
@@ -189,7 +201,7 @@ async def drain_server(
     request: Request, server_id: ServerId, body: DrainIn | None = None, principal: Principal = require_role("admin")
 ) -> DrainOut:
     d = await drain.drain(deps(request), principal, server_id, body.to if body is not None else [])
-    return _out(DrainOut, d)
+    return _out(DrainOut, {**d, "volumes_kept": [vars(k) for k in d["volumes_kept"]]})
 
 
 servers.delete(

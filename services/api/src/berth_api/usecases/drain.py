@@ -5,7 +5,10 @@ no new placement goes there), then, for every application placed on it (by its d
 or its live deployment), replaces the server in each service's ``servers`` of its desired state (by the
 ``to`` servers; without them by the service's other servers; with none left by ``local``) and starts a
 deployment of that desired state through the normal deploy path (``cmd.deployment.start``), all in one
-transaction. The scheduler rolls each out; the
+transaction. The scheduler rolls each out: a service with named volumes stops on the drained server, its
+volumes' data is copied to the servers taking its place, then it starts there (expected downtime, in the
+deployment's log). The volumes stay on the drained server (``volumes_kept`` in the answer: volumes are never
+deleted implicitly; removing the server later forgets it and leaves them on the machine). The
 server shows what is still placed on it (a deployment still running or live there) until they succeeded,
 and then it can be removed.
 """
@@ -18,7 +21,7 @@ from typing import Any
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import servers as repo
 from berth_api.domain.identity import Principal
-from berth_api.domain.placements import drained_config
+from berth_api.domain.placements import drained_config, volumes_on
 from berth_api.domain.problems import invalid_field
 from berth_api.usecases import Deps
 from berth_api.usecases.deployments import _record, _snapshot, purge, run
@@ -49,18 +52,20 @@ async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[s
         if row["state"] != "draining":
             row = await repo.update_server(s, server_id, {"state": "draining"})
             await announce(deps.box, unit, server_id)
-        started = []
+        started, kept = [], []
         for app in await placed(s, principal.team_id, server_id):
             locked = await apps_repo.get_application(s, principal.team_id, app.application_id, lock=True)
             if locked is None or locked["state"] == "removing":
                 continue
+            kept += volumes_on(locked["id"], locked["name"], locked["config"], server_id)
             config = drained_config(locked["config"], server_id, targets)
             await apps_repo.update_application(s, locked["id"], config)
             locked = {**locked, "config": config}
             spec = await _snapshot(deps, unit, locked)
             deployment = await _record(deps, unit, principal, locked, spec, RolloutOptions())
             started.append(deployment["id"])
-        return {**row, "placed": await placed(s, principal.team_id, server_id), "deployments": started}
+        placed_now = await placed(s, principal.team_id, server_id)
+        return {**row, "placed": placed_now, "deployments": started, "volumes_kept": kept}
 
     result = await run(deps, body)
     await purge(deps)

@@ -39,6 +39,7 @@ class ContainerInfo:
     name: str
     state: str
     labels: dict[str, str]
+    image_id: str = ""  # the image it runs (``ImageID``)
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,8 @@ class DockerExecutor:
         out = []
         for raw in found:
             names = [n.lstrip("/") for n in raw.get("Names") or []]
-            out.append(ContainerInfo(raw["Id"], names[0] if names else raw["Id"], raw.get("State", ""), raw["Labels"]))
+            name = names[0] if names else raw["Id"]
+            out.append(ContainerInfo(raw["Id"], name, raw.get("State", ""), raw["Labels"], raw.get("ImageID", "")))
         return sorted(out, key=lambda i: i.name)
 
     async def list_images(self, labels: dict[str, str]) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:

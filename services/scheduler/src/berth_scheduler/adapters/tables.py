@@ -75,6 +75,26 @@ deployment_images = sa.Table(
     sa.Column("image", sa.String(512), nullable=False),
 )
 
+# The volume data a deployment moves with its service from one server to another (``domain/volume_moves.py``,
+# ``usecases/rollout/volume_move.py``; scheduler_0018), recorded before the old replicas stop: ``planned``,
+# ``copying`` (an interrupted copy is made again from an emptied target), ``copied`` (``bytes`` in
+# ``seconds``). ``target_made``: the volume was made on the target by the move (a failed deployment removes
+# this copy; the source's volume always stays).
+volume_moves = sa.Table(
+    "volume_moves",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("volume", sa.String(64), primary_key=True),
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("services", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False, server_default="planned"),
+    sa.Column("target_made", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bytes", sa.BigInteger, nullable=True),
+    sa.Column("seconds", sa.Float, nullable=True),
+)
+
 # The containers a deployment created (the label berth.deployment finds them too).
 containers = sa.Table(
     "containers",

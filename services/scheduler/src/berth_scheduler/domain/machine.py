@@ -143,6 +143,21 @@ class OldStoppedForRecreate:
     services: tuple[str, ...]
     stopped: int
     routes_removed: int
+    why: str = "strategy recreate"  # or the volume data moving with them (``VolumeMoved``)
+
+
+@dataclass(frozen=True)
+class VolumeMoved:
+    """The data of ``volume`` was copied from server ``source`` to server ``target`` (the old replicas stopped
+    first: ``OldStoppedForRecreate``); the readiness deadline starts now, not before a long copy. ``kept``: what
+    the deployment says of the volume left on the source."""
+
+    volume: str
+    source: str
+    target: str
+    size_bytes: int
+    seconds: float
+    kept: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,6 +222,7 @@ Input = (
     | BuildFailed
     | ImageReady
     | OldStoppedForRecreate
+    | VolumeMoved
     | PreDeploySucceeded
     | ContainersStarted
     | ReplicaReady
@@ -317,14 +333,19 @@ def transition(r: Rollout, inp: Input, now: float) -> tuple[Rollout, list[Event]
                 raise RefusedError("the image was already made ready")
             nxt = replace(r, image_digest=digest, deadline_at=now + t.readiness_s, version=r.version + 1)
             return nxt, [_progress(nxt, "image ready", detail, image_digest=digest or None)]
-        case OldStoppedForRecreate(services, stopped, routes_removed):
+        case OldStoppedForRecreate(services, stopped, routes_removed, why):
             _expect(r, inp, State.STARTING)
             nxt = replace(r, version=r.version + 1)
             detail = (
-                f"strategy recreate: the old replica(s) of {', '.join(services)} left {routes_removed} route(s) and "
+                f"{why}: the old replica(s) of {', '.join(services)} left {routes_removed} route(s) and "
                 f"{stopped} stopped before the new ones start; expected downtime until the new version is routed"
             )
             return nxt, [_progress(nxt, "expected downtime", detail)]
+        case VolumeMoved(volume, source, target, size, seconds, kept):
+            _expect(r, inp, State.STARTING)
+            nxt = replace(r, deadline_at=now + t.readiness_s, version=r.version + 1)
+            detail = f"volume {volume}: {size} bytes copied from server {source} to server {target} in {seconds:.2f}s"
+            return nxt, [_progress(nxt, "volume data moved", "; ".join(d for d in (detail, kept) if d))]
         case PreDeploySucceeded(detail):
             _expect(r, inp, State.STARTING)
             nxt = replace(r, deadline_at=now + t.readiness_s, version=r.version + 1)

@@ -7,6 +7,9 @@ end removes them as every old container, and a failed deployment starts them aga
 progress says so (``expected downtime``). The new replicas then start, are checked and routed as in a
 rolling deployment. Done from the persisted state: repeated after a restart, it sends nothing twice.
 
+A service whose volume data moves to another server (``volume_move.py``: a drained server, a placement
+change) deploys this way too, whatever its strategy: its old replicas stop before the copy.
+
 A stateful compose service the deployment keeps running (``adoption.py``) is neither stopped nor started.
 
 Undo (the deployment failed or was cancelled after the old replicas stopped): the old replicas are started
@@ -22,7 +25,7 @@ from berth_common import labels
 from berth_common.catalogue import ApplicationSpec
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import store
+from berth_scheduler.adapters import store, volume_moves
 from berth_scheduler.domain import machine, names, volumes
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
@@ -73,11 +76,26 @@ async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, s
     return found
 
 
+async def _moving(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
+    """The services whose volume data this deployment moves (recorded by ``volume_move.plan``)."""
+    if not any(svc.volumes for svc in spec.services):
+        return []
+    return [str(s) for row in await read(rt, volume_moves.moves_of, r.deployment_id) for s in row.services]
+
+
+async def _services(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
+    """The services recreated: ``strategy: recreate`` and those whose volume data moves to another server
+    (``volume_move.py``), but for the ones kept running."""
+    kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
+    moving = await _moving(rt, r, spec)
+    return [s for s in dict.fromkeys([*volumes.recreated_services(spec), *moving]) if s not in kept]
+
+
 async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter) -> None:
     """Before the new replicas start: the recreate services' routes removed, their old replicas stopped.
     Raises :class:`RecreateFailedError` when a route removal was not confirmed (nothing was stopped)."""
-    kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
-    services = [s for s in volumes.recreated_services(spec) if s not in kept]
+    services = await _services(rt, r, spec)
+    moving = await _moving(rt, r, spec)
     if not services:
         return
     ids = {names.route_id(r.application_id, s) for s in services}
@@ -91,17 +109,18 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
     await asyncio.gather(*(docker.stop(c.name) for docker, c in running))
     if running or fresh:
         removed = len(await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP))
-        await transit(rt, r.deployment_id, machine.OldStoppedForRecreate(tuple(services), len(running), removed))
+        why = "volume data moves to another server" if moving else "strategy recreate"
+        stopped = machine.OldStoppedForRecreate(tuple(services), len(running), removed, why)
+        await transit(rt, r.deployment_id, stopped)
 
 
 async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter) -> str:
     """A failed recreate: the old replicas started again and their routes put back; a note for the reason
     ("" when the deployment stopped nothing)."""
     removed = await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
-    if not removed:
+    if not removed and not await _moving(rt, r, spec):  # nothing was stopped
         return ""
-    kept = await read(rt, adopted, rt.sealer, r, spec)
-    services = [s for s in volumes.recreated_services(spec) if s not in kept]
+    services = await _services(rt, r, spec)
     old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state not in ("running", "restarting")]
     await asyncio.gather(*(docker.start(c.name) for docker, c in old))
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)
@@ -109,4 +128,4 @@ async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, w
     failure = await _route_step(rt, r, RECREATE_RESTORE_STEP, ops, wait, tls)
     if failure is not None:
         return f"{len(old)} old replica(s) started again, their routes NOT confirmed restored ({failure})"
-    return f"{len(old)} old replica(s) started again and routed"
+    return f"{len(old)} old replica(s) started again" + (" and routed" if ops else "")

@@ -1,6 +1,6 @@
 """Undo a failed or cancelled deployment: routes back as they were, new containers removed (its pre-deploy
 job's too, stopped first if it still runs; the old replicas a ``recreate`` stopped started and routed
-again), then end it."""
+again; the copies of moved volumes removed from their targets, the sources' kept), then end it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from berth_scheduler.adapters import store
 from berth_scheduler.domain import machine
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import restore_ops
+from berth_scheduler.usecases.rollout import volume_move
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.pre_deploy import remove_job
 from berth_scheduler.usecases.rollout.recreate import undo_recreate
@@ -56,9 +57,9 @@ class Undo:
             notes.append(f"server(s) {', '.join(skipped)} did not answer: their new containers are left there")
         if rt.sealer.open(row.spec).pre_deploy is not None and await remove_job(rt, r.deployment_id, servers):
             notes.append("the pre-deploy job's container removed")
+        moved = await volume_move.undo(rt, r)  # the copies removed once the new containers are gone
         recreated = await undo_recreate(rt, r, rt.sealer.open(row.spec), wait)
-        if recreated:
-            notes.append(recreated)
+        notes += [n for n in (recreated, moved) if n]
         assert r.abort is not None
         detail = f"{r.abort.reason} ({'; '.join(notes)})"
         await transit(rt, r.deployment_id, machine.Compensated(detail))

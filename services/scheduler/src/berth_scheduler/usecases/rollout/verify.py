@@ -30,6 +30,7 @@ from berth_scheduler.domain import machine, placement, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import plan_routes
+from berth_scheduler.usecases.rollout import volume_move
 from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.apply import apply, apply_all
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -62,8 +63,18 @@ async def start_and_verify(
     replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
     and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
     goes on as after a restart. A ``recreate`` service's old replicas leave the routes and stop first
-    (``recreate.py``). ``before_layer`` runs before each start layer (a compose application's pre-deploy
+    (``recreate.py``), as do those of a service whose volume data moves to another server, then copied
+    (``volume_move.py``). ``before_layer`` runs before each start layer (a compose application's pre-deploy
     job); a readiness deadline it answers counts for the replicas started after it."""
+    spec = rt.sealer.open(row.spec)
+    try:
+        moves = await volume_move.plan(rt, r, spec)  # recorded before anything stops
+        await stop_for_recreate(rt, r, spec, wait)
+        if moves:
+            r = await volume_move.copy(rt, r, spec, moves)
+    except (RecreateFailedError, volume_move.MoveFailedError) as exc:
+        await transit(rt, r.deployment_id, machine.Fail(str(exc)[:3500]))
+        return
     deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
 
     async def before(layer: list[str]) -> None:
@@ -76,11 +87,6 @@ async def start_and_verify(
     def started(cs: ContainerSpec) -> None:
         early[cs.name] = asyncio.create_task(wait_ready(rt, cs, deadline), name=f"ready:{cs.name}")
 
-    try:
-        await stop_for_recreate(rt, r, rt.sealer.open(row.spec), wait)
-    except RecreateFailedError as exc:
-        await transit(rt, r.deployment_id, machine.Fail(str(exc)))
-        return
     try:
         specs = await start_replicas(rt, r, row, wait, started, before if before_layer is not None else None)
         started_input = machine.ContainersStarted(len(specs))

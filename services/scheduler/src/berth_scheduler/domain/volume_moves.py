@@ -1,0 +1,139 @@
+"""Moving a named volume's data with its service, as data: which volumes a deployment moves from one server
+to another, the helper containers that read and write them, and the Engine API calls of the copy.
+
+A named volume is a Docker volume on each server that runs a service mounting it (``volumes.py``). When a
+deployment places a volume on a server that the previous deployment did not place it on, and no longer
+places it on a server the previous one did (a drained server, a placement change), the data goes with it:
+the first server left (in the previous placement's order) is the source of every new one. A volume kept on
+a server is not copied to it (each server keeps its own, as before); a volume only added to a server (a
+service spread on one server more) starts empty there, as before.
+
+The copy goes through two helper containers, created and never started (the Engine API reads and writes a
+stopped container's files): one on the source server mounting the volume read-only, made from the image
+an old replica there runs; one on the target mounting it, made from the image the new replicas run. The
+source's ``GET /containers/{id}/archive`` tar stream is sent as it arrives to the target's
+``PUT /containers/{id}/archive`` (owners kept: ``copyUIDGID``), never held whole in memory. The volume on
+the source stays there: volumes are never deleted implicitly.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from berth_common import labels as label
+from berth_common.catalogue import ApplicationSpec, docker_volume_name, servers_of
+from berth_common.image_delivery import API, EngineCall
+
+MOUNT = "/berth-volume"  # where a helper mounts the volume; the tar's root entry is its base name
+MOVE_LABEL = "berth.volume-move"  # on a helper: ``source`` or ``target``
+Side = Literal["source", "target"]
+
+
+@dataclass(frozen=True)
+class Move:
+    """The data of ``volume`` goes from server ``source`` to server ``target``; ``services``: the services of
+    the new deployment mounting it (their old replicas stop before the copy, as ``strategy: recreate``)."""
+
+    volume: str
+    source: str
+    target: str
+    services: tuple[str, ...]
+
+
+def _placed(spec: ApplicationSpec) -> dict[str, list[str]]:
+    """Each named volume's servers, in the spec's order."""
+    out: dict[str, list[str]] = {}
+    for svc in spec.services:
+        for v in svc.volumes:
+            where = out.setdefault(v.name, [])
+            where += [s for s in servers_of(svc) if s not in where]
+    return out
+
+
+def moves(before: ApplicationSpec | None, after: ApplicationSpec) -> list[Move]:
+    """The volume data a deployment of ``after`` moves, coming after the live deployment of ``before``
+    (None: nothing runs, nothing moves)."""
+    if before is None:
+        return []
+    old, new = _placed(before), _placed(after)
+    out = []
+    for volume, servers in new.items():
+        left = [s for s in old.get(volume, []) if s not in servers]
+        fresh = [s for s in servers if s not in old.get(volume, [])]
+        if not left:
+            continue
+        users = tuple(svc.name for svc in after.services if any(v.name == volume for v in svc.volumes))
+        out += [Move(volume, left[0], target, users) for target in fresh]
+    return out
+
+
+def moved_services(found: Iterable[Move]) -> list[str]:
+    """The services whose old replicas stop before the copy, in order, once each."""
+    return list(dict.fromkeys(s for m in found for s in m.services))
+
+
+def helper_name(deployment_id: str, volume: str, side: Side) -> str:
+    return f"berth-move-{deployment_id[:12]}-{volume}-{side}"
+
+
+def helper_body(application_id: str, deployment_id: str, volume: str, image: str, side: Side) -> dict[str, Any]:
+    """The ``POST /containers/create`` body of a helper (never started: ``Cmd`` is only a placeholder an
+    image without one needs); labelled with the deployment, so its undo removes a leftover."""
+    return {
+        "Image": image,
+        "Cmd": ["berth-volume-move"],
+        "Labels": {
+            label.APP: application_id,
+            label.DEPLOYMENT: deployment_id,
+            label.MANAGED: "true",
+            MOVE_LABEL: side,
+        },
+        "HostConfig": {
+            "NetworkMode": "none",
+            "Mounts": [
+                {
+                    "Type": "volume",
+                    "Source": docker_volume_name(application_id, volume),
+                    "Target": MOUNT,
+                    "ReadOnly": side == "source",
+                }
+            ],
+        },
+    }
+
+
+def read_call(helper: str) -> EngineCall:
+    """The volume's content as a tar stream (root entry ``berth-volume/``)."""
+    return EngineCall("GET", f"{API}/containers/{helper}/archive", (("path", MOUNT),))
+
+
+def write_call(helper: str) -> EngineCall:
+    """The tar stream extracted at ``/``: into the volume mounted at ``MOUNT``, owners and modes kept."""
+    return EngineCall(
+        "PUT", f"{API}/containers/{helper}/archive", (("path", "/"), ("copyUIDGID", "1")), "application/x-tar"
+    )
+
+
+def holds_files(head: bytes) -> bool:
+    """Whether the first bytes of a volume's tar stream (``read_call``) show an entry besides the volume's
+    own directory (a stream cut short is read as far as it goes)."""
+    names = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
+            for member in tar:
+                names.append(member.name)
+                if len(names) > 1:
+                    break
+    except (tarfile.TarError, EOFError):
+        pass
+    return any(n.strip("/") != MOUNT.strip("/") for n in names)
+
+
+def kept_note(found: Iterable[Move]) -> str:
+    """What the deployment says about the volumes left where they were."""
+    left = list(dict.fromkeys((m.volume, m.source) for m in found))
+    return "; ".join(f"volume {v} stays on server {s} (volumes are never deleted implicitly)" for v, s in left)
