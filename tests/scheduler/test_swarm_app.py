@@ -104,6 +104,32 @@ def test_services_and_tasks_are_read_exactly() -> None:
     assert unchecked["health"] == "unknown"
 
 
+def test_the_task_containers_whose_logs_are_read() -> None:
+    """Every task Swarm made a container for (history too, until Swarm prunes it), named as Swarm names it,
+    with the server its node is; a task without a container (pending, rejected) has no log to read."""
+    service = {"Spec": {"Name": "shop-jobs-d2", "Labels": {"berth.service": "jobs"}}}
+
+    def task(tid: str, slot: int, node: str, state: str, desired: str = "running", container: str = "") -> dict:
+        status = {"State": state, "ContainerStatus": {"ContainerID": container} if container else {}}
+        return {"ID": tid, "Slot": slot, "NodeID": node, "DesiredState": desired, "Status": status}
+
+    tasks = [
+        task("t2", 2, "n2", "running", container="c2"),
+        task("t1", 1, "n1", "running", container="c1"),
+        task("t0", 1, "n9", "failed", desired="shutdown", container="c0"),  # slot 1's first task, on another node
+        task("t3", 3, "n1", "pending"),  # not started: no container
+        task("t4", 4, "n1", "running", desired="shutdown", container="c4"),  # being stopped
+    ]
+    assert dom.task_containers(service, tasks, {"n1": "srv-a", "n2": "srv-b"}) == [
+        dom.TaskContainer("n9", None, "shop-jobs-d2.1.t0", "jobs", False),
+        dom.TaskContainer("n1", "srv-a", "shop-jobs-d2.1.t1", "jobs", True),
+        dom.TaskContainer("n2", "srv-b", "shop-jobs-d2.2.t2", "jobs", True),
+        dom.TaskContainer("n1", "srv-a", "shop-jobs-d2.4.t4", "jobs", False),
+    ]
+    assert dom.container_name("shop-web-d1", {"ID": "tg", "NodeID": "n7"}) == "shop-web-d1.n7.tg"  # a global task
+    assert dom.task_containers(service, [], {}) == []
+
+
 async def test_the_service_is_created_with_the_registry_auth_header(tmp_path: Path) -> None:
     """The Swarm adapter sends ``X-Registry-Auth`` on ``POST /services/create`` (and no header without it)."""
     seen: list[tuple[str, str | None, dict]] = []
