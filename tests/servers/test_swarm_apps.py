@@ -28,15 +28,18 @@ from berth_common.catalogue import (
     FollowLogsReply,
     FormSwarm,
     ImageSource,
+    PreDeployJob,
     RuntimeLogsQuery,
     RuntimeLogsReply,
     StartDeployment,
+    StartRun,
     WorkerService,
 )
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_scheduler.adapters.swarm import SwarmEngine
 from berth_scheduler.domain import swarm_app
+from berth_scheduler.domain import swarm_rollout as rollout_dom
 from berth_scheduler.settings import SchedulerSettings
 from tests.api.test_runtime_logs import follows
 from tests.metrics.service import eventually
@@ -48,6 +51,7 @@ from tests.support.testservers import TestServer, running_servers, server_change
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 SECRET = "test-secret"
 TEAM = "team-swarm-apps"
+NETWORK = "appsnet"  # the Swarm's overlay network (not the servers' own network's name, ``berth``)
 TERMINAL = ("evt.deployment.succeeded", "evt.deployment.failed", "evt.deployment.cancelled")
 
 
@@ -122,9 +126,13 @@ async def swarm(two: list[TestServer], module_nats_server, module_database, tmp_
         try:
             await api.publish(
                 FormSwarm(
-                    swarm_id="swarmapps", team_id=TEAM, attempt=1, manager_server_id=server_ids[0],
+                    swarm_id="swarmapps",
+                    team_id=TEAM,
+                    attempt=1,
+                    manager_server_id=server_ids[0],
                     worker_server_ids=server_ids[1:],
-                )  # fmt: skip
+                    network=NETWORK,
+                )
             )
             deadline = time.monotonic() + 90
             while not answers.items:
@@ -142,20 +150,25 @@ async def swarm(two: list[TestServer], module_nats_server, module_database, tmp_
         await scheduler.stop()
 
 
-async def _deployed(swarm: Swarm, cmd: StartDeployment, timeout: float = 180) -> dict:
-    """Send ``cmd.deployment.start`` as the api does; the deployment's last event."""
+async def _deployed(swarm: Swarm, cmd: StartDeployment, timeout: float = 180, log: list | None = None) -> dict:
+    """Send ``cmd.deployment.start`` as the api does; the deployment's last event (its log lines into ``log``)."""
     events = await Collector().start(swarm.nats_url, "evt.deployment.>")
+    lines = await Collector().start(swarm.nats_url, f"log.{cmd.deployment_id}")
     try:
         await swarm.api.publish(cmd)
         deadline = time.monotonic() + timeout
         while True:
             for body, _ in events.items:
                 if body["data"].get("deployment_id") == cmd.deployment_id and body["type"] in TERMINAL:
+                    await asyncio.sleep(0.3)  # the log lines published before it
+                    if log is not None:
+                        log += [b["data"]["line"] for b, _ in lines.items]
                     return body
             assert time.monotonic() < deadline, [b["data"].get("step") for b in (x for x, _ in events.items)]
             await asyncio.sleep(0.2)
     finally:
         await events.close()
+        await lines.close()
 
 
 def _worker_app(swarm: Swarm, app: str, deployment_id: str, command: list[str], **spec: Any) -> StartDeployment:
@@ -260,3 +273,67 @@ async def test_the_runtime_logs_of_swarm_tasks_are_read_and_followed_through_the
 async def _two_running(swarm: Swarm, app: str) -> list[swarm_app.TaskContainer] | None:
     tasks = await _task_containers(swarm, app)
     return tasks if len(tasks) == 2 else None
+
+
+def _containers(server: TestServer, label: str) -> list[str]:
+    return server.docker("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}").split()
+
+
+async def test_the_pre_deploy_job_and_one_off_runs_of_an_application_on_a_swarm_run_on_its_manager(
+    swarm: Swarm,
+) -> None:
+    """The pre-deploy job runs on the Swarm's manager with the application's image and variables before any
+    task of the new version: its output goes to the deployment's log; a job that exits 3 fails the
+    deployment with its code and last lines, and the live version's tasks keep running. A one-off run of the
+    deployed service runs on the manager too, on the overlay network where the service's tasks answer by its
+    name: its exit code and output come back in ``evt.run.finished``."""
+    app = "swarmjobs"
+    manager = swarm.servers[0]
+    job = PreDeployJob(command=["sh", "-c", "echo migrating $GREETING on $(hostname)"])
+    cmd = _worker_app(swarm, app, "dep-job1", ["sleep", "600"], pre_deploy=job)
+    log: list[str] = []
+    done = await _deployed(swarm, cmd, log=log)
+    assert done["type"] == "evt.deployment.succeeded", done
+    job_lines = [line for line in log if line.startswith("[pre-deploy] ")]
+    assert job_lines[0].startswith("[pre-deploy] running sh -c echo migrating $GREETING on $(hostname) (service jobs")
+    assert job_lines[0].endswith(f"{swarm.manager_id})")
+    assert [line.split(" on ")[0] for line in job_lines[1:]] == [
+        "[pre-deploy] migrating hello",
+        "[pre-deploy] exited with code 0",
+    ]
+    assert _containers(manager, "berth.pre-deploy") == []  # removed once the tasks run
+    (live,) = await swarm.manager.services({"berth.app": app})
+    assert live["Spec"]["Labels"]["berth.deployment"] == "dep-job1"
+    service = live["Spec"]["Name"]
+
+    failing = PreDeployJob(command=["sh", "-c", "echo cannot migrate $GREETING; exit 3"])
+    bad = await _deployed(swarm, _worker_app(swarm, app, "dep-job2", ["sleep", "600"], pre_deploy=failing))
+    assert bad["type"] == "evt.deployment.failed", bad
+    reason = bad["data"]["reason"]
+    assert "the pre-deploy job exited with code 3" in reason and "cannot migrate hello" in reason, reason
+    assert [s["Spec"]["Name"] for s in await swarm.manager.services({"berth.app": app})] == [service]
+    tasks = rollout_dom.running(await swarm.manager.tasks(service), NETWORK)
+    assert len(tasks) == 2
+    await eventually(lambda: _containers(manager, "berth.pre-deploy") == [], 30)  # the undo removed it
+
+    # a one-off run: on the manager, reaching the service's tasks by its name on the overlay network
+    finished = await Collector().start(swarm.nats_url, "evt.run.>")
+    try:
+        run = StartRun(
+            run_id="swarmrun1", team_id=TEAM, application_id=app, deployment_id="dep-job1", service="jobs",
+            command=["sh", "-c", "echo run says $GREETING; busybox nslookup jobs"], timeout_s=60,
+        )  # fmt: skip
+        await swarm.api.publish(run)
+
+        def ended() -> dict | None:
+            return next((b for b, _ in finished.items if b["type"] == "evt.run.finished"), None)
+
+        end = await eventually(ended, 60)
+    finally:
+        await finished.close()
+    data = end["data"]
+    assert (data["status"], data["exit_code"], data["server_id"]) == ("succeeded", 0, swarm.manager_id), data
+    assert data["last_lines"][0] == "run says hello"
+    said = "\n".join(data["last_lines"])
+    assert all(f"Address: {t.address}" in said or f"Address 1: {t.address}" in said for t in tasks), said
+    assert _containers(manager, "berth.run=swarmrun1") == ["berth-run-swarmrun1"]  # kept for its logs
