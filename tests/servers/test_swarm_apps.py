@@ -29,10 +29,12 @@ from berth_common.catalogue import (
     FormSwarm,
     ImageSource,
     PreDeployJob,
+    RolloutOptions,
     RuntimeLogsQuery,
     RuntimeLogsReply,
     StartDeployment,
     StartRun,
+    WebService,
     WorkerService,
 )
 from berth_common.db import make_engine
@@ -337,3 +339,45 @@ async def test_the_pre_deploy_job_and_one_off_runs_of_an_application_on_a_swarm_
     said = "\n".join(data["last_lines"])
     assert all(f"Address: {t.address}" in said or f"Address 1: {t.address}" in said for t in tasks), said
     assert _containers(manager, "berth.run=swarmrun1") == ["berth-run-swarmrun1"]  # kept for its logs
+
+
+async def test_a_swarm_version_not_ready_says_what_its_checks_saw_and_shows_a_tasks_last_lines(swarm: Swarm) -> None:
+    """A web service whose health path answers 404: the deployment fails with the status and first bytes of
+    the answer its running tasks gave, and the last lines a task wrote, read through its node; a worker whose
+    tasks exit 3: the exit code with Swarm's error words and its last lines. The failed services are gone."""
+    app = "swarmwhy"
+    script = 'echo "listening on 8080 as $(hostname)"; mkdir -p /www && echo ok > /www/index.html; exec httpd -f -p 8080 -h /www'
+    web = WebService(
+        name="web",
+        port=8080,
+        replicas=2,
+        command=["sh", "-c", script],
+        servers=[swarm.manager_id],
+        health_path="/missing",
+    )
+    cmd = StartDeployment(
+        deployment_id="dep-why1",
+        application_id=app,
+        team_id=TEAM,
+        spec=ApplicationSpec(name=app, source=ImageSource(image=busybox_image()), services=[web], stop_timeout_s=2),
+        options=RolloutOptions(readiness_timeout_s=40),
+    )
+    failed = await _deployed(swarm, cmd)
+    assert failed["type"] == "evt.deployment.failed", failed
+    reason = failed["data"]["reason"]
+    assert "0 of 2 tasks of " in reason, reason
+    assert "running, but GET /missing answered 404: <HTML><HEAD><TITLE>404 Not Found</TITLE></HEAD>" in reason, reason
+    _, _, lines = reason.partition("; last log lines of ")
+    container, _, logged = lines.partition(":\n")
+    assert container.startswith("berth-swarmwhy-web-") and logged.startswith("listening on 8080 as "), reason
+    assert await swarm.manager.services({"berth.app": app}) == []
+
+    crash = ["sh", "-c", "echo cannot start: no config >&2; exit 3"]
+    cmd = _worker_app(swarm, app, "dep-why2", crash)
+    cmd = cmd.model_copy(update={"options": RolloutOptions(readiness_timeout_s=40)})
+    failed = await _deployed(swarm, cmd)
+    assert failed["type"] == "evt.deployment.failed", failed
+    reason = failed["data"]["reason"]
+    assert "failed: the container exited with code 3: task: non-zero exit (3)" in reason, reason
+    assert reason.endswith(":\ncannot start: no config"), reason
+    assert await swarm.manager.services({"berth.app": app}) == []

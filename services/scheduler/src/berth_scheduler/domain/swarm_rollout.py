@@ -11,6 +11,7 @@ and by Berth's readiness check on its node's ``docker_gwbridge`` address, over t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,40 +99,67 @@ def probe_status(first_line: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def task_text(task: dict[str, Any], check: str | None) -> str:
+def task_text(task: dict[str, Any], check: str | None, said: Mapping[str, str] | None = None) -> str:
     """What one task of ``GET /tasks`` is doing, in the words replicas use (:func:`domain.readiness.exit_text`):
     its state, with how its container ended or Swarm's error; a running one, that it does not pass ``check``
-    (the readiness GET, None: a worker)."""
+    (the readiness GET, None: a worker), with what that check last saw (``said``, by task id: connection
+    refused, the status and first bytes of the answer...) when it is known."""
     status = task.get("Status") or {}
     state = str(status.get("State") or "unknown")
     err = str(status.get("Err") or "").strip()
     code = (status.get("ContainerStatus") or {}).get("ExitCode")
     if state == "running":
+        seen = (said or {}).get(str(task.get("ID", "")))
+        if check and seen:
+            return f"running, but {seen}"
         return f"running, but {check} does not pass" if check else "running"
     if code not in (None, 0) or (code == 0 and state in ("complete", "failed")):
         return f"{state}: the container " + readiness.exit_text({"ExitCode": code, "Error": err})
-    said = err or str(status.get("Message") or "").strip()
-    return f"{state}: {said}" if said else state
+    said_by_swarm = err or str(status.get("Message") or "").strip()
+    return f"{state}: {said_by_swarm}" if said_by_swarm else state
 
 
-def tasks_text(tasks: list[dict[str, Any]], check: str | None, most: int = 3) -> str:
+def newest(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks newest first (by their status's time)."""
+    return sorted(tasks, key=lambda t: str((t.get("Status") or {}).get("Timestamp") or ""), reverse=True)
+
+
+def tasks_text(
+    tasks: list[dict[str, Any]], check: str | None, most: int = 3, said: Mapping[str, str] | None = None
+) -> str:
     """The tasks of a version that is not ready, newest first, the same words counted once: at most ``most``
     different ones."""
-    newest = sorted(tasks, key=lambda t: str((t.get("Status") or {}).get("Timestamp") or ""), reverse=True)
     counts: dict[str, int] = {}
-    for task in newest:
-        text = task_text(task, check)
+    for task in newest(tasks):
+        text = task_text(task, check, said)
         counts[text] = counts.get(text, 0) + 1
     if not counts:
         return "Swarm made no task (no node may run it: see the placement and the nodes' resources)"
     return "; ".join(f"{text} ({n} tasks)" if n > 1 else text for text, n in list(counts.items())[:most])
 
 
-def not_ready_text(
-    name: str, ready: int, wanted: int, waited_s: float, tasks: list[dict[str, Any]], check: str | None
-) -> str:
-    """Why a version is not rolled out: how many of its tasks were ready at the deadline, and what they did."""
-    return (
-        f"{ready} of {wanted} tasks of {name} ready after {waited_s:g}s (the previous version keeps serving); "
-        f"its tasks: {tasks_text(tasks, check)}"
+def logged_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task whose container's last lines a failure shows: the newest that has a container."""
+    return next(
+        (t for t in newest(tasks) if ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")), None
     )
+
+
+def not_ready_text(
+    name: str,
+    ready: int,
+    wanted: int,
+    waited_s: float,
+    tasks: list[dict[str, Any]],
+    check: str | None,
+    said: Mapping[str, str] | None = None,
+    logs: str = "",
+    container: str = "",
+) -> str:
+    """Why a version is not rolled out: how many of its tasks were ready at the deadline, what they did, and
+    the last log lines of one task's ``container`` (``logs``), as a replica's failure shows its own."""
+    text = (
+        f"{ready} of {wanted} tasks of {name} ready after {waited_s:g}s (the previous version keeps serving); "
+        f"its tasks: {tasks_text(tasks, check, said=said)}"
+    )
+    return text + (f"; last log lines of {container}:\n{logs}" if logs.strip() else "")

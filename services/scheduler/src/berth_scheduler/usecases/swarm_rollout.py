@@ -22,11 +22,12 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from berth_common.logging import get_logger
 from berth_scheduler.adapters.swarm import SwarmEngine
 from berth_scheduler.domain import swarm_rollout as dom
+from berth_scheduler.domain.swarm_app import container_name
 
 log = get_logger(__name__)
 
@@ -37,7 +38,11 @@ class RouteSwitch(Protocol):
 
 
 class TaskProbe(Protocol):
+    said: dict[str, str]  # task id -> what its last failed check saw, in words
+
     async def ready(self, task: dom.Task, port: int, path: str) -> bool: ...
+
+    async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str: ...
 
 
 class RouteNotLive(Exception):
@@ -57,15 +62,21 @@ class SwarmRollout:
     ready_timeout_s: float = 120.0
     drain_s: float = 2.0
     interval_s: float = 0.5
+    worker_settle_s: float = 1.0
     clock: Callable[[], float] = field(default=time.monotonic)
+    _running_since: dict[str, float] = field(default_factory=dict, init=False)  # task id -> first seen running
 
     async def ready_tasks(self, version: dom.SwarmVersion) -> list[dom.Task]:
         """The version's tasks that run and pass the readiness check now (checked together). A worker's
-        task is ready when it runs (Swarm runs its health command, if it has one, before that)."""
+        task is ready once it has been seen running for ``worker_settle_s`` (Swarm runs its health command,
+        if it has one, before it counts as running): a task that exits is replaced by a new task, so a
+        worker that keeps crashing is never ready, however often a look finds one of its tasks running."""
         port, path = version.replica.container_port, version.replica.health_path or "/"
         tasks = dom.running(await self.manager.tasks(version.service.name), version.network)
         if port is None:
-            return tasks
+            now = self.clock()
+            since = [self._running_since.setdefault(t.task_id, now) for t in tasks]
+            return [t for t, at in zip(tasks, since, strict=True) if now - at >= self.worker_settle_s]
         checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in tasks))
         return [t for t, ok in zip(tasks, checks, strict=True) if ok]
 
@@ -78,11 +89,7 @@ class SwarmRollout:
         deadline = self.clock() + self.ready_timeout_s
         while len(ready := await self.ready_tasks(version)) < version.replicas:
             if self.clock() > deadline:
-                tasks = await self.manager.tasks(svc.name)  # what they did, read before they go with the service
-                await self.manager.remove_service(svc.name)
-                check = f"GET {version.replica.health_path or '/'}" if port is not None else None
-                why = dom.not_ready_text(svc.name, len(ready), version.replicas, self.ready_timeout_s, tasks, check)
-                raise SwarmRolloutFailed(why)
+                raise SwarmRolloutFailed(await self._not_ready(version, len(ready)))
             await asyncio.sleep(self.interval_s)
         upstreams = dom.upstreams(ready, port) if port is not None and version.hosts else []
         if upstreams:
@@ -99,3 +106,17 @@ class SwarmRollout:
             await self.manager.remove_service(name)
             log.info("swarm service removed", service=name, replaced_by=svc.name)
         return upstreams
+
+    async def _not_ready(self, version: dom.SwarmVersion, ready: int) -> str:
+        """Why the version is not ready (its tasks' states, what the check saw, one task's last log lines),
+        read before its service is removed (its task containers go with it); then the service goes."""
+        svc = version.service
+        tasks = await self.manager.tasks(svc.name)
+        task = dom.logged_task(tasks)
+        logs = await self.probe.last_lines(svc.name, task)
+        await self.manager.remove_service(svc.name)
+        check = f"GET {version.replica.health_path or '/'}" if version.replica.container_port is not None else None
+        container = container_name(svc.name, task) if task is not None else ""
+        return dom.not_ready_text(
+            svc.name, ready, version.replicas, self.ready_timeout_s, tasks, check, self.probe.said, logs, container
+        )

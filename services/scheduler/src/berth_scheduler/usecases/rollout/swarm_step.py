@@ -109,7 +109,11 @@ class SwarmStarting:
         version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
         tls = route_tls.of_spec(spec, r.team_id, r.application_id)
         routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s, tls=tls)
-        probe = NodeProbe(self.swarms.servers.pool, lambda: targets)
+
+        async def task_logs(server_id: str, container: str, lines: int) -> str:
+            return await (await rt.fleet.docker(server_id)).logs(container, lines)
+
+        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs)
         rollout = SwarmRollout(
             engine,
             place.manager_server_id,
