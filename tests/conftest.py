@@ -35,6 +35,7 @@ os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 LONG_FILES_S = {
     "tests/e2e/test_chaos.py": 120,
     "tests/servers/test_swarm_rollout.py": 155,
+    "tests/servers/test_swarm_apps.py": 145,
     "tests/security/test_injection.py": 140,
     "tests/security/test_fuzz.py": 130,
     "tests/security/test_schemathesis_cli.py": 120,

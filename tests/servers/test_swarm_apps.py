@@ -34,6 +34,7 @@ from berth_common.catalogue import (
     RuntimeLogsReply,
     StartDeployment,
     StartRun,
+    VolumeMount,
     WebService,
     WorkerService,
 )
@@ -152,8 +153,11 @@ async def swarm(two: list[TestServer], module_nats_server, module_database, tmp_
         await scheduler.stop()
 
 
-async def _deployed(swarm: Swarm, cmd: StartDeployment, timeout: float = 180, log: list | None = None) -> dict:
-    """Send ``cmd.deployment.start`` as the api does; the deployment's last event (its log lines into ``log``)."""
+async def _deployed(
+    swarm: Swarm, cmd: StartDeployment, timeout: float = 180, log: list | None = None, steps: list | None = None
+) -> dict:
+    """Send ``cmd.deployment.start`` as the api does; the deployment's last event (its log lines into ``log``,
+    its progress events' data into ``steps``)."""
     events = await Collector().start(swarm.nats_url, "evt.deployment.>")
     lines = await Collector().start(swarm.nats_url, f"log.{cmd.deployment_id}")
     try:
@@ -165,6 +169,10 @@ async def _deployed(swarm: Swarm, cmd: StartDeployment, timeout: float = 180, lo
                     await asyncio.sleep(0.3)  # the log lines published before it
                     if log is not None:
                         log += [b["data"]["line"] for b, _ in lines.items]
+                    if steps is not None:
+                        steps += [
+                            b["data"] for b, _ in events.items if b["data"].get("deployment_id") == cmd.deployment_id
+                        ]
                     return body
             assert time.monotonic() < deadline, [b["data"].get("step") for b in (x for x, _ in events.items)]
             await asyncio.sleep(0.2)
@@ -381,3 +389,41 @@ async def test_a_swarm_version_not_ready_says_what_its_checks_saw_and_shows_a_ta
     assert "failed: the container exited with code 3: task: non-zero exit (3)" in reason, reason
     assert reason.endswith(":\ncannot start: no config"), reason
     assert await swarm.manager.services({"berth.app": app}) == []
+
+
+async def test_a_recreated_service_with_a_volume_stays_on_the_managers_node_and_stops_first(swarm: Swarm) -> None:
+    """``strategy: recreate`` with a single-writer volume on a Swarm: the service is pinned to the manager's
+    node (its local volume follows every version), the old task stops before the new one starts (the new
+    task finds the old one's last word in the volume), and the deployment reports the expected downtime."""
+    app = "swarmdb"
+    script = (
+        'echo "started $V" >> /data/log; trap \'echo "stopped $V" >> /data/log; exit 0\' TERM; '
+        "cat /data/log; sleep 600 & wait"
+    )
+
+    def start(deployment: str, version: str) -> StartDeployment:
+        db = WorkerService(
+            name="db", replicas=1, command=["sh", "-c", script], servers=[swarm.manager_id], strategy="recreate",
+            volumes=[VolumeMount(name="data", path="/data", single_writer=True)], env=[EnvVar(name="V", value=version)],
+        )  # fmt: skip
+        spec = ApplicationSpec(name=app, source=ImageSource(image=busybox_image()), services=[db], stop_timeout_s=5)
+        return StartDeployment(deployment_id=deployment, application_id=app, team_id=TEAM, spec=spec)
+
+    nodes = {server: node for node, server in (await swarm.node_servers()).items()}
+    for deployment, version in (("dep-db1", "one"), ("dep-db2", "two")):
+        steps: list[dict] = []
+        done = await _deployed(swarm, start(deployment, version), steps=steps)
+        assert done["type"] == "evt.deployment.succeeded", done
+        (service,) = await swarm.manager.services({"berth.app": app})
+        assert service["Spec"]["TaskTemplate"]["Placement"] == {"Constraints": [f"node.id=={nodes[swarm.manager_id]}"]}
+        assert service["Spec"]["UpdateConfig"]["Order"] == "stop-first"
+        (task,) = await _task_containers(swarm, app)
+        assert task.server_id == swarm.manager_id
+        downtime = [s["detail"] for s in steps if s.get("step") == "expected downtime"]
+    assert downtime == [
+        "strategy recreate: the old replica(s) of db left 0 route(s) and 1 stopped before the new ones start; "
+        "expected downtime until the new version is routed"
+    ]
+    # the new task read the volume the old one wrote, after the old one had stopped
+    logged = swarm.servers[0].docker("logs", task.name).strip().split("\n")
+    assert logged == ["started one", "stopped one", "started two"], logged

@@ -28,7 +28,8 @@ class SwarmVersion:
     """One version of one web service to run on a Swarm: ``replica`` describes a task (its image, command,
     environment, labels, limits, port and health path), ``replicas`` how many, ``route_id`` and ``hosts``
     the route that serves it on the manager's Traefik, ``registry_auth`` the ``X-Registry-Auth`` the
-    service is created with (its nodes pull a registry image with it; None: anonymous or delivered)."""
+    service is created with (its nodes pull a registry image with it; None: anonymous or delivered),
+    ``pinned`` the node a ``strategy: recreate`` service with volumes runs on."""
 
     application_id: str
     replica: ContainerSpec
@@ -37,10 +38,16 @@ class SwarmVersion:
     hosts: tuple[str, ...]
     network: str
     registry_auth: str | None = field(default=None, repr=False)
+    pinned: str | None = None  # strategy recreate with volumes: the node its tasks run on (its volume's)
 
     @property
     def service(self) -> SwarmService:
-        return service_body(self.replica, self.replicas, self.network)
+        return service_body(self.replica, self.replicas, self.network, self.pinned)
+
+    @property
+    def recreate(self) -> bool:
+        """Whether the older versions stop before this one starts (pinned to one node, its volume there)."""
+        return self.pinned is not None
 
     @property
     def family(self) -> dict[str, str]:
@@ -163,3 +170,47 @@ def not_ready_text(
         f"its tasks: {tasks_text(tasks, check, said=said)}"
     )
     return text + (f"; last log lines of {container}:\n{logs}" if logs.strip() else "")
+
+
+def pinned_node(strategy: str, volumes: int, nodes: tuple[tuple[str, str | None], ...], manager: str) -> str | None:
+    """The node a service runs on when it must stay on one: ``strategy: recreate`` with named volumes (a
+    local volume is on one node; the old task stops before the new one starts there). It is the manager's
+    node, where the application's pre-deploy job and one-off runs mount the same volumes. None otherwise,
+    or when the manager's node is not known (``nodes``: node id -> server id)."""
+    if strategy != "recreate" or not volumes:
+        return None
+    return next((node for node, server in nodes if server == manager), None)
+
+
+STOPPED_LABEL = "berth.stopped-replicas"  # on an older version stopped for a recreate: its tasks before
+
+
+def scaled(service: dict[str, Any], replicas: int) -> tuple[dict[str, Any], int]:
+    """``POST /services/{id}/update`` of ``GET /services/{id}``'s answer to ``replicas`` tasks: (its spec
+    with that count, the version index the update names). Stopped (0), it keeps how many it had in
+    ``STOPPED_LABEL``, so an undo after a restart still knows what to start again."""
+    spec = dict(service.get("Spec") or {})
+    labels = dict(spec.get("Labels") or {})
+    if replicas == 0:
+        labels.setdefault(STOPPED_LABEL, str(replicas_of(service)))
+    else:
+        labels.pop(STOPPED_LABEL, None)
+    spec["Labels"] = labels
+    spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    return spec, int((service.get("Version") or {}).get("Index") or 0)
+
+
+def replicas_of(service: dict[str, Any]) -> int:
+    """How many tasks a replicated service asks for."""
+    return int((((service.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0)
+
+
+def stopped_replicas(service: dict[str, Any]) -> int:
+    """How many tasks an older version stopped for a recreate had (0: it was not stopped that way)."""
+    raw = str(((service.get("Spec") or {}).get("Labels") or {}).get(STOPPED_LABEL) or "0")
+    return int(raw) if raw.isdigit() else 0
+
+
+def still_running(tasks: list[dict[str, Any]]) -> int:
+    """How many tasks of ``GET /tasks`` have a container that still runs (whatever Swarm wants of them)."""
+    return sum(1 for t in tasks if (t.get("Status") or {}).get("State") in ("running", "starting"))

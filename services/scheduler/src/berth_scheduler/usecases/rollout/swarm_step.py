@@ -27,7 +27,7 @@ from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RoutePlan
 from berth_scheduler.domain.runs import job_service as job_of
 from berth_scheduler.domain.swarm_app import service_auth
-from berth_scheduler.domain.swarm_rollout import SwarmVersion
+from berth_scheduler.domain.swarm_rollout import SwarmVersion, pinned_node
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.pre_deploy import remove_job, run_job
 from berth_scheduler.usecases.rollout.pull import pull_then_start
@@ -88,7 +88,11 @@ class SwarmStarting:
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
         await image_on_nodes(rt, r, spec, place, rollout.manager)
-        await rollout.run(version)
+
+        async def stopped(count: int) -> None:  # strategy recreate: the old tasks stopped first
+            await transit(rt, r.deployment_id, machine.OldStoppedForRecreate((svc.name,), count, 0))
+
+        await rollout.run(version, stopped)
 
     async def rollout_of(
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
@@ -106,7 +110,8 @@ class SwarmStarting:
         hosts = tuple(sorted({h.lower() for h in svc.hosts})) if isinstance(svc, WebService) else ()
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
-        version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
+        pinned = pinned_node(svc.strategy, len(svc.volumes), place.nodes, place.manager_server_id)
+        version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth, pinned)
         tls = route_tls.of_spec(spec, r.team_id, r.application_id)
         routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s, tls=tls)
 
