@@ -1,11 +1,10 @@
 """The pre-deploy job as data (``domain/runs.py``, ``domain/machine.py``): its container body compared
 whole, the service it takes, the reason a failed job gives, the engine's start time, and the machine's
-``PreDeploySucceeded``; a deployment on a Swarm with a job is refused."""
+``PreDeploySucceeded``; on a Swarm, the network the job joins."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,8 +12,6 @@ from berth_common.catalogue import ApplicationSpec, PreDeployJob
 from berth_scheduler.domain import machine as m
 from berth_scheduler.domain import runs
 from berth_scheduler.domain.machine import RefusedError, State, transition
-from berth_scheduler.usecases.rollout import swarm_step
-from berth_scheduler.usecases.swarm_rollout import SwarmRolloutFailed
 from tests.scheduler.test_container_specs import DEP, app_spec
 from tests.scheduler.test_machine import new, run, steps_of
 
@@ -129,13 +126,12 @@ def test_a_job_that_succeeded_restarts_the_readiness_deadline_while_starting():
         transition(aborting, m.PreDeploySucceeded(), 500.0)
 
 
-async def test_a_swarm_deployment_with_a_job_fails_rather_than_skip_it(monkeypatch):
-    spec = app_spec(pre_deploy={"command": ["migrate"]})
-
-    async def on_a_swarm(rt, r, spec):
-        return {s.name: object() for s in spec.services}
-
-    monkeypatch.setattr(swarm_step, "places_of", on_a_swarm)
-    rt = SimpleNamespace(sealer=SimpleNamespace(open=lambda _: spec))
-    with pytest.raises(SwarmRolloutFailed, match=r"^a pre-deploy job runs on servers, not on a Swarm yet"):
-        await swarm_step.SwarmStarting(swarms=None)(rt, None, SimpleNamespace(spec=""), None)
+def test_on_a_swarm_the_job_and_runs_join_the_swarms_overlay_network_alone():
+    """On a Swarm's manager the job (and a run) joins the Swarm's overlay network, where the application's
+    tasks answer by their service names, and no other network; the rest of its body is a run's."""
+    spec = app_spec(network="shopnet")
+    cs = runs.job_spec(DEP, "app-1", "team-1", spec, spec.services[0], "berth/shop:v2", ["migrate"], "mgr-1")
+    assert cs.body["NetworkingConfig"] == {"EndpointsConfig": {"berth": {}}}  # the server's own network
+    swarm = runs.on_network(cs, "appsnet")
+    assert swarm.body == {**cs.body, "NetworkingConfig": {"EndpointsConfig": {"appsnet": {}}}}
+    assert (swarm.name, swarm.connects, swarm.completes) == (cs.name, (), True)

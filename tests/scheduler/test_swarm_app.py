@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from berth_common.catalogue import ImageSource, RegistryAuth, ReplicaStatus
 from berth_scheduler.adapters.swarm import SwarmEngine
 from berth_scheduler.domain import swarm_app as dom
+from berth_scheduler.domain import swarm_rollout
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.swarm_rollout import SwarmVersion
 
@@ -102,6 +105,78 @@ def test_services_and_tasks_are_read_exactly() -> None:
     assert ReplicaStatus(**views[0]).node == "srv-a"
     unchecked = dom.task_view(service, current[0], history, nodes, None, "10.0.1.5", 8080)
     assert unchecked["health"] == "unknown"
+
+
+def test_the_task_containers_whose_logs_are_read() -> None:
+    """Every task Swarm made a container for (history too, until Swarm prunes it), named as Swarm names it,
+    with the server its node is; a task without a container (pending, rejected) has no log to read."""
+    service = {"Spec": {"Name": "shop-jobs-d2", "Labels": {"berth.service": "jobs"}}}
+
+    def task(tid: str, slot: int, node: str, state: str, desired: str = "running", container: str = "") -> dict:
+        status = {"State": state, "ContainerStatus": {"ContainerID": container} if container else {}}
+        return {"ID": tid, "Slot": slot, "NodeID": node, "DesiredState": desired, "Status": status}
+
+    tasks = [
+        task("t2", 2, "n2", "running", container="c2"),
+        task("t1", 1, "n1", "running", container="c1"),
+        task("t0", 1, "n9", "failed", desired="shutdown", container="c0"),  # slot 1's first task, on another node
+        task("t3", 3, "n1", "pending"),  # not started: no container
+        task("t4", 4, "n1", "running", desired="shutdown", container="c4"),  # being stopped
+    ]
+    assert dom.task_containers(service, tasks, {"n1": "srv-a", "n2": "srv-b"}) == [
+        dom.TaskContainer("n9", None, "shop-jobs-d2.1.t0", "jobs", False),
+        dom.TaskContainer("n1", "srv-a", "shop-jobs-d2.1.t1", "jobs", True),
+        dom.TaskContainer("n2", "srv-b", "shop-jobs-d2.2.t2", "jobs", True),
+        dom.TaskContainer("n1", "srv-a", "shop-jobs-d2.4.t4", "jobs", False),
+    ]
+    assert dom.container_name("shop-web-d1", {"ID": "tg", "NodeID": "n7"}) == "shop-web-d1.n7.tg"  # a global task
+    assert dom.task_containers(service, [], {}) == []
+
+
+def test_a_recreated_service_with_volumes_is_pinned_to_the_managers_node_and_stops_first() -> None:
+    """``strategy: recreate`` with named volumes: every task on the manager's node (its local volume stays
+    with it), Swarm's own updates stop first; the older versions are scaled to no task and remember how many
+    they had, so an undo (even after a restart) starts them again."""
+    nodes = (("nworker", "srv-w"), ("nmgr", "srv-m"), ("nother", None))
+    assert swarm_rollout.pinned_node("recreate", 1, nodes, "srv-m") == "nmgr"
+    assert swarm_rollout.pinned_node("recreate", 0, nodes, "srv-m") is None  # no volume: anywhere
+    assert swarm_rollout.pinned_node("rolling", 1, nodes, "srv-m") is None
+    assert swarm_rollout.pinned_node("recreate", 1, nodes, "srv-gone") is None
+    body = {"Image": "berth/busybox:1", "Labels": {"berth.app": "a1", "berth.service": "db"}, "StopTimeout": 5}
+    replica = ContainerSpec("shop-db-d1-1", "db", "worker", 1, body)
+    version = SwarmVersion("a1", replica, 1, "shop-db", (), "berth", pinned="nmgr")
+    assert version.recreate and not replace(version, pinned=None).recreate
+    svc = version.service.body
+    assert svc["TaskTemplate"]["Placement"] == {"Constraints": ["node.id==nmgr"]}
+    assert svc["UpdateConfig"] == {"Parallelism": 1, "Order": "stop-first"}
+    unpinned = replace(version, pinned=None).service.body
+    assert "Placement" not in unpinned["TaskTemplate"] and "UpdateConfig" not in unpinned
+    assert {k: v for k, v in svc.items() if k != "UpdateConfig"} == {
+        **unpinned,
+        "TaskTemplate": {**unpinned["TaskTemplate"], "Placement": {"Constraints": ["node.id==nmgr"]}},
+    }
+    with pytest.raises(ValueError):
+        replace(version, pinned="n1 || node.role==worker").service
+
+    old = {"Version": {"Index": 41}, "Spec": {"Name": "shop-db-d0", "Labels": {"berth.app": "a1"},
+           "Mode": {"Replicated": {"Replicas": 1}}}}  # fmt: skip
+    spec, index = swarm_rollout.scaled(old, 0)
+    assert (spec, index) == (
+        {"Name": "shop-db-d0", "Labels": {"berth.app": "a1", "berth.stopped-replicas": "1"},
+         "Mode": {"Replicated": {"Replicas": 0}}},
+        41,
+    )  # fmt: skip
+    stopped = {"Version": {"Index": 42}, "Spec": spec}
+    assert (swarm_rollout.replicas_of(stopped), swarm_rollout.stopped_replicas(stopped)) == (0, 1)
+    assert swarm_rollout.scaled(stopped, 0)[0]["Labels"]["berth.stopped-replicas"] == "1"  # again: still 1
+    again, index = swarm_rollout.scaled(stopped, 1)
+    assert (again, index) == (
+        {"Name": "shop-db-d0", "Labels": {"berth.app": "a1"}, "Mode": {"Replicated": {"Replicas": 1}}},
+        42,
+    )
+    assert swarm_rollout.stopped_replicas(old) == 0
+    tasks = [{"Status": {"State": s}} for s in ("running", "shutdown", "starting", "complete", "failed")]
+    assert swarm_rollout.still_running(tasks) == 2
 
 
 async def test_the_service_is_created_with_the_registry_auth_header(tmp_path: Path) -> None:

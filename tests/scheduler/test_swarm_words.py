@@ -3,7 +3,7 @@ ended or Swarm's error, running tasks that do not pass the check; the same words
 
 from __future__ import annotations
 
-from berth_scheduler.domain.swarm_rollout import not_ready_text, task_text, tasks_text
+from berth_scheduler.domain.swarm_rollout import logged_task, not_ready_text, task_text, tasks_text
 
 
 def task(state: str, at: str, err: str = "", code: int | None = None, message: str = "") -> dict:
@@ -49,4 +49,25 @@ def test_a_version_not_ready_says_what_its_tasks_did():
     assert not_ready_text("web-v2", 0, 2, 120.0, tasks, "GET /") == (
         "0 of 2 tasks of web-v2 ready after 120s (the previous version keeps serving); "
         "its tasks: failed: the container exited with code 1: task: non-zero exit (1)"
+    )
+
+
+def test_a_running_task_says_what_its_check_saw_and_a_failure_shows_a_tasks_last_lines():
+    running = [task("running", "2026-01-01T00:00:02Z", code=0), task("running", "2026-01-01T00:00:03Z", code=0)]
+    said = {"t-2026-01-01T00:00:02Z": "GET /health: connection refused"}
+    assert task_text(running[0], "GET /health", said) == "running, but GET /health: connection refused"
+    assert task_text(running[1], "GET /health", said) == "running, but GET /health does not pass"  # not checked
+    assert task_text(running[0], None, said) == "running"  # a worker has no check
+    said[running[1]["ID"]] = "GET /health: connection refused"
+    assert tasks_text(running, "GET /health", said=said) == "running, but GET /health: connection refused (2 tasks)"
+    failed = task("failed", "2026-01-01T00:00:01Z", "task: non-zero exit (2)", 2)
+    assert logged_task([failed, *running]) is running[1]  # the newest with a container
+    assert logged_task([task("pending", "9")]) is None
+    said[running[1]["ID"]] = "GET /health answered 500: database is down"
+    assert not_ready_text(
+        "web-v2", 0, 2, 30.0, [failed, *running], "GET /health", said, "booting\nno database\n", "web-v2.2.t9"
+    ) == (
+        "0 of 2 tasks of web-v2 ready after 30s (the previous version keeps serving); its tasks: running, but GET "
+        "/health answered 500: database is down; running, but GET /health: connection refused; failed: the "
+        "container exited with code 2: task: non-zero exit (2); last log lines of web-v2.2.t9:\nbooting\nno database\n"
     )

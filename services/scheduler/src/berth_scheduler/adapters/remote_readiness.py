@@ -53,32 +53,7 @@ class RemoteReadiness(ReadinessChecker):
 
     async def probe_remote_seen(self, address: str, port: int, path: str, timeout_s: float) -> Seen:
         """One GET through the SSH connection, told in words (a failed answer with its first body bytes)."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                conn = await self._connection()
-                reader, writer = await conn.open_connection(address, port)
-                try:
-                    writer.write(request_bytes(address, port, path))
-                    line = await reader.readline()
-                    status = status_of(line)
-                    rest = b"" if status is None or 200 <= status < 300 else await _some(reader)
-                finally:
-                    writer.close()
-                    with contextlib.suppress(Exception):
-                        await writer.wait_closed()
-        except TimeoutError:
-            return Seen(False, f"GET {path} timed out after {timeout_s:g} s", "timeout")
-        except ConnectionResetError:
-            return Seen(False, f"GET {path}: connection reset", "reset")
-        except Exception as exc:  # asyncssh's ChannelOpenError says "Connection refused" in its reason
-            if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
-                return Seen(False, f"GET {path}: connection refused", "refused")
-            return Seen(False, f"GET {path} failed: {exc or type(exc).__name__}", "error")
-        if status is None:
-            return Seen(False, f"GET {path}: the connection was closed with no HTTP answer", "closed")
-        if 200 <= status < 300:
-            return Seen(True, f"GET {path} answered {status}", "ok", status)
-        return Seen(False, answer_text(path, status, rest.partition(b"\r\n\r\n")[2]), "status", status)
+        return await get_seen(self._connection, address, port, path, timeout_s)
 
     async def _look(self, spec: ContainerSpec, deadline: float) -> tuple[dict[str, Any] | None, Seen]:
         assert spec.health_path is not None and spec.container_port is not None
@@ -88,6 +63,38 @@ class RemoteReadiness(ReadinessChecker):
         if address is None or not ((info or {}).get("State") or {}).get("Running"):
             return info, NOT_RUNNING
         return info, await self.probe_remote_seen(address, spec.container_port, spec.health_path, timeout)
+
+
+async def get_seen(connection: Connection, address: str, port: int, path: str, timeout_s: float) -> Seen:
+    """One GET of ``path`` at ``address:port`` through a server's SSH connection (``direct-tcpip``), told in
+    words: passed, or connection refused/reset, timed out, closed with no answer, the status with the first
+    bytes of the body. A remote replica's check and a Swarm task's (on its node) both use it."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await connection()
+            reader, writer = await conn.open_connection(address, port)
+            try:
+                writer.write(request_bytes(address, port, path))
+                line = await reader.readline()
+                status = status_of(line)
+                rest = b"" if status is None or 200 <= status < 300 else await _some(reader)
+            finally:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+    except TimeoutError:
+        return Seen(False, f"GET {path} timed out after {timeout_s:g} s", "timeout")
+    except ConnectionResetError:
+        return Seen(False, f"GET {path}: connection reset", "reset")
+    except Exception as exc:  # asyncssh's ChannelOpenError says "Connection refused" in its reason
+        if isinstance(exc, ConnectionRefusedError) or "refused" in str(exc).lower():
+            return Seen(False, f"GET {path}: connection refused", "refused")
+        return Seen(False, f"GET {path} failed: {exc or type(exc).__name__}", "error")
+    if status is None:
+        return Seen(False, f"GET {path}: the connection was closed with no HTTP answer", "closed")
+    if 200 <= status < 300:
+        return Seen(True, f"GET {path} answered {status}", "ok", status)
+    return Seen(False, answer_text(path, status, rest.partition(b"\r\n\r\n")[2]), "status", status)
 
 
 async def _some(reader: Any, limit: int = 4096) -> bytes:

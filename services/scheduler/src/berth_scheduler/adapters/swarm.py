@@ -113,3 +113,7 @@ class SwarmEngine:
     async def tasks(self, service: str) -> list[dict[str, Any]]:
         filters = json.dumps({"service": [service]})
         return list(await self._call("GET", "/tasks", params={"filters": filters}))
+
+    async def update_service(self, name: str, spec: dict[str, Any], version: int) -> None:
+        """``POST /services/{name}/update`` with ``spec`` at the service's ``version`` index."""
+        await self._call("POST", f"/services/{quote(name, safe='')}/update", spec, params={"version": str(version)})

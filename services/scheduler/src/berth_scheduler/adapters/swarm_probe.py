@@ -4,55 +4,86 @@ A task's overlay address is reached only from the overlay; its node reaches it o
 check asks that node's engine (its SSH-forwarded socket) for the task container's address there, then
 opens a TCP connection to it through the node's SSH connection (``direct-tcpip``: nothing is published).
 A node Berth cannot reach (a dead worker) fails the check within ``timeout_s``.
+
+What the last failed check of each task saw is kept in words (``said``, by task id: connection refused,
+reset, timed out, the status with the first bytes of the body, as replicas' checks say it), and a task
+container's last log lines are read through its node's engine (``logs``), so a version that is not ready
+says why.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from berth_scheduler.adapters.remote_readiness import get_seen
 from berth_scheduler.adapters.swarm import SwarmEngine, SwarmError
 from berth_scheduler.domain import swarm_rollout as dom
+from berth_scheduler.domain.readiness import Seen
+from berth_scheduler.domain.swarm_app import container_name
 from berth_scheduler.domain.swarms import GATEWAY_NETWORK, gateway_address
 
 if TYPE_CHECKING:  # asyncssh is loaded with the first Swarm, not at start
     from berth_common.ssh import SshPool, SshTarget
 
 NodeTargets = Callable[[], Mapping[str, tuple[str, "SshTarget"]]]  # node id -> (server id, how to reach it)
+Logs = Callable[[str, str, int], Awaitable[str]]  # (server id, container, lines) -> its last lines
 
 
 class NodeProbe:
-    def __init__(self, pool: SshPool, nodes: NodeTargets, timeout_s: float = 3.0) -> None:
+    def __init__(self, pool: SshPool, nodes: NodeTargets, timeout_s: float = 3.0, logs: Logs | None = None) -> None:
         self.pool = pool
         self.nodes = nodes
         self.timeout_s = timeout_s
+        self.logs = logs
+        self.said: dict[str, str] = {}  # task id -> what its last failed check saw
 
     async def ready(self, task: dom.Task, port: int, path: str) -> bool:
-        """Whether the task answers ``GET path`` with a 2xx now."""
+        """Whether the task answers ``GET path`` with a 2xx now (what it did otherwise: ``said``)."""
+        seen = await self.seen(task, port, path)
+        if seen.ok:
+            self.said.pop(task.task_id, None)
+        else:
+            self.said[task.task_id] = seen.text
+        return seen.ok
+
+    async def seen(self, task: dom.Task, port: int, path: str) -> Seen:
         try:
             return await asyncio.wait_for(self._check(task, port, path), self.timeout_s)
-        except (TimeoutError, OSError, SwarmError, ConnectionError):
-            return False
+        except TimeoutError:
+            return Seen(False, f"GET {path}: its node did not answer within {self.timeout_s:g} s", "timeout")
+        except (OSError, SwarmError, ConnectionError) as exc:
+            return Seen(False, f"GET {path}: its node did not answer ({exc})", "error")
         except Exception as exc:  # SSH failures (berth_common.ssh) and asyncssh's channel errors: not reachable
             if type(exc).__module__.startswith(("asyncssh", "berth_common.ssh")):
-                return False
+                return Seen(False, f"GET {path}: its node did not answer ({exc})", "error")
             raise
 
-    async def _check(self, task: dom.Task, port: int, path: str) -> bool:
+    async def _check(self, task: dom.Task, port: int, path: str) -> Seen:
         where = self.nodes().get(task.node_id)
         if where is None or not task.container_id:
-            return False
+            return Seen(False, f"GET {path}: its node is not a server Berth reaches", "error")
         server_id, target = where
         engine = SwarmEngine(await self.pool.docker_socket(server_id, target), timeout=self.timeout_s)
         address = gateway_address(await engine.network(GATEWAY_NETWORK) or {}, task.container_id)
         if address is None:
-            return False
-        conn = await self.pool.connection(server_id, target)
-        reader, writer = await conn.open_connection(address, port)
+            return Seen(False, f"GET {path}: the task has no address on its node yet", "down")
+
+        async def connection() -> Any:
+            return await self.pool.connection(server_id, target)
+
+        return await get_seen(connection, address, port, path, self.timeout_s)
+
+    async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str:
+        """The last ``lines`` a task's container wrote, read through its node ("" when there are none, or
+        the node or its engine does not answer)."""
+        if task is None or self.logs is None:
+            return ""
+        where = self.nodes().get(str(task.get("NodeID") or ""))
+        if where is None:
+            return ""
         try:
-            writer.write(dom.probe_request(path))
-            status = dom.probe_status(await reader.readline())
-        finally:
-            writer.close()
-        return status is not None and 200 <= status < 300
+            return (await asyncio.wait_for(self.logs(where[0], container_name(service_name, task), lines), 10)).strip()
+        except Exception:  # best effort: the reason is given without them
+            return ""

@@ -92,6 +92,14 @@ def run_spec(
     )
 
 
+def on_network(cs: ContainerSpec, network: str) -> ContainerSpec:
+    """A run's (or job's) container joined to ``network`` alone: on a Swarm's manager, the attachable overlay
+    network the application's tasks are on, where they answer by their service names (a database service,
+    say), instead of the server's own network."""
+    body = {**cs.body, "NetworkingConfig": {"EndpointsConfig": {network: {}}}}
+    return replace(cs, body=body, connects=())
+
+
 class Step(StrEnum):
     """What the runner does next with a run, from its recorded state and its container as inspected."""
 

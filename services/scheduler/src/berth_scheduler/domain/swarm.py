@@ -69,11 +69,13 @@ class SwarmService:
     health_path: str | None
 
 
-def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmService:
+def service_body(replica: ContainerSpec, replicas: int, network: str, pinned: str | None = None) -> SwarmService:
     """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
 
     The container body's image, command, environment, labels, stop timeout, limits and mounts carry over
-    (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses)."""
+    (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses).
+    ``pinned``: the node id every task runs on (a placement constraint), so a service's local volume stays
+    with it (``strategy: recreate`` with volumes); its own updates then stop a task before starting the next."""
     if replicas < 0:
         raise ValueError("replicas must be >= 0")
     if not OVERLAY_NAME.fullmatch(network):
@@ -102,7 +104,7 @@ def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmSe
     if "Memory" in host:
         limits["MemoryBytes"] = host["Memory"]
     name = replica.name.rsplit("-", 1)[0]  # the container name less its replica number
-    service = {
+    service: dict[str, Any] = {
         "Name": name,
         "Labels": labels,
         "TaskTemplate": {
@@ -115,6 +117,11 @@ def service_body(replica: ContainerSpec, replicas: int, network: str) -> SwarmSe
         "Mode": {"Replicated": {"Replicas": replicas}},
         "EndpointSpec": {"Mode": "dnsrr"},
     }
+    if pinned is not None:
+        if not re.fullmatch(r"[a-z0-9]{1,64}", pinned):
+            raise ValueError(f"not a Swarm node id: {pinned!r}")
+        service["TaskTemplate"]["Placement"] = {"Constraints": [f"node.id=={pinned}"]}
+        service["UpdateConfig"] = {"Parallelism": 1, "Order": "stop-first"}
     return SwarmService(name, service, replica.container_port, replica.health_path)
 
 

@@ -11,6 +11,7 @@ registry image is pulled by each node itself, with the credentials the service w
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from berth_common import labels
@@ -81,6 +82,45 @@ def current_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(wanted, key=lambda t: (int(t.get("Slot") or 0), str(t.get("ID", ""))))
 
 
+@dataclass(frozen=True)
+class TaskContainer:
+    """The container Swarm made for one task: the node it is on and the server Berth knows that node as
+    (None: a node Berth does not manage), its name, the Berth service it runs, whether it runs now."""
+
+    node_id: str
+    server_id: str | None
+    name: str
+    service: str
+    running: bool
+
+
+def container_name(service_name: str, task: dict[str, Any]) -> str:
+    """The name Swarm gives a task's container: ``<service>.<slot>.<task id>`` (a global service's tasks
+    have the node id in the slot's place)."""
+    slot = task.get("Slot") or task.get("NodeID") or 0
+    return f"{service_name}.{slot}.{task.get('ID', '')}"
+
+
+def task_containers(
+    service: dict[str, Any], tasks: list[dict[str, Any]], nodes: Mapping[str, str | None]
+) -> list[TaskContainer]:
+    """The containers of a service's tasks (``GET /tasks``) that Swarm made, by name: a task not
+    started yet (pending, rejected, no node) has none; the earlier tasks of a slot keep theirs until Swarm
+    prunes its task history, so their lines are read too. ``nodes``: node id -> Berth's server id."""
+    spec = service.get("Spec") or {}
+    name = str(spec.get("Name", ""))
+    berth_service = str((spec.get("Labels") or {}).get(labels.SERVICE, ""))
+    out = []
+    for task in tasks:
+        status = task.get("Status") or {}
+        if not (status.get("ContainerStatus") or {}).get("ContainerID"):
+            continue
+        node = str(task.get("NodeID") or "")
+        running = status.get("State") == "running" and task.get("DesiredState") in (None, "running")
+        out.append(TaskContainer(node, nodes.get(node), container_name(name, task), berth_service, running))
+    return sorted(out, key=lambda c: c.name)
+
+
 def task_view(
     service: dict[str, Any],
     task: dict[str, Any],
@@ -105,7 +145,7 @@ def task_view(
         "deployment_id": str(svc_labels.get(labels.DEPLOYMENT, "")),
         "service": str(svc_labels.get(labels.SERVICE, "")),
         "replica": slot,
-        "container": f"{spec.get('Name', '')}.{slot}.{task.get('ID', '')}",
+        "container": container_name(str(spec.get("Name", "")), task),
         "state": state,
         "health": health,
         "restarts": sum(1 for t in history if int(t.get("Slot") or 0) == slot and t.get("ID") != task.get("ID")),

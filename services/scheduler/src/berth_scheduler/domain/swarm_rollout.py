@@ -11,6 +11,7 @@ and by Berth's readiness check on its node's ``docker_gwbridge`` address, over t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,8 @@ class SwarmVersion:
     """One version of one web service to run on a Swarm: ``replica`` describes a task (its image, command,
     environment, labels, limits, port and health path), ``replicas`` how many, ``route_id`` and ``hosts``
     the route that serves it on the manager's Traefik, ``registry_auth`` the ``X-Registry-Auth`` the
-    service is created with (its nodes pull a registry image with it; None: anonymous or delivered)."""
+    service is created with (its nodes pull a registry image with it; None: anonymous or delivered),
+    ``pinned`` the node a ``strategy: recreate`` service with volumes runs on."""
 
     application_id: str
     replica: ContainerSpec
@@ -36,10 +38,16 @@ class SwarmVersion:
     hosts: tuple[str, ...]
     network: str
     registry_auth: str | None = field(default=None, repr=False)
+    pinned: str | None = None  # strategy recreate with volumes: the node its tasks run on (its volume's)
 
     @property
     def service(self) -> SwarmService:
-        return service_body(self.replica, self.replicas, self.network)
+        return service_body(self.replica, self.replicas, self.network, self.pinned)
+
+    @property
+    def recreate(self) -> bool:
+        """Whether the older versions stop before this one starts (pinned to one node, its volume there)."""
+        return self.pinned is not None
 
     @property
     def family(self) -> dict[str, str]:
@@ -98,40 +106,111 @@ def probe_status(first_line: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def task_text(task: dict[str, Any], check: str | None) -> str:
+def task_text(task: dict[str, Any], check: str | None, said: Mapping[str, str] | None = None) -> str:
     """What one task of ``GET /tasks`` is doing, in the words replicas use (:func:`domain.readiness.exit_text`):
     its state, with how its container ended or Swarm's error; a running one, that it does not pass ``check``
-    (the readiness GET, None: a worker)."""
+    (the readiness GET, None: a worker), with what that check last saw (``said``, by task id: connection
+    refused, the status and first bytes of the answer...) when it is known."""
     status = task.get("Status") or {}
     state = str(status.get("State") or "unknown")
     err = str(status.get("Err") or "").strip()
     code = (status.get("ContainerStatus") or {}).get("ExitCode")
     if state == "running":
+        seen = (said or {}).get(str(task.get("ID", "")))
+        if check and seen:
+            return f"running, but {seen}"
         return f"running, but {check} does not pass" if check else "running"
     if code not in (None, 0) or (code == 0 and state in ("complete", "failed")):
         return f"{state}: the container " + readiness.exit_text({"ExitCode": code, "Error": err})
-    said = err or str(status.get("Message") or "").strip()
-    return f"{state}: {said}" if said else state
+    said_by_swarm = err or str(status.get("Message") or "").strip()
+    return f"{state}: {said_by_swarm}" if said_by_swarm else state
 
 
-def tasks_text(tasks: list[dict[str, Any]], check: str | None, most: int = 3) -> str:
+def newest(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks newest first (by their status's time)."""
+    return sorted(tasks, key=lambda t: str((t.get("Status") or {}).get("Timestamp") or ""), reverse=True)
+
+
+def tasks_text(
+    tasks: list[dict[str, Any]], check: str | None, most: int = 3, said: Mapping[str, str] | None = None
+) -> str:
     """The tasks of a version that is not ready, newest first, the same words counted once: at most ``most``
     different ones."""
-    newest = sorted(tasks, key=lambda t: str((t.get("Status") or {}).get("Timestamp") or ""), reverse=True)
     counts: dict[str, int] = {}
-    for task in newest:
-        text = task_text(task, check)
+    for task in newest(tasks):
+        text = task_text(task, check, said)
         counts[text] = counts.get(text, 0) + 1
     if not counts:
         return "Swarm made no task (no node may run it: see the placement and the nodes' resources)"
     return "; ".join(f"{text} ({n} tasks)" if n > 1 else text for text, n in list(counts.items())[:most])
 
 
-def not_ready_text(
-    name: str, ready: int, wanted: int, waited_s: float, tasks: list[dict[str, Any]], check: str | None
-) -> str:
-    """Why a version is not rolled out: how many of its tasks were ready at the deadline, and what they did."""
-    return (
-        f"{ready} of {wanted} tasks of {name} ready after {waited_s:g}s (the previous version keeps serving); "
-        f"its tasks: {tasks_text(tasks, check)}"
+def logged_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task whose container's last lines a failure shows: the newest that has a container."""
+    return next(
+        (t for t in newest(tasks) if ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")), None
     )
+
+
+def not_ready_text(
+    name: str,
+    ready: int,
+    wanted: int,
+    waited_s: float,
+    tasks: list[dict[str, Any]],
+    check: str | None,
+    said: Mapping[str, str] | None = None,
+    logs: str = "",
+    container: str = "",
+) -> str:
+    """Why a version is not rolled out: how many of its tasks were ready at the deadline, what they did, and
+    the last log lines of one task's ``container`` (``logs``), as a replica's failure shows its own."""
+    text = (
+        f"{ready} of {wanted} tasks of {name} ready after {waited_s:g}s (the previous version keeps serving); "
+        f"its tasks: {tasks_text(tasks, check, said=said)}"
+    )
+    return text + (f"; last log lines of {container}:\n{logs}" if logs.strip() else "")
+
+
+def pinned_node(strategy: str, volumes: int, nodes: tuple[tuple[str, str | None], ...], manager: str) -> str | None:
+    """The node a service runs on when it must stay on one: ``strategy: recreate`` with named volumes (a
+    local volume is on one node; the old task stops before the new one starts there). It is the manager's
+    node, where the application's pre-deploy job and one-off runs mount the same volumes. None otherwise,
+    or when the manager's node is not known (``nodes``: node id -> server id)."""
+    if strategy != "recreate" or not volumes:
+        return None
+    return next((node for node, server in nodes if server == manager), None)
+
+
+STOPPED_LABEL = "berth.stopped-replicas"  # on an older version stopped for a recreate: its tasks before
+
+
+def scaled(service: dict[str, Any], replicas: int) -> tuple[dict[str, Any], int]:
+    """``POST /services/{id}/update`` of ``GET /services/{id}``'s answer to ``replicas`` tasks: (its spec
+    with that count, the version index the update names). Stopped (0), it keeps how many it had in
+    ``STOPPED_LABEL``, so an undo after a restart still knows what to start again."""
+    spec = dict(service.get("Spec") or {})
+    labels = dict(spec.get("Labels") or {})
+    if replicas == 0:
+        labels.setdefault(STOPPED_LABEL, str(replicas_of(service)))
+    else:
+        labels.pop(STOPPED_LABEL, None)
+    spec["Labels"] = labels
+    spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    return spec, int((service.get("Version") or {}).get("Index") or 0)
+
+
+def replicas_of(service: dict[str, Any]) -> int:
+    """How many tasks a replicated service asks for."""
+    return int((((service.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0)
+
+
+def stopped_replicas(service: dict[str, Any]) -> int:
+    """How many tasks an older version stopped for a recreate had (0: it was not stopped that way)."""
+    raw = str(((service.get("Spec") or {}).get("Labels") or {}).get(STOPPED_LABEL) or "0")
+    return int(raw) if raw.isdigit() else 0
+
+
+def still_running(tasks: list[dict[str, Any]]) -> int:
+    """How many tasks of ``GET /tasks`` have a container that still runs (whatever Swarm wants of them)."""
+    return sum(1 for t in tasks if (t.get("Status") or {}).get("State") in ("running", "starting"))

@@ -4,7 +4,8 @@ The command is recorded (``runs``, status ``queued``) in the transaction that re
 (``consume_once``): a redelivered command records nothing. The leading scheduler's runner then drives every
 run not finished, each in a task of its own, from what is recorded and what the engine shows
 (``domain/runs.next_step``): the container ``berth-run-<run id>`` is made on the server the service's
-replicas run on (and that server recorded, so a restart goes back to it), started only if it never was,
+replicas run on (a service on a Swarm: its manager, the container on the Swarm's overlay network with the
+application's tasks) and that server recorded, so a restart goes back to it; started only if it never was,
 marked ``running`` with ``evt.run.started``, and waited for until it exits or its timeout passes (then it is
 stopped: ``timed_out``). Its exit code and last lines are recorded with ``evt.run.finished`` by a
 conditional update, so the outcome is recorded and announced once; the events have fixed ids per run. The
@@ -52,6 +53,7 @@ from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases.rollout.apply import secrets_of
+from berth_scheduler.usecases.swarm_placement import swarm_of
 
 log = get_logger(__name__)
 RETRY_S = 5.0  # a server that does not answer is tried again this much later
@@ -206,7 +208,6 @@ class Runs:
             if row is None or row.status not in repo.UNFINISHED:
                 return
             dep = await store.load(session, row.deployment_id)
-            server = row.server_id or await self._server_of(session, row)
         if dep is None:  # checked when the command arrived: the scheduler keeps its deployments
             await self._end_lost(run_id, f"deployment {row.deployment_id} is not known to the scheduler")
             return
@@ -215,10 +216,15 @@ class Runs:
         if service is None:  # checked when the command arrived: a deployment does not change its services
             await self._end_lost(run_id, f"the deployment has no service {row.service!r}")
             return
+        async with self.transactions.sessionmaker() as session:
+            place = await swarm_of(session, row.team_id, list(service.servers))  # its tasks run on a Swarm
+            server = row.server_id or (place.manager_server_id if place else await self._server_of(session, row))
         image = store.rollout_of(dep).run_image
         cs = domain.run_spec(
             run_id, row.application_id, row.team_id, row.deployment_id, spec, service, image, row.command, server
         )
+        if place is not None:  # on the manager, on the overlay network the application's tasks are on
+            cs = domain.on_network(cs, place.network)
         docker = await self.fleet.docker(server)
         step = domain.next_step(row.status, await docker.inspect(cs.name))
         if step is domain.Step.LOST:

@@ -4,7 +4,9 @@ container's name) and server, merged by the engines' timestamps (``domain/runtim
 
 Only containers labelled with the application and the asking team (``berth.app``, ``berth.team``) are read:
 another team's application has none. A server that does not answer is named in ``unreachable`` and the
-others' lines are still given. Swarm tasks are not read here (their logs live with the Swarm's services).
+others' lines are still given. The tasks of the application's Swarm services are read the same way, each
+through the server its node is (``usecases/swarm_logs.py``), tagged with their container's name
+(``<Swarm service>.<slot>.<task id>``, as ``rpc.scheduler.replicas`` shows them) and that server.
 """
 
 from __future__ import annotations
@@ -82,7 +84,14 @@ async def sources_of(
             if info is not None
         ]
 
-    placed = await asyncio.gather(*(on(server) for server in servers))
+    async def tasks() -> list[Source]:
+        from berth_scheduler.usecases.swarm_logs import task_containers  # Swarm modules load only when asked
+
+        found, missed = await task_containers(fleet, team_id, application_id, service)
+        unreachable.update(missed)
+        return [Source(str(t.server_id), t.name, t.service, False, t.running) for t in found]
+
+    placed = await asyncio.gather(tasks(), *(on(server) for server in servers))
     return [source for group in placed for source in group], unreachable
 
 

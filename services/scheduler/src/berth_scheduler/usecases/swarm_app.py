@@ -24,7 +24,7 @@ from berth_scheduler.domain import swarm_rollout
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
-from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarms_of_team
+from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarms_placed
 
 log = get_logger(__name__)
 
@@ -61,16 +61,9 @@ class SwarmServices:
 
 
 async def swarms_of_application(rt: RolloutContext, team_id: str, application_id: str) -> list[SwarmPlace]:
-    """The team's Swarms a deployment of the application was placed on (by its manager); none is asked
-    about an application that never ran on one."""
-    d = tables.deployments
+    """The team's Swarms a deployment of the application was placed on (by its manager)."""
     async with rt.sessionmaker() as s:
-        places = await swarms_of_team(s, team_id)
-        if not places:
-            return []
-        specs = (await s.execute(sa.select(d.c.spec).where(d.c.application_id == application_id))).scalars()
-        placed = dom.placed_alone(spec for spec in specs if isinstance(spec, dict))
-    return [p for p in places if p.manager_server_id in placed]
+        return await swarms_placed(s, team_id, application_id)
 
 
 async def services_of(rt: RolloutContext, team_id: str, application_id: str) -> SwarmServices:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common import fleet
 from berth_scheduler.adapters import tables
+from berth_scheduler.domain.swarm_app import placed_alone
 
 if TYPE_CHECKING:
     from berth_common.ssh import SshTarget
@@ -52,6 +53,18 @@ async def swarms_of_team(session: AsyncSession, team_id: str) -> list[SwarmPlace
     """Every Swarm of the team the scheduler formed or adopted (where its applications may run), by id."""
     t = tables.swarms
     return [_place(row) for row in await session.execute(sa.select(t).where(t.c.team_id == team_id).order_by(t.c.id))]
+
+
+async def swarms_placed(session: AsyncSession, team_id: str, application_id: str) -> list[SwarmPlace]:
+    """The team's Swarms a deployment of the application was placed on (by its manager); none is asked
+    about an application that never ran on one."""
+    places = await swarms_of_team(session, team_id)
+    if not places:
+        return []
+    d = tables.deployments
+    specs = (await session.execute(sa.select(d.c.spec).where(d.c.application_id == application_id))).scalars()
+    placed = placed_alone(spec for spec in specs if isinstance(spec, dict))
+    return [p for p in places if p.manager_server_id in placed]
 
 
 async def node_targets(session: AsyncSession, place: SwarmPlace) -> dict[str, tuple[str, SshTarget]]:

@@ -49,9 +49,10 @@ POLL_S = 0.5
 PREFIX = "[pre-deploy] "
 
 
-async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
+async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None = None) -> Rollout | None:
     """Run the deployment's pre-deploy job to its end (or find its end): the rollout to go on with (as it
-    was when there is no job), None when the deployment failed."""
+    was when there is no job), None when the deployment failed. ``network``: the only network it joins (a
+    Swarm's overlay network, the job running on its manager)."""
     spec = rt.sealer.open(row.spec)
     job = spec.pre_deploy
     if job is None:
@@ -67,6 +68,8 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any) -> Rollout | None:
     cs = domain.job_spec(
         r.deployment_id, r.application_id, r.team_id, spec, service, r.run_image, list(job.command), server
     )
+    if network is not None:
+        cs = domain.on_network(cs, network)
     docker = await rt.fleet.docker(server)
     try:
         step = domain.next_step("queued", await docker.inspect(cs.name))

@@ -25,9 +25,11 @@ from berth_scheduler.domain import machine, names, route_tls
 from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RoutePlan
+from berth_scheduler.domain.runs import job_service as job_of
 from berth_scheduler.domain.swarm_app import service_auth
-from berth_scheduler.domain.swarm_rollout import SwarmVersion
+from berth_scheduler.domain.swarm_rollout import SwarmVersion, pinned_node
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.pre_deploy import remove_job, run_job
 from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
 from berth_scheduler.usecases.swarm_app import image_on_nodes
@@ -55,30 +57,42 @@ class SwarmStarting:
         if not any(places.values()):
             await pull_then_start(rt, r, row, wait)
             return
-        if spec.pre_deploy is not None:  # never skipped silently: a migration left out breaks the new version
-            raise SwarmRolloutFailed(
-                "a pre-deploy job runs on servers, not on a Swarm yet: place the services on servers"
-            )
         if spec.private_network:
             raise SwarmRolloutFailed(
                 "a compose application runs on servers, not on a Swarm yet: place its services on servers"
             )
         for svc in spec.services:
-            place = places[svc.name]
-            if place is None:
+            if places[svc.name] is None:
                 raise SwarmRolloutFailed(
                     f"service {svc.name}: on a Swarm, every service of the application is placed on the Swarm's manager"
                 )
+        job = spec.pre_deploy
+        if job is not None:  # on the manager, on the overlay network, before any new task
+            target = job_of(spec, job.service)
+            place = places.get(target.name) if target is not None else None
+            after = await run_job(rt, r, row, network=place.network if place is not None else None)
+            if after is None:
+                return  # the deployment failed with the job's reason; the live version keeps serving
+            r = after
+        for svc in spec.services:
+            place = places[svc.name]
+            assert place is not None
             await self._roll_out(rt, r, spec, svc, place)
         await transit(rt, r.deployment_id, machine.ContainersStarted(0))
         await transit(rt, r.deployment_id, machine.ReplicasReady(RoutePlan((), ())))
+        if job is not None:  # the deployment left starting: the job is never looked at again
+            await remove_job(rt, r.deployment_id, sorted({p.manager_server_id for p in places.values() if p}))
 
     async def _roll_out(
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
         await image_on_nodes(rt, r, spec, place, rollout.manager)
-        await rollout.run(version)
+
+        async def stopped(count: int) -> None:  # strategy recreate: the old tasks stopped first
+            await transit(rt, r.deployment_id, machine.OldStoppedForRecreate((svc.name,), count, 0))
+
+        await rollout.run(version, stopped)
 
     async def rollout_of(
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
@@ -96,10 +110,15 @@ class SwarmStarting:
         hosts = tuple(sorted({h.lower() for h in svc.hosts})) if isinstance(svc, WebService) else ()
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
-        version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth)
+        pinned = pinned_node(svc.strategy, len(svc.volumes), place.nodes, place.manager_server_id)
+        version = SwarmVersion(r.application_id, replica, svc.replicas, route_id, hosts, place.network, auth, pinned)
         tls = route_tls.of_spec(spec, r.team_id, r.application_id)
         routes = BusRoutes(rt.units, rt.sessionmaker, r.deployment_id, r.application_id, r.timeouts.route_s, tls=tls)
-        probe = NodeProbe(self.swarms.servers.pool, lambda: targets)
+
+        async def task_logs(server_id: str, container: str, lines: int) -> str:
+            return await (await rt.fleet.docker(server_id)).logs(container, lines)
+
+        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs)
         rollout = SwarmRollout(
             engine,
             place.manager_server_id,
