@@ -37,3 +37,20 @@ def test_only_unhealthy_fails_and_says_how_often_the_check_failed():
     assert docker_health_failure({"Status": "unhealthy", "FailingStreak": 1, "Log": []}) == (
         "Docker reports it unhealthy: no check output"
     )
+
+
+def test_a_health_command_that_cannot_run_is_hopeless_at_once():
+    from berth_scheduler.domain.readiness import health_command_hopeless, health_exec_refused
+
+    assert health_command_hopeless(127, "sh: redis-cli: not found\n") == (
+        "the health command exited with code 127: sh: redis-cli: not found (a program it runs is not found in "
+        "this image)"
+    )
+    assert health_command_hopeless(126, "") == (
+        "the health command exited with code 126 and printed nothing (a program it runs cannot be executed in "
+        "this image)"
+    )
+    assert health_command_hopeless(1, "queue down") is None and health_command_hopeless(None, "") is None
+    refused = 'OCI runtime exec failed: exec failed: unable to start container process: exec: "/no/check": stat /no/check: no such file or directory: unknown'
+    assert health_exec_refused(refused) == f"the health command cannot run in this image: {refused}"
+    assert health_exec_refused("container abc is restarting, wait until the container is running") is None

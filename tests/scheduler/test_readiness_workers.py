@@ -77,3 +77,26 @@ async def test_a_container_the_engine_cannot_start_is_told_with_the_engines_erro
     assert (result.status, result.exit_code) == ("failed", 127), result
     assert result.reason.startswith("could not start (exit code 127): "), result
     assert "/no/such/program" in result.reason, result
+
+
+@pytest.mark.parametrize(
+    ("check", "words"),
+    [
+        (["/no/such/check"], "the health command cannot run in this image"),
+        (["sh", "-c", "no-such-tool --ping"], "the health command exited with code 127"),
+    ],
+)
+async def test_a_health_command_that_cannot_run_fails_at_once(docker, busybox, app_id, check, words):
+    worker = {"kind": "worker", "name": "jobs", "command": ["sh", "-c", "exec sleep 600"], "health_command": check}
+    spec = spec_of(busybox, [worker])
+    cs = container_spec(app_id, uuid.uuid4().hex, spec, spec.services[0], 1, busybox)
+    checker = ReadinessChecker(docker, ReadinessConfig(interval_s=0.1))
+    await run(docker, cs)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(NotReadyError) as err:
+            await checker.wait_ready(cs, time.time() + 60)
+    finally:
+        await checker.close()
+    assert words in str(err.value), err.value
+    assert time.monotonic() - t0 < 20  # well before the deadline: the check can never pass

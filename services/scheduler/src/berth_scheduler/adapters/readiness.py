@@ -1,7 +1,8 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
 A worker whose health command fails is told with the command's exit code and output; one whose Docker
-healthcheck (a compose service's) makes Docker report it unhealthy fails at once, with the last check's.
+healthcheck (a compose service's) makes Docker report it unhealthy fails at once, with the last check's, and
+so does one whose health command cannot run in its image (not found, not executable).
 
 A replica is ready only when the check passes (a one-shot compose service, ``completes``: also once it
 exited 0); a container that keeps exiting (crash loop), or whose check does not pass before the deadline, is
@@ -28,7 +29,9 @@ from berth_scheduler.domain.readiness import (
     answer_text,
     docker_health_failure,
     exit_text,
+    health_command_hopeless,
     health_command_text,
+    health_exec_refused,
 )
 
 NOT_RUNNING = Seen(False, "the container is not running", "down")
@@ -168,9 +171,15 @@ class ReadinessChecker:
                     min(self.config.exec_timeout_s, max(deadline - time.time(), 1.0)),
                 )
             except DockerOperationError as exc:
+                refused = health_exec_refused(str(exc))
+                if refused is not None:
+                    raise await self._explain(spec, refused) from None
                 return f"health command could not run: {exc}"
             if result.exit_code == 0:
                 return None
+            hopeless = health_command_hopeless(result.exit_code, result.output)
+            if hopeless is not None:
+                raise await self._explain(spec, hopeless)
             return health_command_text(result.exit_code, result.output)
 
         await self._poll(spec, deadline, look, "the health check did not pass")

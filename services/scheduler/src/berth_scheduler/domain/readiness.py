@@ -201,6 +201,30 @@ def health_command_text(exit_code: int | None, output: str) -> str:
     return f"the health command exited with code {exit_code}{said}"
 
 
+# A shell's exit codes for a command it could not run: 126 found but not executable, 127 not found.
+CANNOT_RUN = {126: "cannot be executed", 127: "is not found"}
+EXEC_REFUSED = ("executable file not found", "no such file or directory", "permission denied")
+
+
+def health_command_hopeless(exit_code: int | None, output: str) -> str | None:
+    """Why a health command will never pass, told at once rather than at the deadline (None: it may yet):
+    the shell could not run the program (exit code 126 or 127) in this image."""
+    if exit_code not in CANNOT_RUN:
+        return None
+    refused = health_exec_refused(output)  # the engine's own words when the program itself is missing
+    if refused is not None:
+        return refused
+    return f"{health_command_text(exit_code, output)} (a program it runs {CANNOT_RUN[exit_code]} in this image)"
+
+
+def health_exec_refused(error: str) -> str | None:
+    """Why the engine could not start the health command at all, when that will not change (the program is
+    not in the image or cannot be executed); None for other errors (the container may be restarting)."""
+    if not any(words in error.lower() for words in EXEC_REFUSED):
+        return None
+    return f"the health command cannot run in this image: {' '.join(error.split())}"
+
+
 def health_log_text(health: Mapping[str, Any] | None) -> str | None:
     """The last check in a container's Docker health state (its inspection's ``State.Health``), told as
     :func:`health_command_text` (None: no check ran yet)."""
