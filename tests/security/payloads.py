@@ -21,6 +21,18 @@ from tests.security.spec import Spec, get, leaves, put, unique
 
 PWN = "/tmp/pwn"
 PATH_IDS = "__path_ids__"  # in a base body: path parameters of its own (not sent)
+SWEEP_TEMPLATE = """name: Sweep
+slug: sweep
+description: A template document of the sweep.
+tags: [test]
+variables:
+  host: {kind: domain, service: web, port: 80}
+compose: |
+  services:
+    web:
+      image: nginx:1.27
+      ports: ["80"]
+"""
 
 
 def payloads(canary: str) -> dict[str, str]:
@@ -469,6 +481,15 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             "name": unique("t"),
             "domain": f"{unique('t')}.example.com",
             "variables": {},
+        }
+    ],
+    "TemplateDocumentDeploy": lambda ctx: [
+        {
+            "environment_id": ctx.ids["environment_id"],
+            "name": unique("t"),
+            "domain": f"{unique('t')}.example.com",
+            "variables": {},
+            "document": SWEEP_TEMPLATE,
         }
     ],
     # a service the sweep's application has; 409 after the body was validated (no live deployment: no scheduler)
