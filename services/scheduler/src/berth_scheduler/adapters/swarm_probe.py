@@ -14,6 +14,7 @@ says why.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,21 +33,48 @@ Logs = Callable[[str, str, int], Awaitable[str]]  # (server id, container, lines
 
 
 class NodeProbe:
-    def __init__(self, pool: SshPool, nodes: NodeTargets, timeout_s: float = 3.0, logs: Logs | None = None) -> None:
+    def __init__(
+        self,
+        pool: SshPool,
+        nodes: NodeTargets,
+        timeout_s: float = 3.0,
+        logs: Logs | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.pool = pool
         self.nodes = nodes
         self.timeout_s = timeout_s
         self.logs = logs
+        self.clock = clock
         self.said: dict[str, str] = {}  # task id -> what its last failed check saw
+        # task id -> (the error status it keeps answering, since when, last seen): an app's own final answer
+        self._stuck: dict[str, tuple[int, float, float]] = {}
 
     async def ready(self, task: dom.Task, port: int, path: str) -> bool:
         """Whether the task answers ``GET path`` with a 2xx now (what it did otherwise: ``said``)."""
         seen = await self.seen(task, port, path)
+        now = self.clock()
         if seen.ok:
             self.said.pop(task.task_id, None)
         else:
             self.said[task.task_id] = seen.text
+        if seen.kind == "status" and seen.stuck and seen.status is not None:
+            before = self._stuck.get(task.task_id)
+            since = before[1] if before is not None and before[0] == seen.status else now
+            self._stuck[task.task_id] = (seen.status, since, now)
+        else:
+            self._stuck.pop(task.task_id, None)
         return seen.ok
+
+    def stuck(self, seconds: float) -> float | None:
+        """How long a task checked just now has answered the same error status (one that waiting does not
+        change: not a 502/503/504), once that is ``seconds`` or more; None otherwise. The same answer over
+        and over fails the version at once, as a replica's check does (``ReadinessConfig.stuck_s``)."""
+        now = self.clock()
+        longest = max(
+            (now - since for _, since, last in self._stuck.values() if now - last <= 2 * self.timeout_s), default=0.0
+        )
+        return longest if longest >= seconds else None
 
     async def seen(self, task: dom.Task, port: int, path: str) -> Seen:
         try:

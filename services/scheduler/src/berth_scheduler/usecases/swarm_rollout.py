@@ -17,6 +17,8 @@ many stopped (expected downtime). If the new version does not serve, the older o
 
 A version not ready in time is told with what each task did, what the readiness check of each running task
 last saw (``TaskProbe.said``) and one task's last log lines, read through its node before its service goes.
+A task answering the same final error status for ``stuck_s`` (not a 502/503/504 of a starting app) fails
+the version at once, as a replica's check does, rather than at the deadline.
 
 While a version serves, ``rollout/swarm_follow.py`` keeps its route on the tasks that run and pass the
 check (``ready_tasks``). Routing-mesh ports are not used: Traefik on the manager is on the overlay network
@@ -52,6 +54,8 @@ class TaskProbe(Protocol):
 
     async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str: ...
 
+    def stuck(self, seconds: float) -> float | None: ...
+
 
 Stopped = Callable[[int], Awaitable[None]]  # told how many older tasks a recreate stopped
 
@@ -74,6 +78,7 @@ class SwarmRollout:
     drain_s: float = 2.0
     interval_s: float = 0.5
     worker_settle_s: float = 1.0
+    stuck_s: float = 5.0  # a task answering the same error status this long: the version fails at once
     clock: Callable[[], float] = field(default=time.monotonic)
     _running_since: dict[str, float] = field(default_factory=dict, init=False)  # task id -> first seen running
 
@@ -103,10 +108,12 @@ class SwarmRollout:
                 await stopped(count)
         await self.manager.create_service(svc.body, version.registry_auth)
         log.info("swarm service started", service=svc.name, replicas=version.replicas)
-        deadline = self.clock() + self.ready_timeout_s
+        started = self.clock()
+        deadline = started + self.ready_timeout_s
         while len(ready := await self.ready_tasks(version)) < version.replicas:
-            if self.clock() > deadline:
-                why = await self._not_ready(version, len(ready))
+            stuck = self.probe.stuck(self.stuck_s) if port is not None else None
+            if self.clock() > deadline or stuck is not None:
+                why = await self._not_ready(version, len(ready), self.clock() - started)
                 await self._start_older(version)
                 raise SwarmRolloutFailed(why)
             await asyncio.sleep(self.interval_s)
@@ -127,7 +134,7 @@ class SwarmRollout:
             log.info("swarm service removed", service=name, replaced_by=svc.name)
         return upstreams
 
-    async def _not_ready(self, version: dom.SwarmVersion, ready: int) -> str:
+    async def _not_ready(self, version: dom.SwarmVersion, ready: int, waited_s: float) -> str:
         """Why the version is not ready (its tasks' states, what the check saw, one task's last log lines),
         read before its service is removed (its task containers go with it); then the service goes."""
         svc = version.service
@@ -138,7 +145,7 @@ class SwarmRollout:
         check = f"GET {version.replica.health_path or '/'}" if version.replica.container_port is not None else None
         container = container_name(svc.name, task) if task is not None else ""
         return dom.not_ready_text(
-            svc.name, ready, version.replicas, self.ready_timeout_s, tasks, check, self.probe.said, logs, container
+            svc.name, ready, version.replicas, round(waited_s), tasks, check, self.probe.said, logs, container
         )
 
     async def _stop_older(self, version: dom.SwarmVersion) -> int:
