@@ -76,18 +76,40 @@ class DatabaseEngine:
         return result.exit_code == 0 and (command.expect is None or command.expect in result.output)
 
 
+CRASH_RESTARTS = 3  # restarts while waiting that make a crash loop (as replicas' ``crash_restarts``)
+
+
 async def wait_ready(engine: DatabaseEngine, name: str, check: Exec, timeout_s: float, interval_s: float) -> str | None:
-    """Wait until the database in container ``name`` passes ``check``: None once it does, else why not (its
-    container stopped, with the exit code and its last log lines; or not ready within ``timeout_s``)."""
+    """Wait until the database in container ``name`` passes ``check``: None once it does, else why not, with
+    its last log lines: its container stopped (with the exit code), keeps exiting and being restarted (a crash
+    loop: told at once, not at the deadline), or was not ready within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
+    first: int | None = None
     while True:
         info = await engine.docker.inspect(name)
         state = (info or {}).get("State") or {}
+        restarts = int((info or {}).get("RestartCount") or 0)
+        first = restarts if first is None else first
         if info is None or (not state.get("Running") and not state.get("Restarting")):
             logs = await engine.docker.logs(name, tail=15)
             return f"stopped (exit code {state.get('ExitCode')}): {logs}"
-        if state.get("Running") and await engine.passes(name, check):
+        if restarts - first >= CRASH_RESTARTS:
+            logs = await engine.docker.logs(name, tail=15)
+            return f"keeps exiting (exit code {state.get('ExitCode')}, restarted {restarts - first} times): {logs}"
+        if state.get("Running") and not state.get("Restarting") and await _passes(engine, name, check):
             return None
         if time.monotonic() > deadline:
-            return f"was not ready within {timeout_s:.0f} s"
+            logs = (await engine.docker.logs(name, tail=15)).strip()
+            return f"was not ready within {timeout_s:.0f} s" + (f"; last log lines: {logs}" if logs else "")
         await asyncio.sleep(interval_s)
+
+
+async def _passes(engine: DatabaseEngine, name: str, check: Exec) -> bool:
+    """The check passes now; a container that stopped or is restarting between the inspection and the exec
+    does not pass (the next inspection says why)."""
+    try:
+        return await engine.passes(name, check)
+    except DockerOperationError as exc:
+        if exc.status in (404, 409) or "restarting" in str(exc) or "not running" in str(exc):
+            return False
+        raise
