@@ -385,6 +385,12 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
             PATH_IDS: {"application_id": ctx.keyed_app()},
         }
     ],
+    "DeployKeyCreate": lambda ctx: [  # 409 after the body was validated: the application has its key already
+        {
+            "host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
+            PATH_IDS: {"application_id": ctx.keyed_app()},
+        }
+    ],
     "AcceptHostKeyIn": lambda ctx: [  # 409: the server offered no other key
         {"fingerprint": "SHA256:" + "A" * 43, PATH_IDS: {"application_id": ctx.keyed_app()}}
     ],
