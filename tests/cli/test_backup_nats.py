@@ -141,6 +141,20 @@ def test_without_a_store_there_is_no_nats_to_back_up(tmp_path: Path):
         assert url == "nats://127.0.0.1:4999"
 
 
+def test_against_docker_compose_the_backup_is_admin_with_the_password_derived_from_the_secret_key(tmp_path: Path):
+    from berth_cli import nats_auth
+
+    paths = _data_dir(tmp_path / "compose")
+    env = {"BERTH_NATS_URL": "nats://nats:4222", "BERTH_SECRET_KEY": "s3cret-key-of-the-platform"}
+    with backup_nats.platform_nats(paths, env, tmp_path / "n.log") as url:
+        derived = nats_auth.derived_password("s3cret-key-of-the-platform", "admin")
+        assert url == f"nats://admin:{derived}@nats:4222"
+        assert derived == nats_auth.derived_passwords("s3cret-key-of-the-platform")["admin"]  # as its NATS has it
+    given = {**env, "BERTH_NATS_USER": "admin", "BERTH_NATS_PASSWORD": "p"}
+    with backup_nats.platform_nats(paths, given, tmp_path / "n.log") as url:
+        assert url == "nats://admin:p@nats:4222"  # given credentials win
+
+
 def test_a_stopped_platform_s_store_is_read_by_a_server_started_for_the_backup(tmp_path: Path):
     source = _data_dir(tmp_path / "source")
     with backup_nats.nats_on_store(source, tmp_path / "nats.log") as url:

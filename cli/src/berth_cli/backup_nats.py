@@ -291,15 +291,19 @@ def nats_on_store(paths: Paths, log: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def platform_nats(paths: Paths, env: Mapping[str, str], log: Path) -> Iterator[str | None]:
     """The platform's NATS: ``BERTH_NATS_URL`` when set (as ``BERTH_NATS_USER`` with ``BERTH_NATS_PASSWORD``
-    when they are set); the running platform's (as the data directory's ``admin`` identity); else a server
+    when they are set, else as ``admin`` with the password derived from ``BERTH_SECRET_KEY``, as
+    docker-compose.yml's NATS has it); the running platform's (as the data directory's ``admin`` identity); else a server
     started on the data directory's store for the time of the block; None when the data directory has no
     store. The URL may carry a password: never print it."""
     from berth_cli import nats_auth, platform
 
     if env.get("BERTH_NATS_URL"):
         url = env["BERTH_NATS_URL"]
-        if env.get("BERTH_NATS_USER") and env.get("BERTH_NATS_PASSWORD"):
-            url = nats_auth.with_credentials(url, env["BERTH_NATS_USER"], env["BERTH_NATS_PASSWORD"])
+        user, password = env.get("BERTH_NATS_USER"), env.get("BERTH_NATS_PASSWORD")
+        if not (user and password) and env.get("BERTH_SECRET_KEY"):  # docker-compose.yml: derived, as its NATS has it
+            user, password = nats_auth.ADMIN, nats_auth.derived_password(env["BERTH_SECRET_KEY"], nats_auth.ADMIN)
+        if user and password:
+            url = nats_auth.with_credentials(url, user, password)
         yield url
     elif platform.supervisor_pid(paths) is not None:
         state = read_json(paths.state) or {}
