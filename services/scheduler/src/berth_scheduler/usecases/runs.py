@@ -53,6 +53,7 @@ from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases.rollout.apply import secrets_of
+from berth_scheduler.usecases import swarm_images
 from berth_scheduler.usecases.swarm_placement import swarm_of
 
 log = get_logger(__name__)
@@ -231,6 +232,10 @@ class Runs:
             await self._end(row, server, domain.lost_container(await self._removing(row.application_id)))
             return
         if step is domain.Step.CREATE:
+            missing = await swarm_images.on_manager(docker, image, spec.source) if place is not None else None
+            if missing is not None:
+                await self._end(row, server, domain.lost(missing))
+                return
             if row.server_id is None:
                 await self._write(lambda unit: repo.set_server(unit.session, run_id, server))
             await self._create(docker, cs)

@@ -36,6 +36,7 @@ from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import compose, machine, placement
+from berth_scheduler.usecases import swarm_images
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
@@ -73,6 +74,11 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
     docker = await rt.fleet.docker(server)
     try:
         step = domain.next_step("queued", await docker.inspect(cs.name))
+        if step is domain.Step.CREATE and network is not None:  # on a Swarm's manager: the image may not be there
+            missing = await swarm_images.on_manager(docker, r.run_image, spec.source)
+            if missing is not None:
+                await _fail(rt, r, domain.redacted(domain.lost(missing), secrets), job.timeout_s)
+                return None
         if step is domain.Step.CREATE:
             await docker.create_or_find(cs)
             for network, aliases in cs.connects:
