@@ -52,8 +52,8 @@ from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
-from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases import swarm_images
+from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.swarm_placement import swarm_of
 
 log = get_logger(__name__)

@@ -36,10 +36,10 @@ from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import compose, machine, placement
-from berth_scheduler.usecases import swarm_images
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases import swarm_images
 from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
