@@ -17,6 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
+from berth_common.catalogue.files import MAX_FILES, MAX_FILES_BYTES, AppFile, mounted_files
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
@@ -325,6 +326,22 @@ class ApplicationSpec(Spec):
     tls: TlsOptions = Field(default_factory=TlsOptions, exclude_if=lambda v: v == TlsOptions())
     # The job that must succeed before the rollout starts (left out of a dump while there is none)
     pre_deploy: PreDeployJob | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The files its services mount (``catalogue/files.py``; left out of a dump while there are none)
+    files: list[AppFile] = Field(default_factory=list, max_length=MAX_FILES, exclude_if=lambda v: not v)
+
+    @model_validator(mode="after")
+    def _files(self) -> ApplicationSpec:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("file paths must be unique")
+        plain = [f.content.get_secret_value() for f in self.files]
+        if sum(len(c.encode()) for c in plain if not sealing.is_sealed(c)) > MAX_FILES_BYTES:
+            raise ValueError(f"the files are limited to {MAX_FILES_BYTES} bytes together")
+        for svc in self.services:
+            for m in svc.files:
+                if not mounted_files(self.files, m.source):
+                    raise ValueError(f"service {svc.name} mounts files/{m.source}: no file of the application")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> ApplicationSpec:
