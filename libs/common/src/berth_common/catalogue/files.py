@@ -21,9 +21,9 @@ from berth_common.catalogue.mounts import MountPath
 from berth_common.catalogue.spec_base import Spec
 
 __all__ = [
-    "MAX_FILE_BYTES",
     "MAX_FILES",
     "MAX_FILES_BYTES",
+    "MAX_FILE_BYTES",
     "AppFile",
     "FileMount",
     "FilePath",

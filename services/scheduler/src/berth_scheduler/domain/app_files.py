@@ -18,7 +18,7 @@ import hashlib
 import io
 import tarfile
 
-from berth_common.catalogue import ApplicationSpec, AppFile, WebService, WorkerService, mounted_files
+from berth_common.catalogue import AppFile, ApplicationSpec, WebService, WorkerService, mounted_files
 
 LABEL = "berth.files"  # the digest of the files a container was given
 
