@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
+from berth_api.adapters.sealed import reseal_all
+from berth_api.adapters.secretbox import SecretBox
 from berth_common import sealing
+from berth_common.db import make_engine, make_sessionmaker
 from tests.api.conftest import make_app, make_project
+from tests.api.test_key_rotation import _opens_with
 from tests.api.test_projects import problem
 
 SECRET = "s3cr3t-Kq9Zw1-never-shown"
@@ -145,3 +150,16 @@ async def test_a_template_with_files_deploys_its_rendered_files_sealed(client, m
     content = sealing.unseal(sent["content"], "berth/file/www/index.html")
     assert content.startswith("token=") and len(content) == 30 and "${" not in content
     assert content[6:] not in json.dumps(cmd.data) and content[6:] not in d.text + json.dumps(app)
+
+
+async def test_key_rotation_reseals_the_files(api, client, members, api_urls):
+    await make_app(client, members.developer, _body())
+    old, new = api.settings.secrets_key_path.read_bytes().strip(), os.urandom(32)
+    engine = make_engine(api_urls["api"], "api")
+    try:
+        async with make_sessionmaker(engine)() as s, s.begin():
+            out = await reseal_all(s, SecretBox([new, old]))
+    finally:
+        await engine.dispose()
+    assert (out.counts["application_files"], out.current["application_files"]) == (3, 0)
+    assert await _opens_with(api_urls, new) == 3  # every file opens with the new key alone
