@@ -14,6 +14,7 @@ from berth_api.adapters.secretbox import SecretBox
 from berth_common import sealing
 from berth_common.db import make_engine, make_sessionmaker
 from tests.api.conftest import make_app, make_project
+from tests.api.template_support import FIXTURES, dokploy_files
 from tests.api.test_key_rotation import _opens_with
 from tests.api.test_projects import problem
 
@@ -163,3 +164,54 @@ async def test_key_rotation_reseals_the_files(api, client, members, api_urls):
         await engine.dispose()
     assert (out.counts["application_files"], out.current["application_files"]) == (3, 0)
     assert await _opens_with(api_urls, new) == 3  # every file opens with the new key alone
+
+
+COOLIFY = """# documentation: https://example.org/files
+# slogan: An nginx config written by Coolify
+# tags: web
+# port: 80
+
+services:
+  web:
+    image: nginx:1.27-alpine
+    environment:
+      - SERVICE_FQDN_WEB
+      - SERVICE_PASSWORD_ADMIN
+    volumes:
+      - type: bind
+        source: ./nginx/default.conf
+        target: /etc/nginx/conf.d/default.conf
+        content: |
+          server { listen 80; set $$admin "${SERVICE_PASSWORD_ADMIN}"; }
+"""
+
+
+async def test_imported_coolify_and_dokploy_templates_with_files_deploy(client, members, scheduler):
+    project = await make_project(client, members.developer, "imported")
+    env = project["environments"][0]["id"]
+    imports = [
+        {"format": "coolify", "files": {"nginx-conf.yaml": COOLIFY}},
+        {"format": "dokploy", "files": dokploy_files(FIXTURES / "dokploy" / "shadowed-mounts")},
+    ]
+    made = []
+    for i, body in enumerate(imports):
+        r = await client.post("/v1/templates/import", headers=members.developer, json=body)
+        assert r.status_code == 200, r.text
+        deploy = {"environment_id": env, "name": f"imported-{i}", "document": r.json()["template"]["document"]}
+        r = await client.post("/v1/templates/deploy", headers=members.developer, json=deploy)
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    coolify, dokploy = made
+    assert [f["path"] for f in coolify["compose"]["files"]] == ["nginx/default.conf"]
+    (web,) = coolify["compose"]["translated"]["services"]
+    assert web["files"] == [{"source": "nginx/default.conf", "target": "/etc/nginx/conf.d/default.conf"}]
+    db = next(s for s in dokploy["compose"]["translated"]["services"] if s["name"] == "db")
+    assert db["files"] == [{"source": "init.sql", "target": "/docker-entrypoint-initdb.d/init.sql"}]
+    d = await client.post(f"/v1/applications/{coolify['id']}/deployments", headers=members.developer)
+    assert d.status_code == 202, d.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    (sent,) = cmd.data["spec"]["files"]
+    content = sealing.unseal(sent["content"], "berth/file/nginx/default.conf")
+    password = content.split('"')[1]  # the generated password, rendered into the file
+    assert len(password) >= 16 and "${" not in content
+    assert password not in json.dumps(cmd.data) + d.text + json.dumps(coolify)
