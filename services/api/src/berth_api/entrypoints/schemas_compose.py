@@ -100,7 +100,9 @@ class ComposeOut(BaseModel):
     inline: str | None = Field(default=None, exclude_if=lambda v: v is None)
     path: str | None = Field(default=None, exclude_if=lambda v: v is None)
     files: list[ComposeFileOut] = Field(
-        default_factory=list, description="The files it mounts as ./files/<path>: never their content"
+        default_factory=list,
+        description="The files it mounts as ./files/<path>: never their content (left out while none)",
+        exclude_if=lambda v: not v,
     )
     hosts: list[HostMapIn]
     translated: dict[str, Any] | None = Field(
