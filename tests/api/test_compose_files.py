@@ -9,8 +9,11 @@ import hashlib
 import json
 import os
 
+import pytest
+
 from berth_api.adapters.sealed import reseal_all
 from berth_api.adapters.secretbox import SecretBox
+from berth_api.domain.compose import ComposeRefusal, Policy, translate
 from berth_common import sealing
 from berth_common.db import make_engine, make_sessionmaker
 from tests.api.conftest import make_app, make_project
@@ -215,3 +218,33 @@ async def test_imported_coolify_and_dokploy_templates_with_files_deploy(client, 
     password = content.split('"')[1]  # the generated password, rendered into the file
     assert len(password) >= 16 and "${" not in content
     assert password not in json.dumps(cmd.data) + d.text + json.dumps(coolify)
+
+
+def _bind(source: str, target: str = "/etc/app", **extra) -> dict:
+    return {
+        "services": {
+            "web": {"image": "busybox", "volumes": [{"type": "bind", "source": source, "target": target, **extra}]}
+        }
+    }
+
+
+def test_a_bind_of_files_translates_to_the_services_files_exactly():
+    policy = Policy(files=frozenset({"nginx/default.conf", "nginx/snippets/a.conf", "init.sql"}))
+    model = _bind("./files/nginx/", "/etc/nginx/conf.d", read_only=True, bind={"create_host_path": True})
+    (web,) = translate(model, ["web"], policy=policy)["services"]
+    assert web["files"] == [{"source": "nginx", "target": "/etc/nginx/conf.d"}] and "binds" not in web
+    (web,) = translate(_bind("./files/init.sql", "/docker-entrypoint-initdb.d/1.sql"), ["web"], policy=policy)[
+        "services"
+    ]
+    assert web["files"] == [{"source": "init.sql", "target": "/docker-entrypoint-initdb.d/1.sql"}]
+    for source, words in [
+        ("./files/nginx/default", "compose.files has no file files/nginx/default (nor files under it)"),
+        ("./files/../etc/passwd", "'..'"),
+        ("./files/", "a file of compose.files is named ./files/<path>"),
+    ]:
+        with pytest.raises(ComposeRefusal) as refused:
+            translate(_bind(source), ["web"], policy=policy)
+        assert refused.value.spot == "services/web/volumes/0/source" and words in refused.value.why, source
+    with pytest.raises(ComposeRefusal) as refused:  # no files given: a host path is still the allow-list's
+        translate(_bind("/srv/app"), ["web"], policy=Policy())
+    assert "allowed only under the paths the administrator lists" in refused.value.why
