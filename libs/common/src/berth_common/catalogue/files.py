@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field, SecretStr, field_serializer, field_validator
@@ -28,6 +29,7 @@ __all__ = [
     "FileMount",
     "FilePath",
     "file_path",
+    "files_refusal",
     "mounted_files",
 ]
 
@@ -96,7 +98,23 @@ class FileMount(Spec):
     target: MountPath
 
 
-def mounted_files(files: list[AppFile], source: str) -> list[AppFile]:
+def mounted_files(files: Sequence[AppFile], source: str) -> list[AppFile]:
     """The files ``source`` names: the file of that path, or every file under that directory."""
     exact = [f for f in files if f.path == source]
     return exact or [f for f in files if f.path.startswith(source + "/")]
+
+
+def files_refusal(files: Sequence[AppFile], mounts: Sequence[tuple[str, Sequence[FileMount]]]) -> str | None:
+    """Why an application's ``files`` and its services' ``mounts`` (service name, its file mounts) cannot
+    be placed, or None: a path given twice, more than ``MAX_FILES_BYTES`` together, a mount of no file."""
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        return "file paths must be unique"
+    plain = [f.content.get_secret_value() for f in files]
+    if sum(len(c.encode()) for c in plain if not sealing.is_sealed(c)) > MAX_FILES_BYTES:
+        return f"the files are limited to {MAX_FILES_BYTES} bytes together"
+    for service, given in mounts:
+        for m in given:
+            if not mounted_files(files, m.source):
+                return f"service {service} mounts files/{m.source}: no file of the application"
+    return None

@@ -17,7 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
-from berth_common.catalogue.files import MAX_FILES, MAX_FILES_BYTES, AppFile, mounted_files
+from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
@@ -331,16 +331,9 @@ class ApplicationSpec(Spec):
 
     @model_validator(mode="after")
     def _files(self) -> ApplicationSpec:
-        paths = [f.path for f in self.files]
-        if len(set(paths)) != len(paths):
-            raise ValueError("file paths must be unique")
-        plain = [f.content.get_secret_value() for f in self.files]
-        if sum(len(c.encode()) for c in plain if not sealing.is_sealed(c)) > MAX_FILES_BYTES:
-            raise ValueError(f"the files are limited to {MAX_FILES_BYTES} bytes together")
-        for svc in self.services:
-            for m in svc.files:
-                if not mounted_files(self.files, m.source):
-                    raise ValueError(f"service {svc.name} mounts files/{m.source}: no file of the application")
+        refusal = files_refusal(self.files, [(s.name, s.files) for s in self.services])
+        if refusal is not None:
+            raise ValueError(refusal)
         return self
 
     @model_validator(mode="after")
