@@ -19,6 +19,7 @@ from berth_common.catalogue.containers import *  # noqa: F403
 from berth_common.catalogue.databases import *  # noqa: F403
 from berth_common.catalogue.deployments import *  # noqa: F403
 from berth_common.catalogue.drills import *  # noqa: F403
+from berth_common.catalogue.files import *  # noqa: F403
 from berth_common.catalogue.fleet import *  # noqa: F403
 from berth_common.catalogue.jobs import *  # noqa: F403
 from berth_common.catalogue.mounts import *  # noqa: F403

@@ -1,7 +1,7 @@
 """What a service of a compose application has beyond a single-image service (part of the application's
 spec, ``catalogue/specs.py``): its entrypoint, network aliases, ``depends_on`` with a condition, a Docker
 healthcheck with its timing, user, working directory, restart policy, stop grace period and the privileges an administrator
-allowed for the team (``privileges``: compose's ``privileged``, ``cap_add``, ``devices``, ``security_opt``,
+allowed for the team, the application's files it mounts (``files``) (``privileges``: compose's ``privileged``, ``cap_add``, ``devices``, ``security_opt``,
 ``pid: host``, ``ipc: host``; the api refuses them otherwise). Each is left out of a dump when
 unset, so a snapshot without them dumps as before. The service's own image and environment are fields of
 ``WebService`` and ``WorkerService`` themselves (they use ``ImageSource`` and ``EnvVar``).
@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
 from berth_common.catalogue.spec_base import Spec
 from berth_common.values import Slug
@@ -118,6 +119,8 @@ class Composed(Mounted):
     privileges: Privileges | None = Field(default=None, exclude_if=lambda v: v is None)
     # compose's ``stop_grace_period``: SIGTERM, then SIGKILL after this (None: the application's)
     stop_timeout_s: int | None = Field(default=None, ge=0, le=3600, exclude_if=lambda v: v is None)
+    # the application's files (``catalogue/files.py``) this service's containers get, each at its target
+    files: list[FileMount] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

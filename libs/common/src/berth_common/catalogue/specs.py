@@ -17,6 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
+from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
@@ -325,6 +326,15 @@ class ApplicationSpec(Spec):
     tls: TlsOptions = Field(default_factory=TlsOptions, exclude_if=lambda v: v == TlsOptions())
     # The job that must succeed before the rollout starts (left out of a dump while there is none)
     pre_deploy: PreDeployJob | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The files its services mount (``catalogue/files.py``; left out of a dump while there are none)
+    files: list[AppFile] = Field(default_factory=list, max_length=MAX_FILES, exclude_if=lambda v: not v)
+
+    @model_validator(mode="after")
+    def _files(self) -> ApplicationSpec:
+        refusal = files_refusal(self.files, [(s.name, s.files) for s in self.services])
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> ApplicationSpec:

@@ -3,7 +3,7 @@
 Sealed values live in ``variables``, ``environment_variables``, ``group_variables``, ``registries``,
 ``servers``, ``databases``, ``backup_destinations``, ``backup_keys``, ``certificates``, ``webhooks``,
 ``webhook_status_targets``, ``git_credentials`` and ``preview_settings`` (their ``sealed`` column; a
-database's ``pending`` one too), in the dashboard's sessions (``ui_sessions.sealed_token``: a rotation
+database's ``pending`` one too), in compose applications' files (``applications.config``), in the dashboard's sessions (``ui_sessions.sealed_token``: a rotation
 leaves everyone signed in) and in deployment snapshots (``deployments.spec``, ``sealed:v1:`` texts). A
 transaction that seals takes the key lock shared (``hold_for_sealing``) and then seals with the key file's current key; rotation takes it
 exclusively, so no value sealed with the old key can commit after rotation re-sealed everything.
@@ -23,6 +23,7 @@ from berth_api.adapters.preview_tables import preview_settings
 from berth_api.adapters.rows import all_rows
 from berth_api.adapters.secretbox import KeyRing, SecretBox, SecretUnavailableError
 from berth_api.adapters.tables import (
+    applications,
     deployments,
     environment_variables,
     group_variables,
@@ -33,7 +34,7 @@ from berth_api.adapters.tables import (
 from berth_api.adapters.tls_tables import certificates
 from berth_api.adapters.ui_tables import session_aad, ui_sessions
 from berth_api.adapters.webhook_tables import webhook_status_targets, webhooks
-from berth_api.domain.applications import ROW_AAD, reseal_spec, row_aad, snapshot_aad, variable_aad
+from berth_api.domain.applications import ROW_AAD, file_aad, reseal_spec, row_aad, snapshot_aad, variable_aad
 
 KEY_LOCK = "berth-api-secrets-key"
 VARIABLE_TABLES = (
@@ -151,8 +152,33 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
         else:
             kept += 1
     out.counts["deployments"], out.current["deployments"] = done, kept
+    await _reseal_files(session, box, out)
     await _reseal_sessions(session, box, out)
     return out
+
+
+async def _reseal_files(session: AsyncSession, box: SecretBox, out: Resealed) -> None:
+    """The files of compose applications (``config.compose.files[].sealed``) re-sealed."""
+    q = sa.select(applications.c.id, applications.c.config).order_by(applications.c.id).with_for_update()
+    done = kept = 0
+    for row in await all_rows(session, q):
+        config = row["config"] or {}
+        files = (config.get("compose") or {}).get("files") or []
+        fresh = []
+        for f in files:
+            if box.sealed_with_text(f["sealed"]):
+                kept += 1
+                fresh.append(f)
+                continue
+            aad = file_aad(row["id"], f["path"])
+            opened = _open_text(box, f["sealed"], aad, f"application {row['id']} file {f['path']}")
+            fresh.append({**f, "sealed": box.seal_text(opened, aad)})
+            done += 1
+        if fresh != files:
+            changed = {**config, "compose": {**config["compose"], "files": fresh}}
+            await session.execute(sa.update(applications).where(applications.c.id == row["id"]).values(config=changed))
+    if done or kept:
+        out.counts["application_files"], out.current["application_files"] = done, kept
 
 
 async def _reseal_sessions(session: AsyncSession, box: SecretBox, out: Resealed) -> None:

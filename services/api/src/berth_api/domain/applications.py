@@ -212,6 +212,12 @@ def variable_aad(scope: str, owner_id: str, kind: str, name: str) -> str:
     return f"{VARIABLE_AAD[scope]}:{owner_id}:{kind}:{name}"
 
 
+def file_aad(application_id: str, path: str) -> str:
+    """Associated data of a compose application's stored file (``compose.files``): bound to the application
+    and the path."""
+    return f"file:{application_id}:{path}"
+
+
 GIT_SECRETS = ("private_key", "token")  # the sealed fields of a snapshot's ``source.auth``
 ROW_AAD = {
     "registries": "registry",
@@ -255,9 +261,12 @@ def reseal_spec(data: dict[str, Any], reseal: Callable[[str, str], str], aad: st
 
 def mask_spec(data: dict[str, Any]) -> dict[str, Any]:
     """A stored snapshot as it may be shown: every secret value replaced by None, also those a compose
-    service carries itself (its environment, its build's args, its image's registry credentials)."""
+    service carries itself (its environment, its build's args, its image's registry credentials) and the
+    contents of the application's files."""
     out = _map_secrets(data, lambda e, a: None, "")
     out["services"] = [_mask_service(svc) for svc in data.get("services", [])]
+    if data.get("files"):  # a compose application's files: their paths and modes, never their contents
+        out["files"] = [{**f, "content": None} for f in data["files"]]
     return out
 
 

@@ -25,6 +25,7 @@ from berth_api.entrypoints.schemas_apps import (
     ImageSourceIn,
     VariableIn,
 )
+from berth_api.entrypoints.schemas_compose import ComposeIn
 from berth_api.entrypoints.schemas_pre_deploy import pre_deploy_config
 from berth_api.entrypoints.schemas_volumes import ApplicationRemovalOut
 from berth_api.entrypoints.state import deps
@@ -72,13 +73,22 @@ async def create_application(
     if body.pre_deploy is not None:
         config["pre_deploy"] = pre_deploy_config(body.pre_deploy)
     if body.compose is not None:
-        config["compose"] = body.compose.model_dump(mode="json")
+        config["compose"] = body.compose.model_dump(mode="json", exclude={"files"})
         config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
     build = _build_args(body.source) if body.source is not None else []
+    files = _files(body.compose)
     record = await uc.create_application(
-        deps(request), principal, environment_id, body.name, config, _inputs(body.env), build, _access(body)
+        deps(request), principal, environment_id, body.name, config, _inputs(body.env), build, _access(body), files
     )
     return application_out(record)
+
+
+def _files(compose: ComposeIn | None) -> list[dict[str, Any]]:
+    """A compose file's files as the use case takes them: their contents in the clear (sealed there)."""
+    return [
+        {"path": f.path, "content": f.content.get_secret_value() if f.content is not None else None, "mode": f.mode}
+        for f in (compose.files if compose is not None else [])
+    ]
 
 
 def _access(body: ApplicationCreate) -> GivenAccess | None:
@@ -199,7 +209,7 @@ async def update_application(
     if body.services is not None:
         changes["services"] = [s.model_dump(mode="json") for s in body.services]
     if body.compose is not None:
-        changes["compose"] = body.compose.model_dump(mode="json")
+        changes["compose"] = body.compose.model_dump(mode="json", exclude={"files"})
     if body.hosts is not None:
         changes["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
     if body.limits is not None:
@@ -214,7 +224,8 @@ async def update_application(
         changes["pre_deploy"] = pre_deploy_config(body.pre_deploy)
     runtime = _inputs(body.env) if body.env is not None else None
     build = _build_args(body.source) if body.source is not None else None
-    record = await uc.update_application(deps(request), principal, application_id, changes, runtime, build)
+    files = _files(body.compose)
+    record = await uc.update_application(deps(request), principal, application_id, changes, runtime, build, files)
     return application_out(record)
 
 

@@ -5,17 +5,45 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from berth_api.domain import names
+from berth_common.catalogue import MAX_FILE_BYTES, MAX_FILES, MAX_FILES_BYTES, file_path
 
 MAX_COMPOSE = 256 * 1024
 RelPath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
 Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
 
 
+FilePath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(file_path)]
+
+
+class ComposeFileIn(BaseModel):
+    """A file the compose file mounts as ``./files/<path>`` (a nginx config, an init SQL script ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: FilePath = Field(description="Relative, without '..': the compose file mounts it as ./files/<path>")
+    content: SecretStr | None = Field(
+        default=None,
+        max_length=MAX_FILE_BYTES,
+        description="The file's text (write-only, stored sealed; never shown). None: keep the stored file of this path",
+    )
+    mode: int | None = Field(default=None, ge=0, le=0o777, description="Permission bits (default 0o644)")
+
+
+class ComposeFileOut(BaseModel):
+    """A file of the application as it is shown: never its content."""
+
+    path: str
+    mode: int
+    size: int = Field(description="Bytes (UTF-8)")
+    sha256: str
+
+
 class ComposeIn(BaseModel):
-    """A compose file: ``inline`` (its YAML text) or ``path`` (relative to the git repository's root)."""
+    """A compose file: ``inline`` (its YAML text) or ``path`` (relative to the git repository's root), and
+    the files it mounts as ``./files/<path>``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,11 +53,27 @@ class ComposeIn(BaseModel):
         description="A compose file of the application's git repository (read by the builder: not yet)",
         exclude_if=lambda v: v is None,
     )
+    files: list[ComposeFileIn] = Field(
+        default_factory=list,
+        max_length=MAX_FILES,
+        description=f"Files the compose file mounts as ./files/<path> (at most {MAX_FILE_BYTES} bytes each, "
+        f"{MAX_FILES_BYTES} together); contents may hold secrets: stored sealed, shown as path, size and sha256",
+        exclude_if=lambda v: not v,
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ComposeIn:
         if (self.inline is None) == (self.path is None):
             raise ValueError("give inline or path, not both")
+        paths = [f.path for f in self.files]
+        for i, p in enumerate(paths):
+            if p in paths[:i]:
+                raise ValueError(f"files/{i}/path: {p} is given twice")
+            if any(q.startswith(p + "/") or p.startswith(q + "/") for q in paths[:i]):
+                raise ValueError(f"files/{i}/path: {p} is a file and a directory of files at once")
+        total = sum(len(f.content.get_secret_value().encode()) for f in self.files if f.content is not None)
+        if total > MAX_FILES_BYTES:
+            raise ValueError(f"files: the files are limited to {MAX_FILES_BYTES} bytes together")
         return self
 
 
@@ -55,6 +99,11 @@ class ComposeOut(BaseModel):
 
     inline: str | None = Field(default=None, exclude_if=lambda v: v is None)
     path: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    files: list[ComposeFileOut] = Field(
+        default_factory=list,
+        description="The files it mounts as ./files/<path>: never their content (left out while none)",
+        exclude_if=lambda v: not v,
+    )
     hosts: list[HostMapIn]
     translated: dict[str, Any] | None = Field(
         description="Each service as Berth runs it (image or build, command, entrypoint, environment, ports, "

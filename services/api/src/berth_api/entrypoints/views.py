@@ -22,6 +22,7 @@ from berth_api.entrypoints.schemas_projects import EnvironmentOut, ProjectOut
 from berth_api.entrypoints.schemas_runtime import LiveVersion, ReplicaOut, RuntimeStatus
 from berth_api.entrypoints.state import api_state
 from berth_api.usecases import applications as uc
+from berth_api.usecases import compose_files
 from berth_api.usecases.applications import AppRecord
 from berth_api.usecases.replicas import ReplicasAnswer
 from berth_common.catalogue import ReplicaStatus
@@ -95,7 +96,12 @@ def _compose(cfg: dict[str, Any]) -> dict[str, Any] | None:
     """A compose application's file, hosts and translation (None for an application of services)."""
     if not cfg.get("compose"):
         return None
-    return {**cfg["compose"], "hosts": cfg.get("compose_hosts") or [], "translated": cfg.get("compose_translated")}
+    return {
+        **cfg["compose"],
+        "files": compose_files.shown(cfg),  # never their contents
+        "hosts": cfg.get("compose_hosts") or [],
+        "translated": cfg.get("compose_translated"),
+    }
 
 
 def application_out(rec: AppRecord) -> ApplicationOut:

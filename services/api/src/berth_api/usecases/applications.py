@@ -24,7 +24,7 @@ from berth_api.domain.git_access import GivenAccess
 from berth_api.domain.hosts import generated_host, reserved_for_generated
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, compose_apps, git_auth, variables
+from berth_api.usecases import Deps, build_servers, compose_apps, compose_files, git_auth, variables
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.placement import resolve_servers
 from berth_api.usecases.projects import environment_missing
@@ -181,10 +181,14 @@ async def create_application(
     runtime: list[VariableInput],
     build: list[VariableInput],
     access: GivenAccess | None = None,
+    files: list[dict[str, Any]] | None = None,
 ) -> AppRecord:
     """A new application; ``access``: its private repository's credential, used at once (a compose file
-    at a path of the repository is read with it) and stored with it."""
+    at a path of the repository is read with it) and stored with it; ``files``: a compose application's
+    files (``compose_files``: path, content, mode), sealed as they are stored."""
     cred = await git_auth.given(deps, config, access, principal.team_id) if access is not None else None
+    if files:  # their paths for the translation; sealed below
+        config = {**config, "compose": {**config["compose"], "files": [{"path": f["path"]} for f in files]}}
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
         auth = cred.auth if cred is not None else None
@@ -202,8 +206,10 @@ async def create_application(
                 raise environment_missing(principal, environment_id)
             await build_servers.resolve(s, principal, config)
             await resolve_servers(s, principal.team_id, principal.team_name, config["services"])
-            if variables.needs_sealing(runtime) or variables.needs_sealing(build):
+            if variables.needs_sealing(runtime) or variables.needs_sealing(build) or files:
                 await hold_for_sealing(s, deps.box)
+            if files:
+                config["compose"] = {**config["compose"], "files": compose_files.sealed(deps, app_id, files, [])}
             values = {"id": app_id, "team_id": principal.team_id, "project_id": env["project_id"]}
             await repo.insert_application(
                 s, {**values, "environment_id": environment_id, "name": name, "config": config}
@@ -236,8 +242,10 @@ async def update_application(
     changes: dict[str, Any],
     runtime: list[VariableInput] | None,
     build: list[VariableInput] | None,
+    files: list[dict[str, Any]] | None = None,
 ) -> AppRecord:
-    """``changes`` replace top-level configuration fields; ``runtime``/``build`` None: unchanged."""
+    """``changes`` replace top-level configuration fields; ``runtime``/``build`` None: unchanged; ``files``:
+    the files of a ``compose`` change (``compose_files``: one without content keeps the stored one)."""
     with _host_taken_meanwhile():
         async with deps.sessionmaker() as s, s.begin():
             row = await repo.get_application(s, principal.team_id, application_id, lock=True)
@@ -245,6 +253,14 @@ async def update_application(
                 raise application_missing(principal, application_id)
             refuse_if_removing(row)
             config = {**row["config"], **changes}
+            if "compose" in changes and files:
+                if compose_files.needs_sealing(files):
+                    await hold_for_sealing(s, deps.box)
+                kept = compose_files.stored_files(row["config"])
+                config["compose"] = {
+                    **changes["compose"],
+                    "files": compose_files.sealed(deps, application_id, files, kept),
+                }
             if config.get("compose"):
                 config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:

@@ -44,7 +44,7 @@ from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, secret_refs, translate
 from berth_api.domain.problems import ProblemError, invalid_field
-from berth_api.usecases import Deps, compose_source, git_auth
+from berth_api.usecases import Deps, compose_files, compose_source, git_auth
 from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.logging import get_logger
@@ -166,11 +166,15 @@ def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSpec:
+def compose_spec(
+    spec: ApplicationSpec, config: dict[str, Any], files: list[dict[str, Any]] | None = None
+) -> ApplicationSpec:
     """The deployment's snapshot of a compose application: ``spec`` (its services as every application
-    has them) with what the translation adds to each service, on the application's private network.
-    Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:`` without a git source
-    or ``network_mode: host``, and pydantic's ValidationError for a snapshot the catalogue refuses."""
+    has them) with what the translation adds to each service, on the application's private network, and
+    its ``files`` (opened: ``compose_files.opened``; None: a placeholder content of each stored path, to
+    check the shape). Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:``
+    without a git source or ``network_mode: host``, and pydantic's ValidationError for a snapshot the
+    catalogue refuses."""
     if not config.get("compose"):
         return spec
     translated = {s["name"]: s for s in config["compose_translated"]["services"]}
@@ -192,8 +196,15 @@ def compose_spec(spec: ApplicationSpec, config: dict[str, Any]) -> ApplicationSp
             "restart": found["restart"] if found.get("restart", spec.restart_policy) != spec.restart_policy else None,
             "privileges": _privileges(found),
             "stop_timeout_s": _stop_timeout(found, graces),
+            "files": found.get("files") or [],
         }
         svc.update(extra)
+    if files is None:
+        files = [
+            {"path": f["path"], "content": "x", "mode": f.get("mode", 0o644)}
+            for f in compose_files.stored_files(config)
+        ]
+    data["files"] = files
     data["private_network"] = True
     return ApplicationSpec.model_validate(data)
 
@@ -320,6 +331,7 @@ async def translated(
         bind_allow=tuple(deps.settings.bind_roots(team_id)),
         allowed=deps.settings.compose_allowed(team_id),
         has_repository=config.get("source", {}).get("kind") == "git",
+        files=compose_files.paths(config),
     )
     try:
         order = precheck(text)

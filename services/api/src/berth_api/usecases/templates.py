@@ -1,7 +1,9 @@
 """Templates: listing and searching the catalogue, importing a Coolify template or a Dokploy blueprint, and
 deploying a template: its variables rendered (secrets from a CSPRNG, hosts generated unless given) into the
 request that creates a compose application, every value travelling in the application's variables (the
-generated secrets as secret variables) so the compose text holds none in clear."""
+generated secrets as secret variables) so the compose text holds none in clear. The template's files are
+rendered with their values (secrets in clear: the files are stored sealed, ``compose_files``) and go with
+the application as ``compose.files``."""
 
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ class DeployPlan:
 
     request: dict[str, Any]
     rendered: Rendered
-    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (files, path routes)
+    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (path routes)
 
 
 def _label(text: str) -> str:
@@ -128,13 +130,16 @@ def plan_deploy(
         if r.host != generated_host(_label(r.service), app, environment, base_domain):
             entry["host"] = r.host
         hosts.append(entry)
+    compose: dict[str, Any] = {"inline": rendered.compose}
+    if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
+        compose["files"] = [{"path": path, "content": content} for path, content in rendered.files.items()]
     request: dict[str, Any] = {
         "name": app,
-        "compose": {"inline": rendered.compose},
+        "compose": compose,
         "hosts": hosts,
         "env": [{"name": n, "value": value, "secret": secret} for n, value, secret in rendered.env()],
     }
-    unsupported = [f"the file files/{path}" for path in rendered.files] + [
+    unsupported = [
         f"the path {r.path} of {r.variable} (service {r.service})" for r in rendered.hosts if r.path not in (None, "/")
     ]
     return DeployPlan(request, rendered, tuple(unsupported))

@@ -177,6 +177,17 @@ class DockerExecutor:
     def _create(self, spec: ContainerSpec) -> Any:
         return self.docker.json("POST", "containers/create", params={"name": spec.name}, body=spec.body)
 
+    async def put_archive(self, name: str, path: str, tar: bytes) -> None:
+        """Extract the tar archive ``tar`` at ``path`` of the container ``name`` (created or running)."""
+        put = self.docker.request(
+            "PUT",
+            f"containers/{name}/archive",
+            params={"path": path},
+            data=tar,
+            headers={"Content-Type": "application/x-tar"},
+        )
+        await self._call(f"put files into {name}", put)
+
     async def start(self, name: str) -> None:
         await self._call(f"start {name}", self.docker.request("POST", f"containers/{name}/start"))
 

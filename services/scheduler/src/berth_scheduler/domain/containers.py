@@ -12,7 +12,8 @@ shared with that server's Traefik) with its container name as DNS alias, and its
 A service's named volumes and bind mounts are ``HostConfig.Mounts`` (``domain/volumes.py``). A compose
 service runs its own image with its entrypoint, environment (over the application's), user, working
 directory, Docker healthcheck and restart policy, on the application's private network; the other networks
-it joins are connected after creation (``connects``, ``domain/compose.py``).
+it joins are connected after creation (``connects``, ``domain/compose.py``). The files it mounts are put
+into it before it starts; their digest is its label ``berth.files`` (``domain/app_files.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_common.fleet import SERVER_NETWORK
-from berth_scheduler.domain import compose, names, placement, volumes
+from berth_scheduler.domain import app_files, compose, names, placement, volumes
 from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
@@ -140,6 +141,9 @@ def container_spec(
     if service.healthcheck is not None:
         body["Healthcheck"] = compose.healthcheck_body(service.healthcheck)
     body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)
+    files = app_files.digest(spec, service)
+    if files is not None:  # written into the container before it starts (``domain/app_files.py``)
+        body["Labels"][app_files.LABEL] = files
     body["StopTimeout"] = service.stop_timeout_s if service.stop_timeout_s is not None else spec.stop_timeout_s
     port_bindings = None
     remote = server_id != LOCAL

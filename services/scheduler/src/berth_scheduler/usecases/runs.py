@@ -47,7 +47,7 @@ from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import Fleet, ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import compose, cron_jobs
+from berth_scheduler.domain import app_files, compose, cron_jobs
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
@@ -239,6 +239,9 @@ class Runs:
             if row.server_id is None:
                 await self._write(lambda unit: repo.set_server(unit.session, run_id, server))
             await self._create(docker, cs)
+            files = app_files.archive(spec, service)
+            if files is not None:  # the files its service mounts, as its replicas have them
+                await docker.put_archive(cs.name, "/", files)
             step = domain.Step.START
         if step is domain.Step.START:
             if await self._stop_reason(run_id) == CANCELLED_REASON:  # cancelled before it ever started

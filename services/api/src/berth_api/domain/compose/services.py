@@ -2,7 +2,8 @@
 
 The result has the fields of an application's ``services[]`` entry (``kind``, ``name``, ``port``,
 ``replicas``, ``health_path`` or ``health_command``, ``command``, ``domains``, ``limits``, ``volumes``,
-``binds``, ``strategy``), so everything that checks and deploys an application reads it as it is, plus what
+``binds``, ``strategy``) and the application's files it mounts (``files``: a bind mount of
+``./files/<path>``), so everything that checks and deploys an application reads it as it is, plus what
 a compose service has that a single-image application does not: its ``image`` or ``build``, ``entrypoint``,
 ``environment``, ``depends_on``, ``restart``, ``aliases``, the healthcheck's timing, ``user``,
 ``working_dir`` and the dangerous keys the administrator allowed (``allowed``).
@@ -20,6 +21,7 @@ from typing import Any
 from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
+from berth_common.catalogue import file_path
 
 MIB = 1024 * 1024
 URL_RE = re.compile(r"https?://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::\d+)?(/[^\s'\"|;&]*)?")
@@ -48,6 +50,7 @@ class Context:
     allowed: frozenset[str]  # dangerous keys the administrator allowed for the team
     has_repository: bool
     notes: list[str] = field(default_factory=list)
+    files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
 
 
 def present(value: Any) -> bool:
@@ -138,9 +141,28 @@ def _ports(name: str, svc: Mapping[str, Any], ctx: Context) -> None:
             ctx.notes.append(f"{spot}/published: not carried: Berth routes hosts through its proxy, no host port")
 
 
-def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> tuple[list[Any], list[Any]]:
+FILES_PREFIX = "./files/"
+
+
+def _file_mount(spot: str, source: str, target: Any, ctx: Context) -> dict[str, Any]:
+    """A bind mount of ``./files/<path>``: the application's file of that path, or its files under that
+    directory (``compose.files``), at ``target``."""
+    path = source[len(FILES_PREFIX) :].rstrip("/")
+    try:
+        file_path(path)
+    except ValueError as exc:
+        raise ComposeRefusal(f"{spot}/source", f"a file of compose.files is named ./files/<path>: {exc}") from None
+    if path not in ctx.files and not any(f.startswith(path + "/") for f in ctx.files):
+        raise ComposeRefusal(
+            f"{spot}/source", f"compose.files has no file files/{path} (nor files under it): give it there"
+        )
+    return {"source": path, "target": target}
+
+
+def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> tuple[list[Any], list[Any], list[Any]]:
     volumes: list[dict[str, Any]] = []
     binds: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
     for i, mount in enumerate(svc.get("volumes") or []):
         spot = f"services/{name}/volumes/{i}"
         kind, source, target = mount.get("type"), mount.get("source"), mount.get("target")
@@ -162,11 +184,15 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
             bind = mount.get("bind") or {}
             if any(k != "create_host_path" and present(v) for k, v in bind.items()):
                 raise not_carried(f"{spot}/bind")
+            if str(source).startswith(FILES_PREFIX):
+                files.append(_file_mount(spot, str(source), target, ctx))
+                continue
             if not str(source).startswith("/"):
                 raise ComposeRefusal(
                     f"{spot}/source",
-                    "a relative bind mount names the repository's files, which are not on the server: use a "
-                    "named volume, or copy the files into the image",
+                    "a relative bind mount names the repository's files, which are not on the server: give the "
+                    "file in compose.files and mount it as ./files/<path>, use a named volume, or copy the files "
+                    "into the image",
                 )
             if not mounts.allowed(str(source), ctx.bind_allow):
                 where = (
@@ -181,7 +207,7 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
             binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
         else:
             raise not_carried(f"{spot}/type", f"{kind} mounts")
-    return volumes, binds
+    return volumes, binds, files
 
 
 def _health(name: str, svc: Mapping[str, Any], web: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -276,11 +302,13 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
     limits = _limits(name, svc)
     if limits:
         out["limits"] = limits
-    volumes, binds = _mounts(name, svc, ctx, replicas)
+    volumes, binds, files = _mounts(name, svc, ctx, replicas)
     if volumes:
         out["volumes"] = volumes
     if binds:
         out["binds"] = binds
+    if files:
+        out["files"] = files
     if any(v.get("single_writer") for v in volumes):
         out["strategy"] = "recreate"
     if present(svc.get("build")):

@@ -13,6 +13,8 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   services are Berth web services (the normal rolling rollout); every other service is a worker.
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
+- Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
+  that directory), given in ``compose.files``: ``files`` of the service; any other relative path is refused.
 - Networks: the application has one private network; every compose network is mapped onto it.
 - Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
 """
@@ -49,6 +51,7 @@ class Policy:
     bind_allow: tuple[str, ...] = ()
     allowed: frozenset[str] = frozenset()
     has_repository: bool = False
+    files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
 
 
 def berth_name(name: str) -> str:
@@ -211,6 +214,7 @@ def translate(
         allowed=policy.allowed,
         has_repository=policy.has_repository,
         notes=notes,
+        files=policy.files,
     )
     out, restarts, grace = [], set(), 0.0
     for name in order:

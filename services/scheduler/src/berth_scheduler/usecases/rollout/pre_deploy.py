@@ -35,7 +35,7 @@ from berth_common.redaction import redact, redact_all
 from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
-from berth_scheduler.domain import compose, machine, placement
+from berth_scheduler.domain import app_files, compose, machine, placement
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
@@ -83,6 +83,9 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
             await docker.create_or_find(cs)
             for network, aliases in cs.connects:
                 await docker.connect_network(network, compose.connect_body(cs.name, aliases))
+            files = app_files.archive(spec, service)
+            if files is not None:  # the files its service mounts
+                await docker.put_archive(cs.name, "/", files)
             shown = redact(" ".join(job.command), secrets)
             await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
             step = domain.Step.START

@@ -26,7 +26,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import builds, compose, machine, names, placement, retention, volumes
+from berth_scheduler.domain import app_files, builds, compose, machine, names, placement, retention, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
@@ -118,6 +118,9 @@ async def _start_one(
             return cs
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(name, aliases))
+        files = app_files.archive(spec, svc)
+        if files is not None:  # the application's files it mounts, before it starts
+            await docker.put_archive(name, "/", files)
         try:
             await docker.start(name)
             return cs

@@ -1,0 +1,146 @@
+"""The application's files in its replicas: which file lands at which path, the exact archive put into a
+container before it starts, the label that makes changed files a changed container, the files sealed in
+the deployment command's JSON, and the real engine extracting the archive into a created container."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from berth_common import sealing
+from berth_common.catalogue import ApplicationSpec
+from berth_scheduler.adapters.docker import DockerExecutor
+from berth_scheduler.domain import app_files
+from berth_scheduler.domain.containers import ContainerSpec, container_spec, definition
+from tests.scheduler.images import busybox_image
+
+CONF = "server { listen 80; }\n"
+SECRET = "pw-Zq81kX"
+
+
+def _spec(files: list[dict[str, object]] | None = None, mounts: list[dict[str, str]] | None = None) -> ApplicationSpec:
+    return ApplicationSpec.model_validate(
+        {
+            "name": "shop",
+            "source": {"kind": "image", "image": "x:1"},
+            "private_network": True,
+            "services": [{"kind": "worker", "name": "web", "files": mounts or []}],
+            "files": files or [],
+        }
+    )
+
+
+FILES = [
+    {"path": "nginx/default.conf", "content": CONF},
+    {"path": "nginx/snippets/auth.conf", "content": f"password {SECRET};\n", "mode": 0o600},
+    {"path": "init.sql", "content": "create table t (id int);\n"},
+]
+
+
+def _members(tar: bytes) -> list[tuple[str, int, int, int, int, str]]:
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        out = []
+        for m in t.getmembers():
+            data = t.extractfile(m)
+            assert data is not None
+            out.append((m.name, m.mode, m.uid, m.gid, int(m.mtime), data.read().decode()))
+        return out
+
+
+def test_a_file_lands_at_its_target_and_a_directory_under_its_target_exactly():
+    spec = _spec(
+        FILES,
+        [
+            {"source": "nginx", "target": "/etc/nginx/conf.d"},
+            {"source": "init.sql", "target": "/docker-entrypoint-initdb.d/01.sql"},
+        ],
+    )
+    svc = spec.services[0]
+    assert [(p, f.path) for p, f in app_files.placed(spec, svc)] == [
+        ("/etc/nginx/conf.d/default.conf", "nginx/default.conf"),
+        ("/etc/nginx/conf.d/snippets/auth.conf", "nginx/snippets/auth.conf"),
+        ("/docker-entrypoint-initdb.d/01.sql", "init.sql"),
+    ]
+    assert _members(app_files.archive(spec, svc) or b"") == [
+        ("etc/nginx/conf.d/default.conf", 0o644, 0, 0, 0, CONF),
+        ("etc/nginx/conf.d/snippets/auth.conf", 0o600, 0, 0, 0, f"password {SECRET};\n"),
+        ("docker-entrypoint-initdb.d/01.sql", 0o644, 0, 0, 0, "create table t (id int);\n"),
+    ]
+    assert app_files.archive(spec, svc) == app_files.archive(spec, svc)  # the same files, the same bytes
+
+
+def test_a_service_without_files_has_no_archive_and_no_label():
+    spec = _spec(FILES)
+    svc = spec.services[0]
+    assert app_files.archive(spec, svc) is None
+    assert app_files.LABEL not in container_spec("app1", "dep1", spec, svc, 1, "x:1").body["Labels"]
+
+
+def test_the_label_is_the_digest_of_the_placed_files_and_changed_files_change_the_definition():
+    mounts = [{"source": "nginx/default.conf", "target": "/etc/nginx/conf.d/default.conf"}]
+    spec = _spec(FILES, mounts)
+    svc = spec.services[0]
+    body = container_spec("app1", "dep1", spec, svc, 1, "x:1").body
+    assert body["Labels"][app_files.LABEL] == app_files.digest(spec, svc)
+    assert len(body["Labels"][app_files.LABEL]) == 64 and CONF not in json.dumps(body)
+    other = _spec([{**FILES[0], "content": "server { listen 81; }\n"}, *FILES[1:]], mounts)
+    unrelated = _spec([*FILES[:2], {"path": "init.sql", "content": "changed"}], mounts)
+    assert definition("app1", other, other.services[0], "x:1") != definition("app1", spec, svc, "x:1")
+    assert definition("app1", unrelated, unrelated.services[0], "x:1") == definition("app1", spec, svc, "x:1")
+
+
+def test_file_contents_are_sealed_in_the_commands_json_and_open_again():
+    spec = _spec(FILES, [{"source": "nginx", "target": "/etc/nginx"}])
+    wire = spec.model_dump_json()
+    assert SECRET not in wire and CONF not in wire and SECRET not in repr(spec)
+    back = ApplicationSpec.model_validate_json(wire)
+    assert [f.reveal() for f in back.files] == [f["content"] for f in FILES]
+    assert all(sealing.is_sealed(f.content.get_secret_value()) for f in back.files)
+    assert app_files.archive(back, back.services[0]) == app_files.archive(spec, spec.services[0])
+
+
+@pytest.mark.parametrize(
+    ("files", "mounts", "words"),
+    [
+        (FILES, [{"source": "nginx/missing.conf", "target": "/x"}], "mounts files/nginx/missing.conf"),
+        (FILES, [{"source": "ngin", "target": "/x"}], "mounts files/ngin"),
+        ([*FILES, FILES[0]], [], "file paths must be unique"),
+        ([{"path": "../etc/passwd", "content": "x"}], [], "'..'"),
+        ([{"path": "/etc/passwd", "content": "x"}], [], "relative"),
+        ([{"path": "a//b", "content": "x"}], [], "'//'"),
+        ([{"path": "big", "content": "x" * (256 * 1024 + 1)}], [], "limited to 262144 bytes"),
+    ],
+)
+def test_a_spec_refuses_files_it_cannot_place(files, mounts, words):
+    with pytest.raises(ValidationError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        _spec(files, mounts)
+
+
+async def test_the_engine_extracts_the_archive_into_a_created_container(docker: DockerExecutor):
+    spec = _spec(
+        FILES,
+        [
+            {"source": "nginx", "target": "/srv/conf"},
+            {"source": "init.sql", "target": "/bin/init.sql"},  # beside the image's own files
+        ],
+    )
+    svc = spec.services[0]
+    name = f"berth-files-test-{uuid.uuid4().hex[:8]}"
+    script = "ls -l /srv/conf/snippets/auth.conf && ls /bin/sh && cat /srv/conf/default.conf /bin/init.sql"
+    body = {"Image": busybox_image(), "Cmd": ["sh", "-c", script]}
+    await docker.create(ContainerSpec(name=name, service="web", kind="worker", replica=1, body=body))
+    try:
+        await docker.put_archive(name, "/", app_files.archive(spec, svc) or b"")
+        await docker.start(name)
+        assert (await docker.docker.json("POST", f"containers/{name}/wait", timeout=30))["StatusCode"] == 0
+        _, raw = await docker.docker.request("GET", f"containers/{name}/logs", params={"stdout": 1})
+        out = raw.decode(errors="replace")
+        assert "-rw-------" in out and "/bin/sh" in out  # its mode kept, the image's own files still there
+        assert CONF in out and "create table t (id int);" in out
+    finally:
+        await docker.remove(name)
