@@ -281,13 +281,18 @@ def test_files_written_by_coolify_become_template_files():
         "source": "./files/nginx/default.conf",
         "target": "/etc/nginx/conf.d/default.conf",
     }
-    assert volumes[1] == {"type": "bind", "source": "./html", "target": "/usr/share/nginx/html"}
-    assert volumes[2] == {"type": "bind", "source": "./cache", "target": "/var/cache/nginx"}
+    # a directory of the service's folder on Coolify's host is a named volume here (no host path)
+    assert volumes[1] == {"type": "volume", "source": "html", "target": "/usr/share/nginx/html"}
+    assert volumes[2] == {"type": "volume", "source": "cache", "target": "/var/cache/nginx"}
+    assert doc["volumes"] == {"web-logs": None, "html": None, "cache": None}
     assert out.files == {"nginx/default.conf": file.content}
     assert result.notes == [
         "services.web.volumes[0].content: carried as the template file files/nginx/default.conf",
         "services.web.volumes[1].is_directory: dropped; a bind without content is a directory",
+        "services.web.volumes[1]: the directory ./html is the named volume html",
         "services.web.volumes[2].isDirectory: dropped; a bind without content is a directory",
+        "services.web.volumes[2]: the directory ./cache is the named volume cache",
+        "volumes: html, cache declared at the top level, as Coolify does",
     ]
 
 
@@ -346,8 +351,9 @@ volumes:
 """
     result = import_coolify("vols.yaml", text)
     doc = yaml.safe_load(result.template.compose)
-    assert doc["volumes"] == {"db-data": {"driver": "local"}, "app-data": None, "cache": None}
-    assert "volumes: app-data, cache declared at the top level, as Coolify does" in result.notes
+    assert doc["services"]["app"]["volumes"][1] == "conf:/etc/app"  # a relative directory: a named volume
+    assert doc["volumes"] == {"db-data": {"driver": "local"}, "app-data": None, "conf": None, "cache": None}
+    assert "volumes: app-data, conf, cache declared at the top level, as Coolify does" in result.notes
     assert "volumes" not in yaml.safe_load(
         import_coolify("one.yaml", "services:\n  a:\n    image: x\n").template.compose
     )

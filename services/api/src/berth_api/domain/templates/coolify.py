@@ -279,9 +279,10 @@ def _rewrite(
         if spec.pop("exclude_from_hc", None) is not None:
             not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
         for i, volume in enumerate(spec.get("volumes") or []):
-            if not isinstance(volume, dict):
-                continue
             where = f"services.{svc}.volumes[{i}]"
+            if not isinstance(volume, dict):
+                spec["volumes"][i] = _relative_as_volume(volume, where, notes)
+                continue
             content = volume.pop("content", None)
             for key in ("is_directory", "isDirectory"):
                 if volume.pop(key, None) is not None:
@@ -291,8 +292,33 @@ def _rewrite(
                 files.append(TemplateFile(path, str(content)))
                 volume["source"] = f"./files/{path}"
                 notes.append(f"{where}.content: carried as the template file files/{path}")
+            elif volume.get("type", "bind") == "bind" and _relative(volume.get("source")):
+                named = _volume_name(str(volume["source"]))
+                notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
+                volume.update({"type": "volume", "source": named})
     _declare_volumes(doc, notes)
     return files, doc
+
+
+def _relative(source: Any) -> bool:
+    return isinstance(source, str) and source.startswith(".") and not source.startswith("./files/")
+
+
+def _volume_name(source: str) -> str:
+    """A relative directory as a volume name: ``./data/html`` -> ``data-html``."""
+    return re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-") or "data"
+
+
+def _relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
+    """``./html:/usr/share/nginx/html``: Coolify makes a directory of the service's own folder on the host;
+    in Berth (no host path without an administrator's allow-list) it is a named volume, kept across
+    deployments like that folder."""
+    if not isinstance(volume, str) or ":" not in volume or not _relative(volume.split(":", 1)[0]):
+        return volume
+    source, rest = volume.split(":", 1)
+    named = _volume_name(source)
+    notes.append(f"{where}: the directory {source} is the named volume {named}")
+    return f"{named}:{rest}"
 
 
 def _declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
