@@ -3,7 +3,8 @@
 Only one PostgreSQL image is made here, so the test's image map sends ``postgres:15.9`` to a second tag of
 it (the container really is made again with another image, on the same volume) and ``postgres:15.8`` to a
 broken image that runs but never answers (``sleep``): that upgrade is rolled back to the old image, which
-runs again with the same rows.
+runs again with the same rows. An upgrade between two real PostgreSQL releases (Debian's and the newer one
+of its security source) is ``test_database_upgrade_postgres``.
 """
 
 from __future__ import annotations

@@ -121,6 +121,9 @@ def redis_image() -> str:
 
 MARIADB_PACKAGES = ("mariadb-server", "mariadb-server-core", "mariadb-client", "mariadb-client-core", "mariadb-common")
 MARIADB_PACKAGES_ARCH = ("libmariadb3",)
+# the server, its client and the client library share one source version; postgresql-common (the cluster
+# tools of Debian, not the server) is left as the local image has it
+POSTGRES_PACKAGES = ("postgresql-15", "postgresql-client-15", "libpq5")
 
 
 class NoNewerVersion(RuntimeError):
@@ -138,36 +141,40 @@ def _candidate(package: str) -> str:
     return next((line.split()[1] for line in policy.stdout.splitlines() if "Candidate:" in line), "")
 
 
-def mariadb_minor_image() -> tuple[str, str, str]:
-    """A MariaDB of the local image's line one minor version on: (tag, old version, new version), e.g.
-    ``10.11.18`` -> ``10.11.19``. The local image (``mariadb_image``) is Debian bookworm's release; this one is
-    it with the MariaDB packages of the machine's newest source (bookworm-security), which apt-get downloads
-    on this machine and dpkg installs in a container (no service started, the data directory emptied again,
-    as the local image has it). Cached by tag. NoNewerVersion when the sources have nothing newer."""
-    base = mariadb_image()
-    old = package_version(base, "mariadb-server")
-    new = _candidate("mariadb-server")
+def _upstream(version: str) -> str:
+    """``15.20`` of Debian's ``15.20-0+deb12u1``, ``10.11.19`` of ``1:10.11.19-0+deb12u1``."""
+    return version.split(":", 1)[-1].split("-", 1)[0]
+
+
+def _minor_image(base: str, name: str, packages: tuple[str, ...], *, cmd: str, emptied: str) -> tuple[str, str, str]:
+    """``base`` with ``packages`` (the first one decides the version) of the machine's newest Debian source:
+    (tag, old version, new version). apt-get downloads them on this machine and dpkg installs them in a
+    container (no service started: policy-rc.d refuses), then ``emptied`` (a shell glob list) is removed, as
+    the local image has it, and the container is committed with the official entry point contract. Cached by
+    tag. NoNewerVersion when the sources have nothing newer than ``base`` has."""
+    package = packages[0]
+    old = package_version(base, package)
+    new = _candidate(package)
     if new in ("", "(none)"):  # no package lists on this machine yet
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, check=False)
-        new = _candidate("mariadb-server")
+        new = _candidate(package)
     if not new or new in ("(none)", old) or subprocess.run(["dpkg", "--compare-versions", new, "gt", old]).returncode:
-        raise NoNewerVersion(f"Debian's sources here offer mariadb-server {new or 'none'}; the local image has {old}")
-    upstream = new.split(":", 1)[-1].split("-", 1)[0]
-    tag = f"berth-test/mariadb:{upstream}-bookworm"
+        raise NoNewerVersion(f"Debian's sources here offer {package} {new or 'none'}; the local image has {old}")
+    tag = f"berth-test/{name}:{_upstream(new)}-bookworm"
     if subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True, check=False).returncode == 0:
-        return tag, old.split(":", 1)[-1].split("-", 1)[0], upstream
+        return tag, _upstream(old), _upstream(new)
     with tempfile.TemporaryDirectory(prefix="berth-debs-") as folder:
         os.chmod(folder, 0o777)  # apt-get downloads as its own user where it can
-        wanted = [f"{p}={new}" for p in (*MARIADB_PACKAGES, *MARIADB_PACKAGES_ARCH)]
+        wanted = [f"{p}={new}" for p in packages]
         got = subprocess.run(["apt-get", "download", "-q", *wanted], cwd=folder, capture_output=True, text=True)
         if got.returncode != 0:
             raise RuntimeError(f"apt-get download failed: {got.stderr.strip()[-500:]}")
-        holder = f"berth-test-mariadb-{uuid.uuid4().hex[:10]}"
+        holder = f"berth-test-{name}-{uuid.uuid4().hex[:10]}"
         script = (
             'printf "#!/bin/sh\\nexit 101\\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && '
             # one package replaces another's files: the first pass unpacks in some order, the second finishes
             "{ dpkg -i --auto-deconfigure /debs/*.deb > /dev/null 2>&1; dpkg -i /debs/*.deb > /dev/null; } && "
-            "rm -f /usr/sbin/policy-rc.d && rm -rf /var/lib/mysql/* /var/lib/mysql/.[!.]* /run/mysqld/*"
+            f"rm -f /usr/sbin/policy-rc.d && rm -rf {emptied}"
         )
         try:
             docker(
@@ -176,8 +183,30 @@ def mariadb_minor_image() -> tuple[str, str, str]:
             )  # fmt: skip
             docker(
                 "commit", "--change", 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
-                "--change", 'CMD ["mariadbd"]', holder, tag,
+                "--change", f'CMD ["{cmd}"]', holder, tag,
             )  # fmt: skip
         finally:
             remove_container(holder)
-    return tag, old.split(":", 1)[-1].split("-", 1)[0], upstream
+    return tag, _upstream(old), _upstream(new)
+
+
+def mariadb_minor_image() -> tuple[str, str, str]:
+    """A MariaDB of the local image's line one minor version on: (tag, old version, new version), e.g.
+    ``10.11.18`` -> ``10.11.19``. The local image (``mariadb_image``) is Debian bookworm's release; this one is
+    it with the MariaDB packages of the machine's newest source (bookworm-security), the data directory
+    emptied again. Cached by tag. NoNewerVersion when the sources have nothing newer."""
+    return _minor_image(
+        mariadb_image(), "mariadb", (*MARIADB_PACKAGES, *MARIADB_PACKAGES_ARCH),
+        cmd="mariadbd", emptied="/var/lib/mysql/* /var/lib/mysql/.[!.]* /run/mysqld/*",
+    )  # fmt: skip
+
+
+def postgres_minor_image() -> tuple[str, str, str]:
+    """A PostgreSQL of the local image's line one minor version on: (tag, old version, new version), e.g.
+    ``15.18`` -> ``15.20``. The local image (``postgres_image``) is Debian bookworm's release; this one is it
+    with the server, client and libpq of the machine's newest source (bookworm-security). The data directory
+    the entry point initialises (PGDATA) is empty in both. Cached by tag. NoNewerVersion when the sources
+    have nothing newer."""
+    return _minor_image(
+        postgres_image(), "postgres", POSTGRES_PACKAGES, cmd="postgres", emptied="/var/run/postgresql/*"
+    )

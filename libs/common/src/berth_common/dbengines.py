@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from berth_common.redaction import MASK
+
 EngineName = Literal["postgresql", "mysql", "mariadb", "redis", "mongodb"]
 ENGINE_NAMES: Final[tuple[EngineName, ...]] = ("postgresql", "mysql", "mariadb", "redis", "mongodb")
 
@@ -146,7 +148,7 @@ class Credentials:
     database: str
 
     def __repr__(self) -> str:
-        return f"Credentials(user={self.user!r}, password=**********, database={self.database!r})"
+        return f"Credentials(user={self.user!r}, password={MASK}, database={self.database!r})"
 
 
 @dataclass(frozen=True)

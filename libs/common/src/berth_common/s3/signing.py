@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from berth_common.redaction import MASK
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -27,7 +29,7 @@ class Credentials:
     secret_key: str = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"Credentials(access_key={self.access_key!r}, secret_key='**********')"
+        return f"Credentials(access_key={self.access_key!r}, secret_key='{MASK}')"
 
 
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from berth_common.catalogue import ApplicationSpec, TlsOptions
+from berth_common.redaction import MASK as MASK
 from berth_common.redaction import redact as redact  # the one rule, used from here by the use cases
 
 VariableKind = Literal["runtime", "build"]
 Sealer = Callable[[str, str], str]  # (value, associated data) -> sealed text
 Opener = Callable[[str, str], str]  # (sealed text, associated data) -> value
-MASK = "**********"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from berth_common.redaction import MASK
 from berth_common.values import ENV_NAME_PATTERN
 
 NAME_RE = re.compile(ENV_NAME_PATTERN)
@@ -137,7 +138,7 @@ def render(entries: Iterable[tuple[str, str | None]], header: str = "") -> str:
     out = [f"# {line}" for line in header.splitlines()] if header else []
     for name, value in entries:
         if value is None:
-            out.append(f"# {name}=********** (secret: masked; an admin exports it with ?reveal_secrets=true)")
+            out.append(f"# {name}={MASK} (secret: masked; an admin exports it with ?reveal_secrets=true)")
         else:
             out.append(f"{name}={quote(value)}")
     return "\n".join(out) + "\n"

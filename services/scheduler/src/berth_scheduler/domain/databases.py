@@ -131,11 +131,3 @@ def never_started(info: dict[str, Any]) -> bool:
 def exposure_note(spec: DatabaseSpec) -> str:
     """What the event says about a public database published through its proxy ("" otherwise)."""
     return THROUGH_PROXY if spec.public is not None and not spec.public.everyone else ""
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced (an engine's error may quote what it was given)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "**********")
-    return text

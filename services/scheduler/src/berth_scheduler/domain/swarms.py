@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from berth_common.redaction import mask
+
 GATEWAY_NETWORK = "docker_gwbridge"  # the bridge every task on an overlay also has, on its own node
 
 
@@ -126,8 +128,5 @@ def gateway_address(network: dict[str, Any], container_id: str) -> str | None:
 
 
 def scrub(text: str, *secrets: str) -> str:
-    """``text`` with every secret replaced: what an engine said may repeat what it was sent."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "**********")
-    return text
+    """``text`` with every secret masked (the shared rule): what an engine said may repeat what it was sent."""
+    return mask(text, secrets)

@@ -14,6 +14,7 @@ from typing import Any
 from berth_common.catalogue import BackupObject, S3Destination, StartBackup
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
+from berth_common.redaction import mask
 from berth_scheduler.adapters import backup_store as store
 from berth_scheduler.adapters.backup_sinks import SinkError, Ssh, delete_object, s3_client
 from berth_scheduler.domain import backups as dom
@@ -22,12 +23,10 @@ log = get_logger(__name__)
 MAX_REASON = 3900
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` without any of ``secrets`` (a reason or a log line that might quote one), bounded."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "**********")
-    return text[:MAX_REASON]
+def masked(text: str, secrets: list[str]) -> str:
+    """``text`` without any of ``secrets`` (a reason or a log line that might quote one), bounded: the shared
+    rule (``berth_common.redaction.mask``)."""
+    return mask(text, secrets)[:MAX_REASON]
 
 
 async def apply_retention(
@@ -58,7 +57,7 @@ async def apply_retention(
                 await delete_object(dest, key, ssh)
                 deleted.append(key)
             except (SinkError, OSError) as exc:
-                log.warning("retention could not delete", key=key, error=redact(str(exc), secrets))
+                log.warning("retention could not delete", key=key, error=masked(str(exc), secrets))
 
         async def mark(unit: Unit, name: str = dest.name, keys: list[str] = deleted) -> None:
             await store.mark_pruned(unit.session, name, keys, now)

@@ -57,7 +57,7 @@ from berth_scheduler.domain.backups import BackupError as BackupError
 from berth_scheduler.usecases import backup_offload as offload
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_stream import pump
-from berth_scheduler.usecases.backup_upkeep import apply_retention, redact, remove_uploads
+from berth_scheduler.usecases.backup_upkeep import apply_retention, masked, remove_uploads
 from berth_scheduler.usecases.periodic import Periodic
 from berth_scheduler.usecases.redis_snapshot import redis_bgsave
 
@@ -236,7 +236,7 @@ class Backups:
                 with contextlib.suppress(Exception):
                     await sink.close()
         if outcome.reason is not None:
-            outcome.reason = redact(outcome.reason, _secrets(msg))
+            outcome.reason = masked(outcome.reason, _secrets(msg))
             outcome.objects = []
             return outcome
         try:
@@ -244,7 +244,7 @@ class Backups:
                 self.transactions, msg, outcome.objects, self.clock(), _secrets(msg), self.ssh
             )
         except Exception as exc:  # the backup is good all the same; retention tries again after the next one
-            log.warning("retention not applied", backup_id=msg.backup_id, error=redact(str(exc), _secrets(msg)))
+            log.warning("retention not applied", backup_id=msg.backup_id, error=masked(str(exc), _secrets(msg)))
         return outcome
 
     async def _dump(self, msg: StartBackup, compression: str, sinks: list[Sink]) -> list[BackupObject]:

@@ -60,6 +60,7 @@ from berth_common.catalogue import (
 from berth_common.db import Transactions, Unit
 from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
+from berth_common.redaction import mask
 from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
 from berth_scheduler.domain import database_proxy
@@ -141,7 +142,7 @@ class Databases:
                 database_id=spec.database_id, team_id=spec.team_id, request_id=msg.request_id, outcome="succeeded"
             )
         except Exception as exc:  # every failure is answered; the old password stays
-            reason = dom.redact(_reason(exc), [old, new])
+            reason = mask(_reason(exc), [old, new])
             log.warning("database rotation failed", database_id=spec.database_id, reason=reason)
             outcome = DatabaseCredentialsRotated(
                 database_id=spec.database_id,
@@ -175,7 +176,7 @@ class Databases:
                 except Exception as exc:
                     changed, outcome = await self._roll_back(msg, old, _reason(exc))
         if isinstance(outcome, DatabaseUpgradeFailed):
-            outcome = outcome.model_copy(update={"reason": dom.redact(outcome.reason, [new.reveal()])[:2000]})
+            outcome = outcome.model_copy(update={"reason": mask(outcome.reason, [new.reveal()])[:2000]})
             log.warning("database upgrade failed", database_id=new.database_id, reason=outcome.reason)
 
         async def record(unit: Unit) -> None:
@@ -192,11 +193,11 @@ class Databases:
     ) -> tuple[DatabaseChanged, DatabaseUpgradeFailed]:
         """The old image made and started again on the same volume after the new one failed."""
         secrets = [old.reveal()]
-        why, to = dom.redact(why, secrets), msg.spec.version
+        why, to = mask(why, secrets), msg.spec.version
         try:
             changed = await self._up(old, msg.request_id)
         except Exception as exc:
-            again = dom.redact(_reason(exc), secrets)
+            again = mask(_reason(exc), secrets)
             reason = f"{to} did not start: {why}; {old.version} did not start again either: {again}"
             failed = self._event(old.database_id, old.team_id, msg.request_id, "failed", reason)
             return failed, _upgrade_failed(msg, reason)
@@ -220,7 +221,7 @@ class Databases:
             async with self._locks[database_id]:
                 answer: DatabaseChanged = await work()
         except Exception as exc:  # every failure is answered with its reason
-            reason = dom.redact(_reason(exc), secrets or [])
+            reason = mask(_reason(exc), secrets or [])
             log.warning("database command failed", database_id=database_id, reason=reason)
             answer = self._event(database_id, team_id, request_id, "failed", reason)
 
@@ -329,7 +330,7 @@ class Databases:
         try:  # the engine has the new password now: the rotation is done whatever follows
             return await self._up(spec, request_id, password=new)
         except Exception as exc:
-            reason = dom.redact(_reason(exc), [old, new])
+            reason = mask(_reason(exc), [old, new])
             return self._event(spec.database_id, spec.team_id, request_id, "failed", reason)
 
     @staticmethod

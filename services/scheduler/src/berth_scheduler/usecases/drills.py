@@ -57,7 +57,7 @@ from berth_scheduler.domain.backups import StreamError
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.domain.routing import LOCAL
-from berth_scheduler.usecases.backup_upkeep import redact
+from berth_scheduler.usecases.backup_upkeep import masked
 from berth_scheduler.usecases.backups import BackupError
 from berth_scheduler.usecases.periodic import Periodic
 from berth_scheduler.usecases.restores import Restores
@@ -127,7 +127,7 @@ class Drills:
             beat.cancel()
             await self._remove(msg.server_id, name)
         if attempt.reason is not None:
-            attempt.reason = redact(attempt.reason, [password, *_secrets(msg)])[:4000]
+            attempt.reason = masked(attempt.reason, [password, *_secrets(msg)])[:4000]
         await self.transactions.run(lambda unit: self._finish(unit, msg, attempt), delivery=delivery)
 
     async def _seen(self, delivery: Delivery) -> bool:

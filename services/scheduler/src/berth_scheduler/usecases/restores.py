@@ -47,7 +47,7 @@ from berth_scheduler.domain.backup_jobs import RestoreJob
 from berth_scheduler.domain.dumps import Exec
 from berth_scheduler.usecases import volume_dumps
 from berth_scheduler.usecases.backup_offload import Target
-from berth_scheduler.usecases.backup_upkeep import redact
+from berth_scheduler.usecases.backup_upkeep import masked
 from berth_scheduler.usecases.backups import BackupError
 from berth_scheduler.usecases.redis_snapshot import redis_rdb
 from berth_scheduler.usecases.restore_checks import check_before_writing, in_worker, remote_of, restore_job
@@ -116,7 +116,7 @@ class Restores:
             beat.cancel()
         if reason is not None:
             with contextlib.suppress(sealing.SealingError):
-                reason = redact(reason, [msg.target.reveal()] if isinstance(msg.target, BackupSource) else [])
+                reason = masked(reason, [msg.target.reveal()] if isinstance(msg.target, BackupSource) else [])
             await self._log(msg.restore_id, f"restore failed: {reason}")
         else:
             await self._log(msg.restore_id, "restore finished")
