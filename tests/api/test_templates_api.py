@@ -173,3 +173,36 @@ async def test_every_catalogue_template_creates_its_application(client, members)
             refused[t["slug"]] = (r.status_code, r.json()["detail"])
     assert refused == {}, "\n".join(f"{k}: {v}" for k, v in refused.items())
     assert len(created) == len(listed.json()) >= 30
+
+
+async def test_a_template_routing_services_by_path_creates_its_application(client, members):
+    """The routes of one host by path (Coolify's ``SERVICE_URL_APPWRITE=/console``) go to the services under
+    their paths, all on the host of the variable (the first service's generated one)."""
+    project = await make_project(client, members.developer)
+    env = project["environments"][0]["id"]
+    text = (FIXTURES / "coolify" / "multi-route.yaml").read_text()
+    body = {"format": "coolify", "files": {"multi-route.yaml": text}}
+    imported = await client.post("/v1/templates/import", headers=members.developer, json=body)
+    assert imported.status_code == 200, imported.text
+    document = imported.json()["template"]["document"]
+    # Not a routing matter: the fixture's ``\$utf8`` is left to compose, whose parser reads ``$utf8`` as an
+    # unset variable and refuses the command line it leaves (``"SET NAMES \"``); ``$$`` is compose's ``$``.
+    assert "\\$utf8" in document
+    document = document.replace("\\$utf8", "$$utf8")
+    r = await client.post(
+        "/v1/templates/deploy", headers=members.developer, json={"environment_id": env, "document": document}
+    )
+    assert r.status_code == 201, r.text
+    app = r.json()
+    host = "appwrite-multi-route-production.localhost"
+    assert app["compose"]["hosts"] == [
+        {"service": "appwrite", "port": 80},
+        {"service": "appwrite-console", "port": 80, "host": host, "path": "/console"},
+        {"service": "appwrite-realtime", "port": 80, "host": host, "path": "/v1/realtime"},
+    ]
+    web = {s["name"]: s for s in app["services"] if s["kind"] == "web"}
+    assert {n: (s.get("path_prefix"), host in s["hosts"]) for n, s in web.items()} == {
+        "appwrite": (None, True),
+        "appwrite-console": ("/console", True),
+        "appwrite-realtime": ("/v1/realtime", True),
+    }

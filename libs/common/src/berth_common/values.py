@@ -116,6 +116,26 @@ def route_host(value: str) -> str:
     return WILDCARD_PREFIX + base
 
 
+MAX_ROUTE_PATH = 200
+ROUTE_PATH_PATTERN = r"^/[A-Za-z0-9._~/-]{0,199}$"
+_ROUTE_PATH_RE = re.compile(ROUTE_PATH_PATTERN)
+
+
+def route_path(value: str) -> str:
+    """The URL path prefix a route serves on its hosts (Traefik's ``PathPrefix``): ``/`` then letters,
+    digits, ``-``, ``.``, ``_``, ``~`` and ``/``, at most 200 characters, no empty, ``.`` or ``..``
+    segment. It reaches a Traefik rule between backticks, so nothing else passes. ``/`` is the whole host."""
+    printable_ascii(value, "a path")
+    if not _ROUTE_PATH_RE.fullmatch(value):
+        raise ValueError(
+            f"a path starts with '/' and has at most {MAX_ROUTE_PATH} letters, digits, '-', '.', '_', '~' or '/'"
+        )
+    inner = value[1:].removesuffix("/")
+    if value != "/" and any(seg in ("", ".", "..") for seg in inner.split("/")):
+        raise ValueError("a path has no empty, '.' or '..' segment")
+    return value
+
+
 def is_wildcard(host: str) -> bool:
     """Whether ``host`` is a wildcard host (``*.example.com``)."""
     return host.startswith(WILDCARD_PREFIX)
@@ -360,6 +380,8 @@ RouteHost = Annotated[
     Field(min_length=1, max_length=MAX_HOST, json_schema_extra={"format": "hostname"}),
     _rule(route_host),
 ]
+# the URL path prefix of a route (``/api``); ``/``: the whole host
+RoutePath = Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_PATH), _rule(route_path)]
 ServerAddress = Annotated[str, Field(min_length=1, max_length=MAX_HOST), _rule(server_address)]
 SshUser = Annotated[str, Field(pattern=SSH_USER_PATTERN, max_length=32)]
 ImageRef = Annotated[str, Field(max_length=MAX_IMAGE, pattern=IMAGE_REF_PATTERN), _rule(image_ref)]

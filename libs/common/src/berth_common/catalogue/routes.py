@@ -9,7 +9,7 @@ from pydantic import Field
 from berth_common.catalogue.base import Command, Event, Id, register
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
-from berth_common.values import RouteHost
+from berth_common.values import RouteHost, RoutePath
 
 # --- routes ----------------------------------------------------------------------------------------
 
@@ -43,7 +43,9 @@ class ApplyRoutes(RouteCommand):
     Answered by ``evt.route.applied`` once Traefik's API shows the change live, or ``evt.route.failed``.
     ``generation`` orders commands for one route: one older than the route's current generation is refused
     as stale, so a late redelivery never overwrites a newer state. Route ids: lowercase letters, digits,
-    ``-`` and ``_``; hosts: RFC 1123 names; upstreams: ``http(s)://host:port``.
+    ``-`` and ``_``; hosts: RFC 1123 names; upstreams: ``http(s)://host:port``. Routes of one
+    application's services may share a host when their ``path_prefix`` differ (a host is claimed per
+    path); the api gives a host to one application.
     """
 
     TYPE = "cmd.route.apply"
@@ -58,6 +60,10 @@ class ApplyRoutes(RouteCommand):
     application_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
     # Traefik reads each request's whole body before forwarding it (``catalogue/buffering.py``); None: not
     buffer_requests: RequestBuffering | None = Field(default=None, exclude_if=lambda v: v is None)
+    # only requests whose path starts with it (``/api``: ``/api``, ``/api/x``, also ``/apix``), passed on
+    # unchanged (the prefix is not stripped); it wins over a shorter prefix of the same host, and over the
+    # host's whole-host route. None: the whole hosts
+    path_prefix: RoutePath | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 @register

@@ -23,7 +23,7 @@ from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
-from berth_common.values import EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, Slug
+from berth_common.values import EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, RoutePath, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
 # The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
@@ -266,6 +266,9 @@ class WebService(Composed):
     build: ServiceBuild | None = Field(default=None, exclude_if=lambda v: v is None)
     # Traefik reads each request's whole body before forwarding it (``catalogue/buffering.py``); None: not
     buffer_requests: RequestBuffering | None = Field(default=None, exclude_if=lambda v: v is None)
+    # only requests under this URL path prefix reach the service, on every one of its hosts, unstripped
+    # (``ApplyRoutes.path_prefix``); None: the whole hosts
+    path_prefix: RoutePath | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _image_or_build(self) -> WebService:

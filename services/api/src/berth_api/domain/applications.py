@@ -90,6 +90,7 @@ def _service_spec(service: Mapping[str, Any], hosts: list[str]) -> dict[str, Any
             "command": service.get("command"),
             "hosts": hosts,
             **({"buffer_requests": service["buffer_requests"]} if service.get("buffer_requests") else {}),
+            **({"path_prefix": service["path_prefix"]} if service.get("path_prefix") else {}),
         }
     return {**common, "command": service.get("command"), "health_command": service.get("health_command")}
 

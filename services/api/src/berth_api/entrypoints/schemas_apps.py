@@ -323,6 +323,12 @@ class WebServiceOut(BaseModel):
     buffer_requests: RequestBuffering | None = Field(
         default=None, description=BUFFER_REQUESTS, exclude_if=lambda v: v is None
     )
+    path_prefix: str | None = Field(
+        default=None,
+        description="A compose application's service: only requests under this URL path prefix reach it, on "
+        "every one of its hosts (its hosts entry's path)",
+        exclude_if=lambda v: v is None,
+    )
 
 
 class WorkerServiceOut(BaseModel):

@@ -9,10 +9,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 
 from berth_api.domain import names
 from berth_common.catalogue import MAX_FILE_BYTES, MAX_FILES, MAX_FILES_BYTES, file_path
+from berth_common.values import MAX_ROUTE_PATH, route_path
 
 MAX_COMPOSE = 256 * 1024
 RelPath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
 Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
+RoutePath = Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_PATH), AfterValidator(route_path)]
 
 
 FilePath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(file_path)]
@@ -78,19 +80,27 @@ class ComposeIn(BaseModel):
 
 
 class HostMapIn(BaseModel):
-    """A host for a compose service's port; no ``host``: the generated host only."""
+    """A host for a compose service's port; no ``host``: the generated host only. ``path``: only the
+    requests under this URL path prefix reach the service (on every host of the service), unstripped."""
 
     model_config = ConfigDict(extra="forbid")
 
     service: str = Field(min_length=1, max_length=64, description="The service's name in the compose file")
     port: int = Field(ge=1, le=65535, description="The port the container listens on")
     host: Host | None = Field(default=None, exclude_if=lambda v: v is None)
+    path: RoutePath | None = Field(
+        default=None,
+        description="A URL path prefix (/api): only requests whose path starts with it reach this service, "
+        "passed on unchanged (not stripped); a longer prefix wins over a shorter one and over the host's other "
+        "services. Services of the application may share a host under different paths. One path per service",
+        exclude_if=lambda v: v is None,
+    )
 
 
 HostMaps = Annotated[list[HostMapIn], Field(max_length=100)]
 HOSTS = (
-    "Which compose service and port get which host; empty: the first service in the file with a published "
-    "or exposed port gets the generated host at its first port. Each service named is a web service"
+    "Which compose service and port get which host (and path); empty: the first service in the file with a "
+    "published or exposed port gets the generated host at its first port. Each service named is a web service"
 )
 
 

@@ -87,24 +87,43 @@ async def sync_hosts(
     config_hosts: dict[str, str] | None = None,
 ) -> list[HostRow]:
     """Claim the application's host names: one generated per web service (a preview's from its pattern:
-    ``config_hosts``), then its custom domains."""
+    ``config_hosts``), then its custom domains.
+
+    Services with a path prefix (``path_prefix``, compose applications) may share a host under different
+    paths, a custom one or another service's generated host: the host is claimed once, by the application
+    (its row names the service whose generated host it is, else the first service that has it); the other
+    services find it among their ``domains`` (``build_spec``)."""
     base = deps.settings.base_domain
-    rows: list[tuple[HostRow, str]] = []
-    for i, svc in enumerate(services):
-        if svc["kind"] != "web":
-            continue
-        generated = (config_hosts or {}).get(svc["name"]) or generated_host(svc["name"], app, env, base)
-        rows.append((HostRow(generated, svc["name"], True), "/body/name"))
+    rows: list[tuple[HostRow, str, str]] = []
+    web = [(i, svc) for i, svc in enumerate(services) if svc["kind"] == "web"]
+    generated = {
+        svc["name"]: (config_hosts or {}).get(svc["name"]) or generated_host(svc["name"], app, env, base)
+        for _, svc in web
+    }
+    for i, svc in web:
+        path = svc.get("path_prefix") or "/"
+        rows.append((HostRow(generated[svc["name"]], svc["name"], True), "/body/name", path))
         for j, domain in enumerate(svc.get("domains") or []):
             loc = f"/body/services/{i}/domains/{j}"
-            if reserved_for_generated(domain, base):
+            sibling = domain in generated.values() and domain != generated[svc["name"]]
+            if reserved_for_generated(domain, base) and not sibling:
                 raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
-            rows.append((HostRow(domain, svc["name"], False), loc))
-    seen: set[str] = set()
-    for row, loc in rows:
-        if row.host in seen:
-            raise invalid_field(loc, f"{row.host} is used twice in this application")
-        seen.add(row.host)
+            rows.append((HostRow(domain, svc["name"], False), loc, path))
+    seen: set[tuple[str, str]] = set()
+    for row, loc, path in rows:
+        if (row.host, path) in seen:
+            where = "" if path == "/" else f" under the path {path}"
+            raise invalid_field(loc, f"{row.host} is used twice in this application{where}")
+        seen.add((row.host, path))
+    claims: dict[str, tuple[HostRow, str]] = {}
+    for row, loc, _ in rows:  # one row per host: its generated row first
+        if row.host not in claims or (row.generated and not claims[row.host][0].generated):
+            claims[row.host] = (row, loc)
+    return await _claim_hosts(s, app_id, list(claims.values()))
+
+
+async def _claim_hosts(s: AsyncSession, app_id: str, rows: list[tuple[HostRow, str]]) -> list[HostRow]:
+    """Record the application's host rows (one per host) unless another application has one of them."""
     taken = await repo.hosts_taken(s, [r.host for r, _ in rows], app_id)
     for row, loc in rows:
         if row.host in taken:
@@ -148,6 +167,9 @@ def build_spec(
     by_service: dict[str, list[str]] = {}
     for h in hosts:
         by_service.setdefault(h.service, []).append(h.host)
+    for svc in row["config"].get("services") or []:  # a host shared by path is recorded for one service
+        mine = by_service.setdefault(svc["name"], [])
+        mine += [d for d in svc.get("domains") or [] if d not in mine]
     return application_spec(
         name=row["name"],
         environment=row["environment"],

@@ -43,6 +43,7 @@ from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, secret_refs, translate
+from berth_api.domain.compose.translate import berth_name
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_files, compose_source, git_auth
 from berth_common.catalogue import ApplicationSpec, BuildArg, GitSource, ImageSource
@@ -63,6 +64,7 @@ CORE = {
         "binds",
         "strategy",
         "buffer_requests",
+        "path_prefix",
     ),
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }
@@ -251,10 +253,17 @@ def hosts_located(config: dict[str, Any]) -> Iterator[None]:
             found = DOMAIN_LOC.match(err.get("loc", ""))
             if found is None:
                 continue
-            host = config["services"][int(found.group(1))]["domains"][int(found.group(2))]
+            service = config["services"][int(found.group(1))]
+            host = service["domains"][int(found.group(2))]
             given = [h.get("host") for h in config.get("compose_hosts") or []]
+            named = [  # the service's own entry first: one host may be several services' (by path)
+                k
+                for k, h in enumerate(config.get("compose_hosts") or [])
+                if h.get("host") == host and berth_name(h["service"]) == service["name"]
+            ]
             if host in given:
-                old, err["loc"] = err["loc"], f"/body/hosts/{given.index(host)}/host"
+                k = named[0] if named else given.index(host)
+                old, err["loc"] = err["loc"], f"/body/hosts/{k}/host"
                 exc.detail = (exc.detail or "").replace(old, err["loc"]) or None
         raise
 
@@ -326,7 +335,7 @@ async def translated(
     plain = {name: value for name, value, secret in given if not secret and value is not None}
     nonce = token_hex(8)
     secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
-    hosts = [HostMap(h["service"], h["port"], h.get("host")) for h in config.get("compose_hosts") or []]
+    hosts = [HostMap(h["service"], h["port"], h.get("host"), h.get("path")) for h in config.get("compose_hosts") or []]
     policy = Policy(
         bind_allow=tuple(deps.settings.bind_roots(team_id)),
         allowed=deps.settings.compose_allowed(team_id),

@@ -78,7 +78,7 @@ class DeployPlan:
 
     request: dict[str, Any]
     rendered: Rendered
-    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (path routes)
+    unsupported: tuple[str, ...] = ()  # what a compose application cannot take yet (nothing a template has today)
 
 
 def _label(text: str) -> str:
@@ -99,7 +99,8 @@ def plan_deploy(
     domain variable; the others (and the first when no domain is given) are the generated host of the
     service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
     service: ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
-    text, the hosts (a generated one is left for Berth to make), every variable in ``env``."""
+    text, the hosts (a generated one is left for Berth to make; a route's path prefix with its host: several
+    services may share one host under different paths), every variable in ``env``."""
     given = dict(overrides or {})
     domains = [v for v in template.variables if v.kind == "domain"]
     if domain and domains:
@@ -129,6 +130,8 @@ def plan_deploy(
         entry: dict[str, Any] = {"service": r.service, "port": r.port or 80}
         if r.host != generated_host(_label(r.service), app, environment, base_domain):
             entry["host"] = r.host
+        if r.path not in (None, "/"):
+            entry["path"] = r.path
         hosts.append(entry)
     compose: dict[str, Any] = {"inline": rendered.compose}
     if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
@@ -139,10 +142,7 @@ def plan_deploy(
         "hosts": hosts,
         "env": [{"name": n, "value": value, "secret": secret} for n, value, secret in rendered.env()],
     }
-    unsupported = [
-        f"the path {r.path} of {r.variable} (service {r.service})" for r in rendered.hosts if r.path not in (None, "/")
-    ]
-    return DeployPlan(request, rendered, tuple(unsupported))
+    return DeployPlan(request, rendered)
 
 
 async def deploy_plan(

@@ -17,21 +17,33 @@ from berth_proxy_sync.domain.tls import HostStates, Refresh
 
 
 async def host_states(session: AsyncSession, server_id: str, route_ids: Sequence[str]) -> dict[str, HostStates]:
-    """``{route_id: states}``: hosts cleared for ACME, hosts served with a valid certificate now."""
+    """``{route_id: states}``: hosts cleared for ACME, hosts served with a valid certificate now. A host's
+    row is one route's, but every route serving the host has its state (routes of one host by path)."""
     if not route_ids:
         return {}
-    rows = await session.execute(
-        sa.select(certificates).where(certificates.c.server_id == server_id, certificates.c.route_id.in_(route_ids))
+    stored = await session.execute(
+        sa.select(routes.c.route_id, routes.c.hosts).where(
+            routes.c.server_id == server_id, routes.c.route_id.in_(route_ids), routes.c.removed.is_(False)
+        )
     )
+    serving: dict[str, set[str]] = {}
+    for r in stored:
+        for host in r.hosts or ():
+            serving.setdefault(str(host), set()).add(str(r.route_id))
+    where: sa.ColumnElement[bool] = certificates.c.route_id.in_(route_ids)
+    if serving:
+        where = sa.or_(where, certificates.c.host.in_(sorted(serving)))
+    rows = await session.execute(sa.select(certificates).where(certificates.c.server_id == server_id, where))
     now = dt.datetime.now(dt.UTC)
     ok: dict[str, set[str]] = {}
     certified: dict[str, set[str]] = {}
     for r in rows:
-        rid = str(r.route_id)
-        if r.dns_ok:
-            ok.setdefault(rid, set()).add(str(r.host))
-        if r.fingerprint and (r.not_after is None or r.not_after > now):
-            certified.setdefault(rid, set()).add(str(r.host))
+        owners = serving.get(str(r.host), set()) | ({str(r.route_id)} & set(route_ids))
+        for rid in owners:
+            if r.dns_ok:
+                ok.setdefault(rid, set()).add(str(r.host))
+            if r.fingerprint and (r.not_after is None or r.not_after > now):
+                certified.setdefault(rid, set()).add(str(r.host))
     return {
         rid: HostStates(frozenset(ok.get(rid, ())), frozenset(certified.get(rid, ())))
         for rid in set(ok) | set(certified)
@@ -47,7 +59,9 @@ async def save_hosts(
     wanted: Mapping[str, Mapping[str, Any]],
 ) -> None:
     """The HTTPS hosts of a route now (``{host: {source, dns_ok, dns_reason}}``); its other hosts are
-    forgotten. A host waits for its certificate from the first time it is asked for."""
+    forgotten (a host another route still serves, by path, is handed to it). A host waits for its
+    certificate from the first time it is asked for."""
+    await _hand_over(session, server_id, route_id, list(wanted))
     await session.execute(
         sa.delete(certificates).where(
             certificates.c.server_id == server_id,
@@ -90,7 +104,23 @@ async def save_hosts(
     )
 
 
+# A host row of a route that gives the host up goes to another route of the server that still serves the
+# host (under another path: ``route_hosts`` claims ``example.com/api``), so its state is kept.
+_HAND_OVER = sa.text(
+    "UPDATE certificates c SET route_id = o.route_id FROM ("
+    " SELECT DISTINCT ON (split_part(host, '/', 1)) split_part(host, '/', 1) AS host, route_id FROM route_hosts"
+    " WHERE server_id = :server AND route_id <> :route ORDER BY split_part(host, '/', 1), route_id) o"
+    " WHERE c.server_id = :server AND c.route_id = :route AND c.host = o.host AND NOT (c.host = ANY(CAST(:kept AS text[])))"
+)
+
+
+async def _hand_over(session: AsyncSession, server_id: str, route_id: str, kept: list[str]) -> None:
+    await session.execute(_HAND_OVER, {"server": server_id, "route": route_id, "kept": kept})
+
+
 async def forget_route(session: AsyncSession, server_id: str, route_id: str) -> None:
+    """Forget a removed route's hosts (a host another route still serves, by path, is handed to it)."""
+    await _hand_over(session, server_id, route_id, [])
     await session.execute(
         sa.delete(certificates).where(certificates.c.server_id == server_id, certificates.c.route_id == route_id)
     )

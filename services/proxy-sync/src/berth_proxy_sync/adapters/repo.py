@@ -45,6 +45,7 @@ def _to_route(row: sa.Row[tuple[object, ...]]) -> Route:
         generation=int(row.generation),
         tls=TlsOptions.model_validate(row.tls) if row.tls else None,
         buffering=None if row.buffer_max_body_mb is None else RequestBuffering(max_body_mb=row.buffer_max_body_mb),
+        path=row.path_prefix,
     )
 
 
@@ -160,11 +161,22 @@ async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[R
             "live_ms": live_ms,
             "tls": _tls_json(route),
             "buffer_max_body_mb": _buffer_mb(route),
+            "path_prefix": route.path,
         }
         for route, live_ms in applied
     ]
     stmt = insert(routes).values(rows)
-    changed = ("hosts", "upstreams", "entry_point", "generation", "removed", "live_ms", "tls", "buffer_max_body_mb")
+    changed = (
+        "hosts",
+        "upstreams",
+        "entry_point",
+        "generation",
+        "removed",
+        "live_ms",
+        "tls",
+        "buffer_max_body_mb",
+        "path_prefix",
+    )
     updated = {c: stmt.excluded[c] for c in changed}
     await session.execute(
         stmt.on_conflict_do_update(
@@ -174,7 +186,7 @@ async def save_many(session: AsyncSession, server_id: str, applied: list[tuple[R
     await _free_hosts(session, server_id, [route.route_id for route, _ in applied])
     await session.execute(
         insert(route_hosts),
-        [{"host": h, "server_id": server_id, "route_id": route.route_id} for route, _ in applied for h in route.hosts],
+        [{"host": h, "server_id": server_id, "route_id": route.route_id} for route, _ in applied for h in route.claims],
     )
 
 
@@ -207,6 +219,7 @@ async def mark_removed_many(
             "generation": generation,
             "tls": _tls_json(previous),
             "buffer_max_body_mb": _buffer_mb(previous),
+            "path_prefix": previous.path if previous else None,
         }
         for route_id, generation, previous in removed
     ]
@@ -220,11 +233,11 @@ async def mark_removed_many(
 
 
 async def serving(session: AsyncSession, hosts: Sequence[str]) -> list[tuple[str, Route]]:
-    """The active routes that serve one of ``hosts``, on any server: ``(server_id, route)``."""
+    """The active routes that serve one of ``hosts`` (under any path), on any server: ``(server_id, route)``."""
     if not hosts:
         return []
     claimed = sa.select(route_hosts.c.server_id, route_hosts.c.route_id).where(
-        route_hosts.c.host.in_([h.lower() for h in hosts])
+        sa.func.split_part(route_hosts.c.host, "/", 1).in_([h.lower() for h in hosts])
     )
     rows = await session.execute(
         sa.select(routes)

@@ -27,13 +27,16 @@ routes = sa.Table(
     sa.Column("tls", sa.JSON, nullable=True),
     # The largest request body Traefik reads whole before forwarding (MiB); NULL: requests are streamed
     sa.Column("buffer_max_body_mb", sa.Integer, nullable=True),
+    # The URL path prefix the route serves on its hosts; NULL: the whole hosts
+    sa.Column("path_prefix", sa.String(200), nullable=True),
 )
 
-# Who serves a host: one route id, on one or several servers (one application service runs on many).
+# Who serves a host: one route id, on one or several servers (one application service runs on many). A
+# route with a path claims its hosts under it (``example.com/api``: ``Route.claims``).
 route_hosts = sa.Table(
     "route_hosts",
     metadata,
-    sa.Column("host", sa.String(253), primary_key=True),
+    sa.Column("host", sa.String(460), primary_key=True),
     sa.Column("server_id", sa.String(64), primary_key=True, server_default="local"),
     sa.Column("route_id", sa.String(64), nullable=False),
     sa.ForeignKeyConstraint(

@@ -6,6 +6,15 @@ files), and never collide with the permanent sentinel router (``berth-sentinel``
 ``000-berth-sentinel.yml``), which keeps the configuration non-empty when the last route is removed:
 Traefik ignores an empty configuration and would go on serving the removed route.
 
+A route with a path (``path``, Traefik's ``PathPrefix``) serves only the requests under it on its hosts: each
+of its routers' host rule is ``(<hosts>) && PathPrefix(`<path>`)``, with the priority ``tls.PATH_PRIORITY`` plus
+the path's length, so it wins over the whole-host route of the same host (whose priority is its rule's
+length, never that high) and a longer prefix wins over a shorter one; the path reaches the application
+as it came (not stripped, as Coolify does). Routes of one application's services share a host by path:
+a route claims each host with its path (``claims``), so two routes may serve one host under different
+paths (the api gives a host to one application only). Its HTTP to HTTPS and ``www`` redirects stay
+whole-host (every route of the host redirects alike), and it serves HTTPS with the host's certificate.
+
 A route that buffers requests (``buffering``) has a ``buffering`` middleware, ``<name>-buffering``,
 on every one of its routers: Traefik reads a request's whole body (at most its ``max_body_mb``, else 413)
 before forwarding it, for an application that answers before reading the body (``catalogue/buffering.py``).
@@ -32,7 +41,7 @@ import yaml
 
 from berth_common.catalogue.buffering import MEM_BODY_BYTES, RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
-from berth_common.values import DNS_LABEL_RE
+from berth_common.values import DNS_LABEL_RE, route_path
 from berth_proxy_sync.domain import tls as tls_domain
 
 SENTINEL_FILE = "000-berth-sentinel.yml"
@@ -117,6 +126,17 @@ def check_upstream(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def check_path(path: str | None) -> str | None:
+    """A route's path prefix (``berth_common.values.route_path``); ``/`` and None: the whole host (None)."""
+    if path is None:
+        return None
+    try:
+        checked = route_path(path)
+    except ValueError as exc:
+        raise RouteError(f"invalid path {path[:210]!r}: {exc}") from None
+    return None if checked == "/" else checked
+
+
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for item in items:
@@ -135,6 +155,7 @@ class Route:
     generation: int = 0
     tls: TlsOptions | None = field(default=None, hash=False)  # HTTPS for the hosts (None: HTTP only)
     buffering: RequestBuffering | None = field(default=None, hash=False)  # requests read whole (None: streamed)
+    path: str | None = None  # the URL path prefix served on the hosts (None: the whole hosts)
 
     @classmethod
     def create(
@@ -146,9 +167,14 @@ class Route:
         generation: int = 0,
         tls: TlsOptions | None = None,
         buffering: RequestBuffering | None = None,
+        path: str | None = None,
     ) -> Route:
-        """Validate and normalise (hosts lowercased, sorted, de-duplicated; upstreams normalised, in order)."""
+        """Validate and normalise (hosts lowercased, sorted, de-duplicated; upstreams normalised, in order;
+        a path ``/``: None)."""
         hosts_t = tuple(sorted(_unique(check_hostname(h) for h in hosts)))
+        path = check_path(path)
+        if path is not None and any(tls_domain.is_wildcard(h) for h in hosts_t):
+            raise RouteError("a route with a path serves named hosts only, no wildcard")
         ups_t = _unique(check_upstream(u) for u in upstreams)
         if not hosts_t or len(hosts_t) > MAX_HOSTS:
             raise RouteError(f"a route needs 1 to {MAX_HOSTS} hosts")
@@ -157,7 +183,8 @@ class Route:
         if generation < 0:
             raise RouteError("generation must be >= 0")
         tls = tls if tls is not None and tls.enabled() else None
-        return cls(check_route_id(route_id), hosts_t, ups_t, check_entry_point(entry_point), generation, tls, buffering)
+        rid, entry = check_route_id(route_id), check_entry_point(entry_point)
+        return cls(rid, hosts_t, ups_t, entry, generation, tls, buffering, path)
 
     @property
     def name(self) -> str:
@@ -170,9 +197,16 @@ class Route:
 
     @property
     def rule(self) -> str:
-        """The rule of the route's own router: its named hosts, or its wildcards when it has no other."""
+        """The rule of the route's own router: its named hosts (under its path), or its wildcards when it
+        has no other."""
         named, wild = tls_domain.split_wildcards(self.hosts)
-        return host_rule(named) if named else tls_domain.wildcard_rule(wild)
+        return tls_domain.with_path(host_rule(named), self.path) if named else tls_domain.wildcard_rule(wild)
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        """What the route claims on its servers: each host, under its path when it has one
+        (``example.com/api``): two routes may serve one host under different paths, never one host and path."""
+        return self.hosts if self.path is None else tuple(f"{h}{self.path}" for h in self.hosts)
 
 
 def router_name(route_id: str) -> str:
@@ -194,7 +228,9 @@ def route_config(route: Route) -> dict[str, Any]:
     name = route.name
     named, wild = tls_domain.split_wildcards(route.hosts)
     routers: dict[str, Any] = {name: {"rule": route.rule, "service": name, "entryPoints": [route.entry_point]}}
-    if wild and not named:
+    if route.path is not None:
+        routers[name]["priority"] = tls_domain.path_priority(route.path)
+    elif wild and not named:
         routers[name]["priority"] = tls_domain.WILDCARD_PRIORITY
     elif wild:
         routers[f"{name}-wildcard"] = {
@@ -250,7 +286,9 @@ def full_config(
     site serves HTTPS (``site``); ``states``: what is known of its hosts (none cleared, none certified)."""
     config = route_config(route)
     if route.tls is not None and site is not None:
-        extra = tls_domain.tls_config(route.name, route.hosts, route.tls, site, states or tls_domain.HostStates())
+        extra = tls_domain.tls_config(
+            route.name, route.hosts, route.tls, site, states or tls_domain.HostStates(), path=route.path
+        )
         config = tls_domain.merge(config, extra)
     if route.buffering is not None:
         config = with_buffering(config, route.name, route.buffering.max_body_bytes)
@@ -314,10 +352,10 @@ def render_sentinel(api_password: str) -> str:
 
 
 def check_host_conflicts(routes: Iterable[Route]) -> None:
-    """Refuse one host claimed by two routes (Traefik would pick one by rule length, silently)."""
+    """Refuse one host (under one path) claimed by two routes (Traefik would pick one by rule length, silently)."""
     owner: dict[str, str] = {}
     for route in routes:
-        for host in route.hosts:
+        for host in route.claims:
             if owner.setdefault(host, route.route_id) != route.route_id:
                 raise RouteError(f"host {host!r} is claimed by routes {owner[host]!r} and {route.route_id!r}")
 

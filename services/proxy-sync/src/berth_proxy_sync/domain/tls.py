@@ -36,6 +36,9 @@ REDIRECT_PRIORITY = 1_000_000  # above any host rule's length (Traefik's default
 # route's ``api.example.com`` wins over a ``*.example.com`` route; its HTTP redirect after that.
 WILDCARD_PRIORITY = 1
 WILDCARD_REDIRECT_PRIORITY = 2
+# a path route's priority (plus its path's length): above every whole-host rule's length (Traefik's default
+# priority: at most 100 hosts of 253 characters), below the redirects'
+PATH_PRIORITY = 500_000
 WILDCARD_PROBE_LABEL = "berth-probe"  # the name under a wildcard that is looked up and probed for it
 DEFAULT_HTTPS_PORT = 443
 
@@ -157,6 +160,16 @@ def _rule(hosts: Iterable[str]) -> str:
     return " || ".join(f"Host(`{h}`)" for h in hosts)
 
 
+def with_path(rule: str, path: str | None) -> str:
+    """A host rule narrowed to the requests under ``path`` (None: the rule as it is)."""
+    return rule if path is None else f"({rule}) && PathPrefix(`{path}`)"
+
+
+def path_priority(path: str) -> int:
+    """The priority of a router under ``path``: a longer prefix first, all of them before whole-host routes."""
+    return PATH_PRIORITY + len(path)
+
+
 def is_wildcard(host: str) -> bool:
     return host.startswith("*.")
 
@@ -206,9 +219,12 @@ def hsts_middleware(tls: TlsOptions) -> dict[str, Any]:
     return {"headers": headers}
 
 
-def tls_config(name: str, hosts: Iterable[str], tls: TlsOptions, site: TlsSite, states: HostStates) -> dict[str, Any]:
+def tls_config(
+    name: str, hosts: Iterable[str], tls: TlsOptions, site: TlsSite, states: HostStates, path: str | None = None
+) -> dict[str, Any]:
     """What a route's file gains for ``tls`` (``name``: the route's router and service name): routers,
-    middlewares and certificates, to be merged with the route's HTTP configuration (``merge``)."""
+    middlewares and certificates, to be merged with the route's HTTP configuration (``merge``). A route
+    with a ``path`` has its HTTPS routers under it (its redirects stay whole-host)."""
     p = plan(hosts, tls, states)
     routers: dict[str, Any] = {}
     middlewares: dict[str, Any] = {}
@@ -225,11 +241,13 @@ def tls_config(name: str, hosts: Iterable[str], tls: TlsOptions, site: TlsSite, 
         mw = [*https_mw, f"{name}-www"] if www else list(https_mw)
         if named:
             router: dict[str, Any] = {
-                "rule": _rule(named),
+                "rule": with_path(_rule(named), path),
                 "service": name,
                 "entryPoints": [WEBSECURE],
                 "tls": tls_part,
             }
+            if path is not None:
+                router["priority"] = path_priority(path)
             if mw:
                 router["middlewares"] = mw
             routers[f"{name}-{suffix}"] = router

@@ -76,7 +76,14 @@ async def in_batch(session: AsyncSession, commands: Sequence[Command]) -> None:
         log.info("route command caught up in its batch", route_id=route.route_id, revision=refresh.revision)
         cmd.msg = cmd.msg.model_copy(update={"tls": tls})
         cmd.route = Route.create(
-            route.route_id, route.hosts, route.upstreams, route.entry_point, route.generation, tls, route.buffering
+            route.route_id,
+            route.hosts,
+            route.upstreams,
+            route.entry_point,
+            route.generation,
+            tls,
+            route.buffering,
+            route.path,
         )
 
 

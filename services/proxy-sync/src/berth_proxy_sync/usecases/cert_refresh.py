@@ -60,6 +60,7 @@ def reapplied(
             "team_id": team_id,
             "application_id": application_id,
             "buffer_requests": route.buffering,
+            "path_prefix": route.path,
         }
     )
 

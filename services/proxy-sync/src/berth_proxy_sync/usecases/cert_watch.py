@@ -62,7 +62,8 @@ DNS_RECHECK_ROUNDS = 5  # a host refused by the DNS check is looked up again eve
 
 
 def _states(rows: dict[str, dict[str, Any]], route: Route, now: dt.datetime) -> HostStates:
-    mine = {h: r for h, r in rows.items() if r["route_id"] == route.route_id}
+    """The states of the route's hosts (a host's row is one route's; routes of one host by path share it)."""
+    mine = {h: r for h, r in rows.items() if r["route_id"] == route.route_id or h in route.hosts}
     return HostStates(
         frozenset(h for h, r in mine.items() if r["dns_ok"]),
         frozenset(h for h, r in mine.items() if r["fingerprint"] and (r["not_after"] is None or r["not_after"] > now)),
@@ -130,15 +131,19 @@ class CertificateWatch:
                 seen[host] = served.read(der) if der else None
         cleared = await self._recheck_dns(server_id, rows) if self.rounds % DNS_RECHECK_ROUNDS == 0 else set()
         refresh: set[str] = set()
+        serving: dict[str, set[str]] = {}  # every route of a host (routes of one host by path)
+        for route in routes:
+            for host in route.hosts:
+                serving.setdefault(host, set()).add(route.route_id)
 
         async def body(unit: Unit) -> None:
             for host, cert in sorted(seen.items()):
                 row = rows.get(host)
                 if row is not None and await self._judge(unit, site, host, row, cert, now):
-                    refresh.add(str(row["route_id"]))
+                    refresh.update({str(row["route_id"]), *serving.get(host, ())})
             for host in cleared:
                 await cert_repo.update(unit.session, server_id, host, {"dns_ok": True, "dns_reason": None})
-                refresh.add(str(rows[host]["route_id"]))
+                refresh.update({str(rows[host]["route_id"]), *serving.get(host, ())})
 
         await run_unit(self.bus, self.sessionmaker, body)
         if refresh:

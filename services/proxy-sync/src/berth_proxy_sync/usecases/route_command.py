@@ -46,6 +46,7 @@ class Command:
                     msg.generation,
                     tls=msg.tls,
                     buffering=msg.buffer_requests,
+                    path=msg.path_prefix,
                 )
             else:
                 check_route_id(msg.route_id)
@@ -63,7 +64,8 @@ class Command:
 
     @property
     def hosts(self) -> tuple[str, ...]:
-        return self.route.hosts if self.route else ()
+        """What the command claims: its route's hosts, each under its path when it has one (``Route.claims``)."""
+        return self.route.claims if self.route else ()
 
     @property
     def valid(self) -> bool:

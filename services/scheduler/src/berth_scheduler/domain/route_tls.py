@@ -7,7 +7,9 @@ application), which proxy-sync names in the certificate events it sends. An appl
 (the default options) sends its routes as before: HTTP only, no owner.
 
 A web service with ``buffer_requests`` has its route carry that option too (Traefik reads each request's
-whole body before forwarding it), whether or not the application has HTTPS.
+whole body before forwarding it), whether or not the application has HTTPS; and so does one with a
+``path_prefix`` (only the requests under it reach the service, on every one of its hosts): every apply of
+the route carries it, at each rollout step, scaling, restore and on every server.
 """
 
 from __future__ import annotations
@@ -23,24 +25,26 @@ from berth_scheduler.domain.routing import RouteOp
 @dataclass(frozen=True)
 class RouteTls:
     """The HTTPS of an application's routes: its options and its owner; and the request buffering of its
-    routes, by route id (``buffering``: only the routes of services that ask for it)."""
+    routes, by route id (``buffering``: only the routes of services that ask for it), and their path prefixes
+    (``paths``: only the routes of services that have one)."""
 
     tls: TlsOptions
     team_id: str
     application_id: str
     buffering: Mapping[str, RequestBuffering] = field(default_factory=dict)
+    paths: Mapping[str, str] = field(default_factory=dict)
 
 
 def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTls | None:
-    """The application's route HTTPS and request buffering (None: its spec asks for neither)."""
+    """The application's route HTTPS, request buffering and path prefixes (None: its spec asks for none)."""
+    web = [s for s in spec.services if isinstance(s, WebService)]
     buffering = {
-        names.route_id(application_id, s.name): s.buffer_requests
-        for s in spec.services
-        if isinstance(s, WebService) and s.buffer_requests is not None
+        names.route_id(application_id, s.name): s.buffer_requests for s in web if s.buffer_requests is not None
     }
-    if spec.tls == TlsOptions() and not buffering:
+    paths = {names.route_id(application_id, s.name): s.path_prefix for s in web if s.path_prefix is not None}
+    if spec.tls == TlsOptions() and not buffering and not paths:
         return None
-    return RouteTls(spec.tls, team_id, application_id, buffering)
+    return RouteTls(spec.tls, team_id, application_id, buffering, paths)
 
 
 def for_hosts(tls: TlsOptions, hosts: Iterable[str]) -> TlsOptions:
@@ -61,6 +65,8 @@ def apply_routes(op: RouteOp, generation: int, route_tls: RouteTls | None = None
         return route
     if (buffering := route_tls.buffering.get(op.route_id)) is not None:
         route = route.model_copy(update={"buffer_requests": buffering})
+    if (path := route_tls.paths.get(op.route_id)) is not None:
+        route = route.model_copy(update={"path_prefix": path})
     if route_tls.tls == TlsOptions():
         return route
     return route.model_copy(

@@ -32,10 +32,12 @@ UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 @dataclass(frozen=True)
 class Route:
-    """The port a web service is routed to and its custom host names (generated host: always)."""
+    """The port a web service is routed to, its custom host names (generated host: always) and the URL path
+    prefix it serves on them (None: the whole hosts)."""
 
     port: int
     domains: list[str] = field(default_factory=list)
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
     out: dict[str, Any] = {"kind": "web" if web else "worker", "name": ctx.names[name], "replicas": replicas}
     if route is not None:
         out.update({"port": route.port, "domains": list(route.domains)})
+        if route.path is not None:
+            out["path_prefix"] = route.path
     health, timing = _health(name, svc, web)
     out.update(health)
     out["command"] = _argv(svc.get("command"))

@@ -8,7 +8,8 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
 
 - Names: a compose service ``plausible_db`` is Berth's service ``plausible-db`` (a slug: it is part of
   container names); its compose name is kept in ``aliases`` (the name other services reach it by).
-- Hosts: which service and port get a host is set per application (``HostMap``); without any, the first
+- Hosts: which service and port get a host (and a URL path prefix: ``path``, one per service, ``/`` the
+  whole host) is set per application (``HostMap``); without any, the first
   service in the file with a published or exposed port gets the generated host at its first port. Those
   services are Berth web services (the normal rolling rollout); every other service is a worker.
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
@@ -37,11 +38,13 @@ PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
 
 @dataclass(frozen=True)
 class HostMap:
-    """A host for a compose service's port; ``host`` None: the generated host only."""
+    """A host for a compose service's port; ``host`` None: the generated host only; ``path``: the URL path
+    prefix the service serves on its hosts (None or ``/``: the whole hosts)."""
 
     service: str
     port: int
     host: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,15 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
         known = routes.get(h.service)
         if known is not None and known.port != h.port:
             raise ComposeRefusal(f"hosts/{i}/port", f"Berth routes one port per service ({known.port} already)")
+        path = None if h.path in (None, "/") else h.path
+        if known is not None and known.path != path:
+            raise ComposeRefusal(f"hosts/{i}/path", f"Berth routes one path per service ({known.path or '/'} already)")
         domains = list(known.domains) if known else []
         if h.host is not None and h.host not in domains:
             domains.append(h.host)
-        routes[h.service] = Route(h.port, domains)
+        if path is not None and h.host is not None and h.host.startswith("*."):
+            raise ComposeRefusal(f"hosts/{i}/path", "a path is served on named hosts, not on a wildcard host")
+        routes[h.service] = Route(h.port, domains, path)
     return routes
 
 
