@@ -125,8 +125,7 @@ class TestServer:
         self.host_key = key
         pid = self.pids.pop("sshd", None)
         if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            _signal_in(self.name, pid, signal.SIGTERM)
             _wait(lambda: not _port_open(self.address, 22), f"{self.name} sshd stop")
         (self.root / "sshd.pid").unlink(missing_ok=True)
         _start_sshd(self, f"/var/run/netns/{self.name}")
@@ -140,15 +139,28 @@ class TestServer:
         """The machine dies: every process in its namespace (engine, containers, sshd) gets SIGKILL."""
         self.pids.clear()
         for pid in _run("ip", "netns", "pids", self.name, check=False).stdout.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+            if pid.isdigit():
+                _signal_in(self.name, int(pid), signal.SIGKILL)
 
     def stop_dockerd(self) -> None:
         """Kill this server's engine (SIGKILL, like a crash); its containers die with their shims."""
         pid = self.pids.pop("dockerd", None)
         if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal_in(self.name, pid, signal.SIGKILL)
+
+
+def _signal_in(ns: str, pid: int, sig: int) -> None:
+    """Signal ``pid`` only while it still runs in namespace ``ns``: a recorded pid the kernel reused for
+    another process (the machine's own dockerd, say), or a namespace file that no longer names the test
+    server's namespace, is never signalled."""
+    try:
+        if os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat(f"/var/run/netns/{ns}").st_ino:
+            return
+        if os.stat("/proc/self/ns/net").st_ino == os.stat(f"/var/run/netns/{ns}").st_ino:
+            return  # the namespace file names the machine's own network: nothing in it is the server's
+        os.kill(pid, sig)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return
 
 
 def _wait(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -345,8 +357,7 @@ def stop_server(server: TestServer) -> None:
     for what in ("sshd", "dockerd"):
         pid = server.pids.pop(what, None)
         if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            _signal_in(ns, pid, signal.SIGTERM)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         left = _run("ip", "netns", "pids", ns, check=False).stdout.split()
@@ -354,8 +365,8 @@ def stop_server(server: TestServer) -> None:
             break
         if time.monotonic() > deadline - 10:
             for pid in left:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
+                if pid.isdigit():
+                    _signal_in(ns, int(pid), signal.SIGKILL)
         time.sleep(0.2)
     # the engine's mounts (overlay, netns files) live under its data and exec roots
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
