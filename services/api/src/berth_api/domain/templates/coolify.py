@@ -276,6 +276,9 @@ def _rewrite(
             for key in list(env):
                 if str(key).startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
                     env[key] = f"${{var.{key}}}"
+        for key in ("command", "entrypoint"):
+            if spec.get(key) is not None:
+                spec[key] = _literal_dollars(spec[key], f"services.{svc}.{key}", notes)
         if spec.pop("exclude_from_hc", None) is not None:
             not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
         for i, volume in enumerate(spec.get("volumes") or []):
@@ -298,6 +301,17 @@ def _rewrite(
                 volume.update({"type": "volume", "source": named})
     _declare_volumes(doc, notes)
     return files, doc
+
+
+def _literal_dollars(value: Any, where: str, notes: list[str]) -> Any:
+    """``\\$`` in a command means a literal ``$`` to the templates' authors (``SET NAMES \\$utf8``); compose has
+    no such escape (it reads ``$utf8`` as a variable and leaves a dangling backslash), so it is ``$$``."""
+    if isinstance(value, list):
+        return [_literal_dollars(v, where, notes) for v in value]
+    if not isinstance(value, str) or "\\$" not in value:
+        return value
+    notes.append(f"{where}: \\$ is compose's $$ (a literal $)")
+    return value.replace("\\$", "$$")
 
 
 def _relative(source: Any) -> bool:
