@@ -139,7 +139,7 @@ REFUSED = [
     ("    ulimits: {nofile: 1024}\n", "/body/compose/services/db/ulimits", "does not carry"),
     ("    env_file: /etc/passwd\n", "/body/compose/services/db/env_file", "never read"),
     ("    build: .\n", "/body/compose/services/db/build", "git repository"),
-    ("    command: ['run', '${TOKEN}']\n", "/body/compose/services/db/command/1", "secret"),
+    ("    healthcheck: {test: ['CMD', 'check', '${TOKEN}']}\n", "/body/compose/services/db/health_command/1", "secret"),
 ]
 
 

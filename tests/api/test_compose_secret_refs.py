@@ -1,7 +1,8 @@
 """A secret variable inside a compose service's environment value (``postgres://app:${DB_PASSWORD}@db/app``,
 the shape every catalogue and imported template uses): the stored translation names the secret and never
 holds its value; the deployment's command carries the rendered value as a sealed secret of that service,
-and the deployment as shown masks it. Anywhere but an environment value it is refused naming the spot."""
+and the deployment as shown masks it. So does an argument of a command (``redis-server --requirepass
+${DB_PASSWORD}``). Anywhere else it is refused naming the spot."""
 
 from __future__ import annotations
 
@@ -48,8 +49,32 @@ async def test_a_secret_in_an_environment_value_reaches_the_service_sealed(clien
     assert services["web"]["MODE"]["value"] == "prod"
 
 
+async def test_a_secret_in_a_command_argument_reaches_the_container_only_sealed(client, members, scheduler) -> None:
+    text = (
+        "services:\n  cache:\n    image: redis:7\n    command: redis-server --requirepass ${DB_PASSWORD} --port 6379\n"
+    )
+    app = await make_app(client, members.developer, {"name": "argv", "compose": {"inline": text}, "env": ENV})
+    assert PASSWORD not in json.dumps(app)
+    (cache,) = app["compose"]["translated"]["services"]
+    assert cache["command"] == ["redis-server", "--requirepass", "${DB_PASSWORD}", "--port", "6379"]
+    assert cache["secret_args"] == [{"argv": "command", "index": 2, "parts": [{"secret": "DB_PASSWORD"}]}]
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    assert PASSWORD not in r.text
+    (shown,) = r.json()["spec"]["services"]
+    assert shown["secret_args"] == [{"argv": "command", "index": 2, "value": None}]
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    assert PASSWORD not in json.dumps(cmd.data)
+    (svc,) = cmd.data["spec"]["services"]
+    (arg,) = svc["secret_args"]
+    assert svc["command"][2] == "${DB_PASSWORD}"
+    assert sealing.unseal(arg["value"], "berth/arg/command/2") == PASSWORD
+
+
 async def test_a_secret_anywhere_else_is_refused_naming_the_spot(client, members) -> None:
-    text = "services:\n  web:\n    image: busybox\n    command: ['serve', '--token=${DB_PASSWORD}']\n"
+    text = (
+        "services:\n  web:\n    image: busybox\n    healthcheck: {test: ['CMD', 'check', '--token=${DB_PASSWORD}']}\n"
+    )
     app = await make_app(client, members.developer, {"name": "probe", "compose": {"inline": TEXT}, "env": ENV})
     r = await client.post(
         f"/v1/environments/{app['environment_id']}/applications",
@@ -57,5 +82,5 @@ async def test_a_secret_anywhere_else_is_refused_naming_the_spot(client, members
         json={"name": "leaky", "compose": {"inline": text}, "env": ENV},
     )
     (err,) = problem(r, 422)["errors"]
-    assert err["loc"] == "/body/compose/services/web/command/1"
+    assert err["loc"] == "/body/compose/services/web/health_command/1"
     assert "${DB_PASSWORD} names a secret variable" in err["detail"] and PASSWORD not in r.text

@@ -244,9 +244,15 @@ def test_a_secret_variable_is_carried_in_environment_values_only_by_name() -> No
     assert "n0nce" not in str(web)
     rendered = [secret_refs.render(e["parts"], {"API_TOKEN": "t", "DB_PASSWORD": "p"}) for e in web["environment"][1:]]
     assert rendered == ["t", "postgres://app:p@db:5432/app?a=${X}"]
-    command = "services:\n  web:\n    image: busybox\n    command: ['run', '--token=${API_TOKEN}']\n"
-    err = _refusal(command, variables=holders, secrets_nonce="n0nce")
-    assert err.spot == "services/web/command/1" and "${API_TOKEN} names a secret variable" in err.why
+    command = "services:\n  web:\n    image: busybox\n    command: ['run', '--token=${API_TOKEN}', '-v']\n"
+    (web,) = _translated(command, holders, secrets_nonce="n0nce")["services"]
+    assert web["command"] == ["run", "--token=${API_TOKEN}", "-v"]  # the text, with the reference
+    assert web["secret_args"] == [
+        {"argv": "command", "index": 1, "parts": [{"text": "--token="}, {"secret": "API_TOKEN"}]}
+    ]
+    check = "services:\n  web:\n    image: busybox\n    healthcheck: {test: ['CMD', 'ping', '${API_TOKEN}']}\n"
+    err = _refusal(check, variables=holders, secrets_nonce="n0nce")
+    assert err.spot == "services/web/health_command/1" and "${API_TOKEN} names a secret variable" in err.why
     label = "services:\n  web:\n    image: 'busybox:${API_TOKEN}'\n"
     assert _refusal(label, variables=holders, secrets_nonce="n0nce").spot == "services/web/image"
 

@@ -316,3 +316,24 @@ def test_what_an_administrator_allowed_is_in_the_host_config():
     }
     plain = container_spec(APP, DEP, spec, spec.services[1], 1, "img").body["HostConfig"]
     assert not {"Privileged", "CapAdd", "Devices", "SecurityOpt", "PidMode", "IpcMode"} & set(plain)
+
+
+def test_a_secret_argument_is_put_in_place_only_in_the_create_body():
+    spec = compose_spec()
+    data = spec.model_dump(mode="json")  # as the scheduler receives it: the value sealed
+    db = data["services"][1]
+    db["command"] = ["serve", "--requirepass", "${REDIS_PASSWORD}"]
+    db["entrypoint"] = ["/entry.sh", "--key=${KEY}"]
+    db["secret_args"] = [
+        {"argv": "command", "index": 2, "value": "pw-in-place"},
+        {"argv": "entrypoint", "index": 1, "value": "--key=k3y"},
+    ]
+    received = ApplicationSpec.model_validate_json(ApplicationSpec.model_validate(data).model_dump_json())
+    wire = received.model_dump_json()
+    assert "pw-in-place" not in wire and "k3y" not in wire  # sealed on the bus
+    svc = received.services[1]
+    body = container_spec(APP, DEP, received, svc, 1, "berth/stats:v1").body
+    assert body["Cmd"] == ["serve", "--requirepass", "pw-in-place"]
+    assert body["Entrypoint"] == ["/entry.sh", "--key=k3y"]
+    assert svc.command == ["serve", "--requirepass", "${REDIS_PASSWORD}"]  # the spec keeps the reference
+    assert {"pw-in-place", "--key=k3y"} <= set(received.secret_values())

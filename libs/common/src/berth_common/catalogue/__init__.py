@@ -29,6 +29,7 @@ from berth_common.catalogue.platform import *  # noqa: F403
 from berth_common.catalogue.routes import *  # noqa: F403
 from berth_common.catalogue.runs import *  # noqa: F403
 from berth_common.catalogue.schedules import *  # noqa: F403
+from berth_common.catalogue.secret_args import *  # noqa: F403
 from berth_common.catalogue.servers import *  # noqa: F403
 from berth_common.catalogue.swarms import *  # noqa: F403
 from berth_common.catalogue.tls import *  # noqa: F403

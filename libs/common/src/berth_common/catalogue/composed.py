@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field
 
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
+from berth_common.catalogue.secret_args import SecretArg
 from berth_common.catalogue.spec_base import Spec
 from berth_common.values import Slug
 
@@ -121,6 +122,8 @@ class Composed(Mounted):
     stop_timeout_s: int | None = Field(default=None, ge=0, le=3600, exclude_if=lambda v: v is None)
     # the application's files (``catalogue/files.py``) this service's containers get, each at its target
     files: list[FileMount] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
+    # arguments of ``command`` / ``entrypoint`` holding a secret variable: their values, sealed on the wire
+    secret_args: list[SecretArg] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

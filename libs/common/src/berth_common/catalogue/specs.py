@@ -20,6 +20,7 @@ from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
+from berth_common.catalogue.secret_args import SecretArg
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.registries import HOST_PATTERN
@@ -371,6 +372,7 @@ class ApplicationSpec(Spec):
             variables += [a for a in self.source.build_args if a.secret]
         variables += [a for svc in self.services if svc.build is not None for a in svc.build.build_args if a.secret]
         found = revealed(variables)
+        found += [v for svc in self.services for a in svc.secret_args if (v := _opened(a))]
         own = [svc.image.auth for svc in self.services if svc.image is not None and svc.image.auth is not None]
         for auth in [*registry_auths(self.source), *own]:
             try:
@@ -391,6 +393,13 @@ def registry_auths(source: ImageSource | GitSource) -> list[RegistryAuth]:
     if isinstance(source, ImageSource):
         return [source.auth] if source.auth is not None else []
     return ([source.push.auth] if source.push is not None else []) + list(source.base_auths)
+
+
+def _opened(arg: SecretArg) -> str:
+    try:
+        return arg.reveal()
+    except sealing.UnsealError:
+        return ""
 
 
 def revealed(variables: Iterable[EnvVar]) -> list[str]:

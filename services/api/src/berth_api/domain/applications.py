@@ -280,6 +280,8 @@ def _mask_service(svc: dict[str, Any]) -> dict[str, Any]:
         out["build"] = {**svc["build"], "build_args": args}
     if (svc.get("image") or {}).get("auth"):
         out["image"] = {**svc["image"], "auth": _map_auth(svc["image"]["auth"], lambda e, a: None, "")}
+    if svc.get("secret_args"):
+        out["secret_args"] = [{**a, "value": None} for a in svc["secret_args"]]
     return out
 
 

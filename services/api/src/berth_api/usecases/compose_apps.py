@@ -190,6 +190,7 @@ def compose_spec(
             "build": build,
             "entrypoint": found.get("entrypoint"),
             "env": _environment(found, spec),
+            "secret_args": _secret_args(found, spec),
             "aliases": found.get("aliases") or [],
             "depends_on": found.get("depends_on") or [],
             "healthcheck": _healthcheck(found),
@@ -228,6 +229,23 @@ def _environment(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, A
                 ) from None
         elif e["value"] is not None:
             out.append({"name": e["name"], "value": str(e["value"])})
+    return out
+
+
+def _secret_args(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, Any]]:
+    """The values of a compose service's command and entrypoint arguments holding secret variables, rendered
+    from the application's (``secret_refs``); the scheduler puts them in the container's configuration."""
+    values = {v.name: v.reveal() for v in spec.env}
+    out: list[dict[str, Any]] = []
+    for arg in svc.get("secret_args") or []:
+        try:
+            value = secret_refs.render(arg["parts"], values)
+        except KeyError as exc:
+            raise _not_deployable(
+                f"the {arg['argv']} of compose service {svc['name']} uses the secret variable {exc.args[0]}, "
+                "which the application no longer has: set it again"
+            ) from None
+        out.append({"argv": arg["argv"], "index": arg["index"], "value": value})
     return out
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, start_layers
+from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, SecretArg, start_layers
 from berth_scheduler.domain import readiness
 
 NS = 1_000_000_000
@@ -39,6 +40,17 @@ def network_name(application_id: str) -> str:
 def connect_body(container: str, aliases: tuple[str, ...]) -> dict[str, Any]:
     """The body that connects ``container`` to a network with ``aliases``."""
     return {"Container": container, "EndpointConfig": {"Aliases": list(aliases)}}
+
+
+def put_secret_args(body: dict[str, Any], args: Sequence[SecretArg]) -> None:
+    """Put each secret argument's value in place of its argument in the create body's ``Cmd`` or
+    ``Entrypoint`` (changed in place): the service's argv holds the argument's text with the reference, the
+    value is revealed only here (``catalogue/secret_args.py``). An index past the argv is ignored (the api
+    makes them together)."""
+    for arg in args:
+        argv = body.get("Cmd" if arg.argv == "command" else "Entrypoint")
+        if isinstance(argv, list) and arg.index < len(argv):
+            argv[arg.index] = arg.reveal()
 
 
 def healthcheck_body(check: Healthcheck) -> dict[str, Any]:

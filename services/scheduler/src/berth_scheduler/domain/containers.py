@@ -133,6 +133,7 @@ def container_spec(
         body["Entrypoint"] = list(service.entrypoint)
     if service.command is not None:
         body["Cmd"] = list(service.command)
+    compose.put_secret_args(body, service.secret_args)
     body["Env"] = environment(spec, service)
     if service.user is not None:
         body["User"] = service.user

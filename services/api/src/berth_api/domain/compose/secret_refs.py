@@ -7,9 +7,13 @@ each secret variable as a placeholder that names it (unguessable: it holds a non
 secret's name), and the deployment's snapshot renders it from the application's variables (:func:`render`)
 as a secret variable of the service: sealed on the bus, masked wherever it is shown.
 
-A placeholder anywhere else in the translation (a command, an image, a label, a healthcheck ...) is refused
-naming the spot: there the value would be stored and shown in the clear. Templates from Coolify or Dokploy
-mostly use secrets inside connection URLs of a service's environment, which is what this carries.
+An argument of the service's command or entrypoint holding placeholders (``redis-server --requirepass
+${REDIS_PASSWORD}``, common in Coolify's templates) keeps its text with ``${NAME}`` in the argv, and its
+parts go in ``secret_args``: the deployment's snapshot carries its rendered value sealed (``SecretArg``),
+which the scheduler puts in place of the argument in the container's configuration only.
+
+A placeholder anywhere else in the translation (an image, a label, a healthcheck ...) is refused naming the
+spot: there the value would be stored and shown in the clear.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ def placeholders(names: Iterable[str], nonce: str) -> dict[str, str]:
 
 def carry(translation: dict[str, Any], nonce: str) -> None:
     """Replace every placeholder of ``nonce`` in ``translation`` (changed in place): an environment value
-    becomes ``{"name", "value": None, "parts": [...]}``; one anywhere else raises ``ComposeRefusal``."""
+    becomes ``{"name", "value": None, "parts": [...]}``; an argument of ``command`` or ``entrypoint`` its
+    text with ``${NAME}`` and ``secret_args: [{argv, index, parts}]``; one anywhere else raises
+    ``ComposeRefusal``."""
     found = re.compile(re.escape(f"@@berth-secret-{nonce}:") + f"({NAME})@@")
     for svc in translation.get("services") or []:
         for entry in svc.get("environment") or []:
@@ -43,6 +49,13 @@ def carry(translation: dict[str, Any], nonce: str) -> None:
             if isinstance(value, str) and found.search(value):
                 entry["value"] = None
                 entry["parts"] = _parts(found, value)
+        for key in ("command", "entrypoint"):
+            argv = svc.get(key)
+            for i, arg in enumerate(argv if isinstance(argv, list) else []):
+                if isinstance(arg, str) and found.search(arg):
+                    parts = _parts(found, arg)
+                    argv[i] = "".join(p.get("text") or "${" + p["secret"] + "}" for p in parts)
+                    svc.setdefault("secret_args", []).append({"argv": key, "index": i, "parts": parts})
     for key, value in translation.items():
         if key == "services" and isinstance(value, list):
             for svc in value:
