@@ -136,7 +136,7 @@ REFUSED = [
     ("    network_mode: host\n", "/body/compose/services/db/network_mode", "server's network"),
     ("    devices: ['/dev/fuse']\n", "/body/compose/services/db/devices", "devices"),
     ("    volumes: ['/etc:/host-etc']\n", "/body/compose/services/db/volumes/0/source", ALLOWED),
-    ("    ulimits: {nofile: 1024}\n", "/body/compose/services/db/ulimits", "does not carry"),
+    ("    sysctls: {net.core.somaxconn: 1024}\n", "/body/compose/services/db/sysctls", "does not carry"),
     ("    env_file: /etc/passwd\n", "/body/compose/services/db/env_file", "never read"),
     ("    build: .\n", "/body/compose/services/db/build", "git repository"),
     ("    healthcheck: {test: ['CMD', 'check', '${TOKEN}']}\n", "/body/compose/services/db/health_command/1", "secret"),

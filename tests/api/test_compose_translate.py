@@ -170,14 +170,23 @@ services:
     volumes: [media:/media]
   thumbs:
     image: busybox
-    volumes: [media:/srv/media, "/srv/berth/cache:/cache:ro"]
+    volumes: [media:/srv/media, "/srv/berth/cache:/cache:ro", "uploads:/uploads:ro"]
+  uploader:
+    image: busybox
+    volumes: [uploads:/uploads]
 volumes:
   media: {}
+  uploads: {}
 """
     got = _translated(text, policy=Policy(bind_allow=("/srv/berth",)))
-    app, thumbs = got["services"]
+    app, thumbs, uploader = got["services"]
     assert app["volumes"] == [{"name": "media", "path": "/media"}] and "strategy" not in app
-    assert thumbs["volumes"] == [{"name": "media", "path": "/srv/media"}] and "strategy" not in thumbs
+    assert thumbs["volumes"] == [
+        {"name": "media", "path": "/srv/media"},
+        {"name": "uploads", "path": "/uploads", "read_only": True},  # it reads what uploader writes
+    ]
+    assert "strategy" not in thumbs
+    assert uploader["volumes"] == [{"name": "uploads", "path": "/uploads"}]  # shared: not single-writer
     assert thumbs["binds"] == [{"host_path": "/srv/berth/cache", "path": "/cache", "read_only": True}]
 
 
@@ -268,14 +277,11 @@ REFUSED = [
     ("security_opt: ['seccomp:unconfined']", "services/db/security_opt"),
 ]
 NOT_CARRIED = [
-    ("ulimits: {nofile: 1024}", "services/db/ulimits"),
-    ("cap_drop: [ALL]", "services/db/cap_drop"),
     ("tmpfs: [/tmp]", "services/db/tmpfs"),
     ("sysctls: {net.core.somaxconn: 1024}", "services/db/sysctls"),
     ("extra_hosts: ['a:1.2.3.4']", "services/db/extra_hosts"),
     ("dns: [1.1.1.1]", "services/db/dns"),
     ("init: true", "services/db/init"),
-    ("shm_size: 1g", "services/db/shm_size"),
     ("network_mode: none", "services/db/network_mode"),
     ("deploy: {mode: global}", "services/db/deploy/mode"),
     ("deploy: {resources: {reservations: {memory: 1g}}}", "services/db/deploy/resources/reservations"),
@@ -361,3 +367,28 @@ def test_start_order_layers_and_a_cycle() -> None:
     assert start_order(services) == [["db"], ["cache"], ["web"]]
     with pytest.raises(ComposeRefusal, match="cycle"):
         start_order([{"name": "a", "depends_on": [{"service": "b"}]}, {"name": "b", "depends_on": [{"service": "a"}]}])
+
+
+def test_shm_size_ulimits_and_dropped_capabilities_are_the_containers_own_limits() -> None:
+    text = """
+services:
+  db:
+    image: postgres:16
+    shm_size: 256m
+    ulimits:
+      nofile: {soft: 20000, hard: 40000}
+      nproc: 65535
+    cap_drop: [NET_RAW]
+"""
+    (db,) = _translated(text)["services"]
+    assert db["host_limits"] == {
+        "shm_size_bytes": 256 * 1024 * 1024,
+        "ulimits": [
+            {"name": "nofile", "soft": 20000, "hard": 40000},
+            {"name": "nproc", "soft": 65535, "hard": 65535},
+        ],
+        "cap_drop": ["NET_RAW"],
+    }
+    assert "host_limits" not in _translated("services:\n  a:\n    image: busybox\n")["services"][0]
+    bad = text.replace("[NET_RAW]", "['net raw']")
+    assert _refusal(bad).spot == "services/db/cap_drop/0"

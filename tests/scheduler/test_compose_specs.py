@@ -337,3 +337,21 @@ def test_a_secret_argument_is_put_in_place_only_in_the_create_body():
     assert body["Entrypoint"] == ["/entry.sh", "--key=k3y"]
     assert svc.command == ["serve", "--requirepass", "${REDIS_PASSWORD}"]  # the spec keeps the reference
     assert {"pw-in-place", "--key=k3y"} <= set(received.secret_values())
+
+
+def test_a_services_own_container_limits_are_exact():
+    data = compose_spec().model_dump(mode="json")
+    data["services"][1]["host_limits"] = {
+        "shm_size_bytes": 268435456,
+        "ulimits": [{"name": "nofile", "soft": 20000, "hard": 40000}],
+        "cap_drop": ["NET_RAW"],
+    }
+    spec = ApplicationSpec.model_validate(data)
+    hc = container_spec(APP, DEP, spec, spec.services[1], 1, "berth/stats:v1").body["HostConfig"]
+    assert (hc["ShmSize"], hc["Ulimits"], hc["CapDrop"]) == (
+        268435456,
+        [{"Name": "nofile", "Soft": 20000, "Hard": 40000}],
+        ["NET_RAW"],
+    )
+    plain = container_spec(APP, DEP, compose_spec(), compose_spec().services[1], 1, "berth/stats:v1").body
+    assert not {"ShmSize", "Ulimits", "CapDrop"} & set(plain["HostConfig"])

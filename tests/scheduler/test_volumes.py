@@ -44,7 +44,11 @@ def _spec(**service: Any) -> ApplicationSpec:
 
 def test_a_replica_mounts_its_named_volumes_then_its_binds_exactly():
     spec = _spec(
-        volumes=[{"name": "data", "path": "/var/lib/data", "size_mb": 512}, {"name": "cache", "path": "/cache"}],
+        volumes=[
+            {"name": "data", "path": "/var/lib/data", "size_mb": 512},
+            {"name": "cache", "path": "/cache"},
+            {"name": "uploads", "path": "/srv/uploads", "read_only": True},
+        ],
         binds=[
             {"host_path": "/srv/shared", "path": "/shared"},
             {"host_path": "/srv/out", "path": "/out", "read_only": False},
@@ -54,6 +58,7 @@ def test_a_replica_mounts_its_named_volumes_then_its_binds_exactly():
     assert cs.body["HostConfig"]["Mounts"] == [
         {"Type": "volume", "Source": "berth-app1-data", "Target": "/var/lib/data", "ReadOnly": False},
         {"Type": "volume", "Source": "berth-app1-cache", "Target": "/cache", "ReadOnly": False},
+        {"Type": "volume", "Source": "berth-app1-uploads", "Target": "/srv/uploads", "ReadOnly": True},
         {"Type": "bind", "Source": "/srv/shared", "Target": "/shared", "ReadOnly": True},
         {"Type": "bind", "Source": "/srv/out", "Target": "/out", "ReadOnly": False},
     ]

@@ -34,8 +34,10 @@ __all__ = [
     "DependsOn",
     "Device",
     "Healthcheck",
+    "HostLimits",
     "Privileges",
     "RestartPolicy",
+    "Ulimit",
     "dependency_refusal",
     "start_layers",
 ]
@@ -105,6 +107,25 @@ class Privileges(Spec):
     ipc_host: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
+class Ulimit(Spec):
+    """A resource limit of the container's processes (``nofile``, ``nproc`` ...; -1: unlimited)."""
+
+    name: str = Field(pattern=r"^[a-z]{2,16}$")
+    soft: int = Field(ge=-1, le=2**31 - 1)
+    hard: int = Field(ge=-1, le=2**31 - 1)
+
+
+class HostLimits(Spec):
+    """Limits of the service's own container that give it no power over the server: the size of its
+    ``/dev/shm``, its processes' ulimits, and capabilities it drops (never adds: ``cap_add`` is a privilege)."""
+
+    shm_size_bytes: int | None = Field(default=None, ge=1, le=64 * 1024**3, exclude_if=lambda v: v is None)
+    ulimits: list[Ulimit] = Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)
+    cap_drop: list[Annotated[str, Field(pattern=r"^(ALL|(CAP_)?[A-Z_]{2,32})$")]] = Field(
+        default_factory=list, max_length=64, exclude_if=lambda v: not v
+    )
+
+
 class Composed(Mounted):
     """The fields a compose service adds to a web or worker service (all unset for other applications)."""
 
@@ -124,6 +145,7 @@ class Composed(Mounted):
     files: list[FileMount] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
     # arguments of ``command`` / ``entrypoint`` holding a secret variable: their values, sealed on the wire
     secret_args: list[SecretArg] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
+    host_limits: HostLimits | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

@@ -61,12 +61,14 @@ MountPath = Annotated[str, Field(min_length=2, max_length=MAX_MOUNT_PATH), After
 
 class VolumeMount(Spec):
     """A named volume mounted at ``path``; ``size_mb``: a hint shown with it (Docker's local driver does not
-    limit a volume's size); ``single_writer``: at most one container may run with it (see above)."""
+    limit a volume's size); ``single_writer``: at most one container may run with it (see above);
+    ``read_only``: mounted read-only (a service that reads what another writes)."""
 
     name: Slug
     path: MountPath
     size_mb: int | None = Field(default=None, ge=1, le=MAX_VOLUME_MB, exclude_if=lambda v: v is None)
     single_writer: bool = Field(default=False, exclude_if=lambda v: not v)
+    read_only: bool = Field(default=False, exclude_if=lambda v: not v)  # compose's ``:ro``
 
 
 class BindMount(Spec):

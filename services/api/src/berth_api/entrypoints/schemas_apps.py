@@ -105,6 +105,7 @@ class VolumeIn(Strict):
         description="Only one container may run with it (a database's files): 1 replica and strategy recreate",
         exclude_if=lambda v: not v,
     )
+    read_only: Flag = Field(default=False, description="Mounted read-only", exclude_if=lambda v: not v)
 
 
 class BindIn(Strict):

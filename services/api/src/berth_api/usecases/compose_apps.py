@@ -191,6 +191,7 @@ def compose_spec(
             "entrypoint": found.get("entrypoint"),
             "env": _environment(found, spec),
             "secret_args": _secret_args(found, spec),
+            "host_limits": found.get("host_limits"),
             "aliases": found.get("aliases") or [],
             "depends_on": found.get("depends_on") or [],
             "healthcheck": _healthcheck(found),

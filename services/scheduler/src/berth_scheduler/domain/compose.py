@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec, Healthcheck, Privileges, SecretArg, start_layers
+from berth_common.catalogue import ApplicationSpec, Healthcheck, HostLimits, Privileges, SecretArg, start_layers
 from berth_scheduler.domain import readiness
 
 NS = 1_000_000_000
@@ -65,6 +65,19 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
     if check.start_period_s is not None:
         body["StartPeriod"] = round(check.start_period_s * NS)
     return body
+
+
+def limits_host_config(given: HostLimits) -> dict[str, Any]:
+    """The ``HostConfig`` keys of a service's own container limits (``/dev/shm``, ulimits, dropped
+    capabilities)."""
+    hc: dict[str, Any] = {}
+    if given.shm_size_bytes is not None:
+        hc["ShmSize"] = given.shm_size_bytes
+    if given.ulimits:
+        hc["Ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in given.ulimits]
+    if given.cap_drop:
+        hc["CapDrop"] = list(given.cap_drop)
+    return hc
 
 
 def privileges_host_config(given: Privileges) -> dict[str, Any]:

@@ -165,6 +165,8 @@ def container_spec(
         body["HostConfig"]["Mounts"] = mounts
     if service.privileges is not None:
         body["HostConfig"].update(compose.privileges_host_config(service.privileges))
+    if service.host_limits is not None:
+        body["HostConfig"].update(compose.limits_host_config(service.host_limits))
     networks: list[tuple[str, tuple[str, ...]]] = []  # the first in the create body, the others connected
     if spec.private_network:
         own = (service.name, *(a for a in service.aliases if a != service.name))

@@ -35,7 +35,7 @@ def create_body(application_id: str, volume: str, team_id: str | None) -> dict[s
 def mounts(application_id: str, service: WebService | WorkerService) -> list[dict[str, Any]]:
     """``HostConfig.Mounts`` of one replica: its named volumes, then its bind mounts, in the spec's order."""
     out: list[dict[str, Any]] = [
-        {"Type": "volume", "Source": docker_name(application_id, v.name), "Target": v.path, "ReadOnly": False}
+        {"Type": "volume", "Source": docker_name(application_id, v.name), "Target": v.path, "ReadOnly": v.read_only}
         for v in service.volumes
     ]
     out += [{"Type": "bind", "Source": b.host_path, "Target": b.path, "ReadOnly": b.read_only} for b in service.binds]

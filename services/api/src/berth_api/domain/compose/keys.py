@@ -29,6 +29,9 @@ CARRIED = frozenset(
         "stop_grace_period",
         "user",
         "working_dir",
+        "shm_size",
+        "ulimits",
+        "cap_drop",
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.
@@ -38,6 +41,7 @@ NOTED = {
     "labels": "Berth labels containers itself (berth.*)",
     "logging": "Berth collects container logs itself",
     "pull_policy": "Berth pulls by the application's pull policy",
+    "platform": "the server's engine pulls and runs the image for its own platform",
 }
 # Refused unless the administrator allowed the key for the team (``BERTH_COMPOSE_ALLOW``); then carried as
 # given in the translation's ``allowed``. For network_mode, pid and ipc only the value ``host`` is meant.

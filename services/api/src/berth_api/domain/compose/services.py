@@ -20,6 +20,7 @@ from typing import Any
 
 from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
+from berth_api.domain.compose.host_limits import host_limits
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_common.catalogue import file_path
 
@@ -174,10 +175,10 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
         if kind == "volume" and source:
             if present(mount.get("volume")):
                 raise not_carried(f"{spot}/volume")
-            if mount.get("read_only"):
-                raise not_carried(f"{spot}/read_only", "a named volume is mounted read-write")
             vol: dict[str, Any] = {"name": ctx.volume_names[source], "path": target}
-            if replicas == 1 and source not in ctx.shared_volumes:
+            if mount.get("read_only"):
+                vol["read_only"] = True  # it reads what another service writes: no writer of its own
+            elif replicas == 1 and source not in ctx.shared_volumes:
                 vol["single_writer"] = True
             volumes.append(vol)
         elif kind == "volume":
@@ -333,6 +334,7 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "user": svc.get("user"),
         "working_dir": svc.get("working_dir"),
         "allowed": allowed,
+        "host_limits": host_limits(name, svc),
     }
     if present(svc.get("stop_grace_period")):
         extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")
