@@ -358,3 +358,9 @@ volumes:
     assert "volumes" not in yaml.safe_load(
         import_coolify("one.yaml", "services:\n  a:\n    image: x\n").template.compose
     )
+
+
+def test_numbers_are_read_as_compose_reads_them_yaml_1_2():
+    text = "services:\n  git:\n    image: x\n    ports:\n      - 22222:22\n    environment:\n      - N=1_000\n"
+    doc = yaml.safe_load(import_coolify("git.yaml", text).template.compose)
+    assert doc["services"]["git"]["ports"] == ["22222:22"]  # YAML 1.1 would read base 60: 1333342
