@@ -11,8 +11,8 @@ from berth_api.domain.identity import Principal
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, Resource, V1Router
 from berth_api.entrypoints.schemas_git import (
-    DeployKeyCreate,
     AcceptHostKeyIn,
+    DeployKeyCreate,
     DeployKeyOut,
     GitAccessOut,
     GitTokenOut,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
+from berth_api.entrypoints.schemas import given
 
 MAX_COMPOSE = 256 * 1024
 RelPath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
@@ -17,7 +18,12 @@ Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValid
 class ComposeIn(BaseModel):
     """A compose file: ``inline`` (its YAML text) or ``path`` (relative to the git repository's root)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [given({"inline": "string"}, absent=("path",)), given({"path": "string"}, absent=("inline",))]
+        },
+    )
 
     inline: str | None = Field(default=None, min_length=1, max_length=MAX_COMPOSE, exclude_if=lambda v: v is None)
     path: RelPath | None = Field(
