@@ -19,11 +19,14 @@ from jsonschema import Draft202012Validator
 
 from berth_api.domain import names
 from berth_api.entrypoints.http import create_app
+from berth_api.entrypoints.routes_drills import DrillCreate
 from berth_api.entrypoints.routes_registries import RegistryCreate
 from berth_api.entrypoints.schemas_apps import ApplicationCreate, ApplicationUpdate
 from berth_api.entrypoints.schemas_backups import DestinationUpdate
 from berth_api.settings import ApiSettings
+from berth_common.catalogue.applications import AutoscalePolicy
 from berth_common.registries import InvalidReferenceError, normalize_host
+from berth_common.values import server_address
 from berth_notifier.domain.channels import FieldError, validate
 
 
@@ -34,7 +37,8 @@ def spec() -> dict[str, Any]:
 
 def _validator(spec: dict[str, Any], component: str) -> Draft202012Validator:
     """A validator of one request component, its references resolved in the document."""
-    return Draft202012Validator({**spec["components"]["schemas"][component], "components": spec["components"]})
+    schema = {**spec["components"]["schemas"][component], "components": spec["components"]}
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _body_schema(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
@@ -295,3 +299,71 @@ def test_a_destination_is_created_by_kind(spec):
 def test_a_destinations_update_holds_the_fields_of_one_kind(spec, body, valid):
     assert _validator(spec, "DestinationUpdate").is_valid(body) is valid
     DestinationUpdate.model_validate(body)  # the model takes each: the stored kind decides (a 422 names the field)
+
+
+# --- found by schemathesis' positive_data_acceptance -----------------------------------------------------
+
+
+def test_every_address_schemathesis_makes_of_a_servers_host_the_server_takes(spec):
+    values = _generated(_body_schema(spec, "post", "/v1/servers")["properties"]["host"])
+    assert len(set(values)) > 20 and any(":" in v for v in values)  # IPv6 ones too
+    refused = []
+    for value in values:
+        try:
+            server_address(value)
+        except ValueError:
+            refused.append(value)
+    assert refused == []
+    assert not _validator(spec, "ServerCreate").is_valid({"name": "web-1", "host": "example.com:22"})
+
+
+def test_a_scale_names_services_only(spec):
+    check = _validator(spec, "ScaleIn")
+    assert check.is_valid({"services": {"web": 2}})
+    assert not check.is_valid({"services": {"": 2}})
+    assert not check.is_valid({"services": {"Web!": 2}})
+
+
+@pytest.mark.parametrize(
+    ("policy", "valid"),
+    [
+        ({"cpu_percent": 70}, True),
+        ({"memory_percent": 80, "min": 2}, True),
+        ({}, False),
+        ({"cpu_percent": 70, "memory_percent": 80}, False),
+    ],
+)
+def test_an_autoscale_policy_has_exactly_one_target_in_the_schema_too(spec, policy, valid):
+    assert _validator(spec, "AutoscalePolicy").is_valid(policy) is valid
+    try:
+        AutoscalePolicy.model_validate(policy)
+    except pydantic.ValidationError:
+        assert not valid
+    else:
+        assert valid
+
+
+@pytest.mark.parametrize(
+    ("check", "valid"),
+    [
+        ({"kind": "row_counts", "tables": [{"table": "orders"}]}, True),
+        ({"kind": "query", "sql": "select 1", "equals": "1"}, True),
+        ({"kind": "query", "sql": "select 1", "at_least": 1}, True),
+        ({"kind": "keys", "at_least": 1}, True),
+        ({"kind": "keys", "exist": ["session:1"]}, True),
+        ({"tables": [{"table": "orders"}]}, False),  # the kind picks the check: it is required
+        ({"kind": "query", "sql": "select 1"}, False),  # equals or at_least
+        ({"kind": "query", "sql": "select 1", "equals": "1", "at_least": 1}, False),
+        ({"kind": "keys"}, False),
+        ({"kind": "keys", "exist": []}, False),
+    ],
+)
+def test_a_drill_check_schema_and_model_agree(spec, check, valid):
+    body = {"check": check}
+    assert _validator(spec, "DrillCreate").is_valid(body) is valid
+    try:
+        DrillCreate.model_validate(body)
+    except pydantic.ValidationError:
+        assert not valid
+    else:
+        assert valid
