@@ -63,10 +63,11 @@ def test_an_invitations_email_is_format_email_with_the_validators_pattern(spec):
     assert (email["minLength"], email["maxLength"]) == (3, names.MAX_EMAIL)
 
 
-def _generated(schema: dict[str, Any], count: int = 200) -> list[Any]:
+def _generated(schema: dict[str, Any], count: int = 200, components: dict[str, Any] | None = None) -> list[Any]:
     """Bodies schemathesis generates from ``schema`` (as it does over the live api)."""
     doc = {
         "openapi": "3.1.0",
+        "components": components or {},
         "info": {"title": "one body", "version": "1"},
         "paths": {
             "/x": {
@@ -266,6 +267,18 @@ def test_an_applications_create_schema_and_model_agree_on_services_or_compose(sp
         assert not valid
     else:
         assert valid
+
+
+def test_every_application_schemathesis_makes_is_services_or_compose(spec):
+    create = {"$ref": "#/components/schemas/ApplicationCreate"}
+    bodies = _generated(create, count=60, components=spec["components"])
+    kinds = {"services" if body.get("services") is not None else "compose" for body in bodies}
+    assert kinds == {"services", "compose"}
+    for body in bodies:
+        try:
+            ApplicationCreate.model_validate(body)
+        except pydantic.ValidationError as exc:  # other rules (a path, a host...): not these
+            assert not [e for e in exc.errors() if e["loc"] == ()], (body, exc.errors())
 
 
 def test_an_applications_update_schema_refuses_services_and_compose_together(spec):

@@ -256,7 +256,7 @@ Services = Annotated[list[Service], Field(min_length=1, max_length=20), AfterVal
 
 
 # an application of services: a source, services, no compose file, no hosts (a service's domains instead)
-_OF_SERVICES = given({"services": "array", "source": "object"}, absent=("compose",))
+_OF_SERVICES = given(("services", "source"), absent=("compose",))
 _OF_SERVICES["properties"]["hosts"] = {"maxItems": 0}
 
 
@@ -267,7 +267,7 @@ class ApplicationCreate(Strict):
         json_schema_extra={
             "anyOf": [
                 _OF_SERVICES,
-                given({"compose": "object"}, absent=("services",)),
+                given(("compose",), absent=("services",)),
             ]
         }
     )
@@ -299,7 +299,7 @@ class ApplicationUpdate(Strict):
 
     # services or a compose file, never both (a compose application's services come from its file)
     model_config = ConfigDict(
-        json_schema_extra={"anyOf": [given({}, absent=("services",)), given({}, absent=("compose",))]}
+        json_schema_extra={"anyOf": [given((), absent=("services",)), given((), absent=("compose",))]}
     )
 
     source: Source | None = None

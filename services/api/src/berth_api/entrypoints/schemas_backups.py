@@ -102,7 +102,7 @@ class DestinationUpdate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"anyOf": [given({}, absent=DIRECTORY_ONLY), given({}, absent=S3_ONLY)]},
+        json_schema_extra={"anyOf": [given((), absent=DIRECTORY_ONLY), given((), absent=S3_ONLY)]},
     )
 
     name: Name | None = None

@@ -20,9 +20,7 @@ class ComposeIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "anyOf": [given({"inline": "string"}, absent=("path",)), given({"path": "string"}, absent=("inline",))]
-        },
+        json_schema_extra={"anyOf": [given(("inline",), absent=("path",)), given(("path",), absent=("inline",))]},
     )
 
     inline: str | None = Field(default=None, min_length=1, max_length=MAX_COMPOSE, exclude_if=lambda v: v is None)
