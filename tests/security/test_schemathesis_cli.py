@@ -9,11 +9,11 @@ through schemathesis' Python API with real ids.
 Checks left out, each for a reason:
 - ``not_a_server_error``: replaced by ``st_hooks.no_server_error_but_the_absent_scheduler`` (this api runs
   without the scheduler; its documented 503 is the right answer here).
-- ``positive_data_acceptance``: it takes a body the schema allows as one the server must accept. The api
-  checks more than a JSON Schema can say: a referenced server, destination or channel exists in the team,
-  a private key or certificate parses, an invitation is not revoked, a cron expression is valid, and a few
-  rules span fields (``services`` or ``compose``, not both). Those refusals are 4xx problems that name the
-  field; the OpenAPI describes them in words.
+- ``positive_data_acceptance`` (a body the schema allows is one the server takes): replaced by
+  ``st_hooks.schema_valid_data_accepted``, the same check but for the operations of ``st_hooks.UNCHECKED``,
+  where the api checks what a JSON Schema cannot say (a referenced backup, destination, server or
+  invitation of the team, a cron expression, a compose file, a rule spanning two fields, the outbound rule
+  of the configuration). The rest the OpenAPI says (``tests/api/test_schema_rules.py``).
 - ``negative_data_rejection``: unknown query parameters are ignored by design, and a request without the
   token is no negative case here (the token header is added to every request). Booleans and date-time
   queries are strict now (``tests/api/test_strict_booleans.py``, ``test_query_timestamps.py``).
@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import LiveApi
+from tests.security.st_hooks import UNCHECKED
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,7 @@ def test_st_run_checks_all_reaches_every_operation_without_a_failure(live_api: L
     own = [me["token"]["id"], me["user"]["id"], me["team"]["id"]]
     operations = {f"{m.upper()} {p}" for p, item in doc["paths"].items() for m in item if m in METHODS}
     templates = [(p, re.compile(re.sub(r"\{[^}]+\}", "[^/]+", p))) for p in doc["paths"]]
+    assert sorted(set(UNCHECKED) - operations) == []  # each name is an operation of the OpenAPI
 
     unit = _st(live_api, own, tmp_path / "unit.har", "--phases", "examples,fuzzing", "--max-examples", "2")
     stateful = _st(live_api, own, tmp_path / "stateful.har", "--phases", "stateful", "--max-time", "25")

@@ -147,7 +147,23 @@ class AutoscalePolicy(BaseModel):
     (``cpu_percent``, 100 = one core) or memory use (``memory_percent`` of the container's limit) of its
     replicas near the target; at most one change per ``cooldown_s``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # exactly one target, for the OpenAPI (min <= max spans two fields: the validator alone says it)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["cpu_percent"],
+                    "properties": {"cpu_percent": {"type": "number"}, "memory_percent": {"type": "null"}},
+                },
+                {
+                    "required": ["memory_percent"],
+                    "properties": {"memory_percent": {"type": "number"}, "cpu_percent": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     min: ReplicaCount = 1
     max: ReplicaCount = 10

@@ -20,9 +20,11 @@ drilled (``DRILL_ENGINES``); the others are refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from berth_common.catalogue.backups import (
     DB_NAME_PATTERN,
@@ -65,6 +67,19 @@ def check_query(sql: str) -> str:
     return text
 
 
+def _tagged(*alternatives: JsonDict) -> Callable[[JsonDict], None]:
+    """A check's JSON Schema extras: ``kind`` is required (it picks the check: a request without it is
+    refused, whatever its default says), and the ``anyOf`` of what the check's validator asks for."""
+
+    def extra(schema: JsonDict) -> None:
+        required = schema.get("required")
+        schema["required"] = ["kind", *(required if isinstance(required, list) else [])]
+        if alternatives:
+            schema["anyOf"] = list(alternatives)
+
+    return extra
+
+
 class RowCount(BaseModel):
     """The table ``table`` must have at least ``at_least`` rows."""
 
@@ -77,7 +92,7 @@ class RowCount(BaseModel):
 class RowCountCheck(BaseModel):
     """Each named table has at least its expected number of rows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_tagged())
 
     kind: Literal["row_counts"] = "row_counts"
     tables: list[RowCount] = Field(min_length=1, max_length=MAX_TABLES)
@@ -87,7 +102,14 @@ class QueryCheck(BaseModel):
     """``sql`` (one read-only statement) returns a single value that equals ``equals`` (compared as text)
     or is at least ``at_least`` (compared as a number): exactly one of the two is given."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=_tagged(
+            {"required": ["equals"], "properties": {"equals": {"type": "string"}, "at_least": {"type": "null"}}},
+            {"required": ["at_least"], "properties": {"at_least": {"type": "number"}, "equals": {"type": "null"}}},
+        ),
+    )
 
     kind: Literal["query"] = "query"
     sql: str = Field(min_length=1, max_length=MAX_QUERY + 64)
@@ -106,7 +128,14 @@ class KeyCheck(BaseModel):
     """Redis: the restored data set holds at least ``at_least`` keys (``DBSIZE``) and each key of ``exist``;
     one of the two at least is given."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=_tagged(
+            {"required": ["at_least"], "properties": {"at_least": {"type": "integer"}}},
+            {"required": ["exist"], "properties": {"exist": {"minItems": 1}}},
+        ),
+    )
 
     kind: Literal["keys"] = "keys"
     at_least: int | None = Field(default=None, ge=0)

@@ -22,6 +22,9 @@ from berth_common.values import DNS_LABEL_PATTERN, DnsLabel
 NOTIFY_NAME_PATTERN = DNS_LABEL_PATTERN
 WRITE_ONLY: dict[str, Any] = {"writeOnly": True, "format": "password"}
 DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
+# An address the notifier mails (its check, and the OpenAPI's pattern): 1-64 local characters, an '@', a host.
+NOTIFY_EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+_EMAIL: dict[str, Any] = {"format": "email", "pattern": NOTIFY_EMAIL_PATTERN}
 
 
 class NotifyTarget(BaseModel):
@@ -52,8 +55,8 @@ class EmailTarget(NotifyTarget):
     security: Literal["starttls", "tls", "plain"] = "starttls"
     username: str | None = Field(default=None, max_length=256)
     password: str | None = Field(default=None, max_length=1024, json_schema_extra=WRITE_ONLY)
-    from_addr: str = Field(min_length=3, max_length=254)
-    to_addrs: list[str] = Field(min_length=1, max_length=50)
+    from_addr: str = Field(min_length=3, max_length=254, json_schema_extra=_EMAIL)
+    to_addrs: list[Annotated[str, Field(json_schema_extra=_EMAIL)]] = Field(min_length=1, max_length=50)
 
 
 class TelegramTarget(NotifyTarget):

@@ -51,8 +51,17 @@ def env_value(value: str) -> str:
     return _carried(value, MAX_VALUE, "a value", "a value")
 
 
-_EMAIL_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_EMAIL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LOCAL_RE = re.compile(rf"^{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*$")
 MAX_EMAIL = 254
+_ANY_CASE_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# What :func:`email` accepts, for the OpenAPI (``format: email`` with it): a dot-atom local part of at most
+# 64, an '@', a host name of two labels or more, any case, the last not all digits, an optional final dot.
+# The whole is 3-254 characters (``minLength``/``maxLength``), which keeps the domain within 253.
+EMAIL_PATTERN = (
+    rf"^(?=[^@]{{1,64}}@){_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*"
+    rf"@(?:{_ANY_CASE_LABEL}\.)+(?![0-9]+\.?$){_ANY_CASE_LABEL}\.?$"
+)
 
 
 def email(value: str) -> str:
@@ -68,6 +77,9 @@ def email(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"the e-mail domain is invalid: {exc}") from None
     return f"{local}@{domain}".lower()
+
+
+DESCRIPTION_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f]*$"  # what description() accepts, for the OpenAPI
 
 
 def description(value: str) -> str:

@@ -29,6 +29,14 @@ CONFLICT: Responses = {
 }
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# What normalize_host accepts, for the OpenAPI: DNS labels (or an IPv4 address) in any case, a port 1-65535.
+HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$"
+
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]*$"  # no control characters (_printable)
+
+
 def _host(value: str) -> str:
     try:
         return normalize_host(value)
@@ -62,13 +70,23 @@ class RegistryCreate(BaseModel):
             max_length=255,
             examples=["registry.example.com:5000"],
             description="The registry's host, optionally :port (docker.io for Docker Hub; no scheme, no path)",
+            json_schema_extra={"pattern": HOST_PATTERN},
         ),
         AfterValidator(_host),
     ]
-    username: Annotated[str, Field(min_length=1, max_length=255, examples=["deploy"]), AfterValidator(_printable)]
+    username: Annotated[
+        str,
+        Field(min_length=1, max_length=255, examples=["deploy"], json_schema_extra={"pattern": PRINTABLE_PATTERN}),
+        AfterValidator(_printable),
+    ]
     password: Annotated[
         SecretStr,
-        Field(min_length=1, max_length=8192, description="A password or an access token; never shown again"),
+        Field(
+            min_length=1,
+            max_length=8192,
+            description="A password or an access token; never shown again",
+            json_schema_extra={"pattern": PRINTABLE_PATTERN},
+        ),
         AfterValidator(_secret),
     ]
     push: Flag = Field(

@@ -25,7 +25,11 @@ class ScaleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     services: dict[Slug, ReplicaCount] = Field(
-        min_length=1, max_length=20, description="Replicas per service (1 to 64)", examples=[{"web": 3}]
+        min_length=1,
+        max_length=20,
+        description="Replicas per service (1 to 64)",
+        examples=[{"web": 3}],
+        json_schema_extra={"additionalProperties": False},  # service names only (the pattern of their keys)
     )
     reason: str = Field(default="", max_length=MAX_SCALE_REASON, description="Why (shown in the notifications)")
     drain_grace_s: float | None = Field(

@@ -36,6 +36,11 @@ def _key(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# What server_address accepts, for the OpenAPI: a host name in any case (an IPv4 address is one), or IPv6.
+SERVER_ADDRESS: dict[str, Any] = {"anyOf": [{"pattern": rf"^{_LABEL}(?:\.{_LABEL})*$"}, {"format": "ipv6"}]}
+
+
 class ServerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,7 +51,13 @@ class ServerCreate(BaseModel):
     ]
     host: Annotated[
         str,
-        Field(min_length=1, max_length=MAX_HOST, examples=["203.0.113.7"], description="Host name or IP address"),
+        Field(
+            min_length=1,
+            max_length=MAX_HOST,
+            examples=["203.0.113.7"],
+            description="Host name or IP address",
+            json_schema_extra=SERVER_ADDRESS,
+        ),
         AfterValidator(server_address),
     ]
     port: int = Field(default=22, ge=1, le=65535)

@@ -13,8 +13,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from berth_api.domain import names
-from berth_api.entrypoints.schemas import Flag
-from berth_api.entrypoints.schemas_compose import HOSTS, ComposeIn, ComposeOut, HostMaps, services_or_compose
+from berth_api.entrypoints.schemas import Flag, given
+from berth_api.entrypoints.schemas_compose import (
+    HOSTS,
+    ComposeIn,
+    ComposeOut,
+    HostMaps,
+    services_or_compose,
+)
 from berth_api.entrypoints.schemas_git import GitAccessIn
 from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
 from berth_api.entrypoints.schemas_runtime import LastDeployment, LiveVersion, RuntimeStatus
@@ -250,7 +256,23 @@ Service = Annotated[WebServiceIn | WorkerServiceIn, Field(discriminator="kind")]
 Services = Annotated[list[Service], Field(min_length=1, max_length=20), AfterValidator(lambda v: _unique(v, "service"))]
 
 
+# an application of services: a source, services, no compose file, no hosts (a service's domains instead)
+_OF_SERVICES = given(("services", "source"), absent=("compose",))
+_OF_SERVICES["properties"]["hosts"] = {"maxItems": 0}
+
+
 class ApplicationCreate(Strict):
+    """Services (with a source, without hosts) or a compose file: the two request variants of the OpenAPI."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                _OF_SERVICES,
+                given(("compose",), absent=("services",)),
+            ]
+        }
+    )
+
     name: Slug
     source: Source | None = Field(default=None, description="Required with services; with compose: a build needs git")
     services: Services | None = Field(default=None, description="The services; or give compose instead")
@@ -275,6 +297,11 @@ class ApplicationCreate(Strict):
 
 class ApplicationUpdate(Strict):
     """Each field given replaces that field as a whole; the name is fixed (it is in hosts and containers)."""
+
+    # services or a compose file, never both (a compose application's services come from its file)
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [given((), absent=("services",)), given((), absent=("compose",))]}
+    )
 
     source: Source | None = None
     services: Services | None = None

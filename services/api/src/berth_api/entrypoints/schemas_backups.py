@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from berth_api.domain import names
-from berth_api.entrypoints.schemas import ID_PATTERN, Flag
+from berth_api.entrypoints.schemas import ID_PATTERN, Flag, given
 from berth_common import streamcrypt
 from berth_common.catalogue import CronExpression, TimeZone
 from berth_common.catalogue.backups import DIRECTORY_PATTERN, PREFIX_PATTERN
@@ -92,8 +92,18 @@ class DirectoryDestinationIn(BaseModel):
 DestinationIn = Annotated[S3DestinationIn | DirectoryDestinationIn, Field(discriminator="kind")]
 
 
+S3_ONLY = ("endpoint", "bucket", "region", "path_style", "prefix", "access_key", "secret_key")
+DIRECTORY_ONLY = ("server_id", "path")
+
+
 class DestinationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The fields of one kind: an S3 destination's (``endpoint`` ... ``secret_key``) or a directory's
+    (``server_id``, ``path``), never both; the destination's own kind decides which (a 422 names the field)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [given((), absent=DIRECTORY_ONLY), given((), absent=S3_ONLY)]},
+    )
 
     name: Name | None = None
     endpoint: Endpoint | None = None

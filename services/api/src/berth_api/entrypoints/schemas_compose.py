@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from berth_api.domain import names
+from berth_api.entrypoints.schemas import given
 from berth_common.catalogue import MAX_FILE_BYTES, MAX_FILES, MAX_FILES_BYTES, file_path
 from berth_common.values import MAX_ROUTE_PATH, route_path
 
@@ -47,7 +48,10 @@ class ComposeIn(BaseModel):
     """A compose file: ``inline`` (its YAML text) or ``path`` (relative to the git repository's root), and
     the files it mounts as ``./files/<path>``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [given(("inline",), absent=("path",)), given(("path",), absent=("inline",))]},
+    )
 
     inline: str | None = Field(default=None, min_length=1, max_length=MAX_COMPOSE, exclude_if=lambda v: v is None)
     path: RelPath | None = Field(

@@ -11,8 +11,16 @@ from berth_api.domain import names
 from berth_api.domain.roles import Role
 from berth_api.entrypoints.schemas import TOKEN_NAME_PATTERN, TeamOut, TokenCreated, UserOut
 
+# the OpenAPI says what names.email enforces (the pattern there); the validator keeps its own messages
 Email = Annotated[
-    str, Field(min_length=3, max_length=names.MAX_EMAIL, examples=["ada@example.com"]), AfterValidator(names.email)
+    str,
+    Field(
+        min_length=3,
+        max_length=names.MAX_EMAIL,
+        examples=["ada@example.com"],
+        json_schema_extra={"format": "email", "pattern": names.EMAIL_PATTERN},
+    ),
+    AfterValidator(names.email),
 ]
 PersonName = Annotated[
     str,

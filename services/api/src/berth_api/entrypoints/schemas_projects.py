@@ -10,7 +10,11 @@ from pydantic import AfterValidator, BaseModel, Field
 from berth_api.domain import names
 from berth_api.entrypoints.schemas_apps import ResourceName, Slug, Strict
 
-Description = Annotated[str, Field(max_length=500), AfterValidator(names.description)]
+Description = Annotated[
+    str,
+    Field(max_length=500, json_schema_extra={"pattern": names.DESCRIPTION_PATTERN}),
+    AfterValidator(names.description),
+]
 
 
 class ProjectCreate(Strict):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter
 
 from berth_common.catalogue import ChannelTarget
+from berth_common.catalogue.notifications import NOTIFY_EMAIL_PATTERN
 from berth_common.outbound import HostError, OutboundPolicy
 from berth_common.values import HOST_NAME_RE
 
@@ -31,7 +32,7 @@ REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
     "webhook": ("url", "signing_secret"),
 }
 HOST_RE = HOST_NAME_RE
-EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+EMAIL_RE = re.compile(NOTIFY_EMAIL_PATTERN)
 TELEGRAM_TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
 TELEGRAM_CHAT_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{3,63})$")
 DISCORD_PATH_RE = re.compile(r"^/api(/v[0-9]+)?/webhooks/[0-9]{1,30}/[A-Za-z0-9_-]{1,200}$")
