@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from tests.security.spec import reached_absent_scheduler
 
 OWN_IDS = frozenset(filter(None, os.environ.get("BERTH_FUZZ_OWN_IDS", "").split(",")))
-SELF_HARM = ("/v1/tokens/", "/v1/members/", "/v1/me/teams/leave", "/v1/teams/")
+SELF_HARM = ("/v1/tokens/", "/v1/me/tokens/", "/v1/members/", "/v1/me/teams/leave", "/v1/teams/")
 NOBODY = "0" * 32
 
 _STATE = "a referenced object of the team and its state"
@@ -30,6 +30,8 @@ _TWO_FIELDS = "a rule spanning two fields"
 _OUTBOUND = "the outbound rule (an admin's allowance)"
 # Operations the server refuses some schema-valid requests of, each for what the schema cannot say.
 UNCHECKED = {
+    "POST /v1/servers": f"{_GRAMMAR}: an SSH private key (OpenSSH or PEM)",
+    "POST /v1/servers/{server_id}/drain": f"{_STATE}: the servers it drains to",
     "GET /v1/applications/{application_id}/logs": f"{_TWO_FIELDS}: until after since",
     "PATCH /v1/applications/{application_id}": "an image reference and a final newline (st reads '$' as Python does)",
     "POST /v1/environments/{environment_id}/applications": f"{_GRAMMAR}: the compose file",
@@ -37,6 +39,10 @@ UNCHECKED = {
     "POST /v1/templates/import": f"{_GRAMMAR}: the compose files",
     "POST /v1/environments/{environment_id}/variables/import": f"{_GRAMMAR}: the .env content",
     "PUT /v1/environments/{environment_id}/variables": f"{_STATE}: a value only a stored variable may omit",
+    "POST /v1/env-groups": f"{_STATE}: a value only a stored variable may omit",
+    "PUT /v1/env-groups/{group_id}/variables": f"{_STATE}: a value only a stored variable may omit",
+    "POST /v1/env-groups/{group_id}/variables/import": f"{_GRAMMAR}: the .env content",
+    "POST /v1/applications/{application_id}/variables/import": f"{_GRAMMAR}: the .env content",
     "POST /v1/applications/{application_id}/jobs": f"{_GRAMMAR}: the cron expression",
     "PATCH /v1/applications/{application_id}/jobs/{job_id}": f"{_GRAMMAR}: the cron expression",
     "PUT /v1/applications/{application_id}/volumes/{volume}/backup-schedule": f"{_GRAMMAR}: cron, time zone",

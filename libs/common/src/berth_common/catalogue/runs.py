@@ -38,7 +38,11 @@ def argument_without_nul(value: str) -> str:
     return value
 
 
-RunArgument = Annotated[str, Field(max_length=RUN_MAX_ARG_CHARS), AfterValidator(argument_without_nul)]
+RunArgument = Annotated[
+    str,
+    Field(max_length=RUN_MAX_ARG_CHARS, json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+    AfterValidator(argument_without_nul),
+]
 RunArgv = Annotated[list[RunArgument], Field(min_length=1, max_length=RUN_MAX_ARGS)]
 """A command as the argv of a process (never given to a shell): 1 to 64 arguments of at most 4096 characters."""
 

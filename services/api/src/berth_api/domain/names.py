@@ -15,6 +15,9 @@ import re
 from berth_common import values
 from berth_common.values import printable_ascii
 
+# Text without control characters, as the OpenAPI document says it (each validator keeps its own message).
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+
 # Projects and environments: a DNS label. Applications and services: a slug, at most 32 (they are parts
 # of container names, ``berth-<app>-<service>-<deployment>-<n>``).
 LABEL_RE = values.DNS_LABEL_RE

@@ -34,7 +34,7 @@ _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-
 # What normalize_host accepts, for the OpenAPI: DNS labels (or an IPv4 address) in any case, a port 1-65535.
 HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?$"
 
-PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]*$"  # no control characters (_printable)
+PRINTABLE_PATTERN = names.PRINTABLE_PATTERN  # no control characters (_printable)
 
 
 def _host(value: str) -> str:

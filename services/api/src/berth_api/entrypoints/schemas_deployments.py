@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from berth_api.domain import names
 from berth_api.domain.deployments import Status
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_common.catalogue import DeploymentState, RolloutOptions
@@ -38,7 +39,11 @@ class RollbackRequest(BaseModel):
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)] = "cancelled by user"
+    reason: Annotated[
+        str,
+        Field(min_length=1, max_length=500, json_schema_extra={"pattern": names.PRINTABLE_PATTERN}),
+        AfterValidator(_one_line),
+    ] = "cancelled by user"
 
 
 class SourceSummary(BaseModel):

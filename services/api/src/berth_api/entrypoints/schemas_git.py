@@ -82,7 +82,12 @@ class TokenIn(BaseModel):
         description="The user name the forge expects with a token (GitHub: x-access-token, GitLab: oauth2 or the "
         "deploy token's user, Bitbucket: x-token-auth)",
     )
-    token: SecretStr = Field(min_length=1, max_length=4096, description="Write-only: sealed, never shown again")
+    token: SecretStr = Field(
+        min_length=1,
+        max_length=4096,
+        description="Write-only: sealed, never shown again",
+        json_schema_extra={"pattern": "^[!-~]+$"},  # printable ASCII without spaces (TOKEN_CHARS)
+    )
 
     @field_validator("token")
     @classmethod

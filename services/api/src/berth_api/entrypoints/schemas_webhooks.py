@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from berth_api.domain import names
 from berth_api.domain.forges import FORGES, Forge
 from berth_api.domain.webhook_rules import MAX_PATTERN, MAX_WATCH_PATHS, watch_path_problem
 from berth_api.entrypoints.schemas import Flag
@@ -28,7 +29,11 @@ def _watch_path(value: str) -> str:
     return value
 
 
-WatchPath = Annotated[str, Field(min_length=1, max_length=MAX_PATTERN), AfterValidator(_watch_path)]
+WatchPath = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_PATTERN, json_schema_extra={"pattern": names.PRINTABLE_PATTERN}),
+    AfterValidator(_watch_path),
+]
 WatchPaths = Annotated[list[WatchPath], Field(max_length=MAX_WATCH_PATHS, description=WATCH_PATHS)]
 
 
