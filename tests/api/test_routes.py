@@ -17,8 +17,14 @@ PUBLIC_V1 = {("POST", "/v1/invitations/accept"), ("POST", "/v1/webhooks/{webhook
 # Deletions are for admins, except detaching a group (a configuration change, like attaching it).
 DEVELOPER_DELETES = {("DELETE", "/v1/applications/{application_id}/env-groups/{group_id}")}
 # Changes any member makes to their own account, whatever their role (docs/teams.md): create a team, mint a
-# token for a team they belong to, leave one (membership is checked on the team named).
-SELF_SERVICE = {("POST", "/v1/teams"), ("POST", "/v1/me/tokens"), ("POST", "/v1/me/teams/leave")}
+# token for a team they belong to, revoke a token of their own, leave one (membership is checked on the team
+# named).
+SELF_SERVICE = {
+    ("POST", "/v1/teams"),
+    ("POST", "/v1/me/tokens"),
+    ("DELETE", "/v1/me/tokens/{token_id}"),
+    ("POST", "/v1/me/teams/leave"),
+}
 
 
 def _app():
@@ -95,7 +101,7 @@ def test_mutations_need_a_developer_and_deletions_an_admin():
             continue
         if method != "GET" and (method, path) not in SELF_SERVICE:
             assert role in ("developer", "admin"), (method, path, role)
-        if method == "DELETE" and (method, path) not in DEVELOPER_DELETES:
+        if method == "DELETE" and (method, path) not in DEVELOPER_DELETES | SELF_SERVICE:
             assert role == "admin", (method, path, role)
     assert roles[("POST", "/v1/applications/{application_id}/deployments")] == "developer"
     assert {roles[op] for op in SELF_SERVICE} == {"viewer"}

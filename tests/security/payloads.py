@@ -128,11 +128,16 @@ def _given_access() -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def _composes() -> list[dict[str, Any]]:
-    """Compose applications: an inline file with a host for its web service, and a file of the repository."""
-    inline = "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
-    host = {"service": "web", "port": 80, "host": f"{unique('c')}.example.com"}
+    """Compose applications: an inline file with a host for its web service (under a path) and a file it
+    mounts, and a file of the repository."""
+    inline = (
+        "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
+        "    volumes: ['./files/site.conf:/etc/nginx/conf.d/site.conf']\n"
+    )
+    host = {"service": "web", "port": 80, "host": f"{unique('c')}.example.com", "path": "/app"}
+    files = [{"path": "site.conf", "content": "server { listen 80; }\n"}]
     return [
-        {"compose": {"inline": inline}, "hosts": [host]},
+        {"compose": {"inline": inline, "files": files}, "hosts": [host]},
         {"compose": {"path": "deploy/compose.yml"}, "source": _git(branch="main")},
     ]
 

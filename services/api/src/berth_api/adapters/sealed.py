@@ -159,7 +159,9 @@ async def reseal_all(session: AsyncSession, box: SecretBox) -> Resealed:
 
 async def _reseal_files(session: AsyncSession, box: SecretBox, out: Resealed) -> None:
     """The files of compose applications (``config.compose.files[].sealed``) re-sealed."""
-    q = sa.select(applications.c.id, applications.c.config).order_by(applications.c.id).with_for_update()
+    has_files = applications.c.config["compose"]["files"].isnot(None)  # only those rows are locked
+    q = sa.select(applications.c.id, applications.c.config).where(has_files).order_by(applications.c.id)
+    q = q.with_for_update()
     done = kept = 0
     for row in await all_rows(session, q):
         config = row["config"] or {}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_api.adapters.sealed import Resealed, hold_for_rotation, reseal_all
@@ -94,6 +95,15 @@ def _discard(*paths: Path) -> None:
     _fsync_dir(paths[0].parent)
 
 
+DEADLOCK_ATTEMPTS = 5
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """PostgreSQL ended the transaction to break a deadlock (SQLSTATE 40P01) or a serialization conflict."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return code in ("40P01", "40001") or "deadlock detected" in str(exc)
+
+
 async def rotate(
     sessionmaker: async_sessionmaker[AsyncSession],
     key_path: Path,
@@ -104,12 +114,20 @@ async def rotate(
     files = await asyncio.to_thread(_prepare, key_path, now or datetime.now(UTC))
     installed = False
     try:
-        async with sessionmaker() as s:
-            async with s.begin():
-                await hold_for_rotation(s)
-                resealed = await reseal_all(s, files.box)
-                _install(files)  # under the exclusive lock: nothing seals until the commit
-                installed = True
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                async with sessionmaker() as s:
+                    async with s.begin():
+                        await hold_for_rotation(s)
+                        resealed = await reseal_all(s, files.box)
+                        _install(files)  # under the exclusive lock: nothing seals until the commit
+                        installed = True
+                break
+            except DBAPIError as exc:  # a writer locked a row first: PostgreSQL ended this transaction
+                if installed or attempt == DEADLOCK_ATTEMPTS or not _deadlock(exc):
+                    raise
+                log.info("key rotation met a concurrent write; trying again", attempt=attempt)
+                await asyncio.sleep(0.2 * attempt)
     except BaseException as exc:
         if installed:
             raise RotationError(
