@@ -156,6 +156,9 @@ class Spec:
         alts = schema.get("oneOf") or schema.get("anyOf")
         if not alts or depth > 8:
             return [schema]
+        if "properties" in schema:  # an object whose variants only say which of its properties go together
+            own = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
+            return [{**own, "required": sorted({*own.get("required", []), *a.get("required", [])})} for a in alts]
         flat = [a for alt in alts for a in self.alternatives(alt, depth + 1)]
         return [a for a in flat if a.get("type") != "null"]
 
