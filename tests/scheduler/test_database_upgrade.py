@@ -19,8 +19,7 @@ import pytest
 
 from berth_common import dbengines
 from berth_common.catalogue import ContainerLogsQuery, ContainerLogsReply, RunDatabase, UpgradeDatabase
-from berth_scheduler.settings import SchedulerSettings
-from tests.scheduler.test_databases import Made, Rig, app, rid, scheduler_rig, spec_of, url
+from tests.scheduler.test_databases import Made, Rig, app, mapped_rig, rid, spec_of, url
 from tests.support import images
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -44,18 +43,7 @@ def tags() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 async def rig(nats_server, database, tags) -> AsyncIterator[Rig]:
-    from berth_common.db.provision import provision
-
-    urls = await provision(database, "test-secret", ("scheduler",))
-    settings = SchedulerSettings(
-        nats_url=nats_server.url,
-        database_url=urls["scheduler"],
-        secret_key="test-secret",
-        http_port=0,
-        image_map=json.dumps(tags),
-        database_ready_timeout_s=20,
-    )
-    async with scheduler_rig(nats_server.url, settings) as made:
+    async with mapped_rig(nats_server, database, tags, 20) as made:
         yield made
 
 

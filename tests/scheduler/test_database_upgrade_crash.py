@@ -4,16 +4,14 @@ nothing is reported upgraded. The image that runs but never answers is in ``test
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from berth_scheduler.settings import SchedulerSettings
 from tests.scheduler.test_database_upgrade import _running_with_rows, _upgrade, image_of, sql
-from tests.scheduler.test_databases import Made, Rig, scheduler_rig
+from tests.scheduler.test_databases import Made, Rig, mapped_rig
 from tests.support import images
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -35,18 +33,7 @@ def crashing() -> Iterator[str]:
 
 @pytest.fixture
 async def rig(nats_server, database, crashing) -> AsyncIterator[Rig]:
-    from berth_common.db.provision import provision
-
-    urls = await provision(database, "test-secret", ("scheduler",))
-    settings = SchedulerSettings(
-        nats_url=nats_server.url,
-        database_url=urls["scheduler"],
-        secret_key="test-secret",
-        http_port=0,
-        image_map=json.dumps({"postgres:15.10": crashing}),
-        database_ready_timeout_s=60,
-    )
-    async with scheduler_rig(nats_server.url, settings) as made:
+    async with mapped_rig(nats_server, database, {"postgres:15.10": crashing}, 60) as made:
         yield made
 
 

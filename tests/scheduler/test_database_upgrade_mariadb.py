@@ -22,8 +22,7 @@ import pytest
 
 from berth_common import dbengines
 from berth_common.catalogue import RunDatabase, UpgradeDatabase
-from berth_scheduler.settings import SchedulerSettings
-from tests.scheduler.test_databases import Made, Rig, rid, scheduler_rig, spec_of
+from tests.scheduler.test_databases import Made, Rig, mapped_rig, rid, spec_of
 from tests.support import images
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -40,18 +39,7 @@ def minor() -> tuple[str, str, str]:
 
 @pytest.fixture
 async def rig(nats_server: Any, database: Any, minor: tuple[str, str, str]) -> AsyncIterator[Rig]:
-    from berth_common.db.provision import provision
-
-    urls = await provision(database, "test-secret", ("scheduler",))
-    settings = SchedulerSettings(
-        nats_url=nats_server.url,
-        database_url=urls["scheduler"],
-        secret_key="test-secret",
-        http_port=0,
-        image_map=json.dumps({f"mariadb:{PINNED}": minor[0]}),
-        database_ready_timeout_s=120,
-    )
-    async with scheduler_rig(nats_server.url, settings) as made:
+    async with mapped_rig(nats_server, database, {f"mariadb:{PINNED}": minor[0]}, 120) as made:
         yield made
 
 

@@ -112,6 +112,27 @@ async def scheduler_rig(nats_url: str, settings: SchedulerSettings) -> AsyncIter
         await nc.close()
 
 
+@contextlib.asynccontextmanager
+async def mapped_rig(
+    nats_server: Any, database: Any, image_map: dict[str, str], ready_timeout_s: float
+) -> AsyncIterator[Rig]:
+    """A scheduler whose image map sends the official names to images a test made (another release, a broken
+    one), with the time a database has to get ready."""
+    from berth_common.db.provision import provision
+
+    urls = await provision(database, "test-secret", ("scheduler",))
+    settings = SchedulerSettings(
+        nats_url=nats_server.url,
+        database_url=urls["scheduler"],
+        secret_key="test-secret",
+        http_port=0,
+        image_map=json.dumps(image_map),
+        database_ready_timeout_s=ready_timeout_s,
+    )
+    async with scheduler_rig(nats_server.url, settings) as made:
+        yield made
+
+
 @pytest.fixture
 async def rig(nats_server, database, unique) -> AsyncIterator[Rig]:
     from berth_common.db.provision import provision
