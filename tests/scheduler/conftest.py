@@ -38,10 +38,12 @@ def remove_labelled(label: str) -> None:
 
 @pytest.fixture
 def app_id(unique: str, busybox: str):
-    """An application id for one test; every container it leads to is removed afterwards."""
+    """An application id for one test; every container it leads to is removed afterwards, and its private
+    network (a compose application's): left behind, such networks use up the engine's address pools."""
     app = f"test-{unique}"
     yield app
     remove_labelled(f"berth.app={app}")
+    subprocess.run(["docker", "network", "rm", f"berth-app-{app}"], capture_output=True, check=False)
 
 
 @pytest.fixture
