@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import LiveApi
-from tests.security.st_hooks import UNCHECKED
+from tests.security.st_unchecked import UNCHECKED
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
