@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 from pydantic import TypeAdapter
 
-from berth_api.entrypoints.schemas_apps import ApplicationListItem
+from berth_api.entrypoints.schemas_apps_out import ApplicationListItem
 from berth_cli.components import free_port
 from tests.api.conftest import WEB_APP, make_app, make_project, start_api
 from tests.api.test_applications import GIT_APP

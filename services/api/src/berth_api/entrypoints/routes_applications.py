@@ -17,13 +17,15 @@ from berth_api.entrypoints.resources import NOT_FOUND, IdFilter, PathId, V1Route
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_api.entrypoints.schemas_apps import (
     ApplicationCreate,
-    ApplicationDetail,
-    ApplicationListItem,
-    ApplicationOut,
     ApplicationUpdate,
     GitSourceIn,
     ImageSourceIn,
     VariableIn,
+)
+from berth_api.entrypoints.schemas_apps_out import (
+    ApplicationDetail,
+    ApplicationListItem,
+    ApplicationOut,
 )
 from berth_api.entrypoints.schemas_compose import ComposeIn
 from berth_api.entrypoints.schemas_pre_deploy import pre_deploy_config

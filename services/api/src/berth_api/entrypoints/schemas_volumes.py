@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from berth_api.entrypoints.schemas import Flag
-from berth_api.entrypoints.schemas_apps import ApplicationOut
+from berth_api.entrypoints.schemas_apps_out import ApplicationOut
 
 
 class VolumeRef(BaseModel):

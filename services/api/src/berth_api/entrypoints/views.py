@@ -12,7 +12,7 @@ from berth_api.adapters.applications import StoredVariable
 from berth_api.domain.deployments import status_of
 from berth_api.domain.identity import Principal
 from berth_api.entrypoints.page_cache import Page
-from berth_api.entrypoints.schemas_apps import (
+from berth_api.entrypoints.schemas_apps_out import (
     ApplicationDetail,
     ApplicationListItem,
     ApplicationOut,
