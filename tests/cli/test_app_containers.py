@@ -28,12 +28,13 @@ def c(cid: str, kind: str, state: str = "running", team: str = "t1", app: str = 
 def test_the_docker_calls_as_data():
     assert ac.list_argv("/usr/bin/docker") == [
         "/usr/bin/docker", "ps", "--all", "--no-trunc", "--filter", "label=berth.managed=true", "--format",
-        '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "berth.team"}}\t{{.Label "berth.app"}}\t{{.Label "berth.kind"}}',
+        '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "berth.team"}}\t{{.Label "berth.app"}}\t{{.Label "berth.kind"}}'
+        '\t{{.Label "com.docker.swarm.task.id"}}',
     ]  # fmt: skip
-    listed = ac.parse("id1\tweb-1\trunning\tt1\ta1\tweb\nid2\tpg\texited\tt1\td1\tdatabase\n\nnot a line\n")
+    listed = ac.parse("id1\tweb-1\trunning\tt1\ta1\tweb\t\nid2\tpg\texited\tt1\td1\tdatabase\ttask9\n\nnot a line\n")
     assert listed == [
         ac.Container("id1", "web-1", "running", "t1", "a1", "web"),
-        ac.Container("id2", "pg", "exited", "t1", "d1", "database"),
+        ac.Container("id2", "pg", "exited", "t1", "d1", "database", "task9"),
     ]
     containers = [
         c("db", "database"),
@@ -42,6 +43,7 @@ def test_the_docker_calls_as_data():
         c("old", "web", state="exited"),  # stopped by a rollout: not this command's
         c("theirs", "web", team="t9"),  # another platform's (or test's) team
         c("db2", "database", team="t2"),
+        ac.Container("task", "n-task", "running", "t1", "a1", "web", "task-id"),  # Swarm's: it would replace it
     ]
     chosen = ac.to_stop(containers, ["t1", "t2"])
     assert [x.id for x in chosen] == ["w2", "web", "db", "db2"]  # applications first, databases last
@@ -63,7 +65,7 @@ def test_stop_and_start_make_exactly_these_calls_and_keep_the_record_until_start
     def run(argv: list[str]) -> tuple[int, str]:
         calls.append(argv)
         if argv[1] == "ps":
-            return 0, "".join(f"{i}\tn-{i}\t{state[i]}\t{teams[i]}\ta\t{kinds[i]}\n" for i in state)
+            return 0, "".join(f"{i}\tn-{i}\t{state[i]}\t{teams[i]}\ta\t{kinds[i]}\t\n" for i in state)
         for i in argv[2:]:
             state[i] = "exited" if argv[1] == "stop" else "running"
         return 0, ""

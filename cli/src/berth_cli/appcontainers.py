@@ -34,12 +34,9 @@ from berth_common import labels
 
 DATABASE_KIND = "database"  # the scheduler's berth.kind of a one-click database (and of its TCP proxy)
 FIELDS = ("ID", "Names", "State")
-FORMAT = "\t".join(
-    [
-        *(f"{{{{.{name}}}}}" for name in FIELDS),
-        *(f'{{{{.Label "{key}"}}}}' for key in (labels.TEAM, labels.APP, labels.KIND)),
-    ]
-)
+SWARM_TASK = "com.docker.swarm.task.id"  # on a Swarm task's container: Swarm replaces one that stops
+LABELS = (labels.TEAM, labels.APP, labels.KIND, SWARM_TASK)
+FORMAT = "\t".join([*(f"{{{{.{name}}}}}" for name in FIELDS), *(f'{{{{.Label "{key}"}}}}' for key in LABELS)])
 STOP_TIMEOUT_S = 600.0  # the whole `docker stop` of a group: each container's own stop timeout applies inside
 
 Runner = Callable[[list[str]], tuple[int, str]]
@@ -55,6 +52,7 @@ class Container:
     team: str
     app: str
     kind: str
+    swarm_task: str = ""
 
 
 def record_path(root: Path) -> Path:
@@ -75,7 +73,7 @@ def parse(out: str) -> list[Container]:
     found = []
     for line in out.splitlines():
         parts = line.split("\t")
-        if len(parts) == 6 and parts[0]:
+        if len(parts) == len(FIELDS) + len(LABELS) and parts[0]:
             found.append(Container(*parts))
     return found
 
@@ -85,9 +83,10 @@ def _is_database(c: Container) -> bool:
 
 
 def to_stop(containers: Iterable[Container], teams: Iterable[str]) -> list[Container]:
-    """The running (or restarting) containers of ``teams``: applications first, databases last."""
+    """The running (or restarting) containers of ``teams``: applications first, databases last. A Swarm
+    task's container is not stopped: Swarm would start another in its place (its service is Swarm's)."""
     mine = set(teams)
-    chosen = [c for c in containers if c.team in mine and c.state in ("running", "restarting")]
+    chosen = [c for c in containers if c.team in mine and c.state in ("running", "restarting") and not c.swarm_task]
     return sorted(chosen, key=lambda c: (_is_database(c), c.team, c.app, c.name))
 
 
