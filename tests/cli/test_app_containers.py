@@ -157,9 +157,10 @@ def test_down_all_stops_this_platforms_containers_keeps_volumes_and_up_starts_th
 
     ac.teams_path(root).parent.mkdir(parents=True)
     ac.teams_path(root).write_text(json.dumps({"teams": [team]}))
-    # `berth down`: the control plane only, applications keep serving
+    # `berth down`: the control plane only, applications keep serving (this platform's are counted)
     proc = berth(root)
     assert proc.returncode == 0, proc.stderr
+    assert "3 application container(s) of this platform stay up" in proc.stdout, proc.stdout
     assert {state_of(x) for x in (db, web, worker)} == {"running"}
 
     proc = berth(root, "--all")

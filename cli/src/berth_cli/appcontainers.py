@@ -141,6 +141,14 @@ def _recorded(root: Path) -> list[dict[str, Any]]:
     return [c for c in record.get("containers", []) if isinstance(c, dict) and isinstance(c.get("id"), str)]
 
 
+def running_count(teams: Sequence[str], docker: str, run: Runner = run_docker) -> int | None:
+    """How many containers of ``teams`` run (``berth down`` says they keep serving); None: no engine."""
+    try:
+        return len(to_stop(_listed(docker, run), teams))
+    except EngineError:
+        return None
+
+
 def stop(root: Path, teams: Sequence[str], docker: str, run: Runner = run_docker) -> list[Container]:
     """Stop the running containers of ``teams`` and record them (with what an earlier call recorded) for
     ``start_recorded``; the containers stopped. Recorded before the first stop: a call cut short still lets

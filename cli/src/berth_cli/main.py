@@ -161,20 +161,20 @@ def down(
     if everything and traefik is not None:
         typer.echo(f"traefik (pid {traefik}) did not stop", err=True)
         raise typer.Exit(1)
+    teams = teams if teams is not None else appcontainers.known_teams(paths.root)
     if everything:
-        done, message = appcontainers.down_all(
-            paths.root, teams if teams is not None else appcontainers.known_teams(paths.root), DOCKER
-        )
+        done, message = appcontainers.down_all(paths.root, teams, DOCKER)
         typer.echo(message, err=not done)
         if not done:
             raise typer.Exit(1)
         return
-    apps = dataplane.app_containers(DOCKER)
-    containers = "the application containers" if apps is None else f"{apps} application container(s) on this engine"
+    apps = appcontainers.running_count(teams, DOCKER) if teams is not None else dataplane.app_containers(DOCKER)
+    mine = "of this platform" if teams is not None else "on this engine"
+    containers = "the application containers" if apps is None else f"{apps} application container(s) {mine}"
     if traefik is not None:
         typer.echo(
             f"applications keep serving: traefik (pid {traefik}) and {containers} stay up; "
-            "`berth down --all` stops traefik too"
+            "`berth down --all` stops traefik too, and them"
         )
     elif apps:
         typer.echo(f"{containers} stay up, not served (traefik is stopped; `berth up` serves them again)")
