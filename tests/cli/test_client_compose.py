@@ -132,3 +132,24 @@ async def test_status_counts_each_compose_service(logged_in, api, scheduler, tmp
         "front    1        running  unready  0         berth-x-front-1\n"
         "api      1        running  ready    0         berth-x-api-2\n"
     )
+
+
+async def test_an_update_with_deploy_follows_the_deployment(logged_in, scheduler, tmp_path):
+    berth = logged_in
+    app = await _created(berth, tmp_path)
+    task = berth.start("apps", "update", "stack", "--host", "api:8080=shop.example.com/api", "--deploy")
+    start = (await scheduler.wait_for("cmd.deployment.start"))[0]
+    routed = {s["name"]: s.get("path_prefix") for s in start.data["spec"]["services"]}
+    assert routed["api"] == "/api"  # the deployment runs the updated hosts
+    dep = start.data["deployment_id"]
+    await scheduler.log(dep, "[starting] starting replicas")
+    await scheduler.run_to_success(start)
+    r = await task
+    assert (r.code, r.err) == (0, "")
+    assert r.out == (
+        "Updated stack: front (worker), api (web), db (worker)\n"
+        f"Deployment #1 of stack started ({dep})\n"
+        "[starting] starting replicas\n"
+        "Deployment #1 of stack succeeded\n"
+    )
+    assert start.data["application_id"] == app["id"]

@@ -29,6 +29,10 @@ async def test_the_catalogue_is_listed_searched_and_shown(logged_in, client, api
     tagged = (await client.get("/v1/templates", params={"tag": "database"}, headers=admin)).json()
     assert json.loads((await berth("templates", "list", "--tag", "database", "--json")).out) == tagged
 
+    env = {"_BERTH_COMPLETE": "complete_bash", "COMP_WORDS": "berth templates deploy p", "COMP_CWORD": "3"}
+    offered = (await berth(env=env)).out.split()
+    assert offered == sorted(t["slug"] for t in catalogue if t["slug"].startswith("p")) and "plausible" in offered
+
     t = (await client.get("/v1/templates/plausible", headers=admin)).json()
     r = await berth("templates", "show", "plausible")
     assert r.code == 0

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from berth_cli.client.api import Api
+from berth_cli.client.config import resolve
 from berth_cli.client.output import cell, print_fields, print_json, print_table
 from berth_cli.commands import compose as compose_cmd
 from berth_cli.commands import create, deploy
@@ -16,6 +18,19 @@ from berth_cli.commands.apps import parse_pairs
 from berth_cli.commands.common import Json, session
 
 templates_app = typer.Typer(help="Templates: whole stacks (compose) to deploy in one step.", no_args_is_help=True)
+
+
+def complete_template(incomplete: str) -> list[str]:
+    """Shell completion of template slugs: asked of the api with a short timeout, nothing on failure."""
+    try:
+        with Api(resolve(), timeout=2.0) as api:
+            slugs = sorted(t["slug"] for t in api.get("/v1/templates"))
+    except Exception:  # completion must never print an error into the user's shell
+        return []
+    return [s for s in slugs if s.startswith(incomplete)]
+
+
+Slug = Annotated[str, typer.Argument(help="the template (berth templates list)", autocompletion=complete_template)]
 Tag = Annotated[str | None, typer.Option("--tag", "-t", help="only templates with this tag")]
 
 
@@ -51,7 +66,7 @@ def _options(spec: dict[str, Any]) -> str:
 
 @templates_app.command("show")
 def templates_show(
-    slug: str,
+    slug: Slug,
     document: Annotated[bool, typer.Option("--document", help="print the whole template as YAML (to edit)")] = False,
     as_json: Json = False,
 ) -> None:
@@ -112,7 +127,9 @@ def templates_import(
 @templates_app.command("deploy")
 def templates_deploy(
     project: create.Project,
-    slug: Annotated[str | None, typer.Argument(help="a catalogue template (or --file)")] = None,
+    slug: Annotated[
+        str | None, typer.Argument(help="a catalogue template (or --file)", autocompletion=complete_template)
+    ] = None,
     environment: create.Environment = "production",
     document: Annotated[
         str | None, typer.Option("--file", "-f", help="a template document (berth templates import/show --document)")
