@@ -56,9 +56,10 @@ async def test_a_template_is_deployed_into_a_project(logged_in, client, api, tmp
     (app,) = (await client.get("/v1/applications", headers=admin)).json()
     web = [s for s in app["services"] if s["kind"] == "web"]
     hosts = " ".join(h for s in web for h in s["hosts"])
+    urls = " ".join(f"http://{h}{s.get('path_prefix') or '/'}" for s in web for h in s["hosts"])
     services = ", ".join(f"{s['name']} ({s['kind']})" for s in app["services"])
     assert r.out == (
-        f"Created application stats ({app['id']}): {services}\nHosts: {hosts}\nDeploy it with: berth deploy {app['id']}\n"
+        f"Created application stats ({app['id']}): {services}\nURLs: {urls}\nDeploy it with: berth deploy {app['id']}\n"
     )
     assert "stats.example.com" in hosts and app["compose"]["inline"]
     assert any(v["secret"] for v in app["env"])  # generated secrets, never shown

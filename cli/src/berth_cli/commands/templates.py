@@ -14,7 +14,7 @@ from berth_cli.client.config import resolve
 from berth_cli.client.output import cell, print_fields, print_json, print_table
 from berth_cli.commands import compose as compose_cmd
 from berth_cli.commands import create, deploy
-from berth_cli.commands.apps import parse_pairs
+from berth_cli.commands.apps import hosts_of, parse_pairs, url_of
 from berth_cli.commands.common import Json, session
 
 templates_app = typer.Typer(help="Templates: whole stacks (compose) to deploy in one step.", no_args_is_help=True)
@@ -160,9 +160,9 @@ def templates_deploy(
         app = api.send("POST", path, body)
         if not as_json:
             typer.echo(f"Created application {app['name']} ({app['id']}): {compose_cmd.services_line(app)}")
-            hosts = [h for s in app["services"] for h in s.get("hosts", [])]
-            if hosts:
-                typer.echo("Hosts: " + " ".join(hosts))
+            urls = [url_of(app, h, api.context.proxy_url) for _, h in hosts_of(app)]
+            if urls:
+                typer.echo("URLs: " + " ".join(urls))
         if then_deploy:
             deployment = api.send("POST", f"/v1/applications/{app['id']}/deployments")
             deploy.finish(api, app, deployment, False, as_json)
