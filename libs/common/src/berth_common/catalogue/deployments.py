@@ -102,6 +102,19 @@ class DeploymentProgressed(Event):
     image_digest: str | None = None
 
 
+@register
+class ImagesPruned(Event):
+    """Image retention removed these tags of images Berth built for the application (the scheduler keeps
+    those of its last deployments): a rollback to a deployment that ran one of them, with no image digest
+    to pull again, has nothing to run, and the api refuses it."""
+
+    TYPE = "evt.application.images_pruned"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api",)
+    application_id: Id
+    images: list[str] = Field(min_length=1, max_length=1000)
+
+
 class Replica(Spec):
     """One running container of a deployment (no environment, no secrets)."""
 
