@@ -84,3 +84,16 @@ def test_a_step_skips_the_removals_on_servers_left_behind_that_do_not_answer():
         "server a does not answer: route(s) app-web, app-api there not removed (its cleanup is skipped)"
     )
     assert skipped_note(()) == ""
+
+
+def test_a_rolling_move_from_a_and_c_to_b_and_c_never_takes_c_out_of_service():
+    hosts = ("shop.test",)
+    before = [RouteTarget("w", hosts, ("http://old-a:80",), "a"), RouteTarget("w", hosts, ("http://old-c:80",), "c")]
+    desired = [RouteTarget("w", hosts, ("http://new-b:80",), "b"), RouteTarget("w", hosts, ("http://new-c:80",), "c")]
+    assert plan_routes(before, desired).steps == (
+        (
+            RouteOp("apply", "w", hosts, ("http://new-b:80",), "b"),
+            RouteOp("apply", "w", hosts, ("http://old-c:80", "http://new-c:80"), "c"),  # both while the new warms
+        ),
+        (RouteOp("apply", "w", hosts, ("http://new-c:80",), "c"), RouteOp("remove", "w", server_id="a")),
+    )

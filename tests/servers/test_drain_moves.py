@@ -7,8 +7,8 @@ two namespace test servers (A, B) and the control plane's own engine (``local``,
   the whole move: only A's part pays the downtime.
 - Server B stops answering (the machine dies) and is drained: an app without volumes starts on local (its
   route there; the dead server's cleanup skipped with a note in the deployment's log); an app with a named
-  volume fails, the reason naming the volume and the server; drained again with ``abandon_volume_data`` it
-  starts on local with an empty volume, the log saying so."""
+  volume (``strategy: recreate``) fails, the reason naming the volume and the server; drained again with
+  ``abandon_volume_data`` it starts on local with an empty volume, the log saying so."""
 
 from __future__ import annotations
 
@@ -144,8 +144,9 @@ async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) 
     _, b_id = await _add_servers(client, admin, servers)
     plain = {"kind": "web", "name": "web", "port": 8080, "health_path": "/note", "servers": ["edge-b"]}
     plain["command"] = ["sh", "-c", "mkdir -p /w; echo plain > /w/note; exec httpd -f -p 8080 -h /w"]
+    stateful = {**_service("edge-b", 1), "strategy": "recreate"}  # its route on B is removed before it stops
     plain_app, plain_first = await _deploy(client, admin, "plain", [plain], local_apps)
-    store_app, store_first = await _deploy(client, admin, "store", [_service("edge-b", 1)], local_apps)
+    store_app, store_first = await _deploy(client, admin, "store", [stateful], local_apps)
     plain_host = plain_first["spec"]["services"][0]["hosts"][0]
     store_host = store_first["spec"]["services"][0]["hosts"][0]
     assert await _served(b.address, plain_host) == "plain"
@@ -181,6 +182,7 @@ async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) 
     (dep,) = r.json()["deployments"]
     done = await _deployed(client, admin, dep, 120)
     assert done["state"] == "succeeded", (done, platform.steps(dep))
+    assert any(f"[starting] server {b_id} does not answer: route(s)" in line for line in _lines(platform, dep))
     fresh = await _served_locally(port, store_host)
     assert fresh.startswith("written on ") and fresh != "plain"
     assert any(

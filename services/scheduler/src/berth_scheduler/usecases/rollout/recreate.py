@@ -35,7 +35,7 @@ from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
 from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import resend_pending, send_step, tls_of, wait_step
+from berth_scheduler.usecases.rollout.routing import reachable, resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, transit
 
 log = get_logger(__name__)
@@ -120,6 +120,8 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
     before = _routed(r, scope, await read(rt, store.routes_of, r.application_id))
     ops = tuple(RouteOp("remove", t.route_id, t.hosts, t.upstreams, t.server_id) for t in before)
     fresh = bool(ops) and not await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
+    if fresh:  # a server the service leaves that does not answer keeps its route (noted in the log)
+        ops = await reachable(rt, r, spec, ops)
     failure = await _route_step(rt, r, RECREATE_STEP, ops, wait)
     if failure is not None:
         raise RecreateFailedError(f"strategy recreate: {failure}")

@@ -132,7 +132,7 @@ async def wait_step(
         await wait(min(remaining, 1.0))
 
 
-async def _reachable(
+async def reachable(
     rt: RolloutContext, r: Rollout, spec: ApplicationSpec, ops: tuple[RouteOp, ...]
 ) -> tuple[RouteOp, ...]:
     """The ops of a step but the removals on servers the deployment leaves that do not answer
@@ -143,7 +143,7 @@ async def _reachable(
         return ops
     sent, skipped = left_behind(ops, await silent(rt, leaving))
     if skipped:
-        await log_lines(rt, r.deployment_id, [f"[routing] {skipped_note(skipped)}"])
+        await log_lines(rt, r.deployment_id, [f"[{r.state.value}] {skipped_note(skipped)}"])
     return sent
 
 
@@ -163,7 +163,7 @@ class RouteStepper:
         existing = await read(rt, store.ops_of, r.deployment_id, step)
         tls = route_tls.of_spec(rt.sealer.open(row.spec), r.team_id, r.application_id)
         if not existing:
-            ops = await _reachable(rt, r, rt.sealer.open(row.spec), plan.steps[step])
+            ops = await reachable(rt, r, rt.sealer.open(row.spec), plan.steps[step])
             if not ops:  # only removals on servers that do not answer: nothing to wait for
                 await transit(rt, r.deployment_id, machine.RouteStepConfirmed(step))
                 return
