@@ -113,22 +113,34 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     app, first = await _deploy(client, admin, "notes", [web], local_apps)
     host = first["spec"]["services"][0]["hosts"][0]
     port = platform.traefik.web_port
+    # and one without volumes (the rolling strategy), on the same servers, drained with it
+    plain = {"kind": "web", "name": "web", "port": 8080, "health_path": "/note", "replicas": 2}
+    plain["command"] = ["sh", "-c", "mkdir -p /w; echo plain > /w/note; exec httpd -f -p 8080 -h /w"]
+    _, rolling = await _deploy(client, admin, "plain", [{**plain, "servers": ["edge-a", "local"]}], local_apps)
+    rolling_host = rolling["spec"]["services"][0]["hosts"][0]
+    assert await _served_locally(port, rolling_host) == "plain"
     note_a = await _served(a.address, host)
     note_local = await _served_locally(port, host)
     assert note_a.startswith("written on ") and note_local.startswith("written on ") and note_a != note_local
 
-    poller = LocalPoller(port, host).start()
+    poller, rolled = LocalPoller(port, host).start(), LocalPoller(port, rolling_host).start()
     try:
         r = await client.post(f"/v1/servers/{a_id}/drain", headers=admin, json={"to": ["edge-b"]})
         assert r.status_code == 202, r.text
-        (dep,) = r.json()["deployments"]
+        deps = r.json()["deployments"]
+        assert len(deps) == 2, r.json()
+        ended = [await _deployed(client, admin, d) for d in deps]
+        assert all(d["state"] == "succeeded" for d in ended), [(d["state"], d.get("reason")) for d in ended]
+        (dep,) = [d["id"] for d in ended if d["application_id"] == app["id"]]
         moved = await _deployed(client, admin, dep)
         assert moved["state"] == "succeeded", (moved, platform.steps(dep))
         assert moved["spec"]["services"][0]["servers"] == [b_id, "local"]
         assert await _served(b.address, host) == note_a  # A's data went to B
         await asyncio.sleep(0.3)
+        assert await _served(b.address, rolling_host) == "plain"
     finally:
-        seen = poller.stop()
+        seen, rolled_seen = poller.stop(), rolled.stop()
+    assert len(rolled_seen) > 20 and rolled_seen == [(200, "plain")] * len(rolled_seen), rolled_seen[:5]
     # local's replica answered every request of the move, from its own volume
     assert len(seen) > 20, len(seen)
     assert seen == [(200, note_local)] * len(seen), [s for s in seen if s != (200, note_local)][:5]
