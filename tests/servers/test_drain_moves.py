@@ -189,6 +189,8 @@ async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) 
     assert "abandon_volume_data" in refused["reason"]
 
     # drained again without the data: the volume starts empty on local, the log says so
+    bad = await client.post(f"/v1/servers/{b_id}/drain", headers=admin, json={"abandon_volume_data": "maybe"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/abandon_volume_data", bad.text
     r = await client.post(f"/v1/servers/{b_id}/drain", headers=admin, json={"abandon_volume_data": True})
     assert r.status_code == 202, r.text
     (dep,) = r.json()["deployments"]
