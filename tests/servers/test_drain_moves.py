@@ -142,6 +142,7 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     finally:
         seen, rolled_seen = poller.stop(), rolled.stop()
     assert len(rolled_seen) > 20 and rolled_seen == [(200, "plain")] * len(rolled_seen), rolled_seen[:5]
+    print(f"\nlocal answered {len(seen)} (stateful) and {len(rolled_seen)} (rolling) requests during the move, all 200")
     # local's replica answered every request of the move, from its own volume
     assert len(seen) > 20, len(seen)
     assert seen == [(200, note_local)] * len(seen), [s for s in seen if s != (200, note_local)][:5]
