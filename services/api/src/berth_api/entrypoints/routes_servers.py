@@ -148,7 +148,8 @@ class DrainOut(ServerOut):
     volumes_kept: list[KeptVolumeOut] = Field(
         default=[],
         description="Named volumes that stay on the drained server: their data is copied to the servers taking "
-        "its place before the service starts there; the volumes themselves are never deleted implicitly",
+        "its place before the service starts there (not with `abandon_volume_data`); the volumes themselves are "
+        "never deleted implicitly",
     )
 
 

@@ -4,16 +4,20 @@ start.
 1. plan: the moves of the deployment (from the live deployment's snapshot) are recorded before anything
    stops; a target whose volume already holds files is refused (its data would be overwritten: volumes are
    never deleted implicitly), nothing stopped.
-2. the services mounting a moved volume leave the routes and stop their old replicas (``recreate.py``; the gap
-   is reported as expected downtime).
+2. the services mounting a moved volume leave the routes and stop their old replicas on the servers the data
+   leaves (``recreate.py``; the gap is reported as expected downtime); their replicas on the servers they keep
+   go on serving.
 3. copy: each volume's tar stream from a helper on the source into a helper on the target, through both
    servers' engines (the connection factory: a remote server's SSH-forwarded socket), streamed; each copy is
    recorded ``copied`` with its ``VolumeMoved`` progress in one commit. A copy interrupted by a restart is made
    again from an emptied target (it held nothing before the move), so the new replicas never start on half
    the data.
 
-A copy that fails (or a server that stops answering past the deadline) fails the deployment with a reason
-naming the volume; the undo (``undo.py``) starts the old replicas again where they were and removes the
+A source server that does not answer when the moves are planned fails the deployment before anything stops,
+naming each volume and the server, unless the deployment was asked to leave the data
+(``RolloutOptions.abandon_volume_data``: nothing moves, the volumes start empty where they go, the deployment's
+log says so). A copy that fails (or a server that stops answering past the deadline) fails the deployment with a
+reason naming the volume; the undo (``undo.py``) starts the old replicas again where they were and removes the
 target's copy when the move made that volume. The source's volume always stays.
 """
 
