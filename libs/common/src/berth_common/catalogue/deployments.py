@@ -21,6 +21,14 @@ class RolloutOptions(Spec):
     # A deployment arriving while another of the same application runs: wait behind it, or cancel the
     # deployments still queued (not yet started) for that application and take their place.
     when_busy: Literal["queue", "replace_queued"] = "queue"
+    # Named volumes leaving a server (a drain, a placement change) start empty on the servers taking its place
+    # instead of having their data copied (the only way off a server that does not answer); left out of a dump
+    # when false, so a deployment that does not ask for it carries what it carried before.
+    abandon_volume_data: bool = Field(
+        default=False,
+        description="Named volumes leaving a server start empty where they go: their data is not copied",
+        exclude_if=lambda v: v is False,
+    )
 
 
 class DeploymentCommand(Command):

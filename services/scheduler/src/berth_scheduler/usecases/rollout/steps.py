@@ -36,6 +36,7 @@ from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
+from berth_scheduler.usecases.rollout.unreachable import note_skipped
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
@@ -309,6 +310,7 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
     stopped = await remove_all(
         rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped, keep=own
     )
+    await note_skipped(rt, r.deployment_id, skipped)
     ports = {svc.name: svc.port for svc in spec.services if isinstance(svc, WebService)}
     replicas = tuple(
         Replica(
