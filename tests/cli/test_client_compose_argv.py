@@ -182,6 +182,27 @@ async def test_templates_deploy_sends_the_variables(berth, local_api, tmp_path):
     )
 
 
+async def test_create_asks_a_web_service_to_buffer_its_requests(berth, local_api):
+    env = local_env(local_api, TOKEN)
+    r = await berth(
+        "apps", "create", "shop", "-p", "acme", "--image", "nginx:1.27", "--port", "80", "--buffer-requests", "25",
+        "--json", env=env,
+    )  # fmt: skip
+    assert r.code == 0, r
+    _, _, body = local_api.sent.pop()  # type: ignore[attr-defined]
+    assert body["services"] == [
+        {
+            "kind": "web",
+            "name": "web",
+            "replicas": 1,
+            "port": 80,
+            "health_path": "/",
+            "domains": [],
+            "buffer_requests": {"max_body_mb": 25},
+        }
+    ]
+
+
 USAGE = [
     (["apps", "create", "s", "-p", "acme", "--compose-path", "c.yml"], "--compose-path", "give --git"),
     (["apps", "create", "s", "-p", "acme", "--compose", "C", "--compose-path", "c.yml", "--git", "https://g/x.git"],
@@ -198,6 +219,11 @@ USAGE = [
     (["apps", "create", "s", "-p", "acme", "--compose", "C", "--host", "web:80="], "--host", "is not SERVICE:PORT"),
     (["apps", "create", "s", "-p", "acme", "--compose", "C", "--with-file", "nginx.conf"], "--with-file", "not DEST=SRC"),
     (["apps", "create", "s", "-p", "acme", "--compose", "/nonexistent/compose.yml"], "--compose", "cannot read"),
+    (["apps", "create", "s", "-p", "acme", "--compose", "C", "--buffer-requests", "5"], "--buffer-requests",
+     "a compose file names"),
+    (["apps", "create", "s", "-p", "acme", "--image", "busybox", "--worker", "--buffer-requests", "5"],
+     "--buffer-requests", "a worker has no route"),
+    (["apps", "create", "s", "-p", "acme", "--image", "busybox", "--buffer-requests", "0"], "--buffer-requests", "0"),
     (["templates", "deploy", "-p", "acme"], "SLUG/--file", "give a template's SLUG or --file"),
     (["templates", "deploy", "plausible", "-p", "acme", "--var", "x"], "--var", "is not NAME=VALUE"),
 ]  # fmt: skip

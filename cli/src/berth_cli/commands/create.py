@@ -60,6 +60,15 @@ def apps_create(
     ] = None,
     health_path: Annotated[str, typer.Option(help="readiness: a GET here answers 2xx (web)")] = "/",
     domain: Annotated[list[str] | None, typer.Option(help="a custom host name (repeatable)")] = None,
+    buffer_requests: Annotated[
+        int | None,
+        typer.Option(
+            metavar="MB",
+            min=1,
+            help="the proxy reads each request's whole body (at most MB MiB, else 413) before forwarding it, "
+            "so no request with a body is lost while replicas change (web)",
+        ),
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE (repeatable)")] = None,
     deploy_key: git_access.DeployKey = False,
     deploy_key_file: git_access.DeployKeyFile = None,
@@ -82,6 +91,7 @@ def apps_create(
                 "--worker": worker,
                 "--command": command,
                 "--domain": domain,
+                "--buffer-requests": buffer_requests,
             }
         )
         if compose_path is not None and git is None:
@@ -92,6 +102,8 @@ def apps_create(
         raise typer.BadParameter("give one of --image, --git or --compose", param_hint="--image/--git")
     elif host:
         raise typer.BadParameter("--host is for a compose application (--domain otherwise)", param_hint="--host")
+    elif worker and buffer_requests is not None:
+        raise typer.BadParameter("a worker has no route: its requests are not buffered", param_hint="--buffer-requests")
     access = git_access.access_of(git, deploy_key, deploy_key_file, host_key, git_token_stdin, git_token, git_username)
     source: dict[str, Any] = {"kind": "image", "image": image}
     if git is not None:
@@ -113,6 +125,8 @@ def apps_create(
             svc["command"] = shlex.split(command)
         if not worker:
             svc = {**svc, "kind": "web", "port": port or 8080, "health_path": health_path, "domains": domain or []}
+            if buffer_requests is not None:
+                svc["buffer_requests"] = {"max_body_mb": buffer_requests}
         body = {"name": name, "source": source, "services": [svc], "env": variables}
     if access is not None:
         body["git_access"] = access
