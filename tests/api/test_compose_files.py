@@ -63,7 +63,7 @@ async def test_files_are_shown_without_content_and_travel_sealed_to_the_schedule
     assert app["compose"]["files"] == [_shown(f) for f in FILES]
     (web,) = app["compose"]["translated"]["services"]
     assert web["files"] == [
-        {"source": "nginx/default.conf", "target": "/etc/nginx/conf.d/default.conf"},
+        {"source": "nginx/default.conf", "target": "/etc/nginx/conf.d/default.conf", "read_only": True},
         {"source": "init", "target": "/docker-entrypoint-initdb.d"},
     ]
     assert "binds" not in web  # no host path
@@ -209,7 +209,7 @@ async def test_imported_coolify_and_dokploy_templates_with_files_deploy(client, 
     (web,) = coolify["compose"]["translated"]["services"]
     assert web["files"] == [{"source": "nginx/default.conf", "target": "/etc/nginx/conf.d/default.conf"}]
     db = next(s for s in dokploy["compose"]["translated"]["services"] if s["name"] == "db")
-    assert db["files"] == [{"source": "init.sql", "target": "/docker-entrypoint-initdb.d/init.sql"}]
+    assert db["files"] == [{"source": "init.sql", "target": "/docker-entrypoint-initdb.d/init.sql", "read_only": True}]
     d = await client.post(f"/v1/applications/{coolify['id']}/deployments", headers=members.developer)
     assert d.status_code == 202, d.text
     (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
@@ -231,8 +231,11 @@ def _bind(source: str, target: str = "/etc/app", **extra) -> dict:
 def test_a_bind_of_files_translates_to_the_services_files_exactly():
     policy = Policy(files=frozenset({"nginx/default.conf", "nginx/snippets/a.conf", "init.sql"}))
     model = _bind("./files/nginx/", "/etc/nginx/conf.d", read_only=True, bind={"create_host_path": True})
-    (web,) = translate(model, ["web"], policy=policy)["services"]
-    assert web["files"] == [{"source": "nginx", "target": "/etc/nginx/conf.d"}] and "binds" not in web
+    translated = translate(model, ["web"], policy=policy)
+    (web,) = translated["services"]
+    assert web["files"] == [{"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True}]
+    assert "binds" not in web
+    assert any(n.startswith("services/web/volumes/0/read_only: the files are written") for n in translated["notes"])
     (web,) = translate(_bind("./files/init.sql", "/docker-entrypoint-initdb.d/1.sql"), ["web"], policy=policy)[
         "services"
     ]

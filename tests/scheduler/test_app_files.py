@@ -74,6 +74,30 @@ def test_a_file_lands_at_its_target_and_a_directory_under_its_target_exactly():
     assert app_files.archive(spec, svc) == app_files.archive(spec, svc)  # the same files, the same bytes
 
 
+def test_a_read_only_mount_writes_its_files_without_write_permission():
+    spec = _spec(
+        FILES,
+        [
+            {"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True},
+            {"source": "init.sql", "target": "/docker-entrypoint-initdb.d/01.sql"},
+        ],
+    )
+    svc = spec.services[0]
+    assert [(name, mode) for name, mode, *_ in _members(app_files.archive(spec, svc) or b"")] == [
+        ("etc/nginx/conf.d/default.conf", 0o444),
+        ("etc/nginx/conf.d/snippets/auth.conf", 0o400),
+        ("docker-entrypoint-initdb.d/01.sql", 0o644),
+    ]
+    writable = _spec(
+        FILES,
+        [
+            {"source": "nginx", "target": "/etc/nginx/conf.d"},
+            {"source": "init.sql", "target": "/docker-entrypoint-initdb.d/01.sql"},
+        ],
+    )
+    assert app_files.digest(spec, svc) != app_files.digest(writable, writable.services[0])  # a new definition
+
+
 def test_a_service_without_files_has_no_archive_and_no_label():
     spec = _spec(FILES)
     svc = spec.services[0]

@@ -92,10 +92,12 @@ class AppFile(Spec):
 
 class FileMount(Spec):
     """The application's file ``source`` (or the directory of its files under ``source``) at ``target`` in
-    the service's containers."""
+    the service's containers. ``read_only`` (compose's ``:ro``): the files are written without any write
+    permission (a process that is not root cannot change them; on a Swarm the mount itself is read-only)."""
 
     source: FilePath
     target: MountPath
+    read_only: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 def mounted_files(files: Sequence[AppFile], source: str) -> list[AppFile]:

@@ -25,13 +25,14 @@ LABEL = "berth.files"  # the digest of the files a container was given
 
 def placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile]]:
     """(path in the container, file) for every file the service mounts, in the mounts' order; a later
-    mount of the same path wins, as the last mount over a path does."""
+    mount of the same path wins, as the last mount over a path does. A read-only mount's files lose their
+    write permission bits."""
     out: dict[str, AppFile] = {}
     for m in service.files:
         for f in mounted_files(spec.files, m.source):
             inner = m.target if f.path == m.source else m.target + f.path[len(m.source) :]
             out.pop(inner, None)
-            out[inner] = f
+            out[inner] = f.model_copy(update={"mode": f.mode & 0o555}) if m.read_only else f
     return list(out.items())
 
 

@@ -147,9 +147,10 @@ def _ports(name: str, svc: Mapping[str, Any], ctx: Context) -> None:
 FILES_PREFIX = "./files/"
 
 
-def _file_mount(spot: str, source: str, target: Any, ctx: Context) -> dict[str, Any]:
+def _file_mount(spot: str, source: str, target: Any, ctx: Context, read_only: bool = False) -> dict[str, Any]:
     """A bind mount of ``./files/<path>``: the application's file of that path, or its files under that
-    directory (``compose.files``), at ``target``."""
+    directory (``compose.files``), at ``target``; ``read_only`` (``:ro``): written without write permission,
+    which a process running as root in the container can still override (said in the notes)."""
     path = source[len(FILES_PREFIX) :].rstrip("/")
     try:
         file_path(path)
@@ -159,6 +160,12 @@ def _file_mount(spot: str, source: str, target: Any, ctx: Context) -> dict[str, 
         raise ComposeRefusal(
             f"{spot}/source", f"compose.files has no file files/{path} (nor files under it): give it there"
         )
+    if read_only:
+        ctx.notes.append(
+            f"{spot}/read_only: the files are written into the container without write permission; a process "
+            "running as root there can still change them"
+        )
+        return {"source": path, "target": target, "read_only": True}
     return {"source": path, "target": target}
 
 
@@ -188,7 +195,7 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
             if any(k != "create_host_path" and present(v) for k, v in bind.items()):
                 raise not_carried(f"{spot}/bind")
             if str(source).startswith(FILES_PREFIX):
-                files.append(_file_mount(spot, str(source), target, ctx))
+                files.append(_file_mount(spot, str(source), target, ctx, bool(mount.get("read_only"))))
                 continue
             if not str(source).startswith("/"):
                 raise ComposeRefusal(
