@@ -204,3 +204,32 @@ async def test_a_run_of_an_application_removed_meanwhile_ends_saying_so(platform
     assert done["status"] == "failed" and done["exit_code"] in (None, 143)
     assert done["reason"] == "the application was removed while the run was going (its containers with it)"
     assert run_containers(run_id) == []
+
+
+ADD_USER = "echo app:x:1000:1000::/:/bin/sh >> /etc/passwd && echo app:x:1000: >> /etc/group"
+
+
+async def test_a_run_the_engine_refuses_to_start_fails_at_once_with_the_engines_words(platform, busybox, app_id):
+    """The container of a run is created but the engine refuses to start it (here: its user is not in the
+    image any more, as after the tag was rebuilt): the run ends failed at once, with the engine's words."""
+    tag = f"berth/runuser-{uuid.uuid4().hex[:8]}:1"
+    maker = f"berth-test-adduser-{uuid.uuid4().hex[:8]}"
+    docker = ["docker"]
+    try:
+        subprocess.run([*docker, "run", "--name", maker, busybox, "sh", "-c", ADD_USER], check=True, timeout=60)
+        subprocess.run([*docker, "commit", maker, tag], check=True, capture_output=True, timeout=60)
+        spec = worker_app(tag, "v1")
+        spec["services"][0]["user"] = "app"
+        dep = await platform.deploy(app_id, spec)
+        assert (await platform.wait(dep))["type"] == "evt.deployment.succeeded"
+        events = await RunEvents().subscribe(platform.nc)
+        subprocess.run([*docker, "tag", busybox, tag], check=True, timeout=60)  # the tag now lacks the user
+        run_id = await start_run(platform, app_id, dep, ["true"])
+        done = await events.wait(run_id, timeout=30)
+        assert done["status"] == "failed", done
+        assert done["reason"].startswith("could not start"), done
+        assert "unable to find user app" in done["reason"], done
+        assert events.of(run_id, "evt.run.started") == []  # it never ran
+    finally:
+        subprocess.run([*docker, "rm", "-f", maker], capture_output=True, timeout=60)
+        subprocess.run([*docker, "rmi", tag], capture_output=True, timeout=60)
