@@ -28,12 +28,12 @@ from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
 from berth_api.usecases import Deps, certificates, compose_apps, compose_files, git_auth, layers, registries
+from berth_api.usecases.app_hosts import sync_hosts
 from berth_api.usecases.applications import (
     application_missing,
     build_spec,
     records,
     refuse_if_removing,
-    sync_hosts,
 )
 from berth_api.usecases.connection_urls import with_links
 from berth_api.usecases.outbox import run as run  # the other use cases import it from here too
