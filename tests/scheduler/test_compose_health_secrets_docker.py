@@ -18,8 +18,10 @@ from berth_api.adapters.compose_parser import normalise
 from berth_api.domain.compose import precheck, secret_refs, translate
 from berth_api.usecases.compose_apps import compose_spec
 from berth_common.catalogue import ApplicationSpec
-from berth_scheduler.domain import compose
+from berth_scheduler.adapters.readiness import NotReadyError, ReadinessChecker
+from berth_scheduler.domain import compose, names
 from berth_scheduler.domain.containers import container_spec
+from berth_scheduler.domain.readiness import ReadinessConfig
 from tests.scheduler.test_docker_replicas import run
 
 pytestmark = [pytest.mark.docker]
@@ -48,8 +50,9 @@ services:
 """
 
 
-async def _snapshot(image: str) -> ApplicationSpec:
-    text, nonce = _text(image), uuid.uuid4().hex
+async def _snapshot(text: str, image: str) -> ApplicationSpec:
+    """The deployment's snapshot of the compose application ``text`` as the api makes it (secret ``PW``)."""
+    nonce = uuid.uuid4().hex
     found = await normalise(text, secret_refs.placeholders(["PW"], nonce))
     result = translate(found.model, precheck(text), secrets_nonce=nonce)
     core = [{k: s[k] for k in ("kind", "name", "command", "health_command")} for s in result["services"]]
@@ -73,7 +76,7 @@ async def _health(docker, name: str, deadline: float) -> str:
 
 
 async def test_a_healthcheck_reads_its_secret_from_the_containers_environment(docker, readiness, busybox, app_id):
-    spec = await _snapshot(busybox)
+    spec = await _snapshot(_text(busybox), busybox)
     await docker.ensure_network(compose.network_name(app_id), {"berth.app": app_id})
     deployment = uuid.uuid4().hex
     made = [container_spec(app_id, deployment, spec, svc, 1, busybox) for svc in spec.services]
@@ -86,3 +89,26 @@ async def test_a_healthcheck_reads_its_secret_from_the_containers_environment(do
         config = ((await docker.inspect(cs.name)) or {})["Config"]
         assert PASSWORD not in json.dumps(config["Healthcheck"]), config["Healthcheck"]
         assert config["Healthcheck"]["Test"][:3] == ["CMD", "/bin/sh", "-c"]
+
+
+async def test_a_failing_check_that_prints_its_secret_is_told_redacted(docker, busybox, app_id):
+    """Docker's report of a failing check holds what it printed; the deployment's secret values, which the
+    scheduler redacts from every reason and log line it emits, include the variable Berth added for it."""
+    text = (
+        f"services:\n  kv:\n    image: {busybox}\n    command: ['sleep', '600']\n    healthcheck:\n"
+        "      test: ['CMD-SHELL', 'echo \"denied for ${PW}\"; exit 1']\n      interval: 200ms\n      retries: 2\n"
+    )
+    spec = await _snapshot(text, busybox)
+    await docker.ensure_network(compose.network_name(app_id), {"berth.app": app_id})
+    (cs,) = [container_spec(app_id, uuid.uuid4().hex, spec, svc, 1, busybox) for svc in spec.services]
+    checker = ReadinessChecker(docker, ReadinessConfig(interval_s=0.1, worker_settle_s=30))
+    await run(docker, cs)
+    try:
+        with pytest.raises(NotReadyError) as err:
+            await checker.wait_ready(cs, time.time() + 20)
+    finally:
+        await checker.close()
+    reason = str(err.value)
+    assert f"denied for {PASSWORD}" in reason, reason  # what Docker recorded, before the scheduler emits it
+    told = names.redact(reason, spec.secret_values())
+    assert PASSWORD not in told and f"denied for {names.REDACTED}" in told, told
