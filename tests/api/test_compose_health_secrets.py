@@ -7,6 +7,7 @@ secret from an environment variable of the service (its own holding exactly that
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from typing import Any
 
@@ -92,17 +93,23 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
 
 def test_the_program_gets_the_secret_in_place_as_the_file_wrote_it() -> None:
     """What the container's shell runs: the argv of a CMD check as the file gave it with the value in place; a
-    CMD-SHELL check with the value as one word in each quoting (outside, in double and in single quotes)."""
+    CMD-SHELL check with the value as one word in each quoting (outside, in double and in single quotes, and
+    afresh inside a command substitution: ``$(...)``, with parentheses in it, and backquotes)."""
+    script = (
+        "printf '[%s]' ${PW} x${PW}y \"in ${PW}\" 'lit ${PW}' '$$HOME' \"$(printf %s '${PW}')\" "
+        '"$( (printf %s ${PW}) )" "`printf %s \'${PW}\'`" "$(printf %s "${PW}")x"'
+    )
     text = (
         "services:\n  a:\n    image: x\n    healthcheck:\n"
         "      test: ['CMD', 'printf', '[%s]', '${PW}', '-p${PW}x', '', '$$HOME', 'a b']\n"
         "  b:\n    image: x\n    environment: {PASSWORD: '${PW}'}\n    healthcheck:\n"
-        "      test: ['CMD-SHELL', \"printf '[%s]' ${PW} x${PW}y \\\"in ${PW}\\\" 'lit ${PW}' '$$HOME'\"]\n"
+        f"      test: {json.dumps(['CMD-SHELL', script])}\n"
     )
     a, b = _translated(text)["services"]
     assert _run(a["health_command"], {"BERTH_HEALTH_PW": ODD}) == f"[{ODD}][-p{ODD}x][][$HOME][a b]"
     assert b["health_command"][:2] == ["/bin/sh", "-c"] and ODD not in str(b)
-    assert _run(b["health_command"], {"PASSWORD": ODD}) == f"[{ODD}][x{ODD}y][in {ODD}][lit {ODD}][$HOME]"
+    words = [ODD, f"x{ODD}y", f"in {ODD}", f"lit {ODD}", "$HOME", ODD, ODD, ODD, f"{ODD}x"]
+    assert _run(b["health_command"], {"PASSWORD": ODD}) == "".join(f"[{w}]" for w in words)
 
 
 @pytest.mark.parametrize(

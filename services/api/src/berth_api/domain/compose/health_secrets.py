@@ -10,7 +10,8 @@ already has (``POSTGRES_PASSWORD: ${DB_PASSWORD}``), else one Berth adds to the 
 
 - ``[CMD-SHELL, script]`` (argv ``/bin/sh -c script``): each reference is put in the script as the quoting
   around it asks: ``"${VAR}"`` outside quotes, ``${VAR}`` inside double quotes, ``'"${VAR}"'`` inside single
-  quotes, so the value is one word wherever it stands (the text it replaces was one).
+  quotes (the quoting starts afresh inside a command substitution, ``$(...)`` or backquotes), so the value
+  is one word wherever it stands and is never read as shell code.
 - ``[CMD, argv...]``: the argv as an equivalent script, every argument quoted exactly (``shlex.quote``) and
   each reference ``"${VAR}"`` in it, so the program gets the same argv with the value in place.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from berth_api.domain.compose.keys import ComposeRefusal
@@ -68,33 +70,57 @@ def _word(parts: Parts, var: Callable[[str], str]) -> str:
 def shell_script(parts: Parts, var: Callable[[str], str], where: str) -> str:
     """A shell script's text with each secret as the quoting around it asks (see the module)."""
     out: list[str] = []
-    state, escaped = "", False
+    at = Quoting()
     for p in parts:
         if "text" in p:
             out.append(p["text"])
-            state, escaped = _scan(p["text"], state, escaped)
+            at.feed(p["text"])
             continue
-        if escaped:
+        if at.escaped:
             raise ComposeRefusal(where, f"${{{p['secret']}}} names a secret variable right after a backslash")
         ref = f"${{{var(p['secret'])}}}"
-        out.append({"'": f"'\"{ref}\"'", '"': ref}.get(state, f'"{ref}"'))
+        out.append({"'": f"'\"{ref}\"'", '"': ref}.get(at.quote, f'"{ref}"'))
     return "".join(out)
 
 
-def _scan(text: str, state: str, escaped: bool) -> tuple[str, bool]:
-    """The quoting state after ``text`` (``""`` none, ``'`` or ``"``) and whether a backslash is pending."""
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif state == "'":
-            state = "" if ch == "'" else state
+@dataclass
+class Quoting:
+    """Where a shell script's text stands after what was fed: its quote (``""`` none, ``'`` or ``"``), a
+    pending backslash, and the command substitutions it is inside (``$(...)``, backquotes), each with the
+    quote around it (the quoting starts afresh inside one) and, for ``$(``, the parentheses open in it."""
+
+    quote: str = ""
+    escaped: bool = False
+    frames: list[tuple[str, str, int]] = field(default_factory=list)
+    previous: str = ""
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            self._one(ch)
+
+    def _one(self, ch: str) -> None:
+        previous, self.previous = self.previous, ch
+        if self.escaped:
+            self.escaped, self.previous = False, ""
+        elif self.quote == "'":
+            self.quote = "" if ch == "'" else "'"
         elif ch == "\\":
-            escaped = True
-        elif ch == state:
-            state = ""
-        elif state == "" and ch in "'\"":
-            state = ch
-    return state, escaped
+            self.escaped = True
+        elif ch == "`" and self.frames and self.frames[-1][1] == "`" and not self.quote:
+            self.quote = self.frames.pop()[0]
+        elif ch == "`" or (ch == "(" and previous == "$"):
+            self.frames.append((self.quote, ch, 0))
+            self.quote = ""
+        elif self.quote == '"':
+            self.quote = "" if ch == '"' else '"'
+        elif ch in "'\"":
+            self.quote = ch
+        elif ch in "()" and self.frames and self.frames[-1][1] == "(":
+            outside, kind, depth = self.frames[-1]
+            if ch == "(" or depth:
+                self.frames[-1] = (outside, kind, depth + (1 if ch == "(" else -1))
+            else:
+                self.quote = self.frames.pop()[0]
 
 
 def _env_var(svc: dict[str, Any], name: str, where: str) -> str:
