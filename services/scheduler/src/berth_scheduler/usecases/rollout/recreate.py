@@ -22,11 +22,11 @@ import asyncio
 from typing import Any
 
 from berth_common import labels
-from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue import ApplicationSpec, WebService
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, volume_moves
-from berth_scheduler.domain import machine, names, volumes
+from berth_scheduler.domain import machine, names, port_routes, volumes
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
@@ -98,7 +98,9 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
     moving = await _moving(rt, r, spec)
     if not services:
         return
+    web = [s for s in spec.services if isinstance(s, WebService) and s.name in services]
     ids = {names.route_id(r.application_id, s) for s in services}
+    ids |= {rid for s in web for rid in port_routes.route_ids(r.application_id, s)}
     before = [t for t in await read(rt, store.routes_of, r.application_id) if t.route_id in ids and t.upstreams]
     ops = tuple(RouteOp("remove", t.route_id, t.hosts, t.upstreams, t.server_id) for t in before)
     fresh = bool(ops) and not await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
