@@ -98,3 +98,13 @@ async def test_two_hosts_route_two_ports_of_one_service(client, members, schedul
     r = await client.post(f"/v1/environments/{app['environment_id']}/applications", headers=members.developer, json=bad)
     (err,) = problem(r, 422)["errors"]
     assert err["loc"] == "/body/hosts/1/port" and "declares no container port 9002" in err["detail"]
+
+
+def test_a_service_declaring_no_port_may_route_any_second_port() -> None:
+    """Its ports are its image's, unknown to the translation (as Coolify's templates give theirs, in
+    ``SERVICE_URL_<NAME>_<PORT>`` only); the deployment checks each routed port answers."""
+    text = "services:\n  backend:\n    image: convex/backend\n"
+    found = asyncio.run(normalise(text, {}))
+    hosts = [HostMap("backend", 3210), HostMap("backend", 3211, "site.example.com")]
+    (backend,) = translate(found.model, precheck(text), hosts=hosts)["services"]
+    assert (backend["port"], backend["port_hosts"]) == (3210, [{"port": 3211, "hosts": ["site.example.com"]}])

@@ -12,8 +12,9 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   whole host) is set per application (``HostMap``); without any, the first
   service in the file with a published or exposed port gets the generated host at its first port. Those
   services are Berth web services (the normal rolling rollout); every other service is a worker. A host
-  may give another port of a service than its first host's (MinIO's API and console): a port the service
-  declares (``ports``, ``expose``), on a named host of its own (``port_hosts`` of the service).
+  may give another port of a service than its first host's (MinIO's API and console): on a named host of
+  its own, a port the service declares when it declares any (``ports``, ``expose``; Coolify's templates
+  name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only) (``port_hosts`` of the service).
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
@@ -128,14 +129,15 @@ def _first_port(svc: Mapping[str, Any]) -> int | None:
 
 
 def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route) -> Route:
-    """``known`` with the host ``h`` gives another port of its service (its own hosts, a port it declares)."""
+    """``known`` with the host ``h`` gives another port of its service: on named hosts of its own, a port the
+    service declares when it declares any (``ports``, ``expose``)."""
     if h.host is None:
         raise ComposeRefusal(
             f"hosts/{i}/host", f"a second port of a service ({h.port}) is routed on a host of its own: name it"
         )
-    declared = declared_ports(svc)
-    if h.port not in declared:
-        ports = ", ".join(str(p) for p in declared) or "none"
+    declared = declared_ports(svc)  # none: its image's ports, unknown here (each routed port is checked ready)
+    if declared and h.port not in declared:
+        ports = ", ".join(str(p) for p in declared)
         raise ComposeRefusal(
             f"hosts/{i}/port",
             f"the service {h.service} declares no container port {h.port} (ports, expose: {ports}): a second "
