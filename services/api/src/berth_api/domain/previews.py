@@ -229,7 +229,8 @@ def preview_config(
     config: dict[str, Any], pr: PullRequest, hosts: dict[str, str], repository: str | None
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
-    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's)."""
+    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's): a compose
+    service's other routed ports, on custom hosts only, are not routed in the preview."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
@@ -237,8 +238,10 @@ def preview_config(
             source["repository"] = repository
     services = [{**svc, "domains": []} if svc.get("kind") == "web" else svc for svc in config["services"]]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
-    if config.get("compose_hosts"):
-        out["compose_hosts"] = [{**h, "host": None} for h in config["compose_hosts"]]
+    if config.get("compose_hosts"):  # each service on its own port only: another port needs a named host
+        first: dict[str, int] = {}
+        given = [h for h in config["compose_hosts"] if first.setdefault(h["service"], h["port"]) == h["port"]]
+        out["compose_hosts"] = [{**h, "host": None} for h in given]
     return out
 
 
