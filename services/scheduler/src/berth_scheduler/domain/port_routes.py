@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from berth_common.catalogue import ApplicationSpec, WebService
 from berth_scheduler.domain import names
 from berth_scheduler.domain.names import ROUTE_ID_RE
-from berth_scheduler.domain.routing import RouteTarget
+from berth_scheduler.domain.routing import LOCAL, RouteTarget
 
 
 class Replica(Protocol):
@@ -91,3 +91,14 @@ def desired(application_id: str, spec: ApplicationSpec, ready: Sequence[Replica]
                 ups = tuple(u for c in mine if c.server_id == server and (u := c.upstream_of(port)))
                 targets.append(RouteTarget(route_id, hosts, ups, server))
     return targets
+
+
+def replica_upstream(row: Any, port: int | None, own: int | None = None) -> str | None:
+    """A recorded replica's upstream at container ``port`` (``own``: the service's own port, when ``port``
+    may be a more routed one): its host port on ``local``, its name on a remote server's network."""
+    if row.server_id != LOCAL:
+        return names.network_upstream(row.name, port) if port else None
+    if own is not None and port != own:
+        host = recorded(getattr(row, "more_ports", None)).get(port or 0)
+        return names.upstream(host) if host else None
+    return names.upstream(row.host_port) if row.host_port else None

@@ -37,6 +37,7 @@ from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.readiness import NotReadyError
 from berth_scheduler.domain import names, placement, port_routes, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.port_routes import replica_upstream
 from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteKey, RouteOp
 from berth_scheduler.domain.scaling import (
@@ -54,7 +55,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import ImageMissingError, ImageNotDeliveredError
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, tls_of, wait_step
-from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
+from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
 

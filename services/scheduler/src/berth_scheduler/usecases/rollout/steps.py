@@ -39,6 +39,7 @@ from berth_scheduler.domain import (
 )
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
+from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.domain.runs import one_off
 from berth_scheduler.usecases.rollout.adoption import adopted, running
@@ -337,17 +338,6 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
     )
     await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
     await prune_images(rt, r.application_id, row.image)
-
-
-def replica_upstream(row: Any, port: int | None, own: int | None = None) -> str | None:
-    """A recorded replica's upstream at container ``port`` (``own``: the service's own port, when ``port``
-    may be a more routed one): its host port on ``local``, its name on a remote server's network."""
-    if row.server_id != LOCAL:
-        return names.network_upstream(row.name, port) if port else None
-    if own is not None and port != own:
-        host = port_routes.recorded(getattr(row, "more_ports", None)).get(port or 0)
-        return names.upstream(host) if host else None
-    return names.upstream(row.host_port) if row.host_port else None
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
