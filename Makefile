@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= 3
 help:
 	@echo "make up          install what is missing and run the platform locally (data in $(DATA_DIR))"
 	@echo "make down        stop the control plane (data is kept; Traefik and the apps keep serving)"
-	@echo "make down-all    stop Traefik too (applications are no longer served)"
+	@echo "make down-all    stop Traefik and the applications' containers too (volumes kept; make up starts them)"
 	@echo "make status      health of every component"
 	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests not marked slow"

@@ -22,7 +22,8 @@ fi
 if ! answers; then
   echo "==> starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  # its own session: the engine outlives the shell (and process group) that started it
+  setsid nohup dockerd >>/var/log/dockerd.log 2>&1 < /dev/null &
 fi
 for _ in $(seq 1 60); do answers && { echo "==> docker engine answers"; exit 0; }; sleep 0.5; done
 echo "dockerd did not answer within 30 s; see /var/log/dockerd.log" >&2

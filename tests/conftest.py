@@ -37,6 +37,7 @@ LONG_FILES_S = {
     "tests/e2e/test_chaos.py": 195,
     "tests/servers/test_swarm_rollout.py": 212,
     "tests/servers/test_volume_move.py": 200,
+    "tests/servers/test_drain_moves.py": 95,
     "tests/servers/test_swarm_apps.py": 250,
     "tests/security/test_injection.py": 111,
     "tests/security/test_fuzz.py": 108,

@@ -10,7 +10,10 @@ from berth_api.domain.problems import MEDIA_TYPE
 from berth_api.entrypoints.http import create_app
 from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
+from berth_common.scrape import team_token
 from tests.api.conftest import bearer
+
+SCRAPE = "api-scrape-token-0123456789"
 
 
 def assert_problem(r, status: int, slug: str) -> dict:
@@ -76,7 +79,14 @@ async def test_health_and_metrics(client, api):
     assert r.json() == {"status": "ready", "components": {"bus": True, "db": True}}
     assert (await client.get("/livez")).json() == {"status": "ok"}
     await client.get("/v1/me", headers=bearer(api.admin_token()))
-    metrics = (await client.get("/metrics")).text
+    # /metrics answers the platform's scrape token only (this api has none configured: no one)
+    r = await client.get("/metrics", headers=bearer(api.admin_token()))
+    assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="berth-metrics"'
+    scraped = create_app(ApiSettings(http_port=0, metrics_token=SCRAPE))  # the same process's counters
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=scraped), base_url="http://t") as c:
+        metrics = (await c.get("/metrics", headers=bearer(SCRAPE))).text
+        for refused in ({}, bearer(api.admin_token()), bearer(team_token(SCRAPE, "team-a")), bearer(SCRAPE + "x")):
+            assert (await c.get("/metrics", headers=refused)).status_code == 401
     assert 'berth_api_requests_total{method="GET",route="/v1/me",status="200"}' in metrics
 
 

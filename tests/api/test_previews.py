@@ -278,6 +278,54 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
     assert "port_hosts" not in services
 
 
+SHARED = """services:
+  web:
+    build: .
+    ports: ["8080"]
+  api:
+    image: busybox
+    command: ["httpd", "-f", "-p", "9000"]
+    ports: ["9000"]
+  admin:
+    image: busybox
+    command: ["httpd", "-f", "-p", "9100"]
+    ports: ["9100"]
+"""
+
+
+async def test_a_preview_keeps_a_service_routed_under_a_path_of_another_services_host(client, members, scheduler):
+    """``/api`` of the application's host (custom, or another service's generated host) stays ``/api`` of
+    the preview's host for that service: the preview keeps one origin, as the application has."""
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": SHARED},
+        "hosts": [
+            {"service": "web", "port": 8080, "host": "shop.example.com"},
+            {"service": "api", "port": 9000, "host": "shop.example.com", "path": "/api"},
+            {"service": "admin", "port": 9100, "path": "/admin"},  # its own generated host, under a path
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("gitlab", created["secret"], "opened", 5, sha(5))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
+    web_host = "pr-5-shop.localhost"
+    assert web_host in services["web"]["hosts"] and "shop.example.com" not in json.dumps(services)
+    assert web_host in services["api"]["hosts"] and services["api"]["path_prefix"] == "/api", services["api"]
+    assert web_host not in services["admin"]["hosts"] and services["admin"]["path_prefix"] == "/admin"
+    preview = (await client.get(f"/v1/applications/{start.data['application_id']}", headers=members.viewer)).json()
+    assert {(h["service"], h.get("host"), h.get("path")) for h in preview["compose"]["hosts"]} == {
+        ("web", None, None),
+        ("api", web_host, "/api"),
+        ("admin", None, "/admin"),
+    }, preview["compose"]["hosts"]
+
+
 async def test_deleting_the_application_destroys_its_previews(client, members, scheduler, api_urls):
     app, created = await setup(client, members, "github")
     raw, h = signed_pr("github", created["secret"], "opened", 9, sha(9))

@@ -82,7 +82,7 @@ async def test_problems_show_title_and_field(logged_in):
     r = await berth("apps", "show", "nope")
     assert (r.code, r.err) == (1, "berth: Not found: no application 'nope'\n")
     r = await berth("apps", "create", "x", "--project", "acme")
-    assert r.code == 2 and "give one of --image or --git" in r.err
+    assert r.code == 2 and "give one of --image, --git or --compose" in r.err
 
 
 async def test_ambiguous_names_are_refused(logged_in):

@@ -92,7 +92,8 @@ async def browser():
 @pytest.fixture(scope="module")
 async def seeded(dashboard):
     """A project with an application that has a succeeded deployment (with its log, replicas and variables,
-    one of them secret) and a failed one, so the application and deployment pages have something to show."""
+    one of them secret) and a failed one, so the application and deployment pages have something to show;
+    and a compose application with a path route."""
     sched = dashboard.scheduler
     async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as api:
         project = (await api.post("/v1/projects", json={"name": "access"})).json()
@@ -126,6 +127,13 @@ async def seeded(dashboard):
                 if state in ("succeeded", "failed"):
                     break
                 await _sleep()
+        compose = {
+            "name": "routed",
+            "compose": {"inline": "services:\n  front:\n    image: nginx:1.27\n  api:\n    image: nginx:1.27\n"},
+            "hosts": [{"service": "front", "port": 80}, {"service": "api", "port": 80, "path": "/api"}],
+        }
+        r = await api.post(f"/v1/environments/{env}/applications", json=compose)  # its page has the routes form
+        assert r.status_code == 201, r.text
     return app
 
 

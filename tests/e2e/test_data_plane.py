@@ -1,11 +1,13 @@
 """Applications keep serving while the control plane is down: under a steady load through Traefik,
 `berth down` (every service, NATS and Postgres stop) then `berth up` (Traefik adopted, not restarted) fail
 not one request; afterwards the control plane works with the adopted Traefik (a redeploy's new content
-is served), and `berth down --all` stops Traefik too."""
+is served), `berth down --all` stops Traefik and the application's containers, and `berth up` starts them
+again."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from berth_cli.baseimages import DOCKER
 from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
@@ -57,6 +60,19 @@ class OpenLoop:
         if self.pending:
             await asyncio.wait(set(self.pending))
         await self.client.aclose()
+
+
+def _containers(app_id: str, *extra: str) -> set[str]:
+    argv = [DOCKER, "ps", "-q", "--no-trunc", "--filter", f"label=berth.app={app_id}", *extra]
+    return set(subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.split())
+
+
+def running_containers(app_id: str) -> set[str]:
+    return _containers(app_id)
+
+
+def all_containers(app_id: str) -> set[str]:
+    return _containers(app_id, "--all")
 
 
 async def deploy(api: httpx.AsyncClient, app_id: str) -> None:
@@ -126,10 +142,25 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10) as proxy:
             assert (await proxy.get("/", headers={"Host": host})).text == "v2"
 
-        # `berth down --all` stops the data plane too
+        # `berth down --all` stops the data plane too: Traefik and the application's containers (kept, not removed)
+        serving = running_containers(app["id"])
+        assert serving
         proc = await asyncio.to_thread(platform.down, "--all")
         assert "applications keep serving" not in proc.stdout
+        assert f"stopped {len(serving)} application container(s), volumes and data kept" in proc.stdout, proc.stdout
         assert not psutil.pid_exists(traefik) or psutil.Process(traefik).status() == psutil.STATUS_ZOMBIE
+        assert running_containers(app["id"]) == set() and serving <= all_containers(app["id"])
+
+        # `berth up` starts them again (the scheduler does not start stopped replicas): served as before
+        up = await asyncio.to_thread(platform.up)
+        assert f"started {len(serving)} application container(s) `berth down --all` had stopped" in up.stdout
+        assert running_containers(app["id"]) == serving
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10) as proxy:
+            deadline = time.monotonic() + 15
+            while (got := await proxy.get("/", headers={"Host": host})).text != "v2":
+                assert time.monotonic() < deadline, (got.status_code, got.text)
+                await asyncio.sleep(0.2)
+        await asyncio.to_thread(platform.down, "--all")
     finally:
         gen.close()
         remove_team_resources(teams)

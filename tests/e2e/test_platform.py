@@ -79,12 +79,16 @@ def test_every_component_is_ready_and_status_says_so(split_platform):
     assert set(status["components"]) == COMPONENTS
     assert all(c["healthy"] for c in status["components"].values())
     ports = split_platform.ports
+    token = split_platform.paths.metrics_token.read_text().strip()
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{ports[name]}/readyz") == 200, name
-        # the metrics service's /metrics answers the bearer of the scrape token made at first start only
-        token = split_platform.paths.metrics_token.read_text().strip() if name == "metrics" else None
+        # every service's /metrics answers the bearer of the scrape token made at first start only
         assert http_status(f"http://127.0.0.1:{ports[name]}/metrics", token) == 200, name
-    assert http_status(f"http://127.0.0.1:{ports['metrics']}/metrics") == 401
+        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics") == 401, name
+        assert http_status(f"http://127.0.0.1:{ports[name]}/metrics", token[:-1]) == 401, name
+    # the token is in no log and no state file of the platform
+    for path in [split_platform.paths.state, *split_platform.paths.logs.rglob("*")]:
+        assert not path.is_file() or token.encode() not in path.read_bytes(), path
     # the proxy entry point answers (Traefik: no route for this host)
     assert http_status(f"http://127.0.0.1:{ports['proxy']}/") == 404
     # one process per service, each a child of the one supervisor

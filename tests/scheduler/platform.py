@@ -126,7 +126,7 @@ class Platform:
         return [
             e
             for e in self.events
-            if e["type"].startswith("evt.application.")
+            if e["type"].startswith("evt.application.remov")
             and (e["type"] == "evt.application.removal_progressed") == progress
             and e["data"].get("application_id") == application_id
         ]

@@ -212,3 +212,22 @@ async def test_replicas_join_the_applications_network(docker, busybox, app_id, u
     finally:
         await docker.remove(cs.name)
         subprocess.run(["docker", "network", "rm", net], capture_output=True, check=False)
+
+
+async def test_networks_made_at_once_under_one_name_are_one_network(docker, unique):
+    """Two deployments preparing a new server at once: one network, never two of one name (ambiguous)."""
+    import asyncio
+    import subprocess
+
+    name = f"berth-test-net-{unique}"
+
+    def made() -> list[str]:
+        argv = ["docker", "network", "ls", "-q", "--filter", f"name=^{name}$"]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+
+    try:
+        await asyncio.gather(*(docker.ensure_network(name, {labels.MANAGED: "true"}) for _ in range(6)))
+        assert len(made()) == 1, made()
+    finally:
+        for net in made():  # by id: a name made twice is ambiguous
+            subprocess.run(["docker", "network", "rm", net], capture_output=True, check=False)

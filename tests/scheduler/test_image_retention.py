@@ -87,6 +87,14 @@ async def test_old_build_images_are_pruned_after_a_success(platform, labelled, a
     while _tags(repo) != {deployed[1], deployed[2]} and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert _tags(repo) == {deployed[1], deployed[2]}
+    # the api is told which built tags went (a rollback to a deployment that ran one is refused there)
+    told = sorted(
+        tag
+        for e in platform.events
+        if e["type"] == "evt.application.images_pruned" and e["data"]["application_id"] == app_id
+        for tag in e["data"]["images"]
+    )
+    assert told == sorted([orphan, deployed[0]]), told
 
 
 REG = "127.0.0.1:5000/acme/shop"

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from berth_scheduler.domain.routing import RouteOp, RoutePlan, RouteTarget, plan_routes, restore_ops
+from berth_scheduler.domain.routing import (
+    RouteOp,
+    RoutePlan,
+    RouteTarget,
+    left_behind,
+    plan_routes,
+    restore_ops,
+    skipped_note,
+)
 
 A_OLD = RouteTarget("app-a-web", ("web-a.localhost",), ("http://127.0.0.1:1001", "http://127.0.0.1:1002"))
 A_NEW = RouteTarget(
@@ -58,3 +66,34 @@ def test_restore_puts_back_exactly_what_was_there():
 def test_plan_survives_json():
     plan = plan_routes([A_OLD, ADMIN_OLD], [A_NEW, API_NEW])
     assert RoutePlan.from_json(plan.to_json()) == plan
+
+
+def test_a_step_skips_the_removals_on_servers_left_behind_that_do_not_answer():
+    step = (
+        RouteOp("apply", "app-web", ("a.test",), ("http://n:8080",), "b"),
+        RouteOp("remove", "app-web", server_id="a"),
+        RouteOp("remove", "app-api", server_id="a"),
+        RouteOp("remove", "app-web", server_id="d"),
+        RouteOp("remove", "app-old"),  # local: always sent
+    )
+    sent, skipped = left_behind(step, ["a", "local"])
+    assert sent == (step[0], step[3], step[4])
+    assert skipped == (step[1], step[2])
+    assert left_behind(step, []) == (step, ())
+    assert skipped_note(skipped) == (
+        "server a does not answer: route(s) app-web, app-api there not removed (its cleanup is skipped)"
+    )
+    assert skipped_note(()) == ""
+
+
+def test_a_rolling_move_from_a_and_c_to_b_and_c_never_takes_c_out_of_service():
+    hosts = ("shop.test",)
+    before = [RouteTarget("w", hosts, ("http://old-a:80",), "a"), RouteTarget("w", hosts, ("http://old-c:80",), "c")]
+    desired = [RouteTarget("w", hosts, ("http://new-b:80",), "b"), RouteTarget("w", hosts, ("http://new-c:80",), "c")]
+    assert plan_routes(before, desired).steps == (
+        (
+            RouteOp("apply", "w", hosts, ("http://new-b:80",), "b"),
+            RouteOp("apply", "w", hosts, ("http://old-c:80", "http://new-c:80"), "c"),  # both while the new warms
+        ),
+        (RouteOp("apply", "w", hosts, ("http://new-c:80",), "c"), RouteOp("remove", "w", server_id="a")),
+    )

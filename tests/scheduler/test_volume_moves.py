@@ -131,3 +131,34 @@ def test_a_move_is_expected_downtime_and_its_copy_restarts_the_readiness_deadlin
         "volume data: 10240 bytes copied from server s-a to server s-b in 0.50s; "
         "volume data stays on server s-a (volumes are never deleted implicitly)",
     )
+
+
+def test_only_the_part_a_volume_leaves_stops_before_the_copy():
+    # [a, c] -> [b, c]: the data leaves a; the replica on c goes on serving
+    found = dom.moves(_spec(_web(["a", "c"], "data")), _spec(_web(["b", "c"], "data")))
+    scope = dom.stopped_on(found, [])
+    assert scope == {"web": frozenset({"a"})}
+    assert [s for s in ("a", "b", "c") if dom.stops(scope, "web", s)] == ["a"]
+    # strategy recreate stops a service everywhere, even when its data also moves
+    assert dom.stopped_on(found, ["web"]) == {"web": None}
+    assert dom.stops({"web": None}, "web", "c") and not dom.stops({"web": None}, "api", "c")
+    # two volumes leaving two servers; a worker mounting one of them on a kept server stops nowhere it runs
+    two = [Move("data", "a", "b", ("web", "jobs")), Move("cache", "d", "b", ("web",))]
+    scope = dom.stopped_on(two, ["db"])
+    assert scope == {"db": None, "web": frozenset({"a", "d"}), "jobs": frozenset({"a"})}
+    assert not dom.stops(scope, "jobs", "c") and dom.stops(scope, "db", "c")
+    assert dom.stopped_on([], []) == {}
+
+
+def test_a_move_off_a_server_that_does_not_answer_names_each_volume_and_the_server():
+    found = [Move("data", "a", "b", ("web",)), Move("cache", "a", "b", ("web",)), Move("logs", "c", "b", ("api",))]
+    assert dom.unreachable_reason(found, ["a"], "app1") == (
+        "server a does not answer: the data of its named volumes cannot be copied (volume data (berth-app1-data) "
+        "from server a to server b; volume cache (berth-app1-cache) from server a to server b); bring the server "
+        "back, or drain it again with abandon_volume_data to start these volumes empty"
+    )
+    assert dom.unreachable_reason(found, ["d"], "app1") == ""  # every source answers
+    assert dom.unreachable_reason([], ["a"], "app1") == ""
+    assert dom.abandoned_note(found[:1]) == (
+        "volume data starts empty on server b (abandon_volume_data: its data on server a is not copied)"
+    )

@@ -412,7 +412,7 @@ BASES: dict[str, Callable[[Context], list[dict[str, Any]]]] = {
         }
     ],
     "RollbackRequest": lambda ctx: [{"deployment_id": ctx.ids["deployment_id"]}],  # 409: it did not succeed
-    "DrainIn": lambda _: [{"to": ["local"]}],
+    "DrainIn": lambda _: [{"to": ["local"]}, {"to": ["local"], "abandon_volume_data": True}],
     "AutoscalePolicy": lambda _: [
         {"min": 1, "max": 4, "cpu_percent": 70.0, "cooldown_s": 60.0},
         {"min": 2, "max": 3, "memory_percent": 80.0, "cooldown_s": 30.0},

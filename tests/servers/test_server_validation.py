@@ -77,6 +77,11 @@ def test_each_way_a_reached_server_cannot_serve() -> None:
     no_docker = dom.evaluate(dom.ServerFacts(address="h:22", host_key="k", fingerprint="f"))
     assert no_docker.state == "invalid"
     assert no_docker.reason == "no Docker engine: /var/run/docker.sock does not exist; install Docker"
+    unchecked = dom.evaluate(dom.ServerFacts(address="h:22", socket_check_error="exit -1"))
+    assert (unchecked.state, unchecked.reason) == (
+        "invalid",
+        "could not look for the Docker socket at /var/run/docker.sock (exit -1)",
+    )
     denied = dom.evaluate(dom.ServerFacts(address="h:22", socket_present=True))
     assert denied.reason == (
         "this user may not use the Docker socket (permission denied): connect as root or add the user to the "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ import sqlalchemy as sa
 from berth_common import ssh
 from berth_common.bus import Bus, ServiceUnavailableError, subscriptions_confirmed
 from berth_common.catalogue import (
+    AppFile,
     ApplicationSpec,
     EnvVar,
+    FileMount,
     FollowLogsQuery,
     FollowLogsReply,
     FormSwarm,
@@ -430,3 +433,52 @@ async def test_a_recreated_service_with_a_volume_stays_on_the_managers_node_and_
     # the new task read the volume the old one wrote, after the old one had stopped
     logged = swarm.servers[0].docker("logs", task.name).strip().split("\n")
     assert logged == ["started one", "stopped one", "started two"], logged
+
+
+async def test_the_files_a_swarm_service_mounts_are_given_to_its_tasks_as_secrets(swarm: Swarm) -> None:
+    """A service that mounts the application's files (a template's configuration) on a Swarm: every task
+    finds each file at its path with its mode, read-only; a changed file makes a new version that finds the
+    new content, and the old file's secret is removed; the content is in no service definition. A worker's
+    new version replaces the old one without a drain grace (it has no route to drain)."""
+    app = "swarmfiles"
+    script = "cat /etc/app/app.ini /etc/app/conf.d/extra.conf; stat -c %a /etc/app/app.ini; sleep 600"
+
+    def start(deployment: str, password: str) -> StartDeployment:
+        jobs = WorkerService(
+            name="jobs", replicas=2, command=["sh", "-c", script], servers=[swarm.manager_id],
+            files=[FileMount(source="app.ini", target="/etc/app/app.ini"), FileMount(source="conf.d", target="/etc/app/conf.d")],
+        )  # fmt: skip
+        files = [
+            AppFile(path="app.ini", content=f"password={password}\n", mode=0o640),
+            AppFile(path="conf.d/extra.conf", content="extra=1\n"),
+        ]
+        spec = ApplicationSpec(
+            name=app, source=ImageSource(image=busybox_image()), services=[jobs], files=files, stop_timeout_s=2
+        )
+        options = RolloutOptions(drain_grace_s=120)  # were it waited out, the deployment would not end in time
+        return StartDeployment(deployment_id=deployment, application_id=app, team_id=TEAM, spec=spec, options=options)
+
+    for deployment, password in (("dep-fa", "first-s3cret"), ("dep-fb", "second-s3cret")):
+        done = await _deployed(swarm, start(deployment, password), timeout=100)
+        assert done["type"] == "evt.deployment.succeeded", done
+        tasks = await _task_containers(swarm, app)
+        assert len(tasks) == 2 and {t.server_id for t in tasks} <= set(swarm.server_ids), tasks
+        for task in tasks:
+            server = swarm.server_of(task.server_id)
+
+            async def written(task: swarm_app.TaskContainer = task, server: TestServer = server) -> bool:
+                return "640" in server.docker("logs", task.name)
+
+            await eventually(written, 30)
+            assert server.docker("logs", task.name).split() == [f"password={password}", "extra=1", "640"]
+            write = ["docker", "-H", server.docker_host, "exec", task.name, "sh", "-c", "echo x >> /etc/app/app.ini"]
+            denied = subprocess.run(write, capture_output=True, text=True, timeout=30)
+            assert denied.returncode != 0 and "Read-only file system" in denied.stderr, denied
+        (service,) = await swarm.manager.services({"berth.app": app})
+        assert password not in json.dumps(service)
+        # the image Berth put on the nodes is named by id: no node asks a registry for ``berth/...``
+        image_id = swarm.servers[0].docker("image", "inspect", "--format", "{{.Id}}", busybox_image()).strip()
+        assert service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == image_id
+        secrets = await swarm.manager.secrets({"berth.app": app})
+        mounted = {ref["SecretName"] for ref in service["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]}
+        assert {x["Spec"]["Name"] for x in secrets} == mounted and len(mounted) == 2, secrets

@@ -2,9 +2,12 @@
 
 A test server is reached only at the address the tests gave it, inside a /24 the tests made (``10.77.N.0``
 on a bridge of ours, N chosen under a machine-wide lock so parallel workers never share one); servers on
-one network reach each other (a Swarm's nodes do). Its sshd runs in a mount namespace
-where ``/var/run/docker.sock`` is that server's own engine, so ``ssh root@ADDR docker ps`` lists only its
-containers, as on a real machine. Everything is torn down by pid and ``ip netns del``.
+one network reach each other (a Swarm's nodes do). Its sshd runs in a mount namespace whose ``/run``
+is a directory of the server's own, where ``docker.sock`` leads to that server's engine, so
+``ssh root@ADDR docker ps`` lists only its containers, as on a real machine. The whole ``/run`` is
+replaced, not the one socket file: a mount on the machine's own ``/run/docker.sock`` is undone by the
+kernel when the machine's engine restarts and removes that file (and so is one on the server's socket
+when the server's engine restarts), after which the server's sessions would reach the machine's engine. Everything is torn down by pid and ``ip netns del``.
 
 The recipe is the one verified on these machines (shared/REFERENCE.md): ``nsenter --net`` (``ip netns exec``
 remounts /sys and dockerd then fails), sshd with ``AllowStreamLocalForwarding yes``.
@@ -325,7 +328,11 @@ def _start_sshd(server: TestServer, ns: str) -> None:
     key_file.chmod(0o600)
     (root / "authorized_keys").write_bytes(server.client_key.export_public_key("openssh"))
     (root / "sshd_config").write_text(_sshd_config(server))
-    Path("/run/sshd").mkdir(exist_ok=True)
+    run = root / "run"
+    for sub in ("sshd", "lock"):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    if not (run / "docker.sock").is_symlink():
+        (run / "docker.sock").symlink_to(server.docker_sock)
     log = (root / "sshd.log").open("ab")
     # sshd forks into the background once it listens: its own pid is read from the PidFile
     _run(
@@ -337,9 +344,9 @@ def _start_sshd(server: TestServer, ns: str) -> None:
         "private",
         "sh",
         "-c",
-        'mount --bind "$1" /var/run/docker.sock && exec "$2" -f "$3" -E "$4"',
+        'mount --bind "$1" /run && exec "$2" -f "$3" -E "$4"',
         "sh",
-        str(server.docker_sock),
+        str(run),
         SSHD,
         str(root / "sshd_config"),
         str(root / "sshd.log"),

@@ -4,7 +4,7 @@ Local platform (data in one directory, default ``./.berth``):
 
     berth up [--data-dir DIR] [--all-in-one] [--foreground]   start everything, print the API URL and token
     berth status [--data-dir DIR] [--json]                    health of every component (exit 1 if any is down)
-    berth down [--data-dir DIR] [--all]                       stop the control plane; apps keep serving (--all: Traefik too)
+    berth down [--data-dir DIR] [--all]                       stop the control plane; apps keep serving (--all: them too)
 
 Ports come from BERTH_NATS_PORT (4222), BERTH_NATS_MONITOR_PORT (8222), BERTH_PG_PORT (5433),
 BERTH_PROXY_PORT (8080, on BERTH_PROXY_HOST, 127.0.0.1), BERTH_TRAEFIK_API_PORT (8081), BERTH_API_PORT
@@ -101,6 +101,7 @@ def up(
         if busy:
             typer.echo("ports already in use: " + ", ".join(busy), err=True)
             raise typer.Exit(1)
+        _start_stopped_apps(paths)
         run_supervisor(
             paths.root, all_in_one, echo=True, on_ready=lambda s: typer.echo(platform.banner(paths, s["urls"]))
         )
@@ -111,21 +112,43 @@ def up(
         typer.echo(f"berth up: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(platform.banner(paths, status.urls))
+    from berth_cli import appcontainers
+
+    appcontainers.refresh_teams(paths.root, os.environ.get("BERTH_DATABASE_URL"))
+    _start_stopped_apps(paths)
+
+
+def _start_stopped_apps(paths: Paths) -> None:
+    """Start the application containers ``berth down --all`` stopped (the scheduler does not)."""
+    from berth_cli import appcontainers
+    from berth_cli.baseimages import DOCKER
+
+    done, message = appcontainers.up_again(paths.root, DOCKER)
+    if message:
+        typer.echo(message, err=not done)
+    if not done:
+        raise typer.Exit(1)
 
 
 @app.command()
 def down(
     data_dir: DataDir = Path(".berth"),
     everything: Annotated[
-        bool, typer.Option("--all", help="stop the data plane too: Traefik, so applications stop being served")
+        bool,
+        typer.Option(
+            "--all", help="stop the data plane too: Traefik and this platform's containers (volumes are kept)"
+        ),
     ] = False,
 ) -> None:
-    """Stop the control plane (the data is kept); applications keep serving unless ``--all``."""
-    from berth_cli import dataplane, platform
+    """Stop the control plane (the data is kept); applications keep serving unless ``--all``, which also stops
+    Traefik and every container Berth made for this platform on the local engine (``berth up`` starts them)."""
+    from berth_cli import appcontainers, dataplane, platform
     from berth_cli.baseimages import DOCKER
 
     paths = _paths(data_dir)
     running = platform.supervisor_pid(paths) is not None
+    # this platform's teams, while its database runs: `down --all` stops their containers (now or later)
+    teams = appcontainers.refresh_teams(paths.root, os.environ.get("BERTH_DATABASE_URL")) if running else None
     stray = platform.down(paths, everything=everything)
     if stray:
         typer.echo(f"cleaned up {len(stray)} leftover process(es): {' '.join(map(str, stray))}")
@@ -138,12 +161,20 @@ def down(
     if everything and traefik is not None:
         typer.echo(f"traefik (pid {traefik}) did not stop", err=True)
         raise typer.Exit(1)
-    apps = dataplane.app_containers(DOCKER)
-    containers = "the application containers" if apps is None else f"{apps} application container(s) on this engine"
+    teams = teams if teams is not None else appcontainers.known_teams(paths.root)
+    if everything:
+        done, message = appcontainers.down_all(paths.root, teams, DOCKER)
+        typer.echo(message, err=not done)
+        if not done:
+            raise typer.Exit(1)
+        return
+    apps = appcontainers.running_count(teams, DOCKER) if teams is not None else dataplane.app_containers(DOCKER)
+    mine = "of this platform" if teams is not None else "on this engine"
+    containers = "the application containers" if apps is None else f"{apps} application container(s) {mine}"
     if traefik is not None:
         typer.echo(
             f"applications keep serving: traefik (pid {traefik}) and {containers} stay up; "
-            "`berth down --all` stops traefik too"
+            "`berth down --all` stops traefik too, and them"
         )
     elif apps:
         typer.echo(f"{containers} stay up, not served (traefik is stopped; `berth up` serves them again)")

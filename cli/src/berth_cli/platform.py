@@ -158,7 +158,7 @@ def format_status(status: PlatformStatus) -> str:
     if not status.running:
         text = "berth is not running (start it with `berth up`)"
         if status.traefik_pid is not None:
-            text += f"\ntraefik (pid {status.traefik_pid}) keeps serving the applications (`berth down --all` stops it)"
+            text += f"\ntraefik (pid {status.traefik_pid}) keeps serving the applications (`berth down --all` stops it and them)"
         return text
     lines = [f"supervisor pid {status.supervisor_pid}, mode {status.mode}"]
     header = ("COMPONENT", "HEALTH", "PROCESS", "PID", "RESTARTS", "STATE")

@@ -3,7 +3,6 @@ projects and applications, named by id or name."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 import webbrowser
 from typing import Annotated, Any
@@ -11,8 +10,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from berth_cli.client.api import Api, ApiError
+from berth_cli.client.api import ApiError
 from berth_cli.client.output import fail, print_fields, print_json, print_table, when
+from berth_cli.commands import compose as compose_cmd
 from berth_cli.commands import git_access
 from berth_cli.commands.common import AppRef, Json, session
 
@@ -88,21 +88,31 @@ def _variables(env: list[dict[str, Any]]) -> str:
 
 
 def hosts_of(app: dict[str, Any]) -> list[tuple[str, str]]:
-    """(service, host) of every routed host, the generated one of each web service first."""
-    return [(s["name"], h) for s in app["services"] if s["kind"] == "web" for h in s.get("hosts", [])]
+    """(service, host and path) of every routed host, the generated one of each web service first; a
+    compose service routed under a URL path prefix has it after each host (``shop.example.com/api``)."""
+    return [
+        (s["name"], h + (s.get("path_prefix") or ""))
+        for s in app["services"]
+        if s["kind"] == "web"
+        for h in s.get("hosts", [])
+    ]
 
 
 def url_of(app: dict[str, Any], host: str, proxy_url: str = "") -> str:
-    """The host's URL; through a local platform's proxy (``proxy_url``) plain HTTP on its port."""
+    """The URL of a host (with its path prefix, if any); through a local platform's proxy (``proxy_url``)
+    plain HTTP on its port."""
+    host, slash, path = host.partition("/")
+    path = slash + path if slash else "/"
     if (app.get("tls") or {}).get("acme"):
-        return f"https://{host}/"
+        return f"https://{host}{path}"
     port = urlsplit(proxy_url).port if proxy_url else None
-    return f"http://{host}:{port}/" if port not in (None, 80) else f"http://{host}/"
+    return f"http://{host}:{port}{path}" if port not in (None, 80) else f"http://{host}{path}"
 
 
 @apps_app.command("show")
 def apps_show(app: AppRef, as_json: Json = False) -> None:
-    """An application: source, services, variables (secrets masked), hosts, live version."""
+    """An application: source, services, variables (secrets masked), hosts, live version; a compose
+    application's file, start order, and services with their path prefixes and images."""
     with session() as api:
         detail = api.application(app)
         project = api.get(f"/v1/projects/{detail['project_id']}")
@@ -115,6 +125,7 @@ def apps_show(app: AppRef, as_json: Json = False) -> None:
         ("id", detail["id"]),
         ("project", f"{project['name']}/{detail['environment']}"),
         ("source", source_text(detail["source"])),
+        *(compose_cmd.source_fields(detail) if detail.get("compose") else []),
         ("state", detail["state"]),
         ("live", f"#{live['number']} {live['image'] or ''}".strip() if live else "-"),
         ("env", _variables(detail["env"]) or "-"),
@@ -122,21 +133,14 @@ def apps_show(app: AppRef, as_json: Json = False) -> None:
     ]
     print_fields(lines)
     typer.echo("")
+    if detail.get("compose"):
+        compose_cmd.show_services(detail, {s["name"]: s.get("hosts", []) for s in detail["services"]})
+        return
     rows = [
         [s["name"], s["kind"], s["replicas"], s.get("port"), " ".join(s.get("hosts", [])) or None]
         for s in detail["services"]
     ]
     print_table(["SERVICE", "KIND", "REPLICAS", "PORT", "HOSTS"], rows)
-
-
-def _environment_id(api: Api, project_ref: str, environment: str) -> str:
-    project = api.project(project_ref)
-    for env in project["environments"]:
-        if env["name"] == environment:
-            return str(env["id"])
-    raise ApiError(
-        404, {"title": "Not found", "detail": f"no environment {environment!r} in project {project['name']}"}
-    )
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -147,64 +151,6 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
             raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint=what)
         out[key] = value
     return out
-
-
-@apps_app.command("create")
-def apps_create(
-    name: str,
-    project: Annotated[str, typer.Option("--project", "-p", help="the project (id or name)")],
-    environment: Annotated[str, typer.Option("--environment", "-e", help="the project's environment")] = "production",
-    image: Annotated[str | None, typer.Option(help="run this image")] = None,
-    git: Annotated[str | None, typer.Option(help="build this git repository")] = None,
-    branch: Annotated[str | None, typer.Option(help="the branch or tag to build (git)")] = None,
-    dockerfile: Annotated[str | None, typer.Option(help="the Dockerfile's path (git; default: detected)")] = None,
-    service: Annotated[str, typer.Option(help="the service's name")] = "web",
-    port: Annotated[int | None, typer.Option(help="the port it listens on (a web service)")] = None,
-    worker: Annotated[bool, typer.Option("--worker", help="a worker: no port, no route")] = False,
-    replicas: Annotated[int, typer.Option(help="how many replicas")] = 1,
-    command: Annotated[
-        str | None, typer.Option(help="the command, split into argv like a shell would (never run by one)")
-    ] = None,
-    health_path: Annotated[str, typer.Option(help="readiness: a GET here answers 2xx (web)")] = "/",
-    domain: Annotated[list[str] | None, typer.Option(help="a custom host name (repeatable)")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", help="NAME=VALUE (repeatable)")] = None,
-    deploy_key: git_access.DeployKey = False,
-    deploy_key_file: git_access.DeployKeyFile = None,
-    host_key: git_access.HostKey = None,
-    git_token_stdin: git_access.TokenStdin = False,
-    git_token: git_access.TokenPrompt = False,
-    git_username: git_access.TokenUser = "x-access-token",
-    as_json: Json = False,
-) -> None:
-    """Create an application from an image or a git repository, with one service; a private repository with
-    a deploy key (made by Berth, or given) or an access token."""
-    if (image is None) == (git is None):
-        raise typer.BadParameter("give one of --image or --git", param_hint="--image/--git")
-    access = git_access.access_of(git, deploy_key, deploy_key_file, host_key, git_token_stdin, git_token, git_username)
-    source: dict[str, Any] = {"kind": "image", "image": image}
-    if git is not None:
-        source = {"kind": "git", "repository": git, "dockerfile": dockerfile}
-        if branch:
-            source["branch"] = branch
-    svc: dict[str, Any] = {"kind": "worker", "name": service, "replicas": replicas}
-    if command:
-        svc["command"] = shlex.split(command)
-    if not worker:
-        svc = {**svc, "kind": "web", "port": port or 8080, "health_path": health_path, "domains": domain or []}
-    variables = [{"name": k, "value": v} for k, v in parse_pairs(env or [], "--env").items()]
-    body: dict[str, Any] = {"name": name, "source": source, "services": [svc], "env": variables}
-    if access is not None:
-        body["git_access"] = access
-    with session() as api:
-        env_id = _environment_id(api, project, environment)
-        created = api.send("POST", f"/v1/environments/{env_id}/applications", body)
-        key = git_access.make_key(api, created, host_key or []) if deploy_key else None
-    if as_json:
-        print_json(created if key is None else {**created, "deploy_key": key})
-        return
-    typer.echo(f"Created application {created['name']} ({created['id']}); deploy it with: berth deploy {created['id']}")
-    if key is not None:
-        git_access.print_key(key)
 
 
 def confirmed(what: str, yes: bool) -> None:
@@ -270,6 +216,8 @@ def show_status(app: str, as_json: bool) -> None:
     if not runtime["available"]:
         typer.echo(f"replicas: unknown ({runtime.get('error') or 'the scheduler did not answer'})")
         return
+    if detail.get("compose"):
+        compose_cmd.print_status(detail, runtime["replicas"])
     rows = [
         [r["service"], r["replica"], r["state"], r["health"], r["restarts"], r["container"]]
         for r in runtime["replicas"]

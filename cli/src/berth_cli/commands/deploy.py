@@ -125,7 +125,7 @@ def follow_to_end(api: Api, app: dict[str, Any], deployment: dict[str, Any], as_
         raise typer.Exit(1)
 
 
-def _finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: bool, as_json: bool) -> None:
+def finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: bool, as_json: bool) -> None:
     if not as_json:
         typer.echo(f"{title_of(app, deployment)} started ({deployment['id']})")
     if detach:
@@ -140,7 +140,7 @@ def deploy(app: AppRef, detach: Detach = False, as_json: Json = False) -> None:
     with session(interrupted=GOES_ON) as api:
         detail = api.application(app)
         deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments")
-        _finish(api, detail, deployment, detach, as_json)
+        finish(api, detail, deployment, detach, as_json)
 
 
 def deployment_id(api: Api, app_id: str, ref: str) -> str:
@@ -167,4 +167,4 @@ def rollback(
         detail = api.application(app)
         body = {"deployment_id": deployment_id(api, detail["id"], to)} if to else {}
         deployment = api.send("POST", f"/v1/applications/{detail['id']}/rollback", body)
-        _finish(api, detail, deployment, detach, as_json)
+        finish(api, detail, deployment, detach, as_json)

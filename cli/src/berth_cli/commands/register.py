@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from berth_cli.commands import apps, auth, dbs, deploy, env, jobs, logs, runs, teams
+from berth_cli.commands import apps, auth, compose, create, dbs, deploy, env, jobs, logs, runs, teams, templates
 from berth_cli.commands.common import Chosen
 
 
@@ -28,7 +28,10 @@ def register(app: typer.Typer, db_app: typer.Typer) -> None:
     app.add_typer(auth.context_app, name="context")
     app.add_typer(teams.teams_app, name="teams")
     app.add_typer(apps.projects_app, name="projects")
+    apps.apps_app.command("create")(create.apps_create)
+    apps.apps_app.command("update")(compose.update)
     app.add_typer(apps.apps_app, name="apps")
+    app.add_typer(templates.templates_app, name="templates")
     app.command("deploy")(deploy.deploy)
     app.command("rollback")(deploy.rollback)
     app.command("scale")(apps.scale)

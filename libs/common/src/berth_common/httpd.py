@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 # The exposition for a request's ``Authorization`` header (empty when absent); None: refused (401).
@@ -18,8 +18,9 @@ _REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not A
 async def health_response(
     path: str, ready: ReadyCheck, exposition: Exposition | None = None, authorization: str = ""
 ) -> tuple[int, str, bytes]:
-    """(status, content type, body) for /livez, /readyz and /metrics; 404 otherwise. With ``exposition``,
-    /metrics is what it answers for the caller's ``authorization`` (401 when it refuses)."""
+    """(status, content type, body) for /livez, /readyz and /metrics; 404 otherwise. /metrics is what
+    ``exposition`` answers for the caller's ``authorization`` (401 when it refuses); without one, 401 to all:
+    a service's metrics are never open (``berth_common.scrape.platform_exposition``)."""
     if path == "/livez":
         return 200, "application/json", b'{"status":"ok"}'
     if path == "/readyz":
@@ -27,18 +28,16 @@ async def health_response(
         ok = all(components.values())
         body = json.dumps({"status": "ready" if ok else "not ready", "components": components}).encode()
         return (200 if ok else 503), "application/json", body
-    if path == "/metrics" and exposition is not None:
-        scraped = exposition(authorization)
+    if path == "/metrics":
+        scraped = exposition(authorization) if exposition is not None else None
         if scraped is None:
             return 401, "application/json", b'{"status":"a bearer token is required"}'
         return 200, CONTENT_TYPE_LATEST, scraped
-    if path == "/metrics":
-        return 200, CONTENT_TYPE_LATEST, generate_latest()
     return 404, "application/json", b'{"status":"not found"}'
 
 
 class HealthServer:
-    """``exposition``: who may read /metrics and what they see (default: the process registry, to anyone)."""
+    """``exposition``: who may read /metrics and what they see (none: no one)."""
 
     def __init__(self, host: str, port: int, ready: ReadyCheck, exposition: Exposition | None = None) -> None:
         self.host, self.port, self.ready, self.exposition = host, port, ready, exposition

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +33,7 @@ from berth_common.db.migrate_process import run_migrations_isolated
 from berth_common.db.unit import OutboxRelay
 from berth_common.httpd import HealthServer
 from berth_common.logging import configure_logging, get_logger
+from berth_common.scrape import platform_exposition
 from berth_common.settings import BaseServiceSettings
 from berth_common.tracing import configure_tracing
 
@@ -173,7 +175,10 @@ async def serve(spec: ServiceSpec, stop: asyncio.Event) -> None:
         relay = OutboxRelay(bus, ctx.sessionmaker)
         relay.start()
         if spec.health_server:
-            server = HealthServer(settings.http_host, settings.http_port, ctx.ready)
+            token = settings.metrics_token.get_secret_value()
+            server = HealthServer(
+                settings.http_host, settings.http_port, ctx.ready, platform_exposition(token, generate_latest)
+            )
             port = await server.start()
             log.info("service ready", http=f"http://{settings.http_host}:{port}")
         if spec.run_http is not None:

@@ -1,16 +1,21 @@
-"""Who may read the metrics service's Prometheus exposition, and what they see.
+"""Who may read a Prometheus exposition of Berth, and what they see.
 
 The platform's scrape token (``BERTH_METRICS_TOKEN``, generated at first start like the other secrets)
 is the operator's: it reads every series, labelled by container id and server only, never by team,
 application or deployment. A team's scrape token is derived from it (an HMAC of the team's id), so the
 metrics service checks it without a store: it reads that team's containers only, with their Berth labels.
 The metrics service and the cli (which hands a team its token) share this one rule.
+
+Every other service's ``/metrics`` (its process registry: request counts by route, bus and database
+timings) answers the platform's token only (``platform_exposition``): nothing there is a team's, and a
+service's internals are the operator's. No token configured: ``/metrics`` answers no one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TEAM_TOKEN_PREFIX = "bmt_"  # berth metrics team token: ``bmt_<team id>.<hex digest>``
@@ -46,3 +51,14 @@ def scope_of(authorization: str, platform_token: str) -> ScrapeScope | None:
         if team and "." not in team and hmac.compare_digest(token.encode(), team_token(platform_token, team).encode()):
             return ScrapeScope(team=team)
     return None
+
+
+def platform_exposition(platform_token: str, render: Callable[[], bytes]) -> Callable[[str], bytes | None]:
+    """What a service's ``/metrics`` answers a request's ``Authorization`` header: ``render()`` for the
+    platform token's bearer, None (refused) for anyone else, a team's token included."""
+
+    def answer(authorization: str) -> bytes | None:
+        scope = scope_of(authorization, platform_token)
+        return render() if scope is not None and scope.team is None else None
+
+    return answer

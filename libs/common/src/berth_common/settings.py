@@ -53,6 +53,9 @@ class BaseServiceSettings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
+    # BERTH_METRICS_TOKEN, the platform's scrape token: every service's /metrics answers only its bearer (the
+    # metrics service's also a team's token derived from it; ``berth_common.scrape``); empty: no one
+    metrics_token: SecretStr = SecretStr("")
 
     # Bus behaviour
     max_deliver: int = Field(default=5, ge=1)

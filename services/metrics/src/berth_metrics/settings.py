@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from berth_common.settings import BaseServiceSettings
 
@@ -23,9 +23,7 @@ class MetricsSettings(BaseServiceSettings):
     db_schema: str = "metrics"
     http_port: int = 8424
 
-    # the platform's scrape token: /metrics answers only a bearer of it or of a team's token derived from it
-    # (``berth_common.scrape``); empty: /metrics answers no one
-    metrics_token: SecretStr = SecretStr("")
+    # metrics_token (the base's): /metrics also answers a team's token derived from it, with that team's series
 
     # --- collection ---
     metrics_interval_s: float = Field(default=10.0, gt=0)  # one sample per container and server per interval

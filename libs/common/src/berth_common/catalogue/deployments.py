@@ -21,6 +21,14 @@ class RolloutOptions(Spec):
     # A deployment arriving while another of the same application runs: wait behind it, or cancel the
     # deployments still queued (not yet started) for that application and take their place.
     when_busy: Literal["queue", "replace_queued"] = "queue"
+    # Named volumes leaving a server (a drain, a placement change) start empty on the servers taking its place
+    # instead of having their data copied (the only way off a server that does not answer); left out of a dump
+    # when false, so a deployment that does not ask for it carries what it carried before.
+    abandon_volume_data: bool = Field(
+        default=False,
+        description="Named volumes leaving a server start empty where they go: their data is not copied",
+        exclude_if=lambda v: v is False,
+    )
 
 
 class DeploymentCommand(Command):
@@ -100,6 +108,19 @@ class DeploymentProgressed(Event):
     # ``repo@sha256:...`` of the image pulled or found (on the step that pulled it), or of a build pushed to
     # the team's push registry (on ``build succeeded``): what a rollback runs
     image_digest: str | None = None
+
+
+@register
+class ImagesPruned(Event):
+    """Image retention removed these tags of images Berth built for the application (the scheduler keeps
+    those of its last deployments): a rollback to a deployment that ran one of them, with no image digest
+    to pull again, has nothing to run, and the api refuses it."""
+
+    TYPE = "evt.application.images_pruned"
+    PRODUCERS = ("scheduler",)
+    CONSUMERS = ("api",)
+    application_id: Id
+    images: list[str] = Field(min_length=1, max_length=1000)
 
 
 class Replica(Spec):

@@ -118,6 +118,22 @@ async def update_fields(session: AsyncSession, deployment_id: str, **values: Any
     )
 
 
+async def mark_images_pruned(session: AsyncSession, application_id: str, images: list[str], at: Any) -> int:
+    """Record ``at`` on the application's deployments that ran one of ``images`` and have no digest to pull
+    it again by (once: a later report keeps the first time); how many were marked."""
+    result = await session.execute(
+        sa.update(deployments)
+        .where(
+            deployments.c.application_id == application_id,
+            deployments.c.image.in_(images),
+            deployments.c.image_digest.is_(None),
+            deployments.c.images_pruned_at.is_(None),
+        )
+        .values(images_pruned_at=at)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def purge_published_secrets(session: AsyncSession) -> int:
     """Delete published outbox rows of commands that carry secret values (they are on the bus now)."""
     result = await session.execute(

@@ -159,6 +159,8 @@ deployments = sa.Table(
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
     # failed or cancelled: the state it was in then (queued, building, ... stopping_old; api_0030)
     sa.Column("ended_in", sa.String(16), nullable=True),
+    # when image retention removed the image it ran (``evt.application.images_pruned``; api_0031)
+    sa.Column("images_pruned_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(
         "state IN ('queued', 'building', 'starting', 'verifying', 'routing', 'draining', 'stopping_old', "
         "'succeeded', 'failed', 'cancelled')",

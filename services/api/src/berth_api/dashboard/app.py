@@ -36,6 +36,8 @@ def build() -> Starlette:
             Route(a + "/rollback", pages.rollback, methods=["POST"]),
             Route(a + "/scale", pages.scale, methods=["POST"]),
             Route(a + "/variables", pages.set_variable, methods=["POST"]),
+            Route(a + "/routes", pages.set_route, methods=["POST"]),
+            Route(a + "/routes/remove", pages.remove_route, methods=["POST"]),
             Route(a + "/delete", pages.delete_application, methods=["POST"]),
             Route("/deployments/{deployment_id:str}", pages.deployment, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/timeline", pages.timeline, methods=["GET"]),

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from berth_api.dashboard import sessions
-from berth_api.dashboard.client import Api, items
+from berth_api.dashboard.client import Api, ApiError, items
 from berth_api.dashboard.page_forms import Redraw, around, call, form
 from berth_api.dashboard.page_forms import text as _form
 from berth_api.dashboard.web import api_for, back_to, page, render, state_of
@@ -92,7 +92,7 @@ async def _application(
         before=before,
         certificates=certificates,
         volumes=(volumes or {}).get("volumes", []),
-        **extra,
+        **{"route": {}, "route_errors": {}, **extra},
     )
 
 
@@ -146,6 +146,53 @@ async def set_variable(request: Request, api: Api, base: dict[str, Any]) -> Resp
     env.append({"name": name, "value": str(base["form"].get("value") or ""), "secret": secret})
     await call(api, base, _on_app(request), "PATCH", _app_path(request), json={"env": env})
     return back_to(f"/ui/applications/{app['id']}#variables")
+
+
+def _route_of(base: dict[str, Any]) -> dict[str, Any]:
+    """A hosts entry from the routes form: the service and port; the host and the path only when given (the
+    REST API checks them: a bad path is its 422 naming ``hosts.<i>.path``)."""
+    port = _form(base, "port")
+    route: dict[str, Any] = {"service": _form(base, "service"), "port": int(port) if port.isdigit() else 0}
+    for name in ("host", "path"):
+        if _form(base, name):
+            route[name] = _form(base, name)
+    return route
+
+
+def _on_route(request: Request, route: dict[str, Any], index: int) -> Redraw:
+    """The application page with the REST API's problem, the route form keeping what was typed and each of
+    its fields the problem names marked (``hosts.<index>.<field>``)."""
+    app_id = request.path_params["application_id"]
+
+    async def redraw(api: Api, base: dict[str, Any], status: int, error: ApiError) -> Response:
+        prefix = f"hosts.{index}."
+        errors = {k.removeprefix(prefix): v for k, v in error.fields.items() if k.startswith(prefix)}
+        return await _application(api, base, app_id, status, error=error, route=route, route_errors=errors)
+
+    return redraw
+
+
+@form
+async def set_route(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    """Add a compose application's route (service, port, host, path), or change the one of that service and
+    host; the other routes are sent back as they are (``hosts`` replaces the whole list)."""
+    app = await call(api, base, _on_app(request), "GET", _app_path(request))
+    route = _route_of(base)
+    hosts = list((app.get("compose") or {}).get("hosts", []))
+    same = [i for i, h in enumerate(hosts) if (h["service"], h.get("host")) == (route["service"], route.get("host"))]
+    index = same[0] if same else len(hosts)
+    hosts[index : index + 1] = [route]
+    await call(api, base, _on_route(request, route, index), "PATCH", _app_path(request), json={"hosts": hosts})
+    return back_to(f"/ui/applications/{app['id']}#routes")
+
+
+@form
+async def remove_route(request: Request, api: Api, base: dict[str, Any]) -> Response:
+    app = await call(api, base, _on_app(request), "GET", _app_path(request))
+    gone = _route_of(base)
+    hosts = [h for h in (app.get("compose") or {}).get("hosts", []) if h != gone]
+    await call(api, base, _on_app(request), "PATCH", _app_path(request), json={"hosts": hosts})
+    return back_to(f"/ui/applications/{app['id']}#routes")
 
 
 @form

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from berth_api.domain.commit_status import StatusRequest
+from berth_api.domain.compose.translate import berth_name
 from berth_api.domain.forge_payloads import PayloadError
 from berth_api.domain.forges import Delivery, Forge
 from berth_api.domain.names import hostname
@@ -225,24 +226,65 @@ def preview_name(app: str, number: int) -> str:
     return app[: 63 - len(suffix)].rstrip("-") + suffix
 
 
+def shared_under_path(config: dict[str, Any], generated: dict[str, str]) -> dict[str, str]:
+    """Services routed under a path of a host another service of the application has (compose
+    ``hosts[].path``): service -> that other service (the one whose generated host it is, else the first
+    with it). ``generated``: the application's generated hosts by service."""
+    webs = [svc for svc in config["services"] if svc.get("kind") == "web"]
+    owner: dict[str, str] = {h.lower(): name for name, h in generated.items()}
+    for svc in webs:
+        for domain in svc.get("domains") or []:
+            owner.setdefault(domain.lower(), svc["name"])
+    out: dict[str, str] = {}
+    for svc in webs:
+        if (svc.get("path_prefix") or "/") == "/":
+            continue
+        for domain in svc.get("domains") or []:
+            other = owner.get(domain.lower())
+            if other is not None and other != svc["name"]:
+                out[svc["name"]] = other
+                break
+    return out
+
+
 def preview_config(
-    config: dict[str, Any], pr: PullRequest, hosts: dict[str, str], repository: str | None
+    config: dict[str, Any],
+    pr: PullRequest,
+    hosts: dict[str, str],
+    repository: str | None,
+    generated: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
-    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's): a compose
-    service's other routed ports, on custom hosts only, are not routed in the preview."""
+    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's). A service
+    routed under a path of another service's host (``shared_under_path``, ``generated``: the application's
+    generated hosts) keeps that path under the other service's preview host: the preview has the same
+    origin layout as the application. A compose service's other routed ports, on custom hosts only, are not
+    routed in the preview."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
         if repository:
             source["repository"] = repository
-    services = [{**svc, "domains": []} if svc.get("kind") == "web" else svc for svc in config["services"]]
+    shared = shared_under_path(config, generated or {})
+    services = [
+        {**svc, "domains": [hosts[shared[svc["name"]]]] if svc["name"] in shared else []}
+        if svc.get("kind") == "web"
+        else svc
+        for svc in config["services"]
+    ]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
     if config.get("compose_hosts"):  # each service on its own port only: another port needs a named host
         first: dict[str, int] = {}
         given = [h for h in config["compose_hosts"] if first.setdefault(h["service"], h["port"]) == h["port"]]
-        out["compose_hosts"] = [{**h, "host": None} for h in given]
+        out["compose_hosts"] = [
+            {**h, "host": hosts[shared[berth_name(h["service"])]] if _shares(h, shared) else None} for h in given
+        ]
     return out
+
+
+def _shares(entry: dict[str, Any], shared: dict[str, str]) -> bool:
+    """Whether a compose ``hosts`` entry is a path under another service's host."""
+    return bool(entry.get("host")) and (entry.get("path") or "/") != "/" and berth_name(entry["service"]) in shared
 
 
 def layered(base: Sequence[tuple[str, str | None, bool]], preview: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:

@@ -33,6 +33,7 @@ async def register(ctx: Context, projection: DeploymentProjection) -> None:
     await bus.consume(cat.DeploymentFailed, consume_once(transactions, projection.on_failed))
     await bus.consume(cat.DeploymentCancelled, consume_once(transactions, projection.on_cancelled))
     await bus.consume(cat.BuildSucceeded, consume_once(transactions, projection.on_build_succeeded))
+    await bus.consume(cat.ImagesPruned, consume_once(transactions, projection.on_images_pruned))
     removal = ApplicationRemoval(projection)
     await bus.consume(cat.ApplicationRemoved, consume_once(transactions, removal.on_removed))
     await bus.consume(cat.ApplicationRemovalFailed, consume_once(transactions, removal.on_removal_failed))

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, generate_latest
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +51,7 @@ from berth_api.entrypoints.state import ApiState, api_state
 from berth_api.settings import ApiSettings
 from berth_common.httpd import health_response
 from berth_common.runtime import Context
+from berth_common.scrape import platform_exposition
 
 REQUESTS = Counter("berth_api_requests_total", "HTTP requests handled by the api", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -95,8 +96,12 @@ async def _health(request: Request) -> Response:
     async def ready() -> dict[str, bool]:
         return await ctx.ready() if ctx is not None else {"bus": False, "db": False}
 
-    code, ctype, body = await health_response(request.url.path, ready)
-    return Response(body, status_code=code, media_type=ctype, headers={"Cache-Control": "no-store"})
+    token = state.settings.metrics_token.get_secret_value()
+    exposition = platform_exposition(token, generate_latest)  # /metrics: the platform's scrape token only
+    authorization = request.headers.get("authorization", "")
+    code, ctype, body = await health_response(request.url.path, ready, exposition, authorization)
+    challenge = {"WWW-Authenticate": 'Bearer realm="berth-metrics"'} if code == 401 else {}
+    return Response(body, status_code=code, media_type=ctype, headers={"Cache-Control": "no-store", **challenge})
 
 
 def _problems_in_openapi(app: FastAPI, max_body_bytes: int) -> None:

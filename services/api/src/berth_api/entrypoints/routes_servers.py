@@ -127,6 +127,13 @@ class DrainIn(BaseModel):
         description="Servers (ids or names, `local`) that take its place; default: each service's other "
         "servers, or `local` when it has none",
     )
+    abandon_volume_data: bool = Field(
+        default=False,
+        description="Move the services with named volumes without their data: the volumes start empty on the "
+        "servers taking its place (the deployment's log says so) and stay as they are on the drained server. "
+        "Without it, the data is copied first, and a drain of a server that does not answer fails naming each "
+        "volume and the server",
+    )
 
 
 class KeptVolumeOut(BaseModel):
@@ -141,7 +148,8 @@ class DrainOut(ServerOut):
     volumes_kept: list[KeptVolumeOut] = Field(
         default=[],
         description="Named volumes that stay on the drained server: their data is copied to the servers taking "
-        "its place before the service starts there; the volumes themselves are never deleted implicitly",
+        "its place before the service starts there (not with `abandon_volume_data`); the volumes themselves are "
+        "never deleted implicitly",
     )
 
 
@@ -211,7 +219,8 @@ async def accept_host_key(
 async def drain_server(
     request: Request, server_id: ServerId, body: DrainIn | None = None, principal: Principal = require_role("admin")
 ) -> DrainOut:
-    d = await drain.drain(deps(request), principal, server_id, body.to if body is not None else [])
+    body = body or DrainIn()
+    d = await drain.drain(deps(request), principal, server_id, body.to, abandon_volume_data=body.abandon_volume_data)
     return _out(DrainOut, {**d, "volumes_kept": [vars(k) for k in d["volumes_kept"]]})
 
 

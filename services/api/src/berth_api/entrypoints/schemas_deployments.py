@@ -71,6 +71,9 @@ class DeploymentOut(BaseModel):
     image_digest: str | None = Field(
         default=None, description="repo@sha256:... of a pulled image, once pulled: what a rollback to it runs"
     )
+    images_pruned_at: datetime | None = Field(
+        default=None, description="When image retention removed the image it ran: a rollback to it is refused"
+    )
     commit: str | None
     generated_dockerfile: str | None = Field(description="The Dockerfile Berth generated, when it detected the build")
     source: SourceSummary

@@ -212,6 +212,12 @@ async def rollback(
             if len(done) < 2:
                 raise ProblemError(409, "There is no earlier successful deployment to roll back to.")
             target = done[1]
+        if target.get("images_pruned_at") is not None and not target.get("image_digest"):
+            raise ProblemError(
+                409,
+                f"The image of deployment {target['id']} was removed by image retention (the images of the "
+                "latest deployments are kept): there is no image to roll back to; deploy its commit instead.",
+            )
         spec = await _snapshot(deps, unit, app)
         if runs_app_image(spec):
             if not target["image"]:

@@ -7,7 +7,10 @@ or its live deployment), replaces the server in each service's ``servers`` of it
 deployment of that desired state through the normal deploy path (``cmd.deployment.start``), all in one
 transaction. The scheduler rolls each out: a service with named volumes stops on the drained server, its
 volumes' data is copied to the servers taking its place, then it starts there (expected downtime, in the
-deployment's log). The volumes stay on the drained server (``volumes_kept`` in the answer: volumes are never
+deployment's log); with ``abandon_volume_data`` nothing is copied and they start empty there (the only
+way off a server that does not answer: without it such a move fails naming each volume and the server; the
+services without volumes start on the other servers, and the dead server's cleanup is skipped with a note in
+the deployment's log). The volumes stay on the drained server (``volumes_kept`` in the answer: volumes are never
 deleted implicitly; removing the server later forgets it and leaves them on the machine). The
 server shows what is still placed on it (a deployment still running or live there) until they succeeded,
 and then it can be removed.
@@ -34,10 +37,13 @@ from berth_common.logging import get_logger
 log = get_logger(__name__)
 
 
-async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[str]) -> dict[str, Any]:
+async def drain(
+    deps: Deps, principal: Principal, server_id: str, to: Sequence[str], *, abandon_volume_data: bool = False
+) -> dict[str, Any]:
     """Drain the server; the answer is the server (``placed``: what still runs there) with the ids of the
     deployments started (none when nothing was placed on it). Draining again starts a deployment for each
-    application still placed on it."""
+    application still placed on it. ``abandon_volume_data``: the deployments start the volumes leaving the
+    server empty where they go, without copying their data (``RolloutOptions.abandon_volume_data``)."""
     _refuse_local(server_id, "drained")
 
     async def body(unit: Unit) -> dict[str, Any]:
@@ -62,12 +68,19 @@ async def drain(deps: Deps, principal: Principal, server_id: str, to: Sequence[s
             await apps_repo.update_application(s, locked["id"], config)
             locked = {**locked, "config": config}
             spec = await _snapshot(deps, unit, locked)
-            deployment = await _record(deps, unit, principal, locked, spec, RolloutOptions())
+            options = RolloutOptions(abandon_volume_data=abandon_volume_data)
+            deployment = await _record(deps, unit, principal, locked, spec, options)
             started.append(deployment["id"])
         placed_now = await placed(s, principal.team_id, server_id)
         return {**row, "placed": placed_now, "deployments": started, "volumes_kept": kept}
 
     result = await run(deps, body)
     await purge(deps)
-    log.info("server draining", server_id=server_id, deployments=result["deployments"], to=list(to))
+    log.info(
+        "server draining",
+        server_id=server_id,
+        deployments=result["deployments"],
+        to=list(to),
+        abandon_volume_data=abandon_volume_data,
+    )
     return result

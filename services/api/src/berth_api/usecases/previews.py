@@ -29,6 +29,7 @@ from berth_api.domain import previews as domain
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.forge_payloads import _document
 from berth_api.domain.forges import Delivery
+from berth_api.domain.hosts import generated_host
 from berth_api.domain.identity import Principal, system_principal
 from berth_api.domain.problems import ProblemError
 from berth_api.usecases import (
@@ -136,7 +137,8 @@ async def _create(deps: Deps, row: dict[str, Any], actor: Principal) -> str | No
         for i, svc in enumerate(webs)
     }
     pr = domain.PullRequest(row["number"], "deploy", row["head_commit"], row["head_ref"], "", False, None)
-    config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"])
+    generated = {svc["name"]: generated_host(svc["name"], parent["name"], parent["environment"], base) for svc in webs}
+    config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"], generated)
     opened = applications.open_variables(deps, parent["id"], stored)
     base_vars = [(v.name, v.value, v.secret) for v in opened["runtime"]]
     runtime = [

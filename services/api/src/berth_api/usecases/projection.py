@@ -1,7 +1,8 @@
 """The deployment projection: each deployment's status kept current from the scheduler's and builder's events.
 
 Carries out ``evt.deployment.progressed``, ``evt.deployment.succeeded``, ``evt.deployment.failed``,
-``evt.deployment.cancelled`` and ``evt.build.succeeded`` for the api's ``deployments`` table.
+``evt.deployment.cancelled``, ``evt.build.succeeded`` and ``evt.application.images_pruned`` for the api's
+``deployments`` table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from berth_common.catalogue import (
     DeploymentFailed,
     DeploymentProgressed,
     DeploymentSucceeded,
+    ImagesPruned,
 )
 from berth_common.db import Unit
 from berth_common.logging import get_logger
@@ -104,3 +106,9 @@ class DeploymentProjection:
         if not row["image"] and msg.image and msg.service is None:
             values["image"] = msg.image
         await deployments_repo.update_fields(unit.session, msg.deployment_id, **values)
+
+    async def on_images_pruned(self, msg: ImagesPruned, unit: Unit) -> None:
+        """The application's deployments that ran a removed image (and have no digest to pull it by) can no
+        longer be rolled back to."""
+        marked = await deployments_repo.mark_images_pruned(unit.session, msg.application_id, msg.images, self._at(unit))
+        log.info("deployments' images pruned", application_id=msg.application_id, deployments=marked)

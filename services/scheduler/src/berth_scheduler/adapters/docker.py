@@ -55,6 +55,7 @@ class DockerExecutor:
         self.engines = engines
         self.server_id = server_id
         self.call_timeout_s = call_timeout_s
+        self._network_locks: dict[str, asyncio.Lock] = {}  # one creation of a name at a time (see ensure_network)
 
     @property
     def docker(self) -> EngineApi:
@@ -76,17 +77,22 @@ class DockerExecutor:
     # --- engine ------------------------------------------------------------------------------------
 
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        try:
-            await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
-        except DockerOperationError as exc:
-            if exc.status != 404:
-                raise
-            config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+        """Make the network unless it exists. The engine's ``CheckDuplicate`` does not hold against two creations
+        at once (two deployments preparing a new server make two networks of one name, then every use of the
+        name is ambiguous): this executor makes one name at a time."""
+        async with self._network_locks.setdefault(name, asyncio.Lock()):
             try:
-                await self._call(f"create network {name}", self.docker.json("POST", "networks/create", body=config))
-            except DockerOperationError as again:
-                if again.status != 409:
+                await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
+            except DockerOperationError as exc:
+                if exc.status != 404:
                     raise
+                config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+                create = self.docker.json("POST", "networks/create", body=config)
+                try:
+                    await self._call(f"create network {name}", create)
+                except DockerOperationError as again:
+                    if again.status != 409:
+                        raise
 
     async def connect_network(self, network: str, body: dict[str, Any]) -> None:
         """``POST /networks/{network}/connect`` with ``body`` (``domain/compose.connect_body``); a container

@@ -60,7 +60,12 @@ async def _probe(
     facts.host_key = target.host_key
     facts.fingerprint = ssh_keys.fingerprint(target.host_key or "")
     present, writable = dom.socket_commands()
-    facts.socket_present = (await pool.run(server_id, target, present, timeout))[0] == 0
+    for _ in range(2):  # once more when the check itself did not run (a busy server)
+        code, _out, err = await pool.run(server_id, target, present, timeout)
+        facts.socket_present = code == 0
+        facts.socket_check_error = "" if code in (0, 1) else f"exit {code}: {err.strip()[-200:]}".rstrip(": ")
+        if not facts.socket_check_error:
+            break
     if not facts.socket_present:
         return facts
     facts.socket_usable = (await pool.run(server_id, target, writable, timeout))[0] == 0

@@ -53,7 +53,9 @@ def _values(r: Rollout) -> dict[str, Any]:
     }
 
 
-async def insert_deployment(s: AsyncSession, r: Rollout, spec: dict[str, Any], build_id: str | None) -> int | None:
+async def insert_deployment(
+    s: AsyncSession, r: Rollout, spec: dict[str, Any], build_id: str | None, *, abandon_volume_data: bool = False
+) -> int | None:
     """Record a new deployment; its arrival number, or None if it was known already."""
     values = {
         "id": r.deployment_id,
@@ -64,6 +66,7 @@ async def insert_deployment(s: AsyncSession, r: Rollout, spec: dict[str, Any], b
         "needs_build": r.needs_build,
         "build_id": build_id,
         "created_at": r.created_at,
+        "abandon_volume_data": abandon_volume_data,
         **_values(r),
     }
     res = await s.execute(insert(deployments).values(**values).on_conflict_do_nothing().returning(deployments.c.seq))

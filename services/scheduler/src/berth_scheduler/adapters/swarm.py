@@ -117,3 +117,40 @@ class SwarmEngine:
     async def update_service(self, name: str, spec: dict[str, Any], version: int) -> None:
         """``POST /services/{name}/update`` with ``spec`` at the service's ``version`` index."""
         await self._call("POST", f"/services/{quote(name, safe='')}/update", spec, params={"version": str(version)})
+
+    async def create_secret(self, body: dict[str, Any]) -> str:
+        """Create the secret; one of that name already there is the same secret (its name is its content's
+        digest): its id."""
+        try:
+            return str((await self._call("POST", "/secrets/create", body))["ID"])
+        except SwarmError as exc:
+            if exc.status != 409:
+                raise
+        name = str(body.get("Name", ""))
+        filters = json.dumps({"name": [name]})
+        found = [
+            x for x in await self._call("GET", "/secrets", params={"filters": filters}) if x["Spec"]["Name"] == name
+        ]
+        if not found:
+            raise SwarmError(f"secret {name} exists and cannot be found", 409)
+        return str(found[0]["ID"])
+
+    async def secrets(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Every secret with all of ``labels`` (their data is never answered)."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in sorted(labels.items())]})
+        return list(await self._call("GET", "/secrets", params={"filters": filters}))
+
+    async def remove_secret(self, secret_id: str) -> bool:
+        """Remove the secret; False when a service still uses it (Swarm refuses) or it is gone already."""
+        try:
+            await self._call("DELETE", f"/secrets/{quote(secret_id, safe='')}")
+            return True
+        except SwarmError as exc:
+            if exc.status in (404, 400, 409):
+                return False
+            raise
+
+    async def image_id(self, reference: str) -> str | None:
+        """The id of the engine's image ``reference``; None when it has none of that name."""
+        found = await self._found("GET", f"/images/{quote(reference, safe='')}/json")
+        return None if found is None else str(found["Id"])

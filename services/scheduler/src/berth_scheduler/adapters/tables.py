@@ -44,6 +44,8 @@ deployments = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("log_seq", sa.Integer, nullable=False, server_default="0"),
+    # the volumes leaving a server start empty where they go (``RolloutOptions.abandon_volume_data``)
+    sa.Column("abandon_volume_data", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # The builds of a deployment whose compose services build their own images (``domain/builds.py``): one row

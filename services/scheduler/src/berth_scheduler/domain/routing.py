@@ -160,3 +160,24 @@ def restore_ops(plan: RoutePlan, touched: Iterable[RouteKey | str]) -> tuple[Rou
             RouteOp("apply", rid, prev.hosts, prev.upstreams, sid) if prev else RouteOp("remove", rid, server_id=sid)
         )
     return tuple(ops)
+
+
+def left_behind(ops: Iterable[RouteOp], gone: Iterable[str]) -> tuple[tuple[RouteOp, ...], tuple[RouteOp, ...]]:
+    """(the ops sent, the ops skipped) of a route step: the removals of routes on the servers ``gone`` (left
+    by the deployment, and not answering: their Traefik cannot be reached) are skipped, so a dead server's
+    cleanup does not hold up the move of its applications; everything else is sent."""
+    dead = set(gone) - {LOCAL}
+    sent = tuple(op for op in ops if not (op.kind == "remove" and op.server_id in dead))
+    skipped = tuple(op for op in ops if op.kind == "remove" and op.server_id in dead)
+    return sent, skipped
+
+
+def skipped_note(skipped: Iterable[RouteOp]) -> str:
+    """The deployment log's note of the removals ``left_behind`` skipped ("" when none)."""
+    by_server: dict[str, list[str]] = {}
+    for op in skipped:
+        by_server.setdefault(op.server_id, []).append(op.route_id)
+    return "; ".join(
+        f"server {server} does not answer: route(s) {', '.join(ids)} there not removed (its cleanup is skipped)"
+        for server, ids in sorted(by_server.items())
+    )

@@ -39,6 +39,7 @@ class ServerFacts:
     host_key: str | None = None
     fingerprint: str | None = None
     socket_present: bool = False
+    socket_check_error: str = ""  # the presence check itself failed (not "absent"): its exit and words
     socket_usable: bool = False
     socket_error: str = ""
     docker_version: str | None = None
@@ -66,7 +67,8 @@ class ServerValidation:
 
 
 def socket_commands(socket: str = DOCKER_SOCKET) -> tuple[list[str], list[str]]:
-    """(is the socket there, may this user write to it): each exits 0 for yes."""
+    """(is the socket there, may this user write to it): each exits 0 for yes and 1 for no; any other
+    status (none at all, 2 and up) means the check itself did not run."""
     return ["test", "-S", socket], ["test", "-w", socket]
 
 
@@ -116,6 +118,10 @@ def evaluate(facts: ServerFacts) -> ServerValidation:
         Check("authentication", True, "the key was accepted"),
         Check("host_key", True, f"host key {facts.fingerprint or '?'}"),
     ]
+    if facts.socket_check_error:
+        why = facts.socket_check_error
+        checks.append(Check("docker", False, f"could not look for the Docker socket at {DOCKER_SOCKET} ({why})"))
+        return result("invalid", checks)
     if not facts.socket_present:
         checks.append(Check("docker", False, f"no Docker engine: {DOCKER_SOCKET} does not exist; install Docker"))
         return result("invalid", checks)

@@ -10,6 +10,7 @@ network routes to task addresses. Everything here is pure; the adapter posts the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,20 +70,33 @@ class SwarmService:
     health_path: str | None
 
 
-def service_body(replica: ContainerSpec, replicas: int, network: str, pinned: str | None = None) -> SwarmService:
+def service_body(
+    replica: ContainerSpec,
+    replicas: int,
+    network: str,
+    pinned: str | None = None,
+    secrets: Sequence[dict[str, Any]] = (),
+    image_id: str | None = None,
+) -> SwarmService:
     """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
 
     The container body's image, command, environment, labels, stop timeout, limits and mounts carry over
     (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses).
     ``pinned``: the node id every task runs on (a placement constraint), so a service's local volume stays
-    with it (``strategy: recreate`` with volumes); its own updates then stop a task before starting the next."""
+    with it (``strategy: recreate`` with volumes); its own updates then stop a task before starting the next.
+    ``secrets``: the ``ContainerSpec.Secrets`` that mount the application's files (``domain/swarm_files.py``).
+    ``image_id``: the image's id, for an image Berth put on the nodes itself: a node asks no registry for an
+    image named by id (by tag, each task would first try to pull ``berth/...`` from Docker Hub, and run
+    whatever image of that name it got there)."""
     if replicas < 0:
         raise ValueError("replicas must be >= 0")
     if not OVERLAY_NAME.fullmatch(network):
         raise ValueError(f"not a network name: {network!r}")
     body = replica.body
     labels = {k: v for k, v in body.get("Labels", {}).items() if k != "berth.replica"}
-    container: dict[str, Any] = {"Image": body["Image"], "Env": list(body.get("Env", [])), "Labels": labels}
+    if image_id is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", image_id):
+        raise ValueError(f"not an image id: {image_id!r}")
+    container: dict[str, Any] = {"Image": image_id or body["Image"], "Env": list(body.get("Env", [])), "Labels": labels}
     if "Cmd" in body:
         container["Args"] = list(body["Cmd"])
     container["Init"] = True
@@ -94,6 +108,8 @@ def service_body(replica: ContainerSpec, replicas: int, network: str, pinned: st
             "Retries": 3,
             "StartPeriod": 0,
         }
+    if secrets:
+        container["Secrets"] = [dict(ref) for ref in secrets]
     container["StopGracePeriod"] = int(body.get("StopTimeout", 10)) * NANO
     host = body.get("HostConfig", {})
     if host.get("Mounts"):  # a named volume is made on the node a task lands on, labelled as Berth's are

@@ -29,7 +29,8 @@ class SwarmVersion:
     environment, labels, limits, port and health path), ``replicas`` how many, ``route_id`` and ``hosts``
     the route that serves it on the manager's Traefik, ``registry_auth`` the ``X-Registry-Auth`` the
     service is created with (its nodes pull a registry image with it; None: anonymous or delivered),
-    ``pinned`` the node a ``strategy: recreate`` service with volumes runs on."""
+    ``pinned`` the node a ``strategy: recreate`` service with volumes runs on, ``secrets`` the mounts of
+    the files it is given."""
 
     application_id: str
     replica: ContainerSpec
@@ -39,10 +40,12 @@ class SwarmVersion:
     network: str
     registry_auth: str | None = field(default=None, repr=False)
     pinned: str | None = None  # strategy recreate with volumes: the node its tasks run on (its volume's)
+    secrets: tuple[dict[str, Any], ...] = ()  # the application's files it mounts (``domain/swarm_files.py``)
+    image_id: str | None = None  # an image Berth put on the nodes: named by id, so no node pulls it
 
     @property
     def service(self) -> SwarmService:
-        return service_body(self.replica, self.replicas, self.network, self.pinned)
+        return service_body(self.replica, self.replicas, self.network, self.pinned, self.secrets, self.image_id)
 
     @property
     def recreate(self) -> bool:

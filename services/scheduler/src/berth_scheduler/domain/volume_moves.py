@@ -76,6 +76,30 @@ def moved_services(found: Iterable[Move]) -> list[str]:
     return list(dict.fromkeys(s for m in found for s in m.services))
 
 
+def stopped_on(found: Iterable[Move], recreated: Iterable[str]) -> dict[str, frozenset[str] | None]:
+    """Service -> the servers whose old replicas stop before the new ones start (None: every server).
+
+    A service of ``strategy: recreate`` (``recreated``) stops everywhere. A service stopped only because its
+    volume data moves stops on the servers the data leaves (each move's source): its replicas on the servers
+    it keeps go on serving and are replaced as in a rolling deployment, so only the part that moves pays
+    the downtime."""
+    out: dict[str, frozenset[str] | None] = {svc: None for svc in recreated}
+    for m in found:
+        for svc in m.services:
+            where = out.get(svc, frozenset())
+            if where is not None:
+                out[svc] = where | {m.source}
+    return out
+
+
+def stops(scope: dict[str, frozenset[str] | None], service: str, server: str) -> bool:
+    """Whether the old replica of ``service`` on ``server`` stops before the new ones start (``stopped_on``)."""
+    if service not in scope:
+        return False
+    where = scope[service]
+    return where is None or server in where
+
+
 def helper_name(deployment_id: str, volume: str, side: Side) -> str:
     return f"berth-move-{deployment_id[:12]}-{volume}-{side}"
 
@@ -137,3 +161,31 @@ def kept_note(found: Iterable[Move]) -> str:
     """What the deployment says about the volumes left where they were."""
     left = list(dict.fromkeys((m.volume, m.source) for m in found))
     return "; ".join(f"volume {v} stays on server {s} (volumes are never deleted implicitly)" for v, s in left)
+
+
+def unreachable_reason(found: Iterable[Move], silent: Iterable[str], application_id: str) -> str:
+    """Why a deployment cannot move the data of volumes whose source server (in ``silent``) does not answer:
+    each volume and its servers named ("" when every source answers)."""
+    dead = set(silent)
+    stuck = [m for m in found if m.source in dead]
+    if not stuck:
+        return ""
+    each = "; ".join(
+        f"volume {m.volume} ({docker_volume_name(application_id, m.volume)}) from server {m.source} to server "
+        f"{m.target}"
+        for m in stuck
+    )
+    servers = ", ".join(dict.fromkeys(m.source for m in stuck))
+    return (
+        f"server {servers} does not answer: the data of its named volumes cannot be copied ({each}); "
+        "bring the server back, or drain it again with abandon_volume_data to start these volumes empty"
+    )
+
+
+def abandoned_note(found: Iterable[Move]) -> str:
+    """What the deployment says when the volumes leaving a server start empty (``abandon_volume_data``)."""
+    return "; ".join(
+        f"volume {m.volume} starts empty on server {m.target} (abandon_volume_data: its data on server {m.source} "
+        "is not copied)"
+        for m in found
+    )

@@ -111,7 +111,10 @@ class Deployments:
         # a compose service's own build adds one; the application's is asked only if one runs it
         app_build = r.needs_build and (not builds.has_service_builds(spec) or builds.runs_app_image(spec))
         build_id = uuid.uuid4().hex if app_build else None
-        seq = await store.insert_deployment(unit.session, r, self.sealer.seal(spec), build_id)
+        abandon = msg.options.abandon_volume_data
+        seq = await store.insert_deployment(
+            unit.session, r, self.sealer.seal(spec), build_id, abandon_volume_data=abandon
+        )
         if seq is None:
             log.info("deployment already known", deployment_id=msg.deployment_id)
             return

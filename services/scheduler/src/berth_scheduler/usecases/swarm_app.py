@@ -53,11 +53,16 @@ class SwarmServices:
 
     found: tuple[tuple[SwarmEngine, str], ...]  # (manager, service name)
     servers: tuple[str, ...]  # every ready node server Berth manages of those Swarms
+    application_id: str = ""
+    managers: tuple[SwarmEngine, ...] = ()  # of every Swarm the application was placed on
 
     async def remove(self) -> None:
         for manager, name in self.found:
             await manager.remove_service(name)
             log.info("swarm service removed", service=name)
+        for manager in self.managers:  # then the files they mounted (``swarm_files.py``)
+            for secret in await manager.secrets(dom.app_labels(self.application_id)):
+                await manager.remove_secret(str(secret.get("ID", "")))
 
 
 async def swarms_of_application(rt: RolloutContext, team_id: str, application_id: str) -> list[SwarmPlace]:
@@ -72,13 +77,15 @@ async def services_of(rt: RolloutContext, team_id: str, application_id: str) -> 
     places = await swarms_of_application(rt, team_id, application_id)
     found: list[tuple[SwarmEngine, str]] = []
     servers: set[str] = set()
+    managers: list[SwarmEngine] = []
     for place in places:
         manager = await manager_of(rt, place)
+        managers.append(manager)
         names = dom.service_names(await manager.services(dom.app_labels(application_id)))
         found += [(manager, n) for n in names]
         if names:
             servers.update(dom.ready_servers(await manager.nodes(), place.nodes))
-    return SwarmServices(tuple(found), tuple(sorted(servers)))
+    return SwarmServices(tuple(found), tuple(sorted(servers)), application_id, tuple(managers))
 
 
 async def _team_of(rt: RolloutContext, application_id: str) -> str | None:

@@ -127,7 +127,7 @@ class SwarmRollout:
                 raise SwarmRolloutFailed(f"route {version.route_id} not switched: {exc}") from None
             log.info("swarm route switched", service=svc.name, upstreams=len(upstreams))
         olds = dom.older(await self.manager.services(version.family), svc.name)
-        if olds:
+        if olds and upstreams:  # requests the old tasks were sent finish; a service without a route has none
             await asyncio.sleep(self.drain_s)
         for name in olds:
             await self.manager.remove_service(name)

@@ -8,7 +8,9 @@ progress says so (``expected downtime``). The new replicas then start, are check
 rolling deployment. Done from the persisted state: repeated after a restart, it sends nothing twice.
 
 A service whose volume data moves to another server (``volume_move.py``: a drained server, a placement
-change) deploys this way too, whatever its strategy: its old replicas stop before the copy.
+change) deploys this way too, whatever its strategy, on the servers the data leaves only: its old replicas
+there leave their server's route and stop before the copy; its replicas on the servers it keeps go on serving
+and are replaced as in a rolling deployment (``domain.volume_moves.stopped_on``).
 
 A stateful compose service the deployment keeps running (``adoption.py``) is neither stopped nor started.
 
@@ -27,17 +29,19 @@ from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, volume_moves
 from berth_scheduler.domain import machine, names, port_routes, volumes
+from berth_scheduler.domain import volume_moves as dom
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
 from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.routing import resend_pending, send_step, tls_of, wait_step
+from berth_scheduler.usecases.rollout.routing import reachable, resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, transit
 
 log = get_logger(__name__)
 RECREATE_STEP = -2
 RECREATE_RESTORE_STEP = -3
+Scope = dict[str, frozenset[str] | None]  # service -> the servers its old replicas stop on (None: all)
 
 
 class RecreateFailedError(Exception):
@@ -62,57 +66,75 @@ async def _route_step(
     return failure or f"the routes were not confirmed within {r.timeouts.route_s:g}s (is proxy-sync running?)"
 
 
-async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, services: list[str]) -> list[Any]:
-    """(server, container) of the services' replicas of other deployments, on every server of the app."""
+async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, scope: Scope) -> list[Any]:
+    """(server, engine, container) of the replicas of other deployments that ``scope`` stops, on every
+    server of the application (a server that does not answer is skipped)."""
     found = []
     for server in await servers_of(rt, r.application_id, spec):
         try:
             docker = await rt.fleet.docker(server)
             for c in await docker.list_containers({labels.APP: r.application_id}):
-                if c.labels.get(labels.SERVICE) in services and c.labels.get(labels.DEPLOYMENT) != r.deployment_id:
+                service = c.labels.get(labels.SERVICE, "")
+                if dom.stops(scope, service, server) and c.labels.get(labels.DEPLOYMENT) != r.deployment_id:
                     found.append((server, docker, c))
         except DockerUnavailable as exc:
             log.warning("server skipped: it does not answer", server_id=server, error=str(exc))
     return found
 
 
-async def _moving(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
-    """The services whose volume data this deployment moves (recorded by ``volume_move.plan``)."""
+async def _moving(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[dom.Move]:
+    """The volume data this deployment moves (recorded by ``volume_move.plan``)."""
     if not any(svc.volumes for svc in spec.services):
         return []
-    return [str(s) for row in await read(rt, volume_moves.moves_of, r.deployment_id) for s in row.services]
+    rows = await read(rt, volume_moves.moves_of, r.deployment_id)
+    return [dom.Move(row.volume, row.source, row.target, tuple(row.services)) for row in rows]
 
 
-async def _services(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[str]:
-    """The services recreated: ``strategy: recreate`` and those whose volume data moves to another server
-    (``volume_move.py``), but for the ones kept running."""
+async def _scope(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> Scope:
+    """The services recreated and where (``domain.volume_moves.stopped_on``): ``strategy: recreate``
+    everywhere, and those whose volume data moves to another server on the servers it leaves; but for the
+    ones kept running."""
     kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
-    moving = await _moving(rt, r, spec)
-    return [s for s in dict.fromkeys([*volumes.recreated_services(spec), *moving]) if s not in kept]
+    scope = dom.stopped_on(await _moving(rt, r, spec), volumes.recreated_services(spec))
+    return {svc: where for svc, where in scope.items() if svc not in kept}
+
+
+def _routed(r: Rollout, scope: Scope, routes: list[Any], spec: ApplicationSpec) -> list[Any]:
+    """The application's routes (one per server) that lead to replicas ``scope`` stops (each routed port's:
+    ``port_routes``)."""
+    service_of = {names.route_id(r.application_id, svc): svc for svc in scope}
+    for svc in spec.services:
+        if isinstance(svc, WebService) and svc.name in scope:
+            service_of.update({rid: svc.name for rid in port_routes.route_ids(r.application_id, svc)})
+    return [
+        t
+        for t in routes
+        if t.route_id in service_of and t.upstreams and dom.stops(scope, service_of[t.route_id], t.server_id)
+    ]
 
 
 async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter) -> None:
-    """Before the new replicas start: the recreate services' routes removed, their old replicas stopped.
-    Raises :class:`RecreateFailedError` when a route removal was not confirmed (nothing was stopped)."""
-    services = await _services(rt, r, spec)
-    moving = await _moving(rt, r, spec)
-    if not services:
+    """Before the new replicas start: the recreate services' routes removed, their old replicas stopped
+    (where ``_scope`` says). Raises :class:`RecreateFailedError` when a route removal was not confirmed
+    (nothing was stopped)."""
+    scope = await _scope(rt, r, spec)
+    if not scope:
         return
-    web = [s for s in spec.services if isinstance(s, WebService) and s.name in services]
-    ids = {names.route_id(r.application_id, s) for s in services}
-    ids |= {rid for s in web for rid in port_routes.route_ids(r.application_id, s)}
-    before = [t for t in await read(rt, store.routes_of, r.application_id) if t.route_id in ids and t.upstreams]
+    moving = await _moving(rt, r, spec)
+    before = _routed(r, scope, await read(rt, store.routes_of, r.application_id), spec)
     ops = tuple(RouteOp("remove", t.route_id, t.hosts, t.upstreams, t.server_id) for t in before)
     fresh = bool(ops) and not await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
+    if fresh:  # a server the service leaves that does not answer keeps its route (noted in the log)
+        ops = await reachable(rt, r, spec, ops)
     failure = await _route_step(rt, r, RECREATE_STEP, ops, wait)
     if failure is not None:
         raise RecreateFailedError(f"strategy recreate: {failure}")
-    running = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state in ("running", "restarting")]
+    running = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, scope) if c.state in ("running", "restarting")]
     await asyncio.gather(*(docker.stop(c.name) for docker, c in running))
     if running or fresh:
         removed = len(await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP))
         why = "volume data moves to another server" if moving else "strategy recreate"
-        stopped = machine.OldStoppedForRecreate(tuple(services), len(running), removed, why)
+        stopped = machine.OldStoppedForRecreate(tuple(scope), len(running), removed, why)
         await transit(rt, r.deployment_id, stopped)
 
 
@@ -122,8 +144,8 @@ async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, w
     removed = await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
     if not removed and not await _moving(rt, r, spec):  # nothing was stopped
         return ""
-    services = await _services(rt, r, spec)
-    old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, services) if c.state not in ("running", "restarting")]
+    scope = await _scope(rt, r, spec)
+    old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, scope) if c.state not in ("running", "restarting")]
     await asyncio.gather(*(docker.start(c.name) for docker, c in old))
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)
     tls = await tls_of(rt, r.previous_deployment_id, r.team_id, r.application_id)  # the routes as they were

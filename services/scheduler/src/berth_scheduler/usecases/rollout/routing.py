@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from berth_common.catalogue import Message, RemoveRoute
+from berth_common.catalogue import ApplicationSpec, Message, RemoveRoute
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store
-from berth_scheduler.domain import machine, route_tls
+from berth_scheduler.domain import machine, placement, route_tls
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls, apply_routes
-from berth_scheduler.domain.routing import LOCAL, RouteOp
+from berth_scheduler.domain.routing import LOCAL, RouteOp, left_behind, skipped_note
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.image_pull import log_lines
 from berth_scheduler.usecases.rollout.steps import Waiter, read, transit
+from berth_scheduler.usecases.rollout.unreachable import silent
 
 log = get_logger(__name__)
 RESTORE_STEP = -1
@@ -130,6 +132,21 @@ async def wait_step(
         await wait(min(remaining, 1.0))
 
 
+async def reachable(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, ops: tuple[RouteOp, ...]
+) -> tuple[RouteOp, ...]:
+    """The ops of a step but the removals on servers the deployment leaves that do not answer
+    (``usecases/rollout/unreachable.py``); the skipped ones are noted in the deployment's log."""
+    staying = set(placement.servers_in(spec))
+    leaving = [op.server_id for op in ops if op.kind == "remove" and op.server_id not in staying]
+    if not leaving:
+        return ops
+    sent, skipped = left_behind(ops, await silent(rt, leaving))
+    if skipped:
+        await log_lines(rt, r.deployment_id, [f"[{r.state.value}] {skipped_note(skipped)}"])
+    return sent
+
+
 class RouteStepper:
     """Runs the routing state; remembers which steps it re-sent since this process started."""
 
@@ -146,7 +163,11 @@ class RouteStepper:
         existing = await read(rt, store.ops_of, r.deployment_id, step)
         tls = route_tls.of_spec(rt.sealer.open(row.spec), r.team_id, r.application_id)
         if not existing:
-            await send_step(rt, r, step, plan.steps[step], tls)
+            ops = await reachable(rt, r, rt.sealer.open(row.spec), plan.steps[step])
+            if not ops:  # only removals on servers that do not answer: nothing to wait for
+                await transit(rt, r.deployment_id, machine.RouteStepConfirmed(step))
+                return
+            await send_step(rt, r, step, ops, tls)
         elif (r.deployment_id, step) not in self._resumed and (r.deployment_id, step) not in rt.sent_steps:
             sent = await resend_pending(rt, r, step, tls)
             log.info("route step resumed", deployment_id=r.deployment_id, step=step, resent=sent)

@@ -26,17 +26,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import (
-    app_files,
-    builds,
-    compose,
-    machine,
-    names,
-    placement,
-    port_routes,
-    retention,
-    volumes,
-)
+from berth_scheduler.domain import app_files, builds, compose, machine, names, placement, port_routes, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
@@ -47,6 +37,7 @@ from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
+from berth_scheduler.usecases.rollout.unreachable import note_skipped
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
@@ -325,6 +316,7 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
     stopped = await remove_all(
         rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped, keep=own
     )
+    await note_skipped(rt, r.deployment_id, skipped)
     ports = {svc.name: svc.port for svc in spec.services if isinstance(svc, WebService)}
     replicas = tuple(
         Replica(
@@ -337,51 +329,9 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
         for c in await read(rt, store.containers_of, r.deployment_id)
     )
     await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
-    await prune_images(rt, r.application_id, row.image)
+    from berth_scheduler.usecases.rollout import pruning  # it reads through this module's helpers
 
-
-async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
-    """Untag the application's built images that no kept deployment needs (its own image's repository and
-    those its compose services were built into), and remove the images pulled by digest from a push
-    registry that Berth pushed for it and no kept deployment runs, on every server that held its containers
-    (best effort: never fails a deployment; a server that does not answer is skipped until the next
-    deployment; an image a container still uses stays). Returns the references removed (on remote servers
-    as ``<server>:<reference>``)."""
-    repos = [image.rsplit(":", 1)[0]] if image and image.startswith("berth/") else []  # else the user's own
-    try:
-        keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
-        keep |= await read(rt, build_records.service_images_in_use, application_id, rt.settings.keep_images)
-        repos += sorted(await read(rt, build_records.service_repositories, application_id))
-        pushed = await read(rt, store.pushed_refs, application_id)
-        pushed |= await read(rt, build_records.service_pushed_refs, application_id)
-        keep_refs = keep | await read(rt, store.refs_in_use, application_id, rt.settings.keep_images)
-        servers = await servers_of(rt, application_id, None) if repos or pushed else []
-    except Exception as exc:
-        log.warning("image pruning failed", application_id=application_id, error=str(exc))
-        return []
-    removed: list[str] = []
-    for server in dict.fromkeys([LOCAL, *servers]) if repos or pushed else []:
-        try:
-            docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
-            gone: list[str] = []
-            if repos:
-                built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
-                ids = [b.deployment for b in built if b.deployment]
-                finished = await read(rt, store.finished_deployments, ids)
-                gone += [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
-            if pushed:
-                repositories = sorted({retention.repository_of(p) for p in pushed})  # as the engine matches
-                pulled = retention.pulled_images(await docker.images_of(repositories))
-                finished = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
-                gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, finished) if r not in gone]
-            for ref in gone:
-                if await docker.untag_image(ref):
-                    removed.append(ref if server == LOCAL else f"{server}:{ref}")
-        except Exception as exc:
-            log.warning("image pruning failed", application_id=application_id, server_id=server, error=str(exc))
-    if removed:
-        log.info("old images pruned", application_id=application_id, removed=removed)
-    return removed
+    await pruning.prune_images(rt, r.application_id, row.image)
 
 
 async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:

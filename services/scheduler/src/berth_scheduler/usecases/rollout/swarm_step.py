@@ -9,11 +9,13 @@ Swarm rollout looks before it acts.
 Before a service is created its image is made available to every node that may run a task: an image Berth
 built (or in Berth's namespace) is delivered to each ready node Berth manages, from the control plane's
 engine over the node's SSH-forwarded socket; a registry image is pulled by the nodes themselves, with the
-application's credentials for its registry carried by the service (``X-Registry-Auth``).
+application's credentials for its registry carried by the service (``X-Registry-Auth``). The files a
+service mounts are Swarm secrets mounted at their paths (``usecases/swarm_files.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from berth_scheduler.domain.routing import RoutePlan
 from berth_scheduler.domain.runs import job_service as job_of
 from berth_scheduler.domain.swarm_app import service_auth
 from berth_scheduler.domain.swarm_rollout import SwarmVersion, pinned_node
+from berth_scheduler.usecases import swarm_files
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.pre_deploy import remove_job, run_job
 from berth_scheduler.usecases.rollout.pull import pull_then_start
@@ -87,12 +90,16 @@ class SwarmStarting:
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
     ) -> None:
         rollout, version = await self.rollout_of(rt, r, spec, svc, place)
-        await image_on_nodes(rt, r, spec, place, rollout.manager)
+        delivered = await image_on_nodes(rt, r, spec, place, rollout.manager)
+        image_id = await rollout.manager.image_id(version.replica.body["Image"]) if delivered else None
+        secrets = await swarm_files.mounted(rollout.manager, r.application_id, r.team_id, spec, svc)
+        version = dataclasses.replace(version, secrets=secrets, image_id=image_id)
 
         async def stopped(count: int) -> None:  # strategy recreate: the old tasks stopped first
             await transit(rt, r.deployment_id, machine.OldStoppedForRecreate((svc.name,), count, 0))
 
         await rollout.run(version, stopped)
+        await swarm_files.prune(rollout.manager, r.application_id)
 
     async def rollout_of(
         self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace

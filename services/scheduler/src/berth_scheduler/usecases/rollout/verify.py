@@ -68,7 +68,8 @@ async def start_and_verify(
     job); a readiness deadline it answers counts for the replicas started after it."""
     spec = rt.sealer.open(row.spec)
     try:
-        moves = await volume_move.plan(rt, r, spec)  # recorded before anything stops
+        abandon = bool(getattr(row, "abandon_volume_data", False))  # the drain's option
+        moves = await volume_move.plan(rt, r, spec, abandon=abandon)  # recorded before anything stops
         await stop_for_recreate(rt, r, spec, wait)
         if moves:
             r = await volume_move.copy(rt, r, spec, moves)

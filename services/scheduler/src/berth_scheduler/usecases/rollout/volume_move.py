@@ -4,16 +4,20 @@ start.
 1. plan: the moves of the deployment (from the live deployment's snapshot) are recorded before anything
    stops; a target whose volume already holds files is refused (its data would be overwritten: volumes are
    never deleted implicitly), nothing stopped.
-2. the services mounting a moved volume leave the routes and stop their old replicas (``recreate.py``; the gap
-   is reported as expected downtime).
+2. the services mounting a moved volume leave the routes and stop their old replicas on the servers the data
+   leaves (``recreate.py``; the gap is reported as expected downtime); their replicas on the servers they keep
+   go on serving.
 3. copy: each volume's tar stream from a helper on the source into a helper on the target, through both
    servers' engines (the connection factory: a remote server's SSH-forwarded socket), streamed; each copy is
    recorded ``copied`` with its ``VolumeMoved`` progress in one commit. A copy interrupted by a restart is made
    again from an emptied target (it held nothing before the move), so the new replicas never start on half
    the data.
 
-A copy that fails (or a server that stops answering past the deadline) fails the deployment with a reason
-naming the volume; the undo (``undo.py``) starts the old replicas again where they were and removes the
+A source server that does not answer when the moves are planned fails the deployment before anything stops,
+naming each volume and the server, unless the deployment was asked to leave the data
+(``RolloutOptions.abandon_volume_data``: nothing moves, the volumes start empty where they go, the deployment's
+log says so). A copy that fails (or a server that stops answering past the deadline) fails the deployment with a
+reason naming the volume; the undo (``undo.py``) starts the old replicas again where they were and removes the
 target's copy when the move made that volume. The source's volume always stays.
 """
 
@@ -38,7 +42,9 @@ from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.volume_moves import Move
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.image_pull import log_lines
 from berth_scheduler.usecases.rollout.steps import prepare_server, read, write
+from berth_scheduler.usecases.rollout.unreachable import silent
 
 log = get_logger(__name__)
 HEAD_BYTES = 64 * 1024  # read of a target volume's tar stream to tell whether it holds files
@@ -53,10 +59,12 @@ def _moves(rows: list[Any]) -> list[Move]:
     return [Move(row.volume, row.source, row.target, tuple(row.services)) for row in rows]
 
 
-async def plan(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[Move]:
+async def plan(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, *, abandon: bool = False) -> list[Move]:
     """The deployment's moves: the recorded ones (a resumed deployment), else planned from the live
     deployment's snapshot, each target made ready (image, volume) and checked, then recorded. Raises
-    :class:`MoveFailedError` when a target's volume already holds files (nothing was stopped)."""
+    :class:`MoveFailedError` when a target's volume already holds files, or when a source server does not
+    answer (nothing was stopped). ``abandon``: nothing is copied, the volumes start empty where they go
+    (said in the deployment's log)."""
     if not any(svc.volumes for svc in spec.services):
         return []  # nothing to move: no read for the many deployments without volumes
     rows = await read(rt, records.moves_of, r.deployment_id)
@@ -64,6 +72,12 @@ async def plan(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list[Mo
         return _moves(rows)
     live = await read(rt, store.load, r.previous_deployment_id) if r.previous_deployment_id else None
     found = dom.moves(rt.sealer.open(live.spec) if live is not None else None, spec)
+    if found and abandon:
+        await log_lines(rt, r.deployment_id, [f"[starting] {dom.abandoned_note(found)}"])
+        return []
+    reason = dom.unreachable_reason(found, await silent(rt, [m.source for m in found]), r.application_id)
+    if reason:
+        raise MoveFailedError(reason)
     made = [(m, await _check_target(rt, r, spec, m)) for m in found]
     await write(rt, records.record, r.deployment_id, made)
     return found

@@ -3,7 +3,7 @@
 from berth_common.db.revision import columns, steps
 from berth_scheduler.adapters import tables as t
 
-revision = "scheduler_0019"
-down_revision = "scheduler_0018"
+revision = "scheduler_0020"
+down_revision = "scheduler_0019"
 
 upgrade, downgrade = steps(columns(t.containers, "more_ports"))

@@ -1,0 +1,83 @@
+"""Image retention after a deployment succeeded: the application's images no kept deployment needs are
+removed on every server that held its containers, and the api is told which built tags went (a rollback
+to a deployment that ran one of them has nothing to run)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from berth_common import labels
+from berth_common.catalogue import ImagesPruned
+from berth_common.db.unit import Unit
+from berth_common.logging import get_logger
+from berth_scheduler.adapters import build_records, store
+from berth_scheduler.domain import retention
+from berth_scheduler.domain.routing import LOCAL
+from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.steps import read, servers_of
+
+log = get_logger(__name__)
+
+
+async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
+    """Untag the application's built images that no kept deployment needs (its own image's repository and
+    those its compose services were built into), and remove the images pulled by digest from a push
+    registry that Berth pushed for it and no kept deployment runs, on every server that held its containers
+    (best effort: never fails a deployment; a server that does not answer is skipped until the next
+    deployment; an image a container still uses stays). Returns the references removed (on remote servers
+    as ``<server>:<reference>``)."""
+    repos = [image.rsplit(":", 1)[0]] if image and image.startswith("berth/") else []  # else the user's own
+    try:
+        keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
+        keep |= await read(rt, build_records.service_images_in_use, application_id, rt.settings.keep_images)
+        repos += sorted(await read(rt, build_records.service_repositories, application_id))
+        pushed = await read(rt, store.pushed_refs, application_id)
+        pushed |= await read(rt, build_records.service_pushed_refs, application_id)
+        keep_refs = keep | await read(rt, store.refs_in_use, application_id, rt.settings.keep_images)
+        servers = await servers_of(rt, application_id, None) if repos or pushed else []
+    except Exception as exc:
+        log.warning("image pruning failed", application_id=application_id, error=str(exc))
+        return []
+    removed: list[str] = []
+    built_gone: set[str] = set()  # tags of built images removed anywhere: told to the api (rollbacks)
+    for server in dict.fromkeys([LOCAL, *servers]) if repos or pushed else []:
+        try:
+            docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
+            gone: list[str] = []
+            if repos:
+                built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
+                ids = [b.deployment for b in built if b.deployment]
+                finished = await read(rt, store.finished_deployments, ids)
+                untagged = [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
+                gone += untagged
+            if pushed:
+                repositories = sorted({retention.repository_of(p) for p in pushed})  # as the engine matches
+                pulled = retention.pulled_images(await docker.images_of(repositories))
+                finished = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
+                gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, finished) if r not in gone]
+            for ref in gone:
+                if await docker.untag_image(ref):
+                    removed.append(ref if server == LOCAL else f"{server}:{ref}")
+                    if repos and ref in untagged:
+                        built_gone.add(ref)
+        except Exception as exc:
+            log.warning("image pruning failed", application_id=application_id, server_id=server, error=str(exc))
+    if removed:
+        log.info("old images pruned", application_id=application_id, removed=removed)
+    if built_gone:
+        await _tell_pruned(rt, application_id, sorted(built_gone))
+    return removed
+
+
+async def _tell_pruned(rt: RolloutContext, application_id: str, images: list[str]) -> None:
+    """``evt.application.images_pruned`` (best effort, as the pruning: a tag removed again later is told then)."""
+    event = ImagesPruned(application_id=application_id, images=images[:1000])
+    key = hashlib.sha256("\0".join(images).encode()).hexdigest()[:32]
+
+    async def body(unit: Unit) -> None:
+        await unit.emit(event, id=f"images-pruned-{application_id}-{key}")
+
+    try:
+        await rt.units.run(body)
+    except Exception as exc:
+        log.warning("image pruning not told", application_id=application_id, error=str(exc))

@@ -1,0 +1,210 @@
+# ruff: noqa: F811 (the rig and its servers are test_volume_move's fixtures, imported by name)
+"""A drain moves only what leaves the drained server, end to end: the api, the real scheduler and proxy-sync,
+two namespace test servers (A, B) and the control plane's own engine (``local``, C) with its Traefik.
+
+- An app with a named volume on [A, local] drained from A to B: the data of A's volume goes to B and B serves
+  it; local's replica (its own volume, its own note) answers every request through local's Traefik during
+  the whole move: only A's part pays the downtime.
+- Server B stops answering (the machine dies) and is drained: an app without volumes starts on local (its
+  route there; the dead server's cleanup skipped with a note in the deployment's log); an app with a named
+  volume (``strategy: recreate``) fails, the reason naming the volume and the server; drained again with
+  ``abandon_volume_data`` it starts on local with an empty volume, the log saying so; then the dead server
+  is removed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import make_app
+from tests.servers.test_volume_move import _add_servers, _deployed, _served, _service, rig, servers  # noqa: F401
+from tests.support.images import busybox_image
+
+pytestmark = pytest.mark.slow
+
+
+def _get(port: int, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", "/note", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace").strip()
+    except Exception as exc:
+        return -1, str(exc)
+    finally:
+        conn.close()
+
+
+class LocalPoller:
+    """GET /note through local's Traefik from a thread, as fast as it answers: (status, body) each."""
+
+    def __init__(self, port: int, host: str) -> None:
+        self.port, self.host = port, host
+        self.seen: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.seen.append(_get(self.port, self.host))
+            time.sleep(0.01)
+
+    def start(self) -> LocalPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[tuple[int, str]]:
+        self._stop.set()
+        self._thread.join(10)
+        return self.seen
+
+
+async def _served_locally(port: int, host: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while (got := await asyncio.to_thread(_get, port, host))[0] != 200:
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.1)
+    return got[1]
+
+
+@pytest.fixture
+def local_apps() -> Any:
+    """The applications whose containers and volumes the control plane's engine holds: removed at the end."""
+    ids: list[str] = []
+    yield ids
+    for app_id in ids:
+        with contextlib.suppress(Exception):
+            found = subprocess.run(
+                ["docker", "ps", "-aq", "--filter", f"label=berth.app={app_id}"], capture_output=True, text=True
+            ).stdout.split()
+            if found:
+                subprocess.run(["docker", "rm", "-f", *found], capture_output=True)
+            subprocess.run(["docker", "volume", "rm", "-f", f"berth-{app_id}-data"], capture_output=True)
+
+
+def _lines(platform: Any, dep: str) -> list[str]:
+    return [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
+
+
+async def _deploy(
+    client: Any, admin: dict, name: str, services: list[dict[str, Any]], local: list[str]
+) -> tuple[dict, dict]:
+    source = {"kind": "image", "image": busybox_image()}
+    app = await make_app(client, admin, {"name": name, "source": source, "services": services})
+    local.append(app["id"])
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    assert r.status_code == 202, r.text
+    done = await _deployed(client, admin, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    return app, done
+
+
+async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, local_apps) -> None:
+    client, admin, platform = rig["client"], rig["admin"], rig["platform"]
+    a, b = servers
+    a_id, b_id = await _add_servers(client, admin, servers)
+    web = {**_service("edge-a", 1), "servers": ["edge-a", "local"], "replicas": 2}
+    app, first = await _deploy(client, admin, "notes", [web], local_apps)
+    host = first["spec"]["services"][0]["hosts"][0]
+    port = platform.traefik.web_port
+    # and one without volumes (the rolling strategy), on the same servers, drained with it
+    plain = {"kind": "web", "name": "web", "port": 8080, "health_path": "/note", "replicas": 2}
+    plain["command"] = ["sh", "-c", "mkdir -p /w; echo plain > /w/note; exec httpd -f -p 8080 -h /w"]
+    _, rolling = await _deploy(client, admin, "plain", [{**plain, "servers": ["edge-a", "local"]}], local_apps)
+    rolling_host = rolling["spec"]["services"][0]["hosts"][0]
+    assert await _served_locally(port, rolling_host) == "plain"
+    note_a = await _served(a.address, host)
+    note_local = await _served_locally(port, host)
+    assert note_a.startswith("written on ") and note_local.startswith("written on ") and note_a != note_local
+
+    poller, rolled = LocalPoller(port, host).start(), LocalPoller(port, rolling_host).start()
+    try:
+        r = await client.post(f"/v1/servers/{a_id}/drain", headers=admin, json={"to": ["edge-b"]})
+        assert r.status_code == 202, r.text
+        deps = r.json()["deployments"]
+        assert len(deps) == 2, r.json()
+        ended = [await _deployed(client, admin, d) for d in deps]
+        assert all(d["state"] == "succeeded" for d in ended), [(d["state"], d.get("reason")) for d in ended]
+        (dep,) = [d["id"] for d in ended if d["application_id"] == app["id"]]
+        moved = await _deployed(client, admin, dep)
+        assert moved["state"] == "succeeded", (moved, platform.steps(dep))
+        assert moved["spec"]["services"][0]["servers"] == [b_id, "local"]
+        assert await _served(b.address, host) == note_a  # A's data went to B
+        await asyncio.sleep(0.3)
+        assert await _served(b.address, rolling_host) == "plain"
+    finally:
+        seen, rolled_seen = poller.stop(), rolled.stop()
+    assert len(rolled_seen) > 20 and rolled_seen == [(200, "plain")] * len(rolled_seen), rolled_seen[:5]
+    print(f"\nlocal answered {len(seen)} (stateful) and {len(rolled_seen)} (rolling) requests during the move, all 200")
+    # local's replica answered every request of the move, from its own volume
+    assert len(seen) > 20, len(seen)
+    assert seen == [(200, note_local)] * len(seen), [s for s in seen if s != (200, note_local)][:5]
+    progress = {e["data"]["step"]: e["data"]["detail"] for e in platform.of(dep, "evt.deployment.progressed")}
+    assert f"copied from server {a_id} to server {b_id}" in progress["volume data moved"], progress
+    assert "of web left 1 route(s) and 1 stopped" in progress["expected downtime"], progress  # A's only
+    assert not a.docker("ps", "-aq", "--filter", f"label=berth.app={app['id']}").split()
+
+
+async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) -> None:
+    client, admin, platform = rig["client"], rig["admin"], rig["platform"]
+    b = servers[1]
+    _, b_id = await _add_servers(client, admin, servers)
+    plain = {"kind": "web", "name": "web", "port": 8080, "health_path": "/note", "servers": ["edge-b"]}
+    plain["command"] = ["sh", "-c", "mkdir -p /w; echo plain > /w/note; exec httpd -f -p 8080 -h /w"]
+    stateful = {**_service("edge-b", 1), "strategy": "recreate"}  # its route on B is removed before it stops
+    plain_app, plain_first = await _deploy(client, admin, "plain", [plain], local_apps)
+    store_app, store_first = await _deploy(client, admin, "store", [stateful], local_apps)
+    plain_host = plain_first["spec"]["services"][0]["hosts"][0]
+    store_host = store_first["spec"]["services"][0]["hosts"][0]
+    assert await _served(b.address, plain_host) == "plain"
+    assert (await _served(b.address, store_host)).startswith("written on ")
+
+    await asyncio.to_thread(b.crash)  # the machine dies: its engine, containers and sshd
+    r = await client.post(f"/v1/servers/{b_id}/drain", headers=admin, json={})
+    assert r.status_code == 202, r.text
+    deps = r.json()["deployments"]
+    assert len(deps) == 2, r.json()
+    ended = {d["application_id"]: d for d in [await _deployed(client, admin, dep, 120) for dep in deps]}
+
+    # without volumes: started on local, routed there; the dead server's cleanup skipped, in the log
+    moved = ended[plain_app["id"]]
+    assert moved["state"] == "succeeded", (moved, platform.steps(moved["id"]))
+    port = platform.traefik.web_port
+    assert await _served_locally(port, plain_host) == "plain"
+    lines = _lines(platform, moved["id"])
+    assert any(f"server {b_id} does not answer: route(s)" in line and "cleanup is skipped" in line for line in lines)
+    assert any(f"server {b_id} does not answer: its old containers were not stopped" in line for line in lines)
+
+    # with a named volume: refused, naming the volume and the server; nothing started elsewhere
+    refused = ended[store_app["id"]]
+    assert refused["state"] == "failed", refused
+    volume = f"berth-{store_app['id']}-data"
+    assert f"server {b_id} does not answer" in refused["reason"], refused["reason"]
+    assert f"volume data ({volume}) from server {b_id} to server local" in refused["reason"], refused["reason"]
+    assert "abandon_volume_data" in refused["reason"]
+
+    # drained again without the data: the volume starts empty on local, the log says so
+    bad = await client.post(f"/v1/servers/{b_id}/drain", headers=admin, json={"abandon_volume_data": "maybe"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == "/body/abandon_volume_data", bad.text
+    r = await client.post(f"/v1/servers/{b_id}/drain", headers=admin, json={"abandon_volume_data": True})
+    assert r.status_code == 202, r.text
+    (dep,) = r.json()["deployments"]
+    done = await _deployed(client, admin, dep, 120)
+    assert done["state"] == "succeeded", (done, platform.steps(dep))
+    assert any(f"[starting] server {b_id} does not answer: route(s)" in line for line in _lines(platform, dep))
+    fresh = await _served_locally(port, store_host)
+    assert fresh.startswith("written on ") and fresh != "plain"
+    assert any(
+        f"volume data starts empty on server local (abandon_volume_data: its data on server {b_id} is not copied)"
+        in line
+        for line in _lines(platform, dep)
+    ), _lines(platform, dep)
+    r = await client.delete(f"/v1/servers/{b_id}", headers=admin)  # nothing is placed there any more
+    assert r.status_code == 204, r.text
