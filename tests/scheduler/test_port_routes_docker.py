@@ -1,8 +1,8 @@
 """Two routed ports of one web service through the real scheduler, proxy-sync, Traefik and Docker: the
 service's API host reaches its port 8080 and its console host its port 9001 (two httpd in one container, as
 MinIO serves its API and console), each route file exactly as Traefik reads it, both routes following a
-scale; a replica whose second port
-never answers is not ready, and the deployment fails naming the port."""
+scale and gone with the application; a replica whose second port never answers is not ready, and the
+deployment fails naming the port."""
 
 from __future__ import annotations
 
@@ -86,6 +86,9 @@ async def test_two_hosts_reach_two_ports_of_one_service(platform, busybox, app_i
             assert done["outcome"] == "scaled", done
             assert [len(upstreams(platform, r)) for r in (own, f"{own}_9001")] == [count, count]
         await wait_served(platform, console, "console")
+        await platform.remove(app_id, drain_grace_s=0.2)  # removing the application takes both routes away
+        assert (await platform.wait_app(app_id, timeout=30))["type"] == "evt.application.removed"
+        assert (platform.route_file(own), platform.route_file(f"{own}_9001")) == (None, None)
     finally:
         remove_labelled(f"berth.app={app_id}")
 
