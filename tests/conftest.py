@@ -65,6 +65,7 @@ LONG_FILES_S = {
     "tests/api/test_databases_api.py": 55,
     "tests/scheduler/test_schedules.py": 50,
     "tests/scheduler/test_compose_rollback_docker.py": 50,
+    "tests/scheduler/test_port_routes_docker.py": 20,
     "tests/scheduler/test_volume_backups.py": 45,
     "tests/scheduler/test_pre_deploy.py": 45,
     "tests/api/test_webhooks.py": 45,

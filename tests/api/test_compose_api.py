@@ -139,7 +139,12 @@ REFUSED = [
     ("    sysctls: {net.core.somaxconn: 1024}\n", "/body/compose/services/db/sysctls", "does not carry"),
     ("    env_file: /etc/passwd\n", "/body/compose/services/db/env_file", "never read"),
     ("    build: .\n", "/body/compose/services/db/build", "git repository"),
-    ("    healthcheck: {test: ['CMD', 'check', '${TOKEN}']}\n", "/body/compose/services/db/health_command/1", "secret"),
+    ("    working_dir: '/srv/${TOKEN}'\n", "/body/compose/services/db/working_dir", "secret"),
+    (
+        "    healthcheck: {test: ['CMD-SHELL', 'check \\${TOKEN}']}\n",
+        "/body/compose/services/db/healthcheck/test",
+        "secret",
+    ),
 ]
 
 

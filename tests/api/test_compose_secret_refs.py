@@ -72,9 +72,7 @@ async def test_a_secret_in_a_command_argument_reaches_the_container_only_sealed(
 
 
 async def test_a_secret_anywhere_else_is_refused_naming_the_spot(client, members) -> None:
-    text = (
-        "services:\n  web:\n    image: busybox\n    healthcheck: {test: ['CMD', 'check', '--token=${DB_PASSWORD}']}\n"
-    )
+    text = "services:\n  web:\n    image: busybox\n    working_dir: '/srv/${DB_PASSWORD}'\n"
     app = await make_app(client, members.developer, {"name": "probe", "compose": {"inline": TEXT}, "env": ENV})
     r = await client.post(
         f"/v1/environments/{app['environment_id']}/applications",
@@ -82,5 +80,43 @@ async def test_a_secret_anywhere_else_is_refused_naming_the_spot(client, members
         json={"name": "leaky", "compose": {"inline": text}, "env": ENV},
     )
     (err,) = problem(r, 422)["errors"]
-    assert err["loc"] == "/body/compose/services/web/health_command/1"
+    assert err["loc"] == "/body/compose/services/web/working_dir"
     assert "${DB_PASSWORD} names a secret variable" in err["detail"] and PASSWORD not in r.text
+
+
+async def test_a_secret_in_a_healthcheck_is_read_from_the_containers_environment(
+    client, members, scheduler, api_urls
+) -> None:
+    """The check refers to the service's variable holding the secret; neither the application, the
+    deployment as shown, the command on the bus nor the audit log holds the value."""
+    text = (
+        "services:\n  cache:\n    image: redis:7\n    command: redis-server --requirepass ${DB_PASSWORD}\n"
+        "    healthcheck: {test: ['CMD', 'redis-cli', '-a', '${DB_PASSWORD}', 'PING']}\n"
+        "  db:\n    image: postgres:16\n    environment: {POSTGRES_PASSWORD: '${DB_PASSWORD}'}\n"
+        "    healthcheck: {test: ['CMD-SHELL', 'PGPASSWORD=${DB_PASSWORD} pg_isready -U app']}\n"
+    )
+    app = await make_app(client, members.developer, {"name": "checks", "compose": {"inline": text}, "env": ENV})
+    shown = [app, (await client.get(f"/v1/applications/{app['id']}", headers=members.developer)).json()]
+    cache, db = app["compose"]["translated"]["services"]
+    assert cache["health_command"] == ["/bin/sh", "-c", 'redis-cli -a "${BERTH_HEALTH_DB_PASSWORD}" PING']
+    assert cache["environment"] == [
+        {"name": "BERTH_HEALTH_DB_PASSWORD", "value": None, "parts": [{"secret": "DB_PASSWORD"}]}
+    ]
+    assert db["health_command"] == ["/bin/sh", "-c", 'PGPASSWORD="${POSTGRES_PASSWORD}" pg_isready -U app']
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    shown.append(r.json())
+    shown.append((await client.get(f"/v1/deployments/{r.json()['id']}", headers=members.developer)).json())
+    services = {s["name"]: s for s in r.json()["spec"]["services"]}
+    assert {"name": "BERTH_HEALTH_DB_PASSWORD", "value": None, "secret": True} in services["cache"]["env"]
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    shown.append(cmd.data)
+    sent = {s["name"]: s for s in cmd.data["spec"]["services"]}
+    assert sent["cache"]["healthcheck"]["test"] == cache["health_command"]
+    assert sent["db"]["healthcheck"]["test"] == db["health_command"]
+    (own,) = sent["cache"]["env"]
+    assert sealing.unseal(own["value"], "berth/env/BERTH_HEALTH_DB_PASSWORD") == PASSWORD
+    audit = await client.get("/v1/audit", headers=members.admin, params={"limit": 500})
+    assert audit.status_code == 200, audit.text
+    shown.append(audit.json())
+    assert PASSWORD not in json.dumps(shown)

@@ -133,8 +133,8 @@ def test_hosts_name_the_web_services_and_their_ports() -> None:
         "plausible-events-db": ("web", 8123, [], "/ping"),
     }
     assert _refusal((DATA / "plausible.yml").read_text(), hosts=[HostMap("nope", 80)]).spot == "hosts/0/service"
-    two = [HostMap("plausible", 8000), HostMap("plausible", 9000)]
-    assert _refusal((DATA / "plausible.yml").read_text(), hosts=two).spot == "hosts/1/port"
+    two = [HostMap("plausible", 8000), HostMap("plausible", 9000)]  # a second port needs a host of its own
+    assert _refusal((DATA / "plausible.yml").read_text(), hosts=two).spot == "hosts/1/host"
 
 
 def test_the_default_host_goes_to_the_first_service_with_a_port_in_file_order() -> None:
@@ -259,9 +259,9 @@ def test_a_secret_variable_is_carried_in_environment_values_only_by_name() -> No
     assert web["secret_args"] == [
         {"argv": "command", "index": 1, "parts": [{"text": "--token="}, {"secret": "API_TOKEN"}]}
     ]
-    check = "services:\n  web:\n    image: busybox\n    healthcheck: {test: ['CMD', 'ping', '${API_TOKEN}']}\n"
-    err = _refusal(check, variables=holders, secrets_nonce="n0nce")
-    assert err.spot == "services/web/health_command/1" and "${API_TOKEN} names a secret variable" in err.why
+    workdir = "services:\n  web:\n    image: busybox\n    working_dir: '/srv/${API_TOKEN}'\n"
+    err = _refusal(workdir, variables=holders, secrets_nonce="n0nce")
+    assert err.spot == "services/web/working_dir" and "${API_TOKEN} names a secret variable" in err.why
     label = "services:\n  web:\n    image: 'busybox:${API_TOKEN}'\n"
     assert _refusal(label, variables=holders, secrets_nonce="n0nce").spot == "services/web/image"
 

@@ -247,7 +247,7 @@ async def test_a_fresh_database_per_preview_is_linked_and_deleted(client, member
 COMPOSE = """services:
   web:
     build: .
-    ports: ["8080"]
+    ports: ["8080", "9001"]
   cache:
     image: busybox
     command: ["sleep", "infinity"]
@@ -259,7 +259,10 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
         "name": "shop",
         "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
         "compose": {"inline": COMPOSE},
-        "hosts": [{"service": "web", "port": 8080, "host": "shop.example.com"}],
+        "hosts": [
+            {"service": "web", "port": 8080, "host": "shop.example.com"},
+            {"service": "web", "port": 9001, "host": "admin.shop.example.com"},  # another port: a custom host only
+        ],
     }
     app = await make_app(client, members.developer, body)
     created = await hook(client, members, app["id"])
@@ -272,6 +275,7 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
     assert spec["name"] == "shop-pr-4" and spec["source"]["ref"] == sha(4)
     services = json.dumps(spec["services"])
     assert "pr-4-shop.localhost" in services and "shop.example.com" not in services  # custom domains stay
+    assert "port_hosts" not in services
 
 
 SHARED = """services:

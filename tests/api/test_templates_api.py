@@ -3,6 +3,9 @@ and Dokploy blueprints, and deploying a template for developers; bad input is a 
 
 from __future__ import annotations
 
+import json
+
+from berth_common import sealing
 from tests.api.conftest import make_project
 from tests.api.template_support import FIXTURES, dokploy_files
 from tests.api.test_projects import problem
@@ -203,3 +206,42 @@ async def test_a_template_routing_services_by_path_creates_its_application(clien
         "appwrite-console": ("/console", True),
         "appwrite-realtime": ("/v1/realtime", True),
     }
+
+
+async def test_a_template_whose_health_checks_use_its_secrets_deploys_them_unseen(client, members, scheduler):
+    """Coolify's ``pg_isready -U $SERVICE_USER_POSTGRES`` and ``[CMD, redis-cli, -a, ${SERVICE_PASSWORD_REDIS},
+    PING]``: the checks read the generated credentials from the containers' environment."""
+    project = await make_project(client, members.developer)
+    text = (FIXTURES / "coolify" / "checked-stores.yaml").read_text()
+    body = {"format": "coolify", "files": {"checked-stores.yaml": text}}
+    imported = await client.post("/v1/templates/import", headers=members.developer, json=body)
+    assert imported.status_code == 200, imported.text
+    document = imported.json()["template"]["document"]
+    env = project["environments"][0]["id"]
+    r = await client.post(
+        "/v1/templates/deploy", headers=members.developer, json={"environment_id": env, "document": document}
+    )
+    assert r.status_code == 201, r.text
+    app = r.json()
+    checks = {s["name"]: s.get("health_command") for s in app["compose"]["translated"]["services"]}
+    assert checks == {
+        "app": None,
+        "postgres": ["/bin/sh", "-c", 'pg_isready -U "${POSTGRES_USER}" -d app -h 127.0.0.1'],
+        "redis": ["/bin/sh", "-c", 'redis-cli -a "${BERTH_HEALTH_SERVICE_PASSWORD_REDIS}" PING'],
+        "cache": ["/bin/sh", "-c", 'redis-cli -a "${BERTH_HEALTH_SERVICE_PASSWORD_CACHE}" ping | grep PONG'],
+    }
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    sent = {s["name"]: s for s in cmd.data["spec"]["services"]}
+    assert sent["redis"]["healthcheck"]["test"] == checks["redis"]
+    values = {
+        e["name"]: sealing.unseal(e["value"], f"berth/env/{e['name']}")
+        for s in sent.values()
+        for e in s["env"]
+        if e.get("secret")
+    }
+    assert values["BERTH_HEALTH_SERVICE_PASSWORD_REDIS"] in values["REDIS_URL"]
+    assert values["POSTGRES_USER"] in values["DATABASE_URL"]
+    shown = json.dumps([app, r.json(), [s.get("healthcheck") for s in sent.values()]])
+    assert values and not [n for n, v in values.items() if v in shown]

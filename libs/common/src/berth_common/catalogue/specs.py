@@ -19,6 +19,7 @@ from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
+from berth_common.catalogue.port_hosts import PortHosts, port_hosts_refusal
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.secret_args import SecretArg
 from berth_common.catalogue.spec_base import Spec as Spec
@@ -270,11 +271,23 @@ class WebService(Composed):
     # only requests under this URL path prefix reach the service, on every one of its hosts, unstripped
     # (``ApplyRoutes.path_prefix``); None: the whole hosts
     path_prefix: RoutePath | None = Field(default=None, exclude_if=lambda v: v is None)
+    # more of the container's ports, each routed on some of ``hosts`` (``catalogue/port_hosts.py``)
+    port_hosts: list[PortHosts] = Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _image_or_build(self) -> WebService:
         _one_image(self)
+        refusal = port_hosts_refusal(self.port, self.hosts, self.port_hosts)
+        if refusal is not None:
+            raise ValueError(f"service {self.name}: {refusal}")
         return self
+
+    def routed_ports(self) -> list[tuple[int, list[str]]]:
+        """(container port, its hosts) of every routed port, the service's own first (its hosts: those no
+        ``port_hosts`` entry takes)."""
+        taken = {h for p in self.port_hosts for h in p.hosts}
+        own = [h for h in self.hosts if h.lower() not in taken]
+        return [(self.port, own), *((p.port, list(p.hosts)) for p in self.port_hosts)]
 
 
 class WorkerService(Composed):

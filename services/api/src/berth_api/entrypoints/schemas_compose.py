@@ -90,7 +90,13 @@ class HostMapIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: str = Field(min_length=1, max_length=64, description="The service's name in the compose file")
-    port: int = Field(ge=1, le=65535, description="The port the container listens on")
+    port: int = Field(
+        ge=1,
+        le=65535,
+        description="The port the container listens on. A service's first entry names its routed port; a later "
+        "one may name another port it declares (ports, expose), on a named host of its own: two hosts reach two "
+        "ports of one service (MinIO's API and console)",
+    )
     host: Host | None = Field(default=None, exclude_if=lambda v: v is None)
     path: RoutePath | None = Field(
         default=None,

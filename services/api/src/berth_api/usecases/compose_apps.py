@@ -202,6 +202,8 @@ def compose_spec(
             "stop_timeout_s": _stop_timeout(found, graces),
             "files": found.get("files") or [],
         }
+        if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
+            extra["port_hosts"] = found["port_hosts"]
         svc.update(extra)
     if files is None:
         files = [

@@ -1,5 +1,8 @@
 """Berth's own readiness checks: HTTP GET of the health path (2xx) for web, a command for workers.
 
+A web replica with more routed ports (``domain/port_routes.py``) is ready once each of them answers a
+``GET /`` over HTTP too (any status below 500: its health path is its own port's).
+
 A worker whose health command fails is told with the command's exit code and output; one whose Docker
 healthcheck (a compose service's) makes Docker report it unhealthy fails at once, with the last check's, and
 so does one whose health command cannot run in its image (not found, not executable).
@@ -142,6 +145,24 @@ class ReadinessChecker:
             await self._poll(spec, deadline, look, f"no 2xx from GET {spec.health_path}")
         finally:
             await diagnosis.close()
+        for port, _ in spec.more_ports:  # each more routed port answers too (``domain/port_routes.py``)
+            await self._wait_port(spec, port, deadline)
+
+    async def _wait_port(self, spec: ContainerSpec, port: int, deadline: float) -> None:
+        """Until a more routed ``port`` of a web replica answers ``GET /`` over HTTP (any status below 500:
+        the service's health path is its own port's)."""
+
+        async def look() -> str | None:
+            timeout = min(self.config.attempt_timeout_s, max(deadline - time.time(), 0.1))
+            seen = await self.answer_on(spec, port, timeout)
+            return None if seen.ok or (seen.status is not None and seen.status < 500) else seen.text
+
+        await self._poll(spec, deadline, look, f"port {port} gave no HTTP answer to GET /")
+
+    async def answer_on(self, spec: ContainerSpec, port: int, timeout_s: float) -> Seen:
+        """One ``GET /`` at a more routed container ``port`` of a web replica (on ``local``: its host port)."""
+        host = dict(spec.more_ports).get(port)
+        return NOT_RUNNING if host is None else await self.probe(host, "/", timeout_s)
 
     async def _wait_worker(self, spec: ContainerSpec, deadline: float) -> None:
         settle_until = time.time() + self.config.worker_settle_s

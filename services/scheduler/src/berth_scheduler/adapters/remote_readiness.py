@@ -64,6 +64,12 @@ class RemoteReadiness(ReadinessChecker):
             return info, NOT_RUNNING
         return info, await self.probe_remote_seen(address, spec.container_port, spec.health_path, timeout)
 
+    async def answer_on(self, spec: ContainerSpec, port: int, timeout_s: float) -> Seen:
+        address = address_of(await self.docker.inspect(spec.name))
+        if address is None:
+            return NOT_RUNNING
+        return await self.probe_remote_seen(address, port, "/", timeout_s)
+
 
 async def get_seen(connection: Connection, address: str, port: int, path: str, timeout_s: float) -> Seen:
     """One GET of ``path`` at ``address:port`` through a server's SSH connection (``direct-tcpip``), told in

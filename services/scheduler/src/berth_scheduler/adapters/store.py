@@ -197,7 +197,7 @@ async def finished_deployments(s: AsyncSession, ids: Sequence[str]) -> set[str]:
 async def record_container(s: AsyncSession, values: dict[str, Any] | list[dict[str, Any]]) -> None:
     """Record one container (or several, one statement) before it is created; a known name gets the new port."""
     stmt = insert(containers).values(values)
-    update = {k: stmt.excluded[k] for k in ("host_port", "docker_id")}
+    update = {k: stmt.excluded[k] for k in ("host_port", "docker_id", "more_ports")}
     await s.execute(stmt.on_conflict_do_update(index_elements=[containers.c.name], set_=update))
 
 

@@ -111,6 +111,8 @@ containers = sa.Table(
     sa.Column("docker_id", sa.String(80), nullable=True),
     sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("server_id", sa.String(64), nullable=False, server_default="local"),  # where it runs
+    # a web replica's more routed ports on ``local``: {container port: host port} (``domain/port_routes.py``)
+    sa.Column("more_ports", sa.JSON, nullable=True),
 )
 
 # Every route the scheduler put in place, as proxy-sync last confirmed it, and its generation counter; a

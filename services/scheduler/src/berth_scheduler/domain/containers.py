@@ -18,13 +18,14 @@ into it before it starts; their digest is its label ``berth.files`` (``domain/ap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_common.fleet import SERVER_NETWORK
-from berth_scheduler.domain import app_files, compose, names, placement, volumes
+from berth_scheduler.domain import app_files, compose, names, placement, port_routes, volumes
 from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
@@ -49,6 +50,8 @@ class ContainerSpec:
     # networks joined after creation, before the start: (network, aliases)
     connects: tuple[tuple[str, tuple[str, ...]], ...] = ()
     completes: bool = False  # a one-shot service (restart "no"): exited 0 counts as ready
+    # more routed ports (``domain/port_routes.py``): (container port, its host port on ``local``, else None)
+    more_ports: tuple[tuple[int, int | None], ...] = ()
 
     @property
     def remote(self) -> bool:
@@ -59,6 +62,15 @@ class ContainerSpec:
         if self.remote:
             return names.network_upstream(self.name, self.container_port) if self.container_port else None
         return names.upstream(self.host_port) if self.host_port is not None else None
+
+    def upstream_of(self, port: int) -> str | None:
+        """The upstream of a routed container port (the service's own, or one of ``more_ports``)."""
+        if port == self.container_port:
+            return self.upstream
+        host = dict(self.more_ports).get(port)
+        if self.remote:
+            return names.network_upstream(self.name, port) if port in dict(self.more_ports) else None
+        return names.upstream(host) if host is not None else None
 
 
 def labels(
@@ -123,9 +135,11 @@ def container_spec(
     host_port: int | None = None,
     team_id: str | None = None,
     server_id: str = LOCAL,
+    more_host_ports: Mapping[int, int] | None = None,
 ) -> ContainerSpec:
-    """The create body of one replica. Web replicas on ``local`` need ``host_port`` (127.0.0.1 only); on
-    another server they publish nothing and are reached on its Berth network by their name."""
+    """The create body of one replica. Web replicas on ``local`` need ``host_port`` (127.0.0.1 only), and a
+    host port for each more routed port (``more_host_ports``: container port -> host port); on another
+    server they publish nothing and are reached on its Berth network by their name."""
     name = names.container_name(spec.name, service.name, deployment_id, replica)
     limits = service.limits or spec.limits
     body: dict[str, Any] = {"Image": service.image.image if service.image is not None else image}
@@ -148,6 +162,7 @@ def container_spec(
     body["StopTimeout"] = service.stop_timeout_s if service.stop_timeout_s is not None else spec.stop_timeout_s
     port_bindings = None
     remote = server_id != LOCAL
+    more: list[tuple[int, int | None]] = []
     if isinstance(service, WebService):
         key = f"{service.port}/tcp"
         body["ExposedPorts"] = {key: {}}
@@ -158,6 +173,15 @@ def container_spec(
         else:
             names.upstream(host_port)  # validates the range
             port_bindings = {key: [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
+        for port in port_routes.more_ports(service):
+            body["ExposedPorts"][f"{port}/tcp"] = {}
+            found = None if remote else (more_host_ports or {}).get(port)
+            if port_bindings is not None:
+                if found is None:
+                    raise ValueError(f"web replica {name} needs a host port for its port {port}")
+                names.upstream(found)
+                port_bindings[f"{port}/tcp"] = [{"HostIp": "127.0.0.1", "HostPort": str(found)}]
+            more.append((port, found))
     restart = service.restart or spec.restart_policy
     body["HostConfig"] = host_config(limits, restart, port_bindings)
     mounts = volumes.mounts(application_id, service)
@@ -189,7 +213,13 @@ def container_spec(
         completes=spec.private_network and restart == "no" and isinstance(service, WorkerService),
     )
     if isinstance(service, WebService):
-        return replace(replica_spec, container_port=service.port, host_port=host_port, health_path=service.health_path)
+        return replace(
+            replica_spec,
+            container_port=service.port,
+            host_port=host_port,
+            health_path=service.health_path,
+            more_ports=tuple(more),
+        )
     health_command = tuple(service.health_command) if service.health_command is not None else None
     return replace(replica_spec, health_command=health_command)
 
@@ -209,7 +239,8 @@ def definition(
     deployment's; a service with its own image runs that), the same for every deployment that would make
     the same container (``domain/compose.py``)."""
     port = 1 if isinstance(service, WebService) and server_id == LOCAL else None
-    cs = container_spec(application_id, DEFINITION_DEPLOYMENT, spec, service, 1, image, port, team_id, server_id)
+    more = dict.fromkeys(port_routes.more_ports(service), 1)
+    cs = container_spec(application_id, DEFINITION_DEPLOYMENT, spec, service, 1, image, port, team_id, server_id, more)
     return compose.definition_hash(cs.body, cs.connects)
 
 

@@ -9,7 +9,8 @@ application), which proxy-sync names in the certificate events it sends. An appl
 A web service with ``buffer_requests`` has its route carry that option too (Traefik reads each request's
 whole body before forwarding it), whether or not the application has HTTPS; and so does one with a
 ``path_prefix`` (only the requests under it reach the service, on every one of its hosts): every apply of
-the route carries it, at each rollout step, scaling, restore and on every server.
+the route carries it, at each rollout step, scaling, restore and on every server; so does the route of each
+more routed port of the service (``port_routes``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from berth_common.catalogue import ApplicationSpec, ApplyRoutes, RequestBuffering, TlsOptions, WebService
-from berth_scheduler.domain import names
+from berth_scheduler.domain import port_routes
 from berth_scheduler.domain.routing import RouteOp
 
 
@@ -39,9 +40,14 @@ def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTl
     """The application's route HTTPS, request buffering and path prefixes (None: its spec asks for none)."""
     web = [s for s in spec.services if isinstance(s, WebService)]
     buffering = {
-        names.route_id(application_id, s.name): s.buffer_requests for s in web if s.buffer_requests is not None
+        rid: s.buffer_requests
+        for s in web
+        if s.buffer_requests is not None
+        for rid in port_routes.route_ids(application_id, s)
     }
-    paths = {names.route_id(application_id, s.name): s.path_prefix for s in web if s.path_prefix is not None}
+    paths = {
+        rid: s.path_prefix for s in web if s.path_prefix is not None for rid in port_routes.route_ids(application_id, s)
+    }
     if spec.tls == TlsOptions() and not buffering and not paths:
         return None
     return RouteTls(spec.tls, team_id, application_id, buffering, paths)

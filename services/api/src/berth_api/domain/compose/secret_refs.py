@@ -12,8 +12,12 @@ ${REDIS_PASSWORD}``, common in Coolify's templates) keeps its text with ``${NAME
 parts go in ``secret_args``: the deployment's snapshot carries its rendered value sealed (``SecretArg``),
 which the scheduler puts in place of the argument in the container's configuration only.
 
-A placeholder anywhere else in the translation (an image, a label, a healthcheck ...) is refused naming the
-spot: there the value would be stored and shown in the clear.
+A healthcheck holding placeholders reads the secret from the container's own environment when it runs
+(``health_secrets``): the check becomes a shell command referring to an environment variable of the service
+that holds the secret.
+
+A placeholder anywhere else in the translation (an image, a label, a working directory ...) is refused naming
+the spot: there the value would be stored and shown in the clear.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from berth_api.domain.compose import health_secrets
 from berth_api.domain.compose.keys import ComposeRefusal
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -40,8 +45,8 @@ def placeholders(names: Iterable[str], nonce: str) -> dict[str, str]:
 def carry(translation: dict[str, Any], nonce: str) -> None:
     """Replace every placeholder of ``nonce`` in ``translation`` (changed in place): an environment value
     becomes ``{"name", "value": None, "parts": [...]}``; an argument of ``command`` or ``entrypoint`` its
-    text with ``${NAME}`` and ``secret_args: [{argv, index, parts}]``; one anywhere else raises
-    ``ComposeRefusal``."""
+    text with ``${NAME}`` and ``secret_args: [{argv, index, parts}]``; a healthcheck a shell command reading
+    it from the service's environment (``health_secrets``); one anywhere else raises ``ComposeRefusal``."""
     found = re.compile(re.escape(f"@@berth-secret-{nonce}:") + f"({NAME})@@")
     for svc in translation.get("services") or []:
         for entry in svc.get("environment") or []:
@@ -56,12 +61,17 @@ def carry(translation: dict[str, Any], nonce: str) -> None:
                     parts = _parts(found, arg)
                     argv[i] = "".join(p.get("text") or "${" + p["secret"] + "}" for p in parts)
                     svc.setdefault("secret_args", []).append({"argv": key, "index": i, "parts": parts})
+        health_secrets.carry(svc, lambda text: _parts(found, text) if found.search(text) else None, _spot(svc))
     for key, value in translation.items():
         if key == "services" and isinstance(value, list):
             for svc in value:
-                _refuse_elsewhere(svc, found, ("services", str(svc.get("name"))))
+                _refuse_elsewhere(svc, found, tuple(_spot(svc).split("/")))
         else:
             _refuse_elsewhere(value, found, (key,))
+
+
+def _spot(svc: Mapping[str, Any]) -> str:
+    return f"services/{svc.get('name')}"
 
 
 def _parts(found: re.Pattern[str], value: str) -> list[dict[str, str]]:

@@ -34,11 +34,12 @@ UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 @dataclass(frozen=True)
 class Route:
     """The port a web service is routed to, its custom host names (generated host: always) and the URL path
-    prefix it serves on them (None: the whole hosts)."""
+    prefix it serves on them (None: the whole hosts); ``more``: other ports of it routed on some of them."""
 
     port: int
     domains: list[str] = field(default_factory=list)
     path: str | None = None
+    more: dict[int, list[str]] = field(default_factory=dict)  # another port -> its hosts (among ``domains``)
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         out.update({"port": route.port, "domains": list(route.domains)})
         if route.path is not None:
             out["path_prefix"] = route.path
+        if route.more:
+            out["port_hosts"] = [{"port": p, "hosts": list(hs)} for p, hs in route.more.items()]
     health, timing = _health(name, svc, web)
     out.update(health)
     out["command"] = _argv(svc.get("command"))

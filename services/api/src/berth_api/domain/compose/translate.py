@@ -11,7 +11,10 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
 - Hosts: which service and port get a host (and a URL path prefix: ``path``, one per service, ``/`` the
   whole host) is set per application (``HostMap``); without any, the first
   service in the file with a published or exposed port gets the generated host at its first port. Those
-  services are Berth web services (the normal rolling rollout); every other service is a worker.
+  services are Berth web services (the normal rolling rollout); every other service is a worker. A host
+  may give another port of a service than its first host's (MinIO's API and console): on a named host of
+  its own, a port the service declares when it declares any (``ports``, ``expose``; Coolify's templates
+  name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only) (``port_hosts`` of the service).
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
@@ -110,14 +113,39 @@ def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
     return found
 
 
-def _first_port(svc: Mapping[str, Any]) -> int | None:
-    for port in svc.get("ports") or []:
-        return int(port["target"])
+def declared_ports(svc: Mapping[str, Any]) -> list[int]:
+    """The container ports a compose service declares, in the file's order: its ``ports`` targets, then
+    what it ``expose``s."""
+    found = [int(port["target"]) for port in svc.get("ports") or []]
     for exposed in svc.get("expose") or []:
-        found = PORT_RE.match(str(exposed))
-        if found:
-            return int(found.group(1))
-    return None
+        m = PORT_RE.match(str(exposed))
+        if m:
+            found.append(int(m.group(1)))
+    return list(dict.fromkeys(found))
+
+
+def _first_port(svc: Mapping[str, Any]) -> int | None:
+    return next(iter(declared_ports(svc)), None)
+
+
+def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route) -> Route:
+    """``known`` with the host ``h`` gives another port of its service: on named hosts of its own, a port the
+    service declares when it declares any (``ports``, ``expose``)."""
+    if h.host is None:
+        raise ComposeRefusal(
+            f"hosts/{i}/host", f"a second port of a service ({h.port}) is routed on a host of its own: name it"
+        )
+    declared = declared_ports(svc)  # none: its image's ports, unknown here (each routed port is checked ready)
+    if declared and h.port not in declared:
+        ports = ", ".join(str(p) for p in declared)
+        raise ComposeRefusal(
+            f"hosts/{i}/port",
+            f"the service {h.service} declares no container port {h.port} (ports, expose: {ports}): a second "
+            "routed port is one the service declares",
+        )
+    more = {p: list(hs) for p, hs in known.more.items()}
+    more.setdefault(h.port, []).append(h.host)
+    return Route(known.port, [*known.domains, h.host], known.path, more)
 
 
 def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap]) -> dict[str, Route]:
@@ -132,17 +160,25 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
         if h.service not in services:
             raise ComposeRefusal(f"hosts/{i}/service", f"the compose file has no service {h.service}")
         known = routes.get(h.service)
-        if known is not None and known.port != h.port:
-            raise ComposeRefusal(f"hosts/{i}/port", f"Berth routes one port per service ({known.port} already)")
         path = None if h.path in (None, "/") else h.path
         if known is not None and known.path != path:
             raise ComposeRefusal(f"hosts/{i}/path", f"Berth routes one path per service ({known.path or '/'} already)")
+        if path is not None and h.host is not None and h.host.startswith("*."):
+            raise ComposeRefusal(f"hosts/{i}/path", "a path is served on named hosts, not on a wildcard host")
+        taken = {host: p for p, hs in (known.more.items() if known else ()) for host in hs}
+        if known is not None and h.host is not None:
+            taken.update({host: known.port for host in known.domains if host not in taken})
+        if h.host in taken and taken[h.host] != h.port:
+            raise ComposeRefusal(f"hosts/{i}/host", f"{h.host} already routes to port {taken[h.host]} of {h.service}")
+        if known is not None and h.port != known.port and h.host not in taken:
+            routes[h.service] = _more_port(i, h, services[h.service], known)
+            continue
         domains = list(known.domains) if known else []
         if h.host is not None and h.host not in domains:
             domains.append(h.host)
-        if path is not None and h.host is not None and h.host.startswith("*."):
-            raise ComposeRefusal(f"hosts/{i}/path", "a path is served on named hosts, not on a wildcard host")
-        routes[h.service] = Route(h.port, domains, path)
+        routes[h.service] = (
+            Route(known.port, domains, path, dict(known.more)) if known else Route(h.port, domains, path)
+        )
     return routes
 
 

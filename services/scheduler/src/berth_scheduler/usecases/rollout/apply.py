@@ -28,7 +28,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
-from berth_scheduler.domain import builds, machine, names, placement
+from berth_scheduler.domain import builds, machine, names, placement, port_routes
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.adoption import adopted
@@ -177,18 +177,25 @@ async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
 
 
 def replica_records(spec: ApplicationSpec, deployment_id: str, application_id: str, services: set[str]) -> list[Any]:
-    """The container records of the replicas of ``services`` (web ones on ``local`` with a host port)."""
-    return [
-        {
-            "name": names.container_name(spec.name, slot.service.name, deployment_id, slot.replica),
-            "deployment_id": deployment_id,
-            "application_id": application_id,
-            "service": slot.service.name,
-            "kind": slot.service.kind,
-            "replica": slot.replica,
-            "host_port": allocate_port() if isinstance(slot.service, WebService) and slot.server_id == LOCAL else None,
-            "server_id": slot.server_id,
-        }
-        for slot in placement.slots(spec)
-        if slot.service.name in services
-    ]
+    """The container records of the replicas of ``services`` (web ones on ``local`` with a host port, and
+    one for each of their more routed ports: ``domain/port_routes.py``)."""
+    out = []
+    for slot in placement.slots(spec):
+        if slot.service.name not in services:
+            continue
+        local_web = isinstance(slot.service, WebService) and slot.server_id == LOCAL
+        more = {p: allocate_port() for p in port_routes.more_ports(slot.service)} if local_web else {}
+        out.append(
+            {
+                "name": names.container_name(spec.name, slot.service.name, deployment_id, slot.replica),
+                "deployment_id": deployment_id,
+                "application_id": application_id,
+                "service": slot.service.name,
+                "kind": slot.service.kind,
+                "replica": slot.replica,
+                "host_port": allocate_port() if local_web else None,
+                "server_id": slot.server_id,
+                "more_ports": port_routes.as_record(more),
+            }
+        )
+    return out

@@ -24,11 +24,11 @@ import asyncio
 from typing import Any
 
 from berth_common import labels
-from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue import ApplicationSpec, WebService
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, volume_moves
-from berth_scheduler.domain import machine, names, volumes
+from berth_scheduler.domain import machine, names, port_routes, volumes
 from berth_scheduler.domain import volume_moves as dom
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
@@ -99,9 +99,13 @@ async def _scope(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> Scope
     return {svc: where for svc, where in scope.items() if svc not in kept}
 
 
-def _routed(r: Rollout, scope: Scope, routes: list[Any]) -> list[Any]:
-    """The application's routes (one per server) that lead to replicas ``scope`` stops."""
+def _routed(r: Rollout, scope: Scope, routes: list[Any], spec: ApplicationSpec) -> list[Any]:
+    """The application's routes (one per server) that lead to replicas ``scope`` stops (each routed port's:
+    ``port_routes``)."""
     service_of = {names.route_id(r.application_id, svc): svc for svc in scope}
+    for svc in spec.services:
+        if isinstance(svc, WebService) and svc.name in scope:
+            service_of.update({rid: svc.name for rid in port_routes.route_ids(r.application_id, svc)})
     return [
         t
         for t in routes
@@ -117,7 +121,7 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
     if not scope:
         return
     moving = await _moving(rt, r, spec)
-    before = _routed(r, scope, await read(rt, store.routes_of, r.application_id))
+    before = _routed(r, scope, await read(rt, store.routes_of, r.application_id), spec)
     ops = tuple(RouteOp("remove", t.route_id, t.hosts, t.upstreams, t.server_id) for t in before)
     fresh = bool(ops) and not await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
     if fresh:  # a server the service leaves that does not answer keeps its route (noted in the log)

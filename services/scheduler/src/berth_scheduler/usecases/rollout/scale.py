@@ -35,8 +35,9 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, removals, scales, store
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import names, placement, route_tls
+from berth_scheduler.domain import names, placement, port_routes, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
+from berth_scheduler.domain.port_routes import replica_upstream
 from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteKey, RouteOp
 from berth_scheduler.domain.scaling import (
@@ -54,7 +55,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import ImageMissingError, ImageNotDeliveredError
 from berth_scheduler.usecases.rollout.image_pull import PullFailedError, log_lines
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, stage_step, tls_of, wait_step
-from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, replica_upstream, wait_ready, write
+from berth_scheduler.usecases.rollout.steps import Waiter, prepare_server, read, wait_ready, write
 from berth_scheduler.usecases.rollout.steps import _start_one as start_one
 from berth_scheduler.usecases.rollout.units import emit_all
 
@@ -173,7 +174,10 @@ class ScaleDriver:
         live = await read(rt, store.load, scale.deployment_id)
         spec: ApplicationSpec = rt.sealer.open(live.spec)
         r = store.rollout_of(live)
-        recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, scale.deployment_id)}
+        recorded = {
+            c.name: (c.host_port, port_routes.recorded(c.more_ports))
+            for c in await read(rt, store.containers_of, scale.deployment_id)
+        }
         ran = await read(rt, build_records.images_of, scale.deployment_id)  # the services' images, by digest
         deadline = scale.deadline_at or (rt.clock() + r.timeouts.readiness_s)
         limit = asyncio.Semaphore(SCALE_CONCURRENCY)
@@ -198,7 +202,8 @@ class ScaleDriver:
                     ready_images.add((service, server))
             async with limit:
                 slot = placement.Slot(_service(spec, service), replica, server)
-                cs = await start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
+                port, more = recorded.get(name, (None, {}))
+                cs = await start_one(rt, r, spec, slot, port, name in recorded, more)
             await wait_ready(rt, cs, deadline)
             return cs
 
@@ -266,28 +271,30 @@ class ScaleDriver:
             svc = _service(spec, name)
             if not isinstance(svc, WebService) or not svc.hosts:
                 continue  # not routed
-            route_id = names.route_id(scale.application_id, name)
             servers = servers_of(svc)
-            here = {server: confirmed.get((server, route_id)) for server in servers}
-            hosts = next((t.hosts for t in here.values() if t is not None and t.hosts), None)
-            removed = [
-                (row.server_id, up)
-                for s in scale.remove
-                if s.service == name
-                and (row := by_slot.get((s.service, s.replica))) is not None
-                and (up := replica_upstream(row, svc.port))
-            ]
-            added = [
-                (cs.server_id, cs.upstream) for cs in sorted(started, key=lambda c: c.replica) if cs.service == name
-            ]
-            ops += route_ops(
-                route_id,
-                hosts or tuple(sorted({h.lower() for h in svc.hosts})),
-                servers,
-                {server: t.upstreams for server, t in here.items() if t is not None},
-                removed,
-                [(server, up) for server, up in added if up],
-            )
+            for route_id, port, given in port_routes.routes_of(scale.application_id, svc):
+                here = {server: confirmed.get((server, route_id)) for server in servers}
+                hosts = next((t.hosts for t in here.values() if t is not None and t.hosts), None)
+                removed = [
+                    (row.server_id, up)
+                    for s in scale.remove
+                    if s.service == name
+                    and (row := by_slot.get((s.service, s.replica))) is not None
+                    and (up := replica_upstream(row, port, svc.port))
+                ]
+                added = [
+                    (cs.server_id, cs.upstream_of(port))
+                    for cs in sorted(started, key=lambda c: c.replica)
+                    if cs.service == name
+                ]
+                ops += route_ops(
+                    route_id,
+                    hosts or given,
+                    servers,
+                    {server: t.upstreams for server, t in here.items() if t is not None},
+                    removed,
+                    [(server, up) for server, up in added if up],
+                )
         return ops, before
 
     # --- routing -----------------------------------------------------------------------------------

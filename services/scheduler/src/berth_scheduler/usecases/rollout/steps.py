@@ -13,7 +13,7 @@ application, then remove them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,9 +26,10 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import app_files, builds, compose, machine, names, placement, volumes
+from berth_scheduler.domain import app_files, builds, compose, machine, names, placement, port_routes, volumes
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
+from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.domain.runs import one_off
 from berth_scheduler.usecases.rollout.adoption import adopted, running
@@ -70,12 +71,14 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
         svc, n = slot.service, slot.replica
         row = by_slot.get((svc.name, n))
         port = row.host_port if row is not None else None
-        if isinstance(svc, WebService) and port is None and slot.server_id == LOCAL:
+        more = port_routes.recorded(getattr(row, "more_ports", None))
+        local_web = isinstance(svc, WebService) and slot.server_id == LOCAL
+        if local_web and (port is None or any(p not in more for p in port_routes.more_ports(svc))):
             continue
         if row is None and slot.server_id != LOCAL:
             continue
         cs = container_spec(
-            r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, slot.server_id
+            r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, slot.server_id, more
         )
         out.append(cs if row is None or row.name == cs.name else replace(cs, name=row.name))
     return out
@@ -88,19 +91,27 @@ async def wait_ready(rt: RolloutContext, cs: ContainerSpec, deadline: float) -> 
 
 
 async def _start_one(
-    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, slot: placement.Slot, port: int | None, recorded: bool
+    rt: RolloutContext,
+    r: Rollout,
+    spec: ApplicationSpec,
+    slot: placement.Slot,
+    port: int | None,
+    recorded: bool,
+    more: Mapping[int, int] | None = None,
 ) -> ContainerSpec:
     """Create (or find) and start one replica; a host port taken meanwhile gets another one (a replica on a
-    remote server has none). ``recorded``: the container's record (and port) was written when the deployment
-    entered ``starting``."""
+    remote server has none). ``recorded``: the container's record (and port, and ``more`` ports: those of
+    its more routed ports) was written when the deployment entered ``starting``."""
     svc, n, server = slot.service, slot.replica, slot.server_id
     name = names.container_name(spec.name, svc.name, r.deployment_id, n)
     web = isinstance(svc, WebService) and server == LOCAL
+    wanted = port_routes.more_ports(svc) if web else []
+    more = dict(more or {})
     docker = await rt.fleet.docker(server)
     for attempt in range(5):
-        if web and port is None:
-            port, recorded = allocate_port(), False
-        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, server)
+        if web and (port is None or any(p not in more for p in wanted)):
+            port, more, recorded = allocate_port(), {p: allocate_port() for p in wanted}, False
+        cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, server, more)
         if not recorded:  # recorded before it exists: found after a crash
             values = {
                 "name": name,
@@ -111,6 +122,7 @@ async def _start_one(
                 "replica": n,
                 "host_port": port,
                 "server_id": server,
+                "more_ports": port_routes.as_record(more),
             }
             await write(rt, store.record_container, values)
             recorded = True
@@ -146,13 +158,16 @@ async def start_replicas(
     ``before_layer`` is awaited before each layer starts, once the layer's dependencies are met (a compose
     application's pre-deploy job: ``pre_deploy.py``). The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
-    recorded = {c.name: c.host_port for c in await read(rt, store.containers_of, r.deployment_id)}
+    recorded = {
+        c.name: (c.host_port, port_routes.recorded(c.more_ports))
+        for c in await read(rt, store.containers_of, r.deployment_id)
+    }
     kept = await read(rt, adopted, rt.sealer, r, spec)
     gone = {svc for svc, rows in kept.items() if not await running(rt, rows)}
     if gone:  # a kept service whose containers stopped is made again: recorded for this deployment now
         fresh = replica_records(spec, r.deployment_id, r.application_id, gone)
         await write(rt, store.record_container, fresh)
-        recorded.update({v["name"]: v["host_port"] for v in fresh})
+        recorded.update({v["name"]: (v["host_port"], port_routes.recorded(v["more_ports"])) for v in fresh})
         kept = {svc: rows for svc, rows in kept.items() if svc not in gone}
     slots = placement.slots(spec)
     started: dict[tuple[str, int], ContainerSpec] = {}
@@ -174,7 +189,8 @@ async def start_replicas(
     async def one(slot: placement.Slot) -> None:
         name = names.container_name(spec.name, slot.service.name, r.deployment_id, slot.replica)
         async with limits[slot.server_id]:
-            cs = await _start_one(rt, r, spec, slot, recorded.get(name), name in recorded)
+            port, more = recorded.get(name, (None, {}))
+            cs = await _start_one(rt, r, spec, slot, port, name in recorded, more)
         ran(cs)
 
     for layer in compose.layers(spec):
@@ -226,18 +242,8 @@ async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, 
 
 
 def desired_routes(r: Rollout, spec: ApplicationSpec, ready: list[ContainerSpec]) -> list[RouteTarget]:
-    """Each web service's route on every server that runs one of its replicas: that server's Traefik sends
-    the service's hosts to the replicas on that server."""
-    targets = []
-    for svc in spec.services:
-        if not isinstance(svc, WebService) or not svc.hosts:
-            continue
-        hosts = tuple(sorted({h.lower() for h in svc.hosts}))
-        mine = sorted((c for c in ready if c.service == svc.name and c.upstream), key=lambda c: c.replica)
-        for server in dict.fromkeys(c.server_id for c in mine):
-            ups = tuple(c.upstream for c in mine if c.server_id == server and c.upstream)
-            targets.append(RouteTarget(names.route_id(r.application_id, svc.name), hosts, ups, server))
-    return targets
+    """Each web service's routes on every server that runs one of its replicas (``port_routes.desired``)."""
+    return port_routes.desired(r.application_id, spec, ready)
 
 
 async def drain(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
@@ -326,13 +332,6 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
     from berth_scheduler.usecases.rollout import pruning  # it reads through this module's helpers
 
     await pruning.prune_images(rt, r.application_id, row.image)
-
-
-def replica_upstream(row: Any, port: int | None) -> str | None:
-    """A recorded replica's upstream: its host port on ``local``, its name on a remote server's network."""
-    if row.server_id != LOCAL:
-        return names.network_upstream(row.name, port) if port else None
-    return names.upstream(row.host_port) if row.host_port else None
 
 
 async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:

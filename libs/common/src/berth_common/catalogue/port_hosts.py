@@ -1,0 +1,52 @@
+"""More routed ports of one web service (part of the application's spec, ``catalogue/specs.py``): a compose
+service serving two ports on two hosts, as MinIO does (its API on 9000, its console on 9001).
+
+The service's ``port`` is routed on its ``hosts``, except those a ``PortHosts`` entry gives another of the
+container's ports: each such port is routed on its own hosts (a route of its own), and a replica is ready
+only once each of its routed ports answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, field_validator
+
+from berth_common.catalogue.spec_base import Spec
+from berth_common.values import RouteHost
+
+__all__ = ["PortHosts", "port_hosts_refusal"]
+
+
+class PortHosts(Spec):
+    """A container port of the service and the hosts routed to it (some of the service's ``hosts``)."""
+
+    port: int = Field(ge=1, le=65535)
+    hosts: list[RouteHost] = Field(min_length=1, max_length=100)
+
+    @field_validator("hosts")
+    @classmethod
+    def _lowercase(cls, value: list[str]) -> list[str]:
+        return [h.lower() for h in value]
+
+
+def port_hosts_refusal(port: int, hosts: Sequence[str], more: Sequence[PortHosts]) -> str | None:
+    """Why a web service's more routed ports cannot be routed, or None: each is another port than the
+    service's own and than each other, on hosts of the service, a host routed to one port only, and the
+    service's own port keeps a host."""
+    known = {h.lower() for h in hosts}
+    seen_ports = {port}
+    seen_hosts: set[str] = set()
+    for entry in more:
+        if entry.port in seen_ports:
+            return f"port {entry.port} is routed twice"
+        seen_ports.add(entry.port)
+        for host in entry.hosts:
+            if host not in known:
+                return f"the host {host} of port {entry.port} is not a host of the service"
+            if host in seen_hosts:
+                return f"the host {host} is routed to two ports"
+            seen_hosts.add(host)
+    if more and not known - seen_hosts:
+        return f"no host is left to the service's port {port}"
+    return None

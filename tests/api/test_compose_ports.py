@@ -1,0 +1,110 @@
+"""Two routed ports of one compose service (MinIO: its API on 9000, its console on 9001, each on a host of its
+own): a host entry picks a port the service declares; the translation keeps the service's first port and
+gives the other its hosts (``port_hosts``), which the deployment's snapshot carries. A second port on no named
+host, a port the service does not declare, or a host given to two ports is a 422 naming the field."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from berth_api.adapters.compose_parser import normalise
+from berth_api.domain.compose import ComposeRefusal, HostMap, precheck, translate
+from tests.api.conftest import make_app
+from tests.api.test_projects import problem
+
+MINIO = """
+services:
+  minio:
+    image: minio/minio:RELEASE.2024-10-13T13-34-11Z
+    command: server /data --console-address :9001
+    expose: ['9000', '9001']
+"""
+
+
+def _translated(hosts: list[HostMap]) -> dict[str, Any]:
+    found = asyncio.run(normalise(MINIO, {}))
+    return translate(found.model, precheck(MINIO), hosts=hosts)
+
+
+def test_a_host_picks_another_port_of_its_service() -> None:
+    hosts = [
+        HostMap("minio", 9000),
+        HostMap("minio", 9001, "console.example.com"),
+        HostMap("minio", 9000, "s3.example.com"),
+        HostMap("minio", 9001, "admin.example.com"),
+    ]
+    (minio,) = _translated(hosts)["services"]
+    assert {k: minio[k] for k in ("kind", "port", "domains", "port_hosts")} == {
+        "kind": "web",
+        "port": 9000,
+        "domains": ["console.example.com", "s3.example.com", "admin.example.com"],
+        "port_hosts": [{"port": 9001, "hosts": ["console.example.com", "admin.example.com"]}],
+    }
+    (one,) = _translated([HostMap("minio", 9000, "s3.example.com")])["services"]
+    assert "port_hosts" not in one
+
+
+@pytest.mark.parametrize(
+    ("hosts", "spot", "why"),
+    [
+        (
+            [HostMap("minio", 9000), HostMap("minio", 9001)],
+            "hosts/1/host",
+            "a second port of a service (9001) is routed on a host of its own: name it",
+        ),
+        (
+            [HostMap("minio", 9000), HostMap("minio", 9002, "console.example.com")],
+            "hosts/1/port",
+            "the service minio declares no container port 9002 (ports, expose: 9000, 9001): a second routed port is "
+            "one the service declares",
+        ),
+        (
+            [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9001, "s3.example.com")],
+            "hosts/1/host",
+            "s3.example.com already routes to port 9000 of minio",
+        ),
+    ],
+)
+def test_a_second_port_it_cannot_route_is_refused_naming_the_field(hosts, spot, why) -> None:
+    with pytest.raises(ComposeRefusal) as caught:
+        _translated(hosts)
+    assert (caught.value.spot, caught.value.why) == (spot, why)
+
+
+async def test_two_hosts_route_two_ports_of_one_service(client, members, scheduler) -> None:
+    hosts = [
+        {"service": "minio", "port": 9000, "host": "s3.example.com"},
+        {"service": "minio", "port": 9001, "host": "console.example.com"},
+    ]
+    body = {"name": "files", "compose": {"inline": MINIO}, "hosts": hosts}
+    app = await make_app(client, members.developer, body)
+    (web,) = app["services"]
+    assert web["port"] == 9000 and web["hosts"][1:] == ["s3.example.com", "console.example.com"]
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    (sent,) = cmd.data["spec"]["services"]
+    assert sent["port"] == 9000 and sent["hosts"] == web["hosts"]
+    assert sent["port_hosts"] == [{"port": 9001, "hosts": ["console.example.com"]}]
+
+    bad = {
+        **body,
+        "name": "files-2",
+        "hosts": [*hosts[:1], {"service": "minio", "port": 9002, "host": "c.example.com"}],
+    }
+    r = await client.post(f"/v1/environments/{app['environment_id']}/applications", headers=members.developer, json=bad)
+    (err,) = problem(r, 422)["errors"]
+    assert err["loc"] == "/body/hosts/1/port" and "declares no container port 9002" in err["detail"]
+
+
+def test_a_service_declaring_no_port_may_route_any_second_port() -> None:
+    """Its ports are its image's, unknown to the translation (as Coolify's templates give theirs, in
+    ``SERVICE_URL_<NAME>_<PORT>`` only); the deployment checks each routed port answers."""
+    text = "services:\n  backend:\n    image: convex/backend\n"
+    found = asyncio.run(normalise(text, {}))
+    hosts = [HostMap("backend", 3210), HostMap("backend", 3211, "site.example.com")]
+    (backend,) = translate(found.model, precheck(text), hosts=hosts)["services"]
+    assert (backend["port"], backend["port_hosts"]) == (3210, [{"port": 3211, "hosts": ["site.example.com"]}])

@@ -1,0 +1,103 @@
+"""Two routed ports of one web service (MinIO: its API on 9000, its console on 9001), as data: the replica's
+create body publishes both (each on its own host port, chosen before creation), the routes the scheduler
+wants are one per port with the hosts given to it, a route's path and buffering go to both, and the
+catalogue refuses more ports it could not route."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from berth_common.catalogue import ApplicationSpec
+from berth_scheduler.domain import names, port_routes, route_tls
+from berth_scheduler.domain.containers import container_spec, definition
+from berth_scheduler.domain.routing import RouteTarget
+
+DEP = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+APP = "app-1"
+
+
+def minio(**over) -> ApplicationSpec:
+    service = {
+        "kind": "web",
+        "name": "minio",
+        "port": 9000,
+        "hosts": ["minio-s3.localhost", "s3.example.com", "console.example.com"],
+        "port_hosts": [{"port": 9001, "hosts": ["Console.example.com"]}],
+        **over,
+    }
+    return ApplicationSpec.model_validate(
+        {"name": "files", "source": {"kind": "image", "image": "minio/minio:1"}, "services": [service]}
+    )
+
+
+def test_a_replica_publishes_each_routed_port_on_its_own_host_port():
+    spec = minio()
+    (svc,) = spec.services
+    cs = container_spec(APP, DEP, spec, svc, 1, "minio/minio:1", 41000, more_host_ports={9001: 41001})
+    assert cs.body["ExposedPorts"] == {"9000/tcp": {}, "9001/tcp": {}}
+    assert cs.body["HostConfig"]["PortBindings"] == {
+        "9000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "41000"}],
+        "9001/tcp": [{"HostIp": "127.0.0.1", "HostPort": "41001"}],
+    }
+    assert cs.more_ports == ((9001, 41001),)
+    assert (cs.upstream_of(9000), cs.upstream_of(9001), cs.upstream_of(9002)) == (
+        "http://127.0.0.1:41000",
+        "http://127.0.0.1:41001",
+        None,
+    )
+    with pytest.raises(ValueError, match="needs a host port for its port 9001"):
+        container_spec(APP, DEP, spec, svc, 1, "minio/minio:1", 41000)
+    remote = container_spec(APP, DEP, spec, svc, 1, "minio/minio:1", server_id="srv-2")
+    assert (
+        remote.body["ExposedPorts"] == {"9000/tcp": {}, "9001/tcp": {}}
+        and "PortBindings" not in remote.body["HostConfig"]
+    )
+    assert remote.upstream_of(9001) == "http://berth-files-minio-0f1e2d3c-1:9001"
+    # the host ports a deployment chose are no part of what the service's container is
+    assert definition(APP, spec, svc, "minio/minio:1") == definition(APP, spec, svc, "minio/minio:1")
+    one = minio(port_hosts=[])
+    assert definition(APP, spec, svc, "minio/minio:1") != definition(APP, one, one.services[0], "minio/minio:1")
+
+
+def test_each_routed_port_is_a_route_on_its_hosts():
+    spec = minio(replicas=2)
+    (svc,) = spec.services
+    ready = [
+        container_spec(APP, DEP, spec, svc, n, "minio/minio:1", 41000 + 10 * n, more_host_ports={9001: 41001 + 10 * n})
+        for n in (1, 2)
+    ]
+    own = names.route_id(APP, "minio")
+    assert port_routes.desired(APP, spec, ready) == [
+        RouteTarget(
+            own, ("minio-s3.localhost", "s3.example.com"), ("http://127.0.0.1:41010", "http://127.0.0.1:41020"), "local"
+        ),
+        RouteTarget(
+            f"{own}_9001", ("console.example.com",), ("http://127.0.0.1:41011", "http://127.0.0.1:41021"), "local"
+        ),
+    ]
+    assert own == "app-app1-minio"
+    long = port_routes.port_route_id("a" * 32, "s" * 25, 9001)  # its own route id is 62 characters
+    assert names.ROUTE_ID_RE.fullmatch(long) and long.endswith("_9001")
+    tls = route_tls.of_spec(minio(path_prefix="/files"), "team-1", APP)
+    assert tls is not None and tls.paths == {own: "/files", f"{own}_9001": "/files"}
+
+
+@pytest.mark.parametrize(
+    ("port_hosts", "why"),
+    [
+        ([{"port": 9000, "hosts": ["console.example.com"]}], "port 9000 is routed twice"),
+        ([{"port": 9001, "hosts": ["other.example.com"]}], "the host other.example.com of port 9001 is not a host"),
+        (
+            [{"port": 9001, "hosts": ["console.example.com"]}, {"port": 9002, "hosts": ["console.example.com"]}],
+            "the host console.example.com is routed to two ports",
+        ),
+        (
+            [{"port": 9001, "hosts": ["minio-s3.localhost", "s3.example.com", "console.example.com"]}],
+            "no host is left to the service's port 9000",
+        ),
+    ],
+)
+def test_more_ports_it_could_not_route_are_refused(port_hosts, why):
+    with pytest.raises(ValidationError, match=why):
+        minio(port_hosts=port_hosts)
