@@ -22,7 +22,7 @@ from berth_scheduler.adapters import removals, scales, store
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
-from berth_scheduler.usecases.rollout import steps
+from berth_scheduler.usecases.rollout import pruning, steps
 from berth_scheduler.usecases.rollout.admission import admit_next, lock_application
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.leader import Leadership
@@ -51,7 +51,7 @@ class Orchestrator:
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
-            State.STOPPING_OLD: steps.stop_old,
+            State.STOPPING_OLD: pruning.stop_old_then_prune,
         }
         self._undo = Undo()
         self._removal = RemovalDriver()

@@ -5,6 +5,7 @@ to a deployment that ran one of them has nothing to run)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import ImagesPruned
@@ -12,11 +13,18 @@ from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.domain import retention
+from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.steps import read, servers_of
+from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, stop_old
 
 log = get_logger(__name__)
+
+
+async def stop_old_then_prune(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
+    """stopping_old (``steps.stop_old``: the deployment succeeded), then the images no kept deployment needs."""
+    await stop_old(rt, r, row, wait)
+    await prune_images(rt, r.application_id, row.image)
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:

@@ -329,9 +329,6 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
         for c in await read(rt, store.containers_of, r.deployment_id)
     )
     await transit(rt, r.deployment_id, machine.OldStopped(stopped, replicas))
-    from berth_scheduler.usecases.rollout import pruning  # it reads through this module's helpers
-
-    await pruning.prune_images(rt, r.application_id, row.image)
 
 
 async def await_build(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
