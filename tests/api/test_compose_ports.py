@@ -108,3 +108,41 @@ def test_a_service_declaring_no_port_may_route_any_second_port() -> None:
     hosts = [HostMap("backend", 3210), HostMap("backend", 3211, "site.example.com")]
     (backend,) = translate(found.model, precheck(text), hosts=hosts)["services"]
     assert (backend["port"], backend["port_hosts"]) == (3210, [{"port": 3211, "hosts": ["site.example.com"]}])
+
+
+def test_a_host_entry_asks_its_service_to_buffer_requests_one_way() -> None:
+    hosts = [HostMap("minio", 9000, "s3.example.com", buffer_mb=25), HostMap("minio", 9001, "console.example.com")]
+    (minio,) = _translated(hosts)["services"]
+    assert minio["buffer_requests"] == {"max_body_mb": 25}
+    (plain,) = _translated([HostMap("minio", 9000, "s3.example.com")])["services"]
+    assert "buffer_requests" not in plain
+    two_ways = [HostMap("minio", 9000, "s3.example.com", buffer_mb=25), HostMap("minio", 9000, buffer_mb=5)]
+    with pytest.raises(ComposeRefusal) as caught:
+        _translated(two_ways)
+    assert (caught.value.spot, caught.value.why) == (
+        "hosts/1/buffer_requests",
+        "Berth buffers one service's requests one way (25 MiB already for minio)",
+    )
+
+
+async def test_a_compose_service_buffers_its_requests_through_the_api(client, members, scheduler) -> None:
+    hosts = [{"service": "minio", "port": 9000, "host": "s3.example.com", "buffer_requests": {"max_body_mb": 50}}]
+    app = await make_app(client, members.developer, {"name": "buffered", "compose": {"inline": MINIO}, "hosts": hosts})
+    assert app["compose"]["hosts"] == hosts
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    (sent,) = cmd.data["spec"]["services"]
+    assert sent["buffer_requests"] == {"max_body_mb": 50}
+    env = app["environment_id"]
+    for size, loc in (
+        (0, "/body/hosts/0/buffer_requests/max_body_mb"),
+        ("x", "/body/hosts/0/buffer_requests/max_body_mb"),
+    ):
+        bad = {
+            "name": "buffered-2",
+            "compose": {"inline": MINIO},
+            "hosts": [{**hosts[0], "buffer_requests": {"max_body_mb": size}}],
+        }
+        r = await client.post(f"/v1/environments/{env}/applications", headers=members.developer, json=bad)
+        assert problem(r, 422)["errors"][0]["loc"] == loc, r.text

@@ -134,7 +134,13 @@ def _composes() -> list[dict[str, Any]]:
         "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
         "    volumes: ['./files/site.conf:/etc/nginx/conf.d/site.conf']\n"
     )
-    host = {"service": "web", "port": 80, "host": f"{unique('c')}.example.com", "path": "/app"}
+    host = {
+        "service": "web",
+        "port": 80,
+        "host": f"{unique('c')}.example.com",
+        "path": "/app",
+        "buffer_requests": {"max_body_mb": 10},
+    }
     files = [{"path": "site.conf", "content": "server { listen 80; }\n"}]
     return [
         {"compose": {"inline": inline, "files": files}, "hosts": [host]},

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 
 from berth_api.domain import names
 from berth_api.entrypoints.schemas import given
-from berth_common.catalogue import MAX_FILE_BYTES, MAX_FILES, MAX_FILES_BYTES, file_path
+from berth_common.catalogue import MAX_FILE_BYTES, MAX_FILES, MAX_FILES_BYTES, RequestBuffering, file_path
 from berth_common.values import MAX_ROUTE_PATH, route_path
 
 MAX_COMPOSE = 256 * 1024
@@ -103,6 +103,13 @@ class HostMapIn(BaseModel):
         description="A URL path prefix (/api): only requests whose path starts with it reach this service, "
         "passed on unchanged (not stripped); a longer prefix wins over a shorter one and over the host's other "
         "services. Services of the application may share a host under different paths. One path per service",
+        exclude_if=lambda v: v is None,
+    )
+    buffer_requests: RequestBuffering | None = Field(
+        default=None,
+        description="The service's requests are read whole by the proxy before they are forwarded (at most "
+        "max_body_mb MiB, else 413), on every host of the service: no request with a body is lost while its "
+        "replicas change. One way per service: its entries that name it name the same size",
         exclude_if=lambda v: v is None,
     )
 

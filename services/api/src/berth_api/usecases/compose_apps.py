@@ -356,7 +356,12 @@ async def translated(
     plain = {name: value for name, value, secret in given if not secret and value is not None}
     nonce = token_hex(8)
     secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
-    hosts = [HostMap(h["service"], h["port"], h.get("host"), h.get("path")) for h in config.get("compose_hosts") or []]
+    hosts = [
+        HostMap(
+            h["service"], h["port"], h.get("host"), h.get("path"), (h.get("buffer_requests") or {}).get("max_body_mb")
+        )
+        for h in config.get("compose_hosts") or []
+    ]
     policy = Policy(
         bind_allow=tuple(deps.settings.bind_roots(team_id)),
         allowed=deps.settings.compose_allowed(team_id),

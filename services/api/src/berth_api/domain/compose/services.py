@@ -40,6 +40,7 @@ class Route:
     domains: list[str] = field(default_factory=list)
     path: str | None = None
     more: dict[int, list[str]] = field(default_factory=dict)  # another port -> its hosts (among ``domains``)
+    buffer_mb: int | None = None  # the proxy reads each request's body (up to this many MiB) before forwarding
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
             out["path_prefix"] = route.path
         if route.more:
             out["port_hosts"] = [{"port": p, "hosts": list(hs)} for p, hs in route.more.items()]
+        if route.buffer_mb is not None:
+            out["buffer_requests"] = {"max_body_mb": route.buffer_mb}
     health, timing = _health(name, svc, web)
     out.update(health)
     out["command"] = _argv(svc.get("command"))

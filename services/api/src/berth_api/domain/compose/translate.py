@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from berth_api.domain import names
@@ -48,6 +48,7 @@ class HostMap:
     port: int
     host: str | None = None
     path: str | None = None
+    buffer_mb: int | None = None  # ``buffer_requests.max_body_mb``: the service's requests read whole first
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,20 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
         routes[h.service] = (
             Route(known.port, domains, path, dict(known.more)) if known else Route(h.port, domains, path)
         )
-    return routes
+    return _buffered(routes, hosts)
+
+
+def _buffered(routes: dict[str, Route], hosts: list[HostMap]) -> dict[str, Route]:
+    """The routes with the request buffering their entries ask for: one way per service (every entry of a
+    service that names it names the same size)."""
+    sizes: dict[str, int] = {}
+    for i, h in enumerate(hosts):
+        if h.buffer_mb is not None and sizes.setdefault(h.service, h.buffer_mb) != h.buffer_mb:
+            raise ComposeRefusal(
+                f"hosts/{i}/buffer_requests",
+                f"Berth buffers one service's requests one way ({sizes[h.service]} MiB already for {h.service})",
+            )
+    return {name: replace(r, buffer_mb=sizes[name]) if name in sizes else r for name, r in routes.items()}
 
 
 def _depends(name: str, svc: Mapping[str, Any], slugs: Mapping[str, str], notes: list[str]) -> list[Any]:
