@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,18 +39,16 @@ LONG_FILES_S = {
     "tests/security/test_injection.py": 95,
     "tests/e2e/test_platform.py": 90,
     "tests/security/test_fuzz.py": 90,
-    "tests/servers/test_swarm_rollout.py": 90,
     "tests/scheduler/test_rollout.py": 85,
-    "tests/servers/test_swarm_apps.py": 75,
+    "tests/servers/test_swarm_rollout.py": 80,
     "tests/servers/test_git_two_servers.py": 75,
     "tests/servers/test_placement_e2e.py": 75,
+    "tests/servers/test_swarm_apps.py": 75,
     "tests/e2e/test_data_plane.py": 70,
     "tests/scheduler/test_runs.py": 65,
     "tests/proxy/test_acme_renewal.py": 65,
-    "tests/e2e/test_template_files.py": 60,
     "tests/scheduler/test_databases.py": 60,
     "tests/security/test_schemathesis_cli.py": 60,
-    "tests/e2e/test_deploy_flow.py": 60,
     "tests/dashboard/test_dashboard_e2e.py": 60,
     "tests/e2e/test_private_checkout.py": 55,
     "tests/scheduler/test_scale.py": 55,
@@ -64,7 +63,6 @@ LONG_FILES_S = {
     "tests/scheduler/test_drills.py": 45,
     "tests/scheduler/test_schedules.py": 45,
     "tests/scheduler/test_cron_jobs.py": 40,
-    "tests/e2e/test_compose_paths.py": 40,
     "tests/servers/test_volume_move.py": 40,
     "tests/e2e/test_compose_deploy.py": 40,
     "tests/scheduler/test_backup_worker.py": 40,
@@ -81,15 +79,14 @@ LONG_FILES_S = {
     "tests/scheduler/test_swarm_images.py": 30,
     "tests/scheduler/test_removal.py": 30,
     "tests/api/test_volumes_api.py": 30,
-    "tests/e2e/test_compose_build_deploy.py": 30,
     "tests/common/test_bus_cluster.py": 30,
-    "tests/e2e/test_compose_build_rollback.py": 30,
-    "tests/e2e/test_template_deploy.py": 30,
     "tests/scheduler/test_volumes.py": 30,
     "tests/api/test_databases_api.py": 30,
     "tests/servers/test_scale_servers.py": 30,
     "tests/servers/test_compose_scale_servers.py": 30,
+    "tests/e2e/test_template_files.py": 25,
     "tests/dashboard/test_catalogue_team.py": 25,
+    "tests/e2e/test_deploy_flow.py": 25,
     "tests/api/test_cron_e2e.py": 25,
     "tests/scheduler/test_backup_encryption.py": 25,
     "tests/scheduler/test_readiness_diagnosis.py": 25,
@@ -113,6 +110,7 @@ LONG_FILES_S = {
     "tests/proxy/test_cert_refresh_servers.py": 20,
     "tests/proxy/test_ended_upload.py": 20,
     "tests/scheduler/test_backup_engines.py": 20,
+    "tests/e2e/test_compose_paths.py": 20,
     "tests/metrics/test_database_down_remote.py": 20,
     "tests/dashboard/test_servers_data.py": 20,
     "tests/scheduler/test_database_allowlist.py": 20,
@@ -138,6 +136,9 @@ LONG_FILES_S = {
     "tests/metrics/test_every_server.py": 15,
     "tests/scheduler/test_git_flow.py": 15,
     "tests/api/test_compose_paths.py": 15,
+    "tests/e2e/test_compose_build_deploy.py": 15,
+    "tests/e2e/test_compose_build_rollback.py": 15,
+    "tests/e2e/test_template_deploy.py": 15,
     "tests/api/test_runs_api.py": 15,
     "tests/api/test_application_removal.py": 15,
     "tests/scheduler/test_app_files_rollout.py": 15,
@@ -149,6 +150,18 @@ LONG_FILES_S = {
     "tests/servers/test_servers_api.py": 15,
 }
 SLOW_FILE_S = 30
+# End-to-end files whose tests each make their own project and applications (names and hosts of their own) on a
+# running `berth up`, and never stop it: they share one platform (tests/e2e/conftest.py, ``shared_platform``)
+# instead of one each (an `up` and a `down` take about 30 s), and xdist hands them to one worker as one unit.
+SHARED_PLATFORM_FILES = (
+    "tests/e2e/test_compose_build_deploy.py",
+    "tests/e2e/test_compose_build_rollback.py",
+    "tests/e2e/test_compose_paths.py",
+    "tests/e2e/test_deploy_flow.py",
+    "tests/e2e/test_template_deploy.py",
+    "tests/e2e/test_template_files.py",
+)
+SHARED_PLATFORM_SCOPE = "shared-platform"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -160,8 +173,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, but the files of SHARED_PLATFORM_FILES are one unit (their shared platform)."""
+    if getattr(config.option, "dist", "no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_PLATFORM_SCOPE if path in SHARED_PLATFORM_FILES else path
+
+    return Scheduling(config, log)
+
+
 def file_cost(path: str, items: list[pytest.Item]) -> float:
-    """The expected seconds of one test file: measured for the long ones, else estimated from its marks."""
+    """The expected seconds of one test file: measured for the long ones, else estimated from its marks (the files
+    of a shared platform count together, as the one unit they are)."""
+    if path in SHARED_PLATFORM_FILES:
+        return sum(LONG_FILES_S.get(f, SLOW_FILE_S) for f in SHARED_PLATFORM_FILES)
     if path in LONG_FILES_S:
         return LONG_FILES_S[path]
     if any(item.get_closest_marker("slow") for item in items):
