@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,122 +30,140 @@ os.environ.setdefault("BERTH_FETCH_WAIT_S", "0.25")
 os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 
 # About the seconds the longest files take on a 2-core machine (each file's setup, call and teardown times, from the
-# JUnit report of a whole-suite ``-n 3 --dist loadfile`` run; the eight longest from the run of 27 minutes, less
-# what a later change saved, measured file by file). Under xdist (``--dist loadfile``) the
-# files are handed out longest first, so the short ones fill the end and no worker idles while the other
-# runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
+# JUnit report of a whole-suite ``-n 3 --dist loadfile`` run: the run of 27 minutes in which every test passed, less
+# what a later change saved, measured file by file with ``-n 0`` and scaled to that run). Under xdist
+# (``--dist loadfile``) the files are handed out longest first, so the short ones fill the end and no worker idles
+# while the other runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
-    "tests/e2e/test_chaos.py": 195,
-    "tests/servers/test_swarm_rollout.py": 212,
-    "tests/servers/test_volume_move.py": 200,
-    "tests/servers/test_drain_moves.py": 95,
-    "tests/servers/test_swarm_apps.py": 250,
-    "tests/security/test_injection.py": 111,
-    "tests/security/test_fuzz.py": 108,
-    "tests/security/test_schemathesis_cli.py": 120,
-    "tests/e2e/test_control_plane_backup.py": 110,
-    "tests/scheduler/test_backups.py": 110,
-    "tests/e2e/test_platform.py": 110,
-    "tests/scheduler/test_rollout.py": 105,
-    "tests/proxy/test_acme_renewal.py": 62,
-    "tests/scheduler/test_databases.py": 80,
-    "tests/servers/test_git_two_servers.py": 80,
+    "tests/e2e/test_control_plane_backup.py": 105,
+    "tests/security/test_injection.py": 95,
+    "tests/e2e/test_platform.py": 90,
+    "tests/security/test_fuzz.py": 90,
+    "tests/scheduler/test_rollout.py": 85,
+    "tests/servers/test_swarm_rollout.py": 80,
+    "tests/servers/test_git_two_servers.py": 75,
     "tests/servers/test_placement_e2e.py": 75,
-    "tests/cli/test_client_deploy.py": 70,
-    "tests/e2e/test_private_checkout.py": 70,
-    "tests/scheduler/test_scale.py": 65,
-    "tests/cli/test_client_platform.py": 60,
-    "tests/scheduler/test_runs.py": 60,
-    "tests/scheduler/test_drills.py": 55,
-    "tests/e2e/test_deploy_flow.py": 55,
-    "tests/e2e/test_data_plane.py": 55,
-    "tests/common/test_bus_cluster.py": 60,
-    "tests/e2e/test_previews_e2e.py": 55,
-    "tests/servers/test_swarm.py": 55,
-    "tests/e2e/test_compose_build_deploy.py": 55,
-    "tests/api/test_databases_api.py": 55,
-    "tests/scheduler/test_schedules.py": 50,
-    "tests/scheduler/test_compose_rollback_docker.py": 50,
-    "tests/scheduler/test_port_routes_docker.py": 20,
-    "tests/scheduler/test_volume_backups.py": 45,
-    "tests/scheduler/test_pre_deploy.py": 45,
-    "tests/api/test_webhooks.py": 45,
-    "tests/metrics/test_service.py": 45,
-    "tests/scheduler/test_drill_engines.py": 45,
-    "tests/api/test_volumes_api.py": 40,
-    "tests/e2e/test_compose_deploy.py": 40,
-    "tests/proxy/test_tls_acme.py": 40,
-    "tests/scheduler/test_cron_jobs.py": 40,
-    "tests/scheduler/test_database_upgrade.py": 40,
-    "tests/api/test_previews.py": 40,
-    "tests/notifier/test_schedule_notice.py": 35,
-    "tests/api/test_drills_api.py": 35,
-    "tests/scheduler/test_removal.py": 35,
-    "tests/metrics/test_database_health_down.py": 35,
-    "tests/builder/test_builds.py": 35,
-    "tests/api/test_auth.py": 35,
-    "tests/scheduler/test_volumes.py": 30,
-    "tests/scheduler/test_backup_encryption.py": 30,
-    "tests/e2e/test_compose_build_rollback.py": 30,
-    "tests/scheduler/test_backup_worker.py": 30,
-    "tests/api/test_volume_backups_api.py": 30,
-    "tests/scheduler/test_database_allowlist_remote.py": 25,
-    "tests/cli/test_client_apps.py": 25,
-    "tests/api/test_compose_service_builds.py": 25,
-    "tests/api/test_runtime_logs.py": 25,
-    "tests/scheduler/test_restore_verify.py": 25,
-    "tests/api/test_backup_key_api.py": 25,
-    "tests/api/test_compose_deploy_spec.py": 25,
-    "tests/cli/test_client_live_logs.py": 25,
-    "tests/proxy/test_remote_ca_reason.py": 25,
-    "tests/notifier/test_delivery.py": 25,
-    "tests/api/test_database_ops_api.py": 25,
-    "tests/api/test_certificate_state.py": 20,
-    "tests/common/test_bus_delivery.py": 20,
-    "tests/scheduler/test_run_cancel.py": 20,
-    "tests/api/test_deployments.py": 20,
-    "tests/api/test_jobs_api.py": 20,
-    "tests/proxy/test_dns01.py": 20,
-    "tests/proxy/test_recovery.py": 20,
-    "tests/cli/test_client_apps_delete.py": 20,
-    "tests/cli/test_client_databases.py": 20,
-    "tests/metrics/test_database_down_remote.py": 20,
-    "tests/api/test_git_access.py": 20,
-    "tests/common/test_service_imports.py": 15,
-    "tests/scheduler/test_pull.py": 15,
-    "tests/proxy/test_routing.py": 15,
-    "tests/servers/test_compose_scale_servers.py": 15,
-    "tests/servers/test_remote_routes.py": 15,
-    "tests/servers/test_scale_servers.py": 15,
-    "tests/servers/test_backup_server.py": 15,
-    "tests/scheduler/test_backup_engines.py": 15,
-    "tests/proxy/test_coalescing.py": 15,
-    "tests/scheduler/test_rollout_workers.py": 15,
-    "tests/api/test_metrics_api.py": 15,
-    "tests/api/test_application_removal.py": 15,
-    "tests/proxy/test_ended_upload.py": 15,
-    "tests/servers/test_compose_build_servers.py": 15,
-    "tests/security/test_rbac_matrix.py": 15,
-    "tests/common/test_bus_crash.py": 15,
-    "tests/api/test_backups_api.py": 15,
-    "tests/proxy/test_baseimages.py": 15,
-    "tests/servers/test_remote_proxy.py": 15,
-    "tests/metrics/test_every_server.py": 15,
-    "tests/metrics/test_collect.py": 15,
-    "tests/cli/test_client_open_local.py": 15,
-    "tests/common/test_bus_deadletter.py": 15,
-    "tests/scheduler/test_docker_replicas.py": 15,
-    "tests/metrics/test_reachability.py": 15,
-    "tests/servers/test_swarms_api.py": 15,
-    "tests/proxy/test_cert_catchup.py": 15,
+    "tests/servers/test_swarm_apps.py": 75,
+    "tests/e2e/test_data_plane.py": 70,
+    "tests/scheduler/test_runs.py": 65,
+    "tests/proxy/test_acme_renewal.py": 65,
+    "tests/scheduler/test_databases.py": 60,
+    "tests/security/test_schemathesis_cli.py": 60,
     "tests/dashboard/test_dashboard_e2e.py": 60,
-    "tests/dashboard/test_servers_data.py": 45,
-    "tests/dashboard/test_dashboard.py": 40,
-    "tests/dashboard/test_catalogue_team.py": 40,
-    "tests/dashboard/test_observe.py": 40,
+    "tests/e2e/test_private_checkout.py": 55,
+    "tests/scheduler/test_scale.py": 55,
+    "tests/scheduler/test_backups.py": 55,
+    "tests/proxy/test_tls_acme.py": 55,
+    "tests/metrics/test_service.py": 50,
+    "tests/api/test_previews.py": 50,
+    "tests/e2e/test_previews_e2e.py": 50,
+    "tests/api/test_webhooks.py": 50,
+    "tests/e2e/test_chaos.py": 45,
+    "tests/metrics/test_database_health_down.py": 45,
+    "tests/scheduler/test_drills.py": 45,
+    "tests/scheduler/test_schedules.py": 45,
+    "tests/scheduler/test_cron_jobs.py": 40,
+    "tests/servers/test_volume_move.py": 40,
+    "tests/servers/test_drain_moves.py": 95,
+    "tests/scheduler/test_port_routes_docker.py": 20,
+    "tests/e2e/test_compose_deploy.py": 40,
+    "tests/scheduler/test_backup_worker.py": 40,
+    "tests/cli/test_client_platform.py": 35,
+    "tests/scheduler/test_volume_backups.py": 35,
+    "tests/scheduler/test_drill_engines.py": 35,
     "tests/dashboard/test_accessibility.py": 35,
+    "tests/servers/test_backup_server.py": 35,
+    "tests/scheduler/test_pre_deploy.py": 35,
+    "tests/notifier/test_backup_delivery.py": 35,
+    "tests/scheduler/test_database_masking.py": 35,
+    "tests/scheduler/test_database_upgrade.py": 30,
+    "tests/security/test_rbac_matrix.py": 30,
+    "tests/scheduler/test_swarm_images.py": 30,
+    "tests/scheduler/test_removal.py": 30,
+    "tests/api/test_volumes_api.py": 30,
+    "tests/common/test_bus_cluster.py": 30,
+    "tests/scheduler/test_volumes.py": 30,
+    "tests/api/test_databases_api.py": 30,
+    "tests/servers/test_scale_servers.py": 30,
+    "tests/servers/test_compose_scale_servers.py": 30,
+    "tests/e2e/test_template_files.py": 25,
+    "tests/dashboard/test_catalogue_team.py": 25,
+    "tests/e2e/test_deploy_flow.py": 25,
+    "tests/api/test_cron_e2e.py": 25,
+    "tests/scheduler/test_backup_encryption.py": 25,
+    "tests/scheduler/test_readiness_diagnosis.py": 25,
+    "tests/builder/test_builds.py": 25,
+    "tests/notifier/test_delivery.py": 25,
+    "tests/cli/test_client_live_logs.py": 25,
+    "tests/cli/test_client_apps.py": 25,
+    "tests/proxy/test_remote_ca_reason.py": 25,
+    "tests/api/test_volume_backups_api.py": 20,
+    "tests/scheduler/test_database_allowlist_remote.py": 20,
+    "tests/api/test_jobs_api.py": 20,
+    "tests/scheduler/test_pull.py": 20,
+    "tests/common/test_bus_delivery.py": 20,
+    "tests/api/test_drills_api.py": 20,
+    "tests/servers/test_remote_routes.py": 20,
+    "tests/servers/test_compose_build_servers.py": 20,
+    "tests/dashboard/test_dashboard.py": 20,
+    "tests/servers/test_remote_proxy.py": 20,
+    "tests/api/test_auth.py": 20,
+    "tests/proxy/test_dns01.py": 20,
+    "tests/proxy/test_cert_refresh_servers.py": 20,
+    "tests/proxy/test_ended_upload.py": 20,
+    "tests/scheduler/test_backup_engines.py": 20,
+    "tests/e2e/test_compose_paths.py": 20,
+    "tests/metrics/test_database_down_remote.py": 20,
+    "tests/dashboard/test_servers_data.py": 20,
+    "tests/scheduler/test_database_allowlist.py": 20,
+    "tests/proxy/test_routing.py": 15,
+    "tests/cli/test_client_deploy.py": 15,
+    "tests/scheduler/test_run_cancel.py": 15,
+    "tests/servers/test_swarm.py": 15,
+    "tests/servers/test_swarms_api.py": 15,
+    "tests/scheduler/test_docker_replicas.py": 15,
+    "tests/scheduler/test_restore_verify.py": 15,
+    "tests/proxy/test_coalescing.py": 15,
+    "tests/dashboard/test_observe.py": 15,
+    "tests/api/test_deployments.py": 15,
+    "tests/cli/test_client_git_access.py": 15,
+    "tests/api/test_runtime_logs.py": 15,
+    "tests/cli/test_backup_nats.py": 15,
+    "tests/api/test_backups_e2e.py": 15,
+    "tests/metrics/test_reachability.py": 15,
+    "tests/api/test_compose_api.py": 15,
+    "tests/common/test_bus_crash.py": 15,
+    "tests/scheduler/test_rollout_workers.py": 15,
+    "tests/api/test_templates_api.py": 15,
+    "tests/metrics/test_every_server.py": 15,
+    "tests/scheduler/test_git_flow.py": 15,
+    "tests/api/test_compose_paths.py": 15,
+    "tests/e2e/test_compose_build_deploy.py": 15,
+    "tests/e2e/test_compose_build_rollback.py": 15,
+    "tests/e2e/test_template_deploy.py": 15,
+    "tests/api/test_runs_api.py": 15,
+    "tests/api/test_application_removal.py": 15,
+    "tests/scheduler/test_app_files_rollout.py": 15,
+    "tests/api/test_outbound_api.py": 15,
+    "tests/common/test_bus_deadletter.py": 15,
+    "tests/api/test_scale_api.py": 15,
+    "tests/api/test_backups_api.py": 15,
+    "tests/proxy/test_recovery.py": 15,
+    "tests/servers/test_servers_api.py": 15,
 }
 SLOW_FILE_S = 30
+# End-to-end files whose tests each make their own project and applications (names and hosts of their own) on a
+# running `berth up`, and never stop it: they share one platform (tests/e2e/conftest.py, ``shared_platform``)
+# instead of one each (an `up` and a `down` take about 30 s), and xdist hands them to one worker as one unit.
+SHARED_PLATFORM_FILES = (
+    "tests/e2e/test_compose_build_deploy.py",
+    "tests/e2e/test_compose_build_rollback.py",
+    "tests/e2e/test_compose_paths.py",
+    "tests/e2e/test_deploy_flow.py",
+    "tests/e2e/test_template_deploy.py",
+    "tests/e2e/test_template_files.py",
+)
+SHARED_PLATFORM_SCOPE = "shared-platform"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -156,8 +175,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, but the files of SHARED_PLATFORM_FILES are one unit (their shared platform)."""
+    if getattr(config.option, "dist", "no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_PLATFORM_SCOPE if path in SHARED_PLATFORM_FILES else path
+
+    return Scheduling(config, log)
+
+
 def file_cost(path: str, items: list[pytest.Item]) -> float:
-    """The expected seconds of one test file: measured for the long ones, else estimated from its marks."""
+    """The expected seconds of one test file: measured for the long ones, else estimated from its marks (the files
+    of a shared platform count together, as the one unit they are)."""
+    if path in SHARED_PLATFORM_FILES:
+        return sum(LONG_FILES_S.get(f, SLOW_FILE_S) for f in SHARED_PLATFORM_FILES)
     if path in LONG_FILES_S:
         return LONG_FILES_S[path]
     if any(item.get_closest_marker("slow") for item in items):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from berth_cli import components
 from berth_cli.baseimages import DOCKER
 from berth_cli.layout import Paths, mentions_path, resolve_ports
 from berth_cli.platform import free_port_base, leftovers
+from tests.conftest import SHARED_PLATFORM_FILES
 
 
 @dataclass
@@ -128,3 +130,40 @@ def split_platform(tmp_root: Path) -> Iterator[Platform]:
 @pytest.fixture
 def fresh_platform(tmp_root: Path, unique: str) -> Iterator[Platform]:
     yield from make_platform(tmp_root / f"platform-{unique}")
+
+
+_shared: list[tuple[Platform, Iterator[Platform]]] = []  # the running shared platform of this process, if any
+
+
+@pytest.fixture(scope="module")
+def shared_platform(tmp_root: Path) -> Platform:
+    """One `berth up` (local git sources allowed) for the files of SHARED_PLATFORM_FILES, which run one after
+    the other (xdist hands them to one worker as one unit): made by the first, taken down after the last
+    (``pytest_runtest_teardown`` below)."""
+    if not _shared:
+        gen = make_platform(tmp_root / f"platform-shared-{uuid.uuid4().hex[:8]}")
+        platform = next(gen)
+        platform.env["BERTH_ALLOW_LOCAL_GIT"] = "1"
+        try:
+            platform.up()
+        except BaseException:
+            gen.close()
+            raise
+        _shared.append((platform, gen))
+    return _shared[0][0]
+
+
+def _close_shared() -> None:
+    while _shared:
+        _shared.pop()[1].close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The shared platform goes down once the next test is not of a file that shares it."""
+    if _shared and (nextitem is None or nextitem.nodeid.split("::", 1)[0] not in SHARED_PLATFORM_FILES):
+        _close_shared()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _close_shared()  # an interrupted run too

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.builder.test_cancel import processes_with, wait_for
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.test_compose_deploy import docker
 from tests.e2e.test_deploy_flow import git, wait_deployment
 from tests.support.images import busybox_image
@@ -29,13 +29,8 @@ SERVE = 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]'
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-compose-build")
-    p = next(gen)
-    p.env["BERTH_ALLOW_LOCAL_GIT"] = "1"
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its project and applications are this file's own (tests/conftest.py)
 
 
 def compose_text(base: str) -> str:

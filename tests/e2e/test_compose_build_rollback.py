@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.test_compose_build_deploy import clients, containers_of, create_stack, leftovers_removed, write_repo
 from tests.e2e.test_compose_deploy import docker
 from tests.e2e.test_deploy_flow import git, wait_deployment
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-compose-rollback")
-    p = next(gen)
-    p.env["BERTH_ALLOW_LOCAL_GIT"] = "1"
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its project and applications are this file's own (tests/conftest.py)
 
 
 async def test_a_rollback_runs_the_images_each_service_built_for_v1(platform, tmp_path: Path, unique: str):

@@ -9,13 +9,12 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from benchmarks.support.compose_stack import _quoted
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 
@@ -45,12 +44,8 @@ def compose_file(image: str, version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-compose-paths")
-    p = next(gen)
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its project and applications are this file's own (tests/conftest.py)
 
 
 def _remove_leftovers(app_id: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.support.images import busybox_image
 from tests.support.steady_load import steady_load
 
@@ -38,13 +38,8 @@ def commit_site(repo: Path, body: str, base: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-deploy")
-    p = next(gen)
-    p.env["BERTH_ALLOW_LOCAL_GIT"] = "1"
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its project and applications are this file's own (tests/conftest.py)
 
 
 def docker_lines(*args: str) -> list[str]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 
@@ -47,12 +46,8 @@ compose: |
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-template-files")
-    p = next(gen)
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its project and applications are this file's own (tests/conftest.py)
 
 
 def containers(app_id: str) -> list[str]:

@@ -109,6 +109,7 @@ async def swarm(two: list[TestServer], module_nats_server, module_database, tmp_
         http_port=0,
         ssh_timeout_s=5,
         logs_follow_alive_s=0.5,
+        drain_grace_s=1,  # a new version's older service goes 1 s after the switch, not 30 s (nothing routed drains)
     )
     scheduler = await Scheduler(settings).start()
     api = Bus("api", module_nats_server.url)
@@ -388,7 +389,8 @@ async def test_a_swarm_version_not_ready_says_what_its_checks_saw_and_shows_a_ta
 
     crash = ["sh", "-c", "echo cannot start: no config >&2; exit 3"]
     cmd = _worker_app(swarm, app, "dep-why2", crash)
-    cmd = cmd.model_copy(update={"options": RolloutOptions(readiness_timeout_s=40)})
+    # a worker's crashes are read at its deadline (no answer to judge earlier): its tasks exit within seconds
+    cmd = cmd.model_copy(update={"options": RolloutOptions(readiness_timeout_s=15)})
     failed = await _deployed(swarm, cmd)
     assert failed["type"] == "evt.deployment.failed", failed
     reason = failed["data"]["reason"]

@@ -197,7 +197,9 @@ async def cluster(three: list[TestServer], tmp_path_factory) -> AsyncIterator[Cl
     try:
         engines = [SwarmEngine(await pool.docker_socket(s.name, _target(s))) for s in three]
         mgr = engines[0]
-        await mgr.init(bodies.init_body(manager_server.address))
+        # Berth's body, with 1 s heartbeats (Docker's default: 5 s): the manager marks a dead worker down after a
+        # few missed heartbeats, in seconds instead of some twenty
+        await mgr.init({**bodies.init_body(manager_server.address), "Spec": {"Dispatcher": {"HeartbeatPeriod": 10**9}}})
         token = await mgr.join_token()
         for server, engine in zip(workers, engines[1:], strict=True):
             await engine.join(bodies.join_body(server.address, manager_server.address, token))
