@@ -20,11 +20,16 @@ from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.catalogue.port_hosts import PortHosts, port_hosts_refusal
+from berth_common.catalogue.registry_auth import NAMESPACE_PATTERN as NAMESPACE_PATTERN
+from berth_common.catalogue.registry_auth import PullPolicy as PullPolicy
+from berth_common.catalogue.registry_auth import PushTarget as PushTarget
+from berth_common.catalogue.registry_auth import RegistryAuth as RegistryAuth
 from berth_common.catalogue.runs import RunArgv, RunTimeoutS
 from berth_common.catalogue.secret_args import SecretArg
+from berth_common.catalogue.spec_base import MAX_SEALED_CHARS as MAX_SEALED_CHARS
+from berth_common.catalogue.spec_base import MAX_VALUE_CHARS as MAX_VALUE_CHARS
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
-from berth_common.registries import HOST_PATTERN
 from berth_common.values import EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, RoutePath, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
@@ -58,10 +63,6 @@ Servers = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Fi
 def servers_of(service: WebService | WorkerService) -> list[str]:
     """The servers ``service`` runs on, in order (``local`` when it names none)."""
     return list(service.servers) or [LOCAL_SERVER]
-
-
-MAX_VALUE_CHARS = 65536
-MAX_SEALED_CHARS = sealing.sealed_length(4 * MAX_VALUE_CHARS)  # a token of the longest value (UTF-8)
 
 
 class EnvVar(Spec):
@@ -130,50 +131,6 @@ class BuildArg(EnvVar):
     """A build argument; a secret one is sealed for its purpose (a runtime variable's token does not open here)."""
 
     PURPOSE: ClassVar[str] = "build-arg"
-
-
-class RegistryAuth(Spec):
-    """Credentials for pulling from one registry (a team's ``registries`` entry whose host the image names).
-
-    ``password`` (a password or token) is sealed whenever serialised to JSON, like a secret variable, bound
-    to the registry host; the scheduler sends it to the engine as ``X-Registry-Auth`` for that pull only.
-    """
-
-    PURPOSE: ClassVar[str] = "registry"
-
-    registry: str = Field(pattern=HOST_PATTERN, max_length=255)
-    username: str = Field(min_length=1, max_length=255)
-    password: SecretStr = Field(max_length=MAX_SEALED_CHARS)
-
-    @property
-    def aad(self) -> str:
-        return f"berth/{self.PURPOSE}/{self.registry}"
-
-    def reveal(self) -> str:
-        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
-        raw = self.password.get_secret_value()
-        return sealing.unseal(raw, self.aad) if sealing.is_sealed(raw) else raw
-
-    @field_serializer("password", when_used="json")
-    def _sealed_on_the_wire(self, value: SecretStr) -> str:
-        raw = value.get_secret_value()
-        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
-
-
-PullPolicy = Literal["always", "if-missing"]
-NAMESPACE_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*){0,3}$"
-
-
-class PushTarget(Spec):
-    """Where a build's image is pushed: the team's registry marked as the push target for builds. The image
-    goes to ``<auth.registry>/<namespace>/<application>:<deployment tag>``; ``auth`` is sealed on the wire."""
-
-    auth: RegistryAuth
-    namespace: str = Field(default="berth", max_length=200, pattern=NAMESPACE_PATTERN)
-
-    def repository(self, application: str) -> str:
-        """``<registry host>/<namespace>/<application>``: the repository a build of ``application`` goes to."""
-        return f"{self.auth.registry}/{self.namespace}/{application}"
 
 
 class ImageSource(Spec):
