@@ -209,3 +209,38 @@ async def test_token_checks_share_statements_but_never_an_earlier_one(api, ident
         assert lookup.statements == 3
     finally:
         await pool.close()
+
+
+async def test_a_rebuild_after_a_change_serialises_only_the_rows_that_changed(client, members, monkeypatch):
+    """A change rebuilds the page (new revision) but the items of the rows that did not change are reused: one
+    item made for a change to one application (its variable), the page still the model's serialisation."""
+    from berth_api.entrypoints import views
+
+    made: list[str] = []
+    real = views.application_item
+
+    def counted(rec):
+        made.append(rec.row["name"])
+        return real(rec)
+
+    monkeypatch.setattr(views, "application_item", counted)
+    proj = await make_project(client, members.developer)
+    env_id = proj["environments"][0]["id"]
+    apps = []
+    for name in ("one", "two", "three"):
+        r = await client.post(f"/v1/environments/{env_id}/applications", headers=members.developer, json=_app(name))
+        assert r.status_code == 201, r.text
+        apps.append(r.json())
+    first = await client.get("/v1/applications", headers=members.viewer)
+    assert sorted(made) == ["one", "three", "two"]
+    made.clear()
+    env = [{"name": "TZ", "value": "UTC"}]
+    r = await client.patch(f"/v1/applications/{apps[1]['id']}", headers=members.developer, json={"env": env})
+    assert r.status_code == 200, r.text
+    again = await client.get("/v1/applications", headers=members.viewer)
+    assert made == ["two"]
+    assert again.headers["etag"] != first.headers["etag"]
+    assert again.content == LIST.dump_json(LIST.validate_json(again.content), by_alias=True)
+    assert [a["env"] for a in again.json() if a["name"] == "two"] == [[{"name": "TZ", "value": "UTC", "secret": False}]]
+    by_fastapi = await client.get(f"/v1/environments/{env_id}/applications", headers=members.viewer)
+    assert again.content == by_fastapi.content

@@ -3,10 +3,17 @@ only, bounded), plus the API reference (``/docs``), the event catalogue (``/even
 checked in a real browser: axe-core finds no serious or critical violation, no console error is logged, the
 page does not scroll sideways at 390 px, and no secret is in its HTML; a screenshot of each (wide and
 phone) goes to ``tests/artifacts/``. Pages are found by their links rather than listed, so a page added to
-the dashboard is checked as soon as something links to it."""
+the dashboard is checked as soon as something links to it.
+
+Then as a developer and as a viewer, in the same browser, the pages of the admin's crawl that hold a form
+(one of each shape: what a role may not do is what differs between roles) get the same checks, and none
+offers a control the role may not use: a viewer's page posts to no route but its own session's and teams',
+and a sample of the forms the admin's page has and the role's lacks, forged with the role's session and
+CSRF value, is refused by the server (403, the REST API's "This needs the ... role")."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, deque
 from urllib.parse import parse_qsl, urlsplit
@@ -28,6 +35,11 @@ PER_KIND = 3  # pages of one shape (the same route, other ids) checked at most
 PER_ITEM_KIND = 8  # ... where the shape ends in a name (sub-pages such as /ui/team/tokens fall in one)
 SEEDS = ("/ui/", "/docs", "/events")
 ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+)$")
+ROLES = ("developer", "viewer")
+# What a viewer may post: its own session and its memberships (any member may create a team and leave one).
+VIEWER_MAY_POST = {"/ui/signout", "/ui/teams", "/ui/teams/switch", "/ui/teams/{id}/leave"}
+FORGED = 6  # forms hidden from a role forged per role, spread over the hidden ones
+POST_FORMS = """(els) => els.map((f) => ({action: f.action, fields: Object.fromEntries(new FormData(f))}))"""
 
 
 # The elements that reach past the viewport: the outermost that no ancestor clips or scrolls, and positioned
@@ -69,6 +81,18 @@ def followed(origin: str, href: str) -> str | None:
     if not (path.startswith("/ui/") or path in ("/ui", "/docs", "/events")) or path.startswith("/ui/static/"):
         return None
     return origin + path + (f"?{parts.query}" if parts.query else "")
+
+
+def action_of(url: str) -> str:
+    """A form's route: its path with ids made placeholders."""
+    segments = urlsplit(url).path.rstrip("/").split("/")
+    return "/".join("{id}" if ID.match(seg) else seg for seg in segments) or "/"
+
+
+def spread(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spread over them (first included)."""
+    k = min(n, len(items))
+    return [items[i * len(items) // k] for i in range(k)]
 
 
 def artifact(name: str) -> str:
@@ -195,10 +219,9 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
         problems.append(f"sign-in with a wrong token: axe {v}")
 
     # Signed in as an admin (who sees every form): every page the links reach.
-    await page.get_by_label("API token", exact=True).fill(dashboard.admin)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
-    await page.wait_for_url(origin + "/ui/")
+    await sign_in(page, origin, dashboard.admin)
     queue = deque(origin + s for s in SEEDS)
+    forms: dict[str, list[dict]] = {}  # the post forms of each page visited
     seen = set(queue)
     kinds: Counter[str] = Counter()
     visited: list[str] = []
@@ -215,13 +238,67 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
             if nxt and nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
+        on_it = page.url == url  # not a download or a stream, which leave another page open
+        forms[url] = await page.eval_on_selector_all('form[method="post"]', POST_FORMS) if on_it else []
     await ctx.close()
 
+    # The other roles: one page of each shape whose admin page has a form (what differs by role).
+    shaped: dict[str, str] = {}
+    for url in visited:
+        if any(action_of(f["action"]) != "/ui/signout" for f in forms[url]):
+            shaped.setdefault(kind(url), url)
+    refused: dict[str, list[str]] = {}
+    for role in ROLES:
+        refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "a11y-roles.json").write_text(json.dumps({"pages": shaped, "forged": refused}, indent=2))
     assert not problems, "\n".join(problems)
+    assert {"/ui", "/ui/applications/{id}"} <= set(shaped), shaped  # the pages where roles differ most
+    assert all(refused.values()), refused  # each role had forms hidden, and the server refused them
     assert browser.errors == []
     shapes = set(kinds)
     assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events"} <= shapes, shapes
     assert seeded["id"] in " ".join(visited)
+
+
+async def sign_in(page, origin: str, token: str) -> None:
+    await page.get_by_label("API token", exact=True).fill(token)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(origin + "/ui/")
+
+
+async def crawl_as(browser, origin: str, role: str, token: str, shaped: dict, forms: dict, problems: list) -> list:
+    """Check the pages in ``shaped`` signed in as ``role``; none may offer what the role may not do (a viewer:
+    no post but to ``VIEWER_MAY_POST``), and a sample of the admin's forms the role's pages lack, forged with
+    the role's session, is refused with 403 by the REST API. The routes forged."""
+    ctx = await browser.context(viewport=WIDE)
+    await install(ctx)
+    page = await ctx.new_page()
+    await page.goto(origin + "/ui/signin")
+    await sign_in(page, origin, token)
+    hidden: dict[str, dict] = {}
+    csrf = ""
+    for shape, url in shaped.items():
+        await check(browser, page, url, f"{role}{shape.removeprefix('/ui')}", problems)
+        own = await page.eval_on_selector_all('form[method="post"]', POST_FORMS)
+        mine = {action_of(f["action"]) for f in own}
+        csrf = csrf or next((f["fields"]["csrf"] for f in own if "csrf" in f["fields"]), "")
+        if role == "viewer":
+            problems.extend(f"{url}: a viewer is offered a post to {a}" for a in sorted(mine - VIEWER_MAY_POST))
+        for f in forms[url]:
+            if action_of(f["action"]) not in mine:
+                hidden.setdefault(action_of(f["action"]), f)
+    assert csrf, f"no form with a CSRF value on the pages of the {role}"
+    sample = spread(sorted(hidden), FORGED)
+    for route in sample:
+        f = hidden[route]
+        r = await ctx.request.post(f["action"], form={**f["fields"], "csrf": csrf}, max_redirects=0)
+        body = await r.text()
+        if r.status != 403 or "This needs the" not in body:
+            problems.append(f"{role}: a forged post to {route} (hidden from the page) answered {r.status}")
+    await ctx.close()
+    return sample
 
 
 def test_axe_core_is_pinned_exactly_without_a_lock_file():
@@ -243,6 +320,17 @@ def test_the_crawl_groups_pages_by_their_shape():
     assert followed(origin, "http://h:1/docs") == "http://h:1/docs"
     for other in ("http://elsewhere/ui/", "http://h:1/ui/static/app.css", "http://h:1/v1/projects"):
         assert followed(origin, other) is None
+
+
+def test_form_routes_and_the_sample_of_hidden_ones():
+    app = "0" * 32
+    assert action_of(f"http://h:1/ui/applications/{app}/deploy") == "/ui/applications/{id}/deploy"
+    assert action_of("http://h:1/ui/notifications#deliveries") == "/ui/notifications"
+    assert action_of("http://h:1/ui/teams/switch") == "/ui/teams/switch"
+    assert spread(list(range(10)), 3) == [0, 3, 6]
+    assert spread(list(range(13)), 6) == [0, 2, 4, 6, 8, 10]
+    assert spread(list(range(2)), 6) == [0, 1]
+    assert spread([], 6) == []
 
 
 def test_a_load_aborted_by_a_network_change_is_kept_apart_from_page_errors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -116,23 +117,40 @@ PAGE_KEYS = (
 PageRow = tuple[dict[str, Any], list[StoredVariable], list[HostRow], dict[str, Any] | None]
 
 
-async def page_of(
-    pool: ReadPool, team_id: str, project_id: str | None, limit: int, offset: int
-) -> tuple[list[PageRow], int]:
-    """A page of the team's applications with their variables (secret values None), hosts and newest
-    deployment, and the total."""
-    rows = await pool.fetch(PAGE_QUERY, team_id, project_id, limit, offset)
-    if not rows:
-        total = 0 if offset == 0 else int(await pool.fetchval(COUNT_QUERY, team_id, project_id))
-        return [], total
-    page: list[PageRow] = []
-    for r in rows:
+@dataclass(frozen=True)
+class PageEntry:
+    """One application of a page as read: its id, a digest of every column it shows (equal digests, equal
+    rows, so a list item made from one row stands for the other) and the row, decoded on demand."""
+
+    id: str
+    digest: bytes
+    raw: Any  # the statement's record
+
+    def decoded(self) -> PageRow:
+        """The row with its variables (secret values None), hosts and newest deployment."""
+        r = self.raw
         row = {k: r[k] for k in PAGE_KEYS}
         row["updated_at"], row["config"] = r["updated_at"], json.loads(r["config"])
         stored = [StoredVariable(k, n, secret, value, None) for k, n, secret, value in json.loads(r["variables"])]
         hosts = [HostRow(host, service, generated) for host, service, generated in json.loads(r["hosts"])]
-        page.append((row, stored, hosts, json.loads(r["last_deployment"]) if r["last_deployment"] else None))
-    return page, int(rows[0]["total"])
+        return row, stored, hosts, json.loads(r["last_deployment"]) if r["last_deployment"] else None
+
+
+def _digest(r: Any) -> bytes:
+    """A digest of a page row's columns but the page's ``total`` (which says nothing of the row itself)."""
+    shown = tuple(v for k, v in r.items() if k != "total")
+    return hashlib.blake2b(repr(shown).encode(), digest_size=16).digest()
+
+
+async def page_of(
+    pool: ReadPool, team_id: str, project_id: str | None, limit: int, offset: int
+) -> tuple[list[PageEntry], int]:
+    """A page of the team's applications, each with a digest of its row, and the total."""
+    rows = await pool.fetch(PAGE_QUERY, team_id, project_id, limit, offset)
+    if not rows:
+        total = 0 if offset == 0 else int(await pool.fetchval(COUNT_QUERY, team_id, project_id))
+        return [], total
+    return [PageEntry(r["id"], _digest(r), r) for r in rows], int(rows[0]["total"])
 
 
 async def update_application(session: AsyncSession, application_id: str, config: dict[str, Any]) -> None:

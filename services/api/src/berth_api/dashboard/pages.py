@@ -19,31 +19,26 @@ DEPLOYMENTS_PAGE = 50  # the application page's deployments at a time (older one
 STEPS = ("queued", "building", "starting", "verifying", "routing", "succeeded")
 
 
-def _last_deployments(apps: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """Each application's newest deployment, as the application list carries it."""
-    return {a["id"]: a.get("last_deployment") for a in apps}
-
-
 @page
 async def overview(request: Request, api: Api, base: dict[str, Any]) -> Response:
     return await _overview(api, base)
 
 
 async def _overview(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
+    """Every project, environment, application (with the newest deployment the list carries) and database:
+    three REST calls at once. The template reads the rows by key (``a["id"]``), not by attribute, which Jinja
+    tries on a dict before the key: about half the render's time for 1,000 applications."""
     projects, apps, databases = await asyncio.gather(
         api.get("/v1/projects"), api.get("/v1/applications", params={"limit": 1000}), api.maybe("/v1/databases", [])
     )
     apps, databases = items(apps), items(databases)
-    last = _last_deployments(apps)
     by_env: dict[str, list[dict[str, Any]]] = {}
     for app in apps:
         by_env.setdefault(app["environment_id"], []).append(app)
     dbs_by_env: dict[str, list[dict[str, Any]]] = {}
     for db in databases or []:
         dbs_by_env.setdefault(str(db.get("environment_id")), []).append(db)
-    return render(
-        "overview.html", status, **base, projects=projects, by_env=by_env, dbs_by_env=dbs_by_env, last=last, **extra
-    )
+    return render("overview.html", status, **base, projects=projects, by_env=by_env, dbs_by_env=dbs_by_env, **extra)
 
 
 @form

@@ -10,6 +10,7 @@ from berth_api.adapters.identity import token_lookup
 from berth_api.adapters.readpool import BatchedLookup, ReadPool
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.domain.ratelimit import FailureLimiter
+from berth_api.entrypoints.item_cache import ItemCache
 from berth_api.entrypoints.page_cache import PageCache
 from berth_api.settings import ApiSettings
 from berth_api.usecases import Deps
@@ -28,6 +29,7 @@ class ApiState:
     read_pool: ReadPool = field(init=False, repr=False)  # the request path's statements (no session)
     tokens: BatchedLookup = field(init=False, repr=False)  # the token checks
     pages: PageCache = field(init=False, repr=False)  # serialised pages of the application list
+    items: ItemCache = field(init=False, repr=False)  # ... and their items, by the digest of each row
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -38,6 +40,7 @@ class ApiState:
         self.read_pool = ReadPool(s.database_url.get_secret_value(), s.schema_name, max_size=s.read_pool_size)
         self.tokens = token_lookup(self.read_pool)
         self.pages = PageCache(s.list_cache_bytes)
+        self.items = ItemCache(s.list_cache_bytes)
 
     def context(self) -> Context:
         if self.ctx is None:

@@ -28,6 +28,7 @@ from berth_api.usecases.replicas import ReplicasAnswer
 from berth_common.catalogue import ReplicaStatus
 
 APPLICATIONS = TypeAdapter(list[ApplicationListItem])  # what response_model=list[ApplicationListItem] dumps with
+ITEM = TypeAdapter(ApplicationListItem)
 
 
 def project_out(row: dict[str, Any]) -> ProjectOut:
@@ -149,9 +150,16 @@ async def list_page(request: Request, principal: Principal, project_id: str | No
 
     async def build() -> Page:
         pool = api_state(request).read_pool
-        records, total = await uc.list_page(pool, principal, project_id=project_id, limit=limit, offset=offset)
-        models = APPLICATIONS.validate_python([application_item(r) for r in records])
-        body = APPLICATIONS.dump_json(models, by_alias=True)
+        entries, total = await uc.list_page(pool, principal, project_id=project_id, limit=limit, offset=offset)
+        items = api_state(request).items
+        parts: list[bytes] = []
+        for entry in entries:  # each item as the model dumps it, reused while its row is the same (item_cache)
+            item = items.get(entry.id, entry.digest)
+            if item is None:
+                item = ITEM.dump_json(ITEM.validate_python(application_item(uc.record_of(entry))), by_alias=True)
+                items.put(entry.id, entry.digest, item)
+            parts.append(item)
+        body = b"[" + b",".join(parts) + b"]"  # what APPLICATIONS.dump_json writes for the list of them
         headers = [("X-Total-Count", str(total))]
         if offset + limit < total:
             query = {**({"project_id": project_id} if project_id else {}), "limit": limit, "offset": offset + limit}

@@ -321,11 +321,16 @@ async def list_applications(
 
 async def list_page(
     pool: ReadPool, principal: Principal, *, project_id: str | None, limit: int, offset: int
-) -> tuple[list[AppRecord], int]:
-    """A page of the team's applications (by name, environment, id), secret values left out, and how many
-    the team has in all (in the project): one statement."""
-    page, total = await repo.page_of(pool, principal.team_id, project_id, limit, offset)
-    return [AppRecord(row, stored, hosts, last) for row, stored, hosts, last in page], total
+) -> tuple[list[repo.PageEntry], int]:
+    """A page of the team's applications (by name, environment, id) as read, each with the digest of its row
+    (``record_of`` makes its record, secret values left out), and how many the team has in all (in the
+    project): one statement."""
+    return await repo.page_of(pool, principal.team_id, project_id, limit, offset)
+
+
+def record_of(entry: repo.PageEntry) -> AppRecord:
+    row, stored, hosts, last = entry.decoded()
+    return AppRecord(row, stored, hosts, last)
 
 
 async def get_application(
