@@ -10,7 +10,9 @@ connections; memory is read then and at the end, per component as ``bench_footpr
 process's RSS plus its helpers' unique memory: Postgres's shared buffers counted once).
 
 ``rss_growth_pct``: per component, the growth in percent (negative: it shrank); ``rss_growth_pct_max``
-the largest. ``deploys`` / ``api_calls`` / ``metrics_queries`` count what was done after the warm-up;
+the largest. ``rss_series_mb`` is every component's memory each ``SAMPLE_S`` after the warm-up and
+``rss_growth_pct_second_half`` the growth over the second half of the measured time: a leak keeps growing
+there, a cache that fills up (NATS keeps the stream block it writes to in memory) does not. ``deploys`` / ``api_calls`` / ``metrics_queries`` count what was done after the warm-up;
 ``failed_deploys`` those that did not succeed (every deploy should).
 """
 
@@ -30,6 +32,7 @@ GOALS = {"rss_growth_pct_max": ("<=", 5.0), "failed_deploys": ("<=", 0)}
 SOAK_S = float(os.environ.get("BERTH_SOAK_S", "1800"))
 WARMUP_FRACTION = 0.2
 READS_PER_DEPLOY = 20  # rounds of API reads between two deploys
+SAMPLE_S = 60.0  # memory read this often after the warm-up (``rss_series_mb``)
 
 
 def _memory(platform: BerthUp) -> dict[str, float]:
@@ -62,6 +65,7 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
         warm_until = start + SOAK_S * WARMUP_FRACTION
         end = start + SOAK_S
         before: dict[str, float] | None = None
+        series: list[dict[str, float]] = []
         n = 0
         while time.monotonic() < end or before is None:
             app = apps[n % len(apps)]
@@ -80,7 +84,10 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
             n += 1
             if before is None and time.monotonic() >= warm_until and n >= len(apps):
                 before = _memory(platform)
-                measured_from = time.monotonic()
+                measured_from = next_sample = time.monotonic()
+            if before is not None and time.monotonic() >= next_sample:  # the course, to tell a leak from a fill
+                series.append({"t_s": round(time.monotonic() - measured_from), **_memory(platform)})
+                next_sample += SAMPLE_S
         after = _memory(platform)
         duration = time.monotonic() - measured_from
     finally:
@@ -89,9 +96,17 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
     growth = {
         name: round((after[name] - mb) / mb * 100, 1) for name, mb in sorted(before.items()) if name in after and mb
     }
+    half = next((p for p in series if p["t_s"] >= duration / 2), after)
+    late = {
+        name: round((after[name] - mb) / mb * 100, 1)
+        for name, mb in sorted(half.items())
+        if name in after and mb and name != "t_s"
+    }
     return {
         **counts,
         "soak_s": SOAK_S,
+        "rss_series_mb": series,
+        "rss_growth_pct_second_half": late,
         "measured_s": round(duration, 1),
         "rss_start_mb": before,
         "rss_end_mb": after,
