@@ -35,6 +35,7 @@ os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 # runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
     "tests/e2e/test_chaos.py": 195,
+    "tests/e2e/test_chaos_server.py": 150,
     "tests/servers/test_swarm_rollout.py": 212,
     "tests/servers/test_volume_move.py": 200,
     "tests/servers/test_drain_moves.py": 95,
