@@ -24,7 +24,9 @@ async def revive(rt: RolloutContext, application_id: str) -> list[str]:
         if application_id in await store.unfinished_applications(s):
             return []
         live = await store.last_succeeded(s, application_id)
-        rows = await store.containers_of(s, live.id) if live is not None else []
+        if live is None:
+            return []
+        rows = await store.containers_of(s, live.id)
     started = []
     for server_id in sorted({r.server_id for r in rows}):
         names = {r.name for r in rows if r.server_id == server_id}
