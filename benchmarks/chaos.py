@@ -39,7 +39,7 @@ from typing import Any
 
 from benchmarks.support import chaos_checks as checks
 from benchmarks.support.chaos_client import Ambiguous, Client
-from benchmarks.support.chaos_server import WEB_PORT, Remote
+from benchmarks.support.chaos_server import WEB_PORT, Remote, start_server_storm
 from benchmarks.support.chaos_storm import INFRA, Storm, plan
 from benchmarks.support.http import HttpError, get_once
 from benchmarks.support.platform import SERVE_CONTENT, BerthUp, busybox_image
@@ -262,7 +262,7 @@ async def measure(
         storm = Storm(platform.paths.state, blows, random.Random(rng.random()), (0.3 * mean, 1.7 * mean))
         stop = asyncio.Event()
         if remote is not None:
-            server_storm = await server_storm(
+            server_storm = await start_server_storm(
                 work, [a for a in work.apps if a["name"].startswith("chaosr")], remote, rng
             )
         t0 = time.monotonic()

@@ -169,7 +169,7 @@ class ServerStorm:
         }
 
 
-async def server_storm(work: Any, there: list[dict[str, Any]], remote: Remote, rng: random.Random) -> ServerStorm:
+async def start_server_storm(work: Any, there: list[dict[str, Any]], remote: Remote, rng: random.Random) -> ServerStorm:
     """The test server's storm, once each application placed there (``there``) is live (its first deployment,
     which also sets up the server's Traefik, is not part of the storm): its engine restarted and its disk
     filled once each, in random order. ``work``: the run's ``Workload`` (``deploy``, ``ended``)."""
