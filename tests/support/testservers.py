@@ -203,6 +203,26 @@ class TestServer:
             path.unlink(missing_ok=True)
 
 
+def _container_processes(root: Path) -> list[int]:
+    """The processes whose root file system (the mount on ``/`` in their own mount namespace) lies under
+    ``root``: the containers of a server rooted there, and nothing else (the machine's processes see the
+    server's mounts elsewhere, never on their ``/``)."""
+    own = os.stat("/proc/self/ns/mnt").st_ino
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "mnt").st_ino == own:
+                continue
+            lines = (entry / "mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.split()[4] == "/" and str(root) + "/" in line for line in lines if len(line.split()) > 4):
+            found.append(int(entry.name))
+    return found
+
+
 def _signal_in(ns: str, pid: int, sig: int) -> None:
     """Signal ``pid`` only while it still runs in namespace ``ns``: a recorded pid the kernel reused for
     another process (the machine's own dockerd, say), or a namespace file that no longer names the test
@@ -457,6 +477,11 @@ def stop_server(server: TestServer) -> None:
                 if pid.isdigit():
                     _signal_in(ns, int(pid), signal.SIGKILL)
         time.sleep(0.2)
+    # a container whose shim died with the server (a crash, an engine that did not come back) lives on in
+    # namespaces of its own: found by its root file system, which is under the server's data root
+    for pid in _container_processes(server.root):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     # the engine's mounts (overlay, netns files) live under its data and exec roots
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith(str(server.root))), reverse=True):
