@@ -6,6 +6,8 @@ runs at the same moment; a server that does not answer is tried again at the nex
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from berth_common import labels
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
@@ -34,7 +36,11 @@ async def revive(rt: RolloutContext, application_id: str) -> list[str]:
             docker = await rt.fleet.docker(server_id)
             found = await docker.list_containers({labels.APP: application_id})
             for c in found:
-                if c.name not in names or c.state == "running" or not should_start(await docker.inspect(c.name)):
+                if (
+                    c.name not in names
+                    or c.state == "running"
+                    or not should_start(await docker.inspect(c.name), datetime.now(UTC))
+                ):
                     continue
                 await docker.start(c.name)
                 started.append(c.name)
