@@ -14,8 +14,12 @@ up) and the counts are written to ``benchmarks/results/chaos.json``.
 The seed is printed first and kept in the result: the same seed replays the same plan (applications,
 order of the blows, the pauses; the moments a blow meets depend on the machine's speed).
 
-Not done: restarting the Docker engine (the engine here is shared with other work on the machine) and
-filling a test server's disk (no test server in this run).
+With ``--test-server`` (the default) a namespace test server (its own dockerd and sshd) is added to the
+platform, ``REMOTE_APPS`` image applications are placed on it and deployed once, and during the storm its
+Docker engine is killed -9 and started again and its disk is filled while a deployment there is requested
+(``support/chaos_server.py``); the checks cover its engine and its Traefik's routes too, and after the
+storm its engine is restarted once more, with no deployment, until its applications serve again
+(``server_back_after_s``). The machine's own engine is never restarted (it is shared with other work).
 """
 
 from __future__ import annotations
@@ -27,15 +31,16 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.support import chaos_checks as checks
-from benchmarks.support.chaos_storm import Storm, plan
+from benchmarks.support.chaos_client import Ambiguous, Client
+from benchmarks.support.chaos_server import WEB_PORT, Remote, start_server_storm
+from benchmarks.support.chaos_storm import INFRA, Storm, plan
 from benchmarks.support.http import HttpError, get_once
 from benchmarks.support.platform import SERVE_CONTENT, BerthUp, busybox_image
 
@@ -43,52 +48,8 @@ NAME = "chaos"
 GOALS = {"stuck": ("<=", 0.0), "orphans": ("<=", 0.0), "duplicates": ("<=", 0.0)}
 SETTLE_S = 300.0
 CONVERGE_S = 60.0
-RETRY_S = 120.0
 GAP_S = (0.5, 4.0)
-
-
-class Ambiguous(Exception):
-    """The request was sent but its answer was lost: it may or may not have been carried out."""
-
-
-class Client:
-    """The REST API with the admin token, riding out a killed API or database: a request that could not be
-    sent, or that was answered 5xx, is sent again (until ``RETRY_S``); a GET or PATCH also when its answer
-    was lost."""
-
-    def __init__(self, platform: BerthUp) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=platform.api_url,
-            headers={"Authorization": f"Bearer {platform.token}"},
-            trust_env=False,
-            timeout=30,
-        )
-        self.retries = 0
-
-    async def call(self, method: str, url: str, expect: int, body: Any = None) -> Any:
-        deadline = time.monotonic() + RETRY_S
-        while True:
-            try:
-                resp = await self.http.request(method, url, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                why = f"{type(exc).__name__}"
-            except httpx.TransportError as exc:
-                if method not in ("GET", "PATCH"):  # the PATCHes here set values: sending one twice is harmless
-                    raise Ambiguous(f"{method} {url}: {type(exc).__name__}") from exc
-                why = f"{type(exc).__name__}"
-            else:
-                if resp.status_code == expect:
-                    return resp.json()
-                if resp.status_code < 500 and resp.status_code != 429:
-                    raise RuntimeError(f"{method} {url}: HTTP {resp.status_code}: {resp.text[:500]}")
-                why = f"HTTP {resp.status_code}"
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{method} {url}: no answer within {RETRY_S}s ({why})")
-            self.retries += 1
-            await asyncio.sleep(0.5)
-
-    async def close(self) -> None:
-        await self.http.aclose()
+REMOTE_APPS = 2  # image applications placed on the test server (with --test-server)
 
 
 def git(repo: Path, *args: str) -> None:
@@ -125,14 +86,19 @@ class Workload:
         self.accepted: list[str] = []
         self.ambiguous = 0
         self.refused: list[str] = []
+        self.server_deploys = 0  # the ones the test server's storm requested (while its disk was full)
 
-    async def make_apps(self, count: int) -> None:
+    async def make_apps(self, count: int, remote: int = 0, server: str = "") -> None:
+        """``count`` applications on the local server (image and git in turn), ``remote`` image applications
+        placed on ``server``."""
         project = await self.client.call("POST", "/v1/projects", 201, {"name": f"chaos-{os.getpid()}"})
         env_id = project["environments"][0]["id"]
-        for i in range(count):
-            name = f"chaos{i}"
-            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/"}
-            if i % 2 == 0:
+        for i in range(count + remote):
+            name = f"chaos{i}" if i < count else f"chaosr{i - count}"
+            service: dict[str, Any] = {"kind": "web", "name": "web", "port": 8080, "health_path": "/"}
+            if i >= count:
+                service["servers"] = [server]
+            if i % 2 == 0 or i >= count:
                 source = {"kind": "image", "image": self.base}
                 body = {
                     "name": name,
@@ -158,9 +124,10 @@ class Workload:
             self.apps.append(app)
             self.platform.apps.append(app["id"])
 
-    async def deploy(self, n: int) -> None:
-        """Deploy ``n``: new content for a random application, then the request."""
-        app = self.rng.choice(self.apps)
+    async def deploy(self, n: int, app: dict[str, Any] | None = None) -> str | None:
+        """Deploy ``n``: new content for ``app`` (default: a random application), then the request. The
+        deployment's id (None: refused, or its answer lost)."""
+        app = app or self.rng.choice(self.apps)
         content = f"{app['name']} d{n}"
         try:
             if app["name"] in self.repos:
@@ -174,13 +141,23 @@ class Workload:
         except Ambiguous as exc:
             self.ambiguous += 1
             print(f"[chaos] deploy {n}: {exc}", flush=True)
-            return
+            return None
         except RuntimeError as exc:
             self.refused.append(str(exc)[:300])
             print(f"[chaos] deploy {n} refused: {exc}", flush=True)
-            return
+            return None
         self.accepted.append(out["id"])
         self.content[out["id"]] = content
+        return str(out["id"])
+
+    async def ended(self, deployment_id: str, bound_s: float = SETTLE_S) -> dict[str, Any]:
+        """The deployment once it ended (or as it is after ``bound_s``)."""
+        deadline = time.monotonic() + bound_s
+        while True:
+            got: dict[str, Any] = await self.client.call("GET", f"/v1/deployments/{deployment_id}", 200)
+            if got["status"] in checks.TERMINAL or time.monotonic() > deadline:
+                return got
+            await asyncio.sleep(1.0)
 
     async def deployments(self, app_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = await self.client.call(
@@ -201,12 +178,16 @@ async def settle(work: Workload, bound_s: float) -> tuple[float, dict[str, list[
         await asyncio.sleep(2.0)
 
 
-async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str, list[dict[str, Any]]]]:
-    """Every invariant once, on the state as it is now."""
+async def inspect(
+    work: Workload, team: str, remote: Remote | None = None
+) -> tuple[checks.Findings, dict[str, list[dict[str, Any]]]]:
+    """Every invariant once, on the state as it is now (on the local engine and the test server's)."""
     f = checks.Findings()
     listed = {a["id"]: await work.deployments(a["id"]) for a in work.apps}
     details = [await work.client.call("GET", f"/v1/applications/{a['id']}", 200) for a in work.apps]
-    team_containers = checks.containers(f"berth.team={team}")
+    local_containers = checks.containers(f"berth.team={team}")
+    there = remote.containers(team) if remote is not None else []
+    team_containers = local_containers + there
     ours = {a["id"] for a in work.apps}
     for c in team_containers:
         if c.app not in ours:
@@ -215,8 +196,11 @@ async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str,
         checks.check_app(app, listed[app["id"]], team_containers, f)
         checks.check_images(app, listed[app["id"]], f)
     checks.check_volumes(team, details, f)
-    up = [c for c in team_containers if c.state == "running"]
-    checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), details, up, f)
+    up = [c for c in local_containers if c.state == "running"]
+    local_apps = [a for a in details if not any(s.get("servers") for s in a["services"])]
+    checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), local_apps, up, f)
+    if remote is not None:
+        remote.check_routes([a for a in details if a not in local_apps], [c for c in there if c.state == "running"], f)
     every = {d["id"]: d for ds in listed.values() for d in ds}
     checks.check_ends(
         every, await checks.bus_ends(work.platform.nats_url, work.platform.bus_identity("admin")["password"]), f
@@ -228,43 +212,74 @@ async def inspect(work: Workload, team: str) -> tuple[checks.Findings, dict[str,
         if live not in work.content:
             continue
         host = app["services"][0]["hosts"][0]
+        where = (WEB_PORT, remote.server.address) if remote and app not in local_apps else (work.platform.proxy_port,)
         try:
-            got = await get_once(work.platform.proxy_port, host)
+            got = await get_once(where[0], host, address=where[1] if len(where) > 1 else "127.0.0.1")
             body = got.body.decode(errors="replace").strip()
         except (HttpError, OSError) as exc:
             body, got = f"error {exc}", None
         f.checked["served"] += 1
+        f.checked["served_on_server"] += len(where) > 1
         if got is None or got.status != 200 or body != work.content[live]:
             f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {work.content[live]!r}")
     return f, listed
 
 
-async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: int = 4) -> dict[str, Any]:
+async def converge(
+    work: Workload, team: str, remote: Remote | None
+) -> tuple[checks.Findings, dict[str, list[dict[str, Any]]], float]:
+    """The invariants, checked again for up to ``CONVERGE_S`` while they do not hold yet (the API's projection
+    catching up, replicas started again): the last findings, the deployments, the seconds it took."""
+    start = time.monotonic()
+    while True:
+        findings, listed = await inspect(work, team, remote)
+        if not findings.problems() or time.monotonic() - start > CONVERGE_S:
+            return findings, listed, round(time.monotonic() - start, 1)
+        await asyncio.sleep(2.0)
+
+
+async def measure(
+    platform: BerthUp,
+    deploys: int,
+    kills: int,
+    seed: int,
+    apps: int = 4,
+    remote: Remote | None = None,
+    infra: tuple[str, ...] = INFRA,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     client = Client(platform)
     work = Workload(platform, client, rng)
+    server_storm = None
     try:
-        await work.make_apps(apps)
+        if remote is not None:
+            await remote.add(client.call)
+        await work.make_apps(apps, REMOTE_APPS if remote else 0, remote.name if remote else "")
         team = (await client.call("GET", "/v1/me", 200))["team"]["id"]
-        blows = plan(rng, kills)
+        blows = plan(rng, kills, infra)
         # the blows spread over the time the requests take (on average), not all in its first part
-        mean = max(1.5, deploys * sum(GAP_S) / 2 / len(blows))
+        mean = max(1.5, deploys * sum(GAP_S) / 2 / max(1, len(blows)))
         storm = Storm(platform.paths.state, blows, random.Random(rng.random()), (0.3 * mean, 1.7 * mean))
         stop = asyncio.Event()
+        if remote is not None:
+            server_storm = await start_server_storm(
+                work, [a for a in work.apps if a["name"].startswith("chaosr")], remote, rng
+            )
         t0 = time.monotonic()
-        storming = asyncio.create_task(storm.run(stop))
+        storming = [asyncio.create_task(storm.run(stop))]
+        if server_storm is not None:
+            storming.append(asyncio.create_task(server_storm.run()))
         for n in range(deploys):
             await work.deploy(n)
             await asyncio.sleep(rng.uniform(*GAP_S))
-        await storming
+        await asyncio.gather(*storming)
         storm_s = time.monotonic() - t0
         settle_s, listed = await settle(work, SETTLE_S)
-        deadline = time.monotonic() + CONVERGE_S
-        while True:
-            findings, listed = await inspect(work, team)
-            if not findings.problems() or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(3.0)
+        findings, listed, _ = await converge(work, team, remote)
+        if server_storm is not None:  # the apps there come back after an engine restart with no deployment
+            server_storm.engine_restarts += 1
+            await asyncio.to_thread(remote.server.restart_dockerd)  # type: ignore[union-attr]
+            findings, listed, server_storm.back_after_s = await converge(work, team, remote)
         wall_s = time.monotonic() - t0
     finally:
         await client.close()
@@ -283,6 +298,8 @@ async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: 
         "accepted": len(work.accepted),
         "ambiguous": work.ambiguous,
         "refused": len(work.refused),
+        "warm_deploys": REMOTE_APPS if remote is not None else 0,
+        "server_deploys": work.server_deploys,
         "succeeded": statuses.get("succeeded", 0),
         "failed": statuses.get("failed", 0) + statuses.get("cancelled", 0),
         "kills": storm.kills,
@@ -303,6 +320,7 @@ async def measure(platform: BerthUp, deploys: int, kills: int, seed: int, apps: 
         "problems": {k: v[:10] for k, v in problems.items()},
         "refusals": work.refused[:5],
         **await checks.stream_counts(platform.nats_url, platform.bus_identity("admin")["password"]),
+        **(server_storm.counts() if server_storm is not None else {}),
     }
 
 
@@ -314,22 +332,38 @@ def remove_images(app_ids: list[str]) -> None:
             subprocess.run([checks.DOCKER, "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=120)
 
 
-async def run_chaos(deploys: int, kills: int, seed: int, apps: int = 4) -> dict[str, Any]:
-    print(f"[chaos] seed {seed} ({deploys} deploys, {kills} kills, {apps} applications)", flush=True)
-    busybox_image()
+async def run_chaos(
+    deploys: int, kills: int, seed: int, apps: int = 4, *, server: bool = False, infra: tuple[str, ...] = INFRA
+) -> dict[str, Any]:
+    """The run; ``server``: with a test server (``support/chaos_server.py``), ``REMOTE_APPS`` applications on
+    it, its engine restarted and its disk filled during the storm."""
+    print(f"[chaos] seed {seed} ({deploys} deploys, {kills} kills, {apps} applications, server {server})", flush=True)
+    image = busybox_image()
     load_before = os.getloadavg()[0]
-    platform = await asyncio.to_thread(BerthUp(extra_env={"BERTH_ALLOW_LOCAL_GIT": "1"}).start)
+    env = {"BERTH_ALLOW_LOCAL_GIT": "1"}
+    remote = None
+    if server:
+        traefik_root = Path(tempfile.mkdtemp(prefix="berth-chaos-traefik-"))
+        remote = await asyncio.to_thread(Remote.start, traefik_root, image)
+        env["BERTH_SERVER_TRAEFIK_ROOT"] = str(traefik_root)
     try:
-        result = await measure(platform, deploys, kills, seed, apps)
-    except BaseException:
-        print("[chaos] failed (BERTH_CHAOS_KEEP_LOGS=DIR keeps the platform's logs)", file=sys.stderr)
-        raise
+        platform = await asyncio.to_thread(BerthUp(extra_env=env).start)
+        try:
+            result = await measure(platform, deploys, kills, seed, apps, remote, infra)
+        except BaseException:
+            print("[chaos] failed (BERTH_CHAOS_KEEP_LOGS=DIR keeps the platform's logs)", file=sys.stderr)
+            raise
+        finally:
+            keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
+            if keep:
+                shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
+            await asyncio.to_thread(platform.stop)
+            await asyncio.to_thread(remove_images, platform.apps)
     finally:
-        keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
-        if keep:
-            shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
-        await asyncio.to_thread(platform.stop)
-        await asyncio.to_thread(remove_images, platform.apps)
+        if remote is not None:
+            keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
+            await asyncio.to_thread(remote.stop, Path(keep) / f"chaos-{seed}" if keep else None)
+            shutil.rmtree(remote.traefik_root, ignore_errors=True)
     load_avg = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return {**result, "up_s": round(platform.up_s, 1), "load_avg_1m": load_avg}
 
@@ -343,10 +377,16 @@ def main(argv: list[str] | None = None) -> int:
         "--kills", type=int, default=12, help="Berth services killed (NATS, Postgres, Traefik: once each)"
     )
     parser.add_argument("--apps", type=int, default=4)
+    parser.add_argument(
+        "--test-server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a namespace test server too: applications on it, its Docker engine restarted, its disk filled",
+    )
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a new seed, printed)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    result = asyncio.run(run_chaos(args.deploys, args.kills, seed, args.apps))
+    result = asyncio.run(run_chaos(args.deploys, args.kills, seed, args.apps, server=args.test_server))
     from datetime import UTC, datetime
 
     result["goals"] = {k: list(v) for k, v in GOALS.items()}

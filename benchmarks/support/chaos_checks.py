@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ SENTINEL_FILE = "000-berth-sentinel.yml"
 FORMAT = '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label "berth.app"}}\t{{.Label "berth.service"}}\t{{.Label "berth.deployment"}}\t{{.Ports}}'
 
 
-def docker(*args: str) -> str:
-    return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=120, check=True).stdout
+def docker(*args: str, host: str | None = None) -> str:
+    """The docker CLI against the machine's engine (or ``host``: a test server's)."""
+    where = ["-H", host] if host else []
+    return subprocess.run([DOCKER, *where, *args], capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,8 @@ class Container:
         return None
 
 
-def containers(label: str) -> list[Container]:
-    out = docker("ps", "-a", "--filter", f"label={label}", "--format", FORMAT)
+def containers(label: str, host: str | None = None) -> list[Container]:
+    out = docker("ps", "-a", "--filter", f"label={label}", "--format", FORMAT, host=host)
     return [Container(*(line.split("\t") + [""] * 7)[:7]) for line in out.splitlines() if line.strip()]
 
 
@@ -228,10 +231,19 @@ def check_ends(deployments: dict[str, dict[str, Any]], ends: dict[str, list[tupl
             f.end_mismatch.append(f"deployment {dep_id}: API {d['status']}, bus {sorted({k for k, _ in kinds})}")
 
 
+def local_upstream(c: Container) -> str:
+    return f"http://127.0.0.1:{c.upstream_port()}"
+
+
 def check_routes(
-    routes: dict[str, tuple[set[str], set[str]]], apps: list[dict[str, Any]], up: list[Container], f: Findings
+    routes: dict[str, tuple[set[str], set[str]]],
+    apps: list[dict[str, Any]],
+    up: list[Container],
+    f: Findings,
+    upstream: Callable[[Container], str] = local_upstream,
 ) -> None:
-    """Every route file is an application's web service, sending to exactly its live running replicas."""
+    """Every route file is an application's web service, sending to exactly its live running replicas
+    (``up``: those of the engine behind this Traefik; ``upstream``: how its route names one)."""
     by_host = {h: (a, s) for a in apps for s in a["services"] for h in s.get("hosts", [])}
     for file, (hosts, ups) in routes.items():
         f.checked["routes"] += 1
@@ -243,7 +255,7 @@ def check_routes(
         app = next(a for a in apps if a["id"] == app_id)
         live = (app.get("live") or {}).get("deployment_id")
         want = {
-            f"http://127.0.0.1:{c.upstream_port()}"
+            upstream(c)
             for c in up
             if c.app == app_id and c.service == service and c.deployment == live and c.state == "running"
         }

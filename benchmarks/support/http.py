@@ -122,11 +122,11 @@ class Conn:
         self.reader = self.writer = None
 
 
-async def get_once(port: int, host: str, path: str = "/", timeout: float = 5.0) -> Answer:
-    """One request on a new connection (closed afterwards)."""
+async def get_once(port: int, host: str, path: str = "/", timeout: float = 5.0, address: str = LOOPBACK) -> Answer:
+    """One request on a new connection (closed afterwards); ``address``: a test server's, not loopback."""
 
     async def go() -> Answer:
-        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        reader, writer = await asyncio.open_connection(address, port)
         try:
             writer.write(request_bytes(host, path, keep_alive=False))
             await writer.drain()

@@ -170,6 +170,13 @@ async def _get(address: str, host: str) -> tuple[int, str]:
         return r.status_code, r.text
 
 
+async def _get_or_error(address: str, host: str) -> tuple[int, str]:
+    try:
+        return await _get(address, host)
+    except httpx.TransportError as exc:
+        return 0, str(exc)
+
+
 async def _until(address: str, host: str, status: int, timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -209,6 +216,7 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         route_live_timeout_s=10.0,
         server_traefik_root=str(remote_root),
         server_connect_timeout_s=3.0,
+        server_watch_interval_s=1.0,
     )
     svc = await ProxySync(settings).start()
     client = await RouteClient(nats_server.url).start()
@@ -277,6 +285,12 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         evt = await _apply(client, "shop-api", ["api.shop.test"], [f"http://{app}:8080"], 2, sid)
         assert evt["type"] == "evt.route.applied", evt
         assert await _until(server.address, "shop.test", 200) == "served on the server"
+
+        # the server's Traefik stopped (as its engine leaves it after a crash): with no command, proxy-sync's
+        # watch finds its API silent and starts it again
+        server.docker("stop", "-t", "0", "berth-traefik")
+        assert (await _get_or_error(server.address, "shop.test")) != (200, "served on the server")
+        assert await _until(server.address, "shop.test", 200, timeout=30) == "served on the server"
 
         # a server proxy-sync never heard of
         evt = await _apply(client, "shop-web", ["shop.test"], ["http://x:1"], 9, "nosuchserver")

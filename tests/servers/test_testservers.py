@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import asyncssh
@@ -41,3 +42,21 @@ def test_a_namespace_server_has_its_own_engine_and_sshd(tmp_path):
         root_dir, version = asyncio.run(probe())
         assert root_dir == str(server.root / "data")
         assert version["ApiVersion"]
+
+
+def test_a_crashed_servers_containers_are_gone_with_it():
+    """Its engine and the containers' shims killed (a crash), a container lives on in namespaces of its
+    own; removing the server ends it too (it would hold the server's mounts, and its disk, for good)."""
+    from tests.support.images import busybox_image
+    from tests.support.testservers import _container_processes
+
+    image = busybox_image()
+    with running_servers(1, with_sshd=False) as [server]:
+        server.load_image(image)
+        server.docker("run", "-d", "--name", "survivor", image, "sleep", "600")
+        server.crash()
+        time.sleep(0.5)
+        left = _container_processes(server.root)
+        assert left, "the container's process outlives the crash"
+        root = server.root
+    assert _container_processes(root) == []

@@ -36,6 +36,7 @@ from berth_common.catalogue import ServerChanged, sealed_key_aad
 LOCK = Path("/tmp/berth-testservers.lock")
 NET_PREFIX = "10.77"
 SSHD = "/usr/sbin/sshd"
+FILLER = "berth-test-filler"  # the file that fills a server's disk (TestServer.fill_disk)
 
 
 def _run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -82,6 +83,7 @@ class TestServer:
     client_key: asyncssh.SSHKey
     host_key: asyncssh.SSHKey
     pids: dict[str, int] = field(default_factory=dict)
+    insecure_registries: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -151,6 +153,75 @@ class TestServer:
         if pid:
             _signal_in(self.name, pid, signal.SIGKILL)
 
+    def restart_dockerd(self) -> float:
+        """The engine crashes and comes back: SIGKILL of its dockerd, then a new dockerd on the same data
+        root, ready when it answers. The seconds it took. Containers come back only by their restart policy
+        (or whoever starts them again)."""
+        t0 = time.monotonic()
+        pid = self.pids.get("dockerd")
+        self.stop_dockerd()
+        if pid:
+            _wait(lambda: _gone(pid), f"{self.name} dockerd exit")
+        # the engine's containerd dies with it (the containers' shims live on, as after a real crash): killed
+        # here too, since while it holds its database the new engine's containerd cannot start, and its pid
+        # file removed, since one naming a zombie (nothing here reaps orphans) makes the new engine wait
+        # for the old socket forever
+        containerd = self.root / "exec" / "containerd" / "containerd.pid"
+        text = containerd.read_text().strip() if containerd.exists() else ""
+        if text.isdigit():
+            _signal_in(self.name, int(text), signal.SIGKILL)
+            _wait(lambda: _gone(int(text)), f"{self.name} containerd exit")
+        containerd.unlink(missing_ok=True)
+        self.docker_sock.unlink(missing_ok=True)
+        (self.root / "docker.pid").unlink(missing_ok=True)
+        _start_dockerd(self, f"/var/run/netns/{self.name}", self.insecure_registries)
+        return time.monotonic() - t0
+
+    def fill_disk(self) -> int:
+        """Fill the file system of the engine's data root (one of its own: ``start_server(data_mb=...)``) to
+        its last block with files; the bytes taken. :meth:`free_disk` removes them."""
+        data = self.root / "data"
+        if not os.path.ismount(data):
+            raise RuntimeError(f"{self.name}: the data root is the machine's own disk; start it with data_mb")
+        n = 0
+        chunk = before = shutil.disk_usage(data).free
+        while chunk >= 4096:  # the file system's own bookkeeping takes some of what it reports free
+            fd = os.open(data / f"{FILLER}-{n}", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, chunk)
+            except OSError:
+                chunk //= 2
+                continue
+            finally:
+                os.close(fd)
+            n += 1
+            chunk = min(chunk, shutil.disk_usage(data).free)
+        return before - shutil.disk_usage(data).free
+
+    def free_disk(self) -> None:
+        for path in (self.root / "data").glob(f"{FILLER}-*"):
+            path.unlink(missing_ok=True)
+
+
+def _container_processes(root: Path) -> list[int]:
+    """The processes whose root file system (the mount on ``/`` in their own mount namespace) lies under
+    ``root``: the containers of a server rooted there, and nothing else (the machine's processes see the
+    server's mounts elsewhere, never on their ``/``)."""
+    own = os.stat("/proc/self/ns/mnt").st_ino
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "mnt").st_ino == own:
+                continue
+            lines = (entry / "mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.split()[4] == "/" and str(root) + "/" in line for line in lines if len(line.split()) > 4):
+            found.append(int(entry.name))
+    return found
+
 
 def _signal_in(ns: str, pid: int, sig: int) -> None:
     """Signal ``pid`` only while it still runs in namespace ``ns``: a recorded pid the kernel reused for
@@ -164,6 +235,21 @@ def _signal_in(ns: str, pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return
+
+
+def _gone(pid: int) -> bool:
+    """The process ended (a zombie not yet reaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+
+
+def _answers(docker_host: str) -> bool:
+    try:
+        return _run("docker", "-H", docker_host, "version", check=False, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _wait(predicate, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -245,13 +331,15 @@ def start_server(
     with_sshd: bool = True,
     with_docker: bool = True,
     insecure_registries: tuple[str, ...] = (),
+    data_mb: int | None = None,
 ) -> TestServer:
     """Make a namespace server at ``10.77.<net>.<host>`` with its own dockerd (and sshd).
     Call :func:`stop_server` to remove it.
 
     ``with_docker=False``: no engine; the sshd sees a plain file at /var/run/docker.sock (no socket).
     ``insecure_registries``: ``host:port`` of plain-HTTP registries the engine may pull from (on the
-    network's ``.1``, which the engine does not count as loopback)."""
+    network's ``.1``, which the engine does not count as loopback).
+    ``data_mb``: the engine's data root is a file system of that size of its own (a disk that can be filled)."""
     name = f"berth-t{net.subnet}-{host}"
     host_veth, ns_veth = f"bt{net.subnet}x{host}", f"bt{net.subnet}y{host}"
     _run("ip", "netns", "add", name)
@@ -268,6 +356,7 @@ def start_server(
         root,
         client_key=asyncssh.generate_private_key("ssh-ed25519"),
         host_key=asyncssh.generate_private_key("ssh-ed25519"),
+        insecure_registries=insecure_registries,
     )
     try:
         ns = f"/var/run/netns/{name}"
@@ -280,6 +369,8 @@ def start_server(
         ):
             _run("nsenter", f"--net={ns}", *argv)
         if with_docker:
+            if data_mb is not None:
+                _data_disk(root, data_mb)
             _start_dockerd(server, ns, insecure_registries)
         else:
             server.docker_sock.write_text("")
@@ -303,10 +394,22 @@ def _name_servers() -> list[str]:
     return [f"{a}/32" for a in found if a.count(".") == 3 and not a.startswith("127.")]
 
 
+def _data_disk(root: Path, size_mb: int) -> None:
+    """The engine's data root on a disk of its own: an ext4 file system of ``size_mb`` (a sparse file on the
+    machine's disk, loop-mounted; no blocks reserved for root, so a fill leaves nothing), unmounted (and its
+    loop device freed) by :func:`stop_server`."""
+    image = root / "data.img"
+    with image.open("wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    _run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
+    (root / "data").mkdir()
+    _run("mount", "-o", "loop", str(image), str(root / "data"))
+
+
 def _start_dockerd(server: TestServer, ns: str, insecure_registries: tuple[str, ...] = ()) -> None:
     root = server.root
-    (root / "data").mkdir()
-    (root / "exec").mkdir()
+    (root / "data").mkdir(exist_ok=True)
+    (root / "exec").mkdir(exist_ok=True)
     log = (root / "dockerd.log").open("ab")
     dockerd = subprocess.Popen(
         [
@@ -328,10 +431,9 @@ def _start_dockerd(server: TestServer, ns: str, insecure_registries: tuple[str, 
         start_new_session=True,
     )
     server.pids["dockerd"] = dockerd.pid
-    _wait(
-        lambda: _run("docker", "-H", server.docker_host, "version", check=False, timeout=10).returncode == 0,
-        f"{server.name} dockerd",
-    )
+    # a restarted engine answers only once it dealt with the containers it found (stopping each one the
+    # crash left running takes up to its stop timeout): wait long enough for that
+    _wait(lambda: _answers(server.docker_host), f"{server.name} dockerd", timeout=90)
 
 
 def _start_sshd(server: TestServer, ns: str) -> None:
@@ -388,6 +490,11 @@ def stop_server(server: TestServer) -> None:
                 if pid.isdigit():
                     _signal_in(ns, int(pid), signal.SIGKILL)
         time.sleep(0.2)
+    # a container whose shim died with the server (a crash, an engine that did not come back) lives on in
+    # namespaces of its own: found by its root file system, which is under the server's data root
+    for pid in _container_processes(server.root):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
     # the engine's mounts (overlay, netns files) live under its data and exec roots
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith(str(server.root))), reverse=True):

@@ -9,8 +9,9 @@ stop). Containers are stopped, never removed: their volumes, files and configura
 with its own stop timeout (the drain a deployment gave it). Web and worker replicas stop first, databases
 last (apps lose their database after they stopped), and start again in the opposite order.
 
-The scheduler does not start replicas it finds stopped (it reconciles deployments, not container states),
-so the stopped containers are recorded in ``<data>/containers/stopped.json``; the next ``berth up`` starts
+The scheduler starts again only its live versions' web and worker replicas that an engine left exited (and
+not while it is down), not databases nor in this order, so the stopped containers are recorded in
+``<data>/containers/stopped.json``; the next ``berth up`` starts
 those that still exist and are not running, and forgets the record. A container stopped for another reason
 (an old version a rollout stopped, a finished one-off run) is never in it, so never started.
 

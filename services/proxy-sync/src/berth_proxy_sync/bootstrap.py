@@ -54,6 +54,7 @@ async def wire(ctx: Context) -> None:
         local_site(files, traefik, tls=tls, certs=certs, probe=probe), remote, settings.server_setup_timeout_s
     )
     ctx.cleanups.append(sites.close)
+    sites.start_watch(ctx.sessionmaker, settings.server_watch_interval_s)
     dns_server = dns.parse_server(settings.tls_dns_server) if settings.tls_dns_server else None
     addresses, found = settings.server_addresses, False
     if not addresses and settings.proxy_tls_port is not None:  # the machine's own, read once at start

@@ -44,6 +44,9 @@ class ProxySyncSettings(BaseServiceSettings):
     server_connect_timeout_s: float = Field(default=10.0, gt=0)
     # How long opening a server's site may take (connect, network, image made and sent, container, API up)
     server_setup_timeout_s: float = Field(default=300.0, gt=0)
+    # How often the Traefik of every server whose site was opened is checked, and started again when it does
+    # not answer (its engine restarted: nothing else would bring it back before the next route change)
+    server_watch_interval_s: float = Field(default=10.0, gt=0)
 
     # HTTPS (docs: services/proxy-sync/README.md "HTTPS"). BERTH_PROXY_TLS_PORT: the control plane's Traefik's
     # HTTPS entry point (the cli sets it; unset: the local Traefik serves HTTP only); BERTH_TLS_PROBE_HOST:

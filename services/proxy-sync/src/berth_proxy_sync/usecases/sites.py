@@ -15,11 +15,12 @@ reachable is :class:`SiteUnavailable`, which the route command answers with ``ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common import fleet
 from berth_common.catalogue import ServerChanged
@@ -52,6 +53,7 @@ class Sites:
     _reconciled: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # server -> address reconciled at
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # server -> (when, why) it last failed
+    _watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def site(self, server_id: str, session: AsyncSession) -> Site:
         """The site of ``server_id``, opened (and reconciled) on first use; SiteUnavailable when none."""
@@ -114,7 +116,44 @@ class Sites:
                 await site.close()
             await self.remote.forget(server_id)
 
+    async def keep_up(self, sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+        """Every server whose site was opened (and not removed since) checked again: a site whose Traefik does
+        not answer is opened again, which starts its container again (an engine restart leaves it stopped,
+        and its routes' applications dark until the next route change). The servers opened again."""
+        reopened = []
+        for server_id in sorted(self._reconciled):
+            site = self._open.get(server_id)
+            if site is not None and site.alive and await _answers(site):
+                continue
+            try:
+                async with sessionmaker() as session:
+                    await self.site(server_id, session)
+            except SiteUnavailable as exc:
+                log.info("a server's site is not open yet", server_id=server_id, reason=str(exc))
+                continue
+            reopened.append(server_id)
+            log.warning("a server's site was opened again", server_id=server_id)
+        return reopened
+
+    def start_watch(self, sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
+        """:meth:`keep_up` every ``interval_s`` until :meth:`close`."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.keep_up(sessionmaker)
+                except Exception as exc:  # the database went away: the next pass tries again
+                    log.warning("server sites not checked", error=str(exc))
+
+        self._watch = asyncio.create_task(loop(), name="server-sites-watch")
+
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         for site in list(self._open.values()):
             await site.close()
         self._open.clear()

@@ -18,7 +18,17 @@ from berth_common.labels import label_filter
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.images import TagCall
 
+_DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 _PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
+
+
+def explained(message: str, server_id: str) -> str:
+    """An engine's refusal in words a person acts on: a full disk named as such (the engine's own text,
+    ``... no space left on device``, kept after it)."""
+    if _DISK_FULL.search(message):
+        where = "the control plane's server" if server_id == LOCAL else f"server {server_id}"
+        return f"the disk of {where} is full (Docker's data root): {message}"
+    return message
 
 
 class DockerOperationError(RuntimeError):
@@ -65,7 +75,7 @@ class DockerExecutor:
         try:
             return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
         except EngineError as exc:
-            msg = f"docker {what}: {exc.message}"
+            msg = explained(f"docker {what}: {exc.message}", self.server_id)
             if _PORT_IN_USE.search(exc.message or ""):
                 raise PortInUseError(msg, exc.status) from None
             raise DockerOperationError(msg, exc.status) from None

@@ -210,6 +210,11 @@ async def containers_of(s: AsyncSession, deployment_id: str) -> list[Any]:
     return list(rows)
 
 
+async def applications_with_containers(s: AsyncSession) -> list[str]:
+    rows = await s.execute(sa.select(containers.c.application_id).distinct())
+    return sorted(r.application_id for r in rows)
+
+
 async def servers_of_application(s: AsyncSession, application_id: str) -> list[str]:
     """Every server a recorded container of the application runs on (``local`` always among them)."""
     rows = await s.execute(

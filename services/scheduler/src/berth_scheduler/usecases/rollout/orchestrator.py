@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.leader import Leadership
 from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.removal import RemovalDriver
+from berth_scheduler.usecases.rollout.revive import revive
 from berth_scheduler.usecases.rollout.routing import RouteStepper
 from berth_scheduler.usecases.rollout.scale import ScaleDriver
 from berth_scheduler.usecases.rollout.undo import Undo
@@ -58,6 +60,8 @@ class Orchestrator:
         self._scale = ScaleDriver()
         self._leadership: Leadership | None = None
         self.sweep_s = 2.0
+        self.revive_s = 5.0  # how often the live replicas an engine restart stopped are looked for
+        self._revived_at = 0.0
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -87,7 +91,29 @@ class Orchestrator:
             task = self._tasks.get(app)
             if task is None or task.done():
                 self.kick(app)
+        if time.monotonic() - self._revived_at >= self.revive_s:
+            self._revived_at = time.monotonic()
+            await self._revive_idle(set(apps))
         return apps
+
+    async def _revive_idle(self, busy: set[str]) -> None:
+        """In the slot of each application nothing else holds: start again its live replicas an engine
+        restart left exited (``revive.py``); a deployment arriving meanwhile starts at the next sweep."""
+        if self._stopping or not self.leading:
+            return
+        async with self.rt.sessionmaker() as s:
+            running = await store.applications_with_containers(s)
+        for app in running:
+            task = self._tasks.get(app)
+            if app in busy or (task is not None and not task.done()):
+                continue
+            self._tasks[app] = asyncio.create_task(self._revive(app), name=f"revive:{app}")
+
+    async def _revive(self, application_id: str) -> None:
+        try:
+            await revive(self.rt, application_id)
+        except Exception as exc:  # the database went away: the next pass tries again
+            log.warning("live replicas not checked", application_id=application_id, error=str(exc))
 
     @property
     def leading(self) -> bool:

@@ -1,0 +1,188 @@
+"""The chaos suite's test server: a namespace server (its own dockerd and sshd, ``tests/support/testservers.py``)
+added to the running platform, its engine restarted and its disk filled while deployments go on.
+
+- ``Remote.add`` adds the server through the REST API by key and waits until the scheduler validated it;
+  the engine's data root is a file system of its own (``DATA_MB``, loop-mounted), so the disk can be filled.
+- ``ServerStorm`` strikes it: ``engine`` kills -9 its dockerd and starts a new one on the same data root (the
+  containers it ran stay down until Berth starts them again: a crashed engine does not apply restart
+  policies to what it finds); ``disk`` fills its data root to the last byte with one file, requests a
+  deployment of an application placed there, waits for its end (a full disk must fail it with the words
+  "no space left on device", which ``disk_reasons`` keeps) and frees the disk.
+- ``Remote.containers`` and ``Remote.check_routes`` give the invariants of ``chaos_checks.py`` the server's
+  side: its engine's containers, its Traefik's route files (upstreams by container name on its network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.support import chaos_checks as checks
+from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
+
+DATA_MB = 2300  # the server engine's disk (a sparse file): Berth accepts a server with 2 GiB free, no less
+WEB_PORT = 80  # the server's Traefik (proxy-sync's default ``server_web_port``), in the server's namespace
+REASON_WORDS = "no space left on device"
+
+
+@dataclass
+class Remote:
+    """The run's test server and what the platform calls it."""
+
+    server: TestServer
+    net: Any
+    traefik_root: Path
+    name: str = "chaos-server"
+    server_id: str = ""
+
+    @classmethod
+    def start(cls, traefik_root: Path, image: str) -> Remote:
+        net = make_net()
+        try:
+            server = start_server(net, 2, data_mb=DATA_MB)
+        except BaseException:
+            remove_net(net)
+            raise
+        remote = cls(server, net, traefik_root)
+        server.load_image(image)
+        return remote
+
+    def stop(self, keep_logs: Path | None = None) -> None:
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.server.root / "dockerd.log", keep_logs / "test-server-dockerd.log")
+        self.server.free_disk()
+        stop_server(self.server)
+        remove_net(self.net)
+
+    async def add(self, call: Callable[..., Awaitable[Any]], timeout: float = 120) -> None:
+        """Add the server by key (``call``: the chaos client's ``call``); wait until it is ``ready``."""
+        body = {"name": self.name, "host": self.server.address, "port": 22, "user": "root"}
+        made = await call("POST", "/v1/servers", 201, {**body, "private_key": self.server.private_key_pem})
+        self.server_id = made["id"]
+        deadline = time.monotonic() + timeout
+        while (got := await call("GET", f"/v1/servers/{self.server_id}", 200))["state"] != "ready":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"test server not validated: {got['state']}")
+            await asyncio.sleep(0.5)
+
+    def containers(self, team: str) -> list[checks.Container]:
+        return checks.containers(f"berth.team={team}", host=self.server.docker_host)
+
+    def check_routes(self, apps: list[dict[str, Any]], up: list[checks.Container], f: checks.Findings) -> None:
+        routes = checks.route_files(self.traefik_root / self.server_id / "dynamic")
+        checks.check_routes(routes, apps, up, f, upstream=lambda c: f"http://{c.name}:8080")
+
+
+@dataclass
+class ServerBlow:
+    at_s: float
+    target: str  # "engine" or "disk"
+    took_s: float = 0.0
+    detail: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "at_s": round(self.at_s, 2),
+            "target": self.target,
+            "took_s": round(self.took_s, 1),
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class ServerStorm:
+    """``blows`` ("engine", "disk") one after the other, a random pause (``pause_s``) before each.
+    ``deploy_there``: requests a deployment of an application on the server, returns its id and a
+    coroutine function that waits for its end (the deployment as the API shows it)."""
+
+    remote: Remote
+    blows: list[str]
+    rng: random.Random
+    deploy_there: Callable[[], Awaitable[tuple[str, Callable[[], Awaitable[dict[str, Any]]]] | None]]
+    pause_s: tuple[float, float] = (3.0, 10.0)
+    done: list[ServerBlow] = field(default_factory=list)
+    disk_reasons: list[str] = field(default_factory=list)
+    engine_restarts: int = 0
+    disk_fills: int = 0
+    back_after_s: float | None = None  # after the last engine restart, until every invariant held again
+
+    async def run(self) -> None:
+        t0 = time.monotonic()
+        for target in self.blows:
+            await asyncio.sleep(self.rng.uniform(*self.pause_s))
+            blow = ServerBlow(time.monotonic() - t0, target)
+            start = time.monotonic()
+            if target == "engine":
+                await asyncio.to_thread(self.remote.server.restart_dockerd)
+                self.engine_restarts += 1
+            else:
+                await self._fill(blow)
+                self.disk_fills += 1
+            blow.took_s = time.monotonic() - start
+            self.done.append(blow)
+            print(f"[chaos] test server {target} at {blow.at_s:.1f}s, {blow.took_s:.1f}s {blow.detail}", flush=True)
+
+    async def _fill(self, blow: ServerBlow) -> None:
+        """The disk filled, and kept full (what any removal frees is taken again at once, as by a runaway
+        log) until the deployment requested meanwhile ended; then freed."""
+        filled = await asyncio.to_thread(self.remote.server.fill_disk)
+        full = True
+
+        async def keep_full() -> None:
+            while full:
+                await asyncio.to_thread(self.remote.server.fill_disk)
+                await asyncio.sleep(0.1)
+
+        keeper = asyncio.create_task(keep_full())
+        try:
+            started = await self.deploy_there()
+            if started is None:
+                blow.detail = "no deployment accepted while full"
+                return
+            dep_id, wait = started
+            ended = await wait()
+            reason = (ended.get("reason") or "").strip()
+            blow.detail = f"{filled >> 20} MiB filled; {dep_id} {ended['status']}: {reason[:200]}"
+            if ended["status"] != "succeeded":
+                self.disk_reasons.append(reason)
+        finally:
+            full = False
+            await keeper
+            await asyncio.to_thread(self.remote.server.free_disk)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "engine_restarts": self.engine_restarts,
+            "disk_fills": self.disk_fills,
+            "disk_full_failures": len(self.disk_reasons),
+            "disk_full_said": sum(REASON_WORDS in r.lower() for r in self.disk_reasons),
+            "disk_full_reasons": [r[:300] for r in self.disk_reasons],
+            "server_back_after_s": self.back_after_s,
+            "server_blows": [b.public() for b in self.done],
+        }
+
+
+async def start_server_storm(work: Any, there: list[dict[str, Any]], remote: Remote, rng: random.Random) -> ServerStorm:
+    """The test server's storm, once each application placed there (``there``) is live (its first deployment,
+    which also sets up the server's Traefik, is not part of the storm): its engine restarted and its disk
+    filled once each, in random order. ``work``: the run's ``Workload`` (``deploy``, ``ended``)."""
+    for n, app in enumerate(there):
+        dep = await work.deploy(-1 - n, app)
+        if dep is None or (await work.ended(dep))["status"] != "succeeded":
+            raise RuntimeError(f"the first deployment of {app['name']} on the test server did not succeed")
+
+    async def deploy_there() -> tuple[str, Any] | None:
+        work.server_deploys += 1
+        dep = await work.deploy(1000 + work.server_deploys, rng.choice(there))
+        return (dep, lambda: work.ended(dep)) if dep else None
+
+    blows = ["engine", "disk"]
+    rng.shuffle(blows)
+    return ServerStorm(remote, blows, random.Random(rng.random()), deploy_there)

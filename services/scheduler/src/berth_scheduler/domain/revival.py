@@ -1,0 +1,49 @@
+"""Which replicas of a live version to start again: the ones an engine restart left exited.
+
+Docker restarts a container by its restart policy while the engine runs, but an engine that crashed
+(SIGKILL, power loss) stops, on its next start, the containers it finds from before and does not start
+them again (Docker 20.10 without ``live-restore``: they stay ``exited``, code 137). A live version's
+replica that is exited although its policy asks for it to run is therefore started again by the
+scheduler, as the engine would have done had it not crashed: ``always`` and ``unless-stopped`` always,
+``on-failure`` after a failure (a non-zero exit code), ``no`` never. Berth removes every replica it stops
+for good (an old version, a scale-down) and forgets it, and no application with a deployment in flight is
+touched, so a replica found here is one the platform still means to run. One that exited less than
+``SETTLE_S`` ago is left alone for now: a deployment requested just after it stopped (which makes a kept
+service's stopped container again) finds it as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+WANTS_RUNNING = frozenset({"always", "unless-stopped"})
+SETTLE_S = 5.0
+
+
+def exited_at(state: dict[str, Any]) -> datetime | None:
+    """``State.FinishedAt`` (nanoseconds, ``Z``) as a datetime; None when the engine gave none."""
+    raw = str(state.get("FinishedAt") or "")
+    if not raw or raw.startswith("0001-"):
+        return None
+    head, _, frac = raw.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
+
+
+def should_start(info: dict[str, Any] | None, now: datetime) -> bool:
+    """Whether the container (``GET /containers/{name}/json``) is to be started again at ``now`` (UTC)."""
+    if not info:
+        return False
+    state = info.get("State") or {}
+    if state.get("Status") != "exited" or state.get("Running"):
+        return False
+    ended = exited_at(state)
+    if ended is not None and (now - ended).total_seconds() < SETTLE_S:
+        return False
+    policy = ((info.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+    if policy in WANTS_RUNNING:
+        return True
+    return policy == "on-failure" and int(state.get("ExitCode") or 0) != 0
