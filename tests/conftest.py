@@ -176,7 +176,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # without xdist (``-p no:xdist``) the hook is unknown
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile``, but the files of SHARED_PLATFORM_FILES are one unit (their shared platform)."""
     if getattr(config.option, "dist", "no") != "loadfile":

@@ -78,7 +78,7 @@ async def test_a_running_build_is_stopped_and_leaves_nothing(
     cleaned = await wait_for(
         lambda: leftovers(cmd.build_id, tag, marker) == nothing, 10, "the build's leftovers' removal"
     )
-    assert not (b.settings.workspaces / cmd.build_id).exists()
+    await wait_for(lambda: not (b.settings.workspaces / cmd.build_id).exists(), 10, "the build's workspace removal")
     assert b.lines(cmd.deployment_id)[-1] == "build cancelled: by the test"
     row = await b.handler.repo.get(cmd.build_id)
     assert row is not None and row.status == "cancelled"

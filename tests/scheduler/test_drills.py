@@ -163,7 +163,8 @@ async def test_a_drill_container_left_behind_is_swept_after_its_deadline(harness
     assert harness.scheduler.proc is not None  # the scheduler's sweep runs every second here
     labels = ["berth.managed=true", "berth.kind=drill", "berth.drill=d-left", TEST_LABEL]
     args = [a for lab in labels for a in ("--label", lab)]
-    past = docker("run", "-d", *args, "--label", "berth.drill-deadline=1", busybox_image(), "sleep", "600")
+    # created, not run: the sweep (every second) may remove it at any moment, even before a start
+    past = docker("create", *args, "--label", "berth.drill-deadline=1", busybox_image(), "sleep", "600")
     future = str(int(time.time()) + 3600)
     kept = docker("run", "-d", *args, "--label", f"berth.drill-deadline={future}", busybox_image(), "sleep", "600")
     try:

@@ -106,6 +106,7 @@ def up(
             paths.root, all_in_one, echo=True, on_ready=lambda s: typer.echo(platform.banner(paths, s["urls"]))
         )
         return
+    _start_stopped_apps(paths)  # first: the scheduler would otherwise start them itself, unannounced
     try:
         status = platform.up(paths, all_in_one, timeout)
     except (platform.PlatformError, ValueError) as exc:
@@ -115,11 +116,11 @@ def up(
     from berth_cli import appcontainers
 
     appcontainers.refresh_teams(paths.root, os.environ.get("BERTH_DATABASE_URL"))
-    _start_stopped_apps(paths)
 
 
 def _start_stopped_apps(paths: Paths) -> None:
-    """Start the application containers ``berth down --all`` stopped (the scheduler does not)."""
+    """Start the application containers ``berth down --all`` stopped, before the control plane starts (its
+    scheduler starts a live replica found exited again too, but only once it runs, and without saying so)."""
     from berth_cli import appcontainers
     from berth_cli.baseimages import DOCKER
 
