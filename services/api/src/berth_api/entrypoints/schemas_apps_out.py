@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from berth_api.domain import names
 from berth_api.entrypoints.schemas_apps import (
     BUFFER_REQUESTS,
     PULL_POLICY,
     BindIn,
     Limits,
+    RestartPolicy,
     VariableOut,
     VolumeIn,
 )
@@ -24,60 +24,10 @@ from berth_api.entrypoints.schemas_pre_deploy import PRE_DEPLOY, PreDeployIn
 from berth_api.entrypoints.schemas_runtime import LastDeployment, LiveVersion, RuntimeStatus
 from berth_api.entrypoints.schemas_tls import TlsOut
 from berth_common.catalogue import (
-    HEALTH_PATH_PATTERN,
     PullPolicy,
     RequestBuffering,
     Strategy,
 )
-from berth_common.values import DNS_LABEL_PATTERN, ENV_NAME_PATTERN, SLUG_PATTERN
-
-ResourceName = Annotated[
-    str,
-    Field(min_length=1, max_length=63, json_schema_extra={"pattern": DNS_LABEL_PATTERN}),
-    AfterValidator(names.resource_name),
-]
-Slug = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=32,
-        json_schema_extra={"pattern": SLUG_PATTERN},
-        description="1-32 lowercase letters, digits or '-' (part of container names)",
-    ),
-    AfterValidator(names.slug),
-]
-EnvName = Annotated[
-    str,
-    Field(min_length=1, max_length=128, json_schema_extra={"pattern": ENV_NAME_PATTERN}),
-    AfterValidator(names.env_name),
-]
-EnvValue = Annotated[str, Field(max_length=names.MAX_VALUE), AfterValidator(names.env_value)]
-Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValidator(names.domain_host)]
-ImageRef = Annotated[
-    str, Field(min_length=1, max_length=names.MAX_IMAGE, examples=["nginx:1.27"]), AfterValidator(names.image_ref)
-]
-GitUrl = Annotated[
-    str,
-    Field(min_length=1, max_length=names.MAX_URL, examples=["https://github.com/acme/shop.git"]),
-    AfterValidator(lambda v: names.git_url(v, allow_local=True)),  # local ones: checked against the settings
-]
-Branch = Annotated[str, Field(min_length=1, max_length=names.MAX_REF), AfterValidator(names.branch)]
-Commit = Annotated[str, Field(min_length=7, max_length=64), AfterValidator(names.commit)]
-RelPath = Annotated[str, Field(max_length=names.MAX_PATH), AfterValidator(names.relative_path)]
-DockerfilePath = Annotated[str, Field(min_length=1, max_length=names.MAX_PATH), AfterValidator(names.dockerfile_path)]
-ArgvItem = Annotated[str, Field(max_length=names.MAX_ARG), AfterValidator(names.argv_item)]
-Command = Annotated[list[ArgvItem], Field(min_length=1, max_length=256)]
-HealthPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=HEALTH_PATH_PATTERN)]
-RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
-ServerRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
-PLACEMENT = (
-    "The servers it runs on: names or ids of the team's servers, or `local` (the control plane's engine); "
-    "empty: `local`. Each runs at least one replica; the replicas are spread over them in turn."
-)
-ServerRefs = Annotated[
-    list[ServerRef],
-    Field(default_factory=list, max_length=32, description=PLACEMENT, exclude_if=lambda v: not v),
-]
 
 
 class ImageSourceOut(BaseModel):
