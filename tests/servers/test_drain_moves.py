@@ -4,7 +4,9 @@ two namespace test servers (A, B) and the control plane's own engine (``local``,
 
 - An app with a named volume on [A, local] drained from A to B: the data of A's volume goes to B and B serves
   it; local's replica (its own volume, its own note) answers every request through local's Traefik during
-  the whole move: only A's part pays the downtime.
+  the whole move: only A's part pays the downtime. An app without volumes (``rolling``) on the same servers
+  answers every request too. Both keep local's replica untouched (the same container: the drain changes
+  only the placement), only A's is replaced by one on B.
 - Server B stops answering (the machine dies) and is drained: an app without volumes starts on local (its
   route there; the dead server's cleanup skipped with a note in the deployment's log); an app with a named
   volume (``strategy: recreate``) fails, the reason naming the volume and the server; drained again with
@@ -89,6 +91,21 @@ def local_apps() -> Any:
             subprocess.run(["docker", "volume", "rm", "-f", f"berth-{app_id}-data"], capture_output=True)
 
 
+def _containers(app_id: str) -> list[str]:
+    """The ids of the application's running containers in the control plane's engine."""
+    found = subprocess.run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=berth.app={app_id}"], capture_output=True, text=True
+    )
+    return sorted(found.stdout.split())
+
+
+def _started_at(container: str) -> str:
+    found = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", container], capture_output=True, text=True, check=True
+    )
+    return found.stdout.strip()
+
+
 def _lines(platform: Any, dep: str) -> list[str]:
     return [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
 
@@ -124,6 +141,10 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     note_local = await _served_locally(port, host)
     assert note_a.startswith("written on ") and note_local.startswith("written on ") and note_a != note_local
 
+    on_local = {app_id: _containers(app_id) for app_id in local_apps}
+    assert all(len(ids) == 1 for ids in on_local.values()), on_local
+    on_local_started = {c: _started_at(c) for (c,) in on_local.values()}
+
     poller, rolled = LocalPoller(port, host).start(), LocalPoller(port, rolling_host).start()
     try:
         r = await client.post(f"/v1/servers/{a_id}/drain", headers=admin, json={"to": ["edge-b"]})
@@ -150,6 +171,11 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     assert f"copied from server {a_id} to server {b_id}" in progress["volume data moved"], progress
     assert "of web left 1 route(s) and 1 stopped" in progress["expected downtime"], progress  # A's only
     assert not a.docker("ps", "-aq", "--filter", f"label=berth.app={app['id']}").split()
+    # local's replicas were kept, not replaced (the same containers, never restarted); B runs new ones
+    assert {app_id: _containers(app_id) for app_id in local_apps} == on_local
+    for app_id, (container,) in on_local.items():
+        assert _started_at(container) == on_local_started[container], app_id
+        assert len(b.docker("ps", "-q", "--filter", f"label=berth.app={app_id}").split()) == 1, app_id
 
 
 async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) -> None:

@@ -1,4 +1,7 @@
-"""A stateful compose service that did not change keeps running: the new deployment adopts its containers.
+"""Replicas that did not change keep running: the new deployment adopts their containers.
+
+A deployment that changes only the placement (``domain.kept_replicas``: the same version, other servers)
+keeps each live replica whose slot stays in the new placement, and makes containers only for the others.
 
 A service of a compose application (``private_network``) with named volumes is recreated only when its
 definition changed since the live deployment (``domain.containers.definition``: the container it would
@@ -25,22 +28,34 @@ from berth_scheduler.adapters import store
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import placement
 from berth_scheduler.domain.containers import definition
+from berth_scheduler.domain.kept_replicas import LiveReplica, SlotKey, kept_in_place
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.usecases.rollout.context import RolloutContext
 
 
 async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: ApplicationSpec) -> dict[str, list[Any]]:
-    """Service name -> the live deployment's container records the deployment ``r`` keeps for it."""
+    """Service name -> the live deployment's container records the deployment ``r`` keeps for it (all of
+    the service's replicas, or those that stay in place when only the placement changes)."""
     stateful = [svc for svc in spec.services if svc.volumes] if spec.private_network else []
-    if not stateful:
-        return {}
     live = await store.last_succeeded(s, r.application_id)
     if live is None or live.id == r.deployment_id:
         return {}
     live_spec = sealer.open(live.spec)
     live_image = store.rollout_of(live).run_image
+    if not stateful and live_spec.services == spec.services:
+        return {}  # the same placement and no stateful compose service: nothing is kept
     rows = await store.containers_of(s, live.id)
-    recorded = {row.service for row in await store.containers_of(s, r.deployment_id)}
+    own = await store.containers_of(s, r.deployment_id)
+    running = [LiveReplica(row.service, row.replica, row.server_id, row.name) for row in rows]
+    in_place = kept_in_place(live_spec, live_image, spec, r.run_image, running, {(o.service, o.replica) for o in own})
+    if in_place:
+        names = {c.name for c in in_place.values()}
+        kept: dict[str, list[Any]] = {}
+        for row in rows:
+            if row.name in names:
+                kept.setdefault(row.service, []).append(row)
+        return kept
+    recorded = {row.service for row in own}
     slots = placement.slots(spec)
     out: dict[str, list[Any]] = {}
     for svc in stateful:
@@ -67,3 +82,8 @@ async def running(rt: RolloutContext, rows: list[Any]) -> bool:
         if not ((info or {}).get("State") or {}).get("Running"):
             return False
     return True
+
+
+def kept_slots(kept: dict[str, list[Any]]) -> set[SlotKey]:
+    """The (service, replica) slots ``adopted`` keeps."""
+    return {(row.service, row.replica) for rows in kept.values() for row in rows}

@@ -7,6 +7,7 @@ text that leaves the scheduler is redacted of the application's secret values fi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from berth_common import sealing
@@ -29,9 +30,10 @@ from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import builds, machine, names, placement, port_routes
+from berth_scheduler.domain.kept_replicas import SlotKey
 from berth_scheduler.domain.machine import Input, RefusedError, Rollout, State
 from berth_scheduler.domain.routing import LOCAL
-from berth_scheduler.usecases.rollout.adoption import adopted
+from berth_scheduler.usecases.rollout.adoption import adopted, kept_slots
 from berth_scheduler.usecases.rollout.units import emit_all
 
 log = get_logger(__name__)
@@ -167,21 +169,23 @@ def _stops_build(before: Rollout, after: Rollout, inputs: list[Input]) -> bool:
 async def record_replicas(unit: Unit, sealer: Sealer, row: Any) -> None:
     """Entering ``starting``: every replica's container recorded with its server, web ones on ``local`` with
     their host port, in the transaction of the transition (before any exists: found after a crash, and no
-    write left for the step); a stateful service the deployment keeps running has none (``adoption.py``)."""
+    write left for the step); a replica the deployment keeps running has none (``adoption.py``)."""
     spec = sealer.open(row.spec)
-    kept = await adopted(unit.session, sealer, store.rollout_of(row), spec)  # a kept service: none
-    services = {svc.name for svc in spec.services if svc.name not in kept}
-    values = replica_records(spec, row.id, row.application_id, services)
+    kept = kept_slots(await adopted(unit.session, sealer, store.rollout_of(row), spec))  # a kept replica: none
+    wanted = {(s.service.name, s.replica) for s in placement.slots(spec)} - kept
+    values = replica_records(spec, row.id, row.application_id, wanted)
     if values:
         await store.record_container(unit.session, values)
 
 
-def replica_records(spec: ApplicationSpec, deployment_id: str, application_id: str, services: set[str]) -> list[Any]:
-    """The container records of the replicas of ``services`` (web ones on ``local`` with a host port, and
-    one for each of their more routed ports: ``domain/port_routes.py``)."""
+def replica_records(
+    spec: ApplicationSpec, deployment_id: str, application_id: str, wanted: Collection[SlotKey]
+) -> list[Any]:
+    """The container records of the replicas ``wanted`` (service, replica) (web ones on ``local`` with a
+    host port, and one for each of their more routed ports: ``domain/port_routes.py``)."""
     out = []
     for slot in placement.slots(spec):
-        if slot.service.name not in services:
+        if (slot.service.name, slot.replica) not in wanted:
             continue
         local_web = isinstance(slot.service, WebService) and slot.server_id == LOCAL
         more = {p: allocate_port() for p in port_routes.more_ports(slot.service)} if local_web else {}

@@ -12,7 +12,7 @@ change) deploys this way too, whatever its strategy, on the servers the data lea
 there leave their server's route and stop before the copy; its replicas on the servers it keeps go on serving
 and are replaced as in a rolling deployment (``domain.volume_moves.stopped_on``).
 
-A stateful compose service the deployment keeps running (``adoption.py``) is neither stopped nor started.
+A replica the deployment keeps running (``adoption.py``) is neither stopped nor started.
 
 Undo (the deployment failed or was cancelled after the old replicas stopped): the old replicas are started
 again and their routes put back as they were (step ``RECREATE_RESTORE_STEP``).
@@ -28,7 +28,7 @@ from berth_common.catalogue import ApplicationSpec, WebService
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, volume_moves
-from berth_scheduler.domain import machine, names, port_routes, volumes
+from berth_scheduler.domain import machine, names, placement, port_routes, volumes
 from berth_scheduler.domain import volume_moves as dom
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
@@ -93,10 +93,23 @@ async def _moving(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> list
 async def _scope(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> Scope:
     """The services recreated and where (``domain.volume_moves.stopped_on``): ``strategy: recreate``
     everywhere, and those whose volume data moves to another server on the servers it leaves; but for the
-    ones kept running."""
-    kept = await read(rt, adopted, rt.sealer, r, spec)  # kept running: not recreated (``adoption.py``)
+    replicas kept running (``adoption.py``): a service kept whole is not recreated, one kept in part only on
+    the servers where none is kept."""
+    kept = await read(rt, adopted, rt.sealer, r, spec)
     scope = dom.stopped_on(await _moving(rt, r, spec), volumes.recreated_services(spec))
-    return {svc: where for svc, where in scope.items() if svc not in kept}
+    out: Scope = {}
+    for svc, where in scope.items():
+        rows = kept.get(svc, [])
+        if not rows:
+            out[svc] = where
+            continue
+        if len(rows) == sum(1 for slot in placement.slots(spec) if slot.service.name == svc):
+            continue  # kept whole
+        everywhere = frozenset(await servers_of(rt, r.application_id, spec)) if where is None else where
+        rest = everywhere - {row.server_id for row in rows}
+        if rest:
+            out[svc] = rest
+    return out
 
 
 def _routed(r: Rollout, scope: Scope, routes: list[Any], spec: ApplicationSpec) -> list[Any]:

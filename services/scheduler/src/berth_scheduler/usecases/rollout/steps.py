@@ -32,7 +32,7 @@ from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.domain.runs import one_off
-from berth_scheduler.usecases.rollout.adoption import adopted, running
+from berth_scheduler.usecases.rollout.adoption import adopted, kept_slots, running
 from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
@@ -154,7 +154,7 @@ async def start_replicas(
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
     The servers are prepared (image, networks) in parallel, then the replicas start in parallel, layer by
-    layer of ``depends_on`` (one layer without it); a kept service's replicas are already running.
+    layer of ``depends_on`` (one layer without it); a kept replica is already running (``adoption.py``).
     ``before_layer`` is awaited before each layer starts, once the layer's dependencies are met (a compose
     application's pre-deploy job: ``pre_deploy.py``). The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
@@ -165,10 +165,12 @@ async def start_replicas(
     kept = await read(rt, adopted, rt.sealer, r, spec)
     gone = {svc for svc, rows in kept.items() if not await running(rt, rows)}
     if gone:  # a kept service whose containers stopped is made again: recorded for this deployment now
-        fresh = replica_records(spec, r.deployment_id, r.application_id, gone)
+        again = {(row.service, row.replica) for svc in gone for row in kept[svc]}
+        fresh = replica_records(spec, r.deployment_id, r.application_id, again)
         await write(rt, store.record_container, fresh)
         recorded.update({v["name"]: (v["host_port"], port_routes.recorded(v["more_ports"])) for v in fresh})
         kept = {svc: rows for svc, rows in kept.items() if svc not in gone}
+    in_place = kept_slots(kept)
     slots = placement.slots(spec)
     started: dict[tuple[str, int], ContainerSpec] = {}
 
@@ -179,7 +181,7 @@ async def start_replicas(
 
     kept_rows = [row for rows in kept.values() for row in rows]
     for cs in specs_for(r, spec, kept_rows):
-        if cs.service in kept:
+        if (cs.service, cs.replica) in in_place:
             ran(cs)
     servers = placement.servers_in(spec)
     await together([prepare_server(rt, r, spec, server) for server in servers])
@@ -197,7 +199,7 @@ async def start_replicas(
         await wait_dependencies(rt, spec, layer, list(started.values()), deadline)
         if before_layer is not None:
             await before_layer(layer)
-        await together([one(s) for s in slots if s.service.name in layer and s.service.name not in kept])
+        await together([one(s) for s in slots if s.service.name in layer and (s.service.name, s.replica) not in in_place])
     return [started[(s.service.name, s.replica)] for s in slots]
 
 

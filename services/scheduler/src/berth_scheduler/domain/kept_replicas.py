@@ -1,0 +1,70 @@
+"""A deployment that only changes where an application runs keeps the replicas that stay where they are.
+
+When the new deployment runs the same version as the live one (the same image, and a spec that differs only in
+each service's ``servers`` and ``replicas``: a drain, a placement change) and its placement differs, a live
+replica whose slot (service, replica number, server) is still in the new placement keeps running: the new
+deployment makes no container for it and adopts the live one (``usecases/rollout/adoption.py``), so only the
+replicas on the servers left are replaced (an application on servers [A, C] moved to [B, C]: A's replica is
+replaced by one on B, C's keeps its container). A slot keeps its live replica only when it has the same
+replica number and server in both placements (replicas are spread over the servers in turn:
+``placement.py``); any other slot gets a new container, as a version change does for every slot.
+
+A slot the new deployment already recorded a container for is not kept (a kept replica found stopped when the
+replicas start is recorded and made again), so the decision is the same each time a step is repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from berth_common.catalogue import ApplicationSpec
+from berth_scheduler.domain import placement
+
+SlotKey = tuple[str, int]  # (service, replica number)
+PLACEMENT_FIELDS = ("servers", "replicas")  # what a placement-only change may change in a service
+
+
+@dataclass(frozen=True)
+class LiveReplica:
+    """A container of the live deployment: its service, replica number, server and name."""
+
+    service: str
+    replica: int
+    server_id: str
+    name: str
+
+
+def _version(spec: ApplicationSpec) -> ApplicationSpec:
+    """The spec without its placement: what the containers run (compared as models: a secret's value by
+    its plaintext, never by its sealed form)."""
+    bare = {field: None for field in PLACEMENT_FIELDS}
+    return spec.model_copy(update={"services": [svc.model_copy(update=bare) for svc in spec.services]})
+
+
+def _slots(spec: ApplicationSpec) -> list[tuple[str, int, str]]:
+    return [(s.service.name, s.replica, s.server_id) for s in placement.slots(spec)]
+
+
+def placement_only(live: ApplicationSpec, live_image: str, spec: ApplicationSpec, image: str) -> bool:
+    """Whether a deployment of ``spec`` running ``image`` changes only the placement of the live one."""
+    return live_image == image and _slots(live) != _slots(spec) and _version(live) == _version(spec)
+
+
+def kept_in_place(
+    live: ApplicationSpec,
+    live_image: str,
+    spec: ApplicationSpec,
+    image: str,
+    running: Iterable[LiveReplica],
+    recorded: Collection[SlotKey] = (),
+) -> dict[SlotKey, LiveReplica]:
+    """(service, replica) of the new deployment -> the live replica it keeps there ({} unless the deployment
+    changes only the placement). ``recorded``: the slots the new deployment has container records of."""
+    if not placement_only(live, live_image, spec, image):
+        return {}
+    wanted = {(service, n): server for service, n, server in _slots(spec)}
+    return {
+        (c.service, c.replica): c
+        for c in running
+        if wanted.get((c.service, c.replica)) == c.server_id and (c.service, c.replica) not in recorded
+    }
