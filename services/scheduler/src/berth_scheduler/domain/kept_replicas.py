@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.domain import placement
 

@@ -199,7 +199,9 @@ async def start_replicas(
         await wait_dependencies(rt, spec, layer, list(started.values()), deadline)
         if before_layer is not None:
             await before_layer(layer)
-        await together([one(s) for s in slots if s.service.name in layer and (s.service.name, s.replica) not in in_place])
+        await together(
+            [one(s) for s in slots if s.service.name in layer and (s.service.name, s.replica) not in in_place]
+        )
     return [started[(s.service.name, s.replica)] for s in slots]
 
 
