@@ -162,3 +162,46 @@ def test_a_move_off_a_server_that_does_not_answer_names_each_volume_and_the_serv
     assert dom.abandoned_note(found[:1]) == (
         "volume data starts empty on server b (abandon_volume_data: its data on server a is not copied)"
     )
+
+
+def test_the_copies_run_by_volume_and_say_their_progress_exactly():
+    a_b, a_c = Move("data", "a", "b", ("web",)), Move("data", "a", "c", ("web",))
+    cache = Move("cache", "a", "b", ("web",))
+    # different volumes at once; one volume's moves (one helper on its source) one after the other
+    assert dom.copy_groups([a_b, cache, a_c]) == [[a_b, a_c], [cache]]
+    assert dom.copy_groups([]) == []
+    sizes = [0, 1023, 1024, 1536, 32 << 20, (5 << 30) // 2, 3 << 40, 5000 << 40]
+    assert [dom.size_text(n) for n in sizes] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "32.0 MiB",
+        "2.50 GiB",
+        "3.00 TiB",
+        "5000.00 TiB",
+    ]
+    assert dom.progress_line(a_b, 48 << 20, 12.4) == (
+        "[starting] volume data: 48.0 MiB copied so far from server a to server b (12s)"
+    )
+    assert dom.timeout_reason(a_b, 21600.0) == (
+        "the data of volume data could not be copied from server a to server b: the copy did not finish within "
+        "21600s (the scheduler's BERTH_VOLUME_MOVE_TIMEOUT_S)"
+    )
+
+
+def test_a_copy_says_its_progress_at_most_once_per_interval():
+    pacer = dom.ProgressPacer(5.0, started=100.0)
+    seen = [t for t in (100.0, 101.0, 104.9, 105.0, 105.1, 109.9, 110.2, 111.0, 130.0, 130.5) if pacer.due(t)]
+    assert seen == [105.0, 110.2, 130.0]
+
+
+def test_the_copy_settings_and_their_defaults():
+    from berth_scheduler.settings import SchedulerSettings
+
+    settings = SchedulerSettings(nats_url="nats://x", database_url="postgresql://x/y", secret_key="k" * 32)
+    assert (settings.volume_move_concurrency, settings.volume_move_timeout_s, settings.volume_move_progress_s) == (
+        2,
+        6 * 3600.0,
+        5.0,
+    )

@@ -11,7 +11,11 @@ the note through A's Traefik.
   first answer from B) is measured and printed.
 - A scheduler restart mid-copy: the copy is made again from an emptied target (two attempts recorded) and the
   data on B is whole. Moving back onto A, where the old volume stayed, is refused before anything stops (its
-  files would be overwritten); B keeps serving."""
+  files would be overwritten); B keeps serving.
+- Two volumes moving with an app: a copy that outlasts the scheduler's ``volume_move_timeout_s`` fails naming
+  the volume and the setting, A serves again; with the limit back, both volumes are copied at once (both
+  ``copying`` at the same moment), each writing the bytes copied so far into the deployment's log, at most one
+  line per ``volume_move_progress_s``, and arrive whole."""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
 SECRET = "test-secret"
+PROGRESS_S = 0.2  # a copy's progress line in the deployment's log, at most this often
 # The note and the file are written once, by the first replica that finds the volume empty; SIGTERM ends it
 # at once (the gap measured is the move's, not a stop timeout's).
 SCRIPT = (
@@ -87,6 +92,7 @@ async def rig(servers, nats_server, database, tmp_root, tmp_path, unique) -> Asy
             route_timeout_s=60,
             readiness_interval_s=0.05,
             ssh_timeout_s=3,
+            volume_move_progress_s=PROGRESS_S,
         )
     )
     platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
@@ -343,3 +349,92 @@ async def test_a_scheduler_restart_mid_copy_copies_again_onto_an_emptied_target(
     assert "expected downtime" not in [step for _, step in platform.steps(r.json()["id"])]
     assert await _served(b.address, host) == note
     assert _volume(a, volume) == written  # neither copy was touched
+
+
+# the note and a blob in /data, another blob in /more: two volumes whose data moves
+TWO_VOLUMES = SCRIPT.replace(
+    "chmod 640 /data/blob; fi; ",
+    "chmod 640 /data/blob; dd if=/dev/urandom of=/more/blob bs=1M count=$BLOB_MB 2>/dev/null; fi; ",
+)
+
+
+def _two_volumes(server: str, blob_mb: int) -> dict[str, Any]:
+    return {
+        **_service(server, blob_mb),
+        "command": ["env", f"BLOB_MB={blob_mb}", "sh", "-c", TWO_VOLUMES],
+        "volumes": [{"name": "data", "path": "/data"}, {"name": "more", "path": "/more"}],
+    }
+
+
+def _size(text: str) -> float:
+    """The bytes of ``12.5 MiB ...`` (``domain.volume_moves.size_text``)."""
+    value, unit = text.split()[:2]
+    return float(value) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit]
+
+
+def _blob(server: TestServer, name: str) -> str:
+    return server.docker("run", "--rm", "-v", f"{name}:/v", busybox_image(), "sha256sum", "/v/blob").split()[0]
+
+
+async def test_two_volumes_are_copied_at_once_with_their_progress_and_the_time_limit(rig, servers) -> None:
+    client, admin, platform = rig["client"], rig["admin"], rig["platform"]
+    a, b = servers
+    await _add_servers(client, admin, servers)
+    source = {"kind": "image", "image": busybox_image()}
+    app = await make_app(client, admin, {"name": "pair", "source": source, "services": [_two_volumes("edge-a", 64)]})
+    vols = {v: f"berth-{app['id']}-{v}" for v in ("data", "more")}
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    first = await _deployed(client, admin, r.json()["id"], 240)
+    assert first["state"] == "succeeded", first
+    host = first["spec"]["services"][0]["hosts"][0]
+    note = await _served(a.address, host)
+    written = {v: _blob(a, name) for v, name in vols.items()}
+    services = [_two_volumes("edge-b", 64)]
+    assert (await client.patch(f"/v1/applications/{app['id']}", headers=admin, json={"services": services})).is_success
+
+    # the limit is the scheduler's setting: a copy that outlasts it fails naming the volume; A serves again
+    settings = platform.scheduler.settings
+    settings.volume_move_timeout_s = 0.05
+    try:
+        r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+        failed = await _deployed(client, admin, r.json()["id"], 120)
+    finally:
+        settings.volume_move_timeout_s = 6 * 3600.0
+    assert failed["state"] == "failed", failed
+    assert "the copy did not finish within 0.05s (the scheduler's BERTH_VOLUME_MOVE_TIMEOUT_S)" in failed["reason"]
+    assert "the data of volume data" in failed["reason"] or "the data of volume more" in failed["reason"]
+    assert await _served(a.address, host) == note
+
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    dep = r.json()["id"]
+
+    async def states() -> list[Any]:
+        async with rig["engine"].connect() as conn:
+            q = sa.text("SELECT volume, state, seconds FROM scheduler.volume_moves WHERE deployment_id = :d")
+            return list((await conn.execute(q, {"d": dep})).all())
+
+    together = False
+    deadline = time.monotonic() + 240
+    while True:
+        found = [row.state for row in await states()]
+        together = together or found == ["copying", "copying"]
+        if found and all(state == "copied" for state in found):
+            break
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.02)
+    moved = await _deployed(client, admin, dep, 240)
+    assert moved["state"] == "succeeded", (moved, platform.steps(dep))
+    assert together, "the two volumes were never copied at the same time"
+    assert await _served(b.address, host) == note
+    assert {v: _blob(b, name) for v, name in vols.items()} == written
+
+    took = {row.volume: row.seconds for row in await states()}
+    lines = [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
+    for volume in ("data", "more"):
+        said = [line for line in lines if line.startswith(f"[starting] volume {volume}: ")]
+        assert said, lines
+        copied = [_size(line.split(": ")[1]) for line in said]
+        assert copied == sorted(copied) and copied[-1] <= 65 << 20, said  # the bytes so far, growing
+        assert all("copied so far from server" in line for line in said), said
+        assert len(said) <= took[volume] / PROGRESS_S + 1, (len(said), took[volume])  # one per interval at most
+        print(f"\nvolume {volume}: {took[volume]:.2f}s, {len(said)} progress line(s): {said[-1]}")

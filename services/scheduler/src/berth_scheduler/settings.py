@@ -37,6 +37,12 @@ class SchedulerSettings(BaseServiceSettings):
     readiness_attempt_timeout_s: float = Field(default=2.0, gt=0)
     crash_restarts: int = Field(default=3, ge=1)
     worker_settle_s: float = Field(default=1.0, ge=0)
+    # Volume data moving with its service (a drain, a placement change: ``usecases/rollout/volume_move.py``):
+    # the volumes copied at once, the longest one volume's copy may take, and how often a copy writes its
+    # progress into the deployment's log.
+    volume_move_concurrency: int = Field(default=2, ge=1, le=16)
+    volume_move_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    volume_move_progress_s: float = Field(default=5.0, gt=0, le=3600)
     # Built images kept per application for rollback: those of the last N successful deployments.
     keep_images: int = Field(default=5, ge=1, le=1000)
     # Backups: S3 multipart part size (memory per destination is about two parts), the heartbeat of a running

@@ -14,6 +14,12 @@ an old replica there runs; one on the target mounting it, made from the image th
 source's ``GET /containers/{id}/archive`` tar stream is sent as it arrives to the target's
 ``PUT /containers/{id}/archive`` (owners kept: ``copyUIDGID``), never held whole in memory. The volume on
 the source stays there: volumes are never deleted implicitly.
+
+The copies of different volumes are independent and run at once (a bounded number: the scheduler's
+``volume_move_concurrency``); the moves of one volume to several targets share its source's helper and run one
+after another (``copy_groups``). Each copy writes its progress into the deployment's log, at most one line
+every few seconds (``ProgressPacer``, ``progress_line``), and ends at the scheduler's
+``volume_move_timeout_s``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from berth_common import labels as label
@@ -189,3 +195,56 @@ def abandoned_note(found: Iterable[Move]) -> str:
         "is not copied)"
         for m in found
     )
+
+
+def copy_groups(found: Iterable[Move]) -> list[list[Move]]:
+    """The moves in groups: the groups are copied at once, the moves of a group one after another (those of
+    one volume, which read through the same helper on its source), each in the order given."""
+    groups: dict[str, list[Move]] = {}
+    for m in found:
+        groups.setdefault(m.volume, []).append(m)
+    return list(groups.values())
+
+
+def size_text(size: int) -> str:
+    """A byte count for a person: ``512 B``, ``1.5 KiB``, ``32.0 MiB``, ``2.25 GiB``."""
+    if size < 1024:
+        return f"{size} B"
+    for unit, scale in (("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)):
+        if size < scale * 1024 or unit == "TiB":
+            value = size / scale
+            return f"{value:.2f} {unit}" if unit in ("GiB", "TiB") else f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def progress_line(m: Move, copied: int, seconds: float) -> str:
+    """The deployment log's line on a copy under way."""
+    return (
+        f"[starting] volume {m.volume}: {size_text(copied)} copied so far from server {m.source} to server "
+        f"{m.target} ({seconds:.0f}s)"
+    )
+
+
+def timeout_reason(m: Move, limit_s: float) -> str:
+    """Why a copy that ran out of time failed (the limit is the scheduler's ``volume_move_timeout_s``)."""
+    return (
+        f"the data of volume {m.volume} could not be copied from server {m.source} to server {m.target}: the copy "
+        f"did not finish within {limit_s:g}s (the scheduler's BERTH_VOLUME_MOVE_TIMEOUT_S)"
+    )
+
+
+@dataclass
+class ProgressPacer:
+    """When a copy's next progress line is due: ``every_s`` seconds after its start, then at least ``every_s``
+    after the line before (the clock is the caller's)."""
+
+    every_s: float
+    started: float
+    _last: float | None = field(default=None, repr=False)
+
+    def due(self, now: float) -> bool:
+        """Whether a line is due at ``now`` (then the next one is ``every_s`` later)."""
+        if now - (self.started if self._last is None else self._last) < self.every_s:
+            return False
+        self._last = now
+        return True

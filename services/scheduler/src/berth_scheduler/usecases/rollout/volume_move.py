@@ -8,10 +8,12 @@ start.
    leaves (``recreate.py``; the gap is reported as expected downtime); their replicas on the servers they keep
    go on serving.
 3. copy: each volume's tar stream from a helper on the source into a helper on the target, through both
-   servers' engines (the connection factory: a remote server's SSH-forwarded socket), streamed; each copy is
-   recorded ``copied`` with its ``VolumeMoved`` progress in one commit. A copy interrupted by a restart is made
-   again from an emptied target (it held nothing before the move), so the new replicas never start on half
-   the data.
+   servers' engines (the connection factory: a remote server's SSH-forwarded socket), streamed; the volumes at
+   once, ``volume_move_concurrency`` at a time (``domain.volume_moves.copy_groups``), each writing the bytes
+   copied so far into the deployment's log every ``volume_move_progress_s`` and failing past
+   ``volume_move_timeout_s`` (the scheduler's settings); each copy is recorded ``copied`` with its
+   ``VolumeMoved`` progress in one commit. A copy interrupted by a restart is made again from an emptied
+   target (it held nothing before the move), so the new replicas never start on half the data.
 
 A source server that does not answer when the moves are planned fails the deployment before anything stops,
 naming each volume and the server, unless the deployment was asked to leave the data
@@ -23,7 +25,9 @@ target's copy when the move made that volume. The source's volume always stays.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -43,12 +47,12 @@ from berth_scheduler.domain.volume_moves import Move
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
-from berth_scheduler.usecases.rollout.steps import prepare_server, read, write
+from berth_scheduler.usecases.rollout.steps import prepare_server, read, together, write
 from berth_scheduler.usecases.rollout.unreachable import silent
 
 log = get_logger(__name__)
 HEAD_BYTES = 64 * 1024  # read of a target volume's tar stream to tell whether it holds files
-COPY_TIMEOUT_S = 6 * 3600.0  # one volume's copy, whatever its size: a stalled stream ends at last
+Progress = Callable[[int], Awaitable[None]]  # told the bytes sent so far, after each chunk
 
 
 class MoveFailedError(Exception):
@@ -134,32 +138,57 @@ async def _head(docker: DockerExecutor, helper: str) -> bytes:
 
 
 async def copy(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, moves: list[Move]) -> Rollout:
-    """Copy every move not yet copied (the old replicas were stopped); the deployment as it is after. A
-    transient engine failure before the deadline is raised as it is (the step is retried from the records);
-    any other failure raises :class:`MoveFailedError` naming the volume."""
+    """Copy every move not yet copied (the old replicas were stopped), the independent ones at once
+    (``volume_move_concurrency`` at a time); the deployment as it is after. A transient engine failure before
+    the deadline is raised as it is (the step is retried from the records); any other failure raises
+    :class:`MoveFailedError` naming the volume. The first failure cancels the copies under way."""
     rows = {(row.volume, row.target): row for row in await read(rt, records.moves_of, r.deployment_id)}
+    todo = [m for m in moves if (row := rows.get((m.volume, m.target))) is not None and row.state != "copied"]
+    if not todo:
+        return r
     kept = dom.kept_note(moves)
-    for m in moves:
-        row = rows.get((m.volume, m.target))
-        if row is None or row.state == "copied":
-            continue
-        await write(rt, partial(records.mark, state="copying"), r.deployment_id, m.volume, m.target)
-        began = time.monotonic()
-        try:
-            size = await _copy_one(rt, r, spec, m, reset=row.attempts > 0)
-        except MoveFailedError:
+    slots = asyncio.Semaphore(rt.settings.volume_move_concurrency)
+
+    async def group(found: list[Move]) -> None:
+        async with slots:
+            for m in found:
+                await _move_one(rt, r, spec, m, rows[(m.volume, m.target)].attempts > 0, kept)
+
+    await together([group(found) for found in dom.copy_groups(todo)])
+    return store.rollout_of(await read(rt, store.load, r.deployment_id))
+
+
+async def _move_one(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, m: Move, again: bool, kept: str) -> None:
+    """One move copied and recorded ``copied`` (``again``: an earlier attempt began)."""
+    await write(rt, partial(records.mark, state="copying"), r.deployment_id, m.volume, m.target)
+    began = time.monotonic()
+    try:
+        size = await _copy_one(rt, r, spec, m, reset=again)
+    except MoveFailedError:
+        raise
+    except Exception as exc:
+        transient = isinstance(exc, DockerUnavailable | ConnectionError | OSError)
+        if transient and not (r.deadline_at is not None and rt.clock() > r.deadline_at):
             raise
-        except Exception as exc:
-            transient = isinstance(exc, DockerUnavailable | ConnectionError | OSError)
-            if transient and not (r.deadline_at is not None and rt.clock() > r.deadline_at):
-                raise
-            raise MoveFailedError(
-                f"the data of volume {m.volume} could not be copied from server {m.source} to server {m.target}: {exc}"
-            ) from None
-        took = time.monotonic() - began
-        r = await _copied(rt, r.deployment_id, machine.VolumeMoved(m.volume, m.source, m.target, size, took, kept))
-        log.info("volume data moved", volume=m.volume, source=m.source, target=m.target, bytes=size, seconds=took)
-    return r
+        raise MoveFailedError(
+            f"the data of volume {m.volume} could not be copied from server {m.source} to server {m.target}: {exc}"
+        ) from None
+    took = time.monotonic() - began
+    await _copied(rt, r.deployment_id, machine.VolumeMoved(m.volume, m.source, m.target, size, took, kept))
+    log.info("volume data moved", volume=m.volume, source=m.source, target=m.target, bytes=size, seconds=took)
+
+
+def _progress(rt: RolloutContext, deployment_id: str, m: Move) -> Progress:
+    """What a copy calls after each chunk: a line in the deployment's log when one is due."""
+    began = time.monotonic()
+    pacer = dom.ProgressPacer(rt.settings.volume_move_progress_s, began)
+
+    async def told(sent: int) -> None:
+        now = time.monotonic()
+        if pacer.due(now):
+            await log_lines(rt, deployment_id, [dom.progress_line(m, sent, now - began)])
+
+    return told
 
 
 async def _copied(rt: RolloutContext, deployment_id: str, moved: machine.VolumeMoved) -> Rollout:
@@ -195,12 +224,25 @@ async def _copy_one(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, m: Mo
         await dst.ensure_volume(volumes.create_body(r.application_id, m.volume, r.team_id))
     read_body = dom.helper_body(r.application_id, r.deployment_id, m.volume, old[0].image_id, "source")
     write_body = dom.helper_body(r.application_id, r.deployment_id, m.volume, _image_on_target(r, spec, m), "target")
+    limit = rt.settings.volume_move_timeout_s
     async with created(src, source, read_body), created(dst, target, write_body):
-        return await stream(src, dst, source, target)
+        try:
+            async with asyncio.timeout(limit):
+                return await stream(src, dst, source, target, limit + 60.0, _progress(rt, r.deployment_id, m))
+        except TimeoutError:
+            raise MoveFailedError(dom.timeout_reason(m, limit)) from None
 
 
-async def stream(src: DockerExecutor, dst: DockerExecutor, source: str, target: str) -> int:
-    """The source helper's volume streamed into the target helper's, chunk by chunk; the bytes sent."""
+async def stream(
+    src: DockerExecutor,
+    dst: DockerExecutor,
+    source: str,
+    target: str,
+    timeout_s: float,
+    progress: Progress | None = None,
+) -> int:
+    """The source helper's volume streamed into the target helper's, chunk by chunk; the bytes sent.
+    ``progress`` is told the bytes sent so far after each chunk; the engines' calls end after ``timeout_s``."""
     rd, wr = dom.read_call(source), dom.write_call(target)
     sent = 0
 
@@ -213,6 +255,8 @@ async def stream(src: DockerExecutor, dst: DockerExecutor, source: str, target: 
                 async for chunk in resp.chunks():
                     sent += len(chunk)
                     yield chunk
+                    if progress is not None:
+                        await progress(sent)
 
             headers = {"Content-Type": wr.content_type or "application/x-tar"}
             put = dst.docker.request(
@@ -224,9 +268,9 @@ async def stream(src: DockerExecutor, dst: DockerExecutor, source: str, target: 
                 timeout=None,
                 versioned=False,
             )
-            await dst._call(f"write volume into {target} on server {dst.server_id}", put, COPY_TIMEOUT_S)
+            await dst._call(f"write volume into {target} on server {dst.server_id}", put, timeout_s)
 
-    await src._call(f"read volume through {source} on server {src.server_id}", run(), COPY_TIMEOUT_S)
+    await src._call(f"read volume through {source} on server {src.server_id}", run(), timeout_s)
     return sent
 
 
