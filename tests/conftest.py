@@ -64,7 +64,7 @@ LONG_FILES_S = {
     "tests/scheduler/test_drills.py": 45,
     "tests/scheduler/test_schedules.py": 45,
     "tests/scheduler/test_cron_jobs.py": 40,
-    "tests/servers/test_volume_move.py": 40,
+    "tests/servers/test_volume_move.py": 90,
     "tests/servers/test_drain_moves.py": 95,
     "tests/scheduler/test_port_routes_docker.py": 20,
     "tests/e2e/test_compose_deploy.py": 40,
