@@ -61,11 +61,23 @@ def test_nothing_is_kept_when_the_version_changes_or_the_placement_does_not():
     assert placement_only(_spec(_web(["a"]), env=secret), "x:1", _spec(_web(["b"]), env=secret), "x:1")
 
 
-def test_only_a_slot_with_the_same_number_on_the_same_server_is_kept():
-    # [a, b, c] -> [a, c]: replica 1 stays on a; c's replica was number 3 and number 2 is now c's: made anew
+def test_the_replicas_on_a_server_that_stays_take_its_new_slots_in_order():
+    # [a, b, c] -> [a, c]: a's replica stays number 1; c's (number 3) becomes number 2; b's is gone
     before, after = _spec(_web(["a", "b", "c"], 3)), _spec(_web(["a", "c"], 2))
-    got = kept_in_place(before, "x:1", after, "x:1", _live("web", "a", "b", "c"))
-    assert got == {("web", 1): LiveReplica("web", 1, "a", "web-1-a")}
+    running = _live("web", "a", "b", "c")
+    assert kept_in_place(before, "x:1", after, "x:1", running) == {("web", 1): running[0], ("web", 2): running[2]}
+    # six replicas on [a, b, c] -> four on [a, c]: each server's replicas in order take its new slots
+    before, after = _spec(_web(["a", "b", "c"], 6)), _spec(_web(["a", "c"], 4))
+    running = _live("web", "a", "b", "c", "a", "b", "c")
+    got = {slot: c.name for slot, c in kept_in_place(before, "x:1", after, "x:1", running).items()}
+    assert got == {("web", 1): "web-1-a", ("web", 3): "web-4-a", ("web", 2): "web-3-c", ("web", 4): "web-6-c"}
+    # a recorded slot is left out, the others keep their pairs (the same decision when a step is repeated)
+    got = {slot: c.name for slot, c in kept_in_place(before, "x:1", after, "x:1", running, {("web", 2)}).items()}
+    assert got == {("web", 1): "web-1-a", ("web", 3): "web-4-a", ("web", 4): "web-6-c"}
     # one replica more on the same servers: the running ones are kept, the new one starts
     before, after = _spec(_web(["a", "c"], 2)), _spec(_web(["a", "c"], 3))
     assert sorted(kept_in_place(before, "x:1", after, "x:1", _live("web", "a", "c"))) == [("web", 1), ("web", 2)]
+    # [a, c] -> [c, a]: each server keeps its replica under the number it now has
+    got = {slot: c.name for slot, c in kept_in_place(before, "x:1", _spec(_web(["c", "a"], 2)), "x:1",
+                                                     _live("web", "a", "c")).items()}  # fmt: skip
+    assert got == {("web", 1): "web-2-c", ("web", 2): "web-1-a"}

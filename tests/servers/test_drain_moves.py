@@ -6,7 +6,8 @@ two namespace test servers (A, B) and the control plane's own engine (``local``,
   it; local's replica (its own volume, its own note) answers every request through local's Traefik during
   the whole move: only A's part pays the downtime. An app without volumes (``rolling``) on the same servers
   answers every request too. Both keep local's replica untouched (the same container: the drain changes
-  only the placement), only A's is replaced by one on B.
+  only the placement), only A's is replaced by one on B. An app on [A, B, local] keeps B's and local's
+  replicas (renumbered 1 and 2 in the new deployment) and makes no container at all.
 - Server B stops answering (the machine dies) and is drained: an app without volumes starts on local (its
   route there; the dead server's cleanup skipped with a note in the deployment's log); an app with a named
   volume (``strategy: recreate``) fails, the reason naming the volume and the server; drained again with
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.api.conftest import make_app
 from tests.servers.test_volume_move import _add_servers, _deployed, _served, _service, rig, servers  # noqa: F401
@@ -137,6 +139,13 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     _, rolling = await _deploy(client, admin, "plain", [{**plain, "servers": ["edge-a", "local"]}], local_apps)
     rolling_host = rolling["spec"]["services"][0]["hosts"][0]
     assert await _served_locally(port, rolling_host) == "plain"
+    # and one on A, B and local: its replicas on B and local (numbers 2 and 3) become numbers 1 and 2
+    spread, spread_first = await _deploy(
+        client, admin, "spread", [{**plain, "replicas": 1, "servers": ["edge-a", "edge-b", "local"]}], local_apps
+    )
+    spread_host = spread_first["spec"]["services"][0]["hosts"][0]
+    on_b = b.docker("ps", "-q", "--no-trunc", "--filter", f"label=berth.app={spread['id']}").split()
+    assert len(on_b) == 1, on_b
     note_a = await _served(a.address, host)
     note_local = await _served_locally(port, host)
     assert note_a.startswith("written on ") and note_local.startswith("written on ") and note_a != note_local
@@ -146,11 +155,12 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     on_local_started = {c: _started_at(c) for (c,) in on_local.values()}
 
     poller, rolled = LocalPoller(port, host).start(), LocalPoller(port, rolling_host).start()
+    spread_seen = LocalPoller(port, spread_host).start()
     try:
         r = await client.post(f"/v1/servers/{a_id}/drain", headers=admin, json={"to": ["edge-b"]})
         assert r.status_code == 202, r.text
         deps = r.json()["deployments"]
-        assert len(deps) == 2, r.json()
+        assert len(deps) == 3, r.json()
         ended = [await _deployed(client, admin, d) for d in deps]
         assert all(d["state"] == "succeeded" for d in ended), [(d["state"], d.get("reason")) for d in ended]
         (dep,) = [d["id"] for d in ended if d["application_id"] == app["id"]]
@@ -161,8 +171,9 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
         await asyncio.sleep(0.3)
         assert await _served(b.address, rolling_host) == "plain"
     finally:
-        seen, rolled_seen = poller.stop(), rolled.stop()
+        seen, rolled_seen, spread_seen_all = poller.stop(), rolled.stop(), spread_seen.stop()
     assert len(rolled_seen) > 20 and rolled_seen == [(200, "plain")] * len(rolled_seen), rolled_seen[:5]
+    assert len(spread_seen_all) > 20 and set(spread_seen_all) == {(200, "plain")}, spread_seen_all[:5]
     print(f"\nlocal answered {len(seen)} (stateful) and {len(rolled_seen)} (rolling) requests during the move, all 200")
     # local's replica answered every request of the move, from its own volume
     assert len(seen) > 20, len(seen)
@@ -176,6 +187,13 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     for app_id, (container,) in on_local.items():
         assert _started_at(container) == on_local_started[container], app_id
         assert len(b.docker("ps", "-q", "--filter", f"label=berth.app={app_id}").split()) == 1, app_id
+    # the spread app made no container at all: B's and local's kept, renumbered as the new deployment's own
+    assert b.docker("ps", "-q", "--no-trunc", "--filter", f"label=berth.app={spread['id']}").split() == on_b
+    (spread_dep,) = [d for d in ended if d["application_id"] == spread["id"]]
+    async with rig["engine"].connect() as conn:
+        q = sa.text("SELECT deployment_id, replica, server_id FROM scheduler.containers WHERE application_id = :a")
+        records = sorted(tuple(row) for row in await conn.execute(q, {"a": spread["id"]}))
+    assert records == [(spread_dep["id"], 1, b_id), (spread_dep["id"], 2, "local")], records
 
 
 async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) -> None:

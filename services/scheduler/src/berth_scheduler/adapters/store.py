@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -228,12 +228,12 @@ async def mark_ready(s: AsyncSession, names: Sequence[str]) -> None:
         await s.execute(sa.update(containers).where(containers.c.name.in_(list(names))).values(ready=True))
 
 
-async def adopt_containers(s: AsyncSession, names: Sequence[str], deployment_id: str) -> None:
-    """The containers ``names`` are now the deployment's own (kept running from the one before it)."""
-    if names:
-        await s.execute(
-            sa.update(containers).where(containers.c.name.in_(list(names))).values(deployment_id=deployment_id)
-        )
+async def adopt_containers(s: AsyncSession, replicas: Mapping[str, int], deployment_id: str) -> None:
+    """The containers named in ``replicas`` are now the deployment's own (kept running from the one before
+    it), each with its replica number in the deployment (``replicas``: name -> number)."""
+    for name, replica in sorted(replicas.items()):
+        q = sa.update(containers).where(containers.c.name == name)
+        await s.execute(q.values(deployment_id=deployment_id, replica=replica))
 
 
 async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:

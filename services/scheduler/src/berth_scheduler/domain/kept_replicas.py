@@ -2,12 +2,13 @@
 
 When the new deployment runs the same version as the live one (the same image, and a spec that differs only in
 each service's ``servers`` and ``replicas``: a drain, a placement change) and its placement differs, a live
-replica whose slot (service, replica number, server) is still in the new placement keeps running: the new
-deployment makes no container for it and adopts the live one (``usecases/rollout/adoption.py``), so only the
-replicas on the servers left are replaced (an application on servers [A, C] moved to [B, C]: A's replica is
-replaced by one on B, C's keeps its container). A slot keeps its live replica only when it has the same
-replica number and server in both placements (replicas are spread over the servers in turn:
-``placement.py``); any other slot gets a new container, as a version change does for every slot.
+replica on a server that stays in the new placement keeps running: the new deployment makes no container for
+it and adopts the live one (``usecases/rollout/adoption.py``), so only the replicas on the servers left are
+replaced (an application on servers [A, C] moved to [B, C]: A's replica is replaced by one on B, C's keeps its
+container). On each server that stays, the service's new slots there take its live replicas there, both in
+replica order; the numbers may differ (replicas are spread over the servers in turn: ``placement.py``), so
+[A, B, C] moved to [A, C] makes C's replica number 3 the new number 2 (its record renumbered when the
+deployment adopts it). A slot left without one gets a new container, as a version change does for every slot.
 
 A slot the new deployment already recorded a container for is not kept (a kept replica found stopped when the
 replicas start is recorded and made again), so the decision is the same each time a step is repeated.
@@ -63,9 +64,15 @@ def kept_in_place(
     changes only the placement). ``recorded``: the slots the new deployment has container records of."""
     if not placement_only(live, live_image, spec, image):
         return {}
-    wanted = {(service, n): server for service, n, server in _slots(spec)}
-    return {
-        (c.service, c.replica): c
-        for c in running
-        if wanted.get((c.service, c.replica)) == c.server_id and (c.service, c.replica) not in recorded
+    fresh: dict[tuple[str, str], list[int]] = {}  # (service, server) -> the new replica numbers there
+    for service, n, server in _slots(spec):
+        fresh.setdefault((service, server), []).append(n)
+    old: dict[tuple[str, str], list[LiveReplica]] = {}
+    for c in sorted(running, key=lambda c: (c.service, c.replica)):
+        old.setdefault((c.service, c.server_id), []).append(c)
+    paired = {
+        (service, n): c
+        for (service, server), numbers in fresh.items()
+        for n, c in zip(numbers, old.get((service, server), []), strict=False)
     }
+    return {slot: c for slot, c in paired.items() if slot not in recorded}

@@ -1,7 +1,8 @@
 """Replicas that did not change keep running: the new deployment adopts their containers.
 
 A deployment that changes only the placement (``domain.kept_replicas``: the same version, other servers)
-keeps each live replica whose slot stays in the new placement, and makes containers only for the others.
+keeps the live replicas on the servers that stay, each as one of the new deployment's slots there (its record
+renumbered when adopted), and makes containers only for the other slots.
 
 A service of a compose application (``private_network``) with named volumes is recreated only when its
 definition changed since the live deployment (``domain.containers.definition``: the container it would
@@ -19,6 +20,7 @@ is recorded for the new deployment there and then (``steps.start_replicas``), an
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,12 +50,11 @@ async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: Application
     own = await store.containers_of(s, r.deployment_id)
     running = [LiveReplica(row.service, row.replica, row.server_id, row.name) for row in rows]
     in_place = kept_in_place(live_spec, live_image, spec, r.run_image, running, {(o.service, o.replica) for o in own})
-    if in_place:
-        names = {c.name for c in in_place.values()}
+    if in_place:  # each record as the new deployment's slot (its replica number there)
+        by_name = {row.name: row for row in rows}
         kept: dict[str, list[Any]] = {}
-        for row in rows:
-            if row.name in names:
-                kept.setdefault(row.service, []).append(row)
+        for (service, n), c in sorted(in_place.items()):
+            kept.setdefault(service, []).append(SimpleNamespace(**{**by_name[c.name]._mapping, "replica": n}))
         return kept
     recorded = {row.service for row in own}
     slots = placement.slots(spec)

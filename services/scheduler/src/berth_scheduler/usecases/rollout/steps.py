@@ -307,12 +307,8 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
     spec = rt.sealer.open(row.spec)
     kept = await read(rt, adopted, rt.sealer, r, spec)  # the kept containers become the deployment's own
     if kept:
-        await write(
-            rt,
-            store.adopt_containers,
-            sorted(n for rows in kept.values() for n in (x.name for x in rows)),
-            r.deployment_id,
-        )
+        numbers = {x.name: x.replica for rows in kept.values() for x in rows}
+        await write(rt, store.adopt_containers, numbers, r.deployment_id)
     own = {c.name for c in await read(rt, store.containers_of, r.deployment_id)}
     servers = await servers_of(rt, r.application_id, spec)
     skipped: list[str] = []
