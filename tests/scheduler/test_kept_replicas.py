@@ -30,7 +30,7 @@ def _live(service: str, *placed: str) -> list[LiveReplica]:
 def test_a_server_replaced_keeps_the_replica_on_the_server_that_stays():
     before, after = _spec(_web(["a", "c"], 2)), _spec(_web(["b", "c"], 2))
     running = _live("web", "a", "c")
-    assert placement_only(before, "x:1", after, "x:1")
+    assert placement_only(before, "x:1", after, "x:1", running)
     assert kept_in_place(before, "x:1", after, "x:1", running) == {("web", 2): LiveReplica("web", 2, "c", "web-2-c")}
     # four replicas: those on c (2 and 4) are kept, a's (1 and 3) replaced by b's
     before, after = _spec(_web(["a", "c"], 4)), _spec(_web(["b", "c"], 4))
@@ -50,15 +50,25 @@ def test_nothing_is_kept_when_the_version_changes_or_the_placement_does_not():
     before, after = _spec(_web(["a", "c"], 2)), _spec(_web(["b", "c"], 2))
     running = _live("web", "a", "c")
     assert kept_in_place(before, "x:1", after, "x:2", running) == {}  # another image
+    # the same tag, pulled again: another digest is another version; the same one (or none known yet) is not
+    assert kept_in_place(before, "x:1", after, "x:1", running, (), ("sha256:1", "sha256:2")) == {}
+    assert len(kept_in_place(before, "x:1", after, "x:1", running, (), ("sha256:1", "sha256:1"))) == 1
+    assert len(kept_in_place(before, "x:1", after, "x:1", running, (), ("sha256:1", None))) == 1
     changed = _spec(_web(["b", "c"], 2), env=[{"name": "MODE", "value": "fast"}])
-    assert not placement_only(before, "x:1", changed, "x:1")  # another environment
+    assert not placement_only(before, "x:1", changed, "x:1", running)  # another environment
     assert kept_in_place(before, "x:1", changed, "x:1", running) == {}
     other = _spec(_web(["b", "c"], 2, health_path="/up"))
     assert kept_in_place(before, "x:1", other, "x:1", running) == {}  # another service definition
     assert kept_in_place(before, "x:1", before, "x:1", running) == {}  # a redeploy replaces every replica
     # a secret compared by its value, whatever its sealing
     secret = [{"name": "TOKEN", "value": "s3cret", "secret": True}]
-    assert placement_only(_spec(_web(["a"]), env=secret), "x:1", _spec(_web(["b"]), env=secret), "x:1")
+    assert placement_only(
+        _spec(_web(["a"]), env=secret), "x:1", _spec(_web(["b"]), env=secret), "x:1", _live("web", "a")
+    )
+    # scaled to four since the live deployment (its records, not its spec): four again is a redeploy
+    scaled = _live("web", "a", "c", "a", "c")
+    assert kept_in_place(before, "x:1", _spec(_web(["a", "c"], 4)), "x:1", scaled) == {}
+    assert len(kept_in_place(before, "x:1", _spec(_web(["a", "c"], 3)), "x:1", scaled)) == 3  # one fewer
 
 
 def test_the_replicas_on_a_server_that_stays_take_its_new_slots_in_order():

@@ -47,9 +47,13 @@ def _slots(spec: ApplicationSpec) -> list[tuple[str, int, str]]:
     return [(s.service.name, s.replica, s.server_id) for s in placement.slots(spec)]
 
 
-def placement_only(live: ApplicationSpec, live_image: str, spec: ApplicationSpec, image: str) -> bool:
-    """Whether a deployment of ``spec`` running ``image`` changes only the placement of the live one."""
-    return live_image == image and _slots(live) != _slots(spec) and _version(live) == _version(spec)
+def placement_only(
+    live: ApplicationSpec, live_image: str, spec: ApplicationSpec, image: str, running: Iterable[LiveReplica]
+) -> bool:
+    """Whether a deployment of ``spec`` running ``image`` changes only the placement of the live one, whose
+    replicas are ``running`` (its records: a scale since its deployment changed them, not its spec)."""
+    placed = sorted((c.service, c.replica, c.server_id) for c in running)
+    return live_image == image and placed != sorted(_slots(spec)) and _version(live) == _version(spec)
 
 
 def kept_in_place(
@@ -59,10 +63,15 @@ def kept_in_place(
     image: str,
     running: Iterable[LiveReplica],
     recorded: Collection[SlotKey] = (),
+    digests: tuple[str | None, str | None] = (None, None),
 ) -> dict[SlotKey, LiveReplica]:
     """(service, replica) of the new deployment -> the live replica it keeps there ({} unless the deployment
-    changes only the placement). ``recorded``: the slots the new deployment has container records of."""
-    if not placement_only(live, live_image, spec, image):
+    changes only the placement). ``recorded``: the slots the new deployment has container records of;
+    ``digests``: the live image's and the new one's once pulled (a tag that moved is a new version)."""
+    running = list(running)
+    if all(digests) and digests[0] != digests[1]:
+        return {}
+    if not placement_only(live, live_image, spec, image, running):
         return {}
     fresh: dict[tuple[str, str], list[int]] = {}  # (service, server) -> the new replica numbers there
     for service, n, server in _slots(spec):

@@ -12,6 +12,9 @@ container for it: it is not recorded when the deployment enters ``starting``, no
 checked and routed like the new ones. When the deployment finishes (``stopping_old``), their records move to
 it, so they are kept as its own; a deployment that fails leaves them with the live deployment, untouched.
 
+A tag that turns out to name another image once pulled (its digest differs from the live deployment's) is a
+new version: nothing is kept from then on, and each slot not recorded yet is recorded as its replica starts.
+
 The decision reads only the database (the two snapshots, the live deployment's records and the new one's:
 a service the new deployment has records of is not kept), so it is the same each time a step is repeated
 after a restart. When the kept containers turn out not to be running when the replicas start, the service
@@ -49,7 +52,9 @@ async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: Application
     rows = await store.containers_of(s, live.id)
     own = await store.containers_of(s, r.deployment_id)
     running = [LiveReplica(row.service, row.replica, row.server_id, row.name) for row in rows]
-    in_place = kept_in_place(live_spec, live_image, spec, r.run_image, running, {(o.service, o.replica) for o in own})
+    recorded_slots = {(o.service, o.replica) for o in own}
+    digests = (store.rollout_of(live).image_digest, r.image_digest)  # the new one known once pulled
+    in_place = kept_in_place(live_spec, live_image, spec, r.run_image, running, recorded_slots, digests)
     if in_place:  # each record as the new deployment's slot (its replica number there)
         by_name = {row.name: row for row in rows}
         kept: dict[str, list[Any]] = {}
