@@ -148,18 +148,23 @@ async def copy(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, moves: lis
         return r
     kept = dom.kept_note(moves)
     slots = asyncio.Semaphore(rt.settings.volume_move_concurrency)
+    seen = [r]  # the deployment after each copy recorded (each restarts the readiness deadline)
 
     async def group(found: list[Move]) -> None:
         async with slots:
             for m in found:
-                await _move_one(rt, r, spec, m, rows[(m.volume, m.target)].attempts > 0, kept)
+                seen.append(await _move_one(rt, seen, spec, m, rows[(m.volume, m.target)].attempts > 0, kept))
 
     await together([group(found) for found in dom.copy_groups(todo)])
     return store.rollout_of(await read(rt, store.load, r.deployment_id))
 
 
-async def _move_one(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, m: Move, again: bool, kept: str) -> None:
-    """One move copied and recorded ``copied`` (``again``: an earlier attempt began)."""
+async def _move_one(
+    rt: RolloutContext, seen: list[Rollout], spec: ApplicationSpec, m: Move, again: bool, kept: str
+) -> Rollout:
+    """One move copied and recorded ``copied`` (``again``: an earlier attempt began); the deployment after.
+    ``seen``: the deployment as each copy before left it (the latest readiness deadline counts)."""
+    r = seen[0]
     await write(rt, partial(records.mark, state="copying"), r.deployment_id, m.volume, m.target)
     began = time.monotonic()
     try:
@@ -168,14 +173,16 @@ async def _move_one(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, m: Mo
         raise
     except Exception as exc:
         transient = isinstance(exc, DockerUnavailable | ConnectionError | OSError)
-        if transient and not (r.deadline_at is not None and rt.clock() > r.deadline_at):
+        deadlines = [x.deadline_at for x in seen if x.deadline_at is not None]
+        if transient and not (deadlines and rt.clock() > max(deadlines)):
             raise
         raise MoveFailedError(
             f"the data of volume {m.volume} could not be copied from server {m.source} to server {m.target}: {exc}"
         ) from None
     took = time.monotonic() - began
-    await _copied(rt, r.deployment_id, machine.VolumeMoved(m.volume, m.source, m.target, size, took, kept))
+    after = await _copied(rt, r.deployment_id, machine.VolumeMoved(m.volume, m.source, m.target, size, took, kept))
     log.info("volume data moved", volume=m.volume, source=m.source, target=m.target, bytes=size, seconds=took)
+    return after
 
 
 def _progress(rt: RolloutContext, deployment_id: str, m: Move) -> Progress:
@@ -185,8 +192,12 @@ def _progress(rt: RolloutContext, deployment_id: str, m: Move) -> Progress:
 
     async def told(sent: int) -> None:
         now = time.monotonic()
-        if pacer.due(now):
+        if not pacer.due(now):
+            return
+        try:
             await log_lines(rt, deployment_id, [dom.progress_line(m, sent, now - began)])
+        except Exception as exc:  # a progress line is never worth the copy: the next one tries again
+            log.warning("volume copy progress not logged", volume=m.volume, error=str(exc))
 
     return told
 
