@@ -65,7 +65,7 @@ LONG_FILES_S = {
     "tests/scheduler/test_schedules.py": 45,
     "tests/scheduler/test_cron_jobs.py": 40,
     "tests/servers/test_volume_move.py": 90,
-    "tests/servers/test_drain_moves.py": 95,
+    "tests/servers/test_drain_moves.py": 110,
     "tests/scheduler/test_port_routes_docker.py": 20,
     "tests/e2e/test_compose_deploy.py": 40,
     "tests/scheduler/test_backup_worker.py": 40,
