@@ -121,7 +121,7 @@ def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], h
     try:
         spec = build_spec(deps, row, stored, hosts, placeholders=True)
         with contextlib.suppress(ProblemError):  # what only a deployment refuses (409), named there
-            compose_snapshot.compose_spec(spec, row["config"])  # a compose service's own fields, checked now
+            compose_snapshot.compose_spec(spec, row["config"], hosts=hosts)  # a compose service's own fields
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "/body/" + "/".join(str(p) for p in first["loc"])

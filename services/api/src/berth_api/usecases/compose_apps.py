@@ -55,6 +55,7 @@ CORE = {
         "strategy",
         "buffer_requests",
         "path_prefix",
+        "port_hosts",
     ),
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }

@@ -17,10 +17,12 @@ which the api claimed for it (``app_hosts``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import SecretStr
 
+from berth_api.adapters.applications import HostRow
 from berth_api.domain.compose import secret_refs
 from berth_api.domain.problems import ProblemError
 from berth_api.usecases import compose_files
@@ -113,18 +115,24 @@ def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def compose_spec(
-    spec: ApplicationSpec, config: dict[str, Any], files: list[dict[str, Any]] | None = None
+    spec: ApplicationSpec,
+    config: dict[str, Any],
+    files: list[dict[str, Any]] | None = None,
+    hosts: Iterable[HostRow] = (),
 ) -> ApplicationSpec:
     """The deployment's snapshot of a compose application: ``spec`` (its services as every application
     has them) with what the translation adds to each service, on the application's private network, and
     its ``files`` (opened: ``compose_files.opened``; None: a placeholder content of each stored path, to
-    check the shape). Another application's ``spec`` is returned as it is. Raises a 409 for a ``build:``
+    check the shape); ``hosts``: the application's claimed hosts (``app_hosts.sync_hosts``), where the
+    generated host of each other routed port that has one is. Another application's ``spec`` is returned
+    as it is. Raises a 409 for a ``build:``
     without a git source or ``network_mode: host``, and pydantic's ValidationError for a snapshot the
     catalogue refuses."""
     if not config.get("compose"):
         return spec
     translated = {s["name"]: s for s in config["compose_translated"]["services"]}
     graces = any("stop_grace_s" in s for s in translated.values())
+    ports = {(h.service, h.port): h.host for h in hosts if h.port is not None}
     data = spec.model_dump()
     for svc in data["services"]:
         found = translated[svc["name"]]
@@ -147,7 +155,7 @@ def compose_spec(
             "files": found.get("files") or [],
         }
         if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
-            extra["port_hosts"] = found["port_hosts"]
+            extra["port_hosts"] = [_port_hosts(svc["name"], e, ports) for e in found["port_hosts"]]
         svc.update(extra)
     if files is None:
         files = [
@@ -157,6 +165,16 @@ def compose_spec(
     data["files"] = files
     data["private_network"] = True
     return ApplicationSpec.model_validate(data)
+
+
+def _port_hosts(service: str, entry: dict[str, Any], ports: Mapping[tuple[str, int], str]) -> dict[str, Any]:
+    """A translated ``port_hosts`` entry as the catalogue's ``PortHosts``: its generated host (when it has
+    one) first, then its named ones, and its path."""
+    generated = ports.get((service, entry["port"])) if entry.get("generated") else None
+    out: dict[str, Any] = {"port": entry["port"], "hosts": [*([generated] if generated else []), *entry["hosts"]]}
+    if entry.get("path"):
+        out["path"] = entry["path"]
+    return out
 
 
 def _environment(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, Any]]:

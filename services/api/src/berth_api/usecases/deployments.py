@@ -148,6 +148,7 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
             build_spec(deps, app, record.variables, hosts, inherited=stack),
             app["config"],
             compose_files.opened(deps, app["id"], app["config"]),
+            hosts,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

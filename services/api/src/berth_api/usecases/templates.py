@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters import template_files
-from berth_api.domain.hosts import generated_host
+from berth_api.domain.hosts import generated_host, port_host
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.domain.templates.coolify import import_coolify
@@ -98,7 +98,8 @@ def plan_deploy(
     """Render ``template`` for application ``app`` of ``environment``: ``domain`` is the host of the first
     domain variable; the others (and the first when no domain is given) are the generated host of the
     service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
-    service: ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
+    service: at another port, that port's generated host ``<service>-<port>-<app>-<env>``, which Berth makes;
+    at the same port, ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
     text, the hosts (a generated one is left for Berth to make; a route's path prefix with its host: several
     services may share one host under different paths), every variable in ``env``."""
     given = dict(overrides or {})
@@ -107,12 +108,22 @@ def plan_deploy(
         given.setdefault(domains[0].name, domain)
     elif domain:
         raise invalid_field("/body/domain", "this template has no domain variable")
-    owner: dict[str, str] = {}
+    owner: dict[str, tuple[str, int]] = {}  # service -> its first domain variable (in the template's order), port
+
+    def routed(v: Variable) -> tuple[str, int]:
+        return (v.routes[0].service, v.routes[0].port or 80) if v.routes else (_label(v.name), 80)
+
+    for v in domains:
+        owner.setdefault(routed(v)[0], (v.name, routed(v)[1]))
 
     def host(v: Variable) -> str:
-        service = v.routes[0].service if v.routes else _label(v.name)
-        label = service if owner.setdefault(service, v.name) == v.name else f"{service}-{_label(v.name)}"
-        return generated_host(_label(label), app, environment, base_domain)
+        service, port = routed(v)
+        first, first_port = owner.setdefault(service, (v.name, port))
+        if first == v.name:
+            return generated_host(_label(service), app, environment, base_domain)
+        if port != first_port:  # another routed port of the service: its own generated host, made by Berth
+            return port_host(_label(service), port, app, environment, base_domain)
+        return generated_host(_label(f"{service}-{_label(v.name)}"), app, environment, base_domain)
 
     try:
         rendered = render(
@@ -128,7 +139,11 @@ def plan_deploy(
     hosts: list[dict[str, Any]] = []
     for r in rendered.hosts:
         entry: dict[str, Any] = {"service": r.service, "port": r.port or 80}
-        if r.host != generated_host(_label(r.service), app, environment, base_domain):
+        made = (
+            generated_host(_label(r.service), app, environment, base_domain),
+            port_host(_label(r.service), entry["port"], app, environment, base_domain),
+        )
+        if r.host not in made:
             entry["host"] = r.host
         if r.path not in (None, "/"):
             entry["path"] = r.path
