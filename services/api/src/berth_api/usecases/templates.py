@@ -85,6 +85,19 @@ def _label(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "web"
 
 
+def _whole_host_first(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hosts entries with each service's first whole-host entry before its entries with a path: a
+    service's first entry names its routed port, whose health check is the service's (Coolify's mindsdb:
+    its GUI's port, not its API's under ``/api``)."""
+    out = list(hosts)
+    for service in dict.fromkeys(h["service"] for h in out):
+        mine = [i for i, h in enumerate(out) if h["service"] == service]
+        whole = next((i for i in mine if "path" not in out[i]), None)
+        if whole is not None and whole != mine[0]:
+            out.insert(mine[0], out.pop(whole))
+    return out
+
+
 def plan_deploy(
     template: Template,
     *,
@@ -113,8 +126,8 @@ def plan_deploy(
     def routed(v: Variable) -> tuple[str, int]:
         return (v.routes[0].service, v.routes[0].port or 80) if v.routes else (_label(v.name), 80)
 
-    for v in domains:
-        owner.setdefault(routed(v)[0], (v.name, routed(v)[1]))
+    for v in sorted(domains, key=lambda v: bool(v.routes and v.routes[0].path not in (None, "/"))):
+        owner.setdefault(routed(v)[0], (v.name, routed(v)[1]))  # a whole-host route first (_whole_host_first)
 
     def host(v: Variable) -> str:
         service, port = routed(v)
@@ -148,6 +161,7 @@ def plan_deploy(
         if r.path not in (None, "/"):
             entry["path"] = r.path
         hosts.append(entry)
+    hosts = _whole_host_first(hosts)
     compose: dict[str, Any] = {"inline": rendered.compose}
     if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
         compose["files"] = [{"path": path, "content": content} for path, content in rendered.files.items()]
