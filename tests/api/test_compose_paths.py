@@ -53,11 +53,14 @@ async def test_a_bad_path_is_refused_naming_the_field(client, members, path, wor
     assert err["loc"] == "/body/hosts/1/path" and words in err["detail"], err
 
 
-async def test_one_path_per_service_and_none_on_a_wildcard(client, members) -> None:
+async def test_one_path_per_port_and_none_on_a_wildcard(client, members) -> None:
     url = await _url(client, members.developer)
     two = [{"service": "api", "port": 80, "path": "/api"}, {"service": "api", "port": 80, "path": "/v2"}]
     err = _error(await client.post(url, headers=members.developer, json=_body(hosts=two)))
-    assert err["loc"] == "/body/hosts/1/path" and "one path per service (/api already)" in err["detail"]
+    assert (
+        err["loc"] == "/body/hosts/1/path"
+        and "one path per port of a service (/api already for port 80 of api)" in err["detail"]
+    )
     wild = [{"service": "api", "port": 80, "host": "*.shop.example.com", "path": "/api"}]
     err = _error(await client.post(url, headers=members.developer, json=_body(hosts=wild)))
     assert err["loc"] == "/body/hosts/0/path" and "wildcard" in err["detail"]

@@ -1,7 +1,9 @@
 """Two routed ports of one compose service (MinIO: its API on 9000, its console on 9001, each on a host of its
 own): a host entry picks a port the service declares; the translation keeps the service's first port and
 gives the other its hosts (``port_hosts``), which the deployment's snapshot carries. A second port on no named
-host, a port the service does not declare, or a host given to two ports is a 422 naming the field."""
+host gets a generated host of its own; each port may have a path of its own (Coolify's mindsdb: its API port
+under ``/api``). A port the service does not declare, a host given to two ports, two paths for one port, or
+two routes on one host and path is a 422 naming the field."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 
 from berth_api.adapters.compose_parser import normalise
 from berth_api.domain.compose import ComposeRefusal, HostMap, precheck, translate
+from berth_api.domain.templates.coolify import import_coolify
+from berth_api.usecases.templates import plan_deploy
 from tests.api.conftest import make_app
 from tests.api.test_projects import problem
 
@@ -51,9 +55,19 @@ def test_a_host_picks_another_port_of_its_service() -> None:
     ("hosts", "spot", "why"),
     [
         (
-            [HostMap("minio", 9000), HostMap("minio", 9001)],
+            [HostMap("minio", 9000), HostMap("minio", 9001, path="/a"), HostMap("minio", 9001, "c.example.com")],
+            "hosts/2/path",
+            "Berth routes one path per port of a service (/a already for port 9001 of minio)",
+        ),
+        (
+            [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9000, "s.example.com", "/s3")],
+            "hosts/1/path",
+            "Berth routes one path per port of a service (/ already for port 9000 of minio)",
+        ),
+        (  # one host to one port of a service, whatever the paths
+            [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9001, "s3.example.com", "/ui")],
             "hosts/1/host",
-            "a second port of a service (9001) is routed on a host of its own: name it",
+            "s3.example.com already routes to port 9000 of minio",
         ),
         (
             [HostMap("minio", 9000), HostMap("minio", 9002, "console.example.com")],
@@ -98,6 +112,58 @@ async def test_two_hosts_route_two_ports_of_one_service(client, members, schedul
     r = await client.post(f"/v1/environments/{app['environment_id']}/applications", headers=members.developer, json=bad)
     (err,) = problem(r, 422)["errors"]
     assert err["loc"] == "/body/hosts/1/port" and "declares no container port 9002" in err["detail"]
+
+
+def test_each_routed_port_has_its_own_path_and_a_second_port_its_own_generated_host() -> None:
+    """Coolify's mindsdb: its GUI (47334) on a generated host, its API port (47335) under ``/api`` on another
+    generated host; MinIO's console on a named host under a path while its API has the whole host."""
+    (minio,) = _translated([HostMap("minio", 9000), HostMap("minio", 9001, path="/api")])["services"]
+    assert {k: minio.get(k) for k in ("port", "domains", "path_prefix", "port_hosts")} == {
+        "port": 9000,
+        "domains": [],
+        "path_prefix": None,
+        "port_hosts": [{"port": 9001, "hosts": [], "path": "/api", "generated": True}],
+    }
+    hosts = [
+        HostMap("minio", 9000, "s3.example.com", "/s3"),
+        HostMap("minio", 9001, "console.example.com"),
+        HostMap("minio", 9001, "admin.example.com", "/"),
+        HostMap("minio", 9001),
+    ]
+    (minio,) = _translated(hosts)["services"]
+    assert {k: minio.get(k) for k in ("port", "domains", "path_prefix", "port_hosts")} == {
+        "port": 9000,
+        "domains": ["s3.example.com", "console.example.com", "admin.example.com"],
+        "path_prefix": "/s3",
+        "port_hosts": [
+            {"port": 9001, "hosts": ["console.example.com", "admin.example.com"], "path": "/", "generated": True}
+        ],
+    }
+
+
+def test_two_routes_on_one_host_and_path_are_refused_naming_the_field() -> None:
+    text = "services:\n  a:\n    image: nginx\n    expose: ['80', '81']\n  b:\n    image: nginx\n"
+    found = asyncio.run(normalise(text, {}))
+    ok = [
+        HostMap("a", 80, "x.example.com"),
+        HostMap("a", 81, "y.example.com", "/api"),
+        HostMap("b", 80, "y.example.com"),
+    ]
+    assert [s.get("port_hosts") for s in translate(found.model, precheck(text), hosts=ok)["services"]] == [
+        [{"port": 81, "hosts": ["y.example.com"], "path": "/api"}],
+        None,
+    ]
+    same = [
+        HostMap("a", 80, "x.example.com"),
+        HostMap("a", 81, "y.example.com", "/api"),
+        HostMap("b", 80, "y.example.com", "/api"),
+    ]
+    with pytest.raises(ComposeRefusal) as caught:
+        translate(found.model, precheck(text), hosts=same)
+    assert (caught.value.spot, caught.value.why) == (
+        "hosts/2/host",
+        "y.example.com is used twice in this application under the path /api (port 81 of a has it)",
+    )
 
 
 def test_a_service_declaring_no_port_may_route_any_second_port() -> None:
@@ -146,3 +212,89 @@ async def test_a_compose_service_buffers_its_requests_through_the_api(client, me
         }
         r = await client.post(f"/v1/environments/{env}/applications", headers=members.developer, json=bad)
         assert problem(r, 422)["errors"][0]["loc"] == loc, r.text
+
+
+async def test_a_second_port_gets_its_own_generated_host_and_path(client, members, scheduler) -> None:
+    """The generated host of a second routed port is claimed like the service's own (``<service>-<port>-<app>-
+    <env>``): shown with the service's hosts, given to that port in the deployment's snapshot under the port's
+    path, and refused to another application."""
+    hosts = [{"service": "minio", "port": 9000}, {"service": "minio", "port": 9001, "path": "/ui"}]
+    app = await make_app(client, members.developer, {"name": "gen", "compose": {"inline": MINIO}, "hosts": hosts})
+    (web,) = app["services"]
+    assert web["hosts"] == ["minio-gen-production.localhost", "minio-9001-gen-production.localhost"]
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    (sent,) = cmd.data["spec"]["services"]
+    assert sent["hosts"] == ["minio-gen-production.localhost", "minio-9001-gen-production.localhost"]
+    assert sent["port_hosts"] == [{"port": 9001, "hosts": ["minio-9001-gen-production.localhost"], "path": "/ui"}]
+
+    env = app["environment_id"]
+    taken = {"name": "other", "compose": {"inline": MINIO}}
+    taken["hosts"] = [{"service": "minio", "port": 9000, "host": "minio-9001-gen-production.localhost"}]
+    r = await client.post(f"/v1/environments/{env}/applications", headers=members.developer, json=taken)
+    (err,) = problem(r, 422)["errors"]
+    assert err["loc"] == "/body/hosts/0/host" and "reserved for generated hosts" in err["detail"], err
+    # a service of the application may share it under another path, as another service's generated host
+    two = "services:\n  minio:\n    image: minio/minio\n    expose: ['9000', '9001']\n  docs:\n    image: nginx\n"
+    shared = [
+        {"service": "minio", "port": 9000},
+        {"service": "minio", "port": 9001},
+        {"service": "docs", "port": 80, "host": "minio-9001-shared-production.localhost", "path": "/docs"},
+    ]
+    r = await client.post(
+        f"/v1/environments/{env}/applications",
+        headers=members.developer,
+        json={"name": "shared", "compose": {"inline": two}, "hosts": shared},
+    )
+    assert r.status_code == 201, r.text
+    same = [*shared[:2], {**shared[2], "path": "/"}]  # its whole host is the console's already
+    r = await client.post(
+        f"/v1/environments/{env}/applications",
+        headers=members.developer,
+        json={
+            "name": "shared-2",
+            "compose": {"inline": two},
+            "hosts": [{**h, "host": h["host"].replace("shared", "shared-2")} if "host" in h else h for h in same],
+        },
+    )
+    (err,) = problem(r, 422)["errors"]
+    assert err["loc"] == "/body/hosts/2/host" and "used twice in this application" in err["detail"], err
+
+
+MINDSDB = """# port: 47334
+services:
+  mindsdb:
+    image: mindsdb/mindsdb:latest
+    environment:
+      - SERVICE_URL_MINDSDB_47334
+      - SERVICE_URL_API_47335=/api
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost:47334/api/util/ping"]
+"""
+
+
+def test_coolifys_mindsdb_routes_its_api_port_under_its_path_on_a_host_of_its_own() -> None:
+    """Coolify's mindsdb (a path per port) imports, plans and translates: the GUI port on the service's
+    generated host (its first entry: its health check is that port's), the API port under ``/api`` on that
+    port's generated host, which the template's ``SERVICE_URL_API_47335`` holds."""
+    template = import_coolify("mindsdb.yaml", MINDSDB).template
+    plan = plan_deploy(template, app="mdb", environment="production", base_domain="apps.test")
+    assert plan.request["hosts"] == [
+        {"service": "mindsdb", "port": 47334},
+        {"service": "mindsdb", "port": 47335, "path": "/api"},
+    ]
+    values = {e["name"]: e["value"] for e in plan.request["env"]}
+    assert values == {  # Coolify's URLs name the port (as Coolify writes them)
+        "SERVICE_URL_MINDSDB_47334": "https://mindsdb-mdb-production.apps.test:47334",
+        "SERVICE_URL_API_47335": "https://mindsdb-47335-mdb-production.apps.test:47335/api",
+    }
+    text = plan.request["compose"]["inline"]
+    found = asyncio.run(normalise(text, {e["name"]: e["value"] for e in plan.request["env"]}))
+    hosts = [HostMap(h["service"], h["port"], path=h.get("path")) for h in plan.request["hosts"]]
+    (svc,) = translate(found.model, precheck(text), hosts=hosts)["services"]
+    assert (svc["port"], svc["health_path"], svc["port_hosts"]) == (
+        47334,
+        "/api/util/ping",
+        [{"port": 47335, "hosts": [], "path": "/api", "generated": True}],
+    )

@@ -120,20 +120,25 @@ def test_a_deploy_plan_is_the_application_create_request():
     }
     minio = next(t for t in template_files.catalogue() if t.slug == "minio")
     plan = plan_deploy(
-        minio, app="s3", environment="production", base_domain="apps.test", domain="console.example.com",
+        minio, app="s3", environment="production", base_domain="apps.test", domain="s3.example.com",
         source=CountingSource(),
     )  # fmt: skip
+    # one service, two routed ports: the console's port gets a generated host of its own, which Berth makes
     assert plan.request["hosts"] == [
-        {"service": "console", "port": 9001, "host": "console.example.com"},
-        {"service": "minio", "port": 9000},
+        {"service": "minio", "port": 9000, "host": "s3.example.com"},
+        {"service": "minio", "port": 9001},
     ]
-    assert [(e["name"], e["secret"]) for e in plan.request["env"]] == [
-        ("root_user", True),
-        ("root_password", True),
-        ("console", False),
-        ("api", False),
-    ]
-    assert plan.request["env"][3]["value"] == "minio-s3-production.apps.test"
+    assert {e["name"]: e["value"] for e in plan.request["env"] if not e["secret"]} == {
+        "api": "s3.example.com",
+        "console": "minio-9001-s3-production.apps.test",
+    }
+    assert "console:" not in plan.request["compose"]["inline"]  # no forwarder service
+    generated = plan_deploy(minio, app="s3", environment="production", base_domain="apps.test")
+    assert generated.request["hosts"] == [{"service": "minio", "port": 9000}, {"service": "minio", "port": 9001}]
+    assert {e["name"]: e["value"] for e in generated.request["env"] if not e["secret"]} == {
+        "api": "minio-s3-production.apps.test",
+        "console": "minio-9001-s3-production.apps.test",
+    }
 
 
 def test_search_by_text_and_tag():

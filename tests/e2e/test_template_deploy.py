@@ -111,3 +111,65 @@ async def test_a_templates_generated_secrets_reach_its_containers_and_nothing_el
             await api.delete(f"/v1/applications/{app_id}")
         await api.aclose()
         await proxy.aclose()
+
+
+TWO_PORTS = (
+    "mkdir -p /api /console && echo api > /api/index.html && echo console > /console/index.html "
+    "&& httpd -p 9001 -h /console && exec httpd -f -p 8080 -h /api"
+)
+
+
+def two_ports(image: str) -> str:
+    """MinIO's shape: one service, its API and its console on two ports, each a domain variable."""
+    return f"""name: Two ports
+slug: two-ports
+description: One service serving its API and its console on two ports, each on a generated host.
+tags: [test]
+variables:
+  api: {{kind: domain, service: store, port: 8080}}
+  console: {{kind: domain, service: store, port: 9001}}
+compose: |
+  services:
+    store:
+      image: {image}
+      command: ["sh", "-c", "{TWO_PORTS}"]
+      environment:
+        CONSOLE_URL: https://${{var.console}}
+      expose: ["8080", "9001"]
+"""
+
+
+async def test_a_template_routes_two_ports_of_one_service_on_two_generated_hosts(platform):
+    """The second domain variable of one service, at another port, is that port's own generated host: both
+    hosts served through Traefik by the one container (no forwarder), the template's value naming it."""
+    token = platform.paths.admin_token.read_text().strip()
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
+    app_id = None
+    try:
+        r = await api.post("/v1/projects", json={"name": "tpl-ports"})
+        assert r.status_code == 201, r.text
+        env_id = r.json()["environments"][0]["id"]
+        body = {"environment_id": env_id, "name": "ports", "document": two_ports(busybox_image())}
+        r = await api.post("/v1/templates/deploy", json=body)
+        assert r.status_code == 201, r.text
+        app = r.json()
+        app_id = app["id"]
+        (store,) = app["services"]
+        own, console = store["hosts"]
+        assert own.startswith("store-ports-") and console.startswith("store-9001-ports-"), store["hosts"]
+        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
+        assert r.status_code == 202, r.text
+        done = await wait_deployment(api, r.json()["id"])
+        assert done["status"] == "succeeded", done.get("reason")
+        assert env_of(app_id, "store")["CONSOLE_URL"] == f"https://{console}"
+        for host, text in ((own, "api"), (console, "console")):
+            served = await proxy.get("/", headers={"Host": host})
+            assert (served.status_code, served.text.strip()) == (200, text), host
+    finally:
+        if app_id:
+            await api.delete(f"/v1/applications/{app_id}")
+        await api.aclose()
+        await proxy.aclose()

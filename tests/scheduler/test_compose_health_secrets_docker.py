@@ -16,7 +16,7 @@ import pytest
 
 from berth_api.adapters.compose_parser import normalise
 from berth_api.domain.compose import precheck, secret_refs, translate
-from berth_api.usecases.compose_apps import compose_spec
+from berth_api.usecases.compose_snapshot import compose_spec
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.adapters.readiness import NotReadyError, ReadinessChecker
 from berth_scheduler.domain import compose, names

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.domain import names, port_routes, route_tls
 from berth_scheduler.domain.containers import container_spec, definition
-from berth_scheduler.domain.routing import RouteTarget
+from berth_scheduler.domain.routing import RouteOp, RouteTarget
 
 DEP = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 APP = "app-1"
@@ -81,6 +81,34 @@ def test_each_routed_port_is_a_route_on_its_hosts():
     assert names.ROUTE_ID_RE.fullmatch(long) and long.endswith("_9001")
     tls = route_tls.of_spec(minio(path_prefix="/files"), "team-1", APP)
     assert tls is not None and tls.paths == {own: "/files", f"{own}_9001": "/files"}
+
+
+def test_each_routed_port_has_its_own_path():
+    """Coolify's mindsdb: its GUI on 47334 on the whole host, its API port under ``/api`` on another host; a
+    port without a path of its own keeps the service's, ``/`` is the whole host whatever the service's."""
+    own = names.route_id(APP, "minio")
+    api = {"port": 9001, "hosts": ["console.example.com"], "path": "/api"}
+    tls = route_tls.of_spec(minio(port_hosts=[api]), "team-1", APP)
+    assert tls is not None and tls.paths == {f"{own}_9001": "/api"}
+    tls = route_tls.of_spec(minio(path_prefix="/s3", port_hosts=[api]), "team-1", APP)
+    assert tls is not None and tls.paths == {own: "/s3", f"{own}_9001": "/api"}
+    whole = {**api, "path": "/"}
+    tls = route_tls.of_spec(minio(path_prefix="/s3", port_hosts=[whole]), "team-1", APP)
+    assert tls is not None and tls.paths == {own: "/s3"}
+    assert route_tls.of_spec(minio(port_hosts=[whole]), "team-1", APP) is None
+    op = RouteOp("apply", f"{own}_9001", ("console.example.com",), ("http://127.0.0.1:41001",), "local")
+    tls = route_tls.of_spec(minio(port_hosts=[api]), "team-1", APP)
+    assert route_tls.apply_routes(op, 3, tls).model_dump(mode="json", exclude={"ts", "id"}) == {
+        "route_id": f"{own}_9001",
+        "hosts": ["console.example.com"],
+        "upstreams": ["http://127.0.0.1:41001"],
+        "generation": 3,
+        "server_id": "local",
+        "entry_point": "web",
+        "path_prefix": "/api",
+    }
+    with pytest.raises(ValidationError, match="a path starts with '/'"):
+        minio(port_hosts=[{**api, "path": "api"}])
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,14 @@ deployment fails naming the port."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 
 import pytest
 import yaml
 
+from berth_proxy_sync.domain.tls import PATH_PRIORITY
 from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import wait_served
 from tests.scheduler.test_scale import scale, upstreams, wait_scaled
@@ -100,5 +102,51 @@ async def test_a_second_port_that_never_answers_fails_the_deployment(platform, b
         done = await platform.wait(dep, timeout=60)
         assert done["type"] == "evt.deployment.failed", done
         assert "port 9001 gave no HTTP answer to GET /" in done["data"]["reason"], done
+    finally:
+        remove_labelled(f"berth.app={app_id}")
+
+
+async def test_a_second_port_is_served_under_its_own_path(platform, busybox, app_id, unique):
+    """Coolify's mindsdb: the service's own port on the whole API host, its second port only under ``/ui``
+    of the console host (unstripped: the container serves ``/ui/``); the console host's other paths reach
+    nothing. The second port's route file is exactly the path route Traefik reads."""
+    api, console = f"api-{unique}.localhost", f"console-{unique}.localhost"
+    spec = _spec(busybox, api, console)
+    spec["services"][0]["command"][2] = spec["services"][0]["command"][2].replace(
+        "echo console > /console/index.html",
+        "echo root > /console/index.html && mkdir -p /console/ui && echo console > /console/ui/index.html",
+    )
+    spec["services"][0]["port_hosts"][0]["path"] = "/ui"
+    try:
+        dep = await platform.deploy(app_id, spec, drain_grace_s=0.2)
+        assert (await platform.wait(dep, timeout=60))["type"] == "evt.deployment.succeeded", platform.steps(dep)
+        await wait_served(platform, api, "api")
+        status, body = await asyncio.to_thread(platform.traefik.get, console, "/ui/")
+        assert (status, body.decode().strip()) == (200, "console")
+        # the container serves its /, but the console host routes only /ui to it (nor to the API's port)
+        assert (await asyncio.to_thread(platform.traefik.get, console, "/"))[0] == 404
+        own = f"app-{app_id.replace('-', '')}-store"
+        name = f"route-{own}_9001"
+        assert yaml.safe_load(platform.route_file(f"{own}_9001") or b"") == {
+            "http": {
+                "routers": {
+                    name: {
+                        "rule": f"(Host(`{console}`)) && PathPrefix(`/ui`)",
+                        "service": name,
+                        "entryPoints": ["web"],
+                        "priority": PATH_PRIORITY + len("/ui"),
+                    }
+                },
+                "services": {
+                    name: {
+                        "loadBalancer": {
+                            "servers": [{"url": f"http://127.0.0.1:{_published(app_id)['9001/tcp']}"}],
+                            "passHostHeader": True,
+                        }
+                    }
+                },
+            }
+        }
+        assert "priority" not in yaml.safe_load(platform.route_file(own) or b"")["http"]["routers"][f"route-{own}"]
     finally:
         remove_labelled(f"berth.app={app_id}")

@@ -2,8 +2,9 @@
 service serving two ports on two hosts, as MinIO does (its API on 9000, its console on 9001).
 
 The service's ``port`` is routed on its ``hosts``, except those a ``PortHosts`` entry gives another of the
-container's ports: each such port is routed on its own hosts (a route of its own), and a replica is ready
-only once each of its routed ports answers.
+container's ports: each such port is routed on its own hosts (a route of its own), under its own URL path
+prefix when it has one (``path``: Coolify's mindsdb serves its API port under ``/api``), and a replica is
+ready only once each of its routed ports answers.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from collections.abc import Sequence
 from pydantic import Field, field_validator
 
 from berth_common.catalogue.spec_base import Spec
-from berth_common.values import RouteHost
+from berth_common.values import RouteHost, RoutePath
 
-__all__ = ["PortHosts", "port_hosts_refusal"]
+__all__ = ["PortHosts", "port_hosts_refusal", "route_path_of"]
 
 
 class PortHosts(Spec):
-    """A container port of the service and the hosts routed to it (some of the service's ``hosts``)."""
+    """A container port of the service and the hosts routed to it (some of the service's ``hosts``);
+    ``path``: the URL path prefix its route serves on them (``/``: the whole hosts; None: the service's
+    ``path_prefix``, as its own port's route)."""
 
     port: int = Field(ge=1, le=65535)
     hosts: list[RouteHost] = Field(min_length=1, max_length=100)
+    path: RoutePath | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("hosts")
     @classmethod
@@ -50,3 +54,10 @@ def port_hosts_refusal(port: int, hosts: Sequence[str], more: Sequence[PortHosts
     if more and not known - seen_hosts:
         return f"no host is left to the service's port {port}"
     return None
+
+
+def route_path_of(entry: PortHosts | None, own: str | None) -> str | None:
+    """The URL path prefix of a routed port's route (None: the whole hosts): ``entry``'s own path, else the
+    service's (``own``, its ``path_prefix``; ``entry`` None: the service's own port)."""
+    path = own if entry is None or entry.path is None else entry.path
+    return None if path in (None, "/") else path

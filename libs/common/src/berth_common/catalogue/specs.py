@@ -19,7 +19,7 @@ from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
-from berth_common.catalogue.port_hosts import PortHosts, port_hosts_refusal
+from berth_common.catalogue.port_hosts import PortHosts, port_hosts_refusal, route_path_of
 from berth_common.catalogue.registry_auth import NAMESPACE_PATTERN as NAMESPACE_PATTERN
 from berth_common.catalogue.registry_auth import PullPolicy as PullPolicy
 from berth_common.catalogue.registry_auth import PushTarget as PushTarget
@@ -245,6 +245,12 @@ class WebService(Composed):
         taken = {h for p in self.port_hosts for h in p.hosts}
         own = [h for h in self.hosts if h.lower() not in taken]
         return [(self.port, own), *((p.port, list(p.hosts)) for p in self.port_hosts)]
+
+    def routed_path(self, port: int) -> str | None:
+        """The URL path prefix the route of a routed ``port`` serves (None: the whole hosts): its
+        ``port_hosts`` entry's path, else the service's ``path_prefix``."""
+        entry = next((p for p in self.port_hosts if p.port == port), None)
+        return route_path_of(entry, self.path_prefix)
 
 
 class WorkerService(Composed):

@@ -36,6 +36,7 @@ class HostRow:
     host: str
     service: str
     generated: bool
+    port: int | None = None  # a generated host of another routed port of the service (not stored: derived)
 
 
 def _app_columns() -> list[Any]:

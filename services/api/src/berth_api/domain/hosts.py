@@ -22,6 +22,12 @@ def generated_host(service: str, app: str, env: str, base_domain: str) -> str:
     return hostname(f"{generated_label(service, app, env)}.{base_domain}")
 
 
+def port_host(service: str, port: int, app: str, env: str, base_domain: str) -> str:
+    """The generated host of another routed port of a service (MinIO's console): ``<service>-<port>-<app>-
+    <env>``, claimed like the service's own (a name under the base domain: no user takes it)."""
+    return generated_host(f"{service}-{port}", app, env, base_domain)
+
+
 def reserved_for_generated(host: str, base_domain: str) -> bool:
     """Custom hosts may not take names under the base domain: those belong to generated hosts."""
     return host == base_domain or host.endswith("." + base_domain)

@@ -258,8 +258,8 @@ def preview_config(
     its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's). A service
     routed under a path of another service's host (``shared_under_path``, ``generated``: the application's
     generated hosts) keeps that path under the other service's preview host: the preview has the same
-    origin layout as the application. A compose service's other routed ports, on custom hosts only, are not
-    routed in the preview."""
+    origin layout as the application. A compose service's other routed ports (on custom hosts or generated
+    hosts of their own) are not routed in the preview."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
@@ -273,7 +273,7 @@ def preview_config(
         for svc in config["services"]
     ]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
-    if config.get("compose_hosts"):  # each service on its own port only: another port needs a named host
+    if config.get("compose_hosts"):  # each service on its own port only (another port's hosts are not the preview's)
         first: dict[str, int] = {}
         given = [h for h in config["compose_hosts"] if first.setdefault(h["service"], h["port"]) == h["port"]]
         out["compose_hosts"] = [

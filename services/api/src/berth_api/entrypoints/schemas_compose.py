@@ -84,8 +84,9 @@ class ComposeIn(BaseModel):
 
 
 class HostMapIn(BaseModel):
-    """A host for a compose service's port; no ``host``: the generated host only. ``path``: only the
-    requests under this URL path prefix reach the service (on every host of the service), unstripped."""
+    """A host for a compose service's port; no ``host``: the generated host only (of another port of the
+    service: that port's own generated host). ``path``: only the requests under this URL path prefix reach
+    the port (on every host of that port of the service), unstripped."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,15 +95,17 @@ class HostMapIn(BaseModel):
         ge=1,
         le=65535,
         description="The port the container listens on. A service's first entry names its routed port; a later "
-        "one may name another port it declares (ports, expose), on a named host of its own: two hosts reach two "
-        "ports of one service (MinIO's API and console)",
+        "one may name another port it declares (ports, expose), on a named host of its own or, without one, a "
+        "generated host of that port (<service>-<port>-<app>-<env>): two hosts reach two ports of one service "
+        "(MinIO's API and console)",
     )
     host: Host | None = Field(default=None, exclude_if=lambda v: v is None)
     path: RoutePath | None = Field(
         default=None,
         description="A URL path prefix (/api): only requests whose path starts with it reach this service, "
         "passed on unchanged (not stripped); a longer prefix wins over a shorter one and over the host's other "
-        "services. Services of the application may share a host under different paths. One path per service",
+        "services. Services of the application may share a host under different paths. One path per routed port "
+        "of a service (each port may have its own); one host and path once in the application",
         exclude_if=lambda v: v is None,
     )
     buffer_requests: RequestBuffering | None = Field(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as repo
 from berth_api.adapters.applications import HostRow
-from berth_api.domain.hosts import generated_host, reserved_for_generated
+from berth_api.domain import host_claims
 from berth_api.domain.problems import invalid_field
 from berth_api.usecases import Deps
 
@@ -23,40 +23,12 @@ async def sync_hosts(
     services: list[dict[str, Any]],
     config_hosts: dict[str, str] | None = None,
 ) -> list[HostRow]:
-    """Claim the application's host names: one generated per web service (a preview's from its pattern:
-    ``config_hosts``), then its custom domains.
-
-    Services with a path prefix (``path_prefix``, compose applications) may share a host under different
-    paths, a custom one or another service's generated host: the host is claimed once, by the application
-    (its row names the service whose generated host it is, else the first service that has it); the other
-    services find it among their ``domains`` (``build_spec``)."""
-    base = deps.settings.base_domain
-    rows: list[tuple[HostRow, str, str]] = []
-    web = [(i, svc) for i, svc in enumerate(services) if svc["kind"] == "web"]
-    generated = {
-        svc["name"]: (config_hosts or {}).get(svc["name"]) or generated_host(svc["name"], app, env, base)
-        for _, svc in web
-    }
-    for i, svc in web:
-        path = svc.get("path_prefix") or "/"
-        rows.append((HostRow(generated[svc["name"]], svc["name"], True), "/body/name", path))
-        for j, domain in enumerate(svc.get("domains") or []):
-            loc = f"/body/services/{i}/domains/{j}"
-            sibling = domain in generated.values() and domain != generated[svc["name"]]
-            if reserved_for_generated(domain, base) and not sibling:
-                raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
-            rows.append((HostRow(domain, svc["name"], False), loc, path))
-    seen: set[tuple[str, str]] = set()
-    for row, loc, path in rows:
-        if (row.host, path) in seen:
-            where = "" if path == "/" else f" under the path {path}"
-            raise invalid_field(loc, f"{row.host} is used twice in this application{where}")
-        seen.add((row.host, path))
-    claims: dict[str, tuple[HostRow, str]] = {}
-    for row, loc, _ in rows:  # one row per host: its generated row first
-        if row.host not in claims or (row.generated and not claims[row.host][0].generated):
-            claims[row.host] = (row, loc)
-    return await _claim_hosts(s, app_id, list(claims.values()))
+    """Claim the application's host names (``domain.host_claims``: one generated per web service, a
+    preview's from its pattern: ``config_hosts``; one per other routed port asking for it; then its custom
+    domains), refused by field when another application has one or overlaps it."""
+    found = host_claims.claims(services, app, env, deps.settings.base_domain, config_hosts)
+    rows = [(HostRow(c.host, c.service, c.generated, c.port), c.loc) for c in found]
+    return await _claim_hosts(s, app_id, rows)
 
 
 async def _claim_hosts(s: AsyncSession, app_id: str, rows: list[tuple[HostRow, str]]) -> list[HostRow]:

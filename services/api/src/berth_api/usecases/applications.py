@@ -23,7 +23,7 @@ from berth_api.domain.applications import Variable, VariableInput, VariableKind,
 from berth_api.domain.git_access import GivenAccess
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, compose_apps, compose_files, git_auth, variables
+from berth_api.usecases import Deps, build_servers, compose_apps, compose_files, compose_snapshot, git_auth, variables
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.app_hosts import sync_hosts
 from berth_api.usecases.placement import resolve_servers
@@ -121,7 +121,7 @@ def _check_spec(deps: Deps, row: dict[str, Any], stored: list[StoredVariable], h
     try:
         spec = build_spec(deps, row, stored, hosts, placeholders=True)
         with contextlib.suppress(ProblemError):  # what only a deployment refuses (409), named there
-            compose_apps.compose_spec(spec, row["config"])  # a compose service's own fields, checked now
+            compose_snapshot.compose_spec(spec, row["config"], hosts=hosts)  # a compose service's own fields
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = "/body/" + "/".join(str(p) for p in first["loc"])

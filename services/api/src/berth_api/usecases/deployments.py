@@ -27,7 +27,16 @@ from berth_api.domain.applications import (
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, not_in_team
-from berth_api.usecases import Deps, certificates, compose_apps, compose_files, git_auth, layers, registries
+from berth_api.usecases import (
+    Deps,
+    certificates,
+    compose_apps,
+    compose_files,
+    compose_snapshot,
+    git_auth,
+    layers,
+    registries,
+)
 from berth_api.usecases.app_hosts import sync_hosts
 from berth_api.usecases.applications import (
     application_missing,
@@ -135,10 +144,11 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     )
     stack = await layers.inherited(deps, s, app)
     try:
-        spec = compose_apps.compose_spec(
+        spec = compose_snapshot.compose_spec(
             build_spec(deps, app, record.variables, hosts, inherited=stack),
             app["config"],
             compose_files.opened(deps, app["id"], app["config"]),
+            hosts,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

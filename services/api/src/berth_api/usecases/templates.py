@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters import template_files
-from berth_api.domain.hosts import generated_host
+from berth_api.domain.hosts import generated_host, port_host
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.domain.templates.coolify import import_coolify
@@ -85,6 +85,19 @@ def _label(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "web"
 
 
+def _whole_host_first(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hosts entries with each service's first whole-host entry before its entries with a path: a
+    service's first entry names its routed port, whose health check is the service's (Coolify's mindsdb:
+    its GUI's port, not its API's under ``/api``)."""
+    out = list(hosts)
+    for service in dict.fromkeys(h["service"] for h in out):
+        mine = [i for i, h in enumerate(out) if h["service"] == service]
+        whole = next((i for i in mine if "path" not in out[i]), None)
+        if whole is not None and whole != mine[0]:
+            out.insert(mine[0], out.pop(whole))
+    return out
+
+
 def plan_deploy(
     template: Template,
     *,
@@ -98,7 +111,8 @@ def plan_deploy(
     """Render ``template`` for application ``app`` of ``environment``: ``domain`` is the host of the first
     domain variable; the others (and the first when no domain is given) are the generated host of the
     service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
-    service: ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
+    service: at another port, that port's generated host ``<service>-<port>-<app>-<env>``, which Berth makes;
+    at the same port, ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
     text, the hosts (a generated one is left for Berth to make; a route's path prefix with its host: several
     services may share one host under different paths), every variable in ``env``."""
     given = dict(overrides or {})
@@ -107,12 +121,22 @@ def plan_deploy(
         given.setdefault(domains[0].name, domain)
     elif domain:
         raise invalid_field("/body/domain", "this template has no domain variable")
-    owner: dict[str, str] = {}
+    owner: dict[str, tuple[str, int]] = {}  # service -> its first domain variable (in the template's order), port
+
+    def routed(v: Variable) -> tuple[str, int]:
+        return (v.routes[0].service, v.routes[0].port or 80) if v.routes else (_label(v.name), 80)
+
+    for v in sorted(domains, key=lambda v: bool(v.routes and v.routes[0].path not in (None, "/"))):
+        owner.setdefault(routed(v)[0], (v.name, routed(v)[1]))  # a whole-host route first (_whole_host_first)
 
     def host(v: Variable) -> str:
-        service = v.routes[0].service if v.routes else _label(v.name)
-        label = service if owner.setdefault(service, v.name) == v.name else f"{service}-{_label(v.name)}"
-        return generated_host(_label(label), app, environment, base_domain)
+        service, port = routed(v)
+        first, first_port = owner.setdefault(service, (v.name, port))
+        if first == v.name:
+            return generated_host(_label(service), app, environment, base_domain)
+        if port != first_port:  # another routed port of the service: its own generated host, made by Berth
+            return port_host(_label(service), port, app, environment, base_domain)
+        return generated_host(_label(f"{service}-{_label(v.name)}"), app, environment, base_domain)
 
     try:
         rendered = render(
@@ -128,11 +152,16 @@ def plan_deploy(
     hosts: list[dict[str, Any]] = []
     for r in rendered.hosts:
         entry: dict[str, Any] = {"service": r.service, "port": r.port or 80}
-        if r.host != generated_host(_label(r.service), app, environment, base_domain):
+        made = (
+            generated_host(_label(r.service), app, environment, base_domain),
+            port_host(_label(r.service), entry["port"], app, environment, base_domain),
+        )
+        if r.host not in made:
             entry["host"] = r.host
         if r.path not in (None, "/"):
             entry["path"] = r.path
         hosts.append(entry)
+    hosts = _whole_host_first(hosts)
     compose: dict[str, Any] = {"inline": rendered.compose}
     if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
         compose["files"] = [{"path": path, "content": content} for path, content in rendered.files.items()]

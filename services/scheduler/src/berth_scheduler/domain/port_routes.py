@@ -3,7 +3,7 @@
 A service's own port keeps the service's route id (``names.route_id``), so an application that routes one
 port per service keeps its routes as they were; each more routed port has a route of its own,
 ``<route id>_<port>`` (``_`` is in no service name, so it names no other service's route), on the hosts
-given to that port. On ``local`` a replica publishes each routed port on a host port chosen before its
+given to that port, under that port's URL path prefix (``route_paths``). On ``local`` a replica publishes each routed port on a host port chosen before its
 creation (recorded with it: Docker would choose another on every restart); on a remote server it is
 reached on that server's Berth network at ``<container name>:<port>``.
 """
@@ -56,6 +56,11 @@ def routes_of(application_id: str, svc: WebService) -> list[tuple[str, int, tupl
         )
         out.append((rid, port, tuple(sorted({h.lower() for h in hosts}))))
     return out
+
+
+def route_paths(application_id: str, svc: WebService) -> dict[str, str]:
+    """The URL path prefix of each route of ``svc`` that has one (its port's own path, else the service's)."""
+    return {rid: path for rid, port, _ in routes_of(application_id, svc) if (path := svc.routed_path(port)) is not None}
 
 
 def route_ids(application_id: str, svc: WebService) -> list[str]:

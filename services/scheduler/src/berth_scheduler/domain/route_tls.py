@@ -10,7 +10,7 @@ A web service with ``buffer_requests`` has its route carry that option too (Trae
 whole body before forwarding it), whether or not the application has HTTPS; and so does one with a
 ``path_prefix`` (only the requests under it reach the service, on every one of its hosts): every apply of
 the route carries it, at each rollout step, scaling, restore and on every server; so does the route of each
-more routed port of the service (``port_routes``).
+more routed port of the service (``port_routes``), under that port's own path when it has one.
 """
 
 from __future__ import annotations
@@ -45,9 +45,7 @@ def of_spec(spec: ApplicationSpec, team_id: str, application_id: str) -> RouteTl
         if s.buffer_requests is not None
         for rid in port_routes.route_ids(application_id, s)
     }
-    paths = {
-        rid: s.path_prefix for s in web if s.path_prefix is not None for rid in port_routes.route_ids(application_id, s)
-    }
+    paths = {rid: path for s in web for rid, path in port_routes.route_paths(application_id, s).items()}
     if spec.tls == TlsOptions() and not buffering and not paths:
         return None
     return RouteTls(spec.tls, team_id, application_id, buffering, paths)

@@ -40,6 +40,8 @@ class Route:
     domains: list[str] = field(default_factory=list)
     path: str | None = None
     more: dict[int, list[str]] = field(default_factory=dict)  # another port -> its hosts (among ``domains``)
+    more_paths: dict[int, str | None] = field(default_factory=dict)  # another port -> its path (None: whole)
+    generated: tuple[int, ...] = ()  # other ports that get a generated host of their own
     buffer_mb: int | None = None  # the proxy reads each request's body (up to this many MiB) before forwarding
 
 
@@ -297,6 +299,19 @@ def _environment(name: str, env: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _port_hosts(route: Route, port: int) -> dict[str, Any]:
+    """A ``port_hosts`` entry of another routed port: its named hosts, its path when it is not the
+    service's (``/``: the whole hosts), and ``generated`` when it gets a generated host of its own (the api
+    names it: ``domain/hosts.port_host``)."""
+    out: dict[str, Any] = {"port": port, "hosts": list(route.more[port])}
+    path = route.more_paths.get(port)
+    if path != route.path:
+        out["path"] = path or "/"
+    if port in route.generated:
+        out["generated"] = True
+    return out
+
+
 def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The Berth service of the compose service ``name`` (raises ``ComposeRefusal`` naming the spot)."""
     allowed = _check_keys(name, svc, ctx)
@@ -311,7 +326,7 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         if route.path is not None:
             out["path_prefix"] = route.path
         if route.more:
-            out["port_hosts"] = [{"port": p, "hosts": list(hs)} for p, hs in route.more.items()]
+            out["port_hosts"] = [_port_hosts(route, p) for p in route.more]
         if route.buffer_mb is not None:
             out["buffer_requests"] = {"max_body_mb": route.buffer_mb}
     health, timing = _health(name, svc, web)

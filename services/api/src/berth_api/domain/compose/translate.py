@@ -8,13 +8,15 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
 
 - Names: a compose service ``plausible_db`` is Berth's service ``plausible-db`` (a slug: it is part of
   container names); its compose name is kept in ``aliases`` (the name other services reach it by).
-- Hosts: which service and port get a host (and a URL path prefix: ``path``, one per service, ``/`` the
-  whole host) is set per application (``HostMap``); without any, the first
+- Hosts: which service and port get a host (and a URL path prefix: ``path``, one per routed port of a
+  service, ``/`` the whole host) is set per application (``HostMap``); without any, the first
   service in the file with a published or exposed port gets the generated host at its first port. Those
   services are Berth web services (the normal rolling rollout); every other service is a worker. A host
   may give another port of a service than its first host's (MinIO's API and console): on a named host of
-  its own, a port the service declares when it declares any (``ports``, ``expose``; Coolify's templates
-  name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only) (``port_hosts`` of the service).
+  its own or, without one, a generated host of that port (``generated``), under a path of its own
+  (Coolify's mindsdb: its API port under ``/api``), a port the service declares when it declares any
+  (``ports``, ``expose``; Coolify's templates name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only)
+  (``port_hosts`` of the service). Two routes of the application on one host and path are refused.
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
@@ -129,13 +131,10 @@ def _first_port(svc: Mapping[str, Any]) -> int | None:
     return next(iter(declared_ports(svc)), None)
 
 
-def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route) -> Route:
-    """``known`` with the host ``h`` gives another port of its service: on named hosts of its own, a port the
-    service declares when it declares any (``ports``, ``expose``)."""
-    if h.host is None:
-        raise ComposeRefusal(
-            f"hosts/{i}/host", f"a second port of a service ({h.port}) is routed on a host of its own: name it"
-        )
+def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route, path: str | None) -> Route:
+    """``known`` with the host ``h`` giving another port of its service: on named hosts of its own or (no
+    host) a generated host of that port, under that port's own path; a port the service declares when it
+    declares any (``ports``, ``expose``)."""
     declared = declared_ports(svc)  # none: its image's ports, unknown here (each routed port is checked ready)
     if declared and h.port not in declared:
         ports = ", ".join(str(p) for p in declared)
@@ -144,9 +143,38 @@ def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route) -> Rout
             f"the service {h.service} declares no container port {h.port} (ports, expose: {ports}): a second "
             "routed port is one the service declares",
         )
+    if h.port in known.more_paths and known.more_paths[h.port] != path:
+        raise ComposeRefusal(
+            f"hosts/{i}/path",
+            f"Berth routes one path per port of a service ({known.more_paths[h.port] or '/'} already for port "
+            f"{h.port} of {h.service})",
+        )
     more = {p: list(hs) for p, hs in known.more.items()}
-    more.setdefault(h.port, []).append(h.host)
-    return Route(known.port, [*known.domains, h.host], known.path, more)
+    more.setdefault(h.port, [])
+    domains = list(known.domains)
+    generated = known.generated
+    if h.host is None:
+        generated = tuple(dict.fromkeys((*generated, h.port)))
+    elif h.host not in more[h.port]:
+        more[h.port].append(h.host)
+        domains.append(h.host)
+    paths = {**known.more_paths, h.port: path}
+    return replace(known, domains=domains, more=more, more_paths=paths, generated=generated)
+
+
+def _same_route(i: int, h: HostMap, path: str | None, seen: dict[tuple[str, str], tuple[str, int]]) -> None:
+    """Refuse a named host and path that another route of the application (another service, or another
+    port of the service) already has: one route per host and path."""
+    if h.host is None:
+        return
+    key = (h.host, path or "/")
+    owner = seen.setdefault(key, (h.service, h.port))
+    if owner != (h.service, h.port):
+        under = "" if path is None else f" under the path {path}"
+        raise ComposeRefusal(
+            f"hosts/{i}/host",
+            f"{h.host} is used twice in this application{under} (port {owner[1]} of {owner[0]} has it)",
+        )
 
 
 def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap]) -> dict[str, Route]:
@@ -157,13 +185,12 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
                 return {name: Route(port)}
         return {}
     routes: dict[str, Route] = {}
+    seen: dict[tuple[str, str], tuple[str, int]] = {}
     for i, h in enumerate(hosts):
         if h.service not in services:
             raise ComposeRefusal(f"hosts/{i}/service", f"the compose file has no service {h.service}")
         known = routes.get(h.service)
         path = None if h.path in (None, "/") else h.path
-        if known is not None and known.path != path:
-            raise ComposeRefusal(f"hosts/{i}/path", f"Berth routes one path per service ({known.path or '/'} already)")
         if path is not None and h.host is not None and h.host.startswith("*."):
             raise ComposeRefusal(f"hosts/{i}/path", "a path is served on named hosts, not on a wildcard host")
         taken = {host: p for p, hs in (known.more.items() if known else ()) for host in hs}
@@ -171,15 +198,20 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
             taken.update({host: known.port for host in known.domains if host not in taken})
         if h.host in taken and taken[h.host] != h.port:
             raise ComposeRefusal(f"hosts/{i}/host", f"{h.host} already routes to port {taken[h.host]} of {h.service}")
-        if known is not None and h.port != known.port and h.host not in taken:
-            routes[h.service] = _more_port(i, h, services[h.service], known)
+        _same_route(i, h, path, seen)
+        if known is not None and h.port != known.port:
+            routes[h.service] = _more_port(i, h, services[h.service], known, path)
             continue
+        if known is not None and known.path != path:
+            raise ComposeRefusal(
+                f"hosts/{i}/path",
+                f"Berth routes one path per port of a service ({known.path or '/'} already for port {known.port} "
+                f"of {h.service})",
+            )
         domains = list(known.domains) if known else []
         if h.host is not None and h.host not in domains:
             domains.append(h.host)
-        routes[h.service] = (
-            Route(known.port, domains, path, dict(known.more)) if known else Route(h.port, domains, path)
-        )
+        routes[h.service] = replace(known, domains=domains) if known else Route(h.port, domains, path)
     return _buffered(routes, hosts)
 
 
