@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter, deque
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
+from berth_common.db.provision import provision
 from tests.api.conftest import bearer
+from tests.dashboard import a11y_seed
+from tests.dashboard.test_observe import MetricsDouble
 from tests.support.axe import audit, install
 from tests.support.browser import ARTIFACTS, Browser, chromium
+from tests.support.notifier import serving_notifier
+from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
 
 SECRET = "s3cr3t-a11y-value"
+SECRETS = (SECRET, *a11y_seed.SECRETS)
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 SHOT_HEIGHT = 4000  # a screenshot shows the whole page up to this height (the event catalogue is far longer)
 MAX_PAGES = 80  # the crawl's bound
@@ -39,6 +47,19 @@ ROLES = ("developer", "viewer")
 # What a viewer may post: its own session and its memberships (any member may create a team and leave one).
 VIEWER_MAY_POST = {"/ui/signout", "/ui/teams", "/ui/teams/switch", "/ui/teams/{id}/leave"}
 FORGED = 6  # forms hidden from a role forged per role, spread over the hidden ones
+# What each seeded page shows once the crawl reaches it (its shape: a selector that finds it on the page).
+SHOWS = {
+    "/ui/servers/{id}": "#offered-key",  # the validation's checks and a changed host key
+    "/ui/databases/{id}": "#db-state.s-running",
+    "/ui/databases/{id}/backups": 'form[action$="/restore"]',  # a verified backup's restore forms
+    "/ui/restores/{id}": "#restore-state",
+    "/ui/backups": 'a[href$="/backups"]',
+    "/ui/notifications": "article.channel table tbody code",  # a channel with a subscription
+    "/ui/alerts": "tr.alert-firing",
+    "/ui/applications/{id}/metrics": ".charts figure svg",
+    "/ui/servers/{id}/metrics": ".charts figure svg",
+    "/ui/applications/{id}/metrics?by&range": 'nav[aria-label="Time range"] a[aria-current]',
+}
 POST_FORMS = """(els) => els.map((f) => ({action: f.action, fields: Object.fromEntries(new FormData(f))}))"""
 
 
@@ -114,10 +135,44 @@ async def browser():
 
 
 @pytest.fixture(scope="module")
-async def seeded(dashboard):
+async def notifier(dashboard, module_nats_server, module_database) -> AsyncIterator[None]:
+    """The real notifier (started after the api, which declared the streams), so the notifications page shows
+    channels, subscriptions and the delivery log rather than its "unavailable" notice."""
+    urls = await provision(module_database, "test-secret")
+    async with serving_notifier(module_nats_server.url, urls["notifier"], "notifier-a11y-secret-0123456789abcdef"):
+        async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as http:
+            for _ in range(300):  # until it answers through the api
+                if (await http.get("/v1/notification-channels")).status_code == 200:
+                    break
+                await _sleep()
+        yield
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """The webhook channel's endpoint (the test message is delivered to it)."""
+    r = await WebhookReceiver(a11y_seed.HOOK_SECRET).start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture(scope="module")
+async def seeded(dashboard, notifier, receiver) -> AsyncIterator[a11y_seed.Seeded]:
     """A project with an application that has a succeeded deployment (with its log, replicas and variables,
     one of them secret) and a failed one, so the application and deployment pages have something to show;
-    and a compose application with a path route."""
+    a compose application with a path route; the metrics service played (charts, rules, alerts); and what
+    ``a11y_seed`` adds: a server, a database with a backup and a restore, notification channels."""
+    app, routed = await applications(dashboard)
+    metrics = await MetricsDouble(dashboard.scheduler.url).start(app["id"])
+    try:
+        url = receiver.url(a11y_seed.HOOK_PATH)
+        yield await a11y_seed.seed(dashboard.api.url, dashboard.admin, dashboard.scheduler.bus, app, routed, url)
+    finally:
+        await metrics.bus.close()
+
+
+async def applications(dashboard) -> tuple[dict, dict]:
+    """The application with its two deployments and the compose application with a path route."""
     sched = dashboard.scheduler
     async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as api:
         project = (await api.post("/v1/projects", json={"name": "access"})).json()
@@ -158,7 +213,7 @@ async def seeded(dashboard):
         }
         r = await api.post(f"/v1/environments/{env}/applications", json=compose)  # its page has the routes form
         assert r.status_code == 201, r.text
-    return app
+    return app, r.json()
 
 
 async def _sleep() -> None:
@@ -189,8 +244,9 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
     for v in await audit(page):
         problems.append(f"{url}: axe {v}")
     html = await page.content()
-    if SECRET in html:
-        problems.append(f"{url}: the secret is in the HTML")
+    for secret in SECRETS:
+        if secret in html:
+            problems.append(f"{url}: a secret ({secret[:6]}...) is in the HTML")
     await shot(page, artifact(name))
     await page.set_viewport_size(PHONE)
     wide = await page.evaluate("document.documentElement.scrollWidth")
@@ -220,11 +276,13 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
 
     # Signed in as an admin (who sees every form): every page the links reach.
     await sign_in(page, origin, dashboard.admin)
-    queue = deque(origin + s for s in SEEDS)
+    queue = deque(origin + s for s in (*SEEDS, *seeded.unlinked))
     forms: dict[str, list[dict]] = {}  # the post forms of each page visited
     seen = set(queue)
     kinds: Counter[str] = Counter()
     visited: list[str] = []
+    seconds: dict[str, float] = {}  # each page's check, for the artifact
+    shown: set[str] = set()  # the shapes of SHOWS where a page showed what was seeded
     while queue and len(visited) < MAX_PAGES:
         url = queue.popleft()
         shape = kind(url)
@@ -233,12 +291,17 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
         kinds[shape] += 1
         visited.append(url)
         name = shape.removeprefix("/ui") + (f"-{kinds[shape]}" if kinds[shape] > 1 else "")
-        for href in await check(browser, page, url, name, problems):
+        began = time.monotonic()
+        links = await check(browser, page, url, name, problems)
+        seconds[url.removeprefix(origin)] = round(time.monotonic() - began, 2)
+        for href in links:
             nxt = followed(origin, href)
             if nxt and nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
         on_it = page.url == url  # not a download or a stream, which leave another page open
+        if shape in SHOWS and on_it and await page.locator(SHOWS[shape]).count():
+            shown.add(shape)
         forms[url] = await page.eval_on_selector_all('form[method="post"]', POST_FORMS) if on_it else []
     await ctx.close()
 
@@ -252,14 +315,18 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
         refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
 
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "a11y-roles.json").write_text(json.dumps({"pages": shaped, "forged": refused}, indent=2))
+    (ARTIFACTS / "a11y-roles.json").write_text(
+        json.dumps({"pages": shaped, "forged": refused, "seconds": seconds}, indent=2)
+    )
+    problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - shown)
     assert not problems, "\n".join(problems)
     assert {"/ui", "/ui/applications/{id}"} <= set(shaped), shaped  # the pages where roles differ most
     assert all(refused.values()), refused  # each role had forms hidden, and the server refused them
     assert browser.errors == []
     shapes = set(kinds)
-    assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events"} <= shapes, shapes
-    assert seeded["id"] in " ".join(visited)
+    assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events", *SHOWS} <= shapes, shapes
+    for made in (seeded.app["id"], seeded.server, seeded.database, seeded.restore):
+        assert made in " ".join(visited), made
 
 
 async def sign_in(page, origin: str, token: str) -> None:
