@@ -25,7 +25,7 @@ import pytest
 
 from berth_common.db.provision import provision
 from tests.api.conftest import bearer
-from tests.dashboard import a11y_seed
+from tests.dashboard import a11y_posts, a11y_seed
 from tests.dashboard.test_observe import MetricsDouble
 from tests.support.axe import audit, install
 from tests.support.browser import ARTIFACTS, Browser, chromium
@@ -42,7 +42,7 @@ MAX_PAGES = 80  # the crawl's bound
 PER_KIND = 3  # pages of one shape (the same route, other ids) checked at most
 PER_ITEM_KIND = 8  # ... where the shape ends in a name (sub-pages such as /ui/team/tokens fall in one)
 SEEDS = ("/ui/", "/docs", "/events")
-ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+)$")
+ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+|local)$")  # "local": the built-in server's id
 ROLES = ("developer", "viewer")
 # What a viewer may post: its own session and its memberships (any member may create a team and leave one).
 VIEWER_MAY_POST = {"/ui/signout", "/ui/teams", "/ui/teams/switch", "/ui/teams/{id}/leave"}
@@ -259,7 +259,7 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
     return await page.eval_on_selector_all("a[href]:not([download])", "els => els.map(e => e.href)")
 
 
-async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(dashboard, seeded, browser):
+async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(dashboard, seeded, browser, receiver):
     origin = dashboard.api.url.rstrip("/")
     problems: list[str] = []
     ctx = await browser.context(viewport=WIDE)
@@ -307,16 +307,27 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
 
     # The other roles: one page of each shape whose admin page has a form (what differs by role).
     shaped: dict[str, str] = {}
-    for url in visited:
-        if any(action_of(f["action"]) != "/ui/signout" for f in forms[url]):
-            shaped.setdefault(kind(url), url)
+    for url in visited:  # of each shape, the page with the most kinds of form (a database with backups)
+        routes = {action_of(f["action"]) for f in forms[url]} - {"/ui/signout"}
+        best = shaped.get(kind(url))
+        if routes and (best is None or len(routes) > len({action_of(f["action"]) for f in forms[best]})):
+            shaped[kind(url)] = url
     refused: dict[str, list[str]] = {}
     for role in ROLES:
         refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
 
+    # The developer's shown forms that are safe, posted on objects made for them; each answer checked.
+    ctx = await browser.context(viewport=WIDE)
+    page = await ctx.new_page()
+    await page.goto(origin + "/ui/signin")
+    await sign_in(page, origin, dashboard.developer)
+    todo = a11y_posts.posts(seeded, receiver.url("/hooks/dev-probe"))
+    problems.extend(await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo))
+    await ctx.close()
+
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "a11y-roles.json").write_text(
-        json.dumps({"pages": shaped, "forged": refused, "seconds": seconds}, indent=2)
+        json.dumps({"pages": shaped, "forged": refused, "posted": [p.what for p in todo], "seconds": seconds}, indent=2)
     )
     problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - shown)
     assert not problems, "\n".join(problems)
@@ -382,6 +393,7 @@ def test_the_crawl_groups_pages_by_their_shape():
     assert kind(f"http://h/ui/applications/{app}/logs") == "/ui/applications/{id}/logs"
     assert kind("http://h/ui/templates/ghost?x=1") == kind("http://h/ui/templates/wordpress?x=2")
     assert kind("http://h/ui/servers") != kind("http://h/ui/databases")
+    assert kind("http://h/ui/servers/local/metrics?range=1h") == kind(f"http://h/ui/servers/{app}/metrics?range=6h")
     origin = "http://h:1"
     assert followed(origin, "http://h:1/ui/servers?page=2#top") == "http://h:1/ui/servers?page=2"
     assert followed(origin, "http://h:1/docs") == "http://h:1/docs"
