@@ -1,9 +1,10 @@
-"""What the accessibility crawl (``test_accessibility.py``) finds beyond applications and deployments: a team
-server whose validation failed on a changed host key, a one-click database (running, as the scheduler reports
-it) with a directory destination, a verified backup and a restore into a new database, notification channels
-(one disabled) with a subscription and a delivered test message, and alert rules. All through the REST API
-and the bus, as the scheduler would answer: nothing is deployed, no SSH connection is tried, no container
-runs."""
+"""What the accessibility crawl (``test_accessibility.py``) finds: an application with a succeeded and a
+failed deployment and a compose application with routes (the scheduler played by the dashboard's
+``SchedulerDouble``), a team server whose validation failed on a changed host key, a one-click database
+(running, as the scheduler reports it) with a directory destination, a verified backup and a restore into a
+new database, notification channels (one disabled) with a subscription and a delivered test message, and
+alert rules. All through the REST API and the bus, as the scheduler would answer: nothing is deployed, no
+SSH connection is tried, no container runs."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import BackupObject, BackupSucceeded, DatabaseChanged, ServerValidated
 from tests.api.conftest import bearer
 
-HOOK_SECRET = "whsec-a11y-Signing-Secret-4711"  # in no page's HTML
+SECRET = "s3cr3t-a11y-value"  # an application's secret variable: in no page's HTML, nor are these
+HOOK_SECRET = "whsec-a11y-Signing-Secret-4711"
 HOOK_PATH = "/hooks/a11yHookPath0815"  # the channel's URL is write-only too
-SECRETS = (HOOK_SECRET, HOOK_PATH.strip("/"))
+SECRETS = (SECRET, HOOK_SECRET, HOOK_PATH.strip("/"))
 CHECKS = ("reachable", "authentication", "host_key", "docker", "docker_socket", "docker_version", "disk")
 
 
@@ -142,6 +144,51 @@ async def alert_rules(api: httpx.AsyncClient, app: str) -> None:
         {"name": "", "target_kind": "server", "target_id": "*", "metric": "disk_pct", "threshold": 85, "for_s": 300},
     ):
         await ok(await api.post("/v1/alert-rules", json=body), 201)
+
+
+async def applications(dashboard: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The application with its two deployments and the compose application with a path route."""
+    sched = dashboard.scheduler
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as api:
+        project = (await api.post("/v1/projects", json={"name": "access"})).json()
+        env = project["environments"][0]["id"]
+        body = {
+            "name": "reader",
+            "source": {"kind": "image", "image": "nginx:1.27"},
+            "services": [{"kind": "web", "name": "web", "port": 80, "domains": ["reader.example.com"]}],
+            "env": [
+                {"name": "API_KEY", "value": SECRET, "secret": True},
+                {"name": "LOG_LEVEL", "value": "info"},
+            ],
+        }
+        r = await api.post(f"/v1/environments/{env}/applications", json=body)
+        assert r.status_code == 201, r.text
+        app = r.json()
+        for number, ok in ((1, True), (2, False)):
+            r = await api.post(f"/v1/applications/{app['id']}/deployments", json={})
+            assert r.is_success, r.text
+            start = (await sched.wait_for("cmd.deployment.start", count=number))[number - 1]
+            dep = start.data["deployment_id"]
+            await sched.log(dep, "Step 1/2 : FROM nginx:1.27", stream="build")
+            await sched.log(dep, "[starting] starting replicas")
+            if ok:
+                await sched.run_to_success(start)
+                sched.set_replicas(app["id"], dep, [("running", "ready"), ("running", "unready")])
+            else:
+                await sched.failed(dep, app["id"], start.data["team_id"], "replica web.1 exited with code 1")
+            for _ in range(100):
+                state = (await api.get(f"/v1/deployments/{dep}")).json()["state"]
+                if state in ("succeeded", "failed"):
+                    break
+                await asyncio.sleep(0.1)
+        compose = {
+            "name": "routed",
+            "compose": {"inline": "services:\n  front:\n    image: nginx:1.27\n  api:\n    image: nginx:1.27\n"},
+            "hosts": [{"service": "front", "port": 80}, {"service": "api", "port": 80, "path": "/api"}],
+        }
+        r = await api.post(f"/v1/environments/{env}/applications", json=compose)  # its page has the routes form
+        assert r.status_code == 201, r.text
+    return app, r.json()
 
 
 async def seed(url: str, admin: str, bus: Any, app: dict[str, Any], routed: dict[str, Any], hook_url: str) -> Seeded:

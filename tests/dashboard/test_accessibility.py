@@ -9,10 +9,18 @@ Then as a developer and as a viewer, in the same browser, the pages of the admin
 (one of each shape: what a role may not do is what differs between roles) get the same checks, and none
 offers a control the role may not use: a viewer's page posts to no route but its own session's and teams',
 and a sample of the forms the admin's page has and the role's lacks, forged with the role's session and
-CSRF value, is refused by the server (403, the REST API's "This needs the ... role")."""
+CSRF value, is refused by the server (403, the REST API's "This needs the ... role"); and the developer's
+shown forms that are safe are posted from the page on objects made for them, each answer checked
+(``a11y_posts``).
+
+What the pages show is seeded through the REST API and the bus (``a11y_seed``), with the real notifier and
+the metrics service played: applications with deployments, a team server, a database with a verified backup
+and a restore, notification channels with a delivery log, alert rules and metrics charts. The pages of
+``SHOWS`` must show what was seeded, so a crawl that stops reaching one fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -34,8 +42,7 @@ from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
 
-SECRET = "s3cr3t-a11y-value"
-SECRETS = (SECRET, *a11y_seed.SECRETS)
+SECRETS = a11y_seed.SECRETS
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 SHOT_HEIGHT = 4000  # a screenshot shows the whole page up to this height (the event catalogue is far longer)
 MAX_PAGES = 80  # the crawl's bound
@@ -144,7 +151,7 @@ async def notifier(dashboard, module_nats_server, module_database) -> AsyncItera
             for _ in range(300):  # until it answers through the api
                 if (await http.get("/v1/notification-channels")).status_code == 200:
                     break
-                await _sleep()
+                await asyncio.sleep(0.1)
         yield
 
 
@@ -162,64 +169,13 @@ async def seeded(dashboard, notifier, receiver) -> AsyncIterator[a11y_seed.Seede
     one of them secret) and a failed one, so the application and deployment pages have something to show;
     a compose application with a path route; the metrics service played (charts, rules, alerts); and what
     ``a11y_seed`` adds: a server, a database with a backup and a restore, notification channels."""
-    app, routed = await applications(dashboard)
+    app, routed = await a11y_seed.applications(dashboard)
     metrics = await MetricsDouble(dashboard.scheduler.url).start(app["id"])
     try:
         url = receiver.url(a11y_seed.HOOK_PATH)
         yield await a11y_seed.seed(dashboard.api.url, dashboard.admin, dashboard.scheduler.bus, app, routed, url)
     finally:
         await metrics.bus.close()
-
-
-async def applications(dashboard) -> tuple[dict, dict]:
-    """The application with its two deployments and the compose application with a path route."""
-    sched = dashboard.scheduler
-    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as api:
-        project = (await api.post("/v1/projects", json={"name": "access"})).json()
-        env = project["environments"][0]["id"]
-        body = {
-            "name": "reader",
-            "source": {"kind": "image", "image": "nginx:1.27"},
-            "services": [{"kind": "web", "name": "web", "port": 80, "domains": ["reader.example.com"]}],
-            "env": [
-                {"name": "API_KEY", "value": SECRET, "secret": True},
-                {"name": "LOG_LEVEL", "value": "info"},
-            ],
-        }
-        r = await api.post(f"/v1/environments/{env}/applications", json=body)
-        assert r.status_code == 201, r.text
-        app = r.json()
-        for number, ok in ((1, True), (2, False)):
-            r = await api.post(f"/v1/applications/{app['id']}/deployments", json={})
-            assert r.is_success, r.text
-            start = (await sched.wait_for("cmd.deployment.start", count=number))[number - 1]
-            dep = start.data["deployment_id"]
-            await sched.log(dep, "Step 1/2 : FROM nginx:1.27", stream="build")
-            await sched.log(dep, "[starting] starting replicas")
-            if ok:
-                await sched.run_to_success(start)
-                sched.set_replicas(app["id"], dep, [("running", "ready"), ("running", "unready")])
-            else:
-                await sched.failed(dep, app["id"], start.data["team_id"], "replica web.1 exited with code 1")
-            for _ in range(100):
-                state = (await api.get(f"/v1/deployments/{dep}")).json()["state"]
-                if state in ("succeeded", "failed"):
-                    break
-                await _sleep()
-        compose = {
-            "name": "routed",
-            "compose": {"inline": "services:\n  front:\n    image: nginx:1.27\n  api:\n    image: nginx:1.27\n"},
-            "hosts": [{"service": "front", "port": 80}, {"service": "api", "port": 80, "path": "/api"}],
-        }
-        r = await api.post(f"/v1/environments/{env}/applications", json=compose)  # its page has the routes form
-        assert r.status_code == 201, r.text
-    return app, r.json()
-
-
-async def _sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)
 
 
 async def check(browser, page, url: str, name: str, problems: list[str]) -> list[str]:
