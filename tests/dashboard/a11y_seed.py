@@ -9,11 +9,13 @@ SSH connection is tried, no container runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from nats.js.errors import NotFoundError
 
 from berth_common import ssh_keys
 from berth_common.bus.streams import CMD_STREAM
@@ -47,7 +49,8 @@ async def ok(r: httpx.Response, status: int | tuple[int, ...] = (200, 201, 202))
 
 
 async def until(api: httpx.AsyncClient, path: str, key: str, value: str) -> dict[str, Any]:
-    for _ in range(200):
+    """``path``'s answer once its ``key`` is ``value`` (the api consumed the event; 30 s on a busy machine)."""
+    for _ in range(600):
         got = (await api.get(path)).json()
         if got.get(key) == value:
             return got
@@ -85,12 +88,14 @@ async def database(api: httpx.AsyncClient, bus: Any, team: str) -> str:
     """A one-click PostgreSQL database, reported running by the scheduler (its run command read off the work
     queue, where no scheduler takes it)."""
     db = await ok(await api.post("/v1/databases", json={"name": "ledger", "engine": "postgresql"}), (201, 202))
-    for _ in range(100):
-        msg = await bus.js.get_last_msg(CMD_STREAM, "cmd.database.run")
-        data = json.loads(msg.data)["data"]
-        if data["spec"]["database_id"] == db["id"]:
+    data: dict[str, Any] = {}
+    for _ in range(600):  # the outbox publishes the command soon after the answer
+        with contextlib.suppress(NotFoundError):
+            data = json.loads((await bus.js.get_last_msg(CMD_STREAM, "cmd.database.run")).data)["data"]
+        if data and data["spec"]["database_id"] == db["id"]:
             break
         await asyncio.sleep(0.05)
+    assert data and data["spec"]["database_id"] == db["id"], f"no cmd.database.run for {db['id']}"
     event = DatabaseChanged(
         database_id=db["id"], team_id=team, request_id=data["request_id"], state="running", host="berth-db-ledger"
     )
@@ -130,8 +135,13 @@ async def notifications(api: httpx.AsyncClient, hook_url: str) -> list[str]:
     hook = await ok(await api.post("/v1/notification-channels", json={"name": "ops-a11y", "target": target}), 201)
     body = {"event_types": ["evt.deployment.failed", "evt.alert.>"]}
     await ok(await api.post(f"/v1/notification-channels/{hook['id']}/subscriptions", json=body), 201)
-    sent = await ok(await api.post(f"/v1/notification-channels/{hook['id']}/test", json={"wait_s": 10}))
-    assert sent["status"] == "delivered", sent
+    await ok(await api.post(f"/v1/notification-channels/{hook['id']}/test", json={"wait_s": 10}))
+    log = "/v1/notification-deliveries?status=delivered&channel_id=" + hook["id"]
+    for _ in range(300):  # delivered within wait_s unless the machine is busy
+        if (await api.get(log)).json():
+            break
+        await asyncio.sleep(0.1)
+    assert (await api.get(log)).json(), "the test message was never delivered"
     target = {"kind": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/a11y"}
     slack = await ok(await api.post("/v1/notification-channels", json={"name": "quiet", "target": target}), 201)
     await ok(await api.patch(f"/v1/notification-channels/{slack['id']}", json={"enabled": False}))

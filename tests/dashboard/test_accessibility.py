@@ -232,6 +232,7 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
 
     # Signed in as an admin (who sees every form): every page the links reach.
     await sign_in(page, origin, dashboard.admin)
+    phases = {"start": time.monotonic()}  # when each part began, for the artifact
     queue = deque(origin + s for s in (*SEEDS, *seeded.unlinked))
     forms: dict[str, list[dict]] = {}  # the post forms of each page visited
     seen = set(queue)
@@ -261,6 +262,7 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
         forms[url] = await page.eval_on_selector_all('form[method="post"]', POST_FORMS) if on_it else []
     await ctx.close()
 
+    phases["roles"] = time.monotonic()
     # The other roles: one page of each shape whose admin page has a form (what differs by role).
     shaped: dict[str, str] = {}
     for url in visited:  # of each shape, the page with the most kinds of form (a database with backups)
@@ -272,6 +274,7 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     for role in ROLES:
         refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
 
+    phases["posts"] = time.monotonic()
     # The developer's shown forms that are safe, posted on objects made for them; each answer checked.
     ctx = await browser.context(viewport=WIDE)
     page = await ctx.new_page()
@@ -281,9 +284,14 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     problems.extend(await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo))
     await ctx.close()
 
+    marks = [*phases.values(), time.monotonic()]
+    took = {name: round(marks[i + 1] - marks[i], 1) for i, name in enumerate(("admin", "roles", "posts"))}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "a11y-roles.json").write_text(
-        json.dumps({"pages": shaped, "forged": refused, "posted": [p.what for p in todo], "seconds": seconds}, indent=2)
+        json.dumps(
+            {"pages": shaped, "forged": refused, "posted": [p.what for p in todo], "seconds": seconds, "phases": took},
+            indent=2,
+        )
     )
     problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - shown)
     assert not problems, "\n".join(problems)
