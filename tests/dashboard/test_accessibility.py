@@ -9,36 +9,64 @@ Then as a developer and as a viewer, in the same browser, the pages of the admin
 (one of each shape: what a role may not do is what differs between roles) get the same checks, and none
 offers a control the role may not use: a viewer's page posts to no route but its own session's and teams',
 and a sample of the forms the admin's page has and the role's lacks, forged with the role's session and
-CSRF value, is refused by the server (403, the REST API's "This needs the ... role")."""
+CSRF value, is refused by the server (403, the REST API's "This needs the ... role"); and the developer's
+shown forms that are safe are posted from the page on objects made for them, each answer checked
+(``a11y_posts``).
+
+What the pages show is seeded through the REST API and the bus (``a11y_seed``), with the real notifier and
+the metrics service played: applications with deployments, a team server, a database with a verified backup
+and a restore, notification channels with a delivery log, alert rules and metrics charts. The pages of
+``SHOWS`` must show what was seeded, so a crawl that stops reaching one fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections import Counter, deque
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
+from berth_common.db.provision import provision
 from tests.api.conftest import bearer
+from tests.dashboard import a11y_posts, a11y_seed
+from tests.dashboard.test_observe import MetricsDouble
 from tests.support.axe import audit, install
 from tests.support.browser import ARTIFACTS, Browser, chromium
+from tests.support.notifier import serving_notifier
+from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
 
-SECRET = "s3cr3t-a11y-value"
+SECRETS = a11y_seed.SECRETS
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 SHOT_HEIGHT = 4000  # a screenshot shows the whole page up to this height (the event catalogue is far longer)
 MAX_PAGES = 80  # the crawl's bound
 PER_KIND = 3  # pages of one shape (the same route, other ids) checked at most
 PER_ITEM_KIND = 8  # ... where the shape ends in a name (sub-pages such as /ui/team/tokens fall in one)
 SEEDS = ("/ui/", "/docs", "/events")
-ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+)$")
+ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+|local)$")  # "local": the built-in server's id
 ROLES = ("developer", "viewer")
 # What a viewer may post: its own session and its memberships (any member may create a team and leave one).
 VIEWER_MAY_POST = {"/ui/signout", "/ui/teams", "/ui/teams/switch", "/ui/teams/{id}/leave"}
 FORGED = 6  # forms hidden from a role forged per role, spread over the hidden ones
+# What each seeded page shows once the crawl reaches it (its shape: a selector that finds it on the page).
+SHOWS = {
+    "/ui/servers/{id}": "#offered-key",  # the validation's checks and a changed host key
+    "/ui/databases/{id}": "#db-state.s-running",
+    "/ui/databases/{id}/backups": 'form[action$="/restore"]',  # a verified backup's restore forms
+    "/ui/restores/{id}": "#restore-state",
+    "/ui/backups": 'a[href$="/backups"]',
+    "/ui/notifications": "article.channel table tbody code",  # a channel with a subscription
+    "/ui/alerts": "tr.alert-firing",
+    "/ui/applications/{id}/metrics": ".charts figure svg",
+    "/ui/servers/{id}/metrics": ".charts figure svg",
+    "/ui/applications/{id}/metrics?by&range": 'nav[aria-label="Time range"] a[aria-current]',
+}
 POST_FORMS = """(els) => els.map((f) => ({action: f.action, fields: Object.fromEntries(new FormData(f))}))"""
 
 
@@ -114,57 +142,40 @@ async def browser():
 
 
 @pytest.fixture(scope="module")
-async def seeded(dashboard):
+async def notifier(dashboard, module_nats_server, module_database) -> AsyncIterator[None]:
+    """The real notifier (started after the api, which declared the streams), so the notifications page shows
+    channels, subscriptions and the delivery log rather than its "unavailable" notice."""
+    urls = await provision(module_database, "test-secret")
+    async with serving_notifier(module_nats_server.url, urls["notifier"], "notifier-a11y-secret-0123456789abcdef"):
+        async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.viewer)) as http:
+            for _ in range(300):  # until it answers through the api
+                if (await http.get("/v1/notification-channels")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+        yield
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """The webhook channel's endpoint (the test message is delivered to it)."""
+    r = await WebhookReceiver(a11y_seed.HOOK_SECRET).start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture(scope="module")
+async def seeded(dashboard, notifier, receiver) -> AsyncIterator[a11y_seed.Seeded]:
     """A project with an application that has a succeeded deployment (with its log, replicas and variables,
     one of them secret) and a failed one, so the application and deployment pages have something to show;
-    and a compose application with a path route."""
-    sched = dashboard.scheduler
-    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as api:
-        project = (await api.post("/v1/projects", json={"name": "access"})).json()
-        env = project["environments"][0]["id"]
-        body = {
-            "name": "reader",
-            "source": {"kind": "image", "image": "nginx:1.27"},
-            "services": [{"kind": "web", "name": "web", "port": 80, "domains": ["reader.example.com"]}],
-            "env": [
-                {"name": "API_KEY", "value": SECRET, "secret": True},
-                {"name": "LOG_LEVEL", "value": "info"},
-            ],
-        }
-        r = await api.post(f"/v1/environments/{env}/applications", json=body)
-        assert r.status_code == 201, r.text
-        app = r.json()
-        for number, ok in ((1, True), (2, False)):
-            r = await api.post(f"/v1/applications/{app['id']}/deployments", json={})
-            assert r.is_success, r.text
-            start = (await sched.wait_for("cmd.deployment.start", count=number))[number - 1]
-            dep = start.data["deployment_id"]
-            await sched.log(dep, "Step 1/2 : FROM nginx:1.27", stream="build")
-            await sched.log(dep, "[starting] starting replicas")
-            if ok:
-                await sched.run_to_success(start)
-                sched.set_replicas(app["id"], dep, [("running", "ready"), ("running", "unready")])
-            else:
-                await sched.failed(dep, app["id"], start.data["team_id"], "replica web.1 exited with code 1")
-            for _ in range(100):
-                state = (await api.get(f"/v1/deployments/{dep}")).json()["state"]
-                if state in ("succeeded", "failed"):
-                    break
-                await _sleep()
-        compose = {
-            "name": "routed",
-            "compose": {"inline": "services:\n  front:\n    image: nginx:1.27\n  api:\n    image: nginx:1.27\n"},
-            "hosts": [{"service": "front", "port": 80}, {"service": "api", "port": 80, "path": "/api"}],
-        }
-        r = await api.post(f"/v1/environments/{env}/applications", json=compose)  # its page has the routes form
-        assert r.status_code == 201, r.text
-    return app
-
-
-async def _sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)
+    a compose application with a path route; the metrics service played (charts, rules, alerts); and what
+    ``a11y_seed`` adds: a server, a database with a backup and a restore, notification channels."""
+    app, routed = await a11y_seed.applications(dashboard)
+    metrics = await MetricsDouble(dashboard.scheduler.url).start(app["id"])
+    try:
+        url = receiver.url(a11y_seed.HOOK_PATH)
+        yield await a11y_seed.seed(dashboard.api.url, dashboard.admin, dashboard.scheduler.bus, app, routed, url)
+    finally:
+        await metrics.bus.close()
 
 
 async def check(browser, page, url: str, name: str, problems: list[str]) -> list[str]:
@@ -189,8 +200,9 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
     for v in await audit(page):
         problems.append(f"{url}: axe {v}")
     html = await page.content()
-    if SECRET in html:
-        problems.append(f"{url}: the secret is in the HTML")
+    for secret in SECRETS:
+        if secret in html:
+            problems.append(f"{url}: a secret ({secret[:6]}...) is in the HTML")
     await shot(page, artifact(name))
     await page.set_viewport_size(PHONE)
     wide = await page.evaluate("document.documentElement.scrollWidth")
@@ -203,7 +215,7 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
     return await page.eval_on_selector_all("a[href]:not([download])", "els => els.map(e => e.href)")
 
 
-async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(dashboard, seeded, browser):
+async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(dashboard, seeded, browser, receiver):
     origin = dashboard.api.url.rstrip("/")
     problems: list[str] = []
     ctx = await browser.context(viewport=WIDE)
@@ -220,11 +232,14 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
 
     # Signed in as an admin (who sees every form): every page the links reach.
     await sign_in(page, origin, dashboard.admin)
-    queue = deque(origin + s for s in SEEDS)
+    phases = {"start": time.monotonic()}  # when each part began, for the artifact
+    queue = deque(origin + s for s in (*SEEDS, *seeded.unlinked))
     forms: dict[str, list[dict]] = {}  # the post forms of each page visited
     seen = set(queue)
     kinds: Counter[str] = Counter()
     visited: list[str] = []
+    seconds: dict[str, float] = {}  # each page's check, for the artifact
+    shown: set[str] = set()  # the shapes of SHOWS where a page showed what was seeded
     while queue and len(visited) < MAX_PAGES:
         url = queue.popleft()
         shape = kind(url)
@@ -233,33 +248,60 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
         kinds[shape] += 1
         visited.append(url)
         name = shape.removeprefix("/ui") + (f"-{kinds[shape]}" if kinds[shape] > 1 else "")
-        for href in await check(browser, page, url, name, problems):
+        began = time.monotonic()
+        links = await check(browser, page, url, name, problems)
+        seconds[url.removeprefix(origin)] = round(time.monotonic() - began, 2)
+        for href in links:
             nxt = followed(origin, href)
             if nxt and nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
         on_it = page.url == url  # not a download or a stream, which leave another page open
+        if shape in SHOWS and on_it and await page.locator(SHOWS[shape]).count():
+            shown.add(shape)
         forms[url] = await page.eval_on_selector_all('form[method="post"]', POST_FORMS) if on_it else []
     await ctx.close()
 
+    phases["roles"] = time.monotonic()
     # The other roles: one page of each shape whose admin page has a form (what differs by role).
     shaped: dict[str, str] = {}
-    for url in visited:
-        if any(action_of(f["action"]) != "/ui/signout" for f in forms[url]):
-            shaped.setdefault(kind(url), url)
+    for url in visited:  # of each shape, the page with the most kinds of form (a database with backups)
+        routes = {action_of(f["action"]) for f in forms[url]} - {"/ui/signout"}
+        best = shaped.get(kind(url))
+        if routes and (best is None or len(routes) > len({action_of(f["action"]) for f in forms[best]})):
+            shaped[kind(url)] = url
     refused: dict[str, list[str]] = {}
     for role in ROLES:
         refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
 
+    phases["posts"] = time.monotonic()
+    # The developer's shown forms that are safe, posted on objects made for them; each answer checked.
+    ctx = await browser.context(viewport=WIDE)
+    page = await ctx.new_page()
+    await page.goto(origin + "/ui/signin")
+    await sign_in(page, origin, dashboard.developer)
+    todo = a11y_posts.posts(seeded, receiver.url("/hooks/dev-probe"))
+    problems.extend(await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo))
+    await ctx.close()
+
+    marks = [*phases.values(), time.monotonic()]
+    took = {name: round(marks[i + 1] - marks[i], 1) for i, name in enumerate(("admin", "roles", "posts"))}
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "a11y-roles.json").write_text(json.dumps({"pages": shaped, "forged": refused}, indent=2))
+    (ARTIFACTS / "a11y-roles.json").write_text(
+        json.dumps(
+            {"pages": shaped, "forged": refused, "posted": [p.what for p in todo], "seconds": seconds, "phases": took},
+            indent=2,
+        )
+    )
+    problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - shown)
     assert not problems, "\n".join(problems)
     assert {"/ui", "/ui/applications/{id}"} <= set(shaped), shaped  # the pages where roles differ most
     assert all(refused.values()), refused  # each role had forms hidden, and the server refused them
     assert browser.errors == []
     shapes = set(kinds)
-    assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events"} <= shapes, shapes
-    assert seeded["id"] in " ".join(visited)
+    assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events", *SHOWS} <= shapes, shapes
+    for made in (seeded.app["id"], seeded.server, seeded.database, seeded.restore):
+        assert made in " ".join(visited), made
 
 
 async def sign_in(page, origin: str, token: str) -> None:
@@ -315,6 +357,7 @@ def test_the_crawl_groups_pages_by_their_shape():
     assert kind(f"http://h/ui/applications/{app}/logs") == "/ui/applications/{id}/logs"
     assert kind("http://h/ui/templates/ghost?x=1") == kind("http://h/ui/templates/wordpress?x=2")
     assert kind("http://h/ui/servers") != kind("http://h/ui/databases")
+    assert kind("http://h/ui/servers/local/metrics?range=1h") == kind(f"http://h/ui/servers/{app}/metrics?range=6h")
     origin = "http://h:1"
     assert followed(origin, "http://h:1/ui/servers?page=2#top") == "http://h:1/ui/servers?page=2"
     assert followed(origin, "http://h:1/docs") == "http://h:1/docs"

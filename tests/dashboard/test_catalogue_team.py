@@ -183,7 +183,7 @@ async def test_notification_channels_subscriptions_test_send_and_log(dashboard, 
         assert await channel.get_by_role("cell", name="project catalogue").count() == 1
 
         # A test message: the receiver gets it, signed; the page shows it delivered and it is in the log.
-        await page.get_by_role("button", name="Send a test message to ops-hook").click()
+        await page.get_by_role("button", name="Send test to ops-hook").click()
         await page.wait_for_url(re.compile(r"\?tested=[0-9a-f]+#deliveries$"))
         [got] = await receiver.wait_accepted(1, timeout=20)
         assert receiver.problems == [] and got.path == HOOK_PATH and got.json["test"] is True
@@ -200,7 +200,7 @@ async def test_notification_channels_subscriptions_test_send_and_log(dashboard, 
         await page.get_by_label("URL of ops-hook").fill(receiver.url(NEW_PATH))
         await page.get_by_role("button", name="Save where ops-hook sends").click()
         await page.wait_for_url(f"{dashboard.url}notifications")
-        await page.get_by_role("button", name="Send a test message to ops-hook").click()
+        await page.get_by_role("button", name="Send test to ops-hook").click()
         await page.wait_for_url(re.compile(r"\?tested="))
         [_, again] = await receiver.wait_accepted(2, timeout=20)
         assert receiver.problems == [] and again.path == NEW_PATH
