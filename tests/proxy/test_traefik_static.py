@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from berth_cli import components
-from berth_common import traefik
+from berth_common import traefik, traefik_body
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,4 +34,11 @@ def test_the_local_platform_writes_the_static_configuration_and_nothing_dynamic(
     expected = components.traefik_static_config(dynamic, "127.0.0.1", 18080, "127.0.0.1", 18081)
     assert static.read_text() == json.dumps(expected, indent=2)
     assert dynamic.is_dir() and list(dynamic.iterdir()) == []
-    assert sorted(p.name for p in (tmp_path / "traefik").iterdir()) == ["dynamic", "static.yml"]
+    assert sorted(p.name for p in (tmp_path / "traefik").iterdir()) == ["dynamic", "plugins-local", "static.yml"]
+    # Traefik runs where its plugin is: plugins-local/src/<module>/ of its working directory
+    assert launch.cwd == str(tmp_path / "traefik")
+    plugin = tmp_path / "traefik" / "plugins-local" / "src" / traefik_body.MODULE
+    assert sorted(p.name for p in plugin.iterdir()) == [".traefik.yml", "bodyread.go", "go.mod"]
+    assert {str(p.relative_to(tmp_path / "traefik")): p.read_bytes() for p in plugin.iterdir()} == traefik_body.files()
+    assert expected["experimental"] == {"localPlugins": {"berthbodyread": {"moduleName": "github.com/berth/bodyread"}}}
+    assert expected["entryPoints"]["web"]["http"]["middlewares"] == ["berth-body-read@file"]  # type: ignore[index]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from berth_cli.components import bin_path
-from berth_common import image_delivery, ssh
+from berth_common import image_delivery, ssh, traefik_body
 from berth_common import traefik as tr
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.docker.remote import connect_server
@@ -28,6 +28,15 @@ from tests.support.testservers import running_servers
 LOCAL = "/var/run/docker.sock"
 
 
+def t_read(tar: Path, name: str) -> bytes:
+    import tarfile
+
+    with tarfile.open(tar) as t:
+        member = t.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
 def test_the_image_and_container_are_exact_data(tmp_path: Path) -> None:
     fake = tmp_path / "traefik"
     fake.write_bytes(b"\x7fELF")
@@ -38,14 +47,18 @@ def test_the_image_and_container_are_exact_data(tmp_path: Path) -> None:
         members = {m.name: m for m in t.getmembers()}
     assert members["usr/local/bin/traefik"].mode == 0o755 and members["tmp"].mode == 0o1777
     assert "etc/traefik/dynamic" in members
-    assert tr.image_tag("3.7.15") == "berth/traefik:3.7.15"
+    # Berth's plugin where Traefik (working in /) looks for it, byte for byte
+    for relative, content in traefik_body.files().items():
+        assert members[relative].mode == 0o644 and t_read(tar, relative) == content
+    assert members["plugins-local/src/github.com/berth/bodyread"].isdir()
+    assert tr.image_tag("3.7.15") == "berth/traefik:3.7.15-b2"  # the revision: what Berth adds to the binary
     with pytest.raises(ValueError):
         tr.image_tag("3.7; rm")
     assert tr.import_path("berth/traefik:3.7.15") == (
         "/v1.41/images/create?fromSrc=-&repo=berth%2Ftraefik&tag=3.7.15"
         "&changes=ENTRYPOINT%20%5B%22%2Fusr%2Flocal%2Fbin%2Ftraefik%22%5D"
         "&changes=CMD%20%5B%22--configFile%3D%2Fetc%2Ftraefik%2Ftraefik.yml%22%5D"
-        "&changes=EXPOSE%2080%208081&changes=LABEL%20berth.managed%3D%22true%22"
+        "&changes=WORKDIR%20%2F&changes=EXPOSE%2080%208081&changes=LABEL%20berth.managed%3D%22true%22"
     )
     name, body = tr.server_container("berth/traefik:3.7.15", "berth", "/srv/berth/traefik")
     assert name == "berth-traefik"

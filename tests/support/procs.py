@@ -93,6 +93,7 @@ class Proc:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.launch.env, **self.env},
             start_new_session=True,
+            cwd=self.launch.cwd,
             **self.launch.popen_kwargs(),  # type: ignore[arg-type]
         )
         return self

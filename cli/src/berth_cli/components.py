@@ -228,7 +228,8 @@ def traefik_launch(
     With ``websecure_port``: the HTTPS entry point and the ACME resolvers, configured from the
     ``BERTH_ACME_*`` variables of ``env`` (``berth_common.traefik.acme_from_env``); Traefik keeps its ACME
     account and certificates in ``<data_dir>/traefik/acme.json`` (made by Traefik, mode 0600, kept across
-    restarts) and gets the CA bundle and the DNS provider's credentials in its environment."""
+    restarts) and gets the CA bundle and the DNS provider's credentials in its environment. Traefik runs in
+    ``<data_dir>/traefik``, where Berth's plugin is written (``berth_common.traefik_body``)."""
     import json
 
     tdir = data_dir / "traefik"
@@ -245,4 +246,8 @@ def traefik_launch(
         dynamic, web_host, web_port, "127.0.0.1", api_port, websecure_port=websecure_port, acme=acme
     )
     static_yml.write_text(json.dumps(cfg, indent=2))
-    return Launch("traefik", [bin_path("traefik"), f"--configFile={static_yml}"], acme.env() if acme else {})
+    from berth_common import traefik_body
+
+    traefik_body.write(tdir)  # Traefik loads Berth's plugin from plugins-local/ of its working directory
+    argv = [bin_path("traefik"), f"--configFile={static_yml}"]
+    return Launch("traefik", argv, acme.env() if acme else {}, cwd=str(tdir))

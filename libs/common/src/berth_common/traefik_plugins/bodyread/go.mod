@@ -1,0 +1,3 @@
+module github.com/berth/bodyread
+
+go 1.22
