@@ -315,3 +315,17 @@ runs = sa.Table(
     sa.Column("job_name", sa.String(64), nullable=True),
     sa.Column("stop_reason", sa.Text, nullable=True),
 )
+
+# The one-click databases the scheduler last answered for (``usecases/database_revival.py``): the spec it ran
+# (JSON, its password sealed), the request it answered last (the api records only that request's answers),
+# and whether the database is meant to run (``running``) or was stopped, or failed, as answered.
+database_runs = sa.Table(
+    "database_runs",
+    metadata,
+    sa.Column("database_id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("spec", sa.Text, nullable=True),
+    sa.Column("state", sa.String(12), nullable=False),  # running, stopped, failed
+)

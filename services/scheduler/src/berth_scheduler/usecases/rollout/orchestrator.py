@@ -62,6 +62,7 @@ class Orchestrator:
         self.sweep_s = 2.0
         self.revive_s = 5.0  # how often the live replicas an engine restart stopped are looked for
         self._revived_at = 0.0
+        self.revivers: list[Callable[[], Awaitable[None]]] = []  # the same pass for more (the databases)
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -101,6 +102,11 @@ class Orchestrator:
         restart left exited (``revive.py``); a deployment arriving meanwhile starts at the next sweep."""
         if self._stopping or not self.leading:
             return
+        for reviver in self.revivers:
+            try:
+                await reviver()
+            except Exception as exc:  # the database went away: the next pass tries again
+                log.warning("revival pass failed", error=str(exc))
         async with self.rt.sessionmaker() as s:
             running = await store.applications_with_containers(s)
         for app in running:
