@@ -329,3 +329,14 @@ database_runs = sa.Table(
     sa.Column("spec", sa.Text, nullable=True),
     sa.Column("state", sa.String(12), nullable=False),  # running, stopped, failed
 )
+
+# The servers the server watcher (the metrics service) reported unreachable and not back yet
+# (``evt.server.unreachable``, ``evt.server.back``, ``domain/server_state.py``): not contacted meanwhile.
+servers_down = sa.Table(
+    "servers_down",
+    metadata,
+    sa.Column("server_id", sa.String(64), primary_key=True),
+    sa.Column("outage_id", sa.String(64), nullable=False),
+    sa.Column("down_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+)
