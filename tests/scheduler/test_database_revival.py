@@ -6,6 +6,8 @@ Redis image."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import time
 import uuid
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from berth_common.catalogue import RotateDatabaseCredentials, RunDatabase, StartDatabase, StopDatabase
-from berth_scheduler.domain.revival import SETTLE_S, revival_tag, should_start
+from berth_scheduler.domain.revival import SETTLE_S, restarted_by_engine, revival_tag, should_start
 from tests.scheduler.test_databases import Made, Rig, app, made, no_secret_anywhere, rid, rig, spec_of, url  # noqa: F401
 from tests.support import images
 
@@ -53,6 +55,18 @@ def test_the_revival_tag_is_the_exit_time_so_one_exit_is_announced_once() -> Non
     assert not should_start(_inspected("exited", "2026-12-06T07:01:06Z"), now)  # within SETTLE_S: not yet
 
 
+def test_a_database_its_engine_restarted_is_told_from_one_berth_started() -> None:
+    running = _inspected("running", "2026-12-06T07:01:02Z", code=0)
+    running["State"]["StartedAt"] = "2026-12-06T07:01:02.5Z"
+    assert revival_tag(running) == "-s202612060701025"
+    assert restarted_by_engine({**running, "RestartCount": 1}, None)
+    assert restarted_by_engine({**running, "RestartCount": 1}, "2026-12-06T06:00:00Z")
+    assert not restarted_by_engine({**running, "RestartCount": 1}, "2026-12-06T07:01:02.5Z")  # announced already
+    assert not restarted_by_engine({**running, "RestartCount": 0}, None)  # started by Berth (or never died)
+    assert not restarted_by_engine({**_inspected("exited", "2026-12-06T07:01:02Z"), "RestartCount": 3}, None)
+    assert not restarted_by_engine(None, None)
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 async def test_a_killed_database_is_started_again_and_announced(rig: Rig, made: Made) -> None:
@@ -76,6 +90,14 @@ async def test_a_killed_database_is_started_again_and_announced(rig: Rig, made: 
     subprocess.run([images.DOCKER, "kill", made.container], check=True, capture_output=True, timeout=60)
     await _states_become(rig, run, ["starting", "running"] * 3, SETTLE_S + REVIVE_S + 60)
 
+    # its main process killed: the engine starts it again by its policy, and the pass announces it
+    pid = subprocess.run(
+        [images.DOCKER, "inspect", "-f", "{{.State.Pid}}", made.container], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+    os.kill(int(pid), signal.SIGKILL)
+    await _states_become(rig, run, ["starting", "running"] * 4, REVIVE_S + 60)
+    assert _state(made.container) == "running"
+
     # stopped on purpose: stays stopped through passes after the settling time
     stop = await rig.send(StopDatabase(request_id=rid(), database_id=made.database_id, team_id=made.team_id))
     assert (await rig.wait(stop))["state"] == "stopped"
@@ -83,14 +105,14 @@ async def test_a_killed_database_is_started_again_and_announced(rig: Rig, made: 
     while time.monotonic() - stopped_at < SETTLE_S + 2 * REVIVE_S + 1:
         assert _state(made.container) == "exited"
         await asyncio.sleep(0.5)
-    assert rig.states(stop) == ["stopped"] and len(rig.states(run)) == 6
+    assert rig.states(stop) == ["stopped"] and len(rig.states(run)) == 8
 
     # started again by a command: meant to run again, so a kill is revived for that request
     start = await rig.send(StartDatabase(request_id=rid(), spec=spec))
     assert (await rig.wait(start))["state"] == "running"
     subprocess.run([images.DOCKER, "kill", made.container], check=True, capture_output=True, timeout=60)
     await _states_become(rig, start, ["starting", "running"] * 2, SETTLE_S + REVIVE_S + 60)
-    assert len(rig.states(run)) == 6
+    assert len(rig.states(run)) == 8
 
 
 @pytest.mark.docker

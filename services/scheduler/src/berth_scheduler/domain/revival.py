@@ -17,6 +17,9 @@ stopped before its stop and stays stopped. Its revival is announced (``starting`
 ``failed``) with events told apart by ``revival_tag``: the container's exit time, so that a pass repeated
 for the same exit (after a restart of the scheduler) announces nothing twice.
 
+A database whose process died while its engine ran was started again by the engine itself (its restart
+policy): the pass sees it by ``RestartCount`` and announces it the same way once it is ready again.
+
 A Swarm service's tasks are not looked at: Swarm keeps each service at its replica count itself, starting a
 new task for one that exited, whatever the reason (its restart policy ``any``), including after its node's
 engine restarted.
@@ -59,8 +62,20 @@ def should_start(info: dict[str, Any] | None, now: datetime) -> bool:
     return policy == "on-failure" and int(state.get("ExitCode") or 0) != 0
 
 
+def restarted_by_engine(info: dict[str, Any] | None, seen: str | None) -> bool:
+    """Whether the running container was started again by its engine's restart policy (its process died:
+    ``RestartCount`` counts those restarts, and a start by Berth sets it back to 0) since the start ``seen``
+    last (``State.StartedAt``)."""
+    if not info:
+        return False
+    state = info.get("State") or {}
+    return bool(state.get("Running")) and int(info.get("RestartCount") or 0) > 0 and state.get("StartedAt") != seen
+
+
 def revival_tag(info: dict[str, Any]) -> str:
-    """What tells one revival's events from another's: ``-r`` and the digits of the exit time (the same for
-    one exit, whoever looks at it)."""
-    raw = str((info.get("State") or {}).get("FinishedAt") or "")
-    return "-r" + "".join(ch for ch in raw if ch.isdigit())[:24]
+    """What tells one revival's events from another's (the same for one exit, whoever looks at it): ``-r``
+    and the digits of the exit time of an exited container, ``-s`` and those of the start of one its engine
+    started again."""
+    state = info.get("State") or {}
+    prefix, raw = ("-s", state.get("StartedAt")) if state.get("Running") else ("-r", state.get("FinishedAt"))
+    return prefix + "".join(ch for ch in str(raw or "") if ch.isdigit())[:24]

@@ -3,12 +3,12 @@
 A database that answered ``running`` last (``adapters/database_runs.py``) is meant to run; its container
 found exited although its restart policy asks for it to run (an engine that crashed or restarted, a
 ``docker kill``) is started again by the revival pass, on the leader, with what the last start ran (the
-spec, its password sealed at rest): ``starting``, then ``running`` once the engine's readiness check passes,
-or ``failed`` with the reason, announced for the request the api knows last, each revival's events with ids
-of their own (the container's exit time). A ``failed`` one is not tried again until a command asks. A
-database being stopped or removed is marked first (``Databases._hold``), so one stopped on purpose stays
-stopped; and the database's lock keeps the pass and its commands apart. A process that dies while the
-engine runs is restarted by the engine itself (``unless-stopped``).
+spec, its password sealed at rest), and one its engine started again after its process died is looked at
+the same way: ``starting``, then ``running`` once the engine's readiness check passes, or ``failed`` with
+the reason, announced for the request the api knows last, each revival's events with ids of their own (the
+container's exit or start time). A ``failed`` one is not tried again until a command asks. A database being
+stopped or removed is marked first (``Databases._hold``), so one stopped on purpose stays stopped; and the
+database's lock keeps the pass and its commands apart.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from berth_common.redaction import mask
 from berth_scheduler.adapters import database_runs as runs
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
-from berth_scheduler.domain.revival import revival_tag, should_start
+from berth_scheduler.domain.revival import restarted_by_engine, revival_tag, should_start
 from berth_scheduler.usecases.databases import Databases, _reason
 
 log = get_logger(__name__)
@@ -38,6 +38,7 @@ class DatabaseRevival:
         self.databases = databases
         self.now = now
         self._tasks: dict[str, asyncio.Task[str | None]] = {}
+        self._seen: dict[str, str | None] = {}  # the start announced last, per database (``restarted_by_engine``)
 
     async def sweep(self) -> None:
         """Look at every database meant to run (each in a task of its own, so a slow start holds no other)."""
@@ -73,15 +74,20 @@ class DatabaseRevival:
             except (DockerUnavailable, DockerOperationError, ServerRefusedError) as exc:
                 log.info("database not checked", database_id=database_id, server_id=spec.server_id, error=str(exc))
                 return None
-            if info is None or not should_start(info, self.now()):
+            restarted = restarted_by_engine(info, self._seen.get(database_id))
+            if info is None or not (restarted or should_start(info, self.now())):
                 return None
-            tag = revival_tag(info)
-            code = (info.get("State") or {}).get("ExitCode")
-            log.warning("database started again after its engine stopped it", database_id=database_id, exit_code=code)
+            tag, state = revival_tag(info), info.get("State") or {}
+            self._seen[database_id] = state.get("StartedAt")
+            if restarted:
+                what = "started again by its engine after its process exited"
+            else:
+                what = f"started again after its engine stopped it (exit code {state.get('ExitCode')})"
+            log.warning("database revived", database_id=database_id, how=what)
             try:
                 answer = await db._up(spec, row.request_id, tag=tag)
             except Exception as exc:  # told like a command's failure, its password redacted
-                reason = mask(f"started again after it exited (code {code}): {_reason(exc)}", [spec.reveal()])
+                reason = mask(f"{what}: {_reason(exc)}", [spec.reveal()])
                 log.warning("database not started again", database_id=database_id, reason=reason)
                 answer = db._event(database_id, spec.team_id, row.request_id, "failed", reason)
 
