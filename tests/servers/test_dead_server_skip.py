@@ -1,7 +1,7 @@
 """A server the server watcher reported unreachable is skipped at once by the deployments leaving it, end to
-end: the real scheduler and proxy-sync, one namespace test server whose sshd and engine are stopped
-(SIGSTOP: connections hang, as to a machine that is gone), ``evt.server.unreachable`` and
-``evt.server.back`` as the metrics service sends them.
+end: the real scheduler, proxy-sync and metrics service (the server watcher: ``evt.server.unreachable`` and
+``evt.server.back``), one namespace test server whose sshd and engine are stopped (SIGSTOP: connections
+hang, as to a machine that is gone).
 
 An app on the server moves to ``local`` while the server hangs: the deployment succeeds with the usual notes
 (its route and old containers there skipped, their records kept) and does not wait for the SSH timeout,
@@ -16,18 +16,18 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from berth_common.bus import Bus
-from berth_common.catalogue import ServerBack, ServerUnreachable
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.settings import SchedulerSettings
+from tests.metrics.service import metrics_service
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Platform, Scheduler, web_app
 from tests.support.images import busybox_image
@@ -78,21 +78,23 @@ async def rig(server, nats_server, database, tmp_root, unique) -> AsyncIterator[
     )
     platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
     sid = f"s{unique}"
-    api, metrics = Bus("api", nats_server.url), Bus("metrics", nats_server.url)
+    api = Bus("api", nats_server.url)
     await api.connect()
-    await metrics.connect()
     engine = make_engine(urls["scheduler"], "scheduler")
+    watcher = metrics_service(
+        nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+    )
     try:
-        await api.publish(server_changed(server, sid, team_id="team-1", name="edge-1"))
-        await _until(engine, "SELECT count(*) FROM scheduler.servers", 1)
-        yield {"platform": platform, "sid": sid, "metrics": metrics, "engine": engine}
+        async with watcher as metrics:
+            await api.publish(server_changed(server, sid, team_id="team-1", name="edge-1"))
+            await _until(engine, "SELECT count(*) FROM scheduler.servers", 1)
+            yield {"platform": platform, "sid": sid, "metrics": metrics, "engine": engine}
     finally:
         for name in ("sshd", "dockerd"):  # going on, so that the server stops cleanly
             if name in server.pids:
                 _signal_in(server.name, server.pids[name], signal.SIGCONT)
         await engine.dispose()
         await api.close()
-        await metrics.close()
         await platform.close()
         traefik.stop()
         with contextlib.suppress(Exception):
@@ -115,8 +117,10 @@ async def _until(engine: Any, query: str, wanted: int, timeout: float = 20) -> N
 
 
 def _seconds(platform: Platform, dep: str) -> float:
-    """From the deployment's first event to its last, by the events' own times."""
-    times = [datetime.fromisoformat(e["time"]) for e in platform.of(dep)]
+    """From the deployment's admission (its first step after ``queued``: the application's previous work is
+    done) to its end, by the deployment's own events' times."""
+    events = [e for e in platform.of(dep) if e["data"].get("state") != "queued"]
+    times = [datetime.fromisoformat(e["time"]) for e in events]
     return (max(times) - min(times)).total_seconds()
 
 
@@ -138,21 +142,21 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
     assert server.docker("ps", "-q", "--filter", f"label=berth.app={app_id}").split()
 
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
     # the server hangs: its sshd and its engine stopped; the watcher reports it
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGSTOP)
-    outage = uuid.uuid4().hex
-    since = datetime.now(UTC)
-    common = {"server": "edge-1", "server_id": sid, "outage_id": outage, "down_since": since, "failed_checks": 3}
-    await metrics.publish(ServerUnreachable(**common, error="timed out"))
-    await _until(engine, f"SELECT count(*) FROM scheduler.servers_down WHERE server_id = '{sid}'", 1)
+    await _until(engine, f"SELECT count(*) FROM scheduler.servers_down WHERE server_id = '{sid}'", 1, 60)
+    (reported,) = [e for e in metrics.events if e["type"] == "evt.server.unreachable"]
+    assert reported["data"]["server_id"] == sid
 
     moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
     done = await platform.wait(moved, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
     took = _seconds(platform, moved)
     print(f"\nmoved off the hanging server in {took:.2f}s (SSH timeout {SSH_TIMEOUT_S:g}s)")
-    assert took < SSH_TIMEOUT_S / 2, (took, platform.steps(moved))
+    timeline = [(e["time"][11:23], e["data"].get("step"), e["data"].get("detail")) for e in platform.of(moved)]
+    assert took < SSH_TIMEOUT_S / 2, (took, timeline)
     lines = _lines(platform, moved)
     assert any(f"server {sid} does not answer: route(s)" in line and "cleanup is skipped" in line for line in lines)
     assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
@@ -160,8 +164,8 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     # back: the next deployment removes what the move left there
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGCONT)
-    await metrics.publish(ServerBack(**common, back_at=datetime.now(UTC), down_for_s=1.0))
-    await _until(engine, "SELECT count(*) FROM scheduler.servers_down", 0)
+    await _until(engine, "SELECT count(*) FROM scheduler.servers_down", 0, 60)
+    assert [e["data"]["server_id"] for e in metrics.events if e["type"] == "evt.server.back"] == [sid]
     again = await platform.deploy(app_id, _spec("v3", ["local"], host))
     done = await platform.wait(again, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(again))
