@@ -46,7 +46,8 @@ def server() -> Iterator[TestServer]:
 
 
 @pytest.fixture
-async def rig(server, nats_server, database, tmp_root, unique) -> AsyncIterator[dict[str, Any]]:
+async def rig(request, server, nats_server, database, tmp_root, unique) -> AsyncIterator[dict[str, Any]]:
+    """The platform; with the metrics service as the server watcher unless the test's parameter says no."""
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
     root = tmp_root / f"traefik-dead-{unique}"
     root.mkdir()
@@ -81,8 +82,12 @@ async def rig(server, nats_server, database, tmp_root, unique) -> AsyncIterator[
     api = Bus("api", nats_server.url)
     await api.connect()
     engine = make_engine(urls["scheduler"], "scheduler")
-    watcher = metrics_service(
-        nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+    watcher = (
+        metrics_service(
+            nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+        )
+        if getattr(request, "param", True)
+        else contextlib.nullcontext(None)
     )
     try:
         async with watcher as metrics:
@@ -171,3 +176,28 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(again))
     assert not any("does not answer" in line for line in _lines(platform, again)), _lines(platform, again)
     assert not server.docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout(rig, server) -> None:
+    """With no server watcher, a deployment leaving a server that hangs asks it once, within the SSH timeout
+    (twice: route removal, then its old containers), and skips its cleanup with the same notes; the engine's
+    own call timeout (60 s a call) is never waited for."""
+    platform, sid = rig["platform"], rig["sid"]
+    app_id, host = f"app-{uuid.uuid4().hex[:10]}", f"hang-{uuid.uuid4().hex[:8]}.localhost"
+    first = await platform.deploy(app_id, _spec("v1", [sid], host))
+    done = await platform.wait(first, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    for name in ("sshd", "dockerd"):
+        _signal_in(server.name, server.pids[name], signal.SIGSTOP)
+    moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
+    done = await platform.wait(moved, timeout=180)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
+    took = _seconds(platform, moved)
+    print(f"\nmoved off the hanging, unreported server in {took:.2f}s (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    timeline = [(e["time"][11:23], e["data"].get("step"), e["data"].get("detail")) for e in platform.of(moved)]
+    assert took < 5 * SSH_TIMEOUT_S, (took, timeline)
+    lines = _lines(platform, moved)
+    assert any(f"server {sid} does not answer: route(s)" in line for line in lines), lines
+    assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
