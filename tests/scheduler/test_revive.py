@@ -40,3 +40,36 @@ async def test_a_live_replica_its_engine_stopped_is_started_again(platform, busy
         assert time.monotonic() - t0 < 30, got
         await asyncio.sleep(0.2)
     print(f"replica running again after {back_s:.1f}s")
+
+
+async def test_a_deployment_preempts_a_revival_held_up_by_a_server_that_hangs() -> None:
+    """The revival pass runs in the application's slot; a deployment (or removal) arriving meanwhile takes
+    the slot at once, cancelling the revival (the next pass looks again), instead of waiting for an engine
+    that does not answer."""
+    from types import SimpleNamespace
+
+    from berth_scheduler.usecases.rollout.orchestrator import Orchestrator
+
+    orchestrator = Orchestrator(SimpleNamespace())  # type: ignore[arg-type]
+    orchestrator._leadership = SimpleNamespace(leading=True)  # type: ignore[assignment]
+    ran: list[str] = []
+
+    async def run_app(application_id: str) -> None:
+        ran.append(application_id)
+
+    orchestrator._run_app = run_app  # type: ignore[method-assign]
+    hanging = asyncio.create_task(asyncio.sleep(3600), name="revive:app-1")
+    orchestrator._tasks["app-1"] = hanging
+    orchestrator.kick("app-1")
+    rollout = orchestrator._tasks["app-1"]
+    assert rollout.get_name() == "rollout:app-1"
+    await rollout
+    assert ran == ["app-1"]
+    await asyncio.sleep(0)
+    assert hanging.cancelled()
+    # a rollout in progress is not preempted by another kick
+    busy = asyncio.create_task(asyncio.sleep(3600), name="rollout:app-2")
+    orchestrator._tasks["app-2"] = busy
+    orchestrator.kick("app-2")
+    assert orchestrator._tasks["app-2"] is busy and not busy.cancelled()
+    busy.cancel()

@@ -23,6 +23,7 @@ from berth_scheduler.entrypoints import schedules as schedules_bus
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases.backups import Backups, BackupSettings
 from berth_scheduler.usecases.certificates_refresh import CertificatesRefresh
+from berth_scheduler.usecases.database_revival import DatabaseRevival
 from berth_scheduler.usecases.databases import Databases
 from berth_scheduler.usecases.deployments import Deployments
 from berth_scheduler.usecases.drills import Drills
@@ -91,6 +92,9 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         traefik_binary=settings.database_proxy_binary,
     )
     await bus.register_databases(ctx, databases)
+    database_revival = DatabaseRevival(databases)
+    orchestrator.revivers.append(database_revival.sweep)
+    ctx.extra["database_revival"] = database_revival
     log_followers = await logs_bus.register(
         ctx,
         rt.fleet,
@@ -151,6 +155,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     ctx.on_stop.append(log_followers.stop)
     ctx.on_stop.append(drills.stop)
     ctx.on_stop.append(follower.stop)
+    ctx.on_stop.append(database_revival.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.on_stop.append(schedules.stop)  # (newest first: before the orchestrator gives up the leadership)
     ctx.on_stop.append(runs.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -10,17 +11,18 @@ from berth_common.catalogue.base import Event, Id, register
 
 # --- servers -------------------------------------------------------------------------------------------
 # Produced by the metrics service, which reads every server's Docker engine each collection; consumed by
-# the notifier. A server event concerns every team with containers on that server: ``team_ids`` lists the
-# teams whose containers (``berth.team`` label) ran there at the last reading, and the notifier delivers to
-# each of them. One outage is one ``evt.server.unreachable`` and one ``evt.server.back`` with the same
+# the notifier, and by the scheduler (unreachable and back: a server known to be unreachable is not
+# contacted by deployments until it is back). A server event concerns every team with containers on that
+# server: ``team_ids`` lists the teams whose containers (``berth.team`` label) ran there at the last
+# reading, and the notifier delivers to each of them. One outage is one ``evt.server.unreachable`` and one ``evt.server.back`` with the same
 # ``outage_id``. Times are UTC.
 
 
 class ServerEvent(Event):
     """Fields every ``evt.server.*`` event has (not a message by itself)."""
 
-    PRODUCERS = ("metrics",)
-    CONSUMERS = ("notifier",)
+    PRODUCERS: ClassVar[tuple[str, ...]] = ("metrics",)
+    CONSUMERS: ClassVar[tuple[str, ...]] = ("notifier",)
     server: str = Field(min_length=1, max_length=128)  # the server's name
     server_id: str | None = None  # the server's id when Berth manages several (None: the local server)
     outage_id: Id
@@ -37,6 +39,7 @@ class ServerUnreachable(ServerEvent):
     its containers can no longer be watched or managed. Sent once per outage."""
 
     TYPE = "evt.server.unreachable"
+    CONSUMERS = ("notifier", "scheduler")  # the scheduler's deployments skip the server at once
     error: str = Field(default="", max_length=500)  # the last error talking to the engine
 
 
@@ -46,6 +49,7 @@ class ServerBack(ServerEvent):
     ``evt.server.unreachable``."""
 
     TYPE = "evt.server.back"
+    CONSUMERS = ("notifier", "scheduler")
     back_at: datetime
     down_for_s: float = Field(default=0.0, ge=0)  # down_since to back_at
 

@@ -4,7 +4,8 @@
 (``tables.servers``, kept from ``evt.server.changed``), connected through the service's one SSH pool, and
 its forwarded Docker socket added to the connection factory (``berth_common.docker.remote``), so the same
 executor code runs on it. A server that does not answer is :class:`DockerUnavailable` (a rollout step
-retries it until its deadline); one that may not be used (unknown, removed, not validated, its host key
+retries it until its deadline), at once when the server watcher reported it unreachable and not back yet
+(``domain/server_state.py``: no SSH timeout waited for); one that may not be used (unknown, removed, not validated, its host key
 changed, the key refused) is :class:`ServerRefusedError`, which fails the deployment with the reason.
 
 asyncssh is loaded only when a remote server is first used (``berth_common.ssh`` is imported lazily).
@@ -19,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from berth_common import fleet
 from berth_common.docker import LOCAL, DockerUnavailable
-from berth_scheduler.adapters import tables
+from berth_scheduler.adapters import servers_down, tables
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.adapters.remote_readiness import RemoteReadiness
+from berth_scheduler.domain.server_state import refusal
 
 if TYPE_CHECKING:
     from berth_common.ssh import SshPool, SshTarget
@@ -90,6 +92,10 @@ class Fleet:
         from berth_common.docker.remote import connect_server
         from berth_common.ssh import ServerUnreachable, SshError
 
+        async with self.sessionmaker() as s:
+            refused = refusal(await servers_down.get(s, server_id))
+        if refused is not None:  # known to be down: not waited for (``domain/server_state.py``)
+            raise DockerUnavailable(refused)
         target = await self._target(server_id)
         try:
             await connect_server(self.engines, self._pool(), server_id, target)

@@ -315,3 +315,28 @@ runs = sa.Table(
     sa.Column("job_name", sa.String(64), nullable=True),
     sa.Column("stop_reason", sa.Text, nullable=True),
 )
+
+# The one-click databases the scheduler last answered for (``usecases/database_revival.py``): the spec it ran
+# (JSON, its password sealed), the request it answered last (the api records only that request's answers),
+# and whether the database is meant to run (``running``) or was stopped, or failed, as answered.
+database_runs = sa.Table(
+    "database_runs",
+    metadata,
+    sa.Column("database_id", sa.String(64), primary_key=True),
+    sa.Column("team_id", sa.String(64), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("spec", sa.Text, nullable=True),
+    sa.Column("state", sa.String(12), nullable=False),  # running, stopped, failed
+)
+
+# The servers the server watcher (the metrics service) reported unreachable and not back yet
+# (``evt.server.unreachable``, ``evt.server.back``, ``domain/server_state.py``): not contacted meanwhile.
+servers_down = sa.Table(
+    "servers_down",
+    metadata,
+    sa.Column("server_id", sa.String(64), primary_key=True),
+    sa.Column("outage_id", sa.String(64), nullable=False),
+    sa.Column("down_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+)

@@ -10,6 +10,19 @@ for good (an old version, a scale-down) and forgets it, and no application with 
 touched, so a replica found here is one the platform still means to run. One that exited less than
 ``SETTLE_S`` ago is left alone for now: a deployment requested just after it stopped (which makes a kept
 service's stopped container again) finds it as it was.
+
+A one-click database (``unless-stopped``) is looked at by the same pass when it is meant to run, that is
+when its last answer was ``running`` (``usecases/database_revival.py``): one stopped on purpose was marked
+stopped before its stop and stays stopped. Its revival is announced (``starting``, then ``running`` or
+``failed``) with events told apart by ``revival_tag``: the container's exit time, so that a pass repeated
+for the same exit (after a restart of the scheduler) announces nothing twice.
+
+A database whose process died while its engine ran was started again by the engine itself (its restart
+policy): the pass sees it by ``RestartCount`` and announces it the same way once it is ready again.
+
+A Swarm service's tasks are not looked at: Swarm keeps each service at its replica count itself, starting a
+new task for one that exited, whatever the reason (its restart policy ``any``), including after its node's
+engine restarted.
 """
 
 from __future__ import annotations
@@ -47,3 +60,22 @@ def should_start(info: dict[str, Any] | None, now: datetime) -> bool:
     if policy in WANTS_RUNNING:
         return True
     return policy == "on-failure" and int(state.get("ExitCode") or 0) != 0
+
+
+def restarted_by_engine(info: dict[str, Any] | None, seen: str | None) -> bool:
+    """Whether the running container was started again by its engine's restart policy (its process died:
+    ``RestartCount`` counts those restarts, and a start by Berth sets it back to 0) since the start ``seen``
+    last (``State.StartedAt``)."""
+    if not info:
+        return False
+    state = info.get("State") or {}
+    return bool(state.get("Running")) and int(info.get("RestartCount") or 0) > 0 and state.get("StartedAt") != seen
+
+
+def revival_tag(info: dict[str, Any]) -> str:
+    """What tells one revival's events from another's (the same for one exit, whoever looks at it): ``-r``
+    and the digits of the exit time of an exited container, ``-s`` and those of the start of one its engine
+    started again."""
+    state = info.get("State") or {}
+    prefix, raw = ("-s", state.get("StartedAt")) if state.get("Running") else ("-r", state.get("FinishedAt"))
+    return prefix + "".join(ch for ch in str(raw or "") if ch.isdigit())[:24]

@@ -33,7 +33,9 @@ from berth_common.catalogue import (
     RoutesApplied,
     RunDatabase,
     RunJob,
+    ServerBack,
     ServerChanged,
+    ServerUnreachable,
     StartBackup,
     StartDatabase,
     StartDeployment,
@@ -67,6 +69,8 @@ async def register(ctx: Context, servers: Servers) -> None:
     await ctx.bus.consume(PingService, idempotent(ctx.bus, ctx.sessionmaker, handlers.on_ping))
     await ctx.bus.consume(ValidateServer, servers.validate)
     await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
+    await ctx.bus.consume(ServerUnreachable, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.unreachable))
+    await ctx.bus.consume(ServerBack, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.back))
 
 
 async def register_databases(ctx: Context, databases: Databases) -> None:

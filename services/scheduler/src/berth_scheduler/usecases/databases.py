@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from berth_common import dbengines
 from berth_common.bus.consumer import Delivery
 from berth_common.catalogue import (
@@ -61,6 +63,7 @@ from berth_common.db import Transactions, Unit
 from berth_common.images import image_map, resolve_image
 from berth_common.logging import get_logger
 from berth_common.redaction import mask
+from berth_scheduler.adapters import database_runs as runs
 from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
 from berth_scheduler.domain import database_proxy
@@ -99,13 +102,15 @@ class Databases:
 
     async def run(self, msg: RunDatabase | StartDatabase, delivery: Delivery) -> None:
         work = functools.partial(self._up, msg.spec, msg.request_id)
-        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()], msg.spec)
 
     async def restart(self, msg: RestartDatabase, delivery: Delivery) -> None:
         work = functools.partial(self._up, msg.spec, msg.request_id, True)
-        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()])
+        await self._answer(delivery, msg.request_id, _ids(msg.spec), work, [msg.spec.reveal()], msg.spec)
 
     async def stop(self, msg: StopDatabase, delivery: Delivery) -> None:
+        await self._hold(msg.database_id, msg.team_id, msg.request_id)
+
         async def stop() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
             await engine.docker.stop(database_proxy.name(msg.database_id), database_proxy.STOP_TIMEOUT_S)
@@ -119,6 +124,8 @@ class Databases:
         await self._answer(delivery, msg.request_id, (msg.database_id, msg.team_id), stop)
 
     async def remove(self, msg: RemoveDatabase, delivery: Delivery) -> None:
+        await self._hold(msg.database_id, msg.team_id, msg.request_id)
+
         async def remove() -> DatabaseChanged:
             engine = await self._engine(msg.server_id)
             await engine.docker.remove(database_proxy.name(msg.database_id))
@@ -154,6 +161,8 @@ class Databases:
 
         async def record(unit: Unit) -> None:
             await unit.emit(outcome, id=f"database-rotated-{msg.request_id}")
+            ran = spec.model_copy(update={"password": SecretStr(new)}) if outcome.outcome == "succeeded" else spec
+            await runs.record(unit.session, changed, ran, (spec.database_id, spec.team_id, msg.request_id))
             if changed is not None:  # the container was made again (a failed change leaves it as it was)
                 await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
 
@@ -182,6 +191,8 @@ class Databases:
         async def record(unit: Unit) -> None:
             kind = "upgraded" if isinstance(outcome, DatabaseUpgraded) else "upgrade-failed"
             await unit.emit(outcome, id=f"database-{kind}-{msg.request_id}")
+            ran = new if isinstance(outcome, DatabaseUpgraded) else old
+            await runs.record(unit.session, changed, ran, (new.database_id, new.team_id, msg.request_id))
             if changed is not None:
                 await unit.emit(changed, id=f"database-{msg.request_id}-{changed.state}")
 
@@ -213,9 +224,10 @@ class Databases:
         ids: tuple[str, str],
         work: Callable[[], Any],
         secrets: list[str] | None = None,
+        spec: DatabaseSpec | None = None,
     ) -> None:
         """Run ``work`` (one database's commands one at a time) and answer with what it returns, or with
-        ``failed`` and the reason (``secrets`` redacted)."""
+        ``failed`` and the reason (``secrets`` redacted); the answer is recorded with ``spec``, what ran."""
         database_id, team_id = ids
         try:
             async with self._locks[database_id]:
@@ -226,21 +238,31 @@ class Databases:
             answer = self._event(database_id, team_id, request_id, "failed", reason)
 
         async def record(unit: Unit) -> None:
+            await runs.record(unit.session, answer, spec, (*ids, request_id))
             await unit.emit(answer, id=f"database-{request_id}-{answer.state}")
 
         await self.transactions.run(record, delivery=delivery)
         log.info("database changed", database_id=database_id, state=answer.state)
 
-    async def _announce(self, event: DatabaseChanged) -> None:
+    async def _hold(self, database_id: str, team_id: str, request_id: str) -> None:
+        """The database is no longer meant to run (before it is stopped or removed): not started again."""
+
         async def record(unit: Unit) -> None:
-            await unit.emit(event, id=f"database-{event.request_id}-{event.state}")
+            await runs.remember(unit.session, database_id, team_id, request_id, runs.STOPPED)
+
+        await self.transactions.run(record)
+
+    async def _announce(self, event: DatabaseChanged, tag: str = "") -> None:
+        async def record(unit: Unit) -> None:
+            await unit.emit(event, id=f"database-{event.request_id}{tag}-{event.state}")
 
         await self.transactions.run(record)
 
     async def _up(
-        self, spec: DatabaseSpec, request_id: str, restart: bool = False, password: str | None = None
+        self, spec: DatabaseSpec, request_id: str, restart: bool = False, password: str | None = None, tag: str = ""
     ) -> DatabaseChanged:
-        """Make what is missing (image, network, volume, container), start it, and wait until it is ready."""
+        """Make what is missing (image, network, volume, container), start it, and wait until it is ready
+        (``tag``: what tells this start's ``starting`` event from the request's first one)."""
         engine = await self._engine(spec.server_id)
         image = self.image(spec)
         made = dom.container(spec, image, password, self.health)
@@ -261,7 +283,7 @@ class Databases:
             await engine.restart(made.name, dom.STOP_TIMEOUT_S)
         elif not (info.get("State") or {}).get("Running"):
             await engine.docker.start(made.name)
-        await self._announce(self._event(spec.database_id, spec.team_id, request_id, "starting", host=made.name))
+        await self._announce(self._event(spec.database_id, spec.team_id, request_id, "starting", host=made.name), tag)
         creds = dbengines.Credentials(spec.user, password if password is not None else spec.reveal(), spec.database)
         await self._ready(engine, made.name, spec.engine, creds)
         info = await engine.docker.inspect(made.name) or {}

@@ -1,5 +1,7 @@
 """Servers: validates them (``cmd.server.validate``, answered by ``evt.server.validated``) and keeps the
-directory of the servers rollouts run on from ``evt.server.changed`` (``berth_common.fleet``).
+directory of the servers rollouts run on from ``evt.server.changed`` (``berth_common.fleet``), and which of
+them the server watcher reports down (``evt.server.unreachable`` until ``evt.server.back``, or the server's
+removal): those are not contacted meanwhile (``domain/server_state.py``).
 
 The probe (SSH, the Docker socket, the engine, the disk) runs before the transaction, so no database
 connection waits on a slow server; the answer is then emitted in the transaction that records the
@@ -15,11 +17,20 @@ from typing import TYPE_CHECKING
 
 from berth_common import fleet, sealing, ssh_keys
 from berth_common.bus.consumer import Delivery
-from berth_common.catalogue import ServerChanged, ServerCheck, ServerValidated, ValidateServer, sealed_key_aad
+from berth_common.catalogue import (
+    ServerBack,
+    ServerChanged,
+    ServerCheck,
+    ServerUnreachable,
+    ServerValidated,
+    ValidateServer,
+    sealed_key_aad,
+)
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
 from berth_common.records import record_of
-from berth_scheduler.adapters import tables
+from berth_scheduler.adapters import servers_down, tables
+from berth_scheduler.domain import server_state as state
 from berth_scheduler.domain import servers as dom
 
 if TYPE_CHECKING:
@@ -55,7 +66,28 @@ class Servers:
         if await fleet.record_change(unit.session, tables.servers, msg):
             if self._pool is not None:
                 self._pool.forget(msg.server_id)
+            if msg.state == "removed":  # a removed server's outage no longer matters
+                await servers_down.put(unit.session, msg.server_id, None)
             log.info("server directory updated", server_id=msg.server_id, state=msg.state, revision=msg.revision)
+
+    async def unreachable(self, msg: ServerUnreachable, unit: Unit) -> None:
+        """The server watcher reports the server unreachable: deployments stop contacting it."""
+        if msg.server_id is None:
+            return
+        current = await servers_down.get(unit.session, msg.server_id)
+        down = state.after_unreachable(current, msg.server_id, msg.outage_id, msg.down_since, msg.error)
+        await servers_down.put(unit.session, msg.server_id, down)
+        log.warning("server known to be unreachable", server_id=msg.server_id, outage_id=msg.outage_id)
+
+    async def back(self, msg: ServerBack, unit: Unit) -> None:
+        """The server answers again: it is contacted again (its forwarded connection made anew)."""
+        if msg.server_id is None:
+            return
+        current = await servers_down.get(unit.session, msg.server_id)
+        await servers_down.put(unit.session, msg.server_id, state.after_back(current, msg.outage_id))
+        if self._pool is not None:
+            self._pool.forget(msg.server_id)
+        log.info("server back", server_id=msg.server_id, outage_id=msg.outage_id)
 
     async def validate(self, msg: ValidateServer, delivery: Delivery) -> None:
         answer = await self.check(msg)

@@ -62,6 +62,7 @@ class Orchestrator:
         self.sweep_s = 2.0
         self.revive_s = 5.0  # how often the live replicas an engine restart stopped are looked for
         self._revived_at = 0.0
+        self.revivers: list[Callable[[], Awaitable[None]]] = []  # the same pass for more (the databases)
 
     # --- control -----------------------------------------------------------------------------------
 
@@ -89,7 +90,7 @@ class Orchestrator:
             )
         for app in apps:
             task = self._tasks.get(app)
-            if task is None or task.done():
+            if task is None or task.done() or _reviving(task):
                 self.kick(app)
         if time.monotonic() - self._revived_at >= self.revive_s:
             self._revived_at = time.monotonic()
@@ -101,6 +102,11 @@ class Orchestrator:
         restart left exited (``revive.py``); a deployment arriving meanwhile starts at the next sweep."""
         if self._stopping or not self.leading:
             return
+        for reviver in self.revivers:
+            try:
+                await reviver()
+            except Exception as exc:  # the database went away: the next pass tries again
+                log.warning("revival pass failed", error=str(exc))
         async with self.rt.sessionmaker() as s:
             running = await store.applications_with_containers(s)
         for app in running:
@@ -112,6 +118,8 @@ class Orchestrator:
     async def _revive(self, application_id: str) -> None:
         try:
             await revive(self.rt, application_id)
+        except asyncio.CancelledError:  # a deployment of the application came: the next pass looks again
+            log.info("live replicas check given up for a deployment", application_id=application_id)
         except Exception as exc:  # the database went away: the next pass tries again
             log.warning("live replicas not checked", application_id=application_id, error=str(exc))
 
@@ -126,6 +134,9 @@ class Orchestrator:
         if not self.leading:
             return  # inputs are recorded; the leader's sweep picks the deployment up
         task = self._tasks.get(application_id)
+        if task is not None and _reviving(task):  # a revival gives way (a server that hangs holds it up)
+            task.cancel()
+            task = None
         if task is None or task.done():
             self._tasks[application_id] = asyncio.create_task(
                 self._run_app(application_id), name=f"rollout:{application_id}"
@@ -301,3 +312,8 @@ class Orchestrator:
         except RefusedError:
             pass
         return 0.5
+
+
+def _reviving(task: asyncio.Task[None]) -> bool:
+    """Whether the application's task is a revival (``_revive``), which a deployment or removal preempts."""
+    return not task.done() and task.get_name().startswith("revive:")

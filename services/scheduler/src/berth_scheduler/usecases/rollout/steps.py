@@ -37,7 +37,7 @@ from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
-from berth_scheduler.usecases.rollout.unreachable import note_skipped
+from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
 log = get_logger(__name__)
 Waiter = Callable[[float], Awaitable[None]]  # wait for a wake-up, at most this many seconds
@@ -311,7 +311,10 @@ async def stop_old(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> No
         await write(rt, store.adopt_containers, numbers, r.deployment_id)
     own = {c.name for c in await read(rt, store.containers_of, r.deployment_id)}
     servers = await servers_of(rt, r.application_id, spec)
-    skipped: list[str] = []
+    # the servers it leaves are asked first, within the SSH timeout: one that hangs is skipped, not waited for
+    staying = set(placement.servers_in(spec))
+    skipped = await silent(rt, [s for s in servers if s not in staying])
+    servers = [s for s in servers if s not in skipped]
     selector = {labels.APP: r.application_id}
     stopped = await remove_all(
         rt, selector, stop=True, exclude_deployment=r.deployment_id, servers=servers, unreachable=skipped, keep=own

@@ -3,7 +3,9 @@
 A server the new version no longer places anything on has only cleanup left to do: its route removed, its
 old containers stopped. When it does not answer (its SSH or its engine), that cleanup is skipped with a note
 in the deployment's log (its routes and container records stay, so nothing is forgotten), and the move to
-the other servers goes on. The data of its named volumes cannot be copied from it: ``volume_move.py``
+the other servers goes on; a server the server watcher reported unreachable (and not back yet) is not
+asked at all (``domain/server_state.py``), so the deployment does not wait for its SSH timeout, and its
+records stay until it is back (the next deployment cleans them up) or removed. The data of its named volumes cannot be copied from it: ``volume_move.py``
 refuses the move naming each volume, unless the deployment was asked to start them empty
 (``RolloutOptions.abandon_volume_data``).
 """
@@ -22,7 +24,8 @@ log = get_logger(__name__)
 
 
 async def answers(rt: RolloutContext, server: str) -> bool:
-    """Whether the server's engine answers now, through its SSH connection (within the SSH timeout)."""
+    """Whether the server's engine answers now, through its SSH connection (within the SSH timeout; at once
+    False for a server known to be unreachable)."""
     if server == LOCAL:
         return True
     timeout = rt.settings.ssh_timeout_s

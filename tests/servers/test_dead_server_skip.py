@@ -1,0 +1,203 @@
+"""A server the server watcher reported unreachable is skipped at once by the deployments leaving it, end to
+end: the real scheduler, proxy-sync and metrics service (the server watcher: ``evt.server.unreachable`` and
+``evt.server.back``), one namespace test server whose sshd and engine are stopped (SIGSTOP: connections
+hang, as to a machine that is gone).
+
+An app on the server moves to ``local`` while the server hangs: the deployment succeeds with the usual notes
+(its route and old containers there skipped, their records kept) and does not wait for the SSH timeout,
+measured by the deployment's own events. Once the server is back, the next deployment removes what the
+move left there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from berth_common.bus import Bus
+from berth_common.db import make_engine
+from berth_common.db.provision import provision
+from berth_proxy_sync.settings import ProxySyncSettings
+from berth_scheduler.settings import SchedulerSettings
+from tests.metrics.service import metrics_service
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Platform, Scheduler, web_app
+from tests.support.images import busybox_image
+from tests.support.testservers import TestServer, _signal_in, running_servers, server_changed
+
+pytestmark = pytest.mark.slow
+
+SSH_TIMEOUT_S = 6.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[TestServer]:
+    busybox_image()
+    with running_servers(1) as (one,):
+        yield one
+
+
+@pytest.fixture
+async def rig(request, server, nats_server, database, tmp_root, unique) -> AsyncIterator[dict[str, Any]]:
+    """The platform; with the metrics service as the server watcher unless the test's parameter says no."""
+    urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
+    root = tmp_root / f"traefik-dead-{unique}"
+    root.mkdir()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+            server_traefik_root=str(tmp_root / f"servers-{unique}"),
+            server_connect_timeout_s=3.0,
+            server_setup_timeout_s=60.0,
+        )
+    )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key="test-secret",
+            http_port=0,
+            drain_grace_s=0.5,
+            readiness_timeout_s=30,
+            route_timeout_s=60,
+            readiness_interval_s=0.1,
+            ssh_timeout_s=SSH_TIMEOUT_S,
+        )
+    )
+    platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    sid = f"s{unique}"
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    watcher = (
+        metrics_service(
+            nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+        )
+        if getattr(request, "param", True)
+        else contextlib.nullcontext(None)
+    )
+    try:
+        async with watcher as metrics:
+            await api.publish(server_changed(server, sid, team_id="team-1", name="edge-1"))
+            await _until(engine, "SELECT count(*) FROM scheduler.servers", 1)
+            yield {"platform": platform, "sid": sid, "metrics": metrics, "engine": engine}
+    finally:
+        for name in ("sshd", "dockerd"):  # going on, so that the server stops cleanly
+            if name in server.pids:
+                _signal_in(server.name, server.pids[name], signal.SIGCONT)
+        await engine.dispose()
+        await api.close()
+        await platform.close()
+        traefik.stop()
+        with contextlib.suppress(Exception):
+            names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
+            if names:
+                server.docker("rm", "-f", *names)
+
+
+async def _until(engine: Any, query: str, wanted: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = -1
+        with contextlib.suppress(sa.exc.ProgrammingError):  # its migrations may still be running
+            async with engine.connect() as conn:
+                found = (await conn.execute(sa.text(query))).scalar()
+        if found == wanted:
+            return
+        assert time.monotonic() < deadline, f"{query}: {found}, not {wanted}"
+        await asyncio.sleep(0.1)
+
+
+def _seconds(platform: Platform, dep: str) -> float:
+    """From the deployment's admission (its first step after ``queued``: the application's previous work is
+    done) to its end, by the deployment's own events' times."""
+    events = [e for e in platform.of(dep) if e["data"].get("state") != "queued"]
+    times = [datetime.fromisoformat(e["time"]) for e in events]
+    return (max(times) - min(times)).total_seconds()
+
+
+def _lines(platform: Platform, dep: str) -> list[str]:
+    return [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
+
+
+def _spec(content: str, servers: list[str], host: str) -> dict[str, Any]:
+    spec = web_app(busybox_image(), content, host)
+    spec["services"][0]["servers"] = servers
+    return spec
+
+
+async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server) -> None:
+    platform, sid, metrics, engine = rig["platform"], rig["sid"], rig["metrics"], rig["engine"]
+    app_id, host = f"app-{uuid.uuid4().hex[:10]}", f"dead-{uuid.uuid4().hex[:8]}.localhost"
+    first = await platform.deploy(app_id, _spec("v1", [sid], host))
+    done = await platform.wait(first, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
+    assert server.docker("ps", "-q", "--filter", f"label=berth.app={app_id}").split()
+
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    # the server hangs: its sshd and its engine stopped; the watcher reports it
+    for name in ("sshd", "dockerd"):
+        _signal_in(server.name, server.pids[name], signal.SIGSTOP)
+    await _until(engine, f"SELECT count(*) FROM scheduler.servers_down WHERE server_id = '{sid}'", 1, 60)
+    (reported,) = [e for e in metrics.events if e["type"] == "evt.server.unreachable"]
+    assert reported["data"]["server_id"] == sid
+
+    moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
+    done = await platform.wait(moved, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
+    took = _seconds(platform, moved)
+    print(f"\nmoved off the hanging server in {took:.2f}s (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    timeline = [(e["time"][11:23], e["data"].get("step"), e["data"].get("detail")) for e in platform.of(moved)]
+    assert took < SSH_TIMEOUT_S / 2, (took, timeline)
+    lines = _lines(platform, moved)
+    assert any(f"server {sid} does not answer: route(s)" in line and "cleanup is skipped" in line for line in lines)
+    assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
+
+    # back: the next deployment removes what the move left there
+    for name in ("sshd", "dockerd"):
+        _signal_in(server.name, server.pids[name], signal.SIGCONT)
+    await _until(engine, "SELECT count(*) FROM scheduler.servers_down", 0, 60)
+    assert [e["data"]["server_id"] for e in metrics.events if e["type"] == "evt.server.back"] == [sid]
+    again = await platform.deploy(app_id, _spec("v3", ["local"], host))
+    done = await platform.wait(again, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(again))
+    assert not any("does not answer" in line for line in _lines(platform, again)), _lines(platform, again)
+    assert not server.docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout(rig, server) -> None:
+    """With no server watcher, a deployment leaving a server that hangs asks it once, within the SSH timeout
+    (twice: route removal, then its old containers), and skips its cleanup with the same notes; the engine's
+    own call timeout (60 s a call) is never waited for."""
+    platform, sid = rig["platform"], rig["sid"]
+    app_id, host = f"app-{uuid.uuid4().hex[:10]}", f"hang-{uuid.uuid4().hex[:8]}.localhost"
+    first = await platform.deploy(app_id, _spec("v1", [sid], host))
+    done = await platform.wait(first, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    for name in ("sshd", "dockerd"):
+        _signal_in(server.name, server.pids[name], signal.SIGSTOP)
+    moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
+    done = await platform.wait(moved, timeout=180)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
+    took = _seconds(platform, moved)
+    print(f"\nmoved off the hanging, unreported server in {took:.2f}s (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    timeline = [(e["time"][11:23], e["data"].get("step"), e["data"].get("detail")) for e in platform.of(moved)]
+    assert took < 5 * SSH_TIMEOUT_S, (took, timeline)
+    lines = _lines(platform, moved)
+    assert any(f"server {sid} does not answer: route(s)" in line for line in lines), lines
+    assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
