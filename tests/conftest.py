@@ -66,6 +66,8 @@ LONG_FILES_S = {
     "tests/scheduler/test_cron_jobs.py": 40,
     "tests/servers/test_volume_move.py": 90,
     "tests/servers/test_drain_moves.py": 110,
+    "tests/scheduler/test_database_revival.py": 75,
+    "tests/servers/test_dead_server_skip.py": 55,
     "tests/scheduler/test_port_routes_docker.py": 20,
     "tests/e2e/test_compose_deploy.py": 40,
     "tests/scheduler/test_backup_worker.py": 40,
