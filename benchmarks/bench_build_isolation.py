@@ -96,7 +96,7 @@ def timeline(samples: list[list[Any]], step_s: float = 5.0) -> list[list[Any]]:
 
 async def measure(platform: BerthUp, root: Path) -> dict[str, Any]:
     api = Api(platform)
-    events = await EventLog(platform.nats_url).start()
+    events = await EventLog(platform.events_url).start()
     load: LoadProcess | None = None
     try:
         env_id = await api.environment(f"bench-isolation-{os.getpid()}")
