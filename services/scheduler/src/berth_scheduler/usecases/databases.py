@@ -66,7 +66,7 @@ from berth_common.redaction import mask
 from berth_scheduler.adapters import database_runs as runs
 from berth_scheduler.adapters.db_engine import DatabaseEngine, wait_ready
 from berth_scheduler.adapters.docker import host_port_of
-from berth_scheduler.domain import database_proxy
+from berth_scheduler.domain import database_events, database_proxy
 from berth_scheduler.domain import databases as dom
 from berth_scheduler.domain.database_health import HealthTiming
 from berth_scheduler.domain.routing import LOCAL
@@ -177,11 +177,13 @@ class Databases:
                 await self._image_on(await self._engine(new.server_id), new.server_id, self.image(new))
             except Exception as exc:  # the old container was not touched
                 reason = f"the image of {new.version} is not available: {_reason(exc)}"
-                outcome = _upgrade_failed(msg, reason, running=old.version)
+                outcome = database_events.upgrade_failed(msg, reason, running=old.version)
             else:
                 try:
                     changed = await self._up(new, msg.request_id)
-                    outcome = DatabaseUpgraded.model_validate({**_upgrade_ids(msg), "image": self.image(new)})
+                    outcome = DatabaseUpgraded.model_validate(
+                        {**database_events.upgrade_ids(msg), "image": self.image(new)}
+                    )
                 except Exception as exc:
                     changed, outcome = await self._roll_back(msg, old, _reason(exc))
         if isinstance(outcome, DatabaseUpgradeFailed):
@@ -211,9 +213,9 @@ class Databases:
             again = mask(_reason(exc), secrets)
             reason = f"{to} did not start: {why}; {old.version} did not start again either: {again}"
             failed = self._event(old.database_id, old.team_id, msg.request_id, "failed", reason)
-            return failed, _upgrade_failed(msg, reason)
+            return failed, database_events.upgrade_failed(msg, reason)
         reason = f"{to} did not start, {old.version} runs again on the same data: {why}"
-        return changed, _upgrade_failed(msg, reason, running=old.version, rolled_back=True)
+        return changed, database_events.upgrade_failed(msg, reason, running=old.version, rolled_back=True)
 
     # --- the work --------------------------------------------------------------------------------
 
@@ -355,49 +357,11 @@ class Databases:
             reason = mask(_reason(exc), [old, new])
             return self._event(spec.database_id, spec.team_id, request_id, "failed", reason)
 
-    @staticmethod
-    def _event(
-        database_id: str,
-        team_id: str,
-        request_id: str,
-        state: str,
-        reason: str = "",
-        host: str | None = None,
-        port: int | None = None,
-    ) -> DatabaseChanged:
-        return DatabaseChanged.model_validate(
-            {
-                "database_id": database_id,
-                "team_id": team_id,
-                "request_id": request_id,
-                "state": state,
-                "reason": reason[:2000],
-                "host": host,
-                "port": port,
-            }
-        )
+    _event = staticmethod(database_events.changed)
 
 
 def _ids(spec: DatabaseSpec) -> tuple[str, str]:
     return spec.database_id, spec.team_id
-
-
-def _upgrade_ids(msg: UpgradeDatabase) -> dict[str, str]:
-    spec = msg.spec
-    return {
-        "database_id": spec.database_id,
-        "team_id": spec.team_id,
-        "request_id": msg.request_id,
-        "from_version": msg.from_version,
-        "to_version": spec.version,
-    }
-
-
-def _upgrade_failed(
-    msg: UpgradeDatabase, reason: str, *, running: str | None = None, rolled_back: bool = False
-) -> DatabaseUpgradeFailed:
-    values = {"reason": reason[:2000], "running_version": running, "rolled_back": rolled_back}
-    return DatabaseUpgradeFailed.model_validate({**_upgrade_ids(msg), **values})
 
 
 def _reason(exc: Exception) -> str:
