@@ -18,9 +18,13 @@ from tests.proxy.support import API_PASSWORD, api_request
 STATIC = {
     "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
     "entryPoints": {
-        "web": {"address": "127.0.0.1:18080", "http": {"aliasHeadersStrategy": "delete"}},
+        "web": {
+            "address": "127.0.0.1:18080",
+            "http": {"aliasHeadersStrategy": "delete", "middlewares": ["berth-body-read@file"]},
+        },
         "traefik": {"address": "127.0.0.1:18081", "http": {"aliasHeadersStrategy": "delete"}},
     },
+    "experimental": {"localPlugins": {"berthbodyread": {"moduleName": "github.com/berth/bodyread"}}},
     "providers": {"providersThrottleDuration": "50ms", "file": {"directory": "/d", "watch": True}},
     "serversTransport": {"forwardingTimeouts": {"idleConnTimeout": "1s"}},
     "api": {"dashboard": False},
