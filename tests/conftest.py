@@ -231,7 +231,7 @@ def nats_server(tmp_root: Path, unique: str) -> Iterator[NatsServer]:
     data.mkdir()
     server = NatsServer(data).start()
     yield server
-    server.stop()
+    server.kill()  # its store is not needed again: no graceful JetStream shutdown (NatsServer.kill)
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def module_nats_server(tmp_root: Path) -> Iterator[NatsServer]:
     data.mkdir()
     server = NatsServer(data).start()
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,17 +17,27 @@ from typing import Any
 
 import pytest
 
+from berth_common.db.provision import provision
 from tests.api.conftest import (  # noqa: F401  (fixtures)
     api,
     api_settings,
-    api_urls,
+    api_template,
     client,
     identities,
     members,
     scheduler,
 )
+from tests.support.procs import Postgres, create_database
 
 BERTH = str(Path(sys.executable).parent / "berth")
+
+
+@pytest.fixture
+async def api_urls(postgres: Postgres, api_template: str) -> dict[str, str]:  # noqa: F811
+    """The api's database: a copy of the api tests' migrated template (``api_template``), apart from this
+    directory's ``database`` (a fresh, empty one, which tests fill with schemas of their own)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    return await provision(await create_database(postgres.admin_url, name, template=api_template), "test-secret")
 
 
 @dataclass(frozen=True)

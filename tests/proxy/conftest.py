@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -9,6 +10,20 @@ import pytest
 from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
 from tests.proxy.support import ProxySync, RouteClient, Traefik, Upstream
+from tests.support.procs import Postgres, create_database, migrated_template
+
+
+@pytest.fixture(scope="session")
+async def proxy_template(postgres: Postgres) -> str:
+    """A database with proxy-sync provisioned and migrated (``migrated_template``)."""
+    return await migrated_template(postgres.admin_url, ("proxy-sync",))
+
+
+@pytest.fixture
+async def database(postgres: Postgres, proxy_template: str) -> str:
+    """A database for one proxy test: a copy of ``proxy_template`` (the proxy-sync it starts migrates nothing);
+    the migrations themselves are tested on ``empty_database``."""
+    return await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}", template=proxy_template)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,7 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.domain.readiness import ReadinessConfig
 from tests.scheduler.images import busybox_image
+from tests.support.procs import Postgres, create_database, migrated_template
 
 
 def _docker_ok() -> bool:
@@ -58,6 +60,19 @@ async def readiness(docker: DockerExecutor) -> AsyncIterator[ReadinessChecker]:
     checker = ReadinessChecker(docker, ReadinessConfig(interval_s=0.1, attempt_timeout_s=1.0, worker_settle_s=0.5))
     yield checker
     await checker.close()
+
+
+@pytest.fixture(scope="session")
+async def scheduler_template(postgres: Postgres) -> str:
+    """A database with the scheduler and proxy-sync provisioned and migrated (``migrated_template``)."""
+    return await migrated_template(postgres.admin_url, ("scheduler", "proxy-sync"))
+
+
+@pytest.fixture
+async def database(postgres: Postgres, scheduler_template: str) -> str:
+    """A database for one scheduler test: a copy of ``scheduler_template`` (the scheduler and proxy-sync the
+    test starts find their schemas at head). Other schemas a test makes on it are its own."""
+    return await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}", template=scheduler_template)
 
 
 @pytest.fixture

@@ -142,6 +142,13 @@ class NatsServer:
         if self.proc:
             self.proc.stop()
 
+    def kill(self) -> None:
+        """End the server at once (SIGKILL), for a fixture whose store is thrown away after it: a graceful stop
+        shuts JetStream down stream by stream, about 10 ms each (a third of a second once services declared
+        theirs), and a test that needs the store again restarts the server with ``stop``."""
+        if self.proc:
+            self.proc.kill()
+
 
 @dataclass
 class Postgres:
@@ -202,3 +209,28 @@ async def create_database(admin_url: str, name: str, template: str | None = None
 
 def run_sync(coro: object) -> object:
     return asyncio.get_event_loop().run_until_complete(coro)  # type: ignore[arg-type]
+
+
+async def migrated_template(admin_url: str, services: tuple[str, ...], secret_key: str = "test-secret") -> str:
+    """A new database where ``services`` are provisioned (roles, schemas) and migrated to head; its name.
+
+    Tests copy it (``create_database(..., template=name)``) instead of running every revision again in each
+    test's services at their start (at start, a service finds its schema at head and migrates nothing). The
+    migrations themselves are tested from empty databases (``empty_database``)."""
+    import importlib
+    import uuid
+
+    from berth_common.db import make_engine
+    from berth_common.db.migrate import run_migrations
+    from berth_common.db.provision import provision, schema_for
+
+    name = f"tmpl_{uuid.uuid4().hex[:12]}"
+    urls = await provision(await create_database(admin_url, name), secret_key, services)
+    for service in services:
+        versions = importlib.import_module(f"berth_{service.replace('-', '_')}.bootstrap").VERSIONS
+        engine = make_engine(urls[service], schema_for(service))
+        try:
+            await run_migrations(engine, schema_for(service), versions)
+        finally:
+            await engine.dispose()
+    return name
