@@ -133,8 +133,8 @@ def test_hosts_name_the_web_services_and_their_ports() -> None:
         "plausible-events-db": ("web", 8123, [], "/ping"),
     }
     assert _refusal((DATA / "plausible.yml").read_text(), hosts=[HostMap("nope", 80)]).spot == "hosts/0/service"
-    two = [HostMap("plausible", 8000), HostMap("plausible", 9000)]  # a second port needs a host of its own
-    assert _refusal((DATA / "plausible.yml").read_text(), hosts=two).spot == "hosts/1/host"
+    two = [HostMap("plausible", 8000), HostMap("plausible", 9000)]  # a second port: one the service declares
+    assert _refusal((DATA / "plausible.yml").read_text(), hosts=two).spot == "hosts/1/port"
 
 
 def test_the_default_host_goes_to_the_first_service_with_a_port_in_file_order() -> None:

@@ -76,3 +76,52 @@ async def test_slow_query_does_not_hold_up_others(nats_server):
     finally:
         await server.close(timeout=2)
         await client.close(timeout=2)
+
+
+async def test_a_waiting_handler_does_not_hold_up_a_message_fetched_after_it(nats_server):
+    """With concurrency > 1 the consumer keeps fetching while handlers run: a message published while the
+    first one's handler waits (fetched alone, as on a quiet bus) is handled meanwhile. Before, the next
+    fetch came only once the whole fetched batch was handled."""
+    producer = await connected_bus("scheduler", nats_server.url)
+    consumer = await connected_bus("api", nats_server.url)
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def handler(msg: ServicePinged, d: Delivery) -> None:
+        if msg.nonce == "blocked":
+            await release.wait()
+        done.append(msg.nonce)
+
+    try:
+        await consumer.consume(ServicePinged, handler, concurrency=4)
+        await producer.publish(ServicePinged(nonce="blocked", service="scheduler"))
+        await asyncio.sleep(0.5)  # fetched and waiting, alone in its batch
+        await producer.publish(ServicePinged(nonce="later", service="scheduler"))
+        await wait_until(lambda: done == ["later"], timeout=5)
+        release.set()
+        await wait_until(lambda: done == ["later", "blocked"], timeout=5)
+    finally:
+        release.set()
+        await consumer.close(timeout=5)
+        await producer.close(timeout=2)
+
+
+async def test_a_consumer_stopping_lets_its_handlers_in_flight_finish(nats_server):
+    producer = await connected_bus("scheduler", nats_server.url)
+    consumer = await connected_bus("api", nats_server.url)
+    done: list[str] = []
+
+    async def handler(msg: ServicePinged, d: Delivery) -> None:
+        await asyncio.sleep(0.5)
+        done.append(msg.nonce)
+
+    try:
+        await consumer.consume(ServicePinged, handler, concurrency=4)
+        for i in range(3):
+            await producer.publish(ServicePinged(nonce=f"s{i}", service="scheduler"))
+            await asyncio.sleep(0.1)  # three fetches, three batches in flight
+    finally:
+        await asyncio.sleep(0.1)
+        await consumer.close(timeout=5)
+        await producer.close(timeout=2)
+    assert sorted(done) == ["s0", "s1", "s2"]

@@ -116,6 +116,7 @@ class Consumer:
     deliver_new_only: bool = False
     _task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _in_flight: int = 0  # messages fetched and not finished (concurrency > 1)
 
     @property
     def name(self) -> str:
@@ -187,21 +188,47 @@ class Consumer:
         return self._task is not None and not self._task.done()
 
     async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                msgs = await self._psub.fetch(self.batch, timeout=self.fetch_wait_s)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection hiccups: the client reconnects by itself
-                if self._stopping.is_set():
-                    break
-                log.warning("fetch failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(0.5)
-                await self._recover()
-                continue
-            await self._handle_batch(msgs)
+        """Fetch and handle. One at a time, a batch is handled before the next fetch. With ``concurrency``
+        > 1, fetching goes on while handlers run, as long as fewer than ``concurrency`` messages are in
+        flight: a handler that waits (a route whose lock another transaction holds) never holds up a
+        message fetched after it."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                room = self.batch
+                if self.concurrency > 1:
+                    room = min(self.batch, self.concurrency - self._in_flight)
+                    if room <= 0:
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                try:
+                    msgs = await self._psub.fetch(room, timeout=self.fetch_wait_s)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # connection hiccups: the client reconnects by itself
+                    if self._stopping.is_set():
+                        break
+                    log.warning("fetch failed", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(0.5)
+                    await self._recover()
+                    continue
+                if self.concurrency == 1:
+                    await self._handle_batch(msgs)
+                    continue
+                self._in_flight += len(msgs)
+                task = asyncio.create_task(self._handle_batch(msgs), name=f"consumer-batch:{self.name}")
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if running:  # stopping: the handlers in flight finish (what has not started is handed back)
+                await asyncio.gather(*running, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in list(running):
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            raise
 
     async def _recover(self) -> None:
         """After a failed fetch: if the durable (or its stream) is gone from the server, put it back.
@@ -245,6 +272,8 @@ class Consumer:
                 finally:
                     with contextlib.suppress(ValueError):
                         waiting.remove(msg)
+                    if self.concurrency > 1:
+                        self._in_flight -= 1
 
         try:
             if self.concurrency == 1:
