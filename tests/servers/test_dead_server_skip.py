@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +31,7 @@ from berth_scheduler.settings import SchedulerSettings
 from tests.metrics.service import metrics_service
 from tests.proxy.support import ProxySync, Traefik
 from tests.scheduler.platform import Platform, Scheduler, web_app
-from tests.support.images import busybox_image
+from tests.support.images import DOCKER, busybox_image
 from tests.support.testservers import TestServer, _signal_in, running_servers, server_changed
 
 pytestmark = pytest.mark.slow
@@ -133,15 +134,27 @@ def _lines(platform: Platform, dep: str) -> list[str]:
     return [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
 
 
+@pytest.fixture
+def app_id() -> Iterator[str]:
+    """A fresh application id; its containers on this machine's engine (where it moves) are removed after."""
+    app = f"app-{uuid.uuid4().hex[:10]}"
+    yield app
+    ids = subprocess.run(
+        [DOCKER, "ps", "-aq", "--filter", f"label=berth.app={app}"], capture_output=True, text=True
+    ).stdout.split()
+    if ids:
+        subprocess.run([DOCKER, "rm", "-f", *ids], capture_output=True, check=False)
+
+
 def _spec(content: str, servers: list[str], host: str) -> dict[str, Any]:
     spec = web_app(busybox_image(), content, host)
     spec["services"][0]["servers"] = servers
     return spec
 
 
-async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server) -> None:
+async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server, app_id) -> None:
     platform, sid, metrics, engine = rig["platform"], rig["sid"], rig["metrics"], rig["engine"]
-    app_id, host = f"app-{uuid.uuid4().hex[:10]}", f"dead-{uuid.uuid4().hex[:8]}.localhost"
+    host = f"dead-{uuid.uuid4().hex[:8]}.localhost"
     first = await platform.deploy(app_id, _spec("v1", [sid], host))
     done = await platform.wait(first, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
@@ -179,12 +192,12 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
 
 
 @pytest.mark.parametrize("rig", [False], indirect=True)
-async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout(rig, server) -> None:
+async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout(rig, server, app_id) -> None:
     """With no server watcher, a deployment leaving a server that hangs asks it once, within the SSH timeout
     (twice: route removal, then its old containers), and skips its cleanup with the same notes; the engine's
     own call timeout (60 s a call) is never waited for."""
     platform, sid = rig["platform"], rig["sid"]
-    app_id, host = f"app-{uuid.uuid4().hex[:10]}", f"hang-{uuid.uuid4().hex[:8]}.localhost"
+    host = f"hang-{uuid.uuid4().hex[:8]}.localhost"
     first = await platform.deploy(app_id, _spec("v1", [sid], host))
     done = await platform.wait(first, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
