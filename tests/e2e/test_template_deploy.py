@@ -5,10 +5,8 @@ template is a document as the import answers it (``POST /v1/templates/deploy``),
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -70,50 +68,27 @@ def env_of(app_id: str, service: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in json.loads(inspect.stdout)[0]["Config"]["Env"])
 
 
-@contextlib.asynccontextmanager
-async def _clients(platform) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, list[str]]]:
-    """(the REST API as admin, Traefik's web entry point, the application ids to delete at the end)."""
+async def test_a_templates_generated_secrets_reach_its_containers_and_nothing_else(platform):
     token = platform.paths.admin_token.read_text().strip()
     api = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
-    made: list[str] = []
+    app_id = None
     try:
-        yield api, proxy, made
-    finally:
-        for app_id in made:
-            await api.delete(f"/v1/applications/{app_id}")
-        await api.aclose()
-        await proxy.aclose()
-
-
-async def _from_template(api: httpx.AsyncClient, made: list[str], project: str, name: str, doc: str) -> dict:
-    """The application a template makes in a new project (recorded in ``made``)."""
-    r = await api.post("/v1/projects", json={"name": project})
-    assert r.status_code == 201, r.text
-    body = {"environment_id": r.json()["environments"][0]["id"], "name": name, "document": doc}
-    r = await api.post("/v1/templates/deploy", json=body)
-    assert r.status_code == 201, r.text
-    made.append(r.json()["id"])
-    return dict(r.json())
-
-
-async def _deployed(api: httpx.AsyncClient, app_id: str) -> dict:
-    """The application's deployment, ended and succeeded."""
-    r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
-    assert r.status_code == 202, r.text
-    done = await wait_deployment(api, r.json()["id"])
-    assert done["status"] == "succeeded", done.get("reason")
-    return dict(done)
-
-
-async def test_a_templates_generated_secrets_reach_its_containers_and_nothing_else(platform):
-    async with _clients(platform) as (api, proxy, made):
-        app = await _from_template(api, made, "tpl", "stack", document(busybox_image()))
+        r = await api.post("/v1/projects", json={"name": "tpl"})
+        assert r.status_code == 201, r.text
+        env_id = r.json()["environments"][0]["id"]
+        body = {"environment_id": env_id, "name": "stack", "document": document(busybox_image())}
+        r = await api.post("/v1/templates/deploy", json=body)
+        assert r.status_code == 201, r.text
+        app = r.json()
         app_id = app["id"]
         host = app["services"][0]["hosts"][0]
-        done = await _deployed(api, app_id)
+        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
+        assert r.status_code == 202, r.text
+        done = await wait_deployment(api, r.json()["id"])
+        assert done["status"] == "succeeded", done.get("reason")
 
         password = env_of(app_id, "db")["POSTGRES_PASSWORD"]
         assert len(password) == 24
@@ -131,6 +106,11 @@ async def test_a_templates_generated_secrets_reach_its_containers_and_nothing_el
         logs = "".join(p.read_text(errors="replace") for p in platform.paths.logs.glob("*.log"))
         for secret in (password, web["API_KEY"]):
             assert all(secret not in text for text in shown) and secret not in logs
+    finally:
+        if app_id:
+            await api.delete(f"/v1/applications/{app_id}")
+        await api.aclose()
+        await proxy.aclose()
 
 
 TWO_PORTS = (
@@ -162,14 +142,34 @@ compose: |
 async def test_a_template_routes_two_ports_of_one_service_on_two_generated_hosts(platform):
     """The second domain variable of one service, at another port, is that port's own generated host: both
     hosts served through Traefik by the one container (no forwarder), the template's value naming it."""
-    async with _clients(platform) as (api, proxy, made):
-        app = await _from_template(api, made, "tpl-ports", "ports", two_ports(busybox_image()))
+    token = platform.paths.admin_token.read_text().strip()
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{platform.ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
+    app_id = None
+    try:
+        r = await api.post("/v1/projects", json={"name": "tpl-ports"})
+        assert r.status_code == 201, r.text
+        env_id = r.json()["environments"][0]["id"]
+        body = {"environment_id": env_id, "name": "ports", "document": two_ports(busybox_image())}
+        r = await api.post("/v1/templates/deploy", json=body)
+        assert r.status_code == 201, r.text
+        app = r.json()
         app_id = app["id"]
         (store,) = app["services"]
         own, console = store["hosts"]
         assert own.startswith("store-ports-") and console.startswith("store-9001-ports-"), store["hosts"]
-        await _deployed(api, app_id)
+        r = await api.post(f"/v1/applications/{app_id}/deployments", json={"options": {"drain_grace_s": 0.5}})
+        assert r.status_code == 202, r.text
+        done = await wait_deployment(api, r.json()["id"])
+        assert done["status"] == "succeeded", done.get("reason")
         assert env_of(app_id, "store")["CONSOLE_URL"] == f"https://{console}"
         for host, text in ((own, "api"), (console, "console")):
             served = await proxy.get("/", headers={"Host": host})
             assert (served.status_code, served.text.strip()) == (200, text), host
+    finally:
+        if app_id:
+            await api.delete(f"/v1/applications/{app_id}")
+        await api.aclose()
+        await proxy.aclose()
