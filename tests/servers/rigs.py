@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -89,28 +88,4 @@ async def until_count(engine: Any, query: str, wanted: int, timeout: float = 20)
         if found == wanted:
             return
         assert time.monotonic() < deadline, f"{query}: {found}, not {wanted}"
-        await asyncio.sleep(0.1)
-
-
-def answer(address: str, host: str, path: str = "/", *, port: int = 80, timeout: float = 5) -> tuple[int, str]:
-    """``GET path`` with ``Host: host`` on ``address:port``: (status, body stripped), or (-1, the error)."""
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(errors="replace").strip()
-    except Exception as exc:
-        return -1, str(exc)
-    finally:
-        conn.close()
-
-
-async def served(address: str, host: str, content: str, timeout: float = 30) -> None:
-    """Wait until ``host`` on ``address`` answers 200 with ``content``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await asyncio.to_thread(answer, address, host)
-        if got == (200, content):
-            return
-        assert time.monotonic() < deadline, f"{host} on {address}: {got}, expected {content}"
         await asyncio.sleep(0.1)

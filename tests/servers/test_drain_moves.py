@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import subprocess
 import threading
 import time
@@ -27,11 +28,22 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.conftest import make_app
-from tests.servers.rigs import answer
 from tests.servers.test_volume_move import _add_servers, _deployed, _served, _service, rig, servers  # noqa: F401
 from tests.support.images import busybox_image
 
 pytestmark = pytest.mark.slow
+
+
+def _get(port: int, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", "/note", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace").strip()
+    except Exception as exc:
+        return -1, str(exc)
+    finally:
+        conn.close()
 
 
 class LocalPoller:
@@ -45,7 +57,7 @@ class LocalPoller:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.seen.append(answer("127.0.0.1", self.host, "/note", port=self.port, timeout=3))
+            self.seen.append(_get(self.port, self.host))
             time.sleep(0.01)
 
     def start(self) -> LocalPoller:
@@ -60,7 +72,7 @@ class LocalPoller:
 
 async def _served_locally(port: int, host: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
-    while (got := await asyncio.to_thread(answer, "127.0.0.1", host, "/note", port=port, timeout=3))[0] != 200:
+    while (got := await asyncio.to_thread(_get, port, host))[0] != 200:
         assert time.monotonic() < deadline, got
         await asyncio.sleep(0.1)
     return got[1]

@@ -7,6 +7,9 @@ running version keeps serving both hosts."""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from berth_common.db.provision import provision
 from berth_scheduler.domain import names
 from tests.scheduler.platform import Platform
 from tests.scheduler.test_port_routes_docker import _spec
-from tests.servers.rigs import served, server_platform, until_count
+from tests.servers.rigs import server_platform, until_count
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers, server_changed
 
@@ -32,6 +35,28 @@ def server() -> Iterator[TestServer]:
     with running_servers(1) as [one]:
         one.load_image(busybox_image())
         yield one
+
+
+def _get(address: str, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(address, 80, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace").strip()
+    except Exception as exc:
+        return -1, str(exc)
+    finally:
+        conn.close()
+
+
+async def _served(address: str, host: str, content: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await asyncio.to_thread(_get, address, host)
+        if got == (200, content):
+            return
+        assert time.monotonic() < deadline, f"{host} on {address}: {got}, expected {content}"
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -61,8 +86,8 @@ async def test_a_second_port_on_a_remote_server_is_checked_ready_and_routed(remo
     first = await platform.deploy(app_id, spec)
     done = await platform.wait(first, timeout=240)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
-    await served(server.address, API, "api")
-    await served(server.address, CONSOLE, "console")
+    await _served(server.address, API, "api")
+    await _served(server.address, CONSOLE, "console")
     own = names.route_id(app_id, "store")
     container = names.container_name("files", "store", first, 1)
     for route_id, port in ((own, 8080), (f"{own}_9001", 9001)):
@@ -77,7 +102,7 @@ async def test_a_second_port_on_a_remote_server_is_checked_ready_and_routed(remo
     done = await platform.wait(second, timeout=120)
     assert done["type"] == "evt.deployment.failed", done
     assert "port 9001 gave no HTTP answer to GET /" in done["data"]["reason"], done
-    await served(server.address, API, "api")  # the running version keeps serving both hosts
-    await served(server.address, CONSOLE, "console")
+    await _served(server.address, API, "api")  # the running version keeps serving both hosts
+    await _served(server.address, CONSOLE, "console")
     running = server.docker("ps", "--filter", f"label=berth.app={app_id}", "--format", "{{.Names}}").split()
     assert running == [container]

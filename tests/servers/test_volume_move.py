@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,7 +34,7 @@ import sqlalchemy as sa
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from tests.api.conftest import bearer, make_app
-from tests.servers.rigs import answer, server_platform
+from tests.servers.rigs import server_platform
 from tests.support.fleet_platform import api_on
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
@@ -131,9 +132,21 @@ async def _deployed(client: httpx.AsyncClient, admin: dict, dep: str, timeout: f
         await asyncio.sleep(0.2)
 
 
+def _get(address: str, host: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(address, 80, timeout=3)
+    try:
+        conn.request("GET", "/note", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace").strip()
+    except Exception as exc:
+        return -1, str(exc)
+    finally:
+        conn.close()
+
+
 async def _served(address: str, host: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
-    while (got := await asyncio.to_thread(answer, address, host, "/note", timeout=3))[0] != 200:
+    while (got := await asyncio.to_thread(_get, address, host))[0] != 200:
         assert time.monotonic() < deadline, f"{address}: {got}"
         await asyncio.sleep(0.1)
     return got[1]
@@ -157,7 +170,7 @@ class Poller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             for name, address in self.addresses.items():
-                status, body = answer(address, self.host, "/note", timeout=3)
+                status, body = _get(address, self.host)
                 self.seen.append((time.monotonic(), name, status, body))
             time.sleep(0.01)
 
