@@ -14,19 +14,23 @@ import asyncio
 import contextlib
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from berth_common.bus import Bus
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
+from berth_proxy_sync.settings import ProxySyncSettings
+from berth_scheduler.settings import SchedulerSettings
 from tests.metrics.service import metrics_service
-from tests.scheduler.platform import Platform, web_app
-from tests.servers.rigs import server_platform, until_count
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Platform, Scheduler, web_app
 from tests.support.images import DOCKER, busybox_image
 from tests.support.testservers import TestServer, _signal_in, running_servers, server_changed
 
@@ -46,43 +50,76 @@ def server() -> Iterator[TestServer]:
 async def rig(request, server, nats_server, database, tmp_root, unique) -> AsyncIterator[dict[str, Any]]:
     """The platform; with the metrics service as the server watcher unless the test's parameter says no."""
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
-    platform_at = server_platform(
-        nats_server.url,
-        urls,
-        tmp_root,
-        unique,
-        [server],
-        name="dead",
-        readiness_timeout_s=30,
-        ssh_timeout_s=SSH_TIMEOUT_S,
-    )
-    async with platform_at as platform:
-        sid = f"s{unique}"
-        api = Bus("api", nats_server.url)
-        await api.connect()
-        engine = make_engine(urls["scheduler"], "scheduler")
-        watcher = (
-            metrics_service(
-                nats_server.url,
-                database,
-                metrics_server_down_after=2,
-                metrics_ssh_timeout_s=2.0,
-                secret_key="test-secret",
-            )
-            if getattr(request, "param", True)
-            else contextlib.nullcontext(None)
+    root = tmp_root / f"traefik-dead-{unique}"
+    root.mkdir()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+            server_traefik_root=str(tmp_root / f"servers-{unique}"),
+            server_connect_timeout_s=3.0,
+            server_setup_timeout_s=60.0,
         )
-        try:
-            async with watcher as metrics:
-                await api.publish(server_changed(server, sid, team_id="team-1", name="edge-1"))
-                await until_count(engine, "SELECT count(*) FROM scheduler.servers", 1)
-                yield {"platform": platform, "sid": sid, "metrics": metrics, "engine": engine}
-        finally:
-            for name in ("sshd", "dockerd"):  # going on, so that the server stops cleanly
-                if name in server.pids:
-                    _signal_in(server.name, server.pids[name], signal.SIGCONT)
-            await engine.dispose()
-            await api.close()
+    )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key="test-secret",
+            http_port=0,
+            drain_grace_s=0.5,
+            readiness_timeout_s=30,
+            route_timeout_s=60,
+            readiness_interval_s=0.1,
+            ssh_timeout_s=SSH_TIMEOUT_S,
+        )
+    )
+    platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    sid = f"s{unique}"
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    watcher = (
+        metrics_service(
+            nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+        )
+        if getattr(request, "param", True)
+        else contextlib.nullcontext(None)
+    )
+    try:
+        async with watcher as metrics:
+            await api.publish(server_changed(server, sid, team_id="team-1", name="edge-1"))
+            await _until(engine, "SELECT count(*) FROM scheduler.servers", 1)
+            yield {"platform": platform, "sid": sid, "metrics": metrics, "engine": engine}
+    finally:
+        for name in ("sshd", "dockerd"):  # going on, so that the server stops cleanly
+            if name in server.pids:
+                _signal_in(server.name, server.pids[name], signal.SIGCONT)
+        await engine.dispose()
+        await api.close()
+        await platform.close()
+        traefik.stop()
+        with contextlib.suppress(Exception):
+            names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
+            if names:
+                server.docker("rm", "-f", *names)
+
+
+async def _until(engine: Any, query: str, wanted: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = -1
+        with contextlib.suppress(sa.exc.ProgrammingError):  # its migrations may still be running
+            async with engine.connect() as conn:
+                found = (await conn.execute(sa.text(query))).scalar()
+        if found == wanted:
+            return
+        assert time.monotonic() < deadline, f"{query}: {found}, not {wanted}"
+        await asyncio.sleep(0.1)
 
 
 def _seconds(platform: Platform, dep: str) -> float:
@@ -127,7 +164,7 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     # the server hangs: its sshd and its engine stopped; the watcher reports it
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGSTOP)
-    await until_count(engine, f"SELECT count(*) FROM scheduler.servers_down WHERE server_id = '{sid}'", 1, 60)
+    await _until(engine, f"SELECT count(*) FROM scheduler.servers_down WHERE server_id = '{sid}'", 1, 60)
     (reported,) = [e for e in metrics.events if e["type"] == "evt.server.unreachable"]
     assert reported["data"]["server_id"] == sid
 
@@ -145,7 +182,7 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     # back: the next deployment removes what the move left there
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGCONT)
-    await until_count(engine, "SELECT count(*) FROM scheduler.servers_down", 0, 60)
+    await _until(engine, "SELECT count(*) FROM scheduler.servers_down", 0, 60)
     assert [e["data"]["server_id"] for e in metrics.events if e["type"] == "evt.server.back"] == [sid]
     again = await platform.deploy(app_id, _spec("v3", ["local"], host))
     done = await platform.wait(again, timeout=120)

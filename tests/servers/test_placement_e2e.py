@@ -8,6 +8,7 @@ without an error."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import threading
 import time
@@ -16,13 +17,16 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import sqlalchemy as sa
 
 from berth_common.bus import Bus
 from berth_common.catalogue import ReplicasQuery, ReplicasReply, ServerChanged
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
-from tests.scheduler.platform import Platform, web_app
-from tests.servers.rigs import server_platform, until_count
+from berth_proxy_sync.settings import ProxySyncSettings
+from berth_scheduler.settings import SchedulerSettings
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Platform, Scheduler, web_app
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers, server_changed
 
@@ -112,21 +116,63 @@ async def _served(address: str, content: str, timeout: float = 30) -> None:
 @pytest.fixture
 async def placed(servers, nats_server, database, tmp_root, unique) -> AsyncIterator[tuple[Platform, list[str]]]:
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
-    async with server_platform(
-        nats_server.url, urls, tmp_root, unique, servers, name="placed", drain_grace_s=1.5
-    ) as platform:
-        ids = [f"s{unique}a", f"s{unique}b"]
-        api = Bus("api", nats_server.url)
-        await api.connect()
-        engine = make_engine(urls["scheduler"], "scheduler")
-        try:
-            for server, sid in zip(servers, ids, strict=True):
-                await api.publish(_changed(server, sid))
-            await until_count(engine, "SELECT count(*) FROM scheduler.servers", 2)  # kept from the events
-            yield platform, ids
-        finally:
-            await engine.dispose()
-            await api.close()
+    root = tmp_root / f"traefik-placed-{unique}"
+    root.mkdir()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+            server_traefik_root=str(tmp_root / f"servers-{unique}"),
+            server_connect_timeout_s=3.0,
+            server_setup_timeout_s=60.0,
+        )
+    )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key="test-secret",
+            http_port=0,
+            drain_grace_s=1.5,
+            readiness_timeout_s=25,
+            route_timeout_s=60,
+            readiness_interval_s=0.1,
+            ssh_timeout_s=3,
+        )
+    )
+    platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    ids = [f"s{unique}a", f"s{unique}b"]
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    try:
+        for server, sid in zip(servers, ids, strict=True):
+            await api.publish(_changed(server, sid))
+        deadline = time.monotonic() + 20
+        while True:  # the scheduler keeps its directory from the events
+            known = 0
+            with contextlib.suppress(sa.exc.ProgrammingError):  # its migrations may still be running
+                async with engine.connect() as conn:
+                    known = (await conn.execute(sa.text("SELECT count(*) FROM scheduler.servers"))).scalar()
+            if known == 2:
+                break
+            assert time.monotonic() < deadline, "the scheduler did not record the servers"
+            await asyncio.sleep(0.1)
+        yield platform, ids
+    finally:
+        await engine.dispose()
+        await api.close()
+        await platform.close()
+        traefik.stop()
+        for server in servers:
+            with contextlib.suppress(Exception):
+                names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
+                if names:
+                    server.docker("rm", "-f", *names)
 
 
 def _spec(content: str, servers: list[str]) -> dict:

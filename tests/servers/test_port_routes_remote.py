@@ -8,6 +8,7 @@ running version keeps serving both hosts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import time
 import uuid
@@ -15,14 +16,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from berth_common.bus import Bus
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
+from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.domain import names
-from tests.scheduler.platform import Platform
+from berth_scheduler.settings import SchedulerSettings
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Platform, Scheduler
 from tests.scheduler.test_port_routes_docker import _spec
-from tests.servers.rigs import server_platform, until_count
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers, server_changed
 
@@ -63,19 +67,62 @@ async def _served(address: str, host: str, content: str, timeout: float = 30) ->
 async def remote(server, nats_server, database, tmp_root, unique) -> AsyncIterator[tuple[Platform, str, Path]]:
     """The scheduler and proxy-sync, with the test server announced and recorded (its id, its Traefik root)."""
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
+    root = tmp_root / f"traefik-ports-{unique}"
+    root.mkdir()
     servers_root = tmp_root / f"servers-{unique}"
-    async with server_platform(nats_server.url, urls, tmp_root, unique, [server], name="ports") as platform:
-        sid = f"s{unique}"
-        api = Bus("api", nats_server.url)
-        await api.connect()
-        engine = make_engine(urls["scheduler"], "scheduler")
-        try:
-            await api.publish(server_changed(server, sid, team_id="team-1", name=f"edge-{sid}"))
-            await until_count(engine, "SELECT count(*) FROM scheduler.servers", 1)  # kept from the events
-            yield platform, sid, servers_root
-        finally:
-            await engine.dispose()
-            await api.close()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+            server_traefik_root=str(servers_root),
+            server_connect_timeout_s=3.0,
+            server_setup_timeout_s=60.0,
+        )
+    )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key="test-secret",
+            http_port=0,
+            drain_grace_s=0.5,
+            readiness_timeout_s=25,
+            route_timeout_s=60,
+            readiness_interval_s=0.1,
+            ssh_timeout_s=3,
+        )
+    )
+    platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    sid = f"s{unique}"
+    api = Bus("api", nats_server.url)
+    await api.connect()
+    engine = make_engine(urls["scheduler"], "scheduler")
+    try:
+        await api.publish(server_changed(server, sid, team_id="team-1", name=f"edge-{sid}"))
+        deadline = time.monotonic() + 20
+        while True:  # the scheduler keeps its directory from the events
+            known = 0
+            with contextlib.suppress(sa.exc.ProgrammingError):  # its migrations may still be running
+                async with engine.connect() as conn:
+                    known = (await conn.execute(sa.text("SELECT count(*) FROM scheduler.servers"))).scalar()
+            if known == 1:
+                break
+            assert time.monotonic() < deadline, "the scheduler did not record the server"
+            await asyncio.sleep(0.1)
+        yield platform, sid, servers_root
+    finally:
+        await engine.dispose()
+        await api.close()
+        await platform.close()
+        traefik.stop()
+        with contextlib.suppress(Exception):
+            found = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
+            if found:
+                server.docker("rm", "-f", *found)
 
 
 async def test_a_second_port_on_a_remote_server_is_checked_ready_and_routed(remote, server) -> None:

@@ -33,8 +33,11 @@ import sqlalchemy as sa
 
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
+from berth_proxy_sync.settings import ProxySyncSettings
+from berth_scheduler.settings import SchedulerSettings
 from tests.api.conftest import bearer, make_app
-from tests.servers.rigs import server_platform
+from tests.proxy.support import ProxySync, Traefik
+from tests.scheduler.platform import Platform, Scheduler
 from tests.support.fleet_platform import api_on
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
@@ -63,30 +66,51 @@ def servers() -> Iterator[list[TestServer]]:
 @pytest.fixture
 async def rig(servers, nats_server, database, tmp_root, tmp_path, unique) -> AsyncIterator[dict[str, Any]]:
     urls = await provision(database, SECRET)
-    platform_at = server_platform(
-        nats_server.url,
-        urls,
-        tmp_root,
-        unique,
-        servers,
-        name="moves",
-        secret=SECRET,
-        readiness_timeout_s=60,
-        readiness_interval_s=0.05,
-        volume_move_progress_s=PROGRESS_S,
+    root = tmp_root / f"traefik-moves-{unique}"
+    root.mkdir()
+    traefik = Traefik(root).start()
+    proxy = ProxySync(
+        ProxySyncSettings(
+            nats_url=nats_server.url,
+            database_url=urls["proxy-sync"],
+            http_port=0,
+            traefik_dynamic_dir=traefik.dynamic_dir,
+            traefik_api_url=traefik.api_url,
+            server_traefik_root=str(tmp_root / f"servers-{unique}"),
+            server_connect_timeout_s=3.0,
+            server_setup_timeout_s=60.0,
+        )
     )
+    scheduler = Scheduler(
+        SchedulerSettings(
+            nats_url=nats_server.url,
+            database_url=urls["scheduler"],
+            secret_key=SECRET,
+            http_port=0,
+            drain_grace_s=0.5,
+            readiness_timeout_s=60,
+            route_timeout_s=60,
+            readiness_interval_s=0.05,
+            ssh_timeout_s=3,
+            volume_move_progress_s=PROGRESS_S,
+        )
+    )
+    platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
+    api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET)
+    engine = make_engine(urls["scheduler"], "scheduler")
     try:
-        async with platform_at as platform:
-            api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET)
-            engine = make_engine(urls["scheduler"], "scheduler")
-            try:
-                async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
-                    yield {"client": client, "admin": bearer(api.admin_token()), "platform": platform, "engine": engine}
-            finally:
-                await engine.dispose()
-                await api.shutdown()
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            yield {"client": client, "admin": bearer(api.admin_token()), "platform": platform, "engine": engine}
     finally:
+        await engine.dispose()
+        await api.shutdown()
+        await platform.close()
+        traefik.stop()
         for server in servers:
+            with contextlib.suppress(Exception):
+                names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
+                if names:
+                    server.docker("rm", "-f", *names)
             with contextlib.suppress(Exception):
                 vols = server.docker("volume", "ls", "-q", "--filter", "label=berth.managed=true").split()
                 vols += [v for v in server.docker("volume", "ls", "-q").split() if v.startswith("berth-")]
