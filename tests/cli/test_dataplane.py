@@ -145,3 +145,16 @@ async def test_a_restore_is_refused_while_the_data_plane_serves_from_the_data_di
             restore_backup(Paths(tmp_path), tmp_path / "missing.tar.gz", "passphrase")
     finally:
         dataplane.stop(tmp_path, timeout=5)
+
+
+def test_a_free_port_range_lies_below_the_kernels_ephemeral_ports():
+    """A port the kernel may hand to any outgoing connection is no port to reserve for a platform."""
+    from berth_cli.layout import PORT_OFFSETS
+    from berth_cli.platform import ephemeral_low
+
+    low = ephemeral_low()
+    first, last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    assert low == int(first)
+    for _ in range(20):
+        base = free_port_base()
+        assert 20000 <= base and base + len(PORT_OFFSETS) + 1 <= min(low, 32000)

@@ -73,10 +73,22 @@ def busy_ports(env: dict[str, str], held: Collection[int] = ()) -> list[str]:
     return busy
 
 
-def free_port_base(low: int = 20000, high: int = 40000, attempts: int = 200) -> int:
-    """A BERTH_PORT_BASE whose whole range is free on 127.0.0.1 now (tests, benchmarks, a second platform)."""
+def ephemeral_low(default: int = 32768) -> int:
+    """The first port the kernel hands out to outgoing connections and to binds on port 0."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def free_port_base(low: int = 20000, high: int = 32000, attempts: int = 200) -> int:
+    """A BERTH_PORT_BASE whose whole range is free on 127.0.0.1 now (tests, benchmarks, a second platform).
+
+    The range stays below the kernel's ephemeral ports: a port found free there can be taken by any
+    outgoing connection or port-0 bind before the platform binds it."""
     import random
 
+    high = min(high, ephemeral_low())
     count = len(PORT_OFFSETS) + 1  # and the HTTPS port after them
     for _ in range(attempts):
         base = random.randrange(low, high - count)  # noqa: S311 - not security relevant
