@@ -69,13 +69,21 @@ async def create(docker: DockerExecutor, name: str, body: dict[str, Any]) -> Non
 
 @contextlib.asynccontextmanager
 async def created(docker: DockerExecutor, name: str, body: dict[str, Any]) -> AsyncIterator[str]:
-    """The helper ``name`` created for another process to attach and start; removed whatever happened."""
-    await create(docker, name, body)
+    """The helper ``name`` created for another process to attach and start; removed whatever happened. A
+    cancelled caller still waits for the removal, so what runs next (an undo removing the helper's volume)
+    never finds the helper half removed."""
     try:
+        await create(docker, name, body)  # a creation cut short may still complete on the engine
         yield name
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(docker.remove(name))
+        removal = asyncio.ensure_future(docker.remove(name))
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(removal)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await removal
+            raise
 
 
 async def run_helper(docker: DockerExecutor, name: str, body: dict[str, Any]) -> tuple[int, str]:

@@ -300,12 +300,29 @@ async def undo(rt: RolloutContext, r: Rollout) -> str:
             continue
         try:
             source, target = await rt.fleet.docker(row.source), await rt.fleet.docker(row.target)
-            await source.remove(dom.helper_name(r.deployment_id, row.volume, "source"))
-            await target.remove(dom.helper_name(r.deployment_id, row.volume, "target"))
-            await target.remove_volume(docker_volume_name(r.application_id, row.volume))
+            await _remove_copy(source, target, r, row.volume)
             notes.append(f"the copy of volume {row.volume} on server {row.target} removed")
         except (DockerUnavailable, DockerOperationError) as exc:
             notes.append(f"the copy of volume {row.volume} on server {row.target} NOT removed ({exc})")
     if rows:
         notes.append(dom.kept_note(_moves(rows)))
     return "; ".join(notes)
+
+
+async def _remove_copy(
+    source: DockerExecutor, target: DockerExecutor, r: Rollout, volume: str, wait_s: float = 10.0
+) -> None:
+    """Remove a move's helpers and the copy of its volume on the target. While the engine still says the
+    volume is in use (a helper whose creation or removal was under way when the copy was cancelled), the
+    helpers are removed again and the volume tried again, for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        await source.remove(dom.helper_name(r.deployment_id, volume, "source"))
+        await target.remove(dom.helper_name(r.deployment_id, volume, "target"))
+        try:
+            await target.remove_volume(docker_volume_name(r.application_id, volume))
+            return
+        except DockerOperationError as exc:
+            if exc.status != 409 or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.2)
