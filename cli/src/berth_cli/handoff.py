@@ -229,10 +229,20 @@ def ready(groups: Groups, api: int | None, hosts: list[str], web: int | None) ->
     for port, path, host in checks:
         assert port is not None
         old = status_of(groups.addresses[port], port, path, host)
-        if old == 0 or _probe(groups, port, path, host) != old:
+        if not serves_as(old, _probe(groups, port, path, host)):
             return False
     groups.steer(program(OLD))
     return True
+
+
+def serves_as(old: int, new: int) -> bool:
+    """Whether the new Traefik's status for a request shows it serves it as the old one does: the same
+    status; or, both answering, neither a 404 (an application's answers vary; Traefik's 404 is what a
+    Traefik that has not loaded its routes answers); or any answer when the old one gives none (a wedged
+    Traefik is replaced too)."""
+    if new == 0:
+        return False
+    return new == old or old == 0 or 404 not in (old, new)
 
 
 def hand_over(
