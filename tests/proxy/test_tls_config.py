@@ -44,15 +44,18 @@ def base(hosts: str) -> dict:
 
 
 BODY_READ = "berth-body-read@file"  # the web entry points' body reader (berth_common.traefik_body)
+TRANSPORT = {"keepAliveMaxTime": "10s", "lifeCycle": {"requestAcceptGraceTimeout": "1s", "graceTimeOut": "10s"}}
 
 
 def test_the_static_configuration_gains_websecure_and_one_acme_resolver_per_challenge():
     acme = tr.Acme(storage="/data/acme.json", email="ops@example.com")
     cfg = tr.static_config("/dyn", "", 80, "127.0.0.1", 8081, websecure_port=443, acme=acme)
+    web = {"aliasHeadersStrategy": "delete", "middlewares": [BODY_READ]}
+    shared = {"reusePort": True, "transport": TRANSPORT}  # a replacing Traefik shares the ports (berth_cli.handoff)
     assert cfg["entryPoints"] == {
-        "web": {"address": ":80", "http": {"aliasHeadersStrategy": "delete", "middlewares": [BODY_READ]}},
-        "websecure": {"address": ":443", "http": {"aliasHeadersStrategy": "delete", "middlewares": [BODY_READ]}},
-        "traefik": {"address": "127.0.0.1:8081", "http": {"aliasHeadersStrategy": "delete"}},
+        "web": {"address": ":80", **shared, "http": web},
+        "websecure": {"address": ":443", **shared, "http": web},
+        "traefik": {"address": "127.0.0.1:8081", **shared, "http": {"aliasHeadersStrategy": "delete"}},
     }
     common = {
         "caServer": LE,

@@ -6,8 +6,11 @@ variable (``BERTH_DATA_PLANE_OF=<data dir>``) instead of the supervisor's, so ne
 nor ``berth down`` stops it. ``<data>/traefik/process.json`` records its pid, its start time and a
 fingerprint of what it was started with (command line, environment, static configuration). The next
 supervisor adopts a Traefik whose record, start time and fingerprint match (no second instance, no port
-taken twice, not one request dropped); one started with another configuration is stopped and started
-anew (a short gap, only when the static configuration changed). While a supervisor runs it watches the
+taken twice, not one request dropped); one started with another configuration (an upgraded binary, another
+static configuration) is replaced without a gap: the new one binds the same ports, takes every connection
+once it serves the same routes, and the old one drains and exits (``berth_cli.handoff``). Only a Traefik
+whose ports cannot be shared (started by a Berth before ``reusePort``) is stopped and started anew (a short
+gap, once); a new one that does not get ready is killed and the old one keeps serving. While a supervisor runs it watches the
 process and starts it again, with backoff, when it dies. ``berth down --all`` stops it too.
 
 Why a detached process and not a container (as on remote servers, ``berth_common.traefik.server_container``):
@@ -33,6 +36,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,6 +172,7 @@ class DataPlaneProxy:
     policy: RestartPolicy
     log: Any
     on_change: Callable[[], None] = lambda: None
+    handoff_timeout_s: float = 30.0  # how long a replacing Traefik has to serve as the running one does
     state: str = "pending"
     pid: int | None = None
     adopted: bool = False
@@ -176,6 +181,7 @@ class DataPlaneProxy:
     started_at: float | None = None
     last_exit: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _static: dict[str, Any] | None = field(default=None, repr=False)  # the static configuration, when JSON
 
     def public(self) -> dict[str, Any]:
         return {
@@ -201,21 +207,64 @@ class DataPlaneProxy:
         if found is not None:
             self.adopted, self._proc = True, None
             self.log.info("traefik adopted: it kept serving", child=NAME, pid=found.pid)
+            for other in marked(self.root):  # one a replacement left draining when its supervisor stopped
+                if other.pid != found.pid:
+                    self._retire(other, found.pid)
             return found
+        current = running(self.root)
+        if current is not None and self._static is not None and len(marked(self.root)) == 1:
+            replaced = self._replace(current[0], current[1], digest)
+            if replaced is not None:
+                return replaced
         if marked(self.root):
             self.log.warning("traefik runs with another configuration: restarting it", child=NAME)
             stop(self.root)
         try:
-            self._proc = spawn(self.root, self.argv, {**self.base_env, **self.env}, self.log_path, digest)
+            return self._spawn(digest)
         except OSError as exc:
             self.log.error("child failed to start", child=NAME, error=str(exc))
             return None
+
+    def _spawn(self, digest: str) -> psutil.Process:
+        self._proc = spawn(self.root, self.argv, {**self.base_env, **self.env}, self.log_path, digest)
         self.adopted = False
         self.log.info("child started", child=NAME, pid=self._proc.pid, restarts=self.restarts, detached=True)
+        return psutil.Process(self._proc.pid)
+
+    def _replace(self, old: psutil.Process, record: dict[str, Any], digest: str) -> psutil.Process | None:
+        """Replace ``old`` (started with another configuration) without a gap (``berth_cli.handoff``): the
+        new process; ``old`` when the new one did not get ready (it keeps serving); None when the ports
+        cannot be shared (the caller stops ``old`` first)."""
+        from berth_cli import handoff  # ctypes: loaded only when a Traefik is replaced
+
+        assert self._static is not None
+        self.log.info("traefik runs with another configuration: replacing it", child=NAME, pid=old.pid)
         try:
-            return psutil.Process(self._proc.pid)
-        except psutil.NoSuchProcess:
-            return None
+            new = handoff.hand_over(
+                old,
+                lambda: self._spawn(digest),
+                self._static,
+                self.root / "traefik" / "dynamic",
+                timeout=self.handoff_timeout_s,
+            )
+        except handoff.HandoffError as exc:
+            if not exc.started:
+                self.log.warning("traefik cannot be replaced without a gap", child=NAME, reason=str(exc))
+                return None
+            write_json(record_path(self.root), record)  # the old one serves on
+            self._proc, self.adopted = None, True
+            self.log.error("the new traefik did not serve: the running one keeps serving", child=NAME, error=str(exc))
+            return old
+        self.log.info("traefik replaced without a gap: the old one drains", child=NAME, old_pid=old.pid, pid=new.pid)
+        self._retire(old, new.pid)
+        return new
+
+    def _retire(self, old: psutil.Process, new_pid: int) -> None:
+        """Stop ``old`` once its clients have left it, in the background (``handoff.retire``)."""
+        from berth_cli import handoff
+
+        ports, _, _ = handoff.entry_ports(self._static or {})
+        threading.Thread(target=handoff.retire, args=(old, new_pid, ports), name="traefik-retire", daemon=True).start()
 
     def _exited(self, proc: psutil.Process) -> int | None:
         """The exit code once ``proc`` is gone (-1 when it was not this supervisor's child), else None."""
@@ -225,6 +274,9 @@ class DataPlaneProxy:
 
     async def run(self, stopping: asyncio.Event, static_config: str) -> None:
         digest = fingerprint(self.argv, self.env, static_config)
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(static_config)
+            self._static = parsed if isinstance(parsed, dict) else None
         while not stopping.is_set():
             self.state = "starting"
             proc = await asyncio.to_thread(self._start, digest)

@@ -5,6 +5,10 @@ The source engine's ``GET /images/{name}/get`` tar stream is sent as it arrives 
 Either engine is a unix socket path: the local engine's, or a remote one forwarded over SSH
 (:class:`berth_common.ssh.SshPool`). This is how an image built on one server reaches the servers that run
 it when the team has no registry (air-gapped sites included).
+
+A target engine whose disk fills during the load mostly just closes the connection; after any failed load
+the target is asked whether its disk is full (``berth_common.docker.disk_full.probe``), and if so the
+failure says that (:class:`DiskFullError`) instead of a broken pipe.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from berth_common.docker import disk_full
 from berth_common.docker.api import EngineApi
+from berth_common.docker.engine import DockerUnavailable
 from berth_common.docker.wire import EngineError
 from berth_common.images import check_ref
 
@@ -25,6 +31,10 @@ CHUNK = 1 << 20
 
 class DeliveryError(RuntimeError):
     """The image could not be read from the source or loaded into the target; the message says which."""
+
+
+class DiskFullError(DeliveryError):
+    """The target engine has no space left for the image (its words in the message)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,9 @@ def load_result(body: str) -> str:
 
 
 async def deliver_image(source_socket: str, target_socket: str, ref: str, *, timeout: float | None = 3600) -> int:
-    """Stream image ``ref`` from the source engine into the target engine; returns the bytes sent."""
+    """Stream image ``ref`` from the source engine into the target engine; returns the bytes sent.
+    :class:`DiskFullError` when the target's disk filled (or was full), :class:`DeliveryError` for any
+    other refusal, ``DockerUnavailable`` when an engine went away."""
     save, load = save_call(ref), load_call()
     sent = 0
     version = API.lstrip("/")
@@ -94,13 +106,25 @@ async def deliver_image(source_socket: str, target_socket: str, ref: str, *, tim
                             timeout=None,
                             versioned=False,
                         )
+                        load_result(body.decode("utf-8", "replace"))
                     except EngineError as exc:
+                        await _unless_full(dst, f"{exc.status}: {exc.message[:200]}")
                         raise DeliveryError(
                             f"the target engine refused the image ({exc.status}: {exc.message[:200]})"
                         ) from None
+                    except (DeliveryError, DockerUnavailable) as exc:
+                        await _unless_full(dst, str(exc))
+                        raise
             except EngineError as exc:
                 raise DeliveryError(
                     f"the source engine has no image {ref} ({exc.status}: {exc.message[:200]})"
                 ) from None
-            load_result(body.decode("utf-8", "replace"))
     return sent
+
+
+async def _unless_full(target: EngineApi, failure: str) -> None:
+    """Raise :class:`DiskFullError` when the load's failure says, or the target engine answers, that its
+    disk is full."""
+    words = failure if disk_full.says_full(failure) else await disk_full.probe(target)
+    if words is not None:
+        raise DiskFullError(f"the target engine has no space left for the image: {words}")

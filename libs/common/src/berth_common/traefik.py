@@ -52,6 +52,13 @@ STATIC_FILE = "/etc/traefik/traefik.yml"
 API_PORT = 8081  # the API entry point inside the container: reached on the server's Berth network only
 # how long Traefik keeps an idle connection to an application: under every common server's keep-alive timeout
 UPSTREAM_IDLE_S = "1s"
+# a Traefik told to stop accepts what the kernel already queued for it for this long, then finishes the requests
+# in flight for up to GRACE_S (its replacement listens on the same ports meanwhile: ``reusePort``)
+ACCEPT_GRACE_S = "1s"
+GRACE_S = "10s"
+# a client connection older than this is closed after its next answer (``Connection: close``), so a replaced
+# Traefik loses its clients without closing a connection under them (``berth_cli.handoff.retire``)
+KEEPALIVE_MAX_S = "10s"
 
 
 def static_config(
@@ -86,13 +93,28 @@ def static_config(
     The web entry points read small request bodies whole before forwarding them (Berth's local plugin,
     ``berth_common.traefik_body``): without it, Go's reverse proxy cuts some answers to POSTs on a busy
     machine.
+
+    Every entry point listens with ``SO_REUSEPORT`` (``reusePort``) and stops in two steps (``lifeCycle``): a
+    new Traefik (an upgraded binary, another static configuration) binds the same ports while the old one
+    still serves, and the old one, told to stop once the new one serves and its clients have left it
+    (``berth_cli.handoff``), first takes what was queued for it, then finishes its requests in flight: no
+    connection is refused or cut. Client connections end after an answer once ``KEEPALIVE_MAX_S`` old, the
+    one way an HTTP/1.1 server closes a kept-alive connection without racing a request sent on it.
     """
     http = {"aliasHeadersStrategy": "delete"}
     web = {**http, "middlewares": [f"{traefik_body.ENTRY_MIDDLEWARE}@file"]}
-    entry_points: dict[str, object] = {"web": {"address": f"{web_host}:{web_port}", "http": dict(web)}}
+
+    def entry_point(address: str, options: Mapping[str, object]) -> dict[str, object]:
+        transport = {
+            "keepAliveMaxTime": KEEPALIVE_MAX_S,
+            "lifeCycle": {"requestAcceptGraceTimeout": ACCEPT_GRACE_S, "graceTimeOut": GRACE_S},
+        }
+        return {"address": address, "reusePort": True, "transport": transport, "http": dict(options)}
+
+    entry_points: dict[str, object] = {"web": entry_point(f"{web_host}:{web_port}", web)}
     if websecure_port is not None:
-        entry_points[WEBSECURE] = {"address": f"{web_host}:{websecure_port}", "http": dict(web)}
-    entry_points["traefik"] = {"address": f"{api_host}:{api_port}", "http": dict(http)}
+        entry_points[WEBSECURE] = entry_point(f"{web_host}:{websecure_port}", web)
+    entry_points["traefik"] = entry_point(f"{api_host}:{api_port}", http)
     config: dict[str, object] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "experimental": traefik_body.static_part(),
@@ -310,6 +332,7 @@ async def import_image(client: EngineApi | aiodocker.Docker, tag: str, binary: P
 
 
 __all__ = [
+    "ACCEPT_GRACE_S",
     "ACME_DIR",
     "ACME_ENV",
     "API_PORT",
@@ -317,7 +340,9 @@ __all__ = [
     "CERTS_DIR",
     "DEFAULT_CERTIFICATE_HOURS",
     "DNS_PROPAGATION",
+    "GRACE_S",
     "IMAGE_REPOSITORY",
+    "KEEPALIVE_MAX_S",
     "KEY_TYPES",
     "LETS_ENCRYPT",
     "MAX_CERTIFICATE_HOURS",

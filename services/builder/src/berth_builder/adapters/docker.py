@@ -16,7 +16,7 @@ from berth_builder.adapters.context import iter_chunks
 from berth_builder.domain.push import EngineCall
 from berth_builder.domain.request import BuildRequest
 from berth_common import labels
-from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, Response
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, Response, disk_full
 
 ObjectSink = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -143,6 +143,12 @@ class DockerClient:
             if opened:
                 raise
             await on_object({"error": f"the Docker engine refused the build: {exc.message}"})
+        except DockerUnavailable:
+            # an engine whose disk fills while it takes the context closes the connection: asked, it says so
+            words = await disk_full.probe(self.docker)
+            if words is None:
+                raise
+            await on_object({"error": f"the Docker engine could not store the build context: {words}"})
 
 
 async def _read_stream(resp: Response, on_object: ObjectSink) -> None:

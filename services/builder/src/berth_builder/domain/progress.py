@@ -269,7 +269,12 @@ def build_failure_reason(error: str, tail: Iterable[str], base_images: Iterable[
     lowered = error.lower()
     last = "\n".join(list(tail)[-15:])
     images = ", ".join(base_images)
-    if any(n in lowered for n in _MISSING_IMAGE):
+    if "no space left on device" in lowered:
+        head = (
+            "the disk of the build server is full (Docker's data root): free space there "
+            "(docker system prune, a larger disk) and deploy again."
+        )
+    elif any(n in lowered for n in _MISSING_IMAGE):
         head = (
             f"a base image ({images or 'FROM'}) is not available on this machine and no registry answered: "
             "build it locally or map its name to a local image with BERTH_IMAGE_MAP."

@@ -12,23 +12,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError
+from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, disk_full
 from berth_common.docker.logframes import frames
 from berth_common.labels import label_filter
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.images import TagCall
 
-_DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 _PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
 
 
 def explained(message: str, server_id: str) -> str:
     """An engine's refusal in words a person acts on: a full disk named as such (the engine's own text,
-    ``... no space left on device``, kept after it)."""
-    if _DISK_FULL.search(message):
-        where = "the control plane's server" if server_id == LOCAL else f"server {server_id}"
-        return f"the disk of {where} is full (Docker's data root): {message}"
-    return message
+    ``... no space left on device``, kept after it: ``berth_common.docker.disk_full``)."""
+    return disk_full.explained(message, "the control plane's server" if server_id == LOCAL else f"server {server_id}")
 
 
 class DockerOperationError(RuntimeError):

