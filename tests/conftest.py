@@ -36,6 +36,7 @@ os.environ.setdefault("BERTH_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
 # while the other runs one long end-to-end file. A file not named here counts by its marks (``slow``: SLOW_FILE_S).
 LONG_FILES_S = {
     "tests/e2e/test_chaos_server.py": 150,
+    "tests/e2e/test_traefik_upgrade.py": 130,
     "tests/e2e/test_control_plane_backup.py": 105,
     "tests/security/test_injection.py": 95,
     "tests/e2e/test_platform.py": 90,
