@@ -153,7 +153,7 @@ def test_a_free_port_range_lies_below_the_kernels_ephemeral_ports():
     from berth_cli.platform import ephemeral_low
 
     low = ephemeral_low()
-    first, last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    first, _last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
     assert low == int(first)
     for _ in range(20):
         base = free_port_base()
