@@ -1,24 +1,36 @@
 """The developer's shown forms, posted from the page as a person would (fields filled, the form's own submit
-button clicked), on objects the accessibility test made for the purpose: a variable and a route set on its
-compose application and the route removed again, a webhook channel created, subscribed and disabled, an
-alert rule created, a database linked and backed up. Each answer is checked: the form's POST is answered
-with the redirect of a done change (a refused or invalid one is drawn again with the problem instead), the
-page it leads to shows no problem, and the REST API has the change. Only what cannot deploy, delete the
-seeded objects or change the session is posted (deploy, scale, rollback and team switching are not)."""
+button clicked, a confirmation accepted), on objects the accessibility test made for the purpose: a
+variable and a route set on its compose application and the route removed again, a webhook channel
+created, subscribed and disabled, an alert rule created, a database linked and backed up; then what makes
+things or deploys: a project, an application in it, a database, a restore into a new database, the seeded
+application scaled, deployed (the scheduler's part played until the deployment is live) and rolled back, an
+application made from a template; and last what changes the session: a switch to the developer's other
+team and leaving it (the session then acts in the first team again). Each answer is checked: the form's
+POST is answered with the redirect of a done change (a refused or invalid one is drawn again with the
+problem instead), the page it leads to shows no problem (and the team it acts in, after a switch or
+leave) nor, the first time a page of its shape is shown, a serious or critical axe violation, and the REST
+API has the change. Deleting the seeded objects is not posted."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from tests.api.conftest import bearer
-from tests.dashboard.a11y_seed import Seeded
+from tests.dashboard.a11y_seed import SHARED_TEAM, Seeded
+from tests.support.axe import audit
 
 Effect = Callable[[httpx.AsyncClient], Awaitable[bool]]
 PROBE = "dev-probe"  # the name of what the developer makes
+ID = re.compile(r"(?<=/)[0-9a-f]{32}(?=/|$)")
+TEMPLATE = "excalidraw"  # a catalogue template the developer deploys (one service, nothing to fill in)
 
 
 @dataclass(frozen=True)
@@ -28,9 +40,10 @@ class Post:
 
     what: str
     page: str
-    within: tuple[str, str]  # ("label" | "button", accessible name) of something inside the form
+    within: tuple[str, str]  # ("label" | "button", accessible name) of something inside it, or ("action", path)
     effect: Effect
     fields: dict[str, str] = field(default_factory=dict)
+    heading: str = ""  # what the page the answer leads to has as its title (its h1), when it says
 
 
 async def rows(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -40,6 +53,7 @@ async def rows(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
 
 
 def posts(seeded: Seeded, hook_url: str) -> list[Post]:
+    """The forms that change nothing but what was made for them."""
     app, db = seeded.routed["id"], seeded.database
 
     async def env_has(api: httpx.AsyncClient) -> bool:
@@ -120,6 +134,128 @@ def posts(seeded: Seeded, hook_url: str) -> list[Post]:
     ]
 
 
+async def named(api: httpx.AsyncClient, path: str, name: str) -> dict[str, Any] | None:
+    return next((x for x in await rows(api, path) if x["name"] == name), None)
+
+
+async def newest_deployment(api: httpx.AsyncClient, app: str) -> dict[str, Any]:
+    return (await api.get(f"/v1/applications/{app}/deployments", params={"limit": 1})).json()[0]
+
+
+async def live_after(api: httpx.AsyncClient, sched: Any, app: str, number: int, kind: str) -> bool:
+    """Whether the newest deployment of ``app`` is the ``number``-th, of ``kind``: then played by the
+    scheduler until it succeeded and is live (its replicas served)."""
+    dep = await newest_deployment(api, app)
+    if dep["number"] != number or dep["kind"] != kind:
+        return False
+    for _ in range(200):  # its command, once the outbox sent it
+        start = next((c for c in sched.of("cmd.deployment.start") if c.data["deployment_id"] == dep["id"]), None)
+        if start is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        return False
+    await sched.run_to_success(start)
+    sched.set_replicas(app, dep["id"], [("running", "ready")])
+    for _ in range(200):
+        if (await api.get(f"/v1/deployments/{dep['id']}")).json()["state"] == "succeeded":
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def making(seeded: Seeded, sched: Any) -> list[Post]:
+    """The forms that make things or deploy: a project and an application in it, a database, a restore into a
+    new database, the seeded application scaled, deployed (#3, played to success by ``sched``) and rolled
+    back to #1, an application made from a template."""
+    app, db, env = seeded.app["id"], seeded.database, seeded.app["environment_id"]
+
+    async def project_made(api: httpx.AsyncClient) -> bool:
+        return await named(api, "/v1/projects", PROBE) is not None
+
+    async def app_made(api: httpx.AsyncClient) -> bool:
+        made = await named(api, "/v1/applications", f"{PROBE}-app")
+        return made is not None and made["environment_id"] == env
+
+    async def database_made(api: httpx.AsyncClient) -> bool:
+        made = await named(api, "/v1/databases", f"{PROBE}-db")
+        return made is not None and made["engine"] == "postgresql"
+
+    async def restored(api: httpx.AsyncClient) -> bool:
+        newest = (await rows(api, f"/v1/databases/{db}/restores"))[0]
+        into = (await api.get(f"/v1/databases/{newest['target_database_id']}")).json()
+        return newest["target"] == "new" and newest["id"] != seeded.restore and into["name"] == "ledger-probe"
+
+    async def scaled(api: httpx.AsyncClient) -> bool:
+        services = (await api.get(f"/v1/applications/{app}")).json()["services"]
+        return [s["replicas"] for s in services if s["name"] == "web"] == [2]
+
+    async def deployed(api: httpx.AsyncClient) -> bool:
+        return await live_after(api, sched, app, 3, "deploy")
+
+    async def rolled_back(api: httpx.AsyncClient) -> bool:
+        return await live_after(api, sched, app, 4, "rollback")
+
+    async def template_deployed(api: httpx.AsyncClient) -> bool:
+        made = await named(api, "/v1/applications", f"{PROBE}-tpl")
+        if made is None:
+            return False
+        hosts = (await api.get(f"/v1/applications/{made['id']}")).json()["compose"]["hosts"]
+        return [h.get("host") for h in hosts] == ["probe-tpl.example.com"]
+
+    on_app = f"/ui/applications/{app}"
+    return [
+        Post("create a project", "/ui/", ("button", "Create project"), project_made, {"name": PROBE}),
+        Post(
+            "create an application",
+            "/ui/",
+            ("action", f"/ui/environments/{env}/applications"),
+            app_made,
+            {"name": f"{PROBE}-app", "image": "nginx:1.27", "port": "8080"},
+        ),
+        Post(
+            "create a database", "/ui/databases", ("button", "Create database"), database_made, {"name": f"{PROBE}-db"}
+        ),
+        Post(
+            "restore into a new database",
+            f"/ui/databases/{db}/backups",
+            ("label", f"New database name for {seeded.backup}"),
+            restored,
+            {"name": "ledger-probe"},
+        ),
+        Post("scale", on_app, ("label", "Replicas of web"), scaled, {"replicas": "2"}),
+        Post("deploy", on_app, ("button", "Deploy"), deployed),
+        Post("roll back", on_app, ("button", "Roll back to #1"), rolled_back),
+        Post(
+            "deploy a template",
+            f"/ui/templates/{TEMPLATE}",
+            ("button", "Deploy template"),
+            template_deployed,
+            {"name": f"{PROBE}-tpl", "domain": "probe-tpl.example.com"},
+        ),
+    ]
+
+
+def session(origin: str, developer: str) -> list[Post]:
+    """The forms that change the session, last: a switch to the developer's other team, then leaving it (the
+    team the session acts in: it then acts in the first team again)."""
+
+    async def teams_of_developer() -> list[str]:
+        async with httpx.AsyncClient(base_url=origin, headers=bearer(developer)) as mine:
+            return [t["name"] for t in (await mine.get("/v1/me/teams")).json()]
+
+    async def member(api: httpx.AsyncClient) -> bool:
+        return SHARED_TEAM in await teams_of_developer()
+
+    async def left(api: httpx.AsyncClient) -> bool:
+        return SHARED_TEAM not in await teams_of_developer()
+
+    return [
+        Post("switch teams", "/ui/team", ("button", f"Switch to team {SHARED_TEAM}"), member, heading=SHARED_TEAM),
+        Post("leave the team", "/ui/team", ("button", f"Leave team {SHARED_TEAM}"), left, heading="default"),
+    ]
+
+
 async def fill(form: Any, fields: dict[str, str]) -> None:
     for name, value in fields.items():
         control = form.locator(f'[name="{name}"]')
@@ -130,14 +266,25 @@ async def fill(form: Any, fields: dict[str, str]) -> None:
             await control.fill(value)
 
 
-async def post_shown(page: Any, origin: str, post: Post, problems: list[str]) -> None:
-    """Open the post's page, fill its form and submit it with its own button; record what went wrong."""
+def shape(url: str) -> str:
+    """A page's route (ids made placeholders) and the names of its query parameters."""
+    parts = urlsplit(url)
+    keys = sorted({k for k, _ in parse_qsl(parts.query, keep_blank_values=True)})
+    return ID.sub("{id}", parts.path) + ("?" + "&".join(keys) if keys else "")
+
+
+async def post_shown(page: Any, origin: str, post: Post, problems: list[str], audited: set[str]) -> None:
+    """Open the post's page, fill its form and submit it with its own button; record what went wrong (axe's
+    findings on the page the answer leads to too, once per shape of page: ``audited``)."""
     if page.url.split("#")[0] != origin + post.page:  # the last post's answer may be this page already
         await page.goto(origin + post.page)
     await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     kind, name = post.within
-    inside = page.get_by_role("button", name=name, exact=True) if kind == "button" else page.get_by_label(name)
-    form = page.locator('form[method="post"]', has=inside)
+    if kind == "action":
+        form = page.locator(f'form[method="post"][action="{name}"]')
+    else:
+        inside = page.get_by_role("button", name=name, exact=True) if kind == "button" else page.get_by_label(name)
+        form = page.locator('form[method="post"]', has=inside)
     if await form.count() != 1:
         problems.append(f"developer: {post.what}: {await form.count()} forms on {post.page}, not one")
         return
@@ -148,18 +295,30 @@ async def post_shown(page: Any, origin: str, post: Post, problems: list[str]) ->
     await page.wait_for_load_state("load")
     if answer.status != 303:
         problems.append(f"developer: {post.what}: the POST answered {answer.status}, not a redirect")
+    if shape(page.url) not in audited:
+        audited.add(shape(page.url))
+        problems.extend(f"developer: {post.what}: {page.url}: axe {v}" for v in await audit(page))
     alerts = page.get_by_role("alert")
     if await alerts.count():
         problems.append(f"developer: {post.what}: {await alerts.first.text_content()}")
+    if post.heading and post.heading not in (title := await page.locator("h1").first.text_content() or ""):
+        problems.append(f"developer: {post.what}: the page says {title!r}, not {post.heading!r}")
 
 
-async def post_developer_forms(page: Any, origin: str, admin: str, todo: list[Post]) -> list[str]:
+async def post_developer_forms(
+    page: Any, origin: str, admin: str, todo: list[Post], took: dict[str, float] | None = None
+) -> list[str]:
     """Each post in order on ``page`` (signed in as the developer), its effect read back as the admin; the
-    problems."""
+    problems. ``took``: the seconds of each post (with its effect's check), by what it does."""
     problems: list[str] = []
+    took = {} if took is None else took
+    audited: set[str] = set()
+    page.on("dialog", lambda dialog: dialog.accept())  # a form's data-confirm question, answered yes
     async with httpx.AsyncClient(base_url=origin, headers=bearer(admin)) as api:
         for post in todo:
-            await post_shown(page, origin, post, problems)
+            began = time.monotonic()
+            await post_shown(page, origin, post, problems, audited)
             if not await post.effect(api):
                 problems.append(f"developer: {post.what}: the REST API does not have it")
+            took[post.what] = round(time.monotonic() - began, 2)
     return problems

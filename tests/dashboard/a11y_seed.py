@@ -2,9 +2,11 @@
 failed deployment and a compose application with routes (the scheduler played by the dashboard's
 ``SchedulerDouble``), a team server whose validation failed on a changed host key, a one-click database
 (running, as the scheduler reports it) with a directory destination, a verified backup and a restore into a
-new database, notification channels (one disabled) with a subscription and a delivered test message, and
-alert rules. All through the REST API and the bus, as the scheduler would answer: nothing is deployed, no
-SSH connection is tried, no container runs."""
+new database (reached by its link on the database's backups page), notification channels (one disabled)
+with a subscription and a delivered test message, and alert rules. All through the REST API and the bus,
+as the scheduler would answer: nothing is deployed, no SSH connection is tried, no container runs. And a
+second team the developer belongs to (``SHARED_TEAM``, with an admin of its own), for the developer's team
+switch and leave."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 
+from berth_api.adapters import identity
+from berth_api.adapters.tables import teams
 from berth_common import ssh_keys
 from berth_common.bus.streams import CMD_STREAM
 from berth_common.catalogue import BackupObject, BackupSucceeded, DatabaseChanged, ServerValidated
@@ -26,12 +31,13 @@ SECRET = "s3cr3t-a11y-value"  # an application's secret variable: in no page's H
 HOOK_SECRET = "whsec-a11y-Signing-Secret-4711"
 HOOK_PATH = "/hooks/a11yHookPath0815"  # the channel's URL is write-only too
 SECRETS = (SECRET, HOOK_SECRET, HOOK_PATH.strip("/"))
+SHARED_TEAM = "shared-a11y"
 CHECKS = ("reachable", "authentication", "host_key", "docker", "docker_socket", "docker_version", "disk")
 
 
 @dataclass
 class Seeded:
-    """The ids the crawl and the role checks use, and the pages no link reaches (a restore's)."""
+    """The ids the crawl, the role checks and the developer's posts use."""
 
     app: dict[str, Any]
     routed: dict[str, Any]  # the compose application (its routes form)
@@ -40,7 +46,6 @@ class Seeded:
     backup: str = ""
     restore: str = ""
     channels: list[str] = field(default_factory=list)
-    unlinked: list[str] = field(default_factory=list)  # dashboard paths to visit besides the links
 
 
 async def ok(r: httpx.Response, status: int | tuple[int, ...] = (200, 201, 202)) -> Any:
@@ -210,5 +215,15 @@ async def seed(url: str, admin: str, bus: Any, app: dict[str, Any], routed: dict
         out.backup, out.restore = await backup_and_restore(api, bus, team, out.database)
         out.channels = await notifications(api, hook_url)
         await alert_rules(api, app["id"])
-    out.unlinked = [f"/ui/restores/{out.restore}"]
     return out
+
+
+async def shared_team(url: str, identities: Any, developer: str) -> None:
+    """``SHARED_TEAM``: its own admin, and the developer of ``developer`` (a token) as a developer, so the
+    developer may switch to it and leave it (a team's last admin may not leave)."""
+    async with httpx.AsyncClient(base_url=url, headers=bearer(developer)) as api:
+        user_id = (await ok(await api.get("/v1/me")))["user"]["id"]
+    await identities.member("owner@shared-a11y.example", "admin", team=SHARED_TEAM)
+    async with identities.sessionmaker() as s, s.begin():
+        team_id = (await s.execute(sa.select(teams.c.id).where(teams.c.name == SHARED_TEAM))).scalar_one()
+        await identity.add_member(s, user_id, team_id, "developer")

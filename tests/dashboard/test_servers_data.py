@@ -6,8 +6,8 @@ validation's checks arrive while the page is open, validates again, accepts a ch
 409's reason when removing a server that runs an application, drains it; a database is created from the
 engines list, shows its connection without the password, is linked to an application and its credentials
 rotated; a destination's secret key is write-only; a backup runs now and becomes the last verified one, a
-schedule is set, a backup restored into a new database; a viewer sees none of the forms and the REST API
-refuses the POSTs forged in the viewer's session."""
+schedule is set, a backup restored into a new database and the restore reached from the database's list of
+them; a viewer sees none of the forms and the REST API refuses the POSTs forged in the viewer's session."""
 
 from __future__ import annotations
 
@@ -279,6 +279,14 @@ async def test_databases_and_backups_from_the_dashboard(dashboard, doubles):
         await page.wait_for_url(re.compile(r"/ui/restores/[0-9a-f]{32}$"))
         assert await page.locator("#restore-state").text_content() == "waiting"
         restore_url = page.url
+
+        # The database's backups page lists the restore and links to it.
+        await page.get_by_role("main").get_by_role("link", name="Backups", exact=True).click()
+        restores = page.get_by_role("region", name="Restores")
+        row = restores.get_by_role("row", name=re.compile("orders-copy waiting"))
+        await row.get_by_role("link", name=re.compile(r"^Restore of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")).click()
+        await page.wait_for_url(restore_url)
+        assert await page.locator("#restore-state").text_content() == "waiting"
 
         # The backups overview names the last verified backup.
         await page.get_by_role("navigation").get_by_role("link", name="Backups", exact=True).click()

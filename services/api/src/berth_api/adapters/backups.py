@@ -125,6 +125,20 @@ async def get_restore(
     return await first_row(session, q.with_for_update() if lock else q)
 
 
+async def restores_of(
+    session: AsyncSession, team_id: str, database_id: str, limit: int, before: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The database's restores (not a volume's), newest first: ``limit`` of them, those older than ``before``
+    (a restore of the list, the last of the previous page) when it is given."""
+    c = restores.c
+    q = sa.select(restores).where(c.team_id == team_id, c.database_id == database_id, c.application_id.is_(None))
+    if before is not None:
+        q = q.where(
+            sa.tuple_(c.created_at, c.id) < sa.tuple_(sa.literal(before["created_at"]), sa.literal(before["id"]))
+        )
+    return await all_rows(session, q.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
+
+
 async def restores_waiting(session: AsyncSession, column: str, value: str, state: str) -> list[dict[str, Any]]:
     """Restores in ``state`` whose ``column`` (``pre_backup_id``, ``target_database_id``) is ``value``."""
     q = sa.select(restores).where(restores.c[column] == value, restores.c.state == state)

@@ -88,6 +88,9 @@ def _chosen(base: dict[str, Any]) -> list[str]:
     return [name.removeprefix("dest-") for name, value in base["form"].items() if name.startswith("dest-") and value]
 
 
+RESTORES_SHOWN = 20  # a database's newest restores, each linked to its page
+
+
 async def _backups(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
     destinations, databases = await asyncio.gather(api.get("/v1/backup-destinations"), api.get("/v1/databases"))
     return render("backups.html", status, **base, destinations=destinations, databases=items(databases), **extra)
@@ -96,13 +99,16 @@ async def _backups(api: Api, base: dict[str, Any], status: int = 200, **extra: A
 async def _database_backups(
     api: Api, base: dict[str, Any], database_id: str, status: int = 200, **extra: Any
 ) -> Response:
-    db, backups, schedule, destinations = await asyncio.gather(
+    db, backups, schedule, destinations, restores, databases = await asyncio.gather(
         api.get(f"/v1/databases/{database_id}"),
         api.get(f"/v1/databases/{database_id}/backups"),
         api.get(f"/v1/databases/{database_id}/backup-schedule"),
         api.get("/v1/backup-destinations"),
+        api.get(f"/v1/databases/{database_id}/restores", params={"limit": RESTORES_SHOWN}),
+        api.maybe("/v1/databases", []),
     )
     names = {d["id"]: d["name"] for d in destinations}
+    database_names = {d["id"]: d["name"] for d in items(databases)}
     return render(
         "backup_database.html",
         status,
@@ -112,6 +118,8 @@ async def _database_backups(
         schedule=schedule,
         destinations=destinations,
         names=names,
+        restores=restores,
+        database_names=database_names,
         **extra,
     )
 

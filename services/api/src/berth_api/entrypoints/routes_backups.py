@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError
@@ -28,6 +28,7 @@ from berth_api.entrypoints.schemas_backups import (
     DestinationOut,
     DestinationUpdate,
     RestoreCreate,
+    RestoreItem,
     RestoreOut,
     S3DestinationIn,
     ScheduleIn,
@@ -108,6 +109,24 @@ Resource(router, BackupOut, backup_out, BACKUP_ID).get(
 )
 backups.listing("/databases/{database_id}/backups", "list_backups", uc.list_of, "The database's backups, newest first")
 Resource(router, RestoreOut).get("/restores/{restore_id}", "get_restore", restore_uc.get, "A restore and its log")
+
+
+@router.get(
+    "/databases/{database_id}/restores",
+    operation_id="list_restores",
+    summary="The database's restores, newest first (each restore's log is on the restore itself)",
+)
+async def list_restores(
+    request: Request,
+    database_id: DatabaseId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only restores older than this one (the last of a page)")
+    ] = None,
+    principal: Principal = require_role("viewer"),
+) -> list[RestoreItem]:
+    rows = await restore_uc.list_for(deps(request), principal, database_id, limit, before)
+    return [RestoreItem.model_validate(r) for r in rows]
 
 
 @router.start(

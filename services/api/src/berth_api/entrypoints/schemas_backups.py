@@ -209,7 +209,9 @@ class LogLineOut(BaseModel):
     line: str
 
 
-class RestoreOut(BaseModel):
+class RestoreItem(BaseModel):
+    """A restore as a database's list shows it (its log is on the restore itself)."""
+
     id: str
     database_id: str
     backup_id: str
@@ -221,6 +223,11 @@ class RestoreOut(BaseModel):
     duration_s: float | None = None
     created_at: datetime
     finished_at: datetime | None = None
+
+
+class RestoreOut(RestoreItem):
+    """A restore and the lines of its log so far."""
+
     log: list[LogLineOut] = []
 
 

@@ -178,6 +178,23 @@ async def get(deps: Deps, principal: Principal, restore_id: str) -> dict[str, An
     return {**row, "log": await _lines(deps, restore_id)}
 
 
+async def list_for(
+    deps: Deps, principal: Principal, database_id: str, limit: int, before: str | None = None
+) -> list[dict[str, Any]]:
+    """The restores of one of the team's databases, newest first, a page of ``limit`` after the restore
+    ``before`` (the last of the previous page); 404 when the team has no such database, 422 when ``before``
+    is not one of its restores. Without their logs: a restore's own page reads its log."""
+    async with deps.sessionmaker() as s:
+        if await db_repo.get_database(s, principal.team_id, database_id) is None:
+            raise connection_urls.database_missing(principal, database_id)
+        last = None
+        if before is not None:
+            last = await repo.get_restore(s, principal.team_id, before)
+            if last is None or last["database_id"] != database_id or last["application_id"] is not None:
+                raise invalid_field("/query/before", f"no restore {before} of database {database_id}")
+        return await repo.restores_of(s, principal.team_id, database_id, limit, last)
+
+
 async def _lines(deps: Deps, restore_id: str) -> list[dict[str, Any]]:
     try:
         if not deps.bus.connected:
