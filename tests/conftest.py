@@ -75,7 +75,7 @@ LONG_FILES_S = {
     "tests/cli/test_client_platform.py": 35,
     "tests/scheduler/test_volume_backups.py": 35,
     "tests/scheduler/test_drill_engines.py": 35,
-    "tests/dashboard/test_accessibility.py": 35,
+    "tests/dashboard/test_accessibility.py": 95,
     "tests/servers/test_backup_server.py": 35,
     "tests/scheduler/test_pre_deploy.py": 35,
     "tests/notifier/test_backup_delivery.py": 35,
