@@ -44,9 +44,9 @@ def _spec(busybox: str, content: str) -> dict:
 
 
 def _label(app_id: str, service: str) -> str:
+    filters = ["--filter", f"label=berth.app={app_id}", "--filter", f"label=berth.service={service}"]
     found = subprocess.run(
-        ["docker", "ps", "--filter", f"label=berth.app={app_id}", "--filter", f"label=berth.service={service}"]
-        + ["--format", '{{.Label "berth.deployment"}}'],
+        ["docker", "ps", *filters, "--format", '{{.Label "berth.deployment"}}'],
         capture_output=True,
         text=True,
         check=True,
