@@ -37,6 +37,7 @@ from tests.support.testservers import TestServer, _signal_in, running_servers, s
 pytestmark = pytest.mark.slow
 
 SSH_TIMEOUT_S = 6.0
+PRUNE_S = 3.0  # the image pruning's time on one server
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ async def rig(request, server, nats_server, database, tmp_root, unique) -> Async
             route_timeout_s=60,
             readiness_interval_s=0.1,
             ssh_timeout_s=SSH_TIMEOUT_S,
+            prune_server_timeout_s=PRUNE_S,
         )
     )
     platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
@@ -214,3 +216,68 @@ async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh
     lines = _lines(platform, moved)
     assert any(f"server {sid} does not answer: route(s)" in line for line in lines), lines
     assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
+
+
+async def _hang_after_first(platform: Platform, server: TestServer, sid: str, app_id: str, host: str) -> None:
+    """The app deployed on the server, then the server hangs (its sshd and engine stopped), unreported."""
+    first = await platform.deploy(app_id, _spec("v1", [sid], host))
+    done = await platform.wait(first, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    for name in ("sshd", "dockerd"):
+        _signal_in(server.name, server.pids[name], signal.SIGSTOP)
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_image_pruning_on_a_hanging_server_holds_no_deployment_up(rig, server, app_id, capfd) -> None:
+    """The image pruning after a deployment asks every server that held the app's containers, the hanging
+    one too (its records stay); the app's next deployment does not wait behind it: the pruning gives way.
+    Left alone, the pruning gives the hanging server its own time limit, not each engine call's (60 s)."""
+    platform, sid = rig["platform"], rig["sid"]
+    host = f"prune-{uuid.uuid4().hex[:8]}.localhost"
+    await _hang_after_first(platform, server, sid, app_id, host)
+    moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
+    done = await platform.wait(moved, timeout=180)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
+    # at once after: the pruning of v2's images (the hanging server among its servers) is under way
+    t0 = time.monotonic()
+    nxt = await platform.deploy(app_id, _spec("v3", ["local"], host))
+    done = await platform.wait(nxt, timeout=180)
+    took = time.monotonic() - t0
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(nxt))
+    print(f"\nthe next deployment ended {took:.2f}s after it was asked for (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    # its own cleanup skips the hanging server within the SSH timeout (twice: routes, old containers); the
+    # engine call's own time limit there (60 s) is not waited for
+    assert took < 5 * SSH_TIMEOUT_S, took
+
+    # nothing else wants the app now: v3's pruning skips the hanging server once its time there is up
+    capfd.readouterr()
+    t0, seen = time.monotonic(), ""
+    while not ("image pruning skipped" in seen and sid in seen):
+        assert time.monotonic() - t0 < PRUNE_S + 10, seen[-2000:]
+        await asyncio.sleep(0.2)
+        seen += "".join(capfd.readouterr())
+    print(f"pruning gave up the hanging server {time.monotonic() - t0:.2f}s after the deployment ended")
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_undo_on_a_hanging_server_is_noted_not_waited_for(rig, server, app_id) -> None:
+    """A deployment that fails while a server of the app hangs, unreported: its undo asks the server once,
+    within the SSH timeout, notes it in the reason and leaves it as it is (its records stay for the app's
+    next deployment), instead of waiting for each engine call's own time limit there."""
+    platform, sid = rig["platform"], rig["sid"]
+    host = f"undo-{uuid.uuid4().hex[:8]}.localhost"
+    await _hang_after_first(platform, server, sid, app_id, host)
+    spec = _spec("v2", ["local"], host)
+    spec["services"][0]["command"] = web_app(busybox_image(), "v2", host, never_healthy=True)["services"][0]["command"]
+    failing = await platform.deploy(app_id, spec, readiness_timeout_s=3)
+    done = await platform.wait(failing, timeout=180)
+    assert done["type"] == "evt.deployment.failed", (done, platform.steps(failing))
+    events = platform.of(failing)
+    (began,) = [e for e in events if e["data"].get("step") == "failing"]
+    undo_s = (datetime.fromisoformat(done["time"]) - datetime.fromisoformat(began["time"])).total_seconds()
+    print(f"\nundo took {undo_s:.2f}s with a hanging server (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    assert undo_s < 2 * SSH_TIMEOUT_S + 3, undo_s
+    assert f"server(s) {sid} did not answer: their new containers are left there" in done["data"]["reason"] or any(
+        f"server(s) {sid} did not answer" in (e["data"].get("detail") or "") for e in events
+    ), events

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from berth_common.catalogue import ReplicasQuery, ReplicasReply
 from tests.api.conftest import make_app
 from tests.servers.test_volume_move import _add_servers, _deployed, _served, _service, rig, servers  # noqa: F401
 from tests.support.images import busybox_image
@@ -194,6 +195,11 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
         q = sa.text("SELECT deployment_id, replica, server_id FROM scheduler.containers WHERE application_id = :a")
         records = sorted(tuple(row) for row in await conn.execute(q, {"a": spread["id"]}))
     assert records == [(spread_dep["id"], 1, b_id), (spread_dep["id"], 2, "local")], records
+    # and shown so (the containers keep the labels of the deployment that made them: the records say)
+    query = ReplicasQuery(application_id=spread["id"])
+    reply = await platform.api.request("scheduler", "replicas", query, ReplicasReply, timeout=20)
+    shown = sorted((r.deployment_id, r.replica, r.server) for r in reply.replicas)
+    assert shown == [(spread_dep["id"], 1, b_id), (spread_dep["id"], 2, "local")], shown
 
 
 async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) -> None:

@@ -45,6 +45,8 @@ class SchedulerSettings(BaseServiceSettings):
     volume_move_progress_s: float = Field(default=5.0, gt=0, le=3600)
     # Built images kept per application for rollback: those of the last N successful deployments.
     keep_images: int = Field(default=5, ge=1, le=1000)
+    # The longest the image pruning after a deployment spends on one server (a server that hangs is skipped).
+    prune_server_timeout_s: float = Field(default=15.0, gt=0, le=600)
     # Backups: S3 multipart part size (memory per destination is about two parts), the heartbeat of a running
     # backup, the silence after which a running backup is ended failed (its process stopped), how often that
     # is checked, and the longest a backup or restore may take.

@@ -210,6 +210,12 @@ async def containers_of(s: AsyncSession, deployment_id: str) -> list[Any]:
     return list(rows)
 
 
+async def containers_of_application(s: AsyncSession, application_id: str) -> list[Any]:
+    """Every container record of the application, whichever deployment it belongs to now."""
+    rows = await s.execute(sa.select(containers).where(containers.c.application_id == application_id))
+    return list(rows)
+
+
 async def applications_with_containers(s: AsyncSession) -> list[str]:
     rows = await s.execute(sa.select(containers.c.application_id).distinct())
     return sorted(r.application_id for r in rows)

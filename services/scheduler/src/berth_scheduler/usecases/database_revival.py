@@ -9,6 +9,11 @@ the reason, announced for the request the api knows last, each revival's events 
 container's exit or start time). A ``failed`` one is not tried again until a command asks. A database being
 stopped or removed is marked first (``Databases._hold``), so one stopped on purpose stays stopped; and the
 database's lock keeps the pass and its commands apart.
+
+A running database's TCP proxy (``domain/database_proxy.py``: a public database with a narrow allow-list)
+found exited (killed, or stopped by its engine) is started again alone, by the same pass and under the same
+lock, and one found gone is made again: the database's container is not touched and nothing is announced
+(the database stays ``running``; its public port answers again once the proxy listens).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from berth_common import dbengines
+from berth_common.catalogue import DatabaseSpec
 from berth_common.db import Unit
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
@@ -25,6 +31,7 @@ from berth_common.redaction import mask
 from berth_scheduler.adapters import database_runs as runs
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.domain import database_proxy
 from berth_scheduler.domain.revival import restarted_by_engine, revival_tag, should_start
 from berth_scheduler.usecases.databases import Databases, _reason
 
@@ -75,7 +82,11 @@ class DatabaseRevival:
                 log.info("database not checked", database_id=database_id, server_id=spec.server_id, error=str(exc))
                 return None
             restarted = restarted_by_engine(info, self._seen.get(database_id))
-            if info is None or not (restarted or should_start(info, self.now())):
+            if info is None:
+                return None
+            if not (restarted or should_start(info, self.now())):
+                if (info.get("State") or {}).get("Running"):
+                    await self._proxy_again(spec)
                 return None
             tag, state = revival_tag(info), info.get("State") or {}
             self._seen[database_id] = state.get("StartedAt")
@@ -99,3 +110,23 @@ class DatabaseRevival:
 
             await db.transactions.run(record)
             return str(answer.state)
+
+    async def _proxy_again(self, spec: DatabaseSpec) -> bool:
+        """The running database's TCP proxy started again alone when it exited (or made again when it is gone),
+        the database's container untouched: the proxy's restart policy asks for it to run, as the database's
+        does, and nothing else would start it before the database's next start. True: it was started."""
+        if not database_proxy.needed(spec):
+            return False
+        db = self.databases
+        try:
+            engine = await db._engine(spec.server_id)
+            proxy = await engine.docker.inspect(database_proxy.name(spec.database_id))
+            if proxy is not None and not should_start(proxy, self.now()):
+                return False
+            log.warning("database proxy started again", database_id=spec.database_id, made_again=proxy is None)
+            await db._proxy(engine, spec)
+        except Exception as exc:  # its server, its image: the next pass tries again
+            reason = mask(_reason(exc), [spec.reveal()])
+            log.warning("database proxy not started again", database_id=spec.database_id, reason=reason)
+            return False
+        return True

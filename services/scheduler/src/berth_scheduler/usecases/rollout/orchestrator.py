@@ -3,7 +3,9 @@
 Each task drives its application's deployments one at a time from the persisted state (admitting the
 oldest queued one when the application is free); bus handlers only record inputs and wake it. Long
 steps (readiness, drain) therefore never block the consumers, and a restart resumes every unfinished
-deployment from where its state says it was. A cancel interrupts the step in progress.
+deployment from where its state says it was. A cancel interrupts the step in progress. Once a deployment
+succeeded and nothing else wants the application, its old images are pruned (``pruning.py``), given up at
+once for the application's next deployment, scale or removal and taken up again after it.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ class Orchestrator:
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
-            State.STOPPING_OLD: pruning.stop_old_then_prune,
+            State.STOPPING_OLD: self._stop_old,
         }
         self._undo = Undo()
+        self._prunes: dict[str, str | None] = {}  # application -> the image its last success ran: prune due
         self._removal = RemovalDriver()
         self._scale = ScaleDriver()
         self._leadership: Leadership | None = None
@@ -220,7 +223,7 @@ class Orchestrator:
                         log.warning("removal interrupted, resuming", application_id=application_id, error=str(exc))
                         await asyncio.sleep(1.0)
                         continue
-                    if wake.is_set():
+                    if not await self._prune(application_id, wake) or wake.is_set():  # then its images
                         continue
                     return
                 deployment_id, row = found
@@ -232,6 +235,33 @@ class Orchestrator:
         finally:
             if self._tasks.get(application_id) is asyncio.current_task():
                 del self._tasks[application_id]
+
+    async def _stop_old(self, rt: RolloutContext, r: Rollout, row: Any, wait: steps.Waiter) -> None:
+        """stopping_old (``steps.stop_old``: the deployment succeeded); its images pruned once it has ended."""
+        await steps.stop_old(rt, r, row, wait)
+        self._prunes[r.application_id] = row.image
+
+    async def _prune(self, application_id: str, wake: asyncio.Event) -> bool:
+        """The image pruning due after the application's last success (``pruning.py``), given up as soon as
+        anything else wants the application (``wake``: due still, tried again when it is free). True: nothing
+        was given up."""
+        if application_id not in self._prunes:
+            return True
+        task = asyncio.create_task(pruning.prune_images(self.rt, application_id, self._prunes[application_id]))
+        woken = asyncio.create_task(wake.wait())
+        try:
+            await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            log.info("image pruning gives way", application_id=application_id)
+            return False
+        self._prunes.pop(application_id, None)
+        return True
 
     async def _wait(self, application_id: str, timeout: float) -> None:
         wake = self._wakes.setdefault(application_id, asyncio.Event())

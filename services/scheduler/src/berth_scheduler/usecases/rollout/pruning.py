@@ -1,11 +1,17 @@
 """Image retention after a deployment succeeded: the application's images no kept deployment needs are
 removed on every server that held its containers, and the api is told which built tags went (a rollback
-to a deployment that ran one of them has nothing to run)."""
+to a deployment that ran one of them has nothing to run).
+
+It runs once the deployment has ended, in the application's slot while nothing else wants it: the
+orchestrator (``orchestrator.py``) gives it up for the application's next deployment, scale or removal
+(and takes it up again once the application is free), so a server that hangs holds no deployment up; each
+server is given at most ``prune_server_timeout_s`` (a server nobody reported unreachable yet would
+otherwise hold each engine call for the engine call's own time limit)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import ImagesPruned
@@ -13,27 +19,20 @@ from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.domain import retention
-from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
-from berth_scheduler.usecases.rollout.steps import Waiter, read, servers_of, stop_old
+from berth_scheduler.usecases.rollout.steps import read, servers_of
 
 log = get_logger(__name__)
-
-
-async def stop_old_then_prune(rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
-    """stopping_old (``steps.stop_old``: the deployment succeeded), then the images no kept deployment needs."""
-    await stop_old(rt, r, row, wait)
-    await prune_images(rt, r.application_id, row.image)
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:
     """Untag the application's built images that no kept deployment needs (its own image's repository and
     those its compose services were built into), and remove the images pulled by digest from a push
     registry that Berth pushed for it and no kept deployment runs, on every server that held its containers
-    (best effort: never fails a deployment; a server that does not answer is skipped until the next
-    deployment; an image a container still uses stays). Returns the references removed (on remote servers
-    as ``<server>:<reference>``)."""
+    (best effort: never fails a deployment; the servers at once, each within ``prune_server_timeout_s``: a
+    server that does not answer in that time is skipped until the next deployment; an image a container
+    still uses stays). Returns the references removed (on remote servers as ``<server>:<reference>``)."""
     repos = [image.rsplit(":", 1)[0]] if image and image.startswith("berth/") else []  # else the user's own
     try:
         keep = await read(rt, store.images_in_use, application_id, rt.settings.keep_images)
@@ -46,30 +45,39 @@ async def prune_images(rt: RolloutContext, application_id: str, image: str | Non
     except Exception as exc:
         log.warning("image pruning failed", application_id=application_id, error=str(exc))
         return []
-    removed: list[str] = []
     built_gone: set[str] = set()  # tags of built images removed anywhere: told to the api (rollbacks)
-    for server in dict.fromkeys([LOCAL, *servers]) if repos or pushed else []:
+
+    async def on(server: str) -> list[str]:
+        removed: list[str] = []
         try:
-            docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
-            gone: list[str] = []
-            if repos:
-                built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
-                ids = [b.deployment for b in built if b.deployment]
-                finished = await read(rt, store.finished_deployments, ids)
-                untagged = [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
-                gone += untagged
-            if pushed:
-                repositories = sorted({retention.repository_of(p) for p in pushed})  # as the engine matches
-                pulled = retention.pulled_images(await docker.images_of(repositories))
-                finished = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
-                gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, finished) if r not in gone]
-            for ref in gone:
-                if await docker.untag_image(ref):
-                    removed.append(ref if server == LOCAL else f"{server}:{ref}")
-                    if repos and ref in untagged:
-                        built_gone.add(ref)
+            async with asyncio.timeout(rt.settings.prune_server_timeout_s):
+                docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
+                gone: list[str] = []
+                if repos:
+                    built = retention.built_images(await docker.list_images({labels.APPLICATION: application_id}))
+                    ids = [b.deployment for b in built if b.deployment]
+                    finished = await read(rt, store.finished_deployments, ids)
+                    untagged = [t for repo in repos for t in retention.tags_to_remove(built, keep, repo, finished)]
+                    gone += untagged
+                if pushed:
+                    repositories = sorted({retention.repository_of(p) for p in pushed})  # as the engine matches
+                    pulled = retention.pulled_images(await docker.images_of(repositories))
+                    done = await read(rt, store.finished_deployments, [p.deployment for p in pulled if p.deployment])
+                    gone += [r for r in retention.pulled_to_remove(pulled, pushed, keep_refs, done) if r not in gone]
+                for ref in gone:
+                    if await docker.untag_image(ref):
+                        removed.append(ref if server == LOCAL else f"{server}:{ref}")
+                        if repos and ref in untagged:
+                            built_gone.add(ref)
+        except TimeoutError:
+            limit = rt.settings.prune_server_timeout_s
+            log.warning("image pruning skipped: the server did not answer in time", server_id=server, limit_s=limit)
         except Exception as exc:
             log.warning("image pruning failed", application_id=application_id, server_id=server, error=str(exc))
+        return removed
+
+    wanted = list(dict.fromkeys([LOCAL, *servers])) if repos or pushed else []
+    removed = [ref for refs in await asyncio.gather(*(on(server) for server in wanted)) for ref in refs]
     if removed:
         log.info("old images pruned", application_id=application_id, removed=removed)
     if built_gone:

@@ -21,6 +21,7 @@ again and their routes put back as they were (step ``RECREATE_RESTORE_STEP``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any
 
 from berth_common import labels
@@ -66,11 +67,13 @@ async def _route_step(
     return failure or f"the routes were not confirmed within {r.timeouts.route_s:g}s (is proxy-sync running?)"
 
 
-async def _old_replicas(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, scope: Scope) -> list[Any]:
+async def _old_replicas(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, scope: Scope, skip: Collection[str] = ()
+) -> list[Any]:
     """(server, engine, container) of the replicas of other deployments that ``scope`` stops, on every
-    server of the application (a server that does not answer is skipped)."""
+    server of the application but ``skip`` (a server that does not answer is skipped)."""
     found = []
-    for server in await servers_of(rt, r.application_id, spec):
+    for server in [s for s in await servers_of(rt, r.application_id, spec) if s not in skip]:
         try:
             docker = await rt.fleet.docker(server)
             for c in await docker.list_containers({labels.APP: r.application_id}):
@@ -151,14 +154,17 @@ async def stop_for_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpe
         await transit(rt, r.deployment_id, stopped)
 
 
-async def undo_recreate(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter) -> str:
-    """A failed recreate: the old replicas started again and their routes put back; a note for the reason
-    ("" when the deployment stopped nothing)."""
+async def undo_recreate(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, wait: Waiter, skip: Collection[str] = ()
+) -> str:
+    """A failed recreate: the old replicas started again (but on ``skip``: servers that do not answer) and
+    their routes put back; a note for the reason ("" when the deployment stopped nothing)."""
     removed = await read(rt, store.ops_of, r.deployment_id, RECREATE_STEP)
     if not removed and not await _moving(rt, r, spec):  # nothing was stopped
         return ""
     scope = await _scope(rt, r, spec)
-    old = [(d, c) for _, d, c in await _old_replicas(rt, r, spec, scope) if c.state not in ("running", "restarting")]
+    found = await _old_replicas(rt, r, spec, scope, skip)
+    old = [(d, c) for _, d, c in found if c.state not in ("running", "restarting")]
     await asyncio.gather(*(docker.start(c.name) for docker, c in old))
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)
     tls = await tls_of(rt, r.previous_deployment_id, r.team_id, r.application_id)  # the routes as they were

@@ -6,6 +6,8 @@ tasks of its Swarm services, with their nodes (``usecases/swarm_app.py``)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import ReplicasReply, ReplicaStatus
@@ -86,18 +88,38 @@ async def _remote_status(
 
 async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, ContainerInfo]]:
     """(server, container) of the application on every server it has containers on (a Swarm task is shown
-    as a task; a one-off run's container is no replica)."""
-    servers = await read(rt, store.servers_of_application, application_id)
+    as a task; a one-off run's container is no replica), each as its record says (``_as_recorded``)."""
+    records = {row.name: row for row in await read(rt, store.containers_of_application, application_id)}
+    servers = sorted({LOCAL, *(row.server_id for row in records.values())})
     out: list[tuple[str, ContainerInfo]] = []
     for server in servers:
         try:
             docker = await rt.fleet.docker(server)
             found = await docker.list_containers({labels.APP: application_id})
-            out += [(server, c) for c in found if not swarm_task(c.labels) and not one_off(c.labels)]
+            out += [
+                (server, _as_recorded(c, records.get(c.name)))
+                for c in found
+                if not swarm_task(c.labels) and not one_off(c.labels)
+            ]
         except (DockerUnavailable, ServerRefusedError):
             if server == LOCAL:
                 raise
     return out
+
+
+def _as_recorded(c: ContainerInfo, record: Any | None) -> ContainerInfo:
+    """The container with the deployment, service and replica number of its record: a container that a
+    later deployment kept running (``adoption.py``) still has the labels it was made with, while its record
+    names the deployment that owns it now and its replica number there. A container without a record keeps
+    its labels."""
+    if record is None:
+        return c
+    owner = {
+        labels.DEPLOYMENT: record.deployment_id,
+        labels.SERVICE: record.service,
+        labels.REPLICA: str(record.replica),
+    }
+    return replace(c, labels={**c.labels, **owner})
 
 
 # once a removal has taken the routes down, no deployment of the application is live any more

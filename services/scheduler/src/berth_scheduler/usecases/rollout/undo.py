@@ -1,6 +1,12 @@
 """Undo a failed or cancelled deployment: routes back as they were, new containers removed (its pre-deploy
 job's too, stopped first if it still runs; the old replicas a ``recreate`` stopped started and routed
-again; the copies of moved volumes removed from their targets, the sources' kept), then end it."""
+again; the copies of moved volumes removed from their targets, the sources' kept), then end it.
+
+The application's servers are asked first, at once, each within the SSH timeout (``unreachable.py``; one
+reported unreachable is not asked at all): a server that does not answer is left as it is, noted in the
+reason, and not contacted again by this undo (each engine call to a server that hangs would wait for the
+call's own time limit); its containers' records stay, so the application's next deployment removes what
+is left there."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from berth_scheduler.usecases.rollout.pre_deploy import remove_job
 from berth_scheduler.usecases.rollout.recreate import undo_recreate
 from berth_scheduler.usecases.rollout.routing import RESTORE_STEP, resend_pending, send_step, tls_of, wait_step
 from berth_scheduler.usecases.rollout.steps import Waiter, read, remove_all, servers_of, transit
+from berth_scheduler.usecases.rollout.unreachable import silent
 
 log = get_logger(__name__)
 
@@ -49,16 +56,20 @@ class Undo:
     async def __call__(self, rt: RolloutContext, r: Rollout, row: Any, wait: Waiter) -> None:
         notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
         servers = await servers_of(rt, r.application_id, rt.sealer.open(row.spec))
-        skipped: list[str] = []
+        # asked first, within the SSH timeout: a server that does not answer is left as it is (noted), not
+        # waited for call after call; its records stay, so the application's next deployment cleans it up
+        skipped = await silent(rt, servers)
+        servers = [s for s in servers if s not in skipped]
         selector = {labels.DEPLOYMENT: r.deployment_id}
         removed = await remove_all(rt, selector, stop=False, servers=servers, unreachable=skipped)
         notes.append(f"{removed} new container(s) removed")
         if skipped:
             notes.append(f"server(s) {', '.join(skipped)} did not answer: their new containers are left there")
+            log.warning("undo skipped servers that do not answer", deployment_id=r.deployment_id, servers=skipped)
         if rt.sealer.open(row.spec).pre_deploy is not None and await remove_job(rt, r.deployment_id, servers):
             notes.append("the pre-deploy job's container removed")
-        moved = await volume_move.undo(rt, r)  # the copies removed once the new containers are gone
-        recreated = await undo_recreate(rt, r, rt.sealer.open(row.spec), wait)
+        moved = await volume_move.undo(rt, r, skipped)  # the copies removed once the new containers are gone
+        recreated = await undo_recreate(rt, r, rt.sealer.open(row.spec), wait, skipped)
         notes += [n for n in (recreated, moved) if n]
         assert r.abort is not None
         detail = f"{r.abort.reason} ({'; '.join(notes)})"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from functools import partial
 from typing import Any
 
@@ -285,9 +285,10 @@ async def stream(
     return sent
 
 
-async def undo(rt: RolloutContext, r: Rollout) -> str:
+async def undo(rt: RolloutContext, r: Rollout, skip: Collection[str] = ()) -> str:
     """A failed or cancelled deployment: the copies its moves made on their targets removed (the new
-    containers were removed first), the sources' volumes kept; a note for the reason ("" when none)."""
+    containers were removed first), the sources' volumes kept; a note for the reason ("" when none).
+    ``skip``: servers that do not answer, not contacted (a copy there is noted as not removed)."""
     rows = await read(rt, records.moves_of, r.deployment_id)
     notes = []
     for row in rows:
@@ -297,6 +298,13 @@ async def undo(rt: RolloutContext, r: Rollout) -> str:
                     f"volume {row.volume} on server {row.target} was there before the move: it may hold part of "
                     "the copy (empty or remove it before moving again)"
                 )
+            continue
+        silent = [s for s in (row.source, row.target) if s in skip]
+        if silent:
+            notes.append(
+                f"the copy of volume {row.volume} on server {row.target} NOT removed (server {silent[0]} "
+                "does not answer)"
+            )
             continue
         try:
             source, target = await rt.fleet.docker(row.source), await rt.fleet.docker(row.target)
