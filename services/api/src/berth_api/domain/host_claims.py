@@ -41,7 +41,7 @@ def claims(
 ) -> list[Claim]:
     """The application's claims, one per host (its generated claim first); raises a 422 naming the field for
     a custom domain under the base domain or one host used twice under one path. ``config_hosts``: a
-    preview's generated hosts by service."""
+    preview's generated hosts by service, and by ``<service>:<port>`` for other routed ports."""
     rows: list[tuple[Claim, str]] = []
     web = [(i, svc) for i, svc in enumerate(services) if svc["kind"] == "web"]
     generated = {
@@ -49,7 +49,8 @@ def claims(
         for _, svc in web
     }
     ports = {  # the generated hosts of other routed ports: (service, port) -> host
-        (svc["name"], e["port"]): port_host(svc["name"], e["port"], app, env, base)
+        (svc["name"], e["port"]): (config_hosts or {}).get(f"{svc['name']}:{e['port']}")
+        or port_host(svc["name"], e["port"], app, env, base)
         for _, svc in web
         for e in svc.get("port_hosts") or []
         if e.get("generated")

@@ -5,8 +5,8 @@ number, whether it asks for a preview (opened, reopened, new commits: ``deploy``
 merged, declined: ``close``), the head commit and branch, and whether it comes from a fork (another
 repository than the one the webhook belongs to). The preview application's name, its hosts (the pattern,
 default ``pr-{number}-{app}.{base}``), its configuration (the application's, building the head branch,
-without custom domains) and its variables (the application's, the preview-only values winning) are made
-here, as are the forge comment's text and the request that writes or updates it in place.
+without custom domains; a compose service's other routed ports on hosts of their own from the pattern)
+and its variables (the application's, the preview-only values winning) are made here, as are the forge comment's text and the request that writes or updates it in place.
 """
 
 from __future__ import annotations
@@ -247,6 +247,28 @@ def shared_under_path(config: dict[str, Any], generated: dict[str, str]) -> dict
     return out
 
 
+def port_key(service: str, port: int) -> str:
+    """The key of another routed port's preview host among the preview's hosts (``preview_hosts``: service
+    -> host, and ``<service>:<port>`` -> host; a slug has no ``:``)."""
+    return f"{service}:{port}"
+
+
+def port_preview_hosts(
+    config: dict[str, Any], pattern: str, number: int, app: str, env: str, base: str
+) -> dict[str, str]:
+    """The preview hosts of the application's other routed ports (``port_key`` -> host), from the pattern
+    as a further service's host is, the service being ``<service>-<port>`` (as ``hosts.port_host`` names a
+    port's generated host): ``web-9001-pr-4-shop.example.com``."""
+    return {
+        port_key(svc["name"], entry["port"]): preview_host(
+            pattern, number, app, env, f"{svc['name']}-{entry['port']}", base, False
+        )
+        for svc in config["services"]
+        if svc.get("kind") == "web"
+        for entry in svc.get("port_hosts") or []
+    }
+
+
 def preview_config(
     config: dict[str, Any],
     pr: PullRequest,
@@ -255,11 +277,11 @@ def preview_config(
     generated: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
-    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's). A service
-    routed under a path of another service's host (``shared_under_path``, ``generated``: the application's
-    generated hosts) keeps that path under the other service's preview host: the preview has the same
-    origin layout as the application. A compose service's other routed ports (on custom hosts or generated
-    hosts of their own) are not routed in the preview."""
+    its hosts ``hosts`` (service -> host; ``port_key`` -> the host of another routed port) and no custom
+    domain (those stay the application's). A service routed under a path of another service's host
+    (``shared_under_path``, ``generated``: the application's generated hosts) keeps that path under the
+    other service's preview host: the preview has the same origin layout as the application. A compose
+    service's other routed ports are routed too (``_port_entries``)."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
@@ -273,12 +295,36 @@ def preview_config(
         for svc in config["services"]
     ]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
-    if config.get("compose_hosts"):  # each service on its own port only (another port's hosts are not the preview's)
-        first: dict[str, int] = {}
-        given = [h for h in config["compose_hosts"] if first.setdefault(h["service"], h["port"]) == h["port"]]
-        out["compose_hosts"] = [
-            {**h, "host": hosts[shared[berth_name(h["service"])]] if _shares(h, shared) else None} for h in given
-        ]
+    if config.get("compose_hosts"):
+        out["compose_hosts"] = _preview_entries(config["compose_hosts"], shared, hosts, generated or {})
+    return out
+
+
+def _preview_entries(
+    entries: list[dict[str, Any]], shared: dict[str, str], hosts: dict[str, str], generated: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The compose ``hosts`` entries of the preview: each service's first port on its preview host (or under
+    its path of another service's preview host, ``_shares``); each other routed port on the preview host of
+    that port (``port_key``, the entry's host dropped: custom hosts stay the application's) under its path,
+    or, when the application routes it under a path of a host a service's first port has (its own or
+    another's), under that path of that service's preview host."""
+    first: dict[str, int] = {}
+    for h in entries:
+        first.setdefault(h["service"], h["port"])
+    owner = {host.lower(): name for name, host in generated.items()}
+    for h in entries:
+        if h.get("host") and h["port"] == first[h["service"]]:
+            owner.setdefault(h["host"].lower(), berth_name(h["service"]))
+    out: list[dict[str, Any]] = []
+    for h in entries:
+        if h["port"] == first[h["service"]]:
+            entry = {**h, "host": hosts[shared[berth_name(h["service"])]] if _shares(h, shared) else None}
+        else:
+            path = h.get("path") or "/"
+            under = owner.get((h.get("host") or "").lower()) if path != "/" else None
+            entry = {**h, "host": hosts[under] if under in hosts else None}
+        if entry not in out:
+            out.append(entry)
     return out
 
 

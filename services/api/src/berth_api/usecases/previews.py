@@ -136,6 +136,9 @@ async def _create(deps: Deps, row: dict[str, Any], actor: Principal) -> str | No
         )
         for i, svc in enumerate(webs)
     }
+    hosts.update(
+        domain.port_preview_hosts(parent["config"], pattern, row["number"], parent["name"], parent["environment"], base)
+    )
     pr = domain.PullRequest(row["number"], "deploy", row["head_commit"], row["head_ref"], "", False, None)
     generated = {svc["name"]: generated_host(svc["name"], parent["name"], parent["environment"], base) for svc in webs}
     config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"], generated)
