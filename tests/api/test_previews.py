@@ -444,3 +444,30 @@ async def test_settings_off_shown_and_a_preview_destroyed_by_hand(client, member
     assert (await client.delete(path, headers=members.admin)).status_code == 202
     (remove,) = await scheduler.wait_for(REMOVE, timeout=15)
     assert remove.data["application_id"] == start.data["application_id"]
+
+
+async def test_a_preview_keeps_two_ports_of_a_service_on_one_host_by_path(client, members, scheduler):
+    """The application's one host for the web port at ``/`` and the API port at ``/api`` is the preview's
+    host for both, by the same paths."""
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": PORTS},
+        "hosts": [
+            {"service": "web", "port": 8080, "host": "shop.example.com"},
+            {"service": "web", "port": 9001, "host": "shop.example.com", "path": "/api"},
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("github", created["secret"], "opened", 7, sha(7))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    (web,) = [svc for svc in start.data["spec"]["services"] if svc["name"] == "web"]
+    assert (web["hosts"], web["port_hosts"], web["shared_hosts"]) == (
+        ["pr-7-shop.localhost"],
+        [{"port": 9001, "hosts": ["pr-7-shop.localhost"], "path": "/api"}],
+        ["pr-7-shop.localhost"],
+    ), web

@@ -42,6 +42,7 @@ class Route:
     more: dict[int, list[str]] = field(default_factory=dict)  # another port -> its hosts (among ``domains``)
     more_paths: dict[int, str | None] = field(default_factory=dict)  # another port -> its path (None: whole)
     generated: tuple[int, ...] = ()  # other ports that get a generated host of their own
+    shared: tuple[str, ...] = ()  # hosts of ``more`` the port keeps too, under its own path (another path)
     buffer_mb: int | None = None  # the proxy reads each request's body (up to this many MiB) before forwarding
 
 
@@ -327,6 +328,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
             out["path_prefix"] = route.path
         if route.more:
             out["port_hosts"] = [_port_hosts(route, p) for p in route.more]
+        if route.shared:
+            out["shared_hosts"] = list(route.shared)
         if route.buffer_mb is not None:
             out["buffer_requests"] = {"max_body_mb": route.buffer_mb}
     health, timing = _health(name, svc, web)
