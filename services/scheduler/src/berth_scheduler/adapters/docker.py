@@ -147,6 +147,22 @@ class DockerExecutor:
                 return False
             raise
 
+    async def fill_volume(self, volume: dict[str, Any], filler: str, body: dict[str, Any], tar: bytes) -> str:
+        """Create the volume ``volume`` (``POST /volumes/create`` body), extract ``tar`` into it through the
+        container ``filler`` (created from ``body``, never started, removed after) at the path ``body``
+        mounts it, and return its directory on the server (``Mountpoint``)."""
+        found = await self._call(
+            f"create volume {volume['Name']}", self.docker.json("POST", "volumes/create", body=volume)
+        )
+        await self.remove(filler)  # left by an interrupted fill
+        create = self.docker.json("POST", "containers/create", params={"name": filler}, body=body)
+        await self._call(f"create {filler}", create)
+        try:
+            await self.put_archive(filler, body["HostConfig"]["Mounts"][0]["Target"], tar)
+        finally:
+            await self.remove(filler)
+        return str(found["Mountpoint"])
+
     async def volume_usage(self) -> dict[str, Any]:
         """``GET /system/df?type=volume``: the engine's volumes with ``UsageData.Size`` (an engine older than
         API 1.42 answers every kind of object; only ``Volumes`` is read)."""
