@@ -150,6 +150,9 @@ def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
     assert app_files.read_only_volume("app1", writable, writable.services[0]) is None
     assert app_files.read_only_archive(writable, writable.services[0]) is None
     assert app_files.servers_with_files([spec.model_dump(mode="json")]) == ["local"]
+    old, other = "berth-app1_files-" + "0" * 24, "berth-app1-files-kept"  # a named volume called files-kept
+    used = [{app_files.VOLUME_LABEL: volume}, {"berth.app": "app1"}]
+    assert app_files.unused_volumes("app1", [old, volume, other, "berth-app2_files-" + "1" * 24], used) == [old]
 
 
 def test_a_service_without_files_has_no_archive_and_no_label():

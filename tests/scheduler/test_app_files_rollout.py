@@ -5,6 +5,7 @@ serve the changed file."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 
@@ -128,6 +129,20 @@ async def test_a_read_only_file_cannot_be_changed_by_root_in_the_replica(platfor
         assert [v.startswith(f"berth-{app_id}_files-") for v in volumes] == [True], volumes
         fillers = ["docker", "ps", "-aq", "--filter", f"label=berth.files={volumes[0]}"]
         assert subprocess.run(fillers, capture_output=True, text=True).stdout.split() == [], "a filler was left"
+        # a changed read-only file: a new volume for the new replica, the one no container binds is gone
+        spec["files"][1]["content"] = "hello again\n"
+        d2 = await platform.deploy(app_id, spec)
+        assert (await platform.wait(d2, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(d2)
+        (name,) = [n for n, _ in containers_of(app_id) if "-tools-" in n]
+        assert _as_root(name, "cat /etc/app/motd").stdout == "hello again\n"
+        assert _as_root(name, "echo changed > /etc/app/motd").returncode != 0
+        listed = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
+        for _ in range(50):  # pruned once the old replicas are gone, after the deployment is announced
+            now = subprocess.run(listed, capture_output=True, text=True).stdout.split()
+            if len(now) == 1:
+                break
+            await asyncio.sleep(0.2)
+        assert len(now) == 1 and now != volumes, (now, volumes)
         await platform.remove(app_id, drain_grace_s=0.2)  # its named volumes kept: the files' volume goes
         assert (await platform.wait_app(app_id, timeout=30))["type"] == "evt.application.removed"
         left = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]

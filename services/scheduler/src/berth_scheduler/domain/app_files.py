@@ -16,7 +16,9 @@ Docker volume named by their digest (``read_only_volume``: the same files, the s
 that runs the service), filled through a container that is never started (``filler_body``: the engine
 extracts the archive into the volume it mounts), and each file is bind-mounted read-only from the volume's
 directory at its path (``read_only_mounts``): the kernel refuses any write, whoever asks. The application's
-removal removes its files volumes (they hold no data of the application's own). Other containers
+removal removes its files volumes (they hold no data of the application's own), and a succeeded deployment
+removes those no container of the application binds any more (``unused_volumes``: a replica names its
+volume in a label; the engine does not count a bind of a volume's directory as a use). Other containers
 of the service (a one-off run, a pre-deploy job) get them in their own layer without write permission.
 """
 
@@ -33,6 +35,7 @@ from berth_common.catalogue import AppFile, ApplicationSpec, WebService, WorkerS
 
 LABEL = "berth.files"  # the digest of the files a container was given (on a read-only files volume: its name)
 FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
+VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
 
 
 def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
@@ -161,3 +164,13 @@ def filler_body(image: str, volume: str) -> dict[str, Any]:
         "Labels": {LABEL: volume},  # no replica of the application: nothing else takes it for one
         "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": FILL_AT}]},
     }
+
+
+def unused_volumes(
+    application_id: str, volumes: Iterable[str], container_labels: Iterable[Mapping[str, str]]
+) -> list[str]:
+    """The application's read-only files volumes (among ``volumes``) that no container (by its labels)
+    binds files from."""
+    used = {found.get(VOLUME_LABEL) for found in container_labels}
+    prefix = files_volume_prefix(application_id)
+    return [v for v in volumes if v.startswith(prefix) and v not in used]

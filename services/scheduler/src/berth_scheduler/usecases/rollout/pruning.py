@@ -1,6 +1,7 @@
 """Image retention after a deployment succeeded: the application's images no kept deployment needs are
 removed on every server that held its containers, and the api is told which built tags went (a rollback
-to a deployment that ran one of them has nothing to run)."""
+to a deployment that ran one of them has nothing to run); so are its read-only files volumes no container
+binds any more (``domain/app_files.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from berth_common.catalogue import ImagesPruned
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
-from berth_scheduler.domain import retention
+from berth_scheduler.domain import app_files, retention
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -25,6 +26,21 @@ async def stop_old_then_prune(rt: RolloutContext, r: Rollout, row: Any, wait: Wa
     """stopping_old (``steps.stop_old``: the deployment succeeded), then the images no kept deployment needs."""
     await stop_old(rt, r, row, wait)
     await prune_images(rt, r.application_id, row.image)
+    await prune_files_volumes(rt, r.application_id)
+
+
+async def prune_files_volumes(rt: RolloutContext, application_id: str) -> None:
+    """Remove the application's read-only files volumes no container of it binds files from any more, on
+    every server that held its containers (best effort: never fails a deployment)."""
+    try:
+        for server in dict.fromkeys([LOCAL, *await servers_of(rt, application_id, None)]):
+            docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
+            selector = {labels.APP: application_id}
+            found = [c.labels for c in await docker.list_containers(selector)]
+            for volume in app_files.unused_volumes(application_id, await docker.list_volumes(selector), found):
+                await docker.remove_volume(volume)
+    except Exception as exc:
+        log.warning("files volumes pruning failed", application_id=application_id, error=str(exc))
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:

@@ -99,7 +99,8 @@ async def _read_only_files(
     )
     host = dict(cs.body.get("HostConfig") or {})
     host["Mounts"] = [*(host.get("Mounts") or []), *app_files.read_only_mounts(spec, svc, mountpoint)]
-    return replace(cs, body={**cs.body, "HostConfig": host})
+    found = {**(cs.body.get("Labels") or {}), app_files.VOLUME_LABEL: volume}
+    return replace(cs, body={**cs.body, "HostConfig": host, "Labels": found})
 
 
 async def wait_ready(rt: RolloutContext, cs: ContainerSpec, deadline: float) -> None:
