@@ -152,3 +152,36 @@ async def test_a_read_only_file_cannot_be_changed_by_root_in_the_replica(platfor
         found = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
         for volume in subprocess.run(found, capture_output=True, text=True).stdout.split():
             subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+
+
+async def test_a_read_only_file_cannot_be_changed_by_root_in_a_job_or_a_run(platform, busybox, app_id, unique):
+    """The pre-deploy job and a one-off run of a service get its read-only files bound read-only too."""
+    spec = files_app(busybox, f"page-{unique}.localhost", "page v1")
+    spec["services"][1]["files"] = [{"source": "conf/motd", "target": "/etc/app/motd", "read_only": True}]
+    tries = "cat /etc/app/motd; if echo x > /etc/app/motd; then echo WROTE; else echo REFUSED; fi"
+    spec["pre_deploy"] = {"command": ["sh", "-c", tries], "service": "tools"}
+    try:
+        dep = await platform.deploy(app_id, spec)
+        assert (await platform.wait(dep, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(dep)
+        logged = log_of(platform, dep)
+        assert "[pre-deploy] hello from a file" in logged and "[pre-deploy] REFUSED" in logged, logged
+        events = await RunEvents().subscribe(platform.nc)
+        run_id = uuid.uuid4().hex
+        cmd = StartRun(
+            run_id=run_id,
+            team_id="team-1",
+            application_id=app_id,
+            deployment_id=dep,
+            service="tools",
+            command=["sh", "-c", tries],
+            timeout_s=30,
+        )
+        await platform.api.publish(cmd, id=f"run-start-{run_id}")
+        done = await events.wait(run_id)
+        assert done["status"] == "succeeded" and "REFUSED" in done["last_lines"], done
+        assert "sh: can't create /etc/app/motd: Read-only file system" in done["last_lines"], done
+    finally:
+        remove_labelled(f"berth.app={app_id}")
+        found = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
+        for volume in subprocess.run(found, capture_output=True, text=True).stdout.split():
+            subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)

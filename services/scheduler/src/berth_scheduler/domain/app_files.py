@@ -18,8 +18,8 @@ extracts the archive into the volume it mounts), and each file is bind-mounted r
 directory at its path (``read_only_mounts``): the kernel refuses any write, whoever asks. The application's
 removal removes its files volumes (they hold no data of the application's own), and a succeeded deployment
 removes those no container of the application binds any more (``unused_volumes``: a replica names its
-volume in a label; the engine does not count a bind of a volume's directory as a use). Other containers
-of the service (a one-off run, a pre-deploy job) get them in their own layer without write permission.
+volume in a label; the engine does not count a bind of a volume's directory as a use).
+A pre-deploy job and a one-off run of the service bind them the same way (``usecases/read_only_files.py``).
 """
 
 from __future__ import annotations

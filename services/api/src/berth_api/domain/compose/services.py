@@ -154,8 +154,8 @@ FILES_PREFIX = "./files/"
 
 def _file_mount(spot: str, source: str, target: Any, ctx: Context, read_only: bool = False) -> dict[str, Any]:
     """A bind mount of ``./files/<path>``: the application's file of that path, or its files under that
-    directory (``compose.files``), at ``target``; ``read_only`` (``:ro``): read-only in the replicas, for
-    root too (said in the notes)."""
+    directory (``compose.files``), at ``target``; ``read_only`` (``:ro``): read-only in the service's
+    containers, for root too (said in the notes)."""
     path = source[len(FILES_PREFIX) :].rstrip("/")
     try:
         file_path(path)
@@ -167,8 +167,8 @@ def _file_mount(spot: str, source: str, target: Any, ctx: Context, read_only: bo
         )
     if read_only:
         ctx.notes.append(
-            f"{spot}/read_only: the files are bind-mounted read-only into the service's replicas (root there "
-            "cannot change them); its pre-deploy job and one-off runs get them without write permission only"
+            f"{spot}/read_only: the files are bind-mounted read-only into the service's containers (root there "
+            "cannot change them either)"
         )
         return {"source": path, "target": target, "read_only": True}
     return {"source": path, "target": target}

@@ -32,6 +32,7 @@ from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.domain.runs import one_off
+from berth_scheduler.usecases.read_only_files import with_read_only_files
 from berth_scheduler.usecases.rollout.adoption import adopted, kept_slots, running
 from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -84,25 +85,6 @@ def specs_for(r: Rollout, spec: ApplicationSpec, rows: list[Any]) -> list[Contai
     return out
 
 
-async def _read_only_files(
-    docker: Any, r: Rollout, spec: ApplicationSpec, svc: Any, cs: ContainerSpec
-) -> ContainerSpec:
-    """``cs`` with the service's read-only files bind-mounted read-only from their volume, filled first
-    (``domain/app_files.py``); ``cs`` itself without any."""
-    volume = app_files.read_only_volume(r.application_id, spec, svc)
-    tar = app_files.read_only_archive(spec, svc)
-    if volume is None or tar is None:
-        return cs
-    body = app_files.volume_body(volume, r.application_id, r.team_id)
-    mountpoint = await docker.fill_volume(
-        body, f"{cs.name}-files", app_files.filler_body(cs.body["Image"], volume), tar
-    )
-    host = dict(cs.body.get("HostConfig") or {})
-    host["Mounts"] = [*(host.get("Mounts") or []), *app_files.read_only_mounts(spec, svc, mountpoint)]
-    found = {**(cs.body.get("Labels") or {}), app_files.VOLUME_LABEL: volume}
-    return replace(cs, body={**cs.body, "HostConfig": host, "Labels": found})
-
-
 async def wait_ready(rt: RolloutContext, cs: ContainerSpec, deadline: float) -> None:
     """Berth's readiness check of one replica, on the server it runs on."""
     checker = await rt.fleet.readiness(cs.server_id)
@@ -131,7 +113,7 @@ async def _start_one(
         if web and (port is None or any(p not in more for p in wanted)):
             port, more, recorded = allocate_port(), {p: allocate_port() for p in wanted}, False
         cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, server, more)
-        cs = await _read_only_files(docker, r, spec, svc, cs)
+        cs = await with_read_only_files(docker, r.application_id, r.team_id, spec, svc, cs)
         if not recorded:  # recorded before it exists: found after a crash
             values = {
                 "name": name,
