@@ -471,3 +471,32 @@ async def test_a_preview_keeps_two_ports_of_a_service_on_one_host_by_path(client
         [{"port": 9001, "hosts": ["pr-7-shop.localhost"], "path": "/api"}],
         ["pr-7-shop.localhost"],
     ), web
+
+
+async def test_a_preview_keeps_a_service_under_a_path_of_a_second_ports_generated_host(client, members, scheduler):
+    """``/docs`` of the console port's generated host stays ``/docs`` of that port's preview host."""
+    two = "services:\n  minio:\n    image: minio/minio\n    expose: ['9000', '9001']\n  docs:\n    image: nginx\n"
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": two},
+        "hosts": [
+            {"service": "minio", "port": 9000},
+            {"service": "minio", "port": 9001},
+            {"service": "docs", "port": 80, "host": "minio-9001-shop-production.localhost", "path": "/docs"},
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("github", created["secret"], "opened", 8, sha(8))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
+    console = "minio-9001-pr-8-shop.localhost"
+    assert services["minio"]["port_hosts"] == [{"port": 9001, "hosts": [console]}], services["minio"]
+    assert (services["docs"]["hosts"], services["docs"]["path_prefix"]) == (
+        ["docs-pr-8-shop.localhost", console],
+        "/docs",
+    ), services["docs"]

@@ -6,7 +6,9 @@ merged, declined: ``close``), the head commit and branch, and whether it comes f
 repository than the one the webhook belongs to). The preview application's name, its hosts (the pattern,
 default ``pr-{number}-{app}.{base}``), its configuration (the application's, building the head branch,
 without custom domains; a compose service's other routed ports on hosts of their own from the pattern)
-and its variables (the application's, the preview-only values winning) are made here, as are the forge comment's text and the request that writes or updates it in place.
+and its variables (the application's, the preview-only values winning) are made here, as are the forge
+comment's text and the request that writes or updates it in place (the hosts of other routed ports:
+``preview_ports``).
 """
 
 from __future__ import annotations
@@ -229,7 +231,8 @@ def preview_name(app: str, number: int) -> str:
 def shared_under_path(config: dict[str, Any], generated: dict[str, str]) -> dict[str, str]:
     """Services routed under a path of a host another service of the application has (compose
     ``hosts[].path``): service -> that other service (the one whose generated host it is, else the first
-    with it). ``generated``: the application's generated hosts by service."""
+    with it), or the ``preview_ports.port_key`` of the other port whose generated host it is. ``generated``:
+    the application's generated hosts by service (and by port: ``preview_ports.port_generated_hosts``)."""
     webs = [svc for svc in config["services"] if svc.get("kind") == "web"]
     owner: dict[str, str] = {h.lower(): name for name, h in generated.items()}
     for svc in webs:
@@ -247,28 +250,6 @@ def shared_under_path(config: dict[str, Any], generated: dict[str, str]) -> dict
     return out
 
 
-def port_key(service: str, port: int) -> str:
-    """The key of another routed port's preview host among the preview's hosts (``preview_hosts``: service
-    -> host, and ``<service>:<port>`` -> host; a slug has no ``:``)."""
-    return f"{service}:{port}"
-
-
-def port_preview_hosts(
-    config: dict[str, Any], pattern: str, number: int, app: str, env: str, base: str
-) -> dict[str, str]:
-    """The preview hosts of the application's other routed ports (``port_key`` -> host), from the pattern
-    as a further service's host is, the service being ``<service>-<port>`` (as ``hosts.port_host`` names a
-    port's generated host): ``web-9001-pr-4-shop.example.com``."""
-    return {
-        port_key(svc["name"], entry["port"]): preview_host(
-            pattern, number, app, env, f"{svc['name']}-{entry['port']}", base, False
-        )
-        for svc in config["services"]
-        if svc.get("kind") == "web"
-        for entry in svc.get("port_hosts") or []
-    }
-
-
 def preview_config(
     config: dict[str, Any],
     pr: PullRequest,
@@ -277,11 +258,11 @@ def preview_config(
     generated: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
-    its hosts ``hosts`` (service -> host; ``port_key`` -> the host of another routed port) and no custom
-    domain (those stay the application's). A service routed under a path of another service's host
+    its hosts ``hosts`` (service -> host; ``preview_ports.port_key`` -> the host of another routed port) and
+    no custom domain (those stay the application's). A service routed under a path of another service's host
     (``shared_under_path``, ``generated``: the application's generated hosts) keeps that path under the
     other service's preview host: the preview has the same origin layout as the application. A compose
-    service's other routed ports are routed too (``_port_entries``)."""
+    service's other routed ports are routed too (``_preview_entries``)."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
@@ -305,9 +286,9 @@ def _preview_entries(
 ) -> list[dict[str, Any]]:
     """The compose ``hosts`` entries of the preview: each service's first port on its preview host (or under
     its path of another service's preview host, ``_shares``); each other routed port on the preview host of
-    that port (``port_key``, the entry's host dropped: custom hosts stay the application's) under its path,
-    or, when the application routes it under a path of a host a service's first port has (its own or
-    another's), under that path of that service's preview host."""
+    that port (``preview_ports.port_key``, the entry's host dropped: custom hosts stay the application's)
+    under its path, or, when the application routes it under a path of a host a service's first port has
+    (its own or another's), under that path of that service's preview host."""
     first: dict[str, int] = {}
     for h in entries:
         first.setdefault(h["service"], h["port"])
