@@ -113,6 +113,7 @@ def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
     assert [(n, mode, body) for n, mode, _, _, _, body in _members(app_files.read_only_archive(spec, svc) or b"")] == [
         ("etc/nginx/conf.d/default.conf", 0o444, CONF),
         ("etc/nginx/conf.d/snippets/auth.conf", 0o400, f"password {SECRET};\n"),
+        (".berth-filled", 0o444, ""),  # last: the volume is filled
     ]
     volume = app_files.read_only_volume("app1", spec, svc)
     assert volume is not None and volume.startswith(app_files.files_volume_prefix("app1"))

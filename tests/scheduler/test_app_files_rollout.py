@@ -107,10 +107,13 @@ async def test_a_read_only_file_cannot_be_changed_by_root_in_the_replica(platfor
         {"source": "conf/motd", "target": "/etc/app/motd", "read_only": True},
         {"source": "www", "target": "/srv/www"},
     ]
+    tools["replicas"] = 3  # started together: one fill of their volume, none under another's bind
     dep = await platform.deploy(app_id, spec)
     try:
         assert (await platform.wait(dep, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(dep)
-        (name,) = [n for n, _ in containers_of(app_id) if "-tools-" in n]
+        names = sorted(n for n, _ in containers_of(app_id) if "-tools-" in n)
+        assert len(names) == 3 and all(_as_root(n, "cat /etc/app/motd").stdout == "hello from a file\n" for n in names)
+        name = names[0]
         for script in (
             "echo changed > /etc/app/motd",
             "echo more >> /etc/app/motd",
@@ -133,8 +136,9 @@ async def test_a_read_only_file_cannot_be_changed_by_root_in_the_replica(platfor
         spec["files"][1]["content"] = "hello again\n"
         d2 = await platform.deploy(app_id, spec)
         assert (await platform.wait(d2, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(d2)
-        (name,) = [n for n, _ in containers_of(app_id) if "-tools-" in n]
-        assert _as_root(name, "cat /etc/app/motd").stdout == "hello again\n"
+        names = sorted(n for n, _ in containers_of(app_id) if "-tools-" in n)
+        assert [_as_root(n, "cat /etc/app/motd").stdout for n in names] == ["hello again\n"] * 3
+        name = names[0]
         assert _as_root(name, "echo changed > /etc/app/motd").returncode != 0
         listed = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
         for _ in range(50):  # pruned once the old replicas are gone, after the deployment is announced

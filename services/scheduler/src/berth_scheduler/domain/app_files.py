@@ -35,6 +35,7 @@ from berth_common.catalogue import AppFile, ApplicationSpec, WebService, WorkerS
 
 LABEL = "berth.files"  # the digest of the files a container was given (on a read-only files volume: its name)
 FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
+FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive: the volume is filled
 VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
 
 
@@ -126,9 +127,13 @@ def servers_with_files(specs: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def read_only_archive(spec: ApplicationSpec, service: WebService | WorkerService) -> bytes | None:
     """The tar archive of the service's read-only files, extracted at the volume's root (``FILL_AT`` in the
-    filler): each file at its path in the container, relative."""
+    filler): each file at its path in the container, relative, then ``FILLED`` (empty): a volume holding
+    it is filled, and is not filled again."""
     found = _read_only(spec, service)
-    return _tar(found) if found else None
+    if not found:
+        return None
+    marker = AppFile.model_validate({"path": "filled", "content": "", "mode": 0o444})
+    return _tar([*found, (FILLED, marker)])
 
 
 def read_only_mounts(

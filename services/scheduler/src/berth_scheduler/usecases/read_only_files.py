@@ -29,7 +29,7 @@ async def with_read_only_files(
         return cs
     body = app_files.volume_body(volume, application_id, team_id)
     filler = app_files.filler_body(cs.body["Image"], volume)
-    mountpoint = await docker.fill_volume(body, f"{cs.name}-files", filler, tar)
+    mountpoint = await docker.fill_volume(body, f"{cs.name}-files", filler, tar, app_files.FILLED)
     host = dict(cs.body.get("HostConfig") or {})
     host["Mounts"] = [*(host.get("Mounts") or []), *app_files.read_only_mounts(spec, service, mountpoint)]
     found = {**(cs.body.get("Labels") or {}), app_files.VOLUME_LABEL: volume}
