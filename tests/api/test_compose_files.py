@@ -235,7 +235,10 @@ def test_a_bind_of_files_translates_to_the_services_files_exactly():
     (web,) = translated["services"]
     assert web["files"] == [{"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True}]
     assert "binds" not in web
-    assert any(n.startswith("services/web/volumes/0/read_only: the files are written") for n in translated["notes"])
+    assert any(
+        n.startswith("services/web/volumes/0/read_only: the files are bind-mounted read-only")
+        for n in translated["notes"]
+    )
     (web,) = translate(_bind("./files/init.sql", "/docker-entrypoint-initdb.d/1.sql"), ["web"], policy=policy)[
         "services"
     ]

@@ -64,10 +64,10 @@ def test_a_host_picks_another_port_of_its_service() -> None:
             "hosts/1/path",
             "Berth routes one path per port of a service (/ already for port 9000 of minio)",
         ),
-        (  # one host to one port of a service, whatever the paths
-            [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9001, "s3.example.com", "/ui")],
+        (  # one host and path to one port of a service
+            [HostMap("minio", 9000, "s3.example.com", "/s3"), HostMap("minio", 9001, "s3.example.com", "/s3")],
             "hosts/1/host",
-            "s3.example.com already routes to port 9000 of minio",
+            "s3.example.com is used twice in this application under the path /s3 (port 9000 of minio has it)",
         ),
         (
             [HostMap("minio", 9000), HostMap("minio", 9002, "console.example.com")],
@@ -78,7 +78,7 @@ def test_a_host_picks_another_port_of_its_service() -> None:
         (
             [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9001, "s3.example.com")],
             "hosts/1/host",
-            "s3.example.com already routes to port 9000 of minio",
+            "s3.example.com is used twice in this application (port 9000 of minio has it)",
         ),
     ],
 )
@@ -86,6 +86,27 @@ def test_a_second_port_it_cannot_route_is_refused_naming_the_field(hosts, spot, 
     with pytest.raises(ComposeRefusal) as caught:
         _translated(hosts)
     assert (caught.value.spot, caught.value.why) == (spot, why)
+
+
+def test_one_host_routes_two_ports_of_a_service_under_two_paths() -> None:
+    """As Coolify and Dokploy do: the web port at ``/`` and the API port at ``/api`` of one host, in either
+    order of the entries; the host stays the service's own port's too (``shared_hosts``)."""
+    hosts = [HostMap("minio", 9000, "s3.example.com"), HostMap("minio", 9001, "s3.example.com", "/api")]
+    for given in (hosts, hosts[::-1]):
+        (minio,) = _translated(given)["services"]
+        assert {k: minio.get(k) for k in ("port", "domains", "path_prefix", "port_hosts", "shared_hosts")} == {
+            "port": 9001 if given[0].port == 9001 else 9000,
+            "domains": ["s3.example.com"],
+            "path_prefix": "/api" if given[0].port == 9001 else None,
+            "port_hosts": [
+                {"port": 9000, "hosts": ["s3.example.com"], "path": "/"}
+                if given[0].port == 9001
+                else {"port": 9001, "hosts": ["s3.example.com"], "path": "/api"}
+            ],
+            "shared_hosts": ["s3.example.com"],
+        }
+    (alone,) = _translated([HostMap("minio", 9000, "a.example.com"), hosts[1]])["services"]
+    assert "shared_hosts" not in alone  # a host of the second port only: its own port does not serve it
 
 
 async def test_two_hosts_route_two_ports_of_one_service(client, members, scheduler) -> None:
@@ -112,6 +133,31 @@ async def test_two_hosts_route_two_ports_of_one_service(client, members, schedul
     r = await client.post(f"/v1/environments/{app['environment_id']}/applications", headers=members.developer, json=bad)
     (err,) = problem(r, 422)["errors"]
     assert err["loc"] == "/body/hosts/1/port" and "declares no container port 9002" in err["detail"]
+
+
+async def test_one_host_gives_two_ports_by_path_through_the_api(client, members, scheduler) -> None:
+    hosts = [
+        {"service": "minio", "port": 9000, "host": "s3.example.com"},
+        {"service": "minio", "port": 9001, "host": "s3.example.com", "path": "/api"},
+    ]
+    app = await make_app(client, members.developer, {"name": "bypath", "compose": {"inline": MINIO}, "hosts": hosts})
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer)
+    assert r.status_code == 202, r.text
+    (cmd,) = await scheduler.wait_for("cmd.deployment.start", 1)
+    (sent,) = cmd.data["spec"]["services"]
+    assert (sent["hosts"], sent["port_hosts"], sent["shared_hosts"]) == (
+        ["minio-bypath-production.localhost", "s3.example.com"],
+        [{"port": 9001, "hosts": ["s3.example.com"], "path": "/api"}],
+        ["s3.example.com"],
+    )
+    same = [hosts[0], {**hosts[1], "path": "/"}]  # the same host and path for two ports: refused
+    r = await client.post(
+        f"/v1/environments/{app['environment_id']}/applications",
+        headers=members.developer,
+        json={"name": "bypath-2", "compose": {"inline": MINIO}, "hosts": same},
+    )
+    (err,) = problem(r, 422)["errors"]
+    assert err["loc"] == "/body/hosts/1/host" and "s3.example.com is used twice" in err["detail"], err
 
 
 def test_each_routed_port_has_its_own_path_and_a_second_port_its_own_generated_host() -> None:

@@ -275,7 +275,67 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
     assert spec["name"] == "shop-pr-4" and spec["source"]["ref"] == sha(4)
     services = json.dumps(spec["services"])
     assert "pr-4-shop.localhost" in services and "shop.example.com" not in services  # custom domains stay
-    assert "port_hosts" not in services
+    # the other port is routed too, on its own preview host from the pattern (its custom host stays)
+    (web,) = [svc for svc in spec["services"] if svc["name"] == "web"]
+    assert web["port_hosts"] == [{"port": 9001, "hosts": ["web-9001-pr-4-shop.localhost"]}], web
+    assert web["hosts"] == ["pr-4-shop.localhost", "web-9001-pr-4-shop.localhost"], web
+
+
+PORTS = """services:
+  web:
+    build: .
+    ports: ["8080", "9001", "9002"]
+  files:
+    image: busybox
+    command: ["httpd", "-f", "-p", "9000"]
+    expose: ["9000", "9100"]
+"""
+
+
+async def test_a_preview_routes_each_port_of_a_service_as_the_application_does(client, members, scheduler):
+    """A second port on a generated host of its own keeps its path on its preview host (``<service>-<port>``
+    in the pattern); one routed under a path of another service's host keeps that path under that service's
+    preview host; the preview hosts follow the pattern, ``{service}`` included."""
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": PORTS},
+        "hosts": [
+            {"service": "web", "port": 8080, "host": "shop.example.com"},
+            {"service": "web", "port": 9001, "path": "/ui"},  # a generated host of its own, under a path
+            {"service": "files", "port": 9000},
+            {"service": "files", "port": 9100, "host": "shop.example.com", "path": "/files"},
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    assert [svc["hosts"] for svc in app["services"] if svc["kind"] == "web"] == [
+        ["web-shop-production.localhost", "web-9001-shop-production.localhost", "shop.example.com"],
+        ["files-shop-production.localhost", "shop.example.com"],
+    ], app["services"]
+    created = await hook(client, members, app["id"])
+    settings = {"host_pattern": "{service}-pr-{number}.{base}"}
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json=settings)
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("github", created["secret"], "opened", 6, sha(6))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
+    web, files = services["web"], services["files"]
+    assert (web["hosts"], web["port_hosts"]) == (
+        ["web-pr-6.localhost", "web-9001-pr-6.localhost"],
+        [{"port": 9001, "hosts": ["web-9001-pr-6.localhost"], "path": "/ui"}],
+    ), web
+    assert (files["hosts"], files["port_hosts"]) == (
+        ["files-pr-6.localhost", "web-pr-6.localhost"],
+        [{"port": 9100, "hosts": ["web-pr-6.localhost"], "path": "/files"}],
+    ), files
+    assert "shop.example.com" not in json.dumps(services) and "shop-production" not in json.dumps(services)
+    preview = start.data["application_id"]
+    shown = (await client.get(f"/v1/applications/{preview}", headers=members.viewer)).json()
+    assert [sorted(svc["hosts"]) for svc in shown["services"] if svc["kind"] == "web"] == [
+        sorted(web["hosts"]),
+        sorted(files["hosts"]),
+    ]
 
 
 SHARED = """services:
@@ -384,3 +444,59 @@ async def test_settings_off_shown_and_a_preview_destroyed_by_hand(client, member
     assert (await client.delete(path, headers=members.admin)).status_code == 202
     (remove,) = await scheduler.wait_for(REMOVE, timeout=15)
     assert remove.data["application_id"] == start.data["application_id"]
+
+
+async def test_a_preview_keeps_two_ports_of_a_service_on_one_host_by_path(client, members, scheduler):
+    """The application's one host for the web port at ``/`` and the API port at ``/api`` is the preview's
+    host for both, by the same paths."""
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": PORTS},
+        "hosts": [
+            {"service": "web", "port": 8080, "host": "shop.example.com"},
+            {"service": "web", "port": 9001, "host": "shop.example.com", "path": "/api"},
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("github", created["secret"], "opened", 7, sha(7))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    (web,) = [svc for svc in start.data["spec"]["services"] if svc["name"] == "web"]
+    assert (web["hosts"], web["port_hosts"], web["shared_hosts"]) == (
+        ["pr-7-shop.localhost"],
+        [{"port": 9001, "hosts": ["pr-7-shop.localhost"], "path": "/api"}],
+        ["pr-7-shop.localhost"],
+    ), web
+
+
+async def test_a_preview_keeps_a_service_under_a_path_of_a_second_ports_generated_host(client, members, scheduler):
+    """``/docs`` of the console port's generated host stays ``/docs`` of that port's preview host."""
+    two = "services:\n  minio:\n    image: minio/minio\n    expose: ['9000', '9001']\n  docs:\n    image: nginx\n"
+    body = {
+        "name": "shop",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/shop.git", "branch": "main"},
+        "compose": {"inline": two},
+        "hosts": [
+            {"service": "minio", "port": 9000},
+            {"service": "minio", "port": 9001},
+            {"service": "docs", "port": 80, "host": "minio-9001-shop-production.localhost", "path": "/docs"},
+        ],
+    }
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr("github", created["secret"], "opened", 8, sha(8))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
+    console = "minio-9001-pr-8-shop.localhost"
+    assert services["minio"]["port_hosts"] == [{"port": 9001, "hosts": [console]}], services["minio"]
+    assert (services["docs"]["hosts"], services["docs"]["path_prefix"]) == (
+        ["docs-pr-8-shop.localhost", console],
+        "/docs",
+    ), services["docs"]

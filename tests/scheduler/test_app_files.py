@@ -98,6 +98,64 @@ def test_a_read_only_mount_writes_its_files_without_write_permission():
     assert app_files.digest(spec, svc) != app_files.digest(writable, writable.services[0])  # a new definition
 
 
+def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
+    """Compose's ``:ro``: the replica's layer gets only the writable files; the read-only ones go into a
+    volume named by their digest, through a filler never started, each bound read-only at its path."""
+    mounts = [
+        {"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True},
+        {"source": "init.sql", "target": "/docker-entrypoint-initdb.d/01.sql"},
+    ]
+    spec = _spec(FILES, mounts)
+    svc = spec.services[0]
+    assert [(n, mode) for n, mode, *_ in _members(app_files.archive(spec, svc, read_only=False) or b"")] == [
+        ("docker-entrypoint-initdb.d/01.sql", 0o644)
+    ]
+    assert [(n, mode, body) for n, mode, _, _, _, body in _members(app_files.read_only_archive(spec, svc) or b"")] == [
+        ("etc/nginx/conf.d/default.conf", 0o444, CONF),
+        ("etc/nginx/conf.d/snippets/auth.conf", 0o400, f"password {SECRET};\n"),
+        (".berth-filled", 0o444, ""),  # last: the volume is filled
+    ]
+    volume = app_files.read_only_volume("app1", spec, svc)
+    assert volume is not None and volume.startswith(app_files.files_volume_prefix("app1"))
+    assert volume == f"berth-app1_files-{volume.rsplit('-', 1)[1]}" and len(volume.rsplit("-", 1)[1]) == 24
+    changed = _spec([{**FILES[0], "content": "server { listen 81; }\n"}, *FILES[1:]], mounts)
+    assert app_files.read_only_volume("app1", changed, changed.services[0]) != volume  # new files, new volume
+    assert app_files.read_only_mounts(spec, svc, "/var/lib/docker/volumes/v/_data/") == [
+        {
+            "Type": "bind",
+            "Source": "/var/lib/docker/volumes/v/_data/etc/nginx/conf.d/default.conf",
+            "Target": "/etc/nginx/conf.d/default.conf",
+            "ReadOnly": True,
+        },
+        {
+            "Type": "bind",
+            "Source": "/var/lib/docker/volumes/v/_data/etc/nginx/conf.d/snippets/auth.conf",
+            "Target": "/etc/nginx/conf.d/snippets/auth.conf",
+            "ReadOnly": True,
+        },
+    ]
+    assert app_files.volume_body(volume, "app1", "team-1") == {
+        "Name": volume,
+        "Driver": "local",
+        "Labels": {"berth.team": "team-1", "berth.app": "app1", "berth.managed": "true", "berth.files": volume},
+    }
+    assert app_files.filler_body("x:1", volume) == {
+        "Image": "x:1",
+        "Entrypoint": ["/berth-files/.none"],
+        "Cmd": [],
+        "NetworkDisabled": True,
+        "Labels": {"berth.files": volume},
+        "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": "/berth-files"}]},
+    }
+    writable = _spec(FILES, [{**m, "read_only": False} for m in mounts])
+    assert app_files.read_only_volume("app1", writable, writable.services[0]) is None
+    assert app_files.read_only_archive(writable, writable.services[0]) is None
+    assert app_files.servers_with_files([spec.model_dump(mode="json")]) == ["local"]
+    old, other = "berth-app1_files-" + "0" * 24, "berth-app1-files-kept"  # a named volume called files-kept
+    used = [{app_files.VOLUME_LABEL: volume}, {"berth.app": "app1"}]
+    assert app_files.unused_volumes("app1", [old, volume, other, "berth-app2_files-" + "1" * 24], used) == [old]
+
+
 def test_a_service_without_files_has_no_archive_and_no_label():
     spec = _spec(FILES)
     svc = spec.services[0]

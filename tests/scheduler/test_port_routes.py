@@ -111,21 +111,54 @@ def test_each_routed_port_has_its_own_path():
         minio(port_hosts=[{**api, "path": "api"}])
 
 
+def test_a_shared_host_routes_two_ports_under_two_paths():
+    """The service's own port keeps a host of its ``shared_hosts`` under its path while its second port has
+    it under another: two routes on the host, the longer path first in Traefik."""
+    api = {"port": 9001, "hosts": ["s3.example.com"], "path": "/api"}
+    spec = minio(port_hosts=[api], shared_hosts=["S3.example.com"])
+    (svc,) = spec.services
+    ready = [container_spec(APP, DEP, spec, svc, 1, "minio/minio:1", 41000, more_host_ports={9001: 41001})]
+    own = names.route_id(APP, "minio")
+    assert port_routes.desired(APP, spec, ready) == [
+        RouteTarget(
+            own, ("console.example.com", "minio-s3.localhost", "s3.example.com"), ("http://127.0.0.1:41000",), "local"
+        ),
+        RouteTarget(f"{own}_9001", ("s3.example.com",), ("http://127.0.0.1:41001",), "local"),
+    ]
+    assert port_routes.route_paths(APP, svc) == {f"{own}_9001": "/api"}
+    assert minio(port_hosts=[api]).services[0].routed_ports()[0] == (
+        9000,
+        ["minio-s3.localhost", "console.example.com"],
+    )
+
+
 @pytest.mark.parametrize(
-    ("port_hosts", "why"),
+    ("port_hosts", "why", "shared"),
     [
-        ([{"port": 9000, "hosts": ["console.example.com"]}], "port 9000 is routed twice"),
-        ([{"port": 9001, "hosts": ["other.example.com"]}], "the host other.example.com of port 9001 is not a host"),
+        ([{"port": 9000, "hosts": ["console.example.com"]}], "port 9000 is routed twice", ()),
+        ([{"port": 9001, "hosts": ["other.example.com"]}], "the host other.example.com of port 9001 is not a host", ()),
         (
             [{"port": 9001, "hosts": ["console.example.com"]}, {"port": 9002, "hosts": ["console.example.com"]}],
             "the host console.example.com is routed to two ports",
+            (),
         ),
         (
             [{"port": 9001, "hosts": ["minio-s3.localhost", "s3.example.com", "console.example.com"]}],
             "no host is left to the service's port 9000",
+            (),
+        ),
+        (  # a host the own port keeps, under the same path as the other port's
+            [{"port": 9001, "hosts": ["console.example.com"]}],
+            "the host console.example.com is routed to two ports under the path /",
+            ["console.example.com"],
+        ),
+        (
+            [{"port": 9001, "hosts": ["console.example.com"], "path": "/api"}],
+            "the shared host other.example.com is not a host of the service",
+            ["other.example.com"],
         ),
     ],
 )
-def test_more_ports_it_could_not_route_are_refused(port_hosts, why):
+def test_more_ports_it_could_not_route_are_refused(port_hosts, why, shared):
     with pytest.raises(ValidationError, match=why):
-        minio(port_hosts=port_hosts)
+        minio(port_hosts=port_hosts, shared_hosts=list(shared))

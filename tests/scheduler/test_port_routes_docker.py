@@ -150,3 +150,36 @@ async def test_a_second_port_is_served_under_its_own_path(platform, busybox, app
         assert "priority" not in yaml.safe_load(platform.route_file(own) or b"")["http"]["routers"][f"route-{own}"]
     finally:
         remove_labelled(f"berth.app={app_id}")
+
+
+async def test_one_host_reaches_two_ports_of_a_service_by_path(platform, busybox, app_id, unique):
+    """As Coolify and Dokploy route one host by path: the service's own port at ``/`` of the host and its
+    second port at ``/ui`` of the same host (``shared_hosts``), through the real Traefik."""
+    host = f"app-{unique}.localhost"
+    spec = _spec(busybox, host, host)
+    svc = spec["services"][0]
+    svc["hosts"] = [host]
+    svc["command"][2] = svc["command"][2].replace(
+        "echo console > /console/index.html",
+        "echo root > /console/index.html && mkdir -p /console/ui && echo console > /console/ui/index.html",
+    )
+    svc["port_hosts"] = [{"port": 9001, "hosts": [host], "path": "/ui"}]
+    svc["shared_hosts"] = [host]
+    try:
+        dep = await platform.deploy(app_id, spec, drain_grace_s=0.2)
+        assert (await platform.wait(dep, timeout=60))["type"] == "evt.deployment.succeeded", platform.steps(dep)
+        await wait_served(platform, host, "api")
+        status, body = await asyncio.to_thread(platform.traefik.get, host, "/ui/")
+        assert (status, body.decode().strip()) == (200, "console")
+        status, body = await asyncio.to_thread(platform.traefik.get, host, "/")
+        assert (status, body.decode().strip()) == (200, "api")
+        own = f"app-{app_id.replace('-', '')}-store"
+        routers = [
+            yaml.safe_load(platform.route_file(r) or b"")["http"]["routers"][f"route-{r}"] for r in (own, f"{own}_9001")
+        ]
+        assert [(r["rule"], r.get("priority")) for r in routers] == [
+            (f"Host(`{host}`)", None),
+            (f"(Host(`{host}`)) && PathPrefix(`/ui`)", PATH_PRIORITY + len("/ui")),
+        ]
+    finally:
+        remove_labelled(f"berth.app={app_id}")

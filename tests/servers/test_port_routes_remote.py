@@ -3,7 +3,8 @@ namespace test server (its own dockerd, sshd and the Traefik proxy-sync makes th
 ready once its own port passes its health check and its second port answers, each checked on the server's
 Berth network; each port's hosts reach that port through the server's Traefik, each route file holding the
 replica's address at its port. A new version whose second port never answers fails naming the port, and the
-running version keeps serving both hosts."""
+running version keeps serving both hosts. A read-only file (compose's ``:ro``) is bound read-only there from
+its volume on that server: root in the replica cannot change it."""
 
 from __future__ import annotations
 
@@ -153,3 +154,35 @@ async def test_a_second_port_on_a_remote_server_is_checked_ready_and_routed(remo
     await _served(server.address, CONSOLE, "console")
     running = server.docker("ps", "--filter", f"label=berth.app={app_id}", "--format", "{{.Names}}").split()
     assert running == [container]
+
+
+async def test_a_read_only_file_on_a_remote_server_cannot_be_changed_by_root(remote, server) -> None:
+    """Compose's ``:ro`` on a remote server: the files' volume is made and filled through that server's
+    engine, and the file is bound read-only from its directory there (the engine's ``Mountpoint``)."""
+    platform, sid, _ = remote
+    app_id = uuid.uuid4().hex
+    spec = {
+        "name": "conf",
+        "source": {"kind": "image", "image": busybox_image()},
+        "services": [
+            {
+                "kind": "worker",
+                "name": "tools",
+                "command": ["sh", "-c", "exec sleep 3600"],
+                "files": [{"source": "motd", "target": "/etc/app/motd", "read_only": True}],
+                "servers": [sid],
+            }
+        ],
+        "files": [{"path": "motd", "content": "hello from a file\n"}],
+        "stop_timeout_s": 1,
+    }
+    dep = await platform.deploy(app_id, spec)
+    done = await platform.wait(dep, timeout=240)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(dep))
+    container = names.container_name("conf", "tools", dep, 1)
+    assert server.docker("exec", "-u", "0", container, "cat", "/etc/app/motd") == "hello from a file\n"
+    with pytest.raises(RuntimeError, match="Read-only file system"):
+        server.docker("exec", "-u", "0", container, "sh", "-c", "echo changed > /etc/app/motd")
+    assert server.docker("exec", "-u", "0", container, "cat", "/etc/app/motd") == "hello from a file\n"
+    volumes = server.docker("volume", "ls", "-q", "--filter", f"label=berth.app={app_id}").split()
+    assert [v.startswith(f"berth-{app_id}_files-") for v in volumes] == [True], volumes

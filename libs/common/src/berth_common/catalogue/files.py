@@ -93,7 +93,8 @@ class AppFile(Spec):
 class FileMount(Spec):
     """The application's file ``source`` (or the directory of its files under ``source``) at ``target`` in
     the service's containers. ``read_only`` (compose's ``:ro``): the files are written without any write
-    permission (a process that is not root cannot change them; on a Swarm the mount itself is read-only)."""
+    permission, and the mount itself is read-only in the replicas (a read-only bind mount from the files'
+    volume on a single server, a read-only secret mount on a Swarm), so root there cannot change them."""
 
     source: FilePath
     target: MountPath

@@ -4,7 +4,9 @@ service serving two ports on two hosts, as MinIO does (its API on 9000, its cons
 The service's ``port`` is routed on its ``hosts``, except those a ``PortHosts`` entry gives another of the
 container's ports: each such port is routed on its own hosts (a route of its own), under its own URL path
 prefix when it has one (``path``: Coolify's mindsdb serves its API port under ``/api``), and a replica is
-ready only once each of its routed ports answers.
+ready only once each of its routed ports answers. A host the service lists in ``shared_hosts`` stays with
+its own port as well, under the own port's path: one host serves two ports of the service by path (``/``
+the web port, ``/api`` the API port), as long as no host and path goes to two ports.
 """
 
 from __future__ import annotations
@@ -34,13 +36,20 @@ class PortHosts(Spec):
         return [h.lower() for h in value]
 
 
-def port_hosts_refusal(port: int, hosts: Sequence[str], more: Sequence[PortHosts]) -> str | None:
+def port_hosts_refusal(
+    port: int,
+    hosts: Sequence[str],
+    more: Sequence[PortHosts],
+    path_prefix: str | None = None,
+    shared: Sequence[str] = (),
+) -> str | None:
     """Why a web service's more routed ports cannot be routed, or None: each is another port than the
-    service's own and than each other, on hosts of the service, a host routed to one port only, and the
-    service's own port keeps a host."""
+    service's own and than each other, on hosts of the service, one host and path routed to one port only
+    (``shared``: hosts the service's own port keeps although another port has them, under another path),
+    and the service's own port keeps a host."""
     known = {h.lower() for h in hosts}
     seen_ports = {port}
-    seen_hosts: set[str] = set()
+    taken: set[str] = set()
     for entry in more:
         if entry.port in seen_ports:
             return f"port {entry.port} is routed twice"
@@ -48,10 +57,19 @@ def port_hosts_refusal(port: int, hosts: Sequence[str], more: Sequence[PortHosts
         for host in entry.hosts:
             if host not in known:
                 return f"the host {host} of port {entry.port} is not a host of the service"
-            if host in seen_hosts:
-                return f"the host {host} is routed to two ports"
-            seen_hosts.add(host)
-    if more and not known - seen_hosts:
+            taken.add(host)
+    kept = {h.lower() for h in shared}
+    for host in sorted(kept - known):
+        return f"the shared host {host} is not a host of the service"
+    own = (known - taken) | kept
+    routes = [(own, route_path_of(None, path_prefix)), *((set(e.hosts), route_path_of(e, path_prefix)) for e in more)]
+    seen: set[tuple[str, str | None]] = set()
+    for found, path in routes:
+        for host in sorted(found):
+            if (host, path) in seen:
+                return f"the host {host} is routed to two ports under the path {path or '/'}"
+            seen.add((host, path))
+    if more and not own:
         return f"no host is left to the service's port {port}"
     return None
 

@@ -230,19 +230,21 @@ class WebService(Composed):
     path_prefix: RoutePath | None = Field(default=None, exclude_if=lambda v: v is None)
     # more of the container's ports, each routed on some of ``hosts`` (``catalogue/port_hosts.py``)
     port_hosts: list[PortHosts] = Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)
+    # hosts of ``port_hosts`` entries the service's own port keeps too, under its own path (another path)
+    shared_hosts: list[RouteHost] = Field(default_factory=list, max_length=100, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _image_or_build(self) -> WebService:
         _one_image(self)
-        refusal = port_hosts_refusal(self.port, self.hosts, self.port_hosts)
+        refusal = port_hosts_refusal(self.port, self.hosts, self.port_hosts, self.path_prefix, self.shared_hosts)
         if refusal is not None:
             raise ValueError(f"service {self.name}: {refusal}")
         return self
 
     def routed_ports(self) -> list[tuple[int, list[str]]]:
         """(container port, its hosts) of every routed port, the service's own first (its hosts: those no
-        ``port_hosts`` entry takes)."""
-        taken = {h for p in self.port_hosts for h in p.hosts}
+        ``port_hosts`` entry takes, and its ``shared_hosts``)."""
+        taken = {h for p in self.port_hosts for h in p.hosts} - {h.lower() for h in self.shared_hosts}
         own = [h for h in self.hosts if h.lower() not in taken]
         return [(self.port, own), *((p.port, list(p.hosts)) for p in self.port_hosts)]
 

@@ -6,8 +6,10 @@ a custom one or another service's generated host: the host is claimed once, by t
 names the service whose generated host it is, else the first service that has it); the other services find
 it among their ``domains``. A compose service's other routed port may have a generated host of its own
 (``port_hosts`` entry ``generated``: ``hosts.port_host``) and a path of its own: a host is checked once per
-path, each under its port's path. A custom domain under the base domain is refused (generated names'), but
-for the generated host of another service or port of the application.
+path, each under its port's path (a host of another port the service's own port keeps, ``shared_hosts``:
+under both paths). A custom domain under the base domain is refused (generated names'), but
+for the generated host of another service or port of the application, or the service's own given to
+another port of it (under another path).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def claims(
 ) -> list[Claim]:
     """The application's claims, one per host (its generated claim first); raises a 422 naming the field for
     a custom domain under the base domain or one host used twice under one path. ``config_hosts``: a
-    preview's generated hosts by service."""
+    preview's generated hosts by service, and by ``<service>:<port>`` for other routed ports."""
     rows: list[tuple[Claim, str]] = []
     web = [(i, svc) for i, svc in enumerate(services) if svc["kind"] == "web"]
     generated = {
@@ -49,7 +51,8 @@ def claims(
         for _, svc in web
     }
     ports = {  # the generated hosts of other routed ports: (service, port) -> host
-        (svc["name"], e["port"]): port_host(svc["name"], e["port"], app, env, base)
+        (svc["name"], e["port"]): (config_hosts or {}).get(f"{svc['name']}:{e['port']}")
+        or port_host(svc["name"], e["port"], app, env, base)
         for _, svc in web
         for e in svc.get("port_hosts") or []
         if e.get("generated")
@@ -65,9 +68,12 @@ def claims(
         for j, domain in enumerate(svc.get("domains") or []):
             loc = f"/body/services/{i}/domains/{j}"
             sibling = domain in {*generated.values(), *ports.values()} and domain not in mine
+            sibling = sibling or (domain == generated[name] and domain in paths)  # its own, for another port
             if reserved_for_generated(domain, base) and not sibling:
                 raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
             rows.append((Claim(domain, name, False, None, loc), paths.get(domain, own)))
+            if domain in paths and domain in (svc.get("shared_hosts") or []):  # the own port's too
+                rows.append((Claim(domain, name, False, None, loc), own))
     seen: set[tuple[str, str]] = set()
     for claim, path in rows:
         if (claim.host, path) in seen:

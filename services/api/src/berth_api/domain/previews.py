@@ -5,8 +5,10 @@ number, whether it asks for a preview (opened, reopened, new commits: ``deploy``
 merged, declined: ``close``), the head commit and branch, and whether it comes from a fork (another
 repository than the one the webhook belongs to). The preview application's name, its hosts (the pattern,
 default ``pr-{number}-{app}.{base}``), its configuration (the application's, building the head branch,
-without custom domains) and its variables (the application's, the preview-only values winning) are made
-here, as are the forge comment's text and the request that writes or updates it in place.
+without custom domains; a compose service's other routed ports on hosts of their own from the pattern)
+and its variables (the application's, the preview-only values winning) are made here, as are the forge
+comment's text and the request that writes or updates it in place (the hosts of other routed ports:
+``preview_ports``).
 """
 
 from __future__ import annotations
@@ -229,7 +231,8 @@ def preview_name(app: str, number: int) -> str:
 def shared_under_path(config: dict[str, Any], generated: dict[str, str]) -> dict[str, str]:
     """Services routed under a path of a host another service of the application has (compose
     ``hosts[].path``): service -> that other service (the one whose generated host it is, else the first
-    with it). ``generated``: the application's generated hosts by service."""
+    with it), or the ``preview_ports.port_key`` of the other port whose generated host it is. ``generated``:
+    the application's generated hosts by service (and by port: ``preview_ports.port_generated_hosts``)."""
     webs = [svc for svc in config["services"] if svc.get("kind") == "web"]
     owner: dict[str, str] = {h.lower(): name for name, h in generated.items()}
     for svc in webs:
@@ -255,11 +258,11 @@ def preview_config(
     generated: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The application's configuration building the pull request's branch (a fork's repository when given),
-    its hosts ``hosts`` (service -> host) and no custom domain (those stay the application's). A service
-    routed under a path of another service's host (``shared_under_path``, ``generated``: the application's
-    generated hosts) keeps that path under the other service's preview host: the preview has the same
-    origin layout as the application. A compose service's other routed ports (on custom hosts or generated
-    hosts of their own) are not routed in the preview."""
+    its hosts ``hosts`` (service -> host; ``preview_ports.port_key`` -> the host of another routed port) and
+    no custom domain (those stay the application's). A service routed under a path of another service's host
+    (``shared_under_path``, ``generated``: the application's generated hosts) keeps that path under the
+    other service's preview host: the preview has the same origin layout as the application. A compose
+    service's other routed ports are routed too (``_preview_entries``)."""
     source = config.get("source")
     if source and source.get("kind") == "git":
         source = {**source, "branch": pr.branch, "commit": None}
@@ -273,12 +276,36 @@ def preview_config(
         for svc in config["services"]
     ]
     out = {**config, "source": source, "services": services, "preview_hosts": hosts}
-    if config.get("compose_hosts"):  # each service on its own port only (another port's hosts are not the preview's)
-        first: dict[str, int] = {}
-        given = [h for h in config["compose_hosts"] if first.setdefault(h["service"], h["port"]) == h["port"]]
-        out["compose_hosts"] = [
-            {**h, "host": hosts[shared[berth_name(h["service"])]] if _shares(h, shared) else None} for h in given
-        ]
+    if config.get("compose_hosts"):
+        out["compose_hosts"] = _preview_entries(config["compose_hosts"], shared, hosts, generated or {})
+    return out
+
+
+def _preview_entries(
+    entries: list[dict[str, Any]], shared: dict[str, str], hosts: dict[str, str], generated: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The compose ``hosts`` entries of the preview: each service's first port on its preview host (or under
+    its path of another service's preview host, ``_shares``); each other routed port on the preview host of
+    that port (``preview_ports.port_key``, the entry's host dropped: custom hosts stay the application's)
+    under its path, or, when the application routes it under a path of a host a service's first port has
+    (its own or another's), under that path of that service's preview host."""
+    first: dict[str, int] = {}
+    for h in entries:
+        first.setdefault(h["service"], h["port"])
+    owner = {host.lower(): name for name, host in generated.items()}
+    for h in entries:
+        if h.get("host") and h["port"] == first[h["service"]]:
+            owner.setdefault(h["host"].lower(), berth_name(h["service"]))
+    out: list[dict[str, Any]] = []
+    for h in entries:
+        if h["port"] == first[h["service"]]:
+            entry = {**h, "host": hosts[shared[berth_name(h["service"])]] if _shares(h, shared) else None}
+        else:
+            path = h.get("path") or "/"
+            under = owner.get((h.get("host") or "").lower()) if path != "/" else None
+            entry = {**h, "host": hosts[under] if under in hosts else None}
+        if entry not in out:
+            out.append(entry)
     return out
 
 

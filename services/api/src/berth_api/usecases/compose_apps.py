@@ -56,6 +56,7 @@ CORE = {
         "buffer_requests",
         "path_prefix",
         "port_hosts",
+        "shared_hosts",
     ),
     "worker": ("kind", "name", "replicas", "command", "health_command", "limits", "volumes", "binds", "strategy"),
 }

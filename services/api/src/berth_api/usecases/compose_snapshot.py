@@ -11,7 +11,8 @@ application's own build (its git source's subdirectory and Dockerfile, no args o
 its own ``build`` (context, Dockerfile, args: an arg without a value is the application's build arg of
 that name, secret ones sealed): the scheduler asks the builder for one image per such service.
 A service's port routed on a generated host of its own (``port_hosts`` entry ``generated``) gets that host,
-which the api claimed for it (``app_hosts``).
+which the api claimed for it (``app_hosts``); a port given the service's own generated host (under another
+path) leaves it to the service's own port too (``shared_hosts``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def compose_spec(
         return spec
     translated = {s["name"]: s for s in config["compose_translated"]["services"]}
     graces = any("stop_grace_s" in s for s in translated.values())
+    hosts = list(hosts)
     ports = {(h.service, h.port): h.host for h in hosts if h.port is not None}
     data = spec.model_dump()
     for svc in data["services"]:
@@ -156,6 +158,7 @@ def compose_spec(
         }
         if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
             extra["port_hosts"] = [_port_hosts(svc["name"], e, ports) for e in found["port_hosts"]]
+            extra["shared_hosts"] = _shared_hosts(svc["name"], found, hosts)
         svc.update(extra)
     if files is None:
         files = [
@@ -165,6 +168,14 @@ def compose_spec(
     data["files"] = files
     data["private_network"] = True
     return ApplicationSpec.model_validate(data)
+
+
+def _shared_hosts(service: str, found: dict[str, Any], hosts: Iterable[HostRow]) -> list[str]:
+    """The hosts of a service's other routed ports its own port keeps too (under another path): those the
+    translation found, and the service's own generated host when another port of it is given that host."""
+    own = {h.host for h in hosts if h.service == service and h.generated and h.port is None}
+    given = {h for e in found["port_hosts"] for h in e["hosts"]}
+    return list(dict.fromkeys([*(found.get("shared_hosts") or []), *sorted(own & given)]))
 
 
 def _port_hosts(service: str, entry: dict[str, Any], ports: Mapping[tuple[str, int], str]) -> dict[str, Any]:

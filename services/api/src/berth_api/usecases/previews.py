@@ -25,6 +25,7 @@ from berth_api.adapters import databases as databases_repo
 from berth_api.adapters import previews as repo
 from berth_api.adapters import webhook_statuses as statuses_repo
 from berth_api.adapters import webhooks as hooks_repo
+from berth_api.domain import preview_ports
 from berth_api.domain import previews as domain
 from berth_api.domain.applications import VariableInput
 from berth_api.domain.forge_payloads import _document
@@ -136,8 +137,14 @@ async def _create(deps: Deps, row: dict[str, Any], actor: Principal) -> str | No
         )
         for i, svc in enumerate(webs)
     }
+    hosts.update(
+        preview_ports.port_preview_hosts(
+            parent["config"], pattern, row["number"], parent["name"], parent["environment"], base
+        )
+    )
     pr = domain.PullRequest(row["number"], "deploy", row["head_commit"], row["head_ref"], "", False, None)
     generated = {svc["name"]: generated_host(svc["name"], parent["name"], parent["environment"], base) for svc in webs}
+    generated.update(preview_ports.port_generated_hosts(parent["config"], parent["name"], parent["environment"], base))
     config = domain.preview_config(parent["config"], pr, hosts, row["head_repository"], generated)
     opened = applications.open_variables(deps, parent["id"], stored)
     base_vars = [(v.name, v.value, v.secret) for v in opened["runtime"]]

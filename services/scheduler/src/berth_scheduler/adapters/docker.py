@@ -143,6 +143,35 @@ class DockerExecutor:
                 return False
             raise
 
+    async def fill_volume(
+        self, volume: dict[str, Any], filler: str, body: dict[str, Any], tar: bytes, marker: str
+    ) -> str:
+        """Create the volume ``volume`` (``POST /volumes/create`` body), extract ``tar`` into it through the
+        container ``filler`` (created from ``body``, never started, removed after) at the path ``body``
+        mounts it, unless it holds ``marker`` (the archive's last entry) already: filled before, its files
+        are never replaced under a container binding them; one fill of a volume at a time. Returns its
+        directory on the server (``Mountpoint``)."""
+        async with self._network_locks.setdefault(f"volume {volume['Name']}", asyncio.Lock()):
+            found = await self._call(
+                f"create volume {volume['Name']}", self.docker.json("POST", "volumes/create", body=volume)
+            )
+            await self.remove(filler)  # left by an interrupted fill
+            create = self.docker.json("POST", "containers/create", params={"name": filler}, body=body)
+            await self._call(f"create {filler}", create)
+            target = body["HostConfig"]["Mounts"][0]["Target"]
+            try:
+                look = self.docker.request(
+                    "HEAD", f"containers/{filler}/archive", params={"path": f"{target}/{marker}"}
+                )
+                await self._call(f"look into {filler}", look)
+            except DockerOperationError as exc:
+                if exc.status != 404:
+                    raise
+                await self.put_archive(filler, target, tar)
+            finally:
+                await self.remove(filler)
+            return str(found["Mountpoint"])
+
     async def volume_usage(self) -> dict[str, Any]:
         """``GET /system/df?type=volume``: the engine's volumes with ``UsageData.Size`` (an engine older than
         API 1.42 answers every kind of object; only ``Volumes`` is read)."""

@@ -10,6 +10,16 @@ single-file mount: API 1.41 engines (Docker 20.10) have no volume subpath. The a
 ``/``; the engine makes missing parent directories (root, 0755) and never changes existing ones (the
 archive has no directory entries). Every entry is owned by root, dated 0 and has the file's mode, so the
 same files make the same bytes.
+
+A read-only mount's files (compose's ``:ro``) are read-only for root too in a replica: they are kept in a
+Docker volume named by their digest (``read_only_volume``: the same files, the same volume, on each server
+that runs the service), filled through a container that is never started (``filler_body``: the engine
+extracts the archive into the volume it mounts), and each file is bind-mounted read-only from the volume's
+directory at its path (``read_only_mounts``): the kernel refuses any write, whoever asks. The application's
+removal removes its files volumes (they hold no data of the application's own), and a succeeded deployment
+removes those no container of the application binds any more (``unused_volumes``: a replica names its
+volume in a label; the engine does not count a bind of a volume's directory as a use).
+A pre-deploy job and a one-off run of the service bind them the same way (``usecases/read_only_files.py``).
 """
 
 from __future__ import annotations
@@ -17,23 +27,33 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from berth_common import labels
 from berth_common.catalogue import AppFile, ApplicationSpec, WebService, WorkerService, mounted_files
 
-LABEL = "berth.files"  # the digest of the files a container was given
+LABEL = "berth.files"  # the digest of the files a container was given (on a read-only files volume: its name)
+FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
+FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive: the volume is filled
+VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
+
+
+def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
+    out: dict[str, tuple[AppFile, bool]] = {}
+    for m in service.files:
+        for f in mounted_files(spec.files, m.source):
+            inner = m.target if f.path == m.source else m.target + f.path[len(m.source) :]
+            out.pop(inner, None)
+            out[inner] = (f.model_copy(update={"mode": f.mode & 0o555}) if m.read_only else f, m.read_only)
+    return [(path, f, ro) for path, (f, ro) in out.items()]
 
 
 def placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile]]:
     """(path in the container, file) for every file the service mounts, in the mounts' order; a later
     mount of the same path wins, as the last mount over a path does. A read-only mount's files lose their
     write permission bits."""
-    out: dict[str, AppFile] = {}
-    for m in service.files:
-        for f in mounted_files(spec.files, m.source):
-            inner = m.target if f.path == m.source else m.target + f.path[len(m.source) :]
-            out.pop(inner, None)
-            out[inner] = f.model_copy(update={"mode": f.mode & 0o555}) if m.read_only else f
-    return list(out.items())
+    return [(path, f) for path, f, _ in _placed(spec, service)]
 
 
 def digest(spec: ApplicationSpec, service: WebService | WorkerService) -> str | None:
@@ -49,11 +69,7 @@ def digest(spec: ApplicationSpec, service: WebService | WorkerService) -> str | 
     return h.hexdigest()
 
 
-def archive(spec: ApplicationSpec, service: WebService | WorkerService) -> bytes | None:
-    """The tar archive (extracted at ``/``) of the service's placed files; None without files."""
-    found = placed(spec, service)
-    if not found:
-        return None
+def _tar(found: list[tuple[str, AppFile]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, f in found:
@@ -64,3 +80,102 @@ def archive(spec: ApplicationSpec, service: WebService | WorkerService) -> bytes
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def archive(spec: ApplicationSpec, service: WebService | WorkerService, *, read_only: bool = True) -> bytes | None:
+    """The tar archive (extracted at ``/``) of the service's placed files; None without files.
+    ``read_only`` False: without the read-only mounts' files (a replica mounts those from their volume)."""
+    found = [(path, f) for path, f, ro in _placed(spec, service) if read_only or not ro]
+    return _tar(found) if found else None
+
+
+def _read_only(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile]]:
+    return [(path, f) for path, f, ro in _placed(spec, service) if ro]
+
+
+def read_only_volume(application_id: str, spec: ApplicationSpec, service: WebService | WorkerService) -> str | None:
+    """The Docker volume holding the service's read-only files, named by their digest (paths, modes,
+    contents): ``berth-<application id>_files-<digest>``; None without read-only files."""
+    found = _read_only(spec, service)
+    if not found:
+        return None
+    h = hashlib.sha256()
+    for path, f in found:
+        data = f.reveal().encode()
+        h.update(f"{path}\0{f.mode:o}\0{len(data)}\0".encode())
+        h.update(data)
+    return f"{files_volume_prefix(application_id)}{h.hexdigest()[:24]}"
+
+
+def files_volume_prefix(application_id: str) -> str:
+    """What every read-only files volume of the application is named with (``_``: no named volume's name,
+    a slug, has one)."""
+    return f"berth-{application_id}_files-"
+
+
+def servers_with_files(specs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every server the stored snapshots (JSON) of an application's deployments place a service with files
+    on: where its read-only files volumes may be."""
+    found: dict[str, None] = {}
+    for spec in specs:
+        for svc in spec.get("services") or []:
+            if svc.get("files"):
+                for server in svc.get("servers") or ["local"]:
+                    found.setdefault(str(server), None)
+    return list(found)
+
+
+def read_only_archive(spec: ApplicationSpec, service: WebService | WorkerService) -> bytes | None:
+    """The tar archive of the service's read-only files, extracted at the volume's root (``FILL_AT`` in the
+    filler): each file at its path in the container, relative, then ``FILLED`` (empty): a volume holding
+    it is filled, and is not filled again."""
+    found = _read_only(spec, service)
+    if not found:
+        return None
+    marker = AppFile.model_validate({"path": "filled", "content": "", "mode": 0o444})
+    return _tar([*found, (FILLED, marker)])
+
+
+def read_only_mounts(
+    spec: ApplicationSpec, service: WebService | WorkerService, mountpoint: str
+) -> list[dict[str, Any]]:
+    """``HostConfig.Mounts`` entries binding each read-only file from the volume's directory on the server
+    (``mountpoint``, as the engine reports it) at its path, read-only."""
+    root = mountpoint.rstrip("/")
+    return [
+        {"Type": "bind", "Source": f"{root}/{path.lstrip('/')}", "Target": path, "ReadOnly": True}
+        for path, _ in _read_only(spec, service)
+    ]
+
+
+def volume_body(volume: str, application_id: str, team_id: str | None) -> dict[str, Any]:
+    """The ``POST /volumes/create`` body of a read-only files volume (found again by ``berth.app``)."""
+    team = {labels.TEAM: team_id} if team_id else {}
+    return {
+        "Name": volume,
+        "Driver": "local",
+        "Labels": {**team, labels.APP: application_id, labels.MANAGED: "true", LABEL: volume},
+    }
+
+
+def filler_body(image: str, volume: str) -> dict[str, Any]:
+    """The create body of the container that fills a read-only files volume: never started (its command is
+    no program), no network, the volume mounted writable at ``FILL_AT``."""
+    return {
+        "Image": image,
+        "Entrypoint": [FILL_AT + "/.none"],
+        "Cmd": [],
+        "NetworkDisabled": True,
+        "Labels": {LABEL: volume},  # no replica of the application: nothing else takes it for one
+        "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": FILL_AT}]},
+    }
+
+
+def unused_volumes(
+    application_id: str, volumes: Iterable[str], container_labels: Iterable[Mapping[str, str]]
+) -> list[str]:
+    """The application's read-only files volumes (among ``volumes``) that no container (by its labels)
+    binds files from."""
+    used = {found.get(VOLUME_LABEL) for found in container_labels}
+    prefix = files_volume_prefix(application_id)
+    return [v for v in volumes if v.startswith(prefix) and v not in used]

@@ -53,6 +53,7 @@ from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases import swarm_images
+from berth_scheduler.usecases.read_only_files import with_read_only_files
 from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.swarm_placement import swarm_of
 
@@ -238,8 +239,9 @@ class Runs:
                 return
             if row.server_id is None:
                 await self._write(lambda unit: repo.set_server(unit.session, run_id, server))
+            cs = await with_read_only_files(docker, row.application_id, row.team_id, spec, service, cs)
             await self._create(docker, cs)
-            files = app_files.archive(spec, service)
+            files = app_files.archive(spec, service, read_only=False)
             if files is not None:  # the files its service mounts, as its replicas have them
                 await docker.put_archive(cs.name, "/", files)
             step = domain.Step.START

@@ -42,6 +42,7 @@ class Route:
     more: dict[int, list[str]] = field(default_factory=dict)  # another port -> its hosts (among ``domains``)
     more_paths: dict[int, str | None] = field(default_factory=dict)  # another port -> its path (None: whole)
     generated: tuple[int, ...] = ()  # other ports that get a generated host of their own
+    shared: tuple[str, ...] = ()  # hosts of ``more`` the port keeps too, under its own path (another path)
     buffer_mb: int | None = None  # the proxy reads each request's body (up to this many MiB) before forwarding
 
 
@@ -153,8 +154,8 @@ FILES_PREFIX = "./files/"
 
 def _file_mount(spot: str, source: str, target: Any, ctx: Context, read_only: bool = False) -> dict[str, Any]:
     """A bind mount of ``./files/<path>``: the application's file of that path, or its files under that
-    directory (``compose.files``), at ``target``; ``read_only`` (``:ro``): written without write permission,
-    which a process running as root in the container can still override (said in the notes)."""
+    directory (``compose.files``), at ``target``; ``read_only`` (``:ro``): read-only in the service's
+    containers, for root too (said in the notes)."""
     path = source[len(FILES_PREFIX) :].rstrip("/")
     try:
         file_path(path)
@@ -166,8 +167,8 @@ def _file_mount(spot: str, source: str, target: Any, ctx: Context, read_only: bo
         )
     if read_only:
         ctx.notes.append(
-            f"{spot}/read_only: the files are written into the container without write permission; a process "
-            "running as root there can still change them"
+            f"{spot}/read_only: the files are bind-mounted read-only into the service's containers (root there "
+            "cannot change them either)"
         )
         return {"source": path, "target": target, "read_only": True}
     return {"source": path, "target": target}
@@ -327,6 +328,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
             out["path_prefix"] = route.path
         if route.more:
             out["port_hosts"] = [_port_hosts(route, p) for p in route.more]
+        if route.shared:
+            out["shared_hosts"] = list(route.shared)
         if route.buffer_mb is not None:
             out["buffer_requests"] = {"max_body_mb": route.buffer_mb}
     health, timing = _health(name, svc, web)

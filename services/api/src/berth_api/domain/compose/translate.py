@@ -16,7 +16,9 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   its own or, without one, a generated host of that port (``generated``), under a path of its own
   (Coolify's mindsdb: its API port under ``/api``), a port the service declares when it declares any
   (``ports``, ``expose``; Coolify's templates name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only)
-  (``port_hosts`` of the service). Two routes of the application on one host and path are refused.
+  (``port_hosts`` of the service). One host may give two ports of a service under two paths (the web port
+at ``/``, the API port at ``/api``: ``shared_hosts`` of the service, the hosts its own port keeps). Two
+routes of the application on one host and path are refused.
 - Named volumes are Berth volumes (``berth-<application id>-<name>``, kept across deployments). A volume
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
@@ -152,14 +154,22 @@ def _more_port(i: int, h: HostMap, svc: Mapping[str, Any], known: Route, path: s
     more = {p: list(hs) for p, hs in known.more.items()}
     more.setdefault(h.port, [])
     domains = list(known.domains)
-    generated = known.generated
+    generated, shared = known.generated, known.shared
     if h.host is None:
         generated = tuple(dict.fromkeys((*generated, h.port)))
     elif h.host not in more[h.port]:
+        if _own_host(known, h.host):  # the service's own port has it too, under another path
+            shared = tuple(dict.fromkeys((*shared, h.host)))
         more[h.port].append(h.host)
-        domains.append(h.host)
+        if h.host not in domains:
+            domains.append(h.host)
     paths = {**known.more_paths, h.port: path}
-    return replace(known, domains=domains, more=more, more_paths=paths, generated=generated)
+    return replace(known, domains=domains, more=more, more_paths=paths, generated=generated, shared=shared)
+
+
+def _own_host(route: Route, host: str) -> bool:
+    """Whether ``host`` is routed to the service's own port (a named host no other port has, or shared)."""
+    return host in route.shared or (host in route.domains and not any(host in hs for hs in route.more.values()))
 
 
 def _same_route(i: int, h: HostMap, path: str | None, seen: dict[tuple[str, str], tuple[str, int]]) -> None:
@@ -193,12 +203,7 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
         path = None if h.path in (None, "/") else h.path
         if path is not None and h.host is not None and h.host.startswith("*."):
             raise ComposeRefusal(f"hosts/{i}/path", "a path is served on named hosts, not on a wildcard host")
-        taken = {host: p for p, hs in (known.more.items() if known else ()) for host in hs}
-        if known is not None and h.host is not None:
-            taken.update({host: known.port for host in known.domains if host not in taken})
-        if h.host in taken and taken[h.host] != h.port:
-            raise ComposeRefusal(f"hosts/{i}/host", f"{h.host} already routes to port {taken[h.host]} of {h.service}")
-        _same_route(i, h, path, seen)
+        _same_route(i, h, path, seen)  # one host may give two ports of a service under two paths
         if known is not None and h.port != known.port:
             routes[h.service] = _more_port(i, h, services[h.service], known, path)
             continue
@@ -211,7 +216,13 @@ def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap])
         domains = list(known.domains) if known else []
         if h.host is not None and h.host not in domains:
             domains.append(h.host)
-        routes[h.service] = replace(known, domains=domains) if known else Route(h.port, domains, path)
+        if known is None:
+            routes[h.service] = Route(h.port, domains, path)
+            continue
+        shared = known.shared
+        if h.host is not None and not _own_host(known, h.host) and h.host in known.domains:
+            shared = (*shared, h.host)  # another port's host under another path: the own port's too
+        routes[h.service] = replace(known, domains=domains, shared=shared)
     return _buffered(routes, hosts)
 
 

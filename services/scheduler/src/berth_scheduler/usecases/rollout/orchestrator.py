@@ -247,7 +247,7 @@ class Orchestrator:
         was given up."""
         if application_id not in self._prunes:
             return True
-        task = asyncio.create_task(pruning.prune_images(self.rt, application_id, self._prunes[application_id]))
+        task = asyncio.create_task(pruning.prune(self.rt, application_id, self._prunes[application_id]))
         woken = asyncio.create_task(wake.wait())
         try:
             await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)

@@ -40,6 +40,7 @@ from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases import swarm_images
+from berth_scheduler.usecases.read_only_files import with_read_only_files
 from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
@@ -80,10 +81,11 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
                 await _fail(rt, r, domain.redacted(domain.lost(missing), secrets), job.timeout_s)
                 return None
         if step is domain.Step.CREATE:
+            cs = await with_read_only_files(docker, r.application_id, r.team_id, spec, service, cs)
             await docker.create_or_find(cs)
             for network, aliases in cs.connects:
                 await docker.connect_network(network, compose.connect_body(cs.name, aliases))
-            files = app_files.archive(spec, service)
+            files = app_files.archive(spec, service, read_only=False)
             if files is not None:  # the files its service mounts
                 await docker.put_archive(cs.name, "/", files)
             shown = redact(" ".join(job.command), secrets)

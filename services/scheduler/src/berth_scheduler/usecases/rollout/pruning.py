@@ -1,6 +1,7 @@
 """Image retention after a deployment succeeded: the application's images no kept deployment needs are
 removed on every server that held its containers, and the api is told which built tags went (a rollback
-to a deployment that ran one of them has nothing to run).
+to a deployment that ran one of them has nothing to run); so are its read-only files volumes no container
+binds any more (``domain/app_files.py``).
 
 It runs once the deployment has ended, in the application's slot while nothing else wants it: the
 orchestrator (``orchestrator.py``) gives it up for the application's next deployment, scale or removal
@@ -18,12 +19,43 @@ from berth_common.catalogue import ImagesPruned
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
-from berth_scheduler.domain import retention
+from berth_scheduler.domain import app_files, retention
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.steps import read, servers_of
 
 log = get_logger(__name__)
+
+
+async def prune(rt: RolloutContext, application_id: str, image: str | None) -> None:
+    """What a succeeded deployment leaves to remove: the images no kept deployment needs, then the read-only
+    files volumes nothing binds any more."""
+    await prune_images(rt, application_id, image)
+    await prune_files_volumes(rt, application_id)
+
+
+async def prune_files_volumes(rt: RolloutContext, application_id: str) -> None:
+    """Remove the application's read-only files volumes no container of it binds files from any more, on
+    every server that held its containers (best effort: never fails a deployment; each server within
+    ``prune_server_timeout_s``)."""
+    try:
+        servers = list(dict.fromkeys([LOCAL, *await servers_of(rt, application_id, None)]))
+    except Exception as exc:
+        log.warning("files volumes pruning failed", application_id=application_id, error=str(exc))
+        return
+
+    async def on(server: str) -> None:
+        try:
+            async with asyncio.timeout(rt.settings.prune_server_timeout_s):
+                docker = rt.docker if server == LOCAL else await rt.fleet.docker(server)
+                selector = {labels.APP: application_id}
+                found = [c.labels for c in await docker.list_containers(selector)]
+                for volume in app_files.unused_volumes(application_id, await docker.list_volumes(selector), found):
+                    await docker.remove_volume(volume)
+        except Exception as exc:  # a timeout too: the next deployment tries again
+            log.warning("files volumes pruning failed", application_id=application_id, server_id=server, error=str(exc))
+
+    await asyncio.gather(*(on(server) for server in servers))
 
 
 async def prune_images(rt: RolloutContext, application_id: str, image: str | None) -> list[str]:

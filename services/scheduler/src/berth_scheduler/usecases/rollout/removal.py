@@ -24,7 +24,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, removals, store
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
-from berth_scheduler.domain import compose, machine, removal, retention, route_tls, volumes
+from berth_scheduler.domain import app_files, compose, machine, removal, retention, route_tls, volumes
 from berth_scheduler.domain.machine import REVERSIBLE, State
 from berth_scheduler.domain.removal import Phase, Removal, RemovalRefusedError
 from berth_scheduler.domain.routing import LOCAL, restore_ops
@@ -239,8 +239,24 @@ class RemovalDriver:
             if not await rt.docker.untag_image(tag):  # a container outside the application still uses it
                 kept.append(tag)
         deleted = await self._volumes(rt, r) if r.delete_volumes else 0
+        await self._files_volumes(rt, r)
         await transit(rt, r.application_id, removal.ImagesRemoved(tuple(kept), deleted))
         log.info("application images removed", application_id=r.application_id, tags=r.images, kept=kept)
+
+    async def _files_volumes(self, rt: RolloutContext, r: Removal) -> None:
+        """Delete the volumes of the application's read-only files (``domain/app_files.py``) on every server
+        its deployments placed a service with files on, whether its named volumes are kept or not."""
+        specs = await read(rt, removals.deployed_specs, r.application_id)
+        prefix = app_files.files_volume_prefix(r.application_id)
+        for server in dict.fromkeys([LOCAL, *app_files.servers_with_files(specs)]):
+            try:
+                docker = await rt.fleet.docker(server)
+            except ServerRefusedError as exc:
+                log.warning("files volumes left on a server Berth does not manage", server_id=server, error=str(exc))
+                continue
+            for name in await docker.list_volumes({labels.APP: r.application_id}):
+                if name.startswith(prefix):
+                    await docker.remove_volume(name)
 
     async def _volumes(self, rt: RolloutContext, r: Removal) -> int:
         """Delete the application's named volumes (asked for explicitly) on every server its deployments
@@ -255,6 +271,7 @@ class RemovalDriver:
                 log.warning("volumes left on a server Berth does not manage", server_id=server, error=str(exc))
                 continue
             for name in await docker.list_volumes({labels.APP: r.application_id, labels.TEAM: r.team_id}):
-                deleted += int(await docker.remove_volume(name))
+                if not name.startswith(app_files.files_volume_prefix(r.application_id)):  # its own step's
+                    deleted += int(await docker.remove_volume(name))
         log.info("application volumes deleted", application_id=r.application_id, count=deleted)
         return deleted

@@ -32,6 +32,7 @@ from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
 from berth_scheduler.domain.routing import LOCAL, RouteTarget
 from berth_scheduler.domain.runs import one_off
+from berth_scheduler.usecases.read_only_files import with_read_only_files
 from berth_scheduler.usecases.rollout.adoption import adopted, kept_slots, running
 from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -112,6 +113,7 @@ async def _start_one(
         if web and (port is None or any(p not in more for p in wanted)):
             port, more, recorded = allocate_port(), {p: allocate_port() for p in wanted}, False
         cs = container_spec(r.application_id, r.deployment_id, spec, svc, n, r.run_image, port, r.team_id, server, more)
+        cs = await with_read_only_files(docker, r.application_id, r.team_id, spec, svc, cs)
         if not recorded:  # recorded before it exists: found after a crash
             values = {
                 "name": name,
@@ -131,7 +133,7 @@ async def _start_one(
             return cs
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(name, aliases))
-        files = app_files.archive(spec, svc)
+        files = app_files.archive(spec, svc, read_only=False)
         if files is not None:  # the application's files it mounts, before it starts
             await docker.put_archive(name, "/", files)
         try:
