@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import asyncpg
 import pytest
@@ -254,6 +255,19 @@ COMPOSE = """services:
 """
 
 
+async def compose_preview(client, members, scheduler, body: dict, forge: str, number: int) -> Any:
+    """The application ``body`` made with previews on, and the start of the preview of its pull request
+    ``number`` opened on ``forge``."""
+    app = await make_app(client, members.developer, body)
+    created = await hook(client, members, app["id"])
+    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
+    assert r.status_code == 200, r.text
+    raw, h = signed_pr(forge, created["secret"], "opened", number, sha(number))
+    assert (await deliver(client, created["url"], raw, h)).status_code == 202
+    (start,) = await scheduler.wait_for(START)
+    return start
+
+
 async def test_a_compose_application_gets_previews_too(client, members, scheduler):
     body = {
         "name": "shop",
@@ -264,13 +278,7 @@ async def test_a_compose_application_gets_previews_too(client, members, schedule
             {"service": "web", "port": 9001, "host": "admin.shop.example.com"},  # another port: a custom host only
         ],
     }
-    app = await make_app(client, members.developer, body)
-    created = await hook(client, members, app["id"])
-    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
-    assert r.status_code == 200, r.text
-    raw, h = signed_pr("gitlab", created["secret"], "opened", 4, sha(4))
-    assert (await deliver(client, created["url"], raw, h)).status_code == 202
-    (start,) = await scheduler.wait_for(START)
+    start = await compose_preview(client, members, scheduler, body, "gitlab", 4)
     spec = start.data["spec"]
     assert spec["name"] == "shop-pr-4" and spec["source"]["ref"] == sha(4)
     services = json.dumps(spec["services"])
@@ -366,13 +374,7 @@ async def test_a_preview_keeps_a_service_routed_under_a_path_of_another_services
             {"service": "admin", "port": 9100, "path": "/admin"},  # its own generated host, under a path
         ],
     }
-    app = await make_app(client, members.developer, body)
-    created = await hook(client, members, app["id"])
-    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
-    assert r.status_code == 200, r.text
-    raw, h = signed_pr("gitlab", created["secret"], "opened", 5, sha(5))
-    assert (await deliver(client, created["url"], raw, h)).status_code == 202
-    (start,) = await scheduler.wait_for(START)
+    start = await compose_preview(client, members, scheduler, body, "gitlab", 5)
     services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
     web_host = "pr-5-shop.localhost"
     assert web_host in services["web"]["hosts"] and "shop.example.com" not in json.dumps(services)
@@ -458,13 +460,7 @@ async def test_a_preview_keeps_two_ports_of_a_service_on_one_host_by_path(client
             {"service": "web", "port": 9001, "host": "shop.example.com", "path": "/api"},
         ],
     }
-    app = await make_app(client, members.developer, body)
-    created = await hook(client, members, app["id"])
-    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
-    assert r.status_code == 200, r.text
-    raw, h = signed_pr("github", created["secret"], "opened", 7, sha(7))
-    assert (await deliver(client, created["url"], raw, h)).status_code == 202
-    (start,) = await scheduler.wait_for(START)
+    start = await compose_preview(client, members, scheduler, body, "github", 7)
     (web,) = [svc for svc in start.data["spec"]["services"] if svc["name"] == "web"]
     assert (web["hosts"], web["port_hosts"], web["shared_hosts"]) == (
         ["pr-7-shop.localhost"],
@@ -486,13 +482,7 @@ async def test_a_preview_keeps_a_service_under_a_path_of_a_second_ports_generate
             {"service": "docs", "port": 80, "host": "minio-9001-shop-production.localhost", "path": "/docs"},
         ],
     }
-    app = await make_app(client, members.developer, body)
-    created = await hook(client, members, app["id"])
-    r = await client.put(f"/v1/applications/{app['id']}/previews/settings", headers=members.developer, json={})
-    assert r.status_code == 200, r.text
-    raw, h = signed_pr("github", created["secret"], "opened", 8, sha(8))
-    assert (await deliver(client, created["url"], raw, h)).status_code == 202
-    (start,) = await scheduler.wait_for(START)
+    start = await compose_preview(client, members, scheduler, body, "github", 8)
     services = {svc["name"]: svc for svc in start.data["spec"]["services"]}
     console = "minio-9001-pr-8-shop.localhost"
     assert services["minio"]["port_hosts"] == [{"port": 9001, "hosts": [console]}], services["minio"]

@@ -59,8 +59,10 @@ def placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[t
 def digest(spec: ApplicationSpec, service: WebService | WorkerService) -> str | None:
     """The sha256 of the service's placed files (paths, modes and contents); None without files."""
     found = placed(spec, service)
-    if not found:
-        return None
+    return _digest(found) if found else None
+
+
+def _digest(found: list[tuple[str, AppFile]]) -> str:
     h = hashlib.sha256()
     for path, f in found:
         data = f.reveal().encode()
@@ -99,12 +101,7 @@ def read_only_volume(application_id: str, spec: ApplicationSpec, service: WebSer
     found = _read_only(spec, service)
     if not found:
         return None
-    h = hashlib.sha256()
-    for path, f in found:
-        data = f.reveal().encode()
-        h.update(f"{path}\0{f.mode:o}\0{len(data)}\0".encode())
-        h.update(data)
-    return f"{files_volume_prefix(application_id)}{h.hexdigest()[:24]}"
+    return f"{files_volume_prefix(application_id)}{_digest(found)[:24]}"
 
 
 def files_volume_prefix(application_id: str) -> str:
