@@ -19,47 +19,12 @@ from berth_cli.baseimages import DOCKER
 from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
+from tests.support.open_loop import OpenLoop
 
 pytestmark = pytest.mark.slow
 
 RATE = 80.0  # requests per second, open loop: each is sent on time whatever the earlier ones do
 SERVE = 'mkdir -p /www && printf "%s" "$CONTENT" > /www/index.html && exec httpd -f -p 8080 -h /www'
-
-
-class OpenLoop:
-    """``GET /`` on ``host`` through the proxy at ``RATE``; every answer that is not a 200 is kept."""
-
-    def __init__(self, port: int, host: str) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=limits)
-        self.host = host
-        self.sent = 0
-        self.errors: list[str] = []
-        self.seen: set[str] = set()
-        self.stop = asyncio.Event()
-        self.pending: set[asyncio.Task[None]] = set()
-
-    async def one(self) -> None:
-        try:
-            got = await self.client.get("/", headers={"Host": self.host})
-            if got.status_code == 200:
-                self.seen.add(got.text)
-            else:
-                self.errors.append(f"{got.status_code} {got.text[:60]}")
-        except httpx.HTTPError as exc:
-            self.errors.append(type(exc).__name__)
-
-    async def run(self) -> None:
-        start = time.monotonic()
-        while not self.stop.is_set():
-            task = asyncio.create_task(self.one())
-            self.pending.add(task)
-            task.add_done_callback(self.pending.discard)
-            self.sent += 1
-            await asyncio.sleep(max(0.0, start + self.sent / RATE - time.monotonic()))
-        if self.pending:
-            await asyncio.wait(set(self.pending))
-        await self.client.aclose()
 
 
 def _containers(app_id: str, *extra: str) -> set[str]:
@@ -115,7 +80,7 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
         host = str(app["services"][0]["hosts"][0])
         traefik = platform.state()["children"]["traefik"]["pid"]
 
-        load = OpenLoop(platform.ports["proxy"], host)
+        load = OpenLoop(platform.ports["proxy"], host, RATE)
         runner = asyncio.create_task(load.run())
         await asyncio.sleep(1.0)
         down = await asyncio.to_thread(platform.down)

@@ -16,8 +16,9 @@ import pytest
 
 from berth_cli import components
 from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
-from tests.e2e.test_data_plane import RATE, SERVE, OpenLoop, deploy
+from tests.e2e.test_data_plane import RATE, SERVE, deploy
 from tests.support.images import busybox_image
+from tests.support.open_loop import OpenLoop
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ async def test_an_upgraded_traefik_binary_replaces_the_running_one_without_a_fai
         host = str(app["services"][0]["hosts"][0])
         old = platform.state()["children"]["traefik"]["pid"]
 
-        load = OpenLoop(platform.ports["proxy"], host)
+        load = OpenLoop(platform.ports["proxy"], host, RATE)
         runner = asyncio.create_task(load.run())
         await asyncio.sleep(1.0)
         await asyncio.to_thread(platform.down)
