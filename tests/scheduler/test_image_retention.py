@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from berth_scheduler.domain.retention import BuiltImage, PulledImage, pulled_images, pulled_to_remove, tags_to_remove
+from berth_scheduler.usecases.rollout import pruning
 from tests.scheduler.platform import web_app
 
 
@@ -95,6 +96,42 @@ async def test_old_build_images_are_pruned_after_a_success(platform, labelled, a
         for tag in e["data"]["images"]
     )
     assert told == sorted([orphan, deployed[0]]), told
+
+
+async def test_a_pruning_a_restart_cut_short_is_resumed_without_a_new_success(
+    platform, labelled, app_id, unique, monkeypatch
+):
+    """The image pruning due after a success is recorded with it: a restart that cut it short resumes it."""
+    repo, make = labelled
+    platform.scheduler.settings.keep_images = 1
+    host = f"web-prr{unique}.localhost"
+    tags = []
+    for n in (1, 2):
+        if n == 2:  # the pruning after the second success hangs (a server that does not answer, say)
+            started = asyncio.Event()
+
+            async def hangs(*_: object) -> list[str]:
+                started.set()
+                await asyncio.Event().wait()
+                return []
+
+            monkeypatch.setattr(pruning, "prune_images", hangs)
+        dep = uuid.uuid4().hex
+        tags.append(make(n, dep))
+        spec = {**web_app(tags[-1], tags[-1], host), "name": f"prr{unique}"}
+        await platform.deploy(app_id, spec, deployment_id=dep, drain_grace_s=0)
+        done = await platform.wait(dep, timeout=90)
+        assert done["type"] == "evt.deployment.succeeded", done
+    await asyncio.wait_for(started.wait(), 15)
+    await platform.scheduler.stop()  # the pruning is cut short: the first image is still there
+    assert _tags(repo) == set(tags)
+
+    monkeypatch.undo()
+    await platform.scheduler.start()  # no new deployment: the pruning due is found and run
+    deadline = time.monotonic() + 20
+    while _tags(repo) != {tags[1]} and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert _tags(repo) == {tags[1]}
 
 
 REG = "127.0.0.1:5000/acme/shop"

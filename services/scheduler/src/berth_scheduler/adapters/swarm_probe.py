@@ -3,7 +3,9 @@
 A task's overlay address is reached only from the overlay; its node reaches it on ``docker_gwbridge``. The
 check asks that node's engine (its SSH-forwarded socket) for the task container's address there, then
 opens a TCP connection to it through the node's SSH connection (``direct-tcpip``: nothing is published).
-A node Berth cannot reach (a dead worker) fails the check within ``timeout_s``.
+A node Berth cannot reach (a dead worker) fails the check within ``timeout_s``; a node that is not a server
+Berth reaches at all (an adopted Swarm's) is not checked here (``reaches``): the rollout takes the engine's
+health check there (``usecases/swarm_rollout.py``).
 
 What the last failed check of each task saw is kept in words (``said``, by task id: connection refused,
 reset, timed out, the status with the first bytes of the body, as replicas' checks say it), and a task
@@ -49,6 +51,10 @@ class NodeProbe:
         self.said: dict[str, str] = {}  # task id -> what its last failed check saw
         # task id -> (the error status it keeps answering, since when, last seen): an app's own final answer
         self._stuck: dict[str, tuple[int, float, float]] = {}
+
+    def reaches(self, task: dom.Task) -> bool:
+        """Whether the task's node is a server Berth reaches (its check is made there)."""
+        return task.node_id in self.nodes()
 
     async def ready(self, task: dom.Task, port: int, path: str) -> bool:
         """Whether the task answers ``GET path`` with a 2xx now (what it did otherwise: ``said``)."""

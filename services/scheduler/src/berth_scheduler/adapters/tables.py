@@ -340,3 +340,14 @@ servers_down = sa.Table(
     sa.Column("down_since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
 )
+
+# The image pruning due after an application's last success (``usecases/rollout/pruning.py``): written in
+# the commit that makes the deployment succeed, removed once the pruning ran; a pruning given up (the
+# application's next work, a restart) stays due and is resumed when the application is free.
+prunes_due = sa.Table(
+    "prunes_due",
+    metadata,
+    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("deployment_id", sa.String(64), nullable=False),  # the success it follows
+    sa.Column("image", sa.Text, nullable=True),  # the image that deployment ran (None: none of its own)
+)

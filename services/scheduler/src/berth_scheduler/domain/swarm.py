@@ -69,6 +69,21 @@ class SwarmService:
     container_port: int | None
     health_path: str | None
 
+    @property
+    def engine_checked(self) -> bool:
+        """Whether Swarm runs a health check in each task (:func:`engine_checked`)."""
+        return engine_checked(self.body)
+
+
+def engine_checked(service: dict[str, Any]) -> bool:
+    """Whether a Swarm service's tasks carry a health check the engine runs (a ``HealthCheck`` whose test is
+    not ``NONE``). Swarm reports such a task ``running`` only once the check passed, and fails it (a new task
+    replaces it) when it turns unhealthy: that state is a readiness check made on the node, which is what a
+    node Berth does not reach (an adopted Swarm's) has."""
+    container = ((service.get("TaskTemplate") or {}).get("ContainerSpec")) or {}
+    test = (container.get("HealthCheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
 
 def service_body(
     replica: ContainerSpec,
@@ -80,7 +95,8 @@ def service_body(
 ) -> SwarmService:
     """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
 
-    The container body's image, command, environment, labels, stop timeout, limits and mounts carry over
+    The container body's image, command, environment, labels, stop timeout, limits, mounts and Docker
+    ``Healthcheck`` (a worker's health command takes its place) carry over
     (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses).
     ``pinned``: the node id every task runs on (a placement constraint), so a service's local volume stays
     with it (``strategy: recreate`` with volumes); its own updates then stop a task before starting the next.
@@ -108,6 +124,8 @@ def service_body(
             "Retries": 3,
             "StartPeriod": 0,
         }
+    elif body.get("Healthcheck"):  # the service's own Docker healthcheck: Swarm runs it in every task too
+        container["HealthCheck"] = dict(body["Healthcheck"])
     if secrets:
         container["Secrets"] = [dict(ref) for ref in secrets]
     container["StopGracePeriod"] = int(body.get("StopTimeout", 10)) * NANO

@@ -84,6 +84,12 @@ def running(tasks: list[dict[str, Any]], network: str) -> list[Task]:
     return sorted(out, key=lambda t: (t.address, t.task_id))
 
 
+UNREACHED_UNCHECKED = (
+    "its node is not a server Berth reaches, and the service has no healthcheck for Swarm to run there "
+    "(give it one, or add the node as a server)"
+)
+
+
 def upstreams(tasks: list[Task], port: int) -> list[str]:
     """The route's upstreams: every task's overlay address, in address order."""
     return [f"http://{t.address}:{port}" for t in sorted(tasks, key=lambda t: t.address)]

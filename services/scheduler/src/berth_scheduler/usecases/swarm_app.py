@@ -22,6 +22,7 @@ from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import swarm_app as dom
 from berth_scheduler.domain import swarm_rollout
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.domain.swarm import engine_checked
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarms_placed
@@ -149,6 +150,8 @@ async def _tasks_of(
         found = running.get(str(task.get("ID")))
         if found is None or port is None or path is None:
             return None
+        if not probe.reaches(found):  # a node Berth does not reach: the engine's health check or none
+            return True if engine_checked(spec) else None
         return await probe.ready(found, port, path)
 
     checks = await asyncio.gather(*(check(t) for t in current))

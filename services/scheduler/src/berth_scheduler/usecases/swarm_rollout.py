@@ -50,6 +50,10 @@ class RouteSwitch(Protocol):
 class TaskProbe(Protocol):
     said: dict[str, str]  # task id -> what its last failed check saw, in words
 
+    def reaches(self, task: dom.Task) -> bool:
+        """Whether the check can be made on the task's node (a node Berth reaches over SSH)."""
+        ...
+
     async def ready(self, task: dom.Task, port: int, path: str) -> bool: ...
 
     async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str: ...
@@ -86,15 +90,28 @@ class SwarmRollout:
         """The version's tasks that run and pass the readiness check now (checked together). A worker's
         task is ready once it has been seen running for ``worker_settle_s`` (Swarm runs its health command,
         if it has one, before it counts as running): a task that exits is replaced by a new task, so a
-        worker that keeps crashing is never ready, however often a look finds one of its tasks running."""
+        worker that keeps crashing is never ready, however often a look finds one of its tasks running.
+
+        A web task on a node Berth does not reach (an adopted Swarm's worker) cannot get Berth's GET: it is
+        ready when the service has a health check the engine runs and Swarm reports the task running (which
+        it does only once that check passed, and a task turning unhealthy is failed and replaced); without
+        one it is never ready, and the version says so."""
         port, path = version.replica.container_port, version.replica.health_path or "/"
         tasks = dom.running(await self.manager.tasks(version.service.name), version.network)
         if port is None:
             now = self.clock()
             since = [self._running_since.setdefault(t.task_id, now) for t in tasks]
             return [t for t, at in zip(tasks, since, strict=True) if now - at >= self.worker_settle_s]
-        checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in tasks))
-        return [t for t, ok in zip(tasks, checks, strict=True) if ok]
+        reached = [t for t in tasks if self.probe.reaches(t)]
+        checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in reached))
+        ready = [t for t, ok in zip(reached, checks, strict=True) if ok]
+        for task in (t for t in tasks if t not in reached):
+            if version.service.engine_checked:
+                self.probe.said.pop(task.task_id, None)
+                ready.append(task)
+            else:
+                self.probe.said[task.task_id] = dom.UNREACHED_UNCHECKED
+        return sorted(ready, key=lambda t: (t.address, t.task_id))
 
     async def run(self, version: dom.SwarmVersion, stopped: Stopped | None = None) -> list[str]:
         """Roll ``version`` out; the upstreams it serves on (none for a service without a route). A

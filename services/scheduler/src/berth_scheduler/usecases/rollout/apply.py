@@ -26,7 +26,7 @@ from berth_common.catalogue import (
 )
 from berth_common.db import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import build_records, store
+from berth_scheduler.adapters import build_records, prunes_due, store
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.adapters.sealing import Sealer, UnsealError
 from berth_scheduler.domain import builds, machine, names, placement, port_routes
@@ -145,6 +145,8 @@ async def apply_all(unit: Unit, sealer: Sealer, deployment_id: str, inputs: list
         await cancel_builds(unit, row.id, [b for b in pending if b], names.redact(reason, secrets_of(sealer, row)))
     if after.state == State.STARTING and before.state != State.STARTING:
         await record_replicas(unit, sealer, row)
+    if after.state == State.SUCCEEDED and before.state != State.SUCCEEDED:  # its images pruned once it ended
+        await prunes_due.put(unit.session, row.application_id, row.id, row.image)
     log.info(
         "deployment transition",
         deployment_id=deployment_id,

@@ -5,7 +5,8 @@ oldest queued one when the application is free); bus handlers only record inputs
 steps (readiness, drain) therefore never block the consumers, and a restart resumes every unfinished
 deployment from where its state says it was. A cancel interrupts the step in progress. Once a deployment
 succeeded and nothing else wants the application, its old images are pruned (``pruning.py``), given up at
-once for the application's next deployment, scale or removal and taken up again after it.
+once for the application's next deployment, scale or removal and taken up again after it; the pruning due
+is recorded with the success (``adapters/prunes_due.py``), so one a restart cut short is resumed too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import structlog
 from berth_common.db.unit import Unit
 from berth_common.docker import DockerUnavailable as DockerUnavailableError
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import removals, scales, store
+from berth_scheduler.adapters import prunes_due, removals, scales, store
 from berth_scheduler.adapters.sealing import UnsealError
 from berth_scheduler.domain import machine, queueing
 from berth_scheduler.domain.machine import REVERSIBLE, RefusedError, Rollout, State
@@ -55,10 +56,9 @@ class Orchestrator:
             State.VERIFYING: verify_replicas,
             State.ROUTING: RouteStepper(),
             State.DRAINING: steps.drain,
-            State.STOPPING_OLD: self._stop_old,
+            State.STOPPING_OLD: steps.stop_old,
         }
         self._undo = Undo()
-        self._prunes: dict[str, str | None] = {}  # application -> the image its last success ran: prune due
         self._removal = RemovalDriver()
         self._scale = ScaleDriver()
         self._leadership: Leadership | None = None
@@ -82,13 +82,15 @@ class Orchestrator:
         log.info("rollouts resumed", applications=len(apps))
 
     async def sweep(self) -> list[str]:
-        """Start a task for every application with unfinished deployments or removal that has none."""
+        """Start a task for every application with unfinished deployments, removal, scale or image pruning
+        that has none."""
         async with self.rt.sessionmaker() as s:
             apps = sorted(
                 {
                     *await store.unfinished_applications(s),
                     *await removals.active_applications(s),
                     *await scales.active_applications(s),
+                    *await prunes_due.applications(s),
                 }
             )
         for app in apps:
@@ -236,18 +238,18 @@ class Orchestrator:
             if self._tasks.get(application_id) is asyncio.current_task():
                 del self._tasks[application_id]
 
-    async def _stop_old(self, rt: RolloutContext, r: Rollout, row: Any, wait: steps.Waiter) -> None:
-        """stopping_old (``steps.stop_old``: the deployment succeeded); its images pruned once it has ended."""
-        await steps.stop_old(rt, r, row, wait)
-        self._prunes[r.application_id] = row.image
-
     async def _prune(self, application_id: str, wake: asyncio.Event) -> bool:
-        """The image pruning due after the application's last success (``pruning.py``), given up as soon as
-        anything else wants the application (``wake``: due still, tried again when it is free). True: nothing
-        was given up."""
-        if application_id not in self._prunes:
+        """The image pruning due after the application's last success (``pruning.py``, recorded with it),
+        given up as soon as anything else wants the application (``wake``: due still, tried again when it is
+        free; a restart finds it due too). True: nothing was given up."""
+        try:
+            due = await steps.read(self.rt, prunes_due.get, application_id)
+        except Exception as exc:  # the database went away: still due, the next sweep tries again
+            log.warning("image pruning not read", application_id=application_id, error=str(exc))
             return True
-        task = asyncio.create_task(pruning.prune(self.rt, application_id, self._prunes[application_id]))
+        if due is None:
+            return True
+        task = asyncio.create_task(pruning.prune(self.rt, application_id, due.image))
         woken = asyncio.create_task(wake.wait())
         try:
             await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
@@ -260,7 +262,10 @@ class Orchestrator:
         if task.cancelled():
             log.info("image pruning gives way", application_id=application_id)
             return False
-        self._prunes.pop(application_id, None)
+        try:
+            await steps.write(self.rt, prunes_due.done, application_id, due.deployment_id)
+        except Exception as exc:  # still due: pruned again later, which removes nothing more
+            log.warning("image pruning not recorded done", application_id=application_id, error=str(exc))
         return True
 
     async def _wait(self, application_id: str, timeout: float) -> None:
