@@ -150,3 +150,26 @@ async def test_fileflows_and_twenty_create_their_applications(client, members):
             {"twenty": ("web", ["twenty-twenty-production.localhost"]), "worker": ("worker", [])},
         ),
     }
+
+
+def test_one_name_declared_at_two_ports_routes_each_service_at_its_own() -> None:
+    """Huly's ``account`` declares ``SERVICE_URL_HULY_3000`` and its ``front`` ``SERVICE_URL_HULY_8080``: one
+    host and path goes to one service (the one named ``huly``, else the first declaring it), at the port that
+    service declares."""
+    text = """services:
+  account:
+    image: hardcoreeng/account:v0.6.246
+    environment: [SERVICE_URL_HULY_3000]
+  front:
+    image: hardcoreeng/front:v0.6.246
+    environment: [SERVICE_URL_HULY_8080]
+"""
+    imported = import_coolify("huly.yaml", text)
+    routes = [(r.service, r.port) for v in imported.template.variables for r in v.routes]
+    assert routes == [("account", 3000)]
+    named = text.replace("front:", "huly:")  # the service the name names, at the port it declares
+    routes = [(r.service, r.port) for v in import_coolify("huly.yaml", named).template.variables for r in v.routes]
+    assert routes == [("huly", 8080)]
+    two = text.replace("SERVICE_URL_HULY_3000", "SERVICE_URL_OTHER_3000")
+    routes = [(r.service, r.port) for v in import_coolify("huly.yaml", two).template.variables for r in v.routes]
+    assert routes == [("front", 8080), ("account", 3000)]

@@ -154,8 +154,11 @@ def _domains(
         ports = [parts[2] for n in names if (parts := url_parts(n)) and parts[2] is not None]
         port = ports[0] if ports else None
         routes: list[dict[str, Any]] = []
+        own: dict[str, int] = {}  # a service's port, from the first name it declares with one
         for n in names:
             for svc, value in declared.get(n, []):
+                if (parts := url_parts(n)) and parts[2] is not None:
+                    own.setdefault(svc, parts[2])
                 path = value if value and value.startswith("/") else None
                 if any(r["service"] == svc and r.get("path") == path for r in routes):
                     continue
@@ -165,7 +168,7 @@ def _domains(
         if not routes:
             routes.append({"service": named or referenced_by.get(names[0]) or next(iter(services))})
         for r in routes:
-            p = port or (8000 if r["service"] == "plausible" else None) or port_header
+            p = own.get(r["service"]) or port or (8000 if r["service"] == "plausible" else None) or port_header
             if p is not None:
                 r["port"] = p
             elif port_header is None:
