@@ -1,9 +1,9 @@
 """Two routed ports of one compose service (MinIO: its API on 9000, its console on 9001, each on a host of its
 own): a host entry picks a port the service declares; the translation keeps the service's first port and
 gives the other its hosts (``port_hosts``), which the deployment's snapshot carries. A second port on no named
-host gets a generated host of its own; each port may have a path of its own (Coolify's mindsdb: its API port
-under ``/api``). A port the service does not declare, a host given to two ports, two paths for one port, or
-two routes on one host and path is a 422 naming the field."""
+host gets a generated host of its own; each port may have a path of its own (its API port under ``/api``). A
+port the service does not declare, a host given to two ports, two paths for one port, or two routes on one
+host and path is a 422 naming the field."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import pytest
 
 from berth_api.adapters.compose_parser import normalise
 from berth_api.domain.compose import ComposeRefusal, HostMap, precheck, translate
-from berth_api.domain.templates.coolify import import_coolify
-from berth_api.usecases.templates import plan_deploy
 from tests.api.conftest import make_app
 from tests.api.test_projects import problem
 
@@ -306,41 +304,3 @@ async def test_a_second_port_gets_its_own_generated_host_and_path(client, member
     )
     (err,) = problem(r, 422)["errors"]
     assert err["loc"] == "/body/hosts/2/host" and "used twice in this application" in err["detail"], err
-
-
-MINDSDB = """# port: 47334
-services:
-  mindsdb:
-    image: mindsdb/mindsdb:latest
-    environment:
-      - SERVICE_URL_MINDSDB_47334
-      - SERVICE_URL_API_47335=/api
-    healthcheck:
-      test: ["CMD", "curl", "-f", "http://localhost:47334/api/util/ping"]
-"""
-
-
-def test_coolifys_mindsdb_routes_its_api_port_under_its_path_on_a_host_of_its_own() -> None:
-    """Coolify's mindsdb (a path per port) imports, plans and translates: the GUI port on the service's
-    generated host (its first entry: its health check is that port's), the API port under ``/api`` on that
-    port's generated host, which the template's ``SERVICE_URL_API_47335`` holds."""
-    template = import_coolify("mindsdb.yaml", MINDSDB).template
-    plan = plan_deploy(template, app="mdb", environment="production", base_domain="apps.test")
-    assert plan.request["hosts"] == [
-        {"service": "mindsdb", "port": 47334},
-        {"service": "mindsdb", "port": 47335, "path": "/api"},
-    ]
-    values = {e["name"]: e["value"] for e in plan.request["env"]}
-    assert values == {  # Coolify's URLs name the port (as Coolify writes them)
-        "SERVICE_URL_MINDSDB_47334": "https://mindsdb-mdb-production.apps.test:47334",
-        "SERVICE_URL_API_47335": "https://mindsdb-47335-mdb-production.apps.test:47335/api",
-    }
-    text = plan.request["compose"]["inline"]
-    found = asyncio.run(normalise(text, {e["name"]: e["value"] for e in plan.request["env"]}))
-    hosts = [HostMap(h["service"], h["port"], path=h.get("path")) for h in plan.request["hosts"]]
-    (svc,) = translate(found.model, precheck(text), hosts=hosts)["services"]
-    assert (svc["port"], svc["health_path"], svc["port_hosts"]) == (
-        47334,
-        "/api/util/ping",
-        [{"port": 47335, "hosts": [], "path": "/api", "generated": True}],
-    )

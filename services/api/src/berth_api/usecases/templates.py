@@ -87,14 +87,25 @@ def _label(text: str) -> str:
 
 def _whole_host_first(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hosts entries with each service's first whole-host entry before its entries with a path: a
-    service's first entry names its routed port, whose health check is the service's (Coolify's mindsdb:
-    its GUI's port, not its API's under ``/api``)."""
+    service's first entry names its routed port, whose health check is the service's (its GUI's port, not
+    its API's under ``/api``)."""
     out = list(hosts)
     for service in dict.fromkeys(h["service"] for h in out):
         mine = [i for i, h in enumerate(out) if h["service"] == service]
         whole = next((i for i in mine if "path" not in out[i]), None)
         if whole is not None and whole != mine[0]:
             out.insert(mine[0], out.pop(whole))
+    return out
+
+
+def _once(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hosts entries without those a former entry already gives: the same host of the same port of the
+    service, on its whole host or under the same path (two domain variables of one port are one route)."""
+    out: list[dict[str, Any]] = []
+    for h in hosts:
+        same = [o for o in out if (o["service"], o["port"], o.get("host")) == (h["service"], h["port"], h.get("host"))]
+        if not any("path" not in o or o.get("path") == h.get("path") for o in same):
+            out.append(h)
     return out
 
 
@@ -112,7 +123,7 @@ def plan_deploy(
     domain variable; the others (and the first when no domain is given) are the generated host of the
     service they route to, ``<service>-<app>-<env>`` under the base domain (a second domain of the same
     service: at another port, that port's generated host ``<service>-<port>-<app>-<env>``, which Berth makes;
-    at the same port, ``<service>-<variable>-<app>-<env>``). The request is an application create body: the compose
+    at the same port, the same host: one route, Coolify's fileflows names its host twice). The request is an application create body: the compose
     text, the hosts (a generated one is left for Berth to make; a route's path prefix with its host: several
     services may share one host under different paths), every variable in ``env``."""
     given = dict(overrides or {})
@@ -131,12 +142,10 @@ def plan_deploy(
 
     def host(v: Variable) -> str:
         service, port = routed(v)
-        first, first_port = owner.setdefault(service, (v.name, port))
-        if first == v.name:
-            return generated_host(_label(service), app, environment, base_domain)
+        _, first_port = owner.setdefault(service, (v.name, port))
         if port != first_port:  # another routed port of the service: its own generated host, made by Berth
             return port_host(_label(service), port, app, environment, base_domain)
-        return generated_host(_label(f"{service}-{_label(v.name)}"), app, environment, base_domain)
+        return generated_host(_label(service), app, environment, base_domain)  # the port's one route
 
     try:
         rendered = render(
@@ -161,7 +170,7 @@ def plan_deploy(
         if r.path not in (None, "/"):
             entry["path"] = r.path
         hosts.append(entry)
-    hosts = _whole_host_first(hosts)
+    hosts = _once(_whole_host_first(hosts))
     compose: dict[str, Any] = {"inline": rendered.compose}
     if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
         compose["files"] = [{"path": path, "content": content} for path, content in rendered.files.items()]

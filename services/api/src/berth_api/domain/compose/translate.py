@@ -14,7 +14,7 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   services are Berth web services (the normal rolling rollout); every other service is a worker. A host
   may give another port of a service than its first host's (MinIO's API and console): on a named host of
   its own or, without one, a generated host of that port (``generated``), under a path of its own
-  (Coolify's mindsdb: its API port under ``/api``), a port the service declares when it declares any
+  (an API port under ``/api``), a port the service declares when it declares any
   (``ports``, ``expose``; Coolify's templates name theirs in ``SERVICE_URL_<NAME>_<PORT>`` only)
   (``port_hosts`` of the service). One host may give two ports of a service under two paths (the web port
 at ``/``, the API port at ``/api``: ``shared_hosts`` of the service, the hosts its own port keeps). Two

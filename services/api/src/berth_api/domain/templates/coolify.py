@@ -6,6 +6,7 @@ source (bootstrap/helpers/shared.php, parsers.php, services.php); see docs/templ
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from berth_api.domain.templates.format import check
@@ -88,6 +89,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     declared: dict[str, list[tuple[str, str | None]]] = {}
     refs: dict[str, Ref] = {}
     referenced_by: dict[str, str] = {}
+    first: dict[str, tuple[str, str | None]] = {}  # service -> its first declaration, which Coolify routes
     for svc, spec in services.items():
         if not isinstance(spec, dict):
             raise TemplateError(f"{here}/services/{svc}", "a service is a mapping")
@@ -95,6 +97,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
         for key, value in [*env_items(spec.get("environment")), *env_items(build.get("args"))]:
             if key.startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
                 declared.setdefault(key, []).append((svc, value))
+                first.setdefault(svc, (key, value))
             for ref in all_refs(value or ""):
                 refs.setdefault(ref.name, ref)
                 referenced_by.setdefault(ref.name, svc)
@@ -105,7 +108,9 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     magic = sorted({n for n in [*refs, *declared] if n.startswith("SERVICE_")})
     variables: dict[str, Variable] = {}
     port_header = int(head["port"]) if head.get("port", "").isdigit() else None
-    domains = _domains(magic, declared, referenced_by, services, port_header, notes)
+    domains = _paths_on_the_routed_port(
+        _domains(magic, declared, referenced_by, services, port_header, notes), first, notes
+    )
     variables.update(domains)
     for name in magic:
         if name in variables:
@@ -149,23 +154,78 @@ def _domains(
         ports = [parts[2] for n in names if (parts := url_parts(n)) and parts[2] is not None]
         port = ports[0] if ports else None
         routes: list[dict[str, Any]] = []
+        own: dict[str, int] = {}  # a service's port, from the first name it declares with one
         for n in names:
             for svc, value in declared.get(n, []):
+                if (parts := url_parts(n)) and parts[2] is not None:
+                    own.setdefault(svc, parts[2])
                 path = value if value and value.startswith("/") else None
                 if any(r["service"] == svc and r.get("path") == path for r in routes):
                     continue
                 routes.append({"service": svc, **({"path": path} if path else {})})
+        named = next((s for s in services if s.lower().replace("-", "_").replace(".", "_") == base), None)
+        routes = _one_service_per_path(routes, named, names[0], notes)
         if not routes:
-            match = next((s for s in services if s.lower().replace("-", "_").replace(".", "_") == base), None)
-            routes.append({"service": match or referenced_by.get(names[0]) or next(iter(services))})
+            routes.append({"service": named or referenced_by.get(names[0]) or next(iter(services))})
         for r in routes:
-            p = port or (8000 if r["service"] == "plausible" else None) or port_header
+            p = own.get(r["service"]) or port or (8000 if r["service"] == "plausible" else None) or port_header
             if p is not None:
                 r["port"] = p
             elif port_header is None:
                 notes.append(f"SERVICE_FQDN_{base.upper()}: no port given; Berth routes to the service's port 80")
         var = f"SERVICE_FQDN_{base.upper()}"
         out[var] = Variable(var, "domain", {"routes": routes}, f"The host of {base}")
+    return out
+
+
+def _one_service_per_path(
+    routes: list[dict[str, Any]], named: str | None, name: str, notes: list[str]
+) -> list[dict[str, Any]]:
+    """One service per host and path: Coolify gives every service declaring one name the same host (twenty's
+    ``worker`` declares its web service's ``SERVICE_URL_TWENTY_3000`` to read the URL), two routers of one
+    rule of which its proxy picks one. Berth routes the host and path to the service the name names (else the
+    first declaring it); the others read the value only."""
+    kept: dict[str, dict[str, Any]] = {}
+    for r in sorted(routes, key=lambda r: r["service"] != named):
+        path = r.get("path") or "/"
+        if path in kept:
+            notes.append(
+                f"{name}: declared by {r['service']} too; Coolify gives it the same host, Berth routes "
+                f"{path} of that host to {kept[path]['service']} only ({r['service']} reads the value)"
+            )
+            continue
+        kept[path] = r
+    return [r for r in routes if any(r is k for k in kept.values())]
+
+
+def _paths_on_the_routed_port(
+    domains: dict[str, Variable], first: dict[str, tuple[str, str | None]], notes: list[str]
+) -> dict[str, Variable]:
+    """A declaration with a path on a service whose first declaration routes its whole host is that host's
+    path, served by the routed port: Coolify routes a service by its first declaration and gives a later one
+    the service's host plus its path, its port unrouted (mindsdb's ``SERVICE_URL_API_47335=/api``: 47335 is
+    MindsDB's MySQL protocol, its HTTP API is ``/api`` of 47334, where its health check asks)."""
+    whole: dict[str, int] = {}
+    for service, (key, value) in first.items():
+        parts = url_parts(key)
+        variable = domains.get(f"SERVICE_FQDN_{parts[1].upper()}") if parts else None
+        if variable is None or (value and value.startswith("/") and value != "/"):
+            continue
+        port = next((r.port for r in variable.routes if r.service == service and r.path in (None, "/")), None)
+        if port is not None:
+            whole[service] = port
+    out: dict[str, Variable] = {}
+    for name, v in domains.items():
+        routes = [dict(r) for r in v.options["routes"]]
+        for r in routes:
+            port = whole.get(r["service"])
+            if r.get("path") not in (None, "/") and port is not None and r.get("port") != port:
+                notes.append(
+                    f"{name}: {r['path']} of {r['service']} is routed to its port {port}, as Coolify routes "
+                    f"it (port {r.get('port')} is not routed)"
+                )
+                r["port"] = port
+        out[name] = replace(v, options={**v.options, "routes": routes})
     return out
 
 
