@@ -3,7 +3,7 @@ service serving two ports on two hosts, as MinIO does (its API on 9000, its cons
 
 The service's ``port`` is routed on its ``hosts``, except those a ``PortHosts`` entry gives another of the
 container's ports: each such port is routed on its own hosts (a route of its own), under its own URL path
-prefix when it has one (``path``: Coolify's mindsdb serves its API port under ``/api``), and a replica is
+prefix when it has one (``path``: an API port under ``/api`` of the web port's host), and a replica is
 ready only once each of its routed ports answers. A host the service lists in ``shared_hosts`` stays with
 its own port as well, under the own port's path: one host serves two ports of the service by path (``/``
 the web port, ``/api`` the API port), as long as no host and path goes to two ports.
