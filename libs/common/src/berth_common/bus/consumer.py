@@ -117,6 +117,8 @@ class Consumer:
     _task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: int = 0  # messages fetched and not finished (concurrency > 1)
+    _fetching: asyncio.Task[list[Msg]] | None = None  # the fetch waiting now, if any
+    _fetch_mark: int = 0  # what the subscription had received when that fetch began
 
     @property
     def name(self) -> str:
@@ -173,15 +175,52 @@ class Consumer:
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.name}")
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop fetching, let the in-flight handler finish (nak the rest of its batch), then unsubscribe."""
+        """Stop fetching, let the in-flight handler finish (nak the rest of its batch), then unsubscribe.
+
+        A fetch still waiting with nothing received is ended at once rather than waited out (up to
+        ``fetch_wait_s``); what the server hands to its pull request meanwhile is given back (nak) before
+        the subscription goes, so it is delivered again at once, not after ack_wait.
+        """
         self._stopping.set()
+        self._end_idle_fetch()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 await cancel_and_wait(self._task)
         with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._release_subscription(), min(timeout, 5.0))
+        with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
+
+    def _end_idle_fetch(self) -> None:
+        """Cancel the waiting fetch if the subscription received nothing since it began: nats-py keeps what
+        a fetch has taken in its own list, which a cancel would lose, so a fetch that got anything is left
+        to return by itself. Nothing awaits between the check and the cancel."""
+        fetch = self._fetching
+        if fetch is not None and not fetch.done() and self._psub._sub._received == self._fetch_mark:
+            fetch.cancel()
+
+    async def _release_subscription(self) -> None:
+        """Remove the subscription's interest on the server, then give back what reached it till then.
+
+        Once the server has processed the UNSUB it hands nothing more to the pull request (it checks the
+        interest before each delivery); everything it sent before arrives ahead of the PONG. The second
+        flush is the one whose PING follows the UNSUB on the wire (see ``subscriptions_confirmed``).
+        """
+        sub = self._psub._sub
+        nc = self._psub._nc
+        if not nc.is_connected or sub._closed:
+            return  # without a connection there is no interest left, and nothing could be given back
+        await nc._send_unsubscribe(sub._id)
+        await nc.flush()
+        await nc.flush()
+        queue = sub._pending_queue
+        while not queue.empty():
+            msg = queue.get_nowait()
+            if not JetStreamContext.is_status_msg(msg):
+                await _hand_back(msg)
+        await nc.flush()  # the naks are on the wire before the connection may close
 
     @property
     def running(self) -> bool:
@@ -202,7 +241,7 @@ class Consumer:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                         continue
                 try:
-                    msgs = await self._psub.fetch(room, timeout=self.fetch_wait_s)
+                    msgs = await self._fetch(room)
                 except (NatsTimeoutError, TimeoutError):
                     continue
                 except asyncio.CancelledError:
@@ -214,6 +253,8 @@ class Consumer:
                     await asyncio.sleep(0.5)
                     await self._recover()
                     continue
+                if msgs is None:  # ended by ``stop``
+                    break
                 if self.concurrency == 1:
                     await self._handle_batch(msgs)
                     continue
@@ -229,6 +270,23 @@ class Consumer:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             raise
+
+    async def _fetch(self, room: int) -> list[Msg] | None:
+        """Fetch up to ``room`` messages; None when ``stop`` ended the fetch while it waited idle."""
+        sub = self._psub._sub
+        # A fetch first takes what already waits in the subscription's queue: such a fetch is never ended.
+        self._fetch_mark = sub._received if sub._pending_queue.empty() else -1
+        fetch = asyncio.create_task(self._psub.fetch(room, timeout=self.fetch_wait_s))
+        self._fetching = fetch
+        try:
+            return await fetch
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fetch.cancelled() and (current is None or not current.cancelling()):
+                return None
+            raise
+        finally:
+            self._fetching = None
 
     async def _recover(self) -> None:
         """After a failed fetch: if the durable (or its stream) is gone from the server, put it back.
