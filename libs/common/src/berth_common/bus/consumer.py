@@ -274,8 +274,16 @@ class Consumer:
     async def _fetch(self, room: int) -> list[Msg] | None:
         """Fetch up to ``room`` messages; None when ``stop`` ended the fetch while it waited idle."""
         sub = self._psub._sub
-        # A fetch first takes what already waits in the subscription's queue: such a fetch is never ended.
-        self._fetch_mark = sub._received if sub._pending_queue.empty() else -1
+        queue = sub._pending_queue
+        # A status left by an expired pull request (its 408 came after the fetch's own timeout) is dropped,
+        # as the fetch would drop it. A fetch that starts by taking messages already queued is never ended.
+        left = [queue.get_nowait() for _ in range(queue.qsize())]
+        for msg in left:
+            if JetStreamContext.is_status_msg(msg):
+                sub._pending_size -= len(msg.data)
+            else:
+                queue.put_nowait(msg)
+        self._fetch_mark = sub._received if queue.empty() else -1
         fetch = asyncio.create_task(self._psub.fetch(room, timeout=self.fetch_wait_s))
         self._fetching = fetch
         try:
