@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from berth_common.bus import Delivery
+from berth_common.bus.fetching import end_if_idle
 from berth_common.catalogue import PingService
 from tests.support.bus_helpers import connected_bus, wait_until
 
@@ -40,7 +41,7 @@ async def test_a_message_handed_to_an_abandoned_fetch_goes_at_once_to_the_next_c
     await asyncio.sleep(0.2)  # the pull request waits on the server
     # What stop does first, then a message arrives for the pull request the ended fetch left behind.
     consumer._stopping.set()
-    consumer._end_idle_fetch()
+    end_if_idle(consumer._fetching, consumer._psub, consumer._fetch_mark)
     await wait_until(lambda: consumer._fetching is None)
     await api.publish(PingService(nonce="late"))
     await wait_until(lambda: consumer._psub._sub._pending_queue.qsize() > 0, timeout=5)

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
+from berth_common.bus.fetching import end_if_idle, fetch_mark, hand_back, release
 from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
 from berth_common.envelope import Envelope
@@ -72,13 +73,6 @@ def parse_received(model: type[Message], data: Any) -> Message:
 
 def durable_name(service: str, type_: str) -> str:
     return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
-
-
-async def _hand_back(msg: Msg, delay: float | None = None) -> None:
-    """Give ``msg`` back for another delivery (after ``delay`` seconds); when the connection is gone, the
-    server redelivers it after ack_wait anyway."""
-    with contextlib.suppress(Exception):
-        await msg.nak(delay=delay)
 
 
 class ConsumerHost(Protocol):
@@ -182,45 +176,16 @@ class Consumer:
         the subscription goes, so it is delivered again at once, not after ack_wait.
         """
         self._stopping.set()
-        self._end_idle_fetch()
+        end_if_idle(self._fetching, self._psub, self._fetch_mark)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 await cancel_and_wait(self._task)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._release_subscription(), min(timeout, 5.0))
+            await asyncio.wait_for(release(self._psub), min(timeout, 5.0))
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
-
-    def _end_idle_fetch(self) -> None:
-        """Cancel the waiting fetch if the subscription received nothing since it began: nats-py keeps what
-        a fetch has taken in its own list, which a cancel would lose, so a fetch that got anything is left
-        to return by itself. Nothing awaits between the check and the cancel."""
-        fetch = self._fetching
-        if fetch is not None and not fetch.done() and self._psub._sub._received == self._fetch_mark:
-            fetch.cancel()
-
-    async def _release_subscription(self) -> None:
-        """Remove the subscription's interest on the server, then give back what reached it till then.
-
-        Once the server has processed the UNSUB it hands nothing more to the pull request (it checks the
-        interest before each delivery); everything it sent before arrives ahead of the PONG. The second
-        flush is the one whose PING follows the UNSUB on the wire (see ``subscriptions_confirmed``).
-        """
-        sub = self._psub._sub
-        nc = self._psub._nc
-        if not nc.is_connected or sub._closed:
-            return  # without a connection there is no interest left, and nothing could be given back
-        await nc._send_unsubscribe(sub._id)
-        await nc.flush()
-        await nc.flush()
-        queue = sub._pending_queue
-        while not queue.empty():
-            msg = queue.get_nowait()
-            if not JetStreamContext.is_status_msg(msg):
-                await _hand_back(msg)
-        await nc.flush()  # the naks are on the wire before the connection may close
 
     @property
     def running(self) -> bool:
@@ -273,17 +238,7 @@ class Consumer:
 
     async def _fetch(self, room: int) -> list[Msg] | None:
         """Fetch up to ``room`` messages; None when ``stop`` ended the fetch while it waited idle."""
-        sub = self._psub._sub
-        queue = sub._pending_queue
-        # A status left by an expired pull request (its 408 came after the fetch's own timeout) is dropped,
-        # as the fetch would drop it. A fetch that starts by taking messages already queued is never ended.
-        left = [queue.get_nowait() for _ in range(queue.qsize())]
-        for msg in left:
-            if JetStreamContext.is_status_msg(msg):
-                sub._pending_size -= len(msg.data)
-            else:
-                queue.put_nowait(msg)
-        self._fetch_mark = sub._received if queue.empty() else -1
+        self._fetch_mark = fetch_mark(self._psub)
         fetch = asyncio.create_task(self._psub.fetch(room, timeout=self.fetch_wait_s))
         self._fetching = fetch
         try:
@@ -326,11 +281,11 @@ class Consumer:
                 try:
                     if self._stopping.is_set():
                         # Shutting down: hand it back at once instead of holding it until ack_wait.
-                        await _hand_back(msg)
+                        await hand_back(msg)
                         return
                     await self._process(msg)
                 except asyncio.CancelledError:
-                    await _hand_back(msg)
+                    await hand_back(msg)
                     raise
                 except Exception as exc:
                     # Never let one message kill the loop: it comes back after ack_wait.
@@ -349,7 +304,7 @@ class Consumer:
                 await asyncio.gather(*(one(msg) for msg in msgs))
         except asyncio.CancelledError:
             for msg in list(waiting):  # not started: hand back now rather than after ack_wait
-                await _hand_back(msg)
+                await hand_back(msg)
             raise
         finally:
             keepalive.cancel()
@@ -392,7 +347,7 @@ class Consumer:
             await self._dead_letter(msg, envelope, attempt, str(exc) or type(exc).__name__)
             return
         except asyncio.CancelledError:
-            await _hand_back(msg)
+            await hand_back(msg)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -401,7 +356,7 @@ class Consumer:
                 return
             delay = self._delay(attempt)
             log.warning("handler failed, retrying", consumer=self.name, attempt=attempt, delay=delay, error=reason)
-            await _hand_back(msg, delay)
+            await hand_back(msg, delay)
             return
         await msg.ack_sync()
 
@@ -420,7 +375,7 @@ class Consumer:
         except Exception as exc:
             # Not moved: keep it (both publishes carry stable ids, so a retry does not duplicate them).
             log.error("dead-lettering failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
-            await _hand_back(msg, self._delay(attempt))
+            await hand_back(msg, self._delay(attempt))
             return
         await msg.ack_sync()
 
