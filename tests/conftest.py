@@ -21,8 +21,9 @@ os.environ.setdefault("BERTH_ENV", "test")
 # tests keeps the production default (tests/e2e/conftest.py), and tests/common/test_db_migrate_process.py
 # runs the child process itself.
 os.environ.setdefault("BERTH_MIGRATE_IN_SUBPROCESS", "false")
-# A stopping service sits out its consumers' waiting pulls (production: up to a second); the tests stop
-# services over a thousand times. tests/common/test_bus_delivery.py covers both the wait and the stop.
+# A stopping service ends its consumers' idle fetches at once (tests/common/test_bus_stop.py), but sits out a
+# fetch that already got something (production: up to a second); the tests stop services over a thousand
+# times. tests/common/test_bus_delivery.py covers both the wait and the stop.
 os.environ.setdefault("BERTH_FETCH_WAIT_S", "0.25")
 # The test suite's git servers, registries, S3 store, chat and forge receivers all listen on loopback, which
 # the outbound rule (berth_common.outbound) refuses: the tests allow loopback explicitly, for every service

@@ -32,7 +32,7 @@ def traefik(tmp_root, unique) -> Iterator[Traefik]:
     root.mkdir()
     t = Traefik(root).start()
     yield t
-    t.stop()
+    t.kill()  # thrown away: no graceful second (``Traefik.kill``)
 
 
 @pytest.fixture

@@ -106,6 +106,12 @@ class Traefik:
         if self.proc:
             self.proc.stop()
 
+    def kill(self) -> None:
+        """End Traefik at once (SIGKILL), for a fixture that throws it away after its test: a graceful stop
+        keeps accepting requests for the entry points' ``requestAcceptGraceTimeout`` (1 s) first."""
+        if self.proc:
+            self.proc.kill()
+
     def get(self, host: str, path: str = "/", *, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
         """One request through Traefik's web entry point with ``Host: host`` (a new connection each time)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=5)

@@ -113,4 +113,4 @@ async def platform(nats_server, database, tmp_root, unique, busybox):
     p = await Platform(nats_server.url, traefik, scheduler, proxy).start()
     yield p
     await p.close()
-    traefik.stop()
+    traefik.kill()  # thrown away: no graceful second (``Traefik.kill``)

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
+from berth_common.bus.fetching import end_if_idle, fetch_mark, hand_back, release
 from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
 from berth_common.envelope import Envelope
@@ -74,13 +75,6 @@ def durable_name(service: str, type_: str) -> str:
     return f"{service}--{type_}".replace(".", "_").replace(">", "all").replace("*", "any")
 
 
-async def _hand_back(msg: Msg, delay: float | None = None) -> None:
-    """Give ``msg`` back for another delivery (after ``delay`` seconds); when the connection is gone, the
-    server redelivers it after ack_wait anyway."""
-    with contextlib.suppress(Exception):
-        await msg.nak(delay=delay)
-
-
 class ConsumerHost(Protocol):
     """What a consumer needs from the bus that runs it (``Bus`` is one): so this module does not import it."""
 
@@ -117,6 +111,8 @@ class Consumer:
     _task: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: int = 0  # messages fetched and not finished (concurrency > 1)
+    _fetching: asyncio.Task[list[Msg]] | None = None  # the fetch waiting now, if any
+    _fetch_mark: int = 0  # what the subscription had received when that fetch began
 
     @property
     def name(self) -> str:
@@ -173,13 +169,21 @@ class Consumer:
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.name}")
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop fetching, let the in-flight handler finish (nak the rest of its batch), then unsubscribe."""
+        """Stop fetching, let the in-flight handler finish (nak the rest of its batch), then unsubscribe.
+
+        A fetch still waiting with nothing received is ended at once rather than waited out (up to
+        ``fetch_wait_s``); what the server hands to its pull request meanwhile is given back (nak) before
+        the subscription goes, so it is delivered again at once, not after ack_wait.
+        """
         self._stopping.set()
+        end_if_idle(self._fetching, self._psub, self._fetch_mark)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 await cancel_and_wait(self._task)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(release(self._psub), min(timeout, 5.0))
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
 
@@ -202,7 +206,7 @@ class Consumer:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                         continue
                 try:
-                    msgs = await self._psub.fetch(room, timeout=self.fetch_wait_s)
+                    msgs = await self._fetch(room)
                 except (NatsTimeoutError, TimeoutError):
                     continue
                 except asyncio.CancelledError:
@@ -214,6 +218,8 @@ class Consumer:
                     await asyncio.sleep(0.5)
                     await self._recover()
                     continue
+                if msgs is None:  # ended by ``stop``
+                    break
                 if self.concurrency == 1:
                     await self._handle_batch(msgs)
                     continue
@@ -229,6 +235,21 @@ class Consumer:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             raise
+
+    async def _fetch(self, room: int) -> list[Msg] | None:
+        """Fetch up to ``room`` messages; None when ``stop`` ended the fetch while it waited idle."""
+        self._fetch_mark = fetch_mark(self._psub)
+        fetch = asyncio.create_task(self._psub.fetch(room, timeout=self.fetch_wait_s))
+        self._fetching = fetch
+        try:
+            return await fetch
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fetch.cancelled() and (current is None or not current.cancelling()):
+                return None
+            raise
+        finally:
+            self._fetching = None
 
     async def _recover(self) -> None:
         """After a failed fetch: if the durable (or its stream) is gone from the server, put it back.
@@ -260,11 +281,11 @@ class Consumer:
                 try:
                     if self._stopping.is_set():
                         # Shutting down: hand it back at once instead of holding it until ack_wait.
-                        await _hand_back(msg)
+                        await hand_back(msg)
                         return
                     await self._process(msg)
                 except asyncio.CancelledError:
-                    await _hand_back(msg)
+                    await hand_back(msg)
                     raise
                 except Exception as exc:
                     # Never let one message kill the loop: it comes back after ack_wait.
@@ -283,7 +304,7 @@ class Consumer:
                 await asyncio.gather(*(one(msg) for msg in msgs))
         except asyncio.CancelledError:
             for msg in list(waiting):  # not started: hand back now rather than after ack_wait
-                await _hand_back(msg)
+                await hand_back(msg)
             raise
         finally:
             keepalive.cancel()
@@ -326,7 +347,7 @@ class Consumer:
             await self._dead_letter(msg, envelope, attempt, str(exc) or type(exc).__name__)
             return
         except asyncio.CancelledError:
-            await _hand_back(msg)
+            await hand_back(msg)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -335,7 +356,7 @@ class Consumer:
                 return
             delay = self._delay(attempt)
             log.warning("handler failed, retrying", consumer=self.name, attempt=attempt, delay=delay, error=reason)
-            await _hand_back(msg, delay)
+            await hand_back(msg, delay)
             return
         await msg.ack_sync()
 
@@ -354,7 +375,7 @@ class Consumer:
         except Exception as exc:
             # Not moved: keep it (both publishes carry stable ids, so a retry does not duplicate them).
             log.error("dead-lettering failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
-            await _hand_back(msg, self._delay(attempt))
+            await hand_back(msg, self._delay(attempt))
             return
         await msg.ack_sync()
 
