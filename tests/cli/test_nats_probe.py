@@ -117,3 +117,15 @@ async def test_the_system_account_reports_connections_and_memory_and_reaches_no_
         await system.close()
     # the system password stays in the private folder, as the others
     assert (nats_auth.password_file(server.data_dir, nats_auth.SYSTEM).stat().st_mode & 0o777) == 0o600
+
+
+def test_nats_is_launched_without_a_monitoring_port_and_with_a_tighter_heap(tmp_path: Path):
+    config = tmp_path / "nats.conf"
+    launch = components.nats_launch(tmp_path, 4222, config=config)
+    store = str(tmp_path / "nats")
+    assert launch.argv[1:] == ["-c", str(config), "-js", "-sd", store, "-a", "127.0.0.1", "-p", "4222", "-n", "berth"]
+    assert launch.env == {"GOGC": "50"}  # the write caches' garbage collected sooner (benchmarks/README.md)
+
+
+def test_the_running_server_has_the_launchs_environment(server: PlatformNats):
+    assert psutil.Process(server.proc.proc.pid).environ().get("GOGC") == "50"
