@@ -84,7 +84,7 @@ def test_the_secrets_are_private_and_the_configuration_names_every_identity(serv
     folder = nats_auth.auth_dir(server.data_dir)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     files = sorted(p.name for p in folder.iterdir())
-    assert files == sorted([*(f"{i}.password" for i in IDENTITIES), "nats.conf"])
+    assert files == sorted([*(f"{i}.password" for i in (*IDENTITIES, nats_auth.SYSTEM)), "nats.conf"])
     assert all(stat.S_IMODE((folder / f).stat().st_mode) == 0o600 for f in files)
     passwords = nats_auth.ensure_passwords(server.data_dir)
     assert len(set(passwords.values())) == len(IDENTITIES)  # kept across starts, one per identity
@@ -198,6 +198,10 @@ async def test_the_compose_configuration_derives_each_password_from_the_secret_k
     assert result.exit_code == 0, result.output
     assert result.output == f"wrote {out}: users {', '.join(IDENTITIES)}\n"  # no password printed
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # the container's health check keeps the monitoring port, on the container's loopback only: the
+    # command line's -m sets its port (the server below answers /healthz there)
+    assert json.loads(out.read_text())["http"] == "127.0.0.1:8222"
+    assert "system_account" not in json.loads(out.read_text())
     data = tmp_path / "data"
     data.mkdir()
     server = NatsServer(data)

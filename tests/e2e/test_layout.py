@@ -30,7 +30,6 @@ from berth_cli.supervisor import Child, Supervisor
 def test_default_ports():
     assert resolve_ports({}) == {
         "nats": 4222,
-        "nats_monitor": 8222,
         "postgres": 5433,
         "proxy": 8080,
         "traefik_api": 8081,
@@ -46,8 +45,7 @@ def test_default_ports():
 def test_port_base_shifts_every_port_and_overrides_win():
     ports = resolve_ports({"BERTH_PORT_BASE": "30000", "BERTH_API_PORT": "31000", "BERTH_PROXY_HTTP_PORT": "31001"})
     assert ports == {
-        "nats": 30000,
-        "nats_monitor": 30001,
+        "nats": 30000,  # 30001 stays unused: NATS' monitoring port is no longer opened
         "postgres": 30002,
         "proxy": 30003,
         "traefik_api": 30004,
@@ -238,9 +236,25 @@ def test_state_file_carries_no_secret(tmp_path):
     assert "very-secret" not in text and "pw-xyz" not in text
     assert json.loads(text)["children"]["api"]["argv"] == ["/bin/true"]
     assert json.loads(text)["components"]["api"] == {
-        "probe": {"kind": "http", "url": "http://127.0.0.1:30005/readyz", "host": "", "port": 0},
+        "probe": {
+            "kind": "http",
+            "url": "http://127.0.0.1:30005/readyz",
+            "host": "",
+            "port": 0,
+            "user": "",
+            "secret": "",
+        },
         "process": "api",
         "log": str(tmp_path.resolve() / "logs" / "api.log"),
+    }
+    # nats is asked as the operator over its client port (no monitoring port); its password stays in its file
+    assert json.loads(text)["components"]["nats"]["probe"] == {
+        "kind": "nats",
+        "url": "",
+        "host": "127.0.0.1",
+        "port": 30000,
+        "user": "operator",
+        "secret": str(tmp_path.resolve() / "nats-auth" / "operator.password"),
     }
 
 

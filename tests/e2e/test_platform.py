@@ -110,23 +110,35 @@ async def test_the_bus_refuses_anonymous_clients_and_each_service_is_connected_a
     url = f"nats://127.0.0.1:{split_platform.ports['nats']}"
     with pytest.raises((NoServersError, NatsError, OSError)):
         await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore)
-    assert_each_service_is_its_own_bus_user(split_platform)
+    await assert_each_service_is_its_own_bus_user(split_platform)
     assert "violation" not in split_platform.paths.log("nats").read_text().lower()
+    # nats-server listens on its client port only: no unauthenticated monitoring port
+    nats_pid = split_platform.state()["children"]["nats"]["pid"]
+    listening = {c.laddr.port for c in psutil.Process(nats_pid).net_connections("inet") if not c.raddr}
+    assert listening == {split_platform.ports["nats"]}
     # the configuration and the passwords are private, and reach neither the state file nor a log
     folder = nats_auth.auth_dir(split_platform.paths.root)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
     logs = "".join(p.read_text(errors="replace") for p in split_platform.paths.logs.glob("*.log"))
     state = split_platform.paths.state.read_text()
-    for password in nats_auth.ensure_passwords(split_platform.paths.root).values():
+    passwords = [*nats_auth.ensure_passwords(split_platform.paths.root).values()]
+    passwords.append(nats_auth.ensure_system_password(split_platform.paths.root))
+    for password in passwords:
         assert password not in logs and password not in state
 
 
-def assert_each_service_is_its_own_bus_user(platform) -> None:
-    """nats-server's list of connections: each service's (named ``berth-<service>``) is its own user."""
-    monitor = f"http://127.0.0.1:{platform.ports['nats_monitor']}"
-    with urllib.request.urlopen(f"{monitor}/connz?auth=true&limit=1024", timeout=5) as resp:
-        conns = json.load(resp)["connections"]
+async def assert_each_service_is_its_own_bus_user(platform) -> None:
+    """nats-server's list of connections, asked as its system account (no monitoring port is open): each
+    service's connection (named ``berth-<service>``) is its own user."""
+    url = nats_auth.system_url(platform.paths.root, f"nats://127.0.0.1:{platform.ports['nats']}")
+    system = await nats.connect(url, allow_reconnect=False)
+    try:
+        query = json.dumps({"auth": True, "limit": 1024}).encode()
+        reply = await system.request("$SYS.REQ.SERVER.PING.CONNZ", query, timeout=5)
+    finally:
+        await system.close()
+    conns = json.loads(reply.data)["data"]["connections"]
     users = {c.get("name"): c.get("authorized_user") for c in conns}
     assert {name: users.get(f"berth-{name}") for name in SERVICE_NAMES} == {n: n for n in SERVICE_NAMES}, users
 
@@ -211,7 +223,7 @@ def test_all_in_one_runs_the_six_services_in_one_process(fresh_platform):
     assert {status["components"][n]["process"] for n in SERVICE_NAMES} == {"allinone"}
     for name in SERVICE_NAMES:
         assert http_status(f"http://127.0.0.1:{fresh_platform.ports[name]}/readyz") == 200, name
-    assert_each_service_is_its_own_bus_user(fresh_platform)  # one process, six bus identities
+    asyncio.run(assert_each_service_is_its_own_bus_user(fresh_platform))  # one process, six bus identities
     # proxy-sync wrote the sentinel route file at its start, and Traefik loaded it
     # (its API router too: the API answers proxy-sync's password, derived from the secret key, only)
     traefik_api = f"http://127.0.0.1:{fresh_platform.ports['traefik_api']}"

@@ -29,7 +29,6 @@ DATABASE = "berth"
 
 DEFAULT_PORTS: dict[str, int] = {
     "nats": 4222,
-    "nats_monitor": 8222,
     "postgres": 5433,
     "proxy": 8080,
     "traefik_api": 8081,
@@ -40,15 +39,17 @@ DEFAULT_PORTS: dict[str, int] = {
     "metrics": 8424,
     "notifier": 8425,
 }
-# With BERTH_PORT_BASE=B every port is B + its offset (tests and a second platform on one machine).
-PORT_OFFSETS = {name: i for i, name in enumerate(DEFAULT_PORTS)}
+# With BERTH_PORT_BASE=B every port is B + its offset (tests and a second platform on one machine). Offset 1
+# was NATS' monitoring port, no longer opened (it answered anyone on the host): it stays unused, so every
+# other port keeps its place.
+PORT_OFFSETS = {name: i + (i >= 1) for i, name in enumerate(DEFAULT_PORTS)}
+PORT_SPAN = max(PORT_OFFSETS.values()) + 1
 
 
 def _port_env(name: str) -> tuple[str, ...]:
     """The variables that set one port, first wins. Service ports use the services' own override name."""
     fixed = {
         "nats": ("BERTH_NATS_PORT",),
-        "nats_monitor": ("BERTH_NATS_MONITOR_PORT",),
         "postgres": ("BERTH_PG_PORT",),
         "proxy": ("BERTH_PROXY_PORT",),
         "traefik_api": ("BERTH_TRAEFIK_API_PORT",),
@@ -80,7 +81,7 @@ def resolve_ports(env: Mapping[str, str]) -> dict[str, int]:
     """Every port of the platform from the environment (defaults, shifted by BERTH_PORT_BASE, overrides)."""
     base = env.get("BERTH_PORT_BASE")
     base_port = _int_port("BERTH_PORT_BASE", base) if base else None
-    if base_port is not None and base_port + len(PORT_OFFSETS) > 65535:
+    if base_port is not None and base_port + PORT_SPAN > 65535:
         raise ValueError("BERTH_PORT_BASE is too high")
     ports: dict[str, int] = {}
     for name, default in DEFAULT_PORTS.items():
@@ -104,7 +105,7 @@ def proxy_tls_port(env: Mapping[str, str], ports: Mapping[str, int]) -> int:
     if env.get("BERTH_PROXY_TLS_PORT"):
         port = _int_port("BERTH_PROXY_TLS_PORT", env["BERTH_PROXY_TLS_PORT"])
     elif env.get("BERTH_PORT_BASE"):
-        port = _int_port("BERTH_PORT_BASE", env["BERTH_PORT_BASE"]) + len(PORT_OFFSETS)
+        port = _int_port("BERTH_PORT_BASE", env["BERTH_PORT_BASE"]) + PORT_SPAN
     else:
         port = 8443
     for name, taken in ports.items():
@@ -171,12 +172,16 @@ class Paths:
 
 @dataclass(frozen=True)
 class Probe:
-    """How to tell that a component is ready: an HTTP GET answering 200, or Postgres accepting connections."""
+    """How to tell that a component is ready: an HTTP GET answering 200, Postgres accepting connections, or
+    nats-server taking ``user`` (its password read from the file ``secret`` at each look, never stored here:
+    the probe is written to ``supervisor.json``) and answering its JetStream account information."""
 
-    kind: str  # "http" | "pg"
+    kind: str  # "http" | "pg" | "nats"
     url: str = ""
     host: str = ""
     port: int = 0
+    user: str = ""
+    secret: str = ""
 
 
 @dataclass
@@ -203,10 +208,11 @@ def service_probes(ports: Mapping[str, int]) -> dict[str, Probe]:
     return {name: Probe("http", url=f"http://127.0.0.1:{ports[name]}/readyz") for name in SERVICE_NAMES}
 
 
-def infra_probes(ports: Mapping[str, int], pg_host: str, pg_port: int) -> dict[str, Probe]:
+def infra_probes(ports: Mapping[str, int], pg_host: str, pg_port: int, nats_secret: Path) -> dict[str, Probe]:
+    """``nats_secret``: the file of the ``operator`` identity's password (the bus's monitoring probe)."""
     return {
         "postgres": Probe("pg", host=pg_host, port=pg_port),
-        "nats": Probe("http", url=f"http://127.0.0.1:{ports['nats_monitor']}/healthz"),
+        "nats": Probe("nats", host="127.0.0.1", port=ports["nats"], user="operator", secret=str(nats_secret)),
         "traefik": Probe("http", url=f"http://127.0.0.1:{ports['traefik_api']}/ping"),
     }
 

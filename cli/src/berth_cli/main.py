@@ -6,9 +6,9 @@ Local platform (data in one directory, default ``./.berth``):
     berth status [--data-dir DIR] [--json]                    health of every component (exit 1 if any is down)
     berth down [--data-dir DIR] [--all]                       stop the control plane; apps keep serving (--all: them too)
 
-Ports come from BERTH_NATS_PORT (4222), BERTH_NATS_MONITOR_PORT (8222), BERTH_PG_PORT (5433),
+Ports come from BERTH_NATS_PORT (4222; NATS' monitoring port is not opened), BERTH_PG_PORT (5433),
 BERTH_PROXY_PORT (8080, on BERTH_PROXY_HOST, 127.0.0.1), BERTH_TRAEFIK_API_PORT (8081), BERTH_API_PORT
-(8420) and BERTH_<SERVICE>_HTTP_PORT (8421-8425); BERTH_PORT_BASE=N moves them all to N, N+1, ...
+(8420) and BERTH_<SERVICE>_HTTP_PORT (8421-8425); BERTH_PORT_BASE=N moves them to N, N+2, N+3, ...
 With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is used.
 
 Other commands:
@@ -223,7 +223,8 @@ def bus_config(
 ) -> None:
     """Write nats-server's configuration: one user per service, operator and admin, each with the
     permissions the catalogue gives it, and passwords derived from BERTH_SECRET_KEY (docker-compose.yml).
-    With --cluster-routes, also the routes between a cluster's nodes (docker-compose.cluster.yml)."""
+    With --cluster-routes, also the routes between a cluster's nodes (docker-compose.cluster.yml). The
+    monitoring port (the container's health check) listens on the container's loopback only."""
     from berth_cli import nats_auth
 
     secret = _env("BERTH_SECRET_KEY")
@@ -232,7 +233,7 @@ def bus_config(
     cluster = None
     if routes:
         cluster = nats_auth.cluster_block(routes, nats_auth.derived_password(secret, nats_auth.ROUTE), cluster_listen)
-    nats_auth.write_config(out.parent, out, passwords, cluster)
+    nats_auth.write_config(out.parent, out, passwords, cluster, monitor=nats_auth.CONTAINER_MONITOR)
     where = f"; cluster routes {', '.join(routes)}" if routes else ""
     typer.echo(f"wrote {out}: users {', '.join(nats_auth.IDENTITIES)}{where}")
 

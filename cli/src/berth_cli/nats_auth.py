@@ -5,7 +5,9 @@ Each identity's password is made at first start (random, ``<data>/nats-auth/<ide
 0600 in a 0700 directory) and kept. nats-server runs with ``<data>/nats-auth/nats.conf`` (0600), written at
 every start from those passwords and the permissions the catalogue gives each identity
 (``berth_common.bus.permissions``), so a new version's catalogue takes effect on the next ``berth up``.
-There is no anonymous user: a client without a password is refused.
+There is no anonymous user: a client without a password is refused. nats-server opens no monitoring port
+(it has no authentication): the server's reports come from its system account (:data:`SYSTEM`), and the
+platform's readiness probe asks JetStream as ``operator`` (``berth_cli.probes.nats_ready``).
 
 The supervisor writes the configuration in a one-shot child (``python -m berth_cli.nats_auth DATA_DIR``):
 the catalogue stays out of the long-lived supervisor's memory. Nothing here logs a password.
@@ -27,6 +29,14 @@ ADMIN = "admin"
 OPERATOR = "operator"  # the catalogue's party: a monitoring probe, a tool watching dead letters, a test
 OBSERVER = "observer"  # reads every event as it is published (the benchmarks), sends nothing
 IDENTITIES = (*SERVICE_NAMES, OPERATOR, OBSERVER, ADMIN)
+# nats-server's system account: the server's own reports ($SYS.REQ.SERVER.PING.CONNZ / VARZ / JSZ: the
+# connections, memory, JetStream) for the host's tooling, in place of the monitoring port, which answered
+# anyone on the host. Its own account: none of Berth's subjects or streams is reachable from it.
+SYSTEM = "system"
+SYSTEM_ACCOUNT = "SYS"
+# docker-compose.yml's nats keeps its monitoring port for its own health check (run inside its container),
+# bound to the container's loopback: no other container of the network reaches it.
+CONTAINER_MONITOR = "127.0.0.1:8222"
 
 
 def auth_dir(root: Path) -> Path:
@@ -37,12 +47,17 @@ def config_path(root: Path) -> Path:
     return auth_dir(root) / "nats.conf"
 
 
+def password_file(root: Path, identity: str) -> Path:
+    """The file of ``identity``'s password (the platform's probe of the bus reads ``operator``'s)."""
+    return auth_dir(root) / f"{identity}.password"
+
+
 def ensure_passwords(root: Path) -> dict[str, str]:
     """Every identity's password, made (32 random bytes) the first time."""
     folder = auth_dir(root)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
-    return {identity: ensure_secret(folder / f"{identity}.password", 32) for identity in IDENTITIES}
+    return {identity: ensure_secret(password_file(root, identity), 32) for identity in IDENTITIES}
 
 
 def derived_password(secret_key: str, identity: str) -> str:
@@ -73,14 +88,26 @@ def cluster_block(routes: list[str], password: str, listen: str = "0.0.0.0:6222"
     }
 
 
-def config_text(passwords: dict[str, str], cluster: dict[str, object] | None = None) -> str:
-    """nats-server's configuration (JSON is valid there): the users and their permissions, and with
-    ``cluster`` (:func:`cluster_block`) a node's routes to the other nodes of a cluster."""
+def config_text(
+    passwords: dict[str, str],
+    cluster: dict[str, object] | None = None,
+    system_password: str | None = None,
+    monitor: str | None = None,
+) -> str:
+    """nats-server's configuration (JSON is valid there): the users and their permissions, with
+    ``cluster`` (:func:`cluster_block`) a node's routes to the other nodes of a cluster, with
+    ``system_password`` the system account's one user, :data:`SYSTEM`, and with ``monitor`` the address
+    of the monitoring port (``host:port``; the command line's ``-m`` sets the port, the host stays)."""
     from berth_common.bus.permissions import authorization
 
     config: dict[str, object] = {"authorization": authorization(passwords)}
     if cluster is not None:
         config["cluster"] = cluster
+    if monitor is not None:
+        config["http"] = monitor
+    if system_password is not None:
+        config["accounts"] = {SYSTEM_ACCOUNT: {"users": [{"user": SYSTEM, "password": system_password}]}}
+        config["system_account"] = SYSTEM_ACCOUNT
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
@@ -89,12 +116,23 @@ def write_config(
     path: Path | None = None,
     passwords: dict[str, str] | None = None,
     cluster: dict[str, object] | None = None,
+    monitor: str | None = None,
 ) -> Path:
     """Write nats-server's configuration (0600; by default ``nats.conf`` of the data dir ``root``, with its
-    passwords); its path."""
+    passwords and the system account's); its path."""
     path = path or config_path(root)
-    write_private(path, config_text(passwords if passwords is not None else ensure_passwords(root), cluster))
+    if passwords is None:
+        text = config_text(ensure_passwords(root), cluster, ensure_system_password(root), monitor)
+    else:
+        text = config_text(passwords, cluster, monitor=monitor)
+    write_private(path, text)
     return path
+
+
+def ensure_system_password(root: Path) -> str:
+    """The system account's password in the data dir ``root``, made the first time."""
+    ensure_passwords(root)  # the private folder
+    return ensure_secret(password_file(root, SYSTEM), 32)
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -126,6 +164,11 @@ def _without_credentials(url: str) -> str:
 def admin_url(root: Path, url: str) -> str:
     """``url`` as the ``admin`` identity of the data dir ``root`` (its password made if need be)."""
     return with_credentials(url, ADMIN, ensure_passwords(root)[ADMIN])
+
+
+def system_url(root: Path, url: str) -> str:
+    """``url`` as the system account's user of the data dir ``root`` (its password made if need be)."""
+    return with_credentials(url, SYSTEM, ensure_system_password(root))
 
 
 if __name__ == "__main__":  # pragma: no cover - run by the supervisor

@@ -21,7 +21,7 @@ from berth_cli import dataplane
 from berth_cli.datadir import read_json, tail
 from berth_cli.layout import (
     INFRA,
-    PORT_OFFSETS,
+    PORT_SPAN,
     SERVICE_NAMES,
     SUPERVISED_BY,
     Paths,
@@ -89,7 +89,7 @@ def free_port_base(low: int = 20000, high: int = 32000, attempts: int = 200) -> 
     import random
 
     high = min(high, ephemeral_low())
-    count = len(PORT_OFFSETS) + 1  # and the HTTPS port after them
+    count = PORT_SPAN + 1  # and the HTTPS port after them
     for _ in range(attempts):
         base = random.randrange(low, high - count)  # noqa: S311 - not security relevant
         if not busy_ports({"BERTH_PORT_BASE": str(base)}):

@@ -93,7 +93,9 @@ class Supervisor:
         else:
             self.pg_host, self.pg_port = "127.0.0.1", self.ports["postgres"]
         self.probes: dict[str, Probe] = {
-            **infra_probes(self.ports, self.pg_host, self.pg_port),
+            **infra_probes(
+                self.ports, self.pg_host, self.pg_port, nats_auth.password_file(self.paths.root, nats_auth.OPERATOR)
+            ),
             **service_probes(self.ports),
         }
 
@@ -282,9 +284,8 @@ class Supervisor:
         nats_config = await self._nats_config()
         if nats_config is None:
             return
-        nats = components.nats_launch(
-            paths.root, self.ports["nats"], monitor_port=self.ports["nats_monitor"], config=nats_config
-        )
+        # no monitoring port: it answers anyone on the host; the probe asks over an authenticated connection
+        nats = components.nats_launch(paths.root, self.ports["nats"], config=nats_config)
         self.start_child(ChildSpec("nats", nats.argv, nats.env))
         self.save()
         if not await self._wait_ready(["postgres", "nats"]):
