@@ -27,6 +27,26 @@ RATE = 80.0  # requests per second, open loop: each is sent on time whatever the
 SERVE = 'mkdir -p /www && printf "%s" "$CONTENT" > /www/index.html && exec httpd -f -p 8080 -h /www'
 
 
+async def serving_app(client: httpx.AsyncClient, name: str, image: str) -> dict:
+    """An application of one web service serving "v1" at ``/`` (``SERVE``) in a new project, deployed."""
+    r = await client.post("/v1/projects", json={"name": name})
+    assert r.status_code == 201, r.text
+    env_id = r.json()["environments"][0]["id"]
+    service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": ["sh", "-c", SERVE]}
+    body = {
+        "name": name,
+        "source": {"kind": "image", "image": image},
+        "services": [service],
+        "env": [{"name": "CONTENT", "value": "v1"}],
+        "stop_timeout_s": 5,
+    }
+    r = await client.post(f"/v1/environments/{env_id}/applications", json=body)
+    assert r.status_code == 201, r.text
+    app: dict = r.json()
+    await deploy(client, app["id"])
+    return app
+
+
 def _containers(app_id: str, *extra: str) -> set[str]:
     argv = [DOCKER, "ps", "-q", "--no-trunc", "--filter", f"label=berth.app={app_id}", *extra]
     return set(subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.split())
@@ -62,21 +82,7 @@ async def test_apps_keep_serving_through_berth_down_and_up(tmp_root: Path):
             return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
         async with api() as client:
-            r = await client.post("/v1/projects", json={"name": "steady"})
-            assert r.status_code == 201, r.text
-            env_id = r.json()["environments"][0]["id"]
-            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": ["sh", "-c", SERVE]}
-            body = {
-                "name": "steady",
-                "source": {"kind": "image", "image": image},
-                "services": [service],
-                "env": [{"name": "CONTENT", "value": "v1"}],
-                "stop_timeout_s": 5,
-            }
-            r = await client.post(f"/v1/environments/{env_id}/applications", json=body)
-            assert r.status_code == 201, r.text
-            app = r.json()
-            await deploy(client, app["id"])
+            app = await serving_app(client, "steady", image)
         host = str(app["services"][0]["hosts"][0])
         traefik = platform.state()["children"]["traefik"]["pid"]
 

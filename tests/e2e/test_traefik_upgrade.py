@@ -16,7 +16,7 @@ import pytest
 
 from berth_cli import components
 from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
-from tests.e2e.test_data_plane import RATE, SERVE, deploy
+from tests.e2e.test_data_plane import RATE, serving_app
 from tests.support.images import busybox_image
 from tests.support.open_loop import OpenLoop
 
@@ -38,21 +38,7 @@ async def test_an_upgraded_traefik_binary_replaces_the_running_one_without_a_fai
         teams = platform_teams(platform)
         base = f"http://127.0.0.1:{platform.ports['api']}"
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-            r = await api.post("/v1/projects", json={"name": "upgrade"})
-            assert r.status_code == 201, r.text
-            env_id = r.json()["environments"][0]["id"]
-            service = {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": ["sh", "-c", SERVE]}
-            body = {
-                "name": "upgrade",
-                "source": {"kind": "image", "image": image},
-                "services": [service],
-                "env": [{"name": "CONTENT", "value": "v1"}],
-                "stop_timeout_s": 5,
-            }
-            r = await api.post(f"/v1/environments/{env_id}/applications", json=body)
-            assert r.status_code == 201, r.text
-            app = r.json()
-            await deploy(api, app["id"])
+            app = await serving_app(api, "upgrade", image)
         host = str(app["services"][0]["hosts"][0])
         old = platform.state()["children"]["traefik"]["pid"]
 
