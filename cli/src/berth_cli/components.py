@@ -257,5 +257,19 @@ def traefik_launch(
     from berth_common import traefik_body
 
     traefik_body.write(tdir)  # Traefik loads Berth's plugin from plugins-local/ of its working directory
-    argv = [bin_path("traefik"), f"--configFile={static_yml}"]
+    argv = [traefik_binary(env or {}), f"--configFile={static_yml}"]
     return Launch("traefik", argv, acme.env() if acme else {}, cwd=str(tdir))
+
+
+def traefik_binary(env: Mapping[str, str]) -> str:
+    """The Traefik the data plane runs: ``BERTH_TRAEFIK_BINARY`` (an absolute path to an executable file:
+    a Traefik upgraded or pinned apart from Berth's own), else the one installed with Berth. A new binary
+    there (another file, size or time) is started next to the running one at the next ``berth up``, which
+    hands it the ports without a gap (``berth_cli.handoff``)."""
+    chosen = env.get("BERTH_TRAEFIK_BINARY", "")
+    if not chosen:
+        return bin_path("traefik")
+    path = Path(chosen)
+    if not path.is_absolute() or not path.is_file() or not os.access(path, os.X_OK):
+        raise ValueError(f"BERTH_TRAEFIK_BINARY must be the absolute path of an executable file, not {chosen!r}")
+    return str(path)

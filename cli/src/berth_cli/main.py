@@ -9,7 +9,8 @@ Local platform (data in one directory, default ``./.berth``):
 Ports come from BERTH_NATS_PORT (4222; NATS' monitoring port is not opened), BERTH_PG_PORT (5433),
 BERTH_PROXY_PORT (8080, on BERTH_PROXY_HOST, 127.0.0.1), BERTH_TRAEFIK_API_PORT (8081), BERTH_API_PORT
 (8420) and BERTH_<SERVICE>_HTTP_PORT (8421-8425); BERTH_PORT_BASE=N moves them to N, N+2, N+3, ...
-With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is used.
+With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is used. BERTH_TRAEFIK_BINARY
+(an absolute path) runs that Traefik instead of the one installed with Berth.
 
 Other commands:
 

@@ -267,6 +267,9 @@ def up(paths: Paths, all_in_one: bool, timeout: float) -> PlatformStatus:
     """Start the supervisor detached (unless one runs already) and wait until the platform is ready."""
     proc = None
     if supervisor_pid(paths) is None:
+        from berth_cli.components import traefik_binary
+
+        traefik_binary(os.environ)  # a bad BERTH_TRAEFIK_BINARY is said here, not in the supervisor's log
         busy = busy_ports(dict(os.environ), dataplane.held_ports(paths.root))
         if busy:
             raise PlatformError(
