@@ -146,11 +146,9 @@ class DockerExecutor:
     async def fill_volume(
         self, volume: dict[str, Any], filler: str, body: dict[str, Any], tar: bytes, marker: str
     ) -> str:
-        """Create the volume ``volume`` (``POST /volumes/create`` body), extract ``tar`` into it through the
-        container ``filler`` (created from ``body``, never started, removed after) at the path ``body``
-        mounts it, unless it holds ``marker`` (the archive's last entry) already: filled before, its files
-        are never replaced under a container binding them; one fill of a volume at a time. Returns its
-        directory on the server (``Mountpoint``)."""
+        """Create ``volume`` and extract ``tar`` into it through ``filler`` (made from ``body``, never started,
+        removed after) unless it holds ``marker`` (the archive's last entry): files are never replaced under a
+        container binding them; one fill of a volume at a time. Returns its ``Mountpoint`` on the server."""
         async with self._network_locks.setdefault(f"volume {volume['Name']}", asyncio.Lock()):
             found = await self._call(
                 f"create volume {volume['Name']}", self.docker.json("POST", "volumes/create", body=volume)

@@ -9,13 +9,13 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from berth_api.domain.templates import coolify_meta, coolify_volumes
+from berth_api.domain.templates.coolify_meta import headers
 from berth_api.domain.templates.format import check
-from berth_api.domain.templates.imported import ImportResult, Inputs, headline, slugify
+from berth_api.domain.templates.imported import ImportResult, Inputs
 from berth_api.domain.templates.interp import Ref, all_refs, env_items, rewrite, strings, walk_strings
 from berth_api.domain.templates.model import Template, TemplateError, TemplateFile, Variable, dump_yaml, load_yaml
 
-_HEADER = re.compile(r"^#(.*?):(.*)$")
-_KNOWN_HEADERS = {"documentation", "slogan", "tags", "category", "logo", "port"}
 _ALNUM = "alnum"
 _SYMBOLS = "symbols"
 # command -> (kind, options); Coolify's BASE64 is NOT base64: Str::random(n), letters and digits.
@@ -39,16 +39,6 @@ GENERATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "LOWERCASEUSER": ("password", {"length": 16, "alphabet": "lower_alnum"}),
 }
 _SUPABASE = {"SUPABASEANON": "anon", "SUPABASESERVICE": "service_role"}
-
-
-def headers(text: str) -> dict[str, str]:
-    """``# key: value`` from every line (key up to the first colon, both trimmed; the last one wins)."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _HEADER.match(line)
-        if m:
-            found[m.group(1).strip()] = m.group(2).strip()
-    return found
 
 
 def command(name: str) -> str | None:
@@ -129,7 +119,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
         variables.setdefault(v.name, v)
     _describe(text, variables)
     files, compose = _rewrite(doc, variables, not_carried, notes)
-    meta = _metadata(stem, head, not_carried, notes)
+    meta = coolify_meta.metadata(stem, head, not_carried, notes)
     template = Template(compose=dump_yaml(compose), variables=tuple(variables.values()), files=tuple(files), **meta)
     check(template, here)
     return ImportResult(template, not_carried, notes)
@@ -344,7 +334,7 @@ def _rewrite(
         for i, volume in enumerate(spec.get("volumes") or []):
             where = f"services.{svc}.volumes[{i}]"
             if not isinstance(volume, dict):
-                spec["volumes"][i] = _relative_as_volume(volume, where, notes)
+                spec["volumes"][i] = coolify_volumes.relative_as_volume(volume, where, notes)
                 continue
             content = volume.pop("content", None)
             for key in ("is_directory", "isDirectory"):
@@ -355,11 +345,11 @@ def _rewrite(
                 files.append(TemplateFile(path, str(content)))
                 volume["source"] = f"./files/{path}"
                 notes.append(f"{where}.content: carried as the template file files/{path}")
-            elif volume.get("type", "bind") == "bind" and _relative(volume.get("source")):
-                named = _volume_name(str(volume["source"]))
+            elif volume.get("type", "bind") == "bind" and coolify_volumes.relative(volume.get("source")):
+                named = coolify_volumes.volume_name(str(volume["source"]))
                 notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
                 volume.update({"type": "volume", "source": named})
-    _declare_volumes(doc, notes)
+    coolify_volumes.declare_volumes(doc, notes)
     return files, doc
 
 
@@ -374,80 +364,9 @@ def _literal_dollars(value: Any, where: str, notes: list[str]) -> Any:
     return value.replace("\\$", "$$")
 
 
-def _relative(source: Any) -> bool:
-    return isinstance(source, str) and source.startswith(".") and not source.startswith("./files/")
-
-
-def _volume_name(source: str) -> str:
-    """A relative directory as a volume name: ``./data/html`` -> ``data-html``."""
-    return re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-") or "data"
-
-
-def _relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
-    """``./html:/usr/share/nginx/html``: Coolify makes a directory of the service's own folder on the host;
-    in Berth (no host path without an administrator's allow-list) it is a named volume, kept across
-    deployments like that folder."""
-    if not isinstance(volume, str) or ":" not in volume or not _relative(volume.split(":", 1)[0]):
-        return volume
-    source, rest = volume.split(":", 1)
-    named = _volume_name(source)
-    notes.append(f"{where}: the directory {source} is the named volume {named}")
-    return f"{named}:{rest}"
-
-
-def _declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
-    """Declare at the top level each named volume a service mounts but the file does not declare: Coolify
-    declares them itself (its templates rarely do), while compose refuses a service that refers to an
-    undeclared volume."""
-    top = doc.get("volumes")
-    declared: dict[str, Any] = top if isinstance(top, dict) else {}
-    missing: list[str] = []
-    for spec in doc["services"].values():
-        for volume in spec.get("volumes") or []:
-            name = _named_volume(volume)
-            if name and name not in declared and name not in missing:
-                missing.append(name)
-    if missing:
-        doc["volumes"] = {**declared, **{name: None for name in missing}}
-        notes.append("volumes: " + ", ".join(missing) + " declared at the top level, as Coolify does")
-
-
-def _named_volume(volume: Any) -> str | None:
-    """The named volume a mount uses (``name:/path``, or the long form's ``type: volume``), else None."""
-    if isinstance(volume, dict):
-        source = volume.get("source")
-        return str(source) if volume.get("type", "volume") == "volume" and source else None
-    if not isinstance(volume, str) or ":" not in volume:
-        return None
-    source = volume.split(":", 1)[0]
-    return None if not source or source[0] in "./~$" or "/" in source else source
-
-
 def _declaration(item: Any) -> Any:
     """``- SERVICE_URL_APP_3000`` (or ``=/path``) declares a route; in Berth it is set to its variable."""
     if not isinstance(item, str) or not item.startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
         return item
     key = item.split("=", 1)[0]
     return f"{key}=${{var.{key}}}"
-
-
-def _metadata(stem: str, head: dict[str, str], not_carried: list[str], notes: list[str]) -> dict[str, Any]:
-    tags = [t.strip().lower() for t in head.get("tags", "").split(",") if t.strip()]
-    category = head.get("category")
-    if category and category.lower() not in tags:
-        tags.insert(0, category.lower())
-        notes.append(f"category '{category}': carried as a tag")
-    if head.get("logo"):
-        not_carried.append(f"logo: '{head['logo']}' is a file of Coolify's repository")
-    for key in ("minversion", "ignore", "env_file", "amd_only", "arm_only"):
-        if key in head:
-            not_carried.append(f"header '{key}: {head[key]}': no Berth equivalent")
-    for key in sorted(set(head) - _KNOWN_HEADERS - {"minversion", "ignore", "env_file", "amd_only", "arm_only"}):
-        not_carried.append(f"header '{key}': not a Coolify template key")
-    return {
-        "name": headline(stem),
-        "slug": slugify(stem),
-        "description": head.get("slogan") or headline(stem),
-        "tags": tuple(tags),
-        "docs": head.get("documentation") or "https://coolify.io/docs",
-    }

@@ -1,0 +1,58 @@
+"""The volumes of an imported Coolify template: Coolify makes a directory of a service's own folder on the
+host for a relative bind and declares every named volume itself; in Berth (no host path without an
+administrator's allow-list) such a directory is a named volume, and the named volumes are declared at the
+top level, as compose requires."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+
+def relative(source: Any) -> bool:
+    return isinstance(source, str) and source.startswith(".") and not source.startswith("./files/")
+
+
+def volume_name(source: str) -> str:
+    """A relative directory as a volume name: ``./data/html`` -> ``data-html``."""
+    return re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-") or "data"
+
+
+def relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
+    """``./html:/usr/share/nginx/html``: Coolify makes a directory of the service's own folder on the host;
+    in Berth (no host path without an administrator's allow-list) it is a named volume, kept across
+    deployments like that folder."""
+    if not isinstance(volume, str) or ":" not in volume or not relative(volume.split(":", 1)[0]):
+        return volume
+    source, rest = volume.split(":", 1)
+    named = volume_name(source)
+    notes.append(f"{where}: the directory {source} is the named volume {named}")
+    return f"{named}:{rest}"
+
+
+def declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
+    """Declare at the top level each named volume a service mounts but the file does not declare: Coolify
+    declares them itself (its templates rarely do), while compose refuses a service that refers to an
+    undeclared volume."""
+    top = doc.get("volumes")
+    declared: dict[str, Any] = top if isinstance(top, dict) else {}
+    missing: list[str] = []
+    for spec in doc["services"].values():
+        for volume in spec.get("volumes") or []:
+            name = named_volume(volume)
+            if name and name not in declared and name not in missing:
+                missing.append(name)
+    if missing:
+        doc["volumes"] = {**declared, **{name: None for name in missing}}
+        notes.append("volumes: " + ", ".join(missing) + " declared at the top level, as Coolify does")
+
+
+def named_volume(volume: Any) -> str | None:
+    """The named volume a mount uses (``name:/path``, or the long form's ``type: volume``), else None."""
+    if isinstance(volume, dict):
+        source = volume.get("source")
+        return str(source) if volume.get("type", "volume") == "volume" and source else None
+    if not isinstance(volume, str) or ":" not in volume:
+        return None
+    source = volume.split(":", 1)[0]
+    return None if not source or source[0] in "./~$" or "/" in source else source
