@@ -149,7 +149,7 @@ async def test_a_restore_is_refused_while_the_data_plane_serves_from_the_data_di
 
 def test_a_free_port_range_lies_below_the_kernels_ephemeral_ports():
     """A port the kernel may hand to any outgoing connection is no port to reserve for a platform."""
-    from berth_cli.layout import PORT_OFFSETS
+    from berth_cli.layout import PORT_SPAN
     from berth_cli.platform import ephemeral_low
 
     low = ephemeral_low()
@@ -157,4 +157,4 @@ def test_a_free_port_range_lies_below_the_kernels_ephemeral_ports():
     assert low == int(first)
     for _ in range(20):
         base = free_port_base()
-        assert 20000 <= base and base + len(PORT_OFFSETS) + 1 <= min(low, 32000)
+        assert 20000 <= base and base + PORT_SPAN + 1 <= min(low, 32000)

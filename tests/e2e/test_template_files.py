@@ -99,7 +99,11 @@ async def test_a_templates_file_is_served_from_its_container_and_shown_nowhere(p
         (cid,) = containers(app_id)
         inspect = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, timeout=30, check=True)
         assert secret not in inspect.stdout and '"Binds": null' in inspect.stdout
-        assert json.loads(inspect.stdout)[0]["Mounts"] == []  # no host path, no volume
+        # no host path: the read-only files are bound read-only from the application's files volume
+        mounts = json.loads(inspect.stdout)[0]["Mounts"]
+        assert sorted(m["Destination"] for m in mounts) == ["/etc/berth/about.txt", "/www/index.html"], mounts
+        assert all(m["Type"] == "bind" and m["RW"] is False for m in mounts), mounts
+        assert all(f"/berth-{app_id}_files-" in m["Source"] for m in mounts), mounts
 
         r = await api.patch(
             f"/v1/applications/{app_id}",

@@ -203,13 +203,13 @@ def test_the_cli_runs_traefik_with_https_its_acme_storage_and_the_ca_bundle_in_i
 
 
 def test_the_cli_picks_the_https_port():
-    from berth_cli.layout import proxy_tls_port, resolve_ports
+    from berth_cli.layout import PORT_SPAN, proxy_tls_port, resolve_ports
 
     assert proxy_tls_port({}, resolve_ports({})) == 8443
     assert proxy_tls_port({"BERTH_PROXY_TLS_PORT": "9443"}, resolve_ports({})) == 9443
     env = {"BERTH_PORT_BASE": "30000"}
     ports = resolve_ports(env)
-    assert proxy_tls_port(env, ports) == 30000 + len(ports)
+    assert proxy_tls_port(env, ports) == 30000 + PORT_SPAN  # the port after the platform's others
     with pytest.raises(ValueError, match="both proxy and the HTTPS entry point"):
         proxy_tls_port({"BERTH_PROXY_TLS_PORT": "8080"}, resolve_ports({}))
 

@@ -15,14 +15,20 @@ from berth_cli import components
 from berth_common import traefik as tr
 from tests.proxy.support import API_PASSWORD, api_request
 
+# every entry point shares its port with a replacing Traefik and drains gracefully (``berth_cli.handoff``)
+SHARED = {
+    "reusePort": True,
+    "transport": {"keepAliveMaxTime": "10s", "lifeCycle": {"requestAcceptGraceTimeout": "1s", "graceTimeOut": "10s"}},
+}
 STATIC = {
     "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
     "entryPoints": {
         "web": {
             "address": "127.0.0.1:18080",
+            **SHARED,
             "http": {"aliasHeadersStrategy": "delete", "middlewares": ["berth-body-read@file"]},
         },
-        "traefik": {"address": "127.0.0.1:18081", "http": {"aliasHeadersStrategy": "delete"}},
+        "traefik": {"address": "127.0.0.1:18081", **SHARED, "http": {"aliasHeadersStrategy": "delete"}},
     },
     "experimental": {"localPlugins": {"berthbodyread": {"moduleName": "github.com/berth/bodyread"}}},
     "providers": {"providersThrottleDuration": "50ms", "file": {"directory": "/d", "watch": True}},
@@ -38,7 +44,11 @@ def test_the_static_configurations_serve_the_api_on_no_entry_point_by_themselves
     # the local platform: the API entry point on loopback whatever the proxy's host
     components.traefik_launch(tmp_path, "0.0.0.0", 18080, 18081)
     local = json.loads((tmp_path / "traefik" / "static.yml").read_text())
-    assert local["entryPoints"]["traefik"] == {"address": "127.0.0.1:18081", "http": {"aliasHeadersStrategy": "delete"}}
+    assert local["entryPoints"]["traefik"] == {
+        "address": "127.0.0.1:18081",
+        **SHARED,
+        "http": {"aliasHeadersStrategy": "delete"},
+    }
     assert local["api"] == {"dashboard": False}
     # a server's: the entry point inside the container, which publishes the web port only
     server = json.loads(tr.server_static_config())

@@ -128,7 +128,12 @@ async def test_a_git_app_built_once_is_streamed_to_both_servers_and_served_by_bo
             images.append(done["data"]["image"])
         for server in servers:
             await _served(server.address, "built v3")
-            tags = server.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}").split()
+            # the pruning runs once the deployment has ended (and the application is free)
+            for _ in range(300):
+                tags = server.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"berth/{name}").split()
+                if sorted(tags) == sorted(images[1:]):
+                    break
+                await asyncio.sleep(0.1)
             assert sorted(tags) == sorted(images[1:]), (tags, images)
     finally:
         await stop_builder(builder)
