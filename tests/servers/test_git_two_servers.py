@@ -114,9 +114,9 @@ async def test_a_git_app_built_once_is_streamed_to_both_servers_and_served_by_bo
             await _served(server.address, "built v1")
             assert _images_of(server, app_id) == [image]  # the one replica there runs the streamed image
 
-        # old builds are pruned on the servers too: with one image kept for rollback, the servers end with
-        # the live image and the one before it, nothing older
-        platform.scheduler.settings.keep_images = 1
+        # old builds are pruned on the servers too: with the images of the last two successes kept, the
+        # servers end with the live image and the one before it (for a rollback), nothing older
+        platform.scheduler.settings.keep_images = 2
         bare = daemon.base / "app.git"
         images = [image]
         for version in ("v2", "v3"):
