@@ -11,6 +11,7 @@ import pytest
 
 from berth_scheduler.domain.retention import BuiltImage, PulledImage, pulled_images, pulled_to_remove, tags_to_remove
 from berth_scheduler.usecases.rollout import pruning
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import web_app
 
 
@@ -88,14 +89,21 @@ async def test_old_build_images_are_pruned_after_a_success(platform, labelled, a
     while _tags(repo) != {deployed[1], deployed[2]} and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert _tags(repo) == {deployed[1], deployed[2]}
-    # the api is told which built tags went (a rollback to a deployment that ran one is refused there)
-    told = sorted(
-        tag
-        for e in platform.events
-        if e["type"] == "evt.application.images_pruned" and e["data"]["application_id"] == app_id
-        for tag in e["data"]["images"]
-    )
-    assert told == sorted([orphan, deployed[0]]), told
+
+    # the api is told which built tags went (a rollback to a deployment that ran one is refused there);
+    # the event follows the removal, so it may arrive a moment after the tags are gone
+    def told() -> list[str]:
+        return sorted(
+            tag
+            for e in platform.events
+            if e["type"] == "evt.application.images_pruned" and e["data"]["application_id"] == app_id
+            for tag in e["data"]["images"]
+        )
+
+    deadline = time.monotonic() + 15
+    while told() != sorted([orphan, deployed[0]]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert told() == sorted([orphan, deployed[0]]), told()
 
 
 async def test_a_pruning_a_restart_cut_short_is_resumed_without_a_new_success(
@@ -132,6 +140,58 @@ async def test_a_pruning_a_restart_cut_short_is_resumed_without_a_new_success(
     while _tags(repo) != {tags[1]} and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert _tags(repo) == {tags[1]}
+
+
+async def test_a_pruning_gives_way_to_its_own_applications_next_deployment_only(
+    platform, labelled, app_id, unique, monkeypatch
+):
+    """Another application's deployment wakes every rollout task with its build and route events: the
+    pruning goes on through those, and gives way to a deployment of its own application."""
+    _, make = labelled
+    platform.scheduler.settings.keep_images = 1
+    runs: list[str] = []
+
+    async def hangs(_: object, application: str, __: object) -> list[str]:
+        if application != app_id:  # the other application's pruning ends at once
+            return []
+        runs.append("started")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            runs.append("given up")
+            raise
+        return []
+
+    monkeypatch.setattr(pruning, "prune_images", hangs)
+    tag = make(1, dep := uuid.uuid4().hex)
+    await platform.deploy(
+        app_id, {**web_app(tag, "a", f"web-gw{unique}.localhost"), "name": f"gw{unique}"}, deployment_id=dep
+    )
+    assert (await platform.wait(dep, timeout=90))["type"] == "evt.deployment.succeeded"
+    deadline = time.monotonic() + 15
+    while not runs and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert runs == ["started"]
+
+    other, other_dep = f"{app_id}o", uuid.uuid4().hex  # its events wake every task
+    spec = {**web_app(tag, "b", f"web-gwo{unique}.localhost"), "name": f"gwo{unique}"}
+    try:
+        await platform.deploy(other, spec, deployment_id=other_dep, drain_grace_s=0)
+        assert (await platform.wait(other_dep, timeout=90))["type"] == "evt.deployment.succeeded"
+        await asyncio.sleep(1.0)
+        assert runs[0] == "started" and "given up" not in runs, runs
+    finally:
+        remove_labelled(f"berth.app={other}")
+
+    tag2 = make(2, dep2 := uuid.uuid4().hex)
+    await platform.deploy(
+        app_id,
+        {**web_app(tag2, "c", f"web-gw{unique}.localhost"), "name": f"gw{unique}"},
+        deployment_id=dep2,
+        drain_grace_s=0,
+    )
+    assert (await platform.wait(dep2, timeout=90))["type"] == "evt.deployment.succeeded"
+    assert runs[:2] == ["started", "given up"], runs
 
 
 REG = "127.0.0.1:5000/acme/shop"

@@ -250,11 +250,19 @@ class Orchestrator:
         if due is None:
             return True
         task = asyncio.create_task(pruning.prune(self.rt, application_id, due.image))
-        woken = asyncio.create_task(wake.wait())
         try:
-            await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+            while not task.done():
+                woken = asyncio.create_task(wake.wait())
+                try:
+                    await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                # a wake for every application (an event another deployment waits for) is not this one's
+                if not task.done() and not await self._wanted(application_id):
+                    wake.clear()
+                    continue
+                break
         finally:
-            woken.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -267,6 +275,20 @@ class Orchestrator:
         except Exception as exc:  # still due: pruned again later, which removes nothing more
             log.warning("image pruning not recorded done", application_id=application_id, error=str(exc))
         return True
+
+    async def _wanted(self, application_id: str) -> bool:
+        """Whether a deployment, scale or removal of the application waits (or could not be read: then it
+        is taken to wait, and the pruning gives way as it always may)."""
+        try:
+            async with self.rt.sessionmaker() as s:
+                entries = await store.queue_of(s, application_id)
+                if queueing.running(entries) is not None or queueing.next_to_admit(entries) is not None:
+                    return True
+                if await removals.is_active(s, application_id):
+                    return True
+                return application_id in await scales.active_applications(s)
+        except Exception:
+            return True
 
     async def _wait(self, application_id: str, timeout: float) -> None:
         wake = self._wakes.setdefault(application_id, asyncio.Event())
