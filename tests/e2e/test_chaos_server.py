@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import random
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,10 +24,30 @@ DEPLOYS = 8  # requested at random intervals over the storm (local and test-serv
 APPS = 2  # on the local server (one image, one git); REMOTE_APPS more on the test server
 
 
-async def test_deploys_survive_an_engine_restart_and_a_full_disk_on_a_test_server():
+# what the scheduler said about replicas, servers and pruning: printed when an invariant does not hold
+TOLD = re.compile(r"started again|not started again|live replicas|pruning|unreachable|server back|undo|interrupted")
+
+
+def told(logs: Path) -> str:
+    """The scheduler's log lines on replicas, servers and pruning (the platform's logs, kept in ``logs``)."""
+    lines = [line[:300] for f in logs.glob("chaos-*/scheduler.log") for line in f.read_text().splitlines()]
+    return "\n".join(line for line in lines if TOLD.search(line))[-20000:]
+
+
+async def test_deploys_survive_an_engine_restart_and_a_full_disk_on_a_test_server(tmp_path, monkeypatch):
     seed = int(os.environ.get("BERTH_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
     print(f"chaos seed {seed} (replay: BERTH_CHAOS_SEED={seed})")
+    if not os.environ.get("BERTH_CHAOS_KEEP_LOGS"):
+        monkeypatch.setenv("BERTH_CHAOS_KEEP_LOGS", str(tmp_path))
     r = await run_chaos(DEPLOYS, 0, seed, APPS, server=True, infra=())
+    try:
+        check(r, seed)
+    except AssertionError:
+        print(told(Path(os.environ["BERTH_CHAOS_KEEP_LOGS"])))
+        raise
+
+
+def check(r: dict[str, Any], seed: int) -> None:
     shown = ("up_s", "wall_s", "storm_s", "settle_s", "succeeded", "failed", "server_back_after_s", "server_blows")
     print({k: r[k] for k in shown}, r["failure_reasons"])
     context = f"seed {seed}: {r['problems']} blows {r['server_blows']} reasons {r['failure_reasons']}"
