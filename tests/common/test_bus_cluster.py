@@ -107,12 +107,13 @@ async def test_the_generated_cluster_configuration_forms_an_authenticated_cluste
     secret = "s" * 64
     passwords = nats_auth.derived_passwords(secret)
     route_pw = nats_auth.derived_password(secret, nats_auth.ROUTE)
+    system_pw = nats_auth.derived_password(secret, nats_auth.SYSTEM)
 
     def configure(i: int, route_ports: list[int]) -> dict:
         block = nats_auth.cluster_block(
             [f"127.0.0.1:{p}" for p in route_ports], route_pw, f"127.0.0.1:{route_ports[i]}"
         )
-        return json.loads(nats_auth.config_text(passwords, block))
+        return json.loads(nats_auth.config_text(passwords, block, system_pw))  # as `berth bus config` writes it
 
     nodes = NatsCluster(tmp_path / "cluster", configure=configure).start()  # ready: JetStream's meta group has quorum
     try:
