@@ -117,7 +117,8 @@ async def server_reports(url: str, kind: str, wait: float) -> list[dict[str, Any
     first (each node of a cluster answers once), ordered by server name."""
     import nats
 
-    nc = await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5)
+    servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster's nodes: any of them
+    nc = await nats.connect(servers=servers, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5)
     try:
         answers: list[dict[str, Any]] = []
         first = asyncio.Event()
