@@ -190,47 +190,6 @@ async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
             await bus.close()
 
 
-async def test_the_compose_configuration_derives_each_password_from_the_secret_key(tmp_path: Path):
-    """`berth bus config` (docker-compose.yml's nats-config) and `berth service run`'s derived identity."""
-    out = tmp_path / "config" / "nats.conf"
-    out.parent.mkdir()
-    result = CliRunner().invoke(app, ["bus", "config", str(out)], env={"BERTH_SECRET_KEY": "k" * 64})
-    assert result.exit_code == 0, result.output
-    assert result.output == f"wrote {out}: users {', '.join(IDENTITIES)}\n"  # no password printed
-    assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    # the container's health check keeps the monitoring port, on the container's loopback only: the
-    # command line's -m sets its port (the server below answers /healthz there)
-    assert json.loads(out.read_text())["http"] == "127.0.0.1:8222"
-    assert "system_account" not in json.loads(out.read_text())
-    data = tmp_path / "data"
-    data.mkdir()
-    server = NatsServer(data)
-
-    def launch(port: int) -> None:
-        monitor = components.free_port()
-        server.proc = Proc(components.nats_launch(data, port, monitor_port=monitor, config=out), data / "nats.log")
-        wait_port(port, proc=server.proc.start())
-        wait_healthz(monitor, server.proc)
-
-    server.port = start_on_a_free_port(launch, server.port)
-    try:
-        derived = nats_auth.derived_password("k" * 64, "scheduler")
-        assert (
-            derived != nats_auth.derived_password("k" * 63, "scheduler") != nats_auth.derived_password("k" * 64, "api")
-        )
-        bus = Bus("scheduler", server.url, user="scheduler", password=derived)
-        await bus.connect()
-        await bus.close()
-        with pytest.raises((NoServersError, NatsError, OSError)):
-            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_ignore)
-    finally:
-        server.stop()
-
-
-async def _ignore(exc: Exception) -> None:
-    """The refusal is checked by the raise."""
-
-
 async def test_a_log_follow_reaches_the_askers_inbox_and_the_api_reads_the_log_stream(server: AuthNats):
     """The scheduler sends a follow's lines to the inbox the api named and asks ``<inbox>.alive``; the
     api reads a deployment's lines (``log.<id>``, the builder's) with an ephemeral ordered consumer."""
@@ -294,6 +253,9 @@ def test_the_cluster_configuration_gives_every_node_authenticated_routes(tmp_pat
         "authorization": {"user": "route", "password": route_pw},
         "routes": [f"nats-route://route:{route_pw}@nats-{i}:6222" for i in (1, 2, 3)],
     }
+    system_pw = nats_auth.derived_password("k" * 64, "system")  # every node: the system account's user too
+    assert config["accounts"] == {"SYS": {"users": [{"user": "system", "password": system_pw}]}}
+    assert config["system_account"] == "SYS" and "http" not in config
     # without routes: no cluster section (a single server)
     CliRunner().invoke(app, ["bus", "config", str(out)], env=env)
     assert "cluster" not in json.loads(out.read_text())

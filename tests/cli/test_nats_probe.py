@@ -12,9 +12,11 @@ from pathlib import Path
 import nats
 import psutil
 import pytest
+from typer.testing import CliRunner
 
 from berth_cli import components, nats_auth
 from berth_cli.layout import infra_probes, resolve_ports
+from berth_cli.main import app
 from berth_cli.probes import check, nats_ready, probe_from_dict
 from tests.support.procs import NatsServer, Proc, start_on_a_free_port, wait_port
 
@@ -129,3 +131,18 @@ def test_nats_is_launched_without_a_monitoring_port_and_with_a_tighter_heap(tmp_
 
 def test_the_running_server_has_the_launchs_environment(server: PlatformNats):
     assert psutil.Process(server.proc.proc.pid).environ().get("GOGC") == "50"
+
+
+def test_berth_bus_report_asks_the_local_platforms_server_as_the_system_account(server: PlatformNats):
+    """`berth bus report` without a URL: the platform's port, the data directory's system password."""
+    env = {"BERTH_NATS_PORT": str(server.port), "BERTH_NATS_URL": None, "BERTH_SECRET_KEY": None}
+    assert asyncio.run(_ready(server, "operator", _password(server, "operator")))
+    result = CliRunner().invoke(app, ["bus", "report", "varz", "--data-dir", str(server.data_dir)], env=env)
+    assert result.exit_code == 0, result.output
+    (varz,) = json.loads(result.output)
+    assert (varz["server"]["name"], varz["data"]["port"], varz["data"]["http_port"]) == ("berth", server.port, 0)
+    assert nats_auth.password_file(server.data_dir, nats_auth.SYSTEM).read_text().strip() not in result.output
+    missing = server.data_dir / "elsewhere"
+    result = CliRunner().invoke(app, ["bus", "report", "connz", "--data-dir", str(missing)], env=env)
+    assert result.exit_code == 2
+    assert f"no system account password: {missing / 'nats-auth' / 'system.password'} is missing" in result.output

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 
 from berth_cli import components, nats_auth
+from berth_cli.bus_cmd import server_reports, wait_ready
 from berth_common.bus import Bus, Delivery, StreamReplicasError, default_streams, nats_servers
 from berth_common.bus.streams import CMD_STREAM, EVT_STREAM
 from berth_common.catalogue import PingService, ServicePinged
@@ -107,17 +108,29 @@ async def test_the_generated_cluster_configuration_forms_an_authenticated_cluste
     secret = "s" * 64
     passwords = nats_auth.derived_passwords(secret)
     route_pw = nats_auth.derived_password(secret, nats_auth.ROUTE)
+    system_pw = nats_auth.derived_password(secret, nats_auth.SYSTEM)
 
     def configure(i: int, route_ports: list[int]) -> dict:
         block = nats_auth.cluster_block(
             [f"127.0.0.1:{p}" for p in route_ports], route_pw, f"127.0.0.1:{route_ports[i]}"
         )
-        return json.loads(nats_auth.config_text(passwords, block))
+        return json.loads(nats_auth.config_text(passwords, block, system_pw))  # as `berth bus config` writes it
 
     nodes = NatsCluster(tmp_path / "cluster", configure=configure).start()  # ready: JetStream's meta group has quorum
     try:
         with pytest.raises(Exception, match="Authorization"):
             await nats.connect(nodes.nodes[0].url, allow_reconnect=False, max_reconnect_attempts=0)
+        # nats-ready's probe (`berth bus ready`) passes on every node, and the system account's user hears
+        # each node's report (`berth bus report`): docker-compose.cluster.yml has no monitoring port
+        addresses = [("127.0.0.1", n.port) for n in nodes.nodes]
+        assert await wait_ready(addresses, nats_auth.OPERATOR, passwords["operator"], 20) == []
+        system_url = nats_auth.with_credentials(nodes.url, nats_auth.SYSTEM, system_pw)
+        reports = await server_reports(system_url, "VARZ", 1.0)
+        assert [(r["server"]["name"], r["data"]["cluster"]["name"]) for r in reports] == [
+            ("n1", "berth"),
+            ("n2", "berth"),
+            ("n3", "berth"),
+        ]
         bus = Bus(
             "scheduler",
             nodes.url,

@@ -15,6 +15,8 @@ from berth_cli.main import app
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"BERTH_SECRET_KEY": "k" * 64, "BERTH_POSTGRES_PASSWORD": "pg-secret-pw"}
 SERVICES = {"api", "builder", "scheduler", "proxy-sync", "metrics", "notifier"}
+# nats' command in the container: the generated configuration, JetStream on its volume, no monitoring port
+NATS_COMMAND = ["-c", "/etc/nats/berth/nats.conf", "-js", "-sd", "/data", "-n", "berth"]
 
 
 def compose(
@@ -33,27 +35,40 @@ def test_config_passes_with_the_required_variables():
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)
     services = cfg["services"]
-    assert set(services) == {"nats", "nats-config", "postgres", "traefik", "provision", *SERVICES}
+    assert set(services) == {"nats", "nats-config", "nats-ready", "postgres", "traefik", "provision", *SERVICES}
     # one image for every Berth service, the service chosen by its command
-    images = {services[s]["image"] for s in {*SERVICES, "provision", "nats-config"}}
+    images = {services[s]["image"] for s in {*SERVICES, "provision", "nats-config", "nats-ready"}}
     assert images == {"berth:latest"}
     assert {services[s]["build"]["dockerfile"] for s in SERVICES} == {"deploy/Dockerfile"}
     assert {s: services[s]["command"] for s in SERVICES} == {s: ["service", "run", s] for s in SERVICES}
     assert services["provision"]["command"] == ["db", "provision"]
-    # the bus: nats-server on the configuration nats-config writes (users, permissions; no anonymous access)
+    # the bus: nats-server on the configuration nats-config writes (users, permissions, the system account;
+    # no anonymous access) and no monitoring port; nats-ready probes it as `berth up` does
     assert services["nats-config"]["command"] == ["bus", "config", "/nats-config/nats.conf"]
-    assert services["nats"]["command"][:2] == ["-c", "/etc/nats/berth/nats.conf"]
+    assert services["nats"]["command"] == NATS_COMMAND
     assert services["nats"]["depends_on"]["nats-config"]["condition"] == "service_completed_successfully"
     mounts = {v["source"]: v["target"] for v in services["nats"]["volumes"]}
     assert mounts == {"nats-data": "/data", "nats-config": "/etc/nats/berth"}
+    assert "healthcheck" not in services["nats"] and "ports" not in services["nats"]
+    assert "8222" not in json.dumps(cfg)  # nats' monitoring port, nowhere
+    ready = services["nats-ready"]
+    assert ready["command"] == ["bus", "ready", "--timeout", "120"]
+    assert ready["environment"] == {
+        "BERTH_SECRET_KEY": REQUIRED["BERTH_SECRET_KEY"],
+        "BERTH_NATS_URL": "nats://nats:4222",
+    }
+    assert ready["depends_on"] == {"nats": {"condition": "service_started", "required": True}}
+    assert ready["restart"] == "no"
     for name, svc in services.items():
-        if name not in ("provision", "nats-config"):
+        if name not in ("provision", "nats-config", "nats-ready", "nats"):
             assert svc["healthcheck"]["test"][0] == "CMD", name
+        if name not in ("provision", "nats-config", "nats-ready"):
             assert svc["restart"] == "unless-stopped", name
     for name in SERVICES:
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
-        assert deps["nats"]["condition"] == "service_healthy"
+        assert deps["nats-ready"]["condition"] == "service_completed_successfully"
+        assert deps["nats"]["condition"] == "service_started"
         env = services[name]["environment"]
         # the superuser password reaches no service: each derives its own role from the secret key
         assert "pg-secret-pw" not in json.dumps(services[name])
@@ -72,21 +87,21 @@ def test_the_cluster_override_runs_the_bus_on_three_nats_nodes():
     cfg = json.loads(proc.stdout)
     services = cfg["services"]
     nodes = ["nats", "nats-2", "nats-3"]
-    assert set(services) == {*nodes, "nats-config", "postgres", "traefik", "provision", *SERVICES}
+    assert set(services) == {*nodes, "nats-config", "nats-ready", "postgres", "traefik", "provision", *SERVICES}
     assert services["nats-config"]["command"] == [
         *("bus", "config", "/nats-config/nats.conf"),
         *("--cluster-routes", "nats:6222,nats-2:6222,nats-3:6222"),
     ]
-    names = {}
-    for node in nodes:
-        command = services[node]["command"]
-        assert command[:2] == ["-c", "/etc/nats/berth/nats.conf"], node
-        names[node] = command[command.index("-n") + 1]
+    for node, name in {"nats": "nats-1", "nats-2": "nats-2", "nats-3": "nats-3"}.items():
+        assert services[node]["command"] == [*NATS_COMMAND[:-1], name], node  # each server_name its own
         mounts = {v["source"]: (v["target"], v.get("read_only", False)) for v in services[node]["volumes"]}
         assert mounts["nats-config"] == ("/etc/nats/berth", True), node
         assert services[node]["depends_on"]["nats-config"]["condition"] == "service_completed_successfully"
-        assert services[node]["healthcheck"]["test"][0] == "CMD"
-    assert names == {"nats": "nats-1", "nats-2": "nats-2", "nats-3": "nats-3"}  # each server_name its own
+        assert "healthcheck" not in services[node], node  # nats-ready probes every node
+    assert "8222" not in json.dumps(cfg)
+    ready = services["nats-ready"]
+    assert ready["environment"]["BERTH_NATS_URL"] == "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222"
+    assert {n: d["condition"] for n, d in ready["depends_on"].items()} == dict.fromkeys(nodes, "service_started")
     stores = {next(v["source"] for v in services[n]["volumes"] if v["target"] == "/data") for n in nodes}
     assert stores == {"nats-data", "nats-data-2", "nats-data-3"}
     assert set(cfg["volumes"]) >= stores
@@ -95,7 +110,7 @@ def test_the_cluster_override_runs_the_bus_on_three_nats_nodes():
         assert env["BERTH_NATS_URL"] == "nats://nats:4222,nats://nats-2:4222,nats://nats-3:4222", name
         assert env["BERTH_NATS_REPLICAS"] == "3", name
         assert env["BERTH_SECRET_KEY"] == REQUIRED["BERTH_SECRET_KEY"], name  # the base's settings kept
-        assert {"nats", "nats-2", "nats-3", "provision"} <= set(services[name]["depends_on"]), name
+        assert {"nats", "nats-2", "nats-3", "nats-ready", "provision"} <= set(services[name]["depends_on"]), name
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
@@ -122,5 +137,6 @@ def test_every_compose_command_is_a_berth_command():
         result = runner.invoke(app, ["service", "run", service, "--help"])
         assert result.exit_code == 0, result.output
     assert runner.invoke(app, ["db", "provision", "--help"]).exit_code == 0
+    assert runner.invoke(app, ["bus", "ready", "--help"]).exit_code == 0
     bad = runner.invoke(app, ["service", "run", "nosuch"], env={"BERTH_DATABASE_URL": "postgresql://h/db"})
     assert bad.exit_code != 0

@@ -15,6 +15,7 @@ With BERTH_DATABASE_URL (an admin URL) no Postgres is started and that server is
 Other commands:
 
     berth bus spec                 the AsyncAPI document of every message, as JSON
+    berth bus report KIND          a NATS server report (varz, connz, jsz...) asked as its system account
     berth images base [NAME...]    build the local base images (cached by tag)
     berth db provision             create the per-service roles and schemas (BERTH_DATABASE_URL, BERTH_SECRET_KEY)
     berth service run NAME         run one service (containers: fills in its role from BERTH_SECRET_KEY)
@@ -62,6 +63,10 @@ images_app = typer.Typer(help="Container images.", no_args_is_help=True)
 db_app = typer.Typer(help="The team's databases, and the platform's own (provision).", no_args_is_help=True)
 service_app = typer.Typer(help="Run one service.", no_args_is_help=True)
 app.add_typer(bus_app, name="bus")
+_bus_cmd = importlib.import_module("berth_cli.bus_cmd")
+bus_app.command("config")(_bus_cmd.config)
+bus_app.command("ready")(_bus_cmd.ready)
+bus_app.command("report")(_bus_cmd.report)
 app.add_typer(images_app, name="images")
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
@@ -212,31 +217,6 @@ def bus_spec() -> None:
     from berth_common.asyncapi import asyncapi_document
 
     typer.echo(json.dumps(asyncapi_document(), indent=2))
-
-
-@bus_app.command("config")
-def bus_config(
-    out: Annotated[Path, typer.Argument(help="the nats-server configuration file to write")],
-    cluster_routes: Annotated[
-        str, typer.Option(help="a NATS cluster's route addresses, host:port comma-separated (every node)")
-    ] = "",
-    cluster_listen: Annotated[str, typer.Option(help="where each node listens for routes")] = "0.0.0.0:6222",
-) -> None:
-    """Write nats-server's configuration: one user per service, operator and admin, each with the
-    permissions the catalogue gives it, and passwords derived from BERTH_SECRET_KEY (docker-compose.yml).
-    With --cluster-routes, also the routes between a cluster's nodes (docker-compose.cluster.yml). The
-    monitoring port (the container's health check) listens on the container's loopback only."""
-    from berth_cli import nats_auth
-
-    secret = _env("BERTH_SECRET_KEY")
-    passwords = nats_auth.derived_passwords(secret)
-    routes = [r.strip() for r in cluster_routes.split(",") if r.strip()]
-    cluster = None
-    if routes:
-        cluster = nats_auth.cluster_block(routes, nats_auth.derived_password(secret, nats_auth.ROUTE), cluster_listen)
-    nats_auth.write_config(out.parent, out, passwords, cluster, monitor=nats_auth.CONTAINER_MONITOR)
-    where = f"; cluster routes {', '.join(routes)}" if routes else ""
-    typer.echo(f"wrote {out}: users {', '.join(nats_auth.IDENTITIES)}{where}")
 
 
 @images_app.command("base")

@@ -9,6 +9,10 @@ There is no anonymous user: a client without a password is refused. nats-server 
 (it has no authentication): the server's reports come from its system account (:data:`SYSTEM`), and the
 platform's readiness probe asks JetStream as ``operator`` (``berth_cli.probes.nats_ready``).
 
+docker-compose.yml's ``nats-config`` writes the same configuration (:func:`config_text`) with every password,
+the system account's included, derived from ``BERTH_SECRET_KEY`` (:func:`derived_password`): no file is
+shared between its containers (``berth bus config``, ``berth bus ready``, ``berth bus report``).
+
 The supervisor writes the configuration in a one-shot child (``python -m berth_cli.nats_auth DATA_DIR``):
 the catalogue stays out of the long-lived supervisor's memory. Nothing here logs a password.
 """
@@ -34,9 +38,6 @@ IDENTITIES = (*SERVICE_NAMES, OPERATOR, OBSERVER, ADMIN)
 # anyone on the host. Its own account: none of Berth's subjects or streams is reachable from it.
 SYSTEM = "system"
 SYSTEM_ACCOUNT = "SYS"
-# docker-compose.yml's nats keeps its monitoring port for its own health check (run inside its container),
-# bound to the container's loopback: no other container of the network reaches it.
-CONTAINER_MONITOR = "127.0.0.1:8222"
 
 
 def auth_dir(root: Path) -> Path:
@@ -89,44 +90,39 @@ def cluster_block(routes: list[str], password: str, listen: str = "0.0.0.0:6222"
 
 
 def config_text(
-    passwords: dict[str, str],
-    cluster: dict[str, object] | None = None,
-    system_password: str | None = None,
-    monitor: str | None = None,
+    passwords: dict[str, str], cluster: dict[str, object] | None = None, system_password: str | None = None
 ) -> str:
     """nats-server's configuration (JSON is valid there): the users and their permissions, with
-    ``cluster`` (:func:`cluster_block`) a node's routes to the other nodes of a cluster, with
-    ``system_password`` the system account's one user, :data:`SYSTEM`, and with ``monitor`` the address
-    of the monitoring port (``host:port``; the command line's ``-m`` sets the port, the host stays)."""
+    ``cluster`` (:func:`cluster_block`) a node's routes to the other nodes of a cluster, and with
+    ``system_password`` the system account's one user, :data:`SYSTEM`. It never opens the monitoring port."""
     from berth_common.bus.permissions import authorization
 
     config: dict[str, object] = {"authorization": authorization(passwords)}
     if cluster is not None:
         config["cluster"] = cluster
-    if monitor is not None:
-        config["http"] = monitor
     if system_password is not None:
         config["accounts"] = {SYSTEM_ACCOUNT: {"users": [{"user": SYSTEM, "password": system_password}]}}
         config["system_account"] = SYSTEM_ACCOUNT
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-def write_config(
-    root: Path,
-    path: Path | None = None,
-    passwords: dict[str, str] | None = None,
-    cluster: dict[str, object] | None = None,
-    monitor: str | None = None,
-) -> Path:
-    """Write nats-server's configuration (0600; by default ``nats.conf`` of the data dir ``root``, with its
-    passwords and the system account's); its path."""
-    path = path or config_path(root)
-    if passwords is None:
-        text = config_text(ensure_passwords(root), cluster, ensure_system_password(root), monitor)
-    else:
-        text = config_text(passwords, cluster, monitor=monitor)
-    write_private(path, text)
+def write_config(root: Path) -> Path:
+    """Write nats-server's configuration, ``nats.conf`` of the data dir ``root`` (0600), with its passwords
+    and the system account's; its path."""
+    path = config_path(root)
+    write_private(path, config_text(ensure_passwords(root), None, ensure_system_password(root)))
     return path
+
+
+def write_derived_config(path: Path, secret_key: str, cluster_routes: list[str], cluster_listen: str) -> None:
+    """Write docker-compose.yml's nats-server configuration to ``path`` (0600): :func:`config_text` with
+    every password derived from ``secret_key``, the system account's too, and with ``cluster_routes`` the
+    routes between a cluster's nodes (docker-compose.cluster.yml)."""
+    cluster = None
+    if cluster_routes:
+        cluster = cluster_block(cluster_routes, derived_password(secret_key, ROUTE), cluster_listen)
+    text = config_text(derived_passwords(secret_key), cluster, derived_password(secret_key, SYSTEM))
+    write_private(path, text)
 
 
 def ensure_system_password(root: Path) -> str:
