@@ -1,22 +1,32 @@
 """The application's files in its replicas: which file lands at which path, the exact archive put into a
 container before it starts, the label that makes changed files a changed container, the files sealed in
-the deployment command's JSON, and the real engine extracting the archive into a created container."""
+the deployment command's JSON, and the real engine extracting the archive into a created container,
+keeping a read-only files volume a replica binds from through ``docker volume prune``, and filling such a
+volume once (no filler container on the next replica's start)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import subprocess
 import tarfile
+import time
 import uuid
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from pydantic import ValidationError
 
-from berth_common import sealing
+from berth_common import labels, sealing
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.domain import app_files
 from berth_scheduler.domain.containers import ContainerSpec, container_spec, definition
+from berth_scheduler.usecases.read_only_files import with_read_only_files
+from berth_scheduler.usecases.rollout import pruning
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.images import busybox_image
 
 CONF = "server { listen 80; }\n"
@@ -120,7 +130,7 @@ def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
     assert volume == f"berth-app1_files-{volume.rsplit('-', 1)[1]}" and len(volume.rsplit("-", 1)[1]) == 24
     changed = _spec([{**FILES[0], "content": "server { listen 81; }\n"}, *FILES[1:]], mounts)
     assert app_files.read_only_volume("app1", changed, changed.services[0]) != volume  # new files, new volume
-    assert app_files.read_only_mounts(spec, svc, "/var/lib/docker/volumes/v/_data/") == [
+    assert app_files.read_only_mounts(spec, svc, volume, "/var/lib/docker/volumes/v/_data/") == [
         {
             "Type": "bind",
             "Source": "/var/lib/docker/volumes/v/_data/etc/nginx/conf.d/default.conf",
@@ -133,6 +143,17 @@ def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
             "Target": "/etc/nginx/conf.d/snippets/auth.conf",
             "ReadOnly": True,
         },
+        {"Type": "volume", "Source": volume, "Target": "/.berth-files", "ReadOnly": True},  # counted as a use
+    ]
+    listed = [  # ``Mounts`` of a container as ``GET /containers/json`` lists them
+        {"Type": "bind", "Source": "/x", "Destination": "/etc/x", "RW": False},
+        {"Type": "volume", "Name": volume + "0", "Destination": "/other"},  # the engine's filter matched it too
+        {"Type": "volume", "Name": volume, "Destination": "/.berth-files", "RW": False},
+        {"Type": "volume", "Name": volume, "Destination": "/berth-files/"},
+    ]
+    assert app_files.marker_paths(listed, volume, ".berth-filled") == [
+        "/.berth-files/.berth-filled",
+        "/berth-files/.berth-filled",
     ]
     assert app_files.volume_body(volume, "app1", "team-1") == {
         "Name": volume,
@@ -226,3 +247,87 @@ async def test_the_engine_extracts_the_archive_into_a_created_container(docker: 
         assert CONF in out and "create table t (id int);" in out
     finally:
         await docker.remove(name)
+
+
+def _volumes(app: str) -> list[str]:
+    found = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app}"]
+    return subprocess.run(found, capture_output=True, text=True, check=True).stdout.split()
+
+
+def _replica(app: str, name: str, cmd: list[str]) -> ContainerSpec:
+    body = {"Image": busybox_image(), "Cmd": cmd, "Labels": {labels.APP: app}}
+    return ContainerSpec(name=name, service="web", kind="worker", replica=1, body=body)
+
+
+async def _ran(docker: DockerExecutor, name: str) -> str:
+    await docker.start(name)
+    assert (await docker.docker.json("POST", f"containers/{name}/wait", timeout=30))["StatusCode"] == 0
+    return await docker.logs(name)
+
+
+def _cleanup(app: str) -> None:
+    remove_labelled(f"berth.app={app}")
+    for volume in _volumes(app):
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+async def test_a_files_volume_a_replica_binds_from_survives_docker_volume_prune(docker: DockerExecutor, monkeypatch):
+    """The engine counts the replica as a user of its files volume (mounted whole at ``/.berth-files``): an
+    operator's ``docker volume prune`` leaves it and the replica starts again; Berth's own pruning removes
+    it once no replica uses it."""
+    app, unique = f"test-files-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    spec = _spec(FILES, [{"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True}])
+    svc, name = spec.services[0], f"berth-files-test-{unique}"
+    cs = _replica(app, name, ["cat", "/etc/nginx/conf.d/default.conf"])
+    cs = await with_read_only_files(docker, app, None, spec, svc, cs)
+    volume = cs.body["Labels"][app_files.VOLUME_LABEL]
+    rt = cast(Any, SimpleNamespace(docker=docker, settings=SimpleNamespace(prune_server_timeout_s=30.0)))
+
+    async def no_other_server(*_: object) -> list[str]:
+        return []  # the application's containers are all on this engine
+
+    monkeypatch.setattr(pruning, "servers_of", no_other_server)
+    try:
+        await docker.create(cs)
+        assert await _ran(docker, name) == CONF
+        # limited to this test's volumes by label: the engine's other volumes are not this test's to remove
+        prune = ["docker", "volume", "prune", "-f", "--filter", f"label=berth.app={app}"]
+        assert subprocess.run(prune, capture_output=True, text=True, check=True).returncode == 0
+        assert _volumes(app) == [volume]
+        assert await _ran(docker, name) == CONF * 2  # restarted: its binds' sources are still there
+        await pruning.prune_files_volumes(rt, app)
+        assert _volumes(app) == [volume]  # a replica binds from it
+        await docker.remove(name)
+        await pruning.prune_files_volumes(rt, app)
+        assert _volumes(app) == []
+    finally:
+        _cleanup(app)
+
+
+@pytest.mark.docker
+async def test_a_filled_files_volume_takes_no_filler_on_the_next_start(docker: DockerExecutor):
+    """The first replica's start fills the volume through one filler container; the second one's start sees
+    the volume filled through the first replica's mount of it, and makes no filler."""
+    app, unique = f"test-files-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    spec = _spec(FILES, [{"source": "nginx", "target": "/etc/nginx/conf.d", "read_only": True}])
+    svc = spec.services[0]
+    since = f"{time.time() - 1:.3f}"
+    try:
+        volume = ""
+        for n in (1, 2):
+            name = f"berth-files-test-{unique}-{n}"
+            cs = await with_read_only_files(docker, app, None, spec, svc, _replica(app, name, ["true"]))
+            volume = cs.body["Labels"][app_files.VOLUME_LABEL]
+            await docker.create(cs)
+        await asyncio.sleep(0.2)
+        events = [
+            *("docker", "events", "--since", since, "--until", f"{time.time():.3f}"),
+            *("--filter", "type=container", "--filter", "event=create", "--filter", f"label=berth.files={volume}"),
+            *("--format", "{{.Actor.Attributes.name}}"),
+        ]
+        made = subprocess.run(events, capture_output=True, text=True, check=True, timeout=30).stdout.split()
+        assert made == [f"berth-files-test-{unique}-1-files"]
+        assert _volumes(app) == [volume]
+    finally:
+        _cleanup(app)

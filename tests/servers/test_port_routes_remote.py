@@ -158,7 +158,8 @@ async def test_a_second_port_on_a_remote_server_is_checked_ready_and_routed(remo
 
 async def test_a_read_only_file_on_a_remote_server_cannot_be_changed_by_root(remote, server) -> None:
     """Compose's ``:ro`` on a remote server: the files' volume is made and filled through that server's
-    engine, and the file is bound read-only from its directory there (the engine's ``Mountpoint``)."""
+    engine, and the file is bound read-only from its directory there (the engine's ``Mountpoint``); the
+    replica mounts the volume too, so ``docker volume prune`` there leaves it."""
     platform, sid, _ = remote
     app_id = uuid.uuid4().hex
     spec = {
@@ -186,3 +187,8 @@ async def test_a_read_only_file_on_a_remote_server_cannot_be_changed_by_root(rem
     assert server.docker("exec", "-u", "0", container, "cat", "/etc/app/motd") == "hello from a file\n"
     volumes = server.docker("volume", "ls", "-q", "--filter", f"label=berth.app={app_id}").split()
     assert [v.startswith(f"berth-{app_id}_files-") for v in volumes] == [True], volumes
+    # that engine counts the replica as a user of the volume: an operator's prune leaves it, a restart works
+    server.docker("volume", "prune", "-f", "--filter", f"label=berth.app={app_id}")
+    assert server.docker("volume", "ls", "-q", "--filter", f"label=berth.app={app_id}").split() == volumes
+    server.docker("restart", "-t", "1", container)
+    assert server.docker("exec", "-u", "0", container, "cat", "/etc/app/motd") == "hello from a file\n"

@@ -8,6 +8,7 @@ success (the goal state holds), so every operation can be repeated after a resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, disk_full
 from berth_common.docker.logframes import frames
 from berth_common.labels import label_filter
+from berth_scheduler.domain.app_files import marker_paths
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.images import TagCall
 
@@ -147,28 +149,44 @@ class DockerExecutor:
         self, volume: dict[str, Any], filler: str, body: dict[str, Any], tar: bytes, marker: str
     ) -> str:
         """Create ``volume`` and extract ``tar`` into it through ``filler`` (made from ``body``, never started,
-        removed after) unless it holds ``marker`` (the archive's last entry): files are never replaced under a
+        removed after) unless it holds ``marker`` (the archive's last entry; seen first through a container
+        that mounts the volume, so a filled volume takes no filler): files are never replaced under a
         container binding them; one fill of a volume at a time. Returns its ``Mountpoint`` on the server."""
-        async with self._network_locks.setdefault(f"volume {volume['Name']}", asyncio.Lock()):
-            found = await self._call(
-                f"create volume {volume['Name']}", self.docker.json("POST", "volumes/create", body=volume)
-            )
-            await self.remove(filler)  # left by an interrupted fill
-            create = self.docker.json("POST", "containers/create", params={"name": filler}, body=body)
-            await self._call(f"create {filler}", create)
-            target = body["HostConfig"]["Mounts"][0]["Target"]
-            try:
-                look = self.docker.request(
-                    "HEAD", f"containers/{filler}/archive", params={"path": f"{target}/{marker}"}
-                )
-                await self._call(f"look into {filler}", look)
-            except DockerOperationError as exc:
-                if exc.status != 404:
-                    raise
-                await self.put_archive(filler, target, tar)
-            finally:
-                await self.remove(filler)
+        name = volume["Name"]
+        async with self._network_locks.setdefault(f"volume {name}", asyncio.Lock()):
+            found = await self._call(f"create volume {name}", self.docker.json("POST", "volumes/create", body=volume))
+            await self.remove(filler)  # left by an interrupted fill (it would hold the volume)
+            if not await self._marked(name, marker):
+                create = self.docker.json("POST", "containers/create", params={"name": filler}, body=body)
+                await self._call(f"create {filler}", create)
+                target = body["HostConfig"]["Mounts"][0]["Target"]
+                try:
+                    if not await self.holds(filler, f"{target}/{marker}"):
+                        await self.put_archive(filler, target, tar)
+                finally:
+                    await self.remove(filler)
             return str(found["Mountpoint"])
+
+    async def _marked(self, volume: str, marker: str) -> bool:
+        """Whether a container (running or not) that mounts ``volume`` shows ``marker`` in it."""
+        params = {"all": True, "filters": {"volume": [volume]}}
+        for raw in await self._call("list containers", self.docker.get("containers/json", params)) or []:
+            for path in marker_paths(raw.get("Mounts") or [], volume, marker):
+                with contextlib.suppress(DockerOperationError):  # gone meanwhile: another one, or the filler
+                    if await self.holds(str(raw["Id"]), path):
+                        return True
+        return False
+
+    async def holds(self, name: str, path: str) -> bool:
+        """Whether the container ``name`` (created or running, its volumes mounted) has ``path``."""
+        try:
+            look = self.docker.request("HEAD", f"containers/{name}/archive", params={"path": path})
+            await self._call(f"look into {name}", look)
+            return True
+        except DockerOperationError as exc:
+            if exc.status == 404:
+                return False
+            raise
 
     async def volume_usage(self) -> dict[str, Any]:
         """``GET /system/df?type=volume``: the engine's volumes with ``UsageData.Size`` (an engine older than

@@ -15,10 +15,14 @@ A read-only mount's files (compose's ``:ro``) are read-only for root too in a re
 Docker volume named by their digest (``read_only_volume``: the same files, the same volume, on each server
 that runs the service), filled through a container that is never started (``filler_body``: the engine
 extracts the archive into the volume it mounts), and each file is bind-mounted read-only from the volume's
-directory at its path (``read_only_mounts``): the kernel refuses any write, whoever asks. The application's
-removal removes its files volumes (they hold no data of the application's own), and a succeeded deployment
-removes those no container of the application binds any more (``unused_volumes``: a replica names its
-volume in a label; the engine does not count a bind of a volume's directory as a use).
+directory at its path (``read_only_mounts``): the kernel refuses any write, whoever asks. The engine does
+not count a bind of a volume's directory as a use of the volume, so each replica also mounts the whole
+volume read-only at ``HOLD_AT``: an operator's ``docker volume prune`` leaves a volume a replica binds from
+(else a restart of that replica fails: its bind sources are gone). A volume is filled once: a container
+that mounts it and shows ``FILLED`` in it (``marker_paths``) spares the next replica's start a filler.
+The application's removal removes its files volumes (they hold no data of the application's own), and a
+succeeded deployment removes those no container of the application binds any more (``unused_volumes``: a
+replica names its volume in a label).
 A pre-deploy job and a one-off run of the service bind them the same way (``usecases/read_only_files.py``).
 """
 
@@ -37,6 +41,7 @@ LABEL = "berth.files"  # the digest of the files a container was given (on a rea
 FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
 FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive: the volume is filled
 VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
+HOLD_AT = "/.berth-files"  # where a replica mounts its whole read-only files volume: the engine counts it as used
 
 
 def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
@@ -134,14 +139,27 @@ def read_only_archive(spec: ApplicationSpec, service: WebService | WorkerService
 
 
 def read_only_mounts(
-    spec: ApplicationSpec, service: WebService | WorkerService, mountpoint: str
+    spec: ApplicationSpec, service: WebService | WorkerService, volume: str, mountpoint: str
 ) -> list[dict[str, Any]]:
     """``HostConfig.Mounts`` entries binding each read-only file from the volume's directory on the server
-    (``mountpoint``, as the engine reports it) at its path, read-only."""
+    (``mountpoint``, as the engine reports it) at its path, read-only, then the whole ``volume`` mounted
+    read-only at ``HOLD_AT``: a real use of the volume, which ``docker volume prune`` respects."""
     root = mountpoint.rstrip("/")
-    return [
+    binds = [
         {"Type": "bind", "Source": f"{root}/{path.lstrip('/')}", "Target": path, "ReadOnly": True}
         for path, _ in _read_only(spec, service)
+    ]
+    return [*binds, {"Type": "volume", "Source": volume, "Target": HOLD_AT, "ReadOnly": True}]
+
+
+def marker_paths(mounts: Iterable[Mapping[str, Any]], volume: str, marker: str) -> list[str]:
+    """Where ``marker`` is in a container that mounts ``volume``, given its ``Mounts`` as the engine lists
+    them (``GET /containers/json``): one path per mount of that very volume (the engine's ``volume``
+    filter also matches names that merely contain it)."""
+    return [
+        f"{str(m.get('Destination') or '').rstrip('/')}/{marker}"
+        for m in mounts
+        if m.get("Type") == "volume" and m.get("Name") == volume and m.get("Destination")
     ]
 
 

@@ -21,8 +21,10 @@ async def with_read_only_files(
     cs: ContainerSpec,
 ) -> ContainerSpec:
     """``cs`` with the service's read-only files bound read-only from their volume (filled first on the
-    server ``docker`` speaks to), labelled with that volume; ``cs`` itself when it has none. The container
-    gets its other files in its own layer (``app_files.archive(..., read_only=False)``)."""
+    server ``docker`` speaks to, unless a container mounting it shows it filled), the volume itself mounted
+    read-only at ``app_files.HOLD_AT`` (the engine counts the container as its user), labelled with that
+    volume; ``cs`` itself when it has none. The container gets its other files in its own layer
+    (``app_files.archive(..., read_only=False)``)."""
     volume = app_files.read_only_volume(application_id, spec, service)
     tar = app_files.read_only_archive(spec, service)
     if volume is None or tar is None:
@@ -31,6 +33,6 @@ async def with_read_only_files(
     filler = app_files.filler_body(cs.body["Image"], volume)
     mountpoint = await docker.fill_volume(body, f"{cs.name}-files", filler, tar, app_files.FILLED)
     host = dict(cs.body.get("HostConfig") or {})
-    host["Mounts"] = [*(host.get("Mounts") or []), *app_files.read_only_mounts(spec, service, mountpoint)]
+    host["Mounts"] = [*(host.get("Mounts") or []), *app_files.read_only_mounts(spec, service, volume, mountpoint)]
     found = {**(cs.body.get("Labels") or {}), app_files.VOLUME_LABEL: volume}
     return replace(cs, body={**cs.body, "HostConfig": host, "Labels": found})

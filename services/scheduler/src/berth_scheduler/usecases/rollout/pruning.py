@@ -19,6 +19,7 @@ from berth_common.catalogue import ImagesPruned
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
+from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.domain import app_files, retention
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -51,7 +52,11 @@ async def prune_files_volumes(rt: RolloutContext, application_id: str) -> None:
                 selector = {labels.APP: application_id}
                 found = [c.labels for c in await docker.list_containers(selector)]
                 for volume in app_files.unused_volumes(application_id, await docker.list_volumes(selector), found):
-                    await docker.remove_volume(volume)
+                    try:
+                        await docker.remove_volume(volume)
+                    except DockerOperationError as exc:  # mounted by a container made since the listing: kept
+                        if exc.status != 409:
+                            raise
         except Exception as exc:  # a timeout too: the next deployment tries again
             log.warning("files volumes pruning failed", application_id=application_id, server_id=server, error=str(exc))
 
