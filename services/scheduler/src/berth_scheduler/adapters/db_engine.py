@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from berth_common.dbengines import Exec
-from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, ExecResult
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.docker_exec import ExecResult
 
 
 class DatabaseEngine:

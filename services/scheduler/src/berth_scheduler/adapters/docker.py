@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, disk_full
-from berth_common.docker.logframes import frames
 from berth_common.labels import label_filter
+from berth_scheduler.adapters.docker_exec import ExecResult, read_logs, run_exec
 from berth_scheduler.domain.app_files import marker_paths
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.images import TagCall
@@ -48,12 +48,6 @@ class ContainerInfo:
     state: str
     labels: dict[str, str]
     image_id: str = ""  # the image it runs (``ImageID``)
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    output: str
 
 
 class DockerExecutor:
@@ -366,44 +360,15 @@ class DockerExecutor:
         """Run ``argv`` in the container (no shell unless the argv names one), with ``env`` in the exec's
         environment (where a tool reads its secrets) as ``user`` (the image's by default); exit code and
         output."""
-
-        async def run() -> ExecResult:
-            config = {"Cmd": argv, "AttachStdout": True, "AttachStderr": True, "AttachStdin": False, "Tty": False}
-            config |= {"Env": [f"{k}={v}" for k, v in (env or {}).items()]} if env else {}
-            config |= {"User": user} if user else {}
-            made = await self.docker.json("POST", f"containers/{name}/exec", body=config)
-            exec_id = str(made["Id"])
-            chunks: list[bytes] = []
-            stream = await self.docker.attach("POST", f"exec/{exec_id}/start", body={"Detach": False, "Tty": False})
-            try:
-                while (frame := await stream.read_frame()) is not None:
-                    if sum(len(c) for c in chunks) < 8192:
-                        chunks.append(frame[1])
-            finally:
-                await stream.close()
-            info = await self.docker.get(f"exec/{exec_id}/json")
-            while info.get("Running"):
-                await asyncio.sleep(0.02)
-                info = await self.docker.get(f"exec/{exec_id}/json")
-            code = info.get("ExitCode")
-            return ExecResult(int(code) if code is not None else -1, b"".join(chunks).decode(errors="replace"))
-
-        result: ExecResult = await self._call(f"exec in {name}", run(), timeout_s)
+        result: ExecResult = await self._call(
+            f"exec in {name}", run_exec(self.docker, name, argv, env, user), timeout_s
+        )
         return result
 
     async def logs(self, name: str, tail: int = 20) -> str:
         """The container's last ``tail`` lines of output, stdout and stderr as they came ("" when unknown)."""
-
-        async def read() -> str:
-            info = await self.docker.get(f"containers/{name}/json")
-            params = {"stdout": True, "stderr": True, "follow": False, "tail": tail}
-            _, data = await self.docker.request("GET", f"containers/{name}/logs", params=params, timeout=None)
-            if (info.get("Config") or {}).get("Tty"):
-                return data.decode("utf-8", "replace")
-            return b"".join(payload for _, payload in frames(data)).decode("utf-8", "replace")
-
         try:
-            text: str = await self._call(f"logs of {name}", read(), 10)
+            text: str = await self._call(f"logs of {name}", read_logs(self.docker, name, tail), 10)
         except (DockerOperationError, DockerUnavailable):
             return ""
         return text[-4000:]
