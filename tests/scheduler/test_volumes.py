@@ -150,6 +150,15 @@ def test_mount_paths_that_could_escape_or_split_are_refused(path):
         WebService(name="w", port=80, binds=[{"host_path": path, "path": "/x"}])
 
 
+@pytest.mark.parametrize("path", ["/.berth-files", "/.berth-files/x"])
+def test_the_path_where_berth_mounts_read_only_files_is_refused_to_every_mount(path):
+    with pytest.raises(ValueError, match="Berth mounts read-only files there"):
+        WebService(name="w", port=80, volumes=[{"name": "d", "path": path}])
+    with pytest.raises(ValueError, match="Berth mounts read-only files there"):
+        WebService(name="w", port=80, files=[{"source": "a.conf", "target": path}])
+    assert WebService(name="w", port=80, volumes=[{"name": "d", "path": "/.berth-filesx"}])
+
+
 def test_the_recreate_gap_is_reported_as_expected_downtime():
     r = machine.Rollout(
         "d2", "app1", "t1", machine.State.STARTING, False, machine.Timeouts(1, 1, 1, 1), 0.0, image="x:1"

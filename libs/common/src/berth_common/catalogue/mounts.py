@@ -15,6 +15,7 @@ __all__ = [
     "MAX_VOLUME_MB",
     "BindMount",
     "Binds",
+    "FILES_HOLD",
     "MountPath",
     "Mounted",
     "Strategy",
@@ -35,11 +36,12 @@ __all__ = [
 MAX_MOUNT_PATH = 4096
 MAX_VOLUME_MB = 16 * 1024 * 1024  # a size hint of at most 16 TiB
 Strategy = Literal["rolling", "recreate"]
+FILES_HOLD = "/.berth-files"  # where a replica mounts its read-only files volume whole (the scheduler's)
 
 
 def mount_path(value: str) -> str:
     """An absolute path without ``..``, ``:`` or control characters, not ``/`` itself, no trailing ``/``:
-    safe as a Docker mount's ``Target`` or ``Source``."""
+    safe as a Docker mount's ``Target`` or ``Source``; never ``FILES_HOLD`` or under it."""
     if not value.startswith("/"):
         raise ValueError("a mount path must be absolute (start with /)")
     if value == "/":
@@ -53,6 +55,8 @@ def mount_path(value: str) -> str:
         raise ValueError("a mount path cannot contain '..'")
     if any(p in ("", ".") for p in parts):
         raise ValueError("a mount path cannot contain '//', '/./' or end with '/'")
+    if value == FILES_HOLD or value.startswith(FILES_HOLD + "/"):
+        raise ValueError(f"a mount path cannot be {FILES_HOLD} or under it: Berth mounts read-only files there")
     return value
 
 

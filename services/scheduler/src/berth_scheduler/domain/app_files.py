@@ -36,12 +36,13 @@ from typing import Any
 
 from berth_common import labels
 from berth_common.catalogue import AppFile, ApplicationSpec, WebService, WorkerService, mounted_files
+from berth_common.catalogue.mounts import FILES_HOLD
 
 LABEL = "berth.files"  # the digest of the files a container was given (on a read-only files volume: its name)
 FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
 FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive: the volume is filled
 VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
-HOLD_AT = "/.berth-files"  # where a replica mounts its whole read-only files volume: the engine counts it as used
+HOLD_AT = FILES_HOLD  # where a replica mounts its whole read-only files volume: the engine counts it as used
 
 
 def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
