@@ -222,9 +222,22 @@ def _paths_on_the_routed_port(
 def _url_variable(
     name: str, parts: tuple[str, str, int | None], declared: dict[str, list[tuple[str, str | None]]]
 ) -> Variable:
+    """The value Coolify gives a URL name (bootstrap/helpers/parsers.php serviceParser, the declared-key branch
+    at 379abb25 L1774-1906): ``SERVICE_FQDN_<NAME>`` is the host, ``SERVICE_URL_<NAME>`` the URL, and the
+    ``_<PORT>`` forms append ``:<port>`` (``$urlWithPort = "$url:$port"``, L1846, written at L1897-1903; the
+    port also picks the container port the host routes to). A declaration's path (``=/api``, not ``/``) is
+    part of every URL of its pair, the name without port and the one with its port, whichever of FQDN/URL it
+    was declared as (L1822-1835). Berth writes the port before the path (``https://host:2000/api``, where
+    Coolify writes ``http://host/api:2000``), and an FQDN stays a host."""
     kind, base, port = parts
     host = "${var.SERVICE_FQDN_" + base.upper() + "}"
-    paths = {v for _, v in declared.get(name, []) if v and v.startswith("/")}
+    paths = {
+        v
+        for n, declarations in declared.items()
+        if (p := url_parts(n)) and p[1] == base and (port is None or p[2] == port)
+        for _, v in declarations
+        if v and v.startswith("/") and v != "/"
+    }
     value = host if kind == "FQDN" else "https://" + host
     if port is not None:
         value += f":{port}"
