@@ -279,7 +279,7 @@ def test_url_and_fqdn_values_with_and_without_port_are_coolifys():
     the pair with it: the same values plus ``:<port>`` (L1846 ``$urlWithPort = "$url:$port"``; its own test
     ServiceDomainPortCorruptionTest expects ``http://git.example.com:80``). The port also routes the host to
     that container port. A declaration's path is part of both URLs of its pair, even one declared as FQDN
-    (L1822-1835); ``/`` adds nothing."""
+    (L1824-1837); ``/`` adds nothing."""
     result = import_coolify("pairs.yaml", PAIRS)
     values = {v.name: v.options.get("value") for v in result.template.variables if v.kind == "value"}
     assert values == {

@@ -239,7 +239,7 @@ def _url_variable(
     ``_<PORT>`` forms append ``:<port>`` (``$urlWithPort = "$url:$port"``, L1846, written at L1897-1903; the
     port also picks the container port the host routes to). A declaration's path (``=/api``, not ``/``) is
     part of every URL of its pair, the name without port and the one with its port, whichever of FQDN/URL it
-    was declared as (L1822-1835). Berth writes the port before the path (``https://host:2000/api``, where
+    was declared as (L1824-1837). Berth writes the port before the path (``https://host:2000/api``, where
     Coolify writes ``http://host/api:2000``), and an FQDN stays a host. A port name only referenced is the
     URL of its own host (``hosts`` has it; see _domains), without ``:port``."""
     kind, base, port = parts
