@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +148,11 @@ async def cycle(
     traefik: tuple[str, tuple[str, str]],
     root: Path,
     track: list[str],
+    live: Callable[[str, Path, str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Make a preview from a pull request and destroy it; the timings and what is left. ``track`` gets the
-    ids whose containers are removed if the platform stops early."""
+    ids whose containers are removed if the platform stops early; ``live`` (the preview's host, the
+    repository and the head commit) is awaited while the preview serves, before the pull request closes."""
     repo, sha = make_repo(root, busybox_image())
     r = await api.post("/v1/projects", json={"name": f"previews-{os.getpid()}-{uuid.uuid4().hex[:6]}"})
     r.raise_for_status()
@@ -203,6 +206,8 @@ async def cycle(
         ).stdout
     )
     layered = "STAGE=preview" in env and any(e.startswith("DATABASE_URL=postgresql://") for e in env)
+    if live is not None:
+        await live(preview["host"], repo, sha)
 
     t1 = time.monotonic()
     raw, headers = pull_request(secret, "closed", sha)

@@ -58,6 +58,21 @@ services:
       test: ["CMD", "curl", "-f", "http://localhost:47334/api/util/ping"]
 """
 
+ENTE = """# port: 8080
+services:
+  museum:
+    image: ghcr.io/ente-io/server:latest
+    environment:
+      - SERVICE_URL_MUSEUM_8080
+      - ENTE_APPS_PUBLIC_ALBUMS=${SERVICE_URL_WEB_3002}
+      - ENTE_APPS_ACCOUNTS=${SERVICE_URL_WEB_3001}
+      - ENTE_PHOTOS_ORIGIN=${SERVICE_URL_WEB}
+  web:
+    image: ghcr.io/ente-io/web:latest
+    environment:
+      - SERVICE_URL_WEB_3000
+"""
+
 
 def _deployed(name: str, text: str) -> tuple[dict[str, Any], list[str], list[dict[str, Any]], dict[str, str]]:
     """(plan request, import notes, translated services, environment values) of a Coolify template."""
@@ -173,3 +188,38 @@ def test_one_name_declared_at_two_ports_routes_each_service_at_its_own() -> None
     two = text.replace("SERVICE_URL_HULY_3000", "SERVICE_URL_OTHER_3000")
     routes = [(r.service, r.port) for v in import_coolify("huly.yaml", two).template.variables for r in v.routes]
     assert routes == [("front", 8080), ("account", 3000)]
+
+
+def test_entes_referenced_ports_are_hosts_of_their_own_routed_to_their_port() -> None:
+    """ente's museum reads ``${SERVICE_URL_WEB_3002}`` (its albums app) and ``_3001`` (accounts), which no
+    service declares (web declares ``SERVICE_URL_WEB_3000``). Coolify's magic-variable loop gives such a name
+    a host of its own, ``web-3002-<uuid>``, with no ``:port``, and routes it nowhere; Berth makes it that
+    port's host of web, routed to the port the name gives. A declared name keeps Coolify's ``:<port>``."""
+    request, notes, services, values = _deployed("ente-photos.yaml", ENTE)
+    assert request["hosts"] == [
+        {"service": "museum", "port": 8080},
+        {"service": "web", "port": 3000},
+        {"service": "web", "port": 3001},
+        {"service": "web", "port": 3002},
+    ]
+    assert values == {
+        "SERVICE_URL_MUSEUM_8080": "https://museum-app-production.apps.test:8080",
+        "SERVICE_URL_WEB": "https://web-app-production.apps.test",
+        "SERVICE_URL_WEB_3000": "https://web-app-production.apps.test:3000",
+        "SERVICE_URL_WEB_3001": "https://web-3001-app-production.apps.test",
+        "SERVICE_URL_WEB_3002": "https://web-3002-app-production.apps.test",
+    }
+    museum, web = services
+    assert {e["name"]: e["value"] for e in museum["environment"] if e["name"].startswith("ENTE_")} == {
+        "ENTE_APPS_ACCOUNTS": "https://web-3001-app-production.apps.test",
+        "ENTE_APPS_PUBLIC_ALBUMS": "https://web-3002-app-production.apps.test",
+        "ENTE_PHOTOS_ORIGIN": "https://web-app-production.apps.test",
+    }
+    assert (web["port"], web["port_hosts"]) == (
+        3000,
+        [{"port": 3001, "hosts": [], "generated": True}, {"port": 3002, "hosts": [], "generated": True}],
+    )
+    assert (
+        "SERVICE_URL_WEB_3002: referenced, declared by no service; Coolify gives it a host of its own and routes "
+        "it nowhere, Berth routes it to web's port 3002"
+    ) in notes

@@ -248,6 +248,66 @@ def test_fqdn_and_url_with_ports():
     }
 
 
+PAIRS = """services:
+  app:
+    image: x
+    environment:
+      - SERVICE_URL_APP_3000
+      - A=${SERVICE_URL_APP}
+      - B=${SERVICE_FQDN_APP}
+      - C=${SERVICE_URL_APP_3000}
+      - D=${SERVICE_FQDN_APP_3000}
+  api:
+    image: x
+    environment:
+      - SERVICE_FQDN_API_2000=/api
+      - A=${SERVICE_URL_API}
+      - B=${SERVICE_FQDN_API}
+      - C=${SERVICE_URL_API_2000}
+      - D=${SERVICE_FQDN_API_2000}
+  root:
+    image: x
+    environment:
+      - SERVICE_URL_ROOT_80=/
+      - A=${SERVICE_URL_ROOT}
+"""
+
+
+def test_url_and_fqdn_values_with_and_without_port_are_coolifys():
+    """Coolify's serviceParser (parsers.php at 379abb25, L1774-1906) writes, for a declared name, the pair
+    without port (``SERVICE_FQDN_<NAME>`` = host, ``SERVICE_URL_<NAME>`` = URL) and, when the name has a port,
+    the pair with it: the same values plus ``:<port>`` (L1846 ``$urlWithPort = "$url:$port"``; its own test
+    ServiceDomainPortCorruptionTest expects ``http://git.example.com:80``). The port also routes the host to
+    that container port. A declaration's path is part of both URLs of its pair, even one declared as FQDN
+    (L1824-1837); ``/`` adds nothing."""
+    result = import_coolify("pairs.yaml", PAIRS)
+    values = {v.name: v.options.get("value") for v in result.template.variables if v.kind == "value"}
+    assert values == {
+        "SERVICE_URL_APP": "https://${var.SERVICE_FQDN_APP}",
+        "SERVICE_URL_APP_3000": "https://${var.SERVICE_FQDN_APP}:3000",
+        "SERVICE_FQDN_APP_3000": "${var.SERVICE_FQDN_APP}:3000",
+        "SERVICE_URL_API": "https://${var.SERVICE_FQDN_API}/api",
+        "SERVICE_URL_API_2000": "https://${var.SERVICE_FQDN_API}:2000/api",
+        "SERVICE_FQDN_API_2000": "${var.SERVICE_FQDN_API}:2000",
+        "SERVICE_URL_ROOT": "https://${var.SERVICE_FQDN_ROOT}",
+        "SERVICE_URL_ROOT_80": "https://${var.SERVICE_FQDN_ROOT}:80",  # Coolify's test: http://git.example.com:80
+    }
+    routes = {v.name: [(r.service, r.path, r.port) for r in v.routes] for v in result.template.variables}
+    assert {k: v for k, v in routes.items() if v} == {
+        "SERVICE_FQDN_APP": [("app", None, 3000)],
+        "SERVICE_FQDN_API": [("api", "/api", 2000)],
+        "SERVICE_FQDN_ROOT": [("root", "/", 80)],
+    }
+    out = _render(result)
+    api = yaml.safe_load(out.compose)["services"]["api"]["environment"]
+    assert [e for e in api if e[0] in "ABCD"] == [
+        "A=https://service-fqdn-api.apps.test/api",
+        "B=service-fqdn-api.apps.test",
+        "C=https://service-fqdn-api.apps.test:2000/api",
+        "D=service-fqdn-api.apps.test:2000",
+    ]
+
+
 def test_one_host_with_a_path_per_service_and_bare_references():
     result = _import("multi-route.yaml")
     assert _spec(result, "SERVICE_FQDN_APPWRITE") == {

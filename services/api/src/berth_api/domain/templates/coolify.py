@@ -107,7 +107,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
             continue
         parts = url_parts(name)
         if parts:
-            variables[name] = _url_variable(name, parts, declared)
+            variables[name] = _url_variable(name, parts, declared, set(domains))
             continue
         variables[name] = _generated(name, refs.get(name), services, variables, not_carried, notes)
     inputs = Inputs()
@@ -133,14 +133,21 @@ def _domains(
     port_header: int | None,
     notes: list[str],
 ) -> dict[str, Variable]:
-    """One domain variable ``SERVICE_FQDN_<NAME>`` per name, routed to each service that declares it."""
+    """One domain variable ``SERVICE_FQDN_<NAME>`` per name, routed to each service that declares it. A
+    ``_<PORT>`` name only referenced (no service declares that name and port) is a host of its own,
+    ``SERVICE_FQDN_<NAME>_<PORT>``, as Coolify's magic-variable loop (parsers.php L1914-1998) makes it from
+    ``<name>-<port>-<uuid>``, no ``:port``, routed nowhere; Berth routes it to that port of the named service."""
+    pairs = {(u[1], u[2]) for n in declared if (u := url_parts(n))}
     by_name: dict[str, list[str]] = {}
     for name in magic:
         parts = url_parts(name)
         if parts:
-            by_name.setdefault(parts[1], []).append(name)
+            alone = parts[2] is not None and (parts[1], parts[2]) not in pairs
+            by_name.setdefault(f"{parts[1]}_{parts[2]}" if alone else parts[1], []).append(name)
     out: dict[str, Variable] = {}
-    for base, names in by_name.items():
+    of = {key: parts[1] for key, names in by_name.items() if (parts := url_parts(names[0]))}
+    for base, names in sorted(by_name.items(), key=lambda item: item[0] != of[item[0]]):  # own hosts last
+        name_of = of[base]
         ports = [parts[2] for n in names if (parts := url_parts(n)) and parts[2] is not None]
         port = ports[0] if ports else None
         routes: list[dict[str, Any]] = []
@@ -153,7 +160,7 @@ def _domains(
                 if any(r["service"] == svc and r.get("path") == path for r in routes):
                     continue
                 routes.append({"service": svc, **({"path": path} if path else {})})
-        named = next((s for s in services if s.lower().replace("-", "_").replace(".", "_") == base), None)
+        named = next((s for s in services if s.lower().replace("-", "_").replace(".", "_") == name_of), None)
         routes = _one_service_per_path(routes, named, names[0], notes)
         if not routes:
             routes.append({"service": named or referenced_by.get(names[0]) or next(iter(services))})
@@ -164,6 +171,11 @@ def _domains(
             elif port_header is None:
                 notes.append(f"SERVICE_FQDN_{base.upper()}: no port given; Berth routes to the service's port 80")
         var = f"SERVICE_FQDN_{base.upper()}"
+        if base != name_of:
+            notes.append(
+                f"{names[0]}: referenced, declared by no service; Coolify gives it a host of its own and routes "
+                f"it nowhere, Berth routes it to {routes[0]['service']}'s port {routes[0].get('port')}"
+            )
         out[var] = Variable(var, "domain", {"routes": routes}, f"The host of {base}")
     return out
 
@@ -220,11 +232,27 @@ def _paths_on_the_routed_port(
 
 
 def _url_variable(
-    name: str, parts: tuple[str, str, int | None], declared: dict[str, list[tuple[str, str | None]]]
+    name: str, parts: tuple[str, str, int | None], declared: dict[str, list[tuple[str, str | None]]], hosts: set[str]
 ) -> Variable:
+    """The value Coolify gives a URL name (bootstrap/helpers/parsers.php serviceParser, the declared-key branch
+    at 379abb25 L1774-1906): ``SERVICE_FQDN_<NAME>`` is the host, ``SERVICE_URL_<NAME>`` the URL, and the
+    ``_<PORT>`` forms append ``:<port>`` (``$urlWithPort = "$url:$port"``, L1846, written at L1897-1903; the
+    port also picks the container port the host routes to). A declaration's path (``=/api``, not ``/``) is
+    part of every URL of its pair, the name without port and the one with its port, whichever of FQDN/URL it
+    was declared as (L1824-1837). Berth writes the port before the path (``https://host:2000/api``, where
+    Coolify writes ``http://host/api:2000``), and an FQDN stays a host. A port name only referenced is the
+    URL of its own host (``hosts`` has it; see _domains), without ``:port``."""
     kind, base, port = parts
+    if f"SERVICE_FQDN_{base.upper()}_{port}" in hosts:
+        return Variable(name, "value", {"value": "https://${var.SERVICE_FQDN_" + f"{base.upper()}_{port}" + "}"})
     host = "${var.SERVICE_FQDN_" + base.upper() + "}"
-    paths = {v for _, v in declared.get(name, []) if v and v.startswith("/")}
+    paths = {
+        v
+        for n, declarations in declared.items()
+        if (p := url_parts(n)) and p[1] == base and (port is None or p[2] == port)
+        for _, v in declarations
+        if v and v.startswith("/") and v != "/"
+    }
     value = host if kind == "FQDN" else "https://" + host
     if port is not None:
         value += f":{port}"
