@@ -11,11 +11,11 @@ from berth_common.catalogue.spec_base import Spec
 from berth_common.values import Slug
 
 __all__ = [
+    "FILES_HOLD",
     "MAX_MOUNT_PATH",
     "MAX_VOLUME_MB",
     "BindMount",
     "Binds",
-    "FILES_HOLD",
     "MountPath",
     "Mounted",
     "Strategy",
