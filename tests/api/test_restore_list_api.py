@@ -1,7 +1,8 @@
 """A database's restores as a list (``GET /v1/databases/{id}/restores``), on the real api and bus with the
 scheduler's part played as in ``test_backups_api``: newest first, in pages (``limit``, then ``before`` the
-last of a page), for viewers, without another database's restores nor anything the restore command carries
-(the object's key, its checksum, the destination's secret); another team's database answers 404."""
+last of a page, which the ``Link: rel="next"`` header gives while there is an older page), for viewers,
+without another database's restores nor anything the restore command carries (the object's key, its
+checksum, the destination's secret); another team's database answers 404."""
 
 from __future__ import annotations
 
@@ -62,10 +63,15 @@ async def test_a_databases_restores_newest_first_in_pages(client, members, resto
     assert got[1]["target"] == "new" and got[1]["state"] == "waiting"
     assert SECRET not in r.text and ".dump.gz" not in r.text and "a" * 64 not in r.text
 
-    first = (await client.get(path, headers=members.viewer, params={"limit": 2})).json()
+    assert "link" not in r.headers  # all of them on one page
+    r = await client.get(path, headers=members.viewer, params={"limit": 2})
+    first = r.json()
     assert [x["id"] for x in first] == made[:0:-1]
-    rest = (await client.get(path, headers=members.viewer, params={"limit": 2, "before": first[-1]["id"]})).json()
-    assert [x["id"] for x in rest] == made[:1]
+    assert r.headers["link"] == f'<{path}?limit=2&before={first[-1]["id"]}>; rel="next"'  # the older page
+    r = await client.get(r.headers["link"].split(">")[0].removeprefix("<"), headers=members.viewer)
+    assert [x["id"] for x in r.json()] == made[:1] and "link" not in r.headers  # the last page
+    r = await client.get(path, headers=members.viewer, params={"limit": 1, "before": made[1]})
+    assert [x["id"] for x in r.json()] == made[:1] and "link" not in r.headers  # exactly full: no next page
     assert (await client.get(path, headers=members.viewer, params={"before": made[0]})).json() == []
 
 

@@ -4,12 +4,14 @@ variable and a route set on its compose application and the route removed again,
 created, subscribed and disabled, an alert rule created, a database linked and backed up; then what makes
 things or deploys: a project, an application in it, a database, a restore into a new database, the seeded
 application scaled, deployed (the scheduler's part played until the deployment is live) and rolled back, an
-application made from a template; and last what changes the session: a switch to the developer's other
-team and leaving it (the session then acts in the first team again). Each answer is checked: the form's
-POST is answered with the redirect of a done change (a refused or invalid one is drawn again with the
-problem instead), the page it leads to shows no problem (and the team it acts in, after a switch or
-leave) nor, the first time a page of its shape is shown, a serious or critical axe violation, and the REST
-API has the change. Deleting the seeded objects is not posted."""
+application made from a template, a Coolify template imported and its document deployed; and last what
+changes the session: a switch to the developer's other team and leaving it (the session then acts in the
+team the developer is an admin of), an application there deleted, a team created and deleted again, and
+signing out. Each answer is checked: the POST is answered with the redirect of a done change (an import
+with its result), the page it leads to shows no problem (and the team it acts in, where that changes)
+nor, the first time a page of its shape is shown, a serious or critical axe violation, the post logs no
+console error, and the REST API has the change (an import: the page shows the template; signing out: the
+browser's session is gone). The seeded objects are not deleted, but for the application made for it."""
 
 from __future__ import annotations
 
@@ -24,26 +26,34 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from tests.api.conftest import bearer
-from tests.dashboard.a11y_seed import SHARED_TEAM, Seeded
+from tests.api.template_support import FIXTURES
+from tests.dashboard.a11y_seed import OWN_APP, OWN_TEAM, SHARED_TEAM, Seeded
 from tests.support.axe import audit
 
 Effect = Callable[[httpx.AsyncClient], Awaitable[bool]]
+Seen = Callable[[Any], Awaitable[bool]]
 PROBE = "dev-probe"  # the name of what the developer makes
+NEW_TEAM = "dev-probe-team"  # the team the developer creates, and deletes again
+COOLIFY = FIXTURES / "coolify" / "analytics-kit.yaml"  # the template the developer imports and deploys
 ID = re.compile(r"(?<=/)[0-9a-f]{32}(?=/|$)")
 TEMPLATE = "excalidraw"  # a catalogue template the developer deploys (one service, nothing to fill in)
 
 
 @dataclass(frozen=True)
 class Post:
-    """One shown form: the page it is on, how to find it there (a label or a button name inside it), what
-    the developer fills in (by field name), and how the REST API tells it was done."""
+    """One shown form: the page it is on (empty: the page the last answer led to), how to find it there (a
+    label or a button name inside it), what the developer fills in (by field name), and how the REST API
+    tells it was done (or, where the REST API cannot, the answer's page or the browser's session)."""
 
     what: str
     page: str
     within: tuple[str, str]  # ("label" | "button", accessible name) of something inside it, or ("action", path)
-    effect: Effect
+    effect: Effect | None
     fields: dict[str, str] = field(default_factory=dict)
     heading: str = ""  # what the page the answer leads to has as its title (its h1), when it says
+    status: int = 303  # the POST's answer: the redirect of a done change, or 200 for a form that shows a result
+    shows: str = ""  # a selector the page the answer leads to matches (what the form showed)
+    seen: Seen | None = None  # what the browser's page tells of the change (given the page)
 
 
 async def rows(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -167,7 +177,8 @@ async def live_after(api: httpx.AsyncClient, sched: Any, app: str, number: int, 
 def making(seeded: Seeded, sched: Any) -> list[Post]:
     """The forms that make things or deploy: a project and an application in it, a database, a restore into a
     new database, the seeded application scaled, deployed (#3, played to success by ``sched``) and rolled
-    back to #1, an application made from a template."""
+    back to #1, an application made from a template, a Coolify template imported and the document it gives
+    deployed."""
     app, db, env = seeded.app["id"], seeded.database, seeded.app["environment_id"]
 
     async def project_made(api: httpx.AsyncClient) -> bool:
@@ -195,6 +206,12 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
 
     async def rolled_back(api: httpx.AsyncClient) -> bool:
         return await live_after(api, sched, app, 4, "rollback")
+
+    async def document_deployed(api: httpx.AsyncClient) -> bool:
+        made = await named(api, "/v1/applications", f"{PROBE}-doc")
+        if made is None or made["environment_id"] != env:
+            return False
+        return "ghcr.io/example/analytics-kit:2.3" in (await api.get(f"/v1/applications/{made['id']}")).text
 
     async def template_deployed(api: httpx.AsyncClient) -> bool:
         made = await named(api, "/v1/applications", f"{PROBE}-tpl")
@@ -233,16 +250,34 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
             template_deployed,
             {"name": f"{PROBE}-tpl", "domain": "probe-tpl.example.com"},
         ),
+        Post(
+            "import a Coolify template",
+            "/ui/templates",
+            ("button", "Import Coolify template"),
+            None,
+            {"filename": COOLIFY.name, "compose": COOLIFY.read_text()},
+            status=200,
+            shows='#imported:has-text("Imported: Analytics Kit")',
+        ),
+        Post(
+            "deploy the imported template document",
+            "",  # the import's answer: the converted document in the deploy form
+            ("button", "Deploy template"),
+            document_deployed,
+            {"environment_id": env, "name": f"{PROBE}-doc"},
+        ),
     ]
 
 
-def session(origin: str, developer: str) -> list[Post]:
+def session(origin: str, developer: str, seeded: Seeded) -> list[Post]:
     """The forms that change the session, last: a switch to the developer's other team, then leaving it (the
-    team the session acts in: it then acts in the first team again)."""
+    team the session acts in: it then acts in the team the developer is an admin of, ``OWN_TEAM``), where
+    the developer deletes an application; a team created (the session acts in it) and deleted again (back
+    in ``OWN_TEAM``); and signing out."""
 
-    async def teams_of_developer() -> list[str]:
+    async def teams_of_developer() -> dict[str, str]:
         async with httpx.AsyncClient(base_url=origin, headers=bearer(developer)) as mine:
-            return [t["name"] for t in (await mine.get("/v1/me/teams")).json()]
+            return {t["name"]: t["role"] for t in (await mine.get("/v1/me/teams")).json()}
 
     async def member(api: httpx.AsyncClient) -> bool:
         return SHARED_TEAM in await teams_of_developer()
@@ -250,9 +285,37 @@ def session(origin: str, developer: str) -> list[Post]:
     async def left(api: httpx.AsyncClient) -> bool:
         return SHARED_TEAM not in await teams_of_developer()
 
+    async def app_gone(api: httpx.AsyncClient) -> bool:
+        async with httpx.AsyncClient(base_url=origin, headers=bearer(seeded.own_token)) as own:
+            return (await own.get(f"/v1/applications/{seeded.own_app}")).status_code == 404
+
+    async def team_made(api: httpx.AsyncClient) -> bool:
+        return (await teams_of_developer()).get(NEW_TEAM) == "admin"
+
+    async def team_gone(api: httpx.AsyncClient) -> bool:
+        return NEW_TEAM not in await teams_of_developer()
+
+    async def signed_out(page: Any) -> bool:
+        """No session cookie left, and the dashboard sends the browser to the sign-in page."""
+        if any(c["name"] == "berth_session" for c in await page.context.cookies()):
+            return False
+        r = await page.context.request.get(origin + "/ui/team", max_redirects=0)
+        return r.status == 303 and r.headers.get("location") == "/ui/signin"
+
     return [
         Post("switch teams", "/ui/team", ("button", f"Switch to team {SHARED_TEAM}"), member, heading=SHARED_TEAM),
-        Post("leave the team", "/ui/team", ("button", f"Leave team {SHARED_TEAM}"), left, heading="default"),
+        Post("leave the team", "/ui/team", ("button", f"Leave team {SHARED_TEAM}"), left, heading=OWN_TEAM),
+        Post("delete an application", f"/ui/applications/{seeded.own_app}", ("button", f"Delete {OWN_APP}"), app_gone),
+        Post(
+            "create a team",
+            "/ui/team",
+            ("button", "Create team and switch to it"),
+            team_made,
+            {"name": NEW_TEAM},
+            heading=NEW_TEAM,
+        ),
+        Post("delete the team", "/ui/team", ("button", f"Delete team {NEW_TEAM}"), team_gone, heading=OWN_TEAM),
+        Post("sign out", "", ("button", "Sign out"), None, heading="Sign in", seen=signed_out),
     ]
 
 
@@ -276,7 +339,7 @@ def shape(url: str) -> str:
 async def post_shown(page: Any, origin: str, post: Post, problems: list[str], audited: set[str]) -> None:
     """Open the post's page, fill its form and submit it with its own button; record what went wrong (axe's
     findings on the page the answer leads to too, once per shape of page: ``audited``)."""
-    if page.url.split("#")[0] != origin + post.page:  # the last post's answer may be this page already
+    if post.page and page.url.split("#")[0] != origin + post.page:  # the last answer may be this page already
         await page.goto(origin + post.page)
     await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     kind, name = post.within
@@ -293,8 +356,8 @@ async def post_shown(page: Any, origin: str, post: Post, problems: list[str], au
         await form.locator('button[type="submit"]').click()
     answer = await posted.value
     await page.wait_for_load_state("load")
-    if answer.status != 303:
-        problems.append(f"developer: {post.what}: the POST answered {answer.status}, not a redirect")
+    if answer.status != post.status:
+        problems.append(f"developer: {post.what}: the POST answered {answer.status}, not {post.status}")
     if shape(page.url) not in audited:
         audited.add(shape(page.url))
         problems.extend(f"developer: {post.what}: {page.url}: axe {v}" for v in await audit(page))
@@ -303,22 +366,34 @@ async def post_shown(page: Any, origin: str, post: Post, problems: list[str], au
         problems.append(f"developer: {post.what}: {await alerts.first.text_content()}")
     if post.heading and post.heading not in (title := await page.locator("h1").first.text_content() or ""):
         problems.append(f"developer: {post.what}: the page says {title!r}, not {post.heading!r}")
+    if post.shows and not await page.locator(post.shows).count():
+        problems.append(f"developer: {post.what}: {page.url} does not show {post.shows}")
 
 
 async def post_developer_forms(
-    page: Any, origin: str, admin: str, todo: list[Post], took: dict[str, float] | None = None
+    page: Any,
+    origin: str,
+    admin: str,
+    todo: list[Post],
+    took: dict[str, float] | None = None,
+    errors: list[str] | None = None,
 ) -> list[str]:
     """Each post in order on ``page`` (signed in as the developer), its effect read back as the admin; the
-    problems. ``took``: the seconds of each post (with its effect's check), by what it does."""
+    problems. ``took``: the seconds of each post (with its effect's check), by what it does; ``errors``: the
+    browser's console errors so far (those a post adds are its problems)."""
     problems: list[str] = []
     took = {} if took is None else took
+    errors = [] if errors is None else errors
     audited: set[str] = set()
     page.on("dialog", lambda dialog: dialog.accept())  # a form's data-confirm question, answered yes
     async with httpx.AsyncClient(base_url=origin, headers=bearer(admin)) as api:
         for post in todo:
-            began = time.monotonic()
+            began, logged = time.monotonic(), len(errors)
             await post_shown(page, origin, post, problems, audited)
-            if not await post.effect(api):
+            if post.effect is not None and not await post.effect(api):
                 problems.append(f"developer: {post.what}: the REST API does not have it")
+            if post.seen is not None and not await post.seen(page):
+                problems.append(f"developer: {post.what}: the browser does not see it")
+            problems.extend(f"developer: {post.what}: console: {e}" for e in errors[logged:])
             took[post.what] = round(time.monotonic() - began, 2)
     return problems

@@ -6,7 +6,8 @@ new database (reached by its link on the database's backups page), notification 
 with a subscription and a delivered test message, and alert rules. All through the REST API and the bus,
 as the scheduler would answer: nothing is deployed, no SSH connection is tried, no container runs. And a
 second team the developer belongs to (``SHARED_TEAM``, with an admin of its own), for the developer's team
-switch and leave."""
+switch and leave, and a third the developer is an admin of (``OWN_TEAM``) with a never deployed
+application, which the developer deletes from its page."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ HOOK_SECRET = "whsec-a11y-Signing-Secret-4711"
 HOOK_PATH = "/hooks/a11yHookPath0815"  # the channel's URL is write-only too
 SECRETS = (SECRET, HOOK_SECRET, HOOK_PATH.strip("/"))
 SHARED_TEAM = "shared-a11y"
+OWN_TEAM, OWN_APP = "own-a11y", "doomed"  # a team the developer is an admin of, and its application
 CHECKS = ("reachable", "authentication", "host_key", "docker", "docker_socket", "docker_version", "disk")
 
 
@@ -46,6 +48,8 @@ class Seeded:
     backup: str = ""
     restore: str = ""
     channels: list[str] = field(default_factory=list)
+    own_app: str = ""  # OWN_APP in OWN_TEAM
+    own_token: str = ""  # the developer's token for OWN_TEAM (the posts' effects there are read with it)
 
 
 async def ok(r: httpx.Response, status: int | tuple[int, ...] = (200, 201, 202)) -> Any:
@@ -206,9 +210,12 @@ async def applications(dashboard: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return app, r.json()
 
 
-async def seed(url: str, admin: str, bus: Any, app: dict[str, Any], routed: dict[str, Any], hook_url: str) -> Seeded:
-    """Everything above, for the team of ``admin``; ``bus`` publishes as the scheduler."""
-    out = Seeded(app, routed)
+async def seed(
+    url: str, admin: str, bus: Any, app: dict[str, Any], routed: dict[str, Any], hook_url: str, own: tuple[str, str]
+) -> Seeded:
+    """Everything above, for the team of ``admin``; ``bus`` publishes as the scheduler; ``own``: what
+    ``developer_teams`` answered."""
+    out = Seeded(app, routed, own_app=own[0], own_token=own[1])
     async with httpx.AsyncClient(base_url=url, headers=bearer(admin), timeout=30) as api:
         team = (await ok(await api.get("/v1/me")))["team"]["id"]
         out.server, out.database = await asyncio.gather(server(api, bus, team), database(api, bus, team))
@@ -218,12 +225,25 @@ async def seed(url: str, admin: str, bus: Any, app: dict[str, Any], routed: dict
     return out
 
 
-async def shared_team(url: str, identities: Any, developer: str) -> None:
-    """``SHARED_TEAM``: its own admin, and the developer of ``developer`` (a token) as a developer, so the
-    developer may switch to it and leave it (a team's last admin may not leave)."""
+async def developer_teams(url: str, identities: Any, developer: str) -> tuple[str, str]:
+    """The developer of ``developer`` (a token) in two more teams, each with an admin of its own:
+    ``SHARED_TEAM`` as a developer, to switch to and leave (a team's last admin may not leave), and
+    ``OWN_TEAM`` as an admin, holding a project with ``OWN_APP`` (never deployed) to delete: its id and the
+    developer's token for ``OWN_TEAM``."""
     async with httpx.AsyncClient(base_url=url, headers=bearer(developer)) as api:
         user_id = (await ok(await api.get("/v1/me")))["user"]["id"]
-    await identities.member("owner@shared-a11y.example", "admin", team=SHARED_TEAM)
-    async with identities.sessionmaker() as s, s.begin():
-        team_id = (await s.execute(sa.select(teams.c.id).where(teams.c.name == SHARED_TEAM))).scalar_one()
-        await identity.add_member(s, user_id, team_id, "developer")
+    for team, role in ((SHARED_TEAM, "developer"), (OWN_TEAM, "admin")):
+        await identities.member(f"owner@{team}.example", "admin", team=team)
+        async with identities.sessionmaker() as s, s.begin():
+            team_id = (await s.execute(sa.select(teams.c.id).where(teams.c.name == team))).scalar_one()
+            await identity.add_member(s, user_id, team_id, role)
+    token, _ = await identities.token(user_id, team=OWN_TEAM)
+    async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as api:
+        env = (await ok(await api.post("/v1/projects", json={"name": "own"}), 201))["environments"][0]["id"]
+        body = {
+            "name": OWN_APP,
+            "source": {"kind": "image", "image": "nginx:1.27"},
+            "services": [{"kind": "web", "name": "web", "port": 80}],
+        }
+        app = await ok(await api.post(f"/v1/environments/{env}/applications", json=body), 201)
+    return app["id"], token

@@ -11,8 +11,8 @@ offers a control the role may not use: a viewer's page posts to no route but its
 and a sample of the forms the admin's page has and the role's lacks, forged with the role's session and
 CSRF value, is refused by the server (403, the REST API's "This needs the ... role"); and the developer's
 shown forms are posted from the page, each answer checked (``a11y_posts``): those on objects made for them,
-those that make things or deploy (the scheduler played), and last those that change the session (a team
-switch and leave). A restore's page is reached by its link on the database's backups page.
+those that make or deploy things (templates imported too), and last those that change the session (team
+switch, leave, create and delete, sign out). A restore's page is reached by its link on its backups page.
 
 What the pages show is seeded through the REST API and the bus (``a11y_seed``), with the real notifier and
 the metrics service played: applications with deployments, a team server, a database with a verified backup
@@ -169,14 +169,14 @@ async def seeded(dashboard, notifier, receiver) -> AsyncIterator[a11y_seed.Seede
     """A project with an application that has a succeeded deployment (with its log, replicas and variables,
     one of them secret) and a failed one, so the application and deployment pages have something to show;
     a compose application with a path route; the metrics service played (charts, rules, alerts); and what
-    ``a11y_seed`` adds: a server, a database with a backup and a restore, notification channels, a second
-    team of the developer's."""
+    ``a11y_seed`` adds: a server, a database with a backup and a restore, notification channels, two more
+    teams of the developer's."""
     app, routed = await a11y_seed.applications(dashboard)
     metrics = await MetricsDouble(dashboard.scheduler.url).start(app["id"])
     try:
         url = receiver.url(a11y_seed.HOOK_PATH)
-        await a11y_seed.shared_team(dashboard.api.url, dashboard.identities, dashboard.developer)
-        yield await a11y_seed.seed(dashboard.api.url, dashboard.admin, dashboard.scheduler.bus, app, routed, url)
+        own = await a11y_seed.developer_teams(dashboard.api.url, dashboard.identities, dashboard.developer)
+        yield await a11y_seed.seed(dashboard.api.url, dashboard.admin, dashboard.scheduler.bus, app, routed, url, own)
     finally:
         await metrics.bus.close()
 
@@ -287,10 +287,12 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     todo = [
         *a11y_posts.posts(seeded, receiver.url("/hooks/dev-probe")),
         *a11y_posts.making(seeded, dashboard.scheduler),
-        *a11y_posts.session(origin, dashboard.developer),
+        *a11y_posts.session(origin, dashboard.developer, seeded),
     ]
     post_seconds: dict[str, float] = {}
-    problems.extend(await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo, post_seconds))
+    problems.extend(
+        await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo, post_seconds, browser.errors)
+    )
     await ctx.close()
 
     marks = [*phases.values(), time.monotonic()]

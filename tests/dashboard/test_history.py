@@ -1,7 +1,8 @@
 """The dashboard's pages as plain HTTP (no browser) against the module's api: the application page pages its
-deployments back so any earlier one can be rolled back to; a failed deployment's timeline marks the step it
-stopped at with the reason as its headline; a rotation of the api's secret key leaves every signed-in
-session readable (re-sealed with the new key)."""
+deployments back so any earlier one can be rolled back to, and a database's backups page pages its
+restores back so every one is a link away; a failed deployment's timeline marks the step it stopped at
+with the reason as its headline; a rotation of the api's secret key leaves every signed-in session
+readable (re-sealed with the new key)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import sqlalchemy as sa
 
+from berth_api.adapters.data_tables import restores
 from berth_api.adapters.secretbox import SecretBox
 from berth_api.adapters.tables import deployments
 from berth_api.adapters.ui_tables import session_aad, ui_sessions
@@ -213,3 +216,62 @@ def test_the_step_a_deployment_stopped_at_maps_the_old_version_steps_to_routing(
         "current": True,
         "stopped": False,
     }
+
+
+def _restore_links(html: str) -> list[str]:
+    return re.findall(r'<td><a href="/ui/restores/([0-9a-f]{32})">Restore of ', html)
+
+
+async def test_every_restore_of_a_database_is_reached_by_following_its_pages(dashboard):
+    async with httpx.AsyncClient(base_url=dashboard.api.url, headers=bearer(dashboard.admin)) as admin:
+        team = (await admin.get("/v1/me")).json()["team"]["id"]
+        dbs = []
+        for name in ("archive", "archive-other"):
+            r = await admin.post("/v1/databases", json={"name": name, "engine": "postgresql"})
+            assert r.status_code in (201, 202), r.text
+            dbs.append(r.json()["id"])
+    db, other = dbs
+    first = datetime(2026, 3, 1, tzinfo=UTC)
+    made = [new_id() for _ in range(45)]  # oldest first; two by two made in the same second (ordered by id)
+    values = [
+        {
+            "id": rid,
+            "team_id": team,
+            "database_id": db,
+            "backup_id": new_id(),
+            "target_database_id": db,
+            "target": "existing",
+            "state": "succeeded",
+            "origin_id": new_id(),
+            "key": "db/archive.dump.zst",
+            "sha256": "b" * 64,
+            "compression": "zstd",
+            "created_at": first + timedelta(seconds=i // 2),
+        }
+        for i, rid in enumerate(made)
+    ]
+    theirs = {**values[0], "id": new_id(), "database_id": other, "target_database_id": other}
+    async with dashboard.identities.sessionmaker() as s, s.begin():
+        await s.execute(restores.insert(), [*values, theirs])
+    newest_first = sorted(values, key=lambda v: (v["created_at"], v["id"]), reverse=True)
+
+    async with _signed_in(dashboard, dashboard.viewer) as http:
+        url, pages = f"/ui/databases/{db}/backups", []
+        while url:
+            r = await http.get(url)
+            assert r.status_code == 200, r.text
+            pages.append(_restore_links(r.text))
+            older = re.search(
+                r'<a href="(/ui/databases/[0-9a-f]{32}/backups\?restores_before=[0-9a-f]{32})#restores" rel="next">',
+                r.text,
+            )
+            assert ("Newest restores" in r.text) == (len(pages) > 1)
+            url = older.group(1) if older else ""
+        assert [len(p) for p in pages] == [20, 20, 5]
+        assert [rid for p in pages for rid in p] == [v["id"] for v in newest_first]  # each once, none of other's
+        assert (await http.get(f"/ui/restores/{made[0]}")).status_code == 200  # the oldest, its own page
+
+        r = await http.get(f"/ui/databases/{db}/backups?restores_before=x")  # not an id: the newest page
+        assert _restore_links(r.text) == pages[0]
+        r = await http.get(f"/ui/databases/{db}/backups?restores_before={theirs['id']}")  # another database's
+        assert r.status_code == 422 and "/query/before" in r.text

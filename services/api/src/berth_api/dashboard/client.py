@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -70,6 +71,15 @@ class Api:
 
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.call("GET", path, **kw)
+
+    async def page(self, path: str, **kw: Any) -> tuple[Any, dict[str, str]]:
+        """A listing's page (GET, as ``call``) and the query of the next one, from its ``Link: <...>;
+        rel="next"`` header (empty on the last page)."""
+        r = await self.http.get(path, **kw)
+        if r.status_code >= 400:
+            raise _problem(r)
+        following = r.links.get("next", {}).get("url", "")
+        return r.json(), dict(parse_qsl(urlsplit(following).query))
 
     async def maybe(self, path: str, default: Any = None, **kw: Any) -> Any:
         """GET, or ``default`` when the API refuses or lacks it (a part of a page that may be empty)."""

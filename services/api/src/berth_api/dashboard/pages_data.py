@@ -6,6 +6,7 @@ password is never read here (``/connection`` is not called), so no page can show
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -88,7 +89,8 @@ def _chosen(base: dict[str, Any]) -> list[str]:
     return [name.removeprefix("dest-") for name, value in base["form"].items() if name.startswith("dest-") and value]
 
 
-RESTORES_SHOWN = 20  # a database's newest restores, each linked to its page
+RESTORES_SHOWN = 20  # a database's restores at a time, each linked to its page (older ones a link away)
+ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 async def _backups(api: Api, base: dict[str, Any], status: int = 200, **extra: Any) -> Response:
@@ -97,14 +99,17 @@ async def _backups(api: Api, base: dict[str, Any], status: int = 200, **extra: A
 
 
 async def _database_backups(
-    api: Api, base: dict[str, Any], database_id: str, status: int = 200, **extra: Any
+    api: Api, base: dict[str, Any], database_id: str, status: int = 200, restores_before: str = "", **extra: Any
 ) -> Response:
-    db, backups, schedule, destinations, restores, databases = await asyncio.gather(
+    """The database's backups page; ``restores_before`` (a restore's id, the last of a page) pages its
+    restores back as the REST API's ``Link: rel="next"`` leads, so every restore is a link away."""
+    page_of = {"limit": RESTORES_SHOWN, **({"before": restores_before} if restores_before else {})}
+    db, backups, schedule, destinations, (restores, following), databases = await asyncio.gather(
         api.get(f"/v1/databases/{database_id}"),
         api.get(f"/v1/databases/{database_id}/backups"),
         api.get(f"/v1/databases/{database_id}/backup-schedule"),
         api.get("/v1/backup-destinations"),
-        api.get(f"/v1/databases/{database_id}/restores", params={"limit": RESTORES_SHOWN}),
+        api.page(f"/v1/databases/{database_id}/restores", params=page_of),
         api.maybe("/v1/databases", []),
     )
     names = {d["id"]: d["name"] for d in destinations}
@@ -119,6 +124,8 @@ async def _database_backups(
         destinations=destinations,
         names=names,
         restores=restores,
+        older_restores=following.get("before", ""),
+        restores_paged=bool(restores_before),
         database_names=database_names,
         **extra,
     )
@@ -146,7 +153,10 @@ async def create_destination(request: Request, api: Api, base: dict[str, Any]) -
 
 @page
 async def database_backups(request: Request, api: Api, base: dict[str, Any]) -> Response:
-    return await _database_backups(api, base, request.path_params["database_id"])
+    before = request.query_params.get("restores_before", "")
+    return await _database_backups(
+        api, base, request.path_params["database_id"], restores_before=before if ID.match(before) else ""
+    )
 
 
 async def _on_backups(request: Request, api: Api, base: dict[str, Any], method: str, path: str, **kw: Any) -> Any:

@@ -9,6 +9,7 @@ An S3 secret key is write-only: no answer carries it, nor a database password.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Path, Query, Request, Response, status
 
@@ -111,13 +112,25 @@ backups.listing("/databases/{database_id}/backups", "list_backups", uc.list_of, 
 Resource(router, RestoreOut).get("/restores/{restore_id}", "get_restore", restore_uc.get, "A restore and its log")
 
 
+NEXT_PAGE = {
+    "Link": {
+        "description": 'The next (older) page, `<url>; rel="next"`, while there is one',
+        "schema": {"type": "string"},
+    }
+}
+
+
 @router.get(
     "/databases/{database_id}/restores",
     operation_id="list_restores",
     summary="The database's restores, newest first (each restore's log is on the restore itself)",
+    description='`limit` of them; `Link: <...>; rel="next"` gives the next page (`before` the last of this one) '
+    "while there is one.",
+    responses={200: {"description": "A page of the restores", "headers": NEXT_PAGE}},
 )
 async def list_restores(
     request: Request,
+    response: Response,
     database_id: DatabaseId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[
@@ -125,7 +138,9 @@ async def list_restores(
     ] = None,
     principal: Principal = require_role("viewer"),
 ) -> list[RestoreItem]:
-    rows = await restore_uc.list_for(deps(request), principal, database_id, limit, before)
+    rows, older = await restore_uc.list_for(deps(request), principal, database_id, limit, before)
+    if older is not None:
+        response.headers["Link"] = f'<{request.url.path}?{urlencode({"limit": limit, "before": older})}>; rel="next"'
     return [RestoreItem.model_validate(r) for r in rows]
 
 

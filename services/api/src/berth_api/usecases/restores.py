@@ -180,10 +180,11 @@ async def get(deps: Deps, principal: Principal, restore_id: str) -> dict[str, An
 
 async def list_for(
     deps: Deps, principal: Principal, database_id: str, limit: int, before: str | None = None
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], str | None]:
     """The restores of one of the team's databases, newest first, a page of ``limit`` after the restore
-    ``before`` (the last of the previous page); 404 when the team has no such database, 422 when ``before``
-    is not one of its restores. Without their logs: a restore's own page reads its log."""
+    ``before`` (the last of the previous page), and the ``before`` of the next page (None on the last:
+    one row more is read to know); 404 when the team has no such database, 422 when ``before`` is not one
+    of its restores. Without their logs: a restore's own page reads its log."""
     async with deps.sessionmaker() as s:
         if await db_repo.get_database(s, principal.team_id, database_id) is None:
             raise connection_urls.database_missing(principal, database_id)
@@ -192,7 +193,8 @@ async def list_for(
             last = await repo.get_restore(s, principal.team_id, before)
             if last is None or last["database_id"] != database_id or last["application_id"] is not None:
                 raise invalid_field("/query/before", f"no restore {before} of database {database_id}")
-        return await repo.restores_of(s, principal.team_id, database_id, limit, last)
+        rows = await repo.restores_of(s, principal.team_id, database_id, limit + 1, last)
+    return rows[:limit], (rows[limit - 1]["id"] if len(rows) > limit else None)
 
 
 async def _lines(deps: Deps, restore_id: str) -> list[dict[str, Any]]:
