@@ -9,6 +9,10 @@ settings with a fresh PostgreSQL database per preview. A signed GitHub ``pull_re
 - ``create_s``: from sending it to the preview's host (``pr-<number>-<app>.localhost``) answering 200 with
   the feature branch's content through Traefik: the preview application made, its database made and
   linked, the head commit built and rolled out, the route live.
+- ``update_s``: from sending the ``synchronize`` delivery of a second commit pushed to the pull request
+  (its site says ``preview 2``) to the preview's host answering with it; ``failed_during_update``: the
+  requests to the host that did not answer 200 while it switched (an open-loop load of ``RATE`` per
+  second through Traefik from the delivery until a moment after the new content is served; goal 0).
 - ``destroy_s``: from sending the ``closed`` delivery to nothing of the preview being left.
 - ``left_after_destroy``: how many things of the preview are left (goal 0): its containers, volumes and
   built images on the engine (by their ``berth.*`` labels), its database's container and volume, Traefik
@@ -34,10 +38,13 @@ from typing import Any
 import httpx
 
 from benchmarks.support.platform import BerthUp, busybox_image
+from tests.support.open_loop import OpenLoop
 
 NAME = "preview"
-GOALS = {"left_after_destroy": ("<=", 0.0)}
+GOALS = {"left_after_destroy": ("<=", 0.0), "failed_during_update": ("<=", 0.0)}
 NUMBER = 7
+RATE = 20.0  # requests per second to the preview's host while it switches to the second commit
+SETTLED_S = 0.5  # the load goes on this long after the new content is first served
 
 
 def git(repo: Path, *args: str) -> str:
@@ -59,6 +66,13 @@ def make_repo(root: Path, base: str) -> tuple[Path, str]:
     (repo / "index.html").write_text("preview")
     git(repo, "commit", "-q", "-am", "preview")
     return repo, git(repo, "rev-parse", "HEAD")
+
+
+def push(repo: Path, content: str) -> str:
+    """A new commit on the ``feature`` branch whose site says ``content``; its id."""
+    (repo / "index.html").write_text(content)
+    git(repo, "commit", "-q", "-am", content)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def pull_request(secret: str, action: str, sha: str) -> tuple[bytes, dict[str, str]]:
@@ -142,6 +156,50 @@ async def _until(check: Any, timeout: float, what: str) -> Any:
         await asyncio.sleep(0.2)
 
 
+async def _head_deployed(api: httpx.AsyncClient, app_id: str, sha: str) -> dict[str, Any]:
+    """The preview's record once its deployment of ``sha`` is recorded."""
+
+    async def recorded() -> dict[str, Any] | None:
+        shown = (await api.get(f"/v1/applications/{app_id}/previews")).json()
+        return next((p for p in shown if p["head_commit"] == sha and p["deployment_id"]), None)
+
+    return dict(await _until(recorded, 30, f"the preview's deployment of {sha} recorded"))
+
+
+async def _update(
+    api: httpx.AsyncClient, proxy: httpx.AsyncClient, hook: tuple[str, str], host: str, sha: str
+) -> dict[str, Any]:
+    """Send the ``synchronize`` delivery of ``sha`` (its site says ``preview 2``) under an open-loop load on
+    the preview's host until the new content has been served for ``SETTLED_S``; the time and the load."""
+    port = proxy.base_url.port
+    assert port is not None
+    load = OpenLoop(port, host, RATE)
+    runner = asyncio.create_task(load.run())
+    try:
+        t0 = time.monotonic()
+        raw, headers = pull_request(hook[1], "synchronize", sha)
+        r = await api.post(hook[0], content=raw, headers=headers)
+        assert r.status_code == 202, r.text
+
+        async def updated() -> bool:
+            answer = await proxy.get("/", headers={"Host": host})
+            return answer.status_code == 200 and answer.text.strip() == "preview 2"
+
+        await _until(updated, 300, "the preview answering with the second commit")
+        update_s = time.monotonic() - t0
+        await asyncio.sleep(SETTLED_S)
+    finally:
+        load.stop.set()
+        await runner
+    return {
+        "update_s": round(update_s, 3),
+        "failed_during_update": len(load.errors),
+        "errors_during_update": load.errors[:10],
+        "requests_during_update": load.sent,
+        "served_during_update": sorted(load.seen),
+    }
+
+
 async def cycle(
     api: httpx.AsyncClient,
     proxy: httpx.AsyncClient,
@@ -149,10 +207,13 @@ async def cycle(
     root: Path,
     track: list[str],
     live: Callable[[str, Path, str], Awaitable[None]] | None = None,
+    forge: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Make a preview from a pull request and destroy it; the timings and what is left. ``track`` gets the
-    ids whose containers are removed if the platform stops early; ``live`` (the preview's host, the
-    repository and the head commit) is awaited while the preview serves, before the pull request closes."""
+    """Make a preview from a pull request, update it with a second commit and destroy it; the timings and
+    what is left. ``track`` gets the ids whose containers are removed if the platform stops early; ``live``
+    (the preview's host, the repository and the head commit) is awaited while the preview serves each head,
+    before the next delivery; ``forge`` (a GitHub API address and token) is where the application's webhook
+    reports commit statuses."""
     repo, sha = make_repo(root, busybox_image())
     r = await api.post("/v1/projects", json={"name": f"previews-{os.getpid()}-{uuid.uuid4().hex[:6]}"})
     r.raise_for_status()
@@ -177,7 +238,12 @@ async def cycle(
     track.append(app_id)
     r = await api.post(f"/v1/applications/{app_id}/webhook", json={})
     assert r.status_code == 201, r.text
-    url, secret = httpx.URL(r.json()["url"]).path, r.json()["secret"]
+    hook_url = httpx.URL(r.json()["url"])
+    url, secret = hook_url.path, r.json()["secret"]
+    if forge is not None:
+        target = {"forge": "github", "api_url": forge[0], "repository": "acme/site", "token": forge[1]}
+        r = await api.put(f"/v1/applications/{app_id}/webhook/status", json=target)
+        assert r.status_code == 200, r.text
     settings = {"database": "fresh", "env": [{"name": "STAGE", "value": "preview"}]}
     r = await api.put(f"/v1/applications/{app_id}/previews/settings", json=settings)
     assert r.status_code == 200, r.text
@@ -206,11 +272,18 @@ async def cycle(
         ).stdout
     )
     layered = "STAGE=preview" in env and any(e.startswith("DATABASE_URL=postgresql://") for e in env)
+    deployed = {sha: preview["deployment_id"]}
     if live is not None:
         await live(preview["host"], repo, sha)
 
+    second = push(repo, "preview 2")
+    update = await _update(api, proxy, (url, secret), host, second)
+    deployed[second] = (await _head_deployed(api, app_id, second))["deployment_id"]
+    if live is not None:
+        await live(preview["host"], repo, second)
+
     t1 = time.monotonic()
-    raw, headers = pull_request(secret, "closed", sha)
+    raw, headers = pull_request(secret, "closed", second)
     r = await api.post(url, content=raw, headers=headers)
     assert r.status_code == 202, r.text
 
@@ -225,12 +298,15 @@ async def cycle(
     left = await left_of(api, proxy, traefik, app_id, preview)
     return {
         "create_s": round(create_s, 3),
+        **update,
         "destroy_s": round(destroy_s, 3),
         "left_after_destroy": count(left),
         "left": left,
         "variables_layered": layered,
         "host": host,
         "database": "fresh (postgresql)",
+        "deployments": deployed,
+        "link_base": str(hook_url.copy_with(path="/", query=None)).rstrip("/"),
     }
 
 

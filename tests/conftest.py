@@ -59,7 +59,7 @@ LONG_FILES_S = {
     "tests/proxy/test_tls_acme.py": 55,
     "tests/metrics/test_service.py": 50,
     "tests/api/test_previews.py": 50,
-    "tests/e2e/test_previews_e2e.py": 50,
+    "tests/e2e/test_previews_e2e.py": 60,
     "tests/api/test_webhooks.py": 50,
     "tests/e2e/test_chaos.py": 45,
     "tests/metrics/test_database_health_down.py": 45,

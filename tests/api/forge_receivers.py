@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -53,10 +54,12 @@ RULES: dict[str, dict[str, Any]] = {
 
 
 class StatusReceiver(HttpReceiver):
-    def __init__(self, forge: str, token: str, script: list[Any] | None = None) -> None:
+    def __init__(self, forge: str, token: str, script: list[Any] | None = None, repository: str = "acme/blog") -> None:
         super().__init__(script)
         self.forge, self.token = forge, token
-        self.rule = RULES["gitea" if forge in ("forgejo", "gogs") else forge]
+        rule = RULES["gitea" if forge in ("forgejo", "gogs") else forge]
+        path = rule["path"].replace("acme/blog", repository).replace("acme%2Fblog", quote(repository, safe=""))
+        self.rule = {**rule, "path": path}  # the statuses of ``repository``'s commits
         self.unauthorized = 0
 
     def check(self, request: web.Request, body: bytes) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -140,18 +141,25 @@ COMMENT_RULES: dict[str, dict[str, Any]] = {
 }
 
 
+def _of(pattern: str, repository: str) -> str:
+    """A rule's path pattern for ``repository`` (``owner/name``) instead of ``acme/blog``."""
+    return pattern.replace("acme/blog", repository).replace("acme%2Fblog", quote(repository, safe=""))
+
+
 class CommentReceiver(HttpReceiver):
     """The forge's pull request comments: ``comments`` maps a comment id to its current text."""
 
     METHOD = "*"  # POST a new comment, PATCH or PUT it in place
 
-    def __init__(self, forge: str, token: str) -> None:
+    def __init__(self, forge: str, token: str, repository: str = "acme/blog") -> None:
         super().__init__()
         self.forge, self.token = forge, token
-        self.rule = COMMENT_RULES["gitea" if forge == "forgejo" else forge]
+        rule = COMMENT_RULES["gitea" if forge == "forgejo" else forge]
+        method, edit = rule["edit"]
+        self.rule = {**rule, "new": _of(rule["new"], repository), "edit": (method, _of(edit, repository))}
         self.comments: dict[int, str] = {}
         self.versions: dict[int, int] = {}
-        self.status = StatusReceiver(forge, token)  # the commit statuses, at the same API address
+        self.status = StatusReceiver(forge, token, repository=repository)  # the statuses, at the same address
         self.statuses: list[dict[str, Any]] = []  # each accepted status's body, in order
 
     def check(self, request: web.Request, body: bytes) -> list[str]:

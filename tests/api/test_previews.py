@@ -88,6 +88,7 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         (start,) = await scheduler.wait_for(START)
         spec = start.data["spec"]
         assert spec["name"] == "blog-pr-7" and spec["source"]["ref"] == sha(1)
+        assert start.data["options"]["drain_grace_s"] == 2.0  # not the scheduler's 30 s: its status waits on it
         env = {v["name"]: v.get("value") for v in spec["env"]}
         assert env["MODE"] == "preview" and env["KEEP"] == "kept"  # preview-only values win
         assert "pr-7-blog.localhost" in json.dumps(spec["services"])
@@ -127,6 +128,7 @@ async def test_a_pull_request_preview_is_made_updated_and_destroyed(client, memb
         _, again = await scheduler.wait_for(START, 2)
         assert again.data["application_id"] == start.data["application_id"]
         assert again.data["spec"]["source"]["ref"] == sha(2)
+        assert again.data["options"] == start.data["options"]
 
         raw, h = signed_pr(forge, created["secret"], "closed", 7, sha(2))
         assert (await deliver(client, created["url"], raw, h)).status_code == 202

@@ -50,7 +50,10 @@ from berth_common.logging import get_logger
 
 log = get_logger(__name__)
 FINAL = ("succeeded", "failed", "cancelled")
-DRAIN_S = 2.0  # a closed pull request's preview: requests in flight get this long, not the scheduler's default
+# A preview's old version (replaced by a new commit, or its pull request closed) serves requests in flight
+# this long, not the scheduler's default (30 s): a preview is not production traffic, and its commit status
+# and comment say "deployed" only once the old version is stopped.
+DRAIN_S = 2.0
 
 
 def _actor(team_id: str) -> Principal:
@@ -175,7 +178,7 @@ async def _deploy(deps: Deps, row: dict[str, Any]) -> None:
         return
 
     async def body(unit: Unit) -> dict[str, Any]:
-        options = RolloutOptions(when_busy="replace_queued")
+        options = RolloutOptions(when_busy="replace_queued", drain_grace_s=DRAIN_S)
         return await deployments.start_in(deps, unit, actor, app_id, options, commit=row["head_commit"])
 
     started = await deployments.run(deps, body)
