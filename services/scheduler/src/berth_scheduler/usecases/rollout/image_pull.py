@@ -22,6 +22,7 @@ from berth_common.outbound import HostError
 from berth_common.outbound_net import OutboundRefused, checked_addresses
 from berth_common.registries import ImageRef
 from berth_scheduler.adapters import store
+from berth_scheduler.adapters.docker import explained
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
 from berth_scheduler.domain import images, names
 from berth_scheduler.usecases.rollout.context import RolloutContext
@@ -122,7 +123,10 @@ async def pull_on(
     except PullError as exc:
         await log_lines(rt, deployment_id, pending)
         why = images.failure_reason(ref, str(exc), with_credentials=auth is not None, present=present is not None)
-        why = why if server == LOCAL else f"server {server}: {why}"
+        if images.failure_kind(str(exc)) == "disk_full":
+            why = explained(why, server)  # the full disk named first, with the server
+        elif server != LOCAL:
+            why = f"server {server}: {why}"
         log.info("image pull failed", deployment_id=deployment_id, image=image, kind=images.failure_kind(str(exc)))
         raise PullFailedError(names.redact(why, secrets)) from None
     await log_lines(rt, deployment_id, pending)
