@@ -21,6 +21,18 @@ def test_a_build_that_met_a_full_disk_names_it():
     )
 
 
+def test_a_step_that_filled_the_disk_names_it_from_its_output():
+    tail = ["#5 [2/2] RUN dd if=/dev/zero of=/big", "#5 dd: error writing '/big': No space left on device"]
+    reason = build_failure_reason("executor failed running [/bin/sh -c dd]: exit code: 1", tail, [])
+    assert reason.startswith(
+        "a build step ran out of disk space on the build server (Docker's data root filled up while it ran): "
+        "free space there (docker system prune, a larger disk) or make the step write less, and deploy again. "
+        "Docker said: executor failed running [/bin/sh -c dd]: exit code: 1\nLast lines:\n#5 [2/2] RUN"
+    ), reason
+    other = build_failure_reason("exit code: 1", ["#5 [2/2] RUN false"], [])
+    assert other.startswith("a build step failed: fix it and deploy again.")
+
+
 def test_the_full_disk_words_are_recognised_and_other_words_kept():
     assert disk_full.says_full("write /x: No space left on device") and not disk_full.says_full("exit code: 3")
     assert disk_full.explained(STORE, "server 6292e648") == (
