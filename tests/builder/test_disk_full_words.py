@@ -45,3 +45,20 @@ def test_the_probe_archive_is_one_file_and_no_image():
     with tarfile.open(fileobj=io.BytesIO(disk_full.probe_tar())) as tar:
         members = tar.getmembers()
     assert [(m.name, m.size, m.isfile()) for m in members] == [(disk_full.PROBE_NAME, disk_full.PROBE_BYTES, True)]
+
+
+def test_an_image_larger_than_the_free_space_is_named_with_both_sizes():
+    mib = disk_full.MIB
+    assert disk_full.no_room(40 * mib + 1, 19 * mib + mib // 2) == "needs 41 MiB, 19 MiB free"
+    assert disk_full.no_room(19 * mib, 19 * mib) is None  # it fits
+    assert disk_full.no_room(None, 3) is None and disk_full.no_room(3, None) is None  # unknown: nothing said
+    broke = "the target engine refused the image: broken pipe"
+    assert disk_full.without_room(broke, "server 6292e648", "app:1", 40 * mib, 19 * mib) == (
+        "the disk of server 6292e648 has no room for image app:1 (Docker's data root): it needs 40 MiB, 19 MiB "
+        f"free: {broke}"
+    )
+    # it fits: the failure is something else, kept as it is (or named as a full disk by the engine's words)
+    assert disk_full.without_room(broke, "server 6292e648", "app:1", 10 * mib, 19 * mib) == broke
+    assert disk_full.without_room(STORE, "server 6292e648", "app:1", None, None).startswith(
+        "the disk of server 6292e648 is full (Docker's data root): mkdir"
+    )
