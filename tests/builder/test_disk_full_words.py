@@ -51,6 +51,7 @@ def test_an_image_larger_than_the_free_space_is_named_with_both_sizes():
     mib = disk_full.MIB
     assert disk_full.no_room(40 * mib + 1, 19 * mib + mib // 2) == "needs 41 MiB, 19 MiB free"
     assert disk_full.no_room(19 * mib, 19 * mib) is None  # it fits
+    assert disk_full.no_room(25 * mib, 11 * mib, at_least=True) == "needs at least 25 MiB, 11 MiB free"
     assert disk_full.no_room(None, 3) is None and disk_full.no_room(3, None) is None  # unknown: nothing said
     broke = "the target engine refused the image: broken pipe"
     assert disk_full.without_room(broke, "server 6292e648", "app:1", 40 * mib, 19 * mib) == (

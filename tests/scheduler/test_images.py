@@ -127,6 +127,13 @@ def test_failure_reasons_say_what_to_do():
     )
 
 
+def test_the_layers_sizes_are_read_from_the_pull_stream():
+    downloading = {"status": "Downloading", "progressDetail": {"current": 5, "total": 25173688}, "id": "a71aafb93e76"}
+    assert images.layer_total(downloading) == ("a71aafb93e76", 25173688)
+    assert images.layer_total({"status": "Extracting", "progressDetail": {"current": 5, "total": 9}, "id": "a"}) is None
+    assert images.layer_total({"status": "Pulling fs layer", "progressDetail": {}, "id": "a"}) is None
+
+
 def test_the_digest_is_the_one_of_the_repository_named():
     ref = parse("127.0.0.1:5000/team/app:v1")
     other = f"127.0.0.1:6000/else@{DIGEST}"

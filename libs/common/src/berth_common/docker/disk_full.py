@@ -43,19 +43,22 @@ def explained(message: str, where: str) -> str:
     return message
 
 
-def no_room(needed_bytes: int | None, free_bytes: int | None) -> str | None:
+def no_room(needed_bytes: int | None, free_bytes: int | None, *, at_least: bool = False) -> str | None:
     """``needs N MiB, M MiB free`` when ``needed_bytes`` do not fit in ``free_bytes`` (the need rounded up,
-    the free space down); None when they fit or either is unknown."""
+    the free space down; ``at_least``: the need is a lower bound, a pull's compressed layers); None when
+    they fit or either is unknown."""
     if needed_bytes is None or free_bytes is None or needed_bytes <= free_bytes:
         return None
-    return f"needs {-(-needed_bytes // MIB)} MiB, {free_bytes // MIB} MiB free"
+    return f"needs {'at least ' if at_least else ''}{-(-needed_bytes // MIB)} MiB, {free_bytes // MIB} MiB free"
 
 
-def without_room(message: str, where: str, image: str, needed_bytes: int | None, free_bytes: int | None) -> str:
+def without_room(
+    message: str, where: str, image: str, needed_bytes: int | None, free_bytes: int | None, *, at_least: bool = False
+) -> str:
     """A failed transfer or pull of ``image`` to ``where`` in words a person acts on: when the image does not
     fit in the free space of the data root (``no_room``), that first, the failure's own words after it;
     else ``explained`` (a full disk named when the words say so)."""
-    room = no_room(needed_bytes, free_bytes)
+    room = no_room(needed_bytes, free_bytes, at_least=at_least)
     if room is None:
         return explained(message, where)
     return f"the disk of {where} has no room for image {image} (Docker's data root): it {room}: {message}"

@@ -65,6 +65,16 @@ def progress_line(message: dict[str, Any]) -> str | None:
     return registries.progress_line(message, "pull", _CHATTY)
 
 
+def layer_total(message: dict[str, Any]) -> tuple[str, int] | None:
+    """(layer id, its compressed size) from a ``Downloading`` message of the pull stream, else None: their
+    sum is a lower bound of the room the pull needs."""
+    detail = message.get("progressDetail")
+    total = detail.get("total") if isinstance(detail, dict) else None
+    if message.get("status") != "Downloading" or not isinstance(total, int) or total <= 0:
+        return None
+    return str(message.get("id") or ""), total
+
+
 _STREAM_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$")
 
 

@@ -6,7 +6,7 @@ registry, a built image exists on its build server's engine (``GitSource.build_s
 plane's by default) and every other server that does not have it yet gets it streamed from there
 (``docker save`` into ``docker load`` over the forwarded sockets, ``berth_common.image_delivery``), which
 needs no registry; a transfer that fails on a server whose data root has less room than the image says so
-with both sizes (``room_for``). A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
+with both sizes (``room.py``). A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
 A compose service's own build (``domain/builds.py``) reaches the servers the same way: its pushed
 reference is pulled (``pull.py``), its tag without a push registry is streamed from the build server.
 """
@@ -14,18 +14,16 @@ reference is pulled (``pull.py``), its tag without a push registry is streamed f
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from berth_common.catalogue import ApplicationSpec, GitSource
 from berth_common.catalogue.specs import LOCAL_SERVER
 from berth_common.docker import DockerUnavailable, disk_full
 from berth_common.logging import get_logger
 from berth_common.registries import credentials_for, parse
-from berth_scheduler.adapters import data_root
-from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.registry import ImageRegistry
 from berth_scheduler.domain import images
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.usecases.rollout import room
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines, pull_on
 
@@ -80,11 +78,12 @@ async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDeliv
         sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
     except (DeliveryError, DockerUnavailable) as exc:
         # a full disk named with the server (``DiskFullError``), or an image larger than the room there
-        needed, free = await room_for(rt, how.image, how.source, server_id)
+        free = await room.free_on(rt, server_id)
+        needed = await room.image_size_on(rt, how.source, how.image) if free is not None else None
         if isinstance(exc, DockerUnavailable) and disk_full.no_room(needed, free) is None:
             raise  # the engine went away: retried
-        where = "the control plane's server" if server_id == LOCAL_SERVER else f"server {server_id}"
-        raise ImageNotDeliveredError(disk_full.without_room(str(exc), where, how.image, needed, free)) from None
+        said = disk_full.without_room(str(exc), room.where(server_id), how.image, needed, free)
+        raise ImageNotDeliveredError(said) from None
     took = time.monotonic() - started
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
     log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))
@@ -102,22 +101,3 @@ async def _pull_pushed(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, pu
     secrets = spec.secret_values()
     _, detail = await pull_on(rt, r.deployment_id, pushed_ref, ref, "if-missing", auth, secrets, server_id, r.team_id)
     await log_lines(rt, r.deployment_id, [f"[starting] {detail}"])
-
-
-async def room_for(rt: RolloutContext, image: str, source_id: str, server_id: str) -> tuple[int | None, int | None]:
-    """(the image's size on ``source_id``, the free space of ``server_id``'s data root), each None when it
-    cannot be had: the control plane's own data root is not measured (the scheduler may run in a container
-    that does not see it), another server's is, with ``df`` over its SSH connection."""
-    if server_id == LOCAL_SERVER:
-        return None, None
-    try:
-        source, target = await rt.fleet.docker(source_id), await rt.fleet.docker(server_id)
-        ssh_target = await rt.fleet.target(server_id)
-    except (DockerUnavailable, ServerRefusedError):
-        return None, None
-    pool = rt.fleet.pool()
-
-    async def run(argv: Sequence[str]) -> tuple[int, str, str]:
-        return await pool.run(server_id, ssh_target, argv, data_root.TIMEOUT_S)
-
-    return await data_root.image_bytes(source.docker, image), await data_root.data_root_free(target.docker, run)
