@@ -20,6 +20,7 @@ from berth_common.catalogue.specs import LOCAL_SERVER
 from berth_common.docker import DockerUnavailable, disk_full
 from berth_common.logging import get_logger
 from berth_common.registries import credentials_for, parse
+from berth_scheduler.adapters.docker import server_words
 from berth_scheduler.adapters.registry import ImageRegistry
 from berth_scheduler.domain import images
 from berth_scheduler.domain.machine import Rollout
@@ -82,7 +83,7 @@ async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDeliv
         needed = await room.image_size_on(rt, how.source, how.image) if free is not None else None
         if isinstance(exc, DockerUnavailable) and disk_full.no_room(needed, free) is None:
             raise  # the engine went away: retried
-        said = disk_full.without_room(str(exc), room.where(server_id), how.image, needed, free)
+        said = disk_full.without_room(str(exc), server_words(server_id), how.image, needed, free)
         raise ImageNotDeliveredError(said) from None
     took = time.monotonic() - started
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"

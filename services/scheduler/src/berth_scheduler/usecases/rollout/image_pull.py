@@ -22,6 +22,7 @@ from berth_common.outbound import HostError
 from berth_common.outbound_net import OutboundRefused, checked_addresses
 from berth_common.registries import ImageRef
 from berth_scheduler.adapters import store
+from berth_scheduler.adapters.docker import server_words
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
 from berth_scheduler.domain import images, names
 from berth_scheduler.usecases.rollout import room
@@ -129,7 +130,7 @@ async def pull_on(
         free = await room.free_on(rt, server) if needed else None
         if images.failure_kind(str(exc)) == "disk_full" or disk_full.no_room(needed, free) is not None:
             # the full disk named first, with the server (and the image against the room there)
-            why = disk_full.without_room(why, room.where(server), image, needed, free, at_least=True)
+            why = disk_full.without_room(why, server_words(server), image, needed, free, at_least=True)
         elif server != LOCAL:
             why = f"server {server}: {why}"
         log.info("image pull failed", deployment_id=deployment_id, image=image, kind=images.failure_kind(str(exc)))

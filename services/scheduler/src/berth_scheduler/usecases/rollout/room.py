@@ -15,11 +15,6 @@ from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.usecases.rollout.context import RolloutContext
 
 
-def where(server_id: str) -> str:
-    """The server in a person's words."""
-    return "the control plane's server" if server_id == LOCAL_SERVER else f"server {server_id}"
-
-
 async def image_size_on(rt: RolloutContext, server_id: str, image: str) -> int | None:
     """The image's size on ``server_id``'s engine (which has it), or None."""
     try:
