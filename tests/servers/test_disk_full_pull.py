@@ -1,27 +1,23 @@
 """A registry pull onto a server whose disk is full fails quickly with a reason that names the full disk (not
-a registry's error, not an engine out of reach); one of an image larger than the room left names both sizes
-(the layers' sizes the pull reported against ``df`` of the data root over SSH). The server is a namespace
-test server whose engine's data root is a 128 MB file system of its own, filled (or all but 12 MiB); the
-registry is Debian's ``docker-registry`` on the test network's gateway."""
+a registry's error, not an engine out of reach), and succeeds once there is room. The server is a namespace
+test server whose engine's data root is a 128 MB file system of its own, filled; the registry is Debian's
+``docker-registry`` on the test network's gateway. (The whole deployment: ``test_disk_full_deploy.py``.)"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from berth_common import ssh
-from berth_common.docker import DockerEngines, disk_full, local_engine
+from berth_common.docker import DockerEngines, local_engine
 from berth_common.docker.engine import Engine, endpoint
 from berth_common.registries import parse
-from berth_scheduler.adapters.data_root import data_root_free
 from berth_scheduler.adapters.docker import DockerExecutor, explained
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
 from berth_scheduler.domain import images
-from tests.servers.test_disk_no_room import IMAGE, MIB, big_image, leave_free  # noqa: F401 (a fixture)
 from tests.support import registry as reg
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
@@ -41,7 +37,7 @@ def served(tmp_path: Path) -> Iterator[tuple[TestServer, reg.Registry, reg.Regis
         started.append(reg.Registry(tmp_path / "pushing").start())
         storage = tmp_path / "pushing" / "storage"
         started.append(reg.Registry(tmp_path / "served", bind=net.gateway, storage=storage).start())
-        server = start_server(net, 2, insecure_registries=(started[1].host,), data_mb=128)
+        server = start_server(net, 2, with_sshd=False, insecure_registries=(started[1].host,), data_mb=128)
         yield server, started[0], started[1]
     finally:
         if server is not None:
@@ -85,43 +81,3 @@ async def test_a_pull_onto_a_full_disk_names_the_full_disk(served: tuple[TestSer
     server.free_disk()
     await registry.pull(images.pull_call(ref), on_message, 120)
     assert await registry.local(str(ref)) is not None
-
-
-@pytest.mark.usefixtures("big_image")
-async def test_a_pull_larger_than_the_room_left_names_both_sizes(
-    served: tuple[TestServer, reg.Registry, reg.Registry], tmp_path: Path
-):
-    server, pushing, network = served
-    pushed = await reg.push(IMAGE, pushing, "berth/no-room", "1")
-    ref = parse(pushed.replace(pushing.host, network.host))
-    registry = await registry_on(server)
-    leave_free(server, 12 * MIB)
-    layers: dict[str, int] = {}
-
-    async def on_message(message: dict[str, Any]) -> None:
-        layers.update([found] if (found := images.layer_total(message)) else [])
-
-    with pytest.raises(PullError) as caught:
-        await registry.pull(images.pull_call(ref), on_message, 120)
-    needed = sum(layers.values())
-    assert 24 * MIB <= needed < 25 * MIB  # one layer of random bytes: compressed, it is as large
-
-    pool = ssh.SshPool(tmp_path / "s")
-    key = server.host_key.export_public_key("openssh").decode().strip()
-    target = ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
-
-    async def run(argv: Sequence[str]) -> tuple[int, str, str]:
-        return await pool.run("6292e648", target, argv, 10)
-
-    try:
-        free = await data_root_free(registry.docker.docker, run)
-    finally:
-        await pool.close()
-    assert free is not None and 10 * MIB < free < 13 * MIB
-    # the deployment's reason, as image_pull.pull_on words it for that server
-    why = images.failure_reason(ref, str(caught.value), with_credentials=False, present=False)
-    said = disk_full.without_room(why, "server 6292e648", str(ref), needed, free, at_least=True)
-    assert said.startswith(
-        f"the disk of server 6292e648 has no room for image {ref} (Docker's data root): it needs at least 25 MiB, "
-        f"{free // MIB} MiB free: image '{ref}' is not on this server and could not be pulled: the server's disk"
-    ), said
