@@ -93,6 +93,7 @@ LONG_FILES_S = {
     "tests/api/test_databases_api.py": 30,
     "tests/servers/test_scale_servers.py": 30,
     "tests/servers/test_compose_scale_servers.py": 30,
+    "tests/servers/test_disk_full_deploy.py": 40,
     "tests/e2e/test_template_files.py": 25,
     "tests/dashboard/test_catalogue_team.py": 25,
     "tests/e2e/test_deploy_flow.py": 25,

@@ -21,6 +21,18 @@ def test_a_build_that_met_a_full_disk_names_it():
     )
 
 
+def test_a_step_that_filled_the_disk_names_it_from_its_output():
+    tail = ["#5 [2/2] RUN dd if=/dev/zero of=/big", "#5 dd: error writing '/big': No space left on device"]
+    reason = build_failure_reason("executor failed running [/bin/sh -c dd]: exit code: 1", tail, [])
+    assert reason.startswith(
+        "a build step ran out of disk space on the build server (Docker's data root filled up while it ran): "
+        "free space there (docker system prune, a larger disk) or make the step write less, and deploy again. "
+        "Docker said: executor failed running [/bin/sh -c dd]: exit code: 1\nLast lines:\n#5 [2/2] RUN"
+    ), reason
+    other = build_failure_reason("exit code: 1", ["#5 [2/2] RUN false"], [])
+    assert other.startswith("a build step failed: fix it and deploy again.")
+
+
 def test_the_full_disk_words_are_recognised_and_other_words_kept():
     assert disk_full.says_full("write /x: No space left on device") and not disk_full.says_full("exit code: 3")
     assert disk_full.explained(STORE, "server 6292e648") == (
@@ -33,3 +45,21 @@ def test_the_probe_archive_is_one_file_and_no_image():
     with tarfile.open(fileobj=io.BytesIO(disk_full.probe_tar())) as tar:
         members = tar.getmembers()
     assert [(m.name, m.size, m.isfile()) for m in members] == [(disk_full.PROBE_NAME, disk_full.PROBE_BYTES, True)]
+
+
+def test_an_image_larger_than_the_free_space_is_named_with_both_sizes():
+    mib = disk_full.MIB
+    assert disk_full.no_room(40 * mib + 1, 19 * mib + mib // 2) == "needs 41 MiB, 19 MiB free"
+    assert disk_full.no_room(19 * mib, 19 * mib) is None  # it fits
+    assert disk_full.no_room(25 * mib, 11 * mib, at_least=True) == "needs at least 25 MiB, 11 MiB free"
+    assert disk_full.no_room(None, 3) is None and disk_full.no_room(3, None) is None  # unknown: nothing said
+    broke = "the target engine refused the image: broken pipe"
+    assert disk_full.without_room(broke, "server 6292e648", "app:1", 40 * mib, 19 * mib) == (
+        "the disk of server 6292e648 has no room for image app:1 (Docker's data root): it needs 40 MiB, 19 MiB "
+        f"free: {broke}"
+    )
+    # it fits: the failure is something else, kept as it is (or named as a full disk by the engine's words)
+    assert disk_full.without_room(broke, "server 6292e648", "app:1", 10 * mib, 19 * mib) == broke
+    assert disk_full.without_room(STORE, "server 6292e648", "app:1", None, None).startswith(
+        "the disk of server 6292e648 is full (Docker's data root): mkdir"
+    )

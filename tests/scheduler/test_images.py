@@ -94,6 +94,12 @@ def test_progress_lines_leave_out_the_chatty_states():
         ('Get "http://127.0.0.1:9/v2/": dial tcp 127.0.0.1:9: connect: connection refused', "unreachable"),
         ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host', "unreachable"),
         ("something else entirely", "other"),
+        # the engine's words on a full disk (a path and "timeout"-like words must not read as the registry's)
+        ("error creating temporary lease: write /d/containerd/meta.db: no space left on device: unknown", "disk_full"),
+        (
+            "failed to register layer: Error processing tar file(exit status 1): write /bin/x: no space left on device",
+            "disk_full",
+        ),
     ],
 )
 def test_failures_are_classified(error, kind):
@@ -114,6 +120,18 @@ def test_failure_reasons_say_what_to_do():
     assert "has no such image (check the repository name and the tag or digest)" in missing
     down = images.failure_reason(ref, "dial tcp: connection refused", with_credentials=False, present=False)
     assert "could not be reached from this server" in down and "is not on this server" in down
+    full = images.failure_reason(ref, "write /d/meta.db: no space left on device", with_credentials=False, present=True)
+    assert full == (
+        "could not pull '127.0.0.1:5000/team/app:v1': the server's disk has no room for it: free space there "
+        "(docker system prune, a larger disk) and deploy again: write /d/meta.db: no space left on device"
+    )
+
+
+def test_the_layers_sizes_are_read_from_the_pull_stream():
+    downloading = {"status": "Downloading", "progressDetail": {"current": 5, "total": 25173688}, "id": "a71aafb93e76"}
+    assert images.layer_total(downloading) == ("a71aafb93e76", 25173688)
+    assert images.layer_total({"status": "Extracting", "progressDetail": {"current": 5, "total": 9}, "id": "a"}) is None
+    assert images.layer_total({"status": "Pulling fs layer", "progressDetail": {}, "id": "a"}) is None
 
 
 def test_the_digest_is_the_one_of_the_repository_named():

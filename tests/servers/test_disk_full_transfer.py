@@ -1,7 +1,8 @@
 """A full disk on a server met while an image is streamed to it, or while a build sends it its context: the
 engine just drops the connection (a broken pipe, which reads as an engine gone away and is retried), so
-Berth asks the engine (``berth_common.docker.disk_full.probe``) and the failure names the full disk. The
-server is a namespace test server whose engine's data root is a 128 MB file system of its own, filled."""
+Berth asks the engine (``berth_common.docker.disk_full.probe``) and the failure names the full disk; a build
+step that fills the disk is named from its own output. The server is a namespace test server whose engine's
+data root is a 128 MB file system of its own (filled, or filled by the build)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -80,3 +81,42 @@ async def test_a_full_disk_is_named_during_an_image_transfer_and_a_build(small_s
     # room again: the same image arrives
     small_server.free_disk()
     assert await d.deliver_image("/var/run/docker.sock", target, image, timeout=120) > 1_000_000
+
+
+def dockerfile_context(path: Path, dockerfile: str) -> Path:
+    with tarfile.open(path, "w") as tar:
+        data = dockerfile.encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+async def test_a_build_that_fills_the_disk_or_meets_it_full_names_it(small_server: TestServer, tmp_path: Path):
+    """BuildKit (Berth's default) and the classic builder: a step that writes more than the disk holds fails
+    by its exit code only, and the engine removes what it wrote; its output names the full disk. BuildKit on
+    a disk already full cannot store the context (the classic builder's case is the test above)."""
+    image = busybox_image()
+    small_server.load_image(image)
+    client = DockerClient(DockerEngines(local_engine(small_server.docker_host, "v1.41")))
+    filling = dockerfile_context(tmp_path / "fill.tar", f"FROM {image}\nRUN dd if=/dev/zero of=/big bs=1M count=200\n")
+
+    async def failed_build(engine: Literal["buildkit", "legacy"], context: Path) -> str:
+        request = BuildRequest(tag="berth/disk-full:2", dockerfile="Dockerfile", buildargs={}, labels={}, engine=engine)
+        stream = BuildStream()
+
+        async def on_object(obj: dict[str, Any]) -> None:
+            stream.feed(obj)
+
+        await client.build(request, context, on_object)
+        assert stream.error is not None
+        return build_failure_reason(stream.error, stream.tail, [])
+
+    for engine in ("buildkit", "legacy"):
+        reason = await failed_build(engine, filling)
+        assert reason.startswith("a build step ran out of disk space on the build server (Docker's data root"), reason
+        assert "No space left on device" in reason  # the step's own words, in its last lines
+
+    small_server.fill_disk()
+    reason = await failed_build("buildkit", build_context(tmp_path / "context.tar"))
+    assert reason.startswith("the disk of the build server is full (Docker's data root): free space there"), reason

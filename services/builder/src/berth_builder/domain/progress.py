@@ -264,15 +264,26 @@ _MISSING_IMAGE = (
 )
 
 
+_NO_SPACE = "no space left on device"  # a file system's words (ENOSPC), whoever prints them
+
+
 def build_failure_reason(error: str, tail: Iterable[str], base_images: Iterable[str]) -> str:
     """What went wrong in a person's words, with the build's last lines (all already redacted)."""
     lowered = error.lower()
     last = "\n".join(list(tail)[-15:])
     images = ", ".join(base_images)
-    if "no space left on device" in lowered:
+    if _NO_SPACE in lowered:
         head = (
             "the disk of the build server is full (Docker's data root): free space there "
             "(docker system prune, a larger disk) and deploy again."
+        )
+    elif _NO_SPACE in last.lower():
+        # a step that filled the disk fails with its exit code only; its output says why, and the engine
+        # removed what the step wrote, so the disk has room again by the time anyone looks
+        head = (
+            "a build step ran out of disk space on the build server (Docker's data root filled up while it "
+            "ran): free space there (docker system prune, a larger disk) or make the step write less, and "
+            "deploy again."
         )
     elif any(n in lowered for n in _MISSING_IMAGE):
         head = (

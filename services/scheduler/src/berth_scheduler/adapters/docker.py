@@ -23,10 +23,15 @@ from berth_scheduler.domain.images import TagCall
 _PORT_IN_USE = re.compile(r"(port is already allocated|address already in use)", re.IGNORECASE)
 
 
+def server_words(server_id: str) -> str:
+    """The server in a person's words ("server 6292e648", "the control plane's server")."""
+    return "the control plane's server" if server_id == LOCAL else f"server {server_id}"
+
+
 def explained(message: str, server_id: str) -> str:
     """An engine's refusal in words a person acts on: a full disk named as such (the engine's own text,
     ``... no space left on device``, kept after it: ``berth_common.docker.disk_full``)."""
-    return disk_full.explained(message, "the control plane's server" if server_id == LOCAL else f"server {server_id}")
+    return disk_full.explained(message, server_words(server_id))
 
 
 class DockerOperationError(RuntimeError):

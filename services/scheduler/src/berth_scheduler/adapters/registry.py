@@ -3,7 +3,9 @@
 The engine contacts the registry itself (``X-Registry-Auth`` carries a team's credentials for that one
 call); what the registry answers comes back either as the call's error or in-band in the stream. Both
 become :class:`PullError` with the engine's words; the engine itself not answering is
-:class:`EngineUnreachableError` (a ``ConnectionError``: retried like any step).
+:class:`EngineUnreachableError` (a ``ConnectionError``: retried like any step). After a failed pull the
+engine is asked whether its disk is full (``berth_common.docker.disk_full.probe``): an engine out of room
+may drop the stream or answer in words that do not say so, and the pull's error then says it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from berth_common.docker import DockerUnavailable, EngineError
+from berth_common.docker import DockerUnavailable, EngineError, disk_full
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
-from berth_scheduler.domain.images import PullCall, stream_error
+from berth_scheduler.domain.images import PullCall, failure_kind, stream_error
 
 OnMessage = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -62,9 +64,23 @@ class ImageRegistry:
 
         try:
             await asyncio.wait_for(run(), timeout_s)
+        except PullError as exc:
+            raise PullError(await self._unless_full(str(exc))) from None
         except EngineError as exc:
-            raise PullError(str(exc.message)) from None
+            raise PullError(await self._unless_full(str(exc.message))) from None
         except (DockerUnavailable, FileNotFoundError, ConnectionError) as exc:
+            words = await disk_full.probe(self.docker.docker)
+            if words is not None:  # an engine that ran out of room mid-pull and dropped the stream
+                raise PullError(f"the engine stopped the pull ({exc}); asked, it says: {words}") from None
             raise EngineUnreachableError(f"the Docker engine is not reachable (pull): {exc}") from None
         except TimeoutError:
             raise PullError(f"the pull did not finish within {timeout_s:g}s (timed out)") from None
+
+    async def _unless_full(self, error: str) -> str:
+        """The engine's words for a failed pull, with its full disk's words after them when it says, asked
+        (``disk_full.probe``), that its disk is full although the pull's error did not (a refusal by the
+        registry, a wrong name or credentials, is not asked about)."""
+        if disk_full.says_full(error) or failure_kind(error) in ("unauthorized", "not_found"):
+            return error  # said already, or the registry's own answer
+        words = await disk_full.probe(self.docker.docker)
+        return error if words is None else f"{error} (asked, the engine says: {words})"

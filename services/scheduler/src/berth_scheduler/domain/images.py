@@ -26,7 +26,7 @@ Policy = Literal["always", "if-missing", "never"]
 LOCAL_NAMESPACE = "berth/"
 # Per-layer states that change many times a second: not worth a log line each.
 _CHATTY = frozenset({"Downloading", "Extracting", "Waiting", "Verifying Checksum"})
-FailureKind = Literal["unauthorized", "not_found", "unreachable", "other"]
+FailureKind = Literal["disk_full", "unauthorized", "not_found", "unreachable", "other"]
 
 
 def effective_policy(ref: ImageRef, asked: str | None) -> Policy:
@@ -65,6 +65,16 @@ def progress_line(message: dict[str, Any]) -> str | None:
     return registries.progress_line(message, "pull", _CHATTY)
 
 
+def layer_total(message: dict[str, Any]) -> tuple[str, int] | None:
+    """(layer id, its compressed size) from a ``Downloading`` message of the pull stream, else None: their
+    sum is a lower bound of the room the pull needs."""
+    detail = message.get("progressDetail")
+    total = detail.get("total") if isinstance(detail, dict) else None
+    if message.get("status") != "Downloading" or not isinstance(total, int) or total <= 0:
+        return None
+    return str(message.get("id") or ""), total
+
+
 _STREAM_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$")
 
 
@@ -80,6 +90,7 @@ _UNAUTHORIZED = re.compile(
     re.IGNORECASE,
 )
 _NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|no such image|does not exist|\b404\b", re.IGNORECASE)
+_NO_SPACE = "no space left on device"  # the engine's words (``berth_common.docker.disk_full``)
 _UNREACHABLE = re.compile(
     r"connection refused|no such host|dial tcp|i/o timeout|timeout|timed out|no route to host|"
     r"network is unreachable|server misbehaving|connection reset|\bEOF\b|deadline exceeded|server gave HTTP response to HTTPS client|"
@@ -89,6 +100,10 @@ _UNREACHABLE = re.compile(
 
 
 def failure_kind(error: str) -> FailureKind:
+    # the server's own disk first: the engine's words for it ("write .../containerd/...: no space left on
+    # device") may carry a path or a timeout that reads as one of the registry's failures below
+    if _NO_SPACE in error.lower():
+        return "disk_full"
     # Docker Hub answers 'pull access denied ... repository does not exist or may require docker login' for
     # both: 'unauthorized' below, with the advice naming both causes.
     if _UNAUTHORIZED.search(error):
@@ -108,7 +123,9 @@ def failure_reason(ref: ImageRef, error: str, *, with_credentials: bool, present
         else f"image {str(ref)!r} is not on this server and could not be pulled"
     )
     kind = failure_kind(error)
-    if kind == "unauthorized" and with_credentials:
+    if kind == "disk_full":
+        why = "the server's disk has no room for it: free space there (docker system prune, a larger disk) and deploy again"
+    elif kind == "unauthorized" and with_credentials:
         why = f"{ref.registry} refused the credentials of its registry entry (check the username and password or token)"
     elif kind == "unauthorized":
         why = (

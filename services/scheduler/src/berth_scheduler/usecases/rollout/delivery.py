@@ -5,7 +5,8 @@ every server, with the push registry's credentials, and the replicas run exactly
 registry, a built image exists on its build server's engine (``GitSource.build_server``, the control
 plane's by default) and every other server that does not have it yet gets it streamed from there
 (``docker save`` into ``docker load`` over the forwarded sockets, ``berth_common.image_delivery``), which
-needs no registry. A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
+needs no registry; a transfer that fails on a server whose data root has less room than the image says so
+with both sizes (``room.py``). A prebuilt image is pulled on each server by ``pull.py`` before the replicas start.
 A compose service's own build (``domain/builds.py``) reaches the servers the same way: its pushed
 reference is pulled (``pull.py``), its tag without a push registry is streamed from the build server.
 """
@@ -16,12 +17,14 @@ import time
 
 from berth_common.catalogue import ApplicationSpec, GitSource
 from berth_common.catalogue.specs import LOCAL_SERVER
+from berth_common.docker import DockerUnavailable, disk_full
 from berth_common.logging import get_logger
 from berth_common.registries import credentials_for, parse
-from berth_scheduler.adapters.docker import explained
+from berth_scheduler.adapters.docker import server_words
 from berth_scheduler.adapters.registry import ImageRegistry
 from berth_scheduler.domain import images
 from berth_scheduler.domain.machine import Rollout
+from berth_scheduler.usecases.rollout import room
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines, pull_on
 
@@ -74,8 +77,14 @@ async def deliver(rt: RolloutContext, deployment_id: str, how: images.ImageDeliv
     source, target = await rt.fleet.socket(how.source), await rt.fleet.socket(server_id)
     try:
         sent = await deliver_image(source, target, how.image, timeout=rt.settings.pull_timeout_s)
-    except DeliveryError as exc:  # a full disk named with the server (``DiskFullError``)
-        raise ImageNotDeliveredError(explained(str(exc), server_id)) from None
+    except (DeliveryError, DockerUnavailable) as exc:
+        # a full disk named with the server (``DiskFullError``), or an image larger than the room there
+        free = await room.free_on(rt, server_id)
+        needed = await room.image_size_on(rt, how.source, how.image) if free is not None else None
+        if isinstance(exc, DockerUnavailable) and disk_full.no_room(needed, free) is None:
+            raise  # the engine went away: retried
+        said = disk_full.without_room(str(exc), server_words(server_id), how.image, needed, free)
+        raise ImageNotDeliveredError(said) from None
     took = time.monotonic() - started
     origin = "" if how.source == LOCAL_SERVER else f" from server {how.source}"
     log.info("image delivered", server_id=server_id, image=how.image, bytes=sent, seconds=round(took, 2))

@@ -15,15 +15,17 @@ from typing import Any
 from berth_common import registries
 from berth_common.catalogue import LogLine, Message, RegistryAuth
 from berth_common.db.unit import Unit
-from berth_common.docker import LOCAL
+from berth_common.docker import LOCAL, disk_full
 from berth_common.images import parse_image_map
 from berth_common.logging import get_logger
 from berth_common.outbound import HostError
 from berth_common.outbound_net import OutboundRefused, checked_addresses
 from berth_common.registries import ImageRef
 from berth_scheduler.adapters import store
+from berth_scheduler.adapters.docker import server_words
 from berth_scheduler.adapters.registry import ImageRegistry, PullError
 from berth_scheduler.domain import images, names
+from berth_scheduler.usecases.rollout import room
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.units import emit_all
 
@@ -104,10 +106,12 @@ async def pull_on(
     ]
     last_flush = time.monotonic()
     pulled: list[str] = []  # the digest the registry reported
+    layers: dict[str, int] = {}  # layer id -> compressed size, as the engine reported them
 
     async def on_message(message: dict[str, Any]) -> None:
         nonlocal last_flush
         pulled.extend(d for d in [images.stream_digest(ref, message)] if d)
+        layers.update([found] if (found := images.layer_total(message)) else [])
         line = images.progress_line(message)
         if line is not None:
             pending.append(f"{prefix}{names.redact(line, secrets)}")
@@ -122,7 +126,13 @@ async def pull_on(
     except PullError as exc:
         await log_lines(rt, deployment_id, pending)
         why = images.failure_reason(ref, str(exc), with_credentials=auth is not None, present=present is not None)
-        why = why if server == LOCAL else f"server {server}: {why}"
+        needed = sum(layers.values()) or None
+        free = await room.free_on(rt, server) if needed else None
+        if images.failure_kind(str(exc)) == "disk_full" or disk_full.no_room(needed, free) is not None:
+            # the full disk named first, with the server (and the image against the room there)
+            why = disk_full.without_room(why, server_words(server), image, needed, free, at_least=True)
+        elif server != LOCAL:
+            why = f"server {server}: {why}"
         log.info("image pull failed", deployment_id=deployment_id, image=image, kind=images.failure_kind(str(exc)))
         raise PullFailedError(names.redact(why, secrets)) from None
     await log_lines(rt, deployment_id, pending)

@@ -1,0 +1,92 @@
+"""An image larger than the room on a server's disk: the engine fails the load and removes what it had
+written, so afterwards the disk has room and asking the engine (``disk_full.probe``) finds nothing. Berth
+compares the image's size (on the engine it came from) with the free space of the server's data root
+(``df`` over SSH, as server validation measures it) and names both. The server is a namespace test server
+with a 128 MB data root of its own, filled to all but 12 MiB; the image takes 24 MiB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from berth_common import image_delivery as d
+from berth_common import ssh
+from berth_common.docker import disk_full
+from berth_common.docker.api import EngineApi
+from berth_scheduler.adapters.data_root import data_root_free, image_bytes
+from tests.support.testservers import FILLER, TestServer, make_net, remove_net, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+MIB = 1024 * 1024
+IMAGE = "berth-test/no-room:1"
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    net = make_net()
+    made = start_server(net, 2, data_mb=128)
+    try:
+        yield made
+    finally:
+        stop_server(made)
+        remove_net(net)
+
+
+@pytest.fixture
+def big_image(tmp_path: Path) -> Iterator[str]:
+    """A local image of one 24 MiB layer of random bytes (no compression or sharing makes it smaller)."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY blob /blob\n")
+    (tmp_path / "blob").write_bytes(os.urandom(24 * MIB))
+    subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(tmp_path)], check=True, capture_output=True)
+    try:
+        yield IMAGE
+    finally:
+        subprocess.run(["docker", "rmi", "-f", IMAGE], check=False, capture_output=True)
+
+
+def leave_free(server: TestServer, free_bytes: int) -> None:
+    data = server.root / "data"
+    fd = os.open(data / f"{FILLER}-0", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, shutil.disk_usage(data).free - free_bytes)
+    finally:
+        os.close(fd)
+
+
+async def test_an_image_larger_than_the_free_space_is_named_with_both_sizes(
+    server: TestServer, big_image: str, tmp_path: Path
+):
+    leave_free(server, 12 * MIB)
+    with pytest.raises(d.DeliveryError) as caught:
+        await d.deliver_image("/var/run/docker.sock", str(server.docker_sock), big_image, timeout=120)
+    free_now = shutil.disk_usage(server.root / "data").free
+    assert free_now > 10 * MIB  # the engine removed what it wrote: room again
+
+    pool = ssh.SshPool(tmp_path / "s")
+    key = server.host_key.export_public_key("openssh").decode().strip()
+    target = ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
+
+    async def run(argv: Sequence[str]) -> tuple[int, str, str]:
+        return await pool.run("6292e648", target, argv, 10)
+
+    try:
+        async with (
+            EngineApi.on_unix("/var/run/docker.sock", "v1.41") as local,
+            EngineApi.on_unix(str(server.docker_sock), "v1.41") as remote,
+        ):
+            assert await disk_full.probe(remote) is None  # the engine has room: it cannot say why
+            needed, free = await image_bytes(local, big_image), await data_root_free(remote, run)
+    finally:
+        await pool.close()
+    assert needed is not None and 24 * MIB <= needed < 25 * MIB
+    assert free is not None and abs(free - free_now) < MIB  # df on the server, as the machine sees it
+    said = disk_full.without_room(str(caught.value), "server 6292e648", big_image, needed, free)
+    assert said.startswith(
+        f"the disk of server 6292e648 has no room for image {big_image} (Docker's data root): it needs 24 MiB, "
+        f"{free // MIB} MiB free: "
+    ), said
