@@ -131,7 +131,7 @@ async def test_git_follows_no_redirect() -> None:
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         location = values.git_location(f"http://127.0.0.1:{server.server_address[1]}/app.git")
         with pytest.raises(CloneFailed) as caught:

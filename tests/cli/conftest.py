@@ -104,7 +104,7 @@ def local_server(handler: type[BaseHTTPRequestHandler], **state: Any) -> Iterato
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     for name, value in state.items():
         setattr(server, name, value)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

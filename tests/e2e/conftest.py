@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from berth_cli import components
+from berth_cli import appcontainers, components, dataplane
 from berth_cli.baseimages import DOCKER
 from berth_cli.layout import Paths, mentions_path, resolve_ports
 from berth_cli.platform import free_port_base, leftovers
@@ -111,8 +111,12 @@ def make_platform(root: Path) -> Iterator[Platform]:
         yield platform
     finally:
         teams = platform_teams(platform)
-        platform.berth("down", "--all")  # the data plane (Traefik) too
-        remove_team_resources(teams)
+        platform.berth("down")  # the control plane, gracefully (its Postgres shuts down clean)
+        # The data plane and the apps are thrown away: killed and removed. `berth down --all` would stop Traefik
+        # gracefully and each app container within its stop timeout first, seconds that test nothing here
+        # (tests/e2e/test_data_plane.py and test_traefik_upgrade.py run `down --all` themselves).
+        dataplane.stop(root, timeout=0)
+        remove_team_resources(sorted({*teams, *(appcontainers.known_teams(root) or [])}))
         for p in {*leftovers(root), *mentioning(root)}:  # never leave a process behind, even when a test failed
             p.kill()
 

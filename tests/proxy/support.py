@@ -160,7 +160,8 @@ class Upstream:
     def start(self) -> Upstream:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.name = self.name
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # ``shutdown`` returns once the loop looks at its flag again: every 0.5 s by default, per upstream stopped
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 

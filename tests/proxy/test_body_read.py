@@ -75,7 +75,7 @@ def app() -> Iterator[tuple[int, list[Seen]]]:
     handler = type("App", (_App,), {"seen": seen})
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield server.server_address[1], seen
     server.shutdown()
     server.server_close()

@@ -60,7 +60,7 @@ def application() -> Iterator[type[_Early]]:
     server.server_bind()
     server.server_activate()
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     handler.port = server.server_address[1]  # type: ignore[attr-defined]
     yield handler
     server.shutdown()

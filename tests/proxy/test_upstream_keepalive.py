@@ -48,7 +48,7 @@ def application() -> Iterator[int]:
     """The keep-alive application on a loopback port."""
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _KeepAlive)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
