@@ -39,10 +39,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
     try:
         if reg.available() is None:
             root = tmp_path_factory.mktemp("scale-registry")
-            started.append(reg.Registry(root / "pushing").start())
-            started.append(
-                reg.Registry(root / "served", bind=net.gateway, storage=root / "pushing" / "storage").start()
-            )
+            reg.pushing_and_served(root, net.gateway, started)
         insecure = (started[1].host,) if started else ()
         for host in (2, 3):
             made.append(start_server(net, host, insecure_registries=insecure))

@@ -38,8 +38,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
     started: list[reg.Registry] = []
     try:
         root: Path = tmp_path_factory.mktemp("full-registry")
-        started.append(reg.Registry(root / "pushing").start())
-        started.append(reg.Registry(root / "served", bind=net.gateway, storage=root / "pushing" / "storage").start())
+        reg.pushing_and_served(root, net.gateway, started)
         made.append(start_server(net, 2, insecure_registries=(started[1].host,), data_mb=128))
         made.append(start_server(net, 3))
         yield made, started[0], started[1]

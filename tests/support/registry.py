@@ -157,6 +157,14 @@ async def push(source: str, registry: Registry, repository: str, tag: str, *, ma
     return f"{ref}:{tag}"
 
 
+def pushing_and_served(root: Path, gateway: str, started: list[Registry]) -> tuple[Registry, Registry]:
+    """The registry Berth pushes to (on loopback) and the same storage served on a test network's ``gateway``
+    (where its test servers pull from); each appended to ``started`` as it starts, for the caller to stop."""
+    started.append(Registry(root / "pushing").start())
+    started.append(Registry(root / "served", bind=gateway, storage=root / "pushing" / "storage").start())
+    return started[-2], started[-1]
+
+
 def remove_local(reference: str) -> None:
     """``untag`` for a fixture's teardown (outside the event loop)."""
     subprocess.run(["docker", "rmi", "--no-prune", reference], capture_output=True, check=False)
