@@ -99,11 +99,16 @@ async def test_a_templates_file_is_served_from_its_container_and_shown_nowhere(p
         (cid,) = containers(app_id)
         inspect = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, timeout=30, check=True)
         assert secret not in inspect.stdout and '"Binds": null' in inspect.stdout
-        # no host path: the read-only files are bound read-only from the application's files volume
+        # no host path: the read-only files are bound read-only from the application's files volume, which
+        # is also mounted whole, read-only, at /.berth-files (so the engine counts the replica as its user)
         mounts = json.loads(inspect.stdout)[0]["Mounts"]
-        assert sorted(m["Destination"] for m in mounts) == ["/etc/berth/about.txt", "/www/index.html"], mounts
-        assert all(m["Type"] == "bind" and m["RW"] is False for m in mounts), mounts
-        assert all(f"/berth-{app_id}_files-" in m["Source"] for m in mounts), mounts
+        binds = [m for m in mounts if m["Type"] == "bind"]
+        (volume,) = [m for m in mounts if m["Type"] == "volume"]
+        assert sorted(m["Destination"] for m in binds) == ["/etc/berth/about.txt", "/www/index.html"], mounts
+        assert all(m["RW"] is False and f"/berth-{app_id}_files-" in m["Source"] for m in binds), mounts
+        assert volume["Destination"] == "/.berth-files" and volume["RW"] is False, mounts
+        assert volume["Name"].startswith(f"berth-{app_id}_files-"), mounts
+        assert all(volume["Name"] in m["Source"] for m in binds), mounts
 
         r = await api.patch(
             f"/v1/applications/{app_id}",

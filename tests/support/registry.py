@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiodocker
-from aiodocker.exceptions import DockerError
+from aiodocker.exceptions import DockerError, DockerStreamError
 
 BINARY = "docker-registry"
 
@@ -145,8 +145,16 @@ async def push(source: str, registry: Registry, repository: str, tag: str, *, ma
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
-        context.seek(0)
-        await docker.images.build(fileobj=context, encoding="identity", tag=f"{ref}:{tag}", pull=False, rm=True)
+        for attempt in (1, 2):  # the engine is shared: another test's removal can take an image the build used
+            context.seek(0)
+            try:
+                await docker.images.build(
+                    fileobj=context, encoding="identity", tag=f"{ref}:{tag}", pull=False, rm=True, nocache=True
+                )
+                break
+            except DockerStreamError as exc:
+                if attempt == 2 or "unable to find image" not in str(exc):
+                    raise
         messages = await docker.images.push(ref, tag=tag, auth=auth)
         errors = [m for m in messages if "error" in m]
         if errors:
