@@ -22,7 +22,7 @@ from tests.servers import test_placement_e2e as e2e
 from tests.servers.test_placement_e2e import HOST, _served
 from tests.support import registry as reg
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
+from tests.support.testservers import TestServer, make_net, start_server, tear_down
 
 pytestmark = pytest.mark.slow
 placed = e2e.placed  # the scheduler and proxy-sync, with both servers announced
@@ -45,11 +45,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
             made.append(start_server(net, host, insecure_registries=insecure))
         yield made, (started[0], started[1]) if started else None
     finally:
-        for server in made:
-            stop_server(server)
-        for registry in started:
-            registry.stop()
-        remove_net(net)
+        tear_down(made, started, net)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.servers.test_disk_no_room import IMAGE, MIB, big_image, leave_free  #
 from tests.servers.test_placement_e2e import HOST
 from tests.support import registry as reg
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
+from tests.support.testservers import TestServer, make_net, start_server, tear_down
 
 pytestmark = pytest.mark.slow
 placed = e2e.placed  # the scheduler and proxy-sync, with both servers announced
@@ -43,11 +43,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
         made.append(start_server(net, 3))
         yield made, started[0], started[1]
     finally:
-        for server in made:
-            stop_server(server)
-        for registry in started:
-            registry.stop()
-        remove_net(net)
+        tear_down(made, started, net)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from tests.servers import test_placement_e2e as e2e
 from tests.servers.test_placement_e2e import HOST, _changed, _served
 from tests.support import registry as reg
 from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
+from tests.support.testservers import TestServer, make_net, start_server, tear_down
 
 pytestmark = pytest.mark.slow
 USER, PASSWORD = "ci", "pw-two-servers-never-shown"
@@ -55,11 +55,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
             made.append(start_server(net, host, insecure_registries=insecure))
         yield made, registry
     finally:
-        for server in made:
-            stop_server(server)
-        if registry is not None:
-            registry.stop()
-        remove_net(net)
+        tear_down(made, [registry], net)
 
 
 @pytest.fixture(scope="module")

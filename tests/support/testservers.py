@@ -24,9 +24,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import asyncssh
 
@@ -473,6 +474,21 @@ def _start_sshd(server: TestServer, ns: str) -> None:
     _wait(lambda: _port_open(server.address, 22), f"{server.name} sshd port")
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def tear_down(servers: Iterable[TestServer], serving: Iterable[Stoppable | None], net: TestNet) -> None:
+    """A module's test servers stopped, then what served them (registries; None: none was started), then
+    their network removed."""
+    for server in servers:
+        stop_server(server)
+    for other in serving:
+        if other is not None:
+            other.stop()
+    remove_net(net)
+
+
 def stop_server(server: TestServer) -> None:
     """End everything the server runs (SIGKILL, as :meth:`TestServer.crash`) and remove it.
 
@@ -489,9 +505,9 @@ def stop_server(server: TestServer) -> None:
         left = _run("ip", "netns", "pids", ns, check=False).stdout.split()
         if not left:
             break
-        for pid in left:
-            if pid.isdigit():
-                _signal_in(ns, int(pid), signal.SIGKILL)
+        for found in left:
+            if found.isdigit():
+                _signal_in(ns, int(found), signal.SIGKILL)
         time.sleep(0.05)
     # a container whose shim died with the server (a crash, an engine that did not come back) lives on in
     # namespaces of its own: found by its root file system, which is under the server's data root
