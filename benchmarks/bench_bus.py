@@ -249,15 +249,27 @@ async def _run_on(url: str) -> dict[str, Any]:
     }
 
 
-async def run() -> dict[str, Any]:
+def _cpu_s_and_peak_mb(pid: int) -> tuple[float, float]:
+    """The process's CPU time so far (user + system, seconds) and its peak resident memory (MiB)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return cpu_s, int(hwm.split()[1]) / 1024
+
+
+async def _on_server(gogc: str) -> dict[str, Any]:
+    """The measures on a nats-server started by the project's launcher with ``GOGC=gogc``, plus the server's
+    own CPU seconds and peak memory over the same work."""
     with tempfile.TemporaryDirectory(prefix="berth-bench-bus-") as tmp:
         port = components.free_port()
         launch = components.nats_launch(Path(tmp), port)
+        env = {**os.environ, **launch.env, "GOGC": gogc}
         with (Path(tmp) / "nats.log").open("wb") as log:
-            proc = subprocess.Popen(launch.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(launch.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
             try:
                 wait_port(port, timeout=20.0)
                 result = await _run_on(f"nats://127.0.0.1:{port}")
+                cpu_s, peak_mb = _cpu_s_and_peak_mb(proc.pid)
             finally:
                 proc.terminate()
                 try:
@@ -265,9 +277,21 @@ async def run() -> dict[str, Any]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+    return {**result, "nats_cpu_s": round(cpu_s, 3), "nats_peak_mb": round(peak_mb, 1)}
+
+
+async def run() -> dict[str, Any]:
+    """Berth's setting (``components.NATS_GOGC``) measured, then the Go default (100) on the same work: the
+    CPU and memory that the lower ``GOGC`` costs or saves, as ratios."""
+    result = await _on_server(components.NATS_GOGC)
+    default = await _on_server("100")
     version = subprocess.run([components.bin_path("nats-server"), "--version"], capture_output=True, text=True)
     return {
         **result,
+        "nats_gogc": components.NATS_GOGC,
+        "gogc_default": {k: default[k] for k in ("nats_cpu_s", "nats_peak_mb", "msgs_per_s", "p50_ms")},
+        "nats_cpu_vs_gogc_default": round(result["nats_cpu_s"] / max(default["nats_cpu_s"], 0.001), 3),
+        "nats_peak_mb_vs_gogc_default": round(result["nats_peak_mb"] / max(default["nats_peak_mb"], 0.1), 3),
         "nats_server": version.stdout.strip(),
         "handler": "no-op; Bus.consume: sequential, batch of 10, ack_sync after the handler",
     }
