@@ -257,11 +257,13 @@ class Orchestrator:
                     await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     woken.cancel()
-                # a wake for every application (an event another deployment waits for) is not this one's
-                if not task.done() and not await self._wanted(application_id):
-                    wake.clear()
-                    continue
-                break
+                if task.done():
+                    break
+                # a wake for every application (an event another deployment waits for) is not this one's:
+                # cleared before the read, so a kick that lands meanwhile wakes the next round
+                wake.clear()
+                if await self._wanted(application_id):
+                    break
         finally:
             if not task.done():
                 task.cancel()
