@@ -145,6 +145,12 @@ def count(left: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, list) else int(bool(v)) for v in left.values())
 
 
+async def _serves(proxy: httpx.AsyncClient, host: str, body: str) -> bool:
+    """Whether the platform's proxy answers ``host`` with 200 and ``body``."""
+    answer = await proxy.get("/", headers={"Host": host})
+    return answer.status_code == 200 and answer.text.strip() == body
+
+
 async def _until(check: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -181,11 +187,7 @@ async def _update(
         r = await api.post(hook[0], content=raw, headers=headers)
         assert r.status_code == 202, r.text
 
-        async def updated() -> bool:
-            answer = await proxy.get("/", headers={"Host": host})
-            return answer.status_code == 200 and answer.text.strip() == "preview 2"
-
-        await _until(updated, 300, "the preview answering with the second commit")
+        await _until(lambda: _serves(proxy, host, "preview 2"), 300, "the preview answering with the second commit")
         update_s = time.monotonic() - t0
         await asyncio.sleep(SETTLED_S)
     finally:
@@ -254,11 +256,7 @@ async def cycle(
     r = await api.post(url, content=raw, headers=headers)
     assert r.status_code == 202, r.text
 
-    async def serving() -> bool:
-        answer = await proxy.get("/", headers={"Host": host})
-        return answer.status_code == 200 and answer.text.strip() == "preview"
-
-    await _until(serving, 300, "the preview answering through Traefik")
+    await _until(lambda: _serves(proxy, host, "preview"), 300, "the preview answering through Traefik")
     create_s = time.monotonic() - t0
     (preview,) = (await api.get(f"/v1/applications/{app_id}/previews")).json()
     track += [preview["preview_application_id"], preview["database_id"]]
