@@ -181,3 +181,10 @@ def test_team_label_scopes_the_container_for_team_wide_alert_rules():
         "berth.managed": "true",
     }
     assert "berth.team" not in labels("app-1", "web", DEP, 1, "web")
+
+
+def test_dotted_variable_names_reach_the_container_as_docker_takes_them():
+    """Elasticsearch reads ``discovery.type``; Docker's ``Env`` carries any name without '='."""
+    spec = app_spec(env=[{"name": "discovery.type", "value": "single-node"}, {"name": "http.cors-on", "value": "1"}])
+    body = container_spec("a", DEP, spec, spec.services[0], 1, "img:1", host_port=40000).body
+    assert body["Env"] == ["discovery.type=single-node", "http.cors-on=1", "PORT=8080"]

@@ -45,6 +45,10 @@ SLUG_PATTERN = rf"^{SLUG}$"
 SLUG_RE = re.compile(SLUG_PATTERN)
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+# A container's own environment also takes '.' and '-' (Elasticsearch's ``discovery.type``); names Berth
+# interpolates or hands to a shell (application variables, build args, ``.env`` lines) stay ENV_NAME_PATTERN.
+CONTAINER_ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
+CONTAINER_ENV_NAME_RE = re.compile(CONTAINER_ENV_NAME_PATTERN)
 
 # Docker's reference grammar: [host[:port]/]component(/component)*[:tag][@sha256:digest], lowercase name.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -369,6 +373,7 @@ def _rule(check: Callable[[str], str]) -> AfterValidator:
 DnsLabel = Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]
 Slug = Annotated[str, Field(max_length=32, pattern=SLUG_PATTERN)]
 EnvVarName = Annotated[str, Field(max_length=128, pattern=ENV_NAME_PATTERN)]
+ContainerEnvName = Annotated[str, Field(max_length=128, pattern=CONTAINER_ENV_NAME_PATTERN)]
 HostName = Annotated[
     str,
     Field(min_length=1, max_length=MAX_HOST, json_schema_extra={"format": "hostname"}),

@@ -30,7 +30,7 @@ from berth_common.catalogue.spec_base import MAX_SEALED_CHARS as MAX_SEALED_CHAR
 from berth_common.catalogue.spec_base import MAX_VALUE_CHARS as MAX_VALUE_CHARS
 from berth_common.catalogue.spec_base import Spec as Spec
 from berth_common.catalogue.tls import TlsOptions
-from berth_common.values import EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, RoutePath, Slug
+from berth_common.values import ContainerEnvName, EnvVarName, GitRef, GitUrl, ImageRef, RouteHost, RoutePath, Slug
 
 # --- deployments -----------------------------------------------------------------------------------
 # The api owns an application's desired state and sends a snapshot of it in ``cmd.deployment.start``;
@@ -74,7 +74,7 @@ class EnvVar(Spec):
 
     PURPOSE: ClassVar[str] = "env"
 
-    name: EnvVarName
+    name: ContainerEnvName
     value: SecretStr = Field(max_length=MAX_SEALED_CHARS)
     secret: bool = False
 
@@ -131,6 +131,8 @@ class BuildArg(EnvVar):
     """A build argument; a secret one is sealed for its purpose (a runtime variable's token does not open here)."""
 
     PURPOSE: ClassVar[str] = "build-arg"
+
+    name: EnvVarName
 
 
 class ImageSource(Spec):

@@ -39,6 +39,14 @@ git_url = values.git_url
 branch = values.git_ref
 
 
+def container_env_name(value: str) -> str:
+    """A name in a container's own environment (compose ``environment``), as Docker and Compose take it:
+    also '.' and '-' after the first character (Elasticsearch's ``discovery.type``)."""
+    if not values.CONTAINER_ENV_NAME_RE.fullmatch(value):
+        raise ValueError("a container's variable name is [A-Za-z_][A-Za-z0-9_.-]* (at most 128 characters)")
+    return value
+
+
 def _carried(value: str, limit: int, what: str, where: str) -> str:
     """Text passed to Docker as data (never through a shell): up to ``limit`` characters, and no NUL, the one
     character that cannot be carried."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_api.domain.compose.keys import ComposeRefusal
-from berth_common.values import env_var_name
+from berth_common.values import ENV_NAME_RE, env_var_name
 
 OWN_PREFIX = "BERTH_HEALTH_"
 SHELL = ["/bin/sh", "-c"]
@@ -127,7 +127,8 @@ def _env_var(svc: dict[str, Any], name: str, where: str) -> str:
     """The service's environment variable holding exactly the secret ``name`` (its own of that name first),
     added as ``BERTH_HEALTH_<name>`` when it has none."""
     env: list[dict[str, Any]] = svc.setdefault("environment", [])
-    exact = [e["name"] for e in env if e.get("parts") == [{"secret": name}]]
+    # a shell reads only its own names: ``discovery.type`` holds the value but ``$discovery.type`` is not it
+    exact = [e["name"] for e in env if e.get("parts") == [{"secret": name}] and ENV_NAME_RE.fullmatch(e["name"])]
     if exact:
         return name if name in exact else exact[0]
     own = OWN_PREFIX + name

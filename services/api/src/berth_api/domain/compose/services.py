@@ -293,7 +293,7 @@ def _environment(name: str, env: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for key, value in sorted(env.items()):
         try:
-            names.env_name(key)
+            names.container_env_name(key)
         except ValueError as exc:
             raise ComposeRefusal(f"services/{name}/environment/{key}", str(exc)) from None
         out.append({"name": key, "value": literal(value)})  # None: the application's variable of that name
