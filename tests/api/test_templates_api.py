@@ -245,3 +245,54 @@ async def test_a_template_whose_health_checks_use_its_secrets_deploys_them_unsee
     assert values["POSTGRES_USER"] in values["DATABASE_URL"]
     shown = json.dumps([app, r.json(), [s.get("healthcheck") for s in sent.values()]])
     assert values and not [n for n, v in values.items() if v in shown]
+
+
+BLUEPRINT_TOML = """[variables]
+main_domain = "${domain}"
+minio_domain_1 = "${domain}"
+
+[config]
+[[config.domains]]
+serviceName = "web"
+port = 80
+host = "${main_domain}"
+
+[[config.domains]]
+serviceName = "web"
+port = 81
+host = "minio_domain_1"
+
+[[config.mounts]]
+filePath = "./Caddyfile"
+content = ":80 { respond ok }"
+"""
+BLUEPRINT_COMPOSE = """services:
+  web:
+    image: caddy:2
+    expose: ["80", "81"]
+    volumes:
+      - ../files/Caddyfile:/etc/caddy/Caddyfile:ro
+"""
+
+
+async def test_a_dokploy_blueprints_dot_slash_file_deploys_and_a_literal_host_is_refused_naming_it(client, members):
+    """Dokploy joins ``filePath = "./Caddyfile"`` to the compose's files directory (the file is ``Caddyfile``);
+    a domain whose host is a variable's name without ``${}`` (Dokploy's capso) is a 422 naming the host, and
+    nothing is created."""
+    env = (await make_project(client, members.developer))["environments"][0]["id"]
+    files = {"template.toml": BLUEPRINT_TOML, "docker-compose.yml": BLUEPRINT_COMPOSE}
+    imported = await client.post(
+        "/v1/templates/import", headers=members.developer, json={"format": "dokploy", "files": files}
+    )
+    assert imported.status_code == 200, imported.text
+    assert [f["path"] for f in imported.json()["template"]["files"]] == ["Caddyfile"]
+    body = {"environment_id": env, "document": imported.json()["template"]["document"], "name": "caddy"}
+    err = problem(await client.post("/v1/templates/deploy", headers=members.developer, json=body), 422)
+    assert [e["loc"] for e in err["errors"]] == ["/body/hosts/1/host"]
+    assert "minio_domain_1" in err["errors"][0]["detail"]
+    assert (await client.get(f"/v1/environments/{env}/applications", headers=members.developer)).json() == []
+    fixed = body["document"].replace("minio_domain_1\n", "${var.main_domain}\n", 1)
+    assert fixed != body["document"]
+    r = await client.post("/v1/templates/deploy", headers=members.developer, json={**body, "document": fixed})
+    assert r.status_code == 201, r.text
+    assert [f["path"] for f in r.json()["compose"]["files"]] == ["Caddyfile"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from berth_api.domain import names
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError
+from berth_api.domain.problems import ProblemError, field_errors
 from berth_api.entrypoints.auth import require_role
 from berth_api.entrypoints.resources import PathId, V1Router
 from berth_api.entrypoints.routes_applications import create_application
@@ -198,5 +198,12 @@ async def _create(plan: Any, environment_id: str, request: Request, principal: P
     """The application of a deploy plan, through the one create path (validation, records, first deploy)."""
     if plan.unsupported:
         raise ProblemError(501, "Compose applications do not take these yet: " + "; ".join(plan.unsupported) + ".")
-    create = ApplicationCreate.model_validate(plan.request)
+    try:
+        create = ApplicationCreate.model_validate(plan.request)
+    except ValidationError as exc:  # what the template gives an application (a host, a name) is not valid
+        errors = [{**e, "loc": "/body" + e["loc"]} for e in field_errors(exc.errors())]
+        fields = ", ".join(e["loc"] for e in errors[:5])
+        raise ProblemError(
+            422, f"The template gives the application invalid fields: {fields}.", errors=errors
+        ) from None
     return await create_application(create, request, environment_id, principal)

@@ -5,6 +5,7 @@ the ``${helper}`` grammar of Dokploy's processors.ts) plus its ``docker-compose.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -327,7 +328,8 @@ def _mounts(entries: Any, ctx: _Ctx, raw: dict[str, Any]) -> list[TemplateFile]:
                 + ("" if "filePath" in entry and "content" in entry else "; no filePath/content")
             )
         if "filePath" in entry and "content" in entry:
-            path = str(entry["filePath"]).lstrip("/")
+            # Dokploy joins the path to the compose's files/ directory, so ``./Caddyfile`` is ``Caddyfile``
+            path = posixpath.normpath(str(entry["filePath"]).lstrip("/") or ".")
             out.append(TemplateFile(path, convert(str(entry["content"]), f"config.mounts[{i}]", ctx, raw, "file")))
     return out
 
