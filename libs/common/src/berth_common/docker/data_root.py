@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -32,6 +34,7 @@ DEFAULT_ROOT = "/var/lib/docker"
 MOUNT = "/data-root"  # where the helper sees the data root
 HELPER_LABEL = "berth.data-root-helper"  # on the helper container: what it is for
 HELPER_PREFIX = "berth-data-root-"
+STALE_AFTER_S = 60.0  # a helper this old was left by a process that stopped while it measured
 _FAILED = (EngineError, DockerUnavailable, OSError, TimeoutError)
 
 
@@ -97,12 +100,17 @@ async def image_bytes(api: EngineApi, image: str) -> int | None:
     return size if isinstance(size, int) and size >= 0 else None
 
 
-async def free_by_engine(api: EngineApi, root: str, image: str = BUSYBOX_IMAGE) -> int | None:
+async def free_by_engine(
+    api: EngineApi, root: str, image: str = BUSYBOX_IMAGE, *, stale_after_s: float = STALE_AFTER_S
+) -> int | None:
     """The free bytes under ``root`` as the engine's own helper container (``helper_body``) sees them; None
-    when the engine lacks the image or the helper fails. The helper is removed whatever happened."""
+    when the engine lacks the image or the helper fails. The helper is removed whatever happened; one left by
+    a process that stopped while it measured (older than ``stale_after_s``) is removed first."""
     name = f"{HELPER_PREFIX}{secrets.token_hex(6)}"
     try:
         async with asyncio.timeout(TIMEOUT_S):
+            with contextlib.suppress(*_FAILED):
+                await _remove_stale(api, stale_after_s)
             try:
                 await api.json("POST", "containers/create", params={"name": name}, body=helper_body(root, image))
                 await api.request("POST", f"containers/{name}/start")
@@ -115,6 +123,15 @@ async def free_by_engine(api: EngineApi, root: str, image: str = BUSYBOX_IMAGE) 
     if (waited or {}).get("StatusCode") != 0:
         return None
     return parse_df(b"".join(data for stream, data in frames(raw) if stream == "stdout").decode(errors="replace"))
+
+
+async def _remove_stale(api: EngineApi, stale_after_s: float) -> None:
+    """Remove the helpers created more than ``stale_after_s`` ago (a younger one is another caller's, still
+    measuring)."""
+    found = await api.get("containers/json", {"all": "1", "filters": json.dumps({"label": [HELPER_LABEL]})})
+    for container in found or []:
+        if time.time() - float(container.get("Created") or 0) > stale_after_s:
+            await _remove(api, str(container["Id"]))
 
 
 async def _remove(api: EngineApi, name: str) -> None:
