@@ -93,7 +93,11 @@ def test_the_data_root_helper_runs_df_on_the_data_root_alone_read_only():
         },
     }
     out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/loop3 119756 108000 11756 91% /data-root\n"
-    assert data_root.parse_df(out) == 11756 * 1024
+    assert data_root.parse_df(out) == 11756 * 1024 and data_root.df_sizes(out) == (119756 * 1024, 11756 * 1024)
+    mib = disk_full.MIB
+    assert data_root.same_file_system((128 * mib, 12 * mib), (128 * mib + 1000, 13 * mib))  # it moved a little
+    assert not data_root.same_file_system((128 * mib, 12 * mib), (129 * mib, 12 * mib))  # another file system
+    assert not data_root.same_file_system((128 * mib, 12 * mib), (128 * mib, 40 * mib))
 
 
 def test_a_build_whose_context_cannot_fit_is_named_with_both_sizes():

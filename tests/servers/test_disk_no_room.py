@@ -106,7 +106,9 @@ async def test_the_control_planes_own_data_root_is_measured_through_its_engine(s
     of the busybox image mounts it read-only and runs ``df`` (the scheduler may run in a container). Here the
     test server's engine stands for the control plane's (its data root is a file system of its own), so the
     measure is that file system's, not the machine's. Helpers are removed; one a stopped process left is
-    removed by the next measure once it is old."""
+    removed by the next measure once it is old. This process sees the data root's path too, and the file
+    system there is the one the helper measured, so later measures read it here, without a helper (and
+    without the image)."""
     server.load_image(busybox_image())
     leave_free(server, 12 * MIB)
     engines = DockerEngines(local_engine(server.docker_host, "v1.41"))
@@ -115,15 +117,20 @@ async def test_the_control_planes_own_data_root_is_measured_through_its_engine(s
     only_helpers = {"all": "1", "filters": '{"label": ["berth.data-root-helper"]}'}
     try:
         async with EngineApi.on_unix(str(server.docker_sock), "v1.41") as api:
-            root = await data_root.root_of(api)
-            await api.json(
-                "POST", "containers/create", params={"name": "berth-data-root-left"}, body=data_root.helper_body(root)
-            )
+            root, engine_id = await data_root.root_of(api), (await api.get("info"))["ID"]
+            leftover = data_root.helper_body(root)
+            await api.json("POST", "containers/create", params={"name": "berth-data-root-left"}, body=leftover)
+            assert data_root.seen_here(engine_id, root) is None
             free = await room.free_on(rt, LOCAL_SERVER)
             free_now = shutil.disk_usage(server.root / "data").free
             left = [c["Names"] for c in await api.get("containers/json", only_helpers)]
             again = await data_root.free_by_engine(api, root, stale_after_s=0.0)
             helpers = await api.get("containers/json", only_helpers)
+            seen = data_root.seen_here(engine_id, root)
+            server.docker("rmi", busybox_image())  # no helper can run now
+            os.unlink(server.root / "data" / f"{FILLER}-0")
+            read_here = await room.free_on(rt, LOCAL_SERVER)
+            assert await data_root.free_by_engine(api, root) is None
     finally:
         await engines.close()
         server.free_disk()
@@ -133,3 +140,4 @@ async def test_the_control_planes_own_data_root_is_measured_through_its_engine(s
     assert again is not None and abs(again - free_now) < MIB
     assert left == [["/berth-data-root-left"]]  # a young helper may be another caller's: left alone
     assert helpers == []  # each helper removed once it answered, and the old leftover too
+    assert seen is True and read_here is not None and read_here > 100 * MIB, read_here  # the filler gone
