@@ -1,13 +1,15 @@
 """A build or an image transfer that met a full disk says so first, in words a person acts on, with the
-engine's own words kept (``berth_common.docker.disk_full``, ``domain/progress.build_failure_reason``)."""
+engine's own words kept (``berth_common.docker.disk_full``, ``domain/progress.build_failure_reason``); a
+build or an image that does not fit in the free space of the data root (``berth_common.docker.data_root``)
+says both sizes."""
 
 from __future__ import annotations
 
 import io
 import tarfile
 
-from berth_builder.domain.progress import build_failure_reason
-from berth_common.docker import disk_full
+from berth_builder.domain.progress import build_failure_reason, no_room_reason
+from berth_common.docker import data_root, disk_full
 
 STORE = "mkdir /var/lib/docker/tmp/docker-builder123: no space left on device"
 
@@ -63,3 +65,46 @@ def test_an_image_larger_than_the_free_space_is_named_with_both_sizes():
     assert disk_full.without_room(STORE, "server 6292e648", "app:1", None, None).startswith(
         "the disk of server 6292e648 is full (Docker's data root): mkdir"
     )
+
+
+def test_the_data_root_helper_runs_df_on_the_data_root_alone_read_only():
+    assert data_root.helper_body("/srv/docker data") == {
+        "Image": "berth/busybox:1",
+        "Cmd": ["df", "-P", "-k", "/data-root"],
+        "Entrypoint": [],
+        "User": "0:0",
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "NetworkDisabled": True,
+        "Labels": {"berth.managed": "true", "berth.data-root-helper": "df"},
+        "HostConfig": {
+            "NetworkMode": "none",
+            "AutoRemove": False,
+            "Mounts": [
+                {
+                    "Type": "bind",
+                    "Source": "/srv/docker data",
+                    "Target": "/data-root",
+                    "ReadOnly": True,
+                    "BindOptions": {"NonRecursive": True},
+                }
+            ],
+        },
+    }
+    out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/loop3 119756 108000 11756 91% /data-root\n"
+    assert data_root.parse_df(out) == 11756 * 1024 and data_root.df_sizes(out) == (119756 * 1024, 11756 * 1024)
+    mib = disk_full.MIB
+    assert data_root.same_file_system((128 * mib, 12 * mib), (128 * mib + 1000, 13 * mib))  # it moved a little
+    assert not data_root.same_file_system((128 * mib, 12 * mib), (129 * mib, 12 * mib))  # another file system
+    assert not data_root.same_file_system((128 * mib, 12 * mib), (128 * mib, 40 * mib))
+
+
+def test_a_build_whose_context_cannot_fit_is_named_with_both_sizes():
+    mib = disk_full.MIB
+    assert no_room_reason(24 * mib + 1, 11 * mib + 5) == (
+        "the disk of the build server has no room for this build (Docker's data root): its context alone needs at "
+        "least 25 MiB, 11 MiB free: free space there (docker system prune, a larger disk) or leave files out of "
+        "the context (.dockerignore), and deploy again."
+    )
+    assert no_room_reason(11 * mib, 11 * mib) is None and no_room_reason(24 * mib, None) is None

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth_common.docker.disk_full import no_room
+
 MAX_LINE = 16000
 REDACTED = "***"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -265,6 +267,21 @@ _MISSING_IMAGE = (
 
 
 _NO_SPACE = "no space left on device"  # a file system's words (ENOSPC), whoever prints them
+
+
+def no_room_reason(context_bytes: int, free_bytes: int | None) -> str | None:
+    """Why a build cannot fit on its server, said before it starts: the engine stores the whole context under
+    its data root before the first step, so the context's bytes are a lower bound of what the build needs
+    (base images still to pull are not counted: their size is unknown until pulled). None when it fits or
+    the free space is unknown."""
+    room = no_room(context_bytes, free_bytes, at_least=True)
+    if room is None:
+        return None
+    return (
+        f"the disk of the build server has no room for this build (Docker's data root): its context alone {room}: "
+        "free space there (docker system prune, a larger disk) or leave files out of the context (.dockerignore), "
+        "and deploy again."
+    )
 
 
 def build_failure_reason(error: str, tail: Iterable[str], base_images: Iterable[str]) -> str:

@@ -2,7 +2,9 @@
 
 The work of a ``cmd.build.start`` (``builds.py`` claims the build, runs this and records the outcome). The
 build runs on the engine of the command's build server (``servers.py``): the context is streamed to it as
-to the local one, and the image is made there; with a push registry it is then pushed (``push.py``).
+to the local one, and the image is made there; with a push registry it is then pushed (``push.py``). A
+context larger than the free space of that server's data root fails before the engine gets it, with both
+sizes (``domain.progress.no_room_reason``).
 
 Validation (``build_inputs.py``) happens before anything else: no git process runs and no directory is made
 for a command with an invalid URL, ref, path, build arg, build id or image tag.
@@ -26,7 +28,7 @@ from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.adapters.repo import BuildRepo
 from berth_builder.domain.detect import GENERATED_PATH, DetectionFailed, detect
 from berth_builder.domain.dockerfile import base_images, rewrite_from_lines
-from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason
+from berth_builder.domain.progress import BuildStream, Redactor, build_failure_reason, no_room_reason
 from berth_builder.domain.push import registry_config_header
 from berth_builder.domain.request import SecretsNeedBuildKit, build_request, cache_key, image_labels
 from berth_builder.domain.source import InvalidInput
@@ -192,6 +194,9 @@ class Pipeline:
         for skipped in info.skipped:
             await say(f"left out of the build context: {skipped}")
         await say(f"build context: {info.files} files, {info.bytes / 1024:.0f} KiB")
+        refused = no_room_reason(info.bytes, await self.servers.free(cmd.source.build_server))
+        if refused is not None:  # compared before the build: a context the disk cannot hold fails with both sizes
+            raise Fail("build", refused)
         labels = image_labels(
             build_id=cmd.build_id,
             deployment_id=cmd.deployment_id,

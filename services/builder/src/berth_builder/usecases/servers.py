@@ -7,12 +7,14 @@ engine through its SSH-forwarded Docker socket (``berth_common.docker.remote.con
 SSH connection per server), reached exactly as the local one. A server the directory does not know, has
 removed or that has no pinned host key cannot build (:class:`BuildServerUnusable`); one that does not
 answer over SSH neither, with the reason the SSH client gave. asyncssh is loaded with the first remote
-build: a builder that builds only locally does not carry it.
+build: a builder that builds only locally does not carry it. The free space of a build server's data root
+(:meth:`BuildServers.free`) is what a build's context is compared with before it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,11 @@ from berth_builder.adapters.docker import DockerClient
 from berth_common import fleet, sealing
 from berth_common.catalogue import ServerChanged
 from berth_common.db import Unit
-from berth_common.docker import LOCAL, DockerEngines
+from berth_common.docker import LOCAL, DockerEngines, data_root
 from berth_common.logging import get_logger
 
 if TYPE_CHECKING:
-    from berth_common.ssh import SshPool
+    from berth_common.ssh import SshPool, SshTarget
 
 log = get_logger(__name__)
 
@@ -43,6 +45,7 @@ class BuildServers:
     _pool: SshPool | None = field(default=None, init=False)
     _clients: dict[str, DockerClient] = field(default_factory=dict, init=False)
     _revisions: dict[str, int] = field(default_factory=dict, init=False)
+    _targets: dict[str, SshTarget] = field(default_factory=dict, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,7 @@ class BuildServers:
     def _forget(self, server_id: str) -> None:
         self._clients.pop(server_id, None)
         self._revisions.pop(server_id, None)
+        self._targets.pop(server_id, None)
         if self._pool is not None:
             self._pool.forget(server_id)
 
@@ -105,7 +109,25 @@ class BuildServers:
             client = DockerClient(self.engines, server_id)
             self._clients[server_id] = client
             self._revisions[server_id] = record.revision
+            self._targets[server_id] = target
             return client
+
+    async def free(self, server_id: str) -> int | None:
+        """The free bytes of the build server's Docker data root (``berth_common.docker.data_root``: ``df``
+        over SSH on a remote server, through the engine on the control plane's), or None (best effort)."""
+        try:
+            client = await self.docker(server_id)
+        except BuildServerUnusable:
+            return None
+        target = self._targets.get(server_id)
+        if server_id == LOCAL or target is None:
+            return await data_root.free_bytes(client.docker)
+        pool = self.pool
+
+        async def run(argv: Sequence[str]) -> tuple[int, str, str]:
+            return await pool.run(server_id, target, argv, data_root.TIMEOUT_S)
+
+        return await data_root.free_bytes(client.docker, run)
 
     async def lost(self, server_id: str) -> None:
         """The server changed, or its connection broke during a build: the next use connects afresh."""

@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+# the df rule is shared: the scheduler and the builder measure a data root's room with it too
+from berth_common.docker.data_root import disk_command as disk_command
+from berth_common.docker.data_root import parse_df as parse_df
+
 DOCKER_SOCKET = "/var/run/docker.sock"
 MIN_DOCKER = (20, 10)  # Engine API 1.41, the version Berth speaks
 MIN_FREE_BYTES = 2 * 1024**3
@@ -70,22 +74,6 @@ def socket_commands(socket: str = DOCKER_SOCKET) -> tuple[list[str], list[str]]:
     """(is the socket there, may this user write to it): each exits 0 for yes and 1 for no; any other
     status (none at all, 2 and up) means the check itself did not run."""
     return ["test", "-S", socket], ["test", "-w", socket]
-
-
-def disk_command(path: str) -> list[str]:
-    """Free space of the filesystem holding ``path`` in POSIX format (1024-byte blocks)."""
-    return ["df", "-P", "-k", path]
-
-
-def parse_df(output: str) -> int | None:
-    """Available bytes from ``df -P -k`` output (the fourth column of the last line), None if unreadable."""
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    if len(lines) < 2:
-        return None
-    fields = lines[-1].split()
-    if len(fields) < 6 or not fields[3].isdigit():
-        return None
-    return int(fields[3]) * 1024
 
 
 def docker_version_tuple(version: str) -> tuple[int, int] | None:
