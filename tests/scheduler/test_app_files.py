@@ -160,14 +160,29 @@ def test_a_replica_mounts_its_read_only_files_from_their_volume_exactly():
         "Driver": "local",
         "Labels": {"berth.team": "team-1", "berth.app": "app1", "berth.managed": "true", "berth.files": volume},
     }
-    assert app_files.filler_body("x:1", volume) == {
+    assert app_files.filler_name(volume) == f"{volume}-filler"  # one per volume: the engine's lock
+    assert app_files.filler_body("x:1", volume, "app1", "team-1") == {
         "Image": "x:1",
         "Entrypoint": ["/berth-files/.none"],
         "Cmd": [],
         "NetworkDisabled": True,
-        "Labels": {"berth.files": volume},
+        "Labels": {
+            "berth.team": "team-1",
+            "berth.app": "app1",
+            "berth.managed": "true",
+            "berth.kind": "files-filler",
+            "berth.files": volume,
+        },
         "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": "/berth-files"}]},
     }
+    assert app_files.filler_body("x:1", volume, "app1", None)["Labels"] == {
+        "berth.app": "app1",
+        "berth.managed": "true",
+        "berth.kind": "files-filler",
+        "berth.files": volume,
+    }
+    assert app_files.filler(app_files.filler_body("x:1", volume, "app1", None)["Labels"])
+    assert not app_files.filler({"berth.app": "app1", "berth.kind": "worker", "berth.files": "0" * 64})  # a replica
     writable = _spec(FILES, [{**m, "read_only": False} for m in mounts])
     assert app_files.read_only_volume("app1", writable, writable.services[0]) is None
     assert app_files.read_only_archive(writable, writable.services[0]) is None
@@ -327,7 +342,7 @@ async def test_a_filled_files_volume_takes_no_filler_on_the_next_start(docker: D
             *("--format", "{{.Actor.Attributes.name}}"),
         ]
         made = subprocess.run(events, capture_output=True, text=True, check=True, timeout=30).stdout.split()
-        assert made == [f"berth-files-test-{unique}-1-files"]
+        assert made == [app_files.filler_name(volume)]
         assert _volumes(app) == [volume]
     finally:
         _cleanup(app)

@@ -11,9 +11,11 @@ import uuid
 
 import pytest
 
-from berth_common.catalogue import StartRun
+from berth_common.catalogue import ReplicasQuery, ReplicasReply, StartRun
+from berth_scheduler.domain import app_files
 from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.platform import containers_of, wait_served
+from tests.scheduler.test_app_files_fill import interrupted_fill
 from tests.scheduler.test_pre_deploy import log_of
 from tests.scheduler.test_runs import RunEvents
 
@@ -184,6 +186,37 @@ async def test_a_read_only_file_cannot_be_changed_by_root_in_a_job_or_a_run(plat
         done = await events.wait(run_id)
         assert done["status"] == "succeeded" and "REFUSED" in done["last_lines"], done
         assert "sh: can't create /etc/app/motd: Read-only file system" in done["last_lines"], done
+    finally:
+        remove_labelled(f"berth.app={app_id}")
+        found = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
+        for volume in subprocess.run(found, capture_output=True, text=True).stdout.split():
+            subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+
+
+async def test_the_removal_leaves_nothing_of_an_interrupted_fill(platform, busybox, app_id, unique, docker):
+    """A fill interrupted after its filler was made leaves the filler holding an empty files volume: it is no
+    replica of the application, and the application's removal removes it (not counted as one of its
+    containers), then the volume."""
+    spec = files_app(busybox, f"page-{unique}.localhost", "page v1")
+    del spec["pre_deploy"]
+    spec["services"][1]["files"] = [{"source": "conf/motd", "target": "/etc/app/motd", "read_only": True}]
+    dep = await platform.deploy(app_id, spec)
+    try:
+        assert (await platform.wait(dep, timeout=90))["type"] == "evt.deployment.succeeded", platform.steps(dep)
+        replicas = [n for n, _ in containers_of(app_id)]
+        assert len(replicas) == 2 and not any(n.endswith("-filler") for n in replicas), replicas  # gone with d1
+        details = [e["data"]["detail"] for e in platform.of(dep, "evt.deployment.progressed")]
+        assert details[-1] == "0 old container(s) stopped", details  # its filler removed, but no old container
+        await interrupted_fill(docker, app_id, app_files.files_volume_prefix(app_id) + "0" * 24, "team-1")
+        query = ReplicasQuery(application_id=app_id)
+        reply = await platform.api.request("scheduler", "replicas", query, ReplicasReply)
+        assert sorted(r.container for r in reply.replicas) == sorted(replicas)  # the filler is no replica
+        await platform.remove(app_id, drain_grace_s=0.2)
+        done = await platform.wait_app(app_id, timeout=30)
+        assert done["type"] == "evt.application.removed" and done["data"]["containers_removed"] == 2, done
+        assert containers_of(app_id) == []
+        left = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]
+        assert subprocess.run(left, capture_output=True, text=True).stdout.split() == []
     finally:
         remove_labelled(f"berth.app={app_id}")
         found = ["docker", "volume", "ls", "-q", "--filter", f"label=berth.app={app_id}"]

@@ -8,7 +8,6 @@ success (the goal state holds), so every operation can be repeated after a resta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 from berth_common.docker import LOCAL, DockerEngines, DockerUnavailable, EngineApi, EngineError, disk_full
 from berth_common.labels import label_filter
 from berth_scheduler.adapters.docker_exec import ExecResult, read_logs, run_exec
-from berth_scheduler.domain.app_files import marker_paths
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.images import TagCall
 
@@ -81,13 +79,17 @@ class DockerExecutor:
         except TimeoutError:
             raise DockerUnavailable(f"the Docker engine did not answer {what} in time") from None
 
+    def lock(self, key: str) -> asyncio.Lock:
+        """This executor's lock of ``key`` (a network's or a volume's name): one making of it at a time."""
+        return self._network_locks.setdefault(key, asyncio.Lock())
+
     # --- engine ------------------------------------------------------------------------------------
 
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         """Make the network unless it exists. The engine's ``CheckDuplicate`` does not hold against two creations
         at once (two deployments preparing a new server make two networks of one name, then every use of the
         name is ambiguous): this executor makes one name at a time."""
-        async with self._network_locks.setdefault(name, asyncio.Lock()):
+        async with self.lock(name):
             try:
                 await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
             except DockerOperationError as exc:
@@ -125,9 +127,17 @@ class DockerExecutor:
 
     # --- volumes -----------------------------------------------------------------------------------
 
-    async def ensure_volume(self, body: dict[str, Any]) -> None:
-        """Create the named volume of ``body`` (``domain/volumes.py``); an existing one is kept as it is."""
-        await self._call(f"create volume {body['Name']}", self.docker.json("POST", "volumes/create", body=body))
+    async def ensure_volume(self, body: dict[str, Any]) -> str:
+        """Create the named volume of ``body`` (``domain/volumes.py``); an existing one is kept as it is.
+        Returns its ``Mountpoint`` on the server."""
+        made = await self._call(f"create volume {body['Name']}", self.docker.json("POST", "volumes/create", body=body))
+        return str((made or {}).get("Mountpoint") or "")
+
+    async def mounting(self, volume: str) -> list[dict[str, Any]]:
+        """The containers (running or not) that mount ``volume``, as ``GET /containers/json`` lists them (the
+        engine's filter also matches volumes whose name merely contains it: see their ``Mounts``)."""
+        params = {"all": True, "filters": {"volume": [volume]}}
+        return list(await self._call("list containers", self.docker.get("containers/json", params)) or [])
 
     async def list_volumes(self, labels: dict[str, str]) -> list[str]:
         """The names of the volumes carrying every label given."""
@@ -143,38 +153,6 @@ class DockerExecutor:
             if exc.status == 404:
                 return False
             raise
-
-    async def fill_volume(
-        self, volume: dict[str, Any], filler: str, body: dict[str, Any], tar: bytes, marker: str
-    ) -> str:
-        """Create ``volume`` and extract ``tar`` into it through ``filler`` (made from ``body``, never started,
-        removed after) unless it holds ``marker`` (the archive's last entry; seen first through a container
-        that mounts the volume, so a filled volume takes no filler): files are never replaced under a
-        container binding them; one fill of a volume at a time. Returns its ``Mountpoint`` on the server."""
-        name = volume["Name"]
-        async with self._network_locks.setdefault(f"volume {name}", asyncio.Lock()):
-            found = await self._call(f"create volume {name}", self.docker.json("POST", "volumes/create", body=volume))
-            await self.remove(filler)  # left by an interrupted fill (it would hold the volume)
-            if not await self._marked(name, marker):
-                create = self.docker.json("POST", "containers/create", params={"name": filler}, body=body)
-                await self._call(f"create {filler}", create)
-                target = body["HostConfig"]["Mounts"][0]["Target"]
-                try:
-                    if not await self.holds(filler, f"{target}/{marker}"):
-                        await self.put_archive(filler, target, tar)
-                finally:
-                    await self.remove(filler)
-            return str(found["Mountpoint"])
-
-    async def _marked(self, volume: str, marker: str) -> bool:
-        """Whether a container (running or not) that mounts ``volume`` shows ``marker`` in it."""
-        params = {"all": True, "filters": {"volume": [volume]}}
-        for raw in await self._call("list containers", self.docker.get("containers/json", params)) or []:
-            for path in marker_paths(raw.get("Mounts") or [], volume, marker):
-                with contextlib.suppress(DockerOperationError):  # gone meanwhile: another one, or the filler
-                    if await self.holds(str(raw["Id"]), path):
-                        return True
-        return False
 
     async def holds(self, name: str, path: str) -> bool:
         """Whether the container ``name`` (created or running, its volumes mounted) has ``path``."""
@@ -228,7 +206,8 @@ class DockerExecutor:
             info = await self.inspect(spec.name)
             if info is not None:
                 return info
-        raise DockerOperationError(f"docker create {spec.name}: the name is taken by a container that keeps going away")
+        gone = f"docker create {spec.name}: the name is taken by a container that keeps going away (or is being made)"
+        raise DockerOperationError(gone, 409)
 
     def _create(self, spec: ContainerSpec) -> Any:
         return self.docker.json("POST", "containers/create", params={"name": spec.name}, body=spec.body)

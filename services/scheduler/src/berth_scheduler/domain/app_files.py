@@ -19,10 +19,14 @@ directory at its path (``read_only_mounts``): the kernel refuses any write, whoe
 not count a bind of a volume's directory as a use of the volume, so each replica also mounts the whole
 volume read-only at ``HOLD_AT``: an operator's ``docker volume prune`` leaves a volume a replica binds from
 (else a restart of that replica fails: its bind sources are gone). A volume is filled once: a container
-that mounts it and shows ``FILLED`` in it (``marker_paths``) spares the next replica's start a filler.
-The application's removal removes its files volumes (they hold no data of the application's own), and a
-succeeded deployment removes those no container of the application binds any more (``unused_volumes``: a
-replica names its volume in a label).
+that mounts it and shows ``FILLED`` in it (``marker_paths``) spares the next replica's start a filler, and
+the filler's name is derived from the volume (``filler_name``), so the engine's uniqueness of names lets
+one fill run at a time, whichever scheduler process starts the replicas. The filler stays after the fill,
+showing the volume filled to the replicas that start next, until the deployment has replaced the old
+replicas (it carries ``berth.app`` and is no replica: ``filler``).
+The application's removal removes its files volumes (they hold no data of the application's own) with
+their fillers, and a succeeded deployment removes those no container of the application binds any more
+(``unused_volumes``: a replica names its volume in a label).
 A pre-deploy job and a one-off run of the service bind them the same way (``usecases/read_only_files.py``).
 """
 
@@ -43,6 +47,7 @@ FILL_AT = "/berth-files"  # where the filler mounts a read-only files volume
 FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive: the volume is filled
 VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
 HOLD_AT = FILES_HOLD  # where a replica mounts its whole read-only files volume: the engine counts it as used
+FILLER_KIND = "files-filler"  # ``berth.kind`` of a read-only files volume's filler
 
 
 def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
@@ -174,17 +179,30 @@ def volume_body(volume: str, application_id: str, team_id: str | None) -> dict[s
     }
 
 
-def filler_body(image: str, volume: str) -> dict[str, Any]:
+def filler_name(volume: str) -> str:
+    """The name of the container that fills ``volume``: one per volume on an engine, so the engine refuses a
+    second one (409) while the first exists."""
+    return f"{volume}-filler"
+
+
+def filler_body(image: str, volume: str, application_id: str, team_id: str | None) -> dict[str, Any]:
     """The create body of the container that fills a read-only files volume: never started (its command is
-    no program), no network, the volume mounted writable at ``FILL_AT``."""
+    no program), no network, the volume mounted writable at ``FILL_AT``; labelled as the application's
+    (found again by its removal) of kind ``FILLER_KIND`` (no replica)."""
+    team = {labels.TEAM: team_id} if team_id else {}
     return {
         "Image": image,
         "Entrypoint": [FILL_AT + "/.none"],
         "Cmd": [],
         "NetworkDisabled": True,
-        "Labels": {LABEL: volume},  # no replica of the application: nothing else takes it for one
+        "Labels": {**team, labels.APP: application_id, labels.MANAGED: "true", labels.KIND: FILLER_KIND, LABEL: volume},
         "HostConfig": {"Mounts": [{"Type": "volume", "Source": volume, "Target": FILL_AT}]},
     }
+
+
+def filler(container_labels: Mapping[str, str]) -> bool:
+    """Whether a container with these labels is a files volume's filler (not a replica, never started)."""
+    return container_labels.get(labels.KIND) == FILLER_KIND
 
 
 def unused_volumes(

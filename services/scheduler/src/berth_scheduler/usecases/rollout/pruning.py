@@ -18,7 +18,7 @@ from berth_common import labels
 from berth_common.catalogue import ImagesPruned
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import build_records, store
+from berth_scheduler.adapters import build_records, files_volumes, store
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.domain import app_files, retention
 from berth_scheduler.domain.routing import LOCAL
@@ -36,9 +36,9 @@ async def prune(rt: RolloutContext, application_id: str, image: str | None) -> N
 
 
 async def prune_files_volumes(rt: RolloutContext, application_id: str) -> None:
-    """Remove the application's read-only files volumes no container of it binds files from any more, on
-    every server that held its containers (best effort: never fails a deployment; each server within
-    ``prune_server_timeout_s``)."""
+    """Remove the application's read-only files volumes no container of it binds files from any more (with
+    their fillers, one an interrupted fill left too), on every server that held its containers (best
+    effort: never fails a deployment; each server within ``prune_server_timeout_s``)."""
     try:
         servers = list(dict.fromkeys([LOCAL, *await servers_of(rt, application_id, None)]))
     except Exception as exc:
@@ -53,7 +53,7 @@ async def prune_files_volumes(rt: RolloutContext, application_id: str) -> None:
                 found = [c.labels for c in await docker.list_containers(selector)]
                 for volume in app_files.unused_volumes(application_id, await docker.list_volumes(selector), found):
                     try:
-                        await docker.remove_volume(volume)
+                        await files_volumes.remove_volume(docker, volume)  # its filler first
                     except DockerOperationError as exc:  # mounted by a container made since the listing: kept
                         if exc.status != 409:
                             raise

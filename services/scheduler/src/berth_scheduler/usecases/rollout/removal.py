@@ -7,7 +7,7 @@ and stages their commands; routes wait for proxy-sync's confirmations (refused o
 the routes already removed are put back and the removal ends failed); draining waits out the grace
 period; stopping removes the application's Swarm services on its team's Swarms (their tasks stop with their
 grace period) and gives every container with the application's label (on the servers it has containers
-on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it; images removes the tags of the application's builds (without force: an image
+on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it (a files volume's filler goes with its volume); images removes the tags of the application's builds (without force: an image
 another tag still uses is only untagged), then, only when the command asked for it, the application's named
 volumes on every server its deployments placed them on (kept otherwise). The names found are recorded before they are removed, so the
 counts in ``evt.application.removed`` hold across a restart.
@@ -21,7 +21,7 @@ from typing import Any
 from berth_common import labels
 from berth_common.db.unit import Unit
 from berth_common.logging import get_logger
-from berth_scheduler.adapters import build_records, removals, store
+from berth_scheduler.adapters import build_records, files_volumes, removals, store
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.domain import app_files, compose, machine, removal, retention, route_tls, volumes
@@ -213,7 +213,8 @@ class RemovalDriver:
         servers = {*await read(rt, store.servers_of_application, r.application_id), *swarm.servers}
         for server in sorted(servers):
             docker = await rt.fleet.docker(server)
-            on += [(docker, c) for c in await docker.list_containers({labels.APP: r.application_id})]
+            listed = await docker.list_containers({labels.APP: r.application_id})
+            on += [(docker, c) for c in listed if not app_files.filler(c.labels)]  # removed with their volumes
         found = [c for _, c in on]
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
@@ -244,8 +245,9 @@ class RemovalDriver:
         log.info("application images removed", application_id=r.application_id, tags=r.images, kept=kept)
 
     async def _files_volumes(self, rt: RolloutContext, r: Removal) -> None:
-        """Delete the volumes of the application's read-only files (``domain/app_files.py``) on every server
-        its deployments placed a service with files on, whether its named volumes are kept or not."""
+        """Delete the volumes of the application's read-only files (``domain/app_files.py``) and their
+        fillers (one an interrupted fill left too) on every server its deployments placed a service with
+        files on, whether its named volumes are kept or not."""
         specs = await read(rt, removals.deployed_specs, r.application_id)
         prefix = app_files.files_volume_prefix(r.application_id)
         for server in dict.fromkeys([LOCAL, *app_files.servers_with_files(specs)]):
@@ -254,6 +256,7 @@ class RemovalDriver:
             except ServerRefusedError as exc:
                 log.warning("files volumes left on a server Berth does not manage", server_id=server, error=str(exc))
                 continue
+            await files_volumes.remove_fillers(docker, r.application_id)  # they mount the volumes
             for name in await docker.list_volumes({labels.APP: r.application_id}):
                 if name.startswith(prefix):
                     await docker.remove_volume(name)

@@ -17,7 +17,7 @@ from berth_scheduler.adapters.docker import ContainerInfo, host_port_of
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.adapters.remote_readiness import RemoteReadiness, address_of
 from berth_scheduler.adapters.swarm import SwarmError
-from berth_scheduler.domain import names
+from berth_scheduler.domain import app_files, names
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.domain.runs import one_off
 from berth_scheduler.domain.swarm_app import swarm_task
@@ -88,7 +88,8 @@ async def _remote_status(
 
 async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, ContainerInfo]]:
     """(server, container) of the application on every server it has containers on (a Swarm task is shown
-    as a task; a one-off run's container is no replica), each as its record says (``_as_recorded``)."""
+    as a task; a one-off run's container and a files volume's filler are no replicas), each as its record
+    says (``_as_recorded``)."""
     records = {row.name: row for row in await read(rt, store.containers_of_application, application_id)}
     servers = sorted({LOCAL, *(row.server_id for row in records.values())})
     out: list[tuple[str, ContainerInfo]] = []
@@ -99,7 +100,7 @@ async def _found(rt: RolloutContext, application_id: str) -> list[tuple[str, Con
             out += [
                 (server, _as_recorded(c, records.get(c.name)))
                 for c in found
-                if not swarm_task(c.labels) and not one_off(c.labels)
+                if not swarm_task(c.labels) and not one_off(c.labels) and not app_files.filler(c.labels)
             ]
         except (DockerUnavailable, ServerRefusedError):
             if server == LOCAL:
