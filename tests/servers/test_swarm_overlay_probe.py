@@ -7,9 +7,13 @@ switch under load has zero errors. The check is still a GET: a path that answers
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from berth_common.catalogue import FormSwarm
 from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import swarm_overlay
@@ -19,7 +23,22 @@ from berth_scheduler.usecases.swarm_placement import SwarmPlace
 from berth_scheduler.usecases.swarm_rollout import SwarmRollout, SwarmRolloutFailed
 from berth_scheduler.usecases.swarm_routes import BusRoutes
 from tests.servers import test_swarm_rollout as swarm_tests
-from tests.servers.test_swarm_rollout import APP, NETWORK, Cluster, Load, Platform, _served, _upstreams_in, _version
+from tests.servers.test_swarm_rollout import (
+    APP,
+    NETWORK,
+    TEAM,
+    Cluster,
+    Load,
+    Platform,
+    _deployed,
+    _deployed_version,
+    _served,
+    _start,
+    _upstreams_in,
+    _version,
+    platform_of,
+)
+from tests.support.bus_helpers import Collector
 from tests.support.images import busybox_image
 
 # the Swarm of three namespace servers and the platform (proxy-sync, the manager's Traefik on the overlay)
@@ -135,3 +154,78 @@ async def test_a_service_without_a_health_check_runs_and_is_routed_on_nodes_bert
     assert len([said for said in probe.said.values() if "404" in said]) == 3, probe.said  # each node's task
     await _served(url, "overlay two")
     assert made == [swarm_overlay.PROBE_IMAGE]
+
+
+@pytest.fixture
+async def adopting(cluster: Cluster, nats_server, database, tmp_root: Path, unique: str) -> AsyncIterator[Platform]:
+    """The platform told of the manager only: the Swarm's two workers are nodes Berth does not reach."""
+    async with platform_of(cluster, nats_server, database, tmp_root, unique, announced=1) as made:
+        yield made
+
+
+async def _adopted(platform: Platform, nats_url: str) -> dict:
+    """``cmd.swarm.form`` with ``adopt`` on the manager alone, as the api sends it; the scheduler's answer."""
+    answers = await Collector().start(nats_url, "evt.swarm.>")
+    try:
+        command = FormSwarm(
+            swarm_id="swarm-adopted", team_id=TEAM, attempt=1, manager_server_id=platform.manager_id, adopt=True
+        )
+        await platform.api.publish(command)
+        deadline = time.monotonic() + 60
+        while not answers.items:
+            assert time.monotonic() < deadline, "no answer to cmd.swarm.form"
+            await asyncio.sleep(0.2)
+    finally:
+        await answers.close()
+    return answers.items[0][0]
+
+
+@pytest.mark.slow
+async def test_the_scheduler_deploys_a_service_without_a_health_check_on_an_adopted_swarm_to_every_node(
+    cluster: Cluster, adopting: Platform, nats_server
+) -> None:
+    """The scheduler's own path (``cmd.deployment.start`` placed on the adopted Swarm's manager): it makes the
+    overlay probe on the manager (delivering its image there first), the tasks on the workers pass its check,
+    every task is routed, and the next version switches under load with zero errors."""
+    manager = cluster.servers[0]
+    for server in cluster.servers[1:]:  # the workers have the image (Berth delivers only to servers it has)
+        server.load_image(busybox_image())
+    for service in await cluster.manager.services({"berth.app": "a1"}):  # what an earlier test left
+        await cluster.manager.remove_service(service["Spec"]["Name"])
+    manager.docker("rm", "-f", "berth-probe-berth")
+    await asyncio.sleep(2)
+    manager.docker("image", "rm", "-f", busybox_image())  # Berth delivers it to the manager
+    answer = await _adopted(adopting, nats_server.url)
+    assert answer["type"] == "evt.swarm.formed", answer
+    nodes = {n["node_id"]: n["server_id"] for n in answer["data"]["nodes"]}
+    assert sorted(nodes.values(), key=str) == sorted([adopting.manager_id, None, None], key=str)
+
+    url = f"http://{manager.address}/"
+    first = await _deployed(
+        nats_server.url, adopting.api, _start("dep-one-adopted", "adopted one", adopting.manager_id)
+    )
+    assert first["type"] == "evt.deployment.succeeded", first
+    await _served(url, "adopted one")
+    version = _deployed_version(_start("dep-one-adopted", "", adopting.manager_id))
+    tasks = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
+    assert len(tasks) == 3 and len({t.node_id for t in tasks if nodes.get(t.node_id) is None}) == 2, tasks
+    route_file = (adopting.dynamic / f"{version.route_id}.yml").read_text()
+    assert _upstreams_in(route_file) == sorted(dom.upstreams(tasks, 8080))
+    assert manager.docker("inspect", "-f", "{{.State.Running}}", "berth-probe-berth").strip() == "true"
+
+    stop = asyncio.Event()
+    load = Load(url)
+    running = asyncio.create_task(load.run(stop))
+    await asyncio.sleep(1)
+    second = await _deployed(
+        nats_server.url, adopting.api, _start("dep-two-adopted", "adopted two", adopting.manager_id)
+    )
+    await asyncio.sleep(1)
+    stop.set()
+    await running
+    assert second["type"] == "evt.deployment.succeeded", second
+    assert load.errors == [], load.errors[:10]
+    assert set(load.bodies) == {"adopted one", "adopted two"}, load.bodies
+    version = _deployed_version(_start("dep-two-adopted", "", adopting.manager_id))
+    tasks = dom.running(await cluster.manager.tasks(version.service.name), NETWORK)
+    assert len({t.node_id for t in tasks if nodes.get(t.node_id) is None}) == 2, tasks
