@@ -49,20 +49,22 @@ class OverlayProbe:
             return path
 
     async def open_connection(self, address: str, port: int) -> tuple[asyncio.StreamReader, _Relay]:
-        """One TCP connection from the probe to ``address:port`` on the overlay."""
-        path = await self.ensure()
-        ex = EngineExec(
-            path, API_VERSION, self.name, dom.connect_argv(address, port, self.timeout_s), feed=True, timeout_s=10
-        )
-        try:
-            await ex.__aenter__()
-        except EngineExecError as exc:
-            if exc.status in (404, 409):  # the probe is gone or stopped: made sure of again next time
-                self._running = False
-            await ex.__aexit__(None, None, None)
-            raise ConnectionError(f"the overlay probe on the manager did not answer ({exc})") from None
-        relay = _Relay(ex)
-        return relay.reader, relay
+        """One TCP connection from the probe to ``address:port`` on the overlay (a probe the engine lost,
+        removed or stopped, is made sure of again once)."""
+        argv = dom.connect_argv(address, port, self.timeout_s)
+        for last in (False, True):
+            ex = EngineExec(await self.ensure(), API_VERSION, self.name, argv, feed=True, timeout_s=10)
+            try:
+                await ex.__aenter__()
+            except EngineExecError as exc:
+                await ex.__aexit__(None, None, None)
+                if exc.status in (404, 409) and not last:
+                    self._running = False
+                    continue
+                raise ConnectionError(f"the overlay probe on the manager did not answer ({exc})") from None
+            relay = _Relay(ex)
+            return relay.reader, relay
+        raise AssertionError("unreachable")
 
 
 class _Relay:
@@ -94,9 +96,13 @@ class _Relay:
         self._sends.append(asyncio.create_task(self.ex.write(data)))
 
     def close(self) -> None:
+        """Stop reading and writing and drop the engine's stream at once (a check cut by its timeout may
+        not get to :meth:`wait_closed`); ``nc`` itself ends within its own ``-w``."""
         self._pump.cancel()
         for send in self._sends:
             send.cancel()
+        if self.ex._writer is not None:
+            self.ex._writer.close()
 
     async def wait_closed(self) -> None:
         await asyncio.gather(self._pump, *self._sends, return_exceptions=True)
