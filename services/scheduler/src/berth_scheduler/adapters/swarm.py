@@ -170,3 +170,13 @@ class SwarmEngine:
 
     async def start_container(self, name: str) -> None:
         await self._call("POST", f"/containers/{quote(name, safe='')}/start")
+
+    async def remove_labelled(self, label: str) -> list[str]:
+        """Remove (force) every container of this engine that has ``label``; the names removed."""
+        filters = json.dumps({"label": [label]})
+        found = await self._call("GET", "/containers/json", params={"all": "1", "filters": filters})
+        names = []
+        for container in found or []:
+            await self._found("DELETE", f"/containers/{quote(str(container['Id']), safe='')}", params={"force": "1"})
+            names.append(str((container.get("Names") or [""])[0]).lstrip("/"))
+        return names
