@@ -71,6 +71,7 @@ LONG_FILES_S = {
     "tests/scheduler/test_database_revival.py": 75,
     "tests/servers/test_dead_server_skip.py": 90,
     "tests/servers/test_swarm_unreached_nodes.py": 45,
+    "tests/servers/test_swarm_overlay_probe.py": 70,
     "tests/scheduler/test_image_retention.py": 40,
     "tests/scheduler/test_port_routes_docker.py": 20,
     "tests/e2e/test_compose_deploy.py": 40,

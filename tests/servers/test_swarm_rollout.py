@@ -10,6 +10,7 @@ its Swarm service and every task container."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -239,6 +240,16 @@ class Platform:
 
 @pytest.fixture
 async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, unique: str) -> AsyncIterator[Platform]:
+    async with platform_of(cluster, nats_server, database, tmp_root, unique) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def platform_of(
+    cluster: Cluster, nats_server, database, tmp_root: Path, unique: str, announced: int = 3
+) -> AsyncIterator[Platform]:
+    """The platform, told of the first ``announced`` servers of the cluster (manager first): the others are
+    nodes Berth does not reach."""
     urls = await provision(database, SECRET, ("proxy-sync", "scheduler"))
     local = Traefik(tmp_root / f"local-traefik-{unique}")
     local.root.mkdir()
@@ -269,7 +280,8 @@ async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, uniq
     server_ids = [manager_id, f"wa{unique}", f"wb{unique}"]
     try:
         await _migrated(sessions)
-        for server, server_id in zip(cluster.servers, server_ids, strict=True):
+        server_ids = server_ids[:announced]
+        for server, server_id in zip(cluster.servers, server_ids, strict=False):
             await api.publish(_changed(server, server_id))
         routes = BusRoutes(RolloutTransactions(bus, sessions), sessions, "swarm-warmup", "a1", timeout_s=120)
         deadline = time.monotonic() + 180

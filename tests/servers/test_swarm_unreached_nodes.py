@@ -1,6 +1,8 @@
-"""Readiness of a Swarm service's tasks on nodes Berth does not reach over SSH (an adopted Swarm's workers):
-Berth's GET cannot be made there, so such a task is ready only when the service carries a health check the
-engine runs (Swarm reports a task running once it passed); without one it is never counted ready."""
+"""Readiness of a Swarm service's tasks on nodes Berth does not reach over SSH (an adopted Swarm's workers)
+with a probe that has no overlay probe: Berth's GET cannot be made there, so such a task is ready only when
+the service carries a health check the engine runs (Swarm reports a task running once it passed); without
+one it is never counted ready. The scheduler's probe checks them over the overlay network instead
+(``test_swarm_overlay_probe.py``)."""
 
 from __future__ import annotations
 

@@ -21,11 +21,13 @@ from berth_cli.components import free_port
 from berth_common import sealing
 from berth_common.db import make_engine
 from berth_common.db.provision import provision
+from berth_scheduler.domain import swarm_overlay
 from berth_scheduler.settings import SchedulerSettings
 from berth_scheduler.usecases import swarm_placement
 from tests.api.conftest import Identities, bearer, start_api
 from tests.scheduler.platform import Scheduler
 from tests.support.bus_helpers import Collector
+from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
@@ -227,10 +229,18 @@ async def test_a_swarm_is_formed_shown_adopted_and_dissolved(platform, three, na
     logs = capfd.readouterr()
     assert token not in logs.out + logs.err and "SWMTKN" not in logs.out + logs.err
 
-    # dissolved on request: the nodes Berth knows leave it (here the manager: the workers were not named)
+    # dissolved on request: the nodes Berth knows leave it (here the manager: the workers were not named); the
+    # overlay probe the readiness checks used on the manager goes first (another container stays)
+    manager.load_image(busybox_image())
+    probe = swarm_overlay.probe_name("berth")
+    for name, labels in ((probe, [f"{swarm_overlay.PROBE_LABEL}=berth"]), ("not-a-probe", [])):
+        manager.docker("run", "-d", "--name", name, *(f"--label={x}" for x in labels), busybox_image(), "sleep", "600")
     r = await client.delete(f"/v1/swarms/{adopted['id']}?dissolve=true", headers=admin)
     assert r.status_code == 204
     deadline = time.monotonic() + 60
     while _swarm_state(manager)[0] != "inactive":
         assert time.monotonic() < deadline, "the manager is still in the Swarm"
         await asyncio.sleep(0.5)
+    left = manager.docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert probe not in left and "not-a-probe" in left, left
+    manager.docker("rm", "-f", "not-a-probe")

@@ -154,3 +154,29 @@ class SwarmEngine:
         """The id of the engine's image ``reference``; None when it has none of that name."""
         found = await self._found("GET", f"/images/{quote(reference, safe='')}/json")
         return None if found is None else str(found["Id"])
+
+    async def container(self, name: str) -> dict[str, Any] | None:
+        """``GET /containers/{name}/json`` of this engine's container; None when it has none of that name."""
+        found = await self._found("GET", f"/containers/{quote(name, safe='')}/json")
+        return None if found is None else dict(found)
+
+    async def create_container(self, name: str, body: dict[str, Any]) -> None:
+        """Create the container ``name``; one made meanwhile under that name (409) is the same container."""
+        try:
+            await self._call("POST", "/containers/create", body=body, params={"name": name})
+        except SwarmError as exc:
+            if exc.status != 409:
+                raise
+
+    async def start_container(self, name: str) -> None:
+        await self._call("POST", f"/containers/{quote(name, safe='')}/start")
+
+    async def remove_labelled(self, label: str) -> list[str]:
+        """Remove (force) every container of this engine that has ``label``; the names removed."""
+        filters = json.dumps({"label": [label]})
+        found = await self._call("GET", "/containers/json", params={"all": "1", "filters": filters})
+        names = []
+        for container in found or []:
+            await self._found("DELETE", f"/containers/{quote(str(container['Id']), safe='')}", params={"force": "1"})
+            names.append(str((container.get("Names") or [""])[0]).lstrip("/"))
+        return names

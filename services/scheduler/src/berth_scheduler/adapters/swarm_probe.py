@@ -3,9 +3,11 @@
 A task's overlay address is reached only from the overlay; its node reaches it on ``docker_gwbridge``. The
 check asks that node's engine (its SSH-forwarded socket) for the task container's address there, then
 opens a TCP connection to it through the node's SSH connection (``direct-tcpip``: nothing is published).
-A node Berth cannot reach (a dead worker) fails the check within ``timeout_s``; a node that is not a server
-Berth reaches at all (an adopted Swarm's) is not checked here (``reaches``): the rollout takes the engine's
-health check there (``usecases/swarm_rollout.py``).
+A node Berth cannot reach (a dead worker) fails the check within ``timeout_s``. A task on a node that is not
+a server Berth reaches at all (an adopted Swarm's worker) is checked over the overlay network instead, from
+the overlay probe on the manager's node (``overlay``, ``adapters/swarm_overlay.py``): the same GET, sent to
+the task's overlay address (``reaches_over_overlay``). Without an overlay probe such a task is not checked
+here: the rollout takes the engine's health check there (``usecases/swarm_rollout.py``).
 
 What the last failed check of each task saw is kept in words (``said``, by task id: connection refused,
 reset, timed out, the status with the first bytes of the body, as replicas' checks say it), and a task
@@ -20,8 +22,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from berth_scheduler.adapters.engine_exec import EngineExecError
 from berth_scheduler.adapters.remote_readiness import get_seen
 from berth_scheduler.adapters.swarm import SwarmEngine, SwarmError
+from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.domain import swarm_rollout as dom
 from berth_scheduler.domain.readiness import Seen
 from berth_scheduler.domain.swarm_app import container_name
@@ -31,6 +35,7 @@ if TYPE_CHECKING:  # asyncssh is loaded with the first Swarm, not at start
     from berth_common.ssh import SshPool, SshTarget
 
 NodeTargets = Callable[[], Mapping[str, tuple[str, "SshTarget"]]]  # node id -> (server id, how to reach it)
+PROBE_MADE_S = 300.0  # making the overlay probe (its image delivered, created, started) may take this long
 Logs = Callable[[str, str, int], Awaitable[str]]  # (server id, container, lines) -> its last lines
 
 
@@ -42,8 +47,10 @@ class NodeProbe:
         timeout_s: float = 3.0,
         logs: Logs | None = None,
         clock: Callable[[], float] = time.monotonic,
+        overlay: OverlayProbe | None = None,
     ) -> None:
         self.pool = pool
+        self.overlay = overlay
         self.nodes = nodes
         self.timeout_s = timeout_s
         self.logs = logs
@@ -55,6 +62,11 @@ class NodeProbe:
     def reaches(self, task: dom.Task) -> bool:
         """Whether the task's node is a server Berth reaches (its check is made there)."""
         return task.node_id in self.nodes()
+
+    def reaches_over_overlay(self, task: dom.Task) -> bool:
+        """Whether a task on a node Berth does not reach is checked over the overlay network (from the
+        overlay probe on the manager's node)."""
+        return self.overlay is not None and bool(task.address) and not self.reaches(task)
 
     async def ready(self, task: dom.Task, port: int, path: str) -> bool:
         """Whether the task answers ``GET path`` with a 2xx now (what it did otherwise: ``said``)."""
@@ -83,11 +95,16 @@ class NodeProbe:
         return longest if longest >= seconds else None
 
     async def seen(self, task: dom.Task, port: int, path: str) -> Seen:
+        if self.overlay is not None and self.reaches_over_overlay(task):
+            try:  # made once, outside the check's time (its image may have to be delivered first)
+                await asyncio.wait_for(self.overlay.ensure(), PROBE_MADE_S)
+            except Exception as exc:
+                return Seen(False, f"GET {path}: the overlay probe on the manager is not running ({exc})", "error")
         try:
             return await asyncio.wait_for(self._check(task, port, path), self.timeout_s)
         except TimeoutError:
             return Seen(False, f"GET {path}: its node did not answer within {self.timeout_s:g} s", "timeout")
-        except (OSError, SwarmError, ConnectionError) as exc:
+        except (OSError, SwarmError, ConnectionError, EngineExecError) as exc:
             return Seen(False, f"GET {path}: its node did not answer ({exc})", "error")
         except Exception as exc:  # SSH failures (berth_common.ssh) and asyncssh's channel errors: not reachable
             if type(exc).__module__.startswith(("asyncssh", "berth_common.ssh")):
@@ -96,6 +113,13 @@ class NodeProbe:
 
     async def _check(self, task: dom.Task, port: int, path: str) -> Seen:
         where = self.nodes().get(task.node_id)
+        if where is None and self.reaches_over_overlay(task):
+            overlay = self.overlay
+
+            async def through_overlay() -> Any:
+                return overlay
+
+            return await get_seen(through_overlay, task.address, port, path, self.timeout_s)
         if where is None or not task.container_id:
             return Seen(False, f"GET {path}: its node is not a server Berth reaches", "error")
         server_id, target = where

@@ -15,9 +15,11 @@ import sqlalchemy as sa
 
 from berth_common import labels
 from berth_common.catalogue import ApplicationSpec, ReplicaStatus
+from berth_common.docker import LOCAL
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import store, tables
 from berth_scheduler.adapters.swarm import SwarmEngine
+from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import swarm_app as dom
 from berth_scheduler.domain import swarm_rollout
@@ -26,6 +28,7 @@ from berth_scheduler.domain.swarm import engine_checked
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarms_placed
+from berth_scheduler.usecases.volume_dumps import helper_image
 
 log = get_logger(__name__)
 
@@ -33,6 +36,20 @@ log = get_logger(__name__)
 async def manager_of(rt: RolloutContext, place: SwarmPlace) -> SwarmEngine:
     """The Swarm's manager engine, on its server's SSH-forwarded socket."""
     return SwarmEngine(await rt.fleet.socket(place.manager_server_id))
+
+
+def overlay_probe(rt: RolloutContext, place: SwarmPlace) -> OverlayProbe:
+    """The overlay probe on the Swarm manager's node, which checks the tasks on nodes Berth does not reach
+    (its busybox image streamed from the control plane's engine when the manager lacks it)."""
+
+    async def socket() -> str:
+        return await rt.fleet.socket(place.manager_server_id)
+
+    async def image() -> None:
+        manager = place.manager_server_id
+        await helper_image(await rt.fleet.docker(manager), manager, rt.fleet.socket, await rt.fleet.docker(LOCAL))
+
+    return OverlayProbe(socket, place.network, image)
 
 
 async def image_on_nodes(
@@ -123,7 +140,11 @@ async def swarm_replicas(rt: RolloutContext, application_id: str) -> list[Replic
         services = await manager.services(dom.app_labels(application_id))
         if not services:
             continue
-        probe = NodeProbe(rt.fleet.pool(), lambda p=place: targets[p.swarm_id])  # type: ignore[misc]
+        probe = NodeProbe(
+            rt.fleet.pool(),
+            lambda p=place: targets[p.swarm_id],  # type: ignore[misc]
+            overlay=overlay_probe(rt, place),
+        )
         nodes = dict(place.nodes)
         web = await _web_of(rt, services)
         for service in sorted(services, key=lambda x: str((x.get("Spec") or {}).get("Name"))):
@@ -150,8 +171,10 @@ async def _tasks_of(
         found = running.get(str(task.get("ID")))
         if found is None or port is None or path is None:
             return None
-        if not probe.reaches(found):  # a node Berth does not reach: the engine's health check or none
-            return True if engine_checked(spec) else None
+        if not probe.reaches(found) and engine_checked(spec):  # a node Berth does not reach: the engine checks
+            return True
+        if not probe.reaches(found) and not probe.reaches_over_overlay(found):
+            return None
         return await probe.ready(found, port, path)
 
     checks = await asyncio.gather(*(check(t) for t in current))

@@ -4,8 +4,8 @@ A service placed on one server (``WebService.servers``) that is the manager of a
 or adopted runs on that Swarm: as one Swarm service per version (``usecases/swarm_rollout.py``), its route on
 the manager's Traefik. :func:`swarm_of` finds that Swarm; :func:`node_targets` says how Berth's readiness
 check reaches each node (the Berth server the node is, from the directory ``tables.servers``); a node
-Berth does not manage (an adopted Swarm's) has none: its tasks are ready only through a health check the
-engine runs there (``usecases/swarm_rollout.py``), and never without one.
+Berth does not manage (an adopted Swarm's) has none: its tasks are checked over the overlay network from
+the manager's node, or through a health check the engine runs there (``usecases/swarm_rollout.py``).
 """
 
 from __future__ import annotations

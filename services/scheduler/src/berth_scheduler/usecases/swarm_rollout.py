@@ -54,6 +54,10 @@ class TaskProbe(Protocol):
         """Whether the check can be made on the task's node (a node Berth reaches over SSH)."""
         ...
 
+    def reaches_over_overlay(self, task: dom.Task) -> bool:
+        """Whether a task on a node Berth does not reach is checked over the overlay network instead."""
+        ...
+
     async def ready(self, task: dom.Task, port: int, path: str) -> bool: ...
 
     async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str: ...
@@ -92,21 +96,23 @@ class SwarmRollout:
         if it has one, before it counts as running): a task that exits is replaced by a new task, so a
         worker that keeps crashing is never ready, however often a look finds one of its tasks running.
 
-        A web task on a node Berth does not reach (an adopted Swarm's worker) cannot get Berth's GET: it is
-        ready when the service has a health check the engine runs and Swarm reports the task running (which
-        it does only once that check passed, and a task turning unhealthy is failed and replaced); without
-        one it is never ready, and the version says so."""
+        A web task on a node Berth does not reach (an adopted Swarm's worker) gets Berth's GET over the overlay
+        network (from the overlay probe on the manager's node) when the service has no health check of its
+        own; with one, it is ready when Swarm reports the task running (which it does only once that check
+        passed, and a task turning unhealthy is failed and replaced). A probe that cannot check over the
+        overlay leaves a task without a health check never ready, and the version says so."""
         port, path = version.replica.container_port, version.replica.health_path or "/"
         tasks = dom.running(await self.manager.tasks(version.service.name), version.network)
         if port is None:
             now = self.clock()
             since = [self._running_since.setdefault(t.task_id, now) for t in tasks]
             return [t for t, at in zip(tasks, since, strict=True) if now - at >= self.worker_settle_s]
-        reached = [t for t in tasks if self.probe.reaches(t)]
+        engine = version.service.engine_checked
+        reached = [t for t in tasks if self.probe.reaches(t) or (not engine and self.probe.reaches_over_overlay(t))]
         checks = await asyncio.gather(*(self.probe.ready(t, port, path) for t in reached))
         ready = [t for t, ok in zip(reached, checks, strict=True) if ok]
         for task in (t for t in tasks if t not in reached):
-            if version.service.engine_checked:
+            if engine:
                 self.probe.said.pop(task.task_id, None)
                 ready.append(task)
             else:

@@ -29,6 +29,7 @@ from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.adapters.swarm import SwarmEngine, SwarmError
 from berth_scheduler.domain import swarm as bodies
 from berth_scheduler.domain import swarms as dom
+from berth_scheduler.domain.swarm_overlay import PROBE_LABEL
 from berth_scheduler.usecases.servers import Servers
 
 log = get_logger(__name__)
@@ -161,7 +162,8 @@ class Swarms:
         )
 
     async def dissolve(self, msg: DissolveSwarm, delivery: Delivery) -> None:
-        """Workers leave, then the manager; a server already out of the Swarm (or gone) is skipped."""
+        """Workers leave, then the manager (its overlay probe removed first: ``domain/swarm_overlay.py``); a
+        server already out of the Swarm (or gone) is skipped."""
         try:
             records = await self._records(msg.team_id, [*msg.worker_server_ids, msg.manager_server_id])
         except dom.SwarmProblem as exc:
@@ -169,7 +171,10 @@ class Swarms:
             log.info("swarm dissolved in part", swarm_id=msg.swarm_id, reason=str(exc))
         for server in records:
             try:
-                await (await self.engine(server)).leave(force=True)
+                engine = await self.engine(server)
+                if server.id == msg.manager_server_id:
+                    await engine.remove_labelled(PROBE_LABEL)
+                await engine.leave(force=True)
             except failures() as exc:
                 log.info("swarm node not left", swarm_id=msg.swarm_id, server_id=server.id, reason=str(exc))
 

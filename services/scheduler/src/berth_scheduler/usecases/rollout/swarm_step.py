@@ -35,7 +35,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.pre_deploy import remove_job, run_job
 from berth_scheduler.usecases.rollout.pull import pull_then_start
 from berth_scheduler.usecases.rollout.steps import Waiter, transit
-from berth_scheduler.usecases.swarm_app import image_on_nodes
+from berth_scheduler.usecases.swarm_app import image_on_nodes, overlay_probe
 from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, swarm_of
 from berth_scheduler.usecases.swarm_rollout import SwarmRollout, SwarmRolloutFailed
 from berth_scheduler.usecases.swarm_routes import BusRoutes
@@ -125,7 +125,7 @@ class SwarmStarting:
         async def task_logs(server_id: str, container: str, lines: int) -> str:
             return await (await rt.fleet.docker(server_id)).logs(container, lines)
 
-        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs)
+        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs, overlay=overlay_probe(rt, place))
         rollout = SwarmRollout(
             engine,
             place.manager_server_id,
