@@ -69,18 +69,24 @@ class SwarmFollower:
                 rollout, version = await self.starting.rollout_of(self.rt, r, spec, svc, place)
                 port = version.replica.container_port or svc.port
                 wanted = dom.upstreams(await rollout.ready_tasks(version), port)
-                if wanted and wanted != self.routed.get(version.route_id) and not await self._busy(r.application_id):
+                if (
+                    wanted
+                    and wanted != self.routed.get(version.route_id)
+                    and not await self._busy(r.application_id, row)
+                ):
                     await rollout.routes.apply(place.manager_server_id, version.route_id, version.hosts, wanted)
                     self.routed[version.route_id] = wanted
                     log.info("swarm route follows its tasks", route_id=version.route_id, upstreams=len(wanted))
 
-    async def _busy(self, application_id: str) -> bool:
+    async def _busy(self, application_id: str, live: object) -> bool:
         """Whether a deployment of the application started meanwhile (its rollout then owns the route), or
+        one even finished while this pass probed ``live``'s tasks (the route is the newer version's now), or
         its removal (which takes the route down)."""
         async with self.rt.sessionmaker() as s:
-            return application_id in await store.unfinished_applications(s) or await removals.is_active(
-                s, application_id
-            )
+            if application_id in await store.unfinished_applications(s) or await removals.is_active(s, application_id):
+                return True
+            last = await store.last_succeeded(s, application_id)
+            return last is None or last.id != live.id  # type: ignore[attr-defined]
 
     async def _loop(self) -> None:
         while True:
