@@ -366,6 +366,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "working_dir": svc.get("working_dir"),
         "allowed": allowed,
         "host_limits": host_limits(name, svc),
+        "tty": svc.get("tty") is True,
+        "stdin_open": svc.get("stdin_open") is True,
     }
     if present(svc.get("stop_grace_period")):
         extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")
