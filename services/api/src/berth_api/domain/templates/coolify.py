@@ -118,7 +118,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     for v in inputs.variables.values():
         variables.setdefault(v.name, v)
     _describe(text, variables)
-    files, compose = _rewrite(doc, variables, not_carried, notes)
+    files, compose = _rewrite(doc, variables, not_carried, notes, here)
     meta = coolify_meta.metadata(stem, head, not_carried, notes)
     template = Template(compose=dump_yaml(compose), variables=tuple(variables.values()), files=tuple(files), **meta)
     check(template, here)
@@ -335,7 +335,7 @@ def _describe(text: str, variables: dict[str, Variable]) -> None:
 
 
 def _rewrite(
-    doc: dict[str, Any], variables: dict[str, Variable], not_carried: list[str], notes: list[str]
+    doc: dict[str, Any], variables: dict[str, Variable], not_carried: list[str], notes: list[str], here: str
 ) -> tuple[list[TemplateFile], dict[str, Any]]:
     """The compose document with Berth references, declarations given values, Coolify's keys handled."""
     files: list[TemplateFile] = []
@@ -364,19 +364,9 @@ def _rewrite(
             if not isinstance(volume, dict):
                 spec["volumes"][i] = coolify_volumes.relative_as_volume(volume, where, notes)
                 continue
-            content = volume.pop("content", None)
-            for key in ("is_directory", "isDirectory"):
-                if volume.pop(key, None) is not None:
-                    notes.append(f"{where}.{key}: dropped; a bind without content is a directory")
-            if content is not None:
-                path = str(volume.get("source", f"{svc}-{i}")).removeprefix("./").lstrip("/")
-                files.append(TemplateFile(path, str(content)))
-                volume["source"] = f"./files/{path}"
-                notes.append(f"{where}.content: carried as the template file files/{path}")
-            elif volume.get("type", "bind") == "bind" and coolify_volumes.relative(volume.get("source")):
-                named = coolify_volumes.volume_name(str(volume["source"]))
-                notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
-                volume.update({"type": "volume", "source": named})
+            file = coolify_volumes.carry_mount(volume, svc, i, f"{here}/services/{svc}/volumes/{i}", notes)
+            if file is not None:
+                files.append(file)
     coolify_volumes.declare_volumes(doc, notes)
     return files, doc
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from berth_api.domain.templates.format import file_mode
+from berth_api.domain.templates.model import TemplateFile
+
 
 def relative(source: Any) -> bool:
     return isinstance(source, str) and source.startswith(".") and not source.startswith("./files/")
@@ -28,6 +31,33 @@ def relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
     named = volume_name(source)
     notes.append(f"{where}: the directory {source} is the named volume {named}")
     return f"{named}:{rest}"
+
+
+def carry_mount(volume: dict[str, Any], svc: str, i: int, loc: str, notes: list[str]) -> TemplateFile | None:
+    """A long-form mount of a Coolify template, in place: its ``content`` is a template file (``mode``, not a
+    compose key, is that file's permission bits; Coolify drops it from the mount), Coolify's ``is_directory``
+    is dropped, and a relative bind is a named volume. Returns the mount's template file, if it has one."""
+    where = f"services.{svc}.volumes[{i}]"
+    content = volume.pop("content", None)
+    mode = volume.pop("mode", None)
+    for key in ("is_directory", "isDirectory"):
+        if volume.pop(key, None) is not None:
+            notes.append(f"{where}.{key}: dropped; a bind without content is a directory")
+    if mode is not None and content is None:
+        notes.append(f"{where}.mode: dropped; only a file of the template has a mode")
+    if content is not None:
+        path = str(volume.get("source", f"{svc}-{i}")).removeprefix("./").lstrip("/")
+        bits = None if mode is None else file_mode(mode, f"{loc}/mode")
+        volume["source"] = f"./files/{path}"
+        notes.append(f"{where}.content: carried as the template file files/{path}")
+        if bits is not None:
+            notes.append(f"{where}.mode: the mode {bits:04o} of the template file files/{path}")
+        return TemplateFile(path, str(content), bits)
+    if volume.get("type", "bind") == "bind" and relative(volume.get("source")):
+        named = volume_name(str(volume["source"]))
+        notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
+        volume.update({"type": "volume", "source": named})
+    return None
 
 
 def declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:

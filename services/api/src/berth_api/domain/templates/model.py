@@ -98,6 +98,7 @@ class TemplateFile:
 
     path: str
     content: str
+    mode: int | None = None  # permission bits (a script's 0o755); None: the application files' default 0o644
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,10 @@ class Template:
             variables[v.name] = spec
         doc["variables"] = variables
         if self.files:
-            doc["files"] = [{"path": f.path, "content": f.content} for f in self.files]
+            doc["files"] = [
+                {"path": f.path, **({"mode": f"{f.mode:04o}"} if f.mode is not None else {}), "content": f.content}
+                for f in self.files
+            ]
         doc["compose"] = self.compose
         return doc
 
