@@ -3,10 +3,13 @@ templates/compose) whose keys Berth once refused or misread, each read as Coolif
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import yaml
 
-from berth_api.domain.compose import precheck
+from berth_api.adapters.compose_parser import normalise
+from berth_api.domain.compose import precheck, translate
 from berth_api.domain.templates.coolify import import_coolify
 from berth_api.domain.templates.format import parse_text
 from berth_api.domain.templates.model import TemplateError, dump_yaml
@@ -92,3 +95,82 @@ async def test_a_template_files_mode_goes_with_the_application(client, members):
     assert r.status_code == 201, r.text
     (shown,) = r.json()["compose"]["files"]
     assert (shown["path"], shown["mode"]) == ("etc/entrypoint.sh", 0o755)
+
+
+HEYFORM = """services:
+  keydb:
+    image: eqalpha/keydb:latest
+    environment:
+      - KEYDB_PASSWORD=${SERVICE_PASSWORD_KEYDB}
+    healthcheck:
+      test: ["CMD-SHELL", "keydb-cli", "--pass", "${SERVICE_PASSWORD_KEYDB}", "ping"]
+      interval: 5s
+"""
+
+
+def test_a_shell_checks_words_given_as_items_are_its_one_command():
+    """heyform's keydb check: Docker would run ``sh -c keydb-cli`` with the rest as the shell's arguments,
+    and Berth refuses a CMD-SHELL of several items; the import joins them as the author meant."""
+    result = import_coolify("heyform.yaml", HEYFORM.replace('"ping"]', '"ping", "a b"]'))
+    check = yaml.safe_load(result.template.compose)["services"]["keydb"]["healthcheck"]
+    assert check == {
+        "test": ["CMD-SHELL", 'keydb-cli --pass ${var.SERVICE_PASSWORD_KEYDB} ping "a b"'],
+        "interval": "5s",
+    }
+    assert any(n.startswith("services.keydb.healthcheck.test: CMD-SHELL takes one command") for n in result.notes)
+    one = import_coolify("one.yaml", HEYFORM.replace('"keydb-cli", "--pass", "${SERVICE_PASSWORD_KEYDB}", ', ""))
+    assert yaml.safe_load(one.template.compose)["services"]["keydb"]["healthcheck"]["test"] == ["CMD-SHELL", "ping"]
+
+
+def test_sources_coolify_reads_as_volume_names_are_named_volumes():
+    """mautic5's ``mautic_data/config``, memos' ``memos/`` and denoKV's ``${COOLIFY_VOLUME_APP}`` (a variable
+    nothing sets) are neither paths nor volume names: compose refuses them, Coolify slugs them into volumes."""
+    text = """services:
+  mautic_web:
+    image: mautic/mautic:5
+    volumes:
+      - 'mautic_data/config:/var/www/html/config:z'
+      - memos/:/var/opt/memos
+      - '${COOLIFY_VOLUME_APP}:/data'
+      - /var/run/docker.sock:/var/run/docker.sock:ro
+      - ~/x:/x
+      - data:/d
+"""
+    result = import_coolify("mautic5.yaml", text)
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["services"]["mautic_web"]["volumes"] == [
+        "mautic-data-config:/var/www/html/config:z",
+        "memos:/var/opt/memos",
+        "coolify-volume-app:/data",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "~/x:/x",
+        "data:/d",
+    ]
+    assert doc["volumes"] == {"mautic-data-config": None, "memos": None, "coolify-volume-app": None, "data": None}
+    assert (
+        "services.mautic_web.volumes[0]: mautic_data/config is, as Coolify reads it, the named volume "
+        "mautic-data-config"
+    ) in result.notes
+
+
+def test_a_health_url_inside_escaped_quotes_gives_the_health_path():
+    """argilla's check is Python asking ``\\"http://localhost:6900/api/_status\\"``: the path ends at the
+    escaped quote (a backslash in it is no path a deployment accepts)."""
+    text = r"""services:
+  argilla:
+    image: argilla/argilla-server:v2.2.0
+    ports: ['6900']
+    healthcheck:
+      test:
+        - CMD-SHELL
+        - 'python -c "import requests as r;r.get(\"http://localhost:6900/api/_status\").raise_for_status()"'
+"""
+    found = asyncio.run(normalise(text, {}))
+    (web,) = translate(found.model, precheck(text))["services"]
+    assert (web["kind"], web["health_path"]) == ("web", "/api/_status")
+
+
+def test_an_environment_given_as_one_string_is_named_broken_in_coolify_too():
+    text = "services:\n  dind:\n    image: docker:dind\n    environment:\n      A=1\n      B=2\n"
+    result = import_coolify("forgejo-with-runner.yaml", text)
+    assert any(n.startswith("services.dind.environment: one string") for n in result.notes)

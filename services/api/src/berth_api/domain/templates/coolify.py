@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from berth_api.domain.templates import coolify_meta, coolify_volumes
+from berth_api.domain.templates import coolify_health, coolify_meta, coolify_volumes
 from berth_api.domain.templates.coolify_meta import headers
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, Inputs
@@ -350,6 +350,11 @@ def _rewrite(
         env = spec.get("environment")
         if isinstance(env, list):
             spec["environment"] = [_declaration(item) for item in env]
+        elif isinstance(env, str):  # forgejo-with-runner's docker-in-docker: lines of KEY=value in one scalar
+            notes.append(
+                f"services.{svc}.environment: one string, neither a list nor a mapping: the template is broken in "
+                "Coolify too (compose refuses it: environment must be a mapping); write it as a list of KEY=value"
+            )
         elif isinstance(env, dict):
             for key in list(env):
                 if str(key).startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
@@ -357,6 +362,7 @@ def _rewrite(
         for key in ("command", "entrypoint"):
             if spec.get(key) is not None:
                 spec[key] = _literal_dollars(spec[key], f"services.{svc}.{key}", notes)
+        coolify_health.one_shell_command(spec, svc, notes)
         if spec.pop("exclude_from_hc", None) is not None:
             not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
         for i, volume in enumerate(spec.get("volumes") or []):

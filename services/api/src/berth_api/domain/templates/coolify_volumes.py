@@ -21,15 +21,27 @@ def volume_name(source: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", source.lower()).strip("-") or "data"
 
 
+_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
 def relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
     """``./html:/usr/share/nginx/html``: Coolify makes a directory of the service's own folder on the host;
     in Berth (no host path without an administrator's allow-list) it is a named volume, kept across
-    deployments like that folder."""
-    if not isinstance(volume, str) or ":" not in volume or not relative(volume.split(":", 1)[0]):
+    deployments like that folder. A source that is neither a path nor a volume's name (mautic5's
+    ``mautic_data/config``, memos' ``memos/``, denoKV's ``${COOLIFY_VOLUME_APP}``, a variable Coolify never
+    sets) is a named volume in Coolify, named by its slug before any interpolation (sourceIsLocal and
+    ``Str::slug`` in bootstrap/helpers/parsers.php): so it is here, where compose would refuse it."""
+    if not isinstance(volume, str) or ":" not in volume:
         return volume
     source, rest = volume.split(":", 1)
+    if relative(source):
+        why = f"the directory {source} is"
+    elif source and source[0] not in "/~" and ("/" in source or _REFERENCE.match(source)):
+        why = f"{source} is, as Coolify reads it,"
+    else:
+        return volume
     named = volume_name(source)
-    notes.append(f"{where}: the directory {source} is the named volume {named}")
+    notes.append(f"{where}: {why} the named volume {named}")
     return f"{named}:{rest}"
 
 
