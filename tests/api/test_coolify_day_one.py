@@ -132,6 +132,7 @@ def test_sources_coolify_reads_as_volume_names_are_named_volumes():
       - 'mautic_data/config:/var/www/html/config:z'
       - memos/:/var/opt/memos
       - '${COOLIFY_VOLUME_APP}:/data'
+      - ./conf:/etc/conf:ro,z
       - /var/run/docker.sock:/var/run/docker.sock:ro
       - ~/x:/x
       - data:/d
@@ -139,14 +140,15 @@ def test_sources_coolify_reads_as_volume_names_are_named_volumes():
     result = import_coolify("mautic5.yaml", text)
     doc = yaml.safe_load(result.template.compose)
     assert doc["services"]["mautic_web"]["volumes"] == [
-        "mautic-data-config:/var/www/html/config:z",
+        "mautic-data-config:/var/www/html/config",  # z: SELinux relabelling, which compose reads as a bind's
         "memos:/var/opt/memos",
         "coolify-volume-app:/data",
+        "conf:/etc/conf:ro",
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         "~/x:/x",
         "data:/d",
     ]
-    assert doc["volumes"] == {"mautic-data-config": None, "memos": None, "coolify-volume-app": None, "data": None}
+    assert list(doc["volumes"]) == ["mautic-data-config", "memos", "coolify-volume-app", "conf", "data"]
     assert (
         "services.mautic_web.volumes[0]: mautic_data/config is, as Coolify reads it, the named volume "
         "mautic-data-config"
@@ -174,3 +176,33 @@ def test_an_environment_given_as_one_string_is_named_broken_in_coolify_too():
     text = "services:\n  dind:\n    image: docker:dind\n    environment:\n      A=1\n      B=2\n"
     result = import_coolify("forgejo-with-runner.yaml", text)
     assert any(n.startswith("services.dind.environment: one string") for n in result.notes)
+
+
+def test_volume_names_of_one_slug_are_one_volume_as_in_coolify():
+    """hatchet's setup service writes ``hatchet_certs``, its engine reads ``hatchet-certs``: one volume in
+    Coolify (it names volumes by their slug), two in compose, refused in Berth (one name for both)."""
+    text = """services:
+  setup-config:
+    image: hatchet-admin
+    volumes: [hatchet_certs:/hatchet/certs]
+  engine:
+    image: hatchet-engine
+    volumes:
+      - hatchet-certs:/hatchet/certs
+      - {type: volume, source: hatchet_certs, target: /certs}
+      - other_data:/data
+volumes:
+  hatchet_certs: {}
+"""
+    result = import_coolify("hatchet.yaml", text)
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["services"]["setup-config"]["volumes"] == ["hatchet-certs:/hatchet/certs"]
+    assert doc["services"]["engine"]["volumes"] == [
+        "hatchet-certs:/hatchet/certs",
+        {"type": "volume", "source": "hatchet-certs", "target": "/certs"},
+        "other_data:/data",  # no twin: kept
+    ]
+    assert doc["volumes"] == {"hatchet-certs": {}, "other_data": None}
+    assert "volumes: hatchet_certs and hatchet-certs are one volume hatchet-certs, as Coolify names volumes" in (
+        result.notes
+    )

@@ -373,6 +373,7 @@ def _rewrite(
             file = coolify_volumes.carry_mount(volume, svc, i, f"{here}/services/{svc}/volumes/{i}", notes)
             if file is not None:
                 files.append(file)
+    coolify_volumes.merge_slug_twins(doc, notes)
     coolify_volumes.declare_volumes(doc, notes)
     return files, doc
 

@@ -42,7 +42,17 @@ def relative_as_volume(volume: Any, where: str, notes: list[str]) -> Any:
         return volume
     named = volume_name(source)
     notes.append(f"{where}: {why} the named volume {named}")
-    return f"{named}:{rest}"
+    return f"{named}:{_without_relabel(rest, where, notes)}"
+
+
+def _without_relabel(rest: str, where: str, notes: list[str]) -> str:
+    """``target[:options]`` without ``z`` / ``Z``: SELinux relabelling of the host directory a named volume no
+    longer is (compose reads it as ``bind.selinux``, which a volume mount does not take)."""
+    target, sep, options = rest.partition(":")
+    kept = [o for o in options.split(",") if o not in ("z", "Z")] if sep else []
+    if sep and len(kept) < len(options.split(",")):
+        notes.append(f"{where}: the SELinux relabel option ({options}) dropped: a named volume needs none")
+    return target + (":" + ",".join(kept) if kept else "")
 
 
 def carry_mount(volume: dict[str, Any], svc: str, i: int, loc: str, notes: list[str]) -> TemplateFile | None:
@@ -70,6 +80,45 @@ def carry_mount(volume: dict[str, Any], svc: str, i: int, loc: str, notes: list[
         notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
         volume.update({"type": "volume", "source": named})
     return None
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[_.]", "-", name.lower())
+
+
+def merge_slug_twins(doc: dict[str, Any], notes: list[str]) -> None:
+    """Named volumes whose names differ only by ``_`` / ``-`` (hatchet's ``hatchet_certs`` written by its setup
+    service, ``hatchet-certs`` read by the others) are one volume in Coolify, which names a volume by its
+    slug (``Str::slug``); so they are here, under the dashed name (compose would make two, and Berth, whose
+    names are the same slugs, refuses two). Renames the mounts and the top-level declarations in place."""
+    names: list[str] = [str(n) for n in (doc.get("volumes") or {}) if isinstance(doc.get("volumes"), dict)]
+    for spec in doc["services"].values():
+        names += [n for v in spec.get("volumes") or [] if (n := named_volume(v))]
+    groups: dict[str, set[str]] = {}
+    for name in names:
+        groups.setdefault(_slug(name), set()).add(name)
+    renamed = {n: slug for slug, twins in groups.items() if len(twins) > 1 for n in twins if n != slug}
+    if not renamed:
+        return
+    for spec in doc["services"].values():
+        for i, volume in enumerate(spec.get("volumes") or []):
+            name = named_volume(volume)
+            if name not in renamed:
+                continue
+            if isinstance(volume, dict):
+                volume["source"] = renamed[name]
+            else:
+                spec["volumes"][i] = renamed[name] + volume[len(name) :]
+    top = doc.get("volumes")
+    if isinstance(top, dict):
+        merged: dict[str, Any] = {}
+        for name, decl in top.items():
+            key = renamed.get(str(name), name)
+            merged[key] = merged.get(key) or decl
+        doc["volumes"] = merged
+    for slug in sorted({*renamed.values()}):
+        twins = sorted(n for n in groups[slug] if n != slug)
+        notes.append(f"volumes: {', '.join(twins)} and {slug} are one volume {slug}, as Coolify names volumes")
 
 
 def declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
