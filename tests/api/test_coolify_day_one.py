@@ -145,10 +145,10 @@ def test_sources_coolify_reads_as_volume_names_are_named_volumes():
         "coolify-volume-app:/data",
         "conf:/etc/conf:ro",
         "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "~/x:/x",
+        "x:/x",  # Coolify's ~ is the service's folder (booklore's ~/booklore), as ./ is
         "data:/d",
     ]
-    assert list(doc["volumes"]) == ["mautic-data-config", "memos", "coolify-volume-app", "conf", "data"]
+    assert list(doc["volumes"]) == ["mautic-data-config", "memos", "coolify-volume-app", "conf", "x", "data"]
     assert (
         "services.mautic_web.volumes[0]: mautic_data/config is, as Coolify reads it, the named volume "
         "mautic-data-config"

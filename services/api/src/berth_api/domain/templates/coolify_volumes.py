@@ -13,7 +13,11 @@ from berth_api.domain.templates.model import TemplateFile
 
 
 def relative(source: Any) -> bool:
-    return isinstance(source, str) and source.startswith(".") and not source.startswith("./files/")
+    """A directory of the service's own folder on Coolify's host: ``./x``, ``../x``, and ``~/x`` too (Coolify's
+    replaceLocalSource puts the service's folder for a leading ``~``, not a home directory; booklore)."""
+    if not isinstance(source, str) or source.startswith("./files/"):
+        return False
+    return source.startswith(".") or source == "~" or source.startswith("~/")
 
 
 def volume_name(source: str) -> str:
