@@ -13,7 +13,9 @@ def one_shell_command(spec: dict[str, Any], svc: str, notes: list[str]) -> None:
     """Join a ``CMD-SHELL`` test of several items into one command (in place); a word with a space is in double
     quotes, so a ``${...}`` reference in it is still read by compose and the shell."""
     check = spec.get("healthcheck")
-    test = check.get("test") if isinstance(check, dict) else None
+    if not isinstance(check, dict):
+        return
+    test = check.get("test")
     if not isinstance(test, list) or len(test) <= 2 or test[0] != "CMD-SHELL":
         return
     words = [str(w) for w in test[1:]]

@@ -106,23 +106,23 @@ def merge_slug_twins(doc: dict[str, Any], notes: list[str]) -> None:
         return
     for spec in doc["services"].values():
         for i, volume in enumerate(spec.get("volumes") or []):
-            name = named_volume(volume)
-            if name not in renamed:
+            mounted = named_volume(volume)
+            if mounted is None or mounted not in renamed:
                 continue
             if isinstance(volume, dict):
-                volume["source"] = renamed[name]
+                volume["source"] = renamed[mounted]
             else:
-                spec["volumes"][i] = renamed[name] + volume[len(name) :]
+                spec["volumes"][i] = renamed[mounted] + volume[len(mounted) :]
     top = doc.get("volumes")
     if isinstance(top, dict):
         merged: dict[str, Any] = {}
-        for name, decl in top.items():
-            key = renamed.get(str(name), name)
+        for declared, decl in top.items():
+            key = renamed.get(str(declared), str(declared))
             merged[key] = merged.get(key) or decl
         doc["volumes"] = merged
     for slug in sorted({*renamed.values()}):
-        twins = sorted(n for n in groups[slug] if n != slug)
-        notes.append(f"volumes: {', '.join(twins)} and {slug} are one volume {slug}, as Coolify names volumes")
+        twins = " and ".join(sorted(groups[slug], key=lambda n: (n == slug, n)))
+        notes.append(f"volumes: {twins} are one volume {slug}, as Coolify names volumes")
 
 
 def declare_volumes(doc: dict[str, Any], notes: list[str]) -> None:
