@@ -67,3 +67,16 @@ async def test_a_build_that_is_not_the_applications_own_is_the_services_own_buil
         "build_args": [{"name": "MODE", "value": "fast", "secret": False}],  # UNSET: not an arg of the app
     }
     assert "image" not in api
+
+
+async def test_tty_and_stdin_open_are_carried_into_the_services_spec(client, members) -> None:
+    # Coolify's terraria-server: the server waits on its console
+    text = (
+        "services:\n  terraria-server:\n    image: ryshe/terraria:latest\n    tty: true\n    stdin_open: true\n"
+        "  db:\n    image: berth/db:1\n    tty: false\n"
+    )
+    r = await _deploy(client, members, text)
+    assert r.status_code == 202, r.text
+    server, db = sorted(r.json()["spec"]["services"], key=lambda s: s["name"] != "terraria-server")
+    assert (server["tty"], server["stdin_open"]) == (True, True)
+    assert "tty" not in db and "stdin_open" not in db

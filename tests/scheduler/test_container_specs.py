@@ -188,3 +188,34 @@ def test_dotted_variable_names_reach_the_container_as_docker_takes_them():
     spec = app_spec(env=[{"name": "discovery.type", "value": "single-node"}, {"name": "http.cors-on", "value": "1"}])
     body = container_spec("a", DEP, spec, spec.services[0], 1, "img:1", host_port=40000).body
     assert body["Env"] == ["discovery.type=single-node", "http.cors-on=1", "PORT=8080"]
+
+
+def test_tty_and_stdin_open_are_dockers_tty_and_open_stdin():
+    """Compose's ``tty`` / ``stdin_open`` (a game server's console, ClickHouse's tools) reach the create body."""
+    console = {"kind": "worker", "name": "jobs", "command": ["sh", "-c", "run-jobs"], "tty": True, "stdin_open": True}
+    spec = app_spec(network="berth-shop", limits={}, services=[console])
+    cs = container_spec("app-1", DEP, spec, spec.services[0], 1, "berth/shop:v1")
+    assert cs.body == {
+        "Image": "berth/shop:v1",
+        "Cmd": ["sh", "-c", "run-jobs"],
+        "Env": ["MODE=prod", "DB_PASSWORD=hunter2"],
+        "Tty": True,
+        "OpenStdin": True,
+        "Labels": {
+            "berth.app": "app-1",
+            "berth.service": "jobs",
+            "berth.deployment": DEP,
+            "berth.replica": "1",
+            "berth.kind": "worker",
+            "berth.managed": "true",
+        },
+        "StopTimeout": 7,
+        "HostConfig": {
+            "RestartPolicy": {"Name": "unless-stopped"},
+            "Init": True,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+        },
+        "NetworkingConfig": {"EndpointsConfig": {"berth-shop": {"Aliases": ["jobs.shop"]}}},
+    }
+    plain = container_spec("app-1", DEP, spec, app_spec().services[1], 1, "berth/shop:v1").body
+    assert "Tty" not in plain and "OpenStdin" not in plain

@@ -146,6 +146,10 @@ class Composed(Mounted):
     # arguments of ``command`` / ``entrypoint`` holding a secret variable: their values, sealed on the wire
     secret_args: list[SecretArg] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
     host_limits: HostLimits | None = Field(default=None, exclude_if=lambda v: v is None)
+    # compose's ``tty`` / ``stdin_open``: a pseudo-terminal, and stdin kept open (Docker's Tty / OpenStdin),
+    # for images that wait on a console (a game server's, ClickHouse's client tools)
+    tty: bool = Field(default=False, exclude_if=lambda v: not v)
+    stdin_open: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

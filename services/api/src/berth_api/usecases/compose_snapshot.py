@@ -155,6 +155,8 @@ def compose_spec(
             "privileges": _privileges(found),
             "stop_timeout_s": _stop_timeout(found, graces),
             "files": found.get("files") or [],
+            "tty": found.get("tty", False),
+            "stdin_open": found.get("stdin_open", False),
         }
         if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
             extra["port_hosts"] = [_port_hosts(svc["name"], e, ports) for e in found["port_hosts"]]

@@ -173,7 +173,10 @@ def plan_deploy(
     hosts = _once(_whole_host_first(hosts))
     compose: dict[str, Any] = {"inline": rendered.compose}
     if rendered.files:  # mounted as ./files/<path>: their rendered contents, sealed where they are stored
-        compose["files"] = [{"path": path, "content": content} for path, content in rendered.files.items()]
+        compose["files"] = [
+            {"path": path, "content": content, **({"mode": rendered.modes[path]} if path in rendered.modes else {})}
+            for path, content in rendered.files.items()
+        ]
     request: dict[str, Any] = {
         "name": app,
         "compose": compose,

@@ -153,6 +153,10 @@ def container_spec(
         body["User"] = service.user
     if service.working_dir is not None:
         body["WorkingDir"] = service.working_dir
+    if service.tty:
+        body["Tty"] = True  # its logs are then one raw stream (``adapters/docker_logs.py`` reads both kinds)
+    if service.stdin_open:
+        body["OpenStdin"] = True
     if service.healthcheck is not None:
         body["Healthcheck"] = compose.healthcheck_body(service.healthcheck)
     body["Labels"] = labels(application_id, service.name, deployment_id, replica, service.kind, team_id)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
+from berth_api.domain.compose.precheck import load
 from berth_api.domain.compose.translate import berth_name
 
 
 def unset_build_args(text: str) -> dict[str, list[str]]:
     """The arg names each service's build gives without a value, by the service's Berth name (the file
     passed ``precheck`` already: it is valid YAML of a bounded size)."""
-    data = yaml.safe_load(text)
+    data = load(text)
     services = data.get("services") if isinstance(data, dict) else None
     out: dict[str, list[str]] = {}
     for name, svc in (services or {}).items() if isinstance(services, dict) else []:

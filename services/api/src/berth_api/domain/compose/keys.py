@@ -32,6 +32,8 @@ CARRIED = frozenset(
         "shm_size",
         "ulimits",
         "cap_drop",
+        "tty",
+        "stdin_open",
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from berth_api.domain.compose.keys import ComposeRefusal
+from berth_api.domain.yaml12 import yaml_1_2
 
 FILE_KEYS = {
     "env_file": "Berth's variables are the environment: set them on the application",
@@ -23,7 +24,10 @@ FILE_KEYS = {
 
 
 class _Loader(yaml.SafeLoader):
-    """A safe loader (no Python objects) that reads the text as compose does (YAML 1.2-like plain scalars)."""
+    """A safe loader (no Python objects) that reads the text as compose does (YAML 1.2 plain scalars)."""
+
+
+yaml_1_2(_Loader)
 
 
 def _services_once(root: Any) -> None:
@@ -69,7 +73,8 @@ def _expanded(root: Any) -> int:
     return size(root) if root is not None else 0
 
 
-def _load(text: str) -> Any:
+def load(text: str) -> Any:
+    """The file as compose reads it (YAML 1.2 plain scalars); ``ComposeRefusal`` when it is not valid YAML."""
     try:
         root = yaml.compose(text, Loader=_Loader)
         if _expanded(root) > MAX_NODES:
@@ -87,7 +92,7 @@ def _load(text: str) -> Any:
 
 def precheck(text: str) -> list[str]:
     """The service names in the file's order; raises ``ComposeRefusal`` for a key that reads a file."""
-    data = _load(text)
+    data = load(text)
     if not isinstance(data, dict):
         raise ComposeRefusal("inline", "a compose file is a mapping with a services key")
     if "include" in data:

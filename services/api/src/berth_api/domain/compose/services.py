@@ -25,7 +25,9 @@ from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_common.catalogue import file_path
 
 MIB = 1024 * 1024
-URL_RE = re.compile(r"https?://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::\d+)?(/[^\s'\"|;&]*)?")
+# a health check URL's path ends at a quote, an escaped one too (argilla's ``python -c "...r.get(\"http://
+# localhost:6900/api/_status\")..."``), a backtick or a shell operator
+URL_RE = re.compile(r"https?://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::\d+)?(/[^\s'\"\\`|;&]*)?")
 DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|ns))+$")
 PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
 UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -366,6 +368,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "working_dir": svc.get("working_dir"),
         "allowed": allowed,
         "host_limits": host_limits(name, svc),
+        "tty": svc.get("tty") is True,
+        "stdin_open": svc.get("stdin_open") is True,
     }
     if present(svc.get("stop_grace_period")):
         extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")

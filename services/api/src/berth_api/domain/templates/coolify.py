@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from berth_api.domain.templates import coolify_meta, coolify_volumes
+from berth_api.domain.templates import coolify_health, coolify_meta, coolify_volumes
 from berth_api.domain.templates.coolify_meta import headers
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, Inputs
@@ -118,7 +118,7 @@ def import_coolify(filename: str, text: str, loc: str = "/body/files") -> Import
     for v in inputs.variables.values():
         variables.setdefault(v.name, v)
     _describe(text, variables)
-    files, compose = _rewrite(doc, variables, not_carried, notes)
+    files, compose = _rewrite(doc, variables, not_carried, notes, here)
     meta = coolify_meta.metadata(stem, head, not_carried, notes)
     template = Template(compose=dump_yaml(compose), variables=tuple(variables.values()), files=tuple(files), **meta)
     check(template, here)
@@ -335,7 +335,7 @@ def _describe(text: str, variables: dict[str, Variable]) -> None:
 
 
 def _rewrite(
-    doc: dict[str, Any], variables: dict[str, Variable], not_carried: list[str], notes: list[str]
+    doc: dict[str, Any], variables: dict[str, Variable], not_carried: list[str], notes: list[str], here: str
 ) -> tuple[list[TemplateFile], dict[str, Any]]:
     """The compose document with Berth references, declarations given values, Coolify's keys handled."""
     files: list[TemplateFile] = []
@@ -350,6 +350,11 @@ def _rewrite(
         env = spec.get("environment")
         if isinstance(env, list):
             spec["environment"] = [_declaration(item) for item in env]
+        elif isinstance(env, str):  # forgejo-with-runner's docker-in-docker: lines of KEY=value in one scalar
+            notes.append(
+                f"services.{svc}.environment: one string, neither a list nor a mapping: the template is broken in "
+                "Coolify too (compose refuses it: environment must be a mapping); write it as a list of KEY=value"
+            )
         elif isinstance(env, dict):
             for key in list(env):
                 if str(key).startswith(("SERVICE_FQDN_", "SERVICE_URL_")):
@@ -357,6 +362,7 @@ def _rewrite(
         for key in ("command", "entrypoint"):
             if spec.get(key) is not None:
                 spec[key] = _literal_dollars(spec[key], f"services.{svc}.{key}", notes)
+        coolify_health.one_shell_command(spec, svc, notes)
         if spec.pop("exclude_from_hc", None) is not None:
             not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
         for i, volume in enumerate(spec.get("volumes") or []):
@@ -364,19 +370,10 @@ def _rewrite(
             if not isinstance(volume, dict):
                 spec["volumes"][i] = coolify_volumes.relative_as_volume(volume, where, notes)
                 continue
-            content = volume.pop("content", None)
-            for key in ("is_directory", "isDirectory"):
-                if volume.pop(key, None) is not None:
-                    notes.append(f"{where}.{key}: dropped; a bind without content is a directory")
-            if content is not None:
-                path = str(volume.get("source", f"{svc}-{i}")).removeprefix("./").lstrip("/")
-                files.append(TemplateFile(path, str(content)))
-                volume["source"] = f"./files/{path}"
-                notes.append(f"{where}.content: carried as the template file files/{path}")
-            elif volume.get("type", "bind") == "bind" and coolify_volumes.relative(volume.get("source")):
-                named = coolify_volumes.volume_name(str(volume["source"]))
-                notes.append(f"{where}: the directory {volume['source']} is the named volume {named}")
-                volume.update({"type": "volume", "source": named})
+            file = coolify_volumes.carry_mount(volume, svc, i, f"{here}/services/{svc}/volumes/{i}", notes)
+            if file is not None:
+                files.append(file)
+    coolify_volumes.merge_slug_twins(doc, notes)
     coolify_volumes.declare_volumes(doc, notes)
     return files, doc
 

@@ -4,6 +4,7 @@ services, routes to services that do not exist)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,7 +88,22 @@ def _file(raw: Any, loc: str) -> TemplateFile:
     path = raw["path"].lstrip("/")
     if not path or ".." in path.split("/"):
         raise TemplateError(f"{loc}/path", "a relative path without '..'")
-    return TemplateFile(path, raw["content"])
+    unknown = sorted(set(raw) - {"path", "content", "mode"})
+    if unknown:
+        raise TemplateError(f"{loc}/{unknown[0]}", "unknown key")
+    return TemplateFile(
+        path, raw["content"], None if raw.get("mode") is None else file_mode(raw["mode"], f"{loc}/mode")
+    )
+
+
+def file_mode(value: Any, loc: str) -> int:
+    """A file's permission bits: octal digits as a string (``"0755"``, as compose and Coolify write them) or
+    the number YAML reads from unquoted ``0755``; at most 0o777 (no setuid, setgid or sticky bit)."""
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+        return int(value, 8)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+        return value
+    raise TemplateError(loc, "a file's mode is octal permission bits up to '0777' ('0755' for a script)")
 
 
 def _variable(name: str, spec: Any, loc: str) -> Variable:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from berth_api.domain.yaml12 import yaml_1_2
+
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # $$ first (escape), then Berth's own references; any other ${...} belongs to compose.
@@ -96,6 +98,7 @@ class TemplateFile:
 
     path: str
     content: str
+    mode: int | None = None  # permission bits (a script's 0o755); None: the application files' default 0o644
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,10 @@ class Template:
             variables[v.name] = spec
         doc["variables"] = variables
         if self.files:
-            doc["files"] = [{"path": f.path, "content": f.content} for f in self.files]
+            doc["files"] = [
+                {"path": f.path, **({"mode": f"{f.mode:04o}"} if f.mode is not None else {}), "content": f.content}
+                for f in self.files
+            ]
         doc["compose"] = self.compose
         return doc
 
@@ -209,22 +215,7 @@ def _mapping(loader: _UniqueLoader, node: yaml.MappingNode, deep: bool = False) 
 
 
 _UniqueLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-# YAML 1.2 numbers, as compose (and Coolify's and Dokploy's parsers) read them: YAML 1.1's base 60 would make
-# the port mapping ``22222:22`` the integer 1333342, and ``0o`` / ``0x`` / ``_`` forms are 1.1's too.
-_UniqueLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_UniqueLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
-)
-_UniqueLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
+yaml_1_2(_UniqueLoader)
 
 
 def load_yaml(text: str, loc: str) -> Any:

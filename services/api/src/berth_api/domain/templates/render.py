@@ -78,6 +78,7 @@ class Rendered:
     files: Mapping[str, str] = field(default_factory=dict)
 
     referenced: tuple[str, ...] = ()
+    modes: Mapping[str, int] = field(default_factory=dict)  # the files' own permission bits, by path
 
     def env(self) -> list[tuple[str, str, bool]]:
         """(name, value, secret) of the variables the compose text references by name (``${NAME}``)."""
@@ -165,7 +166,8 @@ def render(
     )
     files = {f.path: sub(f.content) for f in template.files}
     compose = out(template.compose)
-    return Rendered(compose, values, frozenset(secret), hosts, files, tuple(used))
+    modes = {f.path: f.mode for f in template.files if f.mode is not None}
+    return Rendered(compose, values, frozenset(secret), hosts, files, tuple(used), modes)
 
 
 def _value(
