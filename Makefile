@@ -18,7 +18,7 @@ help:
 	@echo "make test        ruff, mypy and the whole test suite (what CI runs)"
 	@echo "make test-fast   the tests not marked slow"
 	@echo "make bench       the benchmarks, results in benchmarks/results/*.json"
-	@echo "make chaos       50 deploys while services, NATS, Postgres, Traefik and a test server's engine are struck; benchmarks/results/chaos.json"
+	@echo "make chaos       50 deploys while services, NATS, Postgres, Traefik, the local engine (one of the run's own) and a test server's engine are struck; benchmarks/results/chaos.json"
 	@echo "make docs        regenerate the subjects table of docs/architecture.md from the catalogue"
 	@echo "make lock        regenerate requirements.lock (names and versions only)"
 

@@ -5,7 +5,10 @@
 from a prebuilt image, half from a local git repository built by the builder) and requests ``--deploys``
 deployments of them at random intervals, each with new content (an image application's variable, a git
 application's commit), while the storm (``support/chaos_storm.py``) kills -9 random Berth services and each
-of NATS, Postgres and Traefik once. A request the API could not answer (it was killed) is retried while it
+of NATS, Postgres and Traefik once, and kills the local Docker engine -9 and starts it again once. That
+engine is one of the run's own (``tests/support/private_engine.py``: its own dockerd, socket, data root and
+bridge in the machine's network namespace), which the whole platform is pointed at by ``DOCKER_HOST``:
+the machine's engine is shared with other work and is never restarted. A request the API could not answer (it was killed) is retried while it
 cannot have been received; one cut after it was sent is counted ``ambiguous`` and found again in the listing.
 After the last blow every deployment must end within ``SETTLE_S``; then the invariants of
 ``support/chaos_checks.py`` are checked (again for up to ``CONVERGE_S`` while the API's projection catches
@@ -19,7 +22,7 @@ platform, ``REMOTE_APPS`` image applications are placed on it and deployed once,
 Docker engine is killed -9 and started again and its disk is filled while a deployment there is requested
 (``support/chaos_server.py``); the checks cover its engine and its Traefik's routes too, and after the
 storm its engine is restarted once more, with no deployment, until its applications serve again
-(``server_back_after_s``). The machine's own engine is never restarted (it is shared with other work).
+(``server_back_after_s``).
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from typing import Any
 from benchmarks.support import chaos_checks as checks
 from benchmarks.support.chaos_client import Ambiguous, Client
 from benchmarks.support.chaos_server import WEB_PORT, Remote, start_server_storm
-from benchmarks.support.chaos_storm import INFRA, Storm, plan
+from benchmarks.support.chaos_storm import ENGINE, INFRA, Storm, plan
 from benchmarks.support.http import HttpError, get_once
 from benchmarks.support.platform import SERVE_CONTENT, BerthUp, busybox_image
+from tests.support.private_engine import PrivateEngine, start_engine
 
 NAME = "chaos"
 GOALS = {"stuck": ("<=", 0.0), "orphans": ("<=", 0.0), "duplicates": ("<=", 0.0)}
@@ -77,8 +81,11 @@ def commit_site(repo: Path, content: str, base: str) -> None:
 class Workload:
     """The run's applications and every deployment it requested, with the content each one should serve."""
 
-    def __init__(self, platform: BerthUp, client: Client, rng: random.Random) -> None:
+    def __init__(
+        self, platform: BerthUp, client: Client, rng: random.Random, engine: PrivateEngine | None = None
+    ) -> None:
         self.platform, self.client, self.rng = platform, client, rng
+        self.docker_host = engine.docker_host if engine is not None else None  # the local engine (None: the machine's)
         self.base = busybox_image()
         self.apps: list[dict[str, Any]] = []
         self.repos: dict[str, Path] = {}
@@ -185,7 +192,7 @@ async def inspect(
     f = checks.Findings()
     listed = {a["id"]: await work.deployments(a["id"]) for a in work.apps}
     details = [await work.client.call("GET", f"/v1/applications/{a['id']}", 200) for a in work.apps]
-    local_containers = checks.containers(f"berth.team={team}")
+    local_containers = checks.containers(f"berth.team={team}", host=work.docker_host)
     there = remote.containers(team) if remote is not None else []
     team_containers = local_containers + there
     ours = {a["id"] for a in work.apps}
@@ -194,8 +201,8 @@ async def inspect(
             f.orphans.append(f"container {c.name} of no application of the run ({c.app!r})")
     for app in details:
         checks.check_app(app, listed[app["id"]], team_containers, f)
-        checks.check_images(app, listed[app["id"]], f)
-    checks.check_volumes(team, details, f)
+        checks.check_images(app, listed[app["id"]], f, host=work.docker_host)
+    checks.check_volumes(team, details, f, host=work.docker_host)
     up = [c for c in local_containers if c.state == "running"]
     local_apps = [a for a in details if not any(s.get("servers") for s in a["services"])]
     checks.check_routes(checks.route_files(work.platform.paths.traefik_dynamic), local_apps, up, f)
@@ -246,10 +253,11 @@ async def measure(
     apps: int = 4,
     remote: Remote | None = None,
     infra: tuple[str, ...] = INFRA,
+    engine: PrivateEngine | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     client = Client(platform)
-    work = Workload(platform, client, rng)
+    work = Workload(platform, client, rng, engine)
     server_storm = None
     try:
         if remote is not None:
@@ -260,6 +268,9 @@ async def measure(
         # the blows spread over the time the requests take (on average), not all in its first part
         mean = max(1.5, deploys * sum(GAP_S) / 2 / max(1, len(blows)))
         storm = Storm(platform.paths.state, blows, random.Random(rng.random()), (0.3 * mean, 1.7 * mean))
+        met: list[int] = []  # the containers the local engine ran when it crashed
+        if engine is not None:
+            storm.engine_restart = lambda: crash_engine(engine, met)
         stop = asyncio.Event()
         if remote is not None:
             server_storm = await start_server_storm(
@@ -315,6 +326,7 @@ async def measure(
         "settle_s": round(settle_s, 1),
         "api_retries": client.retries,
         "blows": [b.public() for b in storm.done],
+        "engine_crashes_met": met,  # containers running at each crash of the local engine (an engine of the run's)
         "checked": dict(findings.checked),
         "failure_reasons": dict(reasons.most_common(10)),
         "problems": {k: v[:10] for k, v in problems.items()},
@@ -322,6 +334,21 @@ async def measure(
         **await checks.stream_counts(platform.nats_url, platform.bus_identity("admin")["password"]),
         **(server_storm.counts() if server_storm is not None else {}),
     }
+
+
+def crash_engine(engine: PrivateEngine, met: list[int], wait_s: float = 60.0) -> tuple[float, int | None]:
+    """The local engine killed -9 and started again once it runs an application's container (waited for up
+    to ``wait_s``: a crash that meets replicas is the one Berth must recover from): the seconds the restart
+    took and the pid of the dockerd killed. ``met`` gets the number of containers it ran when killed."""
+    deadline = time.monotonic() + wait_s
+    running: list[str] = []
+    while time.monotonic() < deadline:
+        running = engine.docker("ps", "-q", "--filter", "label=berth.app").split()
+        if running:
+            break
+        time.sleep(0.2)
+    met.append(len(running))
+    return engine.restart(), engine.last_killed
 
 
 def remove_images(app_ids: list[str]) -> None:
@@ -336,34 +363,45 @@ async def run_chaos(
     deploys: int, kills: int, seed: int, apps: int = 4, *, server: bool = False, infra: tuple[str, ...] = INFRA
 ) -> dict[str, Any]:
     """The run; ``server``: with a test server (``support/chaos_server.py``), ``REMOTE_APPS`` applications on
-    it, its engine restarted and its disk filled during the storm."""
+    it, its engine restarted and its disk filled during the storm. With ``docker`` among ``infra`` the
+    platform's local engine is one of the run's own (started first, the base image loaded into it, removed
+    last with everything it ran), restarted in the storm."""
     print(f"[chaos] seed {seed} ({deploys} deploys, {kills} kills, {apps} applications, server {server})", flush=True)
     image = busybox_image()
     load_before = os.getloadavg()[0]
     env = {"BERTH_ALLOW_LOCAL_GIT": "1"}
-    remote = None
-    if server:
-        traefik_root = Path(tempfile.mkdtemp(prefix="berth-chaos-traefik-"))
-        remote = await asyncio.to_thread(Remote.start, traefik_root, image)
-        env["BERTH_SERVER_TRAEFIK_ROOT"] = str(traefik_root)
+    remote = engine = None
+    keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
     try:
+        if ENGINE in infra:
+            engine = await asyncio.to_thread(start_engine)
+            await asyncio.to_thread(engine.load_image, image)
+            env["DOCKER_HOST"] = engine.docker_host
+        if server:
+            traefik_root = Path(tempfile.mkdtemp(prefix="berth-chaos-traefik-"))
+            remote = await asyncio.to_thread(Remote.start, traefik_root, image)
+            env["BERTH_SERVER_TRAEFIK_ROOT"] = str(traefik_root)
         platform = await asyncio.to_thread(BerthUp(extra_env=env).start)
         try:
-            result = await measure(platform, deploys, kills, seed, apps, remote, infra)
+            result = await measure(platform, deploys, kills, seed, apps, remote, infra, engine)
         except BaseException:
             print("[chaos] failed (BERTH_CHAOS_KEEP_LOGS=DIR keeps the platform's logs)", file=sys.stderr)
             raise
         finally:
-            keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
             if keep:
                 shutil.copytree(platform.paths.logs, Path(keep) / f"chaos-{seed}", dirs_exist_ok=True)
             await asyncio.to_thread(platform.stop)
-            await asyncio.to_thread(remove_images, platform.apps)
+            if engine is None:  # a private engine goes with everything it holds
+                await asyncio.to_thread(remove_images, platform.apps)
     finally:
         if remote is not None:
-            keep = os.environ.get("BERTH_CHAOS_KEEP_LOGS")
             await asyncio.to_thread(remote.stop, Path(keep) / f"chaos-{seed}" if keep else None)
             shutil.rmtree(remote.traefik_root, ignore_errors=True)
+        if engine is not None:
+            if keep:
+                (Path(keep) / f"chaos-{seed}").mkdir(parents=True, exist_ok=True)
+                shutil.copy(engine.root / "dockerd.log", Path(keep) / f"chaos-{seed}" / "local-dockerd.log")
+            await asyncio.to_thread(engine.stop)
     load_avg = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return {**result, "up_s": round(platform.up_s, 1), "load_avg_1m": load_avg}
 

@@ -13,7 +13,8 @@
   is theirs, and Traefik serves that version's content (``api_mismatches``, ``serving_wrong``).
 
 Everything is read from Docker by the ``berth.*`` labels of the run's own applications and team (the engine
-may be shared with other work), from the run's data directory, the API and the bus.
+may be shared with other work; ``host``: the engine the platform's local server is, when not the machine's),
+from the run's data directory, the API and the bus.
 """
 
 from __future__ import annotations
@@ -67,29 +68,37 @@ def containers(label: str, host: str | None = None) -> list[Container]:
     return [Container(*(line.split("\t") + [""] * 7)[:7]) for line in out.splitlines() if line.strip()]
 
 
-def images_of(app_id: str) -> list[tuple[str, str]]:
+def images_of(app_id: str, host: str | None = None) -> list[tuple[str, str]]:
     """(image id, deployment label) of every image labelled for the application."""
-    ids = docker("images", "-q", "--filter", f"label=berth.application={app_id}").split()
+    ids = docker("images", "-q", "--filter", f"label=berth.application={app_id}", host=host).split()
     found = []
     for image_id in sorted(set(ids)):
-        labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image_id)) or {}
+        labels = (
+            json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", image_id, host=host)) or {}
+        )
         found.append((image_id, str(labels.get("berth.deployment", ""))))
     return found
 
 
-def volumes_of(team: str) -> list[tuple[str, str]]:
+def volumes_of(team: str, host: str | None = None) -> list[tuple[str, str]]:
     """(volume name, application label) of every volume labelled for the team."""
     out = docker(
-        "volume", "ls", "--filter", f"label=berth.team={team}", "--format", '{{.Name}}\t{{.Label "berth.app"}}'
+        "volume",
+        "ls",
+        "--filter",
+        f"label=berth.team={team}",
+        "--format",
+        '{{.Name}}\t{{.Label "berth.app"}}',
+        host=host,
     )
     rows = [[*line.split("\t"), ""] for line in out.splitlines() if line.strip()]
     return [(row[0], row[1]) for row in rows]
 
 
-def check_volumes(team: str, apps: list[dict[str, Any]], f: Findings) -> None:
+def check_volumes(team: str, apps: list[dict[str, Any]], f: Findings, host: str | None = None) -> None:
     """A volume of the team belongs to an application that declares volumes (the run's declare none)."""
     declaring = {a["id"] for a in apps if any(s.get("volumes") for s in a["services"])}
-    for name, app_id in volumes_of(team):
+    for name, app_id in volumes_of(team, host):
         f.checked["volumes"] += 1
         if app_id not in declaring:
             f.orphans.append(f"volume {name} of {app_id!r}: no application declares it")
@@ -265,10 +274,10 @@ def check_routes(
             )
 
 
-def check_images(app: dict[str, Any], deployments: list[dict[str, Any]], f: Findings) -> None:
+def check_images(app: dict[str, Any], deployments: list[dict[str, Any]], f: Findings, host: str | None = None) -> None:
     """An image labelled for the application names one of its deployments."""
     known = {d["id"]: d["status"] for d in deployments}
-    for image_id, dep in images_of(app["id"]):
+    for image_id, dep in images_of(app["id"], host):
         f.checked["images"] += 1
         if dep not in known:
             f.orphans.append(f"image {image_id} of {app['name']} built for unknown deployment {dep!r}")

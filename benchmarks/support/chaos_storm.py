@@ -1,4 +1,5 @@
-"""The storm of the chaos suite: kill -9 a Berth service, NATS, Postgres or Traefik at random moments.
+"""The storm of the chaos suite: kill -9 a Berth service, NATS, Postgres, Traefik or the local Docker engine
+at random moments.
 
 The plan (which component, in what order) and the pauses between blows come from one seeded
 ``random.Random``, so a run is replayed by its seed. Every blow is a SIGKILL of the pid the supervisor's state
@@ -6,6 +7,13 @@ file (``<data>/supervisor.json``) names for that child: the six services count a
 and Traefik (the supervisor starts them again, Traefik from its data-plane watcher) as ``restarts``. After
 each blow the storm waits (bounded) until the supervisor reports the component running under a new pid, so
 the blows test recovery rather than a component kept down by its growing restart backoff.
+
+``docker`` is the platform's local engine, which no supervisor watches: its blow is ``engine_restart``
+(given by the run: the engine of its own the platform was pointed at, ``tests/support/private_engine.py``),
+which kills its dockerd -9 once it runs an application's replica and starts a new one on the same data root,
+as a host restarts a crashed engine.
+It counts as a restart too; its ``back_after_s`` is the seconds until the new engine answered. The
+containers the crashed engine ran stay down until Berth starts them again.
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SERVICES = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
-INFRA = ("nats", "postgres", "traefik")
+INFRA = ("nats", "postgres", "traefik", "docker")
+ENGINE = "docker"  # the local Docker engine (``Storm.engine_restart``)
 BACK_WITHIN_S = 90.0
 
 
@@ -73,6 +83,8 @@ class Storm:
     blows: list[list[str]]
     rng: random.Random
     pause_s: tuple[float, float] = (1.0, 6.0)
+    # the local engine's crash and restart (blocking; the seconds it took, and the dead dockerd's pid)
+    engine_restart: Callable[[], tuple[float, int | None]] | None = None
     done: list[Blow] = field(default_factory=list)
     _t0: float = 0.0
 
@@ -96,6 +108,8 @@ class Storm:
             self.done += await asyncio.gather(*(self.strike(t) for t in targets))
 
     async def strike(self, target: str) -> Blow:
+        if target == ENGINE:
+            return await self.restart_engine()
         pid = child_pid(self.state_path, target)
         waited = time.monotonic()
         while pid is None and time.monotonic() - waited < BACK_WITHIN_S:  # down already (e.g. lost its database)
@@ -120,3 +134,16 @@ class Storm:
             await asyncio.sleep(0.2)
         print(f"[chaos] {target} not back within {BACK_WITHIN_S}s", flush=True)
         return Blow(at, target, pid, None)
+
+    async def restart_engine(self) -> Blow:
+        """The local engine killed -9 and started again (skipped when the run gave no engine of its own)."""
+        at = time.monotonic() - self._t0
+        if self.engine_restart is None:
+            print(f"[chaos] {at:7.1f}s {ENGINE}: no engine of the run's own, skipped", flush=True)
+            return Blow(at, ENGINE, None, None)
+        print(f"[chaos] {at:7.1f}s kill -9 the local Docker engine (once it runs a replica)", flush=True)
+        took, pid = await asyncio.to_thread(self.engine_restart)
+        print(
+            f"[chaos] {time.monotonic() - self._t0:7.1f}s {ENGINE} back (pid {pid} killed) in {took:.2f}s", flush=True
+        )
+        return Blow(at, ENGINE, pid, round(took, 2))

@@ -66,6 +66,26 @@ def test_an_engine_is_pinned_to_a_well_formed_api_version():
             Engine(Endpoint(), bad)
 
 
+def test_every_service_s_local_engine_follows_docker_host_unless_its_own_setting_names_one(monkeypatch):
+    """One setting moves the platform to another engine (the chaos suite's private one, a rootless engine):
+    each service that reaches the local engine makes it from its settings as its bootstrap does, and none
+    of those settings has a default of its own that would hide ``DOCKER_HOST``."""
+    from berth_builder.settings import BuilderSettings
+    from berth_metrics.settings import MetricsSettings
+    from berth_scheduler.settings import SchedulerSettings
+
+    for key in ("BERTH_DOCKER_HOST", "BERTH_DOCKER_URL", "BERTH_METRICS_DOCKER_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/berth-private/docker.sock")
+    moved = Endpoint(unix_path="/tmp/berth-private/docker.sock")
+    builder, scheduler, metrics = BuilderSettings(), SchedulerSettings(), MetricsSettings()
+    urls = {"builder": builder.docker_host, "scheduler": scheduler.docker_url, "metrics": metrics.metrics_docker_url}
+    assert {name: local_engine(url).where for name, url in urls.items()} == dict.fromkeys(urls, moved)
+    assert local_engine(None).where == moved  # proxy-sync's and the server probe's
+    monkeypatch.setenv("BERTH_DOCKER_HOST", "unix:///tmp/builder-only.sock")  # a service's own setting wins
+    assert local_engine(BuilderSettings().docker_host).where == Endpoint(unix_path="/tmp/builder-only.sock")
+
+
 def test_engines_by_server_id():
     remote = Engine(Endpoint(unix_path="/run/berth/engines/s1.sock"), "v1.43", "s1")
     asked: list[str] = []

@@ -4,14 +4,15 @@ variable and a route set on its compose application and the route removed again,
 created, subscribed and disabled, an alert rule created, a database linked and backed up; then what makes
 things or deploys: a project, an application in it, a database, a restore into a new database, the seeded
 application scaled, deployed (the scheduler's part played until the deployment is live) and rolled back, an
-application made from a template, a Coolify template imported and its document deployed; and last what
-changes the session: a switch to the developer's other team and leaving it (the session then acts in the
-team the developer is an admin of), an application there deleted, a team created and deleted again, and
-signing out. Each answer is checked: the POST is answered with the redirect of a done change (an import
-with its result), the page it leads to shows no problem (and the team it acts in, where that changes)
-nor, the first time a page of its shape is shown, a serious or critical axe violation, the post logs no
-console error, and the REST API has the change (an import: the page shows the template; signing out: the
-browser's session is gone). The seeded objects are not deleted, but for the application made for it."""
+application made from a template, a Coolify template and a Dokploy blueprint imported and the document each
+gives deployed; and last what changes the session: a switch to the developer's other team and leaving it
+(the session then acts in the team the developer is an admin of), an application there deleted, a team
+created and deleted again, and signing out. Each answer is checked: the POST is answered with the redirect
+of a done change (an import with its result), the page it leads to shows no problem (and the team it acts
+in, where that changes) nor, the first time a page of its shape is shown (each import's result: the same
+page, other content), a serious or critical axe violation, the post logs no console error, and the REST API
+has the change (an import: the page shows the template; signing out: the browser's session is gone). The
+seeded objects are not deleted, but for the application made for it."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ Seen = Callable[[Any], Awaitable[bool]]
 PROBE = "dev-probe"  # the name of what the developer makes
 NEW_TEAM = "dev-probe-team"  # the team the developer creates, and deletes again
 COOLIFY = FIXTURES / "coolify" / "analytics-kit.yaml"  # the template the developer imports and deploys
+DOKPLOY = FIXTURES / "dokploy" / "analytics-blueprint"  # the blueprint the developer imports and deploys
 ID = re.compile(r"(?<=/)[0-9a-f]{32}(?=/|$)")
 TEMPLATE = "excalidraw"  # a catalogue template the developer deploys (one service, nothing to fill in)
 
@@ -54,6 +56,7 @@ class Post:
     status: int = 303  # the POST's answer: the redirect of a done change, or 200 for a form that shows a result
     shows: str = ""  # a selector the page the answer leads to matches (what the form showed)
     seen: Seen | None = None  # what the browser's page tells of the change (given the page)
+    audit: bool = False  # axe on the page the answer leads to even when a page of its shape was audited
 
 
 async def rows(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -177,8 +180,8 @@ async def live_after(api: httpx.AsyncClient, sched: Any, app: str, number: int, 
 def making(seeded: Seeded, sched: Any) -> list[Post]:
     """The forms that make things or deploy: a project and an application in it, a database, a restore into a
     new database, the seeded application scaled, deployed (#3, played to success by ``sched``) and rolled
-    back to #1, an application made from a template, a Coolify template imported and the document it gives
-    deployed."""
+    back to #1, an application made from a template, a Coolify template and a Dokploy blueprint imported and
+    the document each gives deployed."""
     app, db, env = seeded.app["id"], seeded.database, seeded.app["environment_id"]
 
     async def project_made(api: httpx.AsyncClient) -> bool:
@@ -207,11 +210,14 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
     async def rolled_back(api: httpx.AsyncClient) -> bool:
         return await live_after(api, sched, app, 4, "rollback")
 
-    async def document_deployed(api: httpx.AsyncClient) -> bool:
-        made = await named(api, "/v1/applications", f"{PROBE}-doc")
-        if made is None or made["environment_id"] != env:
-            return False
-        return "ghcr.io/example/analytics-kit:2.3" in (await api.get(f"/v1/applications/{made['id']}")).text
+    def document_deployed(name: str, image: str) -> Effect:
+        async def deployed(api: httpx.AsyncClient) -> bool:
+            made = await named(api, "/v1/applications", name)
+            if made is None or made["environment_id"] != env:
+                return False
+            return image in (await api.get(f"/v1/applications/{made['id']}")).text
+
+        return deployed
 
     async def template_deployed(api: httpx.AsyncClient) -> bool:
         made = await named(api, "/v1/applications", f"{PROBE}-tpl")
@@ -263,8 +269,30 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
             "deploy the imported template document",
             "",  # the import's answer: the converted document in the deploy form
             ("button", "Deploy template"),
-            document_deployed,
+            document_deployed(f"{PROBE}-doc", "ghcr.io/example/analytics-kit:2.3"),
             {"environment_id": env, "name": f"{PROBE}-doc"},
+        ),
+        Post(
+            "import a Dokploy blueprint",
+            "/ui/templates",
+            ("button", "Import Dokploy blueprint"),
+            None,
+            {
+                "toml": (DOKPLOY / "template.toml").read_text(),
+                "compose": (DOKPLOY / "docker-compose.yml").read_text(),
+                "meta": (DOKPLOY / "meta.json").read_text(),
+            },
+            status=200,
+            # the result names the blueprint and lists its variables
+            shows='section:has(#imported:has-text("Imported: Analytics Blueprint")) td code:text-is("db_password")',
+            audit=True,
+        ),
+        Post(
+            "deploy the imported Dokploy document",
+            "",
+            ("button", "Deploy template"),
+            document_deployed(f"{PROBE}-dok", "ghcr.io/example/analytics:2.1"),
+            {"environment_id": env, "name": f"{PROBE}-dok"},
         ),
     ]
 
@@ -358,7 +386,7 @@ async def post_shown(page: Any, origin: str, post: Post, problems: list[str], au
     await page.wait_for_load_state("load")
     if answer.status != post.status:
         problems.append(f"developer: {post.what}: the POST answered {answer.status}, not {post.status}")
-    if shape(page.url) not in audited:
+    if post.audit or shape(page.url) not in audited:
         audited.add(shape(page.url))
         problems.extend(f"developer: {post.what}: {page.url}: axe {v}" for v in await audit(page))
     alerts = page.get_by_role("alert")

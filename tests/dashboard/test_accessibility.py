@@ -11,8 +11,8 @@ offers a control the role may not use: a viewer's page posts to no route but its
 and a sample of the forms the admin's page has and the role's lacks, forged with the role's session and
 CSRF value, is refused by the server (403, the REST API's "This needs the ... role"); and the developer's
 shown forms are posted from the page, each answer checked (``a11y_posts``): those on objects made for them,
-those that make or deploy things (templates imported too), and last those that change the session (team
-switch, leave, create and delete, sign out). A restore's page is reached by its link on its backups page.
+those that make or deploy things (a Coolify template and a Dokploy blueprint imported too, each result
+audited), and last those that change the session (team switch, leave, create and delete, sign out). A restore's page is reached by its link on its backups page.
 
 What the pages show is seeded through the REST API and the bus (``a11y_seed``), with the real notifier and
 the metrics service played: applications with deployments, a team server, a database with a verified backup

@@ -1,13 +1,16 @@
-"""The chaos suite's own parts, without a platform: its plan replays from a seed, and each invariant it
+"""The chaos suite's own parts, without a platform: its plan replays from a seed, the local engine's blow is
+the run's restart of its own engine (started with nothing that touches the machine's), and each invariant it
 checks after the storm does report the violation it names (a check that cannot fail proves nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from benchmarks.support import chaos_checks as checks
-from benchmarks.support.chaos_storm import INFRA, SERVICES, plan
+from benchmarks.support.chaos_storm import ENGINE, INFRA, SERVICES, Storm, plan
 from berth_proxy_sync.domain.routes import SENTINEL_FILE, Route, render
+from tests.support.private_engine import _proxies_to, dockerd_argv
 
 LIVE, OLD = "d" * 32, "e" * 32
 
@@ -37,6 +40,47 @@ def test_the_plan_replays_from_its_seed_and_strikes_every_infra_component_once()
     assert sorted(t for t in flat if t in INFRA) == sorted(INFRA)
     assert len([t for t in flat if t in SERVICES]) == 10 and {"scheduler", "builder"} <= set(flat)
     assert all(len(set(blow)) == len(blow) <= 2 for blow in first)
+
+
+async def test_the_engine_blow_is_the_run_s_restart_of_its_own_engine(tmp_path):
+    restarted: list[str] = []
+
+    def restart() -> tuple[float, int | None]:
+        restarted.append("engine")
+        return 1.25, 4242
+
+    storm = Storm(tmp_path / "supervisor.json", [[ENGINE]], random.Random(1), (0.0, 0.0), engine_restart=restart)
+    await storm.run(asyncio.Event())
+    assert restarted == ["engine"] and storm.restarts == 1 and storm.kills == 0
+    assert [(b.target, b.pid, b.back_after_s) for b in storm.done] == [(ENGINE, 4242, 1.25)]
+    without = Storm(tmp_path / "supervisor.json", [[ENGINE]], random.Random(1), (0.0, 0.0))
+    await without.run(asyncio.Event())  # a run without an engine of its own never restarts the machine's
+    assert without.restarts == 0 and without.done[0].pid is None
+
+
+def test_the_private_engine_touches_nothing_of_the_machine_s(tmp_path):
+    assert dockerd_argv(tmp_path, "btb42") == [
+        "dockerd",
+        "--data-root",
+        f"{tmp_path}/data",
+        "--exec-root",
+        f"{tmp_path}/exec",
+        "--pidfile",
+        f"{tmp_path}/docker.pid",
+        "--config-file",
+        f"{tmp_path}/daemon.json",
+        "-H",
+        f"unix://{tmp_path}/docker.sock",
+        "--bridge",
+        "btb42",
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+    ]
+    proxy = ["/usr/sbin/docker-proxy", "-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", "40001"]
+    assert _proxies_to([*proxy, "-container-ip", "10.77.42.2", "-container-port", "8080"], "10.77.42.")
+    assert not _proxies_to([*proxy, "-container-ip", "172.17.0.2", "-container-port", "8080"], "10.77.42.")
+    assert not _proxies_to([*proxy, "-container-ip"], "10.77.42.")
 
 
 def test_a_healthy_application_has_no_findings():

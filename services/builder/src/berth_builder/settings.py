@@ -16,7 +16,7 @@ class BuilderSettings(BaseServiceSettings):
     db_schema: str = "builder"
     http_port: int = 8421
 
-    docker_host: str = "unix:///var/run/docker.sock"  # BERTH_DOCKER_HOST
+    docker_host: str | None = None  # BERTH_DOCKER_HOST; default: DOCKER_HOST or the local socket
     docker_api_version: str = "v1.41"  # dockerd 20.10; pinned, not negotiated
     # buildkit: secret build args as secret mounts (never in history); legacy: no secret args accepted
     build_engine: Literal["buildkit", "legacy"] = "buildkit"
