@@ -7,6 +7,8 @@ PYTEST_ARGS ?=
 # Three workers on two cores (the tests mostly wait on Docker and I/O), a test file per worker at a time (files
 # share module fixtures: a platform, a Traefik); 0: serial.
 PYTEST_WORKERS ?= 3
+# The browser tests' screenshots (tests/artifacts/): left out unless asked (SCREENSHOTS=1); they check nothing.
+SCREENSHOTS ?= 0
 
 .PHONY: docs help install install-test up up-all-in-one down down-all status logs test lint typecheck pytest test-fast bench chaos lock clean
 
@@ -55,12 +57,12 @@ typecheck: install
 		-p berth_notifier -p berth_cli
 
 pytest: install-test
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	BERTH_TEST_SCREENSHOTS=$(SCREENSHOTS) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: install-test lint typecheck pytest
 
 test-fast: install-test
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	BERTH_TEST_SCREENSHOTS=$(SCREENSHOTS) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run

@@ -106,6 +106,7 @@ def api_settings(nats_server, api_urls, tmp_path: Path) -> ApiSettings:
         data_dir=tmp_path / "data",
         status_timeout_s=1.0,
         shutdown_grace_s=10,
+        webhook_status_poll_s=0.1,  # owed commit statuses and previews: sent a tenth of a second after they are due
     )
 
 

@@ -15,6 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
+from berth_api.settings import ApiSettings
+from berth_api.usecases import Deps
+from berth_api.usecases.webhook_deliveries import Debouncer
 from tests.api.conftest import RunningApi, bearer, make_app, start_api
 from tests.api.forge_bodies import FORGES, headers, push_body, signed_push
 from tests.api.test_applications import GIT_APP
@@ -371,3 +374,21 @@ async def test_a_cancelled_deployment_owes_no_more_statuses(client, members, sch
         assert receiver.states() == ["pending"]
     finally:
         await receiver.stop()
+
+
+def test_the_status_poll_is_a_setting(monkeypatch):
+    """How often owed commit statuses (and previews) are looked at: BERTH_WEBHOOK_STATUS_POLL_S, a second unless
+    set (these tests set a tenth: tests/api/conftest.py)."""
+
+    def debouncer(settings: ApiSettings) -> Debouncer:
+        return Debouncer(Deps(settings=settings, sessionmaker=None, bus=None, box=None))  # type: ignore[arg-type]
+
+    monkeypatch.delenv("BERTH_WEBHOOK_STATUS_POLL_S", raising=False)
+    assert debouncer(ApiSettings()).status_poll_s == 1.0
+    monkeypatch.setenv("BERTH_WEBHOOK_STATUS_POLL_S", "0.05")
+    assert debouncer(ApiSettings()).status_poll_s == 0.05
+    assert Debouncer(debouncer(ApiSettings()).deps, status_poll_s=2.0).status_poll_s == 2.0
+    for bad in ("0", "-1", "61"):
+        monkeypatch.setenv("BERTH_WEBHOOK_STATUS_POLL_S", bad)
+        with pytest.raises(ValueError, match="webhook_status_poll_s"):
+            ApiSettings()

@@ -37,7 +37,7 @@ from tests.api.conftest import bearer
 from tests.dashboard import a11y_posts, a11y_seed
 from tests.dashboard.test_observe import MetricsDouble
 from tests.support.axe import audit, install
-from tests.support.browser import ARTIFACTS, Browser, chromium
+from tests.support.browser import ARTIFACTS, Browser, chromium, screenshots_wanted
 from tests.support.notifier import serving_notifier
 from tests.support.receivers import WebhookReceiver
 
@@ -129,7 +129,10 @@ def artifact(name: str) -> str:
 
 
 async def shot(page, name: str) -> None:
-    """A screenshot of the page under ``tests/artifacts/``: the whole of it, or its top for a long one."""
+    """A screenshot of the page under ``tests/artifacts/``: the whole of it, or its top for a long one (none
+    when screenshots are not wanted: ``tests.support.browser.screenshots_wanted``)."""
+    if not screenshots_wanted():
+        return
     ARTIFACTS.mkdir(exist_ok=True)
     width, height = await page.evaluate("[innerWidth, document.documentElement.scrollHeight]")
     clip = {"x": 0, "y": 0, "width": width, "height": min(height, SHOT_HEIGHT)}

@@ -41,6 +41,54 @@ def test_db_provision_creates_roles_and_prints_nothing_secret(database):
     assert asyncio.run(whoami()) == ("berth_scheduler", "scheduler")
 
 
+async def test_the_supervisors_provisioning_child_migrates_every_service_with_its_own_role(database):
+    """What `berth up` runs before it starts the services: the roles, and each service's schema migrated to the
+    head of its scripts by that service's role, so that no service starts a migration child of its own."""
+    import os
+    import sys
+
+    from berth_cli.layout import PROVISION_MIGRATES
+    from berth_cli.provisioning import versions_dir
+    from berth_common.db import make_engine
+    from berth_common.db.migrate_process import schema_at_head
+    from berth_common.db.provision import SERVICES, role_for, schema_for
+
+    env = {**os.environ, "BERTH_DATABASE_URL": database, "BERTH_SECRET_KEY": "up-secret"}
+
+    def provision(**extra: str) -> dict[str, str]:
+        argv = [sys.executable, "-m", "berth_cli.provisioning"]
+        proc = subprocess.run(argv, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        return json.loads(proc.stdout)
+
+    async def at_head(urls: dict[str, str]) -> dict[str, bool]:
+        found = {}
+        for service in SERVICES:
+            versions = versions_dir(service)
+            assert versions is not None and any(versions.glob("*.py")), service
+            engine = make_engine(urls[service], schema_for(service))
+            try:
+                found[service] = await schema_at_head(engine, schema_for(service), versions)
+            finally:
+                await engine.dispose()
+        return found
+
+    urls = provision()  # `berth db provision`'s way: roles and schemas only
+    assert await at_head(urls) == dict.fromkeys(SERVICES, False)
+    assert provision(**{PROVISION_MIGRATES: "1"}) == urls
+    assert await at_head(urls) == dict.fromkeys(SERVICES, True)
+    conn = await asyncpg.connect(database.replace("+asyncpg", ""))
+    try:
+        for service in SERVICES:
+            owner = await conn.fetchval(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'alembic_version'",
+                schema_for(service),
+            )
+            assert owner == role_for(service), service
+    finally:
+        await conn.close()
+
+
 def test_db_provision_requires_its_variables():
     result = CliRunner().invoke(app, ["db", "provision"], env={"BERTH_DATABASE_URL": "", "BERTH_SECRET_KEY": "x"})
     assert result.exit_code == 2

@@ -51,7 +51,7 @@ def crash(code: int = 3) -> list[str]:
     return ["sh", "-c", f"echo 'fatal: cannot connect to the database' >&2; exit {code}"]
 
 
-def worker(*, ready_after_s: int = 0, honour_term: bool = True) -> list[str]:
+def worker(*, ready_after_s: float = 0, honour_term: bool = True) -> list[str]:
     """A worker loop; ready when /tmp/ready exists; on SIGTERM it says so and exits (or ignores it)."""
     trap = "trap 'echo got SIGTERM; exit 0' TERM" if honour_term else "trap '' TERM"
     script = f"{trap}; (sleep {ready_after_s}; touch /tmp/ready) & while true; do sleep 0.2; done"

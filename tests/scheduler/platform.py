@@ -287,6 +287,10 @@ async def wait_served(platform, host: str, content: str, timeout: float = 10) ->
         await asyncio.sleep(0.05)
 
 
+# Not ready at once (its health command fails first), but soon: a deployment waits this long for it.
+WORKER_READY_AFTER_S = 0.2
+
+
 def worker_app(image: str, version: str, *, stop_timeout_s: int = 5, honour_term: bool = True) -> dict:
     return {
         "name": "jobs",
@@ -295,7 +299,11 @@ def worker_app(image: str, version: str, *, stop_timeout_s: int = 5, honour_term
             {
                 "kind": "worker",
                 "name": "worker",
-                "command": ["env", f"VERSION={version}", *apps.worker(ready_after_s=1, honour_term=honour_term)],
+                "command": [
+                    "env",
+                    f"VERSION={version}",
+                    *apps.worker(ready_after_s=WORKER_READY_AFTER_S, honour_term=honour_term),
+                ],
                 "health_command": apps.WORKER_HEALTH,
             }
         ],

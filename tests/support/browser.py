@@ -20,6 +20,14 @@ ARGS = [
 ]
 NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# BERTH_TEST_SCREENSHOTS=0: no screenshots (what the pages are checked for stays the same). Encoding them is a
+# fifth of the accessibility crawl's time; `make test` leaves them out unless asked (SCREENSHOTS=1).
+SCREENSHOTS_VARIABLE = "BERTH_TEST_SCREENSHOTS"
+
+
+def screenshots_wanted() -> bool:
+    """Whether the browser tests save their screenshots under ``tests/artifacts/`` (yes unless set to 0)."""
+    return os.environ.get(SCREENSHOTS_VARIABLE, "1").strip() not in ("0", "false", "no")
 
 
 @dataclass
@@ -67,8 +75,11 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 async def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot under ``tests/artifacts/`` (ignored by git) for a person to look at."""
-    ARTIFACTS.mkdir(exist_ok=True)
+    """Save a full-page screenshot under ``tests/artifacts/`` (ignored by git) for a person to look at (unless
+    screenshots are not wanted: its path, unwritten)."""
     path = ARTIFACTS / f"{name}.png"
+    if not screenshots_wanted():
+        return path
+    ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(path), full_page=True)
     return path

@@ -24,6 +24,8 @@ INFRA = ("postgres", "nats", "traefik")
 ALL_IN_ONE = "allinone"
 # set by the supervisor on every process it starts (value: the data dir): how `berth down` finds strays
 SUPERVISED_BY = "BERTH_SUPERVISED_BY"
+# Set for the provisioning child (berth_cli.provisioning): it migrates every service's schema too.
+PROVISION_MIGRATES = "BERTH_PROVISION_MIGRATES"
 SUPERVISOR_MODULE = "berth_cli.supervise"
 DATABASE = "berth"
 

@@ -2,18 +2,25 @@
 
 The supervisor runs ``python -m berth_cli.provisioning`` as a one-shot child (so that SQLAlchemy never
 loads into the long-lived supervisor); it reads the admin URL and the secret from its environment and
-writes each service's URL as JSON on stdout, which is a pipe to the supervisor.
+writes each service's URL as JSON on stdout, which is a pipe to the supervisor. With ``PROVISION_MIGRATES``
+set (the supervisor sets it) it then migrates every service's schema, each with that service's own role: the
+services, started next, find their schemas at head and start no migration child of their own (six Python
+starts with SQLAlchemy and alembic, about four seconds of CPU). A migration that fails here is left to its
+service, which runs it again and reports it as it always does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
 import sys
+from pathlib import Path
 
-from berth_common.db.provision import SERVICES, provision, role_for, service_url
+from berth_cli.layout import PROVISION_MIGRATES
+from berth_common.db.provision import SERVICES, provision, role_for, schema_for, service_url
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -59,6 +66,49 @@ def roles() -> list[str]:
     return [role_for(s) for s in SERVICES]
 
 
+def versions_dir(service: str) -> Path | None:
+    """Where a service's migration scripts are (``berth_<service>/migrations/versions``), found without
+    importing the service; None when it is not installed."""
+    spec = importlib.util.find_spec(f"berth_{service.replace('-', '_')}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "migrations" / "versions"
+    return path if path.is_dir() else None
+
+
+async def migrate_services(urls: dict[str, str]) -> list[str]:
+    """Migrate each service's schema with its own role; the schemas migrated (a failure is written to stderr
+    and left to the service)."""
+    from sqlalchemy.pool import NullPool
+
+    from berth_common.db.engine import make_engine
+    from berth_common.db.migrate import run_migrations
+
+    done = []
+    for service, url in urls.items():
+        versions, schema = versions_dir(service), schema_for(service)
+        if versions is None:
+            continue
+        engine = make_engine(url, schema, poolclass=NullPool)
+        try:
+            await run_migrations(engine, schema, versions)
+            done.append(schema)
+        except Exception as exc:  # the service migrates again at its start and says what failed
+            print(f"migrations of {schema} left to the service: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            await engine.dispose()
+    return done
+
+
+async def _provision_and_migrate(
+    admin_url: str, secret_key: str, database: str | None, migrate: bool
+) -> dict[str, str]:
+    urls = await provision_platform(admin_url, secret_key, database)
+    if migrate:
+        await migrate_services(urls)
+    return urls
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
@@ -68,10 +118,11 @@ def _required(name: str) -> str:
 
 def main() -> None:
     urls = asyncio.run(
-        provision_platform(
+        _provision_and_migrate(
             _required("BERTH_DATABASE_URL"),
             _required("BERTH_SECRET_KEY"),
             os.environ.get("BERTH_CREATE_DATABASE") or None,
+            os.environ.get(PROVISION_MIGRATES) == "1",
         )
     )
     sys.stdout.write(json.dumps(urls))

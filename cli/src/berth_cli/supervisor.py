@@ -1,6 +1,7 @@
 """The local platform's supervisor: one process that runs and restarts every component.
 
-Start order: Postgres and nats-server, then the database roles are provisioned, then Traefik, then the
+Start order: Postgres and nats-server, then the database roles are provisioned (and the services' schemas
+migrated, in the same one-shot child), then Traefik, then the
 services (six processes, or one with ``--all-in-one``). A child that exits is restarted with exponential
 backoff; every start and exit is logged to ``<data>/logs/supervisor.log``, each child's output goes to
 ``<data>/logs/<name>.log``. On SIGTERM or SIGINT the control plane stops in reverse order; Traefik, the
@@ -35,6 +36,7 @@ from berth_cli.datadir import ensure_secret, rotate, write_json
 from berth_cli.layout import (
     ALL_IN_ONE,
     DATABASE,
+    PROVISION_MIGRATES,
     SUPERVISED_BY,
     ChildSpec,
     Paths,
@@ -240,12 +242,14 @@ class Supervisor:
         return False
 
     async def _provision(self, secret: str, admin_url: str) -> dict[str, str] | None:
-        """Create the roles and schemas (a one-shot child); retried with backoff until it works."""
+        """Create the roles and schemas and migrate them (a one-shot child); retried with backoff until the
+        roles are there."""
         env = {
             **scrub_env(self.env),
             "BERTH_DATABASE_URL": admin_url,
             "BERTH_SECRET_KEY": secret,
             SUPERVISED_BY: str(self.paths.root),
+            PROVISION_MIGRATES: "1",  # and the services' schemas migrated: each service finds its own at head
         }
         if not self.external_db:
             env["BERTH_CREATE_DATABASE"] = DATABASE

@@ -29,7 +29,7 @@ from berth_common.bus.streams import StreamReplicasError, default_streams
 from berth_common.catalogue import HealthReply
 from berth_common.db import make_engine, make_sessionmaker, run_migrations
 from berth_common.db.engine import db_not_available
-from berth_common.db.migrate_process import run_migrations_isolated
+from berth_common.db.migrate_process import run_migrations_isolated, schema_at_head
 from berth_common.db.unit import OutboxRelay
 from berth_common.httpd import HealthServer
 from berth_common.logging import configure_logging, get_logger
@@ -110,7 +110,8 @@ async def _migrate(settings: BaseServiceSettings, engine: AsyncEngine, versions_
     while True:
         try:
             if settings.migrate_in_subprocess:
-                await run_migrations_isolated(settings.database_url.get_secret_value(), schema, versions_dir)
+                if not await schema_at_head(engine, schema, versions_dir):
+                    await run_migrations_isolated(settings.database_url.get_secret_value(), schema, versions_dir)
             else:
                 await run_migrations(engine, schema, versions_dir)
             return

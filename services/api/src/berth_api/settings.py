@@ -112,6 +112,8 @@ class ApiSettings(BaseServiceSettings):
     webhook_debounce_s: float = Field(default=3.0, ge=0, le=600)
     webhook_debounce_max_s: float = Field(default=30.0, ge=0, le=3600)
     webhook_delivery_retention_days: int = Field(default=90, ge=1, le=3650)
+    # While commit statuses or previews are owed to a forge: how often the deployments they follow are looked at.
+    webhook_status_poll_s: float = Field(default=1.0, gt=0, le=60)
     # unverified deliveries: after this many within the window, further unverified ones are answered 429
     webhook_failures_per_webhook: int = Field(default=10, ge=0)
     webhook_failures_per_address: int = Field(default=30, ge=0)

@@ -8,14 +8,17 @@ migration failed (its error on stderr).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from berth_common.db.engine import db_not_available, make_engine
+from berth_common.db.engine import check_schema, db_not_available, make_engine
 
 URL_VARIABLE = "BERTH_MIGRATE_URL"
 EX_TEMPFAIL = 75
@@ -23,6 +26,53 @@ EX_TEMPFAIL = 75
 
 class MigrationError(RuntimeError):
     """A migration failed (not merely: the database was not reachable)."""
+
+
+def _literal(tree: ast.Module, name: str) -> object:
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return ast.literal_eval(node.value) if node.value is not None else None
+    raise ValueError(f"no {name}")
+
+
+def script_heads(versions_dir: Path) -> set[str] | None:
+    """The head revisions of the migration scripts in ``versions_dir``, read from their source without
+    alembic; None when a script does not say plainly what it is (alembic is asked then)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for path in versions_dir.glob("*.py"):
+            if path.name.startswith(("__", ".#")):
+                continue
+            tree = ast.parse(path.read_text(), str(path))
+            revision, down = _literal(tree, "revision"), _literal(tree, "down_revision")
+            if not isinstance(revision, str):
+                return None
+            revisions.add(revision)
+            downs = [] if down is None else [down] if isinstance(down, str) else down
+            if not isinstance(downs, (list, tuple)) or not all(isinstance(d, str) for d in downs):
+                return None
+            parents.update(downs)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return (revisions - parents) or None
+
+
+async def schema_at_head(engine: AsyncEngine, schema: str, versions_dir: Path) -> bool:
+    """Whether ``schema`` is already at the head of ``versions_dir``: a restarted service then starts no
+    child process (a Python start and alembic: about a second of CPU) to find there is nothing to do."""
+    heads = script_heads(versions_dir)
+    if heads is None:
+        return False
+    table = f'"{check_schema(schema)}".alembic_version'
+    async with engine.connect() as conn:
+        if (await conn.execute(text("SELECT to_regclass(:t)"), {"t": table})).scalar() is None:
+            return False
+        query = text(f"SELECT version_num FROM {table}")  # noqa: S608 - the schema name is checked above
+        current = (await conn.execute(query)).scalars().all()
+    return set(current) == heads
 
 
 async def run_migrations_isolated(url: str, schema: str, versions_dir: Path, timeout_s: float = 600.0) -> None:

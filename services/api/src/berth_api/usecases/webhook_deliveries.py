@@ -243,10 +243,11 @@ class Debouncer:
     """Deploys waiting pushes when due: woken by a push this process received, else it looks again at the
     earliest due time (at most ``idle_s`` apart, for pushes other api processes received)."""
 
-    def __init__(self, deps: Deps, idle_s: float = 5.0, status_poll_s: float = 1.0) -> None:
+    def __init__(self, deps: Deps, idle_s: float = 5.0, status_poll_s: float | None = None) -> None:
         self.deps = deps
         self.idle_s = idle_s
-        self.status_poll_s = status_poll_s  # while commit statuses are owed: how often deployments are looked at
+        # while commit statuses or previews are owed: how often deployments are looked at (None: the setting)
+        self.status_poll_s = deps.settings.webhook_status_poll_s if status_poll_s is None else status_poll_s
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
