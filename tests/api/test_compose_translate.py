@@ -392,3 +392,17 @@ services:
     assert "host_limits" not in _translated("services:\n  a:\n    image: busybox\n")["services"][0]
     bad = text.replace("[NET_RAW]", "['net raw']")
     assert _refusal(bad).spot == "services/db/cap_drop/0"
+
+
+def test_a_volume_of_dockers_default_driver_is_a_berth_volume_and_other_drivers_are_refused_by_name() -> None:
+    # Dokploy's plausible blueprint: ``driver: local`` on every volume
+    text = "services:\n  db:\n    image: postgres:16\n    volumes:\n      - db-data:/var/lib/postgresql/data\n"
+    text += "volumes:\n  db-data:\n    driver: local\n"
+    (db,) = _translated(text)["services"]
+    assert db["volumes"] == [{"name": "db-data", "path": "/var/lib/postgresql/data", "single_writer": True}]
+    # erpnext's ``sites``: driver options (a host directory, an NFS share) stay refused, saying why
+    opts = text + "    driver_opts: {type: none, o: bind, device: /srv/sites}\n"
+    err = _refusal(opts)
+    assert err.spot == "volumes/db-data/driver_opts" and "bind mount in disguise" in err.why
+    err = _refusal(text.replace("driver: local", "driver: nfs"))
+    assert err.spot == "volumes/db-data/driver" and "default driver, local" in err.why

@@ -41,6 +41,10 @@ from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_api.domain.compose.services import Context, Route, present, translate_service
 
 PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
+VOLUME_WHY = {
+    "driver": "Berth volumes use Docker's default driver, local",
+    "driver_opts": "driver options mount what they name (a host directory, an NFS share): a bind mount in disguise",
+}
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,12 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
             raise not_carried(key)
     for key, vol in (model.get("volumes") or {}).items():
         for k, v in sorted((vol or {}).items(), key=lambda kv: kv[0] == "name"):
-            if k == "name" and v == f"berth_{key}":
-                continue
+            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "local"):
+                continue  # ``local`` is Docker's default driver: a Berth volume
             if k == "name":
                 notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
             elif present(v):
-                raise not_carried(f"volumes/{key}/{k}")
+                raise not_carried(f"volumes/{key}/{k}", VOLUME_WHY.get(k, ""))
     for key, net in (model.get("networks") or {}).items():
         for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
             if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
