@@ -316,3 +316,48 @@ def test_helpers_come_before_variables_and_env_comments_are_skipped():
     assert _spec(result, "jwt_secret")["key"] == "${jwt:jwt_secret}"  # signed with its own unresolved text
     doc = yaml.safe_load(result.template.compose)
     assert doc["services"]["a"]["environment"] == {"JWT": "${var.JWT}", "USER": "${var.USER}"}
+
+
+def test_a_bind_of_a_files_directory_with_no_file_in_it_is_a_volume_of_the_application():
+    # excerpts of the unifi blueprint (../files/config and ../files/db/data are empty directories Docker makes,
+    # init-mongo.sh is a file of config.mounts) and of appflowy (./files/volumes/postgres/, no file in it)
+    compose = (
+        "services:\n"
+        "  unifi-network-application:\n    image: lscr.io/linuxserver/unifi-network-application:latest\n"
+        "    volumes: # Volumes to mount in the container\n      - ../files/config:/config\n"
+        "  unifi-db:\n    image: mongo:4.4\n    volumes:\n      - ../files/db/data:/data/db\n"
+        "      - ../files/init-mongo.sh:/docker-entrypoint-initdb.d/init-mongo.sh:ro\n"
+        "      - {type: bind, source: ../files/config/, target: /backup, read_only: true}\n"
+        "  postgres:\n    image: postgres:16\n    volumes:\n      - ./files/volumes/postgres/:/docker-entrypoint-initdb.d/\n"
+        "volumes:\n  files-config: {}\n"
+    )
+    toml = 'variables = {}\n\n[config]\ndomains = []\nenv = {}\n\n[[config.mounts]]\nfilePath = "init-mongo.sh"\ncontent = "x"\n'
+    result = import_dokploy({"template.toml": toml, "docker-compose.yml": compose}, "unifi")
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["services"]["unifi-network-application"]["volumes"] == ["files-config-2:/config"]
+    assert doc["services"]["unifi-db"]["volumes"] == [
+        "files-db-data:/data/db",
+        "./files/init-mongo.sh:/docker-entrypoint-initdb.d/init-mongo.sh:ro",
+        {"type": "volume", "source": "files-config-2", "target": "/backup", "read_only": True},
+    ]
+    assert doc["services"]["postgres"]["volumes"] == ["files-volumes-postgres:/docker-entrypoint-initdb.d/"]
+    assert doc["volumes"] == {
+        "files-config": {},
+        "files-config-2": None,
+        "files-db-data": None,
+        "files-volumes-postgres": None,
+    }
+    assert [n for n in result.notes if "Docker creates it empty" in n] == [
+        "services.unifi-network-application.volumes[0]: ../files/config has no file of config.mounts in it: Docker "
+        "creates it empty on the server and Dokploy keeps it across deploys; carried as the application's volume "
+        "files-config-2",
+        "services.unifi-db.volumes[0]: ../files/db/data has no file of config.mounts in it: Docker creates it empty "
+        "on the server and Dokploy keeps it across deploys; carried as the application's volume files-db-data",
+        "services.postgres.volumes[0]: ../files/volumes/postgres has no file of config.mounts in it: Docker creates "
+        "it empty on the server and Dokploy keeps it across deploys; carried as the application's volume "
+        "files-volumes-postgres",
+    ]
+    # a directory a file of config.mounts is in stays the application's files, and an untouched compose its text
+    toml += '\n[[config.mounts]]\nfilePath = "/config/app.yml"\ncontent = "y"\n'
+    kept = import_dokploy({"template.toml": toml, "docker-compose.yml": compose.split("  unifi-db:")[0]}, "unifi")
+    assert kept.template.compose == compose.split("  unifi-db:")[0].replace("../files/", "./files/")

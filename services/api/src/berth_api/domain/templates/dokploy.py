@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_api.domain.templates.dokploy_dirs import empty_dirs
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, headline, slugify
 from berth_api.domain.templates.interp import rewrite
@@ -206,7 +207,7 @@ def import_dokploy(files: dict[str, str], name: str | None = None, loc: str = "/
         )
     for key in sorted(set(doc) - {"variables", "config"}):
         ctx.not_carried.append(f"[{key}]: not part of a Dokploy template")
-    compose_out = _compose(compose_text, compose, env_keys, ctx)
+    compose_out = _compose(compose_text, compose, env_keys, ctx, [f.path for f in files_out])
     for var, spec in routes.items():
         old = ctx.variables[var]
         ctx.variables[var] = Variable(var, "domain", {**old.options, "routes": spec}, old.description, old.secret)
@@ -334,16 +335,18 @@ def _mounts(entries: Any, ctx: _Ctx, raw: dict[str, Any]) -> list[TemplateFile]:
     return out
 
 
-def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx) -> str:
-    """The compose text with env references as Berth's, ``../files/`` as ``./files/``; ``env_file: .env``
-    (the env Dokploy writes) becomes explicit environment entries."""
+def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, files: list[str]) -> str:
+    """The compose text with env references as Berth's, ``../files/`` as ``./files/`` (a directory no file
+    is in: a volume, ``dokploy_dirs``); ``env_file: .env`` (the env Dokploy writes) becomes explicit
+    environment entries."""
     text = rewrite(text, lambda r: r.name not in env_keys).replace("../files/", "./files/")
     uses_env_file = [
         svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and ".env" in _env_files(spec)
     ]
-    if not uses_env_file:
+    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./files/" in text or uses_env_file else None
+    dirs = empty_dirs(doc, files, ctx.notes) if doc is not None else False
+    if doc is None or not (uses_env_file or dirs):
         return text
-    doc = load_yaml(text, "/body/files/docker-compose.yml")
     for svc in uses_env_file:
         spec = doc["services"][svc]
         rest = [f for f in _env_files(spec) if f != ".env"]

@@ -1,0 +1,70 @@
+"""A Dokploy blueprint's bind of a directory under its files that no ``[[config.mounts]]`` file is in: pure.
+
+Dokploy runs the compose from ``/etc/dokploy/compose/<app>/code/`` and writes the mounts' files under
+``../files/``; a bind of ``../files/<dir>`` (or ``./files/<dir>``) with no file in it is a directory Docker
+creates empty on the server the first time and keeps across deploys: the data of a database, a config
+directory the app fills itself. Berth keeps such data in a volume of the application, so the bind becomes a
+named volume (``files-<dir>``), listed in the import's notes; a bind of a given file stays one of
+``compose.files``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+PREFIX = "./files/"
+SHORT = re.compile(r"^\./files/([^:]+?)/?(:.*)?$")
+MAX_NAME = 32
+
+
+def volume_name(path: str, taken: Collection[str]) -> str:
+    """``files-<path>`` as a volume name Berth can use (a slug of at most 32), not one of ``taken``."""
+    base = "files-" + re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+    name = base[:MAX_NAME].rstrip("-")
+    n = 1
+    while name in taken:
+        n += 1
+        name = f"{base[: MAX_NAME - len(str(n)) - 1].rstrip('-')}-{n}"
+    return name
+
+
+def _given(path: str, files: Collection[str]) -> bool:
+    return any(f == path or f.startswith(path + "/") for f in files)
+
+
+def empty_dirs(doc: dict[str, Any], files: Collection[str], notes: list[str]) -> bool:
+    """Change ``doc`` (the compose, ``../files/`` already ``./files/``) in place: each bind of a directory
+    under the files that holds none of ``files`` (the mounts' paths) is a named volume, declared at the top
+    level; the same directory in two services is one volume. Whether anything changed."""
+    made: dict[str, str] = {}  # files path -> volume name
+    top = doc.get("volumes") if isinstance(doc.get("volumes"), dict) else {}
+    for svc_name, svc in (doc.get("services") or {}).items():
+        mounts = svc.get("volumes") if isinstance(svc, dict) else None
+        for i, mount in enumerate(mounts if isinstance(mounts, list) else []):
+            short = SHORT.match(mount) if isinstance(mount, str) else None
+            if isinstance(mount, dict) and str(mount.get("source") or "").startswith(PREFIX):
+                path = str(mount["source"])[len(PREFIX) :].rstrip("/")
+            elif short:
+                path = short.group(1)
+            else:
+                continue
+            if not path or "${" in path or _given(path, files):
+                continue
+            if path not in made:
+                made[path] = volume_name(path, {*top, *made.values()})
+                notes.append(
+                    f"services.{svc_name}.volumes[{i}]: ../files/{path} has no file of config.mounts in it: Docker "
+                    f"creates it empty on the server and Dokploy keeps it across deploys; carried as the "
+                    f"application's volume {made[path]}"
+                )
+            if short:
+                mounts[i] = made[path] + (short.group(2) or "")
+            else:
+                mount.update({"type": "volume", "source": made[path]})
+                mount.pop("bind", None)
+    if not made:
+        return False
+    doc["volumes"] = {**top, **dict.fromkeys(made.values())}
+    return True
