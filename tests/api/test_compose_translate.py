@@ -277,11 +277,10 @@ REFUSED = [
     ("security_opt: ['seccomp:unconfined']", "services/db/security_opt"),
 ]
 NOT_CARRIED = [
-    ("tmpfs: [/tmp]", "services/db/tmpfs"),
-    ("sysctls: {net.core.somaxconn: 1024}", "services/db/sysctls"),
-    ("extra_hosts: ['a:1.2.3.4']", "services/db/extra_hosts"),
-    ("dns: [1.1.1.1]", "services/db/dns"),
-    ("init: true", "services/db/init"),
+    ("dns_search: [example.com]", "services/db/dns_search"),
+    ("sysctls: {kernel.shmmax: 1024}", "services/db/sysctls/kernel.shmmax"),
+    ("extra_hosts: ['a:host-ip']", "services/db/extra_hosts/0"),
+    ("runtime: nvidia", "services/db/runtime"),
     ("network_mode: none", "services/db/network_mode"),
     ("deploy: {mode: global}", "services/db/deploy/mode"),
     ("deploy: {resources: {reservations: {memory: 1g}}}", "services/db/deploy/resources/reservations"),
@@ -406,3 +405,68 @@ def test_a_volume_of_dockers_default_driver_is_a_berth_volume_and_other_drivers_
     assert err.spot == "volumes/db-data/driver_opts" and "bind mount in disguise" in err.why
     err = _refusal(text.replace("driver: local", "driver: nfs"))
     assert err.spot == "volumes/db-data/driver" and "default driver, local" in err.why
+
+
+def test_hosts_resolvers_tmpfs_groups_net_sysctls_and_the_stop_signal_are_the_containers_own() -> None:
+    # excerpts of Dokploy's open-webui (extra_hosts), mailu (dns), mattermost (tmpfs), coder (group_add),
+    # inngest (sysctls), penpot (stop_signal), moltbot (init) and rsshub (ulimits core 0/0) blueprints
+    text = """
+services:
+  db:
+    image: postgres:16
+    extra_hosts:
+      - host.docker.internal:host-gateway
+    dns: 192.168.203.254
+    tmpfs:
+      - /tmp
+      - /var/run/postgresql
+    group_add:
+      - "988"
+    sysctls:
+      - net.core.somaxconn=1024
+    stop_signal: SIGINT
+    init: true
+    ulimits:
+      core:
+        hard: 0
+        soft: 0
+"""
+    got = _translated(text)
+    (db,) = got["services"]
+    assert db["host_limits"] == {
+        "ulimits": [{"name": "core", "soft": 0, "hard": 0}],
+        "extra_hosts": ["host.docker.internal:host-gateway"],
+        "dns": ["192.168.203.254"],
+        "tmpfs": {"/tmp": "", "/var/run/postgresql": ""},
+        "group_add": ["988"],
+        "sysctls": {"net.core.somaxconn": "1024"},
+        "stop_signal": "SIGINT",
+    }
+    assert got["notes"] == []
+    err = _refusal(text.replace("net.core.somaxconn=1024", "vm.overcommit_memory=1"))
+    assert err.spot == "services/db/sysctls/vm.overcommit_memory" and "net.* sysctls only" in err.why
+    assert _refusal(text.replace("dns: 192.168.203.254", "dns: resolver")).spot == "services/db/dns/0"
+
+
+def test_a_link_makes_the_linked_service_reachable_under_its_alias() -> None:
+    # Dokploy's plane (proxy links plane-web:web) and pterodactyl (panel links database: its own name)
+    text = """
+services:
+  plane-web:
+    image: plane/web
+  database:
+    image: mariadb
+  proxy:
+    image: plane/proxy
+    links:
+      - "plane-web:web"
+      - database
+"""
+    web, database, proxy = _translated(text)["services"]
+    assert (web["aliases"], "aliases" in database, "aliases" in proxy) == (["web"], False, False)
+    assert proxy["depends_on"] == [
+        {"service": "database", "condition": "service_started"},
+        {"service": "plane-web", "condition": "service_started"},
+    ]
+    err = _refusal(text.replace("plane-web:web", "plane-web:database"))
+    assert err.spot == "services/proxy/links/0" and "another service's name" in err.why

@@ -32,6 +32,14 @@ CARRIED = frozenset(
         "shm_size",
         "ulimits",
         "cap_drop",
+        "extra_hosts",
+        "dns",
+        "tmpfs",
+        "group_add",
+        "sysctls",
+        "stop_signal",
+        "init",  # Berth runs every container with docker-init
+        "links",  # the linked service reachable under the link's alias (``translate.py``)
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.

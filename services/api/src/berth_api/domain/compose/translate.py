@@ -122,6 +122,31 @@ def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
     return found
 
 
+def _links(services: Mapping[str, Any], slugs: Mapping[str, str]) -> dict[str, list[str]]:
+    """The aliases ``links`` give their services (``service:alias``): each linked service is reached under
+    its alias on the application's network (by every service of it, not only the linking one); a link
+    without an alias, or under the service's own name, changes nothing. An alias that is another service's
+    name is refused."""
+    found: dict[str, list[str]] = {}
+    for name, svc in services.items():
+        for i, link in enumerate(svc.get("links") or []):
+            target, _, alias = str(link).partition(":")
+            alias = alias or target
+            if target not in services:
+                raise ComposeRefusal(f"services/{name}/links/{i}", f"the compose file has no service {target}")
+            if alias in (target, slugs[target]):
+                continue
+            if alias in services or alias in slugs.values():
+                raise ComposeRefusal(
+                    f"services/{name}/links/{i}",
+                    f"{alias} is another service's name on the application's network: link {target} under "
+                    "another alias",
+                )
+            if alias not in found.setdefault(target, []):
+                found[target].append(alias)
+    return found
+
+
 def declared_ports(svc: Mapping[str, Any]) -> list[int]:
     """The container ports a compose service declares, in the file's order: its ``ports`` targets, then
     what it ``expose``s."""
@@ -321,6 +346,7 @@ def translate(
         notes=notes,
         files=policy.files,
     )
+    linked = _links(services, slugs)
     out, restarts, grace = [], set(), 0.0
     for name in order:
         svc = services[name]
@@ -329,6 +355,7 @@ def translate(
         if depends:
             spec["depends_on"] = depends
         aliases = _aliases(name, svc, slugs[name])
+        aliases += [a for a in linked.get(name, []) if a not in aliases]
         if aliases:
             spec["aliases"] = aliases
         spec["restart"] = _restart(name, svc.get("restart"))
