@@ -9,6 +9,8 @@ and every refused key by name.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -470,3 +472,31 @@ services:
     ]
     err = _refusal(text.replace("plane-web:web", "plane-web:database"))
     assert err.spot == "services/proxy/links/0" and "another service's name" in err.why
+
+
+def test_a_name_longer_than_32_is_cut_with_a_hash_and_the_service_keeps_its_compose_name() -> None:
+    # Dokploy's appwrite (service appwrite-task-scheduler-functions) and owncloud-infinite-scale (its volume)
+    text = """
+services:
+  appwrite-task-scheduler-functions:
+    image: appwrite/appwrite:1.9.5
+    volumes:
+      - owncloud-infinite-scale-thumbnails:/var/lib/ocis/thumbnails
+volumes:
+  owncloud-infinite-scale-thumbnails:
+"""
+    got = _translated(text)
+    (svc,) = got["services"]
+    cut = {
+        n: n[:25].rstrip("-") + "-" + hashlib.sha256(n.encode()).hexdigest()[:6]
+        for n in re.findall(r"\w[\w-]{32,}", text)
+    }
+    service, volume = cut["appwrite-task-scheduler-functions"], cut["owncloud-infinite-scale-thumbnails"]
+    assert len(service) == len(volume) == 32 and service.startswith("appwrite-task-scheduler-f-")
+    assert (svc["name"], svc["aliases"]) == (service, ["appwrite-task-scheduler-functions"])
+    assert svc["volumes"][0]["name"] == volume
+    assert got["notes"] == [
+        f"services/appwrite-task-scheduler-functions: named {service} in Berth (names are at most 32 characters), "
+        "reached by its compose name",
+        f"volumes/owncloud-infinite-scale-thumbnails: named {volume} in Berth (names are at most 32 characters)",
+    ]

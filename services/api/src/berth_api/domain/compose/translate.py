@@ -29,6 +29,7 @@ routes of the application on one host and path are refused.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +41,7 @@ from berth_api.domain.compose import keys, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_api.domain.compose.services import Context, Route, present, translate_service
 
+MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
 PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
 VOLUME_WHY = {
     "driver": "Berth volumes use Docker's default driver, local",
@@ -70,15 +72,25 @@ class Policy:
 
 
 def berth_name(name: str) -> str:
-    """A compose name as a Berth slug: lowercase, ``_`` and ``.`` as ``-``."""
-    return re.sub(r"[_.]", "-", name.lower())
+    """A compose name as a Berth slug: lowercase, ``_`` and ``.`` as ``-``, at most 32 (``short_name``)."""
+    return short_name(re.sub(r"[_.]", "-", name.lower()))
 
 
-def _slugs(found: Iterable[str], what: str) -> dict[str, str]:
+def short_name(slug: str) -> str:
+    """A slug longer than Berth's 32 characters cut to 25 and made unique by a hash of the whole one."""
+    if len(slug) <= MAX_SLUG:
+        return slug
+    return f"{slug[: MAX_SLUG - 7].rstrip('-')}-{hashlib.sha256(slug.encode()).hexdigest()[:6]}"
+
+
+def _slugs(found: Iterable[str], what: str, notes: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     taken: dict[str, str] = {}
     for name in found:
         slug = berth_name(name)
+        if len(name) > MAX_SLUG:
+            reached = ", reached by its compose name" if what == "services" else ""
+            notes.append(f"{what}/{name}: named {slug} in Berth (names are at most {MAX_SLUG} characters){reached}")
         try:
             names.slug(slug)
         except ValueError as exc:
@@ -329,8 +341,8 @@ def translate(
     if not services:
         raise ComposeRefusal("services", "a compose file needs at least one service")
     order = [n for n in order if n in services] + sorted(set(services) - set(order))
-    slugs = _slugs(order, "services")
-    volume_names = _slugs(model.get("volumes") or {}, "volumes")
+    slugs = _slugs(order, "services", notes)
+    volume_names = _slugs(model.get("volumes") or {}, "volumes", notes)
     mounts: dict[str, int] = {}
     for svc in services.values():
         for m in {m.get("source") for m in svc.get("volumes") or [] if m.get("type") == "volume"}:
