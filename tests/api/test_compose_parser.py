@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from berth_api.adapters.compose_parser import ComposeParseError, normalise
+from berth_api.adapters.compose_parser import ComposeParseError, _env, normalise
 from berth_common.binaries import compose_binary
 
 
@@ -50,9 +50,31 @@ def test_the_variables_the_file_references_are_listed() -> None:
 
 
 def test_variables_that_steer_the_binary_are_not_passed() -> None:
-    text = "services:\n  a:\n    image: 'x:${COMPOSE_PROJECT_NAME:-none}'\n"
+    text = "services:\n  a:\n    image: 'x:${TAG:-1}'\n"
     model = _run(text, {"COMPOSE_PROJECT_NAME": "evil", "DOCKER_HOST": "tcp://10.0.0.1:2375"})
-    assert model["name"] == "berth" and model["services"]["a"]["image"] == "x:berth"  # compose sets it from -p
+    assert model["name"] == "berth" and model["services"]["a"]["image"] == "x:1"
+    env = _env("/tmp/h", {"COMPOSE_PROJECT_NAME": "evil", "DOCKER_HOST": "tcp://10.0.0.1:2375", "TAG": "2"})
+    assert (env["DOCKER_HOST"], env["TAG"], "COMPOSE_PROJECT_NAME" in env) == (
+        "unix:///tmp/h/no-engine.sock",
+        "2",
+        False,
+    )
+
+
+def test_a_file_that_references_a_variable_not_given_to_the_parser_is_refused_naming_it() -> None:
+    # Dokploy's supabase: ``${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z``, which compose would read
+    # as an empty source (its own error: "invalid spec: :/var/run/docker.sock:ro,z")
+    text = "services:\n  vector:\n    image: timberio/vector\n    volumes:\n"
+    text += "      - ${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z\n"
+    with pytest.raises(
+        ComposeParseError, match=r"^\$\{DOCKER_SOCKET_LOCATION\}: variables named .* rename the variable"
+    ):
+        _run(text, {"DOCKER_SOCKET_LOCATION": "/var/run/docker.sock"})
+    escaped = "services:\n  a:\n    image: x\n    command: echo $$DOCKER_HOST\n"
+    assert _run(escaped, {"DOCKER_HOST": "tcp://10.0.0.1:2375"})["services"]["a"]["command"] == [
+        "echo",
+        "$$DOCKER_HOST",
+    ]
 
 
 def test_extends_within_the_file_and_short_syntax_become_long() -> None:

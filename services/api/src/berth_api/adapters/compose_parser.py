@@ -103,6 +103,14 @@ async def _run(argv: list[str], text: bytes, home: str, env: dict[str, str], tim
 
 
 WARNING_RE = re.compile(r'msg="(.*)"')
+REFERENCE_RE = re.compile(r"\$\$|\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def withheld(text: str, variables: Mapping[str, str]) -> list[str]:
+    """The variables of ``variables`` the file references that are not given to the parser (``passed``):
+    compose would interpolate them as empty (Dokploy's supabase: ``${DOCKER_SOCKET_LOCATION}:/var/run/...``)."""
+    found = [m.group(1) for m in REFERENCE_RE.finditer(text) if m.group(1)]
+    return sorted({name for name in found if name in variables and not passed(name)})
 
 
 async def normalise(
@@ -117,6 +125,13 @@ async def normalise(
     data = text.encode()
     if len(data) > max_bytes:
         raise ComposeParseError(f"a compose file is limited to {max_bytes} bytes")
+    held = withheld(text, variables)
+    if held:
+        raise ComposeParseError(
+            f"${{{held[0]}}}: variables named HOME, PATH, TMPDIR, COMPOSE_*, DOCKER_*, BUILDX_*, BUILDKIT_* or *_PROXY "
+            "steer the compose parser itself and are not given to it, so the file would get an empty value: "
+            "rename the variable"
+        )
     exe = binary or compose_binary()
     with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
         os.chmod(home, 0o700)
