@@ -39,10 +39,12 @@ def empty_dirs(doc: dict[str, Any], files: Collection[str], notes: list[str]) ->
     under the files that holds none of ``files`` (the mounts' paths) is a named volume, declared at the top
     level; the same directory in two services is one volume. Whether anything changed."""
     made: dict[str, str] = {}  # files path -> volume name
-    top = doc.get("volumes") if isinstance(doc.get("volumes"), dict) else {}
+    given = doc.get("volumes")
+    top: dict[str, Any] = given if isinstance(given, dict) else {}
     for svc_name, svc in (doc.get("services") or {}).items():
-        mounts = svc.get("volumes") if isinstance(svc, dict) else None
-        for i, mount in enumerate(mounts if isinstance(mounts, list) else []):
+        found = svc.get("volumes") if isinstance(svc, dict) else None
+        mounts: list[Any] = found if isinstance(found, list) else []
+        for i, mount in enumerate(mounts):
             short = SHORT.match(mount) if isinstance(mount, str) else None
             if isinstance(mount, dict) and str(mount.get("source") or "").startswith(PREFIX):
                 path = str(mount["source"])[len(PREFIX) :].rstrip("/")
