@@ -61,20 +61,18 @@ def test_variables_that_steer_the_binary_are_not_passed() -> None:
     )
 
 
-def test_a_file_that_references_a_variable_not_given_to_the_parser_is_refused_naming_it() -> None:
-    # Dokploy's supabase: ``${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z``, which compose would read
-    # as an empty source (its own error: "invalid spec: :/var/run/docker.sock:ro,z")
+def test_a_variable_named_like_one_that_steers_the_binary_reaches_the_file_under_an_alias() -> None:
+    # Dokploy's supabase: ``${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z`` (compose read it as an empty
+    # source: "invalid spec: :/var/run/docker.sock:ro,z"); etherpad: ``TRUST_PROXY: ${TRUST_PROXY}``
     text = "services:\n  vector:\n    image: timberio/vector\n    volumes:\n"
     text += "      - ${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z\n"
-    with pytest.raises(
-        ComposeParseError, match=r"^\$\{DOCKER_SOCKET_LOCATION\}: variables named .* rename the variable"
-    ):
-        _run(text, {"DOCKER_SOCKET_LOCATION": "/var/run/docker.sock"})
-    escaped = "services:\n  a:\n    image: x\n    command: echo $$DOCKER_HOST\n"
-    assert _run(escaped, {"DOCKER_HOST": "tcp://10.0.0.1:2375"})["services"]["a"]["command"] == [
-        "echo",
-        "$$DOCKER_HOST",
-    ]
+    text += "    environment:\n      TRUST_PROXY: ${TRUST_PROXY:-false}\n      HOST: $$DOCKER_HOST\n"
+    given = {"DOCKER_SOCKET_LOCATION": "/var/run/docker.sock", "TRUST_PROXY": "true", "DOCKER_HOST": "tcp://x:1"}
+    found = asyncio.run(normalise(text, given))
+    vector = found.model["services"]["vector"]
+    assert vector["volumes"][0]["source"] == "/var/run/docker.sock"
+    assert vector["environment"] == {"TRUST_PROXY": "true", "HOST": "$$DOCKER_HOST"}
+    assert sorted(found.variables) == ["DOCKER_SOCKET_LOCATION", "TRUST_PROXY"]
 
 
 def test_extends_within_the_file_and_short_syntax_become_long() -> None:
