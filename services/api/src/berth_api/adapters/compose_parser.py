@@ -161,4 +161,4 @@ async def normalise(
         raise ComposeParseError("the compose parser's output is not JSON (or nests too deeply)") from None
     if not isinstance(model, dict):
         raise ComposeParseError("the compose parser's output is not a mapping")
-    return Normalised(model, {back.get(k, k): v for k, v in refs.items()} if isinstance(refs, dict) else {})
+    return Normalised(model, {back.get(str(k), str(k)): v for k, v in refs.items()} if isinstance(refs, dict) else {})
