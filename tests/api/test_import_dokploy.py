@@ -361,3 +361,27 @@ def test_a_bind_of_a_files_directory_with_no_file_in_it_is_a_volume_of_the_appli
     toml += '\n[[config.mounts]]\nfilePath = "/config/app.yml"\ncontent = "y"\n'
     kept = import_dokploy({"template.toml": toml, "docker-compose.yml": compose.split("  unifi-db:")[0]}, "unifi")
     assert kept.template.compose == compose.split("  unifi-db:")[0].replace("../files/", "./files/")
+
+
+def test_a_bind_of_a_directory_beside_the_compose_file_is_a_volume_of_the_application():
+    # excerpts of seanime (./anime in two services) and focalboard (./postgres_data): Dokploy writes the compose
+    # file alone in its directory, so Docker creates these empty
+    compose = (
+        "services:\n  seanime:\n    image: umagistr/seanime\n    volumes:\n      - ./anime:/mnt/anime\n"
+        "  qbittorrent:\n    image: lscr.io/linuxserver/qbittorrent\n    volumes:\n      - ./anime:/anime:rw\n"
+        "  db:\n    image: postgres:16\n    volumes:\n      - ./postgres_data:/var/lib/postgresql/data\n"
+    )
+    result = import_dokploy({"template.toml": "[config]\n", "docker-compose.yml": compose}, "seanime")
+    doc = yaml.safe_load(result.template.compose)
+    assert [s["volumes"] for s in doc["services"].values()] == [
+        ["anime:/mnt/anime"],
+        ["anime:/anime:rw"],
+        ["postgres-data:/var/lib/postgresql/data"],
+    ]
+    assert doc["volumes"] == {"anime": None, "postgres-data": None}
+    assert [n for n in result.notes if "beside the compose file" in n] == [
+        "services.seanime.volumes[0]: ./anime is a directory beside the compose file, which Dokploy writes alone: "
+        "Docker creates it empty on the server; carried as the application's volume anime",
+        "services.db.volumes[0]: ./postgres_data is a directory beside the compose file, which Dokploy writes "
+        "alone: Docker creates it empty on the server; carried as the application's volume postgres-data",
+    ]

@@ -343,7 +343,7 @@ def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, 
     uses_env_file = [
         svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and ".env" in _env_files(spec)
     ]
-    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./files/" in text or uses_env_file else None
+    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./" in text or uses_env_file else None
     dirs = empty_dirs(doc, files, ctx.notes) if doc is not None else False
     if doc is None or not (uses_env_file or dirs):
         return text
