@@ -411,7 +411,8 @@ def test_a_volume_of_dockers_default_driver_is_a_berth_volume_and_other_drivers_
 
 def test_hosts_resolvers_tmpfs_groups_net_sysctls_and_the_stop_signal_are_the_containers_own() -> None:
     # excerpts of Dokploy's open-webui (extra_hosts), mailu (dns), mattermost (tmpfs), coder (group_add),
-    # inngest (sysctls), penpot (stop_signal), moltbot (init) and rsshub (ulimits core 0/0) blueprints
+    # inngest (sysctls), penpot (stop_signal), mattermost (pids_limit), moltbot (init) and rsshub (ulimits core
+    # 0/0) blueprints
     text = """
 services:
   db:
@@ -427,6 +428,7 @@ services:
     sysctls:
       - net.core.somaxconn=1024
     stop_signal: SIGINT
+    pids_limit: 100
     init: true
     ulimits:
       core:
@@ -443,6 +445,7 @@ services:
         "group_add": ["988"],
         "sysctls": {"net.core.somaxconn": "1024"},
         "stop_signal": "SIGINT",
+        "pids_limit": 100,
     }
     assert got["notes"] == []
     err = _refusal(text.replace("net.core.somaxconn=1024", "vm.overcommit_memory=1"))

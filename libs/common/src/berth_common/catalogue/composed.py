@@ -124,7 +124,7 @@ class HostLimits(Spec):
     names in its ``/etc/hosts`` (``extra_hosts``: ``name:address``, ``host-gateway`` the server's bridge
     address), its resolvers (``dns``), in-memory directories (``tmpfs``: path -> mount options, counted in its
     memory), supplementary groups of its user (``group_add``), its own network stack's sysctls (``net.*``
-    only) and the signal that stops it (``stop_signal``)."""
+    only), the signal that stops it (``stop_signal``) and how many processes it may run (``pids_limit``)."""
 
     shm_size_bytes: int | None = Field(default=None, ge=1, le=64 * 1024**3, exclude_if=lambda v: v is None)
     ulimits: list[Ulimit] = Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)
@@ -148,6 +148,7 @@ class HostLimits(Spec):
         Annotated[str, Field(pattern=r"^net\.[A-Za-z0-9_./-]{1,128}$")], Annotated[str, Field(max_length=256)]
     ] = Field(default_factory=dict, max_length=32, exclude_if=lambda v: not v)
     stop_signal: str | None = Field(default=None, pattern=STOP_SIGNAL_PATTERN, exclude_if=lambda v: v is None)
+    pids_limit: int | None = Field(default=None, ge=-1, le=2**31 - 1, exclude_if=lambda v: v is None)  # -1: none
 
 
 class Composed(Mounted):

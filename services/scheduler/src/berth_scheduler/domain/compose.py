@@ -69,7 +69,8 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
 
 def limits_host_config(given: HostLimits) -> dict[str, Any]:
     """The ``HostConfig`` keys of a service's own container settings (``/dev/shm``, ulimits, dropped
-    capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls;
+    capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls, the
+    process limit;
     its stop signal is the body's ``StopSignal``, ``stop_signal``)."""
     hc: dict[str, Any] = {}
     if given.shm_size_bytes is not None:
@@ -88,6 +89,8 @@ def limits_host_config(given: HostLimits) -> dict[str, Any]:
         hc["GroupAdd"] = list(given.group_add)
     if given.sysctls:
         hc["Sysctls"] = dict(given.sysctls)
+    if given.pids_limit is not None:
+        hc["PidsLimit"] = given.pids_limit
     return hc
 
 

@@ -1,5 +1,6 @@
-"""A compose service's ``extra_hosts``, ``dns``, ``tmpfs``, ``group_add``, ``sysctls`` and ``stop_signal``:
-settings of its own container that give it no power over the server (part of its ``host_limits``): pure.
+"""A compose service's ``extra_hosts``, ``dns``, ``tmpfs``, ``group_add``, ``sysctls``, ``stop_signal`` and
+``pids_limit``: settings of its own container that give it no power over the server (part of its
+``host_limits``): pure.
 
 - ``extra_hosts``: lines of its ``/etc/hosts``; ``host-gateway`` is the address of the server's Docker
   bridge, which the container reaches anyway (it is its default route).
@@ -9,6 +10,7 @@ settings of its own container that give it no power over the server (part of its
 - ``sysctls``: ``net.*`` only, which set the container's own network stack; any other would set the
   server's kernel or is refused by Docker, and is refused by name.
 - ``stop_signal``: the signal that stops it (before SIGKILL after the grace period).
+- ``pids_limit``: how many processes it may run (a limit on itself).
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ def container_options(name: str, svc: Mapping[str, Any]) -> dict[str, Any]:
             )
     if sysctls:
         out["sysctls"] = {str(k): str(v) for k, v in sysctls.items()}
+    if svc.get("pids_limit") is not None:
+        limit = svc["pids_limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or not -1 <= limit <= 2**31 - 1:
+            raise ComposeRefusal(f"{spot}/pids_limit", "a number of processes (-1: no limit)")
+        out["pids_limit"] = limit
     if svc.get("stop_signal"):
         signal = str(svc["stop_signal"])
         if not SIGNAL.match(signal):

@@ -38,6 +38,7 @@ CARRIED = frozenset(
         "group_add",
         "sysctls",
         "stop_signal",
+        "pids_limit",
         "init",  # Berth runs every container with docker-init
         "links",  # the linked service reachable under the link's alias (``translate.py``)
     }
