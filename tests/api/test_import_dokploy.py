@@ -370,6 +370,7 @@ def test_a_bind_of_a_directory_beside_the_compose_file_is_a_volume_of_the_applic
         "services:\n  seanime:\n    image: umagistr/seanime\n    volumes:\n      - ./anime:/mnt/anime\n"
         "  qbittorrent:\n    image: lscr.io/linuxserver/qbittorrent\n    volumes:\n      - ./anime:/anime:rw\n"
         "  db:\n    image: postgres:16\n    volumes:\n      - ./postgres_data:/var/lib/postgresql/data\n"
+        "  pg-us:\n    image: postgres:16\n    volumes:\n      - ${VOLUME_US:-./metadata}:/var/lib/postgresql/data\n"
     )
     result = import_dokploy({"template.toml": "[config]\n", "docker-compose.yml": compose}, "seanime")
     doc = yaml.safe_load(result.template.compose)
@@ -377,11 +378,15 @@ def test_a_bind_of_a_directory_beside_the_compose_file_is_a_volume_of_the_applic
         ["anime:/mnt/anime"],
         ["anime:/anime:rw"],
         ["postgres-data:/var/lib/postgresql/data"],
+        ["metadata:/var/lib/postgresql/data"],  # datalens: a compose variable no one gives is its default
     ]
-    assert doc["volumes"] == {"anime": None, "postgres-data": None}
+    assert doc["volumes"] == {"anime": None, "postgres-data": None, "metadata": None}
     assert [n for n in result.notes if "beside the compose file" in n] == [
         "services.seanime.volumes[0]: ./anime is a directory beside the compose file, which Dokploy writes alone: "
         "Docker creates it empty on the server; carried as the application's volume anime",
         "services.db.volumes[0]: ./postgres_data is a directory beside the compose file, which Dokploy writes "
         "alone: Docker creates it empty on the server; carried as the application's volume postgres-data",
+        "services.pg-us.volumes[0]: ./metadata is a directory beside the compose file, which Dokploy writes "
+        "alone: Docker creates it empty on the server; carried as the application's volume metadata",
     ]
+    assert "services.pg-us.volumes[0]: ${VOLUME_US:-./metadata} is its default ./metadata" in result.notes

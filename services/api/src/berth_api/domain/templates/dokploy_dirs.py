@@ -16,7 +16,9 @@ from collections.abc import Collection
 from typing import Any
 
 PREFIX = "./files/"
-SHORT = re.compile(r"^(\.\.?/[^:]*?)/?(:.*)?$")
+SHORT = re.compile(r"^(\.\.?/[^:]*?|\$\{[A-Za-z_]\w*:?-\.\.?/[^}:]*\})/?(:.*)?$")
+# ``${VOLUME_US:-./metadata}`` (datalens): a compose variable no one gives, so its default
+DEFAULTED = re.compile(r"^\$\{[A-Za-z_]\w*:?-(\.\.?/[^}:]*?)/?\}$")
 MAX_NAME = 32
 
 
@@ -67,6 +69,10 @@ def empty_dirs(doc: dict[str, Any], files: Collection[str], notes: list[str]) ->
                 source = short.group(1)
             else:
                 continue
+            defaulted = DEFAULTED.match(source)
+            if defaulted:
+                notes.append(f"services.{svc_name}.volumes[{i}]: {source} is its default {defaulted.group(1)}")
+                source = defaulted.group(1)
             files_path = source[len(PREFIX) :] if source.startswith(PREFIX) else None
             path = files_path if files_path is not None else re.sub(r"^(\.\.?/)+", "", source)
             if path in ("", ".", "..") or "${" in source or (files_path is not None and _given(path, files)):
