@@ -390,3 +390,23 @@ def test_a_bind_of_a_directory_beside_the_compose_file_is_a_volume_of_the_applic
         "alone: Docker creates it empty on the server; carried as the application's volume metadata",
     ]
     assert "services.pg-us.volumes[0]: ${VOLUME_US:-./metadata} is its default ./metadata" in result.notes
+
+
+def test_a_variable_that_is_a_compose_default_of_itself_through_the_env_is_that_default():
+    # rutorrent: Dokploy writes INCOMING_PORT=${INCOMING_PORT:-50000} into the .env, which compose reads as 50000
+    files = {
+        "template.toml": (
+            '[variables]\nincoming_port = "${INCOMING_PORT:-50000}"\nother = "${SET:-1}"\n\n'
+            '[config.env]\nINCOMING_PORT = "${incoming_port}"\nSET = "2"\nOTHER = "${other}"\n'
+        ),
+        "docker-compose.yml": "services:\n  a:\n    image: x\n    ports:\n      - ${INCOMING_PORT:-50000}:50000/tcp\n",
+    }
+    result = import_dokploy(files, "rutorrent")
+    assert _spec(result, "incoming_port") == {"kind": "input", "default": "50000"}
+    assert _spec(result, "other") == {"kind": "value", "value": "${SET:-1}"}  # SET is another value of the env
+    assert (
+        "variables.incoming_port: ${INCOMING_PORT:-50000} is its default '50000', as the .env Dokploy writes "
+        "gives it" in result.notes
+    )
+    out = _render(result)
+    assert out.values["INCOMING_PORT"] == "50000"
