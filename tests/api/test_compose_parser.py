@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from berth_api.adapters.compose_parser import ComposeParseError, normalise
+from berth_api.adapters.compose_parser import ComposeParseError, _env, normalise
 from berth_common.binaries import compose_binary
 
 
@@ -50,9 +50,29 @@ def test_the_variables_the_file_references_are_listed() -> None:
 
 
 def test_variables_that_steer_the_binary_are_not_passed() -> None:
-    text = "services:\n  a:\n    image: 'x:${COMPOSE_PROJECT_NAME:-none}'\n"
+    text = "services:\n  a:\n    image: 'x:${TAG:-1}'\n"
     model = _run(text, {"COMPOSE_PROJECT_NAME": "evil", "DOCKER_HOST": "tcp://10.0.0.1:2375"})
-    assert model["name"] == "berth" and model["services"]["a"]["image"] == "x:berth"  # compose sets it from -p
+    assert model["name"] == "berth" and model["services"]["a"]["image"] == "x:1"
+    env = _env("/tmp/h", {"COMPOSE_PROJECT_NAME": "evil", "DOCKER_HOST": "tcp://10.0.0.1:2375", "TAG": "2"})
+    assert (env["DOCKER_HOST"], env["TAG"], "COMPOSE_PROJECT_NAME" in env) == (
+        "unix:///tmp/h/no-engine.sock",
+        "2",
+        False,
+    )
+
+
+def test_a_variable_named_like_one_that_steers_the_binary_reaches_the_file_under_an_alias() -> None:
+    # Dokploy's supabase: ``${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z`` (compose read it as an empty
+    # source: "invalid spec: :/var/run/docker.sock:ro,z"); etherpad: ``TRUST_PROXY: ${TRUST_PROXY}``
+    text = "services:\n  vector:\n    image: timberio/vector\n    volumes:\n"
+    text += "      - ${DOCKER_SOCKET_LOCATION}:/var/run/docker.sock:ro,z\n"
+    text += "    environment:\n      TRUST_PROXY: ${TRUST_PROXY:-false}\n      HOST: $$DOCKER_HOST\n"
+    given = {"DOCKER_SOCKET_LOCATION": "/var/run/docker.sock", "TRUST_PROXY": "true", "DOCKER_HOST": "tcp://x:1"}
+    found = asyncio.run(normalise(text, given))
+    vector = found.model["services"]["vector"]
+    assert vector["volumes"][0]["source"] == "/var/run/docker.sock"
+    assert vector["environment"] == {"TRUST_PROXY": "true", "HOST": "$$DOCKER_HOST"}
+    assert sorted(found.variables) == ["DOCKER_SOCKET_LOCATION", "TRUST_PROXY"]
 
 
 def test_extends_within_the_file_and_short_syntax_become_long() -> None:

@@ -9,6 +9,8 @@ and every refused key by name.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +279,10 @@ REFUSED = [
     ("security_opt: ['seccomp:unconfined']", "services/db/security_opt"),
 ]
 NOT_CARRIED = [
-    ("tmpfs: [/tmp]", "services/db/tmpfs"),
-    ("sysctls: {net.core.somaxconn: 1024}", "services/db/sysctls"),
-    ("extra_hosts: ['a:1.2.3.4']", "services/db/extra_hosts"),
-    ("dns: [1.1.1.1]", "services/db/dns"),
-    ("init: true", "services/db/init"),
+    ("dns_search: [example.com]", "services/db/dns_search"),
+    ("sysctls: {kernel.shmmax: 1024}", "services/db/sysctls/kernel.shmmax"),
+    ("extra_hosts: ['a:host-ip']", "services/db/extra_hosts/0"),
+    ("runtime: nvidia", "services/db/runtime"),
     ("network_mode: none", "services/db/network_mode"),
     ("deploy: {mode: global}", "services/db/deploy/mode"),
     ("deploy: {resources: {reservations: {memory: 1g}}}", "services/db/deploy/resources/reservations"),
@@ -392,3 +393,113 @@ services:
     assert "host_limits" not in _translated("services:\n  a:\n    image: busybox\n")["services"][0]
     bad = text.replace("[NET_RAW]", "['net raw']")
     assert _refusal(bad).spot == "services/db/cap_drop/0"
+
+
+def test_a_volume_of_dockers_default_driver_is_a_berth_volume_and_other_drivers_are_refused_by_name() -> None:
+    # Dokploy's plausible blueprint: ``driver: local`` on every volume
+    text = "services:\n  db:\n    image: postgres:16\n    volumes:\n      - db-data:/var/lib/postgresql/data\n"
+    text += "volumes:\n  db-data:\n    driver: local\n"
+    (db,) = _translated(text)["services"]
+    assert db["volumes"] == [{"name": "db-data", "path": "/var/lib/postgresql/data", "single_writer": True}]
+    # erpnext's ``sites``: driver options (a host directory, an NFS share) stay refused, saying why
+    opts = text + "    driver_opts: {type: none, o: bind, device: /srv/sites}\n"
+    err = _refusal(opts)
+    assert err.spot == "volumes/db-data/driver_opts" and "bind mount in disguise" in err.why
+    err = _refusal(text.replace("driver: local", "driver: nfs"))
+    assert err.spot == "volumes/db-data/driver" and "default driver, local" in err.why
+
+
+def test_hosts_resolvers_tmpfs_groups_net_sysctls_and_the_stop_signal_are_the_containers_own() -> None:
+    # excerpts of Dokploy's open-webui (extra_hosts), mailu (dns), mattermost (tmpfs), coder (group_add),
+    # inngest (sysctls), penpot (stop_signal), mattermost (pids_limit), moltbot (init) and rsshub (ulimits core
+    # 0/0) blueprints
+    text = """
+services:
+  db:
+    image: postgres:16
+    extra_hosts:
+      - host.docker.internal:host-gateway
+    dns: 192.168.203.254
+    tmpfs:
+      - /tmp
+      - /var/run/postgresql
+    group_add:
+      - "988"
+    sysctls:
+      - net.core.somaxconn=1024
+    stop_signal: SIGINT
+    pids_limit: 100
+    init: true
+    ulimits:
+      core:
+        hard: 0
+        soft: 0
+"""
+    got = _translated(text)
+    (db,) = got["services"]
+    assert db["host_limits"] == {
+        "ulimits": [{"name": "core", "soft": 0, "hard": 0}],
+        "extra_hosts": ["host.docker.internal:host-gateway"],
+        "dns": ["192.168.203.254"],
+        "tmpfs": {"/tmp": "", "/var/run/postgresql": ""},
+        "group_add": ["988"],
+        "sysctls": {"net.core.somaxconn": "1024"},
+        "stop_signal": "SIGINT",
+        "pids_limit": 100,
+    }
+    assert got["notes"] == []
+    err = _refusal(text.replace("net.core.somaxconn=1024", "vm.overcommit_memory=1"))
+    assert err.spot == "services/db/sysctls/vm.overcommit_memory" and "net.* sysctls only" in err.why
+    assert _refusal(text.replace("dns: 192.168.203.254", "dns: resolver")).spot == "services/db/dns/0"
+
+
+def test_a_link_makes_the_linked_service_reachable_under_its_alias() -> None:
+    # Dokploy's plane (proxy links plane-web:web) and pterodactyl (panel links database: its own name)
+    text = """
+services:
+  plane-web:
+    image: plane/web
+  database:
+    image: mariadb
+  proxy:
+    image: plane/proxy
+    links:
+      - "plane-web:web"
+      - database
+"""
+    web, database, proxy = _translated(text)["services"]
+    assert (web["aliases"], "aliases" in database, "aliases" in proxy) == (["web"], False, False)
+    assert proxy["depends_on"] == [
+        {"service": "database", "condition": "service_started"},
+        {"service": "plane-web", "condition": "service_started"},
+    ]
+    err = _refusal(text.replace("plane-web:web", "plane-web:database"))
+    assert err.spot == "services/proxy/links/0" and "another service's name" in err.why
+
+
+def test_a_name_longer_than_32_is_cut_with_a_hash_and_the_service_keeps_its_compose_name() -> None:
+    # Dokploy's appwrite (service appwrite-task-scheduler-functions) and owncloud-infinite-scale (its volume)
+    text = """
+services:
+  appwrite-task-scheduler-functions:
+    image: appwrite/appwrite:1.9.5
+    volumes:
+      - owncloud-infinite-scale-thumbnails:/var/lib/ocis/thumbnails
+volumes:
+  owncloud-infinite-scale-thumbnails:
+"""
+    got = _translated(text)
+    (svc,) = got["services"]
+    cut = {
+        n: n[:25].rstrip("-") + "-" + hashlib.sha256(n.encode()).hexdigest()[:6]
+        for n in re.findall(r"\w[\w-]{32,}", text)
+    }
+    service, volume = cut["appwrite-task-scheduler-functions"], cut["owncloud-infinite-scale-thumbnails"]
+    assert len(service) == len(volume) == 32 and service.startswith("appwrite-task-scheduler-f-")
+    assert (svc["name"], svc["aliases"]) == (service, ["appwrite-task-scheduler-functions"])
+    assert svc["volumes"][0]["name"] == volume
+    assert got["notes"] == [
+        f"services/appwrite-task-scheduler-functions: named {service} in Berth (names are at most 32 characters), "
+        "reached by its compose name",
+        f"volumes/owncloud-infinite-scale-thumbnails: named {volume} in Berth (names are at most 32 characters)",
+    ]

@@ -316,3 +316,97 @@ def test_helpers_come_before_variables_and_env_comments_are_skipped():
     assert _spec(result, "jwt_secret")["key"] == "${jwt:jwt_secret}"  # signed with its own unresolved text
     doc = yaml.safe_load(result.template.compose)
     assert doc["services"]["a"]["environment"] == {"JWT": "${var.JWT}", "USER": "${var.USER}"}
+
+
+def test_a_bind_of_a_files_directory_with_no_file_in_it_is_a_volume_of_the_application():
+    # excerpts of the unifi blueprint (../files/config and ../files/db/data are empty directories Docker makes,
+    # init-mongo.sh is a file of config.mounts) and of appflowy (./files/volumes/postgres/, no file in it)
+    compose = (
+        "services:\n"
+        "  unifi-network-application:\n    image: lscr.io/linuxserver/unifi-network-application:latest\n"
+        "    volumes: # Volumes to mount in the container\n      - ../files/config:/config\n"
+        "  unifi-db:\n    image: mongo:4.4\n    volumes:\n      - ../files/db/data:/data/db\n"
+        "      - ../files/init-mongo.sh:/docker-entrypoint-initdb.d/init-mongo.sh:ro\n"
+        "      - {type: bind, source: ../files/config/, target: /backup, read_only: true}\n"
+        "  postgres:\n    image: postgres:16\n    volumes:\n      - ./files/volumes/postgres/:/docker-entrypoint-initdb.d/\n"
+        "volumes:\n  files-config: {}\n"
+    )
+    toml = 'variables = {}\n\n[config]\ndomains = []\nenv = {}\n\n[[config.mounts]]\nfilePath = "init-mongo.sh"\ncontent = "x"\n'
+    result = import_dokploy({"template.toml": toml, "docker-compose.yml": compose}, "unifi")
+    doc = yaml.safe_load(result.template.compose)
+    assert doc["services"]["unifi-network-application"]["volumes"] == ["files-config-2:/config"]
+    assert doc["services"]["unifi-db"]["volumes"] == [
+        "files-db-data:/data/db",
+        "./files/init-mongo.sh:/docker-entrypoint-initdb.d/init-mongo.sh:ro",
+        {"type": "volume", "source": "files-config-2", "target": "/backup", "read_only": True},
+    ]
+    assert doc["services"]["postgres"]["volumes"] == ["files-volumes-postgres:/docker-entrypoint-initdb.d/"]
+    assert doc["volumes"] == {
+        "files-config": {},
+        "files-config-2": None,
+        "files-db-data": None,
+        "files-volumes-postgres": None,
+    }
+    assert [n for n in result.notes if "Docker creates it empty" in n] == [
+        "services.unifi-network-application.volumes[0]: ../files/config has no file of config.mounts in it: Docker "
+        "creates it empty on the server and Dokploy keeps it across deploys; carried as the application's volume "
+        "files-config-2",
+        "services.unifi-db.volumes[0]: ../files/db/data has no file of config.mounts in it: Docker creates it empty "
+        "on the server and Dokploy keeps it across deploys; carried as the application's volume files-db-data",
+        "services.postgres.volumes[0]: ../files/volumes/postgres has no file of config.mounts in it: Docker creates "
+        "it empty on the server and Dokploy keeps it across deploys; carried as the application's volume "
+        "files-volumes-postgres",
+    ]
+    # a directory a file of config.mounts is in stays the application's files, and an untouched compose its text
+    toml += '\n[[config.mounts]]\nfilePath = "/config/app.yml"\ncontent = "y"\n'
+    kept = import_dokploy({"template.toml": toml, "docker-compose.yml": compose.split("  unifi-db:")[0]}, "unifi")
+    assert kept.template.compose == compose.split("  unifi-db:")[0].replace("../files/", "./files/")
+
+
+def test_a_bind_of_a_directory_beside_the_compose_file_is_a_volume_of_the_application():
+    # excerpts of seanime (./anime in two services) and focalboard (./postgres_data): Dokploy writes the compose
+    # file alone in its directory, so Docker creates these empty
+    compose = (
+        "services:\n  seanime:\n    image: umagistr/seanime\n    volumes:\n      - ./anime:/mnt/anime\n"
+        "  qbittorrent:\n    image: lscr.io/linuxserver/qbittorrent\n    volumes:\n      - ./anime:/anime:rw\n"
+        "  db:\n    image: postgres:16\n    volumes:\n      - ./postgres_data:/var/lib/postgresql/data\n"
+        "  pg-us:\n    image: postgres:16\n    volumes:\n      - ${VOLUME_US:-./metadata}:/var/lib/postgresql/data\n"
+    )
+    result = import_dokploy({"template.toml": "[config]\n", "docker-compose.yml": compose}, "seanime")
+    doc = yaml.safe_load(result.template.compose)
+    assert [s["volumes"] for s in doc["services"].values()] == [
+        ["anime:/mnt/anime"],
+        ["anime:/anime:rw"],
+        ["postgres-data:/var/lib/postgresql/data"],
+        ["metadata:/var/lib/postgresql/data"],  # datalens: a compose variable no one gives is its default
+    ]
+    assert doc["volumes"] == {"anime": None, "postgres-data": None, "metadata": None}
+    assert [n for n in result.notes if "beside the compose file" in n] == [
+        "services.seanime.volumes[0]: ./anime is a directory beside the compose file, which Dokploy writes alone: "
+        "Docker creates it empty on the server; carried as the application's volume anime",
+        "services.db.volumes[0]: ./postgres_data is a directory beside the compose file, which Dokploy writes "
+        "alone: Docker creates it empty on the server; carried as the application's volume postgres-data",
+        "services.pg-us.volumes[0]: ./metadata is a directory beside the compose file, which Dokploy writes "
+        "alone: Docker creates it empty on the server; carried as the application's volume metadata",
+    ]
+    assert "services.pg-us.volumes[0]: ${VOLUME_US:-./metadata} is its default ./metadata" in result.notes
+
+
+def test_a_variable_that_is_a_compose_default_of_itself_through_the_env_is_that_default():
+    # rutorrent: Dokploy writes INCOMING_PORT=${INCOMING_PORT:-50000} into the .env, which compose reads as 50000
+    files = {
+        "template.toml": (
+            '[variables]\nincoming_port = "${INCOMING_PORT:-50000}"\nother = "${SET:-1}"\n\n'
+            '[config.env]\nINCOMING_PORT = "${incoming_port}"\nSET = "2"\nOTHER = "${other}"\n'
+        ),
+        "docker-compose.yml": "services:\n  a:\n    image: x\n    ports:\n      - ${INCOMING_PORT:-50000}:50000/tcp\n",
+    }
+    result = import_dokploy(files, "rutorrent")
+    assert _spec(result, "incoming_port") == {"kind": "input", "default": "50000"}
+    assert _spec(result, "other") == {"kind": "value", "value": "${SET:-1}"}  # SET is another value of the env
+    assert (
+        "variables.incoming_port: ${INCOMING_PORT:-50000} is its default '50000', as the .env Dokploy writes "
+        "gives it" in result.notes
+    )
+    out = _render(result)
+    assert out.values["INCOMING_PORT"] == "50000"

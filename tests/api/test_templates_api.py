@@ -296,3 +296,63 @@ async def test_a_dokploy_blueprints_dot_slash_file_deploys_and_a_literal_host_is
     r = await client.post("/v1/templates/deploy", headers=members.developer, json={**body, "document": fixed})
     assert r.status_code == 201, r.text
     assert [f["path"] for f in r.json()["compose"]["files"]] == ["Caddyfile"]
+
+
+DERIVED_TOML = """[variables]
+main_domain = "${domain}"
+
+[config]
+[[config.domains]]
+serviceName = "web"
+port = 3000
+host = "${main_domain}"
+
+[[config.domains]]
+serviceName = "db"
+port = 8090
+host = "db.${main_domain}"
+
+[[config.domains]]
+serviceName = "search"
+port = 7700
+host = "search-${main_domain}"
+
+[config.env]
+ORIGIN = "http://${main_domain}"
+"""
+DERIVED_COMPOSE = """services:
+  web:
+    image: flomp/wanderer-web
+    expose: ["3000"]
+  db:
+    image: flomp/wanderer-db
+    expose: ["8090"]
+  search:
+    image: getmeili/meilisearch
+    expose: ["7700"]
+"""
+
+
+async def test_hosts_a_dokploy_blueprint_derives_from_its_generated_host_are_the_applications(client, members):
+    """Dokploy's wanderer and shlink route ``db.${main_domain}`` and ``web-${main_domain}``: names in the
+    application's own part of the base domain (its label ends with -<app>-<env>), which it may claim; another
+    application may not."""
+    env = (await make_project(client, members.developer))["environments"][0]["id"]
+    files = {"template.toml": DERIVED_TOML, "docker-compose.yml": DERIVED_COMPOSE}
+    imported = await client.post(
+        "/v1/templates/import", headers=members.developer, json={"format": "dokploy", "files": files}
+    )
+    assert imported.status_code == 200, imported.text
+    body = {"environment_id": env, "document": imported.json()["template"]["document"], "name": "trails"}
+    r = await client.post("/v1/templates/deploy", headers=members.developer, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["compose"]["hosts"] == [
+        {"service": "web", "port": 3000},
+        {"service": "db", "port": 8090, "host": "db.web-trails-production.localhost"},
+        {"service": "search", "port": 7700, "host": "search-web-trails-production.localhost"},
+    ]
+    url = f"/v1/environments/{env}/applications"
+    other = {"name": "other", "compose": {"inline": DERIVED_COMPOSE}}
+    other["hosts"] = [{"service": "db", "port": 8090, "host": "db2.web-trails-production.localhost"}]
+    err = problem(await client.post(url, headers=members.developer, json=other), 422)
+    assert err["errors"][0]["loc"] == "/body/hosts/0/host" and "reserved for generated" in err["errors"][0]["detail"]

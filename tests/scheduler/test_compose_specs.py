@@ -355,3 +355,36 @@ def test_a_services_own_container_limits_are_exact():
     )
     plain = container_spec(APP, DEP, compose_spec(), compose_spec().services[1], 1, "berth/stats:v1").body
     assert not {"ShmSize", "Ulimits", "CapDrop"} & set(plain["HostConfig"])
+
+
+def test_a_services_hosts_resolvers_tmpfs_groups_sysctls_and_stop_signal_are_exact():
+    data = compose_spec().model_dump(mode="json")
+    data["services"][1]["host_limits"] = {
+        "extra_hosts": ["host.docker.internal:host-gateway", "ldap.example:10.0.0.5"],
+        "dns": ["192.168.203.254"],
+        "tmpfs": {"/tmp": "", "/var/run/postgresql": "size=64m,mode=1777"},
+        "group_add": ["988"],
+        "sysctls": {"net.core.somaxconn": "1024"},
+        "stop_signal": "SIGINT",
+        "pids_limit": 200,
+    }
+    spec = ApplicationSpec.model_validate(data)
+    body = container_spec(APP, DEP, spec, spec.services[1], 1, "berth/stats:v1").body
+    hc = body["HostConfig"]
+    assert {k: hc[k] for k in ("ExtraHosts", "Dns", "Tmpfs", "GroupAdd", "Sysctls", "PidsLimit")} == {
+        "ExtraHosts": ["host.docker.internal:host-gateway", "ldap.example:10.0.0.5"],
+        "Dns": ["192.168.203.254"],
+        "Tmpfs": {"/tmp": "", "/var/run/postgresql": "size=64m,mode=1777"},
+        "GroupAdd": ["988"],
+        "Sysctls": {"net.core.somaxconn": "1024"},
+        "PidsLimit": 200,
+    }
+    assert body["StopSignal"] == "SIGINT" and hc["Init"] is True  # compose's init: true is every container's
+    plain = container_spec(APP, DEP, compose_spec(), compose_spec().services[1], 1, "berth/stats:v1").body
+    assert "StopSignal" not in plain and not {"ExtraHosts", "Dns", "Tmpfs", "GroupAdd", "Sysctls", "PidsLimit"} & set(
+        plain["HostConfig"]
+    )
+    for bad in ({"sysctls": {"kernel.shmmax": "1"}}, {"tmpfs": {"tmp": ""}}, {"extra_hosts": ["a b:1.2.3.4"]}):
+        data["services"][1]["host_limits"] = bad
+        with pytest.raises(ValidationError):
+            ApplicationSpec.model_validate(data)

@@ -50,6 +50,9 @@ Alias = Annotated[str, Field(max_length=253, pattern=ALIAS_PATTERN)]
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
 USER_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(?::[A-Za-z0-9_.-]{1,64})?$"
+# ``name:address`` of an /etc/hosts line (Docker's ExtraHosts); ``host-gateway``: the server's bridge address
+EXTRA_HOST_PATTERN = r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}):(?:host-gateway|[0-9A-Fa-f.:]{2,45})$"
+STOP_SIGNAL_PATTERN = r"^(?:SIG[A-Z0-9+-]{2,12}|[A-Z][A-Z0-9+-]{1,12}|[0-9]{1,2})$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -116,14 +119,36 @@ class Ulimit(Spec):
 
 
 class HostLimits(Spec):
-    """Limits of the service's own container that give it no power over the server: the size of its
-    ``/dev/shm``, its processes' ulimits, and capabilities it drops (never adds: ``cap_add`` is a privilege)."""
+    """Settings of the service's own container that give it no power over the server: the size of its
+    ``/dev/shm``, its processes' ulimits, and capabilities it drops (never adds: ``cap_add`` is a privilege);
+    names in its ``/etc/hosts`` (``extra_hosts``: ``name:address``, ``host-gateway`` the server's bridge
+    address), its resolvers (``dns``), in-memory directories (``tmpfs``: path -> mount options, counted in its
+    memory), supplementary groups of its user (``group_add``), its own network stack's sysctls (``net.*``
+    only), the signal that stops it (``stop_signal``) and how many processes it may run (``pids_limit``)."""
 
     shm_size_bytes: int | None = Field(default=None, ge=1, le=64 * 1024**3, exclude_if=lambda v: v is None)
     ulimits: list[Ulimit] = Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)
     cap_drop: list[Annotated[str, Field(pattern=r"^(ALL|(CAP_)?[A-Z_]{2,32})$")]] = Field(
         default_factory=list, max_length=64, exclude_if=lambda v: not v
     )
+    extra_hosts: list[Annotated[str, Field(pattern=EXTRA_HOST_PATTERN)]] = Field(
+        default_factory=list, max_length=64, exclude_if=lambda v: not v
+    )
+    dns: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f.:]{2,45}$")]] = Field(
+        default_factory=list, max_length=8, exclude_if=lambda v: not v
+    )
+    tmpfs: dict[
+        Annotated[str, Field(max_length=4096), AfterValidator(absolute_dir)],
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9=,_.-]{0,256}$")],
+    ] = Field(default_factory=dict, max_length=32, exclude_if=lambda v: not v)
+    group_add: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = Field(
+        default_factory=list, max_length=32, exclude_if=lambda v: not v
+    )
+    sysctls: dict[
+        Annotated[str, Field(pattern=r"^net\.[A-Za-z0-9_./-]{1,128}$")], Annotated[str, Field(max_length=256)]
+    ] = Field(default_factory=dict, max_length=32, exclude_if=lambda v: not v)
+    stop_signal: str | None = Field(default=None, pattern=STOP_SIGNAL_PATTERN, exclude_if=lambda v: v is None)
+    pids_limit: int | None = Field(default=None, ge=-1, le=2**31 - 1, exclude_if=lambda v: v is None)  # -1: none
 
 
 class Composed(Mounted):

@@ -13,7 +13,9 @@ names a socket that does not exist (no engine can be asked) and the proxy variab
 local port (any HTTP request it tried would fail at once).
 
 The variables given for interpolation are Berth's non-secret variables, passed in the child's environment
-only (never in a file); secret values are never given to it. The normalised output is stored and shown, so
+only (never in a file); secret values are never given to it. A variable whose name would steer the binary
+(``DOCKER_*``, ``*_PROXY`` ...) is not passed under its name: the file's references to it are renamed to an
+alias that steers nothing (``aliased``), so the file still gets its value. The normalised output is stored and shown, so
 a secret interpolated into it would be in clear in both: a ``${VAR}`` naming a secret variable is refused
 by the translation (``domain.compose``, from ``Normalised.variables``), and a secret reaches a container as
 its environment variable at run time instead (``environment: [NAME]``).
@@ -103,6 +105,32 @@ async def _run(argv: list[str], text: bytes, home: str, env: dict[str, str], tim
 
 
 WARNING_RE = re.compile(r'msg="(.*)"')
+REFERENCE_RE = re.compile(r"\$\$|\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def withheld(text: str, variables: Mapping[str, str]) -> list[str]:
+    """The variables of ``variables`` the file references that are not given to the parser by their own
+    name (``passed``: Dokploy's supabase ``${DOCKER_SOCKET_LOCATION}``, etherpad's ``${TRUST_PROXY}``)."""
+    found = [m.group(1) for m in REFERENCE_RE.finditer(text) if m.group(1)]
+    return sorted({name for name in found if name in variables and not passed(name)})
+
+
+def aliased(text: str, variables: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The file with each reference to a ``withheld`` variable renamed ``BERTH_AS_<NAME>_`` (a name that
+    steers nothing), the variables with those aliases added, and alias -> name. So the file gets the value
+    the application gives, and the binary never sees a variable that steers it."""
+    alias = {name: f"BERTH_AS_{name}_" for name in withheld(text, variables)}
+    if not alias:
+        return text, dict(variables), {}
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in alias:
+            return m.group(0)
+        return m.group(0)[: m.start(1) - m.start(0)] + alias[name]
+
+    given = {**variables, **{a: variables[n] for n, a in alias.items()}}
+    return REFERENCE_RE.sub(one, text), given, {a: n for n, a in alias.items()}
 
 
 async def normalise(
@@ -117,6 +145,8 @@ async def normalise(
     data = text.encode()
     if len(data) > max_bytes:
         raise ComposeParseError(f"a compose file is limited to {max_bytes} bytes")
+    text, variables, back = aliased(text, variables)
+    data = text.encode()
     exe = binary or compose_binary()
     with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
         os.chmod(home, 0o700)
@@ -131,4 +161,4 @@ async def normalise(
         raise ComposeParseError("the compose parser's output is not JSON (or nests too deeply)") from None
     if not isinstance(model, dict):
         raise ComposeParseError("the compose parser's output is not a mapping")
-    return Normalised(model, refs if isinstance(refs, dict) else {})
+    return Normalised(model, {back.get(str(k), str(k)): v for k, v in refs.items()} if isinstance(refs, dict) else {})

@@ -8,9 +8,9 @@ it among their ``domains``. A compose service's other routed port may have a gen
 (``port_hosts`` entry ``generated``: ``hosts.port_host``) and a path of its own: a host is checked once per
 path, each under its port's path (a host of another port the service's own port keeps, ``shared_hosts``:
 under both paths). A custom domain under the base domain is refused (generated names'), but
-for the generated host of another service or port of the application, or the service's own given to
-another port of it (under another path).
-"""
+for the generated host of another service or port of the application, the service's own given to
+another port of it (under another path), or a name in the application's own part of it
+(``hosts.own_namespace``: a template's ``db.<generated host>``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth_api.domain.hosts import generated_host, port_host, reserved_for_generated
+from berth_api.domain.hosts import generated_host, own_namespace, port_host, reserved_for_generated
 from berth_api.domain.problems import invalid_field
 
 
@@ -69,6 +69,7 @@ def claims(
             loc = f"/body/services/{i}/domains/{j}"
             sibling = domain in {*generated.values(), *ports.values()} and domain not in mine
             sibling = sibling or (domain == generated[name] and domain in paths)  # its own, for another port
+            sibling = sibling or own_namespace(domain, app, env, base)
             if reserved_for_generated(domain, base) and not sibling:
                 raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
             rows.append((Claim(domain, name, False, None, loc), paths.get(domain, own)))

@@ -31,3 +31,14 @@ def port_host(service: str, port: int, app: str, env: str, base_domain: str) -> 
 def reserved_for_generated(host: str, base_domain: str) -> bool:
     """Custom hosts may not take names under the base domain: those belong to generated hosts."""
     return host == base_domain or host.endswith("." + base_domain)
+
+
+def own_namespace(host: str, app: str, env: str, base_domain: str) -> bool:
+    """Whether ``host`` is in the application's own part of the base domain: its label right under the base
+    domain ends with ``-<app>-<env>`` (a name one of its services could be generated) and may have labels
+    under it. A template derives such names from its generated host (Dokploy's ``web-${domain}``,
+    ``db.${domain}``); no other application is generated one (nor a generated label cut with a hash)."""
+    if not host.endswith("." + base_domain):
+        return False
+    label = host[: -len(base_domain) - 1].rsplit(".", 1)[-1]
+    return label.endswith(f"-{app}-{env}") and len(label) <= MAX_LABEL

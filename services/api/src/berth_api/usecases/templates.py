@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from berth_api.adapters import projects as projects_repo
 from berth_api.adapters import template_files
+from berth_api.domain.compose.translate import short_name
 from berth_api.domain.hosts import generated_host, port_host
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
@@ -82,7 +83,8 @@ class DeployPlan:
 
 
 def _label(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "web"
+    """A compose service's name as Berth names it (``short_name``: at most 32 characters)."""
+    return short_name("".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "web")
 
 
 def _whole_host_first(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:

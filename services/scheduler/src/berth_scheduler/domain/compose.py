@@ -68,8 +68,10 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
 
 
 def limits_host_config(given: HostLimits) -> dict[str, Any]:
-    """The ``HostConfig`` keys of a service's own container limits (``/dev/shm``, ulimits, dropped
-    capabilities)."""
+    """The ``HostConfig`` keys of a service's own container settings (``/dev/shm``, ulimits, dropped
+    capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls, the
+    process limit;
+    its stop signal is the body's ``StopSignal``, ``stop_signal``)."""
     hc: dict[str, Any] = {}
     if given.shm_size_bytes is not None:
         hc["ShmSize"] = given.shm_size_bytes
@@ -77,6 +79,18 @@ def limits_host_config(given: HostLimits) -> dict[str, Any]:
         hc["Ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in given.ulimits]
     if given.cap_drop:
         hc["CapDrop"] = list(given.cap_drop)
+    if given.extra_hosts:
+        hc["ExtraHosts"] = list(given.extra_hosts)
+    if given.dns:
+        hc["Dns"] = list(given.dns)
+    if given.tmpfs:
+        hc["Tmpfs"] = dict(given.tmpfs)
+    if given.group_add:
+        hc["GroupAdd"] = list(given.group_add)
+    if given.sysctls:
+        hc["Sysctls"] = dict(given.sysctls)
+    if given.pids_limit is not None:
+        hc["PidsLimit"] = given.pids_limit
     return hc
 
 

@@ -195,6 +195,8 @@ def container_spec(
         body["HostConfig"].update(compose.privileges_host_config(service.privileges))
     if service.host_limits is not None:
         body["HostConfig"].update(compose.limits_host_config(service.host_limits))
+        if service.host_limits.stop_signal is not None:
+            body["StopSignal"] = service.host_limits.stop_signal
     networks: list[tuple[str, tuple[str, ...]]] = []  # the first in the create body, the others connected
     if spec.private_network:
         own = (service.name, *(a for a in service.aliases if a != service.name))

@@ -33,7 +33,8 @@ def host_limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in sorted((svc.get("ulimits") or {}).items()):
         if not ULIMIT_NAME.match(str(key)):
             raise ComposeRefusal(f"{spot}/ulimits/{key}", "a ulimit's name (nofile, nproc, memlock ...)")
-        soft, hard = (value.get("soft"), value.get("hard")) if isinstance(value, Mapping) else (value, value)
+        # the parser leaves out a limit of 0 (``core: {soft: 0, hard: 0}`` is ``core: {}``)
+        soft, hard = (value.get("soft", 0), value.get("hard", 0)) if isinstance(value, Mapping) else (value, value)
         for which, number in (("soft", soft), ("hard", hard)):
             if not isinstance(number, int) or not -1 <= number <= MAX_ULIMIT:
                 raise ComposeRefusal(f"{spot}/ulimits/{key}", f"its {which} limit is a number (-1: unlimited)")

@@ -34,6 +34,15 @@ CARRIED = frozenset(
         "cap_drop",
         "tty",
         "stdin_open",
+        "extra_hosts",
+        "dns",
+        "tmpfs",
+        "group_add",
+        "sysctls",
+        "stop_signal",
+        "pids_limit",
+        "init",  # Berth runs every container with docker-init
+        "links",  # the linked service reachable under the link's alias (``translate.py``)
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.

@@ -20,6 +20,7 @@ from typing import Any
 
 from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
+from berth_api.domain.compose.container_options import container_options
 from berth_api.domain.compose.host_limits import host_limits
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_common.catalogue import file_path
@@ -367,7 +368,7 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "user": svc.get("user"),
         "working_dir": svc.get("working_dir"),
         "allowed": allowed,
-        "host_limits": host_limits(name, svc),
+        "host_limits": {**host_limits(name, svc), **container_options(name, svc)},
         "tty": svc.get("tty") is True,
         "stdin_open": svc.get("stdin_open") is True,
     }

@@ -29,6 +29,7 @@ routes of the application on one host and path are refused.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,7 +41,12 @@ from berth_api.domain.compose import keys, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
 from berth_api.domain.compose.services import Context, Route, present, translate_service
 
+MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
 PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
+VOLUME_WHY = {
+    "driver": "Berth volumes use Docker's default driver, local",
+    "driver_opts": "driver options mount what they name (a host directory, an NFS share): a bind mount in disguise",
+}
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,25 @@ class Policy:
 
 
 def berth_name(name: str) -> str:
-    """A compose name as a Berth slug: lowercase, ``_`` and ``.`` as ``-``."""
-    return re.sub(r"[_.]", "-", name.lower())
+    """A compose name as a Berth slug: lowercase, ``_`` and ``.`` as ``-``, at most 32 (``short_name``)."""
+    return short_name(re.sub(r"[_.]", "-", name.lower()))
 
 
-def _slugs(found: Iterable[str], what: str) -> dict[str, str]:
+def short_name(slug: str) -> str:
+    """A slug longer than Berth's 32 characters cut to 25 and made unique by a hash of the whole one."""
+    if len(slug) <= MAX_SLUG:
+        return slug
+    return f"{slug[: MAX_SLUG - 7].rstrip('-')}-{hashlib.sha256(slug.encode()).hexdigest()[:6]}"
+
+
+def _slugs(found: Iterable[str], what: str, notes: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     taken: dict[str, str] = {}
     for name in found:
         slug = berth_name(name)
+        if len(name) > MAX_SLUG:
+            reached = ", reached by its compose name" if what == "services" else ""
+            notes.append(f"{what}/{name}: named {slug} in Berth (names are at most {MAX_SLUG} characters){reached}")
         try:
             names.slug(slug)
         except ValueError as exc:
@@ -92,12 +108,12 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
             raise not_carried(key)
     for key, vol in (model.get("volumes") or {}).items():
         for k, v in sorted((vol or {}).items(), key=lambda kv: kv[0] == "name"):
-            if k == "name" and v == f"berth_{key}":
-                continue
+            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "local"):
+                continue  # ``local`` is Docker's default driver: a Berth volume
             if k == "name":
                 notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
             elif present(v):
-                raise not_carried(f"volumes/{key}/{k}")
+                raise not_carried(f"volumes/{key}/{k}", VOLUME_WHY.get(k, ""))
     for key, net in (model.get("networks") or {}).items():
         for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
             if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
@@ -115,6 +131,31 @@ def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
                 found += [a for a in v if a not in found]
             elif present(v):
                 raise not_carried(f"services/{name}/networks/{net}/{k}")
+    return found
+
+
+def _links(services: Mapping[str, Any], slugs: Mapping[str, str]) -> dict[str, list[str]]:
+    """The aliases ``links`` give their services (``service:alias``): each linked service is reached under
+    its alias on the application's network (by every service of it, not only the linking one); a link
+    without an alias, or under the service's own name, changes nothing. An alias that is another service's
+    name is refused."""
+    found: dict[str, list[str]] = {}
+    for name, svc in services.items():
+        for i, link in enumerate(svc.get("links") or []):
+            target, _, alias = str(link).partition(":")
+            alias = alias or target
+            if target not in services:
+                raise ComposeRefusal(f"services/{name}/links/{i}", f"the compose file has no service {target}")
+            if alias in (target, slugs[target]):
+                continue
+            if alias in services or alias in slugs.values():
+                raise ComposeRefusal(
+                    f"services/{name}/links/{i}",
+                    f"{alias} is another service's name on the application's network: link {target} under "
+                    "another alias",
+                )
+            if alias not in found.setdefault(target, []):
+                found[target].append(alias)
     return found
 
 
@@ -300,8 +341,8 @@ def translate(
     if not services:
         raise ComposeRefusal("services", "a compose file needs at least one service")
     order = [n for n in order if n in services] + sorted(set(services) - set(order))
-    slugs = _slugs(order, "services")
-    volume_names = _slugs(model.get("volumes") or {}, "volumes")
+    slugs = _slugs(order, "services", notes)
+    volume_names = _slugs(model.get("volumes") or {}, "volumes", notes)
     mounts: dict[str, int] = {}
     for svc in services.values():
         for m in {m.get("source") for m in svc.get("volumes") or [] if m.get("type") == "volume"}:
@@ -317,6 +358,7 @@ def translate(
         notes=notes,
         files=policy.files,
     )
+    linked = _links(services, slugs)
     out, restarts, grace = [], set(), 0.0
     for name in order:
         svc = services[name]
@@ -325,6 +367,7 @@ def translate(
         if depends:
             spec["depends_on"] = depends
         aliases = _aliases(name, svc, slugs[name])
+        aliases += [a for a in linked.get(name, []) if a not in aliases]
         if aliases:
             spec["aliases"] = aliases
         spec["restart"] = _restart(name, svc.get("restart"))

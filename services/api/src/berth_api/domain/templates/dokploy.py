@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_api.domain.templates.dokploy_dirs import empty_dirs
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, headline, slugify
 from berth_api.domain.templates.interp import rewrite
@@ -18,6 +19,7 @@ from berth_api.domain.templates.lenient_toml import TomlError, loads
 from berth_api.domain.templates.model import NAME, Template, TemplateError, TemplateFile, Variable, dump_yaml, load_yaml
 
 _HELPER = re.compile(r"\$\{([^}]+)\}")  # processors.ts: no nested braces
+_COMPOSE_DEFAULT = re.compile(r"\$\{([A-Za-z_]\w*):?-([^}]*)\}")
 _JWT_2030 = 1893456000  # 2030-01-01T00:00:00Z, Dokploy's default expiry
 TOML, COMPOSE, META = "template.toml", "docker-compose.yml", "meta.json"
 
@@ -193,7 +195,7 @@ def import_dokploy(files: dict[str, str], name: str | None = None, loc: str = "/
     ctx = _Ctx(names)
     ctx.notes.extend(f"{TOML}: {used} (Dokploy's parser accepts it)" for used in leniencies)
     for var, value in raw_vars.items():
-        _variable(str(var), value, ctx, raw_vars)
+        _variable(str(var), value, ctx, raw_vars, dict(env_pairs))
     for key, value in _env_pairs(config.get("env"), ctx):
         _env(key, value, ctx, raw_vars)
     routes = _domains(config.get("domains") or [], compose["services"], ctx, raw_vars, loc)
@@ -206,7 +208,7 @@ def import_dokploy(files: dict[str, str], name: str | None = None, loc: str = "/
         )
     for key in sorted(set(doc) - {"variables", "config"}):
         ctx.not_carried.append(f"[{key}]: not part of a Dokploy template")
-    compose_out = _compose(compose_text, compose, env_keys, ctx)
+    compose_out = _compose(compose_text, compose, env_keys, ctx, [f.path for f in files_out])
     for var, spec in routes.items():
         old = ctx.variables[var]
         ctx.variables[var] = Variable(var, "domain", {**old.options, "routes": spec}, old.description, old.secret)
@@ -246,11 +248,18 @@ def _meta(files: dict[str, str], loc: str) -> dict[str, Any]:
     return meta
 
 
-def _variable(var: str, value: Any, ctx: _Ctx, raw: dict[str, Any]) -> None:
+def _variable(var: str, value: Any, ctx: _Ctx, raw: dict[str, Any], env: dict[str, str]) -> None:
+    """A ``[variables]`` entry; one that is exactly a compose default (``${INCOMING_PORT:-50000}``) of a name
+    the env does not set, or sets to this variable itself (rutorrent), is that default: Dokploy writes it
+    into the ``.env``, where compose gives an unset name its default."""
     where = f"variables.{var}"
     if not isinstance(value, str):
         ctx.notes.append(f"{where}: a {type(value).__name__}, carried as text")
         value = _scalar(value)
+    m = _COMPOSE_DEFAULT.fullmatch(value)
+    if m and m.group(1) not in ctx.names and env.get(m.group(1), "${" + var + "}").strip() == "${" + var + "}":
+        ctx.notes.append(f"{where}: {value} is its default '{m.group(2)}', as the .env Dokploy writes gives it")
+        value = m.group(2)
     _define(ctx.names[var], value, where, ctx, raw)
 
 
@@ -334,16 +343,18 @@ def _mounts(entries: Any, ctx: _Ctx, raw: dict[str, Any]) -> list[TemplateFile]:
     return out
 
 
-def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx) -> str:
-    """The compose text with env references as Berth's, ``../files/`` as ``./files/``; ``env_file: .env``
-    (the env Dokploy writes) becomes explicit environment entries."""
+def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, files: list[str]) -> str:
+    """The compose text with env references as Berth's, ``../files/`` as ``./files/`` (a directory no file
+    is in: a volume, ``dokploy_dirs``); ``env_file: .env`` (the env Dokploy writes) becomes explicit
+    environment entries."""
     text = rewrite(text, lambda r: r.name not in env_keys).replace("../files/", "./files/")
     uses_env_file = [
         svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and ".env" in _env_files(spec)
     ]
-    if not uses_env_file:
+    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./" in text or uses_env_file else None
+    dirs = empty_dirs(doc, files, ctx.notes) if doc is not None else False
+    if doc is None or not (uses_env_file or dirs):
         return text
-    doc = load_yaml(text, "/body/files/docker-compose.yml")
     for svc in uses_env_file:
         spec = doc["services"][svc]
         rest = [f for f in _env_files(spec) if f != ".env"]
