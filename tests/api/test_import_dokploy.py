@@ -410,3 +410,16 @@ def test_a_variable_that_is_a_compose_default_of_itself_through_the_env_is_that_
     )
     out = _render(result)
     assert out.values["INCOMING_PORT"] == "50000"
+
+
+def test_a_shell_checks_words_given_as_items_are_its_one_command():
+    # vikunja and stack-auth: Docker would run ``sh -c pg_isready`` with the rest as the shell's arguments
+    compose = (
+        "services:\n  db:\n    image: postgres:16\n    healthcheck:\n"
+        '      test: ["CMD-SHELL", "pg_isready", "-U", "${DB_USER}", "-d", "${DB_NAME}"]\n      interval: 10s\n'
+    )
+    files = {"template.toml": '[config.env]\nDB_USER = "app"\nDB_NAME = "app"\n', "docker-compose.yml": compose}
+    result = import_dokploy(files, "vikunja")
+    check = yaml.safe_load(result.template.compose)["services"]["db"]["healthcheck"]
+    assert check == {"test": ["CMD-SHELL", "pg_isready -U ${var.DB_USER} -d ${var.DB_NAME}"], "interval": "10s"}
+    assert any(n.startswith("services.db.healthcheck.test: CMD-SHELL takes one command") for n in result.notes)

@@ -9,7 +9,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from berth_api.domain.templates import coolify_health, coolify_meta, coolify_volumes
+from berth_api.domain.templates import coolify_meta, coolify_volumes, health_words
 from berth_api.domain.templates.coolify_meta import headers
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, Inputs
@@ -362,7 +362,7 @@ def _rewrite(
         for key in ("command", "entrypoint"):
             if spec.get(key) is not None:
                 spec[key] = _literal_dollars(spec[key], f"services.{svc}.{key}", notes)
-        coolify_health.one_shell_command(spec, svc, notes)
+        health_words.one_shell_command(spec, svc, notes)
         if spec.pop("exclude_from_hc", None) is not None:
             not_carried.append(f"services.{svc}.exclude_from_hc: Berth has no aggregate health exclusion")
         for i, volume in enumerate(spec.get("volumes") or []):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from berth_api.domain.templates import health_words
 from berth_api.domain.templates.dokploy_dirs import empty_dirs
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, headline, slugify
@@ -351,10 +352,13 @@ def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, 
     uses_env_file = [
         svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and ".env" in _env_files(spec)
     ]
-    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./" in text or uses_env_file else None
+    checks = [svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and _words_check(spec)]
+    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./" in text or uses_env_file or checks else None
     dirs = empty_dirs(doc, files, ctx.notes) if doc is not None else False
-    if doc is None or not (uses_env_file or dirs):
+    if doc is None or not (uses_env_file or dirs or checks):
         return text
+    for svc in checks:
+        health_words.one_shell_command(doc["services"][svc], svc, ctx.notes)
     for svc in uses_env_file:
         spec = doc["services"][svc]
         rest = [f for f in _env_files(spec) if f != ".env"]
@@ -369,6 +373,12 @@ def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, 
         spec["environment"] = env
         ctx.notes.append(f"services.{svc}.env_file .env: the template's env given as environment entries")
     return dump_yaml(doc)
+
+
+def _words_check(spec: dict[str, Any]) -> bool:
+    """Whether the service's ``CMD-SHELL`` check gives its command as several items (``health_words``)."""
+    test = (spec.get("healthcheck") or {}).get("test") if isinstance(spec.get("healthcheck"), dict) else None
+    return isinstance(test, list) and len(test) > 2 and test[0] == "CMD-SHELL"
 
 
 def _env_files(spec: dict[str, Any]) -> list[str]:

@@ -1,6 +1,6 @@
-"""A Coolify template's health check as its author meant it: ``CMD-SHELL`` takes one command string, but
-heyform's keydb check gives the command's words as separate items (``[CMD-SHELL, keydb-cli, --pass, ...,
-ping]``). Docker runs ``/bin/sh -c keydb-cli --pass ... ping`` (the shell runs ``keydb-cli`` alone, the
+"""An imported template's health check as its author meant it: ``CMD-SHELL`` takes one command string, but
+Coolify's heyform (keydb) and Dokploy's vikunja and stack-auth (``[CMD-SHELL, pg_isready, -d, db_prod]``)
+give the command's words as separate items (``[CMD-SHELL, keydb-cli, --pass, ..., ping]``). Docker runs ``/bin/sh -c keydb-cli --pass ... ping`` (the shell runs ``keydb-cli`` alone, the
 rest are its positional parameters), so the check never asks the server; compose passes it through and
 Berth refuses it. The import joins the words into the one command they spell, and says so. Pure."""
 
