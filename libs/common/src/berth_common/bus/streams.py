@@ -9,8 +9,9 @@ reaches (:data:`PER_SUBJECT_LIMIT`). It bounds nothing in practice; it is there 
 nats-server keeps in memory every byte written to the block a stream is filling while that block is
 written or read at least every 10 s, up to the block's size, and a limits stream without limits gets 8 MB
 blocks, one with a per-subject limit 4 MB blocks (``autoTuneFileStorageBlockSize``). Under a steady flow of
-deploys the two hot streams (events, log lines) held 2 x 8 MB in memory, half the server's heap after a
-warm-up and all of its growth (benchmarks/README.md, soak); with the limit they hold at most 2 x 4 MB.
+deploys the two hot streams (events, log lines) held up to 2 x 8 MB in memory: all but a few hundred KB
+of the server's heap in use, and all of its growth (its heap profile, benchmarks/README.md, soak); with the
+limit they hold at most 2 x 4 MB.
 A stream declared before the limit existed is accepted without it (it keeps its larger blocks)."""
 
 from __future__ import annotations
