@@ -12,8 +12,9 @@ process's RSS plus its helpers' unique memory: Postgres's shared buffers counted
 ``rss_growth_pct``: per component, the growth in percent (negative: it shrank); ``rss_growth_pct_max``
 the largest. ``rss_series_mb`` is every component's memory each ``SAMPLE_S`` after the warm-up and
 ``rss_growth_pct_second_half`` the growth over the second half of the measured time: a leak keeps growing
-there, a cache that fills up (NATS keeps the stream block it writes to in memory) does not. ``deploys`` / ``api_calls`` / ``metrics_queries`` count what was done after the warm-up;
-``failed_deploys`` those that did not succeed (every deploy should).
+there, a cache that fills up does not (NATS keeps the block each stream writes to in memory, up to 4 MB for
+the events and the log lines: benchmarks/README.md). ``deploys`` / ``api_calls`` / ``metrics_queries`` count
+what was done after the warm-up; ``failed_deploys`` those that did not succeed (every deploy should).
 """
 
 from __future__ import annotations

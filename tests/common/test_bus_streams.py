@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import replace
+from pathlib import Path
 
 import nats
 import pytest
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from berth_common.bus import Bus, ConsumerConflictError, Delivery, StreamConflictError
-from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM, EVT_STREAM, LOG_STREAM, declare_streams, default_streams
+from berth_common.bus.streams import (
+    CMD_STREAM,
+    DLQ_STREAM,
+    EVT_STREAM,
+    LOG_STREAM,
+    PER_SUBJECT_LIMIT,
+    declare_streams,
+    default_streams,
+)
 from berth_common.catalogue import PingService
 from tests.support.bus_helpers import connected_bus
 
@@ -94,3 +105,61 @@ async def test_a_command_has_exactly_one_owning_service(nats_server):
     assert info.config.max_deliver == -1  # Berth counts deliveries and dead-letters itself
     for b in (owner, intruder, late):
         await b.close()
+
+
+def test_the_limits_streams_carry_a_per_subject_limit_and_the_work_queue_none():
+    configs = {spec.name: spec.config() for spec in default_streams(event_retention_days=3, log_retention_hours=6)}
+    per_subject = {name: c.max_msgs_per_subject for name, c in configs.items()}
+    assert per_subject == {
+        CMD_STREAM: -1,
+        EVT_STREAM: PER_SUBJECT_LIMIT,
+        LOG_STREAM: PER_SUBJECT_LIMIT,
+        DLQ_STREAM: PER_SUBJECT_LIMIT,
+    }
+    # a limit no subject reaches: a deployment's log lines, or one event type over its retention
+    assert PER_SUBJECT_LIMIT >= 10_000_000
+    assert (configs[EVT_STREAM].max_age, configs[LOG_STREAM].max_age) == (3 * 86400, 6 * 3600)
+    assert {c.max_bytes for c in configs.values()} == {-1}  # nothing stored is capped in bytes
+
+
+def _blocks(server_dir: Path, stream: str) -> list[int]:
+    return sorted(
+        p.stat().st_size for p in (server_dir / "nats" / "jetstream" / "$G" / "streams" / stream / "msgs").glob("*.blk")
+    )
+
+
+async def test_a_limits_stream_is_written_in_blocks_of_at_most_4_mb(nats_server):
+    """nats-server keeps in memory the block a stream is writing (while it is written or read at least every
+    10 s), up to the block's size: the bound of what a steady flow of log lines holds in its memory."""
+    bus = await connected_bus("scheduler", nats_server.url)
+    line = b"x" * 1000
+    for deployment in range(6):  # 6 MB of log lines, 1 MB per deployment
+        subject = f"log.{uuid.uuid4()}"
+        acks = [bus.js.publish(subject, line, headers={"Nats-Msg-Id": f"{subject}-{i}"}) for i in range(1000)]
+        await asyncio.gather(*acks)
+    assert (await bus.js.stream_info(LOG_STREAM)).state.messages == 6000
+    for _ in range(100):  # the last block reaches the disk a moment after its acknowledgement
+        sizes = _blocks(nats_server.data_dir, LOG_STREAM)
+        if sum(sizes) >= 6 * 1000 * 1000:
+            break
+        await asyncio.sleep(0.05)
+    assert len(sizes) >= 2 and max(sizes) <= 4 * 1024 * 1024, sizes
+    await bus.close()
+
+
+async def test_a_stream_declared_before_the_per_subject_limit_is_kept_and_another_limit_refused(nats_server):
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    declared = {spec.name: spec for spec in default_streams()}
+    await js.add_stream(replace(declared[EVT_STREAM], max_msgs_per_subject=-1).config())  # an older install
+    await js.add_stream(replace(declared[LOG_STREAM], max_msgs_per_subject=5).config())
+    with pytest.raises(
+        StreamConflictError, match=r"BERTH_LOG exists with another configuration: max_msgs_per_subject 5"
+    ):
+        await declare_streams(js, default_streams())
+    await js.delete_stream(LOG_STREAM)
+    await declare_streams(js, default_streams())
+    configs = await _stream_names(nats_server.url)
+    assert configs[EVT_STREAM].max_msgs_per_subject == -1  # accepted as it is
+    assert configs[LOG_STREAM].max_msgs_per_subject == PER_SUBJECT_LIMIT
+    await nc.close()

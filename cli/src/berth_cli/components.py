@@ -72,9 +72,10 @@ def nats_launch(
     their permissions, ``berth_cli.nats_auth``); without it the server takes anonymous clients (tests).
 
     ``GOGC=50``: the Go runtime collects at half its default heap growth. JetStream keeps the block each
-    stream writes to in memory (up to 8 MB for the event and log streams), and with the default the heap
-    carries as much garbage again: the memory grew until those blocks were full (+61% after a warm-up,
-    66 MB; with 50: +5%, 44-50 MB, benchmarks/README.md). Nothing of what is stored or synced changes."""
+    stream writes to in memory (up to 4 MB for the event and log streams: ``berth_common.bus.streams``), and
+    with the default the heap carries as much garbage again: the memory grew until those blocks were full
+    (+61% after a warm-up, 66 MB, with 8 MB blocks; with 50: +5%, 44-50 MB, benchmarks/README.md). Nothing
+    of what is stored or synced changes."""
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
     argv = [bin_path("nats-server")]

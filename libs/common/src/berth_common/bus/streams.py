@@ -2,7 +2,17 @@
 
 The one field declaring may change is the replica count: on a NATS cluster a stream declared with fewer
 replicas than ``BERTH_NATS_REPLICAS`` asks for is raised to that count (never lowered: redundancy is not
-given up by a service started with another setting)."""
+given up by a service started with another setting).
+
+The limits streams (events, log lines, dead letters) carry a per-subject message limit no subject ever
+reaches (:data:`PER_SUBJECT_LIMIT`). It bounds nothing in practice; it is there for its effect on the store:
+nats-server keeps in memory every byte written to the block a stream is filling while that block is
+written or read at least every 10 s, up to the block's size, and a limits stream without limits gets 8 MB
+blocks, one with a per-subject limit 4 MB blocks (``autoTuneFileStorageBlockSize``). Under a steady flow of
+deploys the two hot streams (events, log lines) held up to 2 x 8 MB in memory: all but a few hundred KB
+of the server's heap in use, and all of its growth (its heap profile, benchmarks/README.md, soak); with the
+limit they hold at most 2 x 4 MB.
+A stream declared before the limit existed is accepted without it (it keeps its larger blocks)."""
 
 from __future__ import annotations
 
@@ -24,6 +34,9 @@ DEAD_LETTER_PREFIX = "dlq."
 # JetStream's answers to a replica count it cannot hold: replicas > 1 on a single server (10074), no
 # suitable peers / insufficient resources in the cluster (10005, 10023).
 _REPLICA_ERRORS = frozenset({10074, 10005, 10023})
+# Messages kept per subject in a limits stream: far above what any subject holds within its retention (a
+# deployment's log lines, one event type over 7 days); chosen for the smaller blocks it gives (see above).
+PER_SUBJECT_LIMIT = 100_000_000
 
 
 def stream_for(subject: str) -> str:
@@ -50,6 +63,8 @@ class StreamSpec:
     duplicate_window_s: float = 120.0
     discard: DiscardPolicy = DiscardPolicy.OLD
     max_bytes: int = -1
+    # Messages per subject (-1: no limit); with a limit nats-server writes the stream in 4 MB blocks, not 8.
+    max_msgs_per_subject: int = -1
     # Copies of the stream on a NATS cluster (1 on a single server; 3 on a three-node cluster).
     replicas: int = 1
 
@@ -63,6 +78,7 @@ class StreamSpec:
             duplicate_window=self.duplicate_window_s,
             discard=self.discard,
             max_bytes=self.max_bytes,
+            max_msgs_per_subject=self.max_msgs_per_subject,
             num_replicas=self.replicas,
         )
 
@@ -84,18 +100,34 @@ class StreamSpec:
             diffs.append(f"discard {actual.discard} != {self.discard}")
         if (actual.max_bytes or -1) != self.max_bytes:
             diffs.append(f"max_bytes {actual.max_bytes} != {self.max_bytes}")
+        per_subject = actual.max_msgs_per_subject or -1
+        if per_subject != self.max_msgs_per_subject and per_subject != -1:  # none: declared before the limit
+            diffs.append(f"max_msgs_per_subject {per_subject} != {self.max_msgs_per_subject}")
         return diffs
 
 
 def default_streams(
     event_retention_days: float = 7.0, log_retention_hours: float = 24.0, replicas: int = 1
 ) -> list[StreamSpec]:
+    """The command work queue (emptied as commands are acknowledged: its blocks are let go as they empty) and
+    the limits streams, each with :data:`PER_SUBJECT_LIMIT` for its 4 MB blocks."""
     r = replicas
+
+    def limits(name: str, subject: str, max_age_s: float) -> StreamSpec:
+        return StreamSpec(
+            name,
+            (subject,),
+            RetentionPolicy.LIMITS,
+            max_age_s=max_age_s,
+            max_msgs_per_subject=PER_SUBJECT_LIMIT,
+            replicas=r,
+        )
+
     return [
         StreamSpec(CMD_STREAM, ("cmd.>",), RetentionPolicy.WORK_QUEUE, replicas=r),
-        StreamSpec(EVT_STREAM, ("evt.>",), RetentionPolicy.LIMITS, max_age_s=event_retention_days * 86400, replicas=r),
-        StreamSpec(LOG_STREAM, ("log.>",), RetentionPolicy.LIMITS, max_age_s=log_retention_hours * 3600, replicas=r),
-        StreamSpec(DLQ_STREAM, (f"{DEAD_LETTER_PREFIX}>",), RetentionPolicy.LIMITS, max_age_s=30 * 86400, replicas=r),
+        limits(EVT_STREAM, "evt.>", event_retention_days * 86400),
+        limits(LOG_STREAM, "log.>", log_retention_hours * 3600),
+        limits(DLQ_STREAM, f"{DEAD_LETTER_PREFIX}>", 30 * 86400),
     ]
 
 
