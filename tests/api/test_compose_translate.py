@@ -233,6 +233,13 @@ networks:
     ]
     external = text.replace("back: {driver: bridge}", "back: {external: true}")
     assert _refusal(external).spot == "networks/back/external"
+    assert _refusal(text.replace("back: {driver: bridge}", "back: {internal: true}")).spot == "networks/back/internal"
+    named = text.replace("back: {driver: bridge}", "back: {name: seafile-net}")  # Dokploy's seafile
+    assert _translated(named)["notes"] == [
+        "networks/back/name: not carried: Berth names the application's private network",
+        "networks/back: mapped to the application's private network",
+        "networks/front: mapped to the application's private network",
+    ]
 
 
 def test_a_secret_variable_is_carried_in_environment_values_only_by_name() -> None:

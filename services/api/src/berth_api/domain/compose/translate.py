@@ -118,6 +118,9 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
         for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
             if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
                 continue
+            if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
+                notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
+                continue
             raise not_carried(f"networks/{key}/{k}", "the application has one private network")
         if key != "default":
             notes.append(f"networks/{key}: mapped to the application's private network")
