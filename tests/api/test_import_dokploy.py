@@ -423,3 +423,21 @@ def test_a_shell_checks_words_given_as_items_are_its_one_command():
     check = yaml.safe_load(result.template.compose)["services"]["db"]["healthcheck"]
     assert check == {"test": ["CMD-SHELL", "pg_isready -U ${var.DB_USER} -d ${var.DB_NAME}"], "interval": "10s"}
     assert any(n.startswith("services.db.healthcheck.test: CMD-SHELL takes one command") for n in result.notes)
+
+
+def test_dokploys_own_proxy_network_is_dropped_and_said():
+    # drizzle-gateway (a list of networks) and emqx (a mapping): Dokploy's Traefik network, declared external
+    compose = (
+        "services:\n  gw:\n    image: gateway:1\n    networks:\n      - dokploy-network\n"
+        "  broker:\n    image: emqx:5\n    networks:\n      dokploy-network:\n      back:\n"
+        "networks:\n  dokploy-network:\n    external: true\n  back: {}\n"
+    )
+    result = import_dokploy({"template.toml": "[config]\n", "docker-compose.yml": compose}, "drizzle-gateway")
+    doc = yaml.safe_load(result.template.compose)
+    assert "networks" not in doc["services"]["gw"]
+    assert doc["services"]["broker"]["networks"] == {"back": None}
+    assert doc["networks"] == {"back": {}}
+    assert (
+        "networks.dokploy-network: Dokploy's proxy network, not carried: Berth's proxy reaches the application's "
+        "own network" in result.notes
+    )

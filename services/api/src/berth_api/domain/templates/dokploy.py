@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from berth_api.domain.templates import health_words
+from berth_api.domain.templates import dokploy_network, health_words
 from berth_api.domain.templates.dokploy_dirs import empty_dirs
 from berth_api.domain.templates.format import check
 from berth_api.domain.templates.imported import ImportResult, headline, slugify
@@ -353,10 +353,14 @@ def _compose(text: str, compose: dict[str, Any], env_keys: set[str], ctx: _Ctx, 
         svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and ".env" in _env_files(spec)
     ]
     checks = [svc for svc, spec in compose["services"].items() if isinstance(spec, dict) and _words_check(spec)]
-    doc = load_yaml(text, "/body/files/docker-compose.yml") if "./" in text or uses_env_file or checks else None
+    proxy_net = dokploy_network.joins(compose)
+    wanted = "./" in text or uses_env_file or checks or proxy_net
+    doc = load_yaml(text, "/body/files/docker-compose.yml") if wanted else None
     dirs = empty_dirs(doc, files, ctx.notes) if doc is not None else False
-    if doc is None or not (uses_env_file or dirs or checks):
+    if doc is None or not (uses_env_file or dirs or checks or proxy_net):
         return text
+    if proxy_net:
+        dokploy_network.drop(doc, ctx.notes)
     for svc in checks:
         health_words.one_shell_command(doc["services"][svc], svc, ctx.notes)
     for svc in uses_env_file:
