@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import testservers
 from tests.support.testservers import TestNet, _container_processes, _gone, _run, _wait, make_net, remove_net
 
 
@@ -88,15 +89,7 @@ class PrivateEngine:
 
     def load_image(self, tag: str) -> None:
         """Copy an image of the machine's engine here (``docker save | docker load``), skipped when it is here."""
-        if _run("docker", "-H", self.docker_host, "image", "inspect", tag, check=False).returncode == 0:
-            return
-        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-        load = subprocess.run(
-            ["docker", "-H", self.docker_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300
-        )
-        save.wait(timeout=60)
-        if load.returncode != 0 or save.returncode != 0:
-            raise RuntimeError(f"loading {tag} into the private engine failed: {load.stderr.decode()[-300:]}")
+        testservers.load_image(self.docker_host, tag, "the private engine")
 
     def start_dockerd(self) -> None:
         """Start the engine; ready when it answers (a restarted one first stops the containers it found)."""

@@ -116,15 +116,7 @@ class TestServer:
 
     def load_image(self, tag: str) -> None:
         """Copy a local image to this server (``docker save | docker load``), skipped when it is there."""
-        if _run("docker", "-H", self.docker_host, "image", "inspect", tag, check=False).returncode == 0:
-            return
-        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-        load = subprocess.run(
-            ["docker", "-H", self.docker_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300
-        )
-        save.wait(timeout=60)
-        if load.returncode != 0 or save.returncode != 0:
-            raise RuntimeError(f"loading {tag} into {self.name} failed: {load.stderr.decode()[-300:]}")
+        load_image(self.docker_host, tag, self.name)
 
     def replace_host_key(self, key: asyncssh.SSHKey) -> None:
         """The server is reinstalled: sshd restarts with a new host key."""
@@ -555,3 +547,17 @@ def server_changed(
         state=state,  # type: ignore[arg-type]
         revision=revision,
     )
+
+
+def load_image(docker_host: str, tag: str, where: str) -> None:
+    """Copy an image of the machine's engine to the engine at ``docker_host`` (``docker save | docker
+    load``), skipped when it is there; ``where`` names that engine in the error."""
+    if _run("docker", "-H", docker_host, "image", "inspect", tag, check=False).returncode == 0:
+        return
+    save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
+    load = subprocess.run(
+        ["docker", "-H", docker_host, "load", "-q"], stdin=save.stdout, capture_output=True, timeout=300
+    )
+    save.wait(timeout=60)
+    if load.returncode != 0 or save.returncode != 0:
+        raise RuntimeError(f"loading {tag} into {where} failed: {load.stderr.decode()[-300:]}")

@@ -68,10 +68,9 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
 
 
 def limits_host_config(given: HostLimits) -> dict[str, Any]:
-    """The ``HostConfig`` keys of a service's own container settings (``/dev/shm``, ulimits, dropped
-    capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls, the
-    process limit;
-    its stop signal is the body's ``StopSignal``, ``stop_signal``)."""
+    """The ``HostConfig`` keys of a service's own container settings: ``/dev/shm``, ulimits, dropped
+    capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls and
+    the process limit (its stop signal is the body's ``StopSignal``)."""
     hc: dict[str, Any] = {}
     if given.shm_size_bytes is not None:
         hc["ShmSize"] = given.shm_size_bytes
