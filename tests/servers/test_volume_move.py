@@ -404,6 +404,9 @@ async def test_two_volumes_are_copied_at_once_with_their_progress_and_the_time_l
     assert "the copy did not finish within 0.05s (the scheduler's BERTH_VOLUME_MOVE_TIMEOUT_S)" in failed["reason"]
     assert "the data of volume data" in failed["reason"] or "the data of volume more" in failed["reason"]
     assert await _served(a.address, host) == note
+    # both volumes were made on B by this move (the first one's preparation made the second's too): the undo
+    # removes both copies, so the next move does not find one holding part of the data
+    assert not set(b.docker("volume", "ls", "-q").split()) & set(vols.values()), failed["reason"]
 
     r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
     dep = r.json()["id"]

@@ -82,7 +82,10 @@ async def plan(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, *, abandon
     reason = dom.unreachable_reason(found, await silent(rt, [m.source for m in found]), r.application_id)
     if reason:
         raise MoveFailedError(reason)
-    made = [(m, await _check_target(rt, r, spec, m)) for m in found]
+    # every target looked at before any is prepared: preparing a server makes all the volumes it mounts, so a
+    # second move to the same server would take the first one's fresh volume for one it found there
+    existed = [await _exists(rt, r, m) for m in found]
+    made = [(m, await _check_target(rt, r, spec, m, e)) for m, e in zip(found, existed, strict=True)]
     await write(rt, records.record, r.deployment_id, made)
     return found
 
@@ -93,18 +96,25 @@ def _image_on_target(r: Rollout, spec: ApplicationSpec, move: Move) -> str:
     return svc.image.image if svc.image is not None else r.run_image
 
 
-async def _check_target(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, move: Move) -> bool:
-    """Prepare the target (its networks, volumes and image: ``steps.prepare_server``); whether the move made
-    the volume there. Raises :class:`MoveFailedError` when an existing one holds files."""
+async def _exists(rt: RolloutContext, r: Rollout, move: Move) -> bool:
+    """Whether the move's volume is on its target already (before the move prepares that server)."""
     docker = await rt.fleet.docker(move.target)
     name = docker_volume_name(r.application_id, move.volume)
     try:
         await docker._call(f"inspect volume {name}", docker.docker.get(f"volumes/{name}"))
-        existed = True
+        return True
     except DockerOperationError as exc:
         if exc.status != 404:
             raise
-        existed = False
+        return False
+
+
+async def _check_target(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, move: Move, existed: bool) -> bool:
+    """Prepare the target (its networks, volumes and image: ``steps.prepare_server``); whether the move made
+    the volume there (``existed``: it was there before). Raises :class:`MoveFailedError` when an existing one
+    holds files."""
+    docker = await rt.fleet.docker(move.target)
+    name = docker_volume_name(r.application_id, move.volume)
     await prepare_server(rt, r, spec, move.target)
     if not existed:
         return True
