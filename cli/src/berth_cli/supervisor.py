@@ -1,14 +1,12 @@
 """The local platform's supervisor: one process that runs and restarts every component.
 
 Start order: Postgres and nats-server, then the database roles are provisioned (and the services' schemas
-migrated, in the same one-shot child), then Traefik, then the
-services (six processes, or one with ``--all-in-one``). A child that exits is restarted with exponential
-backoff; every start and exit is logged to ``<data>/logs/supervisor.log``, each child's output goes to
-``<data>/logs/<name>.log``. On SIGTERM or SIGINT the control plane stops in reverse order; Traefik, the
-data plane, runs detached and keeps serving the applications (``berth_cli.dataplane``: the next
-supervisor adopts it). The state (children,
-pids, ports, URLs; never a secret) is kept in ``<data>/supervisor.json`` for ``berth status`` and
-``berth down``.
+migrated, in the same one-shot child), then Traefik, then the services (six processes, or one with
+``--all-in-one``). A child that exits is restarted with exponential backoff; every start and exit is logged
+to ``<data>/logs/supervisor.log``, each child's output goes to ``<data>/logs/<name>.log``. On SIGTERM or
+SIGINT the control plane stops in reverse order; Traefik, the data plane, runs detached and keeps serving the
+applications (``berth_cli.dataplane``: the next supervisor adopts it). The state (children, pids, ports,
+URLs; never a secret) is kept in ``<data>/supervisor.json`` for ``berth status`` and ``berth down``.
 
 Run as ``python -m berth_cli.supervise --data-dir DIR [--all-in-one]`` (``berth up`` does that).
 """
@@ -242,8 +240,7 @@ class Supervisor:
         return False
 
     async def _provision(self, secret: str, admin_url: str) -> dict[str, str] | None:
-        """Create the roles and schemas and migrate them (a one-shot child); retried with backoff until the
-        roles are there."""
+        """Create the roles and schemas and migrate them (a one-shot child); retried until the roles exist."""
         env = {
             **scrub_env(self.env),
             "BERTH_DATABASE_URL": admin_url,
