@@ -69,7 +69,7 @@ def claims(
             loc = f"/body/services/{i}/domains/{j}"
             sibling = domain in {*generated.values(), *ports.values()} and domain not in mine
             sibling = sibling or (domain == generated[name] and domain in paths)  # its own, for another port
-            sibling = sibling or own_namespace(domain, app, env, base)
+            sibling = sibling or own_namespace(domain, app, env, base, {*generated.values(), *ports.values()})
             if reserved_for_generated(domain, base) and not sibling:
                 raise invalid_field(loc, f"host names under {base} are reserved for generated hosts")
             rows.append((Claim(domain, name, False, None, loc), paths.get(domain, own)))

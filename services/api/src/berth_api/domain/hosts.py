@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 from berth_api.domain.names import hostname
 
@@ -33,12 +34,15 @@ def reserved_for_generated(host: str, base_domain: str) -> bool:
     return host == base_domain or host.endswith("." + base_domain)
 
 
-def own_namespace(host: str, app: str, env: str, base_domain: str) -> bool:
-    """Whether ``host`` is in the application's own part of the base domain: its label right under the base
-    domain ends with ``-<app>-<env>`` (a name one of its services could be generated) and may have labels
-    under it. A template derives such names from its generated host (Dokploy's ``web-${domain}``,
-    ``db.${domain}``); no other application is generated one (nor a generated label cut with a hash)."""
+def own_namespace(host: str, app: str, env: str, base_domain: str, own: Collection[str]) -> bool:
+    """Whether ``host`` is in the application's own part of the base domain: a label right under the base
+    domain that ends with ``-<app>-<env>`` (a name one of its services could be generated), or a name under
+    one of its own generated hosts ``own``. A template derives such names from its generated host (Dokploy's
+    ``web-${domain}``, ``db.${domain}``). A name under another application's host is never its own, even one
+    whose label ends alike (another team's application of the same name)."""
     if not host.endswith("." + base_domain):
         return False
-    label = host[: -len(base_domain) - 1].rsplit(".", 1)[-1]
-    return label.endswith(f"-{app}-{env}") and len(label) <= MAX_LABEL
+    labels = host[: -len(base_domain) - 1].split(".")
+    if len(labels) > 1:
+        return f"{labels[-1]}.{base_domain}" in own
+    return labels[0].endswith(f"-{app}-{env}") and len(labels[0]) <= MAX_LABEL
