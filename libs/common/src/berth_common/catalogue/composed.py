@@ -18,8 +18,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
+from berth_common.catalogue.compose_runtime import Reservations, SecretFiles
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
 from berth_common.catalogue.secret_args import SecretArg
@@ -149,6 +150,10 @@ class HostLimits(Spec):
     ] = Field(default_factory=dict, max_length=32, exclude_if=lambda v: not v)
     stop_signal: str | None = Field(default=None, pattern=STOP_SIGNAL_PATTERN, exclude_if=lambda v: v is None)
     pids_limit: int | None = Field(default=None, ge=-1, le=2**31 - 1, exclude_if=lambda v: v is None)  # -1: none
+    # compose's ``read_only``: its root filesystem read-only (Docker's ReadonlyRootfs); its mounts stay as given
+    read_only_rootfs: bool = Field(default=False, exclude_if=lambda v: not v)
+    # compose's ``deploy.resources.reservations`` (``catalogue/compose_runtime.py``)
+    reservations: Reservations | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Composed(Mounted):
@@ -175,6 +180,15 @@ class Composed(Mounted):
     # for images that wait on a console (a game server's, ClickHouse's client tools)
     tty: bool = Field(default=False, exclude_if=lambda v: not v)
     stdin_open: bool = Field(default=False, exclude_if=lambda v: not v)
+    # compose's ``secrets``: each a read-only file of one secret value (``catalogue/compose_runtime.py``)
+    secret_files: SecretFiles = Field(default_factory=list, exclude_if=lambda v: not v)
+
+    @model_validator(mode="after")
+    def _secret_targets(self) -> Composed:
+        targets = [f.target for f in self.secret_files]
+        if len(set(targets)) != len(targets):
+            raise ValueError("two secret files of a service cannot share a target")
+        return self
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:

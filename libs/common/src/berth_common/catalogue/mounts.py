@@ -124,13 +124,11 @@ class Mounted(Spec):
 
     @model_validator(mode="after")
     def _mounts(self) -> Mounted:
-        names = [v.name for v in self.volumes]
-        if len(set(names)) != len(names):
-            raise ValueError("volume names must be unique within a service")
+        # one volume may be mounted at two paths (compose's ``data:/a`` and ``data:/b``): each entry is a mount
         paths = [v.path for v in self.volumes] + [b.path for b in self.binds]
         if len(set(paths)) != len(paths):
             raise ValueError("two mounts of a service cannot share a path")
-        writers = [v.name for v in self.volumes if v.single_writer]
+        writers = list(dict.fromkeys(v.name for v in self.volumes if v.single_writer))
         refusal = single_writer_refusal(writers, int(getattr(self, "replicas", 1)), self.strategy)
         if refusal is not None:
             raise ValueError(refusal[1])

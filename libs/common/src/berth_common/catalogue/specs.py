@@ -16,6 +16,7 @@ from pydantic import (
 
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
+from berth_common.catalogue.compose_runtime import SecretFile
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
@@ -353,6 +354,7 @@ class ApplicationSpec(Spec):
         variables += [a for svc in self.services if svc.build is not None for a in svc.build.build_args if a.secret]
         found = revealed(variables)
         found += [v for svc in self.services for a in svc.secret_args if (v := _opened(a))]
+        found += [v for svc in self.services for f in svc.secret_files if (v := _opened(f))]
         own = [svc.image.auth for svc in self.services if svc.image is not None and svc.image.auth is not None]
         for auth in [*registry_auths(self.source), *own]:
             try:
@@ -375,7 +377,7 @@ def registry_auths(source: ImageSource | GitSource) -> list[RegistryAuth]:
     return ([source.push.auth] if source.push is not None else []) + list(source.base_auths)
 
 
-def _opened(arg: SecretArg) -> str:
+def _opened(arg: SecretArg | SecretFile) -> str:
     try:
         return arg.reveal()
     except sealing.UnsealError:
