@@ -28,6 +28,8 @@ The application's removal removes its files volumes (they hold no data of the ap
 their fillers, and a succeeded deployment removes those no container of the application binds any more
 (``unused_volumes``: a replica names its volume in a label).
 A pre-deploy job and a one-off run of the service bind them the same way (``usecases/read_only_files.py``).
+A service with a read-only root filesystem (compose's ``read_only``) gets all its files that way, and a
+service's secret files (compose's ``secrets``) are always read-only files of the volume.
 """
 
 from __future__ import annotations
@@ -48,15 +50,25 @@ FILLED = ".berth-filled"  # the last entry of a read-only files volume's archive
 VOLUME_LABEL = "berth.files-volume"  # on a replica: the read-only files volume it binds files from
 HOLD_AT = FILES_HOLD  # where a replica mounts its whole read-only files volume: the engine counts it as used
 FILLER_KIND = "files-filler"  # ``berth.kind`` of a read-only files volume's filler
+SECRET_PATH = "secret"  # the path a secret file has as one of the placed files (its target is what counts)
 
 
 def _placed(spec: ApplicationSpec, service: WebService | WorkerService) -> list[tuple[str, AppFile, bool]]:
+    """(path, file, bound read-only from the files volume) of every file the service gets. A service with a
+    read-only root filesystem gets all its files from the volume (the engine refuses an archive put into
+    its own layer), and its secret files (``catalogue/compose_runtime.py``) always come from it, read-only,
+    after its other files (a secret's target wins)."""
+    rootfs = service.host_limits is not None and service.host_limits.read_only_rootfs
     out: dict[str, tuple[AppFile, bool]] = {}
     for m in service.files:
         for f in mounted_files(spec.files, m.source):
             inner = m.target if f.path == m.source else m.target + f.path[len(m.source) :]
             out.pop(inner, None)
-            out[inner] = (f.model_copy(update={"mode": f.mode & 0o555}) if m.read_only else f, m.read_only)
+            out[inner] = (f.model_copy(update={"mode": f.mode & 0o555}) if m.read_only else f, m.read_only or rootfs)
+    for secret in service.secret_files:
+        out.pop(secret.target, None)
+        file = AppFile.model_validate({"path": SECRET_PATH, "content": secret.reveal(), "mode": secret.mode})
+        out[secret.target] = (file, True)
     return [(path, f, ro) for path, (f, ro) in out.items()]
 
 
@@ -123,11 +135,11 @@ def files_volume_prefix(application_id: str) -> str:
 
 def servers_with_files(specs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every server the stored snapshots (JSON) of an application's deployments place a service with files
-    on: where its read-only files volumes may be."""
+    or secret files on: where its read-only files volumes may be."""
     found: dict[str, None] = {}
     for spec in specs:
         for svc in spec.get("services") or []:
-            if svc.get("files"):
+            if svc.get("files") or svc.get("secret_files"):
                 for server in svc.get("servers") or ["local"]:
                     found.setdefault(str(server), None)
     return list(found)

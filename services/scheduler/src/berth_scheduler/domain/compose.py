@@ -29,6 +29,7 @@ from berth_common.catalogue import ApplicationSpec, Healthcheck, HostLimits, Pri
 from berth_scheduler.domain import readiness
 
 NS = 1_000_000_000
+MIB = 1024 * 1024
 NETWORK_PREFIX = "berth-app-"
 
 
@@ -70,7 +71,8 @@ def healthcheck_body(check: Healthcheck) -> dict[str, Any]:
 def limits_host_config(given: HostLimits) -> dict[str, Any]:
     """The ``HostConfig`` keys of a service's own container settings: ``/dev/shm``, ulimits, dropped
     capabilities, /etc/hosts lines, resolvers, tmpfs directories, supplementary groups, ``net.*`` sysctls and
-    the process limit (its stop signal is the body's ``StopSignal``)."""
+    the process limit (its stop signal is the body's ``StopSignal``), a read-only root filesystem and the
+    memory reserved for it."""
     hc: dict[str, Any] = {}
     if given.shm_size_bytes is not None:
         hc["ShmSize"] = given.shm_size_bytes
@@ -90,7 +92,19 @@ def limits_host_config(given: HostLimits) -> dict[str, Any]:
         hc["Sysctls"] = dict(given.sysctls)
     if given.pids_limit is not None:
         hc["PidsLimit"] = given.pids_limit
+    if given.read_only_rootfs:
+        hc["ReadonlyRootfs"] = True  # its files and secret files come from a volume then (``app_files``)
+    if given.reservations is not None and given.reservations.memory_mb is not None:
+        hc["MemoryReservation"] = given.reservations.memory_mb * MIB
     return hc
+
+
+def reserved_nano_cpus(given: HostLimits | None) -> int | None:
+    """The CPU cores reserved for a service, in billionths: a Swarm's ``Resources.Reservations.NanoCPUs``
+    (a single engine has no CPU reservation: ``NanoCpus`` is a limit)."""
+    if given is None or given.reservations is None or given.reservations.cpus is None:
+        return None
+    return round(given.reservations.cpus * NS)
 
 
 def privileges_host_config(given: Privileges) -> dict[str, Any]:

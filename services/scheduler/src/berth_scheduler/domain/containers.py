@@ -52,6 +52,8 @@ class ContainerSpec:
     completes: bool = False  # a one-shot service (restart "no"): exited 0 counts as ready
     # more routed ports (``domain/port_routes.py``): (container port, its host port on ``local``, else None)
     more_ports: tuple[tuple[int, int | None], ...] = ()
+    # CPU cores reserved for it, in billionths: a Swarm task's reservation (no single-engine equivalent)
+    reserved_nano_cpus: int | None = None
 
     @property
     def remote(self) -> bool:
@@ -217,6 +219,7 @@ def container_spec(
         server_id=server_id,
         connects=tuple(networks[1:]),
         completes=spec.private_network and restart == "no" and isinstance(service, WorkerService),
+        reserved_nano_cpus=compose.reserved_nano_cpus(service.host_limits),
     )
     if isinstance(service, WebService):
         return replace(

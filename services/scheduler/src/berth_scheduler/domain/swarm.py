@@ -95,8 +95,8 @@ def service_body(
 ) -> SwarmService:
     """The Swarm service that runs ``replicas`` tasks like the container ``replica`` describes.
 
-    The container body's image, command, environment, labels, stop timeout, limits, mounts and Docker
-    ``Healthcheck`` (a worker's health command takes its place) carry over
+    The container body's image, command, environment, labels, stop timeout, limits, reservations, a read-only
+    root filesystem, mounts and Docker ``Healthcheck`` (a worker's health command takes its place) carry over
     (a named volume is local to the node a task runs on); host port bindings do not (tasks are reached on the overlay network at their own addresses).
     ``pinned``: the node id every task runs on (a placement constraint), so a service's local volume stays
     with it (``strategy: recreate`` with volumes); its own updates then stop a task before starting the next.
@@ -137,13 +137,20 @@ def service_body(
         limits["NanoCPUs"] = host["NanoCpus"]
     if "Memory" in host:
         limits["MemoryBytes"] = host["Memory"]
+    if host.get("ReadonlyRootfs"):
+        container["ReadOnly"] = True
+    reserved: dict[str, int] = {}  # compose's deploy.resources.reservations: Swarm places tasks by them
+    if replica.reserved_nano_cpus is not None:
+        reserved["NanoCPUs"] = replica.reserved_nano_cpus
+    if "MemoryReservation" in host:
+        reserved["MemoryBytes"] = host["MemoryReservation"]
     name = replica.name.rsplit("-", 1)[0]  # the container name less its replica number
     service: dict[str, Any] = {
         "Name": name,
         "Labels": labels,
         "TaskTemplate": {
             "ContainerSpec": container,
-            "Resources": {"Limits": limits},
+            "Resources": {"Limits": limits, **({"Reservations": reserved} if reserved else {})},
             "RestartPolicy": {"Condition": "any", "Delay": NANO, "MaxAttempts": 0},
             "Networks": [{"Target": network, "Aliases": [f"{replica.service}"]}],
             "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m", "max-file": "3"}},
