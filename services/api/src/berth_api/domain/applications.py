@@ -282,6 +282,8 @@ def _mask_service(svc: dict[str, Any]) -> dict[str, Any]:
         out["image"] = {**svc["image"], "auth": _map_auth(svc["image"]["auth"], lambda e, a: None, "")}
     if svc.get("secret_args"):
         out["secret_args"] = [{**a, "value": None} for a in svc["secret_args"]]
+    if svc.get("secret_files"):  # compose's secrets: their targets and modes, never their values
+        out["secret_files"] = [{**f, "value": None} for f in svc["secret_files"]]
     return out
 
 

@@ -12,7 +12,8 @@ its own ``build`` (context, Dockerfile, args: an arg without a value is the appl
 that name, secret ones sealed): the scheduler asks the builder for one image per such service.
 A service's port routed on a generated host of its own (``port_hosts`` entry ``generated``) gets that host,
 which the api claimed for it (``app_hosts``); a port given the service's own generated host (under another
-path) leaves it to the service's own port too (``shared_hosts``).
+path) leaves it to the service's own port too (``shared_hosts``). A service's compose secrets are its
+``secret_files``, each the value of the application's variable the translation names.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def compose_spec(
             "entrypoint": found.get("entrypoint"),
             "env": _environment(found, spec),
             "secret_args": _secret_args(found, spec),
+            "secret_files": _secret_files(found, spec),
             "host_limits": found.get("host_limits"),
             "aliases": found.get("aliases") or [],
             "depends_on": found.get("depends_on") or [],
@@ -224,6 +226,21 @@ def _secret_args(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, A
                 "which the application no longer has: set it again"
             ) from None
         out.append({"argv": arg["argv"], "index": arg["index"], "value": value})
+    return out
+
+
+def _secret_files(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, Any]]:
+    """A compose service's secrets (``domain/compose/secret_files``) as its secret files: each value the
+    application's variable the translation names, at its target with its mode."""
+    values = {v.name: v.reveal() for v in spec.env}
+    out: list[dict[str, Any]] = []
+    for found in svc.get("secrets") or []:
+        if found["variable"] not in values:
+            raise not_deployable(
+                f"the secret {found['name']} of compose service {svc['name']} is the application's variable "
+                f"{found['variable']}, which the application does not have: set it"
+            )
+        out.append({"target": found["target"], "mode": found["mode"], "value": values[found["variable"]]})
     return out
 
 

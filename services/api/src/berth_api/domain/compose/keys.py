@@ -8,6 +8,8 @@ refused by name (every other key: ``ComposeRefusal`` naming the spot, never sile
 
 from __future__ import annotations
 
+from typing import Any
+
 # Keys of a service Berth translates into its own spec (see ``services.py``).
 CARRIED = frozenset(
     {
@@ -43,6 +45,8 @@ CARRIED = frozenset(
         "pids_limit",
         "init",  # Berth runs every container with docker-init
         "links",  # the linked service reachable under the link's alias (``translate.py``)
+        "read_only",  # a read-only root filesystem (``runtime.py``)
+        "secrets",  # secret files of Berth's variables (``secret_files.py``)
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.
@@ -67,7 +71,7 @@ DANGEROUS = {
 }
 HOST_VALUED = frozenset({"network_mode", "pid", "ipc"})
 
-TOP_LEVEL = frozenset({"name", "services", "networks", "volumes"})
+TOP_LEVEL = frozenset({"name", "services", "networks", "volumes", "secrets"})
 DEPLOY_KEYS = frozenset({"resources", "replicas", "placement", "restart_policy"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "args"})
 HEALTH_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"})
@@ -87,6 +91,13 @@ class ComposeRefusal(ValueError):
 
     def __str__(self) -> str:
         return f"{self.spot}: {self.why}"
+
+
+def present(value: Any) -> bool:
+    """Whether a key of the normalised model says something (the parser writes empty ones: null, {}, false)."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, dict | list | str) and not value)
 
 
 def not_carried(spot: str, what: str = "") -> ComposeRefusal:

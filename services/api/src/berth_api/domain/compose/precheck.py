@@ -1,7 +1,8 @@
 """What is checked on the compose text before the parser runs: pure.
 
 The parser reads files a compose file names (``include``, ``extends.file``, ``env_file``, ``label_file``,
-the ``file`` of secrets and configs). The api runs it with no file of the user's around, but a name such as
+the ``file`` of configs; the ``file`` of a secret it only resolves, and Berth takes a secret's value from the
+application's variables: ``secret_files``). The api runs it with no file of the user's around, but a name such as
 ``/etc/passwd`` would still be read from the api's server, so these keys are refused here, by name, before
 the parser ever sees the text, and so is a service named twice (named here: the parser says only which
 line). The order of the services in the file is read here too (the normalised model
@@ -97,13 +98,13 @@ def precheck(text: str) -> list[str]:
         raise ComposeRefusal("inline", "a compose file is a mapping with a services key")
     if "include" in data:
         raise ComposeRefusal("include", "Berth reads one compose file: merge the included files into it")
-    for section in ("secrets", "configs"):
-        for name, entry in (data.get(section) or {}).items() if isinstance(data.get(section), dict) else []:
-            if isinstance(entry, dict) and ("file" in entry or "environment" in entry):
-                raise ComposeRefusal(
-                    f"{section}/{name}",
-                    f"compose {section} are not carried: give the value as a (secret) variable of the application",
-                )
+    configs = data.get("configs")
+    for name, entry in configs.items() if isinstance(configs, dict) else []:
+        if isinstance(entry, dict) and ("file" in entry or "environment" in entry):
+            raise ComposeRefusal(
+                f"configs/{name}",
+                "compose configs are not carried: give the file in compose.files and mount it as ./files/<path>",
+            )
     services = data.get("services")
     if not isinstance(services, dict):
         raise ComposeRefusal("services", "a compose file needs a services mapping")

@@ -22,7 +22,9 @@ from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
 from berth_api.domain.compose.container_options import container_options
 from berth_api.domain.compose.host_limits import host_limits
-from berth_api.domain.compose.keys import ComposeRefusal, not_carried
+from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
+from berth_api.domain.compose.runtime import runtime_options
+from berth_api.domain.compose.secret_files import service_secrets
 from berth_common.catalogue import file_path
 
 MIB = 1024 * 1024
@@ -62,13 +64,7 @@ class Context:
     has_repository: bool
     notes: list[str] = field(default_factory=list)
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
-
-
-def present(value: Any) -> bool:
-    """Whether a key of the normalised model says something (the parser writes empty ones: null, {}, false)."""
-    if value is None or value is False:
-        return False
-    return not (isinstance(value, dict | list | str) and not value)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # top-level secret -> its variable (``secret_files``)
 
 
 def seconds(value: Any, spot: str) -> float:
@@ -128,8 +124,6 @@ def _limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any] | None:
     for key in resources:
         if key not in ("limits", "reservations") and present(resources[key]):
             raise not_carried(f"services/{name}/deploy/resources/{key}")
-    if present(resources.get("reservations")):
-        raise not_carried(f"services/{name}/deploy/resources/reservations", "Berth applies limits only")
     given = resources.get("limits") or {}
     for key in given:
         if key not in ("cpus", "memory") and present(given[key]):
@@ -368,9 +362,14 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "user": svc.get("user"),
         "working_dir": svc.get("working_dir"),
         "allowed": allowed,
-        "host_limits": {**host_limits(name, svc), **container_options(name, svc)},
+        "host_limits": {
+            **host_limits(name, svc),
+            **container_options(name, svc),
+            **runtime_options(name, svc, ctx.notes),
+        },
         "tty": svc.get("tty") is True,
         "stdin_open": svc.get("stdin_open") is True,
+        "secrets": service_secrets(name, svc, ctx.secrets),
     }
     if present(svc.get("stop_grace_period")):
         extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")

@@ -37,9 +37,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from berth_api.domain import names
-from berth_api.domain.compose import keys, secret_refs
-from berth_api.domain.compose.keys import ComposeRefusal, not_carried
-from berth_api.domain.compose.services import Context, Route, present, translate_service
+from berth_api.domain.compose import keys, secret_files, secret_refs
+from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
+from berth_api.domain.compose.services import Context, Route, translate_service
 
 MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
 PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
@@ -47,6 +47,14 @@ VOLUME_WHY = {
     "driver": "Berth volumes use Docker's default driver, local",
     "driver_opts": "driver options mount what they name (a host directory, an NFS share): a bind mount in disguise",
 }
+
+
+INTERNAL_WHY = (
+    "Berth does not carry an internal network: an application's services run on one private network, which "
+    "its proxy shares and from which they reach the internet, so a service on an internal network would be "
+    "neither hidden from the proxy nor cut off from the internet; remove internal (the service is then "
+    "reachable from the proxy and reaches the internet)"
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,8 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
             if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
                 notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
                 continue
+            if k == "internal":
+                raise ComposeRefusal(f"networks/{key}/internal", INTERNAL_WHY)
             raise not_carried(f"networks/{key}/{k}", "the application has one private network")
         if key != "default":
             notes.append(f"networks/{key}: mapped to the application's private network")
@@ -360,6 +370,7 @@ def translate(
         has_repository=policy.has_repository,
         notes=notes,
         files=policy.files,
+        secrets=secret_files.top_level(model, notes),
     )
     linked = _links(services, slugs)
     out, restarts, grace = [], set(), 0.0
