@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from berth_api.adapters.compose_parser import normalise
+from berth_api.domain.compose import precheck, translate
+from berth_api.usecases.compose_snapshot import compose_spec
 from berth_common import sealing
 from berth_common.catalogue import ApplicationSpec
 from berth_scheduler.adapters.docker import DockerExecutor
@@ -197,3 +200,42 @@ async def test_a_secret_file_holds_its_value_read_only_at_its_target(docker: Doc
         assert SECRET not in json.dumps(await docker.inspect(name))  # its configuration names the file only
     finally:
         _cleanup(app)
+
+
+async def test_a_compose_files_keys_reach_the_create_body_through_the_snapshot():
+    """The api's translation and snapshot, then the scheduler's body: read_only, the reservations, one volume
+    at two paths and a secret of the application's variable, exactly."""
+    text = (
+        "services:\n  db:\n    image: berth/db:1\n    read_only: true\n    volumes: [data:/a, data:/b]\n"
+        "    deploy: {resources: {reservations: {cpus: '0.5', memory: 64m}}}\n    secrets: [{source: pw, mode: 0400}]\n"
+        "volumes:\n  data: {}\nsecrets:\n  pw: {environment: DB_PASSWORD}\n"
+    )
+    found = await normalise(text, {})
+    result = translate(found.model, precheck(text))
+    core = [
+        {k: s[k] for k in ("kind", "name", "command", "health_command", "volumes", "strategy")}
+        for s in result["services"]
+    ]
+    spec = ApplicationSpec.model_validate(
+        {
+            "name": "rt",
+            "source": {"kind": "image", "image": "berth/db:1"},
+            "services": core,
+            "env": [{"name": "DB_PASSWORD", "value": SECRET, "secret": True}],
+        }
+    )
+    spec = compose_spec(spec, {"compose": {"inline": text}, "compose_translated": result}, files=[])
+    svc = spec.services[0]
+    cs = container_spec(APP, DEP, spec, svc, 1, "berth/db:1")
+    hc = cs.body["HostConfig"]
+    assert {k: hc[k] for k in ("ReadonlyRootfs", "MemoryReservation", "Mounts")} == {
+        "ReadonlyRootfs": True,
+        "MemoryReservation": 64 * MIB,
+        "Mounts": [
+            {"Type": "volume", "Source": "berth-app-1-data", "Target": "/a", "ReadOnly": False},
+            {"Type": "volume", "Source": "berth-app-1-data", "Target": "/b", "ReadOnly": False},
+        ],
+    }
+    assert cs.reserved_nano_cpus == 500_000_000
+    assert [(p, f.mode, f.reveal()) for p, f in app_files.placed(spec, svc)] == [("/run/secrets/pw", 0o400, SECRET)]
+    assert SECRET not in json.dumps(cs.body)
