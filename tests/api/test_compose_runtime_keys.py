@@ -107,11 +107,38 @@ def test_what_a_secret_cannot_carry_is_refused_by_name(old: str, new: str, spot:
     assert _refusal(SECRETS.replace(old, new)).spot == spot
 
 
-def test_an_internal_network_is_refused_saying_why() -> None:
-    text = "services:\n  db:\n    image: x\n    networks: [back]\nnetworks:\n  back:\n    internal: true\n"
-    err = _refusal(text)
-    assert err.spot == "networks/back/internal"
-    assert "which its proxy shares" in err.why and "cut off from the internet" in err.why
+NETWORKS = """
+services:
+  web:
+    image: x
+    ports: ['8080']
+    networks: [front]
+  api:
+    image: x
+    networks: [front, back]
+  db:
+    image: x
+    networks: [back]
+networks:
+  front: {}
+  back:
+    internal: true
+"""
+
+
+def test_a_service_on_internal_networks_only_sits_on_the_applications_internal_network() -> None:
+    got = _translated(NETWORKS)
+    assert {s["name"]: s.get("internal_network") for s in got["services"]} == {
+        "web": None,
+        "api": "also",
+        "db": "only",
+    }
+    assert got["notes"] == [
+        "networks/back: mapped to the application's internal network (nothing forwarded out)",
+        "networks/front: mapped to the application's private network",
+    ]
+    err = _refusal(NETWORKS.replace("    networks: [front]\n", "    networks: [back]\n"))
+    assert err.spot == "services/web/networks" and "reached by the proxy" in err.why
 
 
 async def test_the_snapshot_renders_each_secret_file_and_shows_it_masked(client, members, scheduler) -> None:

@@ -233,7 +233,8 @@ networks:
     ]
     external = text.replace("back: {driver: bridge}", "back: {external: true}")
     assert _refusal(external).spot == "networks/back/external"
-    assert _refusal(text.replace("back: {driver: bridge}", "back: {internal: true}")).spot == "networks/back/internal"
+    (inside,) = _translated(text.replace("back: {driver: bridge}", "back: {internal: true}"))["services"]
+    assert inside["internal_network"] == "also"  # on the internal network too (``test_compose_runtime_keys``)
     named = text.replace("back: {driver: bridge}", "back: {name: seafile-net}")  # Dokploy's seafile
     assert _translated(named)["notes"] == [
         "networks/back/name: not carried: Berth names the application's private network",

@@ -23,6 +23,7 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.domain import app_files, swarm, swarm_files
 from berth_scheduler.domain.containers import container_spec
 from berth_scheduler.usecases.read_only_files import with_read_only_files
+from tests.scheduler.conftest import remove_labelled
 from tests.scheduler.test_app_files import _cleanup, _ran
 
 APP = "app-1"
@@ -239,3 +240,103 @@ async def test_a_compose_files_keys_reach_the_create_body_through_the_snapshot()
     assert cs.reserved_nano_cpus == 500_000_000
     assert [(p, f.mode, f.reveal()) for p, f in app_files.placed(spec, svc)] == [("/run/secrets/pw", 0o400, SECRET)]
     assert SECRET not in json.dumps(cs.body)
+
+
+def _networked(image: str = "x:1") -> ApplicationSpec:
+    serve = ["sh", "-c", "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 8080 -h /www", "{name}"]
+    services = [
+        {"kind": "web", "name": "web", "port": 8080, "health_path": "/", "command": [*serve[:3], "web"]},
+        {"kind": "worker", "name": "api", "internal_network": "also", "command": [*serve[:3], "api"]},
+        {"kind": "worker", "name": "db", "internal_network": "only", "command": [*serve[:3], "db"]},
+    ]
+    return ApplicationSpec.model_validate(
+        {
+            "name": "nets",
+            "source": {"kind": "image", "image": image},
+            "private_network": True,
+            "restart_policy": "no",
+            "network": "berth-team-databases",
+            "services": services,
+        }
+    )
+
+
+def test_a_service_on_the_internal_network_only_joins_no_other_network():
+    spec = _networked()
+    web, api, db = (
+        container_spec(APP, DEP, spec, s, 1, "x:1", 40000 if s.kind == "web" else None) for s in spec.services
+    )
+    first = {cs.service: cs.body["NetworkingConfig"]["EndpointsConfig"] for cs in (web, api, db)}
+    assert first == {
+        "web": {"berth-app-app-1": {"Aliases": ["web"]}},
+        "api": {"berth-app-app-1": {"Aliases": ["api"]}},
+        "db": {"berth-app-app-1-internal": {"Aliases": ["db"]}},
+    }
+    assert web.connects == (("berth-team-databases", ("web.nets",)),)
+    assert api.connects == (("berth-app-app-1-internal", ("api",)), ("berth-team-databases", ("api.nets",)))
+    assert db.connects == ()
+    remote = container_spec(APP, DEP, spec, spec.services[2], 1, "x:1", server_id="srv-2")
+    assert remote.body["NetworkingConfig"] == db.body["NetworkingConfig"] and remote.connects == ()  # no Berth network
+    data = spec.model_dump(mode="json")
+    data["services"][0]["internal_network"] = "only"
+    with pytest.raises(ValidationError, match="internal network only"):
+        ApplicationSpec.model_validate(data)
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+
+
+def _exec(name: str, script: str) -> str:
+    return _run(["docker", "exec", name, "sh", "-c", script])
+
+
+@pytest.mark.docker
+async def test_a_service_on_the_internal_network_only_is_cut_off_from_everything_but_that_network(
+    docker: DockerExecutor, busybox, app_id
+):
+    """``db`` sits on the internal network only, ``api`` on both, ``web`` on the private network only: nothing
+    is forwarded out of ``db``'s network (another network's address, as the internet's would be), ``web`` (the
+    proxy's side) reaches neither its name nor its address, and ``api`` reaches both sides."""
+    spec = _networked(busybox)
+    own = {"berth.managed": "true", "berth.app": app_id}
+    await docker.ensure_network(f"berth-app-{app_id}", own)
+    await docker.ensure_network(f"berth-app-{app_id}-internal", own, internal=True)
+    made = []
+    try:
+        for svc in spec.services:
+            cs = container_spec(app_id, uuid.uuid4().hex[:8], spec, svc, 1, busybox, 1 if svc.kind == "web" else None)
+            host = {k: v for k, v in cs.body["HostConfig"].items() if k != "PortBindings"}  # reached by name here
+            body = {**cs.body, "HostConfig": host}
+            # the application's networks (the team's databases' network is another part's)
+            cs = replace(cs, connects=tuple(c for c in cs.connects if c[0].startswith("berth-app-")), body=body)
+            await docker.create(cs)
+            for network, aliases in cs.connects:
+                await docker.connect_network(
+                    network, {"Container": cs.name, "EndpointConfig": {"Aliases": list(aliases)}}
+                )
+            await docker.start(cs.name)
+            made.append(cs.name)
+        web, api, db = made
+        info = await docker.inspect(db)
+        assert list(info["NetworkSettings"]["Networks"]) == [f"berth-app-{app_id}-internal"]
+        db_ip = info["NetworkSettings"]["Networks"][f"berth-app-{app_id}-internal"]["IPAddress"]
+        # busybox's wget crashes in these containers: nc asks, and the last line is the page (the server's name)
+        fetch = (
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 8080 2>/dev/null | tail -n 1 | grep . || echo unreached"
+        )
+        up = "echo | nc -w 1 {} 8080 >/dev/null 2>&1"
+        wait = f"i=0; until {up.format('web')} && {up.format('db')}; do i=$((i+1)); [ $i -gt 50 ] && break; sleep 0.2; done"
+        _exec(api, wait)  # both servers answer (api reaches both sides)
+        web_ip = (await docker.inspect(web))["NetworkSettings"]["Networks"][f"berth-app-{app_id}"]["IPAddress"]
+        # to another network's address: forwarded by the server, as a packet to the internet would be; the
+        # engine forwards nothing out of an internal network (Docker's Internal: no NAT, no way out at all)
+        inspect = ["docker", "network", "inspect", "-f", "{{.Internal}}"]
+        assert [_run([*inspect, f"berth-app-{app_id}{end}"]) for end in ("-internal", "")] == ["true", "false"]
+        assert (_exec(db, fetch.format(web_ip)), _exec(api, fetch.format(web_ip))) == ("unreached", "web")
+        assert (_exec(db, fetch.format("api")), _exec(db, fetch.format("web"))) == ("api", "unreached")
+        assert (_exec(web, fetch.format("db")), _exec(web, fetch.format(db_ip))) == ("unreached", "unreached")
+        assert (_exec(api, fetch.format("db")), _exec(api, fetch.format("web"))) == ("db", "web")
+    finally:
+        remove_labelled(f"berth.app={app_id}")
+        subprocess.run(["docker", "network", "rm", f"berth-app-{app_id}-internal"], capture_output=True, check=False)

@@ -10,11 +10,16 @@
   ``target`` (``/run/secrets/<name>`` unless compose names another), with its permission bits. The value
   is treated as a secret variable's is: printed as ``**********``, sealed whenever serialised to JSON
   (bound to its target), revealed only where the scheduler puts it into the service's read-only files.
+- ``InternalNetwork``: where a service on compose networks with ``internal: true`` sits: ``only`` on the
+  application's internal network (``berth-app-<application id>-internal``, Docker's ``Internal``: nothing is
+  forwarded out of it, so the service reaches no other network nor the internet, and neither the proxy's
+  side nor any other reaches it; the server's own addresses stay reachable, as on any internal network), or
+  ``also`` there and on the application's private network (it reaches both sides).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_serializer
 
@@ -22,10 +27,11 @@ from berth_common import sealing
 from berth_common.catalogue.mounts import MountPath
 from berth_common.catalogue.spec_base import Spec
 
-__all__ = ["MAX_SECRET_CHARS", "SECRETS_DIR", "Reservations", "SecretFile", "SecretFiles"]
+__all__ = ["MAX_SECRET_CHARS", "SECRETS_DIR", "InternalNetwork", "Reservations", "SecretFile", "SecretFiles"]
 
 SECRETS_DIR = "/run/secrets"
 MAX_SECRET_CHARS = 65536
+InternalNetwork = Literal["only", "also"]
 
 
 class Reservations(Spec):

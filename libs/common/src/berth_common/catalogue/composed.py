@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from berth_common.catalogue.compose_runtime import Reservations, SecretFiles
+from berth_common.catalogue.compose_runtime import InternalNetwork, Reservations, SecretFiles
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
 from berth_common.catalogue.secret_args import SecretArg
@@ -182,6 +182,8 @@ class Composed(Mounted):
     stdin_open: bool = Field(default=False, exclude_if=lambda v: not v)
     # compose's ``secrets``: each a read-only file of one secret value (``catalogue/compose_runtime.py``)
     secret_files: SecretFiles = Field(default_factory=list, exclude_if=lambda v: not v)
+    # on compose networks with ``internal: true``: the application's internal network only, or also (None: no)
+    internal_network: InternalNetwork | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _secret_targets(self) -> Composed:

@@ -242,6 +242,8 @@ class WebService(Composed):
         refusal = port_hosts_refusal(self.port, self.hosts, self.port_hosts, self.path_prefix, self.shared_hosts)
         if refusal is not None:
             raise ValueError(f"service {self.name}: {refusal}")
+        if self.internal_network == "only":
+            raise ValueError(f"service {self.name}: a routed service cannot sit on the internal network only")
         return self
 
     def routed_ports(self) -> list[tuple[int, list[str]]]:

@@ -147,6 +147,7 @@ def compose_spec(
             "env": _environment(found, spec),
             "secret_args": _secret_args(found, spec),
             "secret_files": _secret_files(found, spec),
+            "internal_network": found.get("internal_network"),
             "host_limits": found.get("host_limits"),
             "aliases": found.get("aliases") or [],
             "depends_on": found.get("depends_on") or [],

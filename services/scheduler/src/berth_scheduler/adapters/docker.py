@@ -85,10 +85,11 @@ class DockerExecutor:
 
     # --- engine ------------------------------------------------------------------------------------
 
-    async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        """Make the network unless it exists. The engine's ``CheckDuplicate`` does not hold against two creations
-        at once (two deployments preparing a new server make two networks of one name, then every use of the
-        name is ambiguous): this executor makes one name at a time."""
+    async def ensure_network(self, name: str, labels: dict[str, str], *, internal: bool = False) -> None:
+        """Make the network unless it exists (``internal``: Docker's ``Internal``, nothing forwarded out of it). The
+        engine's ``CheckDuplicate`` does not hold against two creations at once (two deployments preparing a
+        new server make two networks of one name, then every use of the name is ambiguous): this executor
+        makes one name at a time."""
         async with self.lock(name):
             try:
                 await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
@@ -96,6 +97,8 @@ class DockerExecutor:
                 if exc.status != 404:
                     raise
                 config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+                if internal:
+                    config["Internal"] = True
                 create = self.docker.json("POST", "networks/create", body=config)
                 try:
                     await self._call(f"create network {name}", create)

@@ -6,7 +6,10 @@ definition of a service's containers (to keep a stateful service running when it
   (made on each server that runs one of its services), reachable there by its service name and its
   aliases; the networks a replica joins besides (the team's network of its linked databases on ``local``,
   a remote server's Berth network) are connected after its creation (the engine's API 1.41 takes one
-  network in a create body).
+  network in a create body). A service on compose networks with ``internal: true`` joins the application's
+  internal network (``berth-app-<application id>-internal``, Docker's ``Internal``: nothing forwarded out) as well
+  (``also``), or that network only (``only``: then no other network either, so it reaches neither the
+  internet nor the proxy, and only the services on that network reach it).
 - Start order: layer by layer (``catalogue.start_layers``); a layer starts once each dependency of its
   services meets its condition on every replica: ``service_started`` (running, or ran and exited),
   ``service_healthy`` (Docker's health status ``healthy``), ``service_completed_successfully`` (exited 0).
@@ -36,6 +39,12 @@ NETWORK_PREFIX = "berth-app-"
 def network_name(application_id: str) -> str:
     """``berth-app-<application id>``: the application's private network on every server it runs on."""
     return f"{NETWORK_PREFIX}{application_id}"
+
+
+def internal_network_name(application_id: str) -> str:
+    """``berth-app-<application id>-internal``: the application's internal network (Docker's ``Internal``:
+    nothing forwarded out) on every server that runs a service on it."""
+    return f"{NETWORK_PREFIX}{application_id}-internal"
 
 
 def connect_body(container: str, aliases: tuple[str, ...]) -> dict[str, Any]:

@@ -200,10 +200,16 @@ def container_spec(
         if service.host_limits.stop_signal is not None:
             body["StopSignal"] = service.host_limits.stop_signal
     networks: list[tuple[str, tuple[str, ...]]] = []  # the first in the create body, the others connected
+    internal = service.internal_network
     if spec.private_network:
         own = (service.name, *(a for a in service.aliases if a != service.name))
-        networks.append((compose.network_name(application_id), own))
-    if remote:
+        if internal != "only":
+            networks.append((compose.network_name(application_id), own))
+        if internal is not None:
+            networks.append((compose.internal_network_name(application_id), own))
+    if internal == "only":
+        pass  # no way out: neither a server's Berth network nor the team's databases' network
+    elif remote:
         networks.append((SERVER_NETWORK, (name,)))
     elif spec.network is not None:
         networks.append((spec.network, (f"{service.name}.{spec.name}",)))

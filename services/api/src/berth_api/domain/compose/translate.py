@@ -23,7 +23,8 @@ routes of the application on one host and path are refused.
   of one service with one replica is single-writer, so that service deploys with ``strategy: recreate``.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
   that directory), given in ``compose.files``: ``files`` of the service; any other relative path is refused.
-- Networks: the application has one private network; every compose network is mapped onto it.
+- Networks: the application has one private network; every compose network is mapped onto it, but those
+  with ``internal: true``, mapped onto its internal network (``internal_networks``).
 - Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
 """
 
@@ -37,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from berth_api.domain import names
-from berth_api.domain.compose import keys, secret_files, secret_refs
+from berth_api.domain.compose import internal_networks, keys, secret_files, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.services import Context, Route, translate_service
 
@@ -47,14 +48,6 @@ VOLUME_WHY = {
     "driver": "Berth volumes use Docker's default driver, local",
     "driver_opts": "driver options mount what they name (a host directory, an NFS share): a bind mount in disguise",
 }
-
-
-INTERNAL_WHY = (
-    "Berth does not carry an internal network: an application's services run on one private network, which "
-    "its proxy shares and from which they reach the internet, so a service on an internal network would be "
-    "neither hidden from the proxy nor cut off from the internet; remove internal (the service is then "
-    "reachable from the proxy and reaches the internet)"
-)
 
 
 @dataclass(frozen=True)
@@ -129,10 +122,12 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
             if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
                 notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
                 continue
-            if k == "internal":
-                raise ComposeRefusal(f"networks/{key}/internal", INTERNAL_WHY)
+            if k == "internal" and v is True:
+                continue  # the application's internal network (``internal_networks``)
             raise not_carried(f"networks/{key}/{k}", "the application has one private network")
-        if key != "default":
+        if (net or {}).get("internal") is True:
+            notes.append(f"networks/{key}: mapped to the application's internal network (nothing forwarded out)")
+        elif key != "default":
             notes.append(f"networks/{key}: mapped to the application's private network")
 
 
@@ -373,6 +368,7 @@ def translate(
         secrets=secret_files.top_level(model, notes),
     )
     linked = _links(services, slugs)
+    internal = internal_networks.internal_names(model)
     out, restarts, grace = [], set(), 0.0
     for name in order:
         svc = services[name]
@@ -385,6 +381,9 @@ def translate(
         if aliases:
             spec["aliases"] = aliases
         spec["restart"] = _restart(name, svc.get("restart"))
+        inside = internal_networks.placement(name, svc, internal, spec["kind"] == "web")
+        if inside is not None:
+            spec["internal_network"] = inside
         restarts.add(spec["restart"])
         grace = max(grace, spec.get("stop_grace_s", 0.0))
         out.append(spec)

@@ -221,8 +221,10 @@ class RemovalDriver:
         await swarm.remove()  # first: Swarm would start a task again in place of a container stopped here
         await asyncio.gather(*(d.stop(c.name) for d, c in on if c.state in ("running", "restarting")))
         await asyncio.gather(*(d.remove(c.name) for d, c in on))
-        for server in sorted(servers):  # a compose application's private network, where it was made
-            await (await rt.fleet.docker(server)).remove_network(compose.network_name(r.application_id))
+        for server in sorted(servers):  # a compose application's private and internal networks, where made
+            docker = await rt.fleet.docker(server)
+            await docker.remove_network(compose.network_name(r.application_id))
+            await docker.remove_network(compose.internal_network_name(r.application_id))
         await write(rt, removals.forget_containers, r.application_id)
         await transit(rt, r.application_id, removal.ContainersRemoved())
         log.info("application containers removed", application_id=r.application_id, count=len(found))

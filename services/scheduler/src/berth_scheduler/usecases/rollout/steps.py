@@ -236,6 +236,8 @@ async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, 
             **({labels.TEAM: r.team_id} if r.team_id else {}),
         }
         await docker.ensure_network(compose.network_name(r.application_id), net_labels)
+        if any(svc.internal_network is not None for svc in spec.services):
+            await docker.ensure_network(compose.internal_network_name(r.application_id), net_labels, internal=True)
     if server == LOCAL:
         if spec.network is not None:
             await docker.ensure_network(spec.network, {labels.MANAGED: "true"})
