@@ -205,11 +205,12 @@ async def test_a_secret_file_holds_its_value_read_only_at_its_target(docker: Doc
 
 async def test_a_compose_files_keys_reach_the_create_body_through_the_snapshot():
     """The api's translation and snapshot, then the scheduler's body: read_only, the reservations, one volume
-    at two paths and a secret of the application's variable, exactly."""
+    at two paths, a secret of the application's variable and an internal network, exactly."""
     text = (
         "services:\n  db:\n    image: berth/db:1\n    read_only: true\n    volumes: [data:/a, data:/b]\n"
         "    deploy: {resources: {reservations: {cpus: '0.5', memory: 64m}}}\n    secrets: [{source: pw, mode: 0400}]\n"
-        "volumes:\n  data: {}\nsecrets:\n  pw: {environment: DB_PASSWORD}\n"
+        "    networks: [back]\n"
+        "volumes:\n  data: {}\nsecrets:\n  pw: {environment: DB_PASSWORD}\nnetworks:\n  back: {internal: true}\n"
     )
     found = await normalise(text, {})
     result = translate(found.model, precheck(text))
@@ -238,6 +239,8 @@ async def test_a_compose_files_keys_reach_the_create_body_through_the_snapshot()
         ],
     }
     assert cs.reserved_nano_cpus == 500_000_000
+    assert cs.body["NetworkingConfig"] == {"EndpointsConfig": {"berth-app-app-1-internal": {"Aliases": ["db"]}}}
+    assert cs.connects == ()
     assert [(p, f.mode, f.reveal()) for p, f in app_files.placed(spec, svc)] == [("/run/secrets/pw", 0o400, SECRET)]
     assert SECRET not in json.dumps(cs.body)
 
