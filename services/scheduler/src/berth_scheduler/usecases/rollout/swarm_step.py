@@ -98,7 +98,11 @@ class SwarmStarting:
         async def stopped(count: int) -> None:  # strategy recreate: the old tasks stopped first
             await transit(rt, r.deployment_id, machine.OldStoppedForRecreate((svc.name,), count, 0))
 
-        await rollout.run(version, stopped)
+        try:
+            await rollout.run(version, stopped)
+        finally:
+            if isinstance(rollout.probe, NodeProbe):
+                await rollout.probe.aclose()  # the overlay probe's relay, when it was used
         await swarm_files.prune(rollout.manager, r.application_id)
 
     async def rollout_of(
