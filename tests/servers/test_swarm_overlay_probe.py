@@ -1,7 +1,7 @@
 """A web service without a health check of its own on a Swarm where Berth reaches only the manager (an adopted
 Swarm's workers are not servers it has): its tasks run on every node, Berth's readiness check reaches the
-ones on the other nodes over the overlay network (the overlay probe on the manager's node, an ``nc`` exec
-per check), the route on the manager's Traefik (the real proxy-sync) takes every ready task, and a version
+ones on the other nodes over the overlay network (the overlay probe on the manager's node, an ``nc`` per
+check run by its relay), the route on the manager's Traefik (the real proxy-sync) takes every ready task, and a version
 switch under load has zero errors. The check is still a GET: a path that answers 404 is never ready."""
 
 from __future__ import annotations

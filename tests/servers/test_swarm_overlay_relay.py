@@ -1,6 +1,6 @@
 """The overlay probe's relay on the local engine (seconds, no Swarm): the probe container is made on first use
-on the network it is given, each check is one ``nc`` exec whose answer the readiness check reads as from any
-connection (2xx passes, an error status says its body, a closed port is "connection refused"), and a probe
+on the network it is given, each check is one ``nc`` run by the relay (one exec for every check) whose answer
+the readiness check reads as from any connection (2xx passes, an error status says its body, a closed port is "connection refused"), and a probe
 that was removed is made again by the next check. The Swarm itself: ``test_swarm_overlay_probe.py``."""
 
 from __future__ import annotations
