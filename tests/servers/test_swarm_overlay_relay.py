@@ -106,8 +106,8 @@ def _processes(name: str) -> list[str]:
 async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app: tuple[str, str]) -> None:
     """The relay: checks of many tasks at once go through one exec of the probe, each connection reads its
     own answer (bodies longer than one frame, refusals among them), no ``nc`` outlives its closed connection,
-    a check the relay ended before answering is sent again on a new one, and the relay ends when no check
-    came for ``idle_s`` (the next check starts another)."""
+    a check the relay ended before answering is sent again on a new one, the relay ends when no check came
+    for ``idle_s`` (the next check starts another), and a relay closed by its owner ends its open checks."""
     network, address = app
     big = "x" * 5000
     web = f"berth-relay-big-{network}"
@@ -164,6 +164,17 @@ async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app:
         assert [p for p in _processes(name) if not p.startswith("[")] == [], _processes(name)  # "[sh]": zombies
         assert (await answer(address, 8080))[:15] == b"HTTP/1.1 200 OK"
         assert _execs(name, since) == 3
+
+        # closed (its rollout ended) with a check open on a task that does not answer: the check ends at once,
+        # reset, and is not sent again on another relay
+        _docker("exec", "-d", web, "sh", "-c", "sleep 60 | nc -l -p 9000")  # accepts, never answers
+        await asyncio.sleep(0.3)
+        hanging = asyncio.create_task(answer(big_address, 9000))
+        await asyncio.sleep(0.5)
+        assert not hanging.done()
         await probe.aclose()
+        assert (await asyncio.wait_for(hanging, 2)).startswith("ConnectionResetError: "), hanging.result()
+        await asyncio.sleep(0.3)
+        assert _execs(name, since) == 3
     finally:
         subprocess.run(["docker", "rm", "-f", web], capture_output=True)

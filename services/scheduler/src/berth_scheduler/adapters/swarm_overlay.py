@@ -109,9 +109,11 @@ class _Relay:
         self.probe = probe
         self.ex = ex
         self.alive = True
+        self.ended_here = False  # ended by :meth:`_end` (idle, closed): its open checks are not sent again
         self.checks: dict[int, _Check] = {}
         self._idle: asyncio.TimerHandle | None = None
         self._pump = asyncio.create_task(self._out())
+        self._still()  # a relay no check came to ends too
 
     def send(self, check: _Check, line: bytes) -> None:
         assert self.ex._writer is not None
@@ -150,12 +152,13 @@ class _Relay:
             said = self.ex.error_text()
             lost, self.checks = list(self.checks.values()), {}
             for check in lost:
-                check.lost(f"{why}: {said}" if said else why)
+                check.lost(f"{why}: {said}" if said else why, again=not self.ended_here)
             with contextlib.suppress(Exception):
                 await self.ex.__aexit__(None, None, None)
 
     def _end(self) -> None:
         self.alive = False  # a check that comes now starts another relay
+        self.ended_here = True
         if self.ex._writer is not None:
             self.ex._writer.close()  # the relay reads the end of its input and ends
 
@@ -189,7 +192,7 @@ class _Check:
         if self._relay.alive:
             self._relay.send(self, dom.check_line(self.number, self.address, self.port, data))
         else:  # it ended since the connection was opened
-            self.lost("")
+            self.lost("the overlay probe's relay ended", again=not self._relay.ended_here)
 
     async def _resend(self) -> None:
         try:
@@ -213,11 +216,11 @@ class _Check:
         else:
             self.reader.feed_eof()
 
-    def lost(self, why: str) -> None:
-        """The relay ended while the check was open: sent once more when nothing came back yet."""
+    def lost(self, why: str, again: bool = True) -> None:
+        """The relay ended while the check was open: sent once more (``again``) when nothing came back yet."""
         if self._closed:
             return
-        if self._answered or self._resent:
+        if self._answered or self._resent or not again:
             self.reader.set_exception(ConnectionResetError(why))
             return
         self._resent = True
