@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from berth_common.catalogue import WebService
+from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.usecases.rollout import swarm_follow
 from berth_scheduler.usecases.rollout.swarm_follow import SwarmFollower
 
@@ -32,6 +33,7 @@ def _follower(monkeypatch, finishes_meanwhile: bool) -> tuple[SwarmFollower, _Ro
     d1, d2 = SimpleNamespace(id="d1", spec="spec-1"), SimpleNamespace(id="d2", spec="spec-2")
     state = {"last": d1}
     routes = _Routes()
+    overlays: list[Any] = []
     web = WebService(name="web", port=8080, hosts=["shop.test"])
     version = SimpleNamespace(route_id="r-web", hosts=["shop.test"], replica=SimpleNamespace(container_port=None))
 
@@ -42,11 +44,12 @@ def _follower(monkeypatch, finishes_meanwhile: bool) -> tuple[SwarmFollower, _Ro
 
     rollout = SimpleNamespace(ready_tasks=ready_tasks, routes=routes)
 
-    async def rollout_of(*_: Any) -> tuple[Any, Any]:
+    async def rollout_of(*args: Any) -> tuple[Any, Any]:
+        overlays.append(args[-1])  # the overlay probe the pass checks unreached nodes' tasks through
         return rollout, version
 
     async def places_of(*_: Any) -> dict[str, Any]:
-        return {"web": SimpleNamespace(manager_server_id="mgr")}
+        return {"web": SimpleNamespace(manager_server_id="mgr", network="berth")}
 
     async def last_succeeded(_s: Any, _app: str) -> Any:
         return state["last"]
@@ -72,6 +75,7 @@ def _follower(monkeypatch, finishes_meanwhile: bool) -> tuple[SwarmFollower, _Ro
         return [("app", d1)]
 
     follower.live_on_swarms = live  # type: ignore[method-assign]
+    follower.seen_overlays = overlays  # type: ignore[attr-defined]
     return follower, routes
 
 
@@ -85,3 +89,15 @@ async def test_a_pass_leaves_the_route_when_a_newer_version_succeeded_while_it_p
     follower, routes = _follower(monkeypatch, finishes_meanwhile=True)
     await follower.tick()
     assert routes.applied == []
+
+
+async def test_every_pass_checks_through_the_same_overlay_probe(monkeypatch) -> None:
+    """The follower keeps one overlay probe per manager and overlay network from pass to pass, so its relay
+    (one exec on the manager) serves every pass instead of each pass starting one of its own."""
+    follower, _ = _follower(monkeypatch, finishes_meanwhile=False)
+    for _ in range(3):
+        await follower.tick()
+    seen = follower.seen_overlays  # type: ignore[attr-defined]
+    assert len(seen) == 3 and isinstance(seen[0], OverlayProbe) and all(o is seen[0] for o in seen)
+    assert seen[0].name == "berth-probe-berth"
+    assert list(follower.overlays) == [("mgr", "berth")]

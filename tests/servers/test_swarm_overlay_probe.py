@@ -1,7 +1,7 @@
 """A web service without a health check of its own on a Swarm where Berth reaches only the manager (an adopted
 Swarm's workers are not servers it has): its tasks run on every node, Berth's readiness check reaches the
-ones on the other nodes over the overlay network (the overlay probe on the manager's node, an ``nc`` exec
-per check), the route on the manager's Traefik (the real proxy-sync) takes every ready task, and a version
+ones on the other nodes over the overlay network (the overlay probe on the manager's node, an ``nc`` per
+check run by its relay), the route on the manager's Traefik (the real proxy-sync) takes every ready task, and a version
 switch under load has zero errors. The check is still a GET: a path that answers 404 is never ready."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from tests.support.images import busybox_image
 site, three, cluster, platform = swarm_tests.site, swarm_tests.three, swarm_tests.cluster, swarm_tests.platform
 
 
-def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_each_check_one_nc() -> None:
+def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_checks_are_lines_to_its_relay() -> None:
     assert swarm_overlay.probe_name("berth") == "berth-probe-berth"
     assert swarm_overlay.probe_body("berth") == {
         "Image": "berth/busybox:1",
@@ -57,8 +57,34 @@ def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_each_check_one_n
         "HostConfig": {"NetworkMode": "berth", "RestartPolicy": {"Name": "unless-stopped"}},
         "NetworkingConfig": {"EndpointsConfig": {"berth": {}}},
     }
-    assert swarm_overlay.connect_argv("10.0.1.7", 8080, 2.5) == ["nc", "-w", "3", "10.0.1.7", "8080"]
-    assert swarm_overlay.connect_argv("10.0.1.7", 80, 0.2) == ["nc", "-w", "1", "10.0.1.7", "80"]
+    # one exec, the relay, for every check: its script is a constant argument, its parameter nc's -w
+    assert swarm_overlay.relay_argv(2.5) == ["sh", "-c", swarm_overlay.RELAY_SCRIPT, "berth-relay", "3"]
+    assert swarm_overlay.relay_argv(0.2)[3:] == ["berth-relay", "1"]
+    # a check is a line of numbers, an IP address and the request as printf escapes (backslashes and digits)
+    request = b"GET / HTTP/1.0\r\n\r\n"
+    escaped = "".join(f"\\0{b:03o}" for b in request)
+    assert swarm_overlay.check_line(7, "10.0.1.7", 8080, request) == f"7 10.0.1.7 8080 {escaped}\n".encode()
+    assert escaped.startswith("\\0107\\0105\\0124\\0040")  # "GET "
+    assert swarm_overlay.check_line(8, "fd00::0:7", 80, b"") == b"8 fd00::7 80 \n"
+    for address in ("10.0.1.7 80", "10.0.1.7;reboot", "-e", "web", "$(id)", ""):
+        with pytest.raises(ValueError):
+            swarm_overlay.check_line(1, address, 8080, request)
+    for port in (0, 65536, -1, True, "80"):
+        with pytest.raises(ValueError):
+            swarm_overlay.check_line(1, "10.0.1.7", port, request)  # type: ignore[arg-type]
+    assert swarm_overlay.close_line(7) == b"7 close\n"
+    # the relay's output: frames, whole however it is cut
+    out = b"7 o 5\nHTTP/8 o 0\n7 e 3\nnc!"
+    frames = swarm_overlay.Frames()
+    got = [f for i in range(len(out)) for f in frames.feed(out[i : i + 1])]
+    assert got == [
+        swarm_overlay.Frame(7, "o", b"HTTP/"),
+        swarm_overlay.Frame(8, "o", b""),
+        swarm_overlay.Frame(7, "e", b"nc!"),
+    ]
+    assert swarm_overlay.Frames().feed(b"7 o 12\n1 o 5\n") == []  # a frame's bytes may hold a newline
+    with pytest.raises(ValueError):
+        swarm_overlay.Frames().feed(b"sh: syntax error\n")
     said = "nc: can't connect to remote host (10.0.1.7): Connection refused\n"
     assert swarm_overlay.connect_failure(said) == "connection refused"
     assert swarm_overlay.connect_failure("nc: bad address 'x'") == "nc: bad address 'x'"

@@ -1,6 +1,6 @@
 """The overlay probe's relay on the local engine (seconds, no Swarm): the probe container is made on first use
-on the network it is given, each check is one ``nc`` exec whose answer the readiness check reads as from any
-connection (2xx passes, an error status says its body, a closed port is "connection refused"), and a probe
+on the network it is given, each check is one ``nc`` run by the relay (one exec for every check) whose answer
+the readiness check reads as from any connection (2xx passes, an error status says its body, a closed port is "connection refused"), and a probe
 that was removed is made again by the next check. The Swarm itself: ``test_swarm_overlay_probe.py``."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from berth_scheduler.adapters.remote_readiness import request_bytes
 from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import swarm_overlay
@@ -75,3 +76,105 @@ async def test_a_check_through_the_overlay_probe_is_a_get_like_any_other(app: tu
 
     # without an overlay probe, a task on a node Berth does not reach is not checked here
     assert not NodeProbe(None, lambda: {}).reaches_over_overlay(task)  # type: ignore[arg-type]
+
+
+def _execs(name: str, since: str) -> int:
+    """How many relays the engine started in container ``name`` since ``since`` (its exec events; the
+    ``ps`` of :func:`_processes` is an exec too)."""
+    out = _docker(
+        "events",
+        "--since",
+        since,
+        "--until",
+        _docker("system", "info", "-f", "{{json .SystemTime}}").strip('"'),
+        "--filter",
+        f"container={name}",
+        "--filter",
+        "event=exec_create",
+        "--format",
+        "{{json .Action}}",
+    )
+    return len([line for line in out.splitlines() if "berth-relay" in line])
+
+
+def _processes(name: str) -> list[str]:
+    """The probe's processes other than its own sleep and the ``ps`` asking (their command lines)."""
+    lines = _docker("exec", name, "ps", "-o", "args").splitlines()[1:]
+    return [line for line in lines if not line.startswith(("sleep 2147483647", "ps "))]
+
+
+async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app: tuple[str, str]) -> None:
+    """The relay: checks of many tasks at once go through one exec of the probe, each connection reads its
+    own answer (bodies longer than one frame, refusals among them), no ``nc`` outlives its closed connection,
+    a check the relay ended before answering is sent again on a new one, the relay ends when no check came
+    for ``idle_s`` (the next check starts another), and a relay closed by its owner ends its open checks."""
+    network, address = app
+    big = "x" * 5000
+    web = f"berth-relay-big-{network}"
+    _docker("run", "-d", "--name", web, "--network", network, "-e", f"BODY={big}", busybox_image(), "sh", "-c", SCRIPT)
+    try:
+        fmt = '{{(index .NetworkSettings.Networks "' + network + '").IPAddress}}'
+        big_address = _docker("inspect", "-f", fmt, web)
+
+        async def socket() -> str:
+            return SOCKET
+
+        probe = OverlayProbe(socket, network, timeout_s=3, idle_s=1.0)
+        name = swarm_overlay.probe_name(network)
+        await probe.ensure()
+        since = _docker("system", "info", "-f", "{{json .SystemTime}}").strip('"')
+
+        async def answer(where: str, port: int) -> bytes | str:
+            try:
+                reader, writer = await probe.open_connection(where, port)
+            except OSError as exc:
+                return str(exc)
+            try:
+                writer.write(request_bytes(where, port, "/"))
+                return await asyncio.wait_for(reader.read(), 5)
+            except OSError as exc:
+                return f"{type(exc).__name__}: {exc}"
+            finally:
+                writer.close()
+
+        for _ in range(50):  # both httpd started
+            first = await asyncio.gather(answer(address, 8080), answer(big_address, 8080))
+            if all(isinstance(a, bytes) and a.startswith(b"HTTP/1.") for a in first):
+                break
+            await asyncio.sleep(0.1)
+        wanted = [(address, 8080), (big_address, 8080), (address, 8081)] * 4
+        answers = await asyncio.gather(*(answer(a, p) for a, p in wanted))
+        for (where, port), got in zip(wanted, answers, strict=True):
+            if port == 8081:
+                assert got == "ConnectionRefusedError: connection refused", got
+            else:
+                assert isinstance(got, bytes) and got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:100]
+                assert got.endswith(b"\r\n\r\n" + (big if where == big_address else "relayed").encode()), got[-100:]
+        assert _execs(name, since) == 1
+        await asyncio.sleep(0.5)
+        assert not [p for p in _processes(name) if p.startswith("nc ")], _processes(name)
+
+        # a relay that ended (killed here) before it answered a check: the check is sent again on a new one
+        relay = [p.split()[0] for p in _docker("exec", name, "ps", "-o", "pid,args").splitlines() if "berth-relay" in p]
+        _docker("exec", name, "kill", *relay)
+        assert (await answer(address, 8080))[:15] == b"HTTP/1.1 200 OK"
+        assert _execs(name, since) == 2
+
+        await asyncio.sleep(1.5)  # idle: the relay ended, and every check's processes with it
+        assert [p for p in _processes(name) if not p.startswith("[")] == [], _processes(name)  # "[sh]": zombies
+        assert (await answer(address, 8080))[:15] == b"HTTP/1.1 200 OK"
+        assert _execs(name, since) == 3
+
+        # closed (its rollout ended) with a check open on a task that does not answer: the check ends at once,
+        # reset, and is not sent again on another relay
+        _docker("exec", "-d", web, "sh", "-c", "sleep 60 | nc -l -p 9000")  # accepts, never answers
+        await asyncio.sleep(0.3)
+        hanging = asyncio.create_task(answer(big_address, 9000))
+        await asyncio.sleep(0.5)
+        assert not hanging.done()
+        await probe.aclose()
+        assert (await asyncio.wait_for(hanging, 2)).startswith("ConnectionResetError: "), hanging.result()
+        await asyncio.sleep(0.3)
+        assert _execs(name, since) == 3
+    finally:
+        subprocess.run(["docker", "rm", "-f", web], capture_output=True)

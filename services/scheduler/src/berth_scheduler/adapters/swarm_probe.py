@@ -133,6 +133,11 @@ class NodeProbe:
 
         return await get_seen(connection, address, port, path, self.timeout_s)
 
+    async def aclose(self) -> None:
+        """End the overlay probe's relay, when checks went through it (the probe container stays)."""
+        if self.overlay is not None:
+            await self.overlay.aclose()
+
     async def last_lines(self, service_name: str, task: dict[str, Any] | None, lines: int = 15) -> str:
         """The last ``lines`` a task's container wrote, read through its node ("" when there are none, or
         the node or its engine does not answer)."""

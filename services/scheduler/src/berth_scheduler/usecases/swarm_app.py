@@ -147,8 +147,11 @@ async def swarm_replicas(rt: RolloutContext, application_id: str) -> list[Replic
         )
         nodes = dict(place.nodes)
         web = await _web_of(rt, services)
-        for service in sorted(services, key=lambda x: str((x.get("Spec") or {}).get("Name"))):
-            out += await _tasks_of(manager, probe, place, service, nodes, web)
+        try:
+            for service in sorted(services, key=lambda x: str((x.get("Spec") or {}).get("Name"))):
+                out += await _tasks_of(manager, probe, place, service, nodes, web)
+        finally:
+            await probe.aclose()
     return out
 
 

@@ -21,11 +21,13 @@ import sqlalchemy as sa
 from berth_common.catalogue import WebService
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import removals, store, tables
+from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.domain import swarm_rollout as dom
 from berth_scheduler.domain.machine import State
 from berth_scheduler.domain.removal import Phase
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.swarm_step import SwarmStarting, places_of
+from berth_scheduler.usecases.swarm_app import overlay_probe
 from berth_scheduler.usecases.swarm_rollout import RouteNotLive
 
 log = get_logger(__name__)
@@ -38,6 +40,9 @@ class SwarmFollower:
     leading: Callable[[], bool]
     interval_s: float = 2.0
     routed: dict[str, list[str]] = field(default_factory=dict)  # route id -> upstreams set here last
+    # (manager server, overlay network) -> its overlay probe, kept from pass to pass: its relay serves every
+    # pass's checks of tasks on nodes Berth does not reach (ended when no pass came for its idle time)
+    overlays: dict[tuple[str, str], OverlayProbe] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def live_on_swarms(self) -> list[tuple[str, object]]:
@@ -66,7 +71,9 @@ class SwarmFollower:
                 place = places.get(svc.name)
                 if place is None or not isinstance(svc, WebService) or not svc.hosts:
                     continue
-                rollout, version = await self.starting.rollout_of(self.rt, r, spec, svc, place)
+                key = (place.manager_server_id, place.network)
+                overlay = self.overlays.get(key) or self.overlays.setdefault(key, overlay_probe(self.rt, place))
+                rollout, version = await self.starting.rollout_of(self.rt, r, spec, svc, place, overlay)
                 port = version.replica.container_port or svc.port
                 wanted = dom.upstreams(await rollout.ready_tasks(version), port)
                 if (

@@ -22,6 +22,7 @@ from typing import Any
 from berth_common import fleet
 from berth_common.catalogue import ApplicationSpec, WebService, WorkerService
 from berth_scheduler.adapters import tables
+from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import machine, names, route_tls
 from berth_scheduler.domain.containers import container_spec
@@ -98,13 +99,24 @@ class SwarmStarting:
         async def stopped(count: int) -> None:  # strategy recreate: the old tasks stopped first
             await transit(rt, r.deployment_id, machine.OldStoppedForRecreate((svc.name,), count, 0))
 
-        await rollout.run(version, stopped)
+        try:
+            await rollout.run(version, stopped)
+        finally:
+            if isinstance(rollout.probe, NodeProbe):
+                await rollout.probe.aclose()  # the overlay probe's relay, when it was used
         await swarm_files.prune(rollout.manager, r.application_id)
 
     async def rollout_of(
-        self, rt: RolloutContext, r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService, place: SwarmPlace
+        self,
+        rt: RolloutContext,
+        r: Rollout,
+        spec: ApplicationSpec,
+        svc: WebService | WorkerService,
+        place: SwarmPlace,
+        overlay: OverlayProbe | None = None,
     ) -> tuple[SwarmRollout, SwarmVersion]:
-        """The Swarm rollout of ``svc``'s version of deployment ``r``, and that version."""
+        """The Swarm rollout of ``svc``'s version of deployment ``r``, and that version (its tasks on nodes
+        Berth does not reach checked through ``overlay``, or an overlay probe of its own)."""
         async with rt.sessionmaker() as s:
             manager = await fleet.server_of(s, tables.servers, place.manager_server_id)
             targets = await node_targets(s, place)
@@ -125,7 +137,8 @@ class SwarmStarting:
         async def task_logs(server_id: str, container: str, lines: int) -> str:
             return await (await rt.fleet.docker(server_id)).logs(container, lines)
 
-        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs, overlay=overlay_probe(rt, place))
+        overlay = overlay or overlay_probe(rt, place)
+        probe = NodeProbe(self.swarms.servers.pool, lambda: targets, logs=task_logs, overlay=overlay)
         rollout = SwarmRollout(
             engine,
             place.manager_server_id,
