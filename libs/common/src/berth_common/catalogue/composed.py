@@ -18,10 +18,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
+from berth_common.catalogue.published_ports import PublishedPort, published_refusal
 from berth_common.catalogue.secret_args import SecretArg
 from berth_common.catalogue.spec_base import Spec
 from berth_common.values import Slug
@@ -175,6 +176,17 @@ class Composed(Mounted):
     # for images that wait on a console (a game server's, ClickHouse's client tools)
     tty: bool = Field(default=False, exclude_if=lambda v: not v)
     stdin_open: bool = Field(default=False, exclude_if=lambda v: not v)
+    # compose's ``ports:`` published on the server (``catalogue/published_ports.py``): one replica, recreated
+    published_ports: list[PublishedPort] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
+
+    @model_validator(mode="after")
+    def _published(self) -> Composed:
+        refusal = published_refusal(
+            self.published_ports, int(getattr(self, "replicas", 1)), list(getattr(self, "servers", []))
+        )
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
 
 def dependency_refusal(services: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> str | None:
