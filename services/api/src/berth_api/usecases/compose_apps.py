@@ -183,6 +183,7 @@ async def translated(
         allowed=deps.settings.compose_allowed(team_id),
         has_repository=config.get("source", {}).get("kind") == "git",
         files=compose_files.paths(config),
+        published=deps.settings.published_ranges(team_id),
     )
     try:
         order = precheck(text)

@@ -10,7 +10,8 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   container names); its compose name is kept in ``aliases`` (the name other services reach it by).
 - Hosts: which service and port get a host (and a URL path prefix: ``path``, one per routed port of a
   service, ``/`` the whole host) is set per application (``HostMap``); without any, the first
-  service in the file with a published or exposed port gets the generated host at its first port. Those
+  service in the file with a published or exposed port gets the generated host at its first port (for a
+  team allowed published ports, ``published_ports.py``: with an exposed or unpublished port). Those
   services are Berth web services (the normal rolling rollout); every other service is a worker. A host
   may give another port of a service than its first host's (MinIO's API and console): on a named host of
   its own or, without one, a generated host of that port (``generated``), under a path of its own
@@ -39,6 +40,7 @@ from typing import Any
 from berth_api.domain import names
 from berth_api.domain.compose import keys, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried
+from berth_api.domain.compose.published_ports import Ranges, unpublished_ports
 from berth_api.domain.compose.services import Context, Route, present, translate_service
 
 MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
@@ -69,6 +71,7 @@ class Policy:
     allowed: frozenset[str] = frozenset()
     has_repository: bool = False
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
+    published: Ranges | None = None  # the ports the team may publish on the server (None: not allowed)
 
 
 def berth_name(name: str) -> str:
@@ -231,10 +234,12 @@ def _same_route(i: int, h: HostMap, path: str | None, seen: dict[tuple[str, str]
         )
 
 
-def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap]) -> dict[str, Route]:
-    if not hosts:
+def _routes(
+    services: Mapping[str, Any], order: list[str], hosts: list[HostMap], publishes: bool = False
+) -> dict[str, Route]:
+    if not hosts:  # ``publishes``: the team may publish ports, so a published one is not routed by default
         for name in order:
-            port = _first_port(services[name])
+            port = next(iter(unpublished_ports(services[name])), None) if publishes else _first_port(services[name])
             if port is not None:
                 return {name: Route(port)}
         return {}
@@ -352,7 +357,7 @@ def translate(
             mounts[m] = mounts.get(m, 0) + 1
     ctx = Context(
         names=slugs,
-        routes=_routes(services, order, hosts or []),
+        routes=_routes(services, order, hosts or [], policy.published is not None),
         volume_names=volume_names,
         shared_volumes=frozenset(v for v, n in mounts.items() if n > 1),
         bind_allow=tuple(policy.bind_allow),
@@ -360,6 +365,7 @@ def translate(
         has_repository=policy.has_repository,
         notes=notes,
         files=policy.files,
+        published=policy.published,
     )
     linked = _links(services, slugs)
     out, restarts, grace = [], set(), 0.0
