@@ -16,6 +16,7 @@ import pytest
 from berth_api.adapters.compose_parser import normalise
 from berth_api.domain.compose import ComposeRefusal, Policy, precheck, translate
 from berth_api.settings import ApiSettings
+from berth_api.usecases import published_ports as published_ports_uc
 from tests.api.conftest import make_app
 from tests.api.test_application_removal import _delete, _team, _until
 from tests.api.test_projects import problem
@@ -225,3 +226,22 @@ async def test_the_snapshot_carries_the_ports_and_scaling_stays_at_one(client, m
     assert (
         err["loc"] == "/body/services/mqtt" and "runs 1 replica: two containers cannot bind one port" in err["detail"]
     )
+
+
+async def test_a_port_claimed_meanwhile_is_a_conflict_naming_it(client, members, monkeypatch) -> None:
+    """Another application's claim committed between the check and the insert: the table's key refuses it,
+    and the answer names the port (not the application's name)."""
+    text = _one("['21990:1883']")
+    assert (await _create(client, members.developer, "first", text)).status_code == 201
+
+    async def nobody(*_: Any) -> dict:
+        return {}  # the check saw nothing yet
+
+    monkeypatch.setattr(published_ports_uc.repo, "holders", nobody)
+    r = await _create(client, members.developer, "second", text)
+    (err,) = problem(r, 409)["errors"]
+    assert err == {
+        "loc": "/body/compose/services/mqtt/ports",
+        "detail": "a port (21990/tcp) was just published by another application",
+        "type": "conflict",
+    }

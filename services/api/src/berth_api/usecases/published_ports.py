@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import published_ports as repo
@@ -49,7 +50,11 @@ async def sync(s: AsyncSession, application_id: str, team_id: str, config: dict[
         if db is not None:
             who = f"the database {db[1]} ({db[0]})" if db[2] == team_id else "a database of another team"
             raise _conflict(c.loc, f"{where} is the public port of {who}")
-    await repo.replace(s, application_id, [(c.key, c.service) for c in claims])
+    try:
+        await repo.replace(s, application_id, [(c.key, c.service) for c in claims])
+    except IntegrityError:  # claimed by another application meanwhile (its transaction committed first)
+        ports = ", ".join(f"{c.port}/{c.protocol}" for c in claims)
+        raise _conflict(claims[0].loc, f"a port ({ports}) was just published by another application") from None
 
 
 async def holder_of(s: AsyncSession, server_id: str, port: int, team_id: str) -> str | None:
