@@ -19,6 +19,7 @@ from berth_api.settings import ApiSettings
 from berth_api.usecases import published_ports as published_ports_uc
 from tests.api.conftest import make_app
 from tests.api.test_application_removal import _delete, _team, _until
+from tests.api.test_previews import compose_preview
 from tests.api.test_projects import problem
 
 RANGE = ((21000, 21999),)
@@ -126,8 +127,9 @@ def test_the_ranges_are_the_platforms_and_the_teams_own(api_settings) -> None:
 
 @pytest.fixture
 def api_settings(api_settings):
-    """The conftest's settings with published ports allowed to every team within 21000-21999."""
-    return api_settings.model_copy(update={"published_ports_allow": ["21000-21999"]})
+    """The conftest's settings with published ports allowed to every team within 21000-21999 (and a pull
+    request's preview debounced as ``test_previews.py`` has it)."""
+    return api_settings.model_copy(update={"published_ports_allow": ["21000-21999"], "webhook_debounce_s": 0.2})
 
 
 def _body(name: str, text: str = MQTT) -> dict[str, Any]:
@@ -245,3 +247,24 @@ async def test_a_port_claimed_meanwhile_is_a_conflict_naming_it(client, members,
         "detail": "a port (21990/tcp) was just published by another application",
         "type": "conflict",
     }
+
+
+async def test_a_preview_publishes_no_port_of_the_application(client, members, scheduler) -> None:
+    """The preview of a pull request runs the services, not on the application's ports (they stay claimed by
+    the application): its translation notes them as not published."""
+    body = {
+        "name": "broker",
+        "source": {"kind": "git", "repository": "https://git.example.com/acme/broker.git", "branch": "main"},
+        "compose": {"inline": MQTT},
+    }
+    start = await compose_preview(client, members, scheduler, body, "github", 3)
+    spec = start.data["spec"]
+    assert spec["name"] == "broker-pr-3"
+    assert [svc.get("published_ports") for svc in spec["services"]] == [None, None]
+    apps = (await client.get("/v1/applications", headers=members.viewer)).json()
+    apps = apps.get("items", apps) if isinstance(apps, dict) else apps
+    (preview,) = [a for a in apps if a["name"] == "broker-pr-3"]
+    note = (
+        "services/mqtt/ports: not published in a preview: the server's ports 21883/tcp, 21884/udp are the application's"
+    )
+    assert note in preview["compose"]["translated"]["notes"]

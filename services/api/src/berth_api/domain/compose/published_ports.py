@@ -194,3 +194,16 @@ def scale_refusal(config: Mapping[str, Any], replicas: Mapping[str, int]) -> tup
                 "cannot bind one port"
             )
     return None
+
+
+def unpublished_for_preview(result: dict[str, Any]) -> None:
+    """A pull request's preview publishes no port (changed in place): the ports are the application's own on
+    the server, so each service's are dropped with a note; the preview runs the rest as the application does."""
+    for svc in result["services"]:
+        ports = svc.pop("published_ports", None)
+        if ports:
+            which = ", ".join(f"{p['published']}/{p['protocol']}" for p in ports)
+            result["notes"].append(
+                f"services/{svc['name']}/ports: not published in a preview: the server's ports {which} are the "
+                "application's"
+            )
