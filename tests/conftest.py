@@ -53,6 +53,7 @@ LONG_FILES_S = {
     "tests/scheduler/test_databases.py": 60,
     "tests/security/test_schemathesis_cli.py": 60,
     "tests/dashboard/test_dashboard_e2e.py": 60,
+    "tests/e2e/test_compose_published_ports.py": 60,
     "tests/e2e/test_private_checkout.py": 55,
     "tests/scheduler/test_scale.py": 55,
     "tests/scheduler/test_backups.py": 55,

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from berth_api.domain import forwarded, retention
 from berth_api.domain.compose.keys import DANGEROUS
+from berth_api.domain.compose.published_ports import parse_ranges
 from berth_api.domain.names import LABEL_RE
 from berth_common.catalogue import mount_path
 from berth_common.images import parse_image_map
@@ -87,6 +88,11 @@ class ApiSettings(BaseServiceSettings):
     # admin's choice: a privileged container or a host path reaches the whole server, every team's data on it.
     compose_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
     bind_mount_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
+    # Compose ports published on the servers (``domain/compose/published_ports.py``): the port ranges every
+    # team may publish (BERTH_PUBLISHED_PORTS_ALLOW, a JSON list of "low-high" or one port) and those one team
+    # may (BERTH_PUBLISHED_PORTS_ALLOW_TEAMS, team id -> list); a team in neither publishes none (the default).
+    published_ports_allow: list[str] = Field(default_factory=list, max_length=64)
+    published_ports_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
     # The parser's time and input caps.
     compose_timeout_s: float = Field(default=10.0, gt=0, le=120)
     compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
@@ -167,6 +173,30 @@ class ApiSettings(BaseServiceSettings):
                 except ValueError as exc:
                     raise ValueError(f"BERTH_BIND_MOUNT_ALLOW_TEAMS: {team}: {path!r}: {exc}") from None
         return value
+
+    @field_validator("published_ports_allow")
+    @classmethod
+    def _valid_published(cls, value: list[str]) -> list[str]:
+        try:
+            parse_ranges(value)
+        except ValueError as exc:
+            raise ValueError(f"BERTH_PUBLISHED_PORTS_ALLOW: {exc}") from None
+        return value
+
+    @field_validator("published_ports_allow_teams")
+    @classmethod
+    def _valid_published_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for team, ranges in value.items():
+            try:
+                parse_ranges(ranges)
+            except ValueError as exc:
+                raise ValueError(f"BERTH_PUBLISHED_PORTS_ALLOW_TEAMS: {team}: {exc}") from None
+        return value
+
+    def published_ranges(self, team_id: str | None) -> tuple[tuple[int, int], ...] | None:
+        """The port ranges a team may publish on the servers (the platform's and its own); None: none."""
+        given = [*self.published_ports_allow, *self.published_ports_allow_teams.get(team_id or "", [])]
+        return parse_ranges(given) if given else None
 
     @cached_property
     def proxy_networks(self) -> tuple[forwarded.Network, ...]:

@@ -28,6 +28,7 @@ from berth_common.catalogue.notifications import *  # noqa: F403
 from berth_common.catalogue.parties import *  # noqa: F403
 from berth_common.catalogue.platform import *  # noqa: F403
 from berth_common.catalogue.port_hosts import *  # noqa: F403
+from berth_common.catalogue.published_ports import *  # noqa: F403
 from berth_common.catalogue.routes import *  # noqa: F403
 from berth_common.catalogue.runs import *  # noqa: F403
 from berth_common.catalogue.schedules import *  # noqa: F403

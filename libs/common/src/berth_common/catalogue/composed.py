@@ -23,6 +23,7 @@ from pydantic import AfterValidator, Field, model_validator
 from berth_common.catalogue.compose_runtime import InternalNetwork, Reservations, SecretFiles
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
+from berth_common.catalogue.published_ports import PublishedPort, published_refusal
 from berth_common.catalogue.secret_args import SecretArg
 from berth_common.catalogue.spec_base import Spec
 from berth_common.values import Slug
@@ -184,12 +185,23 @@ class Composed(Mounted):
     secret_files: SecretFiles = Field(default_factory=list, exclude_if=lambda v: not v)
     # on compose networks with ``internal: true``: the application's internal network only, or also (None: no)
     internal_network: InternalNetwork | None = Field(default=None, exclude_if=lambda v: v is None)
+    # compose's ``ports:`` published on the server (``catalogue/published_ports.py``): one replica, recreated
+    published_ports: list[PublishedPort] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _secret_targets(self) -> Composed:
         targets = [f.target for f in self.secret_files]
         if len(set(targets)) != len(targets):
             raise ValueError("two secret files of a service cannot share a target")
+        return self
+
+    @model_validator(mode="after")
+    def _published(self) -> Composed:
+        refusal = published_refusal(
+            self.published_ports, int(getattr(self, "replicas", 1)), list(getattr(self, "servers", []))
+        )
+        if refusal is not None:
+            raise ValueError(refusal)
         return self
 
 

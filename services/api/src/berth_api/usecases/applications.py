@@ -23,7 +23,16 @@ from berth_api.domain.applications import Variable, VariableInput, VariableKind,
 from berth_api.domain.git_access import GivenAccess
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
-from berth_api.usecases import Deps, build_servers, compose_apps, compose_files, compose_snapshot, git_auth, variables
+from berth_api.usecases import (
+    Deps,
+    build_servers,
+    compose_apps,
+    compose_files,
+    compose_snapshot,
+    git_auth,
+    published_ports,
+    variables,
+)
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.app_hosts import sync_hosts
 from berth_api.usecases.placement import resolve_servers
@@ -179,6 +188,7 @@ async def create_application(
                 hosts = await sync_hosts(
                     deps, s, app_id, name, env["name"], config["services"], config.get("preview_hosts")
                 )
+            await published_ports.sync(s, app_id, principal.team_id, config)
             checks.check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, app_id)
             assert row is not None
@@ -251,6 +261,7 @@ async def update_application(
                     config["services"],
                     config.get("preview_hosts"),
                 )
+            await published_ports.sync(s, application_id, principal.team_id, config)
             checks.check_tls(deps, config, hosts)
             row = await repo.get_application(s, principal.team_id, application_id)
             assert row is not None

@@ -32,7 +32,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
 from berth_api.domain import mounts
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, inherited, precheck, secret_refs, translate
+from berth_api.domain.compose import (
+    ComposeRefusal,
+    HostMap,
+    Policy,
+    inherited,
+    precheck,
+    published_ports,
+    secret_refs,
+    translate,
+)
 from berth_api.domain.compose.translate import berth_name
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_files, compose_source, git_auth
@@ -183,6 +192,7 @@ async def translated(
         allowed=deps.settings.compose_allowed(team_id),
         has_repository=config.get("source", {}).get("kind") == "git",
         files=compose_files.paths(config),
+        published=deps.settings.published_ranges(team_id),
     )
     try:
         order = precheck(text)
@@ -198,6 +208,8 @@ async def translated(
     except compose_parser.ComposeParseError as exc:
         raise invalid_field(text_loc, f"the compose parser refused the file: {exc}") from None
     inherited.with_unset_args(result["services"], inherited.unset_build_args(text))
+    if config.get("preview_hosts") is not None:  # a pull request's preview: the ports stay the application's
+        published_ports.unpublished_for_preview(result)
     for svc in result["services"]:
         if "build" in svc and source is not None:
             inner = posixpath.join(base, svc["build"]["subdirectory"])

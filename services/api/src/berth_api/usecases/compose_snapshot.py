@@ -160,6 +160,7 @@ def compose_spec(
             "files": found.get("files") or [],
             "tty": found.get("tty", False),
             "stdin_open": found.get("stdin_open", False),
+            "published_ports": found.get("published_ports") or [],
         }
         if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
             extra["port_hosts"] = [_port_hosts(svc["name"], e, ports) for e in found["port_hosts"]]

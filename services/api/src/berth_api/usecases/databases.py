@@ -30,7 +30,7 @@ from berth_api.adapters import servers as server_repo
 from berth_api.adapters.sealed import hold_for_sealing
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field, name_taken
-from berth_api.usecases import Deps
+from berth_api.usecases import Deps, published_ports
 from berth_api.usecases.connection_urls import _aad, database_missing, url_of
 from berth_api.usecases.deployments import run
 from berth_common import dbengines
@@ -121,6 +121,11 @@ async def create(deps: Deps, principal: Principal, given: DatabaseInput) -> dict
             port = int(given.public["port"])
             if any(p == port for _, p in await repo.public_ports_on(s, given.server_id)):
                 raise invalid_field("/body/public/port", f"port {port} is taken on this server", status=409)
+            holder = await published_ports.holder_of(s, given.server_id, port, principal.team_id)
+            if holder is not None:
+                raise invalid_field(
+                    "/body/public/port", f"port {port} of this server is published by {holder}", status=409
+                )
         await hold_for_sealing(s, deps.box)
         row = await repo.insert_database(
             s,

@@ -35,6 +35,7 @@ from berth_api.usecases import (
     compose_snapshot,
     git_auth,
     layers,
+    published_ports,
     registries,
 )
 from berth_api.usecases.app_hosts import sync_hosts
@@ -142,6 +143,7 @@ async def _snapshot(deps: Deps, unit: Unit, app: dict[str, Any]) -> ApplicationS
     hosts = await sync_hosts(
         deps, s, app["id"], app["name"], app["environment"], config["services"], config.get("preview_hosts")
     )
+    await published_ports.sync(s, app["id"], app["team_id"], config)  # the file may publish others now
     stack = await layers.inherited(deps, s, app)
     try:
         spec = compose_snapshot.compose_spec(

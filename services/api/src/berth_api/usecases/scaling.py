@@ -15,6 +15,7 @@ from typing import Any
 from berth_api.adapters import applications as repo
 from berth_api.adapters import deployments as deployments_repo
 from berth_api.domain import mounts
+from berth_api.domain.compose import published_ports
 from berth_api.domain.identity import Principal
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps
@@ -53,7 +54,7 @@ async def scale(
         for name in services:
             if name not in known:
                 raise invalid_field(f"/body/services/{name}", f"the application has no service {name!r}")
-        refused = mounts.scale_refusal(config["services"], services)
+        refused = mounts.scale_refusal(config["services"], services) or published_ports.scale_refusal(config, services)
         if refused is not None:
             raise invalid_field(*refused)
         if (await deployments_repo.live_of(unit.session, [application_id])).get(application_id) is None:
@@ -105,7 +106,10 @@ async def set_autoscale(
         row = await _locked_app(unit, principal, application_id)
         config = row["config"]
         svc = _web_service(config, service)
-        if policy is not None and (refused := mounts.scale_refusal([svc], {service: policy.max})) is not None:
+        refused = None if policy is None else mounts.scale_refusal([svc], {service: policy.max})
+        if policy is not None and refused is None:
+            refused = published_ports.scale_refusal(config, {service: policy.max})
+        if refused is not None:
             raise invalid_field("/body/max", refused[1])
         policies = dict(config.get("autoscale") or {})
         if policy is None:

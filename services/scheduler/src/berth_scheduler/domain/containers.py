@@ -25,7 +25,7 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, ResourceLimits, WebService, WorkerService
 from berth_common.fleet import SERVER_NETWORK
-from berth_scheduler.domain import app_files, compose, names, placement, port_routes, volumes
+from berth_scheduler.domain import app_files, compose, names, placement, port_routes, published_ports, volumes
 from berth_scheduler.domain.routing import LOCAL
 
 NANO = 1_000_000_000
@@ -54,6 +54,8 @@ class ContainerSpec:
     more_ports: tuple[tuple[int, int | None], ...] = ()
     # CPU cores reserved for it, in billionths: a Swarm task's reservation (no single-engine equivalent)
     reserved_nano_cpus: int | None = None
+    # ports published on the server (``domain/published_ports.py``): (container port, server port, protocol)
+    published: published_ports.Published = ()
 
     @property
     def remote(self) -> bool:
@@ -190,6 +192,7 @@ def container_spec(
             more.append((port, found))
     restart = service.restart or spec.restart_policy
     body["HostConfig"] = host_config(limits, restart, port_bindings)
+    published_ports.put_bindings(body, service.published_ports)
     mounts = volumes.mounts(application_id, service)
     if mounts:
         body["HostConfig"]["Mounts"] = mounts
@@ -226,6 +229,7 @@ def container_spec(
         connects=tuple(networks[1:]),
         completes=spec.private_network and restart == "no" and isinstance(service, WorkerService),
         reserved_nano_cpus=compose.reserved_nano_cpus(service.host_limits),
+        published=published_ports.published(service.published_ports),
     )
     if isinstance(service, WebService):
         return replace(

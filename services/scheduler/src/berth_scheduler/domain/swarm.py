@@ -16,6 +16,7 @@ from typing import Any
 
 from berth_common import labels as label
 from berth_common.catalogue import docker_volume_name
+from berth_scheduler.domain import published_ports
 from berth_scheduler.domain.containers import NANO, ContainerSpec
 
 SWARM_PORT = 2377
@@ -158,6 +159,9 @@ def service_body(
         "Mode": {"Replicated": {"Replicas": replicas}},
         "EndpointSpec": {"Mode": "dnsrr"},
     }
+    if replica.published:  # bound on the task's node (no routing mesh); the old task stops first
+        service["EndpointSpec"]["Ports"] = published_ports.endpoint_ports(replica.published)
+        service["UpdateConfig"] = {"Parallelism": 1, "Order": "stop-first"}
     if pinned is not None:
         if not re.fullmatch(r"[a-z0-9]{1,64}", pinned):
             raise ValueError(f"not a Swarm node id: {pinned!r}")

@@ -16,6 +16,7 @@ from typing import Any
 from berth_common import labels as label
 from berth_common.catalogue import ApplicationSpec, VolumeUsage, WebService, WorkerService, servers_of
 from berth_common.catalogue import docker_volume_name as docker_name
+from berth_scheduler.domain import published_ports
 
 
 def volume_labels(application_id: str, volume: str, team_id: str | None) -> dict[str, str]:
@@ -66,8 +67,10 @@ def on_server(spec: ApplicationSpec, server_id: str) -> list[str]:
 
 
 def recreated_services(spec: ApplicationSpec) -> list[str]:
-    """The services that deploy with ``strategy: recreate`` (their old replicas stop before the new start)."""
-    return [svc.name for svc in spec.services if svc.strategy == "recreate"]
+    """The services that deploy with ``strategy: recreate`` (their old replicas stop before the new start),
+    and those that publish ports on their server (two containers cannot bind one port)."""
+    publishing = set(published_ports.recreated(spec))
+    return [svc.name for svc in spec.services if svc.strategy == "recreate" or svc.name in publishing]
 
 
 def usage(server_id: str, df: Mapping[str, Any], application_id: str, team_id: str) -> list[VolumeUsage]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from berth_api.domain.compose.keys import ComposeRefusal
+from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 
 
 def internal_names(model: Mapping[str, Any]) -> set[str]:
@@ -39,3 +39,22 @@ def placement(name: str, svc: Mapping[str, Any], internal: set[str], routed: boo
             "that is not internal, or route another service)",
         )
     return "only"
+
+
+def top_level(model: Mapping[str, Any], notes: list[str]) -> None:
+    """Check the top-level ``networks``: each is the application's private network, or its internal one
+    (``internal: true``); a key that would make it more (a driver, ipam, attachable ...) is refused by name."""
+    for key, net in (model.get("networks") or {}).items():
+        for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
+            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
+                continue
+            if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
+                notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
+                continue
+            if k == "internal" and v is True:
+                continue  # the application's internal network (``placement``)
+            raise not_carried(f"networks/{key}/{k}", "the application has one private network")
+        if (net or {}).get("internal") is True:
+            notes.append(f"networks/{key}: mapped to the application's internal network (nothing forwarded out)")
+        elif key != "default":
+            notes.append(f"networks/{key}: mapped to the application's private network")

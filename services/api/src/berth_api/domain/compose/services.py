@@ -23,6 +23,7 @@ from berth_api.domain.compose import keys
 from berth_api.domain.compose.container_options import container_options
 from berth_api.domain.compose.host_limits import host_limits
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
+from berth_api.domain.compose.published_ports import Ranges, published_ports
 from berth_api.domain.compose.runtime import runtime_options
 from berth_api.domain.compose.secret_files import service_secrets
 from berth_common.catalogue import file_path
@@ -65,6 +66,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
     secrets: Mapping[str, str] = field(default_factory=dict)  # top-level secret -> its variable (``secret_files``)
+    published: Ranges | None = None  # the ports the team may publish on the server (None: not allowed)
 
 
 def seconds(value: Any, spot: str) -> float:
@@ -137,13 +139,11 @@ def _limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any] | None:
     return limits or None
 
 
-def _ports(name: str, svc: Mapping[str, Any], ctx: Context) -> None:
-    for i, port in enumerate(svc.get("ports") or []):
-        spot = f"services/{name}/ports/{i}"
-        if port.get("protocol", "tcp") != "tcp":
-            raise ComposeRefusal(f"{spot}/protocol", "Berth routes HTTP over TCP only")
-        if present(port.get("published")):
-            ctx.notes.append(f"{spot}/published: not carried: Berth routes hosts through its proxy, no host port")
+def _ports(name: str, svc: Mapping[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    """The service's ports published on the server (``published_ports``); its routed ports' are noted."""
+    route = ctx.routes.get(name)
+    routed = [route.port, *route.more] if route is not None else []
+    return published_ports(name, svc, routed, ctx.published, ctx.notes)
 
 
 FILES_PREFIX = "./files/"
@@ -313,7 +313,7 @@ def _port_hosts(route: Route, port: int) -> dict[str, Any]:
 def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The Berth service of the compose service ``name`` (raises ``ComposeRefusal`` naming the spot)."""
     allowed = _check_keys(name, svc, ctx)
-    _ports(name, svc, ctx)
+    published = _ports(name, svc, ctx)
     deploy = svc.get("deploy") or {}
     replicas = int(deploy.get("replicas") or 1)
     route = ctx.routes.get(name)
@@ -342,8 +342,8 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         out["binds"] = binds
     if files:
         out["files"] = files
-    if any(v.get("single_writer") for v in volumes):
-        out["strategy"] = "recreate"
+    if any(v.get("single_writer") for v in volumes) or published:
+        out["strategy"] = "recreate"  # one container may write the volume, or bind the port
     if present(svc.get("build")):
         out["build"] = _build(name, svc["build"], ctx)
         if svc.get("image"):
@@ -370,6 +370,7 @@ def translate_service(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[s
         "tty": svc.get("tty") is True,
         "stdin_open": svc.get("stdin_open") is True,
         "secrets": service_secrets(name, svc, ctx.secrets),
+        "published_ports": published,
     }
     if present(svc.get("stop_grace_period")):
         extras["stop_grace_s"] = seconds(svc["stop_grace_period"], f"services/{name}/stop_grace_period")

@@ -10,7 +10,8 @@ refused with a ``ComposeRefusal`` naming the spot, never dropped.
   container names); its compose name is kept in ``aliases`` (the name other services reach it by).
 - Hosts: which service and port get a host (and a URL path prefix: ``path``, one per routed port of a
   service, ``/`` the whole host) is set per application (``HostMap``); without any, the first
-  service in the file with a published or exposed port gets the generated host at its first port. Those
+  service in the file with a published or exposed port gets the generated host at its first port (for a
+  team allowed published ports, ``published_ports.py``: with an exposed or unpublished port). Those
   services are Berth web services (the normal rolling rollout); every other service is a worker. A host
   may give another port of a service than its first host's (MinIO's API and console): on a named host of
   its own or, without one, a generated host of that port (``generated``), under a path of its own
@@ -40,6 +41,7 @@ from typing import Any
 from berth_api.domain import names
 from berth_api.domain.compose import internal_networks, keys, secret_files, secret_refs
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
+from berth_api.domain.compose.published_ports import Ranges, unpublished_ports
 from berth_api.domain.compose.services import Context, Route, translate_service
 
 MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
@@ -70,6 +72,7 @@ class Policy:
     allowed: frozenset[str] = frozenset()
     has_repository: bool = False
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
+    published: Ranges | None = None  # the ports the team may publish on the server (None: not allowed)
 
 
 def berth_name(name: str) -> str:
@@ -115,20 +118,7 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
                 notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
             elif present(v):
                 raise not_carried(f"volumes/{key}/{k}", VOLUME_WHY.get(k, ""))
-    for key, net in (model.get("networks") or {}).items():
-        for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
-            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
-                continue
-            if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
-                notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
-                continue
-            if k == "internal" and v is True:
-                continue  # the application's internal network (``internal_networks``)
-            raise not_carried(f"networks/{key}/{k}", "the application has one private network")
-        if (net or {}).get("internal") is True:
-            notes.append(f"networks/{key}: mapped to the application's internal network (nothing forwarded out)")
-        elif key != "default":
-            notes.append(f"networks/{key}: mapped to the application's private network")
+    internal_networks.top_level(model, notes)
 
 
 def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
@@ -236,10 +226,12 @@ def _same_route(i: int, h: HostMap, path: str | None, seen: dict[tuple[str, str]
         )
 
 
-def _routes(services: Mapping[str, Any], order: list[str], hosts: list[HostMap]) -> dict[str, Route]:
-    if not hosts:
+def _routes(
+    services: Mapping[str, Any], order: list[str], hosts: list[HostMap], publishes: bool = False
+) -> dict[str, Route]:
+    if not hosts:  # ``publishes``: the team may publish ports, so a published one is not routed by default
         for name in order:
-            port = _first_port(services[name])
+            port = next(iter(unpublished_ports(services[name])), None) if publishes else _first_port(services[name])
             if port is not None:
                 return {name: Route(port)}
         return {}
@@ -357,7 +349,7 @@ def translate(
             mounts[m] = mounts.get(m, 0) + 1
     ctx = Context(
         names=slugs,
-        routes=_routes(services, order, hosts or []),
+        routes=_routes(services, order, hosts or [], policy.published is not None),
         volume_names=volume_names,
         shared_volumes=frozenset(v for v, n in mounts.items() if n > 1),
         bind_allow=tuple(policy.bind_allow),
@@ -366,6 +358,7 @@ def translate(
         notes=notes,
         files=policy.files,
         secrets=secret_files.top_level(model, notes),
+        published=policy.published,
     )
     linked = _links(services, slugs)
     internal = internal_networks.internal_names(model)

@@ -4,7 +4,8 @@ A deployment that changes only the placement (``domain.kept_replicas``: the same
 keeps the live replicas on the servers that stay, each as one of the new deployment's slots there (its record
 renumbered when adopted), and makes containers only for the other slots.
 
-A service of a compose application (``private_network``) with named volumes is recreated only when its
+A service of a compose application (``private_network``) with named volumes or ports published on its server
+(its old container stops before a new one binds them) is recreated only when its
 definition changed since the live deployment (``domain.containers.definition``: the container it would
 make, deployment and host port aside) or its replicas moved. Otherwise the new deployment makes no
 container for it: it is not recorded when the deployment enters ``starting``, not started, not stopped for
@@ -41,7 +42,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 async def adopted(s: AsyncSession, sealer: Sealer, r: Rollout, spec: ApplicationSpec) -> dict[str, list[Any]]:
     """Service name -> the live deployment's container records the deployment ``r`` keeps for it (all of
     the service's replicas, or those that stay in place when only the placement changes)."""
-    stateful = [svc for svc in spec.services if svc.volumes] if spec.private_network else []
+    stateful = [svc for svc in spec.services if svc.volumes or svc.published_ports] if spec.private_network else []
     live = await store.last_succeeded(s, r.application_id)
     if live is None or live.id == r.deployment_id:
         return {}

@@ -26,7 +26,17 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
 from berth_scheduler.adapters.docker import PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
-from berth_scheduler.domain import app_files, builds, compose, machine, names, placement, port_routes, volumes
+from berth_scheduler.domain import (
+    app_files,
+    builds,
+    compose,
+    machine,
+    names,
+    placement,
+    port_routes,
+    published_ports,
+    volumes,
+)
 from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Input, Rollout
 from berth_scheduler.domain.port_routes import replica_upstream as replica_upstream  # used from here too
@@ -140,10 +150,12 @@ async def _start_one(
             await docker.start(name)
             return cs
         except PortInUseError:
-            log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
             await docker.remove(name)
+            if not web:  # no port of its own to choose again: a port it publishes is taken on the server
+                raise RuntimeError(published_ports.taken(svc, server)) from None
+            log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
             port = None
-    raise RuntimeError(f"could not find a free host port for {name}")
+    raise RuntimeError(f"could not find a free host port for {name}" + published_ports.taken_note(svc, server))
 
 
 async def start_replicas(
