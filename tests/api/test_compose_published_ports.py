@@ -67,10 +67,20 @@ def test_published_ports_are_carried_for_a_team_allowed_them() -> None:
     assert notes == ["services/web/ports/0/published: not carried: Berth routes hosts through its proxy, no host port"]
 
 
-def test_without_an_allowance_a_published_port_is_refused_by_name() -> None:
-    err = _refusal(MQTT, None)
-    assert err.spot == "services/mqtt/ports/0/published"
-    assert "BERTH_PUBLISHED_PORTS_ALLOW_TEAMS" in err.why and "give it a host" in err.why
+def test_without_an_allowance_a_published_port_is_listed_as_not_carried() -> None:
+    """A template's side port (a git server's SSH) does not stop its web service from deploying."""
+    translated = _translated(MQTT, None)
+    web, mqtt = translated["services"]
+    assert "published_ports" not in mqtt and "published_ports" not in web
+    assert translated["notes"] == [
+        "services/web/ports/0/published: not carried: Berth routes hosts through its proxy, no host port",
+        *(
+            f"services/mqtt/ports/{i}/published: not carried: the team may not publish ports on the server (an "
+            "administrator allows a range: BERTH_PUBLISHED_PORTS_ALLOW_TEAMS: team id -> ranges; "
+            "BERTH_PUBLISHED_PORTS_ALLOW: every team); the service is reached by the application's other services only"
+            for i in (0, 1)
+        ),
+    ]
     # a file without hosts: its published port is routed through the proxy, as before (no allowance needed)
     (echo,) = _translated(_one("['7000:7000']"), None)["services"]
     assert (echo["kind"], echo["port"], "published_ports" in echo) == ("web", 7000, False)

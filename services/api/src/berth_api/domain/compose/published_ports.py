@@ -2,13 +2,15 @@
 the server (pure).
 
 A published TCP port whose container port gets a host (the service's routed port) is served by the proxy on
-that host: the entry is listed in the notes as not carried, as before. Any other published port (TCP or UDP:
-a game server, an SMTP relay, a DNS server, an MQTT broker) is published on the server's addresses when an
+that host: the entry is listed in the notes as not carried, as before. Any other published port (TCP or UDP: a
+game server, an SMTP relay, a DNS server, an MQTT broker) is published on the server's addresses when an
 administrator allowed published ports for the team within a range of ports (``BERTH_PUBLISHED_PORTS_ALLOW``,
-``BERTH_PUBLISHED_PORTS_ALLOW_TEAMS``; default: none), and refused by name otherwise. A port below 1024 is
-allowed only by a range that names it (the server's own services listen there), and the ports of Berth's
-proxy (80, 443) never. Such a service runs one replica (``catalogue/published_ports.py``) and deploys with
-``strategy: recreate``: its old container stops before the new one binds the port.
+``BERTH_PUBLISHED_PORTS_ALLOW_TEAMS``; default: none); for any other team it is listed in the notes as not
+carried, so a template whose side port (a git server's SSH, a broker's MQTT) the team may not publish still
+deploys its web service, and says what it left out. A port outside the team's range is refused by name. A port
+below 1024 is allowed only by a range that names it (the server's own services listen there), and the ports of
+Berth's proxy (80, 443) never. Such a service runs one replica (``catalogue/published_ports.py``) and deploys
+with ``strategy: recreate``: its old container stops before the new one binds the port.
 
 For a team allowed published ports, a file without ``hosts`` publishes what it publishes, as ``docker compose
 up`` does: its first service with an exposed (or unpublished) port gets the generated host, not one with
@@ -65,16 +67,9 @@ def unpublished_ports(svc: Mapping[str, Any]) -> list[int]:
     return list(dict.fromkeys(found))
 
 
-def _port(spot: str, entry: Mapping[str, Any], ranges: Ranges | None) -> dict[str, Any]:
+def _port(spot: str, entry: Mapping[str, Any], ranges: Ranges) -> dict[str, Any]:
     """The entry as a published port, when the team may publish it."""
     given = str(entry["published"])
-    if ranges is None:
-        raise ComposeRefusal(
-            f"{spot}/published",
-            "refused: a port published on the server is reached around Berth's proxy; an administrator can "
-            f"allow published ports for the team within a range ({SETTINGS}). A web port is routed through the "
-            "proxy instead: give it a host (hosts)",
-        )
     if not given.isdigit() or not 1 <= int(given) <= 65535:
         raise ComposeRefusal(f"{spot}/published", f"one port of the server (1-65535), not {given!r}")
     port = int(given)
@@ -126,6 +121,12 @@ def published_ports(
             continue
         if protocol == "tcp" and int(entry["target"]) in routed:
             notes.append(f"{spot}/published: not carried: Berth routes hosts through its proxy, no host port")
+            continue
+        if ranges is None:
+            notes.append(
+                f"{spot}/published: not carried: the team may not publish ports on the server (an administrator "
+                f"allows a range: {SETTINGS}); the service is reached by the application's other services only"
+            )
             continue
         out.append(_port(spot, entry, ranges))
     seen: dict[tuple[int, str], int] = {}
