@@ -223,3 +223,27 @@ async def test_a_stream_made_with_other_blocks_is_reported_and_left_as_it_is(nat
     assert info.state.messages == 5000 and info.config.max_msgs_per_subject == -1  # untouched
     assert (await js.consumer_info(EVT_STREAM, "notifier--evt_x")).num_pending == 5000
     await nc.close()
+
+
+async def test_the_soak_warm_up_ends_once_each_busy_stream_has_filled_a_block(nats_server):
+    """The soak's warm-up rule, read from the JetStream API of a real server: events and log lines each must
+    hold a block's worth of bytes (4 MB as declared); one full stream is not enough."""
+    from benchmarks.support.stream_blocks import WARMUP_STREAMS, stream_fill, warmed_up
+
+    bus = await connected_bus("scheduler", nats_server.url)
+    assert WARMUP_STREAMS == (EVT_STREAM, LOG_STREAM)
+    fill = await stream_fill(bus.js)
+    assert not warmed_up(fill) and {f.block_bytes for f in fill.values()} == {4 * 1024 * 1024}
+    await _fill(bus.js, "log", 5)
+    fill = await stream_fill(bus.js)
+    assert fill[LOG_STREAM].blocks_filled == 1 and fill[LOG_STREAM].messages == 5000
+    assert fill[EVT_STREAM].blocks_filled == 0 and not warmed_up(fill)
+    await _fill(bus.js, "evt.x", 4)  # 4 x 1000 records of about 1,100 bytes: more than 4 MiB
+    fill = await stream_fill(bus.js)
+    assert fill[EVT_STREAM].blocks_filled == 1 and warmed_up(fill)
+    for _ in range(100):  # a block filled: the store has begun a second one
+        if len(_blocks(nats_server.data_dir, EVT_STREAM)) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_blocks(nats_server.data_dir, EVT_STREAM)) >= 2
+    await bus.close()
