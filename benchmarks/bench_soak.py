@@ -22,7 +22,9 @@ buffers counted once).
 ``rss_growth_pct``: per component, the growth in percent (negative: it shrank); ``rss_growth_pct_max``
 the largest. ``rss_series_mb`` is every component's memory each ``SAMPLE_S`` after the warm-up and
 ``rss_growth_pct_second_half`` the growth over the second half of the measured time: a leak keeps growing
-there, a cache that fills up does not. ``streams_at_start`` / ``streams_at_end``: what each stream held then
+there, a cache that fills up does not; ``rss_growth_pct_of_means`` the growth of the mean over the second half
+of the series from the mean over its first half (:func:`mean_growth`: a bounded saw-tooth reads as about 0,
+a leak does not). ``streams_at_start`` / ``streams_at_end``: what each stream held then
 (its blocks filled, and about what the block being written holds: where on the saw-tooth NATS's memory was).
 ``warmup_s`` / ``warmup_deploys``: how long the warm-up took. ``deploys`` / ``api_calls`` /
 ``metrics_queries`` count what was done after the warm-up; ``failed_deploys`` those that did not succeed
@@ -54,6 +56,24 @@ SAMPLE_S = 60.0  # memory read this often after the warm-up (``rss_series_mb``)
 def _memory(platform: BerthUp) -> dict[str, float]:
     state = json.loads(platform.paths.state.read_text())
     return {name: c["mb"] for name, c in measure_tree(state).items()}
+
+
+def mean_growth(series: list[dict[str, float]]) -> dict[str, float]:
+    """Per component, the growth in percent of its mean memory over the second half of ``series`` (samples
+    taken at a fixed period) from its mean over the first half. A leak raises the whole course, so the means
+    part; a bounded saw-tooth (nats-server's block buffers) has about the same mean in both halves, where a
+    growth between two moments reads where on it they fall."""
+    half = len(series) // 2
+    if half == 0:
+        return {}
+    first, second = series[:half], series[half:]
+    growth = {}
+    for name in sorted(k for k in series[0] if k != "t_s"):
+        a, b = [p[name] for p in first if name in p], [p[name] for p in second if name in p]
+        if a and b and sum(a):
+            before, after = sum(a) / len(a), sum(b) / len(b)
+            growth[name] = round((after - before) / before * 100, 1)
+    return growth
 
 
 async def _reads(api: Api, app_id: str, deployment_id: str) -> tuple[int, int]:
@@ -137,6 +157,7 @@ async def measure(platform: BerthUp) -> dict[str, Any]:
         "streams_at_end": at_end,
         "rss_series_mb": series,
         "rss_growth_pct_second_half": late,
+        "rss_growth_pct_of_means": mean_growth(series),
         "measured_s": round(duration, 1),
         "rss_start_mb": before,
         "rss_end_mb": after,
