@@ -51,9 +51,9 @@ _LARGE_BLOCK, _MEDIUM_BLOCK, _SMALL_BLOCK = 8 * _MB, 4 * _MB, 32 * 1024
 
 
 def block_size(config: StreamConfig) -> int | None:
-    """The size of the blocks nats-server (2.10 to 2.15) writes a file stream in, from the configuration it
-    was made with (``autoTuneFileStorageBlockSize``, then the store's default); None for a memory stream.
-    A ``max_msgs`` cap is estimated with the largest message, which gives the largest block."""
+    """The size of the blocks nats-server writes a file stream in, from the configuration it was made with
+    (2.15, the version ``berth up`` runs: ``autoTuneFileStorageBlockSize``, then the store's default); None
+    for a memory stream. A ``max_msgs`` cap is estimated with the largest message: the largest block."""
     if config.storage == StorageType.MEMORY:
         return None
     if (config.max_bytes or -1) > 0:
@@ -188,8 +188,8 @@ def _report_blocks(spec: StreamSpec, actual: StreamConfig, messages: int, stored
         stored_mb=round(stored / _MB, 2),
         made_again=False,  # its messages and its consumers' positions would be lost
         to_make_again=(
-            f"stop the platform, delete stream {spec.name} once what it holds may go (or after its retention), "
-            "start again: it is made with the declared blocks"
+            f"while no service runs, delete stream {spec.name} once what it holds may go (after its retention, "
+            "or once read); the next start makes it with the declared blocks"
         ),
     )
 
