@@ -23,3 +23,13 @@ def test_too_short_a_course_gives_nothing():
     assert mean_growth([]) == {}
     assert mean_growth(_series([40.0])) == {}
     assert mean_growth(_series([40.0, 44.0])) == {"api": 1.0, "nats": 10.0}
+
+
+def test_nats_heap_reads_growth_from_a_start_over_a_span():
+    from benchmarks.nats_heap import growth
+
+    samples = [{"t_s": t, "rss_mb": mb} for t, mb in [(0, 25.4), (121, 44.7), (211, 47.2), (441, 46.5), (591, 50.2)]]
+    assert growth(samples, 211, 480) == {"from_s": 211, "to_s": 591, "rss_mb": [47.2, 50.2], "growth_pct": 6.4}
+    assert growth(samples, 121, 300)["rss_mb"] == [44.7, 47.2]  # the last sample within the span
+    assert growth(samples, None, 480) is None  # the rule never met
+    assert growth(samples, 591, 480) is None  # one sample: no growth to read
