@@ -9,6 +9,11 @@ log lines on a new ``log.<id>`` subject and 20 queries. Every ``SAMPLE_S`` secon
 every 60 s its heap profile (``/debug/pprof/heap?debug=1``, text: no ``go tool`` needed) reduced to the heap in
 use and the part of it in JetStream's block buffers (``getMsgBlockBuf``), with what each stream holds (``/jsz``).
 
+``by_rule`` reads the RSS series as the soak does (``bench_soak``): from the first sample at which the events
+and the log lines each hold a block's worth of bytes (``benchmarks.support.stream_blocks``), over four fifths
+of the run after it (or to its end), the growth in percent; ``by_time`` from a fifth of the run (the soak's
+old warm-up) to the end, for comparison.
+
     python -m benchmarks.nats_heap [DURATION_S] [RATE]      # JSON on stdout; benchmarks/README.md (soak)
 """
 
@@ -29,10 +34,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from benchmarks.support.stream_blocks import WARMUP_STREAMS
 from berth_cli.components import nats_launch
 from berth_cli.nats_auth import config_text
 from berth_cli.platform import free_port_base
 from berth_common.bus.client import Bus
+from berth_common.bus.streams import block_size, default_streams
 from berth_common.catalogue import REGISTRY, SERVICES, consumed_by, served_by
 from berth_common.envelope import Envelope
 
@@ -73,6 +80,32 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def _stream_bytes(monitor: str) -> dict[str, int]:
+    jsz = json.loads(_get(f"{monitor}/jsz?streams=1"))
+    return {
+        s["name"]: int(s["state"]["bytes"])
+        for account in jsz.get("account_details", [])
+        for s in account.get("stream_detail", [])
+    }
+
+
+def growth(samples: list[dict[str, Any]], start_s: float | None, span_s: float) -> dict[str, Any] | None:
+    """The RSS growth (percent) from the first sample at or after ``start_s`` to the last at or before
+    ``start_s + span_s``; None without a start or without two samples."""
+    if start_s is None:
+        return None
+    inside = [p for p in samples if start_s <= p["t_s"] <= start_s + span_s]
+    if len(inside) < 2:
+        return None
+    first, last = inside[0], inside[-1]
+    return {
+        "from_s": first["t_s"],
+        "to_s": last["t_s"],
+        "rss_mb": [first["rss_mb"], last["rss_mb"]],
+        "growth_pct": round((last["rss_mb"] - first["rss_mb"]) / first["rss_mb"] * 100, 1),
+    }
 
 
 def _profile(monitor: str, prof: str) -> dict[str, Any]:
@@ -141,13 +174,26 @@ async def _load(url: str, passwords: dict[str, str], duration_s: float, rate: fl
         deploys += 1
         t = time.monotonic() - start
         if t >= len(samples) * SAMPLE_S:
-            samples.append({"t_s": round(t), "rss_mb": _rss_mb(pid), "deploys": deploys})
+            stored = _stream_bytes(monitor)
+            samples.append({"t_s": round(t), "rss_mb": _rss_mb(pid), "deploys": deploys, "stored_bytes": stored})
         if t >= (len(profiles) + 1) * PROFILE_S:
             profiles.append({"t_s": round(t), **_profile(monitor, prof)})
         await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - now)))
     for bus in buses.values():
         await bus.close(5)
-    return {"deploys": deploys, "rss_series": samples, "profiles": profiles}
+    blocks = {spec.name: block_size(spec.config()) or 0 for spec in default_streams()}
+    filled = [p for p in samples if all(p["stored_bytes"].get(n, 0) >= blocks[n] for n in WARMUP_STREAMS)]
+    rule_s = filled[0]["t_s"] if filled else None
+    span = duration_s * 4 / 5  # the soak's measured time, as a part of the run
+    by_rule, by_time = growth(samples, rule_s, span), growth(samples, duration_s / 5, span)
+    return {
+        "deploys": deploys,
+        "rule_met_s": rule_s,
+        "by_rule": by_rule,
+        "by_time": by_time,
+        "rss_series": samples,
+        "profiles": profiles,
+    }
 
 
 def run(duration_s: float, rate: float) -> dict[str, Any]:

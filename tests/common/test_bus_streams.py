@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import RetentionPolicy, StreamConfig
+from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from structlog.testing import capture_logs
 
 from berth_common.bus import Bus, ConsumerConflictError, Delivery, StreamConflictError
 from berth_common.bus.streams import (
@@ -18,6 +19,7 @@ from berth_common.bus.streams import (
     EVT_STREAM,
     LOG_STREAM,
     PER_SUBJECT_LIMIT,
+    block_size,
     declare_streams,
     default_streams,
 )
@@ -163,3 +165,85 @@ async def test_a_stream_declared_before_the_per_subject_limit_is_kept_and_anothe
     assert configs[EVT_STREAM].max_msgs_per_subject == -1  # accepted as it is
     assert configs[LOG_STREAM].max_msgs_per_subject == PER_SUBJECT_LIMIT
     await nc.close()
+
+
+def test_block_size_is_read_from_a_configuration_as_nats_server_sizes_blocks():
+    declared = {spec.name: spec.config() for spec in default_streams()}
+    mb = 1024 * 1024
+    assert {name: block_size(c) for name, c in declared.items()} == {
+        CMD_STREAM: 4 * mb,  # a work queue
+        EVT_STREAM: 4 * mb,  # the per-subject limit
+        LOG_STREAM: 4 * mb,
+        DLQ_STREAM: 4 * mb,
+    }
+    old = replace(declared[EVT_STREAM], max_msgs_per_subject=-1)
+    assert block_size(old) == 8 * mb  # a limits stream without limits
+    assert block_size(replace(old, max_bytes=64 * 1024)) == 32 * 1024
+    assert block_size(replace(old, max_bytes=10 * mb)) == 4 * mb
+    assert block_size(replace(old, max_bytes=64 * mb)) == 8 * mb
+    assert block_size(replace(old, storage=StorageType.MEMORY)) is None
+
+
+async def _fill(js, subject_prefix: str, megabytes: int) -> None:
+    line = b"x" * 1000
+    for _ in range(megabytes):
+        subject = f"{subject_prefix}.{uuid.uuid4().hex}"
+        await asyncio.gather(
+            *(js.publish(subject, line, headers={"Nats-Msg-Id": f"{subject}-{i}"}) for i in range(1000))
+        )
+
+
+async def test_a_stream_made_with_other_blocks_is_reported_and_left_as_it_is(nats_server):
+    """An install older than the per-subject limit has events in 8 MB blocks (what ``block_size`` reads from its
+    configuration is what nats-server writes); declaring keeps it, its messages and its consumers, and says so."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    declared = {spec.name: spec for spec in default_streams()}
+    old = replace(declared[EVT_STREAM], max_msgs_per_subject=-1).config()
+    await js.add_stream(old)
+    await js.add_consumer(EVT_STREAM, ConsumerConfig(durable_name="notifier--evt_x", filter_subject="evt.x.>"))
+    await _fill(js, "evt.x", 5)  # 5 MB: more than a 4 MB block holds
+    for _ in range(100):  # the last block reaches the disk a moment after its acknowledgement
+        sizes = _blocks(nats_server.data_dir, EVT_STREAM)
+        if sum(sizes) >= 5 * 1000 * 1000:
+            break
+        await asyncio.sleep(0.05)
+    assert max(sizes) > 4 * 1024 * 1024 and max(sizes) <= block_size(old) == 8 * 1024 * 1024, sizes
+
+    with capture_logs() as logs:
+        await declare_streams(js, default_streams())
+        await declare_streams(js, default_streams())  # a second service starting
+    kept = [e for e in logs if e["event"].startswith("stream keeps the blocks it was made with")]
+    assert [(e["stream"], e["block_mb"], e["declared_block_mb"], e["log_level"]) for e in kept] == [
+        (EVT_STREAM, 8.0, 4.0, "warning")
+    ] * 2  # the streams made now (with the declared blocks) are not named
+    assert kept[0]["messages"] == 5000 and kept[0]["made_again"] is False
+    assert f"delete stream {EVT_STREAM}" in kept[0]["to_make_again"]
+    info = await js.stream_info(EVT_STREAM)
+    assert info.state.messages == 5000 and info.config.max_msgs_per_subject == -1  # untouched
+    assert (await js.consumer_info(EVT_STREAM, "notifier--evt_x")).num_pending == 5000
+    await nc.close()
+
+
+async def test_the_soak_warm_up_ends_once_each_busy_stream_has_filled_a_block(nats_server):
+    """The soak's warm-up rule, read from the JetStream API of a real server: events and log lines each must
+    hold a block's worth of bytes (4 MB as declared); one full stream is not enough."""
+    from benchmarks.support.stream_blocks import WARMUP_STREAMS, stream_fill, warmed_up
+
+    bus = await connected_bus("scheduler", nats_server.url)
+    assert WARMUP_STREAMS == (EVT_STREAM, LOG_STREAM)
+    fill = await stream_fill(bus.js)
+    assert not warmed_up(fill) and {f.block_bytes for f in fill.values()} == {4 * 1024 * 1024}
+    await _fill(bus.js, "log", 5)
+    fill = await stream_fill(bus.js)
+    assert fill[LOG_STREAM].blocks_filled == 1 and fill[LOG_STREAM].messages == 5000
+    assert fill[EVT_STREAM].blocks_filled == 0 and not warmed_up(fill)
+    await _fill(bus.js, "evt.x", 4)  # 4 x 1000 records of about 1,100 bytes: more than 4 MiB
+    fill = await stream_fill(bus.js)
+    assert fill[EVT_STREAM].blocks_filled == 1 and warmed_up(fill)
+    for _ in range(100):  # a block filled: the store has begun a second one
+        if len(_blocks(nats_server.data_dir, EVT_STREAM)) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_blocks(nats_server.data_dir, EVT_STREAM)) >= 2
+    await bus.close()

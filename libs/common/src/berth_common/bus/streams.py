@@ -12,7 +12,14 @@ blocks, one with a per-subject limit 4 MB blocks (``autoTuneFileStorageBlockSize
 deploys the two hot streams (events, log lines) held up to 2 x 8 MB in memory: all but a few hundred KB
 of the server's heap in use, and all of its growth (its heap profile, benchmarks/README.md, soak); with the
 limit they hold at most 2 x 4 MB.
-A stream declared before the limit existed is accepted without it (it keeps its larger blocks)."""
+
+A stream declared before the limit existed is accepted without it, and keeps its larger blocks: nats-server
+fixes a stream's block size when it makes the stream, and updating the limit in place would change the
+configuration but not the blocks (after which nothing could tell them apart). Declaring finds such a stream
+(:func:`block_size` of its configuration against the declared one's) and says so in one warning, with what
+it costs and how to make it again; it does not make it again itself: the events and log lines it holds
+(and its consumers' positions) would be lost, and none of that can be moved into a new stream of the same
+name without a window in which a publish is lost."""
 
 from __future__ import annotations
 
@@ -37,6 +44,26 @@ _REPLICA_ERRORS = frozenset({10074, 10005, 10023})
 # Messages kept per subject in a limits stream: far above what any subject holds within its retention (a
 # deployment's log lines, one event type over 7 days); chosen for the smaller blocks it gives (see above).
 PER_SUBJECT_LIMIT = 100_000_000
+_MB = 1024 * 1024
+# nats-server's block sizes (filestore.go): the largest, a limits stream's default, the medium size (other
+# retentions, and a stream with a per-subject limit or a byte cap between the two bounds) and the smallest.
+_LARGE_BLOCK, _MEDIUM_BLOCK, _SMALL_BLOCK = 8 * _MB, 4 * _MB, 32 * 1024
+
+
+def block_size(config: StreamConfig) -> int | None:
+    """The size of the blocks nats-server writes a file stream in, from the configuration it was made with
+    (2.15, the version ``berth up`` runs: ``autoTuneFileStorageBlockSize``, then the store's default); None
+    for a memory stream. A ``max_msgs`` cap is estimated with the largest message: the largest block."""
+    if config.storage == StorageType.MEMORY:
+        return None
+    if (config.max_bytes or -1) > 0:
+        estimate = int(config.max_bytes or 0) // 4 + 1
+        return _SMALL_BLOCK if estimate <= _SMALL_BLOCK else _LARGE_BLOCK if estimate >= _LARGE_BLOCK else _MEDIUM_BLOCK
+    if (config.max_msgs or -1) > 0:
+        return _LARGE_BLOCK
+    if (config.max_msgs_per_subject or -1) > 0:
+        return _MEDIUM_BLOCK
+    return _LARGE_BLOCK if config.retention in (None, RetentionPolicy.LIMITS) else _MEDIUM_BLOCK
 
 
 def stream_for(subject: str) -> str:
@@ -142,8 +169,29 @@ async def _check(js: JetStreamContext, spec: StreamSpec) -> bool:
     if diffs:
         log.error("stream config conflict", stream=spec.name, differences=diffs)
         raise StreamConflictError(f"stream {spec.name} exists with another configuration: {'; '.join(diffs)}")
+    _report_blocks(spec, info.config, info.state.messages, info.state.bytes)
     await _raise_replicas(js, spec, info.config)
     return True
+
+
+def _report_blocks(spec: StreamSpec, actual: StreamConfig, messages: int, stored: int) -> None:
+    """Warn when the stream was made with blocks other than the declared ones (see the module's docstring)."""
+    have, want = block_size(actual), block_size(spec.config())
+    if have is None or want is None or have == want:
+        return
+    log.warning(
+        "stream keeps the blocks it was made with: nats-server fixes them when it makes a stream",
+        stream=spec.name,
+        block_mb=round(have / _MB, 2),
+        declared_block_mb=round(want / _MB, 2),
+        messages=messages,
+        stored_mb=round(stored / _MB, 2),
+        made_again=False,  # its messages and its consumers' positions would be lost
+        to_make_again=(
+            f"while no service runs, delete stream {spec.name} once what it holds may go (after its retention, "
+            "or once read); the next start makes it with the declared blocks"
+        ),
+    )
 
 
 async def _raise_replicas(js: JetStreamContext, spec: StreamSpec, actual: StreamConfig) -> None:
