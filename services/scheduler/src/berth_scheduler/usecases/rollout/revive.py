@@ -78,12 +78,12 @@ async def remove_left(
     await asyncio.gather(*(docker.remove(r.name) for r in doomed))
     async with rt.sessionmaker() as s, s.begin():
         await store.forget_containers(s, [r.name for r in left])
-    for r in left:
-        log.warning(
-            "container a rollout left behind removed",
+    for r in left:  # a record of a container never made (a start that failed first) is only forgotten
+        say = log.warning if r.name in there else log.info
+        say(
+            "container a rollout left behind removed" if r.name in there else "record a rollout left behind forgotten",
             application_id=r.application_id,
             deployment_id=r.deployment_id,
             container=r.name,
             server_id=r.server_id,
-            found=r.name in there,
         )
