@@ -20,15 +20,15 @@ for the same exit (after a restart of the scheduler) announces nothing twice.
 A database whose process died while its engine ran was started again by the engine itself (its restart
 policy): the pass sees it by ``RestartCount`` and announces it the same way once it is ready again.
 
-The same pass removes what a rollout left behind: the container records of a finished deployment that is
-not the live one (``leftovers``). A deployment that succeeded forgets the old version's records as it
-removes its containers, and the undo of one that failed forgets its own; only a server that did not answer
-then (its engine restarting, its SSH cut) keeps them, and its containers with them (stopped by the crash,
-or still running after a cut). Left to the application's next deployment they may stay for good (none
-comes, or it fails before its end: a full disk), so the pass stops and removes them once their server
-answers, and forgets their records. Only recorded names are looked at, never a label: a container the live deployment
-kept from an older one (``rollout/adoption.py``) carries the older one's label but is recorded as the
-live one's.
+The same pass removes what a rollout left behind: the container records of a finished deployment that is not
+the live one (``leftovers``). A deployment that succeeded forgets the old version's records as it removes its
+containers, and the undo of one that failed forgets its own; only a server that did not answer then (its
+engine restarting, its SSH cut) keeps them, and its containers with them (stopped by the crash, or still
+running after a cut). Left to the application's next deployment they may stay for good (none comes, or it
+fails before its end: a full disk), so the pass stops and removes them once their server answers, and forgets
+their records. Only recorded names are looked at, never a label: a container the live deployment kept from an
+older one (``rollout/adoption.py``) carries the older one's label but is recorded as the live one's. A
+record whose container is not there (a start that failed recorded it before making it) is forgotten too.
 
 A Swarm service's tasks are not looked at: Swarm keeps each service at its replica count itself, starting a
 new task for one that exited, whatever the reason (its restart policy ``any``), including after its node's
