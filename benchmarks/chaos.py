@@ -12,7 +12,11 @@ the machine's engine is shared with other work and is never restarted. A request
 cannot have been received; one cut after it was sent is counted ``ambiguous`` and found again in the listing.
 After the last blow every deployment must end within ``SETTLE_S``; then the invariants of
 ``support/chaos_checks.py`` are checked (again for up to ``CONVERGE_S`` while the API's projection catches
-up) and the counts are written to ``benchmarks/results/chaos.json``.
+up). Then the local engine is killed -9 and started again once more, with no deployment running, and the
+invariants are checked again until its applications serve their live version again (``local_back_after_s``):
+a crashed engine does not apply restart policies to the containers it finds, so only the scheduler's
+revival pass (``services/scheduler/.../rollout/revive.py``) brings them back; a problem found before that
+crash still counts. The counts are written to ``benchmarks/results/chaos.json``.
 
 The seed is printed first and kept in the result: the same seed replays the same plan (applications,
 order of the blows, the pauses; the moments a blow meets depend on the machine's speed).
@@ -236,12 +240,19 @@ async def converge(
     work: Workload, team: str, remote: Remote | None
 ) -> tuple[checks.Findings, dict[str, list[dict[str, Any]]], float]:
     """The invariants, checked again for up to ``CONVERGE_S`` while they do not hold yet (the API's projection
-    catching up, replicas started again): the last findings, the deployments, the seconds it took."""
+    catching up, replicas started again): the last findings, the deployments, the seconds it took. What
+    does not hold yet is printed each time it changes (a slow convergence shows what it waited for)."""
     start = time.monotonic()
+    shown: dict[str, list[str]] = {}
     while True:
         findings, listed = await inspect(work, team, remote)
-        if not findings.problems() or time.monotonic() - start > CONVERGE_S:
+        problems = findings.problems()
+        if not problems or time.monotonic() - start > CONVERGE_S:
             return findings, listed, round(time.monotonic() - start, 1)
+        if problems != shown:
+            brief = {k: [p[:160] for p in v[:3]] for k, v in problems.items()}
+            print(f"[chaos] not yet at {time.monotonic() - start:.1f}s: {brief}", flush=True)
+            shown = problems
         await asyncio.sleep(2.0)
 
 
@@ -256,6 +267,7 @@ async def measure(
     engine: PrivateEngine | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
+    local_back_after_s: float | None = None
     client = Client(platform)
     work = Workload(platform, client, rng, engine)
     server_storm = None
@@ -287,6 +299,10 @@ async def measure(
         storm_s = time.monotonic() - t0
         settle_s, listed = await settle(work, SETTLE_S)
         findings, listed, _ = await converge(work, team, remote)
+        if engine is not None:  # the local apps come back after an engine crash with no deployment (the revival)
+            await asyncio.to_thread(crash_engine, engine, met)
+            later, listed, local_back_after_s = await converge(work, team, remote)
+            findings = merged(findings, later)
         if server_storm is not None:  # the apps there come back after an engine restart with no deployment
             server_storm.engine_restarts += 1
             await asyncio.to_thread(remote.server.restart_dockerd)  # type: ignore[union-attr]
@@ -327,6 +343,7 @@ async def measure(
         "api_retries": client.retries,
         "blows": [b.public() for b in storm.done],
         "engine_crashes_met": met,  # containers running at each crash of the local engine (an engine of the run's)
+        "local_back_after_s": local_back_after_s,  # from the local engine's restart after the storm to the invariants
         "checked": dict(findings.checked),
         "failure_reasons": dict(reasons.most_common(10)),
         "problems": {k: v[:10] for k, v in problems.items()},
@@ -334,6 +351,15 @@ async def measure(
         **await checks.stream_counts(platform.nats_url, platform.bus_identity("admin")["password"]),
         **(server_storm.counts() if server_storm is not None else {}),
     }
+
+
+def merged(first: checks.Findings, then: checks.Findings) -> checks.Findings:
+    """``then`` with every problem ``first`` found that it does not repeat: a problem found before a later
+    blow still counts when that blow hides it."""
+    for key, found in first.problems().items():
+        later: list[str] = getattr(then, key)
+        later += [p for p in found if p not in later]
+    return then
 
 
 def crash_engine(engine: PrivateEngine, met: list[int], wait_s: float = 60.0) -> tuple[float, int | None]:

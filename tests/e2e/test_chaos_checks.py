@@ -127,3 +127,15 @@ def test_a_deployment_ended_twice_or_otherwise_than_the_api_says_is_reported():
     checks.check_ends(deployments, ends, f)
     assert len(f.done_twice) == 1 and "deployment 2" in f.done_twice[0]
     assert len(f.end_mismatch) == 2  # 2: ended both ways; 3: no end on the bus
+
+
+def test_a_problem_found_before_a_later_blow_still_counts_after_it():
+    from benchmarks.chaos import merged
+
+    before = checks.Findings()
+    checks.check_app(_app(), [_dep(1)], [_container("old", deployment=OLD, state="exited")], before)
+    assert before.orphans
+    both = merged(before, checks.Findings())  # the checks after the later blow found nothing wrong
+    assert both.problems() == before.problems()
+    again = merged(before, merged(before, checks.Findings()))
+    assert again.problems() == before.problems()  # each problem once

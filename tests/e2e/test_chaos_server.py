@@ -25,7 +25,9 @@ APPS = 2  # on the local server (one image, one git); REMOTE_APPS more on the te
 
 
 # what the scheduler said about replicas, servers and pruning: printed when an invariant does not hold
-TOLD = re.compile(r"started again|not started again|live replicas|pruning|unreachable|server back|undo|interrupted")
+TOLD = re.compile(
+    r"started again|not started again|live replicas|left behind|does not answer|pruning|unreachable|server back|undo|interrupted"
+)
 
 
 def told(logs: Path) -> str:

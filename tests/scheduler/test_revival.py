@@ -1,14 +1,16 @@
 """Which replicas of a live version the scheduler starts again: those an engine restart left exited although
-their restart policy asks for them to run (``domain/revival.py``)."""
+their restart policy asks for them to run; and which container records a rollout left behind, for the same
+pass to remove (``domain/revival.py``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from berth_scheduler.domain.revival import exited_at, should_start
+from berth_scheduler.domain.revival import exited_at, leftovers, should_start
 
 NOW = datetime(2026, 12, 6, 4, 37, 30, tzinfo=UTC)
 LONG_AGO = "2026-12-06T04:37:20.978096123Z"  # 9.02 s before NOW
@@ -54,3 +56,12 @@ def test_the_engines_end_time_is_read_to_the_microsecond():
     assert exited_at({"FinishedAt": "0001-01-01T00:00:00Z"}) is None
     assert exited_at({}) is None
     assert exited_at({"FinishedAt": "yesterday"}) is None
+
+
+def test_left_behind_are_the_records_of_finished_deployments_other_than_the_live_one():
+    rows = [SimpleNamespace(name=f"c-{d}", deployment_id=d) for d in ("old", "live", "failed", "running", "unknown")]
+    finished = {"old", "live", "failed"}  # "running" has not ended: its records are its own
+    assert [r.name for r in leftovers(rows, "live", finished)] == ["c-old", "c-failed"]
+    # nothing succeeded yet: a failed first deployment's records are left behind too
+    assert [r.name for r in leftovers(rows, None, finished)] == ["c-old", "c-live", "c-failed"]
+    assert leftovers([], "live", finished) == []

@@ -281,3 +281,46 @@ async def test_undo_on_a_hanging_server_is_noted_not_waited_for(rig, server, app
     assert f"server(s) {sid} did not answer: their new containers are left there" in done["data"]["reason"] or any(
         f"server(s) {sid} did not answer" in (e["data"].get("detail") or "") for e in events
     ), events
+
+
+def _by_deployment(server: TestServer, app_id: str) -> dict[str, str]:
+    """{deployment: state} of the app's containers on the server's engine."""
+    out = server.docker(
+        "ps", "-a", "--filter", f"label=berth.app={app_id}", "--format", '{{.Label "berth.deployment"}}\t{{.State}}'
+    )
+    return dict(line.split("\t") for line in out.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_an_old_replica_an_engine_crash_kept_from_its_stop_is_removed_once_the_engine_answers(
+    rig, server, app_id
+) -> None:
+    """The chaos suite's exited orphan: the server's engine crashes while a deployment there drains, so its
+    old replica's stop is skipped (the server does not answer; its record stays) and the deployment succeeds.
+    Once the engine is back, with no deployment after (the next one may never come, or fail on a full disk
+    before it removes anything), the live replica is started again and the old one, exited by the crash, is
+    removed and its record forgotten: the application runs its live version alone, as recorded."""
+    platform, sid, engine = rig["platform"], rig["sid"], rig["engine"]
+    host = f"crash-{uuid.uuid4().hex[:8]}.localhost"
+    first = await platform.deploy(app_id, _spec("v1", [sid], host))
+    done = await platform.wait(first, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
+    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    second = await platform.deploy(app_id, _spec("v2", [sid], host), drain_grace_s=3.0)
+    await platform.wait(second, ("evt.deployment.progressed",), timeout=120, state="draining")
+    await asyncio.to_thread(server.stop_dockerd)  # the engine crashes while the old replica drains
+    done = await platform.wait(second, timeout=120)
+    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(second))
+    lines = _lines(platform, second)
+    assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines), lines
+    records = f"SELECT count(*) FROM scheduler.containers WHERE application_id = '{app_id}'"
+    await _until(engine, records, 2)  # the old replica's record kept with the live one's
+
+    await asyncio.to_thread(server.restart_dockerd)
+    t0 = time.monotonic()
+    while (found := _by_deployment(server, app_id)) != {second: "running"}:
+        assert time.monotonic() - t0 < 45, found
+        await asyncio.sleep(0.5)
+    print(f"\nthe live replica alone again {time.monotonic() - t0:.1f}s after the engine answered")
+    await _until(engine, records, 1)
+    await _until(engine, f"{records} AND deployment_id = '{second}'", 1)

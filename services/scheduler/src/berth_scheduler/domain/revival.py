@@ -20,6 +20,16 @@ for the same exit (after a restart of the scheduler) announces nothing twice.
 A database whose process died while its engine ran was started again by the engine itself (its restart
 policy): the pass sees it by ``RestartCount`` and announces it the same way once it is ready again.
 
+The same pass removes what a rollout left behind: the container records of a finished deployment that is not
+the live one (``leftovers``). A deployment that succeeded forgets the old version's records as it removes its
+containers, and the undo of one that failed forgets its own; only a server that did not answer then (its
+engine restarting, its SSH cut) keeps them, and its containers with them (stopped by the crash, or still
+running after a cut). Left to the application's next deployment they may stay for good (none comes, or it
+fails before its end: a full disk), so the pass stops and removes them once their server answers, and forgets
+their records. Only recorded names are looked at, never a label: a container the live deployment kept from an
+older one (``rollout/adoption.py``) carries the older one's label but is recorded as the live one's. A
+record whose container is not there (a start that failed recorded it before making it) is forgotten too.
+
 A Swarm service's tasks are not looked at: Swarm keeps each service at its replica count itself, starting a
 new task for one that exited, whatever the reason (its restart policy ``any``), including after its node's
 engine restarted.
@@ -27,6 +37,7 @@ engine restarted.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +71,13 @@ def should_start(info: dict[str, Any] | None, now: datetime) -> bool:
     if policy in WANTS_RUNNING:
         return True
     return policy == "on-failure" and int(state.get("ExitCode") or 0) != 0
+
+
+def leftovers(records: Iterable[Any], live_id: str | None, finished: Collection[str]) -> list[Any]:
+    """The container records (``deployment_id`` each) a rollout left behind: those of a deployment in
+    ``finished`` (ended) that is not the live one (``live_id``; None: none succeeded yet). A deployment not
+    finished is never among them: its records are its own, its containers maybe being made."""
+    return [r for r in records if r.deployment_id != live_id and r.deployment_id in finished]
 
 
 def restarted_by_engine(info: dict[str, Any] | None, seen: str | None) -> bool:

@@ -4,9 +4,9 @@
 A server reported unreachable is known to be down from then until its outage ends (``back`` with the same
 outage) or the server is removed. Meanwhile nothing contacts it: its executor is refused at once
 (``adapters/fleet.py``) with the reason below, so a deployment leaving it skips its cleanup with the usual
-note (``usecases/rollout/unreachable.py``) without waiting for the SSH timeout, and its route and
-container records stay until it is back (the next deployment cleans them) or removed. The control plane's
-own engine (``local``) is never skipped this way.
+note (``usecases/rollout/unreachable.py``) without waiting for the SSH timeout, and its route and container
+records stay until it is back (the revival pass, ``domain/revival.py``, or the next deployment removes its
+containers then) or removed. The control plane's own engine (``local``) is never skipped this way.
 """
 
 from __future__ import annotations

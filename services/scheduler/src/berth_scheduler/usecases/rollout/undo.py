@@ -5,8 +5,8 @@ again; the copies of moved volumes removed from their targets, the sources' kept
 The application's servers are asked first, at once, each within the SSH timeout (``unreachable.py``; one
 reported unreachable is not asked at all): a server that does not answer is left as it is, noted in the
 reason, and not contacted again by this undo (each engine call to a server that hangs would wait for the
-call's own time limit); its containers' records stay, so the application's next deployment removes what
-is left there."""
+call's own time limit); its containers' records stay, so what is left there is removed once the server
+answers (the revival pass, ``domain/revival.py``, or the application's next deployment)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class Undo:
         notes = [n for n in [await restore_routes(rt, r, wait, self._resumed)] if n]
         servers = await servers_of(rt, r.application_id, rt.sealer.open(row.spec))
         # asked first, within the SSH timeout: a server that does not answer is left as it is (noted), not
-        # waited for call after call; its records stay, so the application's next deployment cleans it up
+        # waited for call after call; its records stay, so its containers are removed once it answers
         skipped = await silent(rt, servers)
         servers = [s for s in servers if s not in skipped]
         selector = {labels.DEPLOYMENT: r.deployment_id}

@@ -5,7 +5,8 @@ old containers stopped. When it does not answer (its SSH or its engine), that cl
 in the deployment's log (its routes and container records stay, so nothing is forgotten), and the move to
 the other servers goes on; a server the server watcher reported unreachable (and not back yet) is not
 asked at all (``domain/server_state.py``), so the deployment does not wait for its SSH timeout, and its
-records stay until it is back (the next deployment cleans them up) or removed. The data of its named volumes cannot be copied from it: ``volume_move.py``
+records stay until it is back (the revival pass removes what they name then, ``domain/revival.py``, unless
+the next deployment did) or removed. The data of its named volumes cannot be copied from it: ``volume_move.py``
 refuses the move naming each volume, unless the deployment was asked to start them empty
 (``RolloutOptions.abandon_volume_data``).
 """
@@ -50,7 +51,7 @@ async def note_skipped(rt: RolloutContext, deployment_id: str, servers: Iterable
     """The deployment log's note of the servers whose old containers could not be stopped (none: nothing)."""
     lines = [
         f"[stopping_old] server {server} does not answer: its old containers were not stopped (its cleanup is "
-        "skipped; their records stay for a later deployment)"
+        "skipped; their records stay, and they are removed once the server answers)"
         for server in dict.fromkeys(servers)
     ]
     await log_lines(rt, deployment_id, lines)
