@@ -18,6 +18,7 @@ from berth_common import traefik as tr
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.docker.remote import connect_server
 from berth_proxy_sync.adapters import server_proxy
+from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import handover_programs as programs
 from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain.routes import SENTINEL_FILE, render_sentinel
@@ -144,11 +145,7 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
             conn = await pool.connection("srv", target)
             root = str(server.root / "traefik")
 
-            async def ensure(image: str) -> str:
-                address, files = await server_proxy.ensure(
-                    engines.api("srv"), conn, root=root, server_id="srv", image=image,
-                    binary=Path("/nonexistent"), web_port=80, api_password=API_PASSWORD,
-                )  # fmt: skip
+            async def routes(files: RemoteDynamicDir) -> None:
                 await files.write(SENTINEL_FILE, render_sentinel(API_PASSWORD), sentinel=True)
                 route = {
                     "http": {
@@ -157,10 +154,27 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
                     }
                 }
                 await files.write("shop.yml", json.dumps(route))
-                return address
 
+            async def ensure(image: str) -> None:
+                _, files = await server_proxy.ensure(
+                    engines.api("srv"), conn, root=root, server_id="srv", image=image,
+                    binary=Path("/nonexistent"), web_port=80, api_password=API_PASSWORD,
+                )  # fmt: skip
+                await routes(files)
+
+            # the Traefik an earlier Berth made: it publishes the ports itself
+            folder = RemoteDynamicDir(conn, f"{root}/srv")
+            await RemoteDynamicDir(conn, f"{root}/srv/dynamic").ensure()
+            await folder.write("traefik.yml", tr.server_static_config())
+            await routes(RemoteDynamicDir(conn, f"{root}/srv/dynamic"))
+            name, body = tr.server_container(TAG, "berth", f"{root}/srv")
+            await engines.client("srv").containers.run(body, name=name)
+            await _served(server.address, "v1")
+            # the first switch to a held namespace leaves a gap (the ports must be free for the holder), once
             await ensure(TAG)
             await _served(server.address, "v1")
+            mode = server.docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", "berth-traefik").strip()
+            assert mode == "container:" + _state(server, ph.HOLDER).split()[0], mode
             holder = _state(server, ph.HOLDER)
             first = _state(server, "berth-traefik")
             assert first.endswith(f"{TAG} true"), first

@@ -354,4 +354,4 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         await client.close()
         await svc.stop()
         local.stop()
-        server.docker("rm", "-f", app, "berth-traefik")
+        server.docker("rm", "-f", app, "berth-traefik", "berth-traefik-net")

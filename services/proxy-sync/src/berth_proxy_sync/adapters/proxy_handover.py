@@ -59,12 +59,23 @@ async def upload(client: EngineApi, name: str, path: str, program: bytes) -> Non
         raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {exc.status}: {exc.message}") from None
 
 
-async def start_holder(client: EngineApi, image: str, web_port: int, websecure_port: int | None) -> None:
+async def machine(client: EngineApi) -> programs.Arch:
+    """The server's architecture, as the programs are written for it; ServerProxyError for another."""
+    _, info = await _call(client, ph.engine_info())
+    try:
+        return programs.arch(str((info or {}).get("Architecture") or ""))
+    except ValueError as exc:
+        raise sp.ServerProxyError(f"the server's Traefik cannot run there: {exc}") from None
+
+
+async def start_holder(
+    client: EngineApi, a: programs.Arch, image: str, web_port: int, websecure_port: int | None
+) -> None:
     """Make and start the holder; while its start finds no network (a Swarm's overlay made moments before),
     remove it, wait and make it again, a bounded number of times."""
     for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
         await _call(client, ph.holder_create(image, web_port, websecure_port=websecure_port), ok=(201,))
-        await upload(client, ph.HOLDER, ph.PAUSE_PATH, programs.pause())
+        await upload(client, ph.HOLDER, ph.PAUSE_PATH, programs.pause(a))
         try:
             await _call(client, sp.container_start(ph.HOLDER))
             return
@@ -84,12 +95,12 @@ async def start_traefik(client: EngineApi, name: str, image: str, host_dir: str,
     return instance
 
 
-async def steer(client: EngineApi, image: str, ports: list[tuple[int, int]]) -> None:
+async def steer(client: EngineApi, a: programs.Arch, image: str, ports: list[tuple[int, int]]) -> None:
     """Run the steering program for ``ports`` in the holder's namespace; ServerProxyError when it fails."""
     await _call(client, sp.container_remove(ph.STEER), ok=(204, 404))
     await _call(client, ph.steer_create(image), ok=(201,))
     try:
-        await upload(client, ph.STEER, ph.STEER_PATH, programs.steer(ports))
+        await upload(client, ph.STEER, ph.STEER_PATH, programs.steer(ports, a))
         await _call(client, sp.container_start(ph.STEER))
         _, waited = await _call(client, ph.container_wait(ph.STEER))
         code = (waited or {}).get("StatusCode")
@@ -141,7 +152,8 @@ async def replace(
     web_https = bool(https)
     await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
     old = ph.router_names(await probe.rawdata())
-    await steer(client, image, ph.steer_ports(web_https, programs.OLDEST))
+    a = await machine(client)
+    await steer(client, a, image, ph.steer_ports(web_https, programs.OLDEST))
     instance = await start_traefik(client, ph.NEXT, image, host_dir, https)
     deadline = time.monotonic() + ready_timeout_s
     while not ph.answered_by(seen := await probe.rawdata(), instance) or not old <= ph.router_names(seen):
@@ -151,7 +163,7 @@ async def replace(
             return False
         await asyncio.sleep(0.1)
     await asyncio.sleep(SETTLE_S)
-    await steer(client, image, ph.steer_ports(web_https, programs.NEWEST))
+    await steer(client, a, image, ph.steer_ports(web_https, programs.NEWEST))
     await asyncio.sleep(retire_s)
     await _call(client, ph.container_stop(sp.CONTAINER), ok=(204, 304, 404))
     await _call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))

