@@ -1,7 +1,8 @@
 """A server's Traefik is replaced without a gap: a new Traefik version (another image) and then a new static
 configuration, each under steady GETs and POSTs through the server's port 80, drop no request. The ports
 stay published by the same holder all along; the Traefik that serves at the end runs the new image under the
-usual name, and nothing of the replacement is left. The calls and programs are exact data."""
+usual name, and nothing of the replacement is left. A Traefik an earlier Berth made (publishing the ports
+itself) is moved into the held namespace first (with a gap, once). The calls are exact data."""
 
 from __future__ import annotations
 
