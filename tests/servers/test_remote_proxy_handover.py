@@ -33,6 +33,7 @@ from tests.support.testservers import running_servers
 
 TAG = tr.image_tag("3.7.15")
 NEXT_TAG = "berth/traefik:handover-next"  # the same binary under another tag: a new Traefik version
+BROKEN_TAG = "berth/traefik:handover-broken"  # not Traefik at all
 RATE = 50.0  # kept-alive requests per second, open loop (besides the connection-per-request load)
 
 
@@ -159,7 +160,7 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
             async def ensure(image: str) -> None:
                 _, files = await server_proxy.ensure(
                     engines.api("srv"), conn, root=root, server_id="srv", image=image,
-                    binary=Path("/nonexistent"), web_port=80, api_password=API_PASSWORD,
+                    binary=Path("/nonexistent"), web_port=80, api_password=API_PASSWORD, ready_timeout_s=5,
                 )  # fmt: skip
                 await routes(files)
 
@@ -195,6 +196,10 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
                 await ensure(NEXT_TAG)
                 third = _state(server, "berth-traefik")
                 assert third.endswith(f"{NEXT_TAG} true") and third.split()[0] != second.split()[0], third
+                # a new image that cannot serve: it is removed, the running Traefik keeps every connection
+                server.docker("tag", busybox_image(), BROKEN_TAG)
+                await ensure(BROKEN_TAG)
+                assert _state(server, "berth-traefik") == third
                 await asyncio.sleep(1)
             finally:
                 results = await asyncio.to_thread(load.stop)

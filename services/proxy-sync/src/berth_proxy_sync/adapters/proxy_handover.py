@@ -148,22 +148,25 @@ async def replace(
     retire_s: float = RETIRE_S,
 ) -> bool:
     """Replace the running ``CONTAINER`` by one of ``image``; True when replaced, False when the new one did
-    not serve in time (removed: the old one keeps serving)."""
+    not serve in time or could not be given the connections (it is removed: the old one keeps serving them)."""
     web_https = bool(https)
     await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
     old = ph.router_names(await probe.rawdata())
-    a = await machine(client)
-    await steer(client, a, image, ph.steer_ports(web_https, programs.OLDEST))
-    instance = await start_traefik(client, ph.NEXT, image, host_dir, https)
-    deadline = time.monotonic() + ready_timeout_s
-    while not ph.answered_by(seen := await probe.rawdata(), instance) or not old <= ph.router_names(seen):
-        if time.monotonic() > deadline:
-            log.warning("the new Traefik did not serve in time: the running one keeps serving", missing=len(old))
-            await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
-            return False
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(SETTLE_S)
-    await steer(client, a, image, ph.steer_ports(web_https, programs.NEWEST))
+    try:
+        a = await machine(client)
+        await steer(client, a, image, ph.steer_ports(web_https, programs.OLDEST))
+        instance = await start_traefik(client, ph.NEXT, image, host_dir, https)
+        deadline = time.monotonic() + ready_timeout_s
+        while not ph.answered_by(seen := await probe.rawdata(), instance) or not old <= ph.router_names(seen):
+            if time.monotonic() > deadline:
+                raise sp.ServerProxyError(f"the new Traefik did not serve within {ready_timeout_s:g}s")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(SETTLE_S)
+        await steer(client, a, image, ph.steer_ports(web_https, programs.NEWEST))
+    except sp.ServerProxyError as exc:
+        log.warning("the server's Traefik is not replaced: the running one keeps serving", why=str(exc))
+        await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
+        return False
     await asyncio.sleep(retire_s)
     await _call(client, ph.container_stop(sp.CONTAINER), ok=(204, 304, 404))
     await _call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))

@@ -94,9 +94,11 @@ async def ensure(
     api_password: str,
     websecure_port: int | None = None,
     acme: tr.Acme | None = None,
+    ready_timeout_s: float = handover.READY_TIMEOUT_S,
 ) -> tuple[str, RemoteDynamicDir]:
     """The server's Traefik running as wanted: (its API's address on the Berth network, its dynamic directory).
-    ``api_password``: of its API (the sentinel's API router), where a replacement's readiness is asked.
+    ``api_password``: of its API (the sentinel's API router), where a replacement's readiness is asked;
+    ``ready_timeout_s``: how long a replacement may take to serve before it is given up.
 
     With ``websecure_port``: HTTPS, its ACME folder (kept across restarts: Traefik's account and
     certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there."""
@@ -143,7 +145,9 @@ async def ensure(
     elif problem or static_changed:
         log.info("replacing the server's Traefik", server_id=server_id, why=problem or "its static file changed")
         async with handover.ApiProbe(conn, address, api_password) as probe:
-            replaced = await handover.replace(client, probe, image=image, host_dir=host_dir, https=https)
+            replaced = await handover.replace(
+                client, probe, image=image, host_dir=host_dir, https=https, ready_timeout_s=ready_timeout_s
+            )
         log.info("server Traefik replaced" if replaced else "server Traefik kept", server_id=server_id)
     return address, files
 
