@@ -72,17 +72,24 @@ async def start_holder(
     client: EngineApi, a: programs.Arch, image: str, web_port: int, websecure_port: int | None
 ) -> None:
     """Make and start the holder; while its start finds no network (a Swarm's overlay made moments before),
-    remove it, wait and make it again, a bounded number of times."""
-    for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
-        await _call(client, ph.holder_create(image, web_port, websecure_port=websecure_port), ok=(201,))
+    remove it, wait and make it again, a bounded number of times; on a kernel without ``MIGRATE``, without it."""
+    migrate, delays = True, iter(sp.NETWORK_SETTLE_DELAYS_S)
+    while True:
+        create = ph.holder_create(image, web_port, websecure_port=websecure_port, migrate=migrate)
+        await _call(client, create, ok=(201,))
         await upload(client, ph.HOLDER, ph.PAUSE_PATH, programs.pause(a))
         try:
             await _call(client, sp.container_start(ph.HOLDER))
             return
         except sp.ServerProxyError as exc:
-            if delay is None or not sp.network_settling(str(exc)):
+            if migrate and ph.migrate_refused(str(exc)):
+                log.warning("the server's kernel does not move queued connections (before Linux 5.14)")
+                migrate, delay = False, 0.0
+            elif not sp.network_settling(str(exc)) or (later := next(delays, None)) is None:
                 raise
-            log.info("server network not attachable yet", why=str(exc), retry_in_s=delay)
+            else:
+                log.info("server network not attachable yet", why=str(exc), retry_in_s=later)
+                delay = later
         await _call(client, sp.container_remove(ph.HOLDER), ok=(204, 404))
         await asyncio.sleep(delay)
 

@@ -45,10 +45,16 @@ STOP_S = 15  # the old Traefik's stop timeout: its lifeCycle (1 s of accepting, 
 
 
 def holder_create(
-    image: str, web_port: int, network: str = fleet.SERVER_NETWORK, *, websecure_port: int | None = None
+    image: str,
+    web_port: int,
+    network: str = fleet.SERVER_NETWORK,
+    *,
+    websecure_port: int | None = None,
+    migrate: bool = True,
 ) -> Call:
     """The holder: ``server_container``'s published ports, network and restart policy, running the pause
-    program (uploaded before its start: ``upload``) from the Traefik image, nothing bound, no environment."""
+    program (uploaded before its start: ``upload``) from the Traefik image, nothing bound, no environment;
+    ``migrate``: with ``MIGRATE`` (a kernel before Linux 5.14 lacks it: ``migrate_refused``)."""
     _, body = tr.server_container(image, network, "/", web_port=web_port, websecure_port=websecure_port, name=HOLDER)
     host = body["HostConfig"]
     holder = {
@@ -65,6 +71,8 @@ def holder_create(
         },
         "NetworkingConfig": body["NetworkingConfig"],
     }
+    if not migrate:
+        del holder["HostConfig"]["Sysctls"]
     return Call("POST", f"{API}/containers/create?name={HOLDER}", holder)
 
 
@@ -175,20 +183,26 @@ def holder_problem(
     info: dict[str, Any], web_port: int, network_id: str | None = None, *, websecure_port: int | None = None
 ) -> str | None:
     """Why the holder found is not the wanted one (it is made again, and its Traefik with it: a gap), or
-    None. Its image is not compared: it only sleeps, and a new Traefik version must not replace it."""
+    None. Its image is not compared (it only sleeps, and a new Traefik version must not replace it), nor its
+    ``MIGRATE`` (a holder made on a kernel without it is kept)."""
     _, wanted = tr.server_container("-", fleet.SERVER_NETWORK, "/", web_port=web_port, websecure_port=websecure_port)
     host = info.get("HostConfig") or {}
     if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
         ports = f"ports {web_port} and {websecure_port}" if websecure_port is not None else f"port {web_port}"
         return f"is not published on {ports}"
-    if (host.get("Sysctls") or {}) != MIGRATE:
-        return "does not move queued connections between listeners"
     joined = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(fleet.SERVER_NETWORK)
     if joined is None:
         return f"is not on the {fleet.SERVER_NETWORK} network"
     if network_id and joined.get("NetworkID") and joined["NetworkID"] != network_id:
         return f"is on an earlier {fleet.SERVER_NETWORK} network"
     return None
+
+
+def migrate_refused(message: str) -> bool:
+    """Whether a failed start of the holder (the engine's answer) says the kernel has no ``MIGRATE`` (it is
+    then made without: a connection that reaches the steering program's socket in the moment it joins a
+    port may be reset)."""
+    return "tcp_migrate_req" in message
 
 
 def _started(info: dict[str, Any]) -> datetime | None:
