@@ -2,7 +2,9 @@
 configuration, each under steady GETs and POSTs through the server's port 80, drop no request. The ports
 stay published by the same holder all along; the Traefik that serves at the end runs the new image under the
 usual name, and nothing of the replacement is left. A Traefik an earlier Berth made (publishing the ports
-itself) is moved into the held namespace first (with a gap, once). The calls are exact data."""
+itself) is moved into the held namespace first (with a gap, once); an image that is not Traefik changes
+nothing; with HTTPS (the holder made again for port 443) a replacement steers 443 as well. The calls are exact
+data."""
 
 from __future__ import annotations
 
@@ -157,10 +159,11 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
                 }
                 await files.write("shop.yml", json.dumps(route))
 
-            async def ensure(image: str) -> None:
+            async def ensure(image: str, websecure_port: int | None = None) -> None:
                 _, files = await server_proxy.ensure(
                     engines.api("srv"), conn, root=root, server_id="srv", image=image,
                     binary=Path("/nonexistent"), web_port=80, api_password=API_PASSWORD, ready_timeout_s=5,
+                    websecure_port=websecure_port,
                 )  # fmt: skip
                 await routes(files)
 
@@ -214,6 +217,15 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
             assert sorted(names) == ["berth-traefik", "berth-traefik-net", "shop-web-1"], names
             await ensure(NEXT_TAG)  # nothing to change: nothing replaced
             assert _state(server, "berth-traefik") == third
+            # HTTPS turned on: other published ports, so the holder is made again (a gap); then a replacement
+            # steers port 443 too
+            await ensure(NEXT_TAG, websecure_port=443)
+            assert _state(server, ph.HOLDER) != holder and "443/tcp" in server.docker("port", ph.HOLDER)
+            https = _state(server, "berth-traefik")
+            await _served(server.address, "v1")
+            await ensure(TAG, websecure_port=443)
+            assert _state(server, "berth-traefik").split()[0] != https.split()[0]
+            await _served(server.address, "v1")
         finally:
             await engines.close()
             await pool.close()
