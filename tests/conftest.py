@@ -46,6 +46,7 @@ LONG_FILES_S = {
     "tests/servers/test_swarm_rollout.py": 80,
     "tests/servers/test_git_two_servers.py": 75,
     "tests/servers/test_placement_e2e.py": 75,
+    "tests/servers/test_remote_proxy_handover.py": 80,
     "tests/servers/test_swarm_apps.py": 75,
     "tests/e2e/test_data_plane.py": 70,
     "tests/scheduler/test_runs.py": 65,

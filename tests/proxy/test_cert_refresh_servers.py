@@ -187,6 +187,6 @@ async def test_an_upload_and_a_delete_reach_the_routes_of_every_server(
             assert "tls" not in yaml.safe_load((traefik.dynamic_dir / f"h-{unique}.yml").read_text())
             assert "tls" not in yaml.safe_load((remote_root / sid / "dynamic" / f"t-{unique}.yml").read_text())
             assert traefik.http(here)[::2] == (200, b"tls-app")  # still served over HTTP
-            server.docker("rm", "-f", "berth-traefik")
+            server.docker("rm", "-f", "berth-traefik", "berth-traefik-net")
     finally:
         await svc.stop()

@@ -177,7 +177,7 @@ async def test_a_servers_acme_failure_carries_the_answer_from_its_traefik_contai
             assert failed["reason"].startswith(f"no certificate from the ACME server for {host} after ")
             from_log = served.acme_reason(logged, host)
             assert from_log is not None and failed["reason"].endswith(f": {from_log}"), failed["reason"]
-            server.docker("rm", "-f", "berth-traefik")
+            server.docker("rm", "-f", "berth-traefik", "berth-traefik-net")
     finally:
         await api.close()
         await svc.stop()

@@ -342,11 +342,11 @@ async def test_a_servers_traefik_serves_https_on_443_with_an_uploaded_certificat
             static = json.loads((folder / "traefik.yml").read_text())
             assert static["entryPoints"]["websecure"]["address"] == ":443"
             assert static["certificatesResolvers"]["berth-http"]["acme"]["storage"] == "/etc/traefik/acme/acme.json"
-            assert "443/tcp -> 0.0.0.0:443" in server.docker("port", "berth-traefik")
+            assert "443/tcp -> 0.0.0.0:443" in server.docker("port", "berth-traefik-net")  # the holder of its namespace
             assert (folder / "acme-ca.pem").read_text() == bundle.read_text()
             env = json.loads(server.docker("inspect", "-f", "{{json .Config.Env}}", "berth-traefik"))
             assert "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem" in env
-            server.docker("rm", "-f", "berth-traefik")
+            server.docker("rm", "-f", "berth-traefik", "berth-traefik-net")
     finally:
         await api.close()
         await svc.stop()

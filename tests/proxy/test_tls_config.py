@@ -16,8 +16,8 @@ from berth_cli import components
 from berth_common import traefik as tr
 from berth_common.catalogue.tls import CustomCertificate, TlsOptions
 from berth_proxy_sync.adapters import dns
+from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import served
-from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, full_config, render, route_config
 from berth_proxy_sync.domain.tls import REDIRECT_PRIORITY, HostStates, TlsSite, certificate_file, plan
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -188,8 +188,8 @@ def test_a_servers_traefik_gets_dns_01_from_proxy_syncs_settings_and_the_credent
         "propagation": {"disableANSChecks": True, "requireAllRNS": True},
     }
     assert "s3cret" not in json.dumps(static)
-    body = sp.container_create("berth/traefik:3.7.15", "/srv/t/s1", 80, websecure_port=443, acme=settings.acme()).body
-    assert body is not None and "HTTPREQ_PASSWORD=s3cret" in body["Env"]
+    body = ph.traefik_body("berth/traefik:3.7.15", "/srv/t/s1", websecure_port=443, acme=settings.acme())
+    assert "HTTPREQ_PASSWORD=s3cret" in body["Env"]
 
 
 def test_the_cli_runs_traefik_with_https_its_acme_storage_and_the_ca_bundle_in_its_environment(tmp_path):
@@ -216,14 +216,14 @@ def test_the_cli_picks_the_https_port():
 
 def test_a_servers_traefik_publishes_443_and_keeps_its_acme_storage_on_the_host():
     acme = tr.Acme(storage="acme.json", ca_bundle="/etc/berth/ca.pem", dns_env=(("DO_AUTH_TOKEN", "x"),))
-    call = sp.container_create("berth/traefik:3.7.15", "/srv/t/s1", 80, websecure_port=443, acme=acme)
-    body = call.body
-    assert body is not None
-    assert body["ExposedPorts"] == {"80/tcp": {}, "443/tcp": {}}
-    assert body["HostConfig"]["PortBindings"] == {
+    holder = ph.holder_create("berth/traefik:3.7.15", 80, websecure_port=443).body
+    assert holder is not None
+    assert holder["ExposedPorts"] == {"80/tcp": {}, "443/tcp": {}}
+    assert holder["HostConfig"]["PortBindings"] == {
         "80/tcp": [{"HostIp": "", "HostPort": "80"}],
         "443/tcp": [{"HostIp": "", "HostPort": "443"}],
     }
+    body = ph.traefik_body("berth/traefik:3.7.15", "/srv/t/s1", websecure_port=443, acme=acme, instance="ab")
     assert body["HostConfig"]["Binds"] == [
         "/srv/t/s1/traefik.yml:/etc/traefik/traefik.yml:ro",
         "/srv/t/s1/dynamic:/etc/traefik/dynamic:ro",
@@ -231,19 +231,25 @@ def test_a_servers_traefik_publishes_443_and_keeps_its_acme_storage_on_the_host(
         "/srv/t/s1/certs:/etc/traefik/certs:ro",
         "/srv/t/s1/acme-ca.pem:/etc/traefik/acme-ca.pem:ro",
     ]
-    assert body["Env"] == ["DO_AUTH_TOKEN=x", "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem"]
+    assert body["Env"] == [
+        "BERTH_TRAEFIK_INSTANCE=ab",
+        "DO_AUTH_TOKEN=x",
+        "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem",
+    ]
     static = json.loads(tr.server_static_config(websecure_port=443, acme=tr.server_acme(acme)))
     assert static["entryPoints"]["websecure"]["address"] == ":443"
     assert static["certificatesResolvers"]["berth-http"]["acme"]["storage"] == "/etc/traefik/acme/acme.json"
+    held = {"Id": "h1", "State": {"StartedAt": "2026-12-06T20:00:00Z"}}
     info = {
         "Config": {"Image": "berth/traefik:3.7.15", "Env": ["PATH=/bin", *body["Env"]]},
-        "HostConfig": body["HostConfig"],
-        "NetworkSettings": {"Networks": {"berth": {"IPAddress": "172.20.0.2"}}},
+        "HostConfig": {**body["HostConfig"], "NetworkMode": "container:h1"},
+        "State": {"StartedAt": "2026-12-06T20:00:01Z"},
     }
-    assert sp.container_problem(info, "berth/traefik:3.7.15", "/srv/t/s1", 80, websecure_port=443, acme=acme) is None
-    # the container of before (HTTP only) is made again
+    wanted = {"websecure_port": 443, "acme": acme}
+    assert ph.traefik_problem(info, held, "berth/traefik:3.7.15", "/srv/t/s1", **wanted) is None  # type: ignore[arg-type]
+    # the container of before (HTTP only) is replaced
     assert (
-        sp.container_problem(info, "berth/traefik:3.7.15", "/srv/t/s1", 80)
+        ph.traefik_problem(info, held, "berth/traefik:3.7.15", "/srv/t/s1")
         == "its folders are not the server's Berth folders"
     )
 

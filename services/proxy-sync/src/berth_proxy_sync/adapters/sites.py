@@ -183,6 +183,7 @@ class RemoteSites:
             image=self.image or tr.default_image(),
             binary=self.binary or tr.default_binary(),
             web_port=self.web_port,
+            api_password=self.api_password,
             websecure_port=self.websecure_port,
             acme=self.acme,
         )

@@ -1,9 +1,10 @@
 """A remote server's Traefik as data: where its files live, the Docker calls that make it, and whether the
 container found on the server is the one wanted.
 
-Each server runs its own Traefik container (``berth_common.traefik.server_container``) on the server's Berth
-network, published on the server's web port; its API is reached only over SSH, on that network. Every call
-is built here and executed by ``adapters/server_proxy.py``; tests compare them exactly.
+Each server runs its own Traefik container (``berth_common.traefik.server_container``, in the network namespace
+of a holder that is on the server's Berth network and published on the server's web port:
+``domain/proxy_handover.py``); its API is reached only over SSH, on that network. Every call is built here
+and executed by ``adapters/server_proxy.py``; tests compare them exactly.
 """
 
 from __future__ import annotations
@@ -66,22 +67,6 @@ def container_inspect(name: str) -> Call:
     return Call("GET", f"{API}/containers/{quote(name, safe='')}/json")
 
 
-def container_create(
-    image: str,
-    host_dir: str,
-    web_port: int,
-    network: str = fleet.SERVER_NETWORK,
-    *,
-    websecure_port: int | None = None,
-    acme: tr.Acme | None = None,
-) -> Call:
-    """Make the server's Traefik; with ``websecure_port``, HTTPS and ``acme`` (``https_options``)."""
-    name, body = tr.server_container(
-        image, network, host_dir, web_port=web_port, name=CONTAINER, **https_options(websecure_port, acme)
-    )
-    return Call("POST", f"{API}/containers/create?name={quote(name, safe='')}", body)
-
-
 def https_options(websecure_port: int | None, acme: tr.Acme | None) -> dict[str, Any]:
     """``server_container``'s HTTPS arguments: the published HTTPS port, Traefik's ACME environment (the CA
     bundle at its path in the container, a DNS provider's credentials) and whether the bundle is bound."""
@@ -120,47 +105,8 @@ def container_start(name: str) -> Call:
     return Call("POST", f"{API}/containers/{quote(name, safe='')}/start")
 
 
-def container_restart(name: str) -> Call:
-    return Call("POST", f"{API}/containers/{quote(name, safe='')}/restart?t=5")
-
-
 def container_remove(name: str) -> Call:
     return Call("DELETE", f"{API}/containers/{quote(name, safe='')}?force=true")
-
-
-def container_problem(
-    info: dict[str, Any],
-    image: str,
-    host_dir: str,
-    web_port: int,
-    network_id: str | None = None,
-    *,
-    websecure_port: int | None = None,
-    acme: tr.Acme | None = None,
-) -> str | None:
-    """Why the container found (``GET /containers/{name}/json``) is not the wanted one (it is then made
-    again), or None when it is: same image, binds, published port and network. ``network_id``: the Berth
-    network's id now; a container joined to an earlier network of that name (removed and made again, as when
-    the server forms a Swarm) could not start again."""
-    options = https_options(websecure_port, acme)
-    _, wanted = tr.server_container(image, fleet.SERVER_NETWORK, host_dir, web_port=web_port, **options)
-    config, host = info.get("Config") or {}, info.get("HostConfig") or {}
-    if config.get("Image") != image:
-        return f"runs image {config.get('Image')!r}, not {image!r}"
-    if sorted(host.get("Binds") or []) != sorted(wanted["HostConfig"]["Binds"]):
-        return "its folders are not the server's Berth folders"
-    if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
-        if websecure_port is not None:
-            return f"is not published on ports {web_port} and {websecure_port}"
-        return f"is not published on port {web_port}"
-    if not set(wanted.get("Env") or []) <= set(config.get("Env") or []):
-        return "its ACME environment is not the configured one"
-    joined = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(fleet.SERVER_NETWORK)
-    if joined is None:
-        return f"is not on the {fleet.SERVER_NETWORK} network"
-    if network_id and joined.get("NetworkID") and joined["NetworkID"] != network_id:
-        return f"is on an earlier {fleet.SERVER_NETWORK} network"
-    return None
 
 
 # Waits before making the container again when its start found no network: a Swarm's overlay network made
