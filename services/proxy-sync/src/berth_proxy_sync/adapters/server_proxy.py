@@ -196,3 +196,52 @@ async def _https_folders(conn: asyncssh.SSHClientConnection, host_dir: str, acme
     bundle = await asyncio.to_thread(Path(acme.ca_bundle).read_text)
     async with conn.start_sftp_client() as sftp:
         return await sftp_replace(sftp, f"{host_dir}/acme-ca.pem", bundle, 0o644)
+
+
+WEB_PROBE_TIMEOUT_S = 5.0
+
+
+async def web_seen(
+    conn: asyncssh.SSHClientConnection, web_port: int, timeout_s: float = WEB_PROBE_TIMEOUT_S
+) -> str | None:
+    """None when the server's web port gives an HTTP answer to ``proxy_handover.WEB_PROBE`` (sent through the
+    SSH connection), else what was seen instead, in words."""
+    import asyncssh
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await conn.open_connection(ph.WEB_PROBE_HOST, web_port)
+            try:
+                writer.write(ph.WEB_PROBE)
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except TimeoutError:
+        return f"no answer within {timeout_s:g}s"
+    except asyncssh.ChannelOpenError as exc:
+        return f"connecting failed: {exc.reason}"
+    except (ConnectionError, asyncssh.ConnectionLost) as exc:
+        return f"the connection was cut: {exc or type(exc).__name__}"
+    return None if ph.web_answered(line) else "the connection was closed with no HTTP answer"
+
+
+async def serving(
+    client: EngineApi, conn: asyncssh.SSHClientConnection, web_port: int, websecure_port: int | None = None
+) -> ph.NotServing | None:
+    """What keeps the server's web port from being served as Berth made it (``proxy_handover.serving_problem``
+    from two container inspections; then, when they show nothing wrong, whether the port answers), or None."""
+    found: dict[str, dict[str, Any] | None] = {}
+    for name in (ph.HOLDER, sp.CONTAINER):
+        status, info = await call(client, sp.container_inspect(name), ok=(200, 404))
+        found[name] = dict(info or {}) if status == 200 else None
+    problem = ph.serving_problem(found[ph.HOLDER], found[sp.CONTAINER], web_port, websecure_port=websecure_port)
+    if problem is not None:
+        return problem
+    seen = await web_seen(conn, web_port)
+    return None if seen is None else ph.web_unanswered(web_port, seen)
+
+
+async def remove(client: EngineApi, problem: ph.NotServing) -> None:
+    """Remove what ``problem`` names; ``ensure`` makes it again."""
+    for c in ph.repair_calls(problem):
+        await call(client, c, ok=(204, 404))

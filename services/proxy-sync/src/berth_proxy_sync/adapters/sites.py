@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from berth_common.ssh import SshPool, SshTarget
     from berth_common.traefik import Acme
     from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
+    from berth_proxy_sync.domain.proxy_handover import NotServing
 
 log = get_logger(__name__)
 
@@ -213,6 +214,23 @@ class RemoteSites:
             await asyncio.sleep(0.1)
         log.info("server site open", server_id=server_id, traefik_api=api_address)
         return site
+
+    async def serving(self, site: Site) -> NotServing | None:
+        """What keeps the site's server from serving its web port as Berth made it, or None
+        (``server_proxy.serving``: two container inspections and one request over the SSH connection)."""
+        from berth_proxy_sync.adapters import server_proxy
+
+        if site.conn is None or self._engines is None:
+            return None
+        client = self._engines.api(site.server_id)
+        return await server_proxy.serving(client, site.conn, self.web_port, self.websecure_port)
+
+    async def repair(self, site: Site, problem: NotServing) -> None:
+        """Remove the containers ``problem`` names; opening the site again makes them (``server_proxy.ensure``)."""
+        from berth_proxy_sync.adapters import server_proxy
+
+        _, engines = self._clients()
+        await server_proxy.remove(engines.api(site.server_id), problem)
 
     async def forget(self, server_id: str) -> None:
         """Close what was opened for the server (removed, its key or address changed)."""

@@ -19,6 +19,7 @@ import io
 import json
 import re
 import tarfile
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +27,7 @@ from urllib.parse import quote
 from berth_common import fleet
 from berth_common import traefik as tr
 from berth_proxy_sync.domain import handover_programs as programs
-from berth_proxy_sync.domain.server_proxy import API, Call, https_options
+from berth_proxy_sync.domain.server_proxy import API, CONTAINER, Call, container_remove, https_options
 
 HOLDER = "berth-traefik-net"  # holds the namespace and the published ports
 NEXT = "berth-traefik-next"  # the replacement while it starts
@@ -250,3 +251,77 @@ def router_names(rawdata: dict[str, Any]) -> set[str]:
 def answered_by(rawdata: dict[str, Any], instance: str) -> bool:
     """Whether ``/api/rawdata`` was answered by the Traefik started with ``instance``."""
     return instance_middleware(instance) in (rawdata.get("middlewares") or {})
+
+
+# --- keep-up: whether the server's web entry point is served as Berth made it ---------------------------
+
+# One request on the server's web port, through its SSH connection (``direct-tcpip`` to loopback on the
+# server): any HTTP answer (a 404 for this host) shows that a Traefik takes the port's connections.
+WEB_PROBE_HOST = "127.0.0.1"
+WEB_PROBE = b"GET / HTTP/1.1\r\nHost: berth-keep-up.invalid\r\nUser-Agent: berth-keep-up\r\nConnection: close\r\n\r\n"
+
+
+def web_answered(first_line: bytes) -> bool:
+    """Whether the first line read back from the web port is an HTTP answer's status line."""
+    return first_line.startswith(b"HTTP/1.") and len(first_line.split(b" ")) >= 2
+
+
+@dataclass(frozen=True)
+class NotServing:
+    """Why the server's web port is not served (for the log) and the containers removed for it (made again
+    by ``adapters/server_proxy.ensure``): what is wrong, or both when the engine shows nothing wrong."""
+
+    why: str
+    remove: tuple[str, ...]
+
+
+def _bound(info: dict[str, Any], port: int, host_port: int) -> bool | None:
+    """Whether the engine bound ``port`` of the container on ``host_port``; None when it does not say."""
+    ports = (info.get("NetworkSettings") or {}).get("Ports")
+    if not isinstance(ports, dict):
+        return None
+    return any(str(b.get("HostPort")) == str(host_port) for b in ports.get(f"{port}/tcp") or [])
+
+
+def serving_problem(
+    holder: dict[str, Any] | None,
+    traefik: dict[str, Any] | None,
+    web_port: int,
+    *,
+    websecure_port: int | None = None,
+) -> NotServing | None:
+    """What the engine shows wrong with the containers that serve the server's web port (the holder running
+    as wanted with its ports bound; the Traefik running in its namespace, started after it), or None. A
+    holder that is wrong is removed with its Traefiks (they are in its namespace)."""
+    everything = (HOLDER, CONTAINER, NEXT)
+    if holder is None:
+        return NotServing(f"{HOLDER} is gone", everything)
+    if not (holder.get("State") or {}).get("Running"):
+        return NotServing(f"{HOLDER} is not running", everything)
+    problem = holder_problem(holder, web_port, websecure_port=websecure_port)
+    if problem is not None:
+        return NotServing(f"{HOLDER} {problem}", everything)
+    wanted = [(80, web_port)] + ([(443, websecure_port)] if websecure_port is not None else [])
+    for port, host_port in wanted:
+        if _bound(holder, port, host_port) is False:
+            return NotServing(f"{HOLDER} runs without its binding of port {host_port}", everything)
+    if traefik is None:
+        return NotServing(f"{CONTAINER} is gone", (CONTAINER,))
+    if not (traefik.get("State") or {}).get("Running"):
+        return NotServing(f"{CONTAINER} is not running", (CONTAINER,))
+    started, held = _started(traefik), _started(holder)
+    mode = (traefik.get("HostConfig") or {}).get("NetworkMode")
+    if mode != f"container:{holder.get('Id')}" or started is None or held is None or started < held:
+        return NotServing(f"{CONTAINER} {NAMESPACE_GONE} of {HOLDER}", (CONTAINER,))
+    return None
+
+
+def web_unanswered(web_port: int, seen: str) -> NotServing:
+    """The web port gives no HTTP answer while the engine shows nothing wrong: the holder (its binding) and
+    the Traefik (its entry point) are both made again."""
+    return NotServing(f"port {web_port} gives no HTTP answer ({seen})", (HOLDER, CONTAINER, NEXT))
+
+
+def repair_calls(problem: NotServing) -> list[Call]:
+    """The calls that remove what ``problem`` names (absent ones are no error)."""
+    return [container_remove(name) for name in problem.remove]

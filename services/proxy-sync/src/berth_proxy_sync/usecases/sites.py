@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 RECHECK_S = 5.0  # a site's API answered within this long: used without asking again
+CONFIRM_S = 1.0  # a server's web port found not served is looked at again after this long before it is repaired
 RETRY_S = 5.0  # a server whose site could not be opened is not tried again for this long (same answer)
 
 
@@ -119,11 +120,13 @@ class Sites:
     async def keep_up(self, sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
         """Every server whose site was opened (and not removed since) checked again: a site whose Traefik does
         not answer is opened again, which starts its container again (an engine restart leaves it stopped,
-        and its routes' applications dark until the next route change). The servers opened again."""
+        and its routes' applications dark until the next route change). So is one whose API answers but whose
+        web port is not served as Berth made it (:meth:`_serves`): what is wrong is removed first, and made
+        again as the site opens. The servers opened again."""
         reopened = []
         for server_id in sorted(self._reconciled):
             site = self._open.get(server_id)
-            if site is not None and site.alive and await _answers(site):
+            if site is not None and site.alive and await _answers(site) and await self._serves(site):
                 continue
             try:
                 async with sessionmaker() as session:
@@ -134,6 +137,37 @@ class Sites:
             reopened.append(server_id)
             log.warning("a server's site was opened again", server_id=server_id)
         return reopened
+
+    async def _serves(self, site: Site) -> bool:
+        """Whether the site's server serves its web port (``RemoteSites.serving``); when not, seen again after
+        ``CONFIRM_S`` with its API answering (a moment's state, or an SSH connection that failed, repairs
+        nothing), what is wrong is removed and the site closed (:meth:`keep_up` opens it again). Checked under
+        the server's lock: a route command's setup or replacement of its Traefik is never taken for a fault."""
+        async with self._locks.setdefault(site.server_id, asyncio.Lock()):
+            if self._open.get(site.server_id) is not site:
+                return True  # opened again meanwhile
+            try:
+                problem = await self.remote.serving(site)
+                if problem is None:
+                    return True
+                log.info("a server's web port seems not served", server_id=site.server_id, why=problem.why)
+                await asyncio.sleep(CONFIRM_S)
+                if site.alive and await site.traefik.ping():  # else its API is silent now: opened again
+                    problem = await self.remote.serving(site)
+                    if problem is None:
+                        return True
+                    await self.remote.repair(site, problem)
+                    log.warning(
+                        "a server's web port is not served: its Traefik is made again",
+                        server_id=site.server_id,
+                        why=problem.why,
+                    )
+            except Exception as exc:  # the engine or the connection failed: the next pass looks again
+                log.warning("a server's web port not checked", server_id=site.server_id, error=str(exc))
+                return True
+            self._open.pop(site.server_id, None)
+            await site.close()
+            return False
 
     def start_watch(self, sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
         """:meth:`keep_up` every ``interval_s`` until :meth:`close`."""
