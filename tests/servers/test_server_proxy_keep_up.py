@@ -224,3 +224,35 @@ async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port( 
         await svc.stop()
         local.stop()
         server.docker("rm", "-f", app, "berth-traefik", "berth-traefik-net", f"berth-traefik-old-{unique}")
+
+
+# --- the local server --------------------------------------------------------------------------------------
+
+
+def test_the_local_traefik_has_no_such_gap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The local server's Traefik is one process that listens on every entry point itself (no holder
+    publishes its ports): one that cannot listen on its web entry point exits, and the supervisor starts it
+    again (``berth_cli.dataplane``); it never runs with its API answering and its web port dark."""
+    import socket
+    import subprocess
+
+    from berth_cli.components import traefik_static_config
+    from berth_common import traefik as tr
+
+    (tmp_path / "dynamic").mkdir()
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        web_port, api_port = taken.getsockname()[1], free.getsockname()[1]
+        free.close()  # the API's port is free
+        static = traefik_static_config(tmp_path / "dynamic", "127.0.0.1", web_port, "127.0.0.1", api_port)
+        (tmp_path / "traefik.yml").write_text(json.dumps(static))
+        done = subprocess.run(
+            [str(tr.default_binary()), f"--configFile={tmp_path / 'traefik.yml'}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode != 0
+    assert f"listen tcp 127.0.0.1:{web_port}: bind: address already in use" in done.stdout + done.stderr
