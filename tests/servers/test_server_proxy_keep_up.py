@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,6 +133,32 @@ async def bus(nats_server) -> AsyncIterator[Bus]:  # type: ignore[no-untyped-def
     await api.close()
 
 
+async def _check_costs(server: TestServer, keys: Path, times: int = 20) -> list[float]:
+    """``server_proxy.serving`` of the healthy server ``times`` times over a connection of its own: each
+    answer None; the sorted durations."""
+    from berth_common import ssh
+    from berth_common.docker import DockerEngines, local_engine
+    from berth_common.docker.remote import connect_server
+    from berth_proxy_sync.adapters import server_proxy
+
+    target = ssh.SshTarget(
+        server.address, 22, "root", server.private_key_pem, server.host_key.export_public_key("openssh").decode()
+    )
+    pool, engines = ssh.SshPool(keys), DockerEngines(local_engine(None))
+    costs = []
+    try:
+        await connect_server(engines, pool, "srv", target)
+        conn = await pool.connection("srv", target)
+        for _ in range(times):
+            started = time.monotonic()
+            assert await server_proxy.serving(engines.api("srv"), conn, 80, 443) is None
+            costs.append(time.monotonic() - started)
+    finally:
+        await engines.close()
+        await pool.close()
+    return sorted(costs)
+
+
 def _cmd(server: TestServer, name: str) -> list[str]:
     return list(json.loads(server.docker("inspect", "-f", "{{json .Config.Cmd}}", name)))
 
@@ -178,6 +205,11 @@ async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port( 
         assert await _until(server.address, "shop.test", 200) == "served on the server"
         made = _cmd(server, "berth-traefik")
         assert made == ["--configFile=/etc/traefik/traefik.yml"]
+        # the check keep-up makes of a server that serves: nothing wrong, and what it costs
+        costs = await _check_costs(server, tmp_root / f"ssh-{unique}")
+        print(
+            f"one check of a serving server: median {costs[len(costs) // 2] * 1000:.1f} ms, max {costs[-1] * 1000:.1f} ms"
+        )
 
         # by hand: a Traefik with the same image and folders in the holder's namespace, started with the
         # server's static configuration less its web entry point, takes the place of the one Berth made (the
