@@ -291,8 +291,15 @@ async def ops_of(s: AsyncSession, deployment_id: str, step: int | None = None) -
 async def settle_op(
     s: AsyncSession, route_id: str, generation: int, ok: bool, reason: str | None, server_id: str = "local"
 ) -> Any | None:
-    """Record proxy-sync's answer; on success the route's confirmed state follows. The op, if it is ours."""
+    """Record proxy-sync's answer; on success the route's confirmed state follows. The op, if it is ours.
+
+    The route's row is locked first: answers of one route on one server recorded at the same time (several
+    scheduler instances share the answers' consumers) go one after the other, so each statement below sees
+    an answer of a newer generation committed meanwhile, and an older answer never overwrites it. Answers
+    of other routes and servers do not wait."""
     this_op = (route_ops.c.server_id == server_id, route_ops.c.route_id == route_id)
+    this_route = (routes.c.server_id == server_id, routes.c.route_id == route_id)
+    await s.execute(sa.select(routes.c.generation).where(*this_route).with_for_update())
     op = (
         await s.execute(sa.select(route_ops).where(*this_op, route_ops.c.generation == generation).with_for_update())
     ).first()
@@ -306,11 +313,7 @@ async def settle_op(
     if ok:  # unless a later generation of the route was confirmed first (answers of two commands crossed)
         hosts, ups = (op.hosts, op.upstreams) if op.kind == "apply" else ([], [])
         newer = sa.exists().where(*this_op, route_ops.c.generation > generation, route_ops.c.status == "done")
-        await s.execute(
-            sa.update(routes)
-            .where(routes.c.server_id == server_id, routes.c.route_id == route_id, sa.not_(newer))
-            .values(hosts=hosts, upstreams=ups)
-        )
+        await s.execute(sa.update(routes).where(*this_route, sa.not_(newer)).values(hosts=hosts, upstreams=ups))
     return op
 
 
