@@ -23,7 +23,7 @@ from berth_common.db import make_engine, make_sessionmaker
 from berth_common.db.migrate import run_migrations
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
-from tests.support.procs import Postgres, create_database
+from tests.support.procs import Postgres, create_database, provisioned
 
 
 @dataclass
@@ -93,8 +93,9 @@ async def database(postgres: Postgres, api_template: str) -> str:
 
 @pytest.fixture
 async def api_urls(database: str) -> dict[str, str]:
-    """Per-service role URLs on a fresh database (the api connects with its own role)."""
-    return await provision(database, "test-secret")
+    """Per-service role URLs on a fresh database (the api connects with its own role): the template's roles
+    and schemas, provisioned again only when a test changed them (``provisioned``)."""
+    return await provisioned(database, "test-secret")
 
 
 @pytest.fixture
