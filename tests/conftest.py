@@ -168,6 +168,7 @@ SLOW_FILE_S = 30
 # instead of one each (an `up` and a `down` take about 30 s), and xdist hands them to one worker as one unit.
 SHARED_PLATFORM_FILES = (
     "tests/e2e/test_compose_build_deploy.py",
+    "tests/e2e/test_compose_deploy.py",
     "tests/e2e/test_compose_build_rollback.py",
     "tests/e2e/test_compose_paths.py",
     "tests/e2e/test_deploy_flow.py",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from berth_common.db import make_engine, make_sessionmaker
 from berth_common.db.migrate import run_migrations
 from berth_common.db.provision import provision
 from berth_common.runtime import serve
-from tests.support.procs import Postgres, create_database
+from tests.support.procs import Postgres, create_database, provisioned
+
+# The TLS settings of the tests' clients of the api (plain HTTP on loopback), built once: httpx builds a
+# context for each client it makes, loading the CA bundle (30-70 ms of CPU), and an api test makes two.
+CLIENT_TLS = ssl.create_default_context()
 
 
 @dataclass
@@ -54,7 +59,7 @@ async def start_api(settings: ApiSettings, timeout: float = 90.0) -> RunningApi:
     task = asyncio.create_task(serve(spec(settings), stop), name="api-under-test")
     running = RunningApi(settings=settings, stop=stop, task=task)
     deadline = asyncio.get_running_loop().time() + timeout
-    async with httpx.AsyncClient(base_url=running.url, timeout=2) as client:
+    async with httpx.AsyncClient(base_url=running.url, timeout=2, verify=CLIENT_TLS) as client:
         while True:
             if task.done():
                 task.result()  # raises the service's error
@@ -93,8 +98,9 @@ async def database(postgres: Postgres, api_template: str) -> str:
 
 @pytest.fixture
 async def api_urls(database: str) -> dict[str, str]:
-    """Per-service role URLs on a fresh database (the api connects with its own role)."""
-    return await provision(database, "test-secret")
+    """Per-service role URLs on a fresh database (the api connects with its own role): the template's roles
+    and schemas, provisioned again only when a test changed them (``provisioned``)."""
+    return await provisioned(database, "test-secret")
 
 
 @pytest.fixture
@@ -120,7 +126,7 @@ async def api(api_settings: ApiSettings) -> AsyncIterator[RunningApi]:
 
 @pytest.fixture
 async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10, verify=CLIENT_TLS) as c:
         yield c
 
 

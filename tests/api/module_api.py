@@ -14,7 +14,7 @@ import pytest
 from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
 from berth_common.db.provision import provision
-from tests.api.conftest import Identities, Members, bearer, start_api
+from tests.api.conftest import CLIENT_TLS, Identities, Members, bearer, start_api
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ async def api(api_settings):
 
 @pytest.fixture(scope="module")
 async def client(api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10, verify=CLIENT_TLS) as c:
         yield c
 
 

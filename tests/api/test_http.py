@@ -156,6 +156,37 @@ async def test_in_flight_request_finishes_on_stop(api):
             raise AssertionError("still serving after stop")
 
 
+async def test_an_idle_http_server_stops_at_once(tmp_path):
+    """Nothing open: the server is gone a few milliseconds after the stop (uvicorn's own sees a stop at its next
+    tick, up to a tenth of a second later, then pauses a tenth more for connections: a fifth of a second of each
+    of the tests' thousand api stops)."""
+    import socket
+    import time
+
+    from fastapi import FastAPI
+
+    from berth_api.entrypoints.server import HttpServer
+
+    took = []
+    for _ in range(3):  # the quickest of three: a busy machine may hold up one
+        http = HttpServer(ApiSettings(http_port=free_port(), data_dir=tmp_path))
+        port = http.bind()
+        stop = asyncio.Event()
+        serving = asyncio.create_task(http.serve(FastAPI(), stop))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 404")  # served (and the connection closed)
+        writer.close()
+        await asyncio.sleep(0.2)
+        start = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(serving, 10)
+        took.append(time.monotonic() - start)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0  # no longer listening
+    assert min(took) < 0.05, took
+
+
 async def test_readyz_follows_the_bus(client, api, nats_server):
     """nats-server goes away: /readyz turns 503 naming the bus; it comes back: 200 again."""
     nats_server.stop()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from berth_common.db.provision import provision
 from tests.api.conftest import (  # noqa: F401  (fixtures)
     api,
     api_settings,
@@ -27,7 +26,7 @@ from tests.api.conftest import (  # noqa: F401  (fixtures)
     members,
     scheduler,
 )
-from tests.support.procs import Postgres, create_database
+from tests.support.procs import Postgres, create_database, provisioned
 
 BERTH = str(Path(sys.executable).parent / "berth")
 
@@ -37,7 +36,7 @@ async def api_urls(postgres: Postgres, api_template: str) -> dict[str, str]:  # 
     """The api's database: a copy of the api tests' migrated template (``api_template``), apart from this
     directory's ``database`` (a fresh, empty one, which tests fill with schemas of their own)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    return await provision(await create_database(postgres.admin_url, name, template=api_template), "test-secret")
+    return await provisioned(await create_database(postgres.admin_url, name, template=api_template), "test-secret")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from berth_common.bus import Delivery
@@ -20,6 +21,40 @@ async def test_a_stop_ends_an_idle_fetch_at_once(nats_server):
 
     consumer = await worker.consume(PingService, handler)
     await asyncio.sleep(0.3)  # the consumer waits in its fetch now
+    start = time.monotonic()
+    await worker.close(timeout=30)
+    assert time.monotonic() - start < 1.0
+    assert not consumer.running
+
+
+async def test_a_stop_ends_an_idle_fetch_that_got_a_status_left_by_an_earlier_pull_request(nats_server):
+    """A fetch's pull request expires on the server about when the fetch times out, so its status (408) may
+    reach the next fetch: that one holds no message for it and is ended at once too (it was waited out: up
+    to the fetch wait, 5 s here, at every stop of a service, whose tens of consumers made one likely)."""
+    worker = await connected_bus("scheduler", nats_server.url, fetch_wait_s=5.0)
+
+    async def handler(msg: PingService, d: Delivery) -> None:
+        pass
+
+    consumer = await worker.consume(PingService, handler)
+    await wait_until(lambda: consumer._fetching is not None)
+    await asyncio.sleep(0.2)  # the consumer waits in its fetch now
+    # A pull request of the subscription's own that expires at once: its 408 reaches the fetch waiting now.
+    received = consumer._psub._sub._received
+    request = {"batch": 1, "expires": 50_000_000}
+    stream, name = consumer.stream, consumer.name
+    await worker._nc.publish(
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}", json.dumps(request).encode(), reply=consumer._psub._deliver
+    )
+    await wait_until(lambda: consumer._psub._sub._received > received)
+    assert consumer._fetching is not None and not consumer._fetching.done()
+    print(
+        "DBG",
+        type(consumer._psub._sub._pending_queue),
+        consumer._psub._sub._pending_queue.messages,
+        consumer._fetch_mark,
+        consumer._psub._sub._received,
+    )
     start = time.monotonic()
     await worker.close(timeout=30)
     assert time.monotonic() - start < 1.0

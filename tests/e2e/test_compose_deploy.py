@@ -11,13 +11,12 @@ import asyncio
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from benchmarks.support.compose_stack import compose_file
-from tests.e2e.conftest import make_platform
+from tests.e2e.conftest import Platform
 from tests.e2e.test_deploy_flow import wait_deployment
 from tests.support.images import busybox_image
 from tests.support.steady_load import steady_load
@@ -26,12 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_root: Path):
-    gen = make_platform(tmp_root / "platform-compose")
-    p = next(gen)
-    p.up()
-    yield p
-    gen.close()
+def platform(shared_platform: Platform) -> Platform:
+    return shared_platform  # its projects and applications are this file's own (tests/conftest.py)
 
 
 def docker(*args: str) -> str:
@@ -68,7 +63,7 @@ async def test_a_compose_app_deploys_in_order_and_keeps_its_stateful_service(pla
     proxy = httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['proxy']}", timeout=10)
     app_id = volume = None
     try:
-        r = await api.post("/v1/projects", json={"name": "stack"})
+        r = await api.post("/v1/projects", json={"name": f"stack-{unique}"})
         assert r.status_code == 201, r.text
         env_id = r.json()["environments"][0]["id"]
         body = {

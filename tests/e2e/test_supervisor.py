@@ -66,3 +66,24 @@ async def test_a_child_that_is_killed_comes_back_with_a_new_pid(tmp_path):
     assert state["pid"] == child.proc.pid and state["restarts"] == 1
     await sup.stop_child(child)
     assert not psutil.pid_exists(child.proc.pid)
+
+
+async def test_nats_and_postgres_stop_together_once_the_services_have_stopped(tmp_path):
+    """Neither needs the other once the services are gone: `berth down` does not wait for nats-server's JetStream
+    shutdown (about a second) before it begins Postgres's."""
+    sup = _supervisor(tmp_path)
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), sys.exit(0)))\n"  # a second to stop
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    children = [sup.start_child(ChildSpec(name, [sys.executable, "-c", code])) for name in ("postgres", "nats")]
+    for name in ("postgres", "nats"):
+        log = sup.paths.log(name)
+        await _until(lambda log=log: log.exists() and "ready" in log.read_text())
+    started = time.monotonic()
+    await sup.shutdown()
+    took = time.monotonic() - started
+    assert all(c.state == "stopped" for c in children)
+    assert took < 1.9, took  # one after the other: two seconds at least

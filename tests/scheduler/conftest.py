@@ -14,7 +14,7 @@ from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.domain.readiness import ReadinessConfig
 from tests.scheduler.images import busybox_image
-from tests.support.procs import Postgres, create_database, migrated_template
+from tests.support.procs import Postgres, create_database, migrated_template, provisioned
 
 
 def _docker_ok() -> bool:
@@ -78,13 +78,12 @@ async def database(postgres: Postgres, scheduler_template: str) -> str:
 @pytest.fixture
 async def platform(nats_server, database, tmp_root, unique, busybox):
     """Scheduler + proxy-sync (real) + Traefik (real) on a fresh bus and database."""
-    from berth_common.db.provision import provision
     from berth_proxy_sync.settings import ProxySyncSettings
     from berth_scheduler.settings import SchedulerSettings
     from tests.proxy.support import ProxySync, Traefik
     from tests.scheduler.platform import Platform, Scheduler
 
-    urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
+    urls = await provisioned(database, "test-secret", ("scheduler", "proxy-sync"))
     root = tmp_root / f"traefik-sched-{unique}"
     root.mkdir()
     traefik = Traefik(root).start()

@@ -353,16 +353,15 @@ class Supervisor:
         self._stop.set()
 
     async def shutdown(self) -> None:
-        """Stop the children in reverse start order: services together, then nats, Postgres. Traefik is
-        left serving (its watcher ends with ``_stop``)."""
+        """Stop the children in reverse start order: services together, then nats and Postgres together
+        (neither needs the other once the services are gone). Traefik is left serving (its watcher ends with
+        ``_stop``)."""
         services = [c for n, c in self.children.items() if n not in ("postgres", "nats")]
         await asyncio.gather(*(self.stop_child(c) for c in services))
         if self._proxy_task is not None:
             with contextlib.suppress(Exception):
                 await self._proxy_task
-        for name in ("nats", "postgres"):
-            if name in self.children:
-                await self.stop_child(self.children[name])
+        await asyncio.gather(*(self.stop_child(self.children[n]) for n in ("nats", "postgres") if n in self.children))
         self.phase = "stopped"
         self.save()
         self.log.info("supervisor stopped")

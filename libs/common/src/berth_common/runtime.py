@@ -109,9 +109,11 @@ async def _migrate(settings: BaseServiceSettings, engine: AsyncEngine, versions_
     delay = 0.2
     while True:
         try:
+            # A schema at the head of its scripts (a restart) needs neither alembic nor its lock.
+            if await schema_at_head(engine, schema, versions_dir):
+                return
             if settings.migrate_in_subprocess:
-                if not await schema_at_head(engine, schema, versions_dir):
-                    await run_migrations_isolated(settings.database_url.get_secret_value(), schema, versions_dir)
+                await run_migrations_isolated(settings.database_url.get_secret_value(), schema, versions_dir)
             else:
                 await run_migrations(engine, schema, versions_dir)
             return

@@ -42,6 +42,11 @@ class ApiSettings(BaseServiceSettings):
     # In-flight requests may finish within this on stop (the runtime waits at most 30 s for the http task).
     shutdown_grace_s: int = Field(default=25, ge=1, le=29)
     token_touch_interval_s: float = Field(default=60.0, ge=0)  # last_used_at is written at most this often
+    # Connections of the requests that write (and the outbox, webhooks and sweeps) kept open (BERTH_DB_POOL_SIZE):
+    # with one, every request of a burst but one opened a connection of its own (a SCRAM key derivation on both
+    # sides and a new Postgres backend: 10-15 ms of CPU) and closed it again. Four stay open (a few MB of
+    # Postgres memory), as many as the read pool's.
+    db_pool_size: int = Field(default=4, ge=0, le=100)
     # asyncpg connections for the statements of the request path (the token check, a list page); opened on
     # demand, closed after a minute unused (BERTH_READ_POOL_SIZE)
     read_pool_size: int = Field(default=4, ge=1, le=64)

@@ -23,12 +23,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
-from berth_common.bus.fetching import end_if_idle, fetch_mark, hand_back, release
+from berth_common.bus.fetching import count_messages, end_if_idle, fetch_mark, finish, hand_back, release
 from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
 from berth_common.envelope import Envelope
 from berth_common.logging import bound, get_logger
-from berth_common.tasks import cancel_and_wait
 from berth_common.tracing import continue_trace
 from berth_common.values import RECEIVED
 
@@ -166,6 +165,7 @@ class Consumer:
     async def start(self) -> None:
         await self._ensure()
         self._psub = await self.bus.js.pull_subscribe_bind(durable=self.name, stream=self.stream)
+        count_messages(self._psub)
         self._task = asyncio.create_task(self._loop(), name=f"consumer:{self.name}")
 
     async def stop(self, timeout: float = 30.0) -> None:
@@ -176,12 +176,8 @@ class Consumer:
         the subscription goes, so it is delivered again at once, not after ack_wait.
         """
         self._stopping.set()
-        end_if_idle(self._fetching, self._psub, self._fetch_mark)
         if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                await cancel_and_wait(self._task)
+            await finish(self._task, lambda: end_if_idle(self._fetching, self._psub, self._fetch_mark), timeout)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(release(self._psub), min(timeout, 5.0))
         with contextlib.suppress(Exception):

@@ -2,18 +2,22 @@
 
 nats-py's ``PullSubscription.fetch`` keeps the messages it has taken in a list of its own until it returns,
 so cancelling a fetch that took any would lose them (the server would redeliver them only after ack_wait).
-A fetch is therefore ended only while the subscription has received nothing since it began. Its pull
-request stays on the server until it expires: what the server hands to it meanwhile is given back (nak)
-when the subscription goes, so it is delivered again at once.
+A fetch is therefore ended only while the subscription has received no message since it began (statuses,
+such as an earlier pull request's expiry, which a fetch never keeps, do not count). Its pull request stays
+on the server until it expires: what the server hands to it meanwhile is given back (nak) when the
+subscription goes, so it is delivered again at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+
+from berth_common.tasks import cancel_and_wait
 
 
 async def hand_back(msg: Msg, delay: float | None = None) -> None:
@@ -21,6 +25,37 @@ async def hand_back(msg: Msg, delay: float | None = None) -> None:
     server redelivers it after ack_wait anyway."""
     with contextlib.suppress(Exception):
         await msg.nak(delay=delay)
+
+
+class _Counting(asyncio.Queue[Msg]):
+    """A subscription's queue of what it received, counting the messages (what a fetch keeps: all but the
+    server's statuses)."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.messages = 0
+
+    def put_nowait(self, item: Msg) -> None:
+        super().put_nowait(item)
+        if not JetStreamContext.is_status_msg(item):
+            self.messages += 1
+
+
+def count_messages(psub: JetStreamContext.PullSubscription) -> None:
+    """Make the subscription count the messages it receives (before its first fetch), for ``end_if_idle``."""
+    sub = psub._sub
+    if isinstance(sub._pending_queue, _Counting):
+        return
+    queue = _Counting(sub._pending_queue.maxsize)
+    while not sub._pending_queue.empty():
+        queue.put_nowait(sub._pending_queue.get_nowait())
+    sub._pending_queue = queue
+
+
+def _received(psub: JetStreamContext.PullSubscription) -> int:
+    """The messages the subscription received (with statuses, if it does not count them: ``count_messages``)."""
+    queue = psub._sub._pending_queue
+    return queue.messages if isinstance(queue, _Counting) else psub._sub._received
 
 
 def fetch_mark(psub: JetStreamContext.PullSubscription) -> int:
@@ -35,14 +70,33 @@ def fetch_mark(psub: JetStreamContext.PullSubscription) -> int:
             sub._pending_size -= len(msg.data)
         else:
             queue.put_nowait(msg)
-    return sub._received if queue.empty() else -1
+    return _received(psub) if queue.empty() else -1
 
 
 def end_if_idle(fetch: asyncio.Task[list[Msg]] | None, psub: JetStreamContext.PullSubscription, mark: int) -> None:
-    """Cancel ``fetch`` if the subscription received nothing since ``mark``. Nothing awaits between the check
-    and the cancel, so no message can reach the fetch in between."""
-    if fetch is not None and not fetch.done() and psub._sub._received == mark:
+    """Cancel ``fetch`` if the subscription received no message since ``mark`` (a status may have come: the
+    fetch drops those). Nothing awaits between the check and the cancel, so no message can reach the fetch
+    in between."""
+    if fetch is not None and not fetch.done() and _received(psub) == mark:
         fetch.cancel()
+
+
+async def finish(
+    loop: asyncio.Task[None], end_idle_fetch: Callable[[], None], timeout: float, retry_s: float = 0.02
+) -> None:
+    """Wait for a stopping consumer's fetch ``loop`` to end, ending its fetch while it is idle; again every
+    ``retry_s``: a fetch cancelled just as a status reached it goes on (Python 3.11's ``wait_for`` returns
+    what completed with the cancel instead) to a wait of its own, which this ends then. The loop is cancelled
+    after ``timeout``; its error, if it failed, is raised."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not loop.done():
+        end_idle_fetch()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            await cancel_and_wait(loop)
+            return
+        await asyncio.wait({loop}, timeout=min(left, retry_s))
+    loop.result()
 
 
 async def release(psub: JetStreamContext.PullSubscription) -> None:
