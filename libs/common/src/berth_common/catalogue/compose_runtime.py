@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_serializer
+from pydantic import Field, SecretStr
 
 from berth_common import sealing
 from berth_common.catalogue.mounts import MountPath
+from berth_common.catalogue.sealed_value import SealedValue
 from berth_common.catalogue.spec_base import Spec
 
 __all__ = ["MAX_SECRET_CHARS", "SECRETS_DIR", "InternalNetwork", "Reservations", "SecretFile", "SecretFiles"]
@@ -42,7 +43,7 @@ class Reservations(Spec):
     memory_mb: int | None = Field(default=None, ge=6, le=4_194_304, exclude_if=lambda v: v is None)
 
 
-class SecretFile(Spec):
+class SecretFile(SealedValue):
     """One secret value as a read-only file at ``target`` in the service's containers, with ``mode``."""
 
     PURPOSE: ClassVar[str] = "secret-file"
@@ -54,16 +55,6 @@ class SecretFile(Spec):
     @property
     def aad(self) -> str:
         return f"berth/{self.PURPOSE}/{self.target}"
-
-    def reveal(self) -> str:
-        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
-        raw = self.value.get_secret_value()
-        return sealing.unseal(raw, self.aad) if sealing.is_sealed(raw) else raw
-
-    @field_serializer("value", when_used="json")
-    def _sealed_on_the_wire(self, value: SecretStr) -> str:
-        raw = value.get_secret_value()
-        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
 
 
 SecretFiles = Annotated[list[SecretFile], Field(max_length=64)]

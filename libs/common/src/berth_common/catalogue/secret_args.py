@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_serializer
+from pydantic import Field, SecretStr
 
 from berth_common import sealing
-from berth_common.catalogue.spec_base import Spec
+from berth_common.catalogue.sealed_value import SealedValue
 
 __all__ = ["MAX_ARG_CHARS", "SecretArg"]
 
 MAX_ARG_CHARS = 65536
 
 
-class SecretArg(Spec):
+class SecretArg(SealedValue):
     """The value of argument ``index`` of the service's ``argv`` (its ``command`` or its ``entrypoint``)."""
 
     PURPOSE: ClassVar[str] = "arg"
@@ -34,13 +34,3 @@ class SecretArg(Spec):
     @property
     def aad(self) -> str:
         return f"berth/{self.PURPOSE}/{self.argv}/{self.index}"
-
-    def reveal(self) -> str:
-        """The plaintext, for the point of use only (raises ``sealing.UnsealError`` if it does not open)."""
-        raw = self.value.get_secret_value()
-        return sealing.unseal(raw, self.aad) if sealing.is_sealed(raw) else raw
-
-    @field_serializer("value", when_used="json")
-    def _sealed_on_the_wire(self, value: SecretStr) -> str:
-        raw = value.get_secret_value()
-        return sealing.reseal(raw, self.aad) if sealing.is_sealed(raw) else sealing.seal(raw, self.aad)
