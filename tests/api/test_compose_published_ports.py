@@ -86,6 +86,17 @@ def test_without_an_allowance_a_published_port_is_listed_as_not_carried() -> Non
     assert (echo["kind"], echo["port"], "published_ports" in echo) == ("web", 7000, False)
 
 
+def test_a_udp_port_without_a_published_port_is_listed_as_not_carried() -> None:
+    """Compose would publish it on a random port of the server: nothing a client could be told to reach."""
+    translated = _translated(_one("['8090', '3478/udp']"))
+    (svc,) = translated["services"]
+    assert (svc["kind"], svc["port"], "published_ports" in svc) == ("web", 8090, False)
+    assert translated["notes"] == [
+        "services/mqtt/ports/1: not carried: a UDP port is reached only through a port published on the server "
+        "(Berth's proxy routes HTTP over TCP)"
+    ]
+
+
 def test_a_team_allowed_published_ports_publishes_what_the_file_publishes() -> None:
     """As ``docker compose up``: a service with published ports only is not given the generated host."""
     (echo,) = _translated(_one("['21000:7000']"))["services"]
@@ -101,7 +112,6 @@ def test_a_team_allowed_published_ports_publishes_what_the_file_publishes() -> N
         (_one("['53:53/udp']"), RANGE, "ports/0/published", "Ports below 1024 are the server's own services'"),
         (_one("['80:8080']"), ((1, 65535),), "ports/0/published", "the port 80 is Berth's proxy's"),
         (_one("['21000-21005:1883']"), RANGE, "ports/0/published", "one port of the server (1-65535)"),
-        (_one("['1883/udp']"), RANGE, "ports/0/protocol", "a UDP port is reached when published"),
         (_one("['21000:1883', '21000:1884']"), RANGE, "ports", "the port 21000/tcp is published twice"),
         (_one("['21000:1883']", "    deploy: {replicas: 2}\n"), RANGE, "deploy/replicas", "runs 1 replica"),
     ],

@@ -305,7 +305,6 @@ NOT_CARRIED = [
     ("volumes: ['./data:/data']", "services/db/volumes/0/source"),
     ("volumes: ['/etc:/host-etc']", "services/db/volumes/0/source"),
     ("volumes: [{type: tmpfs, target: /run}]", "services/db/volumes/0/type"),
-    ("ports: ['53/udp']", "services/db/ports/0/protocol"),
 ]
 
 

@@ -114,9 +114,10 @@ def published_ports(
         if protocol not in ("tcp", "udp"):
             raise ComposeRefusal(f"{spot}/protocol", "tcp or udp")
         if entry.get("published") in (None, ""):
-            if protocol != "tcp":
-                raise ComposeRefusal(
-                    f"{spot}/protocol", "Berth routes HTTP over TCP only: a UDP port is reached when published"
+            if protocol != "tcp":  # as compose's random host port: nothing a client could be told to reach
+                notes.append(
+                    f"{spot}: not carried: a UDP port is reached only through a port published on the server "
+                    "(Berth's proxy routes HTTP over TCP)"
                 )
             continue
         if protocol == "tcp" and int(entry["target"]) in routed:
