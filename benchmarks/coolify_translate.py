@@ -18,7 +18,7 @@ from secrets import token_hex
 
 from berth_api.adapters.compose_parser import ComposeParseError, normalise
 from berth_api.domain import host_claims
-from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, secret_refs, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, profiles, secret_refs, translate
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.templates.coolify import import_coolify
 from berth_api.domain.templates.model import TemplateError
@@ -43,12 +43,17 @@ async def refusal(path: Path) -> str | None:
     files = frozenset(f["path"] for f in request["compose"].get("files") or [])
     try:
         found = await normalise(text, variables, timeout_s=30)
-        result = translate(found.model, precheck(text), hosts=hosts, policy=Policy(files=files), secrets_nonce=nonce)
+        declared = profiles.declared(text)
+        policy = Policy(files=files)
+        result = translate(
+            found.model, precheck(text), hosts=hosts, policy=policy, secrets_nonce=nonce, declared_profiles=declared
+        )
         host_claims.claims(result["services"], APP, ENV, BASE)
     except ComposeRefusal as exc:
         return f"{exc.spot}: {exc.why}"
     except ComposeParseError as exc:
-        return f"the parser: {exc}"
+        refused = profiles.dependency_refusal(str(exc), text)
+        return f"{refused.spot}: {refused.why}" if refused is not None else f"the parser: {exc}"
     except ProblemError as exc:
         err = (exc.errors or [{}])[0]
         return f"{err.get('loc')}: {err.get('detail', exc.detail)}"

@@ -38,6 +38,7 @@ from berth_api.domain.compose import (
     Policy,
     inherited,
     precheck,
+    profiles,
     published_ports,
     secret_refs,
     translate,
@@ -202,10 +203,16 @@ async def translated(
             timeout_s=deps.settings.compose_timeout_s,
             max_bytes=deps.settings.compose_max_bytes,
         )
-        result = translate(found.model, order, hosts=hosts, policy=policy, secrets_nonce=nonce)
+        declared = profiles.declared(text)
+        result = translate(
+            found.model, order, hosts=hosts, policy=policy, secrets_nonce=nonce, declared_profiles=declared
+        )
     except ComposeRefusal as exc:
         raise invalid_field(text_loc if exc.spot == "inline" else _loc(exc.spot), exc.why) from None
     except compose_parser.ComposeParseError as exc:
+        refused = profiles.dependency_refusal(str(exc), text)  # a need of a service compose does not start
+        if refused is not None:
+            raise invalid_field(_loc(refused.spot), refused.why) from None
         raise invalid_field(text_loc, f"the compose parser refused the file: {exc}") from None
     inherited.with_unset_args(result["services"], inherited.unset_build_args(text))
     if config.get("preview_hosts") is not None:  # a pull request's preview: the ports stay the application's

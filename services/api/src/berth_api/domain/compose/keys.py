@@ -47,6 +47,8 @@ CARRIED = frozenset(
         "links",  # the linked service reachable under the link's alias (``translate.py``)
         "read_only",  # a read-only root filesystem (``runtime.py``)
         "secrets",  # secret files of Berth's variables (``secret_files.py``)
+        "profiles",  # the parser leaves out a service compose does not start (``profiles.py``)
+        "volumes_from",  # the other service's mounts at the same paths (``volumes_from.py``)
     }
 )
 # Accepted but not carried: Berth names containers and labels them itself, and collects their logs.

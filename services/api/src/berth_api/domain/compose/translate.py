@@ -27,6 +27,7 @@ routes of the application on one host and path are refused.
 - Networks: the application has one private network; every compose network is mapped onto it, but those
   with ``internal: true``, mapped onto its internal network (``internal_networks``).
 - Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
+- A service compose does not start (``profiles``) is not deployed; ``volumes_from``: ``volumes_from.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from berth_api.domain import names
-from berth_api.domain.compose import internal_networks, keys, secret_files, secret_refs
+from berth_api.domain.compose import internal_networks, keys, profiles, secret_files, secret_refs, volumes_from
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, unpublished_ports
 from berth_api.domain.compose.services import Context, Route, translate_service
@@ -285,6 +286,9 @@ def _depends(name: str, svc: Mapping[str, Any], slugs: Mapping[str, str], notes:
     for dep, how in sorted((svc.get("depends_on") or {}).items()):
         spot = f"services/{name}/depends_on/{dep}"
         how = how or {}
+        if dep not in slugs and how.get("required") is False:  # a service not deployed (``profiles``)
+            notes.append(profiles.optional_dependency(spot, dep))
+            continue
         condition = how.get("condition", "service_started")
         if condition not in keys.CONDITIONS:
             raise ComposeRefusal(f"{spot}/condition", f"one of {', '.join(keys.CONDITIONS)}")
@@ -327,17 +331,20 @@ def translate(
     hosts: list[HostMap] | None = None,
     policy: Policy | None = None,
     secrets_nonce: str | None = None,
+    declared_profiles: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Berth's application of a normalised compose model (raises ``ComposeRefusal`` naming the spot).
 
     ``order``: the services in the file's order; ``secrets_nonce``: the nonce of the placeholders the parser
     interpolated for secret variables (``secret_refs``): environment values keep them as parts, anywhere
-    else they are refused.
+    else they are refused; ``declared_profiles``: each service's profiles as the file's text gives them
+    (``profiles.declared``), named in the notes of a service that is not deployed.
     """
     policy = policy or Policy()
     notes: list[str] = []
     _top_level(model, notes)
-    services: dict[str, Any] = model.get("services") or {}
+    notes += profiles.not_deployed(order, model.get("services") or {}, declared_profiles or {})
+    services: dict[str, Any] = volumes_from.expand(model.get("services") or {}, notes)
     if not services:
         raise ComposeRefusal("services", "a compose file needs at least one service")
     order = [n for n in order if n in services] + sorted(set(services) - set(order))

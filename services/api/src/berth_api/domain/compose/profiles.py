@@ -1,0 +1,87 @@
+"""Compose ``profiles``: a service with profiles is deployed only when ``docker compose up`` starts it: pure.
+
+``docker compose up`` (what Coolify and Dokploy run) starts a service with ``profiles`` only when one of its
+profiles is active, and Berth asks for none, so the parser (``docker-compose config``, given no profile)
+decides as compose does: it leaves such a service out of the normalised model, and keeps one whose profiles
+include the empty one (Dify's ``profiles: ['', weaviate]``: started by default), with its ``profiles``. A
+service left out is listed in the translation's notes by name with its profiles (read from the file's text:
+the model no longer has it). A service that needs one left out (``depends_on``, ``links``, ``volumes_from``)
+is refused by compose (``depends on undefined service``), and so by Berth, naming the spot; a dependency
+with ``required: false`` on one is left out, as compose leaves it out, and said in the notes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from berth_api.domain.compose.keys import ComposeRefusal
+from berth_api.domain.compose.precheck import load
+
+UNDEFINED_RE = re.compile(r'service "([^"]+)" depends on undefined service "([^"]+)"')
+NEEDS = ("depends_on", "links", "volumes_from")  # the keys by which compose makes a service need another
+
+
+def declared(text: str) -> dict[str, list[str]]:
+    """The profiles of each service of the file that has any, as its text gives them (before the parser)."""
+    data = load(text)
+    services = data.get("services") if isinstance(data, dict) else None
+    found: dict[str, list[str]] = {}
+    for name, svc in services.items() if isinstance(services, dict) else []:
+        given = svc.get("profiles") if isinstance(svc, dict) else None
+        if isinstance(given, list) and given:
+            found[str(name)] = [str(p) for p in given]
+    return found
+
+
+def _listed(profiles: Sequence[str] | None) -> str:
+    return "[" + ", ".join(repr(p) if p == "" else p for p in profiles or []) + "]"
+
+
+def not_deployed(order: Iterable[str], services: Mapping[str, Any], profiles: Mapping[str, Sequence[str]]) -> list[str]:
+    """The notes of the services of the file (``order``) the parser left out of the model (``services``):
+    only a service with profiles none of which is active is."""
+    return [
+        f"services/{name}: not deployed: it has profiles {_listed(profiles.get(name))}; compose starts it only "
+        "when asked"
+        for name in order
+        if name not in services
+    ]
+
+
+def optional_dependency(spot: str, dep: str) -> str:
+    """The note of a ``required: false`` dependency on a service that is not deployed."""
+    return (
+        f"{spot}: not carried: {dep} is not deployed (it has profiles; compose starts it only when asked) and "
+        "the dependency is not required, so compose leaves it out too"
+    )
+
+
+def _spot(svc: Any, name: str, dep: str) -> str:
+    """Where the service ``name`` of the file's text names ``dep``: its depends_on, links or volumes_from."""
+    for key in NEEDS:
+        given = svc.get(key) if isinstance(svc, dict) else None
+        entries = list(given) if isinstance(given, dict | list) else []
+        if any(str(e).split(":", 1)[0] == dep for e in entries if not isinstance(e, dict)):
+            return f"services/{name}/{key}" + (f"/{dep}" if key == "depends_on" else "")
+    return f"services/{name}"
+
+
+def dependency_refusal(message: str, text: str) -> ComposeRefusal | None:
+    """The parser's refusal of a service that needs one with profiles (not started, so undefined for it) as
+    a refusal naming the spot; None for any other message."""
+    found = UNDEFINED_RE.search(message)
+    if found is None:
+        return None
+    name, dep = found.groups()
+    profiles = declared(text)
+    if dep not in profiles:
+        return None
+    services = load(text).get("services") or {}
+    return ComposeRefusal(
+        _spot(services.get(name), name, dep),
+        f"{name} needs {dep}, which is not deployed: it has profiles {_listed(profiles[dep])} and compose starts "
+        f"it only when asked (docker compose refuses this file too without one of them); remove the profiles "
+        f"of {dep}, or {name}'s need of it",
+    )
