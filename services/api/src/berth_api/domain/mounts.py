@@ -35,7 +35,11 @@ def refusal(
         for j, v in enumerate(svc.get("volumes") or []):
             if v.get("single_writer") and writers.setdefault(v["name"], svc["name"]) != svc["name"]:
                 return f"{prefix}/{i}/volumes/{j}", f"the single-writer volume {v['name']} is mounted by two services"
-        paths = [v["path"] for v in svc.get("volumes") or []]
+        paths: list[str] = []
+        for j, v in enumerate(svc.get("volumes") or []):  # one volume may have two paths; a path one mount
+            if v["path"] in paths:
+                return f"{prefix}/{i}/volumes/{j}/path", f"{v['path']} is already a mount path of this service"
+            paths.append(v["path"])
         for j, b in enumerate(svc.get("binds") or []):
             if not allowed(b["host_path"], allow):
                 where = (

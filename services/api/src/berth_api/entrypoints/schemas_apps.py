@@ -120,11 +120,9 @@ class BindIn(Strict):
     read_only: Flag = True
 
 
-VolumesIn = Annotated[
-    list[VolumeIn],
-    Field(default_factory=list, max_length=16, exclude_if=lambda v: not v),
-    AfterValidator(lambda v: _unique(v, "volume")),
-]
+# one volume may be mounted at two paths (a data and a config directory, as compose files do); one path
+# holds one mount (``domain/mounts.refusal``: a 422 naming the repeated path)
+VolumesIn = Annotated[list[VolumeIn], Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)]
 BindsIn = Annotated[list[BindIn], Field(default_factory=list, max_length=16, exclude_if=lambda v: not v)]
 StrategyIn = Annotated[Strategy, Field(description=STRATEGY, exclude_if=lambda v: v == "rolling")]
 
