@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from berth_api.adapters.compose_parser import ComposeParseError, normalise
-from berth_api.domain.compose import ComposeRefusal, Policy, precheck, profiles, translate
+from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, profiles, translate
 from tests.api.conftest import make_app
 from tests.api.test_projects import problem
 
@@ -55,6 +55,13 @@ def test_a_service_compose_does_not_start_is_not_deployed_and_named_in_the_notes
         "services/api/depends_on/debug: not carried: debug is not deployed (it has profiles; compose starts it "
         "only when asked) and the dependency is not required, so compose leaves it out too",
     ]
+
+
+def test_a_host_for_a_service_that_is_not_deployed_is_refused_saying_why() -> None:
+    err = _refusal(PROFILES, hosts=[HostMap("api", 80), HostMap("debug", 8080, "debug.example.com")])
+    assert err.spot == "hosts/1/service"
+    assert err.why.startswith("debug is not deployed: it has profiles [debug, tools] and compose starts it only")
+    assert _refusal(PROFILES, hosts=[HostMap("nope", 80)]).why == "the compose file has no service nope"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ include the empty one (Dify's ``profiles: ['', weaviate]``: started by default),
 service left out is listed in the translation's notes by name with its profiles (read from the file's text:
 the model no longer has it). A service that needs one left out (``depends_on``, ``links``, ``volumes_from``)
 is refused by compose (``depends on undefined service``), and so by Berth, naming the spot; a dependency
-with ``required: false`` on one is left out, as compose leaves it out, and said in the notes.
+with ``required: false`` on one is left out, as compose leaves it out, and said in the notes; a host given to
+one is refused saying so.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def not_deployed(order: Iterable[str], services: Mapping[str, Any], profiles: Ma
         for name in order
         if name not in services
     ]
+
+
+def host_refusal(
+    hosts: Iterable[Any], services: Mapping[str, Any], order: Sequence[str], profiles: Mapping[str, Sequence[str]]
+) -> None:
+    """Refuse a host given to a service of the file that is not deployed, saying why (its profiles)."""
+    for i, h in enumerate(hosts):
+        if h.service not in services and h.service in order:
+            raise ComposeRefusal(
+                f"hosts/{i}/service",
+                f"{h.service} is not deployed: it has profiles {_listed(profiles.get(h.service))} and compose "
+                "starts it only when asked; give the host to a service that is deployed",
+            )
 
 
 def optional_dependency(spot: str, dep: str) -> str:

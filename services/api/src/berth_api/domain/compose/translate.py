@@ -347,6 +347,7 @@ def translate(
     services: dict[str, Any] = volumes_from.expand(model.get("services") or {}, notes)
     if not services:
         raise ComposeRefusal("services", "a compose file needs at least one service")
+    profiles.host_refusal(hosts or [], services, order, declared_profiles or {})
     order = [n for n in order if n in services] + sorted(set(services) - set(order))
     slugs = _slugs(order, "services", notes)
     volume_names = _slugs(model.get("volumes") or {}, "volumes", notes)
