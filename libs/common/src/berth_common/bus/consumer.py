@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
+from berth_common.bus import fetching
 from berth_common.bus.fetching import count_messages, end_if_idle, fetch_mark, finish, hand_back, release
 from berth_common.bus.streams import CMD_STREAM, DLQ_STREAM
 from berth_common.catalogue import REGISTRY, Message, model_for
@@ -112,6 +113,7 @@ class Consumer:
     _in_flight: int = 0  # messages fetched and not finished (concurrency > 1)
     _fetching: asyncio.Task[list[Msg]] | None = None  # the fetch waiting now, if any
     _fetch_mark: int = 0  # what the subscription had received when that fetch began
+    _last_fetched: list[Msg] | None = None  # what the last fetch got (sets the next one's size); None: no fetch yet
 
     @property
     def name(self) -> str:
@@ -233,12 +235,17 @@ class Consumer:
             raise
 
     async def _fetch(self, room: int) -> list[Msg] | None:
-        """Fetch up to ``room`` messages; None when ``stop`` ended the fetch while it waited idle."""
+        """Fetch up to ``room`` messages, no more than the server said were pending (``request_size``): a
+        fetch asked for more than are coming may hold what it got until its wait ends. None when ``stop``
+        ended the fetch while it waited idle."""
         self._fetch_mark = fetch_mark(self._psub)
-        fetch = asyncio.create_task(self._psub.fetch(room, timeout=self.fetch_wait_s))
+        size = fetching.request_size(room, self._last_fetched)
+        self._last_fetched = []
+        fetch = asyncio.create_task(self._psub.fetch(size, timeout=self.fetch_wait_s))
         self._fetching = fetch
         try:
-            return await fetch
+            self._last_fetched = await fetch
+            return self._last_fetched
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if fetch.cancelled() and (current is None or not current.cancelling()):

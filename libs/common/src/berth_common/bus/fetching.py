@@ -1,4 +1,13 @@
-"""A consumer's fetch that a stop may end, and giving back what reached an ended fetch's pull request.
+"""A consumer's fetch: how much it asks for, ending it at a stop, giving back what reached an ended fetch.
+
+A fetch asks for no more messages than the server said were pending when it delivered the last one (at
+least 1: on a quiet bus, one at a time). All of a subscription's pull requests answer on one inbox, and
+nats-py's fetch takes any status there (an earlier request's expiry, which comes just after the fetch that
+sent it timed out) for the answer to its own request and sends a second request, which stays on the server
+and takes messages that come later. A fetch that gets one of those waits for the rest of its batch, or for
+a status of its own request, until its wait ends (``fetch_wait_s``): asking for more than are coming held a
+command of a burst up to a second. A fetch of one returns with the first message; a fetch of what is
+pending gets it at once (unless another instance of the service, on the same durable consumer, takes some).
 
 nats-py's ``PullSubscription.fetch`` keeps the messages it has taken in a list of its own until it returns,
 so cancelling a fetch that took any would lose them (the server would redeliver them only after ack_wait).
@@ -39,6 +48,22 @@ class _Counting(asyncio.Queue[Msg]):
         super().put_nowait(item)
         if not JetStreamContext.is_status_msg(item):
             self.messages += 1
+
+
+def request_size(room: int, received: list[Msg] | None) -> int:
+    """How many messages the next fetch asks for: at most ``room``, and no more than were pending on the
+    server when it delivered the last message the previous fetch ``received`` (at least 1; 1 when it got
+    none). The first fetch (``received`` None) asks for ``room``: a starting consumer may find a backlog, and
+    has no earlier pull request whose status could mislead its fetch."""
+    if received is None:
+        return room
+    if not received:
+        return 1
+    try:
+        pending = received[-1].metadata.num_pending
+    except Exception:  # not a JetStream delivery: ask for one
+        pending = 0
+    return max(1, min(room, pending))
 
 
 def count_messages(psub: JetStreamContext.PullSubscription) -> None:
