@@ -7,6 +7,7 @@ still has its development default.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,24 @@ from berth_common.outbound import OutboundPolicy, parse_allowance, split_setting
 
 DEV_SECRET = "dev-insecure-secret-change-me"
 DEV_DB_PASSWORD = "berth-dev"
+
+
+def checked(setting: str, parse: Callable[[list[str]], object], value: list[str]) -> list[str]:
+    """``value`` as given, once ``parse`` takes it; its refusal names the setting."""
+    try:
+        parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{setting}: {exc}") from None
+    return value
+
+
+def checked_teams(
+    setting: str, parse: Callable[[list[str]], object], value: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Each team's entries of a per-team ``setting`` checked as :func:`checked` does; a refusal names the team."""
+    for team, entries in value.items():
+        checked(f"{setting}: {team}", parse, entries)
+    return value
 
 
 class DefaultSecretError(ValueError):
@@ -90,21 +109,13 @@ class BaseServiceSettings(BaseSettings):
     @field_validator("outbound_allow")
     @classmethod
     def _check_outbound_allow(cls, value: str) -> str:
-        try:
-            parse_allowance(split_setting(value))
-        except ValueError as exc:
-            raise ValueError(f"BERTH_OUTBOUND_ALLOW: {exc}") from None
+        checked("BERTH_OUTBOUND_ALLOW", parse_allowance, split_setting(value))
         return value
 
     @field_validator("outbound_allow_teams")
     @classmethod
     def _check_outbound_allow_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for team, entries in value.items():
-            try:
-                parse_allowance(entries)
-            except ValueError as exc:
-                raise ValueError(f"BERTH_OUTBOUND_ALLOW_TEAMS: {team}: {exc}") from None
-        return value
+        return checked_teams("BERTH_OUTBOUND_ALLOW_TEAMS", parse_allowance, value)
 
     @property
     def outbound_policy(self) -> OutboundPolicy:

@@ -13,7 +13,7 @@ from berth_api.domain.compose.published_ports import parse_ranges
 from berth_api.domain.names import LABEL_RE
 from berth_common.catalogue import mount_path
 from berth_common.images import parse_image_map
-from berth_common.settings import BaseServiceSettings
+from berth_common.settings import BaseServiceSettings, checked, checked_teams
 
 
 class ApiSettings(BaseServiceSettings):
@@ -182,21 +182,12 @@ class ApiSettings(BaseServiceSettings):
     @field_validator("published_ports_allow")
     @classmethod
     def _valid_published(cls, value: list[str]) -> list[str]:
-        try:
-            parse_ranges(value)
-        except ValueError as exc:
-            raise ValueError(f"BERTH_PUBLISHED_PORTS_ALLOW: {exc}") from None
-        return value
+        return checked("BERTH_PUBLISHED_PORTS_ALLOW", parse_ranges, value)
 
     @field_validator("published_ports_allow_teams")
     @classmethod
     def _valid_published_teams(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for team, ranges in value.items():
-            try:
-                parse_ranges(ranges)
-            except ValueError as exc:
-                raise ValueError(f"BERTH_PUBLISHED_PORTS_ALLOW_TEAMS: {team}: {exc}") from None
-        return value
+        return checked_teams("BERTH_PUBLISHED_PORTS_ALLOW_TEAMS", parse_ranges, value)
 
     def published_ranges(self, team_id: str | None) -> tuple[tuple[int, int], ...] | None:
         """The port ranges a team may publish on the servers (the platform's and its own); None: none."""
