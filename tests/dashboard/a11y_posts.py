@@ -414,7 +414,10 @@ async def post_developer_forms(
     errors = [] if errors is None else errors
     audited: set[str] = set()
     page.on("dialog", lambda dialog: dialog.accept())  # a form's data-confirm question, answered yes
-    async with httpx.AsyncClient(base_url=origin, headers=bearer(admin)) as api:
+    # an idle connection is let go well before the api's keep-alive of 5 s ends it (a post can take that long),
+    # so a check never reuses one the api is closing at that moment (a read error, not an answer)
+    limits = httpx.Limits(keepalive_expiry=1.0)
+    async with httpx.AsyncClient(base_url=origin, headers=bearer(admin), limits=limits) as api:
         for post in todo:
             began, logged = time.monotonic(), len(errors)
             await post_shown(page, origin, post, problems, audited)

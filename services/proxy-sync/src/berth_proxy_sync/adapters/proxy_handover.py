@@ -20,6 +20,7 @@ import httpx
 
 from berth_common import traefik as tr
 from berth_common.logging import get_logger
+from berth_proxy_sync.adapters.engine_calls import call
 from berth_proxy_sync.domain import handover_programs as programs
 from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import server_proxy as sp
@@ -34,12 +35,6 @@ log = get_logger(__name__)
 READY_TIMEOUT_S = 30.0
 SETTLE_S = 0.5  # after the API shows the routes: the entry points switch to them in the same update
 RETIRE_S = float(tr.KEEPALIVE_MAX_S.rstrip("s")) + 1.0  # the old one's kept-alive clients leave meanwhile
-
-
-async def _call(client: EngineApi, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
-    from berth_proxy_sync.adapters.server_proxy import call
-
-    return await call(client, c, ok)
 
 
 async def upload(client: EngineApi, name: str, path: str, program: bytes) -> None:
@@ -61,7 +56,7 @@ async def upload(client: EngineApi, name: str, path: str, program: bytes) -> Non
 
 async def machine(client: EngineApi) -> programs.Arch:
     """The server's architecture, as the programs are written for it; ServerProxyError for another."""
-    _, info = await _call(client, ph.engine_info())
+    _, info = await call(client, ph.engine_info())
     try:
         return programs.arch(str((info or {}).get("Architecture") or ""))
     except ValueError as exc:
@@ -76,10 +71,10 @@ async def start_holder(
     migrate, delays = True, iter(sp.NETWORK_SETTLE_DELAYS_S)
     while True:
         create = ph.holder_create(image, web_port, websecure_port=websecure_port, migrate=migrate)
-        await _call(client, create, ok=(201,))
+        await call(client, create, ok=(201,))
         await upload(client, ph.HOLDER, ph.PAUSE_PATH, programs.pause(a))
         try:
-            await _call(client, sp.container_start(ph.HOLDER))
+            await call(client, sp.container_start(ph.HOLDER))
             return
         except sp.ServerProxyError as exc:
             if migrate and ph.migrate_refused(str(exc)):
@@ -90,31 +85,31 @@ async def start_holder(
             else:
                 log.info("server network not attachable yet", why=str(exc), retry_in_s=later)
                 delay = later
-        await _call(client, sp.container_remove(ph.HOLDER), ok=(204, 404))
+        await call(client, sp.container_remove(ph.HOLDER), ok=(204, 404))
         await asyncio.sleep(delay)
 
 
 async def start_traefik(client: EngineApi, name: str, image: str, host_dir: str, https: dict[str, Any]) -> str:
     """Make and start a Traefik in the holder's namespace; the random name it gives itself in its API."""
     instance = secrets.token_hex(8)
-    await _call(client, ph.traefik_create(name, image, host_dir, instance, **https), ok=(201,))
-    await _call(client, sp.container_start(name))
+    await call(client, ph.traefik_create(name, image, host_dir, instance, **https), ok=(201,))
+    await call(client, sp.container_start(name))
     return instance
 
 
 async def steer(client: EngineApi, a: programs.Arch, image: str, ports: list[tuple[int, int]]) -> None:
     """Run the steering program for ``ports`` in the holder's namespace; ServerProxyError when it fails."""
-    await _call(client, sp.container_remove(ph.STEER), ok=(204, 404))
-    await _call(client, ph.steer_create(image), ok=(201,))
+    await call(client, sp.container_remove(ph.STEER), ok=(204, 404))
+    await call(client, ph.steer_create(image), ok=(201,))
     try:
         await upload(client, ph.STEER, ph.STEER_PATH, programs.steer(ports, a))
-        await _call(client, sp.container_start(ph.STEER))
-        _, waited = await _call(client, ph.container_wait(ph.STEER))
+        await call(client, sp.container_start(ph.STEER))
+        _, waited = await call(client, ph.container_wait(ph.STEER))
         code = (waited or {}).get("StatusCode")
         if code != 0:
             raise sp.ServerProxyError(f"steering the Traefik ports {ports} failed at step {code}")
     finally:
-        await _call(client, sp.container_remove(ph.STEER), ok=(204, 404))
+        await call(client, sp.container_remove(ph.STEER), ok=(204, 404))
 
 
 class ApiProbe:
@@ -157,7 +152,7 @@ async def replace(
     """Replace the running ``CONTAINER`` by one of ``image``; True when replaced, False when the new one did
     not serve in time or could not be given the connections (it is removed: the old one keeps serving them)."""
     web_https = bool(https)
-    await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
+    await call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
     old = ph.router_names(await probe.rawdata())
     try:
         a = await machine(client)
@@ -172,10 +167,10 @@ async def replace(
         await steer(client, a, image, ph.steer_ports(web_https, programs.NEWEST))
     except sp.ServerProxyError as exc:
         log.warning("the server's Traefik is not replaced: the running one keeps serving", why=str(exc))
-        await _call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
+        await call(client, sp.container_remove(ph.NEXT), ok=(204, 404))
         return False
     await asyncio.sleep(retire_s)
-    await _call(client, ph.container_stop(sp.CONTAINER), ok=(204, 304, 404))
-    await _call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
-    await _call(client, ph.container_rename(ph.NEXT, sp.CONTAINER))
+    await call(client, ph.container_stop(sp.CONTAINER), ok=(204, 304, 404))
+    await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))
+    await call(client, ph.container_rename(ph.NEXT, sp.CONTAINER))
     return True

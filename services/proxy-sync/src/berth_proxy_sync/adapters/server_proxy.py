@@ -13,7 +13,6 @@ connection factory (``berth_common.docker``).
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from berth_common import traefik as tr
 from berth_common.logging import get_logger
 from berth_proxy_sync.adapters import proxy_handover as handover
 from berth_proxy_sync.adapters.cert_files import sftp_replace
+from berth_proxy_sync.adapters.engine_calls import call
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import server_proxy as sp
@@ -33,33 +33,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 STATIC_NAME = "traefik.yml"
-
-
-async def call(client: EngineApi, c: sp.Call, ok: tuple[int, ...] = (200, 201, 204, 304)) -> tuple[int, Any]:
-    """Send one call; (status, JSON body). A status not in ``ok`` raises ServerProxyError; an engine that does
-    not answer, DockerUnavailable."""
-    from berth_common.docker import DockerUnavailable, EngineError, unreachable
-
-    data = None if c.body is None else json.dumps(c.body)
-    try:
-        status, raw = await client.request(c.method, c.path, data=data, versioned=False)
-    except EngineError as exc:
-        if exc.status in ok:
-            return exc.status, None
-        raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {exc.status}: {exc.message}") from None
-    except DockerUnavailable:
-        raise
-    except Exception as exc:
-        if unreachable(exc):
-            raise DockerUnavailable(f"{c.method} {c.path}: {exc}") from None
-        raise
-    text = raw.decode("utf-8", "replace")
-    if status not in ok:
-        raise sp.ServerProxyError(f"{c.method} {c.path}: Docker answered {status}: {text[:300]}")
-    try:
-        return status, json.loads(text) if text else None
-    except ValueError:
-        return status, None
 
 
 async def log_tail(client: EngineApi, name: str = sp.CONTAINER, tail: int = sp.LOG_TAIL_LINES) -> str:
