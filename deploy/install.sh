@@ -61,6 +61,8 @@ if [ $want_test = 1 ]; then
   # The dashboard's browser tests: the playwright wheel (requirements.lock) drives Debian's chromium
   # (tests/support/browser.py); Playwright's own browser download is never used (`playwright install` is not run).
   apt_install chromium
+  # The remote Traefik hand-over's AArch64 programs run under qemu-user (tests/proxy/test_handover_programs.py).
+  apt_install qemu-user-static
   # axe-core for the dashboard's accessibility test (tests/support/axe.py): the exact version that
   # tests/dashboard/package.json names, from the npm registry into tests/dashboard/node_modules (ignored by
   # git; no lock file is written). Skipped when that version is already there.
