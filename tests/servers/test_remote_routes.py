@@ -221,6 +221,20 @@ async def _apply(client: RouteClient, route_id: str, hosts: list[str], upstreams
     return await client.wait(route_id, gen, timeout=240, server_id=server_id)
 
 
+async def first_route(client: RouteClient, bus: Bus, server: TestServer, sid: str, app: str) -> dict[str, Any]:
+    """The server made known to proxy-sync, then ``shop.test`` routed to ``app`` on it; its applied event."""
+    await bus.publish(_changed(server, sid, 1))
+    evt = None
+    for _ in range(50):  # the directory is kept from the event: wait until proxy-sync has it
+        evt = await _apply(client, "shop-web", ["shop.test"], [f"http://{app}:8080"], 1, sid)
+        if evt["type"] != "evt.route.failed" or "not known" not in evt["data"]["reason"]:
+            break
+        client.events.clear()
+        await asyncio.sleep(0.2)
+    assert evt is not None and evt["type"] == "evt.route.applied", evt
+    return dict(evt)
+
+
 @pytest.mark.slow
 async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root, unique, bus) -> None:  # type: ignore[no-untyped-def]
     sid = f"srv{unique}"
@@ -244,16 +258,8 @@ async def test_routes_on_a_remote_server(server, nats_server, database, tmp_root
     client = await RouteClient(nats_server.url).start()
     app = f"shop-web-{unique}"
     try:
-        await bus.publish(_changed(server, sid, 1))
         # the first route on the server: its network, Traefik image and container are made by proxy-sync
-        evt = None
-        for _ in range(50):  # the directory is kept from the event: wait until proxy-sync has it
-            evt = await _apply(client, "shop-web", ["shop.test"], [f"http://{app}:8080"], 1, sid)
-            if evt["type"] != "evt.route.failed" or "not known" not in evt["data"]["reason"]:
-                break
-            client.events.clear()
-            await asyncio.sleep(0.2)
-        assert evt is not None and evt["type"] == "evt.route.applied", evt
+        evt = await first_route(client, bus, server, sid, app)
         assert evt["data"]["server_id"] == sid and evt["data"]["upstreams"] == [f"http://{app}:8080"]
         assert "berth" in server.docker("network", "ls", "--format", "{{.Name}}").split()
         assert server.docker("inspect", "-f", "{{.Config.Image}}", "berth-traefik").strip() == tr.image_tag("3.7.15")

@@ -6,7 +6,6 @@ is wrong is removed and made again, and why is logged. The checks and the calls 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -21,7 +20,7 @@ from berth_proxy_sync.domain import proxy_handover as ph
 from berth_proxy_sync.domain import server_proxy as sp
 from berth_proxy_sync.settings import ProxySyncSettings
 from tests.proxy.support import ProxySync, RouteClient, Traefik
-from tests.servers.test_remote_routes import _apply, _changed, _get_or_error, _until
+from tests.servers.test_remote_routes import _get_or_error, _until, first_route
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
 
@@ -189,15 +188,7 @@ async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port( 
     client = await RouteClient(nats_server.url).start()
     app = f"shop-web-{unique}"
     try:
-        await bus.publish(_changed(server, sid, 1))
-        evt = None
-        for _ in range(50):  # the directory is kept from the event: wait until proxy-sync has it
-            evt = await _apply(client, "shop-web", ["shop.test"], [f"http://{app}:8080"], 1, sid)
-            if evt["type"] != "evt.route.failed" or "not known" not in evt["data"]["reason"]:
-                break
-            client.events.clear()
-            await asyncio.sleep(0.2)
-        assert evt is not None and evt["type"] == "evt.route.applied", evt
+        await first_route(client, bus, server, sid, app)
         server.docker(
             "run", "-d", "--name", app, "--network", "berth", "-e", "BODY=served on the server", busybox_image(),
             "sh", "-c", 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www',
