@@ -54,18 +54,28 @@ def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_checks_are_lines
         "User": "0:0",
         "Labels": {"berth.managed": "true", "berth.overlay-probe": "berth"},
         "StopTimeout": 1,
-        "HostConfig": {"NetworkMode": "berth", "RestartPolicy": {"Name": "unless-stopped"}},
+        "HostConfig": {"NetworkMode": "berth", "RestartPolicy": {"Name": "unless-stopped"}, "Init": True},
         "NetworkingConfig": {"EndpointsConfig": {"berth": {}}},
     }
     # one exec, the relay, for every check: its script is a constant argument, its parameter nc's -w
     assert swarm_overlay.relay_argv(2.5) == ["sh", "-c", swarm_overlay.RELAY_SCRIPT, "berth-relay", "3"]
     assert swarm_overlay.relay_argv(0.2)[3:] == ["berth-relay", "1"]
-    # a check is a line of numbers, an IP address and the request as printf escapes (backslashes and digits)
-    request = b"GET / HTTP/1.0\r\n\r\n"
-    escaped = "".join(f"\\0{b:03o}" for b in request)
-    assert swarm_overlay.check_line(7, "10.0.1.7", 8080, request) == f"7 10.0.1.7 8080 {escaped}\n".encode()
-    assert escaped.startswith("\\0107\\0105\\0124\\0040")  # "GET "
+    # a check is a line of numbers, an IP address and the request: letters, digits and /.:_- as they are,
+    # any other byte a printf octal escape (no space, backslash or quote of its own reaches the relay)
+    request = b"GET /health?x=1 HTTP/1.0\r\nHost: 10.0.1.7:8080\r\n\r\n"
+    assert swarm_overlay.check_line(7, "10.0.1.7", 8080, request) == (
+        b"7 10.0.1.7 8080 GET\\0040/health\\0077x\\00751\\0040HTTP/1.0\\0015\\0012"
+        b"Host:\\004010.0.1.7:8080\\0015\\0012\\0015\\0012\n"
+    )
+    odd = bytes(range(256))  # every byte: 67 as they are, 189 escapes (the relay's printf turns them back:
+    escaped = swarm_overlay.check_line(1, "10.0.1.7", 80, odd).split(b" ")[3]  # test_swarm_overlay_relay.py)
+    assert len(escaped) == 67 + 5 * 189 + 1 and set(escaped) <= swarm_overlay.AS_IS | set(b"\\\n")
     assert swarm_overlay.check_line(8, "fd00::0:7", 80, b"") == b"8 fd00::7 80 \n"
+    for number in (-1, 10**12, True, "7"):
+        with pytest.raises(ValueError):
+            swarm_overlay.check_line(number, "10.0.1.7", 80, request)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            swarm_overlay.close_line(number)  # type: ignore[arg-type]
     for address in ("10.0.1.7 80", "10.0.1.7;reboot", "-e", "web", "$(id)", ""):
         with pytest.raises(ValueError):
             swarm_overlay.check_line(1, address, 8080, request)
@@ -73,8 +83,8 @@ def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_checks_are_lines
         with pytest.raises(ValueError):
             swarm_overlay.check_line(1, "10.0.1.7", port, request)  # type: ignore[arg-type]
     assert swarm_overlay.close_line(7) == b"7 close\n"
-    # the relay's output: frames, whole however it is cut
-    out = b"7 o 5\nHTTP/8 o 0\n7 e 3\nnc!"
+    # the relay's output: frames (headers padded to 24 bytes), whole however it is cut
+    out = b"7 o 5".ljust(23) + b"\nHTTP/" + b"8 o 0".ljust(23) + b"\n" + b"7 e 3".ljust(23) + b"\nnc!"
     frames = swarm_overlay.Frames()
     got = [f for i in range(len(out)) for f in frames.feed(out[i : i + 1])]
     assert got == [
@@ -85,6 +95,13 @@ def test_the_overlay_probe_is_busybox_asleep_on_the_overlay_and_checks_are_lines
     assert swarm_overlay.Frames().feed(b"7 o 12\n1 o 5\n") == []  # a frame's bytes may hold a newline
     with pytest.raises(ValueError):
         swarm_overlay.Frames().feed(b"sh: syntax error\n")
+    # the script's sizes are the domain's: a header of 24 bytes, chunks of 1024, a frame whole in one write
+    assert (swarm_overlay.HEADER, swarm_overlay.CHUNK, swarm_overlay.FRAME_MAX) == (24, 1024, 1048)
+    for part in ("ibs=1024 count=1 obs=1 seek=24 oflag=seek_bytes", "'%-23s\\n'", "bs=4096"):
+        assert part in swarm_overlay.RELAY_SCRIPT, part
+    assert "lock" not in swarm_overlay.RELAY_SCRIPT  # a frame is one write of at most PIPE_BUF bytes
+    assert swarm_overlay.reaps({"HostConfig": {"Init": True}})
+    assert not swarm_overlay.reaps({"HostConfig": {"Init": None}}) and not swarm_overlay.reaps({})
     said = "nc: can't connect to remote host (10.0.1.7): Connection refused\n"
     assert swarm_overlay.connect_failure(said) == "connection refused"
     assert swarm_overlay.connect_failure("nc: bad address 'x'") == "nc: bad address 'x'"

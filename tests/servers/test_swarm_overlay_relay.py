@@ -1,12 +1,15 @@
 """The overlay probe's relay on the local engine (seconds, no Swarm): the probe container is made on first use
 on the network it is given, each check is one ``nc`` run by the relay (one exec for every check) whose answer
-the readiness check reads as from any connection (2xx passes, an error status says its body, a closed port is "connection refused"), and a probe
-that was removed is made again by the next check. The Swarm itself: ``test_swarm_overlay_probe.py``."""
+the readiness check reads as from any connection (2xx passes, an error status says its body, a closed port is
+"connection refused"), and a probe that was removed is made again by the next check (one made without the
+engine's init too: an ended relay leaves no zombie). The Swarm itself: ``test_swarm_overlay_probe.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,6 +65,14 @@ async def test_a_check_through_the_overlay_probe_is_a_get_like_any_other(app: tu
     assert await probe.ready(task, 8080, "/")
     assert asked == [network]  # the probe was made once, its image asked for first
     name = swarm_overlay.probe_name(network)
+    # a check's request, any bytes, is what the relay's read and printf give nc
+    odd = bytes(range(256))
+    line = swarm_overlay.check_line(1, address, 8080, odd)
+    read = 'read -r n address port request; printf %b "$request"'
+    given = subprocess.run(
+        ["docker", "exec", "-i", name, "sh", "-c", read], input=line, capture_output=True, timeout=60
+    )
+    assert given.stdout == odd, given
     assert _docker("inspect", "-f", "{{.State.Running}} {{.Config.Labels}}", name).startswith("true ")
 
     assert not await probe.ready(task, 8080, "/missing")
@@ -76,6 +87,35 @@ async def test_a_check_through_the_overlay_probe_is_a_get_like_any_other(app: tu
 
     # without an overlay probe, a task on a node Berth does not reach is not checked here
     assert not NodeProbe(None, lambda: {}).reaches_over_overlay(task)  # type: ignore[arg-type]
+
+
+async def test_a_probe_made_without_the_engines_init_is_made_again_with_it(app: tuple[str, str]) -> None:
+    """A probe an earlier Berth made (no ``HostConfig.Init``: nothing in it reaps an ended relay's processes)
+    is removed and made again with the engine's init as its first process; one made with it is kept."""
+    network, address = app
+    name = swarm_overlay.probe_name(network)
+    label = f"{swarm_overlay.PROBE_LABEL}={network}"
+    _docker("run", "-d", "--name", name, "--network", network, "--label", label, busybox_image(), "sleep", "2147483647")
+    before = json.loads(_docker("inspect", name))[0]
+    assert not before["HostConfig"].get("Init"), before["HostConfig"]
+
+    async def socket() -> str:
+        return SOCKET
+
+    probe = NodeProbe(None, lambda: {}, timeout_s=3, overlay=OverlayProbe(socket, network, timeout_s=3))  # type: ignore[arg-type]
+    task = dom.Task("t1", "a-node-berth-does-not-reach", address, "c1")
+    for _ in range(50):  # httpd starting
+        if await probe.ready(task, 8080, "/"):
+            break
+        await asyncio.sleep(0.1)
+    assert await probe.ready(task, 8080, "/")
+    after = json.loads(_docker("inspect", name))[0]
+    assert after["Id"] != before["Id"] and after["HostConfig"].get("Init") is True and after["State"]["Running"]
+    first = _docker("exec", name, "ps", "-o", "pid,args").splitlines()[1].split(None, 1)
+    assert first[0] == "1" and "docker-init" in first[1], first
+
+    await OverlayProbe(socket, network, timeout_s=3).ensure()  # made with it: kept
+    assert _docker("inspect", "-f", "{{.Id}}", name) == after["Id"]
 
 
 def _execs(name: str, since: str) -> int:
@@ -98,9 +138,22 @@ def _execs(name: str, since: str) -> int:
 
 
 def _processes(name: str) -> list[str]:
-    """The probe's processes other than its own sleep and the ``ps`` asking (their command lines)."""
-    lines = _docker("exec", name, "ps", "-o", "args").splitlines()[1:]
-    return [line for line in lines if not line.startswith(("sleep 2147483647", "ps "))]
+    """The probe's processes other than its init, its own sleep and the ``ps`` asking (state and command
+    line: a zombie is ``Z [sh]``, an ended process nothing reaped)."""
+    lines = _docker("exec", name, "ps", "-o", "pid,stat,args").splitlines()[1:]
+    shown = [line.split(None, 2) for line in lines]
+    return [
+        f"{stat} {args}" for pid, stat, args in shown if pid != "1" and not args.startswith(("sleep 2147483647", "ps "))
+    ]
+
+
+async def _left(name: str, within_s: float = 10.0) -> list[str]:
+    """The probe's processes once none is left, or what is still there after ``within_s`` (an ended relay's
+    checks may still run out their ``nc -w``; a zombie stays for good when nothing reaps it)."""
+    deadline = time.monotonic() + within_s
+    while (left := _processes(name)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+    return left
 
 
 async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app: tuple[str, str]) -> None:
@@ -152,7 +205,7 @@ async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app:
                 assert got.endswith(b"\r\n\r\n" + (big if where == big_address else "relayed").encode()), got[-100:]
         assert _execs(name, since) == 1
         await asyncio.sleep(0.5)
-        assert not [p for p in _processes(name) if p.startswith("nc ")], _processes(name)
+        assert not [p for p in _processes(name) if p.split()[1] == "nc"], _processes(name)
 
         # a relay that ended (killed here) before it answered a check: the check is sent again on a new one
         relay = [p.split()[0] for p in _docker("exec", name, "ps", "-o", "pid,args").splitlines() if "berth-relay" in p]
@@ -160,8 +213,8 @@ async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app:
         assert (await answer(address, 8080))[:15] == b"HTTP/1.1 200 OK"
         assert _execs(name, since) == 2
 
-        await asyncio.sleep(1.5)  # idle: the relay ended, and every check's processes with it
-        assert [p for p in _processes(name) if not p.startswith("[")] == [], _processes(name)  # "[sh]": zombies
+        await asyncio.sleep(1.5)  # idle: the relay ended, and every check's processes with it, all reaped
+        assert await _left(name) == []
         assert (await answer(address, 8080))[:15] == b"HTTP/1.1 200 OK"
         assert _execs(name, since) == 3
 
@@ -176,5 +229,6 @@ async def test_every_check_goes_through_one_exec_and_each_answer_is_its_own(app:
         assert (await asyncio.wait_for(hanging, 2)).startswith("ConnectionResetError: "), hanging.result()
         await asyncio.sleep(0.3)
         assert _execs(name, since) == 3
+        assert await _left(name) == []  # the relay closed here left no process, running or zombie
     finally:
         subprocess.run(["docker", "rm", "-f", web], capture_output=True)

@@ -171,6 +171,10 @@ class SwarmEngine:
     async def start_container(self, name: str) -> None:
         await self._call("POST", f"/containers/{quote(name, safe='')}/start")
 
+    async def remove_container(self, name: str) -> None:
+        """Remove (force) the container ``name``; one already gone is removed."""
+        await self._found("DELETE", f"/containers/{quote(name, safe='')}", params={"force": "1"})
+
     async def remove_labelled(self, label: str) -> list[str]:
         """Remove (force) every container of this engine that has ``label``; the names removed."""
         filters = json.dumps({"label": [label]})

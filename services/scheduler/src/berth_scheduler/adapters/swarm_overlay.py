@@ -5,10 +5,11 @@ client inside the overlay network through its relay.
 readiness check's GET (``adapters/remote_readiness.get_seen``) runs through it unchanged: the writer's bytes
 are sent as one check on the relay's input, the reader is fed that check's frames of the relay's output. The
 probe container is made (its image delivered first, when the caller gives a way to) and started on first
-use, and again after the engine lost it. The relay (one exec for every check) is started with the first
-check and again after it ended; a check it had not answered when it ended is sent once more on the new one.
-It ends after ``idle_s`` without a check (or :meth:`OverlayProbe.aclose`), so a probe left by a finished
-rollout holds no exec.
+use, and again after the engine lost it; one made without the engine's init (by an earlier Berth: nothing
+in it reaped what ended relays left) is removed and made again. The relay (one exec for every check) is
+started with the first check and again after it ended; a check it had not answered when it ended is sent
+once more on the new one. It ends after ``idle_s`` without a check (or :meth:`OverlayProbe.aclose`), so a
+probe left by a finished rollout holds no exec.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class OverlayProbe:
                 return path
             engine = SwarmEngine(path, timeout=max(self.timeout_s, 30.0))
             found = await engine.container(self.name)
+            if found is not None and not dom.reaps(found):  # made before the probe had an init: made again
+                await engine.remove_container(self.name)
+                found = None
             if found is None:
                 if self.image is not None:
                     await self.image()
