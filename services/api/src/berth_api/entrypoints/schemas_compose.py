@@ -118,6 +118,27 @@ class HostMapIn(BaseModel):
 
 
 HostMaps = Annotated[list[HostMapIn], Field(max_length=100)]
+ServerRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+PLACEMENT = (
+    "The servers it runs on: names or ids of the team's servers, or `local` (the control plane's engine); "
+    "empty: `local`. Each runs at least one replica; the replicas are spread over them in turn."
+)
+
+
+class PlacementIn(BaseModel):
+    """The servers a compose service runs on (and publishes its ports on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=64, description="The service's name in the compose file")
+    servers: list[ServerRef] = Field(min_length=1, max_length=32, description=PLACEMENT)
+
+
+Placements = Annotated[list[PlacementIn], Field(max_length=100)]
+PLACEMENTS = (
+    "The servers each compose service runs on (stored as the servers' ids); a service not named runs on "
+    "`local`. Its ports published on the server are published, and claimed, on each of its servers"
+)
 HOSTS = (
     "Which compose service and port get which host (and path); empty: the first service in the file with a "
     "published or exposed port gets the generated host at its first port. Each service named is a web service"
@@ -135,6 +156,7 @@ class ComposeOut(BaseModel):
         exclude_if=lambda v: not v,
     )
     hosts: list[HostMapIn]
+    placement: list[PlacementIn] = Field(default_factory=list, description=PLACEMENTS, exclude_if=lambda v: not v)
     translated: dict[str, Any] | None = Field(
         description="Each service as Berth runs it (image or build, command, entrypoint, environment, ports, "
         "volumes, health, depends_on, limits, replicas, restart), the start order, and notes: every key "
@@ -154,4 +176,6 @@ def services_or_compose(body: Body) -> Body:
         raise ValueError("source is required with services")
     if getattr(body, "hosts", None) and compose is None:
         raise ValueError("hosts are given with compose (a service's domains otherwise)")
+    if getattr(body, "placement", None) and compose is None:
+        raise ValueError("placement is given with compose (a service's servers otherwise)")
     return body

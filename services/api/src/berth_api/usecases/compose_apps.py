@@ -44,6 +44,7 @@ from berth_api.domain.compose import (
     translate,
 )
 from berth_api.domain.compose.translate import berth_name
+from berth_api.domain.placements import compose_placed
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_files, compose_source, git_auth
 from berth_api.usecases.compose_snapshot import not_deployable
@@ -227,7 +228,7 @@ async def translated(
     if source is None or source.get("kind") != "git":
         first = next((s for s in result["services"] if s["kind"] == "web"), result["services"][0])
         source = {"kind": "image", "image": first["image"]}
-    return {
+    out = {
         **config,
         "source": source,
         "services": services,
@@ -235,3 +236,4 @@ async def translated(
         "stop_timeout_s": result.get("stop_timeout_s", config.get("stop_timeout_s", 10)),
         "compose_translated": result,
     }
+    return compose_placed(out)  # each service on the servers the application's placement names
