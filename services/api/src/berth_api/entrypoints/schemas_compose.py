@@ -18,6 +18,9 @@ Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValid
 RoutePath = Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_PATH), AfterValidator(route_path)]
 
 
+ProfileName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", examples=["debug"])
+]
 FilePath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(file_path)]
 
 
@@ -59,6 +62,14 @@ class ComposeIn(BaseModel):
         description="A compose file of the application's git repository (read by the builder: not yet)",
         exclude_if=lambda v: v is None,
     )
+    profiles: list[ProfileName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="The compose profiles to activate, as `docker compose --profile` does: a service with "
+        "`profiles` is deployed only when one of them is active (or the application's variable "
+        "COMPOSE_PROFILES, comma-separated, names it); the others are named in the translation's notes",
+        exclude_if=lambda v: not v,
+    )
     files: list[ComposeFileIn] = Field(
         default_factory=list,
         max_length=MAX_FILES,
@@ -71,6 +82,8 @@ class ComposeIn(BaseModel):
     def _one(self) -> ComposeIn:
         if (self.inline is None) == (self.path is None):
             raise ValueError("give inline or path, not both")
+        if len(set(self.profiles)) != len(self.profiles):
+            raise ValueError("profiles: each profile once")
         paths = [f.path for f in self.files]
         for i, p in enumerate(paths):
             if p in paths[:i]:
@@ -150,6 +163,9 @@ class ComposeOut(BaseModel):
 
     inline: str | None = Field(default=None, exclude_if=lambda v: v is None)
     path: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    profiles: list[str] = Field(
+        default_factory=list, description="The compose profiles activated", exclude_if=lambda v: not v
+    )
     files: list[ComposeFileOut] = Field(
         default_factory=list,
         description="The files it mounts as ./files/<path>: never their content (left out while none)",
