@@ -47,7 +47,7 @@ async def test_a_port_is_claimed_on_each_server_the_service_runs_on(client, memb
     # the same port on another server is free; on the same one it is the first application's
     r = await _post(client, members.developer, _placed("broker-b", b))
     assert r.status_code == 201, r.text
-    r = await _post(client, members.developer, _placed("broker-a", "edge-a", "local"))
+    r = await _post(client, members.developer, _placed("broker-a", "edge-a"))
     (err,) = problem(r, 409)["errors"]
     assert err == {
         "loc": "/body/compose/services/mqtt/ports",
@@ -85,10 +85,18 @@ async def test_a_placement_that_cannot_be_is_a_422_naming_the_entry(client, memb
     )
     cases = {
         "/body/placement/0/service": _placed("x1", "edge-a", service="nope"),
-        "/body/placement/0/servers/1": _placed("x2", "edge-a", "nowhere"),
+        "/body/placement/0/servers/1": _placed("x2", "edge-a", "nowhere", service="web"),
     }
     for loc, body in cases.items():
         assert locs(problem(await _post(client, members.developer, body), 422)) == {loc}
+    (err,) = problem(await _post(client, members.developer, _placed("x5", "edge-a", "local")), 422)["errors"]
+    assert (err["loc"], err["detail"]) == (
+        "/body/placement/0/servers",
+        "the service mqtt publishes ports on its server (21883/tcp, 21884/udp) and runs on one server: its one "
+        "replica binds them there",
+    )
+    web_on_two = _placed("x6", "edge-a", "local", service="web")
+    assert (await _post(client, members.developer, web_on_two)).status_code == 201  # no published port
     twice = _placed("x3", "edge-a")
     twice["placement"].append({"service": "mqtt", "servers": ["local"]})
     assert locs(problem(await _post(client, members.developer, twice), 422)) == {"/body/placement/1/service"}
@@ -96,7 +104,7 @@ async def test_a_placement_that_cannot_be_is_a_422_naming_the_entry(client, memb
     r = await client.patch(
         f"/v1/applications/{app['id']}",
         headers=members.developer,
-        json={"placement": [{"service": "mqtt", "servers": ["edge-a", "edge-a"]}]},
+        json={"placement": [{"service": "web", "servers": ["edge-a", "edge-a"]}]},
     )
     assert locs(problem(r, 422)) == {"/body/placement/0/servers/1"}
 

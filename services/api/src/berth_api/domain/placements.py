@@ -77,6 +77,8 @@ def compose_placed(config: Mapping[str, Any]) -> dict[str, Any]:
     names (a service of the file by its name there; one not named runs on ``local``). A 422 naming the
     entry for a service the file does not deploy, or one placed twice."""
     names = {str(s["name"]) for s in config["services"]}
+    translated = (config.get("compose_translated") or {}).get("services") or []
+    published = {str(s["name"]): s.get("published_ports") or [] for s in translated}
     placed: dict[str, list[str]] = {}
     for i, entry in enumerate(config.get("compose_placement") or []):
         name = berth_name(str(entry["service"]))
@@ -87,6 +89,14 @@ def compose_placed(config: Mapping[str, Any]) -> dict[str, Any]:
         if name in placed:
             raise invalid_field(f"/body/placement/{i}/service", f"the service {entry['service']} is placed twice")
         placed[name] = [str(server) for server in entry["servers"]]
+        ports = published.get(name) or []
+        if len(placed[name]) > 1 and ports:
+            which = ", ".join(f"{p['published']}/{p['protocol']}" for p in ports)
+            raise invalid_field(
+                f"/body/placement/{i}/servers",
+                f"the service {entry['service']} publishes ports on its server ({which}) and runs on one server: "
+                "its one replica binds them there",
+            )
     services = []
     for svc in config["services"]:
         own = {k: v for k, v in svc.items() if k != "servers"}
