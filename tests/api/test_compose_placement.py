@@ -130,11 +130,14 @@ def test_a_compose_placement_is_given_to_the_services_and_moved_by_a_drain() -> 
     config = {
         "services": [{"name": "web", "servers": ["old"]}, {"name": "my-api"}],
         "compose_placement": [{"service": "my_api", "servers": ["s1", "s2"]}],
+        "compose_translated": {"services": [{"name": "web"}, {"name": "my-api"}]},
     }
     assert compose_placed(config)["services"] == [{"name": "web"}, {"name": "my-api", "servers": ["s1", "s2"]}]
     drained = drained_config(compose_placed(config), "s1", ["s3"])
     assert drained["compose_placement"] == [{"service": "my_api", "servers": ["s3", "s2"]}]
     assert compose_placed(drained)["services"] == drained["services"]
+    waiting = {**config, "services": [], "compose_translated": None}  # a file of the repository not read yet
+    assert compose_placed(waiting) == waiting
     with pytest.raises(ProblemError) as refused:
         compose_placed({**config, "compose_placement": [{"service": "db", "servers": ["s1"]}]})
     assert refused.value.errors == [

@@ -76,8 +76,10 @@ def compose_placed(config: Mapping[str, Any]) -> dict[str, Any]:
     """A compose application's configuration with each service on the servers its ``compose_placement``
     names (a service of the file by its name there; one not named runs on ``local``). A 422 naming the
     entry for a service the file does not deploy, or one placed twice."""
+    if config.get("compose_translated") is None:
+        return dict(config)  # a file of the repository not read yet: no services to place
     names = {str(s["name"]) for s in config["services"]}
-    translated = (config.get("compose_translated") or {}).get("services") or []
+    translated = config["compose_translated"].get("services") or []
     published = {str(s["name"]): s.get("published_ports") or [] for s in translated}
     placed: dict[str, list[str]] = {}
     for i, entry in enumerate(config.get("compose_placement") or []):
