@@ -51,7 +51,8 @@ def test_a_service_compose_does_not_start_is_not_deployed_and_named_in_the_notes
     assert "depends_on" not in got["services"][0]
     assert got["start_order"] == [["api", "weaviate"]]
     assert got["notes"] == [
-        "services/debug: not deployed: it has profiles [debug, tools]; compose starts it only when asked",
+        "services/debug: not deployed: it has profiles [debug, tools], none of them active (compose.profiles or "
+        "the variable COMPOSE_PROFILES activates one)",
         "services/api/depends_on/debug: not carried: debug is not deployed (it has profiles; compose starts it "
         "only when asked) and the dependency is not required, so compose leaves it out too",
     ]
@@ -60,7 +61,7 @@ def test_a_service_compose_does_not_start_is_not_deployed_and_named_in_the_notes
 def test_a_host_for_a_service_that_is_not_deployed_is_refused_saying_why() -> None:
     err = _refusal(PROFILES, hosts=[HostMap("api", 80), HostMap("debug", 8080, "debug.example.com")])
     assert err.spot == "hosts/1/service"
-    assert err.why.startswith("debug is not deployed: it has profiles [debug, tools] and compose starts it only")
+    assert err.why.startswith("debug is not deployed: it has profiles [debug, tools], none of them active")
     assert _refusal(PROFILES, hosts=[HostMap("nope", 80)]).why == "the compose file has no service nope"
 
 
@@ -182,7 +183,10 @@ async def test_profiles_and_volumes_from_through_the_api(client, members) -> Non
     worker = app["services"][2]
     assert worker["volumes"] == [{"name": "vectors", "path": "/data", "read_only": True}]
     notes = app["compose"]["translated"]["notes"]
-    assert notes[0] == "services/debug: not deployed: it has profiles [debug, tools]; compose starts it only when asked"
+    assert notes[0] == (
+        "services/debug: not deployed: it has profiles [debug, tools], none of them active (compose.profiles or "
+        "the variable COMPOSE_PROFILES activates one)"
+    )
     needs = "services:\n  api:\n    image: busybox\n    depends_on: [debug]\n  debug:\n    image: busybox\n    profiles: [debug]\n"
     r = await client.post(
         f"/v1/environments/{app['environment_id']}/applications",

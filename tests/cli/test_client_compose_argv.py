@@ -154,6 +154,40 @@ async def test_update_keeps_the_stored_files_and_replaces_the_hosts(berth, local
     assert local_api.sent.pop()[2] == {"hosts": [{"service": "db", "port": 5432}]}  # type: ignore[attr-defined]
 
 
+async def test_profiles_are_sent_and_kept_by_an_update(berth, local_api, tmp_path, monkeypatch):
+    env = local_env(local_api, TOKEN)
+    stack = tmp_path / "compose.yml"
+    stack.write_text("services:\n  web:\n    image: nginx:1.27\n")
+    r = await berth(
+        "apps", "create", "site", "-p", "acme", "--compose", str(stack), "--profile", "debug", "--profile", "ops",
+        env=env,
+    )  # fmt: skip
+    assert r.code == 0, r
+    assert local_api.sent.pop()[2]["compose"] == {  # type: ignore[attr-defined]
+        "inline": "services:\n  web:\n    image: nginx:1.27\n",
+        "profiles": ["debug", "ops"],
+    }
+    # --profile alone: the stored file again (its files kept by path), read with those profiles
+    r = await berth("apps", "update", APP, "--profile", "tools", env=env)
+    assert r.code == 0, r
+    assert local_api.sent.pop()[2] == {  # type: ignore[attr-defined]
+        "compose": {
+            "inline": "services: {}\n",
+            "profiles": ["tools"],
+            "files": [{"path": "nginx.conf"}, {"path": "init.sql"}],
+        }
+    }
+    # a new file keeps the stored profiles unless --profile is given
+    monkeypatch.setitem(STORED, "compose", {**STORED["compose"], "files": [], "profiles": ["debug"]})
+    r = await berth("apps", "update", APP, "--compose", str(stack), env=env)
+    assert r.code == 0, r
+    assert local_api.sent.pop()[2] == {  # type: ignore[attr-defined]
+        "compose": {"inline": "services:\n  web:\n    image: nginx:1.27\n", "profiles": ["debug"]}
+    }
+    r = await berth("apps", "create", "x", "-p", "acme", "--image", "nginx:1.27", "--profile", "debug", env=env)
+    assert r.code == 2 and "--profile" in r.err and not local_api.sent  # type: ignore[attr-defined]
+
+
 async def test_templates_deploy_sends_the_variables(berth, local_api, tmp_path):
     env = local_env(local_api, TOKEN)
     r = await berth(

@@ -34,6 +34,14 @@ Hosts = Annotated[
         "under a URL path prefix when /PATH is given (repeatable)",
     ),
 ]
+Profiles = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--profile",
+        help="a compose profile to activate, as docker compose --profile: its services are deployed (repeatable; "
+        "an update with a new file keeps the stored ones unless given)",
+    ),
+]
 WithFiles = Annotated[
     list[str] | None,
     typer.Option("--with-file", help="DEST=SRC: the local file SRC, mounted by the compose file as ./files/DEST"),
@@ -80,29 +88,55 @@ def read_files(specs: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def compose_of(compose: str | None, compose_path: str | None, files: list[str]) -> dict[str, Any] | None:
-    """The body's ``compose``: the file's text inline, or its path in the repository; None when neither."""
+def compose_of(
+    compose: str | None, compose_path: str | None, files: list[str], profiles: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The body's ``compose``: the file's text inline, or its path in the repository, with the profiles to
+    activate; None when neither."""
     if compose is not None and compose_path is not None:
         raise typer.BadParameter("give --compose or --compose-path, not both", param_hint="--compose")
     if compose is None and compose_path is None:
         if files:
             raise typer.BadParameter("files go with a compose file (--compose)", param_hint="--with-file")
+        if profiles:
+            raise typer.BadParameter("profiles go with a compose file (--compose)", param_hint="--profile")
         return None
     body: dict[str, Any] = (
         {"inline": read_text(compose, "--compose")} if compose is not None else {"path": compose_path}
     )
+    if profiles:
+        body["profiles"] = list(profiles)
     if files:
         body["files"] = read_files(files)
     return body
 
 
 def update_body(
-    detail: dict[str, Any], compose: str | None, compose_path: str | None, hosts: list[str], files: list[str]
+    detail: dict[str, Any],
+    compose: str | None,
+    compose_path: str | None,
+    hosts: list[str],
+    files: list[str],
+    profiles: list[str] | None = None,
 ) -> dict[str, Any]:
     """The PATCH body: a new compose file keeps the stored files (by path, so their contents stay sealed
-    where they are) unless ``--with-file`` replaces one; ``--host`` replaces the whole list of hosts."""
+    where they are) unless ``--with-file`` replaces one, and the stored profiles unless ``--profile`` is
+    given; ``--profile`` alone sends the stored file again with those profiles; ``--host`` replaces the whole
+    list of hosts."""
     body: dict[str, Any] = {}
-    given = compose_of(compose, compose_path, files)
+    stored = detail.get("compose") or {}
+    given: dict[str, Any] | None
+    if profiles and compose is None and compose_path is None:  # the stored file, read with other profiles
+        if stored.get("inline") is None and stored.get("path") is None:
+            raise typer.BadParameter("not a compose application", param_hint="--profile")
+        given = {k: stored[k] for k in ("inline", "path") if stored.get(k) is not None}
+        given["profiles"] = list(profiles)
+        if files:
+            given["files"] = read_files(files)
+    else:
+        given = compose_of(compose, compose_path, files, profiles)
+        if given is not None and not profiles and stored.get("profiles"):
+            given["profiles"] = list(stored["profiles"])
     if given is not None:
         new = {f["path"] for f in given.get("files", [])}
         kept = [{"path": f["path"]} for f in (detail.get("compose") or {}).get("files", []) if f["path"] not in new]
@@ -112,7 +146,7 @@ def update_body(
     if hosts:
         body["hosts"] = [parse_host(h) for h in hosts]
     if not body:
-        raise typer.BadParameter("nothing to change: give --compose, --compose-path, --host or --with-file")
+        raise typer.BadParameter("nothing to change: give --compose, --compose-path, --profile, --host or --with-file")
     return body
 
 
@@ -121,17 +155,18 @@ def update(
     compose: Compose = None,
     compose_path: ComposePath = None,
     host: Hosts = None,
+    profile: Profiles = None,
     with_file: WithFiles = None,
     then_deploy: Annotated[
         bool, typer.Option("--deploy", help="deploy the change now and follow it (exit 0 only on success)")
     ] = False,
     as_json: Json = False,
 ) -> None:
-    """Change a compose application: its compose file (replaced as a whole; the files it mounts are kept
-    unless replaced), its hosts (all given again). It applies at the next deployment (``--deploy``: now)."""
+    """Change a compose application: its compose file (replaced as a whole; the files it mounts and its
+    profiles are kept unless replaced), its profiles, its hosts (all given again). It applies at the next deployment (``--deploy``: now)."""
     with session(interrupted=deploy.GOES_ON) as api:
         detail = api.application(app)
-        body = update_body(detail, compose, compose_path, host or [], with_file or [])
+        body = update_body(detail, compose, compose_path, host or [], with_file or [], profile)
         updated = api.send("PATCH", f"/v1/applications/{detail['id']}", body)
         if then_deploy:
             deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments")

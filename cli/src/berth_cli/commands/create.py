@@ -50,6 +50,7 @@ def apps_create(
     compose: compose_cmd.Compose = None,
     compose_path: compose_cmd.ComposePath = None,
     host: compose_cmd.Hosts = None,
+    profile: compose_cmd.Profiles = None,
     with_file: compose_cmd.WithFiles = None,
     service: Annotated[str, typer.Option(help="the service's name")] = "web",
     port: Annotated[int | None, typer.Option(help="the port it listens on (a web service)")] = None,
@@ -81,7 +82,7 @@ def apps_create(
     """Create an application from an image or a git repository, with one service; or from a compose file
     (``--compose FILE``, or ``--compose-path PATH`` in the ``--git`` repository) with ``--host`` for its
     routed services. A private repository with a deploy key (made by Berth, or given) or an access token."""
-    composed = compose_cmd.compose_of(compose, compose_path, with_file or [])
+    composed = compose_cmd.compose_of(compose, compose_path, with_file or [], profile)
     if composed is not None:
         _refuse_with_compose(
             {

@@ -12,7 +12,9 @@ resolves images: ``config`` without ``--resolve-image-digests`` does not contact
 names a socket that does not exist (no engine can be asked) and the proxy variables point at a closed
 local port (any HTTP request it tried would fail at once).
 
-The variables given for interpolation are Berth's non-secret variables, passed in the child's environment
+The profiles to start are given as ``--profile <name>`` arguments, each a profile name (never an option);
+``COMPOSE_PROFILES`` itself is never passed (``domain.compose.profiles`` reads it). The variables given for
+interpolation are Berth's non-secret variables, passed in the child's environment
 only (never in a file); secret values are never given to it. A variable whose name would steer the binary
 (``DOCKER_*``, ``*_PROXY`` ...) is not passed under its name: the file's references to it are renamed to an
 alias that steers nothing (``aliased``), so the file still gets its value. The normalised output is stored and shown, so
@@ -28,7 +30,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ PROJECT = "berth"
 # Variables that steer the binary itself rather than the file: never passed to it.
 RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDX_", "BUILDKIT_")
 RESERVED = {"HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TMPDIR"}
+PROFILE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")  # as compose's, and never an option (``-x``)
 
 
 class ComposeParseError(Exception):
@@ -133,25 +136,40 @@ def aliased(text: str, variables: Mapping[str, str]) -> tuple[str, dict[str, str
     return REFERENCE_RE.sub(one, text), given, {a: n for n, a in alias.items()}
 
 
+def profile_args(profiles: Sequence[str]) -> list[str]:
+    """``--profile <name>`` for each profile to start (raises ``ComposeParseError`` for a name that is not a
+    compose profile name: never an option of the binary)."""
+    out: list[str] = []
+    for name in profiles:
+        if not PROFILE_RE.match(name):
+            raise ComposeParseError(f"{name!r} is not a compose profile name")
+        out += ["--profile", name]
+    return out
+
+
 async def normalise(
     text: str,
     variables: Mapping[str, str],
     *,
+    profiles: Sequence[str] = (),
     timeout_s: float = TIMEOUT_S,
     max_bytes: int = MAX_BYTES,
     binary: str | None = None,
 ) -> Normalised:
-    """The normalised model of ``text`` with ``variables`` for interpolation (raises ``ComposeParseError``)."""
+    """The normalised model of ``text`` with ``variables`` for interpolation and ``profiles`` active (a
+    service with profiles none of which is active is left out, as ``docker compose up`` leaves it); raises
+    ``ComposeParseError``."""
     data = text.encode()
     if len(data) > max_bytes:
         raise ComposeParseError(f"a compose file is limited to {max_bytes} bytes")
+    active = profile_args(profiles)
     text, variables, back = aliased(text, variables)
     data = text.encode()
     exe = binary or compose_binary()
     with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
         os.chmod(home, 0o700)
         env = _env(home, variables)
-        base = [exe, "--project-directory", home, "-p", PROJECT, "-f", "-", "config", "--format", "json"]
+        base = [exe, "--project-directory", home, "-p", PROJECT, *active, "-f", "-", "config", "--format", "json"]
         found = await _run([*base, "--variables"], data, home, env, timeout_s)
         out = await _run([*base, "--no-path-resolution", "--no-env-resolution"], data, home, env, timeout_s)
     try:

@@ -3,6 +3,8 @@
 A service names the servers it runs on in its ``servers`` list (empty: the built-in server ``local``), in
 the application's desired state and in every deployment's snapshot. A server is in use while any of them
 names it: the desired state (what the next deployment places), a deployment still running, or the live one.
+A compose application's services come from its file, so its placement is kept apart (``compose_placement``:
+a service of the file by its name there, and its servers) and given to the services at each translation.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from berth_api.domain.compose.translate import berth_name
+from berth_api.domain.problems import invalid_field
 from berth_common.catalogue import docker_volume_name
 
 LOCAL = "local"
@@ -53,11 +57,52 @@ def replaced(servers: Sequence[str], drained: str, to: Sequence[str]) -> list[st
 
 
 def drained_config(config: Mapping[str, Any], drained: str, to: Sequence[str]) -> dict[str, Any]:
-    """The application's desired state with ``drained`` replaced in every service that names it."""
+    """The application's desired state with ``drained`` replaced in every service that names it (and in a
+    compose application's placement, which its next translation gives the services again)."""
     services = [
         {**s, "servers": replaced(s["servers"], drained, to)} if drained in (s.get("servers") or []) else dict(s)
         for s in config["services"]
     ]
+    out = {**config, "services": services}
+    if config.get("compose_placement"):
+        out["compose_placement"] = [
+            {**p, "servers": replaced(p["servers"], drained, to)} if drained in p["servers"] else dict(p)
+            for p in config["compose_placement"]
+        ]
+    return out
+
+
+def compose_placed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A compose application's configuration with each service on the servers its ``compose_placement``
+    names (a service of the file by its name there; one not named runs on ``local``). A 422 naming the
+    entry for a service the file does not deploy, or one placed twice."""
+    if config.get("compose_translated") is None:
+        return dict(config)  # a file of the repository not read yet: no services to place
+    names = {str(s["name"]) for s in config["services"]}
+    translated = config["compose_translated"].get("services") or []
+    published = {str(s["name"]): s.get("published_ports") or [] for s in translated}
+    placed: dict[str, list[str]] = {}
+    for i, entry in enumerate(config.get("compose_placement") or []):
+        name = berth_name(str(entry["service"]))
+        if name not in names:
+            raise invalid_field(
+                f"/body/placement/{i}/service", f"the compose file deploys no service {entry['service']!r}"
+            )
+        if name in placed:
+            raise invalid_field(f"/body/placement/{i}/service", f"the service {entry['service']} is placed twice")
+        placed[name] = [str(server) for server in entry["servers"]]
+        ports = published.get(name) or []
+        if len(placed[name]) > 1 and ports:
+            which = ", ".join(f"{p['published']}/{p['protocol']}" for p in ports)
+            raise invalid_field(
+                f"/body/placement/{i}/servers",
+                f"the service {entry['service']} publishes ports on its server ({which}) and runs on one server: "
+                "its one replica binds them there",
+            )
+    services = []
+    for svc in config["services"]:
+        own = {k: v for k, v in svc.items() if k != "servers"}
+        services.append({**own, "servers": placed[svc["name"]]} if placed.get(svc["name"]) else own)
     return {**config, "services": services}
 
 

@@ -77,6 +77,7 @@ async def create_application(
     if body.compose is not None:
         config["compose"] = body.compose.model_dump(mode="json", exclude={"files"})
         config["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
+        config["compose_placement"] = [p.model_dump(mode="json") for p in body.placement]
     build = _build_args(body.source) if body.source is not None else []
     files = _files(body.compose)
     record = await uc.create_application(
@@ -214,6 +215,8 @@ async def update_application(
         changes["compose"] = body.compose.model_dump(mode="json", exclude={"files"})
     if body.hosts is not None:
         changes["compose_hosts"] = [h.model_dump(mode="json") for h in body.hosts]
+    if body.placement is not None:
+        changes["compose_placement"] = [p.model_dump(mode="json") for p in body.placement]
     if body.limits is not None:
         changes["limits"] = body.limits.model_dump(mode="json")
     if body.restart_policy is not None:

@@ -15,8 +15,12 @@ from berth_api.domain import names
 from berth_api.entrypoints.schemas import Flag, given
 from berth_api.entrypoints.schemas_compose import (
     HOSTS,
+    PLACEMENT,
+    PLACEMENTS,
     ComposeIn,
     HostMaps,
+    Placements,
+    ServerRef,
     services_or_compose,
 )
 from berth_api.entrypoints.schemas_git import GitAccessIn
@@ -70,11 +74,6 @@ ArgvItem = Annotated[str, Field(max_length=names.MAX_ARG), AfterValidator(names.
 Command = Annotated[list[ArgvItem], Field(min_length=1, max_length=256)]
 HealthPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=HEALTH_PATH_PATTERN)]
 RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
-ServerRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
-PLACEMENT = (
-    "The servers it runs on: names or ids of the team's servers, or `local` (the control plane's engine); "
-    "empty: `local`. Each runs at least one replica; the replicas are spread over them in turn."
-)
 ServerRefs = Annotated[
     list[ServerRef],
     Field(default_factory=list, max_length=32, description=PLACEMENT, exclude_if=lambda v: not v),
@@ -251,9 +250,11 @@ Service = Annotated[WebServiceIn | WorkerServiceIn, Field(discriminator="kind")]
 Services = Annotated[list[Service], Field(min_length=1, max_length=20), AfterValidator(lambda v: _unique(v, "service"))]
 
 
-# an application of services: a source, services, no compose file, no hosts (a service's domains instead)
+# an application of services: a source, services, no compose file, no hosts (a service's domains instead), no
+# placement (a service's servers instead)
 _OF_SERVICES = given(("services", "source"), absent=("compose",))
 _OF_SERVICES["properties"]["hosts"] = {"maxItems": 0}
+_OF_SERVICES["properties"]["placement"] = {"maxItems": 0}
 
 
 class ApplicationCreate(Strict):
@@ -273,6 +274,7 @@ class ApplicationCreate(Strict):
     services: Services | None = Field(default=None, description="The services; or give compose instead")
     compose: ComposeIn | None = Field(default=None, description="A compose file instead of services")
     hosts: HostMaps = Field(default_factory=list, description=HOSTS)
+    placement: Placements = Field(default_factory=list, description=PLACEMENTS)
     env: Variables = Field(default_factory=list, description="Runtime environment variables")
     limits: Limits = Field(default_factory=Limits)
     restart_policy: RestartPolicy = "unless-stopped"
@@ -302,6 +304,7 @@ class ApplicationUpdate(Strict):
     services: Services | None = None
     compose: ComposeIn | None = None
     hosts: HostMaps | None = None
+    placement: Placements | None = Field(default=None, description=PLACEMENTS)
     env: Variables | None = None
     limits: Limits | None = None
     restart_policy: RestartPolicy | None = None

@@ -18,6 +18,9 @@ Host = Annotated[str, Field(min_length=1, max_length=names.MAX_HOST), AfterValid
 RoutePath = Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_PATH), AfterValidator(route_path)]
 
 
+ProfileName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", examples=["debug"])
+]
 FilePath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(file_path)]
 
 
@@ -59,6 +62,14 @@ class ComposeIn(BaseModel):
         description="A compose file of the application's git repository (read by the builder: not yet)",
         exclude_if=lambda v: v is None,
     )
+    profiles: list[ProfileName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="The compose profiles to activate, as `docker compose --profile` does: a service with "
+        "`profiles` is deployed only when one of them is active (or the application's variable "
+        "COMPOSE_PROFILES, comma-separated, names it); the others are named in the translation's notes",
+        exclude_if=lambda v: not v,
+    )
     files: list[ComposeFileIn] = Field(
         default_factory=list,
         max_length=MAX_FILES,
@@ -71,6 +82,8 @@ class ComposeIn(BaseModel):
     def _one(self) -> ComposeIn:
         if (self.inline is None) == (self.path is None):
             raise ValueError("give inline or path, not both")
+        if len(set(self.profiles)) != len(self.profiles):
+            raise ValueError("profiles: each profile once")
         paths = [f.path for f in self.files]
         for i, p in enumerate(paths):
             if p in paths[:i]:
@@ -118,6 +131,27 @@ class HostMapIn(BaseModel):
 
 
 HostMaps = Annotated[list[HostMapIn], Field(max_length=100)]
+ServerRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+PLACEMENT = (
+    "The servers it runs on: names or ids of the team's servers, or `local` (the control plane's engine); "
+    "empty: `local`. Each runs at least one replica; the replicas are spread over them in turn."
+)
+
+
+class PlacementIn(BaseModel):
+    """The servers a compose service runs on (and publishes its ports on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=64, description="The service's name in the compose file")
+    servers: list[ServerRef] = Field(min_length=1, max_length=32, description=PLACEMENT)
+
+
+Placements = Annotated[list[PlacementIn], Field(max_length=100)]
+PLACEMENTS = (
+    "The servers each compose service runs on (stored as the servers' ids); a service not named runs on "
+    "`local`. Its ports published on the server are published, and claimed, on each of its servers"
+)
 HOSTS = (
     "Which compose service and port get which host (and path); empty: the first service in the file with a "
     "published or exposed port gets the generated host at its first port. Each service named is a web service"
@@ -129,12 +163,16 @@ class ComposeOut(BaseModel):
 
     inline: str | None = Field(default=None, exclude_if=lambda v: v is None)
     path: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    profiles: list[str] = Field(
+        default_factory=list, description="The compose profiles activated", exclude_if=lambda v: not v
+    )
     files: list[ComposeFileOut] = Field(
         default_factory=list,
         description="The files it mounts as ./files/<path>: never their content (left out while none)",
         exclude_if=lambda v: not v,
     )
     hosts: list[HostMapIn]
+    placement: list[PlacementIn] = Field(default_factory=list, description=PLACEMENTS, exclude_if=lambda v: not v)
     translated: dict[str, Any] | None = Field(
         description="Each service as Berth runs it (image or build, command, entrypoint, environment, ports, "
         "volumes, health, depends_on, limits, replicas, restart), the start order, and notes: every key "
@@ -154,4 +192,6 @@ def services_or_compose(body: Body) -> Body:
         raise ValueError("source is required with services")
     if getattr(body, "hosts", None) and compose is None:
         raise ValueError("hosts are given with compose (a service's domains otherwise)")
+    if getattr(body, "placement", None) and compose is None:
+        raise ValueError("placement is given with compose (a service's servers otherwise)")
     return body

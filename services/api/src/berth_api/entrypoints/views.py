@@ -94,13 +94,14 @@ def application_fields(rec: AppRecord) -> dict[str, Any]:
 
 
 def _compose(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """A compose application's file, hosts and translation (None for an application of services)."""
+    """A compose application's file, hosts, placement and translation (None for an application of services)."""
     if not cfg.get("compose"):
         return None
     return {
         **cfg["compose"],
         "files": compose_files.shown(cfg),  # never their contents
         "hosts": cfg.get("compose_hosts") or [],
+        "placement": cfg.get("compose_placement") or [],
         "translated": cfg.get("compose_translated"),
     }
 

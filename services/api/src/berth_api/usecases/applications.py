@@ -35,7 +35,7 @@ from berth_api.usecases import (
 )
 from berth_api.usecases import application_checks as checks
 from berth_api.usecases.app_hosts import sync_hosts
-from berth_api.usecases.placement import resolve_servers
+from berth_api.usecases.placement import resolve_compose, resolve_servers
 from berth_api.usecases.projects import environment_missing
 from berth_common.catalogue import ApplicationSpec
 from berth_common.envelope import new_id
@@ -170,6 +170,7 @@ async def create_application(
             if env is None:
                 raise environment_missing(principal, environment_id)
             await build_servers.resolve(s, principal, config)
+            await resolve_compose(s, principal.team_id, principal.team_name, config)
             await resolve_servers(s, principal.team_id, principal.team_name, config["services"])
             if variables.needs_sealing(runtime) or variables.needs_sealing(build) or files:
                 await hold_for_sealing(s, deps.box)
@@ -231,6 +232,8 @@ async def update_application(
                 config = await _compose_again(deps, config, changes, runtime, row, s)
             elif "compose_hosts" in changes:
                 raise invalid_field("/body/hosts", "hosts are set for a compose application (domains otherwise)")
+            elif "compose_placement" in changes:
+                raise invalid_field("/body/placement", "placement is set for a compose application (servers otherwise)")
             checks.check_source(deps, config, principal.team_id)
             checks.check_mounts(deps, config, principal.team_id)
             checks.check_pre_deploy(config)
@@ -238,6 +241,8 @@ async def update_application(
                 await build_servers.resolve(s, principal, config)
             if "services" in changes:
                 await resolve_servers(s, principal.team_id, principal.team_name, config["services"])
+            if config.get("compose"):  # its services translated again: placed by ids
+                await resolve_compose(s, principal.team_id, principal.team_name, config)
             stored = (await repo.variables_of(s, [application_id]))[application_id]
             _check_kept(runtime, "runtime", stored)
             if "source" in changes:

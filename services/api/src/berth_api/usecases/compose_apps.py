@@ -4,7 +4,9 @@ application's services (``domain.compose``), stored with the application and sho
 The translation fills the configuration every other part of the api reads (``services``, ``source``,
 ``restart_policy``, ``stop_timeout_s``) and keeps the whole translation (``compose_translated``: each
 service's image or build, entrypoint, environment, depends_on, start order, notes) for the scheduler and
-for the user to see. Interpolation gets the application's non-secret runtime variables in the parser's
+for the user to see. The parser starts the services of the application's active compose profiles
+(``compose.profiles`` and its variable ``COMPOSE_PROFILES``: ``domain.compose.profiles``); the others are
+named in the notes. Interpolation gets the application's non-secret runtime variables in the parser's
 environment; a ``${VAR}`` naming a secret variable is carried only inside a service's environment values,
 as parts that name it (``domain.compose.secret_refs``): the translation is stored and shown, the value is
 rendered into the deployment's snapshot as a secret variable.
@@ -44,6 +46,7 @@ from berth_api.domain.compose import (
     translate,
 )
 from berth_api.domain.compose.translate import berth_name
+from berth_api.domain.placements import compose_placed
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_files, compose_source, git_auth
 from berth_api.usecases.compose_snapshot import not_deployable
@@ -180,6 +183,11 @@ async def translated(
         base = (source or {}).get("subdirectory") or ""  # the context under the source's subdirectory
     given = list(variables)
     plain = {name: value for name, value, secret in given if not secret and value is not None}
+    try:  # the services compose starts: the application's profiles and its variable's
+        active = profiles.active(compose.get("profiles") or [], plain.get(profiles.VARIABLE))
+    except ValueError as exc:
+        at = next(i for i, (name, _, _) in enumerate(given) if name == profiles.VARIABLE)
+        raise invalid_field(f"/body/env/{at}/value", f"{profiles.VARIABLE}: {exc}") from None
     nonce = token_hex(8)
     secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
     hosts = [
@@ -200,6 +208,7 @@ async def translated(
         found = await compose_parser.normalise(
             text,
             {**plain, **secrets},
+            profiles=active,
             timeout_s=deps.settings.compose_timeout_s,
             max_bytes=deps.settings.compose_max_bytes,
         )
@@ -223,11 +232,13 @@ async def translated(
             svc["build"]["subdirectory"] = inner.rstrip("/")
     if read_from is not None:
         result["file"] = read_from  # the file read, and the commit it was read at
+    if active:
+        result["profiles"] = list(active)  # the profiles the file was read with
     services = [_core(s) for s in result["services"]]
     if source is None or source.get("kind") != "git":
         first = next((s for s in result["services"] if s["kind"] == "web"), result["services"][0])
         source = {"kind": "image", "image": first["image"]}
-    return {
+    out = {
         **config,
         "source": source,
         "services": services,
@@ -235,3 +246,4 @@ async def translated(
         "stop_timeout_s": result.get("stop_timeout_s", config.get("stop_timeout_s", 10)),
         "compose_translated": result,
     }
+    return compose_placed(out)  # each service on the servers the application's placement names

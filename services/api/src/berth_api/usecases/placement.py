@@ -2,8 +2,9 @@
 the ids the scheduler places replicas on (``WebService.servers`` in the deployment's snapshot).
 
 A server the team does not have (another team's is answered the same), one being removed, or one being
-drained is refused with a 422 naming the list item (``/body/services/<i>/servers/<j>``). The ids are
-stored, so renaming a server never moves an application.
+drained is refused with a 422 naming the list item (``/body/services/<i>/servers/<j>``; a compose
+application's ``/body/placement/<i>/servers/<j>``). The ids are stored, so renaming a server never moves an
+application.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import servers as repo
+from berth_api.domain.placements import compose_placed
 from berth_api.domain.problems import invalid_field
 
 LOCAL_ID = "local"
@@ -63,3 +65,22 @@ async def resolve_servers(s: AsyncSession, team_id: str, team_name: str, service
             svc["servers"] = ids
         else:
             svc.pop("servers", None)
+
+
+async def resolve_compose(s: AsyncSession, team_id: str, team_name: str, config: dict[str, Any]) -> None:
+    """A compose application's placement (``compose_placement``) with its servers' names or ids replaced
+    by the ids, in place, and its services placed there (``domain.placements.compose_placed``); a 422 at
+    ``/body/placement/<i>/servers/<j>`` for the first server that cannot run it."""
+    if not config.get("compose"):
+        return  # an application of services names its servers in its services
+    entries = config.get("compose_placement") or []
+    by_id, by_name = await rows_named(s, team_id, [ref for p in entries for ref in p["servers"]])
+    for i, entry in enumerate(entries):
+        ids: list[str] = []
+        for j, ref in enumerate(entry["servers"]):
+            row = target_row(ref, by_id, by_name, team_name, f"/body/placement/{i}/servers/{j}")
+            if row["id"] in ids:
+                raise invalid_field(f"/body/placement/{i}/servers/{j}", f"the server {row['name']} is named twice")
+            ids.append(row["id"])
+        entry["servers"] = ids
+    config["services"] = compose_placed(config)["services"]
