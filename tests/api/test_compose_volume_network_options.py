@@ -197,7 +197,10 @@ def test_the_snapshot_carries_the_options_the_address_and_the_runtime() -> None:
         "    networks: [front, back]", "    runtime: runsc\n    volumes: [cache:/c]\n    networks: [front, back]"
     )
     translated = _translated(text, policy=Policy(runtimes=frozenset({"runsc"})))
-    core = [{k: s[k] for k in ("kind", "name", "port", "command", "volumes", "strategy") if k in s} for s in translated["services"]]
+    core = [
+        {k: s[k] for k in ("kind", "name", "port", "command", "volumes", "strategy") if k in s}
+        for s in translated["services"]
+    ]
     spec = ApplicationSpec.model_validate({"name": "s", "source": {"kind": "image", "image": "x"}, "services": core})
     got = compose_spec(spec, {"compose": {"inline": text}, "compose_translated": translated}, files=[])
     assert got.volume_options["cache"].model_dump() == {"type": "tmpfs", "device": "tmpfs"}
