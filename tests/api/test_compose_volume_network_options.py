@@ -85,6 +85,17 @@ def test_a_bind_volume_is_a_host_bind_mount_under_the_allowed_paths() -> None:
     assert err.spot == "volumes/sites/driver_opts/device" and "(/srv/other)" in err.why
 
 
+def test_options_all_empty_make_a_plain_volume() -> None:
+    # Dokploy's erpnext: ``type: "${SITE_VOLUME_TYPE}"`` and its o and device, unset: Docker mounts nothing
+    text = "services:\n  app:\n    image: x\n    volumes: [sites:/sites]\nvolumes:\n  sites:\n    driver_opts:\n"
+    text += "      type: '${SITE_VOLUME_TYPE}'\n      o: '${SITE_VOLUME_OPTS}'\n      device: '${SITE_VOLUME_DEV}'\n"
+    got = _translated(text)
+    assert got["services"][0]["volumes"] == [{"name": "sites", "path": "/sites", "single_writer": True}]
+    assert "volume_options" not in got
+    assert got["notes"] == ["volumes/sites/driver_opts: empty: a plain volume, as Docker's local driver makes it"]
+    assert _refusal(text, variables={"SITE_VOLUME_OPTS": "bind"}).spot == "volumes/sites/driver_opts/device"
+
+
 VOLUME_REFUSED = [
     ("driver: nfs", "volumes/vol/driver"),
     ("driver_opts: {type: tmpfs, device: tmpfs, size: 10m}", "volumes/vol/driver_opts/size"),

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from berth_common.catalogue import ApplicationSpec, NetworkOptions, VolumeOptions
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.domain import compose, volumes
+from berth_scheduler.domain import compose, swarm, volumes
 from berth_scheduler.domain.containers import container_spec
 
 APP = "app-1"
@@ -102,9 +102,22 @@ def test_a_pinned_address_and_a_runtime_are_exact_in_the_create_body():
     }
     assert app.body["NetworkingConfig"] == {"EndpointsConfig": {"berth-app-app-1": {"Aliases": ["app", "api"]}}}
     assert db.body["HostConfig"]["Runtime"] == "runc" and "Runtime" not in app.body["HostConfig"]
+    driver = {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs", "o": "size=10m,uid=1000"}}
     assert db.body["HostConfig"]["Mounts"] == [
-        {"Type": "volume", "Source": "berth-app-1-cache", "Target": "/cache", "ReadOnly": False}
+        {
+            "Type": "volume",
+            "Source": "berth-app-1-cache",
+            "Target": "/cache",
+            "ReadOnly": False,
+            "VolumeOptions": {"DriverConfig": driver},
+        }
     ]
+    # a Swarm task's node makes the volume with its options, labelled as the application's volumes are
+    (mount,) = swarm.service_body(db, 1, "berth-overlay").body["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert mount["VolumeOptions"] == {
+        "DriverConfig": driver,
+        "Labels": {"berth.app": APP, "berth.volume": "cache", "berth.managed": "true"},
+    }
 
 
 @pytest.mark.parametrize(

@@ -194,7 +194,7 @@ def container_spec(
     restart = service.restart or spec.restart_policy
     body["HostConfig"] = host_config(limits, restart, port_bindings)
     published_ports.put_bindings(body, service.published_ports)
-    mounts = volumes.mounts(application_id, service)
+    mounts = volumes.mounts(application_id, service, spec.volume_options)
     if mounts:
         body["HostConfig"]["Mounts"] = mounts
     if service.privileges is not None:

@@ -60,12 +60,24 @@ def options_change(volume: str, server_id: str, body: Mapping[str, Any], made: M
     )
 
 
-def mounts(application_id: str, service: WebService | WorkerService) -> list[dict[str, Any]]:
-    """``HostConfig.Mounts`` of one replica: its named volumes, then its bind mounts, in the spec's order."""
-    out: list[dict[str, Any]] = [
-        {"Type": "volume", "Source": docker_name(application_id, v.name), "Target": v.path, "ReadOnly": v.read_only}
-        for v in service.volumes
-    ]
+def mounts(
+    application_id: str, service: WebService | WorkerService, options: Mapping[str, VolumeOptions] | None = None
+) -> list[dict[str, Any]]:
+    """``HostConfig.Mounts`` of one replica: its named volumes, then its bind mounts, in the spec's order. A
+    volume with options (``options``: by volume name) names them too (``VolumeOptions.DriverConfig``): a Swarm
+    task's node makes the volume with them (a server of its own gets them from ``create_body`` first)."""
+    out: list[dict[str, Any]] = []
+    for v in service.volumes:
+        mount = {
+            "Type": "volume",
+            "Source": docker_name(application_id, v.name),
+            "Target": v.path,
+            "ReadOnly": v.read_only,
+        }
+        given = (options or {}).get(v.name)
+        if given is not None:
+            mount["VolumeOptions"] = {"DriverConfig": {"Name": "local", "Options": given.driver_opts()}}
+        out.append(mount)
     out += [{"Type": "bind", "Source": b.host_path, "Target": b.path, "ReadOnly": b.read_only} for b in service.binds]
     return out
 

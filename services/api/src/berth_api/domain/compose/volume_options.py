@@ -11,7 +11,8 @@ A volume's ``driver_opts`` say what Docker's local driver mounts for it when a c
   host bind mount, under the paths the administrator allows for the team as any bind mount
   (``BERTH_BIND_MOUNT_ALLOW_TEAMS``), refused by name otherwise.
 
-Any other option, type or driver is refused naming it. Docker keeps a volume's options from its creation:
+Options that are all empty (erpnext's ``type: ${SITE_VOLUME_TYPE}`` left unset) make a plain volume, as Docker's
+local driver does (said in the notes). Any other option, type or driver is refused naming it. Docker keeps a volume's options from its creation:
 the volume is kept across deployments as any named volume, and the scheduler reports a change of its
 options rather than applying it.
 """
@@ -70,10 +71,12 @@ def top_level(model: Mapping[str, Any], bind_allow: tuple[str, ...], notes: list
                 notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
             elif present(v):
                 raise not_carried(f"volumes/{key}/{k}", VOLUME_WHY.get(k, ""))
-        given = (vol or {}).get("driver_opts") or {}
-        if not present(given):
+        given = {str(k): "" if v is None else str(v) for k, v in ((vol or {}).get("driver_opts") or {}).items()}
+        if not any(given.values()):  # erpnext's ``type: ${SITE_VOLUME_TYPE}`` unset: the engine mounts nothing
+            if given:
+                notes.append(f"volumes/{key}/driver_opts: empty: a plain volume, as Docker's local driver makes it")
             continue
-        found = _driver_opts(f"volumes/{key}/driver_opts", {str(k): str(v) for k, v in given.items()}, bind_allow)
+        found = _driver_opts(f"volumes/{key}/driver_opts", given, bind_allow)
         if isinstance(found, HostDir):
             host_dirs[str(key)] = found
             notes.append(f"volumes/{key}: the host directory {found.path}, bind-mounted where it is mounted")
