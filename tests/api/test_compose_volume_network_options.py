@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from berth_api.adapters.tables import teams
+from berth_api.domain.compose import secret_refs
 from berth_api.domain.compose.translate import Policy
 from berth_api.usecases.compose_snapshot import compose_spec
 from berth_common.catalogue import ApplicationSpec
@@ -94,6 +95,14 @@ def test_options_all_empty_make_a_plain_volume() -> None:
     assert "volume_options" not in got
     assert got["notes"] == ["volumes/sites/driver_opts: empty: a plain volume, as Docker's local driver makes it"]
     assert _refusal(text, variables={"SITE_VOLUME_OPTS": "bind"}).spot == "volumes/sites/driver_opts/device"
+
+
+def test_a_secret_variable_in_a_shares_options_is_refused_at_its_spot() -> None:
+    holders = secret_refs.placeholders(["CIFS_PW"], "n0nce")
+    text = "services:\n  app:\n    image: x\n    volumes: [files:/f]\nvolumes:\n  files:\n    driver_opts:\n"
+    text += "      {type: cifs, o: 'username=u,password=${CIFS_PW}', device: //files.example.com/share}\n"
+    err = _refusal(text, variables=holders, secrets_nonce="n0nce")
+    assert err.spot == "volumes/files/driver_opts/o" and "a secret goes only into" in err.why
 
 
 VOLUME_REFUSED = [
