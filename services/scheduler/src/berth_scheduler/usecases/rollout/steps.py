@@ -239,7 +239,8 @@ async def together(work: list[Awaitable[None]]) -> None:
 
 async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
     """What a server needs before its replicas start: the networks they join, the named volumes they mount
-    (made once, kept as they are afterwards: ``domain/volumes.py``), and the deployment's image
+    (made once, kept as they are afterwards: ``domain/volumes.py``; a network or volume made before with
+    other options than the spec pins is said in the deployment log), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     docker = await rt.fleet.docker(server)
     changed: list[str | None] = []
