@@ -171,6 +171,7 @@ SHARED_PLATFORM_FILES = (
     "tests/e2e/test_compose_deploy.py",
     "tests/e2e/test_compose_build_rollback.py",
     "tests/e2e/test_compose_paths.py",
+    "tests/e2e/test_compose_volume_options.py",
     "tests/e2e/test_deploy_flow.py",
     "tests/e2e/test_template_deploy.py",
     "tests/e2e/test_template_files.py",

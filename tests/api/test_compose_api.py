@@ -139,7 +139,7 @@ REFUSED = [
     ("    devices: ['/dev/fuse']\n", "/body/compose/services/db/devices", "devices"),
     ("    volumes: ['/etc:/host-etc']\n", "/body/compose/services/db/volumes/0/source", ALLOWED),
     ("    sysctls: {kernel.shmmax: 1024}\n", "/body/compose/services/db/sysctls/kernel.shmmax", "net.* sysctls only"),
-    ("    runtime: nvidia\n", "/body/compose/services/db/runtime", "does not carry"),
+    ("    runtime: nvidia\n", "/body/compose/services/db/runtime", "BERTH_COMPOSE_RUNTIMES_TEAMS"),
     ("    env_file: /etc/passwd\n", "/body/compose/services/db/env_file", "never read"),
     ("    build: .\n", "/body/compose/services/db/build", "git repository"),
     ("    working_dir: '/srv/${TOKEN}'\n", "/body/compose/services/db/working_dir", "secret"),

@@ -290,7 +290,6 @@ NOT_CARRIED = [
     ("dns_search: [example.com]", "services/db/dns_search"),
     ("sysctls: {kernel.shmmax: 1024}", "services/db/sysctls/kernel.shmmax"),
     ("extra_hosts: ['a:host-ip']", "services/db/extra_hosts/0"),
-    ("runtime: nvidia", "services/db/runtime"),
     ("network_mode: none", "services/db/network_mode"),
     ("deploy: {mode: global}", "services/db/deploy/mode"),
     (
@@ -415,12 +414,14 @@ def test_a_volume_of_dockers_default_driver_is_a_berth_volume_and_other_drivers_
     text += "volumes:\n  db-data:\n    driver: local\n"
     (db,) = _translated(text)["services"]
     assert db["volumes"] == [{"name": "db-data", "path": "/var/lib/postgresql/data", "single_writer": True}]
-    # erpnext's ``sites``: driver options (a host directory, an NFS share) stay refused, saying why
+    # erpnext's ``sites``: a host directory (``o: bind``) is a bind mount, refused outside the allowed paths
     opts = text + "    driver_opts: {type: none, o: bind, device: /srv/sites}\n"
     err = _refusal(opts)
-    assert err.spot == "volumes/db-data/driver_opts" and "bind mount in disguise" in err.why
+    assert err.spot == "volumes/db-data/driver_opts/device" and "BERTH_BIND_MOUNT_ALLOW_TEAMS" in err.why
+    (db,) = _translated(opts, policy=Policy(bind_allow=("/srv",)))["services"]
+    assert db["binds"] == [{"host_path": "/srv/sites", "path": "/var/lib/postgresql/data", "read_only": False}]
     err = _refusal(text.replace("driver: local", "driver: nfs"))
-    assert err.spot == "volumes/db-data/driver" and "default driver, local" in err.why
+    assert err.spot == "volumes/db-data/driver" and "Docker's local driver" in err.why
 
 
 def test_hosts_resolvers_tmpfs_groups_net_sysctls_and_the_stop_signal_are_the_containers_own() -> None:

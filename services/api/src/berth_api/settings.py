@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
@@ -11,7 +12,7 @@ from berth_api.domain import forwarded, retention
 from berth_api.domain.compose.keys import DANGEROUS
 from berth_api.domain.compose.published_ports import parse_ranges
 from berth_api.domain.names import LABEL_RE
-from berth_common.catalogue import mount_path
+from berth_common.catalogue import RUNTIME_PATTERN, mount_path
 from berth_common.images import parse_image_map
 from berth_common.settings import BaseServiceSettings, checked, checked_teams
 
@@ -93,6 +94,13 @@ class ApiSettings(BaseServiceSettings):
     # admin's choice: a privileged container or a host path reaches the whole server, every team's data on it.
     compose_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
     bind_mount_allow_teams: dict[str, list[str]] = Field(default_factory=dict, max_length=1000)
+    # Compose ``runtime:`` (the engine's OCI runtime, e.g. runsc, nvidia; Docker's runc always): the runtimes
+    # every team may ask for (BERTH_COMPOSE_RUNTIMES, a JSON list) and those one team may
+    # (BERTH_COMPOSE_RUNTIMES_TEAMS, team id -> list); none by default. The runtime must exist on the servers.
+    compose_runtimes: list[Annotated[str, Field(pattern=RUNTIME_PATTERN)]] = Field(default_factory=list, max_length=16)
+    compose_runtimes_teams: dict[str, list[Annotated[str, Field(pattern=RUNTIME_PATTERN)]]] = Field(
+        default_factory=dict, max_length=1000
+    )
     # Compose ports published on the servers (``domain/compose/published_ports.py``): the port ranges every
     # team may publish (BERTH_PUBLISHED_PORTS_ALLOW, a JSON list of "low-high" or one port) and those one team
     # may (BERTH_PUBLISHED_PORTS_ALLOW_TEAMS, team id -> list); a team in neither publishes none (the default).
@@ -202,6 +210,10 @@ class ApiSettings(BaseServiceSettings):
     def compose_allowed(self, team_id: str | None) -> frozenset[str]:
         """The dangerous compose keys a team may use: the platform's list and the team's own."""
         return frozenset(self.compose_allow) | frozenset(self.compose_allow_teams.get(team_id or "", []))
+
+    def compose_runtimes_for(self, team_id: str | None) -> frozenset[str]:
+        """The container runtimes a team may ask for: the platform's list and the team's own."""
+        return frozenset(self.compose_runtimes) | frozenset(self.compose_runtimes_teams.get(team_id or "", []))
 
     def bind_roots(self, team_id: str | None) -> list[str]:
         """The host paths a team's bind mounts may be under: the platform's and the team's own."""

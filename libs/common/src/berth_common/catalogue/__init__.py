@@ -14,6 +14,7 @@ from berth_common.catalogue.base import REGISTRY, Command, Event, Id, Message, Q
 from berth_common.catalogue.buffering import *  # noqa: F403
 from berth_common.catalogue.builds import *  # noqa: F403
 from berth_common.catalogue.compose_runtime import *  # noqa: F403
+from berth_common.catalogue.compose_storage import *  # noqa: F403
 from berth_common.catalogue.composed import *  # noqa: F403
 from berth_common.catalogue.container_logs import *  # noqa: F403
 from berth_common.catalogue.containers import *  # noqa: F403

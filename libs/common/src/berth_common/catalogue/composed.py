@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from berth_common.catalogue.compose_runtime import InternalNetwork, Reservations, SecretFiles
+from berth_common.catalogue.compose_storage import canonical_ipv4
 from berth_common.catalogue.files import FileMount
 from berth_common.catalogue.mounts import Mounted
 from berth_common.catalogue.published_ports import PublishedPort, published_refusal
@@ -30,6 +31,7 @@ from berth_common.values import Slug
 
 __all__ = [
     "ALIAS_PATTERN",
+    "RUNTIME_PATTERN",
     "Alias",
     "Composed",
     "Condition",
@@ -54,6 +56,7 @@ RestartPolicy = Literal["no", "always", "unless-stopped", "on-failure"]
 USER_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(?::[A-Za-z0-9_.-]{1,64})?$"
 # ``name:address`` of an /etc/hosts line (Docker's ExtraHosts); ``host-gateway``: the server's bridge address
 EXTRA_HOST_PATTERN = r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}):(?:host-gateway|[0-9A-Fa-f.:]{2,45})$"
+RUNTIME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 STOP_SIGNAL_PATTERN = r"^(?:SIG[A-Z0-9+-]{2,12}|[A-Z][A-Z0-9+-]{1,12}|[0-9]{1,2})$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -110,6 +113,8 @@ class Privileges(Spec):
     )
     pid_host: bool = Field(default=False, exclude_if=lambda v: not v)
     ipc_host: bool = Field(default=False, exclude_if=lambda v: not v)
+    # compose's ``runtime``: the OCI runtime the engine runs it with (``runsc``, ``nvidia``: Docker's Runtime)
+    runtime: str | None = Field(default=None, pattern=RUNTIME_PATTERN, exclude_if=lambda v: v is None)
 
 
 class Ulimit(Spec):
@@ -187,6 +192,10 @@ class Composed(Mounted):
     internal_network: InternalNetwork | None = Field(default=None, exclude_if=lambda v: v is None)
     # compose's ``ports:`` published on the server (``catalogue/published_ports.py``): one replica, recreated
     published_ports: list[PublishedPort] = Field(default_factory=list, max_length=64, exclude_if=lambda v: not v)
+    # compose's ``ipv4_address``: its address on the application's private network (in its pinned subnet)
+    ipv4_address: Annotated[str, AfterValidator(canonical_ipv4)] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
     @model_validator(mode="after")
     def _secret_targets(self) -> Composed:

@@ -17,6 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.compose_runtime import SecretFile
+from berth_common.catalogue.compose_storage import ComposeStorage
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
@@ -292,7 +293,7 @@ class PreDeployJob(Spec):
     timeout_s: RunTimeoutS = PRE_DEPLOY_DEFAULT_TIMEOUT_S
 
 
-class ApplicationSpec(Spec):
+class ApplicationSpec(ComposeStorage):  # a compose application's volume and network options: ComposeStorage
     """Snapshot of an application's desired state at the time of a deployment."""
 
     name: Slug  # used in container names: berth-<name>-<service>-<dep>-<n>

@@ -202,6 +202,7 @@ async def translated(
         has_repository=config.get("source", {}).get("kind") == "git",
         files=compose_files.paths(config),
         published=deps.settings.published_ranges(team_id),
+        runtimes=deps.settings.compose_runtimes_for(team_id),
     )
     try:
         order = precheck(text)

@@ -6,7 +6,9 @@ the application's pull policy, with the team's credentials for its registry), en
 the application's variables), aliases, ``depends_on``, healthcheck, user, working directory and restart
 policy, on the application's private network; the scheduler runs them in the start order. The dangerous
 keys an administrator allowed for the team are carried as the service's ``privileges``, except
-``network_mode: host`` (409, ``COMPOSE_NOT_DEPLOYABLE``). A service whose ``build:`` is not the
+``network_mode: host`` (409, ``COMPOSE_NOT_DEPLOYABLE``), and its ``runtime``. The volumes' local-driver
+options and the private network's options (subnet, gateway, MTU) are the application's, a service's pinned
+address its own. A service whose ``build:`` is not the
 application's own build (its git source's subdirectory and Dockerfile, no args of its own) carries it as
 its own ``build`` (context, Dockerfile, args: an arg without a value is the application's build arg of
 that name, secret ones sealed): the scheduler asks the builder for one image per such service.
@@ -113,6 +115,7 @@ def _privileges(svc: dict[str, Any]) -> dict[str, Any] | None:
         "security_opt": list(allowed.get("security_opt") or []),
         "pid_host": allowed.get("pid") == "host",
         "ipc_host": allowed.get("ipc") == "host",
+        "runtime": allowed.get("runtime"),
     }
 
 
@@ -161,6 +164,7 @@ def compose_spec(
             "tty": found.get("tty", False),
             "stdin_open": found.get("stdin_open", False),
             "published_ports": found.get("published_ports") or [],
+            "ipv4_address": found.get("ipv4_address"),
         }
         if found.get("port_hosts"):  # more routed ports of a web service (``catalogue/port_hosts.py``)
             extra["port_hosts"] = [_port_hosts(svc["name"], e, ports) for e in found["port_hosts"]]
@@ -173,6 +177,8 @@ def compose_spec(
         ]
     data["files"] = files
     data["private_network"] = True
+    data["volume_options"] = config["compose_translated"].get("volume_options") or {}
+    data["network_options"] = config["compose_translated"].get("network_options")
     return ApplicationSpec.model_validate(data)
 
 

@@ -85,18 +85,21 @@ class DockerExecutor:
 
     # --- engine ------------------------------------------------------------------------------------
 
-    async def ensure_network(self, name: str, labels: dict[str, str], *, internal: bool = False) -> None:
-        """Make the network unless it exists (``internal``: Docker's ``Internal``, nothing forwarded out of it). The
-        engine's ``CheckDuplicate`` does not hold against two creations at once (two deployments preparing a
-        new server make two networks of one name, then every use of the name is ambiguous): this executor
-        makes one name at a time."""
+    async def ensure_network(
+        self, name: str, labels: dict[str, str], *, internal: bool = False, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Make the network unless it exists (``internal``: Docker's ``Internal``, nothing forwarded out of it;
+        ``extra``: more keys of the create body, ``domain/compose.network_extra``); the existing network's
+        inspection, or an empty dict when it was made now. The engine's ``CheckDuplicate`` does not hold
+        against two creations at once (two deployments preparing a new server make two networks of one name,
+        then every use of the name is ambiguous): this executor makes one name at a time."""
         async with self.lock(name):
             try:
-                await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}"))
+                return dict(await self._call(f"inspect network {name}", self.docker.get(f"networks/{name}")) or {})
             except DockerOperationError as exc:
                 if exc.status != 404:
                     raise
-                config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+                config = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels, **(extra or {})}
                 if internal:
                     config["Internal"] = True
                 create = self.docker.json("POST", "networks/create", body=config)
@@ -105,6 +108,7 @@ class DockerExecutor:
                 except DockerOperationError as again:
                     if again.status != 409:
                         raise
+                return {}
 
     async def connect_network(self, network: str, body: dict[str, Any]) -> None:
         """``POST /networks/{network}/connect`` with ``body`` (``domain/compose.connect_body``); a container
@@ -133,8 +137,13 @@ class DockerExecutor:
     async def ensure_volume(self, body: dict[str, Any]) -> str:
         """Create the named volume of ``body`` (``domain/volumes.py``); an existing one is kept as it is.
         Returns its ``Mountpoint`` on the server."""
+        return str((await self.made_volume(body)).get("Mountpoint") or "")
+
+    async def made_volume(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the named volume of ``body`` unless it exists; the engine's answer: the volume as it is
+        (an existing one with the options it was made with)."""
         made = await self._call(f"create volume {body['Name']}", self.docker.json("POST", "volumes/create", body=body))
-        return str((made or {}).get("Mountpoint") or "")
+        return dict(made or {})
 
     async def mounting(self, volume: str) -> list[dict[str, Any]]:
         """The containers (running or not) that mount ``volume``, as ``GET /containers/json`` lists them (the

@@ -9,7 +9,9 @@ definition of a service's containers (to keep a stateful service running when it
   network in a create body). A service on compose networks with ``internal: true`` joins the application's
   internal network (``berth-app-<application id>-internal``, Docker's ``Internal``: nothing forwarded out) as well
   (``also``), or that network only (``only``: then no other network either, so it reaches neither the
-  internet nor the proxy, and only the services on that network reach it).
+  internet nor the proxy, and only the services on that network reach it). The subnet, gateway and MTU
+  the compose file pins are the private network's (``network_extra``), and a service's pinned address its
+  address there; a network made before with others is reported, not changed (``network_change``).
 - Start order: layer by layer (``catalogue.start_layers``); a layer starts once each dependency of its
   services meets its condition on every replica: ``service_started`` (running, or ran and exited),
   ``service_healthy`` (Docker's health status ``healthy``), ``service_completed_successfully`` (exited 0).
@@ -28,12 +30,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec, Healthcheck, HostLimits, Privileges, SecretArg, start_layers
+from berth_common.catalogue import (
+    ApplicationSpec,
+    Healthcheck,
+    HostLimits,
+    NetworkOptions,
+    Privileges,
+    SecretArg,
+    start_layers,
+)
 from berth_scheduler.domain import readiness
 
 NS = 1_000_000_000
 MIB = 1024 * 1024
 NETWORK_PREFIX = "berth-app-"
+MTU_OPTION = "com.docker.network.driver.mtu"
 
 
 def network_name(application_id: str) -> str:
@@ -45,6 +56,45 @@ def internal_network_name(application_id: str) -> str:
     """``berth-app-<application id>-internal``: the application's internal network (Docker's ``Internal``:
     nothing forwarded out) on every server that runs a service on it."""
     return f"{NETWORK_PREFIX}{application_id}-internal"
+
+
+def network_extra(options: NetworkOptions | None) -> dict[str, Any]:
+    """The ``POST /networks/create`` keys of the private network's pinned options: ``IPAM`` (its subnet
+    and gateway) and ``Options`` (its MTU); empty when the application pins none."""
+    if options is None:
+        return {}
+    extra: dict[str, Any] = {}
+    if options.subnet is not None:
+        pool = {"Subnet": options.subnet, **({"Gateway": options.gateway} if options.gateway else {})}
+        extra["IPAM"] = {"Driver": "default", "Config": [pool]}
+    if options.mtu is not None:
+        extra["Options"] = {"com.docker.network.driver.mtu": str(options.mtu)}
+    return extra
+
+
+def network_change(network: str, server_id: str, extra: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """The deployment log's line when the existing network ``found`` (its inspection; empty: just made)
+    has another subnet, gateway or MTU than ``extra`` pins (Docker cannot change them on a network); None
+    when it has them, or nothing is pinned."""
+    if not found or not extra:
+        return None
+    config = (found.get("IPAM") or {}).get("Config") or []
+    pools = [{k: v for k, v in c.items() if k in ("Subnet", "Gateway") and v} for c in config]
+    wanted = (extra.get("IPAM") or {}).get("Config") or []
+    mtu = (extra.get("Options") or {}).get(MTU_OPTION)
+    has_mtu = (found.get("Options") or {}).get(MTU_OPTION)
+    if (not wanted or pools == wanted) and (mtu is None or mtu == has_mtu):
+        return None
+    return (
+        f"[preparing] network {network} on server {server_id} keeps what it was made with ({_shown(pools, has_mtu)}), "
+        f"not what the compose file pins ({_shown(wanted, mtu)}): Docker cannot change a network; it is made anew "
+        "once the application is removed"
+    )
+
+
+def _shown(pools: list[dict[str, Any]], mtu: str | None) -> str:
+    subnets = [p["Subnet"] + (f" gateway {p['Gateway']}" if p.get("Gateway") else "") for p in pools if "Subnet" in p]
+    return f"subnet {', '.join(subnets) or 'of the engine'}, MTU {mtu or 'of the engine'}"
 
 
 def connect_body(container: str, aliases: tuple[str, ...]) -> dict[str, Any]:
@@ -134,6 +184,8 @@ def privileges_host_config(given: Privileges) -> dict[str, Any]:
         hc["PidMode"] = "host"
     if given.ipc_host:
         hc["IpcMode"] = "host"
+    if given.runtime is not None:
+        hc["Runtime"] = given.runtime
     return hc
 
 

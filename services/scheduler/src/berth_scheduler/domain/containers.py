@@ -11,8 +11,9 @@ shared with that server's Traefik) with its container name as DNS alias, and its
 
 A service's named volumes and bind mounts are ``HostConfig.Mounts`` (``domain/volumes.py``). A compose
 service runs its own image with its entrypoint, environment (over the application's), user, working
-directory, Docker healthcheck and restart policy, on the application's private network; the other networks
-it joins are connected after creation (``connects``, ``domain/compose.py``). The files it mounts are put
+directory, Docker healthcheck and restart policy, on the application's private network (at the address it
+pins there, if any); the other networks it joins are connected after creation (``connects``,
+``domain/compose.py``). The files it mounts are put
 into it before it starts; their digest is its label ``berth.files`` (``domain/app_files.py``).
 """
 
@@ -193,7 +194,7 @@ def container_spec(
     restart = service.restart or spec.restart_policy
     body["HostConfig"] = host_config(limits, restart, port_bindings)
     published_ports.put_bindings(body, service.published_ports)
-    mounts = volumes.mounts(application_id, service)
+    mounts = volumes.mounts(application_id, service, spec.volume_options)
     if mounts:
         body["HostConfig"]["Mounts"] = mounts
     if service.privileges is not None:
@@ -218,7 +219,10 @@ def container_spec(
         networks.append((spec.network, (f"{service.name}.{spec.name}",)))
     if networks:
         first, aliases = networks[0]
-        body["NetworkingConfig"] = {"EndpointsConfig": {first: {"Aliases": list(aliases)}}}
+        endpoint: dict[str, Any] = {"Aliases": list(aliases)}
+        if service.ipv4_address is not None and first == compose.network_name(application_id):
+            endpoint["IPAMConfig"] = {"IPv4Address": service.ipv4_address}  # in the subnet the network pins
+        body["NetworkingConfig"] = {"EndpointsConfig": {first: endpoint}}
     replica_spec = ContainerSpec(
         name=name,
         service=service.name,

@@ -171,12 +171,14 @@ def service_body(
 
 
 def _swarm_mount(mount: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
-    """A replica's mount as a Swarm task's: a named volume carries the labels of the application's volumes."""
+    """A replica's mount as a Swarm task's: a named volume carries the labels of the application's volumes
+    (and its driver options, a tmpfs's or a share's, when it has them)."""
     if mount.get("Type") != "volume":
         return dict(mount)
     volume = str(mount["Source"]).removeprefix(docker_volume_name(labels.get(label.APP, ""), ""))
     owner = {k: labels[k] for k in (label.TEAM, label.APP) if k in labels}
-    return {**mount, "VolumeOptions": {"Labels": {**owner, label.VOLUME: volume, label.MANAGED: "true"}}}
+    given = dict(mount.get("VolumeOptions") or {})
+    return {**mount, "VolumeOptions": {**given, "Labels": {**owner, label.VOLUME: volume, label.MANAGED: "true"}}}
 
 
 def running_tasks(tasks: list[dict[str, Any]], network: str) -> list[dict[str, str]]:

@@ -4,7 +4,9 @@ the create body of that volume, the ``HostConfig.Mounts`` of a replica, and the 
 A named volume of an application is the Docker volume ``berth-<application id>-<name>`` on every server
 that runs a service mounting it, labelled ``berth.team``, ``berth.app`` and ``berth.volume`` (so it is
 found again by label, whatever deployment made it). No deployment, rollback or scale removes it: only an
-application's removal that asks for it (``cmd.application.remove`` with ``delete_volumes``).
+application's removal that asks for it (``cmd.application.remove`` with ``delete_volumes``). A compose
+volume's local-driver options (``VolumeOptions``) are given when it is made; a later change is reported in
+the deployment log (``options_change``), not applied.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common import labels as label
-from berth_common.catalogue import ApplicationSpec, VolumeUsage, WebService, WorkerService, servers_of
+from berth_common.catalogue import ApplicationSpec, VolumeOptions, VolumeUsage, WebService, WorkerService, servers_of
 from berth_common.catalogue import docker_volume_name as docker_name
 from berth_scheduler.domain import published_ports
 
@@ -24,21 +26,58 @@ def volume_labels(application_id: str, volume: str, team_id: str | None) -> dict
     return {**team, label.APP: application_id, label.VOLUME: volume, label.MANAGED: "true"}
 
 
-def create_body(application_id: str, volume: str, team_id: str | None) -> dict[str, Any]:
-    """The ``POST /volumes/create`` body (local driver); creating an existing volume changes nothing."""
-    return {
+def create_body(
+    application_id: str, volume: str, team_id: str | None, options: VolumeOptions | None = None
+) -> dict[str, Any]:
+    """The ``POST /volumes/create`` body (local driver, with the compose file's ``driver_opts``: a tmpfs, an
+    NFS or CIFS share); creating an existing volume changes nothing, its options neither."""
+    body = {
         "Name": docker_name(application_id, volume),
         "Driver": "local",
         "Labels": volume_labels(application_id, volume, team_id),
     }
+    if options is not None:
+        body["DriverOpts"] = options.driver_opts()
+    return body
 
 
-def mounts(application_id: str, service: WebService | WorkerService) -> list[dict[str, Any]]:
-    """``HostConfig.Mounts`` of one replica: its named volumes, then its bind mounts, in the spec's order."""
-    out: list[dict[str, Any]] = [
-        {"Type": "volume", "Source": docker_name(application_id, v.name), "Target": v.path, "ReadOnly": v.read_only}
-        for v in service.volumes
-    ]
+def options_change(volume: str, server_id: str, body: Mapping[str, Any], made: Mapping[str, Any]) -> str | None:
+    """The deployment log's line when the volume the engine has (``made``: the create call's answer, the
+    existing volume when there was one) keeps other options than ``body`` asks (Docker cannot change a
+    volume's options, and says nothing when asked to); None when they are the same."""
+    wanted = dict(body.get("DriverOpts") or {})
+    has = {str(k): str(v) for k, v in (made.get("Options") or {}).items()}
+    if has == wanted:
+        return None
+
+    def shown(opts: Mapping[str, str]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "none"
+
+    return (
+        f"[preparing] volume {volume} on server {server_id} keeps the options it was made with ({shown(has)}), not "
+        f"the ones asked now ({shown(wanted)}): Docker cannot change a volume's options; remove the application "
+        "with delete_volumes=true, or the volume on the server, to make it anew (its data is lost)"
+    )
+
+
+def mounts(
+    application_id: str, service: WebService | WorkerService, options: Mapping[str, VolumeOptions] | None = None
+) -> list[dict[str, Any]]:
+    """``HostConfig.Mounts`` of one replica: its named volumes, then its bind mounts, in the spec's order. A
+    volume with options (``options``: by volume name) names them too (``VolumeOptions.DriverConfig``): a Swarm
+    task's node makes the volume with them (a server of its own gets them from ``create_body`` first)."""
+    out: list[dict[str, Any]] = []
+    for v in service.volumes:
+        mount = {
+            "Type": "volume",
+            "Source": docker_name(application_id, v.name),
+            "Target": v.path,
+            "ReadOnly": v.read_only,
+        }
+        given = (options or {}).get(v.name)
+        if given is not None:
+            mount["VolumeOptions"] = {"DriverConfig": {"Name": "local", "Options": given.driver_opts()}}
+        out.append(mount)
     out += [{"Type": "bind", "Source": b.host_path, "Target": b.path, "ReadOnly": b.read_only} for b in service.binds]
     return out
 

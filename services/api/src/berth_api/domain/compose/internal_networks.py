@@ -43,11 +43,14 @@ def placement(name: str, svc: Mapping[str, Any], internal: set[str], routed: boo
 
 def top_level(model: Mapping[str, Any], notes: list[str]) -> None:
     """Check the top-level ``networks``: each is the application's private network, or its internal one
-    (``internal: true``); a key that would make it more (a driver, ipam, attachable ...) is refused by name."""
+    (``internal: true``); its ``driver_opts`` and ``ipam``: ``network_options``; a key that would make it more (a
+    driver, attachable ...) is refused by name."""
     for key, net in (model.get("networks") or {}).items():
         for k, v in sorted((net or {}).items(), key=lambda kv: kv[0] == "name"):  # the name last
             if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "bridge") or not present(v):
                 continue
+            if k in ("driver_opts", "ipam"):
+                continue  # the private network's options (``network_options``)
             if k == "name":  # as a volume's: the name other stacks would join it by, which Berth gives itself
                 notes.append(f"networks/{key}/name: not carried: Berth names the application's private network")
                 continue

@@ -8,7 +8,10 @@ refused by name (every other key: ``ComposeRefusal`` naming the spot, never sile
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from berth_common.catalogue.composed import RUNTIME_PATTERN
 
 # Keys of a service Berth translates into its own spec (see ``services.py``).
 CARRIED = frozenset(
@@ -112,3 +115,24 @@ def dangerous(spot: str, key: str) -> ComposeRefusal:
         spot,
         f"refused: {DANGEROUS[key]}; an administrator can allow {key} for the team (BERTH_COMPOSE_ALLOW_TEAMS; BERTH_COMPOSE_ALLOW: every team)",
     )
+
+
+RUNTIME_RE = re.compile(RUNTIME_PATTERN)
+DEFAULT_RUNTIME = "runc"  # Docker's own: always allowed
+
+
+def runtime(spot: str, value: Any, allowed: frozenset[str]) -> str:
+    """A service's ``runtime`` (the engine's OCI runtime: ``runsc``, ``nvidia``): one the administrator
+    allowed for the team (``BERTH_COMPOSE_RUNTIMES_TEAMS``; ``BERTH_COMPOSE_RUNTIMES``: every team) or
+    Docker's own, ``runc``; refused by name otherwise."""
+    text = str(value)
+    if not RUNTIME_RE.fullmatch(text):
+        raise ComposeRefusal(spot, f"{text!r} is not a runtime's name")
+    if text != DEFAULT_RUNTIME and text not in allowed:
+        raise ComposeRefusal(
+            spot,
+            f"refused: the runtime {text} is a program of the server the engine would run the container with (a "
+            "GPU's, a sandbox's), installed and vetted by its administrator, who can allow it for the team "
+            "(BERTH_COMPOSE_RUNTIMES_TEAMS; BERTH_COMPOSE_RUNTIMES: every team)",
+        )
+    return text

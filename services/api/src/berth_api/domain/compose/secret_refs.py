@@ -66,6 +66,9 @@ def carry(translation: dict[str, Any], nonce: str) -> None:
         if key == "services" and isinstance(value, list):
             for svc in value:
                 _refuse_elsewhere(svc, found, tuple(_spot(svc).split("/")))
+        elif key == "volume_options" and isinstance(value, dict):  # named at the compose file's spot
+            for volume, opts in value.items():
+                _refuse_elsewhere(opts, found, ("volumes", volume, "driver_opts"))
         else:
             _refuse_elsewhere(value, found, (key,))
 

@@ -26,6 +26,7 @@ from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, published_ports
 from berth_api.domain.compose.runtime import runtime_options
 from berth_api.domain.compose.secret_files import service_secrets
+from berth_api.domain.compose.volume_options import HostDir
 from berth_common.catalogue import file_path
 
 MIB = 1024 * 1024
@@ -67,6 +68,8 @@ class Context:
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
     secrets: Mapping[str, str] = field(default_factory=dict)  # top-level secret -> its variable (``secret_files``)
     published: Ranges | None = None  # the ports the team may publish on the server (None: not allowed)
+    host_dirs: Mapping[str, HostDir] = field(default_factory=dict)  # volumes that are host directories
+    runtimes: frozenset[str] = frozenset()  # the container runtimes the administrator allowed the team
 
 
 def seconds(value: Any, spot: str) -> float:
@@ -101,6 +104,8 @@ def _check_keys(name: str, svc: Mapping[str, Any], ctx: Context) -> dict[str, An
             continue
         if key in keys.NOTED:
             ctx.notes.append(f"{spot}: not carried: {keys.NOTED[key]}")
+        elif key == "runtime":
+            allowed[key] = keys.runtime(spot, value, ctx.runtimes)
         elif key in keys.DANGEROUS:
             if key in keys.HOST_VALUED and value != "host":
                 raise not_carried(spot, f"{key}: {value}")
@@ -178,12 +183,17 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
     for i, mount in enumerate(svc.get("volumes") or []):
         spot = f"services/{name}/volumes/{i}"
         kind, source, target = mount.get("type"), mount.get("source"), mount.get("target")
+        ro = bool(mount.get("read_only"))
         for key in mount:
             if key not in ("type", "source", "target", "read_only", kind) and present(mount[key]):
                 raise not_carried(f"{spot}/{key}")
         if kind == "volume" and source:
             if present(mount.get("volume")):
                 raise not_carried(f"{spot}/volume")
+            if source in ctx.host_dirs:  # ``o: bind``: the allowed host directory (``volume_options``)
+                found = ctx.host_dirs[source]
+                binds.append({"host_path": found.path, "path": target, "read_only": found.read_only or ro})
+                continue
             vol: dict[str, Any] = {"name": ctx.volume_names[source], "path": target}
             if mount.get("read_only"):
                 vol["read_only"] = True  # it reads what another service writes: no writer of its own

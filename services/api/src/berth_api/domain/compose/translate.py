@@ -25,7 +25,8 @@ routes of the application on one host and path are refused.
 - Files: a bind mount of ``./files/<path>`` is the application's file of that path (or its files under
   that directory), given in ``compose.files``: ``files`` of the service; any other relative path is refused.
 - Networks: the application has one private network; every compose network is mapped onto it, but those
-  with ``internal: true``, mapped onto its internal network (``internal_networks``).
+  with ``internal: true``, mapped onto its internal network (``internal_networks``); its subnet, MTU and
+  pinned addresses: ``network_options``. Volumes' ``driver_opts``: ``volume_options``.
 - Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
 - A service compose does not start (``profiles``) is not deployed; ``volumes_from``: ``volumes_from.py``.
 """
@@ -40,17 +41,25 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from berth_api.domain import names
-from berth_api.domain.compose import internal_networks, keys, profiles, secret_files, secret_refs, volumes_from
+from berth_api.domain.compose import (
+    aliases as aliases_of,
+)
+from berth_api.domain.compose import (
+    internal_networks,
+    keys,
+    network_options,
+    profiles,
+    secret_files,
+    secret_refs,
+    volume_options,
+    volumes_from,
+)
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, unpublished_ports
 from berth_api.domain.compose.services import Context, Route, translate_service
 
 MAX_SLUG = 32  # services and volumes, as application names (``berth_common.values.slug``)
 PORT_RE = re.compile(r"^(\d{1,5})(?:/tcp)?$")
-VOLUME_WHY = {
-    "driver": "Berth volumes use Docker's default driver, local",
-    "driver_opts": "driver options mount what they name (a host directory, an NFS share): a bind mount in disguise",
-}
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Policy:
     has_repository: bool = False
     files: frozenset[str] = frozenset()  # the paths of the application's files (``compose.files``)
     published: Ranges | None = None  # the ports the team may publish on the server (None: not allowed)
+    runtimes: frozenset[str] = frozenset()  # the container runtimes the team may ask for (``runtime``)
 
 
 def berth_name(name: str) -> str:
@@ -111,51 +121,7 @@ def _top_level(model: Mapping[str, Any], notes: list[str]) -> None:
     for key, value in model.items():
         if key not in keys.TOP_LEVEL and not key.startswith("x-") and present(value):
             raise not_carried(key)
-    for key, vol in (model.get("volumes") or {}).items():
-        for k, v in sorted((vol or {}).items(), key=lambda kv: kv[0] == "name"):
-            if (k == "name" and v == f"berth_{key}") or (k == "driver" and v == "local"):
-                continue  # ``local`` is Docker's default driver: a Berth volume
-            if k == "name":
-                notes.append(f"volumes/{key}/name: not carried: Berth names volumes berth-<application id>-<name>")
-            elif present(v):
-                raise not_carried(f"volumes/{key}/{k}", VOLUME_WHY.get(k, ""))
     internal_networks.top_level(model, notes)
-
-
-def _aliases(name: str, svc: Mapping[str, Any], slug: str) -> list[str]:
-    found = [name] if name != slug else []
-    for net, attach in (svc.get("networks") or {}).items():
-        for k, v in (attach or {}).items():
-            if k == "aliases":
-                found += [a for a in v if a not in found]
-            elif present(v):
-                raise not_carried(f"services/{name}/networks/{net}/{k}")
-    return found
-
-
-def _links(services: Mapping[str, Any], slugs: Mapping[str, str]) -> dict[str, list[str]]:
-    """The aliases ``links`` give their services (``service:alias``): each linked service is reached under
-    its alias on the application's network (by every service of it, not only the linking one); a link
-    without an alias, or under the service's own name, changes nothing. An alias that is another service's
-    name is refused."""
-    found: dict[str, list[str]] = {}
-    for name, svc in services.items():
-        for i, link in enumerate(svc.get("links") or []):
-            target, _, alias = str(link).partition(":")
-            alias = alias or target
-            if target not in services:
-                raise ComposeRefusal(f"services/{name}/links/{i}", f"the compose file has no service {target}")
-            if alias in (target, slugs[target]):
-                continue
-            if alias in services or alias in slugs.values():
-                raise ComposeRefusal(
-                    f"services/{name}/links/{i}",
-                    f"{alias} is another service's name on the application's network: link {target} under "
-                    "another alias",
-                )
-            if alias not in found.setdefault(target, []):
-                found[target].append(alias)
-    return found
 
 
 def declared_ports(svc: Mapping[str, Any]) -> list[int]:
@@ -351,6 +317,8 @@ def translate(
     order = [n for n in order if n in services] + sorted(set(services) - set(order))
     slugs = _slugs(order, "services", notes)
     volume_names = _slugs(model.get("volumes") or {}, "volumes", notes)
+    pinned = volume_options.top_level(model, tuple(policy.bind_allow), notes)
+    network = network_options.top_level(model)
     mounts: dict[str, int] = {}
     for svc in services.values():
         for m in {m.get("source") for m in svc.get("volumes") or [] if m.get("type") == "volume"}:
@@ -367,8 +335,10 @@ def translate(
         files=policy.files,
         secrets=secret_files.top_level(model, notes),
         published=policy.published,
+        host_dirs=pinned.host_dirs,
+        runtimes=policy.runtimes,
     )
-    linked = _links(services, slugs)
+    linked = aliases_of.links(services, slugs)
     internal = internal_networks.internal_names(model)
     out, restarts, grace = [], set(), 0.0
     for name in order:
@@ -377,7 +347,7 @@ def translate(
         depends = _depends(name, svc, slugs, notes)
         if depends:
             spec["depends_on"] = depends
-        aliases = _aliases(name, svc, slugs[name])
+        aliases = aliases_of.aliases(name, svc, slugs[name])
         aliases += [a for a in linked.get(name, []) if a not in aliases]
         if aliases:
             spec["aliases"] = aliases
@@ -385,6 +355,9 @@ def translate(
         inside = internal_networks.placement(name, svc, internal, spec["kind"] == "web")
         if inside is not None:
             spec["internal_network"] = inside
+        address = network_options.pinned_address(name, svc, network, internal)
+        if address is not None:
+            spec.update(ipv4_address=address, strategy="recreate")  # two containers cannot hold one address
         restarts.add(spec["restart"])
         grace = max(grace, spec.get("stop_grace_s", 0.0))
         out.append(spec)
@@ -392,6 +365,10 @@ def translate(
     result["restart_policy"] = restarts.pop() if len(restarts) == 1 else "unless-stopped"
     if grace:
         result["stop_timeout_s"] = min(3600, math.ceil(grace))
+    if pinned.options:
+        result["volume_options"] = {volume_names[k]: v for k, v in pinned.options.items()}
+    if network:
+        result["network_options"] = network
     result["notes"] = notes
     if secrets_nonce is not None:
         secret_refs.carry(result, secrets_nonce)

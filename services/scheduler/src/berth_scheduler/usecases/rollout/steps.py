@@ -48,6 +48,7 @@ from berth_scheduler.usecases.rollout.apply import apply, replica_records
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
+from berth_scheduler.usecases.rollout.image_pull import log_lines
 from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
 log = get_logger(__name__)
@@ -238,16 +239,20 @@ async def together(work: list[Awaitable[None]]) -> None:
 
 async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
     """What a server needs before its replicas start: the networks they join, the named volumes they mount
-    (made once, kept as they are afterwards: ``domain/volumes.py``), and the deployment's image
+    (made once, kept as they are afterwards: ``domain/volumes.py``; a network or volume made before with
+    other options than the spec pins is said in the deployment log), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     docker = await rt.fleet.docker(server)
+    changed: list[str | None] = []
     if spec.private_network:
         net_labels = {
             labels.MANAGED: "true",
             labels.APP: r.application_id,
             **({labels.TEAM: r.team_id} if r.team_id else {}),
         }
-        await docker.ensure_network(compose.network_name(r.application_id), net_labels)
+        name, extra = compose.network_name(r.application_id), compose.network_extra(spec.network_options)
+        found = await docker.ensure_network(name, net_labels, extra=extra)
+        changed = [compose.network_change(name, server, extra, found)]
         if any(svc.internal_network is not None for svc in spec.services):
             await docker.ensure_network(compose.internal_network_name(r.application_id), net_labels, internal=True)
     if server == LOCAL:
@@ -256,7 +261,9 @@ async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, 
     else:
         await docker.ensure_network(SERVER_NETWORK, {labels.MANAGED: "true"})
     for name in volumes.on_server(spec, server):
-        await docker.ensure_volume(volumes.create_body(r.application_id, name, r.team_id))
+        body = volumes.create_body(r.application_id, name, r.team_id, spec.volume_options.get(name))
+        changed.append(volumes.options_change(name, server, body, await docker.made_volume(body)))
+    await log_lines(rt, r.deployment_id, [line for line in changed if line is not None])
     if r.image:
         await image_on_server(rt, r, spec, server)
 

@@ -242,7 +242,9 @@ async def _copy_one(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, m: Mo
     if reset:
         await dst.remove(target)
         await dst.remove_volume(docker_volume_name(r.application_id, m.volume))
-        await dst.ensure_volume(volumes.create_body(r.application_id, m.volume, r.team_id))
+        await dst.ensure_volume(
+            volumes.create_body(r.application_id, m.volume, r.team_id, spec.volume_options.get(m.volume))
+        )
     read_body = dom.helper_body(r.application_id, r.deployment_id, m.volume, old[0].image_id, "source")
     write_body = dom.helper_body(r.application_id, r.deployment_id, m.volume, _image_on_target(r, spec, m), "target")
     limit = rt.settings.volume_move_timeout_s
