@@ -217,8 +217,9 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
             assert sorted(names) == ["berth-traefik", "berth-traefik-net", "shop-web-1"], names
             await ensure(NEXT_TAG)  # nothing to change: nothing replaced
             assert _state(server, "berth-traefik") == third
-            # HTTPS turned on: other published ports, so the holder is made again (a gap); then a replacement
-            # steers port 443 too
+            # a websecure port known only now: this holder publishes port 80 only, so it is made again (a gap,
+            # once; test_remote_https_on.py turns HTTPS on with the port published from the start); then a
+            # replacement steers port 443 too
             await ensure(NEXT_TAG, websecure_port=443)
             assert _state(server, ph.HOLDER) != holder and "443/tcp" in server.docker("port", ph.HOLDER)
             https = _state(server, "berth-traefik")

