@@ -2,7 +2,8 @@
 its first creation (the port is known, Traefik serves HTTP only), so turning HTTPS on changes only Traefik's
 static file and Traefik is replaced as for a new version, under steady GETs and POSTs through port 80
 (connection per request and kept-alive). The holder stays the same container; HTTPS then answers with the
-uploaded certificate. The holder's and the Traefiks' bodies are exact data."""
+uploaded certificate. Turning it off again is the same kind of replacement. The holder's and the Traefiks'
+bodies are exact data."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -34,6 +37,7 @@ from tests.support.open_loop import OpenLoop
 from tests.support.testservers import running_servers
 
 TAG = tr.image_tag("3.7.15")
+T = TypeVar("T")
 RATE = 50.0  # kept-alive requests per second, open loop (besides the connection-per-request load)
 
 
@@ -81,8 +85,32 @@ def _https_get(address: str, ca: str) -> tuple[int, str]:
         return -1, f"{type(exc).__name__}: {exc}"
 
 
+async def _under_load(address: str, change: Awaitable[T]) -> T:
+    """``change`` awaited under steady GETs and POSTs through the server's port 80 (a connection per request,
+    and kept-alive connections as browsers keep them); asserts that every request was answered by the app."""
+    load = ServerLoad(address).start()
+    kept = OpenLoop(80, HOST, RATE, address=address)
+    kept_run = asyncio.create_task(kept.run())
+    try:
+        await asyncio.sleep(1)
+        started = time.monotonic()
+        done = await change
+        took = time.monotonic() - started
+        await asyncio.sleep(1)
+    finally:
+        results = await asyncio.to_thread(load.stop)
+        kept.stop.set()
+        await kept_run
+    print(f"changed in {took:.1f}s under {len(results)} + {kept.sent} HTTP requests")
+    assert len(results) > 100, len(results)
+    assert load.errors == [], load.errors[:10]
+    assert kept.sent > 10 * RATE and kept.errors == [], (kept.sent, kept.errors[:10])
+    assert {text.strip() for text in kept.seen} == {"v1"}
+    return done
+
+
 def _state(server, name: str) -> str:
-    return server.docker("inspect", "-f", "{{.Id}} {{.Config.Image}} {{.State.Running}}", name).strip()
+    return str(server.docker("inspect", "-f", "{{.Id}} {{.Config.Image}} {{.State.Running}}", name)).strip()
 
 
 @pytest.mark.slow
@@ -126,24 +154,7 @@ async def test_turning_https_on_drops_no_http_request_and_https_answers(tmp_path
             assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1  # nothing serves HTTPS yet
             holder, plain = _state(server, ph.HOLDER), _state(server, "berth-traefik")
 
-            load = ServerLoad(server.address).start()  # a connection per request, GETs and POSTs
-            kept = OpenLoop(80, HOST, RATE, address=server.address)  # kept-alive connections
-            kept_run = asyncio.create_task(kept.run())
-            try:
-                await asyncio.sleep(1)
-                started = time.monotonic()
-                files = await ensure(https=True)  # HTTPS turned on
-                took = time.monotonic() - started
-                await asyncio.sleep(1)
-            finally:
-                results = await asyncio.to_thread(load.stop)
-                kept.stop.set()
-                await kept_run
-            print(f"HTTPS on in {took:.1f}s: {len(results)} + {kept.sent} HTTP requests")
-            assert len(results) > 100, len(results)
-            assert load.errors == [], load.errors[:10]
-            assert kept.sent > 10 * RATE and kept.errors == [], (kept.sent, kept.errors[:10])
-            assert {text.strip() for text in kept.seen} == {"v1"}
+            files = await _under_load(server.address, ensure(https=True))  # HTTPS turned on
             assert _state(server, ph.HOLDER) == holder  # the same holder published the ports all along
             secure = _state(server, "berth-traefik")
             assert secure.split()[0] != plain.split()[0] and secure.endswith(" true"), (plain, secure)
@@ -163,6 +174,12 @@ async def test_turning_https_on_drops_no_http_request_and_https_answers(tmp_path
             while (got := await asyncio.to_thread(_https_get, server.address, ca)) != (200, "v1"):
                 assert time.monotonic() < deadline, got
                 await asyncio.sleep(0.2)
+
+            # HTTPS turned off again: the same kind of replacement; port 443 stays published, nothing serves it
+            await _under_load(server.address, ensure(https=False))
+            assert _state(server, ph.HOLDER) == holder
+            assert _state(server, "berth-traefik").split()[0] != secure.split()[0]
+            assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1
         finally:
             await engines.close()
             await pool.close()
