@@ -57,6 +57,9 @@ GOALS = {"stuck": ("<=", 0.0), "orphans": ("<=", 0.0), "duplicates": ("<=", 0.0)
 SETTLE_S = 300.0
 CONVERGE_S = 60.0
 GAP_S = (0.5, 4.0)
+# between two looks at a state awaited (a deployment's end, every deployment ended, the invariants): a look
+# is a few API calls (and ``docker ps``), so a short pause costs little and the wait ends when the state does
+POLL_S = 0.5
 REMOTE_APPS = 2  # image applications placed on the test server (with --test-server)
 
 
@@ -168,7 +171,7 @@ class Workload:
             got: dict[str, Any] = await self.client.call("GET", f"/v1/deployments/{deployment_id}", 200)
             if got["status"] in checks.TERMINAL or time.monotonic() > deadline:
                 return got
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(POLL_S)
 
     async def deployments(self, app_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = await self.client.call(
@@ -186,7 +189,7 @@ async def settle(work: Workload, bound_s: float) -> tuple[float, dict[str, list[
         open_ = [d for ds in listed.values() for d in ds if d["status"] not in checks.TERMINAL]
         if not open_ or time.monotonic() - start > bound_s:
             return time.monotonic() - start, listed
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(POLL_S)
 
 
 async def inspect(
@@ -253,7 +256,7 @@ async def converge(
             brief = {k: [p[:160] for p in v[:3]] for k, v in problems.items()}
             print(f"[chaos] not yet at {time.monotonic() - start:.1f}s: {brief}", flush=True)
             shown = problems
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(POLL_S)
 
 
 async def measure(

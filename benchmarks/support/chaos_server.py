@@ -98,7 +98,9 @@ class ServerBlow:
 
 @dataclass
 class ServerStorm:
-    """``blows`` ("engine", "disk") one after the other, a random pause (``pause_s``) before each.
+    """``blows`` ("engine", "disk") one after the other, a random pause (``pause_s``) before each: short, so
+    that both land while the run's deployments are still being requested (the engine's restart alone takes
+    some ten seconds), and the storm does not outlast them.
     ``deploy_there``: requests a deployment of an application on the server, returns its id and a
     coroutine function that waits for its end (the deployment as the API shows it)."""
 
@@ -106,7 +108,7 @@ class ServerStorm:
     blows: list[str]
     rng: random.Random
     deploy_there: Callable[[], Awaitable[tuple[str, Callable[[], Awaitable[dict[str, Any]]]] | None]]
-    pause_s: tuple[float, float] = (3.0, 10.0)
+    pause_s: tuple[float, float] = (1.5, 6.0)
     done: list[ServerBlow] = field(default_factory=list)
     disk_reasons: list[str] = field(default_factory=list)
     engine_restarts: int = 0

@@ -38,6 +38,9 @@ pytestmark = pytest.mark.slow
 
 SSH_TIMEOUT_S = 6.0
 PRUNE_S = 3.0  # the image pruning's time on one server
+# the watcher's limit on one collection from the server (5 s by default): a hanging server is reported after
+# two collections that waited it out; a server that answers does so in well under a second
+STATS_S = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,12 @@ async def rig(request, server, nats_server, database, tmp_root, unique) -> Async
     engine = make_engine(urls["scheduler"], "scheduler")
     watcher = (
         metrics_service(
-            nats_server.url, database, metrics_server_down_after=2, metrics_ssh_timeout_s=2.0, secret_key="test-secret"
+            nats_server.url,
+            database,
+            metrics_server_down_after=2,
+            metrics_ssh_timeout_s=2.0,
+            metrics_stats_timeout_s=STATS_S,
+            secret_key="test-secret",
         )
         if getattr(request, "param", True)
         else contextlib.nullcontext(None)
@@ -122,6 +130,13 @@ async def _until(engine: Any, query: str, wanted: int, timeout: float = 20) -> N
             return
         assert time.monotonic() < deadline, f"{query}: {found}, not {wanted}"
         await asyncio.sleep(0.1)
+
+
+async def _pruned(engine: Any, app_id: str) -> None:
+    """The image pruning due after the application's last success is done (on every server it asks): its
+    record, written with the success, is gone; then the test may make a server hang without that pruning
+    meeting it."""
+    await _until(engine, f"SELECT count(*) FROM scheduler.prunes_due WHERE application_id = '{app_id}'", 0, 60)
 
 
 def _seconds(platform: Platform, dep: str) -> float:
@@ -162,7 +177,7 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
     assert server.docker("ps", "-q", "--filter", f"label=berth.app={app_id}").split()
 
-    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    await _pruned(engine, app_id)
     # the server hangs: its sshd and its engine stopped; the watcher reports it
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGSTOP)
@@ -193,19 +208,31 @@ async def test_a_server_known_unreachable_is_skipped_without_waiting(rig, server
     assert not server.docker("ps", "-aq", "--filter", f"label=berth.app={app_id}").split()
 
 
-@pytest.mark.parametrize("rig", [False], indirect=True)
-async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout(rig, server, app_id) -> None:
-    """With no server watcher, a deployment leaving a server that hangs asks it once, within the SSH timeout
-    (twice: route removal, then its old containers), and skips its cleanup with the same notes; the engine's
-    own call timeout (60 s a call) is never waited for."""
+async def _hang_after_first(rig: dict[str, Any], server: TestServer, app_id: str, host: str) -> None:
+    """The app deployed on the server, then the server hangs (its sshd and engine stopped), unreported."""
     platform, sid = rig["platform"], rig["sid"]
-    host = f"hang-{uuid.uuid4().hex[:8]}.localhost"
     first = await platform.deploy(app_id, _spec("v1", [sid], host))
     done = await platform.wait(first, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
-    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    await _pruned(rig["engine"], app_id)
     for name in ("sshd", "dockerd"):
         _signal_in(server.name, server.pids[name], signal.SIGSTOP)
+
+
+@pytest.mark.parametrize("rig", [False], indirect=True)
+async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh_timeout_and_its_pruning_gives_way(
+    rig, server, app_id, capfd
+) -> None:
+    """With no server watcher, a deployment leaving a server that hangs asks it once, within the SSH timeout
+    (twice: route removal, then its old containers), and skips its cleanup with the same notes; the engine's
+    own call timeout (60 s a call) is never waited for.
+
+    The image pruning after a deployment asks every server that held the app's containers, the hanging
+    one too (its records stay); the app's next deployment does not wait behind it: the pruning gives way.
+    Left alone, the pruning gives the hanging server its own time limit, not each engine call's (60 s)."""
+    platform, sid = rig["platform"], rig["sid"]
+    host = f"hang-{uuid.uuid4().hex[:8]}.localhost"
+    await _hang_after_first(rig, server, app_id, host)
     moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
     done = await platform.wait(moved, timeout=180)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
@@ -217,28 +244,6 @@ async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh
     assert any(f"server {sid} does not answer: route(s)" in line for line in lines), lines
     assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
 
-
-async def _hang_after_first(platform: Platform, server: TestServer, sid: str, app_id: str, host: str) -> None:
-    """The app deployed on the server, then the server hangs (its sshd and engine stopped), unreported."""
-    first = await platform.deploy(app_id, _spec("v1", [sid], host))
-    done = await platform.wait(first, timeout=120)
-    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
-    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
-    for name in ("sshd", "dockerd"):
-        _signal_in(server.name, server.pids[name], signal.SIGSTOP)
-
-
-@pytest.mark.parametrize("rig", [False], indirect=True)
-async def test_image_pruning_on_a_hanging_server_holds_no_deployment_up(rig, server, app_id, capfd) -> None:
-    """The image pruning after a deployment asks every server that held the app's containers, the hanging
-    one too (its records stay); the app's next deployment does not wait behind it: the pruning gives way.
-    Left alone, the pruning gives the hanging server its own time limit, not each engine call's (60 s)."""
-    platform, sid = rig["platform"], rig["sid"]
-    host = f"prune-{uuid.uuid4().hex[:8]}.localhost"
-    await _hang_after_first(platform, server, sid, app_id, host)
-    moved = await platform.deploy(app_id, _spec("v2", ["local"], host))
-    done = await platform.wait(moved, timeout=180)
-    assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
     # at once after: the pruning of v2's images (the hanging server among its servers) is under way
     t0 = time.monotonic()
     nxt = await platform.deploy(app_id, _spec("v3", ["local"], host))
@@ -267,7 +272,7 @@ async def test_undo_on_a_hanging_server_is_noted_not_waited_for(rig, server, app
     next deployment), instead of waiting for each engine call's own time limit there."""
     platform, sid = rig["platform"], rig["sid"]
     host = f"undo-{uuid.uuid4().hex[:8]}.localhost"
-    await _hang_after_first(platform, server, sid, app_id, host)
+    await _hang_after_first(rig, server, app_id, host)
     spec = _spec("v2", ["local"], host)
     spec["services"][0]["command"] = web_app(busybox_image(), "v2", host, never_healthy=True)["services"][0]["command"]
     failing = await platform.deploy(app_id, spec, readiness_timeout_s=3)
@@ -305,7 +310,7 @@ async def test_an_old_replica_an_engine_crash_kept_from_its_stop_is_removed_once
     first = await platform.deploy(app_id, _spec("v1", [sid], host))
     done = await platform.wait(first, timeout=120)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(first))
-    await asyncio.sleep(2)  # the first deployment's image pruning, after its end, is done with the server
+    await _pruned(engine, app_id)
     second = await platform.deploy(app_id, _spec("v2", [sid], host), drain_grace_s=3.0)
     await platform.wait(second, ("evt.deployment.progressed",), timeout=120, state="draining")
     await asyncio.to_thread(server.stop_dockerd)  # the engine crashes while the old replica drains

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +246,18 @@ async def platform(cluster: Cluster, nats_server, database, tmp_root: Path, uniq
         yield made
 
 
+@pytest.fixture(scope="module")
+async def shared(
+    cluster: Cluster, module_nats_server, module_database, tmp_root: Path
+) -> AsyncIterator[tuple[Platform, str]]:
+    """The platform and its bus's URL, shared by this module's tests (its applications are each test's own;
+    the scheduler restarted by one test serves the next as it would after a restart): made once, as its
+    proxy-sync's Traefik on the manager is."""
+    unique = uuid.uuid4().hex[:8]
+    async with platform_of(cluster, module_nats_server, module_database, tmp_root, unique) as made:
+        yield made, module_nats_server.url
+
+
 @contextlib.asynccontextmanager
 async def platform_of(
     cluster: Cluster, nats_server, database, tmp_root: Path, unique: str, announced: int = 3
@@ -422,12 +436,16 @@ def _upstreams_in(route_file: str) -> list[str]:
     return sorted(re.findall(r'"?url"?:\s*"?(http://[0-9.]+:[0-9]+)', route_file))
 
 
+_ATTEMPTS = itertools.count(1)
+
+
 async def _formed(platform: Platform, nats_url: str) -> dict:
-    """``cmd.swarm.form`` as the api sends it; the scheduler's answer."""
+    """``cmd.swarm.form`` as the api sends it (a new attempt each time: the answer's id is the attempt's, so
+    a platform shared by tests answers each); the scheduler's answer."""
     answers = await Collector().start(nats_url, "evt.swarm.>")
     try:
         command = FormSwarm(
-            swarm_id="swarm1", team_id=TEAM, attempt=1, manager_server_id=platform.server_ids[0],
+            swarm_id="swarm1", team_id=TEAM, attempt=next(_ATTEMPTS), manager_server_id=platform.server_ids[0],
             worker_server_ids=platform.server_ids[1:],
         )  # fmt: skip
         await platform.api.publish(command)
@@ -454,22 +472,23 @@ def _app_containers(server: TestServer, app: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_an_application_on_the_swarm_gets_its_image_shows_its_tasks_and_is_removed_after_a_drain(
-    cluster: Cluster, platform: Platform, nats_server
+    cluster: Cluster, shared: tuple[Platform, str]
 ) -> None:
     """Runs before the test that kills a worker. The servers start without the image: the scheduler delivers
     it to every node before it creates the service. ``rpc.scheduler.replicas`` shows the three tasks with
     their nodes. ``cmd.application.remove``: the route on the manager's Traefik goes first (confirmed by
     proxy-sync), requests drain (the scheduler restarts meanwhile and resumes), then the Swarm service and
     every task container go; evt.application.removed counts them. No request that reached the route failed."""
+    platform, nats_url = shared
     manager = cluster.servers[0]
     image = busybox_image()
     assert not any(_has_image(s, image) for s in cluster.servers), "the servers must start without the image"
-    answer = await _formed(platform, nats_server.url)
+    answer = await _formed(platform, nats_url)
     assert answer["type"] == "evt.swarm.formed", answer
 
     url = f"http://{manager.address}/"
     cmd = _start("dep-gone", "to be removed", platform.manager_id, app=GONE_APP, host=GONE_HOST, name="gone")
-    done = await _deployed(nats_server.url, platform.api, cmd)
+    done = await _deployed(nats_url, platform.api, cmd)
     assert done["type"] == "evt.deployment.succeeded", done
     assert all(_has_image(s, image) for s in cluster.servers)  # delivered by Berth to every node
     await _served(url, "to be removed", host=GONE_HOST)
@@ -506,7 +525,7 @@ async def test_an_application_on_the_swarm_gets_its_image_shows_its_tasks_and_is
 
     task_containers = sorted(c for s in cluster.servers for c in _app_containers(s, GONE_APP))
     assert len(task_containers) >= 3
-    events = await Collector().start(nats_server.url, "evt.application.>")
+    events = await Collector().start(nats_url, "evt.application.>")
     stop = asyncio.Event()
     load = Load(url, host=GONE_HOST)
     running = [asyncio.create_task(load.run(stop)), asyncio.create_task(watch(stop))]
@@ -547,7 +566,7 @@ async def test_an_application_on_the_swarm_gets_its_image_shows_its_tasks_and_is
     deadline = time.monotonic() + 60
     while any(_app_containers(s, GONE_APP) for s in cluster.servers):  # Swarm's task containers, on every node
         assert time.monotonic() < deadline, {s.name: _app_containers(s, GONE_APP) for s in cluster.servers}
-        await asyncio.sleep(1)
+        await asyncio.sleep(0.25)
     reply = await platform.api.request("scheduler", "replicas", ReplicasQuery(application_id=GONE_APP), ReplicasReply)
     assert (reply.live_deployment_id, reply.replicas) == (None, [])
 
@@ -559,21 +578,22 @@ def _node_servers(cluster: Cluster) -> dict[str, TestServer]:
 
 @pytest.mark.slow
 async def test_a_registry_image_is_pulled_by_the_nodes_with_the_applications_credentials(
-    cluster: Cluster, site: Site, platform: Platform, nats_server
+    cluster: Cluster, site: Site, shared: tuple[Platform, str]
 ) -> None:
     """A registry that wants credentials: an anonymous pull on a node is refused; the service is created with
     the application's credentials (``X-Registry-Auth``), so every node that runs a task pulls the image."""
+    platform, nats_url = shared
     await reg.push(busybox_image(), site.pushed, "team/shopreg", "1")
     image = f"{site.served.host}/team/shopreg:1"
     manager = cluster.servers[0]
     with pytest.raises(RuntimeError, match=r"no basic auth credentials|unauthorized|authentication required"):
         manager.docker("pull", image)
-    answer = await _formed(platform, nats_server.url)
+    answer = await _formed(platform, nats_url)
     assert answer["type"] == "evt.swarm.formed", answer
     auth = RegistryAuth(registry=site.served.host, username=REG_USER, password=REG_PASSWORD)
     source = ImageSource(image=image, auth=auth)
     cmd = _start("dep-reg", "pulled", platform.manager_id, app="shopreg", host="reg.swarm.test", source=source)
-    done = await _deployed(nats_server.url, platform.api, cmd)
+    done = await _deployed(nats_url, platform.api, cmd)
     assert done["type"] == "evt.deployment.succeeded", done
     await _served(f"http://{manager.address}/", "pulled", host="reg.swarm.test")
     (service,) = await cluster.manager.services({"berth.app": "shopreg"})
@@ -583,26 +603,36 @@ async def test_a_registry_image_is_pulled_by_the_nodes_with_the_applications_cre
     }
     assert runs_on and all(_has_image(s, image) for s in cluster.servers if s.name in runs_on)
     assert REG_PASSWORD not in str(service)  # the engine keeps the credentials to itself
-    await cluster.manager.remove_service(service["Spec"]["Name"])
+    # removed as a user removes it: the scheduler, which the module's next tests share, keeps no live
+    # version whose Swarm service is gone
+    events = await Collector().start(nats_url, "evt.application.>")
+    try:
+        await platform.api.publish(RemoveApplication(application_id="shopreg", team_id=TEAM, drain_grace_s=0))
+        deadline = time.monotonic() + 60
+        while not any(b["type"] == "evt.application.removed" for b, _ in events.items):
+            assert time.monotonic() < deadline, [b["type"] for b, _ in events.items]
+            await asyncio.sleep(0.2)
+    finally:
+        await events.close()
+    assert await cluster.manager.services({"berth.app": "shopreg"}) == []
 
 
 @pytest.mark.slow
 async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follow_a_dead_worker(
-    cluster: Cluster, platform: Platform, nats_server
+    cluster: Cluster, shared: tuple[Platform, str]
 ) -> None:
     """The scheduler's path: the Swarm formed by ``cmd.swarm.form`` (its servers already in it: formed again,
     the same Swarm); ``cmd.deployment.start`` of a web service placed on its manager, then a second version
     under load through the manager's Traefik: zero errors. Then a worker dies."""
+    platform, nats_url = shared
     manager = cluster.servers[0]
-    answer = await _formed(platform, nats_server.url)
+    answer = await _formed(platform, nats_url)
     assert answer["type"] == "evt.swarm.formed", answer
     assert answer["data"]["cluster_id"] == (await cluster.manager.info())["Swarm"]["Cluster"]["ID"]
     assert {n["server_id"] for n in answer["data"]["nodes"]} == set(platform.server_ids)
 
     url = f"http://{manager.address}/"
-    first = await _deployed(
-        nats_server.url, platform.api, _start("dep-one", "deployed one", platform.manager_id, worker=True)
-    )
+    first = await _deployed(nats_url, platform.api, _start("dep-one", "deployed one", platform.manager_id, worker=True))
     assert first["type"] == "evt.deployment.succeeded", first
     await _served(url, "deployed one")
     family = {"berth.app": APP, "berth.service": "web"}
@@ -619,7 +649,7 @@ async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follo
     running = asyncio.create_task(load.run(stop))
     await asyncio.sleep(1)
     cmd = _start("dep-two", "deployed two", platform.manager_id, worker=True)
-    second = await _deployed(nats_server.url, platform.api, cmd)
+    second = await _deployed(nats_url, platform.api, cmd)
     await asyncio.sleep(1)
     stop.set()
     await running
@@ -673,7 +703,7 @@ async def test_deployments_on_the_swarm_switch_with_zero_errors_and_routes_follo
             if routed == sorted(dom.upstreams(moved, 8080)):
                 break
         assert time.monotonic() < deadline, f"tasks not rescheduled and routed: {moved}"
-        await asyncio.sleep(1)
+        await asyncio.sleep(0.2)
     await asyncio.sleep(2)
     stop.set()
     await running
