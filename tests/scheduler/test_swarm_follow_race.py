@@ -101,3 +101,30 @@ async def test_every_pass_checks_through_the_same_overlay_probe(monkeypatch) -> 
     assert len(seen) == 3 and isinstance(seen[0], OverlayProbe) and all(o is seen[0] for o in seen)
     assert seen[0].name == "berth-probe-berth"
     assert list(follower.overlays) == [("mgr", "berth")]
+
+
+async def test_an_application_that_fails_leaves_the_others_followed_in_the_same_pass(monkeypatch) -> None:
+    """An application whose Swarm service was removed outside Berth (its look raises) is left for the next
+    pass; the applications after it still get their routes set in this one."""
+    follower, routes = _follower(monkeypatch, finishes_meanwhile=False)
+    gone, live = SimpleNamespace(id="d0", spec="gone"), SimpleNamespace(id="d1", spec="spec-1")
+    ok_places = swarm_follow.places_of
+
+    async def places_of(rt: Any, r: Any, spec: Any) -> dict[str, Any]:
+        if spec.gone:
+            raise LookupError("no such service: berth-gone-web")
+        return await ok_places(rt, r, spec)
+
+    monkeypatch.setattr(swarm_follow, "places_of", places_of)
+    follower.rt.sealer = SimpleNamespace(  # type: ignore[attr-defined]
+        open=lambda spec: SimpleNamespace(
+            services=[WebService(name="web", port=8080, hosts=["shop.test"])], gone=spec == "gone"
+        )
+    )
+
+    async def lives() -> list[tuple[str, object]]:
+        return [("gone", gone), ("app", live)]
+
+    follower.live_on_swarms = lives  # type: ignore[method-assign]
+    await follower.tick()
+    assert routes.applied == [["10.0.0.1:8080"]]

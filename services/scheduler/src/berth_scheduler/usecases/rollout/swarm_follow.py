@@ -63,27 +63,40 @@ class SwarmFollower:
         return out
 
     async def tick(self) -> None:
-        for _, row in await self.live_on_swarms():
-            r = store.rollout_of(row)
-            spec = self.rt.sealer.open(row.spec)  # type: ignore[attr-defined]
-            places = await places_of(self.rt, r, spec)
-            for svc in spec.services:
-                place = places.get(svc.name)
-                if place is None or not isinstance(svc, WebService) or not svc.hosts:
-                    continue
-                key = (place.manager_server_id, place.network)
-                overlay = self.overlays.get(key) or self.overlays.setdefault(key, overlay_probe(self.rt, place))
-                rollout, version = await self.starting.rollout_of(self.rt, r, spec, svc, place, overlay)
-                port = version.replica.container_port or svc.port
-                wanted = dom.upstreams(await rollout.ready_tasks(version), port)
-                if (
-                    wanted
-                    and wanted != self.routed.get(version.route_id)
-                    and not await self._busy(r.application_id, row)
-                ):
-                    await rollout.routes.apply(place.manager_server_id, version.route_id, version.hosts, wanted)
-                    self.routed[version.route_id] = wanted
-                    log.info("swarm route follows its tasks", route_id=version.route_id, upstreams=len(wanted))
+        """One pass over every live application. Each is followed on its own: one whose Swarm service went
+        missing, or whose manager does not answer, is logged and left for the next pass, and the others'
+        routes still follow their tasks in this one."""
+        for app, row in await self.live_on_swarms():
+            try:
+                await self._follow(row)
+            except asyncio.CancelledError:
+                raise
+            except (RouteNotLive, OSError, ConnectionError, sa.exc.SQLAlchemyError) as exc:
+                log.info("swarm routes of an application not followed this time", application_id=app, error=str(exc))
+            except Exception as exc:  # a server gone from the directory, an engine error: next pass
+                log.warning(
+                    "swarm routes of an application not followed this time",
+                    application_id=app,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+    async def _follow(self, row: object) -> None:
+        r = store.rollout_of(row)
+        spec = self.rt.sealer.open(row.spec)  # type: ignore[attr-defined]
+        places = await places_of(self.rt, r, spec)
+        for svc in spec.services:
+            place = places.get(svc.name)
+            if place is None or not isinstance(svc, WebService) or not svc.hosts:
+                continue
+            key = (place.manager_server_id, place.network)
+            overlay = self.overlays.get(key) or self.overlays.setdefault(key, overlay_probe(self.rt, place))
+            rollout, version = await self.starting.rollout_of(self.rt, r, spec, svc, place, overlay)
+            port = version.replica.container_port or svc.port
+            wanted = dom.upstreams(await rollout.ready_tasks(version), port)
+            if wanted and wanted != self.routed.get(version.route_id) and not await self._busy(r.application_id, row):
+                await rollout.routes.apply(place.manager_server_id, version.route_id, version.hosts, wanted)
+                self.routed[version.route_id] = wanted
+                log.info("swarm route follows its tasks", route_id=version.route_id, upstreams=len(wanted))
 
     async def _busy(self, application_id: str, live: object) -> bool:
         """Whether a deployment of the application started meanwhile (its rollout then owns the route), or
