@@ -49,6 +49,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
 from berth_scheduler.usecases.rollout.image_pull import log_lines
+from berth_scheduler.usecases.rollout.subnet_check import check_server
 from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
 log = get_logger(__name__)
@@ -168,7 +169,8 @@ async def start_replicas(
     before_layer: Callable[[list[str]], Awaitable[None]] | None = None,
 ) -> list[ContainerSpec]:
     """Start every replica (``on_started`` is told of each as soon as it runs); their specs in slot order.
-    The servers are prepared (image, networks) in parallel, then the replicas start in parallel, layer by
+    A pinned subnet is checked against every server's own routes first (``subnet_check.py``). The servers
+    are prepared (image, networks) in parallel, then the replicas start in parallel, layer by
     layer of ``depends_on`` (one layer without it); a kept replica is already running (``adoption.py``).
     ``before_layer`` is awaited before each layer starts, once the layer's dependencies are met (a compose
     application's pre-deploy job: ``pre_deploy.py``). The caller records ``ContainersStarted``."""
@@ -199,7 +201,8 @@ async def start_replicas(
         if (cs.service, cs.replica) in in_place:
             ran(cs)
     servers = placement.servers_in(spec)
-    await together([prepare_server(rt, r, spec, server) for server in servers])
+    await together([check_server(rt, r.application_id, spec, server) for server in servers])  # before any change
+    await together([prepare_server(rt, r, spec, server, checked=True) for server in servers])
     limits = {server: asyncio.Semaphore(START_CONCURRENCY) for server in servers}
     deadline = r.deadline_at or (rt.clock() + r.timeouts.readiness_s)
 
@@ -237,11 +240,16 @@ async def together(work: list[Awaitable[None]]) -> None:
             raise t.exception()  # type: ignore[misc]
 
 
-async def prepare_server(rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str) -> None:
-    """What a server needs before its replicas start: the networks they join, the named volumes they mount
+async def prepare_server(
+    rt: RolloutContext, r: Rollout, spec: ApplicationSpec, server: str, *, checked: bool = False
+) -> None:
+    """What a server needs before its replicas start, once a pinned subnet is checked against its own routes
+    (``subnet_check.py``; ``checked``: it was, for every server at once): the networks they join, the named volumes they mount
     (made once, kept as they are afterwards: ``domain/volumes.py``; a network or volume made before with
     other options than the spec pins is said in the deployment log), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
+    if not checked:
+        await check_server(rt, r.application_id, spec, server)
     docker = await rt.fleet.docker(server)
     changed: list[str | None] = []
     if spec.private_network:
