@@ -262,6 +262,17 @@ def module_nats_server(tmp_root: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
+def traefik_spares(tmp_root: Path) -> Iterator[Any]:
+    """Fresh Traefiks for the tests that need one, each started while the test before runs
+    (tests/support/traefik_spares.py)."""
+    from tests.support.traefik_spares import TraefikSpares
+
+    spares = TraefikSpares(tmp_root / "traefiks")
+    yield spares
+    spares.close()
+
+
+@pytest.fixture(scope="session")
 def postgres(tmp_root: Path) -> Iterator[Postgres]:
     (tmp_root / "pg").mkdir()
     server = Postgres(tmp_root / "pg").start()
