@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from tests.support.procs import NatsServer, Postgres, create_database, migrated_template
+from tests.support.spares import Spares
+from tests.support.spares import nats_spares as spares_of_nats
 
 os.environ.setdefault("BERTH_ENV", "test")
 # Services the tests start (in-process or as child processes) run their migrations in their own process:
@@ -241,12 +243,30 @@ def tmp_root() -> Iterator[Path]:
     )
 
 
+@pytest.fixture(scope="session")
+def nats_spares(tmp_root: Path) -> Iterator[Spares[NatsServer]]:
+    """Fresh nats-servers for the tests, each started while the test before runs (tests/support/spares.py)."""
+    spares = spares_of_nats(tmp_root / "nats")
+    yield spares
+    spares.close()
+
+
+@pytest.fixture(scope="session")
+def traefik_spares(tmp_root: Path) -> Iterator[Spares[Any]]:
+    """Fresh Traefiks for the tests that need one, each started while the test before runs
+    (tests/support/spares.py)."""
+    from tests.support.spares import traefik_spares as spares_of_traefik
+
+    spares = spares_of_traefik(tmp_root / "traefiks")
+    yield spares
+    spares.close()
+
+
 @pytest.fixture
-def nats_server(tmp_root: Path, unique: str) -> Iterator[NatsServer]:
-    """A fresh nats-server (JetStream on, own store) per test: streams and consumers never leak."""
-    data = tmp_root / f"nats-{unique}"
-    data.mkdir()
-    server = NatsServer(data).start()
+def nats_server(nats_spares: Spares[NatsServer]) -> Iterator[NatsServer]:
+    """A fresh nats-server (JetStream on, own store) per test: streams and consumers never leak. It was started
+    while the test before ran (``nats_spares``)."""
+    server = nats_spares.take()
     yield server
     server.kill()  # its store is not needed again: no graceful JetStream shutdown (NatsServer.kill)
 
@@ -259,17 +279,6 @@ def module_nats_server(tmp_root: Path) -> Iterator[NatsServer]:
     server = NatsServer(data).start()
     yield server
     server.kill()
-
-
-@pytest.fixture(scope="session")
-def traefik_spares(tmp_root: Path) -> Iterator[Any]:
-    """Fresh Traefiks for the tests that need one, each started while the test before runs
-    (tests/support/traefik_spares.py)."""
-    from tests.support.traefik_spares import TraefikSpares
-
-    spares = TraefikSpares(tmp_root / "traefiks")
-    yield spares
-    spares.close()
 
 
 @pytest.fixture(scope="session")
