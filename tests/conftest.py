@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.procs import NatsServer, Postgres, create_database
+from tests.support.procs import NatsServer, Postgres, create_database, migrated_template
+from tests.support.spares import Spares
+from tests.support.spares import nats_spares as spares_of_nats
 
 os.environ.setdefault("BERTH_ENV", "test")
 # Services the tests start (in-process or as child processes) run their migrations in their own process:
@@ -242,12 +244,30 @@ def tmp_root() -> Iterator[Path]:
     )
 
 
+@pytest.fixture(scope="session")
+def nats_spares(tmp_root: Path) -> Iterator[Spares[NatsServer]]:
+    """Fresh nats-servers for the tests, each started while the test before runs (tests/support/spares.py)."""
+    spares = spares_of_nats(tmp_root / "nats")
+    yield spares
+    spares.close()
+
+
+@pytest.fixture(scope="session")
+def traefik_spares(tmp_root: Path) -> Iterator[Spares[Any]]:
+    """Fresh Traefiks for the tests that need one, each started while the test before runs
+    (tests/support/spares.py)."""
+    from tests.support.spares import traefik_spares as spares_of_traefik
+
+    spares = spares_of_traefik(tmp_root / "traefiks")
+    yield spares
+    spares.close()
+
+
 @pytest.fixture
-def nats_server(tmp_root: Path, unique: str) -> Iterator[NatsServer]:
-    """A fresh nats-server (JetStream on, own store) per test: streams and consumers never leak."""
-    data = tmp_root / f"nats-{unique}"
-    data.mkdir()
-    server = NatsServer(data).start()
+def nats_server(nats_spares: Spares[NatsServer]) -> Iterator[NatsServer]:
+    """A fresh nats-server (JetStream on, own store) per test: streams and consumers never leak. It was started
+    while the test before ran (``nats_spares``)."""
+    server = nats_spares.take()
     yield server
     server.kill()  # its store is not needed again: no graceful JetStream shutdown (NatsServer.kill)
 
@@ -282,6 +302,26 @@ async def empty_database(postgres: Postgres) -> AsyncIterator[str]:
     """A fresh, empty database even where a directory's ``database`` is a migrated copy (tests/api)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield await create_database(postgres.admin_url, name)
+
+
+@pytest.fixture(scope="session")
+async def services_template(postgres: Postgres) -> str:
+    """A database where every service is provisioned (secret key ``test-secret``) and migrated to head, made once
+    per test process (``migrated_template``), for the tests that start several services on one database (the
+    api's revisions alone take a second of each start on an empty one, more while the scheduler and proxy-sync
+    migrate beside it). A directory whose tests start one or two services copies a template of those only
+    (tests/api, scheduler, proxy): a copy of this one takes 40-90 ms longer."""
+    from berth_common.db.provision import SERVICES
+
+    return await migrated_template(postgres.admin_url, tuple(SERVICES))
+
+
+@pytest.fixture
+async def migrated_database(postgres: Postgres, services_template: str) -> str:
+    """A fresh database (admin URL) for one test: a copy of ``services_template``, so the services a test starts
+    find their schemas at head. tests/servers and tests/metrics take it as their ``database``; the migrations
+    themselves run on ``empty_database``."""
+    return await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}", template=services_template)
 
 
 @pytest.fixture(scope="module")

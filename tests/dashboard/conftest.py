@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from berth_api.settings import ApiSettings
 from berth_cli.components import free_port
 from berth_common.db.provision import provision
 from tests.api.conftest import Identities, RunningApi, start_api
+from tests.support.procs import Postgres, create_database
 
 
 @dataclass
@@ -26,6 +28,14 @@ class Dashboard:
     @property
     def url(self) -> str:
         return self.api.url + "/ui/"
+
+
+@pytest.fixture(scope="module")
+async def module_database(postgres: Postgres, services_template: str) -> str:
+    """The module's database (the api's and the notifier's a test starts on it): a copy of the session's migrated
+    template (``services_template``), so the services start on their schemas at head instead of running every
+    revision again for each dashboard module."""
+    return await create_database(postgres.admin_url, f"m_{uuid.uuid4().hex[:12]}", template=services_template)
 
 
 @pytest.fixture(scope="module")

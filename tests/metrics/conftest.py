@@ -13,6 +13,13 @@ from berth_metrics.bootstrap import VERSIONS
 
 
 @pytest.fixture
+def database(migrated_database: str) -> str:
+    """A copy of the session's migrated template (``migrated_database``): the services a test starts migrate
+    nothing; the migrations themselves run on ``empty_database``."""
+    return migrated_database
+
+
+@pytest.fixture
 async def metrics_url(database: str) -> str:
     urls = await provision(database, "test-secret", ("metrics",))
     return urls["metrics"]

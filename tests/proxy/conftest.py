@@ -27,10 +27,9 @@ async def database(postgres: Postgres, proxy_template: str) -> str:
 
 
 @pytest.fixture
-def traefik(tmp_root, unique) -> Iterator[Traefik]:
-    root = tmp_root / f"traefik-{unique}"
-    root.mkdir()
-    t = Traefik(root).start()
+def traefik(traefik_spares) -> Iterator[Traefik]:
+    """A fresh Traefik, already up (started while the test before ran: ``traefik_spares``)."""
+    t = traefik_spares.take()
     yield t
     t.kill()  # thrown away: no graceful second (``Traefik.kill``)
 

@@ -76,17 +76,15 @@ async def database(postgres: Postgres, scheduler_template: str) -> str:
 
 
 @pytest.fixture
-async def platform(nats_server, database, tmp_root, unique, busybox):
-    """Scheduler + proxy-sync (real) + Traefik (real) on a fresh bus and database."""
+async def platform(nats_server, database, traefik_spares, busybox):
+    """Scheduler + proxy-sync (real) + Traefik (real, fresh: ``traefik_spares``) on a fresh bus and database."""
     from berth_proxy_sync.settings import ProxySyncSettings
     from berth_scheduler.settings import SchedulerSettings
-    from tests.proxy.support import ProxySync, Traefik
+    from tests.proxy.support import ProxySync
     from tests.scheduler.platform import Platform, Scheduler
 
     urls = await provisioned(database, "test-secret", ("scheduler", "proxy-sync"))
-    root = tmp_root / f"traefik-sched-{unique}"
-    root.mkdir()
-    traefik = Traefik(root).start()
+    traefik = traefik_spares.take()
     proxy = ProxySync(
         ProxySyncSettings(
             nats_url=nats_server.url,

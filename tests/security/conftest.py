@@ -108,12 +108,13 @@ async def _cast(api: LiveApi) -> None:
 
 
 @pytest.fixture(scope="module")
-async def live_api(postgres, tmp_root: Path) -> AsyncIterator[LiveApi]:
-    """``berth-api`` in its own process (uvicorn on a free loopback port) with its cast of identities."""
+async def live_api(postgres, services_template: str, tmp_root: Path) -> AsyncIterator[LiveApi]:
+    """``berth-api`` in its own process (uvicorn on a free loopback port) with its cast of identities, on a copy of
+    the session's migrated template (``services_template``): its processes find their schemas at head."""
     run = tmp_root / f"security-{uuid.uuid4().hex[:8]}"
     (run / "nats").mkdir(parents=True)
     nats = NatsServer(run / "nats").start()
-    database = await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}")
+    database = await create_database(postgres.admin_url, f"t_{uuid.uuid4().hex[:12]}", template=services_template)
     urls = await provision(database, "test-secret")
     process = ApiProcess("api", nats.url, urls["api"], run / "data", extra_env={**SERVICE_ENV, **API_ENV})
     companions = [ServiceProcess(name, nats.url, urls[name], run / name, extra_env=SERVICE_ENV) for name in COMPANIONS]

@@ -126,14 +126,14 @@ def test_the_server_folder_and_the_container_found_are_checked() -> None:
 # --- the schema: routes of one installation before servers keep being routed locally ----------------------
 
 
-async def test_routes_stored_before_servers_are_local_routes(database) -> None:  # type: ignore[no-untyped-def]
+async def test_routes_stored_before_servers_are_local_routes(empty_database) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from berth_common.db import make_engine, run_migrations
     from berth_proxy_sync.adapters import repo
     from berth_proxy_sync.bootstrap import VERSIONS
 
-    urls = await provision(database, "test-secret", ("proxy-sync",))
+    urls = await provision(empty_database, "test-secret", ("proxy-sync",))
     schema = schema_for("proxy-sync")
     engine = make_engine(urls["proxy-sync"], schema)
     try:

@@ -24,25 +24,33 @@ DOCKER = baseimages.DOCKER
 TEST_LABEL = "berth.test=1"
 
 
+def _base_image(tag: str) -> str:
+    """``tag``, made first if this machine's engine does not have it. An image there already is taken without
+    ``ensure_base_images``' machine-wide lock, which the maker of any base image holds for as long as its build
+    takes (a debootstrap image: a minute or more), so a test needing busybox never waits for another worker's
+    (or another checkout's) Postgres image. A base image is never replaced once made (each builder skips a tag
+    that exists), so the answer is the same."""
+    if not baseimages.image_exists(tag):
+        baseimages.ensure_base_images([tag])
+    return tag
+
+
 @functools.cache
 def busybox_image() -> str:
     """``berth/busybox:1``: sh, httpd, wget."""
-    baseimages.ensure_base_images([baseimages.BUSYBOX_IMAGE])
-    return baseimages.BUSYBOX_IMAGE
+    return _base_image(baseimages.BUSYBOX_IMAGE)
 
 
 @functools.cache
 def python_image() -> str:
     """``berth/python:3-bookworm`` (Debian minbase + python3)."""
-    baseimages.ensure_base_images([baseimages.PYTHON_IMAGE])
-    return baseimages.PYTHON_IMAGE
+    return _base_image(baseimages.PYTHON_IMAGE)
 
 
 @functools.cache
 def postgres_image() -> str:
     """``berth/postgres:15-bookworm`` (Debian's PostgreSQL 15, the official image's entry point contract)."""
-    baseimages.ensure_base_images([baseimages.POSTGRES_IMAGE])
-    return baseimages.POSTGRES_IMAGE
+    return _base_image(baseimages.POSTGRES_IMAGE)
 
 
 def docker(*args: str, timeout: float = 60) -> str:
@@ -108,15 +116,13 @@ def container(body: str) -> Iterator[tuple[str, int]]:
 @functools.cache
 def mariadb_image() -> str:
     """``berth/mariadb:10.11-bookworm`` (Debian's MariaDB 10.11, the official image's entry point contract)."""
-    baseimages.ensure_base_images([baseimages.MARIADB_IMAGE])
-    return baseimages.MARIADB_IMAGE
+    return _base_image(baseimages.MARIADB_IMAGE)
 
 
 @functools.cache
 def redis_image() -> str:
     """``berth/redis:7-bookworm`` (Debian's Redis 7, the official image's entry point contract)."""
-    baseimages.ensure_base_images([baseimages.REDIS_IMAGE])
-    return baseimages.REDIS_IMAGE
+    return _base_image(baseimages.REDIS_IMAGE)
 
 
 MARIADB_PACKAGES = ("mariadb-server", "mariadb-server-core", "mariadb-client", "mariadb-client-core", "mariadb-common")
