@@ -1,0 +1,73 @@
+"""A compose service's keys on a Swarm: capabilities added and dropped are carried (``CapabilityAdd`` and
+``CapabilityDrop``, Engine API 1.41), and every key a Swarm service has no place for (a runtime, a pinned
+address, ``privileged``, devices, ...) is named in the refusal, exactly, never dropped without a word."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth_common.catalogue import ApplicationSpec
+from berth_scheduler.domain import swarm
+from berth_scheduler.domain.containers import container_spec
+
+APP = "app-1"
+DEP = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def _replica(**service: Any):
+    spec = ApplicationSpec.model_validate(
+        {
+            "name": "pin",
+            "source": {"kind": "image", "image": "x:1"},
+            "private_network": True,
+            "network_options": {"subnet": "10.77.0.0/24"},
+            "services": [{"kind": "worker", "name": "db", "strategy": "recreate", **service}],
+        }
+    )
+    return container_spec(APP, DEP, spec, spec.services[0], 1, "x:1")
+
+
+def test_capabilities_are_carried_into_the_swarm_task_exactly():
+    replica = _replica(privileges={"cap_add": ["NET_ADMIN", "SYS_TIME"]}, host_limits={"cap_drop": ["MKNOD"]})
+    container = swarm.service_body(replica, 1, "berth-overlay").body["TaskTemplate"]["ContainerSpec"]
+    assert (container["CapabilityAdd"], container["CapabilityDrop"]) == (["NET_ADMIN", "SYS_TIME"], ["MKNOD"])
+    assert swarm.uncarried(replica) == [] and swarm.refusal("db", replica) is None
+    plain = swarm.service_body(_replica(), 1, "berth-overlay").body["TaskTemplate"]["ContainerSpec"]
+    assert not {"CapabilityAdd", "CapabilityDrop"} & set(plain)
+
+
+def test_each_key_a_swarm_service_cannot_carry_is_named():
+    replica = _replica(
+        ipv4_address="10.77.0.10",
+        privileges={
+            "privileged": True,
+            "devices": [{"source": "/dev/fuse", "target": "/dev/fuse", "permissions": "rwm"}],
+            "security_opt": ["seccomp=unconfined"],
+            "pid_host": True,
+            "ipc_host": True,
+            "runtime": "runc",
+        },
+        host_limits={"shm_size_bytes": 1024 * 1024, "sysctls": {"net.core.somaxconn": "1024"}},
+    )
+    assert swarm.uncarried(replica) == [
+        "privileged",
+        "devices",
+        "security_opt",
+        "pid: host",
+        "ipc: host",
+        "runtime",
+        "shm_size",
+        "sysctls",
+        "ipv4_address",
+    ]
+    assert swarm.refusal("db", replica) == (
+        "service db: a Swarm service cannot carry its privileged, devices, security_opt, pid: host, ipc: host, "
+        "runtime, shm_size, sysctls, ipv4_address: place the service on a server, or remove these keys"
+    )
+
+
+def test_a_runtime_alone_or_an_address_alone_is_refused_by_name():
+    assert swarm.refusal("db", _replica(privileges={"runtime": "runc"})) == (
+        "service db: a Swarm service cannot carry its runtime: place the service on a server, or remove these keys"
+    )
+    assert swarm.uncarried(_replica(ipv4_address="10.77.0.10")) == ["ipv4_address"]
