@@ -71,3 +71,36 @@ def test_a_runtime_alone_or_an_address_alone_is_refused_by_name():
         "service db: a Swarm service cannot carry its runtime: place the service on a server, or remove these keys"
     )
     assert swarm.uncarried(_replica(ipv4_address="10.77.0.10")) == ["ipv4_address"]
+
+
+async def test_a_deployment_placing_such_a_service_on_a_swarm_fails_naming_its_keys(monkeypatch):
+    """``SwarmStarting`` refuses before it makes anything on the Swarm (nor runs a pre-deploy job)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from berth_scheduler.usecases.rollout import swarm_step
+    from berth_scheduler.usecases.swarm_rollout import SwarmRolloutFailed
+
+    spec = ApplicationSpec.model_validate(
+        {
+            "name": "pin",
+            "source": {"kind": "image", "image": "x:1"},
+            "services": [
+                {"kind": "worker", "name": "app"},
+                {"kind": "worker", "name": "gpu", "privileges": {"runtime": "nvidia", "cap_add": ["SYS_NICE"]}},
+            ],
+        }
+    )
+
+    async def on_a_swarm(rt, r, given):
+        return {svc.name: SimpleNamespace(network="berth-overlay") for svc in given.services}
+
+    monkeypatch.setattr(swarm_step, "places_of", on_a_swarm)
+    rt = SimpleNamespace(sealer=SimpleNamespace(open=lambda stored: spec))
+    r = SimpleNamespace(application_id=APP, deployment_id=DEP, run_image="x:1", team_id="t1")
+    with pytest.raises(SwarmRolloutFailed) as caught:
+        await swarm_step.SwarmStarting(swarms=None)(rt, r, SimpleNamespace(spec={}), None)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "service gpu: a Swarm service cannot carry its runtime: place the service on a server, or remove these keys"
+    )
