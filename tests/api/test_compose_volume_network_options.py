@@ -98,9 +98,10 @@ def test_options_all_empty_make_a_plain_volume() -> None:
 
 
 def test_a_secret_variable_in_a_shares_options_is_refused_at_its_spot() -> None:
+    # a password option naming one is the volume's secret (``test_compose_share_password.py``); any other not
     holders = secret_refs.placeholders(["CIFS_PW"], "n0nce")
     text = "services:\n  app:\n    image: x\n    volumes: [files:/f]\nvolumes:\n  files:\n    driver_opts:\n"
-    text += "      {type: cifs, o: 'username=u,password=${CIFS_PW}', device: //files.example.com/share}\n"
+    text += "      {type: cifs, o: 'username=${CIFS_PW},password=${CIFS_PW}', device: //files.example.com/share}\n"
     err = _refusal(text, variables=holders, secrets_nonce="n0nce")
     assert err.spot == "volumes/files/driver_opts/o" and "a secret goes only into" in err.why
 

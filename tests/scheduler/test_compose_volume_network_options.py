@@ -195,3 +195,36 @@ async def test_the_engine_makes_the_volume_and_network_as_pinned_and_a_change_is
         )
         subprocess.run(["docker", "volume", "rm", "-f", body["Name"]], capture_output=True, check=False)
         subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+
+
+def test_a_shares_password_reaches_the_engine_only_and_is_masked_in_the_report():
+    secret = {"option": "password", "value": "pa55-w0rd"}
+    share = VolumeOptions.model_validate(
+        {"type": "cifs", "device": "//files.example.com/share", "o": "username=u", "secret": secret}
+    )
+    body = volumes.create_body(APP, "files", "t1", share)
+    assert body["DriverOpts"] == {
+        "type": "cifs",
+        "device": "//files.example.com/share",
+        "o": "username=u,password=pa55-w0rd",
+    }
+    made = {"Options": {"type": "cifs", "device": "//files.example.com/share", "o": "username=old,pass=old-pw"}}
+    line = volumes.options_change("files", "local", body, made)
+    assert line == (
+        "[preparing] volume files on server local keeps the options it was made with (device=//files.example.com/share, "
+        "o=username=old,pass=**********, type=cifs), not the ones asked now (device=//files.example.com/share, "
+        "o=username=u,password=**********, type=cifs): Docker cannot change a volume's options; remove the "
+        "application with delete_volumes=true, or the volume on the server, to make it anew (its data is lost)"
+    )
+    assert "pa55-w0rd" not in share.model_dump_json() and "pa55-w0rd" not in str(share)
+
+
+def test_a_shares_password_is_among_the_values_redacted_from_what_the_scheduler_emits():
+    data = _spec().model_dump()
+    data["volume_options"]["cache"] = {
+        "type": "cifs",
+        "device": "//files.example.com/share",
+        "secret": {"option": "pass", "value": "pa55-w0rd"},
+    }
+    assert ApplicationSpec.model_validate(data).secret_values() == ["pa55-w0rd"]
+    assert _spec().secret_values() == []

@@ -17,7 +17,7 @@ from pydantic import (
 from berth_common import sealing
 from berth_common.catalogue.buffering import RequestBuffering
 from berth_common.catalogue.compose_runtime import SecretFile
-from berth_common.catalogue.compose_storage import ComposeStorage
+from berth_common.catalogue.compose_storage import ComposeStorage, VolumeSecret
 from berth_common.catalogue.composed import Composed, dependency_refusal
 from berth_common.catalogue.files import MAX_FILES, AppFile, files_refusal
 from berth_common.catalogue.git_auth import GitAuth
@@ -358,6 +358,7 @@ class ApplicationSpec(ComposeStorage):  # a compose application's volume and net
         found = revealed(variables)
         found += [v for svc in self.services for a in svc.secret_args if (v := _opened(a))]
         found += [v for svc in self.services for f in svc.secret_files if (v := _opened(f))]
+        found += [v for o in self.volume_options.values() if o.secret is not None and (v := _opened(o.secret))]
         own = [svc.image.auth for svc in self.services if svc.image is not None and svc.image.auth is not None]
         for auth in [*registry_auths(self.source), *own]:
             try:
@@ -380,7 +381,7 @@ def registry_auths(source: ImageSource | GitSource) -> list[RegistryAuth]:
     return ([source.push.auth] if source.push is not None else []) + list(source.base_auths)
 
 
-def _opened(arg: SecretArg | SecretFile) -> str:
+def _opened(arg: SecretArg | SecretFile | VolumeSecret) -> str:
     try:
         return arg.reveal()
     except sealing.UnsealError:

@@ -266,6 +266,11 @@ def mask_spec(data: dict[str, Any]) -> dict[str, Any]:
     contents of the application's files."""
     out = _map_secrets(data, lambda e, a: None, "")
     out["services"] = [_mask_service(svc) for svc in data.get("services", [])]
+    if data.get("volume_options"):  # a share's password: its mount option, never its value
+        out["volume_options"] = {
+            k: {**v, "secret": {**v["secret"], "value": None}} if v.get("secret") else v
+            for k, v in data["volume_options"].items()
+        }
     if data.get("files"):  # a compose application's files: their paths and modes, never their contents
         out["files"] = [{**f, "content": None} for f in data["files"]]
     return out

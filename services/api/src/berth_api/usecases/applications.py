@@ -157,7 +157,11 @@ async def create_application(
     if config.get("compose"):
         given = [(v.name, v.value, v.secret) for v in runtime]
         auth = cred.auth if cred is not None else None
-        config = await compose_apps.translated(deps, config, given, principal.team_id, auth)
+        async with deps.sessionmaker() as s:  # the environment's COMPOSE_PROFILES (no group is attached yet)
+            env = await projects_repo.get_environment(s, principal.team_id, environment_id)
+            new = {"id": "", "environment_id": environment_id}
+            below = await compose_apps.inherited_profiles(deps, s, new) if env is not None else None
+        config = await compose_apps.translated(deps, config, given, principal.team_id, auth, inherited_profiles=below)
     checks.check_source(deps, config, principal.team_id)
     checks.check_mounts(deps, config, principal.team_id)
     checks.check_pre_deploy(config)
@@ -294,7 +298,8 @@ async def _compose_again(
         stored = (await repo.variables_of(s, [row["id"]]))[row["id"]]
         given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
     auth = await git_auth.auth_for(deps, s, {**row, "config": config})  # a private repository's
-    return await compose_apps.translated(deps, config, given, row["team_id"], auth)
+    below = await compose_apps.inherited_profiles(deps, s, row)
+    return await compose_apps.translated(deps, config, given, row["team_id"], auth, inherited_profiles=below)
 
 
 @contextmanager

@@ -5,7 +5,8 @@ The translation fills the configuration every other part of the api reads (``ser
 ``restart_policy``, ``stop_timeout_s``) and keeps the whole translation (``compose_translated``: each
 service's image or build, entrypoint, environment, depends_on, start order, notes) for the scheduler and
 for the user to see. The parser starts the services of the application's active compose profiles
-(``compose.profiles`` and its variable ``COMPOSE_PROFILES``: ``domain.compose.profiles``); the others are
+(``compose.profiles`` and its variable ``COMPOSE_PROFILES``, else the one its environment or groups give:
+``domain.compose.profiles``, :func:`inherited_profiles`); the others are
 named in the notes. Interpolation gets the application's non-secret runtime variables in the parser's
 environment; a ``${VAR}`` naming a secret variable is carried only inside a service's environment values,
 as parts that name it (``domain.compose.secret_refs``): the translation is stored and shown, the value is
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_api.adapters import applications as apps_repo
 from berth_api.adapters import compose_parser
+from berth_api.domain import layers as layer_rules
 from berth_api.domain import mounts
 from berth_api.domain.compose import (
     ComposeRefusal,
@@ -49,6 +51,7 @@ from berth_api.domain.compose.translate import berth_name
 from berth_api.domain.placements import compose_placed
 from berth_api.domain.problems import ProblemError, invalid_field
 from berth_api.usecases import Deps, compose_files, compose_source, git_auth
+from berth_api.usecases import layers as var_layers
 from berth_api.usecases.compose_snapshot import not_deployable
 from berth_common.catalogue.git_auth import GitAuth
 from berth_common.logging import get_logger
@@ -126,15 +129,21 @@ def untranslated(config: dict[str, Any]) -> bool:
 
 async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[str, Any]:
     """The application row with its ``compose.path`` file read again at its ref and translated (the file may
-    have changed since it was stored); the new configuration is stored when it differs. Another application
+    have changed since it was stored), an inline file translated again when the profiles active now differ
+    from those it was read with (``COMPOSE_PROFILES`` of an environment or group changed since); the new
+    configuration is stored when it differs. Another application
     is returned as it is. A builder that cannot be asked is a 503 for an application whose file was read
     before (a deployment needs the file as it is now); one never read stays so (it has no services yet)."""
     config = app["config"]
-    if (config.get("compose") or {}).get("path") is None:
+    if not config.get("compose"):
         return app
     stored = (await apps_repo.variables_of(s, [app["id"]]))[app["id"]]
     given = [(v.name, v.value, v.secret) for v in stored if v.kind == "runtime"]
-    found = await translated(deps, config, given, app["team_id"], await git_auth.auth_for(deps, s, app))
+    below = await inherited_profiles(deps, s, app)
+    if config["compose"].get("path") is None and not _profiles_changed(config, given, below):
+        return app  # an inline file read with the profiles active now
+    auth = await git_auth.auth_for(deps, s, app)
+    found = await translated(deps, config, given, app["team_id"], auth, inherited_profiles=below)
     if untranslated(found):
         return app
     refused = mounts.refusal(found["services"], deps.settings.bind_roots(app["team_id"]))
@@ -143,6 +152,33 @@ async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[st
     if found != config:
         await apps_repo.update_application(s, app["id"], found)
     return {**app, "config": found}
+
+
+async def inherited_profiles(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> str | None:
+    """The value of ``COMPOSE_PROFILES`` an application (a row: its id and environment) inherits from its
+    groups and its environment, merged as its containers' variables are (``domain.layers``: the environment
+    over its groups); None: none, or a secret one (a secret is never interpolated)."""
+    stack = await var_layers.inherited(deps, s, app, reveal=False)
+    found = next((v for v in layer_rules.merge(stack, "runtime") if v.name == profiles.VARIABLE), None)
+    return None if found is None or found.secret else found.value
+
+
+def profiles_value(given: Iterable[tuple[str, str | None, bool]], inherited_value: str | None) -> str | None:
+    """The ``COMPOSE_PROFILES`` a translation reads: the application's own (a secret one: none), else the
+    inherited one; the application's hides the inherited, as in its containers' variables."""
+    own = next(((value, secret) for name, value, secret in given if name == profiles.VARIABLE), None)
+    if own is None:
+        return inherited_value
+    return None if own[1] else own[0]
+
+
+def _profiles_changed(config: dict[str, Any], given: list[tuple[str, str | None, bool]], below: str | None) -> bool:
+    """Whether the profiles active now differ from those the stored translation was read with."""
+    try:
+        active = profiles.active(config["compose"].get("profiles") or [], profiles_value(given, below))
+    except ValueError:
+        return True  # the translation names the bad value
+    return list(active) != list((config.get("compose_translated") or {}).get("profiles") or [])
 
 
 def _core(service: dict[str, Any]) -> dict[str, Any]:
@@ -159,11 +195,14 @@ async def translated(
     variables: Iterable[tuple[str, str | None, bool]],
     team_id: str | None,
     auth: GitAuth | None = None,
+    *,
+    inherited_profiles: str | None = None,
 ) -> dict[str, Any]:
     """``config`` with its compose file translated (raises a 422 naming the spot). ``variables``: the
     application's runtime variables as (name, value, secret); only non-secret values are interpolated.
     ``team_id``: the owner, whose own allowances (dangerous keys, bind-mount paths) apply; ``auth``: the
-    repository's credentials, for a file at ``compose.path``."""
+    repository's credentials, for a file at ``compose.path``; ``inherited_profiles``: the value of
+    ``COMPOSE_PROFILES`` the application inherits (:func:`inherited_profiles`), which its own hides."""
     compose = config["compose"]
     source = config.get("source")
     if compose.get("path") is not None:
@@ -183,11 +222,14 @@ async def translated(
         base = (source or {}).get("subdirectory") or ""  # the context under the source's subdirectory
     given = list(variables)
     plain = {name: value for name, value, secret in given if not secret and value is not None}
-    try:  # the services compose starts: the application's profiles and its variable's
-        active = profiles.active(compose.get("profiles") or [], plain.get(profiles.VARIABLE))
+    try:  # the services compose starts: the application's profiles and its variable's (or the inherited one)
+        active = profiles.active(compose.get("profiles") or [], profiles_value(given, inherited_profiles))
     except ValueError as exc:
-        at = next(i for i, (name, _, _) in enumerate(given) if name == profiles.VARIABLE)
-        raise invalid_field(f"/body/env/{at}/value", f"{profiles.VARIABLE}: {exc}") from None
+        at = next((i for i, (name, _, _) in enumerate(given) if name == profiles.VARIABLE), None)
+        loc, whose = (
+            ("/body/env", " inherited from the environment or a group") if at is None else (f"/body/env/{at}/value", "")
+        )
+        raise invalid_field(loc, f"{profiles.VARIABLE}{whose}: {exc}") from None
     nonce = token_hex(8)
     secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
     hosts = [

@@ -177,7 +177,7 @@ def compose_spec(
         ]
     data["files"] = files
     data["private_network"] = True
-    data["volume_options"] = config["compose_translated"].get("volume_options") or {}
+    data["volume_options"] = _volume_options(config["compose_translated"].get("volume_options") or {}, spec)
     data["network_options"] = config["compose_translated"].get("network_options")
     return ApplicationSpec.model_validate(data)
 
@@ -234,6 +234,31 @@ def _secret_args(svc: dict[str, Any], spec: ApplicationSpec) -> list[dict[str, A
                 "which the application no longer has: set it again"
             ) from None
         out.append({"argv": arg["argv"], "index": arg["index"], "value": value})
+    return out
+
+
+def _volume_options(given: Mapping[str, Any], spec: ApplicationSpec) -> dict[str, Any]:
+    """The volumes' options, a share's password (``secret``: the variable the translation names) its value,
+    sealed with the snapshot (``VolumeSecret``)."""
+    values = {v.name: v.reveal() for v in spec.env if v.secret}
+    out: dict[str, Any] = {}
+    for volume, opts in given.items():
+        secret = opts.get("secret")
+        if secret is None:
+            out[volume] = opts
+            continue
+        value = values.get(secret["secret"])
+        if value is None:
+            raise not_deployable(
+                f"the volume {volume} mounts its share with the secret variable {secret['secret']}, which the "
+                "application does not have as a secret variable: set it"
+            )
+        if not value or any(c in value for c in ", \t\n"):
+            raise not_deployable(
+                f"the secret variable {secret['secret']} of the volume {volume} is empty or holds a comma or a "
+                "blank, which the share's mount options cannot carry"
+            )
+        out[volume] = {**opts, "secret": {"option": secret["option"], "value": value}}
     return out
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common.records import record_of
-from berth_scheduler.adapters.tables import containers, deployments, route_ops, routes
+from berth_scheduler.adapters.tables import containers, deployment_reports, deployments, route_ops, routes
 from berth_scheduler.domain.machine import TERMINAL, Abort, Rollout, State, Timeouts
 from berth_scheduler.domain.queueing import QueueEntry
 from berth_scheduler.domain.routing import RouteOp, RoutePlan, RouteTarget
@@ -101,6 +101,17 @@ async def take_log_seq(s: AsyncSession, deployment_id: str, count: int) -> int:
         .returning(deployments.c.log_seq)
     )
     return int(res.scalar_one()) - count
+
+
+async def new_reports(s: AsyncSession, deployment_id: str, digests: Sequence[str]) -> set[str]:
+    """Record the reports ``digests`` of a deployment; those it did not have yet (said now, never again)."""
+    if not digests:
+        return set()
+    rows = [{"deployment_id": deployment_id, "digest": d} for d in dict.fromkeys(digests)]
+    res = await s.execute(
+        insert(deployment_reports).values(rows).on_conflict_do_nothing().returning(deployment_reports.c.digest)
+    )
+    return set(res.scalars())
 
 
 async def queue_of(s: AsyncSession, application_id: str) -> list[QueueEntry]:

@@ -351,3 +351,13 @@ prunes_due = sa.Table(
     sa.Column("deployment_id", sa.String(64), nullable=False),  # the success it follows
     sa.Column("image", sa.Text, nullable=True),  # the image that deployment ran (None: none of its own)
 )
+
+# The reports a deployment's log holds once (``usecases/rollout/image_pull.py``: ``log_lines(once=True)``): a
+# volume or network that keeps other options than the spec pins is said once per deployment and server, however
+# often its servers are prepared (the pre-deploy job, the start, a volume move, a scale). ``digest``: the line's.
+deployment_reports = sa.Table(
+    "deployment_reports",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+)

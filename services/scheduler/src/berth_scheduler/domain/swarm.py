@@ -140,6 +140,10 @@ def service_body(
         limits["MemoryBytes"] = host["Memory"]
     if host.get("ReadonlyRootfs"):
         container["ReadOnly"] = True
+    if host.get("CapAdd"):  # API 1.41: a Swarm task's capabilities, added and dropped as a container's
+        container["CapabilityAdd"] = list(host["CapAdd"])
+    if host.get("CapDrop"):
+        container["CapabilityDrop"] = list(host["CapDrop"])
     reserved: dict[str, int] = {}  # compose's deploy.resources.reservations: Swarm places tasks by them
     if replica.reserved_nano_cpus is not None:
         reserved["NanoCPUs"] = replica.reserved_nano_cpus
@@ -168,6 +172,50 @@ def service_body(
         service["TaskTemplate"]["Placement"] = {"Constraints": [f"node.id=={pinned}"]}
         service["UpdateConfig"] = {"Parallelism": 1, "Order": "stop-first"}
     return SwarmService(name, service, replica.container_port, replica.health_path)
+
+
+# The create body's keys a Swarm service (API 1.41) has no place for, by the compose key that sets each: a
+# deployment that needs one is refused on a Swarm (``uncarried``), never run without it.
+UNCARRIED = (
+    ("Privileged", "privileged"),
+    ("Devices", "devices"),
+    ("SecurityOpt", "security_opt"),
+    ("PidMode", "pid: host"),
+    ("IpcMode", "ipc: host"),
+    ("Runtime", "runtime"),
+    ("ShmSize", "shm_size"),
+    ("Ulimits", "ulimits"),
+    ("ExtraHosts", "extra_hosts"),
+    ("Dns", "dns"),
+    ("Tmpfs", "tmpfs"),
+    ("GroupAdd", "group_add"),
+    ("Sysctls", "sysctls"),
+    ("PidsLimit", "pids_limit"),
+)
+
+
+def uncarried(replica: ContainerSpec) -> list[str]:
+    """The compose keys of ``replica`` a Swarm service would not carry (:data:`UNCARRIED`, and a pinned
+    ``ipv4_address``: a task's address is the overlay's to give), in a stable order; empty: it runs as it
+    would on a server."""
+    host = replica.body.get("HostConfig", {})
+    keys = [key for field, key in UNCARRIED if host.get(field)]
+    endpoints = (replica.body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if any("IPAMConfig" in e for e in endpoints.values()):
+        keys.append("ipv4_address")
+    return keys
+
+
+def refusal(service: str, replica: ContainerSpec) -> str | None:
+    """Why the service ``service`` (its replica ``replica``) is not run on a Swarm, naming each key a Swarm
+    service cannot carry; None: nothing is lost there."""
+    keys = uncarried(replica)
+    if not keys:
+        return None
+    return (
+        f"service {service}: a Swarm service cannot carry its {', '.join(keys)}: "
+        "place the service on a server, or remove these keys"
+    )
 
 
 def _swarm_mount(mount: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_common import labels as label
-from berth_common.catalogue import ApplicationSpec, VolumeOptions, VolumeUsage, WebService, WorkerService, servers_of
+from berth_common.catalogue import (
+    ApplicationSpec,
+    VolumeOptions,
+    VolumeUsage,
+    WebService,
+    WorkerService,
+    masked_options,
+    servers_of,
+)
 from berth_common.catalogue import docker_volume_name as docker_name
 from berth_scheduler.domain import published_ports
 
@@ -50,8 +58,8 @@ def options_change(volume: str, server_id: str, body: Mapping[str, Any], made: M
     if has == wanted:
         return None
 
-    def shown(opts: Mapping[str, str]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) or "none"
+    def shown(opts: Mapping[str, str]) -> str:  # a share's password is masked: the line is logged and shown
+        return ", ".join(f"{k}={masked_options(v) if k == 'o' else v}" for k, v in sorted(opts.items())) or "none"
 
     return (
         f"[preparing] volume {volume} on server {server_id} keeps the options it was made with ({shown(has)}), not "

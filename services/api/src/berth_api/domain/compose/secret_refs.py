@@ -68,9 +68,25 @@ def carry(translation: dict[str, Any], nonce: str) -> None:
                 _refuse_elsewhere(svc, found, tuple(_spot(svc).split("/")))
         elif key == "volume_options" and isinstance(value, dict):  # named at the compose file's spot
             for volume, opts in value.items():
+                _volume_secret(opts, found)
                 _refuse_elsewhere(opts, found, ("volumes", volume, "driver_opts"))
         else:
             _refuse_elsewhere(value, found, (key,))
+
+
+def _volume_secret(opts: dict[str, Any], found: re.Pattern[str]) -> None:
+    """A share's password option naming a secret variable (``password=${NAME}``, the whole value) leaves
+    ``o`` (changed in place) for the volume's ``secret``: ``{"option", "secret": NAME}``."""
+    flags = str(opts.get("o") or "").split(",")
+    for i, flag in enumerate(flags):
+        option, _, value = flag.partition("=")
+        m = found.fullmatch(value)
+        if option in ("password", "pass") and m:
+            opts["secret"] = {"option": option, "secret": m.group(1)}
+            opts["o"] = ",".join(flags[:i] + flags[i + 1 :])
+            if not opts["o"]:
+                del opts["o"]
+            return
 
 
 def _spot(svc: Mapping[str, Any]) -> str:

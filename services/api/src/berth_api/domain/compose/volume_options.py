@@ -7,6 +7,10 @@ A volume's ``driver_opts`` say what Docker's local driver mounts for it when a c
   volume's creation as they are (``volume_options`` of the translation: Docker's ``DriverOpts``). The
   engine mounts a share from the server itself, so a share on the server's loopback, link-local or
   metadata address is refused (the outbound rule every team has).
+- A share's password (``o: username=u,password=${CIFS_PASSWORD}``) is a secret variable of the application,
+  never written in the file: a literal ``password=``/``pass=`` value is refused naming ``o``. The reference
+  stays a placeholder here; ``secret_refs.carry`` takes it out of ``o`` into the volume's ``secret`` (its
+  variable's name), and the deployment's snapshot carries its value sealed.
 - ``o: bind`` with a host ``device`` (``type: none``) is a host directory: each mount of the volume is a
   host bind mount, under the paths the administrator allows for the team as any bind mount
   (``BERTH_BIND_MOUNT_ALLOW_TEAMS``), refused by name otherwise.
@@ -26,7 +30,7 @@ from typing import Any
 
 from berth_api.domain import mounts
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
-from berth_common.catalogue import VOLUME_TYPES, mount_path
+from berth_common.catalogue import PASSWORD_OPTIONS, VOLUME_TYPES, mount_path
 from berth_common.catalogue.compose_storage import DEVICE_PATTERN, OPTIONS_PATTERN
 from berth_common.outbound import ALWAYS_REFUSED, classify, name_category, normalize_host
 
@@ -40,6 +44,7 @@ TMPFS_OPTIONS = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks
 FLAGS = frozenset({"ro", "rw", "noexec", "nosuid", "nodev", "noatime", "nodiratime", "relatime"})
 BIND_FLAGS = frozenset({"bind", "rbind", "ro", "rw"})
 SHARE_HOST = re.compile(r"^//([^/]+)/")  # cifs: //server/share
+SECRET_REF = re.compile(r"^@@berth-secret-[A-Za-z0-9]+:[A-Za-z_][A-Za-z0-9_]*@@$")  # ``secret_refs.placeholder``
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,14 @@ def _driver_opts(spot: str, given: dict[str, str], bind_allow: tuple[str, ...]) 
     if not re.fullmatch(OPTIONS_PATTERN, o):
         raise ComposeRefusal(f"{spot}/o", "mount options are comma-separated words (letters, digits, _.:/@+=%~-)")
     flags = [part for part in o.split(",") if part]
+    for flag in flags:
+        option, _, value = flag.partition("=")
+        if option in PASSWORD_OPTIONS and not SECRET_REF.fullmatch(value):
+            raise ComposeRefusal(
+                f"{spot}/o",
+                f"a share's {option} is a secret: write {option}=${{NAME}}, NAME a secret variable of the "
+                "application, never the password itself (the file and the translation are shown)",
+            )
     if "bind" in flags or "rbind" in flags:
         return _host_dir(spot, kind, device, flags, bind_allow)
     if kind not in VOLUME_TYPES:

@@ -9,6 +9,7 @@ person can act on, secret values redacted.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -33,12 +34,20 @@ log = get_logger(__name__)
 FLUSH_S = 0.5  # progress lines are sent in batches at most this often
 
 
-async def log_lines(rt: RolloutContext, deployment_id: str, lines: list[str]) -> None:
-    """Deploy log lines on ``log.<deployment_id>``, numbered after the ones the deployment already has."""
-    if not lines:
+async def log_lines(rt: RolloutContext, deployment_id: str, given: list[str], *, once: bool = False) -> None:
+    """Deploy log lines on ``log.<deployment_id>``, numbered after the ones the deployment already has;
+    ``once``: a line the deployment's log has had before is left out (a report said once per deployment)."""
+    if not given:
         return
 
     async def body(unit: Unit) -> None:
+        lines = given
+        if once:
+            digests = [hashlib.sha256(line.encode()).hexdigest() for line in given]
+            fresh = await store.new_reports(unit.session, deployment_id, digests)
+            lines = [line for line, d in zip(given, digests, strict=True) if d in fresh]
+            if not lines:
+                return
         first = await store.take_log_seq(unit.session, deployment_id, len(lines))
         items: list[tuple[Message, str, str | None]] = [
             (

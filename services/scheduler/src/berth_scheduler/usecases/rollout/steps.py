@@ -246,7 +246,7 @@ async def prepare_server(
     """What a server needs before its replicas start, once a pinned subnet is checked against its own routes
     (``subnet_check.py``; ``checked``: it was, for every server at once): the networks they join, the named volumes they mount
     (made once, kept as they are afterwards: ``domain/volumes.py``; a network or volume made before with
-    other options than the spec pins is said in the deployment log), and the deployment's image
+    other options than the spec pins is said in the deployment log, once), and the deployment's image
     (``delivery.py``: pulled from the push registry, or streamed from the build server)."""
     if not checked:
         await check_server(rt, r.application_id, spec, server)
@@ -271,7 +271,7 @@ async def prepare_server(
     for name in volumes.on_server(spec, server):
         body = volumes.create_body(r.application_id, name, r.team_id, spec.volume_options.get(name))
         changed.append(volumes.options_change(name, server, body, await docker.made_volume(body)))
-    await log_lines(rt, r.deployment_id, [line for line in changed if line is not None])
+    await log_lines(rt, r.deployment_id, [line for line in changed if line is not None], once=True)
     if r.image:
         await image_on_server(rt, r, spec, server)
 

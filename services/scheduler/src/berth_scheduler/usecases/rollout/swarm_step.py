@@ -25,10 +25,11 @@ from berth_scheduler.adapters import tables
 from berth_scheduler.adapters.swarm_overlay import OverlayProbe
 from berth_scheduler.adapters.swarm_probe import NodeProbe
 from berth_scheduler.domain import machine, names, route_tls
-from berth_scheduler.domain.containers import container_spec
+from berth_scheduler.domain.containers import ContainerSpec, container_spec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import RoutePlan
 from berth_scheduler.domain.runs import job_service as job_of
+from berth_scheduler.domain.swarm import refusal
 from berth_scheduler.domain.swarm_app import service_auth
 from berth_scheduler.domain.swarm_rollout import SwarmVersion, pinned_node
 from berth_scheduler.usecases import swarm_files
@@ -41,6 +42,13 @@ from berth_scheduler.usecases.swarm_placement import SwarmPlace, node_targets, s
 from berth_scheduler.usecases.swarm_rollout import SwarmRollout, SwarmRolloutFailed
 from berth_scheduler.usecases.swarm_routes import BusRoutes
 from berth_scheduler.usecases.swarms import Swarms
+
+
+def task_of(r: Rollout, spec: ApplicationSpec, svc: WebService | WorkerService) -> ContainerSpec:
+    """The container one task of ``svc`` is made like (``domain/swarm.py``: ``service_body``)."""
+    # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
+    port = svc.port if isinstance(svc, WebService) else None
+    return container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.run_image, port, r.team_id)
 
 
 async def places_of(rt: RolloutContext, r: Rollout, spec: ApplicationSpec) -> dict[str, SwarmPlace | None]:
@@ -61,6 +69,10 @@ class SwarmStarting:
         if not any(places.values()):
             await pull_then_start(rt, r, row, wait)
             return
+        for svc in spec.services:  # a key a Swarm service has no place for is refused, never dropped
+            why = refusal(svc.name, task_of(r, spec, svc)) if places[svc.name] is not None else None
+            if why is not None:
+                raise SwarmRolloutFailed(why)
         if spec.private_network:
             raise SwarmRolloutFailed(
                 "a compose application runs on servers, not on a Swarm yet: place its services on servers"
@@ -123,9 +135,7 @@ class SwarmStarting:
         if manager is None:
             raise SwarmRolloutFailed(f"the Swarm's manager {place.manager_server_id} is not in the directory")
         engine = await self.swarms.engine(manager)
-        # the host port is a placeholder: a Swarm service publishes nothing (``service_body`` drops bindings)
-        port = svc.port if isinstance(svc, WebService) else None
-        replica = container_spec(r.application_id, r.deployment_id, spec, svc, 1, r.run_image, port, r.team_id)
+        replica = task_of(r, spec, svc)
         hosts = tuple(sorted({h.lower() for h in svc.hosts})) if isinstance(svc, WebService) else ()
         auth = service_auth(r.image or "", spec.source)
         route_id = names.route_id(r.application_id, svc.name)
