@@ -276,6 +276,11 @@ def _sshd_config(server: TestServer) -> str:
             "Subsystem sftp internal-sftp",
             f"PidFile {server.root / 'sshd.pid'}",
             "LogLevel ERROR",
+            # the session's bash then counts as nested and does not read root's ~/.bashrc (bash reads it for a
+            # command sshd starts): a test server runs each command as a bare remote host does, not the
+            # machine's shell set-up (a version manager's init there costs each command ~90 ms, and a lock it
+            # left from a killed command made every command wait 60 s)
+            "SetEnv SHLVL=1",
             "",
         ]
     )
