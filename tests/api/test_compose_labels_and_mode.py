@@ -1,0 +1,66 @@
+"""Two compose keys Dokploy's blueprints use, translated exactly (each file normalised by the real parser
+first): a mount's SELinux label (``:z`` / ``:Z``: Supabase's storage volume and kong's files) is noted on a
+named volume or the application's files and refused on a host path, and ``deploy.mode: replicated``
+(erpnext, frappe) is the default it names, ``global`` refused by name."""
+
+from __future__ import annotations
+
+from berth_api.domain.compose import Policy
+from tests.api.test_compose_translate import _refusal, _translated
+
+KONG = "services:\n  kong:\n    image: kong:3\n    volumes:\n      - ./files/kong.yml:/home/kong/temp.yml:ro,z\n"
+STORAGE = """
+services:
+  storage:
+    image: supabase/storage-api:v1
+    volumes:
+      - files-volumes-storage:/var/lib/storage:z
+volumes:
+  files-volumes-storage:
+"""
+LABEL_NOTE = "not carried: Docker labels the volumes and files Berth makes"
+
+
+def test_an_applications_file_notes_its_label() -> None:
+    got = _translated(KONG, policy=Policy(files=frozenset({"kong.yml"})))
+    (kong,) = got["services"]
+    assert kong["files"] == [{"source": "kong.yml", "target": "/home/kong/temp.yml", "read_only": True}]
+    assert got["notes"] == [
+        f"services/kong/volumes/0/bind/selinux: {LABEL_NOTE}",
+        "services/kong/volumes/0/read_only: the files are bind-mounted read-only into the service's containers "
+        "(root there cannot change them either)",
+    ]
+
+
+def test_a_named_volume_notes_its_label() -> None:
+    got = _translated(STORAGE)
+    (storage,) = got["services"]
+    assert storage["volumes"] == [{"name": "files-volumes-storage", "path": "/var/lib/storage", "single_writer": True}]
+    assert got["notes"] == [f"services/storage/volumes/0/bind/selinux: {LABEL_NOTE}"]
+
+
+def test_a_host_paths_label_is_refused_by_name() -> None:
+    host = KONG.replace("./files/kong.yml", "/srv/kong.yml")
+    refused = _refusal(host, policy=Policy(bind_allow=("/srv",)))
+    assert (refused.spot, refused.why) == (
+        "services/kong/volumes/0/bind",
+        "Berth does not carry this compose key; remove it",
+    )
+    allowed = _translated(host.replace(":ro,z", ":ro"), policy=Policy(bind_allow=("/srv",)))
+    assert allowed["services"][0]["binds"] == [
+        {"host_path": "/srv/kong.yml", "path": "/home/kong/temp.yml", "read_only": True}
+    ]
+
+
+def test_deploy_mode_replicated_is_the_replicas_and_global_is_refused() -> None:
+    text = "services:\n  db:\n    image: mariadb:10.6\n    deploy:\n      mode: replicated\n      replicas: 2\n"
+    got = _translated(text)
+    (db,) = got["services"]
+    assert db["replicas"] == 2
+    assert got["notes"] == []
+    refused = _refusal(text.replace("replicated", "global").replace("      replicas: 2\n", ""))
+    assert (refused.spot, refused.why) == (
+        "services/db/deploy/mode",
+        "Berth does not carry this compose key (global: Berth runs deploy.replicas on the application's servers); "
+        "remove it",
+    )
