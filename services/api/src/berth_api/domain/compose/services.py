@@ -22,6 +22,7 @@ from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
 from berth_api.domain.compose.container_options import container_options
 from berth_api.domain.compose.host_limits import host_limits
+from berth_api.domain.compose.host_stand_ins import left_out
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, published_ports
 from berth_api.domain.compose.runtime import runtime_options
@@ -220,7 +221,7 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
                     "file in compose.files and mount it as ./files/<path>, use a named volume, or copy the files "
                     "into the image",
                 )
-            if not mounts.allowed(str(source), ctx.bind_allow):
+            if not mounts.allowed(str(source), ctx.bind_allow) and not left_out(spot, source, target, ctx.notes):
                 where = (
                     ", ".join(ctx.bind_allow)
                     if ctx.bind_allow
@@ -230,7 +231,8 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
                     f"{spot}/source",
                     f"host bind mounts are allowed only under the paths the administrator lists ({where})",
                 )
-            binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
+            if mounts.allowed(str(source), ctx.bind_allow):
+                binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
         else:
             raise not_carried(f"{spot}/type", f"{kind} mounts")
     return volumes, binds, files

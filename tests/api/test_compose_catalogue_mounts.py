@@ -1,7 +1,9 @@
-"""Two compose keys Dokploy's blueprints use, translated exactly (each file normalised by the real parser
+"""Mounts and keys the catalogues' files use, translated exactly (each file normalised by the real parser
 first): a mount's SELinux label (``:z`` / ``:Z``: Supabase's storage volume and kong's files) is noted on a
-named volume or the application's files and refused on a host path, and ``deploy.mode: replicated``
-(erpnext, frappe) is the default it names, ``global`` refused by name."""
+named volume or the application's files and refused on a host path; ``deploy.mode: replicated``
+(erpnext, frappe) is the default it names, ``global`` refused by name; the server's ``/etc/localtime``,
+``/etc/timezone`` and ``/dev/urandom`` at their own paths are left out and noted unless the administrator
+allows them (then mounted), and at another path refused."""
 
 from __future__ import annotations
 
@@ -63,4 +65,48 @@ def test_deploy_mode_replicated_is_the_replicas_and_global_is_refused() -> None:
         "services/db/deploy/mode",
         "Berth does not carry this compose key (global: Berth runs deploy.replicas on the application's servers); "
         "remove it",
+    )
+
+
+STAND_INS = """
+services:
+  immich:
+    image: ghcr.io/immich-app/immich-server:v1
+    volumes:
+      - /etc/localtime:/etc/localtime:ro
+      - /etc/timezone:/etc/timezone
+      - /dev/urandom:/dev/urandom
+      - /dev/urandom:/dev/random:ro
+"""
+
+
+def test_the_servers_time_zone_and_urandom_are_left_out_and_noted() -> None:
+    got = _translated(STAND_INS)
+    (immich,) = got["services"]
+    assert "binds" not in immich
+    zone = "the container keeps its image's time zone (UTC in most; many images read the variable TZ)"
+    assert got["notes"] == [
+        f"services/immich/volumes/0: not carried: /etc/localtime of the server is not mounted; {zone}",
+        f"services/immich/volumes/1: not carried: /etc/timezone of the server is not mounted; {zone}",
+        "services/immich/volumes/2: not carried: /dev/urandom of the server is not mounted; the container has its "
+        "own, the same kernel device",
+        "services/immich/volumes/3: not carried: /dev/urandom of the server is not mounted; the container has its "
+        "own /dev/random, which on Linux 5.6 and later never blocks, as /dev/urandom",
+    ]
+
+
+def test_an_allowed_stand_in_is_mounted_and_one_at_another_path_is_refused() -> None:
+    got = _translated(STAND_INS, policy=Policy(bind_allow=("/etc", "/dev/urandom")))
+    assert got["services"][0]["binds"] == [
+        {"host_path": "/etc/localtime", "path": "/etc/localtime", "read_only": True},
+        {"host_path": "/etc/timezone", "path": "/etc/timezone", "read_only": False},
+        {"host_path": "/dev/urandom", "path": "/dev/urandom", "read_only": False},
+        {"host_path": "/dev/urandom", "path": "/dev/random", "read_only": True},
+    ]
+    assert got["notes"] == []
+    refused = _refusal(STAND_INS.replace("/etc/timezone:/etc/timezone", "/etc/timezone:/config/tz"))
+    assert (refused.spot, refused.why) == (
+        "services/immich/volumes/1/source",
+        "host bind mounts are allowed only under the paths the administrator lists (none for this team: "
+        "BERTH_BIND_MOUNT_ALLOW_TEAMS, BERTH_BIND_MOUNT_ALLOW)",
     )
