@@ -3,7 +3,7 @@ first): a mount's SELinux label (``:z`` / ``:Z``: Supabase's storage volume and 
 named volume or the application's files and refused on a host path; ``deploy.mode: replicated``
 (erpnext, frappe) is the default it names, ``global`` refused by name; the server's ``/etc/localtime``,
 ``/etc/timezone`` and ``/dev/urandom`` at their own paths are left out and noted unless the administrator
-allows them (then mounted), and at another path refused."""
+allows them (then mounted), and at another path refused; ``deploy.replicas: 0`` is refused, not run once."""
 
 from __future__ import annotations
 
@@ -110,3 +110,14 @@ def test_an_allowed_stand_in_is_mounted_and_one_at_another_path_is_refused() -> 
         "host bind mounts are allowed only under the paths the administrator lists (none for this team: "
         "BERTH_BIND_MOUNT_ALLOW_TEAMS, BERTH_BIND_MOUNT_ALLOW)",
     )
+
+
+def test_no_replicas_is_refused_rather_than_run_once() -> None:
+    # erpnext's ``replicas: ${ENABLE_DB:-0}``: compose starts no database when the variable is 0
+    text = "services:\n  db:\n    image: mariadb:10.6\n    deploy:\n      replicas: ${ENABLE_DB:-0}\n"
+    refused = _refusal(text)
+    assert (refused.spot, refused.why) == (
+        "services/db/deploy/replicas",
+        "at least 1: leave the service out with profiles",
+    )
+    assert _translated(text, {"ENABLE_DB": "1"})["services"][0]["replicas"] == 1

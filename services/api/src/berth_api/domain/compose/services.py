@@ -126,6 +126,8 @@ def _limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any] | None:
             raise not_carried(f"services/{name}/deploy/{key}")
     if present(deploy.get("placement")):
         raise not_carried(f"services/{name}/deploy/placement", "Berth places services on the application's servers")
+    if deploy.get("replicas") == 0:  # compose starts none; Berth runs at least one
+        raise ComposeRefusal(f"services/{name}/deploy/replicas", "at least 1: leave the service out with profiles")
     if deploy.get("mode") not in (None, "replicated"):  # replicated: deploy.replicas of them, as Berth runs them
         raise not_carried(
             f"services/{name}/deploy/mode", f"{deploy['mode']}: Berth runs deploy.replicas on the application's servers"
