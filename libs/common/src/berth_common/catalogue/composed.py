@@ -174,6 +174,9 @@ class Composed(Mounted):
         default=None, exclude_if=lambda v: v is None
     )
     restart: RestartPolicy | None = Field(default=None, exclude_if=lambda v: v is None)  # None: the app's
+    # the restarts ``on-failure`` makes (Docker's MaximumRetryCount; 0: no limit; None: Berth's 5): compose's
+    # ``restart: on-failure:<n>`` or ``deploy.restart_policy.max_attempts``; other policies do not count them
+    restart_retries: int | None = Field(default=None, ge=0, le=2**31 - 1, exclude_if=lambda v: v is None)
     privileges: Privileges | None = Field(default=None, exclude_if=lambda v: v is None)
     # compose's ``stop_grace_period``: SIGTERM, then SIGKILL after this (None: the application's)
     stop_timeout_s: int | None = Field(default=None, ge=0, le=3600, exclude_if=lambda v: v is None)

@@ -158,6 +158,7 @@ def compose_spec(
             "user": None if found.get("user") is None else str(found["user"]),
             "working_dir": found.get("working_dir"),
             "restart": found["restart"] if found.get("restart", spec.restart_policy) != spec.restart_policy else None,
+            "restart_retries": found.get("restart_retries"),
             "privileges": _privileges(found),
             "stop_timeout_s": _stop_timeout(found, graces),
             "files": found.get("files") or [],

@@ -107,17 +107,21 @@ def environment(spec: ApplicationSpec, service: WebService | WorkerService) -> l
     return env
 
 
-def restart_policy(policy: str) -> dict[str, Any]:
+def restart_policy(policy: str, retries: int | None = None) -> dict[str, Any]:
+    """Docker's restart policy; ``on-failure`` restarts ``retries`` times (0: no limit; None: 5)."""
     if policy == "on-failure":
-        return {"Name": "on-failure", "MaximumRetryCount": 5}
+        return {"Name": "on-failure", "MaximumRetryCount": 5 if retries is None else retries}
     return {"Name": policy}
 
 
 def host_config(
-    limits: ResourceLimits, policy: str, port_bindings: dict[str, list[dict[str, str]]] | None
+    limits: ResourceLimits,
+    policy: str,
+    port_bindings: dict[str, list[dict[str, str]]] | None,
+    retries: int | None = None,
 ) -> dict[str, Any]:
     hc: dict[str, Any] = {
-        "RestartPolicy": restart_policy(policy),
+        "RestartPolicy": restart_policy(policy, retries),
         "Init": True,  # docker-init forwards SIGTERM to the app and reaps zombies
         "LogConfig": LOG_CONFIG,
     }
@@ -192,7 +196,7 @@ def container_spec(
                 port_bindings[f"{port}/tcp"] = [{"HostIp": "127.0.0.1", "HostPort": str(found)}]
             more.append((port, found))
     restart = service.restart or spec.restart_policy
-    body["HostConfig"] = host_config(limits, restart, port_bindings)
+    body["HostConfig"] = host_config(limits, restart, port_bindings, service.restart_retries)
     published_ports.put_bindings(body, service.published_ports)
     mounts = volumes.mounts(application_id, service, spec.volume_options)
     if mounts:

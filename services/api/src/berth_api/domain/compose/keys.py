@@ -77,7 +77,7 @@ DANGEROUS = {
 HOST_VALUED = frozenset({"network_mode", "pid", "ipc"})
 
 TOP_LEVEL = frozenset({"name", "services", "networks", "volumes", "secrets"})
-DEPLOY_KEYS = frozenset({"resources", "replicas", "placement", "restart_policy"})
+DEPLOY_KEYS = frozenset({"resources", "replicas", "placement", "restart_policy", "mode"})
 BUILD_KEYS = frozenset({"context", "dockerfile", "args"})
 HEALTH_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"})
 PORT_KEYS = frozenset({"target", "published", "protocol", "mode", "host_ip", "app_protocol", "name"})

@@ -22,11 +22,12 @@ from berth_api.domain import mounts, names
 from berth_api.domain.compose import keys
 from berth_api.domain.compose.container_options import container_options
 from berth_api.domain.compose.host_limits import host_limits
+from berth_api.domain.compose.host_stand_ins import left_out
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, published_ports
 from berth_api.domain.compose.runtime import runtime_options
 from berth_api.domain.compose.secret_files import service_secrets
-from berth_api.domain.compose.volume_options import HostDir
+from berth_api.domain.compose.volume_options import HostDir, mount_label
 from berth_common.catalogue import file_path
 
 MIB = 1024 * 1024
@@ -125,8 +126,12 @@ def _limits(name: str, svc: Mapping[str, Any]) -> dict[str, Any] | None:
             raise not_carried(f"services/{name}/deploy/{key}")
     if present(deploy.get("placement")):
         raise not_carried(f"services/{name}/deploy/placement", "Berth places services on the application's servers")
-    if present(deploy.get("restart_policy")):
-        raise not_carried(f"services/{name}/deploy/restart_policy", "use restart")
+    if deploy.get("replicas") == 0:  # compose starts none; Berth runs at least one
+        raise ComposeRefusal(f"services/{name}/deploy/replicas", "at least 1: leave the service out with profiles")
+    if deploy.get("mode") not in (None, "replicated"):  # replicated: deploy.replicas of them, as Berth runs them
+        raise not_carried(
+            f"services/{name}/deploy/mode", f"{deploy['mode']}: Berth runs deploy.replicas on the application's servers"
+        )
     resources = deploy.get("resources") or {}
     for key in resources:
         if key not in ("limits", "reservations") and present(resources[key]):
@@ -185,11 +190,12 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
         kind, source, target = mount.get("type"), mount.get("source"), mount.get("target")
         ro = bool(mount.get("read_only"))
         for key in mount:
-            if key not in ("type", "source", "target", "read_only", kind) and present(mount[key]):
+            if key not in ("type", "source", "target", "read_only", kind, "bind") and present(mount[key]):
                 raise not_carried(f"{spot}/{key}")
         if kind == "volume" and source:
             if present(mount.get("volume")):
                 raise not_carried(f"{spot}/volume")
+            mount_label(spot, mount.get("bind") or {}, source not in ctx.host_dirs, ctx.notes)
             if source in ctx.host_dirs:  # ``o: bind``: the allowed host directory (``volume_options``)
                 found = ctx.host_dirs[source]
                 binds.append({"host_path": found.path, "path": target, "read_only": found.read_only or ro})
@@ -202,11 +208,12 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
             volumes.append(vol)
         elif kind == "volume":
             raise ComposeRefusal(spot, "an anonymous volume is not kept: give it a name (a top-level volume)")
+        elif kind != "bind" and present(mount.get("bind")):
+            raise not_carried(f"{spot}/bind")
         elif kind == "bind":
-            bind = mount.get("bind") or {}
-            if any(k != "create_host_path" and present(v) for k, v in bind.items()):
-                raise not_carried(f"{spot}/bind")
-            if str(source).startswith(FILES_PREFIX):
+            own = str(source).startswith(FILES_PREFIX)
+            mount_label(spot, mount.get("bind") or {}, own, ctx.notes)
+            if own:
                 files.append(_file_mount(spot, str(source), target, ctx, bool(mount.get("read_only"))))
                 continue
             if not str(source).startswith("/"):
@@ -216,7 +223,7 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
                     "file in compose.files and mount it as ./files/<path>, use a named volume, or copy the files "
                     "into the image",
                 )
-            if not mounts.allowed(str(source), ctx.bind_allow):
+            if not mounts.allowed(str(source), ctx.bind_allow) and not left_out(spot, source, target, ctx.notes):
                 where = (
                     ", ".join(ctx.bind_allow)
                     if ctx.bind_allow
@@ -226,7 +233,8 @@ def _mounts(name: str, svc: Mapping[str, Any], ctx: Context, replicas: int) -> t
                     f"{spot}/source",
                     f"host bind mounts are allowed only under the paths the administrator lists ({where})",
                 )
-            binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
+            if mounts.allowed(str(source), ctx.bind_allow):
+                binds.append({"host_path": source, "path": target, "read_only": bool(mount.get("read_only", False))})
         else:
             raise not_carried(f"{spot}/type", f"{kind} mounts")
     return volumes, binds, files

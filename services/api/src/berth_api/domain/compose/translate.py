@@ -29,6 +29,7 @@ routes of the application on one host and path are refused.
   pinned addresses: ``network_options``. Volumes' ``driver_opts``: ``volume_options``.
 - Secret variables: only inside environment values, kept as parts naming them (``secret_refs``).
 - A service compose does not start (``profiles``) is not deployed; ``volumes_from``: ``volumes_from.py``.
+- Restart policy: ``restart`` or ``deploy.restart_policy`` (``restarts``), with ``on-failure``'s retries.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ from berth_api.domain.compose import (
     secret_refs,
     volume_options,
     volumes_from,
+)
+from berth_api.domain.compose import (
+    restarts as restarts_of,
 )
 from berth_api.domain.compose.keys import ComposeRefusal, not_carried, present
 from berth_api.domain.compose.published_ports import Ranges, unpublished_ports
@@ -283,13 +287,6 @@ def start_order(services: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return layers
 
 
-def _restart(name: str, value: Any) -> str:
-    policy = str(value or "no").split(":", 1)[0]
-    if policy not in keys.RESTARTS:
-        raise ComposeRefusal(f"services/{name}/restart", f"one of {', '.join(keys.RESTARTS)}")
-    return policy
-
-
 def translate(
     model: Mapping[str, Any],
     order: list[str],
@@ -340,7 +337,7 @@ def translate(
     )
     linked = aliases_of.links(services, slugs)
     internal = internal_networks.internal_names(model)
-    out, restarts, grace = [], set(), 0.0
+    out, policies, grace = [], set(), 0.0
     for name in order:
         svc = services[name]
         spec = translate_service(name, svc, ctx)
@@ -351,18 +348,20 @@ def translate(
         aliases += [a for a in linked.get(name, []) if a not in aliases]
         if aliases:
             spec["aliases"] = aliases
-        spec["restart"] = _restart(name, svc.get("restart"))
+        spec["restart"], retries = restarts_of.restart(name, svc, notes)
+        if retries is not None:
+            spec["restart_retries"] = retries
         inside = internal_networks.placement(name, svc, internal, spec["kind"] == "web")
         if inside is not None:
             spec["internal_network"] = inside
         address = network_options.pinned_address(name, svc, network, internal)
         if address is not None:
             spec.update(ipv4_address=address, strategy="recreate")  # two containers cannot hold one address
-        restarts.add(spec["restart"])
+        policies.add(spec["restart"])
         grace = max(grace, spec.get("stop_grace_s", 0.0))
         out.append(spec)
     result: dict[str, Any] = {"services": out, "start_order": start_order(out)}
-    result["restart_policy"] = restarts.pop() if len(restarts) == 1 else "unless-stopped"
+    result["restart_policy"] = policies.pop() if len(policies) == 1 else "unless-stopped"
     if grace:
         result["stop_timeout_s"] = min(3600, math.ceil(grace))
     if pinned.options:

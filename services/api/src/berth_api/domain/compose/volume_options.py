@@ -166,3 +166,15 @@ def _share_host(spot: str, kind: str, device: str, flags: list[str]) -> None:
                 f"{spot}/o",
                 f"{host} is a {category} address of the server: a share is mounted from a server of its own",
             )
+
+
+def mount_label(spot: str, bind: Mapping[str, Any], own: bool, notes: list[str]) -> None:
+    """A mount's ``bind`` options (compose's ``:z`` / ``:Z`` is ``bind.selinux``) on a named volume or on
+    the application's files (``own``): their SELinux label is noted, as Docker labels what it makes itself
+    (Supabase's storage and kong in Dokploy); ``create_host_path`` is compose's default. On a host path,
+    relabelling changes the server's own files: refused, as any other option, naming ``bind``."""
+    for key, value in bind.items():
+        if own and key == "selinux" and value in ("z", "Z"):
+            notes.append(f"{spot}/bind/selinux: not carried: Docker labels the volumes and files Berth makes")
+        elif key != "create_host_path" and present(value):
+            raise not_carried(f"{spot}/bind")
