@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tests.security.payloads import (
     PATH_IDS,
     PWN,
     Context,
+    base_for,
     bases_for,
     generic,
     payloads,
@@ -122,7 +124,8 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
     sweep = Sweep()
     hostile = payloads(str(canary))
     sem = asyncio.Semaphore(CONCURRENCY)
-    with api.client() as sync:
+    loop = asyncio.get_running_loop()
+    with api.client() as sync, ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-bases") as maker:
         spec = Spec(sync.get("/openapi.json").json())
         ids = Ids(spec, sync, api.admin, ids=dict(api.seeds))
         targets = [op for op in spec.operations() if op.method in ("POST", "PUT", "PATCH") and op.body_schema()]
@@ -144,7 +147,11 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
 
             async def one(op: Operation, index: int, path: tuple[Any, ...], name: str, control: int) -> None:
                 schema = op.body_schema() or {}
-                base = bases_for(spec, schema, ctx)[index]  # fresh names: an accepted body is no conflict
+                # fresh names (and fresh resources: a job, servers, databases, a certificate): an accepted body
+                # is no conflict. Made on the one maker thread, one at a time (``ctx`` and its client are not
+                # shared across threads), while the other jobs' requests go on: its blocking calls and key
+                # generation would otherwise stop the whole sweep.
+                base = await loop.run_in_executor(maker, base_for, spec, schema, ctx, index)
                 body = {k: v for k, v in base.items() if k != PATH_IDS}
                 payload = hostile[name]
                 r = await send(op, base, with_value(body, path, payload))
