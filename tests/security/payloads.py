@@ -128,8 +128,8 @@ def _given_access() -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def _composes() -> list[dict[str, Any]]:
-    """Compose applications: an inline file with a host for its web service (under a path) and a file it
-    mounts, and a file of the repository."""
+    """Compose applications: an inline file with a host for its web service (under a path), a file it mounts,
+    a profile and the service's placement, and a file of the repository."""
     inline = (
         "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
         "    volumes: ['./files/site.conf:/etc/nginx/conf.d/site.conf']\n"
@@ -143,7 +143,11 @@ def _composes() -> list[dict[str, Any]]:
     }
     files = [{"path": "site.conf", "content": "server { listen 80; }\n"}]
     return [
-        {"compose": {"inline": inline, "files": files}, "hosts": [host]},
+        {
+            "compose": {"inline": inline, "files": files, "profiles": ["debug"]},
+            "hosts": [host],
+            "placement": [{"service": "web", "servers": ["local"]}],
+        },
         {"compose": {"path": "deploy/compose.yml"}, "source": _git(branch="main")},
     ]
 
