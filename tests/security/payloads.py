@@ -10,7 +10,7 @@ its optional string fields are added to it one by one (``augment``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -128,8 +128,8 @@ def _given_access() -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def _composes() -> list[dict[str, Any]]:
-    """Compose applications: an inline file with a host for its web service (under a path) and a file it
-    mounts, and a file of the repository."""
+    """Compose applications: an inline file with a host for its web service (under a path), a file it mounts,
+    a profile and the service's placement, and a file of the repository."""
     inline = (
         "services:\n  web:\n    image: nginx:1.27\n    command: [nginx, -g, daemon off;]\n"
         "    volumes: ['./files/site.conf:/etc/nginx/conf.d/site.conf']\n"
@@ -143,7 +143,11 @@ def _composes() -> list[dict[str, Any]]:
     }
     files = [{"path": "site.conf", "content": "server { listen 80; }\n"}]
     return [
-        {"compose": {"inline": inline, "files": files}, "hosts": [host]},
+        {
+            "compose": {"inline": inline, "files": files, "profiles": ["debug"]},
+            "hosts": [host],
+            "placement": [{"service": "web", "servers": ["local"]}],
+        },
         {"compose": {"path": "deploy/compose.yml"}, "source": _git(branch="main")},
     ]
 
@@ -169,6 +173,25 @@ def _channels() -> list[dict[str, Any]]:
     return [{"name": unique("c"), "target": t, "enabled": True} for t in targets]
 
 
+@dataclass(frozen=True)
+class Later:
+    """A fresh resource a base body names, made only if that body is the one sent (``Context.lazy``): of an
+    operation's several bases, one job sends one."""
+
+    make: Callable[[], Any]
+
+
+def materialize(body: Any) -> Any:
+    """``body`` with each ``Later`` in it made."""
+    if isinstance(body, Later):
+        return body.make()
+    if isinstance(body, dict):
+        return {k: materialize(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [materialize(v) for v in body]
+    return body
+
+
 @dataclass
 class Context:
     """What a base body may need from the api: an admin's client (for single-use invitation codes)."""
@@ -183,6 +206,10 @@ class Context:
     hooked: list[str] = field(default_factory=list)  # an application with a webhook, once made
     keyed: list[str] = field(default_factory=list)  # an application of an ssh URL with a deploy key, once made
     teams: list[str] = field(default_factory=list)  # a team the admin made (and is the only admin of), once made
+    lazy: bool = False  # fresh resources (a job, a server, a database, an invitation) as ``Later``s
+
+    def _fresh(self, make: Callable[[], Any]) -> Any:
+        return Later(make) if self.lazy else make()
 
     def channel_of(self, kind: str) -> str:
         """A channel of this kind (a channel's kind cannot change, so each kind's update needs its own)."""
@@ -242,25 +269,36 @@ class Context:
     def job(self) -> dict[str, str]:
         """A new cron job of the sweep's application, as the path ids of its update (the job the sweep's own
         create made may be gone, or under an application made later)."""
-        app_id = self.ids["application_id"]
-        body = {"name": unique("j"), "cron": "0 3 * * *", "command": ["true"]}
-        r = self.client.post(f"/v1/applications/{app_id}/jobs", headers=self.admin, json=body)
-        assert r.status_code == 201, r.text
-        return {"application_id": app_id, "job_id": str(r.json()["job_id"])}
+
+        def make() -> dict[str, str]:
+            app_id = self.ids["application_id"]
+            body = {"name": unique("j"), "cron": "0 3 * * *", "command": ["true"]}
+            r = self.client.post(f"/v1/applications/{app_id}/jobs", headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            return {"application_id": app_id, "job_id": str(r.json()["job_id"])}
+
+        return self._fresh(make)  # type: ignore[no-any-return]
 
     def server(self) -> str:
         """A new server of the team (a Swarm names servers; each is in one Swarm at most)."""
-        body = {"name": unique("s"), "host": "192.0.2.20"}
-        r = self.client.post("/v1/servers", headers=self.admin, json=body)
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+
+        def make() -> str:
+            r = self.client.post("/v1/servers", headers=self.admin, json={"name": unique("s"), "host": "192.0.2.20"})
+            assert r.status_code == 201, r.text
+            return str(r.json()["id"])
+
+        return self._fresh(make)  # type: ignore[no-any-return]
 
     def database(self, engine: str = "redis") -> str:
         """A new database of the team (an application links one; a drill's check fits its engine)."""
-        body = {"name": unique("d"), "engine": engine, "version": "15" if engine == "postgresql" else "7"}
-        r = self.client.post("/v1/databases", headers=self.admin, json=body)
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+
+        def make() -> str:
+            body = {"name": unique("d"), "engine": engine, "version": "15" if engine == "postgresql" else "7"}
+            r = self.client.post("/v1/databases", headers=self.admin, json=body)
+            assert r.status_code == 201, r.text
+            return str(r.json()["id"])
+
+        return self._fresh(make)  # type: ignore[no-any-return]
 
     def destination(self, kind: str = "directory") -> str:
         """A backup destination of the team of this kind (made once: a destination's kind cannot change)."""
@@ -293,9 +331,12 @@ class Context:
         return self.destinations["volume_backup"]
 
     def invitation_code(self) -> str:
-        r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
-        assert r.status_code == 201, r.text
-        return str(r.json()["code"])
+        def make() -> str:
+            r = self.client.post("/v1/invitations", headers=self.admin, json={"email": _email(), "role": "viewer"})
+            assert r.status_code == 201, r.text
+            return str(r.json()["code"])
+
+        return self._fresh(make)  # type: ignore[no-any-return]
 
 
 def _destinations() -> list[dict[str, Any]]:
@@ -663,6 +704,11 @@ def bases_for(spec: Spec, schema: dict[str, Any], ctx: Context) -> list[dict[str
     if name in BASES:
         return BASES[name](ctx)
     return augment(spec, schema, spec.example(schema))
+
+
+def base_for(spec: Spec, schema: dict[str, Any], ctx: Context, index: int) -> dict[str, Any]:
+    """``bases_for(...)[index]`` made anew (fresh names, and fresh resources for that body only)."""
+    return materialize(bases_for(spec, schema, replace(ctx, lazy=True))[index])  # type: ignore[no-any-return]
 
 
 def augment(spec: Spec, schema: dict[str, Any], minimal: Any) -> list[Any]:

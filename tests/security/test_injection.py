@@ -34,6 +34,7 @@ from tests.security.payloads import (
     PATH_IDS,
     PWN,
     Context,
+    base_for,
     bases_for,
     generic,
     payloads,
@@ -144,7 +145,8 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
 
             async def one(op: Operation, index: int, path: tuple[Any, ...], name: str, control: int) -> None:
                 schema = op.body_schema() or {}
-                base = bases_for(spec, schema, ctx)[index]  # fresh names: an accepted body is no conflict
+                # fresh names, and fresh resources made for this body only: an accepted body is no conflict
+                base = base_for(spec, schema, ctx, index)
                 body = {k: v for k, v in base.items() if k != PATH_IDS}
                 payload = hostile[name]
                 r = await send(op, base, with_value(body, path, payload))
@@ -158,12 +160,21 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
                 if not sweep.declared[op.label]:
                     continue
                 jobs, done = [], sweep.exercised.setdefault(op.label, set())
-                for index, base in enumerate(bases_for(spec, schema, ctx)):
-                    body = {k: v for k, v in base.items() if k != PATH_IDS}
+                bases = bases_for(spec, schema, ctx)
+                bodies = [{k: v for k, v in base.items() if k != PATH_IDS} for base in bases]
+                # the controls of the bases that bring a field the ones before do not, sent at once: what the
+                # loop below sends when every control is usable (one that is not sends its own then)
+                ahead, seen = [], set()
+                for index, body in enumerate(bodies):
+                    if new := {generic(p) for p in string_leaves(body)} - seen:
+                        ahead.append(index)
+                        seen |= new
+                sent = dict(zip(ahead, await asyncio.gather(*(send(op, bases[i], bodies[i]) for i in ahead))))
+                for index, (base, body) in enumerate(zip(bases, bodies, strict=True)):
                     fields = [p for p in string_leaves(body) if generic(p) not in done]
                     if not fields:
                         continue
-                    control = await send(op, base, body)
+                    control = sent[index] if index in sent else await send(op, base, body)
                     if control.status_code >= 300 and control.status_code != 409:
                         sweep.unusable.append(f"{op.label} #{index}: {control.status_code} {control.text[:300]}")
                         continue
