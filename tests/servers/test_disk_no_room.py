@@ -77,8 +77,7 @@ async def test_an_image_larger_than_the_free_space_is_named_with_both_sizes(
     assert free_now > 10 * MIB  # the engine removed what it wrote: room again
 
     pool = ssh.SshPool(tmp_path / "s")
-    key = server.host_key.export_public_key("openssh").decode().strip()
-    target = ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
+    target = server.ssh_target()
 
     async def run(argv: Sequence[str]) -> tuple[int, str, str]:
         return await pool.run("6292e648", target, argv, 10)

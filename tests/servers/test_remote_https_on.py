@@ -119,9 +119,7 @@ async def test_turning_https_on_drops_no_http_request_and_https_answers(tmp_path
     ca, chain, key = cert_pair([HOST])
     with running_servers(1) as [server]:
         server.load_image(busybox_image())
-        target = ssh.SshTarget(
-            server.address, 22, "root", server.private_key_pem, server.host_key.export_public_key("openssh").decode()
-        )
+        target = server.ssh_target()
         pool = ssh.SshPool(tmp_path / "s")
         engines = DockerEngines(local_engine(None))
         try:

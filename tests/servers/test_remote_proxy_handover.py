@@ -132,9 +132,7 @@ async def test_a_server_traefik_is_replaced_under_load_without_an_error(tmp_path
     await _import_traefik(TAG)
     with running_servers(1) as [server]:
         server.load_image(busybox_image())
-        target = ssh.SshTarget(
-            server.address, 22, "root", server.private_key_pem, server.host_key.export_public_key("openssh").decode()
-        )
+        target = server.ssh_target()
         pool = ssh.SshPool(tmp_path / "s")
         engines = DockerEngines(local_engine(None))
         try:

@@ -140,9 +140,7 @@ async def _check_costs(server: TestServer, keys: Path, times: int = 20) -> list[
     from berth_common.docker.remote import connect_server
     from berth_proxy_sync.adapters import server_proxy
 
-    target = ssh.SshTarget(
-        server.address, 22, "root", server.private_key_pem, server.host_key.export_public_key("openssh").decode()
-    )
+    target = server.ssh_target()
     pool, engines = ssh.SshPool(keys), DockerEngines(local_engine(None))
     costs = []
     try:

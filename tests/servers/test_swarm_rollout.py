@@ -147,8 +147,7 @@ class Cluster:
 
 
 def _target(server: TestServer) -> ssh.SshTarget:
-    key = server.host_key.export_public_key("openssh").decode().strip()
-    return ssh.SshTarget(server.address, 22, "root", server.private_key_pem, key)
+    return server.ssh_target()
 
 
 @dataclass

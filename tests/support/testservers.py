@@ -31,7 +31,7 @@ from typing import Protocol
 
 import asyncssh
 
-from berth_common import sealing
+from berth_common import sealing, ssh
 from berth_common.catalogue import ServerChanged, sealed_key_aad
 
 LOCK = Path("/tmp/berth-testservers.lock")
@@ -109,6 +109,11 @@ class TestServer:
     @property
     def host_key_fingerprint(self) -> str:
         return str(self.host_key.get_fingerprint("sha256"))
+
+    def ssh_target(self, port: int = 22, user: str = "root") -> ssh.SshTarget:
+        """How Berth reaches this server: its address, root with the tests' client key, its host key pinned."""
+        host_key = self.host_key.export_public_key("openssh").decode().strip()
+        return ssh.SshTarget(self.address, port, user, self.private_key_pem, host_key)
 
     def docker(self, *args: str, timeout: float = 120) -> str:
         """The docker CLI against this server's engine (tests only; Berth itself speaks the Engine API)."""
