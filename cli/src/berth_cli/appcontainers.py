@@ -24,6 +24,7 @@ Docker calls are argv lists built here as data (tests compare them exactly) and 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -196,14 +197,39 @@ async def _query_teams(url: str, schema: str) -> list[str]:
     return [str(r["id"]) for r in rows]
 
 
+def api_dsn(root: Path, database_url: str | None) -> str:
+    """asyncpg's DSN for the api's role: the URL ``secrets_cmd.api_database_url`` names, made without
+    SQLAlchemy (whose import alone costs ``berth up`` and ``berth down`` most of a second)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from berth_cli import components
+    from berth_cli.layout import DATABASE, Paths, resolve_ports
+    from berth_cli.secrets_cmd import _secret_key
+    from berth_common.db.provision import role_for, role_password
+
+    if database_url and urlsplit(database_url).username:
+        return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    if database_url:
+        base = database_url
+    else:
+        password_file = Paths(root).pg_password
+        if not password_file.is_file():
+            raise ValueError(f"no local Postgres in {root}")
+        port = resolve_ports(dict(os.environ))["postgres"]
+        base = components.pg_admin_url(port, password_file.read_text().strip(), db=DATABASE)
+    parts = urlsplit(base)
+    role = f"{quote(role_for('api'), safe='')}:{quote(role_password(_secret_key(root), 'api'), safe='')}"
+    netloc = f"{role}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(("postgresql", netloc, parts.path, parts.query, parts.fragment))
+
+
 def refresh_teams(root: Path, database_url: str | None) -> list[str] | None:
     """Read this platform's team ids from the api's schema and remember them in the data directory; None
     when the database does not answer (the remembered ones stay)."""
     from berth_cli.layout import schema_of
-    from berth_cli.secrets_cmd import api_database_url
 
     try:
-        url = api_database_url(root, database_url)
+        url = api_dsn(root, database_url)
         teams = asyncio.run(asyncio.wait_for(_query_teams(url, schema_of("api")), 10))
     except Exception:  # no database here, not running, no api schema yet: the remembered teams stay
         return None

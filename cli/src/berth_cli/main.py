@@ -38,8 +38,6 @@ BERTH_API_URL and BERTH_TOKEN override it; every listing takes --json):
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import json
 import os
 from pathlib import Path
@@ -48,7 +46,9 @@ from urllib.parse import urlsplit
 
 import typer
 
+from berth_cli.commands.register import CLIENT, LOCAL, choose_context, register_db
 from berth_cli.layout import Paths
+from berth_cli.lazy import LazyGroup
 
 
 def _click_help(doc: str) -> str:
@@ -57,27 +57,41 @@ def _click_help(doc: str) -> str:
     return "\n\n".join("\b\n" + p if p.startswith("    ") or "\n    " in p else p for p in paras)
 
 
-app = typer.Typer(help=_click_help(__doc__ or ""), no_args_is_help=True, rich_markup_mode=None)
-bus_app = typer.Typer(help="The message bus.", no_args_is_help=True)
+def _bus(app: typer.Typer) -> None:
+    from berth_cli import bus_cmd
+
+    bus_app = typer.Typer(help="The message bus.", no_args_is_help=True)
+    bus_app.command("config")(bus_cmd.config)
+    bus_app.command("ready")(bus_cmd.ready)
+    bus_app.command("report")(bus_cmd.report)
+    bus_app.command("spec")(bus_spec)
+    app.add_typer(bus_app, name="bus")
+
+
+def _db(app: typer.Typer) -> None:
+    db_app = typer.Typer(help="The team's databases, and the platform's own (provision).", no_args_is_help=True)
+    register_db(db_app)
+    db_app.command("provision")(db_provision)
+    app.add_typer(db_app, name="db")
+
+
+class Berth(LazyGroup):
+    """``berth``: up, down, status, images and service built at once, every other command when used."""
+
+    lazy = {**LOCAL, **CLIENT, "bus": _bus, "db": _db}
+    order = (
+        *("backup", "restore", "metrics-token", "backup-decrypt", "login", "logout", "deploy", "rollback"),
+        *("scale", "open", "logs", "run", "up", "down", "status", "bus", "images", "db", "service", "secrets"),
+        *("admin", "context", "teams", "projects", "apps", "templates", "runs", "jobs", "env"),
+    )
+
+
+app = typer.Typer(cls=Berth, help=_click_help(__doc__ or ""), no_args_is_help=True, rich_markup_mode=None)
 images_app = typer.Typer(help="Container images.", no_args_is_help=True)
-db_app = typer.Typer(help="The team's databases, and the platform's own (provision).", no_args_is_help=True)
 service_app = typer.Typer(help="Run one service.", no_args_is_help=True)
-app.add_typer(bus_app, name="bus")
-_bus_cmd = importlib.import_module("berth_cli.bus_cmd")
-bus_app.command("config")(_bus_cmd.config)
-bus_app.command("ready")(_bus_cmd.ready)
-bus_app.command("report")(_bus_cmd.report)
+app.callback()(choose_context)
 app.add_typer(images_app, name="images")
-app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
-app.add_typer(importlib.import_module("berth_cli.secrets_cmd").secrets_app, name="secrets")
-app.add_typer(importlib.import_module("berth_cli.admin_cmd").admin_app, name="admin")
-_backup_cmd = importlib.import_module("berth_cli.backup_cmd")
-app.command("backup")(_backup_cmd.backup)
-app.command("restore")(_backup_cmd.restore)
-app.command("metrics-token")(importlib.import_module("berth_cli.metrics_cmd").metrics_token)
-app.command("backup-decrypt")(importlib.import_module("berth_cli.backup_decrypt").backup_decrypt)
-importlib.import_module("berth_cli.commands.register").register(app, db_app)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the platform's data directory")]
 
@@ -211,7 +225,6 @@ def status(
         raise typer.Exit(1)
 
 
-@bus_app.command("spec")
 def bus_spec() -> None:
     """Print the AsyncAPI 3.0 document generated from the message catalogue."""
     from berth_common.asyncapi import asyncapi_document
@@ -244,9 +257,10 @@ def _env(name: str) -> str:
     return value
 
 
-@db_app.command("provision")
 def db_provision() -> None:
     """Create one role and schema per service (idempotent) with the admin URL in BERTH_DATABASE_URL."""
+    import asyncio
+
     from berth_cli import provisioning
 
     urls = asyncio.run(provisioning.provision_platform(_env("BERTH_DATABASE_URL"), _env("BERTH_SECRET_KEY")))

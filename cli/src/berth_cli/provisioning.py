@@ -100,13 +100,36 @@ async def migrate_services(urls: dict[str, str]) -> list[str]:
     return done
 
 
-async def _provision_and_migrate(
-    admin_url: str, secret_key: str, database: str | None, migrate: bool
-) -> dict[str, str]:
-    urls = await provision_platform(admin_url, secret_key, database)
-    if migrate:
-        await migrate_services(urls)
-    return urls
+def migrate_concurrently(urls: dict[str, str]) -> list[str]:
+    """:func:`migrate_services` for every service at once, one forked child each; the schemas migrated.
+
+    Alembic's ``context`` and ``op`` are process-wide, so two migrations never share a process; forked after
+    SQLAlchemy and alembic are loaded, the children start at once and Postgres runs their DDL side by side.
+    Called with no event loop running (a child runs its own)."""
+    import alembic.command  # noqa: F401  (loaded once, before the fork)
+
+    import berth_common.db.migrate  # noqa: F401
+
+    children: dict[int, str] = {}
+    for service, url in urls.items():
+        if versions_dir(service) is None:
+            continue
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover  (the child: its exit code says whether the schema is at head)
+            code = 1
+            try:
+                code = 0 if asyncio.run(migrate_services({service: url})) else 1
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = schema_for(service)
+    done = []
+    for pid, schema in children.items():
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            done.append(schema)
+    return done
 
 
 def _required(name: str) -> str:
@@ -118,13 +141,14 @@ def _required(name: str) -> str:
 
 def main() -> None:
     urls = asyncio.run(
-        _provision_and_migrate(
+        provision_platform(
             _required("BERTH_DATABASE_URL"),
             _required("BERTH_SECRET_KEY"),
             os.environ.get("BERTH_CREATE_DATABASE") or None,
-            os.environ.get(PROVISION_MIGRATES) == "1",
         )
     )
+    if os.environ.get(PROVISION_MIGRATES) == "1":
+        migrate_concurrently(urls)
     sys.stdout.write(json.dumps(urls))
     sys.stdout.flush()
 

@@ -20,6 +20,12 @@ DEFAULT_URL = "http://127.0.0.1:8420"
 CONTEXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+class Chosen:
+    """``berth --context NAME ...``: the context for this run (None: BERTH_CONTEXT or the current one)."""
+
+    context: str | None = None
+
+
 class ConfigError(Exception):
     """No usable context, or a bad context name or config file."""
 

@@ -10,14 +10,10 @@ from typing import Annotated
 import typer
 
 from berth_cli.client.api import Api, ApiError
-from berth_cli.client.config import ConfigError, resolve
+from berth_cli.client.config import Chosen, ConfigError, resolve
 from berth_cli.client.output import fail
 
-
-class Chosen:
-    """``berth --context NAME ...``: the context for this run (None: BERTH_CONTEXT or the current one)."""
-
-    context: str | None = None
+__all__ = ["AppRef", "Chosen", "DbRef", "Json", "complete_application", "complete_database", "session"]
 
 
 @contextmanager

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from berth_common import sealing
-from berth_common.catalogue import ServerChanged, sealed_key_aad
 
 if TYPE_CHECKING:
+    from berth_common.catalogue import ServerChanged
     from berth_common.ssh import SshTarget
 
 LOCAL = "local"
@@ -126,6 +126,7 @@ async def servers_in(session: AsyncSession, table: sa.Table, *, states: tuple[st
 def target_of(record: ServerRecord) -> SshTarget:
     """Where and as whom to connect to ``record`` (its private key opened here); ServerNotUsable when nothing
     may connect to it."""
+    from berth_common.catalogue import sealed_key_aad  # here: migrations import this module for its columns
     from berth_common.ssh import SshTarget
 
     if not record.usable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -11,13 +10,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import Pool
 
-SCHEMA_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+from berth_common.db.names import SCHEMA_RE, check_schema
 
-
-def check_schema(schema: str) -> str:
-    if not SCHEMA_RE.fullmatch(schema):
-        raise ValueError(f"invalid schema name {schema!r}")
-    return schema
+__all__ = ["SCHEMA_RE", "async_url", "check_schema", "db_not_available", "make_engine", "make_sessionmaker"]
 
 
 def async_url(url: str) -> str:

@@ -9,11 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from berth_common.db.engine import async_url, check_schema
+from berth_common.db.names import check_schema
 
 SERVICES = ("api", "builder", "scheduler", "proxy-sync", "metrics", "notifier")
 
@@ -32,12 +28,21 @@ def role_password(secret_key: str, service: str) -> str:
 
 
 def service_url(admin_url: str, secret_key: str, service: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    from berth_common.db.engine import async_url
+
     u = make_url(async_url(admin_url)).set(username=role_for(service), password=role_password(secret_key, service))
     return u.render_as_string(hide_password=False)
 
 
 async def provision(admin_url: str, secret_key: str, services: tuple[str, ...] = SERVICES) -> dict[str, str]:
     """Idempotently create roles and schemas; return each service's connection URL."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from berth_common.db.engine import async_url
+
     engine = create_async_engine(async_url(admin_url), isolation_level="AUTOCOMMIT")
     urls: dict[str, str] = {}
     try:
