@@ -42,6 +42,7 @@ async def test_the_list_carries_the_newest_deployment_and_replicas_their_server(
     assert last["finished_at"] is None
 
     (start,) = await scheduler.wait_for("cmd.deployment.start")
+    assert start.data["number"] == 1  # the request order, for a scheduler that gets the commands out of it
     await scheduler.run_to_success(start)
     last = await _until(client, members.viewer, app["id"], env_id, "succeeded")
     assert last["status"] == "succeeded" and last["finished_at"] is not None
@@ -50,6 +51,8 @@ async def test_the_list_carries_the_newest_deployment_and_replicas_their_server(
     second = await client.post(f"/v1/applications/{app['id']}/deployments", headers=members.developer, json={})
     last = await _until(client, members.viewer, app["id"], env_id, "queued")
     assert (last["id"], last["number"]) == (second.json()["id"], 2)
+    starts = await scheduler.wait_for("cmd.deployment.start", 2)
+    assert (starts[1].data["deployment_id"], starts[1].data["number"]) == (second.json()["id"], 2)
 
     # Replicas: on the control plane's engine, on a server of the team (by its name), on a Swarm node.
     conn = await asyncpg.connect(api_urls["api"].replace("+asyncpg", ""))

@@ -98,12 +98,24 @@ class Platform:
             await self.nc.close()
 
     async def deploy(
-        self, application_id: str, spec: dict[str, Any], *, deployment_id: str | None = None, **options: Any
+        self,
+        application_id: str,
+        spec: dict[str, Any],
+        *,
+        deployment_id: str | None = None,
+        number: int | None = None,
+        **options: Any,
     ) -> str:
+        """``cmd.deployment.start`` as the api sends it (``number``: the api's request order, None: not sent)."""
         assert self.api is not None
         dep = deployment_id or uuid.uuid4().hex
         cmd = StartDeployment(
-            deployment_id=dep, application_id=application_id, team_id="team-1", spec=spec, options=options
+            deployment_id=dep,
+            application_id=application_id,
+            team_id="team-1",
+            spec=spec,
+            options=options,
+            number=number,
         )
         await self.api.publish(cmd)
         return dep

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth_scheduler.domain.machine import State
-from berth_scheduler.domain.queueing import QueueEntry, next_to_admit, position, replaced_by, running
+from berth_scheduler.domain.queueing import QueueEntry, next_to_admit, position, replaced_by, running, superseded
 
 
 def e(dep: str, state: State, seq: int) -> QueueEntry:
@@ -34,3 +34,12 @@ def test_finished_ones_do_not_count():
     entries = [e("d1", State.FAILED, 1), e("d2", State.SUCCEEDED, 2), e("d3", State.QUEUED, 3)]
     assert next_to_admit(entries) == entries[2]
     assert position(entries[2], entries) == 0
+
+
+def test_a_deployment_arriving_after_a_newer_one_of_its_application_is_superseded():
+    reason = superseded(3, 4)
+    assert reason == "superseded: deployment #4 of this application was requested after it and arrived first"
+    assert superseded(4, 3) is None  # in order
+    assert superseded(3, 3) is None  # itself (a start command sent again is no second deployment anyway)
+    assert superseded(3, None) is None  # the first the scheduler knows of its application
+    assert superseded(None, 4) is None  # a command without its number (from an older api) runs as before

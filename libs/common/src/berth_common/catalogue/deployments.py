@@ -57,6 +57,11 @@ class StartDeployment(DeploymentCommand):
     # ``build`` runs the image it ran in this deployment (no build), and each with an ``image`` runs that
     # deployment's image (by digest) when it named another one; left out of a dump when None.
     images_of: Id | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The deployment's number among its application's (the api's request order). Start commands may reach the
+    # scheduler out of that order (one redelivered after a crash of its consumer): one arriving after a newer
+    # deployment of its application is cancelled instead of replacing the newer version. Left out of a dump
+    # when None (a command from before it was sent).
+    number: int | None = Field(default=None, ge=1, exclude_if=lambda v: v is None)
 
 
 @register

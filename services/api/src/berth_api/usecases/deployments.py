@@ -89,13 +89,14 @@ async def _record(
     spec = await registries.with_credentials(deps, unit.session, principal.team_id, spec)
     spec = await git_auth.with_auth(deps, unit.session, app, spec)
     image = spec.source.image if isinstance(spec.source, ImageSource) else None
+    number = await repo.next_number(unit.session, app["id"])
     row = await repo.insert_deployment(
         unit.session,
         {
             "id": deployment_id,
             "team_id": principal.team_id,
             "application_id": app["id"],
-            "number": await repo.next_number(unit.session, app["id"]),
+            "number": number,
             "kind": kind,
             "rollback_of": rollback_of,
             "created_by": principal.user_id or None,
@@ -115,6 +116,7 @@ async def _record(
         spec=spec,
         options=options,
         images_of=images_of,
+        number=number,
     )
     await unit.emit(command, id=f"deployment-start-{deployment_id}")
     queued = DeploymentQueued(deployment_id=deployment_id, application_id=app["id"], team_id=principal.team_id)

@@ -54,9 +54,16 @@ def _values(r: Rollout) -> dict[str, Any]:
 
 
 async def insert_deployment(
-    s: AsyncSession, r: Rollout, spec: dict[str, Any], build_id: str | None, *, abandon_volume_data: bool = False
+    s: AsyncSession,
+    r: Rollout,
+    spec: dict[str, Any],
+    build_id: str | None,
+    *,
+    abandon_volume_data: bool = False,
+    number: int | None = None,
 ) -> int | None:
-    """Record a new deployment; its arrival number, or None if it was known already."""
+    """Record a new deployment (``number``: the api's, its request order); its arrival number, or None if it
+    was known already."""
     values = {
         "id": r.deployment_id,
         "application_id": r.application_id,
@@ -67,6 +74,7 @@ async def insert_deployment(
         "build_id": build_id,
         "created_at": r.created_at,
         "abandon_volume_data": abandon_volume_data,
+        "number": number,
         **_values(r),
     }
     res = await s.execute(insert(deployments).values(**values).on_conflict_do_nothing().returning(deployments.c.seq))
@@ -122,6 +130,15 @@ async def queue_of(s: AsyncSession, application_id: str) -> list[QueueEntry]:
         .order_by(deployments.c.seq)
     )
     return [QueueEntry(r.id, State(r.state), int(r.seq)) for r in rows]
+
+
+async def newest_number(s: AsyncSession, application_id: str) -> int | None:
+    """The highest api number among the application's deployments this scheduler knows (None: none sent one)."""
+    got = await s.execute(
+        sa.select(sa.func.max(deployments.c.number)).where(deployments.c.application_id == application_id)
+    )
+    value = got.scalar()
+    return int(value) if value is not None else None
 
 
 async def unfinished_applications(s: AsyncSession) -> list[str]:

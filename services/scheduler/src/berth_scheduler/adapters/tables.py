@@ -46,6 +46,8 @@ deployments = sa.Table(
     sa.Column("log_seq", sa.Integer, nullable=False, server_default="0"),
     # the volumes leaving a server start empty where they go (``RolloutOptions.abandon_volume_data``)
     sa.Column("abandon_volume_data", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the api's number of the deployment among its application's (its request order; None: not sent)
+    sa.Column("number", sa.Integer, nullable=True),
 )
 
 # The builds of a deployment whose compose services build their own images (``domain/builds.py``): one row

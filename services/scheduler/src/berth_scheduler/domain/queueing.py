@@ -1,4 +1,10 @@
-"""One deployment at a time per application: who runs next, and which queued ones a newcomer replaces."""
+"""One deployment at a time per application: who runs next, and which queued ones a newcomer replaces.
+
+Deployments run in the order their start commands reach the scheduler (``seq``), which is the api's request
+order (``number``) unless the bus delivered them otherwise: a command redelivered after its consumer crashed
+arrives after the ones sent behind it. A deployment that arrives after a newer one of its application
+(``superseded``) does not run at all: run after it, it would replace the newer version with an older one,
+and end as the application's live version although it is not the one last asked for."""
 
 from __future__ import annotations
 
@@ -40,3 +46,11 @@ def position(entry: QueueEntry, entries: Iterable[QueueEntry]) -> int:
     return sum(
         1 for e in entries if e.seq < entry.seq and e.state not in (State.SUCCEEDED, State.FAILED, State.CANCELLED)
     )
+
+
+def superseded(number: int | None, newest: int | None) -> str | None:
+    """Why a deployment numbered ``number`` (the api's request order; None: not sent) is cancelled on arrival
+    when ``newest`` is the highest number among the application's deployments already here; None: it runs."""
+    if number is None or newest is None or newest <= number:
+        return None
+    return f"superseded: deployment #{newest} of this application was requested after it and arrived first"

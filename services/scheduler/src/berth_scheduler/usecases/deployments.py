@@ -112,8 +112,12 @@ class Deployments:
         app_build = r.needs_build and (not builds.has_service_builds(spec) or builds.runs_app_image(spec))
         build_id = uuid.uuid4().hex if app_build else None
         abandon = msg.options.abandon_volume_data
+        # held before the deployment is recorded: two start commands of one application are recorded (their
+        # arrival order) and compared with the newest one known one after the other
+        await lock_application(unit, msg.application_id)
+        newest = await store.newest_number(unit.session, msg.application_id)
         seq = await store.insert_deployment(
-            unit.session, r, self.sealer.seal(spec), build_id, abandon_volume_data=abandon
+            unit.session, r, self.sealer.seal(spec), build_id, abandon_volume_data=abandon, number=msg.number
         )
         if seq is None:
             log.info("deployment already known", deployment_id=msg.deployment_id)
@@ -121,7 +125,10 @@ class Deployments:
         await build_records.insert_builds(
             unit.session, msg.deployment_id, builds.planned(spec, r.deployment_id, build_id)
         )
-        await lock_application(unit, msg.application_id)
+        superseded = queueing.superseded(msg.number, newest)
+        if superseded is not None:  # a newer deployment came first: this one never replaces it
+            await apply(unit, self.sealer, msg.deployment_id, machine.Cancel(superseded), now)
+            return
         refusal = removal.start_refusal(await removals.load(unit.session, msg.application_id)) or refusal
         if refusal is not None:  # ends failed at once, as a deployment that cannot start
             await apply(unit, self.sealer, msg.deployment_id, machine.Fail(refusal), now)
