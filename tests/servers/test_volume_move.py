@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -176,6 +177,20 @@ async def _served(address: str, host: str, timeout: float = 30) -> str:
     return got[1]
 
 
+@contextlib.contextmanager
+def _slow_link(server: TestServer, rate: str = "40mbit") -> Iterator[None]:
+    """What reaches ``server`` goes at ``rate`` (a token bucket on the main namespace's end of its link), so a
+    copy onto it lasts long enough to be interrupted whatever the machine's speed; lifted on leaving."""
+    veth = f"bt{server.subnet}x{server.host}"
+    subprocess.run(
+        ["tc", "qdisc", "add", "dev", veth, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "1s"], check=True
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", veth, "root"], check=False)
+
+
 def _volume(server: TestServer, name: str) -> str:
     """The note, the file's hash, owner and mode in the volume, read by a container on that server."""
     script = "cat /v/www/note; sha256sum /v/blob | cut -d' ' -f1; stat -c '%u:%g %a' /v/blob"
@@ -317,20 +332,22 @@ async def test_a_scheduler_restart_mid_copy_copies_again_onto_an_emptied_target(
 
     services = [_service("edge-b", 96)]
     assert (await client.patch(f"/v1/applications/{app['id']}", headers=admin, json={"services": services})).is_success
-    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
-    dep = r.json()["id"]
+    dep = ""
 
     async def move() -> Any:
         async with rig["engine"].connect() as conn:
             q = sa.text("SELECT state, attempts FROM scheduler.volume_moves WHERE deployment_id = :d")
             return (await conn.execute(q, {"d": dep})).first()
 
-    deadline = time.monotonic() + 120
-    while (row := await move()) is None or row.state != "copying":
-        assert time.monotonic() < deadline and (row is None or row.state == "planned"), row
-        await asyncio.sleep(0.02)
-    await platform.scheduler.stop()  # mid-copy: the copy is cancelled, half the data on B
-    assert (await move()).state == "copying"
+    with _slow_link(b):  # 96 MB onto B take seconds, not the few hundred ms of a fast machine
+        r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+        dep = r.json()["id"]
+        deadline = time.monotonic() + 120
+        while (row := await move()) is None or row.state != "copying":
+            assert time.monotonic() < deadline and (row is None or row.state == "planned"), row
+            await asyncio.sleep(0.02)
+        await platform.scheduler.stop()  # mid-copy: the copy is cancelled, half the data on B
+        assert (await move()).state == "copying"
     await platform.scheduler.start()
     moved = await _deployed(client, admin, dep, 240)
     assert moved["state"] == "succeeded", (moved, platform.steps(dep))
