@@ -137,7 +137,7 @@ async def test_a_service_reads_only_what_it_consumes(server: AuthNats):
         await notifier.consume(DeploymentFailed, on_failed, new_only=True)
         await scheduler.publish(DeploymentFailed(deployment_id="d1", application_id="a1", team_id="t1", reason="x"))
         await api.publish_raw(StartDeployment.TYPE, b"{}", {"Nats-Msg-Id": "start-2"})
-        await wait_until(lambda: got == ["d1"])
+        await wait_until(lambda: got == ["d1"], seen=lambda: got)
 
         errors: list[str] = []
         raw = await _raw(server, "notifier", errors)

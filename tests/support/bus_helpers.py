@@ -26,9 +26,14 @@ async def connected_bus(service: str, url: str, **kwargs: Any) -> Bus:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    *,
+    seen: Callable[[], object] | None = None,
 ) -> None:
-    """Poll ``check`` until it is true; fail with the time waited otherwise."""
+    """Poll ``check`` until it is true; fail with the time waited otherwise (and what ``seen`` returns then:
+    the state the check looked at, so a failure says how far it got)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -37,7 +42,8 @@ async def wait_until(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            shown = "" if seen is None else f": {seen()!r}"
+            raise AssertionError(f"condition not met within {timeout}s{shown}")
         await asyncio.sleep(interval)
 
 

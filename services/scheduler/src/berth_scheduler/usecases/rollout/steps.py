@@ -24,7 +24,7 @@ from berth_common.docker import DockerUnavailable
 from berth_common.fleet import SERVER_NETWORK
 from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, store
-from berth_scheduler.adapters.docker import PortInUseError
+from berth_scheduler.adapters.docker import DockerOperationError, PortInUseError
 from berth_scheduler.adapters.ports import allocate_port
 from berth_scheduler.domain import (
     app_files,
@@ -49,6 +49,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
 from berth_scheduler.usecases.rollout.image_pull import log_lines
+from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost
 from berth_scheduler.usecases.rollout.subnet_check import check_server
 from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
@@ -157,6 +158,10 @@ async def _start_one(
                 raise RuntimeError(published_ports.taken(svc, server)) from None
             log.warning("host port taken, choosing another", container=name, port=port, attempt=attempt)
             port = None
+        except DockerOperationError as exc:
+            if not lost(exc) or attempt == 4:
+                raise
+            await clear_lost_task(rt, server, docker, name)  # made again on the next attempt
     raise RuntimeError(f"could not find a free host port for {name}" + published_ports.taken_note(svc, server))
 
 

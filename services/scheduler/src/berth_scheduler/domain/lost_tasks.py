@@ -1,0 +1,75 @@
+"""A container whose process runs on unknown to its engine (a lost task), and the helper that ends it. Pure.
+
+An engine that crashes while it starts a container (dockerd and its containerd killed, the container's shim
+living on) can come back with the container recorded as not running while its process runs on: the new
+containerd still holds the task. Starting the container again is then refused (``task <id>: already
+exists``, ``id already in use``), stopping it is refused (it is not running, as far as the engine knows),
+and removing it leaves the process running with its network address, which the engine hands to the next
+container it starts: two containers answer at one address, and a route to one reaches the other (an old
+version, or another application).
+
+Berth ends such a process where the engine cannot: a short-lived helper (:func:`reaper_body`: Berth's busybox
+in the host's process namespace, every capability dropped but ``KILL``, no network, its root read-only)
+sends SIGKILL to each process whose control group names the container's id (``/docker/<id>`` under the
+cgroupfs driver, ``docker-<id>.scope`` under systemd's) and prints each one it ended. With the task's
+process gone, the engine's own start of that container clears the stale task and starts it afresh.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from berth_common import labels as label
+from berth_common.images import BUSYBOX_IMAGE
+
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+REAPER_LABEL = "berth.lost-task-reaper"  # on the helper: the container whose lost task it ends
+# the engine's words when it refuses to start a container whose task it lost (containerd's conflict)
+LOST = re.compile(r"task [0-9a-f]{64}: already exists|\bid already in use\b", re.IGNORECASE)
+# SIGKILL to each process whose control group names the container ($1, 64 hex digits: checked before);
+# prints the ended process ids, one per line
+SCRIPT = (
+    'for d in /proc/[0-9]*; do p="${d#/proc/}"; '
+    'if grep -q -- "$1" "$d/cgroup" 2>/dev/null && kill -9 "$p" 2>/dev/null; then echo "$p"; fi; done'
+)
+
+
+def is_lost(message: str) -> bool:
+    """Whether the engine's refusal to start a container says it still holds the container's task."""
+    return LOST.search(message) is not None
+
+
+def reaper_body(container_id: str) -> dict[str, Any]:
+    """The ``POST /containers/create`` body of the helper that ends the processes of ``container_id``'s lost
+    task (ValueError for anything but a full container id: the helper matches it in control group paths)."""
+    if not CONTAINER_ID.fullmatch(container_id):
+        raise ValueError(f"not a container id: {container_id!r}")
+    return {
+        "Image": BUSYBOX_IMAGE,
+        "Cmd": ["sh", "-c", SCRIPT, "reaper", container_id],
+        "Entrypoint": [],
+        "User": "0:0",
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "Labels": {label.MANAGED: "true", REAPER_LABEL: container_id},
+        "HostConfig": {
+            "PidMode": "host",
+            "NetworkMode": "none",
+            "ReadonlyRootfs": True,
+            "CapDrop": ["ALL"],
+            "CapAdd": ["KILL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "AutoRemove": False,
+        },
+    }
+
+
+def reaper_name(container_id: str) -> str:
+    return f"berth-reaper-{container_id[:12]}"
+
+
+def ended(output: str) -> list[int]:
+    """The process ids the helper said it ended."""
+    return sorted({int(line) for line in output.split() if line.isdigit()})
