@@ -116,3 +116,20 @@ async def test_rollback_to_a_number_follows_it(logged_in, scheduler, client, api
 
     r = await berth("rollback", "shop", "--to", "#9")
     assert (r.code, r.err) == (1, "berth: Not found: no deployment #9\n")
+
+
+async def test_deploy_of_a_named_commit_builds_it_and_an_image_app_refuses_one(logged_in, scheduler):
+    berth = logged_in
+    await _app(berth)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    r = await berth("deploy", "shop", "--commit", commit)
+    assert r.code == 1 and "/body/commit" in r.err and "built from image, not from git" in r.err, r
+    r = await berth("deploy", "shop", "--commit", "main")  # not a full commit id: the API's own refusal
+    assert r.code == 1 and "/body/commit" in r.err, r
+    args = ("apps", "create", "blog", "--project", "acme", "--git", "https://git.example.com/acme/blog.git")
+    assert (await berth(*args, "--branch", "main", "--port", "80")).code == 0
+    r = await berth("deploy", "blog", "--commit", commit, "--detach", "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["commit"] == commit
+    start = (await scheduler.wait_for("cmd.deployment.start"))[0]
+    assert start.data["spec"]["source"]["ref"] == commit

@@ -47,4 +47,5 @@ UNCHECKED = {
     "POST /v1/notification-channels": f"{_TWO_FIELDS}: the secrets each kind requires, their formats",
     "POST /v1/notification-channels/{channel_id}/subscriptions": "the event families the notifier delivers",
     "POST /v1/webhooks/{webhook_id}": "a forge's event header and signature",
+    "POST /v1/applications/{application_id}/deployments": f"{_STATE}: a commit only for an application built from git",
 }

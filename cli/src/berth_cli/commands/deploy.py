@@ -135,11 +135,22 @@ def finish(api: Api, app: dict[str, Any], deployment: dict[str, Any], detach: bo
     follow_to_end(api, app, deployment, as_json)
 
 
-def deploy(app: AppRef, detach: Detach = False, as_json: Json = False) -> None:
+def deploy(
+    app: AppRef,
+    commit: Annotated[
+        str | None,
+        typer.Option(
+            "--commit", help="build this commit of a git application (a full commit id), not its branch's head"
+        ),
+    ] = None,
+    detach: Detach = False,
+    as_json: Json = False,
+) -> None:
     """Deploy the application's current configuration and follow it; exit 0 only when it succeeded."""
     with session(interrupted=GOES_ON) as api:
         detail = api.application(app)
-        deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments")
+        body = {"commit": commit} if commit else None
+        deployment = api.send("POST", f"/v1/applications/{detail['id']}/deployments", body)
         finish(api, detail, deployment, detach, as_json)
 
 

@@ -26,7 +26,10 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 @router.start(
     "/applications/{application_id}/deployments",
     summary="Deploy the application's current configuration (queued; follow it with GET or its logs)",
-    responses={409: problem_doc("The application is being removed")},
+    responses={
+        409: problem_doc("The application is being removed"),
+        422: problem_doc("A commit was named for an application that is not built from git"),
+    },
 )
 async def start_deployment(
     request: Request,
@@ -34,8 +37,8 @@ async def start_deployment(
     body: Annotated[DeployRequest | None, Body()] = None,
     principal: Principal = require_role("developer"),
 ) -> DeploymentOut:
-    options = (body or DeployRequest()).options
-    return deployment_out(await uc.start(deps(request), principal, application_id, options))
+    asked = body or DeployRequest()
+    return deployment_out(await uc.start(deps(request), principal, application_id, asked.options, commit=asked.commit))
 
 
 @router.get(

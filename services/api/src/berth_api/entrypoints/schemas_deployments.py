@@ -12,6 +12,8 @@ from berth_api.domain.deployments import Status
 from berth_api.entrypoints.schemas import ID_PATTERN
 from berth_common.catalogue import DeploymentState, RolloutOptions
 
+COMMIT_PATTERN = r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$"  # SHA-1 or SHA-256 repositories
+
 
 def _one_line(value: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -23,6 +25,12 @@ class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     options: RolloutOptions = Field(default_factory=RolloutOptions, description="Overrides of the scheduler's defaults")
+    commit: str | None = Field(
+        default=None,
+        pattern=COMMIT_PATTERN,
+        description="Build this commit of the application's git repository (a full commit id, recorded on the "
+        "deployment at once) instead of the head of its branch or tag when the build starts; git applications only",
+    )
 
 
 class RollbackRequest(BaseModel):

@@ -26,7 +26,7 @@ from berth_api.domain.applications import (
 )
 from berth_api.domain.deployments import CANCELLABLE, TERMINAL
 from berth_api.domain.identity import Principal
-from berth_api.domain.problems import ProblemError, not_in_team
+from berth_api.domain.problems import ProblemError, invalid_field, not_in_team
 from berth_api.usecases import (
     Deps,
     certificates,
@@ -184,16 +184,21 @@ async def start_in(
         raise application_missing(principal, application_id)
     refuse_if_removing(app)
     spec = await _snapshot(deps, unit, app)
+    if commit is not None and not isinstance(spec.source, GitSource):
+        raise invalid_field("/body/commit", f"the application is built from {spec.source.kind}, not from git")
     if commit is not None and isinstance(spec.source, GitSource):
         spec = spec.model_copy(update={"source": spec.source.model_copy(update={"ref": commit})})
     return await _record(deps, unit, principal, app, spec, options, commit=commit)
 
 
-async def start(deps: Deps, principal: Principal, application_id: str, options: RolloutOptions) -> dict[str, Any]:
-    """Snapshot the application, record the deployment as queued, publish ``cmd.deployment.start``."""
+async def start(
+    deps: Deps, principal: Principal, application_id: str, options: RolloutOptions, *, commit: str | None = None
+) -> dict[str, Any]:
+    """Snapshot the application, record the deployment as queued, publish ``cmd.deployment.start``;
+    ``commit``: build that commit of its git repository."""
 
     async def body(unit: Unit) -> dict[str, Any]:
-        return await start_in(deps, unit, principal, application_id, options)
+        return await start_in(deps, unit, principal, application_id, options, commit=commit)
 
     row = await run(deps, body)
     await purge(deps)
