@@ -111,6 +111,9 @@ class ApiSettings(BaseServiceSettings):
     compose_max_bytes: int = Field(default=256 * 1024, ge=1024, le=4 * 1024 * 1024)
     # How long the builder may take to read a compose file of the repository (clone included)
     compose_read_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # How long the builder may take to tell the commit a git application's branch or tag names when a
+    # deployment is requested (BERTH_REF_RESOLVE_TIMEOUT_S); past it the build resolves the ref itself
+    ref_resolve_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # HTTPS: whether the platform gets certificates from an ACME server (BERTH_ACME_ENABLED; off unless set):
     # then an application with a custom domain gets them unless its ``tls.acme`` says otherwise. The DNS
     # provider proxy-sync answers dns-01 challenges with (BERTH_ACME_DNS_PROVIDER; empty: none, so dns-01

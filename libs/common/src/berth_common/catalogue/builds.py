@@ -166,6 +166,37 @@ class RepositoryFileQuery(Query):
     team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)  # whose outbound allowance applies
 
 
+# --- the commit a ref names now ---------------------------------------------------------------------
+# A deployment of a git application builds the commit its branch or tag names when the deployment is
+# requested: the api asks the builder (``git ls-remote``, the same URL rules, credentials and deadline as a
+# build's clone) and records that commit on the deployment.
+
+
+class ResolveRefReply(BaseModel):
+    """The full ``commit`` the ref names; ``""`` when it cannot be told without a clone (an abbreviated
+    commit id); or ``problem``: why not (``field`` names the query's ``repository``, ``ref`` or ``auth``;
+    ``status`` 422 for what the user can fix, 502 when the git server did not answer). Never a credential."""
+
+    commit: str = ""
+    problem: Problem | None = None
+
+
+@register
+class ResolveRefQuery(Query):
+    """``rpc.builder.resolve_ref``: the commit ``ref`` (a branch, tag or commit id) of ``repository`` names
+    now, read within ``timeout_s`` (None: the builder's setting)."""
+
+    TYPE = "rpc.resolve_ref"
+    PRODUCERS = ("api",)
+    CONSUMERS = ("builder",)
+    REPLY = ResolveRefReply
+    repository: GitUrl
+    ref: GitRef
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    auth: GitAuth | None = Field(default=None, exclude_if=lambda v: v is None)  # a private repository's
+    team_id: str = Field(default="", max_length=64, exclude_if=lambda v: not v)  # whose outbound allowance applies
+
+
 # --- host keys of a git server ---------------------------------------------------------------------
 # A deploy key's clone trusts only pinned host keys. At first contact the api asks the builder (the
 # service that reaches the forge) which keys the server presents, pins them and shows them.

@@ -36,6 +36,7 @@ from berth_api.usecases import (
     git_auth,
     layers,
     published_ports,
+    ref_pin,
     registries,
 )
 from berth_api.usecases.app_hosts import sync_hosts
@@ -178,7 +179,8 @@ async def start_in(
     commit: str | None = None,
 ) -> dict[str, Any]:
     """Inside ``unit``: snapshot the application, record the deployment (queued), stage its start command;
-    ``commit``: build that commit of a git source (a push's), recorded on the deployment at once."""
+    ``commit``: build that commit of a git source (a push's), recorded on the deployment at once. Without
+    one, a git source builds the commit its branch or tag names now (``ref_pin``), when the builder can say."""
     app = await apps_repo.get_application(unit.session, principal.team_id, application_id, lock=True)
     if app is None:
         raise application_missing(principal, application_id)
@@ -186,6 +188,9 @@ async def start_in(
     spec = await _snapshot(deps, unit, app)
     if commit is not None and not isinstance(spec.source, GitSource):
         raise invalid_field("/body/commit", f"the application is built from {spec.source.kind}, not from git")
+    if commit is None and ref_pin.to_resolve(spec) is not None:  # the commit its branch names now
+        authed = await git_auth.with_auth(deps, unit.session, app, spec)
+        commit = await ref_pin.commit_now(deps, authed, app["team_id"])
     if commit is not None and isinstance(spec.source, GitSource):
         spec = spec.model_copy(update={"source": spec.source.model_copy(update={"ref": commit})})
     return await _record(deps, unit, principal, app, spec, options, commit=commit)

@@ -1,5 +1,6 @@
-"""Reading one file of a repository (``rpc.builder.repository_file``) as pure data: the checked request
-and the answers, a refusal naming the query's field.
+"""Reading one file of a repository (``rpc.builder.repository_file``), and the commit a ref names now
+(``rpc.builder.resolve_ref``), as pure data: the checked requests and the answers, a refusal naming the
+query's field.
 
 The path is relative to the repository's root, normalised, without ``..`` and without a leading ``-``
 (``domain.source.validate_relpath``); the file itself is read without following a symlink anywhere on
@@ -21,7 +22,13 @@ from berth_builder.domain.source import (
     validate_ref,
     validate_relpath,
 )
-from berth_common.catalogue import Problem, RepositoryFileQuery, RepositoryFileReply
+from berth_common.catalogue import (
+    Problem,
+    RepositoryFileQuery,
+    RepositoryFileReply,
+    ResolveRefQuery,
+    ResolveRefReply,
+)
 
 UNPROCESSABLE = 422
 BAD_GATEWAY = 502
@@ -59,16 +66,42 @@ def file_request(query: RepositoryFileQuery, *, allow_local: bool, max_bytes: in
     return FileRequest(url, ref, path, cap, deadline)
 
 
-def refused(field: str, why: str, status: int = UNPROCESSABLE) -> RepositoryFileReply:
-    """The reply that says why the file was not read (``field``: the query's field it is about)."""
+@dataclass(frozen=True)
+class RefRequest:
+    url: GitUrl
+    ref: GitRef
+    timeout_s: float
+
+
+def ref_request(query: ResolveRefQuery, *, allow_local: bool, timeout_s: float) -> RefRequest:
+    """The checked request (raises ``InvalidInput`` naming ``repository``, ``ref`` or ``auth``)."""
+    url = validate_git_url(query.repository, allow_local=allow_local, field="repository")
+    ref = validate_ref(query.ref, field="ref")
+    git_credentials.check(query.auth, url, "auth")
+    return RefRequest(url, ref, min(query.timeout_s or timeout_s, timeout_s))
+
+
+def problem(field: str, why: str, status: int = UNPROCESSABLE) -> Problem:
+    """Why a query was not answered (``field``: the query's field it is about)."""
     title = "Invalid request" if status == UNPROCESSABLE else "The git server failed"
     kind = "invalid" if status == UNPROCESSABLE else "upstream-error"
-    return RepositoryFileReply(problem=Problem(status=status, type=kind, title=title, field=field, detail=why))
+    return Problem(status=status, type=kind, title=title, field=field, detail=why)
+
+
+def refused(field: str, why: str, status: int = UNPROCESSABLE) -> RepositoryFileReply:
+    """The reply that says why the file was not read."""
+    return RepositoryFileReply(problem=problem(field, why, status))
 
 
 def clone_refused(failure: Failure, reason: str) -> RepositoryFileReply:
     field, status = FAILURE_FIELD[failure]
     return refused(field, reason, status)
+
+
+def ref_refused(failure: Failure, reason: str) -> ResolveRefReply:
+    """The reply that says why the ref was not resolved (what git's failure is about)."""
+    field, status = FAILURE_FIELD[failure]
+    return ResolveRefReply(problem=problem(field, reason, status))
 
 
 def found(data: bytes, commit: str, path: str) -> RepositoryFileReply:

@@ -22,4 +22,5 @@ async def register(
     await ctx.bus.consume(CancelBuild, builds.cancel)
     await ctx.bus.consume(ServerChanged, consume_once(Transactions(ctx.bus, ctx.sessionmaker), servers.changed))
     await ctx.bus.serve("repository_file", files.answer, concurrency=files.settings.max_concurrent_reads * 4)
+    await ctx.bus.serve("resolve_ref", files.answer_ref, concurrency=files.settings.max_concurrent_reads * 4)
     await ctx.bus.serve("host_keys", keys.answer, concurrency=4)

@@ -1,5 +1,7 @@
 """One file of a repository at a ref, for the api (``rpc.builder.repository_file``): a compose file at
-``compose.path`` is read here because the builder is the service that clones.
+``compose.path`` is read here because the builder is the service that clones. And the commit a ref names now
+(``rpc.builder.resolve_ref``: ``git ls-remote``, no clone), which the api records on a deployment when it is
+requested, so the build takes that commit whatever the branch names by the time it starts.
 
 The query is checked first (``domain.repository_file``: no git process runs for a bad URL, ref or path);
 then the ref is checked out like a build's (``checkout.py``: the same URL rules, credentials, shallow clone
@@ -28,7 +30,7 @@ from berth_builder.domain.source import InvalidInput, url_secrets
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.checkout import Checkout, CloneFailed
 from berth_common import sealing
-from berth_common.catalogue import RepositoryFileQuery, RepositoryFileReply
+from berth_common.catalogue import RepositoryFileQuery, RepositoryFileReply, ResolveRefQuery, ResolveRefReply
 from berth_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -92,3 +94,41 @@ class RepositoryFiles:
         finally:
             await asyncio.to_thread(shutil.rmtree, workspace, True)
         return files.found(data, commit, request.path)
+
+    async def answer_ref(self, data: dict[str, Any]) -> ResolveRefReply:
+        """The reply to a received ``resolve_ref`` query (a malformed one is refused naming its first bad
+        field)."""
+        try:
+            query = ResolveRefQuery.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "query"
+            return ResolveRefReply(problem=files.problem(where, first["msg"]))
+        return await self.resolve(query)
+
+    async def resolve(self, query: ResolveRefQuery) -> ResolveRefReply:
+        try:
+            request = files.ref_request(
+                query, allow_local=self.settings.allow_local_git, timeout_s=self.settings.file_timeout_s
+            )
+        except InvalidInput as exc:
+            return ResolveRefReply(problem=files.problem(exc.field, exc.why))
+        redact = Redactor(url_secrets(query.repository))
+        git = Checkout.starting_now(
+            self.git,
+            request.url,
+            request.ref,
+            request.timeout_s,
+            redact,
+            self.settings.git_binary,
+            policy=self.settings.outbound_policy_for(query.team_id),
+        )
+        try:
+            async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
+                commit, _ = await git.with_credentials(plan).resolve()
+        except CloneFailed as exc:
+            log.info("ref not resolved", repository=request.url.display, failure=exc.failure)
+            return files.ref_refused(exc.failure, exc.reason)
+        except (InvalidInput, sealing.UnsealError) as exc:
+            return ResolveRefReply(problem=files.problem("auth", f"the repository's credentials cannot be used: {exc}"))
+        return ResolveRefReply(commit=commit)
