@@ -298,19 +298,26 @@ def test_rows_come_from_the_pasted_file_and_from_the_application():
     assert cf.rows_of_file("services: [")[1].startswith("compose.inline: ")
     assert cf.rows_of_file("name: x\n") == ([], "the file has no services")
     app = {
-        "services": [{"name": "front"}, {"name": "my-api"}],
+        "services": [{"name": "front"}, {"name": "my-api"}, {"name": "debug"}],
         "compose": {
             "inline": STACK,
-            "placement": [{"service": "my_api", "servers": ["s1"]}, {"service": "gone", "servers": ["s2"]}],
+            "placement": [{"service": "debug", "servers": ["s1"]}, {"service": "gone", "servers": ["s2"]}],
         },
     }
-    assert [(r.service, r.servers) for r in cf.rows_of_app(app)] == [
-        ("front", []),
-        ("my_api", ["s1"]),
+    rows = cf.rows_of_app(app)  # named as the file names them; the entry of no service deployed last
+    assert [(r.service, r.servers, r.profiles) for r in rows] == [
+        ("front", [], []),
+        ("my_api", [], []),
+        ("debug", ["s1"], ["debug"]),
+        ("gone", ["s2"], []),
+    ]
+    kept = cf.kept(rows, [cf.Row("front", ["s3"]), cf.Row("debug", [])])  # as ticked: debug on none
+    assert [(r.service, r.servers) for r in kept] == [
+        ("front", ["s3"]),
+        ("my_api", []),
+        ("debug", []),
         ("gone", ["s2"]),
     ]
-    kept = cf.kept(cf.rows_of_app(app), [cf.Row("front", ["s3"])])
-    assert [(r.service, r.servers) for r in kept] == [("front", ["s3"]), ("my_api", ["s1"]), ("gone", ["s2"])]
     stored = {"inline": STACK, "profiles": ["x"], "files": [{"path": "a.ini", "mode": 420, "size": 3, "sha256": "f"}]}
     assert cf.compose_body(stored, ["debug"]) == {"inline": STACK, "profiles": ["debug"], "files": [{"path": "a.ini"}]}
     assert cf.compose_body({"path": "deploy/compose.yml"}, []) == {"path": "deploy/compose.yml", "profiles": []}

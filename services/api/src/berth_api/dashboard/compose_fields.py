@@ -130,23 +130,20 @@ def rows_of_file(text: str) -> tuple[list[Row], str]:
 
 
 def rows_of_app(app: Mapping[str, Any]) -> list[Row]:
-    """The placement rows of an application: one per service it deploys, with the servers its placement
-    gives it (an entry names the service as the compose file does: ``my_api`` for ``my-api``), then the
-    entries of no service deployed (a file of the repository not read yet)."""
+    """The placement rows of an application: one per service it deploys, named as its compose file names it
+    (``my_api`` for Berth's ``my-api``), with the servers its placement gives it; then the entries of no
+    service deployed (a file of the repository not read yet)."""
     entries = list((app.get("compose") or {}).get("placement") or [])
-    text = (app.get("compose") or {}).get("inline") or ""
-    try:
-        profiles = declared(text) if text else {}
-    except ComposeRefusal:
-        profiles = {}
+    file_rows, _ = rows_of_file((app.get("compose") or {}).get("inline") or "")
+    in_file = {berth_name(r.service): r for r in file_rows}
     rows = []
     for svc in app.get("services") or []:
         entry = next((e for e in entries if berth_name(str(e["service"])) == svc["name"]), None)
         if entry is not None:
             entries.remove(entry)
-            rows.append(Row(str(entry["service"]), list(entry["servers"]), profiles.get(str(entry["service"]), [])))
-        else:
-            rows.append(Row(svc["name"], [], profiles.get(svc["name"], [])))
+        named = in_file.get(svc["name"], Row(svc["name"]))
+        service = str(entry["service"]) if entry is not None else named.service
+        rows.append(Row(service, list(entry["servers"]) if entry is not None else [], named.profiles))
     return rows + [Row(str(e["service"]), list(e["servers"])) for e in entries]
 
 
@@ -182,11 +179,7 @@ def context(
     rows = rows_of_app(app)
     if typed is not None:
         rows = kept(rows, typed.rows)
-    text = compose.get("inline") or ""
-    try:
-        names = sorted({p for ps in declared(text).values() for p in ps}) if text else []
-    except ComposeRefusal:
-        names = []
+    names = sorted({p for row in rows_of_file(compose.get("inline") or "")[0] for p in row.profiles})
     return {
         "compose_profiles": profile_inputs(typed.profiles if typed is not None else compose.get("profiles") or []),
         "compose_rows": rows,
