@@ -23,6 +23,7 @@ import pytest
 
 from tests.api.conftest import bearer
 from tests.e2e.conftest import Platform, make_platform
+from tests.support.axe import audit, install
 from tests.support.browser import chromium, screenshot
 from tests.support.images import DOCKER, busybox_image
 
@@ -207,12 +208,14 @@ STACK = """services:
 
 async def test_a_person_sets_compose_profiles_and_placement_on_a_real_platform(platform: Platform, site_image: str):
     """A compose application made on its page with a profile and a placement (the services read from the
-    pasted file, the platform's server ticked), then its placement and profiles changed on the application's
-    page, a bad profile refused next to its field: each change is in the REST API's view of the application."""
+        pasted file, the platform's server ticked), then its placement and profiles changed on the application's
+        page, a bad profile refused next to its field: each change is in the REST API's view of the application.
+    axe-core finds nothing serious on the page with the rows nor on the one with the refusal."""
     origin = f"http://127.0.0.1:{platform.ports['api']}"
     token = platform.paths.admin_token.read_text().strip()
     async with chromium() as browser, httpx.AsyncClient(base_url=origin, headers=bearer(token), timeout=10) as api:
         ctx = await browser.context(viewport={"width": 390, "height": 844})  # a phone
+        await install(ctx)  # axe-core, run on the pages with the rows and with a refusal
         page = await ctx.new_page()
         await page.goto(origin + "/ui/signin")
         await page.get_by_label("API token", exact=True).fill(token)
@@ -233,6 +236,7 @@ async def test_a_person_sets_compose_profiles_and_placement_on_a_real_platform(p
         names = [(await r.locator("legend").inner_text()).strip() for r in await rows.all()]
         assert names == ["Servers of web", "Servers of worker", "Servers of debug (profiles debug)"], names
         assert await page.get_by_label("Profile 1", exact=True).input_value() == "debug"  # kept
+        assert [str(v) for v in await audit(page)] == []
         for service in ("worker", "debug"):
             await page.get_by_role("group", name=f"Servers of {service}").get_by_label("local").check()
         await page.get_by_role("button", name="Create compose application").click()
@@ -277,6 +281,7 @@ async def test_a_person_sets_compose_profiles_and_placement_on_a_real_platform(p
         said = await page.locator("#profile-1-error").inner_text()
         assert said.startswith("compose.profiles.0: "), said
         assert (await api.get(f"/v1/applications/{app_id}")).json()["compose"]["profiles"] == ["debug"]  # unchanged
+        assert [str(v) for v in await audit(page)] == []
 
         await bad.fill("")
         await page.locator("section[aria-labelledby=profiles]").get_by_role("button", name="Set profiles").click()
