@@ -220,7 +220,8 @@ async def test_the_application_page_changes_profiles_and_placement(dashboard, se
         assert _placed_rows(page) == [["my_api", "local"], ["tools", "edge-b, local"]]
 
         r = await http.post(url + "/profiles", data={"csrf": csrf})  # none: the profiled services are not deployed
-        assert r.status_code == 200 and "placement.1.service" in r.text, r.text  # tools is placed
+        assert r.status_code == 200, r.text  # tools is placed: refused at its row
+        assert _error(r.text, "place-3-error") == "placement.1.service: the compose file deploys no service 'tools'"
         assert [s["name"] for s in (await _admin_get(dashboard, f"/v1/applications/{made['id']}"))["services"]] == [
             "front",
             "my-api",

@@ -112,14 +112,16 @@ def _on_compose(request: Request, typed: cf.Given, profile_at: list[int], placed
 @form
 async def set_profiles(request: Request, api: Api, base: dict[str, Any]) -> Response:
     """Activate the profiles given (all of them: the list replaces the stored one): the stored compose file
-    is sent again with them, its files kept by path."""
+    is sent again with them, its files kept by path. A placed service the profiles leave out is refused at
+    its placement row."""
     app = await call(api, base, _on_app(request), "GET", _app_path(request))
     if not app.get("compose"):
         return back_to(f"/ui/applications/{app['id']}")  # an application of services has no profiles
     typed = cf.given(base["form"])
     profiles, profile_at = typed.profiles_body()
     body = {"compose": cf.compose_body(app["compose"], profiles)}
-    await call(api, base, _on_compose(request, typed, profile_at, []), "PATCH", _app_path(request), json=body)
+    placed = [str(e["service"]) for e in app["compose"].get("placement") or []]  # a placed service left out
+    await call(api, base, _on_compose(request, typed, profile_at, placed), "PATCH", _app_path(request), json=body)
     return back_to(f"/ui/applications/{app['id']}#profiles")
 
 
