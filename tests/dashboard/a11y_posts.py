@@ -1,9 +1,11 @@
 """The developer's shown forms, posted from the page as a person would (fields filled, the form's own submit
-button clicked, a confirmation accepted), on objects the accessibility test made for the purpose: a
-variable and a route set on its compose application and the route removed again, a webhook channel
-created, subscribed and disabled, an alert rule created, a database linked and backed up; then what makes
-things or deploys: a project, an application in it, a database, a restore into a new database, the seeded
-application scaled, deployed (the scheduler's part played until the deployment is live) and rolled back, an
+button clicked, or the one named where a form has two, a confirmation accepted), on objects the
+accessibility test made for the purpose: a variable and a route set on its compose application and the
+route removed again, its compose profiles and its placement set, a webhook channel created, subscribed and
+disabled, an alert rule created, a database linked and backed up; then what makes things or deploys: a
+project, an application in it, a compose application (its file's services read into placement rows, then
+made with a profile and a placement), a database, a restore into a new database, the seeded application
+scaled, deployed (the scheduler's part played until the deployment is live) and rolled back, an
 application made from a template, a Coolify template and a Dokploy blueprint imported and the document each
 gives deployed; and last what changes the session: a switch to the developer's other team and leaving it
 (the session then acts in the team the developer is an admin of), an application there deleted, a team
@@ -12,51 +14,26 @@ of a done change (an import with its result), the page it leads to shows no prob
 in, where that changes) nor, the first time a page of its shape is shown (each import's result: the same
 page, other content), a serious or critical axe violation, the post logs no console error, and the REST API
 has the change (an import: the page shows the template; signing out: the browser's session is gone). The
-seeded objects are not deleted, but for the application made for it."""
+seeded objects are not deleted, but for the application made for it. ``a11y_posting`` posts them."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from tests.api.conftest import bearer
 from tests.api.template_support import FIXTURES
+from tests.dashboard.a11y_posting import Effect, Post
 from tests.dashboard.a11y_seed import OWN_APP, OWN_TEAM, SHARED_TEAM, Seeded
-from tests.support.axe import audit
 
-Effect = Callable[[httpx.AsyncClient], Awaitable[bool]]
-Seen = Callable[[Any], Awaitable[bool]]
 PROBE = "dev-probe"  # the name of what the developer makes
 NEW_TEAM = "dev-probe-team"  # the team the developer creates, and deletes again
 COOLIFY = FIXTURES / "coolify" / "analytics-kit.yaml"  # the template the developer imports and deploys
 DOKPLOY = FIXTURES / "dokploy" / "analytics-blueprint"  # the blueprint the developer imports and deploys
-ID = re.compile(r"(?<=/)[0-9a-f]{32}(?=/|$)")
+COMPOSE = "services:\n  web:\n    image: nginx:1.27\n  debug:\n    image: busybox:1.36\n    profiles: [debug]\n"
 TEMPLATE = "excalidraw"  # a catalogue template the developer deploys (one service, nothing to fill in)
-
-
-@dataclass(frozen=True)
-class Post:
-    """One shown form: the page it is on (empty: the page the last answer led to), how to find it there (a
-    label or a button name inside it), what the developer fills in (by field name), and how the REST API
-    tells it was done (or, where the REST API cannot, the answer's page or the browser's session)."""
-
-    what: str
-    page: str
-    within: tuple[str, str]  # ("label" | "button", accessible name) of something inside it, or ("action", path)
-    effect: Effect | None
-    fields: dict[str, str] = field(default_factory=dict)
-    heading: str = ""  # what the page the answer leads to has as its title (its h1), when it says
-    status: int = 303  # the POST's answer: the redirect of a done change, or 200 for a form that shows a result
-    shows: str = ""  # a selector the page the answer leads to matches (what the form showed)
-    seen: Seen | None = None  # what the browser's page tells of the change (given the page)
-    audit: bool = False  # axe on the page the answer leads to even when a page of its shape was audited
 
 
 async def rows(api: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -82,6 +59,13 @@ def posts(seeded: Seeded, hook_url: str) -> list[Post]:
 
     async def route_gone(api: httpx.AsyncClient) -> bool:
         return await route_is(api, False)
+
+    async def profiles_set(api: httpx.AsyncClient) -> bool:
+        return (await api.get(f"/v1/applications/{app}")).json()["compose"].get("profiles") == ["probe"]
+
+    async def placed(api: httpx.AsyncClient) -> bool:
+        placement = (await api.get(f"/v1/applications/{app}")).json()["compose"]["placement"]
+        return placement == [{"service": "front", "servers": ["local"]}]
 
     async def channel(api: httpx.AsyncClient) -> dict[str, Any] | None:
         return next((c for c in await rows(api, "/v1/notification-channels") if c["name"] == PROBE), None)
@@ -120,6 +104,8 @@ def posts(seeded: Seeded, hook_url: str) -> list[Post]:
             {"service": "front", "port": "80", "host": "probe.example.com"},
         ),
         Post("remove the route", on_app, ("button", "Remove the route of front on probe.example.com"), route_gone),
+        Post("set profiles", on_app, ("button", "Set profiles"), profiles_set, {"profile.0": "probe"}),
+        Post("set a placement", on_app, ("button", "Set placement"), placed, {"place.0.on.local": "on"}),
         Post(
             "create a channel",
             "/ui/notifications",
@@ -191,6 +177,13 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
         made = await named(api, "/v1/applications", f"{PROBE}-app")
         return made is not None and made["environment_id"] == env
 
+    async def compose_made(api: httpx.AsyncClient) -> bool:
+        made = await named(api, "/v1/applications", f"{PROBE}-compose")
+        if made is None or made["environment_id"] != env:
+            return False
+        compose = (await api.get(f"/v1/applications/{made['id']}")).json()["compose"]
+        return compose["profiles"] == ["debug"] and compose["placement"] == [{"service": "debug", "servers": ["local"]}]
+
     async def database_made(api: httpx.AsyncClient) -> bool:
         made = await named(api, "/v1/databases", f"{PROBE}-db")
         return made is not None and made["engine"] == "postgresql"
@@ -235,6 +228,22 @@ def making(seeded: Seeded, sched: Any) -> list[Post]:
             ("action", f"/ui/environments/{env}/applications"),
             app_made,
             {"name": f"{PROBE}-app", "image": "nginx:1.27", "port": "8080"},
+        ),
+        Post(
+            "read a compose file's services",
+            f"/ui/environments/{env}/compose",
+            ("button", "Read the services"),
+            None,
+            {"name": f"{PROBE}-compose", "compose": COMPOSE, "profile.0": "debug"},
+            status=200,
+            shows='fieldset legend:has-text("Servers of debug")',
+        ),
+        Post(
+            "create a compose application",
+            "",  # the page the services were read on, with what was typed
+            ("button", "Create compose application"),
+            compose_made,
+            {"place.1.on.local": "on"},
         ),
         Post(
             "create a database", "/ui/databases", ("button", "Create database"), database_made, {"name": f"{PROBE}-db"}
@@ -345,86 +354,3 @@ def session(origin: str, developer: str, seeded: Seeded) -> list[Post]:
         Post("delete the team", "/ui/team", ("button", f"Delete team {NEW_TEAM}"), team_gone, heading=OWN_TEAM),
         Post("sign out", "", ("button", "Sign out"), None, heading="Sign in", seen=signed_out),
     ]
-
-
-async def fill(form: Any, fields: dict[str, str]) -> None:
-    for name, value in fields.items():
-        control = form.locator(f'[name="{name}"]')
-        tag = await control.evaluate("e => e.tagName.toLowerCase()")
-        if tag == "select":
-            await control.select_option(value)
-        else:
-            await control.fill(value)
-
-
-def shape(url: str) -> str:
-    """A page's route (ids made placeholders) and the names of its query parameters."""
-    parts = urlsplit(url)
-    keys = sorted({k for k, _ in parse_qsl(parts.query, keep_blank_values=True)})
-    return ID.sub("{id}", parts.path) + ("?" + "&".join(keys) if keys else "")
-
-
-async def post_shown(page: Any, origin: str, post: Post, problems: list[str], audited: set[str]) -> None:
-    """Open the post's page, fill its form and submit it with its own button; record what went wrong (axe's
-    findings on the page the answer leads to too, once per shape of page: ``audited``)."""
-    if post.page and page.url.split("#")[0] != origin + post.page:  # the last answer may be this page already
-        await page.goto(origin + post.page)
-    await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
-    kind, name = post.within
-    if kind == "action":
-        form = page.locator(f'form[method="post"][action="{name}"]')
-    else:
-        inside = page.get_by_role("button", name=name, exact=True) if kind == "button" else page.get_by_label(name)
-        form = page.locator('form[method="post"]', has=inside)
-    if await form.count() != 1:
-        problems.append(f"developer: {post.what}: {await form.count()} forms on {post.page}, not one")
-        return
-    await fill(form, post.fields)
-    async with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        await form.locator('button[type="submit"]').click()
-    answer = await posted.value
-    await page.wait_for_load_state("load")
-    if answer.status != post.status:
-        problems.append(f"developer: {post.what}: the POST answered {answer.status}, not {post.status}")
-    if post.audit or shape(page.url) not in audited:
-        audited.add(shape(page.url))
-        problems.extend(f"developer: {post.what}: {page.url}: axe {v}" for v in await audit(page))
-    alerts = page.get_by_role("alert")
-    if await alerts.count():
-        problems.append(f"developer: {post.what}: {await alerts.first.text_content()}")
-    if post.heading and post.heading not in (title := await page.locator("h1").first.text_content() or ""):
-        problems.append(f"developer: {post.what}: the page says {title!r}, not {post.heading!r}")
-    if post.shows and not await page.locator(post.shows).count():
-        problems.append(f"developer: {post.what}: {page.url} does not show {post.shows}")
-
-
-async def post_developer_forms(
-    page: Any,
-    origin: str,
-    admin: str,
-    todo: list[Post],
-    took: dict[str, float] | None = None,
-    errors: list[str] | None = None,
-) -> list[str]:
-    """Each post in order on ``page`` (signed in as the developer), its effect read back as the admin; the
-    problems. ``took``: the seconds of each post (with its effect's check), by what it does; ``errors``: the
-    browser's console errors so far (those a post adds are its problems)."""
-    problems: list[str] = []
-    took = {} if took is None else took
-    errors = [] if errors is None else errors
-    audited: set[str] = set()
-    page.on("dialog", lambda dialog: dialog.accept())  # a form's data-confirm question, answered yes
-    # an idle connection is let go well before the api's keep-alive of 5 s ends it (a post can take that long),
-    # so a check never reuses one the api is closing at that moment (a read error, not an answer)
-    limits = httpx.Limits(keepalive_expiry=1.0)
-    async with httpx.AsyncClient(base_url=origin, headers=bearer(admin), limits=limits) as api:
-        for post in todo:
-            began, logged = time.monotonic(), len(errors)
-            await post_shown(page, origin, post, problems, audited)
-            if post.effect is not None and not await post.effect(api):
-                problems.append(f"developer: {post.what}: the REST API does not have it")
-            if post.seen is not None and not await post.seen(page):
-                problems.append(f"developer: {post.what}: the browser does not see it")
-            problems.extend(f"developer: {post.what}: console: {e}" for e in errors[logged:])
-            took[post.what] = round(time.monotonic() - began, 2)
-    return problems

@@ -34,7 +34,7 @@ import pytest
 
 from berth_common.db.provision import provision
 from tests.api.conftest import bearer
-from tests.dashboard import a11y_posts, a11y_seed
+from tests.dashboard import a11y_posting, a11y_posts, a11y_seed
 from tests.dashboard.test_observe import MetricsDouble
 from tests.support.axe import audit, install
 from tests.support.browser import ARTIFACTS, Browser, chromium, screenshots_wanted
@@ -294,7 +294,7 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     ]
     post_seconds: dict[str, float] = {}
     problems.extend(
-        await a11y_posts.post_developer_forms(page, origin, dashboard.admin, todo, post_seconds, browser.errors)
+        await a11y_posting.post_developer_forms(page, origin, dashboard.admin, todo, post_seconds, browser.errors)
     )
     await ctx.close()
 

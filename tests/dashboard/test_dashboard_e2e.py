@@ -3,7 +3,9 @@ one for the module): sign in with the admin token from the data directory, creat
 application from a local image, deploy it and watch the live log reach ``succeeded``, open the application
 through its host on the platform's proxy (Traefik), change a variable and see the redeploy serve it, roll
 back, scale to two replicas and see both on the page, and see a metrics chart with data. No page logs a
-console error, and the secret set in the page is in no page's HTML afterwards."""
+console error, and the secret set in the page is in no page's HTML afterwards. On a phone's width, a compose
+application made with a profile and a placement (its services read from the pasted file), both changed on
+its page and a bad profile name refused next to its field: each change in the REST API's view."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import bearer
 from tests.e2e.conftest import Platform, make_platform
+from tests.support.axe import audit, install
 from tests.support.browser import chromium, screenshot
 from tests.support.images import DOCKER, busybox_image
 
@@ -186,3 +190,105 @@ async def test_a_person_runs_an_application_on_a_real_platform(platform: Platfor
         assert all(app_id in html for _, html in htmls)  # pages of the application, not error pages
     finally:
         await proxy.aclose()
+
+
+STACK = """services:
+  web:
+    image: {image}
+    expose: ['8080']
+  worker:
+    image: {image}
+    command: [sleep, infinity]
+  debug:
+    image: {image}
+    command: [sleep, infinity]
+    profiles: [debug]
+"""
+
+
+async def test_a_person_sets_compose_profiles_and_placement_on_a_real_platform(platform: Platform, site_image: str):
+    """A compose application made on its page with a profile and a placement (the services read from the
+        pasted file, the platform's server ticked), then its placement and profiles changed on the application's
+        page, a bad profile refused next to its field: each change is in the REST API's view of the application.
+    axe-core finds nothing serious on the page with the rows nor on the one with the refusal."""
+    origin = f"http://127.0.0.1:{platform.ports['api']}"
+    token = platform.paths.admin_token.read_text().strip()
+    async with chromium() as browser, httpx.AsyncClient(base_url=origin, headers=bearer(token), timeout=10) as api:
+        ctx = await browser.context(viewport={"width": 390, "height": 844})  # a phone
+        await install(ctx)  # axe-core, run on the pages with the rows and with a refusal
+        page = await ctx.new_page()
+        await page.goto(origin + "/ui/signin")
+        await page.get_by_label("API token", exact=True).fill(token)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await page.wait_for_url(origin + "/ui/")
+        await page.get_by_label("Project name", exact=True).fill("composed")
+        await page.get_by_role("button", name="Create project").click()
+        project = page.locator("section", has=page.get_by_role("heading", name="composed", exact=True))
+        await project.get_by_role("link", name="New compose application in production").click()
+
+        # The file pasted, its services read into placement rows, a profile typed, the server ticked.
+        await page.get_by_label("Name", exact=True).fill("stack")
+        await page.get_by_label("Compose file (YAML)").fill(STACK.format(image=site_image))
+        await page.get_by_label("Profile 1", exact=True).fill("debug")
+        await page.get_by_role("button", name="Read the services").click()
+        rows = page.get_by_role("group", name=re.compile("^Servers of "))
+        await rows.first.wait_for()
+        names = [(await r.locator("legend").inner_text()).strip() for r in await rows.all()]
+        assert names == ["Servers of web", "Servers of worker", "Servers of debug (profiles debug)"], names
+        assert await page.get_by_label("Profile 1", exact=True).input_value() == "debug"  # kept
+        assert [str(v) for v in await audit(page)] == []
+        for service in ("worker", "debug"):
+            await page.get_by_role("group", name=f"Servers of {service}").get_by_label("local").check()
+        await page.get_by_role("button", name="Create compose application").click()
+        await page.wait_for_url(re.compile(r"/ui/applications/[0-9a-f]{32}$"))
+        app_url = page.url
+        app_id = app_url.rsplit("/", 1)[1]
+        await screenshot(page, "dashboard-e2e-compose-phone")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+
+        shown = (await api.get(f"/v1/applications/{app_id}")).json()
+        assert shown["compose"]["profiles"] == ["debug"]
+        assert shown["compose"]["placement"] == [
+            {"service": "worker", "servers": ["local"]},
+            {"service": "debug", "servers": ["local"]},
+        ]
+        assert [(s["name"], s.get("servers")) for s in shown["services"]] == [
+            ("web", None),
+            ("worker", ["local"]),
+            ("debug", ["local"]),
+        ]
+
+        # On the application's page: debug no longer placed, web placed; then its profile dropped.
+        placement = page.locator("section[aria-labelledby=placement]")
+        assert await placement.get_by_role("row", name="debug local").count() == 1
+        await placement.get_by_role("group", name=re.compile("^Servers of debug")).get_by_label("local").uncheck()
+        await placement.get_by_role("group", name="Servers of web").get_by_label("local").check()
+        await placement.get_by_role("button", name="Set placement").click()
+        await page.wait_for_url(app_url + "#placement")
+        shown = (await api.get(f"/v1/applications/{app_id}")).json()
+        assert shown["compose"]["placement"] == [
+            {"service": "web", "servers": ["local"]},
+            {"service": "worker", "servers": ["local"]},
+        ]
+
+        profiles = page.locator("section[aria-labelledby=profiles]")
+        await profiles.get_by_label("Profile 1", exact=True).fill("")
+        await profiles.get_by_label("Profile 2", exact=True).fill("-x")
+        await profiles.get_by_role("button", name="Set profiles").click()
+        bad = page.locator("section[aria-labelledby=profiles]").get_by_label("Profile 2", exact=True)
+        await page.get_by_role("alert").wait_for()
+        assert await bad.get_attribute("aria-invalid") == "true" and await bad.input_value() == "-x"
+        said = await page.locator("#profile-1-error").inner_text()
+        assert said.startswith("compose.profiles.0: "), said
+        assert (await api.get(f"/v1/applications/{app_id}")).json()["compose"]["profiles"] == ["debug"]  # unchanged
+        assert [str(v) for v in await audit(page)] == []
+
+        await bad.fill("")
+        await page.locator("section[aria-labelledby=profiles]").get_by_role("button", name="Set profiles").click()
+        await page.wait_for_url(app_url + "#profiles")
+        shown = (await api.get(f"/v1/applications/{app_id}")).json()
+        assert "profiles" not in shown["compose"]
+        assert [s["name"] for s in shown["services"]] == ["web", "worker"]
+        assert await page.get_by_text("services/debug: not deployed: it has profiles [debug]").count() == 1
+        await ctx.close()
+    assert browser.errors == []

@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from berth_api.dashboard import (
     pages,
+    pages_compose,
     pages_data,
     pages_notify,
     pages_observe,
@@ -31,6 +32,8 @@ def build() -> Starlette:
             Route("/signout", signin.signout, methods=["POST"]),
             Route("/projects", pages.create_project, methods=["POST"]),
             Route("/environments/{environment_id:str}/applications", pages.create_application, methods=["POST"]),
+            Route("/environments/{environment_id:str}/compose", pages_compose.new_compose, methods=["GET"]),
+            Route("/environments/{environment_id:str}/compose", pages_compose.create_compose, methods=["POST"]),
             Route(a, pages.application, methods=["GET"]),
             Route(a + "/deploy", pages.deploy, methods=["POST"]),
             Route(a + "/rollback", pages.rollback, methods=["POST"]),
@@ -38,6 +41,8 @@ def build() -> Starlette:
             Route(a + "/variables", pages.set_variable, methods=["POST"]),
             Route(a + "/routes", pages.set_route, methods=["POST"]),
             Route(a + "/routes/remove", pages.remove_route, methods=["POST"]),
+            Route(a + "/profiles", pages_compose.set_profiles, methods=["POST"]),
+            Route(a + "/placement", pages_compose.set_placement, methods=["POST"]),
             Route(a + "/delete", pages.delete_application, methods=["POST"]),
             Route("/deployments/{deployment_id:str}", pages.deployment, methods=["GET"]),
             Route("/deployments/{deployment_id:str}/timeline", pages.timeline, methods=["GET"]),

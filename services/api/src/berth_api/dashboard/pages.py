@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from berth_api.dashboard import sessions
+from berth_api.dashboard import compose_fields, sessions
 from berth_api.dashboard.client import Api, ApiError, items
 from berth_api.dashboard.page_forms import Redraw, around, call, form
 from berth_api.dashboard.page_forms import text as _form
@@ -64,7 +64,7 @@ async def _application(
     api: Api, base: dict[str, Any], app_id: str, status: int = 200, before: str = "", **extra: Any
 ) -> Response:
     """The application page; ``before`` (a deployment number) pages its deployments back, so any earlier
-    one can be rolled back to."""
+    one can be rolled back to; ``compose_typed`` and ``compose_errors``: a compose form the REST API refused."""
     page_of = {"limit": DEPLOYMENTS_PAGE, **({"before": before} if before else {})}
     app, deployments, certificates, volumes = await asyncio.gather(
         api.get(f"/v1/applications/{app_id}"),
@@ -73,6 +73,9 @@ async def _application(
         api.maybe(f"/v1/applications/{app_id}/volumes", {}),
     )
     deployments = items(deployments)
+    typed, errors = extra.pop("compose_typed", None), extra.pop("compose_errors", None)
+    if app.get("compose"):  # its profiles and placement, the team's servers to place its services on
+        extra.update(compose_fields.context(app, items(await api.maybe("/v1/servers", [])), typed, errors))
     older = (
         deployments[-1]["number"] if len(deployments) == DEPLOYMENTS_PAGE and deployments[-1]["number"] > 1 else None
     )
