@@ -26,7 +26,7 @@ from berth_builder.adapters.git import GitRunner
 from berth_builder.adapters.git_credentials import auth_base, credentials
 from berth_builder.domain import repository_file as files
 from berth_builder.domain.progress import Redactor
-from berth_builder.domain.source import InvalidInput, url_secrets
+from berth_builder.domain.source import GitRef, GitUrl, InvalidInput, url_secrets
 from berth_builder.settings import BuilderSettings
 from berth_builder.usecases.checkout import Checkout, CloneFailed
 from berth_common import sealing
@@ -65,17 +65,8 @@ class RepositoryFiles:
             )
         except InvalidInput as exc:
             return files.invalid(exc)
-        redact = Redactor(url_secrets(query.repository))
         workspace = self.settings.workspaces / f"file-{secrets.token_hex(8)}"
-        git = Checkout.starting_now(  # the deadline counts the wait for a slot too
-            self.git,
-            request.url,
-            request.ref,
-            request.timeout_s,
-            redact,
-            self.settings.git_binary,
-            policy=self.settings.outbound_policy_for(query.team_id),
-        )
+        git = self._checkout(query.repository, query.team_id, request.url, request.ref, request.timeout_s)
         try:
             async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
                 git = git.with_credentials(plan)
@@ -95,6 +86,19 @@ class RepositoryFiles:
             await asyncio.to_thread(shutil.rmtree, workspace, True)
         return files.found(data, commit, request.path)
 
+    def _checkout(self, repository: str, team_id: str, url: GitUrl, ref: GitRef, timeout_s: float) -> Checkout:
+        """A checkout of ``url`` at ``ref`` whose deadline starts now (the wait for a slot counts too), git's
+        output redacted of the credentials ``repository`` carries, the team's outbound rule applied."""
+        return Checkout.starting_now(
+            self.git,
+            url,
+            ref,
+            timeout_s,
+            Redactor(url_secrets(repository)),
+            self.settings.git_binary,
+            policy=self.settings.outbound_policy_for(team_id),
+        )
+
     async def answer_ref(self, data: dict[str, Any]) -> ResolveRefReply:
         """The reply to a received ``resolve_ref`` query (a malformed one is refused naming its first bad
         field)."""
@@ -113,16 +117,7 @@ class RepositoryFiles:
             )
         except InvalidInput as exc:
             return ResolveRefReply(problem=files.problem(exc.field, exc.why))
-        redact = Redactor(url_secrets(query.repository))
-        git = Checkout.starting_now(
-            self.git,
-            request.url,
-            request.ref,
-            request.timeout_s,
-            redact,
-            self.settings.git_binary,
-            policy=self.settings.outbound_policy_for(query.team_id),
-        )
+        git = self._checkout(query.repository, query.team_id, request.url, request.ref, request.timeout_s)
         try:
             async with self.slots, credentials(query.auth, request.url, auth_base(self.settings.workspaces)) as plan:
                 commit, _ = await git.with_credentials(plan).resolve()
