@@ -578,8 +578,13 @@ def server_changed(
 def load_images(servers: Iterable[TestServer], *tags: str) -> None:
     """Each of ``tags`` copied to each server (:meth:`TestServer.load_image`), the servers at once."""
     servers = list(servers)
+
+    def load(server: TestServer) -> None:
+        for tag in tags:
+            server.load_image(tag)
+
     with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
-        for done in [pool.submit(lambda s=s: [s.load_image(t) for t in tags]) for s in servers]:
+        for done in [pool.submit(load, server) for server in servers]:
             done.result()
 
 
