@@ -29,14 +29,17 @@ from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.settings import SchedulerSettings
 from tests.metrics.service import metrics_service
-from tests.proxy.support import ProxySync, Traefik
+from tests.proxy.support import ProxySync
 from tests.scheduler.platform import Platform, Scheduler, web_app
-from tests.support.images import DOCKER, busybox_image
-from tests.support.testservers import TestServer, _signal_in, running_servers, server_changed
+from tests.support.images import DOCKER, busybox_image, traefik_image
+from tests.support.testservers import TestServer, _signal_in, load_images, running_servers, server_changed
 
 pytestmark = pytest.mark.slow
 
-SSH_TIMEOUT_S = 6.0
+SSH_TIMEOUT_S = 6.0  # with the server watcher: a deployment must not wait for it
+# without the watcher a deployment asks the hanging server and waits this out (the product's limit on
+# connecting to a server and on each command there): the shorter, the shorter those tests
+HANG_SSH_TIMEOUT_S = 3.0
 PRUNE_S = 3.0  # the image pruning's time on one server
 # the watcher's limit on one collection from the server (5 s by default): a hanging server is reported after
 # two collections that waited it out; a server that answers does so in well under a second
@@ -45,18 +48,23 @@ STATS_S = 3.0
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[TestServer]:
+    """The server, with Berth's Traefik image already (proxy-sync's import of it over SSH is checked in
+    test_remote_routes.py)."""
     busybox_image()
     with running_servers(1) as (one,):
+        load_images([one], traefik_image())
         yield one
 
 
 @pytest.fixture
-async def rig(request, server, nats_server, database, tmp_root, unique) -> AsyncIterator[dict[str, Any]]:
-    """The platform; with the metrics service as the server watcher unless the test's parameter says no."""
+async def rig(
+    request, server, nats_server, database, traefik_spares, tmp_root, unique
+) -> AsyncIterator[dict[str, Any]]:
+    """The platform; with the metrics service as the server watcher (and an SSH timeout of SSH_TIMEOUT_S) unless
+    the test's parameter says no (then HANG_SSH_TIMEOUT_S)."""
+    watched = getattr(request, "param", True)
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
-    root = tmp_root / f"traefik-dead-{unique}"
-    root.mkdir()
-    traefik = Traefik(root).start()
+    traefik = traefik_spares.take()  # started while the test before ran
     proxy = ProxySync(
         ProxySyncSettings(
             nats_url=nats_server.url,
@@ -79,7 +87,7 @@ async def rig(request, server, nats_server, database, tmp_root, unique) -> Async
             readiness_timeout_s=30,
             route_timeout_s=60,
             readiness_interval_s=0.1,
-            ssh_timeout_s=SSH_TIMEOUT_S,
+            ssh_timeout_s=SSH_TIMEOUT_S if watched else HANG_SSH_TIMEOUT_S,
             prune_server_timeout_s=PRUNE_S,
         )
     )
@@ -97,7 +105,7 @@ async def rig(request, server, nats_server, database, tmp_root, unique) -> Async
             metrics_stats_timeout_s=STATS_S,
             secret_key="test-secret",
         )
-        if getattr(request, "param", True)
+        if watched
         else contextlib.nullcontext(None)
     )
     try:
@@ -112,7 +120,7 @@ async def rig(request, server, nats_server, database, tmp_root, unique) -> Async
         await engine.dispose()
         await api.close()
         await platform.close()
-        traefik.stop()
+        traefik.kill()
         with contextlib.suppress(Exception):
             names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
             if names:
@@ -237,9 +245,9 @@ async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh
     done = await platform.wait(moved, timeout=180)
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(moved))
     took = _seconds(platform, moved)
-    print(f"\nmoved off the hanging, unreported server in {took:.2f}s (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    print(f"\nmoved off the hanging, unreported server in {took:.2f}s (SSH timeout {HANG_SSH_TIMEOUT_S:g}s)")
     timeline = [(e["time"][11:23], e["data"].get("step"), e["data"].get("detail")) for e in platform.of(moved)]
-    assert took < 5 * SSH_TIMEOUT_S, (took, timeline)
+    assert took < 5 * HANG_SSH_TIMEOUT_S, (took, timeline)
     lines = _lines(platform, moved)
     assert any(f"server {sid} does not answer: route(s)" in line for line in lines), lines
     assert any(f"server {sid} does not answer: its old containers were not stopped" in line for line in lines)
@@ -250,10 +258,10 @@ async def test_a_server_not_known_unreachable_costs_a_deployment_at_most_its_ssh
     done = await platform.wait(nxt, timeout=180)
     took = time.monotonic() - t0
     assert done["type"] == "evt.deployment.succeeded", (done, platform.steps(nxt))
-    print(f"\nthe next deployment ended {took:.2f}s after it was asked for (SSH timeout {SSH_TIMEOUT_S:g}s)")
+    print(f"\nthe next deployment ended {took:.2f}s after it was asked for (SSH timeout {HANG_SSH_TIMEOUT_S:g}s)")
     # its own cleanup skips the hanging server within the SSH timeout (twice: routes, old containers); the
     # engine call's own time limit there (60 s) is not waited for
-    assert took < 5 * SSH_TIMEOUT_S, took
+    assert took < 5 * HANG_SSH_TIMEOUT_S, took
 
     # nothing else wants the app now: v3's pruning skips the hanging server once its time there is up
     capfd.readouterr()
@@ -281,8 +289,8 @@ async def test_undo_on_a_hanging_server_is_noted_not_waited_for(rig, server, app
     events = platform.of(failing)
     (began,) = [e for e in events if e["data"].get("step") == "failing"]
     undo_s = (datetime.fromisoformat(done["time"]) - datetime.fromisoformat(began["time"])).total_seconds()
-    print(f"\nundo took {undo_s:.2f}s with a hanging server (SSH timeout {SSH_TIMEOUT_S:g}s)")
-    assert undo_s < 2 * SSH_TIMEOUT_S + 3, undo_s
+    print(f"\nundo took {undo_s:.2f}s with a hanging server (SSH timeout {HANG_SSH_TIMEOUT_S:g}s)")
+    assert undo_s < 2 * HANG_SSH_TIMEOUT_S + 3, undo_s
     assert f"server(s) {sid} did not answer: their new containers are left there" in done["data"]["reason"] or any(
         f"server(s) {sid} did not answer" in (e["data"].get("detail") or "") for e in events
     ), events
@@ -325,7 +333,7 @@ async def test_an_old_replica_an_engine_crash_kept_from_its_stop_is_removed_once
     t0 = time.monotonic()
     while (found := _by_deployment(server, app_id)) != {second: "running"}:
         assert time.monotonic() - t0 < 45, found
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     print(f"\nthe live replica alone again {time.monotonic() - t0:.1f}s after the engine answered")
     await _until(engine, records, 1)
     await _until(engine, f"{records} AND deployment_id = '{second}'", 1)

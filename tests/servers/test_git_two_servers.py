@@ -31,8 +31,8 @@ from tests.scheduler.test_git_flow import app, dockerfile
 from tests.servers import test_placement_e2e as e2e
 from tests.servers.test_placement_e2e import HOST, _changed, _served
 from tests.support import registry as reg
-from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, make_net, start_server, tear_down
+from tests.support.images import busybox_image, traefik_image
+from tests.support.testservers import TestServer, load_images, make_net, start_servers, tear_down
 
 pytestmark = pytest.mark.slow
 USER, PASSWORD = "ci", "pw-two-servers-never-shown"
@@ -41,7 +41,8 @@ placed = e2e.placed  # the scheduler and proxy-sync, with both servers announced
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestServer], reg.Registry | None]]:
-    """Two servers on a test network; a push registry on its gateway when docker-registry is installed."""
+    """Two servers on a test network, started at once, with Berth's Traefik image; a push registry on its
+    gateway when docker-registry is installed."""
     busybox_image()
     net = make_net()
     registry = None
@@ -51,8 +52,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestSer
             root = tmp_path_factory.mktemp("push-registry")
             registry = reg.Registry(root, users={USER: PASSWORD}, bind=net.gateway).start()
         insecure = (registry.host,) if registry is not None else ()
-        for host in (2, 3):
-            made.append(start_server(net, host, insecure_registries=insecure))
+        made = start_servers(net, (2, 3), insecure_registries=insecure)
+        # Berth's Traefik image there already (proxy-sync's import of it over SSH: test_remote_routes.py)
+        load_images(made, traefik_image())
         yield made, registry
     finally:
         tear_down(made, [registry], net)

