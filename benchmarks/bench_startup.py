@@ -3,7 +3,7 @@
 The CLI alone (no platform): importing ``berth_cli.main`` and building the command (best of 5 fresh
 interpreters), ``berth --help`` and a no-op ``berth down`` (best of 3). Then the split platform as a user
 runs it: ``berth up`` on a fresh temporary data dir and a free port range until it returns (every component
-ready), with the supervisor's own timeline (postgres and nats ready, roles provisioned and schemas migrated,
+ready), with the supervisor's own timeline (postgres ready, roles provisioned and schemas migrated,
 every service ready), ``berth down`` (and how long it took before the supervisor got its signal), a second
 ``berth up`` on the same data dir (schemas at head), and ``berth down --all`` (checked: nothing left).
 """
@@ -39,7 +39,7 @@ IMPORT = (
 )
 EVENTS = {
     "supervisor starting": "supervisor_start",
-    "postgres and nats ready": "pg_nats_ready",
+    "postgres ready": "pg_ready",
     "database roles provisioned": "provisioned",
     "platform ready": "ready",
     "stopping": "stopping",
@@ -79,8 +79,8 @@ def _up(berth: str, env: dict[str, str], paths: Paths) -> dict[str, float]:
     return {
         "s": round(took, 2),
         "cli_to_supervisor_s": round((t["supervisor_start"] - start).total_seconds(), 2),
-        "postgres_nats_s": round((t["pg_nats_ready"] - t["supervisor_start"]).total_seconds(), 2),
-        "provision_migrate_s": round((t["provisioned"] - t["pg_nats_ready"]).total_seconds(), 2),
+        "postgres_s": round((t["pg_ready"] - t["supervisor_start"]).total_seconds(), 2),
+        "provision_migrate_s": round((t["provisioned"] - t["pg_ready"]).total_seconds(), 2),
         "services_ready_s": round((t["ready"] - t["provisioned"]).total_seconds(), 2),
     }
 

@@ -1,8 +1,8 @@
 """Every page of the dashboard, found by following links from the overview as an admin (same origin, GET
 only, bounded), plus the API reference (``/docs``), the event catalogue (``/events``) and the sign-in page,
-checked in a real browser: axe-core finds no serious or critical violation, no console error is logged, the
-page does not scroll sideways at 390 px, and no secret is in its HTML; a screenshot of each (wide and
-phone) goes to ``tests/artifacts/``. Pages are found by their links rather than listed, so a page added to
+checked in a real browser (``a11y_crawl``: several tabs at once, in a one-tab crawl's order): axe-core finds
+no serious or critical violation, no console error is logged, the page does not scroll sideways at 390 px,
+and no secret is in its HTML; a screenshot of each (wide and phone) goes to ``tests/artifacts/``. Pages are found by their links rather than listed, so a page added to
 the dashboard is checked as soon as something links to it.
 
 Then as a developer and as a viewer, in the same browser, the pages of the admin's crawl that hold a form
@@ -25,9 +25,8 @@ import asyncio
 import json
 import re
 import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -35,81 +34,19 @@ import pytest
 from berth_common.db.provision import provision
 from tests.api.conftest import bearer
 from tests.dashboard import a11y_posting, a11y_posts, a11y_seed
+from tests.dashboard.a11y_crawl import ID, POST_FORMS, SHOWS, TABS, WIDE, check, crawl, followed, kind
 from tests.dashboard.test_observe import MetricsDouble
-from tests.support.axe import audit, install
-from tests.support.browser import ARTIFACTS, Browser, chromium, screenshots_wanted
+from tests.support.axe import audit, script
+from tests.support.browser import ARTIFACTS, Browser, chromium
 from tests.support.notifier import serving_notifier
 from tests.support.receivers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow]
 
-SECRETS = a11y_seed.SECRETS
-WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
-SHOT_HEIGHT = 4000  # a screenshot shows the whole page up to this height (the event catalogue is far longer)
-MAX_PAGES = 80  # the crawl's bound
-PER_KIND = 3  # pages of one shape (the same route, other ids) checked at most
-PER_ITEM_KIND = 8  # ... where the shape ends in a name (sub-pages such as /ui/team/tokens fall in one)
-SEEDS = ("/ui/", "/docs", "/events")
-ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+|local)$")  # "local": the built-in server's id
 ROLES = ("developer", "viewer")
 # What a viewer may post: its own session and its memberships (any member may create a team and leave one).
 VIEWER_MAY_POST = {"/ui/signout", "/ui/teams", "/ui/teams/switch", "/ui/teams/{id}/leave"}
 FORGED = 6  # forms hidden from a role forged per role, spread over the hidden ones
-# What each seeded page shows once the crawl reaches it (its shape: a selector that finds it on the page).
-SHOWS = {
-    "/ui/servers/{id}": "#offered-key",  # the validation's checks and a changed host key
-    "/ui/databases/{id}": "#db-state.s-running",
-    "/ui/databases/{id}/backups": 'form[action$="/restore"]',  # a verified backup's restore forms
-    "/ui/restores/{id}": "#restore-state",
-    "/ui/backups": 'a[href$="/backups"]',
-    "/ui/notifications": "article.channel table tbody code",  # a channel with a subscription
-    "/ui/alerts": "tr.alert-firing",
-    "/ui/applications/{id}/metrics": ".charts figure svg",
-    "/ui/servers/{id}/metrics": ".charts figure svg",
-    "/ui/applications/{id}/metrics?by&range": 'nav[aria-label="Time range"] a[aria-current]',
-}
-POST_FORMS = """(els) => els.map((f) => ({action: f.action, fields: Object.fromEntries(new FormData(f))}))"""
-
-
-# The elements that reach past the viewport: the outermost that no ancestor clips or scrolls, and positioned
-# ones (an ancestor's overflow does not hold an element it is not the containing block of).
-WIDEST = """(w) => [...document.querySelectorAll("body *")].filter((e) => {
-    if (e.getBoundingClientRect().right <= w + 1) return false;
-    if (["absolute", "fixed"].includes(getComputedStyle(e).position)) return true;  // escapes its ancestors
-    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
-        if (getComputedStyle(a).overflowX !== "visible") return false;
-    const p = e.parentElement;
-    return p === document.body || p.getBoundingClientRect().right <= w + 1;
-}).slice(0, 5).map((e) => e.outerHTML.slice(0, 120))"""
-
-
-def kind(url: str) -> str:
-    """A page's shape: its path with ids (and the items of a literal collection, ``/ui/templates/<slug>``) made
-    placeholders, and the names of its query parameters."""
-    parts = urlsplit(url)
-    segments = parts.path.rstrip("/").split("/")
-    out: list[str] = []
-    for i, seg in enumerate(segments):
-        if ID.match(seg):
-            out.append("{id}")
-        elif i >= 3 and i == len(segments) - 1 and out[-1] != "{id}":
-            out.append("{item}")
-        else:
-            out.append(seg)
-    keys = sorted({k for k, _ in parse_qsl(parts.query, keep_blank_values=True)})
-    return "/".join(out) + ("?" + "&".join(keys) if keys else "")
-
-
-def followed(origin: str, href: str) -> str | None:
-    """The address to visit for a link, or None: same origin, the dashboard (not its static files) or the
-    documentation pages, without the fragment."""
-    parts = urlsplit(href)
-    if f"{parts.scheme}://{parts.netloc}" != origin:
-        return None
-    path = parts.path
-    if not (path.startswith("/ui/") or path in ("/ui", "/docs", "/events")) or path.startswith("/ui/static/"):
-        return None
-    return origin + path + (f"?{parts.query}" if parts.query else "")
 
 
 def action_of(url: str) -> str:
@@ -122,21 +59,6 @@ def spread(items: list, n: int) -> list:
     """At most ``n`` of ``items``, evenly spread over them (first included)."""
     k = min(n, len(items))
     return [items[i * len(items) // k] for i in range(k)]
-
-
-def artifact(name: str) -> str:
-    return "a11y-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "root")
-
-
-async def shot(page, name: str) -> None:
-    """A screenshot of the page under ``tests/artifacts/``: the whole of it, or its top for a long one (none
-    when screenshots are not wanted: ``tests.support.browser.screenshots_wanted``)."""
-    if not screenshots_wanted():
-        return
-    ARTIFACTS.mkdir(exist_ok=True)
-    width, height = await page.evaluate("[innerWidth, document.documentElement.scrollHeight]")
-    clip = {"x": 0, "y": 0, "width": width, "height": min(height, SHOT_HEIGHT)}
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, clip=clip)
 
 
 @pytest.fixture(scope="module")
@@ -184,48 +106,11 @@ async def seeded(dashboard, notifier, receiver) -> AsyncIterator[a11y_seed.Seede
         await metrics.bus.close()
 
 
-async def check(browser, page, url: str, name: str, problems: list[str]) -> list[str]:
-    """Open ``url``, check it, save its screenshots; the links on it."""
-    seen_errors = len(browser.errors)
-    try:
-        response = await page.goto(url, wait_until="commit")
-    except Exception as e:  # a link to a download: not a page
-        if "Download is starting" in str(e):
-            return []
-        raise
-    if response is None or response.status != 200:
-        problems.append(f"{url}: answered {response.status if response else 'nothing'}")
-        return []
-    if not (await response.header_value("content-type") or "").startswith("text/html"):
-        await page.goto("about:blank")  # a link to a stream or a file: not a page
-        return []
-    await page.wait_for_load_state("load")
-    if url.endswith("/docs"):
-        await page.locator(".swagger-ui .info").wait_for()
-    await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")  # forms too
-    for v in await audit(page):
-        problems.append(f"{url}: axe {v}")
-    html = await page.content()
-    for secret in SECRETS:
-        if secret in html:
-            problems.append(f"{url}: a secret ({secret[:6]}...) is in the HTML")
-    await shot(page, artifact(name))
-    await page.set_viewport_size(PHONE)
-    wide = await page.evaluate("document.documentElement.scrollWidth")
-    if wide > PHONE["width"]:
-        culprits = await page.evaluate(WIDEST, PHONE["width"])
-        problems.append(f"{url}: scrolls sideways at {PHONE['width']} px (width {wide}; {culprits})")
-    await shot(page, artifact(name) + "-phone")
-    await page.set_viewport_size(WIDE)
-    problems.extend(f"console: {e}" for e in browser.errors[seen_errors:])
-    return await page.eval_on_selector_all("a[href]:not([download])", "els => els.map(e => e.href)")
-
-
 async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(dashboard, seeded, browser, receiver):
+    script()  # skip here, before the crawl, where axe-core is not installed
     origin = dashboard.api.url.rstrip("/")
     problems: list[str] = []
     ctx = await browser.context(viewport=WIDE)
-    await install(ctx)
     page = await ctx.new_page()
 
     # Signed out: the sign-in page, as it first shows and with the problem a wrong token gives.
@@ -239,51 +124,25 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
     # Signed in as an admin (who sees every form): every page the links reach.
     await sign_in(page, origin, dashboard.admin)
     phases = {"start": time.monotonic()}  # when each part began, for the artifact
-    queue = deque(origin + s for s in SEEDS)
-    forms: dict[str, list[dict]] = {}  # the post forms of each page visited
-    seen = set(queue)
-    kinds: Counter[str] = Counter()
-    visited: list[str] = []
-    seconds: dict[str, float] = {}  # each page's check, for the artifact
-    shown: set[str] = set()  # the shapes of SHOWS where a page showed what was seeded
-    while queue and len(visited) < MAX_PAGES:
-        url = queue.popleft()
-        shape = kind(url)
-        if kinds[shape] >= (PER_ITEM_KIND if shape.split("?")[0].endswith("{item}") else PER_KIND):
-            continue
-        kinds[shape] += 1
-        visited.append(url)
-        name = shape.removeprefix("/ui") + (f"-{kinds[shape]}" if kinds[shape] > 1 else "")
-        began = time.monotonic()
-        links = await check(browser, page, url, name, problems)
-        seconds[url.removeprefix(origin)] = round(time.monotonic() - began, 2)
-        for href in links:
-            nxt = followed(origin, href)
-            if nxt and nxt not in seen:
-                seen.add(nxt)
-                queue.append(nxt)
-        on_it = page.url == url  # not a download or a stream, which leave another page open
-        if shape in SHOWS and on_it and await page.locator(SHOWS[shape]).count():
-            shown.add(shape)
-        forms[url] = await page.eval_on_selector_all('form[method="post"]', POST_FORMS) if on_it else []
+    admin = await crawl(browser, ctx, origin, problems)
     await ctx.close()
 
     phases["roles"] = time.monotonic()
     # The other roles: one page of each shape whose admin page has a form (what differs by role).
     shaped: dict[str, str] = {}
-    for url in visited:  # of each shape, the page with the most kinds of form (a database with backups)
-        routes = {action_of(f["action"]) for f in forms[url]} - {"/ui/signout"}
+    for url in admin.visited:  # of each shape, the page with the most kinds of form (a database with backups)
+        routes = {action_of(f["action"]) for f in admin.forms[url]} - {"/ui/signout"}
         best = shaped.get(kind(url))
-        if routes and (best is None or len(routes) > len({action_of(f["action"]) for f in forms[best]})):
+        if routes and (best is None or len(routes) > len({action_of(f["action"]) for f in admin.forms[best]})):
             shaped[kind(url)] = url
-    refused: dict[str, list[str]] = {}
-    for role in ROLES:
-        refused[role] = await crawl_as(browser, origin, role, getattr(dashboard, role), shaped, forms, problems)
+    forged = await asyncio.gather(
+        *(crawl_as(browser, origin, role, getattr(dashboard, role), shaped, admin.forms, problems) for role in ROLES)
+    )
+    refused = dict(zip(ROLES, forged, strict=True))
 
     phases["posts"] = time.monotonic()
     # The developer's shown forms that are safe, posted on objects made for them; each answer checked.
     ctx = await browser.context(viewport=WIDE)
-    await install(ctx)
     page = await ctx.new_page()
     await page.goto(origin + "/ui/signin")
     await sign_in(page, origin, dashboard.developer)
@@ -307,21 +166,21 @@ async def test_every_page_is_accessible_has_no_console_error_and_fits_a_phone(da
                 "pages": shaped,
                 "forged": refused,
                 "posted": post_seconds,
-                "seconds": seconds,
+                "seconds": admin.seconds,
                 "phases": took,
             },
             indent=2,
         )
     )
-    problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - shown)
+    problems.extend(f"no page {shape} shows what was seeded ({SHOWS[shape]})" for shape in set(SHOWS) - admin.shown)
     assert not problems, "\n".join(problems)
     assert {"/ui", "/ui/applications/{id}"} <= set(shaped), shaped  # the pages where roles differ most
     assert all(refused.values()), refused  # each role had forms hidden, and the server refused them
     assert browser.errors == []
-    shapes = set(kinds)
+    shapes = set(admin.kinds)
     assert {"/ui", "/ui/applications/{id}", "/ui/deployments/{id}", "/docs", "/events", *SHOWS} <= shapes, shapes
     for made in (seeded.app["id"], seeded.server, seeded.database, seeded.restore):
-        assert made in " ".join(visited), made
+        assert made in " ".join(admin.visited), made
 
 
 async def sign_in(page, origin: str, token: str) -> None:
@@ -331,19 +190,30 @@ async def sign_in(page, origin: str, token: str) -> None:
 
 
 async def crawl_as(browser, origin: str, role: str, token: str, shaped: dict, forms: dict, problems: list) -> list:
-    """Check the pages in ``shaped`` signed in as ``role``; none may offer what the role may not do (a viewer:
-    no post but to ``VIEWER_MAY_POST``), and a sample of the admin's forms the role's pages lack, forged with
-    the role's session, is refused with 403 by the REST API. The routes forged."""
+    """Check the pages in ``shaped`` signed in as ``role`` (``TABS`` at a time); none may offer what the role
+    may not do (a viewer: no post but to ``VIEWER_MAY_POST``), and a sample of the admin's forms the role's
+    pages lack, forged with the role's session, is refused with 403 by the REST API. The routes forged."""
     ctx = await browser.context(viewport=WIDE)
-    await install(ctx)
     page = await ctx.new_page()
     await page.goto(origin + "/ui/signin")
     await sign_in(page, origin, token)
+    tabs: asyncio.Queue = asyncio.Queue()  # the free tabs
+    for tab in [page, *[await ctx.new_page() for _ in range(TABS - 1)]]:
+        tabs.put_nowait(tab)
+
+    async def own_forms(shape: str, url: str) -> list[dict]:
+        tab = await tabs.get()
+        try:
+            await check(browser, tab, url, f"{role}{shape.removeprefix('/ui')}", problems)
+            return await tab.eval_on_selector_all('form[method="post"]', POST_FORMS)
+        finally:
+            tabs.put_nowait(tab)
+
+    pages = list(shaped.items())
+    shown = await asyncio.gather(*(own_forms(shape, url) for shape, url in pages))
     hidden: dict[str, dict] = {}
     csrf = ""
-    for shape, url in shaped.items():
-        await check(browser, page, url, f"{role}{shape.removeprefix('/ui')}", problems)
-        own = await page.eval_on_selector_all('form[method="post"]', POST_FORMS)
+    for (_, url), own in zip(pages, shown, strict=True):  # in the order of ``shaped``, as one tab would
         mine = {action_of(f["action"]) for f in own}
         csrf = csrf or next((f["fields"]["csrf"] for f in own if "csrf" in f["fields"]), "")
         if role == "viewer":
@@ -353,12 +223,15 @@ async def crawl_as(browser, origin: str, role: str, token: str, shaped: dict, fo
                 hidden.setdefault(action_of(f["action"]), f)
     assert csrf, f"no form with a CSRF value on the pages of the {role}"
     sample = spread(sorted(hidden), FORGED)
-    for route in sample:
+
+    async def forge(route: str) -> None:
         f = hidden[route]
         r = await ctx.request.post(f["action"], form={**f["fields"], "csrf": csrf}, max_redirects=0)
         body = await r.text()
         if r.status != 403 or "This needs the" not in body:
             problems.append(f"{role}: a forged post to {route} (hidden from the page) answered {r.status}")
+
+    await asyncio.gather(*(forge(route) for route in sample))
     await ctx.close()
     return sample
 

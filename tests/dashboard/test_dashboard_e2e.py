@@ -15,7 +15,8 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -25,20 +26,52 @@ from tests.api.conftest import bearer
 from tests.e2e.conftest import Platform, make_platform
 from tests.support.axe import audit, install
 from tests.support.browser import chromium, screenshot
-from tests.support.images import DOCKER, busybox_image
+from tests.support.images import DOCKER, busybox_image, httpd_script
 
 pytestmark = pytest.mark.slow
 
 SECRET = "s3cr3t-e2e-d4shboard-value"
 # The site's image serves $GREETING at / (so a changed variable shows in the body once deployed).
-SERVE = 'mkdir -p /www && printf %s "$GREETING" > /www/index.html && exec httpd -f -p 8080 -h /www'
+SERVE = httpd_script('mkdir -p /www && printf %s "$GREETING" > /www/index.html')
 DEPLOY_MS = 180_000  # ms: the longest a deployment may take on a loaded machine
 PAGE_MS = 30_000
+RELOAD_S = 0.25  # a page waited for is loaded again this often (each load is one render of the api)
 
 
 @pytest.fixture(scope="module")
-def site_image() -> Iterator[str]:
-    """A local image (no registry) built on the busybox base: ``httpd`` serving ``$GREETING``."""
+def running(tmp_root: Path) -> Iterator[tuple[Platform, str]]:
+    """The module's platform (`berth up`), and the site's image (``build_site_image``) built meanwhile."""
+    gen = make_platform(tmp_root / "platform-dashboard")
+    p = next(gen)
+    p.env["BERTH_METRICS_INTERVAL_S"] = "2"  # a chart has data within seconds of the first deployment
+    p.env["BERTH_DRAIN_GRACE_S"] = "1"  # a redeploy does not wait 30 s for the old replica's requests
+    tags: list[str] = []
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            building = pool.submit(build_site_image)
+            try:
+                p.up()
+            finally:
+                tags.append(building.result())
+        yield p, tags[0]
+    finally:
+        gen.close()  # the application's containers first: then nothing uses the image
+        for tag in tags:
+            subprocess.run([DOCKER, "rmi", tag], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def platform(running: tuple[Platform, str]) -> Platform:
+    return running[0]
+
+
+@pytest.fixture(scope="module")
+def site_image(running: tuple[Platform, str]) -> str:
+    return running[1]
+
+
+def build_site_image() -> str:
+    """A local image (no registry) built on the busybox base: ``httpd`` serving ``$GREETING``; its tag."""
     tag = f"berth/dashboard-e2e-{uuid.uuid4().hex[:10]}:1"
     cmd = json.dumps(["sh", "-c", SERVE])
     dockerfile = f'FROM {busybox_image()}\nENV GREETING="hello v1"\nEXPOSE 8080\nCMD {cmd}\n'
@@ -46,19 +79,7 @@ def site_image() -> Iterator[str]:
         [DOCKER, "build", "-q", "-t", tag, "-"], input=dockerfile, capture_output=True, text=True, timeout=120
     )
     assert built.returncode == 0, built.stderr
-    yield tag
-    subprocess.run([DOCKER, "rmi", tag], capture_output=True, timeout=60, check=False)
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_root: Path, site_image: str) -> Iterator[Platform]:
-    gen = make_platform(tmp_root / "platform-dashboard")
-    p = next(gen)
-    p.env["BERTH_METRICS_INTERVAL_S"] = "2"  # a chart has data within seconds of the first deployment
-    p.env["BERTH_DRAIN_GRACE_S"] = "1"  # a redeploy does not wait 30 s for the old replica's requests
-    p.up()
-    yield p
-    gen.close()
+    return tag
 
 
 async def deployed(page, number: int, kind: str = "") -> str:
@@ -82,6 +103,16 @@ async def running_replicas(page) -> list[str]:
     rows = await page.locator("section[aria-labelledby=services] table").nth(1).locator("tbody tr").all()
     cells = [await row.locator("td").all_inner_texts() for row in rows]
     return [c[1].strip() for c in cells if len(c) == 5 and c[2].strip() == "running"]
+
+
+async def reloaded_until(page, ready: Callable[[], Awaitable[bool]], timeout_s: float, shown: Callable) -> None:
+    """Reload ``page`` (the server renders it once: a change shows on its next load) every ``RELOAD_S`` until
+    it is ``ready``; failing after ``timeout_s`` with what it has ``shown`` last."""
+    deadline = time.monotonic() + timeout_s
+    while not await ready():
+        assert time.monotonic() < deadline, await shown()
+        await asyncio.sleep(RELOAD_S)
+        await page.reload()
 
 
 async def test_a_person_runs_an_application_on_a_real_platform(platform: Platform, site_image: str):
@@ -157,11 +188,12 @@ async def test_a_person_runs_an_application_on_a_real_platform(platform: Platfor
             await page.get_by_role("button", name="Scale", exact=True).click()
             await page.wait_for_url(re.compile(r"\?scaled=1$"))
             assert await page.get_by_role("alert").count() == 0
-            deadline = time.monotonic() + 120
-            while len(running := await running_replicas(page)) != 2:
-                assert time.monotonic() < deadline, running
-                await asyncio.sleep(1)
-                await page.reload()
+
+            async def both_run() -> bool:
+                return len(await running_replicas(page)) == 2
+
+            await reloaded_until(page, both_run, 120, lambda: running_replicas(page))
+            running = await running_replicas(page)
             assert all(r.startswith("web.") for r in running) and len(set(running)) == 2, running
             await seen(page)
             await screenshot(page, "dashboard-e2e-application")
@@ -169,11 +201,11 @@ async def test_a_person_runs_an_application_on_a_real_platform(platform: Platfor
             # A chart with data: the metrics service sampled the replicas.
             await page.goto(f"{app_url}/metrics")
             cpu = page.locator("figure", has=page.get_by_role("heading", name="CPU by service"))
-            deadline = time.monotonic() + 60
-            while not await cpu.locator('svg polyline[data-line="web"]').count():
-                assert time.monotonic() < deadline, await cpu.inner_text()
-                await asyncio.sleep(2)
-                await page.reload()
+
+            async def charted() -> bool:
+                return await cpu.locator('svg polyline[data-line="web"]').count() > 0
+
+            await reloaded_until(page, charted, 60, cpu.inner_text)
             legend = await cpu.locator(".legend li").all_inner_texts()
             assert len(legend) == 1 and re.fullmatch(r"web: \d+\.\d %", legend[0].strip()), legend
             await seen(page)

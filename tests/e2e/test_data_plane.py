@@ -18,13 +18,13 @@ import pytest
 from berth_cli.baseimages import DOCKER
 from tests.e2e.conftest import make_platform, platform_teams, remove_team_resources
 from tests.e2e.test_deploy_flow import wait_deployment
-from tests.support.images import busybox_image
+from tests.support.images import busybox_image, httpd_script
 from tests.support.open_loop import OpenLoop
 
 pytestmark = pytest.mark.slow
 
 RATE = 80.0  # requests per second, open loop: each is sent on time whatever the earlier ones do
-SERVE = 'mkdir -p /www && printf "%s" "$CONTENT" > /www/index.html && exec httpd -f -p 8080 -h /www'
+SERVE = httpd_script('mkdir -p /www && printf "%s" "$CONTENT" > /www/index.html')
 
 
 async def serving_app(client: httpx.AsyncClient, name: str, image: str) -> dict:

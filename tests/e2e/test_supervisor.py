@@ -9,7 +9,7 @@ import time
 import psutil
 
 from berth_cli.backoff import RestartPolicy
-from berth_cli.layout import ChildSpec
+from berth_cli.layout import SERVICE_NAMES, ChildSpec
 from berth_cli.supervisor import Supervisor
 
 
@@ -87,3 +87,37 @@ async def test_nats_and_postgres_stop_together_once_the_services_have_stopped(tm
     took = time.monotonic() - started
     assert all(c.state == "stopped" for c in children)
     assert took < 1.9, took  # one after the other: two seconds at least
+
+
+async def test_the_bus_is_configured_and_started_while_the_database_roles_are_provisioned(tmp_path, monkeypatch):
+    """nats-server's configuration is written by a Python child (seconds on a busy machine): `berth up` waits
+    for the longer of it and Postgres's start and provisioning, not their sum. Here the bus's start waits until
+    provisioning has begun, so a start-up that provisions only once the bus is up never gets there; the services
+    start once both are done. (The children themselves are played: this is about the order.)"""
+    env = {"BERTH_DATABASE_URL": "postgresql+asyncpg://berth:pw@127.0.0.1:1/berth", "BERTH_PORT_BASE": "41000"}
+    sup = Supervisor(tmp_path, env=env)
+    sup.paths.logs.mkdir(parents=True)
+    done: list[str] = []
+    provisioning = asyncio.Event()
+
+    async def start_nats() -> bool:
+        await provisioning.wait()
+        done.append("nats")
+        return True
+
+    async def provision(secret: str, admin_url: str) -> dict[str, str]:
+        provisioning.set()
+        await asyncio.sleep(0.05)  # the bus starts meanwhile
+        done.append("provision")
+        return {name: f"postgresql+asyncpg://{name}@127.0.0.1:1/berth" for name in SERVICE_NAMES}
+
+    async def ready(names: list[str]) -> bool:
+        return True
+
+    monkeypatch.setattr(sup, "_start_nats", start_nats)
+    monkeypatch.setattr(sup, "_provision", provision)
+    monkeypatch.setattr(sup, "_wait_ready", ready)
+    monkeypatch.setattr(sup, "start_proxy", lambda argv, env: done.append("traefik"))
+    monkeypatch.setattr(sup, "start_child", lambda spec: done.append(spec.name))
+    await asyncio.wait_for(sup._start(), 10)
+    assert done == ["traefik", "nats", "provision", *SERVICE_NAMES]

@@ -104,6 +104,13 @@ def remove_container(container_id: str) -> None:
     subprocess.run([DOCKER, "rm", "-f", container_id], capture_output=True, timeout=60, check=False)
 
 
+def httpd_script(prepare: str, port: int = 8080, root: str = "/www") -> str:
+    """A busybox container's shell script: ``prepare`` (what writes the content under ``root``), then httpd
+    serving it, stopped at once by SIGTERM. (``exec httpd`` makes httpd PID 1, which ignores SIGTERM: every
+    stop of its container, a redeploy's or `berth down --all`'s, would wait out the whole stop timeout.)"""
+    return f'{prepare} && trap "exit 0" TERM; httpd -f -p {port} -h {root} & wait'
+
+
 def busybox_httpd(body: str, *, name: str | None = None, port: int | None = None) -> tuple[str, int]:
     """A busybox httpd container serving ``body`` at ``/`` on a published loopback port: (id, port)."""
     port = port or free_port()

@@ -30,7 +30,13 @@ async def run_module(
             stderr=err,
             env=None if env is None else dict(env),
         )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:  # the supervisor stops (or its start-up failed) first: the child goes too
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
     return int(proc.returncode or 0), out or b""
 
 

@@ -1,8 +1,8 @@
 """The local platform's supervisor: one process that runs and restarts every component.
 
-Start order: Postgres and nats-server, then the database roles are provisioned (and the services' schemas
-migrated, in the same one-shot child), then Traefik, then the services (six processes, or one with
-``--all-in-one``). A child that exits is restarted with exponential backoff; every start and exit is logged
+Start order: Postgres, then Traefik while the database roles are provisioned (and the services' schemas
+migrated, in the same one-shot child); nats-server meanwhile (its configuration written while initdb runs);
+then the services (six processes, or one with ``--all-in-one``). A child that exits is restarted with exponential backoff; every start and exit is logged
 to ``<data>/logs/supervisor.log``, each child's output goes to ``<data>/logs/<name>.log``. On SIGTERM or
 SIGINT the control plane stops in reverse order; Traefik, the data plane, runs detached and keeps serving the
 applications (``berth_cli.dataplane``: the next supervisor adopts it). The state (children, pids, ports,
@@ -261,43 +261,45 @@ class Supervisor:
             self._stop.set()
         return path
 
-    async def _start(self) -> None:
-        paths = self.paths
-        secret = ensure_secret(paths.secret_key)
-        if self.external_db:
-            admin_url = self.external_db
-        else:
-            password = ensure_secret(paths.pg_password, 24)
-            launch = await asyncio.to_thread(
-                components.pg_launch,
-                paths.pgdata,
-                self.ports["postgres"],
-                password,
-                shared_buffers=PG_SHARED_BUFFERS,
-                max_connections=PG_MAX_CONNECTIONS,
-                settings=PG_SMALL,
-            )
-            cluster = Path(launch.argv[launch.argv.index("-D") + 1])
-            if cluster != paths.pgdata:
-                self.log.info("postgres cluster outside the data dir: its parents are private", cluster=str(cluster))
-            self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
-            admin_url = components.pg_admin_url(self.ports["postgres"], password)
+    async def _start_nats(self) -> bool:
+        """nats-server on its configuration (written first, by a one-shot child); False when that failed."""
         nats_config = await self._nats_config()
         if nats_config is None:
-            return
+            return False
         # no monitoring port: it answers anyone on the host; the probe asks over an authenticated connection
-        nats = components.nats_launch(paths.root, self.ports["nats"], config=nats_config)
+        nats = components.nats_launch(self.paths.root, self.ports["nats"], config=nats_config)
         self.start_child(ChildSpec("nats", nats.argv, nats.env))
+        return True
+
+    async def _start_postgres(self) -> str:
+        """Postgres (its cluster made by initdb the first time); its admin URL."""
+        password = ensure_secret(self.paths.pg_password, 24)
+        launch = await asyncio.to_thread(
+            components.pg_launch,
+            self.paths.pgdata,
+            self.ports["postgres"],
+            password,
+            shared_buffers=PG_SHARED_BUFFERS,
+            max_connections=PG_MAX_CONNECTIONS,
+            settings=PG_SMALL,
+        )
+        cluster = Path(launch.argv[launch.argv.index("-D") + 1])
+        if cluster != self.paths.pgdata:
+            self.log.info("postgres cluster outside the data dir: its parents are private", cluster=str(cluster))
+        self.start_child(ChildSpec("postgres", launch.argv, launch.env, launch.user, "SIGINT", 30.0))
+        return components.pg_admin_url(self.ports["postgres"], password)
+
+    async def _start_database(self, secret: str) -> dict[str, str] | None:
+        """Postgres (or the external server) ready, then Traefik started while the database roles are
+        provisioned and the schemas migrated; each service's database URL, or None when stopped first."""
+        admin_url = self.external_db or await self._start_postgres()
         self.save()
-        if not await self._wait_ready(["postgres", "nats"]):
-            return
-        self.log.info("postgres and nats ready")
-        urls = await self._provision(secret, admin_url)
-        if urls is None:
-            return
+        if not await self._wait_ready(["postgres"]):
+            return None
+        self.log.info("postgres ready")
         tls_port = proxy_tls_port(self.env, self.ports)
         traefik = components.traefik_launch(
-            paths.root,
+            self.paths.root,
             self.proxy_host,
             self.ports["proxy"],
             self.ports["traefik_api"],
@@ -305,6 +307,23 @@ class Supervisor:
             env=self.env,
         )
         self.start_proxy(traefik.argv, traefik.env)
+        return await self._provision(secret, admin_url)
+
+    async def _start(self) -> None:
+        paths = self.paths
+        secret = ensure_secret(paths.secret_key)
+        # nats-server's configuration (a Python child's start) is written, and nats-server started, while
+        # Postgres starts (initdb on a fresh data dir) and the schemas are migrated: neither needs the bus
+        nats_started = asyncio.create_task(self._start_nats())
+        try:
+            urls = await self._start_database(secret)
+            if urls is None or not await nats_started or not await self._wait_ready(["nats"]):
+                return
+        finally:
+            if not nats_started.done():  # stopped or failed first: no nats-server starts after the shutdown began
+                nats_started.cancel()
+        self.log.info("nats ready")
+        tls_port = proxy_tls_port(self.env, self.ports)
         common = platform_env(paths, self.ports, secret, self.proxy_host)
         common["BERTH_METRICS_TOKEN"] = ensure_secret(paths.metrics_token, 32)  # Prometheus' bearer token
         common["BERTH_PROXY_TLS_PORT"] = str(tls_port)  # proxy-sync looks at the certificates served there
