@@ -24,7 +24,7 @@ import pytest
 
 from tests.api.conftest import bearer
 from tests.e2e.conftest import Platform, make_platform
-from tests.support.axe import audit, install
+from tests.support.axe import audit
 from tests.support.browser import chromium, screenshot
 from tests.support.images import DOCKER, busybox_image, httpd_script
 
@@ -247,7 +247,6 @@ async def test_a_person_sets_compose_profiles_and_placement_on_a_real_platform(p
     token = platform.paths.admin_token.read_text().strip()
     async with chromium() as browser, httpx.AsyncClient(base_url=origin, headers=bearer(token), timeout=10) as api:
         ctx = await browser.context(viewport={"width": 390, "height": 844})  # a phone
-        await install(ctx)  # axe-core, run on the pages with the rows and with a refusal
         page = await ctx.new_page()
         await page.goto(origin + "/ui/signin")
         await page.get_by_label("API token", exact=True).fill(token)
