@@ -47,6 +47,9 @@ API_ENV = {
     "BERTH_AUTH_FAILURES_PER_ADDRESS": "0",
     "BERTH_AUTH_FAILURES_PER_PREFIX": "0",
 }
+# An idle connection is let go well before the api's keep-alive of 5 s ends it, so a request never goes out on
+# one the api is closing at that moment (a read error, not an answer).
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=1.0)
 SERVICE_ENV = {"BERTH_MIGRATE_IN_SUBPROCESS": "false"}  # one Python start less per service
 
 
@@ -74,7 +77,7 @@ class LiveApi:
         return self.headers["admin"]
 
     def client(self, timeout: float = 15) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+        return httpx.Client(base_url=self.url, timeout=timeout, limits=KEEP_ALIVE)
 
 
 async def _cast(api: LiveApi) -> None:
