@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,7 +134,7 @@ async def live_api(postgres, services_template: str, tmp_root: Path) -> AsyncIte
         for service in [process, *companions]:
             assert service.alive(), f"{service.service} died during the tests:\n{service.log_tail()}"
     finally:
-        for service in [process, *companions]:
-            service.stop()
+        with ThreadPoolExecutor() as pool:  # each waits for its own graceful stop: all at once
+            list(pool.map(lambda service: service.stop(), [process, *companions]))
         await identities.close()
         nats.stop()
