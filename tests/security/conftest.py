@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,9 @@ API_ENV = {
     "BERTH_AUTH_FAILURES_PER_ADDRESS": "0",
     "BERTH_AUTH_FAILURES_PER_PREFIX": "0",
 }
+# An idle connection is let go well before the api's keep-alive of 5 s ends it, so a request never goes out on
+# one the api is closing at that moment (a read error, not an answer).
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=1.0)
 SERVICE_ENV = {"BERTH_MIGRATE_IN_SUBPROCESS": "false"}  # one Python start less per service
 
 
@@ -74,7 +78,7 @@ class LiveApi:
         return self.headers["admin"]
 
     def client(self, timeout: float = 15) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+        return httpx.Client(base_url=self.url, timeout=timeout, limits=KEEP_ALIVE)
 
 
 async def _cast(api: LiveApi) -> None:
@@ -130,7 +134,7 @@ async def live_api(postgres, services_template: str, tmp_root: Path) -> AsyncIte
         for service in [process, *companions]:
             assert service.alive(), f"{service.service} died during the tests:\n{service.log_tail()}"
     finally:
-        for service in [process, *companions]:
-            service.stop()
+        with ThreadPoolExecutor() as pool:  # each waits for its own graceful stop: all at once
+            list(pool.map(lambda service: service.stop(), [process, *companions]))
         await identities.close()
         nats.stop()

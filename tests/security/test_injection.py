@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from berth_api.domain.problems import MEDIA_TYPE
-from tests.security.conftest import LiveApi
+from tests.security.conftest import KEEP_ALIVE, LiveApi
 from tests.security.payloads import (
     PATH_IDS,
     PWN,
@@ -123,7 +123,7 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
     sweep = Sweep()
     hostile = payloads(str(canary))
     sem = asyncio.Semaphore(CONCURRENCY)
-    with api.client() as sync:
+    with api.client(timeout=30) as sync:
         spec = Spec(sync.get("/openapi.json").json())
         ids = Ids(spec, sync, api.admin, ids=dict(api.seeds))
         targets = [op for op in spec.operations() if op.method in ("POST", "PUT", "PATCH") and op.body_schema()]
@@ -131,10 +131,7 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
             ids.fill(op)  # make what the paths name
         ctx = Context(sync, api.admin, ids.ids)
 
-        # a fresh connection per request: a kept-alive one the server closes (its keep-alive timeout) just as
-        # a request goes out fails that request with a ReadError on a busy machine
-        no_keepalive = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=api.admin, limits=no_keepalive) as client:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=api.admin, limits=KEEP_ALIVE) as client:
 
             async def send(op: Operation, base: dict[str, Any], body: Any) -> httpx.Response:
                 url = op.fill({**ids.ids, **base.get(PATH_IDS, {})})
@@ -146,7 +143,9 @@ async def run_sweep(api: LiveApi, canary: Path) -> Sweep:
             async def one(op: Operation, index: int, path: tuple[Any, ...], name: str, control: int) -> None:
                 schema = op.body_schema() or {}
                 # fresh names, and fresh resources made for this body only: an accepted body is no conflict
-                base = base_for(spec, schema, ctx, index)
+                # (made in a thread over the blocking client: the other jobs' requests go on meanwhile)
+                async with sem:
+                    base = await asyncio.to_thread(base_for, spec, schema, ctx, index)
                 body = {k: v for k, v in base.items() if k != PATH_IDS}
                 payload = hostile[name]
                 r = await send(op, base, with_value(body, path, payload))
