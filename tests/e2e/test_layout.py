@@ -259,8 +259,7 @@ def test_state_file_carries_no_secret(tmp_path):
 
 
 def test_the_local_postgres_settings_reach_its_command_line_and_nothing_else_does():
-    from berth_cli.components import pg_setting_args
-    from berth_cli.supervisor import PG_SMALL
+    from berth_cli.components import PG_SMALL, pg_setting_args
 
     assert pg_setting_args(PG_SMALL) == [
         "-c", "io_method=sync", "-c", "max_logical_replication_workers=0", "-c", "bgwriter_lru_maxpages=0"

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from berth_common.traefik import Acme
 
 
+# six services with a few pooled connections each, with room to spare
+PG_MAX_CONNECTIONS = 100
+PG_SHARED_BUFFERS = "16MB"
+# An idle control plane needs neither Postgres 18's three I/O worker processes (about 5 MB: reads and writes
+# are done by the backends themselves, as before 18) nor the logical replication launcher. Nor the background
+# writer's scans ahead of the clock sweep: every shared buffer it visits becomes its own resident page (7-8 MB of
+# the 16 MB); dirty buffers are written by the checkpointer, and by a backend that needs the buffer.
+PG_SMALL = {"io_method": "sync", "max_logical_replication_workers": "0", "bgwriter_lru_maxpages": "0"}
+
+
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (nats-server, traefik, docker-compose)."""
     return compose_binary() if name == COMPOSE else console_script(name)

@@ -9,12 +9,22 @@ about 13 MB smaller. (Only here: a process that merely imports ``berth_cli.super
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    from berth_cli.supervisor import run_supervisor  # after the modules above are kept out
+
+    parser = argparse.ArgumentParser(prog="berth-supervisor", description="The local platform's supervisor.")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--all-in-one", action="store_true")
+    args = parser.parse_args(argv)
+    run_supervisor(args.data_dir, args.all_in_one)
+
 
 if __name__ == "__main__":
     for unused in ("rich", "greenlet", "ssl"):
         sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
-
-    from berth_cli.supervisor import main
-
     main()

@@ -13,7 +13,6 @@ Run as ``python -m berth_cli.supervise --data-dir DIR [--all-in-one]`` (``berth 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -30,6 +29,7 @@ import structlog
 from berth_cli import components, dataplane, nats_auth, oneshot
 from berth_cli.backoff import RestartPolicy
 from berth_cli.childproc import Child, acquire_pidfile, configure_logging, die_with_parent
+from berth_cli.components import PG_MAX_CONNECTIONS, PG_SHARED_BUFFERS, PG_SMALL
 from berth_cli.datadir import ensure_secret, rotate, write_json
 from berth_cli.layout import (
     ALL_IN_ONE,
@@ -49,15 +49,6 @@ from berth_cli.layout import (
     service_probes,
 )
 from berth_cli.probes import check_all
-
-# six services with a few pooled connections each, with room to spare
-PG_MAX_CONNECTIONS = 100
-PG_SHARED_BUFFERS = "16MB"
-# An idle control plane needs neither Postgres 18's three I/O worker processes (about 5 MB: reads and writes
-# are done by the backends themselves, as before 18) nor the logical replication launcher. Nor the background
-# writer's scans ahead of the clock sweep: every shared buffer it visits becomes its own resident page (7-8 MB of
-# the 16 MB); dirty buffers are written by the checkpointer, and by a backend that needs the buffer.
-PG_SMALL = {"io_method": "sync", "max_logical_replication_workers": "0", "bgwriter_lru_maxpages": "0"}
 
 
 class Supervisor:
@@ -403,15 +394,3 @@ def run_supervisor(
         lock.close()
     if supervisor.exit_code:
         raise SystemExit(supervisor.exit_code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="berth-supervisor", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--all-in-one", action="store_true")
-    args = parser.parse_args(argv)
-    run_supervisor(args.data_dir, args.all_in_one)
-
-
-if __name__ == "__main__":
-    main()
