@@ -62,7 +62,9 @@ def commits(platform, dep: str, *steps: str) -> set[str]:
 
 async def test_a_slow_replica_has_replicas_started_recorded_before_it_is_ready(platform, busybox, app_id, unique):
     host = f"web-shop-{unique}.localhost"
-    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, warmup_s=2))
+    # ready at least 3 s after it starts (its clock counts whole seconds): on a loaded machine the started
+    # event's own commit may come a second or more after the start, and still long before the replica passes
+    d1 = await platform.deploy(app_id, web_app(busybox, "v1", host, warmup_s=4))
     started = await platform.wait(d1, ("evt.deployment.progressed",), step="replicas started")
     assert not [e for e in platform.of(d1, "evt.deployment.progressed") if e["data"]["step"] == "replica ready"]
     assert (await platform.wait(d1, timeout=60))["type"] == "evt.deployment.succeeded"
