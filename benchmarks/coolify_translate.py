@@ -21,7 +21,7 @@ from berth_api.domain import host_claims
 from berth_api.domain.compose import ComposeRefusal, HostMap, Policy, precheck, profiles, secret_refs, translate
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.templates.coolify import import_coolify
-from berth_api.domain.templates.model import TemplateError
+from berth_api.domain.templates.model import Template, TemplateError
 from berth_api.usecases.templates import plan_deploy
 
 BASE, APP, ENV = "bench.test", "app", "production"
@@ -31,6 +31,15 @@ async def refusal(path: Path) -> str | None:
     """Why the template at ``path`` does not become an application (None: it does)."""
     try:
         template = import_coolify(path.name, path.read_text()).template
+    except (TemplateError, ProblemError) as exc:
+        return f"import or plan: {exc}"
+    return await template_refusal(template)
+
+
+async def template_refusal(template: Template) -> str | None:
+    """Why an imported ``template`` does not become an application (None: it does): planned with its
+    required inputs given, parsed, translated under the default policy, its hosts claimed."""
+    try:
         given = {v.name: "given" for v in template.variables if v.kind == "input" and v.options.get("required")}
         request = plan_deploy(template, app=APP, environment=ENV, base_domain=BASE, overrides=given).request
     except (TemplateError, ProblemError) as exc:

@@ -357,11 +357,11 @@ async def test_hosts_a_dokploy_blueprint_derives_from_its_generated_host_are_the
     err = problem(await client.post(url, headers=members.developer, json=other), 422)
     assert err["errors"][0]["loc"] == "/body/hosts/0/host" and "reserved for generated" in err["errors"][0]["detail"]
     # an application of the same name elsewhere (another project's production): its labels end alike, but a
-    # name under the first one's generated host is not its own
+    # name under the first one's generated host is in a part of the base domain the first one holds
     elsewhere = (await make_project(client, members.developer, "elsewhere"))["environments"][0]["id"]
     compose = DERIVED_COMPOSE.replace("web:", "api:").replace("db:", "store:").replace("search:", "find:")
     twin = {"name": "trails", "compose": {"inline": compose}}  # no generated host of its own collides
     twin["hosts"] = [{"service": "store", "port": 8090, "host": "db2.web-trails-production.localhost"}]
     url = f"/v1/environments/{elsewhere}/applications"
-    err = problem(await client.post(url, headers=members.developer, json=twin), 422)
-    assert err["errors"][0]["loc"] == "/body/hosts/0/host" and "reserved for generated" in err["errors"][0]["detail"]
+    err = problem(await client.post(url, headers=members.developer, json=twin), 409)
+    assert err["errors"][0]["loc"] == "/body/hosts/0/host" and "another application holds" in err["errors"][0]["detail"]

@@ -302,6 +302,33 @@ async def hosts_overlapping(session: AsyncSession, names: list[str], application
     return found
 
 
+async def namespaces_held(session: AsyncSession, tops: list[str], application_id: str) -> dict[str, str]:
+    """For each of ``tops`` (names one label under the base domain: parts of it, ``hosts.namespace_of``) a
+    host another application holds in that part: the name itself, or a custom host under it (a generated
+    host under it is a preview's, from its host pattern, and claims no part). Each part is locked for the
+    transaction first (in one order), so two applications claiming names in one part at once are told
+    apart."""
+    if not tops:
+        return {}
+    for top in sorted(set(tops)):
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"host-part:{top}"})
+    under = [hosts.c.host.like("%." + _like_escaped(t), escape="\\") for t in tops]
+    q = sa.select(hosts.c.host).where(
+        hosts.c.application_id != application_id,
+        sa.or_(hosts.c.host.in_(tops), sa.and_(sa.not_(hosts.c.generated), sa.or_(*under))),
+    )
+    found: dict[str, str] = {}
+    for r in (await session.execute(q.order_by(hosts.c.host))).all():
+        for top in tops:
+            if r.host == top or r.host.endswith("." + top):
+                found.setdefault(top, r.host)
+    return found
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 async def replace_hosts(session: AsyncSession, application_id: str, rows: list[HostRow]) -> None:
     await session.execute(sa.delete(hosts).where(hosts.c.application_id == application_id))
     if rows:

@@ -10,7 +10,8 @@ path, each under its port's path (a host of another port the service's own port 
 under both paths). A custom domain under the base domain is refused (generated names'), but
 for the generated host of another service or port of the application, the service's own given to
 another port of it (under another path), or a name in the application's own part of it
-(``hosts.own_namespace``: a template's ``db.<generated host>``)."""
+(``hosts.own_namespace``: a template's ``db.<generated host>``, ``habitica.<a label ending -<app>-<env>>``,
+at any depth; which application holds that part is the hosts' store's to say)."""
 
 from __future__ import annotations
 

@@ -35,14 +35,26 @@ def reserved_for_generated(host: str, base_domain: str) -> bool:
 
 
 def own_namespace(host: str, app: str, env: str, base_domain: str, own: Collection[str]) -> bool:
-    """Whether ``host`` is in the application's own part of the base domain: a label right under the base
-    domain that ends with ``-<app>-<env>`` (a name one of its services could be generated), or a name under
-    one of its own generated hosts ``own``. A template derives such names from its generated host (Dokploy's
-    ``web-${domain}``, ``db.${domain}``). A name under another application's host is never its own, even one
-    whose label ends alike (another team's application of the same name)."""
-    if not host.endswith("." + base_domain):
+    """Whether ``host`` is in the application's own part of the base domain: a name (at any depth) whose label
+    right under the base domain ends with ``-<app>-<env>`` (a name one of its services could be generated),
+    or a name under one of its own generated hosts ``own`` (whose label a hash may have cut). A template
+    derives such names from its generated host (Dokploy's ``web-${domain}``, ``db.${domain}``,
+    ``habitica.${domain}``). The label tells the application only by its name and environment: another
+    team's application of the same name has labels ending alike, so the part is the first holder's
+    (``namespace_of``: checked against the hosts other applications hold when the hosts are claimed)."""
+    top = namespace_of(host, base_domain)
+    if top is None:
         return False
-    labels = host[: -len(base_domain) - 1].split(".")
-    if len(labels) > 1:
-        return f"{labels[-1]}.{base_domain}" in own
-    return labels[0].endswith(f"-{app}-{env}") and len(labels[0]) <= MAX_LABEL
+    if host != top and top in own:
+        return True
+    label = top[: -len(base_domain) - 1]
+    return label.endswith(f"-{app}-{env}") and len(label) <= MAX_LABEL
+
+
+def namespace_of(host: str, base_domain: str) -> str | None:
+    """The name one label under the base domain that ``host`` is or is under (its part of the base domain:
+    ``habitica.main-app-production.<base>`` -> ``main-app-production.<base>``); None for a host outside the
+    base domain, or the base domain itself."""
+    if not host.endswith("." + base_domain):
+        return None
+    return f"{host[: -len(base_domain) - 1].rsplit('.', 1)[-1]}.{base_domain}"
