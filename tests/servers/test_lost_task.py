@@ -191,7 +191,8 @@ async def test_a_deployment_undone_after_a_crash_broke_its_start_leaves_no_proce
                         "server_id": SERVER_ID,
                     },
                 )
-            container_id = serve(server, name, "--label", f"{labels.DEPLOYMENT}={deployment}")
+            # a start that ended before the crash costs the engine's restart the container's stop timeout (10 s)
+            container_id = serve(server, name, "--stop-timeout", "1", "--label", f"{labels.DEPLOYMENT}={deployment}")
             crash = crash_when_it_runs(server, container_id)
             try:
                 await start(rt, docker, name)
