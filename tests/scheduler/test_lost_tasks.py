@@ -59,3 +59,21 @@ def test_the_ended_processes_are_read_from_the_helpers_lines():
     assert dom.ended("12\n7\n12\n") == [7, 12]
     assert dom.ended("") == []
     assert dom.ended("sh: can't kill\n9\n") == [9]
+
+
+def test_only_containers_whose_start_may_have_left_a_lost_task_get_the_helper():
+    broke_created = dom.Removing("a", ID, "created", start_broke=True)
+    broke_exited = dom.Removing("b", ID, "exited", start_broke=True)
+    broke_but_runs = dom.Removing("c", ID, "running", start_broke=True)
+    plain = [dom.Removing("e", ID, "created"), dom.Removing("f", ID, "running"), dom.Removing("g", ID, "exited")]
+    assert dom.needing_helper([broke_created, plain[0], broke_exited, broke_but_runs, *plain[1:]]) == [
+        (broke_created, "its start broke with the engine"),
+        (broke_exited, "its start broke with the engine"),
+    ]
+    assert dom.needing_helper(plain) == []
+    assert dom.suspicion(broke_but_runs) is None  # the engine knows its task: its forced removal kills it
+
+
+def test_the_engines_refusal_to_remove_a_container_whose_task_it_holds_is_told():
+    assert dom.is_lost(f"docker remove berth-a-web-1234abcd-1: task {ID}: already exists")
+    assert not dom.is_lost("docker remove berth-a-web-1234abcd-1: removal of container is already in progress")

@@ -1,9 +1,11 @@
 """A lost task on a real engine (a test server's dockerd killed -9 with its containerd while it starts a
 container): the engine then refuses to start that container again, and Berth ends what still runs of it and
-makes it again. The helper ends exactly the processes of the container it is given."""
+makes it again; a deployment undone after such a crash has what still runs of its container ended as it is
+removed. The helper ends exactly the processes of the container it is given."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import threading
@@ -14,13 +16,19 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from berth_common.docker import DockerEngines, local_engine
+from berth_common import labels
+from berth_common.db import make_engine, make_sessionmaker
+from berth_common.db.provision import provision, schema_for
+from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
 from berth_common.docker.engine import Engine, endpoint
 from berth_common.images import BUSYBOX_IMAGE
+from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.lost_tasks import end_lost_task
-from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost
+from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost, start
+from berth_scheduler.usecases.rollout.steps import remove_all
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, running_servers
 
@@ -57,8 +65,8 @@ def processes_of(container_id: str) -> list[int]:
     return found
 
 
-def serve(server: TestServer, name: str) -> str:
-    return server.docker("create", "--name", name, BUSYBOX_IMAGE, "httpd", "-f", "-p", "8080").strip()
+def serve(server: TestServer, name: str, *more: str) -> str:
+    return server.docker("create", "--name", name, *more, BUSYBOX_IMAGE, "httpd", "-f", "-p", "8080").strip()
 
 
 def lose_a_task(server: TestServer) -> tuple[str, str]:
@@ -124,3 +132,96 @@ async def test_the_helper_ends_the_processes_of_the_container_it_is_given_and_no
     finally:
         for n in range(2):
             await docker.remove(f"kept-{n}")
+
+
+def crash_when_it_runs(server: TestServer, container_id: str) -> threading.Thread:
+    """A thread that kills the server's engine (and restarts it) as soon as the container's command runs,
+    before the engine records it running: the point where a crash leaves its process running on (a kill
+    timed at random in a start of 0.3 s met it in 2 tries of 26; this one in 3 of 8)."""
+
+    def crash() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "httpd" not in commands(processes_of(container_id)):
+            time.sleep(0.001)
+        server.restart_dockerd()
+
+    thread = threading.Thread(target=crash)
+    thread.start()
+    return thread
+
+
+def commands(pids: list[int]) -> set[str]:
+    """The command names of those of ``pids`` still there."""
+    found = set()
+    for pid in pids:
+        try:
+            found.add(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            continue
+    return found
+
+
+async def test_a_deployment_undone_after_a_crash_broke_its_start_leaves_no_process_of_its_container(
+    server: TestServer, docker: DockerExecutor, database: str
+):
+    """The engine killed while the rollout starts a replica, the deployment then undone without starting it
+    again (the undo's removal, ``remove_all``): the helper ends the process the crash left running with its
+    address (the engine's forced removal alone leaves it), and nothing of the container is left."""
+    urls = await provision(database, "test-secret", ("scheduler",))
+    engine = make_engine(urls["scheduler"], schema_for("scheduler"))
+
+    async def on(_server: str) -> DockerExecutor:
+        return docker
+
+    rt: Any = SimpleNamespace(fleet=SimpleNamespace(socket=None, docker=on), sessionmaker=make_sessionmaker(engine))
+    seen: list[tuple[str, list[int]]] = []  # (how the start ended, what ran of it once the engine was back)
+    try:
+        for n in range(TRIES):
+            deployment, name = f"undone{n}", f"berth-undone-web-{n}"
+            async with rt.sessionmaker() as s, s.begin():
+                await store.record_container(
+                    s,
+                    {
+                        "name": name,
+                        "deployment_id": deployment,
+                        "application_id": "undone",
+                        "service": "web",
+                        "kind": "web",
+                        "replica": 1,
+                        "server_id": SERVER_ID,
+                    },
+                )
+            # a start that ended before the crash costs the engine's restart the container's stop timeout (10 s)
+            container_id = serve(server, name, "--stop-timeout", "1", "--label", f"{labels.DEPLOYMENT}={deployment}")
+            crash = crash_when_it_runs(server, container_id)
+            try:
+                await start(rt, docker, name)
+                ended = "started"
+            except DockerUnavailable:
+                ended = "broke"
+            await asyncio.to_thread(crash.join)
+            async with rt.sessionmaker() as s:
+                assert await store.broken_starts(s, [name]) == ({name} if ended == "broke" else set())
+            state = ((await docker.inspect(name)) or {})["State"]["Status"]
+            left = processes_of(container_id)  # what runs of it, the engine back
+            seen.append((f"{ended}, {state}", left))
+            with capture_logs() as logs:
+                removed = await remove_all(rt, {labels.DEPLOYMENT: deployment}, stop=False, servers=[SERVER_ID])
+            assert removed == 1 and await docker.inspect(name) is None
+            assert processes_of(container_id) == [], f"a process of {container_id[:12]} runs on: {seen}"
+            async with rt.sessionmaker() as s:
+                assert await store.containers_of(s, deployment) == []
+            helped = [e for e in logs if e["event"].startswith("a removed container's start was interrupted")]
+            if ended == "started" or state == "running":  # the engine knows its task: its removal kills it
+                assert helped == [], helped
+                continue
+            assert [(e["container_id"], e["reason"], e["processes"]) for e in helped] == [
+                (container_id, "its start broke with the engine", sorted(left))  # exactly what the crash left
+            ], (helped, seen)
+            if left:
+                break
+        assert seen[-1][1], f"no crash left a process running in {TRIES} tries: {seen}"
+    finally:
+        await engine.dispose()
+        for left_over in server.docker("ps", "-aq", "--filter", "name=berth-undone-").split():
+            server.docker("rm", "-f", left_over)

@@ -270,6 +270,21 @@ async def adopt_containers(s: AsyncSession, replicas: Mapping[str, int], deploym
         await s.execute(q.values(deployment_id=deployment_id, replica=replica))
 
 
+async def note_start_broke(s: AsyncSession, name: str) -> None:
+    """The container's start call broke with its engine: the engine may still hold its task."""
+    await s.execute(sa.update(containers).where(containers.c.name == name).values(start_broke=True))
+
+
+async def broken_starts(s: AsyncSession, names: Sequence[str]) -> set[str]:
+    """Those of ``names`` whose start call broke with their engine (:func:`note_start_broke`)."""
+    if not names:
+        return set()
+    rows = await s.execute(
+        sa.select(containers.c.name).where(containers.c.name.in_(list(names)), containers.c.start_broke)
+    )
+    return {r.name for r in rows}
+
+
 async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:
     if names:
         await s.execute(sa.delete(containers).where(containers.c.name.in_(list(names))))

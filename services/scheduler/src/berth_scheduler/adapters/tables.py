@@ -115,6 +115,8 @@ containers = sa.Table(
     sa.Column("server_id", sa.String(64), nullable=False, server_default="local"),  # where it runs
     # a web replica's more routed ports on ``local``: {container port: host port} (``domain/port_routes.py``)
     sa.Column("more_ports", sa.JSON, nullable=True),
+    # a start call of it broke with its engine (the engine may still hold its task: ``domain/lost_tasks.py``)
+    sa.Column("start_broke", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # Every route the scheduler put in place, as proxy-sync last confirmed it, and its generation counter; a

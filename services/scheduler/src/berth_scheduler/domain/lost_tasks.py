@@ -13,11 +13,17 @@ in the host's process namespace, every capability dropped but ``KILL``, no netwo
 sends SIGKILL to each process whose control group names the container's id (``/docker/<id>`` under the
 cgroupfs driver, ``docker-<id>.scope`` under systemd's) and prints each one it ended. With the task's
 process gone, the engine's own start of that container clears the stale task and starts it afresh.
+
+A container removed without being started again (a failed deployment's undo, an application's removal) is
+given the helper only when the data says its start may have left such a task (:func:`suspicion`), not on
+every removal: the helper is a container of its own, run on the server, for each.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from berth_common import labels as label
@@ -36,8 +42,39 @@ SCRIPT = (
 
 
 def is_lost(message: str) -> bool:
-    """Whether the engine's refusal to start a container says it still holds the container's task."""
+    """Whether the engine's refusal to start (or remove) a container says it still holds the container's task."""
     return LOST.search(message) is not None
+
+
+@dataclass(frozen=True)
+class Removing:
+    """A container about to be removed, as its rollout and its engine know it."""
+
+    name: str
+    container_id: str
+    state: str  # the engine's ``State`` of it in its list: created, running, exited, dead, ...
+    start_broke: bool = False  # a start call of it broke with the engine (recorded: ``containers.start_broke``)
+
+
+def suspicion(c: Removing) -> str | None:
+    """Why the removal of ``c`` may leave a lost task's process running (then the helper ends it first), or
+    None. Only a start that the engine's going away interrupted leaves one, and the engine keeps no trace
+    of such a start (the container is ``created`` as if never started, no error recorded): the scheduler
+    records the start call that broke with the engine (the connection dropped or no answer), and the
+    container gets the helper when the engine, back, does not report it running. One it reports running
+    has its task known again, and the engine's own forced removal kills it.
+
+    A container that ran, one never started, or one whose start the engine answered (started or refused)
+    left no task behind: its removal is the engine's alone. A removal the engine refuses because it still
+    holds the task (:func:`is_lost`) gets the helper too, then is tried again (the caller)."""
+    if c.start_broke and c.state != "running":
+        return "its start broke with the engine"
+    return None
+
+
+def needing_helper(containers: Iterable[Removing]) -> list[tuple[Removing, str]]:
+    """The containers whose removal the helper goes before (:func:`suspicion`), each with the reason."""
+    return [(c, why) for c in containers if (why := suspicion(c)) is not None]
 
 
 def reaper_body(container_id: str) -> dict[str, Any]:

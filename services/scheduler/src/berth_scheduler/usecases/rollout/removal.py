@@ -7,7 +7,8 @@ and stages their commands; routes wait for proxy-sync's confirmations (refused o
 the routes already removed are put back and the removal ends failed); draining waits out the grace
 period; stopping removes the application's Swarm services on its team's Swarms (their tasks stop with their
 grace period) and gives every container with the application's label (on the servers it has containers
-on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it (a files volume's filler goes with its volume); images removes the tags of the application's builds (without force: an image
+on and the Swarms' ready nodes) SIGTERM, SIGKILL after its stop timeout, and removes it (a files volume's filler goes with its volume;
+one whose start an engine's crash may have interrupted has what still runs of it ended first: ``lost_task.py``); images removes the tags of the application's builds (without force: an image
 another tag still uses is only untagged), then, only when the command asked for it, the application's named
 volumes on every server its deployments placed them on (kept otherwise). The names found are recorded before they are removed, so the
 counts in ``evt.application.removed`` hold across a restart.
@@ -31,6 +32,7 @@ from berth_scheduler.domain.routing import LOCAL, restore_ops
 from berth_scheduler.usecases.rollout.admission import lock_application
 from berth_scheduler.usecases.rollout.apply import apply
 from berth_scheduler.usecases.rollout.context import RolloutContext
+from berth_scheduler.usecases.rollout.lost_task import remove_containers
 from berth_scheduler.usecases.rollout.routing import (
     RESTORE_STEP,
     resend_pending,
@@ -214,13 +216,14 @@ class RemovalDriver:
         for server in sorted(servers):
             docker = await rt.fleet.docker(server)
             listed = await docker.list_containers({labels.APP: r.application_id})
-            on += [(docker, c) for c in listed if not app_files.filler(c.labels)]  # removed with their volumes
-        found = [c for _, c in on]
+            on.append((server, docker, [c for c in listed if not app_files.filler(c.labels)]))  # go with volumes
+        found = [c for _, _, cs in on for c in cs]
         if any(c.name not in r.containers for c in found):
             await transit(rt, r.application_id, removal.ContainersFound(tuple(c.name for c in found)))
         await swarm.remove()  # first: Swarm would start a task again in place of a container stopped here
-        await asyncio.gather(*(d.stop(c.name) for d, c in on if c.state in ("running", "restarting")))
-        await asyncio.gather(*(d.remove(c.name) for d, c in on))
+        await asyncio.gather(*(d.stop(c.name) for _, d, cs in on for c in cs if c.state in ("running", "restarting")))
+        # the helper first where a crash of the engine may have left a lost task (``lost_task.py``)
+        await asyncio.gather(*(remove_containers(rt, server, d, cs) for server, d, cs in on))
         for server in sorted(servers):  # a compose application's private and internal networks, where made
             docker = await rt.fleet.docker(server)
             await docker.remove_network(compose.network_name(r.application_id))

@@ -49,7 +49,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
 from berth_scheduler.usecases.rollout.image_pull import log_lines
-from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost
+from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost, remove_containers, start
 from berth_scheduler.usecases.rollout.subnet_check import check_server
 from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
@@ -150,7 +150,7 @@ async def _start_one(
         if files is not None:  # the application's files it mounts, before it starts
             await docker.put_archive(name, "/", files)
         try:
-            await docker.start(name)
+            await start(rt, docker, name)  # a start call the engine's going away breaks is recorded
             return cs
         except PortInUseError:
             await docker.remove(name)
@@ -312,8 +312,9 @@ async def remove_all(
 ) -> int:
     """Stop (SIGTERM, SIGKILL after each container's stop timeout) and remove containers by label, on every
     server given. A server that does not answer is skipped when ``unreachable`` collects it (its records
-    stay, so a later rollout finds them), and raises otherwise. ``keep``: names left running. Returns how
-    many were removed, a read-only files volume's filler (``domain/app_files.py``) removed but not counted."""
+    stay, so a later rollout finds them), and raises otherwise. ``keep``: names left running. One whose start
+    an engine's crash may have interrupted has what still runs of it ended first (``lost_task.py``). Returns
+    how many were removed, a read-only files volume's filler (``domain/app_files.py``) removed but not counted."""
 
     async def on(server: str) -> int:
         try:
@@ -327,7 +328,7 @@ async def remove_all(
             ]
             if stop:
                 await asyncio.gather(*(docker.stop(c.name) for c in found if c.state in ("running", "restarting")))
-            await asyncio.gather(*(docker.remove(c.name) for c in found))
+            await remove_containers(rt, server, docker, found)  # the helper first where a lost task may be
         except DockerUnavailable as exc:
             if unreachable is None or server == LOCAL:
                 raise
