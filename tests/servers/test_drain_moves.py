@@ -8,6 +8,10 @@ two namespace test servers (A, B) and the control plane's own engine (``local``,
   answers every request too. Both keep local's replica untouched (the same container: the drain changes
   only the placement), only A's is replaced by one on B. An app on [A, B, local] keeps B's and local's
   replicas (renumbered 1 and 2 in the new deployment) and makes no container at all.
+- A compose TCP echo service publishing a port (issue 14), placed on A: A's address echoes on that port, B's
+  and the control plane's do not; a second application asking the port on A is a 409 naming the field; placed
+  on B it echoes on B's address and A's port is closed (and free for another application); once the
+  application is removed the port is closed everywhere.
 - Server B stops answering (the machine dies) and is drained: an app without volumes starts on local (its
   route there; the dead server's cleanup skipped with a note in the deployment's log); an app with a named
   volume (``strategy: recreate``) fails, the reason naming the volume and the server; drained again with
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import socket
 import subprocess
 import threading
 import time
@@ -27,6 +32,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from berth_cli.components import free_port
 from berth_common.catalogue import ReplicasQuery, ReplicasReply
 from tests.api.conftest import make_app
 from tests.servers.test_volume_move import _add_servers, _deployed, _served, _service, rig, servers  # noqa: F401
@@ -200,6 +206,104 @@ async def test_a_drain_moves_only_the_part_on_the_drained_server(rig, servers, l
     reply = await platform.api.request("scheduler", "replicas", query, ReplicasReply, timeout=20)
     shown = sorted((r.deployment_id, r.replica, r.server) for r in reply.replicas)
     assert shown == [(spread_dep["id"], 1, b_id), (spread_dep["id"], 2, "local")], shown
+
+
+def _echo_compose(port: int) -> str:
+    """A TCP echo service (busybox ``nc``, as tests/e2e/test_compose_published_ports.py) publishing ``port``."""
+    return (
+        "services:\n  echo:\n"
+        f"    image: {busybox_image()}\n"
+        "    entrypoint: [busybox]\n"
+        "    command: [nc, -ll, -p, '7000', -e, cat]\n"
+        f"    ports: ['{port}:7000']\n"
+    )
+
+
+def _echo(address: str, port: int, text: bytes) -> bytes:
+    with socket.create_connection((address, port), timeout=3) as s:
+        s.sendall(text)
+        return s.recv(len(text))
+
+
+async def _echoes(address: str, port: int, timeout: float = 15) -> None:
+    """``address:port`` echoes a line within ``timeout`` (the engine binds the port as the container starts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = f"hello {address}\n".encode()
+        try:
+            if await asyncio.to_thread(_echo, address, port, text) == text:
+                return
+            got = "another answer"
+        except OSError as exc:
+            got = repr(exc)
+        assert time.monotonic() < deadline, f"{address}:{port} did not echo: {got}"
+        await asyncio.sleep(0.1)
+
+
+async def _closed(address: str, port: int) -> bool:
+    """Nothing takes a connection at ``address:port``."""
+    try:
+        await asyncio.to_thread(_echo, address, port, b"anyone?\n")
+    except OSError:
+        return True
+    return False
+
+
+# before the next test, whose server B dies: this one moves the port onto B
+async def test_a_port_published_on_a_server_moves_with_the_placement(rig, servers, local_apps) -> None:
+    client, admin, platform = rig["client"], rig["admin"], rig["platform"]
+    a, b = servers
+    a_id, b_id = await _add_servers(client, admin, servers)
+    port, local = free_port(), "127.0.0.1"
+    placement = [{"service": "echo", "servers": ["edge-a"]}]
+    body = {"name": "relay", "compose": {"inline": _echo_compose(port)}, "placement": placement, "stop_timeout_s": 1}
+    app = await make_app(client, admin, body)
+    local_apps.append(app["id"])
+    (echo,) = app["compose"]["translated"]["services"]
+    assert echo["published_ports"] == [{"target": 7000, "published": port, "protocol": "tcp"}]
+    assert app["compose"]["placement"] == [{"service": "echo", "servers": [a_id]}]
+
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    assert r.status_code == 202, r.text
+    done = await _deployed(client, admin, r.json()["id"])
+    assert done["state"] == "succeeded", (done, platform.steps(done["id"]))
+    await _echoes(a.address, port)  # on A's address, A's engine binding it
+    assert await _closed(b.address, port) and await _closed(local, port)
+    assert _containers(app["id"]) == []  # nothing of it on the control plane's engine
+
+    # the same port on the same server is another application's: refused, naming the field and the holder
+    env = app["environment_id"]
+    r = await client.post(f"/v1/environments/{env}/applications", headers=admin, json={**body, "name": "relay-2"})
+    assert r.status_code == 409, r.text
+    (err,) = r.json()["errors"]
+    assert err["loc"] == "/body/compose/services/echo/ports", err
+    assert err["detail"].startswith(f"the port {port}/tcp of server {a_id} is published by the application relay ")
+
+    # placed on B: it answers there, A's port is closed (the claim on A released), local's stays closed
+    moved = [{"service": "echo", "servers": ["edge-b"]}]
+    r = await client.patch(f"/v1/applications/{app['id']}", headers=admin, json={"placement": moved})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/applications/{app['id']}/deployments", headers=admin, json={})
+    assert r.status_code == 202, r.text
+    done = await _deployed(client, admin, r.json()["id"])
+    assert done["state"] == "succeeded", (done, platform.steps(done["id"]))
+    assert [s.get("servers") for s in done["spec"]["services"]] == [[b_id]]
+    await _echoes(b.address, port)
+    assert await _closed(a.address, port) and await _closed(local, port)
+    assert not a.docker("ps", "-aq", "--filter", f"label=berth.app={app['id']}").split()
+    r = await client.post(f"/v1/environments/{env}/applications", headers=admin, json={**body, "name": "relay-a"})
+    assert r.status_code == 201, r.text  # A's port is free for another application now
+
+    # removed: the port is closed everywhere
+    r = await client.delete(f"/v1/applications/{app['id']}", headers=admin, params={"drain_grace_s": 0.2})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while (await client.get(f"/v1/applications/{app['id']}", headers=admin)).status_code != 404:
+        assert time.monotonic() < deadline, "the application was not removed in 60 s"
+        await asyncio.sleep(0.2)
+    for address in (b.address, a.address, local):
+        assert await _closed(address, port), address
+    assert not b.docker("ps", "-aq", "--filter", f"label=berth.app={app['id']}").split()
 
 
 async def test_draining_a_server_that_does_not_answer(rig, servers, local_apps) -> None:

@@ -100,7 +100,8 @@ async def rig(
         )
     )
     platform = await Platform(nats_server.url, traefik, scheduler, proxy).start()
-    api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET)
+    # published ports allowed (no volume move publishes one; test_drain_moves' published port does)
+    api = await api_on(nats_server.url, urls["api"], tmp_path / "data", SECRET, ("1024-65535",))
     engine = make_engine(urls["scheduler"], "scheduler")
     try:
         async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:

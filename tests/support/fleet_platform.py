@@ -10,8 +10,11 @@ from berth_cli.components import free_port
 from tests.api.conftest import Identities, RunningApi, bearer, start_api
 
 
-async def api_on(nats_url: str, api_url: str, data_dir: Path, secret_key: str) -> RunningApi:
-    """The api on its role's URL (from ``provision``), sealing with ``secret_key``."""
+async def api_on(
+    nats_url: str, api_url: str, data_dir: Path, secret_key: str, published_ports_allow: tuple[str, ...] = ()
+) -> RunningApi:
+    """The api on its role's URL (from ``provision``), sealing with ``secret_key``; every team may publish the
+    compose ports of ``published_ports_allow`` (BERTH_PUBLISHED_PORTS_ALLOW, none by default)."""
     settings = ApiSettings(
         nats_url=nats_url,
         database_url=api_url,
@@ -19,6 +22,7 @@ async def api_on(nats_url: str, api_url: str, data_dir: Path, secret_key: str) -
         data_dir=data_dir,
         secret_key=secret_key,
         shutdown_grace_s=10,
+        published_ports_allow=list(published_ports_allow),
     )
     return await start_api(settings)
 
