@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from berth_common.outbound import OutboundPolicy, Refusal
-from berth_common.outbound_net import OutboundRefused, checked_addresses, guarded_client
+from berth_common.outbound_net import OutboundRefused, checked_addresses, guarded_client, verified_tls
 
 LOOPBACK_ALLOWED = OutboundPolicy.from_entries(["127.0.0.1/32"])
 
@@ -122,3 +123,35 @@ async def test_a_name_that_does_not_resolve_is_a_connect_error(monkeypatch: pyte
     async with guarded_client(OutboundPolicy()) as client:
         with pytest.raises(httpx.ConnectError, match=r"cannot resolve nowhere\.example: Name or service not known"):
             await client.get("http://nowhere.example/")
+
+
+def _tls_of(client: httpx.AsyncClient) -> Any:
+    return client._transport._pool._ssl_context  # type: ignore[attr-defined]
+
+
+async def test_guarded_clients_share_one_verifying_tls_context_and_keep_one_given() -> None:
+    policy = OutboundPolicy()
+    first, second = guarded_client(policy), guarded_client(policy, verify=True)
+    unverified = guarded_client(policy, verify=False)
+    try:
+        shared = _tls_of(first)
+        assert shared is _tls_of(second) is verified_tls()
+        assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+        assert _tls_of(unverified) is not shared and _tls_of(unverified).verify_mode == ssl.CERT_NONE
+    finally:
+        for c in (first, second, unverified):
+            await c.aclose()
+
+
+async def test_an_s3_client_verifies_with_the_shared_tls_context() -> None:
+    from berth_common.s3 import requests as rq
+    from berth_common.s3.client import S3Client
+    from berth_common.s3.signing import Credentials
+
+    bucket = rq.Bucket(endpoint="https://s3.example.com", bucket="backups", region="us-east-1")
+    for policy in (None, OutboundPolicy()):
+        client = S3Client(bucket, Credentials("AKIDEXAMPLE", "secret"), policy=policy)
+        try:
+            assert _tls_of(client._http) is verified_tls()
+        finally:
+            await client._http.aclose()

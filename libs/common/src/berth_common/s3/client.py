@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 
 from berth_common.outbound import OutboundPolicy
-from berth_common.outbound_net import OutboundRefused, guarded_transport, redirect_hook
+from berth_common.outbound_net import OutboundRefused, guarded_transport, redirect_hook, verified_tls
 from berth_common.s3 import requests as rq
 from berth_common.s3.signing import Credentials
 
@@ -68,7 +68,11 @@ class S3Client:
         if policy is not None and transport is None:
             transport, hooks = guarded_transport(policy), {"response": [redirect_hook(policy)]}
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s), transport=transport, trust_env=False, event_hooks=hooks
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            verify=verified_tls(),  # used only without a transport given (httpx makes its own then)
+            trust_env=False,
+            event_hooks=hooks,
         )
 
     def __repr__(self) -> str:
