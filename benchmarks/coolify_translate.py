@@ -69,12 +69,16 @@ async def template_refusal(template: Template) -> str | None:
     return None
 
 
-async def main(folder: Path) -> None:
-    paths = sorted(folder.glob("*.y*ml"))
-    refused = {p.name: why for p in paths if (why := await refusal(p)) is not None}
-    print(f"{len(paths) - len(refused)} of {len(paths)} templates translate")
+def print_sweep(what: str, total: int, refused: dict[str, str]) -> None:
+    """How many of ``total`` files translate, then each refused one with its first refusal."""
+    print(f"{total - len(refused)} of {total} {what} translate")
     for name, why in refused.items():
         print(f"  {name}: {why}")
+
+
+async def main(folder: Path) -> None:
+    paths = sorted(folder.glob("*.y*ml"))
+    print_sweep("templates", len(paths), {p.name: why for p in paths if (why := await refusal(p)) is not None})
 
 
 if __name__ == "__main__":

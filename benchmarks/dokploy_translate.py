@@ -15,7 +15,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from benchmarks.coolify_translate import template_refusal
+from benchmarks.coolify_translate import print_sweep, template_refusal
 from berth_api.domain.problems import ProblemError
 from berth_api.domain.templates.model import TemplateError
 from berth_api.usecases.templates import import_template, parsed
@@ -36,9 +36,7 @@ async def refusal(folder: Path) -> str | None:
 async def main(folder: Path) -> None:
     blueprints = sorted(p for p in folder.iterdir() if p.is_dir())
     refused = {p.name: why for p in blueprints if (why := await refusal(p)) is not None}
-    print(f"{len(blueprints) - len(refused)} of {len(blueprints)} blueprints translate")
-    for name, why in refused.items():
-        print(f"  {name}: {why}")
+    print_sweep("blueprints", len(blueprints), refused)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 FIXTURES = Path(__file__).parent / "fixtures" / "templates"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -42,3 +44,14 @@ def dokploy_dirs() -> list[Path]:
 
 def dokploy_files(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in folder.iterdir() if p.is_file()}
+
+
+async def deploy_dokploy(
+    client: httpx.AsyncClient, headers: dict[str, str], env: str, files: dict[str, str], name: str
+) -> httpx.Response:
+    """Import a Dokploy blueprint (its files by name) and deploy the imported document as ``name`` in ``env``:
+    the deploy's answer (the import is asserted to succeed)."""
+    imported = await client.post("/v1/templates/import", headers=headers, json={"format": "dokploy", "files": files})
+    assert imported.status_code == 200, imported.text
+    body = {"environment_id": env, "document": imported.json()["template"]["document"], "name": name}
+    return await client.post("/v1/templates/deploy", headers=headers, json=body)

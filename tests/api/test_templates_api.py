@@ -7,7 +7,7 @@ import json
 
 from berth_common import sealing
 from tests.api.conftest import make_project
-from tests.api.template_support import FIXTURES, dokploy_files
+from tests.api.template_support import FIXTURES, deploy_dokploy, dokploy_files
 from tests.api.test_projects import problem
 
 
@@ -339,12 +339,7 @@ async def test_hosts_a_dokploy_blueprint_derives_from_its_generated_host_are_the
     application may not."""
     env = (await make_project(client, members.developer))["environments"][0]["id"]
     files = {"template.toml": DERIVED_TOML, "docker-compose.yml": DERIVED_COMPOSE}
-    imported = await client.post(
-        "/v1/templates/import", headers=members.developer, json={"format": "dokploy", "files": files}
-    )
-    assert imported.status_code == 200, imported.text
-    body = {"environment_id": env, "document": imported.json()["template"]["document"], "name": "trails"}
-    r = await client.post("/v1/templates/deploy", headers=members.developer, json=body)
+    r = await deploy_dokploy(client, members.developer, env, files, "trails")
     assert r.status_code == 201, r.text
     assert r.json()["compose"]["hosts"] == [
         {"service": "web", "port": 3000},

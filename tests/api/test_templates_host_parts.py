@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.api.conftest import make_project
-from tests.api.template_support import FIXTURES, dokploy_files
+from tests.api.template_support import FIXTURES, deploy_dokploy, dokploy_files
 from tests.api.test_projects import problem
 
 HABITICA = "habitica.main-domain-tasks-production.localhost"
@@ -37,12 +37,7 @@ def _refused(r: httpx.Response, status: int, loc: str, words: str) -> None:
 async def test_a_blueprint_with_hosts_under_its_generated_domain_deploys_and_holds_them(client, members) -> None:
     env = (await make_project(client, members.developer))["environments"][0]["id"]
     files = dokploy_files(FIXTURES / "dokploy" / "subdomain-hosts")
-    imported = await client.post(
-        "/v1/templates/import", headers=members.developer, json={"format": "dokploy", "files": files}
-    )
-    assert imported.status_code == 200, imported.text
-    body = {"environment_id": env, "document": imported.json()["template"]["document"], "name": "tasks"}
-    r = await client.post("/v1/templates/deploy", headers=members.developer, json=body)
+    r = await deploy_dokploy(client, members.developer, env, files, "tasks")
     assert r.status_code == 201, r.text
     app = r.json()
     assert app["compose"]["hosts"] == [
