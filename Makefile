@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= .berth
 PYTEST_ARGS ?=
-# Three workers on two cores (the tests mostly wait on Docker and I/O), a test file per worker at a time (files
-# share module fixtures: a platform, a Traefik); 0: serial.
-PYTEST_WORKERS ?= 3
+# Four workers on two cores, a test file per worker at a time (files share module fixtures: a platform, a
+# Traefik); 0: serial. With three the two cores were idle a fifth of the run (tests waiting on engines, servers
+# and timeouts at once): the whole suite took 25:54 with three and 21:03 with four on the same quiet machine.
+PYTEST_WORKERS ?= 4
 # The browser tests' screenshots (tests/artifacts/): left out unless asked (SCREENSHOTS=1); they check nothing.
 SCREENSHOTS ?= 0
 

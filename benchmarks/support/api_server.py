@@ -54,6 +54,7 @@ class ServiceProcess:
     port: int = field(default_factory=components.free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    _log_start: int = 0  # the log's size when the process was spawned: what it wrote since is its own
 
     @property
     def url(self) -> str:
@@ -86,6 +87,7 @@ class ServiceProcess:
         """Start the process without waiting (``wait_ready`` later: several services start in parallel)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
             self.proc = subprocess.Popen(
                 [console_script(f"berth-{self.service}")],
                 stdout=log,
@@ -102,14 +104,32 @@ class ServiceProcess:
         except OSError:
             return ""
 
-    def wait_ready(self, timeout: float) -> None:
+    def _lost_its_port(self) -> bool:
+        """Whether the process (exited) could not bind its port: another process took it after ``free_port``
+        chose it (parallel test workers)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                written = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return f"('127.0.0.1', {self.port}): address already in use" in written
+
+    def wait_ready(self, timeout: float, attempts: int = 3) -> None:
+        """Wait until ``/readyz`` answers 200; a process that exited because its port was taken meanwhile is
+        started again on another (``attempts`` in all)."""
         deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=2) as client:
+        with httpx.Client(timeout=2) as client:
             while True:
                 if self.proc is not None and self.proc.poll() is not None:
+                    if attempts > 1 and self._lost_its_port():
+                        attempts -= 1
+                        self.port = components.free_port()
+                        self.spawn()
+                        continue
                     raise RuntimeError(f"berth-{self.service} exited with {self.proc.returncode}:\n{self.log_tail()}")
                 with contextlib.suppress(httpx.TransportError):
-                    if client.get("/readyz").status_code == 200:
+                    if client.get(f"{self.url}/readyz").status_code == 200:
                         return
                 if time.monotonic() > deadline:
                     self.stop()

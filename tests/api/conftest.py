@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -53,8 +54,21 @@ class RunningApi:
         await asyncio.wait_for(self.task, 40)
 
 
-async def start_api(settings: ApiSettings, timeout: float = 90.0) -> RunningApi:
-    """Serve the api and wait until /readyz answers 200 (fails fast if the service task dies)."""
+async def start_api(settings: ApiSettings, timeout: float = 90.0, attempts: int = 3) -> RunningApi:
+    """Serve the api and wait until /readyz answers 200 (fails fast if the service task dies). Its port is chosen
+    free (``free_port``), but under parallel workers another process may bind it first: then it is served
+    again on another (``attempts`` in all)."""
+    for _ in range(attempts - 1):
+        try:
+            return await _start_api(settings, timeout)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            settings = settings.model_copy(update={"http_port": free_port()})
+    return await _start_api(settings, timeout)
+
+
+async def _start_api(settings: ApiSettings, timeout: float) -> RunningApi:
     stop = asyncio.Event()
     task = asyncio.create_task(serve(spec(settings), stop), name="api-under-test")
     running = RunningApi(settings=settings, stop=stop, task=task)
