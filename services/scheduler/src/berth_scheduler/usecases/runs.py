@@ -41,6 +41,7 @@ from berth_common.db import Transactions, Unit
 from berth_common.docker import LOCAL, DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.redaction import redact_all
+from berth_common.tasks import cancel_and_wait
 from berth_scheduler.adapters import removals, store
 from berth_scheduler.adapters import run_store as repo
 from berth_scheduler.adapters.container_exit import wait_exit, written_lines
@@ -158,11 +159,7 @@ class Runs:
     async def stop(self) -> None:
         """Stop driving (the runs stay as they are recorded: the next leader goes on with them)."""
         tasks = [t for t in (self._task, *self._active.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_and_wait(t) for t in tasks))  # a cancel Python 3.11 lost is made again
         self._task = None
         self._active.clear()
 

@@ -21,7 +21,6 @@ the first after now. A run late by less than the grace is on time and not report
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from berth_common.catalogue import (
 )
 from berth_common.db import Transactions, Unit
 from berth_common.logging import get_logger
+from berth_common.tasks import cancel_and_wait
 from berth_scheduler.adapters import schedules as repo
 from berth_scheduler.domain.schedules import NOT_RUNNING, Timing, run_for
 
@@ -168,10 +168,7 @@ class Schedules:
         self._task = asyncio.create_task(self._loop(), name="schedules")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 def backup_missed(row: Any, backup_id: str, due: datetime, reason: str) -> BackupMissed:
