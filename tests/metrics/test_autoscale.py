@@ -130,7 +130,7 @@ async def test_the_service_sends_a_scale_command_from_its_readings(nats_server, 
         metrics_service(nats_server.url, database, metrics_autoscale_window_s=2.0) as running,
         containers() as made,
     ):
-        made.append(run_busybox(labels=labels, command=burn))
+        made.append(run_busybox("--cpus", "0.5", labels=labels, command=burn))  # half a core: 1 -> 3 at 10 %
         policy = AutoscalePolicy(min=1, max=3, cpu_percent=10, cooldown_s=3600)
         changed = AutoscaleChanged(application_id=app, team_id="team-1", service="web", policy=policy, revision=5)
         await running.bus.publish(changed, id=f"autoscale-{app}-5")

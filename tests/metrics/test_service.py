@@ -28,6 +28,9 @@ from tests.support.images import DOCKER
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 SCRAPE = "platform-scrape-token"
 BURN = ["sh", "-c", "while [ ! -f /tmp/stop ]; do :; done; exec sleep 3600"]
+# A burning container gets a third of a core: well over the rules' 10 %, without taking a core from the tests
+# that run beside it.
+BURN_CPUS = ("--cpus", "0.35")
 
 
 async def create_rule(running, team: str, **spec) -> str:
@@ -43,7 +46,7 @@ async def test_busy_container_raises_a_cpu_alert_that_resolves_when_it_stops(nat
     async with metrics_service(nats_server.url, database) as running, containers() as made:
         rule_id = await create_rule(running, "team-1", name="cpu hot", target_kind="app", target_id=app, metric="cpu_pct",
                                     threshold=10.0, margin=7.0, for_s=3.0, resolve_for_s=2.0)  # fmt: skip
-        cid = run_busybox(labels={"berth.app": app, "berth.team": "team-1"}, command=BURN)
+        cid = run_busybox(*BURN_CPUS, labels={"berth.app": app, "berth.team": "team-1"}, command=BURN)
         made.append(cid)
         raised = (await eventually(lambda: running.of_type("evt.alert.raised", rule_id=rule_id), 60))[0]
         assert raised["target_kind"] == "app" and raised["target_id"] == app and raised["metric"] == "cpu_pct"
@@ -101,7 +104,9 @@ def scrape(port: int, token: str | None = None) -> tuple[int, str]:
 
 async def test_query_matches_docker_stats_and_prometheus_exposes_it(nats_server, database, unique):
     async with metrics_service(nats_server.url, database, metrics_token=SCRAPE) as running, containers() as made:
-        cid = run_busybox("-m", "256m", labels={"berth.app": f"q-{unique}", "berth.team": "team-1"}, command=BURN)
+        cid = run_busybox(
+            "-m", "256m", *BURN_CPUS, labels={"berth.app": f"q-{unique}", "berth.team": "team-1"}, command=BURN
+        )
         made.append(cid)
         await asyncio.sleep(2.5)  # the service has a first reading to take CPU deltas against
         started = datetime.now(UTC)
