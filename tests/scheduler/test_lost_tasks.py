@@ -77,3 +77,34 @@ def test_only_containers_whose_start_may_have_left_a_lost_task_get_the_helper():
 def test_the_engines_refusal_to_remove_a_container_whose_task_it_holds_is_told():
     assert dom.is_lost(f"docker remove berth-a-web-1234abcd-1: task {ID}: already exists")
     assert not dom.is_lost("docker remove berth-a-web-1234abcd-1: removal of container is already in progress")
+
+
+NEVER = "0001-01-01T00:00:00Z"  # the engine's StartedAt of a container it never started
+
+
+def inspect_doc(status: str, *, running: bool = False, started: str = NEVER, error: str = "") -> dict:
+    state = {"Status": status, "Running": running, "StartedAt": started, "Error": error, "ExitCode": 0}
+    return {"Id": ID, "Name": "/berth-predeploy-d1", "State": state}
+
+
+def test_a_pre_deploy_jobs_container_is_judged_from_its_inspect_document_and_its_deployments_mark():
+    """The job's container has no container record: the engine's inspect document gives its id and state,
+    its deployment's record the mark of a broken start, and the replicas' rule judges it."""
+    name = "berth-predeploy-d1"
+    lost_start = dom.inspected(name, inspect_doc("created"), True)  # the engine keeps no trace of the start
+    refused = dom.inspected(name, inspect_doc("created", error=f"task {ID}: already exists"), True)
+    exited = dom.inspected(name, inspect_doc("exited", started="2026-12-07T10:00:00Z"), True)
+    back_running = dom.inspected(name, inspect_doc("running", running=True, started="2026-12-07T10:00:00Z"), True)
+    unmarked = [dom.inspected(name, inspect_doc(s)) for s in ("created", "exited", "running")]
+    assert lost_start == dom.Removing(name, ID, "created", start_broke=True)
+    assert refused == dom.Removing(name, ID, "created", start_broke=True)
+    assert exited == dom.Removing(name, ID, "exited", start_broke=True)
+    assert back_running == dom.Removing(name, ID, "running", start_broke=True)
+    assert unmarked == [dom.Removing(name, ID, s) for s in ("created", "exited", "running")]
+    assert dom.needing_helper([lost_start, refused, exited, back_running, *unmarked]) == [
+        (lost_start, "its start broke with the engine"),
+        (refused, "its start broke with the engine"),
+        (exited, "its start broke with the engine"),
+    ]
+    assert dom.inspected(name, {"Id": ID}) == dom.Removing(name, ID, "")  # no state: no mark, no helper
+    assert dom.suspicion(dom.inspected(name, {"Id": ID})) is None

@@ -1,7 +1,8 @@
 """A lost task on a real engine (a test server's dockerd killed -9 with its containerd while it starts a
 container): the engine then refuses to start that container again, and Berth ends what still runs of it and
-makes it again; a deployment undone after such a crash has what still runs of its container ended as it is
-removed. The helper ends exactly the processes of the container it is given."""
+makes it again (the mark of its broken start gone); a deployment undone after such a crash has what still
+runs of its container ended as it is removed. The helper ends exactly the processes of the container it is
+given."""
 
 from __future__ import annotations
 
@@ -88,8 +89,10 @@ def lose_a_task(server: TestServer) -> tuple[str, str]:
 
 
 async def test_a_replica_whose_task_the_engine_lost_is_made_again_and_nothing_of_it_runs_on(
-    server: TestServer, docker: DockerExecutor
+    server: TestServer, docker: DockerExecutor, database: str
 ):
+    """The mark of its broken start goes with the removed container: the one made again under its name is
+    not suspected at its later removal."""
     name, old_id = lose_a_task(server)
     with pytest.raises(DockerOperationError) as refused:
         await docker.start(name)
@@ -98,8 +101,21 @@ async def test_a_replica_whose_task_the_engine_lost_is_made_again_and_nothing_of
     async def engine(_server: str) -> DockerExecutor:
         return docker
 
-    rt: Any = SimpleNamespace(fleet=SimpleNamespace(socket=None, docker=engine))  # the helper image is there
-    await clear_lost_task(rt, SERVER_ID, docker, name)
+    urls = await provision(database, "test-secret", ("scheduler",))
+    db = make_engine(urls["scheduler"], schema_for("scheduler"))
+    sessionmaker = make_sessionmaker(db)
+    values = {"deployment_id": "lost", "application_id": "lost", "service": "web", "kind": "web", "replica": 1}
+    async with sessionmaker() as s, s.begin():
+        await store.record_container(s, {"name": name, **values, "server_id": SERVER_ID})
+        await store.note_start_broke(s, name)  # its start broke with the engine
+    fleet = SimpleNamespace(socket=None, docker=engine)  # the helper image is there
+    rt: Any = SimpleNamespace(fleet=fleet, sessionmaker=sessionmaker)
+    try:
+        await clear_lost_task(rt, SERVER_ID, docker, name)
+        async with sessionmaker() as s:
+            assert await store.broken_starts(s, [name]) == set()
+    finally:
+        await db.dispose()
     assert await docker.inspect(name) is None
     assert processes_of(old_id) == []
     new_id = serve(server, name)

@@ -270,9 +270,10 @@ async def adopt_containers(s: AsyncSession, replicas: Mapping[str, int], deploym
         await s.execute(q.values(deployment_id=deployment_id, replica=replica))
 
 
-async def note_start_broke(s: AsyncSession, name: str) -> None:
-    """The container's start call broke with its engine: the engine may still hold its task."""
-    await s.execute(sa.update(containers).where(containers.c.name == name).values(start_broke=True))
+async def note_start_broke(s: AsyncSession, name: str, broke: bool = True) -> None:
+    """The container's start call broke with its engine: the engine may still hold its task (``broke``
+    False: no longer, its start carried out or the container removed and made again)."""
+    await s.execute(sa.update(containers).where(containers.c.name == name).values(start_broke=broke))
 
 
 async def broken_starts(s: AsyncSession, names: Sequence[str]) -> set[str]:
@@ -283,6 +284,19 @@ async def broken_starts(s: AsyncSession, names: Sequence[str]) -> set[str]:
         sa.select(containers.c.name).where(containers.c.name.in_(list(names)), containers.c.start_broke)
     )
     return {r.name for r in rows}
+
+
+async def note_job_start_broke(s: AsyncSession, deployment_id: str, broke: bool = True) -> None:
+    """A start call of the deployment's pre-deploy job's container broke with its engine (as ``note_start_broke``)."""
+    await s.execute(sa.update(deployments).where(deployments.c.id == deployment_id).values(job_start_broke=broke))
+
+
+async def broken_jobs(s: AsyncSession, deployment_ids: Sequence[str]) -> set[str]:
+    """Those of ``deployment_ids`` whose job container's start call broke (:func:`note_job_start_broke`)."""
+    if not deployment_ids:
+        return set()
+    q = sa.select(deployments.c.id).where(deployments.c.id.in_(list(deployment_ids)), deployments.c.job_start_broke)
+    return {r.id for r in await s.execute(q)}
 
 
 async def forget_containers(s: AsyncSession, names: Sequence[str]) -> None:

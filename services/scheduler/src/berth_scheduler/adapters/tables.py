@@ -48,6 +48,8 @@ deployments = sa.Table(
     sa.Column("abandon_volume_data", sa.Boolean, nullable=False, server_default=sa.false()),
     # the api's number of the deployment among its application's (its request order; None: not sent)
     sa.Column("number", sa.Integer, nullable=True),
+    # a start call of its pre-deploy job's container (which has no container record) broke with its engine
+    sa.Column("job_start_broke", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # The builds of a deployment whose compose services build their own images (``domain/builds.py``): one row

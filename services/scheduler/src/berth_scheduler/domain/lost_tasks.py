@@ -14,15 +14,15 @@ sends SIGKILL to each process whose control group names the container's id (``/d
 cgroupfs driver, ``docker-<id>.scope`` under systemd's) and prints each one it ended. With the task's
 process gone, the engine's own start of that container clears the stale task and starts it afresh.
 
-A container removed without being started again (a failed deployment's undo, an application's removal) is
-given the helper only when the data says its start may have left such a task (:func:`suspicion`), not on
+A container removed without being started again (a failed deployment's undo, an application's removal, a
+pre-deploy job's container once its deployment left ``starting``) is given the helper only when the data says its start may have left such a task (:func:`suspicion`), not on
 every removal: the helper is a container of its own, run on the server, for each.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,16 @@ class Removing:
     container_id: str
     state: str  # the engine's ``State`` of it in its list: created, running, exited, dead, ...
     start_broke: bool = False  # a start call of it broke with the engine (recorded: ``containers.start_broke``)
+
+
+def inspected(name: str, info: Mapping[str, Any], start_broke: bool = False) -> Removing:
+    """The container ``name`` about to be removed, as the engine's inspect document ``info`` has it (its
+    ``State.Status``: the list's ``State``), with what its record says of its start. A pre-deploy job's
+    container, which has no container record, is read this way: the mark of its broken start is on its
+    deployment's record (``deployments.job_start_broke``), the job's container being the deployment's one
+    ``berth-predeploy-<deployment id>``."""
+    state = info.get("State") or {}
+    return Removing(name, str(info.get("Id") or ""), str(state.get("Status") or ""), start_broke)
 
 
 def suspicion(c: Removing) -> str | None:

@@ -20,6 +20,17 @@ exit code (or the timeout) and the last lines, before anything of the new versio
 version keeps serving. Its container is removed once the deployment has left ``starting``: after the
 replicas started, or by the undo of a failed or cancelled deployment, which stops it first when it still
 runs (a cancel).
+
+An engine's crash during the job's start may leave its process running unknown to the engine (a lost task:
+``domain/lost_tasks.py``), as for a replica. The job's container has no container record, so a start call of
+it that breaks with its engine is marked on its deployment's record (``deployments.job_start_broke``: the
+container is the deployment's one, named after it), and its removal runs the helper first when the mark is
+there and the engine does not report it running, or when the engine refuses the removal for the task it
+still holds (``lost_task.remove``: the replicas' rule and helper). The mark, not the engine's report, tells
+such a start: the engine keeps no trace of it (the container is ``created`` as if never started, like one
+whose start was never called, which a rule on the report would give the helper too; and once a retried
+start is refused for the task the engine holds, the container carries that refusal as an error like any
+other), and a mark on the deployment's record needs no row of its own to clean up.
 """
 
 from __future__ import annotations
@@ -32,10 +43,12 @@ from berth_common.catalogue import ApplicationSpec
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.redaction import redact, redact_all
+from berth_scheduler.adapters import store
 from berth_scheduler.adapters.container_exit import wait_exit, written_lines
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import app_files, compose, machine, placement
+from berth_scheduler.domain import lost_tasks as lost_dom
 from berth_scheduler.domain import runs as domain
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
@@ -44,7 +57,9 @@ from berth_scheduler.usecases.read_only_files import with_read_only_files
 from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
-from berth_scheduler.usecases.rollout.steps import prepare_server, transit
+from berth_scheduler.usecases.rollout.lost_task import remove, start_job
+from berth_scheduler.usecases.rollout.steps import prepare_server, read, transit
+from berth_scheduler.usecases.volume_dumps import VolumeError
 
 log = get_logger(__name__)
 POLL_S = 0.5
@@ -91,8 +106,8 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
             shown = redact(" ".join(job.command), secrets)
             await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
             step = domain.Step.START
-        if step is domain.Step.START:
-            await docker.start(cs.name)
+        if step is domain.Step.START:  # a start call the engine's going away breaks is marked on the deployment
+            await start_job(rt, docker, r.deployment_id, cs.name, broke=row.job_start_broke)
     except DockerOperationError as exc:
         if exc.status not in (400, 404, 409, 500):
             raise
@@ -161,18 +176,28 @@ async def _fail(rt: RolloutContext, r: Rollout, result: domain.Outcome, timeout_
 
 
 async def remove_job(rt: RolloutContext, deployment_id: str, servers: Sequence[str]) -> bool:
-    """Stop (a job still running: a cancel) and remove the deployment's job container wherever it is; a
-    server that does not answer keeps it (best effort: never fails a deployment). True: one was removed."""
+    """Stop (a job still running: a cancel) and remove the deployment's job container wherever it is, the
+    helper first where its start may have left a lost task (``lost_task.remove``, the state the engine
+    reported before the stop); a server that does not answer keeps it, and so does one where the helper
+    could not run (best effort: never fails a deployment; logged). True: one was removed."""
     name = domain.job_container_name(deployment_id)
     removed = False
     for server in dict.fromkeys([LOCAL, *servers]):
-        with contextlib.suppress(DockerUnavailable, DockerOperationError, ServerRefusedError):
+        with contextlib.suppress(DockerUnavailable, DockerOperationError, ServerRefusedError, VolumeError):
             docker = await rt.fleet.docker(server)
             info = await docker.inspect(name)
             if info is None:
                 continue
+            broke = deployment_id in await read(rt, store.broken_jobs, [deployment_id])
+            job = lost_dom.inspected(name, info, broke)
             if (info.get("State") or {}).get("Running"):
                 await docker.stop(name, domain.STOP_GRACE_S)
-            await docker.remove(name)
+            try:
+                await remove(rt, server, docker, [job])
+            except (DockerOperationError, VolumeError) as exc:
+                log.warning(
+                    "a pre-deploy job's container not removed", container=name, server_id=server, error=str(exc)
+                )
+                raise
             removed = True
     return removed

@@ -49,7 +49,7 @@ from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.delivery import image_on_server
 from berth_scheduler.usecases.rollout.depends import wait_dependencies
 from berth_scheduler.usecases.rollout.image_pull import log_lines
-from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost, remove_containers, start
+from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost, remove_containers, start, started
 from berth_scheduler.usecases.rollout.subnet_check import check_server
 from berth_scheduler.usecases.rollout.unreachable import note_skipped, silent
 
@@ -112,10 +112,12 @@ async def _start_one(
     port: int | None,
     recorded: bool,
     more: Mapping[int, int] | None = None,
+    broke: bool = False,
 ) -> ContainerSpec:
     """Create (or find) and start one replica; a host port taken meanwhile gets another one (a replica on a
     remote server has none). ``recorded``: the container's record (and port, and ``more`` ports: those of
-    its more routed ports) was written when the deployment entered ``starting``."""
+    its more routed ports) was written when the deployment entered ``starting``; ``broke``: it has the mark of
+    a start call that broke with its engine (``lost_task.py``), which its start carried out clears."""
     svc, n, server = slot.service, slot.replica, slot.server_id
     name = names.container_name(spec.name, svc.name, r.deployment_id, n)
     web = isinstance(svc, WebService) and server == LOCAL
@@ -143,6 +145,7 @@ async def _start_one(
             recorded = True
         existing = await docker.create_or_find(cs)
         if existing is not None and (existing.get("State") or {}).get("Running"):
+            await started(rt, name, broke)
             return cs
         for network, aliases in cs.connects:
             await docker.connect_network(network, compose.connect_body(name, aliases))
@@ -150,7 +153,7 @@ async def _start_one(
         if files is not None:  # the application's files it mounts, before it starts
             await docker.put_archive(name, "/", files)
         try:
-            await start(rt, docker, name)  # a start call the engine's going away breaks is recorded
+            await start(rt, docker, name, broke=broke)  # a start call the engine's going away breaks is marked
             return cs
         except PortInUseError:
             await docker.remove(name)
@@ -161,7 +164,8 @@ async def _start_one(
         except DockerOperationError as exc:
             if not lost(exc) or attempt == 4:
                 raise
-            await clear_lost_task(rt, server, docker, name)  # made again on the next attempt
+            await clear_lost_task(rt, server, docker, name)  # made again on the next attempt, unmarked
+            broke = False
     raise RuntimeError(f"could not find a free host port for {name}" + published_ports.taken_note(svc, server))
 
 
@@ -180,10 +184,9 @@ async def start_replicas(
     ``before_layer`` is awaited before each layer starts, once the layer's dependencies are met (a compose
     application's pre-deploy job: ``pre_deploy.py``). The caller records ``ContainersStarted``."""
     spec = rt.sealer.open(row.spec)
-    recorded = {
-        c.name: (c.host_port, port_routes.recorded(c.more_ports))
-        for c in await read(rt, store.containers_of, r.deployment_id)
-    }
+    records = await read(rt, store.containers_of, r.deployment_id)
+    recorded = {c.name: (c.host_port, port_routes.recorded(c.more_ports)) for c in records}
+    broke = {c.name for c in records if c.start_broke}  # an earlier start call broke with its engine
     kept = await read(rt, adopted, rt.sealer, r, spec)
     gone = {svc for svc, rows in kept.items() if not await running(rt, rows)}
     if gone:  # a kept service whose containers stopped is made again: recorded for this deployment now
@@ -215,7 +218,7 @@ async def start_replicas(
         name = names.container_name(spec.name, slot.service.name, r.deployment_id, slot.replica)
         async with limits[slot.server_id]:
             port, more = recorded.get(name, (None, {}))
-            cs = await _start_one(rt, r, spec, slot, port, name in recorded, more)
+            cs = await _start_one(rt, r, spec, slot, port, name in recorded, more, name in broke)
         ran(cs)
 
     for layer in compose.layers(spec):
