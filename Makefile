@@ -78,8 +78,9 @@ pytest: install-test
 
 # ruff and mypy run beside the tests, after one install: their ~20 s of one core fit in the tests' first minute
 # (workers starting, files collected) instead of coming before it. Any of the three failing fails `make test`.
+# Their few lines may land among pytest's progress dots: grouping output would hold pytest's back to its end.
 test: install-test
-	@$(MAKE) --no-print-directory -j3 --output-sync=line test-lint test-typecheck test-pytest
+	@$(MAKE) --no-print-directory -j3 test-lint test-typecheck test-pytest
 
 test-lint:
 	$(LINT)
