@@ -1,7 +1,8 @@
 """Traefik's default certificate decided without a child process when the file says it is still good: the
 facts line (``certificate.known_good``) is read by the service without ``cryptography``; a file expired, near
 its end, foreign, unparseable, edited since it was written or of an older proxy-sync (no facts line) goes to
-the child, which replaces it. The child's starts are counted at the adapter's seam (``subprocess.run``)."""
+the child, which replaces it. The child's starts are counted at the adapter's seam (``subprocess.run``). The
+real Traefik presents the certificate of a file with the facts line."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import asyncio
 import datetime as dt
 import re
 import subprocess
+import time
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from berth_proxy_sync.adapters import default_cert
+from berth_proxy_sync.adapters import default_cert, tls_probe
 from berth_proxy_sync.adapters.files import DynamicDir
 from berth_proxy_sync.domain import certificate
 from berth_proxy_sync.domain.certificate import CERT_MARKER, DEFAULT_CERT_FILE
 from berth_proxy_sync.usecases.routes import ensure_default_certificate
+from tests.proxy.acme_support import TlsTraefik
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -142,3 +147,28 @@ def test_ensure_starts_the_child_once_then_never_while_the_file_is_good(children
     written = (d.directory / DEFAULT_CERT_FILE).read_text()
     assert [ensure_default_certificate(d) for _ in range(3)] == [False, False, False]
     assert children == [""] and (d.directory / DEFAULT_CERT_FILE).read_text() == written
+
+
+async def test_traefik_presents_the_certificate_of_the_file_with_its_facts_line(tmp_path) -> None:
+    """The real Traefik reads the file with its two comment lines: for a name no route has, it presents
+    exactly the file's certificate (not one it generated)."""
+    traefik = TlsTraefik(tmp_path / "traefik").start()
+    try:
+        before = await tls_probe.leaf("127.0.0.1", traefik.websecure_port, "no-route.example.com")
+        assert before is not None  # the control: the certificate Traefik generates itself
+        d = DynamicDir(traefik.dynamic_dir)
+        d.ensure()
+        assert ensure_default_certificate(d) is True
+        text = (d.directory / DEFAULT_CERT_FILE).read_text()
+        assert certificate.known_good(text) and text.split("\n", 2)[1].startswith("# not after ")
+        pair = certificate.pem_pair(text)
+        assert pair is not None
+        ours = x509.load_pem_x509_certificate(pair[0].encode()).public_bytes(serialization.Encoding.DER)
+        deadline = time.monotonic() + 20
+        served = None
+        while served != ours and time.monotonic() < deadline:
+            served = await tls_probe.leaf("127.0.0.1", traefik.websecure_port, "no-route.example.com")
+            await asyncio.sleep(0.05)
+        assert served == ours and before != ours
+    finally:
+        traefik.kill()
