@@ -56,7 +56,7 @@ RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDX_", "BUILDKIT_")
 RESERVED = {"HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TMPDIR"}
 PROFILE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")  # as compose's, and never an option (``-x``)
 CACHE_ENTRIES = 64
-CACHE_BYTES = 4 * 1024 * 1024  # the outputs kept, all entries together (a normalised file is a few KiB)
+CACHE_BYTES = 2 * 1024 * 1024  # the outputs kept, all entries together (a normalised file is a few KiB)
 HOME_TOKEN = "\x00home\x00"  # the temporary directory in the key: never part of a real path or value
 
 
