@@ -21,15 +21,26 @@ alias that steers nothing (``aliased``), so the file still gets its value. The n
 a secret interpolated into it would be in clear in both: a ``${VAR}`` naming a secret variable is refused
 by the translation (``domain.compose``, from ``Normalised.variables``), and a secret reaches a container as
 its environment variable at run time instead (``environment: [NAME]``).
+
+Outcomes are kept in the process (``ParseCache``): the same input gives the same answer, and an application
+updated or validated again with an unchanged file gives the same input again (each parse starts the binary
+twice, tens of milliseconds of CPU). The key is a sha256 over everything the child is given (argv and
+environment with the temporary directory as a fixed token, the file as given, the binary's path and identity),
+so no input that changes the output is left out and no variable's value is kept in clear; the output does not
+depend on the temporary directory (``--no-path-resolution``, and its path is taken out of the messages). A
+refusal (non-zero exit, output not JSON) is kept the same way; a timeout or a child killed by a signal
+(``ParserUnfinished``) is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +55,18 @@ PROJECT = "berth"
 RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDX_", "BUILDKIT_")
 RESERVED = {"HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TMPDIR"}
 PROFILE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")  # as compose's, and never an option (``-x``)
+CACHE_ENTRIES = 64
+CACHE_BYTES = 2 * 1024 * 1024  # the outputs kept, all entries together (a normalised file is a few KiB)
+HOME_TOKEN = "\x00home\x00"  # the temporary directory in the key: never part of a real path or value
 
 
 class ComposeParseError(Exception):
     """The parser refused the file (its message, with our temporary paths taken out) or did not finish."""
+
+
+class ParserUnfinished(ComposeParseError):
+    """The parser did not finish (timeout) or was killed by a signal: not an answer about the file, so it is
+    never kept in the cache."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,9 @@ async def _run(argv: list[str], text: bytes, home: str, env: dict[str, str], tim
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise ComposeParseError(f"the compose parser did not finish within {timeout_s:g} s") from None
+        raise ParserUnfinished(f"the compose parser did not finish within {timeout_s:g} s") from None
+    if proc.returncode is not None and proc.returncode < 0:
+        raise ParserUnfinished(f"the compose parser was killed (signal {-proc.returncode})")
     if proc.returncode != 0:
         message = err.decode(errors="replace").strip().replace(home, ".")
         lines = [line for line in message.splitlines() if "level=warning" not in line]
@@ -147,6 +168,88 @@ def profile_args(profiles: Sequence[str]) -> list[str]:
     return out
 
 
+class ParseCache:
+    """The parser's outcomes by input digest (``input_key``): a bounded LRU of at most ``entries`` outcomes
+    and ``max_bytes`` of output (the least recently used go first; an output larger than the bound is not
+    kept). An outcome is the two outputs as bytes (decoded again for each caller, who may change the model
+    it gets) or a refusal's message."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
+        self.entries, self.max_bytes = entries, max_bytes
+        self._kept: OrderedDict[str, tuple[bytes, bytes] | str] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @staticmethod
+    def _size(outcome: tuple[bytes, bytes] | str) -> int:
+        return len(outcome) if isinstance(outcome, str) else len(outcome[0]) + len(outcome[1])
+
+    def get(self, key: str) -> tuple[bytes, bytes] | str | None:
+        """The outcome kept for ``key`` (now the most recently used), or None."""
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+        return found
+
+    def put(self, key: str, outcome: tuple[bytes, bytes] | str) -> None:
+        """Keep ``outcome`` for ``key``, dropping the least recently used beyond the bounds."""
+        size = self._size(outcome)
+        if size > self.max_bytes:
+            return
+        old = self._kept.pop(key, None)
+        if old is not None:
+            self._bytes -= self._size(old)
+        self._kept[key] = outcome
+        self._bytes += size
+        while len(self._kept) > self.entries or self._bytes > self.max_bytes:
+            _, gone = self._kept.popitem(last=False)
+            self._bytes -= self._size(gone)
+
+
+CACHE = ParseCache()
+
+
+def _argvs(exe: str, home: str, active: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The two runs: the variables the file references, and the normalised file."""
+    base = [exe, "--project-directory", home, "-p", PROJECT, *active, "-f", "-", "config", "--format", "json"]
+    return [*base, "--variables"], [*base, "--no-path-resolution", "--no-env-resolution"]
+
+
+def input_key(exe: str, active: Sequence[str], variables: Mapping[str, str], data: bytes) -> str | None:
+    """The sha256 (hex) of everything the runs are given: both argvs and the environment (the temporary
+    directory as ``HOME_TOKEN``), the file, and the binary's identity (path, device, inode, size, mtime: a
+    binary replaced in place is another parser); None when the binary cannot be examined (not kept)."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    given = {
+        "binary": [exe, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns],
+        "argv": _argvs(exe, HOME_TOKEN, active),
+        "env": sorted(_env(HOME_TOKEN, variables).items()),
+        "cwd": HOME_TOKEN,
+    }
+    digest = hashlib.sha256(json.dumps(given).encode())
+    digest.update(b"\x00")
+    digest.update(data)
+    return digest.hexdigest()
+
+
+async def _outputs(
+    exe: str, active: Sequence[str], variables: Mapping[str, str], data: bytes, timeout_s: float
+) -> tuple[bytes, bytes]:
+    """The two runs' outputs (``--variables``, then the normalised file) in a private temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
+        os.chmod(home, 0o700)
+        env = _env(home, variables)
+        refs, model = _argvs(exe, home, active)
+        found = await _run(refs, data, home, env, timeout_s)
+        out = await _run(model, data, home, env, timeout_s)
+    return found, out
+
+
 async def normalise(
     text: str,
     variables: Mapping[str, str],
@@ -155,10 +258,12 @@ async def normalise(
     timeout_s: float = TIMEOUT_S,
     max_bytes: int = MAX_BYTES,
     binary: str | None = None,
+    cache: ParseCache | None = CACHE,
 ) -> Normalised:
     """The normalised model of ``text`` with ``variables`` for interpolation and ``profiles`` active (a
     service with profiles none of which is active is left out, as ``docker compose up`` leaves it); raises
-    ``ComposeParseError``."""
+    ``ComposeParseError``. An outcome kept in ``cache`` for the same input is answered without a run (None:
+    always run)."""
     data = text.encode()
     if len(data) > max_bytes:
         raise ComposeParseError(f"a compose file is limited to {max_bytes} bytes")
@@ -166,12 +271,20 @@ async def normalise(
     text, variables, back = aliased(text, variables)
     data = text.encode()
     exe = binary or compose_binary()
-    with tempfile.TemporaryDirectory(prefix="berth-compose-") as home:
-        os.chmod(home, 0o700)
-        env = _env(home, variables)
-        base = [exe, "--project-directory", home, "-p", PROJECT, *active, "-f", "-", "config", "--format", "json"]
-        found = await _run([*base, "--variables"], data, home, env, timeout_s)
-        out = await _run([*base, "--no-path-resolution", "--no-env-resolution"], data, home, env, timeout_s)
+    key = input_key(exe, active, variables, data) if cache is not None else None
+    outcome = cache.get(key) if cache is not None and key is not None else None
+    if outcome is None:
+        try:
+            outcome = await _outputs(exe, active, variables, data, timeout_s)
+        except ParserUnfinished:
+            raise
+        except ComposeParseError as exc:
+            outcome = str(exc)
+        if cache is not None and key is not None:
+            cache.put(key, outcome)
+    if isinstance(outcome, str):
+        raise ComposeParseError(outcome)
+    found, out = outcome
     try:
         model = json.loads(out)
         refs = json.loads(found) if found.strip() else {}

@@ -23,11 +23,14 @@ compose.path file the builder could not read yet is refused (409).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from secrets import token_hex
+from secrets import token_bytes
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,6 +128,18 @@ def untranslated(config: dict[str, Any]) -> bool:
     """A compose file of the git repository stored before the builder could read it (it was not running):
     no services yet; it is read and translated at the application's next update or deployment."""
     return bool(config.get("compose")) and config.get("compose_translated") is None
+
+
+NONCE_KEY = token_bytes(32)  # this process's: the nonces stay unguessable outside it
+
+
+def placeholder_nonce(text: str, plain: Mapping[str, str], secret_names: Iterable[str], active: Sequence[str]) -> str:
+    """The nonce of the secret placeholders (``secret_refs``) for this parse: an HMAC under this process's
+    key of everything given to the parser, 16 hex digits. Unguessable as a random one (it cannot be known
+    before the input it is made from, so an input cannot hold its own), and the same for the same input,
+    so a file translated again unchanged finds the parser's kept outcome (``compose_parser.ParseCache``)."""
+    given = json.dumps([text, sorted(plain.items()), sorted(secret_names), list(active)])
+    return hmac.new(NONCE_KEY, given.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 async def refreshed(deps: Deps, s: AsyncSession, app: dict[str, Any]) -> dict[str, Any]:
@@ -230,8 +245,9 @@ async def translated(
             ("/body/env", " inherited from the environment or a group") if at is None else (f"/body/env/{at}/value", "")
         )
         raise invalid_field(loc, f"{profiles.VARIABLE}{whose}: {exc}") from None
-    nonce = token_hex(8)
-    secrets = secret_refs.placeholders([name for name, _, secret in given if secret], nonce)
+    names = [name for name, _, secret in given if secret]
+    nonce = placeholder_nonce(text, plain, names, active)
+    secrets = secret_refs.placeholders(names, nonce)
     hosts = [
         HostMap(
             h["service"], h["port"], h.get("host"), h.get("path"), (h.get("buffer_requests") or {}).get("max_body_mb")

@@ -2,10 +2,11 @@
 ``DATABASE_URL: postgres://app:${db_password}@db:5432/app``: pure.
 
 A secret is written neither into the compose file nor into its stored translation. The parser interpolates
-each secret variable as a placeholder that names it (unguessable: it holds a nonce made per translation);
-:func:`carry` then turns an environment value holding placeholders into ``parts`` (plain text and the
-secret's name), and the deployment's snapshot renders it from the application's variables (:func:`render`)
-as a secret variable of the service: sealed on the bus, masked wherever it is shown.
+each secret variable as a placeholder that names it (unguessable: it holds a nonce made for each input,
+``usecases.compose_apps.placeholder_nonce``); :func:`carry` then turns an environment value holding
+placeholders into ``parts`` (plain text and the secret's name), and the deployment's snapshot renders it
+from the application's variables (:func:`render`) as a secret variable of the service: sealed on the bus,
+masked wherever it is shown.
 
 An argument of the service's command or entrypoint holding placeholders (``redis-server --requirepass
 ${REDIS_PASSWORD}``, common in Coolify's templates) keeps its text with ``${NAME}`` in the argv, and its
