@@ -22,7 +22,7 @@ from berth_common.db.provision import schema_for
 from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
 from berth_common.images import BUSYBOX_IMAGE
 from berth_scheduler.adapters import store, tables
-from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
+from berth_scheduler.adapters.docker import ContainerInfo, DockerExecutor, DockerOperationError
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.domain.runs import JOB_LABEL, job_container_name
 from berth_scheduler.usecases.rollout.lost_task import (
@@ -33,6 +33,7 @@ from berth_scheduler.usecases.rollout.lost_task import (
     started,
 )
 from berth_scheduler.usecases.rollout.pre_deploy import remove_job
+from berth_scheduler.usecases.rollout.revive import revive
 from tests.support.procs import provisioned
 
 BROKE = "its start broke with the engine"
@@ -254,3 +255,43 @@ async def test_an_applications_removal_reads_a_left_job_containers_mark_from_its
         await remove_containers(context(sessionmaker, docker), LOCAL, docker, found)
     assert helped(logs) == [(job, BROKE)]
     assert await docker.list_containers({labels.APP: app_id}) == []
+
+
+class StoppedReplica:
+    """An engine holding one replica its crash stopped (exited long ago, restart policy unless-stopped), whose
+    start call breaks with the engine or is carried out."""
+
+    def __init__(self, name: str, app_id: str, fails: Exception | None = None) -> None:
+        self.name, self.app_id, self.starts = name, app_id, Starts(fails)
+
+    async def list_containers(self, _labels: dict[str, str]) -> list[ContainerInfo]:
+        return [ContainerInfo("c" * 64, self.name, "exited", {labels.APP: self.app_id})]
+
+    async def inspect(self, _name: str) -> dict[str, Any]:
+        state = {"Status": "exited", "Running": False, "ExitCode": 137, "FinishedAt": "2026-01-01T00:00:00Z"}
+        return {"State": state, "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}}
+
+    async def start(self, name: str) -> None:
+        await self.starts.start(name)
+
+
+async def test_the_revival_pass_marks_a_replica_whose_start_broke_and_clears_the_mark_when_it_starts(
+    sessionmaker: Any, app_id: str
+):
+    live, name = f"{app_id}-d1", f"berth-{app_id}-web-d1-1"
+    await deployment(sessionmaker, live, app_id)
+    async with sessionmaker() as s, s.begin():
+        await s.execute(
+            sa.update(tables.deployments)
+            .where(tables.deployments.c.id == live)
+            .values(state="succeeded", finished_at=1.0)
+        )
+        values = {"name": name, "deployment_id": live, "application_id": app_id, "service": "web", "kind": "web"}
+        await store.record_container(s, {**values, "replica": 1})
+    assert (
+        await revive(context(sessionmaker, StoppedReplica(name, app_id, DockerUnavailable("no answer"))), app_id) == []
+    )
+    assert await marked(sessionmaker, [name]) == {name}  # its removal, if it comes first, has the helper
+    engine = StoppedReplica(name, app_id)
+    assert await revive(context(sessionmaker, engine), app_id) == [name]
+    assert engine.starts.started == [name] and await marked(sessionmaker, [name]) == set()

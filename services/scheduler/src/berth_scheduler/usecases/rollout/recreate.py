@@ -34,6 +34,7 @@ from berth_scheduler.domain import volume_moves as dom
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.route_tls import RouteTls
 from berth_scheduler.domain.routing import RouteOp
+from berth_scheduler.usecases.rollout import lost_task
 from berth_scheduler.usecases.rollout.adoption import adopted
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.routing import reachable, resend_pending, send_step, tls_of, wait_step
@@ -165,7 +166,7 @@ async def undo_recreate(
     scope = await _scope(rt, r, spec)
     found = await _old_replicas(rt, r, spec, scope, skip)
     old = [(d, c) for _, d, c in found if c.state not in ("running", "restarting")]
-    await asyncio.gather(*(docker.start(c.name) for docker, c in old))
+    await asyncio.gather(*(lost_task.start(rt, docker, c.name) for docker, c in old))  # a broken start is marked
     ops = tuple(RouteOp("apply", o.route_id, tuple(o.hosts), tuple(o.upstreams), o.server_id) for o in removed)
     tls = await tls_of(rt, r.previous_deployment_id, r.team_id, r.application_id)  # the routes as they were
     failure = await _route_step(rt, r, RECREATE_RESTORE_STEP, ops, wait, tls)

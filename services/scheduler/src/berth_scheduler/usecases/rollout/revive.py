@@ -19,6 +19,7 @@ from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import ContainerInfo, DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain.revival import leftovers, should_start
+from berth_scheduler.usecases.rollout import lost_task
 from berth_scheduler.usecases.rollout.context import RolloutContext
 
 log = get_logger(__name__)
@@ -39,6 +40,7 @@ async def revive(rt: RolloutContext, application_id: str) -> list[str]:
     started = []
     for server_id in sorted({r.server_id for r in [*mine, *left]}):
         names = {r.name for r in mine if r.server_id == server_id}
+        broke = {r.name for r in mine if r.server_id == server_id and r.start_broke}
         try:
             docker = await rt.fleet.docker(server_id)
             found = await docker.list_containers({labels.APP: application_id})
@@ -49,7 +51,7 @@ async def revive(rt: RolloutContext, application_id: str) -> list[str]:
                     or not should_start(await docker.inspect(c.name), datetime.now(UTC))
                 ):
                     continue
-                await docker.start(c.name)
+                await lost_task.start(rt, docker, c.name, broke=c.name in broke)  # a broken start is marked
                 started.append(c.name)
                 log.warning(
                     "replica started again after its engine stopped it",
