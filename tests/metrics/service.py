@@ -68,8 +68,15 @@ async def metrics_service(nats_url: str, database: str, **overrides: Any) -> Asy
         await bus.connect(declare=False)
         running = Running(ctx, bus, port)
 
+        seen: set[str] = set()
+
         async def on_event(msg: Any) -> None:
-            running.events.append(json.loads(msg.data))
+            # once per message id: a publish sent again (its acknowledgement late on a loaded machine) reaches
+            # this plain subscription twice, as any at-least-once consumer may see it
+            envelope = json.loads(msg.data)
+            if envelope.get("id") not in seen:
+                seen.add(envelope.get("id"))
+                running.events.append(envelope)
 
         await nc.subscribe("evt.container.>", cb=on_event)
         await nc.subscribe("evt.alert.>", cb=on_event)
