@@ -76,8 +76,9 @@ PYTEST := $(TEST_ENV) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 pytest: install-test
 	$(PYTEST) $(PYTEST_ARGS)
 
-# ruff and mypy run beside the tests, after one install: their ~20 s of one core fit in the tests' first minute
-# (workers starting, files collected) instead of coming before it. Any of the three failing fails `make test`.
+# ruff and mypy run beside the tests, after one install: mypy's ~20 s on one core came before the tests with the
+# other core idle; beside them it shares both cores with the workers' collection. Any of the three failing fails
+# `make test`.
 # Their few lines may land among pytest's progress dots: grouping output would hold pytest's back to its end.
 test: install-test
 	@$(MAKE) --no-print-directory -j3 test-lint test-typecheck test-pytest
