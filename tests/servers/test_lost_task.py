@@ -157,13 +157,36 @@ def crash_when_it_runs(server: TestServer, container_id: str) -> threading.Threa
 
     def crash() -> None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "httpd" not in commands(processes_of(container_id)):
+        while time.monotonic() < deadline and "httpd" not in commands(cgroup_processes(container_id)):
             time.sleep(0.001)
         server.restart_dockerd()
 
     thread = threading.Thread(target=crash)
     thread.start()
     return thread
+
+
+# Where an engine's container has its processes listed (cgroup v1 with the cgroupfs driver, v2, v2 under systemd):
+# one small file read per look, where a scan of /proc reads a file per process of the machine (tens of ms on a
+# loaded one, longer than the moment a crash has to land in).
+CGROUP_PROCS = (
+    "/sys/fs/cgroup/pids/docker/{id}/cgroup.procs",
+    "/sys/fs/cgroup/docker/{id}/cgroup.procs",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.procs",
+)
+
+
+def cgroup_processes(container_id: str) -> list[int]:
+    """The processes of the container's control group, read from its ``cgroup.procs``; else, where none of
+    the known places has it, from a scan of the machine's processes (:func:`processes_of`)."""
+    for pattern in CGROUP_PROCS:
+        try:
+            return [int(pid) for pid in Path(pattern.format(id=container_id)).read_text().split()]
+        except FileNotFoundError:
+            continue
+    if any(Path(p.format(id=container_id)).parent.parent.exists() for p in CGROUP_PROCS):
+        return []  # the engine's group is there, the container's not yet: it has not started
+    return processes_of(container_id)
 
 
 def commands(pids: list[int]) -> set[str]:
