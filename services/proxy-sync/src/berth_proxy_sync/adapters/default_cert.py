@@ -31,6 +31,11 @@ def replacement(current: str | None) -> str | None:
     from its facts line without a child, else asked of the child)."""
     if certificate.known_good(current):
         return None
+    return _ask_child(current)
+
+
+def _ask_child(current: str | None) -> str | None:
+    """The child's answer for ``current`` (see the module's docstring)."""
     proc = subprocess.run(
         [sys.executable, "-m", __name__],
         input=current or "",
@@ -51,7 +56,7 @@ async def areplacement(current: str | None) -> str | None:
 
     if certificate.known_good(current):
         return None
-    return await asyncio.to_thread(replacement, current)
+    return await asyncio.to_thread(_ask_child, current)
 
 
 def _main() -> None:

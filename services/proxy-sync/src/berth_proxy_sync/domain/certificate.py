@@ -15,7 +15,7 @@ Traefik keeps the first ``default`` store it reads, and this file sorts first.
 
 ``cryptography`` is imported by the functions that need it, which proxy-sync runs in a child process
 (``adapters/default_cert.py``): its compiled bindings stay resident once imported. So that the common case (a
-good file of ours at start) needs no child (about 0.6 s of CPU), the file carries the facts ``still_good``
+good file of ours at start) needs no child (a Python start: about 0.1 s of CPU), the file carries the facts ``still_good``
 establishes on a second comment line, written by the child from the certificate itself: its end (``not
 after``) and the sha256 of the certificate and key PEM texts that were checked. ``known_good`` reads them
 without ``cryptography`` and trusts them only for our marker and exactly those PEM texts (a file damaged,

@@ -15,8 +15,9 @@ cgroupfs driver, ``docker-<id>.scope`` under systemd's) and prints each one it e
 process gone, the engine's own start of that container clears the stale task and starts it afresh.
 
 A container removed without being started again (a failed deployment's undo, an application's removal, a
-pre-deploy job's container once its deployment left ``starting``) is given the helper only when the data says its start may have left such a task (:func:`suspicion`), not on
-every removal: the helper is a container of its own, run on the server, for each.
+pre-deploy job's container once its deployment left ``starting``) is given the helper only when the data says
+its start may have left such a task (:func:`suspicion`), not on every removal: the helper is a container of
+its own, run on the server, for each.
 """
 
 from __future__ import annotations
