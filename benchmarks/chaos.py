@@ -73,7 +73,7 @@ def git(repo: Path, *args: str) -> None:
     )
 
 
-def commit_site(repo: Path, content: str, base: str) -> None:
+def commit_site(repo: Path, content: str, base: str) -> str:
     """A commit with new content; its build takes a few seconds (a step that sleeps, after the content: never cached), so that a blow can
     meet a build in progress."""
     (repo / "Dockerfile").write_text(
@@ -83,6 +83,8 @@ def commit_site(repo: Path, content: str, base: str) -> None:
     (repo / "index.html").write_text(content + "\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", content)
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 class Workload:
@@ -97,6 +99,7 @@ class Workload:
         self.apps: list[dict[str, Any]] = []
         self.repos: dict[str, Path] = {}
         self.content: dict[str, str] = {}  # deployment id -> content
+        self.commits: dict[str, str] = {}  # commit id -> content (git applications)
         self.accepted: list[str] = []
         self.ambiguous = 0
         self.refused: list[str] = []
@@ -125,7 +128,7 @@ class Workload:
                 repo = self.platform.root / f"repo-{name}"
                 repo.mkdir()
                 git(repo, "init", "-q", "-b", "main")
-                commit_site(repo, f"{name} v0", self.base)
+                self.commits[commit_site(repo, f"{name} v0", self.base)] = f"{name} v0"
                 self.repos[name] = repo
                 body = {
                     "name": name,
@@ -145,7 +148,8 @@ class Workload:
         content = f"{app['name']} d{n}"
         try:
             if app["name"] in self.repos:
-                await asyncio.to_thread(commit_site, self.repos[app["name"]], content, self.base)
+                made = await asyncio.to_thread(commit_site, self.repos[app["name"]], content, self.base)
+                self.commits[made] = content
             else:
                 env = [{"name": "CONTENT", "value": content}]
                 await self.client.call("PATCH", f"/v1/applications/{app['id']}", 200, {"env": env})
@@ -172,6 +176,15 @@ class Workload:
             if got["status"] in checks.TERMINAL or time.monotonic() > deadline:
                 return got
             await asyncio.sleep(POLL_S)
+
+    def expected(self, deployment: dict[str, Any]) -> str:
+        """What ``deployment`` serves: the content of the commit it records having built (a git deployment
+        requested while the builder was away resolves its branch when it builds, maybe onto a later commit),
+        else the content it was requested with. A recorded commit the run never made serves nothing known."""
+        commit = deployment.get("commit")
+        if commit is None:
+            return self.content[deployment["id"]]
+        return self.commits.get(commit, f"<unknown commit {commit}>")
 
     async def deployments(self, app_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = await self.client.call(
@@ -225,6 +238,7 @@ async def inspect(
         live = (app.get("live") or {}).get("deployment_id")
         if live not in work.content:
             continue
+        expected = work.expected(every[live]) if live in every else work.content[live]
         host = app["services"][0]["hosts"][0]
         where = (WEB_PORT, remote.server.address) if remote and app not in local_apps else (work.platform.proxy_port,)
         try:
@@ -234,8 +248,8 @@ async def inspect(
             body, got = f"error {exc}", None
         f.checked["served"] += 1
         f.checked["served_on_server"] += len(where) > 1
-        if got is None or got.status != 200 or body != work.content[live]:
-            f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {work.content[live]!r}")
+        if got is None or got.status != 200 or body != expected:
+            f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {expected!r}")
     return f, listed
 
 

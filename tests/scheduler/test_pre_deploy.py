@@ -11,8 +11,11 @@ import re
 import subprocess
 
 import pytest
+from structlog.testing import capture_logs
 
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.domain import names
+from berth_scheduler.usecases.rollout.pre_deploy import RESTARTED
 from tests.scheduler import apps
 from tests.scheduler.platform import Load, containers_of, wait_served, web_app
 
@@ -125,6 +128,42 @@ async def test_a_scheduler_restart_mid_job_neither_runs_it_twice_nor_loses_it(pl
     assert [s for _, s in platform.steps(d2)].count("pre-deploy job succeeded") == 1
     await wait_served(platform, host, "v2")
     assert job_container(d2) is None
+
+
+async def test_a_job_whose_start_the_engine_refuses_for_a_lost_task_is_made_again_and_runs(
+    platform, busybox, app_id, unique, monkeypatch
+):
+    host, _ = await deployed_v1(platform, busybox, app_id, unique)
+    real = DockerExecutor.start
+    refused: list[str] = []
+
+    async def start(self: DockerExecutor, name: str) -> None:
+        if name.startswith("berth-predeploy-") and not refused:  # as an engine back from a crash mid-start
+            info = await self.inspect(name)
+            assert info is not None
+            refused.append(info["Id"])
+            raise DockerOperationError(f"docker start {name}: task {info['Id']}: already exists", 409)
+        await real(self, name)
+
+    monkeypatch.setattr(DockerExecutor, "start", start)
+    with capture_logs() as logs:
+        d2 = await platform.deploy(app_id, with_job(web_app(busybox, "v2", host), ["echo", "migrated"]))
+        done = await platform.wait(d2, timeout=60)
+    assert done["type"] == "evt.deployment.succeeded", done
+    name = f"berth-predeploy-{d2}"
+    assert [(e["container"], e["processes"]) for e in logs if e["event"].startswith("the engine lost the task")] == [
+        (name, [])  # the helper ran on it (no process of its task was left)
+    ]
+    running = "[pre-deploy] running echo migrated (service web, local)"
+    assert [line for line in log_of(platform, d2) if line.startswith("[pre-deploy]")] == [
+        running,
+        "[pre-deploy] " + RESTARTED,
+        running,  # made again
+        "[pre-deploy] migrated",
+        "[pre-deploy] exited with code 0",
+    ]
+    assert len(refused) == 1 and job_container(d2) is None
+    await wait_served(platform, host, "v2")
 
 
 async def test_a_cancel_stops_the_job_and_the_old_version_keeps_serving(platform, busybox, app_id, unique):

@@ -21,6 +21,8 @@ async def test_first_route_step_is_sent_once_with_the_switch(platform, busybox, 
     async def on_cmd(msg) -> None:
         sent.append({"id": json.loads(msg.data)["id"], **json.loads(msg.data)["data"]})
 
+    # a wide window for "ready at once": on a loaded machine a replica may pass a second after its start
+    platform.scheduler.settings.quick_ready_s = 8.0
     await platform.nc.subscribe("cmd.route.>", cb=on_cmd)
     await subscriptions_confirmed(platform.nc)
     host = f"web-shop-{unique}.localhost"

@@ -37,6 +37,10 @@ class SchedulerSettings(BaseServiceSettings):
     readiness_attempt_timeout_s: float = Field(default=2.0, gt=0)
     crash_restarts: int = Field(default=3, ge=1)
     worker_settle_s: float = Field(default=1.0, ge=0)
+    # Replicas that all pass their readiness check this soon after the last start (most servers listen
+    # within tens of milliseconds) have their start, readiness and the switch to routing in one commit; a
+    # slower one has ``replicas started`` committed first, this much later.
+    quick_ready_s: float = Field(default=0.2, ge=0, le=10)
     # Volume data moving with its service (a drain, a placement change: ``usecases/rollout/volume_move.py``):
     # the volumes copied at once, the longest one volume's copy may take, and how often a copy writes its
     # progress into the deployment's log.

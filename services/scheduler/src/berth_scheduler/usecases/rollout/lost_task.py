@@ -1,8 +1,8 @@
 """Containers whose start an engine's crash interrupted (``domain/lost_tasks.py``): the engine may still hold
 their task, and a process of it may run on with the address the engine gives the next container.
 
-A replica whose start the engine refuses for that reason has the task's processes ended, is removed, and
-the caller makes it again (:func:`clear_lost_task`). A start call that breaks with the engine is marked on the
+A replica or pre-deploy job whose start the engine refuses for that reason has the task's processes ended, is
+removed, and the caller makes it again (:func:`clear_lost_task`). A start call that breaks with the engine is marked on the
 container's record (:func:`start`), or for a pre-deploy job's container, which has none, on its deployment's
 (:func:`start_job`), so that a container removed without being started again (a failed deployment's undo, an
 application's removal, the job's container once its deployment left ``starting``: :func:`remove_containers`,
@@ -97,21 +97,24 @@ async def start_job(
     await _start(rt, docker, name, _job(deployment_id), broke)
 
 
-async def clear_lost_task(rt: RolloutContext, server_id: str, docker: DockerExecutor, name: str) -> None:
+async def clear_lost_task(
+    rt: RolloutContext, server_id: str, docker: DockerExecutor, name: str, *, job_of: str | None = None
+) -> None:
     """End what still runs of the container ``name``'s lost task and remove the container, so that it can be
     made again (the engine keeps refusing to start this one); the mark of its broken start goes with it
-    (the container made again under its name has had no start)."""
+    (the container made again under its name has had no start). ``job_of``: ``name`` is the pre-deploy job's
+    container of that deployment, whose record holds the mark."""
     info = await docker.inspect(name)
     if info is not None:
         ended = await _end(rt, server_id, docker, str(info["Id"]))
         log.warning(
-            "the engine lost the task of a replica: its processes ended, the replica made again",
+            "the engine lost the task of a container: its processes ended, the container made again",
             container=name,
             server_id=server_id,
             processes=ended,
         )
     await docker.remove(name)
-    await _note(rt, _replica(name), False, name)
+    await _note(rt, _job(job_of) if job_of is not None else _replica(name), False, name)
 
 
 async def remove_containers(

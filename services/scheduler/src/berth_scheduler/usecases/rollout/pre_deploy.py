@@ -30,7 +30,10 @@ still holds (``lost_task.remove``: the replicas' rule and helper). The mark, not
 such a start: the engine keeps no trace of it (the container is ``created`` as if never started, like one
 whose start was never called, which a rule on the report would give the helper too; and once a retried
 start is refused for the task the engine holds, the container carries that refusal as an error like any
-other), and a mark on the deployment's record needs no row of its own to clean up.
+other), and a mark on the deployment's record needs no row of its own to clean up. A start the engine refuses
+for the task it holds has that task's processes ended by the helper and the container made again once
+(``lost_task.clear_lost_task``, which clears the mark): the job runs again from its start, said in the
+deployment's log, rather than failing a deployment for the engine's crash.
 """
 
 from __future__ import annotations
@@ -39,31 +42,37 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from berth_common.catalogue import ApplicationSpec
+from berth_common.catalogue import ApplicationSpec, WebService, WorkerService
 from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.redaction import redact, redact_all
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.container_exit import wait_exit, written_lines
-from berth_scheduler.adapters.docker import DockerOperationError
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
 from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import app_files, compose, machine, placement
 from berth_scheduler.domain import lost_tasks as lost_dom
 from berth_scheduler.domain import runs as domain
+from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.machine import Rollout
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases import swarm_images
 from berth_scheduler.usecases.read_only_files import with_read_only_files
+from berth_scheduler.usecases.rollout import lost_task
 from berth_scheduler.usecases.rollout.apply import secrets_of
 from berth_scheduler.usecases.rollout.context import RolloutContext
 from berth_scheduler.usecases.rollout.image_pull import log_lines
-from berth_scheduler.usecases.rollout.lost_task import remove, start_job
+from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, remove, start_job
 from berth_scheduler.usecases.rollout.steps import prepare_server, read, transit
 from berth_scheduler.usecases.volume_dumps import VolumeError
 
 log = get_logger(__name__)
 POLL_S = 0.5
 PREFIX = "[pre-deploy] "
+RESTARTED = (
+    "its engine had lost the task of the job's container (an engine crash during its start): what still ran of "
+    "it was ended, and the job runs again in a container made again"
+)
 
 
 async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None = None) -> Rollout | None:
@@ -88,26 +97,29 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
     if network is not None:
         cs = domain.on_network(cs, network)
     docker = await rt.fleet.docker(server)
+    broke = bool(row.job_start_broke)
     try:
-        step = domain.next_step("queued", await docker.inspect(cs.name))
-        if step is domain.Step.CREATE and network is not None:  # on a Swarm's manager: the image may not be there
-            missing = await swarm_images.on_manager(docker, r.run_image, spec.source)
-            if missing is not None:
-                await _fail(rt, r, domain.redacted(domain.lost(missing), secrets), job.timeout_s)
-                return None
-        if step is domain.Step.CREATE:
-            cs = await with_read_only_files(docker, r.application_id, r.team_id, spec, service, cs)
-            await docker.create_or_find(cs)
-            for network, aliases in cs.connects:
-                await docker.connect_network(network, compose.connect_body(cs.name, aliases))
-            files = app_files.archive(spec, service, read_only=False)
-            if files is not None:  # the files its service mounts
-                await docker.put_archive(cs.name, "/", files)
-            shown = redact(" ".join(job.command), secrets)
-            await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
-            step = domain.Step.START
-        if step is domain.Step.START:  # a start call the engine's going away breaks is marked on the deployment
-            await start_job(rt, docker, r.deployment_id, cs.name, broke=row.job_start_broke)
+        for attempt in range(2):  # a start refused for a lost task: that task ended, the job made again once
+            step = domain.next_step("queued", await docker.inspect(cs.name))
+            if step is domain.Step.CREATE and network is not None:  # on a Swarm's manager: the image may be missing
+                missing = await swarm_images.on_manager(docker, r.run_image, spec.source)
+                if missing is not None:
+                    await _fail(rt, r, domain.redacted(domain.lost(missing), secrets), job.timeout_s)
+                    return None
+            if step is domain.Step.CREATE:
+                await _create(rt, r, docker, spec, service, cs, server, secrets)
+                step = domain.Step.START
+            if step is domain.Step.START:  # a start call the engine's going away breaks is marked on the deployment
+                try:
+                    await start_job(rt, docker, r.deployment_id, cs.name, broke=broke)
+                except DockerOperationError as exc:
+                    if attempt or not lost_task.lost(exc):
+                        raise
+                    await clear_lost_task(rt, server, docker, cs.name, job_of=r.deployment_id)
+                    await log_lines(rt, r.deployment_id, [PREFIX + RESTARTED])
+                    broke = False
+                    continue
+            break
     except DockerOperationError as exc:
         if exc.status not in (400, 404, 409, 500):
             raise
@@ -135,6 +147,30 @@ async def run_job(rt: RolloutContext, r: Rollout, row: Any, network: str | None 
     )
     log.info("pre-deploy job succeeded", deployment_id=r.deployment_id, container=cs.name)
     return after
+
+
+async def _create(
+    rt: RolloutContext,
+    r: Rollout,
+    docker: DockerExecutor,
+    spec: ApplicationSpec,
+    service: WebService | WorkerService,
+    cs: ContainerSpec,
+    server: str,
+    secrets: list[str],
+) -> None:
+    """Make the job's container (its read-only files, networks and files in place) and log its command."""
+    job = spec.pre_deploy
+    assert job is not None
+    made = await with_read_only_files(docker, r.application_id, r.team_id, spec, service, cs)
+    await docker.create_or_find(made)
+    for network, aliases in made.connects:
+        await docker.connect_network(network, compose.connect_body(made.name, aliases))
+    files = app_files.archive(spec, service, read_only=False)
+    if files is not None:  # the files its service mounts
+        await docker.put_archive(made.name, "/", files)
+    shown = redact(" ".join(job.command), secrets)
+    await log_lines(rt, r.deployment_id, [f"{PREFIX}running {shown} (service {service.name}, {server})"])
 
 
 def runs_first(spec: ApplicationSpec) -> bool:

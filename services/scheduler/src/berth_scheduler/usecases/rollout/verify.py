@@ -3,7 +3,7 @@
 A deployment that starts its replicas goes on to verify them in the same step (``start_and_verify``), and
 each replica's check begins the moment Docker reports it started: most servers listen within tens of
 milliseconds of their start, and that time does not wait behind the database. When every replica passed
-within ``QUICK_READY_S``, one transaction records ``replicas started``, each ``replica ready`` and the
+within the setting ``quick_ready_s``, one transaction records ``replicas started``, each ``replica ready`` and the
 switch; otherwise ``replicas started`` is committed and the checks go on (as after a restart, which
 resumes in ``verify_replicas``). A replica is recorded ready only with or after ``replicas started``.
 
@@ -46,11 +46,6 @@ from berth_scheduler.usecases.rollout.steps import (
     wait_ready,
 )
 
-# Replicas that all pass their readiness check this soon after starting (most servers listen within tens of
-# milliseconds) save the separate commit of ``replicas started``: the switch records it too. A slower one
-# only has its ``replicas started`` recorded this much later.
-QUICK_READY_S = 0.2
-
 
 async def start_and_verify(
     rt: RolloutContext,
@@ -60,7 +55,7 @@ async def start_and_verify(
     before_layer: Callable[[list[str]], Awaitable[float | None]] | None = None,
 ) -> None:
     """starting, then verifying: each replica's readiness check starts as soon as it runs. When every
-    replica passes within ``QUICK_READY_S`` of the last start, ``replicas started``, each ``replica ready``
+    replica passes within the setting ``quick_ready_s`` of the last start, ``replicas started``, each ``replica ready``
     and the switch to routing are one commit; otherwise ``replicas started`` is committed and verifying
     goes on as after a restart. A ``recreate`` service's old replicas leave the routes and stop first
     (``recreate.py``), as do those of a service whose volume data moves to another server, then copied
@@ -91,7 +86,7 @@ async def start_and_verify(
     try:
         specs = await start_replicas(rt, r, row, wait, started, before if before_layer is not None else None)
         started_input = machine.ContainersStarted(len(specs))
-        if await _all_passed(list(early.values()), QUICK_READY_S):
+        if await _all_passed(list(early.values()), rt.settings.quick_ready_s):
             await _switch(rt, r, rt.sealer.open(row.spec), specs, [cs.name for cs in specs], [started_input])
             return
         after = await transit(rt, r.deployment_id, started_input)
