@@ -27,7 +27,7 @@ from berth_common.db.tables import outbox
 from berth_common.db.unit import OutboxRelay
 from berth_common.runtime import _connect_bus
 from berth_common.settings import BaseServiceSettings
-from tests.support.bus_helpers import prepare_schema, stream_messages, wait_until
+from tests.support.bus_helpers import connect_as_services_do, prepare_schema, stream_messages, wait_until
 from tests.support.bus_worker import effects
 from tests.support.nats_cluster import NatsCluster, Node, distinct_ports, node_config
 from tests.support.procs import Proc
@@ -72,15 +72,15 @@ async def test_single_server_refuses_three_replicas_clearly(nats_server):
 
 async def test_streams_get_three_replicas_and_existing_ones_are_raised(cluster):
     one = Bus("api", cluster.url, streams=default_streams(replicas=1))
-    await one.connect()
+    await connect_as_services_do(one)
     assert (await one.js.stream_info(CMD_STREAM)).config.num_replicas == 1
     three = Bus("scheduler", cluster.url, streams=default_streams(replicas=3))
-    await three.connect()  # finds the streams with one copy: raises them to three
+    await connect_as_services_do(three)  # finds the streams with one copy: raises them to three
     for stream in (CMD_STREAM, EVT_STREAM, "BERTH_LOG", "BERTH_DLQ"):
         assert (await three.js.stream_info(stream)).config.num_replicas == 3, stream
         await wait_until(lambda s=stream: _three_copies(three, s), timeout=40, interval=0.1)
     again = Bus("builder", cluster.url, streams=default_streams(replicas=1))
-    await again.connect()  # a service started with the old setting does not lower them
+    await connect_as_services_do(again)  # a service started with the old setting does not lower them
     assert (await again.js.stream_info(CMD_STREAM)).config.num_replicas == 3
     for bus in (again, three, one):
         await bus.close()
@@ -138,7 +138,7 @@ async def test_the_generated_cluster_configuration_forms_an_authenticated_cluste
             user="scheduler",
             password=passwords["scheduler"],
         )
-        await bus.connect()
+        await connect_as_services_do(bus)
         for stream in (CMD_STREAM, EVT_STREAM):
             await wait_until(lambda s=stream: _three_copies(bus, s), timeout=40, interval=0.1)
         await bus.close()
@@ -250,8 +250,8 @@ async def test_node_killed_mid_burst_loses_nothing_and_does_nothing_twice(cluste
     streams = default_streams(replicas=3)
     worker = Bus("worker", cluster.url, streams=streams, ack_wait_s=2.0, backoff_s=[0.2], fetch_wait_s=0.5)
     api = Bus("api", cluster.url, streams=streams)
-    await worker.connect()
-    await api.connect()
+    await connect_as_services_do(worker)
+    await connect_as_services_do(api)
     sessionmaker = make_sessionmaker(engine)
     handler = idempotent(worker, sessionmaker, on_ping)
     relay = OutboxRelay(worker, sessionmaker, interval_s=0.5)  # as every service runs it

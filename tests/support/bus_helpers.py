@@ -25,6 +25,21 @@ async def connected_bus(service: str, url: str, **kwargs: Any) -> Bus:
     return bus
 
 
+async def connect_as_services_do(bus: Bus, timeout: float = 60.0) -> Bus:
+    """``bus.connect()``, again while the JetStream API does not answer in time (a cluster's meta group busy
+    on a loaded machine: declaring a stream is a round of its consensus), as every service's start does
+    (``berth_common.runtime._connect_bus``); any other error is raised at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await bus.connect()
+            return bus
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def wait_until(
     check: Callable[[], Awaitable[bool]] | Callable[[], bool],
     timeout: float = 10.0,
