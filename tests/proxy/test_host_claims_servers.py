@@ -180,3 +180,16 @@ async def test_a_shared_claim_whose_owner_left_meanwhile_is_lost_and_blocks_othe
         assert host_lock_modes([host], (await repo.held_hosts(b, ["web"])).get("web", {}), "srv2") == {
             host: "exclusive"
         }
+
+
+async def test_the_servers_keep_up_looks_after_are_those_with_an_active_route(engine) -> None:
+    make = async_sessionmaker(engine)
+    async with make() as s, s.begin():
+        await repo.save(s, route("web", "a.test", "http://web-1:80"), 1.0, "srv2")
+        await repo.save(s, route("api", "b.test", "http://api-1:80"), 1.0, "srv2")
+        await repo.save(s, route("web", "a.test", "http://web-2:80"), 1.0, "srv1")
+        await repo.save(s, route("old", "c.test", "http://old-1:80"), 1.0, "srv3")
+        await repo.save(s, route("web", "a.test", "http://web-0:80"), 1.0)  # the local server's
+        await repo.mark_removed_many(s, "srv3", [("old", 2, None)])  # its only route removed
+    async with make() as s:
+        assert await repo.servers_with_routes(s) == ["srv1", "srv2"]

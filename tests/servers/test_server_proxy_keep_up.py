@@ -2,7 +2,8 @@
 the holder runs with its port bound, the Traefik runs in the holder's namespace. A server whose Traefik API
 answers while its web port does not (found by the chaos run: a Traefik recreated while the server's disk was
 full refused port 80 after the next engine restart, its API ping answering 200 all along) is repaired: what
-is wrong is removed and made again, and why is logged. The checks and the calls are exact data."""
+is wrong is removed and made again, and why is logged; a server with routes is looked after by a proxy-sync
+started again before any route of it changes. The checks and the calls are exact data."""
 
 from __future__ import annotations
 
@@ -232,6 +233,15 @@ async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port( 
 
         # the holder running without its binding is seen by the engine: stopped by hand, keep-up makes it
         # again (its Traefik with it, since its namespace is gone)
+        server.docker("stop", "-t", "0", "berth-traefik-net")
+        assert (await _get_or_error(server.address, "shop.test"))[0] == 0
+        assert await _until(server.address, "shop.test", 200, timeout=30) == "served on the server"
+
+        # proxy-sync started again, and no route of the server changed since: the server's routes in its
+        # database are enough for keep-up to look after it (found by the chaos run: a server whose engine
+        # restarted after proxy-sync's restart stayed dark until its next deploy)
+        await svc.stop()
+        svc = await ProxySync(settings).start()
         server.docker("stop", "-t", "0", "berth-traefik-net")
         assert (await _get_or_error(server.address, "shop.test"))[0] == 0
         assert await _until(server.address, "shop.test", 200, timeout=30) == "served on the server"

@@ -123,6 +123,17 @@ async def active_routes(session: AsyncSession, server_id: str = LOCAL) -> list[R
     return [_to_route(r) for r in rows]
 
 
+async def servers_with_routes(session: AsyncSession) -> list[str]:
+    """Every server other than ``local`` that has an active route, in order."""
+    rows = await session.execute(
+        sa.select(routes.c.server_id)
+        .where(routes.c.server_id != LOCAL, routes.c.removed.is_(False))
+        .distinct()
+        .order_by(routes.c.server_id)
+    )
+    return [str(r) for r in rows.scalars()]
+
+
 async def forget_server(session: AsyncSession, server_id: str) -> int:
     """Drop every route of a removed server (its hosts are freed); the number of routes it had."""
     if server_id == LOCAL:

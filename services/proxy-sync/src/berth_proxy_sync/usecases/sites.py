@@ -8,7 +8,9 @@ A route command names its server: ``local`` is the control plane's own Traefik; 
 opened on first use (SSH connection, its Traefik container ensured, its API forwarded over SSH) and kept.
 The first time a server's site is used after start (or after its address changed) its files are
 reconciled from the database, as the local ones are at start: the sentinel, every active route's file,
-managed files of routes that are gone deleted. A server unknown here, removed, not usable yet, or not
+managed files of routes that are gone deleted. The keep-up (:meth:`Sites.keep_up`) opens, after a start, the site
+of every server with an active route, so that a server whose engine restarts is served again without
+waiting for its next route change. A server unknown here, removed, not usable yet, or not
 reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
 """
 
@@ -118,13 +120,18 @@ class Sites:
             await self.remote.forget(server_id)
 
     async def keep_up(self, sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
-        """Every server whose site was opened (and not removed since) checked again: a site whose Traefik does
-        not answer is opened again, which starts its container again (an engine restart leaves it stopped,
-        and its routes' applications dark until the next route change). So is one whose API answers but whose
-        web port is not served as Berth made it (:meth:`_serves`): what is wrong is removed first, and made
-        again as the site opens. The servers opened again."""
+        """Every server whose site was opened (and not removed since), and every server with an active route,
+        checked again: a site whose Traefik does not answer is opened again, which starts its container again
+        (an engine restart leaves it stopped, and its routes' applications dark until the next route change).
+        So is one whose API answers but whose web port is not served as Berth made it (:meth:`_serves`): what
+        is wrong is removed first, and made again as the site opens. A server with routes that this process
+        has not opened yet (proxy-sync restarted, and no route of it changed since) is opened and reconciled
+        as its next route command would: its Traefik is kept up from the first pass after a start, not from
+        its next deploy. The servers opened again."""
+        async with sessionmaker() as session:
+            routed = await repo.servers_with_routes(session)
         reopened = []
-        for server_id in sorted(self._reconciled):
+        for server_id in sorted({*self._reconciled, *routed}):
             site = self._open.get(server_id)
             if site is not None and site.alive and await _answers(site) and await self._serves(site):
                 continue
