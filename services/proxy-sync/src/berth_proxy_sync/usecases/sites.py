@@ -8,9 +8,9 @@ A route command names its server: ``local`` is the control plane's own Traefik; 
 opened on first use (SSH connection, its Traefik container ensured, its API forwarded over SSH) and kept.
 The first time a server's site is used after start (or after its address changed) its files are
 reconciled from the database, as the local ones are at start: the sentinel, every active route's file,
-managed files of routes that are gone deleted. The keep-up (:meth:`Sites.keep_up`) opens, after a start, the site
-of every server with an active route, so that a server whose engine restarts is served again without
-waiting for its next route change. A server unknown here, removed, not usable yet, or not
+managed files of routes that are gone deleted. The keep-up (:meth:`Sites.keep_up`) opens, after a start,
+the site of every server with an active route, so that a server whose engine restarts is served again
+without waiting for its next route change. A server unknown here, removed, not usable yet, or not
 reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
 """
 
