@@ -142,9 +142,10 @@ class Workload:
             self.platform.apps.append(app["id"])
 
     async def deploy(self, n: int, app: dict[str, Any] | None = None) -> str | None:
-        """Deploy ``n``: new content for ``app`` (default: a random application), then the request. The
-        deployment's id (None: refused, or its answer lost)."""
-        app = app or self.rng.choice(self.apps)
+        """Deploy ``n``: new content for ``app`` (default: the ``n``-th application for the first of them, so
+        each has one, git ones too, whose built images the checks look at; then a random one), then the
+        request. The deployment's id (None: refused, or its answer lost)."""
+        app = app or (self.apps[n] if 0 <= n < len(self.apps) else self.rng.choice(self.apps))
         content = f"{app['name']} d{n}"
         try:
             if app["name"] in self.repos:

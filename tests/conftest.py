@@ -228,21 +228,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = [item for _, group in ordered for item in group]
 
 
-# The first failure of each test run again (``make test``: ``--reruns 1``), kept by the controller and printed
-# at the end: a test that passed only on its rerun is flaky, and its first failure says why.
+# The first failure of each test run again (``make test``: ``--reruns 1``), with what the test printed, kept by the
+# controller and printed at the end: a test that passed only on its rerun is flaky, and its first failure says why.
 _RERUN_FAILURES: list[tuple[str, str]] = []
 RERUN_SHOWN_CHARS = 6000
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.outcome == "rerun" and not os.environ.get("PYTEST_XDIST_WORKER"):
-        _RERUN_FAILURES.append((f"{report.nodeid} ({report.when})", report.longreprtext[-RERUN_SHOWN_CHARS:]))
+        printed = "".join(
+            f"\n--- {title}\n{text[-RERUN_SHOWN_CHARS:]}" for title, text in report.sections if "stdout" in title
+        )
+        _RERUN_FAILURES.append((f"{report.nodeid} ({report.when})", report.longreprtext[-RERUN_SHOWN_CHARS:] + printed))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _RERUN_FAILURES:
         return
-    terminalreporter.section("first failures of the tests run again (passed on the rerun: flaky, a defect to fix)")
+    terminalreporter.section(
+        "first failures of the tests run again (one that passed on its rerun is flaky: a defect to fix)"
+    )
     for name, text in _RERUN_FAILURES:
         terminalreporter.write_line(f"--- {name}")
         terminalreporter.write_line(text)
