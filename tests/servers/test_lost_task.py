@@ -244,14 +244,27 @@ async def test_a_deployment_undone_after_a_crash_broke_its_start_leaves_no_proce
             state = ((await docker.inspect(name)) or {})["State"]["Status"]
             left = processes_of(container_id)  # what runs of it, the engine back
             seen.append((f"{ended}, {state}", left))
-            with capture_logs() as logs:
-                removed = await remove_all(rt, {labels.DEPLOYMENT: deployment}, stop=False, servers=[SERVER_ID])
+            listed: list[str] = []  # the state the removal itself read (the engine's view may change meanwhile)
+            real_list = docker.list_containers
+
+            async def listing(selector: dict[str, str]) -> list[Any]:
+                found = await real_list(selector)
+                listed.extend(c.state for c in found if c.name == name)
+                return found
+
+            docker.list_containers = listing  # type: ignore[method-assign]
+            try:
+                with capture_logs() as logs:
+                    removed = await remove_all(rt, {labels.DEPLOYMENT: deployment}, stop=False, servers=[SERVER_ID])
+            finally:
+                del docker.list_containers
+            seen[-1] = (f"{ended}, {state}, removal read {listed}", left)
             assert removed == 1 and await docker.inspect(name) is None
             assert processes_of(container_id) == [], f"a process of {container_id[:12]} runs on: {seen}"
             async with rt.sessionmaker() as s:
                 assert await store.containers_of(s, deployment) == []
             helped = [e for e in logs if e["event"].startswith("a removed container's start was interrupted")]
-            if ended == "started" or state == "running":  # the engine knows its task: its removal kills it
+            if ended == "started" or listed == ["running"]:  # the engine knows its task: its removal kills it
                 assert helped == [], helped
                 continue
             assert [(e["container_id"], e["reason"], e["processes"]) for e in helped] == [
