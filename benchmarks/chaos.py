@@ -63,14 +63,16 @@ POLL_S = 0.5
 REMOTE_APPS = 2  # image applications placed on the test server (with --test-server)
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo``; what it printed."""
+    return subprocess.run(
         ["git", "-c", "user.name=chaos", "-c", "user.email=chaos@localhost", *args],
         cwd=repo,
         check=True,
         capture_output=True,
+        text=True,
         timeout=60,
-    )
+    ).stdout
 
 
 def commit_site(repo: Path, content: str, base: str) -> str:
@@ -83,8 +85,7 @@ def commit_site(repo: Path, content: str, base: str) -> str:
     (repo / "index.html").write_text(content + "\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", content)
-    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    return git(repo, "rev-parse", "HEAD").strip()
 
 
 class Workload:
