@@ -12,6 +12,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
 from tests.dashboard import a11y_seed
 from tests.support.axe import audit
 from tests.support.browser import ARTIFACTS, screenshots_wanted
@@ -24,6 +26,9 @@ TABS = 3  # pages checked at once, each in its own tab of the one signed-in brow
 PER_KIND = 3  # pages of one shape (the same route, other ids) checked at most
 PER_ITEM_KIND = 8  # ... where the shape ends in a name (sub-pages such as /ui/team/tokens fall in one)
 SEEDS = ("/ui/", "/docs", "/events")
+# Swagger UI works through the whole OpenAPI document (~0.5 MB) before it shows anything: 2-3 s alone on an
+# idle machine, ten times that beside the other tabs and workers of a loaded two-core run.
+REFERENCE_SHOWN_MS = 120_000
 ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f-]{36}|\d+|local)$")  # "local": the built-in server's id
 
 # What each seeded page shows once the crawl reaches it (its shape: a selector that finds it on the page).
@@ -98,6 +103,17 @@ async def shot(page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, clip=clip)
 
 
+async def reference_shown(browser, page, seen_errors: int) -> None:
+    """Wait for Swagger UI to show the document's title; if it does not, fail with what the page showed
+    instead (Swagger UI's own error, when the document did not load) and what the console said meanwhile."""
+    try:
+        await page.locator(".swagger-ui .info").wait_for(timeout=REFERENCE_SHOWN_MS)
+    except PlaywrightTimeout:
+        shown = await page.evaluate("(document.querySelector('main') || document.body).innerText")
+        console = browser.errors[seen_errors:]
+        raise AssertionError(f"the API reference showed no title: {shown[:500]!r}; console: {console}") from None
+
+
 async def check(browser, page, url: str, name: str, problems: list[str]) -> list[str]:
     """Open ``url``, check it, save its screenshots; the links on it. Other tabs may be checking other pages
     meanwhile: the console errors this page logged are its problems (every page's are asserted at the end)."""
@@ -116,7 +132,7 @@ async def check(browser, page, url: str, name: str, problems: list[str]) -> list
         return []
     await page.wait_for_load_state("load")
     if url.endswith("/docs"):
-        await page.locator(".swagger-ui .info").wait_for()
+        await reference_shown(browser, page, seen_errors)
     await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")  # forms too
     for v in await audit(page):
         problems.append(f"{url}: axe {v}")
