@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,10 @@ from berth_common import image_delivery as d
 from berth_common.docker import DockerEngines, local_engine
 from berth_common.docker.api import EngineApi
 from berth_common.docker.disk_full import probe
-from berth_scheduler.adapters.docker import explained
+from berth_common.docker.engine import Engine, endpoint
+from berth_common.docker.wire import EngineError
+from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError, explained
+from berth_scheduler.domain.containers import ContainerSpec
 from tests.support.images import busybox_image
 from tests.support.testservers import TestServer, make_net, remove_net, start_server, stop_server
 
@@ -120,3 +124,48 @@ async def test_a_build_that_fills_the_disk_or_meets_it_full_names_it(small_serve
     small_server.fill_disk()
     reason = await failed_build("buildkit", build_context(tmp_path / "context.tar"))
     assert reason.startswith("the disk of the build server is full (Docker's data root): free space there"), reason
+
+
+OVERLAY_WORDS = (  # what an engine answered a create on a full disk in a chaos run: overlay2's mkdir failed unsaid
+    "chown /data/overlay2/196e4b6667def638da66990020afded075f935c0bc62fc0803627d9efdceb8ea/work/work: "
+    "no such file or directory"
+)
+
+
+async def test_a_refusal_whose_words_do_not_say_why_names_the_full_disk_the_probe_finds(small_server: TestServer):
+    """A create (or start, volume, files put in) refused for a fault of the engine whose words do not say the
+    disk is full is followed by the probe: on a full disk the failure names it, with the engine's words after;
+    on a disk with room it is left as the engine said it. Then a create on the full disk as the engine answers
+    it, whatever its words: named the same way."""
+    image = busybox_image()
+    small_server.load_image(image)
+    engines = DockerEngines(local_engine(None))
+    await engines.add(Engine(endpoint(small_server.docker_host), "v1.41", "6292e648"))
+    docker = DockerExecutor(engines, "6292e648")
+    spec = ContainerSpec("berth-full-web-1", "web", "web", 1, {"Image": image, "Cmd": ["sleep", "60"]})
+    made = docker._create
+
+    def refused(_spec: ContainerSpec) -> Any:
+        async def answer() -> None:
+            raise EngineError(500, OVERLAY_WORDS)
+
+        return answer()
+
+    docker._create = refused  # type: ignore[method-assign]
+    with pytest.raises(DockerOperationError) as room:
+        await docker.create(spec)
+    assert str(room.value) == f"docker create berth-full-web-1: {OVERLAY_WORDS}"  # room: as the engine said it
+
+    small_server.fill_disk()
+    with pytest.raises(DockerOperationError) as full:
+        await docker.create(spec)
+    said = (
+        re.escape("the disk of server 6292e648 is full (Docker's data root): ")
+        + r"mkdir \S+: "
+        + re.escape(f"no space left on device; docker create berth-full-web-1: {OVERLAY_WORDS}")
+    )  # the probe's words (its spooled file's mkdir under the data root), then the refusal's
+    assert re.fullmatch(said, str(full.value)), full.value
+    docker._create = made  # type: ignore[method-assign]
+    with pytest.raises(DockerOperationError) as real:
+        await docker.create(spec)
+    assert str(real.value).startswith("the disk of server 6292e648 is full (Docker's data root): "), real.value

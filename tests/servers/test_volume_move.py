@@ -457,7 +457,10 @@ async def test_two_volumes_are_copied_at_once_with_their_progress_and_the_time_l
     assert {v: _blob(b, name) for v, name in vols.items()} == written
 
     took = {row.volume: row.seconds for row in await states()}
-    lines = [e["data"]["line"] for e in platform.logs if e["data"]["deployment_id"] == dep]
+    # in the log's order (``seq``): lines committed one after another may reach the stream out of order (a
+    # publish after its commit that fails is the outbox relay's, later), and the api serves them by seq
+    deploy = [e["data"] for e in platform.logs if e["data"]["deployment_id"] == dep and e["data"]["stream"] == "deploy"]
+    lines = [d["line"] for d in sorted(deploy, key=lambda d: d["seq"])]
     for volume in ("data", "more"):
         said = [line for line in lines if line.startswith(f"[starting] volume {volume}: ")]
         assert said, lines

@@ -66,11 +66,19 @@ class DockerExecutor:
     def docker(self) -> EngineApi:
         return self.engines.api(self.server_id)
 
-    async def _call(self, what: str, coro: Any, timeout: float | None = None) -> Any:
+    async def _call(self, what: str, coro: Any, timeout: float | None = None, *, writes: bool = False) -> Any:
+        """Run one engine call; ``writes``: it writes under the data root (a container's or volume's making,
+        a start, files put in), so a refusal for a fault of the engine's whose words do not say why is
+        followed by the full-disk probe (overlay2 on a full disk may answer ``chown .../work/work: no such
+        file or directory``, its failed ``mkdir`` unreported), and a full disk is named first."""
         try:
             return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
         except EngineError as exc:
             msg = explained(f"docker {what}: {exc.message}", self.server_id)
+            if writes and exc.status >= 500 and not disk_full.says_full(exc.message or ""):
+                words = await disk_full.probe(self.docker)
+                if words is not None:
+                    msg = explained(f"{words}; docker {what}: {exc.message}", self.server_id)
             if _PORT_IN_USE.search(exc.message or ""):
                 raise PortInUseError(msg, exc.status) from None
             raise DockerOperationError(msg, exc.status) from None
@@ -142,7 +150,8 @@ class DockerExecutor:
     async def made_volume(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the named volume of ``body`` unless it exists; the engine's answer: the volume as it is
         (an existing one with the options it was made with)."""
-        made = await self._call(f"create volume {body['Name']}", self.docker.json("POST", "volumes/create", body=body))
+        create = self.docker.json("POST", "volumes/create", body=body)
+        made = await self._call(f"create volume {body['Name']}", create, writes=True)
         return dict(made or {})
 
     async def mounting(self, volume: str) -> list[dict[str, Any]]:
@@ -188,7 +197,7 @@ class DockerExecutor:
     async def create(self, spec: ContainerSpec) -> str:
         """Create the container; an existing one of the same name is returned (a repeated step)."""
         try:
-            container = await self._call(f"create {spec.name}", self._create(spec))
+            container = await self._call(f"create {spec.name}", self._create(spec), writes=True)
             return str(container["Id"])
         except DockerOperationError as exc:
             if exc.status == 409:
@@ -206,7 +215,7 @@ class DockerExecutor:
         name (a repeated step). One engine call on the usual path."""
         for _ in range(3):
             try:
-                await self._call(f"create {spec.name}", self._create(spec))
+                await self._call(f"create {spec.name}", self._create(spec), writes=True)
                 return None
             except DockerOperationError as exc:
                 if exc.status == 404:
@@ -233,10 +242,10 @@ class DockerExecutor:
             data=tar,
             headers={"Content-Type": "application/x-tar"},
         )
-        await self._call(f"put files into {name}", put)
+        await self._call(f"put files into {name}", put, writes=True)
 
     async def start(self, name: str) -> None:
-        await self._call(f"start {name}", self.docker.request("POST", f"containers/{name}/start"))
+        await self._call(f"start {name}", self.docker.request("POST", f"containers/{name}/start"), writes=True)
 
     async def restart(self, name: str, timeout_s: int | None = None) -> None:
         """Stop (SIGKILL after ``timeout_s``; None: the container's own) and start the container again."""
