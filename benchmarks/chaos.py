@@ -252,6 +252,8 @@ async def inspect(
         f.checked["served_on_server"] += len(where) > 1
         if got is None or got.status != 200 or body != expected:
             f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {expected!r}")
+            if len(where) > 1 and remote is not None:  # on the test server: what it shows of the application
+                print(f"[chaos] {app['name']} on the test server: {remote.look_at(app['id'])}", flush=True)
     return f, listed
 
 

@@ -15,8 +15,11 @@ added to the running platform, its engine restarted and its disk filled while de
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,12 @@ from tests.support.testservers import TestServer, make_net, remove_net, start_se
 DATA_MB = 2300  # the server engine's disk (a sparse file): Berth accepts a server with 2 GiB free, no less
 WEB_PORT = 80  # the server's Traefik (proxy-sync's default ``server_web_port``), in the server's namespace
 REASON_WORDS = "no space left on device"
+# asked from the server's namespace: what a replica's address answers past Traefik, for a person
+ASK = (
+    "import sys, urllib.request as u\n"
+    "try: print(u.urlopen(sys.argv[1], timeout=3).read()[:60])\n"
+    "except Exception as e: print(type(e).__name__, e)"
+)
 
 
 @dataclass
@@ -74,6 +83,30 @@ class Remote:
 
     def containers(self, team: str) -> list[checks.Container]:
         return checks.containers(f"berth.team={team}", host=self.server.docker_host)
+
+    def look_at(self, app_id: str) -> str:
+        """What the server shows of an application that answers wrong, for the run's output: each of its
+        containers' state, start, pid and address (with the MAC the server's neighbour table has for it), and
+        what that address answers asked straight from the server's namespace, past Traefik."""
+        seen = []
+        for c in checks.containers(f"berth.application={app_id}", host=self.server.docker_host):
+            try:
+                info = json.loads(checks.docker("inspect", c.name, host=self.server.docker_host))[0]
+            except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+                seen.append(f"{c.name}: not inspected ({exc})")
+                continue
+            state = info.get("State") or {}
+            for net, ep in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
+                ip, mac = ep.get("IPAddress") or "", ep.get("MacAddress") or ""
+                ns = ["ip", "netns", "exec", self.server.name]
+                ask = [*ns, sys.executable, "-c", ASK, f"http://{ip}:8080/"] if ip else ["true"]
+                answer = subprocess.run(ask, capture_output=True, text=True, timeout=15).stdout.strip()
+                neigh = subprocess.run([*ns, "ip", "neigh", "show", ip], capture_output=True, text=True, timeout=15)
+                seen.append(
+                    f"{c.name} {c.state} started {state.get('StartedAt')} pid {state.get('Pid')} on {net} {ip} "
+                    f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}): {answer}"
+                )
+        return "; ".join(seen) or "no container"
 
     def check_routes(self, apps: list[dict[str, Any]], up: list[checks.Container], f: checks.Findings) -> None:
         routes = checks.route_files(self.traefik_root / self.server_id / "dynamic")
