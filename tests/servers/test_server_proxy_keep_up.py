@@ -7,6 +7,7 @@ started again before any route of it changes. The checks and the calls are exact
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -287,3 +288,80 @@ def test_the_local_traefik_has_no_such_gap(tmp_path) -> None:  # type: ignore[no
         )
     assert done.returncode != 0
     assert f"listen tcp 127.0.0.1:{web_port}: bind: address already in use" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+async def test_a_route_file_a_batch_could_not_put_back_is_reconciled_by_the_keep_up(  # type: ignore[no-untyped-def]
+    server, nats_server, database, tmp_root, unique, bus, monkeypatch
+) -> None:
+    """A change Traefik does not confirm gets its previous file back; when that write fails too (the server's
+    connection broke between the two), the server's file differs from the database: the server is marked and
+    its files reconciled at the keep-up's next pass, so the host is served by its recorded route again instead
+    of the refused change's until the route's next change (no change may ever come)."""
+    from berth_common.db.provision import provision
+    from berth_proxy_sync.adapters.sites import RemoteFiles
+    from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
+    from tests.servers.test_remote_routes import _apply
+
+    sid = f"srv{unique}"
+    local = Traefik(tmp_root / f"local-traefik-{unique}")
+    local.root.mkdir()
+    local.start()
+    urls = await provision(database, "test-secret", ("proxy-sync",))
+    settings = ProxySyncSettings(
+        nats_url=nats_server.url,
+        database_url=urls["proxy-sync"],
+        http_port=0,
+        traefik_dynamic_dir=local.dynamic_dir,
+        traefik_api_url=local.api_url,
+        route_live_timeout_s=10.0,
+        server_traefik_root=str(tmp_root / f"servers-{unique}"),
+        server_connect_timeout_s=3.0,
+        server_watch_interval_s=1.0,
+    )
+    svc = await ProxySync(settings).start()
+    client = await RouteClient(nats_server.url).start()
+    app = f"shop-web-{unique}"
+    broken = {"confirm": False, "restore": False}
+    confirm, write = TraefikApi.wait_live, RemoteFiles.write
+
+    async def wait_live(self, route, timeout_s, extra_routers=()):  # type: ignore[no-untyped-def]
+        if broken["confirm"] and route.route_id == "shop-web":
+            broken["confirm"], broken["restore"] = False, True  # the next write is the one putting it back
+            raise NotLiveError("not live (the test's Traefik did not confirm it)")
+        return await confirm(self, route, timeout_s, extra_routers)
+
+    async def failing_write(self, name, content, *, durable=True):  # type: ignore[no-untyped-def]
+        if broken["restore"]:
+            broken["restore"] = False
+            raise OSError(f"writing {name} on the server failed: the connection broke (the test)")
+        return await write(self, name, content, durable=durable)
+
+    monkeypatch.setattr(TraefikApi, "wait_live", wait_live)
+    monkeypatch.setattr(RemoteFiles, "write", failing_write)
+    try:
+        await first_route(client, bus, server, sid, app)
+        server.docker(
+            "run", "-d", "--name", app, "--network", "berth", "-e", "BODY=served on the server", busybox_image(),
+            "sh", "-c", 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www',
+        )  # fmt: skip
+        assert await _until(server.address, "shop.test", 200) == "served on the server"
+
+        broken["confirm"] = True
+        evt = await _apply(client, "shop-web", ["shop.test"], [f"http://nowhere-{unique}:8080"], 2, sid)
+        assert evt["type"] == "evt.route.failed" and "not live" in evt["data"]["reason"], evt
+        assert not broken["confirm"] and not broken["restore"]  # both faults happened
+        route_file = tmp_root / f"servers-{unique}" / sid / "dynamic" / "shop-web.yml"
+        assert "nowhere" in route_file.read_text()  # the refused change's file stayed
+        # the keep-up (every second here) puts the recorded route back: served by the application again
+        deadline = time.monotonic() + 30
+        while "nowhere" in (text := route_file.read_text()):
+            assert time.monotonic() < deadline, text
+            await asyncio.sleep(0.2)
+        assert f"http://{app}:8080" in text, text
+        assert await _until(server.address, "shop.test", 200, timeout=30) == "served on the server"
+    finally:
+        await client.close()
+        await svc.stop()
+        local.stop()
+        server.docker("rm", "-f", app, "berth-traefik", "berth-traefik-net")

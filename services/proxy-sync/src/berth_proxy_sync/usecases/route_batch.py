@@ -111,6 +111,10 @@ class RouteBatch:
     async def run(self, batch: Batch[Command]) -> Outcome:
         """Carry out ``batch`` (see the module's docstring); raises when its transaction failed, after the
         files were put back as the database has them."""
+        async with self.sites.writing(self.server_id):
+            return await self._run_holding(batch)
+
+    async def _run_holding(self, batch: Batch[Command]) -> Outcome:
         out = Outcome()
         changes: list[_Change] = []
         started = time.monotonic()
@@ -315,8 +319,9 @@ class RouteBatch:
                 await self.site.files.delete(file_name(route_id))
             else:
                 await self.site.files.write(previous.file_name, self._render(previous, self._stored))
-        except OSError as exc:  # the next start (a server's: its site's next opening) re-derives it from the database
+        except OSError as exc:  # re-derived from the database: a server's at its next use or keep-up pass
             log.error("could not restore route file", route_id=route_id, server_id=self.server_id, error=str(exc))
+            self.sites.stale(self.server_id)
 
     def _render(self, route: Route, states: dict[str, HostStates]) -> str:
         """The route's file; with TLS options its HTTPS part when the site serves HTTPS."""

@@ -8,7 +8,10 @@ A route command names its server: ``local`` is the control plane's own Traefik; 
 opened on first use (SSH connection, its Traefik container ensured, its API forwarded over SSH) and kept.
 The first time a server's site is used after start (or after its address changed) its files are
 reconciled from the database, as the local ones are at start: the sentinel, every active route's file,
-managed files of routes that are gone deleted. The keep-up (:meth:`Sites.keep_up`) opens, after a start,
+managed files of routes that are gone deleted. So is a server whose file a route batch could not put back
+(:meth:`Sites.stale`: the write of a change Traefik did not confirm succeeded, the write that would undo it
+failed, and the file differs from the database until reconciled), at its next use or keep-up, whichever
+comes first, never while a batch of that server runs (:meth:`Sites.writing`). The keep-up (:meth:`Sites.keep_up`) opens, after a start,
 the site of every server with an active route, so that a server whose engine restarts is served again
 without waiting for its next route change. A server unknown here, removed, not usable yet, or not
 reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
@@ -56,6 +59,8 @@ class Sites:
     _reconciled: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # server -> address reconciled at
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _failed: dict[str, tuple[float, str]] = field(default_factory=dict)  # server -> (when, why) it last failed
+    _stale: set[str] = field(default_factory=set)  # servers whose files may differ from the database
+    _writing: dict[str, asyncio.Lock] = field(default_factory=dict)  # held by a batch of the server
     _watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def site(self, server_id: str, session: AsyncSession) -> Site:
@@ -72,7 +77,7 @@ class Sites:
         address = (record.host, record.port, record.user)
         async with self._locks.setdefault(server_id, asyncio.Lock()):
             site = self._open.get(server_id)
-            if site is not None and site.alive and await _answers(site):
+            if site is not None and site.alive and await _answers(site) and await self._settled(site, session):
                 return site
             if site is not None:
                 self._open.pop(server_id, None)
@@ -84,9 +89,10 @@ class Sites:
             try:
                 async with asyncio.timeout(self.setup_timeout_s):
                     site = await self.remote.open(server_id, target)
-                    if self._reconciled.get(server_id) != address:
+                    if self._reconciled.get(server_id) != address or server_id in self._stale:
                         await reconcile_remote(site, session)
                         self._reconciled[server_id] = address
+                        self._stale.discard(server_id)
             except Exception as exc:
                 if site is not None:
                     await site.close()
@@ -96,6 +102,30 @@ class Sites:
             self._failed.pop(server_id, None)
             self._open[server_id] = site
             return site
+
+    def stale(self, server_id: str) -> None:
+        """A route file of ``server_id`` may differ from the database (a batch could not put it back): its
+        files are reconciled at the site's next use or keep-up pass."""
+        if server_id != fleet.LOCAL:
+            self._stale.add(server_id)
+
+    def writing(self, server_id: str) -> asyncio.Lock:
+        """The lock a route batch of ``server_id`` holds while it writes, confirms and records: a reconcile
+        by the keep-up reads the database between two batches, never one's change written but not recorded."""
+        return self._writing.setdefault(server_id, asyncio.Lock())
+
+    async def _settled(self, site: Site, session: AsyncSession) -> bool:
+        """The open site's files reconciled when marked stale; False when that failed (the site is then opened
+        again, and reconciled as it opens)."""
+        if site.server_id not in self._stale:
+            return True
+        try:
+            await reconcile_remote(site, session)
+        except Exception as exc:
+            log.warning("a server's route files not reconciled", server_id=site.server_id, error=str(exc))
+            return False
+        self._stale.discard(site.server_id)
+        return True
 
     async def changed(self, msg: ServerChanged, unit: Unit) -> None:
         """Keep the directory; forget a removed server's routes; reconnect a changed one on next use."""
@@ -115,6 +145,7 @@ class Sites:
             self._failed.pop(server_id, None)
             if removed:
                 self._reconciled.pop(server_id, None)
+                self._stale.discard(server_id)
             if site is not None:
                 await site.close()
             await self.remote.forget(server_id)
@@ -131,12 +162,15 @@ class Sites:
         async with sessionmaker() as session:
             routed = await repo.servers_with_routes(session)
         reopened = []
-        for server_id in sorted({*self._reconciled, *routed}):
+        for server_id in sorted({*self._reconciled, *routed, *self._stale}):
             site = self._open.get(server_id)
-            if site is not None and site.alive and await _answers(site) and await self._serves(site):
+            fine = server_id not in self._stale
+            if fine and site is not None and site.alive and await _answers(site) and await self._serves(site):
                 continue
+            if self.writing(server_id).locked():
+                continue  # a batch of the server runs: it takes (and reconciles) the site itself
             try:
-                async with sessionmaker() as session:
+                async with self.writing(server_id), sessionmaker() as session:
                     await self.site(server_id, session)
             except SiteUnavailable as exc:
                 log.info("a server's site is not open yet", server_id=server_id, reason=str(exc))
