@@ -253,7 +253,10 @@ async def inspect(
         if got is None or got.status != 200 or body != expected:
             f.serving_wrong.append(f"{app['name']}: live serves {body[:80]!r}, expected {expected!r}")
             if len(where) > 1 and remote is not None:  # on the test server: what it shows of the application
-                print(f"[chaos] {app['name']} on the test server: {remote.look_at(app['id'])}", flush=True)
+                seen = remote.look_at(app["id"])
+                if remote.looked.get(app["id"]) != seen:  # printed when it changes
+                    print(f"[chaos] {app['name']} on the test server: {seen}", flush=True)
+                    remote.looked[app["id"]] = seen
     return f, listed
 
 

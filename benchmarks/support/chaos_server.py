@@ -32,6 +32,7 @@ from tests.support.testservers import TestServer, make_net, remove_net, start_se
 DATA_MB = 2300  # the server engine's disk (a sparse file): Berth accepts a server with 2 GiB free, no less
 WEB_PORT = 80  # the server's Traefik (proxy-sync's default ``server_web_port``), in the server's namespace
 REASON_WORDS = "no space left on device"
+HOLDER = "berth-traefik-net"  # the container whose network namespace the server's Traefik serves in
 # asked from the server's namespace: what a replica's address answers past Traefik, for a person
 ASK = (
     "import sys, urllib.request as u\n"
@@ -49,6 +50,7 @@ class Remote:
     traefik_root: Path
     name: str = "chaos-server"
     server_id: str = ""
+    looked: dict[str, str] = field(default_factory=dict)  # application id -> what ``look_at`` last showed
 
     @classmethod
     def start(cls, traefik_root: Path, image: str) -> Remote:
@@ -66,6 +68,10 @@ class Remote:
         if keep_logs is not None:
             keep_logs.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.server.root / "dockerd.log", keep_logs / "test-server-dockerd.log")
+            for name in ("berth-traefik", "berth-traefik-net"):  # the server's Traefik, as its engine kept it
+                where = ["-H", self.server.docker_host]
+                seen = subprocess.run([checks.DOCKER, *where, "logs", "-t", name], capture_output=True, timeout=60)
+                (keep_logs / f"test-server-{name}.log").write_bytes(seen.stdout + seen.stderr)
         self.server.free_disk()
         stop_server(self.server)
         remove_net(self.net)
@@ -87,24 +93,30 @@ class Remote:
     def look_at(self, app_id: str) -> str:
         """What the server shows of an application that answers wrong, for the run's output: each of its
         containers' state, start, pid and address (with the MAC the server's neighbour table has for it), and
-        what that address answers asked straight from the server's namespace, past Traefik."""
+        what that address answers asked straight from the server's namespace, past Traefik (port 8080: the
+        run's applications'; the Traefik's holder, whose namespace Traefik serves in, is shown too: its API
+        on port 8081)."""
         seen = []
-        for c in checks.containers(f"berth.application={app_id}", host=self.server.docker_host):
+        names = [c.name for c in checks.containers(f"berth.app={app_id}", host=self.server.docker_host)]
+        for name in [*names, HOLDER]:
             try:
-                info = json.loads(checks.docker("inspect", c.name, host=self.server.docker_host))[0]
+                info = json.loads(checks.docker("inspect", name, host=self.server.docker_host))[0]
             except (subprocess.SubprocessError, ValueError, IndexError) as exc:
-                seen.append(f"{c.name}: not inspected ({exc})")
+                seen.append(f"{name}: not inspected ({type(exc).__name__})")
                 continue
             state = info.get("State") or {}
             for net, ep in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
                 ip, mac = ep.get("IPAddress") or "", ep.get("MacAddress") or ""
                 ns = ["ip", "netns", "exec", self.server.name]
-                ask = [*ns, sys.executable, "-c", ASK, f"http://{ip}:8080/"] if ip else ["true"]
+                url = f"http://{ip}:8081/ping" if name == HOLDER else f"http://{ip}:8080/"
+                ask = [*ns, sys.executable, "-c", ASK, url] if ip else ["true"]
                 answer = subprocess.run(ask, capture_output=True, text=True, timeout=15).stdout.strip()
                 neigh = subprocess.run([*ns, "ip", "neigh", "show", ip], capture_output=True, text=True, timeout=15)
+                fdb = subprocess.run([*ns, "bridge", "fdb", "show"], capture_output=True, text=True, timeout=15)
+                ports = [line.split(" master")[0] for line in fdb.stdout.splitlines() if mac and line.startswith(mac)]
                 seen.append(
-                    f"{c.name} {c.state} started {state.get('StartedAt')} pid {state.get('Pid')} on {net} {ip} "
-                    f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}): {answer}"
+                    f"{name} {state.get('Status')} started {state.get('StartedAt')} pid {state.get('Pid')} on {net} {ip} "
+                    f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}; bridge ports: {ports}): {answer}"
                 )
         return "; ".join(seen) or "no container"
 
