@@ -162,13 +162,10 @@ def _cmd(server: TestServer, name: str) -> list[str]:
     return list(json.loads(server.docker("inspect", "-f", "{{json .Config.Cmd}}", name)))
 
 
-@pytest.mark.slow
-async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port(  # type: ignore[no-untyped-def]
-    server, nats_server, database, tmp_root, unique, bus
-) -> None:
+async def _local_and_settings(nats_server, database, tmp_root, unique):  # type: ignore[no-untyped-def]
+    """The local Traefik (started) and proxy-sync's settings: its keep-up every second, short timeouts."""
     from berth_common.db.provision import provision
 
-    sid = f"srv{unique}"
     local = Traefik(tmp_root / f"local-traefik-{unique}")
     local.root.mkdir()
     local.start()
@@ -184,16 +181,30 @@ async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port( 
         server_connect_timeout_s=3.0,
         server_watch_interval_s=1.0,
     )
+    return local, settings
+
+
+async def _serve_app(server: TestServer, app: str) -> None:
+    """The application ``first_route`` routes ``shop.test`` to, run on the server's network: served."""
+    server.docker(
+        "run", "-d", "--name", app, "--network", "berth", "-e", "BODY=served on the server", busybox_image(),
+        "sh", "-c", 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www',
+    )  # fmt: skip
+    assert await _until(server.address, "shop.test", 200) == "served on the server"
+
+
+@pytest.mark.slow
+async def test_keep_up_repairs_a_server_whose_api_answers_but_not_its_web_port(  # type: ignore[no-untyped-def]
+    server, nats_server, database, tmp_root, unique, bus
+) -> None:
+    sid = f"srv{unique}"
+    local, settings = await _local_and_settings(nats_server, database, tmp_root, unique)
     svc = await ProxySync(settings).start()
     client = await RouteClient(nats_server.url).start()
     app = f"shop-web-{unique}"
     try:
         await first_route(client, bus, server, sid, app)
-        server.docker(
-            "run", "-d", "--name", app, "--network", "berth", "-e", "BODY=served on the server", busybox_image(),
-            "sh", "-c", 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www',
-        )  # fmt: skip
-        assert await _until(server.address, "shop.test", 200) == "served on the server"
+        await _serve_app(server, app)
         made = _cmd(server, "berth-traefik")
         assert made == ["--configFile=/etc/traefik/traefik.yml"]
         # the check keep-up makes of a server that serves: nothing wrong, and what it costs
@@ -298,27 +309,12 @@ async def test_a_route_file_a_batch_could_not_put_back_is_reconciled_by_the_keep
     connection broke between the two), the server's file differs from the database: the server is marked and
     its files reconciled at the keep-up's next pass, so the host is served by its recorded route again instead
     of the refused change's until the route's next change (no change may ever come)."""
-    from berth_common.db.provision import provision
     from berth_proxy_sync.adapters.sites import RemoteFiles
     from berth_proxy_sync.adapters.traefik_api import NotLiveError, TraefikApi
     from tests.servers.test_remote_routes import _apply
 
     sid = f"srv{unique}"
-    local = Traefik(tmp_root / f"local-traefik-{unique}")
-    local.root.mkdir()
-    local.start()
-    urls = await provision(database, "test-secret", ("proxy-sync",))
-    settings = ProxySyncSettings(
-        nats_url=nats_server.url,
-        database_url=urls["proxy-sync"],
-        http_port=0,
-        traefik_dynamic_dir=local.dynamic_dir,
-        traefik_api_url=local.api_url,
-        route_live_timeout_s=10.0,
-        server_traefik_root=str(tmp_root / f"servers-{unique}"),
-        server_connect_timeout_s=3.0,
-        server_watch_interval_s=1.0,
-    )
+    local, settings = await _local_and_settings(nats_server, database, tmp_root, unique)
     svc = await ProxySync(settings).start()
     client = await RouteClient(nats_server.url).start()
     app = f"shop-web-{unique}"
@@ -341,11 +337,7 @@ async def test_a_route_file_a_batch_could_not_put_back_is_reconciled_by_the_keep
     monkeypatch.setattr(RemoteFiles, "write", failing_write)
     try:
         await first_route(client, bus, server, sid, app)
-        server.docker(
-            "run", "-d", "--name", app, "--network", "berth", "-e", "BODY=served on the server", busybox_image(),
-            "sh", "-c", 'mkdir -p /www && printf %s "$BODY" > /www/index.html && exec httpd -f -p 8080 -h /www',
-        )  # fmt: skip
-        assert await _until(server.address, "shop.test", 200) == "served on the server"
+        await _serve_app(server, app)
 
         broken["confirm"] = True
         evt = await _apply(client, "shop-web", ["shop.test"], [f"http://nowhere-{unique}:8080"], 2, sid)
