@@ -11,9 +11,9 @@ reconciled from the database, as the local ones are at start: the sentinel, ever
 managed files of routes that are gone deleted. So is a server whose file a route batch could not put back
 (:meth:`Sites.stale`: the write of a change Traefik did not confirm succeeded, the write that would undo it
 failed, and the file differs from the database until reconciled), at its next use or keep-up, whichever
-comes first, never while a batch of that server runs (:meth:`Sites.writing`). The keep-up (:meth:`Sites.keep_up`) opens, after a start,
-the site of every server with an active route, so that a server whose engine restarts is served again
-without waiting for its next route change. A server unknown here, removed, not usable yet, or not
+comes first, never while a batch of that server runs (:meth:`Sites.writing`). The keep-up
+(:meth:`Sites.keep_up`) opens, after a start, the site of every server with an active route, so that a
+server whose engine restarts is served again without waiting for its next route change. A server unknown here, removed, not usable yet, or not
 reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
 """
 
