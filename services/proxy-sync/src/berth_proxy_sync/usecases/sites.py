@@ -13,8 +13,9 @@ managed files of routes that are gone deleted. So is a server whose file a route
 failed, and the file differs from the database until reconciled), at its next use or keep-up, whichever
 comes first, never while a batch of that server runs (:meth:`Sites.writing`). The keep-up
 (:meth:`Sites.keep_up`) opens, after a start, the site of every server with an active route, so that a
-server whose engine restarts is served again without waiting for its next route change. A server unknown here, removed, not usable yet, or not
-reachable is :class:`SiteUnavailable`, which the route command answers with ``evt.route.failed``.
+server whose engine restarts is served again without waiting for its next route change. A server unknown
+here, removed, not usable yet, or not reachable is :class:`SiteUnavailable`, which the route command
+answers with ``evt.route.failed``.
 """
 
 from __future__ import annotations
