@@ -68,7 +68,7 @@ class Remote:
         if keep_logs is not None:
             keep_logs.mkdir(parents=True, exist_ok=True)
             shutil.copy(self.server.root / "dockerd.log", keep_logs / "test-server-dockerd.log")
-            for name in ("berth-traefik", "berth-traefik-net"):  # the server's Traefik, as its engine kept it
+            for name in ("berth-traefik", HOLDER):  # the server's Traefik, as its engine kept it
                 where = ["-H", self.server.docker_host]
                 seen = subprocess.run([checks.DOCKER, *where, "logs", "-t", name], capture_output=True, timeout=60)
                 (keep_logs / f"test-server-{name}.log").write_bytes(seen.stdout + seen.stderr)
@@ -98,6 +98,7 @@ class Remote:
         on port 8081)."""
         seen = []
         names = [c.name for c in checks.containers(f"berth.app={app_id}", host=self.server.docker_host)]
+        ns = ["ip", "netns", "exec", self.server.name]
         for name in [*names, HOLDER]:
             try:
                 info = json.loads(checks.docker("inspect", name, host=self.server.docker_host))[0]
@@ -107,13 +108,13 @@ class Remote:
             state = info.get("State") or {}
             for net, ep in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
                 ip, mac = ep.get("IPAddress") or "", ep.get("MacAddress") or ""
-                ns = ["ip", "netns", "exec", self.server.name]
                 url = f"http://{ip}:8081/ping" if name == HOLDER else f"http://{ip}:8080/"
                 ask = [*ns, sys.executable, "-c", ASK, url] if ip else ["true"]
                 answer = subprocess.run(ask, capture_output=True, text=True, timeout=15).stdout.strip()
                 neigh = subprocess.run([*ns, "ip", "neigh", "show", ip], capture_output=True, text=True, timeout=15)
-                fdb = subprocess.run([*ns, "bridge", "fdb", "show"], capture_output=True, text=True, timeout=15)
-                ports = [line.split(" master")[0] for line in fdb.stdout.splitlines() if mac and line.startswith(mac)]
+                # read after the ask: the bridge learns where the address's MAC is from the answer
+                fdb = subprocess.run([*ns, "bridge", "fdb", "show"], capture_output=True, text=True, timeout=15).stdout
+                ports = [line.split(" master")[0] for line in fdb.splitlines() if mac and line.startswith(mac)]
                 seen.append(
                     f"{name} {state.get('Status')} started {state.get('StartedAt')} pid {state.get('Pid')} on {net} {ip} "
                     f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}; bridge ports: {ports}): {answer}"

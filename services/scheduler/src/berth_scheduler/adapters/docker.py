@@ -75,12 +75,12 @@ class DockerExecutor:
             return await asyncio.wait_for(coro, timeout or self.call_timeout_s)
         except EngineError as exc:
             msg = explained(f"docker {what}: {exc.message}", self.server_id)
+            if _PORT_IN_USE.search(exc.message or ""):  # words that say why: no probe
+                raise PortInUseError(msg, exc.status) from None
             if writes and exc.status >= 500 and not disk_full.says_full(exc.message or ""):
                 words = await disk_full.probe(self.docker)
                 if words is not None:
                     msg = explained(f"{words}; docker {what}: {exc.message}", self.server_id)
-            if _PORT_IN_USE.search(exc.message or ""):
-                raise PortInUseError(msg, exc.status) from None
             raise DockerOperationError(msg, exc.status) from None
         except (DockerUnavailable, FileNotFoundError, ConnectionError) as exc:
             raise DockerUnavailable(f"the Docker engine is not reachable ({what}): {exc}") from None
