@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -115,15 +116,69 @@ class Remote:
                 # read after the ask: the bridge learns where the address's MAC is from the answer
                 fdb = subprocess.run([*ns, "bridge", "fdb", "show"], capture_output=True, text=True, timeout=15).stdout
                 ports = [line.split(" master")[0] for line in fdb.splitlines() if mac and line.startswith(mac)]
+                own = _own_port(int(state.get("Pid") or 0))
                 seen.append(
                     f"{name} {state.get('Status')} started {state.get('StartedAt')} pid {state.get('Pid')} on {net} {ip} "
-                    f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}; bridge ports: {ports}): {answer}"
+                    f"mac {mac} (neighbour: {neigh.stdout.strip() or '-'}; bridge ports: {ports}; its own: {own}): "
+                    f"{answer}"
                 )
-        return "; ".join(seen) or "no container"
+        try:
+            seen.append(self._namespaces())
+        except (subprocess.SubprocessError, OSError) as exc:
+            seen.append(f"namespaces not read ({type(exc).__name__}: {exc})")
+        return "; ".join(seen)
+
+    def _namespaces(self) -> str:
+        """The engine's namespace files (under its exec root's ``netns``) that are mounted, each with whether a
+        running container has it and its ``eth0`` address; the veths on the server's bridges; and the web
+        port's way in: the engine's DNAT rule for it, what listens on it in the server's namespace (the
+        engine's userland proxy) and what listens in the holder's (Traefik)."""
+        running = checks.docker("ps", "-q", "--no-trunc", host=self.server.docker_host).split()
+        keys = set()
+        if running:
+            out = checks.docker(
+                "inspect", "-f", "{{.NetworkSettings.SandboxKey}}", *running, host=self.server.docker_host
+            )
+            keys = {Path(line).name for line in out.split()}
+        files = []
+        for f in sorted((self.server.root / "exec" / "netns").glob("*")):
+            if not os.path.ismount(f):
+                continue
+            ip = ["nsenter", f"--net={f}", "ip", "-4", "-o", "addr", "show", "eth0"]
+            words = subprocess.run(ip, capture_output=True, text=True, timeout=15).stdout.split()
+            files.append(
+                f"{f.name}{'' if f.name in keys else ' (no running container)'} {words[3] if len(words) > 3 else '-'}"
+            )
+        ns = ["ip", "netns", "exec", self.server.name]
+        nat = subprocess.run([*ns, "iptables", "-t", "nat", "-S", "DOCKER"], capture_output=True, text=True, timeout=15)
+        dnat = [line for line in nat.stdout.splitlines() if f"--dport {WEB_PORT} " in line]
+        listen = subprocess.run(
+            [*ns, "ss", "-Hltn", f"sport = :{WEB_PORT}"], capture_output=True, text=True, timeout=15
+        )
+        holder = checks.docker("inspect", "-f", "{{.State.Pid}}", HOLDER, host=self.server.docker_host).strip()
+        inside = ["nsenter", "-t", holder, "-n", "ss", "-Hltn"] if holder.isdigit() and holder != "0" else ["true"]
+        held = subprocess.run(inside, capture_output=True, text=True, timeout=15).stdout.split("\n")
+        links = ["ip", "-n", self.server.name, "-o", "link", "show", "type", "veth"]
+        veths = subprocess.run(links, capture_output=True, text=True, timeout=15).stdout.splitlines()
+        bridged = [line.split(":")[0] + ":" + line.split(":")[1] for line in veths if " master " in line]
+        return (
+            f"namespace files mounted: {files}; veths on a bridge: {bridged}; port {WEB_PORT}: DNAT {dnat}, "
+            f"listening in the server's namespace {listen.stdout.split()}, in the holder's {held}"
+        )
 
     def check_routes(self, apps: list[dict[str, Any]], up: list[checks.Container], f: checks.Findings) -> None:
         routes = checks.route_files(self.traefik_root / self.server_id / "dynamic")
         checks.check_routes(routes, apps, up, f, upstream=lambda c: f"http://{c.name}:8080")
+
+
+def _own_port(pid: int) -> str:
+    """The ifindex of the server-side veth of the process's ``eth0`` (its ``@if`` peer), or why not known."""
+    if pid <= 0:
+        return "-"
+    argv = ["nsenter", "-t", str(pid), "-n", "ip", "-o", "link", "show", "eth0"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+    words = done.stdout.split()
+    return words[1].partition("@")[2].rstrip(":") if len(words) > 1 else done.stderr.strip()[:60]
 
 
 @dataclass

@@ -86,11 +86,22 @@ class RefusesRemoval(DockerExecutor):
         await super().remove(name)
 
 
+class Sweeps:
+    """The servers a revival asked to sweep for stuck starts (``usecases/rollout/orphans.py``)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def after_restart(self, server_id: str, _docker: Any) -> None:
+        self.asked.append(server_id)
+
+
 def context(sessionmaker: Any, docker: Any = None) -> Any:
     async def on(_server: str) -> Any:
         return docker
 
-    return SimpleNamespace(fleet=SimpleNamespace(socket=None, docker=on), sessionmaker=sessionmaker)
+    fleet = SimpleNamespace(socket=None, docker=on)
+    return SimpleNamespace(fleet=fleet, sessionmaker=sessionmaker, orphans=Sweeps())
 
 
 def helped(logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -293,5 +304,7 @@ async def test_the_revival_pass_marks_a_replica_whose_start_broke_and_clears_the
     )
     assert await marked(sessionmaker, [name]) == {name}  # its removal, if it comes first, has the helper
     engine = StoppedReplica(name, app_id)
-    assert await revive(context(sessionmaker, engine), app_id) == [name]
+    rt = context(sessionmaker, engine)
+    assert await revive(rt, app_id) == [name]
     assert engine.starts.started == [name] and await marked(sessionmaker, [name]) == set()
+    assert rt.orphans.asked == [LOCAL]  # the engine stopped it: what its restart left is looked for

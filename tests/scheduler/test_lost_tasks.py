@@ -22,11 +22,12 @@ def test_the_reaper_is_busybox_in_the_hosts_process_namespace_with_kill_only():
         "Labels": {"berth.managed": "true", "berth.lost-task-reaper": ID},
         "HostConfig": {
             "PidMode": "host",
+            "CgroupnsMode": "host",
             "NetworkMode": "none",
             "ReadonlyRootfs": True,
             "CapDrop": ["ALL"],
             "CapAdd": ["KILL"],
-            "SecurityOpt": ["no-new-privileges"],
+            "SecurityOpt": ["no-new-privileges", "apparmor=unconfined"],
             "AutoRemove": False,
         },
     }
@@ -108,3 +109,46 @@ def test_a_pre_deploy_jobs_container_is_judged_from_its_inspect_document_and_its
     ]
     assert dom.inspected(name, {"Id": ID}) == dom.Removing(name, ID, "")  # no state: no mark, no helper
     assert dom.suspicion(dom.inspected(name, {"Id": ID})) is None
+
+
+def test_the_sweeper_is_the_same_helper_given_the_engines_clock_and_every_container_it_listed():
+    other = "cd" * 32
+    body = dom.sweeper_body(1796673480, [other, ID, other])
+    assert body["Cmd"] == ["sh", "-c", dom.SWEEP_SCRIPT, "sweeper", "1796673480", ID, other]  # sorted, once each
+    assert body["Labels"] == {"berth.managed": "true", "berth.orphan-sweeper": "true"}
+    assert body["HostConfig"] == dom.reaper_body(ID)["HostConfig"]
+    assert {k: v for k, v in body.items() if k not in ("Cmd", "Labels")} == {
+        k: v for k, v in dom.reaper_body(ID).items() if k not in ("Cmd", "Labels")
+    }
+    assert dom.sweeper_body(1, [])["Cmd"] == ["sh", "-c", dom.SWEEP_SCRIPT, "sweeper", "1"]  # an engine with none
+    assert "$1" in dom.SWEEP_SCRIPT and ID not in dom.SWEEP_SCRIPT  # what it is given are arguments
+
+
+@pytest.mark.parametrize("bad", ["", "ab" * 31, "AB" * 32, ID + "0", "a;b" + "0" * 61, "$(reboot)"])
+def test_only_full_container_ids_make_a_sweeper(bad: str):
+    with pytest.raises(ValueError):
+        dom.sweeper_body(1796673480, [ID, bad])
+
+
+def test_a_sweeper_needs_a_time():
+    with pytest.raises(ValueError):
+        dom.sweeper_body(0, [ID])
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("2026-12-07T19:58:00.123456789Z", 1796673480),
+        ("2026-12-07T19:58:00Z", 1796673480),
+        ("2026-12-07T20:58:00.5+01:00", 1796673480),
+        ("2026-12-07T14:58:00-05:00", 1796673480),
+    ],
+)
+def test_an_engines_clock_is_read_in_whole_seconds(text: str, seconds: int):
+    assert dom.engine_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "now", "2026-12-07 19:58:00Z", "2026-12-07T19:58:00", "1796673480"])
+def test_what_is_not_an_engines_clock_is_refused(bad: str):
+    with pytest.raises(ValueError):
+        dom.engine_seconds(bad)

@@ -92,7 +92,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
         traefik_binary=settings.database_proxy_binary,
     )
     await bus.register_databases(ctx, databases)
-    database_revival = DatabaseRevival(databases)
+    database_revival = DatabaseRevival(databases, orphans=rt.orphans)
     orchestrator.revivers.append(database_revival.sweep)
     ctx.extra["database_revival"] = database_revival
     log_followers = await logs_bus.register(
@@ -155,6 +155,7 @@ async def wire(ctx: Context, clock: Callable[[], datetime] = utc_now) -> None:
     ctx.on_stop.append(log_followers.stop)
     ctx.on_stop.append(drills.stop)
     ctx.on_stop.append(follower.stop)
+    ctx.on_stop.append(rt.orphans.stop)  # after the revivals that ask for sweeps stopped
     ctx.on_stop.append(database_revival.stop)
     ctx.on_stop.append(orchestrator.stop)  # rollouts stop before the bus drains
     ctx.on_stop.append(schedules.stop)  # (newest first: before the orchestrator gives up the leadership)

@@ -18,6 +18,16 @@ A container removed without being started again (a failed deployment's undo, an 
 pre-deploy job's container once its deployment left ``starting``) is given the helper only when the data says
 its start may have left such a task (:func:`suspicion`), not on every removal: the helper is a container of
 its own, run on the server, for each.
+
+An engine's crash can leave more than that: a container whose start it interrupted, or whose task it lost,
+and that is then removed (by whoever made it: a replica, a database, a helper, a server's Traefik) leaves its
+process running (its command, or runc's first process waiting for a start that never comes) with its network
+namespace, and so its address and MAC (Docker derives the MAC from the address) on the server's bridge. The
+engine gives that address to the next container it starts; the bridge then carries the MAC on either port,
+and connections to the new container are refused by the stale namespace. After an engine restart the
+scheduler runs the sweeper (:func:`sweeper_body`) on the server: it ends the processes of the engine's
+containerd shims whose container the engine no longer has, which takes their namespaces and their ports on
+the bridge away.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from berth_common import labels as label
@@ -88,30 +99,98 @@ def needing_helper(containers: Iterable[Removing]) -> list[tuple[Removing, str]]
     return [(c, why) for c in containers if (why := suspicion(c)) is not None]
 
 
-def reaper_body(container_id: str) -> dict[str, Any]:
-    """The ``POST /containers/create`` body of the helper that ends the processes of ``container_id``'s lost
-    task (ValueError for anything but a full container id: the helper matches it in control group paths)."""
-    if not CONTAINER_ID.fullmatch(container_id):
-        raise ValueError(f"not a container id: {container_id!r}")
+SWEEPER_NAME = "berth-orphan-sweeper"
+SWEEPER_LABEL = "berth.orphan-sweeper"
+SETTLE_S = 2  # a process started this close to the engine's list is spared (the clocks' whole seconds)
+# SIGKILL to each child of a containerd shim of the helper's own engine (the shim's -address and -namespace
+# are those of the helper's own shim, its parent) whose container is not one of those the engine listed ($2
+# on) and that started before the list ($1, seconds since the epoch on the server's clock, less SETTLE_S: a
+# container made after the list is not in it); prints the ended process ids. A process's start is field 22 of
+# /proc/<pid>/stat in clock ticks since boot (USER_HZ: 100 on every Linux architecture), read after the command
+# name, which may hold spaces; a shim's command name is cut to 15 characters by the kernel
+SWEEP_SCRIPT = (
+    't="$1"; shift; known=" $* "; '
+    'read s < /proc/$$/stat; set -- ${s##*) }; shim="$2"; '
+    'mine="$(tr "\\0" " " < /proc/$shim/cmdline) "; '
+    'case "$mine" in *" -address "?*" -namespace "?*|*" -namespace "?*" -address "?*) ;; '
+    '*) echo "the helper\'s parent is not a containerd shim: $mine" >&2; exit 3;; esac; '
+    'addr="${mine##* -address }"; addr="${addr%% *}"; ns="${mine##* -namespace }"; ns="${ns%% *}"; '
+    'now=$(date +%s); read up _ < /proc/uptime; boot=$(( now - ${up%.*} )); orphans=" "; '
+    "for d in /proc/[0-9]*; do "
+    'read c < "$d/comm" 2>/dev/null && [ "$c" = containerd-shim ] && [ "${d#/proc/}" != "$shim" ] || continue; '
+    'a="$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) "; '
+    'case "$a" in *" -address $addr "*" -namespace $ns "*|*" -namespace $ns "*" -address $addr "*) ;; *) continue;; esac; '
+    'id="${a##* -id }"; id="${id%% *}"; '
+    'case "$id" in ""|*[!0-9a-f]*) continue;; esac; '
+    'case "$known" in *" $id "*) continue;; esac; '
+    'orphans="$orphans${d#/proc/} "; done; '
+    '[ "$orphans" = " " ] && exit 0; '
+    "for d in /proc/[0-9]*; do "
+    'read s < "$d/stat" 2>/dev/null || continue; set -- ${s##*) }; '
+    'case "$orphans" in *" $2 "*) ;; *) continue;; esac; '
+    f'if [ $(( boot + ${{20}} / 100 )) -lt $(( t - {SETTLE_S} )) ] && kill -9 "${{d#/proc/}}" 2>/dev/null; '
+    'then echo "${d#/proc/}"; fi; done'
+)
+
+
+def _helper(cmd: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    """A helper's ``POST /containers/create`` body: Berth's busybox in the host's process namespace, every
+    capability dropped but ``KILL``, no network, its root read-only. In the host's control group namespace, so
+    that it reads every process's control group path whole (in a namespace of its own, under cgroup v2, it
+    reads another container's as ``/../<id>``). Unconfined by AppArmor: Docker's default profile lets a
+    container signal only processes under that profile, and a container's first process is not under it
+    before it starts the container's command."""
     return {
         "Image": BUSYBOX_IMAGE,
-        "Cmd": ["sh", "-c", SCRIPT, "reaper", container_id],
+        "Cmd": cmd,
         "Entrypoint": [],
         "User": "0:0",
         "AttachStdout": True,
         "AttachStderr": True,
         "Tty": False,
-        "Labels": {label.MANAGED: "true", REAPER_LABEL: container_id},
+        "Labels": {label.MANAGED: "true", **labels},
         "HostConfig": {
             "PidMode": "host",
+            "CgroupnsMode": "host",
             "NetworkMode": "none",
             "ReadonlyRootfs": True,
             "CapDrop": ["ALL"],
             "CapAdd": ["KILL"],
-            "SecurityOpt": ["no-new-privileges"],
+            "SecurityOpt": ["no-new-privileges", "apparmor=unconfined"],
             "AutoRemove": False,
         },
     }
+
+
+def sweeper_body(listed_at: int, known: Iterable[str]) -> dict[str, Any]:
+    """The ``POST /containers/create`` body of the helper that ends the processes of the engine's containers it
+    no longer has: ``known`` the ids of every container the engine listed (ValueError for anything but full
+    ids), ``listed_at`` the server's clock (seconds since the epoch) just before that list."""
+    ids = sorted(set(known))
+    if bad := [i for i in ids if not CONTAINER_ID.fullmatch(i)]:
+        raise ValueError(f"not a container id: {bad[0]!r}")
+    if listed_at <= 0:
+        raise ValueError(f"not a time: {listed_at!r}")
+    return _helper(["sh", "-c", SWEEP_SCRIPT, "sweeper", str(listed_at), *ids], {SWEEPER_LABEL: "true"})
+
+
+def engine_seconds(system_time: str) -> int:
+    """The whole seconds since the epoch of an engine's ``SystemTime`` (``GET /info``: RFC 3339, nanoseconds,
+    ``Z`` or an offset); ValueError when it is not one."""
+    text = system_time.strip()
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if m is None:
+        raise ValueError(f"not an engine's time: {system_time!r}")
+    zone = "+00:00" if m[2] == "Z" else m[2]
+    return int(datetime.fromisoformat(m[1] + zone).timestamp())
+
+
+def reaper_body(container_id: str) -> dict[str, Any]:
+    """The ``POST /containers/create`` body of the helper that ends the processes of ``container_id``'s lost
+    task (ValueError for anything but a full container id: the helper matches it in control group paths)."""
+    if not CONTAINER_ID.fullmatch(container_id):
+        raise ValueError(f"not a container id: {container_id!r}")
+    return _helper(["sh", "-c", SCRIPT, "reaper", container_id], {REAPER_LABEL: container_id})
 
 
 def reaper_name(container_id: str) -> str:

@@ -34,6 +34,7 @@ from berth_scheduler.adapters.fleet import ServerRefusedError
 from berth_scheduler.domain import database_proxy
 from berth_scheduler.domain.revival import restarted_by_engine, revival_tag, should_start
 from berth_scheduler.usecases.databases import Databases, _reason
+from berth_scheduler.usecases.rollout.orphans import Orphans
 
 log = get_logger(__name__)
 
@@ -41,9 +42,15 @@ log = get_logger(__name__)
 class DatabaseRevival:
     """The pass over the databases meant to run; one revival per database at a time."""
 
-    def __init__(self, databases: Databases, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        databases: Databases,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        orphans: Orphans | None = None,
+    ) -> None:
         self.databases = databases
         self.now = now
+        self.orphans = orphans  # asked to sweep a server whose engine stopped a database
         self._tasks: dict[str, asyncio.Task[str | None]] = {}
         self._seen: dict[str, str | None] = {}  # the start announced last, per database (``restarted_by_engine``)
 
@@ -77,7 +84,8 @@ class DatabaseRevival:
             spec = runs.spec_of(row)
             name = dbengines.container_name(database_id)
             try:
-                info = await (await db._engine(spec.server_id)).docker.inspect(name)
+                engine = await db._engine(spec.server_id)
+                info = await engine.docker.inspect(name)
             except (DockerUnavailable, DockerOperationError, ServerRefusedError) as exc:
                 log.info("database not checked", database_id=database_id, server_id=spec.server_id, error=str(exc))
                 return None
@@ -94,6 +102,8 @@ class DatabaseRevival:
                 what = "started again by its engine after its process exited"
             else:
                 what = f"started again after its engine stopped it (exit code {state.get('ExitCode')})"
+                if self.orphans is not None:  # its engine restarted: what the crash left is looked for
+                    self.orphans.after_restart(spec.server_id, engine.docker)
             log.warning("database revived", database_id=database_id, how=what)
             try:
                 answer = await db._up(spec, row.request_id, tag=tag)

@@ -15,6 +15,7 @@ from berth_scheduler.adapters.fleet import Fleet
 from berth_scheduler.adapters.readiness import ReadinessChecker
 from berth_scheduler.adapters.sealing import Sealer
 from berth_scheduler.settings import SchedulerSettings
+from berth_scheduler.usecases.rollout.orphans import Orphans
 from berth_scheduler.usecases.rollout.units import RolloutTransactions
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class RolloutContext:
     clock: Callable[[], float] = field(default=time.time)
     pool: Callable[[], SshPool] | None = None  # the service's SSH pool (made on first use), for remote servers
     fleet: Fleet = field(init=False)  # every server's executor and readiness checker (``docker``: local's)
+    orphans: Orphans = field(init=False)  # sweeps of servers whose engine restarted
     units: RolloutTransactions = field(init=False)  # transactions of the rollouts (events published in the background)
     # (deployment, route step) whose commands this process sent: nothing to send again when resuming
     sent_steps: set[tuple[str, int]] = field(default_factory=set)
@@ -40,6 +42,7 @@ class RolloutContext:
     def __post_init__(self) -> None:
         self.units = RolloutTransactions(self.bus, self.sessionmaker)
         self.fleet = Fleet(self.docker, self.readiness, self.sessionmaker, self.pool or _own_pool())
+        self.orphans = Orphans(self.fleet)
 
 
 def _own_pool() -> Callable[[], SshPool]:

@@ -51,6 +51,7 @@ async def revive(rt: RolloutContext, application_id: str) -> list[str]:
                     or not should_start(await docker.inspect(c.name), datetime.now(UTC))
                 ):
                     continue
+                rt.orphans.after_restart(server_id, docker)  # its engine restarted: what the crash left
                 await lost_task.start(rt, docker, c.name, broke=c.name in broke)  # a broken start is marked
                 started.append(c.name)
                 log.warning(

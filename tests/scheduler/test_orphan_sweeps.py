@@ -1,0 +1,85 @@
+"""One sweep of a server at a time, none again within ``QUIET_S`` of the last; a sweep that fails is logged,
+never raised into the revival that asked for it (``usecases/rollout/orphans.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from berth_scheduler.adapters.docker import DockerOperationError
+from berth_scheduler.usecases.rollout import orphans as mod
+from berth_scheduler.usecases.rollout.orphans import QUIET_S, Orphans
+
+
+class Server:
+    """What the sweeps of the servers did: the helper image put there, then the sweeper run."""
+
+    def __init__(self) -> None:
+        self.swept: list[Any] = []
+        self.gate = asyncio.Event()
+        self.fails: Exception | None = None
+
+    async def image(self, docker: Any, server_id: str, socket: Any, local: Any) -> None:
+        assert local == "local-engine" and socket is None
+
+    async def sweep(self, docker: Any) -> list[int]:
+        await self.gate.wait()
+        self.swept.append(docker)
+        if self.fails is not None:
+            raise self.fails
+        return [41, 42]
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Server:
+    s = Server()
+    monkeypatch.setattr(mod, "helper_image", s.image)
+    monkeypatch.setattr(mod, "end_orphans", s.sweep)
+    return s
+
+
+def fleet() -> Any:
+    async def docker(server_id: str) -> str:
+        return "local-engine" if server_id == "local" else server_id
+
+    return SimpleNamespace(socket=None, docker=docker)
+
+
+async def test_a_server_is_swept_once_for_the_revivals_of_one_restart_and_again_after_the_quiet_time(server: Server):
+    now = [100.0]
+    sweeps = Orphans(fleet(), clock=lambda: now[0])
+    first = sweeps.after_restart("s1", "engine-1")
+    assert first is not None
+    assert sweeps.after_restart("s1", "engine-1") is None  # one runs
+    other = sweeps.after_restart("s2", "engine-2")  # another server's is its own
+    assert other is not None
+    server.gate.set()
+    with capture_logs() as logs:
+        assert await first == [41, 42] and await other == [41, 42]
+    assert sorted(server.swept) == ["engine-1", "engine-2"]
+    assert {e["server_id"] for e in logs if e["event"].startswith("processes an engine restart left")} == {"s1", "s2"}
+    now[0] += QUIET_S - 1
+    assert sweeps.after_restart("s1", "engine-1") is None  # the same restart, seen by a later revival
+    now[0] += 2
+    again = sweeps.after_restart("s1", "engine-1")
+    assert again is not None and await again == [41, 42]
+
+
+async def test_a_sweep_that_fails_is_told_and_the_server_swept_at_a_later_restart(server: Server):
+    now = [0.0]
+    sweeps = Orphans(fleet(), clock=lambda: now[0])
+    server.fails, server.gate = DockerOperationError("ending the processes ... failed (exit 3)"), asyncio.Event()
+    server.gate.set()
+    with capture_logs() as logs:
+        task = sweeps.after_restart("s1", "engine-1")
+        assert task is not None and await task == []
+    assert [e["error"] for e in logs if e["event"].startswith("processes of removed containers not looked")] == [
+        "ending the processes ... failed (exit 3)"
+    ]
+    now[0] += QUIET_S
+    assert sweeps.after_restart("s1", "engine-1") is not None
+    await sweeps.stop()
