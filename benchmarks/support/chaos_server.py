@@ -162,13 +162,40 @@ class Remote:
         veths = subprocess.run(links, capture_output=True, text=True, timeout=15).stdout.splitlines()
         bridged = [line.split(":")[0] + ":" + line.split(":")[1] for line in veths if " master " in line]
         return (
-            f"namespace files mounted: {files}; veths on a bridge: {bridged}; port {WEB_PORT}: DNAT {dnat}, "
+            f"namespace files mounted: {files}; veths on a bridge: {bridged} (held by {_holders()}); "
+            f"port {WEB_PORT}: DNAT {dnat}, "
             f"listening in the server's namespace {listen.stdout.split()}, in the holder's {held}"
         )
 
     def check_routes(self, apps: list[dict[str, Any]], up: list[checks.Container], f: checks.Findings) -> None:
         routes = checks.route_files(self.traefik_root / self.server_id / "dynamic")
         checks.check_routes(routes, apps, up, f, upstream=lambda c: f"http://{c.name}:8080")
+
+
+def _holders() -> dict[str, str]:
+    """For each network namespace of the machine with an ``eth0``, keyed by the ifindex of its peer: one of its
+    processes (pid, command, the container id of its control group, its parent's command)."""
+    seen: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                seen.setdefault(os.readlink(entry / "ns" / "net"), int(entry.name))
+        except OSError:
+            continue
+    held = {}
+    for pid in seen.values():
+        port = _own_port(pid)
+        if not port.isdigit():
+            continue
+        try:
+            comm = (Path(f"/proc/{pid}") / "comm").read_text().strip()
+            group = (Path(f"/proc/{pid}") / "cgroup").read_text().splitlines()[0].rsplit("/", 1)[-1][:12]
+            parent = (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            pcomm = (Path(f"/proc/{parent}") / "comm").read_text().strip()
+        except (OSError, IndexError):
+            continue
+        held[port] = f"{pid} {comm} of {group} under {parent} {pcomm}"
+    return held
 
 
 def _own_port(pid: int) -> str:
@@ -178,7 +205,7 @@ def _own_port(pid: int) -> str:
     argv = ["nsenter", "-t", str(pid), "-n", "ip", "-o", "link", "show", "eth0"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=15)
     words = done.stdout.split()
-    return words[1].partition("@")[2].rstrip(":") if len(words) > 1 else done.stderr.strip()[:60]
+    return words[1].partition("@if")[2].rstrip(":") if len(words) > 1 else done.stderr.strip()[:60]
 
 
 @dataclass

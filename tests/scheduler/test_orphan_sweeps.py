@@ -1,5 +1,6 @@
-"""One sweep of a server at a time, none again within ``QUIET_S`` of the last; a sweep that fails is logged,
-never raised into the revival that asked for it (``usecases/rollout/orphans.py``)."""
+"""One sweep of a server at a time, looking twice (the second look ``again_s`` after the first), none again
+within ``QUIET_S`` of the last; a look that fails is logged, never raised into the revival that asked for it
+(``usecases/rollout/orphans.py``)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Server:
         self.swept.append(docker)
         if self.fails is not None:
             raise self.fails
-        return [41, 42]
+        return [40 + len(self.swept)]
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def fleet() -> Any:
 
 async def test_a_server_is_swept_once_for_the_revivals_of_one_restart_and_again_after_the_quiet_time(server: Server):
     now = [100.0]
-    sweeps = Orphans(fleet(), clock=lambda: now[0])
+    sweeps = Orphans(fleet(), clock=lambda: now[0], again_s=0.05)
     first = sweeps.after_restart("s1", "engine-1")
     assert first is not None
     assert sweeps.after_restart("s1", "engine-1") is None  # one runs
@@ -59,27 +60,27 @@ async def test_a_server_is_swept_once_for_the_revivals_of_one_restart_and_again_
     assert other is not None
     server.gate.set()
     with capture_logs() as logs:
-        assert await first == [41, 42] and await other == [41, 42]
-    assert sorted(server.swept) == ["engine-1", "engine-2"]
-    assert {e["server_id"] for e in logs if e["event"].startswith("processes an engine restart left")} == {"s1", "s2"}
+        assert sorted(await first + await other) == [41, 42, 43, 44]  # each server looked at twice
+    assert sorted(server.swept) == ["engine-1", "engine-1", "engine-2", "engine-2"]
+    told = [e["server_id"] for e in logs if e["event"].startswith("processes an engine restart left")]
+    assert sorted(told) == ["s1", "s1", "s2", "s2"]
     now[0] += QUIET_S - 1
     assert sweeps.after_restart("s1", "engine-1") is None  # the same restart, seen by a later revival
     now[0] += 2
     again = sweeps.after_restart("s1", "engine-1")
-    assert again is not None and await again == [41, 42]
+    assert again is not None and await again == [45, 46]
 
 
 async def test_a_sweep_that_fails_is_told_and_the_server_swept_at_a_later_restart(server: Server):
     now = [0.0]
-    sweeps = Orphans(fleet(), clock=lambda: now[0])
+    sweeps = Orphans(fleet(), clock=lambda: now[0], again_s=0.01)
     server.fails, server.gate = DockerOperationError("ending the processes ... failed (exit 3)"), asyncio.Event()
     server.gate.set()
     with capture_logs() as logs:
         task = sweeps.after_restart("s1", "engine-1")
         assert task is not None and await task == []
-    assert [e["error"] for e in logs if e["event"].startswith("processes of removed containers not looked")] == [
-        "ending the processes ... failed (exit 3)"
-    ]
+    failed = [e["error"] for e in logs if e["event"].startswith("processes of removed containers not looked")]
+    assert failed == ["ending the processes ... failed (exit 3)"] * 2
     now[0] += QUIET_S
     assert sweeps.after_restart("s1", "engine-1") is not None
     await sweeps.stop()

@@ -22,8 +22,7 @@ from structlog.testing import capture_logs
 from berth_common import labels
 from berth_common.db import make_engine, make_sessionmaker
 from berth_common.db.provision import provision, schema_for
-from berth_common.docker import DockerEngines, DockerUnavailable, local_engine
-from berth_common.docker.engine import Engine, endpoint
+from berth_common.docker import DockerUnavailable
 from berth_common.images import BUSYBOX_IMAGE
 from berth_scheduler.adapters import store
 from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
@@ -31,6 +30,7 @@ from berth_scheduler.adapters.lost_tasks import end_lost_task
 from berth_scheduler.usecases.rollout.lost_task import clear_lost_task, lost, start
 from berth_scheduler.usecases.rollout.steps import remove_all
 from tests.support.images import busybox_image
+from tests.support.server_executor import server_executor
 from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
@@ -49,9 +49,8 @@ def server() -> Iterator[TestServer]:
 
 @pytest.fixture
 async def docker(server: TestServer) -> AsyncIterator[DockerExecutor]:
-    engines = DockerEngines(local_engine(None))
-    await engines.add(Engine(endpoint(server.docker_host), "v1.41", SERVER_ID))
-    yield DockerExecutor(engines, SERVER_ID)
+    async with server_executor(server, SERVER_ID) as executor:
+        yield executor
 
 
 def processes_of(container_id: str) -> list[int]:

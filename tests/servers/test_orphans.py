@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from berth_common.docker import DockerEngines, local_engine
-from berth_common.docker.engine import Engine, endpoint
 from berth_common.images import BUSYBOX_IMAGE
 from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.lost_tasks import end_orphans
 from tests.support.images import busybox_image
+from tests.support.server_executor import server_executor
 from tests.support.testservers import TestServer, running_servers
 
 pytestmark = pytest.mark.slow
@@ -43,10 +42,8 @@ def server() -> Iterator[TestServer]:
 
 @pytest.fixture
 async def docker(server: TestServer) -> AsyncIterator[DockerExecutor]:
-    engines = DockerEngines(local_engine(None))
-    await engines.add(Engine(endpoint(server.docker_host), "v1.41", SERVER_ID))
-    yield DockerExecutor(engines, SERVER_ID)
-    await engines.close()
+    async with server_executor(server, SERVER_ID) as executor:
+        yield executor
 
 
 def orphans(server: TestServer) -> dict[int, str]:

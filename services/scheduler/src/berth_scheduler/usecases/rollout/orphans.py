@@ -5,8 +5,10 @@ removal, with addresses the engine gives again; their namespaces then answer for
 A revival that finds a container its engine stopped (the evidence of a restart) asks for a sweep of that
 server (:meth:`Orphans.after_restart`). The sweep runs in the background, so the replicas and databases are
 started again meanwhile (a new container that got a stale address is served from the moment the sweep ended
-what held it); one sweep of a server at a time, none again within ``QUIET_S`` of the last (the revivals of a
-server's applications and databases find the same restart in one pass).
+what held it), and looks twice: at once, and ``AGAIN_S`` later for the containers others removed meanwhile
+(proxy-sync makes the server's Traefik again after the same restart; a rollout undoes what it started). One
+sweep of a server at a time, none again within ``QUIET_S`` of the last (the revivals of a server's
+applications and databases find the same restart in one pass).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from berth_scheduler.usecases.volume_dumps import helper_image
 
 log = get_logger(__name__)
 QUIET_S = 30.0
+AGAIN_S = 15.0
 
 
 class Orphans:
-    def __init__(self, fleet: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, fleet: Any, clock: Callable[[], float] = time.monotonic, again_s: float = AGAIN_S) -> None:
         self.fleet = fleet  # ``adapters.fleet.Fleet``: its ``socket`` and ``docker`` put the helper's image there
         self.clock = clock
+        self.again_s = again_s
         self._running: dict[str, asyncio.Task[list[int]]] = {}
         self._done_at: dict[str, float] = {}
 
@@ -48,6 +52,16 @@ class Orphans:
         return task
 
     async def _sweep(self, server_id: str, docker: DockerExecutor) -> list[int]:
+        """The processes ended in both looks."""
+        try:
+            ended = await self._look(server_id, docker)
+            await asyncio.sleep(self.again_s)
+            return ended + await self._look(server_id, docker)
+        finally:
+            self._running.pop(server_id, None)
+            self._done_at[server_id] = self.clock()
+
+    async def _look(self, server_id: str, docker: DockerExecutor) -> list[int]:
         ended: list[int] = []
         try:
             await helper_image(docker, server_id, self.fleet.socket, await self.fleet.docker(LOCAL))
@@ -63,9 +77,6 @@ class Orphans:
                 )
             else:
                 log.info("no process of a removed container runs after an engine restart", server_id=server_id)
-        finally:
-            self._running.pop(server_id, None)
-            self._done_at[server_id] = self.clock()
         return ended
 
     async def idle(self) -> None:
