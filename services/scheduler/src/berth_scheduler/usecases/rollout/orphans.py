@@ -18,11 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from berth_common.docker import DockerUnavailable
 from berth_common.logging import get_logger
 from berth_common.tasks import cancel_and_wait
-from berth_scheduler.adapters.docker import DockerExecutor, DockerOperationError
-from berth_scheduler.adapters.fleet import ServerRefusedError
+from berth_scheduler.adapters.docker import DockerExecutor
 from berth_scheduler.adapters.lost_tasks import end_orphans
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.volume_dumps import helper_image
@@ -66,7 +64,7 @@ class Orphans:
         try:
             await helper_image(docker, server_id, self.fleet.socket, await self.fleet.docker(LOCAL))
             ended = await end_orphans(docker)
-        except (DockerUnavailable, DockerOperationError, ServerRefusedError, ValueError) as exc:
+        except Exception as exc:  # the engine, the connection or the helper's image: the next restart looks again
             log.warning("processes of removed containers not looked for", server_id=server_id, error=str(exc))
         else:
             if ended:
