@@ -96,10 +96,10 @@ class Remote:
         containers' state, start, pid and address (with the MAC the server's neighbour table has for it), and
         what that address answers asked straight from the server's namespace, past Traefik (port 8080: the
         run's applications'; the Traefik's holder, whose namespace Traefik serves in, is shown too: its API
-        on port 8081)."""
+        on port 8081); then what holds the server's network namespaces and its web port (:meth:`_namespaces`)."""
         seen = []
         names = [c.name for c in checks.containers(f"berth.app={app_id}", host=self.server.docker_host)]
-        ns = ["ip", "netns", "exec", self.server.name]
+        ns = self._in_server
         for name in [*names, HOLDER]:
             try:
                 info = json.loads(checks.docker("inspect", name, host=self.server.docker_host))[0]
@@ -128,9 +128,15 @@ class Remote:
             seen.append(f"namespaces not read ({type(exc).__name__}: {exc})")
         return "; ".join(seen)
 
+    @property
+    def _in_server(self) -> list[str]:
+        """The argv prefix that runs a command in the server's network namespace."""
+        return ["ip", "netns", "exec", self.server.name]
+
     def _namespaces(self) -> str:
         """The engine's namespace files (under its exec root's ``netns``) that are mounted, each with whether a
-        running container has it and its ``eth0`` address; the veths on the server's bridges; and the web
+        running container has it and its ``eth0`` address; the veths on the server's bridges, with the process
+        holding each one's namespace (:func:`_holders`); and the web
         port's way in: the engine's DNAT rule for it, what listens on it in the server's namespace (the
         engine's userland proxy) and what listens in the holder's (Traefik)."""
         running = checks.docker("ps", "-q", "--no-trunc", host=self.server.docker_host).split()
@@ -149,7 +155,7 @@ class Remote:
             files.append(
                 f"{f.name}{'' if f.name in keys else ' (no running container)'} {words[3] if len(words) > 3 else '-'}"
             )
-        ns = ["ip", "netns", "exec", self.server.name]
+        ns = self._in_server
         nat = subprocess.run([*ns, "iptables", "-t", "nat", "-S", "DOCKER"], capture_output=True, text=True, timeout=15)
         dnat = [line for line in nat.stdout.splitlines() if f"--dport {WEB_PORT} " in line]
         listen = subprocess.run(
