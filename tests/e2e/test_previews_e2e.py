@@ -49,10 +49,8 @@ async def test_a_preview_is_made_updated_and_destroyed_from_a_pull_request(platf
     seen: dict[str, tuple[str, int, str, str, str]] = {}
 
     async def live(host: str, repo: Path, sha: str) -> None:
-        answer = await proxy.get("/", headers={"Host": host})
-        head, base = git(repo, "show", f"{sha}:index.html"), git(repo, "show", "main:index.html")
-        seen[sha] = (host, answer.status_code, answer.text.strip(), head, base)
-        # the head's final status reaches the forge soon after it serves (the old version drains 2 s, not 30 s)
+        # the head's final status reaches the forge soon after it first serves (the old version drains 2 s, not
+        # 30 s); until then the old version may still answer too, after it only the head does
         deadline = time.monotonic() + REPORTED_S
         while not any(sha in r.path and r.json.get("state") == "success" for r in forge.accepted):
             if time.monotonic() > deadline:
@@ -60,6 +58,9 @@ async def test_a_preview_is_made_updated_and_destroyed_from_a_pull_request(platf
                 states = [(await api.get(httpx.URL(u).path)).json()["detail"] for u in links]
                 raise AssertionError(f"no success status for {sha} within {REPORTED_S} s: {forge.statuses} {states}")
             await asyncio.sleep(0.2)
+        answer = await proxy.get("/", headers={"Host": host})
+        head, base = git(repo, "show", f"{sha}:index.html"), git(repo, "show", "main:index.html")
+        seen[sha] = (host, answer.status_code, answer.text.strip(), head, base)
 
     try:
         made: list[str] = []
@@ -67,6 +68,9 @@ async def test_a_preview_is_made_updated_and_destroyed_from_a_pull_request(platf
         traefik = (f"http://127.0.0.1:{platform.ports['traefik_api']}", auth)
         result = await cycle(api, proxy, traefik, tmp_path, made, live, (f"{forge.base}/api", "f0rge-t0ken"))
         closed = await proxy.get("/", headers={"Host": result["host"]})
+    except BaseException:
+        await destroy_previews(api, made[:1])  # a rerun on this platform makes the same host again
+        raise
     finally:
         await api.aclose()
         await proxy.aclose()
@@ -100,3 +104,14 @@ async def test_a_preview_is_made_updated_and_destroyed_from_a_pull_request(platf
 
     assert result["left_after_destroy"] == 0, result["left"]
     assert len(made) == 3  # the application, its preview and the preview's database were all made
+
+
+async def destroy_previews(api: httpx.AsyncClient, applications: list[str]) -> None:
+    """Destroy the previews of the applications and wait (up to a minute) until none is listed."""
+    for app_id in applications:
+        path = f"/v1/applications/{app_id}/previews"
+        for preview in (await api.get(path)).json():
+            await api.delete(f"{path}/{preview['id']}")
+        deadline = time.monotonic() + 60
+        while (await api.get(path)).json() and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)

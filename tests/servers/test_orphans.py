@@ -153,9 +153,20 @@ def answers(server: TestServer, address: str, tries: int = 20) -> int:
 async def test_the_sweeper_ends_what_removed_containers_left_running_and_a_container_at_their_address_answers(
     server: TestServer, docker: DockerExecutor
 ):
+    if mine := server.docker("ps", "-aq").split():  # an earlier attempt's, on this module's server
+        server.docker("rm", "-f", *mine)
     elsewhere = subprocess.run(  # a container of another engine on the machine (its processes are seen too)
         ["docker", "run", "-d", "--rm", BUSYBOX_IMAGE, "sleep", "300"], capture_output=True, text=True, check=True
     ).stdout.strip()
+    try:
+        await sweep_what_a_crash_left(server, docker, elsewhere)
+    finally:
+        subprocess.run(["docker", "rm", "-f", elsewhere], capture_output=True)
+
+
+async def sweep_what_a_crash_left(server: TestServer, docker: DockerExecutor, elsewhere: str) -> None:
+    """Leave orphans, put a container at one's address, sweep: only the orphans end (not the server's own
+    containers, nor ``elsewhere``, the main engine's), their ports leave the bridge, the address answers."""
     kept = server.docker("run", "-d", "--name", "kept", "--network", NETWORK, BUSYBOX_IMAGE, "sleep", "1000").strip()
     left = leave_orphans(server)
     server.docker("start", "kept")  # the crash stopped it; started again, it is the server's one container
@@ -178,6 +189,5 @@ async def test_the_sweeper_ends_what_removed_containers_left_running_and_a_conta
     assert (await docker.inspect("kept") or {})["Id"] == kept
     seen = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", elsewhere], capture_output=True, text=True)
     assert seen.stdout.strip() == "true"  # nor another engine's
-    subprocess.run(["docker", "rm", "-f", elsewhere], capture_output=True)
     assert await end_orphans(docker) == []  # nothing left to end
     server.docker("rm", "-f", "kept", "app")
