@@ -167,8 +167,10 @@ class Remote:
         links = ["ip", "-n", self.server.name, "-o", "link", "show", "type", "veth"]
         veths = subprocess.run(links, capture_output=True, text=True, timeout=15).stdout.splitlines()
         bridged = [line.split(":")[0] + ":" + line.split(":")[1] for line in veths if " master " in line]
+        listed = checks.docker("ps", "-a", "--format", "{{.ID}} {{.State}}", host=self.server.docker_host)
+        states = dict(line.split(" ", 1) for line in listed.splitlines() if " " in line)
         return (
-            f"namespace files mounted: {files}; veths on a bridge: {bridged} (held by {_holders()}); "
+            f"namespace files mounted: {files}; veths on a bridge: {bridged} (held by {_holders(states)}); "
             f"port {WEB_PORT}: DNAT {dnat}, "
             f"listening in the server's namespace {listen.stdout.split()}, in the holder's {held}"
         )
@@ -178,9 +180,10 @@ class Remote:
         checks.check_routes(routes, apps, up, f, upstream=lambda c: f"http://{c.name}:8080")
 
 
-def _holders() -> dict[str, str]:
+def _holders(states: dict[str, str]) -> dict[str, str]:
     """For each network namespace of the machine with an ``eth0``, keyed by the ifindex of its peer: one of its
-    processes (pid, command, the container id of its control group, its parent's command)."""
+    processes (pid, command, the container id of its control group with the state the server's engine lists
+    for it from ``states``, short ids to states, its parent's command)."""
     seen: dict[str, int] = {}
     for entry in Path("/proc").iterdir():
         try:
@@ -200,7 +203,8 @@ def _holders() -> dict[str, str]:
             pcomm = (Path(f"/proc/{parent}") / "comm").read_text().strip()
         except (OSError, IndexError):
             continue
-        held[port] = f"{pid} {comm} of {group} under {parent} {pcomm}"
+        state = states.get(group, "not listed")
+        held[port] = f"{pid} {comm} of {group} ({state}) under {parent} {pcomm}"
     return held
 
 
