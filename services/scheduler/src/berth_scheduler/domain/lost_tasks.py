@@ -26,8 +26,8 @@ namespace, and so its address and MAC (Docker derives the MAC from the address) 
 engine gives that address to the next container it starts; the bridge then carries the MAC on either port,
 and connections to the new container are refused by the stale namespace. After an engine restart the
 scheduler runs the sweeper (:func:`sweeper_body`) on the server: it ends the processes of the engine's
-containerd shims whose container the engine no longer has, which takes their namespaces and their ports on
-the bridge away.
+containerd shims whose container the engine no longer has; the port sweeper (``domain/stale_ports.py``) then
+takes their ports off the bridge without waiting for the kernel to end their namespaces.
 """
 
 from __future__ import annotations
@@ -99,6 +99,15 @@ def needing_helper(containers: Iterable[Removing]) -> list[tuple[Removing, str]]
     return [(c, why) for c in containers if (why := suspicion(c)) is not None]
 
 
+# Sets ``shim`` to the helper's parent, a containerd shim (else exit 3), and ``addr`` and ``ns`` to that shim's
+# -address and -namespace: those of its engine's containerd (the positional parameters are overwritten)
+OWN_SHIM = (
+    'read s < /proc/$$/stat; set -- ${s##*) }; shim="$2"; '
+    'mine="$(tr "\\0" " " < /proc/$shim/cmdline) "; '
+    'case "$mine" in *" -address "?*" -namespace "?*|*" -namespace "?*" -address "?*) ;; '
+    '*) echo "the helper\'s parent is not a containerd shim: $mine" >&2; exit 3;; esac; '
+    'addr="${mine##* -address }"; addr="${addr%% *}"; ns="${mine##* -namespace }"; ns="${ns%% *}"; '
+)
 SWEEPER_NAME = "berth-orphan-sweeper"
 SWEEPER_LABEL = "berth.orphan-sweeper"
 SETTLE_S = 2  # a process started this close to the engine's list is spared (the clocks' whole seconds)
@@ -110,12 +119,8 @@ SETTLE_S = 2  # a process started this close to the engine's list is spared (the
 # name, which may hold spaces; a shim's command name is cut to 15 characters by the kernel
 SWEEP_SCRIPT = (
     't="$1"; shift; known=" $* "; '
-    'read s < /proc/$$/stat; set -- ${s##*) }; shim="$2"; '
-    'mine="$(tr "\\0" " " < /proc/$shim/cmdline) "; '
-    'case "$mine" in *" -address "?*" -namespace "?*|*" -namespace "?*" -address "?*) ;; '
-    '*) echo "the helper\'s parent is not a containerd shim: $mine" >&2; exit 3;; esac; '
-    'addr="${mine##* -address }"; addr="${addr%% *}"; ns="${mine##* -namespace }"; ns="${ns%% *}"; '
-    'now=$(date +%s); read up _ < /proc/uptime; boot=$(( now - ${up%.*} )); orphans=" "; '
+    + OWN_SHIM
+    + 'now=$(date +%s); read up _ < /proc/uptime; boot=$(( now - ${up%.*} )); orphans=" "; '
     "for d in /proc/[0-9]*; do "
     'read c < "$d/comm" 2>/dev/null && [ "$c" = containerd-shim ] && [ "${d#/proc/}" != "$shim" ] || continue; '
     'a="$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) "; '

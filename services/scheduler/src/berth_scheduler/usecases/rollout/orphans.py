@@ -1,6 +1,9 @@
 """After an engine restart, end on its server the processes of containers the engine no longer has
 (``domain/lost_tasks.py``: a crash that met their start or lost their task left them running after their
-removal, with addresses the engine gives again; their namespaces then answer for the new containers).
+removal, with addresses the engine gives again; their namespaces then answer for the new containers), then
+delete the ports of the Berth bridges that no namespace of the engine's containers is behind
+(``domain/stale_ports.py``: namespaces the kernel has not yet ended, of those processes or of the containers
+the restart stopped, answer the same way until it does).
 
 A revival that finds a container its engine stopped (the evidence of a restart) asks for a sweep of that
 server (:meth:`Orphans.after_restart`). The sweep runs in the background, so the replicas and databases are
@@ -21,7 +24,7 @@ from typing import Any
 from berth_common.logging import get_logger
 from berth_common.tasks import cancel_and_wait
 from berth_scheduler.adapters.docker import DockerExecutor
-from berth_scheduler.adapters.lost_tasks import end_orphans
+from berth_scheduler.adapters.lost_tasks import end_orphans, end_stale_ports
 from berth_scheduler.domain.routing import LOCAL
 from berth_scheduler.usecases.volume_dumps import helper_image
 
@@ -60,21 +63,31 @@ class Orphans:
             self._done_at[server_id] = self.clock()
 
     async def _look(self, server_id: str, docker: DockerExecutor) -> list[int]:
+        """End the processes of removed containers, then delete the ports that nothing of the engine's is
+        behind (theirs among them, and those of the namespaces of the containers the restart stopped); the
+        processes ended."""
         ended: list[int] = []
         try:
             await helper_image(docker, server_id, self.fleet.socket, await self.fleet.docker(LOCAL))
             ended = await end_orphans(docker)
         except Exception as exc:  # the engine, the connection or the helper's image: the next restart looks again
             log.warning("processes of removed containers not looked for", server_id=server_id, error=str(exc))
+            return ended
+        if ended:
+            log.warning(
+                "processes an engine restart left running after their containers' removal ended",
+                server_id=server_id,
+                processes=ended,
+            )
         else:
-            if ended:
-                log.warning(
-                    "processes an engine restart left running after their containers' removal ended",
-                    server_id=server_id,
-                    processes=ended,
-                )
-            else:
-                log.info("no process of a removed container runs after an engine restart", server_id=server_id)
+            log.info("no process of a removed container runs after an engine restart", server_id=server_id)
+        try:
+            deleted = await end_stale_ports(docker)
+        except Exception as exc:
+            log.warning("ports no container is behind not looked for", server_id=server_id, error=str(exc))
+        else:
+            if deleted:
+                log.warning("ports no container is behind deleted from the bridges", server_id=server_id, ports=deleted)
         return ended
 
     async def idle(self) -> None:
