@@ -65,8 +65,15 @@ class Platform:
     async def start(self) -> Platform:
         self.nc = await nats.connect(self.nats_url)
 
+        seen: set[str] = set()
+
         async def on_evt(msg: Any) -> None:
+            """Each message once, as a consumer takes it: a publish whose acknowledgement was late is sent again
+            with its id (JetStream keeps one; a plain subscription gets both)."""
             env = json.loads(msg.data)
+            if env.get("id") in seen:
+                return
+            seen.add(env.get("id") or uuid.uuid4().hex)
             env["_at"] = time.monotonic()
             async with self._changed:
                 (self.logs if msg.subject.startswith("log.") else self.events).append(env)

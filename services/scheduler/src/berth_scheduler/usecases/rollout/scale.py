@@ -1,7 +1,8 @@
 """Scaling the live version, driven by the application's rollout task from the persisted scale.
 
 Carries out what ``cmd.application.scale`` recorded (``usecases/scaling.py``) and publishes
-``evt.application.scaled``. The rollout task runs it only when no deployment of the application runs, and
+``evt.application.scaled``. The rollout task runs it only when no deployment of the application runs (and
+plans it only if none does under the admission lock: a deployment admitted between goes first), and
 admission starts no deployment while a scale is unfinished, so the two never overlap. Each phase is done
 from the ``scales`` row, so a restart resumes it: pending plans the replicas to add and remove from the
 live deployment's recorded containers; starting creates the new replicas from the live deployment's
@@ -35,7 +36,7 @@ from berth_common.logging import get_logger
 from berth_scheduler.adapters import build_records, removals, scales, store
 from berth_scheduler.adapters.docker import DockerOperationError
 from berth_scheduler.adapters.readiness import NotReadyError
-from berth_scheduler.domain import names, placement, port_routes, route_tls
+from berth_scheduler.domain import names, placement, port_routes, queueing, route_tls
 from berth_scheduler.domain.containers import ContainerSpec
 from berth_scheduler.domain.port_routes import replica_upstream
 from berth_scheduler.domain.route_tls import RouteTls
@@ -111,10 +112,13 @@ class ScaleDriver:
         if scale is None:
             return False
         while not scale.finished:
-            scale = await self._step(rt, scale, wait)
+            stepped = await self._step(rt, scale, wait)
+            if stepped is None:
+                return True  # a deployment holds the application: it goes first, the scale after it
+            scale = stepped
         return True
 
-    async def _step(self, rt: RolloutContext, scale: Scale, wait: Waiter) -> Scale:
+    async def _step(self, rt: RolloutContext, scale: Scale, wait: Waiter) -> Scale | None:
         if scale.phase == Phase.PENDING:
             return await self._plan(rt, scale)
         if scale.phase == Phase.STARTING:
@@ -130,13 +134,18 @@ class ScaleDriver:
 
     # --- pending -----------------------------------------------------------------------------------
 
-    async def _plan(self, rt: RolloutContext, scale: Scale) -> Scale:
-        """One commit: the live deployment and the replicas to add and remove (or the reason there is none)."""
+    async def _plan(self, rt: RolloutContext, scale: Scale) -> Scale | None:
+        """One commit: the live deployment and the replicas to add and remove (or the reason there is none).
+        None, nothing written, when a deployment holds the application: the rollout task found it free, but a
+        start command's handler admitted one before this scale was recorded (admission refuses only a recorded
+        scale), and the two must not overlap."""
         now = rt.clock()
 
-        async def body(unit: Unit) -> Scale:
+        async def body(unit: Unit) -> Scale | None:
             s = unit.session
             await lock_application(unit, scale.application_id)
+            if queueing.running(await store.queue_of(s, scale.application_id)) is not None:
+                return None
             if await removals.is_active(s, scale.application_id):
                 return await _record(unit, _failed(scale, "the application is being removed", now))
             live = await store.last_succeeded(s, scale.application_id)
@@ -161,8 +170,8 @@ class ScaleDriver:
                 return await self._stage_routes(unit, rt, scale.moved(phase, **planned), [], now)
             return await _record(unit, scale.moved(phase, deadline_at=deadline, **planned))
 
-        result: Scale = await rt.units.run(body)
-        if result.phase == Phase.ROUTING:
+        result: Scale | None = await rt.units.run(body)
+        if result is not None and result.phase == Phase.ROUTING:
             rt.sent_steps.add((result.owner_id, 0))
         return result
 
