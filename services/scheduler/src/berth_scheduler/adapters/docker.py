@@ -288,6 +288,10 @@ class DockerExecutor:
                 return
             raise
 
+    async def list_networks(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """``GET /networks`` with the engine's ``filters`` (driver, label, ...)."""
+        return list(await self._call("list networks", self.docker.get("networks", {"filters": filters})) or [])
+
     async def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying every label given."""
         params = {"all": True, "filters": label_filter(labels)}

@@ -42,9 +42,7 @@ async def end_stale_ports(docker: DockerExecutor, timeout_s: float = HELPER_TIME
     """The names of the veths the port sweeper deleted from the Berth networks' bridges (``domain/stale_ports``:
     those no namespace of the engine's containers is behind, seen so twice); DockerOperationError when it could
     not run to its end. Nothing runs on a server with no Berth bridge network."""
-    params = {"filters": {"driver": ["bridge"], "label": [f"{MANAGED}=true"]}}
-    networks = await docker._call("list networks", docker.docker.get("networks", params))
-    bridges = ports.berth_bridges(networks or [])
+    bridges = ports.berth_bridges(await docker.list_networks({"driver": ["bridge"], "label": [f"{MANAGED}=true"]}))
     if not bridges:
         return []
     what = "deleting the ports no container is behind"

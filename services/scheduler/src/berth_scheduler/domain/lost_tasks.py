@@ -138,7 +138,7 @@ SWEEP_SCRIPT = (
 )
 
 
-def _helper(cmd: list[str], labels: dict[str, str]) -> dict[str, Any]:
+def host_helper_body(cmd: list[str], labels: dict[str, str]) -> dict[str, Any]:
     """A helper's ``POST /containers/create`` body: Berth's busybox in the host's process namespace, every
     capability dropped but ``KILL``, no network, its root read-only. In the host's control group namespace, so
     that it reads every process's control group path whole (in a namespace of its own, under cgroup v2, it
@@ -176,7 +176,7 @@ def sweeper_body(listed_at: int, known: Iterable[str]) -> dict[str, Any]:
         raise ValueError(f"not a container id: {bad[0]!r}")
     if listed_at <= 0:
         raise ValueError(f"not a time: {listed_at!r}")
-    return _helper(["sh", "-c", SWEEP_SCRIPT, "sweeper", str(listed_at), *ids], {SWEEPER_LABEL: "true"})
+    return host_helper_body(["sh", "-c", SWEEP_SCRIPT, "sweeper", str(listed_at), *ids], {SWEEPER_LABEL: "true"})
 
 
 def engine_seconds(system_time: str) -> int:
@@ -195,7 +195,7 @@ def reaper_body(container_id: str) -> dict[str, Any]:
     task (ValueError for anything but a full container id: the helper matches it in control group paths)."""
     if not CONTAINER_ID.fullmatch(container_id):
         raise ValueError(f"not a container id: {container_id!r}")
-    return _helper(["sh", "-c", SCRIPT, "reaper", container_id], {REAPER_LABEL: container_id})
+    return host_helper_body(["sh", "-c", SCRIPT, "reaper", container_id], {REAPER_LABEL: container_id})
 
 
 def reaper_name(container_id: str) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from berth_common import labels as label
-from berth_scheduler.domain.lost_tasks import OWN_SHIM, _helper
+from berth_scheduler.domain.lost_tasks import OWN_SHIM, host_helper_body
 
 PORT_SWEEPER_NAME = "berth-port-sweeper"
 PORT_SWEEPER_LABEL = "berth.port-sweeper"
@@ -88,7 +88,7 @@ def port_sweeper_body(bridges: Iterable[str]) -> dict[str, Any]:
     names = sorted(set(bridges))
     if bad := [b for b in names if not BRIDGE.fullmatch(b)]:
         raise ValueError(f"not a bridge name: {bad[0]!r}")
-    body = _helper(["sh", "-c", PORTS_SCRIPT, "port-sweeper", *names], {PORT_SWEEPER_LABEL: "true"})
+    body = host_helper_body(["sh", "-c", PORTS_SCRIPT, "port-sweeper", *names], {PORT_SWEEPER_LABEL: "true"})
     body["HostConfig"] |= {"NetworkMode": "host", "CapAdd": ["NET_ADMIN"]}
     return body
 
