@@ -127,8 +127,9 @@ async def test_a_service_without_a_health_check_runs_and_is_routed_on_nodes_bert
     async def probe_image() -> None:
         made.append(swarm_overlay.PROBE_IMAGE)
 
-    overlay = OverlayProbe(socket, NETWORK, probe_image, timeout_s=2)
-    probe = NodeProbe(cluster.pool, lambda: reached, timeout_s=2, overlay=overlay)
+    # a node's answer may take seconds on a machine a whole suite loads
+    overlay = OverlayProbe(socket, NETWORK, probe_image, timeout_s=5)
+    probe = NodeProbe(cluster.pool, lambda: reached, timeout_s=5, overlay=overlay)
     routes = BusRoutes(platform.routes.units, platform.routes.sessionmaker, "overlay-probe", APP, timeout_s=60)
 
     def rollout(ready_timeout_s: float = 60) -> SwarmRollout:
