@@ -137,9 +137,9 @@ def leave_orphans(server: TestServer) -> dict[int, str]:
 
 def run_app(server: TestServer, stale: list[str]) -> str:
     """Run the container ``app`` (a page saying "here" on port 8080) at the first of the ``stale`` addresses the
-    engine hands out again, else where the engine puts it; its address. The engine keeps an address reserved
-    when the crash met its container's start after the address was recorded (the engine then never gives it
-    to another container), or when ``kept``, started again, took it."""
+    engine hands out again, else where the engine puts it; its address. The engine may still hold a stale
+    address as reserved (refused: "Address already in use"), most likely when the crash met its container's
+    start after the address was recorded, or when ``kept``, started again, took it."""
     serve = [BUSYBOX_IMAGE, "sh", "-c", "mkdir /w && echo here > /w/index.html && exec httpd -f -p 8080 -h /w"]
     app = ["run", "-d", "--name", "app", "--network", NETWORK]
     for address in stale:

@@ -108,6 +108,13 @@ OWN_SHIM = (
     '*) echo "the helper\'s parent is not a containerd shim: $mine" >&2; exit 3;; esac; '
     'addr="${mine##* -address }"; addr="${addr%% *}"; ns="${mine##* -namespace }"; ns="${ns%% *}"; '
 )
+# Inside a loop over /proc/<pid> as ``d``: go on to the next unless ``d`` is another containerd shim of the
+# helper's engine (OWN_SHIM's ``addr`` and ``ns``); leaves its arguments, space-separated, in ``a``
+ENGINE_SHIM = (
+    'read c 2>/dev/null < "$d/comm" && [ "$c" = containerd-shim ] && [ "${d#/proc/}" != "$shim" ] || continue; '
+    'a="$(tr "\\0" " " 2>/dev/null < "$d/cmdline") "; '
+    'case "$a" in *" -address $addr "*" -namespace $ns "*|*" -namespace $ns "*" -address $addr "*) ;; *) continue;; esac; '
+)
 SWEEPER_NAME = "berth-orphan-sweeper"
 SWEEPER_LABEL = "berth.orphan-sweeper"
 SETTLE_S = 2  # a process started this close to the engine's list is spared (the clocks' whole seconds)
@@ -121,11 +128,7 @@ SWEEP_SCRIPT = (
     't="$1"; shift; known=" $* "; '
     + OWN_SHIM
     + 'now=$(date +%s); read up _ < /proc/uptime; boot=$(( now - ${up%.*} )); orphans=" "; '
-    "for d in /proc/[0-9]*; do "
-    'read c < "$d/comm" 2>/dev/null && [ "$c" = containerd-shim ] && [ "${d#/proc/}" != "$shim" ] || continue; '
-    'a="$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) "; '
-    'case "$a" in *" -address $addr "*" -namespace $ns "*|*" -namespace $ns "*" -address $addr "*) ;; *) continue;; esac; '
-    'id="${a##* -id }"; id="${id%% *}"; '
+    "for d in /proc/[0-9]*; do " + ENGINE_SHIM + 'id="${a##* -id }"; id="${id%% *}"; '
     'case "$id" in ""|*[!0-9a-f]*) continue;; esac; '
     'case "$known" in *" $id "*) continue;; esac; '
     'orphans="$orphans${d#/proc/} "; done; '

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from berth_common import labels as label
-from berth_scheduler.domain.lost_tasks import OWN_SHIM, host_helper_body
+from berth_scheduler.domain.lost_tasks import ENGINE_SHIM, OWN_SHIM, host_helper_body
 
 PORT_SWEEPER_NAME = "berth-port-sweeper"
 PORT_SWEEPER_LABEL = "berth.port-sweeper"
@@ -41,11 +41,7 @@ VETH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}")
 # ports found by both looks; prints their names.
 PORTS_SCRIPT = (
     'bridges="$*"; ' + OWN_SHIM + "look() { shims=' '; live=' '; "
-    "for d in /proc/[0-9]*; do "
-    'read c 2>/dev/null < "$d/comm" && [ "$c" = containerd-shim ] && [ "${d#/proc/}" != "$shim" ] || continue; '
-    'a="$(tr "\\0" " " 2>/dev/null < "$d/cmdline") "; '
-    'case "$a" in *" -address $addr "*" -namespace $ns "*|*" -namespace $ns "*" -address $addr "*) ;; *) continue;; esac; '
-    'shims="$shims${d#/proc/} "; done; '
+    "for d in /proc/[0-9]*; do " + ENGINE_SHIM + 'shims="$shims${d#/proc/} "; done; '
     "for d in /proc/[0-9]*; do "
     'read s 2>/dev/null < "$d/stat" || continue; set -- ${s##*) }; '
     'case "$shims" in *" $2 "*) ;; *) continue;; esac; '
